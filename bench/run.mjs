@@ -1,0 +1,49 @@
+// `npm run bench [-- <name>...]`: every bench runs Keel and the raw baseline in separate processes,
+// interleaved, ROUNDS times; `ratio` is the median of the per-round ratios (Keel / baseline).
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const BENCHES = ['pingpong', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor'];
+const ROUNDS = Number(process.env.KEEL_BENCH_ROUNDS ?? 5);
+const worker = fileURLToPath(new URL('./worker.mjs', import.meta.url));
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+for (const name of wanted) if (!BENCHES.includes(name)) throw new Error(`unknown bench '${name}'; known: ${BENCHES.join(', ')}`);
+
+function once(system, bench) {
+  const out = execFileSync(process.execPath, ['--expose-gc', worker, system, bench], { encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').pop());
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const round = (x, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
+
+for (const bench of wanted.length > 0 ? wanted : BENCHES) {
+  const ratios = [];
+  const keel = [];
+  const raw = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const k = once('keel', bench);
+    const r = once('raw', bench);
+    keel.push(k);
+    raw.push(r);
+    ratios.push(k.ops_per_s / r.ops_per_s);
+  }
+  const line = {
+    bench,
+    ops_per_s: Math.round(median(keel.map((k) => k.ops_per_s))),
+    baseline_ops_per_s: Math.round(median(raw.map((r) => r.ops_per_s))),
+    ratio: round(median(ratios)),
+    ratio_min: round(Math.min(...ratios)),
+    ratio_max: round(Math.max(...ratios)),
+    rounds: ROUNDS,
+  };
+  if (bench === 'spawn') {
+    line.bytes_per_process = Math.round(median(keel.map((k) => k.bytes_per_process)));
+    line.baseline_bytes_per_process = Math.round(median(raw.map((r) => r.bytes_per_process)));
+  }
+  if (bench === 'stop') line.informational = true;
+  console.log(JSON.stringify(line));
+}

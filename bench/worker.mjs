@@ -1,0 +1,36 @@
+// One measurement in a fresh process: `node --expose-gc bench/worker.mjs <keel|raw> <bench>`.
+// Prints one JSON line: { bench, system, ops_per_s, ...extra }.
+import * as workloads from '../../shared/bench/workloads.mjs';
+import * as raw from '../../shared/bench/raw-baseline.mjs';
+import * as keel from './keel-adapter.mjs';
+import { monitorDemonitor } from './monitor_demonitor.mjs';
+
+const [system, bench] = process.argv.slice(2);
+const sys = (system === 'raw' ? raw : keel).createSystem();
+
+async function run() {
+  switch (bench) {
+    case 'pingpong':
+    case 'ring':
+    case 'fanout': {
+      const r = await workloads[bench](sys, workloads.defaults[bench]);
+      return { ops_per_s: r.n / r.seconds };
+    }
+    case 'spawn':
+    case 'stop': {
+      const [spawned, stopped] = await workloads.spawn(sys, workloads.defaults.spawn);
+      return bench === 'spawn'
+        ? { ops_per_s: spawned.n / spawned.seconds, bytes_per_process: spawned.heap_bytes_per_actor }
+        : { ops_per_s: stopped.n / stopped.seconds, bytes_per_process_after_stop: stopped.heap_bytes_per_actor_after_stop };
+    }
+    case 'monitor_demonitor':
+      return monitorDemonitor(system, sys);
+    default:
+      throw new Error(`unknown bench ${bench}`);
+  }
+}
+
+const result = await run();
+await sys.shutdown?.();
+console.log(JSON.stringify({ bench, system, ...result }));
+process.exit(0);

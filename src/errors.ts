@@ -1,0 +1,164 @@
+/**
+ * Every error Keel throws, with its stable code.
+ *
+ * Programmer errors (bad arguments, misuse) throw one of these; expected failures are returned as
+ * outcomes instead. Check an error with {@link isKeelError} and its `code`, not with `instanceof`,
+ * so that the check survives bundling and duplicated copies of the package.
+ *
+ * @example
+ * ```ts
+ * try { node.spawn(42 as never); }
+ * catch (e) { if (isKeelError(e, 'ERR_INVALID_ARGUMENT')) console.log(e.message); }
+ * ```
+ */
+
+/** The stable codes of Keel's errors. */
+export type KeelErrorCode =
+  | 'ERR_INVALID_ARGUMENT'
+  | 'ERR_NOPROC'
+  | 'ERR_NAME_TAKEN'
+  | 'ERR_ALREADY_REGISTERED'
+  | 'ERR_PROCESS_EXITED'
+  | 'ERR_NODE_STOPPED'
+  | 'ERR_IDLE_TIMEOUT'
+  | 'ERR_RECEIVE_TIMEOUT'
+  | 'ERR_HANDLER_RETURNED'
+  | 'ERR_THROWN_VALUE';
+
+/** Base class of every Keel error: a literal `code`, a readable message and an optional `cause`. */
+export class KeelError extends Error {
+  readonly code: KeelErrorCode;
+  constructor(code: KeelErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+  override get name(): string {
+    return this.constructor.name;
+  }
+}
+
+/** A bad argument: the message says what was expected and what was given. */
+export class InvalidArgumentError extends KeelError {
+  /** The name of the argument or option that was wrong. */
+  readonly argument: string;
+  constructor(argument: string, expected: string, given: unknown, hint?: string) {
+    super(
+      'ERR_INVALID_ARGUMENT',
+      `expected \`${argument}\` to be ${expected}, got ${describe(given)}${hint === undefined ? '' : `; ${hint}`}`,
+    );
+    this.argument = argument;
+  }
+}
+
+/** The target process is dead, unknown or belongs to another node or creation. */
+export class NoProcError extends KeelError {
+  readonly target: string;
+  constructor(target: string, what = 'no such process') {
+    super('ERR_NOPROC', `${what}: ${target}`);
+    this.target = target;
+  }
+}
+
+/** A unique name is already registered to another process. */
+export class NameTakenError extends KeelError {
+  readonly registeredName: string;
+  constructor(name: string, owner: string) {
+    super('ERR_NAME_TAKEN', `the name '${name}' is already registered to ${owner}; unregister it first or pick another name`);
+    this.registeredName = name;
+  }
+}
+
+/** A process that already has a unique name was given a second one (as on the BEAM, one name per process). */
+export class AlreadyRegisteredError extends KeelError {
+  constructor(pid: string, name: string) {
+    super('ERR_ALREADY_REGISTERED', `${pid} is already registered as '${name}'; a process has at most one unique name`);
+  }
+}
+
+/** A context was used after its process exited (a zombie continuation), for an operation that must fail loudly. */
+export class ProcessExitedError extends KeelError {
+  readonly pid: string;
+  constructor(pid: string, operation: string) {
+    super('ERR_PROCESS_EXITED', `${pid} has exited; \`ctx.${operation}\` cannot run in a process that is no longer alive`);
+    this.pid = pid;
+  }
+}
+
+/** The node has shut down; it spawns nothing more. */
+export class NodeStoppedError extends KeelError {
+  constructor(node: string, operation: string) {
+    super('ERR_NODE_STOPPED', `node ${node} has shut down; \`${operation}\` is no longer possible`);
+  }
+}
+
+/** `node.idle({ timeoutMs })` gave up; `busy` names the processes that were still working. */
+export class IdleTimeoutError extends KeelError {
+  readonly busy: readonly string[];
+  constructor(node: string, timeoutMs: number, busy: readonly string[], detail: string) {
+    super(
+      'ERR_IDLE_TIMEOUT',
+      `node ${node} was not idle after ${timeoutMs} ms: ${busy.length > 0 ? `busy ${busy.join(', ')}` : detail}`,
+    );
+    this.busy = busy;
+  }
+}
+
+/** A test probe waited longer than its timeout for a message. */
+export class ReceiveTimeoutError extends KeelError {
+  constructor(pid: string, timeoutMs: number, seen: number) {
+    super('ERR_RECEIVE_TIMEOUT', `probe ${pid} received no matching message within ${timeoutMs} ms (${seen} other message(s) received)`);
+  }
+}
+
+/** `init` returned something that is not a message handler. */
+export class HandlerReturnedError extends KeelError {
+  constructor(pid: string, given: unknown) {
+    super('ERR_HANDLER_RETURNED', `init of ${pid} must return a message handler function, got ${describe(given)}`);
+  }
+}
+
+/** A handler threw or rejected with a value that is not an Error; the value is kept in `value`. */
+export class ThrownValueError extends KeelError {
+  readonly value: unknown;
+  constructor(value: unknown) {
+    super('ERR_THROWN_VALUE', `a non-Error value was thrown: ${describe(value)}`, { cause: value });
+    this.value = value;
+  }
+}
+
+/** True when `error` is a Keel error, optionally with the given code. */
+export function isKeelError(error: unknown, code?: KeelErrorCode): error is KeelError {
+  if (typeof error !== 'object' || error === null) return false;
+  const c = (error as { code?: unknown }).code;
+  if (typeof c !== 'string' || !c.startsWith('ERR_')) return false;
+  return code === undefined || c === code;
+}
+
+/** Wraps a thrown value into an Error, keeping Errors as they are. */
+export function toError(value: unknown): Error {
+  return value instanceof Error ? value : new ThrownValueError(value);
+}
+
+/** A short, safe description of a value for error messages. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+    case 'number':
+    case 'boolean':
+    case 'bigint':
+      return String(value);
+    case 'undefined':
+      return 'undefined';
+    case 'function':
+      return `a function${value.name ? ` (${value.name})` : ''}`;
+    case 'symbol':
+      return value.toString();
+    default: {
+      if (Array.isArray(value)) return `an array of length ${value.length}`;
+      const ctor = (value as { constructor?: { name?: string } }).constructor?.name;
+      return ctor && ctor !== 'Object' ? `an instance of ${ctor}` : 'an object';
+    }
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * Keel: Erlang/OTP-grade processes, supervision and hardened messaging for TypeScript on Node.js.
+ *
+ * @example
+ * ```ts
+ * import { createNode, isDown } from 'keel';
+ * await using node = createNode();
+ * const echo = node.spawn((ctx) => (msg) => { if (!isDown(msg)) console.log('got', msg); });
+ * node.send(echo, 'hello');
+ * await node.idle();
+ * ```
+ */
+import { createRuntimeNode } from './runtime/Node.js';
+import type { Node, NodeOptions } from './runtime/types.js';
+
+export * from './runtime/index.js';
+export type { Measurements, Metadata, Telemetry, TelemetryHandler } from './telemetry/Telemetry.js';
+export {
+  AlreadyRegisteredError,
+  HandlerReturnedError,
+  IdleTimeoutError,
+  InvalidArgumentError,
+  isKeelError,
+  KeelError,
+  NameTakenError,
+  NodeStoppedError,
+  NoProcError,
+  ProcessExitedError,
+  ReceiveTimeoutError,
+  ThrownValueError,
+  type KeelErrorCode,
+} from './errors.js';
+
+/**
+ * Creates a node: one Keel runtime with its own processes, scheduler, unique names, telemetry and
+ * services. Nothing is global, so two nodes in one OS process share nothing.
+ *
+ * @example
+ * ```ts
+ * const node = createNode({ name: 'app' });
+ * const pid = node.spawn(() => (msg) => console.log(msg));
+ * node.send(pid, 'hi');
+ * await node.shutdown();
+ * ```
+ */
+export function createNode(options?: NodeOptions): Node {
+  return createRuntimeNode(options, {});
+}

@@ -1,0 +1,46 @@
+/** An opaque handle of a clock's timer. */
+export type TimerHandle = unknown;
+
+/**
+ * The source of time for a node: wall-clock `now()` in epoch milliseconds and one-shot timers.
+ * Every Keel timer (call timeouts, restart windows, retry backoff, schedules, `sendAfter`) goes
+ * through the node's clock; a node arms at most one host timer at a time over its own timer heap.
+ * Tests pass a `TestClock` from `keel/testing`.
+ */
+export interface Clock {
+  now(): number;
+  setTimer(ms: number, fn: () => void): TimerHandle;
+  clearTimer(handle: TimerHandle): void;
+}
+
+/**
+ * @internal A clock that wants to know the nodes using it (the TestClock lets them run until they
+ * have nothing runnable after each timer it fires). Returns a function that detaches the node.
+ */
+export const kAttachNode: unique symbol = Symbol('keel.clock.attachNode');
+
+/** @internal What a clock sees of a node it is attached to. */
+export interface ClockNode {
+  /** Resolves when the node has no runnable process left (handlers awaiting outside I/O are not waited for). */
+  settle(): Promise<void>;
+}
+
+/** @internal */
+export interface AttachableClock extends Clock {
+  [kAttachNode](node: ClockNode): () => void;
+}
+
+/** @internal */
+export function isAttachable(clock: Clock): clock is AttachableClock {
+  return typeof (clock as Partial<AttachableClock>)[kAttachNode] === 'function';
+}
+
+/** The real clock: `Date.now()` and host timers. */
+export const realClock: Clock = {
+  now: () => Date.now(),
+  setTimer: (ms, fn) => setTimeout(fn, ms),
+  clearTimer: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+/** @internal Monotonic time in ms for time slices, spans and `long_schedule` (real even under a TestClock). */
+export const monotonicClock = (): number => performance.now();

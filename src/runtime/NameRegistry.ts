@@ -1,0 +1,95 @@
+import { AlreadyRegisteredError, InvalidArgumentError, NameTakenError, NoProcError } from '../errors.js';
+import type { Proc } from './internal/Proc.js';
+import { isPid, type Pid } from './Pid.js';
+
+/**
+ * The node's unique names (`node.registry`), as Erlang's `register/2`: one name per process, one
+ * process per name; a name works anywhere a pid does and vanishes when its process exits.
+ *
+ * @example
+ * ```ts
+ * node.registry.register('cache', pid);
+ * node.send('cache', { type: 'get', key: 'a' });
+ * node.registry.whereis('cache'); // pid, or undefined once it has exited
+ * ```
+ */
+export interface NameRegistry {
+  /** Registers `name` for a live `pid`: `ERR_NAME_TAKEN` if taken, `ERR_ALREADY_REGISTERED` if the process has a name, `ERR_NOPROC` if dead. */
+  register(name: string, pid: Pid): void;
+  /** Removes a name; false when it was not registered. */
+  unregister(name: string): boolean;
+  whereis(name: string): Pid | undefined;
+  /** The registered names, in registration order. */
+  names(): string[];
+}
+
+/** @internal */
+export class NameTable implements NameRegistry {
+  readonly #byName = new Map<string, Proc>();
+  readonly #resolve: (pid: Pid) => Proc | undefined;
+
+  constructor(resolve: (pid: Pid) => Proc | undefined) {
+    this.#resolve = resolve;
+  }
+
+  get size(): number {
+    return this.#byName.size;
+  }
+
+  /** @internal The live process registered under `name`. */
+  lookup(name: string): Proc | undefined {
+    return this.#byName.get(name);
+  }
+
+  /** @internal Checks a name before a spawn registers it. */
+  checkFree(name: unknown): asserts name is string {
+    validateName(name);
+    const owner = this.#byName.get(name);
+    if (owner !== undefined) throw new NameTakenError(name, String(owner.self));
+  }
+
+  /** @internal */
+  registerProc(name: string, p: Proc): void {
+    this.checkFree(name);
+    const x = p.ext();
+    if (x.name !== undefined) throw new AlreadyRegisteredError(String(p.self), x.name);
+    this.#byName.set(name, p);
+    x.name = name;
+  }
+
+  /** @internal Called during death cleanup. */
+  release(p: Proc): void {
+    const name = p.x?.name;
+    if (name !== undefined && this.#byName.get(name) === p) this.#byName.delete(name);
+  }
+
+  register(name: string, pid: Pid): void {
+    validateName(name);
+    if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
+    const p = this.#resolve(pid);
+    if (p === undefined) throw new NoProcError(String(pid), 'cannot register a name for a process that is not alive');
+    this.registerProc(name, p);
+  }
+
+  unregister(name: string): boolean {
+    validateName(name);
+    const p = this.#byName.get(name);
+    if (p === undefined) return false;
+    this.#byName.delete(name);
+    if (p.x !== undefined) p.x.name = undefined;
+    return true;
+  }
+
+  whereis(name: string): Pid | undefined {
+    validateName(name);
+    return this.#byName.get(name)?.self;
+  }
+
+  names(): string[] {
+    return [...this.#byName.keys()];
+  }
+}
+
+function validateName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError('name', 'a non-empty string', name);
+}

@@ -1,0 +1,1001 @@
+import { randomInt } from 'node:crypto';
+import {
+  HandlerReturnedError,
+  IdleTimeoutError,
+  InvalidArgumentError,
+  NodeStoppedError,
+  toError,
+} from '../errors.js';
+import { TelemetryBus } from '../telemetry/Telemetry.js';
+import { type Clock, isAttachable, kAttachNode, monotonicClock, realClock } from './Clock.js';
+import { Envelope, type EnvelopeListener } from './internal/Envelope.js';
+import {
+  EMPTY,
+  EXIT_SENTINEL,
+  F_BOUNDED,
+  F_BUSY,
+  F_DEAD,
+  F_INIT,
+  F_RUNNING,
+  F_SCHEDULED,
+  F_TOP,
+  F_TRAP,
+  Monitor,
+  Proc,
+  push,
+  removeWhere,
+  TimerRefImpl,
+} from './internal/Proc.js';
+import { TimerHeap } from './internal/TimerHeap.js';
+import { DownMessage, type ExitReason, ExitMessage, formatReason, isCleanExit, isDown, isExit, isExitReason } from './messages.js';
+import { NameTable } from './NameRegistry.js';
+import { isPid, kProc, type Pid, PidImpl, RefImpl, type Target, type TimerRef } from './Pid.js';
+import { type DeadLetterQueue, type MonitorManager, unavailableDeadLetters, unavailableMonitors } from './services.js';
+import type { Handler, Init, Logger, Node, NodeOptions, ProcessInfo, SpawnOptions } from './types.js';
+
+const RESOLVED = Promise.resolve();
+const NODE_NAME = /^[A-Za-z0-9_@.-]{1,255}$/;
+const OVERFLOWS = ['reject', 'drop_newest', 'drop_oldest'] as const;
+let defaultNameSeq = 0;
+const creationsInUse = new Set<number>();
+
+/** @internal The result of handing a message to a process. */
+export const Delivery = { Enqueued: 0, NoProc: 1, MailboxFull: 2 } as const;
+/** @internal */
+export type Delivery = (typeof Delivery)[keyof typeof Delivery];
+
+/** @internal Factories for the node's service slots; the layers above plug the real services in. */
+export interface ServiceSlots {
+  monitors?: (node: Node) => MonitorManager;
+  deadLetters?: (node: Node) => DeadLetterQueue;
+}
+
+interface IdleWaiter {
+  readonly runnableOnly: boolean;
+  readonly resolve: () => void;
+}
+
+/** @internal The runtime behind `createNode`. */
+export class KeelNode implements Node {
+  readonly name: string;
+  readonly creation: number;
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly logger: Logger;
+  readonly telemetry: TelemetryBus;
+  readonly registry: NameTable;
+  /** Pending-call settlers and other work the layers above must finish when the node stops. */
+  readonly #shutdownHooks = new Set<() => void>();
+  readonly #procs = new Map<number, Proc>();
+  readonly #timers: TimerHeap;
+  readonly #budget: number;
+  readonly #sliceMs: number;
+  readonly #longScheduleMs: number;
+  readonly #placeholder: PidImpl;
+  readonly #detachClock: (() => void) | undefined;
+  #monitors: MonitorManager = unavailableMonitors;
+  #deadLetters: DeadLetterQueue = unavailableDeadLetters;
+  #nextId = 0;
+  #nextRef = 0;
+  // run queue: a FIFO ring of ready processes
+  #rq: (Proc | null)[] = new Array<Proc | null>(1024).fill(null);
+  #rqMask = 1023;
+  #rqHead = 0;
+  #rqSize = 0;
+  #running = false;
+  #pending = false;
+  #busy = 0;
+  #io = 0;
+  #envelopes = 0;
+  /** @internal The process whose handler or init is on the stack, if any. */
+  current: Proc | null = null;
+  // exit signals are delivered from a flat queue, so that cascades never recurse
+  readonly #signals: unknown[] = [];
+  #flushing = false;
+  readonly #waiters = new Set<IdleWaiter>();
+  #idleCheck = false;
+  #state: 'running' | 'stopping' | 'stopped' = 'running';
+  #shutdown: Promise<void> | undefined = undefined;
+
+  constructor(options: NodeOptions = {}, slots: ServiceSlots = {}) {
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an options object', options);
+    const { name, clock = realClock, random = Math.random, logger = console, services = true, scheduler = {} } = options;
+    if (name !== undefined && (typeof name !== 'string' || !NODE_NAME.test(name))) {
+      throw new InvalidArgumentError('name', 'a node name of 1 to 255 letters, digits, or . _ - @', name);
+    }
+    if (!isClock(clock)) throw new InvalidArgumentError('clock', 'a Clock with now(), setTimer() and clearTimer()', clock);
+    if (typeof random !== 'function') throw new InvalidArgumentError('random', 'a function returning numbers in [0, 1)', random);
+    if (!isLogger(logger)) throw new InvalidArgumentError('logger', 'a Logger with info(), warn() and error()', logger);
+    if (typeof services !== 'boolean' && (typeof services !== 'object' || services === null)) {
+      throw new InvalidArgumentError('services', 'a boolean or a services options object', services);
+    }
+    this.name = name ?? `keel-${++defaultNameSeq}`;
+    this.creation = freshCreation();
+    this.clock = clock;
+    this.random = random;
+    this.logger = logger;
+    this.#budget = positiveInt('scheduler.budget', scheduler.budget, 64);
+    this.#sliceMs = positiveNumber('scheduler.sliceMs', scheduler.sliceMs, 5);
+    this.#longScheduleMs = positiveNumber('scheduler.longScheduleMs', scheduler.longScheduleMs, 50);
+    this.telemetry = new TelemetryBus({
+      monotonicClock,
+      report: (message, error) => this.logger.warn(message, error),
+    });
+    this.registry = new NameTable((pid) => this.resolve(pid));
+    this.#timers = new TimerHeap(clock, (error) => this.logger.error(`a timer callback of node ${this.name} threw`, error));
+    this.#placeholder = new PidImpl(this.name, this.creation, 0, undefined);
+    this.#detachClock = isAttachable(clock) ? clock[kAttachNode](this) : undefined;
+    if (services !== false) {
+      if (slots.monitors !== undefined) this.#monitors = slots.monitors(this);
+      if (slots.deadLetters !== undefined) this.#deadLetters = slots.deadLetters(this);
+    }
+  }
+
+  get monitors(): MonitorManager {
+    return this.#state === 'stopped' ? unavailableMonitors : this.#monitors;
+  }
+
+  get deadLetters(): DeadLetterQueue {
+    return this.#state === 'stopped' ? unavailableDeadLetters : this.#deadLetters;
+  }
+
+  // ---- processes ------------------------------------------------------------------------------
+
+  spawn<M>(init: Init<M>, options?: SpawnOptions): Pid<M> {
+    return this.spawnProc(init, options, undefined, false);
+  }
+
+  /** @internal */
+  spawnProc<M>(init: Init<M>, options: SpawnOptions | undefined, parent: Proc | undefined, link: boolean): Pid<M> {
+    if (this.#state === 'stopped') throw new NodeStoppedError(this.name, 'spawn');
+    if (typeof init !== 'function') throw new InvalidArgumentError('init', 'a function (ctx) => handler', init);
+    let capacity = Infinity;
+    let overflow: (typeof OVERFLOWS)[number] = 'reject';
+    let name: string | undefined;
+    if (options !== undefined) {
+      if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a SpawnOptions object', options);
+      if (options.name !== undefined) {
+        this.registry.checkFree(options.name);
+        name = options.name;
+      }
+      const mb = options.mailbox;
+      if (mb !== undefined) {
+        if (typeof mb !== 'object' || mb === null) throw new InvalidArgumentError('mailbox', '{ capacity, overflow }', mb);
+        if (!Number.isSafeInteger(mb.capacity) || mb.capacity < 1) {
+          throw new InvalidArgumentError('mailbox.capacity', 'a positive integer', mb.capacity);
+        }
+        if (!OVERFLOWS.includes(mb.overflow)) {
+          throw new InvalidArgumentError('mailbox.overflow', "'reject' | 'drop_newest' | 'drop_oldest'", mb.overflow);
+        }
+        capacity = mb.capacity;
+        overflow = mb.overflow;
+      }
+    }
+    const id = ++this.#nextId;
+    const pid = new PidImpl(this.name, this.creation, id, undefined);
+    const p = new Proc(this, pid, init as Init<unknown>, F_INIT | (parent === undefined ? F_TOP : 0));
+    pid[kProc] = p;
+    this.#procs.set(id, p);
+    if (capacity !== Infinity) {
+      const x = p.ext();
+      x.capacity = capacity;
+      x.overflow = overflow;
+      p.flags |= F_BOUNDED;
+    }
+    if (name !== undefined) this.registry.registerProc(name, p);
+    if (link && parent !== undefined) this.#addLink(parent, p);
+    this.#schedule(p);
+    return pid as Pid<M>;
+  }
+
+  isAlive(target: Target<unknown>): boolean {
+    return this.#lookup(target) !== undefined;
+  }
+
+  info(target: Target<unknown>): ProcessInfo | undefined {
+    const p = this.#lookup(target);
+    if (p === undefined) return undefined;
+    const x = p.x;
+    const f = p.flags;
+    const status =
+      (f & F_INIT) !== 0 ? 'initializing' : (f & F_RUNNING) !== 0 ? 'running' : (f & F_BUSY) !== 0 ? 'busy' : p.size > 0 ? 'runnable' : 'waiting';
+    return {
+      pid: p.self,
+      status,
+      mailboxLength: p.size,
+      messagesHandled: p.handled,
+      links: x?.links === undefined ? [] : [...x.links].map((q) => q.self),
+      monitors: x?.monitors === undefined ? [] : [...x.monitors.keys()],
+      monitoredBy: x?.monitoredBy === undefined ? [] : [...x.monitoredBy.values()].map((m) => m.owner.self),
+      name: x?.name,
+      trapExits: (f & F_TRAP) !== 0,
+      timers: x?.timers?.size ?? 0,
+    };
+  }
+
+  processes(): Pid[] {
+    return [...this.#procs.values()].map((p) => p.self);
+  }
+
+  /** @internal The live process of a pid on this node, if any. */
+  resolve(pid: Pid): Proc | undefined {
+    const direct = pid instanceof PidImpl ? pid[kProc] : undefined;
+    if (direct !== undefined) return direct.rt === this ? direct : undefined;
+    if (pid.node !== this.name || pid.creation !== this.creation) return undefined;
+    return this.#procs.get(pid.id);
+  }
+
+  #lookup(target: Target<unknown>): Proc | undefined {
+    if (typeof target === 'string') return this.registry.lookup(target);
+    if (!isPid(target)) throw new InvalidArgumentError('target', 'a Pid or a registered name', target);
+    return this.resolve(target);
+  }
+
+  // ---- delivery -------------------------------------------------------------------------------
+
+  send<M>(to: Target<M>, message: M): void {
+    this.deliver(undefined, to, message);
+  }
+
+  /** @internal The one path every raw message takes. */
+  deliver(from: Proc | undefined, to: Target<unknown>, message: unknown): Delivery {
+    const p = to instanceof PidImpl ? to[kProc] : undefined;
+    if (p !== undefined && p.rt === this) return this.#enqueue(p, message, from);
+    return this.#deliverSlow(from, to, message);
+  }
+
+  #deliverSlow(from: Proc | undefined, to: Target<unknown>, message: unknown): Delivery {
+    let p: Proc | undefined;
+    if (typeof to === 'string') {
+      if (to.length === 0) throw new InvalidArgumentError('to', 'a Pid or a non-empty registered name', to);
+      p = this.registry.lookup(to);
+    } else if (isPid(to)) {
+      p = this.resolve(to);
+    } else {
+      throw new InvalidArgumentError('to', 'a Pid or a registered name', to);
+    }
+    if (p !== undefined) return this.#enqueue(p, message, from);
+    this.#dropped(from, to, message, 'noproc');
+    return Delivery.NoProc;
+  }
+
+  /** @internal Delivers a message wrapped with an id and an optional listener (supervised send). */
+  deliverEnvelope(from: Proc | undefined, to: Target<unknown>, message: unknown, id: string, listener?: EnvelopeListener): Delivery {
+    const env = new Envelope(message, id, listener);
+    const result = this.deliver(from, to, env);
+    if (result === Delivery.Enqueued) this.#envelopes++;
+    return result;
+  }
+
+  /** @internal Takes back a queued, not yet started envelope; false when it is no longer queued. */
+  withdrawEnvelope(to: Pid, id: string): boolean {
+    const p = this.resolve(to);
+    if (p === undefined || this.#envelopes === 0) return false;
+    const removed: Envelope[] = [];
+    removeWhere(p, (m) => {
+      if (m instanceof Envelope && m.id === id) {
+        removed.push(m);
+        return true;
+      }
+      return false;
+    });
+    for (const env of removed) this.#settleEnvelope(env, 'withdrawn');
+    return removed.length > 0;
+  }
+
+  #enqueue(p: Proc, message: unknown, from: Proc | undefined): Delivery {
+    if ((p.flags & F_BOUNDED) !== 0 && p.size >= p.x!.capacity && !isDown(message) && !isExit(message)) {
+      if (p.x!.overflow !== 'drop_oldest') {
+        this.#dropped(from, p.self, message, 'mailbox_full');
+        return Delivery.MailboxFull;
+      }
+      this.#evictOldest(p);
+    }
+    push(p, message);
+    if ((p.flags & (F_SCHEDULED | F_RUNNING | F_BUSY | F_DEAD)) === 0) {
+      p.flags |= F_SCHEDULED;
+      this.#rqPush(p);
+      if (!this.#running && !this.#pending) {
+        this.#pending = true;
+        void RESOLVED.then(this.#drain);
+      }
+    }
+    return Delivery.Enqueued;
+  }
+
+  #evictOldest(p: Proc): void {
+    let evicted: unknown = undefined;
+    let found = false;
+    removeWhere(p, (m) => {
+      if (found || isDown(m) || isExit(m)) return false;
+      found = true;
+      evicted = m;
+      return true;
+    });
+    if (!found) return;
+    this.#dropped(undefined, p.self, evicted instanceof Envelope ? evicted.message : evicted, 'mailbox_full', 'drop_oldest');
+    if (evicted instanceof Envelope) this.#settleEnvelope(evicted, 'dropped');
+  }
+
+  #dropped(from: Proc | undefined, to: Target<unknown>, message: unknown, reason: string, overflow?: string): void {
+    const m = message instanceof Envelope ? message.message : message;
+    this.telemetry.execute('keel.message.dropped', {}, {
+      from: from?.self ?? 'node',
+      to,
+      message: m,
+      reason,
+      ...(overflow === undefined ? {} : { overflow }),
+    });
+  }
+
+  #settleEnvelope(env: Envelope, outcome: 'handled' | 'crashed' | 'down' | 'dropped' | 'withdrawn', error?: unknown): void {
+    this.#envelopes--;
+    try {
+      env.settle(outcome, error);
+    } catch (e) {
+      this.logger.error('an envelope listener threw', e);
+    }
+  }
+
+  // ---- scheduler ------------------------------------------------------------------------------
+
+  #rqPush(p: Proc): void {
+    if (this.#rqSize > this.#rqMask) {
+      const n = this.#rqMask + 1;
+      const nb = new Array<Proc | null>(n * 2).fill(null);
+      for (let i = 0; i < this.#rqSize; i++) nb[i] = this.#rq[(this.#rqHead + i) & this.#rqMask]!;
+      this.#rq = nb;
+      this.#rqMask = n * 2 - 1;
+      this.#rqHead = 0;
+    }
+    this.#rq[(this.#rqHead + this.#rqSize) & this.#rqMask] = p;
+    this.#rqSize++;
+  }
+
+  #schedule(p: Proc): void {
+    if ((p.flags & (F_SCHEDULED | F_RUNNING | F_BUSY | F_DEAD)) !== 0) return;
+    p.flags |= F_SCHEDULED;
+    this.#rqPush(p);
+    if (!this.#running && !this.#pending) {
+      this.#pending = true;
+      void RESOLVED.then(this.#drain);
+    }
+  }
+
+  #drain = (): void => {
+    this.#pending = false;
+    this.#running = true;
+    const budget = this.#budget;
+    const timed = this.telemetry.isListening('keel.process.long_schedule');
+    const sliceStart = monotonicClock();
+    let turns = 0;
+    while (this.#rqSize > 0) {
+      const p = this.#rq[this.#rqHead]!;
+      this.#rq[this.#rqHead] = null;
+      this.#rqHead = (this.#rqHead + 1) & this.#rqMask;
+      this.#rqSize--;
+      p.flags &= ~F_SCHEDULED;
+      if ((p.flags & F_DEAD) !== 0) continue;
+      if (timed) {
+        const started = monotonicClock();
+        const before = p.handled;
+        this.#turn(p, budget);
+        const took = monotonicClock() - started;
+        if (took >= this.#longScheduleMs) {
+          this.telemetry.execute('keel.process.long_schedule', { durationMs: took, messages: p.handled - before }, { pid: p.self });
+        }
+      } else {
+        this.#turn(p, budget);
+      }
+      if ((++turns & 63) === 0 && monotonicClock() - sliceStart > this.#sliceMs) {
+        // yield to the event loop so timers and I/O run; resume after them
+        this.#running = false;
+        this.#pending = true;
+        setImmediate(this.#drain);
+        return;
+      }
+    }
+    this.#running = false;
+    this.#checkIdle();
+  };
+
+  #turn(p: Proc, budget: number): void {
+    if ((p.flags & F_INIT) !== 0) {
+      this.#runInit(p);
+      if ((p.flags & (F_DEAD | F_BUSY | F_INIT)) !== 0) return;
+    }
+    const handler = p.handler!;
+    p.flags |= F_RUNNING;
+    this.current = p;
+    let k = 0;
+    while (p.size > 0 && k < budget) {
+      const i = p.head;
+      let m = p.buf[i];
+      p.buf[i] = undefined;
+      p.head = (i + 1) & p.mask;
+      p.size--;
+      k++;
+      p.handled++;
+      let env: Envelope | undefined;
+      if (m instanceof Envelope) {
+        env = m;
+        m = env.message;
+        p.ext().messageId = env.id;
+      }
+      let r: unknown;
+      try {
+        r = handler(m);
+      } catch (e) {
+        p.flags &= ~F_RUNNING;
+        this.current = null;
+        if (env !== undefined) this.#settleEnvelope(env, 'crashed', e);
+        if (e !== EXIT_SENTINEL) this.die(p, toError(e));
+        return;
+      }
+      if (r !== undefined && isThenable(r)) {
+        p.flags = (p.flags & ~F_RUNNING) | F_BUSY;
+        this.current = null;
+        this.#busy++;
+        r.then(
+          () => this.#asyncDone(p, env),
+          (e: unknown) => this.#asyncFailed(p, env, e),
+        );
+        return;
+      }
+      if (env !== undefined) {
+        p.x!.messageId = undefined;
+        this.#settleEnvelope(env, 'handled');
+      }
+      if ((p.flags & F_DEAD) !== 0) break;
+    }
+    p.flags &= ~F_RUNNING;
+    this.current = null;
+    if ((p.flags & (F_DEAD | F_BUSY)) === 0 && p.size > 0) {
+      p.flags |= F_SCHEDULED;
+      this.#rqPush(p);
+    }
+  }
+
+  #runInit(p: Proc): void {
+    const init = p.init!;
+    p.init = null;
+    p.flags |= F_RUNNING;
+    this.current = p;
+    let r: unknown;
+    try {
+      r = init(p);
+    } catch (e) {
+      p.flags &= ~F_RUNNING;
+      this.current = null;
+      if (e !== EXIT_SENTINEL) this.die(p, toError(e));
+      return;
+    }
+    p.flags &= ~F_RUNNING;
+    this.current = null;
+    if ((p.flags & F_DEAD) !== 0) return;
+    if (typeof r === 'function') {
+      p.handler = r as Handler<unknown>;
+      p.flags &= ~F_INIT;
+    } else if (isThenable(r)) {
+      p.flags |= F_BUSY;
+      this.#busy++;
+      r.then(
+        (h) => this.#initDone(p, h),
+        (e: unknown) => this.#asyncFailed(p, undefined, e),
+      );
+    } else {
+      this.die(p, new HandlerReturnedError(String(p.self), r));
+    }
+  }
+
+  #clearBusy(p: Proc): void {
+    if ((p.flags & F_BUSY) !== 0) {
+      p.flags &= ~F_BUSY;
+      this.#busy--;
+    }
+  }
+
+  #initDone(p: Proc, h: unknown): void {
+    this.#clearBusy(p);
+    if ((p.flags & F_DEAD) !== 0) return;
+    if (typeof h !== 'function') {
+      this.die(p, new HandlerReturnedError(String(p.self), h));
+      return;
+    }
+    p.handler = h as Handler<unknown>;
+    p.flags &= ~F_INIT;
+    this.#afterAsync(p);
+  }
+
+  #asyncDone(p: Proc, env: Envelope | undefined): void {
+    this.#clearBusy(p);
+    if (env !== undefined) {
+      if (p.x !== undefined) p.x.messageId = undefined;
+      this.#settleEnvelope(env, 'handled');
+    }
+    if ((p.flags & F_DEAD) !== 0) return; // a zombie's result is discarded
+    this.#afterAsync(p);
+  }
+
+  #asyncFailed(p: Proc, env: Envelope | undefined, e: unknown): void {
+    this.#clearBusy(p);
+    if (env !== undefined) {
+      if (p.x !== undefined) p.x.messageId = undefined;
+      this.#settleEnvelope(env, 'crashed', e);
+    }
+    if ((p.flags & F_DEAD) !== 0 || e === EXIT_SENTINEL) {
+      this.#checkIdle(); // a zombie's late rejection is swallowed
+      return;
+    }
+    this.die(p, toError(e));
+  }
+
+  #afterAsync(p: Proc): void {
+    if (p.size > 0) this.#schedule(p);
+    else this.#checkIdle();
+  }
+
+  // ---- exits, links, monitors -----------------------------------------------------------------
+
+  /** @internal Kills `p` with `reason` now: cleanup, Downs, exit signals to links, death hooks. */
+  die(p: Proc, reason: ExitReason): void {
+    if ((p.flags & F_DEAD) !== 0) return;
+    p.flags = (p.flags | F_DEAD) & ~F_SCHEDULED;
+    this.#clearBusy(p);
+    this.#procs.delete(p.self.id);
+    p.self[kProc] = undefined;
+    if (this.#envelopes > 0 && p.size > 0) {
+      for (let i = 0; i < p.size; i++) {
+        const m = p.buf[(p.head + i) & p.mask];
+        if (m instanceof Envelope) this.#settleEnvelope(m, 'down');
+      }
+    }
+    p.buf = EMPTY;
+    p.mask = -1;
+    p.head = 0;
+    p.size = 0;
+    p.handler = null;
+    p.init = null;
+    let watched = false;
+    const x = p.x;
+    if (x !== undefined) {
+      x.reason = reason;
+      x.messageId = undefined;
+      if (x.name !== undefined) {
+        this.registry.release(p);
+        x.name = undefined;
+      }
+      if (x.timers !== undefined) {
+        for (const t of x.timers) this.#timers.cancel(t);
+        x.timers = undefined;
+      }
+      if (x.monitors !== undefined) {
+        for (const m of x.monitors.values()) m.target.x?.monitoredBy?.delete(m.ref);
+        x.monitors = undefined;
+      }
+      if (x.monitoredBy !== undefined) {
+        for (const m of x.monitoredBy.values()) {
+          watched = true;
+          m.owner.x?.monitors?.delete(m.ref);
+          this.#enqueue(m.owner, new DownMessage(m.ref, p.self, reason, m.name), p);
+        }
+        x.monitoredBy = undefined;
+      }
+      if (x.links !== undefined) {
+        for (const q of x.links) {
+          watched = true;
+          q.x?.links?.delete(p);
+          this.#signals.push(q, p.self, reason);
+        }
+        x.links = undefined;
+      }
+      if (x.abort !== undefined && !x.abort.signal.aborted) x.abort.abort(reason);
+      if (x.exitHooks !== undefined) {
+        const hooks = x.exitHooks;
+        x.exitHooks = undefined;
+        for (const hook of hooks) {
+          watched = true;
+          try {
+            hook(reason);
+          } catch (e) {
+            this.logger.error(`a death hook of ${String(p.self)} threw`, e);
+          }
+        }
+      }
+    }
+    if (!isCleanExit(reason)) {
+      this.telemetry.execute('keel.process.exited', {}, { pid: p.self, reason, watched });
+      if (!watched) this.logger.error(`process ${String(p.self)} exited: ${formatReason(reason)}`, reason);
+    }
+    this.#flushSignals();
+    this.#checkIdle();
+  }
+
+  #flushSignals(): void {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    const q = this.#signals;
+    try {
+      for (let i = 0; i < q.length; i += 3) {
+        this.#deliverSignal(q[i] as Proc, q[i + 1] as PidImpl | 'node', q[i + 2] as ExitReason | 'kill');
+      }
+    } finally {
+      q.length = 0;
+      this.#flushing = false;
+    }
+  }
+
+  #deliverSignal(q: Proc, from: PidImpl | 'node', reason: ExitReason | 'kill'): void {
+    if ((q.flags & F_DEAD) !== 0) return;
+    if (reason === 'kill') {
+      this.die(q, 'killed');
+      return;
+    }
+    if ((q.flags & F_TRAP) !== 0) {
+      this.#enqueue(q, new ExitMessage(from, reason), undefined);
+      return;
+    }
+    if (reason === 'normal') {
+      if (from === q.self) this.die(q, 'normal');
+      return;
+    }
+    this.die(q, reason);
+  }
+
+  /** @internal An exit signal to `target` from a process or the node, delivered synchronously. */
+  exitSignal(target: Pid, from: Proc | 'node', reason: ExitReason | 'kill'): void {
+    const q = this.resolve(target);
+    if (q === undefined) return;
+    this.#signals.push(q, from === 'node' ? 'node' : from.self, reason);
+    this.#flushSignals();
+  }
+
+  exit(pid: Pid, reason: ExitReason | 'kill'): void {
+    if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
+    if (reason !== 'kill' && !isExitReason(reason)) {
+      throw new InvalidArgumentError('reason', "an exit reason ('normal', 'shutdown', { shutdown }, an Error, ...) or 'kill'", reason);
+    }
+    this.exitSignal(pid, 'node', reason);
+  }
+
+  /** @internal After a context operation that may have killed its own process: stop the running handler. */
+  throwIfExitedInHandler(p: Proc): void {
+    if ((p.flags & F_DEAD) !== 0 && this.current === p) throw EXIT_SENTINEL;
+  }
+
+  #addLink(a: Proc, b: Proc): void {
+    const xa = a.ext();
+    const xb = b.ext();
+    (xa.links ??= new Set()).add(b);
+    (xb.links ??= new Set()).add(a);
+  }
+
+  /** @internal */
+  link(p: Proc, pid: Pid): void {
+    const q = this.resolve(pid);
+    if (q === p) return;
+    if (q === undefined) {
+      this.#signals.push(p, pid instanceof PidImpl ? pid : new PidImpl(pid.node, pid.creation, pid.id, undefined), 'noproc');
+      this.#flushSignals();
+      this.throwIfExitedInHandler(p);
+      return;
+    }
+    this.#addLink(p, q);
+  }
+
+  /** @internal */
+  unlink(p: Proc, pid: Pid): void {
+    const q = this.resolve(pid);
+    if (q === undefined) return;
+    p.x?.links?.delete(q);
+    q.x?.links?.delete(p);
+  }
+
+  /** @internal */
+  newRef(): RefImpl {
+    return new RefImpl(this.name, ++this.#nextRef);
+  }
+
+  /** @internal */
+  monitor(p: Proc, target: Target<unknown>): RefImpl {
+    const ref = this.newRef();
+    let q: Proc | undefined;
+    let name: string | undefined;
+    if (typeof target === 'string') {
+      if (target.length === 0) throw new InvalidArgumentError('target', 'a Pid or a non-empty registered name', target);
+      name = target;
+      q = this.registry.lookup(target);
+    } else if (isPid(target)) {
+      q = this.resolve(target);
+    } else {
+      throw new InvalidArgumentError('target', 'a Pid or a registered name', target);
+    }
+    if (q === undefined) {
+      const pid = typeof target === 'string' ? this.#placeholder : target;
+      this.#enqueue(p, new DownMessage(ref, pid, 'noproc', name), undefined);
+      return ref;
+    }
+    const m = new Monitor(ref, p, q, name);
+    (p.ext().monitors ??= new Map()).set(ref, m);
+    (q.ext().monitoredBy ??= new Map()).set(ref, m);
+    return ref;
+  }
+
+  /** @internal */
+  demonitor(p: Proc, ref: RefImpl, flush: boolean): boolean {
+    const m = p.x?.monitors?.get(ref);
+    if (m !== undefined) {
+      p.x!.monitors!.delete(ref);
+      m.target.x?.monitoredBy?.delete(ref);
+    }
+    if (flush && p.size > 0) removeWhere(p, (msg) => isDown(msg) && msg.ref === ref);
+    return m !== undefined;
+  }
+
+  /**
+   * @internal A death hook: `fn` runs synchronously during the death cleanup of `pid`. Returns a
+   * function that removes the hook, or undefined (and never calls `fn`) when `pid` is not alive.
+   */
+  onExit(pid: Pid, fn: (reason: ExitReason) => void): (() => void) | undefined {
+    const p = this.resolve(pid);
+    if (p === undefined) return undefined;
+    const x = p.ext();
+    const hooks = (x.exitHooks ??= new Set());
+    hooks.add(fn);
+    return () => {
+      hooks.delete(fn);
+    };
+  }
+
+  /** @internal Emits `keel.process.zombie_call` for a context used after its process exited. */
+  zombieCall(p: Proc, operation: string): void {
+    this.telemetry.execute('keel.process.zombie_call', {}, { pid: p.self, operation });
+  }
+
+  // ---- timers ---------------------------------------------------------------------------------
+
+  /** @internal */
+  sendAfter(p: Proc, to: Target<unknown>, message: unknown, ms: number): TimerRef {
+    validateDelay(ms);
+    if (typeof to !== 'string' && !isPid(to)) throw new InvalidArgumentError('to', 'a Pid or a registered name', to);
+    if ((p.flags & F_DEAD) !== 0) {
+      this.zombieCall(p, 'sendAfter');
+      return new TimerRefImpl(this.#timers.schedule(0, noop)) as unknown as TimerRef;
+    }
+    const x = p.ext();
+    const timers = (x.timers ??= new Set());
+    const entry = this.#timers.schedule(ms, () => {
+      timers.delete(entry);
+      this.deliver(p, to, message);
+    });
+    entry.owner = p;
+    timers.add(entry);
+    return new TimerRefImpl(entry) as unknown as TimerRef;
+  }
+
+  /** @internal */
+  cancelTimer(t: TimerRefImpl): boolean {
+    if (!this.#timers.cancel(t.entry)) return false;
+    (t.entry.owner as Proc | undefined)?.x?.timers?.delete(t.entry);
+    return true;
+  }
+
+  /**
+   * @internal A node timer for the layers above (services, calls, supervisors): on the node's
+   * clock, coalesced into the node's one host timer. `unref` keeps it from holding the OS process open.
+   */
+  setTimer(ms: number, fn: () => void, unref = false): { cancel(): boolean } {
+    validateDelay(ms);
+    const entry = this.#timers.schedule(ms, fn, unref);
+    return { cancel: () => this.#timers.cancel(entry) };
+  }
+
+  // ---- idle and shutdown ----------------------------------------------------------------------
+
+  /** @internal Counts a piece of service I/O as in flight until it settles (`idle()` waits for it). */
+  trackIo<T>(work: Promise<T>): Promise<T> {
+    this.#io++;
+    return work.finally(() => {
+      this.#io--;
+      this.#checkIdle();
+    });
+  }
+
+  #quiet(runnableOnly: boolean): boolean {
+    if (this.#rqSize > 0 || this.#running || this.#pending) return false;
+    return runnableOnly || (this.#busy === 0 && this.#io === 0);
+  }
+
+  #checkIdle(): void {
+    if (this.#waiters.size === 0 || this.#idleCheck || !this.#quiet(true)) return;
+    this.#idleCheck = true;
+    setImmediate(() => {
+      this.#idleCheck = false;
+      for (const w of this.#waiters) {
+        if (this.#quiet(w.runnableOnly)) {
+          this.#waiters.delete(w);
+          w.resolve();
+        }
+      }
+    });
+  }
+
+  #wait(runnableOnly: boolean): { promise: Promise<void>; cancel(): void } {
+    let waiter!: IdleWaiter;
+    const promise = new Promise<void>((resolve) => {
+      waiter = { runnableOnly, resolve };
+    });
+    this.#waiters.add(waiter);
+    this.#checkIdle();
+    return { promise, cancel: () => this.#waiters.delete(waiter) };
+  }
+
+  idle(options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs;
+    if (timeoutMs !== undefined) validateDelay(timeoutMs, 'timeoutMs');
+    const w = this.#wait(false);
+    if (timeoutMs === undefined) return w.promise;
+    return new Promise<void>((resolve, reject) => {
+      // a failure guard in real time: under a TestClock the node's clock only moves when told to
+      const guard = setTimeout(() => {
+        w.cancel();
+        const busy = [...this.#procs.values()].filter((p) => (p.flags & (F_BUSY | F_SCHEDULED | F_RUNNING)) !== 0);
+        const detail = this.#io > 0 ? `${this.#io} service I/O operation(s) in flight` : 'the run queue did not empty';
+        reject(new IdleTimeoutError(this.name, timeoutMs, busy.map((p) => String(p.self)), detail));
+      }, timeoutMs);
+      w.promise.then(() => {
+        clearTimeout(guard);
+        resolve();
+      }, reject);
+    });
+  }
+
+  /** @internal Resolves when no process is runnable (busy handlers awaiting outside work are not waited for). */
+  settle(): Promise<void> {
+    return this.#wait(true).promise;
+  }
+
+  /** @internal Registers work the layers above must settle when the node stops (pending calls and sends). */
+  onShutdown(fn: () => void): () => void {
+    this.#shutdownHooks.add(fn);
+    return () => {
+      this.#shutdownHooks.delete(fn);
+    };
+  }
+
+  get stopped(): boolean {
+    return this.#state === 'stopped';
+  }
+
+  shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? 5000;
+    validateDelay(timeoutMs, 'timeoutMs');
+    this.#shutdown ??= this.#stop(timeoutMs);
+    return this.#shutdown;
+  }
+
+  async #stop(timeoutMs: number): Promise<void> {
+    this.#state = 'stopping';
+    const started = monotonicClock();
+    let timedOut = false;
+    let onTimeout!: () => void;
+    const timeout = new Promise<void>((resolve) => {
+      onTimeout = resolve;
+    });
+    const guard = this.setTimer(timeoutMs, () => {
+      timedOut = true;
+      onTimeout();
+    });
+    const tops = [...this.#procs.values()].filter((p) => (p.flags & F_TOP) !== 0).reverse();
+    for (const p of tops) {
+      if (timedOut) break;
+      if ((p.flags & F_DEAD) !== 0) continue;
+      const dead = this.#deathOf(p);
+      this.exitSignal(p.self, 'node', 'shutdown');
+      await Promise.race([dead, timeout]);
+    }
+    const rest = [...this.#procs.values()].reverse();
+    if (!timedOut && rest.length > 0) {
+      const deaths = rest.map((p) => this.#deathOf(p));
+      for (const p of rest) this.#signals.push(p, 'node', 'shutdown');
+      this.#flushSignals();
+      await Promise.race([Promise.all(deaths), timeout]);
+    }
+    guard.cancel();
+    let killed = 0;
+    for (const p of [...this.#procs.values()]) {
+      if ((p.flags & F_DEAD) !== 0) continue;
+      killed++;
+      this.die(p, 'killed');
+    }
+    this.#state = 'stopped';
+    for (const hook of [...this.#shutdownHooks]) {
+      try {
+        hook();
+      } catch (e) {
+        this.logger.error(`a shutdown hook of node ${this.name} threw`, e);
+      }
+    }
+    this.#shutdownHooks.clear();
+    this.#timers.stop();
+    this.#detachClock?.();
+    creationsInUse.delete(this.creation);
+    this.telemetry.execute('keel.node.shutdown', { durationMs: monotonicClock() - started, killed }, { node: this.name });
+    for (const w of this.#waiters) w.resolve();
+    this.#waiters.clear();
+  }
+
+  #deathOf(p: Proc): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (this.onExit(p.self, () => resolve()) === undefined) resolve();
+    });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown();
+  }
+
+  /** @internal Sizes of every internal index, for leak tests. */
+  internals(): { processes: number; names: number; timers: number; runQueue: number; busy: number; envelopes: number } {
+    return {
+      processes: this.#procs.size,
+      names: this.registry.size,
+      timers: this.#timers.size,
+      runQueue: this.#rqSize,
+      busy: this.#busy,
+      envelopes: this.#envelopes,
+    };
+  }
+}
+
+/**
+ * Creates a node: one runtime with its own processes, scheduler, names, telemetry and services.
+ * The `createNode` exported by `keel` plugs in the real services.
+ */
+export function createRuntimeNode(options?: NodeOptions, slots?: ServiceSlots): KeelNode {
+  return new KeelNode(options, slots);
+}
+
+function noop(): void {}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+function isClock(value: unknown): value is Clock {
+  const c = value as Partial<Clock> | null;
+  return typeof c === 'object' && c !== null && typeof c.now === 'function' && typeof c.setTimer === 'function' && typeof c.clearTimer === 'function';
+}
+
+function isLogger(value: unknown): value is Logger {
+  const l = value as Partial<Logger> | null;
+  return typeof l === 'object' && l !== null && typeof l.info === 'function' && typeof l.warn === 'function' && typeof l.error === 'function';
+}
+
+function validateDelay(ms: unknown, argument = 'ms'): asserts ms is number {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
+    throw new InvalidArgumentError(argument, 'a finite number of milliseconds >= 0', ms);
+  }
+}
+
+function positiveInt(argument: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || (value as number) < 1) throw new InvalidArgumentError(argument, 'a positive integer', value);
+  return value as number;
+}
+
+function positiveNumber(argument: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new InvalidArgumentError(argument, 'a positive number', value);
+  return value;
+}
+
+function freshCreation(): number {
+  for (;;) {
+    const c = randomInt(1, 2 ** 32 - 1);
+    if (!creationsInUse.has(c)) {
+      creationsInUse.add(c);
+      return c;
+    }
+  }
+}

@@ -1,0 +1,126 @@
+import { inspect } from 'node:util';
+import { InvalidArgumentError } from '../errors.js';
+import type { Proc } from './internal/Proc.js';
+
+/** @internal The live process a pid points at, cleared when the process dies. */
+export const kProc: unique symbol = Symbol('keel.proc');
+
+/**
+ * A process identifier: the node's name, the node's creation (fresh at every start) and an id
+ * that is never reused. `Pid<M>` accepts messages of type `M`.
+ * A pid of another node or another creation is a dead pid: sending to it is dropped with an event.
+ */
+export type Pid<M = unknown> = {
+  readonly node: string;
+  readonly creation: number;
+  readonly id: number;
+} & { readonly __messages?: M };
+
+/** A registered name or a pid: anything a message can be sent to. */
+export type Target<M = unknown> = Pid<M> | string;
+
+/** @internal The runtime's pid instances. */
+export class PidImpl {
+  readonly node: string;
+  readonly creation: number;
+  readonly id: number;
+  [kProc]: Proc | undefined;
+  constructor(node: string, creation: number, id: number, proc: Proc | undefined) {
+    this.node = node;
+    this.creation = creation;
+    this.id = id;
+    this[kProc] = proc;
+  }
+  toString(): string {
+    return `<${this.node}.${this.id}>`;
+  }
+  toJSON(): string {
+    return formatPid(this);
+  }
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+function formatPid(pid: Pid): string {
+  return `<${pid.node}.${pid.id}.${pid.creation}>`;
+}
+
+const PID_TEXT = /^<(.+)\.(\d+)\.(\d+)>$/;
+
+/**
+ * Helpers for pids.
+ *
+ * @example
+ * ```ts
+ * const text = Pid.format(pid);          // '<keel-1.42.3735928559>' (node, id, creation)
+ * Pid.equals(Pid.parse(text), pid);      // true
+ * String(pid);                           // '<keel-1.42>' for display
+ * ```
+ */
+export const Pid = {
+  /**
+   * The parseable text form `<node.id.creation>`. It carries the creation so that a pid stored
+   * by an earlier run of the node is never mistaken for a live process that reuses its id.
+   */
+  format(pid: Pid): string {
+    if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
+    return formatPid(pid);
+  },
+  /** Parses the text of {@link Pid.format}; throws `ERR_INVALID_ARGUMENT` on anything else. */
+  parse(text: string): Pid {
+    const m = typeof text === 'string' ? PID_TEXT.exec(text) : null;
+    if (m === null) throw new InvalidArgumentError('text', "a pid formatted '<node.id.creation>'", text, 'use Pid.format(pid)');
+    const id = Number(m[2]);
+    const creation = Number(m[3]);
+    if (!Number.isSafeInteger(id) || !Number.isSafeInteger(creation)) {
+      throw new InvalidArgumentError('text', "a pid formatted '<node.id.creation>' with integer parts", text);
+    }
+    return new PidImpl(m[1]!, creation, id, undefined);
+  },
+  /** True when both name the same process (same node, creation and id). */
+  equals(a: Pid, b: Pid): boolean {
+    return a === b || (a.id === b.id && a.creation === b.creation && a.node === b.node);
+  },
+  /** True when `value` has the shape of a pid. */
+  is(value: unknown): value is Pid {
+    return isPid(value);
+  },
+};
+
+export function isPid(value: unknown): value is Pid {
+  if (value instanceof PidImpl) return true;
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.node === 'string' && Number.isSafeInteger(v.creation) && Number.isSafeInteger(v.id);
+}
+
+declare const refBrand: unique symbol;
+/** A monitor reference, unique on its node. */
+export interface Ref {
+  readonly [refBrand]: true;
+  readonly id: number;
+}
+
+/** @internal */
+export class RefImpl {
+  declare readonly [refBrand]: true;
+  readonly id: number;
+  readonly node: string;
+  constructor(node: string, id: number) {
+    this.id = id;
+    this.node = node;
+  }
+  toString(): string {
+    return `#Ref<${this.node}.${this.id}>`;
+  }
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+declare const timerBrand: unique symbol;
+/** A timer started with `ctx.sendAfter`, for `ctx.cancelTimer`. */
+export interface TimerRef {
+  readonly [timerBrand]: true;
+}

@@ -1,0 +1,28 @@
+export { realClock, type Clock, type TimerHandle } from './Clock.js';
+export { isCleanExit, isDown, isExit, formatReason, type Down, type Exit, type ExitReason, type SystemMessage } from './messages.js';
+export type { NameRegistry } from './NameRegistry.js';
+export type { ServiceSlots } from './Node.js';
+export { Pid, type Ref, type Target, type TimerRef } from './Pid.js';
+export {
+  isUnavailable,
+  type BackoffOptions,
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterQueue,
+  type MonitorEntry,
+  type MonitorManager,
+  type ServicesOptions,
+  type Unavailable,
+} from './services.js';
+export type {
+  Context,
+  Handler,
+  Init,
+  Logger,
+  MailboxOptions,
+  Node,
+  NodeOptions,
+  ProcessInfo,
+  SchedulerOptions,
+  SpawnOptions,
+} from './types.js';

@@ -1,0 +1,32 @@
+/**
+ * @internal What a sender of an envelope learns about it. Exactly one of the callbacks runs, once.
+ * - `handled`: the receiver's handler finished the message (for an async handler, its promise resolved);
+ * - `failed`: `'crashed'` (the handler threw while handling it), `'down'` (the receiver died before
+ *   handling it), `'dropped'` (evicted by `drop_oldest`), `'withdrawn'` (taken back by the sender).
+ */
+export interface EnvelopeListener {
+  handled(): void;
+  failed(reason: 'crashed' | 'down' | 'dropped' | 'withdrawn', error?: unknown): void;
+}
+
+/**
+ * @internal A message that carries extra data (a message id, an acknowledgement listener). Only the
+ * messages that need it are wrapped, so the plain path stays free of per-message objects.
+ */
+export class Envelope {
+  readonly message: unknown;
+  readonly id: string;
+  listener: EnvelopeListener | undefined;
+  constructor(message: unknown, id: string, listener: EnvelopeListener | undefined) {
+    this.message = message;
+    this.id = id;
+    this.listener = listener;
+  }
+  settle(outcome: 'handled' | 'crashed' | 'down' | 'dropped' | 'withdrawn', error?: unknown): void {
+    const l = this.listener;
+    if (l === undefined) return;
+    this.listener = undefined;
+    if (outcome === 'handled') l.handled();
+    else l.failed(outcome, error);
+  }
+}

@@ -1,0 +1,235 @@
+import { InvalidArgumentError, ProcessExitedError } from '../../errors.js';
+import type { ExitReason } from '../messages.js';
+import { isExitReason } from '../messages.js';
+import { isPid, type Pid, type PidImpl, type Ref, RefImpl, type Target, type TimerRef } from '../Pid.js';
+import type { Context, Handler, Init, MailboxOptions, Node, SpawnOptions } from '../types.js';
+import type { KeelNode } from '../Node.js';
+import type { TimerEntry } from './TimerHeap.js';
+
+/** @internal Process flags, one small integer per process. */
+export const F_SCHEDULED = 1;
+export const F_RUNNING = 2;
+export const F_BUSY = 4;
+export const F_DEAD = 8;
+export const F_TRAP = 16;
+export const F_BOUNDED = 32;
+export const F_INIT = 64;
+export const F_TOP = 128;
+
+/** @internal The shared empty mailbox of every process that has not received a message yet. */
+export const EMPTY: unknown[] = [];
+
+/** @internal A monitor between two live processes. */
+export class Monitor {
+  readonly ref: RefImpl;
+  readonly owner: Proc;
+  readonly target: Proc;
+  readonly name: string | undefined;
+  constructor(ref: RefImpl, owner: Proc, target: Proc, name: string | undefined) {
+    this.ref = ref;
+    this.owner = owner;
+    this.target = target;
+    this.name = name;
+  }
+}
+
+/** @internal The per-process data most processes never need, allocated on first use. */
+export class ProcExtras {
+  links: Set<Proc> | undefined = undefined;
+  monitors: Map<RefImpl, Monitor> | undefined = undefined;
+  monitoredBy: Map<RefImpl, Monitor> | undefined = undefined;
+  name: string | undefined = undefined;
+  timers: Set<TimerEntry> | undefined = undefined;
+  abort: AbortController | undefined = undefined;
+  capacity = Infinity;
+  overflow: MailboxOptions['overflow'] = 'reject';
+  messageId: string | undefined = undefined;
+  exitHooks: Set<(reason: ExitReason) => void> | undefined = undefined;
+  reason: ExitReason | undefined = undefined;
+}
+
+/** @internal A timer reference handed to user code. */
+export class TimerRefImpl {
+  readonly entry: TimerEntry;
+  constructor(entry: TimerEntry) {
+    this.entry = entry;
+  }
+}
+
+/** @internal Thrown by `ctx.exit` inside the process's own running handler; swallowed by the runtime. */
+export const EXIT_SENTINEL: { readonly keelExitSentinel: true } = Object.freeze({ keelExitSentinel: true as const });
+
+/**
+ * @internal A process record. It is also the process's `Context`, so a process costs one object
+ * plus its pid. The mailbox is a ring buffer inlined here (`buf`, `mask`, `head`, `size`).
+ */
+export class Proc implements Context<any> {
+  readonly self: PidImpl;
+  readonly rt: KeelNode;
+  handler: Handler<any> | null = null;
+  init: Init<any> | null;
+  buf: unknown[] = EMPTY;
+  mask = -1;
+  head = 0;
+  size = 0;
+  flags: number;
+  handled = 0;
+  x: ProcExtras | undefined = undefined;
+
+  constructor(rt: KeelNode, self: PidImpl, init: Init<any>, flags: number) {
+    this.rt = rt;
+    this.self = self;
+    this.init = init;
+    this.flags = flags;
+  }
+
+  ext(): ProcExtras {
+    let x = this.x;
+    if (x === undefined) x = this.x = new ProcExtras();
+    return x;
+  }
+
+  get node(): Node {
+    return this.rt;
+  }
+
+  get signal(): AbortSignal {
+    const x = this.ext();
+    if (x.abort === undefined) {
+      x.abort = new AbortController();
+      if ((this.flags & F_DEAD) !== 0) x.abort.abort(x.reason ?? 'normal');
+    }
+    return x.abort.signal;
+  }
+
+  get messageId(): string | undefined {
+    return this.x?.messageId;
+  }
+
+  send<N>(to: Target<N>, message: N): void {
+    if ((this.flags & F_DEAD) !== 0) {
+      this.rt.zombieCall(this, 'send');
+      return;
+    }
+    this.rt.deliver(this, to, message);
+  }
+
+  spawn<N>(init: Init<N>, options?: SpawnOptions): Pid<N> {
+    if ((this.flags & F_DEAD) !== 0) this.#refuse('spawn');
+    return this.rt.spawnProc(init, options, this, false);
+  }
+
+  spawnLink<N>(init: Init<N>, options?: SpawnOptions): Pid<N> {
+    if ((this.flags & F_DEAD) !== 0) this.#refuse('spawnLink');
+    return this.rt.spawnProc(init, options, this, true);
+  }
+
+  link(pid: Pid): void {
+    if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
+    if ((this.flags & F_DEAD) !== 0) return this.rt.zombieCall(this, 'link');
+    this.rt.link(this, pid);
+  }
+
+  unlink(pid: Pid): void {
+    if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
+    if ((this.flags & F_DEAD) !== 0) return this.rt.zombieCall(this, 'unlink');
+    this.rt.unlink(this, pid);
+  }
+
+  monitor(target: Target<unknown>): Ref {
+    if ((this.flags & F_DEAD) !== 0) {
+      this.rt.zombieCall(this, 'monitor');
+      return this.rt.newRef();
+    }
+    return this.rt.monitor(this, target);
+  }
+
+  demonitor(ref: Ref, options?: { flush?: boolean }): boolean {
+    if (!(ref instanceof RefImpl)) throw new InvalidArgumentError('ref', 'a Ref returned by ctx.monitor', ref);
+    if ((this.flags & F_DEAD) !== 0) {
+      this.rt.zombieCall(this, 'demonitor');
+      return false;
+    }
+    return this.rt.demonitor(this, ref, options?.flush === true);
+  }
+
+  trapExits(on = true): void {
+    if (typeof on !== 'boolean') throw new InvalidArgumentError('on', 'a boolean', on);
+    if ((this.flags & F_DEAD) !== 0) return this.rt.zombieCall(this, 'trapExits');
+    if (on) this.flags |= F_TRAP;
+    else this.flags &= ~F_TRAP;
+  }
+
+  exit(reason?: ExitReason): void;
+  exit(pid: Pid, reason: ExitReason | 'kill'): void;
+  exit(a?: unknown, b?: unknown): void {
+    if (arguments.length >= 2 || isPid(a)) {
+      if (!isPid(a)) throw new InvalidArgumentError('pid', 'a Pid', a);
+      if (b !== 'kill' && !isExitReason(b)) {
+        throw new InvalidArgumentError('reason', "an exit reason ('normal', 'shutdown', { shutdown }, 'killed', an Error, ...) or 'kill'", b);
+      }
+      if ((this.flags & F_DEAD) !== 0) return this.rt.zombieCall(this, 'exit');
+      this.rt.exitSignal(a, this, b);
+      this.rt.throwIfExitedInHandler(this);
+      return;
+    }
+    const reason = a === undefined ? 'normal' : a;
+    if (!isExitReason(reason)) {
+      throw new InvalidArgumentError('reason', "an exit reason ('normal', 'shutdown', { shutdown }, 'killed', an Error, ...)", reason);
+    }
+    if ((this.flags & F_DEAD) !== 0) return this.rt.zombieCall(this, 'exit');
+    this.rt.die(this, reason);
+    this.rt.throwIfExitedInHandler(this);
+  }
+
+  sendAfter<N>(to: Target<N>, message: N, ms: number): TimerRef {
+    return this.rt.sendAfter(this, to, message, ms);
+  }
+
+  cancelTimer(timer: TimerRef): boolean {
+    if (!(timer instanceof TimerRefImpl)) throw new InvalidArgumentError('timer', 'a TimerRef returned by ctx.sendAfter', timer);
+    if ((this.flags & F_DEAD) !== 0) {
+      this.rt.zombieCall(this, 'cancelTimer');
+      return false;
+    }
+    return this.rt.cancelTimer(timer);
+  }
+
+  #refuse(operation: string): never {
+    this.rt.zombieCall(this, operation);
+    throw new ProcessExitedError(String(this.self), operation);
+  }
+}
+
+/** @internal Appends to a process's ring-buffer mailbox. */
+export function push(p: Proc, message: unknown): void {
+  if (p.size > p.mask) grow(p);
+  p.buf[(p.head + p.size) & p.mask] = message;
+  p.size++;
+}
+
+function grow(p: Proc): void {
+  const cap = p.mask + 1;
+  const ncap = cap === 0 ? 4 : cap * 2;
+  const nb = new Array<unknown>(ncap);
+  for (let i = 0; i < p.size; i++) nb[i] = p.buf[(p.head + i) & p.mask];
+  for (let i = p.size; i < ncap; i++) nb[i] = undefined;
+  p.buf = nb;
+  p.mask = ncap - 1;
+  p.head = 0;
+}
+
+/** @internal Removes the queued messages for which `drop` returns true, keeping the order of the rest. */
+export function removeWhere(p: Proc, drop: (message: unknown) => boolean): number {
+  let kept = 0;
+  let removed = 0;
+  const { buf, mask, head, size } = p;
+  for (let i = 0; i < size; i++) {
+    const m = buf[(head + i) & mask];
+    if (drop(m)) removed++;
+    else buf[(head + kept++) & mask] = m;
+  }
+  for (let i = kept; i < size; i++) buf[(head + i) & mask] = undefined;
+  p.size = kept;
+  return removed;
+}

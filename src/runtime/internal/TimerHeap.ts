@@ -1,0 +1,175 @@
+import type { Clock, TimerHandle } from '../Clock.js';
+
+/** @internal One pending timer. `index` is its place in the heap, -1 once fired or cancelled. */
+export class TimerEntry {
+  readonly at: number;
+  readonly seq: number;
+  readonly fn: () => void;
+  readonly unref: boolean;
+  index = -1;
+  /** Owner bookkeeping (the process whose death cancels this timer). */
+  owner: unknown = undefined;
+  constructor(at: number, seq: number, fn: () => void, unref: boolean) {
+    this.at = at;
+    this.seq = seq;
+    this.fn = fn;
+    this.unref = unref;
+  }
+}
+
+function before(a: TimerEntry, b: TimerEntry): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+}
+
+/**
+ * @internal A node's timers: a binary min-heap on (deadline, sequence) behind one host timer on the
+ * node's clock. The host timer is `unref()`ed while only service timers are pending.
+ */
+export class TimerHeap {
+  readonly #clock: Clock;
+  readonly #onError: (error: unknown) => void;
+  readonly #heap: TimerEntry[] = [];
+  #seq = 0;
+  #refCount = 0;
+  #host: TimerHandle | undefined = undefined;
+  #hostAt = Infinity;
+  #hostRefed = false;
+  #stopped = false;
+
+  constructor(clock: Clock, onError: (error: unknown) => void) {
+    this.#clock = clock;
+    this.#onError = onError;
+  }
+
+  get size(): number {
+    return this.#heap.length;
+  }
+
+  schedule(ms: number, fn: () => void, unref = false): TimerEntry {
+    const entry = new TimerEntry(this.#clock.now() + ms, this.#seq++, fn, unref);
+    if (!unref) this.#refCount++;
+    const heap = this.#heap;
+    entry.index = heap.length;
+    heap.push(entry);
+    this.#up(entry.index);
+    this.#arm();
+    return entry;
+  }
+
+  /** Cancels a pending timer; false when it already fired or was cancelled. */
+  cancel(entry: TimerEntry): boolean {
+    if (entry.index < 0) return false;
+    this.#remove(entry.index);
+    if (!entry.unref) this.#refCount--;
+    this.#arm();
+    return true;
+  }
+
+  /** Cancels everything and arms nothing more. */
+  stop(): void {
+    this.#stopped = true;
+    for (const e of this.#heap) e.index = -1;
+    this.#heap.length = 0;
+    this.#refCount = 0;
+    this.#disarm();
+  }
+
+  #fire = (): void => {
+    this.#host = undefined;
+    this.#hostAt = Infinity;
+    const now = this.#clock.now();
+    const heap = this.#heap;
+    while (heap.length > 0 && heap[0]!.at <= now) {
+      const entry = heap[0]!;
+      this.#remove(0);
+      if (!entry.unref) this.#refCount--;
+      try {
+        entry.fn();
+      } catch (error) {
+        this.#onError(error);
+      }
+    }
+    this.#arm();
+  };
+
+  #arm(): void {
+    if (this.#stopped) return;
+    const heap = this.#heap;
+    if (heap.length === 0) {
+      this.#disarm();
+      return;
+    }
+    const at = heap[0]!.at;
+    const wantRef = this.#refCount > 0;
+    if (this.#host !== undefined && at === this.#hostAt) {
+      if (wantRef !== this.#hostRefed) this.#setRef(wantRef);
+      return;
+    }
+    this.#disarm();
+    this.#host = this.#clock.setTimer(Math.max(0, at - this.#clock.now()), this.#fire);
+    this.#hostAt = at;
+    this.#setRef(wantRef);
+  }
+
+  #setRef(on: boolean): void {
+    this.#hostRefed = on;
+    const h = this.#host as { ref?: () => void; unref?: () => void } | undefined;
+    if (h !== null && typeof h === 'object') {
+      if (on) h.ref?.();
+      else h.unref?.();
+    }
+  }
+
+  #disarm(): void {
+    if (this.#host !== undefined) this.#clock.clearTimer(this.#host);
+    this.#host = undefined;
+    this.#hostAt = Infinity;
+  }
+
+  #remove(i: number): void {
+    const heap = this.#heap;
+    const removed = heap[i]!;
+    removed.index = -1;
+    const last = heap.pop()!;
+    if (i < heap.length) {
+      heap[i] = last;
+      last.index = i;
+      if (i > 0 && before(last, heap[(i - 1) >> 1]!)) this.#up(i);
+      else this.#down(i);
+    }
+  }
+
+  #up(i: number): void {
+    const heap = this.#heap;
+    const e = heap[i]!;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      const p = heap[parent]!;
+      if (!before(e, p)) break;
+      heap[i] = p;
+      p.index = i;
+      i = parent;
+    }
+    heap[i] = e;
+    e.index = i;
+  }
+
+  #down(i: number): void {
+    const heap = this.#heap;
+    const n = heap.length;
+    const e = heap[i]!;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const c = r < n && before(heap[r]!, heap[l]!) ? r : l;
+      const child = heap[c]!;
+      if (!before(child, e)) break;
+      heap[i] = child;
+      child.index = i;
+      i = c;
+    }
+    heap[i] = e;
+    e.index = i;
+  }
+}

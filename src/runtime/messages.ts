@@ -1,0 +1,92 @@
+import type { Pid, Ref } from './Pid.js';
+
+/**
+ * Why a process exited. `'normal'`, `'shutdown'` and `{ shutdown }` are clean exits: they do not
+ * kill linked processes that do not trap exits (`'normal'`), or are the expected end of a
+ * supervised child (`'shutdown'`, `{ shutdown }`). An `Error` is a crash.
+ */
+export type ExitReason = 'normal' | 'shutdown' | { shutdown: unknown } | 'killed' | 'noproc' | 'noconnection' | Error;
+
+/** Sent to a monitor's owner when the monitored process exits; exactly once per monitor. */
+export interface Down {
+  readonly kind: 'down';
+  readonly ref: Ref;
+  /** The monitored process (for a name that was not registered, the node's placeholder pid `<node.0>`). */
+  readonly pid: Pid;
+  /** The monitored name, when the monitor was set up on a name. */
+  readonly name?: string | undefined;
+  readonly reason: ExitReason;
+}
+
+/** Received instead of dying by a process that traps exits. `from` is `'node'` for the node's own signals. */
+export interface Exit {
+  readonly kind: 'exit';
+  readonly from: Pid | 'node';
+  readonly reason: ExitReason;
+}
+
+/** The messages the runtime itself sends; recognise them with {@link isDown} and {@link isExit}. */
+export type SystemMessage = Down | Exit;
+
+/** @internal */
+export class DownMessage implements Down {
+  readonly kind = 'down' as const;
+  readonly ref: Ref;
+  readonly pid: Pid;
+  readonly name: string | undefined;
+  readonly reason: ExitReason;
+  constructor(ref: Ref, pid: Pid, reason: ExitReason, name: string | undefined) {
+    this.ref = ref;
+    this.pid = pid;
+    this.reason = reason;
+    this.name = name;
+  }
+}
+
+/** @internal */
+export class ExitMessage implements Exit {
+  readonly kind = 'exit' as const;
+  readonly from: Pid | 'node';
+  readonly reason: ExitReason;
+  constructor(from: Pid | 'node', reason: ExitReason) {
+    this.from = from;
+    this.reason = reason;
+  }
+}
+
+/** True for a `Down` made by the runtime (a user object shaped like one is not one). */
+export function isDown(message: unknown): message is Down {
+  return message instanceof DownMessage;
+}
+
+/** True for an `Exit` made by the runtime (a user object shaped like one is not one). */
+export function isExit(message: unknown): message is Exit {
+  return message instanceof ExitMessage;
+}
+
+/** True for `'normal'`, `'shutdown'` and `{ shutdown }`: exits that are not crashes. */
+export function isCleanExit(reason: ExitReason): boolean {
+  return reason === 'normal' || reason === 'shutdown' || (typeof reason === 'object' && !(reason instanceof Error) && 'shutdown' in reason);
+}
+
+/** @internal True when `value` is a valid exit reason. */
+export function isExitReason(value: unknown): value is ExitReason {
+  if (value instanceof Error) return true;
+  if (typeof value === 'string') {
+    return value === 'normal' || value === 'shutdown' || value === 'killed' || value === 'noproc' || value === 'noconnection';
+  }
+  return typeof value === 'object' && value !== null && 'shutdown' in value;
+}
+
+/** A readable form of an exit reason for logs and events. */
+export function formatReason(reason: ExitReason): string {
+  if (typeof reason === 'string') return reason;
+  if (reason instanceof Error) return `${reason.name}: ${reason.message}`;
+  let detail: string;
+  try {
+    detail = JSON.stringify(reason.shutdown) ?? String(reason.shutdown);
+  } catch {
+    detail = String(reason.shutdown);
+  }
+  return `{ shutdown: ${detail} }`;
+}

@@ -1,0 +1,142 @@
+import type { Telemetry } from '../telemetry/Telemetry.js';
+import type { Clock } from './Clock.js';
+import type { ExitReason, SystemMessage } from './messages.js';
+import type { Pid, Ref, Target, TimerRef } from './Pid.js';
+import type { NameRegistry } from './NameRegistry.js';
+import type { DeadLetterQueue, MonitorManager, ServicesOptions } from './services.js';
+
+/** A process's message handler: one message at a time; a returned promise keeps the process busy. */
+export type Handler<M> = (message: M | SystemMessage) => void | Promise<void>;
+/** Starts a process: receives its context and returns its handler (or a promise of it). */
+export type Init<M> = (ctx: Context<M>) => Handler<M> | Promise<Handler<M>>;
+
+/** Where the node writes what nobody else watches (unwatched crashes, failing telemetry handlers). */
+export interface Logger {
+  info(message: string, ...details: unknown[]): void;
+  warn(message: string, ...details: unknown[]): void;
+  error(message: string, ...details: unknown[]): void;
+}
+
+/** Mailbox bounds: past `capacity`, `overflow` decides; every drop is a `keel.message.dropped` event. */
+export interface MailboxOptions {
+  capacity: number;
+  overflow: 'reject' | 'drop_newest' | 'drop_oldest';
+}
+
+export interface SpawnOptions {
+  /** Registers the process under this unique name as it is spawned. */
+  name?: string;
+  /** Bounds the mailbox (default unbounded). System messages (`Down`, `Exit`) are never dropped. */
+  mailbox?: MailboxOptions;
+}
+
+/** Scheduler tuning. */
+export interface SchedulerOptions {
+  /** Messages a process may handle per turn before the next ready process runs (default 64). */
+  budget?: number;
+  /** Real time after which the loop yields to the event loop (default 5 ms). */
+  sliceMs?: number;
+  /** A turn longer than this emits `keel.process.long_schedule` while someone listens (default 50 ms). */
+  longScheduleMs?: number;
+}
+
+export interface NodeOptions {
+  /** Default: unique in the OS process, `keel-1`, `keel-2`, ... */
+  name?: string;
+  /** Default: the real clock. */
+  clock?: Clock;
+  /** Default `Math.random`; pass a seeded generator for reproducible jitter. */
+  random?: () => number;
+  /** Default: the console. */
+  logger?: Logger;
+  /** Default true: the monitor manager and the dead letter queue (plugged in by `keel`'s `createNode`). */
+  services?: boolean | ServicesOptions;
+  scheduler?: SchedulerOptions;
+}
+
+/** What `node.info(pid)` tells about a live process. */
+export interface ProcessInfo {
+  readonly pid: Pid;
+  /** `initializing` (init pending or awaited), `running` (in its turn), `busy` (awaiting its async handler), `runnable`, `waiting`. */
+  readonly status: 'initializing' | 'running' | 'busy' | 'runnable' | 'waiting';
+  readonly mailboxLength: number;
+  readonly messagesHandled: number;
+  readonly links: readonly Pid[];
+  readonly monitors: readonly Ref[];
+  readonly monitoredBy: readonly Pid[];
+  readonly name: string | undefined;
+  readonly trapExits: boolean;
+  readonly timers: number;
+}
+
+/**
+ * A process's view of the runtime, passed explicitly to `init` and captured by the handler.
+ * Every operation of a process that has exited is dropped with a `keel.process.zombie_call`
+ * event (`spawn` and `spawnLink` throw `ERR_PROCESS_EXITED`).
+ */
+export interface Context<M = unknown> {
+  readonly self: Pid<M>;
+  readonly node: Node;
+  /** Aborted (with the exit reason) when this process exits. Allocated on first use. */
+  readonly signal: AbortSignal;
+  /** The id of the supervised message being handled, else undefined. */
+  readonly messageId: string | undefined;
+  /** Fire and forget; to a dead or unknown target it is dropped with a `keel.message.dropped` event. */
+  send<N>(to: Target<N>, message: NoInfer<N>): void;
+  spawn<N>(init: Init<N>, options?: SpawnOptions): Pid<N>;
+  /** Spawns and links in one step: the link exists before the child's init runs. */
+  spawnLink<N>(init: Init<N>, options?: SpawnOptions): Pid<N>;
+  /** Links to `pid`; linking to a dead process sends this process a `noproc` exit signal. */
+  link(pid: Pid): void;
+  unlink(pid: Pid): void;
+  /** Monitors a pid or a name; a dead or unknown target yields an immediate `Down` with `noproc`. */
+  monitor(target: Target<unknown>): Ref;
+  /** Removes a monitor (and with `flush`, its queued `Down`); true when the monitor was active. */
+  demonitor(ref: Ref, options?: { flush?: boolean }): boolean;
+  /** Turns exit signals from links into `Exit` messages (`kill` still kills). */
+  trapExits(on?: boolean): void;
+  /** Exits this process; completes synchronously (see the runtime docs). */
+  exit(reason?: ExitReason): void;
+  /** Sends an exit signal to another process; `'kill'` cannot be trapped and arrives as `'killed'`. */
+  exit(pid: Pid, reason: ExitReason | 'kill'): void;
+  /** Sends `message` to `to` after `ms` on the node's clock; the timer dies with this process. */
+  sendAfter<N>(to: Target<N>, message: NoInfer<N>, ms: number): TimerRef;
+  /** Cancels a pending timer; false when it already fired or was cancelled. */
+  cancelTimer(timer: TimerRef): boolean;
+}
+
+/** One Keel runtime: processes, scheduler, names, telemetry and services. Nothing is global. */
+export interface Node extends AsyncDisposable {
+  readonly name: string;
+  /** Fresh (random) at every start, so pids of an earlier run are dead. */
+  readonly creation: number;
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly logger: Logger;
+  readonly telemetry: Telemetry;
+  readonly registry: NameRegistry;
+  /** Always present; answers `{ error: 'unavailable' }` when the service is off or the node has shut down. */
+  readonly monitors: MonitorManager;
+  /** Always present; answers `{ error: 'unavailable' }` when the service is off or the node has shut down. */
+  readonly deadLetters: DeadLetterQueue;
+  spawn<M>(init: Init<M>, options?: SpawnOptions): Pid<M>;
+  /** Sends from outside any process. */
+  send<M>(to: Target<M>, message: NoInfer<M>): void;
+  /** An exit signal from the node itself (`from: 'node'`); `'kill'` arrives as `'killed'`. */
+  exit(pid: Pid, reason: ExitReason | 'kill'): void;
+  isAlive(pid: Target<unknown>): boolean;
+  info(pid: Target<unknown>): ProcessInfo | undefined;
+  processes(): Pid[];
+  /**
+   * Resolves when no process is runnable, no handler is busy and no service I/O is in flight
+   * (checked again after a `setImmediate`); pending timers do not count. With `timeoutMs` (real
+   * time) it rejects with `ERR_IDLE_TIMEOUT` naming the busy processes.
+   */
+  idle(options?: { timeoutMs?: number }): Promise<void>;
+  /**
+   * Sends `'shutdown'` exit signals to the processes the node spawned itself, in reverse start
+   * order, waiting for each; then to every other process; kills what is left after `timeoutMs`
+   * (default 5000, on the node's clock); then settles what the layers above still had pending.
+   */
+  shutdown(options?: { timeoutMs?: number }): Promise<void>;
+}

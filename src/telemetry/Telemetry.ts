@@ -1,0 +1,168 @@
+import diagnostics from 'node:diagnostics_channel';
+import { InvalidArgumentError, toError } from '../errors.js';
+
+/** Numbers of an event (durations in milliseconds, counts). */
+export type Measurements = Record<string, number>;
+/** Everything else about an event. */
+export type Metadata = Record<string, unknown>;
+/** A telemetry handler. A handler that throws is detached and reported as `keel.telemetry.handler_failed`. */
+export type TelemetryHandler = (event: string, measurements: Measurements, metadata: Metadata) => void;
+
+/**
+ * A node's telemetry bus, after Erlang's `telemetry`: `execute`, `attach`, `detach`, `span`.
+ * Every event is also published on `diagnostics_channel` under its own name (the message is
+ * `{ event, measurements, metadata }`), so Node tooling sees Keel without importing it.
+ *
+ * @example
+ * ```ts
+ * node.telemetry.attach('log-drops', ['keel.message.dropped'], (event, m, meta) => console.log(event, meta.reason));
+ * node.telemetry.attach('all-process-events', ['keel.process.*'], handler); // a trailing `*` matches a prefix
+ * ```
+ */
+export interface Telemetry {
+  /** Emits an event to the attached handlers and to `diagnostics_channel` subscribers. */
+  execute(event: string, measurements: Measurements, metadata?: Metadata): void;
+  /** Attaches `handler` under a unique `id` to exact event names, or to prefixes written `'prefix*'`. */
+  attach(id: string, events: readonly string[], handler: TelemetryHandler): void;
+  /** Detaches the handler `id`; false when there was none. */
+  detach(id: string): boolean;
+  /**
+   * Runs `fn` between `<event>.start` and `<event>.stop` (measurement `duration`, ms), or
+   * `<event>.exception` (metadata `error`) when it throws or its thenable rejects.
+   */
+  span<T>(event: string, metadata: Metadata, fn: () => T): T;
+}
+
+interface Attachment {
+  readonly id: string;
+  readonly events: readonly string[];
+  readonly handler: TelemetryHandler;
+}
+
+type Channel = ReturnType<typeof diagnostics.channel>;
+
+/** The implementation behind `node.telemetry`. */
+export class TelemetryBus implements Telemetry {
+  readonly #exact = new Map<string, Attachment[]>();
+  #prefixed: { prefix: string; attachment: Attachment }[] = [];
+  readonly #byId = new Map<string, Attachment>();
+  readonly #channels = new Map<string, Channel>();
+  readonly #monotonicClock: () => number;
+  readonly #report: (message: string, error: Error) => void;
+
+  constructor(options: { monotonicClock: () => number; report: (message: string, error: Error) => void }) {
+    this.#monotonicClock = options.monotonicClock;
+    this.#report = options.report;
+  }
+
+  /** True when an attached handler or a `diagnostics_channel` subscriber would see `event`. */
+  isListening(event: string): boolean {
+    if (this.#exact.has(event)) return true;
+    for (const p of this.#prefixed) if (event.startsWith(p.prefix)) return true;
+    return this.#channel(event).hasSubscribers;
+  }
+
+  execute(event: string, measurements: Measurements, metadata: Metadata = {}): void {
+    const exact = this.#exact.get(event);
+    if (exact !== undefined) for (const a of exact.slice()) this.#invoke(a, event, measurements, metadata);
+    if (this.#prefixed.length > 0) {
+      for (const p of this.#prefixed.slice()) {
+        if (event.startsWith(p.prefix)) this.#invoke(p.attachment, event, measurements, metadata);
+      }
+    }
+    const channel = this.#channel(event);
+    if (channel.hasSubscribers) channel.publish({ event, measurements, metadata });
+  }
+
+  attach(id: string, events: readonly string[], handler: TelemetryHandler): void {
+    if (typeof id !== 'string' || id === '') throw new InvalidArgumentError('id', 'a non-empty string', id);
+    if (!Array.isArray(events) || events.some((e) => typeof e !== 'string' || e === '')) {
+      throw new InvalidArgumentError('events', 'an array of non-empty event names', events);
+    }
+    if (typeof handler !== 'function') throw new InvalidArgumentError('handler', 'a function', handler);
+    if (this.#byId.has(id)) {
+      throw new InvalidArgumentError('id', 'an id not already attached', id, 'detach the old handler first');
+    }
+    const attachment: Attachment = { id, events: [...events], handler };
+    this.#byId.set(id, attachment);
+    for (const e of attachment.events) {
+      if (e.endsWith('*')) {
+        this.#prefixed = [...this.#prefixed, { prefix: e.slice(0, -1), attachment }];
+      } else {
+        const list = this.#exact.get(e);
+        if (list === undefined) this.#exact.set(e, [attachment]);
+        else list.push(attachment);
+      }
+    }
+  }
+
+  detach(id: string): boolean {
+    const attachment = this.#byId.get(id);
+    if (attachment === undefined) return false;
+    this.#byId.delete(id);
+    for (const e of attachment.events) {
+      if (e.endsWith('*')) continue;
+      const list = this.#exact.get(e);
+      if (list === undefined) continue;
+      const rest = list.filter((a) => a !== attachment);
+      if (rest.length === 0) this.#exact.delete(e);
+      else this.#exact.set(e, rest);
+    }
+    this.#prefixed = this.#prefixed.filter((p) => p.attachment !== attachment);
+    return true;
+  }
+
+  span<T>(event: string, metadata: Metadata, fn: () => T): T {
+    const started = this.#monotonicClock();
+    this.execute(`${event}.start`, { monotonicTime: started }, metadata);
+    let result: T;
+    try {
+      result = fn();
+    } catch (error) {
+      this.execute(`${event}.exception`, { duration: this.#monotonicClock() - started }, { ...metadata, error });
+      throw error;
+    }
+    if (isThenable(result)) {
+      return result.then(
+        (value) => {
+          this.execute(`${event}.stop`, { duration: this.#monotonicClock() - started }, metadata);
+          return value;
+        },
+        (error: unknown) => {
+          this.execute(`${event}.exception`, { duration: this.#monotonicClock() - started }, { ...metadata, error });
+          throw error;
+        },
+      ) as T;
+    }
+    this.execute(`${event}.stop`, { duration: this.#monotonicClock() - started }, metadata);
+    return result;
+  }
+
+  #invoke(a: Attachment, event: string, measurements: Measurements, metadata: Metadata): void {
+    try {
+      a.handler(event, measurements, metadata);
+    } catch (thrown) {
+      const error = toError(thrown);
+      this.detach(a.id);
+      this.#report(`telemetry handler '${a.id}' failed on ${event} and was detached`, error);
+      this.execute('keel.telemetry.handler_failed', {}, { handlerId: a.id, event, error });
+    }
+  }
+
+  #channel(event: string): Channel {
+    let channel = this.#channels.get(event);
+    if (channel === undefined) {
+      channel = diagnostics.channel(event);
+      this.#channels.set(event, channel);
+    }
+    return channel;
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}

@@ -1,0 +1,96 @@
+import { InvalidArgumentError } from '../errors.js';
+import { type Clock, type ClockNode, kAttachNode, type TimerHandle } from '../runtime/Clock.js';
+
+interface Pending {
+  readonly at: number;
+  readonly seq: number;
+  readonly fn: () => void;
+}
+
+/**
+ * A clock that moves only when told to. `await clock.advance(ms)` fires the due timers in time
+ * order (including timers scheduled while it advances) and, after each, lets every node using the
+ * clock run until no process is runnable. Handlers awaiting work outside Keel are not waited for.
+ *
+ * @example
+ * ```ts
+ * const clock = new TestClock({ start: 0 });
+ * const node = createNode({ clock });
+ * const p = probe(node);
+ * p.ctx.sendAfter(p, 'tick', 1000);
+ * await clock.advance(1000);
+ * await p.receive((m) => m === 'tick');
+ * ```
+ */
+export class TestClock implements Clock {
+  #now: number;
+  #seq = 0;
+  readonly #timers = new Map<number, Pending>();
+  readonly #nodes = new Set<ClockNode>();
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(options: { start?: number } = {}) {
+    const start = options.start ?? 0;
+    if (typeof start !== 'number' || !Number.isFinite(start)) throw new InvalidArgumentError('start', 'a finite number (epoch ms)', start);
+    this.#now = start;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  setTimer(ms: number, fn: () => void): TimerHandle {
+    const seq = ++this.#seq;
+    this.#timers.set(seq, { at: this.#now + Math.max(0, ms), seq, fn });
+    return seq;
+  }
+
+  clearTimer(handle: TimerHandle): void {
+    this.#timers.delete(handle as number);
+  }
+
+  /** Timers pending on this clock (each node keeps at most one here). */
+  get pendingTimers(): number {
+    return this.#timers.size;
+  }
+
+  /** Moves time forward by `ms`, firing every timer due on the way, in order. Calls are serialised. */
+  advance(ms: number): Promise<void> {
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
+      throw new InvalidArgumentError('ms', 'a finite number of milliseconds >= 0', ms);
+    }
+    const run = this.#chain.then(() => this.#advance(ms));
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+
+  async #advance(ms: number): Promise<void> {
+    const target = this.#now + ms;
+    await this.#settle();
+    for (;;) {
+      let next: Pending | undefined;
+      for (const t of this.#timers.values()) {
+        if (t.at <= target && (next === undefined || t.at < next.at || (t.at === next.at && t.seq < next.seq))) next = t;
+      }
+      if (next === undefined) break;
+      this.#timers.delete(next.seq);
+      if (next.at > this.#now) this.#now = next.at;
+      next.fn();
+      await this.#settle();
+    }
+    this.#now = target;
+    await this.#settle();
+  }
+
+  async #settle(): Promise<void> {
+    await Promise.all([...this.#nodes].map((n) => n.settle()));
+  }
+
+  /** @internal */
+  [kAttachNode](node: ClockNode): () => void {
+    this.#nodes.add(node);
+    return () => {
+      this.#nodes.delete(node);
+    };
+  }
+}

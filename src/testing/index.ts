@@ -1,0 +1,3 @@
+export { TestClock } from './TestClock.js';
+export { probe, type Probe } from './probe.js';
+export { captureEvents, type CapturedEvent } from './captureEvents.js';

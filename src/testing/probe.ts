@@ -1,0 +1,83 @@
+import { InvalidArgumentError, ReceiveTimeoutError } from '../errors.js';
+import type { SystemMessage } from '../runtime/messages.js';
+import type { Pid } from '../runtime/Pid.js';
+import type { Context, Node } from '../runtime/types.js';
+
+/** A test process: a pid to send to, plus what it received. */
+export type Probe<M = unknown> = Pid<M> & {
+  /** Every message received, in order (also those already taken by `receive`). */
+  readonly messages: readonly (M | SystemMessage)[];
+  /** The probe's own context, to link, monitor, trap exits or send from the probe. */
+  readonly ctx: Context<M>;
+  /**
+   * Takes the first message not yet taken that matches `predicate`, waiting for it if needed.
+   * `timeout` (real ms, default 2000) is a failure guard: it rejects with `ERR_RECEIVE_TIMEOUT`.
+   */
+  receive(predicate?: (message: M | SystemMessage) => boolean, options?: { timeout?: number }): Promise<M | SystemMessage>;
+};
+
+interface Waiter {
+  readonly predicate: (message: unknown) => boolean;
+  readonly resolve: (message: unknown) => void;
+}
+
+/**
+ * Spawns a probe process on `node`.
+ *
+ * @example
+ * ```ts
+ * const p = probe(node);
+ * const ref = p.ctx.monitor(worker);
+ * node.exit(worker, 'kill');
+ * const down = await p.receive(isDown);
+ * ```
+ */
+export function probe<M = unknown>(node: Node): Probe<M> {
+  const messages: unknown[] = [];
+  const untaken: unknown[] = [];
+  const waiters = new Set<Waiter>();
+  let context!: Context<M>;
+  const pid = node.spawn<M>((ctx) => {
+    context = ctx;
+    return (message) => {
+      messages.push(message);
+      for (const w of waiters) {
+        if (w.predicate(message)) {
+          waiters.delete(w);
+          w.resolve(message);
+          return;
+        }
+      }
+      untaken.push(message);
+    };
+  });
+  const receive = (predicate: (message: unknown) => boolean = () => true, options: { timeout?: number } = {}): Promise<unknown> => {
+    if (typeof predicate !== 'function') throw new InvalidArgumentError('predicate', 'a function', predicate);
+    const timeout = options.timeout ?? 2000;
+    if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0) {
+      throw new InvalidArgumentError('timeout', 'a finite number of milliseconds >= 0', timeout);
+    }
+    const i = untaken.findIndex(predicate);
+    if (i >= 0) return Promise.resolve(untaken.splice(i, 1)[0]);
+    return new Promise((resolve, reject) => {
+      const guard = setTimeout(() => {
+        waiters.delete(waiter);
+        reject(new ReceiveTimeoutError(String(pid), timeout, messages.length));
+      }, timeout);
+      const waiter: Waiter = {
+        predicate,
+        resolve: (m) => {
+          clearTimeout(guard);
+          resolve(m);
+        },
+      };
+      waiters.add(waiter);
+    });
+  };
+  Object.defineProperties(pid, {
+    messages: { value: messages, enumerable: false },
+    ctx: { get: () => context, enumerable: false },
+    receive: { value: receive, enumerable: false },
+  });
+  return pid as Probe<M>;
+}
