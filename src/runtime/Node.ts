@@ -882,10 +882,11 @@ export class KeelNode implements Node {
     const timeout = new Promise<void>((resolve) => {
       onTimeout = resolve;
     });
-    const guard = this.setTimer(timeoutMs, () => {
+    // a real-time guard, like idle()'s: a node under a TestClock must still be able to stop
+    const guard = setTimeout(() => {
       timedOut = true;
       onTimeout();
-    });
+    }, timeoutMs);
     const tops = [...this.#procs.values()].filter((p) => (p.flags & F_TOP) !== 0).reverse();
     for (const p of tops) {
       if (timedOut) break;
@@ -901,7 +902,7 @@ export class KeelNode implements Node {
       this.#flushSignals();
       await Promise.race([Promise.all(deaths), timeout]);
     }
-    guard.cancel();
+    clearTimeout(guard);
     let killed = 0;
     for (const p of [...this.#procs.values()]) {
       if ((p.flags & F_DEAD) !== 0) continue;

@@ -136,7 +136,7 @@ export interface Node extends AsyncDisposable {
   /**
    * Sends `'shutdown'` exit signals to the processes the node spawned itself, in reverse start
    * order, waiting for each; then to every other process; kills what is left after `timeoutMs`
-   * (default 5000, on the node's clock); then settles what the layers above still had pending.
+   * (default 5000, real time, so that a node under a TestClock can stop); then settles what the layers above still had pending.
    */
   shutdown(options?: { timeoutMs?: number }): Promise<void>;
 }

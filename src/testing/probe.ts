@@ -1,7 +1,15 @@
 import { InvalidArgumentError, ReceiveTimeoutError } from '../errors.js';
-import type { SystemMessage } from '../runtime/messages.js';
+import { isExit, type SystemMessage } from '../runtime/messages.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
+import { kProc, PidImpl } from '../runtime/Pid.js';
+
+/** The context of a process just spawned (a process record is its own context). */
+function contextOf<M>(pid: Pid<M>): Context<M> {
+  const proc = pid instanceof PidImpl ? pid[kProc] : undefined;
+  if (proc === undefined) throw new Error('probe: the process exited as it was spawned');
+  return proc as unknown as Context<M>;
+}
 
 /** A test process: a pid to send to, plus what it received. */
 export type Probe<M = unknown> = Pid<M> & {
@@ -36,11 +44,11 @@ export function probe<M = unknown>(node: Node): Probe<M> {
   const messages: unknown[] = [];
   const untaken: unknown[] = [];
   const waiters = new Set<Waiter>();
-  let context!: Context<M>;
   const pid = node.spawn<M>((ctx) => {
-    context = ctx;
     return (message) => {
       messages.push(message);
+      // a probe that traps exits still obeys the node's shutdown
+      if (isExit(message) && message.from === 'node') ctx.exit(message.reason);
       for (const w of waiters) {
         if (w.predicate(message)) {
           waiters.delete(w);
@@ -76,7 +84,7 @@ export function probe<M = unknown>(node: Node): Probe<M> {
   };
   Object.defineProperties(pid, {
     messages: { value: messages, enumerable: false },
-    ctx: { get: () => context, enumerable: false },
+    ctx: { value: contextOf(pid), enumerable: false },
     receive: { value: receive, enumerable: false },
   });
   return pid as Probe<M>;
