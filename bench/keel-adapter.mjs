@@ -3,14 +3,16 @@ import { createNode } from '../dist/index.js';
 
 export function createSystem() {
   const node = createNode({ name: 'bench' });
-  const inits = new WeakMap();
+  // one init per handler, so that processes sharing a handler share everything (the workloads'
+  // spawn bench spawns 100,000 processes with one handler)
+  let lastHandler = null;
+  let lastInit = null;
   const initFor = (handler) => {
-    let init = inits.get(handler);
-    if (init === undefined) {
-      init = () => handler;
-      inits.set(handler, init);
+    if (handler !== lastHandler) {
+      lastHandler = handler;
+      lastInit = () => handler;
     }
-    return init;
+    return lastInit;
   };
   return {
     node,

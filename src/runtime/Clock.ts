@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks';
+
 /** An opaque handle of a clock's timer. */
 export type TimerHandle = unknown;
 
@@ -44,3 +46,4 @@ export const realClock: Clock = {
 
 /** @internal Monotonic time in ms for time slices, spans and `long_schedule` (real even under a TestClock). */
 export const monotonicClock = (): number => performance.now();
+monotonicClock(); // load the timing machinery now, not inside the first scheduler turn

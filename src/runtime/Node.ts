@@ -26,6 +26,7 @@ import {
   removeWhere,
   TimerRefImpl,
 } from './internal/Proc.js';
+import { ProcTable } from './internal/ProcTable.js';
 import { TimerHeap } from './internal/TimerHeap.js';
 import { DownMessage, type ExitReason, ExitMessage, formatReason, isCleanExit, isDown, isExit, isExitReason } from './messages.js';
 import { NameTable } from './NameRegistry.js';
@@ -66,7 +67,7 @@ export class KeelNode implements Node {
   readonly registry: NameTable;
   /** Pending-call settlers and other work the layers above must finish when the node stops. */
   readonly #shutdownHooks = new Set<() => void>();
-  readonly #procs = new Map<number, Proc>();
+  readonly #procs = new ProcTable();
   readonly #timers: TimerHeap;
   readonly #budget: number;
   readonly #sliceMs: number;
@@ -188,11 +189,11 @@ export class KeelNode implements Node {
     return pid as Pid<M>;
   }
 
-  isAlive(target: Target<unknown>): boolean {
+  isAlive(target: Target): boolean {
     return this.#lookup(target) !== undefined;
   }
 
-  info(target: Target<unknown>): ProcessInfo | undefined {
+  info(target: Target): ProcessInfo | undefined {
     const p = this.#lookup(target);
     if (p === undefined) return undefined;
     const x = p.x;
@@ -214,7 +215,7 @@ export class KeelNode implements Node {
   }
 
   processes(): Pid[] {
-    return [...this.#procs.values()].map((p) => p.self);
+    return this.#procs.values().map((p) => p.self);
   }
 
   /** @internal The live process of a pid on this node, if any. */
@@ -225,7 +226,7 @@ export class KeelNode implements Node {
     return this.#procs.get(pid.id);
   }
 
-  #lookup(target: Target<unknown>): Proc | undefined {
+  #lookup(target: Target): Proc | undefined {
     if (typeof target === 'string') return this.registry.lookup(target);
     if (!isPid(target)) throw new InvalidArgumentError('target', 'a Pid or a registered name', target);
     return this.resolve(target);
@@ -238,13 +239,13 @@ export class KeelNode implements Node {
   }
 
   /** @internal The one path every raw message takes. */
-  deliver(from: Proc | undefined, to: Target<unknown>, message: unknown): Delivery {
+  deliver(from: Proc | undefined, to: Target, message: unknown): Delivery {
     const p = to instanceof PidImpl ? to[kProc] : undefined;
     if (p !== undefined && p.rt === this) return this.#enqueue(p, message, from);
     return this.#deliverSlow(from, to, message);
   }
 
-  #deliverSlow(from: Proc | undefined, to: Target<unknown>, message: unknown): Delivery {
+  #deliverSlow(from: Proc | undefined, to: Target, message: unknown): Delivery {
     let p: Proc | undefined;
     if (typeof to === 'string') {
       if (to.length === 0) throw new InvalidArgumentError('to', 'a Pid or a non-empty registered name', to);
@@ -260,7 +261,7 @@ export class KeelNode implements Node {
   }
 
   /** @internal Delivers a message wrapped with an id and an optional listener (supervised send). */
-  deliverEnvelope(from: Proc | undefined, to: Target<unknown>, message: unknown, id: string, listener?: EnvelopeListener): Delivery {
+  deliverEnvelope(from: Proc | undefined, to: Target, message: unknown, id: string, listener?: EnvelopeListener): Delivery {
     const env = new Envelope(message, id, listener);
     const result = this.deliver(from, to, env);
     if (result === Delivery.Enqueued) this.#envelopes++;
@@ -317,7 +318,7 @@ export class KeelNode implements Node {
     if (evicted instanceof Envelope) this.#settleEnvelope(evicted, 'dropped');
   }
 
-  #dropped(from: Proc | undefined, to: Target<unknown>, message: unknown, reason: string, overflow?: string): void {
+  #dropped(from: Proc | undefined, to: Target, message: unknown, reason: string, overflow?: string): void {
     const m = message instanceof Envelope ? message.message : message;
     this.telemetry.execute('keel.message.dropped', {}, {
       from: from?.self ?? 'node',
@@ -404,7 +405,7 @@ export class KeelNode implements Node {
       this.#runInit(p);
       if ((p.flags & (F_DEAD | F_BUSY | F_INIT)) !== 0) return;
     }
-    const handler = p.handler!;
+    const handler = p.handler as Handler<unknown>;
     p.flags |= F_RUNNING;
     this.current = p;
     let k = 0;
@@ -457,8 +458,8 @@ export class KeelNode implements Node {
   }
 
   #runInit(p: Proc): void {
-    const init = p.init!;
-    p.init = null;
+    const init = p.handler as Init<unknown>;
+    p.handler = null;
     p.flags |= F_RUNNING;
     this.current = p;
     let r: unknown;
@@ -555,7 +556,6 @@ export class KeelNode implements Node {
     p.head = 0;
     p.size = 0;
     p.handler = null;
-    p.init = null;
     let watched = false;
     const x = p.x;
     if (x !== undefined) {
@@ -697,7 +697,7 @@ export class KeelNode implements Node {
   }
 
   /** @internal */
-  monitor(p: Proc, target: Target<unknown>): RefImpl {
+  monitor(p: Proc, target: Target): RefImpl {
     const ref = this.newRef();
     let q: Proc | undefined;
     let name: string | undefined;
@@ -755,7 +755,7 @@ export class KeelNode implements Node {
   // ---- timers ---------------------------------------------------------------------------------
 
   /** @internal */
-  sendAfter(p: Proc, to: Target<unknown>, message: unknown, ms: number): TimerRef {
+  sendAfter(p: Proc, to: Target, message: unknown, ms: number): TimerRef {
     validateDelay(ms);
     if (typeof to !== 'string' && !isPid(to)) throw new InvalidArgumentError('to', 'a Pid or a registered name', to);
     if ((p.flags & F_DEAD) !== 0) {
@@ -839,7 +839,7 @@ export class KeelNode implements Node {
       // a failure guard in real time: under a TestClock the node's clock only moves when told to
       const guard = setTimeout(() => {
         w.cancel();
-        const busy = [...this.#procs.values()].filter((p) => (p.flags & (F_BUSY | F_SCHEDULED | F_RUNNING)) !== 0);
+        const busy = this.#procs.values().filter((p) => (p.flags & (F_BUSY | F_SCHEDULED | F_RUNNING)) !== 0);
         const detail = this.#io > 0 ? `${this.#io} service I/O operation(s) in flight` : 'the run queue did not empty';
         reject(new IdleTimeoutError(this.name, timeoutMs, busy.map((p) => String(p.self)), detail));
       }, timeoutMs);
@@ -887,7 +887,7 @@ export class KeelNode implements Node {
       timedOut = true;
       onTimeout();
     }, timeoutMs);
-    const tops = [...this.#procs.values()].filter((p) => (p.flags & F_TOP) !== 0).reverse();
+    const tops = this.#procs.values().filter((p) => (p.flags & F_TOP) !== 0).reverse();
     for (const p of tops) {
       if (timedOut) break;
       if ((p.flags & F_DEAD) !== 0) continue;
@@ -895,7 +895,7 @@ export class KeelNode implements Node {
       this.exitSignal(p.self, 'node', 'shutdown');
       await Promise.race([dead, timeout]);
     }
-    const rest = [...this.#procs.values()].reverse();
+    const rest = this.#procs.values().reverse();
     if (!timedOut && rest.length > 0) {
       const deaths = rest.map((p) => this.#deathOf(p));
       for (const p of rest) this.#signals.push(p, 'node', 'shutdown');
@@ -904,7 +904,7 @@ export class KeelNode implements Node {
     }
     clearTimeout(guard);
     let killed = 0;
-    for (const p of [...this.#procs.values()]) {
+    for (const p of this.#procs.values()) {
       if ((p.flags & F_DEAD) !== 0) continue;
       killed++;
       this.die(p, 'killed');

@@ -10,21 +10,27 @@ export const kProc: unique symbol = Symbol('keel.proc');
  * that is never reused. `Pid<M>` accepts messages of type `M`.
  * A pid of another node or another creation is a dead pid: sending to it is dropped with an event.
  */
-export type Pid<M = unknown> = {
+export type Pid<M = any> = {
   readonly node: string;
   readonly creation: number;
   readonly id: number;
-} & { readonly __messages?: M };
+} & {
+  /**
+   * Type-level only: the messages this process accepts. A function parameter, so that `Pid<A | B>`
+   * can be used where a `Pid<A>` is expected, but a `Pid<A>` is never sent a `B`.
+   */
+  readonly __messages?: (message: M) => void;
+};
 
 /** A registered name or a pid: anything a message can be sent to. */
-export type Target<M = unknown> = Pid<M> | string;
+export type Target<M = any> = Pid<M> | string;
 
 /** @internal The runtime's pid instances. */
 export class PidImpl {
   readonly node: string;
   readonly creation: number;
   readonly id: number;
-  [kProc]: Proc | undefined;
+  declare [kProc]: Proc | undefined;
   constructor(node: string, creation: number, id: number, proc: Proc | undefined) {
     this.node = node;
     this.creation = creation;

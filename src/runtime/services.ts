@@ -27,7 +27,7 @@ export interface MonitorEntry {
 
 /** The node's monitor manager (slot 0). Until the service is plugged in, every method answers `unavailable`. */
 export interface MonitorManager {
-  monitor(ctx: Context<any>, target: Target<unknown>, options?: { tag?: string; expectedLifetime?: 'short' | 'long' }): Ref | { error: 'noproc' | 'unavailable' };
+  monitor(ctx: Context<any>, target: Target, options?: { tag?: string; expectedLifetime?: 'short' | 'long' }): Ref | { error: 'noproc' | 'unavailable' };
   demonitor(ctx: Context<any>, ref: Ref, options?: { flush?: boolean }): 'ok' | 'not_found' | 'not_owner' | Unavailable;
   list(): MonitorEntry[] | Unavailable;
   stats(): { created: number; cleaned: number; active: number; leaked: number } | Unavailable;
@@ -57,7 +57,7 @@ export interface DeadLetter {
 
 /** The node's dead letter queue (slot 1). Until the service is plugged in, every method answers `unavailable`. */
 export interface DeadLetterQueue {
-  add(entry: { recipient: Target<unknown>; message: unknown; reason: string; metadata?: object }): Promise<string | Unavailable>;
+  add(entry: { recipient: Target; message: unknown; reason: string; metadata?: object }): Promise<string | Unavailable>;
   list(filter?: DeadLetterFilter & { limit?: number; cursor?: string }): Promise<{ entries: DeadLetter[]; cursor?: string } | Unavailable>;
   get(id: string): Promise<DeadLetter | undefined | Unavailable>;
   retry(filter: DeadLetterFilter | string[], options?: { ratePerSecond?: number; signal?: AbortSignal }): Promise<{ id: string; ok: boolean; reason?: string }[] | Unavailable>;

@@ -90,7 +90,7 @@ export interface Context<M = unknown> {
   link(pid: Pid): void;
   unlink(pid: Pid): void;
   /** Monitors a pid or a name; a dead or unknown target yields an immediate `Down` with `noproc`. */
-  monitor(target: Target<unknown>): Ref;
+  monitor(target: Target): Ref;
   /** Removes a monitor (and with `flush`, its queued `Down`); true when the monitor was active. */
   demonitor(ref: Ref, options?: { flush?: boolean }): boolean;
   /** Turns exit signals from links into `Exit` messages (`kill` still kills). */
@@ -124,8 +124,8 @@ export interface Node extends AsyncDisposable {
   send<M>(to: Target<M>, message: NoInfer<M>): void;
   /** An exit signal from the node itself (`from: 'node'`); `'kill'` arrives as `'killed'`. */
   exit(pid: Pid, reason: ExitReason | 'kill'): void;
-  isAlive(pid: Target<unknown>): boolean;
-  info(pid: Target<unknown>): ProcessInfo | undefined;
+  isAlive(pid: Target): boolean;
+  info(pid: Target): ProcessInfo | undefined;
   processes(): Pid[];
   /**
    * Resolves when no process is runnable, no handler is busy and no service I/O is in flight

@@ -66,8 +66,8 @@ export const EXIT_SENTINEL: { readonly keelExitSentinel: true } = Object.freeze(
 export class Proc implements Context<any> {
   readonly self: PidImpl;
   readonly rt: KeelNode;
-  handler: Handler<any> | null = null;
-  init: Init<any> | null;
+  /** The message handler; while `F_INIT` is set, the init function instead. */
+  handler: Handler<any> | Init<any> | null;
   buf: unknown[] = EMPTY;
   mask = -1;
   head = 0;
@@ -79,7 +79,7 @@ export class Proc implements Context<any> {
   constructor(rt: KeelNode, self: PidImpl, init: Init<any>, flags: number) {
     this.rt = rt;
     this.self = self;
-    this.init = init;
+    this.handler = init;
     this.flags = flags;
   }
 
@@ -136,7 +136,7 @@ export class Proc implements Context<any> {
     this.rt.unlink(this, pid);
   }
 
-  monitor(target: Target<unknown>): Ref {
+  monitor(target: Target): Ref {
     if ((this.flags & F_DEAD) !== 0) {
       this.rt.zombieCall(this, 'monitor');
       return this.rt.newRef();

@@ -1,0 +1,70 @@
+import type { Proc } from './Proc.js';
+
+const CHUNK = 1024;
+
+class Chunk {
+  readonly slots: (Proc | undefined)[] = new Array<Proc | undefined>(CHUNK).fill(undefined);
+  live = 0;
+}
+
+/**
+ * @internal The process table, indexed by pid id: chunks of 1,024 slots. A chunk is freed as soon
+ * as all its ids were handed out and all its processes died, and the freed chunks at the front are
+ * trimmed, so a node that spawns forever holds memory for its live processes only.
+ */
+export class ProcTable {
+  #chunks: (Chunk | undefined)[] = [];
+  #base = 0; // the chunk number of #chunks[0]
+  #size = 0;
+  #maxId = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  set(id: number, p: Proc): void {
+    const ci = Math.floor(id / CHUNK) - this.#base;
+    let c = this.#chunks[ci];
+    if (c === undefined) c = this.#chunks[ci] = new Chunk();
+    c.slots[id % CHUNK] = p;
+    c.live++;
+    this.#size++;
+    if (id > this.#maxId) this.#maxId = id;
+  }
+
+  get(id: number): Proc | undefined {
+    const ci = Math.floor(id / CHUNK) - this.#base;
+    return ci < 0 ? undefined : this.#chunks[ci]?.slots[id % CHUNK];
+  }
+
+  delete(id: number): void {
+    const chunkNo = Math.floor(id / CHUNK);
+    const ci = chunkNo - this.#base;
+    const c = ci < 0 ? undefined : this.#chunks[ci];
+    if (c === undefined || c.slots[id % CHUNK] === undefined) return;
+    c.slots[id % CHUNK] = undefined;
+    c.live--;
+    this.#size--;
+    if (c.live === 0 && (chunkNo + 1) * CHUNK <= this.#maxId + 1) {
+      this.#chunks[ci] = undefined;
+      if (ci === 0) this.#trim();
+    }
+  }
+
+  /** The live processes in id (start) order. */
+  values(): Proc[] {
+    const out: Proc[] = [];
+    for (const c of this.#chunks) {
+      if (c === undefined) continue;
+      for (const p of c.slots) if (p !== undefined) out.push(p);
+    }
+    return out;
+  }
+
+  #trim(): void {
+    let n = 0;
+    while (n < this.#chunks.length && this.#chunks[n] === undefined) n++;
+    this.#chunks.splice(0, n);
+    this.#base += n;
+  }
+}
