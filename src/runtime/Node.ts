@@ -27,15 +27,14 @@ import {
   TimerRefImpl,
 } from './internal/Proc.js';
 import { ProcTable } from './internal/ProcTable.js';
-import { TimerHeap } from './internal/TimerHeap.js';
+import { TimerEntry, TimerHeap } from './internal/TimerHeap.js';
 import { DownMessage, type ExitReason, ExitMessage, formatReason, isCleanExit, isDown, isExit, isExitReason } from './messages.js';
 import { NameTable } from './NameRegistry.js';
-import { isPid, kProc, type Pid, PidImpl, RefImpl, type Target, type TimerRef } from './Pid.js';
+import { isPid, kProc, NODE_NAME, type Pid, PidImpl, RefImpl, type Target, type TimerRef } from './Pid.js';
 import { type DeadLetterQueue, type MonitorManager, unavailableDeadLetters, unavailableMonitors } from './services.js';
 import type { Handler, Init, Logger, Node, NodeOptions, ProcessInfo, SpawnOptions } from './types.js';
 
 const RESOLVED = Promise.resolve();
-const NODE_NAME = /^[A-Za-z0-9_@.-]{1,255}$/;
 const OVERFLOWS = ['reject', 'drop_newest', 'drop_oldest'] as const;
 let defaultNameSeq = 0;
 const creationsInUse = new Set<number>();
@@ -110,14 +109,17 @@ export class KeelNode implements Node {
     if (typeof services !== 'boolean' && (typeof services !== 'object' || services === null)) {
       throw new InvalidArgumentError('services', 'a boolean or a services options object', services);
     }
+    if (typeof scheduler !== 'object' || scheduler === null) {
+      throw new InvalidArgumentError('scheduler', 'an object { budget?, sliceMs?, longScheduleMs? }', scheduler);
+    }
+    this.#budget = positiveInt('scheduler.budget', scheduler.budget, 64);
+    this.#sliceMs = positiveNumber('scheduler.sliceMs', scheduler.sliceMs, 5);
+    this.#longScheduleMs = positiveNumber('scheduler.longScheduleMs', scheduler.longScheduleMs, 50);
     this.name = name ?? `keel-${++defaultNameSeq}`;
     this.creation = freshCreation();
     this.clock = clock;
     this.random = random;
     this.logger = logger;
-    this.#budget = positiveInt('scheduler.budget', scheduler.budget, 64);
-    this.#sliceMs = positiveNumber('scheduler.sliceMs', scheduler.sliceMs, 5);
-    this.#longScheduleMs = positiveNumber('scheduler.longScheduleMs', scheduler.longScheduleMs, 50);
     this.telemetry = new TelemetryBus({
       monotonicClock,
       report: (message, error) => this.logger.warn(message, error),
@@ -757,10 +759,12 @@ export class KeelNode implements Node {
   /** @internal */
   sendAfter(p: Proc, to: Target, message: unknown, ms: number): TimerRef {
     validateDelay(ms);
-    if (typeof to !== 'string' && !isPid(to)) throw new InvalidArgumentError('to', 'a Pid or a registered name', to);
+    if (typeof to === 'string' ? to.length === 0 : !isPid(to)) {
+      throw new InvalidArgumentError('to', 'a Pid or a non-empty registered name', to);
+    }
     if ((p.flags & F_DEAD) !== 0) {
       this.zombieCall(p, 'sendAfter');
-      return new TimerRefImpl(this.#timers.schedule(0, noop)) as unknown as TimerRef;
+      return new TimerRefImpl(new TimerEntry(0, -1, noop, true)) as unknown as TimerRef; // inert: never scheduled
     }
     const x = p.ext();
     const timers = (x.timers ??= new Set());

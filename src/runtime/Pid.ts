@@ -52,6 +52,8 @@ function formatPid(pid: Pid): string {
   return `<${pid.node}.${pid.id}.${pid.creation}>`;
 }
 
+/** @internal What a node name may be. */
+export const NODE_NAME = /^[A-Za-z0-9_@.-]{1,255}$/;
 const PID_TEXT = /^<(.+)\.(\d+)\.(\d+)>$/;
 
 /**
@@ -76,7 +78,7 @@ export const Pid = {
   /** Parses the text of {@link Pid.format}; throws `ERR_INVALID_ARGUMENT` on anything else. */
   parse(text: string): Pid {
     const m = typeof text === 'string' ? PID_TEXT.exec(text) : null;
-    if (m === null) throw new InvalidArgumentError('text', "a pid formatted '<node.id.creation>'", text, 'use Pid.format(pid)');
+    if (m === null || !NODE_NAME.test(m[1]!)) throw new InvalidArgumentError('text', "a pid formatted '<node.id.creation>'", text, 'use Pid.format(pid)');
     const id = Number(m[2]);
     const creation = Number(m[3]);
     if (!Number.isSafeInteger(id) || !Number.isSafeInteger(creation)) {

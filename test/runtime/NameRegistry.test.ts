@@ -1,0 +1,399 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createNode, isDown, isKeelError, type Logger, type Node, Pid } from '../../src/index.js';
+import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
+
+const nodes: Node[] = [];
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.shutdown()));
+});
+
+const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+function makeNode(options: Parameters<typeof createNode>[0] = {}): Node {
+  const node = createNode({ logger: quiet, ...options });
+  nodes.push(node);
+  return node;
+}
+
+function idler(node: Node, options?: { name?: string }): Pid {
+  return node.spawn(() => () => undefined, options);
+}
+
+/** A process that forwards every message it handles to `to`. */
+function forwarder(node: Node, to: Pid, tag: string, options?: { name?: string }): Pid {
+  return node.spawn((ctx) => (m) => ctx.send(to, { via: tag, m }), options);
+}
+
+function caught(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}
+
+function same(a: Pid | undefined, b: Pid): boolean {
+  return a !== undefined && Pid.equals(a, b);
+}
+
+describe('NameRegistry.register', () => {
+  it('makes whereis return the pid', () => {
+    const node = makeNode();
+    const pid = idler(node);
+    node.registry.register('cache', pid);
+    expect(same(node.registry.whereis('cache'), pid)).toBe(true);
+    expect(node.info(pid)?.name).toBe('cache');
+  });
+
+  it('lists names in registration order', () => {
+    const node = makeNode();
+    node.registry.register('b', idler(node));
+    node.registry.register('a', idler(node));
+    node.registry.register('c', idler(node));
+    expect(node.registry.names()).toEqual(['b', 'a', 'c']);
+  });
+
+  it('throws ERR_NAME_TAKEN for a name another process holds, and keeps the owner', () => {
+    const node = makeNode();
+    const owner = idler(node);
+    const other = idler(node);
+    node.registry.register('cache', owner);
+    const e = caught(() => node.registry.register('cache', other));
+    expect(isKeelError(e, 'ERR_NAME_TAKEN')).toBe(true);
+    expect((e as Error).message).toContain("'cache'");
+    expect(same(node.registry.whereis('cache'), owner)).toBe(true);
+    expect(node.info(other)?.name).toBeUndefined();
+  });
+
+  it('throws ERR_NAME_TAKEN when the process registers the name it already holds', () => {
+    const node = makeNode();
+    const owner = idler(node);
+    node.registry.register('cache', owner);
+    expect(isKeelError(caught(() => node.registry.register('cache', owner)), 'ERR_NAME_TAKEN')).toBe(true);
+    expect(node.registry.names()).toEqual(['cache']);
+  });
+
+  it('throws ERR_ALREADY_REGISTERED for a second name of the same process', () => {
+    const node = makeNode();
+    const pid = idler(node);
+    node.registry.register('first', pid);
+    const e = caught(() => node.registry.register('second', pid));
+    expect(isKeelError(e, 'ERR_ALREADY_REGISTERED')).toBe(true);
+    expect((e as Error).message).toContain("'first'");
+    expect(node.registry.whereis('second')).toBeUndefined();
+    expect(node.registry.names()).toEqual(['first']);
+    expect(node.info(pid)?.name).toBe('first');
+  });
+
+  it('throws ERR_ALREADY_REGISTERED for a process spawned with a name', () => {
+    const node = makeNode();
+    const pid = idler(node, { name: 'first' });
+    expect(isKeelError(caught(() => node.registry.register('second', pid)), 'ERR_ALREADY_REGISTERED')).toBe(true);
+    expect(node.registry.names()).toEqual(['first']);
+  });
+
+  it('throws ERR_NOPROC for a dead pid', () => {
+    const node = makeNode();
+    const pid = idler(node);
+    node.exit(pid, 'kill');
+    const e = caught(() => node.registry.register('ghost', pid));
+    expect(isKeelError(e, 'ERR_NOPROC')).toBe(true);
+    expect((e as Error).message).toContain(String(pid));
+    expect(node.registry.names()).toEqual([]);
+  });
+
+  it('throws ERR_NOPROC for a pid of another node', () => {
+    const node = makeNode();
+    const remote = idler(makeNode());
+    expect(isKeelError(caught(() => node.registry.register('remote', remote)), 'ERR_NOPROC')).toBe(true);
+    expect(node.registry.whereis('remote')).toBeUndefined();
+  });
+
+  it('throws ERR_INVALID_ARGUMENT for a name that is not a non-empty string', () => {
+    const node = makeNode();
+    const pid = idler(node);
+    for (const bad of [42, '', null, undefined, { name: 'x' }]) {
+      const e = caught(() => node.registry.register(bad as never, pid));
+      expect(isKeelError(e, 'ERR_INVALID_ARGUMENT'), `name ${String(bad)}`).toBe(true);
+      expect((e as Error).message).toContain('expected `name` to be a non-empty string');
+    }
+    expect(node.registry.names()).toEqual([]);
+    node.registry.register('fine', pid);
+    expect(same(node.registry.whereis('fine'), pid)).toBe(true);
+  });
+
+  it('throws ERR_INVALID_ARGUMENT for a pid that is not a pid', () => {
+    const node = makeNode();
+    const e = caught(() => node.registry.register('x', 'other-name' as never));
+    expect(isKeelError(e, 'ERR_INVALID_ARGUMENT')).toBe(true);
+    expect((e as Error).message).toContain('expected `pid` to be a Pid');
+    expect(node.registry.names()).toEqual([]);
+  });
+
+  it('allows a name again after its owner died', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const first = idler(node);
+    node.registry.register('svc', first);
+    node.exit(first, 'kill');
+    const second = forwarder(node, p, 'second');
+    node.registry.register('svc', second);
+    expect(same(node.registry.whereis('svc'), second)).toBe(true);
+    node.send('svc', 'hello');
+    expect(await p.receive()).toEqual({ via: 'second', m: 'hello' });
+  });
+});
+
+describe('NameRegistry.unregister', () => {
+  it('returns true for a registered name and false after', () => {
+    const node = makeNode();
+    node.registry.register('svc', idler(node));
+    expect(node.registry.unregister('svc')).toBe(true);
+    expect(node.registry.unregister('svc')).toBe(false);
+  });
+
+  it('returns false for a name that was never registered', () => {
+    const node = makeNode();
+    expect(node.registry.unregister('never')).toBe(false);
+  });
+
+  it('removes the name but leaves the process alive', () => {
+    const node = makeNode();
+    const pid = idler(node, { name: 'svc' });
+    node.registry.unregister('svc');
+    expect(node.registry.whereis('svc')).toBeUndefined();
+    expect(node.registry.names()).toEqual([]);
+    expect(node.isAlive(pid)).toBe(true);
+    expect(node.info(pid)?.name).toBeUndefined();
+  });
+
+  it('lets the process take another name', () => {
+    const node = makeNode();
+    const pid = idler(node, { name: 'old' });
+    node.registry.unregister('old');
+    node.registry.register('new', pid);
+    expect(same(node.registry.whereis('new'), pid)).toBe(true);
+    expect(node.info(pid)?.name).toBe('new');
+  });
+
+  it('keeps the new owner of a name when the old owner dies later', () => {
+    const node = makeNode();
+    const old = idler(node, { name: 'svc' });
+    node.registry.unregister('svc');
+    const next = idler(node, { name: 'svc' });
+    node.exit(old, 'kill');
+    expect(same(node.registry.whereis('svc'), next)).toBe(true);
+  });
+
+  it('throws ERR_INVALID_ARGUMENT for a name that is not a non-empty string', () => {
+    const node = makeNode();
+    idler(node, { name: 'svc' });
+    for (const bad of [42, '', null]) {
+      expect(isKeelError(caught(() => node.registry.unregister(bad as never)), 'ERR_INVALID_ARGUMENT'), `name ${String(bad)}`).toBe(true);
+    }
+    expect(node.registry.names()).toEqual(['svc']);
+  });
+});
+
+describe('NameRegistry.whereis', () => {
+  it('returns undefined for an unknown name', () => {
+    const node = makeNode();
+    expect(node.registry.whereis('nobody')).toBeUndefined();
+  });
+
+  it('throws ERR_INVALID_ARGUMENT for a name that is not a non-empty string', () => {
+    const node = makeNode();
+    for (const bad of [42, '', undefined]) {
+      expect(isKeelError(caught(() => node.registry.whereis(bad as never)), 'ERR_INVALID_ARGUMENT'), `name ${String(bad)}`).toBe(true);
+    }
+  });
+});
+
+describe('node.spawn with { name }', () => {
+  it('registers the process as it is spawned', () => {
+    const node = makeNode();
+    const pid = idler(node, { name: 'svc' });
+    expect(same(node.registry.whereis('svc'), pid)).toBe(true);
+    expect(node.info(pid)?.name).toBe('svc');
+  });
+
+  it('ctx.spawn with a name registers the child', () => {
+    const node = makeNode();
+    const p = probe(node);
+    const child = p.ctx.spawn(() => () => undefined, { name: 'child' });
+    expect(same(node.registry.whereis('child'), child)).toBe(true);
+  });
+
+  it('throws ERR_NAME_TAKEN for a taken name and creates no process', async () => {
+    const node = makeNode();
+    const owner = idler(node, { name: 'svc' });
+    let initRan = false;
+    const before = node.processes().length;
+    const e = caught(() =>
+      node.spawn(() => {
+        initRan = true;
+        return () => undefined;
+      }, { name: 'svc' }),
+    );
+    expect(isKeelError(e, 'ERR_NAME_TAKEN')).toBe(true);
+    expect((e as Error).message).toContain(String(owner));
+    expect(node.processes()).toHaveLength(before);
+    await node.idle();
+    expect(initRan).toBe(false);
+    expect(same(node.registry.whereis('svc'), owner)).toBe(true);
+  });
+
+  it('throws ERR_NAME_TAKEN from ctx.spawn for a taken name and creates no process', () => {
+    const node = makeNode();
+    const p = probe(node);
+    idler(node, { name: 'svc' });
+    const before = node.processes().length;
+    expect(isKeelError(caught(() => p.ctx.spawn(() => () => undefined, { name: 'svc' })), 'ERR_NAME_TAKEN')).toBe(true);
+    expect(node.processes()).toHaveLength(before);
+  });
+
+  it('throws ERR_INVALID_ARGUMENT for a name that is not a non-empty string, creating no process', () => {
+    const node = makeNode();
+    for (const bad of [42, '', null]) {
+      const e = caught(() => node.spawn(() => () => undefined, { name: bad as never }));
+      expect(isKeelError(e, 'ERR_INVALID_ARGUMENT'), `name ${String(bad)}`).toBe(true);
+    }
+    expect(node.processes()).toEqual([]);
+    expect(node.registry.names()).toEqual([]);
+  });
+});
+
+describe('a registered name as a target', () => {
+  it('works with node.send', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    forwarder(node, p, 'svc', { name: 'svc' });
+    node.send('svc', 'hello');
+    expect(await p.receive()).toEqual({ via: 'svc', m: 'hello' });
+  });
+
+  it('works with ctx.send', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    forwarder(node, p, 'svc', { name: 'svc' });
+    p.ctx.send('svc', 'from-probe');
+    expect(await p.receive()).toEqual({ via: 'svc', m: 'from-probe' });
+  });
+
+  it('works with ctx.monitor', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const target = idler(node, { name: 'svc' });
+    const ref = p.ctx.monitor('svc');
+    expect(node.info(target)?.monitoredBy.map((x) => Pid.equals(x, p))).toEqual([true]);
+    node.exit(target, 'kill');
+    const down = await p.receive(isDown);
+    expect(isDown(down) && down.ref === ref && Pid.equals(down.pid, target) && down.name).toBe('svc');
+  });
+
+  it('works with node.isAlive', () => {
+    const node = makeNode();
+    const target = idler(node, { name: 'svc' });
+    expect(node.isAlive('svc')).toBe(true);
+    expect(node.isAlive('nobody')).toBe(false);
+    node.exit(target, 'kill');
+    expect(node.isAlive('svc')).toBe(false);
+  });
+
+  it('works with node.info', () => {
+    const node = makeNode();
+    const target = idler(node, { name: 'svc' });
+    const info = node.info('svc');
+    expect(info !== undefined && Pid.equals(info.pid, target)).toBe(true);
+    expect(info?.name).toBe('svc');
+    expect(node.info('nobody')).toBeUndefined();
+  });
+
+  it('works with ctx.sendAfter, resolved when the timer fires', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = makeNode({ clock });
+    const p = probe(node);
+    const first = forwarder(node, p, 'first', { name: 'svc' });
+    p.ctx.sendAfter('svc', 'tick', 100);
+    node.exit(first, 'kill');
+    forwarder(node, p, 'second', { name: 'svc' });
+    await clock.advance(100);
+    expect(await p.receive()).toEqual({ via: 'second', m: 'tick' });
+  });
+
+  it('is not accepted by node.exit, which takes a pid', () => {
+    const node = makeNode();
+    const target = idler(node, { name: 'svc' });
+    const e = caught(() => node.exit('svc' as never, 'kill'));
+    expect(isKeelError(e, 'ERR_INVALID_ARGUMENT')).toBe(true);
+    expect(node.isAlive(target)).toBe(true);
+  });
+
+  it('that is not registered makes node.send emit keel.message.dropped with reason noproc', () => {
+    const node = makeNode();
+    const captured = captureEvents(node, ['keel.message.dropped']);
+    node.send('nobody', 'lost');
+    expect(captured.events).toHaveLength(1);
+    expect(captured.events[0]?.metadata).toMatchObject({ to: 'nobody', message: 'lost', reason: 'noproc', from: 'node' });
+    captured.stop();
+  });
+
+  it('that is not registered makes ctx.send emit keel.message.dropped naming the sender', () => {
+    const node = makeNode();
+    const p = probe(node);
+    const captured = captureEvents(node, ['keel.message.dropped']);
+    p.ctx.send('nobody', 'lost');
+    expect(captured.events).toHaveLength(1);
+    const meta = captured.events[0]?.metadata;
+    expect(meta).toMatchObject({ to: 'nobody', message: 'lost', reason: 'noproc' });
+    expect(Pid.equals(meta?.from as Pid, p)).toBe(true);
+    captured.stop();
+  });
+});
+
+describe('names and process death', () => {
+  it('vanish when their owner is killed', () => {
+    const node = makeNode();
+    const target = idler(node, { name: 'svc' });
+    node.exit(target, 'kill');
+    expect(node.registry.whereis('svc')).toBeUndefined();
+    expect(node.registry.names()).toEqual([]);
+  });
+
+  it('vanish when their owner exits normally', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const target = node.spawn((ctx) => () => ctx.exit(), { name: 'svc' });
+    const ref = p.ctx.monitor(target);
+    node.send('svc', 'stop');
+    await p.receive((m) => isDown(m) && m.ref === ref);
+    expect(node.registry.whereis('svc')).toBeUndefined();
+    expect(node.registry.names()).toEqual([]);
+  });
+
+  it('vanish when their owner crashes', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const target = node.spawn(
+      () => () => {
+        throw new Error('boom');
+      },
+      { name: 'svc' },
+    );
+    const ref = p.ctx.monitor(target);
+    node.send('svc', 'crash');
+    await p.receive((m) => isDown(m) && m.ref === ref);
+    expect(node.registry.names()).toEqual([]);
+  });
+
+  it('make a later send to the name a noproc drop, not a delivery to anyone', () => {
+    const node = makeNode();
+    const target = idler(node, { name: 'svc' });
+    node.exit(target, 'kill');
+    const captured = captureEvents(node, ['keel.message.dropped']);
+    node.send('svc', 'late');
+    expect(captured.events.map((e) => e.metadata.reason)).toEqual(['noproc']);
+    captured.stop();
+  });
+});

@@ -1,0 +1,424 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createNode, isDown, isKeelError, type KeelErrorCode, type Logger, type Node, Pid } from '../../src/index.js';
+import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
+
+const nodes: Node[] = [];
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.shutdown()));
+});
+
+const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+function makeNode(options: Parameters<typeof createNode>[0] = {}): Node {
+  const node = createNode({ logger: quiet, ...options });
+  nodes.push(node);
+  return node;
+}
+
+function idler(node: Node): Pid {
+  return node.spawn(() => () => undefined);
+}
+
+/** What `fn` threw synchronously, or what the promise it returned rejected with. */
+async function failure(fn: () => unknown): Promise<unknown> {
+  try {
+    await fn();
+  } catch (e) {
+    return e;
+  }
+  return 'nothing was thrown';
+}
+
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  return 'nothing was thrown';
+}
+
+/** Asserts a typed Keel error with `code` whose message contains every fragment. */
+function expectKeelError(e: unknown, code: KeelErrorCode, ...fragments: string[]): void {
+  expect(isKeelError(e, code), `expected ${code}, got ${String(e)}`).toBe(true);
+  const message = (e as Error).message;
+  for (const f of fragments) expect(message).toContain(f);
+}
+
+describe('node.spawn', () => {
+  it('throws ERR_INVALID_ARGUMENT for an init that is not a function, and creates no process', async () => {
+    const node = makeNode();
+    for (const [bad, given] of [
+      [42, 'got 42'],
+      ['init', 'got "init"'],
+      [null, 'got null'],
+      [{}, 'got an object'],
+    ] as const) {
+      expectKeelError(thrown(() => node.spawn(bad as never)), 'ERR_INVALID_ARGUMENT', 'expected `init` to be a function', given);
+    }
+    expect(node.processes()).toEqual([]);
+    const p = probe(node);
+    node.send(p, 'still works');
+    expect(await p.receive()).toBe('still works');
+  });
+
+  it('throws ERR_INVALID_ARGUMENT for options that are not an object', () => {
+    const node = makeNode();
+    expectKeelError(thrown(() => node.spawn(() => () => undefined, 'fast' as never)), 'ERR_INVALID_ARGUMENT', '`options`', 'SpawnOptions');
+    expect(node.processes()).toEqual([]);
+  });
+});
+
+describe('ctx.spawn', () => {
+  it('throws ERR_INVALID_ARGUMENT for an init that is not a function, and the caller lives on', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const parent = node.spawn((ctx) => (m) => {
+      if (m === 'spawn-bad') {
+        try {
+          ctx.spawn(42 as never);
+          ctx.send(p, 'nothing was thrown');
+        } catch (e) {
+          ctx.send(p, e);
+        }
+        return;
+      }
+      ctx.send(p, { echo: m });
+    });
+    node.send(parent, 'spawn-bad');
+    node.send(parent, 'after');
+    expectKeelError(await p.receive(), 'ERR_INVALID_ARGUMENT', 'expected `init` to be a function', 'got 42');
+    expect(await p.receive()).toEqual({ echo: 'after' });
+    expect(node.processes()).toHaveLength(2);
+  });
+
+  it('ctx.spawnLink throws ERR_INVALID_ARGUMENT for an init that is not a function', () => {
+    const node = makeNode();
+    const p = probe(node);
+    expectKeelError(thrown(() => p.ctx.spawnLink('nope' as never)), 'ERR_INVALID_ARGUMENT', 'expected `init` to be a function');
+    expect(node.info(p)?.links).toEqual([]);
+  });
+});
+
+describe('node.send and ctx.send', () => {
+  const badTargets: [string, unknown, string][] = [
+    ['a number', 42, 'got 42'],
+    ['an object without the shape of a pid', { id: 1 }, 'got an object'],
+    ['a pid-like object with a non-integer id', { node: 'x', creation: 1, id: 1.5 }, 'got an object'],
+    ['null', null, 'got null'],
+    ['an empty string', '', 'non-empty registered name'],
+  ];
+
+  for (const [label, bad, given] of badTargets) {
+    it(`node.send throws ERR_INVALID_ARGUMENT for ${label}, and a good message still arrives`, async () => {
+      const node = makeNode();
+      const p = probe(node);
+      node.send(p, 'before');
+      expectKeelError(thrown(() => node.send(bad as never, 'x')), 'ERR_INVALID_ARGUMENT', 'expected `to` to be a Pid or a', given);
+      node.send(p, 'after');
+      expect(await p.receive()).toBe('before');
+      expect(await p.receive()).toBe('after');
+      expect(p.messages).toEqual(['before', 'after']);
+    });
+  }
+
+  it('ctx.send throws ERR_INVALID_ARGUMENT for a non-pid, and a good message still arrives', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    for (const [, bad, given] of badTargets) {
+      expectKeelError(thrown(() => p.ctx.send(bad as never, 'x')), 'ERR_INVALID_ARGUMENT', 'expected `to` to be a Pid or a', given);
+    }
+    p.ctx.send(p, 'after');
+    expect(await p.receive()).toBe('after');
+  });
+
+  it('does not emit a dropped event for a bad target (it throws instead)', () => {
+    const node = makeNode();
+    const captured = captureEvents(node, ['keel.message.']);
+    thrown(() => node.send(42 as never, 'x'));
+    expect(captured.events).toEqual([]);
+    captured.stop();
+  });
+});
+
+describe('ctx.monitor and ctx.link', () => {
+  it('ctx.monitor throws ERR_INVALID_ARGUMENT for a target that is not a pid or a name, and sets up nothing', () => {
+    const node = makeNode();
+    const p = probe(node);
+    for (const [bad, fragment] of [
+      [42, 'got 42'],
+      [{ id: 1 }, 'got an object'],
+      ['', 'non-empty registered name'],
+    ] as const) {
+      expectKeelError(thrown(() => p.ctx.monitor(bad as never)), 'ERR_INVALID_ARGUMENT', 'expected `target` to be a Pid or a', fragment);
+    }
+    expect(node.info(p)).toMatchObject({ monitors: [], mailboxLength: 0 });
+  });
+
+  it('ctx.link throws ERR_INVALID_ARGUMENT for something that is not a pid', () => {
+    const node = makeNode();
+    const p = probe(node);
+    expectKeelError(thrown(() => p.ctx.link('svc' as never)), 'ERR_INVALID_ARGUMENT', 'expected `pid` to be a Pid', 'got "svc"');
+    expect(node.isAlive(p)).toBe(true);
+    expect(node.info(p)?.links).toEqual([]);
+  });
+});
+
+describe('ctx.sendAfter', () => {
+  for (const [label, ms, given] of [
+    ['a negative delay', -1, 'got -1'],
+    ['a NaN delay', NaN, 'got NaN'],
+    ['an infinite delay', Infinity, 'got Infinity'],
+    ['a string delay', '10', 'got "10"'],
+  ] as const) {
+    it(`throws ERR_INVALID_ARGUMENT for ${label}, and earlier timers still fire`, async () => {
+      const clock = new TestClock({ start: 0 });
+      const node = makeNode({ clock });
+      const p = probe(node);
+      p.ctx.sendAfter(p, 'good', 10);
+      expectKeelError(thrown(() => p.ctx.sendAfter(p, 'bad', ms as never)), 'ERR_INVALID_ARGUMENT', 'expected `ms` to be a finite number of milliseconds >= 0', given);
+      expect(node.info(p)?.timers).toBe(1);
+      await clock.advance(10);
+      expect(await p.receive()).toBe('good');
+    });
+  }
+
+  it('throws ERR_INVALID_ARGUMENT for a target that is not a pid or a name', () => {
+    const node = makeNode({ clock: new TestClock() });
+    const p = probe(node);
+    expectKeelError(thrown(() => p.ctx.sendAfter(42 as never, 'x', 10)), 'ERR_INVALID_ARGUMENT', 'expected `to` to be a Pid or a non-empty registered name', 'got 42');
+    expect(node.info(p)?.timers).toBe(0);
+  });
+
+  it('throws ERR_INVALID_ARGUMENT for an empty name, as send does', () => {
+    const node = makeNode({ clock: new TestClock() });
+    const p = probe(node);
+    expectKeelError(thrown(() => p.ctx.sendAfter('', 'x', 10)), 'ERR_INVALID_ARGUMENT', 'expected `to` to be a Pid or a', 'got ""');
+    expect(node.info(p)?.timers).toBe(0);
+  });
+});
+
+describe('spawn mailbox options', () => {
+  for (const [label, mailbox, fragments] of [
+    ['capacity 0', { capacity: 0, overflow: 'reject' }, ['`mailbox.capacity`', 'a positive integer', 'got 0']],
+    ['capacity -1', { capacity: -1, overflow: 'reject' }, ['`mailbox.capacity`', 'a positive integer', 'got -1']],
+    ['capacity 1.5', { capacity: 1.5, overflow: 'reject' }, ['`mailbox.capacity`', 'a positive integer', 'got 1.5']],
+    ['a missing capacity', { overflow: 'reject' }, ['`mailbox.capacity`', 'got undefined']],
+    ['overflow bogus', { capacity: 1, overflow: 'bogus' }, ['`mailbox.overflow`', "'reject' | 'drop_newest' | 'drop_oldest'", 'got "bogus"']],
+    ['mailbox null', null, ['`mailbox`', '{ capacity, overflow }', 'got null']],
+    ['mailbox a number', 10, ['`mailbox`', 'got 10']],
+  ] as const) {
+    it(`throws ERR_INVALID_ARGUMENT for ${label} and creates no process`, () => {
+      const node = makeNode();
+      let initRan = false;
+      const e = thrown(() =>
+        node.spawn(
+          () => {
+            initRan = true;
+            return () => undefined;
+          },
+          { mailbox: mailbox as never },
+        ),
+      );
+      expectKeelError(e, 'ERR_INVALID_ARGUMENT', ...fragments);
+      expect(node.processes()).toEqual([]);
+      expect(initRan).toBe(false);
+    });
+  }
+
+  it('leaves a name given with bad mailbox options unregistered', () => {
+    const node = makeNode();
+    thrown(() => node.spawn(() => () => undefined, { name: 'svc', mailbox: { capacity: 0, overflow: 'reject' } }));
+    expect(node.registry.whereis('svc')).toBeUndefined();
+    expect(node.processes()).toEqual([]);
+  });
+});
+
+describe('names', () => {
+  for (const [label, name, given] of [
+    ['a number', 42, 'got 42'],
+    ['an empty string', '', 'got ""'],
+    ['an object', { name: 'svc' }, 'got an object'],
+  ] as const) {
+    it(`spawn throws ERR_INVALID_ARGUMENT for ${label} as the name and creates no process`, () => {
+      const node = makeNode();
+      expectKeelError(thrown(() => node.spawn(() => () => undefined, { name: name as never })), 'ERR_INVALID_ARGUMENT', 'expected `name` to be a non-empty string', given);
+      expect(node.processes()).toEqual([]);
+    });
+
+    it(`registry.register throws ERR_INVALID_ARGUMENT for ${label} as the name`, () => {
+      const node = makeNode();
+      const pid = idler(node);
+      expectKeelError(thrown(() => node.registry.register(name as never, pid)), 'ERR_INVALID_ARGUMENT', 'expected `name` to be a non-empty string', given);
+      expect(node.registry.names()).toEqual([]);
+      expect(node.info(pid)?.name).toBeUndefined();
+    });
+  }
+});
+
+describe('createNode', () => {
+  for (const [label, name, given] of [
+    ['an empty name', '', 'got ""'],
+    ['a name with a space', 'a b', 'got "a b"'],
+    ['a name with angle brackets', '<x>', 'got "<x>"'],
+    ['a numeric name', 42, 'got 42'],
+    ['a name longer than 255 characters', 'n'.repeat(256), 'got "nnn'],
+  ] as const) {
+    it(`throws ERR_INVALID_ARGUMENT for ${label}`, () => {
+      expectKeelError(thrown(() => createNode({ name: name as never })), 'ERR_INVALID_ARGUMENT', 'expected `name` to be a node name', given);
+    });
+  }
+
+  it('accepts a name of letters, digits, dots, dashes, underscores and @', () => {
+    const node = makeNode({ name: 'app_1@host.eu-west' });
+    expect(node.name).toBe('app_1@host.eu-west');
+  });
+
+  it('throws ERR_INVALID_ARGUMENT for options that are not an object', () => {
+    expectKeelError(thrown(() => createNode(null as never)), 'ERR_INVALID_ARGUMENT', '`options`', 'got null');
+    expectKeelError(thrown(() => createNode('app' as never)), 'ERR_INVALID_ARGUMENT', '`options`', 'got "app"');
+  });
+
+  it('throws ERR_INVALID_ARGUMENT for a clock without now, setTimer and clearTimer', () => {
+    expectKeelError(thrown(() => createNode({ clock: {} as never })), 'ERR_INVALID_ARGUMENT', '`clock`', 'now(), setTimer() and clearTimer()', 'got an object');
+    expectKeelError(thrown(() => createNode({ clock: { now: () => 0, setTimer: () => 0 } as never })), 'ERR_INVALID_ARGUMENT', '`clock`');
+  });
+
+  it('throws ERR_INVALID_ARGUMENT for a logger without info, warn and error', () => {
+    expectKeelError(thrown(() => createNode({ logger: {} as never })), 'ERR_INVALID_ARGUMENT', '`logger`', 'info(), warn() and error()');
+    expectKeelError(thrown(() => createNode({ logger: { info: () => undefined, warn: () => undefined } as never })), 'ERR_INVALID_ARGUMENT', '`logger`');
+  });
+
+  it('throws ERR_INVALID_ARGUMENT for a random that is not a function', () => {
+    expectKeelError(thrown(() => createNode({ random: 0.5 as never })), 'ERR_INVALID_ARGUMENT', '`random`', 'got 0.5');
+  });
+
+  it('throws ERR_INVALID_ARGUMENT for services that are neither a boolean nor an object', () => {
+    expectKeelError(thrown(() => createNode({ services: 'yes' as never })), 'ERR_INVALID_ARGUMENT', '`services`', 'got "yes"');
+  });
+
+  for (const [label, scheduler, fragments] of [
+    ['scheduler.budget 0', { budget: 0 }, ['`scheduler.budget`', 'a positive integer', 'got 0']],
+    ['scheduler.budget 2.5', { budget: 2.5 }, ['`scheduler.budget`', 'got 2.5']],
+    ['scheduler.sliceMs -1', { sliceMs: -1 }, ['`scheduler.sliceMs`', 'a positive number', 'got -1']],
+    ['scheduler.longScheduleMs NaN', { longScheduleMs: NaN }, ['`scheduler.longScheduleMs`', 'got NaN']],
+  ] as const) {
+    it(`throws ERR_INVALID_ARGUMENT for ${label}`, () => {
+      expectKeelError(thrown(() => createNode({ scheduler: scheduler as never })), 'ERR_INVALID_ARGUMENT', ...fragments);
+    });
+  }
+
+  it('throws ERR_INVALID_ARGUMENT for a scheduler option that is not an object', () => {
+    expectKeelError(thrown(() => createNode({ scheduler: null as never })), 'ERR_INVALID_ARGUMENT', '`scheduler`', 'got null');
+  });
+});
+
+describe('exit reasons', () => {
+  it('ctx.exit throws ERR_INVALID_ARGUMENT for an unknown reason and the process lives on', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const proc = node.spawn((ctx) => (m) => {
+      if (m === 'exit-bogus') {
+        try {
+          ctx.exit('bogus' as never);
+          ctx.send(p, 'nothing was thrown');
+        } catch (e) {
+          ctx.send(p, e);
+        }
+        return;
+      }
+      ctx.send(p, { echo: m });
+    });
+    node.send(proc, 'exit-bogus');
+    node.send(proc, 'after');
+    expectKeelError(await p.receive(), 'ERR_INVALID_ARGUMENT', 'expected `reason` to be an exit reason', 'got "bogus"');
+    expect(await p.receive()).toEqual({ echo: 'after' });
+    expect(node.isAlive(proc)).toBe(true);
+  });
+
+  it('ctx.exit(pid, reason) throws ERR_INVALID_ARGUMENT for an unknown reason and the target lives on', () => {
+    const node = makeNode();
+    const p = probe(node);
+    const target = idler(node);
+    expectKeelError(thrown(() => p.ctx.exit(target, 'bogus' as never)), 'ERR_INVALID_ARGUMENT', 'expected `reason` to be an exit reason', 'got "bogus"');
+    expect(node.isAlive(target)).toBe(true);
+    expect(node.isAlive(p)).toBe(true);
+  });
+
+  it('node.exit throws ERR_INVALID_ARGUMENT for a numeric reason and the target lives on', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    expectKeelError(thrown(() => node.exit(p, 42 as never)), 'ERR_INVALID_ARGUMENT', 'expected `reason` to be an exit reason', 'got 42');
+    expect(node.isAlive(p)).toBe(true);
+    node.send(p, 'after');
+    expect(await p.receive()).toBe('after');
+  });
+
+  it('node.exit throws ERR_INVALID_ARGUMENT for a target that is not a pid', () => {
+    const node = makeNode();
+    expectKeelError(thrown(() => node.exit(42 as never, 'kill')), 'ERR_INVALID_ARGUMENT', 'expected `pid` to be a Pid', 'got 42');
+  });
+});
+
+describe('Pid.parse', () => {
+  it('throws ERR_INVALID_ARGUMENT for garbage, saying which form it expects', () => {
+    for (const text of ['garbage', '<>', '<a.b.c>', '', 42, null]) {
+      expectKeelError(thrown(() => Pid.parse(text as never)), 'ERR_INVALID_ARGUMENT', 'expected `text` to be a pid formatted', '<node.id.creation>');
+    }
+  });
+});
+
+describe('ctx.demonitor', () => {
+  it('throws ERR_INVALID_ARGUMENT for something that is not a Ref, and the real monitor stays active', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const target = idler(node);
+    const ref = p.ctx.monitor(target);
+    for (const bad of [{ id: ref.id }, ref.id, 'ref', null]) {
+      expectKeelError(thrown(() => p.ctx.demonitor(bad as never)), 'ERR_INVALID_ARGUMENT', 'expected `ref` to be a Ref returned by ctx.monitor');
+    }
+    node.exit(target, 'kill');
+    const down = await p.receive(isDown);
+    expect(isDown(down) && down.ref).toBe(ref);
+  });
+});
+
+describe('ctx.cancelTimer', () => {
+  it('throws ERR_INVALID_ARGUMENT for something that is not a TimerRef, and the real timer still fires', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = makeNode({ clock });
+    const p = probe(node);
+    const timer = p.ctx.sendAfter(p, 'tick', 100);
+    for (const bad of [{}, 1, 'timer', null]) {
+      expectKeelError(thrown(() => p.ctx.cancelTimer(bad as never)), 'ERR_INVALID_ARGUMENT', 'expected `timer` to be a TimerRef returned by ctx.sendAfter');
+    }
+    expect(node.info(p)?.timers).toBe(1);
+    await clock.advance(100);
+    expect(await p.receive()).toBe('tick');
+    expect(p.ctx.cancelTimer(timer)).toBe(false);
+  });
+});
+
+describe('node.idle and node.shutdown', () => {
+  it('idle throws ERR_INVALID_ARGUMENT for a negative timeoutMs', async () => {
+    const node = makeNode();
+    expectKeelError(await failure(() => node.idle({ timeoutMs: -1 })), 'ERR_INVALID_ARGUMENT', 'expected `timeoutMs` to be a finite number of milliseconds >= 0', 'got -1');
+    await node.idle({ timeoutMs: 1000 });
+  });
+
+  it('idle throws ERR_INVALID_ARGUMENT for a NaN timeoutMs', async () => {
+    const node = makeNode();
+    expectKeelError(await failure(() => node.idle({ timeoutMs: NaN })), 'ERR_INVALID_ARGUMENT', '`timeoutMs`', 'got NaN');
+  });
+
+  it('shutdown throws ERR_INVALID_ARGUMENT for a negative timeoutMs and leaves the node running', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    expectKeelError(await failure(() => node.shutdown({ timeoutMs: -5 })), 'ERR_INVALID_ARGUMENT', 'expected `timeoutMs` to be a finite number of milliseconds >= 0', 'got -5');
+    expect(node.isAlive(p)).toBe(true);
+    node.send(p, 'still running');
+    expect(await p.receive()).toBe('still running');
+    await node.shutdown();
+    expect(node.isAlive(p)).toBe(false);
+  });
+});
