@@ -18,11 +18,12 @@ import {
   F_INIT,
   F_RUNNING,
   F_SCHEDULED,
+  F_SHUTDOWN,
   F_TOP,
   F_TRAP,
   Monitor,
   Proc,
-  push,
+  grow,
   removeWhere,
   TimerRefImpl,
 } from './internal/Proc.js';
@@ -84,11 +85,11 @@ export class KeelNode implements Node {
   #rqSize = 0;
   #running = false;
   #pending = false;
+  #sliceOpen = false;
+  #sliceStart = 0;
   #busy = 0;
   #io = 0;
   #envelopes = 0;
-  /** @internal The process whose handler or init is on the stack, if any. */
-  current: Proc | null = null;
   // exit signals are delivered from a flat queue, so that cascades never recurse
   readonly #signals: unknown[] = [];
   #flushing = false;
@@ -294,7 +295,9 @@ export class KeelNode implements Node {
       }
       this.#evictOldest(p);
     }
-    push(p, message);
+    if (p.size > p.mask) grow(p);
+    p.buf[(p.head + p.size) & p.mask] = message;
+    p.size++;
     if ((p.flags & (F_SCHEDULED | F_RUNNING | F_BUSY | F_DEAD)) === 0) {
       p.flags |= F_SCHEDULED;
       this.#rqPush(p);
@@ -370,7 +373,18 @@ export class KeelNode implements Node {
     this.#running = true;
     const budget = this.#budget;
     const timed = this.telemetry.isListening('keel.process.long_schedule');
-    const sliceStart = monotonicClock();
+    // A slice spans every run of the loop until the event loop has had a turn: runs started as
+    // microtasks (an async handler settling, a send from outside) share the slice of the run before.
+    const now = monotonicClock();
+    if (!this.#sliceOpen) {
+      this.#sliceOpen = true;
+      this.#sliceStart = now;
+      setImmediate(this.#closeSlice);
+    } else if (now - this.#sliceStart > this.#sliceMs) {
+      this.#yield();
+      return;
+    }
+    const sliceStart = this.#sliceStart;
     let turns = 0;
     while (this.#rqSize > 0) {
       const p = this.#rq[this.#rqHead]!;
@@ -391,15 +405,23 @@ export class KeelNode implements Node {
         this.#turn(p, budget);
       }
       if ((++turns & 63) === 0 && monotonicClock() - sliceStart > this.#sliceMs) {
-        // yield to the event loop so timers and I/O run; resume after them
-        this.#running = false;
-        this.#pending = true;
-        setImmediate(this.#drain);
+        this.#yield();
         return;
       }
     }
     this.#running = false;
     this.#checkIdle();
+  };
+
+  /** Yields to the event loop so timers and I/O run, and resumes after them. */
+  #yield(): void {
+    this.#running = false;
+    this.#pending = true;
+    setImmediate(this.#drain);
+  }
+
+  #closeSlice = (): void => {
+    this.#sliceOpen = false;
   };
 
   #turn(p: Proc, budget: number): void {
@@ -409,7 +431,6 @@ export class KeelNode implements Node {
     }
     const handler = p.handler as Handler<unknown>;
     p.flags |= F_RUNNING;
-    this.current = p;
     let k = 0;
     while (p.size > 0 && k < budget) {
       const i = p.head;
@@ -430,14 +451,12 @@ export class KeelNode implements Node {
         r = handler(m);
       } catch (e) {
         p.flags &= ~F_RUNNING;
-        this.current = null;
         if (env !== undefined) this.#settleEnvelope(env, 'crashed', e);
         if (e !== EXIT_SENTINEL) this.die(p, toError(e));
         return;
       }
       if (r !== undefined && isThenable(r)) {
         p.flags = (p.flags & ~F_RUNNING) | F_BUSY;
-        this.current = null;
         this.#busy++;
         r.then(
           () => this.#asyncDone(p, env),
@@ -452,7 +471,6 @@ export class KeelNode implements Node {
       if ((p.flags & F_DEAD) !== 0) break;
     }
     p.flags &= ~F_RUNNING;
-    this.current = null;
     if ((p.flags & (F_DEAD | F_BUSY)) === 0 && p.size > 0) {
       p.flags |= F_SCHEDULED;
       this.#rqPush(p);
@@ -463,18 +481,15 @@ export class KeelNode implements Node {
     const init = p.handler as Init<unknown>;
     p.handler = null;
     p.flags |= F_RUNNING;
-    this.current = p;
     let r: unknown;
     try {
       r = init(p);
     } catch (e) {
       p.flags &= ~F_RUNNING;
-      this.current = null;
-      if (e !== EXIT_SENTINEL) this.die(p, toError(e));
+        if (e !== EXIT_SENTINEL) this.die(p, toError(e));
       return;
     }
     p.flags &= ~F_RUNNING;
-    this.current = null;
     if ((p.flags & F_DEAD) !== 0) return;
     if (typeof r === 'function') {
       p.handler = r as Handler<unknown>;
@@ -559,7 +574,8 @@ export class KeelNode implements Node {
     p.size = 0;
     p.handler = null;
     let watched = false;
-    const x = p.x;
+    // keep the reason for a ctx.signal first read later; the two common clean reasons need no extras
+    const x = reason === 'normal' ? p.x : reason === 'shutdown' && p.x === undefined ? ((p.flags |= F_SHUTDOWN), undefined) : p.ext();
     if (x !== undefined) {
       x.reason = reason;
       x.messageId = undefined;
@@ -662,7 +678,8 @@ export class KeelNode implements Node {
 
   /** @internal After a context operation that may have killed its own process: stop the running handler. */
   throwIfExitedInHandler(p: Proc): void {
-    if ((p.flags & F_DEAD) !== 0 && this.current === p) throw EXIT_SENTINEL;
+    // F_RUNNING is set exactly while the process's own handler (or init) is on the stack
+    if ((p.flags & (F_DEAD | F_RUNNING)) === (F_DEAD | F_RUNNING)) throw EXIT_SENTINEL;
   }
 
   #addLink(a: Proc, b: Proc): void {

@@ -15,6 +15,8 @@ export const F_TRAP = 16;
 export const F_BOUNDED = 32;
 export const F_INIT = 64;
 export const F_TOP = 128;
+/** Set on a process that exited with `'shutdown'` and has no extras to hold its reason. */
+export const F_SHUTDOWN = 256;
 
 /** @internal The shared empty mailbox of every process that has not received a message yet. */
 export const EMPTY: unknown[] = [];
@@ -97,7 +99,7 @@ export class Proc implements Context<any> {
     const x = this.ext();
     if (x.abort === undefined) {
       x.abort = new AbortController();
-      if ((this.flags & F_DEAD) !== 0) x.abort.abort(x.reason ?? 'normal');
+      if ((this.flags & F_DEAD) !== 0) x.abort.abort(x.reason ?? ((this.flags & F_SHUTDOWN) !== 0 ? 'shutdown' : 'normal'));
     }
     return x.abort.signal;
   }
@@ -201,14 +203,8 @@ export class Proc implements Context<any> {
   }
 }
 
-/** @internal Appends to a process's ring-buffer mailbox. */
-export function push(p: Proc, message: unknown): void {
-  if (p.size > p.mask) grow(p);
-  p.buf[(p.head + p.size) & p.mask] = message;
-  p.size++;
-}
-
-function grow(p: Proc): void {
+/** @internal Doubles a process's ring-buffer mailbox (4 slots on the first message). */
+export function grow(p: Proc): void {
   const cap = p.mask + 1;
   const ncap = cap === 0 ? 4 : cap * 2;
   const nb = new Array<unknown>(ncap);

@@ -17,6 +17,8 @@ export class TimerEntry {
   }
 }
 
+const MAX_HOST_DELAY = 2 ** 31 - 1;
+
 function before(a: TimerEntry, b: TimerEntry): boolean {
   return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
@@ -106,7 +108,8 @@ export class TimerHeap {
       return;
     }
     this.#disarm();
-    this.#host = this.#clock.setTimer(Math.max(0, at - this.#clock.now()), this.#fire);
+    // a host timer cannot wait longer than 2^31 - 1 ms: wake then, find nothing due, and re-arm
+    this.#host = this.#clock.setTimer(Math.min(MAX_HOST_DELAY, Math.max(0, at - this.#clock.now())), this.#fire);
     this.#hostAt = at;
     this.#setRef(wantRef);
   }

@@ -1,0 +1,307 @@
+import fc from 'fast-check';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Context, createNode, isDown, isExit, type MailboxOptions, type Node, type Pid, type SystemMessage } from '../../src/index.js';
+import { captureEvents, probe } from '../../src/testing/index.js';
+
+const BLOCK = 'block';
+
+const nodes: Node[] = [];
+function track(node: Node): Node {
+  nodes.push(node);
+  return node;
+}
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.shutdown({ timeoutMs: 1000 })));
+});
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+/**
+ * A receiver that forwards every message to `sink` and, on BLOCK, stays busy until `release()`:
+ * while it is busy its mailbox only fills. It traps exits when `setup` asks, and then still obeys
+ * the node's shutdown.
+ */
+function gatedReceiver(node: Node, sink: Pid, mailbox?: MailboxOptions, setup?: (ctx: Context) => void): { pid: Pid; release: () => void } {
+  const gate = deferred();
+  const init = (ctx: Context) => {
+    setup?.(ctx);
+    return (m: unknown): void | Promise<void> => {
+      if (isExit(m) && m.from === 'node') {
+        ctx.exit(m.reason);
+        return;
+      }
+      ctx.send(sink, m);
+      if (m === BLOCK) return gate.promise;
+    };
+  };
+  const pid = mailbox === undefined ? node.spawn(init) : node.spawn(init, { mailbox });
+  return { pid, release: gate.resolve };
+}
+
+async function block(node: Node, receiver: Pid, sink: { receive(pred: (m: unknown) => boolean): Promise<unknown> }): Promise<void> {
+  node.send(receiver, BLOCK);
+  await sink.receive((m) => m === BLOCK);
+}
+
+describe('spawn({ mailbox })', () => {
+  it('queues without bound by default', async () => {
+    const node = track(createNode());
+    const p = probe(node);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const r = gatedReceiver(node, p);
+    await block(node, r.pid, p);
+    for (let i = 0; i < 10_000; i++) node.send(r.pid, i);
+    expect(node.info(r.pid)?.mailboxLength).toBe(10_000);
+    r.release();
+    await node.idle();
+    expect(dropped.events).toEqual([]);
+    expect(p.messages).toEqual([BLOCK, ...Array.from({ length: 10_000 }, (_, i) => i)]);
+  });
+
+  it.each(['reject', 'drop_newest'] as const)('with %s, drops the new message when the mailbox is full', async (overflow) => {
+    const node = track(createNode());
+    const p = probe(node);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const r = gatedReceiver(node, p, { capacity: 3, overflow });
+    await block(node, r.pid, p);
+    for (let i = 1; i <= 5; i++) node.send(r.pid, i);
+    expect(node.info(r.pid)?.mailboxLength).toBe(3);
+    expect(dropped.events.map((e) => e.metadata.message)).toEqual([4, 5]);
+    r.release();
+    await node.idle();
+    expect(p.messages).toEqual([BLOCK, 1, 2, 3]);
+  });
+
+  it.each(['reject', 'drop_newest'] as const)('with %s, reports each drop as keel.message.dropped with reason mailbox_full', async (overflow) => {
+    const node = track(createNode());
+    const p = probe(node);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const r = gatedReceiver(node, p, { capacity: 1, overflow });
+    await block(node, r.pid, p);
+    const sender = node.spawn<string>((ctx) => (m) => {
+      if (m === 'go') {
+        ctx.send(r.pid, 'first');
+        ctx.send(r.pid, 'second');
+        ctx.send(p, 'sent');
+      }
+    });
+    node.send(r.pid, 'fills');
+    node.send(sender, 'go');
+    await p.receive((m) => m === 'sent');
+    node.send(r.pid, 'third');
+    expect(dropped.events.map((e) => e.event)).toEqual(['keel.message.dropped', 'keel.message.dropped', 'keel.message.dropped']);
+    expect(dropped.events[0]?.metadata).toMatchObject({ reason: 'mailbox_full', to: r.pid, message: 'first', from: sender });
+    expect(dropped.events[1]?.metadata).toMatchObject({ reason: 'mailbox_full', to: r.pid, message: 'second', from: sender });
+    expect(dropped.events[2]?.metadata).toMatchObject({ reason: 'mailbox_full', to: r.pid, message: 'third', from: 'node' });
+    r.release();
+  });
+
+  it('with drop_oldest, evicts the oldest queued message to make room for the new one', async () => {
+    const node = track(createNode());
+    const p = probe(node);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const r = gatedReceiver(node, p, { capacity: 3, overflow: 'drop_oldest' });
+    await block(node, r.pid, p);
+    for (let i = 1; i <= 5; i++) node.send(r.pid, i);
+    expect(node.info(r.pid)?.mailboxLength).toBe(3);
+    r.release();
+    await node.idle();
+    expect(p.messages).toEqual([BLOCK, 3, 4, 5]);
+    expect(dropped.events.map((e) => e.metadata.message)).toEqual([1, 2]);
+  });
+
+  it('with drop_oldest, reports each eviction as keel.message.dropped with the evicted message', async () => {
+    const node = track(createNode());
+    const p = probe(node);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const r = gatedReceiver(node, p, { capacity: 2, overflow: 'drop_oldest' });
+    await block(node, r.pid, p);
+    node.send(r.pid, { n: 1 });
+    node.send(r.pid, { n: 2 });
+    expect(dropped.events).toEqual([]);
+    node.send(r.pid, { n: 3 });
+    expect(dropped.events).toHaveLength(1);
+    expect(dropped.events[0]?.event).toBe('keel.message.dropped');
+    expect(dropped.events[0]?.metadata).toMatchObject({ reason: 'mailbox_full', to: r.pid, message: { n: 1 } });
+    r.release();
+  });
+
+  it.each(['reject', 'drop_newest', 'drop_oldest'] as const)('never drops a Down or an Exit for a full mailbox (%s)', async (overflow) => {
+    const node = track(createNode());
+    const p = probe(node);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const monitored = node.spawn(() => () => {});
+    const linked = node.spawn(() => () => {});
+    const r = gatedReceiver(node, p, { capacity: 1, overflow }, (ctx) => {
+      ctx.trapExits();
+      ctx.monitor(monitored);
+      ctx.link(linked);
+    });
+    await block(node, r.pid, p);
+    node.send(r.pid, 'fills');
+    node.exit(monitored, 'kill');
+    node.exit(linked, 'kill');
+    node.send(r.pid, 'overflows');
+    r.release();
+    await node.idle();
+    const downs = p.messages.filter(isDown);
+    const exits = p.messages.filter(isExit);
+    expect(downs.map((d) => d.pid)).toEqual([monitored]);
+    expect(exits.map((e) => e.from)).toEqual([linked]);
+    expect(dropped.events.some((e) => isDown(e.metadata.message) || isExit(e.metadata.message))).toBe(false);
+  });
+
+  it('with drop_oldest, evicts the oldest user message and never a queued system message', async () => {
+    const node = track(createNode());
+    const p = probe(node);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    const monitored = node.spawn(() => () => {});
+    const r = gatedReceiver(node, p, { capacity: 1, overflow: 'drop_oldest' }, (ctx) => {
+      ctx.monitor(monitored);
+    });
+    await block(node, r.pid, p);
+    node.send(r.pid, 'u1');
+    node.exit(monitored, 'kill'); // the Down queues behind u1, past the capacity
+    node.send(r.pid, 'u2'); // evicts u1
+    node.send(r.pid, 'u3'); // evicts u2, not the Down ahead of it
+    r.release();
+    await node.idle();
+    expect(p.messages.slice(1).map((m) => (isDown(m) ? 'Down' : m))).toEqual(['Down', 'u3']);
+    expect(dropped.events.map((e) => e.metadata.message)).toEqual(['u1', 'u2']);
+  });
+
+  it('refuses a bad capacity or overflow with ERR_INVALID_ARGUMENT', () => {
+    const node = track(createNode());
+    expect(() => node.spawn(() => () => {}, { mailbox: { capacity: 0, overflow: 'reject' } })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }),
+    );
+    expect(() => node.spawn(() => () => {}, { mailbox: { capacity: 1.5, overflow: 'reject' } })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }),
+    );
+    expect(() => node.spawn(() => () => {}, { mailbox: { capacity: 4, overflow: 'drop_all' as never } })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }),
+    );
+  });
+});
+
+describe('message ordering', () => {
+  interface Numbered {
+    readonly from: number;
+    readonly seq: number;
+  }
+  interface Burst {
+    readonly count: number;
+    readonly async: boolean;
+  }
+  const step = fc.record({
+    sender: fc.nat({ max: 4 }),
+    count: fc.integer({ min: 1, max: 5 }),
+    async: fc.boolean(),
+    yieldAfter: fc.constantFrom('none', 'microtask', 'settle'),
+  });
+
+  interface Scenario {
+    readonly processSenders: number;
+    readonly budget: number;
+    readonly asyncReceiver: boolean;
+    readonly mailbox: MailboxOptions | undefined;
+    readonly steps: readonly { sender: number; count: number; async: boolean; yieldAfter: 'none' | 'microtask' | 'settle' }[];
+  }
+
+  /** Runs the senders' steps against one receiver; returns what each sender sent, what arrived, what was dropped. */
+  async function run(sc: Scenario): Promise<{ sent: number[]; received: Numbered[]; dropped: Numbered[] }> {
+    const node = createNode({ scheduler: { budget: sc.budget } });
+    try {
+      const received: Numbered[] = [];
+      const drops = captureEvents(node, ['keel.message.dropped']);
+      const sent = new Array<number>(sc.processSenders + 1).fill(0);
+      const init = () => (m: Numbered | SystemMessage) => {
+        if (isDown(m) || isExit(m)) return;
+        received.push(m);
+        if (sc.asyncReceiver && m.seq % 2 === 0) return Promise.resolve();
+      };
+      const receiver = sc.mailbox === undefined ? node.spawn<Numbered>(init) : node.spawn<Numbered>(init, { mailbox: sc.mailbox });
+      const numbered = (from: number): Numbered => ({ from, seq: sent[from]!++ });
+      // senders 0..processSenders-1 are processes; index processSenders is the node itself
+      const senders = Array.from({ length: sc.processSenders }, (_, from) =>
+        node.spawn<Burst>((ctx) => (m) => {
+          if (isDown(m) || isExit(m)) return;
+          if (!m.async) {
+            for (let i = 0; i < m.count; i++) ctx.send(receiver, numbered(from));
+            return;
+          }
+          // an async burst: the sender is busy between its sends, and its mailbox fills meanwhile
+          return (async () => {
+            for (let i = 0; i < m.count; i++) {
+              ctx.send(receiver, numbered(from));
+              await Promise.resolve();
+            }
+          })();
+        }),
+      );
+      for (const s of sc.steps) {
+        const from = s.sender % (sc.processSenders + 1);
+        if (from === sc.processSenders) {
+          for (let i = 0; i < s.count; i++) node.send(receiver, numbered(from));
+        } else {
+          node.send(senders[from]!, { count: s.count, async: s.async });
+        }
+        if (s.yieldAfter === 'microtask') await Promise.resolve();
+        else if (s.yieldAfter === 'settle') await node.idle();
+      }
+      await node.idle();
+      return { sent, received, dropped: drops.events.map((e) => e.metadata.message as Numbered) };
+    } finally {
+      await node.shutdown({ timeoutMs: 1000 });
+    }
+  }
+
+  const scenario = (mailbox: fc.Arbitrary<MailboxOptions | undefined>) =>
+    fc.record({
+      processSenders: fc.integer({ min: 1, max: 4 }),
+      budget: fc.constantFrom(1, 2, 64),
+      asyncReceiver: fc.boolean(),
+      mailbox,
+      steps: fc.array(step, { minLength: 1, maxLength: 25 }),
+    });
+
+  it('delivers each sender’s messages in send order and loses none, for any interleaving of senders', async () => {
+    await fc.assert(
+      fc.asyncProperty(scenario(fc.constant(undefined)), async (sc) => {
+        const { sent, received, dropped } = await run(sc);
+        expect(dropped).toEqual([]);
+        for (let from = 0; from < sent.length; from++) {
+          const seqs = received.filter((m) => m.from === from).map((m) => m.seq);
+          expect(seqs).toEqual(Array.from({ length: sent[from]! }, (_, i) => i));
+        }
+        expect(received).toHaveLength(sent.reduce((a, b) => a + b, 0));
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('with a bounded mailbox, delivers each sender’s messages in send order and reports every other one as dropped', async () => {
+    const bounded = fc.record({
+      capacity: fc.integer({ min: 1, max: 4 }),
+      overflow: fc.constantFrom('reject' as const, 'drop_newest' as const, 'drop_oldest' as const),
+    });
+    await fc.assert(
+      fc.asyncProperty(scenario(bounded), async (sc) => {
+        const { sent, received, dropped } = await run(sc);
+        for (let from = 0; from < sent.length; from++) {
+          const got = received.filter((m) => m.from === from).map((m) => m.seq);
+          const lost = dropped.filter((m) => m.from === from).map((m) => m.seq);
+          expect(got).toEqual([...got].sort((a, b) => a - b));
+          expect([...got, ...lost].sort((a, b) => a - b)).toEqual(Array.from({ length: sent[from]! }, (_, i) => i));
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+});

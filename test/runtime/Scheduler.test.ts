@@ -1,0 +1,254 @@
+import fs from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createNode, type Node, type NodeOptions, type Pid } from '../../src/index.js';
+import { captureEvents, probe } from '../../src/testing/index.js';
+
+const nodes: Node[] = [];
+function track(options?: NodeOptions): Node {
+  const node = createNode(options);
+  nodes.push(node);
+  return node;
+}
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.shutdown({ timeoutMs: 1000 })));
+});
+
+/** Busy-waits `ms` of real time: a long synchronous handler. */
+function spin(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // busy
+  }
+}
+
+/**
+ * A process that sends itself `total` messages one after the other (each handled message sends the
+ * next), then sends 'done' to `sink`. `remaining()` tells how far the storm still has to go.
+ */
+function storm(node: Node, sink: Pid, total: number): { pid: Pid; remaining(): number } {
+  let remaining = total;
+  const pid = node.spawn((ctx) => () => {
+    if (--remaining > 0) ctx.send(ctx.self, 'storm');
+    else ctx.send(sink, 'done');
+  });
+  return { pid, remaining: () => remaining };
+}
+
+describe('scheduler fairness', () => {
+  it('handles another process’s message while a process floods itself', async () => {
+    const node = track();
+    const p = probe(node);
+    const GUARD = 2_000_000; // a starving scheduler lets the flood end by itself here
+    let flooded = 0;
+    let flooding = true;
+    const flood = node.spawn((ctx) => (m) => {
+      if (m === 'stop') {
+        flooding = false;
+        ctx.send(p, 'flood stopped');
+        return;
+      }
+      if (!flooding) return;
+      flooded++;
+      if (flooded === 10_000) ctx.send(p, 'flooding');
+      if (flooded === GUARD) {
+        flooding = false;
+        ctx.send(p, 'flood ended by itself');
+        return;
+      }
+      ctx.send(ctx.self, 'again');
+    });
+    const other = node.spawn((ctx) => (m) => {
+      if (m === 'ping') {
+        ctx.send(p, { pongAfter: flooded, floodRunning: flooding });
+        ctx.send(flood, 'stop');
+      }
+    });
+    node.send(flood, 'again');
+    await p.receive((m) => m === 'flooding');
+    node.send(other, 'ping');
+    const pong = (await p.receive((m) => typeof m === 'object' && m !== null && 'pongAfter' in m)) as { pongAfter: number; floodRunning: boolean };
+    expect(pong.floodRunning).toBe(true);
+    expect(pong.pongAfter).toBeLessThan(GUARD);
+    await p.receive((m) => m === 'flood stopped');
+    expect(p.messages).not.toContain('flood ended by itself');
+  });
+
+  it('runs a host timer during a storm of 1,000,000 messages', async () => {
+    const node = track();
+    const p = probe(node);
+    const s = storm(node, p, 1_000_000);
+    const timerRan = new Promise<number>((resolve) => {
+      // eslint-disable-next-line no-restricted-syntax -- observed, not waited on
+      setTimeout(() => resolve(s.remaining()), 0);
+    });
+    node.send(s.pid, 'storm');
+    const remainingWhenTimerRan = await timerRan;
+    await p.receive((m) => m === 'done', { timeout: 10_000 });
+    expect(remainingWhenTimerRan).toBeGreaterThan(0);
+    expect(remainingWhenTimerRan).toBeLessThan(1_000_000);
+  });
+
+  it('runs an I/O callback during a storm of 1,000,000 messages', async () => {
+    const node = track();
+    const p = probe(node);
+    const s = storm(node, p, 1_000_000);
+    const ioDone = fs.promises.readFile(new URL(import.meta.url)).then(() => s.remaining());
+    node.send(s.pid, 'storm');
+    const remainingWhenIoDone = await ioDone;
+    await p.receive((m) => m === 'done', { timeout: 10_000 });
+    expect(remainingWhenIoDone).toBeGreaterThan(0);
+    expect(remainingWhenIoDone).toBeLessThan(1_000_000);
+  });
+
+  it('runs a host timer while an async handler works through a long mailbox', async () => {
+    const node = track();
+    const p = probe(node);
+    const TOTAL = 200_000;
+    let remaining = TOTAL;
+    // an async handler whose promise settles at once: each message ends in a microtask
+    const worker = node.spawn((ctx) => async () => {
+      if (--remaining === 0) ctx.send(p, 'done');
+    });
+    const timerRan = new Promise<number>((resolve) => {
+      // eslint-disable-next-line no-restricted-syntax -- observed, not waited on
+      setTimeout(() => resolve(remaining), 0);
+    });
+    for (let i = 0; i < TOTAL; i++) node.send(worker, i);
+    const remainingWhenTimerRan = await timerRan;
+    await p.receive((m) => m === 'done', { timeout: 10_000 });
+    expect(remainingWhenTimerRan).toBeGreaterThan(0);
+  });
+
+  it('passes a token 100,000 hops around a 10,000-process ring with a flat stack', async () => {
+    const node = track();
+    const p = probe(node);
+    const N = 10_000;
+    const HOPS = 100_000;
+    const sampleAt = new Set([1, 2, 10, 1_000, 10_001, 50_000, 99_999, HOPS]);
+    const depths: number[] = [];
+    const ring: Pid<number>[] = [];
+    for (let i = 0; i < N; i++) {
+      ring.push(
+        node.spawn<number>((ctx) => (hop) => {
+          if (typeof hop !== 'number') return;
+          if (sampleAt.has(hop)) depths.push(new Error('depth').stack!.split('\n').length);
+          if (hop === HOPS) ctx.send(p, { arrived: hop });
+          else ctx.send(ring[(i + 1) % N]!, hop + 1);
+        }),
+      );
+    }
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = Infinity;
+    try {
+      node.send(ring[0]!, 1);
+      expect(await p.receive((m) => typeof m === 'object' && m !== null && 'arrived' in m, { timeout: 10_000 })).toEqual({ arrived: HOPS });
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+    expect(depths).toHaveLength(sampleAt.size);
+    // the first hop runs from the loop's starting microtask, later ones from setImmediate: a frame apart at most
+    expect(Math.max(...depths) - Math.min(...depths)).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('keel.process.long_schedule', () => {
+  it('is emitted with the pid and the duration for a long synchronous handler', async () => {
+    const node = track();
+    const events = captureEvents(node, ['keel.process.long_schedule']);
+    const slow = node.spawn(() => () => spin(60));
+    node.send(slow, 'work');
+    await node.idle();
+    expect(events.events).toHaveLength(1);
+    expect(events.events[0]?.metadata.pid).toEqual(slow);
+    expect(events.events[0]?.measurements.durationMs).toBeGreaterThanOrEqual(50);
+  });
+
+  it('is not emitted for short handlers', async () => {
+    const node = track();
+    const events = captureEvents(node, ['keel.process.long_schedule']);
+    let handled = 0;
+    const quick = node.spawn(() => () => {
+      handled++;
+    });
+    for (let i = 0; i < 1_000; i++) node.send(quick, i);
+    await node.idle();
+    expect(handled).toBe(1_000);
+    expect(events.events).toEqual([]);
+  });
+
+  it('uses the scheduler.longScheduleMs threshold', async () => {
+    const node = track({ scheduler: { longScheduleMs: 10 } });
+    const events = captureEvents(node, ['keel.process.long_schedule']);
+    const slow = node.spawn(() => () => spin(15));
+    node.send(slow, 'work');
+    await node.idle();
+    expect(events.events.map((e) => e.metadata.pid)).toEqual([slow]);
+    expect(events.events[0]?.measurements.durationMs).toBeGreaterThanOrEqual(10);
+  });
+});
+
+describe('scheduler options', () => {
+  /** Two processes that each send themselves `n` messages; the log shows whose message ran when. */
+  function twoFloods(node: Node, n: number): { log: string[]; start(): void } {
+    const log: string[] = [];
+    const flooder = (name: string) =>
+      node.spawn<number>((ctx) => (k) => {
+        if (typeof k !== 'number') return;
+        log.push(name);
+        if (k + 1 < n) ctx.send(ctx.self, k + 1);
+      });
+    const a = flooder('a');
+    const b = flooder('b');
+    return {
+      log,
+      start: () => {
+        node.send(a, 0);
+        node.send(b, 0);
+      },
+    };
+  }
+
+  it('budget 1 interleaves two flooding processes message by message', async () => {
+    const node = track({ scheduler: { budget: 1 } });
+    const f = twoFloods(node, 50);
+    f.start();
+    await node.idle();
+    expect(f.log.join('')).toBe('ab'.repeat(50));
+  });
+
+  it('budget n lets a process handle n messages per turn', async () => {
+    const node = track({ scheduler: { budget: 3 } });
+    const f = twoFloods(node, 12);
+    f.start();
+    await node.idle();
+    expect(f.log.join('')).toBe('aaabbb'.repeat(4));
+  });
+
+  it('a long sliceMs lets a storm run to its end before the event loop gets a turn', async () => {
+    const node = track({ scheduler: { sliceMs: 60_000 } });
+    const p = probe(node);
+    const s = storm(node, p, 200_000);
+    const immediateRan = new Promise<number>((resolve) => setImmediate(() => resolve(s.remaining())));
+    node.send(s.pid, 'storm');
+    expect(await immediateRan).toBe(0);
+    await p.receive((m) => m === 'done');
+  });
+
+  it('a short sliceMs yields to the event loop within a storm', async () => {
+    const node = track({ scheduler: { sliceMs: 1 } });
+    const p = probe(node);
+    const s = storm(node, p, 200_000);
+    const immediateRan = new Promise<number>((resolve) => setImmediate(() => resolve(s.remaining())));
+    node.send(s.pid, 'storm');
+    expect(await immediateRan).toBeGreaterThan(0);
+    await p.receive((m) => m === 'done');
+  });
+
+  it('refuses a budget, sliceMs or longScheduleMs that is not positive with ERR_INVALID_ARGUMENT', () => {
+    const invalid = expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(() => createNode({ scheduler: { budget: 0 } })).toThrow(invalid);
+    expect(() => createNode({ scheduler: { budget: 1.5 } })).toThrow(invalid);
+    expect(() => createNode({ scheduler: { sliceMs: -1 } })).toThrow(invalid);
+    expect(() => createNode({ scheduler: { longScheduleMs: 0 } })).toThrow(invalid);
+  });
+});

@@ -1,0 +1,696 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  createNode,
+  isDown,
+  isExit,
+  isKeelError,
+  Pid,
+  type Context,
+  type Down,
+  type Exit,
+  type ExitReason,
+  type Logger,
+  type Node,
+  type NodeOptions,
+  type Ref,
+} from '../../src/index.js';
+import type { KeelNode } from '../../src/runtime/Node.js';
+import { captureEvents, probe, TestClock, type Probe } from '../../src/testing/index.js';
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+interface Deferred<T> {
+  readonly promise: Promise<T>;
+  resolve(value: T): void;
+}
+
+function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((res) => {
+    resolve = res;
+  });
+  return { promise, resolve };
+}
+
+/** A logger that records every call, so a test can tell what the node logged. */
+function recordingLogger(): Logger & { readonly errors: unknown[][] } {
+  const errors: unknown[][] = [];
+  return {
+    errors,
+    info: () => undefined,
+    warn: () => undefined,
+    error: (...args: unknown[]) => {
+      errors.push(args);
+    },
+  };
+}
+
+const nodes: Node[] = [];
+
+function makeNode(options: NodeOptions = {}): Node {
+  const node = createNode({ logger: recordingLogger(), ...options });
+  nodes.push(node);
+  return node;
+}
+
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.shutdown()));
+});
+
+async function downOf(p: Probe, ref: Ref): Promise<Down> {
+  const m = await p.receive((msg) => isDown(msg) && msg.ref === ref);
+  if (!isDown(m)) throw new Error('expected a Down');
+  return m;
+}
+
+function isExitFrom(msg: unknown, from: Pid | 'node'): msg is Exit {
+  return isExit(msg) && (from === 'node' ? msg.from === 'node' : msg.from !== 'node' && Pid.equals(msg.from, from));
+}
+
+/** Waits for an Exit from `from` received by probe `p` itself. */
+async function exitFrom(p: Probe, from: Pid | 'node'): Promise<Exit> {
+  const m = await p.receive((msg) => isExitFrom(msg, from));
+  if (!isExit(m)) throw new Error('expected an Exit');
+  return m;
+}
+
+interface Forwarded {
+  readonly forwarded: unknown;
+}
+
+function isForwarded(msg: unknown): msg is Forwarded {
+  return typeof msg === 'object' && msg !== null && 'forwarded' in msg;
+}
+
+/** Waits for an Exit from `from` that a forwarder passed on to probe `p`. */
+async function forwardedExitFrom(p: Probe, from: Pid | 'node'): Promise<Exit> {
+  const m = await p.receive((msg) => isForwarded(msg) && isExitFrom(msg.forwarded, from));
+  if (!isForwarded(m) || !isExit(m.forwarded)) throw new Error('expected a forwarded Exit');
+  return m.forwarded;
+}
+
+/** Spawns a process and resolves with its pid and its context once its init has run. */
+async function spawnWithContext<M = unknown>(
+  node: Node,
+  handler: (ctx: Context<M>) => (m: unknown) => void | Promise<void> = () => () => undefined,
+): Promise<{ pid: Pid<M>; ctx: Context<M> }> {
+  const ready = deferred<Context<M>>();
+  const pid = node.spawn<M>((ctx) => {
+    ready.resolve(ctx);
+    return handler(ctx);
+  });
+  return { pid, ctx: await ready.promise };
+}
+
+/**
+ * A process that forwards every message (Exits included) to `to` as `{ forwarded }`, trapping
+ * exits when asked; it still obeys an exit signal from the node, after forwarding it.
+ */
+function forwarder(node: Node, to: Pid, options: { trap: boolean }): Promise<{ pid: Pid; ctx: Context }> {
+  return spawnWithContext(node, (ctx) => {
+    if (options.trap) ctx.trapExits();
+    return (m) => {
+      ctx.send(to, { forwarded: m });
+      if (isExit(m) && m.from === 'node') ctx.exit(m.reason);
+    };
+  });
+}
+
+function crasher(error: Error) {
+  return () => () => {
+    throw error;
+  };
+}
+
+// ---- links ------------------------------------------------------------------------------------
+
+describe('links', () => {
+  it('kill the parent with the same reason when its linked child crashes', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const boom = new Error('child crash');
+    const { pid: parent, ctx } = await spawnWithContext(node);
+    const child = ctx.spawnLink(crasher(boom));
+    const ref = p.ctx.monitor(parent);
+    node.send(child, 'crash');
+    expect((await downOf(p, ref)).reason).toBe(boom);
+  });
+
+  it('kill the linked child with the same reason when the parent crashes', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const boom = new Error('parent crash');
+    const { pid: parent, ctx } = await spawnWithContext(node, () => () => {
+      throw boom;
+    });
+    const child = ctx.spawnLink(() => () => undefined);
+    const ref = p.ctx.monitor(child);
+    node.send(parent, 'crash');
+    expect((await downOf(p, ref)).reason).toBe(boom);
+  });
+
+  it('propagate a { shutdown } exit to a linked process that does not trap exits', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const { pid: a, ctx } = await spawnWithContext(node);
+    const b = ctx.spawnLink(() => () => undefined);
+    const ref = p.ctx.monitor(b);
+    node.exit(a, { shutdown: 'done' });
+    expect((await downOf(p, ref)).reason).toEqual({ shutdown: 'done' });
+  });
+
+  it('turn the exit of a linked process into an Exit { from, reason } message for a process that traps exits', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const boom = new Error('boom');
+    p.ctx.trapExits();
+    const child = p.ctx.spawnLink(crasher(boom));
+    node.send(child, 'crash');
+    const exit = await exitFrom(p, child);
+    expect(exit.reason).toBe(boom);
+    expect(node.isAlive(p)).toBe(true);
+  });
+
+  it('deliver Exit with reason normal to a trapping process when a linked process exits normally', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    p.ctx.trapExits();
+    const child = p.ctx.spawnLink((ctx) => () => ctx.exit('normal'));
+    node.send(child, 'stop');
+    expect((await exitFrom(p, child)).reason).toBe('normal');
+  });
+
+  it('do not kill a linked process that does not trap exits when the other exits normally', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const { pid: parent, ctx } = await spawnWithContext(node, (c) => (m) => c.send(p, m));
+    const child = ctx.spawnLink((c) => () => c.exit('normal'));
+    const ref = p.ctx.monitor(child);
+    node.send(child, 'stop');
+    expect((await downOf(p, ref)).reason).toBe('normal');
+    expect(node.isAlive(parent)).toBe(true);
+    node.send(parent, 'still here');
+    expect(await p.receive((m) => m === 'still here')).toBe('still here');
+  });
+
+  it('stop propagating exits once ctx.unlink removed them', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const { pid: parent, ctx } = await spawnWithContext(node);
+    const child = ctx.spawnLink(crasher(new Error('after unlink')));
+    ctx.unlink(child);
+    expect(node.info(child)?.links).toEqual([]);
+    const ref = p.ctx.monitor(child);
+    node.send(child, 'crash');
+    await downOf(p, ref);
+    expect(node.isAlive(parent)).toBe(true);
+  });
+
+  it('send a noproc exit signal to a process that links to a dead pid', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const dead = node.spawn(() => () => undefined);
+    node.exit(dead, 'kill');
+    p.ctx.trapExits();
+    p.ctx.link(dead);
+    expect((await exitFrom(p, dead)).reason).toBe('noproc');
+  });
+
+  it("ignore node.exit(pid, 'normal') in a process that does not trap exits", () => {
+    const node = makeNode();
+    const pid = node.spawn(() => () => undefined);
+    node.exit(pid, 'normal');
+    expect(node.isAlive(pid)).toBe(true);
+  });
+
+  it("mark an exit signal sent by the node itself with from: 'node'", async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const { pid } = await forwarder(node, p, { trap: true });
+    node.exit(pid, 'shutdown');
+    const exit = await forwardedExitFrom(p, 'node');
+    expect(exit.reason).toBe('shutdown');
+  });
+});
+
+// ---- 'kill' -----------------------------------------------------------------------------------
+
+describe("exit with 'kill'", () => {
+  it("ctx.exit(pid, 'kill') kills a process that traps exits, with reason 'killed'", async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const { pid: victim } = await forwarder(node, p, { trap: true });
+    const ref = p.ctx.monitor(victim);
+    p.ctx.exit(victim, 'kill');
+    expect((await downOf(p, ref)).reason).toBe('killed');
+    expect(p.messages.some(isForwarded)).toBe(false);
+  });
+
+  it("node.exit(pid, 'kill') kills a process that traps exits, with reason 'killed'", async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const { pid: victim } = await forwarder(node, p, { trap: true });
+    const ref = p.ctx.monitor(victim);
+    node.exit(victim, 'kill');
+    expect((await downOf(p, ref)).reason).toBe('killed');
+    expect(p.messages.some(isForwarded)).toBe(false);
+  });
+
+  it("makes processes linked to the killed one see 'killed', not 'kill'", async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const { pid: victim, ctx } = await spawnWithContext(node);
+    const { pid: trapper } = await forwarder(node, p, { trap: true });
+    ctx.link(trapper);
+    const plain = ctx.spawnLink(() => () => undefined);
+    const ref = p.ctx.monitor(plain);
+    node.exit(victim, 'kill');
+    expect((await forwardedExitFrom(p, victim)).reason).toBe('killed');
+    expect((await downOf(p, ref)).reason).toBe('killed');
+    expect(node.isAlive(trapper)).toBe(true);
+  });
+});
+
+// ---- ctx.exit(reason) -------------------------------------------------------------------------
+
+describe('ctx.exit(reason)', () => {
+  it('completes synchronously: Downs queued, death hooks run and the process dead when it returns', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const { pid, ctx } = await spawnWithContext(node);
+    p.ctx.monitor(pid);
+    const hookReasons: ExitReason[] = [];
+    (node as KeelNode).onExit(pid, (reason) => hookReasons.push(reason));
+    const boom = new Error('boom');
+    ctx.exit(boom);
+    expect(node.isAlive(pid)).toBe(false);
+    expect(hookReasons).toEqual([boom]);
+    expect(node.info(p)?.mailboxLength).toBe(1);
+    const down = await p.receive(isDown);
+    expect(isDown(down) && down.reason).toBe(boom);
+  });
+
+  it('just returns when called outside any handler', async () => {
+    const node = makeNode();
+    const { pid, ctx } = await spawnWithContext(node);
+    let outcome = 'not called';
+    try {
+      ctx.exit('normal');
+      outcome = 'returned';
+    } catch (e) {
+      outcome = `threw ${String(e)}`;
+    }
+    expect(outcome).toBe('returned');
+    expect(node.isAlive(pid)).toBe(false);
+  });
+
+  it("just returns when called from a promise continuation of the process's own handler", async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const gate = deferred();
+    const outcome = deferred<string>();
+    const boom = new Error('late exit');
+    const pid = node.spawn((ctx) => async () => {
+      await gate.promise;
+      try {
+        ctx.exit(boom);
+        outcome.resolve('returned');
+      } catch (e) {
+        outcome.resolve(`threw ${String(e)}`);
+      }
+    });
+    const ref = p.ctx.monitor(pid);
+    node.send(pid, 'go');
+    gate.resolve();
+    expect(await outcome.promise).toBe('returned');
+    expect((await downOf(p, ref)).reason).toBe(boom);
+  });
+
+  it("just returns when called with a captured context from another process's handler", async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const { pid: victim, ctx: victimCtx } = await spawnWithContext(node);
+    const boom = new Error('exited by another');
+    const ref = p.ctx.monitor(victim);
+    const other = node.spawn((ctx) => () => {
+      victimCtx.exit(boom);
+      ctx.send(p, 'after');
+    });
+    node.send(other, 'go');
+    expect(await p.receive((m) => m === 'after')).toBe('after');
+    expect((await downOf(p, ref)).reason).toBe(boom);
+    expect(node.isAlive(other)).toBe(true);
+  });
+
+  it('stops the running handler: code after it does not run, nor do queued messages', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const after: unknown[] = [];
+    const handled: unknown[] = [];
+    const pid = node.spawn((ctx) => (m) => {
+      handled.push(m);
+      ctx.exit('normal');
+      after.push(m);
+    });
+    const ref = p.ctx.monitor(pid);
+    node.send(pid, 'first');
+    node.send(pid, 'second');
+    expect((await downOf(p, ref)).reason).toBe('normal');
+    expect(handled).toEqual(['first']);
+    expect(after).toEqual([]);
+  });
+
+  it('stops an async handler when called before its first await, as a clean exit', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const after: unknown[] = [];
+    const pid = node.spawn((ctx) => async (m) => {
+      ctx.exit({ shutdown: 'done' });
+      after.push(m);
+      await Promise.resolve();
+    });
+    const ref = p.ctx.monitor(pid);
+    node.send(pid, 'first');
+    expect((await downOf(p, ref)).reason).toEqual({ shutdown: 'done' });
+    await node.idle();
+    expect(after).toEqual([]);
+    expect((node as KeelNode).internals().busy).toBe(0);
+  });
+});
+
+// ---- zombies ----------------------------------------------------------------------------------
+
+describe('a process killed while its async handler awaits', () => {
+  /**
+   * Spawns a worker whose handler, on any message, signals `started`, awaits `gate`, then runs
+   * `continuation` with the worker's context and reports what it returned or threw on `done`.
+   */
+  function zombieWorker(node: Node, continuation: (ctx: Context) => unknown = () => undefined) {
+    const started = deferred();
+    const gate = deferred();
+    const done = deferred<{ ok: true; value: unknown } | { ok: false; error: unknown }>();
+    let resumed = false;
+    const pid = node.spawn((ctx) => async () => {
+      started.resolve();
+      await gate.promise;
+      resumed = true;
+      try {
+        const value = continuation(ctx);
+        done.resolve({ ok: true, value });
+      } catch (error) {
+        done.resolve({ ok: false, error });
+        throw error;
+      }
+    });
+    node.send(pid, 'go');
+    return { pid, started: started.promise, resume: () => gate.resolve(), done: done.promise, resumed: () => resumed };
+  }
+
+  it('is dead at once: Downs and Exits are sent before the await resumes', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const w = zombieWorker(node);
+    p.ctx.trapExits();
+    p.ctx.link(w.pid);
+    p.ctx.monitor(w.pid);
+    await w.started;
+    node.exit(w.pid, 'kill');
+    expect(node.isAlive(w.pid)).toBe(false);
+    expect(node.info(p)?.mailboxLength).toBe(2);
+    expect(w.resumed()).toBe(false);
+    expect((await exitFrom(p, w.pid)).reason).toBe('killed');
+    const down = await p.receive(isDown);
+    expect(isDown(down) && down.reason).toBe('killed');
+    expect(w.resumed()).toBe(false);
+    w.resume();
+    await w.done;
+  });
+
+  it.each<[string, (ctx: Context, p: Pid) => unknown]>([
+    ['send', (ctx, p) => ctx.send(p, 'late')],
+    ['monitor', (ctx, p) => ctx.monitor(p)],
+    ['link', (ctx, p) => ctx.link(p)],
+    ['unlink', (ctx, p) => ctx.unlink(p)],
+    ['trapExits', (ctx) => ctx.trapExits()],
+    ['exit', (ctx) => ctx.exit('normal')],
+    ['sendAfter', (ctx, p) => ctx.sendAfter(p, 'late', 10)],
+  ])('drops ctx.%s in the resumed continuation with a keel.process.zombie_call event', async (operation, call) => {
+    const clock = new TestClock({ start: 0 });
+    const node = makeNode({ clock });
+    const p = probe(node);
+    const events = captureEvents(node, ['keel.process.zombie_call']);
+    const w = zombieWorker(node, (ctx) => call(ctx, p));
+    await w.started;
+    node.exit(w.pid, 'kill');
+    w.resume();
+    expect((await w.done).ok).toBe(true);
+    await clock.advance(10);
+    await node.idle();
+    expect(events.events.map((e) => e.metadata)).toEqual([{ pid: w.pid, operation }]);
+    expect(p.messages).toEqual([]);
+    expect(node.info(p)?.links).toEqual([]);
+    expect(node.info(p)?.monitoredBy).toEqual([]);
+  });
+
+  it.each(['spawn', 'spawnLink'] as const)('makes ctx.%s in the resumed continuation throw ERR_PROCESS_EXITED', async (operation) => {
+    const node = makeNode();
+    const events = captureEvents(node, ['keel.process.zombie_call']);
+    const before = node.processes().length;
+    const w = zombieWorker(node, (ctx) => ctx[operation](() => () => undefined));
+    await w.started;
+    node.exit(w.pid, 'kill');
+    w.resume();
+    const result = await w.done;
+    expect(result.ok).toBe(false);
+    expect(!result.ok && isKeelError(result.error, 'ERR_PROCESS_EXITED')).toBe(true);
+    expect(node.processes().length).toBe(before);
+    expect(events.events.map((e) => e.metadata)).toEqual([{ pid: w.pid, operation }]);
+  });
+
+  it('swallows the late rejection of the continuation: no second exit event, no log', async () => {
+    const logger = recordingLogger();
+    const node = makeNode({ logger });
+    const events = captureEvents(node, ['keel.process.exited']);
+    const w = zombieWorker(node, () => {
+      throw new Error('late failure');
+    });
+    await w.started;
+    node.exit(w.pid, 'kill');
+    expect(events.events.map((e) => e.metadata.reason)).toEqual(['killed']);
+    expect(logger.errors).toHaveLength(1);
+    w.resume();
+    expect((await w.done).ok).toBe(false);
+    await node.idle();
+    expect(events.events.map((e) => e.metadata.reason)).toEqual(['killed']);
+    expect(logger.errors).toHaveLength(1);
+  });
+
+  it('finds ctx.signal already aborted with the exit reason when the continuation resumes', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const w = zombieWorker(node, (ctx) => ({ aborted: ctx.signal.aborted, reason: ctx.signal.reason as unknown }));
+    p.ctx.monitor(w.pid);
+    await w.started;
+    node.exit(w.pid, 'kill');
+    w.resume();
+    expect(await w.done).toEqual({ ok: true, value: { aborted: true, reason: 'killed' } });
+  });
+
+  it('discards the continuation so that the process does not handle its queued messages', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    let handled = 0;
+    const gate = deferred();
+    const pid = node.spawn(() => async () => {
+      handled++;
+      await gate.promise;
+    });
+    node.send(pid, 'first');
+    node.send(pid, 'second');
+    await (node as KeelNode).settle();
+    expect(handled).toBe(1);
+    node.exit(pid, 'kill');
+    gate.resolve();
+    await node.idle();
+    expect(handled).toBe(1);
+    expect(p.messages).toEqual([]);
+  });
+});
+
+describe('a busy process', () => {
+  it('that does not trap exits dies at once on an exit signal from a linked process', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const gate = deferred();
+    const busy = deferred();
+    const boom = new Error('partner crash');
+    let partner: Pid | undefined;
+    const worker = node.spawn((ctx) => {
+      partner = ctx.spawnLink(() => () => undefined);
+      return async () => {
+        busy.resolve();
+        await gate.promise;
+      };
+    });
+    const ref = p.ctx.monitor(worker);
+    node.send(worker, 'go');
+    await busy.promise;
+    expect(node.info(worker)?.status).toBe('busy');
+    node.exit(partner!, boom);
+    expect(node.isAlive(worker)).toBe(false);
+    expect((await downOf(p, ref)).reason).toBe(boom);
+    gate.resolve();
+  });
+
+  it('that traps exits stays alive and gets the Exit queued behind the awaited handler', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const gate = deferred();
+    const busy = deferred();
+    const boom = new Error('partner crash');
+    let partner: Pid | undefined;
+    const worker = node.spawn((ctx) => {
+      ctx.trapExits();
+      partner = ctx.spawnLink(() => () => undefined);
+      return async (m) => {
+        if (isExit(m)) {
+          ctx.send(p, { forwarded: m });
+          if (m.from === 'node') ctx.exit(m.reason);
+          return;
+        }
+        busy.resolve();
+        await gate.promise;
+      };
+    });
+    node.send(worker, 'go');
+    await busy.promise;
+    node.exit(partner!, boom);
+    expect(node.isAlive(worker)).toBe(true);
+    expect(node.info(worker)?.mailboxLength).toBe(1);
+    gate.resolve();
+    expect((await forwardedExitFrom(p, partner!)).reason).toBe(boom);
+  });
+});
+
+// ---- long link chains -------------------------------------------------------------------------
+
+describe('link chains', () => {
+  it('let a chain of 10,000 linked processes die without a stack overflow when one end crashes', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const boom = new Error('head crash');
+    const head = node.spawn(crasher(boom));
+    let prev: Pid = head;
+    for (let i = 1; i < 10_000; i++) {
+      const link: Pid = prev;
+      prev = node.spawn((ctx) => {
+        ctx.link(link);
+        return () => undefined;
+      });
+    }
+    const tail = prev;
+    await node.idle();
+    expect(node.info(tail)?.links).toHaveLength(1);
+    const ref = p.ctx.monitor(tail);
+    node.send(head, 'crash');
+    expect((await downOf(p, ref)).reason).toBe(boom);
+    expect(node.processes()).toEqual([p]);
+  });
+});
+
+// ---- system messages --------------------------------------------------------------------------
+
+describe('isDown / isExit', () => {
+  it('isDown is true for a runtime Down and false for a user object shaped like one', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const pid = node.spawn(() => () => undefined);
+    const ref = p.ctx.monitor(pid);
+    node.exit(pid, 'kill');
+    const real = await downOf(p, ref);
+    expect(isDown(real)).toBe(true);
+    expect(isDown({ kind: 'down', ref: real.ref, pid: real.pid, reason: real.reason })).toBe(false);
+    expect(isDown({ ...real })).toBe(false);
+  });
+
+  it('isExit is true for a runtime Exit and false for a user object shaped like one', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    p.ctx.trapExits();
+    const child = p.ctx.spawnLink(() => () => undefined);
+    node.exit(child, 'kill');
+    const real = await exitFrom(p, child);
+    expect(isExit(real)).toBe(true);
+    expect(isExit({ kind: 'exit', from: real.from, reason: real.reason })).toBe(false);
+    expect(isExit({ ...real })).toBe(false);
+  });
+
+  it('treats a user message shaped like an Exit as an ordinary message', async () => {
+    const node = makeNode();
+    const p = probe(node);
+    const fake = { kind: 'exit', from: 'node', reason: 'shutdown' };
+    node.send(p, fake);
+    expect(await p.receive()).toBe(fake);
+    expect(node.isAlive(p)).toBe(true);
+  });
+});
+
+// ---- keel.process.exited and logging ----------------------------------------------------------
+
+describe('keel.process.exited', () => {
+  it('is emitted with watched: false for an abnormal exit nobody watches, which the node logs', async () => {
+    const logger = recordingLogger();
+    const node = makeNode({ logger });
+    const events = captureEvents(node, ['keel.process.exited']);
+    const boom = new Error('unwatched');
+    const pid = node.spawn(crasher(boom));
+    node.send(pid, 'crash');
+    await node.idle();
+    expect(node.isAlive(pid)).toBe(false);
+    expect(events.events.map((e) => e.metadata)).toEqual([{ pid, reason: boom, watched: false }]);
+    expect(logger.errors).toHaveLength(1);
+    expect(String(logger.errors[0]?.[0])).toContain(String(pid));
+  });
+
+  it('is emitted with watched: true for a linked process, which the node does not log', async () => {
+    const logger = recordingLogger();
+    const node = makeNode({ logger });
+    const p = probe(node);
+    const events = captureEvents(node, ['keel.process.exited']);
+    const boom = new Error('linked');
+    p.ctx.trapExits();
+    const pid = p.ctx.spawnLink(crasher(boom));
+    node.send(pid, 'crash');
+    await exitFrom(p, pid);
+    expect(events.events.map((e) => e.metadata)).toEqual([{ pid, reason: boom, watched: true }]);
+    expect(logger.errors).toEqual([]);
+  });
+
+  it('is emitted with watched: true for a monitored process, which the node does not log', async () => {
+    const logger = recordingLogger();
+    const node = makeNode({ logger });
+    const p = probe(node);
+    const events = captureEvents(node, ['keel.process.exited']);
+    const boom = new Error('monitored');
+    const pid = node.spawn(crasher(boom));
+    const ref = p.ctx.monitor(pid);
+    node.send(pid, 'crash');
+    await downOf(p, ref);
+    expect(events.events.map((e) => e.metadata)).toEqual([{ pid, reason: boom, watched: true }]);
+    expect(logger.errors).toEqual([]);
+  });
+
+  it.each<[string, ExitReason]>([
+    ['normal', 'normal'],
+    ['shutdown', 'shutdown'],
+    ['{ shutdown }', { shutdown: 'detail' }],
+  ])('is not logged for the clean exit %s of an unwatched process', async (_label, reason) => {
+    const logger = recordingLogger();
+    const node = makeNode({ logger });
+    const pid = node.spawn((ctx) => () => ctx.exit(reason));
+    node.send(pid, 'stop');
+    await node.idle();
+    expect(node.isAlive(pid)).toBe(false);
+    expect(logger.errors).toEqual([]);
+  });
+});

@@ -1,0 +1,369 @@
+import fc from 'fast-check';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { type Clock, createNode, isDown, type Node, type NodeOptions, realClock, type TimerHandle } from '../../src/index.js';
+import type { KeelNode } from '../../src/runtime/Node.js';
+import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
+
+const nodes: Node[] = [];
+function track(options?: NodeOptions): KeelNode {
+  const node = createNode(options);
+  nodes.push(node);
+  return node as KeelNode;
+}
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.shutdown({ timeoutMs: 1000 })));
+});
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+/** Host timers of a clock that uses the real timers, as the node left them (ref'd or not). */
+function realTimersClock(): { clock: Clock; live: Set<NodeJS.Timeout> } {
+  const live = new Set<NodeJS.Timeout>();
+  const clock: Clock = {
+    now: () => realClock.now(),
+    setTimer: (ms: number, fn: () => void): TimerHandle => {
+      const handle = realClock.setTimer(ms, () => {
+        live.delete(handle);
+        fn();
+      }) as NodeJS.Timeout;
+      vi.spyOn(handle, 'ref');
+      vi.spyOn(handle, 'unref');
+      live.add(handle);
+      return handle;
+    },
+    clearTimer: (handle: TimerHandle) => {
+      live.delete(handle as NodeJS.Timeout);
+      realClock.clearTimer(handle);
+    },
+  };
+  return { clock, live };
+}
+
+function onlyHostTimer(live: Set<NodeJS.Timeout>): NodeJS.Timeout {
+  expect(live.size).toBe(1);
+  return [...live][0]!;
+}
+
+describe('ctx.sendAfter', () => {
+  it('delivers after exactly ms on the node’s clock, not a millisecond earlier', async () => {
+    const clock = new TestClock({ start: 5_000 });
+    const node = track({ clock });
+    const p = probe(node);
+    p.ctx.sendAfter(p, 'tick', 250);
+    await clock.advance(249);
+    expect(p.messages).toEqual([]);
+    await clock.advance(1);
+    expect(p.messages).toEqual(['tick']);
+  });
+
+  it('delivers a 0 ms timer at the next advance, even advance(0)', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const p = probe(node);
+    p.ctx.sendAfter(p, 'now', 0);
+    expect(p.messages).toEqual([]);
+    await clock.advance(0);
+    expect(p.messages).toEqual(['now']);
+  });
+
+  it('fires timers in deadline order, ties in creation order', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const p = probe(node);
+    const plan: [string, number][] = [
+      ['a', 30],
+      ['b', 10],
+      ['c', 20],
+      ['d', 10],
+      ['e', 30],
+      ['f', 20],
+      ['g', 10],
+    ];
+    for (const [msg, ms] of plan) p.ctx.sendAfter(p, msg, ms);
+    await clock.advance(30);
+    expect(p.messages).toEqual(['b', 'd', 'g', 'c', 'f', 'a', 'e']);
+  });
+
+  it('fires any set of timers sorted by deadline, then creation', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.nat({ max: 40 }), { minLength: 1, maxLength: 30 }), async (delays) => {
+        const clock = new TestClock();
+        const node = createNode({ clock });
+        try {
+          const p = probe(node);
+          delays.forEach((ms, i) => p.ctx.sendAfter(p, i, ms));
+          await clock.advance(40);
+          const expected = delays
+            .map((ms, i) => ({ ms, i }))
+            .sort((x, y) => x.ms - y.ms || x.i - y.i)
+            .map((t) => t.i);
+          expect(p.messages).toEqual(expected);
+        } finally {
+          await node.shutdown({ timeoutMs: 1000 });
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('resolves a name when the timer fires, not when it is set', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const p = probe(node);
+    const forwarder = (label: string) => () => (m: unknown) => {
+      if (!isDown(m)) node.send(p, { label, m });
+    };
+    const first = node.spawn(forwarder('first'), { name: 'worker' });
+    p.ctx.sendAfter('worker', 'job', 100);
+    const ref = p.ctx.monitor(first);
+    node.exit(first, 'kill');
+    await p.receive((m) => isDown(m) && m.ref === ref);
+    node.spawn(forwarder('second'), { name: 'worker' });
+    await clock.advance(100);
+    expect(await p.receive((m) => typeof m === 'object' && m !== null && 'label' in m)).toEqual({ label: 'second', m: 'job' });
+  });
+
+  it('drops the message with keel.message.dropped when the name is not registered as it fires', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const p = probe(node);
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    p.ctx.sendAfter('nobody', 'lost', 10);
+    await clock.advance(10);
+    expect(dropped.events.map((e) => e.metadata)).toEqual([expect.objectContaining({ to: 'nobody', message: 'lost', reason: 'noproc' })]);
+  });
+
+  it.each(['kill', 'shutdown'] as const)('dies with its owner process (owner exit %s): never sent, nothing left pending', async (reason) => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const p = probe(node);
+    const owner = node.spawn((ctx) => {
+      ctx.sendAfter(p, 'late', 100);
+      ctx.sendAfter(p, 'later', 200);
+      ctx.send(p, 'armed');
+      return () => {};
+    });
+    await p.receive((m) => m === 'armed');
+    expect(node.internals().timers).toBe(2);
+    expect(node.info(owner)?.timers).toBe(2);
+    const ref = p.ctx.monitor(owner);
+    node.exit(owner, reason);
+    await p.receive((m) => isDown(m) && m.ref === ref);
+    expect(node.internals().timers).toBe(0);
+    await clock.advance(200);
+    expect(p.messages.filter((m) => !isDown(m))).toEqual(['armed']);
+  });
+
+  it('arms no timer for a process that has already exited (a zombie continuation)', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const p = probe(node);
+    const zombieCalls = captureEvents(node, ['keel.process.zombie_call']);
+    const gate = deferred();
+    const resumed = deferred();
+    const worker = node.spawn((ctx) => (m) => {
+      if (m !== 'go') return;
+      ctx.send(p, 'busy');
+      return gate.promise.then(() => {
+        ctx.sendAfter(p, 'from a zombie', 10);
+        resumed.resolve();
+      });
+    });
+    node.send(worker, 'go');
+    await p.receive((m) => m === 'busy');
+    p.ctx.monitor(worker);
+    node.exit(worker, 'kill');
+    gate.resolve();
+    await resumed.promise;
+    expect(zombieCalls.events.map((e) => e.metadata.operation)).toEqual(['sendAfter']);
+    expect(node.internals().timers).toBe(0);
+    await clock.advance(10);
+    expect(p.messages.filter((m) => !isDown(m))).toEqual(['busy']);
+  });
+
+  it('arms a delay longer than the host timer range (2^31 - 1 ms) without overflowing the host timer', () => {
+    const node = track();
+    const p = probe(node);
+    const emitWarning = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    try {
+      p.ctx.sendAfter(p, 'in a month', 30 * 24 * 3600 * 1000);
+      expect(emitWarning.mock.calls.filter((c) => JSON.stringify(c).includes('TimeoutOverflowWarning'))).toEqual([]);
+    } finally {
+      emitWarning.mockRestore();
+    }
+    expect(node.internals().timers).toBe(1);
+  });
+
+  it('refuses a negative or non-finite delay with ERR_INVALID_ARGUMENT', () => {
+    const node = track({ clock: new TestClock() });
+    const p = probe(node);
+    const invalid = expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(() => p.ctx.sendAfter(p, 'x', -1)).toThrow(invalid);
+    expect(() => p.ctx.sendAfter(p, 'x', Number.NaN)).toThrow(invalid);
+    expect(() => p.ctx.sendAfter(p, 'x', Infinity)).toThrow(invalid);
+    expect(node.internals().timers).toBe(0);
+  });
+});
+
+describe('ctx.cancelTimer', () => {
+  it('returns true for a pending timer, whose message is then never sent', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const p = probe(node);
+    const t = p.ctx.sendAfter(p, 'cancelled', 50);
+    expect(p.ctx.cancelTimer(t)).toBe(true);
+    expect(node.internals().timers).toBe(0);
+    await clock.advance(50);
+    expect(p.messages).toEqual([]);
+  });
+
+  it('returns false once the timer has fired', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const p = probe(node);
+    const t = p.ctx.sendAfter(p, 'fired', 50);
+    await clock.advance(50);
+    expect(p.messages).toEqual(['fired']);
+    expect(p.ctx.cancelTimer(t)).toBe(false);
+  });
+
+  it('returns false for a timer already cancelled', () => {
+    const node = track({ clock: new TestClock() });
+    const p = probe(node);
+    const t = p.ctx.sendAfter(p, 'x', 50);
+    p.ctx.cancelTimer(t);
+    expect(p.ctx.cancelTimer(t)).toBe(false);
+  });
+});
+
+describe('node timers', () => {
+  it('keep at most one timer on the clock however many are pending', async () => {
+    const clock = new TestClock();
+    const setTimer = clock.setTimer.bind(clock);
+    const clearTimer = clock.clearTimer.bind(clock);
+    const live = new Set<TimerHandle>();
+    let maxLive = 0;
+    vi.spyOn(clock, 'setTimer').mockImplementation((ms, fn) => {
+      const handle = setTimer(ms, () => {
+        live.delete(handle);
+        fn();
+      });
+      live.add(handle);
+      maxLive = Math.max(maxLive, live.size);
+      return handle;
+    });
+    vi.spyOn(clock, 'clearTimer').mockImplementation((handle) => {
+      live.delete(handle);
+      clearTimer(handle);
+    });
+    const node = track({ clock });
+    const p = probe(node);
+    // deadlines in a scrambled order, so that many of them become the new earliest
+    for (let i = 0; i < 1_000; i++) p.ctx.sendAfter(p, i, 1 + ((i * 7_919) % 1_000));
+    expect(node.internals().timers).toBe(1_000);
+    expect(clock.pendingTimers).toBe(1);
+    await clock.advance(1_000);
+    expect(p.messages).toHaveLength(1_000);
+    expect(clock.pendingTimers).toBe(0);
+    expect(maxLive).toBe(1);
+  });
+
+  it('keep one timer per node on a clock two nodes share', () => {
+    const clock = new TestClock();
+    const a = probe(track({ clock }));
+    const b = probe(track({ clock }));
+    for (let i = 0; i < 100; i++) {
+      a.ctx.sendAfter(a, i, 10 + i);
+      b.ctx.sendAfter(b, i, 500 - i);
+    }
+    expect(clock.pendingTimers).toBe(2);
+  });
+
+  it('unref() the host timer while only service timers are pending', () => {
+    const { clock, live } = realTimersClock();
+    const node = track({ clock });
+    node.setTimer(60_000, () => {}, true);
+    node.setTimer(30_000, () => {}, true);
+    const host = onlyHostTimer(live);
+    expect(host.hasRef()).toBe(false);
+    expect(host.unref).toHaveBeenCalled();
+  });
+
+  it('ref() the host timer while a process timer is pending, and unref() it again when none is left', () => {
+    const { clock, live } = realTimersClock();
+    const node = track({ clock });
+    const p = probe(node);
+    node.setTimer(30_000, () => {}, true);
+    const t = p.ctx.sendAfter(p, 'x', 60_000); // later than the service timer: the same host timer
+    expect(onlyHostTimer(live).hasRef()).toBe(true);
+    p.ctx.cancelTimer(t);
+    expect(onlyHostTimer(live).hasRef()).toBe(false);
+  });
+
+  it('keep the host timer ref()ed when an earlier process timer replaces it', () => {
+    const { clock, live } = realTimersClock();
+    const node = track({ clock });
+    const p = probe(node);
+    node.setTimer(60_000, () => {}, true);
+    p.ctx.sendAfter(p, 'x', 30_000);
+    expect(onlyHostTimer(live).hasRef()).toBe(true);
+  });
+
+  it('setTimer(ms, fn) without the unref flag is ref()ed like setTimeout (call timeouts keep the OS process alive)', () => {
+    const { clock, live } = realTimersClock();
+    const node = track({ clock });
+    node.setTimer(60_000, () => {});
+    expect(onlyHostTimer(live).hasRef()).toBe(true);
+  });
+
+  it('log a throwing timer callback and still fire the timers due with it', async () => {
+    const clock = new TestClock();
+    const logger = { info: vi.fn(), warn: vi.fn(), error: vi.fn() };
+    const node = track({ clock, logger });
+    const fired: string[] = [];
+    const bug = new Error('timer bug');
+    node.setTimer(10, () => {
+      throw bug;
+    });
+    node.setTimer(10, () => fired.push('same deadline'));
+    node.setTimer(20, () => fired.push('later'));
+    await clock.advance(20);
+    expect(fired).toEqual(['same deadline', 'later']);
+    expect(logger.error).toHaveBeenCalledWith(expect.any(String), bug);
+  });
+
+  it('are all cancelled by node.shutdown, leaving nothing on the clock', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const p = probe(node);
+    const fired: string[] = [];
+    node.setTimer(10, () => fired.push('service'), true);
+    p.ctx.sendAfter(p, 'process', 10);
+    expect(clock.pendingTimers).toBe(1);
+    await node.shutdown();
+    expect(node.internals().timers).toBe(0);
+    expect(clock.pendingTimers).toBe(0);
+    await clock.advance(10);
+    expect(fired).toEqual([]);
+  });
+
+  it('setTimer runs its callback on the node’s clock and cancel() stops it', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const fired: string[] = [];
+    node.setTimer(20, () => fired.push('kept'), true);
+    const cancelled = node.setTimer(10, () => fired.push('cancelled'), true);
+    expect(cancelled.cancel()).toBe(true);
+    expect(cancelled.cancel()).toBe(false);
+    await clock.advance(19);
+    expect(fired).toEqual([]);
+    await clock.advance(1);
+    expect(fired).toEqual(['kept']);
+  });
+});

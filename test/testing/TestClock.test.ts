@@ -1,0 +1,178 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createNode, isDown, type Node } from '../../src/index.js';
+import { probe, TestClock } from '../../src/testing/index.js';
+
+const nodes: Node[] = [];
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.shutdown({ timeoutMs: 1000 })));
+});
+function nodeOn(clock: TestClock): Node {
+  const node = createNode({ clock });
+  nodes.push(node);
+  return node;
+}
+
+describe('TestClock', () => {
+  it('starts at `start`', () => {
+    expect(new TestClock({ start: 1_700_000_000_000 }).now()).toBe(1_700_000_000_000);
+  });
+
+  it('starts at 0 without options', () => {
+    expect(new TestClock().now()).toBe(0);
+  });
+
+  it('does not move by itself', () => {
+    const clock = new TestClock({ start: 10 });
+    let fired = false;
+    clock.setTimer(0, () => {
+      fired = true;
+    });
+    expect(clock.now()).toBe(10);
+    expect(fired).toBe(false);
+  });
+
+  it('refuses a start that is not a finite number with ERR_INVALID_ARGUMENT', () => {
+    expect(() => new TestClock({ start: Number.NaN })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+  });
+});
+
+describe('TestClock.advance', () => {
+  it('moves now() forward by ms', async () => {
+    const clock = new TestClock({ start: 100 });
+    await clock.advance(250);
+    expect(clock.now()).toBe(350);
+  });
+
+  it('fires the due timers in time order, each at its own time', async () => {
+    const clock = new TestClock({ start: 1_000 });
+    const fired: [string, number][] = [];
+    clock.setTimer(30, () => fired.push(['c', clock.now()]));
+    clock.setTimer(10, () => fired.push(['a', clock.now()]));
+    clock.setTimer(20, () => fired.push(['b', clock.now()]));
+    clock.setTimer(20, () => fired.push(['b2', clock.now()]));
+    await clock.advance(30);
+    expect(fired).toEqual([
+      ['a', 1_010],
+      ['b', 1_020],
+      ['b2', 1_020],
+      ['c', 1_030],
+    ]);
+  });
+
+  it('leaves the timers due after the window pending', async () => {
+    const clock = new TestClock();
+    const fired: string[] = [];
+    clock.setTimer(10, () => fired.push('in'));
+    clock.setTimer(11, () => fired.push('out'));
+    await clock.advance(10);
+    expect(fired).toEqual(['in']);
+    expect(clock.pendingTimers).toBe(1);
+    await clock.advance(1);
+    expect(fired).toEqual(['in', 'out']);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('fires a timer scheduled during the advance when it falls inside the window', async () => {
+    const clock = new TestClock();
+    const fired: [string, number][] = [];
+    clock.setTimer(10, () => {
+      fired.push(['first', clock.now()]);
+      clock.setTimer(5, () => fired.push(['inside', clock.now()]));
+      clock.setTimer(15, () => fired.push(['outside', clock.now()]));
+    });
+    await clock.advance(20);
+    expect(fired).toEqual([
+      ['first', 10],
+      ['inside', 15],
+    ]);
+    expect(clock.pendingTimers).toBe(1);
+  });
+
+  it('does not fire a cleared timer', async () => {
+    const clock = new TestClock();
+    const fired: string[] = [];
+    const handle = clock.setTimer(5, () => fired.push('cleared'));
+    clock.clearTimer(handle);
+    await clock.advance(10);
+    expect(fired).toEqual([]);
+  });
+
+  it('lets a node run until nothing is runnable between timers: a chain of sendAfter fires within one advance', async () => {
+    const clock = new TestClock();
+    const node = nodeOn(clock);
+    const p = probe(node);
+    const ticker = node.spawn<number>((ctx) => (n) => {
+      if (typeof n !== 'number') return;
+      ctx.send(p, { tick: n, at: clock.now() });
+      if (n < 5) ctx.sendAfter(ctx.self, n + 1, 10);
+    });
+    node.send(ticker, 1);
+    await clock.advance(40);
+    expect(p.messages).toEqual([
+      { tick: 1, at: 0 },
+      { tick: 2, at: 10 },
+      { tick: 3, at: 20 },
+      { tick: 4, at: 30 },
+      { tick: 5, at: 40 },
+    ]);
+  });
+
+  it('lets the messages a timer caused be handled before the next timer fires', async () => {
+    const clock = new TestClock();
+    const node = nodeOn(clock);
+    const p = probe(node);
+    const seenAtSecondTimer: unknown[] = [];
+    const relay = node.spawn<string>((ctx) => (m) => {
+      if (m === 'hop1') ctx.send(ctx.self, 'hop2');
+      else if (m === 'hop2') ctx.send(p, 'relayed');
+    });
+    clock.setTimer(10, () => node.send(relay, 'hop1'));
+    clock.setTimer(10, () => seenAtSecondTimer.push(...p.messages));
+    await clock.advance(10);
+    expect(seenAtSecondTimer).toEqual(['relayed']);
+  });
+
+  it('lets the nodes run before firing anything', async () => {
+    const clock = new TestClock();
+    const node = nodeOn(clock);
+    const p = probe(node);
+    const seenAtTimer: unknown[] = [];
+    node.send(p, 'queued before the advance');
+    clock.setTimer(0, () => seenAtTimer.push(...p.messages));
+    await clock.advance(0);
+    expect(seenAtTimer).toEqual(['queued before the advance']);
+  });
+
+  it('serialises concurrent calls: the second advance starts where the first ended', async () => {
+    const clock = new TestClock();
+    const log: string[] = [];
+    clock.setTimer(5, () => log.push(`timer@${clock.now()}`));
+    clock.setTimer(15, () => log.push(`timer@${clock.now()}`));
+    const first = clock.advance(10).then(() => log.push(`first done@${clock.now()}`));
+    const second = clock.advance(10).then(() => log.push(`second done@${clock.now()}`));
+    await Promise.all([first, second]);
+    expect(log).toEqual(['timer@5', 'first done@10', 'timer@15', 'second done@20']);
+    expect(clock.now()).toBe(20);
+  });
+
+  it('settles a node under a TestClock so that a Down caused by a timer is already there', async () => {
+    const clock = new TestClock();
+    const node = nodeOn(clock);
+    const p = probe(node);
+    const worker = node.spawn((ctx) => {
+      ctx.sendAfter(ctx.self, 'stop', 100);
+      return (m) => {
+        if (m === 'stop') ctx.exit();
+      };
+    });
+    p.ctx.monitor(worker);
+    await clock.advance(100);
+    expect(p.messages.filter(isDown).map((d) => d.reason)).toEqual(['normal']);
+  });
+
+  it.each([-1, Number.NaN, Infinity, '5'])('refuses ms = %s with ERR_INVALID_ARGUMENT', async (ms) => {
+    const clock = new TestClock();
+    await expect(async () => clock.advance(ms as number)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(clock.now()).toBe(0);
+  });
+});

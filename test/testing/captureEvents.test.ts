@@ -1,0 +1,75 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createNode, type Node, Pid } from '../../src/index.js';
+import type { TelemetryBus } from '../../src/telemetry/Telemetry.js';
+import { captureEvents } from '../../src/testing/index.js';
+
+const nodes: Node[] = [];
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.shutdown({ timeoutMs: 1000 })));
+});
+function newNode(): Node {
+  const node = createNode();
+  nodes.push(node);
+  return node;
+}
+
+describe('captureEvents', () => {
+  it('records the events whose names start with one of the prefixes, with measurements and metadata', () => {
+    const node = newNode();
+    const captured = captureEvents(node, ['keel.test.a.', 'keel.other']);
+    node.telemetry.execute('keel.test.a.one', { n: 1 }, { tag: 'x' });
+    node.telemetry.execute('keel.test.b.one', { n: 2 }, {});
+    node.telemetry.execute('keel.other.thing', { n: 3 }, {});
+    node.telemetry.execute('keel.test.a', { n: 4 }, {});
+    expect(captured.events).toEqual([
+      { event: 'keel.test.a.one', measurements: { n: 1 }, metadata: { tag: 'x' } },
+      { event: 'keel.other.thing', measurements: { n: 3 }, metadata: {} },
+    ]);
+  });
+
+  it('records the runtime’s own events, such as a message dropped for a dead target', () => {
+    const node = newNode();
+    const captured = captureEvents(node, ['keel.message.']);
+    const ghost = Pid.parse(`<${node.name}.999999.${node.creation}>`);
+    node.send(ghost, 'hello?');
+    expect(captured.events).toHaveLength(1);
+    expect(captured.events[0]?.event).toBe('keel.message.dropped');
+    expect(captured.events[0]?.metadata).toMatchObject({ reason: 'noproc', message: 'hello?' });
+  });
+
+  it('records only events emitted after it started', () => {
+    const node = newNode();
+    node.telemetry.execute('keel.test.early', {}, {});
+    const captured = captureEvents(node, ['keel.test.']);
+    node.telemetry.execute('keel.test.late', {}, {});
+    expect(captured.events.map((e) => e.event)).toEqual(['keel.test.late']);
+  });
+
+  it('stops recording at stop()', () => {
+    const node = newNode();
+    const captured = captureEvents(node, ['keel.test.']);
+    node.telemetry.execute('keel.test.before', {}, {});
+    captured.stop();
+    node.telemetry.execute('keel.test.after', {}, {});
+    expect(captured.events.map((e) => e.event)).toEqual(['keel.test.before']);
+  });
+
+  it('leaves nothing listening after stop()', () => {
+    const node = newNode();
+    const captured = captureEvents(node, ['keel.test.']);
+    expect((node.telemetry as TelemetryBus).isListening('keel.test.x')).toBe(true);
+    captured.stop();
+    expect((node.telemetry as TelemetryBus).isListening('keel.test.x')).toBe(false);
+  });
+
+  it('keeps two captures independent', () => {
+    const node = newNode();
+    const first = captureEvents(node, ['keel.test.']);
+    const second = captureEvents(node, ['keel.test.']);
+    node.telemetry.execute('keel.test.both', {}, {});
+    first.stop();
+    node.telemetry.execute('keel.test.second_only', {}, {});
+    expect(first.events.map((e) => e.event)).toEqual(['keel.test.both']);
+    expect(second.events.map((e) => e.event)).toEqual(['keel.test.both', 'keel.test.second_only']);
+  });
+});

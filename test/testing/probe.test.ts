@@ -1,0 +1,175 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createNode, isDown, isExit, type Node, Pid } from '../../src/index.js';
+import { captureEvents, probe } from '../../src/testing/index.js';
+
+const nodes: Node[] = [];
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.shutdown({ timeoutMs: 1000 })));
+});
+function newNode(): Node {
+  const node = createNode();
+  nodes.push(node);
+  return node;
+}
+
+describe('probe', () => {
+  it('is a pid that processes and the node can send to', async () => {
+    const node = newNode();
+    const p = probe<string>(node);
+    const sender = node.spawn<string>((ctx) => (m) => {
+      if (m === 'go') ctx.send(p, 'from a process');
+    });
+    node.send(p, 'from the node');
+    node.send(sender, 'go');
+    await node.idle();
+    expect(p.messages).toEqual(['from the node', 'from a process']);
+    expect(node.isAlive(p)).toBe(true);
+    expect(Pid.equals(Pid.parse(Pid.format(p)), p)).toBe(true);
+  });
+
+  it('keeps every message in `messages`, in arrival order, also those taken by receive', async () => {
+    const node = newNode();
+    const p = probe(node);
+    for (const m of ['a', 'b', 'c']) node.send(p, m);
+    expect(await p.receive((m) => m === 'b')).toBe('b');
+    expect(await p.receive()).toBe('a');
+    expect(p.messages).toEqual(['a', 'b', 'c']);
+  });
+});
+
+describe('probe.receive', () => {
+  it('without a predicate takes the oldest message not yet taken', async () => {
+    const node = newNode();
+    const p = probe(node);
+    node.send(p, 1);
+    node.send(p, 2);
+    expect(await p.receive()).toBe(1);
+    expect(await p.receive()).toBe(2);
+  });
+
+  it('takes the first matching message not yet taken and leaves the others', async () => {
+    const node = newNode();
+    const p = probe(node);
+    for (const m of ['a1', 'b1', 'a2', 'b2']) node.send(p, m);
+    await node.idle();
+    const isB = (m: unknown) => typeof m === 'string' && m.startsWith('b');
+    expect(await p.receive(isB)).toBe('b1');
+    expect(await p.receive(isB)).toBe('b2');
+    expect(await p.receive()).toBe('a1');
+    expect(await p.receive()).toBe('a2');
+  });
+
+  it('waits for a matching message that has not arrived yet', async () => {
+    const node = newNode();
+    const p = probe(node);
+    const later = node.spawn<string>((ctx) => (m) => {
+      if (m === 'reply') ctx.send(p, 'the reply');
+    });
+    const received = p.receive((m) => m === 'the reply');
+    node.send(p, 'something else');
+    node.send(later, 'reply');
+    expect(await received).toBe('the reply');
+  });
+
+  it('does not hand the same message to two receives', async () => {
+    const node = newNode();
+    const p = probe(node);
+    node.send(p, 'only one');
+    expect(await p.receive((m) => m === 'only one')).toBe('only one');
+    await expect(p.receive((m) => m === 'only one', { timeout: 1 })).rejects.toMatchObject({ code: 'ERR_RECEIVE_TIMEOUT' });
+  });
+
+  it('takes a message that arrives for a waiting receive, so a later receive does not get it again', async () => {
+    const node = newNode();
+    const p = probe(node);
+    const waiting = p.receive((m) => m === 'once');
+    node.send(p, 'once');
+    expect(await waiting).toBe('once');
+    await expect(p.receive((m) => m === 'once', { timeout: 1 })).rejects.toMatchObject({ code: 'ERR_RECEIVE_TIMEOUT' });
+  });
+
+  it('gives a message to the earliest of several matching waiting receives', async () => {
+    const node = newNode();
+    const p = probe(node);
+    const first = p.receive((m) => typeof m === 'number');
+    const second = p.receive((m) => typeof m === 'number');
+    node.send(p, 1);
+    node.send(p, 2);
+    expect([await first, await second]).toEqual([1, 2]);
+  });
+
+  it('rejects with ERR_RECEIVE_TIMEOUT when no matching message comes in time', async () => {
+    const node = newNode();
+    const p = probe(node);
+    node.send(p, 'not it');
+    await expect(p.receive((m) => m === 'never', { timeout: 0 })).rejects.toMatchObject({ code: 'ERR_RECEIVE_TIMEOUT' });
+  });
+
+  it('after a timeout, leaves a later matching message for the next receive', async () => {
+    const node = newNode();
+    const p = probe(node);
+    await expect(p.receive((m) => m === 'late', { timeout: 0 })).rejects.toMatchObject({ code: 'ERR_RECEIVE_TIMEOUT' });
+    node.send(p, 'late');
+    expect(await p.receive((m) => m === 'late')).toBe('late');
+  });
+
+  it('refuses a bad predicate or timeout with ERR_INVALID_ARGUMENT', () => {
+    const node = newNode();
+    const p = probe(node);
+    const invalid = expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(() => p.receive('x' as never)).toThrow(invalid);
+    expect(() => p.receive(undefined, { timeout: -1 })).toThrow(invalid);
+  });
+});
+
+describe('probe.ctx', () => {
+  it('is the probe’s own context', () => {
+    const node = newNode();
+    const p = probe(node);
+    expect(Pid.equals(p.ctx.self, p)).toBe(true);
+  });
+
+  it('monitors from the probe: the Down arrives at the probe', async () => {
+    const node = newNode();
+    const p = probe(node);
+    const worker = node.spawn(() => () => {});
+    const ref = p.ctx.monitor(worker);
+    node.exit(worker, 'shutdown');
+    const down = await p.receive(isDown);
+    expect(isDown(down) && down.ref === ref && Pid.equals(down.pid, worker) && down.reason).toBe('shutdown');
+  });
+
+  it('links from a probe that traps exits: the Exit arrives at the probe', async () => {
+    const node = newNode();
+    const p = probe(node);
+    const crasher = node.spawn(() => () => {
+      throw new Error('crash');
+    });
+    p.ctx.trapExits();
+    p.ctx.link(crasher);
+    node.send(crasher, 'go');
+    const exit = await p.receive(isExit);
+    expect(isExit(exit) && exit.from !== 'node' && Pid.equals(exit.from, crasher)).toBe(true);
+    expect(isExit(exit) && exit.reason instanceof Error && exit.reason.message).toBe('crash');
+  });
+
+  it('sends from the probe', async () => {
+    const node = newNode();
+    const p = probe(node);
+    const echo = node.spawn<{ replyTo: Pid; text: string }>((ctx) => (m) => {
+      if (!isDown(m) && !isExit(m)) ctx.send(m.replyTo, `echo ${m.text}`);
+    });
+    p.ctx.send(echo, { replyTo: p, text: 'hi' });
+    expect(await p.receive()).toBe('echo hi');
+  });
+
+  it('a probe that traps exits still stops at node shutdown, without being killed', async () => {
+    const node = createNode();
+    const p = probe(node);
+    p.ctx.trapExits();
+    const shutdown = captureEvents(node, ['keel.node.shutdown']);
+    await node.shutdown({ timeoutMs: 2000 });
+    expect(node.isAlive(p)).toBe(false);
+    expect(shutdown.events.map((e) => e.measurements.killed)).toEqual([0]);
+  });
+});
