@@ -5,7 +5,7 @@ import * as raw from '../../shared/bench/raw-baseline.mjs';
 import * as keel from './keel-adapter.mjs';
 import { monitorDemonitor } from './monitor_demonitor.mjs';
 
-const [system, bench] = process.argv.slice(2);
+const [system, bench] = process.argv.slice(-2);
 const sys = (system === 'raw' ? raw : keel).createSystem();
 
 async function run() {

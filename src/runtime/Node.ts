@@ -153,43 +153,50 @@ export class KeelNode implements Node {
   spawnProc<M>(init: Init<M>, options: SpawnOptions | undefined, parent: Proc | undefined, link: boolean): Pid<M> {
     if (this.#state === 'stopped') throw new NodeStoppedError(this.name, 'spawn');
     if (typeof init !== 'function') throw new InvalidArgumentError('init', 'a function (ctx) => handler', init);
-    let capacity = Infinity;
-    let overflow: (typeof OVERFLOWS)[number] = 'reject';
-    let name: string | undefined;
-    if (options !== undefined) {
-      if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a SpawnOptions object', options);
-      if (options.name !== undefined) {
-        this.registry.checkFree(options.name);
-        name = options.name;
-      }
-      const mb = options.mailbox;
-      if (mb !== undefined) {
-        if (typeof mb !== 'object' || mb === null) throw new InvalidArgumentError('mailbox', '{ capacity, overflow }', mb);
-        if (!Number.isSafeInteger(mb.capacity) || mb.capacity < 1) {
-          throw new InvalidArgumentError('mailbox.capacity', 'a positive integer', mb.capacity);
-        }
-        if (!OVERFLOWS.includes(mb.overflow)) {
-          throw new InvalidArgumentError('mailbox.overflow', "'reject' | 'drop_newest' | 'drop_oldest'", mb.overflow);
-        }
-        capacity = mb.capacity;
-        overflow = mb.overflow;
-      }
-    }
+    const spec = options === undefined ? undefined : this.#spawnOptions(options);
     const id = ++this.#nextId;
     const pid = new PidImpl(this.name, this.creation, id, undefined);
-    const p = new Proc(this, pid, init as Init<unknown>, F_INIT | (parent === undefined ? F_TOP : 0));
+    const p = new Proc(this, pid, init as Init<unknown>, parent === undefined ? F_INIT | F_TOP : F_INIT);
     pid[kProc] = p;
     this.#procs.set(id, p);
-    if (capacity !== Infinity) {
-      const x = p.ext();
-      x.capacity = capacity;
-      x.overflow = overflow;
-      p.flags |= F_BOUNDED;
+    if (spec !== undefined) {
+      if (spec.capacity !== Infinity) {
+        const x = p.ext();
+        x.capacity = spec.capacity;
+        x.overflow = spec.overflow;
+        p.flags |= F_BOUNDED;
+      }
+      if (spec.name !== undefined) this.registry.registerProc(spec.name, p);
     }
-    if (name !== undefined) this.registry.registerProc(name, p);
     if (link && parent !== undefined) this.#addLink(parent, p);
-    this.#schedule(p);
+    p.flags |= F_SCHEDULED;
+    this.#rqPush(p);
+    if (!this.#running && !this.#pending) {
+      this.#pending = true;
+      void RESOLVED.then(this.#drain);
+    }
     return pid as Pid<M>;
+  }
+
+  /** Validates spawn options before anything is created (a taken name spawns nothing). */
+  #spawnOptions(options: SpawnOptions): { capacity: number; overflow: (typeof OVERFLOWS)[number]; name: string | undefined } {
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a SpawnOptions object', options);
+    let capacity = Infinity;
+    let overflow: (typeof OVERFLOWS)[number] = 'reject';
+    if (options.name !== undefined) this.registry.checkFree(options.name);
+    const mb = options.mailbox;
+    if (mb !== undefined) {
+      if (typeof mb !== 'object' || mb === null) throw new InvalidArgumentError('mailbox', '{ capacity, overflow }', mb);
+      if (!Number.isSafeInteger(mb.capacity) || mb.capacity < 1) {
+        throw new InvalidArgumentError('mailbox.capacity', 'a positive integer', mb.capacity);
+      }
+      if (!OVERFLOWS.includes(mb.overflow)) {
+        throw new InvalidArgumentError('mailbox.overflow', "'reject' | 'drop_newest' | 'drop_oldest'", mb.overflow);
+      }
+      capacity = mb.capacity;
+      overflow = mb.overflow;
+    }
+    return { capacity, overflow, name: options.name };
   }
 
   isAlive(target: Target): boolean {
@@ -1014,7 +1021,7 @@ function positiveNumber(argument: string, value: unknown, fallback: number): num
 
 function freshCreation(): number {
   for (;;) {
-    const c = randomInt(1, 2 ** 32 - 1);
+    const c = randomInt(1, 2 ** 30); // a small integer: V8 keeps it unboxed in every pid
     if (!creationsInUse.has(c)) {
       creationsInUse.add(c);
       return c;

@@ -66,23 +66,31 @@ export const EXIT_SENTINEL: { readonly keelExitSentinel: true } = Object.freeze(
  * plus its pid. The mailbox is a ring buffer inlined here (`buf`, `mask`, `head`, `size`).
  */
 export class Proc implements Context<any> {
-  readonly self: PidImpl;
-  readonly rt: KeelNode;
+  // Declared, then assigned in the constructor in one place: one object shape, no field-definition
+  // pass (processes are created by the hundred thousand).
+  declare readonly self: PidImpl;
+  declare readonly rt: KeelNode;
   /** The message handler; while `F_INIT` is set, the init function instead. */
-  handler: Handler<any> | Init<any> | null;
-  buf: unknown[] = EMPTY;
-  mask = -1;
-  head = 0;
-  size = 0;
-  flags: number;
-  handled = 0;
-  x: ProcExtras | undefined = undefined;
+  declare handler: Handler<any> | Init<any> | null;
+  declare buf: unknown[];
+  declare mask: number;
+  declare head: number;
+  declare size: number;
+  declare flags: number;
+  declare handled: number;
+  declare x: ProcExtras | undefined;
 
   constructor(rt: KeelNode, self: PidImpl, init: Init<any>, flags: number) {
-    this.rt = rt;
-    this.self = self;
+    (this as { rt: KeelNode }).rt = rt;
+    (this as { self: PidImpl }).self = self;
     this.handler = init;
+    this.buf = EMPTY;
+    this.mask = -1;
+    this.head = 0;
+    this.size = 0;
     this.flags = flags;
+    this.handled = 0;
+    this.x = undefined;
   }
 
   ext(): ProcExtras {
@@ -117,12 +125,12 @@ export class Proc implements Context<any> {
   }
 
   spawn<N>(init: Init<N>, options?: SpawnOptions): Pid<N> {
-    if ((this.flags & F_DEAD) !== 0) this.#refuse('spawn');
+    if ((this.flags & F_DEAD) !== 0) refuse(this, 'spawn');
     return this.rt.spawnProc(init, options, this, false);
   }
 
   spawnLink<N>(init: Init<N>, options?: SpawnOptions): Pid<N> {
-    if ((this.flags & F_DEAD) !== 0) this.#refuse('spawnLink');
+    if ((this.flags & F_DEAD) !== 0) refuse(this, 'spawnLink');
     return this.rt.spawnProc(init, options, this, true);
   }
 
@@ -196,11 +204,11 @@ export class Proc implements Context<any> {
     }
     return this.rt.cancelTimer(timer);
   }
+}
 
-  #refuse(operation: string): never {
-    this.rt.zombieCall(this, operation);
-    throw new ProcessExitedError(String(this.self), operation);
-  }
+function refuse(p: Proc, operation: string): never {
+  p.rt.zombieCall(p, operation);
+  throw new ProcessExitedError(String(p.self), operation);
 }
 
 /** @internal Doubles a process's ring-buffer mailbox (4 slots on the first message). */

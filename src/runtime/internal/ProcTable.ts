@@ -1,6 +1,12 @@
 import type { Proc } from './Proc.js';
 
 const CHUNK = 1024;
+const SLOT = CHUNK - 1;
+
+/** The chunk number of an id: exact for every safe integer, small-integer arithmetic below 2^31. */
+function chunkOf(id: number): number {
+  return (id - (id & SLOT)) / CHUNK;
+}
 
 class Chunk {
   readonly slots: (Proc | undefined)[] = new Array<Proc | undefined>(CHUNK).fill(undefined);
@@ -23,26 +29,26 @@ export class ProcTable {
   }
 
   set(id: number, p: Proc): void {
-    const ci = Math.floor(id / CHUNK) - this.#base;
+    const ci = chunkOf(id) - this.#base;
     let c = this.#chunks[ci];
     if (c === undefined) c = this.#chunks[ci] = new Chunk();
-    c.slots[id % CHUNK] = p;
+    c.slots[id & SLOT] = p;
     c.live++;
     this.#size++;
     if (id > this.#maxId) this.#maxId = id;
   }
 
   get(id: number): Proc | undefined {
-    const ci = Math.floor(id / CHUNK) - this.#base;
-    return ci < 0 ? undefined : this.#chunks[ci]?.slots[id % CHUNK];
+    const ci = chunkOf(id) - this.#base;
+    return ci < 0 ? undefined : this.#chunks[ci]?.slots[id & SLOT];
   }
 
   delete(id: number): void {
-    const chunkNo = Math.floor(id / CHUNK);
+    const chunkNo = chunkOf(id);
     const ci = chunkNo - this.#base;
     const c = ci < 0 ? undefined : this.#chunks[ci];
-    if (c === undefined || c.slots[id % CHUNK] === undefined) return;
-    c.slots[id % CHUNK] = undefined;
+    if (c === undefined || c.slots[id & SLOT] === undefined) return;
+    c.slots[id & SLOT] = undefined;
     c.live--;
     this.#size--;
     if (c.live === 0 && (chunkNo + 1) * CHUNK <= this.#maxId + 1) {
