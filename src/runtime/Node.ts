@@ -302,8 +302,8 @@ export class KeelNode implements Node {
       }
       this.#evictOldest(p);
     }
-    if (p.size > p.mask) grow(p);
-    p.buf[(p.head + p.size) & p.mask] = message;
+    const buf = p.size < p.buf.length ? p.buf : grow(p);
+    buf[(p.head + p.size) & (buf.length - 1)] = message;
     p.size++;
     if ((p.flags & (F_SCHEDULED | F_RUNNING | F_BUSY | F_DEAD)) === 0) {
       p.flags |= F_SCHEDULED;
@@ -443,7 +443,7 @@ export class KeelNode implements Node {
       const i = p.head;
       let m = p.buf[i];
       p.buf[i] = undefined;
-      p.head = (i + 1) & p.mask;
+      p.head = (i + 1) & (p.buf.length - 1);
       p.size--;
       k++;
       p.handled++;
@@ -571,12 +571,11 @@ export class KeelNode implements Node {
     p.self[kProc] = undefined;
     if (this.#envelopes > 0 && p.size > 0) {
       for (let i = 0; i < p.size; i++) {
-        const m = p.buf[(p.head + i) & p.mask];
+        const m = p.buf[(p.head + i) & (p.buf.length - 1)];
         if (m instanceof Envelope) this.#settleEnvelope(m, 'down');
       }
     }
     p.buf = EMPTY;
-    p.mask = -1;
     p.head = 0;
     p.size = 0;
     p.handler = null;

@@ -63,7 +63,7 @@ export const EXIT_SENTINEL: { readonly keelExitSentinel: true } = Object.freeze(
 
 /**
  * @internal A process record. It is also the process's `Context`, so a process costs one object
- * plus its pid. The mailbox is a ring buffer inlined here (`buf`, `mask`, `head`, `size`).
+ * plus its pid. The mailbox is a ring buffer inlined here (`buf` of a power-of-two length, `head`, `size`).
  */
 export class Proc implements Context<any> {
   // Declared, then assigned in the constructor in one place: one object shape, no field-definition
@@ -73,7 +73,6 @@ export class Proc implements Context<any> {
   /** The message handler; while `F_INIT` is set, the init function instead. */
   declare handler: Handler<any> | Init<any> | null;
   declare buf: unknown[];
-  declare mask: number;
   declare head: number;
   declare size: number;
   declare flags: number;
@@ -85,7 +84,6 @@ export class Proc implements Context<any> {
     (this as { self: PidImpl }).self = self;
     this.handler = init;
     this.buf = EMPTY;
-    this.mask = -1;
     this.head = 0;
     this.size = 0;
     this.flags = flags;
@@ -211,23 +209,25 @@ function refuse(p: Proc, operation: string): never {
   throw new ProcessExitedError(String(p.self), operation);
 }
 
-/** @internal Doubles a process's ring-buffer mailbox (4 slots on the first message). */
-export function grow(p: Proc): void {
-  const cap = p.mask + 1;
+/** @internal Doubles a process's ring-buffer mailbox (4 slots on the first message); returns the new buffer. */
+export function grow(p: Proc): unknown[] {
+  const old = p.buf;
+  const cap = old.length;
   const ncap = cap === 0 ? 4 : cap * 2;
   const nb = new Array<unknown>(ncap);
-  for (let i = 0; i < p.size; i++) nb[i] = p.buf[(p.head + i) & p.mask];
+  for (let i = 0; i < p.size; i++) nb[i] = old[(p.head + i) & (cap - 1)];
   for (let i = p.size; i < ncap; i++) nb[i] = undefined;
   p.buf = nb;
-  p.mask = ncap - 1;
   p.head = 0;
+  return nb;
 }
 
 /** @internal Removes the queued messages for which `drop` returns true, keeping the order of the rest. */
 export function removeWhere(p: Proc, drop: (message: unknown) => boolean): number {
   let kept = 0;
   let removed = 0;
-  const { buf, mask, head, size } = p;
+  const { buf, head, size } = p;
+  const mask = buf.length - 1;
   for (let i = 0; i < size; i++) {
     const m = buf[(head + i) & mask];
     if (drop(m)) removed++;
