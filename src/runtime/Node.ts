@@ -31,7 +31,7 @@ import { ProcTable } from './internal/ProcTable.js';
 import { TimerEntry, TimerHeap } from './internal/TimerHeap.js';
 import { DownMessage, type ExitReason, ExitMessage, formatReason, isCleanExit, isDown, isExit, isExitReason } from './messages.js';
 import { NameTable } from './NameRegistry.js';
-import { isPid, kProc, NODE_NAME, type Pid, PidImpl, RefImpl, type Target, type TimerRef } from './Pid.js';
+import { isPid, kProc, localPids, NODE_NAME, type Pid, PidImpl, RefImpl, type Target, type TimerRef } from './Pid.js';
 import { type DeadLetterQueue, type MonitorManager, unavailableDeadLetters, unavailableMonitors } from './services.js';
 import type { Handler, Init, Logger, Node, NodeOptions, ProcessInfo, SpawnOptions } from './types.js';
 
@@ -73,6 +73,7 @@ export class KeelNode implements Node {
   readonly #sliceMs: number;
   readonly #longScheduleMs: number;
   readonly #placeholder: PidImpl;
+  readonly #newPid: (id: number, proc: Proc | undefined) => PidImpl;
   readonly #detachClock: (() => void) | undefined;
   #monitors: MonitorManager = unavailableMonitors;
   #deadLetters: DeadLetterQueue = unavailableDeadLetters;
@@ -127,7 +128,8 @@ export class KeelNode implements Node {
     });
     this.registry = new NameTable((pid) => this.resolve(pid));
     this.#timers = new TimerHeap(clock, (error) => this.logger.error(`a timer callback of node ${this.name} threw`, error));
-    this.#placeholder = new PidImpl(this.name, this.creation, 0, undefined);
+    this.#newPid = localPids(this.name, this.creation);
+    this.#placeholder = this.#newPid(0, undefined);
     this.#detachClock = isAttachable(clock) ? clock[kAttachNode](this) : undefined;
     if (services !== false) {
       if (slots.monitors !== undefined) this.#monitors = slots.monitors(this);
@@ -155,7 +157,7 @@ export class KeelNode implements Node {
     if (typeof init !== 'function') throw new InvalidArgumentError('init', 'a function (ctx) => handler', init);
     const spec = options === undefined ? undefined : this.#spawnOptions(options);
     const id = ++this.#nextId;
-    const pid = new PidImpl(this.name, this.creation, id, undefined);
+    const pid = this.#newPid(id, undefined);
     const p = new Proc(this, pid, init as Init<unknown>, parent === undefined ? F_INIT | F_TOP : F_INIT);
     pid[kProc] = p;
     this.#procs.set(id, p);

@@ -25,16 +25,16 @@ export type Pid<M = any> = {
 /** A registered name or a pid: anything a message can be sent to. */
 export type Target<M = any> = Pid<M> | string;
 
-/** @internal The runtime's pid instances. */
+/** @internal The runtime's pid instances (a parsed pid; a node's own pids come from {@link localPids}). */
 export class PidImpl {
-  readonly node: string;
-  readonly creation: number;
-  readonly id: number;
+  declare readonly node: string;
+  declare readonly creation: number;
+  declare readonly id: number;
   declare [kProc]: Proc | undefined;
   constructor(node: string, creation: number, id: number, proc: Proc | undefined) {
-    this.node = node;
-    this.creation = creation;
-    this.id = id;
+    (this as { node: string }).node = node;
+    (this as { creation: number }).creation = creation;
+    (this as { id: number }).id = id;
     this[kProc] = proc;
   }
   toString(): string {
@@ -46,6 +46,24 @@ export class PidImpl {
   [inspect.custom](): string {
     return this.toString();
   }
+}
+
+/**
+ * @internal A constructor for the pids of one node: `node` and `creation` live on a shared
+ * prototype, so each pid holds only its id and its process (a node may hold millions of pids).
+ */
+export function localPids(node: string, creation: number): (id: number, proc: Proc | undefined) => PidImpl {
+  const proto = Object.create(PidImpl.prototype, {
+    node: { value: node, enumerable: true },
+    creation: { value: creation, enumerable: true },
+  }) as PidImpl;
+  function LocalPid(this: { id: number; [kProc]: Proc | undefined }, id: number, proc: Proc | undefined): void {
+    this.id = id;
+    this[kProc] = proc;
+  }
+  LocalPid.prototype = proto;
+  const Ctor = LocalPid as unknown as new (id: number, proc: Proc | undefined) => PidImpl;
+  return (id, proc) => new Ctor(id, proc);
 }
 
 function formatPid(pid: Pid): string {
