@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const BENCHES = ['pingpong', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor'];
+const BENCHES = ['pingpong', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor', 'genserver_call'];
 const ROUNDS = Number(process.env.KEEL_BENCH_ROUNDS ?? 5);
 const worker = fileURLToPath(new URL('./worker.mjs', import.meta.url));
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -4,6 +4,7 @@ import * as workloads from '../../shared/bench/workloads.mjs';
 import * as raw from '../../shared/bench/raw-baseline.mjs';
 import * as keel from './keel-adapter.mjs';
 import { monitorDemonitor } from './monitor_demonitor.mjs';
+import { genserverCall } from './genserver_call.mjs';
 
 const [system, bench] = process.argv.slice(-2);
 const sys = (system === 'raw' ? raw : keel).createSystem();
@@ -25,6 +26,8 @@ async function run() {
     }
     case 'monitor_demonitor':
       return monitorDemonitor(system, sys);
+    case 'genserver_call':
+      return genserverCall(system, sys);
     default:
       throw new Error(`unknown bench ${bench}`);
   }

@@ -23,7 +23,16 @@ export type KeelErrorCode =
   | 'ERR_IDLE_TIMEOUT'
   | 'ERR_RECEIVE_TIMEOUT'
   | 'ERR_HANDLER_RETURNED'
-  | 'ERR_THROWN_VALUE';
+  | 'ERR_THROWN_VALUE'
+  | 'ERR_CALL_TIMEOUT'
+  | 'ERR_CALL_EXIT'
+  | 'ERR_DEADLOCK'
+  | 'ERR_START_FAILED'
+  | 'ERR_MAILBOX_FULL'
+  | 'ERR_ABORTED'
+  | 'ERR_TASK_TIMEOUT'
+  | 'ERR_TASK_EXIT'
+  | 'ERR_MAX_CHILDREN';
 
 /** Base class of every Keel error: a literal `code`, a readable message and an optional `cause`. */
 export class KeelError extends Error {
@@ -123,6 +132,87 @@ export class ThrownValueError extends KeelError {
   constructor(value: unknown) {
     super('ERR_THROWN_VALUE', `a non-Error value was thrown: ${describe(value)}`, { cause: value });
     this.value = value;
+  }
+}
+
+/** A call got no reply within its timeout. The request stays with the server; a late reply is discarded. */
+export class CallTimeoutError extends KeelError {
+  readonly target: string;
+  readonly timeoutMs: number;
+  constructor(target: string, timeoutMs: number) {
+    super('ERR_CALL_TIMEOUT', `no reply from ${target} within ${timeoutMs} ms`);
+    this.target = target;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** The server exited before it replied; `reason` is its exit reason. */
+export class CallExitError extends KeelError {
+  readonly target: string;
+  readonly reason: unknown;
+  constructor(target: string, reason: unknown, reasonText: string) {
+    super('ERR_CALL_EXIT', `${target} exited before replying: ${reasonText}`, { cause: reason });
+    this.target = target;
+    this.reason = reason;
+  }
+}
+
+/** A process waited on itself (a GenServer calling itself, a process sending itself a `'handled'` message). */
+export class DeadlockError extends KeelError {
+  constructor(pid: string, what: string) {
+    super('ERR_DEADLOCK', `${pid} ${what}: it would wait for itself forever`);
+  }
+}
+
+/** A behaviour's `init` failed (threw, rejected or exited); `reason` is why. */
+export class StartError extends KeelError {
+  readonly reason: unknown;
+  constructor(what: string, reason: unknown, reasonText: string) {
+    super('ERR_START_FAILED', `${what} failed to start: ${reasonText}`, { cause: reason });
+    this.reason = reason;
+  }
+}
+
+/** A bounded mailbox refused a request that must not be dropped silently. */
+export class MailboxFullError extends KeelError {
+  readonly target: string;
+  constructor(target: string) {
+    super('ERR_MAILBOX_FULL', `the mailbox of ${target} is full; the request was not delivered`);
+    this.target = target;
+  }
+}
+
+/** An operation was aborted through its `signal`; `reason` is the signal's reason. */
+export class AbortedError extends KeelError {
+  readonly reason: unknown;
+  constructor(what: string, reason: unknown) {
+    super('ERR_ABORTED', `${what} was aborted`, { cause: reason });
+    this.reason = reason;
+  }
+}
+
+/** `Task.await` got no result within its timeout. */
+export class TaskTimeoutError extends KeelError {
+  constructor(pid: string, timeoutMs: number) {
+    super('ERR_TASK_TIMEOUT', `task ${pid} did not finish within ${timeoutMs} ms`);
+  }
+}
+
+/** A task exited without a result (it crashed or was killed); `reason` is its exit reason. */
+export class TaskExitError extends KeelError {
+  readonly reason: unknown;
+  constructor(pid: string, reason: unknown, reasonText: string) {
+    super('ERR_TASK_EXIT', `task ${pid} exited: ${reasonText}`, { cause: reason });
+    this.reason = reason;
+  }
+}
+
+/** A DynamicSupervisor already runs its `maxChildren`. */
+export class MaxChildrenError extends KeelError {
+  readonly maxChildren: number;
+  constructor(supervisor: string, maxChildren: number) {
+    super('ERR_MAX_CHILDREN', `${supervisor} already runs its maximum of ${maxChildren} children`);
+    this.maxChildren = maxChildren;
   }
 }
 

@@ -14,9 +14,19 @@ import { createRuntimeNode } from './runtime/Node.js';
 import type { Node, NodeOptions } from './runtime/types.js';
 
 export * from './runtime/index.js';
+export * from './otp/index.js';
 export type { Measurements, Metadata, Telemetry, TelemetryHandler } from './telemetry/Telemetry.js';
 export {
+  AbortedError,
   AlreadyRegisteredError,
+  CallExitError,
+  CallTimeoutError,
+  DeadlockError,
+  MailboxFullError,
+  MaxChildrenError,
+  StartError,
+  TaskExitError,
+  TaskTimeoutError,
   HandlerReturnedError,
   IdleTimeoutError,
   InvalidArgumentError,

@@ -238,6 +238,39 @@ export class KeelNode implements Node {
     return this.#procs.get(pid.id);
   }
 
+  /** @internal The live process of a pid or a registered name on this node. */
+  lookupTarget(target: Target): Proc | undefined {
+    return this.#lookup(target);
+  }
+
+  /** @internal Hands a message to a live process record (the layers above resolve once, then send). */
+  enqueueTo(p: Proc, message: unknown, from: Proc | undefined): Delivery {
+    if ((p.flags & F_DEAD) !== 0) {
+      this.#dropped(from, p.self, message, 'noproc');
+      return Delivery.NoProc;
+    }
+    return this.#enqueue(p, message, from);
+  }
+
+  /** @internal A death hook on a live process record; see {@link KeelNode.onExit}. */
+  onProcExit(p: Proc, fn: (reason: ExitReason) => void): () => void {
+    const hooks = (p.ext().exitHooks ??= new Set());
+    hooks.add(fn);
+    return () => {
+      hooks.delete(fn);
+    };
+  }
+
+  /** @internal A coalesced node timer as a bare entry (no closure per timer); cancel with {@link KeelNode.cancelEntry}. */
+  schedule(ms: number, fn: () => void, unref = false): TimerEntry {
+    return this.#timers.schedule(ms, fn, unref);
+  }
+
+  /** @internal */
+  cancelEntry(entry: TimerEntry): boolean {
+    return this.#timers.cancel(entry);
+  }
+
   #lookup(target: Target): Proc | undefined {
     if (typeof target === 'string') return this.registry.lookup(target);
     if (!isPid(target)) throw new InvalidArgumentError('target', 'a Pid or a registered name', target);
@@ -765,13 +798,7 @@ export class KeelNode implements Node {
    */
   onExit(pid: Pid, fn: (reason: ExitReason) => void): (() => void) | undefined {
     const p = this.resolve(pid);
-    if (p === undefined) return undefined;
-    const x = p.ext();
-    const hooks = (x.exitHooks ??= new Set());
-    hooks.add(fn);
-    return () => {
-      hooks.delete(fn);
-    };
+    return p === undefined ? undefined : this.onProcExit(p, fn);
   }
 
   /** @internal Emits `keel.process.zombie_call` for a context used after its process exited. */
@@ -894,6 +921,11 @@ export class KeelNode implements Node {
 
   get stopped(): boolean {
     return this.#state === 'stopped';
+  }
+
+  /** @internal True from the start of `shutdown()` on. */
+  get stopping(): boolean {
+    return this.#state !== 'running';
   }
 
   shutdown(options: { timeoutMs?: number } = {}): Promise<void> {

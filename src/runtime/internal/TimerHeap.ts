@@ -37,6 +37,7 @@ export class TimerHeap {
   #hostAt = Infinity;
   #hostRefed = false;
   #stopped = false;
+  #disarmQueued = false;
 
   constructor(clock: Clock, onError: (error: unknown) => void) {
     this.#clock = clock;
@@ -54,18 +55,31 @@ export class TimerHeap {
     entry.index = heap.length;
     heap.push(entry);
     this.#up(entry.index);
-    this.#arm();
+    if (entry.at < this.#hostAt) this.#arm();
+    else if (!unref && !this.#hostRefed) this.#setRef(true);
     return entry;
   }
 
-  /** Cancels a pending timer; false when it already fired or was cancelled. */
+  /**
+   * Cancels a pending timer; false when it already fired or was cancelled. The host timer is left
+   * armed (a wake-up with nothing due just re-arms), so that a deadline set and cancelled per call
+   * never costs a host timer; once the heap is empty it is cleared at the next turn of the event loop.
+   */
   cancel(entry: TimerEntry): boolean {
     if (entry.index < 0) return false;
     this.#remove(entry.index);
-    if (!entry.unref) this.#refCount--;
-    this.#arm();
+    if (!entry.unref && --this.#refCount === 0 && this.#hostRefed) this.#setRef(false);
+    if (this.#heap.length === 0 && !this.#disarmQueued && this.#host !== undefined) {
+      this.#disarmQueued = true;
+      setImmediate(this.#disarmIfEmpty);
+    }
     return true;
   }
+
+  #disarmIfEmpty = (): void => {
+    this.#disarmQueued = false;
+    if (this.#heap.length === 0) this.#disarm();
+  };
 
   /** Cancels everything and arms nothing more. */
   stop(): void {

@@ -1,0 +1,419 @@
+import { CallExitError, CallTimeoutError, InvalidArgumentError, NoProcError, StartError, toError } from '../errors.js';
+import { Proc } from '../runtime/internal/Proc.js';
+import { formatReason, isExit, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
+import type { KeelNode } from '../runtime/Node.js';
+import type { Pid, Target } from '../runtime/Pid.js';
+import type { Context, Handler, Init, Node } from '../runtime/types.js';
+import { callProcess, type From, originOf, PendingCall, validateTarget, validateTimeout } from './internal/calls.js';
+
+export type { From } from './internal/calls.js';
+
+/** A server's calls: each request type with the reply it gets. */
+export type CallProtocol = { request: unknown; reply: unknown };
+
+/** The reply type of `request` under protocol `P`. */
+export type ReplyOf<P extends CallProtocol, R> = P extends { request: infer Q; reply: infer A } ? ([R] extends [Q] ? A : never) : never;
+
+/** A GenServer's pid, typed by its calls and casts; `GenServer.call` derives its reply type from it. */
+export type ServerPid<P extends CallProtocol = any, Cast = any> = Pid<any> & {
+  readonly __calls?: (protocol: P) => void;
+  readonly __casts?: (cast: Cast) => void;
+};
+
+/** What `init` and `handleContinue` return: the state, or the state and a continue term for `handleContinue`. */
+export type StateResult<S> = S | { state: S; continue: unknown };
+
+/** What `handleCall` returns. */
+export type CallResult<S, R> =
+  | { reply: R; state: S; continue?: unknown }
+  | { noreply: true; state: S; continue?: unknown }
+  | { stop: ExitReason; reply?: R; state: S };
+
+/**
+ * A GenServer's callbacks. Every callback may be async (the server is busy until it settles).
+ * `init` failing fails the start; a callback that throws runs `terminate` and exits the server.
+ */
+export interface GenServerSpec<S, P extends CallProtocol = CallProtocol, Cast = never, Arg = any> {
+  init(arg: Arg, ctx: Context<any>): StateResult<S> | Promise<StateResult<S>>;
+  handleCall?(request: P['request'], from: From<P['reply']>, state: S, ctx: Context<any>): CallResult<S, P['reply']> | Promise<CallResult<S, P['reply']>>;
+  handleCast?(request: Cast, state: S, ctx: Context<any>): S | Promise<S>;
+  /** Any other message. Default: reported as `keel.gen_server.unexpected_message`, state kept. */
+  handleInfo?(message: unknown, state: S, ctx: Context<any>): S | Promise<S>;
+  handleContinue?(info: unknown, state: S, ctx: Context<any>): StateResult<S> | Promise<StateResult<S>>;
+  /** Runs when the server traps exits and its parent (or the node) shuts it down, on `GenServer.stop`, and after a crash inside a callback. */
+  terminate?(reason: ExitReason, state: S): void | Promise<void>;
+}
+
+export interface StartOptions {
+  /** Registers the server under this unique name. */
+  name?: string;
+  /** How long `init` may take before the start fails (default 5000 ms, on the node's clock). */
+  timeout?: number;
+}
+
+class CastMessage {
+  readonly request: unknown;
+  constructor(request: unknown) {
+    this.request = request;
+  }
+}
+
+class StopMessage {
+  readonly reason: ExitReason;
+  constructor(reason: ExitReason) {
+    this.reason = reason;
+  }
+}
+
+/** @internal A running server: its state machine over the callbacks. */
+class Server<S> {
+  readonly spec: GenServerSpec<S, CallProtocol, unknown>;
+  readonly ctx: Context<any>;
+  readonly parent: Pid | 'node';
+  state!: S;
+
+  constructor(spec: GenServerSpec<S, CallProtocol, unknown>, ctx: Context<any>, parent: Pid | 'node') {
+    this.spec = spec;
+    this.ctx = ctx;
+    this.parent = parent;
+  }
+
+  readonly handle: Handler<unknown> = (msg: unknown): void | Promise<void> => {
+    if (msg instanceof PendingCall) return this.#call(msg);
+    if (msg instanceof CastMessage) return this.#cast(msg.request);
+    if (msg instanceof StopMessage) return this.terminate(msg.reason);
+    if (isExit(msg) && (msg.from === 'node' || msg.from === this.parent)) return this.terminate(msg.reason);
+    return this.#info(msg);
+  };
+
+  #call(call: PendingCall): void | Promise<void> {
+    const spec = this.spec;
+    if (spec.handleCall === undefined) {
+      return this.crash(new InvalidArgumentError('handleCall', 'a handleCall callback on a server that is called', undefined));
+    }
+    let r: unknown;
+    try {
+      r = spec.handleCall(call.request, call as From, this.state, this.ctx);
+    } catch (e) {
+      return this.crash(e);
+    }
+    if (isThenable(r)) return r.then((res) => this.#afterCall(call, res), (e: unknown) => this.crash(e));
+    return this.#afterCall(call, r);
+  }
+
+  #afterCall(call: PendingCall, res: unknown): void | Promise<void> {
+    if (typeof res !== 'object' || res === null || !('state' in res)) {
+      return this.crash(new InvalidArgumentError('handleCall result', '{ reply, state } | { noreply: true, state } | { stop, reply?, state }', res));
+    }
+    const r = res as { reply?: unknown; noreply?: true; stop?: ExitReason; state: S; continue?: unknown };
+    this.state = r.state;
+    if ('reply' in r) call.reply(r.reply);
+    else if (r.noreply !== true && !('stop' in r)) {
+      return this.crash(new InvalidArgumentError('handleCall result', '{ reply, state } | { noreply: true, state } | { stop, reply?, state }', res));
+    }
+    if ('stop' in r) return this.terminate(r.stop!);
+    if (r.continue !== undefined) return this.continueWith(r.continue);
+  }
+
+  #cast(request: unknown): void | Promise<void> {
+    const spec = this.spec;
+    if (spec.handleCast === undefined) {
+      return this.crash(new InvalidArgumentError('handleCast', 'a handleCast callback on a server that is cast to', undefined));
+    }
+    let r: unknown;
+    try {
+      r = spec.handleCast(request, this.state, this.ctx);
+    } catch (e) {
+      return this.crash(e);
+    }
+    if (isThenable(r)) {
+      return r.then((s) => {
+        this.state = s as S;
+      }, (e: unknown) => this.crash(e));
+    }
+    this.state = r as S;
+  }
+
+  #info(msg: unknown): void | Promise<void> {
+    const spec = this.spec;
+    if (spec.handleInfo === undefined) {
+      this.ctx.node.telemetry.execute('keel.gen_server.unexpected_message', {}, { pid: this.ctx.self, message: msg });
+      return;
+    }
+    let r: unknown;
+    try {
+      r = spec.handleInfo(msg, this.state, this.ctx);
+    } catch (e) {
+      return this.crash(e);
+    }
+    if (isThenable(r)) {
+      return r.then((s) => {
+        this.state = s as S;
+      }, (e: unknown) => this.crash(e));
+    }
+    this.state = r as S;
+  }
+
+  /** Runs `handleContinue` until it returns a plain state. */
+  continueWith(info: unknown): void | Promise<void> {
+    const spec = this.spec;
+    for (;;) {
+      if (spec.handleContinue === undefined) {
+        return this.crash(new InvalidArgumentError('handleContinue', 'a handleContinue callback for a { continue } result', undefined));
+      }
+      let r: unknown;
+      try {
+        r = spec.handleContinue(info, this.state, this.ctx);
+      } catch (e) {
+        return this.crash(e);
+      }
+      if (isThenable(r)) {
+        return r.then((res) => {
+          const next = this.setState(res);
+          if (next !== undefined) return this.continueWith(next.continue);
+        }, (e: unknown) => this.crash(e));
+      }
+      const next = this.setState(r);
+      if (next === undefined) return;
+      info = next.continue;
+    }
+  }
+
+  /** Stores an `init`/`handleContinue` result; returns the continue term, if any. */
+  setState(res: unknown): { continue: unknown } | undefined {
+    if (isContinue(res)) {
+      this.state = res.state as S;
+      return { continue: res.continue };
+    }
+    this.state = res as S;
+    return undefined;
+  }
+
+  /** Runs `terminate`, then exits the server with `reason`. */
+  terminate(reason: ExitReason): void | Promise<void> {
+    const exit = (): void => this.ctx.exit(reason);
+    const t = this.#runTerminate(reason);
+    if (isThenable(t)) return t.then(exit, exit);
+    exit();
+  }
+
+  /** A callback threw: `terminate(error)`, then the process exits with the error. */
+  crash(thrown: unknown): void | Promise<void> {
+    const error = toError(thrown);
+    const t = this.#runTerminate(error);
+    const rethrow = (): never => {
+      throw error;
+    };
+    if (isThenable(t)) return t.then(rethrow, rethrow);
+    throw error;
+  }
+
+  #runTerminate(reason: ExitReason): unknown {
+    const terminate = this.spec.terminate;
+    if (terminate === undefined) return undefined;
+    const report = (e: unknown): void => {
+      this.ctx.node.logger.error(`terminate of ${String(this.ctx.self)} threw`, e);
+    };
+    try {
+      const r = terminate.call(this.spec, reason, this.state);
+      return isThenable(r) ? r.then(undefined, report) : undefined;
+    } catch (e) {
+      report(e);
+      return undefined;
+    }
+  }
+}
+
+/** A thenable result of a callback (typed as a Promise: only its `then` is used). */
+function isThenable(value: unknown): value is Promise<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+function isContinue(value: unknown): value is { state: unknown; continue: unknown } {
+  if (typeof value !== 'object' || value === null) return false;
+  const keys = Object.keys(value);
+  return keys.length === 2 && 'state' in value && 'continue' in value;
+}
+
+function validateSpec(spec: unknown): asserts spec is GenServerSpec<unknown, CallProtocol, unknown> {
+  if (typeof spec !== 'object' || spec === null || typeof (spec as { init?: unknown }).init !== 'function') {
+    throw new InvalidArgumentError('spec', 'a GenServer spec with an init(arg, ctx) function', spec);
+  }
+  for (const cb of ['handleCall', 'handleCast', 'handleInfo', 'handleContinue', 'terminate'] as const) {
+    const f = (spec as Record<string, unknown>)[cb];
+    if (f !== undefined && typeof f !== 'function') throw new InvalidArgumentError(`spec.${cb}`, 'a function or undefined', f);
+  }
+}
+
+function start<S, P extends CallProtocol, Cast, Arg>(
+  from: Node | Context<any>,
+  spec: GenServerSpec<S, P, Cast, Arg>,
+  arg: Arg,
+  options: StartOptions,
+  link: boolean,
+): Promise<ServerPid<P, Cast>> {
+  const { node, caller } = originOf(from);
+  validateSpec(spec);
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ name?, timeout? }', options);
+  const timeout = options.timeout ?? 5000;
+  validateTimeout(timeout, 'options.timeout');
+  const parent: Pid | 'node' = caller === undefined ? 'node' : caller.self;
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const guards: { timer?: { cancel(): boolean }; unhook?: (() => void) | undefined } = {};
+    const settle = (error: Error | undefined, pid?: Pid): void => {
+      if (settled) return;
+      settled = true;
+      guards.timer?.cancel();
+      guards.unhook?.();
+      if (error !== undefined) reject(error);
+      else resolve(pid as ServerPid<P, Cast>);
+    };
+    const fail = (ctx: Context<any>, reason: unknown): void => {
+      // the starter learns of the failure from the start's result, not from an exit signal
+      if (link && caller !== undefined) ctx.unlink(caller.self);
+      const e = toError(reason);
+      settle(new StartError('GenServer', e, formatReason(e)));
+    };
+    const init: Init<any> = (ctx) => {
+      const server = new Server<S>(spec as GenServerSpec<S, CallProtocol, unknown>, ctx, parent);
+      const ready = (res: unknown): Handler<unknown> | Promise<Handler<unknown>> => {
+        const next = server.setState(res);
+        settle(undefined, ctx.self);
+        if (next === undefined) return server.handle;
+        const c = server.continueWith(next.continue);
+        return isThenable(c) ? c.then(() => server.handle) : server.handle;
+      };
+      let r: unknown;
+      try {
+        r = spec.init(arg, ctx);
+      } catch (e) {
+        fail(ctx, e);
+        throw e;
+      }
+      if (isThenable(r)) {
+        return r.then(ready, (e: unknown) => {
+          fail(ctx, e);
+          throw e;
+        });
+      }
+      return ready(r);
+    };
+    const spawnOptions = options.name === undefined ? undefined : { name: options.name };
+    const pid = caller === undefined ? node.spawn(init, spawnOptions) : link ? caller.spawnLink(init, spawnOptions) : caller.spawn(init, spawnOptions);
+    guards.unhook = node.onExit(pid, (reason) => settle(new StartError('GenServer', reason, formatReason(reason))));
+    if (timeout !== Infinity) {
+      guards.timer = node.setTimer(timeout, () => {
+        if (settled) return;
+        const p = node.resolve(pid);
+        if (p !== undefined && link && caller !== undefined) caller.unlink(pid);
+        settle(new StartError('GenServer', 'timeout', `init did not finish within ${timeout} ms`));
+        if (p !== undefined) node.die(p, 'killed');
+      });
+    }
+  });
+}
+
+/**
+ * GenServer: a process with state and callbacks, after Erlang's `gen_server`.
+ *
+ * @example
+ * ```ts
+ * type Calls = { request: { type: 'get' }; reply: number } | { request: { type: 'add'; n: number }; reply: number };
+ * const counter: GenServerSpec<number, Calls, { type: 'reset' }> = {
+ *   init: (start: number) => start,
+ *   handleCall: (req, _from, n) => (req.type === 'get' ? { reply: n, state: n } : { reply: n + req.n, state: n + req.n }),
+ *   handleCast: () => 0,
+ * };
+ * const pid = await GenServer.start(node, counter, 10);
+ * const n = await GenServer.call(node, pid, { type: 'add', n: 5 }); // n: number, 15
+ * ```
+ */
+export const GenServer = {
+  /** Starts a server (not linked); resolves with its pid once `init` has finished, rejects with `ERR_START_FAILED`. */
+  start<S, P extends CallProtocol = CallProtocol, Cast = never, Arg = any>(
+    from: Node | Context<any>,
+    spec: GenServerSpec<S, P, Cast, Arg>,
+    arg?: Arg,
+    options: StartOptions = {},
+  ): Promise<ServerPid<P, Cast>> {
+    return start(from, spec, arg as Arg, options, false);
+  },
+
+  /** Starts a server linked to the calling process. */
+  startLink<S, P extends CallProtocol = CallProtocol, Cast = never, Arg = any>(
+    from: Context<any>,
+    spec: GenServerSpec<S, P, Cast, Arg>,
+    arg?: Arg,
+    options: StartOptions = {},
+  ): Promise<ServerPid<P, Cast>> {
+    if (!(from instanceof Proc)) throw new InvalidArgumentError('from', 'a process Context (a link needs a process)', from);
+    return start(from, spec, arg as Arg, options, true);
+  },
+
+  /**
+   * Calls a server and waits for its reply. Rejects with `ERR_NOPROC` at once for a dead or unknown
+   * target, `ERR_CALL_EXIT` when the server dies first, `ERR_CALL_TIMEOUT` after `timeout` (default
+   * 5000 ms, on the node's clock; a late reply is discarded), `ERR_DEADLOCK` for a call to oneself,
+   * `ERR_ABORTED` when `signal` aborts, `ERR_MAILBOX_FULL` when a bounded mailbox refuses it.
+   */
+  call<P extends CallProtocol = CallProtocol, R extends P['request'] = P['request']>(
+    from: Node | Context<any>,
+    target: ServerPid<P, any> | Target,
+    request: R,
+    options: { timeout?: number; signal?: AbortSignal } = {},
+  ): Promise<ReplyOf<P, R>> {
+    const origin = originOf(from);
+    validateTarget(target);
+    const timeout = options.timeout ?? 5000;
+    validateTimeout(timeout);
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+      throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
+    }
+    return callProcess(origin, target, request, timeout, options.signal) as Promise<ReplyOf<P, R>>;
+  },
+
+  /** Sends a request without waiting (dropped with a `keel.message.dropped` event if the server is dead). */
+  cast<Cast>(from: Node | Context<any>, target: ServerPid<any, Cast> | Target, request: Cast): void {
+    const { node, caller } = originOf(from);
+    validateTarget(target);
+    node.deliver(caller, target, new CastMessage(request));
+  },
+
+  /** Replies to a call later, from anywhere (`handleCall` returned `{ noreply: true }`). */
+  reply<R>(from: From<R>, value: R): void {
+    if (!(from instanceof PendingCall)) throw new InvalidArgumentError('from', 'the From handle given to handleCall', from);
+    from.reply(value);
+  },
+
+  /**
+   * Stops a server: it runs `terminate(reason)` and exits. Resolves once it has exited with
+   * `reason`; rejects with `ERR_NOPROC` for a dead target, `ERR_CALL_TIMEOUT` after `timeout`
+   * (default Infinity), `ERR_CALL_EXIT` if it exited with another reason.
+   */
+  stop(from: Node | Context<any>, target: Target, reason: ExitReason = 'normal', timeout = Infinity): Promise<void> {
+    const { node, caller } = originOf(from);
+    validateTarget(target);
+    if (!isExitReason(reason)) throw new InvalidArgumentError('reason', 'an exit reason', reason);
+    validateTimeout(timeout);
+    const server = (node as KeelNode).lookupTarget(target);
+    if (server === undefined) return Promise.reject(new NoProcError(String(target), 'cannot stop a process that is not alive'));
+    return new Promise<void>((resolve, reject) => {
+      let timer: { cancel(): boolean } | undefined;
+      const unhook = node.onProcExit(server, (exitReason) => {
+        timer?.cancel();
+        if (exitReason === reason) resolve();
+        else reject(new CallExitError(String(server.self), exitReason, formatReason(exitReason)));
+      });
+      if (timeout !== Infinity) {
+        timer = node.setTimer(timeout, () => {
+          unhook();
+          reject(new CallTimeoutError(String(server.self), timeout));
+        });
+      }
+      node.enqueueTo(server, new StopMessage(reason), caller);
+    });
+  },
+};
+
+export type { SystemMessage };

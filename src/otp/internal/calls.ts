@@ -1,0 +1,174 @@
+import diagnostics from 'node:diagnostics_channel';
+import {
+  AbortedError,
+  CallExitError,
+  CallTimeoutError,
+  DeadlockError,
+  InvalidArgumentError,
+  MailboxFullError,
+  NoProcError,
+} from '../../errors.js';
+import { Proc } from '../../runtime/internal/Proc.js';
+import type { TimerEntry } from '../../runtime/internal/TimerHeap.js';
+import { formatReason } from '../../runtime/messages.js';
+import { Delivery, type KeelNode } from '../../runtime/Node.js';
+import { isPid, type Target } from '../../runtime/Pid.js';
+import type { Context, Node } from '../../runtime/types.js';
+
+/** @internal Where a behaviour operation comes from: a process (its context) or the node itself. */
+export interface Origin {
+  readonly node: KeelNode;
+  readonly caller: Proc | undefined;
+}
+
+/** @internal */
+export function originOf(from: Node | Context<any>, argument = 'from'): Origin {
+  if (from instanceof Proc) return { node: from.rt, caller: from };
+  if (typeof from === 'object' && from !== null && typeof (from as Partial<KeelNode>).lookupTarget === 'function') {
+    return { node: from as KeelNode, caller: undefined };
+  }
+  throw new InvalidArgumentError(argument, 'a Node or a process Context', from);
+}
+
+/** @internal */
+export function validateTarget(target: unknown): asserts target is Target {
+  if (typeof target === 'string' ? target.length === 0 : !isPid(target)) {
+    throw new InvalidArgumentError('target', 'a Pid or a non-empty registered name', target);
+  }
+}
+
+/** @internal */
+export function validateTimeout(timeout: unknown, argument = 'timeout'): asserts timeout is number {
+  if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0 || (!Number.isFinite(timeout) && timeout !== Infinity)) {
+    throw new InvalidArgumentError(argument, 'a number of milliseconds >= 0, or Infinity', timeout);
+  }
+}
+
+/**
+ * An opaque reply handle: what `handleCall` receives as `from`, for `GenServer.reply(from, value)`.
+ * Replying twice, or after the caller gave up (timeout, abort, death), does nothing.
+ */
+export interface From<R = unknown> {
+  readonly __reply?: (value: R) => void;
+}
+
+const callChannel = diagnostics.tracingChannel('keel.call');
+
+/**
+ * @internal A call in flight. It is the message the server receives, the caller's reply handle and
+ * the bookkeeping of its deadline and death hooks at once: one object per call. The reply settles
+ * the caller's promise directly, never through a mailbox, so a late reply is simply discarded.
+ */
+export class PendingCall {
+  readonly request: unknown;
+  readonly node: KeelNode;
+  readonly server: Proc;
+  #resolve: ((value: unknown) => void) | undefined;
+  #reject: (error: unknown) => void;
+  #timer: TimerEntry | undefined = undefined;
+  #unhookServer: (() => void) | undefined = undefined;
+  #unhookCaller: (() => void) | undefined = undefined;
+  #signal: AbortSignal | undefined = undefined;
+
+  constructor(request: unknown, node: KeelNode, server: Proc, resolve: (value: unknown) => void, reject: (error: unknown) => void) {
+    this.request = request;
+    this.node = node;
+    this.server = server;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  /** True while the caller still waits. */
+  get pending(): boolean {
+    return this.#resolve !== undefined;
+  }
+
+  reply(value: unknown): void {
+    const resolve = this.#resolve;
+    if (resolve === undefined) return;
+    this.#finish();
+    resolve(value);
+  }
+
+  fail(error: unknown): void {
+    if (this.#resolve === undefined) return;
+    this.#finish();
+    this.#reject(error);
+  }
+
+  /** @internal Arms the deadline and the hooks; called once the request is in the server's mailbox. */
+  arm(timeoutMs: number, caller: Proc | undefined, signal: AbortSignal | undefined): void {
+    const node = this.node;
+    this.#unhookServer = node.onProcExit(this.server, (reason) => {
+      this.#unhookServer = undefined;
+      this.fail(
+        node.stopping
+          ? new NoProcError(String(this.server.self), 'the node shut down before the reply')
+          : new CallExitError(String(this.server.self), reason, formatReason(reason)),
+      );
+    });
+    if (caller !== undefined) {
+      // the caller is gone: nobody waits; release everything (its continuation is a zombie)
+      this.#unhookCaller = node.onProcExit(caller, () => {
+        this.#unhookCaller = undefined;
+        this.fail(new CallExitError(String(this.server.self), 'noproc', 'the caller exited'));
+      });
+    }
+    if (timeoutMs !== Infinity) {
+      this.#timer = node.schedule(timeoutMs, () => {
+        this.#timer = undefined;
+        this.fail(new CallTimeoutError(String(this.server.self), timeoutMs));
+      });
+    }
+    if (signal !== undefined) {
+      this.#signal = signal;
+      signal.addEventListener('abort', this.#aborted, { once: true });
+    }
+  }
+
+  #aborted = (): void => {
+    this.fail(new AbortedError(`the call to ${String(this.server.self)}`, this.#signal?.reason));
+  };
+
+  #finish(): void {
+    this.#resolve = undefined;
+    if (this.#timer !== undefined) this.node.cancelEntry(this.#timer);
+    this.#timer = undefined;
+    this.#unhookServer?.();
+    this.#unhookServer = undefined;
+    this.#unhookCaller?.();
+    this.#unhookCaller = undefined;
+    if (this.#signal !== undefined) this.#signal.removeEventListener('abort', this.#aborted);
+    this.#signal = undefined;
+  }
+}
+
+/** @internal Sends a request to a live process and returns the promise of its reply. */
+export function callProcess(
+  origin: Origin,
+  target: Target,
+  request: unknown,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<unknown> {
+  if (callChannel.hasSubscribers) {
+    const context = { target, request, caller: origin.caller?.self ?? 'node', node: origin.node.name };
+    return callChannel.tracePromise(() => startCall(origin, target, request, timeoutMs, signal), context);
+  }
+  return startCall(origin, target, request, timeoutMs, signal);
+}
+
+function startCall(origin: Origin, target: Target, request: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
+  const { node, caller } = origin;
+  const server = node.lookupTarget(target);
+  if (server === undefined) return Promise.reject(new NoProcError(String(target), 'cannot call a process that is not alive'));
+  if (server === caller) return Promise.reject(new DeadlockError(String(server.self), 'called itself'));
+  if (signal?.aborted === true) return Promise.reject(new AbortedError(`the call to ${String(server.self)}`, signal.reason));
+  return new Promise((resolve, reject) => {
+    const call = new PendingCall(request, node, server, resolve, reject);
+    const delivered = node.enqueueTo(server, call, caller);
+    if (delivered === Delivery.Enqueued) call.arm(timeoutMs, caller, signal);
+    else if (delivered === Delivery.MailboxFull) reject(new MailboxFullError(String(server.self)));
+    else reject(new NoProcError(String(server.self), 'cannot call a process that is not alive'));
+  });
+}
