@@ -9,3 +9,4 @@ export {
   type StartOptions,
   type StateResult,
 } from './GenServer.js';
+export { Supervisor, type ChildInfo, type ChildSpec, type SupervisorOptions } from './Supervisor.js';

@@ -1,0 +1,359 @@
+import { InvalidArgumentError } from '../errors.js';
+import { Proc } from '../runtime/internal/Proc.js';
+import { isExit, type ExitReason } from '../runtime/messages.js';
+import type { Pid, Target } from '../runtime/Pid.js';
+import type { BackoffOptions } from '../runtime/services.js';
+import type { Context, Node } from '../runtime/types.js';
+import { GenServer, type GenServerSpec } from './GenServer.js';
+import { type Child, type ChildSpec, shouldRestart, startChild, stopChild, toChild, toChildren } from './internal/children.js';
+
+export type { ChildSpec } from './internal/children.js';
+
+export interface SupervisorOptions {
+  /** Default `'one_for_one'`. */
+  strategy?: 'one_for_one' | 'one_for_all' | 'rest_for_one';
+  /** More than `maxRestarts` restarts within `withinMs` (on the node's clock) and the supervisor gives up: it stops its children and exits. Defaults 3 and 5000. */
+  maxRestarts?: number;
+  withinMs?: number;
+  /** Optional delay before each restart: exponential from `initialMs` (default 10) by `factor` (2) up to `maxMs` (5000), full jitter by default. */
+  backoff?: BackoffOptions;
+  /** Registers the supervisor under this unique name. */
+  name?: string;
+}
+
+/** One row of `Supervisor.whichChildren`. */
+export interface ChildInfo {
+  readonly id: string;
+  /** The running child, or `'restarting'` (waiting for its backoff), or undefined (stopped). */
+  readonly pid: Pid | 'restarting' | undefined;
+  readonly type: 'worker' | 'supervisor';
+  readonly restart: 'permanent' | 'transient' | 'temporary';
+  readonly restarts: number;
+}
+
+type Request =
+  | { op: 'which' }
+  | { op: 'count' }
+  | { op: 'start'; spec: ChildSpec }
+  | { op: 'terminate'; id: string }
+  | { op: 'restart'; id: string }
+  | { op: 'delete'; id: string };
+
+class RetryRestart {
+  readonly id: string;
+  constructor(id: string) {
+    this.id = id;
+  }
+}
+
+interface State {
+  readonly children: Child[];
+  readonly options: Required<Pick<SupervisorOptions, 'strategy' | 'maxRestarts' | 'withinMs'>> & Pick<SupervisorOptions, 'backoff'>;
+  restartTimes: number[];
+}
+
+/** Raised inside the supervisor when it exceeds its restart intensity; it exits with `'shutdown'`. */
+class GiveUp {
+  readonly reason: ExitReason;
+  constructor(reason: ExitReason) {
+    this.reason = reason;
+  }
+}
+
+function event(ctx: Context<any>, name: string, measurements: Record<string, number>, metadata: Record<string, unknown>): void {
+  ctx.node.telemetry.execute(`keel.supervisor.${name}`, measurements, { supervisor: ctx.self, ...metadata });
+}
+
+async function startAll(ctx: Context<any>, children: Child[]): Promise<void> {
+  for (const child of children) {
+    const pid = await startChild(ctx, child);
+    event(ctx, 'child_started', {}, { id: child.id, pid });
+  }
+}
+
+async function stopAll(ctx: Context<any>, children: readonly Child[]): Promise<void> {
+  for (const child of [...children].reverse()) {
+    if (child.pid === undefined) {
+      child.status = 'stopped';
+      continue;
+    }
+    const pid = child.pid;
+    const reason = await stopChild(ctx, child);
+    event(ctx, 'child_terminated', {}, { id: child.id, pid, reason: reason ?? 'noproc' });
+  }
+}
+
+/** Records a restart; false when the intensity is exceeded. */
+function allowRestart(ctx: Context<any>, state: State): boolean {
+  const now = ctx.node.clock.now();
+  const { maxRestarts, withinMs } = state.options;
+  state.restartTimes = state.restartTimes.filter((t) => now - t < withinMs);
+  state.restartTimes.push(now);
+  return state.restartTimes.length <= maxRestarts;
+}
+
+function backoffDelay(ctx: Context<any>, backoff: BackoffOptions, attempt: number): number {
+  const initial = backoff.initialMs ?? 10;
+  const factor = backoff.factor ?? 2;
+  const max = backoff.maxMs ?? 5000;
+  const cap = Math.min(max, initial * factor ** attempt);
+  return backoff.jitter === 'none' ? cap : ctx.node.random() * cap;
+}
+
+/** Restarts `child` (and, per strategy, its siblings) after it exited with `reason`. */
+async function onChildExit(ctx: Context<any>, state: State, child: Child, reason: ExitReason): Promise<void> {
+  const { children, options } = state;
+  child.pid = undefined;
+  child.status = 'stopped';
+  if (!shouldRestart(child, reason)) {
+    event(ctx, 'child_terminated', {}, { id: child.id, reason });
+    if (child.restart === 'temporary') children.splice(children.indexOf(child), 1);
+    return;
+  }
+  if (!allowRestart(ctx, state)) throw new GiveUp('shutdown');
+  const i = children.indexOf(child);
+  const affected = options.strategy === 'one_for_one' ? [child] : options.strategy === 'one_for_all' ? [...children] : children.slice(i);
+  await stopAll(ctx, affected.filter((c) => c !== child));
+  for (const c of affected) {
+    c.restarts++;
+    c.status = 'restarting';
+  }
+  if (options.backoff !== undefined) {
+    ctx.sendAfter(ctx.self, new RetryRestart(child.id), backoffDelay(ctx, options.backoff, child.restarts - 1));
+    return;
+  }
+  await restartAll(ctx, state, affected, child, reason);
+}
+
+/** Starts the affected children again in start order; a failed start counts as a restart and is retried. */
+async function restartAll(ctx: Context<any>, state: State, affected: Child[], cause: Child, reason: ExitReason | 'retry'): Promise<void> {
+  for (const c of state.children) {
+    if (!affected.includes(c) || c.status !== 'restarting') continue;
+    try {
+      const pid = await startChild(ctx, c);
+      event(ctx, 'child_restarted', { restarts: c.restarts }, { id: c.id, pid, reason: c === cause ? reason : 'sibling', cause: cause.id });
+    } catch (e) {
+      c.status = 'restarting';
+      event(ctx, 'child_restart_failed', { restarts: c.restarts }, { id: c.id, error: e });
+      if (!allowRestart(ctx, state)) throw new GiveUp('shutdown');
+      c.restarts++;
+      ctx.send(ctx.self, new RetryRestart(c.id));
+      return;
+    }
+  }
+}
+
+function findChild(state: State, id: string): Child | undefined {
+  return state.children.find((c) => c.id === id);
+}
+
+const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, { children: Child[]; options: State['options'] }> = {
+  async init({ children, options }, ctx) {
+    ctx.trapExits();
+    const state: State = { children, options, restartTimes: [] };
+    try {
+      await startAll(ctx, children);
+    } catch (e) {
+      await stopAll(ctx, children);
+      throw e;
+    }
+    return state;
+  },
+
+  async handleCall(request, _from, state, ctx) {
+    switch (request.op) {
+      case 'which':
+        return {
+          reply: state.children.map<ChildInfo>((c) => ({
+            id: c.id,
+            pid: c.status === 'restarting' ? 'restarting' : c.pid,
+            type: c.type,
+            restart: c.restart,
+            restarts: c.restarts,
+          })),
+          state,
+        };
+      case 'count': {
+        const active = state.children.filter((c) => c.pid !== undefined).length;
+        const supervisors = state.children.filter((c) => c.type === 'supervisor').length;
+        return { reply: { specs: state.children.length, active, supervisors, workers: state.children.length - supervisors }, state };
+      }
+      case 'start': {
+        let child: Child;
+        try {
+          child = toChild(request.spec, state.children.length);
+        } catch (e) {
+          return { reply: { error: e }, state };
+        }
+        if (findChild(state, child.id) !== undefined) {
+          return { reply: { error: new InvalidArgumentError('spec.id', 'an id not already used by this supervisor', child.id) }, state };
+        }
+        try {
+          const pid = await startChild(ctx, child);
+          state.children.push(child);
+          event(ctx, 'child_started', {}, { id: child.id, pid });
+          return { reply: { pid }, state };
+        } catch (e) {
+          return { reply: { error: e }, state };
+        }
+      }
+      case 'terminate': {
+        const child = findChild(state, request.id);
+        if (child === undefined) return { reply: { error: 'not_found' }, state };
+        const pid = child.pid;
+        const reason = await stopChild(ctx, child);
+        if (pid !== undefined) event(ctx, 'child_terminated', {}, { id: child.id, pid, reason: reason ?? 'noproc' });
+        if (child.restart === 'temporary') state.children.splice(state.children.indexOf(child), 1);
+        return { reply: 'ok', state };
+      }
+      case 'restart': {
+        const child = findChild(state, request.id);
+        if (child === undefined) return { reply: { error: 'not_found' }, state };
+        if (child.pid !== undefined) return { reply: { error: 'running' }, state };
+        if (child.status === 'restarting') return { reply: { error: 'restarting' }, state };
+        try {
+          const pid = await startChild(ctx, child);
+          event(ctx, 'child_started', {}, { id: child.id, pid });
+          return { reply: { pid }, state };
+        } catch (e) {
+          return { reply: { error: e }, state };
+        }
+      }
+      case 'delete': {
+        const child = findChild(state, request.id);
+        if (child === undefined) return { reply: { error: 'not_found' }, state };
+        if (child.pid !== undefined) return { reply: { error: 'running' }, state };
+        if (child.status === 'restarting') return { reply: { error: 'restarting' }, state };
+        state.children.splice(state.children.indexOf(child), 1);
+        return { reply: 'ok', state };
+      }
+    }
+  },
+
+  async handleInfo(message, state, ctx) {
+    try {
+      if (isExit(message)) {
+        const child = state.children.find((c) => c.pid !== undefined && c.pid === message.from);
+        if (child !== undefined) await onChildExit(ctx, state, child, message.reason);
+      } else if (message instanceof RetryRestart) {
+        const child = findChild(state, message.id);
+        if (child !== undefined && child.status === 'restarting') {
+          const affected = state.children.filter((c) => c.status === 'restarting');
+          await restartAll(ctx, state, affected, child, 'retry');
+        }
+      }
+    } catch (e) {
+      if (!(e instanceof GiveUp)) throw e;
+      event(ctx, 'shutdown', {}, { reason: 'max_restart_intensity' });
+      await stopAll(ctx, state.children);
+      ctx.exit(e.reason);
+    }
+    return state;
+  },
+};
+
+/** The terminate callback needs the supervisor's context; it is bound per supervisor. */
+function specFor(): typeof supervisorSpec {
+  let context: Context<any> | undefined;
+  return {
+    ...supervisorSpec,
+    init(arg, ctx) {
+      context = ctx;
+      return supervisorSpec.init(arg, ctx);
+    },
+    async terminate(reason, state) {
+      if (context === undefined) return;
+      event(context, 'shutdown', {}, { reason });
+      await stopAll(context, state.children);
+    },
+  };
+}
+
+function options(opts: SupervisorOptions): State['options'] {
+  if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options', 'a SupervisorOptions object', opts);
+  const strategy = opts.strategy ?? 'one_for_one';
+  if (!['one_for_one', 'one_for_all', 'rest_for_one'].includes(strategy)) {
+    throw new InvalidArgumentError('options.strategy', "'one_for_one' | 'one_for_all' | 'rest_for_one'", strategy);
+  }
+  const maxRestarts = opts.maxRestarts ?? 3;
+  if (!Number.isSafeInteger(maxRestarts) || maxRestarts < 0) throw new InvalidArgumentError('options.maxRestarts', 'an integer >= 0', maxRestarts);
+  const withinMs = opts.withinMs ?? 5000;
+  if (typeof withinMs !== 'number' || !Number.isFinite(withinMs) || withinMs <= 0) throw new InvalidArgumentError('options.withinMs', 'a positive number of ms', withinMs);
+  if (opts.backoff !== undefined) validateBackoff(opts.backoff);
+  return { strategy, maxRestarts, withinMs, ...(opts.backoff === undefined ? {} : { backoff: opts.backoff }) };
+}
+
+function validateBackoff(b: BackoffOptions): void {
+  if (typeof b !== 'object' || b === null) throw new InvalidArgumentError('options.backoff', '{ initialMs?, factor?, maxMs?, jitter? }', b);
+  for (const k of ['initialMs', 'factor', 'maxMs'] as const) {
+    const v = b[k];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) throw new InvalidArgumentError(`options.backoff.${k}`, 'a finite number >= 0', v);
+  }
+  if (b.jitter !== undefined && b.jitter !== 'full' && b.jitter !== 'none') throw new InvalidArgumentError('options.backoff.jitter', "'full' | 'none'", b.jitter);
+}
+
+async function request<T>(from: Node | Context<any>, supervisor: Target, req: Request): Promise<T> {
+  return (await GenServer.call(from, supervisor, req, { timeout: Infinity })) as T;
+}
+
+function unwrap(reply: { pid?: Pid; error?: unknown }): Pid {
+  if (reply.error !== undefined) throw reply.error;
+  return reply.pid!;
+}
+
+/**
+ * Supervisor: starts children, watches them, restarts them by strategy and intensity, and stops them
+ * in reverse start order. Every start, restart and termination is a `keel.supervisor.*` event.
+ *
+ * @example
+ * ```ts
+ * const sup = await Supervisor.start(node, [
+ *   { id: 'cache', start: (ctx) => GenServer.startLink(ctx, cacheSpec) },
+ *   { id: 'worker', start: (ctx) => ctx.spawnLink(workerInit), restart: 'transient' },
+ * ], { strategy: 'one_for_one', maxRestarts: 3, withinMs: 5000 });
+ * ```
+ */
+export const Supervisor = {
+  /** Starts a supervisor (not linked); resolves once every child has started. */
+  start(from: Node | Context<any>, children: ChildSpec[], opts: SupervisorOptions = {}): Promise<Pid> {
+    const arg = { children: toChildren(children), options: options(opts) };
+    return GenServer.start(from, specFor(), arg, { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
+  },
+
+  /** Starts a supervisor linked to the calling process (a supervisor's child, say). */
+  startLink(from: Context<any>, children: ChildSpec[], opts: SupervisorOptions = {}): Promise<Pid> {
+    if (!(from instanceof Proc)) throw new InvalidArgumentError('from', 'a process Context', from);
+    const arg = { children: toChildren(children), options: options(opts) };
+    return GenServer.startLink(from, specFor(), arg, { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
+  },
+
+  whichChildren(from: Node | Context<any>, supervisor: Target): Promise<ChildInfo[]> {
+    return request(from, supervisor, { op: 'which' });
+  },
+
+  countChildren(from: Node | Context<any>, supervisor: Target): Promise<{ specs: number; active: number; supervisors: number; workers: number }> {
+    return request(from, supervisor, { op: 'count' });
+  },
+
+  /** Adds and starts a child; rejects with the child's start error or a duplicate id. */
+  async startChild(from: Node | Context<any>, supervisor: Target, spec: ChildSpec): Promise<Pid> {
+    return unwrap(await request(from, supervisor, { op: 'start', spec }));
+  },
+
+  /** Stops a child (its spec stays, except a temporary child's). */
+  terminateChild(from: Node | Context<any>, supervisor: Target, id: string): Promise<'ok' | { error: 'not_found' }> {
+    return request(from, supervisor, { op: 'terminate', id });
+  },
+
+  /** Starts a stopped child again. */
+  async restartChild(from: Node | Context<any>, supervisor: Target, id: string): Promise<Pid | { error: 'not_found' | 'running' | 'restarting' }> {
+    const reply = await request<{ pid?: Pid; error?: unknown }>(from, supervisor, { op: 'restart', id });
+    if (typeof reply.error === 'string') return { error: reply.error as 'not_found' | 'running' | 'restarting' };
+    return unwrap(reply);
+  },
+
+  /** Removes a stopped child's spec. */
+  deleteChild(from: Node | Context<any>, supervisor: Target, id: string): Promise<'ok' | { error: 'not_found' | 'running' | 'restarting' }> {
+    return request(from, supervisor, { op: 'delete', id });
+  },
+};

@@ -1,0 +1,124 @@
+import { InvalidArgumentError, StartError, toError } from '../../errors.js';
+import { formatReason, isCleanExit, type ExitReason } from '../../runtime/messages.js';
+import type { KeelNode } from '../../runtime/Node.js';
+import { isPid, type Pid } from '../../runtime/Pid.js';
+import type { Context } from '../../runtime/types.js';
+
+/** How a supervisor starts, restarts and stops one child. */
+export interface ChildSpec {
+  /** Unique among the supervisor's children. */
+  id: string;
+  /** Starts the child linked to the supervisor (use `ctx.spawnLink`, `GenServer.startLink(ctx, …)`, `Supervisor.startLink(ctx, …)`). */
+  start: (ctx: Context<any>) => Pid | Promise<Pid>;
+  /** `'permanent'` (default): always restarted; `'transient'`: unless it exits cleanly; `'temporary'`: never. */
+  restart?: 'permanent' | 'transient' | 'temporary';
+  /** Time to exit after a `'shutdown'` signal before it is killed: ms (default 5000), `'brutal_kill'`, or `'infinity'` (default for supervisors). */
+  shutdown?: number | 'brutal_kill' | 'infinity';
+  type?: 'worker' | 'supervisor';
+}
+
+/** @internal A validated child spec with its defaults filled in. */
+export interface Child {
+  readonly id: string;
+  readonly start: (ctx: Context<any>) => Pid | Promise<Pid>;
+  readonly restart: 'permanent' | 'transient' | 'temporary';
+  readonly shutdown: number | 'brutal_kill' | 'infinity';
+  readonly type: 'worker' | 'supervisor';
+  pid: Pid | undefined;
+  /** `'restarting'` while a restart waits for its backoff or retries a failed start. */
+  status: 'running' | 'restarting' | 'stopped';
+  restarts: number;
+}
+
+const RESTARTS = ['permanent', 'transient', 'temporary'] as const;
+const TYPES = ['worker', 'supervisor'] as const;
+
+/** @internal Validates a child spec; the message says which child and which field. */
+export function toChild(spec: unknown, index: number): Child {
+  const where = `children[${index}]`;
+  if (typeof spec !== 'object' || spec === null) throw new InvalidArgumentError(where, 'a child spec { id, start, restart?, shutdown?, type? }', spec);
+  const s = spec as Partial<ChildSpec>;
+  if (typeof s.id !== 'string' || s.id === '') throw new InvalidArgumentError(`${where}.id`, 'a non-empty string', s.id);
+  if (typeof s.start !== 'function') throw new InvalidArgumentError(`${where}.start`, 'a function (ctx) => Pid | Promise<Pid>', s.start);
+  const restart = s.restart ?? 'permanent';
+  if (!RESTARTS.includes(restart)) throw new InvalidArgumentError(`${where}.restart`, "'permanent' | 'transient' | 'temporary'", s.restart);
+  const type = s.type ?? 'worker';
+  if (!TYPES.includes(type)) throw new InvalidArgumentError(`${where}.type`, "'worker' | 'supervisor'", s.type);
+  const shutdown = s.shutdown ?? (type === 'supervisor' ? 'infinity' : 5000);
+  if (
+    shutdown !== 'brutal_kill' &&
+    shutdown !== 'infinity' &&
+    (typeof shutdown !== 'number' || !Number.isFinite(shutdown) || shutdown < 0)
+  ) {
+    throw new InvalidArgumentError(`${where}.shutdown`, "a number of ms >= 0, 'brutal_kill' or 'infinity'", s.shutdown);
+  }
+  return { id: s.id, start: s.start, restart, shutdown, type, pid: undefined, status: 'stopped', restarts: 0 };
+}
+
+/** @internal Validates a list of child specs, ids unique. */
+export function toChildren(specs: unknown): Child[] {
+  if (!Array.isArray(specs)) throw new InvalidArgumentError('children', 'an array of child specs', specs);
+  const children = specs.map(toChild);
+  const seen = new Set<string>();
+  for (const c of children) {
+    if (seen.has(c.id)) throw new InvalidArgumentError('children', 'child specs with unique ids', c.id, `the id '${c.id}' appears twice`);
+    seen.add(c.id);
+  }
+  return children;
+}
+
+/** @internal True when a child that exited with `reason` is to be restarted. */
+export function shouldRestart(child: Child, reason: ExitReason): boolean {
+  if (child.restart === 'permanent') return true;
+  if (child.restart === 'temporary') return false;
+  return !isCleanExit(reason);
+}
+
+/** @internal Starts a child from the supervisor's context and makes sure it is linked. */
+export async function startChild(ctx: Context<any>, child: Child): Promise<Pid> {
+  let pid: unknown;
+  try {
+    pid = await child.start(ctx);
+  } catch (e) {
+    const error = toError(e);
+    throw new StartError(`child '${child.id}'`, error, formatReason(error));
+  }
+  if (!isPid(pid)) {
+    throw new StartError(`child '${child.id}'`, new InvalidArgumentError(`start of child '${child.id}'`, 'a Pid', pid), `start returned ${String(pid)}`);
+  }
+  if (!ctx.node.isAlive(pid)) throw new StartError(`child '${child.id}'`, 'noproc', 'it exited as it started');
+  ctx.link(pid);
+  child.pid = pid;
+  child.status = 'running';
+  return pid;
+}
+
+/**
+ * @internal Stops a child the way OTP does: unlink, send `'shutdown'` (or kill at once for
+ * `'brutal_kill'`), kill after the shutdown time. Resolves with its exit reason.
+ */
+export function stopChild(ctx: Context<any>, child: Child): Promise<ExitReason | undefined> {
+  const pid = child.pid;
+  child.pid = undefined;
+  child.status = 'stopped';
+  if (pid === undefined) return Promise.resolve(undefined);
+  const node = ctx.node as KeelNode;
+  ctx.unlink(pid);
+  return new Promise((resolve) => {
+    let timer: { cancel(): boolean } | undefined;
+    const unhook = node.onExit(pid, (reason) => {
+      timer?.cancel();
+      resolve(reason);
+    });
+    if (unhook === undefined) {
+      resolve(undefined);
+      return;
+    }
+    if (child.shutdown === 'brutal_kill') {
+      ctx.exit(pid, 'kill');
+      return;
+    }
+    if (child.shutdown !== 'infinity') timer = node.setTimer(child.shutdown, () => ctx.exit(pid, 'kill'));
+    ctx.exit(pid, 'shutdown');
+  });
+}
