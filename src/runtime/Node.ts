@@ -31,6 +31,7 @@ import { ProcTable } from './internal/ProcTable.js';
 import { TimerEntry, TimerHeap } from './internal/TimerHeap.js';
 import { DownMessage, type ExitReason, ExitMessage, formatReason, isCleanExit, isDown, isExit, isExitReason } from './messages.js';
 import { NameTable } from './NameRegistry.js';
+import { GroupTable } from './ProcessGroups.js';
 import { isPid, kProc, localPids, NODE_NAME, type Pid, PidImpl, RefImpl, type Target, type TimerRef } from './Pid.js';
 import { type DeadLetterQueue, type MonitorManager, unavailableDeadLetters, unavailableMonitors } from './services.js';
 import type { Handler, Init, Logger, Node, NodeOptions, ProcessInfo, SpawnOptions } from './types.js';
@@ -65,6 +66,7 @@ export class KeelNode implements Node {
   readonly logger: Logger;
   readonly telemetry: TelemetryBus;
   readonly registry: NameTable;
+  readonly groups: GroupTable;
   /** Pending-call settlers and other work the layers above must finish when the node stops. */
   readonly #shutdownHooks = new Set<() => void>();
   readonly #procs = new ProcTable();
@@ -127,6 +129,7 @@ export class KeelNode implements Node {
       report: (message, error) => this.logger.warn(message, error),
     });
     this.registry = new NameTable((pid) => this.resolve(pid));
+    this.groups = new GroupTable((pid) => this.resolve(pid));
     this.#timers = new TimerHeap(clock, (error) => this.logger.error(`a timer callback of node ${this.name} threw`, error));
     this.#newPid = localPids(this.name, this.creation);
     this.#placeholder = this.#newPid(0, undefined);
@@ -624,6 +627,10 @@ export class KeelNode implements Node {
         this.registry.release(p);
         x.name = undefined;
       }
+      if (x.groups !== undefined) {
+        this.groups.release(p, x.groups);
+        x.groups = undefined;
+      }
       if (x.timers !== undefined) {
         for (const t of x.timers) this.#timers.cancel(t);
         x.timers = undefined;
@@ -998,10 +1005,11 @@ export class KeelNode implements Node {
   }
 
   /** @internal Sizes of every internal index, for leak tests. */
-  internals(): { processes: number; names: number; timers: number; runQueue: number; busy: number; envelopes: number } {
+  internals(): { processes: number; names: number; groups: number; timers: number; runQueue: number; busy: number; envelopes: number } {
     return {
       processes: this.#procs.size,
       names: this.registry.size,
+      groups: this.groups.size,
       timers: this.#timers.size,
       runQueue: this.#rqSize,
       busy: this.#busy,

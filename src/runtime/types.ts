@@ -3,6 +3,7 @@ import type { Clock } from './Clock.js';
 import type { ExitReason, SystemMessage } from './messages.js';
 import type { Pid, Ref, Target, TimerRef } from './Pid.js';
 import type { NameRegistry } from './NameRegistry.js';
+import type { ProcessGroups } from './ProcessGroups.js';
 import type { DeadLetterQueue, MonitorManager, ServicesOptions } from './services.js';
 
 /** A process's message handler: one message at a time; a returned promise keeps the process busy. */
@@ -115,6 +116,8 @@ export interface Node extends AsyncDisposable {
   readonly logger: Logger;
   readonly telemetry: Telemetry;
   readonly registry: NameRegistry;
+  /** Named sets of processes; members leave when they exit. */
+  readonly groups: ProcessGroups;
   /** Always present; answers `{ error: 'unavailable' }` when the service is off or the node has shut down. */
   readonly monitors: MonitorManager;
   /** Always present; answers `{ error: 'unavailable' }` when the service is off or the node has shut down. */

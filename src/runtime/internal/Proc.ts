@@ -41,6 +41,7 @@ export class ProcExtras {
   monitors: Map<RefImpl, Monitor> | undefined = undefined;
   monitoredBy: Map<RefImpl, Monitor> | undefined = undefined;
   name: string | undefined = undefined;
+  groups: Set<string> | undefined = undefined;
   timers: Set<TimerEntry> | undefined = undefined;
   abort: AbortController | undefined = undefined;
   capacity = Infinity;

@@ -1,0 +1,184 @@
+import { InvalidArgumentError, MaxChildrenError } from '../errors.js';
+import { Proc } from '../runtime/internal/Proc.js';
+import { isExit } from '../runtime/messages.js';
+import type { Pid, Target } from '../runtime/Pid.js';
+import type { Context, Node } from '../runtime/types.js';
+import { GenServer, type GenServerSpec } from './GenServer.js';
+import { type Child, type ChildSpec, shouldRestart, startChild, stopChild, toChild } from './internal/children.js';
+
+export interface DynamicSupervisorOptions {
+  /** Past this many children `startChild` rejects with `ERR_MAX_CHILDREN` (default unbounded). */
+  maxChildren?: number;
+  /** Restart intensity, as for `Supervisor` (defaults 3 in 5000 ms). */
+  maxRestarts?: number;
+  withinMs?: number;
+  name?: string;
+}
+
+/** A child of a DynamicSupervisor: a child spec whose `id` is optional (children are known by pid). */
+export type DynamicChildSpec = Omit<ChildSpec, 'id'> & { id?: string };
+
+interface State {
+  /** By pid id (a child's pid is unique on the node). */
+  readonly children: Map<number, Child>;
+  readonly maxChildren: number;
+  readonly maxRestarts: number;
+  readonly withinMs: number;
+  restartTimes: number[];
+}
+
+type Request = { op: 'start'; spec: DynamicChildSpec } | { op: 'terminate'; pid: Pid } | { op: 'which' } | { op: 'count' };
+
+function event(ctx: Context<any>, name: string, measurements: Record<string, number>, metadata: Record<string, unknown>): void {
+  ctx.node.telemetry.execute(`keel.supervisor.${name}`, measurements, { supervisor: ctx.self, ...metadata });
+}
+
+async function stopAll(ctx: Context<any>, state: State): Promise<void> {
+  for (const child of [...state.children.values()].reverse()) {
+    const pid = child.pid;
+    const reason = await stopChild(ctx, child);
+    if (pid !== undefined) event(ctx, 'child_terminated', {}, { id: child.id, pid, reason: reason ?? 'noproc' });
+  }
+  state.children.clear();
+}
+
+function specFor(): GenServerSpec<State, { request: Request; reply: unknown }, never, Omit<State, 'children' | 'restartTimes'>> {
+  let context: Context<any> | undefined;
+  return {
+    init(arg, ctx) {
+      context = ctx;
+      ctx.trapExits();
+      return { ...arg, children: new Map(), restartTimes: [] };
+    },
+
+    async handleCall(request, _from, state, ctx) {
+      switch (request.op) {
+        case 'start': {
+          if (state.children.size >= state.maxChildren) {
+            return { reply: { error: new MaxChildrenError(String(ctx.self), state.maxChildren) }, state };
+          }
+          let child: Child;
+          try {
+            child = toChild({ id: 'child', ...request.spec }, state.children.size);
+          } catch (e) {
+            return { reply: { error: e }, state };
+          }
+          try {
+            const pid = await startChild(ctx, child);
+            state.children.set(pid.id, child);
+            event(ctx, 'child_started', {}, { id: child.id, pid });
+            return { reply: { pid }, state };
+          } catch (e) {
+            return { reply: { error: e }, state };
+          }
+        }
+        case 'terminate': {
+          const child = state.children.get(request.pid.id);
+          if (child === undefined) return { reply: { error: 'not_found' }, state };
+          state.children.delete(request.pid.id);
+          const reason = await stopChild(ctx, child);
+          event(ctx, 'child_terminated', {}, { id: child.id, pid: request.pid, reason: reason ?? 'noproc' });
+          return { reply: 'ok', state };
+        }
+        case 'which':
+          return { reply: [...state.children.values()].map((c) => ({ pid: c.pid!, type: c.type, restart: c.restart })), state };
+        case 'count': {
+          const supervisors = [...state.children.values()].filter((c) => c.type === 'supervisor').length;
+          return { reply: { specs: state.children.size, active: state.children.size, supervisors, workers: state.children.size - supervisors }, state };
+        }
+      }
+    },
+
+    async handleInfo(message, state, ctx) {
+      if (!isExit(message) || message.from === 'node') return state;
+      const child = state.children.get(message.from.id);
+      if (child === undefined) return state;
+      state.children.delete(message.from.id);
+      child.pid = undefined;
+      if (!shouldRestart(child, message.reason)) {
+        event(ctx, 'child_terminated', {}, { id: child.id, pid: message.from, reason: message.reason });
+        return state;
+      }
+      const now = ctx.node.clock.now();
+      state.restartTimes = state.restartTimes.filter((t) => now - t < state.withinMs);
+      state.restartTimes.push(now);
+      if (state.restartTimes.length > state.maxRestarts) {
+        event(ctx, 'shutdown', {}, { reason: 'max_restart_intensity' });
+        await stopAll(ctx, state);
+        ctx.exit('shutdown');
+        return state;
+      }
+      child.restarts++;
+      try {
+        const pid = await startChild(ctx, child);
+        state.children.set(pid.id, child);
+        event(ctx, 'child_restarted', { restarts: child.restarts }, { id: child.id, pid, reason: message.reason });
+      } catch (e) {
+        event(ctx, 'child_restart_failed', { restarts: child.restarts }, { id: child.id, error: e });
+      }
+      return state;
+    },
+
+    async terminate(reason, state) {
+      if (context === undefined) return;
+      event(context, 'shutdown', {}, { reason });
+      await stopAll(context, state);
+    },
+  };
+}
+
+function options(opts: DynamicSupervisorOptions): Omit<State, 'children' | 'restartTimes'> {
+  if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options', 'a DynamicSupervisorOptions object', opts);
+  const maxChildren = opts.maxChildren ?? Infinity;
+  if (maxChildren !== Infinity && (!Number.isSafeInteger(maxChildren) || maxChildren < 0)) {
+    throw new InvalidArgumentError('options.maxChildren', 'an integer >= 0', opts.maxChildren);
+  }
+  const maxRestarts = opts.maxRestarts ?? 3;
+  if (!Number.isSafeInteger(maxRestarts) || maxRestarts < 0) throw new InvalidArgumentError('options.maxRestarts', 'an integer >= 0', maxRestarts);
+  const withinMs = opts.withinMs ?? 5000;
+  if (typeof withinMs !== 'number' || !Number.isFinite(withinMs) || withinMs <= 0) throw new InvalidArgumentError('options.withinMs', 'a positive number of ms', withinMs);
+  return { maxChildren, maxRestarts, withinMs };
+}
+
+function request<T>(from: Node | Context<any>, supervisor: Target, req: Request): Promise<T> {
+  return GenServer.call(from, supervisor, req, { timeout: Infinity }) as Promise<T>;
+}
+
+/**
+ * DynamicSupervisor: children started on demand, known by pid, restarted one for one.
+ *
+ * @example
+ * ```ts
+ * const sup = await DynamicSupervisor.start(node, { maxChildren: 100 });
+ * const worker = await DynamicSupervisor.startChild(node, sup, { start: (ctx) => ctx.spawnLink(workerInit), restart: 'transient' });
+ * ```
+ */
+export const DynamicSupervisor = {
+  start(from: Node | Context<any>, opts: DynamicSupervisorOptions = {}): Promise<Pid> {
+    return GenServer.start(from, specFor(), options(opts), { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
+  },
+
+  startLink(from: Context<any>, opts: DynamicSupervisorOptions = {}): Promise<Pid> {
+    if (!(from instanceof Proc)) throw new InvalidArgumentError('from', 'a process Context', from);
+    return GenServer.startLink(from, specFor(), options(opts), { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
+  },
+
+  /** Starts a child; rejects with `ERR_MAX_CHILDREN` past `maxChildren`, or with the child's start error. */
+  async startChild(from: Node | Context<any>, supervisor: Target, spec: DynamicChildSpec): Promise<Pid> {
+    const reply = await request<{ pid?: Pid; error?: unknown }>(from, supervisor, { op: 'start', spec });
+    if (reply.error !== undefined) throw reply.error;
+    return reply.pid!;
+  },
+
+  terminateChild(from: Node | Context<any>, supervisor: Target, pid: Pid): Promise<'ok' | { error: 'not_found' }> {
+    return request(from, supervisor, { op: 'terminate', pid });
+  },
+
+  whichChildren(from: Node | Context<any>, supervisor: Target): Promise<{ pid: Pid; type: 'worker' | 'supervisor'; restart: string }[]> {
+    return request(from, supervisor, { op: 'which' });
+  },
+
+  countChildren(from: Node | Context<any>, supervisor: Target): Promise<{ specs: number; active: number; supervisors: number; workers: number }> {
+    return request(from, supervisor, { op: 'count' });
+  },
+};
