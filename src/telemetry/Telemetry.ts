@@ -28,7 +28,8 @@ export interface Telemetry {
   detach(id: string): boolean;
   /**
    * Runs `fn` between `<event>.start` and `<event>.stop` (measurement `duration`, ms), or
-   * `<event>.exception` (metadata `error`) when it throws or its thenable rejects.
+   * `<event>.exception` (metadata `error`) when it throws or its thenable rejects. The three events
+   * carry the same `spanId` in their metadata.
    */
   span<T>(event: string, metadata: Metadata, fn: () => T): T;
 }
@@ -49,6 +50,7 @@ export class TelemetryBus implements Telemetry {
   readonly #channels = new Map<string, Channel>();
   readonly #monotonicClock: () => number;
   readonly #report: (message: string, error: Error) => void;
+  #spanSeq = 0;
 
   constructor(options: { monotonicClock: () => number; report: (message: string, error: Error) => void }) {
     this.#monotonicClock = options.monotonicClock;
@@ -112,8 +114,10 @@ export class TelemetryBus implements Telemetry {
     return true;
   }
 
-  span<T>(event: string, metadata: Metadata, fn: () => T): T {
+  span<T>(event: string, spanMetadata: Metadata, fn: () => T): T {
     const started = this.#monotonicClock();
+    // spanId ties a span's start to its stop or exception (spans of async work overlap)
+    const metadata = { ...spanMetadata, spanId: ++this.#spanSeq };
     this.execute(`${event}.start`, { monotonicTime: started }, metadata);
     let result: T;
     try {

@@ -1,0 +1,106 @@
+import type { Attributes, Counter, Histogram, Meter, Span, Tracer } from '@opentelemetry/api';
+import { InvalidArgumentError } from '../errors.js';
+import type { Measurements, Metadata, Telemetry } from './Telemetry.js';
+
+/** `SpanStatusCode.ERROR` of `@opentelemetry/api` (a constant, so this module loads no OpenTelemetry code itself). */
+const STATUS_ERROR = 2;
+
+export interface OpenTelemetryBridgeOptions {
+  /** Spans (`<event>.start` … `.stop` / `.exception`) become OpenTelemetry spans named `<event>`. */
+  tracer?: Tracer;
+  /** Every measurement becomes a histogram `<event>.<measurement>`, every event a counter `<event>`. */
+  meter?: Meter;
+  /** Which events to bridge: exact names or `'prefix*'` (default every event, `['*']`). */
+  events?: string[];
+}
+
+let bridgeSeq = 0;
+
+/**
+ * Bridges a node's telemetry to OpenTelemetry. `@opentelemetry/api` is an optional peer dependency:
+ * pass the tracer and meter of your own setup.
+ *
+ * @example
+ * ```ts
+ * import { trace, metrics } from '@opentelemetry/api';
+ * import { bridgeOpenTelemetry } from 'keel/otel';
+ * const bridge = bridgeOpenTelemetry(node, { tracer: trace.getTracer('app'), meter: metrics.getMeter('app') });
+ * // ... bridge.detach();
+ * ```
+ */
+export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry }, options: OpenTelemetryBridgeOptions): { detach(): void } {
+  if (typeof node !== 'object' || node === null || typeof node.telemetry?.attach !== 'function') {
+    throw new InvalidArgumentError('node', 'a Node', node);
+  }
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ tracer?, meter?, events? }', options);
+  const { tracer, meter, events = ['*'] } = options;
+  if (tracer !== undefined && typeof tracer.startSpan !== 'function') throw new InvalidArgumentError('options.tracer', 'an OpenTelemetry Tracer', tracer);
+  if (meter !== undefined && typeof meter.createHistogram !== 'function') throw new InvalidArgumentError('options.meter', 'an OpenTelemetry Meter', meter);
+  const spans = new Map<unknown, Span>();
+  const histograms = new Map<string, Histogram>();
+  const counters = new Map<string, Counter>();
+  const histogram = (name: string): Histogram => {
+    let h = histograms.get(name);
+    if (h === undefined) histograms.set(name, (h = meter!.createHistogram(name)));
+    return h;
+  };
+  const counter = (name: string): Counter => {
+    let c = counters.get(name);
+    if (c === undefined) counters.set(name, (c = meter!.createCounter(name)));
+    return c;
+  };
+  const onEvent = (event: string, measurements: Measurements, metadata: Metadata): void => {
+    const spanId = metadata.spanId;
+    const phase = spanId === undefined ? undefined : /\.(start|stop|exception)$/.exec(event)?.[1];
+    if (phase !== undefined) {
+      const name = event.slice(0, event.length - phase.length - 1);
+      if (phase === 'start') {
+        if (tracer !== undefined) spans.set(spanId, tracer.startSpan(name, { attributes: toAttributes(metadata) }));
+        return;
+      }
+      const span = spans.get(spanId);
+      spans.delete(spanId);
+      if (span !== undefined) {
+        if (phase === 'exception') {
+          const error = metadata.error;
+          if (error instanceof Error) span.recordException(error);
+          span.setStatus({ code: STATUS_ERROR, message: error instanceof Error ? error.message : String(error) });
+        }
+        span.end();
+      }
+      if (meter !== undefined && typeof measurements.duration === 'number') {
+        histogram(`${name}.duration`).record(measurements.duration, { ...toAttributes(metadata), outcome: phase === 'stop' ? 'ok' : 'error' });
+      }
+      return;
+    }
+    if (meter === undefined) return;
+    const attributes = toAttributes(metadata);
+    counter(event).add(1, attributes);
+    for (const [key, value] of Object.entries(measurements)) {
+      if (typeof value === 'number' && Number.isFinite(value)) histogram(`${event}.${key}`).record(value, attributes);
+    }
+  };
+  const id = `keel.otel-bridge-${++bridgeSeq}`;
+  node.telemetry.attach(id, events, onEvent);
+  return {
+    detach: () => {
+      node.telemetry.detach(id);
+      for (const span of spans.values()) span.end();
+      spans.clear();
+    },
+  };
+}
+
+/** Event metadata as span/metric attributes: primitives as they are, pids and refs as text, errors by message. */
+function toAttributes(metadata: Metadata): Attributes {
+  const out: Attributes = {};
+  for (const [key, value] of Object.entries(metadata)) {
+    if (key === 'spanId') continue;
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') out[key] = value;
+    else if (value instanceof Error) out[key] = `${value.name}: ${value.message}`;
+    else if (typeof value === 'object' && value !== null && typeof value.toString === 'function' && value.toString !== Object.prototype.toString) {
+      out[key] = String(value);
+    }
+  }
+  return out;
+}
