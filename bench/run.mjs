@@ -3,7 +3,9 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const BENCHES = ['pingpong', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor', 'genserver_call'];
+const BENCHES = ['pingpong', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor', 'genserver_call', 'supervisor_restart'];
+/** Benches with no baseline counterpart: reported on their own (informational). */
+const KEEL_ONLY = new Set(['supervisor_restart']);
 const ROUNDS = Number(process.env.KEEL_BENCH_ROUNDS ?? 5);
 const worker = fileURLToPath(new URL('./worker.mjs', import.meta.url));
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
@@ -21,6 +23,18 @@ const median = (xs) => {
 const round = (x, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 
 for (const bench of wanted.length > 0 ? wanted : BENCHES) {
+  if (KEEL_ONLY.has(bench)) {
+    const runs = Array.from({ length: ROUNDS }, () => once('keel', bench));
+    console.log(JSON.stringify({
+      bench,
+      ops_per_s: Math.round(median(runs.map((r) => r.ops_per_s))),
+      median_us: round(median(runs.map((r) => r.median_us)), 1),
+      p99_us: round(median(runs.map((r) => r.p99_us)), 1),
+      rounds: ROUNDS,
+      informational: true,
+    }));
+    continue;
+  }
   const ratios = [];
   const keel = [];
   const raw = [];

@@ -5,6 +5,7 @@ import * as raw from '../../shared/bench/raw-baseline.mjs';
 import * as keel from './keel-adapter.mjs';
 import { monitorDemonitor } from './monitor_demonitor.mjs';
 import { genserverCall } from './genserver_call.mjs';
+import { supervisorRestart } from './supervisor_restart.mjs';
 
 const [system, bench] = process.argv.slice(-2);
 const sys = (system === 'raw' ? raw : keel).createSystem();
@@ -28,6 +29,8 @@ async function run() {
       return monitorDemonitor(system, sys);
     case 'genserver_call':
       return genserverCall(system, sys);
+    case 'supervisor_restart':
+      return supervisorRestart(sys);
     default:
       throw new Error(`unknown bench ${bench}`);
   }

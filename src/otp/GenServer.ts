@@ -1,5 +1,5 @@
 import { CallExitError, CallTimeoutError, InvalidArgumentError, NoProcError, StartError, toError } from '../errors.js';
-import { Proc } from '../runtime/internal/Proc.js';
+import { EXIT_SENTINEL, Proc } from '../runtime/internal/Proc.js';
 import { formatReason, isExit, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
 import type { KeelNode } from '../runtime/Node.js';
 import type { Pid, Target } from '../runtime/Pid.js';
@@ -288,7 +288,9 @@ function start<S, P extends CallProtocol, Cast, Arg>(
       try {
         r = spec.init(arg, ctx);
       } catch (e) {
-        fail(ctx, e);
+        // init ended the process itself (ctx.exit): its death hook has failed the start already,
+        // and, as in OTP, a linked starter receives the exit signal
+        if (e !== EXIT_SENTINEL) fail(ctx, e);
         throw e;
       }
       if (isThenable(r)) {
@@ -357,7 +359,7 @@ export const GenServer = {
    * 5000 ms, on the node's clock; a late reply is discarded), `ERR_DEADLOCK` for a call to oneself,
    * `ERR_ABORTED` when `signal` aborts, `ERR_MAILBOX_FULL` when a bounded mailbox refuses it.
    */
-  call<P extends CallProtocol = CallProtocol, R extends P['request'] = P['request']>(
+  call<P extends CallProtocol = CallProtocol, const R extends P['request'] = P['request']>(
     from: Node | Context<any>,
     target: ServerPid<P, any> | Target,
     request: R,
@@ -407,7 +409,7 @@ export const GenServer = {
       });
       if (timeout !== Infinity) {
         timer = node.setTimer(timeout, () => {
-          unhook();
+          unhook?.();
           reject(new CallTimeoutError(String(server.self), timeout));
         });
       }

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, ProcessExitedError } from '../errors.js';
 import { Proc } from '../runtime/internal/Proc.js';
 import type { KeelNode } from '../runtime/Node.js';
 import type { Pid } from '../runtime/Pid.js';
@@ -56,7 +56,7 @@ class KeyTable<K, V> implements KeyRegistry<K, V> {
     else list.push(row);
     let owned = this.#byOwner.get(proc);
     if (owned === undefined) {
-      const unhook = this.#node.onProcExit(proc, () => this.#release(proc));
+      const unhook = this.#node.onProcExit(proc, () => this.#release(proc))!; // ownerOf checked it is alive
       this.#byOwner.set(proc, (owned = { keys: new Set(), unhook }));
     }
     owned.keys.add(key);
@@ -115,6 +115,10 @@ class KeyTable<K, V> implements KeyRegistry<K, V> {
 
 function ownerOf(ctx: Context<any>, node: KeelNode): Proc {
   if (!(ctx instanceof Proc) || ctx.rt !== node) throw new InvalidArgumentError('ctx', "the registering process's own Context, on the registry's node", ctx);
+  if (!node.isAlive(ctx.self)) {
+    node.zombieCall(ctx, 'Registry');
+    throw new ProcessExitedError(String(ctx.self), 'Registry');
+  }
   return ctx;
 }
 

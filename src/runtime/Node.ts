@@ -32,11 +32,14 @@ import { TimerEntry, TimerHeap } from './internal/TimerHeap.js';
 import { DownMessage, type ExitReason, ExitMessage, formatReason, isCleanExit, isDown, isExit, isExitReason } from './messages.js';
 import { NameTable } from './NameRegistry.js';
 import { GroupTable } from './ProcessGroups.js';
-import { isPid, kProc, localPids, NODE_NAME, type Pid, PidImpl, RefImpl, type Target, type TimerRef } from './Pid.js';
+import { isPid, NODE_NAME, type Pid, PidImpl, RefImpl, type Target, type TimerRef } from './Pid.js';
 import { type DeadLetterQueue, type MonitorManager, unavailableDeadLetters, unavailableMonitors } from './services.js';
 import type { Handler, Init, Logger, Node, NodeOptions, ProcessInfo, SpawnOptions } from './types.js';
 
 const RESOLVED = Promise.resolve();
+const NOTHING: unique symbol = Symbol('nothing');
+/** A mailbox ring longer than this is given back once the mailbox is empty. */
+const SHRINK_ABOVE = 1024;
 const OVERFLOWS = ['reject', 'drop_newest', 'drop_oldest'] as const;
 let defaultNameSeq = 0;
 const creationsInUse = new Set<number>();
@@ -75,7 +78,6 @@ export class KeelNode implements Node {
   readonly #sliceMs: number;
   readonly #longScheduleMs: number;
   readonly #placeholder: PidImpl;
-  readonly #newPid: (id: number, proc: Proc | undefined) => PidImpl;
   readonly #detachClock: (() => void) | undefined;
   #monitors: MonitorManager = unavailableMonitors;
   #deadLetters: DeadLetterQueue = unavailableDeadLetters;
@@ -126,13 +128,12 @@ export class KeelNode implements Node {
     this.logger = logger;
     this.telemetry = new TelemetryBus({
       monotonicClock,
-      report: (message, error) => this.logger.warn(message, error),
+      report: (message, error) => this.#log('warn', message, error),
     });
     this.registry = new NameTable((pid) => this.resolve(pid));
     this.groups = new GroupTable((pid) => this.resolve(pid));
-    this.#timers = new TimerHeap(clock, (error) => this.logger.error(`a timer callback of node ${this.name} threw`, error));
-    this.#newPid = localPids(this.name, this.creation);
-    this.#placeholder = this.#newPid(0, undefined);
+    this.#timers = new TimerHeap(clock, (error) => this.#log('error', `a timer callback of node ${this.name} threw`, error));
+    this.#placeholder = new PidImpl(this.name, this.creation, 0, undefined);
     this.#detachClock = isAttachable(clock) ? clock[kAttachNode](this) : undefined;
     if (services !== false) {
       if (slots.monitors !== undefined) this.#monitors = slots.monitors(this);
@@ -160,9 +161,9 @@ export class KeelNode implements Node {
     if (typeof init !== 'function') throw new InvalidArgumentError('init', 'a function (ctx) => handler', init);
     const spec = options === undefined ? undefined : this.#spawnOptions(options);
     const id = ++this.#nextId;
-    const pid = this.#newPid(id, undefined);
+    const pid = new PidImpl(this.name, this.creation, id, undefined);
     const p = new Proc(this, pid, init as Init<unknown>, parent === undefined ? F_INIT | F_TOP : F_INIT);
-    pid[kProc] = p;
+    PidImpl.setProc(pid, p);
     this.#procs.set(id, p);
     if (spec !== undefined) {
       if (spec.capacity !== Infinity) {
@@ -235,7 +236,7 @@ export class KeelNode implements Node {
 
   /** @internal The live process of a pid on this node, if any. */
   resolve(pid: Pid): Proc | undefined {
-    const direct = pid instanceof PidImpl ? pid[kProc] : undefined;
+    const direct = pid instanceof PidImpl ? PidImpl.procOf(pid) : undefined;
     if (direct !== undefined) return direct.rt === this ? direct : undefined;
     if (pid.node !== this.name || pid.creation !== this.creation) return undefined;
     return this.#procs.get(pid.id);
@@ -256,7 +257,8 @@ export class KeelNode implements Node {
   }
 
   /** @internal A death hook on a live process record; see {@link KeelNode.onExit}. */
-  onProcExit(p: Proc, fn: (reason: ExitReason) => void): () => void {
+  onProcExit(p: Proc, fn: (reason: ExitReason) => void): (() => void) | undefined {
+    if ((p.flags & F_DEAD) !== 0) return undefined;
     const hooks = (p.ext().exitHooks ??= new Set());
     hooks.add(fn);
     return () => {
@@ -288,7 +290,7 @@ export class KeelNode implements Node {
 
   /** @internal The one path every raw message takes. */
   deliver(from: Proc | undefined, to: Target, message: unknown): Delivery {
-    const p = to instanceof PidImpl ? to[kProc] : undefined;
+    const p = to instanceof PidImpl ? PidImpl.procOf(to) : undefined;
     if (p !== undefined && p.rt === this) return this.#enqueue(p, message, from);
     return this.#deliverSlow(from, to, message);
   }
@@ -311,8 +313,9 @@ export class KeelNode implements Node {
   /** @internal Delivers a message wrapped with an id and an optional listener (supervised send). */
   deliverEnvelope(from: Proc | undefined, to: Target, message: unknown, id: string, listener?: EnvelopeListener): Delivery {
     const env = new Envelope(message, id, listener);
+    this.#envelopes++; // counted before it is in a mailbox: user code run by the delivery may already settle it
     const result = this.deliver(from, to, env);
-    if (result === Delivery.Enqueued) this.#envelopes++;
+    if (result !== Delivery.Enqueued && !env.settled) this.#envelopes--;
     return result;
   }
 
@@ -333,13 +336,7 @@ export class KeelNode implements Node {
   }
 
   #enqueue(p: Proc, message: unknown, from: Proc | undefined): Delivery {
-    if ((p.flags & F_BOUNDED) !== 0 && p.size >= p.x!.capacity && !isDown(message) && !isExit(message)) {
-      if (p.x!.overflow !== 'drop_oldest') {
-        this.#dropped(from, p.self, message, 'mailbox_full');
-        return Delivery.MailboxFull;
-      }
-      this.#evictOldest(p);
-    }
+    if ((p.flags & (F_BOUNDED | F_DEAD)) !== 0) return this.#enqueueBounded(p, message, from);
     const buf = p.size < p.buf.length ? p.buf : grow(p);
     buf[(p.head + p.size) & (buf.length - 1)] = message;
     p.size++;
@@ -354,18 +351,35 @@ export class KeelNode implements Node {
     return Delivery.Enqueued;
   }
 
-  #evictOldest(p: Proc): void {
-    let evicted: unknown = undefined;
-    let found = false;
-    removeWhere(p, (m) => {
-      if (found || isDown(m) || isExit(m)) return false;
-      found = true;
-      evicted = m;
-      return true;
-    });
-    if (!found) return;
-    this.#dropped(undefined, p.self, evicted instanceof Envelope ? evicted.message : evicted, 'mailbox_full', 'drop_oldest');
-    if (evicted instanceof Envelope) this.#settleEnvelope(evicted, 'dropped');
+  /** The slow path: a dead target, or a bounded mailbox. User code (events, listeners) runs only after the mailbox is consistent. */
+  #enqueueBounded(p: Proc, message: unknown, from: Proc | undefined): Delivery {
+    if ((p.flags & F_DEAD) !== 0) {
+      this.#dropped(from, p.self, message, 'noproc');
+      return Delivery.NoProc;
+    }
+    let evicted: unknown = NOTHING;
+    if (p.size >= p.x!.capacity && !isDown(message) && !isExit(message)) {
+      if (p.x!.overflow !== 'drop_oldest') {
+        this.#dropped(from, p.self, message, 'mailbox_full');
+        return Delivery.MailboxFull;
+      }
+      removeWhere(p, (m) => {
+        if (evicted !== NOTHING || isDown(m) || isExit(m)) return false;
+        evicted = m;
+        return true;
+      });
+    }
+    p.flags &= ~F_BOUNDED;
+    try {
+      this.#enqueue(p, message, from);
+    } finally {
+      p.flags |= F_BOUNDED;
+    }
+    if (evicted !== NOTHING) {
+      this.#dropped(undefined, p.self, evicted, 'mailbox_full', 'drop_oldest');
+      if (evicted instanceof Envelope) this.#settleEnvelope(evicted, 'dropped');
+    }
+    return Delivery.Enqueued;
   }
 
   #dropped(from: Proc | undefined, to: Target, message: unknown, reason: string, overflow?: string): void {
@@ -380,11 +394,12 @@ export class KeelNode implements Node {
   }
 
   #settleEnvelope(env: Envelope, outcome: 'handled' | 'crashed' | 'down' | 'dropped' | 'withdrawn', error?: unknown): void {
+    if (env.settled) return;
     this.#envelopes--;
     try {
       env.settle(outcome, error);
     } catch (e) {
-      this.logger.error('an envelope listener threw', e);
+      if (e !== EXIT_SENTINEL) this.#log('error', 'an envelope listener threw', e);
     }
   }
 
@@ -414,6 +429,20 @@ export class KeelNode implements Node {
   }
 
   #drain = (): void => {
+    try {
+      this.#runLoop();
+    } catch (e) {
+      // a bug, not user code (every user callback is guarded): keep the node alive and say so
+      this.#running = false;
+      this.#log('error', `the scheduler loop of node ${this.name} threw`, e);
+      if (this.#rqSize > 0 && !this.#pending) {
+        this.#pending = true;
+        setImmediate(this.#drain);
+      }
+    }
+  };
+
+  #runLoop(): void {
     this.#pending = false;
     this.#running = true;
     const budget = this.#budget;
@@ -456,7 +485,7 @@ export class KeelNode implements Node {
     }
     this.#running = false;
     this.#checkIdle();
-  };
+  }
 
   /** Yields to the event loop so timers and I/O run, and resumes after them. */
   #yield(): void {
@@ -478,10 +507,11 @@ export class KeelNode implements Node {
     p.flags |= F_RUNNING;
     let k = 0;
     while (p.size > 0 && k < budget) {
+      const buf = p.buf;
       const i = p.head;
-      let m = p.buf[i];
-      p.buf[i] = undefined;
-      p.head = (i + 1) & (p.buf.length - 1);
+      let m = buf[i];
+      buf[i] = undefined;
+      p.head = (i + 1) & (buf.length - 1);
       p.size--;
       k++;
       p.handled++;
@@ -489,36 +519,54 @@ export class KeelNode implements Node {
       if (m instanceof Envelope) {
         env = m;
         m = env.message;
-        p.ext().messageId = env.id;
+        p.ext().inflight = env;
       }
       let r: unknown;
       try {
         r = handler(m);
       } catch (e) {
         p.flags &= ~F_RUNNING;
-        if (env !== undefined) this.#settleEnvelope(env, 'crashed', e);
-        if (e !== EXIT_SENTINEL) this.die(p, toError(e));
+        // after ctx.exit the death cleanup has already settled the message; a throw settles it here
+        if (e !== EXIT_SENTINEL) {
+          if (env !== undefined) this.#settleInflight(p, 'crashed', e);
+          this.die(p, toError(e));
+        }
         return;
       }
       if (r !== undefined && isThenable(r)) {
-        p.flags = (p.flags & ~F_RUNNING) | F_BUSY;
+        p.flags &= ~F_RUNNING;
+        if ((p.flags & F_DEAD) !== 0) {
+          swallow(r); // it died during the synchronous part: a zombie's result is discarded
+          return;
+        }
+        p.flags |= F_BUSY;
         this.#busy++;
-        r.then(
-          () => this.#asyncDone(p, env),
-          (e: unknown) => this.#asyncFailed(p, env, e),
-        );
+        this.#follow(r, p, env);
         return;
       }
-      if (env !== undefined) {
-        p.x!.messageId = undefined;
-        this.#settleEnvelope(env, 'handled');
-      }
+      if (env !== undefined) this.#settleInflight(p, 'handled');
       if ((p.flags & F_DEAD) !== 0) break;
     }
     p.flags &= ~F_RUNNING;
-    if ((p.flags & (F_DEAD | F_BUSY)) === 0 && p.size > 0) {
-      p.flags |= F_SCHEDULED;
-      this.#rqPush(p);
+    if ((p.flags & (F_DEAD | F_BUSY)) === 0) {
+      if (p.size > 0) {
+        p.flags |= F_SCHEDULED;
+        this.#rqPush(p);
+      } else if (p.buf.length > SHRINK_ABOVE) {
+        shrink(p);
+      }
+    }
+  }
+
+  /** Follows a busy process's promise; a thenable that throws from `then` counts as a rejection. */
+  #follow(r: PromiseLike<unknown>, p: Proc, env: Envelope | undefined): void {
+    try {
+      r.then(
+        () => this.#asyncDone(p, env),
+        (e: unknown) => this.#asyncFailed(p, env, e),
+      );
+    } catch (e) {
+      this.#asyncFailed(p, env, e);
     }
   }
 
@@ -531,21 +579,28 @@ export class KeelNode implements Node {
       r = init(p);
     } catch (e) {
       p.flags &= ~F_RUNNING;
-        if (e !== EXIT_SENTINEL) this.die(p, toError(e));
+      if (e !== EXIT_SENTINEL) this.die(p, toError(e));
       return;
     }
     p.flags &= ~F_RUNNING;
-    if ((p.flags & F_DEAD) !== 0) return;
+    if ((p.flags & F_DEAD) !== 0) {
+      if (isThenable(r)) swallow(r);
+      return;
+    }
     if (typeof r === 'function') {
       p.handler = r as Handler<unknown>;
       p.flags &= ~F_INIT;
     } else if (isThenable(r)) {
       p.flags |= F_BUSY;
       this.#busy++;
-      r.then(
-        (h) => this.#initDone(p, h),
-        (e: unknown) => this.#asyncFailed(p, undefined, e),
-      );
+      try {
+        r.then(
+          (h) => this.#initDone(p, h),
+          (e: unknown) => this.#asyncFailed(p, undefined, e),
+        );
+      } catch (e) {
+        this.#asyncFailed(p, undefined, e);
+      }
     } else {
       this.die(p, new HandlerReturnedError(String(p.self), r));
     }
@@ -560,7 +615,10 @@ export class KeelNode implements Node {
 
   #initDone(p: Proc, h: unknown): void {
     this.#clearBusy(p);
-    if ((p.flags & F_DEAD) !== 0) return;
+    if ((p.flags & F_DEAD) !== 0) {
+      this.#checkIdle();
+      return;
+    }
     if (typeof h !== 'function') {
       this.die(p, new HandlerReturnedError(String(p.self), h));
       return;
@@ -572,30 +630,40 @@ export class KeelNode implements Node {
 
   #asyncDone(p: Proc, env: Envelope | undefined): void {
     this.#clearBusy(p);
-    if (env !== undefined) {
-      if (p.x !== undefined) p.x.messageId = undefined;
-      this.#settleEnvelope(env, 'handled');
+    if ((p.flags & F_DEAD) !== 0) {
+      this.#checkIdle(); // a zombie's result is discarded; its message was settled at its death
+      return;
     }
-    if ((p.flags & F_DEAD) !== 0) return; // a zombie's result is discarded
+    if (env !== undefined) this.#settleInflight(p, 'handled');
     this.#afterAsync(p);
   }
 
   #asyncFailed(p: Proc, env: Envelope | undefined, e: unknown): void {
     this.#clearBusy(p);
-    if (env !== undefined) {
-      if (p.x !== undefined) p.x.messageId = undefined;
-      this.#settleEnvelope(env, 'crashed', e);
-    }
     if ((p.flags & F_DEAD) !== 0 || e === EXIT_SENTINEL) {
       this.#checkIdle(); // a zombie's late rejection is swallowed
       return;
     }
+    if (env !== undefined) this.#settleInflight(p, 'crashed', e);
     this.die(p, toError(e));
   }
 
   #afterAsync(p: Proc): void {
-    if (p.size > 0) this.#schedule(p);
-    else this.#checkIdle();
+    if (p.size > 0) {
+      this.#schedule(p);
+      return;
+    }
+    if (p.buf.length > SHRINK_ABOVE) shrink(p);
+    this.#checkIdle();
+  }
+
+  /** Settles the envelope a process is handling, at most once. */
+  #settleInflight(p: Proc, outcome: 'handled' | 'crashed', error?: unknown): void {
+    const x = p.x;
+    const env = x?.inflight;
+    if (env === undefined) return;
+    x!.inflight = undefined;
+    this.#settleEnvelope(env, outcome, error);
   }
 
   // ---- exits, links, monitors -----------------------------------------------------------------
@@ -603,14 +671,17 @@ export class KeelNode implements Node {
   /** @internal Kills `p` with `reason` now: cleanup, Downs, exit signals to links, death hooks. */
   die(p: Proc, reason: ExitReason): void {
     if ((p.flags & F_DEAD) !== 0) return;
+    const wasRunning = (p.flags & F_RUNNING) !== 0;
     p.flags = (p.flags | F_DEAD) & ~F_SCHEDULED;
     this.#clearBusy(p);
     this.#procs.delete(p.self.id);
-    p.self[kProc] = undefined;
+    PidImpl.setProc(p.self, undefined);
+    // 1. the runtime's own bookkeeping, with no user code in between
+    let queued: Envelope[] | undefined;
     if (this.#envelopes > 0 && p.size > 0) {
       for (let i = 0; i < p.size; i++) {
         const m = p.buf[(p.head + i) & (p.buf.length - 1)];
-        if (m instanceof Envelope) this.#settleEnvelope(m, 'down');
+        if (m instanceof Envelope) (queued ??= []).push(m);
       }
     }
     p.buf = EMPTY;
@@ -620,9 +691,14 @@ export class KeelNode implements Node {
     let watched = false;
     // keep the reason for a ctx.signal first read later; the two common clean reasons need no extras
     const x = reason === 'normal' ? p.x : reason === 'shutdown' && p.x === undefined ? ((p.flags |= F_SHUTDOWN), undefined) : p.ext();
+    let inflight: Envelope | undefined;
+    let hooks: Set<(reason: ExitReason) => void> | undefined;
     if (x !== undefined) {
       x.reason = reason;
-      x.messageId = undefined;
+      inflight = x.inflight;
+      x.inflight = undefined;
+      hooks = x.exitHooks;
+      x.exitHooks = undefined;
       if (x.name !== undefined) {
         this.registry.release(p);
         x.name = undefined;
@@ -655,26 +731,39 @@ export class KeelNode implements Node {
         }
         x.links = undefined;
       }
-      if (x.abort !== undefined && !x.abort.signal.aborted) x.abort.abort(reason);
-      if (x.exitHooks !== undefined) {
-        const hooks = x.exitHooks;
-        x.exitHooks = undefined;
-        for (const hook of hooks) {
-          watched = true;
-          try {
-            hook(reason);
-          } catch (e) {
-            this.logger.error(`a death hook of ${String(p.self)} threw`, e);
-          }
+    }
+    // 2. then what user code hears of it: envelope senders, the abort signal, death hooks, telemetry
+    if (inflight !== undefined) {
+      // exiting from its own handler cleanly counts as having handled the message
+      if (wasRunning && isCleanExit(reason)) this.#settleEnvelope(inflight, 'handled');
+      else this.#settleEnvelope(inflight, 'crashed', reason);
+    }
+    if (queued !== undefined) for (const env of queued) this.#settleEnvelope(env, 'down', reason);
+    if (x?.abort !== undefined && !x.abort.signal.aborted) x.abort.abort(reason);
+    if (hooks !== undefined) {
+      for (const hook of hooks) {
+        try {
+          hook(reason);
+        } catch (e) {
+          if (e !== EXIT_SENTINEL) this.#log('error', `a death hook of ${String(p.self)} threw`, e);
         }
       }
     }
     if (!isCleanExit(reason)) {
       this.telemetry.execute('keel.process.exited', {}, { pid: p.self, reason, watched });
-      if (!watched) this.logger.error(`process ${String(p.self)} exited: ${formatReason(reason)}`, reason);
+      if (!watched) this.#log('error', `process ${String(p.self)} exited: ${formatReason(reason)}`, reason);
     }
     this.#flushSignals();
     this.#checkIdle();
+  }
+
+  /** Logs through the node's logger; a logger that throws is never allowed to break the runtime. */
+  #log(level: 'info' | 'warn' | 'error', message: string, detail?: unknown): void {
+    try {
+      this.logger[level](message, detail);
+    } catch {
+      // nothing sensible is left to report it to
+    }
   }
 
   #flushSignals(): void {
@@ -683,7 +772,11 @@ export class KeelNode implements Node {
     const q = this.#signals;
     try {
       for (let i = 0; i < q.length; i += 3) {
-        this.#deliverSignal(q[i] as Proc, q[i + 1] as PidImpl | 'node', q[i + 2] as ExitReason | 'kill');
+        try {
+          this.#deliverSignal(q[i] as Proc, q[i + 1] as PidImpl | 'node', q[i + 2] as ExitReason | 'kill');
+        } catch (e) {
+          if (e !== EXIT_SENTINEL) this.#log('error', 'delivering an exit signal threw', e);
+        }
       }
     } finally {
       q.length = 0;
@@ -838,7 +931,8 @@ export class KeelNode implements Node {
 
   /** @internal */
   cancelTimer(t: TimerRefImpl): boolean {
-    if (!this.#timers.cancel(t.entry)) return false;
+    const owner = t.entry.owner as Proc | undefined;
+    if (owner === undefined || owner.rt !== this || !this.#timers.cancel(t.entry)) return false;
     (t.entry.owner as Proc | undefined)?.x?.timers?.delete(t.entry);
     return true;
   }
@@ -956,33 +1050,38 @@ export class KeelNode implements Node {
       onTimeout();
     }, timeoutMs);
     const tops = this.#procs.values().filter((p) => (p.flags & F_TOP) !== 0).reverse();
+    const told = new Set<Proc>();
     for (const p of tops) {
       if (timedOut) break;
       if ((p.flags & F_DEAD) !== 0) continue;
       const dead = this.#deathOf(p);
+      told.add(p);
       this.exitSignal(p.self, 'node', 'shutdown');
       await Promise.race([dead, timeout]);
     }
-    const rest = this.#procs.values().reverse();
-    if (!timedOut && rest.length > 0) {
+    // everything not yet told gets its 'shutdown' too, even after a stubborn process used up the time
+    const rest = this.#procs.values().reverse().filter((p) => !told.has(p));
+    if (rest.length > 0) {
       const deaths = rest.map((p) => this.#deathOf(p));
       for (const p of rest) this.#signals.push(p, 'node', 'shutdown');
       this.#flushSignals();
-      await Promise.race([Promise.all(deaths), timeout]);
+      await Promise.race([Promise.all(deaths), timeout, timedOut ? new Promise((r) => setImmediate(r)) : timeout]);
     }
     clearTimeout(guard);
+    this.#state = 'stopped'; // from here on nothing spawns, not even a death hook
     let killed = 0;
-    for (const p of this.#procs.values()) {
-      if ((p.flags & F_DEAD) !== 0) continue;
-      killed++;
-      this.die(p, 'killed');
+    for (let left = this.#procs.values(); left.length > 0; left = this.#procs.values()) {
+      for (const p of left) {
+        if ((p.flags & F_DEAD) !== 0) continue;
+        killed++;
+        this.die(p, 'killed');
+      }
     }
-    this.#state = 'stopped';
     for (const hook of [...this.#shutdownHooks]) {
       try {
         hook();
       } catch (e) {
-        this.logger.error(`a shutdown hook of node ${this.name} threw`, e);
+        this.#log('error', `a shutdown hook of node ${this.name} threw`, e);
       }
     }
     this.#shutdownHooks.clear();
@@ -1027,6 +1126,21 @@ export function createRuntimeNode(options?: NodeOptions, slots?: ServiceSlots): 
 }
 
 function noop(): void {}
+
+/** Gives a burst-sized mailbox ring back once the mailbox is empty. */
+function shrink(p: Proc): void {
+  p.buf = EMPTY;
+  p.head = 0;
+}
+
+/** Attaches handlers to a thenable whose result nobody wants, so that its rejection is not unhandled. */
+function swallow(r: PromiseLike<unknown>): void {
+  try {
+    r.then(noop, noop);
+  } catch {
+    // a thenable whose then throws: nothing to follow
+  }
+}
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';

@@ -2,14 +2,6 @@ import { inspect } from 'node:util';
 import { InvalidArgumentError } from '../errors.js';
 import type { Proc } from './internal/Proc.js';
 
-/** @internal The live process a pid points at, cleared when the process dies. */
-export const kProc: unique symbol = Symbol('keel.proc');
-
-/**
- * A process identifier: the node's name, the node's creation (fresh at every start) and an id
- * that is never reused. `Pid<M>` accepts messages of type `M`.
- * A pid of another node or another creation is a dead pid: sending to it is dropped with an event.
- */
 export type Pid<M = any> = {
   readonly node: string;
   readonly creation: number;
@@ -25,17 +17,28 @@ export type Pid<M = any> = {
 /** A registered name or a pid: anything a message can be sent to. */
 export type Target<M = any> = Pid<M> | string;
 
-/** @internal The runtime's pid instances (a parsed pid; a node's own pids come from {@link localPids}). */
+/**
+ * @internal The runtime's pid instances. The live process sits in a private slot, so that a copy of
+ * a pid (`{ ...pid }`, `structuredClone`, a message that crossed a worker) is a plain
+ * `{ node, creation, id }` that still names the process and never carries the process record.
+ */
 export class PidImpl {
-  declare readonly node: string;
-  declare readonly creation: number;
-  declare readonly id: number;
-  declare [kProc]: Proc | undefined;
+  readonly node: string;
+  readonly creation: number;
+  readonly id: number;
+  #proc: Proc | undefined;
   constructor(node: string, creation: number, id: number, proc: Proc | undefined) {
-    (this as { node: string }).node = node;
-    (this as { creation: number }).creation = creation;
-    (this as { id: number }).id = id;
-    this[kProc] = proc;
+    this.node = node;
+    this.creation = creation;
+    this.id = id;
+    this.#proc = proc;
+  }
+  /** The live process of a runtime pid, if it is one and its process is alive. */
+  static procOf(value: PidImpl): Proc | undefined {
+    return value.#proc;
+  }
+  static setProc(pid: PidImpl, proc: Proc | undefined): void {
+    pid.#proc = proc;
   }
   toString(): string {
     return `<${this.node}.${this.id}>`;
@@ -46,24 +49,6 @@ export class PidImpl {
   [inspect.custom](): string {
     return this.toString();
   }
-}
-
-/**
- * @internal A constructor for the pids of one node: `node` and `creation` live on a shared
- * prototype, so each pid holds only its id and its process (a node may hold millions of pids).
- */
-export function localPids(node: string, creation: number): (id: number, proc: Proc | undefined) => PidImpl {
-  const proto = Object.create(PidImpl.prototype, {
-    node: { value: node, enumerable: true },
-    creation: { value: creation, enumerable: true },
-  }) as PidImpl;
-  function LocalPid(this: { id: number; [kProc]: Proc | undefined }, id: number, proc: Proc | undefined): void {
-    this.id = id;
-    this[kProc] = proc;
-  }
-  LocalPid.prototype = proto;
-  const Ctor = LocalPid as unknown as new (id: number, proc: Proc | undefined) => PidImpl;
-  return (id, proc) => new Ctor(id, proc);
 }
 
 function formatPid(pid: Pid): string {

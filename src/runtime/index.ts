@@ -2,7 +2,6 @@ export { realClock, type Clock, type TimerHandle } from './Clock.js';
 export { isCleanExit, isDown, isExit, formatReason, type Down, type Exit, type ExitReason, type SystemMessage } from './messages.js';
 export type { NameRegistry } from './NameRegistry.js';
 export type { ProcessGroups } from './ProcessGroups.js';
-export type { ServiceSlots } from './Node.js';
 export { Pid, type Ref, type Target, type TimerRef } from './Pid.js';
 export {
   isUnavailable,

@@ -146,6 +146,8 @@ export class TelemetryBus implements Telemetry {
     try {
       a.handler(event, measurements, metadata);
     } catch (thrown) {
+      // a handler that ended its own process with ctx.exit is not a failing handler
+      if (typeof thrown === 'object' && thrown !== null && (thrown as { keelExitSentinel?: unknown }).keelExitSentinel === true) return;
       const error = toError(thrown);
       this.detach(a.id);
       this.#report(`telemetry handler '${a.id}' failed on ${event} and was detached`, error);

@@ -2,11 +2,12 @@ import { InvalidArgumentError, ReceiveTimeoutError } from '../errors.js';
 import { isExit, type SystemMessage } from '../runtime/messages.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
-import { kProc, PidImpl } from '../runtime/Pid.js';
+import { PidImpl } from '../runtime/Pid.js';
+import type { KeelNode } from '../runtime/Node.js';
 
 /** The context of a process just spawned (a process record is its own context). */
 function contextOf<M>(pid: Pid<M>): Context<M> {
-  const proc = pid instanceof PidImpl ? pid[kProc] : undefined;
+  const proc = pid instanceof PidImpl ? PidImpl.procOf(pid) : undefined;
   if (proc === undefined) throw new Error('probe: the process exited as it was spawned');
   return proc as unknown as Context<M>;
 }
@@ -48,7 +49,7 @@ export function probe<M = unknown>(node: Node): Probe<M> {
     return (message) => {
       messages.push(message);
       // a probe that traps exits still obeys the node's shutdown
-      if (isExit(message) && message.from === 'node') ctx.exit(message.reason);
+      if (isExit(message) && message.from === 'node' && (node as KeelNode).stopping) ctx.exit(message.reason);
       for (const w of waiters) {
         if (w.predicate(message)) {
           waiters.delete(w);

@@ -1,26 +1,12 @@
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type Context, createNode, isDown, isExit, type MailboxOptions, type Node, type Pid, type SystemMessage } from '../../src/index.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
+import { deferred, expectKeelError, idler, thrown, useNodes } from '../support.js';
 
 const BLOCK = 'block';
 
-const nodes: Node[] = [];
-function track(node: Node): Node {
-  nodes.push(node);
-  return node;
-}
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.shutdown({ timeoutMs: 1000 })));
-});
-
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
+const track = useNodes();
 
 /**
  * A receiver that forwards every message to `sink` and, on BLOCK, stays busy until `release()`:
@@ -49,13 +35,19 @@ async function block(node: Node, receiver: Pid, sink: { receive(pred: (m: unknow
   await sink.receive((m) => m === BLOCK);
 }
 
+/** Makes a probe, a capture of dropped messages and a gated receiver on `node`, and blocks the receiver. */
+async function blockedReceiver(node: Node, mailbox?: MailboxOptions, setup?: (ctx: Context) => void) {
+  const p = probe(node);
+  const dropped = captureEvents(node, ['keel.message.dropped']);
+  const r = gatedReceiver(node, p, mailbox, setup);
+  await block(node, r.pid, p);
+  return { p, dropped, r };
+}
+
 describe('spawn({ mailbox })', () => {
   it('queues without bound by default', async () => {
-    const node = track(createNode());
-    const p = probe(node);
-    const dropped = captureEvents(node, ['keel.message.dropped']);
-    const r = gatedReceiver(node, p);
-    await block(node, r.pid, p);
+    const node = track();
+    const { p, dropped, r } = await blockedReceiver(node);
     for (let i = 0; i < 10_000; i++) node.send(r.pid, i);
     expect(node.info(r.pid)?.mailboxLength).toBe(10_000);
     r.release();
@@ -65,11 +57,8 @@ describe('spawn({ mailbox })', () => {
   });
 
   it.each(['reject', 'drop_newest'] as const)('with %s, drops the new message when the mailbox is full', async (overflow) => {
-    const node = track(createNode());
-    const p = probe(node);
-    const dropped = captureEvents(node, ['keel.message.dropped']);
-    const r = gatedReceiver(node, p, { capacity: 3, overflow });
-    await block(node, r.pid, p);
+    const node = track();
+    const { p, dropped, r } = await blockedReceiver(node, { capacity: 3, overflow });
     for (let i = 1; i <= 5; i++) node.send(r.pid, i);
     expect(node.info(r.pid)?.mailboxLength).toBe(3);
     expect(dropped.events.map((e) => e.metadata.message)).toEqual([4, 5]);
@@ -79,11 +68,8 @@ describe('spawn({ mailbox })', () => {
   });
 
   it.each(['reject', 'drop_newest'] as const)('with %s, reports each drop as keel.message.dropped with reason mailbox_full', async (overflow) => {
-    const node = track(createNode());
-    const p = probe(node);
-    const dropped = captureEvents(node, ['keel.message.dropped']);
-    const r = gatedReceiver(node, p, { capacity: 1, overflow });
-    await block(node, r.pid, p);
+    const node = track();
+    const { p, dropped, r } = await blockedReceiver(node, { capacity: 1, overflow });
     const sender = node.spawn<string>((ctx) => (m) => {
       if (m === 'go') {
         ctx.send(r.pid, 'first');
@@ -103,11 +89,8 @@ describe('spawn({ mailbox })', () => {
   });
 
   it('with drop_oldest, evicts the oldest queued message to make room for the new one', async () => {
-    const node = track(createNode());
-    const p = probe(node);
-    const dropped = captureEvents(node, ['keel.message.dropped']);
-    const r = gatedReceiver(node, p, { capacity: 3, overflow: 'drop_oldest' });
-    await block(node, r.pid, p);
+    const node = track();
+    const { p, dropped, r } = await blockedReceiver(node, { capacity: 3, overflow: 'drop_oldest' });
     for (let i = 1; i <= 5; i++) node.send(r.pid, i);
     expect(node.info(r.pid)?.mailboxLength).toBe(3);
     r.release();
@@ -117,11 +100,8 @@ describe('spawn({ mailbox })', () => {
   });
 
   it('with drop_oldest, reports each eviction as keel.message.dropped with the evicted message', async () => {
-    const node = track(createNode());
-    const p = probe(node);
-    const dropped = captureEvents(node, ['keel.message.dropped']);
-    const r = gatedReceiver(node, p, { capacity: 2, overflow: 'drop_oldest' });
-    await block(node, r.pid, p);
+    const node = track();
+    const { dropped, r } = await blockedReceiver(node, { capacity: 2, overflow: 'drop_oldest' });
     node.send(r.pid, { n: 1 });
     node.send(r.pid, { n: 2 });
     expect(dropped.events).toEqual([]);
@@ -133,17 +113,14 @@ describe('spawn({ mailbox })', () => {
   });
 
   it.each(['reject', 'drop_newest', 'drop_oldest'] as const)('never drops a Down or an Exit for a full mailbox (%s)', async (overflow) => {
-    const node = track(createNode());
-    const p = probe(node);
-    const dropped = captureEvents(node, ['keel.message.dropped']);
-    const monitored = node.spawn(() => () => {});
-    const linked = node.spawn(() => () => {});
-    const r = gatedReceiver(node, p, { capacity: 1, overflow }, (ctx) => {
+    const node = track();
+    const monitored = idler(node);
+    const linked = idler(node);
+    const { p, dropped, r } = await blockedReceiver(node, { capacity: 1, overflow }, (ctx) => {
       ctx.trapExits();
       ctx.monitor(monitored);
       ctx.link(linked);
     });
-    await block(node, r.pid, p);
     node.send(r.pid, 'fills');
     node.exit(monitored, 'kill');
     node.exit(linked, 'kill');
@@ -158,14 +135,11 @@ describe('spawn({ mailbox })', () => {
   });
 
   it('with drop_oldest, evicts the oldest user message and never a queued system message', async () => {
-    const node = track(createNode());
-    const p = probe(node);
-    const dropped = captureEvents(node, ['keel.message.dropped']);
-    const monitored = node.spawn(() => () => {});
-    const r = gatedReceiver(node, p, { capacity: 1, overflow: 'drop_oldest' }, (ctx) => {
+    const node = track();
+    const monitored = idler(node);
+    const { p, dropped, r } = await blockedReceiver(node, { capacity: 1, overflow: 'drop_oldest' }, (ctx) => {
       ctx.monitor(monitored);
     });
-    await block(node, r.pid, p);
     node.send(r.pid, 'u1');
     node.exit(monitored, 'kill'); // the Down queues behind u1, past the capacity
     node.send(r.pid, 'u2'); // evicts u1
@@ -177,16 +151,10 @@ describe('spawn({ mailbox })', () => {
   });
 
   it('refuses a bad capacity or overflow with ERR_INVALID_ARGUMENT', () => {
-    const node = track(createNode());
-    expect(() => node.spawn(() => () => {}, { mailbox: { capacity: 0, overflow: 'reject' } })).toThrow(
-      expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }),
-    );
-    expect(() => node.spawn(() => () => {}, { mailbox: { capacity: 1.5, overflow: 'reject' } })).toThrow(
-      expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }),
-    );
-    expect(() => node.spawn(() => () => {}, { mailbox: { capacity: 4, overflow: 'drop_all' as never } })).toThrow(
-      expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }),
-    );
+    const node = track();
+    expectKeelError(thrown(() => idler(node, { mailbox: { capacity: 0, overflow: 'reject' } })), 'ERR_INVALID_ARGUMENT');
+    expectKeelError(thrown(() => idler(node, { mailbox: { capacity: 1.5, overflow: 'reject' } })), 'ERR_INVALID_ARGUMENT');
+    expectKeelError(thrown(() => idler(node, { mailbox: { capacity: 4, overflow: 'drop_all' as never } })), 'ERR_INVALID_ARGUMENT');
   });
 });
 

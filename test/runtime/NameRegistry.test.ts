@@ -1,36 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createNode, isDown, isKeelError, type Logger, type Node, Pid } from '../../src/index.js';
-import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
+import { describe, expect, it } from 'vitest';
+import { isDown, isKeelError, Pid, type Context, type Node } from '../../src/index.js';
+import { captureEvents, probe, TestClock, type Probe } from '../../src/testing/index.js';
+import { crasher, expectKeelError, idleInit, idler, receiveDown, thrown, useNodes } from '../support.js';
 
-const nodes: Node[] = [];
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.shutdown()));
-});
-
-const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-function makeNode(options: Parameters<typeof createNode>[0] = {}): Node {
-  const node = createNode({ logger: quiet, ...options });
-  nodes.push(node);
-  return node;
-}
-
-function idler(node: Node, options?: { name?: string }): Pid {
-  return node.spawn(() => () => undefined, options);
-}
+const track = useNodes();
 
 /** A process that forwards every message it handles to `to`. */
 function forwarder(node: Node, to: Pid, tag: string, options?: { name?: string }): Pid {
   return node.spawn((ctx) => (m) => ctx.send(to, { via: tag, m }), options);
-}
-
-function caught(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  return undefined;
 }
 
 function same(a: Pid | undefined, b: Pid): boolean {
@@ -39,7 +16,7 @@ function same(a: Pid | undefined, b: Pid): boolean {
 
 describe('NameRegistry.register', () => {
   it('makes whereis return the pid', () => {
-    const node = makeNode();
+    const node = track();
     const pid = idler(node);
     node.registry.register('cache', pid);
     expect(same(node.registry.whereis('cache'), pid)).toBe(true);
@@ -47,7 +24,7 @@ describe('NameRegistry.register', () => {
   });
 
   it('lists names in registration order', () => {
-    const node = makeNode();
+    const node = track();
     node.registry.register('b', idler(node));
     node.registry.register('a', idler(node));
     node.registry.register('c', idler(node));
@@ -55,66 +32,60 @@ describe('NameRegistry.register', () => {
   });
 
   it('throws ERR_NAME_TAKEN for a name another process holds, and keeps the owner', () => {
-    const node = makeNode();
+    const node = track();
     const owner = idler(node);
     const other = idler(node);
     node.registry.register('cache', owner);
-    const e = caught(() => node.registry.register('cache', other));
-    expect(isKeelError(e, 'ERR_NAME_TAKEN')).toBe(true);
-    expect((e as Error).message).toContain("'cache'");
+    expectKeelError(thrown(() => node.registry.register('cache', other)), 'ERR_NAME_TAKEN', "'cache'");
     expect(same(node.registry.whereis('cache'), owner)).toBe(true);
     expect(node.info(other)?.name).toBeUndefined();
   });
 
   it('throws ERR_NAME_TAKEN when the process registers the name it already holds', () => {
-    const node = makeNode();
+    const node = track();
     const owner = idler(node);
     node.registry.register('cache', owner);
-    expect(isKeelError(caught(() => node.registry.register('cache', owner)), 'ERR_NAME_TAKEN')).toBe(true);
+    expectKeelError(thrown(() => node.registry.register('cache', owner)), 'ERR_NAME_TAKEN');
     expect(node.registry.names()).toEqual(['cache']);
   });
 
   it('throws ERR_ALREADY_REGISTERED for a second name of the same process', () => {
-    const node = makeNode();
+    const node = track();
     const pid = idler(node);
     node.registry.register('first', pid);
-    const e = caught(() => node.registry.register('second', pid));
-    expect(isKeelError(e, 'ERR_ALREADY_REGISTERED')).toBe(true);
-    expect((e as Error).message).toContain("'first'");
+    expectKeelError(thrown(() => node.registry.register('second', pid)), 'ERR_ALREADY_REGISTERED', "'first'");
     expect(node.registry.whereis('second')).toBeUndefined();
     expect(node.registry.names()).toEqual(['first']);
     expect(node.info(pid)?.name).toBe('first');
   });
 
   it('throws ERR_ALREADY_REGISTERED for a process spawned with a name', () => {
-    const node = makeNode();
+    const node = track();
     const pid = idler(node, { name: 'first' });
-    expect(isKeelError(caught(() => node.registry.register('second', pid)), 'ERR_ALREADY_REGISTERED')).toBe(true);
+    expectKeelError(thrown(() => node.registry.register('second', pid)), 'ERR_ALREADY_REGISTERED');
     expect(node.registry.names()).toEqual(['first']);
   });
 
   it('throws ERR_NOPROC for a dead pid', () => {
-    const node = makeNode();
+    const node = track();
     const pid = idler(node);
     node.exit(pid, 'kill');
-    const e = caught(() => node.registry.register('ghost', pid));
-    expect(isKeelError(e, 'ERR_NOPROC')).toBe(true);
-    expect((e as Error).message).toContain(String(pid));
+    expectKeelError(thrown(() => node.registry.register('ghost', pid)), 'ERR_NOPROC', String(pid));
     expect(node.registry.names()).toEqual([]);
   });
 
   it('throws ERR_NOPROC for a pid of another node', () => {
-    const node = makeNode();
-    const remote = idler(makeNode());
-    expect(isKeelError(caught(() => node.registry.register('remote', remote)), 'ERR_NOPROC')).toBe(true);
+    const node = track();
+    const remote = idler(track());
+    expectKeelError(thrown(() => node.registry.register('remote', remote)), 'ERR_NOPROC');
     expect(node.registry.whereis('remote')).toBeUndefined();
   });
 
   it('throws ERR_INVALID_ARGUMENT for a name that is not a non-empty string', () => {
-    const node = makeNode();
+    const node = track();
     const pid = idler(node);
     for (const bad of [42, '', null, undefined, { name: 'x' }]) {
-      const e = caught(() => node.registry.register(bad as never, pid));
+      const e = thrown(() => node.registry.register(bad as never, pid));
       expect(isKeelError(e, 'ERR_INVALID_ARGUMENT'), `name ${String(bad)}`).toBe(true);
       expect((e as Error).message).toContain('expected `name` to be a non-empty string');
     }
@@ -124,15 +95,13 @@ describe('NameRegistry.register', () => {
   });
 
   it('throws ERR_INVALID_ARGUMENT for a pid that is not a pid', () => {
-    const node = makeNode();
-    const e = caught(() => node.registry.register('x', 'other-name' as never));
-    expect(isKeelError(e, 'ERR_INVALID_ARGUMENT')).toBe(true);
-    expect((e as Error).message).toContain('expected `pid` to be a Pid');
+    const node = track();
+    expectKeelError(thrown(() => node.registry.register('x', 'other-name' as never)), 'ERR_INVALID_ARGUMENT', 'expected `pid` to be a Pid');
     expect(node.registry.names()).toEqual([]);
   });
 
   it('allows a name again after its owner died', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const first = idler(node);
     node.registry.register('svc', first);
@@ -147,19 +116,19 @@ describe('NameRegistry.register', () => {
 
 describe('NameRegistry.unregister', () => {
   it('returns true for a registered name and false after', () => {
-    const node = makeNode();
+    const node = track();
     node.registry.register('svc', idler(node));
     expect(node.registry.unregister('svc')).toBe(true);
     expect(node.registry.unregister('svc')).toBe(false);
   });
 
   it('returns false for a name that was never registered', () => {
-    const node = makeNode();
+    const node = track();
     expect(node.registry.unregister('never')).toBe(false);
   });
 
   it('removes the name but leaves the process alive', () => {
-    const node = makeNode();
+    const node = track();
     const pid = idler(node, { name: 'svc' });
     node.registry.unregister('svc');
     expect(node.registry.whereis('svc')).toBeUndefined();
@@ -169,7 +138,7 @@ describe('NameRegistry.unregister', () => {
   });
 
   it('lets the process take another name', () => {
-    const node = makeNode();
+    const node = track();
     const pid = idler(node, { name: 'old' });
     node.registry.unregister('old');
     node.registry.register('new', pid);
@@ -178,7 +147,7 @@ describe('NameRegistry.unregister', () => {
   });
 
   it('keeps the new owner of a name when the old owner dies later', () => {
-    const node = makeNode();
+    const node = track();
     const old = idler(node, { name: 'svc' });
     node.registry.unregister('svc');
     const next = idler(node, { name: 'svc' });
@@ -187,10 +156,10 @@ describe('NameRegistry.unregister', () => {
   });
 
   it('throws ERR_INVALID_ARGUMENT for a name that is not a non-empty string', () => {
-    const node = makeNode();
+    const node = track();
     idler(node, { name: 'svc' });
     for (const bad of [42, '', null]) {
-      expect(isKeelError(caught(() => node.registry.unregister(bad as never)), 'ERR_INVALID_ARGUMENT'), `name ${String(bad)}`).toBe(true);
+      expect(isKeelError(thrown(() => node.registry.unregister(bad as never)), 'ERR_INVALID_ARGUMENT'), `name ${String(bad)}`).toBe(true);
     }
     expect(node.registry.names()).toEqual(['svc']);
   });
@@ -198,46 +167,48 @@ describe('NameRegistry.unregister', () => {
 
 describe('NameRegistry.whereis', () => {
   it('returns undefined for an unknown name', () => {
-    const node = makeNode();
+    const node = track();
     expect(node.registry.whereis('nobody')).toBeUndefined();
   });
 
   it('throws ERR_INVALID_ARGUMENT for a name that is not a non-empty string', () => {
-    const node = makeNode();
+    const node = track();
     for (const bad of [42, '', undefined]) {
-      expect(isKeelError(caught(() => node.registry.whereis(bad as never)), 'ERR_INVALID_ARGUMENT'), `name ${String(bad)}`).toBe(true);
+      expect(isKeelError(thrown(() => node.registry.whereis(bad as never)), 'ERR_INVALID_ARGUMENT'), `name ${String(bad)}`).toBe(true);
     }
   });
 });
 
 describe('node.spawn with { name }', () => {
   it('registers the process as it is spawned', () => {
-    const node = makeNode();
+    const node = track();
     const pid = idler(node, { name: 'svc' });
     expect(same(node.registry.whereis('svc'), pid)).toBe(true);
     expect(node.info(pid)?.name).toBe('svc');
   });
 
   it('ctx.spawn with a name registers the child', () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
-    const child = p.ctx.spawn(() => () => undefined, { name: 'child' });
+    const child = p.ctx.spawn(idleInit, { name: 'child' });
     expect(same(node.registry.whereis('child'), child)).toBe(true);
   });
 
   it('throws ERR_NAME_TAKEN for a taken name and creates no process', async () => {
-    const node = makeNode();
+    const node = track();
     const owner = idler(node, { name: 'svc' });
     let initRan = false;
     const before = node.processes().length;
-    const e = caught(() =>
-      node.spawn(() => {
-        initRan = true;
-        return () => undefined;
-      }, { name: 'svc' }),
+    const e = thrown(() =>
+      node.spawn(
+        () => {
+          initRan = true;
+          return () => undefined;
+        },
+        { name: 'svc' },
+      ),
     );
-    expect(isKeelError(e, 'ERR_NAME_TAKEN')).toBe(true);
-    expect((e as Error).message).toContain(String(owner));
+    expectKeelError(e, 'ERR_NAME_TAKEN', String(owner));
     expect(node.processes()).toHaveLength(before);
     await node.idle();
     expect(initRan).toBe(false);
@@ -245,18 +216,18 @@ describe('node.spawn with { name }', () => {
   });
 
   it('throws ERR_NAME_TAKEN from ctx.spawn for a taken name and creates no process', () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     idler(node, { name: 'svc' });
     const before = node.processes().length;
-    expect(isKeelError(caught(() => p.ctx.spawn(() => () => undefined, { name: 'svc' })), 'ERR_NAME_TAKEN')).toBe(true);
+    expectKeelError(thrown(() => p.ctx.spawn(idleInit, { name: 'svc' })), 'ERR_NAME_TAKEN');
     expect(node.processes()).toHaveLength(before);
   });
 
   it('throws ERR_INVALID_ARGUMENT for a name that is not a non-empty string, creating no process', () => {
-    const node = makeNode();
+    const node = track();
     for (const bad of [42, '', null]) {
-      const e = caught(() => node.spawn(() => () => undefined, { name: bad as never }));
+      const e = thrown(() => idler(node, { name: bad as never }));
       expect(isKeelError(e, 'ERR_INVALID_ARGUMENT'), `name ${String(bad)}`).toBe(true);
     }
     expect(node.processes()).toEqual([]);
@@ -265,24 +236,19 @@ describe('node.spawn with { name }', () => {
 });
 
 describe('a registered name as a target', () => {
-  it('works with node.send', async () => {
-    const node = makeNode();
+  it.each<[string, (node: Node, p: Probe) => void, string]>([
+    ['node.send', (node) => node.send('svc', 'hello'), 'hello'],
+    ['ctx.send', (_node, p) => p.ctx.send('svc', 'from-probe'), 'from-probe'],
+  ])('works with %s', async (_label, send, message) => {
+    const node = track();
     const p = probe(node);
     forwarder(node, p, 'svc', { name: 'svc' });
-    node.send('svc', 'hello');
-    expect(await p.receive()).toEqual({ via: 'svc', m: 'hello' });
-  });
-
-  it('works with ctx.send', async () => {
-    const node = makeNode();
-    const p = probe(node);
-    forwarder(node, p, 'svc', { name: 'svc' });
-    p.ctx.send('svc', 'from-probe');
-    expect(await p.receive()).toEqual({ via: 'svc', m: 'from-probe' });
+    send(node, p);
+    expect(await p.receive()).toEqual({ via: 'svc', m: message });
   });
 
   it('works with ctx.monitor', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const target = idler(node, { name: 'svc' });
     const ref = p.ctx.monitor('svc');
@@ -293,7 +259,7 @@ describe('a registered name as a target', () => {
   });
 
   it('works with node.isAlive', () => {
-    const node = makeNode();
+    const node = track();
     const target = idler(node, { name: 'svc' });
     expect(node.isAlive('svc')).toBe(true);
     expect(node.isAlive('nobody')).toBe(false);
@@ -302,7 +268,7 @@ describe('a registered name as a target', () => {
   });
 
   it('works with node.info', () => {
-    const node = makeNode();
+    const node = track();
     const target = idler(node, { name: 'svc' });
     const info = node.info('svc');
     expect(info !== undefined && Pid.equals(info.pid, target)).toBe(true);
@@ -312,7 +278,7 @@ describe('a registered name as a target', () => {
 
   it('works with ctx.sendAfter, resolved when the timer fires', async () => {
     const clock = new TestClock({ start: 0 });
-    const node = makeNode({ clock });
+    const node = track({ clock });
     const p = probe(node);
     const first = forwarder(node, p, 'first', { name: 'svc' });
     p.ctx.sendAfter('svc', 'tick', 100);
@@ -323,15 +289,14 @@ describe('a registered name as a target', () => {
   });
 
   it('is not accepted by node.exit, which takes a pid', () => {
-    const node = makeNode();
+    const node = track();
     const target = idler(node, { name: 'svc' });
-    const e = caught(() => node.exit('svc' as never, 'kill'));
-    expect(isKeelError(e, 'ERR_INVALID_ARGUMENT')).toBe(true);
+    expectKeelError(thrown(() => node.exit('svc' as never, 'kill')), 'ERR_INVALID_ARGUMENT');
     expect(node.isAlive(target)).toBe(true);
   });
 
   it('that is not registered makes node.send emit keel.message.dropped with reason noproc', () => {
-    const node = makeNode();
+    const node = track();
     const captured = captureEvents(node, ['keel.message.dropped']);
     node.send('nobody', 'lost');
     expect(captured.events).toHaveLength(1);
@@ -340,7 +305,7 @@ describe('a registered name as a target', () => {
   });
 
   it('that is not registered makes ctx.send emit keel.message.dropped naming the sender', () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const captured = captureEvents(node, ['keel.message.dropped']);
     p.ctx.send('nobody', 'lost');
@@ -354,41 +319,29 @@ describe('a registered name as a target', () => {
 
 describe('names and process death', () => {
   it('vanish when their owner is killed', () => {
-    const node = makeNode();
+    const node = track();
     const target = idler(node, { name: 'svc' });
     node.exit(target, 'kill');
     expect(node.registry.whereis('svc')).toBeUndefined();
     expect(node.registry.names()).toEqual([]);
   });
 
-  it('vanish when their owner exits normally', async () => {
-    const node = makeNode();
+  it.each([
+    ['exits normally', (ctx: Context) => () => ctx.exit()],
+    ['crashes', crasher(new Error('boom'))],
+  ])('vanish when their owner %s', async (_label, init) => {
+    const node = track();
     const p = probe(node);
-    const target = node.spawn((ctx) => () => ctx.exit(), { name: 'svc' });
+    const target = node.spawn(init, { name: 'svc' });
     const ref = p.ctx.monitor(target);
-    node.send('svc', 'stop');
-    await p.receive((m) => isDown(m) && m.ref === ref);
+    node.send('svc', 'go');
+    await receiveDown(p, ref);
     expect(node.registry.whereis('svc')).toBeUndefined();
     expect(node.registry.names()).toEqual([]);
   });
 
-  it('vanish when their owner crashes', async () => {
-    const node = makeNode();
-    const p = probe(node);
-    const target = node.spawn(
-      () => () => {
-        throw new Error('boom');
-      },
-      { name: 'svc' },
-    );
-    const ref = p.ctx.monitor(target);
-    node.send('svc', 'crash');
-    await p.receive((m) => isDown(m) && m.ref === ref);
-    expect(node.registry.names()).toEqual([]);
-  });
-
   it('make a later send to the name a noproc drop, not a delivery to anyone', () => {
-    const node = makeNode();
+    const node = track();
     const target = idler(node, { name: 'svc' });
     node.exit(target, 'kill');
     const captured = captureEvents(node, ['keel.message.dropped']);

@@ -1,35 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createNode,
-  isExit,
-  isKeelError,
-  isUnavailable,
-  Pid,
-  type Context,
-  type ExitReason,
-  type Logger,
-  type Node,
-  type NodeOptions,
-} from '../../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { createNode, isExit, isUnavailable, Pid, type Context, type ExitReason, type Node } from '../../src/index.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
+import { deferred, expectKeelError, failure, fakeLogger, idleInit, idler, thrown, useNodes } from '../support.js';
+
+const track = useNodes();
 
 // ---- helpers ----------------------------------------------------------------------------------
-
-const silent: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  resolve(value: T): void;
-}
-
-function deferred<T = void>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((res) => {
-    resolve = res;
-  });
-  return { promise, resolve };
-}
 
 /** An unbounded queue of values to await one by one, in order. */
 function channel<T>(): { push(value: T): void; next(): Promise<T> } {
@@ -48,54 +25,44 @@ function channel<T>(): { push(value: T): void; next(): Promise<T> } {
   };
 }
 
-const nodes: Node[] = [];
-
-function makeNode(options: NodeOptions = {}): Node {
-  const node = createNode({ logger: silent, ...options });
-  nodes.push(node);
-  return node;
-}
-
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.shutdown()));
-});
-
-function caught(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  return undefined;
-}
-
 /** Records the exit reason of `pid` through the node's death hook. */
-function exitReasons(node: Node, pid: Pid): ExitReason[] {
+function exitReasons(node: KeelNode, pid: Pid): ExitReason[] {
   const reasons: ExitReason[] = [];
-  (node as KeelNode).onExit(pid, (reason) => reasons.push(reason));
+  node.onExit(pid, (reason) => reasons.push(reason));
   return reasons;
 }
 
-const idleHandler = () => () => undefined;
+/** A process whose handler, on each message, signals `busy`, then awaits `release()` before it finishes. */
+function busyProcess(node: Node): { pid: Pid; busy: Promise<void>; release(): void; finished(): boolean } {
+  const gate = deferred();
+  const busy = deferred();
+  let finished = false;
+  const pid = node.spawn(() => async () => {
+    busy.resolve();
+    await gate.promise;
+    finished = true;
+  });
+  return { pid, busy: busy.promise, release: () => gate.resolve(), finished: () => finished };
+}
 
 // ---- createNode -------------------------------------------------------------------------------
 
 describe('createNode', () => {
   it('gives each node a unique default name keel-N', () => {
-    const a = makeNode();
-    const b = makeNode();
+    const a = track();
+    const b = track();
     expect(a.name).toMatch(/^keel-\d+$/);
     expect(b.name).toMatch(/^keel-\d+$/);
     expect(a.name).not.toBe(b.name);
   });
 
   it('uses an explicit name', () => {
-    const node = makeNode({ name: 'orders@host-1' });
+    const node = track({ name: 'orders@host-1' });
     expect(node.name).toBe('orders@host-1');
   });
 
   it('gives every node a fresh random creation, also nodes of the same name', () => {
-    const creations = Array.from({ length: 20 }, () => makeNode({ name: 'same' }).creation);
+    const creations = Array.from({ length: 20 }, () => track({ name: 'same' }).creation);
     for (const c of creations) expect(Number.isSafeInteger(c) && c > 0).toBe(true);
     expect(new Set(creations).size).toBe(20);
     const sorted = [...creations].sort((x, y) => x - y);
@@ -104,8 +71,8 @@ describe('createNode', () => {
   });
 
   it('makes nodes that share nothing: a pid of node A sent from node B is dropped as noproc', async () => {
-    const a = makeNode();
-    const b = makeNode();
+    const a = track();
+    const b = track();
     const onA = probe(a);
     const dropped = captureEvents(b, ['keel.message.dropped']);
     const seenByA = captureEvents(a, ['keel.']);
@@ -119,17 +86,17 @@ describe('createNode', () => {
   });
 
   it('keeps unique names per node', () => {
-    const a = makeNode();
-    const b = makeNode();
-    const onA = a.spawn(idleHandler, { name: 'worker' });
-    const onB = b.spawn(idleHandler, { name: 'worker' });
+    const a = track();
+    const b = track();
+    const onA = idler(a, { name: 'worker' });
+    const onB = idler(b, { name: 'worker' });
     expect(a.registry.whereis('worker')).toBe(onA);
     expect(b.registry.whereis('worker')).toBe(onB);
   });
 
   it('treats a pid of an earlier creation of a node of the same name as dead', async () => {
-    const a = makeNode({ name: 'twin' });
-    const b = makeNode({ name: 'twin' });
+    const a = track({ name: 'twin' });
+    const b = track({ name: 'twin' });
     const onA = probe(a);
     const onB = probe(b);
     expect(onA.id).toBe(onB.id);
@@ -143,9 +110,9 @@ describe('createNode', () => {
   });
 
   it('exposes node.monitors answering { error: unavailable } on every method, before and after shutdown', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
-    const other = node.spawn(idleHandler);
+    const other = idler(node);
     const ask = (ctx: Context) => [
       node.monitors.monitor(ctx, other),
       node.monitors.monitor(ctx, other, { tag: 't', expectedLifetime: 'long' }),
@@ -165,7 +132,7 @@ describe('createNode', () => {
   });
 
   it('exposes node.deadLetters answering promises of { error: unavailable } on every method, before and after shutdown', async () => {
-    const node = makeNode();
+    const node = track();
     const ask = () => [
       node.deadLetters.add({ recipient: 'nobody', message: 'm', reason: 'test' }),
       node.deadLetters.list({}),
@@ -188,7 +155,7 @@ describe('createNode', () => {
 
 describe('node.shutdown', () => {
   it('sends shutdown to top-level processes in reverse start order and waits for each to exit', async () => {
-    const node = makeNode();
+    const node = track();
     const log: string[] = [];
     const received = channel<number>();
     const gates = [deferred(), deferred(), deferred()];
@@ -223,7 +190,7 @@ describe('node.shutdown', () => {
   });
 
   it('kills a process that traps exits and never exits once timeoutMs has passed', async () => {
-    const node = makeNode();
+    const node = track();
     const events = captureEvents(node, ['keel.node.shutdown']);
     const stubborn = node.spawn((ctx) => {
       ctx.trapExits();
@@ -239,7 +206,7 @@ describe('node.shutdown', () => {
   });
 
   it('stops processes spawned by other processes too', async () => {
-    const node = makeNode();
+    const node = track();
     const childExit = deferred<{ from: unknown; reason: unknown }>();
     const parent = node.spawn((ctx) => {
       ctx.spawn((child) => {
@@ -265,14 +232,13 @@ describe('node.shutdown', () => {
   });
 
   it('makes spawn throw ERR_NODE_STOPPED afterwards', async () => {
-    const node = makeNode();
+    const node = track();
     await node.shutdown();
-    const error = caught(() => node.spawn(idleHandler));
-    expect(isKeelError(error, 'ERR_NODE_STOPPED')).toBe(true);
+    expectKeelError(thrown(() => idler(node)), 'ERR_NODE_STOPPED');
   });
 
   it('returns the same promise when called twice', async () => {
-    const node = makeNode();
+    const node = track();
     const first = node.shutdown();
     const second = node.shutdown();
     expect(second).toBe(first);
@@ -281,9 +247,9 @@ describe('node.shutdown', () => {
   });
 
   it('emits keel.node.shutdown with the node name and how many processes it killed', async () => {
-    const node = makeNode({ name: 'stopping' });
+    const node = track({ name: 'stopping' });
     const events = captureEvents(node, ['keel.node.shutdown']);
-    node.spawn(idleHandler);
+    idler(node);
     await node.shutdown();
     expect(events.events).toHaveLength(1);
     const [event] = events.events;
@@ -300,14 +266,14 @@ describe('Symbol.asyncDispose', () => {
     let outer: Node | undefined;
     let pid: Pid | undefined;
     {
-      await using node = createNode({ logger: silent });
+      await using node = createNode({ logger: fakeLogger() });
       outer = node;
-      pid = node.spawn(idleHandler);
+      pid = idler(node);
       expect(typeof node[Symbol.asyncDispose]).toBe('function');
       expect(node.isAlive(pid)).toBe(true);
     }
     expect(outer.isAlive(pid)).toBe(false);
-    expect(isKeelError(caught(() => outer.spawn(idleHandler)), 'ERR_NODE_STOPPED')).toBe(true);
+    expectKeelError(thrown(() => idler(outer)), 'ERR_NODE_STOPPED');
   });
 });
 
@@ -315,7 +281,7 @@ describe('Symbol.asyncDispose', () => {
 
 describe('node.idle', () => {
   it('resolves once no process is runnable', async () => {
-    const node = makeNode();
+    const node = track();
     let exchanges = 0;
     const ponger = node.spawn<{ from: Pid<number>; n: number }>((ctx) => (m) => {
       if (!isExit(m) && typeof m === 'object' && 'from' in m) ctx.send(m.from, m.n + 1);
@@ -333,32 +299,25 @@ describe('node.idle', () => {
   });
 
   it('waits for a busy async handler', async () => {
-    const node = makeNode();
-    const gate = deferred();
-    const busy = deferred();
-    let finished = false;
-    const pid = node.spawn(() => async () => {
-      busy.resolve();
-      await gate.promise;
-      finished = true;
-    });
-    node.send(pid, 'go');
-    await busy.promise;
+    const node = track();
+    const worker = busyProcess(node);
+    node.send(worker.pid, 'go');
+    await worker.busy;
     let idle = false;
     const idled = node.idle().then(() => {
       idle = true;
     });
     // settle() resolves on the same check as idle(), but does not wait for busy handlers
-    await (node as KeelNode).settle();
+    await node.settle();
     expect(idle).toBe(false);
-    gate.resolve();
+    worker.release();
     await idled;
-    expect(finished).toBe(true);
+    expect(worker.finished()).toBe(true);
   });
 
   it('does not wait for pending timers', async () => {
     const clock = new TestClock({ start: 0 });
-    const node = makeNode({ clock });
+    const node = track({ clock });
     const p = probe(node);
     p.ctx.sendAfter(p, 'later', 60_000);
     // the timeout is only a failure guard: idle() must resolve without the clock moving
@@ -368,24 +327,15 @@ describe('node.idle', () => {
   });
 
   it('rejects with ERR_IDLE_TIMEOUT naming the busy process when timeoutMs passes', async () => {
-    const node = makeNode();
-    const gate = deferred();
-    const busy = deferred();
-    const pid = node.spawn(() => async () => {
-      busy.resolve();
-      await gate.promise;
-    });
+    const node = track();
+    const { pid, busy, release } = busyProcess(node);
     node.send(pid, 'go');
-    await busy.promise;
+    await busy;
     // a failure guard in real time by design: keep it small
-    const error = await node.idle({ timeoutMs: 20 }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    gate.resolve();
-    expect(isKeelError(error, 'ERR_IDLE_TIMEOUT')).toBe(true);
+    const error = await failure(() => node.idle({ timeoutMs: 20 }));
+    release();
+    expectKeelError(error, 'ERR_IDLE_TIMEOUT', String(pid));
     expect((error as { busy: readonly string[] }).busy).toEqual([String(pid)]);
-    expect((error as Error).message).toContain(String(pid));
   });
 });
 
@@ -394,14 +344,14 @@ describe('node.idle', () => {
 describe('node.info', () => {
   it('describes a live process: name, links, monitors, trapExits, timers, messages handled', async () => {
     const clock = new TestClock({ start: 0 });
-    const node = makeNode({ clock });
+    const node = track({ clock });
     const p = probe(node);
     const ready = deferred<Pid>();
     const pid = node.spawn(
       (ctx) => {
         ctx.trapExits();
         ctx.link(p);
-        const watched = ctx.spawn(idleHandler);
+        const watched = ctx.spawn(idleInit);
         ctx.monitor(watched);
         ctx.sendAfter(ctx.self, 'later', 1000);
         ready.resolve(watched);
@@ -433,23 +383,18 @@ describe('node.info', () => {
   });
 
   it('reports a process awaiting its async handler as busy, with its queued messages', async () => {
-    const node = makeNode();
-    const gate = deferred();
-    const busy = deferred();
-    const pid = node.spawn(() => async () => {
-      busy.resolve();
-      await gate.promise;
-    });
+    const node = track();
+    const { pid, busy, release } = busyProcess(node);
     node.send(pid, 'first');
     node.send(pid, 'second');
-    await busy.promise;
+    await busy;
     expect(node.info(pid)).toMatchObject({ status: 'busy', mailboxLength: 1, messagesHandled: 1 });
-    gate.resolve();
+    release();
   });
 
   it('returns undefined for a process that exited', () => {
-    const node = makeNode();
-    const pid = node.spawn(idleHandler);
+    const node = track();
+    const pid = idler(node);
     expect(node.info(pid)).toBeDefined();
     node.exit(pid, 'kill');
     expect(node.info(pid)).toBeUndefined();
@@ -458,10 +403,10 @@ describe('node.info', () => {
 
 describe('node.processes', () => {
   it('lists the live processes in spawn order, without those that exited', () => {
-    const node = makeNode();
-    const a = node.spawn(idleHandler);
-    const b = node.spawn(idleHandler);
-    const c = node.spawn(idleHandler);
+    const node = track();
+    const a = idler(node);
+    const b = idler(node);
+    const c = idler(node);
     expect(node.processes()).toEqual([a, b, c]);
     node.exit(b, 'kill');
     expect(node.processes()).toEqual([a, c]);
@@ -470,16 +415,16 @@ describe('node.processes', () => {
 
 describe('node.isAlive', () => {
   it('is true for a live process and false once it exited', () => {
-    const node = makeNode();
-    const pid = node.spawn(idleHandler);
+    const node = track();
+    const pid = idler(node);
     expect(node.isAlive(pid)).toBe(true);
     node.exit(pid, 'kill');
     expect(node.isAlive(pid)).toBe(false);
   });
 
   it('accepts a registered name', () => {
-    const node = makeNode();
-    const pid = node.spawn(idleHandler, { name: 'named' });
+    const node = track();
+    const pid = idler(node, { name: 'named' });
     expect(node.isAlive('named')).toBe(true);
     expect(node.isAlive('unknown')).toBe(false);
     node.exit(pid, 'kill');
@@ -487,9 +432,9 @@ describe('node.isAlive', () => {
   });
 
   it('is false for a pid of another node', () => {
-    const a = makeNode();
-    const b = makeNode();
-    const pid = a.spawn(idleHandler);
+    const a = track();
+    const b = track();
+    const pid = idler(a);
     expect(a.isAlive(pid)).toBe(true);
     expect(b.isAlive(pid)).toBe(false);
   });

@@ -1,61 +1,31 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createNode, isDown, isKeelError, type Logger, type Node, Pid } from '../../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { isDown, isKeelError, Pid } from '../../src/index.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
+import { drainThrough, expectKeelError, idler, otherCreation, thrown, useNodes } from '../support.js';
 
-const nodes: Node[] = [];
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.shutdown()));
-});
-
-const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-function makeNode(options: Parameters<typeof createNode>[0] = {}): Node {
-  const node = createNode({ logger: quiet, ...options });
-  nodes.push(node);
-  return node;
-}
-
-function idler(node: Node): Pid {
-  return node.spawn(() => () => undefined);
-}
-
-function caught(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  return undefined;
-}
-
-/** The same id on the same node, but of another creation (an earlier or later run). */
-function otherCreation(pid: Pid): Pid {
-  return Pid.parse(`<${pid.node}.${pid.id}.${pid.creation === 1 ? 2 : pid.creation - 1}>`);
-}
+const track = useNodes();
 
 describe('Pid.format', () => {
   it('gives <node.id.creation>', () => {
-    const node = makeNode({ name: 'app' });
+    const node = track({ name: 'app' });
     const pid = idler(node);
     expect(Pid.format(pid)).toBe(`<app.${pid.id}.${node.creation}>`);
   });
 
   it('is what JSON.stringify writes for a pid', () => {
-    const node = makeNode({ name: 'app' });
+    const node = track({ name: 'app' });
     const pid = idler(node);
     expect(JSON.parse(JSON.stringify({ pid })) as { pid: string }).toEqual({ pid: Pid.format(pid) });
   });
 
   it('throws ERR_INVALID_ARGUMENT for a value that is not a pid', () => {
-    const e = caught(() => Pid.format({ node: 'app' } as never));
-    expect(isKeelError(e, 'ERR_INVALID_ARGUMENT')).toBe(true);
-    expect((e as Error).message).toContain('expected `pid` to be a Pid');
+    expectKeelError(thrown(() => Pid.format({ node: 'app' } as never)), 'ERR_INVALID_ARGUMENT', 'expected `pid` to be a Pid');
   });
 });
 
 describe('String(pid)', () => {
   it('gives <node.id> for display', () => {
-    const node = makeNode({ name: 'app' });
+    const node = track({ name: 'app' });
     const pid = idler(node);
     expect(String(pid)).toBe(`<app.${pid.id}>`);
   });
@@ -63,7 +33,7 @@ describe('String(pid)', () => {
 
 describe('Pid fields', () => {
   it('carry the node name, the node creation and a positive integer id', () => {
-    const node = makeNode({ name: 'app' });
+    const node = track({ name: 'app' });
     const pid = idler(node);
     expect(pid.node).toBe('app');
     expect(pid.creation).toBe(node.creation);
@@ -71,15 +41,15 @@ describe('Pid fields', () => {
   });
 
   it('give two nodes with the same name different creations', () => {
-    const a = makeNode({ name: 'twin' });
-    const b = makeNode({ name: 'twin' });
+    const a = track({ name: 'twin' });
+    const b = track({ name: 'twin' });
     expect(a.creation).not.toBe(b.creation);
   });
 });
 
 describe('Pid.parse', () => {
   it('inverts Pid.format', () => {
-    const node = makeNode({ name: 'app' });
+    const node = track({ name: 'app' });
     const pid = idler(node);
     const parsed = Pid.parse(Pid.format(pid));
     expect(parsed).not.toBe(pid);
@@ -88,7 +58,7 @@ describe('Pid.parse', () => {
   });
 
   it('keeps node names that contain dots', () => {
-    const node = makeNode({ name: 'eu.west.1' });
+    const node = track({ name: 'eu.west.1' });
     const pid = idler(node);
     const parsed = Pid.parse(Pid.format(pid));
     expect(parsed.node).toBe('eu.west.1');
@@ -96,7 +66,7 @@ describe('Pid.parse', () => {
   });
 
   it('gives a pid that reaches the live process', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const parsed = Pid.parse(Pid.format(p));
     node.send(parsed, 'via-parsed');
@@ -105,7 +75,7 @@ describe('Pid.parse', () => {
   });
 
   it('gives a pid that can be monitored and killed like the original', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const target = idler(node);
     const parsed = Pid.parse(Pid.format(target));
@@ -138,7 +108,7 @@ describe('Pid.parse', () => {
       { node: 'app', creation: 1, id: 1 },
     ];
     for (const text of garbage) {
-      const e = caught(() => Pid.parse(text as never));
+      const e = thrown(() => Pid.parse(text as never));
       expect(isKeelError(e, 'ERR_INVALID_ARGUMENT'), `Pid.parse(${JSON.stringify(text)})`).toBe(true);
       expect((e as Error).message).toContain('<node.id.creation>');
     }
@@ -147,7 +117,7 @@ describe('Pid.parse', () => {
 
 describe('Pid.equals', () => {
   it('is true for the same pid and for its parsed copy', () => {
-    const node = makeNode();
+    const node = track();
     const pid = idler(node);
     expect(Pid.equals(pid, pid)).toBe(true);
     expect(Pid.equals(pid, Pid.parse(Pid.format(pid)))).toBe(true);
@@ -155,19 +125,19 @@ describe('Pid.equals', () => {
   });
 
   it('is false for another id', () => {
-    const node = makeNode();
+    const node = track();
     expect(Pid.equals(idler(node), idler(node))).toBe(false);
   });
 
   it('is false for another creation', () => {
-    const node = makeNode();
+    const node = track();
     const pid = idler(node);
     expect(Pid.equals(pid, otherCreation(pid))).toBe(false);
   });
 
   it('is false for another node with the same id', () => {
-    const a = makeNode({ name: 'a' });
-    const b = makeNode({ name: 'b' });
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
     const pa = idler(a);
     const pb = idler(b);
     expect(pa.id).toBe(pb.id);
@@ -178,8 +148,8 @@ describe('Pid.equals', () => {
 
 describe('a pid of another node', () => {
   it('is dead here even when a local process has the same id', () => {
-    const local = makeNode({ name: 'twin' });
-    const remote = makeNode({ name: 'twin' });
+    const local = track({ name: 'twin' });
+    const remote = track({ name: 'twin' });
     const mine = idler(local);
     const theirs = idler(remote);
     expect(theirs.id).toBe(mine.id);
@@ -189,8 +159,8 @@ describe('a pid of another node', () => {
   });
 
   it('drops a send with a noproc event and delivers nothing to the local process with the same id', async () => {
-    const local = makeNode({ name: 'twin' });
-    const remote = makeNode({ name: 'twin' });
+    const local = track({ name: 'twin' });
+    const remote = track({ name: 'twin' });
     const p = probe(local);
     const remoteProbe = probe(remote);
     expect(remoteProbe.id).toBe(p.id);
@@ -200,8 +170,7 @@ describe('a pid of another node', () => {
     expect(captured.events.map((e) => e.metadata.reason)).toEqual(['noproc', 'noproc']);
     expect(captured.events.map((e) => e.metadata.message)).toEqual(['misdirected', 'misdirected-parsed']);
     captured.stop();
-    local.send(p, 'marker');
-    await p.receive((m) => m === 'marker');
+    await drainThrough(local, p);
     await remote.idle();
     expect(p.messages).toEqual(['marker']);
     expect(remoteProbe.messages).toEqual([]);
@@ -210,7 +179,7 @@ describe('a pid of another node', () => {
 
 describe('a pid of another creation', () => {
   it('is dead even when the id is alive on this node', () => {
-    const node = makeNode();
+    const node = track();
     const live = idler(node);
     const stale = otherCreation(live);
     expect(node.isAlive(live)).toBe(true);
@@ -219,7 +188,7 @@ describe('a pid of another creation', () => {
   });
 
   it('drops a send with a noproc event and the live process with that id gets nothing', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const stale = otherCreation(p);
     const captured = captureEvents(node, ['keel.message.dropped']);
@@ -227,13 +196,12 @@ describe('a pid of another creation', () => {
     expect(captured.events).toHaveLength(1);
     expect(captured.events[0]?.metadata).toMatchObject({ message: 'stale', reason: 'noproc' });
     captured.stop();
-    node.send(p, 'marker');
-    await p.receive((m) => m === 'marker');
+    await drainThrough(node, p);
     expect(p.messages).toEqual(['marker']);
   });
 
   it('is not killed by node.exit', () => {
-    const node = makeNode();
+    const node = track();
     const live = idler(node);
     node.exit(otherCreation(live), 'kill');
     expect(node.isAlive(live)).toBe(true);
@@ -242,7 +210,7 @@ describe('a pid of another creation', () => {
 
 describe('pid ids', () => {
   it('are never reused after a process dies', () => {
-    const node = makeNode();
+    const node = track();
     const seen = new Set<number>();
     let last = 0;
     for (let i = 0; i < 100; i++) {
@@ -257,7 +225,7 @@ describe('pid ids', () => {
   });
 
   it('leave an old pid dead after newer processes start', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const old = idler(node);
     node.exit(old, 'kill');
@@ -269,8 +237,7 @@ describe('pid ids', () => {
     node.send(plainOld, 'to-the-dead');
     expect(captured.events.map((e) => e.metadata.reason)).toEqual(['noproc']);
     captured.stop();
-    node.send(p, 'marker');
-    await p.receive((m) => m === 'marker');
+    await drainThrough(node, p);
     expect(p.messages).toEqual(['marker']);
   });
 });

@@ -1,72 +1,16 @@
-import { afterEach, describe, expect, expectTypeOf, it } from 'vitest';
-import {
-  createNode,
-  isDown,
-  isKeelError,
-  Pid,
-  ThrownValueError,
-  type Context,
-  type Down,
-  type Handler,
-  type Logger,
-  type Node,
-  type NodeOptions,
-  type Ref,
-  type SystemMessage,
-} from '../../src/index.js';
-import type { KeelNode } from '../../src/runtime/Node.js';
-import { probe, TestClock, type Probe } from '../../src/testing/index.js';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import { isKeelError, Pid, ThrownValueError, type Context, type Handler, type SystemMessage } from '../../src/index.js';
+import { probe, TestClock } from '../../src/testing/index.js';
+import { crasher, deferred, idler, receiveDown, spawnWithContext, useNodes } from '../support.js';
 
-// ---- helpers ----------------------------------------------------------------------------------
-
-const silent: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-
-function deferred<T = void>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-const nodes: Node[] = [];
-
-function makeNode(options: NodeOptions = {}): Node {
-  const node = createNode({ logger: silent, ...options });
-  nodes.push(node);
-  return node;
-}
-
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.shutdown()));
-});
-
-/** Waits for the Down of the monitor `ref` on probe `p`. */
-async function downOf(p: Probe, ref: Ref): Promise<Down> {
-  const m = await p.receive((msg) => isDown(msg) && msg.ref === ref);
-  if (!isDown(m)) throw new Error('expected a Down');
-  return m;
-}
-
-/** Resolves when no process of `node` is runnable (busy async handlers are not waited for). */
-function settled(node: Node): Promise<void> {
-  return (node as KeelNode).settle();
-}
+const track = useNodes();
 
 // ---- node.spawn -------------------------------------------------------------------------------
 
 describe('node.spawn', () => {
   it('returns a Pid made of the node name, the node creation and a numeric id', () => {
-    const node = makeNode({ name: 'proc-test' });
-    const pid = node.spawn(() => () => undefined);
+    const node = track({ name: 'proc-test' });
+    const pid = idler(node);
     expect(pid.node).toBe('proc-test');
     expect(pid.creation).toBe(node.creation);
     expect(Number.isSafeInteger(pid.id) && pid.id > 0).toBe(true);
@@ -75,10 +19,10 @@ describe('node.spawn', () => {
   });
 
   it('never reuses the id of a process that exited', () => {
-    const node = makeNode();
-    const first = node.spawn(() => () => undefined);
+    const node = track();
+    const first = idler(node);
     node.exit(first, 'kill');
-    const second = node.spawn(() => () => undefined);
+    const second = idler(node);
     expect(second.id).not.toBe(first.id);
     expect(Pid.equals(first, second)).toBe(false);
   });
@@ -88,7 +32,7 @@ describe('node.spawn', () => {
 
 describe('init', () => {
   it('runs in the new process: its ctx.self is the pid spawn returned', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const pid = node.spawn((ctx) => {
       ctx.send(p, ctx.self);
@@ -99,7 +43,7 @@ describe('init', () => {
   });
 
   it('accepts a synchronous init that returns the handler', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const pid = node.spawn<string>((ctx) => (m) => {
       if (typeof m === 'string') ctx.send(p, `handled:${m}`);
@@ -109,7 +53,7 @@ describe('init', () => {
   });
 
   it('queues messages sent while an async init is pending and handles them after it resolves, in order', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const gate = deferred();
     const pid = node.spawn<string>(async (ctx) => {
@@ -120,7 +64,7 @@ describe('init', () => {
     });
     node.send(pid, 'a');
     node.send(pid, 'b');
-    await settled(node);
+    await node.settle();
     expect(node.info(pid)?.status).toBe('initializing');
     expect(node.info(pid)?.mailboxLength).toBe(2);
     expect(p.messages).toEqual([]);
@@ -133,10 +77,10 @@ describe('init', () => {
     ['a synchronous init returning a number', (() => 42) as never],
     ['an async init resolving to undefined', (async () => undefined) as never],
   ])('exits the process with ERR_HANDLER_RETURNED for %s', async (_label, init) => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const pid = node.spawn(init);
-    const down = await downOf(p, p.ctx.monitor(pid));
+    const down = await receiveDown(p, p.ctx.monitor(pid));
     expect(isKeelError(down.reason, 'ERR_HANDLER_RETURNED')).toBe(true);
     expect(node.isAlive(pid)).toBe(false);
   });
@@ -146,7 +90,7 @@ describe('init', () => {
 
 describe('handler', () => {
   it('handles one message at a time, in send order, even when it is async', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     let active = 0;
     let maxActive = 0;
@@ -168,7 +112,7 @@ describe('handler', () => {
   });
 
   it('keeps the process busy while an async handler awaits: the mailbox fills and the next message waits for the promise', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const gate = deferred();
     const pid = node.spawn<string>((ctx) => async (m) => {
@@ -181,7 +125,7 @@ describe('handler', () => {
     node.send(pid, 'second');
     await p.receive((m) => m === 'start:first');
     node.send(pid, 'third');
-    await settled(node);
+    await node.settle();
     expect(node.info(pid)?.status).toBe('busy');
     expect(node.info(pid)?.mailboxLength).toBe(2);
     expect(p.messages).toEqual(['start:first']);
@@ -190,29 +134,23 @@ describe('handler', () => {
     expect(p.messages).toEqual(['start:first', 'end:first', 'start:second', 'end:second', 'start:third', 'end:third']);
   });
 
-  it('exits the process with the Error a synchronous handler throws', async () => {
-    const node = makeNode();
+  it.each([
+    ['a synchronous handler throws', new Error('boom'), crasher],
+    [
+      'an async handler rejects with',
+      new Error('async boom'),
+      (error: Error) => () => async () => {
+        await Promise.resolve();
+        throw error;
+      },
+    ],
+  ])('exits the process with the Error %s', async (_label, boom, init) => {
+    const node = track();
     const p = probe(node);
-    const boom = new Error('boom');
-    const pid = node.spawn(() => () => {
-      throw boom;
-    });
+    const pid = node.spawn(init(boom));
     const ref = p.ctx.monitor(pid);
     node.send(pid, 'go');
-    expect((await downOf(p, ref)).reason).toBe(boom);
-  });
-
-  it('exits the process with the Error an async handler rejects with', async () => {
-    const node = makeNode();
-    const p = probe(node);
-    const boom = new Error('async boom');
-    const pid = node.spawn(() => async () => {
-      await Promise.resolve();
-      throw boom;
-    });
-    const ref = p.ctx.monitor(pid);
-    node.send(pid, 'go');
-    expect((await downOf(p, ref)).reason).toBe(boom);
+    expect((await receiveDown(p, ref)).reason).toBe(boom);
   });
 
   it.each([
@@ -221,13 +159,13 @@ describe('handler', () => {
     }],
     ['rejects with', (value: unknown) => () => Promise.reject(value)],
   ])('wraps a non-Error a handler %s in a ThrownValueError that keeps the value', async (_label, makeHandler) => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const value = { not: 'an error' };
     const pid = node.spawn(() => makeHandler(value) as Handler<unknown>);
     const ref = p.ctx.monitor(pid);
     node.send(pid, 'go');
-    const { reason } = await downOf(p, ref);
+    const { reason } = await receiveDown(p, ref);
     expect(reason).toBeInstanceOf(ThrownValueError);
     expect(isKeelError(reason, 'ERR_THROWN_VALUE')).toBe(true);
     expect((reason as ThrownValueError).value).toBe(value);
@@ -238,19 +176,14 @@ describe('handler', () => {
 
 describe('Context', () => {
   it('exposes the process pid as ctx.self and its node as ctx.node', async () => {
-    const node = makeNode();
-    const seen = deferred<Context<unknown>>();
-    const pid = node.spawn((ctx) => {
-      seen.resolve(ctx);
-      return () => undefined;
-    });
-    const ctx = await seen.promise;
+    const node = track();
+    const { pid, ctx } = await spawnWithContext(node);
     expect(Pid.equals(ctx.self, pid)).toBe(true);
     expect(ctx.node).toBe(node);
   });
 
   it('aborts ctx.signal with the exit reason when the process exits', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const boom = new Error('boom');
     let signal: AbortSignal | undefined;
@@ -264,19 +197,14 @@ describe('Context', () => {
     const ref = p.ctx.monitor(pid);
     expect(await p.receive()).toEqual({ aborted: false });
     node.send(pid, 'crash');
-    await downOf(p, ref);
+    await receiveDown(p, ref);
     expect(signal?.aborted).toBe(true);
     expect(signal?.reason).toBe(boom);
   });
 
   it('gives a ctx.signal first read after the exit that is already aborted with the exit reason', async () => {
-    const node = makeNode();
-    const started = deferred<Context<unknown>>();
-    const pid = node.spawn((ctx) => {
-      started.resolve(ctx);
-      return () => undefined;
-    });
-    const ctx = await started.promise;
+    const node = track();
+    const { pid, ctx } = await spawnWithContext(node);
     const boom = new Error('boom');
     node.exit(pid, boom);
     expect(node.isAlive(pid)).toBe(false);
@@ -285,7 +213,7 @@ describe('Context', () => {
   });
 
   it('leaves ctx.messageId undefined while handling a plain message', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const pid = node.spawn((ctx) => () => {
       ctx.send(p, { messageId: ctx.messageId, handled: true });
@@ -295,7 +223,7 @@ describe('Context', () => {
   });
 
   it('ctx.send delivers a message to another process', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const pid = node.spawn<string>((ctx) => (m) => {
       if (typeof m === 'string') ctx.send(p, m.toUpperCase());
@@ -305,13 +233,11 @@ describe('Context', () => {
   });
 
   it('ctx.spawn starts an unlinked process whose crash does not kill the spawner', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const boom = new Error('child crash');
     const parent = node.spawn((ctx) => {
-      const child = ctx.spawn(() => () => {
-        throw boom;
-      });
+      const child = ctx.spawn(crasher(boom));
       ctx.send(p, child);
       return () => undefined;
     });
@@ -319,12 +245,12 @@ describe('Context', () => {
     expect(node.info(parent)?.links).toEqual([]);
     const ref = p.ctx.monitor(child);
     node.send(child, 'crash');
-    expect((await downOf(p, ref)).reason).toBe(boom);
+    expect((await receiveDown(p, ref)).reason).toBe(boom);
     expect(node.isAlive(parent)).toBe(true);
   });
 
   it('ctx.spawnLink links the child to the spawner, so a crash in the child init kills the spawner', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const boom = new Error('init crash');
     const gate = deferred();
@@ -337,12 +263,12 @@ describe('Context', () => {
     });
     const ref = p.ctx.monitor(parent);
     gate.resolve();
-    expect((await downOf(p, ref)).reason).toBe(boom);
+    expect((await receiveDown(p, ref)).reason).toBe(boom);
   });
 
   it('ctx.sendAfter delivers the message once ms have passed on the node clock', async () => {
     const clock = new TestClock({ start: 0 });
-    const node = makeNode({ clock });
+    const node = track({ clock });
     const p = probe(node);
     node.spawn((ctx) => {
       ctx.sendAfter(p, 'tick', 100);
@@ -356,7 +282,7 @@ describe('Context', () => {
 
   it('ctx.cancelTimer stops a pending timer and returns true', async () => {
     const clock = new TestClock({ start: 0 });
-    const node = makeNode({ clock });
+    const node = track({ clock });
     const p = probe(node);
     const result = deferred<boolean>();
     node.spawn((ctx) => {
@@ -373,7 +299,7 @@ describe('Context', () => {
 
   it('ctx.cancelTimer returns false once the timer has fired', async () => {
     const clock = new TestClock({ start: 0 });
-    const node = makeNode({ clock });
+    const node = track({ clock });
     const p = probe(node);
     const t = p.ctx.sendAfter(p, 'tick', 10);
     await clock.advance(10);
@@ -383,7 +309,7 @@ describe('Context', () => {
 
   it('cancels the pending timers of a process when it exits', async () => {
     const clock = new TestClock({ start: 0 });
-    const node = makeNode({ clock });
+    const node = track({ clock });
     const p = probe(node);
     const started = deferred();
     const pid = node.spawn((ctx) => {
@@ -394,7 +320,7 @@ describe('Context', () => {
     await started.promise;
     expect(node.info(pid)?.timers).toBe(1);
     node.exit(pid, 'kill');
-    expect((node as KeelNode).internals().timers).toBe(0);
+    expect(node.internals().timers).toBe(0);
     await clock.advance(100);
     expect(p.messages).toEqual([]);
   });
@@ -404,7 +330,7 @@ describe('Context', () => {
 
 describe('Pid<M>', () => {
   it('is what node.spawn<M> returns, and the handler receives M | SystemMessage', () => {
-    const node = makeNode();
+    const node = track();
     const pid = node.spawn<string>((ctx) => {
       expectTypeOf(ctx).toEqualTypeOf<Context<string>>();
       expectTypeOf(ctx.self).toEqualTypeOf<Pid<string>>();
@@ -417,7 +343,7 @@ describe('Pid<M>', () => {
   });
 
   it('accepts messages of type M from node.send and ctx.send, and rejects others', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe<number | string>(node);
     const numbers = node.spawn<number>((ctx) => (m) => {
       if (typeof m === 'number') ctx.send(p, m);

@@ -1,17 +1,10 @@
 import fs from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createNode, type Node, type NodeOptions, type Pid } from '../../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { createNode, type Node, type Pid } from '../../src/index.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
+import { useNodes } from '../support.js';
 
-const nodes: Node[] = [];
-function track(options?: NodeOptions): Node {
-  const node = createNode(options);
-  nodes.push(node);
-  return node;
-}
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.shutdown({ timeoutMs: 1000 })));
-});
+const track = useNodes();
 
 /** Busy-waits `ms` of real time: a long synchronous handler. */
 function spin(ms: number): void {
@@ -73,31 +66,26 @@ describe('scheduler fairness', () => {
     expect(p.messages).not.toContain('flood ended by itself');
   });
 
-  it('runs a host timer during a storm of 1,000,000 messages', async () => {
+  it.each<[string, (observe: () => number) => Promise<number>]>([
+    [
+      'a host timer',
+      (observe) =>
+        new Promise<number>((resolve) => {
+          // eslint-disable-next-line no-restricted-syntax -- observed, not waited on
+          setTimeout(() => resolve(observe()), 0);
+        }),
+    ],
+    ['an I/O callback', (observe) => fs.promises.readFile(new URL(import.meta.url)).then(() => observe())],
+  ])('runs %s during a storm of 1,000,000 messages', async (_label, hostEvent) => {
     const node = track();
     const p = probe(node);
     const s = storm(node, p, 1_000_000);
-    const timerRan = new Promise<number>((resolve) => {
-      // eslint-disable-next-line no-restricted-syntax -- observed, not waited on
-      setTimeout(() => resolve(s.remaining()), 0);
-    });
+    const hostEventRan = hostEvent(() => s.remaining());
     node.send(s.pid, 'storm');
-    const remainingWhenTimerRan = await timerRan;
+    const remainingWhenHostEventRan = await hostEventRan;
     await p.receive((m) => m === 'done', { timeout: 10_000 });
-    expect(remainingWhenTimerRan).toBeGreaterThan(0);
-    expect(remainingWhenTimerRan).toBeLessThan(1_000_000);
-  });
-
-  it('runs an I/O callback during a storm of 1,000,000 messages', async () => {
-    const node = track();
-    const p = probe(node);
-    const s = storm(node, p, 1_000_000);
-    const ioDone = fs.promises.readFile(new URL(import.meta.url)).then(() => s.remaining());
-    node.send(s.pid, 'storm');
-    const remainingWhenIoDone = await ioDone;
-    await p.receive((m) => m === 'done', { timeout: 10_000 });
-    expect(remainingWhenIoDone).toBeGreaterThan(0);
-    expect(remainingWhenIoDone).toBeLessThan(1_000_000);
+    expect(remainingWhenHostEventRan).toBeGreaterThan(0);
+    expect(remainingWhenHostEventRan).toBeLessThan(1_000_000);
   });
 
   it('runs a host timer while an async handler works through a long mailbox', async () => {
@@ -208,39 +196,27 @@ describe('scheduler options', () => {
     };
   }
 
-  it('budget 1 interleaves two flooding processes message by message', async () => {
-    const node = track({ scheduler: { budget: 1 } });
-    const f = twoFloods(node, 50);
+  it.each([
+    ['budget 1 interleaves two flooding processes message by message', 1, 50, 'ab'.repeat(50)],
+    ['budget n lets a process handle n messages per turn', 3, 12, 'aaabbb'.repeat(4)],
+  ])('%s', async (_label, budget, n, expected) => {
+    const node = track({ scheduler: { budget } });
+    const f = twoFloods(node, n);
     f.start();
     await node.idle();
-    expect(f.log.join('')).toBe('ab'.repeat(50));
+    expect(f.log.join('')).toBe(expected);
   });
 
-  it('budget n lets a process handle n messages per turn', async () => {
-    const node = track({ scheduler: { budget: 3 } });
-    const f = twoFloods(node, 12);
-    f.start();
-    await node.idle();
-    expect(f.log.join('')).toBe('aaabbb'.repeat(4));
-  });
-
-  it('a long sliceMs lets a storm run to its end before the event loop gets a turn', async () => {
-    const node = track({ scheduler: { sliceMs: 60_000 } });
+  it.each<[string, number, (remaining: number) => void]>([
+    ['a long sliceMs lets a storm run to its end before the event loop gets a turn', 60_000, (remaining) => expect(remaining).toBe(0)],
+    ['a short sliceMs yields to the event loop within a storm', 1, (remaining) => expect(remaining).toBeGreaterThan(0)],
+  ])('%s', async (_label, sliceMs, expectRemaining) => {
+    const node = track({ scheduler: { sliceMs } });
     const p = probe(node);
     const s = storm(node, p, 200_000);
     const immediateRan = new Promise<number>((resolve) => setImmediate(() => resolve(s.remaining())));
     node.send(s.pid, 'storm');
-    expect(await immediateRan).toBe(0);
-    await p.receive((m) => m === 'done');
-  });
-
-  it('a short sliceMs yields to the event loop within a storm', async () => {
-    const node = track({ scheduler: { sliceMs: 1 } });
-    const p = probe(node);
-    const s = storm(node, p, 200_000);
-    const immediateRan = new Promise<number>((resolve) => setImmediate(() => resolve(s.remaining())));
-    node.send(s.pid, 'storm');
-    expect(await immediateRan).toBeGreaterThan(0);
+    expectRemaining(await immediateRan);
     await p.receive((m) => m === 'done');
   });
 

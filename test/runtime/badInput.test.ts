@@ -1,53 +1,27 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createNode, isDown, isKeelError, type KeelErrorCode, type Logger, type Node, Pid } from '../../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { createNode, isDown, Pid, type Context, type Node } from '../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
+import { expectKeelError, failure, idler, thrown, useNodes } from '../support.js';
 
-const nodes: Node[] = [];
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.shutdown()));
-});
+const track = useNodes();
 
-const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-function makeNode(options: Parameters<typeof createNode>[0] = {}): Node {
-  const node = createNode({ logger: quiet, ...options });
-  nodes.push(node);
-  return node;
-}
-
-function idler(node: Node): Pid {
-  return node.spawn(() => () => undefined);
-}
-
-/** What `fn` threw synchronously, or what the promise it returned rejected with. */
-async function failure(fn: () => unknown): Promise<unknown> {
-  try {
-    await fn();
-  } catch (e) {
-    return e;
-  }
-  return 'nothing was thrown';
-}
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  return 'nothing was thrown';
-}
-
-/** Asserts a typed Keel error with `code` whose message contains every fragment. */
-function expectKeelError(e: unknown, code: KeelErrorCode, ...fragments: string[]): void {
-  expect(isKeelError(e, code), `expected ${code}, got ${String(e)}`).toBe(true);
-  const message = (e as Error).message;
-  for (const f of fragments) expect(message).toContain(f);
+/**
+ * A process that, on 'try', runs `attempt` with its context and sends `to` what it threw (or
+ * 'nothing was thrown'); it answers any other message with `{ echo }`.
+ */
+function attempter(node: Node, to: Pid, attempt: (ctx: Context) => unknown): Pid {
+  return node.spawn((ctx) => (m) => {
+    if (m === 'try') {
+      ctx.send(to, thrown(() => attempt(ctx)));
+      return;
+    }
+    ctx.send(to, { echo: m });
+  });
 }
 
 describe('node.spawn', () => {
   it('throws ERR_INVALID_ARGUMENT for an init that is not a function, and creates no process', async () => {
-    const node = makeNode();
+    const node = track();
     for (const [bad, given] of [
       [42, 'got 42'],
       ['init', 'got "init"'],
@@ -63,29 +37,18 @@ describe('node.spawn', () => {
   });
 
   it('throws ERR_INVALID_ARGUMENT for options that are not an object', () => {
-    const node = makeNode();
-    expectKeelError(thrown(() => node.spawn(() => () => undefined, 'fast' as never)), 'ERR_INVALID_ARGUMENT', '`options`', 'SpawnOptions');
+    const node = track();
+    expectKeelError(thrown(() => idler(node, 'fast' as never)), 'ERR_INVALID_ARGUMENT', '`options`', 'SpawnOptions');
     expect(node.processes()).toEqual([]);
   });
 });
 
 describe('ctx.spawn', () => {
   it('throws ERR_INVALID_ARGUMENT for an init that is not a function, and the caller lives on', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
-    const parent = node.spawn((ctx) => (m) => {
-      if (m === 'spawn-bad') {
-        try {
-          ctx.spawn(42 as never);
-          ctx.send(p, 'nothing was thrown');
-        } catch (e) {
-          ctx.send(p, e);
-        }
-        return;
-      }
-      ctx.send(p, { echo: m });
-    });
-    node.send(parent, 'spawn-bad');
+    const parent = attempter(node, p, (ctx) => ctx.spawn(42 as never));
+    node.send(parent, 'try');
     node.send(parent, 'after');
     expectKeelError(await p.receive(), 'ERR_INVALID_ARGUMENT', 'expected `init` to be a function', 'got 42');
     expect(await p.receive()).toEqual({ echo: 'after' });
@@ -93,7 +56,7 @@ describe('ctx.spawn', () => {
   });
 
   it('ctx.spawnLink throws ERR_INVALID_ARGUMENT for an init that is not a function', () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     expectKeelError(thrown(() => p.ctx.spawnLink('nope' as never)), 'ERR_INVALID_ARGUMENT', 'expected `init` to be a function');
     expect(node.info(p)?.links).toEqual([]);
@@ -111,7 +74,7 @@ describe('node.send and ctx.send', () => {
 
   for (const [label, bad, given] of badTargets) {
     it(`node.send throws ERR_INVALID_ARGUMENT for ${label}, and a good message still arrives`, async () => {
-      const node = makeNode();
+      const node = track();
       const p = probe(node);
       node.send(p, 'before');
       expectKeelError(thrown(() => node.send(bad as never, 'x')), 'ERR_INVALID_ARGUMENT', 'expected `to` to be a Pid or a', given);
@@ -123,7 +86,7 @@ describe('node.send and ctx.send', () => {
   }
 
   it('ctx.send throws ERR_INVALID_ARGUMENT for a non-pid, and a good message still arrives', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     for (const [, bad, given] of badTargets) {
       expectKeelError(thrown(() => p.ctx.send(bad as never, 'x')), 'ERR_INVALID_ARGUMENT', 'expected `to` to be a Pid or a', given);
@@ -133,7 +96,7 @@ describe('node.send and ctx.send', () => {
   });
 
   it('does not emit a dropped event for a bad target (it throws instead)', () => {
-    const node = makeNode();
+    const node = track();
     const captured = captureEvents(node, ['keel.message.']);
     thrown(() => node.send(42 as never, 'x'));
     expect(captured.events).toEqual([]);
@@ -143,7 +106,7 @@ describe('node.send and ctx.send', () => {
 
 describe('ctx.monitor and ctx.link', () => {
   it('ctx.monitor throws ERR_INVALID_ARGUMENT for a target that is not a pid or a name, and sets up nothing', () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     for (const [bad, fragment] of [
       [42, 'got 42'],
@@ -156,7 +119,7 @@ describe('ctx.monitor and ctx.link', () => {
   });
 
   it('ctx.link throws ERR_INVALID_ARGUMENT for something that is not a pid', () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     expectKeelError(thrown(() => p.ctx.link('svc' as never)), 'ERR_INVALID_ARGUMENT', 'expected `pid` to be a Pid', 'got "svc"');
     expect(node.isAlive(p)).toBe(true);
@@ -173,7 +136,7 @@ describe('ctx.sendAfter', () => {
   ] as const) {
     it(`throws ERR_INVALID_ARGUMENT for ${label}, and earlier timers still fire`, async () => {
       const clock = new TestClock({ start: 0 });
-      const node = makeNode({ clock });
+      const node = track({ clock });
       const p = probe(node);
       p.ctx.sendAfter(p, 'good', 10);
       expectKeelError(thrown(() => p.ctx.sendAfter(p, 'bad', ms as never)), 'ERR_INVALID_ARGUMENT', 'expected `ms` to be a finite number of milliseconds >= 0', given);
@@ -184,14 +147,14 @@ describe('ctx.sendAfter', () => {
   }
 
   it('throws ERR_INVALID_ARGUMENT for a target that is not a pid or a name', () => {
-    const node = makeNode({ clock: new TestClock() });
+    const node = track({ clock: new TestClock() });
     const p = probe(node);
     expectKeelError(thrown(() => p.ctx.sendAfter(42 as never, 'x', 10)), 'ERR_INVALID_ARGUMENT', 'expected `to` to be a Pid or a non-empty registered name', 'got 42');
     expect(node.info(p)?.timers).toBe(0);
   });
 
   it('throws ERR_INVALID_ARGUMENT for an empty name, as send does', () => {
-    const node = makeNode({ clock: new TestClock() });
+    const node = track({ clock: new TestClock() });
     const p = probe(node);
     expectKeelError(thrown(() => p.ctx.sendAfter('', 'x', 10)), 'ERR_INVALID_ARGUMENT', 'expected `to` to be a Pid or a', 'got ""');
     expect(node.info(p)?.timers).toBe(0);
@@ -209,7 +172,7 @@ describe('spawn mailbox options', () => {
     ['mailbox a number', 10, ['`mailbox`', 'got 10']],
   ] as const) {
     it(`throws ERR_INVALID_ARGUMENT for ${label} and creates no process`, () => {
-      const node = makeNode();
+      const node = track();
       let initRan = false;
       const e = thrown(() =>
         node.spawn(
@@ -227,8 +190,8 @@ describe('spawn mailbox options', () => {
   }
 
   it('leaves a name given with bad mailbox options unregistered', () => {
-    const node = makeNode();
-    thrown(() => node.spawn(() => () => undefined, { name: 'svc', mailbox: { capacity: 0, overflow: 'reject' } }));
+    const node = track();
+    thrown(() => idler(node, { name: 'svc', mailbox: { capacity: 0, overflow: 'reject' } }));
     expect(node.registry.whereis('svc')).toBeUndefined();
     expect(node.processes()).toEqual([]);
   });
@@ -241,13 +204,13 @@ describe('names', () => {
     ['an object', { name: 'svc' }, 'got an object'],
   ] as const) {
     it(`spawn throws ERR_INVALID_ARGUMENT for ${label} as the name and creates no process`, () => {
-      const node = makeNode();
-      expectKeelError(thrown(() => node.spawn(() => () => undefined, { name: name as never })), 'ERR_INVALID_ARGUMENT', 'expected `name` to be a non-empty string', given);
+      const node = track();
+      expectKeelError(thrown(() => idler(node, { name: name as never })), 'ERR_INVALID_ARGUMENT', 'expected `name` to be a non-empty string', given);
       expect(node.processes()).toEqual([]);
     });
 
     it(`registry.register throws ERR_INVALID_ARGUMENT for ${label} as the name`, () => {
-      const node = makeNode();
+      const node = track();
       const pid = idler(node);
       expectKeelError(thrown(() => node.registry.register(name as never, pid)), 'ERR_INVALID_ARGUMENT', 'expected `name` to be a non-empty string', given);
       expect(node.registry.names()).toEqual([]);
@@ -270,7 +233,7 @@ describe('createNode', () => {
   }
 
   it('accepts a name of letters, digits, dots, dashes, underscores and @', () => {
-    const node = makeNode({ name: 'app_1@host.eu-west' });
+    const node = track({ name: 'app_1@host.eu-west' });
     expect(node.name).toBe('app_1@host.eu-west');
   });
 
@@ -289,47 +252,27 @@ describe('createNode', () => {
     expectKeelError(thrown(() => createNode({ logger: { info: () => undefined, warn: () => undefined } as never })), 'ERR_INVALID_ARGUMENT', '`logger`');
   });
 
-  it('throws ERR_INVALID_ARGUMENT for a random that is not a function', () => {
-    expectKeelError(thrown(() => createNode({ random: 0.5 as never })), 'ERR_INVALID_ARGUMENT', '`random`', 'got 0.5');
-  });
-
-  it('throws ERR_INVALID_ARGUMENT for services that are neither a boolean nor an object', () => {
-    expectKeelError(thrown(() => createNode({ services: 'yes' as never })), 'ERR_INVALID_ARGUMENT', '`services`', 'got "yes"');
-  });
-
-  for (const [label, scheduler, fragments] of [
-    ['scheduler.budget 0', { budget: 0 }, ['`scheduler.budget`', 'a positive integer', 'got 0']],
-    ['scheduler.budget 2.5', { budget: 2.5 }, ['`scheduler.budget`', 'got 2.5']],
-    ['scheduler.sliceMs -1', { sliceMs: -1 }, ['`scheduler.sliceMs`', 'a positive number', 'got -1']],
-    ['scheduler.longScheduleMs NaN', { longScheduleMs: NaN }, ['`scheduler.longScheduleMs`', 'got NaN']],
+  for (const [label, options, fragments] of [
+    ['a random that is not a function', { random: 0.5 }, ['`random`', 'got 0.5']],
+    ['services that are neither a boolean nor an object', { services: 'yes' }, ['`services`', 'got "yes"']],
+    ['scheduler.budget 0', { scheduler: { budget: 0 } }, ['`scheduler.budget`', 'a positive integer', 'got 0']],
+    ['scheduler.budget 2.5', { scheduler: { budget: 2.5 } }, ['`scheduler.budget`', 'got 2.5']],
+    ['scheduler.sliceMs -1', { scheduler: { sliceMs: -1 } }, ['`scheduler.sliceMs`', 'a positive number', 'got -1']],
+    ['scheduler.longScheduleMs NaN', { scheduler: { longScheduleMs: NaN } }, ['`scheduler.longScheduleMs`', 'got NaN']],
+    ['a scheduler option that is not an object', { scheduler: null }, ['`scheduler`', 'got null']],
   ] as const) {
     it(`throws ERR_INVALID_ARGUMENT for ${label}`, () => {
-      expectKeelError(thrown(() => createNode({ scheduler: scheduler as never })), 'ERR_INVALID_ARGUMENT', ...fragments);
+      expectKeelError(thrown(() => createNode(options as never)), 'ERR_INVALID_ARGUMENT', ...fragments);
     });
   }
-
-  it('throws ERR_INVALID_ARGUMENT for a scheduler option that is not an object', () => {
-    expectKeelError(thrown(() => createNode({ scheduler: null as never })), 'ERR_INVALID_ARGUMENT', '`scheduler`', 'got null');
-  });
 });
 
 describe('exit reasons', () => {
   it('ctx.exit throws ERR_INVALID_ARGUMENT for an unknown reason and the process lives on', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
-    const proc = node.spawn((ctx) => (m) => {
-      if (m === 'exit-bogus') {
-        try {
-          ctx.exit('bogus' as never);
-          ctx.send(p, 'nothing was thrown');
-        } catch (e) {
-          ctx.send(p, e);
-        }
-        return;
-      }
-      ctx.send(p, { echo: m });
-    });
-    node.send(proc, 'exit-bogus');
+    const proc = attempter(node, p, (ctx) => ctx.exit('bogus' as never));
+    node.send(proc, 'try');
     node.send(proc, 'after');
     expectKeelError(await p.receive(), 'ERR_INVALID_ARGUMENT', 'expected `reason` to be an exit reason', 'got "bogus"');
     expect(await p.receive()).toEqual({ echo: 'after' });
@@ -337,7 +280,7 @@ describe('exit reasons', () => {
   });
 
   it('ctx.exit(pid, reason) throws ERR_INVALID_ARGUMENT for an unknown reason and the target lives on', () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const target = idler(node);
     expectKeelError(thrown(() => p.ctx.exit(target, 'bogus' as never)), 'ERR_INVALID_ARGUMENT', 'expected `reason` to be an exit reason', 'got "bogus"');
@@ -346,7 +289,7 @@ describe('exit reasons', () => {
   });
 
   it('node.exit throws ERR_INVALID_ARGUMENT for a numeric reason and the target lives on', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     expectKeelError(thrown(() => node.exit(p, 42 as never)), 'ERR_INVALID_ARGUMENT', 'expected `reason` to be an exit reason', 'got 42');
     expect(node.isAlive(p)).toBe(true);
@@ -355,7 +298,7 @@ describe('exit reasons', () => {
   });
 
   it('node.exit throws ERR_INVALID_ARGUMENT for a target that is not a pid', () => {
-    const node = makeNode();
+    const node = track();
     expectKeelError(thrown(() => node.exit(42 as never, 'kill')), 'ERR_INVALID_ARGUMENT', 'expected `pid` to be a Pid', 'got 42');
   });
 });
@@ -370,7 +313,7 @@ describe('Pid.parse', () => {
 
 describe('ctx.demonitor', () => {
   it('throws ERR_INVALID_ARGUMENT for something that is not a Ref, and the real monitor stays active', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const target = idler(node);
     const ref = p.ctx.monitor(target);
@@ -386,7 +329,7 @@ describe('ctx.demonitor', () => {
 describe('ctx.cancelTimer', () => {
   it('throws ERR_INVALID_ARGUMENT for something that is not a TimerRef, and the real timer still fires', async () => {
     const clock = new TestClock({ start: 0 });
-    const node = makeNode({ clock });
+    const node = track({ clock });
     const p = probe(node);
     const timer = p.ctx.sendAfter(p, 'tick', 100);
     for (const bad of [{}, 1, 'timer', null]) {
@@ -401,18 +344,18 @@ describe('ctx.cancelTimer', () => {
 
 describe('node.idle and node.shutdown', () => {
   it('idle throws ERR_INVALID_ARGUMENT for a negative timeoutMs', async () => {
-    const node = makeNode();
+    const node = track();
     expectKeelError(await failure(() => node.idle({ timeoutMs: -1 })), 'ERR_INVALID_ARGUMENT', 'expected `timeoutMs` to be a finite number of milliseconds >= 0', 'got -1');
     await node.idle({ timeoutMs: 1000 });
   });
 
   it('idle throws ERR_INVALID_ARGUMENT for a NaN timeoutMs', async () => {
-    const node = makeNode();
+    const node = track();
     expectKeelError(await failure(() => node.idle({ timeoutMs: NaN })), 'ERR_INVALID_ARGUMENT', '`timeoutMs`', 'got NaN');
   });
 
   it('shutdown throws ERR_INVALID_ARGUMENT for a negative timeoutMs and leaves the node running', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     expectKeelError(await failure(() => node.shutdown({ timeoutMs: -5 })), 'ERR_INVALID_ARGUMENT', 'expected `timeoutMs` to be a finite number of milliseconds >= 0', 'got -5');
     expect(node.isAlive(p)).toBe(true);

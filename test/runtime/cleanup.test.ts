@@ -1,24 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createNode, isDown, isExit, type Logger, type Node, Pid, type Ref } from '../../src/index.js';
-import type { KeelNode } from '../../src/runtime/Node.js';
+import { describe, expect, it } from 'vitest';
+import { isDown, isExit, Pid, type Ref } from '../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
+import { deferred, drainThrough, idler, useNodes } from '../support.js';
 
-const nodes: Node[] = [];
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.shutdown()));
-});
-
-const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-function makeNode(options: Parameters<typeof createNode>[0] = {}): KeelNode {
-  const node = createNode({ logger: quiet, ...options });
-  nodes.push(node);
-  return node as KeelNode;
-}
-
-function idler(node: Node, options?: { name?: string }): Pid {
-  return node.spawn(() => () => undefined, options);
-}
+const track = useNodes();
 
 /** mulberry32: a small seeded PRNG, so the kill order is random but reproducible. */
 function seeded(seed: number): () => number {
@@ -58,16 +43,13 @@ describe('death cleans up everything the process owned', () => {
   it('leaves no process, name, timer, queued run or busy count after 10,000 linked, monitored, named processes die in random order', async () => {
     const N = 10_000;
     const clock = new TestClock({ start: 0 });
-    const node = makeNode({ clock });
+    const node = track({ clock });
     const random = seeded(0x5eed);
 
     // busy processes report here once they are parked on a promise that never settles
     const blockers = new Set<number>();
     let blocked = 0;
-    let allBlocked!: () => void;
-    const allBlockedP = new Promise<void>((resolve) => {
-      allBlocked = resolve;
-    });
+    const allBlocked = deferred();
 
     const pids: Pid[] = [];
     for (let i = 0; i < N; i++) {
@@ -87,7 +69,7 @@ describe('death cleans up everything the process owned', () => {
               return;
             }
             if (m === 'block') {
-              if (++blocked === blockers.size) allBlocked();
+              if (++blocked === blockers.size) allBlocked.resolve();
               return new Promise<void>(() => undefined);
             }
             return undefined;
@@ -132,7 +114,7 @@ describe('death cleans up everything the process owned', () => {
     // one process in eleven is parked in an async handler when it is killed
     for (let i = 0; i < N; i += 11) blockers.add(i);
     for (const i of blockers) node.send(pids[i]!, 'block');
-    await allBlockedP;
+    await allBlocked.promise;
     expect(node.internals().busy).toBe(blockers.size);
 
     // kill in a seeded random order, mixing untrappable kills with errors that trappers survive;
@@ -149,14 +131,14 @@ describe('death cleans up everything the process owned', () => {
 
     expect(node.processes()).toEqual([]);
     expect(node.registry.names()).toEqual([]);
-    expect(node.internals()).toEqual({ processes: 0, names: 0, timers: 0, runQueue: 0, busy: 0, envelopes: 0 });
+    expect(node.internals()).toEqual({ processes: 0, names: 0, groups: 0, timers: 0, runQueue: 0, busy: 0, envelopes: 0 });
     expect(clock.pendingTimers).toBe(0);
   });
 });
 
 describe('process death', () => {
   it('removes its links from the survivors', async () => {
-    const node = makeNode();
+    const node = track();
     const survivor = probe(node);
     survivor.ctx.trapExits();
     const victim = idler(node);
@@ -168,7 +150,7 @@ describe('process death', () => {
   });
 
   it('removes the monitors it owned from their targets', async () => {
-    const node = makeNode();
+    const node = track();
     const survivor = idler(node);
     const victim = node.spawn((ctx) => {
       ctx.monitor(survivor);
@@ -181,7 +163,7 @@ describe('process death', () => {
   });
 
   it('removes the monitors others held on it from their owners', async () => {
-    const node = makeNode();
+    const node = track();
     const survivor = probe(node);
     const victim = idler(node);
     const ref: Ref = survivor.ctx.monitor(victim);
@@ -193,7 +175,7 @@ describe('process death', () => {
   });
 
   it('releases its name', () => {
-    const node = makeNode();
+    const node = track();
     const victim = idler(node, { name: 'victim' });
     node.exit(victim, 'kill');
     expect(node.registry.whereis('victim')).toBeUndefined();
@@ -202,7 +184,7 @@ describe('process death', () => {
 
   it('cancels its pending timers', async () => {
     const clock = new TestClock({ start: 0 });
-    const node = makeNode({ clock });
+    const node = track({ clock });
     const p = probe(node);
     const victim = node.spawn((ctx) => {
       ctx.sendAfter(p, 'late', 1000);
@@ -215,14 +197,13 @@ describe('process death', () => {
     node.exit(victim, 'kill');
     expect(node.internals().timers).toBe(0);
     await clock.advance(1000);
-    node.send(p, 'marker');
-    await p.receive((m) => m === 'marker');
+    await drainThrough(node, p);
     expect(p.messages).toEqual(['marker']);
   });
 
   it('leaves the timers of other processes running', async () => {
     const clock = new TestClock({ start: 0 });
-    const node = makeNode({ clock });
+    const node = track({ clock });
     const p = probe(node);
     p.ctx.sendAfter(p, 'survivor-tick', 1000);
     const victim = node.spawn((ctx) => {
@@ -237,7 +218,7 @@ describe('process death', () => {
   });
 
   it('drops its queued messages from the run queue', async () => {
-    const node = makeNode();
+    const node = track();
     const victim = idler(node);
     for (let i = 0; i < 100; i++) node.send(victim, i);
     expect(node.info(victim)?.mailboxLength).toBe(100);
@@ -247,7 +228,7 @@ describe('process death', () => {
   });
 
   it('releases the busy count of a process killed while its async init awaits', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const victim = node.spawn(async (ctx) => {
       ctx.send(p, 'initializing');
@@ -264,28 +245,22 @@ describe('process death', () => {
 
   it('leaves no timer behind when a zombie continuation calls ctx.sendAfter', async () => {
     const clock = new TestClock({ start: 0 });
-    const node = makeNode({ clock });
+    const node = track({ clock });
     const p = probe(node);
     const captured = captureEvents(node, ['keel.process.zombie_call']);
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let resumed!: () => void;
-    const resumedP = new Promise<void>((resolve) => {
-      resumed = resolve;
-    });
+    const gate = deferred();
+    const resumed = deferred();
     const victim = node.spawn((ctx) => async () => {
       ctx.send(p, 'parked');
-      await gate;
+      await gate.promise;
       ctx.sendAfter(p, 'from-the-grave', 1000);
-      resumed();
+      resumed.resolve();
     });
     node.send(victim, 'go');
     await p.receive((m) => m === 'parked');
     node.exit(victim, 'kill');
-    release();
-    await resumedP;
+    gate.resolve();
+    await resumed.promise;
     expect(captured.events.map((e) => e.metadata.operation)).toEqual(['sendAfter']);
     captured.stop();
     expect(node.internals().timers).toBe(0);
@@ -293,7 +268,7 @@ describe('process death', () => {
   });
 
   it('releases the busy count of a process killed while its async handler awaits', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const victim = node.spawn((ctx) => async () => {
       ctx.send(p, 'parked');

@@ -1,67 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createNode,
-  isDown,
-  isExit,
-  isKeelError,
-  Pid,
-  type Context,
-  type Down,
-  type Exit,
-  type ExitReason,
-  type Logger,
-  type Node,
-  type NodeOptions,
-  type Ref,
-} from '../../src/index.js';
-import type { KeelNode } from '../../src/runtime/Node.js';
+import { describe, expect, it } from 'vitest';
+import { isDown, isExit, isKeelError, Pid, type Context, type Exit, type ExitReason, type Node } from '../../src/index.js';
 import { captureEvents, probe, TestClock, type Probe } from '../../src/testing/index.js';
+import { crasher, deferred, fakeLogger, idleInit, idler, isForwarded, receiveDown, spawnWithContext, useNodes } from '../support.js';
+
+const track = useNodes();
 
 // ---- helpers ----------------------------------------------------------------------------------
-
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  resolve(value: T): void;
-}
-
-function deferred<T = void>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((res) => {
-    resolve = res;
-  });
-  return { promise, resolve };
-}
-
-/** A logger that records every call, so a test can tell what the node logged. */
-function recordingLogger(): Logger & { readonly errors: unknown[][] } {
-  const errors: unknown[][] = [];
-  return {
-    errors,
-    info: () => undefined,
-    warn: () => undefined,
-    error: (...args: unknown[]) => {
-      errors.push(args);
-    },
-  };
-}
-
-const nodes: Node[] = [];
-
-function makeNode(options: NodeOptions = {}): Node {
-  const node = createNode({ logger: recordingLogger(), ...options });
-  nodes.push(node);
-  return node;
-}
-
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.shutdown()));
-});
-
-async function downOf(p: Probe, ref: Ref): Promise<Down> {
-  const m = await p.receive((msg) => isDown(msg) && msg.ref === ref);
-  if (!isDown(m)) throw new Error('expected a Down');
-  return m;
-}
 
 function isExitFrom(msg: unknown, from: Pid | 'node'): msg is Exit {
   return isExit(msg) && (from === 'node' ? msg.from === 'node' : msg.from !== 'node' && Pid.equals(msg.from, from));
@@ -74,32 +18,11 @@ async function exitFrom(p: Probe, from: Pid | 'node'): Promise<Exit> {
   return m;
 }
 
-interface Forwarded {
-  readonly forwarded: unknown;
-}
-
-function isForwarded(msg: unknown): msg is Forwarded {
-  return typeof msg === 'object' && msg !== null && 'forwarded' in msg;
-}
-
 /** Waits for an Exit from `from` that a forwarder passed on to probe `p`. */
 async function forwardedExitFrom(p: Probe, from: Pid | 'node'): Promise<Exit> {
   const m = await p.receive((msg) => isForwarded(msg) && isExitFrom(msg.forwarded, from));
   if (!isForwarded(m) || !isExit(m.forwarded)) throw new Error('expected a forwarded Exit');
   return m.forwarded;
-}
-
-/** Spawns a process and resolves with its pid and its context once its init has run. */
-async function spawnWithContext<M = unknown>(
-  node: Node,
-  handler: (ctx: Context<M>) => (m: unknown) => void | Promise<void> = () => () => undefined,
-): Promise<{ pid: Pid<M>; ctx: Context<M> }> {
-  const ready = deferred<Context<M>>();
-  const pid = node.spawn<M>((ctx) => {
-    ready.resolve(ctx);
-    return handler(ctx);
-  });
-  return { pid, ctx: await ready.promise };
 }
 
 /**
@@ -116,51 +39,36 @@ function forwarder(node: Node, to: Pid, options: { trap: boolean }): Promise<{ p
   });
 }
 
-function crasher(error: Error) {
-  return () => () => {
-    throw error;
-  };
-}
-
 // ---- links ------------------------------------------------------------------------------------
 
 describe('links', () => {
-  it('kill the parent with the same reason when its linked child crashes', async () => {
-    const node = makeNode();
+  it.each([
+    ['the parent', 'its linked child', 'child'],
+    ['the linked child', 'the parent', 'parent'],
+  ] as const)('kill %s with the same reason when %s crashes', async (_victim, _crashing, crashing) => {
+    const node = track();
     const p = probe(node);
-    const boom = new Error('child crash');
-    const { pid: parent, ctx } = await spawnWithContext(node);
-    const child = ctx.spawnLink(crasher(boom));
-    const ref = p.ctx.monitor(parent);
-    node.send(child, 'crash');
-    expect((await downOf(p, ref)).reason).toBe(boom);
-  });
-
-  it('kill the linked child with the same reason when the parent crashes', async () => {
-    const node = makeNode();
-    const p = probe(node);
-    const boom = new Error('parent crash');
-    const { pid: parent, ctx } = await spawnWithContext(node, () => () => {
-      throw boom;
-    });
-    const child = ctx.spawnLink(() => () => undefined);
-    const ref = p.ctx.monitor(child);
-    node.send(parent, 'crash');
-    expect((await downOf(p, ref)).reason).toBe(boom);
+    const boom = new Error(`${crashing} crash`);
+    const { pid: parent, ctx } = await spawnWithContext(node, crashing === 'parent' ? crasher(boom) : idleInit);
+    const child = ctx.spawnLink(crashing === 'child' ? crasher(boom) : idleInit);
+    const [crashed, victim] = crashing === 'child' ? [child, parent] : [parent, child];
+    const ref = p.ctx.monitor(victim);
+    node.send(crashed, 'crash');
+    expect((await receiveDown(p, ref)).reason).toBe(boom);
   });
 
   it('propagate a { shutdown } exit to a linked process that does not trap exits', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const { pid: a, ctx } = await spawnWithContext(node);
-    const b = ctx.spawnLink(() => () => undefined);
+    const b = ctx.spawnLink(idleInit);
     const ref = p.ctx.monitor(b);
     node.exit(a, { shutdown: 'done' });
-    expect((await downOf(p, ref)).reason).toEqual({ shutdown: 'done' });
+    expect((await receiveDown(p, ref)).reason).toEqual({ shutdown: 'done' });
   });
 
   it('turn the exit of a linked process into an Exit { from, reason } message for a process that traps exits', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const boom = new Error('boom');
     p.ctx.trapExits();
@@ -172,7 +80,7 @@ describe('links', () => {
   });
 
   it('deliver Exit with reason normal to a trapping process when a linked process exits normally', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     p.ctx.trapExits();
     const child = p.ctx.spawnLink((ctx) => () => ctx.exit('normal'));
@@ -181,20 +89,20 @@ describe('links', () => {
   });
 
   it('do not kill a linked process that does not trap exits when the other exits normally', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const { pid: parent, ctx } = await spawnWithContext(node, (c) => (m) => c.send(p, m));
     const child = ctx.spawnLink((c) => () => c.exit('normal'));
     const ref = p.ctx.monitor(child);
     node.send(child, 'stop');
-    expect((await downOf(p, ref)).reason).toBe('normal');
+    expect((await receiveDown(p, ref)).reason).toBe('normal');
     expect(node.isAlive(parent)).toBe(true);
     node.send(parent, 'still here');
     expect(await p.receive((m) => m === 'still here')).toBe('still here');
   });
 
   it('stop propagating exits once ctx.unlink removed them', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const { pid: parent, ctx } = await spawnWithContext(node);
     const child = ctx.spawnLink(crasher(new Error('after unlink')));
@@ -202,14 +110,14 @@ describe('links', () => {
     expect(node.info(child)?.links).toEqual([]);
     const ref = p.ctx.monitor(child);
     node.send(child, 'crash');
-    await downOf(p, ref);
+    await receiveDown(p, ref);
     expect(node.isAlive(parent)).toBe(true);
   });
 
   it('send a noproc exit signal to a process that links to a dead pid', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
-    const dead = node.spawn(() => () => undefined);
+    const dead = idler(node);
     node.exit(dead, 'kill');
     p.ctx.trapExits();
     p.ctx.link(dead);
@@ -217,14 +125,14 @@ describe('links', () => {
   });
 
   it("ignore node.exit(pid, 'normal') in a process that does not trap exits", () => {
-    const node = makeNode();
-    const pid = node.spawn(() => () => undefined);
+    const node = track();
+    const pid = idler(node);
     node.exit(pid, 'normal');
     expect(node.isAlive(pid)).toBe(true);
   });
 
   it("mark an exit signal sent by the node itself with from: 'node'", async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const { pid } = await forwarder(node, p, { trap: true });
     node.exit(pid, 'shutdown');
@@ -236,37 +144,30 @@ describe('links', () => {
 // ---- 'kill' -----------------------------------------------------------------------------------
 
 describe("exit with 'kill'", () => {
-  it("ctx.exit(pid, 'kill') kills a process that traps exits, with reason 'killed'", async () => {
-    const node = makeNode();
+  it.each<[string, (node: Node, p: Probe, victim: Pid) => void]>([
+    ['ctx.exit', (_node, p, victim) => p.ctx.exit(victim, 'kill')],
+    ['node.exit', (node, _p, victim) => node.exit(victim, 'kill')],
+  ])("%s(pid, 'kill') kills a process that traps exits, with reason 'killed'", async (_label, kill) => {
+    const node = track();
     const p = probe(node);
     const { pid: victim } = await forwarder(node, p, { trap: true });
     const ref = p.ctx.monitor(victim);
-    p.ctx.exit(victim, 'kill');
-    expect((await downOf(p, ref)).reason).toBe('killed');
-    expect(p.messages.some(isForwarded)).toBe(false);
-  });
-
-  it("node.exit(pid, 'kill') kills a process that traps exits, with reason 'killed'", async () => {
-    const node = makeNode();
-    const p = probe(node);
-    const { pid: victim } = await forwarder(node, p, { trap: true });
-    const ref = p.ctx.monitor(victim);
-    node.exit(victim, 'kill');
-    expect((await downOf(p, ref)).reason).toBe('killed');
+    kill(node, p, victim);
+    expect((await receiveDown(p, ref)).reason).toBe('killed');
     expect(p.messages.some(isForwarded)).toBe(false);
   });
 
   it("makes processes linked to the killed one see 'killed', not 'kill'", async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const { pid: victim, ctx } = await spawnWithContext(node);
     const { pid: trapper } = await forwarder(node, p, { trap: true });
     ctx.link(trapper);
-    const plain = ctx.spawnLink(() => () => undefined);
+    const plain = ctx.spawnLink(idleInit);
     const ref = p.ctx.monitor(plain);
     node.exit(victim, 'kill');
     expect((await forwardedExitFrom(p, victim)).reason).toBe('killed');
-    expect((await downOf(p, ref)).reason).toBe('killed');
+    expect((await receiveDown(p, ref)).reason).toBe('killed');
     expect(node.isAlive(trapper)).toBe(true);
   });
 });
@@ -275,12 +176,12 @@ describe("exit with 'kill'", () => {
 
 describe('ctx.exit(reason)', () => {
   it('completes synchronously: Downs queued, death hooks run and the process dead when it returns', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const { pid, ctx } = await spawnWithContext(node);
     p.ctx.monitor(pid);
     const hookReasons: ExitReason[] = [];
-    (node as KeelNode).onExit(pid, (reason) => hookReasons.push(reason));
+    node.onExit(pid, (reason) => hookReasons.push(reason));
     const boom = new Error('boom');
     ctx.exit(boom);
     expect(node.isAlive(pid)).toBe(false);
@@ -291,7 +192,7 @@ describe('ctx.exit(reason)', () => {
   });
 
   it('just returns when called outside any handler', async () => {
-    const node = makeNode();
+    const node = track();
     const { pid, ctx } = await spawnWithContext(node);
     let outcome = 'not called';
     try {
@@ -305,7 +206,7 @@ describe('ctx.exit(reason)', () => {
   });
 
   it("just returns when called from a promise continuation of the process's own handler", async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const gate = deferred();
     const outcome = deferred<string>();
@@ -323,11 +224,11 @@ describe('ctx.exit(reason)', () => {
     node.send(pid, 'go');
     gate.resolve();
     expect(await outcome.promise).toBe('returned');
-    expect((await downOf(p, ref)).reason).toBe(boom);
+    expect((await receiveDown(p, ref)).reason).toBe(boom);
   });
 
   it("just returns when called with a captured context from another process's handler", async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const { pid: victim, ctx: victimCtx } = await spawnWithContext(node);
     const boom = new Error('exited by another');
@@ -338,12 +239,12 @@ describe('ctx.exit(reason)', () => {
     });
     node.send(other, 'go');
     expect(await p.receive((m) => m === 'after')).toBe('after');
-    expect((await downOf(p, ref)).reason).toBe(boom);
+    expect((await receiveDown(p, ref)).reason).toBe(boom);
     expect(node.isAlive(other)).toBe(true);
   });
 
   it('stops the running handler: code after it does not run, nor do queued messages', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const after: unknown[] = [];
     const handled: unknown[] = [];
@@ -355,13 +256,13 @@ describe('ctx.exit(reason)', () => {
     const ref = p.ctx.monitor(pid);
     node.send(pid, 'first');
     node.send(pid, 'second');
-    expect((await downOf(p, ref)).reason).toBe('normal');
+    expect((await receiveDown(p, ref)).reason).toBe('normal');
     expect(handled).toEqual(['first']);
     expect(after).toEqual([]);
   });
 
   it('stops an async handler when called before its first await, as a clean exit', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const after: unknown[] = [];
     const pid = node.spawn((ctx) => async (m) => {
@@ -371,10 +272,10 @@ describe('ctx.exit(reason)', () => {
     });
     const ref = p.ctx.monitor(pid);
     node.send(pid, 'first');
-    expect((await downOf(p, ref)).reason).toEqual({ shutdown: 'done' });
+    expect((await receiveDown(p, ref)).reason).toEqual({ shutdown: 'done' });
     await node.idle();
     expect(after).toEqual([]);
-    expect((node as KeelNode).internals().busy).toBe(0);
+    expect(node.internals().busy).toBe(0);
   });
 });
 
@@ -407,7 +308,7 @@ describe('a process killed while its async handler awaits', () => {
   }
 
   it('is dead at once: Downs and Exits are sent before the await resumes', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const w = zombieWorker(node);
     p.ctx.trapExits();
@@ -436,7 +337,7 @@ describe('a process killed while its async handler awaits', () => {
     ['sendAfter', (ctx, p) => ctx.sendAfter(p, 'late', 10)],
   ])('drops ctx.%s in the resumed continuation with a keel.process.zombie_call event', async (operation, call) => {
     const clock = new TestClock({ start: 0 });
-    const node = makeNode({ clock });
+    const node = track({ clock });
     const p = probe(node);
     const events = captureEvents(node, ['keel.process.zombie_call']);
     const w = zombieWorker(node, (ctx) => call(ctx, p));
@@ -453,10 +354,10 @@ describe('a process killed while its async handler awaits', () => {
   });
 
   it.each(['spawn', 'spawnLink'] as const)('makes ctx.%s in the resumed continuation throw ERR_PROCESS_EXITED', async (operation) => {
-    const node = makeNode();
+    const node = track();
     const events = captureEvents(node, ['keel.process.zombie_call']);
     const before = node.processes().length;
-    const w = zombieWorker(node, (ctx) => ctx[operation](() => () => undefined));
+    const w = zombieWorker(node, (ctx) => ctx[operation](idleInit));
     await w.started;
     node.exit(w.pid, 'kill');
     w.resume();
@@ -468,8 +369,8 @@ describe('a process killed while its async handler awaits', () => {
   });
 
   it('swallows the late rejection of the continuation: no second exit event, no log', async () => {
-    const logger = recordingLogger();
-    const node = makeNode({ logger });
+    const logger = fakeLogger();
+    const node = track({ logger });
     const events = captureEvents(node, ['keel.process.exited']);
     const w = zombieWorker(node, () => {
       throw new Error('late failure');
@@ -486,7 +387,7 @@ describe('a process killed while its async handler awaits', () => {
   });
 
   it('finds ctx.signal already aborted with the exit reason when the continuation resumes', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const w = zombieWorker(node, (ctx) => ({ aborted: ctx.signal.aborted, reason: ctx.signal.reason as unknown }));
     p.ctx.monitor(w.pid);
@@ -497,7 +398,7 @@ describe('a process killed while its async handler awaits', () => {
   });
 
   it('discards the continuation so that the process does not handle its queued messages', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     let handled = 0;
     const gate = deferred();
@@ -507,7 +408,7 @@ describe('a process killed while its async handler awaits', () => {
     });
     node.send(pid, 'first');
     node.send(pid, 'second');
-    await (node as KeelNode).settle();
+    await node.settle();
     expect(handled).toBe(1);
     node.exit(pid, 'kill');
     gate.resolve();
@@ -518,40 +419,18 @@ describe('a process killed while its async handler awaits', () => {
 });
 
 describe('a busy process', () => {
-  it('that does not trap exits dies at once on an exit signal from a linked process', async () => {
-    const node = makeNode();
-    const p = probe(node);
+  /**
+   * Spawns a worker linked to an idle partner that, on any message, signals `busy` and awaits
+   * `release()`. When it traps exits, it forwards each Exit to `p` as `{ forwarded }` (and still
+   * obeys one from the node).
+   */
+  function busyLinkedWorker(node: Node, p: Pid, options: { trap: boolean }) {
     const gate = deferred();
     const busy = deferred();
-    const boom = new Error('partner crash');
     let partner: Pid | undefined;
-    const worker = node.spawn((ctx) => {
-      partner = ctx.spawnLink(() => () => undefined);
-      return async () => {
-        busy.resolve();
-        await gate.promise;
-      };
-    });
-    const ref = p.ctx.monitor(worker);
-    node.send(worker, 'go');
-    await busy.promise;
-    expect(node.info(worker)?.status).toBe('busy');
-    node.exit(partner!, boom);
-    expect(node.isAlive(worker)).toBe(false);
-    expect((await downOf(p, ref)).reason).toBe(boom);
-    gate.resolve();
-  });
-
-  it('that traps exits stays alive and gets the Exit queued behind the awaited handler', async () => {
-    const node = makeNode();
-    const p = probe(node);
-    const gate = deferred();
-    const busy = deferred();
-    const boom = new Error('partner crash');
-    let partner: Pid | undefined;
-    const worker = node.spawn((ctx) => {
-      ctx.trapExits();
-      partner = ctx.spawnLink(() => () => undefined);
+    const pid = node.spawn((ctx) => {
+      if (options.trap) ctx.trapExits();
+      partner = ctx.spawnLink(idleInit);
       return async (m) => {
         if (isExit(m)) {
           ctx.send(p, { forwarded: m });
@@ -562,13 +441,36 @@ describe('a busy process', () => {
         await gate.promise;
       };
     });
-    node.send(worker, 'go');
-    await busy.promise;
-    node.exit(partner!, boom);
-    expect(node.isAlive(worker)).toBe(true);
-    expect(node.info(worker)?.mailboxLength).toBe(1);
-    gate.resolve();
-    expect((await forwardedExitFrom(p, partner!)).reason).toBe(boom);
+    return { pid, partner: () => partner!, busy: busy.promise, release: () => gate.resolve() };
+  }
+
+  it('that does not trap exits dies at once on an exit signal from a linked process', async () => {
+    const node = track();
+    const p = probe(node);
+    const boom = new Error('partner crash');
+    const worker = busyLinkedWorker(node, p, { trap: false });
+    const ref = p.ctx.monitor(worker.pid);
+    node.send(worker.pid, 'go');
+    await worker.busy;
+    expect(node.info(worker.pid)?.status).toBe('busy');
+    node.exit(worker.partner(), boom);
+    expect(node.isAlive(worker.pid)).toBe(false);
+    expect((await receiveDown(p, ref)).reason).toBe(boom);
+    worker.release();
+  });
+
+  it('that traps exits stays alive and gets the Exit queued behind the awaited handler', async () => {
+    const node = track();
+    const p = probe(node);
+    const boom = new Error('partner crash');
+    const worker = busyLinkedWorker(node, p, { trap: true });
+    node.send(worker.pid, 'go');
+    await worker.busy;
+    node.exit(worker.partner(), boom);
+    expect(node.isAlive(worker.pid)).toBe(true);
+    expect(node.info(worker.pid)?.mailboxLength).toBe(1);
+    worker.release();
+    expect((await forwardedExitFrom(p, worker.partner())).reason).toBe(boom);
   });
 });
 
@@ -576,7 +478,7 @@ describe('a busy process', () => {
 
 describe('link chains', () => {
   it('let a chain of 10,000 linked processes die without a stack overflow when one end crashes', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const boom = new Error('head crash');
     const head = node.spawn(crasher(boom));
@@ -593,7 +495,7 @@ describe('link chains', () => {
     expect(node.info(tail)?.links).toHaveLength(1);
     const ref = p.ctx.monitor(tail);
     node.send(head, 'crash');
-    expect((await downOf(p, ref)).reason).toBe(boom);
+    expect((await receiveDown(p, ref)).reason).toBe(boom);
     expect(node.processes()).toEqual([p]);
   });
 });
@@ -602,22 +504,22 @@ describe('link chains', () => {
 
 describe('isDown / isExit', () => {
   it('isDown is true for a runtime Down and false for a user object shaped like one', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
-    const pid = node.spawn(() => () => undefined);
+    const pid = idler(node);
     const ref = p.ctx.monitor(pid);
     node.exit(pid, 'kill');
-    const real = await downOf(p, ref);
+    const real = await receiveDown(p, ref);
     expect(isDown(real)).toBe(true);
     expect(isDown({ kind: 'down', ref: real.ref, pid: real.pid, reason: real.reason })).toBe(false);
     expect(isDown({ ...real })).toBe(false);
   });
 
   it('isExit is true for a runtime Exit and false for a user object shaped like one', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     p.ctx.trapExits();
-    const child = p.ctx.spawnLink(() => () => undefined);
+    const child = p.ctx.spawnLink(idleInit);
     node.exit(child, 'kill');
     const real = await exitFrom(p, child);
     expect(isExit(real)).toBe(true);
@@ -626,7 +528,7 @@ describe('isDown / isExit', () => {
   });
 
   it('treats a user message shaped like an Exit as an ordinary message', async () => {
-    const node = makeNode();
+    const node = track();
     const p = probe(node);
     const fake = { kind: 'exit', from: 'node', reason: 'shutdown' };
     node.send(p, fake);
@@ -639,8 +541,8 @@ describe('isDown / isExit', () => {
 
 describe('keel.process.exited', () => {
   it('is emitted with watched: false for an abnormal exit nobody watches, which the node logs', async () => {
-    const logger = recordingLogger();
-    const node = makeNode({ logger });
+    const logger = fakeLogger();
+    const node = track({ logger });
     const events = captureEvents(node, ['keel.process.exited']);
     const boom = new Error('unwatched');
     const pid = node.spawn(crasher(boom));
@@ -653,8 +555,8 @@ describe('keel.process.exited', () => {
   });
 
   it('is emitted with watched: true for a linked process, which the node does not log', async () => {
-    const logger = recordingLogger();
-    const node = makeNode({ logger });
+    const logger = fakeLogger();
+    const node = track({ logger });
     const p = probe(node);
     const events = captureEvents(node, ['keel.process.exited']);
     const boom = new Error('linked');
@@ -667,15 +569,15 @@ describe('keel.process.exited', () => {
   });
 
   it('is emitted with watched: true for a monitored process, which the node does not log', async () => {
-    const logger = recordingLogger();
-    const node = makeNode({ logger });
+    const logger = fakeLogger();
+    const node = track({ logger });
     const p = probe(node);
     const events = captureEvents(node, ['keel.process.exited']);
     const boom = new Error('monitored');
     const pid = node.spawn(crasher(boom));
     const ref = p.ctx.monitor(pid);
     node.send(pid, 'crash');
-    await downOf(p, ref);
+    await receiveDown(p, ref);
     expect(events.events.map((e) => e.metadata)).toEqual([{ pid, reason: boom, watched: true }]);
     expect(logger.errors).toEqual([]);
   });
@@ -685,8 +587,8 @@ describe('keel.process.exited', () => {
     ['shutdown', 'shutdown'],
     ['{ shutdown }', { shutdown: 'detail' }],
   ])('is not logged for the clean exit %s of an unwatched process', async (_label, reason) => {
-    const logger = recordingLogger();
-    const node = makeNode({ logger });
+    const logger = fakeLogger();
+    const node = track({ logger });
     const pid = node.spawn((ctx) => () => ctx.exit(reason));
     node.send(pid, 'stop');
     await node.idle();

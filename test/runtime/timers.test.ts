@@ -1,26 +1,10 @@
 import fc from 'fast-check';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type Clock, createNode, isDown, type Node, type NodeOptions, realClock, type TimerHandle } from '../../src/index.js';
-import type { KeelNode } from '../../src/runtime/Node.js';
+import { describe, expect, it, vi } from 'vitest';
+import { type Clock, createNode, isDown, realClock, type TimerHandle } from '../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
+import { deferred, fakeLogger, useNodes } from '../support.js';
 
-const nodes: Node[] = [];
-function track(options?: NodeOptions): KeelNode {
-  const node = createNode(options);
-  nodes.push(node);
-  return node as KeelNode;
-}
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.shutdown({ timeoutMs: 1000 })));
-});
-
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
+const track = useNodes();
 
 /** Host timers of a clock that uses the real timers, as the node left them (ref'd or not). */
 function realTimersClock(): { clock: Clock; live: Set<NodeJS.Timeout> } {
@@ -324,7 +308,7 @@ describe('node timers', () => {
 
   it('log a throwing timer callback and still fire the timers due with it', async () => {
     const clock = new TestClock();
-    const logger = { info: vi.fn(), warn: vi.fn(), error: vi.fn() };
+    const logger = fakeLogger();
     const node = track({ clock, logger });
     const fired: string[] = [];
     const bug = new Error('timer bug');

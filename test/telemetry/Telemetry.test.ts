@@ -1,6 +1,7 @@
 import diagnostics from 'node:diagnostics_channel';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createNode, type Logger, type Measurements, type Metadata, type Node } from '../../src/index.js';
+import { describe, expect, it, vi } from 'vitest';
+import { type Measurements, type Metadata, type Node } from '../../src/index.js';
+import { deferred, fakeLogger, useNodes } from '../support.js';
 
 interface Seen {
   readonly event: string;
@@ -8,17 +9,7 @@ interface Seen {
   readonly metadata: Metadata;
 }
 
-const nodes: Node[] = [];
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.shutdown({ timeoutMs: 1000 })));
-});
-
-function setup(): { node: Node; logger: { info: ReturnType<typeof vi.fn>; warn: ReturnType<typeof vi.fn>; error: ReturnType<typeof vi.fn> } } {
-  const logger = { info: vi.fn(), warn: vi.fn(), error: vi.fn() };
-  const node = createNode({ logger: logger as Logger });
-  nodes.push(node);
-  return { node, logger };
-}
+const track = useNodes();
 
 /** Attaches a recording handler; returns what it saw. */
 function record(node: Node, id: string, events: string[]): Seen[] {
@@ -37,14 +28,14 @@ function freshEvent(what: string): string {
 
 describe('telemetry.attach / execute', () => {
   it('calls a handler attached to an exact event name with the measurements and metadata', () => {
-    const { node } = setup();
+    const node = track();
     const seen = record(node, 'h', ['keel.test.done']);
     node.telemetry.execute('keel.test.done', { count: 3 }, { who: 'me' });
     expect(seen).toEqual([{ event: 'keel.test.done', measurements: { count: 3 }, metadata: { who: 'me' } }]);
   });
 
   it('does not call an exact-name handler for other events, even ones extending the name', () => {
-    const { node } = setup();
+    const node = track();
     const seen = record(node, 'h', ['keel.test.done']);
     node.telemetry.execute('keel.test.done.later', {}, {});
     node.telemetry.execute('keel.test.don', {}, {});
@@ -53,7 +44,7 @@ describe('telemetry.attach / execute', () => {
   });
 
   it("calls a handler attached to 'prefix*' for every event starting with the prefix", () => {
-    const { node } = setup();
+    const node = track();
     const seen = record(node, 'h', ['keel.test.*']);
     node.telemetry.execute('keel.test.a', {}, {});
     node.telemetry.execute('keel.test.b.c', {}, {});
@@ -63,7 +54,7 @@ describe('telemetry.attach / execute', () => {
   });
 
   it('calls one handler for each of the events it was attached to', () => {
-    const { node } = setup();
+    const node = track();
     const seen = record(node, 'h', ['keel.test.a', 'keel.test.b']);
     node.telemetry.execute('keel.test.b', {}, {});
     node.telemetry.execute('keel.test.a', {}, {});
@@ -71,7 +62,7 @@ describe('telemetry.attach / execute', () => {
   });
 
   it('calls every handler attached to an event', () => {
-    const { node } = setup();
+    const node = track();
     const exact = record(node, 'exact', ['keel.test.a']);
     const prefix = record(node, 'prefix', ['keel.*']);
     node.telemetry.execute('keel.test.a', { n: 1 }, {});
@@ -80,14 +71,14 @@ describe('telemetry.attach / execute', () => {
   });
 
   it('passes empty metadata when execute is given none', () => {
-    const { node } = setup();
+    const node = track();
     const seen = record(node, 'h', ['keel.test.a']);
     node.telemetry.execute('keel.test.a', {});
     expect(seen[0]?.metadata).toEqual({});
   });
 
   it('throws ERR_INVALID_ARGUMENT for an id already attached, and keeps the first handler', () => {
-    const { node } = setup();
+    const node = track();
     const first = record(node, 'dup', ['keel.test.a']);
     const second: string[] = [];
     expect(() => node.telemetry.attach('dup', ['keel.test.a'], (e) => second.push(e))).toThrow(
@@ -100,24 +91,19 @@ describe('telemetry.attach / execute', () => {
 });
 
 describe('telemetry.detach', () => {
-  it('stops calling an exact-name handler and returns true', () => {
-    const { node } = setup();
-    const seen = record(node, 'h', ['keel.test.a']);
-    expect(node.telemetry.detach('h')).toBe(true);
-    node.telemetry.execute('keel.test.a', {}, {});
-    expect(seen).toEqual([]);
-  });
-
-  it('stops calling a prefix handler and returns true', () => {
-    const { node } = setup();
-    const seen = record(node, 'h', ['keel.test.*']);
+  it.each([
+    ['an exact-name', 'keel.test.a'],
+    ['a prefix', 'keel.test.*'],
+  ])('stops calling %s handler and returns true', (_label, pattern) => {
+    const node = track();
+    const seen = record(node, 'h', [pattern]);
     expect(node.telemetry.detach('h')).toBe(true);
     node.telemetry.execute('keel.test.a', {}, {});
     expect(seen).toEqual([]);
   });
 
   it('leaves the other handlers of the same event attached', () => {
-    const { node } = setup();
+    const node = track();
     record(node, 'gone', ['keel.test.a']);
     const kept = record(node, 'kept', ['keel.test.a']);
     node.telemetry.detach('gone');
@@ -126,7 +112,7 @@ describe('telemetry.detach', () => {
   });
 
   it('returns false for an id that is not attached', () => {
-    const { node } = setup();
+    const node = track();
     expect(node.telemetry.detach('never-attached')).toBe(false);
     record(node, 'once', ['keel.test.a']);
     node.telemetry.detach('once');
@@ -134,7 +120,7 @@ describe('telemetry.detach', () => {
   });
 
   it('frees the id for a new attach', () => {
-    const { node } = setup();
+    const node = track();
     record(node, 'h', ['keel.test.a']);
     node.telemetry.detach('h');
     const again = record(node, 'h', ['keel.test.b']);
@@ -145,17 +131,20 @@ describe('telemetry.detach', () => {
 
 describe('telemetry.span', () => {
   it('emits .start then .stop with a duration around a synchronous function, and returns its value', () => {
-    const { node } = setup();
+    const node = track();
     const seen = record(node, 'h', ['keel.test.op.*']);
     const result = node.telemetry.span('keel.test.op', { job: 7 }, () => 42);
     expect(result).toBe(42);
     expect(seen.map((s) => s.event)).toEqual(['keel.test.op.start', 'keel.test.op.stop']);
-    expect(seen.map((s) => s.metadata)).toEqual([{ job: 7 }, { job: 7 }]);
+    expect(seen.map((s) => s.metadata)).toEqual([
+      { job: 7, spanId: expect.any(Number) },
+      { job: 7, spanId: seen[0]?.metadata.spanId },
+    ]);
     expect(seen[1]?.measurements.duration).toBeGreaterThanOrEqual(0);
   });
 
   it('emits .exception with the error and rethrows when a synchronous function throws', () => {
-    const { node } = setup();
+    const node = track();
     const seen = record(node, 'h', ['keel.test.op.*']);
     const boom = new Error('boom');
     expect(() =>
@@ -164,37 +153,34 @@ describe('telemetry.span', () => {
       }),
     ).toThrow(boom);
     expect(seen.map((s) => s.event)).toEqual(['keel.test.op.start', 'keel.test.op.exception']);
-    expect(seen[1]?.metadata).toEqual({ job: 7, error: boom });
+    expect(seen[1]?.metadata).toEqual({ job: 7, error: boom, spanId: seen[0]?.metadata.spanId });
     expect(seen[1]?.measurements.duration).toBeGreaterThanOrEqual(0);
   });
 
   it('awaits a promise: .stop only once it resolves, and resolves to its value', async () => {
-    const { node } = setup();
+    const node = track();
     const seen = record(node, 'h', ['keel.test.op.*']);
-    let resolve!: (v: string) => void;
-    const pending = new Promise<string>((r) => {
-      resolve = r;
-    });
-    const result = node.telemetry.span('keel.test.op', {}, () => pending);
+    const pending = deferred<string>();
+    const result = node.telemetry.span('keel.test.op', {}, () => pending.promise);
     expect(seen.map((s) => s.event)).toEqual(['keel.test.op.start']);
-    resolve('value');
+    pending.resolve('value');
     expect(await result).toBe('value');
     expect(seen.map((s) => s.event)).toEqual(['keel.test.op.start', 'keel.test.op.stop']);
     expect(seen[1]?.measurements.duration).toBeGreaterThanOrEqual(0);
   });
 
   it('emits .exception with the error and rejects with it when the promise rejects', async () => {
-    const { node } = setup();
+    const node = track();
     const seen = record(node, 'h', ['keel.test.op.*']);
     const boom = new Error('async boom');
     const result = node.telemetry.span('keel.test.op', { job: 1 }, () => Promise.reject(boom));
     await expect(result).rejects.toBe(boom);
     expect(seen.map((s) => s.event)).toEqual(['keel.test.op.start', 'keel.test.op.exception']);
-    expect(seen[1]?.metadata).toEqual({ job: 1, error: boom });
+    expect(seen[1]?.metadata).toEqual({ job: 1, error: boom, spanId: seen[0]?.metadata.spanId });
   });
 
   it('awaits a thenable that is not a native promise', async () => {
-    const { node } = setup();
+    const node = track();
     const seen = record(node, 'h', ['keel.test.op.*']);
     const inner = Promise.resolve(5);
     const thenable: PromiseLike<number> = { then: (onFulfilled, onRejected) => inner.then(onFulfilled, onRejected) };
@@ -206,7 +192,7 @@ describe('telemetry.span', () => {
 
 describe('failing telemetry handlers', () => {
   it('detach a handler that throws, and still run the other handlers of the event', () => {
-    const { node } = setup();
+    const node = track();
     let badCalls = 0;
     node.telemetry.attach('bad', ['keel.test.a'], () => {
       badCalls++;
@@ -221,7 +207,7 @@ describe('failing telemetry handlers', () => {
   });
 
   it('detach a prefix handler that throws', () => {
-    const { node } = setup();
+    const node = track();
     let badCalls = 0;
     node.telemetry.attach('bad', ['keel.test.*'], () => {
       badCalls++;
@@ -233,7 +219,7 @@ describe('failing telemetry handlers', () => {
   });
 
   it('report a throwing handler as keel.telemetry.handler_failed with the handler id and the event', () => {
-    const { node } = setup();
+    const node = track();
     const failures = record(node, 'watch', ['keel.telemetry.handler_failed']);
     const bug = new Error('handler bug');
     node.telemetry.attach('bad', ['keel.test.a'], () => {
@@ -245,7 +231,8 @@ describe('failing telemetry handlers', () => {
   });
 
   it('report a throwing handler to the node’s logger.warn', () => {
-    const { node, logger } = setup();
+    const logger = fakeLogger();
+    const node = track({ logger });
     const bug = new Error('handler bug');
     node.telemetry.attach('bad', ['keel.test.a'], () => {
       throw bug;
@@ -256,7 +243,7 @@ describe('failing telemetry handlers', () => {
   });
 
   it('never make execute throw', () => {
-    const { node } = setup();
+    const node = track();
     node.telemetry.attach('bad', ['keel.test.a'], () => {
       throw 'not even an Error';
     });
@@ -266,7 +253,7 @@ describe('failing telemetry handlers', () => {
 
 describe('telemetry and diagnostics_channel', () => {
   it('publishes every event on the diagnostics channel of its own name', () => {
-    const { node } = setup();
+    const node = track();
     const name = freshEvent('published');
     const published: unknown[] = [];
     const onMessage = (message: unknown) => published.push(message);
@@ -280,7 +267,7 @@ describe('telemetry and diagnostics_channel', () => {
   });
 
   it('publishes span events on their own channels', () => {
-    const { node } = setup();
+    const node = track();
     const name = freshEvent('span');
     const published: string[] = [];
     const onStart = (m: unknown) => published.push((m as Seen).event);
@@ -297,7 +284,7 @@ describe('telemetry and diagnostics_channel', () => {
   });
 
   it('publishes nothing after the subscriber left', () => {
-    const { node } = setup();
+    const node = track();
     const name = freshEvent('left');
     const published: unknown[] = [];
     const onMessage = (message: unknown) => published.push(message);
@@ -308,7 +295,7 @@ describe('telemetry and diagnostics_channel', () => {
   });
 
   it('does no work when nobody listens: no handler called, nothing published', () => {
-    const { node } = setup();
+    const node = track();
     const name = freshEvent('silent');
     const others = record(node, 'others', ['keel.test.elsewhere', 'keel.test.prefix.*']);
     const channel = diagnostics.channel(name);

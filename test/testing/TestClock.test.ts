@@ -1,16 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createNode, isDown, type Node } from '../../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { isDown } from '../../src/index.js';
 import { probe, TestClock } from '../../src/testing/index.js';
+import { useNodes } from '../support.js';
 
-const nodes: Node[] = [];
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.shutdown({ timeoutMs: 1000 })));
-});
-function nodeOn(clock: TestClock): Node {
-  const node = createNode({ clock });
-  nodes.push(node);
-  return node;
-}
+const track = useNodes();
 
 describe('TestClock', () => {
   it('starts at `start`', () => {
@@ -99,7 +92,7 @@ describe('TestClock.advance', () => {
 
   it('lets a node run until nothing is runnable between timers: a chain of sendAfter fires within one advance', async () => {
     const clock = new TestClock();
-    const node = nodeOn(clock);
+    const node = track({ clock });
     const p = probe(node);
     const ticker = node.spawn<number>((ctx) => (n) => {
       if (typeof n !== 'number') return;
@@ -119,7 +112,7 @@ describe('TestClock.advance', () => {
 
   it('lets the messages a timer caused be handled before the next timer fires', async () => {
     const clock = new TestClock();
-    const node = nodeOn(clock);
+    const node = track({ clock });
     const p = probe(node);
     const seenAtSecondTimer: unknown[] = [];
     const relay = node.spawn<string>((ctx) => (m) => {
@@ -134,7 +127,7 @@ describe('TestClock.advance', () => {
 
   it('lets the nodes run before firing anything', async () => {
     const clock = new TestClock();
-    const node = nodeOn(clock);
+    const node = track({ clock });
     const p = probe(node);
     const seenAtTimer: unknown[] = [];
     node.send(p, 'queued before the advance');
@@ -157,7 +150,7 @@ describe('TestClock.advance', () => {
 
   it('settles a node under a TestClock so that a Down caused by a timer is already there', async () => {
     const clock = new TestClock();
-    const node = nodeOn(clock);
+    const node = track({ clock });
     const p = probe(node);
     const worker = node.spawn((ctx) => {
       ctx.sendAfter(ctx.self, 'stop', 100);

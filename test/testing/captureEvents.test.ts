@@ -1,21 +1,14 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createNode, type Node, Pid } from '../../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { Pid } from '../../src/index.js';
 import type { TelemetryBus } from '../../src/telemetry/Telemetry.js';
 import { captureEvents } from '../../src/testing/index.js';
+import { useNodes } from '../support.js';
 
-const nodes: Node[] = [];
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.shutdown({ timeoutMs: 1000 })));
-});
-function newNode(): Node {
-  const node = createNode();
-  nodes.push(node);
-  return node;
-}
+const track = useNodes();
 
 describe('captureEvents', () => {
   it('records the events whose names start with one of the prefixes, with measurements and metadata', () => {
-    const node = newNode();
+    const node = track();
     const captured = captureEvents(node, ['keel.test.a.', 'keel.other']);
     node.telemetry.execute('keel.test.a.one', { n: 1 }, { tag: 'x' });
     node.telemetry.execute('keel.test.b.one', { n: 2 }, {});
@@ -28,7 +21,7 @@ describe('captureEvents', () => {
   });
 
   it('records the runtime’s own events, such as a message dropped for a dead target', () => {
-    const node = newNode();
+    const node = track();
     const captured = captureEvents(node, ['keel.message.']);
     const ghost = Pid.parse(`<${node.name}.999999.${node.creation}>`);
     node.send(ghost, 'hello?');
@@ -38,7 +31,7 @@ describe('captureEvents', () => {
   });
 
   it('records only events emitted after it started', () => {
-    const node = newNode();
+    const node = track();
     node.telemetry.execute('keel.test.early', {}, {});
     const captured = captureEvents(node, ['keel.test.']);
     node.telemetry.execute('keel.test.late', {}, {});
@@ -46,7 +39,7 @@ describe('captureEvents', () => {
   });
 
   it('stops recording at stop()', () => {
-    const node = newNode();
+    const node = track();
     const captured = captureEvents(node, ['keel.test.']);
     node.telemetry.execute('keel.test.before', {}, {});
     captured.stop();
@@ -55,7 +48,7 @@ describe('captureEvents', () => {
   });
 
   it('leaves nothing listening after stop()', () => {
-    const node = newNode();
+    const node = track();
     const captured = captureEvents(node, ['keel.test.']);
     expect((node.telemetry as TelemetryBus).isListening('keel.test.x')).toBe(true);
     captured.stop();
@@ -63,7 +56,7 @@ describe('captureEvents', () => {
   });
 
   it('keeps two captures independent', () => {
-    const node = newNode();
+    const node = track();
     const first = captureEvents(node, ['keel.test.']);
     const second = captureEvents(node, ['keel.test.']);
     node.telemetry.execute('keel.test.both', {}, {});

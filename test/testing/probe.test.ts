@@ -1,20 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createNode, isDown, isExit, type Node, Pid } from '../../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { createNode, isDown, isExit, Pid } from '../../src/index.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
+import { crasher, idler, useNodes } from '../support.js';
 
-const nodes: Node[] = [];
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.shutdown({ timeoutMs: 1000 })));
-});
-function newNode(): Node {
-  const node = createNode();
-  nodes.push(node);
-  return node;
-}
+const track = useNodes();
 
 describe('probe', () => {
   it('is a pid that processes and the node can send to', async () => {
-    const node = newNode();
+    const node = track();
     const p = probe<string>(node);
     const sender = node.spawn<string>((ctx) => (m) => {
       if (m === 'go') ctx.send(p, 'from a process');
@@ -28,7 +21,7 @@ describe('probe', () => {
   });
 
   it('keeps every message in `messages`, in arrival order, also those taken by receive', async () => {
-    const node = newNode();
+    const node = track();
     const p = probe(node);
     for (const m of ['a', 'b', 'c']) node.send(p, m);
     expect(await p.receive((m) => m === 'b')).toBe('b');
@@ -39,7 +32,7 @@ describe('probe', () => {
 
 describe('probe.receive', () => {
   it('without a predicate takes the oldest message not yet taken', async () => {
-    const node = newNode();
+    const node = track();
     const p = probe(node);
     node.send(p, 1);
     node.send(p, 2);
@@ -48,7 +41,7 @@ describe('probe.receive', () => {
   });
 
   it('takes the first matching message not yet taken and leaves the others', async () => {
-    const node = newNode();
+    const node = track();
     const p = probe(node);
     for (const m of ['a1', 'b1', 'a2', 'b2']) node.send(p, m);
     await node.idle();
@@ -60,7 +53,7 @@ describe('probe.receive', () => {
   });
 
   it('waits for a matching message that has not arrived yet', async () => {
-    const node = newNode();
+    const node = track();
     const p = probe(node);
     const later = node.spawn<string>((ctx) => (m) => {
       if (m === 'reply') ctx.send(p, 'the reply');
@@ -72,7 +65,7 @@ describe('probe.receive', () => {
   });
 
   it('does not hand the same message to two receives', async () => {
-    const node = newNode();
+    const node = track();
     const p = probe(node);
     node.send(p, 'only one');
     expect(await p.receive((m) => m === 'only one')).toBe('only one');
@@ -80,7 +73,7 @@ describe('probe.receive', () => {
   });
 
   it('takes a message that arrives for a waiting receive, so a later receive does not get it again', async () => {
-    const node = newNode();
+    const node = track();
     const p = probe(node);
     const waiting = p.receive((m) => m === 'once');
     node.send(p, 'once');
@@ -89,7 +82,7 @@ describe('probe.receive', () => {
   });
 
   it('gives a message to the earliest of several matching waiting receives', async () => {
-    const node = newNode();
+    const node = track();
     const p = probe(node);
     const first = p.receive((m) => typeof m === 'number');
     const second = p.receive((m) => typeof m === 'number');
@@ -99,14 +92,14 @@ describe('probe.receive', () => {
   });
 
   it('rejects with ERR_RECEIVE_TIMEOUT when no matching message comes in time', async () => {
-    const node = newNode();
+    const node = track();
     const p = probe(node);
     node.send(p, 'not it');
     await expect(p.receive((m) => m === 'never', { timeout: 0 })).rejects.toMatchObject({ code: 'ERR_RECEIVE_TIMEOUT' });
   });
 
   it('after a timeout, leaves a later matching message for the next receive', async () => {
-    const node = newNode();
+    const node = track();
     const p = probe(node);
     await expect(p.receive((m) => m === 'late', { timeout: 0 })).rejects.toMatchObject({ code: 'ERR_RECEIVE_TIMEOUT' });
     node.send(p, 'late');
@@ -114,7 +107,7 @@ describe('probe.receive', () => {
   });
 
   it('refuses a bad predicate or timeout with ERR_INVALID_ARGUMENT', () => {
-    const node = newNode();
+    const node = track();
     const p = probe(node);
     const invalid = expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' });
     expect(() => p.receive('x' as never)).toThrow(invalid);
@@ -124,15 +117,15 @@ describe('probe.receive', () => {
 
 describe('probe.ctx', () => {
   it('is the probe’s own context', () => {
-    const node = newNode();
+    const node = track();
     const p = probe(node);
     expect(Pid.equals(p.ctx.self, p)).toBe(true);
   });
 
   it('monitors from the probe: the Down arrives at the probe', async () => {
-    const node = newNode();
+    const node = track();
     const p = probe(node);
-    const worker = node.spawn(() => () => {});
+    const worker = idler(node);
     const ref = p.ctx.monitor(worker);
     node.exit(worker, 'shutdown');
     const down = await p.receive(isDown);
@@ -140,21 +133,19 @@ describe('probe.ctx', () => {
   });
 
   it('links from a probe that traps exits: the Exit arrives at the probe', async () => {
-    const node = newNode();
+    const node = track();
     const p = probe(node);
-    const crasher = node.spawn(() => () => {
-      throw new Error('crash');
-    });
+    const crashing = node.spawn(crasher(new Error('crash')));
     p.ctx.trapExits();
-    p.ctx.link(crasher);
-    node.send(crasher, 'go');
+    p.ctx.link(crashing);
+    node.send(crashing, 'go');
     const exit = await p.receive(isExit);
-    expect(isExit(exit) && exit.from !== 'node' && Pid.equals(exit.from, crasher)).toBe(true);
+    expect(isExit(exit) && exit.from !== 'node' && Pid.equals(exit.from, crashing)).toBe(true);
     expect(isExit(exit) && exit.reason instanceof Error && exit.reason.message).toBe('crash');
   });
 
   it('sends from the probe', async () => {
-    const node = newNode();
+    const node = track();
     const p = probe(node);
     const echo = node.spawn<{ replyTo: Pid; text: string }>((ctx) => (m) => {
       if (!isDown(m) && !isExit(m)) ctx.send(m.replyTo, `echo ${m.text}`);

@@ -7,6 +7,7 @@ import {
   InvalidArgumentError,
   MailboxFullError,
   NoProcError,
+  ProcessExitedError,
 } from '../../errors.js';
 import { Proc } from '../../runtime/internal/Proc.js';
 import type { TimerEntry } from '../../runtime/internal/TimerHeap.js';
@@ -23,7 +24,14 @@ export interface Origin {
 
 /** @internal */
 export function originOf(from: Node | Context<any>, argument = 'from'): Origin {
-  if (from instanceof Proc) return { node: from.rt, caller: from };
+  if (from instanceof Proc) {
+    if (!from.rt.isAlive(from.self)) {
+      // a zombie continuation: behaviour operations fail loudly, as ctx.spawn does
+      from.rt.zombieCall(from, 'behaviour operation');
+      throw new ProcessExitedError(String(from.self), 'a behaviour operation');
+    }
+    return { node: from.rt, caller: from };
+  }
   if (typeof from === 'object' && from !== null && typeof (from as Partial<KeelNode>).lookupTarget === 'function') {
     return { node: from as KeelNode, caller: undefined };
   }
@@ -99,7 +107,7 @@ export class PendingCall {
   /** @internal Arms the deadline and the hooks; called once the request is in the server's mailbox. */
   arm(timeoutMs: number, caller: Proc | undefined, signal: AbortSignal | undefined): void {
     const node = this.node;
-    this.#unhookServer = node.onProcExit(this.server, (reason) => {
+    const unhook = node.onProcExit(this.server, (reason) => {
       this.#unhookServer = undefined;
       this.fail(
         node.stopping
@@ -107,6 +115,11 @@ export class PendingCall {
           : new CallExitError(String(this.server.self), reason, formatReason(reason)),
       );
     });
+    if (unhook === undefined) {
+      this.fail(new NoProcError(String(this.server.self), 'the server exited before the call was armed'));
+      return;
+    }
+    this.#unhookServer = unhook;
     if (caller !== undefined) {
       // the caller is gone: nobody waits; release everything (its continuation is a zombie)
       this.#unhookCaller = node.onProcExit(caller, () => {

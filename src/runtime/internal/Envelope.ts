@@ -22,7 +22,9 @@ export class Envelope {
     this.id = id;
     this.listener = listener;
   }
+  settled = false;
   settle(outcome: 'handled' | 'crashed' | 'down' | 'dropped' | 'withdrawn', error?: unknown): void {
+    this.settled = true;
     const l = this.listener;
     if (l === undefined) return;
     this.listener = undefined;

@@ -4,6 +4,7 @@ import { isExitReason } from '../messages.js';
 import { isPid, type Pid, type PidImpl, type Ref, RefImpl, type Target, type TimerRef } from '../Pid.js';
 import type { Context, Handler, Init, MailboxOptions, Node, SpawnOptions } from '../types.js';
 import type { KeelNode } from '../Node.js';
+import type { Envelope } from './Envelope.js';
 import type { TimerEntry } from './TimerHeap.js';
 
 /** @internal Process flags, one small integer per process. */
@@ -46,7 +47,8 @@ export class ProcExtras {
   abort: AbortController | undefined = undefined;
   capacity = Infinity;
   overflow: MailboxOptions['overflow'] = 'reject';
-  messageId: string | undefined = undefined;
+  /** The supervised message being handled (its id is `ctx.messageId`). */
+  inflight: Envelope | undefined = undefined;
   exitHooks: Set<(reason: ExitReason) => void> | undefined = undefined;
   reason: ExitReason | undefined = undefined;
 }
@@ -112,7 +114,7 @@ export class Proc implements Context<any> {
   }
 
   get messageId(): string | undefined {
-    return this.x?.messageId;
+    return this.x?.inflight?.id;
   }
 
   send<N>(to: Target<N>, message: N): void {

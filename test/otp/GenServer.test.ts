@@ -1,0 +1,1330 @@
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import {
+  GenServer,
+  isDown,
+  isExit,
+  isKeelError,
+  Pid,
+  type CallProtocol,
+  type Exit,
+  type ExitReason,
+  type From,
+  type GenServerSpec,
+  type ServerPid,
+} from '../../src/index.js';
+import type { KeelNode } from '../../src/runtime/Node.js';
+import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
+import {
+  deferred,
+  drainThrough,
+  expectKeelError,
+  failure,
+  type FakeLogger,
+  idleInit,
+  otherCreation,
+  receiveDown,
+  spawnWithContext,
+  thrown,
+  useNodes,
+} from '../support.js';
+
+const track = useNodes();
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+/** A protocol that accepts any request and any reply: for tests that are not about types. */
+type Loose = { request: any; reply: any };
+type Spec<S> = GenServerSpec<S, Loose, any>;
+
+/** Where a promise stands, read after awaiting a fact (a settle, an advance, a probe message). */
+interface Watched<T> {
+  status: 'pending' | 'resolved' | 'rejected';
+  value: T | undefined;
+  error: unknown;
+}
+
+/** Watches the promise `fn` returns; a synchronous throw counts as a rejection. */
+function attempt<T>(fn: () => Promise<T>): Watched<T> {
+  const w: Watched<T> = { status: 'pending', value: undefined, error: undefined };
+  let promise: Promise<T>;
+  try {
+    promise = fn();
+  } catch (e) {
+    w.status = 'rejected';
+    w.error = e;
+    return w;
+  }
+  promise.then(
+    (value) => {
+      w.status = 'resolved';
+      w.value = value;
+    },
+    (error: unknown) => {
+      w.status = 'rejected';
+      w.error = error;
+    },
+  );
+  return w;
+}
+
+function watch<T>(promise: Promise<T>): Watched<T> {
+  return attempt(() => promise);
+}
+
+interface Release {
+  readonly release: unknown;
+}
+
+function isRelease(m: unknown): m is Release {
+  return typeof m === 'object' && m !== null && 'release' in m;
+}
+
+/**
+ * A server for call tests. Calls: `'hold'` is left unanswered (its From kept in `held`; `notify`,
+ * if given, gets `'holding'`), `'handled'` answers how many calls it has handled, anything else
+ * is echoed. The cast `{ release: value }` replies `value` to every held call.
+ */
+function holder(held: From[] = [], notify?: Pid): Spec<{ handled: number }> {
+  return {
+    init: () => ({ handled: 0 }),
+    handleCall: (request, from, state, ctx) => {
+      const next = { handled: state.handled + 1 };
+      if (request === 'hold') {
+        held.push(from);
+        if (notify !== undefined) ctx.send(notify, 'holding');
+        return { noreply: true, state: next };
+      }
+      if (request === 'handled') return { reply: next.handled, state: next };
+      return { reply: request, state: next };
+    },
+    handleCast: (request, state) => {
+      if (isRelease(request)) for (const from of held.splice(0)) GenServer.reply(from, request.release);
+      return state;
+    },
+  };
+}
+
+/** A server whose state is a log: the call `'log'` answers it, the cast `{ set }` replaces it. */
+function logServer(hooks: Partial<Spec<unknown[]>> = {}): Spec<unknown[]> {
+  return {
+    init: () => [],
+    handleCall: (request, _from, log) => (request === 'log' ? { reply: log, state: log } : { reply: 'ok', state: [...log, request] }),
+    handleCast: (request, log) => [...log, request],
+    ...hooks,
+  };
+}
+
+/** A server that traps exits in init and records every terminate(reason, state) in `seen`. */
+function trapping(seen: [ExitReason, unknown][], terminate?: (reason: ExitReason, state: unknown) => void | Promise<void>): Spec<unknown> {
+  return {
+    init: (state: unknown, ctx) => {
+      ctx.trapExits();
+      return state;
+    },
+    handleCall: (request, _from, state) => (request === 'get' ? { reply: state, state } : { reply: 'ok', state: request }),
+    terminate: (reason, state) => {
+      seen.push([reason, state]);
+      return terminate?.(reason, state);
+    },
+  };
+}
+
+/** Death hooks registered on a live process (runtime internals): what pending calls leave on the server. */
+function deathHooksOn(node: KeelNode, pid: Pid): number {
+  return node.lookupTarget(pid)?.x?.exitHooks?.size ?? 0;
+}
+
+interface Outcome {
+  readonly outcome: unknown;
+}
+
+function isOutcome(m: unknown): m is Outcome {
+  return typeof m === 'object' && m !== null && 'outcome' in m;
+}
+
+interface Forwarded {
+  readonly forwarded: unknown;
+}
+
+function isForwarded(m: unknown): m is Forwarded {
+  return typeof m === 'object' && m !== null && 'forwarded' in m;
+}
+
+// ---- GenServer.start --------------------------------------------------------------------------
+
+describe('GenServer.start', () => {
+  it('resolves with the pid once a synchronous init returned the state, passing it the arg and the ctx', async () => {
+    const node = track();
+    let self: Pid | undefined;
+    const spec: Spec<{ count: number }> = {
+      init: (start: number, ctx) => {
+        self = ctx.self;
+        return { count: start };
+      },
+      handleCall: (_request, _from, state) => ({ reply: state.count, state }),
+    };
+    const pid = await GenServer.start(node, spec, 41);
+    expect(self !== undefined && Pid.equals(self, pid)).toBe(true);
+    expect(node.isAlive(pid)).toBe(true);
+    expect(await GenServer.call(node, pid, 'get')).toBe(41);
+  });
+
+  it('waits for an async init and starts with the state it resolved to', async () => {
+    const node = track();
+    const gate = deferred<string>();
+    const spec: Spec<string> = {
+      init: async () => `ready:${await gate.promise}`,
+      handleCall: (_request, _from, state) => ({ reply: state, state }),
+    };
+    const start = watch(GenServer.start(node, spec, undefined, { name: 'async-init' }));
+    await node.settle();
+    expect(start.status).toBe('pending');
+    expect(node.info('async-init')?.status).toBe('initializing');
+    gate.resolve('yes');
+    await node.idle();
+    expect(start.status).toBe('resolved');
+    expect(await GenServer.call(node, start.value!, 'get')).toBe('ready:yes');
+  });
+
+  it.each([
+    ['throws', (boom: Error) => (): never => {
+      throw boom;
+    }],
+    ['rejects', (boom: Error) => async (): Promise<never> => {
+      await Promise.resolve();
+      throw boom;
+    }],
+  ])('fails with ERR_START_FAILED carrying the reason when init %s, leaves no process and runs no terminate', async (_label, makeInit) => {
+    const node = track();
+    const boom = new Error('init failed');
+    const terminated: ExitReason[] = [];
+    const before = node.processes().length;
+    const e = await failure(() => GenServer.start(node, { init: makeInit(boom), terminate: (reason) => void terminated.push(reason) }));
+    expectKeelError(e, 'ERR_START_FAILED', 'init failed');
+    expect((e as { reason: unknown }).reason).toBe(boom);
+    expect(node.processes()).toHaveLength(before);
+    expect(terminated).toEqual([]);
+  });
+
+  it('wraps a non-Error thrown by init into ERR_THROWN_VALUE as the start failure reason', async () => {
+    const node = track();
+    const e = await failure(() =>
+      GenServer.start(node, {
+        init: () => {
+          throw 'not an error';
+        },
+      }),
+    );
+    expectKeelError(e, 'ERR_START_FAILED');
+    const reason = (e as { reason: unknown }).reason;
+    expectKeelError(reason, 'ERR_THROWN_VALUE');
+    expect((reason as { value: unknown }).value).toBe('not an error');
+  });
+
+  it('fails with ERR_START_FAILED carrying the exit reason when init exits the process', async () => {
+    const node = track();
+    const reason = { shutdown: 'not today' };
+    const e = await failure(() =>
+      GenServer.start(node, {
+        init: (_arg, ctx) => {
+          ctx.exit(reason);
+          return 'unreachable';
+        },
+      }),
+    );
+    expectKeelError(e, 'ERR_START_FAILED');
+    expect((e as { reason: unknown }).reason).toBe(reason);
+  });
+
+  it('fails with ERR_START_FAILED carrying the kill reason when the server is killed during an async init', async () => {
+    const node = track();
+    const gate = deferred();
+    const start = watch(GenServer.start(node, { init: () => gate.promise.then(() => 'late') }, undefined, { name: 'doomed' }));
+    await node.settle();
+    node.exit(node.registry.whereis('doomed')!, 'kill');
+    await node.settle();
+    expect(start.status).toBe('rejected');
+    expectKeelError(start.error, 'ERR_START_FAILED');
+    expect((start.error as { reason: unknown }).reason).toBe('killed');
+    gate.resolve();
+  });
+
+  it.each([
+    ['throws', (boom: Error) => (): never => {
+      throw boom;
+    }],
+    ['rejects', (boom: Error) => async (): Promise<never> => {
+      await Promise.resolve();
+      throw boom;
+    }],
+  ])('does not kill the startLink caller when init %s: the start fails and the link is gone', async (_label, makeInit) => {
+    const node = track();
+    const p = probe(node);
+    const { pid: parent, ctx } = await spawnWithContext(node);
+    const ref = p.ctx.monitor(parent);
+    const boom = new Error('linked init failed');
+    const e = await failure(() => GenServer.startLink(ctx, { init: makeInit(boom) }));
+    expectKeelError(e, 'ERR_START_FAILED');
+    expect((e as { reason: unknown }).reason).toBe(boom);
+    await drainThrough(node, p);
+    expect(node.isAlive(parent)).toBe(true);
+    expect(node.info(parent)?.links).toEqual([]);
+    expect(p.messages.some((m) => isDown(m) && m.ref === ref)).toBe(false);
+  });
+
+  it('links the server to the startLink caller once init succeeded', async () => {
+    const node = track();
+    const { pid: parent, ctx } = await spawnWithContext(node);
+    const server = await GenServer.startLink(ctx, { init: () => 'up' });
+    expect(node.info(parent)?.links.map(String)).toEqual([String(server)]);
+    expect(node.info(server)?.links.map(String)).toEqual([String(parent)]);
+  });
+
+  it('runs handleContinue before any message when init returns { state, continue }', async () => {
+    const node = track();
+    const order: string[] = [];
+    const spec: Spec<string[]> = {
+      init: () => ({ state: ['init'], continue: 'warm up' }),
+      handleContinue: (info, log) => {
+        order.push(`continue:${String(info)}`);
+        return [...log, `continue:${String(info)}`];
+      },
+      handleCast: (request, log) => {
+        order.push(`cast:${String(request)}`);
+        return [...log, `cast:${String(request)}`];
+      },
+      handleCall: (_request, _from, log) => ({ reply: log, state: log }),
+    };
+    const started = GenServer.start(node, spec, undefined, { name: 'continued' });
+    // queued before init even ran
+    GenServer.cast(node, 'continued', 'early');
+    const pid = await started;
+    expect(await GenServer.call(node, pid, 'log')).toEqual(['init', 'continue:warm up', 'cast:early']);
+    expect(order).toEqual(['continue:warm up', 'cast:early']);
+  });
+
+  it('holds messages while an async handleContinue from init is pending', async () => {
+    const node = track();
+    const gate = deferred();
+    const spec: Spec<string[]> = {
+      init: () => ({ state: [], continue: 'load' }),
+      handleContinue: async (_info, log) => {
+        await gate.promise;
+        return [...log, 'loaded'];
+      },
+      handleCall: (_request, _from, log) => ({ reply: log, state: log }),
+    };
+    const pid = await GenServer.start(node, spec);
+    const log = watch(GenServer.call(node, pid, 'log'));
+    await node.settle();
+    expect(log.status).toBe('pending');
+    expect(node.info(pid)?.mailboxLength).toBe(1);
+    gate.resolve();
+    await node.idle();
+    expect(log.status).toBe('resolved');
+    expect(log.value).toEqual(['loaded']);
+  });
+
+  it('registers the server under { name }: calls and casts by name reach it, and the name goes with it', async () => {
+    const node = track();
+    const pid = await GenServer.start(node, logServer(), undefined, { name: 'logger' });
+    expect(String(node.registry.whereis('logger'))).toBe(String(pid));
+    GenServer.cast(node, 'logger', 'by name');
+    expect(await GenServer.call(node, 'logger', 'log')).toEqual(['by name']);
+    await GenServer.stop(node, 'logger');
+    expect(node.registry.whereis('logger')).toBeUndefined();
+  });
+
+  it('fails with ERR_NAME_TAKEN when the name belongs to another process, and leaves no second server', async () => {
+    const node = track();
+    const first = await GenServer.start(node, logServer(), undefined, { name: 'taken' });
+    const before = node.processes().length;
+    const e = await failure(() => GenServer.start(node, logServer(), undefined, { name: 'taken' }));
+    expectKeelError(e, 'ERR_NAME_TAKEN');
+    expect(node.processes()).toHaveLength(before);
+    expect(String(node.registry.whereis('taken'))).toBe(String(first));
+  });
+
+  it('fails with ERR_START_FAILED and kills the server when init outlasts options.timeout on the node clock', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const p = probe(node);
+    const gate = deferred();
+    const start = watch(GenServer.start(node, { init: () => gate.promise.then(() => 'late') }, undefined, { name: 'slow', timeout: 100 }));
+    await node.settle();
+    const pid = node.registry.whereis('slow')!;
+    const ref = p.ctx.monitor(pid);
+    await clock.advance(99);
+    expect(start.status).toBe('pending');
+    expect(node.isAlive(pid)).toBe(true);
+    await clock.advance(1);
+    expect(start.status).toBe('rejected');
+    expectKeelError(start.error, 'ERR_START_FAILED', '100 ms');
+    expect((start.error as { reason: unknown }).reason).toBe('timeout');
+    expect((await receiveDown(p, ref)).reason).toBe('killed');
+    expect(node.registry.whereis('slow')).toBeUndefined();
+    expect(node.internals().timers).toBe(0);
+    gate.resolve();
+  });
+
+  it('does not kill the startLink caller when init times out', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const { pid: parent, ctx } = await spawnWithContext(node);
+    const gate = deferred();
+    const start = watch(GenServer.startLink(ctx, { init: () => gate.promise.then(() => 'late') }, undefined, { timeout: 50 }));
+    await clock.advance(50);
+    expect(start.status).toBe('rejected');
+    expectKeelError(start.error, 'ERR_START_FAILED');
+    expect(node.isAlive(parent)).toBe(true);
+    expect(node.info(parent)?.links).toEqual([]);
+    gate.resolve();
+  });
+
+  it('cancels the init deadline once init finished', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const pid = await GenServer.start(node, logServer(), undefined, { timeout: 100 });
+    expect(node.internals().timers).toBe(0);
+    await clock.advance(1000);
+    expect(node.isAlive(pid)).toBe(true);
+  });
+});
+
+// ---- GenServer.call ---------------------------------------------------------------------------
+
+describe('GenServer.call', () => {
+  it('answers with the reply of { reply, state } and keeps the new state for the next call', async () => {
+    const node = track();
+    const spec: Spec<number> = {
+      init: () => 0,
+      handleCall: (request: { add: number }, _from, n) => ({ reply: n + request.add, state: n + request.add }),
+    };
+    const pid = await GenServer.start(node, spec);
+    expect(await GenServer.call(node, pid, { add: 1 })).toBe(1);
+    expect(await GenServer.call(node, pid, { add: 2 })).toBe(3);
+  });
+
+  it('works from a process context as from the node', async () => {
+    const node = track();
+    const pid = await GenServer.start(node, holder());
+    const p = probe(node);
+    expect(await GenServer.call(p.ctx, pid, 'from a process')).toBe('from a process');
+    expect(p.messages).toEqual([]);
+  });
+
+  it('waits for GenServer.reply when handleCall returns { noreply: true }, and another message gives the reply', async () => {
+    const node = track();
+    const held: From[] = [];
+    const pid = await GenServer.start(node, holder(held));
+    const answer = watch(GenServer.call(node, pid, 'hold'));
+    await node.idle();
+    expect(answer.status).toBe('pending');
+    expect(held).toHaveLength(1);
+    GenServer.cast(node, pid, { release: 'released' });
+    await node.idle();
+    expect(answer.status).toBe('resolved');
+    expect(answer.value).toBe('released');
+  });
+
+  it('accepts GenServer.reply after an await, while the server goes on answering other calls', async () => {
+    const node = track();
+    const gate = deferred();
+    const spec: Spec<null> = {
+      init: () => null,
+      handleCall: (request, from, state) => {
+        if (request === 'slow') {
+          void (async () => {
+            await gate.promise;
+            GenServer.reply(from, 'slow answer');
+          })();
+          return { noreply: true, state };
+        }
+        return { reply: 'fast answer', state };
+      },
+    };
+    const pid = await GenServer.start(node, spec);
+    const slow = watch(GenServer.call(node, pid, 'slow'));
+    expect(await GenServer.call(node, pid, 'fast')).toBe('fast answer');
+    expect(slow.status).toBe('pending');
+    gate.resolve();
+    await node.idle();
+    expect(slow.status).toBe('resolved');
+    expect(slow.value).toBe('slow answer');
+  });
+
+  it('answers the caller and then stops the server on { stop, reply, state }, terminate getting the reason and the state', async () => {
+    const node = track();
+    const p = probe(node);
+    const seen: [ExitReason, unknown][] = [];
+    const reason = { shutdown: 'asked to' };
+    const spec: Spec<string> = {
+      init: () => 'running',
+      handleCall: (_request, _from) => ({ stop: reason, reply: 'bye', state: 'stopping' }),
+      terminate: (r, state) => void seen.push([r, state]),
+    };
+    const pid = await GenServer.start(node, spec);
+    const ref = p.ctx.monitor(pid);
+    expect(await GenServer.call(node, pid, 'stop')).toBe('bye');
+    expect((await receiveDown(p, ref)).reason).toBe(reason);
+    expect(seen).toEqual([[reason, 'stopping']]);
+  });
+
+  it('fails the caller with ERR_CALL_EXIT and the stop reason on { stop, state } without a reply', async () => {
+    const node = track();
+    const spec: Spec<null> = { init: () => null, handleCall: (_request, _from, state) => ({ stop: 'shutdown', state }) };
+    const pid = await GenServer.start(node, spec);
+    const e = await failure(() => GenServer.call(node, pid, 'stop'));
+    expectKeelError(e, 'ERR_CALL_EXIT');
+    expect((e as { reason: unknown }).reason).toBe('shutdown');
+    expect(node.isAlive(pid)).toBe(false);
+  });
+
+  it('queues calls while an async handleCall is pending: the server is busy, and the next call sees the state it left', async () => {
+    const node = track();
+    const gate = deferred();
+    const spec: Spec<number> = {
+      init: () => 0,
+      handleCall: async (request, _from, n) => {
+        if (request === 'slow') {
+          await gate.promise;
+          return { reply: 'slow done', state: n + 10 };
+        }
+        return { reply: n, state: n };
+      },
+    };
+    const pid = await GenServer.start(node, spec);
+    const slow = watch(GenServer.call(node, pid, 'slow'));
+    const next = watch(GenServer.call(node, pid, 'get'));
+    await node.settle();
+    expect(node.info(pid)).toMatchObject({ status: 'busy', mailboxLength: 1 });
+    expect([slow.status, next.status]).toEqual(['pending', 'pending']);
+    gate.resolve();
+    await node.idle();
+    expect([slow.value, next.value]).toEqual(['slow done', 10]);
+  });
+
+  it('gives each of 1,000 concurrent calls from the node its own reply', async () => {
+    const node = track();
+    const spec: Spec<number> = {
+      init: () => 0,
+      handleCall: (request: { n: number }, _from, handled) => ({ reply: { n: request.n, square: request.n * request.n }, state: handled + 1 }),
+    };
+    const pid = await GenServer.start(node, spec);
+    const ns = Array.from({ length: 1000 }, (_, i) => i);
+    const replies = await Promise.all(ns.map((n) => GenServer.call(node, pid, { n })));
+    expect(replies).toEqual(ns.map((n) => ({ n, square: n * n })));
+    expect(node.internals().timers).toBe(0);
+  });
+
+  it('matches 1,000 deferred replies, given in reverse order, to their own callers', async () => {
+    const node = track();
+    const spec: Spec<{ request: number; from: From }[]> = {
+      init: () => [],
+      handleCall: (request: number, from, pending) => {
+        const next = [...pending, { request, from }];
+        if (next.length < 1000) return { noreply: true, state: next };
+        for (const call of next.reverse()) GenServer.reply(call.from, `reply to ${call.request}`);
+        return { noreply: true, state: [] };
+      },
+    };
+    const pid = await GenServer.start(node, spec);
+    const ns = Array.from({ length: 1000 }, (_, i) => i);
+    const replies = await Promise.all(ns.map((n) => GenServer.call(node, pid, n)));
+    expect(replies).toEqual(ns.map((n) => `reply to ${n}`));
+  });
+
+  it('keeps the deadlines of many pending calls on one host timer, and none once they are answered', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const held: From[] = [];
+    const pid = await GenServer.start(node, holder(held));
+    const calls = Array.from({ length: 100 }, (_, i) => watch(GenServer.call(node, pid, 'hold', { timeout: 1000 + i })));
+    await node.idle();
+    expect(held).toHaveLength(100);
+    expect(node.internals().timers).toBe(100);
+    expect(clock.pendingTimers).toBe(1);
+    GenServer.cast(node, pid, { release: 'ok' });
+    await node.idle();
+    expect(calls.every((c) => c.status === 'resolved' && c.value === 'ok')).toBe(true);
+    expect(node.internals().timers).toBe(0);
+  });
+
+  describe('timeouts', () => {
+    it('rejects with ERR_CALL_TIMEOUT after the default 5000 ms on the node clock, not a millisecond before', async () => {
+      const clock = new TestClock();
+      const node = track({ clock });
+      const pid = await GenServer.start(node, holder());
+      const call = watch(GenServer.call(node, pid, 'hold'));
+      await clock.advance(4999);
+      expect(call.status).toBe('pending');
+      await clock.advance(1);
+      expect(call.status).toBe('rejected');
+      expectKeelError(call.error, 'ERR_CALL_TIMEOUT', '5000 ms');
+      expect(node.internals().timers).toBe(0);
+    });
+
+    it('rejects with ERR_CALL_TIMEOUT after { timeout }', async () => {
+      const clock = new TestClock();
+      const node = track({ clock });
+      const pid = await GenServer.start(node, holder());
+      const call = watch(GenServer.call(node, pid, 'hold', { timeout: 250 }));
+      await clock.advance(249);
+      expect(call.status).toBe('pending');
+      await clock.advance(1);
+      expectKeelError(call.error, 'ERR_CALL_TIMEOUT', '250 ms');
+      expect((call.error as { timeoutMs: number }).timeoutMs).toBe(250);
+    });
+
+    it('discards a reply given after the timeout: the calling process gets no stray message and nothing throws', async () => {
+      const clock = new TestClock();
+      const node = track({ clock });
+      const p = probe(node);
+      const held: From[] = [];
+      const pid = await GenServer.start(node, holder(held));
+      const call = watch(GenServer.call(p.ctx, pid, 'hold', { timeout: 100 }));
+      await clock.advance(100);
+      expectKeelError(call.error, 'ERR_CALL_TIMEOUT');
+      const [from] = held;
+      // the server replies late, from its own callback: it must not crash
+      GenServer.cast(node, pid, { release: 'late reply' });
+      await node.idle();
+      expect(held).toEqual([]);
+      expect(node.isAlive(pid)).toBe(true);
+      // and directly: replying again to a call nobody waits for does nothing
+      expect(thrown(() => GenServer.reply(from!, 'later still'))).toBe('nothing was thrown');
+      await drainThrough(node, p);
+      expect(p.messages).toEqual(['marker']);
+      expect(node.info(p)?.mailboxLength).toBe(0);
+      expect(call.status).toBe('rejected');
+      expect(await GenServer.call(node, pid, 'handled')).toBe(2);
+    });
+  });
+
+  describe('a dead or unknown target', () => {
+    it.each([
+      ['a dead pid', async (node: KeelNode) => {
+        const pid = await GenServer.start(node, holder());
+        await GenServer.stop(node, pid);
+        return pid;
+      }],
+      ['an unknown name', () => Promise.resolve('nobody')],
+      ['a stale pid (same id, another creation)', async (node: KeelNode) => otherCreation(await GenServer.start(node, holder()))],
+      ['a pid of another node', async () => GenServer.start(track(), holder())],
+    ])('rejects at once with ERR_NOPROC for %s', async (_label, target) => {
+      const clock = new TestClock();
+      const node = track({ clock });
+      const to = await target(node);
+      const call = attempt(() => GenServer.call(node, to, 'hello'));
+      await node.settle();
+      expect(call.status).toBe('rejected');
+      expectKeelError(call.error, 'ERR_NOPROC');
+      expect(node.internals().timers).toBe(0);
+    });
+  });
+
+  describe('the server dies during the call', () => {
+    const serverDied = new Error('server died');
+    it.each<[string, ExitReason | 'kill', ExitReason]>([
+      ['an error', serverDied, serverDied],
+      ["'kill'", 'kill', 'killed'],
+      ['shutdown', 'shutdown', 'shutdown'],
+    ])('rejects at once with ERR_CALL_EXIT carrying the exit reason when it is exited with %s', async (_label, signal, expected) => {
+      const clock = new TestClock();
+      const node = track({ clock });
+      const pid = await GenServer.start(node, holder());
+      const call = watch(GenServer.call(node, pid, 'hold'));
+      await node.settle();
+      expect(call.status).toBe('pending');
+      node.exit(pid, signal);
+      await node.settle();
+      expect(call.status).toBe('rejected');
+      expectKeelError(call.error, 'ERR_CALL_EXIT');
+      expect((call.error as { reason: unknown }).reason).toBe(expected);
+      expect(clock.now()).toBe(0);
+      expect(node.internals().timers).toBe(0);
+    });
+
+    it('rejects at once with ERR_CALL_EXIT when the caller is a process busy inside its own async handler', async () => {
+      const clock = new TestClock();
+      const node = track({ clock });
+      const p = probe(node);
+      const pid = await GenServer.start(node, holder([], p));
+      const caller = node.spawn((ctx) => async (m) => {
+        if (m !== 'go') return;
+        try {
+          ctx.send(p, { outcome: await GenServer.call(ctx, pid, 'hold') });
+        } catch (e) {
+          ctx.send(p, { outcome: e });
+        }
+      });
+      node.send(caller, 'go');
+      await p.receive((m) => m === 'holding');
+      expect(node.info(caller)?.status).toBe('busy');
+      const boom = new Error('server died under a busy caller');
+      node.exit(pid, boom);
+      const m = await p.receive(isOutcome);
+      const outcome = (m as Outcome).outcome;
+      expectKeelError(outcome, 'ERR_CALL_EXIT', 'server died under a busy caller');
+      expect((outcome as { reason: unknown }).reason).toBe(boom);
+      expect(clock.now()).toBe(0);
+    });
+
+    it('rejects with ERR_NOPROC when the node shuts down under a pending call', async () => {
+      const node = track();
+      const pid = await GenServer.start(node, holder());
+      const call = watch(GenServer.call(node, pid, 'hold'));
+      await node.idle();
+      expect(call.status).toBe('pending');
+      await node.shutdown();
+      expect(call.status).toBe('rejected');
+      expectKeelError(call.error, 'ERR_NOPROC');
+    });
+  });
+
+  it.each(['its pid', 'its name'])('rejects at once with ERR_DEADLOCK when a server calls itself by %s', async (by) => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const spec: Spec<null> = {
+      init: () => null,
+      handleCall: async (request, _from, state, ctx) => {
+        if (request !== 'call yourself') return { reply: 'pong', state };
+        return { reply: await failure(() => GenServer.call(ctx, by === 'its pid' ? ctx.self : 'narcissus', 'ping')), state };
+      },
+    };
+    const pid = await GenServer.start(node, spec, undefined, { name: 'narcissus' });
+    const call = watch(GenServer.call(node, pid, 'call yourself'));
+    await node.settle();
+    expect(call.status).toBe('resolved');
+    expectKeelError(call.value, 'ERR_DEADLOCK');
+    expect(node.isAlive(pid)).toBe(true);
+    expect(node.internals().timers).toBe(0);
+  });
+
+  describe('signal', () => {
+    it('rejects with ERR_ABORTED carrying the abort reason, without delivering the request, when the signal is already aborted', async () => {
+      const node = track();
+      const pid = await GenServer.start(node, holder());
+      const controller = new AbortController();
+      controller.abort('changed my mind');
+      const call = attempt(() => GenServer.call(node, pid, 'hello', { signal: controller.signal }));
+      await node.settle();
+      expect(call.status).toBe('rejected');
+      expectKeelError(call.error, 'ERR_ABORTED');
+      expect((call.error as { reason: unknown }).reason).toBe('changed my mind');
+      expect(await GenServer.call(node, pid, 'handled')).toBe(1);
+    });
+
+    it('rejects with ERR_ABORTED when the signal aborts during the call, and discards the later reply', async () => {
+      const clock = new TestClock();
+      const node = track({ clock });
+      const p = probe(node);
+      const held: From[] = [];
+      const pid = await GenServer.start(node, holder(held));
+      const controller = new AbortController();
+      const call = watch(GenServer.call(p.ctx, pid, 'hold', { signal: controller.signal }));
+      await node.idle();
+      expect(call.status).toBe('pending');
+      controller.abort('stop waiting');
+      await node.settle();
+      expect(call.status).toBe('rejected');
+      expectKeelError(call.error, 'ERR_ABORTED');
+      expect((call.error as { reason: unknown }).reason).toBe('stop waiting');
+      expect(node.internals().timers).toBe(0);
+      GenServer.cast(node, pid, { release: 'nobody listens' });
+      await drainThrough(node, p);
+      expect(p.messages).toEqual(['marker']);
+      expect(node.isAlive(pid)).toBe(true);
+    });
+  });
+
+  describe('a caller that dies while waiting', () => {
+    it('leaves nothing behind: no deadline, no death hook on the server, and a later reply does nothing', async () => {
+      const clock = new TestClock();
+      const node = track({ clock });
+      const p = probe(node);
+      const held: From[] = [];
+      const pid = await GenServer.start(node, holder(held, p));
+      const caller = node.spawn((ctx) => async () => {
+        await GenServer.call(ctx, pid, 'hold', { timeout: 5000 });
+      });
+      node.send(caller, 'go');
+      await p.receive((m) => m === 'holding');
+      expect(node.internals().timers).toBe(1);
+      expect(deathHooksOn(node, pid)).toBe(1);
+      node.exit(caller, 'kill');
+      expect(node.isAlive(caller)).toBe(false);
+      expect(node.internals().timers).toBe(0);
+      expect(deathHooksOn(node, pid)).toBe(0);
+      expect(thrown(() => GenServer.reply(held[0]!, 'too late'))).toBe('nothing was thrown');
+      await clock.advance(5000);
+      await node.idle();
+      expect(node.internals()).toMatchObject({ timers: 0, busy: 0, runQueue: 0 });
+      expect(node.isAlive(pid)).toBe(true);
+      expect(await GenServer.call(node, pid, 'handled')).toBe(2);
+    });
+
+    it('throws ERR_PROCESS_EXITED for a call from a zombie continuation, and the server never sees the request', async () => {
+      const clock = new TestClock();
+      const node = track({ clock });
+      const pid = await GenServer.start(node, holder());
+      const gate = deferred();
+      const attempted = deferred<Watched<unknown>>();
+      const zombie = node.spawn((ctx) => async () => {
+        await gate.promise;
+        attempted.resolve(attempt(() => GenServer.call(ctx, pid, 'from beyond')));
+      });
+      node.send(zombie, 'go');
+      await node.settle();
+      node.exit(zombie, 'kill');
+      gate.resolve();
+      const call = await attempted.promise;
+      await node.settle();
+      expect(call.status).toBe('rejected');
+      expectKeelError(call.error, 'ERR_PROCESS_EXITED');
+      expect(node.internals().timers).toBe(0);
+      expect(await GenServer.call(node, pid, 'handled')).toBe(1);
+    });
+  });
+});
+
+// ---- GenServer.cast ---------------------------------------------------------------------------
+
+describe('GenServer.cast', () => {
+  it('runs handleCast with the request and keeps the state it returns', async () => {
+    const node = track();
+    const pid = await GenServer.start(node, logServer());
+    GenServer.cast(node, pid, 'a');
+    GenServer.cast(node, pid, 'b');
+    expect(await GenServer.call(node, pid, 'log')).toEqual(['a', 'b']);
+  });
+
+  it('keeps the server busy during an async handleCast: a call waits for the state it leaves', async () => {
+    const node = track();
+    const gate = deferred();
+    const pid = await GenServer.start(
+      node,
+      logServer({
+        handleCast: async (request, log) => {
+          await gate.promise;
+          return [...log, request];
+        },
+      }),
+    );
+    GenServer.cast(node, pid, 'slow cast');
+    const log = watch(GenServer.call(node, pid, 'log'));
+    await node.settle();
+    expect(node.info(pid)?.status).toBe('busy');
+    expect(log.status).toBe('pending');
+    gate.resolve();
+    await node.idle();
+    expect(log.value).toEqual(['slow cast']);
+  });
+
+  it('is dropped with a keel.message.dropped event when the server is dead', async () => {
+    const node = track();
+    const pid = await GenServer.start(node, logServer());
+    await GenServer.stop(node, pid);
+    const captured = captureEvents(node, ['keel.message.dropped']);
+    expect(thrown(() => GenServer.cast(node, pid, 'into the void'))).toBe('nothing was thrown');
+    expect(captured.events).toHaveLength(1);
+    expect(captured.events[0]?.metadata.reason).toBe('noproc');
+    captured.stop();
+  });
+});
+
+// ---- handleInfo -------------------------------------------------------------------------------
+
+describe('handleInfo', () => {
+  it('receives the messages that are neither calls nor casts, and keeps the state it returns', async () => {
+    const node = track();
+    const pid = await GenServer.start(node, logServer({ handleInfo: (message, log) => [...log, { info: message }] }));
+    node.send(pid, 'plain');
+    GenServer.cast(node, pid, 'cast');
+    expect(await GenServer.call(node, pid, 'log')).toEqual([{ info: 'plain' }, 'cast']);
+  });
+
+  it('receives the Exit of a linked process other than its parent when the server traps exits, and keeps running', async () => {
+    const node = track();
+    const p = probe(node);
+    const spec: Spec<null> = {
+      init: (_arg, ctx) => {
+        ctx.trapExits();
+        return null;
+      },
+      handleCall: (_request, _from, state, ctx) => ({ reply: ctx.spawnLink(idleInit), state }),
+      handleInfo: (message, state, ctx) => {
+        ctx.send(p, { forwarded: message });
+        return state;
+      },
+    };
+    const pid = await GenServer.start(node, spec);
+    const child: Pid = await GenServer.call(node, pid, 'spawn a linked child');
+    const boom = new Error('child crashed');
+    node.exit(child, boom);
+    const m = await p.receive(isForwarded);
+    const exit = (m as Forwarded).forwarded as Exit;
+    expect(isExit(exit)).toBe(true);
+    expect(exit.reason).toBe(boom);
+    expect(exit.from !== 'node' && Pid.equals(exit.from, child)).toBe(true);
+    expect(node.isAlive(pid)).toBe(true);
+  });
+
+  it('by default reports an unexpected message as keel.gen_server.unexpected_message and does not crash', async () => {
+    const node = track();
+    const captured = captureEvents(node, ['keel.gen_server.']);
+    const pid = await GenServer.start(node, logServer());
+    node.send(pid, { stray: true });
+    GenServer.cast(node, pid, 'after');
+    expect(await GenServer.call(node, pid, 'log')).toEqual(['after']);
+    expect(node.isAlive(pid)).toBe(true);
+    expect(captured.events).toHaveLength(1);
+    const [event] = captured.events;
+    expect(event?.event).toBe('keel.gen_server.unexpected_message');
+    expect(event?.metadata.message).toEqual({ stray: true });
+    expect(String(event?.metadata.pid)).toBe(String(pid));
+    captured.stop();
+  });
+});
+
+// ---- handleContinue ---------------------------------------------------------------------------
+
+describe('handleContinue', () => {
+  it('chains while it returns { state, continue }, all before the next message', async () => {
+    const node = track();
+    const spec: Spec<number[]> = {
+      init: () => ({ state: [], continue: 3 }),
+      handleContinue: (n, log) => {
+        const next = [...log, n as number];
+        return (n as number) > 1 ? { state: next, continue: (n as number) - 1 } : next;
+      },
+      handleCall: (_request, _from, log) => ({ reply: log, state: log }),
+    };
+    const pid = await GenServer.start(node, spec);
+    expect(await GenServer.call(node, pid, 'log')).toEqual([3, 2, 1]);
+  });
+
+  it('chains async handleContinue callbacks, holding messages until the last one', async () => {
+    const node = track();
+    const spec: Spec<number[]> = {
+      init: () => ({ state: [], continue: 3 }),
+      handleContinue: async (n, log) => {
+        await Promise.resolve();
+        const next = [...log, n as number];
+        return (n as number) > 1 ? { state: next, continue: (n as number) - 1 } : next;
+      },
+      handleCall: (_request, _from, log) => ({ reply: log, state: log }),
+    };
+    const pid = await GenServer.start(node, spec);
+    expect(await GenServer.call(node, pid, 'log')).toEqual([3, 2, 1]);
+  });
+
+  it('runs after a handleCall result that carries continue, after the reply and before the next message', async () => {
+    const node = track();
+    const spec: Spec<string[]> = {
+      init: () => [],
+      handleCall: (request, _from, log) =>
+        request === 'log' ? { reply: log, state: log } : { reply: 'first', state: [...log, 'call'], continue: 'then' },
+      handleContinue: (info, log) => [...log, `continue:${String(info)}`],
+    };
+    const pid = await GenServer.start(node, spec);
+    const [first, log] = await Promise.all([GenServer.call(node, pid, 'go'), GenServer.call(node, pid, 'log')]);
+    expect(first).toBe('first');
+    expect(log).toEqual(['call', 'continue:then']);
+  });
+});
+
+// ---- terminate --------------------------------------------------------------------------------
+
+describe('terminate', () => {
+  it('runs with shutdown and the latest state when node.shutdown stops a server that traps exits, and shutdown waits for it', async () => {
+    const node = track();
+    const gate = deferred();
+    const seen: [ExitReason, unknown][] = [];
+    const finished: string[] = [];
+    const pid = await GenServer.start(
+      node,
+      trapping(seen, async () => {
+        await gate.promise;
+        finished.push('terminate done');
+      }),
+      'first state',
+    );
+    await GenServer.call(node, pid, 'latest state');
+    const shutdown = watch(node.shutdown());
+    await node.settle();
+    expect(seen).toEqual([['shutdown', 'latest state']]);
+    expect(node.isAlive(pid)).toBe(true);
+    expect(shutdown.status).toBe('pending');
+    gate.resolve();
+    await node.shutdown();
+    expect(finished).toEqual(['terminate done']);
+    expect(node.isAlive(pid)).toBe(false);
+  });
+
+  it.each<[string, ExitReason]>([
+    ['shutdown', 'shutdown'],
+    ['a crash', new Error('parent crashed')],
+  ])('runs with the reason and the state when the startLink parent exits with %s, for a server that traps exits', async (_label, reason) => {
+    const node = track();
+    const p = probe(node);
+    const seen: [ExitReason, unknown][] = [];
+    const { pid: parent, ctx } = await spawnWithContext(node);
+    const pid = await GenServer.startLink(ctx, trapping(seen), 'linked state');
+    const ref = p.ctx.monitor(pid);
+    node.exit(parent, reason);
+    expect((await receiveDown(p, ref)).reason).toBe(reason);
+    expect(seen).toEqual([[reason, 'linked state']]);
+  });
+
+  it('does not run when a server that does not trap exits is shut down by its parent: it dies at once', async () => {
+    const node = track();
+    const p = probe(node);
+    const seen: ExitReason[] = [];
+    const { pid: parent, ctx } = await spawnWithContext(node);
+    const pid = await GenServer.startLink(ctx, { init: () => 'state', terminate: (reason) => void seen.push(reason) });
+    const ref = p.ctx.monitor(pid);
+    node.exit(parent, 'shutdown');
+    expect((await receiveDown(p, ref)).reason).toBe('shutdown');
+    expect(seen).toEqual([]);
+  });
+
+  const crashing = ['handleCall', 'handleCast', 'handleInfo', 'handleContinue'] as const;
+  it.each(crashing.flatMap((callback) => [[callback, 'sync'], [callback, 'async']] as const))(
+    'runs with the error and the state after %s (%s) throws, and the server exits with that error',
+    async (callback, mode) => {
+      const node = track();
+      const p = probe(node);
+      const boom = new Error(`${callback} crashed`);
+      const crash = mode === 'sync' ? (): never => {
+        throw boom;
+      } : async (): Promise<never> => {
+        await Promise.resolve();
+        throw boom;
+      };
+      const seen: [ExitReason, unknown][] = [];
+      const spec: Spec<string> = {
+        init: () => 'state before the crash',
+        handleCall: (request, _from, state) => {
+          if (request === 'continue') return { reply: 'ok', state, continue: 'crash' };
+          return callback === 'handleCall' ? crash() : { reply: 'ok', state };
+        },
+        handleCast: (_request, state) => (callback === 'handleCast' ? crash() : state),
+        handleInfo: (_message, state) => (callback === 'handleInfo' ? crash() : state),
+        handleContinue: (_info, state) => (callback === 'handleContinue' ? crash() : state),
+        terminate: (reason, state) => void seen.push([reason, state]),
+      };
+      const pid = await GenServer.start(node, spec);
+      const ref = p.ctx.monitor(pid);
+      let call: Promise<unknown> | undefined;
+      if (callback === 'handleCall') call = GenServer.call(node, pid, 'crash');
+      else if (callback === 'handleCast') GenServer.cast(node, pid, 'crash');
+      else if (callback === 'handleInfo') node.send(pid, 'crash');
+      else expect(await GenServer.call(node, pid, 'continue')).toBe('ok');
+      expect((await receiveDown(p, ref)).reason).toBe(boom);
+      expect(seen).toEqual([[boom, 'state before the crash']]);
+      if (call !== undefined) {
+        const e = await failure(() => call);
+        expectKeelError(e, 'ERR_CALL_EXIT', `${callback} crashed`);
+        expect((e as { reason: unknown }).reason).toBe(boom);
+      }
+    },
+  );
+
+  it('lets an async terminate finish before the server exits', async () => {
+    const node = track();
+    const p = probe(node);
+    const gate = deferred();
+    const seen: [ExitReason, unknown][] = [];
+    const pid = await GenServer.start(node, trapping(seen, () => gate.promise), 'state');
+    const ref = p.ctx.monitor(pid);
+    const stop = watch(GenServer.stop(node, pid, 'shutdown'));
+    await node.settle();
+    expect(seen).toEqual([['shutdown', 'state']]);
+    expect(node.isAlive(pid)).toBe(true);
+    expect(stop.status).toBe('pending');
+    gate.resolve();
+    expect((await receiveDown(p, ref)).reason).toBe('shutdown');
+    await node.idle();
+    expect(stop.status).toBe('resolved');
+  });
+
+  it('logs a terminate that throws, and the server still exits with its reason', async () => {
+    const node = track();
+    const p = probe(node);
+    const pid = await GenServer.start(node, {
+      init: () => null,
+      terminate: () => {
+        throw new Error('terminate failed');
+      },
+    });
+    const ref = p.ctx.monitor(pid);
+    await GenServer.stop(node, pid, 'shutdown');
+    expect((await receiveDown(p, ref)).reason).toBe('shutdown');
+    expect((node.logger as FakeLogger).errors.some((args) => args.some((a) => a instanceof Error && a.message === 'terminate failed'))).toBe(true);
+  });
+});
+
+// ---- GenServer.stop ---------------------------------------------------------------------------
+
+describe('GenServer.stop', () => {
+  it.each<[string, ExitReason | undefined]>([
+    ['no reason (normal)', undefined],
+    ['shutdown', 'shutdown'],
+    ['{ shutdown }', { shutdown: 'maintenance' }],
+    ['an error', new Error('stopped with an error')],
+  ])('runs terminate with %s and resolves once the server exited with it', async (_label, reason) => {
+    const node = track();
+    const p = probe(node);
+    const seen: [ExitReason, unknown][] = [];
+    const pid = await GenServer.start(node, { init: () => 'state', terminate: (r, s) => void seen.push([r, s]) });
+    const ref = p.ctx.monitor(pid);
+    await (reason === undefined ? GenServer.stop(node, pid) : GenServer.stop(node, pid, reason));
+    expect(node.isAlive(pid)).toBe(false);
+    const expected = reason ?? 'normal';
+    expect(seen).toEqual([[expected, 'state']]);
+    expect((await receiveDown(p, ref)).reason).toBe(expected);
+  });
+
+  it('stops a server by name, from a process context', async () => {
+    const node = track();
+    const p = probe(node);
+    const pid = await GenServer.start(node, logServer(), undefined, { name: 'to-stop' });
+    await GenServer.stop(p.ctx, 'to-stop', 'shutdown');
+    expect(node.isAlive(pid)).toBe(false);
+  });
+
+  it.each([
+    ['a dead pid', async (node: KeelNode) => {
+      const pid = await GenServer.start(node, logServer());
+      await GenServer.stop(node, pid);
+      return pid;
+    }],
+    ['an unknown name', () => Promise.resolve('nobody')],
+  ])('rejects with ERR_NOPROC for %s', async (_label, target) => {
+    const node = track();
+    const to = await target(node);
+    const e = await failure(() => GenServer.stop(node, to));
+    expectKeelError(e, 'ERR_NOPROC');
+  });
+
+  it('rejects with ERR_CALL_TIMEOUT when the server has not exited within timeout', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const gate = deferred();
+    const pid = await GenServer.start(node, { init: () => null, terminate: () => gate.promise });
+    const stop = watch(GenServer.stop(node, pid, 'normal', 100));
+    await clock.advance(99);
+    expect(stop.status).toBe('pending');
+    await clock.advance(1);
+    expect(stop.status).toBe('rejected');
+    expectKeelError(stop.error, 'ERR_CALL_TIMEOUT');
+    gate.resolve();
+  });
+
+  it('rejects with ERR_CALL_EXIT when the server exits with another reason first', async () => {
+    const node = track();
+    const gate = deferred();
+    const spec: Spec<null> = {
+      init: () => null,
+      handleCall: async (_request, _from, state) => {
+        await gate.promise;
+        return { reply: 'ok', state };
+      },
+    };
+    const pid = await GenServer.start(node, spec);
+    const busy = watch(GenServer.call(node, pid, 'block'));
+    const stop = watch(GenServer.stop(node, pid, 'normal'));
+    await node.settle();
+    node.exit(pid, 'kill');
+    await node.settle();
+    expect(stop.status).toBe('rejected');
+    expectKeelError(stop.error, 'ERR_CALL_EXIT');
+    expect((stop.error as { reason: unknown }).reason).toBe('killed');
+    expect(busy.status).toBe('rejected');
+    gate.resolve();
+  });
+});
+
+// ---- typed protocols --------------------------------------------------------------------------
+
+describe('typed protocols', () => {
+  type State = { n: number; name: string };
+  type Calls = { request: { type: 'get' }; reply: number } | { request: { type: 'name' }; reply: string };
+  type Cast = { type: 'set'; n: number };
+  const typed: GenServerSpec<State, Calls, Cast> = {
+    init: () => ({ n: 1, name: 'typed' }),
+    handleCall: (request, _from, state) => (request.type === 'get' ? { reply: state.n, state } : { reply: state.name, state }),
+    handleCast: (request, state) => ({ ...state, n: request.n }),
+  };
+
+  it('carry each request’s reply type from the spec to GenServer.call', async () => {
+    const node = track();
+    const pid = await GenServer.start(node, typed);
+    expectTypeOf(pid).toEqualTypeOf<ServerPid<Calls, Cast>>();
+    const n = GenServer.call(node, pid, { type: 'get' });
+    const name = GenServer.call(node, pid, { type: 'name' });
+    expectTypeOf(n).toEqualTypeOf<Promise<number>>();
+    expectTypeOf(name).toEqualTypeOf<Promise<string>>();
+    expect(await n).toBe(1);
+    expect(await name).toBe('typed');
+    GenServer.cast(node, pid, { type: 'set', n: 7 });
+    expect(await GenServer.call(node, pid, { type: 'get' })).toBe(7);
+  });
+
+  it('reject unknown requests and casts, and replies of the wrong type, at compile time', () => {
+    // never run: compile-time checks only
+    expectTypeOf((node: KeelNode, pid: ServerPid<Calls, Cast>, from: From<number>) => {
+      // @ts-expect-error { type: 'nope' } is not a request of Calls
+      void GenServer.call(node, pid, { type: 'nope' });
+      // @ts-expect-error a request without its type
+      void GenServer.call(node, pid, {});
+      // @ts-expect-error { type: 'reset' } is not a Cast
+      GenServer.cast(node, pid, { type: 'reset' });
+      // @ts-expect-error a cast is missing its n
+      GenServer.cast(node, pid, { type: 'set' });
+      GenServer.reply(from, 1);
+      // @ts-expect-error a From<number> takes a number
+      GenServer.reply(from, 'one');
+    }).toBeFunction();
+  });
+
+  it('give an unknown reply to a call by name, whose protocol is not known', async () => {
+    const node = track();
+    await GenServer.start(node, typed, undefined, { name: 'typed' });
+    const reply = GenServer.call(node, 'typed', { type: 'get' });
+    expectTypeOf(reply).toEqualTypeOf<Promise<unknown>>();
+    expect(await reply).toBe(1);
+  });
+
+  it('type a handleCall request and from by the protocol', () => {
+    const spec: GenServerSpec<number, Calls> = {
+      init: () => 0,
+      handleCall: (request, from, n) => {
+        expectTypeOf(request).toEqualTypeOf<{ type: 'get' } | { type: 'name' }>();
+        expectTypeOf(from).toEqualTypeOf<From<number | string>>();
+        return { reply: n, state: n };
+      },
+    };
+    expectTypeOf(spec.init).toBeFunction();
+    expectTypeOf<CallProtocol>().toEqualTypeOf<{ request: unknown; reply: unknown }>();
+  });
+});
+
+// ---- bad input --------------------------------------------------------------------------------
+
+describe('bad input', () => {
+  const fn = () => undefined;
+  it.each<[string, unknown]>([
+    ['null', null],
+    ['a number', 42],
+    ['a function', fn],
+    ['an object without init', {}],
+    ['an init that is not a function', { init: 'state' }],
+    ...(['handleCall', 'handleCast', 'handleInfo', 'handleContinue', 'terminate'] as const).map(
+      (cb) => [`a non-function ${cb}`, { init: fn, [cb]: 'not a function' }] as [string, unknown],
+    ),
+  ])('GenServer.start refuses %s as a spec with ERR_INVALID_ARGUMENT', async (_label, spec) => {
+    const node = track();
+    const before = node.processes().length;
+    const e = await failure(() => GenServer.start(node, spec as GenServerSpec<unknown>));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', 'spec');
+    expect(node.processes()).toHaveLength(before);
+  });
+
+  it.each<[string, unknown]>([
+    ['a negative timeout', { timeout: -1 }],
+    ['a NaN timeout', { timeout: Number.NaN }],
+    ['a string timeout', { timeout: '100' }],
+    ['options that are not an object', 'fast'],
+  ])('GenServer.start refuses %s with ERR_INVALID_ARGUMENT', async (_label, options) => {
+    const node = track();
+    const e = await failure(() => GenServer.start(node, logServer(), undefined, options as never));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT');
+  });
+
+  it.each<[string, unknown]>([
+    ['a negative timeout', { timeout: -1 }],
+    ['a NaN timeout', { timeout: Number.NaN }],
+    ['a signal that is not an AbortSignal', { signal: { aborted: true } }],
+  ])('GenServer.call refuses %s with ERR_INVALID_ARGUMENT', async (_label, options) => {
+    const node = track();
+    const pid = await GenServer.start(node, holder());
+    const e = await failure(() => GenServer.call(node, pid, 'hello', options as never));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT');
+    expect(await GenServer.call(node, pid, 'handled')).toBe(1);
+  });
+
+  it.each<[string, unknown]>([
+    ['an empty name', ''],
+    ['a number', 42],
+    ['a plain object', { id: 1 }],
+    ['undefined', undefined],
+  ])('GenServer.call, cast and stop refuse %s as a target with ERR_INVALID_ARGUMENT', async (_label, target) => {
+    const node = track();
+    expectKeelError(await failure(() => GenServer.call(node, target as never, 'x')), 'ERR_INVALID_ARGUMENT', 'target');
+    expectKeelError(thrown(() => GenServer.cast(node, target as never, 'x')), 'ERR_INVALID_ARGUMENT', 'target');
+    expectKeelError(await failure(() => GenServer.stop(node, target as never)), 'ERR_INVALID_ARGUMENT', 'target');
+  });
+
+  it.each<[string, unknown]>([
+    ['undefined', undefined],
+    ['null', null],
+    ['a plain object', {}],
+    ['a pid', 'pid'],
+  ])('start, startLink, call, cast and stop refuse %s as `from` with ERR_INVALID_ARGUMENT', async (_label, raw) => {
+    const node = track();
+    const server = await GenServer.start(node, holder());
+    const from = (raw === 'pid' ? server : raw) as never;
+    expectKeelError(await failure(() => GenServer.start(from, logServer())), 'ERR_INVALID_ARGUMENT', 'from');
+    expectKeelError(await failure(() => GenServer.startLink(from, logServer())), 'ERR_INVALID_ARGUMENT', 'from');
+    expectKeelError(await failure(() => GenServer.call(from, server, 'x')), 'ERR_INVALID_ARGUMENT', 'from');
+    expectKeelError(thrown(() => GenServer.cast(from, server, 'x')), 'ERR_INVALID_ARGUMENT', 'from');
+    expectKeelError(await failure(() => GenServer.stop(from, server)), 'ERR_INVALID_ARGUMENT', 'from');
+    expect(await GenServer.call(node, server, 'handled')).toBe(1);
+  });
+
+  it('GenServer.startLink refuses the node as `from`: a link needs a process', async () => {
+    const node = track();
+    const e = await failure(() => GenServer.startLink(node as never, logServer()));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', 'from');
+  });
+
+  it.each<[string, unknown]>([
+    ['undefined', undefined],
+    ['null', null],
+    ['a plain object', {}],
+    ['an object shaped like a From', { reply: () => undefined }],
+  ])('GenServer.reply refuses %s as a From with ERR_INVALID_ARGUMENT', (_label, from) => {
+    expectKeelError(thrown(() => GenServer.reply(from as never, 'value')), 'ERR_INVALID_ARGUMENT', 'from');
+  });
+
+  it.each<[string, unknown, unknown]>([
+    ['a reason that is not an exit reason', 'bogus', Infinity],
+    ['a negative timeout', 'normal', -1],
+    ['a NaN timeout', 'normal', Number.NaN],
+  ])('GenServer.stop refuses %s with ERR_INVALID_ARGUMENT and leaves the server running', async (_label, reason, timeout) => {
+    const node = track();
+    const pid = await GenServer.start(node, logServer());
+    const e = await failure(() => GenServer.stop(node, pid, reason as never, timeout as never));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT');
+    expect(node.isAlive(pid)).toBe(true);
+  });
+
+  it('crashes a server with ERR_INVALID_ARGUMENT when handleCall returns something that is not a call result; the caller gets ERR_CALL_EXIT', async () => {
+    const node = track();
+    const pid = await GenServer.start(node, { init: () => null, handleCall: () => 'just a reply' as never });
+    const e = await failure(() => GenServer.call(node, pid, 'x'));
+    expectKeelError(e, 'ERR_CALL_EXIT');
+    expect(isKeelError((e as { reason: unknown }).reason, 'ERR_INVALID_ARGUMENT')).toBe(true);
+    expect(node.isAlive(pid)).toBe(false);
+  });
+
+  it('crashes a server without handleCall that is called; the caller gets ERR_CALL_EXIT', async () => {
+    const node = track();
+    const pid = await GenServer.start(node, { init: () => null });
+    const e = await failure(() => GenServer.call(node, pid, 'x'));
+    expectKeelError(e, 'ERR_CALL_EXIT', 'handleCall');
+    expect(node.isAlive(pid)).toBe(false);
+  });
+});
