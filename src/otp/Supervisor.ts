@@ -112,8 +112,11 @@ async function onChildExit(ctx: Context<any>, state: State, child: Child, reason
   }
   if (!allowRestart(ctx, state)) throw new GiveUp('shutdown');
   const i = children.indexOf(child);
-  const affected = options.strategy === 'one_for_one' ? [child] : options.strategy === 'one_for_all' ? [...children] : children.slice(i);
-  await stopAll(ctx, affected.filter((c) => c !== child));
+  const stopped = options.strategy === 'one_for_one' ? [child] : options.strategy === 'one_for_all' ? [...children] : children.slice(i);
+  await stopAll(ctx, stopped.filter((c) => c !== child));
+  // as in OTP, a temporary sibling stopped by the strategy is not restarted: its spec goes
+  for (const c of stopped) if (c !== child && c.restart === 'temporary') children.splice(children.indexOf(c), 1);
+  const affected = stopped.filter((c) => c === child || c.restart !== 'temporary');
   for (const c of affected) {
     c.restarts++;
     c.status = 'restarting';
