@@ -12,6 +12,7 @@ import { Envelope, type EnvelopeListener } from './internal/Envelope.js';
 import {
   EMPTY,
   EXIT_SENTINEL,
+  type ExitWatcher,
   F_BOUNDED,
   F_BUSY,
   F_DEAD,
@@ -266,9 +267,34 @@ export class KeelNode implements Node {
     };
   }
 
+  /** @internal Tells `w` synchronously when `p` dies; false (and nothing registered) when `p` is dead. */
+  watchExit(p: Proc, w: ExitWatcher): boolean {
+    if ((p.flags & F_DEAD) !== 0) return false;
+    const x = p.ext();
+    const head = x.watchers;
+    w.watched = p;
+    w.watchPrev = undefined;
+    w.watchNext = head;
+    if (head !== undefined) head.watchPrev = w;
+    x.watchers = w;
+    return true;
+  }
+
+  /** @internal */
+  unwatchExit(w: ExitWatcher): void {
+    const p = w.watched;
+    if (p === undefined) return;
+    w.watched = undefined;
+    const { watchPrev: prev, watchNext: next } = w;
+    if (prev !== undefined) prev.watchNext = next;
+    else if (p.x !== undefined && p.x.watchers === w) p.x.watchers = next;
+    if (next !== undefined) next.watchPrev = prev;
+    w.watchPrev = w.watchNext = undefined;
+  }
+
   /** @internal A coalesced node timer as a bare entry (no closure per timer); cancel with {@link KeelNode.cancelEntry}. */
-  schedule(ms: number, fn: () => void, unref = false): TimerEntry {
-    return this.#timers.schedule(ms, fn, unref);
+  schedule<T>(ms: number, fn: (this: T) => void, unref = false, receiver?: T): TimerEntry {
+    return this.#timers.schedule(ms, fn, unref, receiver);
   }
 
   /** @internal */
@@ -693,12 +719,15 @@ export class KeelNode implements Node {
     const x = reason === 'normal' ? p.x : reason === 'shutdown' && p.x === undefined ? ((p.flags |= F_SHUTDOWN), undefined) : p.ext();
     let inflight: Envelope | undefined;
     let hooks: Set<(reason: ExitReason) => void> | undefined;
+    let watchers: ExitWatcher | undefined;
     if (x !== undefined) {
       x.reason = reason;
       inflight = x.inflight;
       x.inflight = undefined;
       hooks = x.exitHooks;
       x.exitHooks = undefined;
+      watchers = x.watchers;
+      x.watchers = undefined;
       if (x.name !== undefined) {
         this.registry.release(p);
         x.name = undefined;
@@ -740,6 +769,16 @@ export class KeelNode implements Node {
     }
     if (queued !== undefined) for (const env of queued) this.#settleEnvelope(env, 'down', reason);
     if (x?.abort !== undefined && !x.abort.signal.aborted) x.abort.abort(reason);
+    for (let w = watchers; w !== undefined; ) {
+      const next = w.watchNext;
+      w.watched = w.watchPrev = w.watchNext = undefined;
+      try {
+        w.onExit(reason);
+      } catch (e) {
+        if (e !== EXIT_SENTINEL) this.#log('error', `an exit watcher of ${String(p.self)} threw`, e);
+      }
+      w = next;
+    }
     if (hooks !== undefined) {
       for (const hook of hooks) {
         try {

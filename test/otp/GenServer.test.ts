@@ -130,8 +130,12 @@ function trapping(seen: [ExitReason, unknown][], terminate?: (reason: ExitReason
 }
 
 /** Death hooks registered on a live process (runtime internals): what pending calls leave on the server. */
+/** Death hooks and exit watchers (pending calls) registered on a live process. */
 function deathHooksOn(node: KeelNode, pid: Pid): number {
-  return node.lookupTarget(pid)?.x?.exitHooks?.size ?? 0;
+  const x = node.lookupTarget(pid)?.x;
+  let n = x?.exitHooks?.size ?? 0;
+  for (let w = x?.watchers; w !== undefined; w = w.watchNext) n++;
+  return n;
 }
 
 interface Outcome {

@@ -9,9 +9,9 @@ import {
   NoProcError,
   ProcessExitedError,
 } from '../../errors.js';
-import { Proc } from '../../runtime/internal/Proc.js';
+import { ExitWatcher, Proc } from '../../runtime/internal/Proc.js';
 import type { TimerEntry } from '../../runtime/internal/TimerHeap.js';
-import { formatReason } from '../../runtime/messages.js';
+import { formatReason, type ExitReason } from '../../runtime/messages.js';
 import { Delivery, type KeelNode } from '../../runtime/Node.js';
 import { isPid, type Target } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
@@ -67,18 +67,20 @@ const callChannel = diagnostics.tracingChannel('keel.call');
  * the bookkeeping of its deadline and death hooks at once: one object per call. The reply settles
  * the caller's promise directly, never through a mailbox, so a late reply is simply discarded.
  */
-export class PendingCall {
+export class PendingCall extends ExitWatcher {
   readonly request: unknown;
   readonly node: KeelNode;
   readonly server: Proc;
   #resolve: ((value: unknown) => void) | undefined;
   #reject: (error: unknown) => void;
   #timer: TimerEntry | undefined = undefined;
-  #unhookServer: (() => void) | undefined = undefined;
-  #unhookCaller: (() => void) | undefined = undefined;
+  #timeoutMs = 0;
+  #callerWatch: CallerWatch | undefined = undefined;
   #signal: AbortSignal | undefined = undefined;
+  #onAbort: (() => void) | undefined = undefined;
 
   constructor(request: unknown, node: KeelNode, server: Proc, resolve: (value: unknown) => void, reject: (error: unknown) => void) {
+    super();
     this.request = request;
     this.node = node;
     this.server = server;
@@ -104,55 +106,65 @@ export class PendingCall {
     this.#reject(error);
   }
 
-  /** @internal Arms the deadline and the hooks; called once the request is in the server's mailbox. */
+  /** The server died (an exit watcher, told synchronously during its death). */
+  onExit(reason: ExitReason): void {
+    this.fail(
+      this.node.stopping
+        ? new NoProcError(String(this.server.self), 'the node shut down before the reply')
+        : new CallExitError(String(this.server.self), reason, formatReason(reason)),
+    );
+  }
+
+  /** The deadline passed (a timer method: no closure per call). */
+  timedOut(): void {
+    this.#timer = undefined;
+    this.fail(new CallTimeoutError(String(this.server.self), this.#timeoutMs));
+  }
+
+  /** @internal Arms the deadline and the watches; called once the request is in the server's mailbox. */
   arm(timeoutMs: number, caller: Proc | undefined, signal: AbortSignal | undefined): void {
     const node = this.node;
-    const unhook = node.onProcExit(this.server, (reason) => {
-      this.#unhookServer = undefined;
-      this.fail(
-        node.stopping
-          ? new NoProcError(String(this.server.self), 'the node shut down before the reply')
-          : new CallExitError(String(this.server.self), reason, formatReason(reason)),
-      );
-    });
-    if (unhook === undefined) {
+    if (!node.watchExit(this.server, this)) {
       this.fail(new NoProcError(String(this.server.self), 'the server exited before the call was armed'));
       return;
     }
-    this.#unhookServer = unhook;
     if (caller !== undefined) {
-      // the caller is gone: nobody waits; release everything (its continuation is a zombie)
-      this.#unhookCaller = node.onProcExit(caller, () => {
-        this.#unhookCaller = undefined;
-        this.fail(new CallExitError(String(this.server.self), 'noproc', 'the caller exited'));
-      });
+      // when the caller dies nobody waits: release everything (its continuation is a zombie)
+      const watch = new CallerWatch(this);
+      if (node.watchExit(caller, watch)) this.#callerWatch = watch;
     }
     if (timeoutMs !== Infinity) {
-      this.#timer = node.schedule(timeoutMs, () => {
-        this.#timer = undefined;
-        this.fail(new CallTimeoutError(String(this.server.self), timeoutMs));
-      });
+      this.#timeoutMs = timeoutMs;
+      this.#timer = node.schedule(timeoutMs, PendingCall.prototype.timedOut, false, this);
     }
     if (signal !== undefined) {
       this.#signal = signal;
-      signal.addEventListener('abort', this.#aborted, { once: true });
+      this.#onAbort = () => this.fail(new AbortedError(`the call to ${String(this.server.self)}`, signal.reason));
+      signal.addEventListener('abort', this.#onAbort, { once: true });
     }
   }
-
-  #aborted = (): void => {
-    this.fail(new AbortedError(`the call to ${String(this.server.self)}`, this.#signal?.reason));
-  };
 
   #finish(): void {
     this.#resolve = undefined;
     if (this.#timer !== undefined) this.node.cancelEntry(this.#timer);
     this.#timer = undefined;
-    this.#unhookServer?.();
-    this.#unhookServer = undefined;
-    this.#unhookCaller?.();
-    this.#unhookCaller = undefined;
-    if (this.#signal !== undefined) this.#signal.removeEventListener('abort', this.#aborted);
+    this.node.unwatchExit(this);
+    if (this.#callerWatch !== undefined) this.node.unwatchExit(this.#callerWatch);
+    this.#callerWatch = undefined;
+    if (this.#signal !== undefined) this.#signal.removeEventListener('abort', this.#onAbort!);
     this.#signal = undefined;
+  }
+}
+
+/** Watches the calling process for a pending call. */
+class CallerWatch extends ExitWatcher {
+  readonly call: PendingCall;
+  constructor(call: PendingCall) {
+    super();
+    this.call = call;
+  }
+  onExit(): void {
+    this.call.fail(new CallExitError(String(this.call.server.self), 'noproc', 'the caller exited'));
   }
 }
 

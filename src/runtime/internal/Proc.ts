@@ -50,7 +50,20 @@ export class ProcExtras {
   /** The supervised message being handled (its id is `ctx.messageId`). */
   inflight: Envelope | undefined = undefined;
   exitHooks: Set<(reason: ExitReason) => void> | undefined = undefined;
+  /** The head of this process's exit watchers (an intrusive list: no allocation per watch). */
+  watchers: ExitWatcher | undefined = undefined;
   reason: ExitReason | undefined = undefined;
+}
+
+/**
+ * @internal Something told synchronously when a process dies (a pending call, say), kept in an
+ * intrusive doubly linked list on the process, so that watching and unwatching allocate nothing.
+ */
+export abstract class ExitWatcher {
+  watchNext: ExitWatcher | undefined = undefined;
+  watchPrev: ExitWatcher | undefined = undefined;
+  watched: Proc | undefined = undefined;
+  abstract onExit(reason: ExitReason): void;
 }
 
 /** @internal A timer reference handed to user code. */

@@ -4,16 +4,19 @@ import type { Clock, TimerHandle } from '../Clock.js';
 export class TimerEntry {
   readonly at: number;
   readonly seq: number;
-  readonly fn: () => void;
+  readonly fn: (this: unknown) => void;
   readonly unref: boolean;
   index = -1;
   /** Owner bookkeeping (the process whose death cancels this timer). */
   owner: unknown = undefined;
-  constructor(at: number, seq: number, fn: () => void, unref: boolean) {
+  /** `this` for `fn`, so that a method can be a timer without a closure per timer. */
+  readonly receiver: unknown;
+  constructor(at: number, seq: number, fn: (this: unknown) => void, unref: boolean, receiver: unknown = undefined) {
     this.at = at;
     this.seq = seq;
     this.fn = fn;
     this.unref = unref;
+    this.receiver = receiver;
   }
 }
 
@@ -37,7 +40,7 @@ export class TimerHeap {
   #hostAt = Infinity;
   #hostRefed = false;
   #stopped = false;
-  #disarmQueued = false;
+  #tidyQueued = false;
 
   constructor(clock: Clock, onError: (error: unknown) => void) {
     this.#clock = clock;
@@ -48,8 +51,8 @@ export class TimerHeap {
     return this.#heap.length;
   }
 
-  schedule(ms: number, fn: () => void, unref = false): TimerEntry {
-    const entry = new TimerEntry(this.#clock.now() + ms, this.#seq++, fn, unref);
+  schedule(ms: number, fn: (this: any) => void, unref = false, receiver?: unknown): TimerEntry {
+    const entry = new TimerEntry(this.#clock.now() + ms, this.#seq++, fn, unref, receiver);
     if (!unref) this.#refCount++;
     const heap = this.#heap;
     entry.index = heap.length;
@@ -68,17 +71,19 @@ export class TimerHeap {
   cancel(entry: TimerEntry): boolean {
     if (entry.index < 0) return false;
     this.#remove(entry.index);
-    if (!entry.unref && --this.#refCount === 0 && this.#hostRefed) this.#setRef(false);
-    if (this.#heap.length === 0 && !this.#disarmQueued && this.#host !== undefined) {
-      this.#disarmQueued = true;
-      setImmediate(this.#disarmIfEmpty);
+    if (!entry.unref) this.#refCount--;
+    if ((this.#heap.length === 0 || this.#refCount === 0) && !this.#tidyQueued && this.#host !== undefined) {
+      this.#tidyQueued = true;
+      setImmediate(this.#tidy);
     }
     return true;
   }
 
-  #disarmIfEmpty = (): void => {
-    this.#disarmQueued = false;
+  /** After cancels, at the next turn of the event loop: clear an idle host timer, or unref it. */
+  #tidy = (): void => {
+    this.#tidyQueued = false;
     if (this.#heap.length === 0) this.#disarm();
+    else if (this.#refCount === 0 && this.#hostRefed) this.#setRef(false);
   };
 
   /** Cancels everything and arms nothing more. */
@@ -100,7 +105,7 @@ export class TimerHeap {
       this.#remove(0);
       if (!entry.unref) this.#refCount--;
       try {
-        entry.fn();
+        entry.fn.call(entry.receiver);
       } catch (error) {
         this.#onError(error);
       }
