@@ -42,6 +42,36 @@ async function stopAll(ctx: Context<any>, state: State): Promise<void> {
   state.children.clear();
 }
 
+/** A restart whose start failed is tried again from the mailbox, as OTP's try_again_restart. */
+class RetryRestart {
+  readonly child: Child;
+  constructor(child: Child) {
+    this.child = child;
+  }
+}
+
+/** Restarts a child; every attempt counts toward the intensity, past which the supervisor gives up. */
+async function restart(ctx: Context<any>, state: State, child: Child, reason: unknown): Promise<void> {
+  const now = ctx.node.clock.now();
+  state.restartTimes = state.restartTimes.filter((t) => now - t < state.withinMs);
+  state.restartTimes.push(now);
+  if (state.restartTimes.length > state.maxRestarts) {
+    event(ctx, 'shutdown', {}, { reason: 'max_restart_intensity' });
+    await stopAll(ctx, state);
+    ctx.exit('shutdown');
+    return;
+  }
+  child.restarts++;
+  try {
+    const pid = await startChild(ctx, child);
+    state.children.set(pid.id, child);
+    event(ctx, 'child_restarted', { restarts: child.restarts }, { id: child.id, pid, reason });
+  } catch (e) {
+    event(ctx, 'child_restart_failed', { restarts: child.restarts }, { id: child.id, error: e });
+    ctx.send(ctx.self, new RetryRestart(child));
+  }
+}
+
 function specFor(): GenServerSpec<State, { request: Request; reply: unknown }, never, Omit<State, 'children' | 'restartTimes'>> {
   let context: Context<any> | undefined;
   return {
@@ -90,6 +120,10 @@ function specFor(): GenServerSpec<State, { request: Request; reply: unknown }, n
     },
 
     async handleInfo(message, state, ctx) {
+      if (message instanceof RetryRestart) {
+        await restart(ctx, state, message.child, 'retry');
+        return state;
+      }
       if (!isExit(message) || message.from === 'node') return state;
       const child = state.children.get(message.from.id);
       if (child === undefined) return state;
@@ -99,23 +133,7 @@ function specFor(): GenServerSpec<State, { request: Request; reply: unknown }, n
         event(ctx, 'child_terminated', {}, { id: child.id, pid: message.from, reason: message.reason });
         return state;
       }
-      const now = ctx.node.clock.now();
-      state.restartTimes = state.restartTimes.filter((t) => now - t < state.withinMs);
-      state.restartTimes.push(now);
-      if (state.restartTimes.length > state.maxRestarts) {
-        event(ctx, 'shutdown', {}, { reason: 'max_restart_intensity' });
-        await stopAll(ctx, state);
-        ctx.exit('shutdown');
-        return state;
-      }
-      child.restarts++;
-      try {
-        const pid = await startChild(ctx, child);
-        state.children.set(pid.id, child);
-        event(ctx, 'child_restarted', { restarts: child.restarts }, { id: child.id, pid, reason: message.reason });
-      } catch (e) {
-        event(ctx, 'child_restart_failed', { restarts: child.restarts }, { id: child.id, error: e });
-      }
+      await restart(ctx, state, child, message.reason);
       return state;
     },
 

@@ -4,7 +4,7 @@ import { formatReason, isExit, isExitReason, type ExitReason, type SystemMessage
 import type { KeelNode } from '../runtime/Node.js';
 import type { Pid, Target } from '../runtime/Pid.js';
 import type { Context, Handler, Init, Node } from '../runtime/types.js';
-import { callProcess, type From, originOf, PendingCall, validateTarget, validateTimeout } from './internal/calls.js';
+import { callProcess, type From, nodeOf, originOf, PendingCall, validateTarget, validateTimeout } from './internal/calls.js';
 
 export type { From } from './internal/calls.js';
 
@@ -102,15 +102,19 @@ class Server<S> {
   }
 
   #afterCall(call: PendingCall, res: unknown): void | Promise<void> {
-    if (typeof res !== 'object' || res === null || !('state' in res)) {
+    const r = res as { reply?: unknown; noreply?: true; stop?: ExitReason; state: S; continue?: unknown };
+    if (typeof res === 'object' && res !== null && 'reply' in r && !('stop' in r)) {
+      // the common case first: { reply, state }
+      this.state = r.state;
+      call.reply(r.reply);
+      if (r.continue !== undefined) return this.continueWith(r.continue);
+      return;
+    }
+    if (typeof res !== 'object' || res === null || !('state' in res) || (r.noreply !== true && !('stop' in r))) {
       return this.crash(new InvalidArgumentError('handleCall result', '{ reply, state } | { noreply: true, state } | { stop, reply?, state }', res));
     }
-    const r = res as { reply?: unknown; noreply?: true; stop?: ExitReason; state: S; continue?: unknown };
     this.state = r.state;
     if ('reply' in r) call.reply(r.reply);
-    else if (r.noreply !== true && !('stop' in r)) {
-      return this.crash(new InvalidArgumentError('handleCall result', '{ reply, state } | { noreply: true, state } | { stop, reply?, state }', res));
-    }
     if ('stop' in r) return this.terminate(r.stop!);
     if (r.continue !== undefined) return this.continueWith(r.continue);
   }
@@ -363,16 +367,16 @@ export const GenServer = {
     from: Node | Context<any>,
     target: ServerPid<P, any> | Target,
     request: R,
-    options: { timeout?: number; signal?: AbortSignal } = {},
+    options?: { timeout?: number; signal?: AbortSignal },
   ): Promise<ReplyOf<P, R>> {
-    const origin = originOf(from);
+    const node = nodeOf(from);
     validateTarget(target);
-    const timeout = options.timeout ?? 5000;
-    validateTimeout(timeout);
-    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
-      throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
-    }
-    return callProcess(origin, target, request, timeout, options.signal) as Promise<ReplyOf<P, R>>;
+    const timeout = options?.timeout ?? 5000;
+    if (timeout !== 5000) validateTimeout(timeout);
+    const signal = options?.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', signal);
+    const caller = from instanceof Proc ? from : undefined;
+    return callProcess(node, caller, target, request, timeout, signal) as Promise<ReplyOf<P, R>>;
   },
 
   /** Sends a request without waiting (dropped with a `keel.message.dropped` event if the server is dead). */

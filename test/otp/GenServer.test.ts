@@ -754,6 +754,7 @@ describe('GenServer.call', () => {
       });
       node.send(caller, 'go');
       await p.receive((m) => m === 'holding');
+      await node.settle(); // a turn of the event loop: the deadline of a call still pending is armed
       expect(node.internals().timers).toBe(1);
       expect(deathHooksOn(node, pid)).toBe(1);
       node.exit(caller, 'kill');

@@ -9,7 +9,7 @@ import {
   NoProcError,
   ProcessExitedError,
 } from '../../errors.js';
-import { ExitWatcher, Proc } from '../../runtime/internal/Proc.js';
+import { ExitWatcher, F_DEAD, Proc } from '../../runtime/internal/Proc.js';
 import type { TimerEntry } from '../../runtime/internal/TimerHeap.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
 import { Delivery, type KeelNode } from '../../runtime/Node.js';
@@ -22,20 +22,26 @@ export interface Origin {
   readonly caller: Proc | undefined;
 }
 
+/** @internal The node of a `from` argument (a node or a live process's context); throws for anything else. */
+export function nodeOf(from: Node | Context<any>, argument = 'from'): KeelNode {
+  if (from instanceof Proc) {
+    if ((from.flags & F_DEAD) !== 0) zombie(from);
+    return from.rt;
+  }
+  if (typeof from === 'object' && from !== null && typeof (from as Partial<KeelNode>).lookupTarget === 'function') return from as KeelNode;
+  throw new InvalidArgumentError(argument, 'a Node or a process Context', from);
+}
+
+function zombie(p: Proc): never {
+  // a zombie continuation: behaviour operations fail loudly, as ctx.spawn does
+  p.rt.zombieCall(p, 'behaviour operation');
+  throw new ProcessExitedError(String(p.self), 'a behaviour operation');
+}
+
 /** @internal */
 export function originOf(from: Node | Context<any>, argument = 'from'): Origin {
-  if (from instanceof Proc) {
-    if (!from.rt.isAlive(from.self)) {
-      // a zombie continuation: behaviour operations fail loudly, as ctx.spawn does
-      from.rt.zombieCall(from, 'behaviour operation');
-      throw new ProcessExitedError(String(from.self), 'a behaviour operation');
-    }
-    return { node: from.rt, caller: from };
-  }
-  if (typeof from === 'object' && from !== null && typeof (from as Partial<KeelNode>).lookupTarget === 'function') {
-    return { node: from as KeelNode, caller: undefined };
-  }
-  throw new InvalidArgumentError(argument, 'a Node or a process Context', from);
+  const node = nodeOf(from, argument);
+  return { node, caller: from instanceof Proc ? from : undefined };
 }
 
 /** @internal */
@@ -115,6 +121,11 @@ export class PendingCall extends ExitWatcher {
     );
   }
 
+  /** @internal Called by the deadline batch at the next turn: arm the timer if still waiting. */
+  armDeadline(): void {
+    if (this.#resolve !== undefined) this.#timer = this.node.schedule(this.#timeoutMs, PendingCall.prototype.timedOut, false, this);
+  }
+
   /** The deadline passed (a timer method: no closure per call). */
   timedOut(): void {
     this.#timer = undefined;
@@ -134,8 +145,11 @@ export class PendingCall extends ExitWatcher {
       if (node.watchExit(caller, watch)) this.#callerWatch = watch;
     }
     if (timeoutMs !== Infinity) {
+      // most calls are answered within the current turn of the event loop: their deadline is only
+      // put on the node's timer heap if they are still pending at the next turn (so it may fire up
+      // to one turn late, never early), and costs no clock read or heap work otherwise
       this.#timeoutMs = timeoutMs;
-      this.#timer = node.schedule(timeoutMs, PendingCall.prototype.timedOut, false, this);
+      deferDeadline(node, this);
     }
     if (signal !== undefined) {
       this.#signal = signal;
@@ -156,6 +170,20 @@ export class PendingCall extends ExitWatcher {
   }
 }
 
+/** Per node: the calls made in this turn of the event loop whose deadlines are not armed yet. */
+const deadlineBatches = new WeakMap<KeelNode, PendingCall[]>();
+
+function deferDeadline(node: KeelNode, call: PendingCall): void {
+  let batch = deadlineBatches.get(node);
+  if (batch === undefined) deadlineBatches.set(node, (batch = []));
+  if (batch.push(call) === 1) {
+    setImmediate(() => {
+      deadlineBatches.delete(node);
+      for (const c of batch) c.armDeadline();
+    });
+  }
+}
+
 /** Watches the calling process for a pending call. */
 class CallerWatch extends ExitWatcher {
   readonly call: PendingCall;
@@ -170,21 +198,21 @@ class CallerWatch extends ExitWatcher {
 
 /** @internal Sends a request to a live process and returns the promise of its reply. */
 export function callProcess(
-  origin: Origin,
+  node: KeelNode,
+  caller: Proc | undefined,
   target: Target,
   request: unknown,
   timeoutMs: number,
   signal: AbortSignal | undefined,
 ): Promise<unknown> {
   if (callChannel.hasSubscribers) {
-    const context = { target, request, caller: origin.caller?.self ?? 'node', node: origin.node.name };
-    return callChannel.tracePromise(() => startCall(origin, target, request, timeoutMs, signal), context);
+    const context = { target, request, caller: caller?.self ?? 'node', node: node.name };
+    return callChannel.tracePromise(() => startCall(node, caller, target, request, timeoutMs, signal), context);
   }
-  return startCall(origin, target, request, timeoutMs, signal);
+  return startCall(node, caller, target, request, timeoutMs, signal);
 }
 
-function startCall(origin: Origin, target: Target, request: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
-  const { node, caller } = origin;
+function startCall(node: KeelNode, caller: Proc | undefined, target: Target, request: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
   const server = node.lookupTarget(target);
   if (server === undefined) return Promise.reject(new NoProcError(String(target), 'cannot call a process that is not alive'));
   if (server === caller) return Promise.reject(new DeadlockError(String(server.self), 'called itself'));

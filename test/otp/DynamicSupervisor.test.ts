@@ -1,0 +1,330 @@
+import { describe, expect, it } from 'vitest';
+import { DynamicSupervisor, GenServer, isDown, Pid, type Context, type DynamicChildSpec, type ExitReason, type Init, type Node } from '../../src/index.js';
+import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
+import { expectKeelError, failure, receiveDown, thrown, useNodes } from '../support.js';
+
+const track = useNodes();
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+/** A worker that crashes on 'crash' and exits with `reason` on `{ exit: reason }`. */
+const workerInit: Init<unknown> = (ctx) => (m) => {
+  if (m === 'crash') throw new Error('worker crashed');
+  if (typeof m === 'object' && m !== null && 'exit' in m) ctx.exit((m as { exit: ExitReason }).exit);
+};
+
+/** A dynamic child spec that counts its starts in `starts`. */
+function spec(starts: { n: number } = { n: 0 }, extra: Partial<DynamicChildSpec> = {}): DynamicChildSpec {
+  return {
+    start: (ctx: Context) => {
+      starts.n++;
+      return ctx.spawnLink(workerInit);
+    },
+    ...extra,
+  };
+}
+
+async function childPids(node: Node, sup: Pid): Promise<Pid[]> {
+  return (await DynamicSupervisor.whichChildren(node, sup)).map((c) => c.pid);
+}
+
+const has = (pids: Pid[], pid: Pid) => pids.some((x) => Pid.equals(x, pid));
+
+// ---- startChild / whichChildren / countChildren -------------------------------------------------
+
+describe('DynamicSupervisor.startChild', () => {
+  it('starts children on demand, linked to the supervisor, listed by whichChildren and countChildren', async () => {
+    const node = track();
+    const events = captureEvents(node, ['keel.supervisor.']);
+    const sup = await DynamicSupervisor.start(node);
+    expect(await DynamicSupervisor.whichChildren(node, sup)).toEqual([]);
+    expect(await DynamicSupervisor.countChildren(node, sup)).toEqual({ specs: 0, active: 0, supervisors: 0, workers: 0 });
+
+    const a = await DynamicSupervisor.startChild(node, sup, spec());
+    const b = await DynamicSupervisor.startChild(node, sup, spec({ n: 0 }, { restart: 'transient' }));
+    const s = await DynamicSupervisor.startChild(node, sup, { type: 'supervisor', start: (ctx) => DynamicSupervisor.startLink(ctx) });
+    for (const pid of [a, b, s]) {
+      expect(node.isAlive(pid)).toBe(true);
+      expect(node.info(pid)?.links.some((l) => Pid.equals(l, sup))).toBe(true);
+    }
+    const which = await DynamicSupervisor.whichChildren(node, sup);
+    expect(which.map((c) => [Pid.format(c.pid), c.type, c.restart])).toEqual([
+      [Pid.format(a), 'worker', 'permanent'],
+      [Pid.format(b), 'worker', 'transient'],
+      [Pid.format(s), 'supervisor', 'permanent'],
+    ]);
+    expect(await DynamicSupervisor.countChildren(node, sup)).toEqual({ specs: 3, active: 3, supervisors: 1, workers: 2 });
+    const started = events.events.filter((e) => e.event === 'keel.supervisor.child_started' && Pid.equals(e.metadata.supervisor as Pid, sup));
+    expect(started.map((e) => Pid.format(e.metadata.pid as Pid))).toEqual([a, b, s].map((x) => Pid.format(x)));
+  });
+
+  it.each<[string, (ctx: Context) => Pid | Promise<Pid>]>([
+    ['throws', () => {
+      throw new Error('cannot start');
+    }],
+    ['rejects', () => Promise.reject(new Error('cannot start'))],
+    ['returns a non-pid', () => 42 as never],
+  ])('rejects with ERR_START_FAILED when start %s, and counts nothing', async (_label, start) => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node);
+    expectKeelError(await failure(() => DynamicSupervisor.startChild(node, sup, { start })), 'ERR_START_FAILED');
+    expect(await DynamicSupervisor.countChildren(node, sup)).toEqual({ specs: 0, active: 0, supervisors: 0, workers: 0 });
+    expect(node.isAlive(sup)).toBe(true);
+  });
+
+  it.each<[string, unknown]>([
+    ['a bad restart', { start: (ctx: Context) => ctx.spawnLink(workerInit), restart: 'sometimes' }],
+    ['a bad shutdown', { start: (ctx: Context) => ctx.spawnLink(workerInit), shutdown: -5 }],
+    ['a bad type', { start: (ctx: Context) => ctx.spawnLink(workerInit), type: 'boss' }],
+    ['a missing start', {}],
+  ])('rejects a spec with %s with ERR_INVALID_ARGUMENT', async (_label, bad) => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node);
+    expectKeelError(await failure(() => DynamicSupervisor.startChild(node, sup, bad as DynamicChildSpec)), 'ERR_INVALID_ARGUMENT');
+    expect(await childPids(node, sup)).toEqual([]);
+  });
+
+  it.each<[string, unknown, string]>([
+    ['a negative maxChildren', { maxChildren: -1 }, 'options.maxChildren'],
+    ['a fractional maxChildren', { maxChildren: 1.5 }, 'options.maxChildren'],
+    ['a negative maxRestarts', { maxRestarts: -1 }, 'options.maxRestarts'],
+    ['a zero withinMs', { withinMs: 0 }, 'options.withinMs'],
+    ['options that are not an object', 7, 'options'],
+  ])('DynamicSupervisor.start rejects %s with ERR_INVALID_ARGUMENT', async (_label, options, argument) => {
+    const node = track();
+    expectKeelError(await failure(() => DynamicSupervisor.start(node, options as never)), 'ERR_INVALID_ARGUMENT', argument);
+  });
+
+  it('startLink needs a process context', () => {
+    const node = track();
+    expectKeelError(thrown(() => DynamicSupervisor.startLink(node as never)), 'ERR_INVALID_ARGUMENT', 'from');
+  });
+});
+
+// ---- terminateChild ----------------------------------------------------------------------------
+
+describe('DynamicSupervisor.terminateChild', () => {
+  it('stops the child with shutdown, forgets it and does not restart it', async () => {
+    const node = track();
+    const p = probe(node);
+    const starts = { n: 0 };
+    const sup = await DynamicSupervisor.start(node);
+    const a = await DynamicSupervisor.startChild(node, sup, spec(starts));
+    const b = await DynamicSupervisor.startChild(node, sup, spec(starts));
+    const ref = p.ctx.monitor(a);
+    const events = captureEvents(node, ['keel.supervisor.']);
+    expect(await DynamicSupervisor.terminateChild(node, sup, a)).toBe('ok');
+    expect((await receiveDown(p, ref)).reason).toBe('shutdown');
+    await node.idle();
+    expect(starts.n).toBe(2);
+    expect((await childPids(node, sup)).map((x) => Pid.format(x))).toEqual([Pid.format(b)]);
+    expect(events.events.map((e) => [e.event, Pid.format(e.metadata.pid as Pid), e.metadata.reason])).toEqual([
+      ['keel.supervisor.child_terminated', Pid.format(a), 'shutdown'],
+    ]);
+  });
+
+  it("answers { error: 'not_found' } for a pid that is not its child", async () => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node);
+    const a = await DynamicSupervisor.startChild(node, sup, spec());
+    const stranger = node.spawn(workerInit);
+    expect(await DynamicSupervisor.terminateChild(node, sup, stranger)).toEqual({ error: 'not_found' });
+    expect(node.isAlive(stranger)).toBe(true);
+    expect(await DynamicSupervisor.terminateChild(node, sup, a)).toBe('ok');
+    expect(await DynamicSupervisor.terminateChild(node, sup, a)).toEqual({ error: 'not_found' });
+  });
+});
+
+// ---- maxChildren ------------------------------------------------------------------------------
+
+describe('maxChildren', () => {
+  it('rejects a start past maxChildren with ERR_MAX_CHILDREN, and has room again once a child is gone', async () => {
+    const node = track();
+    const p = probe(node);
+    const starts = { n: 0 };
+    const sup = await DynamicSupervisor.start(node, { maxChildren: 2 });
+    const a = await DynamicSupervisor.startChild(node, sup, spec(starts, { restart: 'temporary' }));
+    const b = await DynamicSupervisor.startChild(node, sup, spec(starts));
+    const e = await failure(() => DynamicSupervisor.startChild(node, sup, spec(starts)));
+    expectKeelError(e, 'ERR_MAX_CHILDREN', '2');
+    expect(starts.n).toBe(2);
+
+    // a temporary child that exits frees its place
+    const ref = p.ctx.monitor(a);
+    node.send(a, { exit: 'normal' });
+    await receiveDown(p, ref);
+    await node.idle();
+    const c = await DynamicSupervisor.startChild(node, sup, spec(starts));
+    expect(node.isAlive(c)).toBe(true);
+    expectKeelError(await failure(() => DynamicSupervisor.startChild(node, sup, spec(starts))), 'ERR_MAX_CHILDREN');
+
+    // so does a terminated one
+    expect(await DynamicSupervisor.terminateChild(node, sup, b)).toBe('ok');
+    const d = await DynamicSupervisor.startChild(node, sup, spec(starts));
+    expect(node.isAlive(d)).toBe(true);
+    expect(await DynamicSupervisor.countChildren(node, sup)).toMatchObject({ active: 2 });
+  });
+
+  it('keeps the place of a permanent child across its restart', async () => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node, { maxChildren: 1 });
+    const a = await DynamicSupervisor.startChild(node, sup, spec());
+    node.send(a, 'crash');
+    await node.idle();
+    const [a2] = await childPids(node, sup);
+    expect(a2 !== undefined && !Pid.equals(a2, a) && node.isAlive(a2)).toBe(true);
+    expectKeelError(await failure(() => DynamicSupervisor.startChild(node, sup, spec())), 'ERR_MAX_CHILDREN');
+  });
+
+  it('maxChildren 0 refuses every child', async () => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node, { maxChildren: 0 });
+    expectKeelError(await failure(() => DynamicSupervisor.startChild(node, sup, spec())), 'ERR_MAX_CHILDREN');
+  });
+});
+
+// ---- restart types ----------------------------------------------------------------------------
+
+describe('restarts per restart type', () => {
+  const table: [DynamicChildSpec['restart'] & string, string, 'restarted' | 'not restarted', unknown][] = [
+    ['permanent', 'a crash', 'restarted', 'crash'],
+    ['permanent', "'normal'", 'restarted', { exit: 'normal' }],
+    ['permanent', "'shutdown'", 'restarted', { exit: 'shutdown' }],
+    ['transient', 'a crash', 'restarted', 'crash'],
+    ['transient', "'normal'", 'not restarted', { exit: 'normal' }],
+    ['transient', "'shutdown'", 'not restarted', { exit: 'shutdown' }],
+    ['transient', '{ shutdown }', 'not restarted', { exit: { shutdown: 'bye' } }],
+    ['temporary', 'a crash', 'not restarted', 'crash'],
+    ['temporary', "'normal'", 'not restarted', { exit: 'normal' }],
+  ];
+
+  it.each(table)('a %s child after %s is %s', async (restart, _label, expectation, command) => {
+    const restarted = expectation === 'restarted';
+    const node = track();
+    const p = probe(node);
+    const starts = { n: 0 };
+    const sup = await DynamicSupervisor.start(node);
+    const other = await DynamicSupervisor.startChild(node, sup, spec());
+    const pid = await DynamicSupervisor.startChild(node, sup, spec(starts, { restart }));
+    const ref = p.ctx.monitor(pid);
+    const events = captureEvents(node, ['keel.supervisor.']);
+    node.send(pid, command);
+    await receiveDown(p, ref);
+    await node.idle();
+    const pids = await childPids(node, sup);
+    expect(has(pids, other)).toBe(true);
+    expect(has(pids, pid)).toBe(false);
+    expect(starts.n).toBe(restarted ? 2 : 1);
+    expect(pids).toHaveLength(restarted ? 2 : 1);
+    const names = events.events.map((e) => e.event);
+    if (restarted) {
+      const fresh = pids.find((x) => !Pid.equals(x, other))!;
+      expect(node.isAlive(fresh)).toBe(true);
+      expect(names).toEqual(['keel.supervisor.child_restarted']);
+      expect(events.events[0]?.measurements.restarts).toBe(1);
+      expect(Pid.equals(events.events[0]?.metadata.pid as Pid, fresh)).toBe(true);
+    } else {
+      expect(names).toEqual(['keel.supervisor.child_terminated']);
+    }
+  });
+});
+
+// ---- failed restarts --------------------------------------------------------------------------
+
+describe('a restart whose start fails', () => {
+  it('is retried, as OTP does (try_again_restart), until the child runs again', async () => {
+    const node = track();
+    let attempts = 0;
+    const sup = await DynamicSupervisor.start(node, { maxRestarts: 5 });
+    const pid = await DynamicSupervisor.startChild(node, sup, {
+      start: (ctx) => {
+        attempts++;
+        if (attempts === 2) throw new Error('second start fails');
+        return ctx.spawnLink(workerInit);
+      },
+    });
+    const events = captureEvents(node, ['keel.supervisor.']);
+    node.send(pid, 'crash');
+    await node.idle();
+    expect(events.events.map((e) => e.event)).toEqual(['keel.supervisor.child_restart_failed', 'keel.supervisor.child_restarted']);
+    expect(attempts).toBe(3);
+    const pids = await childPids(node, sup);
+    expect(pids).toHaveLength(1);
+    expect(node.isAlive(pids[0]!)).toBe(true);
+  });
+
+  it('counts toward the intensity: a start that keeps failing makes the supervisor give up', async () => {
+    const node = track();
+    const p = probe(node);
+    let attempts = 0;
+    const sup = await DynamicSupervisor.start(node, { maxRestarts: 3 });
+    const ref = p.ctx.monitor(sup);
+    const pid = await DynamicSupervisor.startChild(node, sup, {
+      start: (ctx) => {
+        if (++attempts > 1) throw new Error('cannot start again');
+        return ctx.spawnLink(workerInit);
+      },
+    });
+    node.send(pid, 'crash');
+    expect((await receiveDown(p, ref)).reason).toBe('shutdown');
+    expect(attempts).toBeGreaterThan(2);
+  });
+});
+
+// ---- intensity --------------------------------------------------------------------------------
+
+describe('restart intensity', () => {
+  it('past maxRestarts within withinMs it stops all children and exits with shutdown; spread-out crashes do not', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const p = probe(node);
+    const sup = await DynamicSupervisor.start(node, { maxRestarts: 2, withinMs: 1000 });
+    const supRef = p.ctx.monitor(sup);
+    const bystander = await DynamicSupervisor.startChild(node, sup, spec());
+    const crasher = await DynamicSupervisor.startChild(node, sup, spec());
+    const current = async () => (await childPids(node, sup)).find((x) => !Pid.equals(x, bystander))!;
+    expect(Pid.equals(await current(), crasher)).toBe(true);
+
+    // spread out: one crash every 600 ms never puts more than 2 restarts in a 1000 ms window
+    for (let i = 0; i < 4; i++) {
+      node.send(await current(), 'crash');
+      await node.idle();
+      await clock.advance(600);
+    }
+    expect(node.isAlive(sup)).toBe(true);
+
+    // then, once the window is clear, three within 200 ms
+    await clock.advance(1000);
+    const byRef = p.ctx.monitor(bystander);
+    for (let i = 0; i < 2; i++) {
+      node.send(await current(), 'crash');
+      await node.idle();
+      await clock.advance(100);
+    }
+    expect(node.isAlive(sup)).toBe(true);
+    const events = captureEvents(node, ['keel.supervisor.']);
+    node.send(await current(), 'crash');
+    expect((await receiveDown(p, supRef)).reason).toBe('shutdown');
+    expect((await receiveDown(p, byRef)).reason).toBe('shutdown');
+    expect(events.events.filter((e) => e.event === 'keel.supervisor.shutdown').map((e) => e.metadata.reason)).toEqual(['max_restart_intensity']);
+    expect(node.processes().filter((x) => !Pid.equals(x, p))).toEqual([]);
+  });
+});
+
+// ---- stopping ---------------------------------------------------------------------------------
+
+describe('stopping a DynamicSupervisor', () => {
+  it('stops its children in reverse start order when it is stopped', async () => {
+    const node = track();
+    const p = probe(node);
+    const sup = await DynamicSupervisor.start(node);
+    const pids: Pid[] = [];
+    for (let i = 0; i < 3; i++) pids.push(await DynamicSupervisor.startChild(node, sup, spec()));
+    for (const pid of pids) p.ctx.monitor(pid);
+    await GenServer.stop(node, sup, 'shutdown');
+    await node.idle();
+    const downs = p.messages.filter(isDown);
+    expect(downs.map((d) => Pid.format(d.pid))).toEqual([...pids].reverse().map((x) => Pid.format(x)));
+    expect(downs.every((d) => d.reason === 'shutdown')).toBe(true);
+  });
+});

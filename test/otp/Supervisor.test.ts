@@ -1,0 +1,1081 @@
+import { describe, expect, it } from 'vitest';
+import {
+  GenServer,
+  isDown,
+  isExit,
+  Pid,
+  Supervisor,
+  type ChildInfo,
+  type ChildSpec,
+  type Context,
+  type Down,
+  type ExitReason,
+  type Init,
+  type Node,
+  type SupervisorOptions,
+} from '../../src/index.js';
+import { captureEvents, probe, TestClock, type CapturedEvent, type Probe } from '../../src/testing/index.js';
+import { deferred, expectKeelError, failure, receiveDown, thrown, useNodes } from '../support.js';
+
+const track = useNodes();
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+/** A worker: it crashes on 'crash' (with `Error('<id> crashed')`) and exits with `reason` on `{ exit: reason }`. */
+function worker(id: string): Init<unknown> {
+  return (ctx) => (m) => {
+    if (m === 'crash') throw new Error(`${id} crashed`);
+    if (typeof m === 'object' && m !== null && 'exit' in m) ctx.exit((m as { exit: ExitReason }).exit);
+  };
+}
+
+/** A child spec whose start records `id` in `starts` (in the supervisor, in start order) and spawns a linked worker. */
+function child(id: string, starts: string[] = [], extra: Partial<ChildSpec> = {}): ChildSpec {
+  return {
+    id,
+    start: (ctx) => {
+      starts.push(id);
+      return ctx.spawnLink(worker(id));
+    },
+    ...extra,
+  };
+}
+
+/**
+ * A child that traps exits and tells `p` `{ got: id, from, reason }` for every Exit it receives.
+ * With `obey` it then exits with that reason; otherwise it ignores the signal (and must be killed).
+ */
+function trapping(id: string, p: Pid, obey: boolean, extra: Partial<ChildSpec> = {}): ChildSpec {
+  return {
+    id,
+    start: (ctx) =>
+      ctx.spawnLink((c) => {
+        c.trapExits();
+        return (m) => {
+          if (m === 'stop') c.exit('shutdown');
+          if (!isExit(m)) return;
+          c.send(p, { got: id, from: m.from, reason: m.reason });
+          if (obey) c.exit(m.reason);
+        };
+      }),
+    ...extra,
+  };
+}
+
+interface Got {
+  readonly got: string;
+  readonly from: Pid | 'node';
+  readonly reason: ExitReason;
+}
+
+function isGot(m: unknown, id?: string): m is Got {
+  return typeof m === 'object' && m !== null && 'got' in m && (id === undefined || (m as Got).got === id);
+}
+
+/** Every child row by id. */
+async function rows(node: Node, sup: Pid): Promise<Record<string, ChildInfo>> {
+  return Object.fromEntries((await Supervisor.whichChildren(node, sup)).map((c) => [c.id, c]));
+}
+
+function running(pid: ChildInfo['pid'] | undefined): Pid {
+  if (pid === undefined || pid === 'restarting') throw new Error(`expected a running child, got ${String(pid)}`);
+  return pid;
+}
+
+/** The running pid of every child, by id. */
+async function pidsOf(node: Node, sup: Pid): Promise<Record<string, Pid>> {
+  const all = await rows(node, sup);
+  return Object.fromEntries(Object.entries(all).map(([id, row]) => [id, running(row.pid)]));
+}
+
+async function pidOf(node: Node, sup: Pid, id: string): Promise<Pid> {
+  return running((await rows(node, sup))[id]?.pid);
+}
+
+const SUP = 'keel.supervisor.';
+
+function supervisorEvents(node: Node): { readonly events: CapturedEvent[]; stop(): void } {
+  return captureEvents(node, [SUP]);
+}
+
+/** `[event without its prefix, child id]` for every captured event. */
+function summary(events: readonly CapturedEvent[]): [string, unknown][] {
+  return events.map((e) => [e.event.slice(SUP.length), e.metadata.id]);
+}
+
+function named(events: readonly CapturedEvent[], name: string): CapturedEvent[] {
+  return events.filter((e) => e.event === SUP + name);
+}
+
+function samePid(a: unknown, b: Pid): boolean {
+  return typeof a === 'object' && a !== null && 'id' in a && Pid.equals(a as Pid, b);
+}
+
+/** Downs the probe got, by the formatted pid of the process that died. */
+function downsByPid(p: Probe): Map<string, ExitReason> {
+  return new Map(p.messages.filter(isDown).map((d: Down) => [Pid.format(d.pid), d.reason]));
+}
+
+/** A small seeded PRNG (mulberry32): the same seed, the same sequence. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// ---- child spec validation ----------------------------------------------------------------------
+
+describe('Supervisor.start child spec validation', () => {
+  const start = (ctx: Context) => ctx.spawnLink(worker('x'));
+
+  it.each<[string, unknown, string[]]>([
+    ['a duplicate id', [child('a'), child('b'), child('a')], ['children', "'a' appears twice"]],
+    ['an empty id', [{ id: '', start }], ['children[0].id', 'a non-empty string']],
+    ['a non-string id', [{ id: 42, start }], ['children[0].id', '42']],
+    ['a bad restart value', [child('a'), { id: 'b', start, restart: 'sometimes' }], ['children[1].restart', "'permanent' | 'transient' | 'temporary'", 'sometimes']],
+    ['a negative shutdown', [{ id: 'a', start, shutdown: -1 }], ['children[0].shutdown', "'brutal_kill'"]],
+    ['a non-numeric shutdown', [{ id: 'a', start, shutdown: 'never' }], ['children[0].shutdown', 'never']],
+    ['a NaN shutdown', [{ id: 'a', start, shutdown: Number.NaN }], ['children[0].shutdown']],
+    ['a bad type', [{ id: 'a', start, type: 'manager' }], ['children[0].type', "'worker' | 'supervisor'", 'manager']],
+    ['a non-function start', [{ id: 'a', start: 'spawn me' }], ['children[0].start', 'a function']],
+    ['a missing start', [{ id: 'a' }], ['children[0].start', 'undefined']],
+    ['a non-object spec', [child('a'), null], ['children[1]', 'null']],
+    ['children that are not an array', { a: child('a') }, ['children', 'an array']],
+  ])('rejects %s with ERR_INVALID_ARGUMENT naming the field', async (_label, children, fragments) => {
+    const node = track();
+    const before = node.processes().length;
+    const e = await failure(() => Supervisor.start(node, children as ChildSpec[]));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', ...fragments);
+    expect(node.processes().length).toBe(before);
+  });
+
+  it.each<[string, unknown, string]>([
+    ['an unknown strategy', { strategy: 'one_for_some' }, 'options.strategy'],
+    ['a negative maxRestarts', { maxRestarts: -1 }, 'options.maxRestarts'],
+    ['a fractional maxRestarts', { maxRestarts: 1.5 }, 'options.maxRestarts'],
+    ['a zero withinMs', { withinMs: 0 }, 'options.withinMs'],
+    ['a non-numeric withinMs', { withinMs: '5s' }, 'options.withinMs'],
+    ['a negative backoff', { backoff: { initialMs: -5 } }, 'options.backoff.initialMs'],
+    ['a bad jitter', { backoff: { jitter: 'some' } }, 'options.backoff.jitter'],
+    ['options that are not an object', 'fast', 'options'],
+  ])('rejects %s with ERR_INVALID_ARGUMENT', async (_label, options, argument) => {
+    const node = track();
+    const e = await failure(() => Supervisor.start(node, [child('a')], options as SupervisorOptions));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', argument);
+  });
+
+  it('rejects a `from` that is neither a node nor a context, and startLink from a node', async () => {
+    const node = track();
+    expectKeelError(await failure(() => Supervisor.start({} as Node, [child('a')])), 'ERR_INVALID_ARGUMENT', 'from');
+    expectKeelError(thrown(() => Supervisor.startLink(node as never, [child('a')])), 'ERR_INVALID_ARGUMENT', 'from');
+  });
+});
+
+// ---- strategies -------------------------------------------------------------------------------
+
+describe('restart strategies with a 3-child list [a, b, c]', () => {
+  interface Expected {
+    /** children that keep their pid */
+    kept: string[];
+    /** siblings the supervisor stops, in stop order */
+    terminated: string[];
+    /** children started again, in start order */
+    restarted: string[];
+  }
+  const cases: [SupervisorOptions['strategy'] & string, string, Expected][] = [
+    ['one_for_one', 'a', { kept: ['b', 'c'], terminated: [], restarted: ['a'] }],
+    ['one_for_one', 'b', { kept: ['a', 'c'], terminated: [], restarted: ['b'] }],
+    ['one_for_one', 'c', { kept: ['a', 'b'], terminated: [], restarted: ['c'] }],
+    ['one_for_all', 'a', { kept: [], terminated: ['c', 'b'], restarted: ['a', 'b', 'c'] }],
+    ['one_for_all', 'b', { kept: [], terminated: ['c', 'a'], restarted: ['a', 'b', 'c'] }],
+    ['one_for_all', 'c', { kept: [], terminated: ['b', 'a'], restarted: ['a', 'b', 'c'] }],
+    ['rest_for_one', 'a', { kept: [], terminated: ['c', 'b'], restarted: ['a', 'b', 'c'] }],
+    ['rest_for_one', 'b', { kept: ['a'], terminated: ['c'], restarted: ['b', 'c'] }],
+    ['rest_for_one', 'c', { kept: ['a', 'b'], terminated: [], restarted: ['c'] }],
+  ];
+
+  it.each(cases)('%s: when %s crashes, exactly the expected children get new pids, in order', async (strategy, crashed, expected) => {
+    const node = track();
+    const p = probe(node);
+    const starts: string[] = [];
+    const ids = ['a', 'b', 'c'];
+    const sup = await Supervisor.start(node, ids.map((id) => child(id, starts)), { strategy });
+    expect(starts).toEqual(ids);
+    const before = await pidsOf(node, sup);
+    for (const id of ids) p.ctx.monitor(before[id]!);
+    starts.length = 0;
+    const events = supervisorEvents(node);
+
+    node.send(before[crashed]!, 'crash');
+    await node.idle();
+
+    const after = await pidsOf(node, sup);
+    const replaced = ids.filter((id) => !expected.kept.includes(id));
+    for (const id of expected.kept) {
+      expect(Pid.equals(after[id]!, before[id]!), `${id} keeps its pid`).toBe(true);
+      expect(node.isAlive(after[id]!)).toBe(true);
+    }
+    for (const id of replaced) {
+      expect(Pid.equals(after[id]!, before[id]!), `${id} gets a new pid`).toBe(false);
+      expect(node.isAlive(after[id]!)).toBe(true);
+      expect(node.isAlive(before[id]!)).toBe(false);
+    }
+    // restarted in start order, siblings stopped first in reverse start order
+    expect(starts).toEqual(expected.restarted);
+    expect(summary(events.events)).toEqual([
+      ...expected.terminated.map((id) => ['child_terminated', id]),
+      ...expected.restarted.map((id) => ['child_restarted', id]),
+    ]);
+    // the crashed child died of its error, the stopped siblings of 'shutdown', the kept ones not at all
+    const downs = downsByPid(p);
+    const crashReason = downs.get(Pid.format(before[crashed]!));
+    expect(crashReason instanceof Error && crashReason.message).toBe(`${crashed} crashed`);
+    for (const id of expected.terminated) expect(downs.get(Pid.format(before[id]!))).toBe('shutdown');
+    for (const id of expected.kept) expect(downs.has(Pid.format(before[id]!))).toBe(false);
+    expect(downs.size).toBe(1 + expected.terminated.length);
+    // the crash is the reason of the crashed child's restart event
+    const own = named(events.events, 'child_restarted').find((e) => e.metadata.id === crashed);
+    expect((own?.metadata.reason as Error | undefined)?.message).toBe(`${crashed} crashed`);
+    expect((await rows(node, sup))[crashed]?.restarts).toBe(1);
+  });
+
+  it.each(['one_for_all', 'rest_for_one'] as const)(
+    '%s: a temporary sibling stopped because of a crash is not restarted and its spec is removed',
+    async (strategy) => {
+      const node = track();
+      const starts: string[] = [];
+      const sup = await Supervisor.start(node, [child('a', starts), child('t', starts, { restart: 'temporary' }), child('c', starts)], { strategy });
+      const before = await rows(node, sup);
+      starts.length = 0;
+      node.send(running(before.a?.pid), 'crash');
+      await node.idle();
+      expect(starts).toEqual(['a', 'c']);
+      expect(Object.keys(await rows(node, sup))).toEqual(['a', 'c']);
+      expect(node.isAlive(running(before.t?.pid))).toBe(false);
+    },
+  );
+});
+
+// ---- restart types ----------------------------------------------------------------------------
+
+describe('restart types', () => {
+  it.each<[string, ExitReason]>([
+    ["'normal'", 'normal'],
+    ["'shutdown'", 'shutdown'],
+    ['{ shutdown }', { shutdown: 'done' }],
+  ])('a transient child is not restarted after %s; its spec stays', async (_label, reason) => {
+    const node = track();
+    const starts: string[] = [];
+    const sup = await Supervisor.start(node, [child('t', starts, { restart: 'transient' }), child('other', starts)]);
+    const before = await pidOf(node, sup, 't');
+    starts.length = 0;
+    const events = supervisorEvents(node);
+    node.send(before, { exit: reason });
+    await node.idle();
+    expect(starts).toEqual([]);
+    const t = (await rows(node, sup)).t;
+    expect(t?.pid).toBeUndefined();
+    expect(t?.restarts).toBe(0);
+    expect(named(events.events, 'child_restarted')).toEqual([]);
+    expect(named(events.events, 'child_terminated').map((e) => [e.metadata.id, e.metadata.reason])).toEqual([['t', reason]]);
+    expect(await Supervisor.countChildren(node, sup)).toEqual({ specs: 2, active: 1, supervisors: 0, workers: 2 });
+  });
+
+  it.each<[string, unknown]>([
+    ['a crash', 'crash'],
+    ['an exit with an Error', { exit: new Error('bad exit') }],
+  ])('a transient child is restarted after %s', async (_label, command) => {
+    const node = track();
+    const starts: string[] = [];
+    const sup = await Supervisor.start(node, [child('t', starts, { restart: 'transient' })]);
+    const before = await pidOf(node, sup, 't');
+    starts.length = 0;
+    node.send(before, command);
+    await node.idle();
+    expect(starts).toEqual(['t']);
+    const after = await pidOf(node, sup, 't');
+    expect(Pid.equals(after, before)).toBe(false);
+    expect(node.isAlive(after)).toBe(true);
+  });
+
+  it.each<[string, unknown]>([
+    ['a crash', 'crash'],
+    ["'normal'", { exit: 'normal' }],
+    ["'shutdown'", { exit: 'shutdown' }],
+  ])('a temporary child is never restarted (after %s) and its spec is removed', async (_label, command) => {
+    const node = track();
+    const starts: string[] = [];
+    const sup = await Supervisor.start(node, [child('tmp', starts, { restart: 'temporary' }), child('other', starts)]);
+    const before = await pidOf(node, sup, 'tmp');
+    starts.length = 0;
+    const events = supervisorEvents(node);
+    node.send(before, command);
+    await node.idle();
+    expect(starts).toEqual([]);
+    expect(node.isAlive(before)).toBe(false);
+    expect(Object.keys(await rows(node, sup))).toEqual(['other']);
+    expect(await Supervisor.countChildren(node, sup)).toEqual({ specs: 1, active: 1, supervisors: 0, workers: 1 });
+    expect(named(events.events, 'child_restarted')).toEqual([]);
+  });
+
+  it.each<[string, unknown]>([
+    ["'normal'", { exit: 'normal' }],
+    ["'shutdown'", { exit: 'shutdown' }],
+    ['a crash', 'crash'],
+  ])('a permanent child (the default) is restarted after %s', async (_label, command) => {
+    const node = track();
+    const starts: string[] = [];
+    const sup = await Supervisor.start(node, [child('p', starts)]);
+    expect((await rows(node, sup)).p?.restart).toBe('permanent');
+    const before = await pidOf(node, sup, 'p');
+    starts.length = 0;
+    node.send(before, command);
+    await node.idle();
+    expect(starts).toEqual(['p']);
+    expect(Pid.equals(await pidOf(node, sup, 'p'), before)).toBe(false);
+  });
+});
+
+// ---- intensity --------------------------------------------------------------------------------
+
+describe('restart intensity', () => {
+  /** A supervisor on a TestClock with children a and b, its pid monitored by a probe. */
+  async function setup(options: SupervisorOptions) {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const p = probe(node);
+    const sup = await Supervisor.start(node, [child('a'), child('b')], options);
+    const supRef = p.ctx.monitor(sup);
+    const crashA = async () => {
+      node.send(await pidOf(node, sup, 'a'), 'crash');
+      await node.idle();
+    };
+    return { clock, node, p, sup, supRef, crashA };
+  }
+
+  it('past maxRestarts within withinMs the supervisor stops its children and exits with shutdown', async () => {
+    const { clock, node, p, sup, supRef, crashA } = await setup({ maxRestarts: 2, withinMs: 1000 });
+    const b = await pidOf(node, sup, 'b');
+    const bRef = p.ctx.monitor(b);
+    const events = supervisorEvents(node);
+    await crashA();
+    await clock.advance(100);
+    await crashA();
+    await clock.advance(100);
+    expect(node.isAlive(sup)).toBe(true);
+    expect(named(events.events, 'child_restarted')).toHaveLength(2);
+    await crashA();
+    expect((await receiveDown(p, supRef)).reason).toBe('shutdown');
+    expect((await receiveDown(p, bRef)).reason).toBe('shutdown');
+    expect(named(events.events, 'child_restarted')).toHaveLength(2);
+    expect(named(events.events, 'shutdown').map((e) => e.metadata.reason)).toEqual(['max_restart_intensity']);
+    expect(node.processes().filter((pid) => !Pid.equals(pid, p))).toEqual([]);
+  });
+
+  it('crashes spread wider than the window do not exhaust it', async () => {
+    const { clock, node, sup, crashA } = await setup({ maxRestarts: 2, withinMs: 1000 });
+    const events = supervisorEvents(node);
+    for (let i = 0; i < 6; i++) {
+      await crashA();
+      await clock.advance(600);
+    }
+    expect(node.isAlive(sup)).toBe(true);
+    expect(named(events.events, 'child_restarted')).toHaveLength(6);
+    expect(named(events.events, 'shutdown')).toEqual([]);
+    expect((await rows(node, sup)).a?.restarts).toBe(6);
+  });
+
+  it('defaults to 3 restarts in 5000 ms', async () => {
+    const { clock, node, p, sup, supRef, crashA } = await setup({});
+    for (let i = 0; i < 3; i++) {
+      await crashA();
+      await clock.advance(1000);
+    }
+    expect(node.isAlive(sup)).toBe(true);
+    await crashA(); // the 4th within 5 s
+    expect((await receiveDown(p, supRef)).reason).toBe('shutdown');
+  });
+
+  it('with the default window, restarts older than 5000 ms no longer count', async () => {
+    const { clock, node, sup, crashA } = await setup({});
+    for (let i = 0; i < 3; i++) await crashA();
+    await clock.advance(5001);
+    await crashA();
+    expect(node.isAlive(sup)).toBe(true);
+  });
+
+  it('counts a restart whose start fails, retries it, and gives up past the intensity', async () => {
+    const node = track();
+    const p = probe(node);
+    let attempts = 0;
+    const sup = await Supervisor.start(
+      node,
+      [
+        {
+          id: 'flaky',
+          start: (ctx) => {
+            if (++attempts > 1) throw new Error(`start ${attempts} failed`);
+            return ctx.spawnLink(worker('flaky'));
+          },
+        },
+      ],
+      { maxRestarts: 3, withinMs: 5000 },
+    );
+    const ref = p.ctx.monitor(sup);
+    const events = supervisorEvents(node);
+    node.send(await pidOf(node, sup, 'flaky'), 'crash');
+    expect((await receiveDown(p, ref)).reason).toBe('shutdown');
+    expect(attempts).toBeGreaterThan(2);
+    expect(named(events.events, 'child_restart_failed').length).toBe(attempts - 1);
+    expect(named(events.events, 'shutdown').map((e) => e.metadata.reason)).toEqual(['max_restart_intensity']);
+  });
+
+  it('retries a failed restart until the start succeeds', async () => {
+    const node = track();
+    let attempts = 0;
+    const sup = await Supervisor.start(node, [
+      {
+        id: 'flaky',
+        start: (ctx) => {
+          attempts++;
+          if (attempts === 2) throw new Error('second start fails');
+          return ctx.spawnLink(worker('flaky'));
+        },
+      },
+    ], { maxRestarts: 5 });
+    const events = supervisorEvents(node);
+    const before = await pidOf(node, sup, 'flaky');
+    node.send(before, 'crash');
+    await node.idle();
+    expect(attempts).toBe(3);
+    const after = await pidOf(node, sup, 'flaky');
+    expect(node.isAlive(after)).toBe(true);
+    expect(summary(events.events)).toEqual([
+      ['child_restart_failed', 'flaky'],
+      ['child_restarted', 'flaky'],
+    ]);
+  });
+});
+
+// ---- escalation -------------------------------------------------------------------------------
+
+describe('escalation in a three-level tree (root -> mid -> worker)', () => {
+  async function tree(rootOptions: SupervisorOptions = {}) {
+    const node = track();
+    const p = probe(node);
+    const root = await Supervisor.start(
+      node,
+      [{ id: 'mid', type: 'supervisor', start: (ctx) => Supervisor.startLink(ctx, [child('w')], { maxRestarts: 1, withinMs: 5000 }) }],
+      rootOptions,
+    );
+    const mid = await pidOf(node, root, 'mid');
+    const w = await pidOf(node, mid, 'w');
+    return { node, p, root, mid, w };
+  }
+
+  it('a worker crashing repeatedly exhausts mid, mid exits and root restarts it with a new worker', async () => {
+    const { node, p, root, mid, w } = await tree();
+    const midRef = p.ctx.monitor(mid);
+    const events = supervisorEvents(node);
+
+    node.send(w, 'crash');
+    await node.idle();
+    const w2 = await pidOf(node, mid, 'w');
+    expect(Pid.equals(w2, w)).toBe(false);
+    node.send(w2, 'crash');
+    await node.idle();
+
+    expect((await receiveDown(p, midRef)).reason).toBe('shutdown');
+    const mid2 = await pidOf(node, root, 'mid');
+    expect(Pid.equals(mid2, mid)).toBe(false);
+    expect(node.isAlive(mid2)).toBe(true);
+    const w3 = await pidOf(node, mid2, 'w');
+    expect(node.isAlive(w3)).toBe(true);
+    expect([w, w2].some((old) => Pid.equals(old, w3))).toBe(false);
+    expect(node.isAlive(w)).toBe(false);
+    expect(node.isAlive(w2)).toBe(false);
+
+    const label = (pid: unknown) => (samePid(pid, root) ? 'root' : samePid(pid, mid) ? 'mid' : samePid(pid, mid2) ? 'mid2' : 'other');
+    expect(events.events.map((e) => [e.event.slice(SUP.length), label(e.metadata.supervisor), e.metadata.id ?? e.metadata.reason])).toEqual([
+      ['child_restarted', 'mid', 'w'],
+      ['shutdown', 'mid', 'max_restart_intensity'],
+      ['child_started', 'mid2', 'w'],
+      ['child_restarted', 'root', 'mid'],
+    ]);
+    const midRestart = named(events.events, 'child_restarted').find((e) => e.metadata.id === 'mid');
+    expect(midRestart?.metadata.reason).toBe('shutdown');
+    expect(midRestart?.measurements.restarts).toBe(1);
+    const whichRoot = await Supervisor.whichChildren(node, root);
+    expect(whichRoot.map((c) => [c.id, c.type, c.restarts])).toEqual([['mid', 'supervisor', 1]]);
+  });
+
+  it('escalates to the root when the root has no restarts left', async () => {
+    const { node, p, root, mid, w } = await tree({ maxRestarts: 0 });
+    const rootRef = p.ctx.monitor(root);
+    node.send(w, 'crash');
+    await node.idle();
+    node.send(await pidOf(node, mid, 'w'), 'crash');
+    expect((await receiveDown(p, rootRef)).reason).toBe('shutdown');
+    await node.idle();
+    expect(node.processes().filter((pid) => !Pid.equals(pid, p))).toEqual([]);
+  });
+});
+
+// ---- backoff ----------------------------------------------------------------------------------
+
+describe('jittered restart backoff', () => {
+  it('restarts only after the TestClock has advanced by the delay computed from the seeded random', async () => {
+    const clock = new TestClock({ start: 0 });
+    const draws: number[] = [];
+    const prng = seeded(42);
+    const node = track({
+      clock,
+      random: () => {
+        const v = prng();
+        draws.push(v);
+        return v;
+      },
+    });
+    const starts: string[] = [];
+    const sup = await Supervisor.start(node, [child('a', starts)], { backoff: { initialMs: 1000, factor: 2, maxMs: 60_000 }, maxRestarts: 10 });
+    const events = supervisorEvents(node);
+
+    for (const [n, cap] of [[1, 1000], [2, 2000], [3, 4000]] as const) {
+      starts.length = 0;
+      const before = await pidOf(node, sup, 'a');
+      node.send(before, 'crash');
+      await node.idle();
+      // full jitter: the delay is random() * cap, with the node's seeded random
+      const delay = draws.at(-1)! * cap;
+      expect(draws).toHaveLength(n);
+      expect((await rows(node, sup)).a?.pid).toBe('restarting');
+      await clock.advance(delay - 1);
+      expect(starts, `restart ${n} waits for its delay`).toEqual([]);
+      expect((await rows(node, sup)).a?.pid).toBe('restarting');
+      await clock.advance(2);
+      expect(starts, `restart ${n} happens after its delay`).toEqual(['a']);
+      const after = await pidOf(node, sup, 'a');
+      expect(node.isAlive(after)).toBe(true);
+      expect(named(events.events, 'child_restarted').map((e) => e.measurements.restarts)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    }
+  });
+
+  it("waits exactly initialMs * factor^n with jitter: 'none'", async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const starts: string[] = [];
+    const sup = await Supervisor.start(node, [child('a', starts)], { backoff: { initialMs: 100, factor: 3, jitter: 'none' }, maxRestarts: 10 });
+    for (const delay of [100, 300, 900]) {
+      starts.length = 0;
+      node.send(await pidOf(node, sup, 'a'), 'crash');
+      await node.idle();
+      await clock.advance(delay - 1);
+      expect(starts).toEqual([]);
+      await clock.advance(1);
+      expect(starts).toEqual(['a']);
+    }
+  });
+});
+
+// ---- shutdown ---------------------------------------------------------------------------------
+
+describe('stopping children', () => {
+  it('stops children in reverse start order, each with a shutdown exit from the supervisor', async () => {
+    const node = track();
+    const p = probe(node);
+    const sup = await Supervisor.start(node, [trapping('a', p, true), trapping('b', p, true), trapping('c', p, true)]);
+    const pids = await pidsOf(node, sup);
+    const ref = p.ctx.monitor(sup);
+    node.exit(sup, 'shutdown');
+    expect((await receiveDown(p, ref)).reason).toBe('shutdown');
+    const got = p.messages.filter((m) => isGot(m));
+    expect(got.map((g) => [g.got, g.reason])).toEqual([
+      ['c', 'shutdown'],
+      ['b', 'shutdown'],
+      ['a', 'shutdown'],
+    ]);
+    expect(got.every((g) => samePid(g.from, sup))).toBe(true);
+    for (const pid of Object.values(pids)) expect(node.isAlive(pid)).toBe(false);
+  });
+
+  it('waits for each child before stopping the next: a child that ignores shutdown is killed after its shutdown ms', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const p = probe(node);
+    const sup = await Supervisor.start(node, [trapping('a', p, true), trapping('stubborn', p, false, { shutdown: 1000 })]);
+    const pids = await pidsOf(node, sup);
+    const stubbornRef = p.ctx.monitor(pids.stubborn!);
+    const supRef = p.ctx.monitor(sup);
+    const events = supervisorEvents(node);
+    node.exit(sup, 'shutdown');
+    await p.receive((m) => isGot(m, 'stubborn'));
+    await clock.advance(999);
+    expect(node.isAlive(pids.stubborn!)).toBe(true);
+    expect(p.messages.some((m) => isGot(m, 'a')), 'a is not signalled while stubborn is still stopping').toBe(false);
+    await clock.advance(1);
+    expect((await receiveDown(p, stubbornRef)).reason).toBe('killed');
+    expect((await receiveDown(p, supRef)).reason).toBe('shutdown');
+    expect(p.messages.some((m) => isGot(m, 'a'))).toBe(true);
+    expect(named(events.events, 'child_terminated').map((e) => [e.metadata.id, e.metadata.reason])).toEqual([
+      ['stubborn', 'killed'],
+      ['a', 'shutdown'],
+    ]);
+  });
+
+  it('defaults a worker to 5000 ms of shutdown time', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const p = probe(node);
+    const sup = await Supervisor.start(node, [trapping('w', p, false)]);
+    const w = await pidOf(node, sup, 'w');
+    const ref = p.ctx.monitor(w);
+    const result = Supervisor.terminateChild(node, sup, 'w');
+    await p.receive((m) => isGot(m, 'w'));
+    await clock.advance(4999);
+    expect(node.isAlive(w)).toBe(true);
+    await clock.advance(1);
+    expect((await receiveDown(p, ref)).reason).toBe('killed');
+    expect(await result).toBe('ok');
+  });
+
+  it("waits forever for a child with shutdown 'infinity' (the default for supervisors)", async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const p = probe(node);
+    const sup = await Supervisor.start(node, [trapping('s', p, false, { type: 'supervisor' })]);
+    const s = await pidOf(node, sup, 's');
+    const ref = p.ctx.monitor(s);
+    const result = Supervisor.terminateChild(node, sup, 's');
+    await p.receive((m) => isGot(m, 's'));
+    await clock.advance(3_600_000);
+    expect(node.isAlive(s)).toBe(true);
+    node.send(s, 'stop');
+    expect((await receiveDown(p, ref)).reason).toBe('shutdown');
+    expect(await result).toBe('ok');
+  });
+
+  it("kills a 'brutal_kill' child at once, without a shutdown signal", async () => {
+    const node = track();
+    const p = probe(node);
+    const sup = await Supervisor.start(node, [trapping('b', p, false, { shutdown: 'brutal_kill' })]);
+    const b = await pidOf(node, sup, 'b');
+    const ref = p.ctx.monitor(b);
+    expect(await Supervisor.terminateChild(node, sup, 'b')).toBe('ok');
+    expect((await receiveDown(p, ref)).reason).toBe('killed');
+    expect(p.messages.some((m) => isGot(m))).toBe(false);
+  });
+
+  describe('an async handler still running when its process is stopped', () => {
+    /** A child whose handler, on 'work', tells `started`, awaits `gate`, then uses its context. */
+    function busyChild(p: Pid, trap: boolean) {
+      const started = deferred();
+      const gate = deferred();
+      const resumed = deferred<{ aborted: boolean }>();
+      const spec: ChildSpec = {
+        id: 'busy',
+        shutdown: 500,
+        start: (ctx) =>
+          ctx.spawnLink((c) => {
+            if (trap) c.trapExits();
+            return async (m) => {
+              if (m !== 'work') return;
+              started.resolve();
+              await gate.promise;
+              c.send(p, 'late');
+              resumed.resolve({ aborted: c.signal.aborted });
+            };
+          }),
+      };
+      return { spec, started: started.promise, release: () => gate.resolve(), resumed: resumed.promise };
+    }
+
+    it.each([
+      ['traps exits: killed after its shutdown time', true, 'killed'],
+      ['does not trap exits: dies at once on shutdown', false, 'shutdown'],
+    ] as const)('a child that %s, and its continuation is a zombie', async (_label, trap, reason) => {
+      const clock = new TestClock({ start: 0 });
+      const node = track({ clock });
+      const p = probe(node);
+      const busy = busyChild(p, trap);
+      const sup = await Supervisor.start(node, [busy.spec]);
+      const pid = await pidOf(node, sup, 'busy');
+      const ref = p.ctx.monitor(pid);
+      const zombies = captureEvents(node, ['keel.process.zombie_call']);
+      node.send(pid, 'work');
+      await busy.started;
+      const result = Supervisor.terminateChild(node, sup, 'busy');
+      await clock.advance(499);
+      expect(node.isAlive(pid)).toBe(trap);
+      await clock.advance(1);
+      expect((await receiveDown(p, ref)).reason).toBe(reason);
+      expect(await result).toBe('ok');
+      busy.release();
+      expect(await busy.resumed).toEqual({ aborted: true });
+      await node.idle();
+      expect(zombies.events.map((e) => e.metadata)).toEqual([{ pid, operation: 'send' }]);
+      expect(p.messages).not.toContain('late');
+      expect(node.isAlive(sup)).toBe(true);
+    });
+  });
+
+  it('node.shutdown stops the whole tree, children first, in reverse start order at each level', async () => {
+    const node = track();
+    const p = probe(node);
+    const log: string[] = [];
+    const logged = (id: string): ChildSpec => ({
+      id,
+      start: (ctx) =>
+        ctx.spawnLink((c) => {
+          c.trapExits();
+          return (m) => {
+            if (!isExit(m)) return;
+            log.push(`${id}:${String(m.reason)}`);
+            c.exit(m.reason);
+          };
+        }),
+    });
+    const root = await Supervisor.start(node, [
+      logged('a'),
+      { id: 'mid', type: 'supervisor', start: (ctx) => Supervisor.startLink(ctx, [logged('m1'), logged('m2')]) },
+      logged('c'),
+    ]);
+    const mid = await pidOf(node, root, 'mid');
+    const events = supervisorEvents(node);
+    const nodeEvents = captureEvents(node, ['keel.node.shutdown']);
+    await node.shutdown({ timeoutMs: 2000 });
+    expect(log).toEqual(['c:shutdown', 'm2:shutdown', 'm1:shutdown', 'a:shutdown']);
+    expect(node.isAlive(root)).toBe(false);
+    expect(node.isAlive(mid)).toBe(false);
+    expect(p.messages.filter(isDown)).toEqual([]);
+    expect(named(events.events, 'shutdown').map((e) => [samePid(e.metadata.supervisor, root) ? 'root' : 'mid', e.metadata.reason])).toEqual([
+      ['root', 'shutdown'],
+      ['mid', 'shutdown'],
+    ]);
+    expect(nodeEvents.events[0]?.measurements.killed).toBe(0);
+  });
+});
+
+// ---- management calls -------------------------------------------------------------------------
+
+describe('Supervisor management calls', () => {
+  it('whichChildren lists the children in start order with their pid, type, restart and restart count', async () => {
+    const node = track();
+    const sup = await Supervisor.start(node, [child('a'), child('b', [], { restart: 'transient', type: 'worker' }), child('c', [], { restart: 'temporary' })]);
+    const which = await Supervisor.whichChildren(node, sup);
+    expect(which.map(({ id, type, restart, restarts }) => ({ id, type, restart, restarts }))).toEqual([
+      { id: 'a', type: 'worker', restart: 'permanent', restarts: 0 },
+      { id: 'b', type: 'worker', restart: 'transient', restarts: 0 },
+      { id: 'c', type: 'worker', restart: 'temporary', restarts: 0 },
+    ]);
+    for (const c of which) expect(node.isAlive(running(c.pid))).toBe(true);
+    expect(new Set(which.map((c) => Pid.format(running(c.pid)))).size).toBe(3);
+    // the children are linked to the supervisor
+    for (const c of which) expect(node.info(running(c.pid))?.links.some((l) => Pid.equals(l, sup))).toBe(true);
+  });
+
+  it('countChildren counts specs, running children, supervisors and workers', async () => {
+    const node = track();
+    const sup = await Supervisor.start(node, [
+      child('a'),
+      { id: 's', type: 'supervisor', start: (ctx) => Supervisor.startLink(ctx, []) },
+      child('t', [], { restart: 'transient' }),
+    ]);
+    expect(await Supervisor.countChildren(node, sup)).toEqual({ specs: 3, active: 3, supervisors: 1, workers: 2 });
+    expect(await Supervisor.terminateChild(node, sup, 't')).toBe('ok');
+    expect(await Supervisor.countChildren(node, sup)).toEqual({ specs: 3, active: 2, supervisors: 1, workers: 2 });
+  });
+
+  it('startChild adds a running child at the end, with a child_started event', async () => {
+    const node = track();
+    const sup = await Supervisor.start(node, [child('a')]);
+    const events = supervisorEvents(node);
+    const pid = await Supervisor.startChild(node, sup, child('b'));
+    expect(node.isAlive(pid)).toBe(true);
+    const which = await Supervisor.whichChildren(node, sup);
+    expect(which.map((c) => c.id)).toEqual(['a', 'b']);
+    expect(Pid.equals(running(which[1]?.pid), pid)).toBe(true);
+    expect(events.events.map((e) => [e.event, e.metadata.id, samePid(e.metadata.pid, pid), samePid(e.metadata.supervisor, sup)])).toEqual([
+      ['keel.supervisor.child_started', 'b', true, true],
+    ]);
+    // and it is supervised: a crash restarts it
+    node.send(pid, 'crash');
+    await node.idle();
+    expect(Pid.equals(await pidOf(node, sup, 'b'), pid)).toBe(false);
+  });
+
+  it('startChild rejects a duplicate id with ERR_INVALID_ARGUMENT and starts nothing', async () => {
+    const node = track();
+    const starts: string[] = [];
+    const sup = await Supervisor.start(node, [child('a', starts)]);
+    const before = await pidOf(node, sup, 'a');
+    starts.length = 0;
+    const e = await failure(() => Supervisor.startChild(node, sup, child('a', starts)));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', 'a');
+    expect(starts).toEqual([]);
+    const which = await Supervisor.whichChildren(node, sup);
+    expect(which).toHaveLength(1);
+    expect(Pid.equals(running(which[0]?.pid), before)).toBe(true);
+  });
+
+  it('startChild rejects an invalid spec with ERR_INVALID_ARGUMENT', async () => {
+    const node = track();
+    const sup = await Supervisor.start(node, []);
+    const e = await failure(() => Supervisor.startChild(node, sup, { id: 'x', start: (ctx: Context) => ctx.spawnLink(worker('x')), restart: 'always' as never }));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', 'restart');
+    expect(await Supervisor.whichChildren(node, sup)).toEqual([]);
+  });
+
+  it.each<[string, (ctx: Context) => Pid | Promise<Pid>]>([
+    ['throws', () => {
+      throw new Error('no can do');
+    }],
+    ['rejects', () => Promise.reject(new Error('no can do'))],
+    ['returns something that is not a pid', () => 'not a pid' as never],
+    ['returns a pid that is already dead', (ctx) => {
+      const pid = ctx.spawn(worker('dead'));
+      ctx.exit(pid, 'kill');
+      return pid;
+    }],
+  ])('startChild rejects with ERR_START_FAILED when start %s, and adds no spec', async (_label, start) => {
+    const node = track();
+    const sup = await Supervisor.start(node, [child('a')]);
+    const e = await failure(() => Supervisor.startChild(node, sup, { id: 'bad', start }));
+    expectKeelError(e, 'ERR_START_FAILED', "'bad'");
+    expect((await Supervisor.whichChildren(node, sup)).map((c) => c.id)).toEqual(['a']);
+    expect(node.isAlive(sup)).toBe(true);
+  });
+
+  it('terminateChild stops the child with shutdown, keeps its spec and does not restart it', async () => {
+    const node = track();
+    const p = probe(node);
+    const starts: string[] = [];
+    const sup = await Supervisor.start(node, [child('a', starts), child('b', starts)]);
+    const a = await pidOf(node, sup, 'a');
+    const ref = p.ctx.monitor(a);
+    starts.length = 0;
+    const events = supervisorEvents(node);
+    expect(await Supervisor.terminateChild(node, sup, 'a')).toBe('ok');
+    expect((await receiveDown(p, ref)).reason).toBe('shutdown');
+    await node.idle();
+    expect(starts).toEqual([]);
+    const which = await rows(node, sup);
+    expect(Object.keys(which)).toEqual(['a', 'b']);
+    expect(which.a?.pid).toBeUndefined();
+    expect(events.events.map((e) => [e.event, e.metadata.id, e.metadata.reason, samePid(e.metadata.pid, a)])).toEqual([
+      ['keel.supervisor.child_terminated', 'a', 'shutdown', true],
+    ]);
+    // terminating a stopped child is fine; an unknown id is not
+    expect(await Supervisor.terminateChild(node, sup, 'a')).toBe('ok');
+    expect(await Supervisor.terminateChild(node, sup, 'nope')).toEqual({ error: 'not_found' });
+  });
+
+  it('terminateChild removes a temporary child’s spec', async () => {
+    const node = track();
+    const sup = await Supervisor.start(node, [child('a'), child('tmp', [], { restart: 'temporary' })]);
+    expect(await Supervisor.terminateChild(node, sup, 'tmp')).toBe('ok');
+    expect((await Supervisor.whichChildren(node, sup)).map((c) => c.id)).toEqual(['a']);
+  });
+
+  it('restartChild starts a stopped child again and reports running, not_found and a failing start', async () => {
+    const node = track();
+    let fail = false;
+    const sup = await Supervisor.start(node, [
+      child('a'),
+      {
+        id: 'f',
+        start: (ctx) => {
+          if (fail) throw new Error('cannot start now');
+          return ctx.spawnLink(worker('f'));
+        },
+      },
+    ]);
+    const a = await pidOf(node, sup, 'a');
+    expect(await Supervisor.restartChild(node, sup, 'a')).toEqual({ error: 'running' });
+    expect(await Supervisor.restartChild(node, sup, 'nope')).toEqual({ error: 'not_found' });
+    expect(await Supervisor.terminateChild(node, sup, 'a')).toBe('ok');
+    const events = supervisorEvents(node);
+    const again = await Supervisor.restartChild(node, sup, 'a');
+    if (!('id' in again)) throw new Error(`expected a pid, got ${JSON.stringify(again)}`);
+    expect(Pid.equals(again, a)).toBe(false);
+    expect(node.isAlive(again)).toBe(true);
+    expect(Pid.equals(await pidOf(node, sup, 'a'), again)).toBe(true);
+    expect(summary(events.events)).toEqual([['child_started', 'a']]);
+
+    expect(await Supervisor.terminateChild(node, sup, 'f')).toBe('ok');
+    fail = true;
+    expectKeelError(await failure(() => Supervisor.restartChild(node, sup, 'f')), 'ERR_START_FAILED', 'cannot start now');
+    expect((await rows(node, sup)).f?.pid).toBeUndefined();
+  });
+
+  it("restartChild and deleteChild answer { error: 'restarting' } while a restart waits for its backoff", async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const sup = await Supervisor.start(node, [child('a')], { backoff: { initialMs: 1000, jitter: 'none' } });
+    node.send(await pidOf(node, sup, 'a'), 'crash');
+    await node.idle();
+    expect(await Supervisor.restartChild(node, sup, 'a')).toEqual({ error: 'restarting' });
+    expect(await Supervisor.deleteChild(node, sup, 'a')).toEqual({ error: 'restarting' });
+    await clock.advance(1000);
+    expect(node.isAlive(await pidOf(node, sup, 'a'))).toBe(true);
+  });
+
+  it('deleteChild removes a stopped child’s spec, refuses a running one and reports not_found', async () => {
+    const node = track();
+    const sup = await Supervisor.start(node, [child('a'), child('b')]);
+    expect(await Supervisor.deleteChild(node, sup, 'a')).toEqual({ error: 'running' });
+    expect(await Supervisor.deleteChild(node, sup, 'nope')).toEqual({ error: 'not_found' });
+    expect(await Supervisor.terminateChild(node, sup, 'a')).toBe('ok');
+    expect(await Supervisor.deleteChild(node, sup, 'a')).toBe('ok');
+    expect((await Supervisor.whichChildren(node, sup)).map((c) => c.id)).toEqual(['b']);
+    expect(await Supervisor.deleteChild(node, sup, 'a')).toEqual({ error: 'not_found' });
+    expect(await Supervisor.restartChild(node, sup, 'a')).toEqual({ error: 'not_found' });
+    // the id is free again
+    const pid = await Supervisor.startChild(node, sup, child('a'));
+    expect(node.isAlive(pid)).toBe(true);
+  });
+
+  it('links a child that its start function did not link, and restarts it on a crash', async () => {
+    const node = track();
+    const sup = await Supervisor.start(node, [{ id: 'u', start: (ctx) => ctx.spawn(worker('u')) }]);
+    const u = await pidOf(node, sup, 'u');
+    expect(node.info(u)?.links.some((l) => Pid.equals(l, sup))).toBe(true);
+    node.send(u, 'crash');
+    await node.idle();
+    const u2 = await pidOf(node, sup, 'u');
+    expect(Pid.equals(u2, u)).toBe(false);
+    expect(node.isAlive(u2)).toBe(true);
+  });
+
+  it('a supervisor that is killed takes its children with it', async () => {
+    const node = track();
+    const p = probe(node);
+    const sup = await Supervisor.start(node, [child('a'), child('b')]);
+    const pids = await pidsOf(node, sup);
+    const refs = Object.values(pids).map((pid) => p.ctx.monitor(pid));
+    node.exit(sup, 'kill');
+    for (const ref of refs) expect((await receiveDown(p, ref)).reason).toBe('killed');
+  });
+
+  it('works from a process context and by registered name', async () => {
+    const node = track();
+    const p = probe(node);
+    const sup = await Supervisor.start(p.ctx, [child('a')], { name: 'the_sup' });
+    expect(node.registry.whereis('the_sup')).toEqual(sup);
+    expect((await Supervisor.whichChildren(p.ctx, 'the_sup')).map((c) => c.id)).toEqual(['a']);
+    expect(await Supervisor.countChildren(node, 'the_sup')).toEqual({ specs: 1, active: 1, supervisors: 0, workers: 1 });
+  });
+});
+
+// ---- events -----------------------------------------------------------------------------------
+
+describe('supervisor events', () => {
+  it('child_started for each child at start, in start order, with the supervisor and the pid', async () => {
+    const node = track();
+    const events = supervisorEvents(node);
+    const sup = await Supervisor.start(node, [child('a'), child('b')]);
+    const pids = await pidsOf(node, sup);
+    expect(events.events.map((e) => [e.event, e.metadata.id, samePid(e.metadata.pid, pids[e.metadata.id as string]!), samePid(e.metadata.supervisor, sup)])).toEqual([
+      ['keel.supervisor.child_started', 'a', true, true],
+      ['keel.supervisor.child_started', 'b', true, true],
+    ]);
+  });
+
+  it('no restart is silent: one child_restarted per restart, with the reason and the running restart count', async () => {
+    const node = track();
+    const starts: string[] = [];
+    const sup = await Supervisor.start(node, [child('a', starts), child('b', starts)], { maxRestarts: 100 });
+    starts.length = 0;
+    const events = supervisorEvents(node);
+    const crashes: [string, unknown][] = [
+      ['a', 'crash'],
+      ['b', 'crash'],
+      ['a', { exit: 'normal' }],
+      ['a', { exit: { shutdown: 'x' } }],
+      ['b', { exit: new Error('custom') }],
+    ];
+    for (const [id, command] of crashes) {
+      node.send(await pidOf(node, sup, id), command);
+      await node.idle();
+    }
+    const restarted = named(events.events, 'child_restarted');
+    expect(restarted).toHaveLength(starts.length);
+    expect(restarted.map((e) => e.metadata.id)).toEqual(starts);
+    expect(restarted.map((e) => [e.metadata.id, e.measurements.restarts])).toEqual([
+      ['a', 1],
+      ['b', 1],
+      ['a', 2],
+      ['a', 3],
+      ['b', 2],
+    ]);
+    const reasons = restarted.map((e) => e.metadata.reason);
+    expect((reasons[0] as Error).message).toBe('a crashed');
+    expect((reasons[1] as Error).message).toBe('b crashed');
+    expect(reasons[2]).toBe('normal');
+    expect(reasons[3]).toEqual({ shutdown: 'x' });
+    expect((reasons[4] as Error).message).toBe('custom');
+    for (const e of restarted) expect(samePid(e.metadata.supervisor, sup)).toBe(true);
+    const which = await rows(node, sup);
+    expect([which.a?.restarts, which.b?.restarts]).toEqual([3, 2]);
+  });
+
+  it('.shutdown carries the reason the supervisor was stopped with, and child_terminated each child', async () => {
+    const node = track();
+    const sup = await Supervisor.start(node, [child('a'), child('b')]);
+    const events = supervisorEvents(node);
+    await GenServer.stop(node, sup, { shutdown: 'maintenance' });
+    expect(events.events.map((e) => [e.event.slice(SUP.length), e.metadata.id ?? null, e.metadata.reason])).toEqual([
+      ['shutdown', null, { shutdown: 'maintenance' }],
+      ['child_terminated', 'b', 'shutdown'],
+      ['child_terminated', 'a', 'shutdown'],
+    ]);
+  });
+});
+
+// ---- start failure ----------------------------------------------------------------------------
+
+describe('a child whose start fails at supervisor start', () => {
+  it('fails Supervisor.start with ERR_START_FAILED and stops the children already started', async () => {
+    const node = track();
+    const p = probe(node);
+    const started: Pid[] = [];
+    const starts: string[] = [];
+    const recorded = (id: string): ChildSpec => ({
+      id,
+      start: (ctx) => {
+        starts.push(id);
+        const pid = ctx.spawnLink(worker(id));
+        started.push(pid);
+        p.ctx.monitor(pid);
+        return pid;
+      },
+    });
+    const events = supervisorEvents(node);
+    const e = await failure(() =>
+      Supervisor.start(node, [
+        recorded('a'),
+        recorded('b'),
+        {
+          id: 'broken',
+          start: () => {
+            throw new Error('broken start');
+          },
+        },
+        recorded('never'),
+      ]),
+    );
+    expectKeelError(e, 'ERR_START_FAILED', 'broken');
+    expect(starts).toEqual(['a', 'b']);
+    for (const pid of started) {
+      const down = await receiveDown(p, (d) => Pid.equals(d.pid, pid));
+      expect(down.reason).toBe('shutdown');
+    }
+    await node.idle();
+    expect(named(events.events, 'child_terminated').map((ev) => ev.metadata.id)).toEqual(['b', 'a']);
+    expect(node.processes().filter((pid) => !Pid.equals(pid, p))).toEqual([]);
+  });
+});

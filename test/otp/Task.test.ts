@@ -1,0 +1,361 @@
+import { describe, expect, it } from 'vitest';
+import { isExit, isKeelError, Pid, Task, type Context, type Node } from '../../src/index.js';
+import { probe, TestClock, type Probe } from '../../src/testing/index.js';
+import { deferred, expectKeelError, failure, receiveDown, spawnWithContext, thrown, useNodes, type Deferred } from '../support.js';
+
+const track = useNodes();
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+/** A promise's state, observable without awaiting it. */
+function watch<T>(promise: Promise<T>): { readonly settled: boolean; readonly result: Promise<{ ok: true; value: T } | { ok: false; error: unknown }> } {
+  let settled = false;
+  const result = promise.then(
+    (value) => {
+      settled = true;
+      return { ok: true as const, value };
+    },
+    (error: unknown) => {
+      settled = true;
+      return { ok: false as const, error };
+    },
+  );
+  return {
+    get settled() {
+      return settled;
+    },
+    result,
+  };
+}
+
+/** A round trip through the node's scheduler: everything runnable before it has had its turn. */
+async function roundTrip(node: Node, p: Probe): Promise<void> {
+  const marker = Symbol('round trip');
+  node.send(p, marker);
+  await p.receive((m) => m === marker);
+}
+
+/**
+ * A task body over items 0..n-1 that counts how many run at once. Item i records its start,
+ * waits for `release(i)`, and returns i * 10.
+ */
+function gatedWork(n: number) {
+  const gates: Deferred<void>[] = Array.from({ length: n }, () => deferred());
+  const started: Deferred<void>[] = Array.from({ length: n }, () => deferred());
+  const startOrder: number[] = [];
+  const counts = { active: 0, max: 0 };
+  const fn = async (i: number): Promise<number> => {
+    counts.active++;
+    counts.max = Math.max(counts.max, counts.active);
+    startOrder.push(i);
+    started[i]!.resolve();
+    await gates[i]!.promise;
+    counts.active--;
+    return i * 10;
+  };
+  return {
+    fn,
+    counts,
+    startOrder,
+    started: (i: number) => started[i]!.promise,
+    release: (i: number) => gates[i]!.resolve(),
+  };
+}
+
+// ---- Task.async -------------------------------------------------------------------------------
+
+describe('Task.async', () => {
+  it('runs fn in a new process linked to the caller and Task.await returns its value', async () => {
+    const node = track();
+    const p = probe(node);
+    let taskSelf: Pid | undefined;
+    const task = Task.async(p.ctx, async (ctx) => {
+      taskSelf = ctx.self;
+      await Promise.resolve();
+      return { answer: 42 };
+    });
+    const ref = p.ctx.monitor(task.pid);
+    expect(Pid.equals(task.pid, p)).toBe(false);
+    expect(node.info(task.pid)?.links.some((l) => Pid.equals(l, p))).toBe(true);
+    expect(await Task.await(task)).toEqual({ answer: 42 });
+    expect(taskSelf !== undefined && Pid.equals(taskSelf, task.pid)).toBe(true);
+    // the task exits normally once it has its result, and the result stays available
+    expect((await receiveDown(p, ref)).reason).toBe('normal');
+    expect(await Task.await(task, { timeout: 0 })).toEqual({ answer: 42 });
+  });
+
+  it('a crashing task kills a caller that does not trap exits, with the same reason', async () => {
+    const node = track();
+    const p = probe(node);
+    const { pid: caller, ctx } = await spawnWithContext(node);
+    const ref = p.ctx.monitor(caller);
+    const boom = new Error('task failed');
+    const task = Task.async(ctx, () => {
+      throw boom;
+    });
+    expect((await receiveDown(p, ref)).reason).toBe(boom);
+    const e = await failure(() => Task.await(task));
+    expectKeelError(e, 'ERR_TASK_EXIT', 'task failed');
+  });
+
+  it('a caller that traps exits gets an Exit from the task and Task.await rejects with ERR_TASK_EXIT carrying the reason', async () => {
+    const node = track();
+    const p = probe(node);
+    p.ctx.trapExits();
+    const boom = new Error('async task failed');
+    const task = Task.async(p.ctx, async () => {
+      await Promise.resolve();
+      throw boom;
+    });
+    const exit = await p.receive((m) => isExit(m) && m.from !== 'node' && Pid.equals(m.from, task.pid));
+    expect(isExit(exit) && exit.reason).toBe(boom);
+    const e = await failure(() => Task.await(task));
+    expectKeelError(e, 'ERR_TASK_EXIT');
+    expect((e as { reason?: unknown }).reason).toBe(boom);
+    expect(node.isAlive(p)).toBe(true);
+  });
+
+  it('a task whose caller dies dies with it', async () => {
+    const node = track();
+    const p = probe(node);
+    const { pid: caller, ctx } = await spawnWithContext(node);
+    const never = deferred();
+    const task = Task.async(ctx, () => never.promise);
+    const ref = p.ctx.monitor(task.pid);
+    const boom = new Error('caller failed');
+    node.exit(caller, boom);
+    expect((await receiveDown(p, ref)).reason).toBe(boom);
+    expect((await failure(() => Task.await(task))) as { reason?: unknown }).toMatchObject({ code: 'ERR_TASK_EXIT', reason: boom });
+  });
+
+  it('Task.await rejects with ERR_TASK_EXIT when the task is killed', async () => {
+    const node = track();
+    const p = probe(node);
+    p.ctx.trapExits();
+    const never = deferred();
+    const task = Task.async(p.ctx, () => never.promise);
+    const awaited = watch(Task.await(task));
+    node.exit(task.pid, 'kill');
+    const r = await awaited.result;
+    expect(!r.ok && isKeelError(r.error, 'ERR_TASK_EXIT') && (r.error as { reason?: unknown }).reason).toBe('killed');
+  });
+
+  it('throws ERR_PROCESS_EXITED from the context of a process that has exited', async () => {
+    const node = track();
+    const { ctx } = await spawnWithContext(node);
+    ctx.exit('normal');
+    const before = node.processes().length;
+    expectKeelError(thrown(() => Task.async(ctx, () => 1)), 'ERR_PROCESS_EXITED');
+    expect(node.processes().length).toBe(before);
+  });
+});
+
+// ---- Task.await timeout -----------------------------------------------------------------------
+
+describe('Task.await timeout', () => {
+  it('rejects with ERR_TASK_TIMEOUT once the TestClock reaches the timeout, and not before', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const p = probe(node);
+    const gate = deferred<string>();
+    const task = Task.async(p.ctx, () => gate.promise);
+    const awaited = watch(Task.await(task, { timeout: 1000 }));
+    await clock.advance(999);
+    expect(awaited.settled).toBe(false);
+    await clock.advance(1);
+    const r = await awaited.result;
+    expect(r.ok).toBe(false);
+    expectKeelError(!r.ok && r.error, 'ERR_TASK_TIMEOUT', '1000');
+    // the task keeps running: a later await still gets its value
+    expect(node.isAlive(task.pid)).toBe(true);
+    gate.resolve('late value');
+    expect(await Task.await(task, { timeout: 1000 })).toBe('late value');
+  });
+
+  it('defaults to 5000 ms', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const p = probe(node);
+    const gate = deferred();
+    const task = Task.async(p.ctx, () => gate.promise);
+    const awaited = watch(Task.await(task));
+    await clock.advance(4999);
+    expect(awaited.settled).toBe(false);
+    await clock.advance(1);
+    const r = await awaited.result;
+    expectKeelError(!r.ok && r.error, 'ERR_TASK_TIMEOUT', '5000');
+    gate.resolve();
+  });
+
+  it('resolves before the timeout when the task finishes in time, and no timeout fires later', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const p = probe(node);
+    const gate = deferred<number>();
+    const task = Task.async(p.ctx, () => gate.promise);
+    const awaited = watch(Task.await(task, { timeout: 1000 }));
+    await clock.advance(500);
+    gate.resolve(7);
+    expect(await awaited.result).toEqual({ ok: true, value: 7 });
+    await clock.advance(1000);
+    expect(await awaited.result).toEqual({ ok: true, value: 7 });
+  });
+});
+
+// ---- Task.asyncNolink -------------------------------------------------------------------------
+
+describe('Task.asyncNolink', () => {
+  it('a crash rejects Task.await with ERR_TASK_EXIT and leaves a trapping caller without an Exit', async () => {
+    const node = track();
+    const p = probe(node);
+    p.ctx.trapExits();
+    const boom = new Error('nolink failed');
+    const task = Task.asyncNolink(p.ctx, () => {
+      throw boom;
+    });
+    expect(node.info(task.pid)?.links ?? []).toEqual([]);
+    const e = await failure(() => Task.await(task));
+    expectKeelError(e, 'ERR_TASK_EXIT', 'nolink failed');
+    expect((e as { reason?: unknown }).reason).toBe(boom);
+    await node.idle();
+    expect(p.messages.filter(isExit)).toEqual([]);
+    expect(node.isAlive(p)).toBe(true);
+  });
+
+  it('a crash leaves a caller that does not trap exits alive', async () => {
+    const node = track();
+    const { pid: caller, ctx } = await spawnWithContext(node);
+    const task = Task.asyncNolink(ctx, async () => {
+      await Promise.resolve();
+      throw new Error('nolink async failure');
+    });
+    expectKeelError(await failure(() => Task.await(task)), 'ERR_TASK_EXIT');
+    await node.idle();
+    expect(node.isAlive(caller)).toBe(true);
+  });
+
+  it('runs from the node too and returns the value', async () => {
+    const node = track();
+    const task = Task.asyncNolink(node, () => 'from the node');
+    expect(await Task.await(task)).toBe('from the node');
+  });
+});
+
+// ---- Task.asyncStream -------------------------------------------------------------------------
+
+describe('Task.asyncStream', () => {
+  async function drive(node: Node, p: Probe, items: Iterable<number> | AsyncIterable<number>, n: number, concurrency: number) {
+    const work = gatedWork(n);
+    const results: number[] = [];
+    const done = (async () => {
+      for await (const v of Task.asyncStream(p.ctx, items, work.fn, { concurrency })) results.push(v);
+    })();
+    // the first `concurrency` items start, and no more
+    for (let i = 0; i < concurrency; i++) await work.started(i);
+    await roundTrip(node, p);
+    await roundTrip(node, p);
+    expect(work.startOrder).toEqual(Array.from({ length: concurrency }, (_, i) => i));
+    // a later item finishing first is not yielded before the first item
+    work.release(concurrency - 1);
+    await roundTrip(node, p);
+    expect(results).toEqual([]);
+    work.release(0);
+    for (let i = 1; i < concurrency - 1; i++) work.release(i);
+    for (let i = concurrency; i < n; i++) {
+      await work.started(i);
+      await roundTrip(node, p);
+      expect(work.counts.active).toBeLessThanOrEqual(concurrency);
+      work.release(i);
+    }
+    await done;
+    return { results, work };
+  }
+
+  it('over an array: yields in input order with at most `concurrency` tasks running at once', async () => {
+    const node = track();
+    const p = probe(node);
+    const { results, work } = await drive(node, p, [0, 1, 2, 3, 4, 5, 6], 7, 3);
+    expect(results).toEqual([0, 10, 20, 30, 40, 50, 60]);
+    expect(work.counts.max).toBe(3);
+    expect(work.counts.active).toBe(0);
+  });
+
+  it('over an async iterable: the same', async () => {
+    const node = track();
+    const p = probe(node);
+    async function* source(): AsyncGenerator<number> {
+      for (let i = 0; i < 6; i++) {
+        await Promise.resolve();
+        yield i;
+      }
+    }
+    const { results, work } = await drive(node, p, source(), 6, 2);
+    expect(results).toEqual([0, 10, 20, 30, 40, 50]);
+    expect(work.counts.max).toBe(2);
+  });
+
+  it('runs the items in tasks linked to the caller', async () => {
+    const node = track();
+    const p = probe(node);
+    const pids: Pid[] = [];
+    const results: boolean[] = [];
+    for await (const linked of Task.asyncStream(p.ctx, [1, 2, 3], (_item, ctx) => {
+      pids.push(ctx.self);
+      return node.info(ctx.self)?.links.some((l) => Pid.equals(l, p)) ?? false;
+    })) {
+      results.push(linked);
+    }
+    expect(results).toEqual([true, true, true]);
+    expect(new Set(pids.map((x) => Pid.format(x))).size).toBe(3);
+  });
+
+  it('rejects the iteration with ERR_TASK_EXIT when an item crashes (the caller traps exits)', async () => {
+    const node = track();
+    const p = probe(node);
+    p.ctx.trapExits();
+    const seen: number[] = [];
+    const e = await failure(async () => {
+      for await (const v of Task.asyncStream(p.ctx, [1, 2, 3], (i) => {
+        if (i === 2) throw new Error('item 2 failed');
+        return i;
+      })) {
+        seen.push(v);
+      }
+    });
+    expectKeelError(e, 'ERR_TASK_EXIT', 'item 2 failed');
+    expect(seen).toEqual([1]);
+  });
+
+  it('yields nothing for an empty input', async () => {
+    const node = track();
+    const p = probe(node);
+    const seen: unknown[] = [];
+    for await (const v of Task.asyncStream(p.ctx, [], (x) => x)) seen.push(v);
+    expect(seen).toEqual([]);
+  });
+});
+
+// ---- bad input --------------------------------------------------------------------------------
+
+describe('Task bad input', () => {
+  it.each<[string, (node: Node, ctx: Context) => unknown, string]>([
+    ['Task.async from a node', (node) => Task.async(node as never, () => 1), 'ctx'],
+    ['Task.async with a non-function', (_node, ctx) => Task.async(ctx, 'run me' as never), 'fn'],
+    ['Task.asyncNolink from neither a node nor a context', () => Task.asyncNolink({} as never, () => 1), 'from'],
+    ['Task.asyncNolink with a non-function', (node) => Task.asyncNolink(node, 42 as never), 'fn'],
+    ['Task.await of something that is not a task', (node) => Task.await({ pid: node.spawn(() => () => undefined) } as never), 'task'],
+    ['Task.await with a negative timeout', (node) => Task.await(Task.asyncNolink(node, () => 1), { timeout: -1 }), 'timeout'],
+    ['Task.await with a NaN timeout', (node) => Task.await(Task.asyncNolink(node, () => 1), { timeout: Number.NaN }), 'timeout'],
+    ['Task.asyncStream from a node', (node) => Task.asyncStream(node as never, [1], (x) => x), 'ctx'],
+    ['Task.asyncStream over a non-iterable', (_node, ctx) => Task.asyncStream(ctx, 42 as never, (x) => x), 'items'],
+    ['Task.asyncStream over null', (_node, ctx) => Task.asyncStream(ctx, null as never, (x) => x), 'items'],
+    ['Task.asyncStream with a non-function', (_node, ctx) => Task.asyncStream(ctx, [1], 'f' as never), 'fn'],
+    ['Task.asyncStream with concurrency 0', (_node, ctx) => Task.asyncStream(ctx, [1], (x) => x, { concurrency: 0 }), 'options.concurrency'],
+    ['Task.asyncStream with a fractional concurrency', (_node, ctx) => Task.asyncStream(ctx, [1], (x) => x, { concurrency: 1.5 }), 'options.concurrency'],
+    ['Task.asyncStream with a negative timeout', (_node, ctx) => Task.asyncStream(ctx, [1], (x) => x, { timeout: -1 }), 'options.timeout'],
+  ])('%s throws ERR_INVALID_ARGUMENT', async (_label, call, argument) => {
+    const node = track();
+    const p = probe(node);
+    expectKeelError(await failure(() => call(node, p.ctx)), 'ERR_INVALID_ARGUMENT', argument);
+  });
+});
