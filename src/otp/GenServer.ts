@@ -369,8 +369,7 @@ export const GenServer = {
     request: R,
     options?: { timeout?: number; signal?: AbortSignal },
   ): Promise<ReplyOf<P, R>> {
-    const node = nodeOf(from);
-    validateTarget(target);
+    const node = nodeOf(from); // the target is checked where it is looked up
     const timeout = options?.timeout ?? 5000;
     if (timeout !== 5000) validateTimeout(timeout);
     const signal = options?.signal;

@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import diagnostics from 'node:diagnostics_channel';
 import {
   HandlerReturnedError,
   IdleTimeoutError,
@@ -93,6 +94,10 @@ export class KeelNode implements Node {
   #pending = false;
   #sliceOpen = false;
   #sliceStart = 0;
+  #sliceTurns = 0;
+  #attachVersion = -1;
+  #longScheduleAttached = false;
+  readonly #longScheduleChannel = diagnostics.channel('keel.process.long_schedule');
   #busy = 0;
   #io = 0;
   #envelopes = 0;
@@ -472,21 +477,20 @@ export class KeelNode implements Node {
     this.#pending = false;
     this.#running = true;
     const budget = this.#budget;
-    const timed = this.telemetry.isListening('keel.process.long_schedule');
+    const timed = this.#longScheduleWatched();
     // A slice spans every run of the loop until the event loop has had a turn: runs started as
     // microtasks (an async handler settling, a send from outside) share the slice of the run before.
-    const now = monotonicClock();
+    // The clock is read when a slice opens and then every 64 turns, counted across those runs.
     if (!this.#sliceOpen) {
       this.#sliceOpen = true;
-      this.#sliceStart = now;
+      this.#sliceStart = monotonicClock();
       setImmediate(this.#closeSlice);
-    } else if (now - this.#sliceStart > this.#sliceMs) {
-      this.#yield();
-      return;
     }
-    const sliceStart = this.#sliceStart;
-    let turns = 0;
     while (this.#rqSize > 0) {
+      if ((++this.#sliceTurns & 63) === 0 && monotonicClock() - this.#sliceStart > this.#sliceMs) {
+        this.#yield();
+        return;
+      }
       const p = this.#rq[this.#rqHead]!;
       this.#rq[this.#rqHead] = null;
       this.#rqHead = (this.#rqHead + 1) & this.#rqMask;
@@ -504,13 +508,19 @@ export class KeelNode implements Node {
       } else {
         this.#turn(p, budget);
       }
-      if ((++turns & 63) === 0 && monotonicClock() - sliceStart > this.#sliceMs) {
-        this.#yield();
-        return;
-      }
     }
     this.#running = false;
     this.#checkIdle();
+  }
+
+  /** Whether anyone listens to `keel.process.long_schedule` (cached until the attachments change). */
+  #longScheduleWatched(): boolean {
+    const version = this.telemetry.version;
+    if (version !== this.#attachVersion) {
+      this.#attachVersion = version;
+      this.#longScheduleAttached = this.telemetry.isAttached('keel.process.long_schedule');
+    }
+    return this.#longScheduleAttached || this.#longScheduleChannel.hasSubscribers;
   }
 
   /** Yields to the event loop so timers and I/O run, and resumes after them. */

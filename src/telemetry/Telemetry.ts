@@ -51,6 +51,7 @@ export class TelemetryBus implements Telemetry {
   readonly #monotonicClock: () => number;
   readonly #report: (message: string, error: Error) => void;
   #spanSeq = 0;
+  #version = 0;
 
   constructor(options: { monotonicClock: () => number; report: (message: string, error: Error) => void }) {
     this.#monotonicClock = options.monotonicClock;
@@ -59,9 +60,19 @@ export class TelemetryBus implements Telemetry {
 
   /** True when an attached handler or a `diagnostics_channel` subscriber would see `event`. */
   isListening(event: string): boolean {
+    return this.isAttached(event) || this.#channel(event).hasSubscribers;
+  }
+
+  /** True when an attached handler (not a `diagnostics_channel` subscriber) would see `event`. */
+  isAttached(event: string): boolean {
     if (this.#exact.has(event)) return true;
     for (const p of this.#prefixed) if (event.startsWith(p.prefix)) return true;
-    return this.#channel(event).hasSubscribers;
+    return false;
+  }
+
+  /** Changes whenever a handler is attached or detached (for callers that cache `isAttached`). */
+  get version(): number {
+    return this.#version;
   }
 
   execute(event: string, measurements: Measurements, metadata: Metadata = {}): void {
@@ -87,6 +98,7 @@ export class TelemetryBus implements Telemetry {
     }
     const attachment: Attachment = { id, events: [...events], handler };
     this.#byId.set(id, attachment);
+    this.#version++;
     for (const e of attachment.events) {
       if (e.endsWith('*')) {
         this.#prefixed = [...this.#prefixed, { prefix: e.slice(0, -1), attachment }];
@@ -102,6 +114,7 @@ export class TelemetryBus implements Telemetry {
     const attachment = this.#byId.get(id);
     if (attachment === undefined) return false;
     this.#byId.delete(id);
+    this.#version++;
     for (const e of attachment.events) {
       if (e.endsWith('*')) continue;
       const list = this.#exact.get(e);

@@ -67,6 +67,8 @@ export interface From<R = unknown> {
 }
 
 const callChannel = diagnostics.tracingChannel('keel.call');
+// one channel stands for the five: tracers subscribe to all of them (checking all five costs a call each)
+const callStart = diagnostics.channel('tracing:keel.call:start');
 
 /**
  * @internal A call in flight. It is the message the server receives, the caller's reply handle and
@@ -75,23 +77,24 @@ const callChannel = diagnostics.tracingChannel('keel.call');
  */
 export class PendingCall extends ExitWatcher {
   readonly request: unknown;
-  readonly node: KeelNode;
   readonly server: Proc;
   #resolve: ((value: unknown) => void) | undefined;
   #reject: (error: unknown) => void;
   #timer: TimerEntry | undefined = undefined;
   #timeoutMs = 0;
-  #callerWatch: CallerWatch | undefined = undefined;
-  #signal: AbortSignal | undefined = undefined;
-  #onAbort: (() => void) | undefined = undefined;
+  /** What only some calls need (a calling process to watch, an abort signal), allocated for them alone. */
+  #extras: CallExtras | undefined = undefined;
 
-  constructor(request: unknown, node: KeelNode, server: Proc, resolve: (value: unknown) => void, reject: (error: unknown) => void) {
+  constructor(request: unknown, server: Proc, resolve: (value: unknown) => void, reject: (error: unknown) => void) {
     super();
     this.request = request;
-    this.node = node;
     this.server = server;
     this.#resolve = resolve;
     this.#reject = reject;
+  }
+
+  get node(): KeelNode {
+    return this.server.rt;
   }
 
   /** True while the caller still waits. */
@@ -115,7 +118,7 @@ export class PendingCall extends ExitWatcher {
   /** The server died (an exit watcher, told synchronously during its death). */
   onExit(reason: ExitReason): void {
     this.fail(
-      this.node.stopping
+      this.server.rt.stopping
         ? new NoProcError(String(this.server.self), 'the node shut down before the reply')
         : new CallExitError(String(this.server.self), reason, formatReason(reason)),
     );
@@ -123,7 +126,7 @@ export class PendingCall extends ExitWatcher {
 
   /** @internal Called by the deadline batch at the next turn: arm the timer if still waiting. */
   armDeadline(): void {
-    if (this.#resolve !== undefined) this.#timer = this.node.schedule(this.#timeoutMs, PendingCall.prototype.timedOut, false, this);
+    if (this.#resolve !== undefined) this.#timer = this.server.rt.schedule(this.#timeoutMs, PendingCall.prototype.timedOut, false, this);
   }
 
   /** The deadline passed (a timer method: no closure per call). */
@@ -134,16 +137,12 @@ export class PendingCall extends ExitWatcher {
 
   /** @internal Arms the deadline and the watches; called once the request is in the server's mailbox. */
   arm(timeoutMs: number, caller: Proc | undefined, signal: AbortSignal | undefined): void {
-    const node = this.node;
+    const node = this.server.rt;
     if (!node.watchExit(this.server, this)) {
       this.fail(new NoProcError(String(this.server.self), 'the server exited before the call was armed'));
       return;
     }
-    if (caller !== undefined) {
-      // when the caller dies nobody waits: release everything (its continuation is a zombie)
-      const watch = new CallerWatch(this);
-      if (node.watchExit(caller, watch)) this.#callerWatch = watch;
-    }
+    if (caller !== undefined || signal !== undefined) this.#armExtras(node, caller, signal);
     if (timeoutMs !== Infinity) {
       // most calls are answered within the current turn of the event loop: their deadline is only
       // put on the node's timer heap if they are still pending at the next turn (so it may fire up
@@ -151,34 +150,58 @@ export class PendingCall extends ExitWatcher {
       this.#timeoutMs = timeoutMs;
       deferDeadline(node, this);
     }
+  }
+
+  #armExtras(node: KeelNode, caller: Proc | undefined, signal: AbortSignal | undefined): void {
+    const extras: CallExtras = (this.#extras = { callerWatch: undefined, signal: undefined, onAbort: undefined });
+    if (caller !== undefined) {
+      // when the caller dies nobody waits: release everything (its continuation is a zombie)
+      const watch = new CallerWatch(this);
+      if (node.watchExit(caller, watch)) extras.callerWatch = watch;
+    }
     if (signal !== undefined) {
-      this.#signal = signal;
-      this.#onAbort = () => this.fail(new AbortedError(`the call to ${String(this.server.self)}`, signal.reason));
-      signal.addEventListener('abort', this.#onAbort, { once: true });
+      extras.signal = signal;
+      extras.onAbort = () => this.fail(new AbortedError(`the call to ${String(this.server.self)}`, signal.reason));
+      signal.addEventListener('abort', extras.onAbort, { once: true });
     }
   }
 
   #finish(): void {
     this.#resolve = undefined;
-    if (this.#timer !== undefined) this.node.cancelEntry(this.#timer);
+    const node = this.server.rt;
+    if (this.#timer !== undefined) node.cancelEntry(this.#timer);
     this.#timer = undefined;
-    this.node.unwatchExit(this);
-    if (this.#callerWatch !== undefined) this.node.unwatchExit(this.#callerWatch);
-    this.#callerWatch = undefined;
-    if (this.#signal !== undefined) this.#signal.removeEventListener('abort', this.#onAbort!);
-    this.#signal = undefined;
+    node.unwatchExit(this);
+    const extras = this.#extras;
+    if (extras !== undefined) {
+      this.#extras = undefined;
+      if (extras.callerWatch !== undefined) node.unwatchExit(extras.callerWatch);
+      if (extras.signal !== undefined) extras.signal.removeEventListener('abort', extras.onAbort!);
+    }
   }
+}
+
+interface CallExtras {
+  callerWatch: CallerWatch | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
 }
 
 /** Per node: the calls made in this turn of the event loop whose deadlines are not armed yet. */
 const deadlineBatches = new WeakMap<KeelNode, PendingCall[]>();
 
+let lastNode: KeelNode | undefined;
+let lastBatch: PendingCall[] | undefined;
+
 function deferDeadline(node: KeelNode, call: PendingCall): void {
-  let batch = deadlineBatches.get(node);
+  let batch = node === lastNode ? lastBatch : deadlineBatches.get(node);
   if (batch === undefined) deadlineBatches.set(node, (batch = []));
+  lastNode = node;
+  lastBatch = batch;
   if (batch.push(call) === 1) {
     setImmediate(() => {
       deadlineBatches.delete(node);
+      if (lastNode === node) lastNode = lastBatch = undefined;
       for (const c of batch) c.armDeadline();
     });
   }
@@ -205,7 +228,7 @@ export function callProcess(
   timeoutMs: number,
   signal: AbortSignal | undefined,
 ): Promise<unknown> {
-  if (callChannel.hasSubscribers) {
+  if (callStart.hasSubscribers) {
     const context = { target, request, caller: caller?.self ?? 'node', node: node.name };
     return callChannel.tracePromise(() => startCall(node, caller, target, request, timeoutMs, signal), context);
   }
@@ -214,14 +237,26 @@ export function callProcess(
 
 function startCall(node: KeelNode, caller: Proc | undefined, target: Target, request: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
   const server = node.lookupTarget(target);
-  if (server === undefined) return Promise.reject(new NoProcError(String(target), 'cannot call a process that is not alive'));
+  if (server === undefined) {
+    validateTarget(target); // a bad target (an empty name) is a programmer error, not a dead process
+    return Promise.reject(new NoProcError(String(target), 'cannot call a process that is not alive'));
+  }
   if (server === caller) return Promise.reject(new DeadlockError(String(server.self), 'called itself'));
   if (signal?.aborted === true) return Promise.reject(new AbortedError(`the call to ${String(server.self)}`, signal.reason));
-  return new Promise((resolve, reject) => {
-    const call = new PendingCall(request, node, server, resolve, reject);
-    const delivered = node.enqueueTo(server, call, caller);
-    if (delivered === Delivery.Enqueued) call.arm(timeoutMs, caller, signal);
-    else if (delivered === Delivery.MailboxFull) reject(new MailboxFullError(String(server.self)));
-    else reject(new NoProcError(String(server.self), 'cannot call a process that is not alive'));
-  });
+  const promise = new Promise(capture); // a shared executor: no closure per call
+  const call = new PendingCall(request, server, captured.resolve, captured.reject);
+  const delivered = node.enqueueTo(server, call, caller);
+  if (delivered === Delivery.Enqueued) call.arm(timeoutMs, caller, signal);
+  else if (delivered === Delivery.MailboxFull) call.fail(new MailboxFullError(String(server.self)));
+  else call.fail(new NoProcError(String(server.self), 'cannot call a process that is not alive'));
+  return promise;
 }
+
+const captured: { resolve: (value: unknown) => void; reject: (error: unknown) => void } = { resolve: noop, reject: noop };
+
+function capture(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
+  captured.resolve = resolve;
+  captured.reject = reject;
+}
+
+function noop(): void {}
