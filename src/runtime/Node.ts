@@ -250,6 +250,10 @@ export class KeelNode implements Node {
 
   /** @internal The live process of a pid or a registered name on this node. */
   lookupTarget(target: Target): Proc | undefined {
+    if (target instanceof PidImpl) {
+      const p = PidImpl.procOf(target);
+      if (p !== undefined && p.rt === this) return p;
+    }
     return this.#lookup(target);
   }
 
