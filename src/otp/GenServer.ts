@@ -120,33 +120,27 @@ class Server<S> {
   }
 
   #cast(request: unknown): void | Promise<void> {
-    const spec = this.spec;
-    if (spec.handleCast === undefined) {
+    const handleCast = this.spec.handleCast;
+    if (handleCast === undefined) {
       return this.crash(new InvalidArgumentError('handleCast', 'a handleCast callback on a server that is cast to', undefined));
     }
-    let r: unknown;
-    try {
-      r = spec.handleCast(request, this.state, this.ctx);
-    } catch (e) {
-      return this.crash(e);
-    }
-    if (isThenable(r)) {
-      return r.then((s) => {
-        this.state = s as S;
-      }, (e: unknown) => this.crash(e));
-    }
-    this.state = r as S;
+    return this.#update(handleCast, request);
   }
 
   #info(msg: unknown): void | Promise<void> {
-    const spec = this.spec;
-    if (spec.handleInfo === undefined) {
+    const handleInfo = this.spec.handleInfo;
+    if (handleInfo === undefined) {
       this.ctx.node.telemetry.execute('keel.gen_server.unexpected_message', {}, { pid: this.ctx.self, message: msg });
       return;
     }
+    return this.#update(handleInfo, msg);
+  }
+
+  /** Runs a callback that returns the new state (`handleCast`, `handleInfo`), sync or async. */
+  #update(callback: (arg: any, state: S, ctx: Context<any>) => S | Promise<S>, arg: unknown): void | Promise<void> {
     let r: unknown;
     try {
-      r = spec.handleInfo(msg, this.state, this.ctx);
+      r = callback.call(this.spec, arg, this.state, this.ctx);
     } catch (e) {
       return this.crash(e);
     }
@@ -203,6 +197,7 @@ class Server<S> {
 
   /** A callback threw: `terminate(error)`, then the process exits with the error. */
   crash(thrown: unknown): void | Promise<void> {
+    if (thrown === EXIT_SENTINEL) throw thrown; // the callback ended the process with ctx.exit: not a crash
     const error = toError(thrown);
     const t = this.#runTerminate(error);
     const rethrow = (): never => {

@@ -1072,6 +1072,29 @@ describe('terminate', () => {
 
 // ---- GenServer.stop ---------------------------------------------------------------------------
 
+describe('ctx.exit inside a callback', () => {
+  it('ends the server with that reason: no crash, no terminate with a wrapped error', async () => {
+    const node = track();
+    const terminated: unknown[] = [];
+    const pid = await GenServer.start(node, {
+      init: () => 0,
+      handleCast: (_req: 'stop', state: number, ctx) => {
+        ctx.exit('normal');
+        return state;
+      },
+      terminate: (reason) => {
+        terminated.push(reason);
+      },
+    });
+    const p = probe(node);
+    p.ctx.monitor(pid);
+    GenServer.cast(node, pid, 'stop');
+    const down = await receiveDown(p);
+    expect(down.reason).toBe('normal');
+    expect(terminated).toEqual([]);
+  });
+});
+
 describe('GenServer.stop', () => {
   it.each<[string, ExitReason | undefined]>([
     ['no reason (normal)', undefined],
