@@ -32,7 +32,8 @@ export type KeelErrorCode =
   | 'ERR_ABORTED'
   | 'ERR_TASK_TIMEOUT'
   | 'ERR_TASK_EXIT'
-  | 'ERR_MAX_CHILDREN';
+  | 'ERR_MAX_CHILDREN'
+  | 'ERR_LEAKS_FOUND';
 
 /** Base class of every Keel error: a literal `code`, a readable message and an optional `cause`. */
 export class KeelError extends Error {
@@ -213,6 +214,15 @@ export class MaxChildrenError extends KeelError {
   constructor(supervisor: string, maxChildren: number) {
     super('ERR_MAX_CHILDREN', `${supervisor} already runs its maximum of ${maxChildren} children`);
     this.maxChildren = maxChildren;
+  }
+}
+
+/** `expectNoLeaks` found something a dead process left behind, or a suspected monitor leak. */
+export class LeaksFoundError extends KeelError {
+  readonly leaks: readonly string[];
+  constructor(node: string, leaks: readonly string[]) {
+    super('ERR_LEAKS_FOUND', `node ${node} has ${leaks.length} leak(s):\n${leaks.map((l) => `  - ${l}`).join('\n')}`);
+    this.leaks = leaks;
   }
 }
 

@@ -11,10 +11,12 @@
  * ```
  */
 import { createRuntimeNode } from './runtime/Node.js';
+import { serviceSlots } from './services/services.js';
 import type { Node, NodeOptions } from './runtime/types.js';
 
 export * from './runtime/index.js';
 export * from './otp/index.js';
+export * from './monitors/index.js';
 export type { Measurements, Metadata, Telemetry, TelemetryHandler } from './telemetry/Telemetry.js';
 export {
   AbortedError,
@@ -32,6 +34,7 @@ export {
   InvalidArgumentError,
   isKeelError,
   KeelError,
+  LeaksFoundError,
   NameTakenError,
   NodeStoppedError,
   NoProcError,
@@ -54,5 +57,5 @@ export {
  * ```
  */
 export function createNode(options?: NodeOptions): Node {
-  return createRuntimeNode(options, {});
+  return createRuntimeNode(options, serviceSlots(options?.services));
 }

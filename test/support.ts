@@ -16,7 +16,7 @@ import {
   type SpawnOptions,
 } from '../src/index.js';
 import type { KeelNode } from '../src/runtime/Node.js';
-import type { Probe } from '../src/testing/index.js';
+import { expectNoLeaks, type Probe } from '../src/testing/index.js';
 
 // ---- nodes ------------------------------------------------------------------------------------
 
@@ -30,7 +30,13 @@ export type TrackNode = (options?: NodeOptions) => KeelNode;
 export function useNodes(): TrackNode {
   const nodes: Node[] = [];
   afterEach(async () => {
-    await Promise.all(nodes.splice(0).map((n) => n.shutdown({ timeoutMs: 1000 })));
+    const list = nodes.splice(0);
+    try {
+      // every test of every layer leaves nothing behind that a dead process owned
+      for (const n of list) if (!(n as KeelNode).stopped) expectNoLeaks(n);
+    } finally {
+      await Promise.all(list.map((n) => n.shutdown({ timeoutMs: 1000 })));
+    }
   });
   return (options = {}) => {
     const node = createNode({ logger: fakeLogger(), ...options }) as KeelNode;

@@ -31,6 +31,14 @@ export interface KeyRegistry<K = string, V = unknown> {
   readonly size: number;
 }
 
+/** @internal The registries made on each node, for leak reports. */
+const registries = new WeakMap<KeelNode, Set<{ leftovers(): string[] }>>();
+
+/** @internal */
+export function registriesOf(node: Node): readonly { leftovers(): string[] }[] {
+  return [...(registries.get(node as KeelNode) ?? [])];
+}
+
 class KeyTable<K, V> implements KeyRegistry<K, V> {
   readonly keys: 'duplicate' | 'unique';
   readonly #node: KeelNode;
@@ -97,6 +105,15 @@ class KeyTable<K, V> implements KeyRegistry<K, V> {
     return this.#byOwner.size;
   }
 
+  /** @internal Entries of processes that are no longer alive (there should be none). */
+  leftovers(): string[] {
+    const out: string[] = [];
+    for (const [key, rows] of this.#byKey) {
+      for (const r of rows) if (!this.#node.isAlive(r.entry.pid)) out.push(`registry key ${String(key)} still holds the dead process ${String(r.entry.pid)}`);
+    }
+    return out;
+  }
+
   #release(proc: Proc): void {
     const owned = this.#byOwner.get(proc);
     if (owned === undefined) return;
@@ -138,6 +155,10 @@ export const Registry = {
     if (typeof options !== 'object' || options === null || (options.keys !== 'duplicate' && options.keys !== 'unique')) {
       throw new InvalidArgumentError('options.keys', "'duplicate' | 'unique'", options?.keys);
     }
-    return new KeyTable<K, V>(node as KeelNode, options.keys);
+    const table = new KeyTable<K, V>(node as KeelNode, options.keys);
+    let set = registries.get(node as KeelNode);
+    if (set === undefined) registries.set(node as KeelNode, (set = new Set()));
+    set.add(table);
+    return table;
   },
 };

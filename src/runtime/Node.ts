@@ -962,7 +962,7 @@ export class KeelNode implements Node {
   // ---- timers ---------------------------------------------------------------------------------
 
   /** @internal */
-  sendAfter(p: Proc, to: Target, message: unknown, ms: number): TimerRef {
+  sendAfter(p: Proc, to: Target, message: unknown, ms: number, unref = false): TimerRef {
     validateDelay(ms);
     if (typeof to === 'string' ? to.length === 0 : !isPid(to)) {
       throw new InvalidArgumentError('to', 'a Pid or a non-empty registered name', to);
@@ -973,10 +973,14 @@ export class KeelNode implements Node {
     }
     const x = p.ext();
     const timers = (x.timers ??= new Set());
-    const entry = this.#timers.schedule(ms, () => {
-      timers.delete(entry);
-      this.deliver(p, to, message);
-    });
+    const entry = this.#timers.schedule(
+      ms,
+      () => {
+        timers.delete(entry);
+        this.deliver(p, to, message);
+      },
+      unref,
+    );
     entry.owner = p;
     timers.add(entry);
     return new TimerRefImpl(entry) as unknown as TimerRef;
@@ -1154,6 +1158,33 @@ export class KeelNode implements Node {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.shutdown();
+  }
+
+  /**
+   * @internal What a dead process left behind, for `expectNoLeaks`: timers whose owner is dead, names
+   * and group memberships of dead processes, and exit watchers that report a leak of their own
+   * (a pending call whose caller died). Each line names the process.
+   */
+  leftovers(): string[] {
+    const out: string[] = [];
+    for (const t of this.#timers.entries()) {
+      const owner = t.owner as Proc | undefined;
+      if (owner !== undefined && (owner.flags & F_DEAD) !== 0) out.push(`a timer owned by the dead process ${String(owner.self)}`);
+    }
+    for (const name of this.registry.names()) {
+      const p = this.registry.lookup(name);
+      if (p !== undefined && (p.flags & F_DEAD) !== 0) out.push(`the name '${name}' of the dead process ${String(p.self)}`);
+    }
+    for (const group of this.groups.groups()) {
+      for (const pid of this.groups.members(group)) if (!this.isAlive(pid)) out.push(`group '${group}' still lists the dead process ${String(pid)}`);
+    }
+    for (const p of this.#procs.values()) {
+      for (let w = p.x?.watchers; w !== undefined; w = w.watchNext) {
+        const leak = w.leak?.();
+        if (leak !== undefined) out.push(leak);
+      }
+    }
+    return out;
   }
 
   /** @internal Sizes of every internal index, for leak tests. */

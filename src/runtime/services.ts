@@ -23,6 +23,8 @@ export interface MonitorEntry {
   readonly ageMs: number;
   readonly stack?: string;
   readonly targetAlive: boolean;
+  /** In `findLeaks`: why it is suspected, too old or one of too many on one target. */
+  readonly leak?: 'age' | 'duplicate';
 }
 
 /** The node's monitor manager (slot 0). Until the service is plugged in, every method answers `unavailable`. */

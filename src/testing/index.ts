@@ -1,3 +1,4 @@
 export { TestClock } from './TestClock.js';
 export { probe, type Probe } from './probe.js';
 export { captureEvents, type CapturedEvent } from './captureEvents.js';
+export { expectNoLeaks } from './expectNoLeaks.js';

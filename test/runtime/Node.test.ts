@@ -109,8 +109,8 @@ describe('createNode', () => {
     expect(await onA.receive()).toBe('for A');
   });
 
-  it('exposes node.monitors answering { error: unavailable } on every method, before and after shutdown', async () => {
-    const node = track();
+  it('exposes node.monitors answering { error: unavailable } on every method with services off, before and after shutdown', async () => {
+    const node = track({ services: false });
     const p = probe(node);
     const other = idler(node);
     const ask = (ctx: Context) => [
@@ -129,6 +129,17 @@ describe('createNode', () => {
     const after = [node.monitors.list(), node.monitors.stats(), node.monitors.findLeaks(), node.monitors.monitor(ctx, other)];
     expect(after.every(isUnavailable)).toBe(true);
     expect(after).toHaveLength(4);
+  });
+
+  it('plugs the monitor manager in by default, and answers { error: unavailable } after shutdown', async () => {
+    const node = track();
+    const p = probe(node);
+    const other = idler(node);
+    expect(node.monitors.stats()).toEqual({ created: 0, cleaned: 0, active: 0, leaked: 0 });
+    expect(isUnavailable(node.monitors.monitor(p.ctx, other))).toBe(false);
+    await node.shutdown();
+    const after = [node.monitors.list(), node.monitors.stats(), node.monitors.findLeaks()];
+    expect(after.every(isUnavailable)).toBe(true);
   });
 
   it('exposes node.deadLetters answering promises of { error: unavailable } on every method, before and after shutdown', async () => {

@@ -124,6 +124,13 @@ export class PendingCall extends ExitWatcher {
     );
   }
 
+  /** A pending call whose caller has died is a leak (it should have been released with the caller). */
+  override leak(): string | undefined {
+    const watch = this.#extras?.callerWatch;
+    if (this.#resolve === undefined || watch === undefined || watch.watched !== undefined) return undefined;
+    return `a pending call to ${String(this.server.self)} from a caller that has exited`;
+  }
+
   /** @internal Called by the deadline batch at the next turn: arm the timer if still waiting. */
   armDeadline(): void {
     if (this.#resolve !== undefined) this.#timer = this.server.rt.schedule(this.#timeoutMs, PendingCall.prototype.timedOut, false, this);

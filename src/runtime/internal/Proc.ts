@@ -64,6 +64,8 @@ export abstract class ExitWatcher {
   watchPrev: ExitWatcher | undefined = undefined;
   watched: Proc | undefined = undefined;
   abstract onExit(reason: ExitReason): void;
+  /** A description of what this watcher leaks, if anything (for `expectNoLeaks`). */
+  leak?(): string | undefined;
 }
 
 /** @internal A timer reference handed to user code. */

@@ -51,6 +51,11 @@ export class TimerHeap {
     return this.#heap.length;
   }
 
+  /** @internal The pending timers (for leak reports). */
+  entries(): readonly TimerEntry[] {
+    return this.#heap;
+  }
+
   schedule(ms: number, fn: (this: any) => void, unref = false, receiver?: unknown): TimerEntry {
     const entry = new TimerEntry(this.#clock.now() + ms, this.#seq++, fn, unref, receiver);
     if (!unref) this.#refCount++;

@@ -1,0 +1,198 @@
+import { InvalidArgumentError, ProcessExitedError } from '../errors.js';
+import type { GenServerSpec } from '../otp/GenServer.js';
+import { F_DEAD, Proc } from '../runtime/internal/Proc.js';
+import type { KeelNode } from '../runtime/Node.js';
+import { RefImpl, type Ref, type Target } from '../runtime/Pid.js';
+import type { MonitorEntry, MonitorManager, ServicesOptions, Unavailable } from '../runtime/services.js';
+import type { Context } from '../runtime/types.js';
+import { type LedgerEntry, MonitorLedger } from './MonitorLedger.js';
+
+/** Monitor manager options (`createNode({ services: { monitors } })`). */
+export type MonitorManagerOptions = NonNullable<ServicesOptions['monitors']>;
+
+interface Settings {
+  readonly leakCheckIntervalMs: number;
+  readonly leakAgeMs: number;
+  readonly duplicateThreshold: number;
+  captureStacks: boolean;
+}
+
+function settings(options: MonitorManagerOptions | undefined): Settings {
+  const o = options ?? {};
+  if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('services.monitors', '{ leakCheckIntervalMs?, leakAgeMs?, duplicateThreshold?, captureStacks? }', o);
+  const positive = (name: string, value: unknown, fallback: number): number => {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new InvalidArgumentError(`services.monitors.${name}`, 'a positive number', value);
+    return value;
+  };
+  if (o.captureStacks !== undefined && typeof o.captureStacks !== 'boolean') {
+    throw new InvalidArgumentError('services.monitors.captureStacks', 'a boolean', o.captureStacks);
+  }
+  return {
+    leakCheckIntervalMs: positive('leakCheckIntervalMs', o.leakCheckIntervalMs, 60_000),
+    leakAgeMs: positive('leakAgeMs', o.leakAgeMs, 300_000),
+    duplicateThreshold: positive('duplicateThreshold', o.duplicateThreshold, 10),
+    // stacks help in development and tests; production pays nothing for them unless asked
+    captureStacks: o.captureStacks ?? process.env.NODE_ENV !== 'production',
+  };
+}
+
+const UNAVAILABLE: Unavailable = Object.freeze({ error: 'unavailable' as const });
+
+/**
+ * @internal The node's monitor manager: a ledger of managed monitors (node-owned), and a process
+ * under the node's services supervisor that owns only the leak-check timer.
+ */
+export class ManagedMonitors implements MonitorManager {
+  readonly #node: KeelNode;
+  readonly #settings: Settings;
+  readonly ledger: MonitorLedger;
+  /** Starts the node's services (the leak-check process) on first use. */
+  readonly #ensureStarted: () => void;
+
+  constructor(node: KeelNode, options: MonitorManagerOptions | undefined, ensureStarted: () => void) {
+    this.#node = node;
+    this.#settings = settings(options);
+    this.#ensureStarted = ensureStarted;
+    this.ledger = new MonitorLedger(node, (entries, side) => this.#cleaned(entries, side));
+  }
+
+  /** Turns stack capture on or off (on by default outside production). */
+  set captureStacks(on: boolean) {
+    this.#settings.captureStacks = on;
+  }
+
+  get settings(): Readonly<Settings> {
+    return this.#settings;
+  }
+
+  monitor(ctx: Context<any>, target: Target, options: { tag?: string; expectedLifetime?: 'short' | 'long' } = {}): Ref | { error: 'noproc' | 'unavailable' } {
+    const owner = this.#owner(ctx, 'monitor');
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ tag?, expectedLifetime? }', options);
+    const { tag, expectedLifetime = 'short' } = options;
+    if (tag !== undefined && typeof tag !== 'string') throw new InvalidArgumentError('options.tag', 'a string', tag);
+    if (expectedLifetime !== 'short' && expectedLifetime !== 'long') throw new InvalidArgumentError('options.expectedLifetime', "'short' | 'long'", expectedLifetime);
+    const node = this.#node;
+    if (node.stopped) return UNAVAILABLE;
+    const t = node.lookupTarget(target);
+    if (t === undefined) return { error: 'noproc' };
+    let stack: string | undefined;
+    if (this.#settings.captureStacks) {
+      const holder: { stack?: string } = {};
+      Error.captureStackTrace(holder, ManagedMonitors.prototype.monitor); // the caller's line first
+      stack = holder.stack?.split('\n').slice(1).join('\n');
+    }
+    const ref = owner.monitor(t.self) as RefImpl;
+    const entry: LedgerEntry = { ref, owner, target: t, tag, createdAt: node.clock.now(), stack, longLived: expectedLifetime === 'long', reported: false };
+    this.ledger.add(entry);
+    this.#ensureStarted();
+    node.telemetry.execute('keel.monitor_manager.monitor_created', {}, { ref, owner: owner.self, target: t.self, tag });
+    return ref;
+  }
+
+  demonitor(ctx: Context<any>, ref: Ref, options: { flush?: boolean } = {}): 'ok' | 'not_found' | 'not_owner' | Unavailable {
+    const owner = this.#owner(ctx, 'demonitor');
+    if (!(ref instanceof RefImpl)) throw new InvalidArgumentError('ref', 'a Ref returned by monitor', ref);
+    if (this.#node.stopped) return UNAVAILABLE;
+    const entry = this.ledger.get(ref);
+    if (entry === undefined) return 'not_found';
+    if (entry.owner !== owner) return 'not_owner';
+    owner.demonitor(ref, { flush: options?.flush === true });
+    this.ledger.remove(entry);
+    this.#event(entry, false);
+    return 'ok';
+  }
+
+  list(): MonitorEntry[] | Unavailable {
+    if (this.#node.stopped) return UNAVAILABLE;
+    const now = this.#node.clock.now();
+    return [...this.ledger.entries()].map((e) => this.ledger.view(e, now));
+  }
+
+  stats(): { created: number; cleaned: number; active: number; leaked: number } | Unavailable {
+    if (this.#node.stopped) return UNAVAILABLE;
+    const l = this.ledger;
+    return { created: l.created, cleaned: l.cleaned, active: l.size, leaked: l.leaked };
+  }
+
+  findLeaks(options: { olderThanMs?: number } = {}): MonitorEntry[] | Unavailable {
+    if (this.#node.stopped) return UNAVAILABLE;
+    const olderThanMs = options?.olderThanMs ?? this.#settings.leakAgeMs;
+    if (typeof olderThanMs !== 'number' || !Number.isFinite(olderThanMs) || olderThanMs < 0) {
+      throw new InvalidArgumentError('options.olderThanMs', 'a number of ms >= 0', olderThanMs);
+    }
+    const now = this.#node.clock.now();
+    const { old, duplicates } = this.ledger.findLeaks(now, olderThanMs, this.#settings.duplicateThreshold);
+    const dup = new Set(duplicates);
+    return [...old.filter((e) => !dup.has(e)).map((e) => this.ledger.view(e, now, 'age')), ...duplicates.map((e) => this.ledger.view(e, now, 'duplicate'))];
+  }
+
+  /** @internal The checker process is terminating. */
+  terminated(reason: unknown): void {
+    this.#node.telemetry.execute('keel.monitor_manager.terminated', {}, { reason });
+  }
+
+  /** @internal The periodic check: reports each suspected leak once. */
+  checkLeaks(): void {
+    const now = this.#node.clock.now();
+    const { old, duplicates } = this.ledger.findLeaks(now, this.#settings.leakAgeMs, this.#settings.duplicateThreshold);
+    const fresh = [...new Set([...old, ...duplicates])].filter((e) => !e.reported);
+    if (fresh.length === 0) return;
+    for (const e of fresh) e.reported = true;
+    this.ledger.leaked += fresh.length;
+    const tags = [...new Set(fresh.map((e) => e.tag ?? '(untagged)'))];
+    this.#node.telemetry.execute('keel.monitor_manager.leaks_detected', { count: fresh.length }, { tags, duplicates: duplicates.filter((e) => fresh.includes(e)).length });
+  }
+
+  #cleaned(entries: LedgerEntry[], side: 'owner' | 'target'): void {
+    if (side === 'owner' && entries.length > 0) {
+      this.#node.telemetry.execute('keel.monitor_manager.caller_cleanup', { count: entries.length }, { owner: entries[0]!.owner.self });
+    }
+    for (const e of entries) this.#event(e, true);
+  }
+
+  #event(entry: LedgerEntry, automatic: boolean): void {
+    this.#node.telemetry.execute(
+      'keel.monitor_manager.monitor_cleaned',
+      { durationMs: this.#node.clock.now() - entry.createdAt },
+      { ref: entry.ref, tag: entry.tag, automatic },
+    );
+  }
+
+  #owner(ctx: Context<any>, operation: string): Proc {
+    if (!(ctx instanceof Proc) || ctx.rt !== this.#node) throw new InvalidArgumentError('ctx', "the calling process's own Context, on this node", ctx);
+    if ((ctx.flags & F_DEAD) !== 0) {
+      this.#node.zombieCall(ctx, `monitors.${operation}`);
+      throw new ProcessExitedError(String(ctx.self), `monitors.${operation}`);
+    }
+    return ctx;
+  }
+}
+
+/**
+ * @internal The manager's process: it owns the leak-check timer (unref'd, on the node's clock) and
+ * nothing else, so its crash and restart lose nothing.
+ */
+export function leakCheckerSpec(manager: ManagedMonitors): GenServerSpec<null, never, never, undefined> {
+  const schedule = (ctx: Context<any>): void => {
+    (ctx.node as KeelNode).sendAfter(ctx as Proc, ctx.self, 'check_leaks', manager.settings.leakCheckIntervalMs, true);
+  };
+  return {
+    init(_arg, ctx) {
+      ctx.trapExits();
+      schedule(ctx);
+      return null;
+    },
+    handleInfo(message, state, ctx) {
+      if (message === 'check_leaks') {
+        manager.checkLeaks();
+        schedule(ctx);
+      }
+      return state;
+    },
+    terminate(reason) {
+      // the ledger stays with the node: a restarted checker picks it up as it was
+      manager.terminated(reason);
+    },
+  };
+}

@@ -1,0 +1,2 @@
+export { withMonitor } from './withMonitor.js';
+export type { MonitorManagerOptions } from './MonitorManager.js';

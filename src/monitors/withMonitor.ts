@@ -1,0 +1,44 @@
+import { InvalidArgumentError, NoProcError } from '../errors.js';
+import { Proc } from '../runtime/internal/Proc.js';
+import type { Ref, Target } from '../runtime/Pid.js';
+import { isUnavailable } from '../runtime/services.js';
+import type { Context } from '../runtime/types.js';
+
+/**
+ * Runs `fn` while `target` is monitored, and always demonitors (with flush) afterwards, also when
+ * `fn` throws. `signal` aborts, with the target's exit reason, the moment the target dies, even while
+ * the owner is busy inside `fn`. Rejects with `ERR_NOPROC` when the target is not alive.
+ *
+ * @example
+ * ```ts
+ * const result = await withMonitor(ctx, worker, async (_ref, signal) => fetch(url, { signal }), { tag: 'fetch' });
+ * ```
+ */
+export async function withMonitor<T>(
+  ctx: Context<any>,
+  target: Target,
+  fn: (ref: Ref, signal: AbortSignal) => T | Promise<T>,
+  options: { tag?: string } = {},
+): Promise<T> {
+  if (!(ctx instanceof Proc)) throw new InvalidArgumentError('ctx', 'a process Context', ctx);
+  if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function (ref, signal) => result', fn);
+  const node = ctx.rt;
+  const t = node.lookupTarget(target);
+  if (t === undefined) throw new NoProcError(String(target), 'cannot monitor a process that is not alive');
+  const managed = node.monitors.monitor(ctx, t.self, options.tag === undefined ? {} : { tag: options.tag });
+  // with the services off, a plain runtime monitor does the same job
+  const ref = isUnavailable(managed) ? ctx.monitor(t.self) : 'error' in managed ? undefined : managed;
+  if (ref === undefined) throw new NoProcError(String(target), 'cannot monitor a process that is not alive');
+  const controller = new AbortController();
+  const unhook = node.onProcExit(t, (reason) => controller.abort(reason));
+  try {
+    return await fn(ref, controller.signal);
+  } finally {
+    unhook?.();
+    // an owner that died meanwhile lost its monitors with it
+    if (node.isAlive(ctx.self)) {
+      if (isUnavailable(managed)) ctx.demonitor(ref, { flush: true });
+      else node.monitors.demonitor(ctx, ref, { flush: true });
+    }
+  }
+}

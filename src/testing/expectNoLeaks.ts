@@ -1,0 +1,41 @@
+import { LeaksFoundError } from '../errors.js';
+import { ManagedMonitors } from '../monitors/MonitorManager.js';
+import { registriesOf } from '../otp/Registry.js';
+import type { KeelNode } from '../runtime/Node.js';
+import type { Node } from '../runtime/types.js';
+
+/**
+ * Fails (throws `ERR_LEAKS_FOUND` with a readable report) when the node holds suspected monitor
+ * leaks (older than the leak age, or duplicates), managed monitors of dead processes, timers owned
+ * by dead processes, names, group memberships or registry entries of dead processes, or pending
+ * calls of callers that have exited.
+ *
+ * @example
+ * ```ts
+ * afterEach(() => expectNoLeaks(node));
+ * ```
+ */
+export function expectNoLeaks(node: Node): void {
+  const keel = node as KeelNode;
+  const leaks: string[] = [...keel.leftovers()];
+  const monitors = node.monitors;
+  if (monitors instanceof ManagedMonitors && !keel.stopped) {
+    for (const e of monitors.ledger.entries()) {
+      if (!keel.isAlive(e.owner.self) || !keel.isAlive(e.target.self)) {
+        leaks.push(`a managed monitor ${String(e.ref)} of the dead process ${String(keel.isAlive(e.owner.self) ? e.target.self : e.owner.self)}`);
+      }
+    }
+    const found = monitors.findLeaks();
+    if (Array.isArray(found)) {
+      for (const e of found) {
+        const where = e.stack?.split('\n')[0]?.trim();
+        leaks.push(
+          `a suspected monitor leak (${e.leak === 'duplicate' ? 'one of too many on one target' : `${e.ageMs} ms old`}): ${String(e.ref)} by ${String(e.owner)} on ${String(e.target)}` +
+            `${e.tag === undefined ? '' : ` tagged '${e.tag}'`}${where === undefined ? '' : `, created ${where}`}`,
+        );
+      }
+    }
+  }
+  for (const registry of registriesOf(node)) leaks.push(...registry.leftovers());
+  if (leaks.length > 0) throw new LeaksFoundError(node.name, leaks);
+}
