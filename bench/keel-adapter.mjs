@@ -1,8 +1,8 @@
 // Keel plugged into the shared workloads' adapter contract (../shared/bench/workloads.mjs).
 import { createNode } from '../dist/index.js';
 
-export function createSystem() {
-  const node = createNode({ name: 'bench' });
+export function createSystem({ captureStacks = false } = {}) {
+  const node = createNode({ name: 'bench', services: { monitors: { captureStacks } } });
   // one init per handler, so that processes sharing a handler share everything (the workloads'
   // spawn bench spawns 100,000 processes with one handler)
   let lastHandler = null;

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const BENCHES = ['pingpong', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor', 'genserver_call', 'supervisor_restart'];
+const BENCHES = ['pingpong', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor', 'genserver_call', 'supervisor_restart', 'managed_monitor'];
 /** Benches with no baseline counterpart: reported on their own (informational). */
 const KEEL_ONLY = new Set(['supervisor_restart']);
 const ROUNDS = Number(process.env.KEEL_BENCH_ROUNDS ?? 5);

@@ -6,9 +6,10 @@ import * as keel from './keel-adapter.mjs';
 import { monitorDemonitor } from './monitor_demonitor.mjs';
 import { genserverCall } from './genserver_call.mjs';
 import { supervisorRestart } from './supervisor_restart.mjs';
+import { managedMonitor } from './managed_monitor.mjs';
 
 const [system, bench] = process.argv.slice(-2);
-const sys = (system === 'raw' ? raw : keel).createSystem();
+const sys = bench === 'managed_monitor' ? keel.createSystem({ captureStacks: false }) : (system === 'raw' ? raw : keel).createSystem();
 
 async function run() {
   switch (bench) {
@@ -31,6 +32,8 @@ async function run() {
       return genserverCall(system, sys);
     case 'supervisor_restart':
       return supervisorRestart(sys);
+    case 'managed_monitor':
+      return managedMonitor(system, system === 'raw' ? keel.createSystem({ captureStacks: false }) : sys);
     default:
       throw new Error(`unknown bench ${bench}`);
   }

@@ -1,19 +1,59 @@
-import type { Proc } from '../runtime/internal/Proc.js';
+import { ExitWatcher, type Proc } from '../runtime/internal/Proc.js';
 import type { KeelNode } from '../runtime/Node.js';
 import type { RefImpl } from '../runtime/Pid.js';
 import type { MonitorEntry } from '../runtime/services.js';
 
-/** @internal One managed monitor. */
-export interface LedgerEntry {
+/**
+ * @internal One managed monitor. It sits in two intrusive lists at once, its owner's and its
+ * target's, so adding and removing it touches a few pointers and allocates nothing else.
+ */
+export class LedgerEntry {
   readonly ref: RefImpl;
-  readonly owner: Proc;
-  readonly target: Proc;
+  readonly owner: Bucket;
+  readonly target: Bucket;
   readonly tag: string | undefined;
   readonly createdAt: number;
   readonly stack: string | undefined;
   readonly longLived: boolean;
   /** Reported as a suspected leak already (each monitor counts once). */
-  reported: boolean;
+  reported = false;
+  live = true;
+  ownerNext: LedgerEntry | undefined = undefined;
+  ownerPrev: LedgerEntry | undefined = undefined;
+  targetNext: LedgerEntry | undefined = undefined;
+  targetPrev: LedgerEntry | undefined = undefined;
+
+  constructor(ref: RefImpl, owner: Bucket, target: Bucket, tag: string | undefined, createdAt: number, stack: string | undefined, longLived: boolean) {
+    this.ref = ref;
+    this.owner = owner;
+    this.target = target;
+    this.tag = tag;
+    this.createdAt = createdAt;
+    this.stack = stack;
+    this.longLived = longLived;
+  }
+}
+
+/**
+ * @internal A process that owns or is the target of managed monitors: the heads of its two lists,
+ * and the exit watcher (itself) that clears them when the process dies.
+ */
+export class Bucket extends ExitWatcher {
+  readonly proc: Proc;
+  readonly #ledger: MonitorLedger;
+  owned: LedgerEntry | undefined = undefined;
+  targeted: LedgerEntry | undefined = undefined;
+  count = 0;
+
+  constructor(proc: Proc, ledger: MonitorLedger) {
+    super();
+    this.proc = proc;
+    this.#ledger = ledger;
+  }
+
+  onExit(): void {
+    this.#ledger.died(this);
+  }
 }
 
 /** @internal What a check found: monitors too old, and owners holding too many monitors on one target. */
@@ -23,18 +63,17 @@ export interface LeakFindings {
 }
 
 /**
- * @internal The node-owned table of managed monitors, with `owner → entries` and `target → entries`
- * indexes. Death hooks on both ends remove an entry in O(1) when either side dies; a process's hook
- * is removed when it no longer appears on either side. It belongs to the node, not to the manager's
- * process, so a crash and restart of that process loses nothing.
+ * @internal The node-owned table of managed monitors, indexed `owner → entries` and
+ * `target → entries` (a bucket per process, kept in the process's service slot). When either end
+ * dies, its bucket's exit watcher removes every entry it is part of, each in O(1), and the bucket
+ * goes with its process. It belongs to the node, not to the manager's process, so a crash and
+ * restart of that process loses nothing.
  */
 export class MonitorLedger {
   readonly #node: KeelNode;
-  readonly #byRef = new Map<RefImpl, LedgerEntry>();
-  readonly #byOwner = new Map<Proc, Set<LedgerEntry>>();
-  readonly #byTarget = new Map<Proc, Set<LedgerEntry>>();
-  readonly #hooks = new Map<Proc, () => void>();
+  readonly #buckets = new Map<Proc, Bucket>();
   readonly #onCleaned: (entries: LedgerEntry[], side: 'owner' | 'target') => void;
+  #size = 0;
   created = 0;
   cleaned = 0;
   leaked = 0;
@@ -45,46 +84,66 @@ export class MonitorLedger {
   }
 
   get size(): number {
-    return this.#byRef.size;
+    return this.#size;
   }
 
   /** Sizes of the indexes, for leak tests: all zero once every owner and target has died. */
-  indexSizes(): { entries: number; owners: number; targets: number; hooks: number } {
-    return { entries: this.#byRef.size, owners: this.#byOwner.size, targets: this.#byTarget.size, hooks: this.#hooks.size };
+  indexSizes(): { entries: number; buckets: number } {
+    return { entries: this.#size, buckets: this.#buckets.size };
   }
 
-  add(entry: LedgerEntry): void {
-    this.#byRef.set(entry.ref, entry);
-    this.#index(this.#byOwner, entry.owner, entry);
-    this.#index(this.#byTarget, entry.target, entry);
+  /** Records a monitor `ref` of `owner` on `target`; both must be alive. */
+  add(ref: RefImpl, owner: Proc, target: Proc, tag: string | undefined, createdAt: number, stack: string | undefined, longLived: boolean): LedgerEntry {
+    const ob = this.#bucket(owner);
+    const tb = owner === target ? ob : this.#bucket(target);
+    const entry = new LedgerEntry(ref, ob, tb, tag, createdAt, stack, longLived);
+    const oh = ob.owned;
+    entry.ownerNext = oh;
+    if (oh !== undefined) oh.ownerPrev = entry;
+    ob.owned = entry;
+    ob.count++;
+    const th = tb.targeted;
+    entry.targetNext = th;
+    if (th !== undefined) th.targetPrev = entry;
+    tb.targeted = entry;
+    tb.count++;
+    ref.attachment = entry;
+    this.#size++;
     this.created++;
+    return entry;
   }
 
   get(ref: RefImpl): LedgerEntry | undefined {
-    return this.#byRef.get(ref);
+    const entry = ref.attachment;
+    return entry instanceof LedgerEntry && entry.live ? entry : undefined;
   }
 
-  /** Removes one entry (a demonitor). */
+  /**
+   * Removes one entry (a demonitor). The buckets stay until their process dies: a process that
+   * monitors once tends to monitor again, and a bucket costs one small object per process.
+   */
   remove(entry: LedgerEntry): void {
-    if (!this.#byRef.delete(entry.ref)) return;
-    this.#unindex(this.#byOwner, entry.owner, entry);
-    this.#unindex(this.#byTarget, entry.target, entry);
-    this.cleaned++;
+    if (!entry.live) return;
+    this.#unlink(entry);
   }
 
-  entries(): IterableIterator<LedgerEntry> {
-    return this.#byRef.values();
+  *entries(): IterableIterator<LedgerEntry> {
+    for (const b of this.#buckets.values()) for (let e = b.owned; e !== undefined; e = e.ownerNext) yield e;
   }
 
-  /** Monitors older than `olderThanMs` with both ends alive (not long-lived), and duplicate monitors. */
+  /** Monitors older than `olderThanMs` (not long-lived), and owners holding more than `duplicateThreshold` on one target. */
   findLeaks(now: number, olderThanMs: number, duplicateThreshold: number): LeakFindings {
     const old: LedgerEntry[] = [];
-    for (const e of this.#byRef.values()) if (!e.longLived && now - e.createdAt > olderThanMs) old.push(e);
     const duplicates: LedgerEntry[] = [];
-    for (const entries of this.#byOwner.values()) {
-      if (entries.size <= duplicateThreshold) continue;
-      const perTarget = new Map<Proc, LedgerEntry[]>();
-      for (const e of entries) {
+    for (const b of this.#buckets.values()) {
+      let owned = 0;
+      for (let e = b.owned; e !== undefined; e = e.ownerNext) {
+        owned++;
+        if (!e.longLived && now - e.createdAt > olderThanMs) old.push(e);
+      }
+      if (owned <= duplicateThreshold) continue;
+      const perTarget = new Map<Bucket, LedgerEntry[]>();
+      for (let e = b.owned; e !== undefined; e = e.ownerNext) {
         const list = perTarget.get(e.target);
         if (list === undefined) perTarget.set(e.target, [e]);
         else list.push(e);
@@ -94,74 +153,60 @@ export class MonitorLedger {
     return { old, duplicates };
   }
 
-  #index(map: Map<Proc, Set<LedgerEntry>>, p: Proc, entry: LedgerEntry): void {
-    let set = map.get(p);
-    if (set === undefined) map.set(p, (set = new Set()));
-    set.add(entry);
-    if (!this.#hooks.has(p)) {
-      const unhook = this.#node.onProcExit(p, () => this.#died(p));
-      if (unhook !== undefined) this.#hooks.set(p, unhook);
-    }
-  }
-
-  #unindex(map: Map<Proc, Set<LedgerEntry>>, p: Proc, entry: LedgerEntry): void {
-    const set = map.get(p);
-    if (set === undefined) return;
-    set.delete(entry);
-    if (set.size === 0) map.delete(p);
-    this.#releaseHook(p);
-  }
-
-  /** Drops the death hook of a process that no longer appears on either side. */
-  #releaseHook(p: Proc): void {
-    if (this.#byOwner.has(p) || this.#byTarget.has(p)) return;
-    const unhook = this.#hooks.get(p);
-    if (unhook === undefined) return;
-    this.#hooks.delete(p);
-    unhook();
-  }
-
   /** A process died: every entry where it is the owner or the target goes. */
-  #died(p: Proc): void {
-    this.#hooks.delete(p);
-    const owned = this.#byOwner.get(p);
-    const watched = this.#byTarget.get(p);
-    this.#byOwner.delete(p);
-    this.#byTarget.delete(p);
-    if (owned !== undefined) {
-      const list = [...owned];
-      for (const e of list) this.#drop(e, e.target, this.#byTarget);
-      this.#onCleaned(list, 'owner');
-    }
-    if (watched !== undefined) {
-      const list = [...watched].filter((e) => this.#byRef.has(e.ref));
-      for (const e of list) this.#drop(e, e.owner, this.#byOwner);
-      this.#onCleaned(list, 'target');
-    }
+  died(b: Bucket): void {
+    this.#buckets.delete(b.proc);
+    if (b.proc.x !== undefined) b.proc.x.monitorBucket = undefined;
+    const owned: LedgerEntry[] = [];
+    for (let e = b.owned; e !== undefined; e = e.ownerNext) owned.push(e);
+    const targeted: LedgerEntry[] = [];
+    for (let e = b.targeted; e !== undefined; e = e.targetNext) if (e.owner !== b) targeted.push(e);
+    for (const e of owned) this.#unlink(e);
+    for (const e of targeted) this.#unlink(e);
+    if (owned.length > 0) this.#onCleaned(owned, 'owner');
+    if (targeted.length > 0) this.#onCleaned(targeted, 'target');
   }
 
-  #drop(entry: LedgerEntry, other: Proc, otherMap: Map<Proc, Set<LedgerEntry>>): void {
-    if (!this.#byRef.delete(entry.ref)) return;
+  #bucket(p: Proc): Bucket {
+    const x = p.ext();
+    const known = x.monitorBucket;
+    if (known instanceof Bucket) return known;
+    const b = new Bucket(p, this);
+    this.#node.watchExit(p, b);
+    this.#buckets.set(p, b);
+    x.monitorBucket = b;
+    return b;
+  }
+
+  #unlink(e: LedgerEntry): void {
+    e.live = false;
+    e.ref.attachment = undefined;
+    const ob = e.owner;
+    if (e.ownerPrev !== undefined) e.ownerPrev.ownerNext = e.ownerNext;
+    else if (ob.owned === e) ob.owned = e.ownerNext;
+    if (e.ownerNext !== undefined) e.ownerNext.ownerPrev = e.ownerPrev;
+    ob.count--;
+    const tb = e.target;
+    if (e.targetPrev !== undefined) e.targetPrev.targetNext = e.targetNext;
+    else if (tb.targeted === e) tb.targeted = e.targetNext;
+    if (e.targetNext !== undefined) e.targetNext.targetPrev = e.targetPrev;
+    tb.count--;
+    e.ownerNext = e.ownerPrev = e.targetNext = e.targetPrev = undefined;
+    this.#size--;
     this.cleaned++;
-    const set = otherMap.get(other);
-    if (set !== undefined) {
-      set.delete(entry);
-      if (set.size === 0) otherMap.delete(other);
-    }
-    this.#releaseHook(other);
   }
 
   /** @internal The public view of an entry. */
   view(entry: LedgerEntry, now: number, leak?: 'age' | 'duplicate'): MonitorEntry {
     return {
       ref: entry.ref,
-      target: entry.target.self,
-      owner: entry.owner.self,
+      target: entry.target.proc.self,
+      owner: entry.owner.proc.self,
       tag: entry.tag,
       createdAt: entry.createdAt,
       ageMs: now - entry.createdAt,
       ...(entry.stack === undefined ? {} : { stack: entry.stack }),
-      targetAlive: this.#node.isAlive(entry.target.self),
+      targetAlive: this.#node.isAlive(entry.target.proc.self),
       ...(leak === undefined ? {} : { leak }),
     };
   }

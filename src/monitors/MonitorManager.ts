@@ -49,12 +49,22 @@ export class ManagedMonitors implements MonitorManager {
   readonly ledger: MonitorLedger;
   /** Starts the node's services (the leak-check process) on first use. */
   readonly #ensureStarted: () => void;
+  #started = false;
+  readonly #createdProbe: { readonly active: boolean };
+  readonly #cleanedProbe: { readonly active: boolean };
 
   constructor(node: KeelNode, options: MonitorManagerOptions | undefined, ensureStarted: () => void) {
     this.#node = node;
     this.#settings = settings(options);
     this.#ensureStarted = ensureStarted;
     this.ledger = new MonitorLedger(node, (entries, side) => this.#cleaned(entries, side));
+    this.#createdProbe = node.telemetry.probe('keel.monitor_manager.monitor_created');
+    this.#cleanedProbe = node.telemetry.probe('keel.monitor_manager.monitor_cleaned');
+  }
+
+  #start(): void {
+    this.#started = true;
+    this.#ensureStarted();
   }
 
   /** Turns stack capture on or off (on by default outside production). */
@@ -66,10 +76,11 @@ export class ManagedMonitors implements MonitorManager {
     return this.#settings;
   }
 
-  monitor(ctx: Context<any>, target: Target, options: { tag?: string; expectedLifetime?: 'short' | 'long' } = {}): Ref | { error: 'noproc' | 'unavailable' } {
+  monitor(ctx: Context<any>, target: Target, options?: { tag?: string; expectedLifetime?: 'short' | 'long' }): Ref | { error: 'noproc' | 'unavailable' } {
     const owner = this.#owner(ctx, 'monitor');
-    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ tag?, expectedLifetime? }', options);
-    const { tag, expectedLifetime = 'short' } = options;
+    if (options !== undefined && (typeof options !== 'object' || options === null)) throw new InvalidArgumentError('options', '{ tag?, expectedLifetime? }', options);
+    const tag = options?.tag;
+    const expectedLifetime = options?.expectedLifetime ?? 'short';
     if (tag !== undefined && typeof tag !== 'string') throw new InvalidArgumentError('options.tag', 'a string', tag);
     if (expectedLifetime !== 'short' && expectedLifetime !== 'long') throw new InvalidArgumentError('options.expectedLifetime', "'short' | 'long'", expectedLifetime);
     const node = this.#node;
@@ -83,20 +94,19 @@ export class ManagedMonitors implements MonitorManager {
       stack = holder.stack?.split('\n').slice(1).join('\n');
     }
     const ref = owner.monitor(t.self) as RefImpl;
-    const entry: LedgerEntry = { ref, owner, target: t, tag, createdAt: node.clock.now(), stack, longLived: expectedLifetime === 'long', reported: false };
-    this.ledger.add(entry);
-    this.#ensureStarted();
-    node.telemetry.execute('keel.monitor_manager.monitor_created', {}, { ref, owner: owner.self, target: t.self, tag });
+    this.ledger.add(ref, owner, t, tag, node.coarseNow(), stack, expectedLifetime === 'long');
+    if (!this.#started) this.#start();
+    if (this.#createdProbe.active) node.telemetry.execute('keel.monitor_manager.monitor_created', {}, { ref, owner: owner.self, target: t.self, tag });
     return ref;
   }
 
-  demonitor(ctx: Context<any>, ref: Ref, options: { flush?: boolean } = {}): 'ok' | 'not_found' | 'not_owner' | Unavailable {
+  demonitor(ctx: Context<any>, ref: Ref, options?: { flush?: boolean }): 'ok' | 'not_found' | 'not_owner' | Unavailable {
     const owner = this.#owner(ctx, 'demonitor');
     if (!(ref instanceof RefImpl)) throw new InvalidArgumentError('ref', 'a Ref returned by monitor', ref);
     if (this.#node.stopped) return UNAVAILABLE;
     const entry = this.ledger.get(ref);
     if (entry === undefined) return 'not_found';
-    if (entry.owner !== owner) return 'not_owner';
+    if (entry.owner.proc !== owner) return 'not_owner';
     owner.demonitor(ref, { flush: options?.flush === true });
     this.ledger.remove(entry);
     this.#event(entry, false);
@@ -145,13 +155,14 @@ export class ManagedMonitors implements MonitorManager {
   }
 
   #cleaned(entries: LedgerEntry[], side: 'owner' | 'target'): void {
-    if (side === 'owner' && entries.length > 0) {
-      this.#node.telemetry.execute('keel.monitor_manager.caller_cleanup', { count: entries.length }, { owner: entries[0]!.owner.self });
+    if (side === 'owner') {
+      this.#node.telemetry.execute('keel.monitor_manager.caller_cleanup', { count: entries.length }, { owner: entries[0]!.owner.proc.self });
     }
     for (const e of entries) this.#event(e, true);
   }
 
   #event(entry: LedgerEntry, automatic: boolean): void {
+    if (!this.#cleanedProbe.active) return;
     this.#node.telemetry.execute(
       'keel.monitor_manager.monitor_cleaned',
       { durationMs: this.#node.clock.now() - entry.createdAt },

@@ -95,6 +95,8 @@ export class KeelNode implements Node {
   #sliceOpen = false;
   #sliceStart = 0;
   #sliceTurns = 0;
+  #coarseAt = -1;
+  #coarseNow = 0;
   #attachVersion = -1;
   #longScheduleAttached = false;
   readonly #longScheduleChannel = diagnostics.channel('keel.process.long_schedule');
@@ -515,6 +517,19 @@ export class KeelNode implements Node {
     }
     this.#running = false;
     this.#checkIdle();
+  }
+
+  /**
+   * @internal The clock's time, read at most once per scheduler slice (≤ `sliceMs` stale inside a
+   * run of the loop): for timestamps that need no millisecond precision, such as a monitor's age.
+   */
+  coarseNow(): number {
+    if (!this.#sliceOpen) return this.clock.now();
+    if (this.#coarseAt !== this.#sliceStart) {
+      this.#coarseAt = this.#sliceStart;
+      this.#coarseNow = this.clock.now();
+    }
+    return this.#coarseNow;
   }
 
   /** Whether anyone listens to `keel.process.long_schedule` (cached until the attachments change). */

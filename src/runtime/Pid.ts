@@ -118,6 +118,8 @@ export class RefImpl {
   declare readonly [refBrand]: true;
   readonly id: number;
   readonly node: string;
+  /** @internal What a layer above keeps about this monitor (the monitor manager's ledger entry). */
+  attachment: unknown = undefined;
   constructor(node: string, id: number) {
     this.id = id;
     this.node = node;

@@ -70,6 +70,14 @@ export class TelemetryBus implements Telemetry {
     return false;
   }
 
+  /**
+   * A cheap, reusable check for one event: `probe.active` is true while anyone would see it, so a hot
+   * path builds its measurements and metadata only then.
+   */
+  probe(event: string): { readonly active: boolean } {
+    return new TelemetryProbe(this, event, this.#channel(event));
+  }
+
   /** Changes whenever a handler is attached or detached (for callers that cache `isAttached`). */
   get version(): number {
     return this.#version;
@@ -184,4 +192,28 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
     (typeof value === 'object' || typeof value === 'function') &&
     typeof (value as { then?: unknown }).then === 'function'
   );
+}
+
+/** A cached "does anyone listen to this event" check; see `TelemetryBus.probe`. */
+class TelemetryProbe {
+  readonly #bus: TelemetryBus;
+  readonly #event: string;
+  readonly #channel: Channel;
+  #version = -1;
+  #attached = false;
+
+  constructor(bus: TelemetryBus, event: string, channel: Channel) {
+    this.#bus = bus;
+    this.#event = event;
+    this.#channel = channel;
+  }
+
+  get active(): boolean {
+    const version = this.#bus.version;
+    if (version !== this.#version) {
+      this.#version = version;
+      this.#attached = this.#bus.isAttached(this.#event);
+    }
+    return this.#attached || this.#channel.hasSubscribers;
+  }
 }

@@ -21,8 +21,10 @@ export function expectNoLeaks(node: Node): void {
   const monitors = node.monitors;
   if (monitors instanceof ManagedMonitors && !keel.stopped) {
     for (const e of monitors.ledger.entries()) {
-      if (!keel.isAlive(e.owner.self) || !keel.isAlive(e.target.self)) {
-        leaks.push(`a managed monitor ${String(e.ref)} of the dead process ${String(keel.isAlive(e.owner.self) ? e.target.self : e.owner.self)}`);
+      const owner = e.owner.proc.self;
+      const target = e.target.proc.self;
+      if (!keel.isAlive(owner) || !keel.isAlive(target)) {
+        leaks.push(`a managed monitor ${String(e.ref)} of the dead process ${String(keel.isAlive(owner) ? target : owner)}`);
       }
     }
     const found = monitors.findLeaks();

@@ -50,6 +50,8 @@ export class ProcExtras {
   /** The supervised message being handled (its id is `ctx.messageId`). */
   inflight: Envelope | undefined = undefined;
   exitHooks: Set<(reason: ExitReason) => void> | undefined = undefined;
+  /** Service slot 0's per-process data (the monitor manager's bucket for this process). */
+  monitorBucket: unknown = undefined;
   /** The head of this process's exit watchers (an intrusive list: no allocation per watch). */
   watchers: ExitWatcher | undefined = undefined;
   reason: ExitReason | undefined = undefined;
