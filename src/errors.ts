@@ -33,7 +33,8 @@ export type KeelErrorCode =
   | 'ERR_TASK_TIMEOUT'
   | 'ERR_TASK_EXIT'
   | 'ERR_MAX_CHILDREN'
-  | 'ERR_LEAKS_FOUND';
+  | 'ERR_LEAKS_FOUND'
+  | 'ERR_DELIVERY';
 
 /** Base class of every Keel error: a literal `code`, a readable message and an optional `cause`. */
 export class KeelError extends Error {
@@ -223,6 +224,15 @@ export class LeaksFoundError extends KeelError {
   constructor(node: string, leaks: readonly string[]) {
     super('ERR_LEAKS_FOUND', `node ${node} has ${leaks.length} leak(s):\n${leaks.map((l) => `  - ${l}`).join('\n')}`);
     this.leaks = leaks;
+  }
+}
+
+/** A supervised send with `onError: 'raise'` failed; `outcome` says how. */
+export class DeliveryError extends KeelError {
+  readonly outcome: unknown;
+  constructor(target: string, reason: string, attempts: number, outcome: unknown) {
+    super('ERR_DELIVERY', `delivery to ${target} failed after ${attempts} attempt(s): ${reason}`);
+    this.outcome = outcome;
   }
 }
 

@@ -17,6 +17,7 @@ import type { Node, NodeOptions } from './runtime/types.js';
 export * from './runtime/index.js';
 export * from './otp/index.js';
 export * from './monitors/index.js';
+export * from './delivery/index.js';
 export type { Measurements, Metadata, Telemetry, TelemetryHandler } from './telemetry/Telemetry.js';
 export {
   AbortedError,
@@ -24,6 +25,7 @@ export {
   CallExitError,
   CallTimeoutError,
   DeadlockError,
+  DeliveryError,
   MailboxFullError,
   MaxChildrenError,
   StartError,

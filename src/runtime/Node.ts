@@ -85,6 +85,7 @@ export class KeelNode implements Node {
   #deadLetters: DeadLetterQueue = unavailableDeadLetters;
   #nextId = 0;
   #nextRef = 0;
+  #messageSeq = 0;
   // run queue: a FIFO ring of ready processes
   #rq: (Proc | null)[] = new Array<Proc | null>(1024).fill(null);
   #rqMask = 1023;
@@ -354,6 +355,20 @@ export class KeelNode implements Node {
     const result = this.deliver(from, to, env);
     if (result !== Delivery.Enqueued && !env.settled) this.#envelopes--;
     return result;
+  }
+
+  /** @internal A fresh message id, `<node>-<creation>-<seq>` (a counter, not a UUID). */
+  nextMessageId(): string {
+    return `${this.name}-${this.creation}-${++this.#messageSeq}`;
+  }
+
+  /**
+   * @internal True when `p` is alive and its mailbox has room for `n` more messages without
+   * refusing or evicting any (for atomic all-or-nothing delivery).
+   */
+  canAccept(p: Proc, n: number): boolean {
+    if ((p.flags & F_DEAD) !== 0) return false;
+    return (p.flags & F_BOUNDED) === 0 || p.size + n <= p.x!.capacity;
   }
 
   /** @internal Takes back a queued, not yet started envelope; false when it is no longer queued. */

@@ -51,6 +51,7 @@ export class TelemetryBus implements Telemetry {
   readonly #monotonicClock: () => number;
   readonly #report: (message: string, error: Error) => void;
   #spanSeq = 0;
+  readonly #probes = new Map<string, TelemetryProbe>();
   #version = 0;
 
   constructor(options: { monotonicClock: () => number; report: (message: string, error: Error) => void }) {
@@ -75,7 +76,9 @@ export class TelemetryBus implements Telemetry {
    * path builds its measurements and metadata only then.
    */
   probe(event: string): { readonly active: boolean } {
-    return new TelemetryProbe(this, event, this.#channel(event));
+    let probe = this.#probes.get(event);
+    if (probe === undefined) this.#probes.set(event, (probe = new TelemetryProbe(this, event, this.#channel(event))));
+    return probe;
   }
 
   /** Changes whenever a handler is attached or detached (for callers that cache `isAttached`). */

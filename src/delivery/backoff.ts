@@ -1,0 +1,34 @@
+import { InvalidArgumentError } from '../errors.js';
+import type { BackoffOptions } from '../runtime/services.js';
+
+/** @internal A validated backoff: exponential from `initialMs` by `factor` up to `maxMs`, full jitter unless `jitter: 'none'`. */
+export interface Backoff {
+  readonly initialMs: number;
+  readonly factor: number;
+  readonly maxMs: number;
+  readonly jitter: 'full' | 'none';
+}
+
+/** @internal */
+export const DEFAULT_BACKOFF: Backoff = Object.freeze({ initialMs: 10, factor: 2, maxMs: 5000, jitter: 'full' });
+
+/** @internal */
+export function toBackoff(options: BackoffOptions | undefined, argument = 'backoff'): Backoff {
+  if (options === undefined) return DEFAULT_BACKOFF;
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError(argument, '{ initialMs?, factor?, maxMs?, jitter? }', options);
+  const num = (key: 'initialMs' | 'factor' | 'maxMs', fallback: number, min: number): number => {
+    const v = options[key];
+    if (v === undefined) return fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new InvalidArgumentError(`${argument}.${key}`, `a finite number >= ${min}`, v);
+    return v;
+  };
+  const jitter = options.jitter ?? 'full';
+  if (jitter !== 'full' && jitter !== 'none') throw new InvalidArgumentError(`${argument}.jitter`, "'full' | 'none'", options.jitter);
+  return { initialMs: num('initialMs', 10, 0), factor: num('factor', 2, 1), maxMs: num('maxMs', 5000, 0), jitter };
+}
+
+/** @internal The delay before retry number `retry` (1 for the first retry), with full jitter from `random`. */
+export function backoffDelay(b: Backoff, retry: number, random: () => number): number {
+  const cap = Math.min(b.maxMs, b.initialMs * b.factor ** (retry - 1));
+  return b.jitter === 'none' ? cap : random() * cap;
+}

@@ -1,0 +1,98 @@
+import { InvalidArgumentError } from '../errors.js';
+import { nodeOf } from '../otp/internal/calls.js';
+import { Proc } from '../runtime/internal/Proc.js';
+import { Delivery } from '../runtime/Node.js';
+import type { Target } from '../runtime/Pid.js';
+import type { Context, Node } from '../runtime/types.js';
+import { checkTarget, type SendOptions, type SendOutcome, sendOnce, toSettings } from './sendSupervised.js';
+
+export type BroadcastStrategy = 'best_effort' | 'at_least_one' | 'all_or_nothing' | { quorum: number };
+
+export interface BroadcastOptions extends SendOptions {
+  /** Default `'best_effort'`. */
+  strategy?: BroadcastStrategy;
+  /** Sends in flight at once (default 64). */
+  concurrency?: number;
+}
+
+/** One shape for every strategy. */
+export interface BroadcastOutcome {
+  ok: boolean;
+  reason?: 'all_failed' | 'not_all_deliverable' | 'quorum_not_reached';
+  results: { target: Target; outcome: SendOutcome }[];
+  delivered: number;
+  failed: number;
+}
+
+function strategyOf(options: BroadcastOptions | undefined, targets: number): BroadcastStrategy {
+  const strategy = options?.strategy ?? 'best_effort';
+  if (strategy === 'best_effort' || strategy === 'at_least_one' || strategy === 'all_or_nothing') return strategy;
+  if (typeof strategy === 'object' && strategy !== null && 'quorum' in strategy) {
+    const n = strategy.quorum;
+    if (!Number.isSafeInteger(n) || n < 1 || n > targets) {
+      throw new InvalidArgumentError('options.strategy.quorum', `an integer from 1 to the number of targets (${targets})`, n);
+    }
+    return strategy;
+  }
+  throw new InvalidArgumentError('options.strategy', "'best_effort' | 'at_least_one' | 'all_or_nothing' | { quorum: n }", strategy);
+}
+
+/**
+ * Sends one message to many targets concurrently under a strategy: `best_effort`, `at_least_one`,
+ * `all_or_nothing` (atomic on a local node: every target checked and enqueued in one synchronous
+ * step, or none; only with `ack: 'enqueued'`), or `{ quorum: n }`.
+ *
+ * @example
+ * ```ts
+ * const r = await broadcastSupervised(ctx, replicas, { type: 'write', key, value }, { strategy: { quorum: 2 }, ack: 'handled' });
+ * if (!r.ok) console.log(r.reason, r.failed);
+ * ```
+ */
+export async function broadcastSupervised<M>(from: Node | Context<any>, targets: Target<M>[], message: M, options?: BroadcastOptions): Promise<BroadcastOutcome> {
+  const node = nodeOf(from);
+  if (!Array.isArray(targets)) throw new InvalidArgumentError('targets', 'an array of Pids or names', targets);
+  targets.forEach((t, i) => checkTarget(t, `targets[${i}]`));
+  const strategy = strategyOf(options, targets.length);
+  const concurrency = options?.concurrency ?? 64;
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new InvalidArgumentError('options.concurrency', 'a positive integer', concurrency);
+  const s = toSettings(options === undefined ? undefined : { ...options, strategy: undefined, concurrency: undefined } as SendOptions);
+  const sender = from instanceof Proc ? from : undefined;
+
+  if (strategy === 'all_or_nothing') {
+    if (s.ack !== 'enqueued') throw new InvalidArgumentError('options.ack', "'enqueued' with strategy 'all_or_nothing' (an atomic step cannot wait for handlers)", s.ack);
+    // check every target (alive, room for every copy it is listed for), then enqueue all, in one synchronous step
+    const procs = targets.map((t) => node.lookupTarget(t));
+    const copies = new Map<Proc, number>();
+    for (const p of procs) if (p !== undefined) copies.set(p, (copies.get(p) ?? 0) + 1);
+    const refused = procs.map((p) => (p === undefined ? 'noproc' : node.canAccept(p, copies.get(p)!) ? undefined : 'mailbox_full'));
+    const allFit = refused.every((r) => r === undefined);
+    const results = targets.map((target, i) => {
+      const id = s.id ?? node.nextMessageId();
+      if (allFit) {
+        const r = node.deliverEnvelope(sender, procs[i]!.self, message, id);
+        if (r === Delivery.Enqueued) return { target, outcome: { ok: true, id, attempts: 1 } as SendOutcome };
+      }
+      const reason = refused[i] ?? 'aborted';
+      return { target, outcome: { ok: false, id, reason, attempts: refused[i] === undefined ? 0 : 1, firstError: reason, lastError: reason } as SendOutcome };
+    });
+    const delivered = results.filter((r) => r.outcome.ok).length;
+    return { ok: allFit, ...(allFit ? {} : { reason: 'not_all_deliverable' as const }), results, delivered, failed: results.length - delivered };
+  }
+
+  const results: { target: Target; outcome: SendOutcome }[] = new Array(targets.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < targets.length) {
+      const i = next++;
+      const target = targets[i]!;
+      results[i] = { target, outcome: await sendOnce(node, sender, target, message, s) };
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, targets.length) }, worker));
+  const delivered = results.filter((r) => r.outcome.ok).length;
+  const failed = results.length - delivered;
+  if (strategy === 'best_effort') return { ok: true, results, delivered, failed };
+  if (strategy === 'at_least_one') return { ok: delivered > 0, ...(delivered > 0 ? {} : { reason: 'all_failed' as const }), results, delivered, failed };
+  const ok = delivered >= strategy.quorum;
+  return { ok, ...(ok ? {} : { reason: 'quorum_not_reached' as const }), results, delivered, failed };
+}

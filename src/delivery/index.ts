@@ -1,0 +1,2 @@
+export { sendSupervised, type FailureReason, type SendOptions, type SendOutcome } from './sendSupervised.js';
+export { broadcastSupervised, type BroadcastOptions, type BroadcastOutcome, type BroadcastStrategy } from './broadcastSupervised.js';

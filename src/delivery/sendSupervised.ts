@@ -1,0 +1,369 @@
+import { DeadlockError, DeliveryError, InvalidArgumentError, toError } from '../errors.js';
+import { nodeOf } from '../otp/internal/calls.js';
+import { ExitWatcher, F_RUNNING, Proc } from '../runtime/internal/Proc.js';
+import { monotonicClock } from '../runtime/Clock.js';
+import { formatReason } from '../runtime/messages.js';
+import { Delivery, type KeelNode } from '../runtime/Node.js';
+import { isPid, PidImpl, type Target } from '../runtime/Pid.js';
+import { type BackoffOptions, isUnavailable } from '../runtime/services.js';
+import type { Context, Node } from '../runtime/types.js';
+import { type Backoff, backoffDelay, toBackoff } from './backoff.js';
+
+/** Why a supervised send failed. */
+export type FailureReason = 'noproc' | 'process_down' | 'timeout' | 'mailbox_full' | 'aborted' | 'noconnection';
+
+/** The result of a supervised send: delivered (per `ack`), or why not, after how many attempts. */
+export type SendOutcome =
+  | { ok: true; id: string; attempts: number }
+  | {
+      ok: false;
+      id: string;
+      reason: FailureReason;
+      attempts: number;
+      firstError: unknown;
+      lastError: unknown;
+      deadLetterId?: string;
+      deadLetterUnavailable?: true;
+    };
+
+export interface SendOptions {
+  /** `'enqueued'` (default): in a live mailbox, decided in one synchronous step. `'handled'`: the receiver's handler finished it. */
+  ack?: 'enqueued' | 'handled';
+  /** Per attempt, for `'handled'` only (default 5000 ms). */
+  timeout?: number;
+  /** An overall bound across attempts, in ms from the send (default none). */
+  deadline?: number;
+  /** Further attempts after the first (default 0). */
+  retries?: number;
+  /** Delay before each retry (default exponential 10 ms × 2 up to 5000 ms, full jitter), on the node's clock and random. */
+  backoff?: BackoffOptions;
+  /** On final failure (default `'log'`). `'raise'` rejects with `ERR_DELIVERY` carrying the outcome. */
+  onError?: 'log' | 'dead_letter' | 'ignore' | 'raise';
+  /** Carried into telemetry and the dead letter. */
+  metadata?: Record<string, unknown>;
+  /** The message id (default `<node>-<creation>-<seq>`); the receiver sees it as `ctx.messageId`. */
+  id?: string;
+  /** Retry when the receiver crashed while handling it (default false: a poison message is not retried). */
+  retryOnCrash?: boolean;
+  /** Aborts pending retries; the outcome's reason is then `'aborted'`. */
+  signal?: AbortSignal;
+}
+
+/** @internal Validated options with their defaults. */
+export interface Settings {
+  readonly ack: 'enqueued' | 'handled';
+  readonly timeout: number;
+  readonly deadline: number;
+  readonly retries: number;
+  readonly backoff: Backoff;
+  readonly onError: 'log' | 'dead_letter' | 'ignore' | 'raise';
+  readonly metadata: Record<string, unknown>;
+  readonly id: string | undefined;
+  readonly retryOnCrash: boolean;
+  readonly signal: AbortSignal | undefined;
+}
+
+const ON_ERROR = ['log', 'dead_letter', 'ignore', 'raise'] as const;
+const EMPTY_METADATA: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
+const DEFAULTS: Settings = Object.freeze({
+  ack: 'enqueued',
+  timeout: 5000,
+  deadline: Infinity,
+  retries: 0,
+  backoff: toBackoff(undefined),
+  onError: 'log',
+  metadata: EMPTY_METADATA,
+  id: undefined,
+  retryOnCrash: false,
+  signal: undefined,
+});
+
+/** @internal */
+export function toSettings(options: SendOptions | undefined): Settings {
+  if (options === undefined) return DEFAULTS;
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a SendOptions object', options);
+  const ack = options.ack ?? 'enqueued';
+  if (ack !== 'enqueued' && ack !== 'handled') throw new InvalidArgumentError('options.ack', "'enqueued' | 'handled'", options.ack);
+  const ms = (key: 'timeout' | 'deadline', fallback: number): number => {
+    const v = options[key];
+    if (v === undefined) return fallback;
+    if (typeof v !== 'number' || Number.isNaN(v) || v < 0) throw new InvalidArgumentError(`options.${key}`, 'a number of ms >= 0 (or Infinity)', v);
+    return v;
+  };
+  const retries = options.retries ?? 0;
+  if (!Number.isSafeInteger(retries) || retries < 0) throw new InvalidArgumentError('options.retries', 'an integer >= 0', options.retries);
+  const onError = options.onError ?? 'log';
+  if (!ON_ERROR.includes(onError)) throw new InvalidArgumentError('options.onError', "'log' | 'dead_letter' | 'ignore' | 'raise'", options.onError);
+  const metadata = options.metadata ?? EMPTY_METADATA;
+  if (typeof metadata !== 'object' || metadata === null) throw new InvalidArgumentError('options.metadata', 'an object', metadata);
+  if (options.id !== undefined && (typeof options.id !== 'string' || options.id === '')) throw new InvalidArgumentError('options.id', 'a non-empty string', options.id);
+  if (options.retryOnCrash !== undefined && typeof options.retryOnCrash !== 'boolean') throw new InvalidArgumentError('options.retryOnCrash', 'a boolean', options.retryOnCrash);
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
+  return {
+    ack,
+    timeout: ms('timeout', 5000),
+    deadline: ms('deadline', Infinity),
+    retries,
+    backoff: toBackoff(options.backoff, 'options.backoff'),
+    onError,
+    metadata,
+    id: options.id,
+    retryOnCrash: options.retryOnCrash ?? false,
+    signal: options.signal,
+  };
+}
+
+/** @internal One attempt's failure: the reason, whether another attempt may help, and the error detail. */
+interface Failure {
+  readonly reason: FailureReason;
+  readonly retry: boolean;
+  readonly error: unknown;
+}
+
+const NOPROC_PID: Failure = { reason: 'noproc', retry: false, error: 'noproc' };
+const NOPROC_NAME: Failure = { reason: 'noproc', retry: true, error: 'noproc' };
+const MAILBOX_FULL: Failure = { reason: 'mailbox_full', retry: true, error: 'mailbox_full' };
+
+/**
+ * @internal A supervised send in flight: the attempts, the per-attempt timer, the backoff timer,
+ * and the watches on the sender (its death aborts the send) and on the signal.
+ */
+class Send extends ExitWatcher {
+  readonly node: KeelNode;
+  readonly sender: Proc | undefined;
+  readonly to: Target;
+  readonly message: unknown;
+  readonly s: Settings;
+  readonly id: string;
+  readonly startedAt: number;
+  attempts = 0;
+  firstError: unknown = undefined;
+  lastError: unknown = undefined;
+  #resolve: ((outcome: SendOutcome) => void) | undefined;
+  #timer: { cancel(): boolean } | undefined = undefined;
+  #inflight: PidImpl | undefined = undefined;
+  #onAbort: (() => void) | undefined = undefined;
+
+  constructor(node: KeelNode, sender: Proc | undefined, to: Target, message: unknown, s: Settings, resolve: (outcome: SendOutcome) => void) {
+    super();
+    this.node = node;
+    this.sender = sender;
+    this.to = to;
+    this.message = message;
+    this.s = s;
+    this.id = s.id ?? node.nextMessageId();
+    this.startedAt = node.clock.now();
+    this.#resolve = resolve;
+  }
+
+  get done(): boolean {
+    return this.#resolve === undefined;
+  }
+
+  start(): void {
+    const { sender, s } = this;
+    if (sender !== undefined && !this.node.watchExit(sender, this)) return this.finish(this.#fail({ reason: 'aborted', retry: false, error: 'the sender has exited' }));
+    if (s.signal !== undefined) {
+      if (s.signal.aborted) return this.finish(this.#fail({ reason: 'aborted', retry: false, error: s.signal.reason }));
+      this.#onAbort = () => this.abort(s.signal!.reason);
+      s.signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+    this.attempt();
+  }
+
+  /** The sender died: its sends die with it. */
+  onExit(): void {
+    this.abort('the sender has exited');
+  }
+
+  abort(error: unknown): void {
+    if (this.done) return;
+    this.#cancelTimer();
+    if (this.#inflight !== undefined) this.node.withdrawEnvelope(this.#inflight, this.id);
+    this.finish(this.#fail({ reason: 'aborted', retry: false, error }));
+  }
+
+  attempt(): void {
+    if (this.done) return;
+    this.attempts++;
+    const { node, s } = this;
+    const target = node.lookupTarget(this.to);
+    if (target === undefined) return this.#failed(typeof this.to === 'string' ? NOPROC_NAME : NOPROC_PID);
+    if (s.ack === 'enqueued') {
+      const r = node.deliverEnvelope(this.sender, target.self, this.message, this.id);
+      if (r === Delivery.Enqueued) return this.#succeeded();
+      return this.#failed(r === Delivery.MailboxFull ? MAILBOX_FULL : NOPROC_PID);
+    }
+    const r = node.deliverEnvelope(this.sender, target.self, this.message, this.id, this);
+    if (r !== Delivery.Enqueued) return this.#failed(r === Delivery.MailboxFull ? MAILBOX_FULL : NOPROC_PID);
+    if (this.done) return; // settled synchronously (evicted at once, say)
+    this.#inflight = target.self;
+    const timeout = Math.min(s.timeout, this.#remaining());
+    if (timeout !== Infinity) {
+      this.#timer = node.setTimer(timeout, () => {
+        this.#timer = undefined;
+        // take back a copy not yet started, so that a retry does not deliver it twice
+        if (this.#inflight !== undefined) this.node.withdrawEnvelope(this.#inflight, this.id);
+        this.#inflight = undefined;
+        this.#failed({ reason: 'timeout', retry: true, error: `not handled within ${timeout} ms` });
+      });
+    }
+  }
+
+  // ---- the envelope listener (ack: 'handled') ----
+  handled(): void {
+    if (this.#inflight === undefined) return;
+    this.#inflight = undefined;
+    this.#cancelTimer();
+    this.#succeeded();
+  }
+
+  failed(outcome: 'crashed' | 'down' | 'dropped' | 'withdrawn', error?: unknown): void {
+    if (this.#inflight === undefined) return;
+    this.#inflight = undefined;
+    this.#cancelTimer();
+    if (outcome === 'withdrawn') return; // by this send itself
+    if (outcome === 'dropped') return this.#failed(MAILBOX_FULL);
+    if (outcome === 'crashed') return this.#failed({ reason: 'process_down', retry: this.s.retryOnCrash, error: error ?? 'crashed' });
+    this.#failed({ reason: 'process_down', retry: true, error: error ?? 'down' });
+  }
+
+  #succeeded(): void {
+    this.finish({ ok: true, id: this.id, attempts: this.attempts });
+  }
+
+  #failed(f: Failure): void {
+    if (this.done) return;
+    if (this.attempts === 1) this.firstError = f.error;
+    this.lastError = f.error;
+    if (!f.retry || this.attempts > this.s.retries) return this.finish(this.#fail(f));
+    const delay = backoffDelay(this.s.backoff, this.attempts, this.node.random);
+    if (delay > this.#remaining()) return this.finish(this.#fail(f));
+    this.node.telemetry.execute('keel.supervised_send.retry', { attempt: this.attempts + 1, delayMs: delay }, { id: this.id, to: this.to, reason: f.reason, ...this.s.metadata });
+    this.#timer = this.node.setTimer(delay, () => {
+      this.#timer = undefined;
+      this.attempt();
+    });
+  }
+
+  #fail(f: Failure): SendOutcome {
+    if (this.attempts === 0) {
+      this.firstError = f.error;
+      this.lastError = f.error;
+    }
+    return { ok: false, id: this.id, reason: f.reason, attempts: this.attempts, firstError: this.firstError, lastError: this.lastError };
+  }
+
+  #remaining(): number {
+    return this.s.deadline === Infinity ? Infinity : this.s.deadline - (this.node.clock.now() - this.startedAt);
+  }
+
+  #cancelTimer(): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
+  }
+
+  finish(outcome: SendOutcome): void {
+    const resolve = this.#resolve;
+    if (resolve === undefined) return;
+    this.#resolve = undefined;
+    this.#cancelTimer();
+    this.node.unwatchExit(this);
+    if (this.#onAbort !== undefined) this.s.signal!.removeEventListener('abort', this.#onAbort);
+    resolve(outcome);
+  }
+}
+
+/** @internal Runs the final-failure policy: log, dead-letter, ignore or raise. */
+async function onFailure(node: KeelNode, to: Target, message: unknown, s: Settings, outcome: SendOutcome): Promise<SendOutcome> {
+  if (outcome.ok) return outcome;
+  switch (s.onError) {
+    case 'log':
+      node.logger.warn(`supervised send ${outcome.id} to ${String(to)} failed after ${outcome.attempts} attempt(s): ${outcome.reason}`, outcome.lastError);
+      return outcome;
+    case 'ignore':
+      return outcome;
+    case 'raise':
+      throw new DeliveryError(String(to), outcome.reason, outcome.attempts, outcome);
+    case 'dead_letter': {
+      let added: unknown;
+      try {
+        added = await node.deadLetters.add({
+          recipient: to,
+          message,
+          reason: outcome.reason,
+          metadata: { ...s.metadata, id: outcome.id, attempts: outcome.attempts, lastError: describeError(outcome.lastError) },
+        });
+      } catch (e) {
+        node.logger.error(`supervised send ${outcome.id}: the dead letter queue refused the message`, e);
+        return { ...outcome, deadLetterUnavailable: true };
+      }
+      if (typeof added === 'string') return { ...outcome, deadLetterId: added };
+      if (isUnavailable(added)) node.logger.warn(`supervised send ${outcome.id} failed (${outcome.reason}) and the dead letter queue is unavailable`);
+      return { ...outcome, deadLetterUnavailable: true };
+    }
+  }
+}
+
+function describeError(e: unknown): unknown {
+  if (e instanceof Error) return `${e.name}: ${e.message}`;
+  if (typeof e === 'object' && e !== null && 'shutdown' in e) return formatReason(e as never);
+  return e;
+}
+
+/** @internal Validates a send target. */
+export function checkTarget(to: unknown, argument = 'to'): asserts to is Target {
+  if (typeof to === 'string' ? to.length === 0 : !isPid(to)) throw new InvalidArgumentError(argument, 'a Pid or a non-empty registered name', to);
+}
+
+/** @internal The send itself, without telemetry (broadcast reuses it). */
+export function sendOnce(node: KeelNode, sender: Proc | undefined, to: Target, message: unknown, s: Settings): Promise<SendOutcome> {
+  if (s.ack === 'handled' && sender !== undefined && (sender.flags & F_RUNNING) !== 0) {
+    const target = node.lookupTarget(to);
+    if (target === sender) return Promise.reject(new DeadlockError(String(sender.self), "sent itself a message with ack 'handled' from its own handler"));
+  }
+  return new Promise<SendOutcome>((resolve, reject) =>
+    new Send(node, sender, to, message, s, (outcome) => {
+      if (outcome.ok) resolve(outcome);
+      else onFailure(node, to, message, s, outcome).then(resolve, reject);
+    }).start(),
+  );
+}
+
+/**
+ * Sends with an acknowledgement, a deadline, retries with jittered exponential backoff, and a
+ * policy for what could not be delivered. Resolves with an outcome (`{ ok: true }` or
+ * `{ ok: false, reason }`; see docs/delivery.md for the table); only `onError: 'raise'` rejects.
+ *
+ * @example
+ * ```ts
+ * const outcome = await sendSupervised(ctx, 'billing', { type: 'charge', cents: 500 }, {
+ *   ack: 'handled', timeout: 2000, retries: 3, onError: 'dead_letter',
+ * });
+ * if (!outcome.ok) console.log(outcome.reason, outcome.deadLetterId);
+ * ```
+ */
+export function sendSupervised<M>(from: Node | Context<any>, to: Target<M>, message: M, options?: SendOptions): Promise<SendOutcome> {
+  const node = nodeOf(from);
+  checkTarget(to);
+  const s = toSettings(options);
+  const sender = from instanceof Proc ? from : undefined;
+  const telemetry = node.telemetry;
+  if (!telemetry.probe('keel.supervised_send.send.start').active && !telemetry.probe('keel.supervised_send.send.stop').active && !telemetry.probe('keel.supervised_send.send.exception').active) {
+    return sendOnce(node, sender, to, message, s);
+  }
+  // the span: start, then stop with the outcome (a failed outcome too), or exception for a throw
+  const started = monotonicClock();
+  const metadata = { to, ack: s.ack, ...s.metadata };
+  telemetry.execute('keel.supervised_send.send.start', { monotonicTime: started }, metadata);
+  return sendOnce(node, sender, to, message, s).then(
+    (outcome) => {
+      telemetry.execute('keel.supervised_send.send.stop', { duration: monotonicClock() - started, attempts: outcome.attempts }, { ...metadata, outcome });
+      return outcome;
+    },
+    (e: unknown) => {
+      telemetry.execute('keel.supervised_send.send.exception', { duration: monotonicClock() - started }, { ...metadata, error: e });
+      throw toError(e);
+    },
+  );
+}
