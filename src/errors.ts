@@ -34,7 +34,9 @@ export type KeelErrorCode =
   | 'ERR_TASK_EXIT'
   | 'ERR_MAX_CHILDREN'
   | 'ERR_LEAKS_FOUND'
-  | 'ERR_DELIVERY';
+  | 'ERR_DELIVERY'
+  | 'ERR_NOT_SERIALIZABLE'
+  | 'ERR_STORE_IN_USE';
 
 /** Base class of every Keel error: a literal `code`, a readable message and an optional `cause`. */
 export class KeelError extends Error {

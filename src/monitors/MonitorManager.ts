@@ -105,7 +105,11 @@ export class ManagedMonitors implements MonitorManager {
     if (!(ref instanceof RefImpl)) throw new InvalidArgumentError('ref', 'a Ref returned by monitor', ref);
     if (this.#node.stopped) return UNAVAILABLE;
     const entry = this.ledger.get(ref);
-    if (entry === undefined) return 'not_found';
+    if (entry === undefined) {
+      // gone already (its target died): a Down may still wait in the mailbox, and flush removes it
+      if (options?.flush === true) owner.demonitor(ref, { flush: true });
+      return 'not_found';
+    }
     if (entry.owner.proc !== owner) return 'not_owner';
     owner.demonitor(ref, { flush: options?.flush === true });
     this.ledger.remove(entry);
@@ -182,7 +186,7 @@ export class ManagedMonitors implements MonitorManager {
 
 /**
  * @internal The manager's process: it owns the leak-check timer (unref'd, on the node's clock) and
- * nothing else, so its crash and restart lose nothing.
+ * nothing else, so its crash and restart lose nothing: the ledger stays with the node.
  */
 export function leakCheckerSpec(manager: ManagedMonitors): GenServerSpec<null, never, never, undefined> {
   const schedule = (ctx: Context<any>): void => {
@@ -191,6 +195,8 @@ export function leakCheckerSpec(manager: ManagedMonitors): GenServerSpec<null, n
   return {
     init(_arg, ctx) {
       ctx.trapExits();
+      // told of every end, a kill included (when no terminate callback runs)
+      (ctx.node as KeelNode).onExit(ctx.self, (reason) => manager.terminated(reason));
       schedule(ctx);
       return null;
     },
@@ -200,10 +206,6 @@ export function leakCheckerSpec(manager: ManagedMonitors): GenServerSpec<null, n
         schedule(ctx);
       }
       return state;
-    },
-    terminate(reason) {
-      // the ledger stays with the node: a restarted checker picks it up as it was
-      manager.terminated(reason);
     },
   };
 }

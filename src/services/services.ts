@@ -1,3 +1,4 @@
+import { DeadLetterService, deadLetterProcessSpec, DLQ_PROCESS } from '../delivery/DeadLetterQueue.js';
 import { ManagedMonitors, leakCheckerSpec } from '../monitors/MonitorManager.js';
 import { GenServer } from '../otp/GenServer.js';
 import { Supervisor } from '../otp/Supervisor.js';
@@ -14,11 +15,17 @@ export function serviceSlots(options: boolean | ServicesOptions | undefined): Se
   if (options === false) return {};
   const opts = typeof options === 'object' && options !== null ? options : {};
   let monitors: ManagedMonitors | undefined;
+  let deadLetters: DeadLetterService | undefined;
   let started = false;
   const start = (node: KeelNode): void => {
     if (started || node.stopping) return;
     started = true;
-    const children = [{ id: 'monitor_manager', start: (ctx: Parameters<typeof GenServer.startLink>[0]) => GenServer.startLink(ctx, leakCheckerSpec(monitors!)) }];
+    type Ctx = Parameters<typeof GenServer.startLink>[0];
+    const children = [];
+    if (monitors !== undefined) children.push({ id: 'monitor_manager', start: (ctx: Ctx) => GenServer.startLink(ctx, leakCheckerSpec(monitors!)) });
+    if (deadLetters !== undefined) {
+      children.push({ id: 'dead_letter_queue', start: (ctx: Ctx) => GenServer.startLink(ctx, deadLetterProcessSpec(deadLetters!), undefined, { name: DLQ_PROCESS }) });
+    }
     Supervisor.start(node, children, { name: 'keel.services', maxRestarts: 10, withinMs: 5000 }).catch((e: unknown) => {
       started = false;
       node.logger.error(`the services of node ${node.name} failed to start`, e);
@@ -29,6 +36,11 @@ export function serviceSlots(options: boolean | ServicesOptions | undefined): Se
       const keel = node as KeelNode;
       monitors = new ManagedMonitors(keel, opts.monitors, () => start(keel));
       return monitors;
+    },
+    deadLetters: (node: Node) => {
+      const keel = node as KeelNode;
+      deadLetters = new DeadLetterService(keel, opts.deadLetters, () => start(keel));
+      return deadLetters;
     },
   };
 }

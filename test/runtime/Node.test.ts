@@ -142,8 +142,8 @@ describe('createNode', () => {
     expect(after.every(isUnavailable)).toBe(true);
   });
 
-  it('exposes node.deadLetters answering promises of { error: unavailable } on every method, before and after shutdown', async () => {
-    const node = track();
+  it('exposes node.deadLetters answering promises of { error: unavailable } on every method with services off, before and after shutdown', async () => {
+    const node = track({ services: false });
     const ask = () => [
       node.deadLetters.add({ recipient: 'nobody', message: 'm', reason: 'test' }),
       node.deadLetters.list({}),

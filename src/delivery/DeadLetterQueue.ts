@@ -1,0 +1,352 @@
+import { InvalidArgumentError } from '../errors.js';
+import type { GenServerSpec } from '../otp/GenServer.js';
+import { Proc } from '../runtime/internal/Proc.js';
+import type { KeelNode } from '../runtime/Node.js';
+import { isPid, Pid, type Target } from '../runtime/Pid.js';
+import type { DeadLetter, DeadLetterFilter, DeadLetterQueue, ServicesOptions, Unavailable } from '../runtime/services.js';
+import type { Context } from '../runtime/types.js';
+import { type Backoff, backoffDelay, toBackoff } from './backoff.js';
+import { sendOnce, toSettings } from './sendSupervised.js';
+import { checkFilter, checkSerializable, type DeadLetterStore, type Record_ } from './stores/DeadLetterStore.js';
+import { MemoryStore } from './stores/MemoryStore.js';
+import { SqliteStore } from './stores/SqliteStore.js';
+
+/** Dead letter queue options (`createNode({ services: { deadLetters } })`). */
+export type DeadLetterOptions = NonNullable<ServicesOptions['deadLetters']>;
+
+interface Settings {
+  readonly capacity: number;
+  readonly maxRetries: number;
+  readonly backoff: Backoff;
+  readonly parkedTtlMs: number;
+  readonly retryConcurrency: number;
+}
+
+const UNAVAILABLE: Unavailable = Object.freeze({ error: 'unavailable' as const });
+/** The registered name of the queue's process. */
+export const DLQ_PROCESS = 'keel.dead_letter_queue';
+const PID_TEXT = /^<.+\.\d+\.\d+>$/;
+
+function settings(o: DeadLetterOptions): Settings {
+  const int = (key: 'capacity' | 'maxRetries' | 'retryConcurrency', fallback: number, min: number): number => {
+    const v = o[key];
+    if (v === undefined) return fallback;
+    if (!Number.isSafeInteger(v) || (v as number) < min) throw new InvalidArgumentError(`services.deadLetters.${key}`, `an integer >= ${min}`, v);
+    return v as number;
+  };
+  const ttl = o.parkedTtlMs ?? 7 * 24 * 3600 * 1000;
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) throw new InvalidArgumentError('services.deadLetters.parkedTtlMs', 'a number of ms >= 0', ttl);
+  return {
+    capacity: int('capacity', 10_000, 1),
+    maxRetries: int('maxRetries', 5, 0),
+    backoff: toBackoff(o.backoff ?? { initialMs: 1000, factor: 2, maxMs: 300_000 }, 'services.deadLetters.backoff'),
+    parkedTtlMs: ttl,
+    retryConcurrency: int('retryConcurrency', 8, 1),
+  };
+}
+
+/** A recipient as stored: a formatted pid (`<node.id.creation>`) or a registered name. */
+function recipientText(target: Target): string {
+  return typeof target === 'string' ? target : Pid.format(target);
+}
+
+/**
+ * @internal The node's dead letter queue (service slot 1). Its state lives in its store (node-owned);
+ * its process, under the node's services supervisor, owns only the retry wake-up timer, so a crash
+ * and restart of that process loses nothing.
+ */
+export class DeadLetterService implements DeadLetterQueue {
+  readonly #node: KeelNode;
+  readonly #settings: Settings;
+  readonly store: DeadLetterStore;
+  readonly #ensureStarted: () => void;
+  #started = false;
+  #closed = false;
+  added = 0;
+  retried = 0;
+  succeeded = 0;
+  evicted = 0;
+  refused = 0;
+  /** Entries being retried now (by the automatic retry or `retry()`), never retried twice at once. */
+  readonly #busy = new Set<string>();
+
+  constructor(node: KeelNode, options: DeadLetterOptions | undefined, ensureStarted: () => void) {
+    const o = options ?? {};
+    if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('services.deadLetters', 'a DeadLetterOptions object', o);
+    this.#node = node;
+    this.#settings = settings(o);
+    this.#ensureStarted = ensureStarted;
+    const store = o.store ?? { kind: 'memory' };
+    if (store.kind === 'sqlite') {
+      if (typeof store.path !== 'string' || store.path === '') throw new InvalidArgumentError('services.deadLetters.store.path', 'a file path', store.path);
+      this.store = new SqliteStore(store.path, `${node.name}-${node.creation}`);
+    } else if (store.kind === 'memory') {
+      this.store = new MemoryStore(this.#settings.capacity, (r) => {
+        this.evicted++;
+        node.telemetry.execute('keel.dead_letter_queue.evicted', {}, { id: r.id, recipient: r.recipient, reason: r.reason });
+      });
+    } else {
+      throw new InvalidArgumentError('services.deadLetters.store', "{ kind: 'memory' } | { kind: 'sqlite', path }", store);
+    }
+    node.onShutdown(() => this.close());
+    // a durable store may hold entries from an earlier run: start the retry process for them
+    if (this.store.earliest() !== undefined || this.store.earliestParked() !== undefined) this.#start();
+  }
+
+  get settings(): Readonly<Settings> {
+    return this.#settings;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.store.close();
+  }
+
+  #available(): boolean {
+    return !this.#closed && !this.#node.stopped;
+  }
+
+  #start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    this.#ensureStarted();
+  }
+
+  async add(entry: { recipient: Target; message: unknown; reason: string; metadata?: object }): Promise<string | Unavailable> {
+    if (typeof entry !== 'object' || entry === null) throw new InvalidArgumentError('entry', '{ recipient, message, reason, metadata? }', entry);
+    const { recipient, message, reason, metadata = {} } = entry;
+    if (typeof recipient === 'string' ? recipient === '' : !isPid(recipient)) throw new InvalidArgumentError('entry.recipient', 'a Pid or a registered name', recipient);
+    if (typeof reason !== 'string' || reason === '') throw new InvalidArgumentError('entry.reason', 'a non-empty string', reason);
+    if (typeof metadata !== 'object' || metadata === null) throw new InvalidArgumentError('entry.metadata', 'an object', metadata);
+    if (!this.#available()) return UNAVAILABLE;
+    try {
+      checkSerializable(message);
+      checkSerializable(metadata, 'metadata');
+    } catch (e) {
+      this.refused++;
+      throw e;
+    }
+    const now = this.#node.clock.now();
+    const id = await this.#node.trackIo(
+      this.store.add({
+        recipient: recipientText(recipient),
+        message,
+        reason,
+        metadata: metadata as Record<string, unknown>,
+        attempts: 0,
+        firstFailedAt: now,
+        lastAttemptAt: now,
+        nextRetryAt: now + backoffDelay(this.#settings.backoff, 1, this.#node.random),
+        lastError: (metadata as { lastError?: unknown }).lastError ?? reason,
+        status: 'pending',
+      }),
+    );
+    this.added++;
+    this.#node.telemetry.execute('keel.dead_letter_queue.message_added', {}, { id, recipient: recipientText(recipient), reason });
+    this.#start();
+    const process = this.#node.registry.whereis(DLQ_PROCESS);
+    if (process !== undefined) this.#node.send(process, REARM); // an earlier wake-up may be due
+    return id;
+  }
+
+  async list(filter: DeadLetterFilter & { limit?: number; cursor?: string } = {}): Promise<{ entries: DeadLetter[]; cursor?: string } | Unavailable> {
+    const f = checkFilter(filter);
+    const limit = filter.limit ?? 100;
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new InvalidArgumentError('filter.limit', 'a positive integer', limit);
+    if (filter.cursor !== undefined && (typeof filter.cursor !== 'string' || !/^\d+$/.test(filter.cursor))) throw new InvalidArgumentError('filter.cursor', 'a cursor returned by list', filter.cursor);
+    if (!this.#available()) return UNAVAILABLE;
+    return this.store.list(f, this.#node.clock.now(), limit, filter.cursor);
+  }
+
+  async get(id: string): Promise<DeadLetter | undefined | Unavailable> {
+    if (typeof id !== 'string' || id === '') throw new InvalidArgumentError('id', 'a dead letter id', id);
+    if (!this.#available()) return UNAVAILABLE;
+    return this.store.get(id);
+  }
+
+  async retry(
+    selection: DeadLetterFilter | string[],
+    options: { ratePerSecond?: number; signal?: AbortSignal } = {},
+  ): Promise<{ id: string; ok: boolean; reason?: string }[] | Unavailable> {
+    const ids = Array.isArray(selection) ? selection : undefined;
+    if (ids !== undefined && ids.some((id) => typeof id !== 'string' || id === '')) throw new InvalidArgumentError('ids', 'an array of dead letter ids', selection);
+    const filter = ids === undefined ? checkFilter(selection) : undefined;
+    const rate = options.ratePerSecond;
+    if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0)) throw new InvalidArgumentError('options.ratePerSecond', 'a positive number', rate);
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
+    if (!this.#available()) return UNAVAILABLE;
+    const records: Record_[] = [];
+    if (ids !== undefined) {
+      for (const id of ids) {
+        const r = this.store.get(id);
+        if (r !== undefined) records.push(r);
+      }
+    } else {
+      for (let cursor: string | undefined, page; ; cursor = page.cursor) {
+        page = this.store.list(filter!, this.#node.clock.now(), 1000, cursor);
+        records.push(...page.entries);
+        if (page.cursor === undefined) break;
+      }
+    }
+    const results: { id: string; ok: boolean; reason?: string }[] = [];
+    const found = new Set(records.map((r) => r.id));
+    for (const id of ids ?? []) if (!found.has(id)) results.push({ id, ok: false, reason: 'not_found' });
+    const signal = options.signal;
+    const aborted = (): boolean => signal?.aborted === true;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      if (i > 0 && rate !== undefined && !aborted()) await this.#pause(1000 / rate, signal);
+      results.push(aborted() ? { id: r.id, ok: false, reason: 'aborted' } : await this.#redeliver(r, true));
+    }
+    return results;
+  }
+
+  #pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = this.#node.setTimer(ms, () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      });
+      const onAbort = (): void => {
+        timer.cancel();
+        resolve();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  async purge(filter: DeadLetterFilter): Promise<number | Unavailable> {
+    const f = checkFilter(filter);
+    if (!this.#available()) return UNAVAILABLE;
+    const count = this.store.purge(f, this.#node.clock.now());
+    if (count > 0) this.#node.telemetry.execute('keel.dead_letter_queue.purged', { count }, { filter: f });
+    return count;
+  }
+
+  async stats(): Promise<{ pending: number; parked: number; added: number; retried: number; succeeded: number; evicted: number; refused: number } | Unavailable> {
+    if (!this.#available()) return UNAVAILABLE;
+    return { ...this.store.counts(), added: this.added, retried: this.retried, succeeded: this.succeeded, evicted: this.evicted, refused: this.refused };
+  }
+
+  /**
+   * Delivers one entry again: a name is resolved now; a pid of a dead process is parked at once as
+   * unrecoverable. Success removes the entry; a failure counts an attempt, and past `maxRetries`
+   * parks it. `manual` retries (from `retry()`) also take parked entries.
+   */
+  async #redeliver(r: Record_, manual: boolean): Promise<{ id: string; ok: boolean; reason?: string }> {
+    if (this.#busy.has(r.id)) return { id: r.id, ok: false, reason: 'in_progress' };
+    this.#busy.add(r.id);
+    try {
+      const node = this.#node;
+      const now = node.clock.now();
+      if (PID_TEXT.test(r.recipient) && !node.isAlive(Pid.parse(r.recipient))) {
+        this.#park(r, now, 'noproc', 'the recipient pid is dead: it never comes back');
+        return { id: r.id, ok: false, reason: 'noproc' };
+      }
+      const target = PID_TEXT.test(r.recipient) ? Pid.parse(r.recipient) : r.recipient;
+      const id = typeof r.metadata.id === 'string' ? r.metadata.id : undefined;
+      const outcome = await sendOnce(node, undefined, target, r.message, toSettings({ ack: 'enqueued', onError: 'ignore', ...(id === undefined ? {} : { id }) }));
+      this.retried++;
+      if (outcome.ok) {
+        this.store.remove(r.id);
+        this.succeeded++;
+        node.telemetry.execute('keel.dead_letter_queue.succeeded', { attempts: r.attempts + 1 }, { id: r.id, recipient: r.recipient, manual });
+        return { id: r.id, ok: true };
+      }
+      const attempts = r.attempts + 1;
+      node.telemetry.execute('keel.dead_letter_queue.retried', { attempt: attempts }, { id: r.id, recipient: r.recipient, reason: outcome.reason, manual });
+      if (attempts >= this.#settings.maxRetries) {
+        this.#park({ ...r, attempts }, now, outcome.reason, outcome.lastError);
+      } else {
+        this.store.update(r.id, {
+          attempts,
+          lastAttemptAt: now,
+          lastError: outcome.lastError,
+          status: 'pending',
+          nextRetryAt: now + backoffDelay(this.#settings.backoff, attempts + 1, node.random),
+        });
+      }
+      return { id: r.id, ok: false, reason: outcome.reason };
+    } finally {
+      this.#busy.delete(r.id);
+    }
+  }
+
+  #park(r: Record_, now: number, reason: string, error: unknown): void {
+    this.store.update(r.id, { attempts: r.attempts, lastAttemptAt: now, lastError: error, status: 'parked' });
+    this.#node.telemetry.execute('keel.dead_letter_queue.parked', { attempts: r.attempts }, { id: r.id, recipient: r.recipient, reason });
+  }
+
+  /**
+   * @internal The automatic retry, run by the queue's process when it wakes: re-read the store (a
+   * durable one may have been changed by the CLI), retry the due entries with bounded concurrency,
+   * expire parked entries past their TTL. Returns when to wake next.
+   */
+  async runDue(): Promise<number | undefined> {
+    if (!this.#available()) return undefined;
+    const node = this.#node;
+    const now = node.clock.now();
+    const expired = this.store.expire(now - this.#settings.parkedTtlMs);
+    if (expired > 0) node.telemetry.execute('keel.dead_letter_queue.purged', { count: expired }, { ttl: true });
+    const due = this.store.due(now, 10_000).filter((r) => !this.#busy.has(r.id));
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < due.length && this.#available()) await this.#redeliver(due[next++]!, false);
+    };
+    await Promise.all(Array.from({ length: Math.min(this.#settings.retryConcurrency, due.length) }, worker));
+    return this.nextWake();
+  }
+
+  /** @internal The next time the queue has something to do, if any. */
+  nextWake(): number | undefined {
+    if (!this.#available()) return undefined;
+    const pending = this.store.earliest();
+    const parked = this.store.earliestParked();
+    const expiry = parked === undefined ? undefined : parked + this.#settings.parkedTtlMs;
+    if (pending === undefined) return expiry;
+    return expiry === undefined ? pending : Math.min(pending, expiry);
+  }
+}
+
+const WAKE = 'wake';
+const REARM = Symbol('rearm');
+
+/**
+ * @internal The queue's process: one wake-up timer at the earliest due time (unref'd, on the node's
+ * clock); everything else lives in the store.
+ */
+export function deadLetterProcessSpec(queue: DeadLetterService): GenServerSpec<{ timer: ReturnType<Context['sendAfter']> | undefined; running: boolean }, never, never, undefined> {
+  const arm = (ctx: Context<any>, state: { timer: ReturnType<Context['sendAfter']> | undefined }): void => {
+    if (state.timer !== undefined) ctx.cancelTimer(state.timer);
+    state.timer = undefined;
+    const at = queue.nextWake();
+    if (at === undefined) return;
+    const delay = Math.max(0, at - ctx.node.clock.now());
+    state.timer = (ctx.node as KeelNode).sendAfter(ctx as Proc, ctx.self, WAKE, delay, true);
+  };
+  return {
+    init(_arg, ctx) {
+      ctx.trapExits();
+      const state = { timer: undefined, running: false };
+      arm(ctx, state);
+      return state;
+    },
+    async handleInfo(message, state, ctx) {
+      if (message === REARM) {
+        if (!state.running) arm(ctx, state);
+        return state;
+      }
+      if (message !== WAKE) return state;
+      state.timer = undefined;
+      state.running = true;
+      try {
+        await queue.runDue();
+      } finally {
+        state.running = false;
+      }
+      arm(ctx, state);
+      return state;
+    },
+  };
+}

@@ -1,0 +1,128 @@
+import { InvalidArgumentError, KeelError } from '../../errors.js';
+import type { DeadLetter, DeadLetterFilter } from '../../runtime/services.js';
+
+/** A message a durable store cannot keep (a function, a symbol, a class instance with behaviour). */
+export class NotSerializableError extends KeelError {
+  readonly path: string;
+  constructor(path: string, what: string) {
+    super('ERR_NOT_SERIALIZABLE', `a dead letter's message must be plain data (objects, arrays, primitives, bigints, Dates, Maps, Sets, typed arrays); ${path} is ${what}`);
+    this.path = path;
+  }
+}
+
+/** @internal A dead letter as the queue stores it. */
+export type Record_ = {
+  -readonly [K in keyof DeadLetter]: DeadLetter[K];
+};
+
+/** @internal What the queue gives a store for a new entry (the store assigns the id). */
+export type NewRecord = Omit<Record_, 'id'>;
+
+/**
+ * @internal The store behind a dead letter queue. Memory and SQLite implement it; one behaviour
+ * suite runs against both. Every method but `add` is synchronous (better-sqlite3 is).
+ */
+export interface DeadLetterStore {
+  readonly kind: 'memory' | 'sqlite';
+  /** Resolves with the new id once the record is stored (for SQLite: after its group commit). */
+  add(record: NewRecord): Promise<string>;
+  get(id: string): Record_ | undefined;
+  /** In insertion order, after `cursor` (an id) if given. */
+  list(filter: DeadLetterFilter, now: number, limit: number, cursor: string | undefined): { entries: Record_[]; cursor?: string };
+  update(id: string, changes: Partial<Pick<Record_, 'attempts' | 'lastAttemptAt' | 'nextRetryAt' | 'lastError' | 'status'>>): void;
+  remove(id: string): boolean;
+  /** Removes every entry matching the filter; returns how many. */
+  purge(filter: DeadLetterFilter, now: number): number;
+  /** Pending entries due at `now`, oldest first. */
+  due(now: number, limit: number): Record_[];
+  /** The earliest `nextRetryAt` of a pending entry. */
+  earliest(): number | undefined;
+  /** The earliest `lastAttemptAt` of a parked entry (its TTL runs from there). */
+  earliestParked(): number | undefined;
+  /** Removes parked entries whose last attempt is at or before `before`; returns how many. */
+  expire(before: number): number;
+  counts(): { pending: number; parked: number };
+  close(): void;
+}
+
+/** @internal Validates a filter; a bad one is a typed error, never a crash of the queue. */
+export function checkFilter(filter: unknown): DeadLetterFilter {
+  if (filter === undefined) return {};
+  if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) {
+    throw new InvalidArgumentError('filter', '{ status?, reason?, recipient?, olderThanMs? }', filter);
+  }
+  const f = filter as Record<string, unknown>;
+  for (const key of Object.keys(f)) {
+    if (!['status', 'reason', 'recipient', 'olderThanMs', 'limit', 'cursor'].includes(key)) {
+      throw new InvalidArgumentError(`filter.${key}`, 'one of status, reason, recipient, olderThanMs (and limit, cursor for list)', key);
+    }
+  }
+  if (f.status !== undefined && f.status !== 'pending' && f.status !== 'parked') throw new InvalidArgumentError('filter.status', "'pending' | 'parked'", f.status);
+  for (const key of ['reason', 'recipient'] as const) {
+    if (f[key] !== undefined && typeof f[key] !== 'string') throw new InvalidArgumentError(`filter.${key}`, 'a string', f[key]);
+  }
+  if (f.olderThanMs !== undefined && (typeof f.olderThanMs !== 'number' || !Number.isFinite(f.olderThanMs) || f.olderThanMs < 0)) {
+    throw new InvalidArgumentError('filter.olderThanMs', 'a number of ms >= 0', f.olderThanMs);
+  }
+  return f as DeadLetterFilter;
+}
+
+/** @internal True when a record matches a filter. */
+export function matches(r: Record_, filter: DeadLetterFilter, now: number): boolean {
+  if (filter.status !== undefined && r.status !== filter.status) return false;
+  if (filter.reason !== undefined && r.reason !== filter.reason) return false;
+  if (filter.recipient !== undefined && r.recipient !== filter.recipient) return false;
+  if (filter.olderThanMs !== undefined && now - r.firstFailedAt < filter.olderThanMs) return false;
+  return true;
+}
+
+const TYPED_ARRAYS = [
+  Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array,
+  Float32Array, Float64Array, BigInt64Array, BigUint64Array, DataView, ArrayBuffer,
+] as const;
+
+/**
+ * @internal The structural check both stores apply to a message, without cloning it: plain data
+ * only (what the structured clone algorithm keeps faithfully). Throws `NotSerializableError`.
+ */
+export function checkSerializable(value: unknown, path = 'message', seen = new Set<object>()): void {
+  switch (typeof value) {
+    case 'string':
+    case 'number':
+    case 'boolean':
+    case 'bigint':
+    case 'undefined':
+      return;
+    case 'function':
+      throw new NotSerializableError(path, 'a function');
+    case 'symbol':
+      throw new NotSerializableError(path, 'a symbol');
+  }
+  if (value === null) return;
+  const obj = value as object;
+  if (seen.has(obj)) return;
+  seen.add(obj);
+  if (obj instanceof Date || obj instanceof RegExp) return;
+  if (TYPED_ARRAYS.some((T) => obj instanceof T)) return;
+  if (Array.isArray(obj)) {
+    obj.forEach((v, i) => checkSerializable(v, `${path}[${i}]`, seen));
+    return;
+  }
+  if (obj instanceof Map) {
+    for (const [k, v] of obj) {
+      checkSerializable(k, `${path} (a Map key)`, seen);
+      checkSerializable(v, `${path}.get(${String(k)})`, seen);
+    }
+    return;
+  }
+  if (obj instanceof Set) {
+    for (const v of obj) checkSerializable(v, `${path} (a Set member)`, seen);
+    return;
+  }
+  const proto = Object.getPrototypeOf(obj);
+  if (proto !== Object.prototype && proto !== null && !(obj instanceof Error)) {
+    throw new NotSerializableError(path, `an instance of ${(proto as { constructor?: { name?: string } }).constructor?.name ?? 'a class'} (its behaviour would be lost)`);
+  }
+  if (Object.getOwnPropertySymbols(obj).length > 0) throw new NotSerializableError(path, 'an object with symbol keys');
+  for (const [k, v] of Object.entries(obj)) checkSerializable(v, `${path}.${k}`, seen);
+}

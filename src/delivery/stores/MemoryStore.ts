@@ -1,0 +1,119 @@
+import type { DeadLetterFilter } from '../../runtime/services.js';
+import { type DeadLetterStore, matches, type NewRecord, type Record_ } from './DeadLetterStore.js';
+
+/**
+ * @internal The default store: a Map in insertion order, bounded by `capacity`; past it the oldest
+ * entry is evicted (the queue reports it). Messages are kept by reference, after the same structural
+ * check a durable store applies, so behaviour does not change when a node moves to SQLite.
+ */
+export class MemoryStore implements DeadLetterStore {
+  readonly kind = 'memory' as const;
+  readonly #records = new Map<string, Record_>();
+  readonly #capacity: number;
+  readonly #onEvict: (record: Record_) => void;
+  #seq = 0;
+
+  constructor(capacity: number, onEvict: (record: Record_) => void) {
+    this.#capacity = capacity;
+    this.#onEvict = onEvict;
+  }
+
+  add(record: NewRecord): Promise<string> {
+    const id = String(++this.#seq);
+    this.#records.set(id, { id, ...record });
+    if (this.#records.size > this.#capacity) {
+      const oldest = this.#records.values().next().value!;
+      this.#records.delete(oldest.id);
+      this.#onEvict(oldest);
+    }
+    return Promise.resolve(id);
+  }
+
+  get(id: string): Record_ | undefined {
+    const r = this.#records.get(id);
+    return r === undefined ? undefined : { ...r };
+  }
+
+  list(filter: DeadLetterFilter, now: number, limit: number, cursor: string | undefined): { entries: Record_[]; cursor?: string } {
+    const entries: Record_[] = [];
+    const after = cursor === undefined ? 0 : Number(cursor);
+    let more = false;
+    for (const r of this.#records.values()) {
+      if (Number(r.id) <= after || !matches(r, filter, now)) continue;
+      if (entries.length === limit) {
+        more = true;
+        break;
+      }
+      entries.push({ ...r });
+    }
+    return more ? { entries, cursor: entries[entries.length - 1]!.id } : { entries };
+  }
+
+  update(id: string, changes: Partial<Record_>): void {
+    const r = this.#records.get(id);
+    if (r !== undefined) Object.assign(r, changes);
+  }
+
+  remove(id: string): boolean {
+    return this.#records.delete(id);
+  }
+
+  purge(filter: DeadLetterFilter, now: number): number {
+    let n = 0;
+    for (const r of [...this.#records.values()]) {
+      if (matches(r, filter, now)) {
+        this.#records.delete(r.id);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  due(now: number, limit: number): Record_[] {
+    const out: Record_[] = [];
+    for (const r of this.#records.values()) {
+      if (r.status === 'pending' && r.nextRetryAt <= now) {
+        out.push({ ...r });
+        if (out.length === limit) break;
+      }
+    }
+    return out;
+  }
+
+  earliest(): number | undefined {
+    let min: number | undefined;
+    for (const r of this.#records.values()) if (r.status === 'pending' && (min === undefined || r.nextRetryAt < min)) min = r.nextRetryAt;
+    return min;
+  }
+
+  earliestParked(): number | undefined {
+    let min: number | undefined;
+    for (const r of this.#records.values()) if (r.status === 'parked' && (min === undefined || r.lastAttemptAt < min)) min = r.lastAttemptAt;
+    return min;
+  }
+
+  expire(before: number): number {
+    let n = 0;
+    for (const r of [...this.#records.values()]) {
+      if (r.status === 'parked' && r.lastAttemptAt <= before) {
+        this.#records.delete(r.id);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  counts(): { pending: number; parked: number } {
+    let pending = 0;
+    let parked = 0;
+    for (const r of this.#records.values()) {
+      if (r.status === 'pending') pending++;
+      else parked++;
+    }
+    return { pending, parked };
+  }
+
+  close(): void {
+    // nothing to release: the records go with the node
+  }
+}

@@ -1,0 +1,254 @@
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { deserialize, serialize } from 'node:v8';
+import { KeelError } from '../../errors.js';
+import type { DeadLetterFilter } from '../../runtime/services.js';
+import type { DeadLetterStore, NewRecord, Record_ } from './DeadLetterStore.js';
+
+/** The SQLite store needs the optional peer dependency better-sqlite3. */
+export class MissingPeerError extends KeelError {
+  constructor(peer: string, feature: string) {
+    super('ERR_INVALID_ARGUMENT', `${feature} needs the optional peer dependency '${peer}': npm install ${peer}`);
+  }
+}
+
+/** Another node (in this or another OS process) owns the SQLite file. */
+export class StoreInUseError extends KeelError {
+  constructor(file: string, owner: string) {
+    super('ERR_STORE_IN_USE', `the dead letter store ${file} is owned by ${owner}; two nodes never share one queue`);
+  }
+}
+
+interface Row {
+  seq: number;
+  recipient: string;
+  message: Buffer;
+  reason: string;
+  metadata: Buffer;
+  attempts: number;
+  first_failed_at: number;
+  last_attempt_at: number;
+  next_retry_at: number;
+  last_error: Buffer | null;
+  status: 'pending' | 'parked';
+}
+
+type Statement = { run(...args: unknown[]): { changes: number; lastInsertRowid: number | bigint }; get(...args: unknown[]): unknown; all(...args: unknown[]): unknown[] };
+interface Database {
+  pragma(source: string): unknown;
+  exec(source: string): unknown;
+  prepare(source: string): Statement;
+  transaction<F extends (...args: any[]) => unknown>(fn: F): F;
+  close(): void;
+}
+
+/** Files open in this OS process, so that two nodes here never share one. */
+const openFiles = new Set<string>();
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS dead_letters (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  recipient TEXT NOT NULL,
+  message BLOB NOT NULL,
+  reason TEXT NOT NULL,
+  metadata BLOB NOT NULL,
+  attempts INTEGER NOT NULL,
+  first_failed_at INTEGER NOT NULL,
+  last_attempt_at INTEGER NOT NULL,
+  next_retry_at INTEGER NOT NULL,
+  last_error BLOB,
+  status TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_due ON dead_letters (status, next_retry_at);
+CREATE TABLE IF NOT EXISTS dead_letter_owner (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, os_pid INTEGER NOT NULL);
+`;
+
+function loadDriver(): new (file: string) => Database {
+  try {
+    return createRequire(import.meta.url)('better-sqlite3') as new (file: string) => Database;
+  } catch {
+    throw new MissingPeerError('better-sqlite3', 'the SQLite dead letter store');
+  }
+}
+
+function alive(osPid: number): boolean {
+  try {
+    process.kill(osPid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code === 'EPERM';
+  }
+}
+
+/**
+ * @internal The durable store: better-sqlite3 in WAL mode with `synchronous=NORMAL` (it survives a
+ * kill -9 of the OS process, not a power loss). Adds made in one turn of the event loop are written
+ * in one transaction (a group commit), and `add` resolves after it. Messages are stored with the
+ * structured clone serializer (`v8.serialize`). A node claims the file; the CLI opens it unclaimed.
+ */
+export class SqliteStore implements DeadLetterStore {
+  readonly kind = 'sqlite' as const;
+  readonly file: string;
+  readonly #db: Database;
+  readonly #claimed: boolean;
+  readonly #insert: Statement;
+  readonly #commit: (rows: NewRecord[]) => number[];
+  #batch: { record: NewRecord; resolve: (id: string) => void; reject: (e: unknown) => void }[] = [];
+  #closed = false;
+
+  constructor(file: string, owner: string | undefined) {
+    this.file = path.resolve(file);
+    const Driver = loadDriver();
+    if (owner !== undefined && openFiles.has(this.file)) throw new StoreInUseError(this.file, 'another node in this OS process');
+    const db = (this.#db = new Driver(this.file));
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.exec(SCHEMA);
+    this.#claimed = owner !== undefined;
+    if (owner !== undefined) {
+      const current = db.prepare('SELECT owner, os_pid FROM dead_letter_owner WHERE id = 1').get() as { owner: string; os_pid: number } | undefined;
+      if (current !== undefined && current.os_pid !== process.pid && alive(current.os_pid)) {
+        db.close();
+        throw new StoreInUseError(this.file, `${current.owner} (OS process ${current.os_pid})`);
+      }
+      db.prepare('INSERT OR REPLACE INTO dead_letter_owner (id, owner, os_pid) VALUES (1, ?, ?)').run(owner, process.pid);
+      openFiles.add(this.file);
+    }
+    this.#insert = db.prepare(
+      'INSERT INTO dead_letters (recipient, message, reason, metadata, attempts, first_failed_at, last_attempt_at, next_retry_at, last_error, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.#commit = db.transaction((rows: NewRecord[]) =>
+      rows.map((r) =>
+        Number(
+          this.#insert.run(r.recipient, serialize(r.message), r.reason, serialize(r.metadata), r.attempts, r.firstFailedAt, r.lastAttemptAt, r.nextRetryAt, r.lastError === undefined ? null : serialize(r.lastError), r.status)
+            .lastInsertRowid,
+        ),
+      ),
+    );
+  }
+
+  add(record: NewRecord): Promise<string> {
+    if (this.#closed) return Promise.reject(new KeelError('ERR_NODE_STOPPED', `the dead letter store ${this.file} is closed`));
+    return new Promise((resolve, reject) => {
+      if (this.#batch.push({ record, resolve, reject }) === 1) setImmediate(() => this.#flush());
+    });
+  }
+
+  /** Writes the adds of this turn in one transaction, then resolves them. */
+  #flush(): void {
+    const batch = this.#batch;
+    this.#batch = [];
+    if (batch.length === 0) return;
+    try {
+      const ids = this.#commit(batch.map((b) => b.record));
+      batch.forEach((b, i) => b.resolve(String(ids[i])));
+    } catch (e) {
+      for (const b of batch) b.reject(e);
+    }
+  }
+
+  get(id: string): Record_ | undefined {
+    const row = this.#db.prepare('SELECT * FROM dead_letters WHERE seq = ?').get(Number(id)) as Row | undefined;
+    return row === undefined ? undefined : toRecord(row);
+  }
+
+  list(filter: DeadLetterFilter, now: number, limit: number, cursor: string | undefined): { entries: Record_[]; cursor?: string } {
+    const { where, args } = whereOf(filter, now);
+    const after = cursor === undefined ? 0 : Number(cursor);
+    const rows = this.#db.prepare(`SELECT * FROM dead_letters WHERE seq > ?${where} ORDER BY seq LIMIT ?`).all(after, ...args, limit + 1) as Row[];
+    const entries = rows.slice(0, limit).map(toRecord);
+    return rows.length > limit ? { entries, cursor: entries[entries.length - 1]!.id } : { entries };
+  }
+
+  update(id: string, changes: Partial<Pick<Record_, 'attempts' | 'lastAttemptAt' | 'nextRetryAt' | 'lastError' | 'status'>>): void {
+    const columns: Record<string, string> = { attempts: 'attempts', lastAttemptAt: 'last_attempt_at', nextRetryAt: 'next_retry_at', lastError: 'last_error', status: 'status' };
+    const sets: string[] = [];
+    const args: unknown[] = [];
+    for (const [key, value] of Object.entries(changes)) {
+      sets.push(`${columns[key]!} = ?`);
+      args.push(key === 'lastError' ? (value === undefined ? null : serialize(value)) : value);
+    }
+    if (sets.length > 0) this.#db.prepare(`UPDATE dead_letters SET ${sets.join(', ')} WHERE seq = ?`).run(...args, Number(id));
+  }
+
+  remove(id: string): boolean {
+    return this.#db.prepare('DELETE FROM dead_letters WHERE seq = ?').run(Number(id)).changes > 0;
+  }
+
+  purge(filter: DeadLetterFilter, now: number): number {
+    const { where, args } = whereOf(filter, now);
+    return this.#db.prepare(`DELETE FROM dead_letters WHERE 1 = 1${where}`).run(...args).changes;
+  }
+
+  due(now: number, limit: number): Record_[] {
+    return (this.#db.prepare("SELECT * FROM dead_letters WHERE status = 'pending' AND next_retry_at <= ? ORDER BY seq LIMIT ?").all(now, limit) as Row[]).map(toRecord);
+  }
+
+  earliest(): number | undefined {
+    const row = this.#db.prepare("SELECT MIN(next_retry_at) AS at FROM dead_letters WHERE status = 'pending'").get() as { at: number | null };
+    return row.at ?? undefined;
+  }
+
+  earliestParked(): number | undefined {
+    const row = this.#db.prepare("SELECT MIN(last_attempt_at) AS at FROM dead_letters WHERE status = 'parked'").get() as { at: number | null };
+    return row.at ?? undefined;
+  }
+
+  expire(before: number): number {
+    return this.#db.prepare("DELETE FROM dead_letters WHERE status = 'parked' AND last_attempt_at <= ?").run(before).changes;
+  }
+
+  counts(): { pending: number; parked: number } {
+    const rows = this.#db.prepare('SELECT status, COUNT(*) AS n FROM dead_letters GROUP BY status').all() as { status: string; n: number }[];
+    return { pending: rows.find((r) => r.status === 'pending')?.n ?? 0, parked: rows.find((r) => r.status === 'parked')?.n ?? 0 };
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#flush();
+    this.#closed = true;
+    if (this.#claimed) {
+      this.#db.prepare('DELETE FROM dead_letter_owner WHERE id = 1 AND os_pid = ?').run(process.pid);
+      openFiles.delete(this.file);
+    }
+    this.#db.close();
+  }
+}
+
+function whereOf(filter: DeadLetterFilter, now: number): { where: string; args: unknown[] } {
+  let where = '';
+  const args: unknown[] = [];
+  if (filter.status !== undefined) {
+    where += ' AND status = ?';
+    args.push(filter.status);
+  }
+  if (filter.reason !== undefined) {
+    where += ' AND reason = ?';
+    args.push(filter.reason);
+  }
+  if (filter.recipient !== undefined) {
+    where += ' AND recipient = ?';
+    args.push(filter.recipient);
+  }
+  if (filter.olderThanMs !== undefined) {
+    where += ' AND first_failed_at <= ?';
+    args.push(now - filter.olderThanMs);
+  }
+  return { where, args };
+}
+
+function toRecord(row: Row): Record_ {
+  return {
+    id: String(row.seq),
+    recipient: row.recipient,
+    message: deserialize(row.message),
+    reason: row.reason,
+    metadata: deserialize(row.metadata) as Record<string, unknown>,
+    attempts: row.attempts,
+    firstFailedAt: row.first_failed_at,
+    lastAttemptAt: row.last_attempt_at,
+    nextRetryAt: row.next_retry_at,
+    lastError: row.last_error === null ? undefined : deserialize(row.last_error),
+    status: row.status,
+  };
+}
