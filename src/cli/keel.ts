@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 import { runDemo } from './demo.js';
+import { DLQ_USAGE, runDlq } from './dlq.js';
 
 const USAGE = `usage: keel <command>
 
 commands:
-  demo    run a small example of the kernel and print what happened`;
+  demo    run a small example of the kernel and print what happened
+  dlq     inspect and manage a SQLite dead letter store
+
+${DLQ_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command] = argv;
@@ -12,6 +16,8 @@ async function main(argv: string[]): Promise<number> {
     case 'demo':
       await runDemo();
       return 0;
+    case 'dlq':
+      return runDlq(argv.slice(1), (line) => console.log(line));
     case undefined:
     case '-h':
     case '--help':

@@ -137,7 +137,7 @@ export class DeadLetterService implements DeadLetterQueue {
         attempts: 0,
         firstFailedAt: now,
         lastAttemptAt: now,
-        nextRetryAt: now + backoffDelay(this.#settings.backoff, 1, this.#node.random),
+        nextRetryAt: now + Math.round(backoffDelay(this.#settings.backoff, 1, this.#node.random)),
         lastError: (metadata as { lastError?: unknown }).lastError ?? reason,
         status: 'pending',
       }),
@@ -264,7 +264,7 @@ export class DeadLetterService implements DeadLetterQueue {
           lastAttemptAt: now,
           lastError: outcome.lastError,
           status: 'pending',
-          nextRetryAt: now + backoffDelay(this.#settings.backoff, attempts + 1, node.random),
+          nextRetryAt: now + Math.round(backoffDelay(this.#settings.backoff, attempts + 1, node.random)),
         });
       }
       return { id: r.id, ok: false, reason: outcome.reason };
@@ -310,6 +310,7 @@ export class DeadLetterService implements DeadLetterQueue {
 }
 
 const WAKE = 'wake';
+const DURABLE_POLL_MS = 5000;
 const REARM = Symbol('rearm');
 
 /**
@@ -321,8 +322,10 @@ export function deadLetterProcessSpec(queue: DeadLetterService): GenServerSpec<{
     if (state.timer !== undefined) ctx.cancelTimer(state.timer);
     state.timer = undefined;
     const at = queue.nextWake();
-    if (at === undefined) return;
-    const delay = Math.max(0, at - ctx.node.clock.now());
+    // a durable store may be changed by the CLI (`keel dlq retry`): look at it again at least every 5 s
+    const durable = queue.store.kind === 'sqlite';
+    if (at === undefined && !durable) return;
+    const delay = Math.min(at === undefined ? Infinity : Math.max(0, at - ctx.node.clock.now()), durable ? DURABLE_POLL_MS : Infinity);
     state.timer = (ctx.node as KeelNode).sendAfter(ctx as Proc, ctx.self, WAKE, delay, true);
   };
   return {

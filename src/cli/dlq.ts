@@ -1,0 +1,129 @@
+import { checkFilter, type Record_ } from '../delivery/stores/DeadLetterStore.js';
+import { SqliteStore } from '../delivery/stores/SqliteStore.js';
+import type { DeadLetterFilter } from '../runtime/services.js';
+
+export const DLQ_USAGE = `usage: keel dlq <list|show|retry|purge> --store <file.db> [options]
+
+  list   [--status pending|parked] [--reason R] [--recipient R] [--older-than MS] [--limit N] [--json]
+  show   <id> [--json]
+  retry  <id>... | [filters]   mark entries due now; the node that owns the store delivers them at its next wake
+  purge  [filters]             delete matching entries (at least one filter, or --all)`;
+
+interface Parsed {
+  command: string | undefined;
+  store: string | undefined;
+  json: boolean;
+  all: boolean;
+  ids: string[];
+  filter: DeadLetterFilter & { limit?: number };
+}
+
+function parse(argv: string[]): Parsed {
+  const out: Parsed = { command: argv[0], store: undefined, json: false, all: false, ids: [], filter: {} };
+  const filter: Record<string, unknown> = {};
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    switch (a) {
+      case '--store': out.store = value(); break;
+      case '--json': out.json = true; break;
+      case '--all': out.all = true; break;
+      case '--status': filter.status = value(); break;
+      case '--reason': filter.reason = value(); break;
+      case '--recipient': filter.recipient = value(); break;
+      case '--older-than': filter.olderThanMs = Number(value()); break;
+      case '--limit': filter.limit = Number(value()); break;
+      default:
+        if (a.startsWith('--')) throw new Error(`unknown option ${a}`);
+        out.ids.push(a);
+    }
+  }
+  const { limit, ...rest } = filter;
+  out.filter = { ...checkFilter(rest), ...(limit === undefined ? {} : { limit: limit as number }) };
+  return out;
+}
+
+function table(records: Record_[]): string {
+  const rows = records.map((r) => [r.id, r.status, r.recipient, r.reason, String(r.attempts), new Date(r.nextRetryAt).toISOString(), preview(r.message)]);
+  const head = ['id', 'status', 'recipient', 'reason', 'attempts', 'next retry', 'message'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(head), ...rows.map(line)].join('\n');
+}
+
+function preview(message: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(message, replacer) ?? String(message);
+  } catch {
+    text = String(message);
+  }
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+function replacer(_key: string, v: unknown): unknown {
+  return typeof v === 'bigint' ? `${v}n` : v instanceof Map ? Object.fromEntries(v) : v instanceof Set ? [...v] : v;
+}
+
+function json(value: unknown): string {
+  return JSON.stringify(value, replacer, 2);
+}
+
+/** `keel dlq …`: works on a SQLite dead letter store directly (there is no live node). */
+export function runDlq(argv: string[], print: (line: string) => void, now: () => number = () => Date.now()): number {
+  let args: Parsed;
+  try {
+    args = parse(argv);
+  } catch (e) {
+    print(`keel dlq: ${(e as Error).message}\n\n${DLQ_USAGE}`);
+    return 2;
+  }
+  if (args.command === undefined || !['list', 'show', 'retry', 'purge'].includes(args.command) || args.store === undefined) {
+    print(DLQ_USAGE);
+    return 2;
+  }
+  const store = new SqliteStore(args.store, undefined);
+  try {
+    const t = now();
+    switch (args.command) {
+      case 'list': {
+        const { limit = 100, ...filter } = args.filter;
+        const { entries } = store.list(filter, t, limit, undefined);
+        print(args.json ? json(entries) : entries.length === 0 ? '(no dead letters)' : table(entries));
+        return 0;
+      }
+      case 'show': {
+        const r = args.ids[0] === undefined ? undefined : store.get(args.ids[0]);
+        if (r === undefined) {
+          print(`keel dlq: no dead letter ${args.ids[0] ?? '(give an id)'}`);
+          return 1;
+        }
+        print(args.json ? json(r) : Object.entries(r).map(([k, v]) => `${k.padEnd(14)} ${k === 'message' || k === 'metadata' || k === 'lastError' ? json(v) : String(v)}`).join('\n'));
+        return 0;
+      }
+      case 'retry': {
+        const targets = args.ids.length > 0 ? args.ids.map((id) => store.get(id)).filter((r): r is Record_ => r !== undefined) : store.list(args.filter, t, 1_000_000, undefined).entries;
+        for (const r of targets) store.update(r.id, { status: 'pending', nextRetryAt: t });
+        print(args.json ? json({ marked: targets.map((r) => r.id) }) : `marked ${targets.length} dead letter(s) due now; the owning node delivers them at its next wake`);
+        return 0;
+      }
+      case 'purge': {
+        const { limit: _limit, ...filter } = args.filter;
+        if (Object.keys(filter).length === 0 && !args.all) {
+          print('keel dlq purge: give a filter, or --all to delete every entry');
+          return 2;
+        }
+        const n = store.purge(filter, t);
+        print(args.json ? json({ purged: n }) : `purged ${n} dead letter(s)`);
+        return 0;
+      }
+    }
+    return 2;
+  } finally {
+    store.close();
+  }
+}
