@@ -77,6 +77,7 @@ export class ManagedMonitors implements MonitorManager {
   }
 
   monitor(ctx: Context<any>, target: Target, options?: { tag?: string; expectedLifetime?: 'short' | 'long' }): Ref | { error: 'noproc' | 'unavailable' } {
+    if (this.#node.stopped) return UNAVAILABLE;
     const owner = this.#owner(ctx, 'monitor');
     if (options !== undefined && (typeof options !== 'object' || options === null)) throw new InvalidArgumentError('options', '{ tag?, expectedLifetime? }', options);
     const tag = options?.tag;
@@ -101,6 +102,7 @@ export class ManagedMonitors implements MonitorManager {
   }
 
   demonitor(ctx: Context<any>, ref: Ref, options?: { flush?: boolean }): 'ok' | 'not_found' | 'not_owner' | Unavailable {
+    if (this.#node.stopped) return UNAVAILABLE;
     const owner = this.#owner(ctx, 'demonitor');
     if (!(ref instanceof RefImpl)) throw new InvalidArgumentError('ref', 'a Ref returned by monitor', ref);
     if (this.#node.stopped) return UNAVAILABLE;
