@@ -7,6 +7,7 @@ import { monitorDemonitor } from './monitor_demonitor.mjs';
 import { genserverCall } from './genserver_call.mjs';
 import { supervisorRestart } from './supervisor_restart.mjs';
 import { managedMonitor } from './managed_monitor.mjs';
+import { broadcast10k, dlqIngest, supervisedSend } from './delivery.mjs';
 
 const [system, bench] = process.argv.slice(-2);
 const sys = bench === 'managed_monitor' ? keel.createSystem({ captureStacks: false }) : (system === 'raw' ? raw : keel).createSystem();
@@ -32,6 +33,16 @@ async function run() {
       return genserverCall(system, sys);
     case 'supervisor_restart':
       return supervisorRestart(sys);
+    case 'supervised_send_enqueued':
+      return supervisedSend(system, keel.createSystem(), 'enqueued');
+    case 'supervised_send_handled':
+      return supervisedSend(system, keel.createSystem(), 'handled');
+    case 'broadcast_10k':
+      return broadcast10k(system, keel.createSystem());
+    case 'dlq_ingest_memory':
+      return dlqIngest(system, 'memory');
+    case 'dlq_ingest_sqlite':
+      return dlqIngest(system, 'sqlite');
     case 'managed_monitor':
       return managedMonitor(system, system === 'raw' ? keel.createSystem({ captureStacks: false }) : sys);
     default:

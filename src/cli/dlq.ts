@@ -43,6 +43,7 @@ function parse(argv: string[]): Parsed {
     }
   }
   const { limit, ...rest } = filter;
+  if (limit !== undefined && (!Number.isSafeInteger(limit) || (limit as number) < 1)) throw new Error(`--limit must be a positive integer, got ${String(limit)}`);
   out.filter = { ...checkFilter(rest), ...(limit === undefined ? {} : { limit: limit as number }) };
   return out;
 }

@@ -67,6 +67,10 @@ export class DeadLetterService implements DeadLetterQueue {
   succeeded = 0;
   evicted = 0;
   refused = 0;
+  /** When the queue's process will wake next (Infinity when it sleeps with nothing to do). */
+  armedAt = Infinity;
+  #rearmSent = false;
+  readonly #addedProbe: { readonly active: boolean };
   /** Entries being retried now (by the automatic retry or `retry()`), never retried twice at once. */
   readonly #busy = new Set<string>();
 
@@ -76,6 +80,7 @@ export class DeadLetterService implements DeadLetterQueue {
     this.#node = node;
     this.#settings = settings(o);
     this.#ensureStarted = ensureStarted;
+    this.#addedProbe = node.telemetry.probe('keel.dead_letter_queue.message_added');
     const store = o.store ?? { kind: 'memory' };
     if (store.kind === 'sqlite') {
       if (typeof store.path !== 'string' || store.path === '') throw new InvalidArgumentError('services.deadLetters.store.path', 'a file path', store.path);
@@ -89,8 +94,11 @@ export class DeadLetterService implements DeadLetterQueue {
       throw new InvalidArgumentError('services.deadLetters.store', "{ kind: 'memory' } | { kind: 'sqlite', path }", store);
     }
     node.onShutdown(() => this.close());
-    // a durable store may hold entries from an earlier run: start the retry process for them
-    if (this.store.earliest() !== undefined || this.store.earliestParked() !== undefined) this.#start();
+  }
+
+  /** True when the store holds entries (a durable store, from an earlier run): its process must run. */
+  hasWork(): boolean {
+    return this.store.earliest() !== undefined || this.store.earliestParked() !== undefined;
   }
 
   get settings(): Readonly<Settings> {
@@ -113,7 +121,17 @@ export class DeadLetterService implements DeadLetterQueue {
     this.#ensureStarted();
   }
 
-  async add(entry: { recipient: Target; message: unknown; reason: string; metadata?: object }): Promise<string | Unavailable> {
+  add(entry: { recipient: Target; message: unknown; reason: string; metadata?: object }): Promise<string | Unavailable> {
+    try {
+      const stored = this.#add(entry);
+      return typeof stored === 'object' && stored !== null && 'then' in stored ? stored : Promise.resolve(stored);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** The id at once for the memory store, a promise of it for a durable one. */
+  #add(entry: { recipient: Target; message: unknown; reason: string; metadata?: object }): string | Unavailable | Promise<string> {
     if (typeof entry !== 'object' || entry === null) throw new InvalidArgumentError('entry', '{ recipient, message, reason, metadata? }', entry);
     const { recipient, message, reason, metadata = {} } = entry;
     if (typeof recipient === 'string' ? recipient === '' : !isPid(recipient)) throw new InvalidArgumentError('entry.recipient', 'a Pid or a registered name', recipient);
@@ -128,8 +146,8 @@ export class DeadLetterService implements DeadLetterQueue {
       throw e;
     }
     const now = this.#node.clock.now();
-    const id = await this.#node.trackIo(
-      this.store.add({
+    const nextRetryAt = now + Math.round(backoffDelay(this.#settings.backoff, 1, this.#node.random));
+    const stored = this.store.add({
         recipient: recipientText(recipient),
         message,
         reason,
@@ -137,21 +155,31 @@ export class DeadLetterService implements DeadLetterQueue {
         attempts: 0,
         firstFailedAt: now,
         lastAttemptAt: now,
-        nextRetryAt: now + Math.round(backoffDelay(this.#settings.backoff, 1, this.#node.random)),
+        nextRetryAt,
         lastError: (metadata as { lastError?: unknown }).lastError ?? reason,
         status: 'pending',
-      }),
-    );
+    });
+    if (typeof stored === 'string') return this.#added(stored, recipient, reason, nextRetryAt);
+    return this.#node.trackIo(stored).then((id) => this.#added(id, recipient, reason, nextRetryAt));
+  }
+
+  #added(id: string, recipient: Target, reason: string, nextRetryAt: number): string {
     this.added++;
-    this.#node.telemetry.execute('keel.dead_letter_queue.message_added', {}, { id, recipient: recipientText(recipient), reason });
+    if (this.#addedProbe.active) this.#node.telemetry.execute('keel.dead_letter_queue.message_added', {}, { id, recipient: recipientText(recipient), reason });
     this.#start();
-    const process = this.#node.registry.whereis(DLQ_PROCESS);
-    if (process !== undefined) this.#node.send(process, REARM); // an earlier wake-up may be due
+    // the process sleeps until `armedAt`: wake it earlier only for an entry due before that, once
+    if (nextRetryAt < this.armedAt && !this.#rearmSent) {
+      const process = this.#node.registry.whereis(DLQ_PROCESS);
+      if (process !== undefined) {
+        this.#rearmSent = true;
+        this.#node.send(process, REARM);
+      }
+    }
     return id;
   }
 
   async list(filter: DeadLetterFilter & { limit?: number; cursor?: string } = {}): Promise<{ entries: DeadLetter[]; cursor?: string } | Unavailable> {
-    const f = checkFilter(filter);
+    const f = checkFilter(filter, true);
     const limit = filter.limit ?? 100;
     if (!Number.isSafeInteger(limit) || limit < 1) throw new InvalidArgumentError('filter.limit', 'a positive integer', limit);
     if (filter.cursor !== undefined && (typeof filter.cursor !== 'string' || !/^\d+$/.test(filter.cursor))) throw new InvalidArgumentError('filter.cursor', 'a cursor returned by list', filter.cursor);
@@ -289,13 +317,20 @@ export class DeadLetterService implements DeadLetterQueue {
     const now = node.clock.now();
     const expired = this.store.expire(now - this.#settings.parkedTtlMs);
     if (expired > 0) node.telemetry.execute('keel.dead_letter_queue.purged', { count: expired }, { ttl: true });
-    const due = this.store.due(now, 10_000).filter((r) => !this.#busy.has(r.id));
+    // a bounded batch per wake: the process wakes again at once if more are due
+    const due = this.store.due(now, this.#settings.retryConcurrency * 64).filter((r) => !this.#busy.has(r.id));
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < due.length && this.#available()) await this.#redeliver(due[next++]!, false);
     };
     await Promise.all(Array.from({ length: Math.min(this.#settings.retryConcurrency, due.length) }, worker));
     return this.nextWake();
+  }
+
+  /** @internal The process armed its wake-up for `at` (Infinity: none). */
+  armed(at: number): void {
+    this.armedAt = at;
+    this.#rearmSent = false;
   }
 
   /** @internal The next time the queue has something to do, if any. */
@@ -324,9 +359,14 @@ export function deadLetterProcessSpec(queue: DeadLetterService): GenServerSpec<{
     const at = queue.nextWake();
     // a durable store may be changed by the CLI (`keel dlq retry`): look at it again at least every 5 s
     const durable = queue.store.kind === 'sqlite';
-    if (at === undefined && !durable) return;
-    const delay = Math.min(at === undefined ? Infinity : Math.max(0, at - ctx.node.clock.now()), durable ? DURABLE_POLL_MS : Infinity);
+    const now = ctx.node.clock.now();
+    const delay = Math.min(at === undefined ? Infinity : Math.max(0, at - now), durable ? DURABLE_POLL_MS : Infinity);
+    if (delay === Infinity) {
+      queue.armed(Infinity);
+      return;
+    }
     state.timer = (ctx.node as KeelNode).sendAfter(ctx as Proc, ctx.self, WAKE, delay, true);
+    queue.armed(now + delay);
   };
   return {
     init(_arg, ctx) {
@@ -338,6 +378,7 @@ export function deadLetterProcessSpec(queue: DeadLetterService): GenServerSpec<{
     async handleInfo(message, state, ctx) {
       if (message === REARM) {
         if (!state.running) arm(ctx, state);
+        else queue.armed(-Infinity); // re-armed when the run ends
         return state;
       }
       if (message !== WAKE) return state;

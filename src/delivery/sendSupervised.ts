@@ -1,6 +1,6 @@
 import { DeadlockError, DeliveryError, InvalidArgumentError, toError } from '../errors.js';
 import { nodeOf } from '../otp/internal/calls.js';
-import { ExitWatcher, F_RUNNING, Proc } from '../runtime/internal/Proc.js';
+import { ExitWatcher, F_BUSY, F_RUNNING, Proc } from '../runtime/internal/Proc.js';
 import { monotonicClock } from '../runtime/Clock.js';
 import { formatReason } from '../runtime/messages.js';
 import { Delivery, type KeelNode } from '../runtime/Node.js';
@@ -94,7 +94,7 @@ export function toSettings(options: SendOptions | undefined): Settings {
   if (!Number.isSafeInteger(retries) || retries < 0) throw new InvalidArgumentError('options.retries', 'an integer >= 0', options.retries);
   const onError = options.onError ?? 'log';
   if (!ON_ERROR.includes(onError)) throw new InvalidArgumentError('options.onError', "'log' | 'dead_letter' | 'ignore' | 'raise'", options.onError);
-  const metadata = options.metadata ?? EMPTY_METADATA;
+  const metadata = options.metadata === undefined ? EMPTY_METADATA : options.metadata;
   if (typeof metadata !== 'object' || metadata === null) throw new InvalidArgumentError('options.metadata', 'an object', metadata);
   if (options.id !== undefined && (typeof options.id !== 'string' || options.id === '')) throw new InvalidArgumentError('options.id', 'a non-empty string', options.id);
   if (options.retryOnCrash !== undefined && typeof options.retryOnCrash !== 'boolean') throw new InvalidArgumentError('options.retryOnCrash', 'a boolean', options.retryOnCrash);
@@ -143,6 +143,7 @@ class Send extends ExitWatcher {
   #timer: { cancel(): boolean } | undefined = undefined;
   #inflight: PidImpl | undefined = undefined;
   #onAbort: (() => void) | undefined = undefined;
+  #unhookShutdown: (() => void) | undefined = undefined;
 
   constructor(node: KeelNode, sender: Proc | undefined, to: Target, message: unknown, s: Settings, resolve: (outcome: SendOutcome) => void) {
     super();
@@ -198,6 +199,7 @@ class Send extends ExitWatcher {
     if (r !== Delivery.Enqueued) return this.#failed(r === Delivery.MailboxFull ? MAILBOX_FULL : NOPROC_PID);
     if (this.done) return; // settled synchronously (evicted at once, say)
     this.#inflight = target.self;
+    this.#watchShutdown();
     const timeout = Math.min(s.timeout, this.#remaining());
     if (timeout !== Infinity) {
       this.#timer = node.setTimer(timeout, () => {
@@ -239,6 +241,7 @@ class Send extends ExitWatcher {
     if (!f.retry || this.attempts > this.s.retries) return this.finish(this.#fail(f));
     const delay = backoffDelay(this.s.backoff, this.attempts, this.node.random);
     if (delay > this.#remaining()) return this.finish(this.#fail(f));
+    this.#watchShutdown();
     this.node.telemetry.execute('keel.supervised_send.retry', { attempt: this.attempts + 1, delayMs: delay }, { id: this.id, to: this.to, reason: f.reason, ...this.s.metadata });
     this.#timer = this.node.setTimer(delay, () => {
       this.#timer = undefined;
@@ -258,6 +261,15 @@ class Send extends ExitWatcher {
     return this.s.deadline === Infinity ? Infinity : this.s.deadline - (this.node.clock.now() - this.startedAt);
   }
 
+  /** A send still waiting when the node shuts down is settled with `noproc` (its timers stop). */
+  #watchShutdown(): void {
+    this.#unhookShutdown ??= this.node.onShutdown(() => {
+      this.#unhookShutdown = undefined;
+      this.#inflight = undefined;
+      this.finish(this.#fail({ reason: 'noproc', retry: false, error: 'the node shut down' }));
+    });
+  }
+
   #cancelTimer(): void {
     this.#timer?.cancel();
     this.#timer = undefined;
@@ -269,6 +281,8 @@ class Send extends ExitWatcher {
     this.#resolve = undefined;
     this.#cancelTimer();
     this.node.unwatchExit(this);
+    this.#unhookShutdown?.();
+    this.#unhookShutdown = undefined;
     if (this.#onAbort !== undefined) this.s.signal!.removeEventListener('abort', this.#onAbort);
     resolve(outcome);
   }
@@ -318,7 +332,8 @@ export function checkTarget(to: unknown, argument = 'to'): asserts to is Target 
 
 /** @internal The send itself, without telemetry (broadcast reuses it). */
 export function sendOnce(node: KeelNode, sender: Proc | undefined, to: Target, message: unknown, s: Settings): Promise<SendOutcome> {
-  if (s.ack === 'handled' && sender !== undefined && (sender.flags & F_RUNNING) !== 0) {
+  // inside its own handler (a synchronous one, or an async one awaiting): waiting for itself
+  if (s.ack === 'handled' && sender !== undefined && (sender.flags & (F_RUNNING | F_BUSY)) !== 0) {
     const target = node.lookupTarget(to);
     if (target === sender) return Promise.reject(new DeadlockError(String(sender.self), "sent itself a message with ack 'handled' from its own handler"));
   }

@@ -739,9 +739,10 @@ export class KeelNode implements Node {
   // ---- exits, links, monitors -----------------------------------------------------------------
 
   /** @internal Kills `p` with `reason` now: cleanup, Downs, exit signals to links, death hooks. */
-  die(p: Proc, reason: ExitReason): void {
+  die(p: Proc, reason: ExitReason, own = false): void {
     if ((p.flags & F_DEAD) !== 0) return;
-    const wasRunning = (p.flags & F_RUNNING) !== 0;
+    // the process ended itself (ctx.exit), from its handler's frame or its async continuation
+    const wasRunning = own || (p.flags & F_RUNNING) !== 0;
     p.flags = (p.flags | F_DEAD) & ~F_SCHEDULED;
     this.#clearBusy(p);
     this.#procs.delete(p.self.id);

@@ -40,6 +40,8 @@ export function serviceSlots(options: boolean | ServicesOptions | undefined): Se
     deadLetters: (node: Node) => {
       const keel = node as KeelNode;
       deadLetters = new DeadLetterService(keel, opts.deadLetters, () => start(keel));
+      // a durable store may hold entries from an earlier run: its retries start with the node
+      if (deadLetters.hasWork()) start(keel);
       return deadLetters;
     },
   };

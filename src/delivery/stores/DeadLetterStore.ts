@@ -24,8 +24,8 @@ export type NewRecord = Omit<Record_, 'id'>;
  */
 export interface DeadLetterStore {
   readonly kind: 'memory' | 'sqlite';
-  /** Resolves with the new id once the record is stored (for SQLite: after its group commit). */
-  add(record: NewRecord): Promise<string>;
+  /** The new id, at once (memory) or once the record is stored (SQLite: after its group commit). */
+  add(record: NewRecord): string | Promise<string>;
   get(id: string): Record_ | undefined;
   /** In insertion order, after `cursor` (an id) if given. */
   list(filter: DeadLetterFilter, now: number, limit: number, cursor: string | undefined): { entries: Record_[]; cursor?: string };
@@ -46,15 +46,16 @@ export interface DeadLetterStore {
 }
 
 /** @internal Validates a filter; a bad one is a typed error, never a crash of the queue. */
-export function checkFilter(filter: unknown): DeadLetterFilter {
+export function checkFilter(filter: unknown, listing = false): DeadLetterFilter {
   if (filter === undefined) return {};
   if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) {
     throw new InvalidArgumentError('filter', '{ status?, reason?, recipient?, olderThanMs? }', filter);
   }
   const f = filter as Record<string, unknown>;
+  const keys = listing ? ['status', 'reason', 'recipient', 'olderThanMs', 'limit', 'cursor'] : ['status', 'reason', 'recipient', 'olderThanMs'];
   for (const key of Object.keys(f)) {
-    if (!['status', 'reason', 'recipient', 'olderThanMs', 'limit', 'cursor'].includes(key)) {
-      throw new InvalidArgumentError(`filter.${key}`, 'one of status, reason, recipient, olderThanMs (and limit, cursor for list)', key);
+    if (!keys.includes(key)) {
+      throw new InvalidArgumentError(`filter.${key}`, listing ? 'one of status, reason, recipient, olderThanMs, limit, cursor' : 'one of status, reason, recipient, olderThanMs', key);
     }
   }
   if (f.status !== undefined && f.status !== 'pending' && f.status !== 'parked') throw new InvalidArgumentError('filter.status', "'pending' | 'parked'", f.status);
@@ -84,45 +85,59 @@ const TYPED_ARRAYS = [
 /**
  * @internal The structural check both stores apply to a message, without cloning it: plain data
  * only (what the structured clone algorithm keeps faithfully). Throws `NotSerializableError`.
+ * A first pass keeps no set of seen objects (messages are trees); only a structure deeper than 64
+ * levels (a cycle, most likely) is checked again with one.
  */
-export function checkSerializable(value: unknown, path = 'message', seen = new Set<object>()): void {
+export function checkSerializable(value: unknown, path = 'message'): void {
+  if (!walk(value, path, 0, undefined)) walk(value, path, 0, new Set());
+}
+
+const MAX_DEPTH = 64;
+
+/** False when it gave up (too deep without a seen-set); throws for what cannot be stored. */
+function walk(value: unknown, path: string, depth: number, seen: Set<object> | undefined): boolean {
   switch (typeof value) {
     case 'string':
     case 'number':
     case 'boolean':
     case 'bigint':
     case 'undefined':
-      return;
+      return true;
     case 'function':
       throw new NotSerializableError(path, 'a function');
     case 'symbol':
       throw new NotSerializableError(path, 'a symbol');
   }
-  if (value === null) return;
+  if (value === null) return true;
   const obj = value as object;
-  if (seen.has(obj)) return;
-  seen.add(obj);
-  if (obj instanceof Date || obj instanceof RegExp) return;
-  if (TYPED_ARRAYS.some((T) => obj instanceof T)) return;
+  if (seen !== undefined) {
+    if (seen.has(obj)) return true;
+    seen.add(obj);
+  } else if (depth > MAX_DEPTH) {
+    return false;
+  }
+  const next = depth + 1;
   if (Array.isArray(obj)) {
-    obj.forEach((v, i) => checkSerializable(v, `${path}[${i}]`, seen));
-    return;
-  }
-  if (obj instanceof Map) {
-    for (const [k, v] of obj) {
-      checkSerializable(k, `${path} (a Map key)`, seen);
-      checkSerializable(v, `${path}.get(${String(k)})`, seen);
-    }
-    return;
-  }
-  if (obj instanceof Set) {
-    for (const v of obj) checkSerializable(v, `${path} (a Set member)`, seen);
-    return;
+    for (let i = 0; i < obj.length; i++) if (!walk(obj[i], `${path}[${i}]`, next, seen)) return false;
+    return true;
   }
   const proto = Object.getPrototypeOf(obj);
-  if (proto !== Object.prototype && proto !== null && !(obj instanceof Error)) {
-    throw new NotSerializableError(path, `an instance of ${(proto as { constructor?: { name?: string } }).constructor?.name ?? 'a class'} (its behaviour would be lost)`);
+  if (proto === Object.prototype || proto === null) {
+    if (Object.getOwnPropertySymbols(obj).length > 0) throw new NotSerializableError(path, 'an object with symbol keys');
+    for (const key in obj) {
+      if (Object.prototype.hasOwnProperty.call(obj, key) && !walk((obj as Record<string, unknown>)[key], `${path}.${key}`, next, seen)) return false;
+    }
+    return true;
   }
-  if (Object.getOwnPropertySymbols(obj).length > 0) throw new NotSerializableError(path, 'an object with symbol keys');
-  for (const [k, v] of Object.entries(obj)) checkSerializable(v, `${path}.${k}`, seen);
+  if (obj instanceof Date || obj instanceof RegExp || obj instanceof Error) return true;
+  if (TYPED_ARRAYS.some((T) => obj instanceof T)) return true;
+  if (obj instanceof Map) {
+    for (const [k, v] of obj) if (!walk(k, `${path} (a Map key)`, next, seen) || !walk(v, `${path}.get(${String(k)})`, next, seen)) return false;
+    return true;
+  }
+  if (obj instanceof Set) {
+    for (const v of obj) if (!walk(v, `${path} (a Set member)`, next, seen)) return false;
+    return true;
+  }
+  throw new NotSerializableError(path, `an instance of ${(proto as { constructor?: { name?: string } }).constructor?.name ?? 'a class'} (its behaviour would be lost)`);
 }

@@ -18,15 +18,17 @@ export class MemoryStore implements DeadLetterStore {
     this.#onEvict = onEvict;
   }
 
-  add(record: NewRecord): Promise<string> {
+  add(record: NewRecord): string {
     const id = String(++this.#seq);
-    this.#records.set(id, { id, ...record });
+    // the queue hands over a fresh object: it becomes the stored record (no copy)
+    (record as Record_).id = id;
+    this.#records.set(id, record as Record_);
     if (this.#records.size > this.#capacity) {
       const oldest = this.#records.values().next().value!;
       this.#records.delete(oldest.id);
       this.#onEvict(oldest);
     }
-    return Promise.resolve(id);
+    return id;
   }
 
   get(id: string): Record_ | undefined {

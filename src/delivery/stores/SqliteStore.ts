@@ -45,6 +45,8 @@ interface Database {
 /** Files open in this OS process, so that two nodes here never share one. */
 const openFiles = new Set<string>();
 
+const COLUMNS: Record<string, string> = { attempts: 'attempts', lastAttemptAt: 'last_attempt_at', nextRetryAt: 'next_retry_at', lastError: 'last_error', status: 'status' };
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS dead_letters (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -94,6 +96,9 @@ export class SqliteStore implements DeadLetterStore {
   readonly #insert: Statement;
   readonly #commit: (rows: NewRecord[]) => number[];
   #batch: { record: NewRecord; resolve: (id: string) => void; reject: (e: unknown) => void }[] = [];
+  #writes: { sql: string; args: unknown[] }[] = [];
+  readonly #statements = new Map<string, Statement>();
+  readonly #applyWrites: (writes: { sql: string; args: unknown[] }[]) => void;
   #closed = false;
 
   constructor(file: string, owner: string | undefined) {
@@ -117,6 +122,9 @@ export class SqliteStore implements DeadLetterStore {
     this.#insert = db.prepare(
       'INSERT INTO dead_letters (recipient, message, reason, metadata, attempts, first_failed_at, last_attempt_at, next_retry_at, last_error, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
+    this.#applyWrites = db.transaction((writes: { sql: string; args: unknown[] }[]) => {
+      for (const w of writes) this.#statement(w.sql).run(...w.args);
+    });
     this.#commit = db.transaction((rows: NewRecord[]) =>
       rows.map((r) =>
         Number(
@@ -148,64 +156,85 @@ export class SqliteStore implements DeadLetterStore {
   }
 
   get(id: string): Record_ | undefined {
-    const row = this.#db.prepare('SELECT * FROM dead_letters WHERE seq = ?').get(Number(id)) as Row | undefined;
+    this.#flushWrites();
+    const row = this.#statement('SELECT * FROM dead_letters WHERE seq = ?').get(Number(id)) as Row | undefined;
     return row === undefined ? undefined : toRecord(row);
   }
 
   list(filter: DeadLetterFilter, now: number, limit: number, cursor: string | undefined): { entries: Record_[]; cursor?: string } {
     const { where, args } = whereOf(filter, now);
     const after = cursor === undefined ? 0 : Number(cursor);
-    const rows = this.#db.prepare(`SELECT * FROM dead_letters WHERE seq > ?${where} ORDER BY seq LIMIT ?`).all(after, ...args, limit + 1) as Row[];
+    this.#flushWrites();
+    const rows = this.#statement(`SELECT * FROM dead_letters WHERE seq > ?${where} ORDER BY seq LIMIT ?`).all(after, ...args, limit + 1) as Row[];
     const entries = rows.slice(0, limit).map(toRecord);
     return rows.length > limit ? { entries, cursor: entries[entries.length - 1]!.id } : { entries };
   }
 
+  /** Updates are written behind, in one transaction per turn; every read flushes them first. */
   update(id: string, changes: Partial<Pick<Record_, 'attempts' | 'lastAttemptAt' | 'nextRetryAt' | 'lastError' | 'status'>>): void {
-    const columns: Record<string, string> = { attempts: 'attempts', lastAttemptAt: 'last_attempt_at', nextRetryAt: 'next_retry_at', lastError: 'last_error', status: 'status' };
-    const sets: string[] = [];
-    const args: unknown[] = [];
-    for (const [key, value] of Object.entries(changes)) {
-      sets.push(`${columns[key]!} = ?`);
-      args.push(key === 'lastError' ? (value === undefined ? null : serialize(value)) : value);
-    }
-    if (sets.length > 0) this.#db.prepare(`UPDATE dead_letters SET ${sets.join(', ')} WHERE seq = ?`).run(...args, Number(id));
+    const keys = Object.keys(changes).sort();
+    if (keys.length === 0) return;
+    const sql = `UPDATE dead_letters SET ${keys.map((k) => `${COLUMNS[k]!} = ?`).join(', ')} WHERE seq = ?`;
+    const args = keys.map((k) => (k === 'lastError' ? (changes.lastError === undefined ? null : serialize(changes.lastError)) : (changes as Record<string, unknown>)[k]));
+    if (this.#writes.push({ sql, args: [...args, Number(id)] }) === 1) setImmediate(() => this.#flushWrites());
+  }
+
+  #flushWrites(): void {
+    if (this.#writes.length === 0 || this.#closed) return;
+    const writes = this.#writes;
+    this.#writes = [];
+    this.#applyWrites(writes);
+  }
+
+  #statement(sql: string): Statement {
+    let st = this.#statements.get(sql);
+    if (st === undefined) this.#statements.set(sql, (st = this.#db.prepare(sql)));
+    return st;
   }
 
   remove(id: string): boolean {
-    return this.#db.prepare('DELETE FROM dead_letters WHERE seq = ?').run(Number(id)).changes > 0;
+    this.#flushWrites();
+    return this.#statement('DELETE FROM dead_letters WHERE seq = ?').run(Number(id)).changes > 0;
   }
 
   purge(filter: DeadLetterFilter, now: number): number {
     const { where, args } = whereOf(filter, now);
-    return this.#db.prepare(`DELETE FROM dead_letters WHERE 1 = 1${where}`).run(...args).changes;
+    this.#flushWrites();
+    return this.#statement(`DELETE FROM dead_letters WHERE 1 = 1${where}`).run(...args).changes;
   }
 
   due(now: number, limit: number): Record_[] {
-    return (this.#db.prepare("SELECT * FROM dead_letters WHERE status = 'pending' AND next_retry_at <= ? ORDER BY seq LIMIT ?").all(now, limit) as Row[]).map(toRecord);
+    this.#flushWrites();
+    return (this.#statement("SELECT * FROM dead_letters WHERE status = 'pending' AND next_retry_at <= ? ORDER BY next_retry_at LIMIT ?").all(now, limit) as Row[]).map(toRecord);
   }
 
   earliest(): number | undefined {
-    const row = this.#db.prepare("SELECT MIN(next_retry_at) AS at FROM dead_letters WHERE status = 'pending'").get() as { at: number | null };
+    this.#flushWrites();
+    const row = this.#statement("SELECT MIN(next_retry_at) AS at FROM dead_letters WHERE status = 'pending'").get() as { at: number | null };
     return row.at ?? undefined;
   }
 
   earliestParked(): number | undefined {
-    const row = this.#db.prepare("SELECT MIN(last_attempt_at) AS at FROM dead_letters WHERE status = 'parked'").get() as { at: number | null };
+    this.#flushWrites();
+    const row = this.#statement("SELECT MIN(last_attempt_at) AS at FROM dead_letters WHERE status = 'parked'").get() as { at: number | null };
     return row.at ?? undefined;
   }
 
   expire(before: number): number {
-    return this.#db.prepare("DELETE FROM dead_letters WHERE status = 'parked' AND last_attempt_at <= ?").run(before).changes;
+    this.#flushWrites();
+    return this.#statement("DELETE FROM dead_letters WHERE status = 'parked' AND last_attempt_at <= ?").run(before).changes;
   }
 
   counts(): { pending: number; parked: number } {
-    const rows = this.#db.prepare('SELECT status, COUNT(*) AS n FROM dead_letters GROUP BY status').all() as { status: string; n: number }[];
+    this.#flushWrites();
+    const rows = this.#statement('SELECT status, COUNT(*) AS n FROM dead_letters GROUP BY status').all() as { status: string; n: number }[];
     return { pending: rows.find((r) => r.status === 'pending')?.n ?? 0, parked: rows.find((r) => r.status === 'parked')?.n ?? 0 };
   }
 
   close(): void {
     if (this.#closed) return;
     this.#flush();
+    this.#flushWrites();
     this.#closed = true;
     if (this.#claimed) {
       this.#db.prepare('DELETE FROM dead_letter_owner WHERE id = 1 AND os_pid = ?').run(process.pid);

@@ -206,7 +206,7 @@ export class Proc implements Context<any> {
       throw new InvalidArgumentError('reason', "an exit reason ('normal', 'shutdown', { shutdown }, 'killed', an Error, ...)", reason);
     }
     if ((this.flags & F_DEAD) !== 0) return this.rt.zombieCall(this, 'exit');
-    this.rt.die(this, reason);
+    this.rt.die(this, reason, true);
     this.rt.throwIfExitedInHandler(this);
   }
 

@@ -1,0 +1,489 @@
+import { describe, expect, it } from 'vitest';
+import {
+  broadcastSupervised,
+  type BroadcastOptions,
+  type BroadcastOutcome,
+  type BroadcastStrategy,
+  type Node,
+  type Pid,
+  type SpawnOptions,
+  type Target,
+} from '../../src/index.js';
+import type { KeelNode } from '../../src/runtime/Node.js';
+import { captureEvents, TestClock } from '../../src/testing/index.js';
+import { type Deferred, deferred, expectKeelError, failure, useNodes } from '../support.js';
+
+const track = useNodes();
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+interface Watched<T> {
+  status: 'pending' | 'resolved' | 'rejected';
+  value: T | undefined;
+  error: unknown;
+}
+
+function watch<T>(promise: Promise<T>): Watched<T> {
+  const w: Watched<T> = { status: 'pending', value: undefined, error: undefined };
+  promise.then(
+    (value) => {
+      w.status = 'resolved';
+      w.value = value;
+    },
+    (error: unknown) => {
+      w.status = 'rejected';
+      w.error = error;
+    },
+  );
+  return w;
+}
+
+function clocked(): { node: KeelNode; clock: TestClock } {
+  const clock = new TestClock({ start: 1_000_000 });
+  return { node: track({ clock, random: () => 0.5 }), clock };
+}
+
+interface Seen {
+  readonly message: unknown;
+  readonly id: string | undefined;
+}
+
+const HOLD = 'hold:receiver';
+
+/** A receiver that records what it handles (with ctx.messageId); `hold()` keeps it busy until `release()`. */
+interface Receiver {
+  readonly pid: Pid;
+  readonly seen: Seen[];
+  hold(): Promise<void>;
+  release(): void;
+}
+
+function receiver(node: Node, options?: SpawnOptions): Receiver {
+  const seen: Seen[] = [];
+  const gates: Deferred<void>[] = [];
+  let holding = deferred();
+  const pid = node.spawn(
+    (ctx) => (m: unknown) => {
+      if (m === HOLD) {
+        const gate = deferred();
+        gates.push(gate);
+        holding.resolve();
+        return gate.promise;
+      }
+      seen.push({ message: m, id: ctx.messageId });
+    },
+    options,
+  );
+  return {
+    pid,
+    seen,
+    hold: async () => {
+      holding = deferred();
+      node.send(pid, HOLD);
+      await holding.promise;
+    },
+    release: () => {
+      for (const g of gates.splice(0)) g.resolve();
+    },
+  };
+}
+
+function deadPid(node: KeelNode): Pid {
+  const pid = node.spawn(() => () => undefined);
+  node.exit(pid, 'shutdown');
+  expect(node.isAlive(pid)).toBe(false);
+  return pid;
+}
+
+function messagesOf(r: Receiver): unknown[] {
+  return r.seen.map((s) => s.message);
+}
+
+function reasons(outcome: BroadcastOutcome): (string | true)[] {
+  return outcome.results.map((r) => (r.outcome.ok ? true : r.outcome.reason));
+}
+
+/** One shape for every strategy: exactly these keys, `reason` only when not ok. */
+function expectShape(outcome: BroadcastOutcome, targets: readonly Target[]): void {
+  expect(Object.keys(outcome).sort()).toEqual(outcome.ok ? ['delivered', 'failed', 'ok', 'results'] : ['delivered', 'failed', 'ok', 'reason', 'results']);
+  expect(outcome.results).toHaveLength(targets.length);
+  outcome.results.forEach((r, i) => {
+    expect(Object.keys(r).sort()).toEqual(['outcome', 'target']);
+    expect(r.target).toBe(targets[i]);
+    const keys = Object.keys(r.outcome).sort();
+    expect(keys).toEqual(r.outcome.ok ? ['attempts', 'id', 'ok'] : ['attempts', 'firstError', 'id', 'lastError', 'ok', 'reason']);
+  });
+  const delivered = outcome.results.filter((r) => r.outcome.ok).length;
+  expect(outcome.delivered).toBe(delivered);
+  expect(outcome.failed).toBe(targets.length - delivered);
+}
+
+// ---- strategies -------------------------------------------------------------------------------
+
+describe('broadcastSupervised: best_effort (the default)', () => {
+  it('sends to every target; ok is true even with failures', async () => {
+    const node = track();
+    const a = receiver(node);
+    const b = receiver(node);
+    const targets: Target[] = [a.pid, deadPid(node), 'nobody', b.pid];
+    const r = await broadcastSupervised(node, targets, 'news', { onError: 'ignore' });
+    expect(r.ok).toBe(true);
+    expect(r.reason).toBeUndefined();
+    expect(reasons(r)).toEqual([true, 'noproc', 'noproc', true]);
+    expect(r).toMatchObject({ delivered: 2, failed: 2 });
+    expectShape(r, targets);
+    await node.idle();
+    expect(a.seen).toEqual([{ message: 'news', id: r.results[0]!.outcome.id }]);
+    expect(messagesOf(b)).toEqual(['news']);
+  });
+
+  it('is ok even when every target failed', async () => {
+    const node = track();
+    const targets: Target[] = [deadPid(node), 'nobody'];
+    const r = await broadcastSupervised(node, targets, 'news', { onError: 'ignore' });
+    expect(r).toMatchObject({ ok: true, delivered: 0, failed: 2 });
+    expect(r.reason).toBeUndefined();
+    expectShape(r, targets);
+  });
+
+  it('gives each target its own message id', async () => {
+    const node = track();
+    const a = receiver(node);
+    const b = receiver(node);
+    const r = await broadcastSupervised(node, [a.pid, b.pid], 'news', { strategy: 'best_effort' });
+    await node.idle();
+    expect(r.results[0]!.outcome.id).not.toBe(r.results[1]!.outcome.id);
+    expect(a.seen[0]!.id).toBe(r.results[0]!.outcome.id);
+    expect(b.seen[0]!.id).toBe(r.results[1]!.outcome.id);
+  });
+});
+
+describe('broadcastSupervised: at_least_one', () => {
+  it('is ok when at least one target got it', async () => {
+    const node = track();
+    const a = receiver(node);
+    const targets = [deadPid(node), a.pid];
+    const r = await broadcastSupervised(node, targets, 'news', { strategy: 'at_least_one', onError: 'ignore' });
+    expect(r).toMatchObject({ ok: true, delivered: 1, failed: 1 });
+    expect(r.reason).toBeUndefined();
+    expectShape(r, targets);
+  });
+
+  it('is all_failed when nobody got it', async () => {
+    const node = track();
+    const targets: Target[] = [deadPid(node), 'nobody'];
+    const r = await broadcastSupervised(node, targets, 'news', { strategy: 'at_least_one', onError: 'ignore' });
+    expect(r).toMatchObject({ ok: false, reason: 'all_failed', delivered: 0, failed: 2 });
+    expectShape(r, targets);
+  });
+});
+
+describe('broadcastSupervised: { quorum: n }', () => {
+  it('is ok when at least n targets got it', async () => {
+    const node = track();
+    const a = receiver(node);
+    const b = receiver(node);
+    const targets = [a.pid, deadPid(node), b.pid];
+    const r = await broadcastSupervised(node, targets, 'vote', { strategy: { quorum: 2 }, onError: 'ignore' });
+    expect(r).toMatchObject({ ok: true, delivered: 2, failed: 1 });
+    expectShape(r, targets);
+  });
+
+  it('is quorum_not_reached below n', async () => {
+    const node = track();
+    const a = receiver(node);
+    const b = receiver(node);
+    const targets = [a.pid, deadPid(node), b.pid];
+    const r = await broadcastSupervised(node, targets, 'vote', { strategy: { quorum: 3 }, onError: 'ignore' });
+    expect(r).toMatchObject({ ok: false, reason: 'quorum_not_reached', delivered: 2, failed: 1 });
+    expectShape(r, targets);
+    await node.idle();
+    expect(messagesOf(a)).toEqual(['vote']); // not atomic: those reached keep it
+  });
+
+  it("counts deliveries per ack: with ack 'handled' a crash while handling is not delivered", async () => {
+    const node = track();
+    const a = receiver(node);
+    const crashy = node.spawn(() => (): never => {
+      throw new Error('poison');
+    });
+    const targets = [a.pid, crashy];
+    const r = await broadcastSupervised(node, targets, 'vote', { strategy: { quorum: 2 }, ack: 'handled', onError: 'ignore' });
+    expect(r).toMatchObject({ ok: false, reason: 'quorum_not_reached', delivered: 1, failed: 1 });
+    expect(reasons(r)).toEqual([true, 'process_down']);
+  });
+});
+
+describe('broadcastSupervised: all_or_nothing', () => {
+  it('delivers to every target in one synchronous step', async () => {
+    const node = track();
+    const rs = [receiver(node), receiver(node), receiver(node)];
+    await node.idle();
+    const targets = rs.map((r) => r.pid);
+    const w = watch(broadcastSupervised(node, targets, 'commit', { strategy: 'all_or_nothing' }));
+    // before anything else runs, every mailbox holds its copy
+    expect(rs.map((r) => node.info(r.pid)?.mailboxLength)).toEqual([1, 1, 1]);
+    await node.idle();
+    expect(w.status).toBe('resolved');
+    const r = w.value!;
+    expect(r).toMatchObject({ ok: true, delivered: 3, failed: 0 });
+    expectShape(r, targets);
+    rs.forEach((x, i) => expect(x.seen).toEqual([{ message: 'commit', id: r.results[i]!.outcome.id }]));
+  });
+
+  it.each(['reject', 'drop_newest', 'drop_oldest'] as const)(
+    'one target with a full bounded mailbox (%s): nobody gets it, untouched targets are aborted',
+    async (overflow) => {
+      const node = track();
+      const a = receiver(node);
+      const full = receiver(node, { mailbox: { capacity: 1, overflow } });
+      const c = receiver(node);
+      await full.hold();
+      node.send(full.pid, 'fill');
+      const targets = [a.pid, full.pid, c.pid];
+      const r = await broadcastSupervised(node, targets, 'commit', { strategy: 'all_or_nothing' });
+      expect(r).toMatchObject({ ok: false, reason: 'not_all_deliverable', delivered: 0, failed: 3 });
+      expect(reasons(r)).toEqual(['aborted', 'mailbox_full', 'aborted']);
+      expectShape(r, targets);
+      full.release();
+      await node.idle();
+      expect(a.seen).toEqual([]);
+      expect(c.seen).toEqual([]);
+      expect(messagesOf(full)).toEqual(['fill']); // not evicted either
+    },
+  );
+
+  it('one dead target: nobody gets it, untouched targets are aborted, no retries', async () => {
+    const { node, clock } = clocked();
+    const a = receiver(node);
+    const c = receiver(node);
+    const captured = captureEvents(node, ['keel.supervised_send.retry']);
+    const timers = node.internals().timers;
+    const targets = [a.pid, deadPid(node), c.pid];
+    const r = await broadcastSupervised(node, targets, 'commit', { strategy: 'all_or_nothing', retries: 3, onError: 'ignore' });
+    expect(r).toMatchObject({ ok: false, reason: 'not_all_deliverable', delivered: 0, failed: 3 });
+    expect(reasons(r)).toEqual(['aborted', 'noproc', 'aborted']);
+    expect(r.results[0]!.outcome.attempts).toBe(0);
+    expect(r.results[2]!.outcome.attempts).toBe(0);
+    expectShape(r, targets);
+    expect(node.internals().timers).toBe(timers);
+    await clock.advance(60_000);
+    expect(captured.events).toEqual([]);
+    expect(a.seen).toEqual([]);
+    expect(c.seen).toEqual([]);
+  });
+
+  it('an unregistered name: nobody gets it', async () => {
+    const node = track();
+    const a = receiver(node);
+    const targets: Target[] = [a.pid, 'nobody'];
+    const r = await broadcastSupervised(node, targets, 'commit', { strategy: 'all_or_nothing', onError: 'ignore' });
+    expect(r).toMatchObject({ ok: false, reason: 'not_all_deliverable' });
+    expect(reasons(r)).toEqual(['aborted', 'noproc']);
+    await node.idle();
+    expect(a.seen).toEqual([]);
+  });
+
+  it('a duplicate target receives one copy each time it is listed', async () => {
+    const node = track();
+    const a = receiver(node);
+    const b = receiver(node);
+    const targets = [a.pid, b.pid, a.pid];
+    const r = await broadcastSupervised(node, targets, 'commit', { strategy: 'all_or_nothing' });
+    expect(r).toMatchObject({ ok: true, delivered: 3, failed: 0 });
+    expectShape(r, targets);
+    await node.idle();
+    expect(messagesOf(a)).toEqual(['commit', 'commit']);
+    expect(messagesOf(b)).toEqual(['commit']);
+  });
+
+  it('the room check counts copies: two listings need two free slots', async () => {
+    const node = track();
+    const a = receiver(node, { mailbox: { capacity: 2, overflow: 'reject' } });
+    const b = receiver(node);
+    await a.hold();
+    node.send(a.pid, 'fill'); // one slot left
+    const targets = [a.pid, b.pid, a.pid];
+    const r = await broadcastSupervised(node, targets, 'commit', { strategy: 'all_or_nothing' });
+    expect(r).toMatchObject({ ok: false, reason: 'not_all_deliverable', delivered: 0 });
+    expect(reasons(r)).toEqual(['mailbox_full', 'aborted', 'mailbox_full']);
+    a.release();
+    await node.idle();
+    expect(messagesOf(a)).toEqual(['fill']);
+    expect(b.seen).toEqual([]);
+  });
+
+  it('the room check counts copies through a name and a pid of the same process', async () => {
+    const node = track();
+    const a = receiver(node, { name: 'alias', mailbox: { capacity: 2, overflow: 'drop_oldest' } });
+    await a.hold();
+    node.send(a.pid, 'fill');
+    const r = await broadcastSupervised(node, ['alias', a.pid], 'commit', { strategy: 'all_or_nothing' });
+    expect(r).toMatchObject({ ok: false, reason: 'not_all_deliverable', delivered: 0 });
+    a.release();
+    await node.idle();
+    expect(messagesOf(a)).toEqual(['fill']);
+  });
+
+  it('two listings fit in exactly two free slots', async () => {
+    const node = track();
+    const a = receiver(node, { mailbox: { capacity: 2, overflow: 'reject' } });
+    await a.hold();
+    const r = await broadcastSupervised(node, [a.pid, a.pid], 'commit', { strategy: 'all_or_nothing' });
+    expect(r).toMatchObject({ ok: true, delivered: 2 });
+    a.release();
+    await node.idle();
+    expect(messagesOf(a)).toEqual(['commit', 'commit']);
+  });
+
+  it("with ack 'handled' is ERR_INVALID_ARGUMENT and nothing is sent", async () => {
+    const node = track();
+    const a = receiver(node);
+    const e = await failure(() => broadcastSupervised(node, [a.pid], 'commit', { strategy: 'all_or_nothing', ack: 'handled' }));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', 'ack');
+    await node.idle();
+    expect(a.seen).toEqual([]);
+  });
+});
+
+describe('broadcastSupervised: one result shape for every strategy', () => {
+  it.each<[string, BroadcastOptions['strategy'], boolean, BroadcastOutcome['reason']]>([
+    ['best_effort', 'best_effort', true, undefined],
+    ['at_least_one', 'at_least_one', true, undefined],
+    ['all_or_nothing', 'all_or_nothing', false, 'not_all_deliverable'],
+    ['quorum 2', { quorum: 2 }, false, 'quorum_not_reached'],
+    ['quorum 1', { quorum: 1 }, true, undefined],
+  ])('%s', async (_name, strategy, ok, reason) => {
+    const node = track();
+    const a = receiver(node);
+    const targets = [a.pid, deadPid(node)];
+    const r = await broadcastSupervised(node, targets, 'm', { ...(strategy === undefined ? {} : { strategy }), onError: 'ignore' });
+    expect(r.ok).toBe(ok);
+    expect(r.reason).toBe(reason);
+    expectShape(r, targets);
+  });
+});
+
+// ---- concurrency ------------------------------------------------------------------------------
+
+describe('broadcastSupervised: concurrent fan-out', () => {
+  /** Receivers that stay in their handler until released; `active` counts those handling right now. */
+  function busyReceivers(node: KeelNode, n: number): { pids: Pid[]; started: number[]; gates: Map<number, Deferred<void>>; stats: { active: number; max: number } } {
+    const started: number[] = [];
+    const gates = new Map<number, Deferred<void>>();
+    const stats = { active: 0, max: 0 };
+    const pids = Array.from({ length: n }, (_, i) =>
+      node.spawn(() => async () => {
+        stats.active++;
+        stats.max = Math.max(stats.max, stats.active);
+        started.push(i);
+        const gate = deferred();
+        gates.set(i, gate);
+        await gate.promise;
+        stats.active--;
+      }),
+    );
+    return { pids, started, gates, stats };
+  }
+
+  it("with ack 'handled', never more than `concurrency` targets are handling at once", async () => {
+    const node = track();
+    const { pids, started, gates, stats } = busyReceivers(node, 6);
+    const w = watch(broadcastSupervised(node, pids, 'job', { ack: 'handled', concurrency: 2 }));
+    await node.settle();
+    expect(started).toEqual([0, 1]);
+    expect(stats.active).toBe(2);
+    for (let i = 0; i < 6; i++) {
+      gates.get(i)!.resolve();
+      await node.settle();
+      expect(stats.active).toBe(Math.min(2, 6 - i - 1));
+      expect(started).toHaveLength(Math.min(6, i + 3));
+    }
+    expect(started).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(stats.max).toBe(2);
+    await node.idle();
+    expect(w.status).toBe('resolved');
+    expect(w.value).toMatchObject({ ok: true, delivered: 6, failed: 0 });
+  });
+
+  it('sends to all targets at once within the default concurrency (64)', async () => {
+    const node = track();
+    const { pids, started, gates, stats } = busyReceivers(node, 6);
+    const w = watch(broadcastSupervised(node, pids, 'job', { ack: 'handled' }));
+    await node.settle();
+    expect(started.sort()).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(stats.active).toBe(6);
+    expect(w.status).toBe('pending');
+    for (const g of gates.values()) g.resolve();
+    await node.idle();
+    expect(w.value).toMatchObject({ ok: true, delivered: 6 });
+  });
+
+  it('concurrency 1 sends one after the other', async () => {
+    const node = track();
+    const { pids, started, gates, stats } = busyReceivers(node, 3);
+    const w = watch(broadcastSupervised(node, pids, 'job', { ack: 'handled', concurrency: 1 }));
+    for (let i = 0; i < 3; i++) {
+      await node.settle();
+      expect(started).toEqual(Array.from({ length: i + 1 }, (_, k) => k));
+      gates.get(i)!.resolve();
+    }
+    await node.idle();
+    expect(stats.max).toBe(1);
+    expect(w.value).toMatchObject({ ok: true, delivered: 3 });
+  });
+});
+
+// ---- bad arguments ----------------------------------------------------------------------------
+
+describe('broadcastSupervised: bad arguments', () => {
+  it.each<[string, unknown]>([
+    ['options.strategy', 'most'],
+    ['options.strategy', 42],
+    ['options.strategy', {}],
+    ['options.strategy.quorum', { quorum: 0 }],
+    ['options.strategy.quorum', { quorum: 3 }],
+    ['options.strategy.quorum', { quorum: 1.5 }],
+    ['options.strategy.quorum', { quorum: '1' }],
+  ])('%s = %j is ERR_INVALID_ARGUMENT and nothing is sent', async (argument, strategy) => {
+    const node = track();
+    const a = receiver(node);
+    const b = receiver(node);
+    const e = await failure(() => broadcastSupervised(node, [a.pid, b.pid], 'm', { strategy: strategy as BroadcastStrategy }));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', argument);
+    await node.idle();
+    expect(a.seen).toEqual([]);
+    expect(b.seen).toEqual([]);
+  });
+
+  it.each<[string, (a: Pid) => unknown]>([
+    ['not an array', (a) => a],
+    ['a string instead of an array', () => 'a,b'],
+    ['an empty name among them', (a) => [a, '']],
+    ['a number among them', (a) => [a, 42]],
+    ['null among them', (a) => [a, null]],
+    ['a plain object among them', (a) => [a, { id: 1 }]],
+  ])('targets %s: ERR_INVALID_ARGUMENT and nothing is sent', async (_what, make) => {
+    const node = track();
+    const a = receiver(node);
+    const e = await failure(() => broadcastSupervised(node, make(a.pid) as Target[], 'm'));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', 'targets');
+    await node.idle();
+    expect(a.seen).toEqual([]);
+  });
+
+  it.each<[string, unknown]>([
+    ['options.concurrency', { concurrency: 0 }],
+    ['options.concurrency', { concurrency: 1.5 }],
+    ['options.concurrency', { concurrency: 'many' }],
+    ['options.ack', { ack: 'delivered' }],
+    ['options.retries', { retries: -1 }],
+  ])('%s = %j is ERR_INVALID_ARGUMENT and nothing is sent', async (argument, options) => {
+    const node = track();
+    const a = receiver(node);
+    const e = await failure(() => broadcastSupervised(node, [a.pid], 'm', options as BroadcastOptions));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', argument);
+    await node.idle();
+    expect(a.seen).toEqual([]);
+  });
+});

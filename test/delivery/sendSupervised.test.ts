@@ -1,0 +1,886 @@
+import { describe, expect, it } from 'vitest';
+import {
+  isKeelError,
+  Pid,
+  sendSupervised,
+  type Node,
+  type SendOptions,
+  type SendOutcome,
+  type SpawnOptions,
+} from '../../src/index.js';
+import type { KeelNode } from '../../src/runtime/Node.js';
+import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
+import { type Deferred, deferred, expectKeelError, failure, fakeLogger, otherCreation, useNodes } from '../support.js';
+
+const track = useNodes();
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+/** Where a promise stands, read after awaiting a fact (a settle, an advance, a probe message). */
+interface Watched<T> {
+  status: 'pending' | 'resolved' | 'rejected';
+  value: T | undefined;
+  error: unknown;
+}
+
+function watch<T>(promise: Promise<T>): Watched<T> {
+  const w: Watched<T> = { status: 'pending', value: undefined, error: undefined };
+  promise.then(
+    (value) => {
+      w.status = 'resolved';
+      w.value = value;
+    },
+    (error: unknown) => {
+      w.status = 'rejected';
+      w.error = error;
+    },
+  );
+  return w;
+}
+
+/** A node on a TestClock with `random` fixed at 0.5, so that every backoff delay is known. */
+function clocked(random = 0.5, options: { name?: string; services?: boolean } = {}): { node: KeelNode; clock: TestClock } {
+  const clock = new TestClock({ start: 1_000_000 });
+  const node = track({ clock, random: () => random, ...options });
+  return { node, clock };
+}
+
+/** What a receiver handled: the message and the `ctx.messageId` it was handled under. */
+interface Seen {
+  readonly message: unknown;
+  readonly id: string | undefined;
+}
+
+const HOLD = 'hold:receiver';
+
+/**
+ * A receiver that records every message it handles with `ctx.messageId`. `hold()` makes it busy
+ * (an async handler awaiting a gate) so that its mailbox fills; `release()` opens the gates.
+ */
+interface Receiver {
+  readonly pid: Pid;
+  readonly seen: Seen[];
+  hold(): Promise<void>;
+  release(): void;
+}
+
+function receiver(node: Node, options?: SpawnOptions): Receiver {
+  const seen: Seen[] = [];
+  const gates: Deferred<void>[] = [];
+  let holding = deferred();
+  const pid = node.spawn(
+    (ctx) => (m: unknown) => {
+      if (m === HOLD) {
+        const gate = deferred();
+        gates.push(gate);
+        holding.resolve();
+        return gate.promise;
+      }
+      seen.push({ message: m, id: ctx.messageId });
+    },
+    options,
+  );
+  return {
+    pid,
+    seen,
+    hold: async () => {
+      holding = deferred();
+      node.send(pid, HOLD);
+      await holding.promise;
+    },
+    release: () => {
+      for (const g of gates.splice(0)) g.resolve();
+    },
+  };
+}
+
+/** A pid that is certainly dead: spawned, then shut down (a clean exit: nothing is logged). */
+function deadPid(node: KeelNode): Pid {
+  const pid = node.spawn(() => () => undefined);
+  node.exit(pid, 'shutdown');
+  expect(node.isAlive(pid)).toBe(false);
+  return pid;
+}
+
+/** Records every `keel.supervised_send.retry` event with the clock time at which it was emitted. */
+function retries(node: KeelNode): { at: number; attempt: number; delayMs: number; reason: unknown }[] {
+  const out: { at: number; attempt: number; delayMs: number; reason: unknown }[] = [];
+  node.telemetry.attach(`test.retries.${node.name}`, ['keel.supervised_send.retry'], (_event, m, meta) => {
+    out.push({ at: node.clock.now(), attempt: m.attempt!, delayMs: m.delayMs!, reason: meta.reason });
+  });
+  return out;
+}
+
+function failed(outcome: SendOutcome | undefined): Extract<SendOutcome, { ok: false }> {
+  expect(outcome?.ok).toBe(false);
+  return outcome as Extract<SendOutcome, { ok: false }>;
+}
+
+// ---- 'enqueued' -------------------------------------------------------------------------------
+
+describe("sendSupervised with ack 'enqueued'", () => {
+  it('delivers to a live pid and a registered name, from the node or a process context', async () => {
+    const node = track();
+    const r = receiver(node, { name: 'inbox' });
+    const p = probe(node);
+    expect(await sendSupervised(node, r.pid, 'by-pid')).toMatchObject({ ok: true, attempts: 1 });
+    expect(await sendSupervised(node, 'inbox', 'by-name')).toMatchObject({ ok: true, attempts: 1 });
+    expect(await sendSupervised(p.ctx, r.pid, 'from-ctx')).toMatchObject({ ok: true, attempts: 1 });
+    await node.idle();
+    expect(r.seen.map((s) => s.message)).toEqual(['by-pid', 'by-name', 'from-ctx']);
+  });
+
+  it('is decided in one synchronous step: the message is in the mailbox at return, no timer is armed, no clock advance is needed', async () => {
+    const { node, clock } = clocked();
+    const r = receiver(node);
+    await node.idle();
+    const timers = node.internals().timers;
+    const pending = clock.pendingTimers;
+    const w = watch(sendSupervised(node, r.pid, 'now', { timeout: 50 }));
+    expect(node.info(r.pid)?.mailboxLength).toBe(1);
+    expect(node.internals().timers).toBe(timers);
+    expect(clock.pendingTimers).toBe(pending);
+    await node.settle();
+    expect(w.status).toBe('resolved');
+    expect(w.value).toEqual({ ok: true, id: w.value?.id, attempts: 1 });
+    expect(r.seen).toEqual([{ message: 'now', id: w.value?.id }]);
+    expect(node.internals().timers).toBe(timers);
+  });
+
+  it('a failure is decided in the same synchronous step (no timer, no advance)', async () => {
+    const { node } = clocked();
+    const r = receiver(node, { mailbox: { capacity: 1, overflow: 'reject' } });
+    await r.hold();
+    node.send(r.pid, 'fill');
+    const timers = node.internals().timers;
+    const w = watch(sendSupervised(node, r.pid, 'refused', { onError: 'ignore' }));
+    expect(node.internals().timers).toBe(timers);
+    await node.settle();
+    expect(w.status).toBe('resolved');
+    expect(w.value).toMatchObject({ ok: false, reason: 'mailbox_full', attempts: 1 });
+  });
+});
+
+// ---- the outcome table ------------------------------------------------------------------------
+
+describe('sendSupervised: target pid dead, unknown or stale', () => {
+  it.each([
+    ['dead', (node: KeelNode) => deadPid(node)],
+    ['unknown', (node: KeelNode) => Pid.parse(`<${node.name}.999999.${node.creation}>`)],
+    ['stale (another creation)', (node: KeelNode) => otherCreation(node.spawn(() => () => undefined))],
+    ['of another node', (node: KeelNode) => Pid.parse(`<elsewhere.1.${node.creation}>`)],
+  ])('a %s pid is noproc and never retried, even with retries', async (_what, make) => {
+    const { node, clock } = clocked();
+    const pid = make(node);
+    const seen = retries(node);
+    const timers = node.internals().timers;
+    const w = watch(sendSupervised(node, pid, 'lost', { retries: 5, onError: 'ignore' }));
+    expect(node.internals().timers).toBe(timers);
+    await node.settle();
+    expect(w.value).toEqual({ ok: false, id: w.value?.id, reason: 'noproc', attempts: 1, firstError: 'noproc', lastError: 'noproc' });
+    await clock.advance(60_000);
+    expect(seen).toEqual([]);
+  });
+
+  it("with ack 'handled' a dead pid is noproc after one attempt too", async () => {
+    const { node } = clocked();
+    const pid = deadPid(node);
+    const outcome = await sendSupervised(node, pid, 'lost', { ack: 'handled', retries: 3, onError: 'ignore' });
+    expect(outcome).toMatchObject({ ok: false, reason: 'noproc', attempts: 1 });
+  });
+});
+
+describe('sendSupervised: name not registered', () => {
+  it('is noproc and retried until the retries run out', async () => {
+    const { node, clock } = clocked();
+    const seen = retries(node);
+    const w = watch(sendSupervised(node, 'nobody', 'x', { retries: 2, onError: 'ignore' }));
+    await node.settle();
+    expect(w.status).toBe('pending');
+    await clock.advance(5); // 0.5 × 10
+    await clock.advance(10); // 0.5 × 20
+    expect(w.value).toEqual({ ok: false, id: w.value?.id, reason: 'noproc', attempts: 3, firstError: 'noproc', lastError: 'noproc' });
+    expect(seen.map((e) => [e.attempt, e.reason])).toEqual([
+      [2, 'noproc'],
+      [3, 'noproc'],
+    ]);
+  });
+
+  it('succeeds when the name is registered during the backoff', async () => {
+    const { node, clock } = clocked();
+    const w = watch(sendSupervised(node, 'later', 'hello', { retries: 3, onError: 'ignore' }));
+    await clock.advance(4);
+    expect(w.status).toBe('pending');
+    const r = receiver(node, { name: 'later' });
+    await clock.advance(1); // the first retry is due at 5
+    expect(w.status).toBe('resolved');
+    expect(w.value).toEqual({ ok: true, id: w.value?.id, attempts: 2 });
+    await node.idle();
+    expect(r.seen).toEqual([{ message: 'hello', id: w.value?.id }]);
+  });
+});
+
+describe('sendSupervised: mailbox full', () => {
+  it.each(['reject', 'drop_newest'] as const)('overflow %s: mailbox_full, retried until the retries run out', async (overflow) => {
+    const { node, clock } = clocked();
+    const r = receiver(node, { mailbox: { capacity: 1, overflow } });
+    await r.hold();
+    node.send(r.pid, 'fill');
+    const seen = retries(node);
+    const w = watch(sendSupervised(node, r.pid, 'job', { retries: 2, onError: 'ignore' }));
+    await clock.advance(5);
+    expect(w.status).toBe('pending');
+    await clock.advance(10);
+    expect(w.value).toEqual({ ok: false, id: w.value?.id, reason: 'mailbox_full', attempts: 3, firstError: 'mailbox_full', lastError: 'mailbox_full' });
+    expect(seen.map((e) => e.reason)).toEqual(['mailbox_full', 'mailbox_full']);
+    r.release();
+    await node.idle();
+    expect(r.seen.map((s) => s.message)).toEqual(['fill']);
+  });
+
+  it.each(['reject', 'drop_newest'] as const)('overflow %s: a retry after the mailbox drained delivers', async (overflow) => {
+    const { node, clock } = clocked();
+    const r = receiver(node, { mailbox: { capacity: 1, overflow } });
+    await r.hold();
+    node.send(r.pid, 'fill');
+    const w = watch(sendSupervised(node, r.pid, 'job', { retries: 2, onError: 'ignore' }));
+    await node.settle();
+    expect(w.status).toBe('pending');
+    r.release();
+    await clock.advance(5);
+    expect(w.value).toEqual({ ok: true, id: w.value?.id, attempts: 2 });
+    await node.idle();
+    expect(r.seen.map((s) => s.message)).toEqual(['fill', 'job']);
+  });
+
+  it("evicted by drop_oldest before handling (ack 'handled') is mailbox_full", async () => {
+    const { node } = clocked();
+    const r = receiver(node, { mailbox: { capacity: 1, overflow: 'drop_oldest' } });
+    await r.hold();
+    const w = watch(sendSupervised(node, r.pid, 'job', { ack: 'handled', onError: 'ignore' }));
+    await node.settle();
+    expect(w.status).toBe('pending');
+    node.send(r.pid, 'newer'); // evicts the queued supervised message
+    await node.settle();
+    expect(w.value).toEqual({ ok: false, id: w.value?.id, reason: 'mailbox_full', attempts: 1, firstError: 'mailbox_full', lastError: 'mailbox_full' });
+    r.release();
+    await node.idle();
+    expect(r.seen.map((s) => s.message)).toEqual(['newer']);
+  });
+
+  it('an eviction by drop_oldest is retried, and the retry is handled once', async () => {
+    const { node, clock } = clocked();
+    const r = receiver(node, { mailbox: { capacity: 1, overflow: 'drop_oldest' } });
+    await r.hold();
+    const seen = retries(node);
+    const w = watch(sendSupervised(node, r.pid, 'job', { ack: 'handled', retries: 1, onError: 'ignore' }));
+    node.send(r.pid, 'newer');
+    await node.settle();
+    expect(seen.map((e) => [e.attempt, e.reason])).toEqual([[2, 'mailbox_full']]);
+    r.release();
+    await clock.advance(5);
+    expect(w.value).toEqual({ ok: true, id: w.value?.id, attempts: 2 });
+    expect(r.seen).toEqual([
+      { message: 'newer', id: undefined },
+      { message: 'job', id: w.value?.id },
+    ]);
+  });
+});
+
+describe('sendSupervised: queued, then the receiver died before handling it', () => {
+  it('is process_down with the exit reason as the error', async () => {
+    const { node } = clocked();
+    const r = receiver(node);
+    await r.hold();
+    const w = watch(sendSupervised(node, r.pid, 'job', { ack: 'handled', onError: 'ignore' }));
+    await node.settle();
+    expect(w.status).toBe('pending');
+    node.exit(r.pid, 'kill');
+    await node.settle();
+    expect(w.value).toEqual({ ok: false, id: w.value?.id, reason: 'process_down', attempts: 1, firstError: 'killed', lastError: 'killed' });
+    expect(r.seen).toEqual([]);
+  });
+
+  it('is retried: a process registered again under the name handles it', async () => {
+    const { node, clock } = clocked();
+    const first = receiver(node, { name: 'worker' });
+    await first.hold();
+    const seen = retries(node);
+    const w = watch(sendSupervised(node, 'worker', 'job', { ack: 'handled', retries: 1, onError: 'ignore' }));
+    await node.settle();
+    node.exit(first.pid, 'kill');
+    await node.settle();
+    expect(seen.map((e) => [e.attempt, e.reason])).toEqual([[2, 'process_down']]);
+    expect(w.status).toBe('pending');
+    const second = receiver(node, { name: 'worker' });
+    await clock.advance(5);
+    expect(w.value).toEqual({ ok: true, id: w.value?.id, attempts: 2 });
+    expect(second.seen).toEqual([{ message: 'job', id: w.value?.id }]);
+    expect(first.seen).toEqual([]);
+  });
+});
+
+describe('sendSupervised: the receiver crashed while handling it', () => {
+  const boom = new Error('poison');
+  const crashers = [
+    ['a synchronous throw', () => (): never => {
+      throw boom;
+    }],
+    ['an async rejection', () => async (): Promise<never> => {
+      await Promise.resolve();
+      throw boom;
+    }],
+  ] as const;
+
+  it.each(crashers)('%s: process_down, not retried without retryOnCrash (poison guard)', async (_what, init) => {
+    const { node, clock } = clocked();
+    node.spawn(init, { name: 'crashy' });
+    const seen = retries(node);
+    const w = watch(sendSupervised(node, 'crashy', 'poison-pill', { ack: 'handled', retries: 3, onError: 'ignore' }));
+    await node.idle();
+    expect(w.value).toEqual({ ok: false, id: w.value?.id, reason: 'process_down', attempts: 1, firstError: boom, lastError: boom });
+    receiver(node, { name: 'crashy' });
+    await clock.advance(60_000);
+    expect(seen).toEqual([]);
+  });
+
+  it.each(crashers)('%s: retried with retryOnCrash', async (_what, init) => {
+    const { node, clock } = clocked();
+    node.spawn(init, { name: 'crashy' });
+    const seen = retries(node);
+    const w = watch(sendSupervised(node, 'crashy', 'pill', { ack: 'handled', retries: 1, retryOnCrash: true, onError: 'ignore' }));
+    await node.idle();
+    expect(seen.map((e) => [e.attempt, e.reason])).toEqual([[2, 'process_down']]);
+    const r = receiver(node, { name: 'crashy' });
+    await clock.advance(5);
+    expect(w.value).toEqual({ ok: true, id: w.value?.id, attempts: 2 });
+    expect(r.seen).toEqual([{ message: 'pill', id: w.value?.id }]);
+  });
+
+  it('a handler that exits with an error is a crash while handling', async () => {
+    const { node } = clocked();
+    const why = new Error('gave up');
+    const pid = node.spawn((ctx) => () => ctx.exit(why));
+    const outcome = await sendSupervised(node, pid, 'job', { ack: 'handled', retries: 2, onError: 'ignore' });
+    expect(outcome).toMatchObject({ ok: false, reason: 'process_down', attempts: 1, firstError: why, lastError: why });
+  });
+});
+
+describe('sendSupervised: the receiver exited normally right after handling', () => {
+  it("ctx.exit('normal') in a synchronous handler is success", async () => {
+    const { node } = clocked();
+    const ids: (string | undefined)[] = [];
+    const pid = node.spawn((ctx) => () => {
+      ids.push(ctx.messageId);
+      ctx.exit('normal');
+    });
+    const outcome = await sendSupervised(node, pid, 'last-job', { ack: 'handled', onError: 'ignore' });
+    expect(outcome).toEqual({ ok: true, id: outcome.id, attempts: 1 });
+    expect(ids).toEqual([outcome.id]);
+    expect(node.isAlive(pid)).toBe(false);
+  });
+
+  it("ctx.exit('normal') at the end of an async handler is success", async () => {
+    const { node } = clocked();
+    const pid = node.spawn((ctx) => async () => {
+      await Promise.resolve();
+      ctx.exit('normal');
+    });
+    const outcome = await sendSupervised(node, pid, 'last-job', { ack: 'handled', onError: 'ignore' });
+    expect(outcome).toEqual({ ok: true, id: outcome.id, attempts: 1 });
+    expect(node.isAlive(pid)).toBe(false);
+  });
+});
+
+describe("sendSupervised: 'handled' not finished within the timeout", () => {
+  it('is timeout, and the copy not yet started is withdrawn (never handled later)', async () => {
+    const { node, clock } = clocked();
+    const r = receiver(node);
+    await r.hold();
+    const w = watch(sendSupervised(node, r.pid, 'job', { ack: 'handled', timeout: 100, onError: 'ignore' }));
+    await clock.advance(99);
+    expect(w.status).toBe('pending');
+    expect(node.info(r.pid)?.mailboxLength).toBe(1);
+    await clock.advance(1);
+    const outcome = failed(w.value);
+    expect(outcome).toMatchObject({ reason: 'timeout', attempts: 1 });
+    expect(String(outcome.firstError)).toContain('100');
+    expect(node.info(r.pid)?.mailboxLength).toBe(0);
+    r.release();
+    await node.idle();
+    expect(r.seen).toEqual([]);
+  });
+
+  it('is retried after withdrawing the unstarted copy: the receiver handles the message exactly once', async () => {
+    const { node, clock } = clocked();
+    const r = receiver(node);
+    await r.hold();
+    const seen = retries(node);
+    const w = watch(sendSupervised(node, r.pid, 'job', { ack: 'handled', timeout: 100, retries: 1, onError: 'ignore' }));
+    await clock.advance(100);
+    expect(seen.map((e) => [e.attempt, e.reason])).toEqual([[2, 'timeout']]);
+    await clock.advance(5);
+    expect(node.info(r.pid)?.mailboxLength).toBe(1); // only the retry's copy
+    expect(w.status).toBe('pending');
+    r.release();
+    await node.idle();
+    expect(w.value).toEqual({ ok: true, id: w.value?.id, attempts: 2 });
+    expect(r.seen.filter((s) => s.id === w.value?.id)).toHaveLength(1);
+    expect(r.seen).toEqual([{ message: 'job', id: w.value?.id }]);
+  });
+
+  it('a handler that finishes in time cancels the timer', async () => {
+    const { node, clock } = clocked();
+    const r = receiver(node);
+    await node.idle();
+    const timers = node.internals().timers;
+    const outcome = await sendSupervised(node, r.pid, 'job', { ack: 'handled', timeout: 100, retries: 2 });
+    expect(outcome).toMatchObject({ ok: true, attempts: 1 });
+    expect(node.internals().timers).toBe(timers);
+    await clock.advance(1000);
+    expect(r.seen).toHaveLength(1);
+  });
+});
+
+describe("sendSupervised: a process sends itself a 'handled' message from its own handler", () => {
+  /** A process that, on `'go'`, sends itself `'ping'` with ack 'handled' (after an await when `late`) and reports to `report`. */
+  function selfSender(node: KeelNode, report: Pid, to: 'self' | 'name', late: boolean, handled: unknown[]): Pid {
+    return node.spawn(
+      (ctx) => async (m: unknown) => {
+        if (m !== 'go') {
+          handled.push(m);
+          return;
+        }
+        if (late) await Promise.resolve();
+        await sendSupervised(ctx, to === 'self' ? ctx.self : 'me', 'ping', { ack: 'handled', timeout: 100, onError: 'ignore' }).then(
+          (outcome) => node.send(report, { outcome }),
+          (error: unknown) => node.send(report, { error }),
+        );
+      },
+      { name: 'me' },
+    );
+  }
+
+  it.each([
+    ['its pid', 'self', false],
+    ['its name', 'name', false],
+    ['its pid, after an await in an async handler', 'self', true],
+  ] as const)('to %s: rejects at once with ERR_DEADLOCK and no copy is delivered', async (_what, to, late) => {
+    const { node, clock } = clocked();
+    const p = probe(node);
+    const handled: unknown[] = [];
+    const pid = selfSender(node, p, to, late, handled);
+    node.send(pid, 'go');
+    await node.settle();
+    // were it not refused, it would end at its timeout instead: let that show as a wrong report
+    await clock.advance(100);
+    const report = (await p.receive()) as { error?: unknown; outcome?: unknown };
+    expect(report.outcome).toBeUndefined();
+    expectKeelError(report.error, 'ERR_DEADLOCK');
+    await node.idle();
+    expect(handled).toEqual([]);
+    expect(node.isAlive(pid)).toBe(true);
+  });
+
+  it("ack 'enqueued' to itself from its own handler is fine", async () => {
+    const { node } = clocked();
+    const p = probe(node);
+    const pid = node.spawn((ctx) => (m: unknown) => {
+      if (m === 'go') void sendSupervised(ctx, ctx.self, 'ping').then((outcome) => node.send(p, { outcome }));
+      else node.send(p, { got: m });
+    });
+    node.send(pid, 'go');
+    expect(await p.receive((m) => typeof m === 'object' && m !== null && 'outcome' in m)).toMatchObject({ outcome: { ok: true, attempts: 1 } });
+    expect(await p.receive((m) => typeof m === 'object' && m !== null && 'got' in m)).toEqual({ got: 'ping' });
+  });
+});
+
+describe('sendSupervised: the sender died', () => {
+  it('a send waiting on a retry is aborted when its process dies, and no further attempt happens', async () => {
+    const { node, clock } = clocked();
+    const seen = retries(node);
+    const timers = node.internals().timers;
+    let w: Watched<SendOutcome> | undefined;
+    const started = deferred();
+    const sender = node.spawn((ctx) => (m: unknown) => {
+      if (m !== 'go') return;
+      w = watch(sendSupervised(ctx, 'later', 'payload', { retries: 5, onError: 'ignore' }));
+      started.resolve();
+    });
+    node.send(sender, 'go');
+    await started.promise;
+    await node.settle();
+    expect(w?.status).toBe('pending');
+    expect(seen).toHaveLength(1);
+    node.exit(sender, 'kill');
+    await node.settle();
+    expect(w?.value).toMatchObject({ ok: false, reason: 'aborted', attempts: 1, firstError: 'noproc' });
+    expect(node.internals().timers).toBe(timers);
+    const r = receiver(node, { name: 'later' });
+    await clock.advance(60_000);
+    expect(r.seen).toEqual([]);
+    expect(seen).toHaveLength(1);
+  });
+
+  it("a send with ack 'handled' in flight is aborted when its process dies", async () => {
+    const { node } = clocked();
+    const r = receiver(node);
+    await r.hold();
+    const p = probe(node);
+    const timers = node.internals().timers;
+    const w = watch(sendSupervised(p.ctx, r.pid, 'job', { ack: 'handled', timeout: 1000, retries: 3, onError: 'ignore' }));
+    await node.settle();
+    expect(w.status).toBe('pending');
+    node.exit(p, 'kill');
+    await node.settle();
+    expect(w.value).toMatchObject({ ok: false, reason: 'aborted', attempts: 1 });
+    expect(node.internals().timers).toBe(timers);
+  });
+
+  it('a send from a process that has already exited (a zombie continuation) fails with ERR_PROCESS_EXITED, like a call', async () => {
+    const { node } = clocked();
+    const r = receiver(node);
+    const p = probe(node);
+    node.exit(p, 'kill');
+    const e = await failure(() => sendSupervised(p.ctx, r.pid, 'from-beyond', { retries: 3, onError: 'ignore' }));
+    expectKeelError(e, 'ERR_PROCESS_EXITED');
+    await node.idle();
+    expect(r.seen).toEqual([]);
+  });
+});
+
+describe('sendSupervised: the signal aborted', () => {
+  it('an already aborted signal: aborted, no attempt, nothing delivered', async () => {
+    const { node } = clocked();
+    const r = receiver(node);
+    const ac = new AbortController();
+    ac.abort('stop');
+    const outcome = await sendSupervised(node, r.pid, 'x', { signal: ac.signal, onError: 'ignore' });
+    expect(outcome).toEqual({ ok: false, id: outcome.id, reason: 'aborted', attempts: 0, firstError: 'stop', lastError: 'stop' });
+    await node.idle();
+    expect(r.seen).toEqual([]);
+  });
+
+  it('an abort during the backoff: aborted at once, the retry timer is gone, no further attempt', async () => {
+    const { node, clock } = clocked();
+    const seen = retries(node);
+    const ac = new AbortController();
+    const timers = node.internals().timers;
+    const w = watch(sendSupervised(node, 'later', 'x', { retries: 5, signal: ac.signal, onError: 'ignore' }));
+    await clock.advance(2);
+    expect(w.status).toBe('pending');
+    ac.abort('stop');
+    await node.settle();
+    expect(w.value).toMatchObject({ ok: false, reason: 'aborted', attempts: 1, firstError: 'noproc' });
+    expect(node.internals().timers).toBe(timers);
+    const r = receiver(node, { name: 'later' });
+    await clock.advance(60_000);
+    expect(r.seen).toEqual([]);
+    expect(seen).toHaveLength(1);
+  });
+
+  it("an abort while a 'handled' message is in flight: aborted, its timeout timer is gone", async () => {
+    const { node } = clocked();
+    const r = receiver(node);
+    await r.hold();
+    const ac = new AbortController();
+    const timers = node.internals().timers;
+    const w = watch(sendSupervised(node, r.pid, 'x', { ack: 'handled', timeout: 1000, signal: ac.signal, onError: 'ignore' }));
+    await node.settle();
+    expect(w.status).toBe('pending');
+    ac.abort('stop');
+    await node.settle();
+    expect(w.value).toMatchObject({ ok: false, reason: 'aborted', attempts: 1 });
+    expect(node.internals().timers).toBe(timers);
+  });
+});
+
+// ---- retries and backoff ----------------------------------------------------------------------
+
+describe('sendSupervised: retries follow the backoff on the node clock and random', () => {
+  it.each([
+    // random, backoff, expected delay of retry k = random × min(maxMs, initialMs × factor^(k-1))
+    [0.5, undefined, [5, 10, 20, 40, 80]],
+    [0.5, { initialMs: 100, factor: 3, maxMs: 1000 }, [50, 150, 450, 500, 500]],
+    [0.25, { initialMs: 40, factor: 2, maxMs: 100 }, [10, 20, 25, 25, 25]],
+  ] as const)('random %s, backoff %j: each attempt at the exact time', async (random, backoff, delays) => {
+    const { node, clock } = clocked(random);
+    const start = clock.now();
+    const seen = retries(node);
+    const options: SendOptions = { retries: delays.length, onError: 'ignore', ...(backoff === undefined ? {} : { backoff }) };
+    const w = watch(sendSupervised(node, 'nobody', 'x', options));
+    await node.settle();
+    let at = start;
+    // attempt 1 at the start; attempt k+1 exactly delays[k-1] ms after attempt k
+    expect(seen).toEqual([{ at, attempt: 2, delayMs: delays[0], reason: 'noproc' }]);
+    for (let k = 0; k < delays.length; k++) {
+      const delay = delays[k]!;
+      await clock.advance(delay - 1);
+      expect(seen).toHaveLength(k + 1);
+      expect(w.status).toBe('pending');
+      await clock.advance(1);
+      at += delay;
+      if (k + 1 < delays.length) {
+        expect(seen).toHaveLength(k + 2);
+        expect(seen[k + 1]).toEqual({ at, attempt: k + 3, delayMs: delays[k + 1], reason: 'noproc' });
+      }
+    }
+    expect(w.value).toMatchObject({ ok: false, reason: 'noproc', attempts: delays.length + 1 });
+    expect(seen).toHaveLength(delays.length);
+  });
+
+  it("jitter 'none' waits the full capped delay", async () => {
+    const { node, clock } = clocked(0.1);
+    const seen = retries(node);
+    const w = watch(sendSupervised(node, 'nobody', 'x', { retries: 2, backoff: { initialMs: 30, factor: 2, maxMs: 50, jitter: 'none' }, onError: 'ignore' }));
+    await clock.advance(30);
+    await clock.advance(50);
+    expect(seen.map((e) => e.delayMs)).toEqual([30, 50]);
+    expect(w.value).toMatchObject({ attempts: 3 });
+  });
+
+  it('the deadline stops retries: no retry is scheduled past it', async () => {
+    const { node, clock } = clocked();
+    const seen = retries(node);
+    const timers = node.internals().timers;
+    const w = watch(
+      sendSupervised(node, 'nobody', 'x', { retries: 10, deadline: 100, backoff: { initialMs: 60, factor: 1, jitter: 'none' }, onError: 'ignore' }),
+    );
+    await clock.advance(59);
+    expect(w.status).toBe('pending');
+    await clock.advance(1); // attempt 2 at 60; a third at 120 would pass the deadline
+    expect(w.value).toMatchObject({ ok: false, reason: 'noproc', attempts: 2 });
+    expect(seen).toHaveLength(1);
+    expect(node.internals().timers).toBe(timers);
+  });
+
+  it("the deadline bounds a 'handled' attempt's timeout", async () => {
+    const { node, clock } = clocked();
+    const r = receiver(node);
+    await r.hold();
+    const w = watch(sendSupervised(node, r.pid, 'job', { ack: 'handled', timeout: 5000, deadline: 100, retries: 3, onError: 'ignore' }));
+    await clock.advance(99);
+    expect(w.status).toBe('pending');
+    await clock.advance(1);
+    expect(w.value).toMatchObject({ ok: false, reason: 'timeout', attempts: 1 });
+    r.release();
+    await node.idle();
+    expect(r.seen).toEqual([]);
+  });
+});
+
+// ---- the outcome ------------------------------------------------------------------------------
+
+describe('sendSupervised: the outcome and the message id', () => {
+  it('the default id is <node>-<creation>-<seq>, a counter', async () => {
+    const { node } = clocked(0.5, { name: 'idnode' });
+    const r = receiver(node);
+    const a = await sendSupervised(node, r.pid, 'a');
+    const b = await sendSupervised(node, r.pid, 'b');
+    const pattern = new RegExp(`^idnode-${node.creation}-(\\d+)$`);
+    expect(a.id).toMatch(pattern);
+    expect(b.id).toMatch(pattern);
+    expect(Number(pattern.exec(b.id)![1])).toBe(Number(pattern.exec(a.id)![1]) + 1);
+  });
+
+  it('the receiver sees the id as ctx.messageId (and undefined for a raw send)', async () => {
+    const { node } = clocked();
+    const r = receiver(node);
+    node.send(r.pid, 'raw');
+    const enqueued = await sendSupervised(node, r.pid, 'enqueued');
+    const handled = await sendSupervised(node, r.pid, 'handled', { ack: 'handled' });
+    await node.idle();
+    expect(r.seen).toEqual([
+      { message: 'raw', id: undefined },
+      { message: 'enqueued', id: enqueued.id },
+      { message: 'handled', id: handled.id },
+    ]);
+    expect(enqueued.id).not.toBe(handled.id);
+  });
+
+  it('a custom id is used in the outcome and seen by the receiver', async () => {
+    const { node } = clocked();
+    const r = receiver(node);
+    const outcome = await sendSupervised(node, r.pid, 'charge', { id: 'order-42', ack: 'handled' });
+    expect(outcome).toEqual({ ok: true, id: 'order-42', attempts: 1 });
+    expect(r.seen).toEqual([{ message: 'charge', id: 'order-42' }]);
+    const lost = await sendSupervised(node, deadPid(node), 'charge', { id: 'order-43', onError: 'ignore' });
+    expect(lost.id).toBe('order-43');
+  });
+
+  it('a failed outcome reports attempts, the first error and the last error', async () => {
+    const { node, clock } = clocked();
+    const first = receiver(node, { name: 'svc' });
+    await first.hold();
+    const w = watch(sendSupervised(node, 'svc', 'job', { ack: 'handled', retries: 1, onError: 'ignore' }));
+    await node.settle();
+    node.exit(first.pid, 'kill'); // attempt 1: process_down ('killed')
+    await clock.advance(5); // attempt 2: the name is gone: noproc
+    expect(w.value).toEqual({ ok: false, id: w.value?.id, reason: 'noproc', attempts: 2, firstError: 'killed', lastError: 'noproc' });
+  });
+});
+
+describe('sendSupervised: onError', () => {
+  it("'raise' rejects with ERR_DELIVERY carrying the outcome", async () => {
+    const { node } = clocked();
+    const pid = deadPid(node);
+    const e = await failure(() => sendSupervised(node, pid, 'x', { onError: 'raise', id: 'm-1' }));
+    expectKeelError(e, 'ERR_DELIVERY', 'noproc');
+    expect((e as { outcome?: unknown }).outcome).toEqual({ ok: false, id: 'm-1', reason: 'noproc', attempts: 1, firstError: 'noproc', lastError: 'noproc' });
+  });
+
+  it("'raise' resolves normally on success", async () => {
+    const { node } = clocked();
+    const r = receiver(node);
+    expect(await sendSupervised(node, r.pid, 'x', { onError: 'raise' })).toMatchObject({ ok: true });
+  });
+
+  it.each([['log' as const], [undefined]])("onError %s (the default is 'log') calls the logger on final failure", async (onError) => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const outcome = await sendSupervised(node, deadPid(node), 'x', onError === undefined ? {} : { onError });
+    expect(outcome.ok).toBe(false);
+    expect(logger.warn).toHaveBeenCalledTimes(1);
+    expect(String(logger.warn.mock.calls[0]![0])).toContain(outcome.id);
+    expect(String(logger.warn.mock.calls[0]![0])).toContain('noproc');
+  });
+
+  it("'log' does not log a success; 'ignore' logs nothing on failure", async () => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const r = receiver(node);
+    expect((await sendSupervised(node, r.pid, 'x', { onError: 'log' })).ok).toBe(true);
+    expect((await sendSupervised(node, deadPid(node), 'x', { onError: 'ignore' })).ok).toBe(false);
+    expect(logger.warn).not.toHaveBeenCalled();
+    expect(logger.error).not.toHaveBeenCalled();
+  });
+
+  it("'dead_letter' with the queue unavailable (services: false) says so in the outcome", async () => {
+    const node = track({ services: false });
+    const outcome = failed(await sendSupervised(node, deadPid(node), 'x', { onError: 'dead_letter', metadata: { tenant: 't1' } }));
+    expect(outcome).toMatchObject({ reason: 'noproc', attempts: 1, deadLetterUnavailable: true });
+    expect(outcome.deadLetterId).toBeUndefined();
+  });
+
+  it("'dead_letter' after the retries ran out also says so", async () => {
+    const { node, clock } = clocked(0.5, { services: false });
+    const w = watch(sendSupervised(node, 'nobody', 'x', { retries: 1, onError: 'dead_letter' }));
+    await clock.advance(5);
+    expect(w.value).toMatchObject({ ok: false, reason: 'noproc', attempts: 2, deadLetterUnavailable: true });
+  });
+});
+
+// ---- telemetry --------------------------------------------------------------------------------
+
+describe('sendSupervised: telemetry', () => {
+  it('a success is a span start then stop, with the outcome and the metadata', async () => {
+    const { node } = clocked();
+    const r = receiver(node);
+    const captured = captureEvents(node, ['keel.supervised_send.']);
+    const outcome = await sendSupervised(node, r.pid, 'x', { metadata: { tenant: 't1' } });
+    expect(captured.events.map((e) => e.event)).toEqual(['keel.supervised_send.send.start', 'keel.supervised_send.send.stop']);
+    expect(captured.events[0]!.metadata).toMatchObject({ tenant: 't1' });
+    expect(captured.events[1]!.metadata).toMatchObject({ tenant: 't1', outcome });
+  });
+
+  it('a failed outcome is a stop (not an exception), with the retries in between', async () => {
+    const { node, clock } = clocked();
+    const captured = captureEvents(node, ['keel.supervised_send.']);
+    const w = watch(sendSupervised(node, 'nobody', 'x', { retries: 1, onError: 'ignore', metadata: { tenant: 't2' } }));
+    await clock.advance(5);
+    expect(w.status).toBe('resolved');
+    expect(captured.events.map((e) => e.event)).toEqual([
+      'keel.supervised_send.send.start',
+      'keel.supervised_send.retry',
+      'keel.supervised_send.send.stop',
+    ]);
+    expect(captured.events[1]!.measurements).toMatchObject({ attempt: 2, delayMs: 5 });
+    expect(captured.events[1]!.metadata).toMatchObject({ tenant: 't2' });
+    expect(captured.events[2]!.metadata).toMatchObject({ outcome: w.value });
+    expect(failed(w.value).reason).toBe('noproc');
+  });
+
+  it("a throw ('raise') is a span start then exception", async () => {
+    const { node } = clocked();
+    const captured = captureEvents(node, ['keel.supervised_send.']);
+    const e = await failure(() => sendSupervised(node, deadPid(node), 'x', { onError: 'raise' }));
+    expect(isKeelError(e, 'ERR_DELIVERY')).toBe(true);
+    expect(captured.events.map((x) => x.event)).toEqual(['keel.supervised_send.send.start', 'keel.supervised_send.send.exception']);
+    expect(captured.events[1]!.metadata.error).toBe(e);
+  });
+
+  it('a deadlock (a throw) is an exception too', async () => {
+    const { node } = clocked();
+    const captured = captureEvents(node, ['keel.supervised_send.send.']);
+    const p = probe(node);
+    const pid = node.spawn((ctx) => (m: unknown) => {
+      if (m === 'go') void sendSupervised(ctx, ctx.self, 'ping', { ack: 'handled' }).catch((error: unknown) => node.send(p, { error }));
+    });
+    node.send(pid, 'go');
+    const report = (await p.receive()) as { error: unknown };
+    expectKeelError(report.error, 'ERR_DEADLOCK');
+    expect(captured.events.map((x) => x.event)).toEqual(['keel.supervised_send.send.start', 'keel.supervised_send.send.exception']);
+  });
+});
+
+// ---- bad arguments ----------------------------------------------------------------------------
+
+describe('sendSupervised: bad arguments', () => {
+  it.each<[string, unknown]>([
+    ['options', 'fast'],
+    ['options.ack', { ack: 'delivered' }],
+    ['options.timeout', { timeout: -1 }],
+    ['options.timeout', { timeout: Number.NaN }],
+    ['options.timeout', { timeout: '100' }],
+    ['options.deadline', { deadline: -5 }],
+    ['options.deadline', { deadline: 'soon' }],
+    ['options.retries', { retries: -1 }],
+    ['options.retries', { retries: 1.5 }],
+    ['options.retries', { retries: Infinity }],
+    ['options.backoff', { backoff: 'exponential' }],
+    ['options.backoff.initialMs', { backoff: { initialMs: -1 } }],
+    ['options.backoff.factor', { backoff: { factor: 0.5 } }],
+    ['options.backoff.maxMs', { backoff: { maxMs: Number.NaN } }],
+    ['options.backoff.jitter', { backoff: { jitter: 'half' } }],
+    ['options.onError', { onError: 'explode' }],
+    ['options.metadata', { metadata: 'tag' }],
+    ['options.id', { id: '' }],
+    ['options.id', { id: 42 }],
+    ['options.retryOnCrash', { retryOnCrash: 'yes' }],
+    ['options.signal', { signal: { aborted: false } }],
+  ])('%s = %j is ERR_INVALID_ARGUMENT and nothing is sent', async (argument, options) => {
+    const { node } = clocked();
+    const r = receiver(node);
+    const e = await failure(() => sendSupervised(node, r.pid, 'x', options as SendOptions));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', argument);
+    await node.idle();
+    expect(r.seen).toEqual([]);
+  });
+
+  it.each<[string, unknown]>([
+    ['an empty name', ''],
+    ['a number', 42],
+    ['null', null],
+    ['undefined', undefined],
+    ['a plain object', { id: 1 }],
+  ])('a non-target `to` (%s) is ERR_INVALID_ARGUMENT', async (_what, to) => {
+    const { node } = clocked();
+    const e = await failure(() => sendSupervised(node, to as Pid, 'x'));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', 'to');
+  });
+});
+
+// ---- node shutdown ----------------------------------------------------------------------------
+
+describe('sendSupervised: node shutdown', () => {
+  it('settles a send still waiting on a retry with noproc (DESIGN: shutdown settles every pending send)', async () => {
+    const { node } = clocked();
+    const w = watch(sendSupervised(node, 'nobody', 'x', { retries: 5, onError: 'ignore' }));
+    await node.settle();
+    expect(w.status).toBe('pending');
+    await node.shutdown({ timeoutMs: 1000 });
+    await node.idle();
+    expect(w.status).toBe('resolved');
+    expect(w.value).toMatchObject({ ok: false, reason: 'noproc' });
+  });
+});
