@@ -111,7 +111,7 @@ export async function dlqIngest(system, kind) {
     const { createNode } = await import('../dist/index.js');
     const store = kind === 'memory' ? { kind: 'memory' } : { kind: 'sqlite', path: join(dir, 'dlq.db') };
     // no entry falls due during the run: this measures ingest, not the automatic retry
-    const node = createNode({ name: 'bench', services: { deadLetters: { store, capacity: N, backoff: { initialMs: 600_000 } } } });
+    const node = createNode({ name: 'bench', services: { deadLetters: { store, capacity: N, backoff: { initialMs: 600_000, jitter: 'none' } } } });
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < N; i += IN_FLIGHT) {
       const adds = [];

@@ -22,14 +22,13 @@ export class StoreInUseError extends KeelError {
 interface Row {
   seq: number;
   recipient: string;
-  message: Buffer;
+  payload: Buffer;
   reason: string;
-  metadata: Buffer;
   attempts: number;
   first_failed_at: number;
   last_attempt_at: number;
   next_retry_at: number;
-  last_error: Buffer | null;
+  last_error: Buffer | string | null;
   status: 'pending' | 'parked';
 }
 
@@ -51,9 +50,8 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS dead_letters (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   recipient TEXT NOT NULL,
-  message BLOB NOT NULL,
+  payload BLOB NOT NULL,
   reason TEXT NOT NULL,
-  metadata BLOB NOT NULL,
   attempts INTEGER NOT NULL,
   first_failed_at INTEGER NOT NULL,
   last_attempt_at INTEGER NOT NULL,
@@ -120,7 +118,7 @@ export class SqliteStore implements DeadLetterStore {
       openFiles.add(this.file);
     }
     this.#insert = db.prepare(
-      'INSERT INTO dead_letters (recipient, message, reason, metadata, attempts, first_failed_at, last_attempt_at, next_retry_at, last_error, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO dead_letters (recipient, payload, reason, attempts, first_failed_at, last_attempt_at, next_retry_at, last_error, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.#applyWrites = db.transaction((writes: { sql: string; args: unknown[] }[]) => {
       for (const w of writes) this.#statement(w.sql).run(...w.args);
@@ -128,7 +126,8 @@ export class SqliteStore implements DeadLetterStore {
     this.#commit = db.transaction((rows: NewRecord[]) =>
       rows.map((r) =>
         Number(
-          this.#insert.run(r.recipient, serialize(r.message), r.reason, serialize(r.metadata), r.attempts, r.firstFailedAt, r.lastAttemptAt, r.nextRetryAt, r.lastError === undefined ? null : serialize(r.lastError), r.status)
+          // message and metadata in one serialization; an error that is text stays text
+          this.#insert.run(r.recipient, serialize([r.message, r.metadata]), r.reason, r.attempts, r.firstFailedAt, r.lastAttemptAt, r.nextRetryAt, errorColumn(r.lastError), r.status)
             .lastInsertRowid,
         ),
       ),
@@ -175,7 +174,7 @@ export class SqliteStore implements DeadLetterStore {
     const keys = Object.keys(changes).sort();
     if (keys.length === 0) return;
     const sql = `UPDATE dead_letters SET ${keys.map((k) => `${COLUMNS[k]!} = ?`).join(', ')} WHERE seq = ?`;
-    const args = keys.map((k) => (k === 'lastError' ? (changes.lastError === undefined ? null : serialize(changes.lastError)) : (changes as Record<string, unknown>)[k]));
+    const args = keys.map((k) => (k === 'lastError' ? errorColumn(changes.lastError) : (changes as Record<string, unknown>)[k]));
     if (this.#writes.push({ sql, args: [...args, Number(id)] }) === 1) setImmediate(() => this.#flushWrites());
   }
 
@@ -266,18 +265,23 @@ function whereOf(filter: DeadLetterFilter, now: number): { where: string; args: 
   return { where, args };
 }
 
+function errorColumn(error: unknown): Buffer | string | null {
+  return error === undefined ? null : typeof error === 'string' ? error : serialize(error);
+}
+
 function toRecord(row: Row): Record_ {
+  const [message, metadata] = deserialize(row.payload) as [unknown, Record<string, unknown>];
   return {
     id: String(row.seq),
     recipient: row.recipient,
-    message: deserialize(row.message),
+    message,
     reason: row.reason,
-    metadata: deserialize(row.metadata) as Record<string, unknown>,
+    metadata,
     attempts: row.attempts,
     firstFailedAt: row.first_failed_at,
     lastAttemptAt: row.last_attempt_at,
     nextRetryAt: row.next_retry_at,
-    lastError: row.last_error === null ? undefined : deserialize(row.last_error),
+    lastError: row.last_error === null ? undefined : typeof row.last_error === 'string' ? row.last_error : deserialize(row.last_error),
     status: row.status,
   };
 }
