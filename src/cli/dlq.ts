@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { checkFilter, type Record_ } from '../delivery/stores/DeadLetterStore.js';
 import { SqliteStore } from '../delivery/stores/SqliteStore.js';
 import type { DeadLetterFilter } from '../runtime/services.js';
@@ -87,6 +88,10 @@ export function runDlq(argv: string[], print: (line: string) => void, now: () =>
     print(DLQ_USAGE);
     return 2;
   }
+  if (!existsSync(args.store)) {
+    print(`keel dlq: no store at ${args.store}`);
+    return 2;
+  }
   const store = new SqliteStore(args.store, undefined);
   try {
     const t = now();
@@ -103,7 +108,9 @@ export function runDlq(argv: string[], print: (line: string) => void, now: () =>
           print(`keel dlq: no dead letter ${args.ids[0] ?? '(give an id)'}`);
           return 1;
         }
-        print(args.json ? json(r) : Object.entries(r).map(([k, v]) => `${k.padEnd(14)} ${k === 'message' || k === 'metadata' || k === 'lastError' ? json(v) : String(v)}`).join('\n'));
+        const shown = (k: string, v: unknown): string =>
+          k === 'message' || k === 'metadata' || k === 'lastError' ? json(v) : k.endsWith('At') && typeof v === 'number' ? new Date(v).toISOString() : String(v);
+        print(args.json ? json(r) : Object.entries(r).map(([k, v]) => `${k.padEnd(14)} ${shown(k, v)}`).join('\n'));
         return 0;
       }
       case 'retry': {

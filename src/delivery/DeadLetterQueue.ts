@@ -145,7 +145,7 @@ export class DeadLetterService implements DeadLetterQueue {
       this.refused++;
       throw e;
     }
-    const now = this.#node.clock.now();
+    const now = this.#node.coarseNow(); // a record's times need no sub-slice precision
     const nextRetryAt = now + Math.round(backoffDelay(this.#settings.backoff, 1, this.#node.random));
     const stored = this.store.add({
         recipient: recipientText(recipient),

@@ -89,13 +89,19 @@ const TYPED_ARRAYS = [
  * levels (a cycle, most likely) is checked again with one.
  */
 export function checkSerializable(value: unknown, path = 'message'): void {
-  if (!walk(value, path, 0, undefined)) walk(value, path, 0, new Set());
+  const keys: (string | number)[] = [];
+  if (!walk(value, path, keys, 0, undefined)) walk(value, path, keys, 0, new Set());
 }
 
 const MAX_DEPTH = 64;
 
+/** The path of the value being checked, built only for an error message. */
+function where(root: string, keys: readonly (string | number)[]): string {
+  return root + keys.map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`)).join('');
+}
+
 /** False when it gave up (too deep without a seen-set); throws for what cannot be stored. */
-function walk(value: unknown, path: string, depth: number, seen: Set<object> | undefined): boolean {
+function walk(value: unknown, root: string, keys: (string | number)[], depth: number, seen: Set<object> | undefined): boolean {
   switch (typeof value) {
     case 'string':
     case 'number':
@@ -104,9 +110,9 @@ function walk(value: unknown, path: string, depth: number, seen: Set<object> | u
     case 'undefined':
       return true;
     case 'function':
-      throw new NotSerializableError(path, 'a function');
+      throw new NotSerializableError(where(root, keys), 'a function');
     case 'symbol':
-      throw new NotSerializableError(path, 'a symbol');
+      throw new NotSerializableError(where(root, keys), 'a symbol');
   }
   if (value === null) return true;
   const obj = value as object;
@@ -118,26 +124,44 @@ function walk(value: unknown, path: string, depth: number, seen: Set<object> | u
   }
   const next = depth + 1;
   if (Array.isArray(obj)) {
-    for (let i = 0; i < obj.length; i++) if (!walk(obj[i], `${path}[${i}]`, next, seen)) return false;
+    for (let i = 0; i < obj.length; i++) {
+      keys.push(i);
+      const ok = walk(obj[i], root, keys, next, seen);
+      keys.pop();
+      if (!ok) return false;
+    }
     return true;
   }
   const proto = Object.getPrototypeOf(obj);
   if (proto === Object.prototype || proto === null) {
-    if (Object.getOwnPropertySymbols(obj).length > 0) throw new NotSerializableError(path, 'an object with symbol keys');
-    for (const key in obj) {
-      if (Object.prototype.hasOwnProperty.call(obj, key) && !walk((obj as Record<string, unknown>)[key], `${path}.${key}`, next, seen)) return false;
+    for (const key of Reflect.ownKeys(obj)) {
+      if (typeof key === 'symbol') throw new NotSerializableError(where(root, keys), 'an object with symbol keys');
+      keys.push(key);
+      const ok = walk((obj as Record<string, unknown>)[key], root, keys, next, seen);
+      keys.pop();
+      if (!ok) return false;
     }
     return true;
   }
   if (obj instanceof Date || obj instanceof RegExp || obj instanceof Error) return true;
   if (TYPED_ARRAYS.some((T) => obj instanceof T)) return true;
   if (obj instanceof Map) {
-    for (const [k, v] of obj) if (!walk(k, `${path} (a Map key)`, next, seen) || !walk(v, `${path}.get(${String(k)})`, next, seen)) return false;
+    for (const [k, v] of obj) {
+      keys.push(`get(${String(k)})`);
+      const ok = walk(k, root, keys, next, seen) && walk(v, root, keys, next, seen);
+      keys.pop();
+      if (!ok) return false;
+    }
     return true;
   }
   if (obj instanceof Set) {
-    for (const v of obj) if (!walk(v, `${path} (a Set member)`, next, seen)) return false;
+    for (const v of obj) {
+      keys.push('(a Set member)');
+      const ok = walk(v, root, keys, next, seen);
+      keys.pop();
+      if (!ok) return false;
+    }
     return true;
   }
-  throw new NotSerializableError(path, `an instance of ${(proto as { constructor?: { name?: string } }).constructor?.name ?? 'a class'} (its behaviour would be lost)`);
+  throw new NotSerializableError(where(root, keys), `an instance of ${(proto as { constructor?: { name?: string } }).constructor?.name ?? 'a class'} (its behaviour would be lost)`);
 }

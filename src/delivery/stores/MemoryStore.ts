@@ -8,7 +8,8 @@ import { type DeadLetterStore, matches, type NewRecord, type Record_ } from './D
  */
 export class MemoryStore implements DeadLetterStore {
   readonly kind = 'memory' as const;
-  readonly #records = new Map<string, Record_>();
+  /** By sequence number (numbers hash faster than the ids' text). */
+  readonly #records = new Map<number, Record_>();
   readonly #capacity: number;
   readonly #onEvict: (record: Record_) => void;
   #seq = 0;
@@ -19,20 +20,21 @@ export class MemoryStore implements DeadLetterStore {
   }
 
   add(record: NewRecord): string {
-    const id = String(++this.#seq);
+    const seq = ++this.#seq;
+    const id = String(seq);
     // the queue hands over a fresh object: it becomes the stored record (no copy)
     (record as Record_).id = id;
-    this.#records.set(id, record as Record_);
+    this.#records.set(seq, record as Record_);
     if (this.#records.size > this.#capacity) {
-      const oldest = this.#records.values().next().value!;
-      this.#records.delete(oldest.id);
+      const [oldestSeq, oldest] = this.#records.entries().next().value!;
+      this.#records.delete(oldestSeq);
       this.#onEvict(oldest);
     }
     return id;
   }
 
   get(id: string): Record_ | undefined {
-    const r = this.#records.get(id);
+    const r = this.#records.get(Number(id));
     return r === undefined ? undefined : { ...r };
   }
 
@@ -52,19 +54,19 @@ export class MemoryStore implements DeadLetterStore {
   }
 
   update(id: string, changes: Partial<Record_>): void {
-    const r = this.#records.get(id);
+    const r = this.#records.get(Number(id));
     if (r !== undefined) Object.assign(r, changes);
   }
 
   remove(id: string): boolean {
-    return this.#records.delete(id);
+    return this.#records.delete(Number(id));
   }
 
   purge(filter: DeadLetterFilter, now: number): number {
     let n = 0;
     for (const r of [...this.#records.values()]) {
       if (matches(r, filter, now)) {
-        this.#records.delete(r.id);
+        this.#records.delete(Number(r.id));
         n++;
       }
     }
@@ -98,7 +100,7 @@ export class MemoryStore implements DeadLetterStore {
     let n = 0;
     for (const r of [...this.#records.values()]) {
       if (r.status === 'parked' && r.lastAttemptAt <= before) {
-        this.#records.delete(r.id);
+        this.#records.delete(Number(r.id));
         n++;
       }
     }

@@ -1,0 +1,303 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type DeadLetter, isUnavailable, type Unavailable } from '../../src/index.js';
+import { DLQ_USAGE, runDlq } from '../../src/cli/dlq.js';
+import type { NewRecord } from '../../src/delivery/stores/DeadLetterStore.js';
+import { SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
+import { probe, TestClock } from '../../src/testing/index.js';
+import { useNodes } from '../support.js';
+
+// registered before useNodes(): after-each hooks run in reverse order, so nodes close their files first
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const track = useNodes();
+
+function tmpfile(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-cli-'));
+  dirs.push(dir);
+  return path.join(dir, 'dlq.db');
+}
+
+const T = Date.UTC(2025, 0, 1, 12, 0, 0);
+
+/** Runs `keel dlq …` with a fixed clock; returns the exit code and what it printed. */
+function run(argv: string[], now = T): { code: number; out: string } {
+  const lines: string[] = [];
+  const code = runDlq(argv, (line) => lines.push(line), () => now);
+  return { code, out: lines.join('\n') };
+}
+
+function ok<T>(value: T | Unavailable): T {
+  if (isUnavailable(value)) throw new Error("expected an answer, got { error: 'unavailable' }");
+  return value;
+}
+
+const RECORDS: NewRecord[] = [
+  {
+    recipient: 'billing',
+    message: { charge: 500, currency: 'EUR' },
+    reason: 'timeout',
+    metadata: { id: 'm-1' },
+    attempts: 2,
+    firstFailedAt: T - 60_000,
+    lastAttemptAt: T - 1000,
+    nextRetryAt: T + 30_000,
+    lastError: 'not handled within 5000 ms',
+    status: 'pending',
+  },
+  {
+    recipient: '<keel-1.7.3>',
+    message: 'ping',
+    reason: 'noproc',
+    metadata: {},
+    attempts: 0,
+    firstFailedAt: T - 120_000,
+    lastAttemptAt: T - 120_000,
+    nextRetryAt: T + 1000,
+    lastError: 'noproc',
+    status: 'parked',
+  },
+  {
+    recipient: 'orders',
+    message: { items: ['apple', 'banana', 'cherry', 'damson', 'elderberry'], total: 10n, tags: new Map([['a', 1]]) },
+    reason: 'mailbox_full',
+    metadata: { id: 'm-3' },
+    attempts: 5,
+    firstFailedAt: T - 30_000,
+    lastAttemptAt: T - 5000,
+    nextRetryAt: T + 5000,
+    lastError: 'mailbox_full',
+    status: 'parked',
+  },
+];
+
+/** A store file holding RECORDS as ids 1, 2, 3 (written the way a node writes, then closed). */
+async function knownStore(): Promise<string> {
+  const file = tmpfile();
+  const store = new SqliteStore(file, undefined);
+  try {
+    const ids = await Promise.all(RECORDS.map((r) => store.add(r)));
+    expect(ids).toEqual(['1', '2', '3']);
+  } finally {
+    store.close();
+  }
+  return file;
+}
+
+/** The rows of a store file, read through a fresh better-sqlite3 connection. */
+function rows(file: string): { seq: number; status: string; next_retry_at: number; recipient: string }[] {
+  const db = new Database(file, { readonly: true });
+  try {
+    return db.prepare('SELECT seq, status, next_retry_at, recipient FROM dead_letters ORDER BY seq').all() as { seq: number; status: string; next_retry_at: number; recipient: string }[];
+  } finally {
+    db.close();
+  }
+}
+
+describe('keel dlq list', () => {
+  it('prints a table of the entries in insertion order', async () => {
+    const file = await knownStore();
+    const { code, out } = run(['list', '--store', file]);
+    expect(code).toBe(0);
+    expect(out).toBe(
+      [
+        'id  status   recipient     reason        attempts  next retry                message',
+        '1   pending  billing       timeout       2         2025-01-01T12:00:30.000Z  {"charge":500,"currency":"EUR"}',
+        '2   parked   <keel-1.7.3>  noproc        0         2025-01-01T12:00:01.000Z  "ping"',
+        '3   parked   orders        mailbox_full  5         2025-01-01T12:00:05.000Z  {"items":["apple","banana","cherry","damson","elderberry"...',
+      ].join('\n'),
+    );
+  });
+
+  it('filters by status, reason, recipient and --older-than, and limits', async () => {
+    const file = await knownStore();
+    const idsOf = (argv: string[]): string[] => {
+      const { code, out } = run(['list', '--store', file, '--json', ...argv]);
+      expect(code).toBe(0);
+      return (JSON.parse(out) as { id: string }[]).map((r) => r.id);
+    };
+    expect(idsOf([])).toEqual(['1', '2', '3']);
+    expect(idsOf(['--status', 'parked'])).toEqual(['2', '3']);
+    expect(idsOf(['--status', 'pending'])).toEqual(['1']);
+    expect(idsOf(['--reason', 'noproc'])).toEqual(['2']);
+    expect(idsOf(['--recipient', 'orders'])).toEqual(['3']);
+    // failed at least 45 s before T: 1 (60 s) and 2 (120 s)
+    expect(idsOf(['--older-than', '45000'])).toEqual(['1', '2']);
+    expect(idsOf(['--status', 'parked', '--limit', '1'])).toEqual(['2']);
+    expect(run(['list', '--store', file, '--reason', 'nothing like it'])).toEqual({ code: 0, out: '(no dead letters)' });
+  });
+
+  it('--json prints the records, bigints as "10n" and Maps as objects', async () => {
+    const file = await knownStore();
+    const { code, out } = run(['list', '--store', file, '--json']);
+    expect(code).toBe(0);
+    expect(JSON.parse(out)).toEqual([
+      { id: '1', ...RECORDS[0] },
+      { id: '2', ...RECORDS[1] },
+      { id: '3', ...RECORDS[2], message: { items: ['apple', 'banana', 'cherry', 'damson', 'elderberry'], total: '10n', tags: { a: 1 } } },
+    ]);
+  });
+});
+
+describe('keel dlq show', () => {
+  it('prints one record, field by field', async () => {
+    const file = await knownStore();
+    const { code, out } = run(['show', '2', '--store', file]);
+    expect(code).toBe(0);
+    expect(out).toBe(
+      [
+        'id             2',
+        'recipient      <keel-1.7.3>',
+        'message        "ping"',
+        'reason         noproc',
+        'metadata       {}',
+        'attempts       0',
+        `firstFailedAt  ${new Date(T - 120_000).toISOString()}`,
+        `lastAttemptAt  ${new Date(T - 120_000).toISOString()}`,
+        `nextRetryAt    ${new Date(T + 1000).toISOString()}`,
+        'lastError      "noproc"',
+        'status         parked',
+      ].join('\n'),
+    );
+  });
+
+  it('--json prints the record as JSON', async () => {
+    const file = await knownStore();
+    const { code, out } = run(['show', '1', '--json', '--store', file]);
+    expect(code).toBe(0);
+    expect(JSON.parse(out)).toEqual({ id: '1', ...RECORDS[0] });
+  });
+
+  it('exits 1 for a missing id, or no id', async () => {
+    const file = await knownStore();
+    expect(run(['show', '99', '--store', file])).toEqual({ code: 1, out: 'keel dlq: no dead letter 99' });
+    expect(run(['show', '--store', file]).code).toBe(1);
+  });
+});
+
+describe('keel dlq retry', () => {
+  it('marks the given entries due now (status pending, nextRetryAt = now), parked ones included', async () => {
+    const file = await knownStore();
+    const now = T + 7;
+    const { code, out } = run(['retry', '1', '3', '--store', file], now);
+    expect(code).toBe(0);
+    expect(out).toBe('marked 2 dead letter(s) due now; the owning node delivers them at its next wake');
+    expect(rows(file)).toEqual([
+      { seq: 1, status: 'pending', next_retry_at: now, recipient: 'billing' },
+      { seq: 2, status: 'parked', next_retry_at: T + 1000, recipient: '<keel-1.7.3>' },
+      { seq: 3, status: 'pending', next_retry_at: now, recipient: 'orders' },
+    ]);
+  });
+
+  it('marks the entries a filter selects; --json lists the marked ids; unknown ids mark nothing', async () => {
+    const file = await knownStore();
+    expect(run(['retry', '--store', file, '--status', 'parked', '--json'], T + 1)).toEqual({ code: 0, out: JSON.stringify({ marked: ['2', '3'] }, null, 2) });
+    expect(rows(file).map((r) => [r.status, r.next_retry_at])).toEqual([
+      ['pending', T + 30_000],
+      ['pending', T + 1],
+      ['pending', T + 1],
+    ]);
+    expect(run(['retry', '404', '--store', file, '--json'])).toEqual({ code: 0, out: JSON.stringify({ marked: [] }, null, 2) });
+  });
+
+  it('a live node owning the store delivers the marked entries at its next wake (the 5 s durable poll)', async () => {
+    const file = tmpfile();
+    const clock = new TestClock({ start: T });
+    // entries come due only after an hour; a single failed attempt parks one
+    const node = track({
+      clock,
+      random: () => 1,
+      services: { deadLetters: { store: { kind: 'sqlite', path: file }, maxRetries: 1, backoff: { initialMs: 3_600_000, factor: 2, maxMs: 3_600_000 } } },
+    });
+    const waiting = ok(await node.deadLetters.add({ recipient: 'late', message: 'waiting', reason: 'noproc' }));
+    const parked = ok(await node.deadLetters.add({ recipient: 'late', message: 'parked', reason: 'noproc' }));
+    expect(ok(await node.deadLetters.retry([parked]))).toEqual([{ id: parked, ok: false, reason: 'noproc' }]);
+    expect((ok(await node.deadLetters.get(parked)) as DeadLetter).status).toBe('parked');
+    await node.idle();
+    const p = probe(node);
+    node.registry.register('late', p);
+
+    // the CLI works on the file while the node owns it
+    const { code } = run(['retry', '--store', file, '--recipient', 'late'], clock.now());
+    expect(code).toBe(0);
+    for (const id of [waiting, parked]) {
+      expect(ok(await node.deadLetters.get(id))).toMatchObject({ status: 'pending', nextRetryAt: T });
+    }
+    await clock.advance(4999);
+    await node.idle();
+    expect(p.messages).toEqual([]);
+    await clock.advance(1);
+    expect(await p.receive((m) => m === 'waiting')).toBe('waiting');
+    expect(await p.receive((m) => m === 'parked')).toBe('parked');
+    await node.idle();
+    expect(ok(await node.deadLetters.list()).entries).toEqual([]);
+    expect(ok(await node.deadLetters.stats())).toMatchObject({ pending: 0, parked: 0, succeeded: 2 });
+  });
+});
+
+describe('keel dlq purge', () => {
+  it('deletes the entries a filter selects and prints how many', async () => {
+    const file = await knownStore();
+    expect(run(['purge', '--store', file, '--status', 'parked', '--reason', 'noproc'])).toEqual({ code: 0, out: 'purged 1 dead letter(s)' });
+    expect(rows(file).map((r) => r.seq)).toEqual([1, 3]);
+    expect(run(['purge', '--store', file, '--older-than', '45000', '--json'])).toEqual({ code: 0, out: JSON.stringify({ purged: 1 }, null, 2) });
+    expect(rows(file).map((r) => r.seq)).toEqual([3]);
+  });
+
+  it('refuses without a filter (exit 2, nothing deleted); --all deletes every entry', async () => {
+    const file = await knownStore();
+    const refused = run(['purge', '--store', file]);
+    expect(refused.code).toBe(2);
+    expect(refused.out).toContain('--all');
+    expect(rows(file)).toHaveLength(3);
+    // --limit is not a filter
+    expect(run(['purge', '--store', file, '--limit', '1']).code).toBe(2);
+    expect(rows(file)).toHaveLength(3);
+    expect(run(['purge', '--store', file, '--all'])).toEqual({ code: 0, out: 'purged 3 dead letter(s)' });
+    expect(rows(file)).toEqual([]);
+  });
+});
+
+describe('keel dlq arguments', () => {
+  it('prints the usage and exits 2 for bad arguments, leaving the store untouched', async () => {
+    const file = await knownStore();
+    const bad: string[][] = [
+      [],
+      ['list'],
+      ['frobnicate', '--store', file],
+      ['list', '--store'],
+      ['list', '--store', file, '--bogus'],
+      ['list', '--store', file, '--status', 'dead'],
+      ['list', '--store', file, '--older-than', 'soon'],
+      ['list', '--store', file, '--older-than', '-5'],
+      ['list', '--store', file, '--reason'],
+    ];
+    for (const argv of bad) {
+      const { code, out } = run(argv);
+      expect(code, argv.join(' ')).toBe(2);
+      expect(out, argv.join(' ')).toContain(DLQ_USAGE);
+    }
+    expect(rows(file)).toHaveLength(3);
+  });
+
+  it('refuses a --limit that is not a positive integer (exit 2)', async () => {
+    const file = await knownStore();
+    for (const limit of ['0', '-1', 'many', '1.5']) {
+      const { code, out } = run(['list', '--store', file, '--limit', limit]);
+      expect(code, `--limit ${limit}`).toBe(2);
+      expect(out, `--limit ${limit}`).toContain(DLQ_USAGE);
+    }
+  });
+
+  it('does not create a store file for a usage error', () => {
+    const file = tmpfile();
+    expect(run(['list', '--store', file, '--bogus']).code).toBe(2);
+    expect(fs.existsSync(file)).toBe(false);
+  });
+});

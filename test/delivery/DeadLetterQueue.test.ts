@@ -1,0 +1,926 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  createNode,
+  type DeadLetter,
+  type DeadLetterOptions,
+  isUnavailable,
+  type Node,
+  Pid,
+  type Unavailable,
+} from '../../src/index.js';
+import { DeadLetterService, DLQ_PROCESS } from '../../src/delivery/DeadLetterQueue.js';
+import type { KeelNode } from '../../src/runtime/Node.js';
+import { captureEvents, type CapturedEvent, probe, TestClock } from '../../src/testing/index.js';
+import { expectKeelError, failure, idler, receiveDown, thrown, useNodes } from '../support.js';
+
+// ---- temp files (removed after the nodes of the test have shut down) ---------------------------
+
+const dirs: string[] = [];
+
+// registered before useNodes(): after-each hooks run in reverse order, so the nodes (and their
+// SQLite connections) are shut down before their directories are removed
+afterEach(() => {
+  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const track = useNodes();
+
+function tmpfile(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-dlq-'));
+  dirs.push(dir);
+  return path.join(dir, 'dead-letters.db');
+}
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+type StoreOption = NonNullable<DeadLetterOptions['store']>;
+type Stats = { pending: number; parked: number; added: number; retried: number; succeeded: number; evicted: number; refused?: number };
+
+const T0 = Date.UTC(2025, 0, 1);
+const UNAVAILABLE = { error: 'unavailable' };
+const EVENTS = 'keel.dead_letter_queue.';
+/** Backoff that never comes due during a test: nothing is retried unless the test asks. */
+const QUIET = { initialMs: 3_600_000, factor: 2, maxMs: 3_600_000 };
+/** The automatic-retry configuration of the issue: 3 retries, 100 ms × 2 up to 1 s, parked for 10 s. */
+const RETRYING = { maxRetries: 3, backoff: { initialMs: 100, factor: 2, maxMs: 1000 }, parkedTtlMs: 10_000 };
+
+/** The value of a queue answer; fails the test on `{ error: 'unavailable' }`. */
+function ok<T>(value: T | Unavailable): T {
+  if (isUnavailable(value)) throw new Error("expected an answer, got { error: 'unavailable' }");
+  return value;
+}
+
+/** A node on a TestClock at T0 with a dead letter queue on `store` (quiet backoff unless `options` says otherwise). */
+function dlqNode(store: StoreOption, options: DeadLetterOptions = {}, random = 1): { node: KeelNode; clock: TestClock } {
+  const clock = new TestClock({ start: T0 });
+  const node = track({ clock, random: () => random, services: { deadLetters: { store, backoff: QUIET, ...options } } });
+  return { node, clock };
+}
+
+async function add(node: Node, recipient: Pid | string, message: unknown = { n: 1 }, reason = 'noproc', metadata?: object): Promise<string> {
+  return ok(await node.deadLetters.add({ recipient, message, reason, ...(metadata === undefined ? {} : { metadata }) }));
+}
+
+async function entry(node: Node, id: string): Promise<DeadLetter> {
+  const r = ok(await node.deadLetters.get(id));
+  if (r === undefined) throw new Error(`no dead letter ${id}`);
+  return r;
+}
+
+async function ids(node: Node, filter: Parameters<Node['deadLetters']['list']>[0] = {}): Promise<string[]> {
+  const page = ok(await node.deadLetters.list(filter));
+  expect(page.cursor).toBeUndefined();
+  return page.entries.map((e) => e.id);
+}
+
+async function stats(node: Node): Promise<Stats> {
+  return ok(await node.deadLetters.stats());
+}
+
+function named(events: readonly CapturedEvent[], suffix: string): CapturedEvent[] {
+  return events.filter((e) => e.event === `${EVENTS}${suffix}`);
+}
+
+/** A pid whose process has exited. */
+function deadPid(node: Node): Pid {
+  const pid = idler(node);
+  node.exit(pid, 'kill');
+  expect(node.isAlive(pid)).toBe(false);
+  return pid;
+}
+
+/** Moves the clock and lets every handler (the queue's process included) finish. */
+async function advance(node: Node, clock: TestClock, ms: number): Promise<void> {
+  await clock.advance(ms);
+  await node.idle();
+}
+
+/** Plain data of every kind a durable store keeps faithfully. */
+function richMessage(): Record<string, unknown> {
+  return {
+    text: 'héllo',
+    number: -1.5,
+    flag: true,
+    nothing: null,
+    list: [1, 'two', [3], { four: 4 }],
+    nested: { deep: { deeper: ['x'] } },
+    when: new Date(Date.UTC(2024, 5, 30, 12, 0, 0)),
+    map: new Map<unknown, unknown>([
+      ['a', 1],
+      [2, { b: [true] }],
+    ]),
+    set: new Set(['x', 42]),
+    bytes: new Uint8Array([0, 1, 255]),
+    floats: new Float64Array([0.5, -2]),
+    ints: new Int32Array([-7, 7]),
+    big: 12345678901234567890n,
+    bigs: new BigInt64Array([-(2n ** 63n), 5n]),
+  };
+}
+
+function expectRich(message: unknown): void {
+  const m = message as Record<string, unknown>;
+  expect(m).toEqual(richMessage());
+  expect(m.when).toBeInstanceOf(Date);
+  expect(m.map).toBeInstanceOf(Map);
+  expect(m.set).toBeInstanceOf(Set);
+  expect(m.bytes).toBeInstanceOf(Uint8Array);
+  expect([...(m.bytes as Uint8Array)]).toEqual([0, 1, 255]);
+  expect(m.floats).toBeInstanceOf(Float64Array);
+  expect(m.ints).toBeInstanceOf(Int32Array);
+  expect(typeof m.big).toBe('bigint');
+  expect(m.bigs).toBeInstanceOf(BigInt64Array);
+}
+
+// ---- the behaviour suite, run against both stores -----------------------------------------------
+
+describe.each<[string, () => StoreOption]>([
+  ['memory', () => ({ kind: 'memory' })],
+  ['sqlite', () => ({ kind: 'sqlite', path: tmpfile() })],
+])('dead letter queue on the %s store', (kind, makeStore) => {
+  describe('add and get', () => {
+    it('add resolves with an id; get returns the full record (recipient as a name or a formatted pid)', async () => {
+      const { node } = dlqNode(makeStore(), {}, 0.5);
+      const target = idler(node);
+      const id1 = await add(node, 'billing', { charge: 500 }, 'timeout', { attempt: 2 });
+      const id2 = await add(node, target, 'ping', 'mailbox_full', { lastError: 'the mailbox was full' });
+      expect(typeof id1).toBe('string');
+      expect(typeof id2).toBe('string');
+      expect(id1).not.toBe(id2);
+      expect(await entry(node, id1)).toEqual({
+        id: id1,
+        recipient: 'billing',
+        message: { charge: 500 },
+        reason: 'timeout',
+        metadata: { attempt: 2 },
+        attempts: 0,
+        firstFailedAt: T0,
+        lastAttemptAt: T0,
+        // the first retry after the initial delay, with full jitter from the node's random (0.5)
+        nextRetryAt: T0 + QUIET.initialMs / 2,
+        lastError: 'timeout',
+        status: 'pending',
+      });
+      const second = await entry(node, id2);
+      expect(second.recipient).toBe(Pid.format(target));
+      expect(second.message).toBe('ping');
+      expect(second.lastError).toBe('the mailbox was full');
+      expect(second.metadata).toEqual({ lastError: 'the mailbox was full' });
+      expect(await node.deadLetters.get('999999')).toBeUndefined();
+      expect(await stats(node)).toMatchObject({ pending: 2, parked: 0, added: 2 });
+    });
+
+    it('emits keel.dead_letter_queue.message_added with id, recipient and reason', async () => {
+      const { node } = dlqNode(makeStore());
+      const events = captureEvents(node, [EVENTS]);
+      const id = await add(node, 'orders', { o: 1 }, 'noproc');
+      expect(events.events).toEqual([{ event: `${EVENTS}message_added`, measurements: {}, metadata: { id, recipient: 'orders', reason: 'noproc' } }]);
+    });
+  });
+
+  describe('list', () => {
+    it('lists in insertion order, filtered by status, reason, recipient and olderThanMs', async () => {
+      const { node, clock } = dlqNode(makeStore());
+      const a = await add(node, 'alpha', 'a', 'noproc');
+      const b = await add(node, 'beta', 'b', 'timeout');
+      await advance(node, clock, 1000);
+      const c = await add(node, 'alpha', 'c', 'timeout');
+      const d = await add(node, deadPid(node), 'd', 'process_down');
+      // a manual retry of a dead-pid recipient parks it
+      expect(ok(await node.deadLetters.retry([d]))).toEqual([{ id: d, ok: false, reason: 'noproc' }]);
+
+      const all = ok(await node.deadLetters.list());
+      expect(all.entries.map((e) => e.id)).toEqual([a, b, c, d]);
+      expect(all.entries.map((e) => e.message)).toEqual(['a', 'b', 'c', 'd']);
+      expect(all.cursor).toBeUndefined();
+      expect(await ids(node, {})).toEqual([a, b, c, d]);
+      expect(await ids(node, { status: 'pending' })).toEqual([a, b, c]);
+      expect(await ids(node, { status: 'parked' })).toEqual([d]);
+      expect(await ids(node, { reason: 'timeout' })).toEqual([b, c]);
+      expect(await ids(node, { recipient: 'alpha' })).toEqual([a, c]);
+      expect(await ids(node, { recipient: 'alpha', reason: 'timeout' })).toEqual([c]);
+      expect(await ids(node, { reason: 'no such reason' })).toEqual([]);
+      // a and b failed 1000 ms ago, c and d just now
+      expect(await ids(node, { olderThanMs: 500 })).toEqual([a, b]);
+      expect(await ids(node, { olderThanMs: 1000 })).toEqual([a, b]);
+      expect(await ids(node, { olderThanMs: 1001 })).toEqual([]);
+      expect(await ids(node, { olderThanMs: 0 })).toEqual([a, b, c, d]);
+      expect(await ids(node, { status: 'pending', olderThanMs: 500, recipient: 'beta' })).toEqual([b]);
+    });
+
+    it('pages with limit and cursor: 5 entries, limit 2 → 2, 2, 1 and no cursor on the last page', async () => {
+      const { node } = dlqNode(makeStore());
+      const all: string[] = [];
+      for (let i = 0; i < 5; i++) all.push(await add(node, 'pager', i, i % 2 === 0 ? 'even' : 'odd'));
+      const p1 = ok(await node.deadLetters.list({ limit: 2 }));
+      expect(p1.entries.map((e) => e.message)).toEqual([0, 1]);
+      expect(typeof p1.cursor).toBe('string');
+      const p2 = ok(await node.deadLetters.list({ limit: 2, cursor: p1.cursor! }));
+      expect(p2.entries.map((e) => e.message)).toEqual([2, 3]);
+      expect(typeof p2.cursor).toBe('string');
+      const p3 = ok(await node.deadLetters.list({ limit: 2, cursor: p2.cursor! }));
+      expect(p3.entries.map((e) => e.message)).toEqual([4]);
+      expect(p3.cursor).toBeUndefined();
+      expect('cursor' in p3).toBe(false);
+      expect([...p1.entries, ...p2.entries, ...p3.entries].map((e) => e.id)).toEqual(all);
+      // exactly as many as the limit: no further page
+      const exact = ok(await node.deadLetters.list({ limit: 5 }));
+      expect(exact.entries).toHaveLength(5);
+      expect(exact.cursor).toBeUndefined();
+      // paging a filtered list: the cursor continues the same filter
+      const e1 = ok(await node.deadLetters.list({ reason: 'even', limit: 2 }));
+      expect(e1.entries.map((e) => e.message)).toEqual([0, 2]);
+      const e2 = ok(await node.deadLetters.list({ reason: 'even', limit: 2, cursor: e1.cursor! }));
+      expect(e2.entries.map((e) => e.message)).toEqual([4]);
+      expect(e2.cursor).toBeUndefined();
+    });
+  });
+
+  describe('retry', () => {
+    it('retry(ids) returns a result per entry: a success delivers and removes, a failure counts an attempt, an unknown id is not_found', async () => {
+      const { node, clock } = dlqNode(makeStore(), { backoff: { initialMs: 1000, factor: 2, maxMs: 60_000 } });
+      const p = probe(node);
+      node.registry.register('inbox', p);
+      const good = await add(node, 'inbox', { hello: 'again' }, 'noproc');
+      const bad = await add(node, 'nobody', { lost: true }, 'timeout', { lastError: 'the first failure' });
+      expect((await entry(node, bad)).lastError).toBe('the first failure');
+      await advance(node, clock, 10);
+      const events = captureEvents(node, [EVENTS]);
+      const results = ok(await node.deadLetters.retry([good, bad, '424242']));
+      expect(results).toHaveLength(3);
+      expect(results).toEqual(
+        expect.arrayContaining([
+          { id: good, ok: true },
+          { id: bad, ok: false, reason: 'noproc' },
+          { id: '424242', ok: false, reason: 'not_found' },
+        ]),
+      );
+      expect(await p.receive()).toEqual({ hello: 'again' });
+      expect(await node.deadLetters.get(good)).toBeUndefined();
+      const failed = await entry(node, bad);
+      expect(failed).toMatchObject({ status: 'pending', attempts: 1, firstFailedAt: T0, lastAttemptAt: T0 + 10, nextRetryAt: T0 + 10 + 2000 });
+      expect(failed.lastError).toBe('noproc'); // the error of this attempt replaced the first failure's
+      expect(failed.reason).toBe('timeout'); // the original reason stays
+      expect(await stats(node)).toMatchObject({ pending: 1, parked: 0, added: 2, retried: 2, succeeded: 1 });
+      expect(named(events.events, 'succeeded').map((e) => e.metadata)).toEqual([{ id: good, recipient: 'inbox', manual: true }]);
+      expect(named(events.events, 'retried')).toEqual([
+        { event: `${EVENTS}retried`, measurements: { attempt: 1 }, metadata: { id: bad, recipient: 'nobody', reason: 'noproc', manual: true } },
+      ]);
+    });
+
+    it('retry(filter) retries only the matching entries, parked ones included', async () => {
+      const { node } = dlqNode(makeStore());
+      const p = probe(node);
+      const parked = await add(node, deadPid(node), 'gone', 'noproc');
+      expect(ok(await node.deadLetters.retry([parked]))).toEqual([{ id: parked, ok: false, reason: 'noproc' }]);
+      expect((await entry(node, parked)).status).toBe('parked');
+      const x = await add(node, 'later', 'x1', 'timeout');
+      const y = await add(node, 'later', 'y1', 'noproc');
+      const z = await add(node, 'later', 'x2', 'timeout');
+      node.registry.register('later', p);
+      const results = ok(await node.deadLetters.retry({ reason: 'timeout' }));
+      expect(results).toEqual([
+        { id: x, ok: true },
+        { id: z, ok: true },
+      ]);
+      expect(await p.receive((m) => m === 'x1')).toBe('x1');
+      expect(await p.receive((m) => m === 'x2')).toBe('x2');
+      expect(await ids(node)).toEqual([parked, y]);
+      // a filter that matches nothing retries nothing
+      expect(ok(await node.deadLetters.retry({ recipient: 'nobody at all' }))).toEqual([]);
+      // the parked entry was left alone
+      expect(await entry(node, parked)).toMatchObject({ status: 'parked', message: 'gone' });
+      expect(await entry(node, y)).toMatchObject({ status: 'pending', attempts: 0 });
+    });
+
+    it('a manual retry of a parked entry delivers it once its recipient is there', async () => {
+      const { node } = dlqNode(makeStore(), { maxRetries: 1 });
+      const id = await add(node, 'sleeper', 'wake up', 'noproc');
+      expect(ok(await node.deadLetters.retry([id]))).toEqual([{ id, ok: false, reason: 'noproc' }]);
+      expect(await entry(node, id)).toMatchObject({ status: 'parked', attempts: 1 });
+      const p = probe(node);
+      node.registry.register('sleeper', p);
+      expect(ok(await node.deadLetters.retry({ status: 'parked' }))).toEqual([{ id, ok: true }]);
+      expect(await p.receive()).toBe('wake up');
+      expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, succeeded: 1 });
+    });
+
+    it('ratePerSecond spaces the retries on the node clock', async () => {
+      const { node, clock } = dlqNode(makeStore());
+      const p = probe(node);
+      node.registry.register('slow', p);
+      const all = [await add(node, 'slow', 1), await add(node, 'slow', 2), await add(node, 'slow', 3)];
+      let settled = false;
+      const running = node.deadLetters.retry(all, { ratePerSecond: 10 }).then((r) => {
+        settled = true;
+        return r;
+      });
+      expect(await p.receive()).toBe(1);
+      await advance(node, clock, 99);
+      expect(p.messages).toEqual([1]);
+      expect(settled).toBe(false);
+      await clock.advance(1);
+      expect(await p.receive()).toBe(2);
+      await advance(node, clock, 99);
+      expect(p.messages).toEqual([1, 2]);
+      await clock.advance(1);
+      expect(await p.receive()).toBe(3);
+      expect(ok(await running)).toEqual(all.map((id) => ({ id, ok: true })));
+      expect(await ids(node)).toEqual([]);
+    });
+
+    it('an aborted signal stops the retry: the rest answer aborted and stay in the queue untouched', async () => {
+      const { node } = dlqNode(makeStore());
+      const p = probe(node);
+      node.registry.register('target', p);
+      const all = [await add(node, 'target', 'one'), await add(node, 'target', 'two'), await add(node, 'target', 'three')];
+      const controller = new AbortController();
+      const running = node.deadLetters.retry(all, { ratePerSecond: 1, signal: controller.signal });
+      expect(await p.receive()).toBe('one');
+      controller.abort();
+      expect(ok(await running)).toEqual([
+        { id: all[0], ok: true },
+        { id: all[1], ok: false, reason: 'aborted' },
+        { id: all[2], ok: false, reason: 'aborted' },
+      ]);
+      expect(await ids(node)).toEqual([all[1], all[2]]);
+      expect(await entry(node, all[1]!)).toMatchObject({ attempts: 0, status: 'pending' });
+      // already aborted: nothing is retried
+      expect(ok(await node.deadLetters.retry(all.slice(1), { signal: AbortSignal.abort() }))).toEqual([
+        { id: all[1], ok: false, reason: 'aborted' },
+        { id: all[2], ok: false, reason: 'aborted' },
+      ]);
+      await node.idle();
+      expect(p.messages).toEqual(['one']);
+    });
+
+    it('a retry in flight never blocks add, list, get or stats', async () => {
+      const { node, clock } = dlqNode(makeStore());
+      const p = probe(node);
+      node.registry.register('paced', p);
+      const first = [await add(node, 'paced', 'p1'), await add(node, 'paced', 'p2')];
+      let settled = false;
+      const running = node.deadLetters.retry(first, { ratePerSecond: 1 }).then((r) => {
+        settled = true;
+        return r;
+      });
+      expect(await p.receive()).toBe('p1');
+      // the retry waits a second on the clock before p2: the queue answers meanwhile
+      const added = await add(node, 'elsewhere', 'new', 'timeout');
+      expect(await ids(node)).toEqual([first[1], added]);
+      expect((await entry(node, added)).message).toBe('new');
+      expect(await stats(node)).toMatchObject({ added: 3, succeeded: 1, pending: 2 });
+      expect(settled).toBe(false);
+      await clock.advance(1000);
+      expect(await p.receive()).toBe('p2');
+      expect(ok(await running)).toEqual(first.map((id) => ({ id, ok: true })));
+      expect(await ids(node)).toEqual([added]);
+    });
+  });
+
+  describe('purge and stats', () => {
+    it('purge(filter) removes the matching entries and answers how many; {} removes all', async () => {
+      const { node, clock } = dlqNode(makeStore());
+      const events = captureEvents(node, [`${EVENTS}purged`]);
+      const a = await add(node, 'alpha', 1, 'noproc');
+      const b = await add(node, 'beta', 2, 'timeout');
+      await advance(node, clock, 1000);
+      const c = await add(node, 'alpha', 3, 'timeout');
+      const d = await add(node, 'gamma', 4, 'noproc');
+      expect(await node.deadLetters.purge({ reason: 'no such reason' })).toBe(0);
+      expect(events.events).toEqual([]);
+      expect(await node.deadLetters.purge({ recipient: 'alpha', reason: 'timeout' })).toBe(1);
+      expect(await ids(node)).toEqual([a, b, d]);
+      expect(await node.deadLetters.purge({ olderThanMs: 500 })).toBe(2);
+      expect(await ids(node)).toEqual([d]);
+      expect(await node.deadLetters.get(c)).toBeUndefined();
+      expect(events.events.map((e) => e.measurements.count)).toEqual([1, 2]);
+      expect(await node.deadLetters.purge({})).toBe(1);
+      expect(await ids(node)).toEqual([]);
+      expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, added: 4 });
+    });
+
+    it('stats() counts pending, parked, added, retried, succeeded, evicted and refused', async () => {
+      const { node } = dlqNode(makeStore());
+      expect(await stats(node)).toEqual({ pending: 0, parked: 0, added: 0, retried: 0, succeeded: 0, evicted: 0, refused: 0 });
+      const p = probe(node);
+      node.registry.register('here', p);
+      const here = await add(node, 'here', 'h');
+      const missing = await add(node, 'missing', 'm');
+      const dead = await add(node, deadPid(node), 'd');
+      await expect(node.deadLetters.add({ recipient: 'here', message: () => 1, reason: 'noproc' })).rejects.toThrow();
+      await node.deadLetters.retry([here, missing, dead]);
+      expect(await stats(node)).toEqual({ pending: 1, parked: 1, added: 3, retried: 2, succeeded: 1, evicted: 0, refused: 1 });
+    });
+  });
+
+  describe('arguments', () => {
+    it('a bad filter, limit, cursor or ids is ERR_INVALID_ARGUMENT, and the queue keeps working', async () => {
+      const { node } = dlqNode(makeStore());
+      const dlq = node.deadLetters;
+      const before = await add(node, 'someone', 'kept');
+      await node.idle();
+      const processBefore = node.registry.whereis(DLQ_PROCESS);
+      expect(processBefore).toBeDefined();
+      const bad: [string, () => Promise<unknown>][] = [
+        ['list: unknown key', () => dlq.list({ colour: 'red' } as never)],
+        ['list: bad status', () => dlq.list({ status: 'dead' } as never)],
+        ['list: negative olderThanMs', () => dlq.list({ olderThanMs: -1 })],
+        ['list: NaN olderThanMs', () => dlq.list({ olderThanMs: Number.NaN })],
+        ['list: reason not a string', () => dlq.list({ reason: 42 } as never)],
+        ['list: not an object', () => dlq.list('all' as never)],
+        ['list: limit 0', () => dlq.list({ limit: 0 })],
+        ['list: fractional limit', () => dlq.list({ limit: 1.5 })],
+        ['list: cursor not from list', () => dlq.list({ cursor: 'abc' })],
+        ['list: cursor not a string', () => dlq.list({ cursor: 3 } as never)],
+        ['get: empty id', () => dlq.get('')],
+        ['get: not a string', () => dlq.get(7 as never)],
+        ['retry: empty id', () => dlq.retry([''])],
+        ['retry: id not a string', () => dlq.retry([1] as never)],
+        ['retry: unknown key', () => dlq.retry({ colour: 'red' } as never)],
+        ['retry: bad status', () => dlq.retry({ status: 'gone' } as never)],
+        ['retry: ratePerSecond 0', () => dlq.retry([before], { ratePerSecond: 0 })],
+        ['retry: signal not a signal', () => dlq.retry([before], { signal: 'stop' } as never)],
+        ['purge: unknown key', () => dlq.purge({ colour: 'red' } as never)],
+        ['purge: negative olderThanMs', () => dlq.purge({ olderThanMs: -5 })],
+        ['purge: null', () => dlq.purge(null as never)],
+        ['add: empty recipient', () => dlq.add({ recipient: '', message: 1, reason: 'noproc' })],
+        ['add: empty reason', () => dlq.add({ recipient: 'x', message: 1, reason: '' })],
+      ];
+      for (const [what, call] of bad) {
+        const e = await failure(call);
+        expect(isUnavailable(e), what).toBe(false);
+        expectKeelError(e, 'ERR_INVALID_ARGUMENT');
+      }
+      // still working, same process, nothing changed
+      expect(await ids(node)).toEqual([before]);
+      expect((await entry(node, before)).message).toBe('kept');
+      const after = await add(node, 'someone', 'new');
+      expect(await ids(node, { recipient: 'someone' })).toEqual([before, after]);
+      expect(await node.deadLetters.purge({ reason: 'noproc' })).toBe(2);
+      await node.idle();
+      expect(node.registry.whereis(DLQ_PROCESS)).toEqual(processBefore);
+      expect(await stats(node)).toMatchObject({ added: 2, refused: 0 });
+    });
+
+    it('list-only keys (limit, cursor) are refused by purge and retry, which take a filter only', async () => {
+      const { node } = dlqNode(makeStore());
+      for (let i = 0; i < 3; i++) await add(node, 'keep', i);
+      // purge({ limit: 1 }) must not be read as "purge everything"
+      expectKeelError(await failure(() => node.deadLetters.purge({ limit: 1 } as never)), 'ERR_INVALID_ARGUMENT');
+      expectKeelError(await failure(() => node.deadLetters.purge({ cursor: '1' } as never)), 'ERR_INVALID_ARGUMENT');
+      expectKeelError(await failure(() => node.deadLetters.retry({ limit: 1 } as never)), 'ERR_INVALID_ARGUMENT');
+      expect(ok(await node.deadLetters.list()).entries).toHaveLength(3);
+    });
+  });
+
+  describe('serializability', () => {
+    it('refuses functions, symbols and class instances with behaviour at add (ERR_NOT_SERIALIZABLE), counted in stats().refused', async () => {
+      const { node } = dlqNode(makeStore());
+      const events = captureEvents(node, [EVENTS]);
+      class Account {
+        balance = 1;
+        deposit(n: number): void {
+          this.balance += n;
+        }
+      }
+      const refused: [string, unknown, object?][] = [
+        ['a function', () => 'hi'],
+        ['a nested function', { order: { onDone: () => undefined } }],
+        ['a function in an array', [1, 2, () => 3]],
+        ['a symbol', Symbol('s')],
+        ['a nested symbol', { kind: Symbol.for('k') }],
+        ['a symbol key', { [Symbol('hidden')]: 1 }],
+        ['a class instance', new Account()],
+        ['a class instance in a Map', new Map([['acct', new Account()]])],
+        ['a function in a Set', new Set([() => 1])],
+        ['a function in metadata', 'fine', { callback: () => 1 }],
+      ];
+      for (const [what, message, metadata] of refused) {
+        const e = await failure(() => node.deadLetters.add({ recipient: 'x', message, reason: 'noproc', ...(metadata === undefined ? {} : { metadata }) }));
+        expect(isUnavailable(e), what).toBe(false);
+        expectKeelError(e, 'ERR_NOT_SERIALIZABLE');
+      }
+      expect(await stats(node)).toMatchObject({ refused: refused.length, added: 0, pending: 0 });
+      expect(ok(await node.deadLetters.list()).entries).toEqual([]);
+      expect(events.events).toEqual([]);
+      // the queue still takes plain data
+      const id = await add(node, 'x', { fine: true });
+      expect((await entry(node, id)).message).toEqual({ fine: true });
+    });
+
+    it('plain data, Dates, Maps, Sets, typed arrays and bigints round-trip, also with cycles', async () => {
+      const store = makeStore();
+      const { node } = dlqNode(store);
+      const id = await add(node, 'x', richMessage(), 'noproc', { tags: new Set(['a']), at: new Date(5), size: 3n });
+      const cyclic: Record<string, unknown> = { name: 'loop' };
+      cyclic.self = cyclic;
+      const cid = await add(node, 'x', cyclic);
+      const check = async (n: Node): Promise<void> => {
+        const r = await entry(n, id);
+        expectRich(r.message);
+        expect(r.metadata).toEqual({ tags: new Set(['a']), at: new Date(5), size: 3n });
+        const c = (await entry(n, cid)).message as Record<string, unknown>;
+        expect(c.name).toBe('loop');
+        expect(c.self).toBe(c);
+        expect(ok(await n.deadLetters.list()).entries.map((e) => e.id)).toEqual([id, cid]);
+      };
+      await check(node);
+      if (store.kind === 'sqlite') {
+        // read back from the file by another node, after the first has shut down
+        await node.shutdown({ timeoutMs: 1000 });
+        const { node: reopened } = dlqNode(store);
+        await check(reopened);
+      }
+    });
+  });
+
+  describe('availability', () => {
+    it("answers { error: 'unavailable' } from every method after shutdown, also through a reference kept from before", async () => {
+      const { node } = dlqNode(makeStore());
+      const id = await add(node, 'x', 'before');
+      const kept = node.deadLetters;
+      await node.idle();
+      await node.shutdown({ timeoutMs: 1000 });
+      for (const dlq of [node.deadLetters, kept]) {
+        expect(await dlq.add({ recipient: 'x', message: 1, reason: 'noproc' })).toEqual(UNAVAILABLE);
+        expect(await dlq.list()).toEqual(UNAVAILABLE);
+        expect(await dlq.list({ status: 'pending', limit: 2 })).toEqual(UNAVAILABLE);
+        expect(await dlq.get(id)).toEqual(UNAVAILABLE);
+        expect(await dlq.retry([id])).toEqual(UNAVAILABLE);
+        expect(await dlq.retry({ reason: 'noproc' }, { ratePerSecond: 5 })).toEqual(UNAVAILABLE);
+        expect(await dlq.purge({})).toEqual(UNAVAILABLE);
+        expect(await dlq.stats()).toEqual(UNAVAILABLE);
+      }
+    });
+  });
+
+  describe('automatic retry (TestClock)', () => {
+    function retryNode(random = 1): { node: KeelNode; clock: TestClock } {
+      return dlqNode(makeStore(), RETRYING, random);
+    }
+
+    it('delivers an entry for a name registered later at its nextRetryAt and removes it (succeeded)', async () => {
+      const { node, clock } = retryNode();
+      const events = captureEvents(node, [EVENTS]);
+      const id = await add(node, 'late', { n: 1 }, 'noproc');
+      expect((await entry(node, id)).nextRetryAt).toBe(T0 + 100);
+      const p = probe(node);
+      node.registry.register('late', p);
+      await advance(node, clock, 99);
+      expect(p.messages).toEqual([]);
+      expect((await entry(node, id)).attempts).toBe(0);
+      await clock.advance(1);
+      expect(await p.receive()).toEqual({ n: 1 });
+      await node.idle();
+      expect(await node.deadLetters.get(id)).toBeUndefined();
+      expect(events.events.map((e) => e.event)).toEqual([`${EVENTS}message_added`, `${EVENTS}succeeded`]);
+      expect(named(events.events, 'succeeded')[0]).toEqual({ event: `${EVENTS}succeeded`, measurements: { attempts: 1 }, metadata: { id, recipient: 'late', manual: false } });
+      expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, added: 1, retried: 1, succeeded: 1 });
+    });
+
+    it('retries a failing entry with growing delays, parks it after maxRetries, and purges it after the parked TTL', async () => {
+      const { node, clock } = retryNode();
+      const events = captureEvents(node, [EVENTS]);
+      const id = await add(node, 'nobody', 'lost', 'noproc');
+      expect(await entry(node, id)).toMatchObject({ attempts: 0, nextRetryAt: T0 + 100 });
+      await advance(node, clock, 100);
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 1, lastAttemptAt: T0 + 100, nextRetryAt: T0 + 300 });
+      await advance(node, clock, 199);
+      expect((await entry(node, id)).attempts).toBe(1);
+      await advance(node, clock, 1);
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 2, lastAttemptAt: T0 + 300, nextRetryAt: T0 + 700 });
+      await advance(node, clock, 399);
+      expect((await entry(node, id)).attempts).toBe(2);
+      await advance(node, clock, 1);
+      expect(await entry(node, id)).toMatchObject({ status: 'parked', attempts: 3, lastAttemptAt: T0 + 700 });
+      expect(named(events.events, 'retried').map((e) => [e.measurements.attempt, e.metadata.reason, e.metadata.manual])).toEqual([
+        [1, 'noproc', false],
+        [2, 'noproc', false],
+        [3, 'noproc', false],
+      ]);
+      expect(named(events.events, 'parked')).toEqual([
+        { event: `${EVENTS}parked`, measurements: { attempts: 3 }, metadata: { id, recipient: 'nobody', reason: 'noproc' } },
+      ]);
+      expect(await stats(node)).toMatchObject({ pending: 0, parked: 1, retried: 3, succeeded: 0 });
+      // parked: no more retries
+      await advance(node, clock, 5000);
+      expect(named(events.events, 'retried')).toHaveLength(3);
+      expect((await entry(node, id)).status).toBe('parked');
+      // the TTL runs from the last attempt (T0 + 700): purged at T0 + 10 700
+      await advance(node, clock, 10_700 - 5700 - 1);
+      expect((await entry(node, id)).status).toBe('parked');
+      expect(named(events.events, 'purged')).toEqual([]);
+      await advance(node, clock, 1);
+      expect(await node.deadLetters.get(id)).toBeUndefined();
+      expect(named(events.events, 'purged')).toEqual([{ event: `${EVENTS}purged`, measurements: { count: 1 }, metadata: { ttl: true } }]);
+      expect(await stats(node)).toMatchObject({ pending: 0, parked: 0 });
+    });
+
+    it('draws each delay with full jitter from the node random (0.5: 50, then 100 ms)', async () => {
+      const { node, clock } = retryNode(0.5);
+      const id = await add(node, 'nobody', 'x');
+      expect((await entry(node, id)).nextRetryAt).toBe(T0 + 50);
+      await advance(node, clock, 49);
+      expect((await entry(node, id)).attempts).toBe(0);
+      await advance(node, clock, 1);
+      expect(await entry(node, id)).toMatchObject({ attempts: 1, nextRetryAt: T0 + 150 });
+    });
+
+    it('parks a dead-pid recipient at once as unrecoverable, without retrying it', async () => {
+      const { node, clock } = retryNode();
+      const events = captureEvents(node, [EVENTS]);
+      const dead = deadPid(node);
+      const id = await add(node, dead, 'to the dead', 'process_down');
+      await advance(node, clock, 100);
+      const r = await entry(node, id);
+      expect(r.status).toBe('parked');
+      expect(r.recipient).toBe(Pid.format(dead));
+      expect(named(events.events, 'parked').map((e) => e.metadata)).toEqual([{ id, recipient: Pid.format(dead), reason: 'noproc' }]);
+      expect(named(events.events, 'retried')).toEqual([]);
+      expect(await stats(node)).toMatchObject({ pending: 0, parked: 1, retried: 0 });
+      await advance(node, clock, 2000);
+      expect(named(events.events, 'retried')).toEqual([]);
+    });
+
+    it('delivers to a live pid recipient', async () => {
+      const { node, clock } = retryNode();
+      const p = probe(node);
+      const id = await add(node, p, 'direct');
+      await clock.advance(100);
+      expect(await p.receive()).toBe('direct');
+      await node.idle();
+      expect(await node.deadLetters.get(id)).toBeUndefined();
+    });
+
+    it('resolves names at retry time: the process registered under the name then gets it', async () => {
+      const { node, clock } = retryNode();
+      const first = probe(node);
+      node.registry.register('service', first);
+      const id = await add(node, 'service', 'for whoever is service now');
+      // the name is kept, not the pid it had when the entry was added
+      expect((await entry(node, id)).recipient).toBe('service');
+      const watcher = probe(node);
+      const ref = watcher.ctx.monitor(first);
+      node.exit(first, 'shutdown');
+      await receiveDown(watcher, ref);
+      expect(node.registry.whereis('service')).toBeUndefined();
+      const second = probe(node);
+      node.registry.register('service', second);
+      await clock.advance(100);
+      expect(await second.receive()).toBe('for whoever is service now');
+      await node.idle();
+      expect(await node.deadLetters.get(id)).toBeUndefined();
+    });
+
+    it('a failed first retry is followed by a successful one once the name exists', async () => {
+      const { node, clock } = retryNode();
+      const id = await add(node, 'eventually', 'finally');
+      await advance(node, clock, 100);
+      expect((await entry(node, id)).attempts).toBe(1);
+      const p = probe(node);
+      node.registry.register('eventually', p);
+      await clock.advance(200);
+      expect(await p.receive()).toBe('finally');
+      await node.idle();
+      expect(await node.deadLetters.get(id)).toBeUndefined();
+      expect(await stats(node)).toMatchObject({ retried: 2, succeeded: 1 });
+    });
+
+    it('retries each entry at its own nextRetryAt', async () => {
+      const { node, clock } = dlqNode(makeStore(), { ...RETRYING, backoff: { initialMs: 1000, factor: 2, maxMs: 1000 } });
+      const p = probe(node);
+      node.registry.register('order', p);
+      // random 1: due at T0 + 1000
+      await add(node, 'order', 'first added');
+      await advance(node, clock, 500);
+      await add(node, 'order', 'second added'); // due at T0 + 1500
+      await advance(node, clock, 499);
+      expect(p.messages).toEqual([]);
+      await clock.advance(1);
+      expect(await p.receive()).toBe('first added');
+      await advance(node, clock, 499);
+      expect(p.messages).toEqual(['first added']);
+      await clock.advance(1);
+      expect(await p.receive()).toBe('second added');
+    });
+  });
+
+  describe('automatic retry wake-ups', () => {
+    it('an entry due sooner than the armed wake-up brings the wake-up forward', async () => {
+      // the node's random answers 1 for the first entry, then 0.1: due at T0 + 1000, then at T0 + 100 + 100
+      const draws = [1, 0.1];
+      const clock = new TestClock({ start: T0 });
+      const node = track({
+        clock,
+        random: () => draws.shift() ?? 1,
+        services: { deadLetters: { store: makeStore(), ...RETRYING, backoff: { initialMs: 1000, factor: 2, maxMs: 1000 } } },
+      });
+      const p = probe(node);
+      node.registry.register('soon', p);
+      node.registry.register('later', probe(node));
+      const slow = await add(node, 'later', 'slow');
+      await advance(node, clock, 100);
+      const fast = await add(node, 'soon', 'fast');
+      expect((await entry(node, slow)).nextRetryAt).toBe(T0 + 1000);
+      expect((await entry(node, fast)).nextRetryAt).toBe(T0 + 200);
+      await advance(node, clock, 99);
+      expect(p.messages).toEqual([]);
+      await clock.advance(1);
+      expect(await p.receive()).toBe('fast');
+      await node.idle();
+      expect(await node.deadLetters.get(fast)).toBeUndefined();
+      expect((await entry(node, slow)).attempts).toBe(0);
+    });
+  });
+
+  describe("the queue's process", () => {
+    it('is restarted by the services supervisor after a kill; nothing is lost and automatic retries go on', async () => {
+      const { node, clock } = dlqNode(makeStore(), RETRYING);
+      const events = captureEvents(node, [EVENTS]);
+      const deliver = await add(node, 'after-restart', 'still here', 'noproc');
+      const failing = await add(node, 'nobody', 'never', 'noproc');
+      const parked = await add(node, deadPid(node), 'gone');
+      await node.deadLetters.retry([parked]);
+      await node.idle();
+      const listBefore = ok(await node.deadLetters.list());
+      const statsBefore = await stats(node);
+      expect(listBefore.entries).toHaveLength(3);
+
+      const old = node.registry.whereis(DLQ_PROCESS);
+      expect(old).toBeDefined();
+      expect(node.registry.whereis('keel.services')).toBeDefined();
+      const watcher = probe(node);
+      const ref = watcher.ctx.monitor(old!);
+      node.exit(old!, 'kill');
+      expect((await receiveDown(watcher, ref)).reason).toBe('killed');
+      await node.idle();
+      const fresh = node.registry.whereis(DLQ_PROCESS);
+      expect(fresh).toBeDefined();
+      expect(Pid.equals(fresh!, old!)).toBe(false);
+      expect(node.isAlive(fresh!)).toBe(true);
+
+      expect(ok(await node.deadLetters.list())).toEqual(listBefore);
+      expect(await stats(node)).toEqual(statsBefore);
+
+      // the restarted process owns the wake-up: the due entries are retried on the clock
+      const p = probe(node);
+      node.registry.register('after-restart', p);
+      await clock.advance(100);
+      expect(await p.receive()).toBe('still here');
+      await node.idle();
+      expect(await node.deadLetters.get(deliver)).toBeUndefined();
+      expect(await entry(node, failing)).toMatchObject({ attempts: 1, nextRetryAt: T0 + 300 });
+      await advance(node, clock, 600);
+      expect(await entry(node, failing)).toMatchObject({ status: 'parked', attempts: 3 });
+      expect(named(events.events, 'succeeded').map((e) => e.metadata.id)).toEqual([deliver]);
+    });
+
+    it('keeps retrying after several kills', async () => {
+      const { node, clock } = dlqNode(makeStore(), RETRYING);
+      const id = await add(node, 'nobody', 'x');
+      for (let i = 0; i < 3; i++) {
+        await node.idle();
+        const pid = node.registry.whereis(DLQ_PROCESS)!;
+        const watcher = probe(node);
+        const ref = watcher.ctx.monitor(pid);
+        node.exit(pid, 'kill');
+        await receiveDown(watcher, ref);
+        node.exit(watcher, 'shutdown');
+      }
+      await node.idle();
+      await advance(node, clock, 100);
+      expect((await entry(node, id)).attempts).toBe(1);
+    });
+  });
+
+  if (kind === 'memory') {
+    describe('memory store only', () => {
+      it('evicts the oldest past capacity with keel.dead_letter_queue.evicted, counted in stats().evicted', async () => {
+        const { node } = dlqNode(makeStore(), { capacity: 3 });
+        const events = captureEvents(node, [`${EVENTS}evicted`]);
+        const all: string[] = [];
+        for (let i = 0; i < 3; i++) all.push(await add(node, `r${i}`, i, `reason${i}`));
+        expect(events.events).toEqual([]);
+        for (let i = 3; i < 5; i++) all.push(await add(node, `r${i}`, i, `reason${i}`));
+        expect(await ids(node)).toEqual(all.slice(2));
+        expect(await node.deadLetters.get(all[0]!)).toBeUndefined();
+        expect(events.events).toEqual([
+          { event: `${EVENTS}evicted`, measurements: {}, metadata: { id: all[0], recipient: 'r0', reason: 'reason0' } },
+          { event: `${EVENTS}evicted`, measurements: {}, metadata: { id: all[1], recipient: 'r1', reason: 'reason1' } },
+        ]);
+        expect(await stats(node)).toMatchObject({ pending: 3, added: 5, evicted: 2 });
+      });
+
+      it('keeps the message by reference (no clone) after the structural check', async () => {
+        const { node } = dlqNode(makeStore());
+        const message = { big: new Uint8Array(16) };
+        const id = await add(node, 'x', message);
+        expect((await entry(node, id)).message).toBe(message);
+      });
+    });
+  } else {
+    describe('sqlite store only', () => {
+      function sqliteOf(node: Node): string {
+        const dlq = node.deadLetters;
+        expect(dlq).toBeInstanceOf(DeadLetterService);
+        const store = (dlq as DeadLetterService).store as unknown as { file?: string };
+        expect(typeof store.file).toBe('string');
+        return store.file!;
+      }
+
+      it('two nodes never share one file: a second createNode on the path throws ERR_STORE_IN_USE, until the first shuts down', async () => {
+        const store = makeStore() as { kind: 'sqlite'; path: string };
+        const { node } = dlqNode(store);
+        const id = await add(node, 'x', 'mine');
+        const again = thrown(() => createNode({ services: { deadLetters: { store } } }));
+        expectKeelError(again, 'ERR_STORE_IN_USE');
+        // the same file under another spelling of its path
+        const spelled = path.join(path.dirname(store.path), '.', path.basename(store.path));
+        expectKeelError(thrown(() => createNode({ services: { deadLetters: { store: { kind: 'sqlite', path: spelled } } } })), 'ERR_STORE_IN_USE');
+        // the owner is unaffected
+        expect((await entry(node, id)).message).toBe('mine');
+        await node.shutdown({ timeoutMs: 1000 });
+        const { node: next } = dlqNode(store);
+        expect((await entry(next, id)).message).toBe('mine');
+        expect(sqliteOf(next)).toBe(path.resolve(store.path));
+      });
+
+      it('runs the file in WAL mode', async () => {
+        const store = makeStore() as { kind: 'sqlite'; path: string };
+        const { node } = dlqNode(store);
+        await add(node, 'x', 1);
+        const db = new Database(store.path, { readonly: true });
+        try {
+          expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+        } finally {
+          db.close();
+        }
+      });
+
+      it('add resolves after its group commit: the adds of one turn are visible to a fresh connection as soon as they resolve', async () => {
+        const store = makeStore() as { kind: 'sqlite'; path: string };
+        const { node } = dlqNode(store);
+        const db = new Database(store.path, { readonly: true });
+        const count = (): number => (db.prepare('SELECT COUNT(*) AS n FROM dead_letters').get() as { n: number }).n;
+        try {
+          const pending = [0, 1, 2, 3, 4].map((i) => node.deadLetters.add({ recipient: 'x', message: { i }, reason: 'noproc' }));
+          // not yet written: the commit runs after this turn
+          expect(count()).toBe(0);
+          const got = (await Promise.all(pending)).map((v) => ok(v));
+          expect(count()).toBe(5);
+          const rows = db.prepare('SELECT seq, recipient, reason FROM dead_letters ORDER BY seq').all() as { seq: number; recipient: string; reason: string }[];
+          expect(rows.map((r) => String(r.seq))).toEqual(got);
+          expect(rows.every((r) => r.recipient === 'x' && r.reason === 'noproc')).toBe(true);
+          // one more, alone in its turn
+          const one = await add(node, 'y', 'single');
+          expect(count()).toBe(6);
+          expect((db.prepare('SELECT recipient FROM dead_letters WHERE seq = ?').get(Number(one)) as { recipient: string }).recipient).toBe('y');
+        } finally {
+          db.close();
+        }
+      });
+
+      it('the next node owning the file retries the entries of an earlier run on its clock', async () => {
+        const store = makeStore();
+        const { node } = dlqNode(store, RETRYING);
+        const id = await add(node, 'reborn', 'across runs');
+        await node.shutdown({ timeoutMs: 1000 });
+        const { node: next, clock } = dlqNode(store, RETRYING);
+        await next.idle();
+        // the file holds a pending entry: the new owner starts the queue's process for it
+        expect(next.registry.whereis(DLQ_PROCESS)).toBeDefined();
+        const p = probe(next);
+        next.registry.register('reborn', p);
+        await clock.advance(100);
+        expect(await p.receive()).toBe('across runs');
+        await next.idle();
+        expect(await next.deadLetters.get(id)).toBeUndefined();
+      });
+    });
+  }
+});
+
+// ---- services: false ----------------------------------------------------------------------------
+
+describe('dead letter queue with services: false', () => {
+  it("answers { error: 'unavailable' } from every method, and starts no process", async () => {
+    const node = track({ services: false });
+    const dlq = node.deadLetters;
+    expect(await dlq.add({ recipient: 'x', message: 1, reason: 'noproc' })).toEqual(UNAVAILABLE);
+    expect(await dlq.list()).toEqual(UNAVAILABLE);
+    expect(await dlq.list({ status: 'parked', limit: 2 })).toEqual(UNAVAILABLE);
+    expect(await dlq.get('1')).toEqual(UNAVAILABLE);
+    expect(await dlq.retry(['1'])).toEqual(UNAVAILABLE);
+    expect(await dlq.retry({}, { ratePerSecond: 1 })).toEqual(UNAVAILABLE);
+    expect(await dlq.purge({})).toEqual(UNAVAILABLE);
+    expect(await dlq.stats()).toEqual(UNAVAILABLE);
+    await node.idle();
+    expect(node.registry.whereis(DLQ_PROCESS)).toBeUndefined();
+    expect(node.registry.whereis('keel.services')).toBeUndefined();
+  });
+});
