@@ -78,10 +78,21 @@ const DEFAULTS: Settings = Object.freeze({
   signal: undefined,
 });
 
+const HANDLED_DEFAULTS: Settings = Object.freeze({ ...DEFAULTS, ack: 'handled' as const });
+
 /** @internal */
 export function toSettings(options: SendOptions | undefined): Settings {
   if (options === undefined) return DEFAULTS;
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a SendOptions object', options);
+  if (
+    options.timeout === undefined && options.deadline === undefined && options.retries === undefined && options.backoff === undefined &&
+    options.onError === undefined && options.metadata === undefined && options.id === undefined && options.retryOnCrash === undefined &&
+    options.signal === undefined
+  ) {
+    // only `ack` (or nothing) given: the shared defaults
+    if (options.ack === undefined || options.ack === 'enqueued') return DEFAULTS;
+    if (options.ack === 'handled') return HANDLED_DEFAULTS;
+  }
   const ack = options.ack ?? 'enqueued';
   if (ack !== 'enqueued' && ack !== 'handled') throw new InvalidArgumentError('options.ack', "'enqueued' | 'handled'", options.ack);
   const ms = (key: 'timeout' | 'deadline', fallback: number): number => {
@@ -145,15 +156,15 @@ class Send extends ExitWatcher {
   #onAbort: (() => void) | undefined = undefined;
   #unhookShutdown: (() => void) | undefined = undefined;
 
-  constructor(node: KeelNode, sender: Proc | undefined, to: Target, message: unknown, s: Settings, resolve: (outcome: SendOutcome) => void) {
+  constructor(node: KeelNode, sender: Proc | undefined, to: Target, message: unknown, s: Settings, id: string, resolve: (outcome: SendOutcome) => void) {
     super();
     this.node = node;
     this.sender = sender;
     this.to = to;
     this.message = message;
     this.s = s;
-    this.id = s.id ?? node.nextMessageId();
-    this.startedAt = node.clock.now();
+    this.id = id;
+    this.startedAt = s.deadline === Infinity ? 0 : node.clock.now();
     this.#resolve = resolve;
   }
 
@@ -161,7 +172,8 @@ class Send extends ExitWatcher {
     return this.#resolve === undefined;
   }
 
-  start(): void {
+  /** Starts the attempts; `firstFailure` is that of a first attempt already made by the fast path. */
+  start(firstFailure?: Failure): void {
     const { sender, s } = this;
     if (sender !== undefined && !this.node.watchExit(sender, this)) return this.finish(this.#fail({ reason: 'aborted', retry: false, error: 'the sender has exited' }));
     if (s.signal !== undefined) {
@@ -169,7 +181,9 @@ class Send extends ExitWatcher {
       this.#onAbort = () => this.abort(s.signal!.reason);
       s.signal.addEventListener('abort', this.#onAbort, { once: true });
     }
-    this.attempt();
+    if (firstFailure === undefined) return this.attempt();
+    this.attempts = 1;
+    this.#failed(firstFailure);
   }
 
   /** The sender died: its sends die with it. */
@@ -337,12 +351,36 @@ export function sendOnce(node: KeelNode, sender: Proc | undefined, to: Target, m
     const target = node.lookupTarget(to);
     if (target === sender) return Promise.reject(new DeadlockError(String(sender.self), "sent itself a message with ack 'handled' from its own handler"));
   }
+  const id = s.id ?? node.nextMessageId();
+  let first: Failure | undefined;
+  if (s.ack === 'enqueued' && s.signal === undefined) {
+    // the common case in one synchronous step, with nothing to set up: one attempt into a live mailbox
+    const target = node.lookupTarget(to);
+    if (target === undefined) first = typeof to === 'string' ? NOPROC_NAME : NOPROC_PID;
+    else {
+      const r = node.deliverEnvelope(sender, target.self, message, id);
+      if (r === Delivery.Enqueued) return Promise.resolve({ ok: true, id, attempts: 1 });
+      first = r === Delivery.MailboxFull ? MAILBOX_FULL : NOPROC_PID;
+    }
+  }
   return new Promise<SendOutcome>((resolve, reject) =>
-    new Send(node, sender, to, message, s, (outcome) => {
+    new Send(node, sender, to, message, s, id, (outcome) => {
       if (outcome.ok) resolve(outcome);
       else onFailure(node, to, message, s, outcome).then(resolve, reject);
-    }).start(),
+    }).start(first),
   );
+}
+
+let probesNode: KeelNode | undefined;
+let probes: { readonly active: boolean }[] = [];
+
+/** Whether anyone listens to the send span (its three probes, kept for the last node asked). */
+function spanWatched(node: KeelNode): boolean {
+  if (node !== probesNode) {
+    probesNode = node;
+    probes = ['start', 'stop', 'exception'].map((phase) => node.telemetry.probe(`keel.supervised_send.send.${phase}`));
+  }
+  return probes[0]!.active || probes[1]!.active || probes[2]!.active;
 }
 
 /**
@@ -364,9 +402,7 @@ export function sendSupervised<M>(from: Node | Context<any>, to: Target<M>, mess
   const s = toSettings(options);
   const sender = from instanceof Proc ? from : undefined;
   const telemetry = node.telemetry;
-  if (!telemetry.probe('keel.supervised_send.send.start').active && !telemetry.probe('keel.supervised_send.send.stop').active && !telemetry.probe('keel.supervised_send.send.exception').active) {
-    return sendOnce(node, sender, to, message, s);
-  }
+  if (!spanWatched(node)) return sendOnce(node, sender, to, message, s);
   // the span: start, then stop with the outcome (a failed outcome too), or exception for a throw
   const started = monotonicClock();
   const metadata = { to, ack: s.ack, ...s.metadata };

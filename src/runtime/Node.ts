@@ -86,6 +86,7 @@ export class KeelNode implements Node {
   #nextId = 0;
   #nextRef = 0;
   #messageSeq = 0;
+  #messagePrefix = '';
   // run queue: a FIFO ring of ready processes
   #rq: (Proc | null)[] = new Array<Proc | null>(1024).fill(null);
   #rqMask = 1023;
@@ -143,6 +144,7 @@ export class KeelNode implements Node {
     this.groups = new GroupTable((pid) => this.resolve(pid));
     this.#timers = new TimerHeap(clock, (error) => this.#log('error', `a timer callback of node ${this.name} threw`, error));
     this.#placeholder = new PidImpl(this.name, this.creation, 0, undefined);
+    this.#messagePrefix = `${this.name}-${this.creation}-`;
     this.#detachClock = isAttachable(clock) ? clock[kAttachNode](this) : undefined;
     if (services !== false) {
       if (slots.monitors !== undefined) this.#monitors = slots.monitors(this);
@@ -359,7 +361,7 @@ export class KeelNode implements Node {
 
   /** @internal A fresh message id, `<node>-<creation>-<seq>` (a counter, not a UUID). */
   nextMessageId(): string {
-    return `${this.name}-${this.creation}-${++this.#messageSeq}`;
+    return this.#messagePrefix + ++this.#messageSeq;
   }
 
   /**
