@@ -6,6 +6,7 @@ import { formatReason } from '../runtime/messages.js';
 import { Delivery, type KeelNode } from '../runtime/Node.js';
 import { isPid, PidImpl, type Target } from '../runtime/Pid.js';
 import { type BackoffOptions, isUnavailable } from '../runtime/services.js';
+import type { TimerEntry } from '../runtime/internal/TimerHeap.js';
 import type { Context, Node } from '../runtime/types.js';
 import { type Backoff, backoffDelay, toBackoff } from './backoff.js';
 
@@ -151,7 +152,10 @@ class Send extends ExitWatcher {
   firstError: unknown = undefined;
   lastError: unknown = undefined;
   #resolve: ((outcome: SendOutcome) => void) | undefined;
-  #timer: { cancel(): boolean } | undefined = undefined;
+  #timer: TimerEntry | undefined = undefined;
+  /** The attempt whose timeout is to be armed at the next turn, and that timeout. */
+  #timeoutFor = 0;
+  #timeoutMs = 0;
   #inflight: PidImpl | undefined = undefined;
   #onAbort: (() => void) | undefined = undefined;
   #unhookShutdown: (() => void) | undefined = undefined;
@@ -213,17 +217,36 @@ class Send extends ExitWatcher {
     if (r !== Delivery.Enqueued) return this.#failed(r === Delivery.MailboxFull ? MAILBOX_FULL : NOPROC_PID);
     if (this.done) return; // settled synchronously (evicted at once, say)
     this.#inflight = target.self;
-    this.#watchShutdown();
     const timeout = Math.min(s.timeout, this.#remaining());
     if (timeout !== Infinity) {
-      this.#timer = node.setTimer(timeout, () => {
-        this.#timer = undefined;
-        // take back a copy not yet started, so that a retry does not deliver it twice
-        if (this.#inflight !== undefined) this.node.withdrawEnvelope(this.#inflight, this.id);
-        this.#inflight = undefined;
-        this.#failed({ reason: 'timeout', retry: true, error: `not handled within ${timeout} ms` });
-      });
+      // most messages are handled within this turn of the event loop: the timeout is armed at the
+      // next turn only if still needed (so it may fire up to one turn late, never early)
+      this.#timeoutFor = this.attempts;
+      this.#timeoutMs = timeout;
+      node.deferToNextTurn(this);
     }
+  }
+
+  /** @internal At the next turn: arm the attempt's timeout if it is still waiting. */
+  nextTurn(): void {
+    if (this.#inflight !== undefined && this.#timeoutFor === this.attempts && this.#timer === undefined) {
+      this.#timer = this.node.schedule(this.#timeoutMs, Send.prototype.timedOut, false, this);
+    }
+  }
+
+  /** The attempt's timeout passed (a timer method: no closure per send). */
+  timedOut(): void {
+    this.#timer = undefined;
+    // take back a copy not yet started, so that a retry does not deliver it twice
+    if (this.#inflight !== undefined) this.node.withdrawEnvelope(this.#inflight, this.id);
+    this.#inflight = undefined;
+    this.#failed({ reason: 'timeout', retry: true, error: `not handled within ${this.#timeoutMs} ms` });
+  }
+
+  /** The backoff passed: the next attempt. */
+  retryNow(): void {
+    this.#timer = undefined;
+    this.attempt();
   }
 
   // ---- the envelope listener (ack: 'handled') ----
@@ -250,6 +273,8 @@ class Send extends ExitWatcher {
 
   #failed(f: Failure): void {
     if (this.done) return;
+    // a node shutting down kills the receivers: nothing more is tried
+    if (this.node.stopping) return this.finish(this.#fail({ reason: 'noproc', retry: false, error: 'the node shut down' }));
     if (this.attempts === 1) this.firstError = f.error;
     this.lastError = f.error;
     if (!f.retry || this.attempts > this.s.retries) return this.finish(this.#fail(f));
@@ -257,10 +282,7 @@ class Send extends ExitWatcher {
     if (delay > this.#remaining()) return this.finish(this.#fail(f));
     this.#watchShutdown();
     this.node.telemetry.execute('keel.supervised_send.retry', { attempt: this.attempts + 1, delayMs: delay }, { id: this.id, to: this.to, reason: f.reason, ...this.s.metadata });
-    this.#timer = this.node.setTimer(delay, () => {
-      this.#timer = undefined;
-      this.attempt();
-    });
+    this.#timer = this.node.schedule(delay, Send.prototype.retryNow, false, this);
   }
 
   #fail(f: Failure): SendOutcome {
@@ -285,7 +307,7 @@ class Send extends ExitWatcher {
   }
 
   #cancelTimer(): void {
-    this.#timer?.cancel();
+    if (this.#timer !== undefined) this.node.cancelEntry(this.#timer);
     this.#timer = undefined;
   }
 

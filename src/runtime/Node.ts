@@ -86,6 +86,7 @@ export class KeelNode implements Node {
   #nextId = 0;
   #nextRef = 0;
   #messageSeq = 0;
+  #nextTurn: { nextTurn(): void }[] = [];
   #messagePrefix = '';
   // run queue: a FIFO ring of ready processes
   #rq: (Proc | null)[] = new Array<Proc | null>(1024).fill(null);
@@ -310,6 +311,27 @@ export class KeelNode implements Node {
   schedule<T>(ms: number, fn: (this: T) => void, unref = false, receiver?: T): TimerEntry {
     return this.#timers.schedule(ms, fn, unref, receiver);
   }
+
+  /**
+   * @internal Calls `task.nextTurn()` at the next turn of the event loop, with every other task
+   * deferred in this turn (one `setImmediate` per turn). Deadlines of operations that usually finish
+   * within the turn (a call, a handled send) are armed there only if still needed.
+   */
+  deferToNextTurn(task: { nextTurn(): void }): void {
+    if (this.#nextTurn.push(task) === 1) setImmediate(this.#runNextTurn);
+  }
+
+  #runNextTurn = (): void => {
+    const tasks = this.#nextTurn;
+    this.#nextTurn = [];
+    for (const t of tasks) {
+      try {
+        t.nextTurn();
+      } catch (e) {
+        this.#log('error', 'a deferred task threw', e);
+      }
+    }
+  };
 
   /** @internal */
   cancelEntry(entry: TimerEntry): boolean {

@@ -131,8 +131,8 @@ export class PendingCall extends ExitWatcher {
     return `a pending call to ${String(this.server.self)} from a caller that has exited`;
   }
 
-  /** @internal Called by the deadline batch at the next turn: arm the timer if still waiting. */
-  armDeadline(): void {
+  /** @internal At the next turn of the event loop: arm the deadline if the caller still waits. */
+  nextTurn(): void {
     if (this.#resolve !== undefined) this.#timer = this.server.rt.schedule(this.#timeoutMs, PendingCall.prototype.timedOut, false, this);
   }
 
@@ -155,7 +155,7 @@ export class PendingCall extends ExitWatcher {
       // put on the node's timer heap if they are still pending at the next turn (so it may fire up
       // to one turn late, never early), and costs no clock read or heap work otherwise
       this.#timeoutMs = timeoutMs;
-      deferDeadline(node, this);
+      node.deferToNextTurn(this);
     }
   }
 
@@ -192,26 +192,6 @@ interface CallExtras {
   callerWatch: CallerWatch | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
-}
-
-/** Per node: the calls made in this turn of the event loop whose deadlines are not armed yet. */
-const deadlineBatches = new WeakMap<KeelNode, PendingCall[]>();
-
-let lastNode: KeelNode | undefined;
-let lastBatch: PendingCall[] | undefined;
-
-function deferDeadline(node: KeelNode, call: PendingCall): void {
-  let batch = node === lastNode ? lastBatch : deadlineBatches.get(node);
-  if (batch === undefined) deadlineBatches.set(node, (batch = []));
-  lastNode = node;
-  lastBatch = batch;
-  if (batch.push(call) === 1) {
-    setImmediate(() => {
-      deadlineBatches.delete(node);
-      if (lastNode === node) lastNode = lastBatch = undefined;
-      for (const c of batch) c.armDeadline();
-    });
-  }
 }
 
 /** Watches the calling process for a pending call. */
