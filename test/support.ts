@@ -1,22 +1,29 @@
-// Helpers shared by the test files: nodes shut down after each test, deferred promises, a fake
-// logger, error expectations, and a few processes and waits that many tests need.
+// Helpers shared by the test files: nodes shut down after each test (on a TestClock if need be),
+// temp files, deferred and watched promises, a fake logger, error expectations, a seeded PRNG, and
+// a few processes, monitor-service answers and waits that many tests need.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, expect, vi, type Mock } from 'vitest';
 import {
   createNode,
   isDown,
   isKeelError,
+  isUnavailable,
   Pid,
   type Context,
   type Down,
   type KeelErrorCode,
   type Logger,
+  type MonitorEntry,
   type Node,
   type NodeOptions,
   type Ref,
   type SpawnOptions,
+  type Unavailable,
 } from '../src/index.js';
 import type { KeelNode } from '../src/runtime/Node.js';
-import { expectNoLeaks, type Probe } from '../src/testing/index.js';
+import { expectNoLeaks, type Probe, TestClock } from '../src/testing/index.js';
 
 // ---- nodes ------------------------------------------------------------------------------------
 
@@ -45,6 +52,35 @@ export function useNodes(): TrackNode {
   };
 }
 
+/**
+ * A node made by `track` on a TestClock at `start`, with `options` (a fixed `random`, say, so that
+ * every delay the node draws is known).
+ */
+export function clockedNode(track: TrackNode, options: NodeOptions = {}, start = 1_000_000): { node: KeelNode; clock: TestClock } {
+  const clock = new TestClock({ start });
+  return { node: track({ clock, ...options }), clock };
+}
+
+// ---- temp files -------------------------------------------------------------------------------
+
+/**
+ * Registers an `afterEach` that removes every temp directory made through the returned function,
+ * which answers a fresh path `<new dir named prefix…>/<filename>`. Call it before `useNodes()`:
+ * after-each hooks run in reverse order, so the nodes (and the files they hold open) are shut down
+ * before their directories are removed.
+ */
+export function useTempFiles(prefix: string, filename: string): () => string {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    dirs.push(dir);
+    return path.join(dir, filename);
+  };
+}
+
 // ---- promises ---------------------------------------------------------------------------------
 
 export interface Deferred<T> {
@@ -62,6 +98,42 @@ export function deferred<T = void>(): Deferred<T> {
     reject = rej;
   });
   return { promise, resolve, reject };
+}
+
+/** Where a promise stands, read after awaiting a fact (a settle, an advance, a probe message). */
+export interface Watched<T> {
+  status: 'pending' | 'resolved' | 'rejected';
+  value: T | undefined;
+  error: unknown;
+}
+
+/** Watches the promise `fn` returns; a synchronous throw counts as a rejection. */
+export function attempt<T>(fn: () => Promise<T>): Watched<T> {
+  const w: Watched<T> = { status: 'pending', value: undefined, error: undefined };
+  let promise: Promise<T>;
+  try {
+    promise = fn();
+  } catch (e) {
+    w.status = 'rejected';
+    w.error = e;
+    return w;
+  }
+  promise.then(
+    (value) => {
+      w.status = 'resolved';
+      w.value = value;
+    },
+    (error: unknown) => {
+      w.status = 'rejected';
+      w.error = error;
+    },
+  );
+  return w;
+}
+
+/** Watches `promise`: its status, value and error, readable without awaiting it. */
+export function watch<T>(promise: Promise<T>): Watched<T> {
+  return attempt(() => promise);
 }
 
 // ---- logging ----------------------------------------------------------------------------------
@@ -116,6 +188,23 @@ export function expectKeelError(e: unknown, code: KeelErrorCode, ...fragments: s
   for (const f of fragments) expect(message).toContain(f);
 }
 
+/** The two ways a function can fail: throw at once, or return a promise that rejects (after a turn). */
+export type FailureMode = 'throws' | 'rejects';
+
+export const failureModes: readonly FailureMode[] = ['throws', 'rejects'];
+
+/** A function that fails with `error` the `mode` way: an init, a handler or a callback that fails. */
+export function failingWith(mode: FailureMode, error: unknown): (() => never) | (() => Promise<never>) {
+  return mode === 'throws'
+    ? (): never => {
+        throw error;
+      }
+    : async (): Promise<never> => {
+        await Promise.resolve();
+        throw error;
+      };
+}
+
 // ---- processes --------------------------------------------------------------------------------
 
 /** An init whose process handles everything and does nothing. */
@@ -160,6 +249,63 @@ export function isForwarded(msg: unknown): msg is Forwarded {
   return typeof msg === 'object' && msg !== null && 'forwarded' in msg;
 }
 
+/** A pid that is certainly dead: spawned, then exited with `reason` (by default a clean shutdown: nothing is logged). */
+export function deadPid(node: Node, reason: 'shutdown' | 'kill' = 'shutdown'): Pid {
+  const pid = idler(node);
+  node.exit(pid, reason);
+  expect(node.isAlive(pid)).toBe(false);
+  return pid;
+}
+
+/** What a receiver handled: the message and the `ctx.messageId` it was handled under. */
+export interface Seen {
+  readonly message: unknown;
+  readonly id: string | undefined;
+}
+
+/**
+ * A receiver that records every message it handles with `ctx.messageId`. `hold()` makes it busy
+ * (an async handler awaiting a gate) so that its mailbox fills; `release()` opens the gates.
+ */
+export interface Receiver {
+  readonly pid: Pid;
+  readonly seen: Seen[];
+  hold(): Promise<void>;
+  release(): void;
+}
+
+const HOLD = 'hold:receiver';
+
+export function receiver(node: Node, options?: SpawnOptions): Receiver {
+  const seen: Seen[] = [];
+  const gates: Deferred<void>[] = [];
+  let holding = deferred();
+  const pid = node.spawn(
+    (ctx) => (m: unknown) => {
+      if (m === HOLD) {
+        const gate = deferred();
+        gates.push(gate);
+        holding.resolve();
+        return gate.promise;
+      }
+      seen.push({ message: m, id: ctx.messageId });
+    },
+    options,
+  );
+  return {
+    pid,
+    seen,
+    hold: async () => {
+      holding = deferred();
+      node.send(pid, HOLD);
+      await holding.promise;
+    },
+    release: () => {
+      for (const g of gates.splice(0)) g.resolve();
+    },
+  };
+}
+
 // ---- receiving --------------------------------------------------------------------------------
 
 /** Waits for a Down at probe `p`: the Down of the monitor `match`, or one that `match` accepts (any Down without it). */
@@ -175,4 +321,64 @@ export async function drainThrough(node: Node, p: Probe, marker = 'marker'): Pro
   await node.idle();
   node.send(p, marker);
   await p.receive((m) => m === marker);
+}
+
+/** The Downs a forwarding process passed on to `p` (as `{ forwarded }`): all of them, or those of the monitor `ref`. */
+export function forwardedDowns(p: Probe, ref?: Ref): Down[] {
+  return p.messages.filter(isForwarded).flatMap((m) => (isDown(m.forwarded) && (ref === undefined || m.forwarded.ref === ref) ? [m.forwarded] : []));
+}
+
+// ---- service answers --------------------------------------------------------------------------
+
+/** What a service answers when it is off (`services: false`) or its node has shut down. */
+export const UNAVAILABLE = { error: 'unavailable' };
+
+/** The value of a service answer; fails the test on `{ error: 'unavailable' }`. */
+export function ok<T>(value: T | Unavailable): T {
+  if (isUnavailable(value)) throw new Error("expected an answer, got { error: 'unavailable' }");
+  return value;
+}
+
+/** The Ref a managed `monitor` returned; throws (failing the test) on `{ error }`. */
+export function refOf(result: Ref | { error: string }): Ref {
+  if ('error' in result) throw new Error(`expected a Ref, got { error: '${result.error}' }`);
+  return result;
+}
+
+/** The monitor service's `list()`; throws (failing the test) on `{ error }`. */
+export function listOf(node: Node): MonitorEntry[] {
+  const list = node.monitors.list();
+  if (!Array.isArray(list)) throw new Error(`expected a list, got ${JSON.stringify(list)}`);
+  return list;
+}
+
+/** The monitor service's `stats()`; throws (failing the test) on `{ error }`. */
+export function statsOf(node: Node): { created: number; cleaned: number; active: number; leaked: number } {
+  const stats = node.monitors.stats();
+  if ('error' in stats) throw new Error(`expected stats, got ${JSON.stringify(stats)}`);
+  return stats;
+}
+
+// ---- randomness -------------------------------------------------------------------------------
+
+/** A small seeded PRNG (mulberry32): the same seed, the same "random" sequence on every run. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A shuffled copy of `items` (Fisher–Yates) drawing on `random`: with `seeded(n)`, a replayable order. */
+export function shuffle<T>(items: readonly T[], random: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
 }

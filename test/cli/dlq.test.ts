@@ -1,28 +1,17 @@
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type DeadLetter, isUnavailable, type Unavailable } from '../../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { type DeadLetter } from '../../src/index.js';
 import { DLQ_USAGE, runDlq } from '../../src/cli/dlq.js';
 import type { NewRecord } from '../../src/delivery/stores/DeadLetterStore.js';
 import { SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
 import { probe, TestClock } from '../../src/testing/index.js';
-import { useNodes } from '../support.js';
+import { ok, useNodes, useTempFiles } from '../support.js';
 
 // registered before useNodes(): after-each hooks run in reverse order, so nodes close their files first
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
-});
+const tmpfile = useTempFiles('keel-cli-', 'dlq.db');
 
 const track = useNodes();
-
-function tmpfile(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-cli-'));
-  dirs.push(dir);
-  return path.join(dir, 'dlq.db');
-}
 
 const T = Date.UTC(2025, 0, 1, 12, 0, 0);
 
@@ -31,11 +20,6 @@ function run(argv: string[], now = T): { code: number; out: string } {
   const lines: string[] = [];
   const code = runDlq(argv, (line) => lines.push(line), () => now);
   return { code, out: lines.join('\n') };
-}
-
-function ok<T>(value: T | Unavailable): T {
-  if (isUnavailable(value)) throw new Error("expected an answer, got { error: 'unavailable' }");
-  return value;
 }
 
 const RECORDS: NewRecord[] = [

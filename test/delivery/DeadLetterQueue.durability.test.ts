@@ -11,18 +11,18 @@ import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type DeadLetter, isUnavailable } from '../../src/index.js';
 import { TestClock } from '../../src/testing/index.js';
-import { useNodes } from '../support.js';
+import { useNodes, useTempFiles } from '../support.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CHILD = fileURLToPath(new URL('../fixtures/dlq-sigkill-child.mjs', import.meta.url));
 const REPORTED = 200;
 
-const dirs: string[] = [];
+// after-each hooks run in reverse order: the nodes shut down, then a child left running by a failed
+// test is killed, then the temp directories are removed
+const tmpfile = useTempFiles('keel-dlq-kill-', 'dead-letters.db');
 const children: ChildProcess[] = [];
 afterEach(() => {
-  // a child left running by a failed test
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 const track = useNodes();
@@ -58,9 +58,7 @@ interface Report {
 
 describe('the SQLite dead letter store under SIGKILL', () => {
   it('keeps every entry whose add resolved before the OS process was killed', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-dlq-kill-'));
-    dirs.push(dir);
-    const file = path.join(dir, 'dead-letters.db');
+    const file = tmpfile();
     const moduleUrl = pathToFileURL(path.join(build, 'dist', 'index.js')).href;
 
     const child = fork(CHILD, [moduleUrl, file], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });

@@ -1,8 +1,6 @@
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   createNode,
   type DeadLetter,
@@ -10,30 +8,29 @@ import {
   isUnavailable,
   type Node,
   Pid,
-  type Unavailable,
 } from '../../src/index.js';
 import { DeadLetterService, DLQ_PROCESS } from '../../src/delivery/DeadLetterQueue.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { captureEvents, type CapturedEvent, probe, TestClock } from '../../src/testing/index.js';
-import { expectKeelError, failure, idler, receiveDown, thrown, useNodes } from '../support.js';
+import {
+  clockedNode,
+  deadPid,
+  expectKeelError,
+  failure,
+  idler,
+  ok,
+  receiveDown,
+  thrown,
+  UNAVAILABLE,
+  useNodes,
+  useTempFiles,
+} from '../support.js';
 
-// ---- temp files (removed after the nodes of the test have shut down) ---------------------------
-
-const dirs: string[] = [];
-
-// registered before useNodes(): after-each hooks run in reverse order, so the nodes (and their
-// SQLite connections) are shut down before their directories are removed
-afterEach(() => {
-  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
-});
+// temp files, removed after the nodes of the test have shut down: registered before useNodes(), as
+// after-each hooks run in reverse order, so the nodes (and their SQLite connections) close first
+const tmpfile = useTempFiles('keel-dlq-', 'dead-letters.db');
 
 const track = useNodes();
-
-function tmpfile(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-dlq-'));
-  dirs.push(dir);
-  return path.join(dir, 'dead-letters.db');
-}
 
 // ---- helpers ----------------------------------------------------------------------------------
 
@@ -41,24 +38,15 @@ type StoreOption = NonNullable<DeadLetterOptions['store']>;
 type Stats = { pending: number; parked: number; added: number; retried: number; succeeded: number; evicted: number; refused?: number };
 
 const T0 = Date.UTC(2025, 0, 1);
-const UNAVAILABLE = { error: 'unavailable' };
 const EVENTS = 'keel.dead_letter_queue.';
 /** Backoff that never comes due during a test: nothing is retried unless the test asks. */
 const QUIET = { initialMs: 3_600_000, factor: 2, maxMs: 3_600_000 };
 /** The automatic-retry configuration of the issue: 3 retries, 100 ms × 2 up to 1 s, parked for 10 s. */
 const RETRYING = { maxRetries: 3, backoff: { initialMs: 100, factor: 2, maxMs: 1000 }, parkedTtlMs: 10_000 };
 
-/** The value of a queue answer; fails the test on `{ error: 'unavailable' }`. */
-function ok<T>(value: T | Unavailable): T {
-  if (isUnavailable(value)) throw new Error("expected an answer, got { error: 'unavailable' }");
-  return value;
-}
-
 /** A node on a TestClock at T0 with a dead letter queue on `store` (quiet backoff unless `options` says otherwise). */
 function dlqNode(store: StoreOption, options: DeadLetterOptions = {}, random = 1): { node: KeelNode; clock: TestClock } {
-  const clock = new TestClock({ start: T0 });
-  const node = track({ clock, random: () => random, services: { deadLetters: { store, backoff: QUIET, ...options } } });
-  return { node, clock };
+  return clockedNode(track, { random: () => random, services: { deadLetters: { store, backoff: QUIET, ...options } } }, T0);
 }
 
 async function add(node: Node, recipient: Pid | string, message: unknown = { n: 1 }, reason = 'noproc', metadata?: object): Promise<string> {
@@ -83,14 +71,6 @@ async function stats(node: Node): Promise<Stats> {
 
 function named(events: readonly CapturedEvent[], suffix: string): CapturedEvent[] {
   return events.filter((e) => e.event === `${EVENTS}${suffix}`);
-}
-
-/** A pid whose process has exited. */
-function deadPid(node: Node): Pid {
-  const pid = idler(node);
-  node.exit(pid, 'kill');
-  expect(node.isAlive(pid)).toBe(false);
-  return pid;
 }
 
 /** Moves the clock and lets every handler (the queue's process included) finish. */
@@ -189,7 +169,7 @@ describe.each<[string, () => StoreOption]>([
       const b = await add(node, 'beta', 'b', 'timeout');
       await advance(node, clock, 1000);
       const c = await add(node, 'alpha', 'c', 'timeout');
-      const d = await add(node, deadPid(node), 'd', 'process_down');
+      const d = await add(node, deadPid(node, 'kill'), 'd', 'process_down');
       // a manual retry of a dead-pid recipient parks it
       expect(ok(await node.deadLetters.retry([d]))).toEqual([{ id: d, ok: false, reason: 'noproc' }]);
 
@@ -275,7 +255,7 @@ describe.each<[string, () => StoreOption]>([
     it('retry(filter) retries only the matching entries, parked ones included', async () => {
       const { node } = dlqNode(makeStore());
       const p = probe(node);
-      const parked = await add(node, deadPid(node), 'gone', 'noproc');
+      const parked = await add(node, deadPid(node, 'kill'), 'gone', 'noproc');
       expect(ok(await node.deadLetters.retry([parked]))).toEqual([{ id: parked, ok: false, reason: 'noproc' }]);
       expect((await entry(node, parked)).status).toBe('parked');
       const x = await add(node, 'later', 'x1', 'timeout');
@@ -411,7 +391,7 @@ describe.each<[string, () => StoreOption]>([
       node.registry.register('here', p);
       const here = await add(node, 'here', 'h');
       const missing = await add(node, 'missing', 'm');
-      const dead = await add(node, deadPid(node), 'd');
+      const dead = await add(node, deadPid(node, 'kill'), 'd');
       await expect(node.deadLetters.add({ recipient: 'here', message: () => 1, reason: 'noproc' })).rejects.toThrow();
       await node.deadLetters.retry([here, missing, dead]);
       expect(await stats(node)).toEqual({ pending: 1, parked: 1, added: 3, retried: 2, succeeded: 1, evicted: 0, refused: 1 });
@@ -634,7 +614,7 @@ describe.each<[string, () => StoreOption]>([
     it('parks a dead-pid recipient at once as unrecoverable, without retrying it', async () => {
       const { node, clock } = retryNode();
       const events = captureEvents(node, [EVENTS]);
-      const dead = deadPid(node);
+      const dead = deadPid(node, 'kill');
       const id = await add(node, dead, 'to the dead', 'process_down');
       await advance(node, clock, 100);
       const r = await entry(node, id);
@@ -744,7 +724,7 @@ describe.each<[string, () => StoreOption]>([
       const events = captureEvents(node, [EVENTS]);
       const deliver = await add(node, 'after-restart', 'still here', 'noproc');
       const failing = await add(node, 'nobody', 'never', 'noproc');
-      const parked = await add(node, deadPid(node), 'gone');
+      const parked = await add(node, deadPid(node, 'kill'), 'gone');
       await node.deadLetters.retry([parked]);
       await node.idle();
       const listBefore = ok(await node.deadLetters.list());

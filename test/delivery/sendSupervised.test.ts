@@ -3,103 +3,32 @@ import {
   isKeelError,
   Pid,
   sendSupervised,
-  type Node,
   type SendOptions,
   type SendOutcome,
-  type SpawnOptions,
 } from '../../src/index.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
-import { type Deferred, deferred, expectKeelError, failure, fakeLogger, otherCreation, useNodes } from '../support.js';
+import {
+  clockedNode,
+  deadPid,
+  deferred,
+  expectKeelError,
+  failure,
+  fakeLogger,
+  otherCreation,
+  receiver,
+  useNodes,
+  type Watched,
+  watch,
+} from '../support.js';
 
 const track = useNodes();
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-/** Where a promise stands, read after awaiting a fact (a settle, an advance, a probe message). */
-interface Watched<T> {
-  status: 'pending' | 'resolved' | 'rejected';
-  value: T | undefined;
-  error: unknown;
-}
-
-function watch<T>(promise: Promise<T>): Watched<T> {
-  const w: Watched<T> = { status: 'pending', value: undefined, error: undefined };
-  promise.then(
-    (value) => {
-      w.status = 'resolved';
-      w.value = value;
-    },
-    (error: unknown) => {
-      w.status = 'rejected';
-      w.error = error;
-    },
-  );
-  return w;
-}
-
 /** A node on a TestClock with `random` fixed at 0.5, so that every backoff delay is known. */
 function clocked(random = 0.5, options: { name?: string; services?: boolean } = {}): { node: KeelNode; clock: TestClock } {
-  const clock = new TestClock({ start: 1_000_000 });
-  const node = track({ clock, random: () => random, ...options });
-  return { node, clock };
-}
-
-/** What a receiver handled: the message and the `ctx.messageId` it was handled under. */
-interface Seen {
-  readonly message: unknown;
-  readonly id: string | undefined;
-}
-
-const HOLD = 'hold:receiver';
-
-/**
- * A receiver that records every message it handles with `ctx.messageId`. `hold()` makes it busy
- * (an async handler awaiting a gate) so that its mailbox fills; `release()` opens the gates.
- */
-interface Receiver {
-  readonly pid: Pid;
-  readonly seen: Seen[];
-  hold(): Promise<void>;
-  release(): void;
-}
-
-function receiver(node: Node, options?: SpawnOptions): Receiver {
-  const seen: Seen[] = [];
-  const gates: Deferred<void>[] = [];
-  let holding = deferred();
-  const pid = node.spawn(
-    (ctx) => (m: unknown) => {
-      if (m === HOLD) {
-        const gate = deferred();
-        gates.push(gate);
-        holding.resolve();
-        return gate.promise;
-      }
-      seen.push({ message: m, id: ctx.messageId });
-    },
-    options,
-  );
-  return {
-    pid,
-    seen,
-    hold: async () => {
-      holding = deferred();
-      node.send(pid, HOLD);
-      await holding.promise;
-    },
-    release: () => {
-      for (const g of gates.splice(0)) g.resolve();
-    },
-  };
-}
-
-/** A pid that is certainly dead: spawned, then shut down (a clean exit: nothing is logged). */
-function deadPid(node: KeelNode): Pid {
-  const pid = node.spawn(() => () => undefined);
-  node.exit(pid, 'shutdown');
-  expect(node.isAlive(pid)).toBe(false);
-  return pid;
+  return clockedNode(track, { random: () => random, ...options });
 }
 
 /** Records every `keel.supervised_send.retry` event with the clock time at which it was emitted. */

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
   type Context,
-  type Down,
   isDown,
   type MonitorEntry,
   type Node,
@@ -13,36 +12,31 @@ import {
 import { ManagedMonitors } from '../../src/monitors/MonitorManager.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { captureEvents, type CapturedEvent, probe, type Probe, TestClock } from '../../src/testing/index.js';
-import { deferred, drainThrough, idler, isForwarded, otherCreation, receiveDown, spawnWithContext, useNodes } from '../support.js';
+import {
+  clockedNode,
+  deferred,
+  drainThrough,
+  forwardedDowns,
+  idler,
+  listOf,
+  otherCreation,
+  receiveDown,
+  refOf,
+  seeded,
+  spawnWithContext,
+  statsOf,
+  UNAVAILABLE,
+  useNodes,
+} from '../support.js';
 
 const track = useNodes();
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-const UNAVAILABLE = { error: 'unavailable' };
-
 /** The node's monitor manager as the services wire it (fails the test if it is not plugged in). */
 function managed(node: Node): ManagedMonitors {
   expect(node.monitors).toBeInstanceOf(ManagedMonitors);
   return node.monitors as ManagedMonitors;
-}
-
-/** The Ref a managed `monitor` returned; throws (failing the test) on `{ error }`. */
-function refOf(result: Ref | { error: string }): Ref {
-  if ('error' in result) throw new Error(`expected a Ref, got { error: '${result.error}' }`);
-  return result;
-}
-
-function listOf(node: Node): MonitorEntry[] {
-  const list = node.monitors.list();
-  if (!Array.isArray(list)) throw new Error(`expected a list, got ${JSON.stringify(list)}`);
-  return list;
-}
-
-function statsOf(node: Node): { created: number; cleaned: number; active: number; leaked: number } {
-  const stats = node.monitors.stats();
-  if ('error' in stats) throw new Error(`expected stats, got ${JSON.stringify(stats)}`);
-  return stats;
 }
 
 function leaksOf(node: Node, options?: { olderThanMs?: number }): MonitorEntry[] {
@@ -69,9 +63,7 @@ function location(frame: string | undefined): string {
 
 /** A node on a TestClock with fast leak checks: every 100 ms, age 250 ms, more than 3 on one target. */
 function leakNode(extra: NodeOptions = {}): { node: KeelNode; clock: TestClock } {
-  const clock = new TestClock({ start: 1_000_000 });
-  const node = track({ clock, services: { monitors: { leakCheckIntervalMs: 100, leakAgeMs: 250, duplicateThreshold: 3 } }, ...extra });
-  return { node, clock };
+  return clockedNode(track, { services: { monitors: { leakCheckIntervalMs: 100, leakAgeMs: 250, duplicateThreshold: 3 } }, ...extra });
 }
 
 /** The pid of the manager's leak-check process, found under the services supervisor. */
@@ -106,22 +98,6 @@ async function holdingOwner(node: Node, p: Probe): Promise<{ pid: Pid; ctx: Cont
       await p.receive((m) => m === 'holding');
     },
     release: () => gate.resolve(),
-  };
-}
-
-function forwardedDowns(p: Probe, ref: Ref): Down[] {
-  return p.messages.filter(isForwarded).flatMap((m) => (isDown(m.forwarded) && m.forwarded.ref === ref ? [m.forwarded] : []));
-}
-
-/** A small seeded PRNG (mulberry32): the same "random" order on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 
@@ -262,7 +238,10 @@ describe('monitors.demonitor', () => {
     expect((await receiveDown(p, raw)).reason).toBe('killed');
   });
 
-  it('without flush leaves a Down already queued in the owner mailbox (the control for the flush test)', async () => {
+  it.each<[string, string, { flush: true } | undefined, number]>([
+    ['without flush leaves', 'the control for the flush test', undefined, 1],
+    ['with flush removes', 'the target died while the owner was busy', { flush: true }, 0],
+  ])('%s a Down already queued in the owner mailbox (%s)', async (_does, _why, options, left) => {
     const node = track();
     const p = probe(node);
     const owner = await holdingOwner(node, p);
@@ -271,28 +250,12 @@ describe('monitors.demonitor', () => {
     await owner.hold();
     node.exit(target, 'kill');
     expect(node.info(owner.pid)?.mailboxLength).toBe(1);
-    node.monitors.demonitor(owner.ctx, ref);
-    expect(node.info(owner.pid)?.mailboxLength).toBe(1);
-    owner.release();
-    await drainThrough(node, p);
-    expect(forwardedDowns(p, ref)).toHaveLength(1);
-  });
-
-  it('with flush removes a Down already queued in the owner mailbox (the target died while the owner was busy)', async () => {
-    const node = track();
-    const p = probe(node);
-    const owner = await holdingOwner(node, p);
-    const target = idler(node);
-    const ref = refOf(node.monitors.monitor(owner.ctx, target));
-    await owner.hold();
-    node.exit(target, 'kill');
-    expect(node.info(owner.pid)?.mailboxLength).toBe(1);
-    const answer = node.monitors.demonitor(owner.ctx, ref, { flush: true });
+    const answer = node.monitors.demonitor(owner.ctx, ref, options);
     expect(['ok', 'not_found']).toContain(answer);
-    expect(node.info(owner.pid)?.mailboxLength).toBe(0);
+    expect(node.info(owner.pid)?.mailboxLength).toBe(left);
     owner.release();
     await drainThrough(node, p);
-    expect(forwardedDowns(p, ref)).toEqual([]);
+    expect(forwardedDowns(p, ref)).toHaveLength(left);
   });
 });
 

@@ -1,7 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { type Down, isDown, type MonitorEntry, type Node, type Pid, type Ref, type Target, withMonitor } from '../../src/index.js';
+import { type MonitorEntry, type Node, type Pid, type Ref, type Target, withMonitor } from '../../src/index.js';
 import { probe, type Probe } from '../../src/testing/index.js';
-import { deferred, expectKeelError, idler, isForwarded, spawnWithContext, useNodes } from '../support.js';
+import {
+  deferred,
+  expectKeelError,
+  failingWith,
+  failureModes,
+  forwardedDowns,
+  idler,
+  isForwarded,
+  listOf,
+  spawnWithContext,
+  statsOf,
+  useNodes,
+} from '../support.js';
 
 const track = useNodes();
 
@@ -58,22 +70,6 @@ async function drainOwner(node: Node, owner: Pid, p: Probe): Promise<void> {
   const marker = `marker-${++markers}`;
   node.send(owner, marker);
   await p.receive((m) => isForwarded(m) && m.forwarded === marker);
-}
-
-function forwardedDowns(p: Probe): Down[] {
-  return p.messages.filter(isForwarded).flatMap((m) => (isDown(m.forwarded) ? [m.forwarded] : []));
-}
-
-function listOf(node: Node): MonitorEntry[] {
-  const list = node.monitors.list();
-  if (!Array.isArray(list)) throw new Error(`expected a list, got ${JSON.stringify(list)}`);
-  return list;
-}
-
-function statsOf(node: Node): { created: number; cleaned: number; active: number; leaked: number } {
-  const stats = node.monitors.stats();
-  if ('error' in stats) throw new Error(`expected stats, got ${JSON.stringify(stats)}`);
-  return stats;
 }
 
 // ---- tests ------------------------------------------------------------------------------------
@@ -167,21 +163,13 @@ describe('withMonitor', () => {
     expect(statsOf(node)).toEqual({ created: 1, cleaned: 1, active: 0, leaked: 0 });
   });
 
-  it.each([
-    ['throws', (boom: Error) => (): never => {
-      throw boom;
-    }],
-    ['rejects', (boom: Error) => async (): Promise<never> => {
-      await Promise.resolve();
-      throw boom;
-    }],
-  ])('demonitors also when fn %s, and the error propagates', async (_label, makeFn) => {
+  it.each(failureModes)('demonitors also when fn %s, and the error propagates', async (mode) => {
     const node = track();
     const p = probe(node);
     const owner = await runner(node, p);
     const target = idler(node);
     const boom = new Error('fn failed');
-    const outcome = await owner.run(target, makeFn(boom), { tag: 'failing' });
+    const outcome = await owner.run(target, failingWith(mode, boom), { tag: 'failing' });
     expect(outcome).toEqual({ failed: boom });
     expect((outcome as { failed: unknown }).failed).toBe(boom);
     expect(listOf(node)).toEqual([]);

@@ -15,17 +15,24 @@ import {
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
 import {
+  attempt,
   deferred,
   drainThrough,
   expectKeelError,
+  failingWith,
   failure,
+  failureModes,
   type FakeLogger,
+  type Forwarded,
   idleInit,
+  isForwarded,
   otherCreation,
   receiveDown,
   spawnWithContext,
   thrown,
   useNodes,
+  type Watched,
+  watch,
 } from '../support.js';
 
 const track = useNodes();
@@ -35,41 +42,6 @@ const track = useNodes();
 /** A protocol that accepts any request and any reply: for tests that are not about types. */
 type Loose = { request: any; reply: any };
 type Spec<S> = GenServerSpec<S, Loose, any>;
-
-/** Where a promise stands, read after awaiting a fact (a settle, an advance, a probe message). */
-interface Watched<T> {
-  status: 'pending' | 'resolved' | 'rejected';
-  value: T | undefined;
-  error: unknown;
-}
-
-/** Watches the promise `fn` returns; a synchronous throw counts as a rejection. */
-function attempt<T>(fn: () => Promise<T>): Watched<T> {
-  const w: Watched<T> = { status: 'pending', value: undefined, error: undefined };
-  let promise: Promise<T>;
-  try {
-    promise = fn();
-  } catch (e) {
-    w.status = 'rejected';
-    w.error = e;
-    return w;
-  }
-  promise.then(
-    (value) => {
-      w.status = 'resolved';
-      w.value = value;
-    },
-    (error: unknown) => {
-      w.status = 'rejected';
-      w.error = error;
-    },
-  );
-  return w;
-}
-
-function watch<T>(promise: Promise<T>): Watched<T> {
-  return attempt(() => promise);
-}
 
 interface Release {
   readonly release: unknown;
@@ -129,7 +101,19 @@ function trapping(seen: [ExitReason, unknown][], terminate?: (reason: ExitReason
   };
 }
 
-/** Death hooks registered on a live process (runtime internals): what pending calls leave on the server. */
+/** Targets where no server runs, for the ERR_NOPROC tests: the pid of a stopped server, and a name nobody holds. */
+const noServer: [string, (node: KeelNode) => Promise<Pid | string>][] = [
+  [
+    'a dead pid',
+    async (node) => {
+      const pid = await GenServer.start(node, logServer());
+      await GenServer.stop(node, pid);
+      return pid;
+    },
+  ],
+  ['an unknown name', () => Promise.resolve('nobody')],
+];
+
 /** Death hooks and exit watchers (pending calls) registered on a live process. */
 function deathHooksOn(node: KeelNode, pid: Pid): number {
   const x = node.lookupTarget(pid)?.x;
@@ -144,14 +128,6 @@ interface Outcome {
 
 function isOutcome(m: unknown): m is Outcome {
   return typeof m === 'object' && m !== null && 'outcome' in m;
-}
-
-interface Forwarded {
-  readonly forwarded: unknown;
-}
-
-function isForwarded(m: unknown): m is Forwarded {
-  return typeof m === 'object' && m !== null && 'forwarded' in m;
 }
 
 // ---- GenServer.start --------------------------------------------------------------------------
@@ -190,20 +166,12 @@ describe('GenServer.start', () => {
     expect(await GenServer.call(node, start.value!, 'get')).toBe('ready:yes');
   });
 
-  it.each([
-    ['throws', (boom: Error) => (): never => {
-      throw boom;
-    }],
-    ['rejects', (boom: Error) => async (): Promise<never> => {
-      await Promise.resolve();
-      throw boom;
-    }],
-  ])('fails with ERR_START_FAILED carrying the reason when init %s, leaves no process and runs no terminate', async (_label, makeInit) => {
+  it.each(failureModes)('fails with ERR_START_FAILED carrying the reason when init %s, leaves no process and runs no terminate', async (mode) => {
     const node = track();
     const boom = new Error('init failed');
     const terminated: ExitReason[] = [];
     const before = node.processes().length;
-    const e = await failure(() => GenServer.start(node, { init: makeInit(boom), terminate: (reason) => void terminated.push(reason) }));
+    const e = await failure(() => GenServer.start(node, { init: failingWith(mode, boom), terminate: (reason) => void terminated.push(reason) }));
     expectKeelError(e, 'ERR_START_FAILED', 'init failed');
     expect((e as { reason: unknown }).reason).toBe(boom);
     expect(node.processes()).toHaveLength(before);
@@ -253,21 +221,13 @@ describe('GenServer.start', () => {
     gate.resolve();
   });
 
-  it.each([
-    ['throws', (boom: Error) => (): never => {
-      throw boom;
-    }],
-    ['rejects', (boom: Error) => async (): Promise<never> => {
-      await Promise.resolve();
-      throw boom;
-    }],
-  ])('does not kill the startLink caller when init %s: the start fails and the link is gone', async (_label, makeInit) => {
+  it.each(failureModes)('does not kill the startLink caller when init %s: the start fails and the link is gone', async (mode) => {
     const node = track();
     const p = probe(node);
     const { pid: parent, ctx } = await spawnWithContext(node);
     const ref = p.ctx.monitor(parent);
     const boom = new Error('linked init failed');
-    const e = await failure(() => GenServer.startLink(ctx, { init: makeInit(boom) }));
+    const e = await failure(() => GenServer.startLink(ctx, { init: failingWith(mode, boom) }));
     expectKeelError(e, 'ERR_START_FAILED');
     expect((e as { reason: unknown }).reason).toBe(boom);
     await drainThrough(node, p);
@@ -555,29 +515,21 @@ describe('GenServer.call', () => {
   });
 
   describe('timeouts', () => {
-    it('rejects with ERR_CALL_TIMEOUT after the default 5000 ms on the node clock, not a millisecond before', async () => {
+    it.each<[string, { timeout: number } | undefined, number]>([
+      ['the default 5000 ms', undefined, 5000],
+      ['{ timeout: 250 }', { timeout: 250 }, 250],
+    ])('rejects with ERR_CALL_TIMEOUT after %s on the node clock, not a millisecond before', async (_label, options, ms) => {
       const clock = new TestClock();
       const node = track({ clock });
       const pid = await GenServer.start(node, holder());
-      const call = watch(GenServer.call(node, pid, 'hold'));
-      await clock.advance(4999);
+      const call = watch(options === undefined ? GenServer.call(node, pid, 'hold') : GenServer.call(node, pid, 'hold', options));
+      await clock.advance(ms - 1);
       expect(call.status).toBe('pending');
       await clock.advance(1);
       expect(call.status).toBe('rejected');
-      expectKeelError(call.error, 'ERR_CALL_TIMEOUT', '5000 ms');
+      expectKeelError(call.error, 'ERR_CALL_TIMEOUT', `${ms} ms`);
+      expect((call.error as { timeoutMs: number }).timeoutMs).toBe(ms);
       expect(node.internals().timers).toBe(0);
-    });
-
-    it('rejects with ERR_CALL_TIMEOUT after { timeout }', async () => {
-      const clock = new TestClock();
-      const node = track({ clock });
-      const pid = await GenServer.start(node, holder());
-      const call = watch(GenServer.call(node, pid, 'hold', { timeout: 250 }));
-      await clock.advance(249);
-      expect(call.status).toBe('pending');
-      await clock.advance(1);
-      expectKeelError(call.error, 'ERR_CALL_TIMEOUT', '250 ms');
-      expect((call.error as { timeoutMs: number }).timeoutMs).toBe(250);
     });
 
     it('discards a reply given after the timeout: the calling process gets no stray message and nothing throws', async () => {
@@ -606,13 +558,8 @@ describe('GenServer.call', () => {
   });
 
   describe('a dead or unknown target', () => {
-    it.each([
-      ['a dead pid', async (node: KeelNode) => {
-        const pid = await GenServer.start(node, holder());
-        await GenServer.stop(node, pid);
-        return pid;
-      }],
-      ['an unknown name', () => Promise.resolve('nobody')],
+    it.each<[string, (node: KeelNode) => Promise<Pid | string>]>([
+      ...noServer,
       ['a stale pid (same id, another creation)', async (node: KeelNode) => otherCreation(await GenServer.start(node, holder()))],
       ['a pid of another node', async () => GenServer.start(track(), holder())],
     ])('rejects at once with ERR_NOPROC for %s', async (_label, target) => {
@@ -895,34 +842,30 @@ describe('handleInfo', () => {
 // ---- handleContinue ---------------------------------------------------------------------------
 
 describe('handleContinue', () => {
-  it('chains while it returns { state, continue }, all before the next message', async () => {
-    const node = track();
-    const spec: Spec<number[]> = {
-      init: () => ({ state: [], continue: 3 }),
-      handleContinue: (n, log) => {
+  it.each(['sync', 'async'] as const)(
+    'chains %s handleContinue callbacks while they return { state, continue }, holding messages until the last one',
+    async (mode) => {
+      const node = track();
+      // counts down from n: logs n, then continues with n - 1 until 1
+      const countDown = (n: unknown, log: number[]) => {
         const next = [...log, n as number];
         return (n as number) > 1 ? { state: next, continue: (n as number) - 1 } : next;
-      },
-      handleCall: (_request, _from, log) => ({ reply: log, state: log }),
-    };
-    const pid = await GenServer.start(node, spec);
-    expect(await GenServer.call(node, pid, 'log')).toEqual([3, 2, 1]);
-  });
-
-  it('chains async handleContinue callbacks, holding messages until the last one', async () => {
-    const node = track();
-    const spec: Spec<number[]> = {
-      init: () => ({ state: [], continue: 3 }),
-      handleContinue: async (n, log) => {
-        await Promise.resolve();
-        const next = [...log, n as number];
-        return (n as number) > 1 ? { state: next, continue: (n as number) - 1 } : next;
-      },
-      handleCall: (_request, _from, log) => ({ reply: log, state: log }),
-    };
-    const pid = await GenServer.start(node, spec);
-    expect(await GenServer.call(node, pid, 'log')).toEqual([3, 2, 1]);
-  });
+      };
+      const spec: Spec<number[]> = {
+        init: () => ({ state: [], continue: 3 }),
+        handleContinue:
+          mode === 'sync'
+            ? countDown
+            : async (n, log) => {
+                await Promise.resolve();
+                return countDown(n, log);
+              },
+        handleCall: (_request, _from, log) => ({ reply: log, state: log }),
+      };
+      const pid = await GenServer.start(node, spec);
+      expect(await GenServer.call(node, pid, 'log')).toEqual([3, 2, 1]);
+    },
+  );
 
   it('runs after a handleCall result that carries continue, after the reply and before the next message', async () => {
     const node = track();
@@ -1001,12 +944,7 @@ describe('terminate', () => {
       const node = track();
       const p = probe(node);
       const boom = new Error(`${callback} crashed`);
-      const crash = mode === 'sync' ? (): never => {
-        throw boom;
-      } : async (): Promise<never> => {
-        await Promise.resolve();
-        throw boom;
-      };
+      const crash = failingWith(mode === 'sync' ? 'throws' : 'rejects', boom);
       const seen: [ExitReason, unknown][] = [];
       const spec: Spec<string> = {
         init: () => 'state before the crash',
@@ -1122,14 +1060,7 @@ describe('GenServer.stop', () => {
     expect(node.isAlive(pid)).toBe(false);
   });
 
-  it.each([
-    ['a dead pid', async (node: KeelNode) => {
-      const pid = await GenServer.start(node, logServer());
-      await GenServer.stop(node, pid);
-      return pid;
-    }],
-    ['an unknown name', () => Promise.resolve('nobody')],
-  ])('rejects with ERR_NOPROC for %s', async (_label, target) => {
+  it.each(noServer)('rejects with ERR_NOPROC for %s', async (_label, target) => {
     const node = track();
     const to = await target(node);
     const e = await failure(() => GenServer.stop(node, to));

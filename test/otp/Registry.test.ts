@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Pid, Registry, type Context, type KeyRegistry, type Node } from '../../src/index.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { probe } from '../../src/testing/index.js';
-import { expectKeelError, receiveDown, spawnWithContext, thrown, useNodes } from '../support.js';
+import { expectKeelError, receiveDown, seeded, shuffle, spawnWithContext, thrown, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -15,24 +15,6 @@ function deathHooks(node: KeelNode, pid: Pid): number {
 
 function pidsOf(reg: KeyRegistry<string, unknown>, key: string): string[] {
   return reg.lookup(key).map((e) => Pid.format(e.pid));
-}
-
-/** A seeded shuffle (mulberry32 + Fisher–Yates), so that a failure can be replayed. */
-function shuffled<T>(items: readonly T[], seed: number): T[] {
-  let a = seed >>> 0;
-  const random = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
 }
 
 // ---- duplicate keys ---------------------------------------------------------------------------
@@ -192,7 +174,7 @@ describe("Registry.create(node, { keys: 'duplicate' })", () => {
     }
     expect(reg.size).toBe(1 + 7 + 1000);
     expect(reg.lookup('shared')).toHaveLength(1000 + 334);
-    const order = shuffled(owners, 1234);
+    const order = shuffle(owners, seeded(1234)); // seeded, so that a failure can be replayed
     order.forEach((o, n) => {
       node.exit(o.pid, n % 2 === 0 ? 'kill' : new Error('gone'));
       if (n === 499) {

@@ -15,7 +15,7 @@ import {
   type SupervisorOptions,
 } from '../../src/index.js';
 import { captureEvents, probe, TestClock, type CapturedEvent, type Probe } from '../../src/testing/index.js';
-import { deferred, expectKeelError, failure, receiveDown, thrown, useNodes } from '../support.js';
+import { deferred, expectKeelError, failure, receiveDown, seeded, thrown, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -114,18 +114,6 @@ function samePid(a: unknown, b: Pid): boolean {
 /** Downs the probe got, by the formatted pid of the process that died. */
 function downsByPid(p: Probe): Map<string, ExitReason> {
   return new Map(p.messages.filter(isDown).map((d: Down) => [Pid.format(d.pid), d.reason]));
-}
-
-/** A small seeded PRNG (mulberry32): the same seed, the same sequence. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // ---- child spec validation ----------------------------------------------------------------------

@@ -1,30 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { isDown, isExit, Pid, type Ref } from '../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
-import { deferred, drainThrough, idler, useNodes } from '../support.js';
+import { deferred, drainThrough, idler, seeded, shuffle, useNodes } from '../support.js';
 
 const track = useNodes();
-
-/** mulberry32: a small seeded PRNG, so the kill order is random but reproducible. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function shuffle<T>(items: T[], random: () => number): T[] {
-  const a = items.slice();
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [a[i], a[j]] = [a[j]!, a[i]!];
-  }
-  return a;
-}
 
 interface Wire {
   readonly kind: 'wire';

@@ -1,19 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { GenServer, LeaksFoundError, type Node, type Ref, Registry } from '../../src/index.js';
+import { GenServer, LeaksFoundError, type Node, Registry } from '../../src/index.js';
 import { type ExitWatcher, TimerRefImpl } from '../../src/runtime/internal/Proc.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { expectNoLeaks, probe, TestClock } from '../../src/testing/index.js';
-import { expectKeelError, idler, spawnWithContext, thrown, useNodes } from '../support.js';
+import { expectKeelError, idler, refOf, spawnWithContext, thrown, useNodes } from '../support.js';
 
 const track = useNodes();
 
 // ---- helpers ----------------------------------------------------------------------------------
-
-/** The Ref a managed `monitor` returned; throws (failing the test) on `{ error }`. */
-function refOf(result: Ref | { error: string }): Ref {
-  if ('error' in result) throw new Error(`expected a Ref, got { error: '${result.error}' }`);
-  return result;
-}
 
 /** What expectNoLeaks threw: asserts ERR_LEAKS_FOUND with a report naming the node, and returns the leak lines. */
 function leaksReported(node: Node, count: number): { message: string; leaks: readonly string[] } {
