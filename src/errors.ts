@@ -36,7 +36,8 @@ export type KeelErrorCode =
   | 'ERR_LEAKS_FOUND'
   | 'ERR_DELIVERY'
   | 'ERR_NOT_SERIALIZABLE'
-  | 'ERR_STORE_IN_USE';
+  | 'ERR_STORE_IN_USE'
+  | 'ERR_PEER_MISSING';
 
 /** Base class of every Keel error: a literal `code`, a readable message and an optional `cause`. */
 export class KeelError extends Error {
@@ -235,6 +236,29 @@ export class DeliveryError extends KeelError {
   constructor(target: string, reason: string, attempts: number, outcome: unknown) {
     super('ERR_DELIVERY', `delivery to ${target} failed after ${attempts} attempt(s): ${reason}`);
     this.outcome = outcome;
+  }
+}
+
+/** A message a durable store cannot keep (a function, a symbol, a class instance with behaviour). */
+export class NotSerializableError extends KeelError {
+  readonly path: string;
+  constructor(path: string, what: string) {
+    super('ERR_NOT_SERIALIZABLE', `a dead letter's message must be plain data (objects, arrays, primitives, bigints, Dates, Maps, Sets, typed arrays); ${path} is ${what}`);
+    this.path = path;
+  }
+}
+
+/** Another node (in this or another OS process) owns the SQLite file. */
+export class StoreInUseError extends KeelError {
+  constructor(file: string, owner: string) {
+    super('ERR_STORE_IN_USE', `the dead letter store ${file} is owned by ${owner}; two nodes never share one queue`);
+  }
+}
+
+/** A feature needs an optional peer dependency that is not installed. */
+export class MissingPeerError extends KeelError {
+  constructor(peer: string, feature: string) {
+    super('ERR_PEER_MISSING', `${feature} needs the optional peer dependency '${peer}': npm install ${peer}`);
   }
 }
 

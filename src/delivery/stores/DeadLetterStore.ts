@@ -1,14 +1,5 @@
-import { InvalidArgumentError, KeelError } from '../../errors.js';
+import { InvalidArgumentError, NotSerializableError } from '../../errors.js';
 import type { DeadLetter, DeadLetterFilter } from '../../runtime/services.js';
-
-/** A message a durable store cannot keep (a function, a symbol, a class instance with behaviour). */
-export class NotSerializableError extends KeelError {
-  readonly path: string;
-  constructor(path: string, what: string) {
-    super('ERR_NOT_SERIALIZABLE', `a dead letter's message must be plain data (objects, arrays, primitives, bigints, Dates, Maps, Sets, typed arrays); ${path} is ${what}`);
-    this.path = path;
-  }
-}
 
 /** @internal A dead letter as the queue stores it. */
 export type Record_ = {

@@ -1,23 +1,9 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { deserialize, serialize } from 'node:v8';
-import { KeelError } from '../../errors.js';
+import { KeelError, MissingPeerError, StoreInUseError } from '../../errors.js';
 import type { DeadLetterFilter } from '../../runtime/services.js';
 import type { DeadLetterStore, NewRecord, Record_ } from './DeadLetterStore.js';
-
-/** The SQLite store needs the optional peer dependency better-sqlite3. */
-export class MissingPeerError extends KeelError {
-  constructor(peer: string, feature: string) {
-    super('ERR_INVALID_ARGUMENT', `${feature} needs the optional peer dependency '${peer}': npm install ${peer}`);
-  }
-}
-
-/** Another node (in this or another OS process) owns the SQLite file. */
-export class StoreInUseError extends KeelError {
-  constructor(file: string, owner: string) {
-    super('ERR_STORE_IN_USE', `the dead letter store ${file} is owned by ${owner}; two nodes never share one queue`);
-  }
-}
 
 interface Row {
   seq: number;
