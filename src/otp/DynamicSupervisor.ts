@@ -19,6 +19,8 @@ export interface DynamicSupervisorOptions {
 export type DynamicChildSpec = Omit<ChildSpec, 'id'> & { id?: string };
 
 interface State {
+  /** The supervisor's own context (terminate gets no context, and stops the children with it). */
+  readonly ctx: Context<any>;
   /** By pid id (a child's pid is unique on the node). */
   readonly children: Map<number, Child>;
   readonly maxChildren: number;
@@ -72,80 +74,75 @@ async function restart(ctx: Context<any>, state: State, child: Child, reason: un
   }
 }
 
-function specFor(): GenServerSpec<State, { request: Request; reply: unknown }, never, Omit<State, 'children' | 'restartTimes'>> {
-  let context: Context<any> | undefined;
-  return {
-    init(arg, ctx) {
-      context = ctx;
-      ctx.trapExits();
-      return { ...arg, children: new Map(), restartTimes: [] };
-    },
+const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, Omit<State, 'ctx' | 'children' | 'restartTimes'>> = {
+  init(arg, ctx) {
+    ctx.trapExits();
+    return { ...arg, ctx, children: new Map(), restartTimes: [] };
+  },
 
-    async handleCall(request, _from, state, ctx) {
-      switch (request.op) {
-        case 'start': {
-          if (state.children.size >= state.maxChildren) {
-            return { reply: { error: new MaxChildrenError(String(ctx.self), state.maxChildren) }, state };
-          }
-          let child: Child;
-          try {
-            child = toChild({ id: 'child', ...request.spec }, state.children.size);
-          } catch (e) {
-            return { reply: { error: e }, state };
-          }
-          try {
-            const pid = await startChild(ctx, child);
-            state.children.set(pid.id, child);
-            event(ctx, 'child_started', {}, { id: child.id, pid });
-            return { reply: { pid }, state };
-          } catch (e) {
-            return { reply: { error: e }, state };
-          }
+  async handleCall(request, _from, state, ctx) {
+    switch (request.op) {
+      case 'start': {
+        if (state.children.size >= state.maxChildren) {
+          return { reply: { error: new MaxChildrenError(String(ctx.self), state.maxChildren) }, state };
         }
-        case 'terminate': {
-          const child = state.children.get(request.pid.id);
-          if (child === undefined) return { reply: { error: 'not_found' }, state };
-          state.children.delete(request.pid.id);
-          const reason = await stopChild(ctx, child);
-          event(ctx, 'child_terminated', {}, { id: child.id, pid: request.pid, reason: reason ?? 'noproc' });
-          return { reply: 'ok', state };
+        let child: Child;
+        try {
+          child = toChild({ id: 'child', ...request.spec }, state.children.size);
+        } catch (e) {
+          return { reply: { error: e }, state };
         }
-        case 'which':
-          return { reply: [...state.children.values()].map((c) => ({ pid: c.pid!, type: c.type, restart: c.restart })), state };
-        case 'count': {
-          const supervisors = [...state.children.values()].filter((c) => c.type === 'supervisor').length;
-          return { reply: { specs: state.children.size, active: state.children.size, supervisors, workers: state.children.size - supervisors }, state };
+        try {
+          const pid = await startChild(ctx, child);
+          state.children.set(pid.id, child);
+          event(ctx, 'child_started', {}, { id: child.id, pid });
+          return { reply: { pid }, state };
+        } catch (e) {
+          return { reply: { error: e }, state };
         }
       }
-    },
+      case 'terminate': {
+        const child = state.children.get(request.pid.id);
+        if (child === undefined) return { reply: { error: 'not_found' }, state };
+        state.children.delete(request.pid.id);
+        const reason = await stopChild(ctx, child);
+        event(ctx, 'child_terminated', {}, { id: child.id, pid: request.pid, reason: reason ?? 'noproc' });
+        return { reply: 'ok', state };
+      }
+      case 'which':
+        return { reply: [...state.children.values()].map((c) => ({ pid: c.pid!, type: c.type, restart: c.restart })), state };
+      case 'count': {
+        const supervisors = [...state.children.values()].filter((c) => c.type === 'supervisor').length;
+        return { reply: { specs: state.children.size, active: state.children.size, supervisors, workers: state.children.size - supervisors }, state };
+      }
+    }
+  },
 
-    async handleInfo(message, state, ctx) {
-      if (message instanceof RetryRestart) {
-        await restart(ctx, state, message.child, 'retry');
-        return state;
-      }
-      if (!isExit(message) || message.from === 'node') return state;
-      const child = state.children.get(message.from.id);
-      if (child === undefined) return state;
-      state.children.delete(message.from.id);
-      child.pid = undefined;
-      if (!shouldRestart(child, message.reason)) {
-        event(ctx, 'child_terminated', {}, { id: child.id, pid: message.from, reason: message.reason });
-        return state;
-      }
-      await restart(ctx, state, child, message.reason);
+  async handleInfo(message, state, ctx) {
+    if (message instanceof RetryRestart) {
+      await restart(ctx, state, message.child, 'retry');
       return state;
-    },
+    }
+    if (!isExit(message) || message.from === 'node') return state;
+    const child = state.children.get(message.from.id);
+    if (child === undefined) return state;
+    state.children.delete(message.from.id);
+    child.pid = undefined;
+    if (!shouldRestart(child, message.reason)) {
+      event(ctx, 'child_terminated', {}, { id: child.id, pid: message.from, reason: message.reason });
+      return state;
+    }
+    await restart(ctx, state, child, message.reason);
+    return state;
+  },
 
-    async terminate(reason, state) {
-      if (context === undefined) return;
-      event(context, 'shutdown', {}, { reason });
-      await stopAll(context, state);
-    },
-  };
-}
+  async terminate(reason, state) {
+    event(state.ctx, 'shutdown', {}, { reason });
+    await stopAll(state.ctx, state);
+  },
+};
 
-function options(opts: DynamicSupervisorOptions): Omit<State, 'children' | 'restartTimes'> {
+function options(opts: DynamicSupervisorOptions): Omit<State, 'ctx' | 'children' | 'restartTimes'> {
   if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options', 'a DynamicSupervisorOptions object', opts);
   const maxChildren = opts.maxChildren ?? Infinity;
   if (maxChildren !== Infinity && (!Number.isSafeInteger(maxChildren) || maxChildren < 0)) {
@@ -173,12 +170,12 @@ function request<T>(from: Node | Context<any>, supervisor: Target, req: Request)
  */
 export const DynamicSupervisor = {
   start(from: Node | Context<any>, opts: DynamicSupervisorOptions = {}): Promise<Pid> {
-    return GenServer.start(from, specFor(), options(opts), { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
+    return GenServer.start(from, dynamicSpec, options(opts), { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
   },
 
   startLink(from: Context<any>, opts: DynamicSupervisorOptions = {}): Promise<Pid> {
     if (!(from instanceof Proc)) throw new InvalidArgumentError('from', 'a process Context', from);
-    return GenServer.startLink(from, specFor(), options(opts), { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
+    return GenServer.startLink(from, dynamicSpec, options(opts), { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
   },
 
   /** Starts a child; rejects with `ERR_MAX_CHILDREN` past `maxChildren`, or with the child's start error. */

@@ -47,6 +47,8 @@ class RetryRestart {
 }
 
 interface State {
+  /** The supervisor's own context (terminate gets no context, and stops the children with it). */
+  readonly ctx: Context<any>;
   readonly children: Child[];
   readonly options: Required<Pick<SupervisorOptions, 'strategy' | 'maxRestarts' | 'withinMs'>> & Pick<SupervisorOptions, 'backoff'>;
   restartTimes: number[];
@@ -153,7 +155,7 @@ function findChild(state: State, id: string): Child | undefined {
 const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, { children: Child[]; options: State['options'] }> = {
   async init({ children, options }, ctx) {
     ctx.trapExits();
-    const state: State = { children, options, restartTimes: [] };
+    const state: State = { ctx, children, options, restartTimes: [] };
     try {
       await startAll(ctx, children);
     } catch (e) {
@@ -253,24 +255,12 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
     }
     return state;
   },
-};
 
-/** The terminate callback needs the supervisor's context; it is bound per supervisor. */
-function specFor(): typeof supervisorSpec {
-  let context: Context<any> | undefined;
-  return {
-    ...supervisorSpec,
-    init(arg, ctx) {
-      context = ctx;
-      return supervisorSpec.init(arg, ctx);
-    },
-    async terminate(reason, state) {
-      if (context === undefined) return;
-      event(context, 'shutdown', {}, { reason });
-      await stopAll(context, state.children);
-    },
-  };
-}
+  async terminate(reason, state) {
+    event(state.ctx, 'shutdown', {}, { reason });
+    await stopAll(state.ctx, state.children);
+  },
+};
 
 function options(opts: SupervisorOptions): State['options'] {
   if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options', 'a SupervisorOptions object', opts);
@@ -320,14 +310,14 @@ export const Supervisor = {
   /** Starts a supervisor (not linked); resolves once every child has started. */
   start(from: Node | Context<any>, children: ChildSpec[], opts: SupervisorOptions = {}): Promise<Pid> {
     const arg = { children: toChildren(children), options: options(opts) };
-    return GenServer.start(from, specFor(), arg, { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
+    return GenServer.start(from, supervisorSpec, arg, { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
   },
 
   /** Starts a supervisor linked to the calling process (a supervisor's child, say). */
   startLink(from: Context<any>, children: ChildSpec[], opts: SupervisorOptions = {}): Promise<Pid> {
     if (!(from instanceof Proc)) throw new InvalidArgumentError('from', 'a process Context', from);
     const arg = { children: toChildren(children), options: options(opts) };
-    return GenServer.startLink(from, specFor(), arg, { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
+    return GenServer.startLink(from, supervisorSpec, arg, { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
   },
 
   whichChildren(from: Node | Context<any>, supervisor: Target): Promise<ChildInfo[]> {
