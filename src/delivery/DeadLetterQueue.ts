@@ -147,7 +147,8 @@ export class DeadLetterService implements DeadLetterQueue {
     }
     const now = this.#node.coarseNow(); // a record's times need no sub-slice precision
     const nextRetryAt = now + Math.round(backoffDelay(this.#settings.backoff, 1, this.#node.random));
-    const stored = this.store.add({
+    const record = {
+        id: '', // the store assigns it; present from the start so the record keeps one shape
         recipient: recipientText(recipient),
         message,
         reason,
@@ -157,8 +158,9 @@ export class DeadLetterService implements DeadLetterQueue {
         lastAttemptAt: now,
         nextRetryAt,
         lastError: (metadata as { lastError?: unknown }).lastError ?? reason,
-        status: 'pending',
-    });
+        status: 'pending' as const,
+    };
+    const stored = this.store.add(record);
     if (typeof stored === 'string') return this.#added(stored, recipient, reason, nextRetryAt);
     return this.#node.trackIo(stored).then((id) => this.#added(id, recipient, reason, nextRetryAt));
   }

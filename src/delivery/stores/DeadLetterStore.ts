@@ -80,9 +80,21 @@ const TYPED_ARRAYS = [
  * levels (a cycle, most likely) is checked again with one.
  */
 export function checkSerializable(value: unknown, path = 'message'): void {
-  const keys: (string | number)[] = [];
-  if (!walk(value, path, keys, 0, undefined)) walk(value, path, keys, 0, new Set());
+  // a primitive needs no walk; an object is walked with one shared path stack (no allocation)
+  if (typeof value !== 'object' || value === null) {
+    walk(value, path, PATH, 0, undefined);
+    return;
+  }
+  PATH.length = 0;
+  try {
+    if (!walk(value, path, PATH, 0, undefined)) walk(value, path, PATH, 0, new Set());
+  } finally {
+    PATH.length = 0;
+  }
 }
+
+/** The path stack of the walk in progress (walks never nest). */
+const PATH: (string | number)[] = [];
 
 const MAX_DEPTH = 64;
 
