@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 import { runDemo } from './demo.js';
+import { runServicesDemo } from './demoServices.js';
 import { DLQ_USAGE, runDlq } from './dlq.js';
 
 const USAGE = `usage: keel <command>
 
 commands:
-  demo    run a small example of the kernel and print what happened
+  demo    run a small example of Keel and print what happened
   dlq     inspect and manage a SQLite dead letter store
 
 ${DLQ_USAGE}`;
@@ -14,7 +15,10 @@ async function main(argv: string[]): Promise<number> {
   const [command] = argv;
   switch (command) {
     case 'demo':
+      console.log('-- processes, links, monitors and exits');
       await runDemo();
+      console.log('\n-- supervisors, GenServers, supervised send, dead letters, managed monitors');
+      await runServicesDemo();
       return 0;
     case 'dlq':
       return runDlq(argv.slice(1), (line) => console.log(line));
