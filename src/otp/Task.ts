@@ -164,12 +164,23 @@ export const Task = {
             running.push(spawnTask(ctx, (tctx) => fn(item, tctx), true));
           }
         };
-        await fill();
-        while (running.length > 0) {
-          const task = running.shift()!;
-          const value = await awaitTask(task, { timeout });
+        try {
           await fill();
-          yield value;
+          while (running.length > 0) {
+            const task = running.shift()!;
+            const value = await awaitTask(task, { timeout });
+            await fill();
+            yield value;
+          }
+        } finally {
+          // the consumer stopped early (break, throw, timeout): the tasks still running are stopped,
+          // unlinked first so that their end does not reach the caller, and the source is closed
+          for (const task of running) {
+            if (ctx.node.isAlive(ctx.self)) ctx.unlink(task.pid);
+            ctx.node.exit(task.pid, 'kill');
+          }
+          running.length = 0;
+          if (!exhausted) await it.return?.();
         }
       },
     };

@@ -347,3 +347,21 @@ describe('Task bad input', () => {
     expectKeelError(await failure(() => call(node, p.ctx)), 'ERR_INVALID_ARGUMENT', argument);
   });
 });
+
+describe('Task.asyncStream stopped early', () => {
+  it('stops the tasks still running when the consumer breaks out, and the caller lives on', async () => {
+    const node = track();
+    const p = probe(node);
+    const never = deferred<number>();
+    const seen: number[] = [];
+    for await (const v of Task.asyncStream(p.ctx, [1, 2, 3, 4, 5], (i) => (i === 1 ? i : never.promise), { concurrency: 3 })) {
+      seen.push(v);
+      break;
+    }
+    expect(seen).toEqual([1]);
+    await node.idle();
+    expect(node.isAlive(p)).toBe(true);
+    expect(node.processes()).toEqual([p]); // the two tasks still waiting were stopped
+    expect(p.messages.filter(isExit)).toEqual([]);
+  });
+});
