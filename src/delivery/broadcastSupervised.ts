@@ -56,6 +56,9 @@ export async function broadcastSupervised<M>(from: Node | Context<any>, targets:
   const concurrency = options?.concurrency ?? 64;
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new InvalidArgumentError('options.concurrency', 'a positive integer', concurrency);
   const s = toSettings(options === undefined ? undefined : { ...options, strategy: undefined, concurrency: undefined } as SendOptions);
+  if (s.onError === 'raise') {
+    throw new InvalidArgumentError('options.onError', "'log' | 'dead_letter' | 'ignore' for a broadcast (its result reports every failure)", 'raise');
+  }
   const sender = from instanceof Proc ? from : undefined;
 
   if (strategy === 'all_or_nothing') {

@@ -1,6 +1,6 @@
 import { DeadlockError, DeliveryError, InvalidArgumentError, toError } from '../errors.js';
 import { nodeOf } from '../otp/internal/calls.js';
-import { ExitWatcher, F_BUSY, F_RUNNING, Proc } from '../runtime/internal/Proc.js';
+import { ExitWatcher, F_BUSY, F_DEAD, F_RUNNING, Proc } from '../runtime/internal/Proc.js';
 import { monotonicClock } from '../runtime/Clock.js';
 import { formatReason } from '../runtime/messages.js';
 import { Delivery, type KeelNode } from '../runtime/Node.js';
@@ -198,7 +198,8 @@ class Send extends ExitWatcher {
   abort(error: unknown): void {
     if (this.done) return;
     this.#cancelTimer();
-    if (this.#inflight !== undefined) this.node.withdrawEnvelope(this.#inflight, this.id);
+    if (this.#inflight !== undefined) this.node.withdrawEnvelope(this.#inflight, this.id, this);
+    this.#inflight = undefined;
     this.finish(this.#fail({ reason: 'aborted', retry: false, error }));
   }
 
@@ -213,10 +214,14 @@ class Send extends ExitWatcher {
       if (r === Delivery.Enqueued) return this.#succeeded();
       return this.#failed(r === Delivery.MailboxFull ? MAILBOX_FULL : NOPROC_PID);
     }
-    const r = node.deliverEnvelope(this.sender, target.self, this.message, this.id, this);
-    if (r !== Delivery.Enqueued) return this.#failed(r === Delivery.MailboxFull ? MAILBOX_FULL : NOPROC_PID);
-    if (this.done) return; // settled synchronously (evicted at once, say)
+    // in flight from before the delivery: user code run by it (a drop event handler) may settle it
     this.#inflight = target.self;
+    const r = node.deliverEnvelope(this.sender, target.self, this.message, this.id, this);
+    if (r !== Delivery.Enqueued) {
+      this.#inflight = undefined;
+      return this.#failed(r === Delivery.MailboxFull ? MAILBOX_FULL : NOPROC_PID);
+    }
+    if (this.done || this.#inflight === undefined) return; // settled during the delivery
     const timeout = Math.min(s.timeout, this.#remaining());
     if (timeout !== Infinity) {
       // most messages are handled within this turn of the event loop: the timeout is armed at the
@@ -238,7 +243,7 @@ class Send extends ExitWatcher {
   timedOut(): void {
     this.#timer = undefined;
     // take back a copy not yet started, so that a retry does not deliver it twice
-    if (this.#inflight !== undefined) this.node.withdrawEnvelope(this.#inflight, this.id);
+    if (this.#inflight !== undefined) this.node.withdrawEnvelope(this.#inflight, this.id, this);
     this.#inflight = undefined;
     this.#failed({ reason: 'timeout', retry: true, error: `not handled within ${this.#timeoutMs} ms` });
   }
@@ -315,6 +320,7 @@ class Send extends ExitWatcher {
     const resolve = this.#resolve;
     if (resolve === undefined) return;
     this.#resolve = undefined;
+    this.#inflight = undefined;
     this.#cancelTimer();
     this.node.unwatchExit(this);
     this.#unhookShutdown?.();
@@ -374,6 +380,9 @@ export function sendOnce(node: KeelNode, sender: Proc | undefined, to: Target, m
     if (target === sender) return Promise.reject(new DeadlockError(String(sender.self), "sent itself a message with ack 'handled' from its own handler"));
   }
   const id = s.id ?? node.nextMessageId();
+  if (sender !== undefined && (sender.flags & F_DEAD) !== 0) {
+    return Promise.resolve({ ok: false, id, reason: 'aborted', attempts: 0, firstError: 'the sender has exited', lastError: 'the sender has exited' });
+  }
   let first: Failure | undefined;
   if (s.ack === 'enqueued' && s.signal === undefined) {
     // the common case in one synchronous step, with nothing to set up: one attempt into a live mailbox

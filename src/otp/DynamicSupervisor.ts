@@ -1,5 +1,6 @@
 import { InvalidArgumentError, MaxChildrenError } from '../errors.js';
 import { Proc } from '../runtime/internal/Proc.js';
+import type { KeelNode } from '../runtime/Node.js';
 import { isExit } from '../runtime/messages.js';
 import type { Pid, Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
@@ -102,11 +103,13 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
         }
       }
       case 'terminate': {
-        const child = state.children.get(request.pid.id);
-        if (child === undefined) return { reply: { error: 'not_found' }, state };
-        state.children.delete(request.pid.id);
+        // a pid of another node or creation that shares the id is not this child
+        const live = (ctx.node as KeelNode).resolve(request.pid);
+        const child = live === undefined ? undefined : state.children.get(live.self.id);
+        if (live === undefined || child === undefined) return { reply: { error: 'not_found' }, state };
+        state.children.delete(live.self.id);
         const reason = await stopChild(ctx, child);
-        event(ctx, 'child_terminated', {}, { id: child.id, pid: request.pid, reason: reason ?? 'noproc' });
+        event(ctx, 'child_terminated', {}, { id: child.id, pid: live.self, reason: reason ?? 'noproc' });
         return { reply: 'ok', state };
       }
       case 'which':

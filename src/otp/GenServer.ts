@@ -1,5 +1,5 @@
-import { CallExitError, CallTimeoutError, InvalidArgumentError, NoProcError, StartError, toError } from '../errors.js';
-import { EXIT_SENTINEL, Proc } from '../runtime/internal/Proc.js';
+import { CallExitError, CallTimeoutError, DeadlockError, InvalidArgumentError, NoProcError, StartError, toError } from '../errors.js';
+import { EXIT_SENTINEL, F_DEAD, Proc } from '../runtime/internal/Proc.js';
 import { formatReason, isExit, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
 import type { KeelNode } from '../runtime/Node.js';
 import type { Pid, Target } from '../runtime/Pid.js';
@@ -82,7 +82,9 @@ class Server<S> {
     if (msg instanceof PendingCall) return this.#call(msg);
     if (msg instanceof CastMessage) return this.#cast(msg.request);
     if (msg instanceof StopMessage) return this.terminate(msg.reason);
-    if (isExit(msg) && (msg.from === 'node' || msg.from === this.parent)) return this.terminate(msg.reason);
+    if (isExit(msg) && (msg.from === this.parent || (msg.from === 'node' && (this.parent === 'node' || (this.ctx.node as KeelNode).stopping)))) {
+      return this.terminate(msg.reason);
+    }
     return this.#info(msg);
   };
 
@@ -152,10 +154,16 @@ class Server<S> {
     this.state = r as S;
   }
 
+  /** True once the process has exited: a continuation then runs no more callbacks. */
+  get #dead(): boolean {
+    return ((this.ctx as Proc).flags & F_DEAD) !== 0;
+  }
+
   /** Runs `handleContinue` until it returns a plain state. */
   continueWith(info: unknown): void | Promise<void> {
     const spec = this.spec;
     for (;;) {
+      if (this.#dead) return;
       if (spec.handleContinue === undefined) {
         return this.crash(new InvalidArgumentError('handleContinue', 'a handleContinue callback for a { continue } result', undefined));
       }
@@ -189,6 +197,7 @@ class Server<S> {
 
   /** Runs `terminate`, then exits the server with `reason`. */
   terminate(reason: ExitReason): void | Promise<void> {
+    if (this.#dead) return;
     const exit = (): void => this.ctx.exit(reason);
     const t = this.#runTerminate(reason);
     if (isThenable(t)) return t.then(exit, exit);
@@ -198,6 +207,7 @@ class Server<S> {
   /** A callback threw: `terminate(error)`, then the process exits with the error. */
   crash(thrown: unknown): void | Promise<void> {
     if (thrown === EXIT_SENTINEL) throw thrown; // the callback ended the process with ctx.exit: not a crash
+    if (this.#dead) return; // a late failure of a process already gone: no terminate
     const error = toError(thrown);
     const t = this.#runTerminate(error);
     const rethrow = (): never => {
@@ -398,6 +408,7 @@ export const GenServer = {
     validateTimeout(timeout);
     const server = (node as KeelNode).lookupTarget(target);
     if (server === undefined) return Promise.reject(new NoProcError(String(target), 'cannot stop a process that is not alive'));
+    if (server === caller) return Promise.reject(new DeadlockError(String(server.self), 'tried to stop itself with GenServer.stop (return { stop } from a callback instead)'));
     return new Promise<void>((resolve, reject) => {
       let timer: { cancel(): boolean } | undefined;
       const unhook = node.onProcExit(server, (exitReason) => {

@@ -167,17 +167,17 @@ export const Task = {
         try {
           await fill();
           while (running.length > 0) {
-            const task = running.shift()!;
-            const value = await awaitTask(task, { timeout });
+            const value = await awaitTask(running[0]!, { timeout }); // stays listed until it settled
+            running.shift();
             await fill();
             yield value;
           }
         } finally {
-          // the consumer stopped early (break, throw, timeout): the tasks still running are stopped,
-          // unlinked first so that their end does not reach the caller, and the source is closed
+          // the consumer stopped early (break, throw, a timeout): the tasks still running are stopped
+          // with 'shutdown', unlinked first so that their end does not reach the caller
           for (const task of running) {
             if (ctx.node.isAlive(ctx.self)) ctx.unlink(task.pid);
-            ctx.node.exit(task.pid, 'kill');
+            ctx.node.exit(task.pid, 'shutdown');
           }
           running.length = 0;
           if (!exhausted) await it.return?.();

@@ -13,7 +13,7 @@ import { Envelope, type EnvelopeListener } from './internal/Envelope.js';
 import {
   EMPTY,
   EXIT_SENTINEL,
-  type ExitWatcher,
+  ExitWatcher,
   F_BOUNDED,
   F_BUSY,
   F_DEAD,
@@ -300,6 +300,7 @@ export class KeelNode implements Node {
     const p = w.watched;
     if (p === undefined) return;
     w.watched = undefined;
+    if ((p.flags & F_DEAD) !== 0) return; // its list was detached at death: nothing to unlink
     const { watchPrev: prev, watchNext: next } = w;
     if (prev !== undefined) prev.watchNext = next;
     else if (p.x !== undefined && p.x.watchers === w) p.x.watchers = next;
@@ -395,13 +396,14 @@ export class KeelNode implements Node {
     return (p.flags & F_BOUNDED) === 0 || p.size + n <= p.x!.capacity;
   }
 
-  /** @internal Takes back a queued, not yet started envelope; false when it is no longer queued. */
-  withdrawEnvelope(to: Pid, id: string): boolean {
+  /** @internal Takes back a queued, not yet started envelope (of `listener`, if given); false when it is no longer queued. */
+  withdrawEnvelope(to: Pid, id: string, listener?: EnvelopeListener): boolean {
     const p = this.resolve(to);
     if (p === undefined || this.#envelopes === 0) return false;
     const removed: Envelope[] = [];
     removeWhere(p, (m) => {
-      if (m instanceof Envelope && m.id === id) {
+      // by its sender's listener when given: another send may use the same id
+      if (m instanceof Envelope && m.id === id && (listener === undefined || m.listener === listener)) {
         removed.push(m);
         return true;
       }
@@ -454,6 +456,7 @@ export class KeelNode implements Node {
     if (evicted !== NOTHING) {
       this.#dropped(undefined, p.self, evicted, 'mailbox_full', 'drop_oldest');
       if (evicted instanceof Envelope) this.#settleEnvelope(evicted, 'dropped');
+      else if (evicted instanceof ExitWatcher) evicted.dropped?.(); // a pending call fails at once
     }
     return Delivery.Enqueued;
   }
@@ -788,15 +791,24 @@ export class KeelNode implements Node {
     const x = reason === 'normal' ? p.x : reason === 'shutdown' && p.x === undefined ? ((p.flags |= F_SHUTDOWN), undefined) : p.ext();
     let inflight: Envelope | undefined;
     let hooks: Set<(reason: ExitReason) => void> | undefined;
-    let watchers: ExitWatcher | undefined;
+    let watchers: ExitWatcher[] | undefined;
     if (x !== undefined) {
       x.reason = reason;
       inflight = x.inflight;
       x.inflight = undefined;
       hooks = x.exitHooks;
       x.exitHooks = undefined;
-      watchers = x.watchers;
-      x.watchers = undefined;
+      // detach the watcher list into an array now: user code run below may unwatch any of them
+      if (x.watchers !== undefined) {
+        watchers = [];
+        for (let w: ExitWatcher | undefined = x.watchers; w !== undefined; ) {
+          const next: ExitWatcher | undefined = w.watchNext;
+          w.watchPrev = w.watchNext = undefined;
+          watchers.push(w);
+          w = next;
+        }
+        x.watchers = undefined;
+      }
       if (x.name !== undefined) {
         this.registry.release(p);
         x.name = undefined;
@@ -838,15 +850,16 @@ export class KeelNode implements Node {
     }
     if (queued !== undefined) for (const env of queued) this.#settleEnvelope(env, 'down', reason);
     if (x?.abort !== undefined && !x.abort.signal.aborted) x.abort.abort(reason);
-    for (let w = watchers; w !== undefined; ) {
-      const next = w.watchNext;
-      w.watched = w.watchPrev = w.watchNext = undefined;
-      try {
-        w.onExit(reason);
-      } catch (e) {
-        if (e !== EXIT_SENTINEL) this.#log('error', `an exit watcher of ${String(p.self)} threw`, e);
+    if (watchers !== undefined) {
+      for (const w of watchers) {
+        if (w.watched !== p) continue; // unwatched meanwhile (by an abort listener, say)
+        w.watched = undefined;
+        try {
+          w.onExit(reason);
+        } catch (e) {
+          if (e !== EXIT_SENTINEL) this.#log('error', `an exit watcher of ${String(p.self)} threw`, e);
+        }
       }
-      w = next;
     }
     if (hooks !== undefined) {
       for (const hook of hooks) {

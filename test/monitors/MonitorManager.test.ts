@@ -8,6 +8,7 @@ import {
   Pid,
   type Ref,
   Supervisor,
+  GenServer,
 } from '../../src/index.js';
 import { ManagedMonitors } from '../../src/monitors/MonitorManager.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
@@ -640,7 +641,9 @@ describe("the manager's process", () => {
     await node.idle();
     const before = await checkerOf(node);
     const events = captureEvents(node, ['keel.monitor_manager.terminated']);
-    node.exit(before, 'shutdown');
+    // an exit signal from the node would be a plain message to a process that traps exits and is
+    // not the node's child (as in OTP): stop it as its supervisor would
+    await GenServer.stop(node, before, 'shutdown');
     await node.idle();
     expect(events.events).toHaveLength(1);
     expect(events.events[0]!.metadata.reason).toBe('shutdown');

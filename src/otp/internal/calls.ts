@@ -115,6 +115,11 @@ export class PendingCall extends ExitWatcher {
     this.#reject(error);
   }
 
+  /** A `drop_oldest` mailbox evicted the request before the server took it. */
+  override dropped(): void {
+    this.fail(new MailboxFullError(String(this.server.self)));
+  }
+
   /** The server died (an exit watcher, told synchronously during its death). */
   onExit(reason: ExitReason): void {
     this.fail(

@@ -86,11 +86,12 @@ export async function startChild(ctx: Context<any>, child: Child): Promise<Pid> 
   if (!isPid(pid)) {
     throw new StartError(`child '${child.id}'`, new InvalidArgumentError(`start of child '${child.id}'`, 'a Pid', pid), `start returned ${String(pid)}`);
   }
-  if (!ctx.node.isAlive(pid)) throw new StartError(`child '${child.id}'`, 'noproc', 'it exited as it started');
-  ctx.link(pid);
-  child.pid = pid;
+  const proc = (ctx.node as KeelNode).resolve(pid);
+  if (proc === undefined) throw new StartError(`child '${child.id}'`, 'noproc', 'it exited as it started');
+  ctx.link(proc.self);
+  child.pid = proc.self; // the runtime's own pid object: exits are matched against it
   child.status = 'running';
-  return pid;
+  return proc.self;
 }
 
 /**
@@ -103,7 +104,8 @@ export function stopChild(ctx: Context<any>, child: Child): Promise<ExitReason |
   child.status = 'stopped';
   if (pid === undefined) return Promise.resolve(undefined);
   const node = ctx.node as KeelNode;
-  ctx.unlink(pid);
+  // as OTP: the link stays while the child stops (if the supervisor dies meanwhile, the child goes
+  // with it); its Exit is ignored since `child.pid` is cleared; the kill comes from the node
   return new Promise((resolve) => {
     let timer: { cancel(): boolean } | undefined;
     const unhook = node.onExit(pid, (reason) => {
@@ -115,10 +117,10 @@ export function stopChild(ctx: Context<any>, child: Child): Promise<ExitReason |
       return;
     }
     if (child.shutdown === 'brutal_kill') {
-      ctx.exit(pid, 'kill');
+      node.exit(pid, 'kill');
       return;
     }
-    if (child.shutdown !== 'infinity') timer = node.setTimer(child.shutdown, () => ctx.exit(pid, 'kill'));
+    if (child.shutdown !== 'infinity') timer = node.setTimer(child.shutdown, () => node.exit(pid, 'kill'));
     ctx.exit(pid, 'shutdown');
   });
 }

@@ -68,6 +68,8 @@ export abstract class ExitWatcher {
   abstract onExit(reason: ExitReason): void;
   /** A description of what this watcher leaks, if anything (for `expectNoLeaks`). */
   leak?(): string | undefined;
+  /** When the watcher is itself a message: a bounded mailbox evicted it. */
+  dropped?(): void;
 }
 
 /** @internal A timer reference handed to user code. */
