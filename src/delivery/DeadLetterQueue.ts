@@ -45,6 +45,16 @@ function settings(o: DeadLetterOptions): Settings {
   };
 }
 
+/** A stored recipient back as a target: a formatted pid if it parses as one, else a name. */
+function recipientOf(text: string): Target {
+  if (!PID_TEXT.test(text)) return text;
+  try {
+    return Pid.parse(text);
+  } catch {
+    return text;
+  }
+}
+
 /** A recipient as stored: a formatted pid (`<node.id.creation>`) or a registered name. */
 function recipientText(target: Target): string {
   return typeof target === 'string' ? target : Pid.format(target);
@@ -84,7 +94,7 @@ export class DeadLetterService implements DeadLetterQueue {
     const store = o.store ?? { kind: 'memory' };
     if (store.kind === 'sqlite') {
       if (typeof store.path !== 'string' || store.path === '') throw new InvalidArgumentError('services.deadLetters.store.path', 'a file path', store.path);
-      this.store = new SqliteStore(store.path, `${node.name}-${node.creation}`);
+      this.store = new SqliteStore(store.path, `${node.name}-${node.creation}`, (message, error) => node.logger.error(message, error));
     } else if (store.kind === 'memory') {
       this.store = new MemoryStore(this.#settings.capacity, (r) => {
         this.evicted++;
@@ -208,7 +218,7 @@ export class DeadLetterService implements DeadLetterQueue {
     if (!this.#available()) return UNAVAILABLE;
     const records: Record_[] = [];
     if (ids !== undefined) {
-      for (const id of ids) {
+      for (const id of new Set(ids)) {
         const r = this.store.get(id);
         if (r !== undefined) records.push(r);
       }
@@ -223,7 +233,7 @@ export class DeadLetterService implements DeadLetterQueue {
     const found = new Set(records.map((r) => r.id));
     for (const id of ids ?? []) if (!found.has(id)) results.push({ id, ok: false, reason: 'not_found' });
     const signal = options.signal;
-    const aborted = (): boolean => signal?.aborted === true;
+    const aborted = (): boolean => signal?.aborted === true || !this.#available();
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
       if (i > 0 && rate !== undefined && !aborted()) await this.#pause(1000 / rate, signal);
@@ -232,17 +242,18 @@ export class DeadLetterService implements DeadLetterQueue {
     return results;
   }
 
+  /** Waits `ms` on the node's clock; ends early when `signal` aborts or the node shuts down. */
   #pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
     return new Promise((resolve) => {
-      const timer = this.#node.setTimer(ms, () => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      });
-      const onAbort = (): void => {
+      const done = (): void => {
         timer.cancel();
+        unhook();
+        signal?.removeEventListener('abort', done);
         resolve();
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      const timer = this.#node.setTimer(ms, done);
+      const unhook = this.#node.onShutdown(done);
+      signal?.addEventListener('abort', done, { once: true });
     });
   }
 
@@ -264,18 +275,22 @@ export class DeadLetterService implements DeadLetterQueue {
    * unrecoverable. Success removes the entry; a failure counts an attempt, and past `maxRetries`
    * parks it. `manual` retries (from `retry()`) also take parked entries.
    */
-  async #redeliver(r: Record_, manual: boolean): Promise<{ id: string; ok: boolean; reason?: string }> {
-    if (this.#busy.has(r.id)) return { id: r.id, ok: false, reason: 'in_progress' };
-    this.#busy.add(r.id);
+  async #redeliver(snapshot: Record_, manual: boolean): Promise<{ id: string; ok: boolean; reason?: string }> {
+    if (this.#busy.has(snapshot.id)) return { id: snapshot.id, ok: false, reason: 'in_progress' };
+    this.#busy.add(snapshot.id);
+    const node = this.#node;
+    const now = node.clock.now();
+    // the entry as it is now: a batch taken earlier may hold entries purged, delivered or parked since
+    const r = this.store.get(snapshot.id);
     try {
-      const node = this.#node;
-      const now = node.clock.now();
-      if (PID_TEXT.test(r.recipient) && !node.isAlive(Pid.parse(r.recipient))) {
+      if (r === undefined) return { id: snapshot.id, ok: false, reason: 'not_found' };
+      if (!manual && (r.status !== 'pending' || r.nextRetryAt > now)) return { id: r.id, ok: false, reason: 'not_due' };
+      const target = recipientOf(r.recipient);
+      if (typeof target !== 'string' && !node.isAlive(target)) {
         this.#park(r, now, 'noproc', 'the recipient pid is dead: it never comes back');
         return { id: r.id, ok: false, reason: 'noproc' };
       }
-      const target = PID_TEXT.test(r.recipient) ? Pid.parse(r.recipient) : r.recipient;
-      const id = typeof r.metadata.id === 'string' ? r.metadata.id : undefined;
+      const id = typeof r.metadata.id === 'string' && r.metadata.id !== '' ? r.metadata.id : undefined;
       const outcome = await sendOnce(node, undefined, target, r.message, toSettings({ ack: 'enqueued', onError: 'ignore', ...(id === undefined ? {} : { id }) }));
       this.retried++;
       if (outcome.ok) {
@@ -298,8 +313,12 @@ export class DeadLetterService implements DeadLetterQueue {
         });
       }
       return { id: r.id, ok: false, reason: outcome.reason };
+    } catch (e) {
+      // one bad entry never crashes the queue: it is parked with the error
+      if (r !== undefined) this.#park(r, now, 'unrecoverable', e);
+      return { id: snapshot.id, ok: false, reason: 'unrecoverable' };
     } finally {
-      this.#busy.delete(r.id);
+      this.#busy.delete(snapshot.id);
     }
   }
 

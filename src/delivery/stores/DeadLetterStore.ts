@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import { InvalidArgumentError, NotSerializableError } from '../../errors.js';
 import type { DeadLetter, DeadLetterFilter } from '../../runtime/services.js';
 
@@ -135,6 +136,7 @@ function walk(value: unknown, root: string, keys: (string | number)[], depth: nu
     }
     return true;
   }
+  if (types.isProxy(obj)) throw new NotSerializableError(where(root, keys), 'a Proxy');
   const proto = Object.getPrototypeOf(obj);
   if (proto === Object.prototype || proto === null) {
     for (const key of Reflect.ownKeys(obj)) {
@@ -146,7 +148,14 @@ function walk(value: unknown, root: string, keys: (string | number)[], depth: nu
     }
     return true;
   }
-  if (obj instanceof Date || obj instanceof RegExp || obj instanceof Error) return true;
+  if (obj instanceof Error) {
+    // its cause and own data are cloned too
+    keys.push('cause');
+    const ok = walk((obj as { cause?: unknown }).cause, root, keys, next, seen);
+    keys.pop();
+    return ok;
+  }
+  if (obj instanceof Date || obj instanceof RegExp) return true;
   if (TYPED_ARRAYS.some((T) => obj instanceof T)) return true;
   if (obj instanceof Map) {
     for (const [k, v] of obj) {

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { deserialize, serialize } from 'node:v8';
-import { KeelError, MissingPeerError, StoreInUseError } from '../../errors.js';
+import { KeelError, MissingPeerError, NotSerializableError, StoreInUseError } from '../../errors.js';
 import type { DeadLetterFilter } from '../../runtime/services.js';
 import type { DeadLetterStore, NewRecord, Record_ } from './DeadLetterStore.js';
 
@@ -78,15 +78,17 @@ export class SqliteStore implements DeadLetterStore {
   readonly #db: Database;
   readonly #claimed: boolean;
   readonly #insert: Statement;
-  readonly #commit: (rows: NewRecord[]) => number[];
-  #batch: { record: NewRecord; resolve: (id: string) => void; reject: (e: unknown) => void }[] = [];
+  readonly #commit: (rows: { record: NewRecord; payload: Buffer }[]) => number[];
+  #batch: { record: NewRecord; payload: Buffer; resolve: (id: string) => void; reject: (e: unknown) => void }[] = [];
+  readonly #onError: (message: string, error: unknown) => void;
   #writes: { sql: string; args: unknown[] }[] = [];
   readonly #statements = new Map<string, Statement>();
   readonly #applyWrites: (writes: { sql: string; args: unknown[] }[]) => void;
   #closed = false;
 
-  constructor(file: string, owner: string | undefined) {
+  constructor(file: string, owner: string | undefined, onError: (message: string, error: unknown) => void = () => undefined) {
     this.file = path.resolve(file);
+    this.#onError = onError;
     const Driver = loadDriver();
     if (owner !== undefined && openFiles.has(this.file)) throw new StoreInUseError(this.file, 'another node in this OS process');
     const db = (this.#db = new Driver(this.file));
@@ -95,12 +97,18 @@ export class SqliteStore implements DeadLetterStore {
     db.exec(SCHEMA);
     this.#claimed = owner !== undefined;
     if (owner !== undefined) {
-      const current = db.prepare('SELECT owner, os_pid FROM dead_letter_owner WHERE id = 1').get() as { owner: string; os_pid: number } | undefined;
-      if (current !== undefined && current.os_pid !== process.pid && alive(current.os_pid)) {
+      // check and claim in one write transaction, so that two OS processes cannot both take it
+      const claim = db.transaction(() => {
+        const current = db.prepare('SELECT owner, os_pid FROM dead_letter_owner WHERE id = 1').get() as { owner: string; os_pid: number } | undefined;
+        if (current !== undefined && current.os_pid !== process.pid && alive(current.os_pid)) return current;
+        db.prepare('INSERT OR REPLACE INTO dead_letter_owner (id, owner, os_pid) VALUES (1, ?, ?)').run(owner, process.pid);
+        return undefined;
+      }) as unknown as { immediate(): { owner: string; os_pid: number } | undefined };
+      const taken = claim.immediate();
+      if (taken !== undefined) {
         db.close();
-        throw new StoreInUseError(this.file, `${current.owner} (OS process ${current.os_pid})`);
+        throw new StoreInUseError(this.file, `${taken.owner} (OS process ${taken.os_pid})`);
       }
-      db.prepare('INSERT OR REPLACE INTO dead_letter_owner (id, owner, os_pid) VALUES (1, ?, ?)').run(owner, process.pid);
       openFiles.add(this.file);
     }
     this.#insert = db.prepare(
@@ -109,12 +117,11 @@ export class SqliteStore implements DeadLetterStore {
     this.#applyWrites = db.transaction((writes: { sql: string; args: unknown[] }[]) => {
       for (const w of writes) this.#statement(w.sql).run(...w.args);
     });
-    this.#commit = db.transaction((rows: NewRecord[]) =>
-      rows.map((r) =>
+    this.#commit = db.transaction((rows: { record: NewRecord; payload: Buffer }[]) =>
+      rows.map(({ record: r, payload }) =>
         Number(
           // message and metadata in one serialization; an error that is text stays text
-          this.#insert.run(r.recipient, serialize([r.message, r.metadata]), r.reason, r.attempts, r.firstFailedAt, r.lastAttemptAt, r.nextRetryAt, errorColumn(r.lastError), r.status)
-            .lastInsertRowid,
+          this.#insert.run(r.recipient, payload, r.reason, r.attempts, r.firstFailedAt, r.lastAttemptAt, r.nextRetryAt, errorColumn(r.lastError), r.status).lastInsertRowid,
         ),
       ),
     );
@@ -122,8 +129,15 @@ export class SqliteStore implements DeadLetterStore {
 
   add(record: NewRecord): Promise<string> {
     if (this.#closed) return Promise.reject(new KeelError('ERR_NODE_STOPPED', `the dead letter store ${this.file} is closed`));
+    let payload: Buffer;
+    try {
+      // serialized here, not in the group's transaction: a record that cannot be stored is refused alone
+      payload = serialize([record.message, record.metadata]);
+    } catch (e) {
+      return Promise.reject(new NotSerializableError('message', `not serializable (${(e as Error).message})`));
+    }
     return new Promise((resolve, reject) => {
-      if (this.#batch.push({ record, resolve, reject }) === 1) setImmediate(() => this.#flush());
+      if (this.#batch.push({ record, payload, resolve, reject }) === 1) setImmediate(() => this.#flush());
     });
   }
 
@@ -133,7 +147,7 @@ export class SqliteStore implements DeadLetterStore {
     this.#batch = [];
     if (batch.length === 0) return;
     try {
-      const ids = this.#commit(batch.map((b) => b.record));
+      const ids = this.#commit(batch);
       batch.forEach((b, i) => b.resolve(String(ids[i])));
     } catch (e) {
       for (const b of batch) b.reject(e);
@@ -164,11 +178,17 @@ export class SqliteStore implements DeadLetterStore {
     if (this.#writes.push({ sql, args: [...args, Number(id)] }) === 1) setImmediate(() => this.#flushWrites());
   }
 
+  /** Writes the pending updates; on failure (a locked or full disk) they stay queued for the next try. */
   #flushWrites(): void {
     if (this.#writes.length === 0 || this.#closed) return;
     const writes = this.#writes;
     this.#writes = [];
-    this.#applyWrites(writes);
+    try {
+      this.#applyWrites(writes);
+    } catch (e) {
+      this.#writes = writes.concat(this.#writes);
+      this.#onError(`the dead letter store ${this.file} could not write ${writes.length} update(s); they are kept for the next try`, e);
+    }
   }
 
   #statement(sql: string): Statement {
