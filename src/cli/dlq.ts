@@ -7,7 +7,7 @@ export const DLQ_USAGE = `usage: keel dlq <list|show|retry|purge> --store <file.
 
   list   [--status pending|parked] [--reason R] [--recipient R] [--older-than MS] [--limit N] [--json]
   show   <id> [--json]
-  retry  <id>... | [filters]   mark entries due now; the node that owns the store delivers them at its next wake
+  retry  <id>... | [filters] | --all   mark entries due now; the node that owns the store delivers them at its next wake
   purge  [filters]             delete matching entries (at least one filter, or --all)`;
 
 interface Parsed {
@@ -92,7 +92,13 @@ export function runDlq(argv: string[], print: (line: string) => void, now: () =>
     print(`keel dlq: no store at ${args.store}`);
     return 2;
   }
-  const store = new SqliteStore(args.store, undefined);
+  let store: SqliteStore;
+  try {
+    store = new SqliteStore(args.store, undefined, undefined, true);
+  } catch (e) {
+    print(`keel dlq: cannot open ${args.store}: ${(e as Error).message}`);
+    return 2;
+  }
   try {
     const t = now();
     switch (args.command) {
@@ -114,10 +120,21 @@ export function runDlq(argv: string[], print: (line: string) => void, now: () =>
         return 0;
       }
       case 'retry': {
-        const targets = args.ids.length > 0 ? args.ids.map((id) => store.get(id)).filter((r): r is Record_ => r !== undefined) : store.list(args.filter, t, 1_000_000, undefined).entries;
+        const { limit: _limit, ...filter } = args.filter;
+        if (args.ids.length === 0 && Object.keys(filter).length === 0 && !args.all) {
+          print('keel dlq retry: give ids, a filter, or --all to mark every entry');
+          return 2;
+        }
+        const found = args.ids.map((id) => [id, store.get(id)] as const);
+        const missing = found.filter(([, r]) => r === undefined).map(([id]) => id);
+        const targets = args.ids.length > 0 ? found.flatMap(([, r]) => (r === undefined ? [] : [r])) : store.list(filter, t, 1_000_000, undefined).entries;
         for (const r of targets) store.update(r.id, { status: 'pending', nextRetryAt: t });
-        print(args.json ? json({ marked: targets.map((r) => r.id) }) : `marked ${targets.length} dead letter(s) due now; the owning node delivers them at its next wake`);
-        return 0;
+        print(
+          args.json
+            ? json({ marked: targets.map((r) => r.id), ...(missing.length > 0 ? { notFound: missing } : {}) })
+            : `marked ${targets.length} dead letter(s) due now; the owning node delivers them at its next wake${missing.length > 0 ? `\nno dead letter ${missing.join(', ')}` : ''}`,
+        );
+        return missing.length > 0 ? 1 : 0;
       }
       case 'purge': {
         const { limit: _limit, ...filter } = args.filter;

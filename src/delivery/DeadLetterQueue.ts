@@ -125,6 +125,11 @@ export class DeadLetterService implements DeadLetterQueue {
     return !this.#closed && !this.#node.stopped;
   }
 
+  /** @internal The services supervisor is gone: the next use starts it again. */
+  stopped(): void {
+    this.#started = false;
+  }
+
   #start(): void {
     if (this.#started) return;
     this.#started = true;

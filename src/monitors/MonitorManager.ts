@@ -62,6 +62,11 @@ export class ManagedMonitors implements MonitorManager {
     this.#cleanedProbe = node.telemetry.probe('keel.monitor_manager.monitor_cleaned');
   }
 
+  /** @internal The services supervisor is gone: the next use starts it again. */
+  stopped(): void {
+    this.#started = false;
+  }
+
   #start(): void {
     this.#started = true;
     this.#ensureStarted();

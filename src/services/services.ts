@@ -11,6 +11,8 @@ import type { Node } from '../runtime/types.js';
  * state lives in node-owned tables; their processes (which own only timers) run under one services
  * supervisor, `keel.services`, started on first use, the monitor manager first.
  */
+const RESTART_PAUSE_MS = 1000;
+
 export function serviceSlots(options: boolean | ServicesOptions | undefined): ServiceSlots {
   if (options === false) return {};
   const opts = typeof options === 'object' && options !== null ? options : {};
@@ -26,10 +28,28 @@ export function serviceSlots(options: boolean | ServicesOptions | undefined): Se
     if (deadLetters !== undefined) {
       children.push({ id: 'dead_letter_queue', start: (ctx: Ctx) => GenServer.startLink(ctx, deadLetterProcessSpec(deadLetters!), undefined, { name: DLQ_PROCESS }) });
     }
-    Supervisor.start(node, children, { name: 'keel.services', maxRestarts: 10, withinMs: 5000 }).catch((e: unknown) => {
-      started = false;
-      node.logger.error(`the services of node ${node.name} failed to start`, e);
-    });
+    Supervisor.start(node, children, { name: 'keel.services', maxRestarts: 10, withinMs: 5000 }).then(
+      (pid) => {
+        // if the services supervisor itself gives up (a crash loop past its intensity), it is started
+        // again on the next use, and after a pause when the dead letter queue has work waiting
+        node.onExit(pid, (reason) => {
+          started = false;
+          monitors?.stopped();
+          deadLetters?.stopped();
+          if (node.stopping) return;
+          node.logger.error(`the services of node ${node.name} stopped (${String(reason)}); they start again on next use`);
+          node.setTimer(RESTART_PAUSE_MS, () => {
+            if (deadLetters?.hasWork() === true) start(node);
+          }, true);
+        });
+      },
+      (e: unknown) => {
+        started = false;
+        monitors?.stopped();
+        deadLetters?.stopped();
+        node.logger.error(`the services of node ${node.name} failed to start`, e);
+      },
+    );
   };
   return {
     monitors: (node: Node) => {

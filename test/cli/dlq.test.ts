@@ -179,7 +179,7 @@ describe('keel dlq retry', () => {
     ]);
   });
 
-  it('marks the entries a filter selects; --json lists the marked ids; unknown ids mark nothing', async () => {
+  it('marks the entries a filter selects; --json lists the marked ids; unknown ids mark nothing and are reported (exit 1)', async () => {
     const file = await knownStore();
     expect(run(['retry', '--store', file, '--status', 'parked', '--json'], T + 1)).toEqual({ code: 0, out: JSON.stringify({ marked: ['2', '3'] }, null, 2) });
     expect(rows(file).map((r) => [r.status, r.next_retry_at])).toEqual([
@@ -187,7 +187,8 @@ describe('keel dlq retry', () => {
       ['pending', T + 1],
       ['pending', T + 1],
     ]);
-    expect(run(['retry', '404', '--store', file, '--json'])).toEqual({ code: 0, out: JSON.stringify({ marked: [] }, null, 2) });
+    expect(run(['retry', '404', '--store', file, '--json'])).toEqual({ code: 1, out: JSON.stringify({ marked: [], notFound: ['404'] }, null, 2) });
+    expect(run(['retry', '--store', file]).code).toBe(2); // no selection: --all is required to mark everything
   });
 
   it('a live node owning the store delivers the marked entries at its next wake (the 5 s durable poll)', async () => {

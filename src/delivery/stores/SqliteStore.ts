@@ -86,12 +86,20 @@ export class SqliteStore implements DeadLetterStore {
   readonly #applyWrites: (writes: { sql: string; args: unknown[] }[]) => void;
   #closed = false;
 
-  constructor(file: string, owner: string | undefined, onError: (message: string, error: unknown) => void = () => undefined) {
+  constructor(file: string, owner: string | undefined, onError: (message: string, error: unknown) => void = () => undefined, existing = false) {
     this.file = path.resolve(file);
     this.#onError = onError;
     const Driver = loadDriver();
     if (owner !== undefined && openFiles.has(this.file)) throw new StoreInUseError(this.file, 'another node in this OS process');
     const db = (this.#db = new Driver(this.file));
+    if (existing) {
+      // the CLI: it works on an existing queue only, and never turns another database into one
+      const table = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'dead_letters'").get();
+      if (table === undefined) {
+        db.close();
+        throw new KeelError('ERR_INVALID_ARGUMENT', `${this.file} is not a Keel dead letter store (it has no dead_letters table)`);
+      }
+    }
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.exec(SCHEMA);
