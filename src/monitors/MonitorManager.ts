@@ -82,6 +82,16 @@ export class ManagedMonitors implements MonitorManager {
   }
 
   monitor(ctx: Context<any>, target: Target, options?: { tag?: string; expectedLifetime?: 'short' | 'long' }): Ref | { error: 'noproc' | 'unavailable' } {
+    return this.monitorFrom(ManagedMonitors.prototype.monitor, ctx, target, options);
+  }
+
+  /** @internal `monitor`, with the stack cut at `caller` (so `withMonitor`'s user line comes first). */
+  monitorFrom(
+    caller: (...args: never[]) => unknown,
+    ctx: Context<any>,
+    target: Target,
+    options?: { tag?: string; expectedLifetime?: 'short' | 'long' },
+  ): Ref | { error: 'noproc' | 'unavailable' } {
     if (this.#node.stopped) return UNAVAILABLE;
     const owner = this.#owner(ctx, 'monitor');
     if (options !== undefined && (typeof options !== 'object' || options === null)) throw new InvalidArgumentError('options', '{ tag?, expectedLifetime? }', options);
@@ -96,7 +106,7 @@ export class ManagedMonitors implements MonitorManager {
     let stack: string | undefined;
     if (this.#settings.captureStacks) {
       const holder: { stack?: string } = {};
-      Error.captureStackTrace(holder, ManagedMonitors.prototype.monitor); // the caller's line first
+      Error.captureStackTrace(holder, caller); // the caller's line first
       stack = holder.stack?.split('\n').slice(1).join('\n');
     }
     const ref = owner.monitor(t.self) as RefImpl;

@@ -3,6 +3,7 @@ import { Proc } from '../runtime/internal/Proc.js';
 import type { Ref, Target } from '../runtime/Pid.js';
 import { isUnavailable } from '../runtime/services.js';
 import type { Context } from '../runtime/types.js';
+import { ManagedMonitors } from './MonitorManager.js';
 
 /**
  * Runs `fn` while `target` is monitored, and always demonitors (with flush) afterwards, also when
@@ -25,7 +26,10 @@ export async function withMonitor<T>(
   const node = ctx.rt;
   const t = node.lookupTarget(target);
   if (t === undefined) throw new NoProcError(String(target), 'cannot monitor a process that is not alive');
-  const managed = node.monitors.monitor(ctx, t.self, options.tag === undefined ? {} : { tag: options.tag });
+  const monitors = node.monitors;
+  const tagged = options.tag === undefined ? {} : { tag: options.tag };
+  // the ledger's stack starts at the line that called withMonitor
+  const managed = monitors instanceof ManagedMonitors ? monitors.monitorFrom(withMonitor, ctx, t.self, tagged) : monitors.monitor(ctx, t.self, tagged);
   // with the services off, a plain runtime monitor does the same job
   const ref = isUnavailable(managed) ? ctx.monitor(t.self) : 'error' in managed ? undefined : managed;
   if (ref === undefined) throw new NoProcError(String(target), 'cannot monitor a process that is not alive');

@@ -265,3 +265,16 @@ describe('withMonitor', () => {
     });
   });
 });
+
+describe('withMonitor and the ledger', () => {
+  it("records the stack of the line that called withMonitor, not withMonitor's own", async () => {
+    const node = track();
+    const target = node.spawn(() => () => undefined);
+    const p = probe(node);
+    let stack: string | undefined;
+    await withMonitor(p.ctx, target, () => {
+      stack = (node.monitors.list() as MonitorEntry[])[0]?.stack;
+    });
+    expect(stack?.split('\n')[0]).toContain('withMonitor.test.ts');
+  });
+});
