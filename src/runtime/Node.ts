@@ -112,6 +112,8 @@ export class KeelNode implements Node {
   readonly #waiters = new Set<IdleWaiter>();
   #idleCheck = false;
   #state: 'running' | 'stopping' | 'stopped' = 'running';
+  /** Set when shutdown starts killing what is left: no spawn after it. */
+  #spawnClosed = false;
   #shutdown: Promise<void> | undefined = undefined;
 
   constructor(options: NodeOptions = {}, slots: ServiceSlots = {}) {
@@ -169,7 +171,7 @@ export class KeelNode implements Node {
 
   /** @internal */
   spawnProc<M>(init: Init<M>, options: SpawnOptions | undefined, parent: Proc | undefined, link: boolean): Pid<M> {
-    if (this.#state === 'stopped') throw new NodeStoppedError(this.name, 'spawn');
+    if (this.#spawnClosed) throw new NodeStoppedError(this.name, 'spawn');
     if (typeof init !== 'function') throw new InvalidArgumentError('init', 'a function (ctx) => handler', init);
     const spec = options === undefined ? undefined : this.#spawnOptions(options);
     const id = ++this.#nextId;
@@ -1193,7 +1195,7 @@ export class KeelNode implements Node {
       await Promise.race([Promise.all(deaths), timeout, timedOut ? new Promise((r) => setImmediate(r)) : timeout]);
     }
     clearTimeout(guard);
-    this.#state = 'stopped'; // from here on nothing spawns, not even a death hook
+    this.#spawnClosed = true; // from here on nothing spawns, not even a death hook
     let killed = 0;
     for (let left = this.#procs.values(); left.length > 0; left = this.#procs.values()) {
       for (const p of left) {
@@ -1202,7 +1204,9 @@ export class KeelNode implements Node {
         this.die(p, 'killed');
       }
     }
-    for (const hook of [...this.#shutdownHooks]) {
+    // the layers above settle what they had pending, the last registered first: a send still
+    // waiting can then hand its message to the dead letter queue before that queue closes
+    for (const hook of [...this.#shutdownHooks].reverse()) {
       try {
         hook();
       } catch (e) {
@@ -1210,6 +1214,7 @@ export class KeelNode implements Node {
       }
     }
     this.#shutdownHooks.clear();
+    this.#state = 'stopped';
     this.#timers.stop();
     this.#detachClock?.();
     creationsInUse.delete(this.creation);

@@ -1,6 +1,6 @@
 // Regressions for what a review of the dead letter queue found.
 import { describe, expect, it } from 'vitest';
-import { isKeelError } from '../../src/index.js';
+import { isKeelError, sendSupervised } from '../../src/index.js';
 import { probe, TestClock } from '../../src/testing/index.js';
 import { ok, useNodes, useTempFiles } from '../support.js';
 
@@ -52,6 +52,22 @@ describe.each([
     expect(p.messages).toEqual(['x']);
     expect(await node.deadLetters.get(id)).toBeUndefined();
     expect(node.registry.whereis('keel.dead_letter_queue')).toBeDefined();
+  });
+
+  it("dead-letters a send still waiting in its backoff when the node shuts down (onError: 'dead_letter')", async () => {
+    const kind = store();
+    const node = track({ clock: new TestClock(), services: { deadLetters: { store: kind } } });
+    const pending = sendSupervised(node, 'nobody', { order: 7 }, { retries: 3, onError: 'dead_letter' });
+    await node.settle();
+    await node.shutdown();
+    const outcome = await pending;
+    expect(outcome).toMatchObject({ ok: false, reason: 'noproc' });
+    expect(outcome.ok ? undefined : typeof outcome.deadLetterId).toBe('string');
+    if (kind.kind === 'sqlite') {
+      const next = track({ services: { deadLetters: { store: kind } } });
+      const { entries } = ok(await next.deadLetters.list());
+      expect(entries.map((e) => e.message)).toEqual([{ order: 7 }]);
+    }
   });
 
   it('refuses a Proxy with ERR_NOT_SERIALIZABLE, and only that record when others are added in the same turn', async () => {
