@@ -64,10 +64,10 @@ export async function broadcastSupervised<M>(from: Node | Context<any>, targets:
   if (strategy === 'all_or_nothing') {
     if (s.ack !== 'enqueued') throw new InvalidArgumentError('options.ack', "'enqueued' with strategy 'all_or_nothing' (an atomic step cannot wait for handlers)", s.ack);
     // check every target (alive, room for every copy it is listed for), then enqueue all, in one synchronous step
-    const procs = targets.map((t) => node.lookupTarget(t));
+    const procs = s.signal?.aborted === true ? targets.map(() => undefined) : targets.map((t) => node.lookupTarget(t));
     const copies = new Map<Proc, number>();
     for (const p of procs) if (p !== undefined) copies.set(p, (copies.get(p) ?? 0) + 1);
-    const refused = procs.map((p) => (p === undefined ? 'noproc' : node.canAccept(p, copies.get(p)!) ? undefined : 'mailbox_full'));
+    const refused = procs.map((p) => (s.signal?.aborted === true ? 'aborted' : p === undefined ? 'noproc' : node.canAccept(p, copies.get(p)!) ? undefined : 'mailbox_full'));
     const allFit = refused.every((r) => r === undefined);
     const results = targets.map((target, i) => {
       const id = s.id ?? node.nextMessageId();

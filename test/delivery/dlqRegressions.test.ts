@@ -79,3 +79,18 @@ describe.each([
     expect(ok(await node.deadLetters.stats())).toMatchObject({ pending: 1, refused: 1 });
   });
 });
+
+describe('broadcastSupervised all_or_nothing', () => {
+  it('delivers nothing when its signal is already aborted', async () => {
+    const { broadcastSupervised } = await import('../../src/index.js');
+    const node = track();
+    const a = probe(node);
+    const controller = new AbortController();
+    controller.abort('stop');
+    const r = await broadcastSupervised(node, [a], 'x', { strategy: 'all_or_nothing', signal: controller.signal });
+    expect(r).toMatchObject({ ok: false, reason: 'not_all_deliverable', delivered: 0 });
+    expect(r.results[0]!.outcome).toMatchObject({ ok: false, reason: 'aborted' });
+    await node.idle();
+    expect(a.messages).toEqual([]);
+  });
+});
