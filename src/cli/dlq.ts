@@ -104,8 +104,9 @@ export function runDlq(argv: string[], print: (line: string) => void, now: () =>
     switch (args.command) {
       case 'list': {
         const { limit = 100, ...filter } = args.filter;
-        const { entries } = store.list(filter, t, limit, undefined);
-        print(args.json ? json(entries) : entries.length === 0 ? '(no dead letters)' : table(entries));
+        const { entries, cursor } = store.list(filter, t, limit, undefined);
+        const more = cursor === undefined ? '' : `\n(more entries than ${limit}: use --limit to see more)`;
+        print(args.json ? json(entries) : entries.length === 0 ? '(no dead letters)' : table(entries) + more);
         return 0;
       }
       case 'show': {
