@@ -286,3 +286,14 @@ describe('keel dlq arguments', () => {
     expect(fs.existsSync(file)).toBe(false);
   });
 });
+
+describe('keel dlq list, limited', () => {
+  it('says when there are more entries than it shows', async () => {
+    const file = await knownStore(); // three entries
+    const { code, out } = run(['list', '--store', file, '--limit', '2']);
+    expect(code).toBe(0);
+    expect(out.split('\n')).toHaveLength(4); // header, two rows, the hint
+    expect(out.endsWith('(more entries than 2: use --limit to see more)')).toBe(true);
+    expect(run(['list', '--store', file, '--limit', '3']).out).not.toContain('more entries');
+  });
+});
