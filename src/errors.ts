@@ -37,7 +37,9 @@ export type KeelErrorCode =
   | 'ERR_DELIVERY'
   | 'ERR_NOT_SERIALIZABLE'
   | 'ERR_STORE_IN_USE'
-  | 'ERR_PEER_MISSING';
+  | 'ERR_PEER_MISSING'
+  | 'ERR_INVALID_SIGNAL'
+  | 'ERR_WORKFLOW_LIMIT';
 
 /** Base class of every Keel error: a literal `code`, a readable message and an optional `cause`. */
 export class KeelError extends Error {
@@ -259,6 +261,25 @@ export class StoreInUseError extends KeelError {
 export class MissingPeerError extends KeelError {
   constructor(peer: string, feature: string) {
     super('ERR_PEER_MISSING', `${feature} needs the optional peer dependency '${peer}': npm install ${peer}`);
+  }
+}
+
+/** A signal that is not a valid CloudEvents 1.0 event: the message names the attribute and what it must be. */
+export class InvalidSignalError extends KeelError {
+  /** The attribute that was wrong (`type`, `source`, `id`, ...). */
+  readonly attribute: string;
+  constructor(attribute: string, expected: string, given: unknown) {
+    super('ERR_INVALID_SIGNAL', `invalid signal: \`${attribute}\` must be ${expected}, got ${describe(given)}`);
+    this.attribute = attribute;
+  }
+}
+
+/** A coordinator already runs its limit of concurrent workflows; only the new workflow is refused. */
+export class WorkflowLimitError extends KeelError {
+  readonly limit: number;
+  constructor(limit: number) {
+    super('ERR_WORKFLOW_LIMIT', `the coordinator already runs ${limit} workflows (maxConcurrentWorkflows); wait for one to finish or raise the limit`);
+    this.limit = limit;
   }
 }
 

@@ -18,6 +18,7 @@ export * from './runtime/index.js';
 export * from './otp/index.js';
 export * from './monitors/index.js';
 export * from './delivery/index.js';
+export * from './agents/index.js';
 export type { Measurements, Metadata, Telemetry, TelemetryHandler } from './telemetry/Telemetry.js';
 export {
   AbortedError,
@@ -37,6 +38,8 @@ export {
   HandlerReturnedError,
   IdleTimeoutError,
   InvalidArgumentError,
+  InvalidSignalError,
+  WorkflowLimitError,
   isKeelError,
   KeelError,
   LeaksFoundError,

@@ -1,0 +1,224 @@
+import { InvalidArgumentError, toError } from '../errors.js';
+import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
+import type { Pid } from '../runtime/Pid.js';
+import type { Context, Node } from '../runtime/types.js';
+import { componentNode, nameFor, startComponent } from './component.js';
+
+/** A unit of work an agent runs. */
+export interface AgentTask {
+  readonly id: string;
+  readonly kind: string;
+  readonly payload: unknown;
+}
+
+/** What `run_task` answers: the task's result, or why it failed (`'cancelled'`, `'duplicate_task'`, `'busy'`, or what it threw). */
+export type TaskResult = { ok: true; result: unknown } | { ok: false; error: unknown };
+
+export type Vote = 'approve' | 'reject';
+
+/** What `status` answers. */
+export interface AgentStatus {
+  /** Tasks running now. */
+  readonly load: number;
+  readonly capabilities: readonly string[];
+  readonly completed: number;
+  readonly failed: number;
+}
+
+/** The agent protocol's calls (GenServer calls), each with its reply. */
+export type AgentProtocol =
+  | { request: { type: 'run_task'; task: AgentTask }; reply: TaskResult }
+  | { request: { type: 'vote'; proposal: unknown }; reply: Vote }
+  | { request: { type: 'status' }; reply: AgentStatus };
+
+/** The agent protocol's cast. */
+export type AgentCast = { type: 'cancel_task'; taskId: string };
+
+/** The pid of a process that speaks the agent protocol. */
+export type AgentPid = ServerPid<AgentProtocol, AgentCast>;
+
+export interface AgentOptions {
+  /** What this agent can do; a coordinator gives a task only to an agent with every capability it requires. */
+  capabilities: readonly string[];
+  /**
+   * Runs one task. The agent stays responsive while it runs (tasks run concurrently, up to
+   * `maxConcurrentTasks`); `signal` aborts on `cancel_task` and when the agent exits. A throw or
+   * rejection answers `{ ok: false, error }`.
+   */
+  runTask(task: AgentTask, ctx: Context<any>, options: { signal: AbortSignal }): unknown | Promise<unknown>;
+  /** Answers a `vote` (default: `'reject'`, an agent that cannot judge a proposal does not approve it). */
+  vote?(proposal: unknown, ctx: Context<any>): Vote | Promise<Vote>;
+  /** Any other message (signals, scheduled messages, decisions); default: reported as `keel.gen_server.unexpected_message`. */
+  onMessage?(message: unknown, ctx: Context<any>): void | Promise<void>;
+  /** Registers the agent under this name (default `keel.agent.<n>`). */
+  name?: string;
+  /** More tasks than this at once are answered `{ ok: false, error: 'busy' }` (default unbounded). */
+  maxConcurrentTasks?: number;
+}
+
+/** A started agent: its pid and the protocol as methods (called from outside any process). */
+export interface AgentHandle {
+  /** The agent's current pid (it is found again by name after a restart). */
+  readonly pid: AgentPid;
+  readonly name: string;
+  runTask(task: AgentTask, options?: { timeout?: number }): Promise<TaskResult>;
+  vote(proposal: unknown, options?: { timeout?: number }): Promise<Vote>;
+  status(options?: { timeout?: number }): Promise<AgentStatus>;
+  /** Casts `cancel_task`; the running task's `signal` aborts and its caller gets `{ ok: false, error: 'cancelled' }`. */
+  cancel(taskId: string): void;
+}
+
+interface Running {
+  readonly abort: AbortController;
+  readonly from: From<TaskResult>;
+  settled: boolean;
+}
+
+interface State {
+  readonly options: AgentOptions;
+  readonly capabilities: readonly string[];
+  readonly running: Map<string, Running>;
+  completed: number;
+  failed: number;
+}
+
+function validateTask(task: unknown): AgentTask | undefined {
+  if (typeof task !== 'object' || task === null) return undefined;
+  const t = task as Partial<AgentTask>;
+  if (typeof t.id !== 'string' || t.id === '' || typeof t.kind !== 'string') return undefined;
+  return t as AgentTask;
+}
+
+function runTask(task: AgentTask, from: From<TaskResult>, state: State, ctx: Context<any>): void {
+  const abort = new AbortController();
+  const running: Running = { abort, from, settled: false };
+  state.running.set(task.id, running);
+  const started = ctx.node.clock.now();
+  const finish = (result: TaskResult, outcome: 'ok' | 'error' | 'cancelled'): void => {
+    if (running.settled) return;
+    running.settled = true;
+    if (state.running.get(task.id) === running) state.running.delete(task.id);
+    if (outcome === 'ok') state.completed++;
+    else state.failed++;
+    ctx.node.telemetry.execute('keel.agent.task', { durationMs: ctx.node.clock.now() - started }, { agent: ctx.self, taskId: task.id, kind: task.kind, outcome });
+    GenServer.reply(from, result);
+  };
+  abort.signal.addEventListener('abort', () => finish({ ok: false, error: 'cancelled' }, 'cancelled'), { once: true });
+  const signal = AbortSignal.any([abort.signal, ctx.signal]);
+  let r: unknown;
+  try {
+    r = state.options.runTask(task, ctx, { signal });
+  } catch (e) {
+    finish({ ok: false, error: toError(e) }, 'error');
+    return;
+  }
+  Promise.resolve(r).then(
+    (result) => finish({ ok: true, result }, 'ok'),
+    (e: unknown) => finish({ ok: false, error: toError(e) }, 'error'),
+  );
+}
+
+const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, AgentOptions> = {
+  init(options) {
+    return { options, capabilities: Object.freeze([...options.capabilities]), running: new Map(), completed: 0, failed: 0 };
+  },
+
+  async handleCall(request, from, state, ctx) {
+    switch (request?.type) {
+      case 'run_task': {
+        const task = validateTask(request.task);
+        if (task === undefined) return { reply: { ok: false, error: new InvalidArgumentError('task', '{ id: non-empty string, kind: string, payload }', request.task) }, state };
+        if (state.running.has(task.id)) return { reply: { ok: false, error: 'duplicate_task' }, state };
+        if (state.running.size >= (state.options.maxConcurrentTasks ?? Infinity)) return { reply: { ok: false, error: 'busy' }, state };
+        runTask(task, from as From<TaskResult>, state, ctx);
+        return { noreply: true, state };
+      }
+      case 'vote': {
+        const vote = state.options.vote === undefined ? 'reject' : await state.options.vote(request.proposal, ctx);
+        return { reply: vote === 'approve' ? 'approve' : 'reject', state };
+      }
+      case 'status':
+        return { reply: { load: state.running.size, capabilities: state.capabilities, completed: state.completed, failed: state.failed }, state };
+      default:
+        // a bad request is the caller's mistake: it gets a typed error, the agent keeps running
+        return { reply: new InvalidArgumentError('request', "an agent call ({ type: 'run_task' | 'vote' | 'status' })", request) as never, state };
+    }
+  },
+
+  handleCast(cast, state) {
+    if (cast?.type === 'cancel_task') state.running.get(cast.taskId)?.abort.abort();
+    return state;
+  },
+
+  async handleInfo(message, state, ctx) {
+    if (state.options.onMessage === undefined) {
+      ctx.node.telemetry.execute('keel.gen_server.unexpected_message', {}, { pid: ctx.self, message });
+    } else {
+      await state.options.onMessage(message, ctx);
+    }
+    return state;
+  },
+};
+
+function validateOptions(options: AgentOptions): void {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an AgentOptions object', options);
+  if (!Array.isArray(options.capabilities) || options.capabilities.some((c) => typeof c !== 'string')) {
+    throw new InvalidArgumentError('options.capabilities', 'an array of strings', options.capabilities);
+  }
+  if (typeof options.runTask !== 'function') throw new InvalidArgumentError('options.runTask', 'a function (task, ctx, { signal }) => result', options.runTask);
+  if (options.vote !== undefined && typeof options.vote !== 'function') throw new InvalidArgumentError('options.vote', 'a function (proposal, ctx) => vote', options.vote);
+  if (options.onMessage !== undefined && typeof options.onMessage !== 'function') throw new InvalidArgumentError('options.onMessage', 'a function (message, ctx)', options.onMessage);
+  const max = options.maxConcurrentTasks;
+  if (max !== undefined && max !== Infinity && (!Number.isSafeInteger(max) || max < 1)) throw new InvalidArgumentError('options.maxConcurrentTasks', 'a positive integer', max);
+}
+
+/** Calls an agent: run a task. */
+export function runTaskOn(from: Node | Context<any>, agent: AgentPid | Pid | string, task: AgentTask, options?: { timeout?: number; signal?: AbortSignal }): Promise<TaskResult> {
+  return GenServer.call<AgentProtocol>(from, agent, { type: 'run_task', task }, options) as Promise<TaskResult>;
+}
+
+/** Calls an agent: its vote on `proposal`. */
+export function voteOn(from: Node | Context<any>, agent: AgentPid | Pid | string, proposal: unknown, options?: { timeout?: number; signal?: AbortSignal }): Promise<Vote> {
+  return GenServer.call<AgentProtocol>(from, agent, { type: 'vote', proposal }, options) as Promise<Vote>;
+}
+
+/** Calls an agent: its load and capabilities. */
+export function statusOf(from: Node | Context<any>, agent: AgentPid | Pid | string, options?: { timeout?: number; signal?: AbortSignal }): Promise<AgentStatus> {
+  return GenServer.call<AgentProtocol>(from, agent, { type: 'status' }, options) as Promise<AgentStatus>;
+}
+
+/**
+ * An agent: a GenServer that speaks the agent protocol (run a task, cancel it, vote, report its
+ * status). Workers of a `CoordinatorAgent` and participants of the coordination patterns are agents.
+ *
+ * @example
+ * ```ts
+ * const worker = await Agent.start(node, { capabilities: ['resize'], runTask: async (task) => resize(task.payload) });
+ * const r = await worker.runTask({ id: 't1', kind: 'resize', payload: img }); // { ok: true, result }
+ * ```
+ */
+export const Agent = {
+  /** Starts an agent; bad options throw `ERR_INVALID_ARGUMENT` before anything starts. */
+  start(from: Node | Context<any>, options: AgentOptions): Promise<AgentHandle> {
+    validateOptions(options);
+    const node = componentNode(from);
+    const name = nameFor(node, 'agent', options.name);
+    return startComponent(from, agentSpec, options, name).then((pid) => handleFor(node, name, pid));
+  },
+};
+
+/** A handle that addresses the agent by name, so it follows restarts. */
+function handleFor(node: Node, name: string, started: AgentPid): AgentHandle {
+  let pid = started;
+  return {
+    get pid() {
+      pid = (node.registry.whereis(name) as AgentPid | undefined) ?? pid;
+      return pid;
+    },
+    name,
+    runTask: (task, o) => runTaskOn(node, name, task, o),
+    vote: (proposal, o) => voteOn(node, name, proposal, o),
+    status: (o) => statusOf(node, name, o),
+    cancel: (taskId) => GenServer.cast<AgentCast>(node, name, { type: 'cancel_task', taskId }),
+  };
+}

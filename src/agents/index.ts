@@ -1,0 +1,15 @@
+export {
+  Agent,
+  runTaskOn,
+  statusOf,
+  voteOn,
+  type AgentCast,
+  type AgentHandle,
+  type AgentOptions,
+  type AgentPid,
+  type AgentProtocol,
+  type AgentStatus,
+  type AgentTask,
+  type TaskResult,
+  type Vote,
+} from './Agent.js';

@@ -1,0 +1,171 @@
+import { describe, expect, it } from 'vitest';
+import { Agent, GenServer, Supervisor, isDown, runTaskOn, statusOf, voteOn, type AgentPid } from '../../src/index.js';
+import { captureEvents, probe } from '../../src/testing/index.js';
+import { deferred, expectKeelError, thrown, useNodes } from '../support.js';
+
+const track = useNodes();
+
+describe('Agent', () => {
+  it('runs tasks, answers status and votes, and reports every task as an event', async () => {
+    const node = track();
+    const events = captureEvents(node, ['keel.agent.']);
+    const agent = await Agent.start(node, {
+      capabilities: ['sum'],
+      runTask: (task) => (task.payload as number[]).reduce((a, b) => a + b, 0),
+      vote: (proposal) => ((proposal as { n: number }).n > 2 ? 'approve' : 'reject'),
+    });
+    expect(await agent.runTask({ id: 't1', kind: 'sum', payload: [1, 2, 3] })).toEqual({ ok: true, result: 6 });
+    expect(await agent.vote({ n: 3 })).toBe('approve');
+    expect(await agent.vote({ n: 1 })).toBe('reject');
+    expect(await agent.status()).toEqual({ load: 0, capabilities: ['sum'], completed: 1, failed: 0 });
+    expect(events.events.map((e) => [e.event, e.metadata.taskId, e.metadata.outcome])).toEqual([['keel.agent.task', 't1', 'ok']]);
+    expect(agent.name).toMatch(/^keel\.agent\.\d+$/);
+    expect(node.isAlive(agent.pid)).toBe(true);
+  });
+
+  it('stays responsive while tasks run: load counts them, status answers, a second task runs concurrently', async () => {
+    const node = track();
+    const gates = new Map([['a', deferred<string>()], ['b', deferred<string>()]]);
+    const agent = await Agent.start(node, { capabilities: [], runTask: (task) => gates.get(task.id)!.promise });
+    const a = agent.runTask({ id: 'a', kind: 'k', payload: null });
+    const b = agent.runTask({ id: 'b', kind: 'k', payload: null });
+    expect((await agent.status()).load).toBe(2);
+    gates.get('b')!.resolve('B');
+    expect(await b).toEqual({ ok: true, result: 'B' });
+    expect((await agent.status()).load).toBe(1);
+    gates.get('a')!.resolve('A');
+    expect(await a).toEqual({ ok: true, result: 'A' });
+  });
+
+  it('answers a throwing or rejecting task with ok: false and keeps running', async () => {
+    const node = track();
+    const agent = await Agent.start(node, {
+      capabilities: [],
+      runTask: (task) => {
+        if (task.kind === 'throw') throw new Error('boom');
+        return Promise.reject(new Error('async boom'));
+      },
+    });
+    const r1 = await agent.runTask({ id: '1', kind: 'throw', payload: null });
+    const r2 = await agent.runTask({ id: '2', kind: 'reject', payload: null });
+    expect(r1.ok).toBe(false);
+    expect(((r1 as { error: Error }).error).message).toBe('boom');
+    expect(((r2 as { error: Error }).error).message).toBe('async boom');
+    expect(await agent.status()).toMatchObject({ completed: 0, failed: 2 });
+  });
+
+  it('cancel_task aborts the running task: its signal fires and its caller gets cancelled', async () => {
+    const node = track();
+    const aborted = deferred<void>();
+    const agent = await Agent.start(node, {
+      capabilities: [],
+      runTask: (_task, _ctx, { signal }) => new Promise((_resolve, reject) => signal.addEventListener('abort', () => { aborted.resolve(); reject(new Error('aborted')); })),
+    });
+    const r = agent.runTask({ id: 'long', kind: 'k', payload: null });
+    expect((await agent.status()).load).toBe(1);
+    agent.cancel('long');
+    expect(await r).toEqual({ ok: false, error: 'cancelled' });
+    await aborted.promise;
+    expect(await agent.status()).toMatchObject({ load: 0, failed: 1 });
+    agent.cancel('unknown'); // no such task: nothing happens
+    expect(await agent.status()).toMatchObject({ load: 0 });
+  });
+
+  it('refuses a duplicate task id, a bad task and tasks past maxConcurrentTasks with ok: false', async () => {
+    const node = track();
+    const gate = deferred<void>();
+    const agent = await Agent.start(node, { capabilities: [], runTask: () => gate.promise, maxConcurrentTasks: 1 });
+    const first = agent.runTask({ id: 'x', kind: 'k', payload: null });
+    expect(await agent.runTask({ id: 'x', kind: 'k', payload: null })).toEqual({ ok: false, error: 'duplicate_task' });
+    expect(await agent.runTask({ id: 'y', kind: 'k', payload: null })).toEqual({ ok: false, error: 'busy' });
+    const bad = await agent.runTask({ id: '', kind: 'k', payload: null });
+    expect(bad.ok).toBe(false);
+    expectKeelError((bad as { error: unknown }).error, 'ERR_INVALID_ARGUMENT', 'task');
+    gate.resolve();
+    expect(await first).toEqual({ ok: true, result: undefined });
+  });
+
+  it('votes reject without a vote function, and passes other messages to onMessage', async () => {
+    const node = track();
+    const seen: unknown[] = [];
+    const got = deferred<void>();
+    const agent = await Agent.start(node, { capabilities: [], runTask: () => 1, onMessage: (m) => { seen.push(m); got.resolve(); } });
+    expect(await agent.vote('anything')).toBe('reject');
+    node.send(agent.pid, { type: 'signal' } as never);
+    await got.promise;
+    expect(seen).toEqual([{ type: 'signal' }]);
+  });
+
+  it('a task still running when the agent dies fails its caller with the exit reason, and its signal aborts', async () => {
+    const node = track();
+    const aborted = deferred<void>();
+    const agent = await Agent.start(node, {
+      capabilities: [],
+      runTask: (_t, _ctx, { signal }) => new Promise(() => signal.addEventListener('abort', () => aborted.resolve())),
+    });
+    const p = probe(node);
+    p.ctx.monitor(agent.pid);
+    const r = runTaskOn(node, agent.pid, { id: 't', kind: 'k', payload: null }, { timeout: 60_000 });
+    expect((await statusOf(node, agent.pid)).load).toBe(1);
+    node.exit(agent.pid, 'kill');
+    expectKeelError(await r.then(() => undefined, (e: unknown) => e), 'ERR_CALL_EXIT');
+    await aborted.promise;
+    await p.receive(isDown);
+  });
+
+  it('started from a supervisor child start, it is supervised: a crash restarts it under the same name', async () => {
+    const node = track();
+    let handle: Awaited<ReturnType<typeof Agent.start>> | undefined;
+    const sup = await Supervisor.start(node, [
+      {
+        id: 'worker',
+        start: async (ctx) => {
+          handle = await Agent.start(ctx, { name: 'worker', capabilities: ['x'], runTask: () => 'ok' });
+          return handle.pid;
+        },
+      },
+    ]);
+    const first = node.registry.whereis('worker') as AgentPid;
+    const p = probe(node);
+    p.ctx.monitor(first);
+    node.exit(first, new Error('crash'));
+    await p.receive(isDown);
+    await node.idle();
+    const second = node.registry.whereis('worker') as AgentPid;
+    expect(second).toBeDefined();
+    expect(second.id).not.toBe(first.id);
+    expect(await voteOn(node, 'worker', 1)).toBe('reject');
+    expect(handle!.pid.id).toBe(second.id);
+    await GenServer.stop(node, sup, 'shutdown');
+  });
+
+  it('started from a node, it runs under the keel.agents supervisor and is found again after a crash', async () => {
+    const node = track();
+    const agent = await Agent.start(node, { capabilities: [], runTask: () => 1 });
+    const sup = node.registry.whereis('keel.agents');
+    expect(sup).toBeDefined();
+    const before = agent.pid;
+    const p = probe(node);
+    p.ctx.monitor(before);
+    node.exit(before, new Error('crash'));
+    await p.receive(isDown);
+    await node.idle();
+    expect(agent.pid.id).not.toBe(before.id);
+    expect(await agent.runTask({ id: 'again', kind: 'k', payload: null })).toEqual({ ok: true, result: 1 });
+    const second = await Agent.start(node, { capabilities: [], runTask: () => 2 });
+    expect(node.registry.whereis('keel.agents')!.id).toBe(sup!.id);
+    expect(second.name).not.toBe(agent.name);
+  });
+
+  it('rejects bad options with typed errors before starting anything', async () => {
+    const node = track();
+    const before = node.processes().length;
+    expectKeelError(thrown(() => Agent.start(node, null as never)), 'ERR_INVALID_ARGUMENT', 'options');
+    expectKeelError(thrown(() => Agent.start(node, { capabilities: 'x' as never, runTask: () => 1 })), 'ERR_INVALID_ARGUMENT', 'options.capabilities');
+    expectKeelError(thrown(() => Agent.start(node, { capabilities: [], runTask: 1 as never })), 'ERR_INVALID_ARGUMENT', 'options.runTask');
+    expectKeelError(thrown(() => Agent.start(node, { capabilities: [], runTask: () => 1, maxConcurrentTasks: 0 })), 'ERR_INVALID_ARGUMENT', 'options.maxConcurrentTasks');
+    expectKeelError(thrown(() => Agent.start(node, { capabilities: [], runTask: () => 1, name: '' })), 'ERR_INVALID_ARGUMENT', 'options.name');
+    expect(node.processes().length).toBe(before);
+    expectKeelError(thrown(() => Agent.start(42 as never, { capabilities: [], runTask: () => 1 })), 'ERR_INVALID_ARGUMENT', 'from');
+  });
+});
