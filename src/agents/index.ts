@@ -13,3 +13,16 @@ export {
   type TaskResult,
   type Vote,
 } from './Agent.js';
+export {
+  CoordinatorAgent,
+  validateWorkflow,
+  type CancelResult,
+  type CoordinatorHandle,
+  type CoordinatorMetrics,
+  type CoordinatorOptions,
+  type Workflow,
+  type WorkflowResult,
+  type WorkflowState,
+  type WorkflowStatus,
+  type WorkflowTask,
+} from './CoordinatorAgent.js';
