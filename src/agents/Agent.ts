@@ -72,6 +72,7 @@ interface Running {
   readonly abort: AbortController;
   readonly from: From<TaskResult>;
   settled: boolean;
+  cancel(): void;
 }
 
 interface State {
@@ -80,6 +81,10 @@ interface State {
   readonly running: Map<string, Running>;
   completed: number;
   failed: number;
+}
+
+function isCancelTask(m: unknown): m is AgentCast {
+  return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'cancel_task' && typeof (m as { taskId?: unknown }).taskId === 'string';
 }
 
 function validateTask(task: unknown): AgentTask | undefined {
@@ -91,7 +96,7 @@ function validateTask(task: unknown): AgentTask | undefined {
 
 function runTask(task: AgentTask, from: From<TaskResult>, state: State, ctx: Context<any>): void {
   const abort = new AbortController();
-  const running: Running = { abort, from, settled: false };
+  const running: Running = { abort, from, settled: false, cancel: () => abort.abort() };
   state.running.set(task.id, running);
   const started = ctx.node.clock.now();
   const finish = (result: TaskResult, outcome: 'ok' | 'error' | 'cancelled'): void => {
@@ -103,11 +108,13 @@ function runTask(task: AgentTask, from: From<TaskResult>, state: State, ctx: Con
     ctx.node.telemetry.execute('keel.agent.task', { durationMs: ctx.node.clock.now() - started }, { agent: ctx.self, taskId: task.id, kind: task.kind, outcome });
     GenServer.reply(from, result);
   };
-  abort.signal.addEventListener('abort', () => finish({ ok: false, error: 'cancelled' }, 'cancelled'), { once: true });
-  const signal = AbortSignal.any([abort.signal, ctx.signal]);
+  running.cancel = () => {
+    abort.abort();
+    finish({ ok: false, error: 'cancelled' }, 'cancelled');
+  };
   let r: unknown;
   try {
-    r = state.options.runTask(task, ctx, { signal });
+    r = state.options.runTask(task, ctx, { signal: abort.signal });
   } catch (e) {
     finish({ ok: false, error: toError(e) }, 'error');
     return;
@@ -119,8 +126,13 @@ function runTask(task: AgentTask, from: From<TaskResult>, state: State, ctx: Con
 }
 
 const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, AgentOptions> = {
-  init(options) {
-    return { options, capabilities: Object.freeze([...options.capabilities]), running: new Map(), completed: 0, failed: 0 };
+  init(options, ctx) {
+    const state: State = { options, capabilities: Object.freeze([...options.capabilities]), running: new Map(), completed: 0, failed: 0 };
+    // one listener for the agent's life (not one per task): its exit aborts every running task
+    ctx.signal.addEventListener('abort', () => {
+      for (const r of state.running.values()) r.abort.abort();
+    }, { once: true });
+    return state;
   },
 
   async handleCall(request, from, state, ctx) {
@@ -146,11 +158,16 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, AgentOptions> = 
   },
 
   handleCast(cast, state) {
-    if (cast?.type === 'cancel_task') state.running.get(cast.taskId)?.abort.abort();
+    if (cast?.type === 'cancel_task') state.running.get(cast.taskId)?.cancel();
     return state;
   },
 
   async handleInfo(message, state, ctx) {
+    // cancel_task also arrives as a plain message: a coordinator sends it through sendSupervised
+    if (isCancelTask(message)) {
+      state.running.get(message.taskId)?.cancel();
+      return state;
+    }
     if (state.options.onMessage === undefined) {
       ctx.node.telemetry.execute('keel.gen_server.unexpected_message', {}, { pid: ctx.self, message });
     } else {

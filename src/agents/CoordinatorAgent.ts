@@ -127,7 +127,9 @@ interface TaskRun {
   readonly wf: Run;
   readonly spec: WorkflowTask;
   readonly requires: readonly string[];
-  state: 'blocked' | 'ready' | 'running' | 'completed' | 'failed';
+  state: 'blocked' | 'ready' | 'delayed' | 'running' | 'completed' | 'failed';
+  /** The worker that last timed out or refused it: the next attempt goes elsewhere if it can. */
+  avoid: Worker | undefined;
   blockers: number;
   readonly dependents: TaskRun[];
   attempts: number;
@@ -152,8 +154,9 @@ interface State {
   readonly workers: Map<string, Worker>;
   readonly runs: Map<string, Run>;
   readonly history: Map<string, { status: WorkflowStatus; result: WorkflowResult }>;
-  /** Ready tasks in the order they became ready (a task of a paused workflow waits in place). */
-  ready: TaskRun[];
+  /** Ready tasks in the order they became ready, from `head`; holes are tasks already taken. */
+  readonly ready: (TaskRun | undefined)[];
+  head: number;
   seq: number;
   readonly m: { completed: number; failed: number; cancelled: number; rejected: number; tasksCompleted: number; tasksFailed: number; reassigned: number; timedOut: number; left: number };
 }
@@ -167,9 +170,17 @@ type Request =
 class Joined {
   constructor(readonly pid: Pid, readonly capabilities: readonly string[] | undefined, readonly from: From<unknown>) {}
 }
+class Requeue {
+  constructor(readonly task: TaskRun) {}
+}
+/** A task a worker refused ('busy', 'duplicate_task') is offered again after this long. */
+const REFUSED_RETRY_MS = 50;
 class WorkflowTimeout {
   constructor(readonly id: string) {}
 }
+
+/** How long `start` waits for each initial worker's status (well within the 5 s start deadline). */
+const STATUS_AT_START_MS = 1000;
 
 const pidKey = (pid: Pid): string => Pid.format(pid);
 
@@ -210,7 +221,13 @@ function removeWorker(state: State, worker: Worker, reason: string, monitorFired
     else state.ctx.demonitor(worker.ref, { flush: true });
   }
   event(state, 'worker_left', {}, { worker: worker.pid, reason });
-  for (const attempt of [...worker.running]) retry(state, attempt, reason, true);
+  for (const attempt of [...worker.running]) {
+    // a worker taken out alive is told to stop what it runs for us (a dead one has stopped)
+    if (reason === 'removed' && !attempt.done) {
+      void sendSupervised(state.ctx, worker.pid, { type: 'cancel_task', taskId: `${attempt.task.wf.id}/${attempt.task.spec.id}` } satisfies AgentCast, { onError: 'ignore' });
+    }
+    retry(state, attempt, reason, true);
+  }
   dispatch(state);
 }
 
@@ -221,40 +238,55 @@ function capable(worker: Worker, task: TaskRun): boolean {
   return true;
 }
 
-/** Gives ready tasks, in order, to the least-loaded capable worker with room. */
+/**
+ * Gives ready tasks, in order, to the least-loaded capable worker with room. The ready queue is an
+ * array read from `head`: a task taken from the front advances it, one taken from further in leaves
+ * a hole, and tasks that must wait (paused workflow, no capable worker with room) stay in place.
+ */
 function dispatch(state: State): void {
   const max = state.options.maxTasksPerWorker;
   let free = 0;
   for (const w of state.workers.values()) if (w.load < max) free++;
-  if (free === 0 || state.ready.length === 0) return;
-  const keep: TaskRun[] = [];
   const ready = state.ready;
-  let i = 0;
-  for (; i < ready.length && free > 0; i++) {
-    const task = ready[i]!;
-    if (task.state !== 'ready') continue; // finished or failed while queued
-    if (task.wf.state !== 'running') {
-      if (task.wf.state === 'paused') keep.push(task);
-      continue;
+  for (let i = state.head; i < ready.length && free > 0; i++) {
+    const task = ready[i];
+    if (task === undefined) continue;
+    let take = task.state !== 'ready' || (task.wf.state !== 'running' && task.wf.state !== 'paused'); // finished while queued
+    if (!take && task.wf.state === 'running') {
+      let best: Worker | undefined;
+      let fallback: Worker | undefined;
+      for (const w of state.workers.values()) {
+        if (w.load >= max || !capable(w, task)) continue;
+        if (w === task.avoid) fallback = w;
+        else if (best === undefined || w.load < best.load) best = w;
+      }
+      best ??= fallback;
+      if (best !== undefined) {
+        if (best.load + 1 >= max) free--;
+        assign(state, task, best);
+        take = true;
+      }
     }
-    let best: Worker | undefined;
-    for (const w of state.workers.values()) {
-      if (w.load < max && capable(w, task) && (best === undefined || w.load < best.load)) best = w;
+    if (take) {
+      ready[i] = undefined;
+      if (i === state.head) state.head++;
     }
-    if (best === undefined) {
-      keep.push(task);
-      continue;
-    }
-    if (best.load + 1 >= max) free--;
-    assign(state, task, best);
   }
-  state.ready = i === ready.length ? keep : keep.concat(ready.slice(i));
+  while (state.head < ready.length && ready[state.head] === undefined) state.head++;
+  if (state.head === ready.length) {
+    ready.length = 0;
+    state.head = 0;
+  } else if (state.head > 1024 && state.head * 2 > ready.length) {
+    ready.splice(0, state.head);
+    state.head = 0;
+  }
 }
 
 function assign(state: State, task: TaskRun, worker: Worker): void {
   const attempt: Attempt = { task, worker, done: false };
   task.state = 'running';
   task.current = attempt;
+  task.avoid = undefined;
   task.attempts++;
   worker.load++;
   worker.running.add(attempt);
@@ -279,7 +311,7 @@ function settled(state: State, attempt: Attempt, result: TaskResult | undefined,
     attempt.done = true;
     task.current = undefined;
     if (result.ok) completeTask(state, task, result.result);
-    else if (result.error === 'busy' || result.error === 'duplicate_task') requeue(state, task);
+    else if (result.error === 'busy' || result.error === 'duplicate_task') requeue(state, task, worker);
     else failTask(state, task, result.error);
   } else if (isKeelError(error, 'ERR_CALL_TIMEOUT') || error instanceof CallTimeoutError) {
     state.m.timedOut++;
@@ -289,7 +321,7 @@ function settled(state: State, attempt: Attempt, result: TaskResult | undefined,
     retry(state, attempt, 'timeout', false);
   } else if (isKeelError(error, 'ERR_CALL_EXIT') || isKeelError(error, 'ERR_NOPROC') || error instanceof CallExitError) {
     // the worker died with the task: it leaves the pool, the task goes to another worker
-    retry(state, attempt, 'worker_down', true);
+    retry(state, attempt, 'down', true);
     removeWorker(state, worker, 'down');
   } else {
     attempt.done = true;
@@ -299,10 +331,11 @@ function settled(state: State, attempt: Attempt, result: TaskResult | undefined,
   dispatch(state);
 }
 
-function requeue(state: State, task: TaskRun): void {
-  task.state = 'ready';
+function requeue(state: State, task: TaskRun, worker: Worker): void {
+  task.state = 'delayed';
   task.attempts--; // the worker refused it without running it
-  state.ready.push(task);
+  task.avoid = worker;
+  state.ctx.sendAfter(state.ctx.self, new Requeue(task), REFUSED_RETRY_MS);
 }
 
 /** The attempt is over without a result: another attempt, or the workflow fails past maxTaskAttempts. */
@@ -321,6 +354,7 @@ function retry(state: State, attempt: Attempt, reason: string, reassigned: boole
   state.m.reassigned++;
   event(state, 'task_reassigned', { attempt: task.attempts }, { workflow: task.wf.id, task: task.spec.id, worker: attempt.worker.pid, reason, reassigned });
   task.state = 'ready';
+  task.avoid = attempt.worker;
   state.ready.push(task);
 }
 
@@ -364,7 +398,7 @@ function statusOfRun(wf: Run, finishedAt?: number): WorkflowStatus {
   let running = 0;
   let failed = 0;
   for (const t of wf.tasks.values()) {
-    if (t.state === 'running') running++;
+    if (t.state === 'running' && t.current !== undefined) running++;
     else if (t.state === 'failed') failed++;
   }
   const waiting = wf.tasks.size - wf.completed - running - failed;
@@ -420,7 +454,7 @@ function startRun(state: State, workflow: Workflow): Run | Error {
   }
   const wf: Run = { id, tasks: new Map(), state: 'running', completed: 0, reassigned: 0, results: {}, startedAt: state.ctx.node.clock.now(), waiters: [], timer: undefined };
   for (const spec of workflow.tasks) {
-    wf.tasks.set(spec.id, { wf, spec, requires: spec.requires ?? [], state: 'blocked', blockers: spec.dependsOn?.length ?? 0, dependents: [], attempts: 0, current: undefined });
+    wf.tasks.set(spec.id, { wf, spec, requires: spec.requires ?? [], state: 'blocked', blockers: spec.dependsOn?.length ?? 0, dependents: [], attempts: 0, current: undefined, avoid: undefined });
   }
   for (const t of wf.tasks.values()) for (const dep of t.spec.dependsOn ?? []) wf.tasks.get(dep)!.dependents.push(t);
   state.runs.set(id, wf);
@@ -449,11 +483,12 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
       runs: new Map(),
       history: new Map(),
       ready: [],
+      head: 0,
       seq: 0,
       m: { completed: 0, failed: 0, cancelled: 0, rejected: 0, tasksCompleted: 0, tasksFailed: 0, reassigned: 0, timedOut: 0, left: 0 },
     };
     // the initial pool: each worker says what it can do; one that does not answer is left out
-    const statuses = await Promise.allSettled(workers.map((w) => statusOf(ctx, w, { timeout: options.taskTimeoutMs })));
+    const statuses = await Promise.allSettled(workers.map((w) => statusOf(ctx, w, { timeout: Math.min(options.taskTimeoutMs, STATUS_AT_START_MS) })));
     statuses.forEach((s, i) => {
       if (s.status === 'fulfilled') addWorker(state, workers[i]!, s.value.capabilities);
       else event(state, 'worker_refused', {}, { worker: workers[i], error: s.reason });
@@ -512,7 +547,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
         const m = state.m;
         const metrics: CoordinatorMetrics = {
           workflows: { active: state.runs.size, completed: m.completed, failed: m.failed, cancelled: m.cancelled, rejected: m.rejected },
-          tasks: { completed: m.tasksCompleted, failed: m.tasksFailed, reassigned: m.reassigned, timedOut: m.timedOut, queued: state.ready.filter((t) => t.state === 'ready').length, running },
+          tasks: { completed: m.tasksCompleted, failed: m.tasksFailed, reassigned: m.reassigned, timedOut: m.timedOut, queued: state.ready.filter((t) => t !== undefined && t.state === 'ready' && (t.wf.state === 'running' || t.wf.state === 'paused')).length, running },
           workers: { total: state.workers.size, busy, left: m.left },
           history: state.history.size,
         };
@@ -541,6 +576,13 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
   handleInfo(message, state) {
     if (message instanceof Joined) {
       GenServer.reply(message.from, message.capabilities === undefined ? { error: 'noproc' } : addWorker(state, message.pid, message.capabilities));
+    } else if (message instanceof Requeue) {
+      const t = message.task;
+      if (t.state === 'delayed' && (t.wf.state === 'running' || t.wf.state === 'paused')) {
+        t.state = 'ready';
+        state.ready.push(t);
+        dispatch(state);
+      }
     } else if (message instanceof WorkflowTimeout) {
       const wf = state.runs.get(message.id);
       if (wf !== undefined) finish(state, wf, 'failed', undefined, 'timeout');
@@ -607,6 +649,7 @@ export function validateWorkflow(workflow: Workflow): void {
     if (typeof t.kind !== 'string') throw new InvalidArgumentError(`${at}.kind`, 'a string', t.kind);
     if (t.requires !== undefined && !isStringArray(t.requires)) throw new InvalidArgumentError(`${at}.requires`, 'an array of capability names', t.requires);
     if (t.dependsOn !== undefined && !isStringArray(t.dependsOn)) throw new InvalidArgumentError(`${at}.dependsOn`, 'an array of task ids', t.dependsOn);
+    if (t.dependsOn !== undefined && new Set(t.dependsOn).size !== t.dependsOn.length) throw new InvalidArgumentError(`${at}.dependsOn`, 'distinct task ids (each listed once)', t.dependsOn);
     if (t.timeoutMs !== undefined) positive(t.timeoutMs, `${at}.timeoutMs`, false);
   });
   tasks.forEach((t, i) => {

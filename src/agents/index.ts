@@ -26,3 +26,38 @@ export {
   type WorkflowStatus,
   type WorkflowTask,
 } from './CoordinatorAgent.js';
+export { createSignal, isSignal, validateSignal, type Signal, type SignalInput } from './Signal.js';
+export {
+  SignalRouter,
+  type PublishResult,
+  type SignalDropReason,
+  type SignalOverflow,
+  type SignalRouterHandle,
+  type SignalRouterOptions,
+  type SignalRouterStats,
+  type SubscribeOptions,
+} from './SignalRouter.js';
+export {
+  AgentScheduler,
+  MAX_CATCH_UP,
+  type RegisterResult,
+  type ScheduledSendOptions,
+  type SchedulerProtocol,
+  type AgentSchedulerHandle,
+  type AgentSchedulerOptions,
+  type AgentSchedulerStats,
+  type MissedPolicy,
+  type PeriodicOptions,
+  type ScheduleInfo,
+} from './AgentScheduler.js';
+export {
+  CoordinationManager,
+  type CircuitInfo,
+  type CoordinationFailure,
+  type CoordinationManagerHandle,
+  type CoordinationManagerOptions,
+  type CoordinationOutcome,
+  type CoordinationProtocol,
+  type CoordinationStats,
+} from './CoordinationManager.js';
+export * from './patterns/index.js';

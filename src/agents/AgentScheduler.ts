@@ -1,0 +1,520 @@
+import { InvalidArgumentError } from '../errors.js';
+import { type SendOptions, type SendOutcome, sendSupervised, toSettings } from '../delivery/sendSupervised.js';
+import { GenServer, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
+import { isDown } from '../runtime/messages.js';
+import { isPid, Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
+import { isUnavailable } from '../runtime/services.js';
+import type { Context, Node } from '../runtime/types.js';
+import { componentNode, nameFor, startComponent } from './component.js';
+
+/**
+ * What to do with due times that passed while the scheduler could not fire them (it was busy, or
+ * the clock jumped): `'skip'` delivers once and continues at the next aligned due time after now;
+ * `'catch_up'` delivers once per missed due time (at most {@link MAX_CATCH_UP} per firing).
+ */
+export type MissedPolicy = 'skip' | 'catch_up';
+
+/** At most this many deliveries per firing under `missed: 'catch_up'`; missed due times past it are counted as skipped. */
+export const MAX_CATCH_UP = 100;
+
+export interface PeriodicOptions {
+  /** A uniform random delay in [0, jitter) ms added to each firing (never to the base due time); below `intervalMs` (default 0). */
+  jitter?: number;
+  /** See {@link MissedPolicy} (default `'skip'`). */
+  missed?: MissedPolicy;
+}
+
+/**
+ * How the scheduler's deliveries are sent (merged over `{ ack: 'enqueued', onError: 'ignore' }`;
+ * failures are counted and reported as events either way). `id` and `signal` belong to the
+ * scheduler: every delivery has a fresh message id, and a schedule's pending retries are aborted
+ * when it is removed.
+ */
+export type ScheduledSendOptions = Omit<SendOptions, 'id' | 'signal'>;
+
+export interface AgentSchedulerOptions {
+  /** Registers the scheduler under this name (default `keel.agent_scheduler.<n>`). */
+  name?: string;
+  /** Options of every delivery's supervised send. */
+  sendOptions?: ScheduledSendOptions;
+}
+
+/** One schedule as `list(agent)` shows it. */
+export interface ScheduleInfo {
+  readonly id: string;
+  readonly intervalMs: number;
+  readonly jitter: number;
+  readonly missed: MissedPolicy;
+  /** The next base due time (epoch ms on the node's clock; the firing adds jitter). */
+  readonly nextDueAt: number;
+  /** Starts at 1; every `forceExecution` and `updateInterval` retires the chain and bumps it. */
+  readonly generation: number;
+  /** Deliveries that succeeded (per the send's `ack`). */
+  readonly deliveries: number;
+  /** Deliveries that failed (the agent was dead, its mailbox full, ...). */
+  readonly failures: number;
+  /** Missed due times that were not delivered (`'skip'`, or `'catch_up'` past its bound). */
+  readonly skipped: number;
+}
+
+export interface AgentSchedulerStats {
+  /** Agents with at least one schedule (each monitored once). */
+  readonly agents: number;
+  readonly schedules: number;
+  readonly delivered: number;
+  readonly failed: number;
+  /** `forceExecution` calls that found their schedule. */
+  readonly forced: number;
+  readonly skipped: number;
+}
+
+/** What `registerPeriodic` answers: a new schedule, one that replaced the agent's schedule of the same id, or a dead agent. */
+export type RegisterResult = 'ok' | 'replaced' | { error: 'noproc' };
+
+/** A started scheduler: its pid and its operations (each a call to the process, from outside any process). */
+export interface AgentSchedulerHandle {
+  /** The scheduler's current pid (found again by name after a restart). */
+  readonly pid: ServerPid<SchedulerProtocol, never>;
+  readonly name: string;
+  /**
+   * Sends `message` to `agent` every `intervalMs` ms, first at now + `intervalMs`. `agent` is a pid,
+   * or a registered name resolved to its pid now: the schedule belongs to that process and goes
+   * when it dies. An existing schedule `id` of the agent is replaced (`'replaced'`).
+   */
+  registerPeriodic(agent: Target, id: string, intervalMs: number, message: unknown, options?: PeriodicOptions): Promise<RegisterResult>;
+  /** Removes one schedule (its timer is cancelled, no further delivery). */
+  unregister(agent: Target, id: string): Promise<'ok' | 'not_found'>;
+  /** Removes every schedule of `agent`; answers how many. */
+  unregisterAgent(agent: Target): Promise<number>;
+  /**
+   * Sets a new interval: the chain restarts from now (next due now + `intervalMs`). Rejects with
+   * `ERR_INVALID_ARGUMENT` when the schedule's jitter is not below the new interval.
+   */
+  updateInterval(agent: Target, id: string, intervalMs: number): Promise<'ok' | 'not_found'>;
+  /** Delivers now and restarts the chain from now (next due now + interval): never a second chain. */
+  forceExecution(agent: Target, id: string): Promise<'ok' | 'not_found'>;
+  /** The agent's schedules, in registration order (empty for an unknown or dead agent). */
+  list(agent: Target): Promise<ScheduleInfo[]>;
+  stats(): Promise<AgentSchedulerStats>;
+}
+
+/** The scheduler's calls (GenServer calls), each with its reply. */
+export type SchedulerProtocol =
+  | { request: { type: 'register'; agent: Target; id: string; intervalMs: number; message: unknown; jitter: number; missed: MissedPolicy }; reply: RegisterResult }
+  | { request: { type: 'unregister'; agent: Target; id: string }; reply: 'ok' | 'not_found' }
+  | { request: { type: 'unregister_agent'; agent: Target }; reply: number }
+  | { request: { type: 'update_interval'; agent: Target; id: string; intervalMs: number }; reply: 'ok' | 'not_found' | InvalidArgumentError }
+  | { request: { type: 'force'; agent: Target; id: string }; reply: 'ok' | 'not_found' }
+  | { request: { type: 'list'; agent: Target }; reply: ScheduleInfo[] }
+  | { request: { type: 'stats' }; reply: AgentSchedulerStats };
+
+interface Schedule {
+  readonly agent: AgentEntry;
+  readonly id: string;
+  intervalMs: number;
+  readonly message: unknown;
+  readonly jitter: number;
+  readonly missed: MissedPolicy;
+  generation: number;
+  timer: TimerRef | undefined;
+  nextDueAt: number;
+  deliveries: number;
+  failures: number;
+  skipped: number;
+  removed: boolean;
+  /** Aborts the schedule's pending send retries when it is removed. */
+  readonly abort: AbortController;
+  readonly sendOptions: SendOptions;
+}
+
+interface AgentEntry {
+  readonly pid: Pid;
+  readonly key: string;
+  readonly ref: Ref;
+  /** Through the monitor manager (else a plain `ctx.monitor`, when the service is unavailable). */
+  readonly managed: boolean;
+  readonly schedules: Map<string, Schedule>;
+}
+
+interface State {
+  readonly name: string;
+  readonly sendOptions: ScheduledSendOptions;
+  /** The sends may wait (retries, `ack: 'handled'`): each schedule's removal aborts them. */
+  readonly sendsWait: boolean;
+  readonly agents: Map<string, AgentEntry>;
+  readonly byRef: Map<Ref, AgentEntry>;
+  schedules: number;
+  delivered: number;
+  failed: number;
+  forced: number;
+  skipped: number;
+}
+
+/** The message a schedule's timer sends the scheduler; stale when its generation is not the schedule's. */
+class Tick {
+  readonly schedule: Schedule;
+  readonly generation: number;
+  constructor(schedule: Schedule, generation: number) {
+    this.schedule = schedule;
+    this.generation = generation;
+  }
+}
+
+const MISSED: readonly MissedPolicy[] = ['skip', 'catch_up'];
+
+/** The agent's entry: a name is resolved to the pid registered under it now. */
+function entryOf(state: State, agent: Target, ctx: Context<any>): AgentEntry | undefined {
+  const pid = typeof agent === 'string' ? ctx.node.registry.whereis(agent) : agent;
+  return pid === undefined ? undefined : state.agents.get(Pid.format(pid));
+}
+
+/** Arms the schedule's one timer: at its base due time plus a fresh jitter draw. */
+function arm(s: Schedule, now: number, ctx: Context<any>): void {
+  const jitter = s.jitter > 0 ? ctx.node.random() * s.jitter : 0;
+  s.timer = ctx.sendAfter(ctx.self, new Tick(s, s.generation), Math.max(0, s.nextDueAt - now + jitter));
+}
+
+/** Retires the schedule's chain: a new generation (a tick already queued is stale) and no timer. */
+function retire(s: Schedule, ctx: Context<any>): void {
+  s.generation++;
+  if (s.timer !== undefined) ctx.cancelTimer(s.timer);
+  s.timer = undefined;
+}
+
+/** Removes a schedule: no timer, no further delivery, pending retries aborted. */
+function remove(state: State, s: Schedule, ctx: Context<any>): void {
+  retire(s, ctx);
+  s.removed = true;
+  s.abort.abort();
+  s.agent.schedules.delete(s.id);
+  state.schedules--;
+}
+
+/** Forgets an agent with no schedule left, releasing its monitor. */
+function releaseIfEmpty(state: State, entry: AgentEntry, ctx: Context<any>): void {
+  if (entry.schedules.size > 0) return;
+  state.agents.delete(entry.key);
+  state.byRef.delete(entry.ref);
+  const r = entry.managed ? ctx.node.monitors.demonitor(ctx, entry.ref, { flush: true }) : undefined;
+  if (!entry.managed || isUnavailable(r)) ctx.demonitor(entry.ref, { flush: true });
+}
+
+/** Monitors `pid` once for all its schedules: through the monitor manager, or directly when it is unavailable. */
+function watchAgent(state: State, pid: Pid, ctx: Context<any>): AgentEntry | undefined {
+  const key = Pid.format(pid);
+  const known = state.agents.get(key);
+  if (known !== undefined) return known;
+  if (!ctx.node.isAlive(pid)) return undefined;
+  // long-lived by design: the monitor lasts as long as the agent has schedules
+  const r = ctx.node.monitors.monitor(ctx, pid, { tag: 'agent_scheduler', expectedLifetime: 'long' });
+  let ref: Ref;
+  let managed = true;
+  if (isUnavailable(r)) {
+    ref = ctx.monitor(pid);
+    managed = false;
+  } else if ('error' in r) {
+    return undefined;
+  } else {
+    ref = r;
+  }
+  const entry: AgentEntry = { pid, key, ref, managed, schedules: new Map() };
+  state.agents.set(key, entry);
+  state.byRef.set(ref, entry);
+  return entry;
+}
+
+/** One delivery through supervised send; its outcome is counted and reported when it is known. */
+function deliver(state: State, s: Schedule, lateMs: number, forced: boolean, ctx: Context<any>): void {
+  const telemetry = ctx.node.telemetry;
+  const agent = s.agent.pid;
+  sendSupervised(ctx, agent, s.message, s.sendOptions).then((outcome: SendOutcome) => {
+    if (outcome.ok) {
+      s.deliveries++;
+      state.delivered++;
+      telemetry.execute('keel.agent_scheduler.delivered', { lateMs }, { scheduler: state.name, agent, id: s.id, forced, messageId: outcome.id });
+      return;
+    }
+    // a schedule removed while its retry waited: withdrawn, not a failed delivery
+    if (outcome.reason === 'aborted' && s.removed) return;
+    s.failures++;
+    state.failed++;
+    telemetry.execute('keel.agent_scheduler.failed', { attempts: outcome.attempts }, { scheduler: state.name, agent, id: s.id, forced, reason: outcome.reason });
+  }, (e: unknown) => {
+    // only `onError: 'raise'` (ERR_DELIVERY with the outcome) or a deadlock rejects: still a counted failure
+    const failed = (e as { outcome?: SendOutcome }).outcome;
+    s.failures++;
+    state.failed++;
+    telemetry.execute('keel.agent_scheduler.failed', { attempts: failed?.attempts ?? 0 }, { scheduler: state.name, agent, id: s.id, forced, reason: failed?.ok === false ? failed.reason : e });
+  });
+}
+
+/** A schedule's timer fired: deliver per the missed policy, then re-arm at the next aligned due time. */
+function onTick(state: State, tick: Tick, ctx: Context<any>): void {
+  const s = tick.schedule;
+  if (s.removed || tick.generation !== s.generation) return; // a retired chain's last tick
+  s.timer = undefined;
+  const now = ctx.node.clock.now();
+  if (now < s.nextDueAt) {
+    arm(s, now, ctx);
+    return;
+  }
+  const I = s.intervalMs;
+  const due = Math.floor((now - s.nextDueAt) / I) + 1; // due times at or before now
+  const count = s.missed === 'catch_up' ? Math.min(due, MAX_CATCH_UP) : 1;
+  for (let k = 0; k < count; k++) deliver(state, s, now - (s.nextDueAt + k * I), false, ctx);
+  const skipped = due - count;
+  if (skipped > 0) {
+    s.skipped += skipped;
+    state.skipped += skipped;
+    ctx.node.telemetry.execute('keel.agent_scheduler.skipped', { count: skipped }, { scheduler: state.name, agent: s.agent.pid, id: s.id, missed: s.missed });
+  }
+  s.nextDueAt += due * I;
+  arm(s, now, ctx);
+}
+
+function info(s: Schedule): ScheduleInfo {
+  return {
+    id: s.id,
+    intervalMs: s.intervalMs,
+    jitter: s.jitter,
+    missed: s.missed,
+    nextDueAt: s.nextDueAt,
+    generation: s.generation,
+    deliveries: s.deliveries,
+    failures: s.failures,
+    skipped: s.skipped,
+  };
+}
+
+const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: string; sendOptions: ScheduledSendOptions }> = {
+  init({ name, sendOptions }) {
+    const sendsWait = (sendOptions.retries ?? 0) > 0 || sendOptions.ack === 'handled';
+    return { name, sendOptions, sendsWait, agents: new Map(), byRef: new Map(), schedules: 0, delivered: 0, failed: 0, forced: 0, skipped: 0 };
+  },
+
+  handleCall(request, _from, state, ctx) {
+    const now = ctx.node.clock.now();
+    switch (request?.type) {
+      case 'register': {
+        const pid = typeof request.agent === 'string' ? ctx.node.registry.whereis(request.agent) : request.agent;
+        const entry = pid === undefined ? undefined : watchAgent(state, pid, ctx);
+        if (entry === undefined) return { reply: { error: 'noproc' as const }, state };
+        const old = entry.schedules.get(request.id);
+        if (old !== undefined) remove(state, old, ctx);
+        const abort = new AbortController();
+        const user = state.sendOptions;
+        const s: Schedule = {
+          agent: entry,
+          id: request.id,
+          intervalMs: request.intervalMs,
+          message: request.message,
+          jitter: request.jitter,
+          missed: request.missed,
+          generation: 1,
+          timer: undefined,
+          nextDueAt: now + request.intervalMs,
+          deliveries: 0,
+          failures: 0,
+          skipped: 0,
+          removed: false,
+          abort,
+          sendOptions: {
+            ack: 'enqueued',
+            onError: 'ignore',
+            ...user,
+            metadata: { ...user.metadata, scheduler: state.name, schedule: request.id },
+            // only a send that can wait (retries, 'handled') needs it; without it the send is one synchronous step
+            ...(state.sendsWait ? { signal: abort.signal } : {}),
+          },
+        };
+        entry.schedules.set(s.id, s);
+        state.schedules++;
+        arm(s, now, ctx);
+        return { reply: old === undefined ? 'ok' : 'replaced', state };
+      }
+      case 'unregister': {
+        const entry = entryOf(state, request.agent, ctx);
+        const s = entry?.schedules.get(request.id);
+        if (entry === undefined || s === undefined) return { reply: 'not_found', state };
+        remove(state, s, ctx);
+        releaseIfEmpty(state, entry, ctx);
+        return { reply: 'ok', state };
+      }
+      case 'unregister_agent': {
+        const entry = entryOf(state, request.agent, ctx);
+        if (entry === undefined) return { reply: 0, state };
+        const n = entry.schedules.size;
+        for (const s of [...entry.schedules.values()]) remove(state, s, ctx);
+        releaseIfEmpty(state, entry, ctx);
+        return { reply: n, state };
+      }
+      case 'update_interval': {
+        const s = entryOf(state, request.agent, ctx)?.schedules.get(request.id);
+        if (s === undefined) return { reply: 'not_found', state };
+        if (s.jitter >= request.intervalMs) {
+          return { reply: new InvalidArgumentError('intervalMs', `a number of ms above the schedule's jitter (${s.jitter})`, request.intervalMs), state };
+        }
+        retire(s, ctx);
+        s.intervalMs = request.intervalMs;
+        s.nextDueAt = now + request.intervalMs;
+        arm(s, now, ctx);
+        return { reply: 'ok', state };
+      }
+      case 'force': {
+        const s = entryOf(state, request.agent, ctx)?.schedules.get(request.id);
+        if (s === undefined) return { reply: 'not_found', state };
+        state.forced++;
+        retire(s, ctx);
+        deliver(state, s, 0, true, ctx);
+        s.nextDueAt = now + s.intervalMs;
+        arm(s, now, ctx);
+        return { reply: 'ok', state };
+      }
+      case 'list': {
+        const entry = entryOf(state, request.agent, ctx);
+        return { reply: entry === undefined ? [] : [...entry.schedules.values()].map(info), state };
+      }
+      case 'stats':
+        return {
+          reply: { agents: state.agents.size, schedules: state.schedules, delivered: state.delivered, failed: state.failed, forced: state.forced, skipped: state.skipped },
+          state,
+        };
+      default:
+        return { reply: new InvalidArgumentError('request', 'an AgentScheduler call', request) as never, state };
+    }
+  },
+
+  handleInfo(message, state, ctx) {
+    if (message instanceof Tick) {
+      onTick(state, message, ctx);
+      return state;
+    }
+    if (isDown(message)) {
+      const entry = state.byRef.get(message.ref);
+      if (entry === undefined) return state;
+      const n = entry.schedules.size;
+      for (const s of [...entry.schedules.values()]) remove(state, s, ctx);
+      state.agents.delete(entry.key);
+      state.byRef.delete(entry.ref);
+      ctx.node.telemetry.execute('keel.agent_scheduler.agent_down', { schedules: n }, { scheduler: state.name, agent: entry.pid, reason: message.reason });
+      return state;
+    }
+    ctx.node.telemetry.execute('keel.gen_server.unexpected_message', {}, { pid: ctx.self, message });
+    return state;
+  },
+};
+
+// ---- validation (before anything is sent) -------------------------------------------------------
+
+function checkAgent(agent: unknown): asserts agent is Target {
+  if (typeof agent === 'string' ? agent === '' : !isPid(agent)) throw new InvalidArgumentError('agent', 'a Pid or a registered name (non-empty string)', agent);
+}
+
+function checkId(id: unknown): asserts id is string {
+  if (typeof id !== 'string' || id === '') throw new InvalidArgumentError('id', 'a non-empty string', id);
+}
+
+function checkInterval(ms: unknown): asserts ms is number {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) throw new InvalidArgumentError('intervalMs', 'a finite number of ms > 0', ms);
+}
+
+function periodicOptions(options: unknown, intervalMs: number): { jitter: number; missed: MissedPolicy } {
+  if (options === undefined) return { jitter: 0, missed: 'skip' };
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ jitter?, missed? }', options);
+  const { jitter = 0, missed = 'skip' } = options as PeriodicOptions;
+  if (typeof jitter !== 'number' || !Number.isFinite(jitter) || jitter < 0 || jitter >= intervalMs) {
+    throw new InvalidArgumentError('options.jitter', `a finite number of ms >= 0 and below intervalMs (${intervalMs})`, jitter);
+  }
+  if (!MISSED.includes(missed)) throw new InvalidArgumentError('options.missed', "'skip' | 'catch_up'", missed);
+  return { jitter, missed };
+}
+
+function validateOptions(options: unknown): AgentSchedulerOptions {
+  if (options === undefined) return {};
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ name?, sendOptions? }', options);
+  const { sendOptions } = options as AgentSchedulerOptions;
+  if (sendOptions !== undefined) {
+    if (typeof sendOptions !== 'object' || sendOptions === null) throw new InvalidArgumentError('options.sendOptions', 'a SendOptions object without id and signal', sendOptions);
+    for (const own of ['id', 'signal'] as const) {
+      if ((sendOptions as SendOptions)[own] !== undefined) {
+        throw new InvalidArgumentError(`options.sendOptions.${own}`, 'undefined', (sendOptions as SendOptions)[own], 'the scheduler sets it for every delivery');
+      }
+    }
+    toSettings(sendOptions); // throws on a bad send option
+  }
+  return options as AgentSchedulerOptions;
+}
+
+/** Starts the server and makes its handle (options already validated). */
+async function startScheduler(from: Node | Context<any>, node: Node, name: string, sendOptions: ScheduledSendOptions): Promise<AgentSchedulerHandle> {
+  let pid = await startComponent(from, schedulerSpec, { name, sendOptions }, name);
+  const call = <R>(request: SchedulerProtocol['request']): Promise<R> => GenServer.call<SchedulerProtocol>(node, name, request) as Promise<R>;
+  return {
+    get pid() {
+      pid = (node.registry.whereis(name) as ServerPid<SchedulerProtocol, never> | undefined) ?? pid;
+      return pid;
+    },
+    name,
+    registerPeriodic(agent, id, intervalMs, message, opts) {
+      checkAgent(agent);
+      checkId(id);
+      checkInterval(intervalMs);
+      const { jitter, missed } = periodicOptions(opts, intervalMs);
+      return call({ type: 'register', agent, id, intervalMs, message, jitter, missed });
+    },
+    unregister(agent, id) {
+      checkAgent(agent);
+      checkId(id);
+      return call({ type: 'unregister', agent, id });
+    },
+    unregisterAgent(agent) {
+      checkAgent(agent);
+      return call({ type: 'unregister_agent', agent });
+    },
+    updateInterval(agent, id, intervalMs) {
+      checkAgent(agent);
+      checkId(id);
+      checkInterval(intervalMs);
+      return call<'ok' | 'not_found' | InvalidArgumentError>({ type: 'update_interval', agent, id, intervalMs }).then((r) => {
+        if (r instanceof InvalidArgumentError) throw r;
+        return r;
+      });
+    },
+    forceExecution(agent, id) {
+      checkAgent(agent);
+      checkId(id);
+      return call({ type: 'force', agent, id });
+    },
+    list(agent) {
+      checkAgent(agent);
+      return call({ type: 'list', agent });
+    },
+    stats: () => call({ type: 'stats' }),
+  };
+}
+
+/**
+ * AgentScheduler: periodic messages to agents. Each schedule has one timer chain at any time (a
+ * generation token retires the old chain on `forceExecution` and `updateInterval`); due times are
+ * aligned to the interval, jitter delays a firing without moving the schedule; deliveries go
+ * through supervised send from the scheduler; everything of an agent goes when it dies.
+ * See docs/agents/AgentScheduler.md.
+ *
+ * @example
+ * ```ts
+ * const scheduler = await AgentScheduler.start(node);
+ * const worker = await Agent.start(node, { capabilities: [], runTask, onMessage: (m) => m === 'heartbeat' && beat() });
+ * await scheduler.registerPeriodic(worker.pid, 'heartbeat', 1000, 'heartbeat', { jitter: 50, missed: 'skip' }); // 'ok'
+ * await scheduler.forceExecution(worker.pid, 'heartbeat');  // delivered now; next in 1000 ms
+ * await scheduler.list(worker.pid);                         // [{ id: 'heartbeat', intervalMs: 1000, generation: 2, ... }]
+ * ```
+ */
+export const AgentScheduler = {
+  /** Starts a scheduler, supervised by the calling process's supervisor (from a context) or by the node's. */
+  start(from: Node | Context<any>, options?: AgentSchedulerOptions): Promise<AgentSchedulerHandle> {
+    const o = validateOptions(options);
+    const node = componentNode(from);
+    const name = nameFor(node, 'agent_scheduler', o.name);
+    return startScheduler(from, node, name, o.sendOptions ?? {});
+  },
+};

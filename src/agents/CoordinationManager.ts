@@ -1,0 +1,627 @@
+import { InvalidArgumentError, isKeelError, toError } from '../errors.js';
+import { sendSupervised, type FailureReason, type SendOutcome } from '../delivery/sendSupervised.js';
+import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
+import { isDown } from '../runtime/messages.js';
+import { isPid, type Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
+import { isUnavailable } from '../runtime/services.js';
+import type { Context, Node } from '../runtime/types.js';
+import { componentNode, nameFor, startComponent } from './component.js';
+
+/**
+ * Why a coordinated message was not delivered: a supervised send's reason (`noproc`,
+ * `process_down`, `timeout`, `mailbox_full`, `aborted`, `noconnection`), or
+ * - `buffer_full`: the receiver's circuit is open and its buffer holds `bufferCapacity` messages;
+ * - `sender_down`: the sender was not alive when the manager took the message (nothing was sent);
+ * - `duplicate`: a message with this id is still in flight or buffered (nothing was sent);
+ * - `deadlock`: the receiver is the manager itself, with `ack: 'handled'`;
+ * - `coordinator_down`: the manager exited before it answered (the message may have been sent);
+ * - `coordinator_timeout`: the manager did not answer within the delivery timeout and a margin.
+ */
+export type CoordinationFailure =
+  | FailureReason
+  | 'buffer_full'
+  | 'sender_down'
+  | 'duplicate'
+  | 'deadlock'
+  | 'coordinator_down'
+  | 'coordinator_timeout';
+
+/**
+ * What `coordinate` answers. `delivered`: the receiver has it (per `ack`). `buffered`: the
+ * receiver's circuit is open (or recovering), the message waits at `position` (1-based) in its
+ * buffer and will be delivered in order or dead-lettered — it has NOT been delivered yet.
+ * `failed`: not delivered, and why; a message refused by a full buffer is dead-lettered.
+ */
+export type CoordinationOutcome =
+  | { outcome: 'delivered'; id: string }
+  | { outcome: 'buffered'; id: string; position: number }
+  | { outcome: 'failed'; id: string; reason: CoordinationFailure; deadLetterId?: string; deadLetterUnavailable?: true };
+
+/** One receiver's circuit breaker. */
+export interface CircuitInfo {
+  readonly state: 'closed' | 'open' | 'half_open';
+  /** Consecutive failed deliveries (reset by a success). */
+  readonly consecutiveFailures: number;
+  /** Messages waiting in its buffer. */
+  readonly buffered: number;
+  /** Deliveries to it not yet settled. */
+  readonly inFlight: number;
+}
+
+/** Counts kept by a manager since it started. */
+export interface CoordinationStats {
+  /** Receivers with state (a breaker): live pids it has delivered to, and names with failures or a buffer. */
+  readonly agents: number;
+  readonly open: number;
+  readonly halfOpen: number;
+  /** Messages waiting in buffers now. */
+  readonly buffered: number;
+  /** Deliveries not yet settled (direct ones and buffered ones being flushed). */
+  readonly inFlight: number;
+  /** `coordinate` calls answered `delivered`. */
+  readonly delivered: number;
+  /** `coordinate` calls answered `failed` (those refused by a full buffer included). */
+  readonly failed: number;
+  /** `coordinate` calls answered `buffered`. */
+  readonly bufferedTotal: number;
+  /** Buffered messages delivered later. */
+  readonly flushed: number;
+  /** Messages added to the dead letter queue (buffered ones that failed for good, and those refused by a full buffer). */
+  readonly deadLettered: number;
+  /** Messages the dead letter queue could not take (off, shut down, or it refused the message): logged and reported. */
+  readonly deadLetterUnavailable: number;
+}
+
+export interface CoordinationManagerOptions {
+  /** Registers the manager under this name (default `keel.coordination_manager.<n>`). */
+  name?: string;
+  /** Acknowledgement of each delivery (default `'handled'`: the receiver's handler finished it). */
+  ack?: 'enqueued' | 'handled';
+  /** Per delivery, for `ack: 'handled'` (default 5000 ms, on the node's clock). */
+  timeout?: number;
+  /** Consecutive failed deliveries to one receiver that open its circuit (default 5). */
+  failureThreshold?: number;
+  /** Time an open circuit waits before it lets one probe through (default 1000 ms, on the node's clock). */
+  resetAfterMs?: number;
+  /** Messages buffered per receiver while its circuit is open (default 100; 0 buffers nothing). */
+  bufferCapacity?: number;
+  /** A message that finds the buffer full: `'dead_letter'` (default: dead-lettered and reported failed) or `'reject'` (reported failed only). */
+  onBufferFull?: 'dead_letter' | 'reject';
+}
+
+/** A started manager: its pid and its operations (called from outside any process). */
+export interface CoordinationManagerHandle {
+  /** The manager's current pid (it is found again by name after a restart). */
+  readonly pid: ServerPid<CoordinationProtocol, never>;
+  readonly name: string;
+  /**
+   * Delivers `message` from `sender` to `receiver` through the receiver's circuit breaker: one
+   * supervised send, never repeated. `options.id` (default a fresh id) is the message id the
+   * receiver sees as `ctx.messageId`; an id still in flight or buffered is refused as `duplicate`.
+   */
+  coordinate(sender: Pid, receiver: Pid | string, message: unknown, options?: { id?: string }): Promise<CoordinationOutcome>;
+  stats(): Promise<CoordinationStats>;
+  /** The circuit of `receiver` (the same pid or name given to `coordinate`), or undefined when the manager keeps none. */
+  circuit(receiver: Pid | string): Promise<CircuitInfo | undefined>;
+}
+
+/** The manager's calls. */
+export type CoordinationProtocol =
+  | { request: { type: 'coordinate'; sender: Pid; receiver: Target; message: unknown; id: string }; reply: CoordinationOutcome }
+  | { request: { type: 'stats' }; reply: CoordinationStats }
+  | { request: { type: 'circuit'; receiver: Target }; reply: CircuitInfo | undefined };
+
+// ---- internals ----------------------------------------------------------------------------------
+
+interface Settings {
+  readonly ack: 'enqueued' | 'handled';
+  readonly timeout: number;
+  readonly failureThreshold: number;
+  readonly resetAfterMs: number;
+  readonly bufferCapacity: number;
+  readonly onBufferFull: 'dead_letter' | 'reject';
+}
+
+/** A message the manager holds: in a buffer, or in flight. */
+interface Entry {
+  readonly id: string;
+  readonly sender: Pid;
+  readonly message: unknown;
+}
+
+/**
+ * A delivery in flight. `direct`: sent at once (circuit closed), its caller waits. `probe`: the
+ * half-open probe taken from a `coordinate` call, its caller waits. `drain`: a buffered message
+ * (the half-open probe, or flushed after recovery); its caller was told `buffered`.
+ */
+interface Flight extends Entry {
+  readonly key: string;
+  readonly target: Target;
+  readonly kind: 'direct' | 'probe' | 'drain';
+  readonly from: From<CoordinationOutcome> | undefined;
+}
+
+interface Circuit {
+  readonly key: string;
+  readonly target: Target;
+  state: 'closed' | 'open' | 'half_open';
+  failures: number;
+  readonly buffer: Entry[];
+  inFlight: number;
+  /** A probe or a buffered message is in flight: the next buffered one waits for it (order, one probe). */
+  draining: boolean;
+  timer: TimerRef | undefined;
+  /** Bumped at each opening: a reset timer of an earlier opening is ignored. */
+  generation: number;
+  /** The monitor on a pid receiver (a name receiver has none). */
+  ref: Ref | undefined;
+}
+
+interface State {
+  readonly s: Settings;
+  /** The manager's own context (terminate has no other). */
+  readonly ctx: Context<any>;
+  readonly circuits: Map<string, Circuit>;
+  readonly byRef: Map<Ref, string>;
+  /** Every message held (buffered or in flight), by id. */
+  readonly held: Set<string>;
+  readonly flights: Map<string, Flight>;
+  delivered: number;
+  failed: number;
+  bufferedTotal: number;
+  flushed: number;
+  deadLettered: number;
+  deadLetterUnavailable: number;
+}
+
+/** A delivery settled (sent to itself, so that every state change happens in the manager's turn). */
+class Settled {
+  readonly id: string;
+  readonly result: { ok: true } | { ok: false; reason: CoordinationFailure };
+  constructor(id: string, result: Settled['result']) {
+    this.id = id;
+    this.result = result;
+  }
+}
+
+/** An open circuit's reset timer fired. */
+class HalfOpen {
+  readonly key: string;
+  readonly generation: number;
+  constructor(key: string, generation: number) {
+    this.key = key;
+    this.generation = generation;
+  }
+}
+
+/** A dead letter was added (or could not be). */
+class DeadLettered {
+  readonly key: string;
+  readonly id: string;
+  readonly reason: string;
+  readonly result: { deadLetterId: string } | { deadLetterUnavailable: true };
+  readonly from: From<CoordinationOutcome> | undefined;
+  constructor(key: string, id: string, reason: string, result: DeadLettered['result'], from: From<CoordinationOutcome> | undefined) {
+    this.key = key;
+    this.id = id;
+    this.reason = reason;
+    this.result = result;
+    this.from = from;
+  }
+}
+
+const EVENT = 'keel.coordination_manager.';
+
+function keyOf(target: Target): string {
+  return typeof target === 'string' ? `name:${target}` : String(target);
+}
+
+function alive(ctx: Context<any>): boolean {
+  return !ctx.signal.aborted;
+}
+
+/** Sends `message` to the manager itself, unless it has exited meanwhile. */
+function toSelf(ctx: Context<any>, message: Settled | DeadLettered): void {
+  if (alive(ctx)) ctx.send(ctx.self, message);
+}
+
+function emit(ctx: Context<any>, event: string, measurements: Record<string, number>, metadata: Record<string, unknown>): void {
+  ctx.node.telemetry.execute(EVENT + event, measurements, { manager: ctx.self, ...metadata });
+}
+
+/** Adds a dead letter; never throws (a refusal or an unavailable queue is reported as such). */
+async function addDeadLetter(ctx: Context<any>, target: Target, entry: Entry, reason: string): Promise<DeadLettered['result']> {
+  const node = ctx.node;
+  try {
+    const added = await node.deadLetters.add({
+      recipient: target,
+      message: entry.message,
+      reason,
+      metadata: { id: entry.id, sender: String(entry.sender), coordinator: String(ctx.self) },
+    });
+    if (typeof added === 'string') return { deadLetterId: added };
+    if (isUnavailable(added)) node.logger.warn(`coordination: message ${entry.id} to ${String(target)} failed (${reason}) and the dead letter queue is unavailable`);
+  } catch (e) {
+    node.logger.error(`coordination: the dead letter queue refused message ${entry.id} to ${String(target)} (${reason})`, e);
+  }
+  return { deadLetterUnavailable: true };
+}
+
+/** Dead-letters `entry`; the manager counts it (and answers `from`, if given) when the queue has answered. */
+function deadLetter(ctx: Context<any>, key: string, target: Target, entry: Entry, reason: string, from?: From<CoordinationOutcome>): void {
+  void addDeadLetter(ctx, target, entry, reason).then((result) => toSelf(ctx, new DeadLettered(key, entry.id, reason, result, from)));
+}
+
+/** The one delivery of a message: a supervised send, never repeated by the manager. */
+function launch(state: State, ctx: Context<any>, c: Circuit, entry: Entry, kind: Flight['kind'], from?: From<CoordinationOutcome>): void {
+  const flight: Flight = { ...entry, key: c.key, target: c.target, kind, from };
+  state.held.add(entry.id);
+  state.flights.set(entry.id, flight);
+  c.inFlight++;
+  if (kind !== 'direct') c.draining = true;
+  let sent: Promise<SendOutcome>;
+  try {
+    sent = sendSupervised(ctx, c.target, entry.message, {
+      ack: state.s.ack,
+      timeout: state.s.timeout,
+      retries: 0,
+      id: entry.id,
+      onError: 'ignore',
+      metadata: { sender: entry.sender, coordinator: ctx.self },
+    });
+  } catch (e) {
+    sent = Promise.reject(e);
+  }
+  sent.then(
+    (outcome) => toSelf(ctx, new Settled(entry.id, outcome.ok ? { ok: true } : { ok: false, reason: outcome.reason })),
+    (e: unknown) => {
+      // a throw, not an outcome: the manager itself as a 'handled' receiver, or a bug below
+      const reason: CoordinationFailure = isKeelError(e, 'ERR_DEADLOCK') ? 'deadlock' : 'noproc';
+      if (reason !== 'deadlock') ctx.node.logger.error(`coordination: the delivery of ${entry.id} to ${String(c.target)} threw`, e);
+      toSelf(ctx, new Settled(entry.id, { ok: false, reason }));
+    },
+  );
+}
+
+function open(state: State, ctx: Context<any>, c: Circuit, reason: CoordinationFailure): void {
+  if (c.timer !== undefined) ctx.cancelTimer(c.timer);
+  c.state = 'open';
+  c.generation++;
+  c.timer = ctx.sendAfter(ctx.self, new HalfOpen(c.key, c.generation) as never, state.s.resetAfterMs);
+  emit(ctx, 'circuit_opened', { failures: c.failures, buffered: c.buffer.length }, { receiver: c.target, reason });
+}
+
+function close(ctx: Context<any>, c: Circuit): void {
+  c.state = 'closed';
+  c.failures = 0;
+  emit(ctx, 'circuit_closed', { buffered: c.buffer.length }, { receiver: c.target });
+}
+
+/** Sends the next buffered message, if none is in flight: in order, one at a time. */
+function drainNext(state: State, ctx: Context<any>, c: Circuit): void {
+  if (c.draining || c.state === 'open') return;
+  const next = c.buffer.shift();
+  if (next !== undefined) launch(state, ctx, c, next, 'drain');
+}
+
+/** Forgets a name receiver's circuit once it holds nothing worth keeping (a pid's goes with its Down). */
+function releaseIfIdle(state: State, c: Circuit): void {
+  if (c.ref === undefined && c.state === 'closed' && c.failures === 0 && c.buffer.length === 0 && c.inFlight === 0) state.circuits.delete(c.key);
+}
+
+/** The receiver died: its circuit goes, its buffered messages are dead-lettered, its timer is cancelled. */
+function release(state: State, ctx: Context<any>, c: Circuit, reason: string): void {
+  state.circuits.delete(c.key);
+  if (c.ref !== undefined) state.byRef.delete(c.ref);
+  if (c.timer !== undefined) ctx.cancelTimer(c.timer);
+  const buffered = c.buffer.splice(0);
+  for (const entry of buffered) {
+    state.held.delete(entry.id);
+    deadLetter(ctx, c.key, c.target, entry, reason);
+  }
+  emit(ctx, 'agent_released', { deadLettered: buffered.length, inFlight: c.inFlight }, { receiver: c.target, reason });
+}
+
+/** The circuit of `receiver`, made (and a pid monitored) on first use; undefined for a dead pid. */
+function circuitFor(state: State, ctx: Context<any>, receiver: Target): Circuit | undefined {
+  const key = keyOf(receiver);
+  const known = state.circuits.get(key);
+  if (known !== undefined) return known;
+  let ref: Ref | undefined;
+  if (typeof receiver !== 'string') {
+    if (!ctx.node.isAlive(receiver)) return undefined;
+    const r = ctx.node.monitors.monitor(ctx, receiver, { tag: 'coordination', expectedLifetime: 'long' });
+    if ('error' in r) {
+      if (r.error === 'noproc') return undefined;
+      ref = ctx.monitor(receiver); // the monitor service is off: a plain monitor
+    } else {
+      ref = r;
+    }
+  }
+  const c: Circuit = { key, target: receiver, state: 'closed', failures: 0, buffer: [], inFlight: 0, draining: false, timer: undefined, generation: 0, ref };
+  state.circuits.set(key, c);
+  if (ref !== undefined) state.byRef.set(ref, key);
+  return c;
+}
+
+function failedWith(state: State, id: string, reason: CoordinationFailure): CoordinationOutcome {
+  state.failed++;
+  return { outcome: 'failed', id, reason };
+}
+
+function coordinate(
+  state: State,
+  ctx: Context<any>,
+  req: { sender: Pid; receiver: Target; message: unknown; id: string },
+  from: From<CoordinationOutcome>,
+): CoordinationOutcome | undefined {
+  const { id } = req;
+  if (state.held.has(id)) return failedWith(state, id, 'duplicate');
+  if (!ctx.node.isAlive(req.sender)) return failedWith(state, id, 'sender_down');
+  const self = typeof req.receiver === 'string' ? ctx.node.registry.whereis(req.receiver) : req.receiver;
+  if (self !== undefined && String(self) === String(ctx.self)) return failedWith(state, id, 'deadlock'); // it would wait for itself
+  const c = circuitFor(state, ctx, req.receiver);
+  if (c === undefined) return failedWith(state, id, 'noproc');
+  const entry: Entry = { id, sender: req.sender, message: req.message };
+  if (c.state === 'closed' && c.buffer.length === 0) {
+    launch(state, ctx, c, entry, 'direct', from);
+    return undefined;
+  }
+  if (c.state === 'half_open' && c.buffer.length === 0 && !c.draining) {
+    launch(state, ctx, c, entry, 'probe', from);
+    return undefined;
+  }
+  if (c.buffer.length >= state.s.bufferCapacity) {
+    if (state.s.onBufferFull === 'reject') {
+      releaseIfIdle(state, c);
+      return failedWith(state, id, 'buffer_full');
+    }
+    state.held.add(id); // until the queue answers: a duplicate meanwhile is refused
+    deadLetter(ctx, c.key, c.target, entry, 'buffer_full', from);
+    return undefined;
+  }
+  c.buffer.push(entry);
+  state.held.add(id);
+  state.bufferedTotal++;
+  const position = c.buffer.length;
+  emit(ctx, 'buffered', { position }, { receiver: c.target, id, sender: req.sender, state: c.state });
+  return { outcome: 'buffered', id, position };
+}
+
+function settled(state: State, ctx: Context<any>, msg: Settled): void {
+  const f = state.flights.get(msg.id);
+  if (f === undefined) return;
+  state.flights.delete(msg.id);
+  state.held.delete(msg.id);
+  const c = state.circuits.get(f.key); // gone if the receiver died meanwhile
+  if (c !== undefined) {
+    c.inFlight--;
+    if (f.kind !== 'direct') c.draining = false;
+  }
+  const result = msg.result;
+  if (result.ok) {
+    if (f.kind === 'drain') state.flushed++;
+    else {
+      state.delivered++;
+      GenServer.reply(f.from!, { outcome: 'delivered', id: f.id });
+    }
+    if (c !== undefined) {
+      c.failures = 0;
+      if (c.state === 'half_open' && f.kind !== 'direct') close(ctx, c);
+      if (c.state === 'closed') drainNext(state, ctx, c);
+      releaseIfIdle(state, c);
+    }
+    return;
+  }
+  if (f.kind === 'drain') deadLetter(ctx, f.key, f.target, f, result.reason);
+  else GenServer.reply(f.from!, failedWith(state, f.id, result.reason));
+  if (c === undefined) return;
+  c.failures++;
+  // a failed probe, or a failure while flushing, re-opens at once (the rest stays buffered in order)
+  if (f.kind !== 'direct' && c.state !== 'open') open(state, ctx, c, result.reason);
+  else if (c.state === 'closed' && c.failures >= state.s.failureThreshold) open(state, ctx, c, result.reason);
+}
+
+function halfOpen(state: State, ctx: Context<any>, msg: HalfOpen): void {
+  const c = state.circuits.get(msg.key);
+  if (c === undefined || c.generation !== msg.generation || c.state !== 'open') return;
+  c.timer = undefined;
+  c.state = 'half_open';
+  emit(ctx, 'circuit_half_open', { buffered: c.buffer.length }, { receiver: c.target });
+  drainNext(state, ctx, c); // the first buffered message is the probe (else the next coordinate)
+}
+
+function deadLettered(state: State, ctx: Context<any>, msg: DeadLettered): void {
+  if ('deadLetterId' in msg.result) state.deadLettered++;
+  else state.deadLetterUnavailable++;
+  const c = state.circuits.get(msg.key);
+  emit(ctx, 'dead_lettered', {}, { receiver: c?.target ?? msg.key, id: msg.id, reason: msg.reason, ...msg.result });
+  if (msg.from === undefined) return;
+  state.held.delete(msg.id);
+  state.failed++;
+  GenServer.reply(msg.from, { outcome: 'failed', id: msg.id, reason: 'buffer_full', ...msg.result });
+  if (c !== undefined) releaseIfIdle(state, c);
+}
+
+function statsOf(state: State): CoordinationStats {
+  let open = 0;
+  let halfOpen = 0;
+  let buffered = 0;
+  for (const c of state.circuits.values()) {
+    if (c.state === 'open') open++;
+    else if (c.state === 'half_open') halfOpen++;
+    buffered += c.buffer.length;
+  }
+  return {
+    agents: state.circuits.size,
+    open,
+    halfOpen,
+    buffered,
+    inFlight: state.flights.size,
+    delivered: state.delivered,
+    failed: state.failed,
+    bufferedTotal: state.bufferedTotal,
+    flushed: state.flushed,
+    deadLettered: state.deadLettered,
+    deadLetterUnavailable: state.deadLetterUnavailable,
+  };
+}
+
+const spec: GenServerSpec<State, CoordinationProtocol, never, Settings> = {
+  init(s, ctx) {
+    ctx.trapExits(true); // so that a shutdown runs terminate, which dead-letters the buffers
+    return {
+      s,
+      ctx,
+      circuits: new Map(),
+      byRef: new Map(),
+      held: new Set(),
+      flights: new Map(),
+      delivered: 0,
+      failed: 0,
+      bufferedTotal: 0,
+      flushed: 0,
+      deadLettered: 0,
+      deadLetterUnavailable: 0,
+    };
+  },
+
+  handleCall(request, from, state, ctx) {
+    switch (request?.type) {
+      case 'coordinate': {
+        const bad = badCoordinate(request);
+        if (bad !== undefined) return { reply: bad as never, state };
+        const reply = coordinate(state, ctx, request, from as From<CoordinationOutcome>);
+        return reply === undefined ? { noreply: true, state } : { reply, state };
+      }
+      case 'stats':
+        return { reply: statsOf(state), state };
+      case 'circuit': {
+        if (!validReceiver(request.receiver)) return { reply: new InvalidArgumentError('receiver', 'a Pid or a non-empty registered name', request.receiver) as never, state };
+        const c = state.circuits.get(keyOf(request.receiver));
+        return { reply: c === undefined ? undefined : { state: c.state, consecutiveFailures: c.failures, buffered: c.buffer.length, inFlight: c.inFlight }, state };
+      }
+      default:
+        // a bad request is the caller's mistake: it gets a typed error, the manager keeps running
+        return { reply: new InvalidArgumentError('request', "a coordination manager call ({ type: 'coordinate' | 'stats' | 'circuit' })", request) as never, state };
+    }
+  },
+
+  handleInfo(message, state, ctx) {
+    if (message instanceof Settled) settled(state, ctx, message);
+    else if (message instanceof HalfOpen) halfOpen(state, ctx, message);
+    else if (message instanceof DeadLettered) deadLettered(state, ctx, message);
+    else if (isDown(message)) {
+      const key = state.byRef.get(message.ref);
+      const c = key === undefined ? undefined : state.circuits.get(key);
+      if (c !== undefined) release(state, ctx, c, 'receiver_down');
+    }
+    // anything else (an exit signal of a link, a stray message) is ignored: no sender can crash the manager
+    return state;
+  },
+
+  async terminate(_reason, state) {
+    // every buffered message ends delivered or dead-lettered, also when the manager stops
+    const ctx = state.ctx;
+    const adds: Promise<unknown>[] = [];
+    for (const c of state.circuits.values()) {
+      for (const entry of c.buffer.splice(0)) adds.push(addDeadLetter(ctx, c.target, entry, 'coordinator_stopped'));
+    }
+    const unknown = [...state.flights.values()].filter((f) => f.kind === 'drain').map((f) => f.id);
+    if (unknown.length > 0) {
+      // a buffered message being flushed may still be handled: it is not dead-lettered (never twice)
+      ctx.node.logger.warn(`coordination: the manager stopped while buffered messages were being delivered (their fate is unknown): ${unknown.join(', ')}`);
+    }
+    await Promise.all(adds);
+  },
+};
+
+function toSettings(options: CoordinationManagerOptions | undefined): Settings {
+  if (options === undefined) options = {};
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a CoordinationManagerOptions object', options);
+  const ack = options.ack ?? 'handled';
+  if (ack !== 'enqueued' && ack !== 'handled') throw new InvalidArgumentError('options.ack', "'enqueued' | 'handled'", options.ack);
+  const timeout = options.timeout ?? 5000;
+  if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout <= 0) throw new InvalidArgumentError('options.timeout', 'a number of ms > 0 (or Infinity)', options.timeout);
+  const failureThreshold = options.failureThreshold ?? 5;
+  if (!Number.isSafeInteger(failureThreshold) || failureThreshold < 1) throw new InvalidArgumentError('options.failureThreshold', 'an integer >= 1', options.failureThreshold);
+  const resetAfterMs = options.resetAfterMs ?? 1000;
+  if (typeof resetAfterMs !== 'number' || !Number.isFinite(resetAfterMs) || resetAfterMs < 0) {
+    throw new InvalidArgumentError('options.resetAfterMs', 'a finite number of ms >= 0', options.resetAfterMs);
+  }
+  const bufferCapacity = options.bufferCapacity ?? 100;
+  if (!Number.isSafeInteger(bufferCapacity) || bufferCapacity < 0) throw new InvalidArgumentError('options.bufferCapacity', 'an integer >= 0', options.bufferCapacity);
+  const onBufferFull = options.onBufferFull ?? 'dead_letter';
+  if (onBufferFull !== 'dead_letter' && onBufferFull !== 'reject') throw new InvalidArgumentError('options.onBufferFull', "'dead_letter' | 'reject'", options.onBufferFull);
+  return { ack, timeout, failureThreshold, resetAfterMs, bufferCapacity, onBufferFull };
+}
+
+/** A coordinate request that did not come through the handle and is malformed: the error to answer. */
+function badCoordinate(request: { sender: unknown; receiver: unknown; id: unknown }): InvalidArgumentError | undefined {
+  if (!isPid(request.sender)) return new InvalidArgumentError('sender', 'a Pid', request.sender);
+  if (!validReceiver(request.receiver)) return new InvalidArgumentError('receiver', 'a Pid or a non-empty registered name', request.receiver);
+  if (typeof request.id !== 'string' || request.id === '') return new InvalidArgumentError('id', 'a non-empty string', request.id);
+  return undefined;
+}
+
+function validReceiver(receiver: unknown): receiver is Target {
+  return typeof receiver === 'string' ? receiver.length > 0 : isPid(receiver);
+}
+
+function checkReceiver(receiver: unknown): asserts receiver is Target {
+  if (!validReceiver(receiver)) throw new InvalidArgumentError('receiver', 'a Pid or a non-empty registered name', receiver);
+}
+
+/**
+ * Coordination between agents: every message goes through one supervised send to its receiver
+ * (never resent, so a slow receiver never handles it twice), behind a circuit breaker per
+ * receiver; while a circuit is open, messages wait in a bounded buffer (outcome `buffered`, not
+ * `delivered`) and are delivered in order after a successful probe, or dead-lettered. A receiver's
+ * state goes when it dies. See docs/agents/CoordinationManager.md.
+ *
+ * @example
+ * ```ts
+ * const cm = await CoordinationManager.start(node, { failureThreshold: 3, resetAfterMs: 2000 });
+ * const r = await cm.coordinate(planner, executor, { type: 'step', n: 1 });
+ * if (r.outcome === 'buffered') console.log('executor is failing; queued at', r.position);
+ * if (r.outcome === 'failed') console.log(r.reason, r.deadLetterId);
+ * ```
+ */
+export const CoordinationManager = {
+  async start(from: Node | Context<any>, options?: CoordinationManagerOptions): Promise<CoordinationManagerHandle> {
+    const s = toSettings(options);
+    const node = componentNode(from);
+    const name = nameFor(node, 'coordination_manager', options?.name);
+    let pid = await startComponent(from, spec, s, name);
+    const callTimeout = s.ack === 'handled' ? s.timeout + 5000 : 5000;
+    let seq = 0;
+    return {
+      get pid() {
+        pid = (node.registry.whereis(name) as ServerPid<CoordinationProtocol, never> | undefined) ?? pid;
+        return pid;
+      },
+      name,
+      coordinate(sender, receiver, message, o) {
+        if (!isPid(sender)) throw new InvalidArgumentError('sender', 'a Pid', sender);
+        checkReceiver(receiver);
+        if (o !== undefined && (typeof o !== 'object' || o === null)) throw new InvalidArgumentError('options', '{ id?: string }', o);
+        const given = o?.id;
+        if (given !== undefined && (typeof given !== 'string' || given === '')) throw new InvalidArgumentError('options.id', 'a non-empty string', given);
+        const id = given ?? `${name}:${++seq}`;
+        return GenServer.call<CoordinationProtocol>(node, name, { type: 'coordinate', sender, receiver, message, id }, { timeout: callTimeout }).then(
+          (r) => r as CoordinationOutcome,
+          (e: unknown): CoordinationOutcome => {
+            if (isKeelError(e, 'ERR_CALL_TIMEOUT')) return { outcome: 'failed', id, reason: 'coordinator_timeout' };
+            if (isKeelError(e, 'ERR_NOPROC') || isKeelError(e, 'ERR_CALL_EXIT')) return { outcome: 'failed', id, reason: 'coordinator_down' };
+            throw toError(e);
+          },
+        );
+      },
+      stats: () => GenServer.call<CoordinationProtocol>(node, name, { type: 'stats' }) as Promise<CoordinationStats>,
+      circuit(receiver) {
+        checkReceiver(receiver);
+        return GenServer.call<CoordinationProtocol>(node, name, { type: 'circuit', receiver }) as Promise<CircuitInfo | undefined>;
+      },
+    };
+  },
+};

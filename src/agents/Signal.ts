@@ -1,0 +1,187 @@
+import { randomUUID } from 'node:crypto';
+import { InvalidArgumentError, InvalidSignalError } from '../errors.js';
+
+/**
+ * A signal: a CloudEvents 1.0 event (https://github.com/cloudevents/spec, v1.0.2), in its JSON
+ * shape. Keel's profile adds two constraints to the spec: `time` is required (`createSignal` sets
+ * it), and `type` is a dotted name whose segments are not empty (`order.created`), because the
+ * `SignalRouter` matches patterns segment by segment.
+ */
+export interface Signal<D = unknown> {
+  readonly specversion: '1.0';
+  /** Unique per source (`createSignal` makes a random UUID). */
+  readonly id: string;
+  /** A URI-reference naming the producer (`/billing`, `urn:keel:agent:7`). */
+  readonly source: string;
+  /** Dotted event type, most general segment first: `order.created`, `agent.task.failed`. */
+  readonly type: string;
+  /** When it happened, RFC 3339 (`2024-05-01T12:00:00.000Z`). */
+  readonly time: string;
+  /** What it is about, within the source (`order/42`). */
+  readonly subject?: string;
+  /** The media type of `data` (`application/json`). */
+  readonly datacontenttype?: string;
+  /** A URI of the schema `data` adheres to. */
+  readonly dataschema?: string;
+  readonly data?: D;
+}
+
+/** What `createSignal` takes: `type` and `source`, and optionally the rest. */
+export interface SignalInput<D = unknown> {
+  type: string;
+  source: string;
+  data?: D;
+  subject?: string;
+  /** Default: a fresh random UUID. */
+  id?: string;
+  /** A Date, epoch ms, or an RFC 3339 string. Default: now, on the wall clock. */
+  time?: string | Date | number;
+  datacontenttype?: string;
+  dataschema?: string;
+}
+
+/** The CloudEvents attributes Keel knows; any other own property is an extension attribute. */
+const KNOWN = new Set(['specversion', 'id', 'source', 'type', 'time', 'subject', 'datacontenttype', 'dataschema', 'data']);
+/** CloudEvents 1.0: attribute names are lower-case ASCII letters and digits. */
+const EXTENSION_NAME = /^[a-z0-9]+$/;
+/** RFC 3339 `date-time` (the `T` and `Z` may be lower case; fractions of any length). */
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:[Zz]|([+-])(\d{2}):(\d{2}))$/;
+
+/** Signals known valid: made by `createSignal`, or frozen and validated once (they cannot change). */
+const known = new WeakSet<object>();
+
+/** True when `time` is an RFC 3339 timestamp with every field in range. */
+function isRfc3339(time: string): boolean {
+  const m = RFC3339.exec(time);
+  if (m === null) return false;
+  const year = Number(m[1]);
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  if (month < 1 || month > 12 || day < 1) return false;
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  const days = month === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31;
+  if (day > days) return false;
+  // seconds up to 60: a leap second
+  if (Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6]) > 60) return false;
+  if (m[8] !== undefined && (Number(m[9]) > 23 || Number(m[10]) > 59)) return false;
+  return true;
+}
+
+function nonEmpty(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0;
+}
+
+/** Throws `ERR_INVALID_SIGNAL` naming the first attribute of `type` that is wrong. */
+function checkType(type: unknown): void {
+  if (!nonEmpty(type)) throw new InvalidSignalError('type', 'a non-empty string', type);
+  // segments split on '.': none may be empty ('order..created', '.order', 'order.')
+  if (type.charCodeAt(0) === 46 || type.charCodeAt(type.length - 1) === 46 || type.includes('..')) {
+    throw new InvalidSignalError('type', "dot-separated non-empty segments ('order.created')", type);
+  }
+}
+
+/**
+ * Checks that `value` is a well-formed signal (CloudEvents 1.0 in its JSON shape, Keel's profile);
+ * throws `InvalidSignalError` (`ERR_INVALID_SIGNAL`) whose `attribute` names the first attribute
+ * that is wrong. Extension attributes must have lower-case alphanumeric names and string, boolean
+ * or integer values.
+ *
+ * @example
+ * ```ts
+ * validateSignal(JSON.parse(body)); // throws ERR_INVALID_SIGNAL on a malformed event
+ * try { validateSignal({ specversion: '0.3' }); } catch (e) { e.attribute; } // 'specversion'
+ * ```
+ */
+export function validateSignal(value: unknown): asserts value is Signal {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidSignalError('signal', 'a CloudEvents 1.0 object', value);
+  if (known.has(value)) return;
+  const s = value as Record<string, unknown>;
+  if (s.specversion !== '1.0') throw new InvalidSignalError('specversion', "'1.0'", s.specversion);
+  if (!nonEmpty(s.id)) throw new InvalidSignalError('id', 'a non-empty string', s.id);
+  if (!nonEmpty(s.source)) throw new InvalidSignalError('source', 'a non-empty string (a URI-reference)', s.source);
+  checkType(s.type);
+  if (typeof s.time !== 'string' || !isRfc3339(s.time)) throw new InvalidSignalError('time', "an RFC 3339 timestamp ('2024-05-01T12:00:00Z')", s.time);
+  if (s.subject !== undefined && !nonEmpty(s.subject)) throw new InvalidSignalError('subject', 'a non-empty string when present', s.subject);
+  if (s.datacontenttype !== undefined && !nonEmpty(s.datacontenttype)) {
+    throw new InvalidSignalError('datacontenttype', "a non-empty media type when present ('application/json')", s.datacontenttype);
+  }
+  if (s.dataschema !== undefined && !nonEmpty(s.dataschema)) throw new InvalidSignalError('dataschema', 'a non-empty URI when present', s.dataschema);
+  for (const key of Object.keys(s)) {
+    if (KNOWN.has(key)) continue;
+    if (!EXTENSION_NAME.test(key)) throw new InvalidSignalError(key, 'an extension attribute named with lower-case letters and digits only', key);
+    const v = s[key];
+    if (!(typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isSafeInteger(v)))) {
+      throw new InvalidSignalError(key, 'a string, boolean or integer (an extension attribute value)', v);
+    }
+  }
+  // a frozen signal cannot change: it need not be checked again
+  if (Object.isFrozen(value)) known.add(value);
+}
+
+/**
+ * True when `value` is a well-formed signal (see {@link validateSignal}).
+ *
+ * @example
+ * ```ts
+ * if (isSignal(message)) console.log(message.type, message.id);
+ * ```
+ */
+export function isSignal(value: unknown): value is Signal {
+  if (typeof value === 'object' && value !== null && known.has(value)) return true;
+  try {
+    validateSignal(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function toTime(time: SignalInput['time']): string {
+  if (time === undefined) return new Date().toISOString();
+  if (time instanceof Date) {
+    if (Number.isNaN(time.getTime())) throw new InvalidSignalError('time', 'a valid Date', time);
+    return time.toISOString();
+  }
+  if (typeof time === 'number') {
+    const d = new Date(time);
+    if (!Number.isFinite(time) || Number.isNaN(d.getTime())) throw new InvalidSignalError('time', 'epoch milliseconds within the Date range', time);
+    return d.toISOString();
+  }
+  return time; // a string: validated with the rest
+}
+
+/**
+ * Makes a signal: a frozen CloudEvents 1.0 event with a fresh random UUID `id` (unless given) and
+ * `time` now (unless given). Throws `InvalidSignalError` (`ERR_INVALID_SIGNAL`) naming the bad
+ * attribute. The envelope is frozen; `data` is carried as given (not copied, not frozen).
+ *
+ * @example
+ * ```ts
+ * const s = createSignal({ type: 'order.created', source: '/shop', subject: 'order/42', data: { total: 30 } });
+ * s.specversion; // '1.0'
+ * router.publish(s);
+ * ```
+ */
+export function createSignal<D = unknown>(input: SignalInput<D>): Signal<D> {
+  if (typeof input !== 'object' || input === null) throw new InvalidArgumentError('input', '{ type, source, data?, subject?, id?, time?, datacontenttype?, dataschema? }', input);
+  const signal: { -readonly [K in keyof Signal<D>]: Signal<D>[K] } = {
+    specversion: '1.0',
+    id: input.id ?? randomUUID(),
+    source: input.source,
+    type: input.type,
+    time: toTime(input.time),
+  };
+  if (input.subject !== undefined) signal.subject = input.subject;
+  if (input.datacontenttype !== undefined) signal.datacontenttype = input.datacontenttype;
+  if (input.dataschema !== undefined) signal.dataschema = input.dataschema;
+  if ('data' in input) signal.data = input.data as D;
+  validateSignal(signal);
+  Object.freeze(signal);
+  known.add(signal);
+  return signal;
+}
+
+/** @internal The signals `createSignal` made or `validateSignal` saw frozen: already valid. */
+export function isKnownSignal(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && known.has(value);
+}

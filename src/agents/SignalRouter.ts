@@ -1,0 +1,612 @@
+import { InvalidArgumentError, toError } from '../errors.js';
+import { sendSupervised, type SendOptions, type SendOutcome } from '../delivery/sendSupervised.js';
+import { GenServer, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
+import { isDown } from '../runtime/messages.js';
+import type { KeelNode } from '../runtime/Node.js';
+import { isPid, Pid, type Ref } from '../runtime/Pid.js';
+import { isUnavailable } from '../runtime/services.js';
+import type { Context, Node } from '../runtime/types.js';
+import { componentNode, nameFor, startComponent } from './component.js';
+import { parsePattern, PatternTrie } from './internal/PatternTrie.js';
+import { isKnownSignal, type Signal, validateSignal } from './Signal.js';
+
+/** What a subscriber's buffer does with a signal that finds it full. */
+export type SignalOverflow = 'drop_newest' | 'drop_oldest' | 'reject';
+
+/** Why a signal did not reach a subscriber (the `reason` of `keel.signal_router.dropped`). */
+export type SignalDropReason =
+  /** `drop_newest`: the buffer was full, the incoming signal was refused. */
+  | 'buffer_full'
+  /** `drop_oldest`: the oldest buffered signal made room for the incoming one. */
+  | 'evicted'
+  /** `reject`: the buffer was full, the incoming signal was refused and dead-lettered. */
+  | 'rejected'
+  /** The supervised delivery failed (the subscriber crashed handling it, timed out, its mailbox was full...). */
+  | 'delivery_failed'
+  /** The subscriber died with signals still buffered for it. */
+  | 'subscriber_down'
+  /** The subscriber's last subscription went with signals still buffered for it. */
+  | 'unsubscribed'
+  /** The router exited with signals buffered or in flight (those in flight may have been handled). */
+  | 'router_down';
+
+export interface SubscribeOptions {
+  /** Signals the router holds for this subscriber while it is busy, beyond those in flight (default 1000). */
+  capacity?: number;
+  /** What a full buffer does (default `'drop_newest'`). */
+  overflow?: SignalOverflow;
+  /** Deliveries awaiting the subscriber's `'handled'` at once (default 8); 1 delivers strictly one at a time. */
+  maxInFlight?: number;
+}
+
+export interface SignalRouterOptions {
+  /** Registers the router under this name (default `keel.signal_router.<n>`). */
+  name?: string;
+  /** Per delivery: how long a subscriber may take to handle a signal before it counts as failed (default 5000 ms, on the node's clock). */
+  deliveryTimeout?: number;
+}
+
+/** What `publish` answers at once: the signal was handed to the router, or the router is not running. */
+export type PublishResult = { ok: true; id: string } | { ok: false; id: string; reason: 'noproc' };
+
+/** What `stats()` answers. Every matched (signal, subscriber) pair is counted once. */
+export interface SignalRouterStats {
+  /** Subscribers (pids) with at least one subscription. */
+  readonly subscribers: number;
+  /** (pattern, subscriber) pairs. */
+  readonly subscriptions: number;
+  /** Signals the router received. */
+  readonly published: number;
+  /** (signal, subscriber) pairs matched (a subscriber matched through several patterns counts once). */
+  readonly matched: number;
+  /** Matched pairs accepted into a buffer: `routed = delivered + failed + evicted + subscriber_down + unsubscribed + buffered + inFlight`. */
+  readonly routed: number;
+  /** Deliveries the subscriber handled. */
+  readonly delivered: number;
+  /** Deliveries that failed (also counted in `dropped.byReason.delivery_failed`). */
+  readonly failed: number;
+  /** Signals waiting in buffers now. */
+  readonly buffered: number;
+  /** Deliveries awaiting their `'handled'` now. */
+  readonly inFlight: number;
+  /** Every drop; `matched = routed + buffer_full + rejected`. */
+  readonly dropped: { readonly total: number; readonly byReason: Readonly<Record<SignalDropReason, number>> };
+}
+
+/** The router's calls. */
+export type SignalRouterProtocol =
+  | { request: { type: 'subscribe'; pattern: string; pid: Pid; options: SubscribeOptions }; reply: 'ok' | { error: 'noproc' } }
+  | { request: { type: 'unsubscribe'; pattern: string; pid: Pid }; reply: 'ok' | 'not_found' }
+  | { request: { type: 'stats' }; reply: SignalRouterStats }
+  | { request: { type: 'internals' }; reply: { trieNodes: number } };
+
+/** The router's cast. */
+export type SignalRouterCast = { type: 'publish'; signal: Signal };
+
+/** A started router: its pid and its operations (called from outside any process, by name). */
+export interface SignalRouterHandle {
+  /** The router's current pid (found again by name after a restart). */
+  readonly pid: ServerPid<SignalRouterProtocol, SignalRouterCast>;
+  readonly name: string;
+  /**
+   * Subscribes `subscriber` to the signals whose type matches `pattern`. Answers `{ error: 'noproc' }`
+   * when the subscriber is not alive. Subscribing again updates the subscriber's options (the
+   * fields given; the others keep their values).
+   */
+  subscribe(pattern: string, subscriber: Pid, options?: SubscribeOptions): Promise<'ok' | { error: 'noproc' }>;
+  /** Removes one subscription; the subscriber's last one takes its buffer (dropped as `unsubscribed`) and its monitor with it. */
+  unsubscribe(pattern: string, subscriber: Pid): Promise<'ok' | 'not_found'>;
+  /** Validates `signal` (throws `ERR_INVALID_SIGNAL`) and hands it to the router; returns at once, before any delivery. */
+  publish(signal: Signal): PublishResult;
+  stats(): Promise<SignalRouterStats>;
+}
+
+const OVERFLOWS: readonly SignalOverflow[] = ['drop_newest', 'drop_oldest', 'reject'];
+const REASONS: readonly SignalDropReason[] = ['buffer_full', 'evicted', 'rejected', 'delivery_failed', 'subscriber_down', 'unsubscribed', 'router_down'];
+const DEFAULT_CAPACITY = 1000;
+const DEFAULT_MAX_IN_FLIGHT = 8;
+const SEGMENT_CACHE_LIMIT = 1024;
+
+/** One subscriber: its patterns, its buffer (a queue read from `head`), its deliveries in flight and its monitor. */
+interface Sub {
+  readonly key: string;
+  readonly pid: Pid;
+  readonly patterns: Set<string>;
+  capacity: number;
+  overflow: SignalOverflow;
+  maxInFlight: number;
+  buf: Signal[];
+  head: number;
+  inFlight: number;
+  readonly ref: Ref;
+  readonly managed: boolean;
+  removed: boolean;
+  /** The publish that last matched it (dedupe across patterns) and through which pattern. */
+  stamp: number;
+  pattern: string;
+}
+
+interface State {
+  readonly name: string;
+  readonly ctx: Context<any>;
+  readonly node: KeelNode;
+  readonly trie: PatternTrie<Sub>;
+  readonly subs: Map<string, Sub>;
+  readonly send: SendOptions;
+  readonly segments: Map<string, readonly string[]>;
+  /** The subscribers matched by the publish being routed (reused). */
+  readonly hits: Sub[];
+  readonly visit: (sub: Sub, pattern: string) => void;
+  readonly routedProbe: { readonly active: boolean };
+  readonly droppedProbe: { readonly active: boolean };
+  seq: number;
+  published: number;
+  matched: number;
+  routed: number;
+  delivered: number;
+  failed: number;
+  buffered: number;
+  inFlight: number;
+  droppedTotal: number;
+  readonly byReason: Record<SignalDropReason, number>;
+  /** The router has exited: settlements still arriving change nothing and start nothing. */
+  closed: boolean;
+}
+
+interface InitArg {
+  readonly name: string;
+  readonly deliveryTimeout: number;
+}
+
+const size = (sub: Sub): number => sub.buf.length - sub.head;
+
+function shift(sub: Sub): Signal {
+  const s = sub.buf[sub.head]!;
+  sub.buf[sub.head] = undefined as never;
+  sub.head++;
+  if (sub.head === sub.buf.length) {
+    sub.buf.length = 0; // drained: the storage is reused
+    sub.head = 0;
+  } else if (sub.head >= 1024 && sub.head * 2 >= sub.buf.length) {
+    sub.buf = sub.buf.slice(sub.head);
+    sub.head = 0;
+  }
+  return s;
+}
+
+// ---- drops ------------------------------------------------------------------------------------
+
+function count(state: State, reason: SignalDropReason, n: number): void {
+  state.byReason[reason] += n;
+  state.droppedTotal += n;
+}
+
+function dropEvent(state: State, reason: SignalDropReason, sub: Sub, n: number, signal?: Signal, extra?: Record<string, unknown>): void {
+  if (!state.droppedProbe.active) return;
+  const metadata: Record<string, unknown> = { router: state.name, reason, subscriber: sub.pid };
+  if (signal !== undefined) {
+    metadata.signalId = signal.id;
+    metadata.type = signal.type;
+  }
+  if (extra !== undefined) Object.assign(metadata, extra);
+  state.node.telemetry.execute('keel.signal_router.dropped', { count: n }, metadata);
+}
+
+/** `reject`: the refused signal goes to the dead letter queue; the event says where it went. */
+function deadLetter(state: State, sub: Sub, signal: Signal): void {
+  const metadata = { router: state.name, pattern: sub.pattern };
+  let added: Promise<unknown>;
+  try {
+    added = state.node.deadLetters.add({ recipient: sub.pid, message: signal, reason: 'signal_rejected', metadata });
+  } catch (e) {
+    added = Promise.reject(e);
+  }
+  added.then(
+    (r) => {
+      if (typeof r === 'string') dropEvent(state, 'rejected', sub, 1, signal, { pattern: sub.pattern, deadLetterId: r });
+      else dropEvent(state, 'rejected', sub, 1, signal, { pattern: sub.pattern, deadLetterUnavailable: true });
+    },
+    (e: unknown) => {
+      state.node.logger.warn(`signal router ${state.name}: the dead letter queue refused signal ${signal.id}`, e);
+      dropEvent(state, 'rejected', sub, 1, signal, { pattern: sub.pattern, deadLetterUnavailable: true, error: toError(e).message });
+    },
+  );
+}
+
+// ---- routing ----------------------------------------------------------------------------------
+
+function segmentsOf(state: State, type: string): readonly string[] {
+  let s = state.segments.get(type);
+  if (s === undefined) {
+    if (state.segments.size >= SEGMENT_CACHE_LIMIT) state.segments.clear();
+    s = type.split('.');
+    state.segments.set(type, s);
+  }
+  return s;
+}
+
+/** Offers `signal` to `sub`'s buffer under its overflow policy; answers the drops it caused and whether it was accepted. */
+function offer(state: State, sub: Sub, signal: Signal): { accepted: boolean; drops: number } {
+  if (size(sub) < sub.capacity) {
+    sub.buf.push(signal);
+    state.buffered++;
+    return ACCEPTED;
+  }
+  switch (sub.overflow) {
+    case 'drop_newest':
+      count(state, 'buffer_full', 1);
+      dropEvent(state, 'buffer_full', sub, 1, signal, { pattern: sub.pattern });
+      return REFUSED;
+    case 'reject':
+      count(state, 'rejected', 1);
+      deadLetter(state, sub, signal);
+      return REFUSED;
+    case 'drop_oldest': {
+      let drops = 0;
+      // a capacity lowered by a later subscribe may leave more than one to evict
+      while (size(sub) >= sub.capacity) {
+        const old = shift(sub);
+        state.buffered--;
+        count(state, 'evicted', 1);
+        dropEvent(state, 'evicted', sub, 1, old);
+        drops++;
+      }
+      sub.buf.push(signal);
+      state.buffered++;
+      return { accepted: true, drops };
+    }
+  }
+}
+
+const ACCEPTED = Object.freeze({ accepted: true, drops: 0 });
+const REFUSED = Object.freeze({ accepted: false, drops: 1 });
+
+/** Starts deliveries from `sub`'s buffer, in order, while fewer than `maxInFlight` are in flight. */
+function pump(state: State, sub: Sub): void {
+  while (sub.inFlight < sub.maxInFlight && size(sub) > 0) {
+    const signal = shift(sub);
+    state.buffered--;
+    sub.inFlight++;
+    state.inFlight++;
+    sendSupervised(state.ctx, sub.pid, signal, state.send).then(
+      (outcome) => settled(state, sub, signal, outcome),
+      (e: unknown) => settled(state, sub, signal, { ok: false, id: '', reason: 'aborted', attempts: 0, firstError: e, lastError: e }),
+    );
+  }
+}
+
+/** A delivery settled (outside the router's handler): count it, then keep the subscriber's deliveries going. */
+function settled(state: State, sub: Sub, signal: Signal, outcome: SendOutcome): void {
+  sub.inFlight--;
+  if (state.closed) return; // counted as router_down when the router exited
+  state.inFlight--;
+  if (outcome.ok) state.delivered++;
+  else {
+    state.failed++;
+    count(state, 'delivery_failed', 1);
+    dropEvent(state, 'delivery_failed', sub, 1, signal, { failure: outcome.reason });
+  }
+  if (!sub.removed) pump(state, sub);
+}
+
+function route(state: State, signal: Signal): void {
+  state.published++;
+  state.seq++;
+  const hits = state.hits;
+  state.trie.match(segmentsOf(state, signal.type), state.visit);
+  let accepted = 0;
+  let drops = 0;
+  for (let i = 0; i < hits.length; i++) {
+    const sub = hits[i]!;
+    const r = offer(state, sub, signal);
+    drops += r.drops;
+    if (r.accepted) {
+      accepted++;
+      if (sub.inFlight < sub.maxInFlight) pump(state, sub);
+    }
+  }
+  const matched = hits.length;
+  hits.length = 0;
+  state.matched += matched;
+  state.routed += accepted;
+  if (state.routedProbe.active) {
+    state.node.telemetry.execute('keel.signal_router.routed', { matched, accepted, dropped: drops }, { router: state.name, type: signal.type, id: signal.id });
+  }
+}
+
+// ---- subscribers ------------------------------------------------------------------------------
+
+/** Monitors a subscriber through the monitor manager (or the plain runtime monitor when the service is off). */
+function monitorSubscriber(ctx: Context<any>, pid: Pid): { ref: Ref; managed: boolean } | undefined {
+  const r = ctx.node.monitors.monitor(ctx, pid, { tag: 'signal_router', expectedLifetime: 'long' });
+  if (!('error' in r)) return { ref: r, managed: true };
+  if (!isUnavailable(r) || !ctx.node.isAlive(pid)) return undefined;
+  return { ref: ctx.monitor(pid), managed: false };
+}
+
+function demonitor(ctx: Context<any>, sub: Sub): void {
+  if (sub.managed) {
+    const r = ctx.node.monitors.demonitor(ctx, sub.ref, { flush: true });
+    if (!isUnavailable(r)) return;
+  }
+  ctx.demonitor(sub.ref, { flush: true });
+}
+
+/** Removes a subscriber: its subscriptions, its buffer (dropped with `reason`) and, unless it died, its monitor. */
+function removeSub(state: State, sub: Sub, reason: 'subscriber_down' | 'unsubscribed'): void {
+  sub.removed = true;
+  state.subs.delete(sub.key);
+  for (const pattern of sub.patterns) state.trie.remove(pattern, sub.key);
+  sub.patterns.clear();
+  if (reason === 'unsubscribed') demonitor(state.ctx, sub);
+  const n = size(sub);
+  sub.buf = [];
+  sub.head = 0;
+  if (n > 0) {
+    state.buffered -= n;
+    count(state, reason, n);
+    dropEvent(state, reason, sub, n);
+  }
+}
+
+/** The router exited: what it still held is reported lost, per subscriber (those in flight may have been handled). */
+function close(state: State): void {
+  if (state.closed) return;
+  state.closed = true;
+  for (const sub of state.subs.values()) {
+    const n = size(sub) + sub.inFlight;
+    if (n > 0) {
+      count(state, 'router_down', n);
+      dropEvent(state, 'router_down', sub, n);
+    }
+  }
+  // in flight for subscribers already removed (unsubscribed with deliveries pending)
+  let orphans = state.inFlight;
+  for (const sub of state.subs.values()) orphans -= sub.inFlight;
+  if (orphans > 0) {
+    count(state, 'router_down', orphans);
+    if (state.droppedProbe.active) state.node.telemetry.execute('keel.signal_router.dropped', { count: orphans }, { router: state.name, reason: 'router_down', subscriber: undefined });
+  }
+}
+
+// ---- validation -------------------------------------------------------------------------------
+
+function checkSubscriber(pid: unknown): asserts pid is Pid {
+  if (!isPid(pid)) throw new InvalidArgumentError('subscriber', 'a Pid (a process to deliver signals to)', pid);
+}
+
+function positiveInt(argument: string, value: unknown): void {
+  if (value !== undefined && (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1)) {
+    throw new InvalidArgumentError(argument, 'a positive integer', value);
+  }
+}
+
+function checkSubscribeOptions(options: unknown): asserts options is SubscribeOptions | undefined {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ capacity?, overflow?, maxInFlight? }', options);
+  const o = options as SubscribeOptions;
+  positiveInt('options.capacity', o.capacity);
+  positiveInt('options.maxInFlight', o.maxInFlight);
+  if (o.overflow !== undefined && !OVERFLOWS.includes(o.overflow)) throw new InvalidArgumentError('options.overflow', "'drop_newest' | 'drop_oldest' | 'reject'", o.overflow);
+}
+
+function checkRouterOptions(options: unknown): asserts options is SignalRouterOptions | undefined {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ name?, deliveryTimeout? }', options);
+  const t = (options as SignalRouterOptions).deliveryTimeout;
+  if (t !== undefined && (typeof t !== 'number' || Number.isNaN(t) || t <= 0)) throw new InvalidArgumentError('options.deliveryTimeout', 'a number of ms > 0 (or Infinity)', t);
+}
+
+// ---- the server -------------------------------------------------------------------------------
+
+function subscribe(state: State, pattern: string, pid: Pid, options: SubscribeOptions): 'ok' | { error: 'noproc' } {
+  const key = Pid.format(pid);
+  let sub = state.subs.get(key);
+  if (sub === undefined) {
+    const m = monitorSubscriber(state.ctx, pid);
+    if (m === undefined) return { error: 'noproc' };
+    sub = {
+      key,
+      pid: state.node.lookupTarget(pid)?.self ?? pid,
+      patterns: new Set(),
+      capacity: DEFAULT_CAPACITY,
+      overflow: 'drop_newest',
+      maxInFlight: DEFAULT_MAX_IN_FLIGHT,
+      buf: [],
+      head: 0,
+      inFlight: 0,
+      ref: m.ref,
+      managed: m.managed,
+      removed: false,
+      stamp: 0,
+      pattern: '',
+    };
+    state.subs.set(key, sub);
+  }
+  if (options.capacity !== undefined) sub.capacity = options.capacity;
+  if (options.overflow !== undefined) sub.overflow = options.overflow;
+  if (options.maxInFlight !== undefined) sub.maxInFlight = options.maxInFlight;
+  state.trie.add(pattern, key, sub);
+  sub.patterns.add(pattern);
+  pump(state, sub); // a raised maxInFlight takes effect now
+  return 'ok';
+}
+
+function unsubscribe(state: State, pattern: string, pid: Pid): 'ok' | 'not_found' {
+  const sub = state.subs.get(Pid.format(pid));
+  if (sub === undefined || !sub.patterns.has(pattern)) return 'not_found';
+  state.trie.remove(pattern, sub.key);
+  sub.patterns.delete(pattern);
+  if (sub.patterns.size === 0) removeSub(state, sub, 'unsubscribed');
+  return 'ok';
+}
+
+function stats(state: State): SignalRouterStats {
+  return {
+    subscribers: state.subs.size,
+    subscriptions: state.trie.size,
+    published: state.published,
+    matched: state.matched,
+    routed: state.routed,
+    delivered: state.delivered,
+    failed: state.failed,
+    buffered: state.buffered,
+    inFlight: state.inFlight,
+    dropped: { total: state.droppedTotal, byReason: { ...state.byReason } },
+  };
+}
+
+const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, InitArg> = {
+  init(arg, ctx) {
+    const byReason = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<SignalDropReason, number>;
+    const node = ctx.node as KeelNode;
+    const hits: Sub[] = [];
+    const state: State = {
+      name: arg.name,
+      ctx,
+      node,
+      trie: new PatternTrie<Sub>(),
+      subs: new Map(),
+      send: { ack: 'handled', timeout: arg.deliveryTimeout, onError: 'ignore', metadata: { router: arg.name } },
+      segments: new Map(),
+      hits,
+      visit: (sub, pattern) => {
+        // a subscriber matched through several patterns gets the signal once
+        if (sub.stamp === state.seq) return;
+        sub.stamp = state.seq;
+        sub.pattern = pattern;
+        hits.push(sub);
+      },
+      routedProbe: node.telemetry.probe('keel.signal_router.routed'),
+      droppedProbe: node.telemetry.probe('keel.signal_router.dropped'),
+      seq: 0,
+      published: 0,
+      matched: 0,
+      routed: 0,
+      delivered: 0,
+      failed: 0,
+      buffered: 0,
+      inFlight: 0,
+      droppedTotal: 0,
+      byReason,
+      closed: false,
+    };
+    ctx.signal.addEventListener('abort', () => close(state), { once: true });
+    return state;
+  },
+
+  handleCall(request, _from, state) {
+    try {
+      switch (request?.type) {
+        case 'subscribe':
+          parsePattern(request.pattern);
+          checkSubscriber(request.pid);
+          checkSubscribeOptions(request.options);
+          if (Pid.equals(request.pid, state.ctx.self)) throw new InvalidArgumentError('subscriber', 'a process other than the router itself', request.pid);
+          return { reply: subscribe(state, request.pattern, request.pid, request.options ?? {}), state };
+        case 'unsubscribe':
+          parsePattern(request.pattern);
+          checkSubscriber(request.pid);
+          return { reply: unsubscribe(state, request.pattern, request.pid), state };
+        case 'stats':
+          return { reply: stats(state), state };
+        case 'internals':
+          return { reply: { trieNodes: state.trie.nodeCount }, state };
+        default:
+          throw new InvalidArgumentError('request', "a signal router call ({ type: 'subscribe' | 'unsubscribe' | 'stats' })", request);
+      }
+    } catch (e) {
+      // a bad request is the caller's mistake: it gets the typed error, the router keeps its subscriptions
+      return { reply: toError(e) as never, state };
+    }
+  },
+
+  handleCast(cast, state, ctx) {
+    const signal = cast?.type === 'publish' ? cast.signal : undefined;
+    if (signal !== undefined && (isKnownSignal(signal) || isValid(signal))) route(state, signal);
+    else ctx.node.telemetry.execute('keel.gen_server.unexpected_message', {}, { pid: ctx.self, message: cast });
+    return state;
+  },
+
+  handleInfo(message, state, ctx) {
+    if (isDown(message)) {
+      const sub = state.subs.get(Pid.format(message.pid));
+      if (sub !== undefined && sub.ref === message.ref) removeSub(state, sub, 'subscriber_down');
+      return state;
+    }
+    ctx.node.telemetry.execute('keel.gen_server.unexpected_message', {}, { pid: ctx.self, message });
+    return state;
+  },
+};
+
+function isValid(signal: unknown): boolean {
+  try {
+    validateSignal(signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Throws the typed error a server answered in place of a reply. */
+function unwrap<T>(reply: T | Error): T {
+  if (reply instanceof Error) throw reply;
+  return reply;
+}
+
+/**
+ * A signal router: publishers hand it signals and return at once; it delivers each signal to every
+ * subscriber whose pattern matches the signal's type (`order.created`; `order.*`; `order.**`),
+ * through a bounded buffer per subscriber with its own overflow policy and supervised deliveries
+ * (`ack: 'handled'`, up to `maxInFlight` at a time, in order). A slow subscriber never slows the
+ * others or the publisher; every signal that does not reach a subscriber is a
+ * `keel.signal_router.dropped` event with its reason. A subscriber that dies is unsubscribed.
+ *
+ * @example
+ * ```ts
+ * const router = await SignalRouter.start(node);
+ * await router.subscribe('order.*', billing, { capacity: 100, overflow: 'drop_oldest' });
+ * await router.subscribe('order.**', audit, { overflow: 'reject' }); // refused signals are dead-lettered
+ * router.publish(createSignal({ type: 'order.created', source: '/shop', data: { id: 42 } })); // { ok: true, id }
+ * const { delivered, dropped } = await router.stats();
+ * ```
+ */
+export const SignalRouter = {
+  async start(from: Node | Context<any>, options?: SignalRouterOptions): Promise<SignalRouterHandle> {
+    checkRouterOptions(options);
+    const node = componentNode(from);
+    const name = nameFor(node, 'signal_router', options?.name);
+    const arg: InitArg = { name, deliveryTimeout: options?.deliveryTimeout ?? 5000 };
+    let pid = await startComponent(from, routerSpec, arg, name);
+    const k = node as KeelNode;
+    return {
+      get pid() {
+        pid = (node.registry.whereis(name) as typeof pid | undefined) ?? pid;
+        return pid;
+      },
+      name,
+      async subscribe(pattern, subscriber, opts) {
+        parsePattern(pattern);
+        checkSubscriber(subscriber);
+        checkSubscribeOptions(opts);
+        const request = { type: 'subscribe' as const, pattern, pid: subscriber, options: opts ?? {} };
+        return unwrap(await GenServer.call<SignalRouterProtocol>(node, name, request));
+      },
+      async unsubscribe(pattern, subscriber) {
+        parsePattern(pattern);
+        checkSubscriber(subscriber);
+        return unwrap(await GenServer.call<SignalRouterProtocol>(node, name, { type: 'unsubscribe', pattern, pid: subscriber }));
+      },
+      publish(signal) {
+        validateSignal(signal);
+        const router = k.lookupTarget(name);
+        if (router === undefined) return { ok: false, id: signal.id, reason: 'noproc' };
+        GenServer.cast<SignalRouterCast>(node, router.self, { type: 'publish', signal });
+        return { ok: true, id: signal.id };
+      },
+      async stats() {
+        return unwrap(await GenServer.call<SignalRouterProtocol>(node, name, { type: 'stats' }));
+      },
+    };
+  },
+};

@@ -1,0 +1,217 @@
+import { InvalidArgumentError, isKeelError } from '../../errors.js';
+import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
+import { nodeOf } from '../../otp/internal/calls.js';
+import { Proc } from '../../runtime/internal/Proc.js';
+import { isDown } from '../../runtime/messages.js';
+import type { Pid, TimerRef } from '../../runtime/Pid.js';
+import type { Context, Node } from '../../runtime/types.js';
+import { componentNode, nameFor, startComponent } from '../component.js';
+import { checkObject, checkPositiveInteger, checkSignal, checkTimeout, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
+
+export interface BarrierOptions {
+  /** How long a `wait` waits by default, in ms (default 5000, on the node's clock; Infinity allowed). */
+  timeout?: number;
+  /** Registers the barrier process under this name (default `keel.barrier.<n>`). */
+  name?: string;
+}
+
+/** How a wait ended: released with the others (the generation it was released in), or not. */
+export type BarrierWait =
+  | { readonly ok: true; readonly generation: number }
+  | { readonly ok: false; readonly reason: 'timeout' | 'aborted' | 'stopped' };
+
+/** A running barrier: its process and its operations. */
+export interface Barrier {
+  /** The barrier process's current pid (found again by name after a restart). */
+  readonly pid: Pid;
+  readonly name: string;
+  /** Arrivals that release a generation. */
+  readonly parties: number;
+  /**
+   * Arrives and waits until `parties` arrivals are in (this one included), then resolves with the
+   * generation released. Waiting from a process context lets the barrier watch the process: if it
+   * dies before the release it no longer counts. A wait that times out, or whose `signal`
+   * aborts, leaves the barrier and no longer counts either; the barrier decides alone, so a
+   * release and a departure never both happen to one wait.
+   */
+  wait(from: Node | Context<any>, options?: { timeout?: number; signal?: AbortSignal }): Promise<BarrierWait>;
+  /** Arrivals waiting in the current generation. */
+  arrived(): Promise<number>;
+  /** The current generation (0 until the first release). */
+  generation(): Promise<number>;
+  /** Stops the barrier; its waiters get `{ ok: false, reason: 'stopped' }`. */
+  stop(): Promise<void>;
+}
+
+type Calls =
+  | { request: { type: 'wait'; token: string; waiter: Pid | undefined; timeout: number }; reply: BarrierWait }
+  | { request: { type: 'arrived' }; reply: number }
+  | { request: { type: 'generation' }; reply: number };
+
+type Cast = { type: 'leave'; token: string };
+
+/** A wait's timer went off (a class: another process cannot forge it). */
+class Expire {
+  readonly token: string;
+  constructor(token: string) {
+    this.token = token;
+  }
+}
+
+interface Waiter {
+  readonly from: From<BarrierWait>;
+  readonly watch: WatchRef | undefined;
+  readonly timer: TimerRef | undefined;
+}
+
+interface Config {
+  readonly name: string;
+  readonly parties: number;
+}
+
+interface State {
+  readonly config: Config;
+  generation: number;
+  /** In arrival order. */
+  readonly waiting: Map<string, Waiter>;
+}
+
+function remove(state: State, token: string, ctx: Context<any>): Waiter | undefined {
+  const w = state.waiting.get(token);
+  if (w === undefined) return undefined;
+  state.waiting.delete(token);
+  if (w.watch !== undefined) unwatch(ctx, w.watch);
+  if (w.timer !== undefined) ctx.cancelTimer(w.timer);
+  return w;
+}
+
+const barrierSpec: GenServerSpec<State, Calls, Cast, Config> = {
+  init(config) {
+    return { config, generation: 0, waiting: new Map() };
+  },
+
+  handleCall(request, from, state, ctx) {
+    switch (request?.type) {
+      case 'wait': {
+        let watch: WatchRef | undefined;
+        if (request.waiter !== undefined) {
+          const w = watchProcess(ctx, request.waiter, 'barrier');
+          if (w === 'noproc') return { noreply: true, state }; // its caller is gone: it does not count
+          watch = w;
+        }
+        const timer = request.timeout === Infinity ? undefined : ctx.sendAfter(ctx.self, new Expire(request.token), request.timeout);
+        state.waiting.set(request.token, { from: from as From<BarrierWait>, watch, timer });
+        if (state.waiting.size < state.config.parties) return { noreply: true, state };
+        const generation = state.generation++;
+        for (const token of [...state.waiting.keys()]) GenServer.reply(remove(state, token, ctx)!.from, { ok: true, generation });
+        ctx.node.telemetry.execute('keel.coordination.barrier_released', { generation, parties: state.config.parties }, { barrier: state.config.name });
+        return { noreply: true, state };
+      }
+      case 'arrived':
+        return { reply: state.waiting.size, state };
+      case 'generation':
+        return { reply: state.generation, state };
+      default:
+        return { reply: new InvalidArgumentError('request', "{ type: 'wait' | 'arrived' | 'generation' }", request) as never, state };
+    }
+  },
+
+  handleCast(cast, state, ctx) {
+    if (cast?.type === 'leave') {
+      const w = remove(state, cast.token, ctx);
+      if (w !== undefined) GenServer.reply(w.from, { ok: false, reason: 'aborted' });
+    }
+    return state;
+  },
+
+  handleInfo(message, state, ctx) {
+    if (message instanceof Expire) {
+      const w = remove(state, message.token, ctx);
+      if (w !== undefined) GenServer.reply(w.from, { ok: false, reason: 'timeout' });
+    } else if (isDown(message)) {
+      // a waiter died before the release: it no longer counts (nobody is left to answer)
+      for (const [token, w] of state.waiting) {
+        if (w.watch?.ref === message.ref) {
+          state.waiting.delete(token);
+          if (w.timer !== undefined) ctx.cancelTimer(w.timer);
+          break;
+        }
+      }
+    }
+    return state;
+  },
+
+  terminate(_reason, state) {
+    for (const w of state.waiting.values()) GenServer.reply(w.from, { ok: false, reason: 'stopped' });
+  },
+};
+
+let tokens = 0;
+
+/**
+ * A cyclic barrier for `parties` arrivals: a supervised process (kind `barrier`) that holds each
+ * `wait` until the n-th arrives, releases them together with the generation number, and starts
+ * the next generation. A waiting process that dies, a wait that times out or is aborted, no
+ * longer counts. Emits `keel.coordination.barrier_released`. Throws `ERR_INVALID_ARGUMENT` for bad
+ * arguments.
+ *
+ * @example
+ * ```ts
+ * const b = await barrier(node, 3);
+ * // in each of three workers' handlers:
+ * const r = await b.wait(ctx, { timeout: 1000 });
+ * if (r.ok) console.log('all three are here, generation', r.generation);
+ * ```
+ */
+export function barrier(from: Node | Context<any>, parties: number, options: BarrierOptions = {}): Promise<Barrier> {
+  const node = componentNode(from);
+  checkPositiveInteger(parties, 'parties');
+  checkObject(options, 'options', '{ timeout?, name? }');
+  const defaultTimeout = options.timeout ?? 5000;
+  checkTimeout(defaultTimeout, 'options.timeout');
+  const name = nameFor(node, 'barrier', options.name);
+  return start(from, node, { name, parties }, defaultTimeout);
+}
+
+async function start(from: Node | Context<any>, node: Node, config: Config, defaultTimeout: number): Promise<Barrier> {
+  const name = config.name;
+  let pid: Pid = await startComponent(from, barrierSpec, config, name);
+  const wait = (waitFrom: Node | Context<any>, o: { timeout?: number; signal?: AbortSignal } = {}): Promise<BarrierWait> => {
+    nodeOf(waitFrom, 'from');
+    checkObject(o, 'options', '{ timeout?, signal? }');
+    const timeout = o.timeout ?? defaultTimeout;
+    checkTimeout(timeout, 'options.timeout');
+    checkSignal(o.signal);
+    const signal = o.signal;
+    if (signal?.aborted === true) return Promise.resolve({ ok: false, reason: 'aborted' });
+    const token = `${++tokens}`;
+    const waiter = waitFrom instanceof Proc ? (waitFrom as Context<any>).self : undefined;
+    // the barrier answers every wait (released, timed out, left): no call timeout of its own
+    const reply = GenServer.call<Calls>(waitFrom, name, { type: 'wait', token, waiter, timeout }, { timeout: Infinity });
+    const leave = (): void => GenServer.cast<Cast>(node, name, { type: 'leave', token });
+    signal?.addEventListener('abort', leave, { once: true });
+    return reply.then(
+      (r) => {
+        signal?.removeEventListener('abort', leave);
+        return r;
+      },
+      (e: unknown) => {
+        signal?.removeEventListener('abort', leave);
+        if (isKeelError(e, 'ERR_NOPROC') || isKeelError(e, 'ERR_CALL_EXIT')) return { ok: false, reason: 'stopped' } as const;
+        throw e;
+      },
+    );
+  };
+  return {
+    get pid() {
+      pid = node.registry.whereis(name) ?? pid;
+      return pid;
+    },
+    name,
+    parties: config.parties,
+    wait,
+    arrived: () => GenServer.call<Calls>(node, name, { type: 'arrived' }),
+    generation: () => GenServer.call<Calls>(node, name, { type: 'generation' }),
+    stop: () => stopComponent(node, name),
+  };
+}

@@ -1,0 +1,130 @@
+import { InvalidArgumentError } from '../../errors.js';
+import { broadcastSupervised, type BroadcastOutcome } from '../../delivery/broadcastSupervised.js';
+import { nodeOf } from '../../otp/internal/calls.js';
+import type { Pid } from '../../runtime/Pid.js';
+import type { Context, Node } from '../../runtime/types.js';
+import { voteOn, type Vote } from '../Agent.js';
+import { callFailure, checkObject, checkSignal, checkTargets, checkTimeout, type CallFailure } from './shared.js';
+
+/** How many approvals carry a proposal. */
+export type ConsensusType = 'majority' | 'unanimous' | { quorum: number };
+
+export interface ConsensusOptions<P = unknown> {
+  /** What the participants vote on; each gets it in a `vote` call. */
+  proposal: P;
+  /** The agents that vote (distinct pids or names; at least one). */
+  participants: readonly (Pid | string)[];
+  /**
+   * `'majority'` (default): more than half of all participants approve; `'unanimous'`: every
+   * participant approves; `{ quorum: n }`: at least n approve (1 ≤ n ≤ participants). A
+   * participant that does not answer counts as not approving.
+   */
+  type?: ConsensusType;
+  /** How long the votes may take, in ms (default 5000, on the node's clock); a vote not in by then is missing. */
+  timeout?: number;
+  /** Aborts the votes still pending (they count as missing, reason `'aborted'`) and the notification. */
+  signal?: AbortSignal;
+}
+
+/** The decision every participant is sent once the votes are in. */
+export interface ConsensusDecision<P = unknown> {
+  readonly type: 'consensus_decision';
+  readonly proposal: P;
+  readonly decision: 'approved' | 'rejected';
+  readonly approvals: number;
+  readonly rejections: number;
+}
+
+/** One participant's vote, or why there is none. */
+export type ParticipantVote = { readonly pid: Pid | string; readonly vote: Vote } | { readonly pid: Pid | string; readonly error: CallFailure | 'invalid_vote' | 'error' };
+
+export interface ConsensusResult {
+  readonly decision: 'approved' | 'rejected';
+  /** One entry per participant, in the order given. */
+  readonly votes: ParticipantVote[];
+  readonly approvals: number;
+  readonly rejections: number;
+  /** Participants that did not vote (dead, timed out, aborted, or answered something that is not a vote). */
+  readonly missing: number;
+  /** The all-or-nothing broadcast of the decision to every participant. */
+  readonly notification: BroadcastOutcome;
+  /** True when every participant was sent the decision (`notification.ok`). */
+  readonly ok: boolean;
+}
+
+function validate(options: unknown): asserts options is ConsensusOptions {
+  checkObject(options, 'options', '{ proposal, participants, type?, timeout?, signal? }');
+  checkTargets(options.participants, 'options.participants');
+  const n = (options.participants as unknown[]).length;
+  const type = options.type ?? 'majority';
+  if (type !== 'majority' && type !== 'unanimous') {
+    if (typeof type !== 'object' || type === null || !('quorum' in type)) {
+      throw new InvalidArgumentError('options.type', "'majority' | 'unanimous' | { quorum: n }", type);
+    }
+    const q = (type as { quorum: unknown }).quorum;
+    if (typeof q !== 'number' || !Number.isSafeInteger(q) || q < 1 || q > n) {
+      throw new InvalidArgumentError('options.type.quorum', `an integer from 1 to the number of participants (${n})`, q);
+    }
+  }
+  checkTimeout(options.timeout ?? 5000, 'options.timeout');
+  checkSignal(options.signal);
+}
+
+function decide(type: ConsensusType, approvals: number, participants: number): boolean {
+  if (type === 'majority') return approvals > participants / 2;
+  if (type === 'unanimous') return approvals === participants;
+  return approvals >= type.quorum;
+}
+
+/**
+ * Asks every participant to vote on a proposal (a real `vote` call to each, concurrently, within
+ * `timeout`), decides by `type`, then sends every participant the decision
+ * `{ type: 'consensus_decision', proposal, decision, approvals, rejections }` all-or-nothing
+ * (`broadcastSupervised` with `strategy: 'all_or_nothing'`, `ack: 'enqueued'`): either every
+ * participant has it in its mailbox, or none has. A participant that died meanwhile makes the
+ * notification fail, and the result says so (`ok: false`, `notification.reason`).
+ *
+ * Emits `keel.coordination.consensus`. Throws `ERR_INVALID_ARGUMENT` for bad options.
+ *
+ * @example
+ * ```ts
+ * const r = await buildConsensus(ctx, { proposal: { deploy: 'v2' }, participants: [a.pid, b.pid, c.pid], type: 'majority', timeout: 1000 });
+ * if (r.decision === 'approved' && r.ok) deploy('v2');
+ * else if (!r.ok) console.log('not every participant was told', r.notification.reason);
+ * ```
+ */
+export function buildConsensus<P>(from: Node | Context<any>, options: ConsensusOptions<P>): Promise<ConsensusResult> {
+  const node = nodeOf(from);
+  validate(options);
+  const { proposal, participants, type, signal } = options;
+  const timeout = options.timeout ?? 5000;
+  const run = async (): Promise<ConsensusResult> => {
+    const votes: ParticipantVote[] = await Promise.all(
+      participants.map(async (pid): Promise<ParticipantVote> => {
+        try {
+          const vote = await voteOn(from, pid, proposal, { timeout, ...(signal === undefined ? {} : { signal }) });
+          return vote === 'approve' || vote === 'reject' ? { pid, vote } : { pid, error: 'invalid_vote' };
+        } catch (e) {
+          return { pid, error: callFailure(e) ?? 'error' };
+        }
+      }),
+    );
+    const approvals = votes.filter((v) => 'vote' in v && v.vote === 'approve').length;
+    const rejections = votes.filter((v) => 'vote' in v && v.vote === 'reject').length;
+    const missing = votes.length - approvals - rejections;
+    const decision = decide(type ?? 'majority', approvals, participants.length) ? 'approved' : 'rejected';
+    const message: ConsensusDecision<P> = { type: 'consensus_decision', proposal, decision, approvals, rejections };
+    const notification = await broadcastSupervised(from, [...participants], message, {
+      strategy: 'all_or_nothing',
+      ack: 'enqueued',
+      ...(signal === undefined ? {} : { signal }),
+    });
+    node.telemetry.execute(
+      'keel.coordination.consensus',
+      { approvals, rejections, missing, participants: participants.length },
+      { decision, notified: notification.ok, type: typeof type === 'object' ? 'quorum' : (type ?? 'majority'), ...(notification.reason === undefined ? {} : { reason: notification.reason }) },
+    );
+    return { decision, votes, approvals, rejections, missing, notification, ok: notification.ok };
+  };
+  return run();
+}

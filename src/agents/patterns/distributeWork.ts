@@ -1,0 +1,286 @@
+import { InvalidArgumentError } from '../../errors.js';
+import { GenServer } from '../../otp/GenServer.js';
+import { nodeOf } from '../../otp/internal/calls.js';
+import type { Pid } from '../../runtime/Pid.js';
+import type { Context, Node } from '../../runtime/types.js';
+import { runTaskOn, statusOf, type AgentCast, type AgentTask } from '../Agent.js';
+import { callFailure, checkObject, checkPositiveInteger, checkSignal, checkTargets, checkTimeout } from './shared.js';
+
+export type WorkStrategy = 'round_robin' | 'least_loaded' | 'capability';
+
+export interface DistributeWorkOptions<T> {
+  /** The agents that run the items (distinct pids or names; at least one). */
+  workers: readonly (Pid | string)[];
+  /**
+   * `'round_robin'` (default): item i goes to `workers[i % workers.length]`, whatever happens.
+   * `'least_loaded'`: each item goes to the worker with the fewest of this run's tasks in flight
+   * (the earliest on a tie). `'capability'`: the least loaded among the workers whose `status`
+   * lists every capability the item requires.
+   */
+  strategy?: WorkStrategy;
+  /** Tasks of this run in flight on one worker at most (default 4); further items wait their turn. */
+  maxPerWorker?: number;
+  /** How long one task may take, in ms (default 5000, on the node's clock); past it the task is cancelled and fails with `'timeout'`. */
+  timeout?: number;
+  /** The task for an item (default `{ id: '<run>.<index>', kind: 'work', payload: item }`); task ids must be distinct. */
+  toTask?(item: T, index: number): AgentTask;
+  /** The capabilities an item requires, for `'capability'` (default: the item's own `requires` array, if it has one, else none). */
+  requires?(item: T, index: number): readonly string[];
+  /** Aborts the run: waiting items and tasks in flight fail with `'aborted'` (the running ones are cancelled). */
+  signal?: AbortSignal;
+}
+
+/** Why an item failed without an answer from its task. */
+export type WorkFailure = 'noproc' | 'timeout' | 'process_down' | 'aborted' | 'mailbox_full' | 'deadlock' | 'no_capable_worker' | 'no_live_worker';
+
+/** One item's end: the task's result, or its error (what the task failed with, or a {@link WorkFailure}). */
+export interface WorkResult<T> {
+  readonly item: T;
+  readonly index: number;
+  /** The worker of its last attempt (none when it was never dispatched). */
+  readonly worker: Pid | string | undefined;
+  readonly ok: boolean;
+  readonly result?: unknown;
+  readonly error?: unknown;
+  /** Dispatches: more than one when its worker died and it was given to another. */
+  readonly attempts: number;
+}
+
+export interface WorkerTally {
+  readonly worker: Pid | string;
+  /** Tasks dispatched to it (retried ones included). */
+  assigned: number;
+  completed: number;
+  failed: number;
+}
+
+export interface DistributeWorkResult<T> {
+  /** One per item, in item order. */
+  readonly results: WorkResult<T>[];
+  readonly completed: number;
+  readonly failed: number;
+  /** Items given to another worker after theirs died. */
+  readonly reassigned: number;
+  /** One per worker, in worker order. */
+  readonly perWorker: WorkerTally[];
+}
+
+const STRATEGIES = ['round_robin', 'least_loaded', 'capability'] as const;
+let runs = 0;
+
+function defaultRequires(item: unknown): readonly string[] {
+  if (typeof item !== 'object' || item === null) return [];
+  const r = (item as { requires?: unknown }).requires;
+  return Array.isArray(r) ? (r as string[]) : [];
+}
+
+interface Plan<T> {
+  readonly strategy: WorkStrategy;
+  readonly maxPerWorker: number;
+  readonly timeout: number;
+  readonly tasks: AgentTask[];
+  readonly requires: (readonly string[])[];
+  readonly signal: AbortSignal | undefined;
+  readonly items: readonly T[];
+  readonly workers: readonly (Pid | string)[];
+}
+
+function plan<T>(items: unknown, options: unknown): Plan<T> {
+  if (!Array.isArray(items)) throw new InvalidArgumentError('items', 'an array', items);
+  checkObject(options, 'options', '{ workers, strategy?, maxPerWorker?, timeout?, toTask?, requires?, signal? }');
+  checkTargets(options.workers, 'options.workers');
+  const strategy = options.strategy ?? 'round_robin';
+  if (!(STRATEGIES as readonly unknown[]).includes(strategy)) throw new InvalidArgumentError('options.strategy', "'round_robin' | 'least_loaded' | 'capability'", strategy);
+  const strategyName = strategy as WorkStrategy;
+  const maxPerWorker = options.maxPerWorker ?? 4;
+  checkPositiveInteger(maxPerWorker, 'options.maxPerWorker');
+  const timeout = options.timeout ?? 5000;
+  checkTimeout(timeout, 'options.timeout');
+  checkSignal(options.signal);
+  const { toTask, requires } = options;
+  if (toTask !== undefined && typeof toTask !== 'function') throw new InvalidArgumentError('options.toTask', 'a function (item, index) => AgentTask', toTask);
+  if (requires !== undefined && typeof requires !== 'function') throw new InvalidArgumentError('options.requires', 'a function (item, index) => string[]', requires);
+  const run = `work-${++runs}`;
+  const ids = new Set<string>();
+  const tasks = items.map((item: T, i): AgentTask => {
+    const task = toTask === undefined ? { id: `${run}.${i}`, kind: 'work', payload: item } : (toTask as (item: T, index: number) => unknown)(item, i);
+    const t = task as Partial<AgentTask> | null;
+    if (typeof t !== 'object' || t === null || typeof t.id !== 'string' || t.id === '' || typeof t.kind !== 'string') {
+      throw new InvalidArgumentError(`options.toTask(items[${i}])`, '{ id: non-empty string, kind: string, payload }', task);
+    }
+    if (ids.has(t.id)) throw new InvalidArgumentError(`options.toTask(items[${i}]).id`, 'a task id not used by another item', t.id);
+    ids.add(t.id);
+    return t as AgentTask;
+  });
+  const needs = items.map((item: T, i): readonly string[] => {
+    if (strategyName !== 'capability') return [];
+    const r = requires === undefined ? defaultRequires(item) : (requires as (item: T, index: number) => unknown)(item, i);
+    if (!Array.isArray(r) || r.some((c) => typeof c !== 'string')) throw new InvalidArgumentError(`requirements of items[${i}]`, 'an array of strings', r);
+    return r as string[];
+  });
+  return { strategy: strategyName, maxPerWorker, timeout, tasks, requires: needs, signal: options.signal as AbortSignal | undefined, items, workers: [...(options.workers as (Pid | string)[])] };
+}
+
+/**
+ * Runs every item as a `run_task` call on one of `workers`, at most `maxPerWorker` of this run's
+ * tasks at once on each, and resolves when every item has ended (`results` in item order, never a
+ * hang): round robin, least loaded (load counted by this dispatcher: up on dispatch, down when
+ * the task completes), or capability match (the least loaded worker whose `status` lists every
+ * capability the item requires; an item no worker can take fails with `'no_capable_worker'`).
+ *
+ * A worker that is dead or dies while running an item: with `'least_loaded'` and `'capability'`
+ * the item is given to another live worker it has not tried (at-least-once: the dead worker may
+ * have done part of it); with `'round_robin'` the item fails (`'noproc'` or `'process_down'`).
+ * A task that times out is cancelled and fails with `'timeout'` (not retried: its worker is alive).
+ * Emits `keel.coordination.work_distributed`. Throws `ERR_INVALID_ARGUMENT` for bad arguments.
+ *
+ * @example
+ * ```ts
+ * const r = await distributeWork(node, images, { workers: [a.pid, b.pid], strategy: 'least_loaded', toTask: (img, i) => ({ id: `img-${i}`, kind: 'resize', payload: img }) });
+ * console.log(r.completed, r.failed, r.perWorker.map((w) => w.completed));
+ * ```
+ */
+export function distributeWork<T>(from: Node | Context<any>, items: readonly T[], options: DistributeWorkOptions<T>): Promise<DistributeWorkResult<T>> {
+  const node = nodeOf(from);
+  const p = plan<T>(items, options);
+  return run(from, node, p);
+}
+
+async function run<T>(from: Node | Context<any>, node: Node, p: Plan<T>): Promise<DistributeWorkResult<T>> {
+  const started = node.clock.now();
+  const n = p.workers.length;
+  const load = new Array<number>(n).fill(0);
+  const dead = new Array<boolean>(n).fill(false);
+  const perWorker: WorkerTally[] = p.workers.map((worker) => ({ worker, assigned: 0, completed: 0, failed: 0 }));
+  const results: WorkResult<T>[] = new Array(p.items.length);
+  const tried = p.items.map(() => new Set<number>());
+  const lastError: (WorkFailure | undefined)[] = new Array(p.items.length);
+  let settled = 0;
+  let reassigned = 0;
+
+  // which workers can take which item (capability): those whose status answered and lists every requirement
+  let capable: number[][] | undefined;
+  if (p.strategy === 'capability') {
+    const statuses = await Promise.all(
+      p.workers.map((w) => statusOf(from, w, { timeout: p.timeout, ...(p.signal === undefined ? {} : { signal: p.signal }) }).then((s) => s, () => undefined)),
+    );
+    capable = p.requires.map((needs) => statuses.flatMap((s, w) => (s !== undefined && needs.every((c) => s.capabilities.includes(c)) ? [w] : [])));
+  }
+
+  let finish!: () => void;
+  const done = new Promise<void>((resolve) => (finish = resolve));
+  const end = (i: number, r: Omit<WorkResult<T>, 'item' | 'index' | 'attempts'>): void => {
+    results[i] = { item: p.items[i]!, index: i, attempts: tried[i]!.size, ...r };
+    if (++settled === p.items.length) finish();
+  };
+  const lastWorker = (i: number): Pid | string | undefined => {
+    let last: number | undefined;
+    for (const w of tried[i]!) last = w;
+    return last === undefined ? undefined : p.workers[last];
+  };
+
+  // round robin keeps a queue per worker; the others share one queue in item order
+  const queues: number[][] = p.strategy === 'round_robin' ? p.workers.map(() => []) : [[]];
+  p.items.forEach((_item, i) => queues[p.strategy === 'round_robin' ? i % n : 0]!.push(i));
+
+  /** The worker for item i now; `undefined` when every candidate is full; a failure when it has none left. */
+  const choose = (i: number): number | undefined | WorkFailure => {
+    if (p.strategy === 'round_robin') return load[i % n]! < p.maxPerWorker ? i % n : undefined;
+    const pool = capable === undefined ? p.workers.map((_w, w) => w) : capable[i]!;
+    if (pool.length === 0) return 'no_capable_worker';
+    let best: number | undefined;
+    let left = false;
+    for (const w of pool) {
+      const target = p.workers[w]!;
+      if (!dead[w] && typeof target !== 'string' && !node.isAlive(target)) dead[w] = true; // a pid never comes back
+      if (dead[w] || tried[i]!.has(w)) continue;
+      left = true;
+      if (load[w]! < p.maxPerWorker && (best === undefined || load[w]! < load[best]!)) best = w;
+    }
+    if (!left) return lastError[i] ?? 'no_live_worker';
+    return best;
+  };
+
+  const dispatch = (i: number, w: number): void => {
+    load[w]!++;
+    perWorker[w]!.assigned++;
+    if (tried[i]!.size > 0) reassigned++;
+    tried[i]!.add(w);
+    const task = p.tasks[i]!;
+    const worker = p.workers[w]!;
+    runTaskOn(from, worker, task, { timeout: p.timeout, ...(p.signal === undefined ? {} : { signal: p.signal }) }).then(
+      (answer) => {
+        load[w]!--;
+        if (answer.ok) {
+          perWorker[w]!.completed++;
+          end(i, { worker, ok: true, result: answer.result });
+        } else {
+          perWorker[w]!.failed++;
+          end(i, { worker, ok: false, error: answer.error });
+        }
+        pump();
+      },
+      (e: unknown) => {
+        load[w]!--;
+        perWorker[w]!.failed++;
+        const reason = callFailure(e);
+        if (reason === undefined) {
+          end(i, { worker, ok: false, error: e });
+          pump();
+          return;
+        }
+        if (reason === 'timeout' || reason === 'aborted') {
+          // the worker may still be running it: tell it to stop
+          if (node.isAlive(worker)) GenServer.cast<AgentCast>(from, worker, { type: 'cancel_task', taskId: task.id });
+        }
+        if ((reason === 'noproc' || reason === 'process_down') && p.strategy !== 'round_robin' && p.signal?.aborted !== true) {
+          dead[w] = true;
+          lastError[i] = reason;
+          queues[0]!.unshift(i); // first in line for another worker
+        } else {
+          end(i, { worker, ok: false, error: reason });
+        }
+        pump();
+      },
+    );
+  };
+
+  const pump = (): void => {
+    if (p.signal?.aborted === true) {
+      // nothing new starts; what waits fails
+      for (const q of queues) for (const i of q.splice(0)) end(i, { worker: lastWorker(i), ok: false, error: 'aborted' });
+      return;
+    }
+    for (const q of queues) {
+      for (let k = 0; k < q.length; ) {
+        const i = q[k]!;
+        const w = choose(i);
+        if (typeof w === 'string') {
+          q.splice(k, 1);
+          end(i, { worker: lastWorker(i), ok: false, error: w });
+        } else if (w === undefined) {
+          // round robin: this worker's queue waits; least loaded: every worker is full; capability: try later items
+          if (p.strategy !== 'capability') break;
+          k++;
+        } else {
+          q.splice(k, 1);
+          dispatch(i, w);
+        }
+      }
+    }
+  };
+
+  if (p.items.length === 0) finish();
+  const onAbort = (): void => pump();
+  p.signal?.addEventListener('abort', onAbort, { once: true });
+  pump();
+  await done;
+  p.signal?.removeEventListener('abort', onAbort);
+  const completed = results.filter((r) => r.ok).length;
+  node.telemetry.execute(
+    'keel.coordination.work_distributed',
+    { items: p.items.length, completed, failed: p.items.length - completed, reassigned, durationMs: node.clock.now() - started },
+    { strategy: p.strategy, workers: p.workers.length },
+  );
+  return { results, completed, failed: p.items.length - completed, reassigned, perWorker };
+}

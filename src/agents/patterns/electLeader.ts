@@ -1,0 +1,245 @@
+import { InvalidArgumentError } from '../../errors.js';
+import { broadcastSupervised } from '../../delivery/broadcastSupervised.js';
+import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
+import { isDown } from '../../runtime/messages.js';
+import type { Pid, TimerRef } from '../../runtime/Pid.js';
+import type { Context, Node } from '../../runtime/types.js';
+import { statusOf, type AgentStatus } from '../Agent.js';
+import { componentNode, nameFor, startComponent } from '../component.js';
+import { checkObject, checkPid, checkTimeout, pidKey, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
+
+export interface ElectLeaderOptions {
+  /** The agents that may lead, in order of preference: on equal scores the earliest wins. Distinct pids, at least one. */
+  candidates: readonly Pid[];
+  /** A candidate's score from its `status` answer; the highest wins (default `-status.load`: the least loaded). */
+  score?(status: AgentStatus): number;
+  /** How long each candidate's `status` call may take, in ms (default 5000); one that does not answer is not elected this time. */
+  timeout?: number;
+  /** When no candidate answered but some are alive, the next attempt after this many ms (default 1000). */
+  retryMs?: number;
+  /** Registers the election process under this name (default `keel.leader_election.<n>`). */
+  name?: string;
+}
+
+/** Who leads, and the term: it counts leadership changes, starting at 1 for the first election. */
+export interface Leadership {
+  readonly leader: Pid | undefined;
+  readonly term: number;
+}
+
+/** What every live candidate is sent on each new term (best effort, supervised send). */
+export interface LeaderElected {
+  readonly type: 'leader_elected';
+  readonly leader: Pid | undefined;
+  readonly term: number;
+}
+
+/** A running election: its process, and the leadership as it stands. */
+export interface LeaderElection {
+  /** The election process's current pid (found again by name after a restart). */
+  readonly pid: Pid;
+  readonly name: string;
+  /** The leader and term now. */
+  current(options?: { timeout?: number }): Promise<Leadership>;
+  /** Resolves with the leadership as soon as its term is past `afterTerm` (at once if it already is); `timeout` defaults to Infinity. */
+  whenChanged(afterTerm: number, options?: { timeout?: number }): Promise<Leadership>;
+  /** Stops the election process (the candidates keep running). */
+  stop(): Promise<void>;
+}
+
+type Calls =
+  | { request: { type: 'current' }; reply: Leadership }
+  | { request: { type: 'when_changed'; afterTerm: number }; reply: Leadership };
+
+/** The election process's own retry tick (a class: another process cannot forge it). */
+class Retry {}
+
+interface State {
+  readonly name: string;
+  /** Candidates not known to be dead, in the given order. */
+  candidates: Pid[];
+  readonly score: (status: AgentStatus) => number;
+  readonly timeout: number;
+  readonly retryMs: number;
+  leader: Pid | undefined;
+  term: number;
+  watch: WatchRef | undefined;
+  retry: TimerRef | undefined;
+  waiters: { afterTerm: number; from: From<Leadership> }[];
+}
+
+const defaultScore = (status: AgentStatus): number => -status.load;
+
+/** The best live candidate that answers `status`: the highest score, the earliest on a tie. */
+async function pick(state: State, ctx: Context<any>): Promise<Pid | undefined> {
+  state.candidates = state.candidates.filter((c) => ctx.node.isAlive(c)); // a pid never comes back
+  const statuses = await Promise.all(state.candidates.map((c) => statusOf(ctx, c, { timeout: state.timeout }).then((s) => s, () => undefined)));
+  let best: Pid | undefined;
+  let bestScore = -Infinity;
+  statuses.forEach((status, i) => {
+    if (status === undefined) return;
+    let score: number;
+    try {
+      score = state.score(status);
+    } catch (e) {
+      ctx.node.logger.warn(`leader election ${state.name}: score threw for ${String(state.candidates[i])}; it is not elected this time`, e);
+      return;
+    }
+    if (typeof score !== 'number' || Number.isNaN(score)) return;
+    if (best === undefined || score > bestScore) {
+      best = state.candidates[i];
+      bestScore = score;
+    }
+  });
+  return best;
+}
+
+/** Runs an election; a new leader (or the first result) starts a new term, announced to every live candidate. */
+async function elect(state: State, ctx: Context<any>): Promise<State> {
+  if (state.retry !== undefined) ctx.cancelTimer(state.retry);
+  state.retry = undefined;
+  if (state.watch !== undefined) unwatch(ctx, state.watch);
+  state.watch = undefined;
+  const previous = state.leader;
+  let leader: Pid | undefined;
+  for (;;) {
+    leader = await pick(state, ctx);
+    if (leader === undefined) break;
+    const watch = watchProcess(ctx, leader, 'leader_election');
+    if (watch !== 'noproc') {
+      state.watch = watch;
+      break;
+    }
+    // the winner died between its answer and the monitor: elect among the others
+  }
+  state.leader = leader;
+  if (leader === undefined && state.candidates.length > 0) state.retry = ctx.sendAfter(ctx.self, new Retry(), state.retryMs);
+  const changed = state.term === 0 || (leader === undefined ? previous !== undefined : previous === undefined || pidKey(previous) !== pidKey(leader));
+  if (!changed) return state;
+  state.term++;
+  const leadership: Leadership = { leader, term: state.term };
+  // the candidates have the news in their mailboxes before anyone else learns of the new term
+  let notified = 0;
+  if (state.candidates.length > 0) {
+    const message: LeaderElected = { type: 'leader_elected', leader, term: state.term };
+    notified = (await broadcastSupervised(ctx, [...state.candidates], message, { strategy: 'best_effort', ack: 'enqueued', onError: 'ignore' })).delivered;
+  }
+  ctx.node.telemetry.execute(
+    'keel.coordination.leader_elected',
+    { term: state.term, candidates: state.candidates.length, notified },
+    { election: state.name, leader, previous },
+  );
+  for (const w of state.waiters.splice(0)) GenServer.reply(w.from, leadership);
+  return state;
+}
+
+interface Config {
+  readonly name: string;
+  readonly candidates: readonly Pid[];
+  readonly score: (status: AgentStatus) => number;
+  readonly timeout: number;
+  readonly retryMs: number;
+}
+
+const electionSpec: GenServerSpec<State, Calls, never, Config> = {
+  init(config) {
+    // a restart begins afresh: term 1 again, every candidate still alive
+    const state: State = { ...config, candidates: [...config.candidates], leader: undefined, term: 0, watch: undefined, retry: undefined, waiters: [] };
+    return { state, continue: 'elect' };
+  },
+
+  handleContinue(_info, state, ctx) {
+    return elect(state, ctx);
+  },
+
+  handleCall(request, from, state) {
+    if (request?.type === 'current') return { reply: { leader: state.leader, term: state.term }, state };
+    if (request?.type === 'when_changed') {
+      if (state.term > request.afterTerm) return { reply: { leader: state.leader, term: state.term }, state };
+      state.waiters.push({ afterTerm: request.afterTerm, from: from as From<Leadership> });
+      return { noreply: true, state };
+    }
+    return { reply: new InvalidArgumentError('request', "{ type: 'current' | 'when_changed' }", request) as never, state };
+  },
+
+  handleInfo(message, state, ctx) {
+    if (message instanceof Retry) {
+      state.retry = undefined;
+      return elect(state, ctx);
+    }
+    if (isDown(message) && state.watch !== undefined && message.ref === state.watch.ref) {
+      state.watch = undefined; // the monitor is gone with its Down
+      return elect(state, ctx);
+    }
+    return state; // a stale Down of an earlier leader's monitor
+  },
+};
+
+function validate(options: unknown): asserts options is ElectLeaderOptions {
+  checkObject(options, 'options', '{ candidates: Pid[], score?, timeout?, retryMs?, name? }');
+  const candidates = options.candidates;
+  if (!Array.isArray(candidates) || candidates.length === 0) throw new InvalidArgumentError('options.candidates', 'a non-empty array of Pids', candidates);
+  const seen = new Set<string>();
+  candidates.forEach((c: unknown, i) => {
+    checkPid(c, `options.candidates[${i}]`);
+    if (seen.has(pidKey(c))) throw new InvalidArgumentError(`options.candidates[${i}]`, 'a candidate listed once', c);
+    seen.add(pidKey(c));
+  });
+  if (options.score !== undefined && typeof options.score !== 'function') throw new InvalidArgumentError('options.score', 'a function (status) => number', options.score);
+  checkTimeout(options.timeout ?? 5000, 'options.timeout');
+  const retryMs = options.retryMs ?? 1000;
+  if (typeof retryMs !== 'number' || !Number.isFinite(retryMs) || retryMs < 0) throw new InvalidArgumentError('options.retryMs', 'a finite number of ms >= 0', retryMs);
+}
+
+/**
+ * Elects a leader among agents and keeps one: a supervised election process (kind
+ * `leader_election`) asks each live candidate its `status`, scores it (default: the least loaded
+ * wins) and elects the highest score, the earliest candidate on a tie, so the same inputs elect
+ * the same leader. It monitors the leader and, when the leader dies, elects again among the live
+ * candidates (the term goes up by one). Each new term is sent to every live candidate as
+ * `{ type: 'leader_elected', leader, term }` and emitted as `keel.coordination.leader_elected`.
+ * When no candidate is left the leader is `undefined`.
+ *
+ * Resolves once the first election is done (term 1). Throws `ERR_INVALID_ARGUMENT` for bad options.
+ *
+ * @example
+ * ```ts
+ * const election = await electLeader(node, { candidates: [a.pid, b.pid, c.pid] });
+ * const { leader, term } = await election.current();
+ * const next = await election.whenChanged(term); // after the leader dies
+ * await election.stop();
+ * ```
+ */
+export function electLeader(from: Node | Context<any>, options: ElectLeaderOptions): Promise<LeaderElection> {
+  validate(options);
+  const node = componentNode(from);
+  const name = nameFor(node, 'leader_election', options.name);
+  const config: Config = {
+    name,
+    candidates: Object.freeze([...options.candidates]),
+    score: options.score ?? defaultScore,
+    timeout: options.timeout ?? 5000,
+    retryMs: options.retryMs ?? 1000,
+  };
+  return start(from, node, config);
+}
+
+async function start(from: Node | Context<any>, node: Node, config: Config): Promise<LeaderElection> {
+  const name = config.name;
+  let pid: Pid = await startComponent(from, electionSpec, config, name);
+  const whenChanged = (afterTerm: number, o?: { timeout?: number }): Promise<Leadership> => {
+    if (typeof afterTerm !== 'number' || !Number.isSafeInteger(afterTerm) || afterTerm < 0) throw new InvalidArgumentError('afterTerm', 'an integer >= 0', afterTerm);
+    return GenServer.call<Calls>(node, name, { type: 'when_changed', afterTerm }, { timeout: o?.timeout ?? Infinity });
+  };
+  await whenChanged(0);
+  return {
+    get pid() {
+      pid = node.registry.whereis(name) ?? pid;
+      return pid;
+    },
+    name,
+    current: (o) => GenServer.call<Calls>(node, name, { type: 'current' }, o),
+    whenChanged,
+    stop: () => stopComponent(node, name),
+  };
+}

@@ -1,0 +1,28 @@
+// The coordination patterns over the agent protocol (DESIGN.md "Agent layer"), one per file.
+export { barrier, type Barrier, type BarrierOptions, type BarrierWait } from './barrier.js';
+export {
+  buildConsensus,
+  type ConsensusDecision,
+  type ConsensusOptions,
+  type ConsensusResult,
+  type ConsensusType,
+  type ParticipantVote,
+} from './buildConsensus.js';
+export {
+  distributeWork,
+  type DistributeWorkOptions,
+  type DistributeWorkResult,
+  type WorkerTally,
+  type WorkFailure,
+  type WorkResult,
+  type WorkStrategy,
+} from './distributeWork.js';
+export { electLeader, type ElectLeaderOptions, type LeaderElected, type LeaderElection, type Leadership } from './electLeader.js';
+export {
+  hierarchyBroadcast,
+  type Hierarchy,
+  type HierarchyBroadcastOptions,
+  type HierarchyBroadcastOutcome,
+  type HierarchyDelivery,
+} from './hierarchyBroadcast.js';
+export type { CallFailure } from './shared.js';

@@ -1,0 +1,148 @@
+import { InvalidArgumentError, isKeelError } from '../../errors.js';
+import { DynamicSupervisor } from '../../otp/DynamicSupervisor.js';
+import { GenServer } from '../../otp/GenServer.js';
+import type { BroadcastOptions } from '../../delivery/broadcastSupervised.js';
+import { type SendOptions, toSettings } from '../../delivery/sendSupervised.js';
+import { isPid, type Pid, type Ref, type Target } from '../../runtime/Pid.js';
+import type { Context, Node } from '../../runtime/types.js';
+
+/**
+ * @internal What the coordination patterns share: argument checks, the reason a failed call is
+ * reported under, managed monitors with their fallback, and stopping a component.
+ */
+
+/** Why a call to an agent got no answer, in the vocabulary of supervised send. */
+export type CallFailure = 'noproc' | 'timeout' | 'process_down' | 'aborted' | 'mailbox_full' | 'deadlock';
+
+/** A stable key for a pid (`node.id.creation`), to compare pids that are different objects. */
+export function pidKey(pid: Pid): string {
+  return `${pid.node}.${pid.id}.${pid.creation}`;
+}
+
+/** The key of a pid or a name, to find duplicates among targets. */
+export function targetKey(target: Target): string {
+  return typeof target === 'string' ? `name:${target}` : `pid:${pidKey(target)}`;
+}
+
+/** The reason a rejected agent call is reported under; `undefined` for any other error. */
+export function callFailure(error: unknown): CallFailure | undefined {
+  if (isKeelError(error, 'ERR_NOPROC')) return 'noproc';
+  if (isKeelError(error, 'ERR_CALL_TIMEOUT')) return 'timeout';
+  if (isKeelError(error, 'ERR_CALL_EXIT')) return 'process_down';
+  if (isKeelError(error, 'ERR_ABORTED')) return 'aborted';
+  if (isKeelError(error, 'ERR_MAILBOX_FULL')) return 'mailbox_full';
+  if (isKeelError(error, 'ERR_DEADLOCK')) return 'deadlock';
+  return undefined;
+}
+
+/** Throws unless `value` is a plain object (not an array). */
+export function checkObject(value: unknown, argument: string, expected: string): asserts value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidArgumentError(argument, expected, value);
+}
+
+/** Throws unless `value` is a Pid. */
+export function checkPid(value: unknown, argument: string): asserts value is Pid {
+  if (!isPid(value)) throw new InvalidArgumentError(argument, 'a Pid', value);
+}
+
+/** Throws unless `value` is a Pid or a non-empty registered name. */
+export function checkTarget(value: unknown, argument: string): asserts value is Target {
+  if (typeof value === 'string' ? value === '' : !isPid(value)) throw new InvalidArgumentError(argument, 'a Pid or a non-empty registered name', value);
+}
+
+/** Throws unless `value` is a non-empty array of distinct Pids or names. */
+export function checkTargets(value: unknown, argument: string): asserts value is Target[] {
+  if (!Array.isArray(value) || value.length === 0) throw new InvalidArgumentError(argument, 'a non-empty array of Pids or names', value);
+  const seen = new Set<string>();
+  value.forEach((t, i) => {
+    checkTarget(t, `${argument}[${i}]`);
+    const key = targetKey(t);
+    if (seen.has(key)) throw new InvalidArgumentError(`${argument}[${i}]`, 'a Pid or name listed once', t, `it is listed twice in \`${argument}\``);
+    seen.add(key);
+  });
+}
+
+/** Throws unless `value` is a number of ms >= 0 or Infinity. */
+export function checkTimeout(value: unknown, argument: string): asserts value is number {
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) throw new InvalidArgumentError(argument, 'a number of ms >= 0 (or Infinity)', value);
+}
+
+/** Throws unless `value` is undefined or an AbortSignal. */
+export function checkSignal(value: unknown, argument = 'options.signal'): asserts value is AbortSignal | undefined {
+  if (value !== undefined && !(value instanceof AbortSignal)) throw new InvalidArgumentError(argument, 'an AbortSignal', value);
+}
+
+/** Throws unless `value` is a positive safe integer. */
+export function checkPositiveInteger(value: unknown, argument: string): asserts value is number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(argument, 'a positive integer', value);
+}
+
+/**
+ * Checks broadcast options up front, as `broadcastSupervised` would (it reports them only as a
+ * rejection), so that a pattern throws for them synchronously.
+ */
+export function checkBroadcastOptions(options: BroadcastOptions, targets: number, argument = 'options'): void {
+  const { strategy, concurrency, ...send } = options;
+  if (strategy !== undefined && strategy !== 'best_effort' && strategy !== 'at_least_one' && strategy !== 'all_or_nothing') {
+    const quorum = typeof strategy === 'object' && strategy !== null ? (strategy as { quorum?: unknown }).quorum : undefined;
+    if (quorum === undefined) throw new InvalidArgumentError(`${argument}.strategy`, "'best_effort' | 'at_least_one' | 'all_or_nothing' | { quorum: n }", strategy);
+    if (typeof quorum !== 'number' || !Number.isSafeInteger(quorum) || quorum < 1 || quorum > targets) {
+      throw new InvalidArgumentError(`${argument}.strategy.quorum`, `an integer from 1 to the number of targets (${targets})`, quorum);
+    }
+  }
+  if (concurrency !== undefined) checkPositiveInteger(concurrency, `${argument}.concurrency`);
+  const s = toSettings(send as SendOptions);
+  if (s.onError === 'raise') throw new InvalidArgumentError(`${argument}.onError`, "'log' | 'dead_letter' | 'ignore' for a broadcast (its result reports every failure)", 'raise');
+  if (strategy === 'all_or_nothing' && s.ack !== 'enqueued') {
+    throw new InvalidArgumentError(`${argument}.ack`, "'enqueued' with strategy 'all_or_nothing' (an atomic step cannot wait for handlers)", s.ack);
+  }
+}
+
+/** A monitor set up by a component: through the monitor manager when it is available, else a plain runtime monitor. */
+export interface WatchRef {
+  readonly ref: Ref;
+  readonly managed: boolean;
+}
+
+/**
+ * Monitors `pid` from `ctx` through the node's monitor manager (`tag`, long-lived: the component
+ * removes it itself), or with `ctx.monitor` when the manager is unavailable. `'noproc'` when the
+ * process is already dead.
+ */
+export function watchProcess(ctx: Context<any>, pid: Pid, tag: string): WatchRef | 'noproc' {
+  const r = ctx.node.monitors.monitor(ctx, pid, { tag, expectedLifetime: 'long' });
+  if (!('error' in r)) return { ref: r, managed: true };
+  if (r.error === 'noproc') return 'noproc';
+  if (!ctx.node.isAlive(pid)) return 'noproc';
+  return { ref: ctx.monitor(pid), managed: false };
+}
+
+/** Removes a monitor made by `watchProcess`, with its queued `Down` if any. */
+export function unwatch(ctx: Context<any>, watch: WatchRef): void {
+  if (watch.managed) {
+    const r = ctx.node.monitors.demonitor(ctx, watch.ref, { flush: true });
+    if (r === 'ok') return;
+  }
+  ctx.demonitor(watch.ref, { flush: true });
+}
+
+/**
+ * Stops the component registered as `name`: under the node's `keel.agents` supervisor it is
+ * terminated there (so it is not restarted); started from a process context, it is stopped with
+ * `'normal'`. Resolves once it has exited; at once when it is not running.
+ */
+export async function stopComponent(node: Node, name: string): Promise<void> {
+  const pid = node.registry.whereis(name);
+  if (pid === undefined) return;
+  if (node.registry.whereis('keel.agents') !== undefined) {
+    const r = await DynamicSupervisor.terminateChild(node, 'keel.agents', pid);
+    if (r === 'ok') return;
+  }
+  if (!node.isAlive(pid)) return;
+  try {
+    await GenServer.stop(node, pid, 'normal');
+  } catch (e) {
+    // it exited on its own meanwhile: stopped all the same
+    if (!isKeelError(e, 'ERR_NOPROC') && !isKeelError(e, 'ERR_CALL_EXIT')) throw e;
+  }
+}

@@ -1,0 +1,610 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { AgentScheduler, type AgentSchedulerHandle, MAX_CATCH_UP } from '../../src/agents/AgentScheduler.js';
+import { isKeelError, type Clock, type Node, type Pid, type SpawnOptions } from '../../src/index.js';
+import { type ClockNode, kAttachNode } from '../../src/runtime/Clock.js';
+import type { KeelNode } from '../../src/runtime/Node.js';
+import { captureEvents, expectNoLeaks, probe, TestClock } from '../../src/testing/index.js';
+import { clockedNode, deadPid, expectKeelError, receiver, seeded, thrown, useNodes } from '../support.js';
+
+const track = useNodes();
+const START = 1_000_000;
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+/** An agent that records every message it handles with the clock time it handled it at. */
+interface Recorder {
+  readonly pid: Pid;
+  readonly got: { at: number; message: unknown }[];
+}
+
+function recorder(node: Node, options?: SpawnOptions): Recorder {
+  const got: { at: number; message: unknown }[] = [];
+  const pid = node.spawn(() => (message: unknown) => {
+    got.push({ at: node.clock.now(), message });
+  }, options);
+  return { pid, got };
+}
+
+/** A node on a TestClock at START with `random` fixed (0.5 unless given), and a scheduler on it. */
+async function setup(random: () => number = () => 0.5): Promise<{ node: KeelNode; clock: TestClock; scheduler: AgentSchedulerHandle }> {
+  const { node, clock } = clockedNode(track, { random }, START);
+  const scheduler = await AgentScheduler.start(node);
+  return { node, clock, scheduler };
+}
+
+/** Advances the clock and lets every delivery be handled. */
+async function advance(node: Node, clock: TestClock, ms: number): Promise<void> {
+  await clock.advance(ms);
+  await node.idle();
+}
+
+/**
+ * A TestClock whose `now()` can jump ahead without firing anything: a timer due before the jump
+ * fires at its host time but finds the node's clock already past many due times, as when the
+ * scheduler was busy or the machine slept. `beforeFire` runs once, just before the next timer
+ * fires, with no process running in between: what it sends is queued ahead of what the timer sends.
+ */
+class JumpClock implements Clock {
+  readonly inner = new TestClock({ start: START });
+  offset = 0;
+  beforeFire: (() => void) | undefined;
+  now(): number {
+    return this.inner.now() + this.offset;
+  }
+  setTimer(ms: number, fn: () => void): unknown {
+    return this.inner.setTimer(ms, () => {
+      const hook = this.beforeFire;
+      this.beforeFire = undefined;
+      hook?.();
+      fn();
+    });
+  }
+  clearTimer(handle: unknown): void {
+    this.inner.clearTimer(handle);
+  }
+  [kAttachNode](node: ClockNode): () => void {
+    return this.inner[kAttachNode](node);
+  }
+}
+
+function schedulerTimers(node: KeelNode, scheduler: AgentSchedulerHandle): number {
+  return node.info(scheduler.pid)?.timers ?? -1;
+}
+
+function schedulerMonitors(node: KeelNode, scheduler: AgentSchedulerHandle): number {
+  return node.info(scheduler.pid)?.monitors.length ?? -1;
+}
+
+function managedMonitorsTagged(node: Node, tag: string): number {
+  const list = node.monitors.list();
+  if (!Array.isArray(list)) throw new Error('monitor manager unavailable');
+  return list.filter((e) => e.tag === tag).length;
+}
+
+// ---- start --------------------------------------------------------------------------------------
+
+describe('AgentScheduler.start', () => {
+  it('starts a registered, supervised scheduler whose handle finds it again by name after a restart (with fresh state)', async () => {
+    const { node, clock, scheduler } = await setup();
+    expect(scheduler.name).toMatch(/^keel\.agent_scheduler\.\d+$/);
+    expect(node.registry.whereis(scheduler.name)).toEqual(scheduler.pid);
+    const a = recorder(node);
+    expect(await scheduler.registerPeriodic(a.pid, 'beat', 100, 'beat')).toBe('ok');
+    expect(managedMonitorsTagged(node, 'agent_scheduler')).toBe(1);
+    const first = scheduler.pid;
+    const p = probe(node);
+    p.ctx.monitor(first);
+    node.exit(first, 'kill');
+    await p.receive((m) => (m as { kind?: string }).kind === 'down');
+    await node.idle();
+    expect(node.isAlive(scheduler.pid)).toBe(true);
+    expect(scheduler.pid).not.toEqual(first);
+    // a restart begins with fresh state, as in OTP; the old scheduler's monitor went with it
+    expect(await scheduler.list(a.pid)).toEqual([]);
+    expect(managedMonitorsTagged(node, 'agent_scheduler')).toBe(0);
+    await advance(node, clock, 1000);
+    expect(a.got).toEqual([]);
+  });
+
+  it('from a process context, is linked to that process (its supervisor supervises it)', async () => {
+    const { node } = clockedNode(track);
+    const p = probe(node);
+    const scheduler = await AgentScheduler.start(p.ctx, { name: 'ticks' });
+    expect(scheduler.name).toBe('ticks');
+    expect(node.info(p)?.links).toContainEqual(scheduler.pid);
+  });
+
+  it('throws ERR_INVALID_ARGUMENT for bad options before starting anything', async () => {
+    const { node } = clockedNode(track);
+    const before = node.processes().length;
+    const bad: [unknown, string][] = [
+      ['x', 'options'],
+      [{ name: '' }, 'options.name'],
+      [{ sendOptions: 5 }, 'options.sendOptions'],
+      [{ sendOptions: { id: 'fixed' } }, 'options.sendOptions.id'],
+      [{ sendOptions: { signal: new AbortController().signal } }, 'options.sendOptions.signal'],
+      [{ sendOptions: { retries: -1 } }, 'options.retries'],
+      [{ sendOptions: { ack: 'read' } }, 'options.ack'],
+    ];
+    for (const [options, argument] of bad) {
+      const e = thrown(() => AgentScheduler.start(node, options as never));
+      expectKeelError(e, 'ERR_INVALID_ARGUMENT', argument);
+    }
+    expect(node.processes().length).toBe(before);
+  });
+});
+
+// ---- registerPeriodic ---------------------------------------------------------------------------
+
+describe('AgentScheduler.registerPeriodic', () => {
+  it('delivers exactly once per interval, on the aligned due times', async () => {
+    const { node, clock, scheduler } = await setup();
+    const a = recorder(node);
+    expect(await scheduler.registerPeriodic(a.pid, 'beat', 1000, { tick: true })).toBe('ok');
+    await advance(node, clock, 999);
+    expect(a.got).toEqual([]);
+    for (let k = 1; k <= 20; k++) {
+      await advance(node, clock, 1000);
+      expect(a.got.length).toBe(k);
+    }
+    expect(a.got.map((g) => g.at)).toEqual(Array.from({ length: 20 }, (_, k) => START + (k + 1) * 1000));
+    expect(a.got.every((g) => (g.message as { tick?: boolean }).tick === true)).toBe(true);
+    const [info] = await scheduler.list(a.pid);
+    expect(info).toEqual({ id: 'beat', intervalMs: 1000, jitter: 0, missed: 'skip', nextDueAt: START + 21_000, generation: 1, deliveries: 20, failures: 0, skipped: 0 });
+    expect(await scheduler.stats()).toEqual({ agents: 1, schedules: 1, delivered: 20, failed: 0, forced: 0, skipped: 0 });
+  });
+
+  it('keeps one timer per schedule, and one monitor per agent however many schedules it has', async () => {
+    const { node, scheduler } = await setup();
+    const a = recorder(node);
+    const b = recorder(node);
+    for (const id of ['x', 'y', 'z']) await scheduler.registerPeriodic(a.pid, id, 100, id);
+    await scheduler.registerPeriodic(b.pid, 'x', 100, 'x');
+    expect(schedulerTimers(node, scheduler)).toBe(4);
+    expect(schedulerMonitors(node, scheduler)).toBe(2);
+    expect(managedMonitorsTagged(node, 'agent_scheduler')).toBe(2);
+    expect(await scheduler.stats()).toMatchObject({ agents: 2, schedules: 4 });
+  });
+
+  it("holds its agent monitor as long-lived: an agent scheduled for hours is not a suspected leak", async () => {
+    const { node, clock, scheduler } = await setup();
+    const a = recorder(node);
+    await scheduler.registerPeriodic(a.pid, 'hourly', 3_600_000, 'tick');
+    await advance(node, clock, 2 * 3_600_000);
+    expect(a.got).toHaveLength(2);
+    expect(() => expectNoLeaks(node)).not.toThrow();
+  });
+
+  it('adds jitter to each firing within [0, jitter), never to the base: the schedule does not drift', async () => {
+    const { node, clock, scheduler } = await setup(seeded(7));
+    const a = recorder(node);
+    await scheduler.registerPeriodic(a.pid, 'beat', 1000, 'beat', { jitter: 300 });
+    await advance(node, clock, 50 * 1000 + 300);
+    expect(a.got.length).toBe(50);
+    const offsets = a.got.map((g, k) => g.at - (START + (k + 1) * 1000));
+    for (const o of offsets) {
+      expect(o).toBeGreaterThanOrEqual(0);
+      expect(o).toBeLessThan(300);
+    }
+    expect(new Set(offsets).size).toBeGreaterThan(10); // really random, not a constant delay
+    const [info] = await scheduler.list(a.pid);
+    expect(info?.nextDueAt).toBe(START + 51_000);
+  });
+
+  it('with a fixed random, fires at base + random × jitter', async () => {
+    const { node, clock, scheduler } = await setup(() => 0.5);
+    const a = recorder(node);
+    await scheduler.registerPeriodic(a.pid, 'beat', 1000, 'beat', { jitter: 100 });
+    await advance(node, clock, 3100);
+    expect(a.got.map((g) => g.at)).toEqual([START + 1050, START + 2050, START + 3050]);
+  });
+
+  it('replaces an existing schedule of the same (agent, id): one chain, the new message and interval', async () => {
+    const { node, clock, scheduler } = await setup();
+    const a = recorder(node);
+    await scheduler.registerPeriodic(a.pid, 'beat', 1000, 'old');
+    await advance(node, clock, 500);
+    expect(await scheduler.registerPeriodic(a.pid, 'beat', 300, 'new')).toBe('replaced');
+    expect(schedulerTimers(node, scheduler)).toBe(1);
+    await advance(node, clock, 3000);
+    expect(a.got.map((g) => g.message)).toEqual(Array(10).fill('new'));
+    expect(a.got[0]?.at).toBe(START + 800);
+    expect(await scheduler.stats()).toMatchObject({ schedules: 1, delivered: 10 });
+  });
+
+  it('resolves a registered name to its pid now: the schedule belongs to that process', async () => {
+    const { node, clock, scheduler } = await setup();
+    const a = recorder(node, { name: 'worker' });
+    expect(await scheduler.registerPeriodic('worker', 'beat', 100, 'beat')).toBe('ok');
+    expect(await scheduler.list(a.pid)).toHaveLength(1);
+    expect(await scheduler.list('worker')).toEqual(await scheduler.list(a.pid));
+    await advance(node, clock, 100);
+    expect(a.got).toHaveLength(1);
+  });
+
+  it("answers { error: 'noproc' } for a dead pid or an unregistered name, and keeps nothing", async () => {
+    const { node, scheduler } = await setup();
+    expect(await scheduler.registerPeriodic(deadPid(node), 'beat', 100, 'beat')).toEqual({ error: 'noproc' });
+    expect(await scheduler.registerPeriodic('nobody', 'beat', 100, 'beat')).toEqual({ error: 'noproc' });
+    expect(await scheduler.stats()).toEqual({ agents: 0, schedules: 0, delivered: 0, failed: 0, forced: 0, skipped: 0 });
+    expect(schedulerTimers(node, scheduler)).toBe(0);
+    expect(schedulerMonitors(node, scheduler)).toBe(0);
+  });
+
+  it('monitors the agent directly when the monitor manager is unavailable, and still cleans up on death', async () => {
+    const { node, clock } = clockedNode(track, { services: false });
+    const scheduler = await AgentScheduler.start(node);
+    const a = recorder(node);
+    await scheduler.registerPeriodic(a.pid, 'beat', 100, 'beat');
+    expect(schedulerMonitors(node, scheduler)).toBe(1);
+    await advance(node, clock, 100);
+    expect(a.got).toHaveLength(1);
+    node.exit(a.pid, 'kill');
+    await node.idle();
+    expect(await scheduler.stats()).toMatchObject({ agents: 0, schedules: 0 });
+    expect(schedulerMonitors(node, scheduler)).toBe(0);
+    expect(schedulerTimers(node, scheduler)).toBe(0);
+  });
+
+  it('throws ERR_INVALID_ARGUMENT synchronously for bad arguments, and calls nothing', async () => {
+    const { node, scheduler } = await setup();
+    const a = recorder(node);
+    const bad: [() => unknown, string][] = [
+      [() => scheduler.registerPeriodic(42 as never, 'x', 100, 'm'), 'agent'],
+      [() => scheduler.registerPeriodic('', 'x', 100, 'm'), 'agent'],
+      [() => scheduler.registerPeriodic({} as never, 'x', 100, 'm'), 'agent'],
+      [() => scheduler.registerPeriodic(a.pid, '', 100, 'm'), 'id'],
+      [() => scheduler.registerPeriodic(a.pid, 5 as never, 100, 'm'), 'id'],
+      [() => scheduler.registerPeriodic(a.pid, 'x', 0, 'm'), 'intervalMs'],
+      [() => scheduler.registerPeriodic(a.pid, 'x', -5, 'm'), 'intervalMs'],
+      [() => scheduler.registerPeriodic(a.pid, 'x', NaN, 'm'), 'intervalMs'],
+      [() => scheduler.registerPeriodic(a.pid, 'x', Infinity, 'm'), 'intervalMs'],
+      [() => scheduler.registerPeriodic(a.pid, 'x', '100' as never, 'm'), 'intervalMs'],
+      [() => scheduler.registerPeriodic(a.pid, 'x', 100, 'm', null as never), 'options'],
+      [() => scheduler.registerPeriodic(a.pid, 'x', 100, 'm', { jitter: -1 }), 'options.jitter'],
+      [() => scheduler.registerPeriodic(a.pid, 'x', 100, 'm', { jitter: NaN }), 'options.jitter'],
+      [() => scheduler.registerPeriodic(a.pid, 'x', 100, 'm', { jitter: 100 }), 'options.jitter'],
+      [() => scheduler.registerPeriodic(a.pid, 'x', 100, 'm', { missed: 'later' as never }), 'options.missed'],
+      [() => scheduler.unregister(a.pid, ''), 'id'],
+      [() => scheduler.unregister(null as never, 'x'), 'agent'],
+      [() => scheduler.unregisterAgent(7 as never), 'agent'],
+      [() => scheduler.updateInterval(a.pid, 'x', 0), 'intervalMs'],
+      [() => scheduler.forceExecution(a.pid, undefined as never), 'id'],
+      [() => scheduler.list(undefined as never), 'agent'],
+    ];
+    for (const [fn, argument] of bad) expectKeelError(thrown(fn), 'ERR_INVALID_ARGUMENT', `\`${argument}\``);
+    expect(await scheduler.stats()).toEqual({ agents: 0, schedules: 0, delivered: 0, failed: 0, forced: 0, skipped: 0 });
+  });
+});
+
+// ---- forceExecution and updateInterval ----------------------------------------------------------
+
+describe('AgentScheduler.forceExecution', () => {
+  it('delivers now and restarts the chain from now: never a second chain', async () => {
+    const { node, clock, scheduler } = await setup();
+    const a = recorder(node);
+    await scheduler.registerPeriodic(a.pid, 'beat', 1000, 'beat');
+    await advance(node, clock, 400);
+    expect(await scheduler.forceExecution(a.pid, 'beat')).toBe('ok');
+    await node.idle();
+    expect(a.got.map((g) => g.at)).toEqual([START + 400]);
+    for (let i = 0; i < 5; i++) await scheduler.forceExecution(a.pid, 'beat');
+    expect(schedulerTimers(node, scheduler)).toBe(1);
+    await advance(node, clock, 5000);
+    // 6 forced at +400, then one every 1000 ms from there; the old chain (due at +1000) never fires
+    expect(a.got.map((g) => g.at)).toEqual([...Array(6).fill(START + 400), START + 1400, START + 2400, START + 3400, START + 4400, START + 5400]);
+    const [info] = await scheduler.list(a.pid);
+    expect(info).toMatchObject({ generation: 7, deliveries: 11, nextDueAt: START + 6400 });
+    expect(await scheduler.stats()).toMatchObject({ forced: 6, delivered: 11 });
+  });
+
+  it('ignores the tick of the retired chain that was already queued behind it (a stale generation)', async () => {
+    for (const op of ['force', 'update'] as const) {
+      const clock = new JumpClock();
+      const node = track({ clock });
+      const scheduler = await AgentScheduler.start(node);
+      const a = recorder(node);
+      await scheduler.registerPeriodic(a.pid, 'beat', 100, 'beat');
+      // the call is queued, then the chain's timer fires: the scheduler handles the call, then the old tick
+      let reply: Promise<string> | undefined;
+      clock.beforeFire = () => {
+        reply = op === 'force' ? scheduler.forceExecution(a.pid, 'beat') : scheduler.updateInterval(a.pid, 'beat', 100);
+      };
+      await clock.inner.advance(100);
+      expect(await reply).toBe('ok');
+      await node.idle();
+      expect(a.got.map((g) => g.at)).toEqual(op === 'force' ? [START + 100] : []);
+      expect(schedulerTimers(node, scheduler)).toBe(1);
+      await clock.inner.advance(1000);
+      await node.idle();
+      expect(a.got.map((g) => g.at)).toEqual([...(op === 'force' ? [START + 100] : []), ...Array.from({ length: 10 }, (_, k) => START + 200 + k * 100)]);
+    }
+  });
+
+  it("answers 'not_found' for an unknown schedule or agent", async () => {
+    const { node, scheduler } = await setup();
+    const a = recorder(node);
+    await scheduler.registerPeriodic(a.pid, 'beat', 100, 'beat');
+    expect(await scheduler.forceExecution(a.pid, 'other')).toBe('not_found');
+    expect(await scheduler.forceExecution(recorder(node).pid, 'beat')).toBe('not_found');
+    expect(await scheduler.forceExecution('nobody', 'beat')).toBe('not_found');
+    expect(await scheduler.stats()).toMatchObject({ forced: 0 });
+  });
+});
+
+describe('AgentScheduler.updateInterval', () => {
+  it('restarts the chain from now with the new interval', async () => {
+    const { node, clock, scheduler } = await setup();
+    const a = recorder(node);
+    await scheduler.registerPeriodic(a.pid, 'beat', 1000, 'beat');
+    await advance(node, clock, 1500);
+    expect(await scheduler.updateInterval(a.pid, 'beat', 200)).toBe('ok');
+    expect(schedulerTimers(node, scheduler)).toBe(1);
+    await advance(node, clock, 1000);
+    expect(a.got.map((g) => g.at)).toEqual([START + 1000, START + 1700, START + 1900, START + 2100, START + 2300, START + 2500]);
+    expect((await scheduler.list(a.pid))[0]).toMatchObject({ intervalMs: 200, generation: 2 });
+  });
+
+  it("answers 'not_found' for an unknown schedule, and rejects ERR_INVALID_ARGUMENT when the jitter is not below the new interval", async () => {
+    const { node, scheduler } = await setup();
+    const a = recorder(node);
+    await scheduler.registerPeriodic(a.pid, 'beat', 1000, 'beat', { jitter: 300 });
+    expect(await scheduler.updateInterval(a.pid, 'other', 500)).toBe('not_found');
+    const e = await scheduler.updateInterval(a.pid, 'beat', 300).then(() => 'resolved', (x: unknown) => x);
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', 'intervalMs', '300');
+    expect((await scheduler.list(a.pid))[0]).toMatchObject({ intervalMs: 1000, generation: 1 });
+  });
+
+  it('after any mix of forceExecution, updateInterval and advances, delivers exactly what one aligned chain would', async () => {
+    type Op = { kind: 'force' } | { kind: 'update'; ms: number } | { kind: 'advance'; ms: number };
+    const op = fc.oneof(
+      fc.constant<Op>({ kind: 'force' }),
+      fc.integer({ min: 1, max: 2000 }).map<Op>((ms) => ({ kind: 'update', ms })),
+      fc.integer({ min: 0, max: 3000 }).map<Op>((ms) => ({ kind: 'advance', ms })),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 25 }), fc.integer({ min: 1, max: 2000 }), fc.integer({ min: 1, max: 8 }), async (ops, initial, k) => {
+        const { node, clock, scheduler } = await setup();
+        try {
+          const a = recorder(node);
+          await scheduler.registerPeriodic(a.pid, 'beat', initial, 'beat');
+          // the model: one chain, its next due time and interval
+          let now = START;
+          let interval = initial;
+          let due = START + initial;
+          const expected: number[] = [];
+          const runTo = (t: number): void => {
+            while (due <= t) {
+              expected.push(due);
+              due += interval;
+            }
+            now = t;
+          };
+          for (const o of ops) {
+            if (o.kind === 'advance') {
+              await advance(node, clock, o.ms);
+              runTo(now + o.ms);
+            } else if (o.kind === 'force') {
+              expect(await scheduler.forceExecution(a.pid, 'beat')).toBe('ok');
+              expected.push(now);
+              due = now + interval;
+            } else {
+              expect(await scheduler.updateInterval(a.pid, 'beat', o.ms)).toBe('ok');
+              interval = o.ms;
+              due = now + o.ms;
+            }
+          }
+          await node.idle();
+          expect(a.got.map((g) => g.at)).toEqual(expected);
+          expect(schedulerTimers(node, scheduler)).toBe(1);
+          // then k intervals give exactly k deliveries
+          const before = a.got.length;
+          await advance(node, clock, k * interval);
+          expect(a.got.length - before).toBe(k);
+        } finally {
+          await node.shutdown({ timeoutMs: 1000 });
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
+
+// ---- missed due times ---------------------------------------------------------------------------
+
+describe('AgentScheduler missed due times', () => {
+  async function jumped(missed: 'skip' | 'catch_up', intervals: number) {
+    const clock = new JumpClock();
+    const node = track({ clock, random: () => 0.5 });
+    const scheduler = await AgentScheduler.start(node);
+    const a = recorder(node);
+    const events = captureEvents(node, ['keel.agent_scheduler.skipped']);
+    await scheduler.registerPeriodic(a.pid, 'beat', 1000, 'beat', { missed });
+    clock.offset += intervals * 1000; // the clock jumps; the timer due at +1000 fires late
+    await clock.inner.advance(1000);
+    await node.idle();
+    return { node, clock, scheduler, a, events };
+  }
+
+  it("'skip' delivers once, counts the missed due times as skipped, and continues at the next aligned due time", async () => {
+    const { node, clock, scheduler, a, events } = await jumped('skip', 5);
+    expect(a.got.map((g) => g.at)).toEqual([START + 6000]);
+    const [info] = await scheduler.list(a.pid);
+    expect(info).toMatchObject({ deliveries: 1, skipped: 5, nextDueAt: START + 7000 });
+    expect(events.events).toEqual([
+      { event: 'keel.agent_scheduler.skipped', measurements: { count: 5 }, metadata: { scheduler: scheduler.name, agent: a.pid, id: 'beat', missed: 'skip' } },
+    ]);
+    await clock.inner.advance(1000);
+    await node.idle();
+    expect(a.got.map((g) => g.at)).toEqual([START + 6000, START + 7000]);
+    expect(await scheduler.stats()).toMatchObject({ delivered: 2, skipped: 5 });
+  });
+
+  it("'catch_up' delivers once per missed due time, then continues aligned", async () => {
+    const { node, clock, scheduler, a, events } = await jumped('catch_up', 5);
+    expect(a.got).toHaveLength(6);
+    expect((await scheduler.list(a.pid))[0]).toMatchObject({ deliveries: 6, skipped: 0, nextDueAt: START + 7000 });
+    expect(events.events).toEqual([]);
+    await clock.inner.advance(1000);
+    await node.idle();
+    expect(a.got).toHaveLength(7);
+  });
+
+  it(`'catch_up' delivers at most ${MAX_CATCH_UP} per firing; the rest are counted as skipped`, async () => {
+    const { scheduler, a, events } = await jumped('catch_up', 250);
+    expect(a.got).toHaveLength(MAX_CATCH_UP);
+    expect((await scheduler.list(a.pid))[0]).toMatchObject({ deliveries: MAX_CATCH_UP, skipped: 251 - MAX_CATCH_UP, nextDueAt: START + 252_000 });
+    expect(events.events.map((e) => e.measurements.count)).toEqual([251 - MAX_CATCH_UP]);
+  });
+});
+
+// ---- unregister, agent death --------------------------------------------------------------------
+
+describe('AgentScheduler.unregister and unregisterAgent', () => {
+  it('unregister removes one schedule; the last one of an agent releases its monitor', async () => {
+    const { node, clock, scheduler } = await setup();
+    const a = recorder(node);
+    await scheduler.registerPeriodic(a.pid, 'x', 100, 'x');
+    await scheduler.registerPeriodic(a.pid, 'y', 100, 'y');
+    expect(await scheduler.unregister(a.pid, 'x')).toBe('ok');
+    expect(await scheduler.unregister(a.pid, 'x')).toBe('not_found');
+    expect(schedulerMonitors(node, scheduler)).toBe(1);
+    await advance(node, clock, 300);
+    expect(a.got.map((g) => g.message)).toEqual(['y', 'y', 'y']);
+    expect(await scheduler.unregister(a.pid, 'y')).toBe('ok');
+    expect(schedulerMonitors(node, scheduler)).toBe(0);
+    expect(schedulerTimers(node, scheduler)).toBe(0);
+    expect(managedMonitorsTagged(node, 'agent_scheduler')).toBe(0);
+    await advance(node, clock, 1000);
+    expect(a.got).toHaveLength(3);
+    expect(await scheduler.stats()).toMatchObject({ agents: 0, schedules: 0 });
+  });
+
+  it('unregisterAgent removes every schedule of the agent and answers how many', async () => {
+    const { node, clock, scheduler } = await setup();
+    const a = recorder(node);
+    const b = recorder(node);
+    for (const id of ['x', 'y', 'z']) await scheduler.registerPeriodic(a.pid, id, 100, id);
+    await scheduler.registerPeriodic(b.pid, 'x', 100, 'x');
+    expect(await scheduler.unregisterAgent(a.pid)).toBe(3);
+    expect(await scheduler.unregisterAgent(a.pid)).toBe(0);
+    expect(await scheduler.unregisterAgent('nobody')).toBe(0);
+    expect(schedulerTimers(node, scheduler)).toBe(1);
+    expect(schedulerMonitors(node, scheduler)).toBe(1);
+    await advance(node, clock, 200);
+    expect(a.got).toEqual([]);
+    expect(b.got).toHaveLength(2);
+    expect(await scheduler.list(a.pid)).toEqual([]);
+  });
+
+  it('aborts a pending retry of an unregistered schedule: no delivery after unregister, nothing counted', async () => {
+    const { node, clock } = clockedNode(track, { random: () => 0.5 });
+    const scheduler = await AgentScheduler.start(node, { sendOptions: { retries: 3, backoff: { initialMs: 50, jitter: 'none' } } });
+    const r = receiver(node, { mailbox: { capacity: 1, overflow: 'reject' } });
+    await r.hold();
+    await scheduler.registerPeriodic(r.pid, 'beat', 1000, 'beat');
+    await clock.advance(2000); // first fills the mailbox; the second waits for its retry
+    expect(await scheduler.unregister(r.pid, 'beat')).toBe('ok');
+    r.release();
+    await advance(node, clock, 1000);
+    expect(r.seen.map((s) => s.message)).toEqual(['beat']);
+    expect(await scheduler.stats()).toMatchObject({ delivered: 1, failed: 0 });
+  });
+});
+
+describe('AgentScheduler when an agent dies', () => {
+  it('removes every schedule of the agent, cancels its timers and releases its monitor', async () => {
+    const { node, clock, scheduler } = await setup();
+    const events = captureEvents(node, ['keel.agent_scheduler.agent_down']);
+    const a = recorder(node);
+    const b = recorder(node);
+    for (const id of ['x', 'y', 'z']) await scheduler.registerPeriodic(a.pid, id, 100, id, { missed: 'catch_up' });
+    await scheduler.registerPeriodic(b.pid, 'x', 100, 'x');
+    await advance(node, clock, 100);
+    node.exit(a.pid, 'kill');
+    await node.idle();
+    expect(await scheduler.list(a.pid)).toEqual([]);
+    expect(await scheduler.stats()).toMatchObject({ agents: 1, schedules: 1, delivered: 4, failed: 0 });
+    expect(schedulerTimers(node, scheduler)).toBe(1);
+    expect(schedulerMonitors(node, scheduler)).toBe(1);
+    expect(managedMonitorsTagged(node, 'agent_scheduler')).toBe(1);
+    expect(events.events).toEqual([
+      { event: 'keel.agent_scheduler.agent_down', measurements: { schedules: 3 }, metadata: { scheduler: scheduler.name, agent: a.pid, reason: 'killed' } },
+    ]);
+    await advance(node, clock, 1000);
+    // nothing was even attempted towards the dead agent
+    expect(await scheduler.stats()).toMatchObject({ delivered: 14, failed: 0 });
+    node.exit(b.pid, 'shutdown');
+    await node.idle();
+    expect(schedulerTimers(node, scheduler)).toBe(0);
+    expect(schedulerMonitors(node, scheduler)).toBe(0);
+  });
+});
+
+// ---- list, stats, delivery outcomes, events -----------------------------------------------------
+
+describe('AgentScheduler deliveries', () => {
+  it('counts and reports a failed delivery (a full bounded mailbox)', async () => {
+    const { node, clock, scheduler } = await setup();
+    const events = captureEvents(node, ['keel.agent_scheduler.']);
+    const r = receiver(node, { mailbox: { capacity: 1, overflow: 'reject' } });
+    await r.hold();
+    await scheduler.registerPeriodic(r.pid, 'beat', 100, 'beat');
+    await clock.advance(200);
+    await node.settle();
+    expect((await scheduler.list(r.pid))[0]).toMatchObject({ deliveries: 1, failures: 1 });
+    expect(await scheduler.stats()).toMatchObject({ delivered: 1, failed: 1 });
+    expect(events.events.map((e) => [e.event, e.metadata.reason])).toEqual([
+      ['keel.agent_scheduler.delivered', undefined],
+      ['keel.agent_scheduler.failed', 'mailbox_full'],
+    ]);
+    expect(events.events[1]).toMatchObject({ measurements: { attempts: 1 }, metadata: { scheduler: scheduler.name, agent: r.pid, id: 'beat', forced: false } });
+    r.release();
+  });
+
+  it('emits delivered with lateMs past the base due time (jitter included) and whether it was forced', async () => {
+    const { node, clock, scheduler } = await setup(() => 0.5);
+    const events = captureEvents(node, ['keel.agent_scheduler.delivered']);
+    const a = recorder(node);
+    await scheduler.registerPeriodic(a.pid, 'beat', 1000, 'beat', { jitter: 200 });
+    await advance(node, clock, 1100);
+    await scheduler.forceExecution(a.pid, 'beat');
+    await node.idle();
+    expect(events.events.map((e) => [e.measurements.lateMs, e.metadata.forced, e.metadata.id, e.metadata.agent, e.metadata.scheduler])).toEqual([
+      [100, false, 'beat', a.pid, scheduler.name],
+      [0, true, 'beat', a.pid, scheduler.name],
+    ]);
+    expect(typeof events.events[0]?.metadata.messageId).toBe('string');
+  });
+
+  it('sends with the scheduler options: a failure can be dead-lettered, with the schedule in its metadata', async () => {
+    const { node, clock } = clockedNode(track, { random: () => 0.5 });
+    const scheduler = await AgentScheduler.start(node, { sendOptions: { onError: 'dead_letter', metadata: { team: 'ops' } } });
+    const r = receiver(node, { mailbox: { capacity: 1, overflow: 'reject' } });
+    await r.hold();
+    await scheduler.registerPeriodic(r.pid, 'beat', 100, { beat: 1 });
+    await clock.advance(200);
+    await node.settle(); // not idle: the held receiver is busy
+    const listed = await node.deadLetters.list({});
+    if (!('entries' in listed)) throw new Error('dead letter queue unavailable');
+    expect(listed.entries).toHaveLength(1);
+    expect(listed.entries[0]).toMatchObject({ reason: 'mailbox_full', message: { beat: 1 }, metadata: { team: 'ops', scheduler: scheduler.name, schedule: 'beat' } });
+    await node.deadLetters.purge({});
+    r.release();
+  });
+
+  it('list shows the schedules of one agent in registration order; an unknown agent has none', async () => {
+    const { node, scheduler } = await setup();
+    const a = recorder(node);
+    await scheduler.registerPeriodic(a.pid, 'b', 200, 'b', { jitter: 10, missed: 'catch_up' });
+    await scheduler.registerPeriodic(a.pid, 'a', 100, 'a');
+    expect(await scheduler.list(a.pid)).toEqual([
+      { id: 'b', intervalMs: 200, jitter: 10, missed: 'catch_up', nextDueAt: START + 200, generation: 1, deliveries: 0, failures: 0, skipped: 0 },
+      { id: 'a', intervalMs: 100, jitter: 0, missed: 'skip', nextDueAt: START + 100, generation: 1, deliveries: 0, failures: 0, skipped: 0 },
+    ]);
+    expect(await scheduler.list(recorder(node).pid)).toEqual([]);
+    expect(await scheduler.list('nobody')).toEqual([]);
+    expect(isKeelError(thrown(() => scheduler.list('')), 'ERR_INVALID_ARGUMENT')).toBe(true);
+  });
+});

@@ -1,0 +1,759 @@
+import { describe, expect, it } from 'vitest';
+import { GenServer, isDown, isKeelError, type Node, Pid, Supervisor } from '../../src/index.js';
+import { PatternTrie } from '../../src/agents/internal/PatternTrie.js';
+import { createSignal, isSignal, type Signal } from '../../src/agents/Signal.js';
+import { type SignalOverflow, type SignalRouterHandle, type SignalRouterStats, SignalRouter, type SubscribeOptions } from '../../src/agents/SignalRouter.js';
+import type { KeelNode } from '../../src/runtime/Node.js';
+import { probe } from '../../src/testing/index.js';
+import { clockedNode, deadPid, type Deferred, deferred, expectKeelError, failure, listOf, receiveDown, thrown, useNodes } from '../support.js';
+
+const track = useNodes();
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+/**
+ * A subscriber that records every signal as its handler starts it. While `held`, each handler
+ * awaits a gate (a slow subscriber); `release()` opens the gates and stops holding. `until(n)`
+ * resolves once it has started `n` signals. `crashOn(i)` makes it throw on the signal whose data is i.
+ */
+interface Sink {
+  readonly pid: Pid;
+  readonly got: Signal[];
+  readonly data: unknown[];
+  until(n: number): Promise<void>;
+  release(): void;
+}
+
+function sink(node: Node, options: { held?: boolean; crashOn?: number } = {}): Sink {
+  const got: Signal[] = [];
+  const gates: Deferred<void>[] = [];
+  const waiters: { n: number; resolve: () => void }[] = [];
+  let held = options.held === true;
+  const pid = node.spawn(() => (m: unknown) => {
+    if (!isSignal(m)) return;
+    got.push(m);
+    for (const w of waiters.filter((x) => got.length >= x.n)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
+    }
+    if (options.crashOn !== undefined && m.data === options.crashOn) throw new Error(`poison ${options.crashOn}`);
+    if (!held) return;
+    const gate = deferred();
+    gates.push(gate);
+    return gate.promise;
+  });
+  return {
+    pid,
+    got,
+    get data() {
+      return got.map((s) => s.data);
+    },
+    until: (n) => (got.length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve }))),
+    release: () => {
+      held = false;
+      for (const g of gates.splice(0)) g.resolve();
+    },
+  };
+}
+
+interface Seen {
+  readonly event: string;
+  readonly measurements: Record<string, number>;
+  readonly metadata: Record<string, unknown>;
+}
+
+/** Records the router's events; `until(event, n)` resolves once `n` such events have been seen. */
+function routerEvents(node: Node): { list: Seen[]; of(event: string): Seen[]; until(event: string, n: number): Promise<void> } {
+  const list: Seen[] = [];
+  const waiters: { event: string; n: number; resolve: () => void }[] = [];
+  const of = (event: string): Seen[] => list.filter((e) => e.event === `keel.signal_router.${event}`);
+  node.telemetry.attach(`test.router.${Math.random()}`, ['keel.signal_router.*'], (event, measurements, metadata) => {
+    list.push({ event, measurements, metadata });
+    for (const w of waiters.filter((x) => of(x.event).length >= x.n)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
+    }
+  });
+  return { list, of, until: (event, n) => (of(event).length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ event, n, resolve }))) };
+}
+
+const signal = (type: string, data?: unknown): Signal => createSignal({ type, source: '/test', data });
+
+function publishAll(router: SignalRouterHandle, type: string, n: number, from = 0): Signal[] {
+  const out: Signal[] = [];
+  for (let i = from; i < from + n; i++) {
+    const s = signal(type, i);
+    expect(router.publish(s)).toEqual({ ok: true, id: s.id });
+    out.push(s);
+  }
+  return out;
+}
+
+/** The accounting identities every router keeps, whatever happened. */
+function expectBalanced(s: SignalRouterStats): void {
+  const r = s.dropped.byReason;
+  expect(s.routed).toBe(s.delivered + s.failed + r.evicted + r.subscriber_down + r.unsubscribed + s.buffered + s.inFlight);
+  expect(s.matched).toBe(s.routed + r.buffer_full + r.rejected);
+  expect(s.failed).toBe(r.delivery_failed);
+  expect(s.dropped.total).toBe(Object.values(r).reduce((a, b) => a + b, 0));
+}
+
+const routerMonitors = (node: Node) => listOf(node).filter((e) => e.tag === 'signal_router');
+
+function startRouter(node: Node, options?: Parameters<typeof SignalRouter.start>[1]): Promise<SignalRouterHandle> {
+  return SignalRouter.start(node, options);
+}
+
+/** The router's internal sizes (a call only tests make). */
+async function internals(node: Node, router: SignalRouterHandle): Promise<{ trieNodes: number }> {
+  return GenServer.call(node, router.name, { type: 'internals' }) as Promise<{ trieNodes: number }>;
+}
+
+// ---- the trie ---------------------------------------------------------------------------------
+
+describe('PatternTrie (internal)', () => {
+  const matches = (patterns: string[], type: string): string[] => {
+    const trie = new PatternTrie<string>();
+    for (const p of patterns) trie.add(p, p, p);
+    const out: string[] = [];
+    trie.match(type.split('.'), (v) => out.push(v));
+    return out.sort();
+  };
+
+  it("matches exact segments, '*' as exactly one segment, and '**' as one or more trailing segments", () => {
+    const all = ['order.created', 'order.*', '*.created', 'order.**', '**', '*', 'order', 'order.*.eu', 'order.created.**', 'user.*'];
+    expect(matches(all, 'order.created')).toEqual(['**', '*.created', 'order.*', 'order.**', 'order.created'].sort());
+    expect(matches(all, 'order')).toEqual(['*', '**', 'order']);
+    expect(matches(all, 'order.created.eu')).toEqual(['**', 'order.*.eu', 'order.**', 'order.created.**'].sort());
+    expect(matches(all, 'order.created.eu.paris')).toEqual(['**', 'order.**', 'order.created.**'].sort());
+    expect(matches(all, 'user.created')).toEqual(['**', '*.created', 'user.*'].sort());
+    expect(matches(all, 'invoice.paid.late')).toEqual(['**']);
+    expect(matches(['order.created'], 'order.created.eu')).toEqual([]);
+    expect(matches(['order.created'], 'order')).toEqual([]);
+    expect(matches(['order.*'], 'order')).toEqual([]);
+    expect(matches(['order.**'], 'order')).toEqual([]);
+    expect(matches(['*.*'], 'a.b.c')).toEqual([]);
+  });
+
+  it('prunes the nodes a removal leaves empty, back to the root alone', () => {
+    const trie = new PatternTrie<number>();
+    trie.add('a.b.c', 'k1', 1);
+    trie.add('a.*.d', 'k1', 1);
+    trie.add('a.**', 'k2', 2);
+    expect(trie.nodeCount).toBe(1 + 1 + 2 + 2); // root, a, (b, c), (*, d)
+    expect(trie.size).toBe(3);
+    expect(trie.remove('a.b.c', 'k1')).toBe(true);
+    expect(trie.nodeCount).toBe(4);
+    expect(trie.remove('a.b.c', 'k1')).toBe(false);
+    expect(trie.remove('a.*.d', 'k2')).toBe(false);
+    expect(trie.remove('x.y', 'k1')).toBe(false);
+    expect(trie.remove('a.*.d', 'k1')).toBe(true);
+    expect(trie.nodeCount).toBe(2); // a still holds the '**' subscription
+    expect(trie.remove('a.**', 'k2')).toBe(true);
+    expect(trie.nodeCount).toBe(1);
+    expect(trie.size).toBe(0);
+  });
+
+  it('holds one value per (pattern, key): adding again replaces it', () => {
+    const trie = new PatternTrie<number>();
+    expect(trie.add('a', 'k', 1)).toBe(true);
+    expect(trie.add('a', 'k', 2)).toBe(false);
+    expect(trie.get('a', 'k')).toBe(2);
+    expect(trie.size).toBe(1);
+  });
+
+  it('visits only the subscriptions on the type’s path among many', () => {
+    const trie = new PatternTrie<number>();
+    for (let i = 0; i < 10_000; i++) trie.add(`topic${i}.event`, `k${i}`, i);
+    let visits = 0;
+    trie.match(['topic7', 'event'], () => visits++);
+    expect(visits).toBe(1);
+  });
+});
+
+// ---- subscribe / unsubscribe ------------------------------------------------------------------
+
+describe('SignalRouter.subscribe', () => {
+  it('delivers a signal to the subscribers whose pattern matches its type, and to no other', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const exact = sink(node);
+    const star = sink(node);
+    const rest = sink(node);
+    const other = sink(node);
+    expect(await router.subscribe('order.created', exact.pid)).toBe('ok');
+    expect(await router.subscribe('order.*', star.pid)).toBe('ok');
+    expect(await router.subscribe('order.**', rest.pid)).toBe('ok');
+    expect(await router.subscribe('user.*', other.pid)).toBe('ok');
+    router.publish(signal('order.created', 1));
+    router.publish(signal('order.created.eu', 2));
+    router.publish(signal('order', 3));
+    router.publish(signal('order.paid', 4));
+    await node.idle();
+    expect(exact.data).toEqual([1]);
+    expect(star.data).toEqual([1, 4]);
+    expect(rest.data).toEqual([1, 2, 4]);
+    expect(other.data).toEqual([]);
+    const s = await router.stats();
+    expect(s).toMatchObject({ subscribers: 4, subscriptions: 4, published: 4, matched: 6, routed: 6, delivered: 6, buffered: 0, inFlight: 0 });
+    expectBalanced(s);
+  });
+
+  it('delivers once to a subscriber matched through several patterns', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const s = sink(node);
+    for (const p of ['order.created', 'order.*', 'order.**', '**', '*.created']) expect(await router.subscribe(p, s.pid)).toBe('ok');
+    const events = routerEvents(node);
+    router.publish(signal('order.created', 'once'));
+    await node.idle();
+    expect(s.data).toEqual(['once']);
+    expect(events.of('routed')[0]?.measurements).toEqual({ matched: 1, accepted: 1, dropped: 0 });
+    expect(await router.stats()).toMatchObject({ subscribers: 1, subscriptions: 5, matched: 1, delivered: 1 });
+  });
+
+  it("answers { error: 'noproc' } for a subscriber that is not alive, and keeps nothing of it", async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    expect(await router.subscribe('a', deadPid(node))).toEqual({ error: 'noproc' });
+    expect(await router.stats()).toMatchObject({ subscribers: 0, subscriptions: 0 });
+    expect((await internals(node, router)).trieNodes).toBe(1);
+    expect(routerMonitors(node)).toEqual([]);
+  });
+
+  it('monitors each subscriber once through the monitor manager, however many patterns it has', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const s = sink(node);
+    await router.subscribe('a', s.pid);
+    await router.subscribe('b.*', s.pid);
+    await router.subscribe('a', s.pid);
+    const monitors = routerMonitors(node);
+    expect(monitors).toHaveLength(1);
+    expect(Pid.equals(monitors[0]!.target, s.pid)).toBe(true);
+    expect(Pid.equals(monitors[0]!.owner, router.pid)).toBe(true);
+  });
+
+  it('takes the options of the latest subscribe for the subscriber (the fields given)', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const s = sink(node, { held: true });
+    await router.subscribe('a', s.pid, { capacity: 1, maxInFlight: 1 });
+    await router.subscribe('b', s.pid, { capacity: 3 }); // maxInFlight stays 1
+    publishAll(router, 'a', 6);
+    await s.until(1);
+    expect(await router.stats()).toMatchObject({ inFlight: 1, buffered: 3, dropped: { byReason: { buffer_full: 2 } } });
+    s.release();
+    await node.idle();
+    expect(s.data).toEqual([0, 1, 2, 3]);
+  });
+
+  it('refuses bad arguments with ERR_INVALID_ARGUMENT before calling the router', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const s = sink(node);
+    for (const pattern of ['', 'a..b', '.a', 'a.', 'a.**.b', '**.a', 'a*', 'a.b*c', 42, undefined]) {
+      expectKeelError(await failure(() => router.subscribe(pattern as never, s.pid)), 'ERR_INVALID_ARGUMENT', '`pattern`');
+      expectKeelError(await failure(() => router.unsubscribe(pattern as never, s.pid)), 'ERR_INVALID_ARGUMENT', '`pattern`');
+    }
+    for (const pid of ['name', {}, 42, null, undefined]) {
+      expectKeelError(await failure(() => router.subscribe('a', pid as never)), 'ERR_INVALID_ARGUMENT', '`subscriber`', 'a Pid');
+    }
+    const bad: [SubscribeOptions | unknown, string][] = [
+      [{ capacity: 0 }, 'options.capacity'],
+      [{ capacity: -1 }, 'options.capacity'],
+      [{ capacity: NaN }, 'options.capacity'],
+      [{ capacity: 1.5 }, 'options.capacity'],
+      [{ capacity: Infinity }, 'options.capacity'],
+      [{ capacity: '10' }, 'options.capacity'],
+      [{ maxInFlight: 0 }, 'options.maxInFlight'],
+      [{ overflow: 'drop' }, 'options.overflow'],
+      [{ overflow: 'DROP_OLDEST' }, 'options.overflow'],
+      [null, 'options'],
+      ['fast', 'options'],
+    ];
+    for (const [options, argument] of bad) {
+      expectKeelError(await failure(() => router.subscribe('a', s.pid, options as never)), 'ERR_INVALID_ARGUMENT', `\`${argument}\``);
+    }
+    expectKeelError(await failure(() => router.subscribe('a', router.pid)), 'ERR_INVALID_ARGUMENT', '`subscriber`', 'other than the router itself');
+    expect(await router.stats()).toMatchObject({ subscribers: 0, subscriptions: 0 });
+  });
+
+  it('answers a malformed call with a typed error and keeps running with its subscriptions', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const s = sink(node);
+    await router.subscribe('a', s.pid);
+    const pid = router.pid;
+    const reply = await GenServer.call(node, router.name, { type: 'subscribe', pattern: 'a..b', pid: s.pid, options: {} } as never);
+    expect(isKeelError(reply, 'ERR_INVALID_ARGUMENT')).toBe(true);
+    expect(isKeelError(await GenServer.call(node, router.name, { type: 'nope' } as never), 'ERR_INVALID_ARGUMENT')).toBe(true);
+    GenServer.cast(node, router.name, { type: 'publish', signal: { type: 'a' } } as never); // not a signal: ignored
+    await node.idle();
+    expect(Pid.equals(router.pid, pid)).toBe(true);
+    expect(await router.stats()).toMatchObject({ subscriptions: 1, published: 0 });
+  });
+});
+
+describe('SignalRouter.unsubscribe', () => {
+  it('removes one subscription, prunes the trie, and releases the monitor with the last one', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const s = sink(node);
+    const before = (await internals(node, router)).trieNodes;
+    expect(before).toBe(1);
+    await router.subscribe('order.*.eu', s.pid);
+    await router.subscribe('order.created', s.pid);
+    expect((await internals(node, router)).trieNodes).toBe(1 + 4); // order, *, eu, created
+    expect(await router.unsubscribe('order.*.eu', s.pid)).toBe('ok');
+    expect((await internals(node, router)).trieNodes).toBe(1 + 2);
+    expect(routerMonitors(node)).toHaveLength(1);
+    router.publish(signal('order.x.eu', 'gone'));
+    router.publish(signal('order.created', 'kept'));
+    await node.idle();
+    expect(s.data).toEqual(['kept']);
+    expect(await router.unsubscribe('order.created', s.pid)).toBe('ok');
+    expect((await internals(node, router)).trieNodes).toBe(1);
+    expect(routerMonitors(node)).toEqual([]);
+    expect(node.info(router.pid)?.monitors).toEqual([]);
+    expect(await router.stats()).toMatchObject({ subscribers: 0, subscriptions: 0 });
+  });
+
+  it("answers 'not_found' for a subscription that does not exist", async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const s = sink(node);
+    await router.subscribe('a', s.pid);
+    expect(await router.unsubscribe('b', s.pid)).toBe('not_found');
+    expect(await router.unsubscribe('a', sink(node).pid)).toBe('not_found');
+    expect(await router.unsubscribe('a', s.pid)).toBe('ok');
+    expect(await router.unsubscribe('a', s.pid)).toBe('not_found');
+  });
+
+  it("drops what was still buffered for a subscriber that leaves, as 'unsubscribed'", async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const s = sink(node, { held: true });
+    await router.subscribe('a', s.pid, { maxInFlight: 1 });
+    const events = routerEvents(node);
+    publishAll(router, 'a', 5);
+    await s.until(1);
+    expect(await router.unsubscribe('a', s.pid)).toBe('ok');
+    expect(events.of('dropped')).toEqual([
+      { event: 'keel.signal_router.dropped', measurements: { count: 4 }, metadata: { router: router.name, reason: 'unsubscribed', subscriber: s.pid } },
+    ]);
+    s.release();
+    await node.idle();
+    expect(s.data).toEqual([0]); // the one in flight was handled
+    const stats = await router.stats();
+    expect(stats).toMatchObject({ routed: 5, delivered: 1, buffered: 0, inFlight: 0, dropped: { total: 4, byReason: { unsubscribed: 4 } } });
+    expectBalanced(stats);
+  });
+});
+
+// ---- publish ----------------------------------------------------------------------------------
+
+describe('SignalRouter.publish', () => {
+  it('returns at once, before any delivery', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const s = sink(node);
+    await router.subscribe('a', s.pid);
+    await node.idle();
+    const sig = signal('a', 1);
+    expect(router.publish(sig)).toEqual({ ok: true, id: sig.id });
+    expect(node.info(s.pid)?.messagesHandled).toBe(0);
+    expect(s.got).toEqual([]);
+    await node.idle();
+    expect(s.got).toEqual([sig]);
+    expect(s.got[0]).toBe(sig); // the same frozen signal, not a copy
+  });
+
+  it('validates the signal synchronously: ERR_INVALID_SIGNAL, nothing is published', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const e = thrown(() => router.publish({ specversion: '1.0', id: 'x', source: '/s', type: 'a..b', time: '2024-05-01T00:00:00Z' } as never));
+    expectKeelError(e, 'ERR_INVALID_SIGNAL', '`type`');
+    expectKeelError(thrown(() => router.publish({ type: 'a' } as never)), 'ERR_INVALID_SIGNAL', '`specversion`');
+    await node.idle();
+    expect((await router.stats()).published).toBe(0);
+  });
+
+  it('accepts a valid CloudEvents object made elsewhere', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const s = sink(node);
+    await router.subscribe('a.b', s.pid);
+    const event = { specversion: '1.0' as const, id: 'ext-1', source: 'urn:x', type: 'a.b', time: '2024-05-01T00:00:00Z', traceparent: 't' };
+    expect(router.publish(event)).toEqual({ ok: true, id: 'ext-1' });
+    await node.idle();
+    expect(s.got).toEqual([event]);
+  });
+
+  it("answers { ok: false, reason: 'noproc' } when the router is not running", async () => {
+    const { node } = clockedNode(track);
+    const owner = probe(node);
+    // started from a plain process (linked to it, no supervisor to restart it), then stopped
+    const router = await SignalRouter.start(owner.ctx);
+    expect(node.info(router.pid)?.links.some((l) => Pid.equals(l, owner))).toBe(true);
+    await GenServer.stop(node, router.name);
+    const sig = signal('a');
+    expect(router.publish(sig)).toEqual({ ok: false, id: sig.id, reason: 'noproc' });
+  });
+
+  it('keeps the order of signals per subscriber, with several deliveries in flight', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const a = sink(node);
+    const b = sink(node);
+    await router.subscribe('tick', a.pid, { maxInFlight: 8 });
+    await router.subscribe('tick', b.pid, { maxInFlight: 1 });
+    publishAll(router, 'tick', 500);
+    await node.idle();
+    const expected = Array.from({ length: 500 }, (_, i) => i);
+    expect(a.data).toEqual(expected);
+    expect(b.data).toEqual(expected);
+  });
+
+  it('keeps at most maxInFlight deliveries in a subscriber’s mailbox', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const s = sink(node, { held: true });
+    await router.subscribe('a', s.pid, { maxInFlight: 3 });
+    publishAll(router, 'a', 10);
+    await s.until(1);
+    await GenServer.call(node, router.name, { type: 'stats' }); // the router has routed all ten
+    expect(node.info(s.pid)?.mailboxLength).toBe(2); // one being handled, two waiting
+    expect(await router.stats()).toMatchObject({ inFlight: 3, buffered: 7 });
+    s.release();
+    await node.idle();
+    expect(s.data).toHaveLength(10);
+  });
+
+  it('a slow subscriber delays neither a fast one nor the publisher', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const slow = sink(node, { held: true });
+    const fast = sink(node);
+    await router.subscribe('work.*', slow.pid, { maxInFlight: 1 });
+    await router.subscribe('work.*', fast.pid);
+    publishAll(router, 'work.item', 100);
+    await fast.until(100);
+    expect(fast.data).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(slow.data).toEqual([0]);
+    expect(await router.stats()).toMatchObject({ delivered: 100, inFlight: 1, buffered: 99 });
+    slow.release();
+    await node.idle();
+    expect(slow.data).toEqual(fast.data);
+    const s = await router.stats();
+    expect(s).toMatchObject({ routed: 200, delivered: 200, buffered: 0, inFlight: 0 });
+    expectBalanced(s);
+  });
+
+  it('emits keel.signal_router.routed per publish with its counts', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const s = sink(node, { held: true });
+    const t = sink(node);
+    await router.subscribe('a.*', s.pid, { capacity: 1, maxInFlight: 1 });
+    await router.subscribe('a.**', t.pid);
+    const events = routerEvents(node);
+    const [s1, s2, s3] = publishAll(router, 'a.b', 3);
+    const none = signal('zzz');
+    router.publish(none);
+    await s.until(1);
+    await router.stats();
+    expect(events.of('routed').map((e) => [e.measurements, e.metadata])).toEqual([
+      [{ matched: 2, accepted: 2, dropped: 0 }, { router: router.name, type: 'a.b', id: s1!.id }],
+      [{ matched: 2, accepted: 2, dropped: 0 }, { router: router.name, type: 'a.b', id: s2!.id }],
+      [{ matched: 2, accepted: 1, dropped: 1 }, { router: router.name, type: 'a.b', id: s3!.id }],
+      [{ matched: 0, accepted: 0, dropped: 0 }, { router: router.name, type: 'zzz', id: none.id }],
+    ]);
+    s.release();
+  });
+});
+
+// ---- overflow ---------------------------------------------------------------------------------
+
+describe('SignalRouter overflow policies', () => {
+  /** A held subscriber with capacity 2 and one delivery in flight, sent 10 signals: 1 in flight, 2 buffered, 7 over. */
+  async function overflowing(overflow: SignalOverflow, services = true) {
+    const { node } = clockedNode(track, services ? {} : { services: false });
+    const router = await startRouter(node);
+    const s = sink(node, { held: true });
+    await router.subscribe('load.*', s.pid, { capacity: 2, overflow, maxInFlight: 1 });
+    const events = routerEvents(node);
+    const sent = publishAll(router, 'load.x', 10);
+    await s.until(1);
+    const during = await router.stats();
+    return { node, router, s, events, sent, during };
+  }
+
+  it("drop_newest refuses what finds the buffer full ('buffer_full'), one event per signal", async () => {
+    const { node, router, s, events, sent, during } = await overflowing('drop_newest');
+    expect(during).toMatchObject({ matched: 10, routed: 3, inFlight: 1, buffered: 2, dropped: { total: 7, byReason: { buffer_full: 7 } } });
+    expect(events.of('dropped').map((e) => e.metadata.signalId)).toEqual(sent.slice(3).map((x) => x.id));
+    expect(events.of('dropped')[0]).toEqual({
+      event: 'keel.signal_router.dropped',
+      measurements: { count: 1 },
+      metadata: { router: router.name, reason: 'buffer_full', subscriber: s.pid, signalId: sent[3]!.id, type: 'load.x', pattern: 'load.*' },
+    });
+    s.release();
+    await node.idle();
+    expect(s.data).toEqual([0, 1, 2]);
+    const after = await router.stats();
+    expect(after).toMatchObject({ delivered: 3, buffered: 0, inFlight: 0 });
+    expectBalanced(after);
+  });
+
+  it("drop_oldest evicts the oldest buffered signal for the newest ('evicted')", async () => {
+    const { node, router, s, events, sent, during } = await overflowing('drop_oldest');
+    expect(during).toMatchObject({ matched: 10, routed: 10, inFlight: 1, buffered: 2, dropped: { total: 7, byReason: { evicted: 7 } } });
+    expect(events.of('dropped').map((e) => [e.metadata.reason, e.metadata.signalId])).toEqual(sent.slice(1, 8).map((x) => ['evicted', x.id]));
+    s.release();
+    await node.idle();
+    expect(s.data).toEqual([0, 8, 9]);
+    const after = await router.stats();
+    expect(after).toMatchObject({ delivered: 3 });
+    expectBalanced(after);
+  });
+
+  it("reject refuses what finds the buffer full and dead-letters it for recovery ('rejected')", async () => {
+    const { node, router, s, events, sent, during } = await overflowing('reject');
+    expect(during).toMatchObject({ matched: 10, routed: 3, dropped: { total: 7, byReason: { rejected: 7 } } });
+    await events.until('dropped', 7);
+    const dropped = events.of('dropped');
+    expect(dropped.map((e) => e.metadata.signalId)).toEqual(sent.slice(3).map((x) => x.id));
+    expect(dropped.every((e) => e.metadata.reason === 'rejected' && typeof e.metadata.deadLetterId === 'string')).toBe(true);
+    const listed = await node.deadLetters.list({ reason: 'signal_rejected' });
+    if ('error' in listed) throw new Error('the dead letter queue is unavailable');
+    expect(listed.entries.map((e) => e.id)).toEqual(dropped.map((e) => e.metadata.deadLetterId));
+    expect(listed.entries.map((e) => e.message)).toEqual(sent.slice(3));
+    expect(listed.entries[0]).toMatchObject({ recipient: Pid.format(s.pid), reason: 'signal_rejected', metadata: { router: router.name, pattern: 'load.*' } });
+    s.release();
+    await node.idle();
+    expect(s.data).toEqual([0, 1, 2]);
+    expectBalanced(await router.stats());
+  });
+
+  it('reject says when the dead letter queue is unavailable (services off)', async () => {
+    const { node, router, s, events } = await overflowing('reject', false);
+    await events.until('dropped', 7);
+    expect(events.of('dropped').every((e) => e.metadata.reason === 'rejected' && e.metadata.deadLetterUnavailable === true)).toBe(true);
+    s.release();
+    await node.idle();
+    expect((await router.stats()).dropped.byReason.rejected).toBe(7);
+  });
+});
+
+// ---- failures ---------------------------------------------------------------------------------
+
+describe('SignalRouter delivery failures and subscriber deaths', () => {
+  it("counts a delivery that is not handled within deliveryTimeout as 'delivery_failed', then goes on", async () => {
+    const { node, clock } = clockedNode(track);
+    const router = await startRouter(node, { deliveryTimeout: 100 });
+    const s = sink(node, { held: true });
+    await router.subscribe('a', s.pid, { maxInFlight: 1 });
+    const events = routerEvents(node);
+    const [first] = publishAll(router, 'a', 2);
+    await s.until(1);
+    await node.settle();
+    await clock.advance(100);
+    await events.until('dropped', 1);
+    expect(events.of('dropped')[0]?.metadata).toMatchObject({ reason: 'delivery_failed', failure: 'timeout', signalId: first!.id, subscriber: s.pid });
+    s.release();
+    await node.idle();
+    expect(s.data).toEqual([0, 1]); // the second was delivered after the first timed out
+    const stats = await router.stats();
+    expect(stats).toMatchObject({ delivered: 1, failed: 1 });
+    expectBalanced(stats);
+  });
+
+  it('a subscriber that crashes on a signal: delivery_failed for it, subscriber_down for what was buffered, subscriptions and monitor gone', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const s = sink(node, { crashOn: 3 });
+    const other = sink(node);
+    await router.subscribe('x.*', s.pid, { maxInFlight: 1 });
+    await router.subscribe('x.**', s.pid);
+    await router.subscribe('x.*', other.pid);
+    const events = routerEvents(node);
+    const p = probe(node);
+    p.ctx.monitor(s.pid);
+    publishAll(router, 'x.y', 10);
+    await receiveDown(p);
+    await node.idle();
+    expect(s.data).toEqual([0, 1, 2, 3]);
+    expect(other.data).toHaveLength(10);
+    const stats = await router.stats();
+    expect(stats).toMatchObject({ subscribers: 1, subscriptions: 1, delivered: 13, failed: 1, buffered: 0, inFlight: 0 });
+    const lost = events.of('dropped');
+    expect(lost.find((e) => e.metadata.reason === 'delivery_failed')?.metadata).toMatchObject({ failure: 'process_down', subscriber: s.pid });
+    const down = lost.filter((e) => e.metadata.reason === 'subscriber_down');
+    expect(down.reduce((n, e) => n + e.measurements.count!, 0)).toBe(6);
+    expect(stats.dropped.byReason.subscriber_down).toBe(6);
+    expectBalanced(stats);
+    expect(routerMonitors(node).map((m) => Pid.format(m.target))).toEqual([Pid.format(other.pid)]);
+    expect((await internals(node, router)).trieNodes).toBe(1 + 2); // x, *
+  });
+
+  it('a subscriber killed while idle is unsubscribed everywhere', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const s = sink(node);
+    await router.subscribe('a.b', s.pid);
+    await router.subscribe('c.**', s.pid);
+    node.exit(s.pid, 'kill');
+    await node.idle();
+    expect(await router.stats()).toMatchObject({ subscribers: 0, subscriptions: 0 });
+    expect((await internals(node, router)).trieNodes).toBe(1);
+    expect(routerMonitors(node)).toEqual([]);
+    router.publish(signal('a.b'));
+    await node.idle();
+    expect(await router.stats()).toMatchObject({ published: 1, matched: 0 });
+  });
+
+  it('falls back to a runtime monitor when the monitor service is off, and still cleans up on death', async () => {
+    const { node } = clockedNode(track, { services: false });
+    const router = await startRouter(node);
+    const s = sink(node);
+    expect(await router.subscribe('a', s.pid)).toBe('ok');
+    expect(await router.subscribe('a', deadPid(node))).toEqual({ error: 'noproc' });
+    expect(node.info(router.pid)?.monitors).toHaveLength(1);
+    node.exit(s.pid, 'kill');
+    await node.idle();
+    expect(await router.stats()).toMatchObject({ subscribers: 0 });
+    expect(node.info(router.pid)?.monitors).toEqual([]);
+    const t = sink(node);
+    await router.subscribe('a', t.pid);
+    expect(await router.unsubscribe('a', t.pid)).toBe('ok');
+    expect(node.info(router.pid)?.monitors).toEqual([]);
+  });
+
+  it('keeps its accounts over many publishes with a slow, a fast and a dying subscriber', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const slow = sink(node, { held: true });
+    const fast = sink(node);
+    const dying = sink(node, { held: true });
+    await router.subscribe('m.*', slow.pid, { capacity: 20, overflow: 'drop_oldest', maxInFlight: 2 });
+    await router.subscribe('m.**', fast.pid);
+    await router.subscribe('m.*', dying.pid, { capacity: 5, overflow: 'reject', maxInFlight: 1 });
+    await router.subscribe('m.a', dying.pid); // overlapping: still once per signal
+    const events = routerEvents(node);
+    publishAll(router, 'm.a', 300);
+    await fast.until(300);
+    node.exit(dying.pid, 'kill');
+    publishAll(router, 'm.b', 200, 300);
+    await fast.until(500);
+    await router.stats();
+    const during = await router.stats();
+    expectBalanced(during);
+    expect(during.buffered + during.inFlight).toBe(22); // the slow one's buffer and in flight
+    slow.release();
+    await node.idle();
+    const s = await router.stats();
+    expectBalanced(s);
+    const r = s.dropped.byReason;
+    expect(s).toMatchObject({ published: 500, subscribers: 2, buffered: 0, inFlight: 0 });
+    expect(s.matched).toBe(500 + 500 + 300); // fast, slow, and the dying one before it died
+    expect(fast.data).toHaveLength(500);
+    expect(slow.data).toHaveLength(2 + 20); // two in flight at first, then the last twenty
+    expect(slow.data.slice(2)).toEqual(Array.from({ length: 20 }, (_, i) => 480 + i));
+    expect(r.evicted).toBe(500 - 22);
+    expect(dying.data).toEqual([0]);
+    expect(r.rejected).toBe(300 - 1 - 5);
+    expect(r.subscriber_down).toBe(5);
+    expect(r.delivery_failed).toBe(1); // the one it was handling when it was killed
+    expect(s.delivered).toBe(500 + 22);
+    // every drop was reported, with its count
+    await events.until('dropped', 1 + 478 + 1 + 294);
+    const reported: Record<string, number> = {};
+    for (const e of events.of('dropped')) reported[e.metadata.reason as string] = (reported[e.metadata.reason as string] ?? 0) + e.measurements.count!;
+    expect(reported).toEqual({ evicted: 478, rejected: 294, subscriber_down: 5, delivery_failed: 1 });
+    // every publish was reported: routed events add up to the stats
+    const routed = events.of('routed');
+    expect(routed).toHaveLength(500);
+    expect(routed.reduce((n, e) => n + e.measurements.accepted!, 0)).toBe(s.routed);
+    expect(routed.reduce((n, e) => n + e.measurements.matched!, 0)).toBe(s.matched);
+  });
+});
+
+// ---- supervision ------------------------------------------------------------------------------
+
+describe('SignalRouter.start', () => {
+  it('refuses bad options with ERR_INVALID_ARGUMENT before starting anything', async () => {
+    const { node } = clockedNode(track);
+    const count = node.processes().length;
+    for (const [options, argument] of [
+      [{ deliveryTimeout: 0 }, 'options.deliveryTimeout'],
+      [{ deliveryTimeout: -1 }, 'options.deliveryTimeout'],
+      [{ deliveryTimeout: NaN }, 'options.deliveryTimeout'],
+      [{ deliveryTimeout: '5s' }, 'options.deliveryTimeout'],
+      [{ name: '' }, 'options.name'],
+      [{ name: 7 }, 'options.name'],
+      ['router', 'options'],
+    ] as const) {
+      expectKeelError(await failure(() => SignalRouter.start(node, options as never)), 'ERR_INVALID_ARGUMENT', `\`${argument}\``);
+    }
+    expect(node.processes()).toHaveLength(count);
+  });
+
+  it('registers under a given or generated name, and is supervised by the node’s agents supervisor', async () => {
+    const { node } = clockedNode(track);
+    const a = await startRouter(node, { name: 'signals' });
+    const b = await startRouter(node);
+    expect(a.name).toBe('signals');
+    expect(b.name).toMatch(/^keel\.signal_router\.\d+$/);
+    expect(Pid.equals(node.registry.whereis('signals')!, a.pid)).toBe(true);
+    const sup = node.registry.whereis('keel.agents')!;
+    expect(node.info(a.pid)?.links.some((l) => Pid.equals(l, sup))).toBe(true);
+  });
+
+  it('under a supervisor: linked to it, restarted after a crash with fresh state, what it held reported, its monitors released', async () => {
+    const { node } = clockedNode(track);
+    let handle: SignalRouterHandle | undefined;
+    const sup = await Supervisor.start(node, [
+      {
+        id: 'router',
+        start: async (ctx) => {
+          handle = await SignalRouter.start(ctx, { name: 'signals' });
+          return handle.pid;
+        },
+      },
+    ]);
+    const router = handle!;
+    const first = router.pid;
+    expect(node.info(first)?.links.some((l) => Pid.equals(l, sup))).toBe(true);
+    const s = sink(node, { held: true });
+    await router.subscribe('a.*', s.pid, { maxInFlight: 1 });
+    const events = routerEvents(node);
+    publishAll(router, 'a.b', 4);
+    await s.until(1);
+    await router.stats();
+    expect(routerMonitors(node)).toHaveLength(1);
+    const p = probe(node);
+    const ref = p.ctx.monitor(first);
+    node.exit(first, 'kill');
+    const down = await receiveDown(p, ref);
+    expect(down.reason).toBe('killed');
+    s.release(); // the old router's delivery in its handler finishes; nothing else of it is left
+    await node.idle();
+    // what it held is reported: 3 buffered + 1 in flight
+    expect(events.of('dropped').map((e) => [e.metadata.reason, e.measurements.count])).toEqual([['router_down', 4]]);
+    const second = router.pid;
+    expect(Pid.equals(second, first)).toBe(false);
+    expect(node.info(second)?.links.some((l) => Pid.equals(l, sup))).toBe(true);
+    expect(routerMonitors(node)).toEqual([]);
+    // fresh state: the subscriber subscribes again
+    expect(await router.stats()).toMatchObject({ subscribers: 0, published: 0 });
+    const t = sink(node);
+    expect(await router.subscribe('a.*', t.pid)).toBe('ok');
+    router.publish(signal('a.c', 'after'));
+    await node.idle();
+    expect(t.data).toEqual(['after']);
+    expect(s.data).toEqual([0]); // nothing more reached it from the old router
+    expect(isDown(down)).toBe(true);
+    expect((node as KeelNode).isAlive(sup)).toBe(true);
+  });
+});

@@ -1,0 +1,148 @@
+import { describe, expect, it } from 'vitest';
+import { barrier, type Barrier, type BarrierWait } from '../../../src/agents/patterns/index.js';
+import type { Node, Pid } from '../../../src/index.js';
+import { captureEvents, probe, type Probe } from '../../../src/testing/index.js';
+import { clockedNode, expectKeelError, thrown, useNodes, watch } from '../../support.js';
+
+const track = useNodes();
+
+/** A process that waits at `b` (from its own context) when told 'go', and sends what the wait answered to `p`. */
+function waiter(node: Node, b: Barrier, p: Probe): Pid {
+  return node.spawn((ctx) => async (m) => {
+    if (m === 'go') ctx.send(p, { from: ctx.self, wait: await b.wait(ctx, { timeout: Infinity }) });
+  });
+}
+
+describe('barrier', () => {
+  it('releases every waiter exactly when the n-th arrives, with the generation', async () => {
+    const node = track();
+    const events = captureEvents(node, ['keel.coordination.']);
+    const b = await barrier(node, 3);
+    const first = [watch(b.wait(node)), watch(b.wait(node))];
+    expect(await b.arrived()).toBe(2); // answered after both waits arrived
+    expect(first.map((w) => w.status)).toEqual(['pending', 'pending']);
+    const last = await b.wait(node);
+    expect(last).toEqual({ ok: true, generation: 0 });
+    await node.idle();
+    expect(first.map((w) => w.value)).toEqual([{ ok: true, generation: 0 }, { ok: true, generation: 0 }]);
+    expect(await b.arrived()).toBe(0);
+    expect(events.events).toEqual([{ event: 'keel.coordination.barrier_released', measurements: { generation: 0, parties: 3 }, metadata: { barrier: b.name } }]);
+    expect(b.name).toMatch(/^keel\.barrier\.\d+$/);
+    expect(b.parties).toBe(3);
+  });
+
+  it('is cyclic: the next n arrivals are the next generation', async () => {
+    const node = track();
+    const b = await barrier(node, 2);
+    for (const generation of [0, 1, 2]) {
+      expect(await Promise.all([b.wait(node), b.wait(node)])).toEqual([{ ok: true, generation }, { ok: true, generation }]);
+    }
+    expect(await b.generation()).toBe(3);
+  });
+
+  it('releases processes waiting from their own contexts', async () => {
+    const node = track();
+    const p = probe(node);
+    const b = await barrier(node, 2);
+    const [w1, w2] = [waiter(node, b, p), waiter(node, b, p)];
+    node.send(w1, 'go');
+    node.send(w2, 'go');
+    const got = [await p.receive(), await p.receive()] as { from: Pid; wait: BarrierWait }[];
+    expect(got.map((g) => g.from).sort((x, y) => x.id - y.id)).toEqual([w1, w2]);
+    expect(got.map((g) => g.wait)).toEqual([{ ok: true, generation: 0 }, { ok: true, generation: 0 }]);
+  });
+
+  it('a waiter that dies before the release no longer counts', async () => {
+    const node = track();
+    const p = probe(node);
+    const b = await barrier(node, 2);
+    const doomed = waiter(node, b, p);
+    node.send(doomed, 'go');
+    await node.settle(); // nothing runnable: its wait is in (it is busy waiting, so the node is not idle)
+    expect(await b.arrived()).toBe(1);
+    node.exit(doomed, 'kill');
+    expect(await b.arrived()).toBe(0); // its Down was queued before this call
+    const w = watch(b.wait(node));
+    expect(await b.arrived()).toBe(1);
+    expect(w.status).toBe('pending'); // the dead one did not complete the pair
+    const survivor = waiter(node, b, p);
+    node.send(survivor, 'go');
+    expect(await p.receive()).toEqual({ from: survivor, wait: { ok: true, generation: 0 } });
+    await node.idle();
+    expect(w.value).toEqual({ ok: true, generation: 0 });
+  });
+
+  it("a wait past its timeout ends with 'timeout' and leaves the barrier (default from the barrier, or its own)", async () => {
+    const { node, clock } = clockedNode(track);
+    const b = await barrier(node, 3, { timeout: 100 });
+    const short = watch(b.wait(node));
+    const long = watch(b.wait(node, { timeout: 300 }));
+    expect(await b.arrived()).toBe(2);
+    await clock.advance(99);
+    expect([short.status, long.status]).toEqual(['pending', 'pending']);
+    await clock.advance(1);
+    expect(short.value).toEqual({ ok: false, reason: 'timeout' });
+    expect(await b.arrived()).toBe(1);
+    const third = watch(b.wait(node, { timeout: Infinity }));
+    expect(await b.arrived()).toBe(2); // the one that left does not complete the three
+    await clock.advance(200);
+    expect(long.value).toEqual({ ok: false, reason: 'timeout' });
+    expect(third.status).toBe('pending');
+    expect(await b.arrived()).toBe(1);
+    await b.stop();
+    await node.idle();
+    expect(third.value).toEqual({ ok: false, reason: 'stopped' });
+  });
+
+  it("an aborted wait ends with 'aborted' and leaves the barrier; an already aborted one never arrives", async () => {
+    const node = track();
+    const b = await barrier(node, 2);
+    const abort = new AbortController();
+    const w = watch(b.wait(node, { signal: abort.signal }));
+    expect(await b.arrived()).toBe(1);
+    abort.abort();
+    expect(await b.arrived()).toBe(0);
+    await node.idle();
+    expect(w.value).toEqual({ ok: false, reason: 'aborted' });
+    expect(await b.wait(node, { signal: AbortSignal.abort() })).toEqual({ ok: false, reason: 'aborted' });
+    expect(await b.arrived()).toBe(0);
+  });
+
+  it("stop ends the barrier; its waiters get 'stopped'", async () => {
+    const node = track();
+    const b = await barrier(node, 2);
+    const w = watch(b.wait(node));
+    expect(await b.arrived()).toBe(1);
+    const pid = b.pid;
+    await b.stop();
+    await node.idle();
+    expect(node.isAlive(pid)).toBe(false);
+    expect(w.value).toEqual({ ok: false, reason: 'stopped' });
+    expect(await b.wait(node)).toEqual({ ok: false, reason: 'stopped' });
+  });
+
+  it('started from a process context it is linked to that process, and stop ends it without hurting the starter', async () => {
+    const node = track();
+    const owner = probe(node);
+    const b = await barrier(owner.ctx, 1);
+    expect(node.info(b.pid)?.links).toEqual([owner]);
+    expect(await b.wait(node)).toEqual({ ok: true, generation: 0 });
+    const pid = b.pid;
+    await b.stop();
+    expect(node.isAlive(pid)).toBe(false);
+    expect(node.isAlive(owner)).toBe(true);
+  });
+
+  it('throws at once for bad arguments', async () => {
+    const node = track();
+    for (const n of [0, -1, 1.5, NaN, '2', undefined]) expectKeelError(thrown(() => barrier(node, n as never)), 'ERR_INVALID_ARGUMENT', '`parties`');
+    expectKeelError(thrown(() => barrier(node, 2, { timeout: -1 })), 'ERR_INVALID_ARGUMENT', '`options.timeout`');
+    expectKeelError(thrown(() => barrier(node, 2, null as never)), 'ERR_INVALID_ARGUMENT', '`options`');
+    expectKeelError(thrown(() => barrier(node, 2, { name: '' })), 'ERR_INVALID_ARGUMENT', '`options.name`');
+    const b = await barrier(node, 2);
+    expectKeelError(thrown(() => b.wait(node, { timeout: -1 })), 'ERR_INVALID_ARGUMENT', '`options.timeout`');
+    expectKeelError(thrown(() => b.wait(node, { signal: 'x' as never })), 'ERR_INVALID_ARGUMENT', '`options.signal`');
+    expectKeelError(thrown(() => b.wait({} as never)), 'ERR_INVALID_ARGUMENT', '`from`');
+    expect(await b.arrived()).toBe(0);
+  });
+});

@@ -1,0 +1,200 @@
+import { describe, expect, it } from 'vitest';
+import { Agent, type AgentTask } from '../../../src/agents/Agent.js';
+import { distributeWork } from '../../../src/agents/patterns/index.js';
+import type { Node, Pid } from '../../../src/index.js';
+import { captureEvents } from '../../../src/testing/index.js';
+import { clockedNode, deadPid, deferred, expectKeelError, thrown, useNodes, watch } from '../../support.js';
+
+const track = useNodes();
+
+/** A worker that answers `<label>:<payload>`, after `gate` (if any) opens. */
+async function worker(node: Node, label: string, options: { capabilities?: string[]; gate?: Promise<void>; ran?: (task: AgentTask) => void } = {}): Promise<Pid> {
+  const agent = await Agent.start(node, {
+    capabilities: options.capabilities ?? [],
+    runTask: async (task) => {
+      options.ran?.(task);
+      if (options.gate !== undefined) await options.gate;
+      return `${label}:${String(task.payload)}`;
+    },
+  });
+  return agent.pid; // the pid now: a restarted agent is another worker
+}
+
+describe('distributeWork', () => {
+  it("round robin gives item i to workers[i % n], exactly, and reports every result in item order", async () => {
+    const node = track();
+    const workers = [await worker(node, 'a'), await worker(node, 'b'), await worker(node, 'c')];
+    const events = captureEvents(node, ['keel.coordination.']);
+    const r = await distributeWork(node, [0, 1, 2, 3, 4, 5, 6], { workers });
+    expect(r.results.map((x) => x.worker)).toEqual([0, 1, 2, 3, 4, 5, 6].map((i) => workers[i % 3]));
+    expect(r.results.map((x) => x.result)).toEqual(['a:0', 'b:1', 'c:2', 'a:3', 'b:4', 'c:5', 'a:6']);
+    expect(r).toMatchObject({ completed: 7, failed: 0, reassigned: 0 });
+    expect(r.perWorker.map((w) => [w.assigned, w.completed, w.failed])).toEqual([[3, 3, 0], [2, 2, 0], [2, 2, 0]]);
+    expect(r.results[3]).toEqual({ item: 3, index: 3, worker: workers[0], ok: true, result: 'a:3', attempts: 1 });
+    expect(events.events).toHaveLength(1);
+    expect(events.events[0]).toMatchObject({ event: 'keel.coordination.work_distributed', measurements: { items: 7, completed: 7, failed: 0, reassigned: 0 }, metadata: { strategy: 'round_robin', workers: 3 } });
+  });
+
+  it('least loaded sends everything to the idle worker while the slow one is busy (load falls as tasks complete)', async () => {
+    const node = track();
+    const gate = deferred<void>();
+    const fastDone = deferred<void>();
+    let fastRuns = 0;
+    const slow = await worker(node, 'slow', { gate: gate.promise });
+    const fast = await worker(node, 'fast', { ran: () => ++fastRuns === 5 && fastDone.resolve() });
+    const run = distributeWork(node, [0, 1, 2, 3, 4, 5], { workers: [slow, fast], strategy: 'least_loaded', maxPerWorker: 1 });
+    const w = watch(run);
+    await fastDone.promise;
+    expect(w.status).toBe('pending'); // item 0 still runs on the slow worker
+    gate.resolve();
+    const r = await run;
+    expect(r.results.map((x) => x.worker)).toEqual([slow, fast, fast, fast, fast, fast]);
+    expect(r.perWorker.map((x) => x.completed)).toEqual([1, 5]);
+  });
+
+  it('least loaded fills workers evenly up to maxPerWorker (ties go to the earliest)', async () => {
+    const node = track();
+    const gate = deferred<void>();
+    const workers = [await worker(node, 'a', { gate: gate.promise }), await worker(node, 'b', { gate: gate.promise })];
+    const w = distributeWork(node, [0, 1, 2, 3, 4], { workers, strategy: 'least_loaded', maxPerWorker: 2 });
+    gate.resolve();
+    const r = await w;
+    expect(r.results.slice(0, 4).map((x) => x.worker)).toEqual([workers[0], workers[1], workers[0], workers[1]]);
+    expect(r.completed).toBe(5);
+  });
+
+  it('capability gives each item to the least loaded worker with every capability it requires', async () => {
+    const node = track();
+    const gate = deferred<void>();
+    const resize = await worker(node, 'resize', { capabilities: ['resize'], gate: gate.promise });
+    const ocr = await worker(node, 'ocr', { capabilities: ['ocr'], gate: gate.promise });
+    const both = await worker(node, 'both', { capabilities: ['resize', 'ocr'], gate: gate.promise });
+    const items = [{ requires: ['ocr'] }, { requires: ['resize'] }, { requires: ['resize', 'ocr'] }, { requires: [] }, { requires: ['ocr'] }];
+    const w = distributeWork(node, items, { workers: [resize, ocr, both], strategy: 'capability' });
+    gate.resolve();
+    const r = await w;
+    // ocr: ocr (0) before both (0); resize: resize; both: only both; none: least loaded, all at 1 → the first; ocr again: ocr (1) = both (1) → ocr
+    expect(r.results.map((x) => x.worker)).toEqual([ocr, resize, both, resize, ocr]);
+    expect(r.completed).toBe(5);
+  });
+
+  it("capability: an item no worker can take fails with 'no_capable_worker' at once, the others run", async () => {
+    const node = track();
+    const a = await worker(node, 'a', { capabilities: ['x'] });
+    const r = await distributeWork(node, ['ok', 'impossible'], { workers: [a], strategy: 'capability', requires: (item) => (item === 'ok' ? ['x'] : ['y']) });
+    expect(r.results).toEqual([
+      { item: 'ok', index: 0, worker: a, ok: true, result: 'a:ok', attempts: 1 },
+      { item: 'impossible', index: 1, worker: undefined, ok: false, error: 'no_capable_worker', attempts: 0 },
+    ]);
+    expect(r).toMatchObject({ completed: 1, failed: 1 });
+  });
+
+  it('least loaded: an item whose worker dies while running it goes to another live worker (at least once)', async () => {
+    const node = track();
+    const started = deferred<void>();
+    const doomed = await worker(node, 'doomed', { gate: new Promise(() => undefined), ran: () => started.resolve() });
+    const other = await worker(node, 'other');
+    const w = distributeWork(node, ['job'], { workers: [doomed, other], strategy: 'least_loaded' });
+    await started.promise;
+    node.exit(doomed, 'kill');
+    const r = await w;
+    expect(r.results).toEqual([{ item: 'job', index: 0, worker: other, ok: true, result: 'other:job', attempts: 2 }]);
+    expect(r.reassigned).toBe(1);
+    expect(r.perWorker.map((x) => [x.assigned, x.completed, x.failed])).toEqual([[1, 0, 1], [1, 1, 0]]);
+  });
+
+  it("least loaded: with every worker dead the items fail with 'no_live_worker' without a call, never hang", async () => {
+    const node = track();
+    const r = await distributeWork(node, [1, 2, 3], { workers: [deadPid(node), deadPid(node)], strategy: 'least_loaded' });
+    expect(r.results.map((x) => [x.ok, x.error, x.attempts])).toEqual([1, 2, 3].map(() => [false, 'no_live_worker', 0]));
+    expect(r.perWorker.map((x) => x.assigned)).toEqual([0, 0]);
+  });
+
+  it("least loaded: an item whose only worker died while running it fails with that reason", async () => {
+    const node = track();
+    const started = deferred<void>();
+    const doomed = await worker(node, 'doomed', { gate: new Promise(() => undefined), ran: () => started.resolve() });
+    const w = distributeWork(node, ['job'], { workers: [doomed], strategy: 'least_loaded' });
+    await started.promise;
+    node.exit(doomed, 'kill');
+    expect((await w).results).toEqual([{ item: 'job', index: 0, worker: doomed, ok: false, error: 'process_down', attempts: 1 }]);
+  });
+
+  it("round robin: a dead worker's items fail with 'noproc', the others' run", async () => {
+    const node = track();
+    const live = await worker(node, 'live');
+    const r = await distributeWork(node, [0, 1, 2, 3], { workers: [live, deadPid(node)] });
+    expect(r.results.map((x) => (x.ok ? x.result : x.error))).toEqual(['live:0', 'noproc', 'live:2', 'noproc']);
+  });
+
+  it("a task past the timeout fails with 'timeout' and is cancelled on its worker", async () => {
+    const { node, clock } = clockedNode(track);
+    const started = deferred<void>();
+    const cancelled = deferred<void>();
+    const agent = await Agent.start(node, {
+      capabilities: [],
+      runTask: (_task, _ctx, { signal }) => {
+        started.resolve();
+        signal.addEventListener('abort', () => cancelled.resolve());
+        return new Promise(() => undefined);
+      },
+    });
+    const w = watch(distributeWork(node, ['slow'], { workers: [agent.pid], timeout: 100 }));
+    await started.promise;
+    await clock.advance(100);
+    await cancelled.promise;
+    await node.idle();
+    expect(w.value?.results).toEqual([{ item: 'slow', index: 0, worker: agent.pid, ok: false, error: 'timeout', attempts: 1 }]);
+    expect((await agent.status()).load).toBe(0);
+  });
+
+  it('a task that fails on its worker reports the worker\'s error; no items resolves at once', async () => {
+    const node = track();
+    const agent = await Agent.start(node, { capabilities: [], runTask: () => Promise.reject(new Error('bad input')) });
+    const r = await distributeWork(node, ['x'], { workers: [agent.pid], toTask: (item) => ({ id: `t-${item}`, kind: 'parse', payload: item }) });
+    expect(r.results[0]).toMatchObject({ ok: false, attempts: 1 });
+    expect((r.results[0]!.error as Error).message).toBe('bad input');
+    expect(await distributeWork(node, [], { workers: [agent.pid] })).toEqual({ results: [], completed: 0, failed: 0, reassigned: 0, perWorker: [{ worker: agent.pid, assigned: 0, completed: 0, failed: 0 }] });
+  });
+
+  it('an aborted signal fails the waiting items and cancels the running ones', async () => {
+    const node = track();
+    const started = deferred<void>();
+    const agent = await Agent.start(node, {
+      capabilities: [],
+      runTask: (_task, _ctx, { signal }) => {
+        started.resolve();
+        return new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('cancelled'))));
+      },
+    });
+    const abort = new AbortController();
+    const w = distributeWork(node, [0, 1, 2], { workers: [agent.pid], maxPerWorker: 1, signal: abort.signal });
+    await started.promise;
+    abort.abort();
+    const r = await w;
+    expect(r.results.map((x) => [x.error, x.attempts])).toEqual([['aborted', 1], ['aborted', 0], ['aborted', 0]]);
+    await node.idle();
+    expect((await agent.status()).load).toBe(0);
+  });
+
+  it('throws at once for bad arguments', async () => {
+    const node = track();
+    const a = await worker(node, 'a');
+    const bad: [unknown, unknown, string][] = [
+      ['x', { workers: [a] }, 'items'],
+      [[], undefined, 'options'],
+      [[], { workers: [] }, 'options.workers'],
+      [[], { workers: [a, a] }, 'options.workers[1]'],
+      [[], { workers: [a], strategy: 'random' }, 'options.strategy'],
+      [[], { workers: [a], maxPerWorker: 0 }, 'options.maxPerWorker'],
+      [[], { workers: [a], timeout: 'soon' }, 'options.timeout'],
+      [[], { workers: [a], toTask: 1 }, 'options.toTask'],
+      [[], { workers: [a], requires: 1 }, 'options.requires'],
+      [[], { workers: [a], signal: {} }, 'options.signal'],
+      [[1], { workers: [a], toTask: () => ({ id: '', kind: 'k' }) }, 'options.toTask(items[0])'],
+      [[1, 2], { workers: [a], toTask: () => ({ id: 'same', kind: 'k', payload: 1 }) }, 'options.toTask(items[1]).id'],
+      [[{ requires: 'x' }], { workers: [a], strategy: 'capability', requires: (i: { requires: unknown }) => i.requires }, 'requirements of items[0]'],
+    ];
+    for (const [items, options, argument] of bad) expectKeelError(thrown(() => distributeWork(node, items as never, options as never)), 'ERR_INVALID_ARGUMENT', `\`${argument}\``);
+  });
+});

@@ -1,0 +1,161 @@
+import { describe, expect, it } from 'vitest';
+import { Agent, type AgentHandle } from '../../../src/agents/Agent.js';
+import { electLeader, type LeaderElected } from '../../../src/agents/patterns/index.js';
+import { type Node, type Pid } from '../../../src/index.js';
+import { captureEvents, probe, type Probe } from '../../../src/testing/index.js';
+import { clockedNode, deadPid, deferred, drainThrough, expectKeelError, thrown, useNodes } from '../../support.js';
+
+const track = useNodes();
+
+/** A candidate with `capabilities` that forwards every message it is sent to `inbox`, and runs tasks until their gate opens. */
+function candidate(node: Node, inbox: Probe, capabilities: string[] = []): Promise<AgentHandle> {
+  return Agent.start(node, {
+    capabilities,
+    runTask: (task) => task.payload as Promise<unknown>,
+    onMessage: (message, ctx) => ctx.send(inbox, { at: ctx.self, message }),
+  });
+}
+
+function electedAt(inbox: Probe): { at: Pid; message: LeaderElected }[] {
+  return inbox.messages.filter((m) => (m as { message?: { type?: string } }).message?.type === 'leader_elected') as never;
+}
+
+describe('electLeader', () => {
+  it('elects the first of equally loaded candidates, the same one every time, and tells every candidate', async () => {
+    const node = track();
+    const inbox = probe(node);
+    const cs = await Promise.all([0, 1, 2].map(() => candidate(node, inbox)));
+    const events = captureEvents(node, ['keel.coordination.']);
+    const e1 = await electLeader(node, { candidates: cs.map((c) => c.pid) });
+    const e2 = await electLeader(node, { candidates: cs.map((c) => c.pid) });
+    expect(await e1.current()).toEqual({ leader: cs[0]!.pid, term: 1 });
+    expect(await e2.current()).toEqual({ leader: cs[0]!.pid, term: 1 });
+    expect(events.events.map((e) => [e.event, e.measurements.term, e.metadata.leader])).toEqual([
+      ['keel.coordination.leader_elected', 1, cs[0]!.pid],
+      ['keel.coordination.leader_elected', 1, cs[0]!.pid],
+    ]);
+    await drainThrough(node, inbox);
+    const told = electedAt(inbox).filter((m) => m.message.term === 1);
+    expect(told.map((m) => m.at)).toEqual([...cs.map((c) => c.pid), ...cs.map((c) => c.pid)]);
+    expect(told[0]!.message).toEqual({ type: 'leader_elected', leader: cs[0]!.pid, term: 1 });
+    expect(e1.name).toMatch(/^keel\.leader_election\.\d+$/);
+    expect(node.isAlive(e1.pid)).toBe(true);
+    await e1.stop();
+    await e2.stop();
+    expect(node.isAlive(e1.pid)).toBe(false);
+  });
+
+  it('by default elects the least loaded candidate (the earliest on a tie)', async () => {
+    const node = track();
+    const inbox = probe(node);
+    const [a, b, c] = await Promise.all([0, 1, 2].map(() => candidate(node, inbox)));
+    const gate = deferred<void>();
+    const runs = [a!.runTask({ id: 'a1', kind: 'k', payload: gate.promise }), b!.runTask({ id: 'b1', kind: 'k', payload: gate.promise })];
+    await b!.status(); // queued after b's task: both are running
+    const election = await electLeader(node, { candidates: [a!.pid, b!.pid, c!.pid] });
+    expect(await election.current()).toEqual({ leader: c!.pid, term: 1 });
+    gate.resolve();
+    await Promise.all(runs);
+  });
+
+  it('elects the highest score from each status, the earliest candidate on a tie', async () => {
+    const node = track();
+    const inbox = probe(node);
+    const a = await candidate(node, inbox, ['junior']);
+    const b = await candidate(node, inbox, ['senior']);
+    const c = await candidate(node, inbox, ['senior']);
+    const score = (s: { capabilities: readonly string[] }): number => (s.capabilities.includes('senior') ? 10 : 1);
+    const e = await electLeader(node, { candidates: [a.pid, c.pid, b.pid], score });
+    expect((await e.current()).leader).toBe(c.pid);
+  });
+
+  it('re-elects among the live candidates when the leader dies: term + 1, announced to the live candidates', async () => {
+    const node = track();
+    const inbox = probe(node);
+    // the pids as they are now (an agent's handle finds its restarted successor, which is no candidate)
+    const [p0, p1, p2] = (await Promise.all([0, 1, 2].map(() => candidate(node, inbox)))).map((c) => c.pid) as [Pid, Pid, Pid];
+    const election = await electLeader(node, { candidates: [p0, p1, p2] });
+    const events = captureEvents(node, ['keel.coordination.']);
+    const first = await election.current();
+    const next = election.whenChanged(first.term);
+    node.exit(p0, 'kill');
+    expect(await next).toEqual({ leader: p1, term: 2 });
+    await drainThrough(node, inbox); // p1 has handled the news before it dies
+    const third = election.whenChanged(2);
+    node.exit(p1, 'kill');
+    expect(await third).toEqual({ leader: p2, term: 3 });
+    expect(events.events.map((e) => [e.measurements.term, e.metadata.leader, e.metadata.previous])).toEqual([
+      [2, p1, p0],
+      [3, p2, p1],
+    ]);
+    await drainThrough(node, inbox);
+    expect(electedAt(inbox).filter((m) => m.message.term === 2).map((m) => m.at)).toEqual([p1, p2]);
+    expect(electedAt(inbox).filter((m) => m.message.term === 3).map((m) => m.at)).toEqual([p2]);
+    await election.stop();
+  });
+
+  it('with no candidate left the leader is undefined (a new term, an event), and no retry is scheduled', async () => {
+    const { node, clock } = clockedNode(track);
+    const inbox = probe(node);
+    const only = (await candidate(node, inbox)).pid;
+    const election = await electLeader(node, { candidates: [only] });
+    const events = captureEvents(node, ['keel.coordination.']);
+    const next = election.whenChanged(1);
+    node.exit(only, 'kill');
+    expect(await next).toEqual({ leader: undefined, term: 2 });
+    expect(events.events).toEqual([
+      { event: 'keel.coordination.leader_elected', measurements: { term: 2, candidates: 0, notified: 0 }, metadata: { election: election.name, leader: undefined, previous: only } },
+    ]);
+    await clock.advance(60_000);
+    expect(await election.current()).toEqual({ leader: undefined, term: 2 });
+  });
+
+  it('elects nobody among dead candidates at the start (term 1, leader undefined)', async () => {
+    const node = track();
+    const e = await electLeader(node, { candidates: [deadPid(node), deadPid(node)] });
+    expect(await e.current()).toEqual({ leader: undefined, term: 1 });
+  });
+
+  it('a candidate that does not answer status in time is passed over; when none answers it retries after retryMs', async () => {
+    const { node, clock } = clockedNode(track);
+    const slowGate = deferred<'approve'>();
+    const asked = deferred<void>();
+    // busy voting, so its status waits
+    const busy = await Agent.start(node, {
+      capabilities: [],
+      runTask: () => undefined,
+      vote: () => {
+        asked.resolve();
+        return slowGate.promise;
+      },
+    });
+    const vote = busy.vote('p', { timeout: Infinity });
+    await asked.promise;
+    const w = electLeader(node, { candidates: [busy.pid], timeout: 100, retryMs: 500 });
+    await node.settle();
+    await clock.advance(100);
+    const election = await w;
+    expect(await election.current()).toEqual({ leader: undefined, term: 1 });
+    slowGate.resolve('approve');
+    await vote;
+    const next = election.whenChanged(1);
+    await clock.advance(500);
+    expect(await next).toEqual({ leader: busy.pid, term: 2 });
+  });
+
+  it('throws at once for bad options', () => {
+    const node = track();
+    const pid = deadPid(node);
+    const bad: [unknown, string][] = [
+      [undefined, 'options'],
+      [{ candidates: [] }, 'options.candidates'],
+      [{ candidates: ['a'] }, 'options.candidates[0]'],
+      [{ candidates: [pid, pid] }, 'options.candidates[1]'],
+      [{ candidates: [pid], score: 3 }, 'options.score'],
+      [{ candidates: [pid], timeout: -5 }, 'options.timeout'],
+      [{ candidates: [pid], retryMs: Infinity }, 'options.retryMs'],
+      [{ candidates: [pid], name: '' }, 'options.name'],
+    ];
+    for (const [options, argument] of bad) expectKeelError(thrown(() => electLeader(node, options as never)), 'ERR_INVALID_ARGUMENT', `\`${argument}\``);
+  });
+});
