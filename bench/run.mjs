@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const BENCHES = ['pingpong', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor', 'genserver_call', 'supervisor_restart', 'managed_monitor', 'supervised_send_enqueued', 'supervised_send_handled', 'broadcast_10k', 'dlq_ingest_memory', 'dlq_ingest_sqlite'];
+const BENCHES = ['pingpong', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor', 'genserver_call', 'supervisor_restart', 'managed_monitor', 'supervised_send_enqueued', 'supervised_send_handled', 'broadcast_10k', 'dlq_ingest_memory', 'dlq_ingest_sqlite', 'coordinator_tasks', 'coordinator_tasks_chaos', 'router_fanout'];
 /** Benches with no baseline counterpart: reported on their own (informational). */
 const KEEL_ONLY = new Set(['supervisor_restart']);
 const ROUNDS = Number(process.env.KEEL_BENCH_ROUNDS ?? 5);
@@ -58,9 +58,12 @@ for (const bench of wanted.length > 0 ? wanted : BENCHES) {
     line.bytes_per_process = Math.round(median(keel.map((k) => k.bytes_per_process)));
     line.baseline_bytes_per_process = Math.round(median(raw.map((r) => r.bytes_per_process)));
   }
-  if (bench === 'stop' || bench === 'broadcast_10k') line.informational = true;
+  if (bench === 'stop' || bench === 'broadcast_10k' || bench.startsWith('coordinator_tasks') || bench === 'router_fanout') line.informational = true;
+  if (bench === 'coordinator_tasks_chaos') line.reassigned = Math.round(median(keel.map((k) => k.reassigned)));
+  if (bench.startsWith('coordinator_tasks')) line.baseline = 'raw actors, round robin asks, 100 in flight';
   // these benches' baselines are the plain way of doing the same in Keel or Node, not raw-baseline.mjs
   if (['supervised_send_enqueued', 'supervised_send_handled', 'broadcast_10k', 'managed_monitor'].includes(bench)) line.baseline = 'keel raw send / ctx.monitor';
+  if (bench === 'router_fanout') line.baseline = 'raw fan-out to 1,000 receivers (shared workloads.fanout), messages/s to all';
   if (bench.startsWith('dlq_ingest')) line.baseline = bench.endsWith('memory') ? 'array push' : 'bare better-sqlite3 insert, one transaction';
   console.log(JSON.stringify(line));
 }

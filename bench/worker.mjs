@@ -7,7 +7,9 @@ import { monitorDemonitor } from './monitor_demonitor.mjs';
 import { genserverCall } from './genserver_call.mjs';
 import { supervisorRestart } from './supervisor_restart.mjs';
 import { managedMonitor } from './managed_monitor.mjs';
+import { coordinatorTasks } from './coordinator.mjs';
 import { broadcast10k, dlqIngest, supervisedSend } from './delivery.mjs';
+import { routerFanout } from './router_fanout.mjs';
 
 const [system, bench] = process.argv.slice(-2);
 const sys = bench === 'managed_monitor' ? keel.createSystem({ captureStacks: false }) : (system === 'raw' ? raw : keel).createSystem();
@@ -33,6 +35,12 @@ async function run() {
       return genserverCall(system, sys);
     case 'supervisor_restart':
       return supervisorRestart(sys);
+    case 'coordinator_tasks':
+      return coordinatorTasks(system, sys, false);
+    case 'coordinator_tasks_chaos':
+      return coordinatorTasks(system, sys, true);
+    case 'router_fanout':
+      return routerFanout(system, sys);
     case 'supervised_send_enqueued':
       return supervisedSend(system, keel.createSystem(), 'enqueued');
     case 'supervised_send_handled':

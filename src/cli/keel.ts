@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { isKeelError } from '../errors.js';
+import { parseDemoArgs, runAgentDemo } from './agentDemo.js';
 import { runDemo } from './demo.js';
 import { runServicesDemo } from './demoServices.js';
 import { DLQ_USAGE, runDlq } from './dlq.js';
@@ -6,7 +8,10 @@ import { DLQ_USAGE, runDlq } from './dlq.js';
 const USAGE = `usage: keel <command>
 
 commands:
-  demo    run a small example of Keel and print what happened
+  demo    the agent layer under chaos: a coordinator, supervised workers, a signal router, an agent
+          scheduler and the dead letter queue, with a report that accounts for every message
+          keel demo [--workers 8] [--workflows 300] [--chaos 0.2] [--seed 1] [--duration 30] [--json]
+  tour    a short walk through processes, links, supervisors, GenServers and supervised send
   dlq     inspect and manage a SQLite dead letter store
 
 ${DLQ_USAGE}`;
@@ -14,7 +19,28 @@ ${DLQ_USAGE}`;
 async function main(argv: string[]): Promise<number> {
   const [command] = argv;
   switch (command) {
-    case 'demo':
+    case 'demo': {
+      let options;
+      try {
+        options = parseDemoArgs(argv.slice(1));
+      } catch (e) {
+        if (!isKeelError(e)) throw e;
+        console.error(`keel demo: ${e.message}`);
+        return 2;
+      }
+      // the live progress line: rewritten in place on a terminal, one line a second otherwise
+      let printed = 0;
+      const progress = options.json === true ? undefined : process.stdout.isTTY === true
+        ? (line: string) => process.stdout.write(`\r${line}`)
+        : (line: string) => {
+            if (Date.now() - printed < 1000) return;
+            printed = Date.now();
+            console.log(line);
+          };
+      const report = await runAgentDemo(options, (line) => console.log(line), progress);
+      return report.checks.messagesAccounted && report.checks.workflowsAccounted && report.checks.noMonitorLeaks ? 0 : 1;
+    }
+    case 'tour':
       console.log('-- processes, links, monitors and exits');
       await runDemo();
       console.log('\n-- supervisors, GenServers, supervised send, dead letters, managed monitors');
