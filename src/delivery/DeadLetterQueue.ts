@@ -296,7 +296,7 @@ export class DeadLetterService implements DeadLetterQueue {
         return { id: r.id, ok: false, reason: 'noproc' };
       }
       const id = typeof r.metadata.id === 'string' && r.metadata.id !== '' ? r.metadata.id : undefined;
-      const outcome = await sendOnce(node, undefined, target, r.message, toSettings({ ack: 'enqueued', onError: 'ignore', ...(id === undefined ? {} : { id }) }));
+      const outcome = await sendOnce(node, undefined, target, r.message, redeliverySettings(r.metadata, id));
       this.retried++;
       if (outcome.ok) {
         this.store.remove(r.id);
@@ -419,4 +419,16 @@ export function deadLetterProcessSpec(queue: DeadLetterService): GenServerSpec<{
       return state;
     },
   };
+}
+
+/**
+ * How an entry is redelivered: as the original send asked. An entry of a `'handled'` send succeeds
+ * only once the receiver's handler has finished it (within the send's timeout), so a receiver that
+ * dies with it still queued, or crashes on it, leaves it pending; anything else succeeds once it
+ * is in a live mailbox (`'enqueued'`).
+ */
+function redeliverySettings(metadata: Record<string, unknown>, id: string | undefined): ReturnType<typeof toSettings> {
+  const handled = metadata.ack === 'handled';
+  const timeout = typeof metadata.timeout === 'number' && metadata.timeout >= 0 ? metadata.timeout : 5000;
+  return toSettings({ ack: handled ? 'handled' : 'enqueued', onError: 'ignore', ...(handled ? { timeout } : {}), ...(id === undefined ? {} : { id }) });
 }

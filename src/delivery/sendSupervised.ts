@@ -348,7 +348,14 @@ async function onFailure(node: KeelNode, to: Target, message: unknown, s: Settin
           recipient: to,
           message,
           reason: outcome.reason,
-          metadata: { ...s.metadata, id: outcome.id, attempts: outcome.attempts, lastError: describeError(outcome.lastError) },
+          // a 'handled' send is redelivered as one, within the same per-attempt timeout
+          metadata: {
+            ...s.metadata,
+            id: outcome.id,
+            attempts: outcome.attempts,
+            lastError: describeError(outcome.lastError),
+            ...(s.ack === 'handled' ? { ack: 'handled', timeout: s.timeout } : {}),
+          },
         });
       } catch (e) {
         node.logger.error(`supervised send ${outcome.id}: the dead letter queue refused the message`, e);

@@ -15,6 +15,7 @@ import { captureEvents, type CapturedEvent, probe, TestClock } from '../../src/t
 import {
   clockedNode,
   deadPid,
+  deferred,
   expectKeelError,
   failure,
   idler,
@@ -287,6 +288,49 @@ describe.each<[string, () => StoreOption]>([
       expect(ok(await node.deadLetters.retry({ status: 'parked' }))).toEqual([{ id, ok: true }]);
       expect(await p.receive()).toBe('wake up');
       expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, succeeded: 1 });
+    });
+
+    it("an entry of a 'handled' send is redelivered as 'handled': a receiver that dies with it queued leaves it pending", async () => {
+      const { node } = dlqNode(makeStore(), { maxRetries: 5 });
+      // what sendSupervised records for a 'handled' send that failed
+      const id = await add(node, 'ledger', { receipt: 1 }, 'process_down', { id: 'm-1', ack: 'handled', timeout: 1000 });
+      // a receiver stuck in its handler: the redelivered message waits in its mailbox, then it is killed
+      const gate = deferred();
+      const busy = deferred();
+      const stuck = node.spawn(() => () => {
+        busy.resolve();
+        return gate.promise;
+      });
+      node.send(stuck, 'occupy');
+      await busy.promise;
+      node.registry.register('ledger', stuck);
+      const retried = node.deadLetters.retry([id]);
+      const p = probe(node);
+      p.ctx.monitor(stuck);
+      node.exit(stuck, 'kill');
+      await receiveDown(p);
+      expect(ok(await retried)).toEqual([{ id, ok: false, reason: 'process_down' }]);
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 1 });
+      // a receiver that handles it: the entry goes, and the receiver saw the original message id
+      const seen: (string | undefined)[] = [];
+      const handler = node.spawn((ctx) => () => void seen.push(ctx.messageId));
+      node.registry.register('ledger', handler);
+      expect(ok(await node.deadLetters.retry([id]))).toEqual([{ id, ok: true }]);
+      expect(seen).toEqual(['m-1']);
+      expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, succeeded: 1 });
+      gate.resolve();
+    });
+
+    it("an entry of a 'handled' send whose receiver crashes on it stays pending (then is parked), never counted as delivered", async () => {
+      const { node } = dlqNode(makeStore(), { maxRetries: 2 });
+      const id = await add(node, 'poison', 'boom', 'process_down', { id: 'm-2', ack: 'handled', timeout: 1000 });
+      const crashing = node.spawn(() => () => {
+        throw new Error('poison');
+      });
+      node.registry.register('poison', crashing);
+      expect(ok(await node.deadLetters.retry([id]))).toEqual([{ id, ok: false, reason: 'process_down' }]);
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 1 });
+      expect(await stats(node)).toMatchObject({ succeeded: 0 });
     });
 
     it('ratePerSecond spaces the retries on the node clock', async () => {
