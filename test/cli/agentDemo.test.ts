@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { demoOptions, makeWorkflows, parseDemoArgs, runAgentDemo, seeded, type AgentDemoReport } from '../../src/cli/agentDemo.js';
+import { chaosSchedule, demoOptions, demoPassed, makeWorkflows, parseDemoArgs, runAgentDemo, seeded, type AgentDemoReport } from '../../src/cli/agentDemo.js';
 import { expectKeelError, thrown } from '../support.js';
 
 describe('keel demo (npm start)', () => {
@@ -10,13 +10,20 @@ describe('keel demo (npm start)', () => {
     // sent is counted by the sender, delivered by the ledgers: the sum is a real check
     expect(m.sent).toBe(40);
     expect(m.delivered + m.deadLettered + m.failedReported).toBe(m.sent);
-    expect(report.checks).toEqual({ messagesAccounted: true, workflowsAccounted: true, noMonitorLeaks: true });
+    expect(report.checks).toEqual({ messagesAccounted: true, deadLettersAccounted: true, signalsAccounted: true, workflowsAccounted: true, noMonitorLeaks: true });
+    expect(demoPassed(report)).toBe(true);
+    expect(m.duplicates).toBe(0);
     expect(report.workflows.completed + report.workflows.failed + report.workflows.notStarted).toBe(40);
     expect(report.workflows.notStarted).toBe(0);
     expect(report.monitorsLeaked).toBe(0);
     expect(report.tasks.completed).toBeGreaterThan(0);
-    // what the queue recovered was handled by a ledger
-    expect(m.recoveredHandled).toBeLessThanOrEqual(m.deadLettered);
+    // every dead letter is the queue's: recovered (handled, or lost with a killed ledger), pending or parked
+    const d = report.deadLetters;
+    expect(d.total).toBe(m.deadLettered);
+    expect(d.recovered + d.pending + d.parked).toBe(d.total);
+    expect(d.recoveredHandled + d.lostAfterRecovery).toBe(d.recovered);
+    // the subscribers' own count matches the router's
+    expect(report.signals.received).toBe(report.signals.delivered);
     // the --json line carries the fields the issue names
     expect(lines).toHaveLength(1);
     const json = JSON.parse(lines[0]!) as AgentDemoReport;
@@ -30,8 +37,9 @@ describe('keel demo (npm start)', () => {
   }, 30_000);
 
   it('the slow subscriber overflows its buffer: drops are counted by reason', async () => {
-    const report = await runAgentDemo({ workers: 4, workflows: 40, chaos: 0, seed: 2, json: true }, () => {});
+    const report = await runAgentDemo({ workers: 4, workflows: 40, chaos: 0, seed: 2, failRate: 0, json: true }, () => {});
     expect(report.kills).toBe(0);
+    expect(demoPassed(report)).toBe(true);
     expect(report.workflows.completed).toBe(40);
     expect(report.signals.dropped).toBeGreaterThan(0);
     expect(Object.values(report.signals.droppedByReason).reduce((a, b) => a + b, 0)).toBe(report.signals.dropped);
@@ -40,25 +48,64 @@ describe('keel demo (npm start)', () => {
 
   it('prints a readable report with its checks', async () => {
     const lines: string[] = [];
-    await runAgentDemo({ workers: 2, workflows: 5, chaos: 0, seed: 1 }, (l) => lines.push(l));
+    await runAgentDemo({ workers: 2, workflows: 5, chaos: 0, seed: 1, failRate: 0 }, (l) => lines.push(l));
     const text = lines.join('\n');
-    expect(text).toContain('workflows      completed 5, failed 0, not started 0');
-    expect(text).toMatch(/receipts {7}sent 5 = delivered 5 \+ dead-lettered 0 \+ failed and reported 0 {2}\[ok\]/);
+    expect(text).toContain('workflows      completed 5, failed 0 (none), not started 0  [ok]');
+    expect(text).toMatch(/receipts {7}sent 5 = delivered 5 \+ dead-lettered 0 \+ failed and reported 0; handled twice 0 {2}\[ok\]/);
     expect(text).toContain('monitors       leaked 0');
+    expect(text).not.toContain('FAILED');
   }, 30_000);
 
-  it('the same seed gives the same workflows and the same chaos draws', () => {
-    expect(makeWorkflows(20, seeded(5))).toEqual(makeWorkflows(20, seeded(5)));
+  it('the same seed gives the same workflows and the same chaos schedule', () => {
+    expect(makeWorkflows(20, seeded(5), 0.1)).toEqual(makeWorkflows(20, seeded(5), 0.1));
     expect(makeWorkflows(20, seeded(5))).not.toEqual(makeWorkflows(20, seeded(6)));
-    const a = seeded(9);
-    const b = seeded(9);
-    expect(Array.from({ length: 50 }, a)).toEqual(Array.from({ length: 50 }, b));
+    const a = chaosSchedule(9, 0.5, 8);
+    const b = chaosSchedule(9, 0.5, 8);
+    const ticks = Array.from({ length: 200 }, a);
+    expect(ticks).toEqual(Array.from({ length: 200 }, b));
+    expect(ticks.filter((v) => v !== undefined).length).toBeGreaterThan(50);
+    expect(new Set(ticks.map((v) => v?.split('-')[0]))).toEqual(new Set([undefined, 'worker', 'ledger']));
+    expect(Array.from({ length: 200 }, chaosSchedule(10, 0.5, 8))).not.toEqual(ticks);
+    expect(Array.from({ length: 50 }, chaosSchedule(9, 0, 8)).every((v) => v === undefined)).toBe(true);
   });
+
+  it('tasks with bad input fail their workflows, and each failed workflow is reported with its reason', async () => {
+    const report = await runAgentDemo({ workers: 3, workflows: 30, chaos: 0, seed: 4, failRate: 0.1, json: true }, () => {});
+    const expected = makeWorkflows(30, seeded(4), 0.1).filter((w) => w.tasks.some((t) => (t.payload as { bad?: boolean }).bad === true)).length;
+    expect(expected).toBeGreaterThan(0);
+    expect(report.workflows.failed).toBe(expected);
+    expect(report.workflows.failedBy).toEqual({ 'bad input': expected });
+    expect(report.workflows.completed).toBe(30 - expected);
+    expect(report.messages.sent).toBe(30); // a failed workflow sends its receipt too
+    expect(demoPassed(report)).toBe(true);
+  }, 30_000);
+
+  it('--duration: past it no workflow starts, and those are reported as not started', async () => {
+    const report = await runAgentDemo({ workers: 4, workflows: 2000, chaos: 0, seed: 3, duration: 0.05, json: true }, () => {});
+    expect(report.workflows.notStarted).toBeGreaterThan(0);
+    expect(report.workflows.completed + report.workflows.failed + report.workflows.notStarted).toBe(2000);
+    expect(report.messages.sent).toBe(report.workflows.completed + report.workflows.failed);
+    expect(demoPassed(report)).toBe(true);
+  }, 30_000);
+
+  it('the leak check catches a leaked monitor, short-lived or long-lived', async () => {
+    for (const leakedMonitor of ['short', 'long'] as const) {
+      const report = await runAgentDemo({ workers: 2, workflows: 5, chaos: 0, seed: 1, json: true, inject: { leakedMonitor } }, () => {});
+      expect(report.monitorsLeaked).toBe(1);
+      expect(report.checks.noMonitorLeaks).toBe(false);
+      expect(demoPassed(report)).toBe(false);
+      expect(report.options).not.toHaveProperty('inject');
+    }
+  }, 30_000);
 
   it('parses its flags and refuses bad ones with typed errors', () => {
     expect(parseDemoArgs(['--workers', '3', '--workflows', '10', '--chaos', '0.1', '--seed', '4', '--duration', '5', '--json'])).toEqual({
       workers: 3, workflows: 10, chaos: 0.1, seed: 4, duration: 5, json: true,
     });
+    expect(parseDemoArgs(['--fail-rate', '0'])).toEqual({ failRate: 0 });
+    // a bad value is refused while parsing, before anything starts
+    expectKeelError(thrown(() => parseDemoArgs(['--workers', '0'])), 'ERR_INVALID_ARGUMENT', '--workers');
+    expectKeelError(thrown(() => parseDemoArgs(['--fail-rate', '2'])), 'ERR_INVALID_ARGUMENT', '--fail-rate');
     expectKeelError(thrown(() => parseDemoArgs(['--nope'])), 'ERR_INVALID_ARGUMENT', '--nope');
     expectKeelError(thrown(() => parseDemoArgs(['--workers'])), 'ERR_INVALID_ARGUMENT', '--workers');
     expectKeelError(thrown(() => parseDemoArgs(['--chaos', 'lots'])), 'ERR_INVALID_ARGUMENT', '--chaos');

@@ -3,7 +3,7 @@ import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js
 import { nodeOf } from '../../otp/internal/calls.js';
 import { Proc } from '../../runtime/internal/Proc.js';
 import { isDown } from '../../runtime/messages.js';
-import type { Pid, TimerRef } from '../../runtime/Pid.js';
+import { isPid, type Pid, type TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { componentNode, nameFor, startComponent } from '../component.js';
 import { checkObject, checkPositiveInteger, checkSignal, checkTimeout, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
@@ -85,6 +85,15 @@ function remove(state: State, token: string, ctx: Context<any>): Waiter | undefi
   return w;
 }
 
+/** Why a `wait` request is malformed, or undefined. */
+function badWait(request: { token: unknown; waiter: unknown; timeout: unknown }): InvalidArgumentError | undefined {
+  const { token, waiter, timeout } = request;
+  if (typeof token !== 'string' || token === '') return new InvalidArgumentError('request.token', 'a non-empty string', token);
+  if (waiter !== undefined && !isPid(waiter)) return new InvalidArgumentError('request.waiter', 'a Pid or undefined', waiter);
+  if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) return new InvalidArgumentError('request.timeout', 'a number of ms >= 0 (or Infinity)', timeout);
+  return undefined;
+}
+
 const barrierSpec: GenServerSpec<State, Calls, Cast, Config> = {
   init(config) {
     return { config, generation: 0, waiting: new Map() };
@@ -93,6 +102,10 @@ const barrierSpec: GenServerSpec<State, Calls, Cast, Config> = {
   handleCall(request, from, state, ctx) {
     switch (request?.type) {
       case 'wait': {
+        // the handle sends well-formed waits; anything else sent straight here is refused, so that
+        // one bad client cannot crash the barrier and cost every other waiter its place
+        const refused = badWait(request);
+        if (refused !== undefined) return { reply: refused as never, state };
         let watch: WatchRef | undefined;
         if (request.waiter !== undefined) {
           const w = watchProcess(ctx, request.waiter, 'barrier');

@@ -164,7 +164,9 @@ async function run<T>(from: Node | Context<any>, node: Node, p: Plan<T>): Promis
     const statuses = await Promise.all(
       p.workers.map((w) => statusOf(from, w, { timeout: p.timeout, ...(p.signal === undefined ? {} : { signal: p.signal }) }).then((s) => s, () => undefined)),
     );
-    capable = p.requires.map((needs) => statuses.flatMap((s, w) => (s !== undefined && needs.every((c) => s.capabilities.includes(c)) ? [w] : [])));
+    // a status answer without a capabilities array (not an agent) makes the worker capable of nothing
+    const lists = statuses.map((s) => (typeof s === 'object' && s !== null && Array.isArray(s.capabilities) ? s.capabilities : undefined));
+    capable = p.requires.map((needs) => lists.flatMap((caps, w) => (caps !== undefined && needs.every((c) => caps.includes(c)) ? [w] : [])));
   }
 
   let finish!: () => void;

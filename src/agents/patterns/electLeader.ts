@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from '../../errors.js';
 import { broadcastSupervised } from '../../delivery/broadcastSupervised.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
+import { PendingCall } from '../../otp/internal/calls.js';
 import { isDown } from '../../runtime/messages.js';
 import type { Pid, TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
@@ -155,7 +156,14 @@ const electionSpec: GenServerSpec<State, Calls, never, Config> = {
   handleCall(request, from, state) {
     if (request?.type === 'current') return { reply: { leader: state.leader, term: state.term }, state };
     if (request?.type === 'when_changed') {
+      // sent straight here, a bad term would wait forever (nothing is ever past NaN)
+      const after: unknown = request.afterTerm;
+      if (typeof after !== 'number' || !Number.isSafeInteger(after) || after < 0) {
+        return { reply: new InvalidArgumentError('request.afterTerm', 'an integer >= 0', after) as never, state };
+      }
       if (state.term > request.afterTerm) return { reply: { leader: state.leader, term: state.term }, state };
+      // callers that gave up (timeout, abort, exit) are dropped now, so polling with a timeout does not pile up waiters
+      state.waiters = state.waiters.filter((w) => !(w.from instanceof PendingCall) || w.from.pending);
       state.waiters.push({ afterTerm: request.afterTerm, from: from as From<Leadership> });
       return { noreply: true, state };
     }

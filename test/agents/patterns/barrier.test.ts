@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { barrier, type Barrier, type BarrierWait } from '../../../src/agents/patterns/index.js';
-import type { Node, Pid } from '../../../src/index.js';
+import { GenServer, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents, probe, type Probe } from '../../../src/testing/index.js';
 import { clockedNode, expectKeelError, thrown, useNodes, watch } from '../../support.js';
 
@@ -144,5 +144,26 @@ describe('barrier', () => {
     expectKeelError(thrown(() => b.wait(node, { signal: 'x' as never })), 'ERR_INVALID_ARGUMENT', '`options.signal`');
     expectKeelError(thrown(() => b.wait({} as never)), 'ERR_INVALID_ARGUMENT', '`from`');
     expect(await b.arrived()).toBe(0);
+  });
+
+  it('a malformed wait sent straight to its process is refused, and the barrier keeps its waiters', async () => {
+    const node = track();
+    const b = await barrier(node, 2, { timeout: Infinity });
+    const pid = b.pid;
+    const first = watch(b.wait(node));
+    expect(await b.arrived()).toBe(1);
+    for (const [request, argument] of [
+      [{ type: 'wait', token: 'x', waiter: 42, timeout: 10 }, 'request.waiter'],
+      [{ type: 'wait', token: 'x', waiter: undefined, timeout: 'soon' }, 'request.timeout'],
+      [{ type: 'wait', token: 'x', waiter: undefined, timeout: -1 }, 'request.timeout'],
+      [{ type: 'wait', token: '', waiter: undefined, timeout: 10 }, 'request.token'],
+    ] as const) {
+      expectKeelError(await GenServer.call(node, b.name, request as never), 'ERR_INVALID_ARGUMENT', `\`${argument}\``);
+    }
+    expect(node.isAlive(pid)).toBe(true);
+    expect(await b.arrived()).toBe(1);
+    expect(await b.wait(node)).toEqual({ ok: true, generation: 0 });
+    await node.idle();
+    expect(first.value).toEqual({ ok: true, generation: 0 });
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Agent, type AgentTask } from '../../../src/agents/Agent.js';
 import { distributeWork } from '../../../src/agents/patterns/index.js';
-import type { Node, Pid } from '../../../src/index.js';
+import { GenServer, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
 import { clockedNode, deadPid, deferred, expectKeelError, thrown, useNodes, watch } from '../../support.js';
 
@@ -196,5 +196,14 @@ describe('distributeWork', () => {
       [[{ requires: 'x' }], { workers: [a], strategy: 'capability', requires: (i: { requires: unknown }) => i.requires }, 'requirements of items[0]'],
     ];
     for (const [items, options, argument] of bad) expectKeelError(thrown(() => distributeWork(node, items as never, options as never)), 'ERR_INVALID_ARGUMENT', `\`${argument}\``);
+  });
+
+  it('capability: a worker whose status answer is malformed is not capable; the run still ends with every result', async () => {
+    const node = track();
+    const liar = await GenServer.start(node, { init: () => 0, handleCall: () => ({ reply: { load: 0 }, state: 0 }) });
+    const good = await worker(node, 'good', { capabilities: ['x'] });
+    const r = await distributeWork(node, [{ requires: ['x'] }, { requires: [] }], { workers: [liar, good], strategy: 'capability' });
+    expect(r.results.map((x) => [x.ok, x.worker])).toEqual([[true, good], [true, good]]);
+    expect(r.perWorker[0]).toEqual({ worker: liar, assigned: 0, completed: 0, failed: 0 });
   });
 });

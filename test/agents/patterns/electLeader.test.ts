@@ -1,7 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Agent, type AgentHandle } from '../../../src/agents/Agent.js';
 import { electLeader, type LeaderElected } from '../../../src/agents/patterns/index.js';
-import { type Node, type Pid } from '../../../src/index.js';
+import { GenServer, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents, probe, type Probe } from '../../../src/testing/index.js';
 import { clockedNode, deadPid, deferred, drainThrough, expectKeelError, thrown, useNodes } from '../../support.js';
 
@@ -157,5 +157,42 @@ describe('electLeader', () => {
       [{ candidates: [pid], name: '' }, 'options.name'],
     ];
     for (const [options, argument] of bad) expectKeelError(thrown(() => electLeader(node, options as never)), 'ERR_INVALID_ARGUMENT', `\`${argument}\``);
+  });
+
+  it('a malformed when_changed sent straight to its process is refused, not kept waiting forever', async () => {
+    const node = track();
+    const inbox = probe(node);
+    const c = await candidate(node, inbox);
+    const election = await electLeader(node, { candidates: [c.pid] });
+    for (const afterTerm of ['1', -1, 1.5, undefined]) {
+      const r = await GenServer.call(node, election.name, { type: 'when_changed', afterTerm } as never, { timeout: 1000 });
+      expectKeelError(r, 'ERR_INVALID_ARGUMENT', '`request.afterTerm`');
+    }
+    expect(await election.current()).toEqual({ leader: c.pid, term: 1 });
+    await election.stop();
+  });
+
+  it('callers of whenChanged that gave up are not kept until the next term', async () => {
+    const { node, clock } = clockedNode(track);
+    const inbox = probe(node);
+    const [a, b] = [await candidate(node, inbox), await candidate(node, inbox)];
+    const election = await electLeader(node, { candidates: [a.pid, b.pid] });
+    for (let i = 0; i < 5; i++) {
+      const gaveUp = election.whenChanged(1, { timeout: 10 }).then(() => 'answered', (e: unknown) => String(e));
+      await clock.advance(10);
+      expect(await gaveUp).toMatch(/CallTimeoutError/);
+    }
+    const replies = vi.spyOn(GenServer, 'reply');
+    try {
+      const next = election.whenChanged(1);
+      expect(await election.current()).toEqual({ leader: a.pid, term: 1 });
+      node.exit(a.pid, 'kill');
+      expect(await next).toEqual({ leader: b.pid, term: 2 });
+      // one reply for the one caller still waiting, none for the five that left
+      expect(replies.mock.calls.filter(([, v]) => (v as { term?: unknown })?.term === 2)).toHaveLength(1);
+    } finally {
+      replies.mockRestore();
+    }
+    await election.stop();
   });
 });
