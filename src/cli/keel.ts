@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { runDemo } from './demo.js';
 import { runServicesDemo } from './demoServices.js';
+import { AUDIT_USAGE, runAudit } from './audit.js';
 import { DLQ_USAGE, runDlq } from './dlq.js';
 
 const USAGE = `usage: keel <command>
@@ -8,8 +9,11 @@ const USAGE = `usage: keel <command>
 commands:
   demo    run a small example of Keel and print what happened
   dlq     inspect and manage a SQLite dead letter store
+  audit   report what a tree needs to migrate to Keel (the rules of keel/eslint-plugin)
 
-${DLQ_USAGE}`;
+${DLQ_USAGE}
+
+${AUDIT_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command] = argv;
@@ -22,6 +26,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'dlq':
       return runDlq(argv.slice(1), (line) => console.log(line));
+    case 'audit':
+      return runAudit(argv.slice(1), (text) => console.log(text));
     case undefined:
     case '-h':
     case '--help':
