@@ -1,3 +1,4 @@
+import type { JSONSchema4 } from '@typescript-eslint/utils/json-schema';
 import { loadPeer } from '../peers.js';
 
 type Utils = typeof import('@typescript-eslint/utils');
@@ -18,3 +19,12 @@ const { ESLintUtils } = loadPeer<Utils>('@typescript-eslint/utils', 'keel/eslint
  * in the Keel repository, which is what `meta.docs.url` names.
  */
 export const createRule = ESLintUtils.RuleCreator<KeelRuleDocs>((name) => `docs/lint/${name}.md`);
+
+/** The options object of a rule whose fix or check names a Keel export: `{ importSource }`, default 'keel'. */
+export function importSourceSchema(exported: string): JSONSchema4 {
+  return {
+    type: 'object',
+    properties: { importSource: { type: 'string', description: `The module \`${exported}\` is imported from (default 'keel').` } },
+    additionalProperties: false,
+  };
+}

@@ -1,5 +1,6 @@
 import type { TSESLint, TSESTree } from '@typescript-eslint/utils';
 import { createRule } from '../internal/createRule.js';
+import { walk } from '../internal/ast.js';
 import { findVariable, isSpawnInit } from '../internal/keelTypes.js';
 
 type RuleContext = Readonly<TSESLint.RuleContext<string, readonly unknown[]>>;
@@ -97,22 +98,6 @@ function switchesIn(context: RuleContext, body: TSESTree.Node): TSESTree.SwitchS
     if (n.type === 'SwitchStatement') out.push(n);
   });
   return out;
-}
-
-/** Visits `root` and its descendants, not entering nested functions (other than `root` itself). */
-function walk(context: RuleContext, root: TSESTree.Node, visit: (n: TSESTree.Node) => void): void {
-  const keys = context.sourceCode.visitorKeys;
-  const go = (n: TSESTree.Node): void => {
-    visit(n);
-    if (n !== root && (n.type === 'ArrowFunctionExpression' || n.type === 'FunctionExpression' || n.type === 'FunctionDeclaration')) return;
-    for (const key of keys[n.type] ?? []) {
-      const child = (n as unknown as Record<string, unknown>)[key];
-      for (const c of Array.isArray(child) ? child : [child]) {
-        if (c !== null && typeof c === 'object' && typeof (c as { type?: unknown }).type === 'string') go(c as TSESTree.Node);
-      }
-    }
-  };
-  go(root);
 }
 
 /** True when `expr` is the message parameter, or a member chain on it (`msg.type`, `msg.body.kind`), or `typeof msg`. */

@@ -1,5 +1,5 @@
 import type { TSESLint, TSESTree } from '@typescript-eslint/utils';
-import { createRule } from '../internal/createRule.js';
+import { createRule, importSourceSchema } from '../internal/createRule.js';
 import { importedAs, isSelfOf, keelMember, looksLikeContext, methodCall } from '../internal/keelTypes.js';
 
 type Options = [{ importSource?: string }];
@@ -24,13 +24,7 @@ export const noRawSend = createRule<Options, 'rawSend' | 'useSendSupervised'>({
         'Raw send to another process: it is fire and forget, with no acknowledgement, retry or dead letter. Use `sendSupervised(ctx, to, message, options)`, or disable this line with a reason when it is a behaviour\'s own machinery.',
       useSendSupervised: 'Replace with `void sendSupervised({{from}}, …)` (delivery is then acknowledged; failures are logged by default).',
     },
-    schema: [
-      {
-        type: 'object',
-        properties: { importSource: { type: 'string', description: "The module `sendSupervised` is imported from (default 'keel')." } },
-        additionalProperties: false,
-      },
-    ],
+    schema: [importSourceSchema('sendSupervised')],
     defaultOptions: [{ importSource: 'keel' }],
   },
   create(context, [{ importSource = 'keel' }]) {

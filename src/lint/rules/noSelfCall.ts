@@ -1,4 +1,4 @@
-import { createRule } from '../internal/createRule.js';
+import { createRule, importSourceSchema } from '../internal/createRule.js';
 import { importedAs, isSelfOf, keelValue } from '../internal/keelTypes.js';
 
 type Options = [{ importSource?: string }];
@@ -18,13 +18,7 @@ export const noSelfCall = createRule<Options, 'selfCall'>({
       selfCall:
         'A process calling itself deadlocks: it waits for a reply that only it could give (Keel fails it with ERR_DEADLOCK). Call the handler\'s logic directly, or `GenServer.cast` to yourself and use `handleContinue`.',
     },
-    schema: [
-      {
-        type: 'object',
-        properties: { importSource: { type: 'string', description: "The module `GenServer` is imported from (default 'keel')." } },
-        additionalProperties: false,
-      },
-    ],
+    schema: [importSourceSchema('GenServer')],
     defaultOptions: [{ importSource: 'keel' }],
   },
   create(context, [{ importSource = 'keel' }]) {

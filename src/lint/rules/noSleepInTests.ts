@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { TSESLint, TSESTree } from '@typescript-eslint/utils';
 import { createRule } from '../internal/createRule.js';
+import { walk } from '../internal/ast.js';
 import { findVariable, isOpaque, tsModule, typeServices } from '../internal/keelTypes.js';
 
 type Options = [{ testFilePatterns?: string[]; sleepFunctions?: string[] }];
@@ -109,27 +110,14 @@ function isDuration(context: RuleContext, arg: TSESTree.CallExpressionArgument):
   return !['Literal', 'TemplateLiteral', 'ArrowFunctionExpression', 'FunctionExpression', 'ObjectExpression'].includes(arg.type) || (arg.type === 'Literal' && typeof arg.value === 'number');
 }
 
-/** True when a `setTimeout(…)` call appears in `node` (the executor's body), not counting nested function declarations. */
-function callsSetTimeout(context: RuleContext, node: TSESTree.Node): boolean {
+/** True when a `setTimeout(…)` call appears in `body` (the executor's), not inside a nested function. */
+function callsSetTimeout(context: RuleContext, body: TSESTree.Node): boolean {
   let found = false;
-  const keys = context.sourceCode.visitorKeys;
-  const visit = (n: TSESTree.Node): void => {
-    if (found) return;
-    if (n.type === 'CallExpression') {
-      const c = n.callee;
-      const name = c.type === 'Identifier' ? c.name : c.type === 'MemberExpression' && !c.computed && c.property.type === 'Identifier' ? c.property.name : undefined;
-      if (name === 'setTimeout') {
-        found = true;
-        return;
-      }
-    }
-    for (const key of keys[n.type] ?? []) {
-      const child = (n as unknown as Record<string, unknown>)[key];
-      for (const c of Array.isArray(child) ? child : [child]) {
-        if (c !== null && typeof c === 'object' && typeof (c as { type?: unknown }).type === 'string') visit(c as TSESTree.Node);
-      }
-    }
-  };
-  visit(node);
+  walk(context, body, (n) => {
+    if (n.type !== 'CallExpression') return;
+    const c = n.callee;
+    const name = c.type === 'Identifier' ? c.name : c.type === 'MemberExpression' && !c.computed && c.property.type === 'Identifier' ? c.property.name : undefined;
+    if (name === 'setTimeout') found = true;
+  });
   return found;
 }
