@@ -100,7 +100,7 @@ export interface AgentSchedulerHandle {
 
 /** The scheduler's calls (GenServer calls), each with its reply. */
 export type SchedulerProtocol =
-  | { request: { type: 'register'; agent: Target; id: string; intervalMs: number; message: unknown; jitter: number; missed: MissedPolicy }; reply: RegisterResult }
+  | { request: { type: 'register'; agent: Target; id: string; intervalMs: number; message: unknown; jitter: number; missed: MissedPolicy }; reply: RegisterResult | InvalidArgumentError }
   | { request: { type: 'unregister'; agent: Target; id: string }; reply: 'ok' | 'not_found' }
   | { request: { type: 'unregister_agent'; agent: Target }; reply: number }
   | { request: { type: 'update_interval'; agent: Target; id: string; intervalMs: number }; reply: 'ok' | 'not_found' | InvalidArgumentError }
@@ -210,6 +210,7 @@ function watchAgent(state: State, pid: Pid, ctx: Context<any>): AgentEntry | und
   let ref: Ref;
   let managed = true;
   if (isUnavailable(r)) {
+    // eslint-disable-next-line keel/no-unmanaged-monitor -- the fallback when the node runs without the monitor manager (services: false); the ref is kept and demonitored with the last schedule
     ref = ctx.monitor(pid);
     managed = false;
   } else if ('error' in r) {
@@ -228,6 +229,8 @@ function deliver(state: State, s: Schedule, lateMs: number, forced: boolean, ctx
   const telemetry = ctx.node.telemetry;
   const agent = s.agent.pid;
   sendSupervised(ctx, agent, s.message, s.sendOptions).then((outcome: SendOutcome) => {
+    // the scheduler has exited (its pending sends were aborted with it): its counts and events are over
+    if (ctx.signal.aborted) return;
     if (outcome.ok) {
       s.deliveries++;
       state.delivered++;
@@ -240,6 +243,7 @@ function deliver(state: State, s: Schedule, lateMs: number, forced: boolean, ctx
     state.failed++;
     telemetry.execute('keel.agent_scheduler.failed', { attempts: outcome.attempts }, { scheduler: state.name, agent, id: s.id, forced, reason: outcome.reason });
   }, (e: unknown) => {
+    if (ctx.signal.aborted) return;
     // only `onError: 'raise'` (ERR_DELIVERY with the outcome) or a deadlock rejects: still a counted failure
     const failed = (e as { outcome?: SendOutcome }).outcome;
     s.failures++;
@@ -297,6 +301,10 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: stri
     switch (request?.type) {
       case 'register': {
         const pid = typeof request.agent === 'string' ? ctx.node.registry.whereis(request.agent) : request.agent;
+        if (pid !== undefined && Pid.equals(pid, ctx.self)) {
+          // its own ticks would come back to it as stray messages (or deadlock, with ack 'handled')
+          return { reply: new InvalidArgumentError('agent', 'a process other than the scheduler itself', request.agent) as never, state };
+        }
         const entry = pid === undefined ? undefined : watchAgent(state, pid, ctx);
         if (entry === undefined) return { reply: { error: 'noproc' as const }, state };
         const old = entry.schedules.get(request.id);
@@ -460,7 +468,10 @@ async function startScheduler(from: Node | Context<any>, node: Node, name: strin
       checkId(id);
       checkInterval(intervalMs);
       const { jitter, missed } = periodicOptions(opts, intervalMs);
-      return call({ type: 'register', agent, id, intervalMs, message, jitter, missed });
+      return call<RegisterResult | InvalidArgumentError>({ type: 'register', agent, id, intervalMs, message, jitter, missed }).then((r) => {
+        if (r instanceof InvalidArgumentError) throw r;
+        return r;
+      });
     },
     unregister(agent, id) {
       checkAgent(agent);

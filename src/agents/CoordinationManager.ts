@@ -4,6 +4,7 @@ import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp
 import { isDown } from '../runtime/messages.js';
 import { isPid, type Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
 import { isUnavailable } from '../runtime/services.js';
+import type { KeelNode } from '../runtime/Node.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentNode, nameFor, startComponent } from './component.js';
 
@@ -70,6 +71,11 @@ export interface CoordinationStats {
   readonly deadLettered: number;
   /** Messages the dead letter queue could not take (off, shut down, or it refused the message): logged and reported. */
   readonly deadLetterUnavailable: number;
+  /**
+   * Buffered messages whose delivery timed out after the receiver had started handling them: it may
+   * still finish them, so they are not dead-lettered (a retry from the queue would deliver them twice).
+   */
+  readonly unconfirmed: number;
 }
 
 export interface CoordinationManagerOptions {
@@ -139,6 +145,13 @@ interface Flight extends Entry {
   readonly target: Target;
   readonly kind: 'direct' | 'probe' | 'drain';
   readonly from: From<CoordinationOutcome> | undefined;
+  /**
+   * A drain with `ack: 'handled'` is timed by the manager (see {@link FlightTimeout}): its timer,
+   * the abort of its send, and, once timed out, whether the receiver had started it.
+   */
+  timer: TimerRef | undefined;
+  abort: AbortController | undefined;
+  timedOut: 'unstarted' | 'started' | undefined;
 }
 
 interface Circuit {
@@ -172,6 +185,7 @@ interface State {
   flushed: number;
   deadLettered: number;
   deadLetterUnavailable: number;
+  unconfirmed: number;
 }
 
 /** A delivery settled (sent to itself, so that every state change happens in the manager's turn). */
@@ -181,6 +195,18 @@ class Settled {
   constructor(id: string, result: Settled['result']) {
     this.id = id;
     this.result = result;
+  }
+}
+
+/**
+ * A drain's delivery timeout: the manager takes back the copy the receiver has not started (then it
+ * is safe to dead-letter) or learns that it had started it (then it may still be handled: it is not
+ * dead-lettered, or the queue's retry would deliver it twice).
+ */
+class FlightTimeout {
+  readonly id: string;
+  constructor(id: string) {
+    this.id = id;
   }
 }
 
@@ -254,7 +280,9 @@ function deadLetter(ctx: Context<any>, key: string, target: Target, entry: Entry
 
 /** The one delivery of a message: a supervised send, never repeated by the manager. */
 function launch(state: State, ctx: Context<any>, c: Circuit, entry: Entry, kind: Flight['kind'], from?: From<CoordinationOutcome>): void {
-  const flight: Flight = { ...entry, key: c.key, target: c.target, kind, from };
+  // a drain's timeout is the manager's own, so that it knows whether the receiver had started it
+  const timed = kind === 'drain' && state.s.ack === 'handled' && state.s.timeout !== Infinity;
+  const flight: Flight = { ...entry, key: c.key, target: c.target, kind, from, timer: undefined, abort: timed ? new AbortController() : undefined, timedOut: undefined };
   state.held.add(entry.id);
   state.flights.set(entry.id, flight);
   c.inFlight++;
@@ -263,12 +291,14 @@ function launch(state: State, ctx: Context<any>, c: Circuit, entry: Entry, kind:
   try {
     sent = sendSupervised(ctx, c.target, entry.message, {
       ack: state.s.ack,
-      timeout: state.s.timeout,
+      timeout: timed ? Infinity : state.s.timeout,
       retries: 0,
       id: entry.id,
       onError: 'ignore',
       metadata: { sender: entry.sender, coordinator: ctx.self },
+      ...(flight.abort !== undefined ? { signal: flight.abort.signal } : {}),
     });
+    if (timed) flight.timer = ctx.sendAfter(ctx.self, new FlightTimeout(entry.id) as never, state.s.timeout);
   } catch (e) {
     sent = Promise.reject(e);
   }
@@ -333,6 +363,7 @@ function circuitFor(state: State, ctx: Context<any>, receiver: Target): Circuit 
     const r = ctx.node.monitors.monitor(ctx, receiver, { tag: 'coordination', expectedLifetime: 'long' });
     if ('error' in r) {
       if (r.error === 'noproc') return undefined;
+      // eslint-disable-next-line keel/no-unmanaged-monitor -- the fallback when the node runs without the monitor manager (services: false); the Down releases the circuit
       ref = ctx.monitor(receiver); // the monitor service is off: a plain monitor
     } else {
       ref = r;
@@ -388,17 +419,30 @@ function coordinate(
   return { outcome: 'buffered', id, position };
 }
 
+/** A drain was not handled in time: take back the copy not started, then end its send (settled as a timeout). */
+function flightTimedOut(state: State, ctx: Context<any>, msg: FlightTimeout): void {
+  const f = state.flights.get(msg.id);
+  if (f === undefined || f.abort === undefined || f.timedOut !== undefined) return;
+  f.timer = undefined;
+  const node = ctx.node as KeelNode;
+  const pid = node.lookupTarget(f.target)?.self;
+  f.timedOut = pid !== undefined && node.withdrawEnvelope(pid, f.id) ? 'unstarted' : 'started';
+  f.abort.abort(); // the send settles (as aborted): the Settled that follows is this timeout
+}
+
 function settled(state: State, ctx: Context<any>, msg: Settled): void {
   const f = state.flights.get(msg.id);
   if (f === undefined) return;
   state.flights.delete(msg.id);
+  if (f.timer !== undefined) ctx.cancelTimer(f.timer);
+  f.timer = undefined;
   state.held.delete(msg.id);
   const c = state.circuits.get(f.key); // gone if the receiver died meanwhile
   if (c !== undefined) {
     c.inFlight--;
     if (f.kind !== 'direct') c.draining = false;
   }
-  const result = msg.result;
+  const result: Settled['result'] = f.timedOut !== undefined ? { ok: false, reason: 'timeout' } : msg.result;
   if (result.ok) {
     if (f.kind === 'drain') state.flushed++;
     else {
@@ -413,8 +457,13 @@ function settled(state: State, ctx: Context<any>, msg: Settled): void {
     }
     return;
   }
-  if (f.kind === 'drain') deadLetter(ctx, f.key, f.target, f, result.reason);
-  else GenServer.reply(f.from!, failedWith(state, f.id, result.reason));
+  if (f.kind !== 'drain') GenServer.reply(f.from!, failedWith(state, f.id, result.reason));
+  else if (f.timedOut === 'started') {
+    // the receiver may still finish it: dead-lettering it could deliver it twice
+    state.unconfirmed++;
+    ctx.node.logger.warn(`coordination: buffered message ${f.id} to ${String(f.target)} timed out while the receiver was handling it; not dead-lettered (it may still be handled)`);
+    emit(ctx, 'unconfirmed', {}, { receiver: f.target, id: f.id, reason: 'timeout' });
+  } else deadLetter(ctx, f.key, f.target, f, result.reason);
   if (c === undefined) return;
   c.failures++;
   // a failed probe, or a failure while flushing, re-opens at once (the rest stays buffered in order)
@@ -464,6 +513,7 @@ function statsOf(state: State): CoordinationStats {
     flushed: state.flushed,
     deadLettered: state.deadLettered,
     deadLetterUnavailable: state.deadLetterUnavailable,
+    unconfirmed: state.unconfirmed,
   };
 }
 
@@ -483,6 +533,7 @@ const spec: GenServerSpec<State, CoordinationProtocol, never, Settings> = {
       flushed: 0,
       deadLettered: 0,
       deadLetterUnavailable: 0,
+      unconfirmed: 0,
     };
   },
 
@@ -510,6 +561,7 @@ const spec: GenServerSpec<State, CoordinationProtocol, never, Settings> = {
   handleInfo(message, state, ctx) {
     if (message instanceof Settled) settled(state, ctx, message);
     else if (message instanceof HalfOpen) halfOpen(state, ctx, message);
+    else if (message instanceof FlightTimeout) flightTimedOut(state, ctx, message);
     else if (message instanceof DeadLettered) deadLettered(state, ctx, message);
     else if (isDown(message)) {
       const key = state.byRef.get(message.ref);

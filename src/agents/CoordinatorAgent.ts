@@ -2,11 +2,11 @@ import { CallExitError, CallTimeoutError, InvalidArgumentError, isKeelError, Wor
 import { sendSupervised, type SendOutcome } from '../delivery/sendSupervised.js';
 import { GenServer, type From, type GenServerSpec } from '../otp/GenServer.js';
 import { isDown, type Down } from '../runtime/messages.js';
-import { isPid, Pid, type Ref } from '../runtime/Pid.js';
-import { isUnavailable } from '../runtime/services.js';
+import { isPid, Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { statusOf, type AgentCast, type AgentProtocol, type TaskResult } from './Agent.js';
 import { componentNode, nameFor, startComponent } from './component.js';
+import { unwatch, watchProcess, type WatchRef } from './internal/watch.js';
 
 /** One task of a workflow. */
 export interface WorkflowTask {
@@ -110,8 +110,7 @@ interface Worker {
   readonly pid: Pid;
   readonly key: string;
   readonly capabilities: ReadonlySet<string>;
-  readonly ref: Ref | undefined;
-  readonly managed: boolean;
+  readonly watch: WatchRef;
   load: number;
   readonly running: Set<Attempt>;
 }
@@ -193,19 +192,9 @@ function event(state: State, name: string, measurements: Record<string, number>,
 function addWorker(state: State, pid: Pid, capabilities: readonly string[]): 'ok' | { error: 'noproc' | 'exists' } {
   const key = pidKey(pid);
   if (state.workers.has(key)) return { error: 'exists' };
-  const ctx = state.ctx;
-  let ref: Ref | undefined;
-  let managed = true;
-  const r = ctx.node.monitors.monitor(ctx, pid, { tag: 'coordinator', expectedLifetime: 'long' });
-  if (isUnavailable(r)) {
-    managed = false;
-    ref = ctx.monitor(pid);
-  } else if ('error' in r) {
-    return { error: 'noproc' };
-  } else {
-    ref = r;
-  }
-  state.workers.set(key, { pid, key, capabilities: new Set(capabilities), ref, managed, load: 0, running: new Set() });
+  const watch = watchProcess(state.ctx, pid, 'coordinator');
+  if (watch === 'noproc') return { error: 'noproc' };
+  state.workers.set(key, { pid, key, capabilities: new Set(capabilities), watch, load: 0, running: new Set() });
   event(state, 'worker_joined', {}, { worker: pid, capabilities });
   dispatch(state);
   return 'ok';
@@ -216,10 +205,7 @@ function removeWorker(state: State, worker: Worker, reason: string, monitorFired
   if (state.workers.get(worker.key) !== worker) return;
   state.workers.delete(worker.key);
   state.m.left++;
-  if (worker.ref !== undefined && !monitorFired) {
-    if (worker.managed) state.ctx.node.monitors.demonitor(state.ctx, worker.ref, { flush: true });
-    else state.ctx.demonitor(worker.ref, { flush: true });
-  }
+  if (!monitorFired) unwatch(state.ctx, worker.watch);
   event(state, 'worker_left', {}, { worker: worker.pid, reason });
   for (const attempt of [...worker.running]) {
     // a worker taken out alive is told to stop what it runs for us (a dead one has stopped)
@@ -497,7 +483,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
   },
 
   handleCall(request, from, state, ctx) {
-    switch (request.op) {
+    switch (request?.op) {
       case 'run': {
         const wf = startRun(state, request.workflow);
         if (wf instanceof Error) return { reply: wf, state };
@@ -570,6 +556,9 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
         removeWorker(state, w, 'removed');
         return { reply: 'ok', state };
       }
+      default:
+        // a malformed call straight to the process: the caller gets a typed error, the coordinator goes on
+        return { reply: new InvalidArgumentError('request', 'a coordinator request (use the handle)', request), state };
     }
   },
 
@@ -588,14 +577,14 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
       if (wf !== undefined) finish(state, wf, 'failed', undefined, 'timeout');
     } else if (isDown(message)) {
       const w = state.workers.get(pidKey((message as Down).pid as Pid));
-      if (w !== undefined && w.ref === (message as Down).ref) removeWorker(state, w, 'down', true);
+      if (w !== undefined && w.watch.ref === (message as Down).ref) removeWorker(state, w, 'down', true);
     }
     return state;
   },
 
   terminate(_reason, state) {
     for (const w of state.workers.values()) {
-      if (w.ref !== undefined && w.managed) state.ctx.node.monitors.demonitor(state.ctx, w.ref);
+      if (w.watch.managed) state.ctx.node.monitors.demonitor(state.ctx, w.watch.ref);
     }
   },
 };

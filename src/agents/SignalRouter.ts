@@ -1,7 +1,8 @@
 import { InvalidArgumentError, toError } from '../errors.js';
-import { sendSupervised, type SendOptions, type SendOutcome } from '../delivery/sendSupervised.js';
+import { sendOnce, sendSupervised, type SendOptions, type SendOutcome, type Settings as SendSettings, toSettings } from '../delivery/sendSupervised.js';
 import { GenServer, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
 import { isDown } from '../runtime/messages.js';
+import type { Proc } from '../runtime/internal/Proc.js';
 import type { KeelNode } from '../runtime/Node.js';
 import { isPid, Pid, type Ref } from '../runtime/Pid.js';
 import { isUnavailable } from '../runtime/services.js';
@@ -132,7 +133,13 @@ interface State {
   readonly node: KeelNode;
   readonly trie: PatternTrie<Sub>;
   readonly subs: Map<string, Sub>;
+  /** The router as the sender of its deliveries (they die with it). */
+  readonly proc: Proc;
+  /** The deliveries' send options, and the same validated once (the hot path skips re-validating them). */
   readonly send: SendOptions;
+  readonly settings: SendSettings;
+  /** The probes of the supervised send span: while any is attached, deliveries go through `sendSupervised` (which emits it). */
+  readonly spanProbes: readonly { readonly active: boolean }[];
   readonly segments: Map<string, readonly string[]>;
   /** The subscribers matched by the publish being routed (reused). */
   readonly hits: Sub[];
@@ -268,11 +275,20 @@ function pump(state: State, sub: Sub): void {
     state.buffered--;
     sub.inFlight++;
     state.inFlight++;
-    sendSupervised(state.ctx, sub.pid, signal, state.send).then(
-      (outcome) => settled(state, sub, signal, outcome),
-      (e: unknown) => settled(state, sub, signal, { ok: false, id: '', reason: 'aborted', attempts: 0, firstError: e, lastError: e }),
-    );
+    const sent = spanWatched(state) ? sendSupervised(state.ctx, sub.pid, signal, state.send) : sendOnce(state.node, state.proc, sub.pid, signal, state.settings);
+    // one closure for both ends: with `onError: 'ignore'` a send only rejects on a bug below
+    const done = (r: unknown): void => settled(state, sub, signal, isOutcome(r) ? r : { ok: false, id: '', reason: 'aborted', attempts: 0, firstError: r, lastError: r });
+    sent.then(done, done);
   }
+}
+
+function spanWatched(state: State): boolean {
+  const p = state.spanProbes;
+  return p[0]!.active || p[1]!.active || p[2]!.active;
+}
+
+function isOutcome(r: unknown): r is SendOutcome {
+  return typeof r === 'object' && r !== null && typeof (r as SendOutcome).ok === 'boolean' && typeof (r as SendOutcome).id === 'string' && !(r instanceof Error);
 }
 
 /** A delivery settled (outside the router's handler): count it, then keep the subscriber's deliveries going. */
@@ -321,6 +337,7 @@ function monitorSubscriber(ctx: Context<any>, pid: Pid): { ref: Ref; managed: bo
   const r = ctx.node.monitors.monitor(ctx, pid, { tag: 'signal_router', expectedLifetime: 'long' });
   if (!('error' in r)) return { ref: r, managed: true };
   if (!isUnavailable(r) || !ctx.node.isAlive(pid)) return undefined;
+  // eslint-disable-next-line keel/no-unmanaged-monitor -- the fallback when the node runs without the monitor manager (services: false); the ref is kept and demonitored with the subscriber
   return { ref: ctx.monitor(pid), managed: false };
 }
 
@@ -461,13 +478,17 @@ const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, I
     const byReason = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<SignalDropReason, number>;
     const node = ctx.node as KeelNode;
     const hits: Sub[] = [];
+    const send: SendOptions = { ack: 'handled', timeout: arg.deliveryTimeout, onError: 'ignore', metadata: { router: arg.name } };
     const state: State = {
       name: arg.name,
       ctx,
       node,
       trie: new PatternTrie<Sub>(),
       subs: new Map(),
-      send: { ack: 'handled', timeout: arg.deliveryTimeout, onError: 'ignore', metadata: { router: arg.name } },
+      proc: ctx as unknown as Proc,
+      send,
+      settings: toSettings(send),
+      spanProbes: ['start', 'stop', 'exception'].map((phase) => node.telemetry.probe(`keel.supervised_send.send.${phase}`)),
       segments: new Map(),
       hits,
       visit: (sub, pattern) => {

@@ -294,6 +294,7 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
     if (options.inject?.leakedMonitor !== undefined) {
       const lifetime = options.inject.leakedMonitor;
       node.spawn((ctx) => {
+        // eslint-disable-next-line keel/no-unmanaged-monitor -- the fault a test injects on purpose: a monitor nobody releases
         ctx.node.monitors.monitor(ctx, coordinator.pid, { tag: 'careless', expectedLifetime: lifetime });
         return () => undefined;
       });

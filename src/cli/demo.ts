@@ -30,6 +30,7 @@ function coordinatorInit(ctx: Context<Result | 'report'>, print: (line: string) 
     const pid = ctx.spawnLink<Job>((w) => (msg) => {
       if (isDown(msg) || isExit(msg)) return;
       if (msg.n === 3 && crashes === 0) throw new Error(`${name} cannot square 3 today`);
+      // eslint-disable-next-line keel/no-raw-send -- this part of the demo shows the raw runtime's send; the next one shows sendSupervised
       w.send(msg.replyTo, { type: 'result', n: msg.n, square: msg.n * msg.n, by: name });
     });
     workers.set(name, pid);
@@ -39,6 +40,7 @@ function coordinatorInit(ctx: Context<Result | 'report'>, print: (line: string) 
   const pending = new Map<number, string>(); // job -> worker name, until its result arrives
   const assign = (n: number, name: string): void => {
     pending.set(n, name);
+    // eslint-disable-next-line keel/no-raw-send -- this part of the demo shows the raw runtime's send; the next one shows sendSupervised
     ctx.send(workers.get(name)!, { type: 'job', n, replyTo: ctx.self });
   };
   startWorker('alpha');
@@ -74,6 +76,7 @@ function coordinatorInit(ctx: Context<Result | 'report'>, print: (line: string) 
 function exitOf(node: Node, pid: Pid): Promise<void> {
   return new Promise((resolve) => {
     node.spawn((ctx) => {
+      // eslint-disable-next-line keel/no-unmanaged-monitor -- a watcher process that lives exactly until the Down: nothing to demonitor
       ctx.monitor(pid);
       return (msg) => {
         if (isDown(msg)) {

@@ -3,6 +3,7 @@ import { isKeelError } from '../errors.js';
 import { demoPassed, parseDemoArgs, runAgentDemo } from './agentDemo.js';
 import { runDemo } from './demo.js';
 import { runServicesDemo } from './demoServices.js';
+import { AUDIT_USAGE, runAudit } from './audit.js';
 import { DLQ_USAGE, runDlq } from './dlq.js';
 
 const USAGE = `usage: keel <command>
@@ -14,8 +15,11 @@ commands:
                     [--fail-rate 0.01] [--json]
   tour    a short walk through processes, links, supervisors, GenServers and supervised send
   dlq     inspect and manage a SQLite dead letter store
+  audit   report what a tree needs to migrate to Keel (the rules of keel/eslint-plugin)
 
-${DLQ_USAGE}`;
+${DLQ_USAGE}
+
+${AUDIT_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command] = argv;
@@ -49,6 +53,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'dlq':
       return runDlq(argv.slice(1), (line) => console.log(line));
+    case 'audit':
+      return runAudit(argv.slice(1), (text) => console.log(text));
     case undefined:
     case '-h':
     case '--help':

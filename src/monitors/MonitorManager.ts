@@ -109,6 +109,7 @@ export class ManagedMonitors implements MonitorManager {
       Error.captureStackTrace(holder, caller); // the caller's line first
       stack = holder.stack?.split('\n').slice(1).join('\n');
     }
+    // eslint-disable-next-line keel/no-unmanaged-monitor -- the monitor manager's own monitor: the ledger entry it creates is what manages it
     const ref = owner.monitor(t.self) as RefImpl;
     this.ledger.add(ref, owner, t, tag, node.coarseNow(), stack, expectedLifetime === 'long');
     if (!this.#started) this.#start();

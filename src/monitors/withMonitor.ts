@@ -31,6 +31,7 @@ export async function withMonitor<T>(
   // the ledger's stack starts at the line that called withMonitor
   const managed = monitors instanceof ManagedMonitors ? monitors.monitorFrom(withMonitor, ctx, t.self, tagged) : monitors.monitor(ctx, t.self, tagged);
   // with the services off, a plain runtime monitor does the same job
+  // eslint-disable-next-line keel/no-unmanaged-monitor -- withMonitor is the mechanism: it demonitors in its finally
   const ref = isUnavailable(managed) ? ctx.monitor(t.self) : 'error' in managed ? undefined : managed;
   if (ref === undefined) throw new NoProcError(String(target), 'cannot monitor a process that is not alive');
   const controller = new AbortController();

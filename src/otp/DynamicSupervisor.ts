@@ -5,7 +5,7 @@ import { isExit } from '../runtime/messages.js';
 import type { Pid, Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
-import { type Child, type ChildSpec, shouldRestart, startChild, stopChild, toChild } from './internal/children.js';
+import { type Child, type ChildSpec, shouldRestart, startChild, stopChild, toChild, unexpectedRequest } from './internal/children.js';
 
 export interface DynamicSupervisorOptions {
   /** Past this many children `startChild` rejects with `ERR_MAX_CHILDREN` (default unbounded). */
@@ -118,6 +118,9 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
         const supervisors = [...state.children.values()].filter((c) => c.type === 'supervisor').length;
         return { reply: { specs: state.children.size, active: state.children.size, supervisors, workers: state.children.size - supervisors }, state };
       }
+      default:
+        // not one of the supervisor's own requests (a stray GenServer.call): an error reply, not a crash
+        return { reply: { error: unexpectedRequest(request) }, state };
     }
   },
 

@@ -5,7 +5,7 @@ import type { Pid, Target } from '../runtime/Pid.js';
 import type { BackoffOptions } from '../runtime/services.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
-import { type Child, type ChildSpec, shouldRestart, startChild, stopChild, toChild, toChildren } from './internal/children.js';
+import { type Child, type ChildSpec, shouldRestart, startChild, stopChild, toChild, toChildren, unexpectedRequest } from './internal/children.js';
 
 export type { ChildSpec } from './internal/children.js';
 
@@ -232,6 +232,9 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
         state.children.splice(state.children.indexOf(child), 1);
         return { reply: 'ok', state };
       }
+      default:
+        // not one of the supervisor's own requests (a stray GenServer.call): an error reply, not a crash
+        return { reply: { error: unexpectedRequest(request) }, state };
     }
   },
 

@@ -104,6 +104,7 @@ describe('Agent', () => {
       runTask: (_t, _ctx, { signal }) => new Promise(() => signal.addEventListener('abort', () => aborted.resolve())),
     });
     const p = probe(node);
+    // eslint-disable-next-line keel/no-unmanaged-monitor -- the test awaits this Down
     p.ctx.monitor(agent.pid);
     const r = runTaskOn(node, agent.pid, { id: 't', kind: 'k', payload: null }, { timeout: 60_000 });
     expect((await statusOf(node, agent.pid)).load).toBe(1);
@@ -127,6 +128,7 @@ describe('Agent', () => {
     ]);
     const first = node.registry.whereis('worker') as AgentPid;
     const p = probe(node);
+    // eslint-disable-next-line keel/no-unmanaged-monitor -- the test awaits this Down
     p.ctx.monitor(first);
     node.exit(first, new Error('crash'));
     await p.receive(isDown);
@@ -146,6 +148,7 @@ describe('Agent', () => {
     expect(sup).toBeDefined();
     const before = agent.pid;
     const p = probe(node);
+    // eslint-disable-next-line keel/no-unmanaged-monitor -- the test awaits this Down
     p.ctx.monitor(before);
     node.exit(before, new Error('crash'));
     await p.receive(isDown);

@@ -1,3 +1,4 @@
+/* eslint-disable keel/no-unmanaged-monitor -- the tests wait for a process's death (the router's, a subscriber's, an agent's) on a runtime monitor's Down (STYLE.md 10) */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AgentScheduler, type AgentSchedulerHandle, MAX_CATCH_UP } from '../../src/agents/AgentScheduler.js';
@@ -5,7 +6,7 @@ import { isKeelError, type Clock, type Node, type Pid, type SpawnOptions } from 
 import { type ClockNode, kAttachNode } from '../../src/runtime/Clock.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { captureEvents, expectNoLeaks, probe, TestClock } from '../../src/testing/index.js';
-import { clockedNode, deadPid, expectKeelError, receiver, seeded, thrown, useNodes } from '../support.js';
+import { clockedNode, deadPid, expectKeelError, failure, receiver, seeded, thrown, useNodes } from '../support.js';
 
 const track = useNodes();
 const START = 1_000_000;
@@ -606,5 +607,41 @@ describe('AgentScheduler deliveries', () => {
     expect(await scheduler.list(recorder(node).pid)).toEqual([]);
     expect(await scheduler.list('nobody')).toEqual([]);
     expect(isKeelError(thrown(() => scheduler.list('')), 'ERR_INVALID_ARGUMENT')).toBe(true);
+  });
+});
+
+describe('AgentScheduler review regressions', () => {
+  it('reports nothing and counts nothing after it exits: a delivery in flight when it dies is not a failure of it', async () => {
+    const { node, clock } = clockedNode(track, { random: () => 0.5 });
+    const scheduler = await AgentScheduler.start(node, { sendOptions: { ack: 'handled' } });
+    const r = receiver(node);
+    await r.hold(); // the beat waits in its mailbox: the send is in flight
+    await scheduler.registerPeriodic(r.pid, 'beat', 100, 'beat');
+    await clock.advance(100);
+    await node.settle();
+    const events = captureEvents(node, ['keel.agent_scheduler.']);
+    const p = probe(node);
+    const old = scheduler.pid;
+    const ref = p.ctx.monitor(old);
+    node.exit(old, 'kill'); // its pending send is aborted with it
+    await p.receive((m) => typeof m === 'object' && m !== null && (m as { ref?: unknown }).ref === ref);
+    await node.settle();
+    r.release();
+    await node.idle();
+    expect(events.events).toEqual([]);
+  });
+
+  it('refuses to schedule messages to itself (by pid or by its name) with ERR_INVALID_ARGUMENT, and keeps nothing', async () => {
+    const { node, clock } = clockedNode(track, { random: () => 0.5 });
+    const scheduler = await AgentScheduler.start(node, { name: 'ticker' });
+    const events = captureEvents(node, ['keel.gen_server.unexpected_message']);
+    expectKeelError(await failure(() => scheduler.registerPeriodic(scheduler.pid, 'self', 100, 'tick')), 'ERR_INVALID_ARGUMENT', '`agent`');
+    expectKeelError(await failure(() => scheduler.registerPeriodic('ticker', 'self', 100, 'tick')), 'ERR_INVALID_ARGUMENT', '`agent`');
+    await advance(node, clock, 500);
+    expect(events.events).toEqual([]);
+    expect(await scheduler.stats()).toMatchObject({ agents: 0, schedules: 0, delivered: 0, failed: 0 });
+    expect(schedulerMonitors(node, scheduler)).toBe(0);
+    expect(managedMonitorsTagged(node, 'agent_scheduler')).toBe(0);
+    expect(node.isAlive(scheduler.pid)).toBe(true);
   });
 });

@@ -82,7 +82,7 @@ describe('CoordinationManager.start', () => {
     expect(cm.name).toBe('coord');
     expect(node.registry.whereis('coord')).toBe(cm.pid);
     expect(await cm.stats()).toEqual({
-      agents: 0, open: 0, halfOpen: 0, buffered: 0, inFlight: 0, delivered: 0, failed: 0, bufferedTotal: 0, flushed: 0, deadLettered: 0, deadLetterUnavailable: 0,
+      agents: 0, open: 0, halfOpen: 0, buffered: 0, inFlight: 0, delivered: 0, failed: 0, bufferedTotal: 0, flushed: 0, deadLettered: 0, deadLetterUnavailable: 0, unconfirmed: 0,
     });
   });
 });
@@ -532,5 +532,70 @@ describe('CoordinationManager: every message is accounted for', () => {
     expect([...kinds].sort()).toEqual(['buffer_full', 'buffered', 'delivered', 'process_down']);
     expect(reported.size).toBeGreaterThan(0);
     expect(dead.size).toBeGreaterThan(outcomes.filter((o) => o.outcome === 'failed' && o.reason === 'buffer_full').length); // flush failures too
+  });
+});
+
+describe('CoordinationManager: a buffered message that times out while being flushed', () => {
+  /** A receiver registered as `name` that holds `slow` (the first time) until `gate` opens; it records what it handled. */
+  function slowReceiver(node: Node, name: string, slow: unknown) {
+    const handled: unknown[] = [];
+    const started = deferred();
+    const gate = deferred();
+    let first = true;
+    node.spawn(() => async (m: unknown) => {
+      if (m === slow && first) {
+        first = false;
+        started.resolve();
+        await gate.promise;
+      }
+      handled.push(m);
+    }, { name });
+    return { handled, started: started.promise, release: () => gate.resolve() };
+  }
+
+  it('started by the receiver before the timeout: handled once, not dead-lettered (the queue would retry it), reported unconfirmed', async () => {
+    const { node, clock } = clockedNode(track); // the default dead letter queue: it retries after about a second
+    const cm = await start(node, { timeout: 100, failureThreshold: 1, resetAfterMs: 50 });
+    const sender = idler(node);
+    await openByName(cm, sender, 'svc', 1);
+    const buffered = await cm.coordinate(sender, 'svc', 'slow');
+    expect(buffered).toMatchObject({ outcome: 'buffered' });
+    const r = slowReceiver(node, 'svc', 'slow');
+    const events = captureEvents(node, ['keel.coordination_manager.unconfirmed', 'keel.coordination_manager.dead_lettered']);
+    await clock.advance(50); // half-open: 'slow' is the probe
+    await r.started;
+    await clock.advance(100); // it times out while the receiver handles it
+    expect(await cm.circuit('svc')).toMatchObject({ state: 'open', inFlight: 0 });
+    r.release();
+    await node.idle();
+    for (let i = 0; i < 10; i++) await clock.advance(1000); // any retry from the dead letter queue would come now
+    await node.idle();
+    expect(r.handled).toEqual(['slow']);
+    expect(await deadLetters(node)).toEqual([]);
+    expect(events.events.map((e) => [e.event, e.metadata.id, e.metadata.reason])).toEqual([['keel.coordination_manager.unconfirmed', buffered.id, 'timeout']]);
+    expect(await cm.stats()).toMatchObject({ bufferedTotal: 1, flushed: 0, deadLettered: 0, unconfirmed: 1, inFlight: 0 });
+  });
+
+  it('not started by the receiver: taken back from its mailbox and dead-lettered, so the queue delivers it once', async () => {
+    const { node, clock } = setup();
+    const cm = await start(node, { timeout: 100, failureThreshold: 1, resetAfterMs: 50 });
+    const sender = idler(node);
+    await openByName(cm, sender, 'svc', 1);
+    const buffered = await cm.coordinate(sender, 'svc', 'waiting');
+    const r = slowReceiver(node, 'svc', 'busy');
+    node.send('svc', 'busy'); // the receiver is busy: the probe waits in its mailbox
+    await r.started;
+    await clock.advance(50);
+    await clock.advance(100);
+    await node.settle();
+    const dead = await deadLetters(node);
+    expect(dead.map((d) => [d.message, d.reason, d.metadata.id])).toEqual([['waiting', 'timeout', buffered.id]]);
+    r.release();
+    await node.idle();
+    expect(r.handled).toEqual(['busy']); // the withdrawn copy never reached the handler
+    expect(await cm.stats()).toMatchObject({ deadLettered: 1, unconfirmed: 0, inFlight: 0 });
+    expect(ok(await node.deadLetters.retry([dead[0]!.id]))).toMatchObject([{ ok: true }]);
+    await node.idle();
+    expect(r.handled).toEqual(['busy', 'waiting']);
   });
 });

@@ -385,6 +385,7 @@ describe('CoordinatorAgent: failures', () => {
     // `victim.pid` follows the name: after keel.agents restarts it, it is the new pid
     const victimPid = victim.pid;
     const p = probe(node);
+    // eslint-disable-next-line keel/no-unmanaged-monitor -- the test awaits this Down
     p.ctx.monitor(victimPid);
     const result = await coordinator.run({ tasks: [{ id: 't', kind: 'k' }] });
     expect(result).toMatchObject({ status: 'completed', results: { t: 'done' }, reassigned: 1 });
@@ -406,6 +407,7 @@ describe('CoordinatorAgent: failures', () => {
     const run = watch(coordinator.run({ id: 'w', tasks: [{ id: 't', kind: 'k', payload: 'p' }] }));
     await journal.started('w/t', 'victim');
     const p = probe(node);
+    // eslint-disable-next-line keel/no-unmanaged-monitor -- the test awaits this Down
     p.ctx.monitor(victimPid);
     node.exit(victimPid, 'kill');
     await p.receive(isDown);
@@ -1025,6 +1027,7 @@ describe('CoordinatorAgent: supervision', () => {
     expect(node.info(first)?.links.map(key)).toContain(key(sup));
     expect(await handle!.run({ tasks: [{ id: 't', kind: 'k' }] })).toMatchObject({ status: 'completed' });
     const p = probe(node);
+    // eslint-disable-next-line keel/no-unmanaged-monitor -- the test awaits this Down
     p.ctx.monitor(first);
     node.exit(first, new Error('crash'));
     await p.receive(isDown);

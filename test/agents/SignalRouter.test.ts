@@ -1,10 +1,11 @@
+/* eslint-disable keel/no-unmanaged-monitor -- the tests wait for a process's death (the router's, a subscriber's, an agent's) on a runtime monitor's Down (STYLE.md 10) */
 import { describe, expect, it } from 'vitest';
 import { GenServer, isDown, isKeelError, type Node, Pid, Supervisor } from '../../src/index.js';
 import { PatternTrie } from '../../src/agents/internal/PatternTrie.js';
 import { createSignal, isSignal, type Signal } from '../../src/agents/Signal.js';
 import { type SignalOverflow, type SignalRouterHandle, type SignalRouterStats, SignalRouter, type SubscribeOptions } from '../../src/agents/SignalRouter.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
-import { probe } from '../../src/testing/index.js';
+import { captureEvents, probe } from '../../src/testing/index.js';
 import { clockedNode, deadPid, type Deferred, deferred, expectKeelError, failure, listOf, receiveDown, thrown, useNodes } from '../support.js';
 
 const track = useNodes();
@@ -470,6 +471,51 @@ describe('SignalRouter.publish', () => {
       [{ matched: 0, accepted: 0, dropped: 0 }, { router: router.name, type: 'zzz', id: none.id }],
     ]);
     s.release();
+  });
+});
+
+describe('SignalRouter deliveries (review)', () => {
+  it('each delivery is a supervised send span when someone listens to it (the unwatched hot path skips only the span)', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node, { deliveryTimeout: 250 });
+    const a = sink(node);
+    const b = sink(node);
+    await router.subscribe('a.*', a.pid);
+    await router.subscribe('a.**', b.pid);
+    publishAll(router, 'a.b', 2); // unwatched
+    await node.idle();
+    const spans = captureEvents(node, ['keel.supervised_send.send.']);
+    publishAll(router, 'a.b', 3, 2);
+    await node.idle();
+    const stops = spans.events.filter((e) => e.event === 'keel.supervised_send.send.stop');
+    expect(spans.events.filter((e) => e.event === 'keel.supervised_send.send.start')).toHaveLength(6);
+    expect(stops).toHaveLength(6);
+    expect(stops.every((e) => e.metadata.ack === 'handled' && e.metadata.router === router.name && (e.metadata.outcome as { ok: boolean }).ok)).toBe(true);
+    expect(a.data).toEqual([0, 1, 2, 3, 4]);
+    expect(b.data).toEqual([0, 1, 2, 3, 4]);
+    const stats = await router.stats();
+    expect(stats).toMatchObject({ delivered: 10, failed: 0 });
+    expectBalanced(stats);
+  });
+
+  it('a subscriber that leaves and comes back with deliveries in flight: every signal is counted once, in order', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const s = sink(node, { held: true });
+    await router.subscribe('a', s.pid, { maxInFlight: 2 });
+    publishAll(router, 'a', 5);
+    await s.until(1);
+    expect(await router.unsubscribe('a', s.pid)).toBe('ok'); // 2 in flight, 3 dropped as unsubscribed
+    expect(await router.subscribe('a', s.pid, { maxInFlight: 2 })).toBe('ok');
+    publishAll(router, 'a', 3, 5);
+    expect(await router.stats()).toMatchObject({ subscribers: 1, inFlight: 4, buffered: 1 });
+    s.release();
+    await node.idle();
+    expect(s.data).toEqual([0, 1, 5, 6, 7]);
+    const stats = await router.stats();
+    expect(stats).toMatchObject({ routed: 8, delivered: 5, buffered: 0, inFlight: 0, dropped: { total: 3, byReason: { unsubscribed: 3 } } });
+    expectBalanced(stats);
+    expect(routerMonitors(node)).toHaveLength(1);
   });
 });
 

@@ -1,3 +1,4 @@
+/* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- tests observe exits by a monitor's Down and report to probes with raw sends, the way STYLE.md 10 asks tests to wait */
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import {
   GenServer,

@@ -1,3 +1,4 @@
+/* eslint-disable keel/no-unmanaged-monitor -- tests observe exits by a monitor's Down and report to probes with raw sends, the way STYLE.md 10 asks tests to wait */
 import { describe, expect, it } from 'vitest';
 import { isExit, isKeelError, Pid, Task, type Context, type Node } from '../../src/index.js';
 import { probe, TestClock, type Probe } from '../../src/testing/index.js';

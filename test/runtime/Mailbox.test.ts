@@ -1,3 +1,4 @@
+/* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- this file tests the runtime's own primitives: raw sends and monitors are what it exercises */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type Context, createNode, isDown, isExit, type MailboxOptions, type Node, type Pid, type SystemMessage } from '../../src/index.js';

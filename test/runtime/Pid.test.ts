@@ -1,3 +1,4 @@
+/* eslint-disable keel/no-unmanaged-monitor -- this file tests the runtime's own primitives: raw sends and monitors are what it exercises */
 import { describe, expect, it } from 'vitest';
 import { isDown, isKeelError, Pid } from '../../src/index.js';
 import { captureEvents, probe } from '../../src/testing/index.js';

@@ -1,3 +1,4 @@
+/* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- this file tests the runtime's own primitives: raw sends and monitors are what it exercises */
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { isKeelError, Pid, ThrownValueError, type Context, type Handler, type SystemMessage } from '../../src/index.js';
 import { probe, TestClock } from '../../src/testing/index.js';

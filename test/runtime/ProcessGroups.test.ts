@@ -1,3 +1,4 @@
+/* eslint-disable keel/no-unmanaged-monitor -- this file tests the runtime's own primitives: raw sends and monitors are what it exercises */
 import { describe, expect, it } from 'vitest';
 import { Pid } from '../../src/index.js';
 import type { KeelNode } from '../../src/runtime/Node.js';

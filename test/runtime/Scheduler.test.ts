@@ -1,3 +1,4 @@
+/* eslint-disable keel/no-raw-send -- this file tests the runtime's own primitives: raw sends and monitors are what it exercises */
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createNode, type Node, type Pid } from '../../src/index.js';
@@ -71,7 +72,7 @@ describe('scheduler fairness', () => {
       'a host timer',
       (observe) =>
         new Promise<number>((resolve) => {
-          // eslint-disable-next-line no-restricted-syntax -- observed, not waited on
+          // a host timer that is observed, not waited on (keel/no-sleep-in-tests flags only awaited delays)
           setTimeout(() => resolve(observe()), 0);
         }),
     ],
@@ -98,7 +99,7 @@ describe('scheduler fairness', () => {
       if (--remaining === 0) ctx.send(p, 'done');
     });
     const timerRan = new Promise<number>((resolve) => {
-      // eslint-disable-next-line no-restricted-syntax -- observed, not waited on
+      // a host timer that is observed, not waited on
       setTimeout(() => resolve(remaining), 0);
     });
     for (let i = 0; i < TOTAL; i++) node.send(worker, i);

@@ -1,3 +1,4 @@
+/* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- this file tests the runtime's own primitives: raw sends and monitors are what it exercises */
 import { describe, expect, it } from 'vitest';
 import { type Context, type Down, type ExitReason, isDown, type Node, Pid, type Ref, type SpawnOptions } from '../../src/index.js';
 import { probe, type Probe } from '../../src/testing/index.js';

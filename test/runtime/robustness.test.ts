@@ -1,3 +1,4 @@
+/* eslint-disable keel/no-unmanaged-monitor -- this file tests the runtime's own primitives: raw sends and monitors are what it exercises */
 // Regressions for what a review of the kernel found: user code that throws, dies or re-enters the
 // runtime at awkward moments must never freeze a node, leak a count or lose a message silently.
 import { describe, expect, it, vi } from 'vitest';

@@ -1,3 +1,4 @@
+/* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- this file tests the runtime's own primitives: raw sends and monitors are what it exercises */
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { type Clock, createNode, isDown, realClock, type TimerHandle } from '../../src/index.js';

@@ -1,3 +1,4 @@
+/* eslint-disable keel/no-raw-send -- this file tests the test kit, whose probes are raw processes that send and monitor */
 import { describe, expect, it } from 'vitest';
 import { GenServer, LeaksFoundError, type Node, Registry } from '../../src/index.js';
 import { type ExitWatcher, TimerRefImpl } from '../../src/runtime/internal/Proc.js';

@@ -1,3 +1,4 @@
+/* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- this file tests the test kit, whose probes are raw processes that send and monitor */
 import { describe, expect, it } from 'vitest';
 import { createNode, isDown, isExit, Pid } from '../../src/index.js';
 import { captureEvents, probe } from '../../src/testing/index.js';

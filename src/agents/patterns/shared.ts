@@ -3,8 +3,8 @@ import { DynamicSupervisor } from '../../otp/DynamicSupervisor.js';
 import { GenServer } from '../../otp/GenServer.js';
 import type { BroadcastOptions } from '../../delivery/broadcastSupervised.js';
 import { type SendOptions, toSettings } from '../../delivery/sendSupervised.js';
-import { isPid, type Pid, type Ref, type Target } from '../../runtime/Pid.js';
-import type { Context, Node } from '../../runtime/types.js';
+import { isPid, type Pid, type Target } from '../../runtime/Pid.js';
+import type { Node } from '../../runtime/types.js';
 
 /**
  * @internal What the coordination patterns share: argument checks, the reason a failed call is
@@ -98,33 +98,7 @@ export function checkBroadcastOptions(options: BroadcastOptions, targets: number
   }
 }
 
-/** A monitor set up by a component: through the monitor manager when it is available, else a plain runtime monitor. */
-export interface WatchRef {
-  readonly ref: Ref;
-  readonly managed: boolean;
-}
-
-/**
- * Monitors `pid` from `ctx` through the node's monitor manager (`tag`, long-lived: the component
- * removes it itself), or with `ctx.monitor` when the manager is unavailable. `'noproc'` when the
- * process is already dead.
- */
-export function watchProcess(ctx: Context<any>, pid: Pid, tag: string): WatchRef | 'noproc' {
-  const r = ctx.node.monitors.monitor(ctx, pid, { tag, expectedLifetime: 'long' });
-  if (!('error' in r)) return { ref: r, managed: true };
-  if (r.error === 'noproc') return 'noproc';
-  if (!ctx.node.isAlive(pid)) return 'noproc';
-  return { ref: ctx.monitor(pid), managed: false };
-}
-
-/** Removes a monitor made by `watchProcess`, with its queued `Down` if any. */
-export function unwatch(ctx: Context<any>, watch: WatchRef): void {
-  if (watch.managed) {
-    const r = ctx.node.monitors.demonitor(ctx, watch.ref, { flush: true });
-    if (r === 'ok') return;
-  }
-  ctx.demonitor(watch.ref, { flush: true });
-}
+export { unwatch, watchProcess, type WatchRef } from '../internal/watch.js';
 
 /**
  * Stops the component registered as `name`: under the node's `keel.agents` supervisor it is

@@ -124,3 +124,8 @@ export function stopChild(ctx: Context<any>, child: Child): Promise<ExitReason |
     ctx.exit(pid, 'shutdown');
   });
 }
+
+/** The error a supervisor replies to a call that is none of its own requests. */
+export function unexpectedRequest(request: unknown): InvalidArgumentError {
+  return new InvalidArgumentError('request', "one of the supervisor's requests (use the Supervisor / DynamicSupervisor functions)", request);
+}

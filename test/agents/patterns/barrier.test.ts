@@ -9,6 +9,7 @@ const track = useNodes();
 /** A process that waits at `b` (from its own context) when told 'go', and sends what the wait answered to `p`. */
 function waiter(node: Node, b: Barrier, p: Probe): Pid {
   return node.spawn((ctx) => async (m) => {
+    // eslint-disable-next-line keel/no-raw-send -- the test process reports to its probe
     if (m === 'go') ctx.send(p, { from: ctx.self, wait: await b.wait(ctx, { timeout: Infinity }) });
   });
 }

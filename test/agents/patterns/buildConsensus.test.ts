@@ -16,6 +16,7 @@ function participant(node: Node, inbox: Probe, vote: Vote | (() => Promise<Vote>
       seen?.push(proposal);
       return typeof vote === 'function' ? vote() : vote;
     },
+    // eslint-disable-next-line keel/no-raw-send -- the test agent reports to its probe
     onMessage: (message, ctx) => ctx.send(inbox, { at: ctx.self, message }),
   });
 }

@@ -12,6 +12,7 @@ function candidate(node: Node, inbox: Probe, capabilities: string[] = []): Promi
   return Agent.start(node, {
     capabilities,
     runTask: (task) => task.payload as Promise<unknown>,
+    // eslint-disable-next-line keel/no-raw-send -- the test agent reports to its probe
     onMessage: (message, ctx) => ctx.send(inbox, { at: ctx.self, message }),
   });
 }

@@ -1,0 +1,199 @@
+// How the rules tell Keel's API from look-alikes. With type information (typescript-eslint's
+// parser with a program) a member is Keel's when its declaration lives in a file of the `keel`
+// package (the nearest package.json is named "keel": the installed package, or Keel's own
+// source). Without type information (or when the receiver's type is `any`, as in plain
+// JavaScript) the rules fall back on names, documented in docs/lint/.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { TSESLint, TSESTree } from '@typescript-eslint/utils';
+import type * as ts from 'typescript';
+import { loadPeer } from '../peers.js';
+
+/** What the types say about a member: Keel's own, someone else's, or nothing (no program, or `any`). */
+export type Verdict = 'keel' | 'other' | 'unknown';
+
+type Context = Readonly<TSESLint.RuleContext<string, readonly unknown[]>>;
+
+interface Services {
+  program: ts.Program;
+  esTreeNodeToTSNodeMap: { get(node: TSESTree.Node): ts.Node | undefined };
+}
+
+let typescript: typeof ts | undefined;
+
+/** The TypeScript module, loaded only once a file comes with a program (so TypeScript is there). */
+export function tsModule(): typeof ts {
+  typescript ??= loadPeer<typeof ts>('typescript', 'the type-aware checks of keel/eslint-plugin');
+  return typescript;
+}
+
+/** True when `type` is `any` or `unknown`: the types say nothing. */
+export function isOpaque(type: ts.Type): boolean {
+  return (type.flags & (tsModule().TypeFlags.Any | tsModule().TypeFlags.Unknown)) !== 0;
+}
+
+/** The parser services when the file was parsed with a TypeScript program, else undefined. */
+export function typeServices(context: Context): Services | undefined {
+  const s = context.sourceCode.parserServices as Partial<Services> | undefined;
+  return s?.program != null && s.esTreeNodeToTSNodeMap != null ? (s as Services) : undefined;
+}
+
+const keelDirs = new Map<string, boolean>();
+
+/** True when the nearest package.json above `file` names the package `keel`. */
+export function isKeelFile(file: string): boolean {
+  const dir = path.dirname(file);
+  const known = keelDirs.get(dir);
+  if (known !== undefined) return known;
+  let answer = false;
+  const manifest = path.join(dir, 'package.json');
+  if (fs.existsSync(manifest)) {
+    try {
+      answer = (JSON.parse(fs.readFileSync(manifest, 'utf8')) as { name?: unknown }).name === 'keel';
+    } catch {
+      answer = false;
+    }
+  } else if (path.dirname(dir) !== dir) {
+    answer = isKeelFile(dir);
+  }
+  keelDirs.set(dir, answer);
+  return answer;
+}
+
+function declaredByKeel(symbol: ts.Symbol | undefined, owners: readonly string[] | undefined): boolean {
+  for (const d of symbol?.declarations ?? []) {
+    const owner = (d.parent as { name?: { text?: unknown } } | undefined)?.name?.text;
+    if ((owners === undefined || owners.includes(String(owner))) && isKeelFile(d.getSourceFile().fileName)) return true;
+  }
+  return false;
+}
+
+/**
+ * Whether `member` (`receiver.name`) is a member of one of Keel's `owners` (interface or class
+ * names such as `Context`), by its declaration. `unknown` when there are no types or the
+ * receiver is `any`.
+ */
+export function keelMember(context: Context, member: TSESTree.MemberExpression, owners: readonly string[]): Verdict {
+  const s = typeServices(context);
+  if (s === undefined) return 'unknown';
+  const checker = s.program.getTypeChecker();
+  const prop = s.esTreeNodeToTSNodeMap.get(member.property);
+  const symbol = prop === undefined ? undefined : checker.getSymbolAtLocation(prop);
+  if (symbol === undefined) {
+    const receiver = s.esTreeNodeToTSNodeMap.get(member.object);
+    const type = receiver === undefined ? undefined : checker.getTypeAtLocation(receiver);
+    return type === undefined || isOpaque(type) ? 'unknown' : 'other';
+  }
+  return declaredByKeel(symbol, owners) ? 'keel' : 'other';
+}
+
+/** Whether the identifier `id` names a value exported by Keel (say `GenServer`), by the types. */
+export function keelValue(context: Context, id: TSESTree.Node): Verdict {
+  const s = typeServices(context);
+  if (s === undefined) return 'unknown';
+  const checker = s.program.getTypeChecker();
+  const node = s.esTreeNodeToTSNodeMap.get(id);
+  let symbol = node === undefined ? undefined : checker.getSymbolAtLocation(node);
+  if (symbol === undefined) return 'unknown';
+  // an import: follow it to the declaration
+  if ((symbol.flags & tsModule().SymbolFlags.Alias) !== 0) symbol = checker.getAliasedSymbol(symbol);
+  if (declaredByKeel(symbol, undefined)) return 'keel';
+  // a local alias (`const { call } = GenServer`): the value's own type was declared by Keel
+  const typeSymbol = node === undefined ? undefined : checker.getTypeAtLocation(node).getSymbol();
+  if (declaredByKeel(typeSymbol, undefined)) return 'keel';
+  return symbol.declarations === undefined || symbol.declarations.length === 0 ? 'unknown' : 'other';
+}
+
+/** The receiver names the rules accept as a process context when the types cannot tell. */
+export const CONTEXT_NAMES: readonly string[] = ['ctx', 'context'];
+
+/**
+ * The name heuristic: `ctx`, `context`, `<anything>.ctx`, or the first parameter of an `init`
+ * passed to `spawn` / `spawnLink`.
+ */
+export function looksLikeContext(context: Context, receiver: TSESTree.Node): boolean {
+  if (receiver.type === 'MemberExpression') {
+    return !receiver.computed && receiver.property.type === 'Identifier' && CONTEXT_NAMES.includes(receiver.property.name);
+  }
+  if (receiver.type !== 'Identifier') return false;
+  if (CONTEXT_NAMES.includes(receiver.name)) return true;
+  const variable = findVariable(context, receiver);
+  const def = variable?.defs[0];
+  if (def?.type !== 'Parameter') return false;
+  const fn = def.node as TSESTree.Node;
+  return isSpawnInit(fn) && (fn as TSESTree.FunctionLike).params[0] === def.name;
+}
+
+/** True when `fn` is the `init` function given to `x.spawn(init)` or `x.spawnLink(init)`. */
+export function isSpawnInit(fn: TSESTree.Node): boolean {
+  const call = fn.parent;
+  return (
+    (fn.type === 'ArrowFunctionExpression' || fn.type === 'FunctionExpression') &&
+    call?.type === 'CallExpression' &&
+    call.arguments[0] === fn &&
+    call.callee.type === 'MemberExpression' &&
+    !call.callee.computed &&
+    call.callee.property.type === 'Identifier' &&
+    (call.callee.property.name === 'spawn' || call.callee.property.name === 'spawnLink')
+  );
+}
+
+/** The variable an identifier refers to, looked up from its scope outwards. */
+export function findVariable(context: Context, id: TSESTree.Identifier): TSESLint.Scope.Variable | undefined {
+  let scope: TSESLint.Scope.Scope | null = context.sourceCode.getScope(id);
+  while (scope !== null) {
+    const v = scope.set.get(id.name);
+    if (v !== undefined) return v;
+    scope = scope.upper;
+  }
+  return undefined;
+}
+
+/**
+ * True when `target` is `<from>.self` (the same receiver, compared as written), or a `const`
+ * initialised with it (`const me = ctx.self`).
+ */
+export function isSelfOf(context: Context, target: TSESTree.Node, from: TSESTree.Node): boolean {
+  const text = (n: TSESTree.Node): string => context.sourceCode.getText(n).replace(/\s+/g, '');
+  if (target.type === 'MemberExpression' && !target.computed && target.property.type === 'Identifier' && target.property.name === 'self') {
+    return text(target.object) === text(from);
+  }
+  if (target.type === 'Identifier') {
+    const def = findVariable(context, target)?.defs[0];
+    if (def?.type === 'Variable' && def.parent.kind === 'const' && def.node.init != null) {
+      return isSelfOf(context, def.node.init, from);
+    }
+  }
+  return false;
+}
+
+/** True when the value of `call` is thrown away: an expression statement, `void call`, or a non-last comma operand. */
+export function isDiscarded(call: TSESTree.Node): boolean {
+  const parent = call.parent;
+  if (parent === undefined) return false;
+  if (parent.type === 'ExpressionStatement') return true;
+  if (parent.type === 'UnaryExpression' && parent.operator === 'void') return true;
+  if (parent.type === 'ChainExpression') return isDiscarded(parent);
+  return parent.type === 'SequenceExpression' && parent.expressions.at(-1) !== call;
+}
+
+/** `receiver.name(...)` as written (not computed), else undefined. */
+export function methodCall(node: TSESTree.CallExpression, name: string): TSESTree.MemberExpression | undefined {
+  const callee = node.callee;
+  return callee.type === 'MemberExpression' && !callee.computed && callee.property.type === 'Identifier' && callee.property.name === name
+    ? callee
+    : undefined;
+}
+
+/** The local name under which `imported` is imported from `source` (`import { imported as local } from source`), if it is. */
+export function importedAs(context: Context, source: string, imported: string): string | undefined {
+  for (const statement of context.sourceCode.ast.body) {
+    if (statement.type !== 'ImportDeclaration' || statement.source.value !== source || statement.importKind === 'type') continue;
+    for (const s of statement.specifiers) {
+      if (s.type === 'ImportSpecifier' && s.importKind !== 'type' && (s.imported.type === 'Identifier' ? s.imported.name : s.imported.value) === imported) {
+        return s.local.name;
+      }
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,144 @@
+import type { TSESLint, TSESTree } from '@typescript-eslint/utils';
+import { createRule } from '../internal/createRule.js';
+import { walk } from '../internal/ast.js';
+import { findVariable, isSpawnInit } from '../internal/keelTypes.js';
+
+type RuleContext = Readonly<TSESLint.RuleContext<string, readonly unknown[]>>;
+type Fn = TSESTree.ArrowFunctionExpression | TSESTree.FunctionExpression;
+
+/** A message handler: the function, its message parameter and the context in scope (if any). */
+interface Handler {
+  fn: Fn;
+  message: TSESTree.Identifier;
+  ctx: string | undefined;
+}
+
+/** GenServer callbacks that get messages, with the index of their `ctx` parameter. */
+const CALLBACK_CTX_INDEX: Record<string, number> = { handleCall: 3, handleCast: 2, handleInfo: 2 };
+
+/**
+ * `handle-unexpected-messages`: a handler that switches on its message with no `default` branch
+ * drops unknown messages silently. Autofix, when a context is in scope and the last branch cannot
+ * fall through: a `default:` branch that reports the message on the node's logger and breaks,
+ * so every known message takes exactly the path it took before.
+ */
+export const handleUnexpectedMessages = createRule<[], 'noDefault'>({
+  name: 'handle-unexpected-messages',
+  meta: {
+    type: 'suggestion',
+    fixable: 'code',
+    docs: {
+      description: 'Require a `default` branch in a message handler\'s switch, so that unexpected messages are reported, not silently dropped',
+      recommended: true,
+      typeAware: false,
+    },
+    messages: {
+      noDefault:
+        'This handler switches on `{{message}}` with no `default` branch: an unexpected message is dropped silently. Add `default:` that reports it (e.g. `ctx.node.logger.warn(\'unexpected message\', {{message}})`).',
+    },
+    schema: [],
+    defaultOptions: [],
+  },
+  create(context) {
+    const check = (h: Handler): void => {
+      for (const sw of switchesIn(context, h.fn.body)) {
+        if (sw.cases.some((c) => c.test === null) || !rootedAt(context, sw.discriminant, h.message)) continue;
+        const canFix = h.ctx !== undefined && !fallsThroughAtEnd(sw);
+        context.report({
+          node: sw,
+          loc: context.sourceCode.getFirstToken(sw)!.loc,
+          messageId: 'noDefault',
+          data: { message: h.message.name },
+          ...(canFix ? { fix: (fixer: TSESLint.RuleFixer) => addDefault(fixer, context, sw, h) } : {}),
+        });
+      }
+    };
+    return {
+      // node.spawn((ctx) => (msg) => …) and ctx.spawn / spawnLink
+      'ArrowFunctionExpression, FunctionExpression'(fn: Fn) {
+        if (!isSpawnInit(fn)) return;
+        const ctxParam = fn.params[0]?.type === 'Identifier' ? fn.params[0].name : undefined;
+        for (const handler of returnedFunctions(context, fn)) {
+          const message = handler.params[0];
+          if (message?.type === 'Identifier') check({ fn: handler, message, ctx: ctxParam });
+        }
+      },
+      // GenServer specs: an object literal with `init` and handleCall / handleCast / handleInfo
+      ObjectExpression(obj) {
+        const props = obj.properties.filter((p): p is TSESTree.Property => p.type === 'Property' && !p.computed && p.key.type === 'Identifier');
+        if (!props.some((p) => (p.key as TSESTree.Identifier).name === 'init')) return;
+        for (const p of props) {
+          const index = CALLBACK_CTX_INDEX[(p.key as TSESTree.Identifier).name];
+          const fn = p.value;
+          if (index === undefined || (fn.type !== 'FunctionExpression' && fn.type !== 'ArrowFunctionExpression')) continue;
+          const message = fn.params[0];
+          const ctxParam = fn.params[index];
+          if (message?.type === 'Identifier') check({ fn, message, ctx: ctxParam?.type === 'Identifier' ? ctxParam.name : undefined });
+        }
+      },
+    };
+  },
+});
+
+/** The functions an init returns: its expression body, or its top-level `return` statements. */
+function returnedFunctions(context: RuleContext, init: Fn): Fn[] {
+  const isFn = (n: TSESTree.Node | null | undefined): n is Fn => n?.type === 'ArrowFunctionExpression' || n?.type === 'FunctionExpression';
+  if (init.body.type !== 'BlockStatement') return isFn(init.body) ? [init.body] : [];
+  const out: Fn[] = [];
+  walk(context, init.body, (n) => {
+    if (n.type === 'ReturnStatement' && isFn(n.argument)) out.push(n.argument);
+  });
+  return out;
+}
+
+/** The switch statements in `body`, not looking into nested functions. */
+function switchesIn(context: RuleContext, body: TSESTree.Node): TSESTree.SwitchStatement[] {
+  const out: TSESTree.SwitchStatement[] = [];
+  walk(context, body, (n) => {
+    if (n.type === 'SwitchStatement') out.push(n);
+  });
+  return out;
+}
+
+/** True when `expr` is the message parameter, or a member chain on it (`msg.type`, `msg.body.kind`), or `typeof msg`. */
+function rootedAt(context: RuleContext, expr: TSESTree.Node, message: TSESTree.Identifier): boolean {
+  let e: TSESTree.Node = expr;
+  for (;;) {
+    if (e.type === 'MemberExpression') e = e.object;
+    else if (e.type === 'ChainExpression') e = e.expression;
+    else if (e.type === 'TSNonNullExpression' || e.type === 'TSAsExpression') e = e.expression;
+    else if (e.type === 'UnaryExpression' && e.operator === 'typeof') e = e.argument;
+    else break;
+  }
+  if (e.type !== 'Identifier' || e.name !== message.name) return false;
+  const def = findVariable(context, e)?.defs[0];
+  return def?.name === message;
+}
+
+/** True when the last case's statements can run on past the end of the switch (no break/return/throw/continue last). */
+function fallsThroughAtEnd(sw: TSESTree.SwitchStatement): boolean {
+  const last = sw.cases.at(-1);
+  if (last === undefined) return false;
+  let s: TSESTree.Statement | undefined = last.consequent.at(-1);
+  while (s?.type === 'BlockStatement') s = s.body.at(-1);
+  return !(s !== undefined && ['BreakStatement', 'ReturnStatement', 'ThrowStatement', 'ContinueStatement'].includes(s.type));
+}
+
+function indentOf(context: RuleContext, node: TSESTree.Node): string {
+  const line = context.sourceCode.lines[node.loc.start.line - 1] ?? '';
+  return /^\s*/.exec(line)![0];
+}
+
+/** Inserts `default: <ctx>.node.logger.warn('unexpected message', msg); break;` after the last case. */
+function addDefault(fixer: TSESLint.RuleFixer, context: RuleContext, sw: TSESTree.SwitchStatement, h: Handler): TSESLint.RuleFix {
+  const last = sw.cases.at(-1);
+  const caseIndent = last === undefined ? `${indentOf(context, sw)}  ` : indentOf(context, last);
+  const bodyIndent = last?.consequent[0] !== undefined && last.consequent[0].loc.start.line !== last.loc.start.line ? indentOf(context, last.consequent[0]) : `${caseIndent}  `;
+  const text =
+    `\n${caseIndent}default:` +
+    `\n${bodyIndent}${h.ctx}.node.logger.warn('unexpected message', ${h.message.name});` +
+    `\n${bodyIndent}break;`;
+  if (last !== undefined) return fixer.insertTextAfter(last, text);
+  const open = context.sourceCode.getTokenAfter(sw.discriminant, { filter: (t) => t.value === '{' })!;
+  return fixer.insertTextAfter(open, text);
+}

@@ -1,0 +1,94 @@
+import type { TSESLint, TSESTree } from '@typescript-eslint/utils';
+import { createRule, importSourceSchema } from '../internal/createRule.js';
+import { importedAs, isSelfOf, keelMember, looksLikeContext, methodCall } from '../internal/keelTypes.js';
+
+type Options = [{ importSource?: string }];
+
+/**
+ * `no-raw-send`: `ctx.send(target, msg)` from a process to another process. A raw send is fire
+ * and forget with no acknowledgement, retry or dead letter; `sendSupervised` has all three.
+ * Suggestion (not an autofix, it changes delivery semantics): `void sendSupervised(ctx, target, msg)`.
+ */
+export const noRawSend = createRule<Options, 'rawSend' | 'useSendSupervised'>({
+  name: 'no-raw-send',
+  meta: {
+    type: 'suggestion',
+    hasSuggestions: true,
+    docs: {
+      description: 'Disallow raw `ctx.send` to another process; use `sendSupervised` (acknowledged, retried, dead-lettered)',
+      recommended: true,
+      typeAware: true,
+    },
+    messages: {
+      rawSend:
+        'Raw send to another process: it is fire and forget, with no acknowledgement, retry or dead letter. Use `sendSupervised(ctx, to, message, options)`, or disable this line with a reason when it is a behaviour\'s own machinery.',
+      useSendSupervised: 'Replace with `void sendSupervised({{from}}, …)` (delivery is then acknowledged; failures are logged by default).',
+    },
+    schema: [importSourceSchema('sendSupervised')],
+    defaultOptions: [{ importSource: 'keel' }],
+  },
+  create(context, [{ importSource = 'keel' }]) {
+    return {
+      CallExpression(node) {
+        const callee = methodCall(node, 'send');
+        if (callee === undefined || (node.arguments.length < 2 && !node.arguments.some((a) => a.type === 'SpreadElement'))) return;
+        const verdict = keelMember(context, callee, ['Context', 'Proc']);
+        if (verdict === 'other' || (verdict === 'unknown' && !looksLikeContext(context, callee.object))) return;
+        const [target] = node.arguments;
+        if (target === undefined || isSelfOf(context, target, callee.object)) return;
+        const fixable = node.arguments.length === 2 && node.arguments.every((a) => a.type !== 'SpreadElement') && !node.optional && !callee.optional;
+        // an import can be added to an ES module only
+        const sourceType = context.languageOptions.sourceType;
+        const module = sourceType !== 'script' && sourceType !== 'commonjs' && !/\.c[jt]s$/.test(context.filename);
+        context.report({
+          node,
+          messageId: 'rawSend',
+          suggest:
+            fixable && module
+              ? [
+                  {
+                    messageId: 'useSendSupervised',
+                    data: { from: context.sourceCode.getText(callee.object) },
+                    fix: (fixer) => suggestion(fixer, context, node, callee, importSource),
+                  },
+                ]
+              : [],
+        });
+      },
+    };
+  },
+});
+
+function suggestion(
+  fixer: TSESLint.RuleFixer,
+  context: Readonly<TSESLint.RuleContext<string, readonly unknown[]>>,
+  node: TSESTree.CallExpression,
+  callee: TSESTree.MemberExpression,
+  importSource: string,
+): TSESLint.RuleFix[] {
+  const text = (n: TSESTree.Node): string => context.sourceCode.getText(n);
+  const existing = importedAs(context, importSource, 'sendSupervised');
+  const local = existing ?? 'sendSupervised';
+  const args = [callee.object, ...node.arguments].map(text).join(', ');
+  // a call whose value was used keeps its place in the expression: `void` makes it undefined, as `send`'s void was
+  const typeArgs = node.typeArguments === undefined ? '' : text(node.typeArguments);
+  const fixes = [fixer.replaceText(node, `void ${local}${typeArgs}(${args})`)];
+  if (existing === undefined) fixes.push(addImport(fixer, context, importSource));
+  return fixes;
+}
+
+/** Adds `sendSupervised` to an existing value import from `source`, or a new import after the last one. */
+function addImport(fixer: TSESLint.RuleFixer, context: Readonly<TSESLint.RuleContext<string, readonly unknown[]>>, source: string): TSESLint.RuleFix {
+  const body = context.sourceCode.ast.body;
+  const imports = body.filter((s): s is TSESTree.ImportDeclaration => s.type === 'ImportDeclaration');
+  const named = imports.find(
+    (s) => s.source.value === source && s.importKind !== 'type' && s.specifiers.some((x) => x.type === 'ImportSpecifier'),
+  );
+  if (named !== undefined) {
+    const last = named.specifiers.filter((x) => x.type === 'ImportSpecifier').at(-1)!;
+    return fixer.insertTextAfter(last, ', sendSupervised');
+  }
+  const line = `import { sendSupervised } from '${source}';`;
+  const lastImport = imports.at(-1);
+  return lastImport === undefined ? fixer.insertTextBeforeRange([0, 0], `${line}\n`) : fixer.insertTextAfter(lastImport, `\n${line}`);
+}

@@ -1,0 +1,123 @@
+import path from 'node:path';
+import type { TSESLint, TSESTree } from '@typescript-eslint/utils';
+import { createRule } from '../internal/createRule.js';
+import { walk } from '../internal/ast.js';
+import { findVariable, isOpaque, tsModule, typeServices } from '../internal/keelTypes.js';
+
+type Options = [{ testFilePatterns?: string[]; sleepFunctions?: string[] }];
+type RuleContext = Readonly<TSESLint.RuleContext<string, readonly unknown[]>>;
+
+/** Test files by default: `*.test.*`, `*.spec.*`, and anything under `test/`, `tests/` or `__tests__/`. */
+export const DEFAULT_TEST_FILE_PATTERNS: readonly string[] = ['\\.(test|spec)\\.[cm]?[jt]sx?$', '(^|/)(test|tests|__tests__)/'];
+/** Helpers whose awaited call with a duration is taken as a sleep. */
+export const DEFAULT_SLEEP_FUNCTIONS: readonly string[] = ['sleep', 'delay', 'wait'];
+
+const TIMER_MODULES = new Set(['timers/promises', 'node:timers/promises']);
+
+/**
+ * `no-sleep-in-tests`: a test that awaits a timer guesses how long the system needs; it is slow
+ * when the guess is long and flaky when it is short. Neither an autofix nor a suggestion: what to
+ * await instead depends on what the test waits for.
+ */
+export const noSleepInTests = createRule<Options, 'sleep'>({
+  name: 'no-sleep-in-tests',
+  meta: {
+    type: 'problem',
+    docs: { description: 'Disallow awaited timer delays in test files', recommended: true, typeAware: true },
+    messages: {
+      sleep:
+        'No sleeps in tests: `{{what}}` guesses how long the system needs. Await an observable fact instead: a monitor\'s Down, a probe message (`probe.receive`), a telemetry event (`captureEvents`), `node.idle()`, or advance a TestClock.',
+    },
+    schema: [
+      {
+        type: 'object',
+        properties: {
+          testFilePatterns: {
+            type: 'array',
+            items: { type: 'string' },
+            description: 'Regular expressions over the file path relative to the working directory (forward slashes); the rule runs in matching files only.',
+          },
+          sleepFunctions: { type: 'array', items: { type: 'string' }, description: 'Names of sleep helpers (`await sleep(100)`).' },
+        },
+        additionalProperties: false,
+      },
+    ],
+    defaultOptions: [{ testFilePatterns: [...DEFAULT_TEST_FILE_PATTERNS], sleepFunctions: [...DEFAULT_SLEEP_FUNCTIONS] }],
+  },
+  create(context, [{ testFilePatterns = [...DEFAULT_TEST_FILE_PATTERNS], sleepFunctions = [...DEFAULT_SLEEP_FUNCTIONS] }]) {
+    const relative = path.relative(context.cwd, context.filename).split(path.sep).join('/');
+    if (!testFilePatterns.some((p) => new RegExp(p).test(relative))) return {};
+    return {
+      AwaitExpression(node) {
+        const what = sleepOf(context, node.argument, sleepFunctions);
+        if (what !== undefined) context.report({ node, messageId: 'sleep', data: { what } });
+      },
+    };
+  },
+});
+
+/** What kind of sleep `awaited` is, or undefined when it is none. */
+function sleepOf(context: RuleContext, awaited: TSESTree.Expression, sleepFunctions: readonly string[]): string | undefined {
+  // await new Promise((resolve) => setTimeout(resolve, ms))
+  if (awaited.type === 'NewExpression' && awaited.callee.type === 'Identifier' && awaited.callee.name === 'Promise') {
+    const executor = awaited.arguments[0];
+    if (executor !== undefined && (executor.type === 'ArrowFunctionExpression' || executor.type === 'FunctionExpression') && callsSetTimeout(context, executor.body)) {
+      return 'await new Promise(… setTimeout …)';
+    }
+    return undefined;
+  }
+  if (awaited.type !== 'CallExpression' || awaited.arguments.length === 0) return undefined;
+  const callee = awaited.callee;
+  // await setTimeout(ms) / await scheduler.wait(ms) from timers/promises, named or through a namespace
+  if (callee.type === 'Identifier' && importedFromTimers(context, callee) !== undefined) {
+    const imported = importedFromTimers(context, callee);
+    if (imported === 'setTimeout' || imported === 'scheduler') return `await ${callee.name}(…) from timers/promises`;
+  }
+  if (callee.type === 'MemberExpression' && !callee.computed && callee.property.type === 'Identifier') {
+    const object = callee.object;
+    const name = callee.property.name;
+    if (object.type === 'Identifier' && importedFromTimers(context, object) === '*' && name === 'setTimeout') return `await ${object.name}.setTimeout(…)`;
+    if (object.type === 'Identifier' && importedFromTimers(context, object) === 'scheduler' && name === 'wait') return `await ${object.name}.wait(…)`;
+  }
+  // await sleep(ms): a helper by name, when its first argument is a duration
+  if (callee.type === 'Identifier' && sleepFunctions.includes(callee.name) && isDuration(context, awaited.arguments[0]!)) {
+    return `await ${callee.name}(…)`;
+  }
+  return undefined;
+}
+
+/** The name imported from timers/promises that `id` is bound to ('*' for a namespace), if any. */
+function importedFromTimers(context: RuleContext, id: TSESTree.Identifier): string | undefined {
+  const def = findVariable(context, id)?.defs[0];
+  if (def?.type !== 'ImportBinding') return undefined;
+  const decl = def.parent;
+  if (decl.type !== 'ImportDeclaration' || !TIMER_MODULES.has(decl.source.value)) return undefined;
+  const spec = def.node;
+  if (spec.type === 'ImportNamespaceSpecifier') return '*';
+  if (spec.type === 'ImportSpecifier') return spec.imported.type === 'Identifier' ? spec.imported.name : spec.imported.value;
+  return undefined;
+}
+
+/** A number by the types when they are known; else anything but a string, a function or an object literal. */
+function isDuration(context: RuleContext, arg: TSESTree.CallExpressionArgument): boolean {
+  const s = typeServices(context);
+  if (s !== undefined) {
+    const tsNode = s.esTreeNodeToTSNodeMap.get(arg);
+    const type = tsNode === undefined ? undefined : s.program.getTypeChecker().getTypeAtLocation(tsNode);
+    const numberLike = tsModule().TypeFlags.NumberLike;
+    if (type !== undefined && !isOpaque(type)) return (type.flags & numberLike) !== 0 || (type.isUnion() && type.types.every((t) => (t.flags & numberLike) !== 0));
+  }
+  return !['Literal', 'TemplateLiteral', 'ArrowFunctionExpression', 'FunctionExpression', 'ObjectExpression'].includes(arg.type) || (arg.type === 'Literal' && typeof arg.value === 'number');
+}
+
+/** True when a `setTimeout(…)` call appears in `body` (the executor's), not inside a nested function. */
+function callsSetTimeout(context: RuleContext, body: TSESTree.Node): boolean {
+  let found = false;
+  walk(context, body, (n) => {
+    if (n.type !== 'CallExpression') return;
+    const c = n.callee;
+    const name = c.type === 'Identifier' ? c.name : c.type === 'MemberExpression' && !c.computed && c.property.type === 'Identifier' ? c.property.name : undefined;
+    if (name === 'setTimeout') found = true;
+  });
+  return found;
+}

@@ -1,0 +1,140 @@
+import { noRawSend } from '../../src/lint/rules/noRawSend.js';
+import { typed, untyped } from './ruleTester.js';
+
+const spawnHeader = `import { createNode, type Context, type Pid } from 'keel';
+const node = createNode();
+declare const other: Pid<string>;
+`;
+
+typed.run('no-raw-send (with types)', noRawSend, {
+  valid: [
+    // a send to oneself is how a behaviour drives itself
+    `${spawnHeader}node.spawn((ctx) => () => { ctx.send(ctx.self, 'tick'); });`,
+    `${spawnHeader}node.spawn((ctx) => { const me = ctx.self; return () => { ctx.send(me, 'tick'); }; });`,
+    // node.send is from outside any process
+    `${spawnHeader}node.send(other, 'hello');`,
+    // a send on an unrelated object with a context-like name is not Keel's
+    `declare const ctx: { send(to: string, data: string): void };
+     ctx.send('peer', 'data');`,
+    `declare const socket: { send(data: string, cb: () => void): void };
+     socket.send('x', () => {});`,
+    `class Channel { send(_to: string, _m: string) {} }
+     const context = new Channel();
+     context.send('a', 'b');`,
+  ],
+  invalid: [
+    {
+      code: `${spawnHeader}node.spawn((ctx: Context<string>) => () => { ctx.send(other, 'hi'); });`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          line: 4,
+          suggestions: [
+            {
+              messageId: 'useSendSupervised',
+              data: { from: 'ctx' },
+              output: `import { createNode, type Context, type Pid, sendSupervised } from 'keel';
+const node = createNode();
+declare const other: Pid<string>;
+node.spawn((ctx: Context<string>) => () => { void sendSupervised(ctx, other, 'hi'); });`,
+            },
+          ],
+        },
+      ],
+    },
+    {
+      // a context under another name is found by its type; an existing import is reused
+      code: `import { sendSupervised as supervised, type Context, type Pid } from 'keel';
+declare const peer: Pid<number>;
+export function relay(c: Context<unknown>, n: number) { return c.send(peer, n); }`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          suggestions: [
+            {
+              messageId: 'useSendSupervised',
+              data: { from: 'c' },
+              output: `import { sendSupervised as supervised, type Context, type Pid } from 'keel';
+declare const peer: Pid<number>;
+export function relay(c: Context<unknown>, n: number) { return void supervised(c, peer, n); }`,
+            },
+          ],
+        },
+      ],
+    },
+    {
+      // only a type import from keel: a new import line
+      code: `import type { Context, Pid } from 'keel';
+declare const peer: Pid<string>;
+export const f = (ctx: Context) => ctx.send<string>(peer, 'x');`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          suggestions: [
+            {
+              messageId: 'useSendSupervised',
+              data: { from: 'ctx' },
+              output: `import type { Context, Pid } from 'keel';
+import { sendSupervised } from 'keel';
+declare const peer: Pid<string>;
+export const f = (ctx: Context) => void sendSupervised<string>(ctx, peer, 'x');`,
+            },
+          ],
+        },
+      ],
+    },
+  ],
+});
+
+untyped.run('no-raw-send (without types: by name)', noRawSend, {
+  valid: [
+    `ctx.send(ctx.self, 'tick');`,
+    `this.ctx.send(this.ctx.self, 'tick');`,
+    `socket.send(data, cb);`,
+    `node.send(pid, 'x');`,
+    // a single argument is not a process send
+    `ctx.send('x');`,
+  ],
+  invalid: [
+    {
+      code: `const p = node.spawn((c) => (m) => { c.send(m.replyTo, 'pong'); });`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          suggestions: [
+            {
+              messageId: 'useSendSupervised',
+              data: { from: 'c' },
+              output: `import { sendSupervised } from 'keel';\nconst p = node.spawn((c) => (m) => { void sendSupervised(c, m.replyTo, 'pong'); });`,
+            },
+          ],
+        },
+      ],
+    },
+    {
+      code: `import { createNode } from 'keel';\nthis.ctx.send(peer, msg);`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          suggestions: [
+            {
+              messageId: 'useSendSupervised',
+              data: { from: 'this.ctx' },
+              output: `import { createNode, sendSupervised } from 'keel';\nvoid sendSupervised(this.ctx, peer, msg);`,
+            },
+          ],
+        },
+      ],
+    },
+    {
+      // no suggestion for a spread or a script
+      code: `context.send(...args);`,
+      errors: [{ messageId: 'rawSend', suggestions: [] }],
+    },
+    {
+      code: `ctx.send(peer, msg);`,
+      filename: 'relay.cjs',
+      errors: [{ messageId: 'rawSend', suggestions: [] }],
+    },
+  ],
+});

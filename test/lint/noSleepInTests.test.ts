@@ -1,0 +1,76 @@
+import { noSleepInTests } from '../../src/lint/rules/noSleepInTests.js';
+import { typed, untyped } from './ruleTester.js';
+
+// RuleTester's cwd is the project root; test/lint/fixture/file.ts is under test/, so a test file
+const testFile = 'test/some.test.ts';
+
+typed.run('no-sleep-in-tests (with types)', noSleepInTests, {
+  valid: [
+    // a helper named like a sleep whose argument is not a duration
+    `declare function wait(what: string): Promise<void>;
+     export async function f() { await wait('ready'); }`,
+    `declare function delay<T>(p: Promise<T>): Promise<T>;
+     export async function f(p: Promise<number>) { await delay(p); }`,
+  ],
+  invalid: [
+    {
+      code: `declare function sleep(ms: number): Promise<void>;
+     export async function f() { await sleep(50); }`,
+      errors: [{ messageId: 'sleep', data: { what: 'await sleep(…)' } }],
+    },
+    {
+      code: `import { setTimeout as pause } from 'node:timers/promises';
+     export async function f() { await pause(10); }`,
+      errors: [{ messageId: 'sleep', data: { what: 'await pause(…) from timers/promises' } }],
+    },
+  ],
+});
+
+untyped.run('no-sleep-in-tests (without types)', noSleepInTests, {
+  valid: [
+    // not a test file
+    { code: `await new Promise((r) => setTimeout(r, 10));`, filename: 'src/app.ts' },
+    // a timer that is observed, not awaited
+    { code: `const ran = new Promise((r) => { setTimeout(() => r(remaining), 0); }); work(); await ran;`, filename: testFile },
+    { code: `await new Promise(setImmediate);`, filename: testFile },
+    { code: `await node.idle(); await probe.receive((m) => m === 'done');`, filename: testFile },
+    { code: `import { setImmediate } from 'node:timers/promises'; await setImmediate();`, filename: testFile },
+    { code: `await wait('ready');`, filename: testFile },
+    // a file outside the configured patterns
+    { code: `await sleep(10);`, filename: 'test/x.test.ts', options: [{ testFilePatterns: ['\\.e2e\\.ts$'] }] },
+  ],
+  invalid: [
+    {
+      code: `await new Promise((r) => setTimeout(r, 10));`,
+      filename: testFile,
+      errors: [{ messageId: 'sleep', data: { what: 'await new Promise(… setTimeout …)' }, line: 1, column: 1 }],
+    },
+    {
+      code: `await new Promise(function (resolve) { globalThis.setTimeout(() => resolve(), 5); });`,
+      filename: 'src/__tests__/a.ts',
+      errors: [{ messageId: 'sleep' }],
+    },
+    {
+      code: `import { setTimeout } from 'timers/promises';\nawait setTimeout(20);`,
+      filename: 'tests/a.spec.mjs',
+      errors: [{ messageId: 'sleep', line: 2 }],
+    },
+    {
+      code: `import * as timers from 'node:timers/promises';\nawait timers.setTimeout(20);`,
+      filename: testFile,
+      errors: [{ messageId: 'sleep', data: { what: 'await timers.setTimeout(…)' } }],
+    },
+    {
+      code: `import { scheduler } from 'node:timers/promises';\nawait scheduler.wait(20);`,
+      filename: testFile,
+      errors: [{ messageId: 'sleep', data: { what: 'await scheduler.wait(…)' } }],
+    },
+    { code: `await delay(100); await wait(ms * 2);`, filename: 'a.test.js', errors: [{ messageId: 'sleep' }, { messageId: 'sleep' }] },
+    {
+      code: `await nap(5);`,
+      filename: 'e2e/flow.e2e.ts',
+      options: [{ testFilePatterns: ['\\.e2e\\.ts$'], sleepFunctions: ['nap'] }],
+      errors: [{ messageId: 'sleep', data: { what: 'await nap(…)' } }],
+    },
+  ],
+});
