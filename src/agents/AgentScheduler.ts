@@ -3,9 +3,9 @@ import { type SendOptions, type SendOutcome, sendSupervised, toSettings } from '
 import { GenServer, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
 import { isDown } from '../runtime/messages.js';
 import { isPid, Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
-import { isUnavailable } from '../runtime/services.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentNode, nameFor, startComponent } from './component.js';
+import { unwatch, watchProcess } from './internal/watch.js';
 
 /**
  * What to do with due times that passed while the scheduler could not fire them (it was busy, or
@@ -195,8 +195,7 @@ function releaseIfEmpty(state: State, entry: AgentEntry, ctx: Context<any>): voi
   if (entry.schedules.size > 0) return;
   state.agents.delete(entry.key);
   state.byRef.delete(entry.ref);
-  const r = entry.managed ? ctx.node.monitors.demonitor(ctx, entry.ref, { flush: true }) : undefined;
-  if (!entry.managed || isUnavailable(r)) ctx.demonitor(entry.ref, { flush: true });
+  unwatch(ctx, entry);
 }
 
 /** Monitors `pid` once for all its schedules: through the monitor manager, or directly when it is unavailable. */
@@ -206,18 +205,9 @@ function watchAgent(state: State, pid: Pid, ctx: Context<any>): AgentEntry | und
   if (known !== undefined) return known;
   if (!ctx.node.isAlive(pid)) return undefined;
   // long-lived by design: the monitor lasts as long as the agent has schedules
-  const r = ctx.node.monitors.monitor(ctx, pid, { tag: 'agent_scheduler', expectedLifetime: 'long' });
-  let ref: Ref;
-  let managed = true;
-  if (isUnavailable(r)) {
-    // eslint-disable-next-line keel/no-unmanaged-monitor -- the fallback when the node runs without the monitor manager (services: false); the ref is kept and demonitored with the last schedule
-    ref = ctx.monitor(pid);
-    managed = false;
-  } else if ('error' in r) {
-    return undefined;
-  } else {
-    ref = r;
-  }
+  const watch = watchProcess(ctx, pid, 'agent_scheduler');
+  if (watch === 'noproc') return undefined;
+  const { ref, managed } = watch;
   const entry: AgentEntry = { pid, key, ref, managed, schedules: new Map() };
   state.agents.set(key, entry);
   state.byRef.set(ref, entry);

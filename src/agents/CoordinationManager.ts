@@ -7,6 +7,7 @@ import { isUnavailable } from '../runtime/services.js';
 import type { KeelNode } from '../runtime/Node.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentNode, nameFor, startComponent } from './component.js';
+import { watchProcess } from './internal/watch.js';
 
 /**
  * Why a coordinated message was not delivered: a supervised send's reason (`noproc`,
@@ -360,14 +361,9 @@ function circuitFor(state: State, ctx: Context<any>, receiver: Target): Circuit 
   let ref: Ref | undefined;
   if (typeof receiver !== 'string') {
     if (!ctx.node.isAlive(receiver)) return undefined;
-    const r = ctx.node.monitors.monitor(ctx, receiver, { tag: 'coordination', expectedLifetime: 'long' });
-    if ('error' in r) {
-      if (r.error === 'noproc') return undefined;
-      // eslint-disable-next-line keel/no-unmanaged-monitor -- the fallback when the node runs without the monitor manager (services: false); the Down releases the circuit
-      ref = ctx.monitor(receiver); // the monitor service is off: a plain monitor
-    } else {
-      ref = r;
-    }
+    const watch = watchProcess(ctx, receiver, 'coordination');
+    if (watch === 'noproc') return undefined;
+    ref = watch.ref;
   }
   const c: Circuit = { key, target: receiver, state: 'closed', failures: 0, buffer: [], inFlight: 0, draining: false, timer: undefined, generation: 0, ref };
   state.circuits.set(key, c);

@@ -5,9 +5,9 @@ import { isDown } from '../runtime/messages.js';
 import type { Proc } from '../runtime/internal/Proc.js';
 import type { KeelNode } from '../runtime/Node.js';
 import { isPid, Pid, type Ref } from '../runtime/Pid.js';
-import { isUnavailable } from '../runtime/services.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentNode, nameFor, startComponent } from './component.js';
+import { unwatch, watchProcess, type WatchRef } from './internal/watch.js';
 import { parsePattern, PatternTrie } from './internal/PatternTrie.js';
 import { isKnownSignal, type Signal, validateSignal } from './Signal.js';
 
@@ -333,20 +333,9 @@ function route(state: State, signal: Signal): void {
 // ---- subscribers ------------------------------------------------------------------------------
 
 /** Monitors a subscriber through the monitor manager (or the plain runtime monitor when the service is off). */
-function monitorSubscriber(ctx: Context<any>, pid: Pid): { ref: Ref; managed: boolean } | undefined {
-  const r = ctx.node.monitors.monitor(ctx, pid, { tag: 'signal_router', expectedLifetime: 'long' });
-  if (!('error' in r)) return { ref: r, managed: true };
-  if (!isUnavailable(r) || !ctx.node.isAlive(pid)) return undefined;
-  // eslint-disable-next-line keel/no-unmanaged-monitor -- the fallback when the node runs without the monitor manager (services: false); the ref is kept and demonitored with the subscriber
-  return { ref: ctx.monitor(pid), managed: false };
-}
-
-function demonitor(ctx: Context<any>, sub: Sub): void {
-  if (sub.managed) {
-    const r = ctx.node.monitors.demonitor(ctx, sub.ref, { flush: true });
-    if (!isUnavailable(r)) return;
-  }
-  ctx.demonitor(sub.ref, { flush: true });
+function monitorSubscriber(ctx: Context<any>, pid: Pid): WatchRef | undefined {
+  const w = watchProcess(ctx, pid, 'signal_router');
+  return w === 'noproc' ? undefined : w;
 }
 
 /** Removes a subscriber: its subscriptions, its buffer (dropped with `reason`) and, unless it died, its monitor. */
@@ -355,7 +344,7 @@ function removeSub(state: State, sub: Sub, reason: 'subscriber_down' | 'unsubscr
   state.subs.delete(sub.key);
   for (const pattern of sub.patterns) state.trie.remove(pattern, sub.key);
   sub.patterns.clear();
-  if (reason === 'unsubscribed') demonitor(state.ctx, sub);
+  if (reason === 'unsubscribed') unwatch(state.ctx, sub);
   const n = size(sub);
   sub.buf = [];
   sub.head = 0;
