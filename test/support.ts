@@ -362,16 +362,7 @@ export function statsOf(node: Node): { created: number; cleaned: number; active:
 // ---- randomness -------------------------------------------------------------------------------
 
 /** A small seeded PRNG (mulberry32): the same seed, the same "random" sequence on every run. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom as seeded } from '../src/index.js';
 
 /** A shuffled copy of `items` (Fisher–Yates) drawing on `random`: with `seeded(n)`, a replayable order. */
 export function shuffle<T>(items: readonly T[], random: () => number): T[] {

@@ -11,6 +11,7 @@ import {
   isUnavailable,
   sendSupervised,
   SignalRouter,
+  seededRandom,
   Supervisor,
   type AgentTask,
   type Context,
@@ -73,17 +74,8 @@ export const DEMO_DEFAULTS: AgentDemoOptions = { workers: 8, workflows: 300, cha
 /** Managed monitors older than this are suspected leaks; the report waits this long after the run before it looks, so any leak shows. */
 export const LEAK_AGE_MS = 250;
 
-/** A small seeded PRNG (mulberry32): the same seed gives the same workflows and chaos schedule. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The demo's seeded PRNG: the same seed gives the same workflows and chaos schedule. */
+export const seeded = seededRandom;
 
 type Cost = { cost: number; bad?: true };
 

@@ -47,3 +47,23 @@ export const realClock: Clock = {
 /** @internal Monotonic time in ms for time slices, spans and `long_schedule` (real even under a TestClock). */
 export const monotonicClock = (): number => performance.now();
 monotonicClock(); // load the timing machinery now, not inside the first scheduler turn
+
+/**
+ * A seeded pseudo-random generator (mulberry32) for a node's `random`: the same seed gives the same
+ * sequence, so backoff jitter and anything else drawn from `node.random` repeat from run to run.
+ *
+ * @example
+ * ```ts
+ * const node = createNode({ random: seededRandom(42) });
+ * ```
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

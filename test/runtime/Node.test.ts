@@ -451,3 +451,14 @@ describe('node.isAlive', () => {
     expect(b.isAlive(pid)).toBe(false);
   });
 });
+
+describe('seededRandom', () => {
+  it('repeats its sequence for a seed, differs across seeds, and stays in [0, 1)', async () => {
+    const { seededRandom } = await import('../../src/index.js');
+    const a = Array.from({ length: 1000 }, seededRandom(42));
+    expect(Array.from({ length: 1000 }, seededRandom(42))).toEqual(a);
+    expect(Array.from({ length: 1000 }, seededRandom(43))).not.toEqual(a);
+    expect(a.every((x) => x >= 0 && x < 1)).toBe(true);
+    expect(new Set(a).size).toBeGreaterThan(990);
+  });
+});
