@@ -74,6 +74,23 @@ function declaredByKeel(symbol: ts.Symbol | undefined, owners: readonly string[]
  * receiver is `any`.
  */
 export function keelMember(context: Context, member: TSESTree.MemberExpression, owners: readonly string[]): Verdict {
+  return guarded(() => keelMemberOf(context, member, owners));
+}
+
+/**
+ * Runs a type query; when TypeScript itself throws (seen rarely inside its node builder while a
+ * program is being updated), the verdict is `unknown` and the rule falls back on names, rather
+ * than the whole lint run failing.
+ */
+function guarded(query: () => Verdict): Verdict {
+  try {
+    return query();
+  } catch {
+    return 'unknown';
+  }
+}
+
+function keelMemberOf(context: Context, member: TSESTree.MemberExpression, owners: readonly string[]): Verdict {
   const s = typeServices(context);
   if (s === undefined) return 'unknown';
   const checker = s.program.getTypeChecker();
@@ -89,6 +106,10 @@ export function keelMember(context: Context, member: TSESTree.MemberExpression, 
 
 /** Whether the identifier `id` names a value exported by Keel (say `GenServer`), by the types. */
 export function keelValue(context: Context, id: TSESTree.Node): Verdict {
+  return guarded(() => keelValueOf(context, id));
+}
+
+function keelValueOf(context: Context, id: TSESTree.Node): Verdict {
   const s = typeServices(context);
   if (s === undefined) return 'unknown';
   const checker = s.program.getTypeChecker();

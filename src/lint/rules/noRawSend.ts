@@ -32,10 +32,11 @@ export const noRawSend = createRule<Options, 'rawSend' | 'useSendSupervised'>({
       CallExpression(node) {
         const callee = methodCall(node, 'send');
         if (callee === undefined || (node.arguments.length < 2 && !node.arguments.some((a) => a.type === 'SpreadElement'))) return;
-        const verdict = keelMember(context, callee, ['Context', 'Proc']);
-        if (verdict === 'other' || (verdict === 'unknown' && !looksLikeContext(context, callee.object))) return;
+        // a send to oneself is fine whatever the receiver: checked first, by syntax, before any type work
         const [target] = node.arguments;
         if (target === undefined || isSelfOf(context, target, callee.object)) return;
+        const verdict = keelMember(context, callee, ['Context', 'Proc']);
+        if (verdict === 'other' || (verdict === 'unknown' && !looksLikeContext(context, callee.object))) return;
         const fixable = node.arguments.length === 2 && node.arguments.every((a) => a.type !== 'SpreadElement') && !node.optional && !callee.optional;
         // an import can be added to an ES module only
         const sourceType = context.languageOptions.sourceType;
