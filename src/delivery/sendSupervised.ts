@@ -1,6 +1,6 @@
 import { DeadlockError, DeliveryError, InvalidArgumentError, toError } from '../errors.js';
 import { nodeOf } from '../otp/internal/calls.js';
-import { ExitWatcher, F_BUSY, F_DEAD, F_RUNNING, Proc } from '../runtime/internal/Proc.js';
+import { F_BUSY, F_DEAD, F_RUNNING, NextTurnWatcher, Proc } from '../runtime/internal/Proc.js';
 import { monotonicClock } from '../runtime/Clock.js';
 import { formatReason } from '../runtime/messages.js';
 import { Delivery, type KeelNode } from '../runtime/Node.js';
@@ -140,7 +140,7 @@ const MAILBOX_FULL: Failure = { reason: 'mailbox_full', retry: true, error: 'mai
  * @internal A supervised send in flight: the attempts, the per-attempt timer, the backoff timer,
  * and the watches on the sender (its death aborts the send) and on the signal.
  */
-class Send extends ExitWatcher {
+class Send extends NextTurnWatcher {
   readonly node: KeelNode;
   readonly sender: Proc | undefined;
   readonly to: Target;
@@ -312,6 +312,7 @@ class Send extends ExitWatcher {
   }
 
   #cancelTimer(): void {
+    if (this.turnQueued) this.node.cancelNextTurn(this);
     if (this.#timer !== undefined) this.node.cancelEntry(this.#timer);
     this.#timer = undefined;
   }

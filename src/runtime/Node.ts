@@ -24,6 +24,7 @@ import {
   F_TOP,
   F_TRAP,
   Monitor,
+  type NextTurnWatcher,
   Proc,
   grow,
   removeWhere,
@@ -86,7 +87,9 @@ export class KeelNode implements Node {
   #nextId = 0;
   #nextRef = 0;
   #messageSeq = 0;
-  #nextTurn: { nextTurn(): void }[] = [];
+  #turnHead: NextTurnWatcher | undefined = undefined;
+  #turnTail: NextTurnWatcher | undefined = undefined;
+  #turnScheduled = false;
   #messagePrefix = '';
   // run queue: a FIFO ring of ready processes
   #rq: (Proc | null)[] = new Array<Proc | null>(1024).fill(null);
@@ -320,19 +323,46 @@ export class KeelNode implements Node {
    * deferred in this turn (one `setImmediate` per turn). Deadlines of operations that usually finish
    * within the turn (a call, a handled send) are armed there only if still needed.
    */
-  deferToNextTurn(task: { nextTurn(): void }): void {
-    if (this.#nextTurn.push(task) === 1) setImmediate(this.#runNextTurn);
+  deferToNextTurn(task: NextTurnWatcher): void {
+    if (task.turnQueued) return;
+    task.turnQueued = true;
+    task.turnNext = undefined;
+    task.turnPrev = this.#turnTail;
+    if (this.#turnTail === undefined) this.#turnHead = task;
+    else this.#turnTail.turnNext = task;
+    this.#turnTail = task;
+    if (!this.#turnScheduled) {
+      this.#turnScheduled = true;
+      setImmediate(this.#runNextTurn);
+    }
+  }
+
+  /** @internal Takes a task off the next turn's list (it finished within this turn); O(1). */
+  cancelNextTurn(task: NextTurnWatcher): void {
+    if (!task.turnQueued) return;
+    task.turnQueued = false;
+    const { turnPrev: prev, turnNext: next } = task;
+    if (prev === undefined) this.#turnHead = next;
+    else prev.turnNext = next;
+    if (next === undefined) this.#turnTail = prev;
+    else next.turnPrev = prev;
+    task.turnPrev = task.turnNext = undefined;
   }
 
   #runNextTurn = (): void => {
-    const tasks = this.#nextTurn;
-    this.#nextTurn = [];
-    for (const t of tasks) {
+    this.#turnScheduled = false;
+    let t = this.#turnHead;
+    this.#turnHead = this.#turnTail = undefined;
+    while (t !== undefined) {
+      const next = t.turnNext;
+      t.turnQueued = false;
+      t.turnPrev = t.turnNext = undefined;
       try {
         t.nextTurn();
       } catch (e) {
         this.#log('error', 'a deferred task threw', e);
       }
+      t = next;
     }
   };
 

@@ -9,7 +9,7 @@ import {
   NoProcError,
   ProcessExitedError,
 } from '../../errors.js';
-import { ExitWatcher, F_DEAD, Proc } from '../../runtime/internal/Proc.js';
+import { ExitWatcher, F_DEAD, NextTurnWatcher, Proc } from '../../runtime/internal/Proc.js';
 import type { TimerEntry } from '../../runtime/internal/TimerHeap.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
 import { Delivery, type KeelNode } from '../../runtime/Node.js';
@@ -75,7 +75,7 @@ const callStart = diagnostics.channel('tracing:keel.call:start');
  * the bookkeeping of its deadline and death hooks at once: one object per call. The reply settles
  * the caller's promise directly, never through a mailbox, so a late reply is simply discarded.
  */
-export class PendingCall extends ExitWatcher {
+export class PendingCall extends NextTurnWatcher {
   readonly request: unknown;
   readonly server: Proc;
   #resolve: ((value: unknown) => void) | undefined;
@@ -181,6 +181,7 @@ export class PendingCall extends ExitWatcher {
   #finish(): void {
     this.#resolve = undefined;
     const node = this.server.rt;
+    if (this.turnQueued) node.cancelNextTurn(this);
     if (this.#timer !== undefined) node.cancelEntry(this.#timer);
     this.#timer = undefined;
     node.unwatchExit(this);

@@ -72,6 +72,18 @@ export abstract class ExitWatcher {
   dropped?(): void;
 }
 
+/**
+ * @internal An exit watcher with work for the next turn of the event loop (a call's or a handled
+ * send's deadline, armed only if still needed). Queued on an intrusive list, so a task that
+ * finishes within the turn is unlinked at once and becomes garbage while still young.
+ */
+export abstract class NextTurnWatcher extends ExitWatcher {
+  turnNext: NextTurnWatcher | undefined = undefined;
+  turnPrev: NextTurnWatcher | undefined = undefined;
+  turnQueued = false;
+  abstract nextTurn(): void;
+}
+
 /** @internal A timer reference handed to user code. */
 export class TimerRefImpl {
   readonly entry: TimerEntry;
