@@ -152,6 +152,7 @@ class Send extends NextTurnWatcher {
   firstError: unknown = undefined;
   lastError: unknown = undefined;
   #resolve: ((outcome: SendOutcome) => void) | undefined;
+  readonly #reject: (error: unknown) => void;
   #timer: TimerEntry | undefined = undefined;
   /** The attempt whose timeout is to be armed at the next turn, and that timeout. */
   #timeoutFor = 0;
@@ -160,7 +161,7 @@ class Send extends NextTurnWatcher {
   #onAbort: (() => void) | undefined = undefined;
   #unhookShutdown: (() => void) | undefined = undefined;
 
-  constructor(node: KeelNode, sender: Proc | undefined, to: Target, message: unknown, s: Settings, id: string, resolve: (outcome: SendOutcome) => void) {
+  constructor(node: KeelNode, sender: Proc | undefined, to: Target, message: unknown, s: Settings, id: string, resolve: (outcome: SendOutcome) => void, reject: (error: unknown) => void) {
     super();
     this.node = node;
     this.sender = sender;
@@ -170,6 +171,7 @@ class Send extends NextTurnWatcher {
     this.id = id;
     this.startedAt = s.deadline === Infinity ? 0 : node.clock.now();
     this.#resolve = resolve;
+    this.#reject = reject;
   }
 
   get done(): boolean {
@@ -327,7 +329,9 @@ class Send extends NextTurnWatcher {
     this.#unhookShutdown?.();
     this.#unhookShutdown = undefined;
     if (this.#onAbort !== undefined) this.s.signal!.removeEventListener('abort', this.#onAbort);
-    resolve(outcome);
+    // a final failure goes through the onError policy first (log, dead-letter, ignore or raise)
+    if (outcome.ok) resolve(outcome);
+    else onFailure(this.node, this.to, this.message, this.s, outcome).then(resolve, this.#reject);
   }
 }
 
@@ -402,13 +406,19 @@ export function sendOnce(node: KeelNode, sender: Proc | undefined, to: Target, m
       first = r === Delivery.MailboxFull ? MAILBOX_FULL : NOPROC_PID;
     }
   }
-  return new Promise<SendOutcome>((resolve, reject) =>
-    new Send(node, sender, to, message, s, id, (outcome) => {
-      if (outcome.ok) resolve(outcome);
-      else onFailure(node, to, message, s, outcome).then(resolve, reject);
-    }).start(first),
-  );
+  const promise = new Promise<SendOutcome>(capture); // a shared executor: no closure per send
+  new Send(node, sender, to, message, s, id, captured.resolve, captured.reject).start(first);
+  return promise;
 }
+
+const captured: { resolve: (outcome: SendOutcome) => void; reject: (error: unknown) => void } = { resolve: noop, reject: noop };
+
+function capture(resolve: (outcome: SendOutcome) => void, reject: (error: unknown) => void): void {
+  captured.resolve = resolve;
+  captured.reject = reject;
+}
+
+function noop(): void {}
 
 let probesNode: KeelNode | undefined;
 let probes: { readonly active: boolean }[] = [];
