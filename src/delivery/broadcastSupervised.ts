@@ -72,7 +72,7 @@ export async function broadcastSupervised<M>(from: Node | Context<any>, targets:
     const results = targets.map((target, i) => {
       const id = s.id ?? node.nextMessageId();
       if (allFit) {
-        const r = node.deliverEnvelope(sender, procs[i]!.self, message, id);
+        const r = node.deliverEnvelope(sender, procs[i]!, message, id);
         if (r === Delivery.Enqueued) return { target, outcome: { ok: true, id, attempts: 1 } as SendOutcome };
       }
       const reason = refused[i] ?? 'aborted';

@@ -212,13 +212,13 @@ class Send extends NextTurnWatcher {
     const target = node.lookupTarget(this.to);
     if (target === undefined) return this.#failed(typeof this.to === 'string' ? NOPROC_NAME : NOPROC_PID);
     if (s.ack === 'enqueued') {
-      const r = node.deliverEnvelope(this.sender, target.self, this.message, this.id);
+      const r = node.deliverEnvelope(this.sender, target, this.message, this.id);
       if (r === Delivery.Enqueued) return this.#succeeded();
       return this.#failed(r === Delivery.MailboxFull ? MAILBOX_FULL : NOPROC_PID);
     }
     // in flight from before the delivery: user code run by it (a drop event handler) may settle it
     this.#inflight = target.self;
-    const r = node.deliverEnvelope(this.sender, target.self, this.message, this.id, this);
+    const r = node.deliverEnvelope(this.sender, target, this.message, this.id, this);
     if (r !== Delivery.Enqueued) {
       this.#inflight = undefined;
       return this.#failed(r === Delivery.MailboxFull ? MAILBOX_FULL : NOPROC_PID);
@@ -401,7 +401,7 @@ export function sendOnce(node: KeelNode, sender: Proc | undefined, to: Target, m
     const target = node.lookupTarget(to);
     if (target === undefined) first = typeof to === 'string' ? NOPROC_NAME : NOPROC_PID;
     else {
-      const r = node.deliverEnvelope(sender, target.self, message, id);
+      const r = node.deliverEnvelope(sender, target, message, id);
       if (r === Delivery.Enqueued) return Promise.resolve({ ok: true, id, attempts: 1 });
       first = r === Delivery.MailboxFull ? MAILBOX_FULL : NOPROC_PID;
     }

@@ -406,10 +406,10 @@ export class KeelNode implements Node {
   }
 
   /** @internal Delivers a message wrapped with an id and an optional listener (supervised send). */
-  deliverEnvelope(from: Proc | undefined, to: Target, message: unknown, id: string, listener?: EnvelopeListener): Delivery {
+  deliverEnvelope(from: Proc | undefined, to: Proc, message: unknown, id: string, listener?: EnvelopeListener): Delivery {
     const env = new Envelope(message, id, listener);
     this.#envelopes++; // counted before it is in a mailbox: user code run by the delivery may already settle it
-    const result = this.deliver(from, to, env);
+    const result = this.enqueueTo(to, env, from);
     if (result !== Delivery.Enqueued && !env.settled) this.#envelopes--;
     return result;
   }

@@ -90,7 +90,7 @@ describe('messages in flight when their receiver dies', () => {
       await gate.promise;
     });
     const l = listener();
-    expect(node.deliverEnvelope(undefined, pid, 'job', 'id-1', l)).toBe(Delivery.Enqueued);
+    expect(node.deliverEnvelope(undefined, node.resolve(pid)!, 'job', 'id-1', l)).toBe(Delivery.Enqueued);
     await started.promise;
     node.exit(pid, 'kill');
     expect(l.outcomes).toEqual([['crashed', 'killed']]);
@@ -107,8 +107,8 @@ describe('messages in flight when their receiver dies', () => {
     const dirty = node.spawn((ctx) => () => ctx.exit(boom));
     const a = listener();
     const b = listener();
-    node.deliverEnvelope(undefined, clean, 'x', 'a', a);
-    node.deliverEnvelope(undefined, dirty, 'x', 'b', b);
+    node.deliverEnvelope(undefined, node.resolve(clean)!, 'x', 'a', a);
+    node.deliverEnvelope(undefined, node.resolve(dirty)!, 'x', 'b', b);
     await node.idle();
     expect(a.outcomes).toEqual([['handled']]);
     expect(b.outcomes).toEqual([['crashed', boom]]);
@@ -124,7 +124,7 @@ describe('messages in flight when their receiver dies', () => {
     node.send(pid, 'queued');
     node.telemetry.attach('killer', ['keel.message.dropped'], () => node.exit(pid, 'kill'));
     const l = listener();
-    node.deliverEnvelope(undefined, pid, 'evicts the queued one', 'e', l);
+    node.deliverEnvelope(undefined, node.resolve(pid)!, 'evicts the queued one', 'e', l);
     expect(node.isAlive(pid)).toBe(false);
     expect(l.outcomes).toEqual([['down', 'killed']]);
     expect(node.internals().envelopes).toBe(0);
