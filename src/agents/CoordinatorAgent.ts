@@ -181,6 +181,8 @@ class WorkflowTimeout {
 /** How long `start` waits for each initial worker's status (well within the 5 s start deadline). */
 const STATUS_AT_START_MS = 1000;
 
+/** The id a task carries to its agent: unique across the coordinator's workflows. */
+const agentTaskId = (task: TaskRun): string => `${task.wf.id}/${task.spec.id}`;
 const pidKey = (pid: Pid): string => Pid.format(pid);
 
 function event(state: State, name: string, measurements: Record<string, number>, metadata: Record<string, unknown>): void {
@@ -210,7 +212,7 @@ function removeWorker(state: State, worker: Worker, reason: string, monitorFired
   for (const attempt of [...worker.running]) {
     // a worker taken out alive is told to stop what it runs for us (a dead one has stopped)
     if (reason === 'removed' && !attempt.done) {
-      void sendSupervised(state.ctx, worker.pid, { type: 'cancel_task', taskId: `${attempt.task.wf.id}/${attempt.task.spec.id}` } satisfies AgentCast, { onError: 'ignore' });
+      void cancelOn(state, worker.pid, agentTaskId(attempt.task));
     }
     retry(state, attempt, reason, true);
   }
@@ -277,7 +279,7 @@ function assign(state: State, task: TaskRun, worker: Worker): void {
   worker.load++;
   worker.running.add(attempt);
   const timeout = task.spec.timeoutMs ?? state.options.taskTimeoutMs;
-  const request = { type: 'run_task' as const, task: { id: `${task.wf.id}/${task.spec.id}`, kind: task.spec.kind, payload: task.spec.payload } };
+  const request = { type: 'run_task' as const, task: { id: agentTaskId(task), kind: task.spec.kind, payload: task.spec.payload } };
   GenServer.call<AgentProtocol>(state.ctx, worker.pid, request, { timeout }).then(
     (result) => settled(state, attempt, result as TaskResult, undefined),
     (error: unknown) => settled(state, attempt, undefined, error),
@@ -303,7 +305,7 @@ function settled(state: State, attempt: Attempt, result: TaskResult | undefined,
     state.m.timedOut++;
     event(state, 'task_timeout', { attempt: task.attempts }, { workflow: task.wf.id, task: task.spec.id, worker: worker.pid });
     // the worker may still be running it: tell it to stop, then give the task to someone else
-    void sendSupervised(state.ctx, worker.pid, { type: 'cancel_task', taskId: `${task.wf.id}/${task.spec.id}` } satisfies AgentCast, { onError: 'ignore' });
+    void cancelOn(state, worker.pid, agentTaskId(task));
     retry(state, attempt, 'timeout', false);
   } else if (isKeelError(error, 'ERR_CALL_EXIT') || isKeelError(error, 'ERR_NOPROC') || error instanceof CallExitError) {
     // the worker died with the task: it leaves the pool, the task goes to another worker
@@ -365,6 +367,11 @@ function failTask(state: State, task: TaskRun, error: unknown): void {
   finish(state, task.wf, 'failed', task.spec.id, error);
 }
 
+/** Tells a worker to stop a task, through supervised send (its outcome says whether it got there). */
+function cancelOn(state: State, worker: Pid, taskId: string): Promise<SendOutcome> {
+  return sendSupervised(state.ctx, worker, { type: 'cancel_task', taskId } satisfies AgentCast, { onError: 'ignore' });
+}
+
 /** Cancels the workflow's running tasks on their workers through supervised sends. */
 function cancelRunning(state: State, wf: Run): Promise<{ worker: Pid; taskId: string; outcome: SendOutcome }[]> {
   const sends: Promise<{ worker: Pid; taskId: string; outcome: SendOutcome }>[] = [];
@@ -373,9 +380,9 @@ function cancelRunning(state: State, wf: Run): Promise<{ worker: Pid; taskId: st
     if (attempt === undefined || attempt.done) continue;
     attempt.done = true; // its answer no longer counts; the worker's load drops when it answers
     task.current = undefined;
-    const taskId = `${wf.id}/${task.spec.id}`;
+    const taskId = agentTaskId(task);
     const worker = attempt.worker.pid;
-    sends.push(sendSupervised(state.ctx, worker, { type: 'cancel_task', taskId } satisfies AgentCast, { onError: 'ignore' }).then((outcome) => ({ worker, taskId, outcome })));
+    sends.push(cancelOn(state, worker, taskId).then((outcome) => ({ worker, taskId, outcome })));
   }
   return Promise.all(sends);
 }

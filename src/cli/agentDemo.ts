@@ -74,8 +74,6 @@ export const DEMO_DEFAULTS: AgentDemoOptions = { workers: 8, workflows: 300, cha
 /** Managed monitors older than this are suspected leaks; the report waits this long after the run before it looks, so any leak shows. */
 export const LEAK_AGE_MS = 250;
 
-/** The demo's seeded PRNG: the same seed gives the same workflows and chaos schedule. */
-export const seeded = seededRandom;
 
 type Cost = { cost: number; bad?: true };
 
@@ -130,7 +128,7 @@ const LEDGERS = 3;
  * same seed gives the same schedule.
  */
 export function chaosSchedule(seed: number, rate: number, workers: number): () => string | undefined {
-  const random = seeded(seed ^ 0x9e3779b9);
+  const random = seededRandom(seed ^ 0x9e3779b9);
   return () => {
     const strike = random();
     const pick = random();
@@ -202,17 +200,18 @@ export function demoOptions(input: Partial<AgentDemoOptions>): AgentDemoOptions 
  */
 export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print: (line: string) => void = console.log, progress?: (line: string) => void): Promise<AgentDemoReport> {
   const options = demoOptions(input);
-  const flows = makeWorkflows(options.workflows, seeded(options.seed), options.failRate);
+  const flows = makeWorkflows(options.workflows, seededRandom(options.seed), options.failRate);
   const nextVictim = chaosSchedule(options.seed, options.chaos, options.workers);
-  const started = Date.now();
   const node: Node = createNode({
     name: 'keel-demo',
-    random: seeded(options.seed + 1),
+    random: seededRandom(options.seed + 1),
     services: {
       monitors: { leakAgeMs: LEAK_AGE_MS, leakCheckIntervalMs: 1000 },
       deadLetters: { backoff: { initialMs: 50, factor: 2, maxMs: 400 }, maxRetries: 8 },
     },
   });
+  // the demo runs in real time on the node's (real) clock: its duration, deadline and report use it
+  const started = node.clock.now();
   const counters: Counters = { sent: 0, deadLettered: new Set(), failedReported: new Set(), handled: new Map() };
   let restarts = 0;
   let kills = 0;
@@ -298,13 +297,13 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
     let next = 0;
     let notStarted = 0;
     // the duration counts from the first workflow, not from the node's start
-    const deadline = Date.now() + options.duration * 1000;
+    const deadline = node.clock.now() + options.duration * 1000;
     const line = (): string =>
       `workflows ${results.length}/${options.workflows}  kills ${kills}  restarts ${restarts}  signals ${published}  receipts ${counters.sent}  dead letters ${counters.deadLettered.size}`;
     ticker = setInterval(() => progress?.(line()), 250);
     const lane = async (): Promise<void> => {
       while (next < flows.length) {
-        if (Date.now() > deadline) {
+        if (node.clock.now() > deadline) {
           notStarted += flows.length - next;
           next = flows.length;
           return;
@@ -379,7 +378,7 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
     const { inject: _inject, ...shown } = options;
     const out: AgentDemoReport = {
       options: shown,
-      durationMs: Date.now() - started,
+      durationMs: node.clock.now() - started,
       workflows: { total: options.workflows, completed, failed, notStarted, failedBy },
       tasks: { completed: metrics.tasks.completed, failed: metrics.tasks.failed, reassigned: metrics.tasks.reassigned, timedOut: metrics.tasks.timedOut },
       restarts,

@@ -82,8 +82,8 @@ export class PatternTrie<V> {
     return fresh;
   }
 
-  /** Removes (pattern, key), pruning the nodes left empty; true when it was there. */
-  remove(pattern: string, key: string): boolean {
+  /** The node a pattern ends at (without creating any), and whether it ends in `**`. */
+  #find(pattern: string): { node: TrieNode<V> | undefined; doubleStar: boolean } {
     const segments = parsePattern(pattern);
     const doubleStar = segments[segments.length - 1] === '**';
     let node: TrieNode<V> | undefined = this.#root;
@@ -92,6 +92,12 @@ export class PatternTrie<V> {
       const s = segments[i]!;
       node = s === '*' ? node.star : node.children?.get(s);
     }
+    return { node, doubleStar };
+  }
+
+  /** Removes (pattern, key), pruning the nodes left empty; true when it was there. */
+  remove(pattern: string, key: string): boolean {
+    const { node, doubleStar } = this.#find(pattern);
     if (node === undefined) return false;
     const map = doubleStar ? node.rest : node.exact;
     if (map === undefined || !map.delete(key)) return false;
@@ -106,14 +112,7 @@ export class PatternTrie<V> {
 
   /** The value of (pattern, key), if subscribed. */
   get(pattern: string, key: string): V | undefined {
-    const segments = parsePattern(pattern);
-    const doubleStar = segments[segments.length - 1] === '**';
-    let node: TrieNode<V> | undefined = this.#root;
-    const n = doubleStar ? segments.length - 1 : segments.length;
-    for (let i = 0; i < n && node !== undefined; i++) {
-      const s = segments[i]!;
-      node = s === '*' ? node.star : node.children?.get(s);
-    }
+    const { node, doubleStar } = this.#find(pattern);
     return (doubleStar ? node?.rest : node?.exact)?.get(key);
   }
 
