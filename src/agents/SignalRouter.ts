@@ -1,5 +1,5 @@
 import { InvalidArgumentError, toError } from '../errors.js';
-import { sendOnce, sendSupervised, type SendOptions, type SendOutcome, type Settings as SendSettings, toSettings } from '../delivery/sendSupervised.js';
+import { SEND_SPAN_EVENTS, sendOnce, sendSupervised, type SendOptions, type SendOutcome, type Settings as SendSettings, toSettings } from '../delivery/sendSupervised.js';
 import { GenServer, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
 import { isDown } from '../runtime/messages.js';
 import type { Proc } from '../runtime/internal/Proc.js';
@@ -139,7 +139,7 @@ interface State {
   readonly send: SendOptions;
   readonly settings: SendSettings;
   /** The probes of the supervised send span: while any is attached, deliveries go through `sendSupervised` (which emits it). */
-  readonly spanProbes: readonly { readonly active: boolean }[];
+  readonly spanProbe: { readonly active: boolean };
   readonly segments: Map<string, readonly string[]>;
   /** The subscribers matched by the publish being routed (reused). */
   readonly hits: Sub[];
@@ -275,16 +275,11 @@ function pump(state: State, sub: Sub): void {
     state.buffered--;
     sub.inFlight++;
     state.inFlight++;
-    const sent = spanWatched(state) ? sendSupervised(state.ctx, sub.pid, signal, state.send) : sendOnce(state.node, state.proc, sub.pid, signal, state.settings);
+    const sent = state.spanProbe.active ? sendSupervised(state.ctx, sub.pid, signal, state.send) : sendOnce(state.node, state.proc, sub.pid, signal, state.settings);
     // one closure for both ends: with `onError: 'ignore'` a send only rejects on a bug below
     const done = (r: unknown): void => settled(state, sub, signal, isOutcome(r) ? r : { ok: false, id: '', reason: 'aborted', attempts: 0, firstError: r, lastError: r });
     sent.then(done, done);
   }
-}
-
-function spanWatched(state: State): boolean {
-  const p = state.spanProbes;
-  return p[0]!.active || p[1]!.active || p[2]!.active;
 }
 
 function isOutcome(r: unknown): r is SendOutcome {
@@ -477,7 +472,7 @@ const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, I
       proc: ctx as unknown as Proc,
       send,
       settings: toSettings(send),
-      spanProbes: ['start', 'stop', 'exception'].map((phase) => node.telemetry.probe(`keel.supervised_send.send.${phase}`)),
+      spanProbe: node.telemetry.probe(SEND_SPAN_EVENTS),
       segments: new Map(),
       hits,
       visit: (sub, pattern) => {

@@ -420,16 +420,19 @@ function capture(resolve: (outcome: SendOutcome) => void, reject: (error: unknow
 
 function noop(): void {}
 
-let probesNode: KeelNode | undefined;
-let probes: { readonly active: boolean }[] = [];
+/** @internal The send span's phases, for one probe that is active while anyone listens to any of them. */
+export const SEND_SPAN_EVENTS: readonly string[] = ['start', 'stop', 'exception'].map((phase) => `keel.supervised_send.send.${phase}`);
 
-/** Whether anyone listens to the send span (its three probes, kept for the last node asked). */
+let probeNode: KeelNode | undefined;
+let probe: { readonly active: boolean } = { active: false };
+
+/** Whether anyone listens to the send span (the probe is kept for the last node asked). */
 function spanWatched(node: KeelNode): boolean {
-  if (node !== probesNode) {
-    probesNode = node;
-    probes = ['start', 'stop', 'exception'].map((phase) => node.telemetry.probe(`keel.supervised_send.send.${phase}`));
+  if (node !== probeNode) {
+    probeNode = node;
+    probe = node.telemetry.probe(SEND_SPAN_EVENTS);
   }
-  return probes[0]!.active || probes[1]!.active || probes[2]!.active;
+  return probe.active;
 }
 
 /**

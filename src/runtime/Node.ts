@@ -9,6 +9,7 @@ import {
 } from '../errors.js';
 import { TelemetryBus } from '../telemetry/Telemetry.js';
 import { type Clock, isAttachable, kAttachNode, monotonicClock, realClock } from './Clock.js';
+import { IdSequence } from './internal/IdSequence.js';
 import { Envelope, type EnvelopeListener } from './internal/Envelope.js';
 import {
   EMPTY,
@@ -86,11 +87,10 @@ export class KeelNode implements Node {
   #deadLetters: DeadLetterQueue = unavailableDeadLetters;
   #nextId = 0;
   #nextRef = 0;
-  #messageSeq = 0;
   #turnHead: NextTurnWatcher | undefined = undefined;
   #turnTail: NextTurnWatcher | undefined = undefined;
   #turnScheduled = false;
-  #messagePrefix = '';
+  #messageIds: IdSequence;
   // run queue: a FIFO ring of ready processes
   #rq: (Proc | null)[] = new Array<Proc | null>(1024).fill(null);
   #rqMask = 1023;
@@ -150,7 +150,7 @@ export class KeelNode implements Node {
     this.groups = new GroupTable((pid) => this.resolve(pid));
     this.#timers = new TimerHeap(clock, (error) => this.#log('error', `a timer callback of node ${this.name} threw`, error));
     this.#placeholder = new PidImpl(this.name, this.creation, 0, undefined);
-    this.#messagePrefix = `${this.name}-${this.creation}-`;
+    this.#messageIds = new IdSequence(`${this.name}-${this.creation}-`);
     this.#detachClock = isAttachable(clock) ? clock[kAttachNode](this) : undefined;
     if (services !== false) {
       if (slots.monitors !== undefined) this.#monitors = slots.monitors(this);
@@ -416,7 +416,7 @@ export class KeelNode implements Node {
 
   /** @internal A fresh message id, `<node>-<creation>-<seq>` (a counter, not a UUID). */
   nextMessageId(): string {
-    return this.#messagePrefix + ++this.#messageSeq;
+    return this.#messageIds.next();
   }
 
   /**

@@ -52,6 +52,7 @@ export class TelemetryBus implements Telemetry {
   readonly #report: (message: string, error: Error) => void;
   #spanSeq = 0;
   readonly #probes = new Map<string, TelemetryProbe>();
+  readonly #spanProbes = new Map<string, TelemetryProbe>();
   #version = 0;
 
   constructor(options: { monotonicClock: () => number; report: (message: string, error: Error) => void }) {
@@ -72,12 +73,18 @@ export class TelemetryBus implements Telemetry {
   }
 
   /**
-   * A cheap, reusable check for one event: `probe.active` is true while anyone would see it, so a hot
-   * path builds its measurements and metadata only then.
+   * A cheap, reusable check for one event, or for any of several (a span's phases): `probe.active`
+   * is true while anyone would see it, so a hot path builds its measurements and metadata only then.
    */
-  probe(event: string): { readonly active: boolean } {
-    let probe = this.#probes.get(event);
-    if (probe === undefined) this.#probes.set(event, (probe = new TelemetryProbe(this, event, this.#channel(event))));
+  probe(event: string | readonly string[]): { readonly active: boolean } {
+    // several events are kept apart from single ones, under their names joined by NUL
+    const probes = typeof event === 'string' ? this.#probes : this.#spanProbes;
+    const key = typeof event === 'string' ? event : event.join('\0');
+    let probe = probes.get(key);
+    if (probe === undefined) {
+      const events = typeof event === 'string' ? [event] : [...event];
+      probes.set(key, (probe = new TelemetryProbe(this, events, events.map((e) => this.#channel(e)))));
+    }
     return probe;
   }
 
@@ -200,23 +207,26 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 /** A cached "does anyone listen to this event" check; see `TelemetryBus.probe`. */
 class TelemetryProbe {
   readonly #bus: TelemetryBus;
-  readonly #event: string;
-  readonly #channel: Channel;
+  readonly #events: readonly string[];
+  readonly #channels: readonly Channel[];
   #version = -1;
   #attached = false;
 
-  constructor(bus: TelemetryBus, event: string, channel: Channel) {
+  constructor(bus: TelemetryBus, events: readonly string[], channels: readonly Channel[]) {
     this.#bus = bus;
-    this.#event = event;
-    this.#channel = channel;
+    this.#events = events;
+    this.#channels = channels;
   }
 
   get active(): boolean {
     const version = this.#bus.version;
     if (version !== this.#version) {
       this.#version = version;
-      this.#attached = this.#bus.isAttached(this.#event);
+      this.#attached = this.#events.some((e) => this.#bus.isAttached(e));
     }
-    return this.#attached || this.#channel.hasSubscribers;
+    if (this.#attached) return true;
+    const channels = this.#channels;
+    for (let i = 0; i < channels.length; i++) if (channels[i]!.hasSubscribers) return true;
+    return false;
   }
 }

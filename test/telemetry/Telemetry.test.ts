@@ -1,6 +1,7 @@
 import diagnostics from 'node:diagnostics_channel';
 import { describe, expect, it, vi } from 'vitest';
 import { type Measurements, type Metadata, type Node } from '../../src/index.js';
+import type { KeelNode } from '../../src/runtime/Node.js';
 import { deferred, fakeLogger, useNodes } from '../support.js';
 
 interface Seen {
@@ -304,5 +305,35 @@ describe('telemetry and diagnostics_channel', () => {
     expect(channel.hasSubscribers).toBe(false);
     expect(publish).not.toHaveBeenCalled();
     expect(others).toEqual([]);
+  });
+});
+
+describe('telemetry.probe', () => {
+  it('over several events is active while anyone would see any of them, and inactive again after', () => {
+    const node = track() as KeelNode;
+    const [a, b] = [freshEvent('probe_a'), freshEvent('probe_b')];
+    const probe = node.telemetry.probe([a, b]);
+    expect(node.telemetry.probe([a, b])).toBe(probe); // reused
+    expect(probe.active).toBe(false);
+    node.telemetry.attach('exact', [b], () => {});
+    expect(probe.active).toBe(true);
+    node.telemetry.detach('exact');
+    expect(probe.active).toBe(false);
+    node.telemetry.attach('prefixed', [`${a.slice(0, -1)}*`], () => {});
+    expect(probe.active).toBe(true);
+    node.telemetry.detach('prefixed');
+    expect(probe.active).toBe(false);
+    const onMessage = (): void => {};
+    diagnostics.subscribe(b, onMessage);
+    try {
+      expect(probe.active).toBe(true);
+    } finally {
+      diagnostics.unsubscribe(b, onMessage);
+    }
+    expect(probe.active).toBe(false);
+    // a single event's probe is a different one, and follows only that event
+    node.telemetry.attach('exact', [a], () => {});
+    expect(node.telemetry.probe(b).active).toBe(false);
+    expect(node.telemetry.probe(a).active).toBe(true);
   });
 });

@@ -76,104 +76,120 @@ const TYPED_ARRAYS = [
 
 /**
  * @internal The structural check both stores apply to a message, without cloning it: plain data
- * only (what the structured clone algorithm keeps faithfully). Throws `NotSerializableError`.
- * A first pass keeps no set of seen objects (messages are trees); only a structure deeper than 64
- * levels (a cycle, most likely) is checked again with one.
+ * only (what the structured clone algorithm keeps faithfully: own enumerable string keys). Throws
+ * `NotSerializableError` naming where the first thing that cannot be stored is.
+ *
+ * A fast scan decides; it keeps no path and no set of seen objects (messages are trees), and only a
+ * structure deeper than 64 levels (a cycle, most likely) is scanned again with one. When something
+ * cannot be stored, a second walk that keeps the path explains where.
  */
 export function checkSerializable(value: unknown, path = 'message'): void {
-  // a primitive needs no walk; an object is walked with one shared path stack (no allocation)
-  if (typeof value !== 'object' || value === null) {
-    walk(value, path, PATH, 0, undefined);
-    return;
-  }
-  PATH.length = 0;
-  try {
-    if (!walk(value, path, PATH, 0, undefined)) walk(value, path, PATH, 0, new Set());
-  } finally {
-    PATH.length = 0;
-  }
+  const r = scan(value, 0, undefined);
+  if (r === OK || (r === DEEP && scan(value, 0, new Set()) === OK)) return;
+  walk(value, path, [], new Set());
 }
 
-/** The path stack of the walk in progress (walks never nest). */
-const PATH: (string | number)[] = [];
-
+const OK = 0;
+const BAD = 1;
+const DEEP = 2;
 const MAX_DEPTH = 64;
+
+/** OK, BAD, or DEEP (gave up: too deep without a seen-set). Decides as {@link walk} would, without the path. */
+function scan(value: unknown, depth: number, seen: Set<object> | undefined): number {
+  switch (typeof value) {
+    case 'object':
+      break;
+    case 'function':
+    case 'symbol':
+      return BAD;
+    default:
+      return OK;
+  }
+  if (value === null) return OK;
+  if (seen !== undefined) {
+    if (seen.has(value)) return OK;
+    seen.add(value);
+  } else if (depth > MAX_DEPTH) {
+    return DEEP;
+  }
+  const next = depth + 1;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const r = scan(value[i], next, seen);
+      if (r !== OK) return r;
+    }
+    return OK;
+  }
+  if (!types.isProxy(value)) {
+    const proto: unknown = Object.getPrototypeOf(value);
+    if (proto === Object.prototype || proto === null) {
+      // for-in also visits inherited enumerable keys: a superset of what walk checks, never fewer
+      for (const key in value) {
+        const r = scan((value as Record<string, unknown>)[key], next, seen);
+        if (r !== OK) return r;
+      }
+      return Object.getOwnPropertySymbols(value).length === 0 ? OK : BAD;
+    }
+  }
+  // a Date, a Map, an Error, a class instance, a Proxy (rare in a message): the thorough walk decides
+  try {
+    walk(value, '', [], new Set());
+    return OK;
+  } catch {
+    return BAD;
+  }
+}
 
 /** The path of the value being checked, built only for an error message. */
 function where(root: string, keys: readonly (string | number)[]): string {
   return root + keys.map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`)).join('');
 }
 
-/** False when it gave up (too deep without a seen-set); throws for what cannot be stored. */
-function walk(value: unknown, root: string, keys: (string | number)[], depth: number, seen: Set<object> | undefined): boolean {
+/** Throws `NotSerializableError` for the first thing that cannot be stored, naming its path. */
+function walk(value: unknown, root: string, keys: (string | number)[], seen: Set<object>): void {
   switch (typeof value) {
-    case 'string':
-    case 'number':
-    case 'boolean':
-    case 'bigint':
-    case 'undefined':
-      return true;
     case 'function':
       throw new NotSerializableError(where(root, keys), 'a function');
     case 'symbol':
       throw new NotSerializableError(where(root, keys), 'a symbol');
+    case 'object':
+      break;
+    default:
+      return;
   }
-  if (value === null) return true;
-  const obj = value as object;
-  if (seen !== undefined) {
-    if (seen.has(obj)) return true;
-    seen.add(obj);
-  } else if (depth > MAX_DEPTH) {
-    return false;
-  }
-  const next = depth + 1;
+  if (value === null || seen.has(value)) return;
+  const obj: object = value;
+  seen.add(obj);
+  const inner = (key: string | number, v: unknown): void => {
+    keys.push(key);
+    walk(v, root, keys, seen);
+    keys.pop();
+  };
   if (Array.isArray(obj)) {
-    for (let i = 0; i < obj.length; i++) {
-      keys.push(i);
-      const ok = walk(obj[i], root, keys, next, seen);
-      keys.pop();
-      if (!ok) return false;
-    }
-    return true;
+    for (let i = 0; i < obj.length; i++) inner(i, obj[i]);
+    return;
   }
   if (types.isProxy(obj)) throw new NotSerializableError(where(root, keys), 'a Proxy');
-  const proto = Object.getPrototypeOf(obj);
+  const proto: unknown = Object.getPrototypeOf(obj);
   if (proto === Object.prototype || proto === null) {
-    for (const key of Reflect.ownKeys(obj)) {
-      if (typeof key === 'symbol') throw new NotSerializableError(where(root, keys), 'an object with symbol keys');
-      keys.push(key);
-      const ok = walk((obj as Record<string, unknown>)[key], root, keys, next, seen);
-      keys.pop();
-      if (!ok) return false;
-    }
-    return true;
+    if (Object.getOwnPropertySymbols(obj).length > 0) throw new NotSerializableError(where(root, keys), 'an object with symbol keys');
+    for (const key of Object.keys(obj)) inner(key, (obj as Record<string, unknown>)[key]);
+    return;
   }
-  if (obj instanceof Error) {
-    // its cause and own data are cloned too
-    keys.push('cause');
-    const ok = walk((obj as { cause?: unknown }).cause, root, keys, next, seen);
-    keys.pop();
-    return ok;
-  }
-  if (obj instanceof Date || obj instanceof RegExp) return true;
-  if (TYPED_ARRAYS.some((T) => obj instanceof T)) return true;
+  // an Error's cause and own data are cloned too
+  if (obj instanceof Error) return inner('cause', (obj as { cause?: unknown }).cause);
+  if (obj instanceof Date || obj instanceof RegExp) return;
+  if (TYPED_ARRAYS.some((T) => obj instanceof T)) return;
   if (obj instanceof Map) {
     for (const [k, v] of obj) {
-      keys.push(`get(${String(k)})`);
-      const ok = walk(k, root, keys, next, seen) && walk(v, root, keys, next, seen);
-      keys.pop();
-      if (!ok) return false;
+      inner(`get(${String(k)})`, k);
+      inner(`get(${String(k)})`, v);
     }
-    return true;
+    return;
   }
   if (obj instanceof Set) {
-    for (const v of obj) {
-      keys.push('(a Set member)');
-      const ok = walk(v, root, keys, next, seen);
-      keys.pop();
-      if (!ok) return false;
-    }
-    return true;
+    for (const v of obj) inner('(a Set member)', v);
+    return;
   }
   throw new NotSerializableError(where(root, keys), `an instance of ${(proto as { constructor?: { name?: string } }).constructor?.name ?? 'a class'} (its behaviour would be lost)`);
 }

@@ -1,3 +1,4 @@
+import { IdSequence } from '../../runtime/internal/IdSequence.js';
 import type { DeadLetterFilter } from '../../runtime/services.js';
 import { type DeadLetterStore, matches, type NewRecord, type Record_ } from './DeadLetterStore.js';
 
@@ -13,6 +14,8 @@ export class MemoryStore implements DeadLetterStore {
   readonly #capacity: number;
   readonly #onEvict: (record: Record_) => void;
   #seq = 0;
+  /** The ids' text, `String(seq)` without a conversion per add. */
+  readonly #ids = new IdSequence('');
 
   constructor(capacity: number, onEvict: (record: Record_) => void) {
     this.#capacity = capacity;
@@ -21,7 +24,7 @@ export class MemoryStore implements DeadLetterStore {
 
   add(record: NewRecord): string {
     const seq = ++this.#seq;
-    const id = String(seq);
+    const id = this.#ids.next();
     // the queue hands over a fresh object: it becomes the stored record (no copy)
     (record as Record_).id = id;
     this.#records.set(seq, record as Record_);

@@ -14,15 +14,17 @@ export interface EnvelopeListener {
  * messages that need it are wrapped, so the plain path stays free of per-message objects.
  */
 export class Envelope {
-  readonly message: unknown;
-  readonly id: string;
-  listener: EnvelopeListener | undefined;
+  // declared, then assigned in the constructor: no field-definition pass per message
+  declare readonly message: unknown;
+  declare readonly id: string;
+  declare listener: EnvelopeListener | undefined;
+  declare settled: boolean;
   constructor(message: unknown, id: string, listener: EnvelopeListener | undefined) {
-    this.message = message;
-    this.id = id;
+    (this as { message: unknown }).message = message;
+    (this as { id: string }).id = id;
     this.listener = listener;
+    this.settled = false;
   }
-  settled = false;
   settle(outcome: 'handled' | 'crashed' | 'down' | 'dropped' | 'withdrawn', error?: unknown): void {
     this.settled = true;
     const l = this.listener;

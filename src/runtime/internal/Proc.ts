@@ -62,9 +62,16 @@ export class ProcExtras {
  * intrusive doubly linked list on the process, so that watching and unwatching allocate nothing.
  */
 export abstract class ExitWatcher {
-  watchNext: ExitWatcher | undefined = undefined;
-  watchPrev: ExitWatcher | undefined = undefined;
-  watched: Proc | undefined = undefined;
+  // declared, then assigned in the constructor: watchers are made per call and per handled send,
+  // and a subclass chain of field initializers costs a pass per level
+  declare watchNext: ExitWatcher | undefined;
+  declare watchPrev: ExitWatcher | undefined;
+  declare watched: Proc | undefined;
+  constructor() {
+    this.watchNext = undefined;
+    this.watchPrev = undefined;
+    this.watched = undefined;
+  }
   abstract onExit(reason: ExitReason): void;
   /** A description of what this watcher leaks, if anything (for `expectNoLeaks`). */
   leak?(): string | undefined;
@@ -78,9 +85,15 @@ export abstract class ExitWatcher {
  * finishes within the turn is unlinked at once and becomes garbage while still young.
  */
 export abstract class NextTurnWatcher extends ExitWatcher {
-  turnNext: NextTurnWatcher | undefined = undefined;
-  turnPrev: NextTurnWatcher | undefined = undefined;
-  turnQueued = false;
+  declare turnNext: NextTurnWatcher | undefined;
+  declare turnPrev: NextTurnWatcher | undefined;
+  declare turnQueued: boolean;
+  constructor() {
+    super();
+    this.turnNext = undefined;
+    this.turnPrev = undefined;
+    this.turnQueued = false;
+  }
   abstract nextTurn(): void;
 }
 

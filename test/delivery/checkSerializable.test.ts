@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { NotSerializableError } from '../../src/errors.js';
+import { checkSerializable } from '../../src/delivery/stores/DeadLetterStore.js';
+
+/** The path named by the error `checkSerializable` throws, or undefined when it accepts. */
+function refusedAt(value: unknown, root?: string): string | undefined {
+  try {
+    checkSerializable(value, root);
+    return undefined;
+  } catch (e) {
+    expect(e).toBeInstanceOf(NotSerializableError);
+    return (e as NotSerializableError).path;
+  }
+}
+
+/** A chain `{ next: { next: … leaf } }` `depth` levels deep. */
+function chain(depth: number, leaf: unknown): unknown {
+  let v = leaf;
+  for (let i = 0; i < depth; i++) v = { next: v };
+  return v;
+}
+
+describe('checkSerializable', () => {
+  it('names the path of the first thing that cannot be stored', () => {
+    expect(refusedAt({ order: { lines: [1, { onDone: () => 1 }] } })).toBe('message.order.lines[1].onDone');
+    expect(refusedAt([{ a: 1 }, { b: Symbol('s') }], 'metadata')).toBe('metadata[1].b');
+    expect(refusedAt({ acct: new Map([['k', { f: () => 1 }]]) })).toBe('message.acct.get(k).f');
+    expect(refusedAt({ hidden: { [Symbol('s')]: 1 } })).toBe('message.hidden');
+    expect(refusedAt({ p: new Proxy({}, {}) })).toBe('message.p');
+    expect(refusedAt(() => 1)).toBe('message');
+  });
+
+  it('accepts plain data, shared and cyclic structure, and what structured clone keeps', () => {
+    const shared = { n: 1 };
+    const cyclic: Record<string, unknown> = { shared, list: [shared, shared] };
+    cyclic.self = cyclic;
+    expect(refusedAt(cyclic)).toBeUndefined();
+    expect(refusedAt({ at: new Date(0), tags: new Set(['a']), m: new Map([[1, [2n]]]), bytes: new Uint8Array(2), e: new Error('x') })).toBeUndefined();
+    expect(refusedAt(Object.assign(Object.create(null) as object, { a: 1 }))).toBeUndefined();
+    // a non-enumerable property is not stored (structured clone skips it), so it is not checked
+    expect(refusedAt(Object.defineProperty({ a: 1 }, 'fn', { value: () => 1, enumerable: false }))).toBeUndefined();
+  });
+
+  it('finds a function beyond 64 levels, in a deep tree and in a cycle', () => {
+    expect(refusedAt(chain(200, { ok: true }))).toBeUndefined();
+    expect(refusedAt(chain(100, () => 1))).toBe(`message${'.next'.repeat(100)}`);
+    const loop: Record<string, unknown> = {};
+    let at = loop;
+    for (let i = 0; i < 70; i++) at = (at.next = {}) as Record<string, unknown>;
+    at.back = loop;
+    at.fn = () => 1;
+    expect(refusedAt(loop)).toBe(`message${'.next'.repeat(70)}.fn`);
+  });
+
+  it('refuses an Error whose cause cannot be stored', () => {
+    expect(refusedAt({ e: new Error('x', { cause: { f: () => 1 } }) })).toBe('message.e.cause.f');
+  });
+});
