@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 const BENCHES = ['pingpong', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor', 'genserver_call', 'supervisor_restart', 'managed_monitor', 'supervised_send_enqueued', 'supervised_send_handled', 'broadcast_10k', 'dlq_ingest_memory', 'dlq_ingest_sqlite', 'coordinator_tasks', 'coordinator_tasks_chaos', 'router_fanout'];
 /** Benches with no baseline counterpart: reported on their own (informational). */
 const KEEL_ONLY = new Set(['supervisor_restart']);
+/** Benches also measured against a bare loop of raw sends. */
+const SEND_LOOP = new Set(['supervised_send_enqueued', 'supervised_send_handled']);
 const ROUNDS = Number(process.env.KEEL_BENCH_ROUNDS ?? 5);
 const worker = fileURLToPath(new URL('./worker.mjs', import.meta.url));
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
@@ -38,12 +40,20 @@ for (const bench of wanted.length > 0 ? wanted : BENCHES) {
   const ratios = [];
   const keel = [];
   const raw = [];
+  // supervised send is also measured against a bare loop of raw sends (see bench/delivery.mjs)
+  const loopRatios = [];
+  const loop = [];
   for (let i = 0; i < ROUNDS; i++) {
     const k = once('keel', bench);
     const r = once('raw', bench);
     keel.push(k);
     raw.push(r);
     ratios.push(k.ops_per_s / r.ops_per_s);
+    if (SEND_LOOP.has(bench)) {
+      const l = once('raw_loop', bench);
+      loop.push(l);
+      loopRatios.push(k.ops_per_s / l.ops_per_s);
+    }
   }
   const line = {
     bench,
@@ -54,6 +64,11 @@ for (const bench of wanted.length > 0 ? wanted : BENCHES) {
     ratio_max: round(Math.max(...ratios)),
     rounds: ROUNDS,
   };
+  if (SEND_LOOP.has(bench)) {
+    line.baseline = 'raw ctx.send, the same batches awaited with Promise.all';
+    line.loop_baseline_ops_per_s = Math.round(median(loop.map((l) => l.ops_per_s)));
+    line.ratio_vs_loop = round(median(loopRatios));
+  }
   if (bench === 'spawn') {
     line.bytes_per_process = Math.round(median(keel.map((k) => k.bytes_per_process)));
     line.baseline_bytes_per_process = Math.round(median(raw.map((r) => r.bytes_per_process)));
@@ -62,7 +77,8 @@ for (const bench of wanted.length > 0 ? wanted : BENCHES) {
   if (bench === 'coordinator_tasks_chaos') line.reassigned = Math.round(median(keel.map((k) => k.reassigned)));
   if (bench.startsWith('coordinator_tasks')) line.baseline = 'raw actors, round robin asks, 100 in flight';
   // these benches' baselines are the plain way of doing the same in Keel or Node, not raw-baseline.mjs
-  if (['supervised_send_enqueued', 'supervised_send_handled', 'broadcast_10k', 'managed_monitor'].includes(bench)) line.baseline = 'keel raw send / ctx.monitor';
+  if (bench === 'broadcast_10k') line.baseline = 'keel raw send, a loop';
+  if (bench === 'managed_monitor') line.baseline = 'keel ctx.monitor';
   if (bench === 'router_fanout') line.baseline = 'raw fan-out to 1,000 receivers (shared workloads.fanout), messages/s to all';
   if (bench.startsWith('dlq_ingest')) line.baseline = bench.endsWith('memory') ? 'array push' : 'bare better-sqlite3 insert, one transaction';
   console.log(JSON.stringify(line));

@@ -449,12 +449,12 @@ function spanWatched(node: KeelNode): boolean {
  * ```
  */
 export function sendSupervised<M>(from: Node | Context<any>, to: Target<M>, message: M, options?: SendOptions): Promise<SendOutcome> {
-  const node = nodeOf(from);
+  const sender = from instanceof Proc ? from : undefined;
+  const node = sender !== undefined && (sender.flags & F_DEAD) === 0 ? sender.rt : nodeOf(from);
   checkTarget(to);
   const s = toSettings(options);
-  const sender = from instanceof Proc ? from : undefined;
-  const telemetry = node.telemetry;
   if (!spanWatched(node)) return sendOnce(node, sender, to, message, s);
+  const telemetry = node.telemetry;
   // the span: start, then stop with the outcome (a failed outcome too), or exception for a throw
   const started = monotonicClock();
   const metadata = { to, ack: s.ack, ...s.metadata };

@@ -409,7 +409,7 @@ export class KeelNode implements Node {
   deliverEnvelope(from: Proc | undefined, to: Proc, message: unknown, id: string, listener?: EnvelopeListener): Delivery {
     const env = new Envelope(message, id, listener);
     this.#envelopes++; // counted before it is in a mailbox: user code run by the delivery may already settle it
-    const result = this.enqueueTo(to, env, from);
+    const result = this.#enqueue(to, env, from); // a dead process drops it there, as enqueueTo would
     if (result !== Delivery.Enqueued && !env.settled) this.#envelopes--;
     return result;
   }
