@@ -113,10 +113,14 @@ function scan(value: unknown, depth: number, seen: Set<object> | undefined): num
     return DEEP;
   }
   const next = depth + 1;
+  // a primitive member is decided here, without a call (most members are)
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const r = scan(value[i], next, seen);
-      if (r !== OK) return r;
+      const v: unknown = value[i];
+      if (typeof v === 'object' || typeof v === 'function' || typeof v === 'symbol') {
+        const r = scan(v, next, seen);
+        if (r !== OK) return r;
+      }
     }
     return OK;
   }
@@ -125,8 +129,11 @@ function scan(value: unknown, depth: number, seen: Set<object> | undefined): num
     if (proto === Object.prototype || proto === null) {
       // for-in also visits inherited enumerable keys: a superset of what walk checks, never fewer
       for (const key in value) {
-        const r = scan((value as Record<string, unknown>)[key], next, seen);
-        if (r !== OK) return r;
+        const v = (value as Record<string, unknown>)[key];
+        if (typeof v === 'object' || typeof v === 'function' || typeof v === 'symbol') {
+          const r = scan(v, next, seen);
+          if (r !== OK) return r;
+        }
       }
       return Object.getOwnPropertySymbols(value).length === 0 ? OK : BAD;
     }
