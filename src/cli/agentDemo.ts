@@ -121,6 +121,8 @@ function capabilitiesOf(i: number): string[] {
 }
 
 const LEDGERS = 3;
+/** The slow subscriber handles at most one signal per this many published while workflows run. */
+const SLOW_PACE = 10;
 
 /**
  * The chaos schedule from the seed: called once per tick, it answers the name of the process to
@@ -217,6 +219,13 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
   let kills = 0;
   let published = 0;
   let received = 0;
+  // the slow subscriber's pace: its handlers wait here until enough signals are published
+  const paceWaiters: (() => void)[] = [];
+  let unpaced = false;
+  const unpace = (): void => {
+    unpaced = true;
+    for (const release of paceWaiters.splice(0)) release();
+  };
   const deadLetterReasons: Record<string, number> = {};
   node.telemetry.attach('demo', ['keel.supervisor.child_restarted', 'keel.dead_letter_queue.message_added'], (event, _m, meta) => {
     if (event === 'keel.supervisor.child_restarted') restarts++;
@@ -229,8 +238,10 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
     // counts what it receives, to check the router's own count
     const router = await SignalRouter.start(node);
     const quick = () => node.spawn(() => () => void received++);
+    // the slow one handles at most one signal per SLOW_PACE published while workflows run (so it
+    // overflows on any machine, however fast), then catches up
     const slow = node.spawn(() => async () => {
-      await delay(15);
+      if (!unpaced) await new Promise<void>((resolve) => paceWaiters.push(resolve));
       received++;
     });
     const subscriptions: [string, Pid][] = [['workflow.*', quick()], ['**', quick()], ['task.**', slow]];
@@ -239,6 +250,7 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
     }
     const publish = (type: string, data: unknown) => {
       published++;
+      if (published % SLOW_PACE === 0) paceWaiters.shift()?.();
       router.publish(createSignal({ type, source: 'keel-demo', data }));
     };
 
@@ -327,6 +339,7 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
     await Promise.all(Array.from({ length: 32 }, lane));
     clearInterval(ticker);
     ticker = undefined;
+    unpace();
 
     // chaos off; what is still in flight settles; the dead letter queue retries what is pending now
     await scheduler.unregisterAgent(chaos);
@@ -412,6 +425,7 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
     return out;
   } finally {
     if (ticker !== undefined) clearInterval(ticker);
+    unpace();
     await node.shutdown();
   }
 }

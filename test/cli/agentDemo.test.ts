@@ -39,12 +39,16 @@ describe('keel demo (npm start)', () => {
     expect(json.messages).toEqual(m);
   }, 30_000);
 
-  it('the slow subscriber overflows its buffer: drops are counted by reason', async () => {
+  it('the slow subscriber overflows its buffer on any machine: drops are counted by reason', async () => {
     const report = await runAgentDemo({ workers: 4, workflows: 40, chaos: 0, seed: 2, failRate: 0, json: true }, () => {});
     expect(report.kills).toBe(0);
     expect(demoPassed(report)).toBe(true);
     expect(report.workflows.completed).toBe(40);
     expect(report.signals.dropped).toBeGreaterThan(0);
+    // paced by publishes, not by time: while workflows run it handles at most one signal per 10
+    // published, so at least this many of the task signals it is sent are dropped, on any machine
+    const taskSignals = report.tasks.completed;
+    expect(report.signals.dropped).toBeGreaterThanOrEqual(taskSignals - Math.floor(report.signals.published / 10) - 17);
     expect(Object.values(report.signals.droppedByReason).reduce((a, b) => a + b, 0)).toBe(report.signals.dropped);
     expect(report.messages.delivered).toBe(40);
   }, 30_000);
