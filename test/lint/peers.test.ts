@@ -55,4 +55,16 @@ describe('docs/lint', () => {
       expect(page, name).toMatch(new RegExp(`^\\*\\*Fix:\\*\\* ${kind}\\b`, 'm'));
     }
   });
+
+  it('holds the page each rule links as meta.docs.url, a file shipped in the package', async () => {
+    const fs = await import('node:fs');
+    const { fileURLToPath } = await import('node:url');
+    const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { files: string[] };
+    expect(pkg.files).toContain('docs');
+    for (const [name, rule] of Object.entries(rules)) {
+      const url = rule.meta.docs?.url ?? '';
+      expect(url, name).toBe(new URL(`../../docs/lint/${name}.md`, import.meta.url).href);
+      expect(fs.existsSync(fileURLToPath(url)), name).toBe(true);
+    }
+  });
 });

@@ -15,10 +15,11 @@ export interface KeelRuleDocs {
 const { ESLintUtils } = loadPeer<Utils>('@typescript-eslint/utils', 'keel/eslint-plugin');
 
 /**
- * @internal Keel's rule factory. There is no docs site: each rule's page is docs/lint/<rule>.md
- * in the Keel repository, which is what `meta.docs.url` names.
+ * @internal Keel's rule factory. There is no docs site: each rule's page is docs/lint/<rule>.md,
+ * shipped in the package; `meta.docs.url` is that file's URL where Keel is installed (the same
+ * depth from src/ and dist/), so an editor's link opens it, offline too.
  */
-export const createRule = ESLintUtils.RuleCreator<KeelRuleDocs>((name) => `docs/lint/${name}.md`);
+export const createRule = ESLintUtils.RuleCreator<KeelRuleDocs>((name) => new URL(`../../../docs/lint/${name}.md`, import.meta.url).href);
 
 /** The options object of a rule whose fix or check names a Keel export: `{ importSource }`, default 'keel'. */
 export function importSourceSchema(exported: string): JSONSchema4 {
