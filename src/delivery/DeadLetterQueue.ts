@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, NotSerializableError } from '../errors.js';
 import type { GenServerSpec } from '../otp/GenServer.js';
 import { Proc } from '../runtime/internal/Proc.js';
 import type { KeelNode } from '../runtime/Node.js';
@@ -177,7 +177,14 @@ export class DeadLetterService implements DeadLetterQueue {
     };
     const stored = this.store.add(record);
     if (typeof stored === 'string') return this.#added(stored, recipient, reason, nextRetryAt);
-    return this.#node.trackIo(stored).then((id) => this.#added(id, recipient, reason, nextRetryAt));
+    return this.#node.trackIo(stored).then(
+      (id) => this.#added(id, recipient, reason, nextRetryAt),
+      (e: unknown) => {
+        // a durable store's own serialization refused it: counted as the structural check's refusals are
+        if (e instanceof NotSerializableError) this.refused++;
+        throw e;
+      },
+    );
   }
 
   #added(id: string, recipient: Target, reason: string, nextRetryAt: number): string {

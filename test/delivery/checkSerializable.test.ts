@@ -52,6 +52,16 @@ describe('checkSerializable', () => {
     expect(refusedAt(loop)).toBe(`message${'.next'.repeat(70)}.fn`);
   });
 
+  it("checks an array's own non-index properties too, as structured clone keeps them", () => {
+    const list = Object.assign([1, 2], { fn: () => 1 });
+    expect(refusedAt({ list })).toBe('message.list.fn');
+    const sparse: unknown[] = [1, , 3]; // a hole before the extra property
+    (sparse as unknown as Record<string, unknown>).extra = { deep: Symbol('s') };
+    expect(refusedAt(sparse)).toBe('message.extra.deep');
+    expect(refusedAt({ list: Object.assign([1], { note: { plain: true } }), match: /b(c)/.exec('abc') })).toBeUndefined();
+    expect(refusedAt(new Array(3))).toBeUndefined();
+  });
+
   it('refuses an Error whose cause cannot be stored', () => {
     expect(refusedAt({ e: new Error('x', { cause: { f: () => 1 } }) })).toBe('message.e.cause.f');
   });

@@ -1,8 +1,15 @@
 // Regressions for what a review of the dead letter queue found.
 import { describe, expect, it } from 'vitest';
-import { isKeelError, sendSupervised } from '../../src/index.js';
-import { probe, TestClock } from '../../src/testing/index.js';
-import { ok, useNodes, useTempFiles } from '../support.js';
+import type { DeadLetterStore } from '../../src/delivery/stores/DeadLetterStore.js';
+import { NotSerializableError } from '../../src/errors.js';
+import { isKeelError, type Node, sendSupervised } from '../../src/index.js';
+import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
+import { type Deferred, deferred, ok, useNodes, useTempFiles } from '../support.js';
+
+/** The queue's store, to inject a fault into it. */
+function storeOf(node: Node): DeadLetterStore {
+  return (node.deadLetters as unknown as { store: DeadLetterStore }).store;
+}
 
 const track = useNodes();
 const tmpfile = useTempFiles('keel-dlq-reg-', 'dlq.db');
@@ -40,7 +47,7 @@ describe.each([
     expect(p.messages).toEqual(['a']);
   });
 
-  it('parks an entry it cannot even try (an empty message id) instead of crashing its process', async () => {
+  it('redelivers an entry whose metadata has an empty message id under a fresh id, and its process survives', async () => {
     const clock = new TestClock();
     const node = track({ clock, random: () => 1, services: { deadLetters: { store: store(), backoff: { initialMs: 100, jitter: 'none' } } } });
     const id = ok(await node.deadLetters.add({ recipient: 'inbox', message: 'x', reason: 'noproc', metadata: { id: '' } }));
@@ -68,6 +75,74 @@ describe.each([
       const { entries } = ok(await next.deadLetters.list());
       expect(entries.map((e) => e.message)).toEqual([{ order: 7 }]);
     }
+  });
+
+  it('parks an entry whose retry throws (a store fault) as unrecoverable, and its process goes on with the others', async () => {
+    const clock = new TestClock();
+    const node = track({ clock, random: () => 1, services: { deadLetters: { store: store(), backoff: { initialMs: 100, jitter: 'none' } } } });
+    const events = captureEvents(node, ['keel.dead_letter_queue.parked']);
+    const p = probe(node);
+    node.registry.register('inbox', p);
+    const bad = ok(await node.deadLetters.add({ recipient: 'inbox', message: 'bad', reason: 'noproc' }));
+    const good = ok(await node.deadLetters.add({ recipient: 'inbox', message: 'good', reason: 'noproc' }));
+    await node.settle();
+    const queueProcess = node.registry.whereis('keel.dead_letter_queue');
+    expect(queueProcess).toBeDefined();
+    const faulty = storeOf(node);
+    const remove = faulty.remove.bind(faulty);
+    faulty.remove = (id) => {
+      if (id === bad) throw new Error('disk on fire');
+      return remove(id);
+    };
+    await clock.advance(100);
+    await node.idle();
+    expect([...p.messages].sort()).toEqual(['bad', 'good']); // delivered, but the store could not record it
+    expect(ok(await node.deadLetters.get(bad))).toMatchObject({ status: 'parked', lastError: new Error('disk on fire') });
+    expect(await node.deadLetters.get(good)).toBeUndefined();
+    expect(events.events.map((e) => e.metadata)).toEqual([{ id: bad, recipient: 'inbox', reason: 'unrecoverable' }]);
+    expect(node.registry.whereis('keel.dead_letter_queue')).toBe(queueProcess);
+  });
+
+  it('counts a refusal by the store itself in stats().refused, and the add rejects with it', async () => {
+    const node = track({ services: { deadLetters: { store: store() } } });
+    storeOf(node).add = () => Promise.reject(new NotSerializableError('message', 'not serializable (by the store)'));
+    const refused = await node.deadLetters.add({ recipient: 'x', message: 'm', reason: 'noproc' }).catch((e: unknown) => e);
+    expect(isKeelError(refused, 'ERR_NOT_SERIALIZABLE')).toBe(true);
+    expect(ok(await node.deadLetters.stats())).toMatchObject({ refused: 1, added: 0 });
+  });
+
+  it('runs at most retryConcurrency automatic redeliveries at once, and add and list answer meanwhile', async () => {
+    const clock = new TestClock();
+    const node = track({ clock, random: () => 1, services: { deadLetters: { store: store(), retryConcurrency: 2, backoff: { initialMs: 100, jitter: 'none' } } } });
+    const started: string[] = [];
+    const gates = new Map<string, Deferred<void>>();
+    const inbox = node.spawn(() => async (m: unknown) => {
+      started.push(String(m));
+      const gate = deferred();
+      gates.set(String(m), gate);
+      await gate.promise;
+    });
+    node.registry.register('inbox', inbox);
+    // entries of 'handled' sends: each redelivery waits until the receiver has finished it
+    for (const m of ['a', 'b', 'c', 'd', 'e']) {
+      ok(await node.deadLetters.add({ recipient: 'inbox', message: m, reason: 'timeout', metadata: { ack: 'handled', timeout: 60_000 } }));
+    }
+    await clock.advance(100);
+    await node.settle();
+    expect(started).toEqual(['a']); // one receiver handles one at a time: the second waits in its mailbox
+    expect(ok(await node.deadLetters.list({ status: 'pending' })).entries).toHaveLength(5);
+    const late = ok(await node.deadLetters.add({ recipient: 'inbox', message: 'late', reason: 'noproc' }));
+    expect(typeof late).toBe('string');
+    let peak = 0;
+    for (let done = 0; done < 5; done++) {
+      peak = Math.max(peak, node.info(inbox)!.mailboxLength);
+      gates.get(started[done]!)!.resolve();
+      await node.settle();
+    }
+    expect(started).toEqual(['a', 'b', 'c', 'd', 'e']);
+    // in flight at once: the one being handled plus one queued behind it, never more
+    expect(peak).toBe(1);
+    expect(ok(await node.deadLetters.stats())).toMatchObject({ succeeded: 5, pending: 1 });
   });
 
   it('refuses a Proxy with ERR_NOT_SERIALIZABLE, and only that record when others are added in the same turn', async () => {

@@ -122,6 +122,10 @@ function scan(value: unknown, depth: number, seen: Set<object> | undefined): num
         if (r !== OK) return r;
       }
     }
+    for (const key of arrayExtras(value)) {
+      const r = scan((value as unknown as Record<string, unknown>)[key], next, seen);
+      if (r !== OK) return r;
+    }
     return OK;
   }
   if (!types.isProxy(value)) {
@@ -145,6 +149,25 @@ function scan(value: unknown, depth: number, seen: Set<object> | undefined): num
   } catch {
     return BAD;
   }
+}
+
+const NO_KEYS: readonly string[] = [];
+const INDEX = /^(?:0|[1-9]\d*)$/;
+
+/**
+ * An array's own enumerable properties that are not indexes (structured clone keeps them, as the
+ * match array of a RegExp has `index` and `input`), in their order. `Object.keys` lists indexes
+ * first, so an array whose last key is an index has none.
+ */
+function arrayExtras(arr: readonly unknown[]): readonly string[] {
+  const keys = Object.keys(arr);
+  let i = keys.length;
+  while (i > 0 && !isIndex(keys[i - 1]!)) i--;
+  return i === keys.length ? NO_KEYS : keys.slice(i);
+}
+
+function isIndex(key: string): boolean {
+  return INDEX.test(key) && Number(key) < 2 ** 32 - 1;
 }
 
 /** The path of the value being checked, built only for an error message. */
@@ -174,6 +197,7 @@ function walk(value: unknown, root: string, keys: (string | number)[], seen: Set
   };
   if (Array.isArray(obj)) {
     for (let i = 0; i < obj.length; i++) inner(i, obj[i]);
+    for (const key of arrayExtras(obj)) inner(key, (obj as unknown as Record<string, unknown>)[key]);
     return;
   }
   if (types.isProxy(obj)) throw new NotSerializableError(where(root, keys), 'a Proxy');
