@@ -169,3 +169,41 @@ describe('broadcastSupervised all_or_nothing', () => {
     expect(a.messages).toEqual([]);
   });
 });
+
+describe('dead letter queue defaults', () => {
+  it('holds 10,000 entries in memory, evicting the oldest past that', async () => {
+    const node = track();
+    const events = captureEvents(node, ['keel.dead_letter_queue.evicted']);
+    const first = ok(await node.deadLetters.add({ recipient: 'x', message: 0, reason: 'noproc' }));
+    for (let i = 1; i < 10_000; i++) ok(await node.deadLetters.add({ recipient: 'x', message: i, reason: 'noproc' }));
+    expect(ok(await node.deadLetters.stats())).toMatchObject({ pending: 10_000, evicted: 0 });
+    ok(await node.deadLetters.add({ recipient: 'x', message: 10_000, reason: 'noproc' }));
+    expect(ok(await node.deadLetters.stats())).toMatchObject({ pending: 10_000, evicted: 1 });
+    expect(await node.deadLetters.get(first)).toBeUndefined();
+    expect(events.events.map((e) => e.metadata.id)).toEqual([first]);
+  });
+
+  it('retries from 1 s doubling, parks after 5 failed retries, and purges a parked entry after 7 days', async () => {
+    const clock = new TestClock();
+    const node = track({ clock, random: () => 1 });
+    const events = captureEvents(node, ['keel.dead_letter_queue.retried', 'keel.dead_letter_queue.parked', 'keel.dead_letter_queue.purged']);
+    const id = ok(await node.deadLetters.add({ recipient: 'nobody', message: 'm', reason: 'noproc' }));
+    // full jitter with random() = 1: each delay is its cap, 1 s × 2^(k-1)
+    for (const delay of [1000, 2000, 4000, 8000, 16_000]) {
+      await clock.advance(delay - 1);
+      await node.idle();
+      expect(ok(await node.deadLetters.get(id))?.attempts, `before ${delay} ms`).toBe(events.events.length);
+      await clock.advance(1);
+      await node.idle();
+    }
+    expect(events.events.map((e) => e.event)).toEqual([...Array(5).fill('keel.dead_letter_queue.retried'), 'keel.dead_letter_queue.parked']);
+    expect(ok(await node.deadLetters.get(id))).toMatchObject({ status: 'parked', attempts: 5 });
+    await clock.advance(7 * 24 * 3600 * 1000 - 1);
+    await node.idle();
+    expect(ok(await node.deadLetters.get(id))?.status).toBe('parked');
+    await clock.advance(1);
+    await node.idle();
+    expect(await node.deadLetters.get(id)).toBeUndefined();
+    expect(events.events.at(-1)).toMatchObject({ event: 'keel.dead_letter_queue.purged', measurements: { count: 1 } });
+  });
+});
