@@ -391,6 +391,32 @@ describe('broadcastSupervised: bad arguments', () => {
     expect(a.seen).toEqual([]);
   });
 
+  it.each<[string, BroadcastOptions]>([
+    ['best_effort (the default)', {}],
+    ['at_least_one', { strategy: 'at_least_one' }],
+    ['quorum 1', { strategy: { quorum: 1 } }],
+    ['all_or_nothing', { strategy: 'all_or_nothing' }],
+    ["ack 'handled' with retries", { ack: 'handled', retries: 3 }],
+  ])("onError 'raise' (%s) is ERR_INVALID_ARGUMENT (the result reports every failure) and nothing is sent to any target", async (_what, options) => {
+    const { node, clock } = clocked();
+    const a = receiver(node);
+    const b = receiver(node, { name: 'b' });
+    await node.idle();
+    const captured = captureEvents(node, ['keel.supervised_send.', 'keel.message.']);
+    const timers = node.internals().timers;
+    const targets: Target[] = [a.pid, 'b', 'nobody', deadPid(node)];
+    const promise = broadcastSupervised(node, targets, 'm', { ...options, onError: 'raise' });
+    // refused before any send: no copy in any mailbox, even for a moment
+    expect([a.pid, b.pid].map((pid) => node.info(pid)?.mailboxLength)).toEqual([0, 0]);
+    const e = await failure(() => promise);
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', 'options.onError', "'log' | 'dead_letter' | 'ignore'", 'raise');
+    await clock.advance(60_000); // a retry to 'nobody' would show here
+    expect(a.seen).toEqual([]);
+    expect(b.seen).toEqual([]);
+    expect(captured.events).toEqual([]);
+    expect(node.internals().timers).toBe(timers);
+  });
+
   it.each<[string, unknown]>([
     ['options.concurrency', { concurrency: 0 }],
     ['options.concurrency', { concurrency: 1.5 }],

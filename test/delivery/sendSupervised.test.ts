@@ -5,18 +5,23 @@ import {
   sendSupervised,
   type SendOptions,
   type SendOutcome,
+  type SpawnOptions,
 } from '../../src/index.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
 import {
   clockedNode,
+  crasher,
   deadPid,
+  type Deferred,
   deferred,
   expectKeelError,
   failure,
   fakeLogger,
+  ok,
   otherCreation,
   receiver,
+  type Seen,
   useNodes,
   type Watched,
   watch,
@@ -43,6 +48,51 @@ function retries(node: KeelNode): { at: number; attempt: number; delayMs: number
 function failed(outcome: SendOutcome | undefined): Extract<SendOutcome, { ok: false }> {
   expect(outcome?.ok).toBe(false);
   return outcome as Extract<SendOutcome, { ok: false }>;
+}
+
+/**
+ * A receiver whose async handler starts every message (recorded in `started` with its
+ * `ctx.messageId`, and `firstStart` resolves) and finishes it (recorded in `finished`) only once
+ * `release()` has been called; after that, every message finishes at once.
+ */
+interface Staller {
+  readonly pid: Pid;
+  readonly started: Seen[];
+  readonly finished: Seen[];
+  readonly firstStart: Promise<void>;
+  release(): void;
+}
+
+function staller(node: KeelNode, options?: SpawnOptions): Staller {
+  const started: Seen[] = [];
+  const finished: Seen[] = [];
+  const first = deferred();
+  const gates: Deferred<void>[] = [];
+  let released = false;
+  const pid = node.spawn(
+    (ctx) => async (m: unknown) => {
+      const seen = { message: m, id: ctx.messageId };
+      started.push(seen);
+      first.resolve();
+      if (!released) {
+        const gate = deferred();
+        gates.push(gate);
+        await gate.promise;
+      }
+      finished.push(seen);
+    },
+    options,
+  );
+  return {
+    pid,
+    started,
+    finished,
+    firstStart: first.promise,
+    release: () => {
+      released = true;
+      for (const g of gates.splice(0)) g.resolve();
+    },
+  };
 }
 
 // ---- 'enqueued' -------------------------------------------------------------------------------
@@ -293,6 +343,68 @@ describe('sendSupervised: the receiver crashed while handling it', () => {
     const outcome = await sendSupervised(node, pid, 'job', { ack: 'handled', retries: 2, onError: 'ignore' });
     expect(outcome).toMatchObject({ ok: false, reason: 'process_down', attempts: 1, firstError: why, lastError: why });
   });
+
+  // docs/delivery.md: "the receiver crashed (or was killed) while handling it | process_down | only with retryOnCrash"
+  const killers = [
+    ['node.exit(pid, kill)', (node: KeelNode, pid: Pid) => node.exit(pid, 'kill')],
+    ["another process's ctx.exit(pid, kill)", (node: KeelNode, pid: Pid) => probe(node).ctx.exit(pid, 'kill')],
+  ] as const;
+
+  it.each(killers)("killed by %s while its async handler runs the message: process_down ('killed'), not retried without retryOnCrash", async (_how, kill) => {
+    const { node, clock } = clocked();
+    const first = staller(node, { name: 'worker' });
+    const seen = retries(node);
+    const w = watch(sendSupervised(node, 'worker', 'job', { ack: 'handled', retries: 3, onError: 'ignore' }));
+    await first.firstStart;
+    expect(first.started.map((x) => x.message)).toEqual(['job']);
+    expect(w.status).toBe('pending');
+    kill(node, first.pid);
+    await node.settle();
+    expect(node.isAlive(first.pid)).toBe(false);
+    expect(w.value).toEqual({ ok: false, id: first.started[0]!.id, reason: 'process_down', attempts: 1, firstError: 'killed', lastError: 'killed' });
+    // a process registered again under the name would take a retry: none comes
+    const second = receiver(node, { name: 'worker' });
+    await clock.advance(60_000);
+    expect(seen).toEqual([]);
+    expect(second.seen).toEqual([]);
+    expect(first.started).toHaveLength(1); // one delivery, never finished
+    expect(first.finished).toEqual([]);
+  });
+
+  it.each(killers)('killed by %s while its async handler runs the message: retried with retryOnCrash, handled by the next process', async (_how, kill) => {
+    const { node, clock } = clocked();
+    const first = staller(node, { name: 'worker' });
+    const seen = retries(node);
+    const w = watch(sendSupervised(node, 'worker', 'job', { ack: 'handled', retries: 3, retryOnCrash: true, onError: 'ignore' }));
+    await first.firstStart;
+    kill(node, first.pid);
+    await node.settle();
+    expect(seen.map((e) => [e.attempt, e.reason])).toEqual([[2, 'process_down']]);
+    expect(w.status).toBe('pending');
+    const second = receiver(node, { name: 'worker' });
+    await clock.advance(5); // 0.5 × 10
+    expect(w.value).toEqual({ ok: true, id: first.started[0]!.id, attempts: 2 });
+    expect(seen).toHaveLength(1);
+    // two deliveries under one id: the first started and was killed, the second was handled
+    expect(first.started).toEqual([{ message: 'job', id: w.value?.id }]);
+    expect(first.finished).toEqual([]);
+    expect(second.seen).toEqual([{ message: 'job', id: w.value?.id }]);
+  });
+
+  it('killed while handling, sent by pid with retryOnCrash: the retry finds the pid dead (noproc), no further attempt', async () => {
+    const { node, clock } = clocked();
+    const r = staller(node);
+    const seen = retries(node);
+    const w = watch(sendSupervised(node, r.pid, 'job', { ack: 'handled', retries: 3, retryOnCrash: true, onError: 'ignore' }));
+    await r.firstStart;
+    node.exit(r.pid, 'kill');
+    await clock.advance(5);
+    expect(w.value).toEqual({ ok: false, id: r.started[0]!.id, reason: 'noproc', attempts: 2, firstError: 'killed', lastError: 'noproc' });
+    await clock.advance(60_000);
+    expect(seen.map((e) => [e.attempt, e.reason])).toEqual([[2, 'process_down']]);
+    expect(r.started).toHaveLength(1);
+    expect(r.finished).toEqual([]);
+  });
 });
 
 describe('sendSupervised: the receiver exited normally right after handling', () => {
@@ -368,6 +480,95 @@ describe("sendSupervised: 'handled' not finished within the timeout", () => {
     expect(node.internals().timers).toBe(timers);
     await clock.advance(1000);
     expect(r.seen).toHaveLength(1);
+  });
+});
+
+describe('sendSupervised: the defaults (timeout 5000 ms; backoff 10 ms × 2 up to 5000 ms, full jitter)', () => {
+  // only `ack` given takes the shared defaults; any other option builds the settings in full
+  const noTimeout = [
+    ["{ ack: 'handled' } alone", { ack: 'handled' }],
+    ["{ ack: 'handled', onError: 'ignore' }", { ack: 'handled', onError: 'ignore' }],
+  ] as const satisfies readonly (readonly [string, SendOptions])[];
+
+  it.each(noTimeout)('%s, not yet started: timeout after exactly 5000 ms (not at 4999), the queued copy withdrawn', async (_what, options) => {
+    const { node, clock } = clocked();
+    const r = receiver(node);
+    await r.hold();
+    const w = watch(sendSupervised(node, r.pid, 'job', options));
+    await clock.advance(4999);
+    expect(w.status).toBe('pending');
+    expect(node.info(r.pid)?.mailboxLength).toBe(1);
+    await clock.advance(1);
+    const outcome = failed(w.value);
+    expect(outcome).toMatchObject({ reason: 'timeout', attempts: 1 });
+    expect(String(outcome.firstError)).toContain('5000 ms');
+    expect(node.info(r.pid)?.mailboxLength).toBe(0);
+    r.release();
+    await node.idle();
+    expect(r.seen).toEqual([]);
+  });
+
+  it.each(noTimeout)('%s, started and never finished: timeout after exactly 5000 ms; the handler goes on and finishes it later', async (_what, options) => {
+    const { node, clock } = clocked();
+    const r = staller(node);
+    const w = watch(sendSupervised(node, r.pid, 'job', options));
+    await r.firstStart;
+    await clock.advance(4999);
+    expect(w.status).toBe('pending');
+    await clock.advance(1);
+    const outcome = failed(w.value);
+    expect(outcome).toMatchObject({ reason: 'timeout', attempts: 1 });
+    expect(String(outcome.lastError)).toContain('5000 ms');
+    expect(node.isAlive(r.pid)).toBe(true);
+    r.release();
+    await node.idle();
+    expect(r.finished).toEqual([{ message: 'job', id: outcome.id }]);
+    expect(w.value).toBe(outcome); // a late finish changes nothing
+  });
+
+  it('a started copy is not withdrawn at the default timeout: a retry delivers it again under the same id (at-least-once)', async () => {
+    const { node, clock } = clocked();
+    const r = staller(node);
+    const seen = retries(node);
+    const w = watch(sendSupervised(node, r.pid, 'job', { ack: 'handled', retries: 1, onError: 'ignore' }));
+    await r.firstStart;
+    await clock.advance(5000);
+    expect(seen.map((e) => [e.at - 1_000_000, e.attempt, e.reason])).toEqual([[5000, 2, 'timeout']]);
+    await clock.advance(5); // the retry's copy waits behind the one still running
+    expect(node.info(r.pid)?.mailboxLength).toBe(1);
+    expect(w.status).toBe('pending');
+    r.release();
+    await node.idle();
+    expect(w.value).toEqual({ ok: true, id: w.value?.id, attempts: 2 });
+    expect(r.finished).toEqual([
+      { message: 'job', id: w.value?.id },
+      { message: 'job', id: w.value?.id },
+    ]);
+  });
+
+  it('the default backoff is capped at 5000 ms: with random close to 1, late retries wait random × 5000, never more', async () => {
+    const nearlyOne = 1 - 2 ** -10; // 0.9990234375: every delay and time below is exact in binary
+    const cap = nearlyOne * 5000; // 4995.1171875
+    const { node, clock } = clocked(nearlyOne);
+    const start = clock.now();
+    const seen = retries(node);
+    const w = watch(sendSupervised(node, 'nobody', 'x', { retries: 12, onError: 'ignore' }));
+    // retries 1-9 wait random × 10 × 2^(k-1), up to random × 2560; uncapped, retry 10 would wait random × 5120 = 5115
+    const growing = [10, 20, 40, 80, 160, 320, 640, 1280, 2560].map((ms) => nearlyOne * ms);
+    const tenth = start + growing.reduce((a, b) => a + b, 0); // when attempt 10 fails and retry 10 is scheduled
+    await clock.advance(tenth - start);
+    expect(seen.map((e) => e.delayMs)).toEqual([...growing, cap]);
+    expect(seen[9]).toEqual({ at: tenth, attempt: 11, delayMs: cap, reason: 'noproc' });
+    // attempt 11 comes cap ms later: not by 4995, by 4996 (uncapped it would be at 5115)
+    await clock.advance(4995);
+    expect(seen).toHaveLength(10);
+    await clock.advance(1);
+    expect(seen).toHaveLength(11);
+    expect(seen[10]).toEqual({ at: tenth + cap, attempt: 12, delayMs: cap, reason: 'noproc' });
+    await clock.advance(2 * cap);
+    expect(w.value).toMatchObject({ ok: false, reason: 'noproc', attempts: 13 });
+    expect(seen.slice(9).map((e) => e.delayMs)).toEqual([cap, cap, cap]);
+    expect(Math.max(...seen.map((e) => e.delayMs))).toBeLessThanOrEqual(5000);
   });
 });
 
@@ -696,6 +897,83 @@ describe('sendSupervised: onError', () => {
     const w = watch(sendSupervised(node, 'nobody', 'x', { retries: 1, onError: 'dead_letter' }));
     await clock.advance(5);
     expect(w.value).toMatchObject({ ok: false, reason: 'noproc', attempts: 2, deadLetterUnavailable: true });
+  });
+
+  it("'dead_letter' with the queue available: deadLetterId names an entry with the message, recipient, reason and the send's metadata plus id, attempts, lastError", async () => {
+    const { node, clock } = clocked();
+    const message = { order: 7, lines: ['a', 'b'] };
+    const w = watch(sendSupervised(node, 'billing', message, { retries: 1, onError: 'dead_letter', id: 'order-7', metadata: { tenant: 't1', trace: 'abc' } }));
+    await clock.advance(5);
+    const outcome = failed(w.value);
+    expect(outcome).toEqual({
+      ok: false,
+      id: 'order-7',
+      reason: 'noproc',
+      attempts: 2,
+      firstError: 'noproc',
+      lastError: 'noproc',
+      deadLetterId: expect.any(String) as unknown,
+    });
+    const entry = ok(await node.deadLetters.get(outcome.deadLetterId!));
+    expect(entry).toMatchObject({ id: outcome.deadLetterId, recipient: 'billing', message, reason: 'noproc', lastError: 'noproc', status: 'pending' });
+    // exactly these keys: an 'enqueued' send carries no ack or timeout
+    expect(entry?.metadata).toEqual({ tenant: 't1', trace: 'abc', id: 'order-7', attempts: 2, lastError: 'noproc' });
+  });
+
+  it.each([
+    [
+      'crashed while handling it (default timeout)',
+      {},
+      (node: KeelNode) => node.spawn(crasher(new Error('poison'))),
+      { reason: 'process_down', lastError: 'Error: poison', timeout: 5000, after: 0 },
+    ],
+    [
+      'not handled within its timeout',
+      { timeout: 250 },
+      (node: KeelNode) => {
+        const r = receiver(node);
+        void r.hold();
+        return r.pid;
+      },
+      { reason: 'timeout', lastError: 'not handled within 250 ms', timeout: 250, after: 250 },
+    ],
+  ] as const)("'dead_letter' of an ack 'handled' send (%s): the metadata also says ack 'handled' and its timeout", async (_what, extra, spawn, expected) => {
+    const { node, clock } = clocked();
+    const pid = spawn(node);
+    await node.settle();
+    const w = watch(sendSupervised(node, pid, { job: 1 }, { ack: 'handled', onError: 'dead_letter', metadata: { tenant: 't2' }, ...extra }));
+    await clock.advance(expected.after); // not as far as the queue's own first retry of the entry
+    const outcome = failed(w.value);
+    expect(outcome).toMatchObject({ reason: expected.reason, attempts: 1, deadLetterId: expect.any(String) as unknown });
+    expect(outcome.deadLetterUnavailable).toBeUndefined();
+    const entry = ok(await node.deadLetters.get(outcome.deadLetterId!));
+    expect(entry).toMatchObject({ recipient: `<${node.name}.${pid.id}.${pid.creation}>`, message: { job: 1 }, reason: expected.reason, status: 'pending' });
+    expect(entry?.metadata).toEqual({ tenant: 't2', id: outcome.id, attempts: 1, lastError: expected.lastError, ack: 'handled', timeout: expected.timeout });
+  });
+
+  it.each([
+    ['the message holds a function', { order: { onDone: () => undefined } }, {}, 'message.order.onDone'],
+    ['the metadata holds a function', { order: 1 }, { callback: () => undefined }, 'metadata.callback'],
+  ])("'dead_letter' when the queue refuses the entry (%s): deadLetterUnavailable, the send resolves, the logger gets an error", async (_what, message, metadata, path) => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const pid = deadPid(node);
+    const settled = await sendSupervised(node, pid, message, { onError: 'dead_letter', metadata }).then(
+      (outcome) => ({ outcome }),
+      (error: unknown) => ({ error }),
+    );
+    expect(settled).toEqual({
+      outcome: { ok: false, id: expect.any(String) as unknown, reason: 'noproc', attempts: 1, firstError: 'noproc', lastError: 'noproc', deadLetterUnavailable: true },
+    });
+    const outcome = failed((settled as { outcome: SendOutcome }).outcome);
+    expect(outcome.deadLetterId).toBeUndefined();
+    expect(logger.error).toHaveBeenCalledTimes(1);
+    const [text, error] = logger.error.mock.calls[0]!;
+    expect(String(text)).toContain(outcome.id);
+    expectKeelError(error, 'ERR_NOT_SERIALIZABLE', path);
+    expect((error as { path?: unknown }).path).toBe(path);
+    expect(ok(await node.deadLetters.stats())).toMatchObject({ refused: 1 });
+    expect(ok(await node.deadLetters.list())).toMatchObject({ entries: [] });
   });
 });
 
