@@ -4,7 +4,7 @@ import { Proc } from '../runtime/internal/Proc.js';
 import { Delivery } from '../runtime/Node.js';
 import type { Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
-import { checkTarget, type SendOptions, type SendOutcome, sendOnce, toSettings } from './sendSupervised.js';
+import { checkTarget, onFailure, type SendOptions, type SendOutcome, sendOnce, toSettings } from './sendSupervised.js';
 
 export type BroadcastStrategy = 'best_effort' | 'at_least_one' | 'all_or_nothing' | { quorum: number };
 
@@ -78,6 +78,12 @@ export async function broadcastSupervised<M>(from: Node | Context<any>, targets:
       const reason = refused[i] ?? 'aborted';
       return { target, outcome: { ok: false, id, reason, attempts: refused[i] === undefined ? 0 : 1, firstError: reason, lastError: reason } as SendOutcome };
     });
+    // nobody got it: every copy's failure goes through the onError policy, as a failed send's does
+    // (dead-lettered copies are then redelivered one by one, no longer atomically)
+    if (!allFit) {
+      const outcomes = await Promise.all(results.map((r) => onFailure(node, r.target, message, s, r.outcome)));
+      outcomes.forEach((outcome, i) => (results[i]!.outcome = outcome));
+    }
     const delivered = results.filter((r) => r.outcome.ok).length;
     return { ok: allFit, ...(allFit ? {} : { reason: 'not_all_deliverable' as const }), results, delivered, failed: results.length - delivered };
   }

@@ -336,7 +336,7 @@ class Send extends NextTurnWatcher {
 }
 
 /** @internal Runs the final-failure policy: log, dead-letter, ignore or raise. */
-async function onFailure(node: KeelNode, to: Target, message: unknown, s: Settings, outcome: SendOutcome): Promise<SendOutcome> {
+export async function onFailure(node: KeelNode, to: Target, message: unknown, s: Settings, outcome: SendOutcome): Promise<SendOutcome> {
   if (outcome.ok) return outcome;
   switch (s.onError) {
     case 'log':

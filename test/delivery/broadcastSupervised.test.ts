@@ -4,12 +4,12 @@ import {
   type BroadcastOptions,
   type BroadcastOutcome,
   type BroadcastStrategy,
-  type Pid,
+  Pid,
   type Target,
 } from '../../src/index.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { captureEvents, TestClock } from '../../src/testing/index.js';
-import { clockedNode, deadPid, type Deferred, deferred, expectKeelError, failure, type Receiver, receiver, useNodes, watch } from '../support.js';
+import { clockedNode, deadPid, type Deferred, deferred, expectKeelError, failure, fakeLogger, ok, type Receiver, receiver, useNodes, watch } from '../support.js';
 
 const track = useNodes();
 
@@ -190,6 +190,39 @@ describe('broadcastSupervised: all_or_nothing', () => {
     expect(captured.events).toEqual([]);
     expect(a.seen).toEqual([]);
     expect(c.seen).toEqual([]);
+  });
+
+  it("nobody gets it: with onError 'dead_letter' every copy is dead-lettered with its own reason, and the queue redelivers them", async () => {
+    const { node, clock } = clocked();
+    const a = receiver(node);
+    const c = receiver(node);
+    const targets: Target[] = [a.pid, 'later', c.pid];
+    const r = await broadcastSupervised(node, targets, 'commit', { strategy: 'all_or_nothing', onError: 'dead_letter', metadata: { batch: 9 } });
+    expect(r).toMatchObject({ ok: false, reason: 'not_all_deliverable', delivered: 0, failed: 3 });
+    expect(reasons(r)).toEqual(['aborted', 'noproc', 'aborted']);
+    const ids = r.results.map((x) => (x.outcome.ok ? undefined : x.outcome.deadLetterId));
+    expect(ids.every((id) => typeof id === 'string')).toBe(true);
+    const entries = ok(await node.deadLetters.list()).entries;
+    expect(entries.map((e) => [e.id, e.recipient, e.reason, e.message, e.metadata.batch])).toEqual([
+      [ids[0], Pid.format(a.pid), 'aborted', 'commit', 9],
+      [ids[1], 'later', 'noproc', 'commit', 9],
+      [ids[2], Pid.format(c.pid), 'aborted', 'commit', 9],
+    ]);
+    // the queue delivers each copy on its own once due (no longer atomically)
+    const later = receiver(node, { name: 'later' });
+    await clock.advance(1000);
+    await node.idle();
+    expect([messagesOf(a), messagesOf(later), messagesOf(c)]).toEqual([['commit'], ['commit'], ['commit']]);
+  });
+
+  it("nobody gets it: with the default onError 'log' each copy's failure is logged", async () => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const a = receiver(node);
+    const r = await broadcastSupervised(node, [a.pid, 'nobody'], 'commit', { strategy: 'all_or_nothing' });
+    expect(reasons(r)).toEqual(['aborted', 'noproc']);
+    expect(logger.warn).toHaveBeenCalledTimes(2);
+    expect(String(logger.warn.mock.calls[1]![0])).toContain('to nobody failed after 1 attempt(s): noproc');
   });
 
   it('an unregistered name: nobody gets it', async () => {
