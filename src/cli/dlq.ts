@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { checkFilter, type Record_ } from '../delivery/stores/DeadLetterStore.js';
-import { SqliteStore } from '../delivery/stores/SqliteStore.js';
+import { SqliteStore, type SqliteStoreOptions } from '../delivery/stores/SqliteStore.js';
 import type { DeadLetterFilter } from '../runtime/services.js';
 
 export const DLQ_USAGE = `usage: keel dlq <list|show|retry|purge> --store <file.db> [options]
@@ -75,8 +76,34 @@ function json(value: unknown): string {
   return JSON.stringify(value, replacer, 2);
 }
 
-/** `keel dlq …`: works on a SQLite dead letter store directly (there is no live node). */
-export function runDlq(argv: string[], print: (line: string) => void, now: () => number = () => Date.now()): number {
+/** An error of the database itself (better-sqlite3's SqliteError: SQLITE_BUSY, SQLITE_FULL, ...), not a bug of ours. */
+function sqliteCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined;
+}
+
+function locked(code: string | undefined): boolean {
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
+}
+
+/** What the CLI says when the store could not be opened, written or read: why, and that nothing was changed. */
+function failure(command: string, file: string, error: unknown, opening: boolean): string {
+  const code = sqliteCode(error);
+  const why = `${error instanceof Error ? error.message : String(error)}${code === undefined ? '' : ` (${code})`}`;
+  const writes = opening || command === 'retry' || command === 'purge';
+  const verb = opening ? 'open' : writes ? 'write' : 'read';
+  const hint = locked(code) ? '; another connection holds a write lock on the file: run the command again once it is released' : '';
+  return `keel dlq ${command}: could not ${verb} ${file}: ${why}${writes ? '; no dead letter was changed' : ''}${hint}`;
+}
+
+/**
+ * `keel dlq …`: works on a SQLite dead letter store directly (there is no live node). Exit codes:
+ * 0 done; 1 not done (an unknown id, or a store that could not be opened, read or written: nothing
+ * was changed); 2 bad usage, no store at the path, or a file that is not a store. A command reports
+ * success only once its change is in the file: its output is printed after the store has closed
+ * without a failure. `internal` is for the tests (a short busy timeout).
+ */
+export function runDlq(argv: string[], print: (line: string) => void, now: () => number = () => Date.now(), internal: SqliteStoreOptions = {}): number {
   let args: Parsed;
   try {
     args = parse(argv);
@@ -92,64 +119,89 @@ export function runDlq(argv: string[], print: (line: string) => void, now: () =>
     print(`keel dlq: no store at ${args.store}`);
     return 2;
   }
+  // the first write the store could not make (updates are written behind: at the latest in close())
+  let failed: { error: unknown } | undefined;
   let store: SqliteStore;
   try {
-    store = new SqliteStore(args.store, undefined, undefined, true);
+    store = new SqliteStore(args.store, undefined, (_message, error) => (failed ??= { error }), true, internal);
   } catch (e) {
+    // a store that needs a write to be opened (to add a table, or to turn a file back to WAL) while
+    // another connection holds the lock is a failure, not bad usage
+    if (locked(sqliteCode(e))) {
+      print(failure(args.command, path.resolve(args.store), e, true));
+      return 1;
+    }
     print(`keel dlq: cannot open ${args.store}: ${(e as Error).message}`);
     return 2;
   }
+  const lines: string[] = [];
+  let code: number;
   try {
-    const t = now();
-    switch (args.command) {
-      case 'list': {
-        const { limit = 100, ...filter } = args.filter;
-        const { entries, cursor } = store.list(filter, t, limit, undefined);
-        const more = cursor === undefined ? '' : `\n(more entries than ${limit}: use --limit to see more)`;
-        print(args.json ? json(entries) : entries.length === 0 ? '(no dead letters)' : table(entries) + more);
-        return 0;
-      }
-      case 'show': {
-        const r = args.ids[0] === undefined ? undefined : store.get(args.ids[0]);
-        if (r === undefined) {
-          print(`keel dlq: no dead letter ${args.ids[0] ?? '(give an id)'}`);
-          return 1;
-        }
-        const shown = (k: string, v: unknown): string =>
-          k === 'message' || k === 'metadata' || k === 'lastError' ? json(v) : k.endsWith('At') && typeof v === 'number' ? new Date(v).toISOString() : String(v);
-        print(args.json ? json(r) : Object.entries(r).map(([k, v]) => `${k.padEnd(14)} ${shown(k, v)}`).join('\n'));
-        return 0;
-      }
-      case 'retry': {
-        const { limit: _limit, ...filter } = args.filter;
-        if (args.ids.length === 0 && Object.keys(filter).length === 0 && !args.all) {
-          print('keel dlq retry: give ids, a filter, or --all to mark every entry');
-          return 2;
-        }
-        const found = args.ids.map((id) => [id, store.get(id)] as const);
-        const missing = found.filter(([, r]) => r === undefined).map(([id]) => id);
-        const targets = args.ids.length > 0 ? found.flatMap(([, r]) => (r === undefined ? [] : [r])) : store.list(filter, t, 1_000_000, undefined).entries;
-        for (const r of targets) store.update(r.id, { status: 'pending', nextRetryAt: t });
-        print(
-          args.json
-            ? json({ marked: targets.map((r) => r.id), ...(missing.length > 0 ? { notFound: missing } : {}) })
-            : `marked ${targets.length} dead letter(s) due now; the owning node delivers them at its next wake${missing.length > 0 ? `\nno dead letter ${missing.join(', ')}` : ''}`,
-        );
-        return missing.length > 0 ? 1 : 0;
-      }
-      case 'purge': {
-        const { limit: _limit, ...filter } = args.filter;
-        if (Object.keys(filter).length === 0 && !args.all) {
-          print('keel dlq purge: give a filter, or --all to delete every entry');
-          return 2;
-        }
-        const n = store.purge(filter, t);
-        print(args.json ? json({ purged: n }) : `purged ${n} dead letter(s)`);
-        return 0;
-      }
-    }
-    return 2;
+    code = command(args, store, now(), (line) => lines.push(line));
+  } catch (e) {
+    if (sqliteCode(e) === undefined) throw e;
+    failed ??= { error: e };
+    code = 1;
   } finally {
+    // makes the writes still queued; one that fails is reported to the handler above
     store.close();
   }
+  if (failed !== undefined) {
+    print(failure(args.command, store.file, failed.error, false));
+    return 1;
+  }
+  for (const line of lines) print(line);
+  return code;
+}
+
+/** Runs one command on the open store; `print` collects its output, shown only if every write succeeds. */
+function command(args: Parsed, store: SqliteStore, t: number, print: (line: string) => void): number {
+  switch (args.command) {
+    case 'list': {
+      const { limit = 100, ...filter } = args.filter;
+      const { entries, cursor } = store.list(filter, t, limit, undefined);
+      const more = cursor === undefined ? '' : `\n(more entries than ${limit}: use --limit to see more)`;
+      print(args.json ? json(entries) : entries.length === 0 ? '(no dead letters)' : table(entries) + more);
+      return 0;
+    }
+    case 'show': {
+      const r = args.ids[0] === undefined ? undefined : store.get(args.ids[0]);
+      if (r === undefined) {
+        print(`keel dlq: no dead letter ${args.ids[0] ?? '(give an id)'}`);
+        return 1;
+      }
+      const shown = (k: string, v: unknown): string =>
+        k === 'message' || k === 'metadata' || k === 'lastError' ? json(v) : k.endsWith('At') && typeof v === 'number' ? new Date(v).toISOString() : String(v);
+      print(args.json ? json(r) : Object.entries(r).map(([k, v]) => `${k.padEnd(14)} ${shown(k, v)}`).join('\n'));
+      return 0;
+    }
+    case 'retry': {
+      const { limit: _limit, ...filter } = args.filter;
+      if (args.ids.length === 0 && Object.keys(filter).length === 0 && !args.all) {
+        print('keel dlq retry: give ids, a filter, or --all to mark every entry');
+        return 2;
+      }
+      const found = args.ids.map((id) => [id, store.get(id)] as const);
+      const missing = found.filter(([, r]) => r === undefined).map(([id]) => id);
+      const targets = args.ids.length > 0 ? found.flatMap(([, r]) => (r === undefined ? [] : [r])) : store.list(filter, t, 1_000_000, undefined).entries;
+      for (const r of targets) store.update(r.id, { status: 'pending', nextRetryAt: t });
+      print(
+        args.json
+          ? json({ marked: targets.map((r) => r.id), ...(missing.length > 0 ? { notFound: missing } : {}) })
+          : `marked ${targets.length} dead letter(s) due now; the owning node delivers them at its next wake${missing.length > 0 ? `\nno dead letter ${missing.join(', ')}` : ''}`,
+      );
+      return missing.length > 0 ? 1 : 0;
+    }
+    case 'purge': {
+      const { limit: _limit, ...filter } = args.filter;
+      if (Object.keys(filter).length === 0 && !args.all) {
+        print('keel dlq purge: give a filter, or --all to delete every entry');
+        return 2;
+      }
+      const n = store.purge(filter, t);
+      print(args.json ? json({ purged: n }) : `purged ${n} dead letter(s)`);
+      return 0;
+    }
+  }
+  return 2;
 }

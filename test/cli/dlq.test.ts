@@ -1,10 +1,13 @@
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { type DeadLetter } from '../../src/index.js';
 import { DLQ_USAGE, runDlq } from '../../src/cli/dlq.js';
 import type { NewRecord } from '../../src/delivery/stores/DeadLetterStore.js';
-import { SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
+import { SqliteStore, type SqliteStoreOptions } from '../../src/delivery/stores/SqliteStore.js';
 import { probe, TestClock } from '../../src/testing/index.js';
 import { ok, useNodes, useTempFiles } from '../support.js';
 
@@ -16,9 +19,9 @@ const track = useNodes();
 const T = Date.UTC(2025, 0, 1, 12, 0, 0);
 
 /** Runs `keel dlq …` with a fixed clock; returns the exit code and what it printed. */
-function run(argv: string[], now = T): { code: number; out: string } {
+function run(argv: string[], now = T, internal: SqliteStoreOptions = {}): { code: number; out: string } {
   const lines: string[] = [];
-  const code = runDlq(argv, (line) => lines.push(line), () => now);
+  const code = runDlq(argv, (line) => lines.push(line), () => now, internal);
   return { code, out: lines.join('\n') };
 }
 
@@ -73,6 +76,21 @@ async function knownStore(): Promise<string> {
   }
   return file;
 }
+
+/** Holds the write lock of `file` from a second connection (`BEGIN IMMEDIATE`) until `release()`. */
+function writeLock(file: string): { release(): void } {
+  const db = new Database(file);
+  db.exec('BEGIN IMMEDIATE');
+  return {
+    release: () => {
+      db.exec('ROLLBACK');
+      db.close();
+    },
+  };
+}
+
+/** A busy timeout of 20 ms instead of 5 s: a locked file fails the command at once. */
+const SHORT_BUSY = { busyTimeoutMs: 20 };
 
 /** The rows of a store file, read through a fresh better-sqlite3 connection. */
 function rows(file: string): { seq: number; status: string; next_retry_at: number; recipient: string }[] {
@@ -296,4 +314,131 @@ describe('keel dlq list, limited', () => {
     expect(out.endsWith('(more entries than 2: use --limit to see more)')).toBe(true);
     expect(run(['list', '--store', file, '--limit', '3']).out).not.toContain('more entries');
   });
+});
+
+describe('keel dlq on a store that cannot be written', () => {
+  it('retry: while another connection holds the write lock it fails (exit 1, the reason printed) and the entry is unchanged; once released, the same command marks it', async () => {
+    const file = await knownStore();
+    const before = rows(file);
+    const lock = writeLock(file);
+    let failed: { code: number; out: string };
+    try {
+      failed = run(['retry', '2', '--store', file], T + 7, SHORT_BUSY);
+    } finally {
+      lock.release();
+    }
+    expect(failed).toEqual({
+      code: 1,
+      out: `keel dlq retry: could not write ${path.resolve(file)}: database is locked (SQLITE_BUSY); no dead letter was changed; another connection holds a write lock on the file: run the command again once it is released`,
+    });
+    expect(rows(file)).toEqual(before);
+    // --json too: no "marked" report for a change that was not made
+    const lockAgain = writeLock(file);
+    try {
+      const { code, out } = run(['retry', '--all', '--json', '--store', file], T + 7, SHORT_BUSY);
+      expect(code).toBe(1);
+      expect(out).not.toContain('marked');
+    } finally {
+      lockAgain.release();
+    }
+    expect(rows(file)).toEqual(before);
+
+    expect(run(['retry', '2', '--store', file], T + 7, SHORT_BUSY)).toEqual({ code: 0, out: 'marked 1 dead letter(s) due now; the owning node delivers them at its next wake' });
+    expect(rows(file)[1]).toEqual({ seq: 2, status: 'pending', next_retry_at: T + 7, recipient: '<keel-1.7.3>' });
+  });
+
+  it('purge: while another connection holds the write lock it fails (exit 1, the reason printed) and nothing is deleted; once released, the same command deletes', async () => {
+    const file = await knownStore();
+    const lock = writeLock(file);
+    let failed: { code: number; out: string };
+    try {
+      failed = run(['purge', '--all', '--store', file], T, SHORT_BUSY);
+    } finally {
+      lock.release();
+    }
+    expect(failed).toEqual({
+      code: 1,
+      out: `keel dlq purge: could not write ${path.resolve(file)}: database is locked (SQLITE_BUSY); no dead letter was changed; another connection holds a write lock on the file: run the command again once it is released`,
+    });
+    expect(rows(file).map((r) => r.seq)).toEqual([1, 2, 3]);
+
+    expect(run(['purge', '--all', '--store', file], T, SHORT_BUSY)).toEqual({ code: 0, out: 'purged 3 dead letter(s)' });
+    expect(rows(file)).toEqual([]);
+  });
+
+  it('a store that needs a write to be opened (a file left in rollback-journal mode) fails while locked (exit 1, not a usage error); once released, the command runs', async () => {
+    const file = await knownStore();
+    const db = new Database(file);
+    db.pragma('journal_mode = DELETE');
+    db.close();
+    const before = rows(file);
+    const lock = writeLock(file);
+    let failed: { code: number; out: string };
+    try {
+      failed = run(['retry', '1', '--store', file], T + 7, SHORT_BUSY);
+    } finally {
+      lock.release();
+    }
+    expect(failed).toEqual({
+      code: 1,
+      out: `keel dlq retry: could not open ${path.resolve(file)}: database is locked (SQLITE_BUSY); no dead letter was changed; another connection holds a write lock on the file: run the command again once it is released`,
+    });
+    expect(rows(file)).toEqual(before);
+    expect(run(['retry', '1', '--store', file], T + 7, SHORT_BUSY).code).toBe(0);
+    expect(rows(file)[0]).toMatchObject({ seq: 1, status: 'pending', next_retry_at: T + 7 });
+  });
+
+  it('a file that is not a store is bad usage (exit 2), and is left as it was', () => {
+    const text = tmpfile();
+    fs.writeFileSync(text, 'not a database, not even close');
+    const notDb = run(['purge', '--all', '--store', text], T, SHORT_BUSY);
+    expect(notDb.code).toBe(2);
+    expect(notDb.out).toBe(`keel dlq: cannot open ${text}: file is not a database`);
+    expect(fs.readFileSync(text, 'utf8')).toBe('not a database, not even close');
+    const empty = tmpfile();
+    fs.writeFileSync(empty, '');
+    expect(run(['purge', '--all', '--store', empty], T, SHORT_BUSY)).toEqual({
+      code: 2,
+      out: `keel dlq: cannot open ${empty}: ${path.resolve(empty)} is not a Keel dead letter store (it has no dead_letters table)`,
+    });
+    expect(fs.statSync(empty).size).toBe(0);
+  });
+
+  it('list and show still read the store while another connection holds the write lock (WAL)', async () => {
+    const file = await knownStore();
+    const lock = writeLock(file);
+    try {
+      expect(run(['list', '--store', file, '--status', 'pending', '--json'], T, SHORT_BUSY).code).toBe(0);
+      expect(run(['show', '3', '--store', file], T, SHORT_BUSY).code).toBe(0);
+    } finally {
+      lock.release();
+    }
+  });
+});
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * Runs the `keel` entry point (src/cli/keel.ts, loaded through jiti: dist/ may be rebuilt by others
+ * at any moment) in a child process, and waits for it to exit.
+ */
+function keel(argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'jiti/register', path.join(ROOT, 'src/cli/keel.ts'), ...argv], { cwd: ROOT }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout, stderr });
+    });
+  });
+}
+
+describe('keel dlq through the keel entry point', () => {
+  it('dispatches `keel dlq …` to the dlq command: list --json prints the records (exit 0); bad usage prints the dlq usage (exit 2)', async () => {
+    const file = await knownStore();
+    const [listed, usage] = await Promise.all([keel(['dlq', 'list', '--store', file, '--json']), keel(['dlq', 'list'])]);
+    expect(listed.stderr).toBe('');
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.stdout)).toEqual(JSON.parse(run(['list', '--store', file, '--json']).out));
+    expect((JSON.parse(listed.stdout) as { id: string }[]).map((r) => r.id)).toEqual(['1', '2', '3']);
+    expect(usage.code).toBe(2);
+    expect(usage.stdout).toContain(DLQ_USAGE);
+  }, 30_000);
 });

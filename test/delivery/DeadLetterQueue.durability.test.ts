@@ -1,20 +1,24 @@
 // The SQLite dead letter store survives a SIGKILL of its OS process: a child process adds entries
 // and reports each id whose `add` resolved; the parent kills it with SIGKILL mid-stream, reopens the
-// file and finds every reported id. The child runs the built package (compiled here into a private
-// temp directory, so that the shared dist/ is left alone).
+// file and finds every reported id. A live owner in another OS process keeps a node off the file; a
+// killed one does not. The children run the built package (compiled here into a private temp
+// directory, so that the shared dist/ is left alone). And what the file is written with: WAL,
+// `synchronous=NORMAL`, no update lost without a word when the store closes.
 import { type ChildProcess, execFileSync, fork } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type DeadLetter, isUnavailable } from '../../src/index.js';
+import { SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
 import { TestClock } from '../../src/testing/index.js';
-import { useNodes, useTempFiles } from '../support.js';
+import { expectKeelError, ok, thrown, useNodes, useTempFiles } from '../support.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CHILD = fileURLToPath(new URL('../fixtures/dlq-sigkill-child.mjs', import.meta.url));
+const OWNER_CHILD = fileURLToPath(new URL('../fixtures/dlq-owner-child.mjs', import.meta.url));
 const REPORTED = 200;
 
 // after-each hooks run in reverse order: the nodes shut down, then a child left running by a failed
@@ -111,5 +115,120 @@ describe('the SQLite dead letter store under SIGKILL', () => {
     } finally {
       db.close();
     }
+  });
+});
+
+interface Holding {
+  readonly holding: number;
+  readonly ids: readonly string[];
+}
+
+describe('the SQLite dead letter store across OS processes', () => {
+  it('two nodes never share one file: ERR_STORE_IN_USE while the owning OS process lives; once it is killed, a node takes the file over with its entries', async () => {
+    const file = tmpfile();
+    const moduleUrl = pathToFileURL(path.join(build, 'dist', 'index.js')).href;
+    const child = fork(OWNER_CHILD, [moduleUrl, file, '3'], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    children.push(child);
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+    });
+    const holding = await new Promise<Holding>((resolve, reject) => {
+      child.once('message', (m: Holding) => resolve(m));
+      void exited.then(({ code, signal }) => reject(new Error(`the child exited before it held the file (code ${code}, signal ${signal}): ${stderr}`)));
+    });
+    expect(holding.holding).toBe(child.pid);
+    expect(holding.ids).toHaveLength(3);
+
+    // the child is alive and owns the file: a node here is refused, and the error names the owner
+    const refused = thrown(() => track({ services: { deadLetters: { store: { kind: 'sqlite', path: file } } } }));
+    expectKeelError(refused, 'ERR_STORE_IN_USE', path.resolve(file), `(OS process ${child.pid})`);
+
+    expect(child.kill('SIGKILL')).toBe(true);
+    expect(await exited).toEqual({ code: null, signal: 'SIGKILL' });
+
+    // its claim is left behind, but its OS process is gone: a node takes the file over
+    const node = track({ clock: new TestClock({ start: 0 }), services: { deadLetters: { store: { kind: 'sqlite', path: file } } } });
+    const { entries, cursor } = ok(await node.deadLetters.list({ limit: 10 }));
+    expect(cursor).toBeUndefined();
+    expect(entries.map((e) => e.id)).toEqual(holding.ids);
+    entries.forEach((e, n) => expect(e).toMatchObject({ recipient: 'nobody', reason: 'noproc', status: 'pending', message: { n, text: `held ${n}` } }));
+    const db = new Database(file, { readonly: true });
+    try {
+      expect(db.prepare('SELECT os_pid FROM dead_letter_owner').all()).toEqual([{ os_pid: process.pid }]);
+    } finally {
+      db.close();
+    }
+  });
+});
+
+describe('the SQLite dead letter store file', () => {
+  it('sets synchronous=NORMAL on its connection itself (PRAGMA synchronous answers 1 there), in WAL mode', async () => {
+    // The setting belongs to a connection, not to the file, so it is read on the store's own
+    // connection. Its value alone cannot tell whether the store set it: better-sqlite3 is built with
+    // SQLITE_DEFAULT_WAL_SYNCHRONOUS=1, so any connection (a fresh one too) answers 1 once it has
+    // opened the WAL. The store sets it explicitly, so as not to depend on how the driver was built:
+    // that call is checked as well.
+    const file = tmpfile();
+    const pragma = vi.spyOn(Database.prototype, 'pragma');
+    let connections: Database.Database[];
+    let calls: unknown[][];
+    try {
+      const node = track({ services: { deadLetters: { store: { kind: 'sqlite', path: file } } } });
+      ok(await node.deadLetters.add({ recipient: 'x', message: 1, reason: 'noproc' }));
+      connections = [...new Set(pragma.mock.contexts as Database.Database[])];
+      calls = pragma.mock.calls;
+    } finally {
+      pragma.mockRestore();
+    }
+    expect(connections).toHaveLength(1);
+    expect(calls).toContainEqual(['synchronous = NORMAL']);
+    const own = connections[0]!;
+    expect(own.pragma('synchronous', { simple: true })).toBe(1);
+    expect(own.pragma('journal_mode', { simple: true })).toBe('wal');
+  });
+
+  it('close() writes the updates still queued, and reports those it cannot write to its error handler instead of dropping them silently', async () => {
+    const file = tmpfile();
+    const seeded = new SqliteStore(file, undefined);
+    const [a, b] = await Promise.all(['a', 'b'].map((m) => seeded.add({ recipient: 'x', message: m, reason: 'noproc', metadata: {}, attempts: 0, firstFailedAt: 1, lastAttemptAt: 1, nextRetryAt: 1, lastError: undefined, status: 'pending' })));
+    seeded.close();
+    const statusOf = (id: string): unknown => {
+      const db = new Database(file, { readonly: true });
+      try {
+        return (db.prepare('SELECT status FROM dead_letters WHERE seq = ?').get(Number(id)) as { status: string }).status;
+      } finally {
+        db.close();
+      }
+    };
+    const reports: { message: string; error: unknown }[] = [];
+    const open = (): SqliteStore => new SqliteStore(file, undefined, (message, error) => reports.push({ message, error }), false, { busyTimeoutMs: 20 });
+
+    // another connection holds the write lock: the final flush fails, and says so
+    let store = open();
+    const lock = new Database(file);
+    lock.exec('BEGIN IMMEDIATE');
+    try {
+      store.update(a!, { status: 'parked' }); // queued: written behind, at the latest by close()
+      store.close();
+    } finally {
+      lock.exec('ROLLBACK');
+      lock.close();
+    }
+    expect(reports).toHaveLength(1);
+    expect(reports[0]!.message).toBe(`the dead letter store ${path.resolve(file)} could not write 1 update(s) before it closed; they are lost`);
+    expect(reports[0]!.error).toMatchObject({ code: 'SQLITE_BUSY' });
+    expect(statusOf(a!)).toBe('pending');
+
+    // without the lock, close() writes what is queued, and reports nothing
+    reports.length = 0;
+    store = open();
+    store.update(b!, { status: 'parked' });
+    store.close();
+    expect(reports).toEqual([]);
+    expect(statusOf(b!)).toBe('parked');
   });
 });

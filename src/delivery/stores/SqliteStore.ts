@@ -49,9 +49,17 @@ CREATE INDEX IF NOT EXISTS dead_letters_due ON dead_letters (status, next_retry_
 CREATE TABLE IF NOT EXISTS dead_letter_owner (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, os_pid INTEGER NOT NULL);
 `;
 
-function loadDriver(): new (file: string) => Database {
+type Driver = new (file: string, options?: { timeout?: number }) => Database;
+
+/** @internal Settings of a store that only Keel's own callers (the CLI, the tests) give. */
+export interface SqliteStoreOptions {
+  /** How long a write waits for another connection's lock before it fails with SQLITE_BUSY (better-sqlite3's default: 5000). */
+  readonly busyTimeoutMs?: number;
+}
+
+function loadDriver(): Driver {
   try {
-    return createRequire(import.meta.url)('better-sqlite3') as new (file: string) => Database;
+    return createRequire(import.meta.url)('better-sqlite3') as Driver;
   } catch {
     throw new MissingPeerError('better-sqlite3', 'the SQLite dead letter store');
   }
@@ -71,6 +79,8 @@ function alive(osPid: number): boolean {
  * kill -9 of the OS process, not a power loss). Adds made in one turn of the event loop are written
  * in one transaction (a group commit), and `add` resolves after it. Messages are stored with the
  * structured clone serializer (`v8.serialize`). A node claims the file; the CLI opens it unclaimed.
+ * A write that fails is reported to `onError`: an update stays queued for the next try, except at
+ * `close()`, where there is none, so the report says that it is lost.
  */
 export class SqliteStore implements DeadLetterStore {
   readonly kind = 'sqlite' as const;
@@ -86,23 +96,32 @@ export class SqliteStore implements DeadLetterStore {
   readonly #applyWrites: (writes: { sql: string; args: unknown[] }[]) => void;
   #closed = false;
 
-  constructor(file: string, owner: string | undefined, onError: (message: string, error: unknown) => void = () => undefined, existing = false) {
+  constructor(
+    file: string,
+    owner: string | undefined,
+    onError: (message: string, error: unknown) => void = () => undefined,
+    existing = false,
+    options: SqliteStoreOptions = {},
+  ) {
     this.file = path.resolve(file);
     this.#onError = onError;
     const Driver = loadDriver();
     if (owner !== undefined && openFiles.has(this.file)) throw new StoreInUseError(this.file, 'another node in this OS process');
-    const db = (this.#db = new Driver(this.file));
-    if (existing) {
-      // the CLI: it works on an existing queue only, and never turns another database into one
-      const table = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'dead_letters'").get();
-      if (table === undefined) {
-        db.close();
-        throw new KeelError('ERR_INVALID_ARGUMENT', `${this.file} is not a Keel dead letter store (it has no dead_letters table)`);
+    const db = (this.#db = new Driver(this.file, options.busyTimeoutMs === undefined ? {} : { timeout: options.busyTimeoutMs }));
+    try {
+      if (existing) {
+        // the CLI: it works on an existing queue only, and never turns another database into one
+        const table = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'dead_letters'").get();
+        if (table === undefined) throw new KeelError('ERR_INVALID_ARGUMENT', `${this.file} is not a Keel dead letter store (it has no dead_letters table)`);
       }
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.exec(SCHEMA);
+    } catch (e) {
+      // not a store, not a database, or locked while it needs a write to be set up: not kept open
+      db.close();
+      throw e;
     }
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.exec(SCHEMA);
     this.#claimed = owner !== undefined;
     if (owner !== undefined) {
       // check and claim in one write transaction, so that two OS processes cannot both take it
@@ -112,7 +131,13 @@ export class SqliteStore implements DeadLetterStore {
         db.prepare('INSERT OR REPLACE INTO dead_letter_owner (id, owner, os_pid) VALUES (1, ?, ?)').run(owner, process.pid);
         return undefined;
       }) as unknown as { immediate(): { owner: string; os_pid: number } | undefined };
-      const taken = claim.immediate();
+      let taken: { owner: string; os_pid: number } | undefined;
+      try {
+        taken = claim.immediate();
+      } catch (e) {
+        db.close();
+        throw e;
+      }
       if (taken !== undefined) {
         db.close();
         throw new StoreInUseError(this.file, `${taken.owner} (OS process ${taken.os_pid})`);
@@ -186,14 +211,21 @@ export class SqliteStore implements DeadLetterStore {
     if (this.#writes.push({ sql, args: [...args, Number(id)] }) === 1) setImmediate(() => this.#flushWrites());
   }
 
-  /** Writes the pending updates; on failure (a locked or full disk) they stay queued for the next try. */
-  #flushWrites(): void {
+  /**
+   * Writes the pending updates; on failure (a locked file, a full disk) they stay queued for the
+   * next try. The `final` flush of `close()` has no next try: a failure there reports them lost.
+   */
+  #flushWrites(final = false): void {
     if (this.#writes.length === 0 || this.#closed) return;
     const writes = this.#writes;
     this.#writes = [];
     try {
       this.#applyWrites(writes);
     } catch (e) {
+      if (final) {
+        this.#onError(`the dead letter store ${this.file} could not write ${writes.length} update(s) before it closed; they are lost`, e);
+        return;
+      }
       this.#writes = writes.concat(this.#writes);
       this.#onError(`the dead letter store ${this.file} could not write ${writes.length} update(s); they are kept for the next try`, e);
     }
@@ -247,7 +279,7 @@ export class SqliteStore implements DeadLetterStore {
   close(): void {
     if (this.#closed) return;
     this.#flush();
-    this.#flushWrites();
+    this.#flushWrites(true);
     this.#closed = true;
     if (this.#claimed) {
       this.#db.prepare('DELETE FROM dead_letter_owner WHERE id = 1 AND os_pid = ?').run(process.pid);
