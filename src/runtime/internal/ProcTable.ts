@@ -1,11 +1,12 @@
 import type { Proc } from './Proc.js';
 
-const CHUNK = 1024;
+const SHIFT = 10;
+const CHUNK = 1 << SHIFT; // 1,024
 const SLOT = CHUNK - 1;
 
-/** The chunk number of an id: exact for every safe integer, small-integer arithmetic below 2^31. */
+/** The chunk number of an id: a shift below 2^31 (small integers), exact division above. */
 function chunkOf(id: number): number {
-  return (id - (id & SLOT)) / CHUNK;
+  return id < 0x80000000 ? id >> SHIFT : Math.floor(id / CHUNK);
 }
 
 class Chunk {
