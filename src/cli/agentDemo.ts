@@ -236,7 +236,9 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
   try {
     // the signal router and its subscribers: two quick ones, one slow with a small buffer; each
     // counts what it receives, to check the router's own count
-    const router = await SignalRouter.start(node);
+    // no delivery timeout: the slow subscriber waits for publishes, and a lull (the last workflows
+    // retrying their tasks) must not turn a delivery it will make into a failed one
+    const router = await SignalRouter.start(node, { deliveryTimeout: Infinity });
     const quick = () => node.spawn(() => () => void received++);
     // the slow one handles at most one signal per SLOW_PACE published while workflows run (so it
     // overflows on any machine, however fast), then catches up

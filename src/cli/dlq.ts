@@ -125,9 +125,10 @@ export function runDlq(argv: string[], print: (line: string) => void, now: () =>
   try {
     store = new SqliteStore(args.store, undefined, (_message, error) => (failed ??= { error }), true, internal);
   } catch (e) {
-    // a store that needs a write to be opened (to add a table, or to turn a file back to WAL) while
-    // another connection holds the lock is a failure, not bad usage
-    if (locked(sqliteCode(e))) {
+    // a file that is not a store (or not a database) is bad usage; a store that could not be opened
+    // (locked while it needs a write to be set up, read-only, an I/O error) is a failure
+    const code = sqliteCode(e);
+    if (code !== undefined && code !== 'SQLITE_NOTADB') {
       print(failure(args.command, path.resolve(args.store), e, true));
       return 1;
     }

@@ -404,6 +404,14 @@ describe('keel dlq on a store that cannot be written', () => {
     expect(fs.statSync(empty).size).toBe(0);
   });
 
+  it('a store that SQLite cannot open (here a directory) is a failure (exit 1), not bad usage', () => {
+    const dir = path.dirname(tmpfile());
+    fs.mkdirSync(dir, { recursive: true });
+    const r = run(['list', '--store', dir], T, SHORT_BUSY);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(new RegExp(`^keel dlq list: could not open ${escapeRegExp(path.resolve(dir))}: .*\\(SQLITE_CANTOPEN\\)`));
+  });
+
   it('list and show still read the store while another connection holds the write lock (WAL)', async () => {
     const file = await knownStore();
     const lock = writeLock(file);
@@ -442,3 +450,7 @@ describe('keel dlq through the keel entry point', () => {
     expect(usage.stdout).toContain(DLQ_USAGE);
   }, 30_000);
 });
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

@@ -231,4 +231,26 @@ describe('the SQLite dead letter store file', () => {
     expect(reports).toEqual([]);
     expect(statusOf(b!)).toBe('parked');
   });
+
+  it('a claimed store closed while the file is locked reports what it could not do, closes, and can be opened again', () => {
+    const file = tmpfile();
+    const reports: string[] = [];
+    const claimed = new SqliteStore(file, 'node-a', (message) => reports.push(message), false, { busyTimeoutMs: 20 });
+    claimed.update('1', { status: 'parked' }); // a queued write, to fail with the claim's release
+    const lock = new Database(file);
+    lock.exec('BEGIN IMMEDIATE');
+    try {
+      expect(() => claimed.close()).not.toThrow();
+    } finally {
+      lock.exec('ROLLBACK');
+      lock.close();
+    }
+    expect(reports).toEqual([
+      `the dead letter store ${path.resolve(file)} could not write 1 update(s) before it closed; they are lost`,
+      `the dead letter store ${path.resolve(file)} could not release its claim on the file`,
+    ]);
+    // the claim left in the file names this OS process, so a node here takes the file over
+    const again = new SqliteStore(file, 'node-b');
+    again.close();
+  });
 });

@@ -62,6 +62,38 @@ describe('checkSerializable', () => {
     expect(refusedAt(new Array(3))).toBeUndefined();
   });
 
+  it('refuses a Proxy of an array before asking it anything', () => {
+    expect(refusedAt({ list: new Proxy([1, 2], {}) })).toBe('message.list');
+  });
+
+  it('refuses enumerable symbol-keyed properties, and leaves non-enumerable ones (structured clone drops both)', () => {
+    expect(refusedAt({ tagged: { [Symbol('s')]: 1 } })).toBe('message.tagged');
+    expect(refusedAt({ tagged: Object.defineProperty({ a: 1 }, Symbol('s'), { value: 1, enumerable: false }) })).toBeUndefined();
+  });
+
+  it('labels a Map key only for an error, and accepts a key without a string form', () => {
+    const key = Object.create(null) as object;
+    expect(refusedAt(new Map([[key, { n: 1 }]]))).toBeUndefined();
+    expect(refusedAt(new Map([[key, () => 1]]))).toBe('message.get(object)');
+    expect(refusedAt(new Map([[2, new Set([Symbol('x')])]]))).toBe('message.get(2).(a Set member)');
+  });
+
+  it('visits shared sub-objects once each when there are many paths to them', () => {
+    let dag: unknown = { leaf: 1 };
+    for (let i = 0; i < 40; i++) dag = [dag, dag]; // 2^40 paths, 41 objects
+    expect(refusedAt(dag)).toBeUndefined();
+    let bad: unknown = { leaf: () => 1 };
+    for (let i = 0; i < 40; i++) bad = [bad, bad];
+    expect(refusedAt(bad)).toBe(`message${'[0]'.repeat(40)}.leaf`);
+  });
+
+  it("checks the non-index properties of arrays up to 1,024 elements (listing a longer one's keys would cost more than its elements)", () => {
+    const checked = Object.assign(new Array<number>(1024).fill(0), { fn: () => 1 });
+    expect(refusedAt(checked)).toBe('message.fn');
+    const long = Object.assign(new Array<number>(1025).fill(0), { fn: () => 1 });
+    expect(refusedAt(long)).toBeUndefined();
+  });
+
   it('refuses an Error whose cause cannot be stored', () => {
     expect(refusedAt({ e: new Error('x', { cause: { f: () => 1 } }) })).toBe('message.e.cause.f');
   });

@@ -241,4 +241,19 @@ describe('pid ids', () => {
     await drainThrough(node, p);
     expect(p.messages).toEqual(['marker']);
   });
+
+  it('with a negative id reach no process, even one whose id it equals modulo 2^32', async () => {
+    const node = track();
+    const p = probe(node);
+    const aliases: Pid[] = [-1, p.id - 2 ** 32].map((id) => ({ node: p.node, creation: p.creation, id }));
+    const captured = captureEvents(node, ['keel.message.dropped']);
+    for (const alias of aliases) {
+      expect(node.isAlive(alias)).toBe(false);
+      node.send(alias, 'to-an-alias');
+    }
+    expect(captured.events.map((e) => e.metadata.reason)).toEqual(['noproc', 'noproc']);
+    captured.stop();
+    await drainThrough(node, p);
+    expect(p.messages).toEqual(['marker']);
+  });
 });

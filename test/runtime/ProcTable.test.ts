@@ -14,6 +14,10 @@ describe('ProcTable', () => {
     for (const id of around) table.set(id, rec(id));
     for (const id of [7, ...around]) expect(table.get(id), String(id)).toEqual({ id });
     for (const id of [8, 2 ** 31 - 2, 2 ** 31 + 2, 2 ** 31 + 1025]) expect(table.get(id), String(id)).toBeUndefined();
+    // a negative id is no process's, even where 32-bit arithmetic would wrap it onto one
+    for (const id of [-1, 7 - 2 ** 32, 2 ** 31 - 1 - 2 ** 32, -(2 ** 31)]) expect(table.get(id), String(id)).toBeUndefined();
+    table.delete(7 - 2 ** 32);
+    expect(table.get(7)).toEqual({ id: 7 });
     expect(idsOf(table)).toEqual([7, ...around]);
     // the first chunk's last process dies: the empty chunks at the front go, and the rest is still found
     table.delete(7);

@@ -79,11 +79,14 @@ const TYPED_ARRAYS = [
  * only (what the structured clone algorithm keeps faithfully: own enumerable string keys). Throws
  * `NotSerializableError` naming where the first thing that cannot be stored is.
  *
- * A fast scan decides; it keeps no path and no set of seen objects (messages are trees), and only a
- * structure deeper than 64 levels (a cycle, most likely) is scanned again with one. When something
- * cannot be stored, a second walk that keeps the path explains where.
+ * A fast scan decides; it keeps no path and no set of seen objects (messages are trees). A
+ * structure deeper than 64 levels (a cycle, most likely) or larger than a budget of objects (shared
+ * sub-objects would be visited once per path) is scanned again with a seen-set, which visits each
+ * object once. When something cannot be stored, a second walk that keeps the path explains where.
+ * Both classify objects alike ({@link classify}); they differ only in what they keep.
  */
 export function checkSerializable(value: unknown, path = 'message'): void {
+  budget = SCAN_BUDGET;
   const r = scan(value, 0, undefined);
   if (r === OK || (r === DEEP && scan(value, 0, new Set()) === OK)) return;
   walk(value, path, [], new Set());
@@ -93,8 +96,40 @@ const OK = 0;
 const BAD = 1;
 const DEEP = 2;
 const MAX_DEPTH = 64;
+/** Objects the first scan visits before it starts again with a seen-set. */
+const SCAN_BUDGET = 10_000;
+let budget = 0;
+/** Arrays up to this length are also checked for non-index properties (listing the keys of a longer one would cost more than its elements). */
+const EXTRAS_UP_TO = 1024;
 
-/** OK, BAD, or DEEP (gave up: too deep without a seen-set). Decides as {@link walk} would, without the path. */
+// what an object is, for the check
+const ARRAY = 0;
+const PLAIN = 1;
+const LEAF = 2; // a Date, a RegExp, a typed array, an ArrayBuffer, a DataView: stored as is
+const MAP = 3;
+const SET = 4;
+const ERROR = 5;
+
+/** The kind of an object, or why it cannot be stored. A Proxy is refused before anything asks it (an array's too). */
+function classify(obj: object): number | string {
+  if (types.isProxy(obj)) return 'a Proxy';
+  if (Array.isArray(obj)) return ARRAY;
+  const proto: unknown = Object.getPrototypeOf(obj);
+  if (proto === Object.prototype || proto === null) return PLAIN;
+  if (obj instanceof Error) return ERROR;
+  if (obj instanceof Date || obj instanceof RegExp || TYPED_ARRAYS.some((T) => obj instanceof T)) return LEAF;
+  if (obj instanceof Map) return MAP;
+  if (obj instanceof Set) return SET;
+  return `an instance of ${(proto as { constructor?: { name?: string } }).constructor?.name ?? 'a class'} (its behaviour would be lost)`;
+}
+
+/** True when an object has an enumerable symbol-keyed property (structured clone would drop it). */
+function hasSymbolKeys(obj: object): boolean {
+  const symbols = Object.getOwnPropertySymbols(obj);
+  return symbols.length > 0 && symbols.some((s) => Object.prototype.propertyIsEnumerable.call(obj, s));
+}
+
+/** OK, BAD, or DEEP (gave up: too deep or too large without a seen-set). Decides as {@link walk} would, without the path. */
 function scan(value: unknown, depth: number, seen: Set<object> | undefined): number {
   switch (typeof value) {
     case 'object':
@@ -109,11 +144,13 @@ function scan(value: unknown, depth: number, seen: Set<object> | undefined): num
   if (seen !== undefined) {
     if (seen.has(value)) return OK;
     seen.add(value);
-  } else if (depth > MAX_DEPTH) {
+  } else if (depth > MAX_DEPTH || --budget < 0) {
     return DEEP;
   }
   const next = depth + 1;
-  // a primitive member is decided here, without a call (most members are)
+  // arrays and plain objects, most of any message, without a call to classify; a primitive member
+  // is decided in the loops, without a call either
+  if (types.isProxy(value)) return BAD;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       const v: unknown = value[i];
@@ -128,26 +165,39 @@ function scan(value: unknown, depth: number, seen: Set<object> | undefined): num
     }
     return OK;
   }
-  if (!types.isProxy(value)) {
-    const proto: unknown = Object.getPrototypeOf(value);
-    if (proto === Object.prototype || proto === null) {
-      // for-in also visits inherited enumerable keys: a superset of what walk checks, never fewer
-      for (const key in value) {
-        const v = (value as Record<string, unknown>)[key];
-        if (typeof v === 'object' || typeof v === 'function' || typeof v === 'symbol') {
-          const r = scan(v, next, seen);
-          if (r !== OK) return r;
-        }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto === Object.prototype || proto === null) {
+    // for-in also visits inherited enumerable keys: a superset of what walk checks, never fewer
+    for (const key in value) {
+      const v = (value as Record<string, unknown>)[key];
+      if (typeof v === 'object' || typeof v === 'function' || typeof v === 'symbol') {
+        const r = scan(v, next, seen);
+        if (r !== OK) return r;
       }
-      return Object.getOwnPropertySymbols(value).length === 0 ? OK : BAD;
     }
+    return Object.getOwnPropertySymbols(value).length === 0 || !hasSymbolKeys(value) ? OK : BAD;
   }
-  // a Date, a Map, an Error, a class instance, a Proxy (rare in a message): the thorough walk decides
-  try {
-    walk(value, '', [], new Set());
-    return OK;
-  } catch {
-    return BAD;
+  switch (classify(value)) {
+    case LEAF:
+      return OK;
+    case ERROR:
+      return scan((value as { cause?: unknown }).cause, next, seen);
+    case MAP:
+      for (const [k, v] of value as Map<unknown, unknown>) {
+        const r = scan(k, next, seen);
+        if (r !== OK) return r;
+        const rv = scan(v, next, seen);
+        if (rv !== OK) return rv;
+      }
+      return OK;
+    case SET:
+      for (const v of value as Set<unknown>) {
+        const r = scan(v, next, seen);
+        if (r !== OK) return r;
+      }
+      return OK;
+    default:
+      return BAD;
   }
 }
 
@@ -156,10 +206,12 @@ const INDEX = /^(?:0|[1-9]\d*)$/;
 
 /**
  * An array's own enumerable properties that are not indexes (structured clone keeps them, as the
- * match array of a RegExp has `index` and `input`), in their order. `Object.keys` lists indexes
- * first, so an array whose last key is an index has none.
+ * match array of a RegExp has `index` and `input`), in their order; only for an array of up to
+ * {@link EXTRAS_UP_TO} elements. `Object.keys` lists indexes first, so an array whose last key is
+ * an index has none.
  */
 function arrayExtras(arr: readonly unknown[]): readonly string[] {
+  if (arr.length > EXTRAS_UP_TO) return NO_KEYS;
   const keys = Object.keys(arr);
   let i = keys.length;
   while (i > 0 && !isIndex(keys[i - 1]!)) i--;
@@ -170,13 +222,24 @@ function isIndex(key: string): boolean {
   return INDEX.test(key) && Number(key) < 2 ** 32 - 1;
 }
 
+/** A step of a path: a key, an index, or a Map key (labelled only when an error is built). */
+type Step = string | number | { readonly mapKey: unknown };
+
 /** The path of the value being checked, built only for an error message. */
-function where(root: string, keys: readonly (string | number)[]): string {
-  return root + keys.map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`)).join('');
+function where(root: string, keys: readonly Step[]): string {
+  return root + keys.map((k) => (typeof k === 'number' ? `[${k}]` : typeof k === 'string' ? `.${k}` : `.get(${label(k.mapKey)})`)).join('');
+}
+
+function label(key: unknown): string {
+  try {
+    return String(key);
+  } catch {
+    return typeof key; // an object without a string form (a null-prototype object)
+  }
 }
 
 /** Throws `NotSerializableError` for the first thing that cannot be stored, naming its path. */
-function walk(value: unknown, root: string, keys: (string | number)[], seen: Set<object>): void {
+function walk(value: unknown, root: string, keys: Step[], seen: Set<object>): void {
   switch (typeof value) {
     case 'function':
       throw new NotSerializableError(where(root, keys), 'a function');
@@ -190,37 +253,38 @@ function walk(value: unknown, root: string, keys: (string | number)[], seen: Set
   if (value === null || seen.has(value)) return;
   const obj: object = value;
   seen.add(obj);
-  const inner = (key: string | number, v: unknown): void => {
+  const inner = (key: Step, v: unknown): void => {
     keys.push(key);
     walk(v, root, keys, seen);
     keys.pop();
   };
-  if (Array.isArray(obj)) {
-    for (let i = 0; i < obj.length; i++) inner(i, obj[i]);
-    for (const key of arrayExtras(obj)) inner(key, (obj as unknown as Record<string, unknown>)[key]);
-    return;
-  }
-  if (types.isProxy(obj)) throw new NotSerializableError(where(root, keys), 'a Proxy');
-  const proto: unknown = Object.getPrototypeOf(obj);
-  if (proto === Object.prototype || proto === null) {
-    if (Object.getOwnPropertySymbols(obj).length > 0) throw new NotSerializableError(where(root, keys), 'an object with symbol keys');
-    for (const key of Object.keys(obj)) inner(key, (obj as Record<string, unknown>)[key]);
-    return;
-  }
-  // an Error's cause and own data are cloned too
-  if (obj instanceof Error) return inner('cause', (obj as { cause?: unknown }).cause);
-  if (obj instanceof Date || obj instanceof RegExp) return;
-  if (TYPED_ARRAYS.some((T) => obj instanceof T)) return;
-  if (obj instanceof Map) {
-    for (const [k, v] of obj) {
-      inner(`get(${String(k)})`, k);
-      inner(`get(${String(k)})`, v);
+  const kind = classify(obj);
+  switch (kind) {
+    case ARRAY: {
+      const arr = obj as unknown[];
+      for (let i = 0; i < arr.length; i++) inner(i, arr[i]);
+      for (const key of arrayExtras(arr)) inner(key, (arr as unknown as Record<string, unknown>)[key]);
+      return;
     }
-    return;
+    case PLAIN:
+      if (hasSymbolKeys(obj)) throw new NotSerializableError(where(root, keys), 'an object with symbol keys');
+      for (const key of Object.keys(obj)) inner(key, (obj as Record<string, unknown>)[key]);
+      return;
+    case LEAF:
+      return;
+    case ERROR:
+      // an Error's cause is cloned too
+      return inner('cause', (obj as { cause?: unknown }).cause);
+    case MAP:
+      for (const [k, v] of obj as Map<unknown, unknown>) {
+        inner({ mapKey: k }, k);
+        inner({ mapKey: k }, v);
+      }
+      return;
+    case SET:
+      for (const v of obj as Set<unknown>) inner('(a Set member)', v);
+      return;
+    default:
+      throw new NotSerializableError(where(root, keys), typeof kind === 'string' ? kind : 'not plain data');
   }
-  if (obj instanceof Set) {
-    for (const v of obj) inner('(a Set member)', v);
-    return;
-  }
-  throw new NotSerializableError(where(root, keys), `an instance of ${(proto as { constructor?: { name?: string } }).constructor?.name ?? 'a class'} (its behaviour would be lost)`);
 }

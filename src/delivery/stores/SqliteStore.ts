@@ -281,11 +281,16 @@ export class SqliteStore implements DeadLetterStore {
     this.#flush();
     this.#flushWrites(true);
     this.#closed = true;
-    if (this.#claimed) {
-      this.#db.prepare('DELETE FROM dead_letter_owner WHERE id = 1 AND os_pid = ?').run(process.pid);
-      openFiles.delete(this.file);
+    try {
+      if (this.#claimed) this.#db.prepare('DELETE FROM dead_letter_owner WHERE id = 1 AND os_pid = ?').run(process.pid);
+    } catch (e) {
+      // locked or unwritable: the claim stays in the file, naming this (live) OS process, which may
+      // open it again; another process can take it over once this one has exited
+      this.#onError(`the dead letter store ${this.file} could not release its claim on the file`, e);
+    } finally {
+      if (this.#claimed) openFiles.delete(this.file);
+      this.#db.close();
     }
-    this.#db.close();
   }
 }
 

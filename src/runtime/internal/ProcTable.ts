@@ -4,9 +4,12 @@ const SHIFT = 10;
 const CHUNK = 1 << SHIFT; // 1,024
 const SLOT = CHUNK - 1;
 
-/** The chunk number of an id: a shift below 2^31 (small integers), exact division above. */
+/**
+ * The chunk number of an id: a shift from 0 to 2^31 (small integers), exact division elsewhere (a
+ * negative id, which no process has, gets a negative chunk and is found nowhere).
+ */
 function chunkOf(id: number): number {
-  return id < 0x80000000 ? id >> SHIFT : Math.floor(id / CHUNK);
+  return id >= 0 && id < 0x80000000 ? id >> SHIFT : Math.floor(id / CHUNK);
 }
 
 class Chunk {
