@@ -76,21 +76,26 @@ const callStart = diagnostics.channel('tracing:keel.call:start');
  * the caller's promise directly, never through a mailbox, so a late reply is simply discarded.
  */
 export class PendingCall extends NextTurnWatcher {
-  readonly request: unknown;
-  readonly server: Proc;
-  #resolve: ((value: unknown) => void) | undefined;
-  #reject: (error: unknown) => void;
-  #timer: TimerEntry | undefined = undefined;
-  #timeoutMs = 0;
+  // declared, then assigned in the constructor (TS-private, not #private): a call is made per
+  // request, and class fields or #private members cost an initializer pass per object
+  declare readonly request: unknown;
+  declare readonly server: Proc;
+  private declare resolveFn: ((value: unknown) => void) | undefined;
+  private declare rejectFn: (error: unknown) => void;
+  private declare timer: TimerEntry | undefined;
+  private declare timeoutMs: number;
   /** What only some calls need (a calling process to watch, an abort signal), allocated for them alone. */
-  #extras: CallExtras | undefined = undefined;
+  private declare extras: CallExtras | undefined;
 
   constructor(request: unknown, server: Proc, resolve: (value: unknown) => void, reject: (error: unknown) => void) {
     super();
-    this.request = request;
-    this.server = server;
-    this.#resolve = resolve;
-    this.#reject = reject;
+    (this as { request: unknown }).request = request;
+    (this as { server: Proc }).server = server;
+    this.resolveFn = resolve;
+    this.rejectFn = reject;
+    this.timer = undefined;
+    this.timeoutMs = 0;
+    this.extras = undefined;
   }
 
   get node(): KeelNode {
@@ -99,20 +104,20 @@ export class PendingCall extends NextTurnWatcher {
 
   /** True while the caller still waits. */
   get pending(): boolean {
-    return this.#resolve !== undefined;
+    return this.resolveFn !== undefined;
   }
 
   reply(value: unknown): void {
-    const resolve = this.#resolve;
+    const resolve = this.resolveFn;
     if (resolve === undefined) return;
-    this.#finish();
+    this.finish();
     resolve(value);
   }
 
   fail(error: unknown): void {
-    if (this.#resolve === undefined) return;
-    this.#finish();
-    this.#reject(error);
+    if (this.resolveFn === undefined) return;
+    this.finish();
+    this.rejectFn(error);
   }
 
   /** A `drop_oldest` mailbox evicted the request before the server took it. */
@@ -131,20 +136,20 @@ export class PendingCall extends NextTurnWatcher {
 
   /** A pending call whose caller has died is a leak (it should have been released with the caller). */
   override leak(): string | undefined {
-    const watch = this.#extras?.callerWatch;
-    if (this.#resolve === undefined || watch === undefined || watch.watched !== undefined) return undefined;
+    const watch = this.extras?.callerWatch;
+    if (this.resolveFn === undefined || watch === undefined || watch.watched !== undefined) return undefined;
     return `a pending call to ${String(this.server.self)} from a caller that has exited`;
   }
 
   /** @internal At the next turn of the event loop: arm the deadline if the caller still waits. */
   nextTurn(): void {
-    if (this.#resolve !== undefined) this.#timer = this.server.rt.schedule(this.#timeoutMs, PendingCall.prototype.timedOut, false, this);
+    if (this.resolveFn !== undefined) this.timer = this.server.rt.schedule(this.timeoutMs, PendingCall.prototype.timedOut, false, this);
   }
 
   /** The deadline passed (a timer method: no closure per call). */
   timedOut(): void {
-    this.#timer = undefined;
-    this.fail(new CallTimeoutError(String(this.server.self), this.#timeoutMs));
+    this.timer = undefined;
+    this.fail(new CallTimeoutError(String(this.server.self), this.timeoutMs));
   }
 
   /** @internal Arms the deadline and the watches; called once the request is in the server's mailbox. */
@@ -154,18 +159,18 @@ export class PendingCall extends NextTurnWatcher {
       this.fail(new NoProcError(String(this.server.self), 'the server exited before the call was armed'));
       return;
     }
-    if (caller !== undefined || signal !== undefined) this.#armExtras(node, caller, signal);
+    if (caller !== undefined || signal !== undefined) this.armExtras(node, caller, signal);
     if (timeoutMs !== Infinity) {
       // most calls are answered within the current turn of the event loop: their deadline is only
       // put on the node's timer heap if they are still pending at the next turn (so it may fire up
       // to one turn late, never early), and costs no clock read or heap work otherwise
-      this.#timeoutMs = timeoutMs;
+      this.timeoutMs = timeoutMs;
       node.deferToNextTurn(this);
     }
   }
 
-  #armExtras(node: KeelNode, caller: Proc | undefined, signal: AbortSignal | undefined): void {
-    const extras: CallExtras = (this.#extras = { callerWatch: undefined, signal: undefined, onAbort: undefined });
+  private armExtras(node: KeelNode, caller: Proc | undefined, signal: AbortSignal | undefined): void {
+    const extras: CallExtras = (this.extras = { callerWatch: undefined, signal: undefined, onAbort: undefined });
     if (caller !== undefined) {
       // when the caller dies nobody waits: release everything (its continuation is a zombie)
       const watch = new CallerWatch(this);
@@ -178,16 +183,16 @@ export class PendingCall extends NextTurnWatcher {
     }
   }
 
-  #finish(): void {
-    this.#resolve = undefined;
+  private finish(): void {
+    this.resolveFn = undefined;
     const node = this.server.rt;
     if (this.turnQueued) node.cancelNextTurn(this);
-    if (this.#timer !== undefined) node.cancelEntry(this.#timer);
-    this.#timer = undefined;
+    if (this.timer !== undefined) node.cancelEntry(this.timer);
+    this.timer = undefined;
     node.unwatchExit(this);
-    const extras = this.#extras;
+    const extras = this.extras;
     if (extras !== undefined) {
-      this.#extras = undefined;
+      this.extras = undefined;
       if (extras.callerWatch !== undefined) node.unwatchExit(extras.callerWatch);
       if (extras.signal !== undefined) extras.signal.removeEventListener('abort', extras.onAbort!);
     }
@@ -202,10 +207,10 @@ interface CallExtras {
 
 /** Watches the calling process for a pending call. */
 class CallerWatch extends ExitWatcher {
-  readonly call: PendingCall;
+  declare readonly call: PendingCall;
   constructor(call: PendingCall) {
     super();
-    this.call = call;
+    (this as { call: PendingCall }).call = call;
   }
   onExit(): void {
     this.call.fail(new CallExitError(String(this.call.server.self), 'noproc', 'the caller exited'));
