@@ -44,6 +44,9 @@ const RESOLVED = Promise.resolve();
 const NOTHING: unique symbol = Symbol('nothing');
 /** A mailbox ring longer than this is given back once the mailbox is empty. */
 const SHRINK_ABOVE = 1024;
+/** The run queue's length (a power of two), to which it shrinks back once a burst has drained. */
+const RQ_INITIAL = 1024;
+const RQ_SHRINK_ABOVE = 65_536;
 const OVERFLOWS = ['reject', 'drop_newest', 'drop_oldest'] as const;
 let defaultNameSeq = 0;
 const creationsInUse = new Set<number>();
@@ -92,8 +95,8 @@ export class KeelNode implements Node {
   #turnScheduled = false;
   #messageIds: IdSequence;
   // run queue: a FIFO ring of ready processes
-  #rq: (Proc | null)[] = new Array<Proc | null>(1024).fill(null);
-  #rqMask = 1023;
+  #rq: (Proc | null)[] = new Array<Proc | null>(RQ_INITIAL).fill(null);
+  #rqMask = RQ_INITIAL - 1;
   #rqHead = 0;
   #rqSize = 0;
   #running = false;
@@ -590,6 +593,13 @@ export class KeelNode implements Node {
       }
     }
     this.#running = false;
+    // a burst (100,000 spawns, say) grew the run queue past the size of steady work (a fan-out to
+    // 10,000): once it is empty, it goes back to its initial size
+    if (this.#rqMask >= RQ_SHRINK_ABOVE) {
+      this.#rq = new Array<Proc | null>(RQ_INITIAL).fill(null);
+      this.#rqMask = RQ_INITIAL - 1;
+      this.#rqHead = 0;
+    }
     this.#checkIdle();
   }
 
@@ -1291,13 +1301,14 @@ export class KeelNode implements Node {
   }
 
   /** @internal Sizes of every internal index, for leak tests. */
-  internals(): { processes: number; names: number; groups: number; timers: number; runQueue: number; busy: number; envelopes: number } {
+  internals(): { processes: number; names: number; groups: number; timers: number; runQueue: number; runQueueCapacity: number; busy: number; envelopes: number } {
     return {
       processes: this.#procs.size,
       names: this.registry.size,
       groups: this.groups.size,
       timers: this.#timers.size,
       runQueue: this.#rqSize,
+      runQueueCapacity: this.#rqMask + 1,
       busy: this.#busy,
       envelopes: this.#envelopes,
     };

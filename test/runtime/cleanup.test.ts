@@ -111,7 +111,7 @@ describe('death cleans up everything the process owned', () => {
 
     expect(node.processes()).toEqual([]);
     expect(node.registry.names()).toEqual([]);
-    expect(node.internals()).toEqual({ processes: 0, names: 0, groups: 0, timers: 0, runQueue: 0, busy: 0, envelopes: 0 });
+    expect(node.internals()).toEqual({ processes: 0, names: 0, groups: 0, timers: 0, runQueue: 0, runQueueCapacity: expect.any(Number) as number, busy: 0, envelopes: 0 });
     expect(clock.pendingTimers).toBe(0);
   });
 });
@@ -260,5 +260,22 @@ describe('process death', () => {
     node.exit(victim, 'kill');
     expect(node.internals().busy).toBe(0);
     await node.idle();
+  });
+});
+
+describe('the run queue', () => {
+  it('goes back to its initial size once a burst of 100,000 ready processes has drained, and not after a steady fan-out of 10,000', async () => {
+    const node = track();
+    const init = (): (() => void) => () => undefined;
+    const fan = Array.from({ length: 10_000 }, () => node.spawn(init));
+    await node.idle();
+    for (const pid of fan) node.send(pid, 'tick');
+    expect(node.internals().runQueueCapacity).toBe(16_384); // grown for the fan-out
+    await node.idle();
+    expect(node.internals().runQueueCapacity).toBe(16_384); // kept: steady work of this size comes again
+    for (let i = 0; i < 100_000; i++) node.spawn(init);
+    expect(node.internals().runQueueCapacity).toBe(131_072);
+    await node.idle();
+    expect(node.internals()).toMatchObject({ processes: 110_000, runQueue: 0, runQueueCapacity: 1024 });
   });
 });
