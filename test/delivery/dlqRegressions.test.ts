@@ -145,6 +145,22 @@ describe.each([
     expect(ok(await node.deadLetters.stats())).toMatchObject({ succeeded: 5, pending: 1 });
   });
 
+  it('retries the entries due together oldest first, whatever their retry times', async () => {
+    const clock = new TestClock();
+    const node = track({ clock, random: () => 1, services: { deadLetters: { store: store(), retryConcurrency: 1, backoff: { initialMs: 1000, jitter: 'none' } } } });
+    const p = probe(node);
+    node.registry.register('inbox', p);
+    const first = ok(await node.deadLetters.add({ recipient: 'inbox', message: 'first', reason: 'noproc' }));
+    const second = ok(await node.deadLetters.add({ recipient: 'inbox', message: 'second', reason: 'noproc' }));
+    await node.settle(); // the queue's process sleeps until 1000
+    // both due then; the second's retry time is the earlier one
+    storeOf(node).update(second, { nextRetryAt: 500 });
+    expect([ok(await node.deadLetters.get(first))?.nextRetryAt, ok(await node.deadLetters.get(second))?.nextRetryAt]).toEqual([1000, 500]);
+    await clock.advance(1000);
+    await node.idle();
+    expect(p.messages).toEqual(['first', 'second']);
+  });
+
   it('refuses a Proxy with ERR_NOT_SERIALIZABLE, and only that record when others are added in the same turn', async () => {
     const node = track({ services: { deadLetters: { store: store() } } });
     const good = node.deadLetters.add({ recipient: 'x', message: { fine: true }, reason: 'noproc' });

@@ -25,7 +25,7 @@ export interface DeadLetterStore {
   remove(id: string): boolean;
   /** Removes every entry matching the filter; returns how many. */
   purge(filter: DeadLetterFilter, now: number): number;
-  /** Pending entries due at `now`, oldest first. */
+  /** Pending entries due at `now`, oldest (first added) first: a recipient gets its dead letters back in the order they came. */
   due(now: number, limit: number): Record_[];
   /** The earliest `nextRetryAt` of a pending entry. */
   earliest(): number | undefined;

@@ -250,7 +250,7 @@ export class SqliteStore implements DeadLetterStore {
 
   due(now: number, limit: number): Record_[] {
     this.#flushWrites();
-    return (this.#statement("SELECT * FROM dead_letters WHERE status = 'pending' AND next_retry_at <= ? ORDER BY next_retry_at LIMIT ?").all(now, limit) as Row[]).map(toRecord);
+    return (this.#statement("SELECT * FROM dead_letters WHERE status = 'pending' AND next_retry_at <= ? ORDER BY seq LIMIT ?").all(now, limit) as Row[]).map(toRecord);
   }
 
   earliest(): number | undefined {
