@@ -12,6 +12,16 @@ untyped.run('handle-unexpected-messages', handleUnexpectedMessages, {
     `node.spawn((ctx) => (msg) => { const g = (x) => { switch (msg.type) { case 'a': break; } }; });`,
     // an object with handleInfo but no init is not a GenServer spec
     `const x = { handleInfo(msg) { switch (msg.type) { case 'a': return 1; } } };`,
+    // an if chain with a final else
+    `node.spawn((ctx) => (msg) => { if (msg.type === 'a') { a(); } else if (msg.type === 'b') { b(); } else { ctx.node.logger.warn('?', msg); } });`,
+    // an if chain that is not the last statement: what follows handles the rest
+    `GenServer.start(node, { init: () => 0, handleInfo(info, state) { if (info.type === 'tick') return state + 1; return state; } });`,
+    // a test that does not compare the message with a literal: a guard, or another value
+    `node.spawn((ctx) => (msg) => { if (isDown(msg)) return; });`,
+    `node.spawn((ctx) => (msg) => { if (mode === 'a') work(msg); });`,
+    `node.spawn((ctx) => (msg) => { if (msg.type === other) work(msg); });`,
+    // an if chain in a nested function
+    `node.spawn((ctx) => (msg) => { const g = () => { if (msg.type === 'a') work(); }; g(); });`,
   ],
   invalid: [
     {
@@ -100,6 +110,52 @@ untyped.run('handle-unexpected-messages', handleUnexpectedMessages, {
       // the last branch falls through the end: a default after it would change what it does
       code: `node.spawn((ctx) => (msg) => { switch (msg.type) { case 'a': work(); } });`,
       errors: [{ messageId: 'noDefault' }],
+      output: null,
+    },
+    {
+      // an if / else-if chain comparing the message with literals, last in the handler
+      code: `node.spawn((ctx) => (msg) => {
+  if (msg.type === 'ping') {
+    ctx.send(msg.from, 'pong');
+  } else if ('stop' === msg.type || msg.type === \`halt\`) {
+    ctx.exit('normal');
+  }
+});`,
+      errors: [{ messageId: 'noElse', data: { message: 'msg' }, line: 2 }],
+      output: `node.spawn((ctx) => (msg) => {
+  if (msg.type === 'ping') {
+    ctx.send(msg.from, 'pong');
+  } else if ('stop' === msg.type || msg.type === \`halt\`) {
+    ctx.exit('normal');
+  } else {
+    ctx.node.logger.warn('unexpected message', msg);
+  }
+});`,
+    },
+    {
+      // a branch without braces gets an else without braces
+      code: `node.spawn((ctx) => (m) => {
+  if (m === 'go') ctx.send(p, 'went');
+});`,
+      errors: [{ messageId: 'noElse', data: { message: 'm' } }],
+      output: `node.spawn((ctx) => (m) => {
+  if (m === 'go') ctx.send(p, 'went');
+  else ctx.node.logger.warn('unexpected message', m);
+});`,
+    },
+    {
+      // sequential ifs: an else on the last would also run for what an earlier one took (reported, not fixed)
+      code: `node.spawn((ctx) => (msg) => {
+  if (msg.type === 'a') count++;
+  if (msg.type === 'b') { reset(); }
+});`,
+      errors: [{ messageId: 'noElse', line: 3 }],
+      output: null,
+    },
+    {
+      // a GenServer callback without its ctx parameter: reported, not fixed
+      code: `GenServer.start(node, { init: () => 0, handleInfo(info, state) { if (info.kind == 'tick') { tick(state); } } });`,
+      errors: [{ messageId: 'noElse' }],
       output: null,
     },
     {

@@ -17,30 +17,34 @@ interface Handler {
 const CALLBACK_CTX_INDEX: Record<string, number> = { handleCall: 3, handleCast: 2, handleInfo: 2 };
 
 /**
- * `handle-unexpected-messages`: a handler that switches on its message with no `default` branch
- * drops unknown messages silently. Autofix, when a context is in scope and the last branch cannot
- * fall through: a `default:` branch that reports the message on the node's logger and breaks,
- * so every known message takes exactly the path it took before.
+ * `handle-unexpected-messages`: a handler that switches on its message with no `default` branch,
+ * or ends with an `if` chain comparing its message with literals and no final `else`, drops
+ * unknown messages silently. Autofix, when a context is in scope and it cannot change what a known
+ * message does: a `default:` branch (or a final `else`) that reports the message on the node's
+ * logger, so every known message takes exactly the path it took before.
  */
-export const handleUnexpectedMessages = createRule<[], 'noDefault'>({
+export const handleUnexpectedMessages = createRule<[], 'noDefault' | 'noElse'>({
   name: 'handle-unexpected-messages',
   meta: {
     type: 'suggestion',
     fixable: 'code',
     docs: {
-      description: 'Require a `default` branch in a message handler\'s switch, so that unexpected messages are reported, not silently dropped',
+      description: 'Require a `default` branch in a message handler\'s switch (or a final `else` in its `if` chain), so that unexpected messages are reported, not silently dropped',
       recommended: true,
       typeAware: false,
     },
     messages: {
       noDefault:
         'This handler switches on `{{message}}` with no `default` branch: an unexpected message is dropped silently. Add `default:` that reports it (e.g. `ctx.node.logger.warn(\'unexpected message\', {{message}})`).',
+      noElse:
+        'This handler ends by comparing `{{message}}` in an `if` chain with no final `else`: an unexpected message is dropped silently. Add `else` that reports it (e.g. `ctx.node.logger.warn(\'unexpected message\', {{message}})`).',
     },
     schema: [],
     defaultOptions: [],
   },
   create(context) {
     const check = (h: Handler): void => {
+      checkIfChain(context, h);
       for (const sw of switchesIn(context, h.fn.body)) {
         if (sw.cases.some((c) => c.test === null) || !rootedAt(context, sw.discriminant, h.message)) continue;
         const canFix = h.ctx !== undefined && !fallsThroughAtEnd(sw);
@@ -89,6 +93,53 @@ function returnedFunctions(context: RuleContext, init: Fn): Fn[] {
     if (n.type === 'ReturnStatement' && isFn(n.argument)) out.push(n.argument);
   });
   return out;
+}
+
+/**
+ * The handler's body ends with an `if` chain (`if … else if …`, no final `else`) whose every test
+ * compares a member of the message with a literal: a message that matches none of them falls off
+ * the end. Fixed with a final `else` that logs it, when a context is in scope and that chain is the
+ * only statement of the body testing the message (after sequential `if`s that do not all return,
+ * an `else` on the last one would also run for messages an earlier one took).
+ */
+function checkIfChain(context: RuleContext, h: Handler): void {
+  const body = h.fn.body;
+  if (body.type !== 'BlockStatement') return;
+  const last = body.body.at(-1);
+  if (last?.type !== 'IfStatement') return;
+  let tail: TSESTree.IfStatement = last;
+  for (;;) {
+    if (!isDispatchTest(context, tail.test, h.message)) return;
+    if (tail.alternate === null) break;
+    if (tail.alternate.type !== 'IfStatement') return; // a final else: handled
+    tail = tail.alternate;
+  }
+  const earlier = body.body.slice(0, -1).some((st) => st.type === 'IfStatement' && isDispatchTest(context, st.test, h.message));
+  const canFix = h.ctx !== undefined && !earlier;
+  const final = tail;
+  context.report({
+    node: last,
+    loc: context.sourceCode.getFirstToken(last)!.loc,
+    messageId: 'noElse',
+    data: { message: h.message.name },
+    ...(canFix ? { fix: (fixer: TSESLint.RuleFixer) => addElse(fixer, context, last, final, h) } : {}),
+  });
+}
+
+/** `msg.type === 'a'` (either side, `==` too), or several of those joined by `||`. */
+function isDispatchTest(context: RuleContext, test: TSESTree.Expression, message: TSESTree.Identifier): boolean {
+  if (test.type === 'LogicalExpression' && test.operator === '||') return isDispatchTest(context, test.left, message) && isDispatchTest(context, test.right, message);
+  if (test.type !== 'BinaryExpression' || (test.operator !== '===' && test.operator !== '==')) return false;
+  const literal = (e: TSESTree.Node): boolean => e.type === 'Literal' || (e.type === 'TemplateLiteral' && e.expressions.length === 0) || (e.type === 'Identifier' && e.name === 'undefined');
+  return (literal(test.right) && rootedAt(context, test.left, message)) || (literal(test.left) && rootedAt(context, test.right, message));
+}
+
+/** Adds `else { <ctx>.node.logger.warn('unexpected message', msg); }` after the chain's last branch. */
+function addElse(fixer: TSESLint.RuleFixer, context: RuleContext, chain: TSESTree.IfStatement, tail: TSESTree.IfStatement, h: Handler): TSESLint.RuleFix {
+  const indent = indentOf(context, chain);
+  const report = `${h.ctx}.node.logger.warn('unexpected message', ${h.message.name});`;
+  if (tail.consequent.type === 'BlockStatement') return fixer.insertTextAfter(tail.consequent, ` else {\n${indent}  ${report}\n${indent}}`);
+  return fixer.insertTextAfter(tail.consequent, `\n${indent}else ${report}`);
 }
 
 /** The switch statements in `body`, not looking into nested functions. */
