@@ -35,13 +35,54 @@ export async function f(c: Context) { const me = c.self; await call(c, me, 'x');
 export async function f(ctx: Context) { await GS.call(ctx, ctx.self, 'x'); }`,
       errors: [{ messageId: 'selfCall' }],
     },
+    {
+      // a call to the name the server is started under, from its own callback
+      code: `${header}declare const node: Context;
+export const started = GenServer.start(node, {
+  init: () => 0,
+  async handleCall(req: string, _from: unknown, state: number, ctx: Context) {
+    const n = await GenServer.call<any>(ctx, 'billing', 'count');
+    return { reply: [req, n], state };
+  },
+}, undefined, { name: 'billing' });`,
+      errors: [{ messageId: 'selfCall', line: 7 }],
+    },
+    {
+      // the spec held in a const, the name in a const, the call from the node
+      code: `${header}declare const node: Context;
+const NAME = 'ledger';
+const spec = {
+  init: () => 0,
+  async handleCast(_req: string, state: number) {
+    await GenServer.call<any>(node, NAME, 'flush');
+    return state;
+  },
+};
+export const started = GenServer.start(node, spec, undefined, { name: \`ledger\` });`,
+      errors: [{ messageId: 'selfCall', line: 8 }],
+    },
   ],
 });
 
 untyped.run('no-self-call (without types: by name)', noSelfCall, {
-  valid: [`await GenServer.call(ctx, other, 'x');`, `await GenServer.call(a, b.self, 'x');`, `await Other.call(ctx, ctx.self, 'x');`],
+  valid: [
+    `await GenServer.call(ctx, other, 'x');`,
+    `await GenServer.call(a, b.self, 'x');`,
+    `await Other.call(ctx, ctx.self, 'x');`,
+    // another server's name, from a server started under its own
+    `GenServer.start(node, { init: () => 0, async handleCall(r, f, s, ctx) { await GenServer.call(ctx, 'other', r); return { reply: 1, state: s }; } }, undefined, { name: 'mine' });`,
+    // the name of a server started elsewhere: the spec here is not started under it
+    `const spec = { init: () => 0, async handleCall(r, f, s, ctx) { await GenServer.call(ctx, 'billing', r); return { reply: 1, state: s }; } };
+     GenServer.start(node, spec);`,
+    // a call to the server's name from outside its callbacks
+    `GenServer.start(node, { init: () => 0 }, undefined, { name: 'billing' }); await GenServer.call(node, 'billing', 'x');`,
+  ],
   invalid: [
     { code: `await GenServer.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall' }] },
     { code: `import { GenServer as G } from 'keel';\nawait G.call(this.ctx, this.ctx.self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
+    {
+      code: `GenServer.startLink(ctx, {\n  init: () => 0,\n  handleInfo: async (m, s, c) => { await GenServer.call(c, 'me', m); return s; },\n}, undefined, { name: 'me' });`,
+      errors: [{ messageId: 'selfCall', line: 3 }],
+    },
   ],
 });

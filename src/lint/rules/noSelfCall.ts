@@ -1,10 +1,12 @@
 import { createRule, importSourceSchema } from '../internal/createRule.js';
-import { importedAs, isSelfOf, keelValue } from '../internal/keelTypes.js';
+import type { TSESTree } from '@typescript-eslint/utils';
+import { findVariable, importedAs, isSelfOf, keelValue } from '../internal/keelTypes.js';
 
 type Options = [{ importSource?: string }];
 
 /**
- * `no-self-call`: `GenServer.call(ctx, ctx.self, …)`: a server that calls itself waits for a reply
+ * `no-self-call`: `GenServer.call(ctx, ctx.self, …)`, or a call to the name its server is started under
+ * from one of its callbacks: a server that calls itself waits for a reply
  * only it could give. Keel fails it at once with `ERR_DEADLOCK`; the rule finds it before it runs.
  * Neither an autofix nor a suggestion: the cure (handle the request inline, or cast to oneself and
  * continue later) depends on the code.
@@ -36,10 +38,67 @@ export const noSelfCall = createRule<Options, 'selfCall'>({
           isCall = callee.name === 'call' && keelValue(context, callee) === 'keel';
         }
         const [from, target] = node.arguments;
-        if (isCall && from !== undefined && target !== undefined && isSelfOf(context, target, from)) {
+        if (!isCall || from === undefined || target === undefined) return;
+        if (isSelfOf(context, target, from)) {
           context.report({ node, messageId: 'selfCall' });
+          return;
         }
+        // a call, from one of a server's own callbacks, to the name the server is started under
+        const name = stringValue(context, target);
+        if (name !== undefined && ownNames(context, node, importSource).includes(name)) context.report({ node, messageId: 'selfCall' });
       },
     };
   },
 });
+
+type Context = Parameters<(typeof noSelfCall)['create']>[0];
+
+/** A string literal (a template without expressions too), or a `const` initialised with one. */
+function stringValue(context: Context, e: TSESTree.Node): string | undefined {
+  if (e.type === 'Literal' && typeof e.value === 'string') return e.value;
+  if (e.type === 'TemplateLiteral' && e.expressions.length === 0) return e.quasis[0]?.value.cooked ?? undefined;
+  if (e.type === 'Identifier') {
+    const def = findVariable(context, e)?.defs[0];
+    if (def?.type === 'Variable' && def.parent.kind === 'const' && def.node.init != null && def.node.init !== e) return stringValue(context, def.node.init);
+  }
+  return undefined;
+}
+
+/**
+ * The names under which the GenServer specs around `node` are started: for each object literal
+ * enclosing it, written as the spec of `GenServer.start(from, spec, arg, { name })` (or
+ * `startLink`), or held in a `const` passed there.
+ */
+function ownNames(context: Context, node: TSESTree.Node, importSource: string): string[] {
+  const names: string[] = [];
+  for (let n: TSESTree.Node | null | undefined = node.parent; n != null; n = n.parent) {
+    if (n.type !== 'ObjectExpression') continue;
+    const uses: TSESTree.Node[] = [n];
+    if (n.parent.type === 'VariableDeclarator' && n.parent.init === n && n.parent.id.type === 'Identifier' && n.parent.parent.kind === 'const') {
+      for (const ref of findVariable(context, n.parent.id)?.references ?? []) uses.push(ref.identifier);
+    }
+    for (const spec of uses) {
+      const start = spec.parent;
+      if (start?.type !== 'CallExpression' || start.arguments[1] !== spec || !isStart(context, start, importSource)) continue;
+      const options = start.arguments[3];
+      if (options?.type !== 'ObjectExpression') continue;
+      for (const p of options.properties) {
+        if (p.type === 'Property' && !p.computed && p.key.type === 'Identifier' && p.key.name === 'name') {
+          const name = stringValue(context, p.value);
+          if (name !== undefined) names.push(name);
+        }
+      }
+    }
+  }
+  return names;
+}
+
+/** `GenServer.start(…)` or `GenServer.startLink(…)` (Keel's by type, else by name). */
+function isStart(context: Context, call: TSESTree.CallExpression, importSource: string): boolean {
+  const callee = call.callee;
+  if (callee.type !== 'MemberExpression' || callee.computed || callee.property.type !== 'Identifier') return false;
+  if (callee.property.name !== 'start' && callee.property.name !== 'startLink') return false;
+  if (callee.object.type !== 'Identifier') return false;
+  const verdict = keelValue(context, callee.object);
+  return verdict === 'keel' || (verdict === 'unknown' && (callee.object.name === 'GenServer' || callee.object.name === importedAs(context, importSource, 'GenServer')));
+}
