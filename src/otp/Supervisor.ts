@@ -124,10 +124,23 @@ async function onChildExit(ctx: Context<any>, state: State, child: Child, reason
     c.status = 'restarting';
   }
   if (options.backoff !== undefined) {
-    ctx.sendAfter(ctx.self, new RetryRestart(child.id), backoffDelay(ctx, options.backoff, child.restarts - 1));
+    ctx.sendAfter(ctx.self, new RetryRestart(child.id), backoffDelay(ctx, options.backoff, recentRestarts(ctx, state, child)));
     return;
   }
   await restartAll(ctx, state, affected, child, reason);
+}
+
+/**
+ * Records a restart of `child` and returns how many came before it within `withinMs`: a child that
+ * ran well for that long starts its backoff again from `initialMs` (its lifetime count would keep
+ * it at `maxMs` for good).
+ */
+function recentRestarts(ctx: Context<any>, state: State, child: Child): number {
+  const now = ctx.node.clock.now();
+  const withinMs = state.options.withinMs;
+  child.recentRestarts = child.recentRestarts.filter((t) => now - t < withinMs);
+  child.recentRestarts.push(now);
+  return child.recentRestarts.length - 1;
 }
 
 /** Starts the affected children again in start order; a failed start counts as a restart and is retried. */
@@ -142,7 +155,10 @@ async function restartAll(ctx: Context<any>, state: State, affected: Child[], ca
       event(ctx, 'child_restart_failed', { restarts: c.restarts }, { id: c.id, error: e });
       if (!allowRestart(ctx, state)) throw new GiveUp('shutdown');
       c.restarts++;
-      ctx.send(ctx.self, new RetryRestart(c.id));
+      // tried again at once, as OTP's try_again_restart; with a backoff, after it
+      const backoff = state.options.backoff;
+      if (backoff === undefined) ctx.send(ctx.self, new RetryRestart(c.id));
+      else ctx.sendAfter(ctx.self, new RetryRestart(c.id), backoffDelay(ctx, backoff, recentRestarts(ctx, state, c)));
       return;
     }
   }
@@ -246,7 +262,9 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
       } else if (message instanceof RetryRestart) {
         const child = findChild(state, message.id);
         if (child !== undefined && child.status === 'restarting') {
-          const affected = state.children.filter((c) => c.status === 'restarting');
+          // one_for_one: that child alone (another one restarting waits for its own backoff); the
+          // other strategies stopped their children together, and restart them together
+          const affected = state.options.strategy === 'one_for_one' ? [child] : state.children.filter((c) => c.status === 'restarting');
           await restartAll(ctx, state, affected, child, 'retry');
         }
       }

@@ -571,6 +571,79 @@ describe('jittered restart backoff', () => {
   });
 });
 
+describe('restart backoff counts recent restarts only', () => {
+  it('starts again from initialMs once the child has run for withinMs since its restarts', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const starts: string[] = [];
+    const sup = await Supervisor.start(node, [child('a', starts)], { backoff: { initialMs: 100, factor: 3, jitter: 'none' }, maxRestarts: 10, withinMs: 5000 });
+    const crashAndWait = async (delay: number): Promise<void> => {
+      starts.length = 0;
+      node.send(await pidOf(node, sup, 'a'), 'crash');
+      await node.idle();
+      await clock.advance(delay - 1);
+      expect(starts, `not before ${delay} ms`).toEqual([]);
+      await clock.advance(1);
+      expect(starts, `after ${delay} ms`).toEqual(['a']);
+    };
+    for (const delay of [100, 300, 900]) await crashAndWait(delay);
+    await clock.advance(5000); // it runs well for withinMs
+    await crashAndWait(100);
+    await crashAndWait(300);
+  });
+
+  it('one_for_one: a child waiting for its backoff is not restarted by another child\'s shorter one', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const starts: string[] = [];
+    const sup = await Supervisor.start(node, [child('a', starts), child('b', starts)], { backoff: { initialMs: 100, factor: 3, jitter: 'none' }, maxRestarts: 10 });
+    node.send(await pidOf(node, sup, 'a'), 'crash');
+    await node.idle();
+    await clock.advance(100);
+    starts.length = 0;
+    // a's second restart waits 300 ms; b's first, begun later, 100 ms
+    node.send(await pidOf(node, sup, 'a'), 'crash');
+    await node.idle();
+    await clock.advance(50);
+    node.send(await pidOf(node, sup, 'b'), 'crash');
+    await node.idle();
+    await clock.advance(100);
+    expect(starts).toEqual(['b']);
+    expect((await rows(node, sup)).a?.pid).toBe('restarting');
+    await clock.advance(149);
+    expect(starts).toEqual(['b']);
+    await clock.advance(1);
+    expect(starts).toEqual(['b', 'a']);
+  });
+
+  it('a restart whose start fails is tried again after the backoff, not at once', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const starts: string[] = [];
+    let failing = 0;
+    const flaky: ChildSpec = {
+      id: 'f',
+      start: (ctx) => {
+        starts.push('f');
+        if (failing-- > 0) throw new Error('not yet');
+        return ctx.spawnLink(worker('f'));
+      },
+    };
+    const sup = await Supervisor.start(node, [flaky], { backoff: { initialMs: 100, factor: 2, jitter: 'none' }, maxRestarts: 10 });
+    failing = 1;
+    starts.length = 0;
+    node.send(await pidOf(node, sup, 'f'), 'crash');
+    await node.idle();
+    await clock.advance(100); // the first restart fails
+    expect(starts).toEqual(['f']);
+    await clock.advance(199);
+    expect(starts).toEqual(['f']); // not tried again at once
+    await clock.advance(1); // 200 ms: the second restart in a row waits 100 × 2
+    expect(starts).toEqual(['f', 'f']);
+    expect(node.isAlive(await pidOf(node, sup, 'f'))).toBe(true);
+  });
+});
+
 // ---- shutdown ---------------------------------------------------------------------------------
 
 describe('stopping children', () => {

@@ -28,6 +28,8 @@ export interface Child {
   /** `'restarting'` while a restart waits for its backoff or retries a failed start. */
   status: 'running' | 'restarting' | 'stopped';
   restarts: number;
+  /** When this child was restarted within the supervisor's `withinMs`: its backoff grows with these only. */
+  recentRestarts: number[];
 }
 
 const RESTARTS = ['permanent', 'transient', 'temporary'] as const;
@@ -52,7 +54,7 @@ export function toChild(spec: unknown, index: number): Child {
   ) {
     throw new InvalidArgumentError(`${where}.shutdown`, "a number of ms >= 0, 'brutal_kill' or 'infinity'", s.shutdown);
   }
-  return { id: s.id, start: s.start, restart, shutdown, type, pid: undefined, status: 'stopped', restarts: 0 };
+  return { id: s.id, start: s.start, restart, shutdown, type, pid: undefined, status: 'stopped', restarts: 0, recentRestarts: [] };
 }
 
 /** @internal Validates a list of child specs, ids unique. */
