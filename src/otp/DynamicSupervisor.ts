@@ -16,6 +16,14 @@ export interface DynamicSupervisorOptions {
   name?: string;
 }
 
+/** One row of `DynamicSupervisor.whichChildren`. */
+export interface DynamicChildInfo {
+  /** The running child, or `'restarting'` while a failed restart is tried again. */
+  readonly pid: Pid | 'restarting';
+  readonly type: 'worker' | 'supervisor';
+  readonly restart: string;
+}
+
 /** A child of a DynamicSupervisor: a child spec whose `id` is optional (children are known by pid). */
 export type DynamicChildSpec = Omit<ChildSpec, 'id'> & { id?: string };
 
@@ -24,6 +32,8 @@ interface State {
   readonly ctx: Context<any>;
   /** By pid id (a child's pid is unique on the node). */
   readonly children: Map<number, Child>;
+  /** Children whose restart failed and is tried again: still the supervisor's, with no pid. */
+  readonly restarting: Set<Child>;
   readonly maxChildren: number;
   readonly maxRestarts: number;
   readonly withinMs: number;
@@ -43,6 +53,7 @@ async function stopAll(ctx: Context<any>, state: State): Promise<void> {
     if (pid !== undefined) event(ctx, 'child_terminated', {}, { id: child.id, pid, reason: reason ?? 'noproc' });
   }
   state.children.clear();
+  state.restarting.clear(); // their retries find them gone
 }
 
 /** A restart whose start failed is tried again from the mailbox, as OTP's try_again_restart. */
@@ -67,29 +78,36 @@ async function restart(ctx: Context<any>, state: State, child: Child, reason: un
   child.restarts++;
   try {
     const pid = await startChild(ctx, child);
+    state.restarting.delete(child);
     state.children.set(pid.id, child);
     event(ctx, 'child_restarted', { restarts: child.restarts }, { id: child.id, pid, reason });
   } catch (e) {
+    state.restarting.add(child);
     event(ctx, 'child_restart_failed', { restarts: child.restarts }, { id: child.id, error: e });
     ctx.send(ctx.self, new RetryRestart(child));
   }
 }
 
-const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, Omit<State, 'ctx' | 'children' | 'restartTimes'>> = {
+/** Children with a pid, and those whose restart is being retried. */
+function size(state: State): number {
+  return state.children.size + state.restarting.size;
+}
+
+const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, Omit<State, 'ctx' | 'children' | 'restarting' | 'restartTimes'>> = {
   init(arg, ctx) {
     ctx.trapExits();
-    return { ...arg, ctx, children: new Map(), restartTimes: [] };
+    return { ...arg, ctx, children: new Map(), restarting: new Set(), restartTimes: [] };
   },
 
   async handleCall(request, _from, state, ctx) {
     switch (request.op) {
       case 'start': {
-        if (state.children.size >= state.maxChildren) {
+        if (size(state) >= state.maxChildren) {
           return { reply: { error: new MaxChildrenError(String(ctx.self), state.maxChildren) }, state };
         }
         let child: Child;
         try {
-          child = toChild({ id: 'child', ...request.spec }, state.children.size);
+          child = toChild({ id: 'child', ...request.spec }, size(state));
         } catch (e) {
           return { reply: { error: e }, state };
         }
@@ -112,11 +130,15 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
         event(ctx, 'child_terminated', {}, { id: child.id, pid: live.self, reason: reason ?? 'noproc' });
         return { reply: 'ok', state };
       }
-      case 'which':
-        return { reply: [...state.children.values()].map((c) => ({ pid: c.pid!, type: c.type, restart: c.restart })), state };
+      case 'which': {
+        const rows = (children: Iterable<Child>, restarting: boolean): DynamicChildInfo[] =>
+          [...children].map((c) => ({ pid: restarting ? 'restarting' : c.pid!, type: c.type, restart: c.restart }));
+        return { reply: [...rows(state.children.values(), false), ...rows(state.restarting, true)], state };
+      }
       case 'count': {
-        const supervisors = [...state.children.values()].filter((c) => c.type === 'supervisor').length;
-        return { reply: { specs: state.children.size, active: state.children.size, supervisors, workers: state.children.size - supervisors }, state };
+        const all = [...state.children.values(), ...state.restarting];
+        const supervisors = all.filter((c) => c.type === 'supervisor').length;
+        return { reply: { specs: all.length, active: state.children.size, supervisors, workers: all.length - supervisors }, state };
       }
       default:
         // not one of the supervisor's own requests (a stray GenServer.call): an error reply, not a crash
@@ -126,7 +148,8 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
 
   async handleInfo(message, state, ctx) {
     if (message instanceof RetryRestart) {
-      await restart(ctx, state, message.child, 'retry');
+      // gone if the supervisor stopped its children meanwhile
+      if (state.restarting.has(message.child)) await restart(ctx, state, message.child, 'retry');
       return state;
     }
     if (!isExit(message) || message.from === 'node') return state;
@@ -148,7 +171,7 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
   },
 };
 
-function options(opts: DynamicSupervisorOptions): Omit<State, 'ctx' | 'children' | 'restartTimes'> {
+function options(opts: DynamicSupervisorOptions): Omit<State, 'ctx' | 'children' | 'restarting' | 'restartTimes'> {
   if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options', 'a DynamicSupervisorOptions object', opts);
   const maxChildren = opts.maxChildren ?? Infinity;
   if (maxChildren !== Infinity && (!Number.isSafeInteger(maxChildren) || maxChildren < 0)) {
@@ -195,10 +218,12 @@ export const DynamicSupervisor = {
     return request(from, supervisor, { op: 'terminate', pid });
   },
 
-  whichChildren(from: Node | Context<any>, supervisor: Target): Promise<{ pid: Pid; type: 'worker' | 'supervisor'; restart: string }[]> {
+  /** The children; one whose restart failed and is being tried again has `pid: 'restarting'`. */
+  whichChildren(from: Node | Context<any>, supervisor: Target): Promise<DynamicChildInfo[]> {
     return request(from, supervisor, { op: 'which' });
   },
 
+  /** `specs` counts every child, `active` those with a running process (not those whose restart is being retried). */
   countChildren(from: Node | Context<any>, supervisor: Target): Promise<{ specs: number; active: number; supervisors: number; workers: number }> {
     return request(from, supervisor, { op: 'count' });
   },

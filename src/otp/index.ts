@@ -10,6 +10,6 @@ export {
   type StateResult,
 } from './GenServer.js';
 export { Supervisor, type ChildInfo, type ChildSpec, type SupervisorOptions } from './Supervisor.js';
-export { DynamicSupervisor, type DynamicChildSpec, type DynamicSupervisorOptions } from './DynamicSupervisor.js';
+export { DynamicSupervisor, type DynamicChildInfo, type DynamicChildSpec, type DynamicSupervisorOptions } from './DynamicSupervisor.js';
 export { Task } from './Task.js';
 export { Registry, type KeyRegistry, type RegistryEntry } from './Registry.js';

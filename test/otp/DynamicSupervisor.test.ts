@@ -26,7 +26,7 @@ function spec(starts: { n: number } = { n: 0 }, extra: Partial<DynamicChildSpec>
 }
 
 async function childPids(node: Node, sup: Pid): Promise<Pid[]> {
-  return (await DynamicSupervisor.whichChildren(node, sup)).map((c) => c.pid);
+  return (await DynamicSupervisor.whichChildren(node, sup)).flatMap((c) => (c.pid === 'restarting' ? [] : [c.pid]));
 }
 
 const has = (pids: Pid[], pid: Pid) => pids.some((x) => Pid.equals(x, pid));
@@ -49,7 +49,7 @@ describe('DynamicSupervisor.startChild', () => {
       expect(node.info(pid)?.links.some((l) => Pid.equals(l, sup))).toBe(true);
     }
     const which = await DynamicSupervisor.whichChildren(node, sup);
-    expect(which.map((c) => [Pid.format(c.pid), c.type, c.restart])).toEqual([
+    expect(which.map((c) => [c.pid === 'restarting' ? c.pid : Pid.format(c.pid), c.type, c.restart])).toEqual([
       [Pid.format(a), 'worker', 'permanent'],
       [Pid.format(b), 'worker', 'transient'],
       [Pid.format(s), 'supervisor', 'permanent'],
@@ -252,6 +252,37 @@ describe('a restart whose start fails', () => {
     const pids = await childPids(node, sup);
     expect(pids).toHaveLength(1);
     expect(node.isAlive(pids[0]!)).toBe(true);
+  });
+
+  it('while it is tried again the child is still counted: whichChildren, countChildren and maxChildren see it', async () => {
+    const node = track();
+    let attempts = 0;
+    const sup = await DynamicSupervisor.start(node, { maxRestarts: 5, maxChildren: 1 });
+    let seen: Promise<[unknown, unknown, unknown]> | undefined;
+    const pid = await DynamicSupervisor.startChild(node, sup, {
+      start: (ctx) => {
+        if (++attempts === 2) {
+          // asked while the supervisor handles the failed restart: answered before the retry
+          seen = Promise.all([
+            DynamicSupervisor.whichChildren(node, sup),
+            DynamicSupervisor.countChildren(node, sup),
+            DynamicSupervisor.startChild(node, sup, spec()).catch((e: unknown) => e),
+          ]);
+          throw new Error('second start fails');
+        }
+        return ctx.spawnLink(workerInit);
+      },
+    });
+    node.send(pid, 'crash');
+    await node.idle();
+    const [which, count, refused] = await seen!;
+    expect(which).toEqual([{ pid: 'restarting', type: 'worker', restart: 'permanent' }]);
+    expect(count).toEqual({ specs: 1, active: 0, supervisors: 0, workers: 1 });
+    expectKeelError(refused, 'ERR_MAX_CHILDREN');
+    // then the retry runs it again, and it is counted once
+    expect(attempts).toBe(3);
+    expect(await DynamicSupervisor.countChildren(node, sup)).toEqual({ specs: 1, active: 1, supervisors: 0, workers: 1 });
+    expect(await childPids(node, sup)).toHaveLength(1);
   });
 
   it('counts toward the intensity: a start that keeps failing makes the supervisor give up', async () => {
