@@ -449,8 +449,8 @@ function spanWatched(node: KeelNode): boolean {
  * ```
  */
 export function sendSupervised<M>(from: Node | Context<any>, to: Target<M>, message: M, options?: SendOptions): Promise<SendOutcome> {
+  const node = nodeOf(from);
   const sender = from instanceof Proc ? from : undefined;
-  const node = sender !== undefined && (sender.flags & F_DEAD) === 0 ? sender.rt : nodeOf(from);
   checkTarget(to);
   const s = toSettings(options);
   if (!spanWatched(node)) return sendOnce(node, sender, to, message, s);

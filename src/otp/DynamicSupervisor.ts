@@ -5,7 +5,7 @@ import { isExit } from '../runtime/messages.js';
 import type { Pid, Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
-import { type Child, type ChildSpec, shouldRestart, startChild, stopChild, toChild, unexpectedRequest } from './internal/children.js';
+import { type Child, type ChildSpec, recordRestart, shouldRestart, startChild, stopChild, toChild, unexpectedRequest } from './internal/children.js';
 
 export interface DynamicSupervisorOptions {
   /** Past this many children `startChild` rejects with `ERR_MAX_CHILDREN` (default unbounded). */
@@ -37,7 +37,7 @@ interface State {
   readonly maxChildren: number;
   readonly maxRestarts: number;
   readonly withinMs: number;
-  restartTimes: number[];
+  readonly restartTimes: number[];
 }
 
 type Request = { op: 'start'; spec: DynamicChildSpec } | { op: 'terminate'; pid: Pid } | { op: 'which' } | { op: 'count' };
@@ -66,10 +66,7 @@ class RetryRestart {
 
 /** Restarts a child; every attempt counts toward the intensity, past which the supervisor gives up. */
 async function restart(ctx: Context<any>, state: State, child: Child, reason: unknown): Promise<void> {
-  const now = ctx.node.clock.now();
-  state.restartTimes = state.restartTimes.filter((t) => now - t < state.withinMs);
-  state.restartTimes.push(now);
-  if (state.restartTimes.length > state.maxRestarts) {
+  if (recordRestart(state.restartTimes, ctx.node.clock.now(), state.withinMs) > state.maxRestarts) {
     event(ctx, 'shutdown', {}, { reason: 'max_restart_intensity' });
     await stopAll(ctx, state);
     ctx.exit('shutdown');

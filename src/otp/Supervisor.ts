@@ -5,7 +5,7 @@ import type { Pid, Target } from '../runtime/Pid.js';
 import type { BackoffOptions } from '../runtime/services.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
-import { type Child, type ChildSpec, shouldRestart, startChild, stopChild, toChild, toChildren, unexpectedRequest } from './internal/children.js';
+import { type Child, type ChildSpec, recordRestart, shouldRestart, startChild, stopChild, toChild, toChildren, unexpectedRequest } from './internal/children.js';
 
 export type { ChildSpec } from './internal/children.js';
 
@@ -51,7 +51,7 @@ interface State {
   readonly ctx: Context<any>;
   readonly children: Child[];
   readonly options: Required<Pick<SupervisorOptions, 'strategy' | 'maxRestarts' | 'withinMs'>> & Pick<SupervisorOptions, 'backoff'>;
-  restartTimes: number[];
+  readonly restartTimes: number[];
 }
 
 /** Raised inside the supervisor when it exceeds its restart intensity; it exits with `'shutdown'`. */
@@ -87,11 +87,8 @@ async function stopAll(ctx: Context<any>, children: readonly Child[]): Promise<v
 
 /** Records a restart; false when the intensity is exceeded. */
 function allowRestart(ctx: Context<any>, state: State): boolean {
-  const now = ctx.node.clock.now();
   const { maxRestarts, withinMs } = state.options;
-  state.restartTimes = state.restartTimes.filter((t) => now - t < withinMs);
-  state.restartTimes.push(now);
-  return state.restartTimes.length <= maxRestarts;
+  return recordRestart(state.restartTimes, ctx.node.clock.now(), withinMs) <= maxRestarts;
 }
 
 function backoffDelay(ctx: Context<any>, backoff: BackoffOptions, attempt: number): number {
@@ -136,11 +133,7 @@ async function onChildExit(ctx: Context<any>, state: State, child: Child, reason
  * it at `maxMs` for good).
  */
 function recentRestarts(ctx: Context<any>, state: State, child: Child): number {
-  const now = ctx.node.clock.now();
-  const withinMs = state.options.withinMs;
-  child.recentRestarts = child.recentRestarts.filter((t) => now - t < withinMs);
-  child.recentRestarts.push(now);
-  return child.recentRestarts.length - 1;
+  return recordRestart(child.recentRestarts, ctx.node.clock.now(), state.options.withinMs) - 1;
 }
 
 /** Starts the affected children again in start order; a failed start counts as a restart and is retried. */

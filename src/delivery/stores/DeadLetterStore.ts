@@ -175,7 +175,7 @@ function scan(value: unknown, depth: number, seen: Set<object> | undefined): num
         if (r !== OK) return r;
       }
     }
-    return Object.getOwnPropertySymbols(value).length === 0 || !hasSymbolKeys(value) ? OK : BAD;
+    return hasSymbolKeys(value) ? BAD : OK;
   }
   switch (classify(value)) {
     case LEAF:

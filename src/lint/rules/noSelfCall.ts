@@ -27,16 +27,8 @@ export const noSelfCall = createRule<Options, 'selfCall'>({
     return {
       CallExpression(node) {
         const callee = node.callee;
-        let isCall = false;
-        if (callee.type === 'MemberExpression' && !callee.computed && callee.property.type === 'Identifier' && callee.property.name === 'call') {
-          const object = callee.object;
-          if (object.type !== 'Identifier') return;
-          const verdict = keelValue(context, object);
-          isCall = verdict === 'keel' || (verdict === 'unknown' && (object.name === 'GenServer' || object.name === importedAs(context, importSource, 'GenServer')));
-        } else if (callee.type === 'Identifier') {
-          // a `call` taken from Keel: `const { call } = GenServer` has no import, so only the types can tell
-          isCall = callee.name === 'call' && keelValue(context, callee) === 'keel';
-        }
+        // `GenServer.call(…)`, or a `call` taken from Keel: `const { call } = GenServer` has no import, so only the types can tell
+        const isCall = callee.type === 'Identifier' ? callee.name === 'call' && keelValue(context, callee) === 'keel' : isGenServerMethod(context, node, ['call'], importSource);
         const [from, target] = node.arguments;
         if (!isCall || from === undefined || target === undefined) return;
         if (isSelfOf(context, target, from)) {
@@ -79,7 +71,7 @@ function ownNames(context: Context, node: TSESTree.Node, importSource: string): 
     }
     for (const spec of uses) {
       const start = spec.parent;
-      if (start?.type !== 'CallExpression' || start.arguments[1] !== spec || !isStart(context, start, importSource)) continue;
+      if (start?.type !== 'CallExpression' || start.arguments[1] !== spec || !isGenServerMethod(context, start, ['start', 'startLink'], importSource)) continue;
       const options = start.arguments[3];
       if (options?.type !== 'ObjectExpression') continue;
       for (const p of options.properties) {
@@ -93,12 +85,12 @@ function ownNames(context: Context, node: TSESTree.Node, importSource: string): 
   return names;
 }
 
-/** `GenServer.start(…)` or `GenServer.startLink(…)` (Keel's by type, else by name). */
-function isStart(context: Context, call: TSESTree.CallExpression, importSource: string): boolean {
+/** `GenServer.<one of methods>(…)`: Keel's `GenServer` by type, else by name (also imported under another one). */
+function isGenServerMethod(context: Context, call: TSESTree.CallExpression, methods: readonly string[], importSource: string): boolean {
   const callee = call.callee;
-  if (callee.type !== 'MemberExpression' || callee.computed || callee.property.type !== 'Identifier') return false;
-  if (callee.property.name !== 'start' && callee.property.name !== 'startLink') return false;
-  if (callee.object.type !== 'Identifier') return false;
-  const verdict = keelValue(context, callee.object);
-  return verdict === 'keel' || (verdict === 'unknown' && (callee.object.name === 'GenServer' || callee.object.name === importedAs(context, importSource, 'GenServer')));
+  if (callee.type !== 'MemberExpression' || callee.computed || callee.property.type !== 'Identifier' || !methods.includes(callee.property.name)) return false;
+  const object = callee.object;
+  if (object.type !== 'Identifier') return false;
+  const verdict = keelValue(context, object);
+  return verdict === 'keel' || (verdict === 'unknown' && (object.name === 'GenServer' || object.name === importedAs(context, importSource, 'GenServer')));
 }

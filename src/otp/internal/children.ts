@@ -29,7 +29,7 @@ export interface Child {
   status: 'running' | 'restarting' | 'stopped';
   restarts: number;
   /** When this child was restarted within the supervisor's `withinMs`: its backoff grows with these only. */
-  recentRestarts: number[];
+  readonly recentRestarts: number[];
 }
 
 const RESTARTS = ['permanent', 'transient', 'temporary'] as const;
@@ -130,4 +130,16 @@ export function stopChild(ctx: Context<any>, child: Child): Promise<ExitReason |
 /** The error a supervisor replies to a call that is none of its own requests. */
 export function unexpectedRequest(request: unknown): InvalidArgumentError {
   return new InvalidArgumentError('request', "one of the supervisor's requests (use the Supervisor / DynamicSupervisor functions)", request);
+}
+
+/**
+ * @internal Adds a restart at `now` to `times` (kept in place), forgetting those `withinMs` old or
+ * more; returns how many are within the window now, this one included.
+ */
+export function recordRestart(times: number[], now: number, withinMs: number): number {
+  let kept = 0;
+  for (const t of times) if (now - t < withinMs) times[kept++] = t;
+  times.length = kept;
+  times.push(now);
+  return times.length;
 }
