@@ -11,6 +11,7 @@
  * catch (e) { if (isKeelError(e, 'ERR_INVALID_ARGUMENT')) console.log(e.message); }
  * ```
  */
+import { types } from 'node:util';
 
 /** The stable codes of Keel's errors. */
 export type KeelErrorCode =
@@ -291,14 +292,36 @@ export function isKeelError(error: unknown, code?: KeelErrorCode): error is Keel
   return code === undefined || c === code;
 }
 
-/** Wraps a thrown value into an Error, keeping Errors as they are. */
-export function toError(value: unknown): Error {
-  return value instanceof Error ? value : new ThrownValueError(value);
+/**
+ * True for an Error. It never throws and never runs a proxy's traps: a proxy (revoked or not) is
+ * not an Error here, whatever it wraps.
+ */
+export function isError(value: unknown): value is Error {
+  if (typeof value !== 'object' || value === null || types.isProxy(value)) return false;
+  try {
+    return value instanceof Error; // a proxy further up the prototype chain may still throw
+  } catch {
+    return false;
+  }
 }
 
-/** A short, safe description of a value for error messages. */
+/** Wraps a thrown value into an Error, keeping Errors as they are; never throws, whatever the value. */
+export function toError(value: unknown): Error {
+  return isError(value) ? value : new ThrownValueError(value);
+}
+
+/** A short, safe description of a value for error messages; never throws, whatever the value. */
 export function describe(value: unknown): string {
+  try {
+    return describeUnsafe(value);
+  } catch {
+    return 'a value that cannot be inspected';
+  }
+}
+
+function describeUnsafe(value: unknown): string {
   if (value === null) return 'null';
+  if ((typeof value === 'object' || typeof value === 'function') && types.isProxy(value)) return 'a proxy';
   switch (typeof value) {
     case 'string':
       return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);

@@ -65,6 +65,23 @@ class StopMessage {
   }
 }
 
+const INFO = 0;
+const CALL = 1;
+const CAST = 2;
+const STOP = 3;
+
+/**
+ * What a server's message is. A message may be any value a process was sent: one whose inspection
+ * throws (a revoked proxy) is an info message like any other, never a crash of the server.
+ */
+function kindOf(msg: unknown): number {
+  try {
+    return msg instanceof PendingCall ? CALL : msg instanceof CastMessage ? CAST : msg instanceof StopMessage ? STOP : INFO;
+  } catch {
+    return INFO;
+  }
+}
+
 /** @internal A running server: its state machine over the callbacks. */
 class Server<S> {
   readonly spec: GenServerSpec<S, CallProtocol, unknown>;
@@ -79,9 +96,14 @@ class Server<S> {
   }
 
   readonly handle: Handler<unknown> = (msg: unknown): void | Promise<void> => {
-    if (msg instanceof PendingCall) return this.#call(msg);
-    if (msg instanceof CastMessage) return this.#cast(msg.request);
-    if (msg instanceof StopMessage) return this.terminate(msg.reason);
+    switch (kindOf(msg)) {
+      case CALL:
+        return this.#call(msg as PendingCall);
+      case CAST:
+        return this.#cast((msg as CastMessage).request);
+      case STOP:
+        return this.terminate((msg as StopMessage).reason);
+    }
     if (isExit(msg) && (msg.from === this.parent || (msg.from === 'node' && (this.parent === 'node' || (this.ctx.node as KeelNode).stopping)))) {
       return this.terminate(msg.reason);
     }

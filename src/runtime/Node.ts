@@ -32,6 +32,7 @@ import {
   TimerRefImpl,
 } from './internal/Proc.js';
 import { ProcTable } from './internal/ProcTable.js';
+import { isInstance } from './internal/safe.js';
 import { TimerEntry, TimerHeap } from './internal/TimerHeap.js';
 import { DownMessage, type ExitReason, ExitMessage, formatReason, isCleanExit, isDown, isExit, isExitReason } from './messages.js';
 import { NameTable } from './NameRegistry.js';
@@ -256,7 +257,7 @@ export class KeelNode implements Node {
 
   /** @internal The live process of a pid on this node, if any. */
   resolve(pid: Pid): Proc | undefined {
-    const direct = pid instanceof PidImpl ? PidImpl.procOf(pid) : undefined;
+    const direct = PidImpl.live(pid);
     if (direct !== undefined) return direct.rt === this ? direct : undefined;
     if (pid.node !== this.name || pid.creation !== this.creation) return undefined;
     return this.#procs.get(pid.id);
@@ -264,10 +265,8 @@ export class KeelNode implements Node {
 
   /** @internal The live process of a pid or a registered name on this node. */
   lookupTarget(target: Target): Proc | undefined {
-    if (target instanceof PidImpl) {
-      const p = PidImpl.procOf(target);
-      if (p !== undefined && p.rt === this) return p;
-    }
+    const p = PidImpl.live(target);
+    if (p !== undefined && p.rt === this) return p;
     return this.#lookup(target);
   }
 
@@ -388,7 +387,7 @@ export class KeelNode implements Node {
 
   /** @internal The one path every raw message takes. */
   deliver(from: Proc | undefined, to: Target, message: unknown): Delivery {
-    const p = to instanceof PidImpl ? PidImpl.procOf(to) : undefined;
+    const p = PidImpl.live(to);
     if (p !== undefined && p.rt === this) return this.#enqueue(p, message, from);
     return this.#deliverSlow(from, to, message);
   }
@@ -438,7 +437,7 @@ export class KeelNode implements Node {
     const removed: Envelope[] = [];
     removeWhere(p, (m) => {
       // by its sender's listener when given: another send may use the same id
-      if (m instanceof Envelope && m.id === id && (listener === undefined || m.listener === listener)) {
+      if (Envelope.is(m) && m.id === id && (listener === undefined || m.listener === listener)) {
         removed.push(m);
         return true;
       }
@@ -490,14 +489,14 @@ export class KeelNode implements Node {
     }
     if (evicted !== NOTHING) {
       this.#dropped(undefined, p.self, evicted, 'mailbox_full', 'drop_oldest');
-      if (evicted instanceof Envelope) this.#settleEnvelope(evicted, 'dropped');
-      else if (evicted instanceof ExitWatcher) evicted.dropped?.(); // a pending call fails at once
+      if (Envelope.is(evicted)) this.#settleEnvelope(evicted, 'dropped');
+      else if (isInstance(evicted, ExitWatcher)) evicted.dropped?.(); // a pending call fails at once
     }
     return Delivery.Enqueued;
   }
 
   #dropped(from: Proc | undefined, to: Target, message: unknown, reason: string, overflow?: string): void {
-    const m = message instanceof Envelope ? message.message : message;
+    const m = Envelope.is(message) ? message.message : message;
     this.telemetry.execute('keel.message.dropped', {}, {
       from: from?.self ?? 'node',
       to,
@@ -580,16 +579,20 @@ export class KeelNode implements Node {
       this.#rqSize--;
       p.flags &= ~F_SCHEDULED;
       if ((p.flags & F_DEAD) !== 0) continue;
-      if (timed) {
-        const started = monotonicClock();
-        const before = p.handled;
-        this.#turn(p, budget);
-        const took = monotonicClock() - started;
-        if (took >= this.#longScheduleMs) {
-          this.telemetry.execute('keel.process.long_schedule', { durationMs: took, messages: p.handled - before }, { pid: p.self });
+      try {
+        if (timed) {
+          const started = monotonicClock();
+          const before = p.handled;
+          this.#turn(p, budget);
+          const took = monotonicClock() - started;
+          if (took >= this.#longScheduleMs) {
+            this.telemetry.execute('keel.process.long_schedule', { durationMs: took, messages: p.handled - before }, { pid: p.self });
+          }
+        } else {
+          this.#turn(p, budget);
         }
-      } else {
-        this.#turn(p, budget);
+      } catch (e) {
+        this.#turnFailed(p, e);
       }
     }
     this.#running = false;
@@ -637,6 +640,21 @@ export class KeelNode implements Node {
     this.#sliceOpen = false;
   };
 
+  /**
+   * A turn threw outside every guard of user code: a defect of the runtime, or a value whose mere
+   * inspection throws. The process must not stay half-run (running, handling nothing, unnoticed by
+   * its supervisor): it exits with the error, and the loop goes on.
+   */
+  #turnFailed(p: Proc, e: unknown): void {
+    p.flags &= ~F_RUNNING;
+    if (e === EXIT_SENTINEL) return;
+    this.#log('error', `the turn of ${String(p.self)} threw outside its handler; the process exits`, e);
+    if ((p.flags & F_DEAD) === 0) {
+      this.#settleInflight(p, 'crashed', e);
+      this.die(p, toError(e));
+    }
+  }
+
   #turn(p: Proc, budget: number): void {
     if ((p.flags & F_INIT) !== 0) {
       this.#runInit(p);
@@ -655,32 +673,36 @@ export class KeelNode implements Node {
       k++;
       p.handled++;
       let env: Envelope | undefined;
-      if (m instanceof Envelope) {
+      // a brand check, never `instanceof`: a message may be a revoked proxy, whose traps throw
+      if (this.#envelopes > 0 && Envelope.is(m)) {
         env = m;
         m = env.message;
         p.ext().inflight = env;
       }
       let r: unknown;
+      let then: ThenFn | undefined;
       try {
         r = handler(m);
+        // what the handler returned is inspected here too: a `then` that throws is the handler's failure
+        if (r !== undefined) then = thenOf(r);
       } catch (e) {
         p.flags &= ~F_RUNNING;
         // after ctx.exit the death cleanup has already settled the message; a throw settles it here
-        if (e !== EXIT_SENTINEL) {
+        if (e !== EXIT_SENTINEL && (p.flags & F_DEAD) === 0) {
           if (env !== undefined) this.#settleInflight(p, 'crashed', e);
           this.die(p, toError(e));
         }
         return;
       }
-      if (r !== undefined && isThenable(r)) {
+      if (then !== undefined) {
         p.flags &= ~F_RUNNING;
         if ((p.flags & F_DEAD) !== 0) {
-          swallow(r); // it died during the synchronous part: a zombie's result is discarded
+          swallow(r, then); // it died during the synchronous part: a zombie's result is discarded
           return;
         }
         p.flags |= F_BUSY;
         this.#busy++;
-        this.#follow(r, p, env);
+        this.#follow(r, then, p, env);
         return;
       }
       if (env !== undefined) this.#settleInflight(p, 'handled');
@@ -698,9 +720,10 @@ export class KeelNode implements Node {
   }
 
   /** Follows a busy process's promise; a thenable that throws from `then` counts as a rejection. */
-  #follow(r: PromiseLike<unknown>, p: Proc, env: Envelope | undefined): void {
+  #follow(r: unknown, then: ThenFn, p: Proc, env: Envelope | undefined): void {
     try {
-      r.then(
+      then.call(
+        r,
         () => this.#asyncDone(p, env),
         (e: unknown) => this.#asyncFailed(p, env, e),
       );
@@ -714,26 +737,29 @@ export class KeelNode implements Node {
     p.handler = null;
     p.flags |= F_RUNNING;
     let r: unknown;
+    let then: ThenFn | undefined;
     try {
       r = init(p);
+      if (typeof r !== 'function') then = thenOf(r);
     } catch (e) {
       p.flags &= ~F_RUNNING;
-      if (e !== EXIT_SENTINEL) this.die(p, toError(e));
+      if (e !== EXIT_SENTINEL && (p.flags & F_DEAD) === 0) this.die(p, toError(e));
       return;
     }
     p.flags &= ~F_RUNNING;
     if ((p.flags & F_DEAD) !== 0) {
-      if (isThenable(r)) swallow(r);
+      if (then !== undefined) swallow(r, then);
       return;
     }
     if (typeof r === 'function') {
       p.handler = r as Handler<unknown>;
       p.flags &= ~F_INIT;
-    } else if (isThenable(r)) {
+    } else if (then !== undefined) {
       p.flags |= F_BUSY;
       this.#busy++;
       try {
-        r.then(
+        then.call(
+          r,
           (h) => this.#initDone(p, h),
           (e: unknown) => this.#asyncFailed(p, undefined, e),
         );
@@ -821,7 +847,7 @@ export class KeelNode implements Node {
     if (this.#envelopes > 0 && p.size > 0) {
       for (let i = 0; i < p.size; i++) {
         const m = p.buf[(p.head + i) & (p.buf.length - 1)];
-        if (m instanceof Envelope) (queued ??= []).push(m);
+        if (Envelope.is(m)) (queued ??= []).push(m);
       }
     }
     p.buf = EMPTY;
@@ -998,7 +1024,7 @@ export class KeelNode implements Node {
     const q = this.resolve(pid);
     if (q === p) return;
     if (q === undefined) {
-      this.#signals.push(p, pid instanceof PidImpl ? pid : new PidImpl(pid.node, pid.creation, pid.id, undefined), 'noproc');
+      this.#signals.push(p, PidImpl.is(pid) ? pid : new PidImpl(pid.node, pid.creation, pid.id, undefined), 'noproc');
       this.#flushSignals();
       this.throwIfExitedInHandler(p);
       return;
@@ -1331,17 +1357,25 @@ function shrink(p: Proc): void {
   p.head = 0;
 }
 
+type ThenFn = (this: unknown, onFulfilled: (value: unknown) => void, onRejected: (reason: unknown) => void) => unknown;
+
 /** Attaches handlers to a thenable whose result nobody wants, so that its rejection is not unhandled. */
-function swallow(r: PromiseLike<unknown>): void {
+function swallow(r: unknown, then: ThenFn): void {
   try {
-    r.then(noop, noop);
+    then.call(r, noop, noop);
   } catch {
     // a thenable whose then throws: nothing to follow
   }
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
+/**
+ * The `then` of a thenable, read once (as a promise resolution does), else undefined. Reading it may
+ * throw (a getter, a revoked proxy): the caller counts that as the failure of whoever returned it.
+ */
+function thenOf(value: unknown): ThenFn | undefined {
+  if ((typeof value !== 'object' && typeof value !== 'function') || value === null) return undefined;
+  const then = (value as { then?: unknown }).then;
+  return typeof then === 'function' ? (then as ThenFn) : undefined;
 }
 
 function isClock(value: unknown): value is Clock {

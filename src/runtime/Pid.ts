@@ -1,4 +1,4 @@
-import { inspect } from 'node:util';
+import { inspect, types } from 'node:util';
 import { InvalidArgumentError } from '../errors.js';
 import type { Proc } from './internal/Proc.js';
 
@@ -36,6 +36,14 @@ export class PidImpl {
   /** The live process of a runtime pid, if it is one and its process is alive. */
   static procOf(value: PidImpl): Proc | undefined {
     return value.#proc;
+  }
+  /** The live process of `value` when it is a runtime pid (of any node) whose process is alive. */
+  static live(value: unknown): Proc | undefined {
+    return typeof value === 'object' && value !== null && #proc in value ? value.#proc : undefined;
+  }
+  /** True for the runtime's own pid instances (a brand check: never runs a proxy's traps). */
+  static is(value: unknown): value is PidImpl {
+    return typeof value === 'object' && value !== null && #proc in value;
   }
   static setProc(pid: PidImpl, proc: Proc | undefined): void {
     pid.#proc = proc;
@@ -100,10 +108,16 @@ export const Pid = {
 };
 
 export function isPid(value: unknown): value is Pid {
-  if (value instanceof PidImpl) return true;
   if (typeof value !== 'object' || value === null) return false;
-  const v = value as Record<string, unknown>;
-  return typeof v.node === 'string' && Number.isSafeInteger(v.creation) && Number.isSafeInteger(v.id);
+  if (PidImpl.is(value)) return true;
+  // a copy of a pid is plain data; a proxy is never taken for one (its traps would run, or throw)
+  if (types.isProxy(value)) return false;
+  try {
+    const v = value as Record<string, unknown>;
+    return typeof v.node === 'string' && Number.isSafeInteger(v.creation) && Number.isSafeInteger(v.id);
+  } catch {
+    return false; // a getter that throws
+  }
 }
 
 declare const refBrand: unique symbol;

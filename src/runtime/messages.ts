@@ -1,3 +1,5 @@
+import { types } from 'node:util';
+import { describe, isError } from '../errors.js';
 import type { Pid, Ref } from './Pid.js';
 
 /**
@@ -30,6 +32,8 @@ export type SystemMessage = Down | Exit;
 
 /** @internal */
 export class DownMessage implements Down {
+  // the brand: checked with `#down in value`, which never runs a proxy's traps and never throws
+  readonly #down = true;
   readonly kind = 'down' as const;
   readonly ref: Ref;
   readonly pid: Pid;
@@ -41,10 +45,14 @@ export class DownMessage implements Down {
     this.reason = reason;
     this.name = name;
   }
+  static is(value: unknown): value is DownMessage {
+    return typeof value === 'object' && value !== null && #down in value;
+  }
 }
 
 /** @internal */
 export class ExitMessage implements Exit {
+  readonly #exit = true;
   readonly kind = 'exit' as const;
   readonly from: Pid | 'node';
   readonly reason: ExitReason;
@@ -52,41 +60,62 @@ export class ExitMessage implements Exit {
     this.from = from;
     this.reason = reason;
   }
+  static is(value: unknown): value is ExitMessage {
+    return typeof value === 'object' && value !== null && #exit in value;
+  }
 }
 
 /** True for a `Down` made by the runtime (a user object shaped like one is not one). */
 export function isDown(message: unknown): message is Down {
-  return message instanceof DownMessage;
+  return DownMessage.is(message);
 }
 
 /** True for an `Exit` made by the runtime (a user object shaped like one is not one). */
 export function isExit(message: unknown): message is Exit {
-  return message instanceof ExitMessage;
+  return ExitMessage.is(message);
 }
 
 /** True for `'normal'`, `'shutdown'` and `{ shutdown }`: exits that are not crashes. */
 export function isCleanExit(reason: ExitReason): boolean {
-  return reason === 'normal' || reason === 'shutdown' || (typeof reason === 'object' && !(reason instanceof Error) && 'shutdown' in reason);
+  if (reason === 'normal' || reason === 'shutdown') return true;
+  if (typeof reason !== 'object' || reason === null || types.isProxy(reason) || isError(reason)) return false;
+  try {
+    return 'shutdown' in reason;
+  } catch {
+    return false;
+  }
 }
 
-/** @internal True when `value` is a valid exit reason. */
+/**
+ * @internal True when `value` is a valid exit reason. A proxy never is one: a reason is read by the
+ * runtime during a death, where no user code may run.
+ */
 export function isExitReason(value: unknown): value is ExitReason {
-  if (value instanceof Error) return true;
   if (typeof value === 'string') {
     return value === 'normal' || value === 'shutdown' || value === 'killed' || value === 'noproc' || value === 'noconnection';
   }
-  return typeof value === 'object' && value !== null && 'shutdown' in value;
+  if (typeof value !== 'object' || value === null || types.isProxy(value)) return false;
+  if (isError(value)) return true;
+  try {
+    return 'shutdown' in value;
+  } catch {
+    return false;
+  }
 }
 
-/** A readable form of an exit reason for logs and events. */
+/** A readable form of an exit reason for logs and events; never throws, whatever the reason holds. */
 export function formatReason(reason: ExitReason): string {
   if (typeof reason === 'string') return reason;
-  if (reason instanceof Error) return `${reason.name}: ${reason.message}`;
-  let detail: string;
   try {
-    detail = JSON.stringify(reason.shutdown) ?? String(reason.shutdown);
+    if (isError(reason)) return `${String(reason.name)}: ${String(reason.message)}`;
+    let detail: string;
+    try {
+      detail = JSON.stringify(reason.shutdown) ?? String(reason.shutdown);
+    } catch {
+      detail = describe(reason.shutdown);
+    }
+    return `{ shutdown: ${detail} }`;
   } catch {
-    detail = String(reason.shutdown);
+    return describe(reason);
   }
-  return `{ shutdown: ${detail} }`;
 }

@@ -7,7 +7,7 @@ import type { KeelNode } from '../runtime/Node.js';
 
 /** The context of a process just spawned (a process record is its own context). */
 function contextOf<M>(pid: Pid<M>): Context<M> {
-  const proc = pid instanceof PidImpl ? PidImpl.procOf(pid) : undefined;
+  const proc = PidImpl.live(pid);
   if (proc === undefined) throw new Error('probe: the process exited as it was spawned');
   return proc as unknown as Context<M>;
 }

@@ -14,6 +14,8 @@ export interface EnvelopeListener {
  * messages that need it are wrapped, so the plain path stays free of per-message objects.
  */
 export class Envelope {
+  // the brand: `#envelope in value` never runs a proxy's traps (a message may be any value)
+  readonly #envelope = true;
   // declared, then assigned in the constructor: no field-definition pass per message
   declare readonly message: unknown;
   declare readonly id: string;
@@ -24,6 +26,9 @@ export class Envelope {
     (this as { id: string }).id = id;
     this.listener = listener;
     this.settled = false;
+  }
+  static is(value: unknown): value is Envelope {
+    return typeof value === 'object' && value !== null && #envelope in value;
   }
   settle(outcome: 'handled' | 'crashed' | 'down' | 'dropped' | 'withdrawn', error?: unknown): void {
     this.settled = true;

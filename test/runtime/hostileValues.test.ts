@@ -1,0 +1,161 @@
+/* eslint-disable keel/no-unmanaged-monitor -- this file tests the runtime's own primitives: monitors are what it exercises */
+// Hostile values as messages, handler results, thrown values and exit reasons: whatever a process
+// is given or returns, it either handles it or exits with a reason, its watchers hear of it, and the
+// scheduler goes on.
+import { describe, expect, it } from 'vitest';
+import { GenServer, isDown, isExit, sendSupervised, type Down, type Pid } from '../../src/index.js';
+import { captureEvents, probe } from '../../src/testing/index.js';
+import { fakeLogger, useNodes } from '../support.js';
+
+const track = useNodes();
+
+function revoked(): object {
+  const { proxy, revoke } = Proxy.revocable({}, {});
+  revoke();
+  return proxy;
+}
+
+/** A proxy whose every trap throws. */
+function trapping(): object {
+  const boom = (): never => {
+    throw new Error('trap');
+  };
+  return new Proxy({}, { get: boom, getPrototypeOf: boom, has: boom, ownKeys: boom, getOwnPropertyDescriptor: boom });
+}
+
+function thenGetterThrows(): object {
+  return Object.defineProperty({}, 'then', {
+    get() {
+      throw new Error('then getter');
+    },
+  });
+}
+
+const HOSTILE: [string, () => unknown][] = [
+  ['a revoked proxy', revoked],
+  ['a proxy whose traps throw', trapping],
+  ['an object whose then getter throws', thenGetterThrows],
+];
+
+describe('a hostile message', () => {
+  for (const [what, make] of HOSTILE) {
+    it(`${what} is handled, and the process goes on`, async () => {
+      const node = track();
+      const seen: unknown[] = [];
+      const pid = node.spawn(() => (m) => {
+        seen.push(typeof m === 'string' ? m : 'hostile');
+      });
+      node.send(pid, make());
+      node.send(pid, 'after');
+      await node.idle();
+      expect(seen).toEqual(['hostile', 'after']);
+      expect(node.info(pid)?.status).toBe('waiting');
+    });
+
+    it(`${what} into a bounded mailbox of each policy is handled or dropped with an event`, async () => {
+      const node = track();
+      for (const overflow of ['reject', 'drop_newest', 'drop_oldest'] as const) {
+        const seen: string[] = [];
+        const pid = node.spawn(() => (m) => void seen.push(typeof m === 'string' ? m : 'hostile'), { mailbox: { capacity: 1, overflow } });
+        const events = captureEvents(node, ['keel.message.dropped']);
+        node.send(pid, 'first');
+        node.send(pid, make()); // the mailbox is full: rejected, dropped or evicting 'first'
+        node.send(pid, make());
+        await node.idle();
+        expect(seen.length + events.events.length).toBe(3);
+        expect(node.isAlive(pid)).toBe(true);
+        events.stop();
+      }
+    });
+
+    it(`${what} sent supervised with ack 'handled' is acknowledged`, async () => {
+      const node = track();
+      const pid = node.spawn(() => () => undefined);
+      const outcome = await sendSupervised(node, pid, make(), { ack: 'handled' });
+      expect(outcome).toMatchObject({ ok: true, attempts: 1 });
+    });
+  }
+
+  it('a Down-shaped proxy is not a Down, and isDown / isExit never throw', () => {
+    for (const [, make] of HOSTILE) {
+      expect(isDown(make())).toBe(false);
+      expect(isExit(make())).toBe(false);
+    }
+  });
+
+  it('a GenServer given a hostile info message reports it as unexpected and keeps running', async () => {
+    const node = track();
+    const events = captureEvents(node, ['keel.gen_server.unexpected_message']);
+    const server = await GenServer.start(node, { init: () => 1, handleCall: (_r: 'get', _f, s: number) => ({ reply: s, state: s }) });
+    for (const [, make] of HOSTILE) node.send(server, make() as never);
+    expect(await GenServer.call(node, server, 'get')).toBe(1);
+    expect(events.events).toHaveLength(HOSTILE.length);
+  });
+});
+
+describe('a hostile value returned, thrown or given as a reason', () => {
+  async function exitOf(node: ReturnType<typeof track>, pid: Pid, trigger = true): Promise<Down> {
+    const p = probe(node);
+    p.ctx.monitor(pid);
+    if (trigger) node.send(pid, 'go');
+    return (await p.receive(isDown)) as Down;
+  }
+
+  for (const [what, make] of HOSTILE) {
+    it(`a handler returning ${what} exits the process with a reason, and the node goes on`, async () => {
+      const node = track();
+      const pid = node.spawn(() => () => make() as void);
+      const down = await exitOf(node, pid);
+      expect(down.reason).toBeInstanceOf(Error);
+      const p = probe(node);
+      node.send(p, 'after');
+      expect(await p.receive()).toBe('after');
+    });
+
+    it(`an init returning ${what} exits the process with a reason`, async () => {
+      const node = track();
+      const pid = node.spawn(() => make() as never);
+      const down = await exitOf(node, pid, false);
+      expect(down.reason).toBeInstanceOf(Error);
+    });
+
+    it(`a handler throwing ${what} exits with an error that keeps it`, async () => {
+      const node = track();
+      const value = make();
+      const pid = node.spawn(() => () => {
+        throw value;
+      });
+      const down = await exitOf(node, pid);
+      expect(down.reason).toMatchObject({ code: 'ERR_THROWN_VALUE' });
+      expect((down.reason as unknown as { value: unknown }).value).toBe(value);
+    });
+
+    it(`an async handler rejecting with ${what} exits with an error that keeps it`, async () => {
+      const node = track();
+      const value = make();
+      const pid = node.spawn(() => () => Promise.reject(value));
+      const down = await exitOf(node, pid);
+      expect(down.reason).toMatchObject({ code: 'ERR_THROWN_VALUE' });
+    });
+
+    it(`ctx.exit(${what}) throws a typed error and the process exits with it`, async () => {
+      const node = track();
+      const pid = node.spawn((ctx) => () => ctx.exit(make() as never));
+      const down = await exitOf(node, pid);
+      expect(down.reason).toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    });
+  }
+
+  it('an unwatched crash with a hostile thrown value is logged, and the logger sees a description', async () => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const pid = node.spawn(() => () => {
+      throw revoked();
+    });
+    node.send(pid, 'go');
+    await node.idle();
+    expect(node.isAlive(pid)).toBe(false);
+    expect(logger.error).toHaveBeenCalledTimes(1);
+    expect(String(logger.error.mock.calls[0]![0])).toContain('ThrownValueError: a non-Error value was thrown: a proxy');
+  });
+});
