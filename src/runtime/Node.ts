@@ -21,7 +21,9 @@ import {
   F_INIT,
   F_RUNNING,
   F_SCHEDULED,
+  F_FRESH,
   F_SHUTDOWN,
+  F_SLOW,
   F_TOP,
   F_TRAP,
   Monitor,
@@ -48,6 +50,8 @@ const SHRINK_ABOVE = 1024;
 /** The run queue's length (a power of two), to which it shrinks back once a burst has drained. */
 const RQ_INITIAL = 1024;
 const RQ_SHRINK_ABOVE = 65_536;
+/** At most this many messages run between two readings of the clock within a slice. */
+const MAX_INTERVAL = 64;
 const OVERFLOWS = ['reject', 'drop_newest', 'drop_oldest'] as const;
 let defaultNameSeq = 0;
 const creationsInUse = new Set<number>();
@@ -84,6 +88,8 @@ export class KeelNode implements Node {
   readonly #timers: TimerHeap;
   readonly #budget: number;
   readonly #sliceMs: number;
+  /** An interval at least this long marks its last process slow (an eighth of the slice). */
+  readonly #slowMs: number;
   readonly #longScheduleMs: number;
   readonly #placeholder: PidImpl;
   readonly #detachClock: (() => void) | undefined;
@@ -104,7 +110,15 @@ export class KeelNode implements Node {
   #pending = false;
   #sliceOpen = false;
   #sliceStart = 0;
-  #sliceTurns = 0;
+  /** Messages left before the clock is read again, and how many the current interval started with. */
+  #countdown = 1;
+  #interval = 1;
+  /** When the clock was last read in this slice. */
+  #checkedAt = 0;
+  /** The slice is spent: the loop yields at its next step. */
+  #yieldNow = false;
+  /** The process of the last turn (to which a slow interval is attributed). */
+  #lastRan: Proc | undefined = undefined;
   #coarseAt = -1;
   #coarseNow = 0;
   #attachVersion = -1;
@@ -140,6 +154,7 @@ export class KeelNode implements Node {
     }
     this.#budget = positiveInt('scheduler.budget', scheduler.budget, 64);
     this.#sliceMs = positiveNumber('scheduler.sliceMs', scheduler.sliceMs, 5);
+    this.#slowMs = this.#sliceMs / 8;
     this.#longScheduleMs = positiveNumber('scheduler.longScheduleMs', scheduler.longScheduleMs, 50);
     this.name = name ?? `keel-${++defaultNameSeq}`;
     this.creation = freshCreation();
@@ -183,7 +198,7 @@ export class KeelNode implements Node {
     const spec = options === undefined ? undefined : this.#spawnOptions(options);
     const id = ++this.#nextId;
     const pid = new PidImpl(this.name, this.creation, id, undefined);
-    const p = new Proc(this, pid, init as Init<unknown>, parent === undefined ? F_INIT | F_TOP : F_INIT);
+    const p = new Proc(this, pid, init as Init<unknown>, parent === undefined ? F_INIT | F_FRESH | F_TOP : F_INIT | F_FRESH);
     PidImpl.setProc(pid, p);
     this.#procs.set(id, p);
     if (spec !== undefined) {
@@ -562,14 +577,15 @@ export class KeelNode implements Node {
     const timed = this.#longScheduleWatched();
     // A slice spans every run of the loop until the event loop has had a turn: runs started as
     // microtasks (an async handler settling, a send from outside) share the slice of the run before.
-    // The clock is read when a slice opens and then every 64 turns, counted across those runs.
     if (!this.#sliceOpen) {
       this.#sliceOpen = true;
-      this.#sliceStart = monotonicClock();
+      this.#sliceStart = this.#checkedAt = monotonicClock();
+      this.#countdown = this.#interval = 1; // the first message of a slice measures the pace
       setImmediate(this.#closeSlice);
     }
     while (this.#rqSize > 0) {
-      if ((++this.#sliceTurns & 63) === 0 && monotonicClock() - this.#sliceStart > this.#sliceMs) {
+      if (this.#yieldNow || (this.#countdown <= 0 && this.#sliceSpent(this.#lastRan))) {
+        this.#yieldNow = false;
         this.#yield();
         return;
       }
@@ -579,6 +595,12 @@ export class KeelNode implements Node {
       this.#rqSize--;
       p.flags &= ~F_SCHEDULED;
       if ((p.flags & F_DEAD) !== 0) continue;
+      if ((p.flags & (F_SLOW | F_FRESH)) !== 0 && this.#countdown > 1) {
+        // a process seen slow is measured after each of its messages, a new one after its first turn
+        this.#interval -= this.#countdown - 1;
+        this.#countdown = 1;
+      }
+      this.#lastRan = p;
       try {
         if (timed) {
           const started = monotonicClock();
@@ -636,6 +658,36 @@ export class KeelNode implements Node {
     setImmediate(this.#drain);
   }
 
+  /**
+   * Reads the clock at the end of a measuring interval: true when the slice is spent. Otherwise the
+   * next interval is sized from the pace of this one, so that it ends well within the slice: fast
+   * handlers are measured every {@link MAX_INTERVAL} messages, slow ones after each. An interval
+   * that took long marks its last process slow (it is then measured after each of its messages,
+   * until one of them is fast), so that a slow handler among fast ones blocks the loop for at most
+   * the slice plus that handler.
+   */
+  #sliceSpent(p: Proc | undefined): boolean {
+    const now = monotonicClock();
+    const took = now - this.#checkedAt;
+    const n = this.#interval - this.#countdown;
+    this.#checkedAt = now;
+    if (p !== undefined) {
+      // a new process stays fresh until a message of its own was measured (its init says little)
+      if (took >= this.#slowMs) p.flags |= F_SLOW;
+      else if (n <= 1) p.flags &= ~F_SLOW;
+      if (p.handled > 0) p.flags &= ~F_FRESH;
+    }
+    const left = this.#sliceMs - (now - this.#sliceStart);
+    if (left <= 0) {
+      this.#countdown = this.#interval = 1;
+      return true;
+    }
+    const per = n > 0 ? took / n : took;
+    const k = per > 0 ? Math.floor(left / per / 2) : MAX_INTERVAL;
+    this.#countdown = this.#interval = k < 1 ? 1 : k > MAX_INTERVAL ? MAX_INTERVAL : k;
+    return false;
+  }
+
   #closeSlice = (): void => {
     this.#sliceOpen = false;
   };
@@ -672,6 +724,7 @@ export class KeelNode implements Node {
       p.size--;
       k++;
       p.handled++;
+      this.#countdown--;
       let env: Envelope | undefined;
       // a brand check, never `instanceof`: a message may be a revoked proxy, whose traps throw
       if (this.#envelopes > 0 && Envelope.is(m)) {
@@ -707,6 +760,10 @@ export class KeelNode implements Node {
       }
       if (env !== undefined) this.#settleInflight(p, 'handled');
       if ((p.flags & F_DEAD) !== 0) break;
+      if (this.#countdown <= 0 && this.#sliceSpent(p)) {
+        this.#yieldNow = true;
+        break;
+      }
     }
     p.flags &= ~F_RUNNING;
     if ((p.flags & (F_DEAD | F_BUSY)) === 0) {
@@ -733,6 +790,7 @@ export class KeelNode implements Node {
   }
 
   #runInit(p: Proc): void {
+    this.#countdown--;
     const init = p.handler as Init<unknown>;
     p.handler = null;
     p.flags |= F_RUNNING;

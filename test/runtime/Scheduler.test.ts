@@ -140,6 +140,101 @@ describe('scheduler fairness', () => {
   });
 });
 
+describe('the time slice', () => {
+  /**
+   * Counts, with a chain of setImmediate callbacks, the handlers that ran between two turns of the
+   * event loop until `done` settles: each run of the scheduler without a yield, in handlers.
+   */
+  async function runs(handled: () => number, done: Promise<unknown>): Promise<number[]> {
+    const out: number[] = [];
+    let last = handled();
+    let finished = false;
+    void done.then(() => (finished = true));
+    await new Promise<void>((resolve) => {
+      const tick = (): void => {
+        const now = handled();
+        if (now > last) out.push(now - last);
+        last = now;
+        if (finished) resolve();
+        else setImmediate(tick);
+      };
+      setImmediate(tick);
+    });
+    return out;
+  }
+
+  it('yields within one 1 ms handler of the 5 ms slice, however many messages are queued', async () => {
+    const node = track();
+    const p = probe(node);
+    let handled = 0;
+    const TOTAL = 120;
+    const workers = Array.from({ length: 4 }, () =>
+      node.spawn(() => () => {
+        spin(1);
+        if (++handled === TOTAL) node.send(p, 'done');
+      }),
+    );
+    for (let i = 0; i < TOTAL; i++) node.send(workers[i % 4]!, i);
+    const max = Math.max(...(await runs(() => handled, p.receive((m) => m === 'done', { timeout: 20_000 }))));
+    // 5 handlers of 1 ms fill the slice, the sixth is the one that crossed it (a loaded machine
+    // makes each handler take longer, and so fewer run per slice)
+    expect(max).toBeGreaterThanOrEqual(1);
+    expect(max).toBeLessThanOrEqual(6);
+  });
+
+  it('yields within one 1 ms handler when each slow process has one message per turn, after fast work', async () => {
+    const node = track();
+    const p = probe(node);
+    let slowHandled = 0;
+    const SLOW = 200;
+    // fast work first: the scheduler has seen nothing but quick handlers when the slow ones start
+    let fastLeft = 100_000;
+    const fast = node.spawn((ctx) => () => {
+      if (--fastLeft > 0) ctx.send(ctx.self, 'again');
+      else for (const w of slow) ctx.send(w, 'work');
+    });
+    const slow = Array.from({ length: SLOW }, () =>
+      node.spawn(() => () => {
+        spin(1);
+        if (++slowHandled === SLOW) node.send(p, 'done');
+      }),
+    );
+    node.send(fast, 'go');
+    const max = Math.max(...(await runs(() => slowHandled, p.receive((m) => m === 'done', { timeout: 20_000 }))));
+    expect(max).toBeLessThanOrEqual(6);
+  });
+
+  it('catches a known-fast process turning slow within one measuring interval, then measures it per message', async () => {
+    const node = track();
+    const p = probe(node);
+    let handled = 0;
+    let slowHandled = 0;
+    let slow = false;
+    const WARM = 1000;
+    const SLOW = 150;
+    const worker = node.spawn((ctx) => () => {
+      handled++;
+      if (slow) {
+        spin(1);
+        if (++slowHandled === SLOW) ctx.send(p, 'done');
+      } else if (handled === WARM) {
+        slow = true;
+        for (let i = 0; i < SLOW; i++) ctx.send(ctx.self, 'slow');
+      } else {
+        ctx.send(ctx.self, 'fast');
+      }
+    });
+    node.send(worker, 'fast');
+    const [first, ...rest] = await runs(() => slowHandled, p.receive((m) => m === 'done', { timeout: 20_000 }));
+    // the change is seen at the end of the interval it happened in (at most 64 messages), then
+    // every message of the process is measured: 6 handlers of 1 ms at most per slice from there
+    expect(first).toBeLessThanOrEqual(64);
+    expect(rest.length).toBeGreaterThan(0);
+    expect(Math.max(...rest)).toBeLessThanOrEqual(6);
+    expect(node.info(worker)?.messagesHandled).toBe(WARM + SLOW);
+  });
+});
+
 describe('keel.process.long_schedule', () => {
   it('is emitted with the pid and the duration for a long synchronous handler', async () => {
     const node = track();

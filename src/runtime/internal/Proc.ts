@@ -18,6 +18,10 @@ export const F_INIT = 64;
 export const F_TOP = 128;
 /** Set on a process that exited with `'shutdown'` and has no extras to hold its reason. */
 export const F_SHUTDOWN = 256;
+/** Set on a process whose handling was seen to take long: the scheduler reads the clock after each of its messages. */
+export const F_SLOW = 512;
+/** Set on a process until the scheduler has measured it once (its first turn ends with a clock reading). */
+export const F_FRESH = 1024;
 
 /** @internal The shared empty mailbox of every process that has not received a message yet. */
 export const EMPTY: unknown[] = [];
