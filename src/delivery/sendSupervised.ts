@@ -285,7 +285,12 @@ class Send extends NextTurnWatcher {
     if (this.attempts === 1) this.firstError = f.error;
     this.lastError = f.error;
     if (!f.retry || this.attempts > this.s.retries) return this.finish(this.#fail(f));
-    const delay = backoffDelay(this.s.backoff, this.attempts, this.node.random);
+    let delay: number;
+    try {
+      delay = backoffDelay(this.s.backoff, this.attempts, this.node.random);
+    } catch (e) {
+      return this.crash(e); // a bad value from the node's injected random: a typed error, not a wedge
+    }
     if (delay > this.#remaining()) return this.finish(this.#fail(f));
     this.#watchShutdown();
     this.node.telemetry.execute('keel.supervised_send.retry', { attempt: this.attempts + 1, delayMs: delay }, { id: this.id, to: this.to, reason: f.reason, ...this.s.metadata });
@@ -320,8 +325,22 @@ class Send extends NextTurnWatcher {
   }
 
   finish(outcome: SendOutcome): void {
-    const resolve = this.#resolve;
+    const resolve = this.#release();
     if (resolve === undefined) return;
+    // a final failure goes through the onError policy first (log, dead-letter, ignore or raise)
+    if (outcome.ok) resolve(outcome);
+    else onFailure(this.node, this.to, this.message, this.s, outcome).then(resolve, this.#reject);
+  }
+
+  /** Ends the send with a programmer error (a bad value from an injected dependency): the promise rejects with it. */
+  crash(error: unknown): void {
+    if (this.#release() !== undefined) this.#reject(error);
+  }
+
+  /** Lets go of everything the send holds; returns its resolver, or undefined when it had already ended. */
+  #release(): ((outcome: SendOutcome) => void) | undefined {
+    const resolve = this.#resolve;
+    if (resolve === undefined) return undefined;
     this.#resolve = undefined;
     this.#inflight = undefined;
     this.#cancelTimer();
@@ -329,9 +348,7 @@ class Send extends NextTurnWatcher {
     this.#unhookShutdown?.();
     this.#unhookShutdown = undefined;
     if (this.#onAbort !== undefined) this.s.signal!.removeEventListener('abort', this.#onAbort);
-    // a final failure goes through the onError policy first (log, dead-letter, ignore or raise)
-    if (outcome.ok) resolve(outcome);
-    else onFailure(this.node, this.to, this.message, this.s, outcome).then(resolve, this.#reject);
+    return resolve;
   }
 }
 

@@ -159,7 +159,7 @@ export class KeelNode implements Node {
     this.name = name ?? `keel-${++defaultNameSeq}`;
     this.creation = freshCreation();
     this.clock = clock;
-    this.random = random;
+    this.random = checkedRandom(random);
     this.logger = logger;
     this.telemetry = new TelemetryBus({
       monotonicClock,
@@ -1462,6 +1462,21 @@ function positiveNumber(argument: string, value: unknown, fallback: number): num
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new InvalidArgumentError(argument, 'a positive number', value);
   return value;
+}
+
+/**
+ * The node's `random`: the injected generator, each value checked where it is drawn. A value outside
+ * [0, 1] (NaN, say) is a typed error there, never a NaN delay that would corrupt a timer heap. (1 is
+ * let through: a generator pinned at 1 is how a test asks for the longest jittered delay.)
+ */
+function checkedRandom(random: () => number): () => number {
+  return () => {
+    const r = random();
+    if (typeof r !== 'number' || !(r >= 0 && r <= 1)) {
+      throw new InvalidArgumentError('random()', 'a number in [0, 1] (the node\'s injected random)', r);
+    }
+    return r;
+  };
 }
 
 function freshCreation(): number {

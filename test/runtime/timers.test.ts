@@ -1,7 +1,7 @@
 /* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- this file tests the runtime's own primitives: raw sends and monitors are what it exercises */
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
-import { type Clock, createNode, isDown, realClock, type TimerHandle } from '../../src/index.js';
+import { type Clock, createNode, GenServer, isDown, realClock, sendSupervised, type TimerHandle } from '../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
 import { deferred, fakeLogger, useNodes } from '../support.js';
 
@@ -352,5 +352,53 @@ describe('node timers', () => {
     expect(fired).toEqual([]);
     await clock.advance(1);
     expect(fired).toEqual(['kept']);
+  });
+});
+
+describe('bad values from an injected random or clock', () => {
+  const BAD = [NaN, 1.5, -0.1, Infinity, '0.5' as unknown as number, undefined as unknown as number];
+
+  it.each(BAD.map((v) => [String(v), v]))('node.random() refuses %s from the injected generator with ERR_INVALID_ARGUMENT', (_label, value) => {
+    const node = track({ random: () => value });
+    expect(() => node.random()).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('random()') }));
+  });
+
+  it('a NaN drawn for a retry delay rejects that send with a typed error, and every other timer still fires', async () => {
+    const clock = new TestClock({ start: 0 });
+    let nan = false;
+    const node = track({ clock, random: () => (nan ? NaN : 0.5) });
+    const server = await GenServer.start(node, { init: () => 0, handleCall: () => ({ noreply: true as const, state: 0 }) });
+    nan = true;
+    const failed = await sendSupervised(node, 'nobody', 'x', { retries: 3 }).then(
+      () => 'resolved',
+      (e: unknown) => e,
+    );
+    expect(failed).toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(String((failed as Error).message)).toContain('NaN');
+    // the heap is intact: a call's timeout and a sendAfter still fire on time
+    const call = GenServer.call(node, server, 'hang', { timeout: 100 }).then(
+      () => 'replied',
+      (e: unknown) => (e as { code?: string }).code,
+    );
+    const p = probe(node);
+    p.ctx.sendAfter(p, 'tick', 50);
+    await clock.advance(50);
+    expect(await p.receive()).toBe('tick');
+    await clock.advance(50);
+    expect(await call).toBe('ERR_CALL_TIMEOUT');
+  });
+
+  it('a delay that is not a finite number >= 0 never reaches the heap', () => {
+    const node = track();
+    for (const ms of [NaN, -1, Infinity]) expect(() => node.setTimer(ms, () => undefined)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    expect(node.internals().timers).toBe(0);
+  });
+
+  it('a clock whose now() is NaN is refused when a timer is set, and the heap stays empty', () => {
+    const clock: Clock = { now: () => NaN, setTimer: realClock.setTimer, clearTimer: realClock.clearTimer };
+    const node = track({ clock, services: false });
+    const p = probe(node);
+    expect(() => p.ctx.sendAfter(p, 'x', 10)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('clock.now()') }));
+    expect(node.internals().timers).toBe(0);
   });
 });

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '../../errors.js';
 import type { Clock, TimerHandle } from '../Clock.js';
 
 /** @internal One pending timer. `index` is its place in the heap, -1 once fired or cancelled. */
@@ -56,8 +57,16 @@ export class TimerHeap {
     return this.#heap;
   }
 
+  /**
+   * Schedules `fn` in `ms`. A delay that is not a finite number >= 0, or a clock whose `now()` is not a
+   * finite number, is a typed error here: one NaN deadline would corrupt the heap's order, and with it
+   * every timer of the node.
+   */
   schedule(ms: number, fn: (this: any) => void, unref = false, receiver?: unknown): TimerEntry {
-    const entry = new TimerEntry(this.#clock.now() + ms, this.#seq++, fn, unref, receiver);
+    if (!(ms >= 0 && ms <= Number.MAX_VALUE)) throw new InvalidArgumentError('ms', 'a finite number of milliseconds >= 0', ms);
+    const at = this.#clock.now() + ms;
+    if (!(at - at === 0)) throw new InvalidArgumentError('clock.now()', 'a finite number (epoch ms)', at - ms);
+    const entry = new TimerEntry(at, this.#seq++, fn, unref, receiver);
     if (!unref) this.#refCount++;
     const heap = this.#heap;
     entry.index = heap.length;
