@@ -36,7 +36,7 @@ import {
 import { ProcTable } from './internal/ProcTable.js';
 import { isInstance } from './internal/safe.js';
 import { TimerEntry, TimerHeap } from './internal/TimerHeap.js';
-import { DownMessage, type ExitReason, ExitMessage, formatReason, isCleanExit, isDown, isExit, isExitReason } from './messages.js';
+import { DownMessage, type ExitReason, ExitMessage, formatReason, isCleanExit, isDown, isExitReason } from './messages.js';
 import { NameTable } from './NameRegistry.js';
 import { GroupTable } from './ProcessGroups.js';
 import { isPid, NODE_NAME, type Pid, PidImpl, RefImpl, type Target, type TimerRef } from './Pid.js';
@@ -485,16 +485,12 @@ export class KeelNode implements Node {
       return Delivery.NoProc;
     }
     let evicted: unknown = NOTHING;
-    if (p.size >= p.x!.capacity && !isDown(message) && !isExit(message)) {
+    if (p.size >= p.x!.capacity && !isSystemMessage(message)) {
       if (p.x!.overflow !== 'drop_oldest') {
         this.#dropped(from, p.self, message, 'mailbox_full');
         return Delivery.MailboxFull;
       }
-      removeWhere(p, (m) => {
-        if (evicted !== NOTHING || isDown(m) || isExit(m)) return false;
-        evicted = m;
-        return true;
-      });
+      evicted = evictOldest(p);
     }
     p.flags &= ~F_BOUNDED;
     try {
@@ -1408,6 +1404,29 @@ export function createRuntimeNode(options?: NodeOptions, slots?: ServiceSlots): 
 }
 
 function noop(): void {}
+
+function isSystemMessage(m: unknown): boolean {
+  return DownMessage.is(m) || ExitMessage.is(m);
+}
+
+/**
+ * Takes the oldest message that is not a system message (`Down` and `Exit` are never dropped) out of
+ * a mailbox, keeping the order of the rest; NOTHING when there is none. O(1) when the oldest message
+ * is a user message; otherwise the system messages queued before it move up one slot each.
+ */
+function evictOldest(p: Proc): unknown {
+  const { buf, head, size } = p;
+  const mask = buf.length - 1;
+  let i = 0;
+  while (i < size && isSystemMessage(buf[(head + i) & mask])) i++;
+  if (i === size) return NOTHING;
+  const victim = buf[(head + i) & mask];
+  for (let j = i; j > 0; j--) buf[(head + j) & mask] = buf[(head + j - 1) & mask];
+  buf[head] = undefined;
+  p.head = (head + 1) & mask;
+  p.size = size - 1;
+  return victim;
+}
 
 /** Gives a burst-sized mailbox ring back once the mailbox is empty. */
 function shrink(p: Proc): void {

@@ -151,6 +151,45 @@ describe('spawn({ mailbox })', () => {
     expect(dropped.events.map((e) => e.metadata.message)).toEqual(['u1', 'u2']);
   });
 
+  it('with drop_oldest, evicts in O(1): 200,000 sends into a full mailbox of 100,000 keep the newest, in order', async () => {
+    const node = track();
+    const CAP = 100_000;
+    const { p, r } = await blockedReceiver(node, { capacity: CAP, overflow: 'drop_oldest' });
+    let evictions = 0;
+    node.telemetry.attach('count-evictions', ['keel.message.dropped'], () => void evictions++);
+    const started = performance.now();
+    for (let i = 0; i < 2 * CAP; i++) node.send(r.pid, i);
+    // a scan of the mailbox per eviction is 10^10 steps here (minutes); O(1) eviction is milliseconds.
+    // The bound is a failure guard for a loaded machine, far above either.
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(evictions).toBe(CAP);
+    expect(node.info(r.pid)?.mailboxLength).toBe(CAP);
+    r.release();
+    await node.idle();
+    const got = p.messages.slice(1) as number[];
+    expect(got.length).toBe(CAP);
+    expect(got[0]).toBe(CAP);
+    expect(got[CAP - 1]).toBe(2 * CAP - 1);
+    expect(got.every((m, i) => m === CAP + i)).toBe(true);
+  });
+
+  it('with drop_oldest, evicts behind several queued system messages and keeps their order', async () => {
+    const node = track();
+    const watched = [idler(node), idler(node), idler(node)];
+    const { p, dropped, r } = await blockedReceiver(node, { capacity: 2, overflow: 'drop_oldest' }, (ctx) => {
+      for (const w of watched) ctx.monitor(w);
+    });
+    for (const w of watched) node.exit(w, 'kill'); // three Downs queue first
+    // the Downs fill the capacity on their own: each user message evicts the one before it
+    node.send(r.pid, 'u1');
+    node.send(r.pid, 'u2'); // evicts u1, behind the three Downs
+    node.send(r.pid, 'u3'); // evicts u2
+    r.release();
+    await node.idle();
+    expect(p.messages.slice(1).map((m) => (isDown(m) ? m.pid : m))).toEqual([...watched, 'u3']);
+    expect(dropped.events.map((e) => e.metadata.message)).toEqual(['u1', 'u2']);
+  });
+
   it('refuses a bad capacity or overflow with ERR_INVALID_ARGUMENT', () => {
     const node = track();
     expectKeelError(thrown(() => idler(node, { mailbox: { capacity: 0, overflow: 'reject' } })), 'ERR_INVALID_ARGUMENT');
