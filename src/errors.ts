@@ -18,6 +18,7 @@ export type KeelErrorCode =
   | 'ERR_INVALID_ARGUMENT'
   | 'ERR_NOPROC'
   | 'ERR_NAME_TAKEN'
+  | 'ERR_RESERVED_NAME'
   | 'ERR_ALREADY_REGISTERED'
   | 'ERR_PROCESS_EXITED'
   | 'ERR_NODE_STOPPED'
@@ -81,6 +82,15 @@ export class NameTakenError extends KeelError {
   readonly registeredName: string;
   constructor(name: string, owner: string) {
     super('ERR_NAME_TAKEN', `the name '${name}' is already registered to ${owner}; unregister it first or pick another name`);
+    this.registeredName = name;
+  }
+}
+
+/** A name under `keel.` is Keel's own: its services and components find each other by such names. */
+export class ReservedNameError extends KeelError {
+  readonly registeredName: string;
+  constructor(name: string, operation: string) {
+    super('ERR_RESERVED_NAME', `cannot ${operation} '${name}': names under 'keel.' are reserved for Keel's own services and components; pick a name outside 'keel.'`);
     this.registeredName = name;
   }
 }

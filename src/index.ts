@@ -44,6 +44,7 @@ export {
   KeelError,
   LeaksFoundError,
   NameTakenError,
+  ReservedNameError,
   NodeStoppedError,
   NoProcError,
   ProcessExitedError,

@@ -3,6 +3,8 @@ import { DynamicSupervisor } from '../otp/DynamicSupervisor.js';
 import { GenServer, type CallProtocol, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
 import { nodeOf } from '../otp/internal/calls.js';
 import { Proc } from '../runtime/internal/Proc.js';
+import { refuseReserved } from '../runtime/NameRegistry.js';
+import type { KeelNode } from '../runtime/Node.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 
@@ -34,16 +36,18 @@ function agentsSupervisor(node: Node): Promise<Pid> {
   const known = supervisors.get(node);
   const alive = node.registry.whereis('keel.agents');
   if (known !== undefined && alive !== undefined) return known;
-  const started = alive !== undefined ? Promise.resolve(alive) : DynamicSupervisor.start(node, { name: 'keel.agents', maxRestarts: 10, withinMs: 5000 });
+  const started =
+    alive !== undefined ? Promise.resolve(alive) : (node as KeelNode).registry.asKeel(() => DynamicSupervisor.start(node, { name: 'keel.agents', maxRestarts: 10, withinMs: 5000 }));
   supervisors.set(node, started);
   started.catch(() => supervisors.delete(node));
   return started;
 }
 
-/** Validates `options.name` (a non-empty string) or makes one. */
+/** Validates `options.name` (a non-empty string outside Keel's own `keel.` names) or makes one. */
 export function nameFor(node: Node, kind: string, name: unknown): string {
   if (name === undefined) return componentName(node, kind);
   if (typeof name !== 'string' || name === '') throw new InvalidArgumentError('options.name', 'a non-empty string', name);
+  refuseReserved(name);
   return name;
 }
 
@@ -54,12 +58,14 @@ export async function startComponent<S, P extends CallProtocol, Cast, Arg>(
   arg: Arg,
   name: string,
 ): Promise<ServerPid<P, Cast>> {
-  if (from instanceof Proc) return GenServer.startLink(from as Context<any>, spec, arg, { name });
+  // the name was checked by nameFor: a default one is Keel's own, under `keel.`
+  const registry = (nodeOf(from) as KeelNode).registry;
+  if (from instanceof Proc) return registry.asKeel(() => GenServer.startLink(from as Context<any>, spec, arg, { name }));
   const node = nodeOf(from);
   const sup = await agentsSupervisor(node);
   const pid = await DynamicSupervisor.startChild(node, sup, {
     id: name,
-    start: (ctx) => GenServer.startLink(ctx, spec, arg, { name }),
+    start: (ctx) => registry.asKeel(() => GenServer.startLink(ctx, spec, arg, { name })),
     restart: 'permanent',
   });
   return pid as ServerPid<P, Cast>;

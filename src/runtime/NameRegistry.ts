@@ -1,4 +1,4 @@
-import { AlreadyRegisteredError, InvalidArgumentError, NameTakenError, NoProcError } from '../errors.js';
+import { AlreadyRegisteredError, InvalidArgumentError, NameTakenError, NoProcError, ReservedNameError } from '../errors.js';
 import type { Proc } from './internal/Proc.js';
 import { isPid, type Pid } from './Pid.js';
 
@@ -12,9 +12,12 @@ import { isPid, type Pid } from './Pid.js';
  * node.send('cache', { type: 'get', key: 'a' });
  * node.registry.whereis('cache'); // pid, or undefined once it has exited
  * ```
+ *
+ * Names under `keel.` are Keel's own (its services and agent components): registering or
+ * unregistering one throws `ERR_RESERVED_NAME`; `whereis` finds them.
  */
 export interface NameRegistry {
-  /** Registers `name` for a live `pid`: `ERR_NAME_TAKEN` if taken, `ERR_ALREADY_REGISTERED` if the process has a name, `ERR_NOPROC` if dead. */
+  /** Registers `name` for a live `pid`: `ERR_NAME_TAKEN` if taken, `ERR_ALREADY_REGISTERED` if the process has a name, `ERR_NOPROC` if dead, `ERR_RESERVED_NAME` under `keel.`. */
   register(name: string, pid: Pid): void;
   /** Removes a name; false when it was not registered. */
   unregister(name: string): boolean;
@@ -27,6 +30,8 @@ export interface NameRegistry {
 export class NameTable implements NameRegistry {
   readonly #byName = new Map<string, Proc>();
   readonly #resolve: (pid: Pid) => Proc | undefined;
+  /** Above 0 while Keel's own code registers (see {@link NameTable.asKeel}). */
+  #own = 0;
 
   constructor(resolve: (pid: Pid) => Proc | undefined) {
     this.#resolve = resolve;
@@ -41,9 +46,27 @@ export class NameTable implements NameRegistry {
     return this.#byName.get(name);
   }
 
+  /**
+   * @internal Runs `fn` as Keel's own code: registrations made synchronously inside it may use names
+   * under `keel.` (a service or component starting registers its process as it spawns).
+   */
+  asKeel<T>(fn: () => T): T {
+    this.#own++;
+    try {
+      return fn();
+    } finally {
+      this.#own--;
+    }
+  }
+
+  #checkReserved(name: string, operation: string): void {
+    if (this.#own === 0 && name.startsWith(RESERVED)) throw new ReservedNameError(name, operation);
+  }
+
   /** @internal Checks a name before a spawn registers it. */
   checkFree(name: unknown): asserts name is string {
     validateName(name);
+    this.#checkReserved(name, 'register');
     const owner = this.#byName.get(name);
     if (owner !== undefined) throw new NameTakenError(name, String(owner.self));
   }
@@ -73,6 +96,7 @@ export class NameTable implements NameRegistry {
 
   unregister(name: string): boolean {
     validateName(name);
+    this.#checkReserved(name, 'unregister');
     const p = this.#byName.get(name);
     if (p === undefined) return false;
     this.#byName.delete(name);
@@ -88,6 +112,14 @@ export class NameTable implements NameRegistry {
   names(): string[] {
     return [...this.#byName.keys()];
   }
+}
+
+/** The prefix of Keel's own names. */
+export const RESERVED = 'keel.';
+
+/** @internal Throws `ERR_RESERVED_NAME` for a name under `keel.` that a user gave. */
+export function refuseReserved(name: string, operation = 'register'): void {
+  if (name.startsWith(RESERVED)) throw new ReservedNameError(name, operation);
 }
 
 function validateName(name: unknown): asserts name is string {

@@ -1,6 +1,7 @@
 import { DeadLetterService, deadLetterProcessSpec, DLQ_PROCESS } from '../delivery/DeadLetterQueue.js';
 import { ManagedMonitors, leakCheckerSpec } from '../monitors/MonitorManager.js';
 import { GenServer } from '../otp/GenServer.js';
+import type { ChildSpec } from '../otp/internal/children.js';
 import { Supervisor } from '../otp/Supervisor.js';
 import type { KeelNode, ServiceSlots } from '../runtime/Node.js';
 import type { ServicesOptions } from '../runtime/services.js';
@@ -23,12 +24,15 @@ export function serviceSlots(options: boolean | ServicesOptions | undefined): Se
     if (started || node.stopping) return;
     started = true;
     type Ctx = Parameters<typeof GenServer.startLink>[0];
-    const children = [];
+    const children: ChildSpec[] = [];
     if (monitors !== undefined) children.push({ id: 'monitor_manager', start: (ctx: Ctx) => GenServer.startLink(ctx, leakCheckerSpec(monitors!)) });
     if (deadLetters !== undefined) {
-      children.push({ id: 'dead_letter_queue', start: (ctx: Ctx) => GenServer.startLink(ctx, deadLetterProcessSpec(deadLetters!), undefined, { name: DLQ_PROCESS }) });
+      children.push({
+        id: 'dead_letter_queue',
+        start: (ctx: Ctx) => node.registry.asKeel(() => GenServer.startLink(ctx, deadLetterProcessSpec(deadLetters!), undefined, { name: DLQ_PROCESS })),
+      });
     }
-    Supervisor.start(node, children, { name: 'keel.services', maxRestarts: 10, withinMs: 5000 }).then(
+    node.registry.asKeel(() => Supervisor.start(node, children, { name: 'keel.services', maxRestarts: 10, withinMs: 5000 })).then(
       (pid) => {
         // if the services supervisor itself gives up (a crash loop past its intensity), it is started
         // again on the next use, and after a pause when the dead letter queue has work waiting

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Agent, GenServer, Supervisor, isDown, runTaskOn, statusOf, voteOn, type AgentPid } from '../../src/index.js';
+import { Agent, GenServer, SignalRouter, Supervisor, isDown, runTaskOn, statusOf, voteOn, type AgentPid } from '../../src/index.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
 import { deferred, expectKeelError, thrown, useNodes } from '../support.js';
 
@@ -170,5 +170,17 @@ describe('Agent', () => {
     expectKeelError(thrown(() => Agent.start(node, { capabilities: [], runTask: () => 1, name: '' })), 'ERR_INVALID_ARGUMENT', 'options.name');
     expect(node.processes().length).toBe(before);
     expectKeelError(thrown(() => Agent.start(42 as never, { capabilities: [], runTask: () => 1 })), 'ERR_INVALID_ARGUMENT', 'from');
+  });
+});
+
+describe("components named under 'keel.'", () => {
+  it('refuse a name a user gives under keel. with ERR_RESERVED_NAME, and take their own default names there', async () => {
+    const node = track();
+    expectKeelError(thrown(() => Agent.start(node, { name: 'keel.mine', capabilities: [], runTask: () => 1 })), 'ERR_RESERVED_NAME');
+    expectKeelError(await SignalRouter.start(node, { name: 'keel.router' }).catch((e: unknown) => e), 'ERR_RESERVED_NAME');
+    expectKeelError(await GenServer.start(node, { init: () => 0 }, undefined, { name: 'keel.server' }).catch((e: unknown) => e), 'ERR_RESERVED_NAME');
+    const router = await SignalRouter.start(node);
+    expect(node.registry.names()).toEqual(expect.arrayContaining(['keel.agents', 'keel.signal_router.1']));
+    expect(node.isAlive(router.pid)).toBe(true);
   });
 });

@@ -351,3 +351,40 @@ describe('names and process death', () => {
     captured.stop();
   });
 });
+
+describe("names under 'keel.'", () => {
+  it('are refused to register, spawn and unregister with ERR_RESERVED_NAME; whereis finds Keel’s own', async () => {
+    const node = track();
+    const pid = idler(node);
+    expectKeelError(thrown(() => node.registry.register('keel.dead_letter_queue', pid)), 'ERR_RESERVED_NAME', "'keel.'");
+    expectKeelError(thrown(() => node.spawn(idleInit, { name: 'keel.services' })), 'ERR_RESERVED_NAME');
+    expectKeelError(thrown(() => node.spawn(idleInit, { name: 'keel.' })), 'ERR_RESERVED_NAME');
+    expect(node.processes()).toHaveLength(1);
+    // Keel's own services register theirs as they start
+    await node.deadLetters.add({ recipient: 'nobody', message: 'x', reason: 'noproc' });
+    await node.idle();
+    expect(node.registry.whereis('keel.dead_letter_queue')).toBeDefined();
+    expect(node.registry.whereis('keel.services')).toBeDefined();
+    expectKeelError(thrown(() => node.registry.unregister('keel.dead_letter_queue')), 'ERR_RESERVED_NAME');
+    expect(node.registry.whereis('keel.dead_letter_queue')).toBeDefined();
+  });
+
+  it('no process can take the dead letter queue’s name before it starts: its entries are still redelivered', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock, random: () => 0 });
+    expectKeelError(thrown(() => node.spawn(idleInit, { name: 'keel.dead_letter_queue' })), 'ERR_RESERVED_NAME');
+    await node.deadLetters.add({ recipient: 'svc', message: 'again', reason: 'noproc' });
+    const p = probe(node);
+    node.spawn((ctx) => (m) => ctx.send(p, m), { name: 'svc' });
+    await clock.advance(1000);
+    expect(await p.receive()).toBe('again');
+  });
+
+  it('a name that merely contains keel is a name like any other', () => {
+    const node = track();
+    node.registry.register('my.keel.worker', idler(node));
+    node.registry.register('keel', idler(node));
+    node.registry.register('Keel.x', idler(node));
+    expect(node.registry.names()).toEqual(['my.keel.worker', 'keel', 'Keel.x']);
+  });
+});
