@@ -4,7 +4,7 @@ import { Proc } from '../runtime/internal/Proc.js';
 import { Delivery } from '../runtime/Node.js';
 import type { Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
-import { checkTarget, onFailure, type SendOptions, type SendOutcome, sendOnce, toSettings } from './sendSupervised.js';
+import { afterEnqueue, checkTarget, onFailure, type SendOptions, type SendOutcome, sendOnce, toSettings } from './sendSupervised.js';
 
 export type BroadcastStrategy = 'best_effort' | 'at_least_one' | 'all_or_nothing' | { quorum: number };
 
@@ -72,7 +72,7 @@ export async function broadcastSupervised<M>(from: Node | Context<any>, targets:
     const results = targets.map((target, i) => {
       const id = s.id ?? node.nextMessageId();
       if (allFit) {
-        const r = node.deliverEnvelope(sender, procs[i]!, message, id);
+        const r = node.deliverEnvelope(sender, procs[i]!, message, id, afterEnqueue(node, target, message, s, id));
         if (r === Delivery.Enqueued) return { target, outcome: { ok: true, id, attempts: 1 } as SendOutcome };
       }
       const reason = refused[i] ?? 'aborted';

@@ -1,5 +1,6 @@
 import { DeadlockError, DeliveryError, InvalidArgumentError, toError } from '../errors.js';
 import { nodeOf } from '../otp/internal/calls.js';
+import type { EnvelopeListener } from '../runtime/internal/Envelope.js';
 import { F_BUSY, F_DEAD, F_RUNNING, NextTurnWatcher, Proc } from '../runtime/internal/Proc.js';
 import { monotonicClock } from '../runtime/Clock.js';
 import { formatReason } from '../runtime/messages.js';
@@ -212,7 +213,7 @@ class Send extends NextTurnWatcher {
     const target = node.lookupTarget(this.to);
     if (target === undefined) return this.#failed(typeof this.to === 'string' ? NOPROC_NAME : NOPROC_PID);
     if (s.ack === 'enqueued') {
-      const r = node.deliverEnvelope(this.sender, target, this.message, this.id);
+      const r = node.deliverEnvelope(this.sender, target, this.message, this.id, afterEnqueue(node, this.to, this.message, s, this.id));
       if (r === Delivery.Enqueued) return this.#succeeded();
       return this.#failed(r === Delivery.MailboxFull ? MAILBOX_FULL : NOPROC_PID);
     }
@@ -352,6 +353,40 @@ class Send extends NextTurnWatcher {
   }
 }
 
+/**
+ * @internal What becomes of a message acknowledged at `'enqueued'` that never reaches its handler: the
+ * send has succeeded, but with `onError: 'dead_letter'` the message is not left to vanish. When its
+ * receiver exits with it still queued it is dead-lettered (`receiver_exited`), and when a
+ * `drop_oldest` mailbox evicts it, too (`mailbox_full`). Other policies have the one
+ * `keel.message.dropped` event of the receiver's death, or the eviction's own.
+ */
+class AfterEnqueue implements EnvelopeListener {
+  readonly #node: KeelNode;
+  readonly #to: Target;
+  readonly #message: unknown;
+  readonly #s: Settings;
+  readonly #id: string;
+  constructor(node: KeelNode, to: Target, message: unknown, s: Settings, id: string) {
+    this.#node = node;
+    this.#to = to;
+    this.#message = message;
+    this.#s = s;
+    this.#id = id;
+  }
+  handled(): void {}
+  failed(outcome: 'crashed' | 'down' | 'dropped' | 'withdrawn', error?: unknown): void {
+    if (outcome !== 'down' && outcome !== 'dropped') return; // a crash while handling it was the receiver's own exit
+    const reason = outcome === 'down' ? 'receiver_exited' : 'mailbox_full';
+    const outcomeOf: SendOutcome = { ok: false, id: this.#id, reason: 'process_down', attempts: 1, firstError: error ?? reason, lastError: error ?? reason };
+    void deadLetter(this.#node, this.#to, this.#message, this.#s, outcomeOf, reason);
+  }
+}
+
+/** @internal The listener of an `'enqueued'` envelope, when its policy wants one (see {@link AfterEnqueue}). */
+export function afterEnqueue(node: KeelNode, to: Target, message: unknown, s: Settings, id: string): EnvelopeListener | undefined {
+  return s.onError === 'dead_letter' ? new AfterEnqueue(node, to, message, s, id) : undefined;
+}
+
 /** @internal Runs the final-failure policy: log, dead-letter, ignore or raise. */
 export async function onFailure(node: KeelNode, to: Target, message: unknown, s: Settings, outcome: SendOutcome): Promise<SendOutcome> {
   if (outcome.ok) return outcome;
@@ -363,31 +398,35 @@ export async function onFailure(node: KeelNode, to: Target, message: unknown, s:
       return outcome;
     case 'raise':
       throw new DeliveryError(String(to), outcome.reason, outcome.attempts, outcome);
-    case 'dead_letter': {
-      let added: unknown;
-      try {
-        added = await node.deadLetters.add({
-          recipient: to,
-          message,
-          reason: outcome.reason,
-          // a 'handled' send is redelivered as one, within the same per-attempt timeout
-          metadata: {
-            ...s.metadata,
-            id: outcome.id,
-            attempts: outcome.attempts,
-            lastError: describeError(outcome.lastError),
-            ...(s.ack === 'handled' ? { ack: 'handled', timeout: s.timeout } : {}),
-          },
-        });
-      } catch (e) {
-        node.logger.error(`supervised send ${outcome.id}: the dead letter queue refused the message`, e);
-        return { ...outcome, deadLetterUnavailable: true };
-      }
-      if (typeof added === 'string') return { ...outcome, deadLetterId: added };
-      if (isUnavailable(added)) node.logger.warn(`supervised send ${outcome.id} failed (${outcome.reason}) and the dead letter queue is unavailable`);
-      return { ...outcome, deadLetterUnavailable: true };
-    }
+    case 'dead_letter':
+      return deadLetter(node, to, message, s, outcome, outcome.reason);
   }
+}
+
+/** Hands a message that could not be delivered to the dead letter queue; the outcome says where it went. */
+async function deadLetter(node: KeelNode, to: Target, message: unknown, s: Settings, outcome: SendOutcome & { ok: false }, reason: string): Promise<SendOutcome> {
+  let added: unknown;
+  try {
+    added = await node.deadLetters.add({
+      recipient: to,
+      message,
+      reason,
+      // a 'handled' send is redelivered as one, within the same per-attempt timeout
+      metadata: {
+        ...s.metadata,
+        id: outcome.id,
+        attempts: outcome.attempts,
+        lastError: describeError(outcome.lastError),
+        ...(s.ack === 'handled' ? { ack: 'handled', timeout: s.timeout } : {}),
+      },
+    });
+  } catch (e) {
+    node.logger.error(`supervised send ${outcome.id}: the dead letter queue refused the message`, e);
+    return { ...outcome, deadLetterUnavailable: true };
+  }
+  if (typeof added === 'string') return { ...outcome, deadLetterId: added };
+  if (isUnavailable(added)) node.logger.warn(`supervised send ${outcome.id} failed (${reason}) and the dead letter queue is unavailable`);
+  return { ...outcome, deadLetterUnavailable: true };
 }
 
 function describeError(e: unknown): unknown {
@@ -418,7 +457,7 @@ export function sendOnce(node: KeelNode, sender: Proc | undefined, to: Target, m
     const target = node.lookupTarget(to);
     if (target === undefined) first = typeof to === 'string' ? NOPROC_NAME : NOPROC_PID;
     else {
-      const r = node.deliverEnvelope(sender, target, message, id);
+      const r = node.deliverEnvelope(sender, target, message, id, afterEnqueue(node, to, message, s, id));
       if (r === Delivery.Enqueued) return Promise.resolve({ ok: true, id, attempts: 1 });
       first = r === Delivery.MailboxFull ? MAILBOX_FULL : NOPROC_PID;
     }

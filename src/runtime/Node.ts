@@ -508,7 +508,7 @@ export class KeelNode implements Node {
 
   #dropped(from: Proc | undefined, to: Target, message: unknown, reason: string, overflow?: string): void {
     const m = Envelope.is(message) ? message.message : message;
-    this.telemetry.execute('keel.message.dropped', {}, {
+    this.telemetry.execute('keel.message.dropped', { count: 1 }, {
       from: from?.self ?? 'node',
       to,
       message: m,
@@ -897,6 +897,7 @@ export class KeelNode implements Node {
     this.#procs.delete(p.self.id);
     PidImpl.setProc(p.self, undefined);
     // 1. the runtime's own bookkeeping, with no user code in between
+    const left = p.size; // what the process never handled is reported below, in one event
     let queued: Envelope[] | undefined;
     if (this.#envelopes > 0 && p.size > 0) {
       for (let i = 0; i < p.size; i++) {
@@ -971,6 +972,10 @@ export class KeelNode implements Node {
       else this.#settleEnvelope(inflight, 'crashed', reason);
     }
     if (queued !== undefined) for (const env of queued) this.#settleEnvelope(env, 'down', reason);
+    if (left > 0) {
+      // one event per death, however long the mailbox was: a death costs no work per message
+      this.telemetry.execute('keel.message.dropped', { count: left }, { from: 'node', to: p.self, reason: 'receiver_exited', exitReason: reason });
+    }
     if (x?.abort !== undefined && !x.abort.signal.aborted) x.abort.abort(reason);
     if (watchers !== undefined) {
       for (const w of watchers) {
