@@ -55,6 +55,7 @@ describe('a receiver that exits with supervised messages still queued', () => {
     // sent = handled + dead-lettered: nothing vanished; a new 'billing' gets them back, in order
     expect(r.handled.length + entries.length).toBe(10);
     const p = probe(node);
+    // eslint-disable-next-line keel/no-raw-send -- the test forwards what it receives to a probe
     node.spawn((ctx) => (m) => ctx.send(p, { m, id: ctx.messageId }), { name: 'billing' });
     await clock.advance(1000);
     await node.idle();
