@@ -294,6 +294,18 @@ export class WorkflowLimitError extends KeelError {
   }
 }
 
+/**
+ * Throws `ERR_INVALID_ARGUMENT` for an own key of an options object that is not one of `known` (and
+ * is not `undefined`, which sets nothing): a misspelt option is an error, never silently ignored.
+ */
+export function checkKeys(options: object, known: readonly string[], argument: string): void {
+  for (const key in options) {
+    if (!known.includes(key) && Object.hasOwn(options, key) && (options as Record<string, unknown>)[key] !== undefined) {
+      throw new InvalidArgumentError(`${argument}.${key}`, `no such option (${argument} takes ${known.join(', ')})`, (options as Record<string, unknown>)[key]);
+    }
+  }
+}
+
 /** True when `error` is a Keel error, optionally with the given code. */
 export function isKeelError(error: unknown, code?: KeelErrorCode): error is KeelError {
   if (typeof error !== 'object' || error === null) return false;

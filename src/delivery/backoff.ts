@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../errors.js';
+import { checkKeys, InvalidArgumentError } from '../errors.js';
 import type { BackoffOptions } from '../runtime/services.js';
 
 /** @internal A validated backoff: exponential from `initialMs` by `factor` up to `maxMs`, full jitter unless `jitter: 'none'`. */
@@ -16,6 +16,7 @@ export const DEFAULT_BACKOFF: Backoff = Object.freeze({ initialMs: 10, factor: 2
 export function toBackoff(options: BackoffOptions | undefined, argument = 'backoff'): Backoff {
   if (options === undefined) return DEFAULT_BACKOFF;
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError(argument, '{ initialMs?, factor?, maxMs?, jitter? }', options);
+  checkKeys(options, ['initialMs', 'factor', 'maxMs', 'jitter'], argument);
   const num = (key: 'initialMs' | 'factor' | 'maxMs', fallback: number, min: number): number => {
     const v = options[key];
     if (v === undefined) return fallback;

@@ -1,4 +1,4 @@
-import { DeadlockError, DeliveryError, InvalidArgumentError, toError } from '../errors.js';
+import { checkKeys, DeadlockError, DeliveryError, InvalidArgumentError, toError } from '../errors.js';
 import { nodeOf } from '../otp/internal/calls.js';
 import type { EnvelopeListener } from '../runtime/internal/Envelope.js';
 import { F_BUSY, F_DEAD, F_RUNNING, NextTurnWatcher, Proc } from '../runtime/internal/Proc.js';
@@ -66,6 +66,7 @@ export interface Settings {
 }
 
 const ON_ERROR = ['log', 'dead_letter', 'ignore', 'raise'] as const;
+const SEND_OPTIONS = ['ack', 'timeout', 'deadline', 'retries', 'backoff', 'onError', 'metadata', 'id', 'retryOnCrash', 'signal'];
 const EMPTY_METADATA: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 const DEFAULTS: Settings = Object.freeze({
   ack: 'enqueued',
@@ -86,6 +87,7 @@ const HANDLED_DEFAULTS: Settings = Object.freeze({ ...DEFAULTS, ack: 'handled' a
 export function toSettings(options: SendOptions | undefined): Settings {
   if (options === undefined) return DEFAULTS;
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a SendOptions object', options);
+  checkKeys(options, SEND_OPTIONS, 'options');
   if (
     options.timeout === undefined && options.deadline === undefined && options.retries === undefined && options.backoff === undefined &&
     options.onError === undefined && options.metadata === undefined && options.id === undefined && options.retryOnCrash === undefined &&

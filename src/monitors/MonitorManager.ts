@@ -1,4 +1,4 @@
-import { InvalidArgumentError, ProcessExitedError } from '../errors.js';
+import { checkKeys, InvalidArgumentError, ProcessExitedError } from '../errors.js';
 import type { GenServerSpec } from '../otp/GenServer.js';
 import { F_DEAD, Proc } from '../runtime/internal/Proc.js';
 import type { KeelNode } from '../runtime/Node.js';
@@ -20,6 +20,7 @@ interface Settings {
 function settings(options: MonitorManagerOptions | undefined): Settings {
   const o = options ?? {};
   if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('services.monitors', '{ leakCheckIntervalMs?, leakAgeMs?, duplicateThreshold?, captureStacks? }', o);
+  checkKeys(o, ['leakCheckIntervalMs', 'leakAgeMs', 'duplicateThreshold', 'captureStacks'], 'services.monitors');
   const positive = (name: string, value: unknown, fallback: number): number => {
     if (value === undefined) return fallback;
     if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new InvalidArgumentError(`services.monitors.${name}`, 'a positive number', value);

@@ -1,4 +1,4 @@
-import { InvalidArgumentError, MaxChildrenError } from '../errors.js';
+import { checkKeys, InvalidArgumentError, MaxChildrenError } from '../errors.js';
 import { Proc } from '../runtime/internal/Proc.js';
 import type { KeelNode } from '../runtime/Node.js';
 import { isExit } from '../runtime/messages.js';
@@ -170,6 +170,7 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
 
 function options(opts: DynamicSupervisorOptions): Omit<State, 'ctx' | 'children' | 'restarting' | 'restartTimes'> {
   if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options', 'a DynamicSupervisorOptions object', opts);
+  checkKeys(opts, ['maxChildren', 'maxRestarts', 'withinMs', 'name'], 'options');
   const maxChildren = opts.maxChildren ?? Infinity;
   if (maxChildren !== Infinity && (!Number.isSafeInteger(maxChildren) || maxChildren < 0)) {
     throw new InvalidArgumentError('options.maxChildren', 'an integer >= 0', opts.maxChildren);

@@ -1,4 +1,4 @@
-import { CallExitError, CallTimeoutError, DeadlockError, InvalidArgumentError, NoProcError, StartError, toError } from '../errors.js';
+import { CallExitError, CallTimeoutError, checkKeys, DeadlockError, InvalidArgumentError, NoProcError, StartError, toError } from '../errors.js';
 import { EXIT_SENTINEL, F_DEAD, Proc } from '../runtime/internal/Proc.js';
 import { formatReason, isExit, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
 import type { KeelNode } from '../runtime/Node.js';
@@ -286,6 +286,7 @@ function start<S, P extends CallProtocol, Cast, Arg>(
   const { node, caller } = originOf(from);
   validateSpec(spec);
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ name?, timeout? }', options);
+  checkKeys(options, ['name', 'timeout'], 'options');
   const timeout = options.timeout ?? 5000;
   validateTimeout(timeout, 'options.timeout');
   const parent: Pid | 'node' = caller === undefined ? 'node' : caller.self;
@@ -389,17 +390,31 @@ export const GenServer = {
    * target, `ERR_CALL_EXIT` when the server dies first, `ERR_CALL_TIMEOUT` after `timeout` (default
    * 5000 ms, on the node's clock; a late reply is discarded), `ERR_DEADLOCK` for a call to oneself,
    * `ERR_ABORTED` when `signal` aborts, `ERR_MAILBOX_FULL` when a bounded mailbox refuses it.
+   * `options` may be the timeout alone, as in Elixir's `GenServer.call(server, request, timeout)`.
    */
   call<P extends CallProtocol = CallProtocol, const R extends P['request'] = P['request']>(
     from: Node | Context<any>,
     target: ServerPid<P, any> | Target,
     request: R,
-    options?: { timeout?: number; signal?: AbortSignal },
+    options?: number | { timeout?: number; signal?: AbortSignal },
   ): Promise<ReplyOf<P, R>> {
     const node = nodeOf(from); // the target is checked where it is looked up
-    const timeout = options?.timeout ?? 5000;
-    if (timeout !== 5000) validateTimeout(timeout);
-    const signal = options?.signal;
+    let timeout = 5000;
+    let signal: AbortSignal | undefined;
+    if (typeof options === 'number') {
+      validateTimeout(options);
+      timeout = options;
+    } else if (options !== undefined) {
+      if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ timeout?, signal? } or a timeout in ms', options);
+      for (const key in options) {
+        if (key !== 'timeout' && key !== 'signal') throw new InvalidArgumentError(`options.${key}`, 'no such option (a call takes timeout and signal)', key);
+      }
+      if (options.timeout !== undefined) {
+        validateTimeout(options.timeout, 'options.timeout');
+        timeout = options.timeout;
+      }
+      signal = options.signal;
+    }
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', signal);
     const caller = from instanceof Proc ? from : undefined;
     return callProcess(node, caller, target, request, timeout, signal) as Promise<ReplyOf<P, R>>;

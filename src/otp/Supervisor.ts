@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../errors.js';
+import { checkKeys, InvalidArgumentError } from '../errors.js';
 import { Proc } from '../runtime/internal/Proc.js';
 import { isExit, type ExitReason } from '../runtime/messages.js';
 import type { Pid, Target } from '../runtime/Pid.js';
@@ -278,6 +278,7 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
 
 function options(opts: SupervisorOptions): State['options'] {
   if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options', 'a SupervisorOptions object', opts);
+  checkKeys(opts, ['strategy', 'maxRestarts', 'withinMs', 'backoff', 'name'], 'options');
   const strategy = opts.strategy ?? 'one_for_one';
   if (!['one_for_one', 'one_for_all', 'rest_for_one'].includes(strategy)) {
     throw new InvalidArgumentError('options.strategy', "'one_for_one' | 'one_for_all' | 'rest_for_one'", strategy);
@@ -292,6 +293,7 @@ function options(opts: SupervisorOptions): State['options'] {
 
 function validateBackoff(b: BackoffOptions): void {
   if (typeof b !== 'object' || b === null) throw new InvalidArgumentError('options.backoff', '{ initialMs?, factor?, maxMs?, jitter? }', b);
+  checkKeys(b, ['initialMs', 'factor', 'maxMs', 'jitter'], 'options.backoff');
   for (const k of ['initialMs', 'factor', 'maxMs'] as const) {
     const v = b[k];
     if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) throw new InvalidArgumentError(`options.backoff.${k}`, 'a finite number >= 0', v);

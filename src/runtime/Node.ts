@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import diagnostics from 'node:diagnostics_channel';
 import {
+  checkKeys,
   HandlerReturnedError,
   IdleTimeoutError,
   InvalidArgumentError,
@@ -139,6 +140,7 @@ export class KeelNode implements Node {
 
   constructor(options: NodeOptions = {}, slots: ServiceSlots = {}) {
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an options object', options);
+    checkKeys(options, ['name', 'clock', 'random', 'logger', 'services', 'scheduler'], 'options');
     const { name, clock = realClock, random = Math.random, logger = console, services = true, scheduler = {} } = options;
     if (name !== undefined && (typeof name !== 'string' || !NODE_NAME.test(name))) {
       throw new InvalidArgumentError('name', 'a node name of 1 to 255 letters, digits, or . _ - @', name);
@@ -149,9 +151,11 @@ export class KeelNode implements Node {
     if (typeof services !== 'boolean' && (typeof services !== 'object' || services === null)) {
       throw new InvalidArgumentError('services', 'a boolean or a services options object', services);
     }
+    if (typeof services === 'object') checkKeys(services, ['monitors', 'deadLetters'], 'services');
     if (typeof scheduler !== 'object' || scheduler === null) {
       throw new InvalidArgumentError('scheduler', 'an object { budget?, sliceMs?, longScheduleMs? }', scheduler);
     }
+    checkKeys(scheduler, ['budget', 'sliceMs', 'longScheduleMs'], 'scheduler');
     this.#budget = positiveInt('scheduler.budget', scheduler.budget, 64);
     this.#sliceMs = positiveNumber('scheduler.sliceMs', scheduler.sliceMs, 5);
     this.#slowMs = this.#sliceMs / 8;
@@ -223,12 +227,14 @@ export class KeelNode implements Node {
   /** Validates spawn options before anything is created (a taken name spawns nothing). */
   #spawnOptions(options: SpawnOptions): { capacity: number; overflow: (typeof OVERFLOWS)[number]; name: string | undefined } {
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a SpawnOptions object', options);
+    checkKeys(options, ['name', 'mailbox'], 'options');
     let capacity = Infinity;
     let overflow: (typeof OVERFLOWS)[number] = 'reject';
     if (options.name !== undefined) this.registry.checkFree(options.name);
     const mb = options.mailbox;
     if (mb !== undefined) {
       if (typeof mb !== 'object' || mb === null) throw new InvalidArgumentError('mailbox', '{ capacity, overflow }', mb);
+      checkKeys(mb, ['capacity', 'overflow'], 'mailbox');
       if (!Number.isSafeInteger(mb.capacity) || mb.capacity < 1) {
         throw new InvalidArgumentError('mailbox.capacity', 'a positive integer', mb.capacity);
       }

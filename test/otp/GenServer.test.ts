@@ -516,9 +516,10 @@ describe('GenServer.call', () => {
   });
 
   describe('timeouts', () => {
-    it.each<[string, { timeout: number } | undefined, number]>([
+    it.each<[string, { timeout: number } | number | undefined, number]>([
       ['the default 5000 ms', undefined, 5000],
       ['{ timeout: 250 }', { timeout: 250 }, 250],
+      ['a bare timeout of 100 (as Elixir’s call/3)', 100, 100],
     ])('rejects with ERR_CALL_TIMEOUT after %s on the node clock, not a millisecond before', async (_label, options, ms) => {
       const clock = new TestClock();
       const node = track({ clock });
@@ -531,6 +532,14 @@ describe('GenServer.call', () => {
       expectKeelError(call.error, 'ERR_CALL_TIMEOUT', `${ms} ms`);
       expect((call.error as { timeoutMs: number }).timeoutMs).toBe(ms);
       expect(node.internals().timers).toBe(0);
+    });
+
+    it('refuses options it does not know, or of the wrong type, with ERR_INVALID_ARGUMENT rather than ignoring them', async () => {
+      const node = track();
+      const pid = await GenServer.start(node, holder());
+      for (const options of [{ timout: 100 }, 'fast', NaN, -1, { timeout: '100' }, null]) {
+        expectKeelError(thrown(() => GenServer.call(node, pid, 'x', options as never)), 'ERR_INVALID_ARGUMENT');
+      }
     });
 
     it('discards a reply given after the timeout: the calling process gets no stray message and nothing throws', async () => {

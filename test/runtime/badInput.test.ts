@@ -1,6 +1,6 @@
 /* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- this file tests the runtime's own primitives: raw sends and monitors are what it exercises */
 import { describe, expect, it } from 'vitest';
-import { createNode, isDown, Pid, type Context, type Node } from '../../src/index.js';
+import { createNode, DynamicSupervisor, GenServer, isDown, Pid, sendSupervised, Supervisor, type Context, type Node } from '../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
 import { expectKeelError, failure, idler, thrown, useNodes } from '../support.js';
 
@@ -364,5 +364,29 @@ describe('node.idle and node.shutdown', () => {
     expect(await p.receive()).toBe('still running');
     await node.shutdown();
     expect(node.isAlive(p)).toBe(false);
+  });
+});
+
+describe('options a call does not know', () => {
+  it('are refused with ERR_INVALID_ARGUMENT naming the option, never ignored', async () => {
+    const cases: [string, () => unknown][] = [
+      ['options.bogus', () => createNode({ bogus: 1 } as never)],
+      ['services.bogus', () => createNode({ services: { bogus: 1 } as never })],
+      ['services.monitors.leakAge', () => createNode({ services: { monitors: { leakAge: 5 } as never } })],
+      ['scheduler.slice', () => createNode({ scheduler: { slice: 5 } as never })],
+    ];
+    for (const [argument, make] of cases) expectKeelError(thrown(make), 'ERR_INVALID_ARGUMENT', `\`${argument}\``);
+    const node = track();
+    expectKeelError(thrown(() => node.spawn(() => () => undefined, { nmae: 'x' } as never)), 'ERR_INVALID_ARGUMENT', '`options.nmae`');
+    expectKeelError(thrown(() => node.spawn(() => () => undefined, { mailbox: { capacity: 1, overflow: 'reject', policy: 1 } as never })), 'ERR_INVALID_ARGUMENT', '`mailbox.policy`');
+    expectKeelError(thrown(() => sendSupervised(node, 'x', 'm', { retires: 3 } as never)), 'ERR_INVALID_ARGUMENT', '`options.retires`');
+    expectKeelError(thrown(() => sendSupervised(node, 'x', 'm', { backoff: { initial: 1 } } as never)), 'ERR_INVALID_ARGUMENT', '`options.backoff.initial`');
+    expectKeelError(await failure(() => GenServer.start(node, { init: () => 0 }, undefined, { timeoutMs: 5 } as never)), 'ERR_INVALID_ARGUMENT', '`options.timeoutMs`');
+    expectKeelError(thrown(() => Supervisor.start(node, [], { max_restarts: 1 } as never)), 'ERR_INVALID_ARGUMENT', '`options.max_restarts`');
+    expectKeelError(thrown(() => Supervisor.start(node, [{ id: 'a', start: (ctx) => ctx.spawnLink(() => () => undefined), restartType: 'temporary' } as never])), 'ERR_INVALID_ARGUMENT', '`children[0].restartType`');
+    expectKeelError(thrown(() => DynamicSupervisor.start(node, { max: 1 } as never)), 'ERR_INVALID_ARGUMENT', '`options.max`');
+    // an option given as undefined sets nothing, and is no error
+    expect(thrown(() => node.spawn(() => () => undefined, { name: undefined, other: undefined } as never))).toBe('nothing was thrown');
+    expect(node.processes()).toHaveLength(1);
   });
 });

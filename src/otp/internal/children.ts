@@ -1,4 +1,4 @@
-import { InvalidArgumentError, StartError, toError } from '../../errors.js';
+import { checkKeys, InvalidArgumentError, StartError, toError } from '../../errors.js';
 import { formatReason, isCleanExit, type ExitReason } from '../../runtime/messages.js';
 import type { KeelNode } from '../../runtime/Node.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
@@ -40,6 +40,7 @@ export function toChild(spec: unknown, index: number): Child {
   const where = `children[${index}]`;
   if (typeof spec !== 'object' || spec === null) throw new InvalidArgumentError(where, 'a child spec { id, start, restart?, shutdown?, type? }', spec);
   const s = spec as Partial<ChildSpec>;
+  checkKeys(s, ['id', 'start', 'restart', 'shutdown', 'type'], where);
   if (typeof s.id !== 'string' || s.id === '') throw new InvalidArgumentError(`${where}.id`, 'a non-empty string', s.id);
   if (typeof s.start !== 'function') throw new InvalidArgumentError(`${where}.start`, 'a function (ctx) => Pid | Promise<Pid>', s.start);
   const restart = s.restart ?? 'permanent';
