@@ -20,6 +20,7 @@ import {
   F_BUSY,
   F_DEAD,
   F_INIT,
+  F_LONG,
   F_RUNNING,
   F_SCHEDULED,
   F_FRESH,
@@ -91,6 +92,10 @@ export class KeelNode implements Node {
   readonly #sliceMs: number;
   /** An interval at least this long marks its last process slow (an eighth of the slice). */
   readonly #slowMs: number;
+  /** The long-mailbox monitor's bounds (Infinity and -1 when it is off). */
+  readonly #longAbove: number;
+  readonly #longBelow: number;
+  #longMailboxes = 0;
   readonly #longScheduleMs: number;
   readonly #placeholder: PidImpl;
   readonly #detachClock: (() => void) | undefined;
@@ -140,7 +145,7 @@ export class KeelNode implements Node {
 
   constructor(options: NodeOptions = {}, slots: ServiceSlots = {}) {
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an options object', options);
-    checkKeys(options, ['name', 'clock', 'random', 'logger', 'services', 'scheduler'], 'options');
+    checkKeys(options, ['name', 'clock', 'random', 'logger', 'services', 'scheduler', 'longMailbox'], 'options');
     const { name, clock = realClock, random = Math.random, logger = console, services = true, scheduler = {} } = options;
     if (name !== undefined && (typeof name !== 'string' || !NODE_NAME.test(name))) {
       throw new InvalidArgumentError('name', 'a node name of 1 to 255 letters, digits, or . _ - @', name);
@@ -159,6 +164,7 @@ export class KeelNode implements Node {
     this.#budget = positiveInt('scheduler.budget', scheduler.budget, 64);
     this.#sliceMs = positiveNumber('scheduler.sliceMs', scheduler.sliceMs, 5);
     this.#slowMs = this.#sliceMs / 8;
+    [this.#longAbove, this.#longBelow] = longMailboxBounds(options.longMailbox);
     this.#longScheduleMs = positiveNumber('scheduler.longScheduleMs', scheduler.longScheduleMs, 50);
     this.name = name ?? `keel-${++defaultNameSeq}`;
     this.creation = freshCreation();
@@ -269,6 +275,7 @@ export class KeelNode implements Node {
       name: x?.name,
       trapExits: (f & F_TRAP) !== 0,
       timers: x?.timers?.size ?? 0,
+      longMailbox: (f & F_LONG) !== 0,
     };
   }
 
@@ -472,7 +479,7 @@ export class KeelNode implements Node {
     if ((p.flags & (F_BOUNDED | F_DEAD)) !== 0) return this.#enqueueBounded(p, message, from);
     const buf = p.size < p.buf.length ? p.buf : grow(p);
     buf[(p.head + p.size) & (buf.length - 1)] = message;
-    p.size++;
+    if (++p.size === this.#longAbove) this.#mailboxLong(p);
     if ((p.flags & (F_SCHEDULED | F_RUNNING | F_BUSY | F_DEAD)) === 0) {
       p.flags |= F_SCHEDULED;
       this.#rqPush(p);
@@ -768,6 +775,7 @@ export class KeelNode implements Node {
       }
     }
     p.flags &= ~F_RUNNING;
+    if ((p.flags & F_LONG) !== 0 && p.size <= this.#longBelow) this.#mailboxShort(p);
     if ((p.flags & (F_DEAD | F_BUSY)) === 0) {
       if (p.size > 0) {
         p.flags |= F_SCHEDULED;
@@ -874,6 +882,7 @@ export class KeelNode implements Node {
   }
 
   #afterAsync(p: Proc): void {
+    if ((p.flags & F_LONG) !== 0 && p.size <= this.#longBelow) this.#mailboxShort(p);
     if (p.size > 0) {
       this.#schedule(p);
       return;
@@ -891,6 +900,27 @@ export class KeelNode implements Node {
     this.#settleEnvelope(env, outcome, error);
   }
 
+  /** A mailbox reached `longMailbox.above`: one event and one warning per crossing. */
+  #mailboxLong(p: Proc): void {
+    if ((p.flags & (F_LONG | F_DEAD)) !== 0) return;
+    p.flags |= F_LONG;
+    this.#longMailboxes++;
+    const name = p.x?.name;
+    this.telemetry.execute('keel.process.long_mailbox', { length: p.size }, { pid: p.self, name, above: this.#longAbove, below: this.#longBelow });
+    this.#log(
+      'warn',
+      `process ${String(p.self)}${name === undefined ? '' : ` (${name})`} has ${p.size} messages queued: it receives faster than it handles them; ` +
+        'bound its mailbox (spawn options mailbox: { capacity, overflow }) or spread the work',
+    );
+  }
+
+  /** A long mailbox fell back to `longMailbox.below`. */
+  #mailboxShort(p: Proc): void {
+    p.flags &= ~F_LONG;
+    this.#longMailboxes--;
+    this.telemetry.execute('keel.process.long_mailbox_cleared', { length: p.size }, { pid: p.self, name: p.x?.name, above: this.#longAbove, below: this.#longBelow });
+  }
+
   // ---- exits, links, monitors -----------------------------------------------------------------
 
   /** @internal Kills `p` with `reason` now: cleanup, Downs, exit signals to links, death hooks. */
@@ -898,7 +928,8 @@ export class KeelNode implements Node {
     if ((p.flags & F_DEAD) !== 0) return;
     // the process ended itself (ctx.exit), from its handler's frame or its async continuation
     const wasRunning = own || (p.flags & F_RUNNING) !== 0;
-    p.flags = (p.flags | F_DEAD) & ~F_SCHEDULED;
+    if ((p.flags & F_LONG) !== 0) this.#longMailboxes--; // its death event reports what was queued
+    p.flags = (p.flags | F_DEAD) & ~(F_SCHEDULED | F_LONG);
     this.#clearBusy(p);
     this.#procs.delete(p.self.id);
     PidImpl.setProc(p.self, undefined);
@@ -1392,7 +1423,17 @@ export class KeelNode implements Node {
   }
 
   /** @internal Sizes of every internal index, for leak tests. */
-  internals(): { processes: number; names: number; groups: number; timers: number; runQueue: number; runQueueCapacity: number; busy: number; envelopes: number } {
+  internals(): {
+    processes: number;
+    names: number;
+    groups: number;
+    timers: number;
+    runQueue: number;
+    runQueueCapacity: number;
+    busy: number;
+    envelopes: number;
+    longMailboxes: number;
+  } {
     return {
       processes: this.#procs.size,
       names: this.registry.size,
@@ -1402,6 +1443,7 @@ export class KeelNode implements Node {
       runQueueCapacity: this.#rqMask + 1,
       busy: this.#busy,
       envelopes: this.#envelopes,
+      longMailboxes: this.#longMailboxes,
     };
   }
 }
@@ -1507,6 +1549,22 @@ function checkedRandom(random: () => number): () => number {
     }
     return r;
   };
+}
+
+/** The long-mailbox monitor's `[above, below]`; `[Infinity, -1]` when it is off. */
+function longMailboxBounds(options: unknown): [number, number] {
+  if (options === false) return [Infinity, -1];
+  if (options === undefined) return [10_000, 1_000];
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('longMailbox', '{ above?, below? } or false', options);
+  checkKeys(options, ['above', 'below'], 'longMailbox');
+  const o = options as { above?: unknown; below?: unknown };
+  const above = o.above ?? 10_000;
+  if (!Number.isSafeInteger(above) || (above as number) < 1) throw new InvalidArgumentError('longMailbox.above', 'a positive integer', o.above);
+  const below = o.below ?? Math.min(1_000, Math.floor((above as number) / 10));
+  if (!Number.isSafeInteger(below) || (below as number) < 0 || (below as number) >= (above as number)) {
+    throw new InvalidArgumentError('longMailbox.below', `an integer >= 0 and below longMailbox.above (${String(above)})`, o.below);
+  }
+  return [above as number, below as number];
 }
 
 function freshCreation(): number {

@@ -24,5 +24,6 @@ export type {
   NodeOptions,
   ProcessInfo,
   SchedulerOptions,
+  LongMailboxOptions,
   SpawnOptions,
 } from './types.js';

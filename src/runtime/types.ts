@@ -41,6 +41,18 @@ export interface SchedulerOptions {
   longScheduleMs?: number;
 }
 
+/**
+ * The long-mailbox monitor (after OTP's `system_monitor(long_message_queue, {Disable, Enable})`):
+ * `keel.process.long_mailbox` when a mailbox reaches `above` messages, and
+ * `keel.process.long_mailbox_cleared` once it is back at `below` or fewer.
+ */
+export interface LongMailboxOptions {
+  /** Default 10,000. */
+  above?: number;
+  /** Default 1,000; less than `above`. */
+  below?: number;
+}
+
 export interface NodeOptions {
   /** Default: unique in the OS process, `keel-1`, `keel-2`, ... */
   name?: string;
@@ -53,6 +65,8 @@ export interface NodeOptions {
   /** Default true: the monitor manager and the dead letter queue (plugged in by `keel`'s `createNode`). */
   services?: boolean | ServicesOptions;
   scheduler?: SchedulerOptions;
+  /** Default on (`{ above: 10_000, below: 1_000 }`); `false` turns the long-mailbox monitor off. */
+  longMailbox?: LongMailboxOptions | false;
 }
 
 /** What `node.info(pid)` tells about a live process. */
@@ -68,6 +82,8 @@ export interface ProcessInfo {
   readonly name: string | undefined;
   readonly trapExits: boolean;
   readonly timers: number;
+  /** True while the mailbox is long: it reached `longMailbox.above` and has not yet fallen to `below`. */
+  readonly longMailbox: boolean;
 }
 
 /**

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type Context, createNode, isDown, isExit, type MailboxOptions, type Node, type Pid, type SystemMessage } from '../../src/index.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
-import { deferred, expectKeelError, idler, thrown, useNodes } from '../support.js';
+import { deferred, expectKeelError, fakeLogger, idler, thrown, useNodes } from '../support.js';
 
 const BLOCK = 'block';
 
@@ -311,5 +311,65 @@ describe('message ordering', () => {
       }),
       { numRuns: 100 },
     );
+  });
+});
+
+describe('the long-mailbox monitor', () => {
+  it('reports a mailbox reaching longMailbox.above once, and once more when it is back at below', async () => {
+    const logger = fakeLogger();
+    const node = track({ logger, longMailbox: { above: 100, below: 10 } });
+    const events = captureEvents(node, ['keel.process.long_mailbox']);
+    const { r } = await blockedReceiver(node);
+    for (let i = 0; i < 250; i++) node.send(r.pid, i);
+    expect(events.events.map((e) => [e.event, e.measurements.length])).toEqual([['keel.process.long_mailbox', 100]]);
+    expect(events.events[0]!.metadata).toMatchObject({ pid: r.pid, above: 100, below: 10 });
+    expect(node.info(r.pid)?.longMailbox).toBe(true);
+    expect(node.internals().longMailboxes).toBe(1);
+    expect(logger.warn).toHaveBeenCalledTimes(1);
+    expect(String(logger.warn.mock.calls[0]![0])).toContain('mailbox: { capacity, overflow }');
+    r.release();
+    await node.idle();
+    expect(events.events.map((e) => e.event)).toEqual(['keel.process.long_mailbox', 'keel.process.long_mailbox_cleared']);
+    expect(events.events[1]!.measurements.length).toBeLessThanOrEqual(10);
+    expect(node.info(r.pid)?.longMailbox).toBe(false);
+    expect(node.internals().longMailboxes).toBe(0);
+  });
+
+  it('is on by default at 10,000 messages, and off with longMailbox: false', async () => {
+    for (const [options, expected] of [[{}, 1], [{ longMailbox: false as const }, 0]] as const) {
+      const node = track(options);
+      const events = captureEvents(node, ['keel.process.long_mailbox']);
+      const { r } = await blockedReceiver(node);
+      for (let i = 0; i < 9_999; i++) node.send(r.pid, i);
+      expect(events.events).toHaveLength(0);
+      node.send(r.pid, 'the 10,000th');
+      expect(events.events).toHaveLength(expected);
+      r.release();
+    }
+  });
+
+  it('clears for a process whose async handler drains its mailbox, and counts none left for a dead one', async () => {
+    const node = track({ longMailbox: { above: 20, below: 5 } });
+    const events = captureEvents(node, ['keel.process.long_mailbox']);
+    const gate = deferred();
+    let n = 0;
+    const pid = node.spawn(() => async () => {
+      if (n++ === 0) await gate.promise;
+    });
+    for (let i = 0; i < 30; i++) node.send(pid, i);
+    gate.resolve();
+    await node.idle();
+    expect(events.events.map((e) => e.event)).toEqual(['keel.process.long_mailbox', 'keel.process.long_mailbox_cleared']);
+    const { r } = await blockedReceiver(node);
+    for (let i = 0; i < 30; i++) node.send(r.pid, i);
+    expect(node.internals().longMailboxes).toBe(1);
+    node.exit(r.pid, 'kill');
+    expect(node.internals().longMailboxes).toBe(0);
+  });
+
+  it('refuses bounds that are not integers, or a below not under above, with ERR_INVALID_ARGUMENT', () => {
+    for (const longMailbox of [{ above: 0 }, { above: 1.5 }, { above: 10, below: 10 }, { below: -1 }, { above: 100, bellow: 1 }, 'on']) {
+      expectKeelError(thrown(() => createNode({ longMailbox: longMailbox as never })), 'ERR_INVALID_ARGUMENT', '`longMailbox');
+    }
   });
 });

@@ -383,7 +383,7 @@ describe('options a call does not know', () => {
     expectKeelError(thrown(() => sendSupervised(node, 'x', 'm', { backoff: { initial: 1 } } as never)), 'ERR_INVALID_ARGUMENT', '`options.backoff.initial`');
     expectKeelError(await failure(() => GenServer.start(node, { init: () => 0 }, undefined, { timeoutMs: 5 } as never)), 'ERR_INVALID_ARGUMENT', '`options.timeoutMs`');
     expectKeelError(thrown(() => Supervisor.start(node, [], { max_restarts: 1 } as never)), 'ERR_INVALID_ARGUMENT', '`options.max_restarts`');
-    expectKeelError(thrown(() => Supervisor.start(node, [{ id: 'a', start: (ctx) => ctx.spawnLink(() => () => undefined), restartType: 'temporary' } as never])), 'ERR_INVALID_ARGUMENT', '`children[0].restartType`');
+    expectKeelError(thrown(() => Supervisor.start(node, [{ id: 'a', start: (ctx: Context) => ctx.spawnLink(() => () => undefined), restartType: 'temporary' } as never])), 'ERR_INVALID_ARGUMENT', '`children[0].restartType`');
     expectKeelError(thrown(() => DynamicSupervisor.start(node, { max: 1 } as never)), 'ERR_INVALID_ARGUMENT', '`options.max`');
     // an option given as undefined sets nothing, and is no error
     expect(thrown(() => node.spawn(() => () => undefined, { name: undefined, other: undefined } as never))).toBe('nothing was thrown');

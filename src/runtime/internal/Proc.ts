@@ -22,6 +22,8 @@ export const F_SHUTDOWN = 256;
 export const F_SLOW = 512;
 /** Set on a process until the scheduler has measured it once (its first turn ends with a clock reading). */
 export const F_FRESH = 1024;
+/** Set while a process's mailbox is long (it crossed the node's `longMailbox.above` and has not yet fallen below `below`). */
+export const F_LONG = 2048;
 
 /** @internal The shared empty mailbox of every process that has not received a message yet. */
 export const EMPTY: unknown[] = [];
