@@ -23,8 +23,23 @@ export const kAttachNode: unique symbol = Symbol('keel.clock.attachNode');
 
 /** @internal What a clock sees of a node it is attached to. */
 export interface ClockNode {
-  /** Resolves when the node has no runnable process left (handlers awaiting outside I/O are not waited for). */
-  settle(): Promise<void>;
+  /**
+   * Resolves when the node has no runnable process left (handlers awaiting outside work are not
+   * waited for); with `io`, also no service I/O in flight (a SQLite group commit, say).
+   */
+  settle(options?: { io?: boolean }): Promise<void>;
+}
+
+/**
+ * @internal Set on a clock whose time is virtual (the SimulatedClock): a node on it schedules
+ * deterministically — its time slice counts messages instead of reading the real monotonic clock —
+ * so that the same seed gives the same run.
+ */
+export const kDeterministic: unique symbol = Symbol('keel.clock.deterministic');
+
+/** @internal */
+export function isDeterministic(clock: Clock): boolean {
+  return (clock as { [kDeterministic]?: unknown })[kDeterministic] === true;
 }
 
 /** @internal */

@@ -9,7 +9,7 @@ import {
   toError,
 } from '../errors.js';
 import { TelemetryBus } from '../telemetry/Telemetry.js';
-import { type Clock, isAttachable, kAttachNode, monotonicClock, realClock } from './Clock.js';
+import { type Clock, isAttachable, isDeterministic, kAttachNode, monotonicClock, realClock } from './Clock.js';
 import { IdSequence } from './internal/IdSequence.js';
 import { Envelope, type EnvelopeListener } from './internal/Envelope.js';
 import {
@@ -54,6 +54,8 @@ const RQ_INITIAL = 1024;
 const RQ_SHRINK_ABOVE = 65_536;
 /** At most this many messages run between two readings of the clock within a slice. */
 const MAX_INTERVAL = 64;
+/** Under a virtual clock a slice is this many messages: a deterministic yield, no real clock read. */
+const DETERMINISTIC_SLICE = 1024;
 const OVERFLOWS = ['reject', 'drop_newest', 'drop_oldest'] as const;
 let defaultNameSeq = 0;
 const creationsInUse = new Set<number>();
@@ -69,8 +71,12 @@ export interface ServiceSlots {
   deadLetters?: (node: Node) => DeadLetterQueue;
 }
 
+/** What an idle waiter waits for: no runnable process; and no service I/O; and no busy handler either. */
+const Quiet = { Runnable: 0, Io: 1, All: 2 } as const;
+type Quiet = (typeof Quiet)[keyof typeof Quiet];
+
 interface IdleWaiter {
-  readonly runnableOnly: boolean;
+  readonly until: Quiet;
   readonly resolve: () => void;
 }
 
@@ -96,6 +102,10 @@ export class KeelNode implements Node {
   readonly #longAbove: number;
   readonly #longBelow: number;
   #longMailboxes = 0;
+  /** Under a virtual clock: slices count messages, and nothing depends on real time. */
+  readonly #deterministic: boolean;
+  /** The flag a new process starts with: F_FRESH, or nothing under a virtual clock (nothing is measured). */
+  readonly #fresh: number;
   readonly #longScheduleMs: number;
   readonly #placeholder: PidImpl;
   readonly #detachClock: (() => void) | undefined;
@@ -164,6 +174,8 @@ export class KeelNode implements Node {
     this.#budget = positiveInt('scheduler.budget', scheduler.budget, 64);
     this.#sliceMs = positiveNumber('scheduler.sliceMs', scheduler.sliceMs, 5);
     this.#slowMs = this.#sliceMs / 8;
+    this.#deterministic = isDeterministic(clock);
+    this.#fresh = this.#deterministic ? 0 : F_FRESH;
     [this.#longAbove, this.#longBelow] = longMailboxBounds(options.longMailbox);
     this.#longScheduleMs = positiveNumber('scheduler.longScheduleMs', scheduler.longScheduleMs, 50);
     this.name = name ?? `keel-${++defaultNameSeq}`;
@@ -208,7 +220,7 @@ export class KeelNode implements Node {
     const spec = options === undefined ? undefined : this.#spawnOptions(options);
     const id = ++this.#nextId;
     const pid = new PidImpl(this.name, this.creation, id, undefined);
-    const p = new Proc(this, pid, init as Init<unknown>, parent === undefined ? F_INIT | F_FRESH | F_TOP : F_INIT | F_FRESH);
+    const p = new Proc(this, pid, init as Init<unknown>, parent === undefined ? F_INIT | this.#fresh | F_TOP : F_INIT | this.#fresh);
     PidImpl.setProc(pid, p);
     this.#procs.set(id, p);
     if (spec !== undefined) {
@@ -588,8 +600,12 @@ export class KeelNode implements Node {
     // microtasks (an async handler settling, a send from outside) share the slice of the run before.
     if (!this.#sliceOpen) {
       this.#sliceOpen = true;
-      this.#sliceStart = this.#checkedAt = monotonicClock();
-      this.#countdown = this.#interval = 1; // the first message of a slice measures the pace
+      if (this.#deterministic) {
+        this.#countdown = this.#interval = DETERMINISTIC_SLICE;
+      } else {
+        this.#sliceStart = this.#checkedAt = monotonicClock();
+        this.#countdown = this.#interval = 1; // the first message of a slice measures the pace
+      }
       setImmediate(this.#closeSlice);
     }
     while (this.#rqSize > 0) {
@@ -642,7 +658,7 @@ export class KeelNode implements Node {
    * run of the loop): for timestamps that need no millisecond precision, such as a monitor's age.
    */
   coarseNow(): number {
-    if (!this.#sliceOpen) return this.clock.now();
+    if (!this.#sliceOpen || this.#deterministic) return this.clock.now();
     if (this.#coarseAt !== this.#sliceStart) {
       this.#coarseAt = this.#sliceStart;
       this.#coarseNow = this.clock.now();
@@ -676,6 +692,10 @@ export class KeelNode implements Node {
    * the slice plus that handler.
    */
   #sliceSpent(p: Proc | undefined): boolean {
+    if (this.#deterministic) {
+      this.#countdown = this.#interval = DETERMINISTIC_SLICE;
+      return true;
+    }
     const now = monotonicClock();
     const took = now - this.#checkedAt;
     const n = this.#interval - this.#countdown;
@@ -1247,18 +1267,18 @@ export class KeelNode implements Node {
     });
   }
 
-  #quiet(runnableOnly: boolean): boolean {
+  #quiet(until: Quiet): boolean {
     if (this.#rqSize > 0 || this.#running || this.#pending) return false;
-    return runnableOnly || (this.#busy === 0 && this.#io === 0);
+    return until === Quiet.Runnable || (this.#io === 0 && (until === Quiet.Io || this.#busy === 0));
   }
 
   #checkIdle(): void {
-    if (this.#waiters.size === 0 || this.#idleCheck || !this.#quiet(true)) return;
+    if (this.#waiters.size === 0 || this.#idleCheck || !this.#quiet(Quiet.Runnable)) return;
     this.#idleCheck = true;
     setImmediate(() => {
       this.#idleCheck = false;
       for (const w of this.#waiters) {
-        if (this.#quiet(w.runnableOnly)) {
+        if (this.#quiet(w.until)) {
           this.#waiters.delete(w);
           w.resolve();
         }
@@ -1266,10 +1286,10 @@ export class KeelNode implements Node {
     });
   }
 
-  #wait(runnableOnly: boolean): { promise: Promise<void>; cancel(): void } {
+  #wait(until: Quiet): { promise: Promise<void>; cancel(): void } {
     let waiter!: IdleWaiter;
     const promise = new Promise<void>((resolve) => {
-      waiter = { runnableOnly, resolve };
+      waiter = { until, resolve };
     });
     this.#waiters.add(waiter);
     this.#checkIdle();
@@ -1279,7 +1299,7 @@ export class KeelNode implements Node {
   idle(options: { timeoutMs?: number } = {}): Promise<void> {
     const timeoutMs = options.timeoutMs;
     if (timeoutMs !== undefined) validateDelay(timeoutMs, 'timeoutMs');
-    const w = this.#wait(false);
+    const w = this.#wait(Quiet.All);
     if (timeoutMs === undefined) return w.promise;
     return new Promise<void>((resolve, reject) => {
       // a failure guard in real time: under a TestClock the node's clock only moves when told to
@@ -1296,9 +1316,12 @@ export class KeelNode implements Node {
     });
   }
 
-  /** @internal Resolves when no process is runnable (busy handlers awaiting outside work are not waited for). */
-  settle(): Promise<void> {
-    return this.#wait(true).promise;
+  /**
+   * @internal Resolves when no process is runnable (busy handlers awaiting outside work are not
+   * waited for); with `io`, also when no service I/O is in flight.
+   */
+  settle(options?: { io?: boolean }): Promise<void> {
+    return this.#wait(options?.io === true ? Quiet.Io : Quiet.Runnable).promise;
   }
 
   /** @internal Registers work the layers above must settle when the node stops (pending calls and sends). */

@@ -1,4 +1,5 @@
 export { realClock, seededRandom, type Clock, type TimerHandle } from './Clock.js';
+export { SimulatedClock, SimulatedTimer } from './SimulatedClock.js';
 export { isCleanExit, isDown, isExit, formatReason, type Down, type Exit, type ExitReason, type SystemMessage } from './messages.js';
 export type { NameRegistry } from './NameRegistry.js';
 export type { ProcessGroups } from './ProcessGroups.js';

@@ -1,4 +1,5 @@
 export { TestClock } from './TestClock.js';
+export { SimulatedClock } from '../runtime/SimulatedClock.js';
 export { probe, type Probe } from './probe.js';
 export { captureEvents, type CapturedEvent } from './captureEvents.js';
 export { expectNoLeaks } from './expectNoLeaks.js';

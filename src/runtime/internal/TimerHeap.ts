@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from '../../errors.js';
 import type { Clock, TimerHandle } from '../Clock.js';
+import { DeadlineHeap } from './DeadlineHeap.js';
 
 /** @internal One pending timer. `index` is its place in the heap, -1 once fired or cancelled. */
 export class TimerEntry {
@@ -23,10 +24,6 @@ export class TimerEntry {
 
 const MAX_HOST_DELAY = 2 ** 31 - 1;
 
-function before(a: TimerEntry, b: TimerEntry): boolean {
-  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
-}
-
 /**
  * @internal A node's timers: a binary min-heap on (deadline, sequence) behind one host timer on the
  * node's clock. The host timer is `unref()`ed while only service timers are pending.
@@ -34,7 +31,9 @@ function before(a: TimerEntry, b: TimerEntry): boolean {
 export class TimerHeap {
   readonly #clock: Clock;
   readonly #onError: (error: unknown) => void;
-  readonly #heap: TimerEntry[] = [];
+  readonly #queue = new DeadlineHeap<TimerEntry>();
+  /** The entries in heap order (`#heap[0]` is the earliest). */
+  readonly #heap = this.#queue.items;
   #seq = 0;
   #refCount = 0;
   #host: TimerHandle | undefined = undefined;
@@ -68,10 +67,7 @@ export class TimerHeap {
     if (!(at - at === 0)) throw new InvalidArgumentError('clock.now()', 'a finite number (epoch ms)', at - ms);
     const entry = new TimerEntry(at, this.#seq++, fn, unref, receiver);
     if (!unref) this.#refCount++;
-    const heap = this.#heap;
-    entry.index = heap.length;
-    heap.push(entry);
-    this.#up(entry.index);
+    this.#queue.push(entry);
     if (entry.at < this.#hostAt) this.#arm();
     else if (!unref && !this.#hostRefed) this.#setRef(true);
     return entry;
@@ -84,7 +80,7 @@ export class TimerHeap {
    */
   cancel(entry: TimerEntry): boolean {
     if (entry.index < 0) return false;
-    this.#remove(entry.index);
+    this.#queue.removeAt(entry.index);
     if (!entry.unref) this.#refCount--;
     if ((this.#heap.length === 0 || this.#refCount === 0) && !this.#tidyQueued && this.#host !== undefined) {
       this.#tidyQueued = true;
@@ -103,8 +99,7 @@ export class TimerHeap {
   /** Cancels everything and arms nothing more. */
   stop(): void {
     this.#stopped = true;
-    for (const e of this.#heap) e.index = -1;
-    this.#heap.length = 0;
+    this.#queue.clear();
     this.#refCount = 0;
     this.#disarm();
   }
@@ -116,7 +111,7 @@ export class TimerHeap {
     const heap = this.#heap;
     while (heap.length > 0 && heap[0]!.at <= now) {
       const entry = heap[0]!;
-      this.#remove(0);
+      this.#queue.removeAt(0);
       if (!entry.unref) this.#refCount--;
       try {
         entry.fn.call(entry.receiver);
@@ -160,52 +155,5 @@ export class TimerHeap {
     if (this.#host !== undefined) this.#clock.clearTimer(this.#host);
     this.#host = undefined;
     this.#hostAt = Infinity;
-  }
-
-  #remove(i: number): void {
-    const heap = this.#heap;
-    const removed = heap[i]!;
-    removed.index = -1;
-    const last = heap.pop()!;
-    if (i < heap.length) {
-      heap[i] = last;
-      last.index = i;
-      if (i > 0 && before(last, heap[(i - 1) >> 1]!)) this.#up(i);
-      else this.#down(i);
-    }
-  }
-
-  #up(i: number): void {
-    const heap = this.#heap;
-    const e = heap[i]!;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      const p = heap[parent]!;
-      if (!before(e, p)) break;
-      heap[i] = p;
-      p.index = i;
-      i = parent;
-    }
-    heap[i] = e;
-    e.index = i;
-  }
-
-  #down(i: number): void {
-    const heap = this.#heap;
-    const n = heap.length;
-    const e = heap[i]!;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      const r = l + 1;
-      const c = r < n && before(heap[r]!, heap[l]!) ? r : l;
-      const child = heap[c]!;
-      if (!before(child, e)) break;
-      heap[i] = child;
-      child.index = i;
-      i = c;
-    }
-    heap[i] = e;
-    e.index = i;
   }
 }

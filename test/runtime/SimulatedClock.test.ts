@@ -1,0 +1,89 @@
+/* eslint-disable keel/no-raw-send -- this file tests the runtime's own primitives: raw sends are what it exercises */
+import { describe, expect, it } from 'vitest';
+import { createNode, GenServer, seededRandom, sendSupervised, SimulatedClock, type Node } from '../../src/index.js';
+import { expectKeelError, thrown } from '../support.js';
+
+/** A node on a fresh simulated clock, shut down by the test. */
+function simulated(seed = 7): { clock: SimulatedClock; node: Node } {
+  const clock = new SimulatedClock({ start: 0 });
+  return { clock, node: createNode({ clock, random: seededRandom(seed), logger: { info() {}, warn() {}, error() {} } }) };
+}
+
+describe('SimulatedClock', () => {
+  it('jumps to each due timer while the node is idle: an hour of minute ticks in real milliseconds', async () => {
+    const { clock, node } = simulated();
+    const ticks: number[] = [];
+    const pid = node.spawn((ctx) => (m) => {
+      if (m === 'tick') {
+        ticks.push(clock.now());
+        ctx.sendAfter(ctx.self, 'tick', 60_000);
+      }
+    });
+    node.send(pid, 'tick');
+    clock.setTimer(3_600_000, () => node.exit(pid, 'kill'));
+    const started = performance.now();
+    await clock.drained();
+    expect(performance.now() - started).toBeLessThan(10_000); // a failure guard: it is milliseconds
+    expect(clock.now()).toBe(3_600_000);
+    // the kill was set first, so at 3,600,000 it fires before that minute's tick (ties in creation order)
+    expect(ticks).toHaveLength(60);
+    expect(ticks.every((t, i) => t === i * 60_000)).toBe(true);
+    await node.shutdown();
+  });
+
+  it('fires timers in deadline order, ties in creation order, and a cleared one never', async () => {
+    const clock = new SimulatedClock({ start: 100 });
+    const fired: string[] = [];
+    clock.setTimer(50, () => fired.push('b@150'));
+    clock.setTimer(10, () => fired.push('a@110'));
+    const cleared = clock.setTimer(20, () => fired.push('never'));
+    clock.setTimer(50, () => fired.push('c@150'));
+    clock.setTimer(-5, () => fired.push('now@100'));
+    clock.clearTimer(cleared);
+    await clock.drained();
+    expect(fired).toEqual(['now@100', 'a@110', 'b@150', 'c@150']);
+    expect(clock.now()).toBe(150);
+  });
+
+  it('ends when only unref()ed timers are left, as Node exits, and fires them when time passes for others', async () => {
+    const clock = new SimulatedClock();
+    const fired: number[] = [];
+    clock.setTimer(1_000, () => fired.push(1_000)).unref();
+    await clock.drained();
+    expect(fired).toEqual([]);
+    expect(clock.pendingTimers).toBe(1);
+    clock.setTimer(5_000, () => fired.push(5_000));
+    await clock.drained();
+    expect(fired).toEqual([1_000, 5_000]);
+  });
+
+  it('does not move while a process is runnable: a call times out on virtual time only', async () => {
+    const { clock, node } = simulated();
+    const server = await GenServer.start(node, { init: () => 0, handleCall: () => ({ noreply: true as const, state: 0 }) });
+    const started = clock.now();
+    const e = await GenServer.call(node, server, 'hang', 30_000).catch((error: unknown) => error);
+    expectKeelError(e, 'ERR_CALL_TIMEOUT');
+    expect(clock.now() - started).toBe(30_000);
+    await node.shutdown();
+  });
+
+  it('gives the same run for the same seed: retries with jittered backoff land at the same virtual times', async () => {
+    const run = async (seed: number): Promise<number[]> => {
+      const { clock, node } = simulated(seed);
+      const times: number[] = [];
+      node.telemetry.attach('t', ['keel.supervised_send.retry'], () => void times.push(clock.now()));
+      await Promise.all(Array.from({ length: 20 }, (_, i) => sendSupervised(node, `nobody-${i % 3}`, i, { retries: 5, onError: 'ignore' })));
+      await node.shutdown();
+      return times;
+    };
+    const a = await run(11);
+    expect(a).toHaveLength(100);
+    expect(await run(11)).toEqual(a);
+    expect(await run(12)).not.toEqual(a);
+  });
+
+  it('refuses a start that is not a finite number and a delay that is not a number', () => {
+    expectKeelError(thrown(() => new SimulatedClock({ start: NaN })), 'ERR_INVALID_ARGUMENT');
+    expectKeelError(thrown(() => new SimulatedClock().setTimer(NaN, () => undefined)), 'ERR_INVALID_ARGUMENT');
+  });
+});
