@@ -1,4 +1,3 @@
-/* eslint-disable keel/no-raw-send -- this file tests the runtime's own primitives: raw sends are what it exercises */
 import { describe, expect, it } from 'vitest';
 import { createNode, GenServer, seededRandom, sendSupervised, SimulatedClock, type Node } from '../../src/index.js';
 import { expectKeelError, thrown } from '../support.js';
