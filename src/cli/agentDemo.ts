@@ -1,4 +1,3 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import {
   Agent,
   type Pid,
@@ -12,6 +11,7 @@ import {
   sendSupervised,
   SignalRouter,
   seededRandom,
+  SimulatedClock,
   Supervisor,
   type AgentTask,
   type Context,
@@ -37,6 +37,12 @@ export interface AgentDemoOptions {
   failRate: number;
   /** Print one JSON object instead of the live progress and the report. */
   json: boolean;
+  /**
+   * Run on a SimulatedClock: virtual time that jumps to the next timer whenever the node is idle, and
+   * deterministic scheduling, so that a seed gives the same run and the same report, byte for byte,
+   * in a fraction of the time (default false: real time).
+   */
+  simulate: boolean;
   /** @internal Faults a test injects to prove a check fails (not a CLI flag). */
   inject?: { leakedMonitor?: 'short' | 'long' };
 }
@@ -69,7 +75,7 @@ export interface AgentDemoReport {
   checks: { messagesAccounted: boolean; deadLettersAccounted: boolean; signalsAccounted: boolean; workflowsAccounted: boolean; noMonitorLeaks: boolean };
 }
 
-export const DEMO_DEFAULTS: AgentDemoOptions = { workers: 8, workflows: 300, chaos: 0.2, seed: 1, duration: 30, failRate: 0.01, json: false };
+export const DEMO_DEFAULTS: AgentDemoOptions = { workers: 8, workflows: 300, chaos: 0.2, seed: 1, duration: 30, failRate: 0.01, json: false, simulate: false };
 
 /** Managed monitors older than this are suspected leaks; the report waits this long after the run before it looks, so any leak shows. */
 export const LEAK_AGE_MS = 250;
@@ -204,16 +210,32 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
   const options = demoOptions(input);
   const flows = makeWorkflows(options.workflows, seededRandom(options.seed), options.failRate);
   const nextVictim = chaosSchedule(options.seed, options.chaos, options.workers);
+  const clock = options.simulate ? new SimulatedClock({ start: 0 }) : undefined;
   const node: Node = createNode({
     name: 'keel-demo',
+    ...(clock === undefined ? {} : { clock }),
     random: seededRandom(options.seed + 1),
     services: {
       monitors: { leakAgeMs: LEAK_AGE_MS, leakCheckIntervalMs: 1000 },
       deadLetters: { backoff: { initialMs: 50, factor: 2, maxMs: 400 }, maxRetries: 8 },
     },
   });
-  // the demo runs in real time on the node's (real) clock: its duration, deadline and report use it
+  // the demo runs on the node's clock (real time, or virtual with --simulate): its duration, deadline,
+  // task costs and report use it, never the host's timers
   const started = node.clock.now();
+  const wait = (ms: number, signal?: AbortSignal): Promise<void> =>
+    new Promise((resolve, reject) => {
+      if (signal?.aborted === true) return reject(signal.reason as Error);
+      const onAbort = (): void => {
+        node.clock.clearTimer(timer);
+        reject(signal!.reason as Error);
+      };
+      const timer = node.clock.setTimer(ms, () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
   const counters: Counters = { sent: 0, deadLettered: new Set(), failedReported: new Set(), handled: new Map() };
   let restarts = 0;
   let kills = 0;
@@ -260,7 +282,7 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
     const coordinator = await CoordinatorAgent.start(node, { maxConcurrentWorkflows: 32, taskTimeoutMs: 2000, maxTaskAttempts: 4, historySize: 50 });
     const runTask = async (task: AgentTask, _ctx: Context<any>, { signal }: { signal: AbortSignal }) => {
       const payload = task.payload as Cost;
-      await delay(payload.cost, undefined, { signal });
+      await wait(payload.cost, signal);
       if (payload.bad === true) throw new Error('bad input');
       publish(`task.${task.kind}.completed`, { task: task.id });
       return task.kind;
@@ -314,7 +336,8 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
     const deadline = node.clock.now() + options.duration * 1000;
     const line = (): string =>
       `workflows ${results.length}/${options.workflows}  kills ${kills}  restarts ${restarts}  signals ${published}  receipts ${counters.sent}  dead letters ${counters.deadLettered.size}`;
-    ticker = setInterval(() => progress?.(line()), 250);
+    // the progress line is for a person watching in real time: not in a simulation
+    if (clock === undefined && progress !== undefined) ticker = setInterval(() => progress(line()), 250);
     const lane = async (): Promise<void> => {
       while (next < flows.length) {
         if (node.clock.now() > deadline) {
@@ -362,7 +385,7 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
     // a live process, and every one past the leak age, is a leak
     for (const w of await coordinator.workers()) await coordinator.removeWorker(w.pid);
     await node.idle();
-    await delay(LEAK_AGE_MS + 20);
+    await wait(LEAK_AGE_MS + 20);
     const aged = node.monitors.findLeaks({ olderThanMs: LEAK_AGE_MS });
     const held = node.monitors.list();
     const leakedRefs = new Set<unknown>();
@@ -441,7 +464,10 @@ function printReport(r: AgentDemoReport, print: (line: string) => void): void {
   const ok = (b: boolean) => (b ? 'ok' : 'FAILED');
   const { workflows: w, tasks: t, signals: s, deadLetters: d, messages: m, checks: c } = r;
   print('');
-  print(`keel demo: ${r.options.workflows} workflows over ${r.options.workers} workers, chaos ${r.options.chaos}, seed ${r.options.seed}, in ${(r.durationMs / 1000).toFixed(1)} s`);
+  print(
+    `keel demo: ${r.options.workflows} workflows over ${r.options.workers} workers, chaos ${r.options.chaos}, seed ${r.options.seed}, ` +
+      `in ${(r.durationMs / 1000).toFixed(1)} s${r.options.simulate ? ' of virtual time (simulated: replay it with the same --seed)' : ''}`,
+  );
   print(`  workflows      completed ${w.completed}, failed ${w.failed} (${by(w.failedBy)}), not started ${w.notStarted}  [${ok(c.workflowsAccounted)}]`);
   print(`  tasks          completed ${t.completed}, failed ${t.failed}, reassigned ${t.reassigned}, timed out ${t.timedOut}`);
   print(`  chaos          kills ${r.kills}, supervisor restarts ${r.restarts}`);
@@ -461,12 +487,12 @@ export function parseDemoArgs(argv: string[]): Partial<AgentDemoOptions> {
   const out: Partial<AgentDemoOptions> = {};
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
-    if (flag === '--json') {
-      out.json = true;
+    if (flag === '--json' || flag === '--simulate') {
+      out[flag === '--json' ? 'json' : 'simulate'] = true;
       continue;
     }
     const key = ({ '--workers': 'workers', '--workflows': 'workflows', '--chaos': 'chaos', '--seed': 'seed', '--duration': 'duration', '--fail-rate': 'failRate' } as const)[flag];
-    if (key === undefined) throw new InvalidArgumentError('flag', '--workers n | --workflows n | --chaos rate | --seed n | --duration s | --fail-rate rate | --json', flag);
+    if (key === undefined) throw new InvalidArgumentError('flag', '--workers n | --workflows n | --chaos rate | --seed n | --duration s | --fail-rate rate | --json | --simulate', flag);
     const raw = argv[++i];
     const value = Number(raw);
     if (raw === undefined || raw === '' || Number.isNaN(value)) throw new InvalidArgumentError(flag, 'a number', raw);

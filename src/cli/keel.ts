@@ -12,7 +12,9 @@ commands:
   demo    the agent layer under chaos: a coordinator, supervised workers, a signal router, an agent
           scheduler and the dead letter queue, with a report that accounts for every message
           keel demo [--workers 8] [--workflows 300] [--chaos 0.2] [--seed 1] [--duration 30]
-                    [--fail-rate 0.01] [--json]
+                    [--fail-rate 0.01] [--json] [--simulate]
+          --simulate runs on virtual time with deterministic scheduling: the same --seed prints
+          the same report, byte for byte
   tour    a short walk through processes, links, supervisors, GenServers and supervised send
   dlq     inspect and manage a SQLite dead letter store
   audit   report what a tree needs to migrate to Keel (the rules of keel/eslint-plugin)

@@ -53,6 +53,19 @@ describe('keel demo (npm start)', () => {
     expect(report.messages.delivered).toBe(40);
   }, 30_000);
 
+  it('--simulate gives the same report for the same seed, byte for byte, on virtual time', async () => {
+    const run = async (seed: number): Promise<string> => {
+      const lines: string[] = [];
+      const report = await runAgentDemo({ workers: 4, workflows: 60, chaos: 0.4, seed, simulate: true }, (l) => lines.push(l));
+      expect(demoPassed(report)).toBe(true);
+      return lines.join('\n');
+    };
+    const first = await run(7);
+    expect(first).toContain('of virtual time (simulated: replay it with the same --seed)');
+    expect(await run(7)).toBe(first);
+    expect(await run(8)).not.toBe(first);
+  }, 30_000);
+
   it('prints a readable report with its checks', async () => {
     const lines: string[] = [];
     await runAgentDemo({ workers: 2, workflows: 5, chaos: 0, seed: 1, failRate: 0 }, (l) => lines.push(l));
@@ -110,6 +123,7 @@ describe('keel demo (npm start)', () => {
       workers: 3, workflows: 10, chaos: 0.1, seed: 4, duration: 5, json: true,
     });
     expect(parseDemoArgs(['--fail-rate', '0'])).toEqual({ failRate: 0 });
+    expect(parseDemoArgs(['--simulate', '--seed', '7'])).toEqual({ simulate: true, seed: 7 });
     // a bad value is refused while parsing, before anything starts
     expectKeelError(thrown(() => parseDemoArgs(['--workers', '0'])), 'ERR_INVALID_ARGUMENT', '--workers');
     expectKeelError(thrown(() => parseDemoArgs(['--fail-rate', '2'])), 'ERR_INVALID_ARGUMENT', '--fail-rate');
