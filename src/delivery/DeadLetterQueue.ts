@@ -7,7 +7,7 @@ import type { DeadLetter, DeadLetterFilter, DeadLetterQueue, ServicesOptions, Un
 import type { Context } from '../runtime/types.js';
 import { type Backoff, backoffDelay, toBackoff } from './backoff.js';
 import { sendOnce, toSettings } from './sendSupervised.js';
-import { checkFilter, checkSerializable, type DeadLetterStore, type Record_ } from './stores/DeadLetterStore.js';
+import { checkFilter, checkSerializable, type DeadLetterStore, type Record_, thrownText } from './stores/DeadLetterStore.js';
 import { MemoryStore } from './stores/MemoryStore.js';
 import { SqliteStore } from './stores/SqliteStore.js';
 
@@ -52,6 +52,15 @@ function recipientOf(text: string): Target {
     return Pid.parse(text);
   } catch {
     return text;
+  }
+}
+
+/** `metadata.lastError`, read once more after the check: a getter that throws now is refused as the check refuses one. */
+function readLastError(metadata: object): unknown {
+  try {
+    return (metadata as { lastError?: unknown }).lastError;
+  } catch (e) {
+    throw new NotSerializableError('metadata.lastError', `a property that throws when read (${thrownText(e)})`);
   }
 }
 
@@ -153,9 +162,11 @@ export class DeadLetterService implements DeadLetterQueue {
     if (typeof reason !== 'string' || reason === '') throw new InvalidArgumentError('entry.reason', 'a non-empty string', reason);
     if (typeof metadata !== 'object' || metadata === null) throw new InvalidArgumentError('entry.metadata', 'an object', metadata);
     if (!this.#available()) return UNAVAILABLE;
+    let lastError: unknown;
     try {
       checkSerializable(message);
       checkSerializable(metadata, 'metadata');
+      lastError = readLastError(metadata);
     } catch (e) {
       this.refused++;
       throw e;
@@ -172,7 +183,7 @@ export class DeadLetterService implements DeadLetterQueue {
         firstFailedAt: now,
         lastAttemptAt: now,
         nextRetryAt,
-        lastError: (metadata as { lastError?: unknown }).lastError ?? reason,
+        lastError: lastError ?? reason,
         status: 'pending' as const,
     };
     const stored = this.store.add(record);

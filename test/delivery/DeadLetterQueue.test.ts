@@ -538,6 +538,47 @@ describe.each<[string, () => StoreOption]>([
       expect((await entry(node, id)).message).toEqual({ fine: true });
     });
 
+    it('refuses hostile values with ERR_NOT_SERIALIZABLE naming the path (throwing getters, revoked Proxies, Proxies whose traps throw), counted; cycles still pass', async () => {
+      const { node } = dlqNode(makeStore());
+      const boom = (): never => {
+        throw new Error('boom');
+      };
+      const revoked = Proxy.revocable({}, {});
+      revoked.revoke();
+      const hostileProxy = new Proxy({}, { get: boom, ownKeys: boom, getPrototypeOf: boom, has: boom, getOwnPropertyDescriptor: boom });
+      const hostile: [string, unknown, object | undefined, string][] = [
+        ['a throwing getter', { get x() { return boom(); } }, undefined, 'message.x'],
+        ['a nested throwing getter', { order: { lines: [{ get qty() { return boom(); } }] } }, undefined, 'message.order.lines[0].qty'],
+        ['a throwing index getter', Object.defineProperty([1, 2], 0, { get: boom, enumerable: true }), undefined, 'message[0]'],
+        ['a throwing getter in metadata', 'fine', { get trace() { return boom(); } }, 'metadata.trace'],
+        ['a revoked Proxy', revoked.proxy, undefined, 'message'],
+        ['a nested revoked Proxy', { p: revoked.proxy }, undefined, 'message.p'],
+        ['a Proxy whose traps throw', { deep: [hostileProxy] }, undefined, 'message.deep[0]'],
+      ];
+      for (const [what, message, metadata, path] of hostile) {
+        const e = await failure(() => node.deadLetters.add({ recipient: 'x', message, reason: 'noproc', ...(metadata === undefined ? {} : { metadata }) }));
+        expectKeelError(e, 'ERR_NOT_SERIALIZABLE', `${path} is`);
+        expect((e as { path?: unknown }).path, what).toBe(path);
+      }
+      // the queue reads metadata.lastError once more after the check: a getter that throws then is refused too
+      let reads = 0;
+      const lastErrorThrows = {
+        get lastError(): string {
+          if (reads++ > 0) throw new Error('read twice');
+          return 'timeout';
+        },
+      };
+      const late = await failure(() => node.deadLetters.add({ recipient: 'x', message: 'fine', reason: 'noproc', metadata: lastErrorThrows }));
+      expectKeelError(late, 'ERR_NOT_SERIALIZABLE', 'metadata.lastError is a property that throws when read (Error: read twice)');
+      expect(await stats(node)).toMatchObject({ refused: hostile.length + 1, added: 0, pending: 0 });
+      const cyclic: Record<string, unknown> = { get name() { return 'loop'; } };
+      cyclic.self = cyclic;
+      const id = await add(node, 'x', cyclic);
+      const back = (await entry(node, id)).message as Record<string, unknown>;
+      expect(back.name).toBe('loop');
+      expect(back.self).toBe(back);
+    });
+
     it('plain data, Dates, Maps, Sets, typed arrays and bigints round-trip, also with cycles', async () => {
       const store = makeStore();
       const { node } = dlqNode(store);
@@ -873,6 +914,27 @@ describe.each<[string, () => StoreOption]>([
         const { node: next } = dlqNode(store);
         expect((await entry(next, id)).message).toBe('mine');
         expect(sqliteOf(next)).toBe(path.resolve(store.path));
+      });
+
+      it("the serializer's own refusal of a value that throws when read again is ERR_NOT_SERIALIZABLE naming message or metadata, counted", async () => {
+        const { node } = dlqNode(makeStore());
+        // reads fine for the structural check, throws when the serializer reads it again
+        const secondReadThrows = (): object => {
+          let reads = 0;
+          return {
+            get x(): number {
+              if (reads++ > 0) throw new Error('read twice');
+              return 1;
+            },
+          };
+        };
+        const inMessage = await failure(() => node.deadLetters.add({ recipient: 'x', message: secondReadThrows(), reason: 'noproc' }));
+        expectKeelError(inMessage, 'ERR_NOT_SERIALIZABLE', 'message is not serializable (Error: read twice)');
+        expect((inMessage as { path?: unknown }).path).toBe('message');
+        const inMetadata = await failure(() => node.deadLetters.add({ recipient: 'x', message: 'fine', reason: 'noproc', metadata: secondReadThrows() }));
+        expectKeelError(inMetadata, 'ERR_NOT_SERIALIZABLE', 'metadata is not serializable (Error: read twice)');
+        expect((inMetadata as { path?: unknown }).path).toBe('metadata');
+        expect(await stats(node)).toMatchObject({ refused: 2, added: 0, pending: 0 });
       });
 
       it('runs the file in WAL mode', async () => {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import { KeelError, MissingPeerError, NotSerializableError, StoreInUseError } from '../../errors.js';
 import type { DeadLetterFilter } from '../../runtime/services.js';
-import type { DeadLetterStore, NewRecord, Record_ } from './DeadLetterStore.js';
+import { type DeadLetterStore, type NewRecord, type Record_, thrownText } from './DeadLetterStore.js';
 
 interface Row {
   seq: number;
@@ -167,7 +167,9 @@ export class SqliteStore implements DeadLetterStore {
       // serialized here, not in the group's transaction: a record that cannot be stored is refused alone
       payload = serialize([record.message, record.metadata]);
     } catch (e) {
-      return Promise.reject(new NotSerializableError('message', `not serializable (${(e as Error).message})`));
+      // the structural check passed, so the serializer met something it did not (a getter that throws
+      // when read again, say): named as the message or the metadata, whichever fails alone
+      return Promise.reject(new NotSerializableError(serializes(record.metadata) ? 'message' : 'metadata', `not serializable (${thrownText(e)})`));
     }
     return new Promise((resolve, reject) => {
       if (this.#batch.push({ record, payload, resolve, reject }) === 1) setImmediate(() => this.#flush());
@@ -314,6 +316,15 @@ function whereOf(filter: DeadLetterFilter, now: number): { where: string; args: 
     args.push(now - filter.olderThanMs);
   }
   return { where, args };
+}
+
+function serializes(value: unknown): boolean {
+  try {
+    serialize(value);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function errorColumn(error: unknown): Buffer | string | null {
