@@ -51,7 +51,10 @@ function parse(argv: string[]): Parsed {
 }
 
 function table(records: Record_[]): string {
-  const rows = records.map((r) => [r.id, r.status, r.recipient, r.reason, String(r.attempts), new Date(r.nextRetryAt).toISOString(), preview(r.message)]);
+  const rows = records.map((r) => [
+    r.id, r.status, r.recipient, r.reason, String(r.attempts), new Date(r.nextRetryAt).toISOString(),
+    r.undecodable === undefined ? preview(r.message) : `(undecodable: ${r.undecodable.bytes} bytes)`,
+  ]);
   const head = ['id', 'status', 'recipient', 'reason', 'attempts', 'next retry', 'message'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
@@ -74,6 +77,27 @@ function replacer(_key: string, v: unknown): unknown {
 
 function json(value: unknown): string {
   return JSON.stringify(value, replacer, 2);
+}
+
+/** A record as --json prints it: an undecodable one without the message and metadata it does not have. */
+function view(r: Record_): object {
+  if (r.undecodable === undefined) return r;
+  const { message: _message, metadata: _metadata, ...rest } = r;
+  return rest;
+}
+
+/** One record, field by field. */
+function fields(r: Record_): string {
+  const shown = (k: string, v: unknown): string => {
+    if (r.undecodable !== undefined && k === 'message') return `(undecodable: ${r.undecodable.bytes} bytes) ${r.undecodable.error}`;
+    if (r.undecodable !== undefined && k === 'metadata') return '(undecodable: stored with the message)';
+    if (k === 'message' || k === 'metadata' || k === 'lastError') return json(v);
+    return k.endsWith('At') && typeof v === 'number' ? new Date(v).toISOString() : String(v);
+  };
+  return Object.entries(r)
+    .filter(([k]) => k !== 'undecodable')
+    .map(([k, v]) => `${k.padEnd(14)} ${shown(k, v)}`)
+    .join('\n');
 }
 
 /** An error of the database itself (better-sqlite3's SqliteError: SQLITE_BUSY, SQLITE_FULL, ...), not a bug of ours. */
@@ -162,7 +186,7 @@ function command(args: Parsed, store: SqliteStore, t: number, print: (line: stri
       const { limit = 100, ...filter } = args.filter;
       const { entries, cursor } = store.list(filter, t, limit, undefined);
       const more = cursor === undefined ? '' : `\n(more entries than ${limit}: use --limit to see more)`;
-      print(args.json ? json(entries) : entries.length === 0 ? '(no dead letters)' : table(entries) + more);
+      print(args.json ? json(entries.map(view)) : entries.length === 0 ? '(no dead letters)' : table(entries) + more);
       return 0;
     }
     case 'show': {
@@ -171,9 +195,7 @@ function command(args: Parsed, store: SqliteStore, t: number, print: (line: stri
         print(`keel dlq: no dead letter ${args.ids[0] ?? '(give an id)'}`);
         return 1;
       }
-      const shown = (k: string, v: unknown): string =>
-        k === 'message' || k === 'metadata' || k === 'lastError' ? json(v) : k.endsWith('At') && typeof v === 'number' ? new Date(v).toISOString() : String(v);
-      print(args.json ? json(r) : Object.entries(r).map(([k, v]) => `${k.padEnd(14)} ${shown(k, v)}`).join('\n'));
+      print(args.json ? json(view(r)) : fields(r));
       return 0;
     }
     case 'retry': {

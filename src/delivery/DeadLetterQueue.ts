@@ -308,6 +308,11 @@ export class DeadLetterService implements DeadLetterQueue {
     try {
       if (r === undefined) return { id: snapshot.id, ok: false, reason: 'not_found' };
       if (!manual && (r.status !== 'pending' || r.nextRetryAt > now)) return { id: r.id, ok: false, reason: 'not_due' };
+      if (r.undecodable !== undefined) {
+        // a corrupt row: there is nothing to deliver, and retrying will not change that
+        this.#park(r, now, 'undecodable', `the stored message and metadata (${r.undecodable.bytes} bytes) could not be decoded (${r.undecodable.error})`);
+        return { id: r.id, ok: false, reason: 'undecodable' };
+      }
       const target = recipientOf(r.recipient);
       if (typeof target !== 'string' && !node.isAlive(target)) {
         this.#park(r, now, 'noproc', 'the recipient pid is dead: it never comes back');

@@ -183,6 +183,77 @@ describe('keel dlq show', () => {
   });
 });
 
+describe('keel dlq on a store with an undecodable row', () => {
+  const DECODE_ERROR = 'Error: Unable to deserialize cloned data due to invalid or unsupported version.';
+
+  /** knownStore() with entry 2's payload and entry 3's last error corrupted by another connection. */
+  async function corruptStore(): Promise<string> {
+    const file = await knownStore();
+    const db = new Database(file);
+    try {
+      db.prepare("UPDATE dead_letters SET payload = x'deadbeef' WHERE seq = 2").run();
+      db.prepare("UPDATE dead_letters SET last_error = x'0badc0de' WHERE seq = 3").run();
+    } finally {
+      db.close();
+    }
+    return file;
+  }
+
+  it('list shows it as undecodable with its raw size, and the other entries as they are', async () => {
+    const file = await corruptStore();
+    const { code, out } = run(['list', '--store', file]);
+    expect(code).toBe(0);
+    expect(out).toBe(
+      [
+        'id  status   recipient     reason        attempts  next retry                message',
+        '1   pending  billing       timeout       2         2025-01-01T12:00:30.000Z  {"charge":500,"currency":"EUR"}',
+        '2   parked   <keel-1.7.3>  noproc        0         2025-01-01T12:00:01.000Z  (undecodable: 4 bytes)',
+        '3   parked   orders        mailbox_full  5         2025-01-01T12:00:05.000Z  {"items":["apple","banana","cherry","damson","elderberry"...',
+      ].join('\n'),
+    );
+  });
+
+  it('list --json and show --json give it without message and metadata, with undecodable: { bytes, error }', async () => {
+    const file = await corruptStore();
+    const listed = run(['list', '--store', file, '--json']);
+    expect(listed.code).toBe(0);
+    const { message: _message, metadata: _metadata, ...rest } = RECORDS[1]!;
+    const undecodable = { id: '2', ...rest, undecodable: { bytes: 4, error: DECODE_ERROR } };
+    const records = JSON.parse(listed.out) as Record<string, unknown>[];
+    expect(records[1]).toEqual(undecodable);
+    expect(records[2]).toEqual({
+      id: '3',
+      ...RECORDS[2],
+      message: { items: ['apple', 'banana', 'cherry', 'damson', 'elderberry'], total: '10n', tags: { a: 1 } },
+      lastError: `undecodable last error (4 bytes): ${DECODE_ERROR}`,
+    });
+    const shown = run(['show', '2', '--store', file, '--json']);
+    expect(shown.code).toBe(0);
+    expect(JSON.parse(shown.out)).toEqual(undecodable);
+  });
+
+  it('show prints it field by field, the message as undecodable with its size and why', async () => {
+    const file = await corruptStore();
+    const { code, out } = run(['show', '2', '--store', file]);
+    expect(code).toBe(0);
+    expect(out).toBe(
+      [
+        'id             2',
+        'recipient      <keel-1.7.3>',
+        `message        (undecodable: 4 bytes) ${DECODE_ERROR}`,
+        'reason         noproc',
+        'metadata       (undecodable: stored with the message)',
+        'attempts       0',
+        `firstFailedAt  ${new Date(T - 120_000).toISOString()}`,
+        `lastAttemptAt  ${new Date(T - 120_000).toISOString()}`,
+        `nextRetryAt    ${new Date(T + 1000).toISOString()}`,
+        'lastError      "noproc"',
+        'status         parked',
+      ].join('\n'),
+    );
+  });
+});
+
 describe('keel dlq retry', () => {
   it('marks the given entries due now (status pending, nextRetryAt = now), parked ones included', async () => {
     const file = await knownStore();

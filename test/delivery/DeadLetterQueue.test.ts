@@ -1,5 +1,6 @@
 /* eslint-disable keel/no-unmanaged-monitor -- tests observe exits by a monitor's Down and report to probes with raw sends, the way STYLE.md 10 asks tests to wait */
 import path from 'node:path';
+import { serialize } from 'node:v8';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import {
@@ -935,6 +936,73 @@ describe.each<[string, () => StoreOption]>([
         expectKeelError(inMetadata, 'ERR_NOT_SERIALIZABLE', 'metadata is not serializable (Error: read twice)');
         expect((inMetadata as { path?: unknown }).path).toBe('metadata');
         expect(await stats(node)).toMatchObject({ refused: 2, added: 0, pending: 0 });
+      });
+
+      it('an undecodable row (a corrupt payload) never stops the queue: list, get and stats show it, every other entry is redelivered, and it is parked as undecodable', async () => {
+        const store = makeStore() as { kind: 'sqlite'; path: string };
+        const { node, clock } = dlqNode(store, { backoff: { initialMs: 100, jitter: 'none' } });
+        const events = captureEvents(node, [EVENTS]);
+        const p = probe(node);
+        node.registry.register('inbox', p);
+        const added: string[] = [];
+        for (const m of ['m1', 'm2', 'm3', 'm4']) added.push(await add(node, 'inbox', m));
+        expect(added).toEqual(['1', '2', '3', '4']);
+        // another connection corrupts entry 2's payload and entry 3's last error
+        const db = new Database(store.path);
+        try {
+          db.prepare("UPDATE dead_letters SET payload = x'deadbeef' WHERE seq = 2").run();
+          db.prepare("UPDATE dead_letters SET last_error = x'0badc0de' WHERE seq = 3").run();
+        } finally {
+          db.close();
+        }
+        const decodeError = 'Error: Unable to deserialize cloned data due to invalid or unsupported version.';
+        const undecodable = { bytes: 4, error: decodeError };
+        // every read still answers, and shows the entry as undecodable with its raw size
+        const listed = ok(await node.deadLetters.list()).entries;
+        expect(listed.map((e) => e.id)).toEqual(['1', '2', '3', '4']);
+        expect(listed[1]).toEqual({ ...(await entry(node, '2')) });
+        expect(await entry(node, '2')).toEqual({
+          id: '2', recipient: 'inbox', message: undefined, reason: 'noproc', metadata: {}, attempts: 0,
+          firstFailedAt: T0, lastAttemptAt: T0, nextRetryAt: T0 + 100, lastError: 'noproc', status: 'pending', undecodable,
+        });
+        // a corrupt last error is only a diagnostic: the entry keeps its message and is delivered
+        expect(await entry(node, '3')).toMatchObject({ message: 'm3', lastError: `undecodable last error (4 bytes): ${decodeError}`, status: 'pending' });
+        expect(await entry(node, '3')).not.toHaveProperty('undecodable');
+        expect(await stats(node)).toMatchObject({ pending: 4, parked: 0 });
+
+        const queueProcess = node.registry.whereis(DLQ_PROCESS);
+        expect(queueProcess).toBeDefined();
+        await advance(node, clock, 100);
+        expect(p.messages).toEqual(['m1', 'm3', 'm4']);
+        expect(node.registry.whereis(DLQ_PROCESS)).toBe(queueProcess); // never crashed, never restarted
+        const lastError = `the stored message and metadata (4 bytes) could not be decoded (${decodeError})`;
+        expect(await entry(node, '2')).toEqual({
+          id: '2', recipient: 'inbox', message: undefined, reason: 'noproc', metadata: {}, attempts: 0,
+          firstFailedAt: T0, lastAttemptAt: T0 + 100, nextRetryAt: T0 + 100, lastError, status: 'parked', undecodable,
+        });
+        expect(named(events.events, 'parked')).toEqual([
+          { event: `${EVENTS}parked`, measurements: { attempts: 0 }, metadata: { id: '2', recipient: 'inbox', reason: 'undecodable' } },
+        ]);
+        expect(named(events.events, 'succeeded').map((e) => e.metadata.id)).toEqual(['1', '3', '4']);
+        expect(await ids(node)).toEqual(['2']);
+        expect(await stats(node)).toMatchObject({ pending: 0, parked: 1, succeeded: 3 });
+        // a manual retry answers why, and leaves it parked
+        expect(ok(await node.deadLetters.retry(['2']))).toEqual([{ id: '2', ok: false, reason: 'undecodable' }]);
+        expect((await entry(node, '2')).status).toBe('parked');
+      });
+
+      it('a payload that decodes to something other than a [message, metadata] pair is undecodable too', async () => {
+        const store = makeStore() as { kind: 'sqlite'; path: string };
+        const { node } = dlqNode(store);
+        const id = await add(node, 'inbox', 'm');
+        const db = new Database(store.path);
+        try {
+          db.prepare('UPDATE dead_letters SET payload = ? WHERE seq = ?').run(serialize('a string, not a pair'), Number(id));
+        } finally {
+          db.close();
+        }
+        const bytes = serialize('a string, not a pair').length;
+        expect(await entry(node, id)).toMatchObject({ message: undefined, metadata: {}, undecodable: { bytes, error: 'not a [message, metadata] pair' } });
       });
 
       it('runs the file in WAL mode', async () => {

@@ -8,13 +8,14 @@ import { type DeadLetterStore, type NewRecord, type Record_, thrownText } from '
 interface Row {
   seq: number;
   recipient: string;
-  payload: Buffer;
+  /** The serialized `[message, metadata]` (a blob, unless something else wrote the row). */
+  payload: unknown;
   reason: string;
   attempts: number;
   first_failed_at: number;
   last_attempt_at: number;
   next_retry_at: number;
-  last_error: Buffer | string | null;
+  last_error: unknown;
   status: 'pending' | 'parked';
 }
 
@@ -331,19 +332,51 @@ function errorColumn(error: unknown): Buffer | string | null {
   return error === undefined ? null : typeof error === 'string' ? error : serialize(error);
 }
 
+/**
+ * A row as a record; never throws. A payload that cannot be decoded (a corrupt row) gives a record
+ * without its message and metadata, marked `undecodable` with the raw size; a last error that
+ * cannot be decoded becomes a text that says so (the entry itself is fine).
+ */
 function toRecord(row: Row): Record_ {
-  const [message, metadata] = deserialize(row.payload) as [unknown, Record<string, unknown>];
-  return {
+  const record: Record_ = {
     id: String(row.seq),
     recipient: row.recipient,
-    message,
+    message: undefined,
     reason: row.reason,
-    metadata,
+    metadata: {},
     attempts: row.attempts,
     firstFailedAt: row.first_failed_at,
     lastAttemptAt: row.last_attempt_at,
     nextRetryAt: row.next_retry_at,
-    lastError: row.last_error === null ? undefined : typeof row.last_error === 'string' ? row.last_error : deserialize(row.last_error),
+    lastError: lastErrorOf(row.last_error),
     status: row.status,
   };
+  let error: string;
+  try {
+    const decoded: unknown = deserialize(row.payload as Buffer); // anything else throws, and is reported
+    if (Array.isArray(decoded) && decoded.length === 2 && typeof decoded[1] === 'object' && decoded[1] !== null) {
+      record.message = decoded[0];
+      record.metadata = decoded[1] as Record<string, unknown>;
+      return record;
+    }
+    error = 'not a [message, metadata] pair';
+  } catch (e) {
+    error = thrownText(e);
+  }
+  return Object.assign(record, { undecodable: { bytes: byteSize(row.payload), error } });
+}
+
+function lastErrorOf(column: unknown): unknown {
+  if (column === null) return undefined;
+  if (!Buffer.isBuffer(column)) return column; // text stays text
+  try {
+    return deserialize(column);
+  } catch (e) {
+    return `undecodable last error (${column.length} bytes): ${thrownText(e)}`;
+  }
+}
+
+/** The size of a column as stored: a blob's bytes, a text's UTF-8 bytes. */
+function byteSize(column: unknown): number {
+  return Buffer.isBuffer(column) ? column.length : Buffer.byteLength(String(column));
 }
