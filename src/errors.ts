@@ -37,6 +37,7 @@ export type KeelErrorCode =
   | 'ERR_DELIVERY'
   | 'ERR_NOT_SERIALIZABLE'
   | 'ERR_STORE_IN_USE'
+  | 'ERR_DEAD_LETTER_TOO_LARGE'
   | 'ERR_PEER_MISSING'
   | 'ERR_INVALID_SIGNAL'
   | 'ERR_WORKFLOW_LIMIT';
@@ -254,6 +255,23 @@ export class NotSerializableError extends KeelError {
 export class StoreInUseError extends KeelError {
   constructor(file: string, owner: string) {
     super('ERR_STORE_IN_USE', `the dead letter store ${file} is owned by ${owner}; two nodes never share one queue`);
+  }
+}
+
+/** A dead letter too large for its durable store: refused alone, as a message that cannot be serialized is. */
+export class DeadLetterTooLargeError extends KeelError {
+  /** The size of the serialized message and metadata. */
+  readonly bytes: number;
+  /** The most the store takes. */
+  readonly limit: number;
+  constructor(bytes: number, limit: number, cause?: unknown) {
+    super(
+      'ERR_DEAD_LETTER_TOO_LARGE',
+      `a dead letter's message and metadata take ${bytes} bytes serialized: too large for the store, which takes at most ${limit} bytes per entry; dead-letter something smaller, such as a reference to where the data is kept`,
+      cause === undefined ? undefined : { cause },
+    );
+    this.bytes = bytes;
+    this.limit = limit;
   }
 }
 

@@ -26,6 +26,7 @@ export {
   CallExitError,
   CallTimeoutError,
   DeadlockError,
+  DeadLetterTooLargeError,
   DeliveryError,
   MailboxFullError,
   MaxChildrenError,

@@ -1,4 +1,4 @@
-import { InvalidArgumentError, NotSerializableError } from '../errors.js';
+import { InvalidArgumentError, isKeelError, NotSerializableError } from '../errors.js';
 import type { GenServerSpec } from '../otp/GenServer.js';
 import { Proc } from '../runtime/internal/Proc.js';
 import type { KeelNode } from '../runtime/Node.js';
@@ -9,7 +9,7 @@ import { type Backoff, backoffDelay, toBackoff } from './backoff.js';
 import { sendOnce, toSettings } from './sendSupervised.js';
 import { checkFilter, checkSerializable, type DeadLetterStore, type Record_, thrownText } from './stores/DeadLetterStore.js';
 import { MemoryStore } from './stores/MemoryStore.js';
-import { SqliteStore } from './stores/SqliteStore.js';
+import { SqliteStore, type SqliteStoreOptions } from './stores/SqliteStore.js';
 
 /** Dead letter queue options (`createNode({ services: { deadLetters } })`). */
 export type DeadLetterOptions = NonNullable<ServicesOptions['deadLetters']>;
@@ -53,6 +53,22 @@ function recipientOf(text: string): Target {
   } catch {
     return text;
   }
+}
+
+/**
+ * Settings of a SQLite store that are not part of `ServicesOptions` (Keel's tests give them, on the
+ * store's options object): `maxPayloadBytes` and `busyTimeoutMs`.
+ */
+function internalStoreOptions(store: object): SqliteStoreOptions {
+  const o = store as { maxPayloadBytes?: unknown; busyTimeoutMs?: unknown };
+  const out: { maxPayloadBytes?: number; busyTimeoutMs?: number } = {};
+  for (const key of ['maxPayloadBytes', 'busyTimeoutMs'] as const) {
+    const v = o[key];
+    if (v === undefined) continue;
+    if (!Number.isSafeInteger(v) || (v as number) < 1) throw new InvalidArgumentError(`services.deadLetters.store.${key}`, 'a positive integer', v);
+    out[key] = v as number;
+  }
+  return out;
 }
 
 /** `metadata.lastError`, read once more after the check: a getter that throws now is refused as the check refuses one. */
@@ -103,7 +119,7 @@ export class DeadLetterService implements DeadLetterQueue {
     const store = o.store ?? { kind: 'memory' };
     if (store.kind === 'sqlite') {
       if (typeof store.path !== 'string' || store.path === '') throw new InvalidArgumentError('services.deadLetters.store.path', 'a file path', store.path);
-      this.store = new SqliteStore(store.path, `${node.name}-${node.creation}`, (message, error) => node.logger.error(message, error));
+      this.store = new SqliteStore(store.path, `${node.name}-${node.creation}`, (message, error) => node.logger.error(message, error), false, internalStoreOptions(store));
     } else if (store.kind === 'memory') {
       this.store = new MemoryStore(this.#settings.capacity, (r) => {
         this.evicted++;
@@ -191,8 +207,8 @@ export class DeadLetterService implements DeadLetterQueue {
     return this.#node.trackIo(stored).then(
       (id) => this.#added(id, recipient, reason, nextRetryAt),
       (e: unknown) => {
-        // a durable store's own serialization refused it: counted as the structural check's refusals are
-        if (e instanceof NotSerializableError) this.refused++;
+        // a durable store's own refusal (its serializer, or its size limit): counted as the structural check's refusals are
+        if (isKeelError(e, 'ERR_NOT_SERIALIZABLE') || isKeelError(e, 'ERR_DEAD_LETTER_TOO_LARGE')) this.refused++;
         throw e;
       },
     );

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { serialize } from 'node:v8';
 import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   createNode,
   type DeadLetter,
@@ -1003,6 +1003,93 @@ describe.each<[string, () => StoreOption]>([
         }
         const bytes = serialize('a string, not a pair').length;
         expect(await entry(node, id)).toMatchObject({ message: undefined, metadata: {}, undecodable: { bytes, error: 'not a [message, metadata] pair' } });
+      });
+
+      it('a dead letter too large for the store is refused alone (ERR_DEAD_LETTER_TOO_LARGE, counted in refused); the others added in the same turn are stored', async () => {
+        const file = (makeStore() as { kind: 'sqlite'; path: string }).path;
+        // an internal store option: the most the store takes, SQLite's own 1e9 bytes by default
+        const store = { kind: 'sqlite', path: file, maxPayloadBytes: 1000 } as StoreOption;
+        const { node } = dlqNode(store);
+        const big = 'x'.repeat(2000);
+        const bytes = serialize([big, {}]).length;
+        const results = await Promise.all(
+          ['a', big, 'c', 'd'].map((message) => node.deadLetters.add({ recipient: 'x', message, reason: 'noproc' }).then((id) => ({ id }), (e: unknown) => ({ e }))),
+        );
+        expect(results.map((r) => ('id' in r ? r.id : 'refused'))).toEqual(['1', 'refused', '2', '3']);
+        const refused = (results[1] as { e: unknown }).e;
+        expectKeelError(refused, 'ERR_DEAD_LETTER_TOO_LARGE', `take ${bytes} bytes serialized`, 'at most 1000 bytes');
+        expect(refused).toMatchObject({ bytes, limit: 1000 });
+        expect(await stats(node)).toMatchObject({ added: 3, refused: 1, pending: 3 });
+        expect(ok(await node.deadLetters.list()).entries.map((e) => e.message)).toEqual(['a', 'c', 'd']);
+      });
+
+      it("a row SQLite itself refuses as too big (SQLITE_TOOBIG) in a group commit is refused alone with ERR_DEAD_LETTER_TOO_LARGE; the group's other rows are stored", async () => {
+        const { node } = dlqNode(makeStore());
+        // SQLite's limit is 1e9 bytes: its refusal is simulated for one row, as the driver reports it
+        const statement = Object.getPrototypeOf(new Database(':memory:').prepare('SELECT 1')) as { run(...args: unknown[]): unknown };
+        const run = statement.run;
+        const spy = vi.spyOn(statement, 'run').mockImplementation(function (this: unknown, ...args: unknown[]) {
+          if (Buffer.isBuffer(args[1]) && args[1].length > 1000) throw new Database.SqliteError('string or blob too big', 'SQLITE_TOOBIG');
+          return run.apply(this, args);
+        });
+        let results: ({ id: string } | { e: unknown })[];
+        try {
+          results = await Promise.all(
+            ['a', 'x'.repeat(2000), 'c', 'd'].map((message) => node.deadLetters.add({ recipient: 'x', message, reason: 'noproc' }).then((id) => ({ id: ok(id) }), (e: unknown) => ({ e }))),
+          );
+        } finally {
+          spy.mockRestore();
+        }
+        expect(results.map((r) => ('id' in r ? r.id : 'refused'))).toEqual(['1', 'refused', '2', '3']);
+        expectKeelError((results[1] as { e: unknown }).e, 'ERR_DEAD_LETTER_TOO_LARGE', 'at most 1000000000 bytes');
+        expect((results[1] as { e: { cause?: { code?: string } } }).e.cause?.code).toBe('SQLITE_TOOBIG');
+        expect(await stats(node)).toMatchObject({ added: 3, refused: 1, pending: 3 });
+        expect(ok(await node.deadLetters.list()).entries.map((e) => e.message)).toEqual(['a', 'c', 'd']);
+      });
+
+      it('a group commit that fails on one row retries the rows one by one: only that row fails, with its own error', async () => {
+        const store = makeStore() as { kind: 'sqlite'; path: string };
+        const { node } = dlqNode(store);
+        await add(node, 'x', 'first'); // the schema is there
+        // another connection makes SQLite refuse one row: the one whose message is 'refuse me'
+        const db = new Database(store.path);
+        try {
+          db.exec(`CREATE TRIGGER refuse_one BEFORE INSERT ON dead_letters WHEN NEW.payload = X'${serialize(['refuse me', {}]).toString('hex')}' BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END`);
+        } finally {
+          db.close();
+        }
+        const results = await Promise.all(
+          ['a', 'refuse me', 'c', 'd'].map((message) => node.deadLetters.add({ recipient: 'x', message, reason: 'noproc' }).then((id) => ({ id: ok(id) }), (e: unknown) => ({ e }))),
+        );
+        expect(results.map((r) => ('id' in r ? r.id : 'failed'))).toEqual(['2', 'failed', '3', '4']);
+        expect((results[1] as { e: unknown }).e).toMatchObject({ code: 'SQLITE_CONSTRAINT_TRIGGER', message: 'refused by a trigger' });
+        expect(await stats(node)).toMatchObject({ added: 4, refused: 0, pending: 4 });
+        expect(ok(await node.deadLetters.list()).entries.map((e) => e.message)).toEqual(['first', 'a', 'c', 'd']);
+      });
+
+      it('a group commit that fails for the whole file (locked) fails its adds at once, without a retry per row', async () => {
+        const file = (makeStore() as { kind: 'sqlite'; path: string }).path;
+        const { node } = dlqNode({ kind: 'sqlite', path: file, busyTimeoutMs: 20 } as StoreOption);
+        await add(node, 'x', 'first');
+        const statement = Object.getPrototypeOf(new Database(':memory:').prepare('SELECT 1')) as { run(...args: unknown[]): unknown };
+        const lock = new Database(file);
+        lock.exec('BEGIN IMMEDIATE');
+        const spy = vi.spyOn(statement, 'run');
+        let results: unknown[];
+        let inserts: number;
+        try {
+          results = await Promise.all(['a', 'b', 'c'].map((message) => node.deadLetters.add({ recipient: 'x', message, reason: 'noproc' }).then(ok, (e: unknown) => e)));
+        } finally {
+          // the inserts tried (they bind a payload; BEGIN and ROLLBACK run too), read before the restore clears them
+          inserts = spy.mock.calls.filter((args) => Buffer.isBuffer(args[1])).length;
+          spy.mockRestore();
+          lock.exec('ROLLBACK');
+          lock.close();
+        }
+        expect(results.map((e) => (e as { code?: unknown }).code)).toEqual(['SQLITE_BUSY', 'SQLITE_BUSY', 'SQLITE_BUSY']);
+        // the group's first insert met the lock; no row was tried again on its own (each would wait for the lock again)
+        expect(inserts).toBe(1);
+        expect(await ids(node)).toEqual(['1']);
       });
 
       it('runs the file in WAL mode', async () => {

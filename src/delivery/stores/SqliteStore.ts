@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { deserialize, serialize } from 'node:v8';
-import { KeelError, MissingPeerError, NotSerializableError, StoreInUseError } from '../../errors.js';
+import { DeadLetterTooLargeError, KeelError, MissingPeerError, NotSerializableError, StoreInUseError } from '../../errors.js';
 import type { DeadLetterFilter } from '../../runtime/services.js';
 import { type DeadLetterStore, type NewRecord, type Record_, thrownText } from './DeadLetterStore.js';
 
@@ -56,6 +56,23 @@ type Driver = new (file: string, options?: { timeout?: number }) => Database;
 export interface SqliteStoreOptions {
   /** How long a write waits for another connection's lock before it fails with SQLITE_BUSY (better-sqlite3's default: 5000). */
   readonly busyTimeoutMs?: number;
+  /** The largest serialized message and metadata the store takes ({@link SQLITE_MAX_LENGTH} by default). */
+  readonly maxPayloadBytes?: number;
+}
+
+/** The most SQLite takes in one string or blob, and in one row (better-sqlite3 is built with SQLite's default). */
+export const SQLITE_MAX_LENGTH = 1_000_000_000;
+
+/**
+ * A failure of the database as a whole (locked, full, read-only, an I/O error): every row of a
+ * group commit would fail alike, so they are not tried again one by one (each would wait out the
+ * busy timeout again). Any other failure may be one row's own (too big, a constraint).
+ */
+const DATABASE_WIDE = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|READONLY|CORRUPT|NOTADB|CANTOPEN|NOMEM|PERM|AUTH|INTERRUPT|PROTOCOL)/;
+
+function sqliteCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined;
 }
 
 function loadDriver(): Driver {
@@ -91,6 +108,7 @@ export class SqliteStore implements DeadLetterStore {
   readonly #insert: Statement;
   readonly #commit: (rows: { record: NewRecord; payload: Buffer }[]) => number[];
   #batch: { record: NewRecord; payload: Buffer; resolve: (id: string) => void; reject: (e: unknown) => void }[] = [];
+  readonly #maxPayloadBytes: number;
   readonly #onError: (message: string, error: unknown) => void;
   #writes: { sql: string; args: unknown[] }[] = [];
   readonly #statements = new Map<string, Statement>();
@@ -106,6 +124,7 @@ export class SqliteStore implements DeadLetterStore {
   ) {
     this.file = path.resolve(file);
     this.#onError = onError;
+    this.#maxPayloadBytes = options.maxPayloadBytes ?? SQLITE_MAX_LENGTH;
     const Driver = loadDriver();
     if (owner !== undefined && openFiles.has(this.file)) throw new StoreInUseError(this.file, 'another node in this OS process');
     const db = (this.#db = new Driver(this.file, options.busyTimeoutMs === undefined ? {} : { timeout: options.busyTimeoutMs }));
@@ -172,12 +191,18 @@ export class SqliteStore implements DeadLetterStore {
       // when read again, say): named as the message or the metadata, whichever fails alone
       return Promise.reject(new NotSerializableError(serializes(record.metadata) ? 'message' : 'metadata', `not serializable (${thrownText(e)})`));
     }
+    // refused here too, alone: in the group's transaction it would fail the others with it
+    if (payload.length > this.#maxPayloadBytes) return Promise.reject(new DeadLetterTooLargeError(payload.length, this.#maxPayloadBytes));
     return new Promise((resolve, reject) => {
       if (this.#batch.push({ record, payload, resolve, reject }) === 1) setImmediate(() => this.#flush());
     });
   }
 
-  /** Writes the adds of this turn in one transaction, then resolves them. */
+  /**
+   * Writes the adds of this turn in one transaction, then resolves them. When the transaction fails
+   * for one row's sake (too big, a constraint), the rows are written again one by one, so that only
+   * that row fails; a failure of the whole database (locked, full) fails them all at once.
+   */
   #flush(): void {
     const batch = this.#batch;
     this.#batch = [];
@@ -186,8 +211,23 @@ export class SqliteStore implements DeadLetterStore {
       const ids = this.#commit(batch);
       batch.forEach((b, i) => b.resolve(String(ids[i])));
     } catch (e) {
-      for (const b of batch) b.reject(e);
+      if (batch.length === 1 || DATABASE_WIDE.test(sqliteCode(e) ?? '')) {
+        for (const b of batch) b.reject(this.#addError(e, b.payload));
+        return;
+      }
+      for (const b of batch) {
+        try {
+          b.resolve(String(this.#commit([b])[0]));
+        } catch (one) {
+          b.reject(this.#addError(one, b.payload));
+        }
+      }
     }
+  }
+
+  /** Why an add failed: SQLite's own "too big" as the typed refusal, anything else as it is. */
+  #addError(error: unknown, payload: Buffer): unknown {
+    return sqliteCode(error) === 'SQLITE_TOOBIG' ? new DeadLetterTooLargeError(payload.length, this.#maxPayloadBytes, error) : error;
   }
 
   get(id: string): Record_ | undefined {
