@@ -336,6 +336,8 @@ export class DeadLetterService implements DeadLetterQueue {
       }
       const id = typeof r.metadata.id === 'string' && r.metadata.id !== '' ? r.metadata.id : undefined;
       const outcome = await sendOnce(node, undefined, target, r.message, redeliverySettings(r.metadata, id));
+      // a redelivery waits for the handler (up to its timeout): the backoff counts from when it ended
+      const ended = node.clock.now();
       this.retried++;
       if (outcome.ok) {
         this.store.remove(r.id);
@@ -346,14 +348,14 @@ export class DeadLetterService implements DeadLetterQueue {
       const attempts = r.attempts + 1;
       node.telemetry.execute('keel.dead_letter_queue.retried', { attempt: attempts }, { id: r.id, recipient: r.recipient, reason: outcome.reason, manual });
       if (attempts >= this.#settings.maxRetries) {
-        this.#park({ ...r, attempts }, now, outcome.reason, outcome.lastError);
+        this.#park({ ...r, attempts }, ended, outcome.reason, outcome.lastError);
       } else {
         this.store.update(r.id, {
           attempts,
-          lastAttemptAt: now,
+          lastAttemptAt: ended,
           lastError: outcome.lastError,
           status: 'pending',
-          nextRetryAt: now + Math.round(backoffDelay(this.#settings.backoff, attempts + 1, node.random)),
+          nextRetryAt: ended + Math.round(backoffDelay(this.#settings.backoff, attempts + 1, node.random)),
         });
       }
       return { id: r.id, ok: false, reason: outcome.reason };
@@ -461,13 +463,14 @@ export function deadLetterProcessSpec(queue: DeadLetterService): GenServerSpec<{
 }
 
 /**
- * How an entry is redelivered: as the original send asked. An entry of a `'handled'` send succeeds
- * only once the receiver's handler has finished it (within the send's timeout), so a receiver that
- * dies with it still queued, or crashes on it, leaves it pending; anything else succeeds once it
- * is in a live mailbox (`'enqueued'`).
+ * How an entry is redelivered: always acknowledged at `'handled'`, whatever the original send's
+ * `ack`. The entry is the only durable copy of its message, and success removes it: a message that
+ * is only in a mailbox (`'enqueued'`) would be lost with the OS process. So the entry goes only once
+ * the receiver's handler has finished it, within the original send's `timeout` if it had one (a
+ * `'handled'` send's metadata carries it), else 5000 ms; a receiver that dies with it still queued,
+ * crashes on it or does not finish it in time leaves it pending (and the unstarted copy withdrawn).
  */
 function redeliverySettings(metadata: Record<string, unknown>, id: string | undefined): ReturnType<typeof toSettings> {
-  const handled = metadata.ack === 'handled';
   const timeout = typeof metadata.timeout === 'number' && metadata.timeout >= 0 ? metadata.timeout : 5000;
-  return toSettings({ ack: handled ? 'handled' : 'enqueued', onError: 'ignore', ...(handled ? { timeout } : {}), ...(id === undefined ? {} : { id }) });
+  return toSettings({ ack: 'handled', onError: 'ignore', timeout, ...(id === undefined ? {} : { id }) });
 }

@@ -23,6 +23,7 @@ import {
   idler,
   ok,
   receiveDown,
+  receiver,
   thrown,
   UNAVAILABLE,
   useNodes,
@@ -80,6 +81,12 @@ function named(events: readonly CapturedEvent[], suffix: string): CapturedEvent[
 async function advance(node: Node, clock: TestClock, ms: number): Promise<void> {
   await clock.advance(ms);
   await node.idle();
+}
+
+/** Moves the clock and lets every process run that can, without waiting for a handler that is held busy. */
+async function step(node: KeelNode, clock: TestClock, ms: number): Promise<void> {
+  await clock.advance(ms);
+  await node.settle();
 }
 
 /** Plain data of every kind a durable store keeps faithfully. */
@@ -321,6 +328,44 @@ describe.each<[string, () => StoreOption]>([
       expect(seen).toEqual(['m-1']);
       expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, succeeded: 1 });
       gate.resolve();
+    });
+
+    it("an entry of an 'enqueued' send is redelivered as 'handled' too: it stays in the queue until the receiver's handler finished it (default timeout 5000 ms)", async () => {
+      const { node, clock } = dlqNode(makeStore(), { backoff: { initialMs: 100, factor: 2, maxMs: 1000, jitter: 'none' } });
+      const events = captureEvents(node, [EVENTS]);
+      const r = receiver(node, { name: 'inbox' });
+      await r.hold(); // busy: what it is sent waits in its mailbox
+      const id = await add(node, 'inbox', 'm', 'mailbox_full', { id: 'm-9' }); // no ack in its metadata: an 'enqueued' send's
+      await step(node, clock, 100);
+      expect(node.info(r.pid)?.mailboxLength).toBe(1);
+      // in a mailbox is not handled: the only durable copy stays
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 0 });
+      await step(node, clock, 4999);
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 0 });
+      expect(events.events.map((e) => e.event)).toEqual([`${EVENTS}message_added`]);
+      await step(node, clock, 1);
+      // not handled within 5000 ms: withdrawn from the mailbox, an attempt counted, due again after
+      // the backoff counted from the failure (not from the start of the attempt: it would be due at once)
+      expect(node.info(r.pid)?.mailboxLength).toBe(0);
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 1, lastAttemptAt: T0 + 5100, nextRetryAt: T0 + 5100 + 200 });
+      expect(named(events.events, 'retried').map((e) => e.metadata.reason)).toEqual(['timeout']);
+      r.release();
+      await advance(node, clock, 200);
+      expect(r.seen).toEqual([{ message: 'm', id: 'm-9' }]);
+      expect(await node.deadLetters.get(id)).toBeUndefined();
+      expect(named(events.events, 'succeeded').map((e) => e.metadata.id)).toEqual([id]);
+    });
+
+    it("a redelivery waits for the receiver's handler within the original send's timeout when it had one", async () => {
+      const { node, clock } = dlqNode(makeStore(), { backoff: { initialMs: 100, factor: 2, maxMs: 1000, jitter: 'none' } });
+      const r = receiver(node, { name: 'inbox' });
+      await r.hold();
+      const id = await add(node, 'inbox', 'm', 'timeout', { ack: 'handled', timeout: 300 });
+      await step(node, clock, 100 + 299);
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 0 });
+      await step(node, clock, 1);
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 1, lastError: expect.stringContaining('300 ms') as unknown });
+      r.release();
     });
 
     it("an entry of a 'handled' send whose receiver crashes on it stays pending (then is parked), never counted as delivered", async () => {
