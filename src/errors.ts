@@ -37,6 +37,7 @@ export type KeelErrorCode =
   | 'ERR_DELIVERY'
   | 'ERR_NOT_SERIALIZABLE'
   | 'ERR_STORE_IN_USE'
+  | 'ERR_STORE_UNAVAILABLE'
   | 'ERR_DEAD_LETTER_TOO_LARGE'
   | 'ERR_PEER_MISSING'
   | 'ERR_INVALID_SIGNAL'
@@ -255,6 +256,28 @@ export class NotSerializableError extends KeelError {
 export class StoreInUseError extends KeelError {
   constructor(file: string, owner: string) {
     super('ERR_STORE_IN_USE', `the dead letter store ${file} is owned by ${owner}; two nodes never share one queue`);
+  }
+}
+
+/**
+ * The SQLite dead letter store could not be opened: its path is a directory, its directory does not
+ * exist or cannot be written, the file is not a database, or another connection holds it locked.
+ * `cause` is the driver's own error; the message says the path and what to do.
+ */
+export class StoreUnavailableError extends KeelError {
+  readonly file: string;
+  /** SQLite's code (`SQLITE_CANTOPEN`, `SQLITE_BUSY`, `SQLITE_NOTADB`, ...), when the driver gave one. */
+  readonly sqliteCode: string | undefined;
+  /** Why, in a few words: the driver's message. */
+  readonly why: string;
+  /** What to do about it. */
+  readonly hint: string;
+  constructor(file: string, why: string, sqliteCode: string | undefined, hint: string, cause: unknown) {
+    super('ERR_STORE_UNAVAILABLE', `the dead letter store ${file} could not be opened: ${why}${sqliteCode === undefined ? '' : ` (${sqliteCode})`}; ${hint}`, { cause });
+    this.file = file;
+    this.sqliteCode = sqliteCode;
+    this.why = why;
+    this.hint = hint;
   }
 }
 

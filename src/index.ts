@@ -33,6 +33,7 @@ export {
   MissingPeerError,
   NotSerializableError,
   StoreInUseError,
+  StoreUnavailableError,
   StartError,
   TaskExitError,
   TaskTimeoutError,

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import path from 'node:path';
+import { StoreUnavailableError } from '../errors.js';
 import { checkFilter, type Record_ } from '../delivery/stores/DeadLetterStore.js';
 import { SqliteStore, type SqliteStoreOptions } from '../delivery/stores/SqliteStore.js';
 import type { DeadLetterFilter } from '../runtime/services.js';
@@ -110,14 +110,17 @@ function locked(code: string | undefined): boolean {
   return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
 }
 
-/** What the CLI says when the store could not be opened, written or read: why, and that nothing was changed. */
-function failure(command: string, file: string, error: unknown, opening: boolean): string {
+/**
+ * What the CLI says when the store could not be opened, written or read: why, that nothing was
+ * changed, and what to do (`hint`: the store's own, for a file it could not open).
+ */
+function failure(command: string, file: string, error: unknown, opening: boolean, hint?: string): string {
   const code = sqliteCode(error);
   const why = `${error instanceof Error ? error.message : String(error)}${code === undefined ? '' : ` (${code})`}`;
-  const writes = opening || command === 'retry' || command === 'purge';
+  const writes = command === 'retry' || command === 'purge';
   const verb = opening ? 'open' : writes ? 'write' : 'read';
-  const hint = locked(code) ? '; another connection holds a write lock on the file: run the command again once it is released' : '';
-  return `keel dlq ${command}: could not ${verb} ${file}: ${why}${writes ? '; no dead letter was changed' : ''}${hint}`;
+  const todo = locked(code) ? 'another connection holds a write lock on the file: run the command again once it is released' : hint;
+  return `keel dlq ${command}: could not ${verb} ${file}: ${why}${writes ? '; no dead letter was changed' : ''}${todo === undefined ? '' : `; ${todo}`}`;
 }
 
 /**
@@ -150,13 +153,12 @@ export function runDlq(argv: string[], print: (line: string) => void, now: () =>
     store = new SqliteStore(args.store, undefined, (_message, error) => (failed ??= { error }), true, internal);
   } catch (e) {
     // a file that is not a store (or not a database) is bad usage; a store that could not be opened
-    // (locked while it needs a write to be set up, read-only, an I/O error) is a failure
-    const code = sqliteCode(e);
-    if (code !== undefined && code !== 'SQLITE_NOTADB') {
-      print(failure(args.command, path.resolve(args.store), e, true));
+    // (a directory, locked while it needs a write to be set up, read-only, an I/O error) is a failure
+    if (e instanceof StoreUnavailableError && e.sqliteCode !== 'SQLITE_NOTADB') {
+      print(failure(args.command, e.file, e.cause, true, e.hint));
       return 1;
     }
-    print(`keel dlq: cannot open ${args.store}: ${(e as Error).message}`);
+    print(`keel dlq: cannot open ${args.store}: ${e instanceof StoreUnavailableError ? e.why : (e as Error).message}`);
     return 2;
   }
   const lines: string[] = [];

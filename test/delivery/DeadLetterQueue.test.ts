@@ -1,4 +1,5 @@
 /* eslint-disable keel/no-unmanaged-monitor -- tests observe exits by a monitor's Down and report to probes with raw sends, the way STYLE.md 10 asks tests to wait */
+import fs from 'node:fs';
 import path from 'node:path';
 import { serialize } from 'node:v8';
 import Database from 'better-sqlite3';
@@ -1135,6 +1136,33 @@ describe.each<[string, () => StoreOption]>([
         // the group's first insert met the lock; no row was tried again on its own (each would wait for the lock again)
         expect(inserts).toBe(1);
         expect(await ids(node)).toEqual(['1']);
+      });
+
+      it('a path SQLite cannot open is ERR_STORE_UNAVAILABLE, naming the path and what to do: a directory, a missing directory, a file that is not a database, a read-only location', async () => {
+        const dir = path.dirname((makeStore() as { kind: 'sqlite'; path: string }).path);
+        const text = path.join(dir, 'notes.txt');
+        fs.writeFileSync(text, 'not a database');
+        const missing = path.join(dir, 'missing', 'dlq.db');
+        const cases: [string, string, string][] = [
+          [dir, 'unable to open database file (SQLITE_CANTOPEN)', `${dir} is a directory: give the path of a store file (a new file is created)`],
+          [missing, 'Cannot open database because the directory does not exist', `its directory ${path.dirname(missing)} does not exist: create it, or give a path in an existing directory`],
+          [text, 'file is not a database (SQLITE_NOTADB)', `${text} is not a SQLite database: give the path of a dead letter store, or of a file to create`],
+        ];
+        // a location nobody may create a file in (root may write anywhere else)
+        if (process.platform === 'linux') {
+          cases.push(['/proc/keel-dead-letters.db', 'unable to open database file (SQLITE_CANTOPEN)', 'check that /proc exists and that this process may create and write files there, or give another path']);
+        }
+        for (const [file, why, hint] of cases) {
+          const e = thrown(() => createNode({ services: { deadLetters: { store: { kind: 'sqlite', path: file } } } }));
+          expectKeelError(e, 'ERR_STORE_UNAVAILABLE');
+          expect((e as Error).message, file).toBe(`the dead letter store ${path.resolve(file)} could not be opened: ${why}; ${hint}`);
+          expect((e as { file?: unknown }).file).toBe(path.resolve(file));
+        }
+        expect(fs.readFileSync(text, 'utf8')).toBe('not a database');
+        // once the directory exists, the same path opens
+        fs.mkdirSync(path.dirname(missing));
+        const { node } = dlqNode({ kind: 'sqlite', path: missing });
+        expect(typeof (await add(node, 'x', 'stored'))).toBe('string');
       });
 
       it('runs the file in WAL mode', async () => {

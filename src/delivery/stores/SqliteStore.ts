@@ -1,7 +1,8 @@
+import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { deserialize, serialize } from 'node:v8';
-import { DeadLetterTooLargeError, KeelError, MissingPeerError, NotSerializableError, StoreInUseError } from '../../errors.js';
+import { DeadLetterTooLargeError, isKeelError, KeelError, MissingPeerError, NotSerializableError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
 import type { DeadLetterFilter } from '../../runtime/services.js';
 import { type DeadLetterStore, type NewRecord, type Record_, thrownText } from './DeadLetterStore.js';
 
@@ -83,6 +84,27 @@ function loadDriver(): Driver {
   }
 }
 
+/** Why a file could not be opened as a store, and what to do about it: a typed error that keeps the driver's as its cause. */
+function openFailure(file: string, error: unknown): StoreUnavailableError {
+  const code = sqliteCode(error);
+  const why = error instanceof Error ? error.message : String(error);
+  const dir = path.dirname(file);
+  const isDirectory = (p: string): boolean => {
+    try {
+      return statSync(p).isDirectory();
+    } catch {
+      return false;
+    }
+  };
+  let hint: string;
+  if (isDirectory(file)) hint = `${file} is a directory: give the path of a store file (a new file is created)`;
+  else if (!isDirectory(dir)) hint = `its directory ${dir} does not exist: create it, or give a path in an existing directory`;
+  else if (code === 'SQLITE_NOTADB') hint = `${file} is not a SQLite database: give the path of a dead letter store, or of a file to create`;
+  else if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') hint = 'another connection holds a write lock on the file: try again once it is released';
+  else hint = `check that ${dir} exists and that this process may create and write files there, or give another path`;
+  return new StoreUnavailableError(file, why, code, hint, error);
+}
+
 function alive(osPid: number): boolean {
   try {
     process.kill(osPid, 0);
@@ -127,7 +149,12 @@ export class SqliteStore implements DeadLetterStore {
     this.#maxPayloadBytes = options.maxPayloadBytes ?? SQLITE_MAX_LENGTH;
     const Driver = loadDriver();
     if (owner !== undefined && openFiles.has(this.file)) throw new StoreInUseError(this.file, 'another node in this OS process');
-    const db = (this.#db = new Driver(this.file, options.busyTimeoutMs === undefined ? {} : { timeout: options.busyTimeoutMs }));
+    let db: Database;
+    try {
+      db = this.#db = new Driver(this.file, options.busyTimeoutMs === undefined ? {} : { timeout: options.busyTimeoutMs });
+    } catch (e) {
+      throw openFailure(this.file, e);
+    }
     try {
       if (existing) {
         // the CLI: it works on an existing queue only, and never turns another database into one
@@ -140,7 +167,7 @@ export class SqliteStore implements DeadLetterStore {
     } catch (e) {
       // not a store, not a database, or locked while it needs a write to be set up: not kept open
       db.close();
-      throw e;
+      throw isKeelError(e) ? e : openFailure(this.file, e);
     }
     this.#claimed = owner !== undefined;
     if (owner !== undefined) {
@@ -156,7 +183,7 @@ export class SqliteStore implements DeadLetterStore {
         taken = claim.immediate();
       } catch (e) {
         db.close();
-        throw e;
+        throw openFailure(this.file, e);
       }
       if (taken !== undefined) {
         db.close();
