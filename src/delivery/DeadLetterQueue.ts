@@ -119,7 +119,7 @@ export class DeadLetterService implements DeadLetterQueue {
     const store = o.store ?? { kind: 'memory' };
     if (store.kind === 'sqlite') {
       if (typeof store.path !== 'string' || store.path === '') throw new InvalidArgumentError('services.deadLetters.store.path', 'a file path', store.path);
-      this.store = new SqliteStore(store.path, `${node.name}-${node.creation}`, (message, error) => node.logger.error(message, error), false, internalStoreOptions(store));
+      this.store = new SqliteStore(store.path, `${node.name}-${node.creation}`, (message, error) => node.logger.error(message, error), 'create', internalStoreOptions(store));
     } else if (store.kind === 'memory') {
       this.store = new MemoryStore(this.#settings.capacity, (r) => {
         this.evicted++;

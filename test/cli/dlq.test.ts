@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,6 +88,19 @@ function writeLock(file: string): { release(): void } {
       db.close();
     },
   };
+}
+
+/** What a command could have changed about a file: its bytes (a hash), its journal mode, the files beside it. */
+function fileState(file: string): { sha256: string; journalMode: unknown; directory: string[] } {
+  const sha256 = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  const db = new Database(file, { readonly: true });
+  let journalMode: unknown;
+  try {
+    journalMode = db.pragma('journal_mode', { simple: true });
+  } finally {
+    db.close();
+  }
+  return { sha256, journalMode, directory: fs.readdirSync(path.dirname(file)).sort() };
 }
 
 /** A busy timeout of 20 ms instead of 5 s: a locked file fails the command at once. */
@@ -376,6 +390,90 @@ describe('keel dlq arguments', () => {
   });
 });
 
+describe('keel dlq ids', () => {
+  it('takes decimal integers only: 0x1, 1e0, " 1 ", +1, 0b1, 01, 1.0 and 0 are no id (exit 2, one line; -1 reads as an unknown option), and nothing is changed', async () => {
+    const file = await knownStore();
+    const before = fileState(file);
+    for (const id of ['0x1', '1e0', ' 1 ', '+1', '0b1', '01', '1.0', '0', '9007199254740993']) {
+      for (const argv of [['show', id], ['retry', id], ['retry', '3', id]]) {
+        expect(run([...argv, '--store', file]), argv.join(' ')).toEqual({
+          code: 2,
+          out: `keel dlq ${argv[0]}: ${JSON.stringify(id)} is not a dead letter id: ids are decimal integers, as list prints them`,
+        });
+      }
+    }
+    // a negative number reads as an option: bad usage too
+    const negative = run(['show', '-1', '--store', file]);
+    expect(negative.code).toBe(2);
+    expect(negative.out.startsWith("keel dlq: Unknown option '-1'.")).toBe(true); // node:util's parseArgs words the rest
+    expect(negative.out.endsWith(`\n\n${DLQ_USAGE}`)).toBe(true);
+    expect(fileState(file)).toEqual(before);
+    expect(run(['show', '1', '--store', file, '--json']).code).toBe(0);
+  });
+
+  it('list and purge take no ids, and show takes one (exit 2): an id there was silently ignored', async () => {
+    const file = await knownStore();
+    for (const argv of [['list', '1'], ['purge', '3', '--all'], ['show', '1', '2']]) {
+      const { code, out } = run([...argv, '--store', file]);
+      expect(code, argv.join(' ')).toBe(2);
+      expect(out, argv.join(' ')).toContain(DLQ_USAGE);
+    }
+    expect(rows(file)).toHaveLength(3);
+  });
+});
+
+describe('keel dlq on a file that is not a Keel store', () => {
+  /** A SQLite file of another application, with a dead_letters table of its own (rollback journal, as SQLite creates it). */
+  function foreignFile(columns = 'id INTEGER PRIMARY KEY, body TEXT, created TEXT'): string {
+    const file = tmpfile();
+    const db = new Database(file);
+    try {
+      db.exec(`CREATE TABLE dead_letters (${columns})`);
+    } finally {
+      db.close();
+    }
+    return file;
+  }
+
+  it('exits 2 for every command, and leaves its bytes, its journal mode and its directory as they were', () => {
+    const file = foreignFile();
+    const before = fileState(file);
+    expect(before.journalMode).toBe('delete');
+    for (const argv of [['list'], ['list', '--json'], ['show', '1'], ['retry', '1'], ['retry', '--all'], ['purge', '--all']]) {
+      expect(run([...argv, '--store', file], T, SHORT_BUSY), argv.join(' ')).toEqual({
+        code: 2,
+        out: `keel dlq: cannot open ${file}: ${path.resolve(file)} is not a Keel dead letter store (its dead_letters table has other columns: id, body, created)`,
+      });
+      expect(fileState(file), argv.join(' ')).toEqual(before);
+    }
+  });
+
+  it('a file with the dead_letters table of a store but no dead_letter_owner table is not a store either (exit 2)', () => {
+    const file = foreignFile(
+      'seq INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, payload BLOB NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL, first_failed_at INTEGER NOT NULL, last_attempt_at INTEGER NOT NULL, next_retry_at INTEGER NOT NULL, last_error BLOB, status TEXT NOT NULL',
+    );
+    expect(run(['list', '--store', file])).toEqual({
+      code: 2,
+      out: `keel dlq: cannot open ${file}: ${path.resolve(file)} is not a Keel dead letter store (it has no dead_letter_owner table)`,
+    });
+  });
+});
+
+describe('keel dlq list and show never write', () => {
+  it('leave a store in rollback-journal mode as it is: the same bytes, no WAL switch, no -wal or -shm file', async () => {
+    const file = await knownStore();
+    const db = new Database(file);
+    db.pragma('journal_mode = DELETE');
+    db.close();
+    const before = fileState(file);
+    expect(before.journalMode).toBe('delete');
+    for (const argv of [['list'], ['list', '--json', '--status', 'parked'], ['show', '2'], ['show', '3', '--json'], ['show', '99']]) {
+      expect(run([...argv, '--store', file]).code, argv.join(' ')).toBe(argv[1] === '99' ? 1 : 0);
+      expect(fileState(file), argv.join(' ')).toEqual(before);
+    }
+  });
+});
+
 describe('keel dlq list, limited', () => {
   it('says when there are more entries than it shows', async () => {
     const file = await knownStore(); // three entries
@@ -480,9 +578,10 @@ describe('keel dlq on a store that cannot be written', () => {
     fs.mkdirSync(dir, { recursive: true });
     for (const command of ['list', 'retry']) {
       const r = run([command, '--all', '--store', dir].filter((a) => command === 'retry' || a !== '--all'), T, SHORT_BUSY);
+      // a directory opens read-only and fails at its first read (the check that it is a store)
       expect(r, command).toEqual({
         code: 1,
-        out: `keel dlq ${command}: could not open ${dir}: unable to open database file (SQLITE_CANTOPEN)${command === 'retry' ? '; no dead letter was changed' : ''}; ${dir} is a directory: give the path of a store file (a new file is created)`,
+        out: `keel dlq ${command}: could not open ${dir}: disk I/O error (SQLITE_IOERR_READ)${command === 'retry' ? '; no dead letter was changed' : ''}; ${dir} is a directory: give the path of a store file (a new file is created)`,
       });
     }
   });
@@ -530,7 +629,7 @@ describe('keel dlq through the keel entry point', () => {
     const r = await keel(['dlq', 'show', '1', '--store', dir]);
     expect(r).toEqual({
       code: 1,
-      stdout: `keel dlq show: could not open ${dir}: unable to open database file (SQLITE_CANTOPEN); ${dir} is a directory: give the path of a store file (a new file is created)\n`,
+      stdout: `keel dlq show: could not open ${dir}: disk I/O error (SQLITE_IOERR_READ); ${dir} is a directory: give the path of a store file (a new file is created)\n`,
       stderr: '',
     });
   }, 30_000);

@@ -263,7 +263,7 @@ describe('the SQLite dead letter store file', () => {
       }
     };
     const reports: { message: string; error: unknown }[] = [];
-    const open = (): SqliteStore => new SqliteStore(file, undefined, (message, error) => reports.push({ message, error }), false, { busyTimeoutMs: 20 });
+    const open = (): SqliteStore => new SqliteStore(file, undefined, (message, error) => reports.push({ message, error }), 'create', { busyTimeoutMs: 20 });
 
     // another connection holds the write lock: the final flush fails, and says so
     let store = open();
@@ -293,7 +293,7 @@ describe('the SQLite dead letter store file', () => {
   it('a claimed store closed while the file is locked reports what it could not do, closes, and can be opened again', () => {
     const file = tmpfile();
     const reports: string[] = [];
-    const claimed = new SqliteStore(file, 'node-a', (message) => reports.push(message), false, { busyTimeoutMs: 20 });
+    const claimed = new SqliteStore(file, 'node-a', (message) => reports.push(message), 'create', { busyTimeoutMs: 20 });
     claimed.update('1', { status: 'parked' }); // a queued write, to fail with the claim's release
     const lock = new Database(file);
     lock.exec('BEGIN IMMEDIATE');

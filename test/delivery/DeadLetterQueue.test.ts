@@ -173,6 +173,20 @@ describe.each<[string, () => StoreOption]>([
     });
   });
 
+  describe('ids', () => {
+    it('an entry is found by its id as add and list give it, and by no other spelling of the number (0x1, 01, 1.0, 1e0, " 1")', async () => {
+      const { node } = dlqNode(makeStore());
+      const id = await add(node, 'x', 'one');
+      expect(id).toBe('1');
+      for (const other of ['0x1', '01', '1.0', '1e0', ' 1', '+1', '0b1']) {
+        expect(await node.deadLetters.get(other), other).toBeUndefined();
+        expect(ok(await node.deadLetters.retry([other])), other).toEqual([{ id: other, ok: false, reason: 'not_found' }]);
+      }
+      expect((await entry(node, '1')).message).toBe('one');
+      expect(await stats(node)).toMatchObject({ pending: 1, retried: 0 });
+    });
+  });
+
   describe('list', () => {
     it('lists in insertion order, filtered by status, reason, recipient and olderThanMs', async () => {
       const { node, clock } = dlqNode(makeStore());
@@ -1163,6 +1177,27 @@ describe.each<[string, () => StoreOption]>([
         fs.mkdirSync(path.dirname(missing));
         const { node } = dlqNode({ kind: 'sqlite', path: missing });
         expect(typeof (await add(node, 'x', 'stored'))).toBe('string');
+      });
+
+      it("a SQLite file of another application (its own dead_letters table) is ERR_STORE_UNAVAILABLE, and is left as it was: no WAL switch, no table created", () => {
+        const file = (makeStore() as { kind: 'sqlite'; path: string }).path;
+        const db = new Database(file);
+        db.exec("CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO dead_letters (body) VALUES ('theirs')");
+        db.close();
+        const bytes = fs.readFileSync(file);
+        const e = thrown(() => createNode({ services: { deadLetters: { store: { kind: 'sqlite', path: file } } } }));
+        expectKeelError(e, 'ERR_STORE_UNAVAILABLE');
+        expect((e as Error).message).toBe(
+          `the dead letter store ${file} could not be opened: it is not a Keel dead letter store (its dead_letters table has other columns: id, body); give the path of a dead letter store, or of a file to create`,
+        );
+        expect(fs.readFileSync(file).equals(bytes)).toBe(true);
+        const after = new Database(file, { readonly: true });
+        try {
+          expect(after.pragma('journal_mode', { simple: true })).toBe('delete');
+          expect(after.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all()).toEqual([{ name: 'dead_letters' }]);
+        } finally {
+          after.close();
+        }
       });
 
       it('runs the file in WAL mode', async () => {

@@ -51,6 +51,19 @@ export interface DeadLetterStore {
   close(): void;
 }
 
+const ID = /^[1-9][0-9]*$/;
+
+/**
+ * @internal The sequence number an id stands for, or undefined when it is no id: ids are decimal
+ * integers as `add` and `list` give them, so `'0x1'`, `'01'`, `'1e0'` or `' 1'` name no entry
+ * (`Number()` would read each as 1).
+ */
+export function seqOf(id: string): number | undefined {
+  if (!ID.test(id)) return undefined;
+  const seq = Number(id);
+  return Number.isSafeInteger(seq) ? seq : undefined;
+}
+
 /** @internal Validates a filter; a bad one is a typed error, never a crash of the queue. */
 export function checkFilter(filter: unknown, listing = false): DeadLetterFilter {
   if (filter === undefined) return {};

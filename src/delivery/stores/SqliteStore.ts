@@ -4,7 +4,7 @@ import path from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import { DeadLetterTooLargeError, isKeelError, KeelError, MissingPeerError, NotSerializableError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
 import type { DeadLetterFilter } from '../../runtime/services.js';
-import { type DeadLetterStore, type NewRecord, type Record_, thrownText } from './DeadLetterStore.js';
+import { type DeadLetterStore, type NewRecord, type Record_, seqOf, thrownText } from './DeadLetterStore.js';
 
 interface Row {
   seq: number;
@@ -51,7 +51,7 @@ CREATE INDEX IF NOT EXISTS dead_letters_due ON dead_letters (status, next_retry_
 CREATE TABLE IF NOT EXISTS dead_letter_owner (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, os_pid INTEGER NOT NULL);
 `;
 
-type Driver = new (file: string, options?: { timeout?: number }) => Database;
+type Driver = new (file: string, options?: { timeout?: number; readonly?: boolean; fileMustExist?: boolean }) => Database;
 
 /** @internal Settings of a store that only Keel's own callers (the CLI, the tests) give. */
 export interface SqliteStoreOptions {
@@ -82,6 +82,29 @@ function loadDriver(): Driver {
   } catch {
     throw new MissingPeerError('better-sqlite3', 'the SQLite dead letter store');
   }
+}
+
+const STORE_TABLES = [
+  ['dead_letters', ['seq', 'recipient', 'payload', 'reason', 'attempts', 'first_failed_at', 'last_attempt_at', 'next_retry_at', 'last_error', 'status']],
+  ['dead_letter_owner', ['id', 'owner', 'os_pid']],
+] as const;
+
+/**
+ * Why a database is not a Keel dead letter store, or undefined when it is one: a table of the store
+ * with other columns (another application's), or, when the store must be `complete` (the CLI), a
+ * missing one. Reads only.
+ */
+function storeProblem(db: Database, complete: boolean): string | undefined {
+  const columnsOf = db.prepare('SELECT name FROM pragma_table_info(?)');
+  for (const [table, expected] of STORE_TABLES) {
+    const found = (columnsOf.all(table) as { name: string }[]).map((c) => c.name);
+    if (found.length === 0) {
+      if (complete) return `it has no ${table} table`;
+      continue;
+    }
+    if (found.length !== expected.length || !expected.every((c) => found.includes(c))) return `its ${table} table has other columns: ${found.join(', ')}`;
+  }
+  return undefined;
 }
 
 /** Why a file could not be opened as a store, and what to do about it: a typed error that keeps the driver's as its cause. */
@@ -118,7 +141,9 @@ function alive(osPid: number): boolean {
  * @internal The durable store: better-sqlite3 in WAL mode with `synchronous=NORMAL` (it survives a
  * kill -9 of the OS process, not a power loss). Adds made in one turn of the event loop are written
  * in one transaction (a group commit), and `add` resolves after it. Messages are stored with the
- * structured clone serializer (`v8.serialize`). A node claims the file; the CLI opens it unclaimed.
+ * structured clone serializer (`v8.serialize`). A node claims the file (`access: 'create'`: a new
+ * file, or a store, never another application's database); the CLI opens an existing store
+ * unclaimed, checked on a read-only connection first, and keeps that connection for `'read'`.
  * A write that fails is reported to `onError`: an update stays queued for the next try, except at
  * `close()`, where there is none, so the report says that it is lost.
  */
@@ -141,7 +166,7 @@ export class SqliteStore implements DeadLetterStore {
     file: string,
     owner: string | undefined,
     onError: (message: string, error: unknown) => void = () => undefined,
-    existing = false,
+    access: 'create' | 'read' | 'write' = 'create',
     options: SqliteStoreOptions = {},
   ) {
     this.file = path.resolve(file);
@@ -149,26 +174,57 @@ export class SqliteStore implements DeadLetterStore {
     this.#maxPayloadBytes = options.maxPayloadBytes ?? SQLITE_MAX_LENGTH;
     const Driver = loadDriver();
     if (owner !== undefined && openFiles.has(this.file)) throw new StoreInUseError(this.file, 'another node in this OS process');
-    let db: Database;
-    try {
-      db = this.#db = new Driver(this.file, options.busyTimeoutMs === undefined ? {} : { timeout: options.busyTimeoutMs });
-    } catch (e) {
-      throw openFailure(this.file, e);
-    }
-    try {
-      if (existing) {
-        // the CLI: it works on an existing queue only, and never turns another database into one
-        const table = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'dead_letters'").get();
-        if (table === undefined) throw new KeelError('ERR_INVALID_ARGUMENT', `${this.file} is not a Keel dead letter store (it has no dead_letters table)`);
+    const timeout = options.busyTimeoutMs === undefined ? {} : { timeout: options.busyTimeoutMs };
+    const open = (readonly: boolean): Database => {
+      try {
+        return new Driver(this.file, readonly ? { ...timeout, readonly: true, fileMustExist: true } : timeout);
+      } catch (e) {
+        throw openFailure(this.file, e);
       }
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      db.exec(SCHEMA);
-    } catch (e) {
-      // not a store, not a database, or locked while it needs a write to be set up: not kept open
-      db.close();
-      throw isKeelError(e) ? e : openFailure(this.file, e);
+    };
+    let db: Database;
+    if (access === 'create') {
+      db = open(false);
+      try {
+        // a file that holds another application's dead_letters table is left as it is (no WAL switch, no schema)
+        const problem = storeProblem(db, false);
+        if (problem !== undefined) {
+          throw new StoreUnavailableError(this.file, `it is not a Keel dead letter store (${problem})`, undefined, 'give the path of a dead letter store, or of a file to create', undefined);
+        }
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = NORMAL');
+        db.exec(SCHEMA);
+      } catch (e) {
+        // not a store, not a database, or locked while it needs a write to be set up: not kept open
+        db.close();
+        throw isKeelError(e) ? e : openFailure(this.file, e);
+      }
+    } else {
+      // the CLI: an existing store only. It is checked on a read-only connection before anything
+      // else touches the file, so another database is never turned into one (nor switched to WAL)
+      const reader = open(true);
+      try {
+        const problem = storeProblem(reader, true);
+        if (problem !== undefined) throw new KeelError('ERR_INVALID_ARGUMENT', `${this.file} is not a Keel dead letter store (${problem})`);
+      } catch (e) {
+        reader.close();
+        throw isKeelError(e) ? e : openFailure(this.file, e);
+      }
+      if (access === 'read') {
+        db = reader; // list and show never write
+      } else {
+        reader.close();
+        db = open(false);
+        try {
+          db.pragma('journal_mode = WAL');
+          db.pragma('synchronous = NORMAL');
+        } catch (e) {
+          db.close();
+          throw openFailure(this.file, e);
+        }
+      }
     }
+    this.#db = db;
     this.#claimed = owner !== undefined;
     if (owner !== undefined) {
       // check and claim in one write transaction, so that two OS processes cannot both take it
@@ -259,7 +315,9 @@ export class SqliteStore implements DeadLetterStore {
 
   get(id: string): Record_ | undefined {
     this.#flushWrites();
-    const row = this.#statement('SELECT * FROM dead_letters WHERE seq = ?').get(Number(id)) as Row | undefined;
+    const seq = seqOf(id);
+    if (seq === undefined) return undefined;
+    const row = this.#statement('SELECT * FROM dead_letters WHERE seq = ?').get(seq) as Row | undefined;
     return row === undefined ? undefined : toRecord(row);
   }
 
@@ -275,10 +333,11 @@ export class SqliteStore implements DeadLetterStore {
   /** Updates are written behind, in one transaction per turn; every read flushes them first. */
   update(id: string, changes: Partial<Pick<Record_, 'attempts' | 'lastAttemptAt' | 'nextRetryAt' | 'lastError' | 'status'>>): void {
     const keys = Object.keys(changes).sort();
-    if (keys.length === 0) return;
+    const seq = seqOf(id);
+    if (keys.length === 0 || seq === undefined) return;
     const sql = `UPDATE dead_letters SET ${keys.map((k) => `${COLUMNS[k]!} = ?`).join(', ')} WHERE seq = ?`;
     const args = keys.map((k) => (k === 'lastError' ? errorColumn(changes.lastError) : (changes as Record<string, unknown>)[k]));
-    if (this.#writes.push({ sql, args: [...args, Number(id)] }) === 1) setImmediate(() => this.#flushWrites());
+    if (this.#writes.push({ sql, args: [...args, seq] }) === 1) setImmediate(() => this.#flushWrites());
   }
 
   /**
@@ -309,7 +368,8 @@ export class SqliteStore implements DeadLetterStore {
 
   remove(id: string): boolean {
     this.#flushWrites();
-    return this.#statement('DELETE FROM dead_letters WHERE seq = ?').run(Number(id)).changes > 0;
+    const seq = seqOf(id);
+    return seq !== undefined && this.#statement('DELETE FROM dead_letters WHERE seq = ?').run(seq).changes > 0;
   }
 
   purge(filter: DeadLetterFilter, now: number): number {
