@@ -1235,6 +1235,66 @@ describe.each<[string, () => StoreOption]>([
         }
       });
 
+      /**
+       * A file with e1..e4 (added in that order) for 'inbox', whose retry times are not in that order:
+       * e1 and e2 were retried once (nobody was registered as 'inbox'), which moved them past e3 and e4.
+       */
+      async function scrambledFile(backoff: NonNullable<DeadLetterOptions['backoff']>): Promise<StoreOption> {
+        const store = makeStore();
+        const { node, clock } = dlqNode(store, { backoff });
+        await add(node, 'inbox', 'e1'); // due at 1000
+        await advance(node, clock, 500);
+        await add(node, 'inbox', 'e2'); // due at 1500
+        await advance(node, clock, 500); // e1 fails: due at 1000 + 2000
+        await add(node, 'inbox', 'e3'); // due at 2000
+        await advance(node, clock, 600); // e2 fails at 1500: due at 1500 + 2000
+        await add(node, 'inbox', 'e4'); // due at 2600
+        const entries = ok(await node.deadLetters.list()).entries;
+        expect(entries.map((e) => [e.message, e.attempts, e.nextRetryAt - T0])).toEqual([
+          ['e1', 1, 3000],
+          ['e2', 1, 3500],
+          ['e3', 0, 2000],
+          ['e4', 0, 2600],
+        ]);
+        await node.shutdown({ timeoutMs: 1000 });
+        return store;
+      }
+
+      it('after a restart, the entries due together come back oldest (first added) first, whatever their nextRetryAt and attempts', async () => {
+        const backoff = { initialMs: 1000, factor: 2, maxMs: 60_000, jitter: 'none' as const };
+        const store = await scrambledFile(backoff);
+        // the next node starts after all four came due
+        const next = clockedNode(track, { random: () => 1, services: { deadLetters: { store, backoff } } }, T0 + 10_000);
+        const p = probe(next.node);
+        next.node.registry.register('inbox', p);
+        const queue = next.node.deadLetters as DeadLetterService;
+        expect(queue.store.due(next.clock.now(), 10).map((e) => e.message)).toEqual(['e1', 'e2', 'e3', 'e4']);
+        await advance(next.node, next.clock, 0);
+        expect(p.messages).toEqual(['e1', 'e2', 'e3', 'e4']);
+        expect(await ids(next.node)).toEqual([]);
+      });
+
+      it('entries due at different times come back at their own retry times: a newer one due sooner before an older one retried already', async () => {
+        const backoff = { initialMs: 1000, factor: 2, maxMs: 60_000, jitter: 'none' as const };
+        const store = await scrambledFile(backoff);
+        // the next node starts before any of them is due
+        const next = clockedNode(track, { random: () => 1, services: { deadLetters: { store, backoff } } }, T0 + 1700);
+        const p = probe(next.node);
+        next.node.registry.register('inbox', p);
+        const seen: [unknown, number][] = [];
+        for (const at of [2000, 2600, 3000, 3500]) {
+          const before = p.messages.length;
+          await advance(next.node, next.clock, T0 + at - next.clock.now());
+          seen.push(...p.messages.slice(before).map((m): [unknown, number] => [m, at]));
+        }
+        expect(seen).toEqual([
+          ['e3', 2000],
+          ['e4', 2600],
+          ['e1', 3000],
+          ['e2', 3500],
+        ]);
+      });
+
       it('the next node owning the file retries the entries of an earlier run on its clock', async () => {
         const store = makeStore();
         const { node } = dlqNode(store, RETRYING);

@@ -39,7 +39,11 @@ export interface DeadLetterStore {
   remove(id: string): boolean;
   /** Removes every entry matching the filter; returns how many. */
   purge(filter: DeadLetterFilter, now: number): number;
-  /** Pending entries due at `now`, oldest (first added) first: a recipient gets its dead letters back in the order they came. */
+  /**
+   * Pending entries due at `now`, oldest (first added) first, whatever their `nextRetryAt` and
+   * attempts: the entries due together are retried in the order they came (entries due at
+   * different times are retried at their own times).
+   */
   due(now: number, limit: number): Record_[];
   /** The earliest `nextRetryAt` of a pending entry. */
   earliest(): number | undefined;
