@@ -39,6 +39,8 @@ export type KeelErrorCode =
   | 'ERR_DELIVERY'
   | 'ERR_NOT_SERIALIZABLE'
   | 'ERR_STORE_IN_USE'
+  | 'ERR_STORE_UNAVAILABLE'
+  | 'ERR_DEAD_LETTER_TOO_LARGE'
   | 'ERR_PEER_MISSING'
   | 'ERR_INVALID_SIGNAL'
   | 'ERR_WORKFLOW_LIMIT';
@@ -265,6 +267,45 @@ export class NotSerializableError extends KeelError {
 export class StoreInUseError extends KeelError {
   constructor(file: string, owner: string) {
     super('ERR_STORE_IN_USE', `the dead letter store ${file} is owned by ${owner}; two nodes never share one queue`);
+  }
+}
+
+/**
+ * The SQLite dead letter store could not be opened: its path is a directory, its directory does not
+ * exist or cannot be written, the file is not a database, or another connection holds it locked.
+ * `cause` is the driver's own error; the message says the path and what to do.
+ */
+export class StoreUnavailableError extends KeelError {
+  readonly file: string;
+  /** SQLite's code (`SQLITE_CANTOPEN`, `SQLITE_BUSY`, `SQLITE_NOTADB`, ...), when the driver gave one. */
+  readonly sqliteCode: string | undefined;
+  /** Why, in a few words: the driver's message. */
+  readonly why: string;
+  /** What to do about it. */
+  readonly hint: string;
+  constructor(file: string, why: string, sqliteCode: string | undefined, hint: string, cause: unknown) {
+    super('ERR_STORE_UNAVAILABLE', `the dead letter store ${file} could not be opened: ${why}${sqliteCode === undefined ? '' : ` (${sqliteCode})`}; ${hint}`, { cause });
+    this.file = file;
+    this.sqliteCode = sqliteCode;
+    this.why = why;
+    this.hint = hint;
+  }
+}
+
+/** A dead letter too large for its durable store: refused alone, as a message that cannot be serialized is. */
+export class DeadLetterTooLargeError extends KeelError {
+  /** The size of the serialized message and metadata. */
+  readonly bytes: number;
+  /** The most the store takes. */
+  readonly limit: number;
+  constructor(bytes: number, limit: number, cause?: unknown) {
+    super(
+      'ERR_DEAD_LETTER_TOO_LARGE',
+      `a dead letter's message and metadata take ${bytes} bytes serialized: too large for the store, which takes at most ${limit} bytes per entry; dead-letter something smaller, such as a reference to where the data is kept`,
+      cause === undefined ? undefined : { cause },
+    );
+    this.bytes = bytes;
+    this.limit = limit;
   }
 }
 

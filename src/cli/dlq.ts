@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { StoreUnavailableError } from '../errors.js';
 import { checkFilter, type Record_ } from '../delivery/stores/DeadLetterStore.js';
 import { SqliteStore, type SqliteStoreOptions } from '../delivery/stores/SqliteStore.js';
 import type { DeadLetterFilter } from '../runtime/services.js';
@@ -11,47 +12,86 @@ export const DLQ_USAGE = `usage: keel dlq <list|show|retry|purge> --store <file.
   retry  <id>... | [filters] | --all   mark entries due now; the node that owns the store delivers them at its next wake
   purge  [filters]             delete matching entries (at least one filter, or --all)`;
 
+type Command = 'list' | 'show' | 'retry' | 'purge';
+const COMMANDS: readonly string[] = ['list', 'show', 'retry', 'purge'] satisfies Command[];
+
 interface Parsed {
-  command: string | undefined;
-  store: string | undefined;
+  command: Command;
+  store: string;
   json: boolean;
   all: boolean;
   ids: string[];
   filter: DeadLetterFilter & { limit?: number };
 }
 
-function parse(argv: string[]): Parsed {
-  const out: Parsed = { command: argv[0], store: undefined, json: false, all: false, ids: [], filter: {} };
-  const filter: Record<string, unknown> = {};
-  for (let i = 1; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    switch (a) {
-      case '--store': out.store = value(); break;
-      case '--json': out.json = true; break;
-      case '--all': out.all = true; break;
-      case '--status': filter.status = value(); break;
-      case '--reason': filter.reason = value(); break;
-      case '--recipient': filter.recipient = value(); break;
-      case '--older-than': filter.olderThanMs = Number(value()); break;
-      case '--limit': filter.limit = Number(value()); break;
-      default:
-        if (a.startsWith('--')) throw new Error(`unknown option ${a}`);
-        out.ids.push(a);
-    }
+/** Bad usage (exit 2): its message, then the usage; or its message alone, one line, when it says all. */
+class UsageError extends Error {
+  constructor(message: string, readonly alone = false) {
+    super(message);
   }
-  const { limit, ...rest } = filter;
-  if (limit !== undefined && (!Number.isSafeInteger(limit) || (limit as number) < 1)) throw new Error(`--limit must be a positive integer, got ${String(limit)}`);
-  out.filter = { ...checkFilter(rest), ...(limit === undefined ? {} : { limit: limit as number }) };
-  return out;
+}
+
+/** An id as list prints it: a decimal integer, no sign, no leading zero, no spaces (`Number()` takes much more). */
+const ID = /^[1-9][0-9]*$/;
+const MS = /^[0-9]+(?:\.[0-9]+)?$/;
+
+function parse(argv: string[]): Parsed {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      store: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      all: { type: 'boolean', default: false },
+      status: { type: 'string' },
+      reason: { type: 'string' },
+      recipient: { type: 'string' },
+      'older-than': { type: 'string' },
+      limit: { type: 'string' },
+    },
+  });
+  const [command, ...ids] = positionals;
+  if (command === undefined || !COMMANDS.includes(command) || values.store === undefined) throw new UsageError('');
+  if ((command === 'list' || command === 'purge') && ids.length > 0) throw new UsageError(`${command} takes no ids, got ${ids.join(' ')}`);
+  if (command === 'show' && ids.length > 1) throw new UsageError(`show takes one id, got ${ids.join(' ')}`);
+  const bad = ids.find((id) => !ID.test(id) || !Number.isSafeInteger(Number(id)));
+  if (bad !== undefined) throw new UsageError(`keel dlq ${command}: ${JSON.stringify(bad)} is not a dead letter id: ids are decimal integers, as list prints them`, true);
+  const { 'older-than': olderThan, limit } = values;
+  if (olderThan !== undefined && !MS.test(olderThan)) throw new UsageError(`--older-than must be a number of ms >= 0, got ${JSON.stringify(olderThan)}`);
+  if (limit !== undefined && (!ID.test(limit) || !Number.isSafeInteger(Number(limit)))) throw new UsageError(`--limit must be a positive integer, got ${JSON.stringify(limit)}`);
+  const filter = checkFilter({
+    ...(values.status === undefined ? {} : { status: values.status }),
+    ...(values.reason === undefined ? {} : { reason: values.reason }),
+    ...(values.recipient === undefined ? {} : { recipient: values.recipient }),
+    ...(olderThan === undefined ? {} : { olderThanMs: Number(olderThan) }),
+  });
+  return {
+    command: command as Command,
+    store: values.store,
+    json: values.json,
+    all: values.all,
+    ids,
+    filter: { ...filter, ...(limit === undefined ? {} : { limit: Number(limit) }) },
+  };
+}
+
+/** A usage error's text: its own one line, or what was wrong (the first line of it) and the usage. */
+function usage(error: unknown): string | undefined {
+  if (error instanceof UsageError) return error.alone ? error.message : error.message === '' ? DLQ_USAGE : `keel dlq: ${error.message}\n\n${DLQ_USAGE}`;
+  // node:util parseArgs (an unknown option, a missing value) and checkFilter (a bad --status)
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && (code.startsWith('ERR_PARSE_ARGS_') || code === 'ERR_INVALID_ARGUMENT')) {
+    return `keel dlq: ${(error as Error).message.split('\n')[0]!}\n\n${DLQ_USAGE}`;
+  }
+  return undefined;
 }
 
 function table(records: Record_[]): string {
-  const rows = records.map((r) => [r.id, r.status, r.recipient, r.reason, String(r.attempts), new Date(r.nextRetryAt).toISOString(), preview(r.message)]);
+  const rows = records.map((r) => [
+    r.id, r.status, r.recipient, r.reason, String(r.attempts), new Date(r.nextRetryAt).toISOString(),
+    r.undecodable === undefined ? preview(r.message) : `(undecodable: ${r.undecodable.bytes} bytes)`,
+  ]);
   const head = ['id', 'status', 'recipient', 'reason', 'attempts', 'next retry', 'message'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
@@ -76,6 +116,27 @@ function json(value: unknown): string {
   return JSON.stringify(value, replacer, 2);
 }
 
+/** A record as --json prints it: an undecodable one without the message and metadata it does not have. */
+function view(r: Record_): object {
+  if (r.undecodable === undefined) return r;
+  const { message: _message, metadata: _metadata, ...rest } = r;
+  return rest;
+}
+
+/** One record, field by field. */
+function fields(r: Record_): string {
+  const shown = (k: string, v: unknown): string => {
+    if (r.undecodable !== undefined && k === 'message') return `(undecodable: ${r.undecodable.bytes} bytes) ${r.undecodable.error}`;
+    if (r.undecodable !== undefined && k === 'metadata') return '(undecodable: stored with the message)';
+    if (k === 'message' || k === 'metadata' || k === 'lastError') return json(v);
+    return k.endsWith('At') && typeof v === 'number' ? new Date(v).toISOString() : String(v);
+  };
+  return Object.entries(r)
+    .filter(([k]) => k !== 'undecodable')
+    .map(([k, v]) => `${k.padEnd(14)} ${shown(k, v)}`)
+    .join('\n');
+}
+
 /** An error of the database itself (better-sqlite3's SqliteError: SQLITE_BUSY, SQLITE_FULL, ...), not a bug of ours. */
 function sqliteCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
@@ -86,14 +147,17 @@ function locked(code: string | undefined): boolean {
   return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
 }
 
-/** What the CLI says when the store could not be opened, written or read: why, and that nothing was changed. */
-function failure(command: string, file: string, error: unknown, opening: boolean): string {
+/**
+ * What the CLI says when the store could not be opened, written or read: why, that nothing was
+ * changed, and what to do (`hint`: the store's own, for a file it could not open).
+ */
+function failure(command: string, file: string, error: unknown, opening: boolean, hint?: string): string {
   const code = sqliteCode(error);
   const why = `${error instanceof Error ? error.message : String(error)}${code === undefined ? '' : ` (${code})`}`;
-  const writes = opening || command === 'retry' || command === 'purge';
+  const writes = command === 'retry' || command === 'purge';
   const verb = opening ? 'open' : writes ? 'write' : 'read';
-  const hint = locked(code) ? '; another connection holds a write lock on the file: run the command again once it is released' : '';
-  return `keel dlq ${command}: could not ${verb} ${file}: ${why}${writes ? '; no dead letter was changed' : ''}${hint}`;
+  const todo = locked(code) ? 'another connection holds a write lock on the file: run the command again once it is released' : hint;
+  return `keel dlq ${command}: could not ${verb} ${file}: ${why}${writes ? '; no dead letter was changed' : ''}${todo === undefined ? '' : `; ${todo}`}`;
 }
 
 /**
@@ -108,11 +172,9 @@ export function runDlq(argv: string[], print: (line: string) => void, now: () =>
   try {
     args = parse(argv);
   } catch (e) {
-    print(`keel dlq: ${(e as Error).message}\n\n${DLQ_USAGE}`);
-    return 2;
-  }
-  if (args.command === undefined || !['list', 'show', 'retry', 'purge'].includes(args.command) || args.store === undefined) {
-    print(DLQ_USAGE);
+    const text = usage(e);
+    if (text === undefined) throw e;
+    print(text);
     return 2;
   }
   if (!existsSync(args.store)) {
@@ -123,16 +185,17 @@ export function runDlq(argv: string[], print: (line: string) => void, now: () =>
   let failed: { error: unknown } | undefined;
   let store: SqliteStore;
   try {
-    store = new SqliteStore(args.store, undefined, (_message, error) => (failed ??= { error }), true, internal);
+    // list and show read on a read-only connection: they never write, not even to set the file up
+    const access = args.command === 'list' || args.command === 'show' ? 'read' : 'write';
+    store = new SqliteStore(args.store, undefined, (_message, error) => (failed ??= { error }), access, internal);
   } catch (e) {
     // a file that is not a store (or not a database) is bad usage; a store that could not be opened
-    // (locked while it needs a write to be set up, read-only, an I/O error) is a failure
-    const code = sqliteCode(e);
-    if (code !== undefined && code !== 'SQLITE_NOTADB') {
-      print(failure(args.command, path.resolve(args.store), e, true));
+    // (a directory, locked while it needs a write to be set up, read-only, an I/O error) is a failure
+    if (e instanceof StoreUnavailableError && e.sqliteCode !== 'SQLITE_NOTADB') {
+      print(failure(args.command, e.file, e.cause, true, e.hint));
       return 1;
     }
-    print(`keel dlq: cannot open ${args.store}: ${(e as Error).message}`);
+    print(`keel dlq: cannot open ${args.store}: ${e instanceof StoreUnavailableError ? e.why : (e as Error).message}`);
     return 2;
   }
   const lines: string[] = [];
@@ -162,7 +225,7 @@ function command(args: Parsed, store: SqliteStore, t: number, print: (line: stri
       const { limit = 100, ...filter } = args.filter;
       const { entries, cursor } = store.list(filter, t, limit, undefined);
       const more = cursor === undefined ? '' : `\n(more entries than ${limit}: use --limit to see more)`;
-      print(args.json ? json(entries) : entries.length === 0 ? '(no dead letters)' : table(entries) + more);
+      print(args.json ? json(entries.map(view)) : entries.length === 0 ? '(no dead letters)' : table(entries) + more);
       return 0;
     }
     case 'show': {
@@ -171,9 +234,7 @@ function command(args: Parsed, store: SqliteStore, t: number, print: (line: stri
         print(`keel dlq: no dead letter ${args.ids[0] ?? '(give an id)'}`);
         return 1;
       }
-      const shown = (k: string, v: unknown): string =>
-        k === 'message' || k === 'metadata' || k === 'lastError' ? json(v) : k.endsWith('At') && typeof v === 'number' ? new Date(v).toISOString() : String(v);
-      print(args.json ? json(r) : Object.entries(r).map(([k, v]) => `${k.padEnd(14)} ${shown(k, v)}`).join('\n'));
+      print(args.json ? json(view(r)) : fields(r));
       return 0;
     }
     case 'retry': {

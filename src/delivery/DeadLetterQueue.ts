@@ -1,4 +1,4 @@
-import { InvalidArgumentError, NotSerializableError } from '../errors.js';
+import { InvalidArgumentError, isKeelError, NotSerializableError } from '../errors.js';
 import type { GenServerSpec } from '../otp/GenServer.js';
 import { Proc } from '../runtime/internal/Proc.js';
 import type { KeelNode } from '../runtime/Node.js';
@@ -7,9 +7,9 @@ import type { DeadLetter, DeadLetterFilter, DeadLetterQueue, ServicesOptions, Un
 import type { Context } from '../runtime/types.js';
 import { type Backoff, backoffDelay, toBackoff } from './backoff.js';
 import { sendOnce, toSettings } from './sendSupervised.js';
-import { checkFilter, checkSerializable, type DeadLetterStore, type Record_ } from './stores/DeadLetterStore.js';
+import { checkFilter, checkSerializable, type DeadLetterStore, type Record_, thrownText } from './stores/DeadLetterStore.js';
 import { MemoryStore } from './stores/MemoryStore.js';
-import { SqliteStore } from './stores/SqliteStore.js';
+import { SqliteStore, type SqliteStoreOptions } from './stores/SqliteStore.js';
 
 /** Dead letter queue options (`createNode({ services: { deadLetters } })`). */
 export type DeadLetterOptions = NonNullable<ServicesOptions['deadLetters']>;
@@ -55,6 +55,31 @@ function recipientOf(text: string): Target {
   }
 }
 
+/**
+ * Settings of a SQLite store that are not part of `ServicesOptions` (Keel's tests give them, on the
+ * store's options object): `maxPayloadBytes` and `busyTimeoutMs`.
+ */
+function internalStoreOptions(store: object): SqliteStoreOptions {
+  const o = store as { maxPayloadBytes?: unknown; busyTimeoutMs?: unknown };
+  const out: { maxPayloadBytes?: number; busyTimeoutMs?: number } = {};
+  for (const key of ['maxPayloadBytes', 'busyTimeoutMs'] as const) {
+    const v = o[key];
+    if (v === undefined) continue;
+    if (!Number.isSafeInteger(v) || (v as number) < 1) throw new InvalidArgumentError(`services.deadLetters.store.${key}`, 'a positive integer', v);
+    out[key] = v as number;
+  }
+  return out;
+}
+
+/** `metadata.lastError`, read once more after the check: a getter that throws now is refused as the check refuses one. */
+function readLastError(metadata: object): unknown {
+  try {
+    return (metadata as { lastError?: unknown }).lastError;
+  } catch (e) {
+    throw new NotSerializableError('metadata.lastError', `a property that throws when read (${thrownText(e)})`);
+  }
+}
+
 /** A recipient as stored: a formatted pid (`<node.id.creation>`) or a registered name. */
 function recipientText(target: Target): string {
   return typeof target === 'string' ? target : Pid.format(target);
@@ -94,7 +119,7 @@ export class DeadLetterService implements DeadLetterQueue {
     const store = o.store ?? { kind: 'memory' };
     if (store.kind === 'sqlite') {
       if (typeof store.path !== 'string' || store.path === '') throw new InvalidArgumentError('services.deadLetters.store.path', 'a file path', store.path);
-      this.store = new SqliteStore(store.path, `${node.name}-${node.creation}`, (message, error) => node.logger.error(message, error));
+      this.store = new SqliteStore(store.path, `${node.name}-${node.creation}`, (message, error) => node.logger.error(message, error), 'create', internalStoreOptions(store));
     } else if (store.kind === 'memory') {
       this.store = new MemoryStore(this.#settings.capacity, (r) => {
         this.evicted++;
@@ -153,9 +178,11 @@ export class DeadLetterService implements DeadLetterQueue {
     if (typeof reason !== 'string' || reason === '') throw new InvalidArgumentError('entry.reason', 'a non-empty string', reason);
     if (typeof metadata !== 'object' || metadata === null) throw new InvalidArgumentError('entry.metadata', 'an object', metadata);
     if (!this.#available()) return UNAVAILABLE;
+    let lastError: unknown;
     try {
       checkSerializable(message);
       checkSerializable(metadata, 'metadata');
+      lastError = readLastError(metadata);
     } catch (e) {
       this.refused++;
       throw e;
@@ -172,7 +199,7 @@ export class DeadLetterService implements DeadLetterQueue {
         firstFailedAt: now,
         lastAttemptAt: now,
         nextRetryAt,
-        lastError: (metadata as { lastError?: unknown }).lastError ?? reason,
+        lastError: lastError ?? reason,
         status: 'pending' as const,
     };
     const stored = this.store.add(record);
@@ -180,8 +207,8 @@ export class DeadLetterService implements DeadLetterQueue {
     return this.#node.trackIo(stored).then(
       (id) => this.#added(id, recipient, reason, nextRetryAt),
       (e: unknown) => {
-        // a durable store's own serialization refused it: counted as the structural check's refusals are
-        if (e instanceof NotSerializableError) this.refused++;
+        // a durable store's own refusal (its serializer, or its size limit): counted as the structural check's refusals are
+        if (isKeelError(e, 'ERR_NOT_SERIALIZABLE') || isKeelError(e, 'ERR_DEAD_LETTER_TOO_LARGE')) this.refused++;
         throw e;
       },
     );
@@ -297,6 +324,11 @@ export class DeadLetterService implements DeadLetterQueue {
     try {
       if (r === undefined) return { id: snapshot.id, ok: false, reason: 'not_found' };
       if (!manual && (r.status !== 'pending' || r.nextRetryAt > now)) return { id: r.id, ok: false, reason: 'not_due' };
+      if (r.undecodable !== undefined) {
+        // a corrupt row: there is nothing to deliver, and retrying will not change that
+        this.#park(r, now, 'undecodable', `the stored message and metadata (${r.undecodable.bytes} bytes) could not be decoded (${r.undecodable.error})`);
+        return { id: r.id, ok: false, reason: 'undecodable' };
+      }
       const target = recipientOf(r.recipient);
       if (typeof target !== 'string' && !node.isAlive(target)) {
         this.#park(r, now, 'noproc', 'the recipient pid is dead: it never comes back');
@@ -304,6 +336,8 @@ export class DeadLetterService implements DeadLetterQueue {
       }
       const id = typeof r.metadata.id === 'string' && r.metadata.id !== '' ? r.metadata.id : undefined;
       const outcome = await sendOnce(node, undefined, target, r.message, redeliverySettings(r.metadata, id));
+      // a redelivery waits for the handler (up to its timeout): the backoff counts from when it ended
+      const ended = node.clock.now();
       this.retried++;
       if (outcome.ok) {
         this.store.remove(r.id);
@@ -314,14 +348,14 @@ export class DeadLetterService implements DeadLetterQueue {
       const attempts = r.attempts + 1;
       node.telemetry.execute('keel.dead_letter_queue.retried', { attempt: attempts }, { id: r.id, recipient: r.recipient, reason: outcome.reason, manual });
       if (attempts >= this.#settings.maxRetries) {
-        this.#park({ ...r, attempts }, now, outcome.reason, outcome.lastError);
+        this.#park({ ...r, attempts }, ended, outcome.reason, outcome.lastError);
       } else {
         this.store.update(r.id, {
           attempts,
-          lastAttemptAt: now,
+          lastAttemptAt: ended,
           lastError: outcome.lastError,
           status: 'pending',
-          nextRetryAt: now + Math.round(backoffDelay(this.#settings.backoff, attempts + 1, node.random)),
+          nextRetryAt: ended + Math.round(backoffDelay(this.#settings.backoff, attempts + 1, node.random)),
         });
       }
       return { id: r.id, ok: false, reason: outcome.reason };
@@ -429,13 +463,14 @@ export function deadLetterProcessSpec(queue: DeadLetterService): GenServerSpec<{
 }
 
 /**
- * How an entry is redelivered: as the original send asked. An entry of a `'handled'` send succeeds
- * only once the receiver's handler has finished it (within the send's timeout), so a receiver that
- * dies with it still queued, or crashes on it, leaves it pending; anything else succeeds once it
- * is in a live mailbox (`'enqueued'`).
+ * How an entry is redelivered: always acknowledged at `'handled'`, whatever the original send's
+ * `ack`. The entry is the only durable copy of its message, and success removes it: a message that
+ * is only in a mailbox (`'enqueued'`) would be lost with the OS process. So the entry goes only once
+ * the receiver's handler has finished it, within the original send's `timeout` if it had one (a
+ * `'handled'` send's metadata carries it), else 5000 ms; a receiver that dies with it still queued,
+ * crashes on it or does not finish it in time leaves it pending (and the unstarted copy withdrawn).
  */
 function redeliverySettings(metadata: Record<string, unknown>, id: string | undefined): ReturnType<typeof toSettings> {
-  const handled = metadata.ack === 'handled';
   const timeout = typeof metadata.timeout === 'number' && metadata.timeout >= 0 ? metadata.timeout : 5000;
-  return toSettings({ ack: handled ? 'handled' : 'enqueued', onError: 'ignore', ...(handled ? { timeout } : {}), ...(id === undefined ? {} : { id }) });
+  return toSettings({ ack: 'handled', onError: 'ignore', timeout, ...(id === undefined ? {} : { id }) });
 }

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,6 +88,19 @@ function writeLock(file: string): { release(): void } {
       db.close();
     },
   };
+}
+
+/** What a command could have changed about a file: its bytes (a hash), its journal mode, the files beside it. */
+function fileState(file: string): { sha256: string; journalMode: unknown; directory: string[] } {
+  const sha256 = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  const db = new Database(file, { readonly: true });
+  let journalMode: unknown;
+  try {
+    journalMode = db.pragma('journal_mode', { simple: true });
+  } finally {
+    db.close();
+  }
+  return { sha256, journalMode, directory: fs.readdirSync(path.dirname(file)).sort() };
 }
 
 /** A busy timeout of 20 ms instead of 5 s: a locked file fails the command at once. */
@@ -180,6 +194,77 @@ describe('keel dlq show', () => {
     const file = await knownStore();
     expect(run(['show', '99', '--store', file])).toEqual({ code: 1, out: 'keel dlq: no dead letter 99' });
     expect(run(['show', '--store', file]).code).toBe(1);
+  });
+});
+
+describe('keel dlq on a store with an undecodable row', () => {
+  const DECODE_ERROR = 'Error: Unable to deserialize cloned data due to invalid or unsupported version.';
+
+  /** knownStore() with entry 2's payload and entry 3's last error corrupted by another connection. */
+  async function corruptStore(): Promise<string> {
+    const file = await knownStore();
+    const db = new Database(file);
+    try {
+      db.prepare("UPDATE dead_letters SET payload = x'deadbeef' WHERE seq = 2").run();
+      db.prepare("UPDATE dead_letters SET last_error = x'0badc0de' WHERE seq = 3").run();
+    } finally {
+      db.close();
+    }
+    return file;
+  }
+
+  it('list shows it as undecodable with its raw size, and the other entries as they are', async () => {
+    const file = await corruptStore();
+    const { code, out } = run(['list', '--store', file]);
+    expect(code).toBe(0);
+    expect(out).toBe(
+      [
+        'id  status   recipient     reason        attempts  next retry                message',
+        '1   pending  billing       timeout       2         2025-01-01T12:00:30.000Z  {"charge":500,"currency":"EUR"}',
+        '2   parked   <keel-1.7.3>  noproc        0         2025-01-01T12:00:01.000Z  (undecodable: 4 bytes)',
+        '3   parked   orders        mailbox_full  5         2025-01-01T12:00:05.000Z  {"items":["apple","banana","cherry","damson","elderberry"...',
+      ].join('\n'),
+    );
+  });
+
+  it('list --json and show --json give it without message and metadata, with undecodable: { bytes, error }', async () => {
+    const file = await corruptStore();
+    const listed = run(['list', '--store', file, '--json']);
+    expect(listed.code).toBe(0);
+    const { message: _message, metadata: _metadata, ...rest } = RECORDS[1]!;
+    const undecodable = { id: '2', ...rest, undecodable: { bytes: 4, error: DECODE_ERROR } };
+    const records = JSON.parse(listed.out) as Record<string, unknown>[];
+    expect(records[1]).toEqual(undecodable);
+    expect(records[2]).toEqual({
+      id: '3',
+      ...RECORDS[2],
+      message: { items: ['apple', 'banana', 'cherry', 'damson', 'elderberry'], total: '10n', tags: { a: 1 } },
+      lastError: `undecodable last error (4 bytes): ${DECODE_ERROR}`,
+    });
+    const shown = run(['show', '2', '--store', file, '--json']);
+    expect(shown.code).toBe(0);
+    expect(JSON.parse(shown.out)).toEqual(undecodable);
+  });
+
+  it('show prints it field by field, the message as undecodable with its size and why', async () => {
+    const file = await corruptStore();
+    const { code, out } = run(['show', '2', '--store', file]);
+    expect(code).toBe(0);
+    expect(out).toBe(
+      [
+        'id             2',
+        'recipient      <keel-1.7.3>',
+        `message        (undecodable: 4 bytes) ${DECODE_ERROR}`,
+        'reason         noproc',
+        'metadata       (undecodable: stored with the message)',
+        'attempts       0',
+        `firstFailedAt  ${new Date(T - 120_000).toISOString()}`,
+        `lastAttemptAt  ${new Date(T - 120_000).toISOString()}`,
+        `nextRetryAt    ${new Date(T + 1000).toISOString()}`,
+        'lastError      "noproc"',
+        'status         parked',
+      ].join('\n'),
+    );
   });
 });
 
@@ -305,6 +390,90 @@ describe('keel dlq arguments', () => {
   });
 });
 
+describe('keel dlq ids', () => {
+  it('takes decimal integers only: 0x1, 1e0, " 1 ", +1, 0b1, 01, 1.0 and 0 are no id (exit 2, one line; -1 reads as an unknown option), and nothing is changed', async () => {
+    const file = await knownStore();
+    const before = fileState(file);
+    for (const id of ['0x1', '1e0', ' 1 ', '+1', '0b1', '01', '1.0', '0', '9007199254740993']) {
+      for (const argv of [['show', id], ['retry', id], ['retry', '3', id]]) {
+        expect(run([...argv, '--store', file]), argv.join(' ')).toEqual({
+          code: 2,
+          out: `keel dlq ${argv[0]}: ${JSON.stringify(id)} is not a dead letter id: ids are decimal integers, as list prints them`,
+        });
+      }
+    }
+    // a negative number reads as an option: bad usage too
+    const negative = run(['show', '-1', '--store', file]);
+    expect(negative.code).toBe(2);
+    expect(negative.out.startsWith("keel dlq: Unknown option '-1'.")).toBe(true); // node:util's parseArgs words the rest
+    expect(negative.out.endsWith(`\n\n${DLQ_USAGE}`)).toBe(true);
+    expect(fileState(file)).toEqual(before);
+    expect(run(['show', '1', '--store', file, '--json']).code).toBe(0);
+  });
+
+  it('list and purge take no ids, and show takes one (exit 2): an id there was silently ignored', async () => {
+    const file = await knownStore();
+    for (const argv of [['list', '1'], ['purge', '3', '--all'], ['show', '1', '2']]) {
+      const { code, out } = run([...argv, '--store', file]);
+      expect(code, argv.join(' ')).toBe(2);
+      expect(out, argv.join(' ')).toContain(DLQ_USAGE);
+    }
+    expect(rows(file)).toHaveLength(3);
+  });
+});
+
+describe('keel dlq on a file that is not a Keel store', () => {
+  /** A SQLite file of another application, with a dead_letters table of its own (rollback journal, as SQLite creates it). */
+  function foreignFile(columns = 'id INTEGER PRIMARY KEY, body TEXT, created TEXT'): string {
+    const file = tmpfile();
+    const db = new Database(file);
+    try {
+      db.exec(`CREATE TABLE dead_letters (${columns})`);
+    } finally {
+      db.close();
+    }
+    return file;
+  }
+
+  it('exits 2 for every command, and leaves its bytes, its journal mode and its directory as they were', () => {
+    const file = foreignFile();
+    const before = fileState(file);
+    expect(before.journalMode).toBe('delete');
+    for (const argv of [['list'], ['list', '--json'], ['show', '1'], ['retry', '1'], ['retry', '--all'], ['purge', '--all']]) {
+      expect(run([...argv, '--store', file], T, SHORT_BUSY), argv.join(' ')).toEqual({
+        code: 2,
+        out: `keel dlq: cannot open ${file}: ${path.resolve(file)} is not a Keel dead letter store (its dead_letters table has other columns: id, body, created)`,
+      });
+      expect(fileState(file), argv.join(' ')).toEqual(before);
+    }
+  });
+
+  it('a file with the dead_letters table of a store but no dead_letter_owner table is not a store either (exit 2)', () => {
+    const file = foreignFile(
+      'seq INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, payload BLOB NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL, first_failed_at INTEGER NOT NULL, last_attempt_at INTEGER NOT NULL, next_retry_at INTEGER NOT NULL, last_error BLOB, status TEXT NOT NULL',
+    );
+    expect(run(['list', '--store', file])).toEqual({
+      code: 2,
+      out: `keel dlq: cannot open ${file}: ${path.resolve(file)} is not a Keel dead letter store (it has no dead_letter_owner table)`,
+    });
+  });
+});
+
+describe('keel dlq list and show never write', () => {
+  it('leave a store in rollback-journal mode as it is: the same bytes, no WAL switch, no -wal or -shm file', async () => {
+    const file = await knownStore();
+    const db = new Database(file);
+    db.pragma('journal_mode = DELETE');
+    db.close();
+    const before = fileState(file);
+    expect(before.journalMode).toBe('delete');
+    for (const argv of [['list'], ['list', '--json', '--status', 'parked'], ['show', '2'], ['show', '3', '--json'], ['show', '99']]) {
+      expect(run([...argv, '--store', file]).code, argv.join(' ')).toBe(argv[1] === '99' ? 1 : 0);
+      expect(fileState(file), argv.join(' ')).toEqual(before);
+    }
+  });
+});
+
 describe('keel dlq list, limited', () => {
   it('says when there are more entries than it shows', async () => {
     const file = await knownStore(); // three entries
@@ -404,12 +573,17 @@ describe('keel dlq on a store that cannot be written', () => {
     expect(fs.statSync(empty).size).toBe(0);
   });
 
-  it('a store that SQLite cannot open (here a directory) is a failure (exit 1), not bad usage', () => {
+  it('a store that SQLite cannot open (here a directory) is a failure (exit 1), not bad usage: one line that says what to do', () => {
     const dir = path.dirname(tmpfile());
     fs.mkdirSync(dir, { recursive: true });
-    const r = run(['list', '--store', dir], T, SHORT_BUSY);
-    expect(r.code).toBe(1);
-    expect(r.out).toMatch(new RegExp(`^keel dlq list: could not open ${escapeRegExp(path.resolve(dir))}: .*\\(SQLITE_CANTOPEN\\)`));
+    for (const command of ['list', 'retry']) {
+      const r = run([command, '--all', '--store', dir].filter((a) => command === 'retry' || a !== '--all'), T, SHORT_BUSY);
+      // a directory opens read-only and fails at its first read (the check that it is a store)
+      expect(r, command).toEqual({
+        code: 1,
+        out: `keel dlq ${command}: could not open ${dir}: disk I/O error (SQLITE_IOERR_READ)${command === 'retry' ? '; no dead letter was changed' : ''}; ${dir} is a directory: give the path of a store file (a new file is created)`,
+      });
+    }
   });
 
   it('list and show still read the store while another connection holds the write lock (WAL)', async () => {
@@ -449,8 +623,14 @@ describe('keel dlq through the keel entry point', () => {
     expect(usage.code).toBe(2);
     expect(usage.stdout).toContain(DLQ_USAGE);
   }, 30_000);
-});
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
+  it('a store SQLite cannot open is one line on stdout and exit 1, never a stack trace', async () => {
+    const dir = path.dirname(tmpfile());
+    const r = await keel(['dlq', 'show', '1', '--store', dir]);
+    expect(r).toEqual({
+      code: 1,
+      stdout: `keel dlq show: could not open ${dir}: disk I/O error (SQLITE_IOERR_READ); ${dir} is a directory: give the path of a store file (a new file is created)\n`,
+      stderr: '',
+    });
+  }, 30_000);
+});

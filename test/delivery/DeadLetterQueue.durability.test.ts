@@ -19,6 +19,7 @@ import { expectKeelError, ok, thrown, useNodes, useTempFiles } from '../support.
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CHILD = fileURLToPath(new URL('../fixtures/dlq-sigkill-child.mjs', import.meta.url));
 const OWNER_CHILD = fileURLToPath(new URL('../fixtures/dlq-owner-child.mjs', import.meta.url));
+const REDELIVERY_CHILD = fileURLToPath(new URL('../fixtures/dlq-redelivery-child.mjs', import.meta.url));
 const REPORTED = 200;
 
 // after-each hooks run in reverse order: the nodes shut down, then a child left running by a failed
@@ -165,6 +166,63 @@ describe('the SQLite dead letter store across OS processes', () => {
   });
 });
 
+interface Redelivery {
+  readonly added?: readonly string[];
+  readonly handling?: number;
+  readonly succeeded?: string;
+}
+
+describe('the SQLite dead letter store under SIGKILL while it redelivers', () => {
+  it("keeps every entry its receiver has not finished handling: a redelivery removes an entry only once it is handled, whatever the original send's ack", async () => {
+    const file = tmpfile();
+    const moduleUrl = pathToFileURL(path.join(build, 'dist', 'index.js')).href;
+    // 100 entries of 'enqueued' sends for a slow receiver: it finishes 3, then stays busy with the 4th
+    const child = fork(REDELIVERY_CHILD, [moduleUrl, file, '100', '3'], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    children.push(child);
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.once('close', (code, signal) => resolve({ code, signal }));
+    });
+    let added: readonly string[] = [];
+    const handling: number[] = [];
+    const succeeded: string[] = [];
+    // redelivery has started: three entries handled (and reported removed), the fourth being handled
+    const started = new Promise<void>((resolve, reject) => {
+      child.on('message', (m: Redelivery) => {
+        if (m.added !== undefined) added = m.added;
+        if (m.handling !== undefined) handling.push(m.handling);
+        if (m.succeeded !== undefined) succeeded.push(m.succeeded);
+        if (succeeded.length >= 3 && handling.includes(3)) resolve();
+      });
+      child.once('exit', (code, signal) => reject(new Error(`the child exited early (code ${code}, signal ${signal}): ${stderr}`)));
+    });
+    await started;
+    expect(child.kill('SIGKILL')).toBe(true);
+    expect((await closed).signal).toBe('SIGKILL');
+
+    expect(added).toHaveLength(100);
+    expect(handling).toEqual([0, 1, 2, 3]);
+    expect(succeeded).toEqual(added.slice(0, 3));
+    // the file, read by a plain connection, holds every entry not handled: the 97 after the first three
+    const db = new Database(file, { readonly: true });
+    try {
+      const seqs = (db.prepare('SELECT seq FROM dead_letters ORDER BY seq').all() as { seq: number }[]).map((r) => String(r.seq));
+      expect(seqs).toEqual(added.slice(3));
+    } finally {
+      db.close();
+    }
+    // and a node that takes the file over finds them pending, with their messages
+    const node = track({ clock: new TestClock({ start: 0 }), services: { deadLetters: { store: { kind: 'sqlite', path: file } } } });
+    const { entries, cursor } = ok(await node.deadLetters.list({ limit: 100 }));
+    expect(cursor).toBeUndefined();
+    expect(entries.map((e) => e.message)).toEqual(Array.from({ length: 97 }, (_, i) => ({ n: i + 3 })));
+    expect(entries.every((e) => e.status === 'pending' && e.recipient === 'slow')).toBe(true);
+  });
+});
+
 describe('the SQLite dead letter store file', () => {
   it('sets synchronous=NORMAL on its connection itself (PRAGMA synchronous answers 1 there), in WAL mode', async () => {
     // The setting belongs to a connection, not to the file, so it is read on the store's own
@@ -205,7 +263,7 @@ describe('the SQLite dead letter store file', () => {
       }
     };
     const reports: { message: string; error: unknown }[] = [];
-    const open = (): SqliteStore => new SqliteStore(file, undefined, (message, error) => reports.push({ message, error }), false, { busyTimeoutMs: 20 });
+    const open = (): SqliteStore => new SqliteStore(file, undefined, (message, error) => reports.push({ message, error }), 'create', { busyTimeoutMs: 20 });
 
     // another connection holds the write lock: the final flush fails, and says so
     let store = open();
@@ -235,7 +293,7 @@ describe('the SQLite dead letter store file', () => {
   it('a claimed store closed while the file is locked reports what it could not do, closes, and can be opened again', () => {
     const file = tmpfile();
     const reports: string[] = [];
-    const claimed = new SqliteStore(file, 'node-a', (message) => reports.push(message), false, { busyTimeoutMs: 20 });
+    const claimed = new SqliteStore(file, 'node-a', (message) => reports.push(message), 'create', { busyTimeoutMs: 20 });
     claimed.update('1', { status: 'parked' }); // a queued write, to fail with the claim's release
     const lock = new Database(file);
     lock.exec('BEGIN IMMEDIATE');

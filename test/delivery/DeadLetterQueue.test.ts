@@ -1,7 +1,9 @@
 /* eslint-disable keel/no-unmanaged-monitor -- tests observe exits by a monitor's Down and report to probes with raw sends, the way STYLE.md 10 asks tests to wait */
+import fs from 'node:fs';
 import path from 'node:path';
+import { serialize } from 'node:v8';
 import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   createNode,
   type DeadLetter,
@@ -22,6 +24,7 @@ import {
   idler,
   ok,
   receiveDown,
+  receiver,
   thrown,
   UNAVAILABLE,
   useNodes,
@@ -79,6 +82,12 @@ function named(events: readonly CapturedEvent[], suffix: string): CapturedEvent[
 async function advance(node: Node, clock: TestClock, ms: number): Promise<void> {
   await clock.advance(ms);
   await node.idle();
+}
+
+/** Moves the clock and lets every process run that can, without waiting for a handler that is held busy. */
+async function step(node: KeelNode, clock: TestClock, ms: number): Promise<void> {
+  await clock.advance(ms);
+  await node.settle();
 }
 
 /** Plain data of every kind a durable store keeps faithfully. */
@@ -161,6 +170,20 @@ describe.each<[string, () => StoreOption]>([
       const events = captureEvents(node, [EVENTS]);
       const id = await add(node, 'orders', { o: 1 }, 'noproc');
       expect(events.events).toEqual([{ event: `${EVENTS}message_added`, measurements: {}, metadata: { id, recipient: 'orders', reason: 'noproc' } }]);
+    });
+  });
+
+  describe('ids', () => {
+    it('an entry is found by its id as add and list give it, and by no other spelling of the number (0x1, 01, 1.0, 1e0, " 1")', async () => {
+      const { node } = dlqNode(makeStore());
+      const id = await add(node, 'x', 'one');
+      expect(id).toBe('1');
+      for (const other of ['0x1', '01', '1.0', '1e0', ' 1', '+1', '0b1']) {
+        expect(await node.deadLetters.get(other), other).toBeUndefined();
+        expect(ok(await node.deadLetters.retry([other])), other).toEqual([{ id: other, ok: false, reason: 'not_found' }]);
+      }
+      expect((await entry(node, '1')).message).toBe('one');
+      expect(await stats(node)).toMatchObject({ pending: 1, retried: 0 });
     });
   });
 
@@ -320,6 +343,44 @@ describe.each<[string, () => StoreOption]>([
       expect(seen).toEqual(['m-1']);
       expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, succeeded: 1 });
       gate.resolve();
+    });
+
+    it("an entry of an 'enqueued' send is redelivered as 'handled' too: it stays in the queue until the receiver's handler finished it (default timeout 5000 ms)", async () => {
+      const { node, clock } = dlqNode(makeStore(), { backoff: { initialMs: 100, factor: 2, maxMs: 1000, jitter: 'none' } });
+      const events = captureEvents(node, [EVENTS]);
+      const r = receiver(node, { name: 'inbox' });
+      await r.hold(); // busy: what it is sent waits in its mailbox
+      const id = await add(node, 'inbox', 'm', 'mailbox_full', { id: 'm-9' }); // no ack in its metadata: an 'enqueued' send's
+      await step(node, clock, 100);
+      expect(node.info(r.pid)?.mailboxLength).toBe(1);
+      // in a mailbox is not handled: the only durable copy stays
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 0 });
+      await step(node, clock, 4999);
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 0 });
+      expect(events.events.map((e) => e.event)).toEqual([`${EVENTS}message_added`]);
+      await step(node, clock, 1);
+      // not handled within 5000 ms: withdrawn from the mailbox, an attempt counted, due again after
+      // the backoff counted from the failure (not from the start of the attempt: it would be due at once)
+      expect(node.info(r.pid)?.mailboxLength).toBe(0);
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 1, lastAttemptAt: T0 + 5100, nextRetryAt: T0 + 5100 + 200 });
+      expect(named(events.events, 'retried').map((e) => e.metadata.reason)).toEqual(['timeout']);
+      r.release();
+      await advance(node, clock, 200);
+      expect(r.seen).toEqual([{ message: 'm', id: 'm-9' }]);
+      expect(await node.deadLetters.get(id)).toBeUndefined();
+      expect(named(events.events, 'succeeded').map((e) => e.metadata.id)).toEqual([id]);
+    });
+
+    it("a redelivery waits for the receiver's handler within the original send's timeout when it had one", async () => {
+      const { node, clock } = dlqNode(makeStore(), { backoff: { initialMs: 100, factor: 2, maxMs: 1000, jitter: 'none' } });
+      const r = receiver(node, { name: 'inbox' });
+      await r.hold();
+      const id = await add(node, 'inbox', 'm', 'timeout', { ack: 'handled', timeout: 300 });
+      await step(node, clock, 100 + 299);
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 0 });
+      await step(node, clock, 1);
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 1, lastError: expect.stringContaining('300 ms') as unknown });
+      r.release();
     });
 
     it("an entry of a 'handled' send whose receiver crashes on it stays pending (then is parked), never counted as delivered", async () => {
@@ -536,6 +597,47 @@ describe.each<[string, () => StoreOption]>([
       // the queue still takes plain data
       const id = await add(node, 'x', { fine: true });
       expect((await entry(node, id)).message).toEqual({ fine: true });
+    });
+
+    it('refuses hostile values with ERR_NOT_SERIALIZABLE naming the path (throwing getters, revoked Proxies, Proxies whose traps throw), counted; cycles still pass', async () => {
+      const { node } = dlqNode(makeStore());
+      const boom = (): never => {
+        throw new Error('boom');
+      };
+      const revoked = Proxy.revocable({}, {});
+      revoked.revoke();
+      const hostileProxy = new Proxy({}, { get: boom, ownKeys: boom, getPrototypeOf: boom, has: boom, getOwnPropertyDescriptor: boom });
+      const hostile: [string, unknown, object | undefined, string][] = [
+        ['a throwing getter', { get x() { return boom(); } }, undefined, 'message.x'],
+        ['a nested throwing getter', { order: { lines: [{ get qty() { return boom(); } }] } }, undefined, 'message.order.lines[0].qty'],
+        ['a throwing index getter', Object.defineProperty([1, 2], 0, { get: boom, enumerable: true }), undefined, 'message[0]'],
+        ['a throwing getter in metadata', 'fine', { get trace() { return boom(); } }, 'metadata.trace'],
+        ['a revoked Proxy', revoked.proxy, undefined, 'message'],
+        ['a nested revoked Proxy', { p: revoked.proxy }, undefined, 'message.p'],
+        ['a Proxy whose traps throw', { deep: [hostileProxy] }, undefined, 'message.deep[0]'],
+      ];
+      for (const [what, message, metadata, path] of hostile) {
+        const e = await failure(() => node.deadLetters.add({ recipient: 'x', message, reason: 'noproc', ...(metadata === undefined ? {} : { metadata }) }));
+        expectKeelError(e, 'ERR_NOT_SERIALIZABLE', `${path} is`);
+        expect((e as { path?: unknown }).path, what).toBe(path);
+      }
+      // the queue reads metadata.lastError once more after the check: a getter that throws then is refused too
+      let reads = 0;
+      const lastErrorThrows = {
+        get lastError(): string {
+          if (reads++ > 0) throw new Error('read twice');
+          return 'timeout';
+        },
+      };
+      const late = await failure(() => node.deadLetters.add({ recipient: 'x', message: 'fine', reason: 'noproc', metadata: lastErrorThrows }));
+      expectKeelError(late, 'ERR_NOT_SERIALIZABLE', 'metadata.lastError is a property that throws when read (Error: read twice)');
+      expect(await stats(node)).toMatchObject({ refused: hostile.length + 1, added: 0, pending: 0 });
+      const cyclic: Record<string, unknown> = { get name() { return 'loop'; } };
+      cyclic.self = cyclic;
+      const id = await add(node, 'x', cyclic);
+      const back = (await entry(node, id)).message as Record<string, unknown>;
+      expect(back.name).toBe('loop');
+      expect(back.self).toBe(back);
     });
 
     it('plain data, Dates, Maps, Sets, typed arrays and bigints round-trip, also with cycles', async () => {
@@ -875,6 +977,229 @@ describe.each<[string, () => StoreOption]>([
         expect(sqliteOf(next)).toBe(path.resolve(store.path));
       });
 
+      it("the serializer's own refusal of a value that throws when read again is ERR_NOT_SERIALIZABLE naming message or metadata, counted", async () => {
+        const { node } = dlqNode(makeStore());
+        // reads fine for the structural check, throws when the serializer reads it again
+        const secondReadThrows = (): object => {
+          let reads = 0;
+          return {
+            get x(): number {
+              if (reads++ > 0) throw new Error('read twice');
+              return 1;
+            },
+          };
+        };
+        const inMessage = await failure(() => node.deadLetters.add({ recipient: 'x', message: secondReadThrows(), reason: 'noproc' }));
+        expectKeelError(inMessage, 'ERR_NOT_SERIALIZABLE', 'message is not serializable (Error: read twice)');
+        expect((inMessage as { path?: unknown }).path).toBe('message');
+        const inMetadata = await failure(() => node.deadLetters.add({ recipient: 'x', message: 'fine', reason: 'noproc', metadata: secondReadThrows() }));
+        expectKeelError(inMetadata, 'ERR_NOT_SERIALIZABLE', 'metadata is not serializable (Error: read twice)');
+        expect((inMetadata as { path?: unknown }).path).toBe('metadata');
+        expect(await stats(node)).toMatchObject({ refused: 2, added: 0, pending: 0 });
+      });
+
+      it('an undecodable row (a corrupt payload) never stops the queue: list, get and stats show it, every other entry is redelivered, and it is parked as undecodable', async () => {
+        const store = makeStore() as { kind: 'sqlite'; path: string };
+        const { node, clock } = dlqNode(store, { backoff: { initialMs: 100, jitter: 'none' } });
+        const events = captureEvents(node, [EVENTS]);
+        const p = probe(node);
+        node.registry.register('inbox', p);
+        const added: string[] = [];
+        for (const m of ['m1', 'm2', 'm3', 'm4']) added.push(await add(node, 'inbox', m));
+        expect(added).toEqual(['1', '2', '3', '4']);
+        // another connection corrupts entry 2's payload and entry 3's last error
+        const db = new Database(store.path);
+        try {
+          db.prepare("UPDATE dead_letters SET payload = x'deadbeef' WHERE seq = 2").run();
+          db.prepare("UPDATE dead_letters SET last_error = x'0badc0de' WHERE seq = 3").run();
+        } finally {
+          db.close();
+        }
+        const decodeError = 'Error: Unable to deserialize cloned data due to invalid or unsupported version.';
+        const undecodable = { bytes: 4, error: decodeError };
+        // every read still answers, and shows the entry as undecodable with its raw size
+        const listed = ok(await node.deadLetters.list()).entries;
+        expect(listed.map((e) => e.id)).toEqual(['1', '2', '3', '4']);
+        expect(listed[1]).toEqual({ ...(await entry(node, '2')) });
+        expect(await entry(node, '2')).toEqual({
+          id: '2', recipient: 'inbox', message: undefined, reason: 'noproc', metadata: {}, attempts: 0,
+          firstFailedAt: T0, lastAttemptAt: T0, nextRetryAt: T0 + 100, lastError: 'noproc', status: 'pending', undecodable,
+        });
+        // a corrupt last error is only a diagnostic: the entry keeps its message and is delivered
+        expect(await entry(node, '3')).toMatchObject({ message: 'm3', lastError: `undecodable last error (4 bytes): ${decodeError}`, status: 'pending' });
+        expect(await entry(node, '3')).not.toHaveProperty('undecodable');
+        expect(await stats(node)).toMatchObject({ pending: 4, parked: 0 });
+
+        const queueProcess = node.registry.whereis(DLQ_PROCESS);
+        expect(queueProcess).toBeDefined();
+        await advance(node, clock, 100);
+        expect(p.messages).toEqual(['m1', 'm3', 'm4']);
+        expect(node.registry.whereis(DLQ_PROCESS)).toBe(queueProcess); // never crashed, never restarted
+        const lastError = `the stored message and metadata (4 bytes) could not be decoded (${decodeError})`;
+        expect(await entry(node, '2')).toEqual({
+          id: '2', recipient: 'inbox', message: undefined, reason: 'noproc', metadata: {}, attempts: 0,
+          firstFailedAt: T0, lastAttemptAt: T0 + 100, nextRetryAt: T0 + 100, lastError, status: 'parked', undecodable,
+        });
+        expect(named(events.events, 'parked')).toEqual([
+          { event: `${EVENTS}parked`, measurements: { attempts: 0 }, metadata: { id: '2', recipient: 'inbox', reason: 'undecodable' } },
+        ]);
+        expect(named(events.events, 'succeeded').map((e) => e.metadata.id)).toEqual(['1', '3', '4']);
+        expect(await ids(node)).toEqual(['2']);
+        expect(await stats(node)).toMatchObject({ pending: 0, parked: 1, succeeded: 3 });
+        // a manual retry answers why, and leaves it parked
+        expect(ok(await node.deadLetters.retry(['2']))).toEqual([{ id: '2', ok: false, reason: 'undecodable' }]);
+        expect((await entry(node, '2')).status).toBe('parked');
+      });
+
+      it('a payload that decodes to something other than a [message, metadata] pair is undecodable too', async () => {
+        const store = makeStore() as { kind: 'sqlite'; path: string };
+        const { node } = dlqNode(store);
+        const id = await add(node, 'inbox', 'm');
+        const db = new Database(store.path);
+        try {
+          db.prepare('UPDATE dead_letters SET payload = ? WHERE seq = ?').run(serialize('a string, not a pair'), Number(id));
+        } finally {
+          db.close();
+        }
+        const bytes = serialize('a string, not a pair').length;
+        expect(await entry(node, id)).toMatchObject({ message: undefined, metadata: {}, undecodable: { bytes, error: 'not a [message, metadata] pair' } });
+      });
+
+      it('a dead letter too large for the store is refused alone (ERR_DEAD_LETTER_TOO_LARGE, counted in refused); the others added in the same turn are stored', async () => {
+        const file = (makeStore() as { kind: 'sqlite'; path: string }).path;
+        // an internal store option: the most the store takes, SQLite's own 1e9 bytes by default
+        const store = { kind: 'sqlite', path: file, maxPayloadBytes: 1000 } as StoreOption;
+        const { node } = dlqNode(store);
+        const big = 'x'.repeat(2000);
+        const bytes = serialize([big, {}]).length;
+        const results = await Promise.all(
+          ['a', big, 'c', 'd'].map((message) => node.deadLetters.add({ recipient: 'x', message, reason: 'noproc' }).then((id) => ({ id }), (e: unknown) => ({ e }))),
+        );
+        expect(results.map((r) => ('id' in r ? r.id : 'refused'))).toEqual(['1', 'refused', '2', '3']);
+        const refused = (results[1] as { e: unknown }).e;
+        expectKeelError(refused, 'ERR_DEAD_LETTER_TOO_LARGE', `take ${bytes} bytes serialized`, 'at most 1000 bytes');
+        expect(refused).toMatchObject({ bytes, limit: 1000 });
+        expect(await stats(node)).toMatchObject({ added: 3, refused: 1, pending: 3 });
+        expect(ok(await node.deadLetters.list()).entries.map((e) => e.message)).toEqual(['a', 'c', 'd']);
+      });
+
+      it("a row SQLite itself refuses as too big (SQLITE_TOOBIG) in a group commit is refused alone with ERR_DEAD_LETTER_TOO_LARGE; the group's other rows are stored", async () => {
+        const { node } = dlqNode(makeStore());
+        // SQLite's limit is 1e9 bytes: its refusal is simulated for one row, as the driver reports it
+        const statement = Object.getPrototypeOf(new Database(':memory:').prepare('SELECT 1')) as { run(...args: unknown[]): unknown };
+        const run = statement.run;
+        const spy = vi.spyOn(statement, 'run').mockImplementation(function (this: unknown, ...args: unknown[]) {
+          if (Buffer.isBuffer(args[1]) && args[1].length > 1000) throw new Database.SqliteError('string or blob too big', 'SQLITE_TOOBIG');
+          return run.apply(this, args);
+        });
+        let results: ({ id: string } | { e: unknown })[];
+        try {
+          results = await Promise.all(
+            ['a', 'x'.repeat(2000), 'c', 'd'].map((message) => node.deadLetters.add({ recipient: 'x', message, reason: 'noproc' }).then((id) => ({ id: ok(id) }), (e: unknown) => ({ e }))),
+          );
+        } finally {
+          spy.mockRestore();
+        }
+        expect(results.map((r) => ('id' in r ? r.id : 'refused'))).toEqual(['1', 'refused', '2', '3']);
+        expectKeelError((results[1] as { e: unknown }).e, 'ERR_DEAD_LETTER_TOO_LARGE', 'at most 1000000000 bytes');
+        expect((results[1] as { e: { cause?: { code?: string } } }).e.cause?.code).toBe('SQLITE_TOOBIG');
+        expect(await stats(node)).toMatchObject({ added: 3, refused: 1, pending: 3 });
+        expect(ok(await node.deadLetters.list()).entries.map((e) => e.message)).toEqual(['a', 'c', 'd']);
+      });
+
+      it('a group commit that fails on one row retries the rows one by one: only that row fails, with its own error', async () => {
+        const store = makeStore() as { kind: 'sqlite'; path: string };
+        const { node } = dlqNode(store);
+        await add(node, 'x', 'first'); // the schema is there
+        // another connection makes SQLite refuse one row: the one whose message is 'refuse me'
+        const db = new Database(store.path);
+        try {
+          db.exec(`CREATE TRIGGER refuse_one BEFORE INSERT ON dead_letters WHEN NEW.payload = X'${serialize(['refuse me', {}]).toString('hex')}' BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END`);
+        } finally {
+          db.close();
+        }
+        const results = await Promise.all(
+          ['a', 'refuse me', 'c', 'd'].map((message) => node.deadLetters.add({ recipient: 'x', message, reason: 'noproc' }).then((id) => ({ id: ok(id) }), (e: unknown) => ({ e }))),
+        );
+        expect(results.map((r) => ('id' in r ? r.id : 'failed'))).toEqual(['2', 'failed', '3', '4']);
+        expect((results[1] as { e: unknown }).e).toMatchObject({ code: 'SQLITE_CONSTRAINT_TRIGGER', message: 'refused by a trigger' });
+        expect(await stats(node)).toMatchObject({ added: 4, refused: 0, pending: 4 });
+        expect(ok(await node.deadLetters.list()).entries.map((e) => e.message)).toEqual(['first', 'a', 'c', 'd']);
+      });
+
+      it('a group commit that fails for the whole file (locked) fails its adds at once, without a retry per row', async () => {
+        const file = (makeStore() as { kind: 'sqlite'; path: string }).path;
+        const { node } = dlqNode({ kind: 'sqlite', path: file, busyTimeoutMs: 20 } as StoreOption);
+        await add(node, 'x', 'first');
+        const statement = Object.getPrototypeOf(new Database(':memory:').prepare('SELECT 1')) as { run(...args: unknown[]): unknown };
+        const lock = new Database(file);
+        lock.exec('BEGIN IMMEDIATE');
+        const spy = vi.spyOn(statement, 'run');
+        let results: unknown[];
+        let inserts: number;
+        try {
+          results = await Promise.all(['a', 'b', 'c'].map((message) => node.deadLetters.add({ recipient: 'x', message, reason: 'noproc' }).then(ok, (e: unknown) => e)));
+        } finally {
+          // the inserts tried (they bind a payload; BEGIN and ROLLBACK run too), read before the restore clears them
+          inserts = spy.mock.calls.filter((args) => Buffer.isBuffer(args[1])).length;
+          spy.mockRestore();
+          lock.exec('ROLLBACK');
+          lock.close();
+        }
+        expect(results.map((e) => (e as { code?: unknown }).code)).toEqual(['SQLITE_BUSY', 'SQLITE_BUSY', 'SQLITE_BUSY']);
+        // the group's first insert met the lock; no row was tried again on its own (each would wait for the lock again)
+        expect(inserts).toBe(1);
+        expect(await ids(node)).toEqual(['1']);
+      });
+
+      it('a path SQLite cannot open is ERR_STORE_UNAVAILABLE, naming the path and what to do: a directory, a missing directory, a file that is not a database, a read-only location', async () => {
+        const dir = path.dirname((makeStore() as { kind: 'sqlite'; path: string }).path);
+        const text = path.join(dir, 'notes.txt');
+        fs.writeFileSync(text, 'not a database');
+        const missing = path.join(dir, 'missing', 'dlq.db');
+        const cases: [string, string, string][] = [
+          [dir, 'unable to open database file (SQLITE_CANTOPEN)', `${dir} is a directory: give the path of a store file (a new file is created)`],
+          [missing, 'Cannot open database because the directory does not exist', `its directory ${path.dirname(missing)} does not exist: create it, or give a path in an existing directory`],
+          [text, 'file is not a database (SQLITE_NOTADB)', `${text} is not a SQLite database: give the path of a dead letter store, or of a file to create`],
+        ];
+        // a location nobody may create a file in (root may write anywhere else)
+        if (process.platform === 'linux') {
+          cases.push(['/proc/keel-dead-letters.db', 'unable to open database file (SQLITE_CANTOPEN)', 'check that /proc exists and that this process may create and write files there, or give another path']);
+        }
+        for (const [file, why, hint] of cases) {
+          const e = thrown(() => createNode({ services: { deadLetters: { store: { kind: 'sqlite', path: file } } } }));
+          expectKeelError(e, 'ERR_STORE_UNAVAILABLE');
+          expect((e as Error).message, file).toBe(`the dead letter store ${path.resolve(file)} could not be opened: ${why}; ${hint}`);
+          expect((e as { file?: unknown }).file).toBe(path.resolve(file));
+        }
+        expect(fs.readFileSync(text, 'utf8')).toBe('not a database');
+        // once the directory exists, the same path opens
+        fs.mkdirSync(path.dirname(missing));
+        const { node } = dlqNode({ kind: 'sqlite', path: missing });
+        expect(typeof (await add(node, 'x', 'stored'))).toBe('string');
+      });
+
+      it("a SQLite file of another application (its own dead_letters table) is ERR_STORE_UNAVAILABLE, and is left as it was: no WAL switch, no table created", () => {
+        const file = (makeStore() as { kind: 'sqlite'; path: string }).path;
+        const db = new Database(file);
+        db.exec("CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO dead_letters (body) VALUES ('theirs')");
+        db.close();
+        const bytes = fs.readFileSync(file);
+        const e = thrown(() => createNode({ services: { deadLetters: { store: { kind: 'sqlite', path: file } } } }));
+        expectKeelError(e, 'ERR_STORE_UNAVAILABLE');
+        expect((e as Error).message).toBe(
+          `the dead letter store ${file} could not be opened: it is not a Keel dead letter store (its dead_letters table has other columns: id, body); give the path of a dead letter store, or of a file to create`,
+        );
+        expect(fs.readFileSync(file).equals(bytes)).toBe(true);
+        const after = new Database(file, { readonly: true });
+        try {
+          expect(after.pragma('journal_mode', { simple: true })).toBe('delete');
+          expect(after.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all()).toEqual([{ name: 'dead_letters' }]);
+        } finally {
+          after.close();
+        }
+      });
+
       it('runs the file in WAL mode', async () => {
         const store = makeStore() as { kind: 'sqlite'; path: string };
         const { node } = dlqNode(store);
@@ -908,6 +1233,66 @@ describe.each<[string, () => StoreOption]>([
         } finally {
           db.close();
         }
+      });
+
+      /**
+       * A file with e1..e4 (added in that order) for 'inbox', whose retry times are not in that order:
+       * e1 and e2 were retried once (nobody was registered as 'inbox'), which moved them past e3 and e4.
+       */
+      async function scrambledFile(backoff: NonNullable<DeadLetterOptions['backoff']>): Promise<StoreOption> {
+        const store = makeStore();
+        const { node, clock } = dlqNode(store, { backoff });
+        await add(node, 'inbox', 'e1'); // due at 1000
+        await advance(node, clock, 500);
+        await add(node, 'inbox', 'e2'); // due at 1500
+        await advance(node, clock, 500); // e1 fails: due at 1000 + 2000
+        await add(node, 'inbox', 'e3'); // due at 2000
+        await advance(node, clock, 600); // e2 fails at 1500: due at 1500 + 2000
+        await add(node, 'inbox', 'e4'); // due at 2600
+        const entries = ok(await node.deadLetters.list()).entries;
+        expect(entries.map((e) => [e.message, e.attempts, e.nextRetryAt - T0])).toEqual([
+          ['e1', 1, 3000],
+          ['e2', 1, 3500],
+          ['e3', 0, 2000],
+          ['e4', 0, 2600],
+        ]);
+        await node.shutdown({ timeoutMs: 1000 });
+        return store;
+      }
+
+      it('after a restart, the entries due together come back oldest (first added) first, whatever their nextRetryAt and attempts', async () => {
+        const backoff = { initialMs: 1000, factor: 2, maxMs: 60_000, jitter: 'none' as const };
+        const store = await scrambledFile(backoff);
+        // the next node starts after all four came due
+        const next = clockedNode(track, { random: () => 1, services: { deadLetters: { store, backoff } } }, T0 + 10_000);
+        const p = probe(next.node);
+        next.node.registry.register('inbox', p);
+        const queue = next.node.deadLetters as DeadLetterService;
+        expect(queue.store.due(next.clock.now(), 10).map((e) => e.message)).toEqual(['e1', 'e2', 'e3', 'e4']);
+        await advance(next.node, next.clock, 0);
+        expect(p.messages).toEqual(['e1', 'e2', 'e3', 'e4']);
+        expect(await ids(next.node)).toEqual([]);
+      });
+
+      it('entries due at different times come back at their own retry times: a newer one due sooner before an older one retried already', async () => {
+        const backoff = { initialMs: 1000, factor: 2, maxMs: 60_000, jitter: 'none' as const };
+        const store = await scrambledFile(backoff);
+        // the next node starts before any of them is due
+        const next = clockedNode(track, { random: () => 1, services: { deadLetters: { store, backoff } } }, T0 + 1700);
+        const p = probe(next.node);
+        next.node.registry.register('inbox', p);
+        const seen: [unknown, number][] = [];
+        for (const at of [2000, 2600, 3000, 3500]) {
+          const before = p.messages.length;
+          await advance(next.node, next.clock, T0 + at - next.clock.now());
+          seen.push(...p.messages.slice(before).map((m): [unknown, number] => [m, at]));
+        }
+        expect(seen).toEqual([
+          ['e3', 2000],
+          ['e4', 2600],
+          ['e1', 3000],
+          ['e2', 3500],
+        ]);
       });
 
       it('the next node owning the file retries the entries of an earlier run on its clock', async () => {

@@ -97,4 +97,68 @@ describe('checkSerializable', () => {
   it('refuses an Error whose cause cannot be stored', () => {
     expect(refusedAt({ e: new Error('x', { cause: { f: () => 1 } }) })).toBe('message.e.cause.f');
   });
+
+  it('refuses a value that throws while it is read, naming where: a getter, an index getter, an Error cause getter, a thrown non-Error', () => {
+    const boom = (): never => {
+      throw new Error('boom');
+    };
+    expect(refusedAt({ order: { get total() { return boom(); } } })).toBe('message.order.total');
+    expect(refusedAt({ list: [1, { get x() { return boom(); } }] }, 'metadata')).toBe('metadata.list[1].x');
+    expect(refusedAt(Object.defineProperty([0, 0], 1, { get: boom, enumerable: true }))).toBe('message[1]');
+    expect(refusedAt({ e: Object.defineProperty(new Error('x'), 'cause', { get: boom, enumerable: false }) })).toBe('message.e.cause');
+    expect(refusedAt(new Map([['k', { get v() { throw 'not an Error'; } }]]))).toBe('message.get(k).v');
+    // the message of the error says what was thrown
+    expect(thrownBy({ a: { get b() { return boom(); } } })).toBe(
+      "a dead letter's message must be plain data (objects, arrays, primitives, bigints, Dates, Maps, Sets, typed arrays); message.a.b is a property that throws when read (Error: boom)",
+    );
+  });
+
+  it('refuses a value that threw once, at its root, even when it reads fine the second time', () => {
+    let reads = 0;
+    const flaky = {
+      get x(): number {
+        if (reads++ === 0) throw new Error('first read');
+        return 1;
+      },
+    };
+    expect(refusedAt({ flaky })).toBe('message');
+    expect(reads).toBe(2);
+  });
+
+  it('refuses revoked Proxies and Proxies whose traps throw, without asking them anything', () => {
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    const revokedArray = Proxy.revocable([1], {});
+    revokedArray.revoke();
+    const trap = (): never => {
+      throw new Error('trap');
+    };
+    const hostile = new Proxy({}, { get: trap, ownKeys: trap, getPrototypeOf: trap, has: trap, getOwnPropertyDescriptor: trap });
+    expect(refusedAt(revoked.proxy)).toBe('message');
+    expect(refusedAt({ p: revoked.proxy })).toBe('message.p');
+    expect(refusedAt({ list: [revokedArray.proxy] })).toBe('message.list[0]');
+    expect(refusedAt({ deep: { hostile } })).toBe('message.deep.hostile');
+  });
+
+  it('still accepts cyclic structures with getters that read fine', () => {
+    const cyclic: Record<string, unknown> = {
+      get computed() {
+        return { n: 1 };
+      },
+    };
+    cyclic.self = cyclic;
+    cyclic.list = [cyclic, { back: cyclic }];
+    expect(refusedAt(cyclic)).toBeUndefined();
+  });
 });
+
+/** The message of the error `checkSerializable` throws. */
+function thrownBy(value: unknown): string {
+  try {
+    checkSerializable(value);
+  } catch (e) {
+    expect(e).toBeInstanceOf(NotSerializableError);
+    return (e as Error).message;
+  }
+  return 'nothing was thrown';
+}

@@ -2,6 +2,20 @@ import { types } from 'node:util';
 import { InvalidArgumentError, NotSerializableError } from '../../errors.js';
 import type { DeadLetter, DeadLetterFilter } from '../../runtime/services.js';
 
+// The delivery layer's own field of a dead letter, declared here rather than in the runtime's
+// service types (the runtime knows nothing of how a store encodes a record).
+declare module '../../runtime/services.js' {
+  interface DeadLetter {
+    /**
+     * Present when the store could not decode the entry's message and metadata (a corrupt row of a
+     * SQLite file): `message` is then `undefined` and `metadata` `{}`. `bytes` is the size of the raw
+     * payload kept in the file, `error` why it could not be decoded. The queue parks such an entry
+     * (`reason: 'undecodable'` in the `parked` event) instead of delivering it.
+     */
+    readonly undecodable?: { readonly bytes: number; readonly error: string };
+  }
+}
+
 /** @internal A dead letter as the queue stores it. */
 export type Record_ = {
   -readonly [K in keyof DeadLetter]: DeadLetter[K];
@@ -25,7 +39,11 @@ export interface DeadLetterStore {
   remove(id: string): boolean;
   /** Removes every entry matching the filter; returns how many. */
   purge(filter: DeadLetterFilter, now: number): number;
-  /** Pending entries due at `now`, oldest (first added) first: a recipient gets its dead letters back in the order they came. */
+  /**
+   * Pending entries due at `now`, oldest (first added) first, whatever their `nextRetryAt` and
+   * attempts: the entries due together are retried in the order they came (entries due at
+   * different times are retried at their own times).
+   */
   due(now: number, limit: number): Record_[];
   /** The earliest `nextRetryAt` of a pending entry. */
   earliest(): number | undefined;
@@ -35,6 +53,19 @@ export interface DeadLetterStore {
   expire(before: number): number;
   counts(): { pending: number; parked: number };
   close(): void;
+}
+
+const ID = /^[1-9][0-9]*$/;
+
+/**
+ * @internal The sequence number an id stands for, or undefined when it is no id: ids are decimal
+ * integers as `add` and `list` give them, so `'0x1'`, `'01'`, `'1e0'` or `' 1'` name no entry
+ * (`Number()` would read each as 1).
+ */
+export function seqOf(id: string): number | undefined {
+  if (!ID.test(id)) return undefined;
+  const seq = Number(id);
+  return Number.isSafeInteger(seq) ? seq : undefined;
 }
 
 /** @internal Validates a filter; a bad one is a typed error, never a crash of the queue. */
@@ -83,13 +114,39 @@ const TYPED_ARRAYS = [
  * structure deeper than 64 levels (a cycle, most likely) or larger than a budget of objects (shared
  * sub-objects would be visited once per path) is scanned again with a seen-set, which visits each
  * object once. When something cannot be stored, a second walk that keeps the path explains where.
- * Both classify objects alike ({@link classify}); they differ only in what they keep.
+ * Both classify objects alike ({@link classify}); they differ only in what they keep. A value that
+ * throws while it is read (a getter) is refused too, at its path: nothing the message does escapes
+ * as anything but `NotSerializableError` (a Proxy, revoked or not, is refused before it is asked).
  */
 export function checkSerializable(value: unknown, path = 'message'): void {
   budget = SCAN_BUDGET;
-  const r = scan(value, 0, undefined);
-  if (r === OK || (r === DEEP && scan(value, 0, new Set()) === OK)) return;
-  walk(value, path, [], new Set());
+  let r: number;
+  try {
+    r = scan(value, 0, undefined);
+    if (r === DEEP) r = scan(value, 0, new Set());
+  } catch {
+    r = BAD; // a getter threw: the walk below finds where
+  }
+  if (r === OK) return;
+  const keys: Step[] = [];
+  try {
+    walk(value, path, keys, new Set());
+  } catch (e) {
+    if (e instanceof NotSerializableError) throw e;
+    // `keys` still holds the path of the value being read when it threw
+    throw new NotSerializableError(where(path, keys), `a property that throws when read (${thrownText(e)})`);
+  }
+  // the scan found something the walk did not: a value that threw once and read fine again
+  throw new NotSerializableError(path, 'a value that threw while it was read');
+}
+
+/** @internal What a getter (or a serializer) threw, in a few words; never throws itself. */
+export function thrownText(e: unknown): string {
+  try {
+    return e instanceof Error ? `${e.name}: ${e.message}` : `${typeof e} ${String(e)}`;
+  } catch {
+    return typeof e;
+  }
 }
 
 const OK = 0;
@@ -238,7 +295,10 @@ function label(key: unknown): string {
   }
 }
 
-/** Throws `NotSerializableError` for the first thing that cannot be stored, naming its path. */
+/**
+ * Throws `NotSerializableError` for the first thing that cannot be stored, naming its path. Anything
+ * else it throws (a getter's own error) leaves the path of the value being read in `keys`.
+ */
 function walk(value: unknown, root: string, keys: Step[], seen: Set<object>): void {
   switch (typeof value) {
     case 'function':
@@ -253,36 +313,37 @@ function walk(value: unknown, root: string, keys: Step[], seen: Set<object>): vo
   if (value === null || seen.has(value)) return;
   const obj: object = value;
   seen.add(obj);
-  const inner = (key: Step, v: unknown): void => {
+  // the key is pushed before its value is read: a getter that throws leaves its own path in `keys`
+  const inner = (key: Step, read: () => unknown): void => {
     keys.push(key);
-    walk(v, root, keys, seen);
+    walk(read(), root, keys, seen);
     keys.pop();
   };
   const kind = classify(obj);
   switch (kind) {
     case ARRAY: {
       const arr = obj as unknown[];
-      for (let i = 0; i < arr.length; i++) inner(i, arr[i]);
-      for (const key of arrayExtras(arr)) inner(key, (arr as unknown as Record<string, unknown>)[key]);
+      for (let i = 0; i < arr.length; i++) inner(i, () => arr[i]);
+      for (const key of arrayExtras(arr)) inner(key, () => (arr as unknown as Record<string, unknown>)[key]);
       return;
     }
     case PLAIN:
       if (hasSymbolKeys(obj)) throw new NotSerializableError(where(root, keys), 'an object with symbol keys');
-      for (const key of Object.keys(obj)) inner(key, (obj as Record<string, unknown>)[key]);
+      for (const key of Object.keys(obj)) inner(key, () => (obj as Record<string, unknown>)[key]);
       return;
     case LEAF:
       return;
     case ERROR:
       // an Error's cause is cloned too
-      return inner('cause', (obj as { cause?: unknown }).cause);
+      return inner('cause', () => (obj as { cause?: unknown }).cause);
     case MAP:
       for (const [k, v] of obj as Map<unknown, unknown>) {
-        inner({ mapKey: k }, k);
-        inner({ mapKey: k }, v);
+        inner({ mapKey: k }, () => k);
+        inner({ mapKey: k }, () => v);
       }
       return;
     case SET:
-      for (const v of obj as Set<unknown>) inner('(a Set member)', v);
+      for (const v of obj as Set<unknown>) inner('(a Set member)', () => v);
       return;
     default:
       throw new NotSerializableError(where(root, keys), typeof kind === 'string' ? kind : 'not plain data');

@@ -1,6 +1,6 @@
 import { IdSequence } from '../../runtime/internal/IdSequence.js';
 import type { DeadLetterFilter } from '../../runtime/services.js';
-import { type DeadLetterStore, matches, type NewRecord, type Record_ } from './DeadLetterStore.js';
+import { type DeadLetterStore, matches, type NewRecord, type Record_, seqOf } from './DeadLetterStore.js';
 
 /**
  * @internal The default store: a Map in insertion order, bounded by `capacity`; past it the oldest
@@ -37,7 +37,8 @@ export class MemoryStore implements DeadLetterStore {
   }
 
   get(id: string): Record_ | undefined {
-    const r = this.#records.get(Number(id));
+    const seq = seqOf(id);
+    const r = seq === undefined ? undefined : this.#records.get(seq);
     return r === undefined ? undefined : { ...r };
   }
 
@@ -57,12 +58,14 @@ export class MemoryStore implements DeadLetterStore {
   }
 
   update(id: string, changes: Partial<Record_>): void {
-    const r = this.#records.get(Number(id));
+    const seq = seqOf(id);
+    const r = seq === undefined ? undefined : this.#records.get(seq);
     if (r !== undefined) Object.assign(r, changes);
   }
 
   remove(id: string): boolean {
-    return this.#records.delete(Number(id));
+    const seq = seqOf(id);
+    return seq !== undefined && this.#records.delete(seq);
   }
 
   purge(filter: DeadLetterFilter, now: number): number {

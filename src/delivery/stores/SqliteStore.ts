@@ -1,20 +1,22 @@
+import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { deserialize, serialize } from 'node:v8';
-import { KeelError, MissingPeerError, NotSerializableError, StoreInUseError } from '../../errors.js';
+import { DeadLetterTooLargeError, isKeelError, KeelError, MissingPeerError, NotSerializableError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
 import type { DeadLetterFilter } from '../../runtime/services.js';
-import type { DeadLetterStore, NewRecord, Record_ } from './DeadLetterStore.js';
+import { type DeadLetterStore, type NewRecord, type Record_, seqOf, thrownText } from './DeadLetterStore.js';
 
 interface Row {
   seq: number;
   recipient: string;
-  payload: Buffer;
+  /** The serialized `[message, metadata]` (a blob, unless something else wrote the row). */
+  payload: unknown;
   reason: string;
   attempts: number;
   first_failed_at: number;
   last_attempt_at: number;
   next_retry_at: number;
-  last_error: Buffer | string | null;
+  last_error: unknown;
   status: 'pending' | 'parked';
 }
 
@@ -49,12 +51,29 @@ CREATE INDEX IF NOT EXISTS dead_letters_due ON dead_letters (status, next_retry_
 CREATE TABLE IF NOT EXISTS dead_letter_owner (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, os_pid INTEGER NOT NULL);
 `;
 
-type Driver = new (file: string, options?: { timeout?: number }) => Database;
+type Driver = new (file: string, options?: { timeout?: number; readonly?: boolean; fileMustExist?: boolean }) => Database;
 
 /** @internal Settings of a store that only Keel's own callers (the CLI, the tests) give. */
 export interface SqliteStoreOptions {
   /** How long a write waits for another connection's lock before it fails with SQLITE_BUSY (better-sqlite3's default: 5000). */
   readonly busyTimeoutMs?: number;
+  /** The largest serialized message and metadata the store takes ({@link SQLITE_MAX_LENGTH} by default). */
+  readonly maxPayloadBytes?: number;
+}
+
+/** The most SQLite takes in one string or blob, and in one row (better-sqlite3 is built with SQLite's default). */
+export const SQLITE_MAX_LENGTH = 1_000_000_000;
+
+/**
+ * A failure of the database as a whole (locked, full, read-only, an I/O error): every row of a
+ * group commit would fail alike, so they are not tried again one by one (each would wait out the
+ * busy timeout again). Any other failure may be one row's own (too big, a constraint).
+ */
+const DATABASE_WIDE = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|READONLY|CORRUPT|NOTADB|CANTOPEN|NOMEM|PERM|AUTH|INTERRUPT|PROTOCOL)/;
+
+function sqliteCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined;
 }
 
 function loadDriver(): Driver {
@@ -63,6 +82,50 @@ function loadDriver(): Driver {
   } catch {
     throw new MissingPeerError('better-sqlite3', 'the SQLite dead letter store');
   }
+}
+
+const STORE_TABLES = [
+  ['dead_letters', ['seq', 'recipient', 'payload', 'reason', 'attempts', 'first_failed_at', 'last_attempt_at', 'next_retry_at', 'last_error', 'status']],
+  ['dead_letter_owner', ['id', 'owner', 'os_pid']],
+] as const;
+
+/**
+ * Why a database is not a Keel dead letter store, or undefined when it is one: a table of the store
+ * with other columns (another application's), or, when the store must be `complete` (the CLI), a
+ * missing one. Reads only.
+ */
+function storeProblem(db: Database, complete: boolean): string | undefined {
+  const columnsOf = db.prepare('SELECT name FROM pragma_table_info(?)');
+  for (const [table, expected] of STORE_TABLES) {
+    const found = (columnsOf.all(table) as { name: string }[]).map((c) => c.name);
+    if (found.length === 0) {
+      if (complete) return `it has no ${table} table`;
+      continue;
+    }
+    if (found.length !== expected.length || !expected.every((c) => found.includes(c))) return `its ${table} table has other columns: ${found.join(', ')}`;
+  }
+  return undefined;
+}
+
+/** Why a file could not be opened as a store, and what to do about it: a typed error that keeps the driver's as its cause. */
+function openFailure(file: string, error: unknown): StoreUnavailableError {
+  const code = sqliteCode(error);
+  const why = error instanceof Error ? error.message : String(error);
+  const dir = path.dirname(file);
+  const isDirectory = (p: string): boolean => {
+    try {
+      return statSync(p).isDirectory();
+    } catch {
+      return false;
+    }
+  };
+  let hint: string;
+  if (isDirectory(file)) hint = `${file} is a directory: give the path of a store file (a new file is created)`;
+  else if (!isDirectory(dir)) hint = `its directory ${dir} does not exist: create it, or give a path in an existing directory`;
+  else if (code === 'SQLITE_NOTADB') hint = `${file} is not a SQLite database: give the path of a dead letter store, or of a file to create`;
+  else if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') hint = 'another connection holds a write lock on the file: try again once it is released';
+  else hint = `check that ${dir} exists and that this process may create and write files there, or give another path`;
+  return new StoreUnavailableError(file, why, code, hint, error);
 }
 
 function alive(osPid: number): boolean {
@@ -78,7 +141,9 @@ function alive(osPid: number): boolean {
  * @internal The durable store: better-sqlite3 in WAL mode with `synchronous=NORMAL` (it survives a
  * kill -9 of the OS process, not a power loss). Adds made in one turn of the event loop are written
  * in one transaction (a group commit), and `add` resolves after it. Messages are stored with the
- * structured clone serializer (`v8.serialize`). A node claims the file; the CLI opens it unclaimed.
+ * structured clone serializer (`v8.serialize`). A node claims the file (`access: 'create'`: a new
+ * file, or a store, never another application's database); the CLI opens an existing store
+ * unclaimed, checked on a read-only connection first, and keeps that connection for `'read'`.
  * A write that fails is reported to `onError`: an update stays queued for the next try, except at
  * `close()`, where there is none, so the report says that it is lost.
  */
@@ -90,6 +155,7 @@ export class SqliteStore implements DeadLetterStore {
   readonly #insert: Statement;
   readonly #commit: (rows: { record: NewRecord; payload: Buffer }[]) => number[];
   #batch: { record: NewRecord; payload: Buffer; resolve: (id: string) => void; reject: (e: unknown) => void }[] = [];
+  readonly #maxPayloadBytes: number;
   readonly #onError: (message: string, error: unknown) => void;
   #writes: { sql: string; args: unknown[] }[] = [];
   readonly #statements = new Map<string, Statement>();
@@ -100,28 +166,65 @@ export class SqliteStore implements DeadLetterStore {
     file: string,
     owner: string | undefined,
     onError: (message: string, error: unknown) => void = () => undefined,
-    existing = false,
+    access: 'create' | 'read' | 'write' = 'create',
     options: SqliteStoreOptions = {},
   ) {
     this.file = path.resolve(file);
     this.#onError = onError;
+    this.#maxPayloadBytes = options.maxPayloadBytes ?? SQLITE_MAX_LENGTH;
     const Driver = loadDriver();
     if (owner !== undefined && openFiles.has(this.file)) throw new StoreInUseError(this.file, 'another node in this OS process');
-    const db = (this.#db = new Driver(this.file, options.busyTimeoutMs === undefined ? {} : { timeout: options.busyTimeoutMs }));
-    try {
-      if (existing) {
-        // the CLI: it works on an existing queue only, and never turns another database into one
-        const table = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'dead_letters'").get();
-        if (table === undefined) throw new KeelError('ERR_INVALID_ARGUMENT', `${this.file} is not a Keel dead letter store (it has no dead_letters table)`);
+    const timeout = options.busyTimeoutMs === undefined ? {} : { timeout: options.busyTimeoutMs };
+    const open = (readonly: boolean): Database => {
+      try {
+        return new Driver(this.file, readonly ? { ...timeout, readonly: true, fileMustExist: true } : timeout);
+      } catch (e) {
+        throw openFailure(this.file, e);
       }
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      db.exec(SCHEMA);
-    } catch (e) {
-      // not a store, not a database, or locked while it needs a write to be set up: not kept open
-      db.close();
-      throw e;
+    };
+    let db: Database;
+    if (access === 'create') {
+      db = open(false);
+      try {
+        // a file that holds another application's dead_letters table is left as it is (no WAL switch, no schema)
+        const problem = storeProblem(db, false);
+        if (problem !== undefined) {
+          throw new StoreUnavailableError(this.file, `it is not a Keel dead letter store (${problem})`, undefined, 'give the path of a dead letter store, or of a file to create', undefined);
+        }
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = NORMAL');
+        db.exec(SCHEMA);
+      } catch (e) {
+        // not a store, not a database, or locked while it needs a write to be set up: not kept open
+        db.close();
+        throw isKeelError(e) ? e : openFailure(this.file, e);
+      }
+    } else {
+      // the CLI: an existing store only. It is checked on a read-only connection before anything
+      // else touches the file, so another database is never turned into one (nor switched to WAL)
+      const reader = open(true);
+      try {
+        const problem = storeProblem(reader, true);
+        if (problem !== undefined) throw new KeelError('ERR_INVALID_ARGUMENT', `${this.file} is not a Keel dead letter store (${problem})`);
+      } catch (e) {
+        reader.close();
+        throw isKeelError(e) ? e : openFailure(this.file, e);
+      }
+      if (access === 'read') {
+        db = reader; // list and show never write
+      } else {
+        reader.close();
+        db = open(false);
+        try {
+          db.pragma('journal_mode = WAL');
+          db.pragma('synchronous = NORMAL');
+        } catch (e) {
+          db.close();
+          throw openFailure(this.file, e);
+        }
+      }
     }
+    this.#db = db;
     this.#claimed = owner !== undefined;
     if (owner !== undefined) {
       // check and claim in one write transaction, so that two OS processes cannot both take it
@@ -136,7 +239,7 @@ export class SqliteStore implements DeadLetterStore {
         taken = claim.immediate();
       } catch (e) {
         db.close();
-        throw e;
+        throw openFailure(this.file, e);
       }
       if (taken !== undefined) {
         db.close();
@@ -167,14 +270,22 @@ export class SqliteStore implements DeadLetterStore {
       // serialized here, not in the group's transaction: a record that cannot be stored is refused alone
       payload = serialize([record.message, record.metadata]);
     } catch (e) {
-      return Promise.reject(new NotSerializableError('message', `not serializable (${(e as Error).message})`));
+      // the structural check passed, so the serializer met something it did not (a getter that throws
+      // when read again, say): named as the message or the metadata, whichever fails alone
+      return Promise.reject(new NotSerializableError(serializes(record.metadata) ? 'message' : 'metadata', `not serializable (${thrownText(e)})`));
     }
+    // refused here too, alone: in the group's transaction it would fail the others with it
+    if (payload.length > this.#maxPayloadBytes) return Promise.reject(new DeadLetterTooLargeError(payload.length, this.#maxPayloadBytes));
     return new Promise((resolve, reject) => {
       if (this.#batch.push({ record, payload, resolve, reject }) === 1) setImmediate(() => this.#flush());
     });
   }
 
-  /** Writes the adds of this turn in one transaction, then resolves them. */
+  /**
+   * Writes the adds of this turn in one transaction, then resolves them. When the transaction fails
+   * for one row's sake (too big, a constraint), the rows are written again one by one, so that only
+   * that row fails; a failure of the whole database (locked, full) fails them all at once.
+   */
   #flush(): void {
     const batch = this.#batch;
     this.#batch = [];
@@ -183,13 +294,30 @@ export class SqliteStore implements DeadLetterStore {
       const ids = this.#commit(batch);
       batch.forEach((b, i) => b.resolve(String(ids[i])));
     } catch (e) {
-      for (const b of batch) b.reject(e);
+      if (batch.length === 1 || DATABASE_WIDE.test(sqliteCode(e) ?? '')) {
+        for (const b of batch) b.reject(this.#addError(e, b.payload));
+        return;
+      }
+      for (const b of batch) {
+        try {
+          b.resolve(String(this.#commit([b])[0]));
+        } catch (one) {
+          b.reject(this.#addError(one, b.payload));
+        }
+      }
     }
+  }
+
+  /** Why an add failed: SQLite's own "too big" as the typed refusal, anything else as it is. */
+  #addError(error: unknown, payload: Buffer): unknown {
+    return sqliteCode(error) === 'SQLITE_TOOBIG' ? new DeadLetterTooLargeError(payload.length, this.#maxPayloadBytes, error) : error;
   }
 
   get(id: string): Record_ | undefined {
     this.#flushWrites();
-    const row = this.#statement('SELECT * FROM dead_letters WHERE seq = ?').get(Number(id)) as Row | undefined;
+    const seq = seqOf(id);
+    if (seq === undefined) return undefined;
+    const row = this.#statement('SELECT * FROM dead_letters WHERE seq = ?').get(seq) as Row | undefined;
     return row === undefined ? undefined : toRecord(row);
   }
 
@@ -205,10 +333,11 @@ export class SqliteStore implements DeadLetterStore {
   /** Updates are written behind, in one transaction per turn; every read flushes them first. */
   update(id: string, changes: Partial<Pick<Record_, 'attempts' | 'lastAttemptAt' | 'nextRetryAt' | 'lastError' | 'status'>>): void {
     const keys = Object.keys(changes).sort();
-    if (keys.length === 0) return;
+    const seq = seqOf(id);
+    if (keys.length === 0 || seq === undefined) return;
     const sql = `UPDATE dead_letters SET ${keys.map((k) => `${COLUMNS[k]!} = ?`).join(', ')} WHERE seq = ?`;
     const args = keys.map((k) => (k === 'lastError' ? errorColumn(changes.lastError) : (changes as Record<string, unknown>)[k]));
-    if (this.#writes.push({ sql, args: [...args, Number(id)] }) === 1) setImmediate(() => this.#flushWrites());
+    if (this.#writes.push({ sql, args: [...args, seq] }) === 1) setImmediate(() => this.#flushWrites());
   }
 
   /**
@@ -239,7 +368,8 @@ export class SqliteStore implements DeadLetterStore {
 
   remove(id: string): boolean {
     this.#flushWrites();
-    return this.#statement('DELETE FROM dead_letters WHERE seq = ?').run(Number(id)).changes > 0;
+    const seq = seqOf(id);
+    return seq !== undefined && this.#statement('DELETE FROM dead_letters WHERE seq = ?').run(seq).changes > 0;
   }
 
   purge(filter: DeadLetterFilter, now: number): number {
@@ -316,23 +446,64 @@ function whereOf(filter: DeadLetterFilter, now: number): { where: string; args: 
   return { where, args };
 }
 
+function serializes(value: unknown): boolean {
+  try {
+    serialize(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function errorColumn(error: unknown): Buffer | string | null {
   return error === undefined ? null : typeof error === 'string' ? error : serialize(error);
 }
 
+/**
+ * A row as a record; never throws. A payload that cannot be decoded (a corrupt row) gives a record
+ * without its message and metadata, marked `undecodable` with the raw size; a last error that
+ * cannot be decoded becomes a text that says so (the entry itself is fine).
+ */
 function toRecord(row: Row): Record_ {
-  const [message, metadata] = deserialize(row.payload) as [unknown, Record<string, unknown>];
-  return {
+  const record: Record_ = {
     id: String(row.seq),
     recipient: row.recipient,
-    message,
+    message: undefined,
     reason: row.reason,
-    metadata,
+    metadata: {},
     attempts: row.attempts,
     firstFailedAt: row.first_failed_at,
     lastAttemptAt: row.last_attempt_at,
     nextRetryAt: row.next_retry_at,
-    lastError: row.last_error === null ? undefined : typeof row.last_error === 'string' ? row.last_error : deserialize(row.last_error),
+    lastError: lastErrorOf(row.last_error),
     status: row.status,
   };
+  let error: string;
+  try {
+    const decoded: unknown = deserialize(row.payload as Buffer); // anything else throws, and is reported
+    if (Array.isArray(decoded) && decoded.length === 2 && typeof decoded[1] === 'object' && decoded[1] !== null) {
+      record.message = decoded[0];
+      record.metadata = decoded[1] as Record<string, unknown>;
+      return record;
+    }
+    error = 'not a [message, metadata] pair';
+  } catch (e) {
+    error = thrownText(e);
+  }
+  return Object.assign(record, { undecodable: { bytes: byteSize(row.payload), error } });
+}
+
+function lastErrorOf(column: unknown): unknown {
+  if (column === null) return undefined;
+  if (!Buffer.isBuffer(column)) return column; // text stays text
+  try {
+    return deserialize(column);
+  } catch (e) {
+    return `undecodable last error (${column.length} bytes): ${thrownText(e)}`;
+  }
+}
+
+/** The size of a column as stored: a blob's bytes, a text's UTF-8 bytes. */
+function byteSize(column: unknown): number {
+  return Buffer.isBuffer(column) ? column.length : Buffer.byteLength(String(column));
 }
