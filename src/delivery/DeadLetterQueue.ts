@@ -1,4 +1,4 @@
-import { InvalidArgumentError, isKeelError, NotSerializableError } from '../errors.js';
+import { checkKeys, InvalidArgumentError, isKeelError, NotSerializableError } from '../errors.js';
 import type { GenServerSpec } from '../otp/GenServer.js';
 import { Proc } from '../runtime/internal/Proc.js';
 import type { KeelNode } from '../runtime/Node.js';
@@ -28,6 +28,7 @@ export const DLQ_PROCESS = 'keel.dead_letter_queue';
 const PID_TEXT = /^<.+\.\d+\.\d+>$/;
 
 function settings(o: DeadLetterOptions): Settings {
+  checkKeys(o, ['store', 'capacity', 'maxRetries', 'backoff', 'parkedTtlMs', 'retryConcurrency'], 'services.deadLetters');
   const int = (key: 'capacity' | 'maxRetries' | 'retryConcurrency', fallback: number, min: number): number => {
     const v = o[key];
     if (v === undefined) return fallback;
@@ -117,6 +118,9 @@ export class DeadLetterService implements DeadLetterQueue {
     this.#ensureStarted = ensureStarted;
     this.#addedProbe = node.telemetry.probe('keel.dead_letter_queue.message_added');
     const store = o.store ?? { kind: 'memory' };
+    if (typeof store !== 'object') throw new InvalidArgumentError('services.deadLetters.store', "{ kind: 'memory' } | { kind: 'sqlite', path }", store);
+    // maxPayloadBytes and busyTimeoutMs: settings only Keel's own tests give (see internalStoreOptions)
+    checkKeys(store, store.kind === 'sqlite' ? ['kind', 'path', 'maxPayloadBytes', 'busyTimeoutMs'] : ['kind'], 'services.deadLetters.store');
     if (store.kind === 'sqlite') {
       if (typeof store.path !== 'string' || store.path === '') throw new InvalidArgumentError('services.deadLetters.store.path', 'a file path', store.path);
       this.store = new SqliteStore(store.path, `${node.name}-${node.creation}`, (message, error) => node.logger.error(message, error), 'create', internalStoreOptions(store));

@@ -55,6 +55,13 @@ export interface DeadLetter {
   readonly nextRetryAt: number;
   readonly lastError: unknown;
   readonly status: 'pending' | 'parked';
+  /**
+   * Present when the store could not decode the entry's message and metadata (a corrupt row of a
+   * SQLite file): `message` is then `undefined` and `metadata` `{}`. `bytes` is the size of the raw
+   * payload kept in the file, `error` why it could not be decoded. The queue parks such an entry
+   * (`reason: 'undecodable'` in the `parked` event) instead of delivering it.
+   */
+  readonly undecodable?: { readonly bytes: number; readonly error: string };
 }
 
 /** The node's dead letter queue (slot 1). Until the service is plugged in, every method answers `unavailable`. */

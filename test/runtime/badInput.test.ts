@@ -374,6 +374,8 @@ describe('options a call does not know', () => {
       ['services.bogus', () => createNode({ services: { bogus: 1 } as never })],
       ['services.monitors.leakAge', () => createNode({ services: { monitors: { leakAge: 5 } as never } })],
       ['scheduler.slice', () => createNode({ scheduler: { slice: 5 } as never })],
+      ['services.deadLetters.retries', () => createNode({ services: { deadLetters: { retries: 5 } as never } })],
+      ['services.deadLetters.store.file', () => createNode({ services: { deadLetters: { store: { kind: 'memory', file: 'x.db' } as never } } })],
     ];
     for (const [argument, make] of cases) expectKeelError(thrown(make), 'ERR_INVALID_ARGUMENT', `\`${argument}\``);
     const node = track();

@@ -2,20 +2,6 @@ import { types } from 'node:util';
 import { InvalidArgumentError, NotSerializableError } from '../../errors.js';
 import type { DeadLetter, DeadLetterFilter } from '../../runtime/services.js';
 
-// The delivery layer's own field of a dead letter, declared here rather than in the runtime's
-// service types (the runtime knows nothing of how a store encodes a record).
-declare module '../../runtime/services.js' {
-  interface DeadLetter {
-    /**
-     * Present when the store could not decode the entry's message and metadata (a corrupt row of a
-     * SQLite file): `message` is then `undefined` and `metadata` `{}`. `bytes` is the size of the raw
-     * payload kept in the file, `error` why it could not be decoded. The queue parks such an entry
-     * (`reason: 'undecodable'` in the `parked` event) instead of delivering it.
-     */
-    readonly undecodable?: { readonly bytes: number; readonly error: string };
-  }
-}
-
 /** @internal A dead letter as the queue stores it. */
 export type Record_ = {
   -readonly [K in keyof DeadLetter]: DeadLetter[K];
