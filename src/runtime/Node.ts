@@ -179,7 +179,9 @@ export class KeelNode implements Node {
     [this.#longAbove, this.#longBelow] = longMailboxBounds(options.longMailbox);
     this.#longScheduleMs = positiveNumber('scheduler.longScheduleMs', scheduler.longScheduleMs, 50);
     this.name = name ?? `keel-${++defaultNameSeq}`;
-    this.creation = freshCreation();
+    // under a virtual clock the creation comes from the node's random too: a seeded simulation then
+    // repeats its pids' text and its message ids as well
+    this.creation = freshCreation(isDeterministic(clock) ? checkedRandom(random) : undefined);
     this.clock = clock;
     this.random = checkedRandom(random);
     this.logger = logger;
@@ -1590,9 +1592,10 @@ function longMailboxBounds(options: unknown): [number, number] {
   return [above as number, below as number];
 }
 
-function freshCreation(): number {
+function freshCreation(random: (() => number) | undefined): number {
   for (;;) {
-    const c = randomInt(1, 2 ** 30); // a small integer: V8 keeps it unboxed in every pid
+    // a small integer: V8 keeps it unboxed in every pid
+    const c = random === undefined ? randomInt(1, 2 ** 30) : 1 + Math.floor(random() * (2 ** 30 - 2));
     if (!creationsInUse.has(c)) {
       creationsInUse.add(c);
       return c;

@@ -81,6 +81,18 @@ describe('SimulatedClock', () => {
     expect(await run(12)).not.toEqual(a);
   });
 
+  it('draws a node’s creation from its seeded random, so pids and message ids repeat too', async () => {
+    const ids = async (): Promise<[number, string]> => {
+      const node = createNode({ name: 'sim', clock: new SimulatedClock(), random: seededRandom(5), logger: { info() {}, warn() {}, error() {} } });
+      const outcome = await sendSupervised(node, 'nobody', 'x', { onError: 'ignore' });
+      await node.shutdown();
+      return [node.creation, outcome.id];
+    };
+    const [creation, id] = await ids();
+    expect(await ids()).toEqual([creation, id]);
+    expect(id).toBe(`sim-${creation}-1`);
+  });
+
   it('refuses a start that is not a finite number and a delay that is not a number', () => {
     expectKeelError(thrown(() => new SimulatedClock({ start: NaN })), 'ERR_INVALID_ARGUMENT');
     expectKeelError(thrown(() => new SimulatedClock().setTimer(NaN, () => undefined)), 'ERR_INVALID_ARGUMENT');
