@@ -181,7 +181,7 @@ export class KeelNode implements Node {
     this.name = name ?? `keel-${++defaultNameSeq}`;
     // under a virtual clock the creation comes from the node's random too: a seeded simulation then
     // repeats its pids' text and its message ids as well
-    this.creation = freshCreation(isDeterministic(clock) ? checkedRandom(random) : undefined);
+    this.creation = freshCreation(this.#deterministic ? checkedRandom(random) : undefined);
     this.clock = clock;
     this.random = checkedRandom(random);
     this.logger = logger;
@@ -491,9 +491,16 @@ export class KeelNode implements Node {
 
   #enqueue(p: Proc, message: unknown, from: Proc | undefined): Delivery {
     if ((p.flags & (F_BOUNDED | F_DEAD)) !== 0) return this.#enqueueBounded(p, message, from);
+    // user code (the long mailbox's event handlers, the logger) runs once the mailbox and the run queue are consistent
+    if (this.#push(p, message) === this.#longAbove) this.#mailboxLong(p);
+    return Delivery.Enqueued;
+  }
+
+  /** Puts a message in a live process's mailbox and schedules the process; returns the new length. */
+  #push(p: Proc, message: unknown): number {
     const buf = p.size < p.buf.length ? p.buf : grow(p);
     buf[(p.head + p.size) & (buf.length - 1)] = message;
-    if (++p.size === this.#longAbove) this.#mailboxLong(p);
+    const size = ++p.size;
     if ((p.flags & (F_SCHEDULED | F_RUNNING | F_BUSY | F_DEAD)) === 0) {
       p.flags |= F_SCHEDULED;
       this.#rqPush(p);
@@ -502,7 +509,7 @@ export class KeelNode implements Node {
         void RESOLVED.then(this.#drain);
       }
     }
-    return Delivery.Enqueued;
+    return size;
   }
 
   /** The slow path: a dead target, or a bounded mailbox. User code (events, listeners) runs only after the mailbox is consistent. */
@@ -519,12 +526,7 @@ export class KeelNode implements Node {
       }
       evicted = evictOldest(p);
     }
-    p.flags &= ~F_BOUNDED;
-    try {
-      this.#enqueue(p, message, from);
-    } finally {
-      p.flags |= F_BOUNDED;
-    }
+    if (this.#push(p, message) === this.#longAbove) this.#mailboxLong(p);
     if (evicted !== NOTHING) {
       this.#dropped(undefined, p.self, evicted, 'mailbox_full', 'drop_oldest');
       if (Envelope.is(evicted)) this.#settleEnvelope(evicted, 'dropped');
@@ -623,7 +625,7 @@ export class KeelNode implements Node {
       p.flags &= ~F_SCHEDULED;
       if ((p.flags & F_DEAD) !== 0) continue;
       if ((p.flags & (F_SLOW | F_FRESH)) !== 0 && this.#countdown > 1) {
-        // a process seen slow is measured after each of its messages, a new one after its first turn
+        // a process seen slow is measured after each of its messages, a new one after its first message
         this.#interval -= this.#countdown - 1;
         this.#countdown = 1;
       }
