@@ -17,7 +17,7 @@ commands:
           --simulate runs on virtual time with deterministic scheduling: the same --seed prints
           the same report, byte for byte
   soak    the reliability soak: supervised sends under chaos at a rate, every message accounted
-          for, leaks and heap checked
+          for, leaks and heap checked; --overload: each overflow policy under a 10x faster producer
   tour    a short walk through processes, links, supervisors, GenServers and supervised send
   dlq     inspect and manage a SQLite dead letter store
   audit   report what a tree needs to migrate to Keel (the rules of keel/eslint-plugin)

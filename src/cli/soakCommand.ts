@@ -1,13 +1,16 @@
 import { parseArgs } from 'node:util';
 import { isKeelError } from '../errors.js';
+import { overloadOptions, overloadPassed, runOverload, type OverloadOptions } from './overload.js';
 import { runSoak, soakOptions, soakPassed, type SoakOptions } from './soak.js';
 
 export const SOAK_USAGE = `usage: keel soak [--duration 60] [--rate 100000] [--kill 0.1] [--seed 1] [--json] [--simulate]
+       keel soak --overload [--duration 60] [--rate 100000] [--seed 1] [--json] [--simulate]
 
   the soak: producers send --rate msg/s with supervised send to workers under three supervisors while
   --kill of the workers are killed every second; every message is accounted for (exit code 1 when a
-  check fails). --simulate runs on virtual time: the same --seed replays the same report, byte for
-  byte (on stdout; the real heap figures go to stderr)`;
+  check fails). --overload: one producer per overflow policy, 10x faster than its bounded consumer;
+  --rate is then each producer's rate. --simulate runs on virtual time: the same --seed replays the
+  same report, byte for byte (on stdout; the real heap figures go to stderr)`;
 
 /** Bad usage: one line, exit 2. */
 class UsageError extends Error {}
@@ -16,7 +19,7 @@ class UsageError extends Error {}
 const NUMBER = /^(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?$/i;
 
 /** What `keel soak` was asked to run. */
-export type SoakCommand = { options: Partial<SoakOptions> };
+export type SoakCommand = { overload: false; options: Partial<SoakOptions> } | { overload: true; options: Partial<OverloadOptions> };
 
 /** Parses `keel soak`'s flags (node:util parseArgs, strict); a bad flag or value throws with one line. */
 export function parseSoakArgs(argv: string[]): SoakCommand {
@@ -33,6 +36,7 @@ export function parseSoakArgs(argv: string[]): SoakCommand {
         seed: { type: 'string' },
         json: { type: 'boolean' },
         simulate: { type: 'boolean' },
+        overload: { type: 'boolean' },
       },
     }));
   } catch (e) {
@@ -52,8 +56,25 @@ export function parseSoakArgs(argv: string[]): SoakCommand {
   }
   if (values.json === true) options.json = true;
   if (values.simulate === true) options.simulate = true;
+  if (values.overload === true) {
+    if (options.kill !== undefined) throw new UsageError('--kill does not apply to --overload (its consumers are not killed)');
+    const { kill: _kill, ...rest } = options;
+    const overload = overloadOptionsOf(rest);
+    checked(() => overloadOptions(overload));
+    return { overload: true, options: overload };
+  }
   checked(() => soakOptions(options));
-  return { options };
+  return { overload: false, options };
+}
+
+function overloadOptionsOf(options: Partial<SoakOptions>): Partial<OverloadOptions> {
+  const out: Partial<OverloadOptions> = {};
+  if (options.duration !== undefined) out.duration = options.duration;
+  if (options.rate !== undefined) out.rate = options.rate;
+  if (options.seed !== undefined) out.seed = options.seed;
+  if (options.json !== undefined) out.json = options.json;
+  if (options.simulate !== undefined) out.simulate = options.simulate;
+  return out;
 }
 
 /** A bad value is refused while parsing, before anything starts, with the flag's name. */
@@ -67,7 +88,7 @@ function checked<T>(fn: () => T): T {
 }
 
 /**
- * `keel soak`: runs the soak, prints its report on `print`
+ * `keel soak`: runs the soak (or with `--overload` the overload run), prints its report on `print`
  * and what is not part of a replay (the real heap under --simulate, the progress) on `aside`.
  * Returns the exit code: 0 when every check passed, 1 when one failed, 2 for bad usage.
  */
@@ -80,5 +101,6 @@ export async function runSoakCommand(argv: string[], print: (line: string) => vo
     aside(`keel soak: ${e.message}`);
     return 2;
   }
+  if (command.overload) return overloadPassed(await runOverload(command.options, print, aside)) ? 0 : 1;
   return soakPassed(await runSoak(command.options, print, aside)) ? 0 : 1;
 }

@@ -1,6 +1,7 @@
-// `keel soak --simulate`: on a SimulatedClock the same seed replays the
+// `keel soak --simulate` and `--overload --simulate`: on a SimulatedClock the same seed replays the
 // same report, byte for byte (the SQLite dead letter store included); the real heap is printed apart.
 import { describe, expect, it } from 'vitest';
+import { runOverload, overloadPassed } from '../../src/cli/overload.js';
 import { runSoak, SOAK_WORKERS, soakPassed } from '../../src/cli/soak.js';
 
 const WORKERS = SOAK_WORKERS.named + SOAK_WORKERS.lossy + SOAK_WORKERS.pool;
@@ -52,5 +53,20 @@ describe('keel soak --simulate', () => {
     expect(report.deadLetters.byReason.receiver_exited).toBeGreaterThan(0);
     expect(report.messages.droppedReported).toBeGreaterThan(0);
     expect(report.messages.unaccounted).toBe(0);
+  }, 60_000);
+});
+
+describe('keel soak --overload --simulate', () => {
+  it('replays the same report byte for byte for the same seed', async () => {
+    const run = async (seed: number): Promise<string> => {
+      const out: string[] = [];
+      const report = await runOverload({ duration: 2, rate: 5000, seed, simulate: true }, (l) => out.push(l), () => {});
+      expect(overloadPassed(report)).toBe(true);
+      return out.join('\n');
+    };
+    const first = await run(2);
+    expect(await run(2)).toBe(first);
+    expect(await run(3)).not.toBe(first);
+    expect(first).toContain('on virtual time');
   }, 60_000);
 });

@@ -99,11 +99,13 @@ describe('keel soak (runSoak)', () => {
 
 describe('keel soak (the command)', () => {
   it('parses its flags with node:util parseArgs', () => {
-    expect(parseSoakArgs([])).toEqual({ options: {} });
+    expect(parseSoakArgs([])).toEqual({ overload: false, options: {} });
     expect(parseSoakArgs(['--duration', '5', '--rate', '1e4', '--kill', '0.2', '--seed', '3', '--json', '--simulate'])).toEqual({
+      overload: false,
       options: { duration: 5, rate: 10_000, kill: 0.2, seed: 3, json: true, simulate: true },
     });
-    expect(parseSoakArgs(['--duration=7'])).toEqual({ options: { duration: 7 } });
+    expect(parseSoakArgs(['--overload', '--duration', '10', '--rate', '500'])).toEqual({ overload: true, options: { duration: 10, rate: 500 } });
+    expect(parseSoakArgs(['--duration=7'])).toEqual({ overload: false, options: { duration: 7 } });
   });
 
   it('refuses a bad flag or value in one line, exit code 2, before anything runs', async () => {
@@ -118,6 +120,8 @@ describe('keel soak (the command)', () => {
       [['--seed', '1.5'], 'expected `--seed` to be an integer >= 0, got 1.5'],
       [['soak'], "Unexpected argument 'soak'"],
       [['--json=yes'], "Option '--json' does not take an argument"],
+      [['--overload', '--kill', '0.1'], '--kill does not apply to --overload'],
+      [['--overload', '--rate', '0'], 'expected `--rate` to be a positive number of messages per second, got 0'],
     ];
     for (const [argv, fragment] of cases) {
       const out: string[] = [];
