@@ -126,7 +126,8 @@ export function mb(bytes: number): string {
 
 /** The heap line of a report. */
 export function heapLine(h: HeapReport): string {
-  const growth = `${h.growthBytes >= 0 ? '+' : '-'}${mb(Math.abs(h.growthBytes))}`;
+  // no '-0.0 MB': a shrink under 0.05 MB reads as +0.0
+  const growth = `${h.growthBytes >= 0 || mb(-h.growthBytes) === mb(0) ? '+' : '-'}${mb(Math.abs(h.growthBytes))}`;
   return (
     `heap start ${mb(h.startBytes)} (at ${h.warmupS} s), end ${mb(h.endBytes)}, max ${mb(h.maxBytes)}: ${growth}, ` +
     `${h.flat ? 'flat' : 'GREW'} (tolerance ${mb(h.toleranceBytes)}: ${HEAP_TOLERANCE_FRACTION * 100}% of start, at least ${mb(HEAP_TOLERANCE_MIN_BYTES)}; ` +
