@@ -5,6 +5,7 @@ import { runDemo } from './demo.js';
 import { runServicesDemo } from './demoServices.js';
 import { AUDIT_USAGE, runAudit } from './audit.js';
 import { DLQ_USAGE, runDlq } from './dlq.js';
+import { runSoakCommand, SOAK_USAGE } from './soakCommand.js';
 
 const USAGE = `usage: keel <command>
 
@@ -15,9 +16,13 @@ commands:
                     [--fail-rate 0.01] [--json] [--simulate]
           --simulate runs on virtual time with deterministic scheduling: the same --seed prints
           the same report, byte for byte
+  soak    the reliability soak: supervised sends under chaos at a rate, every message accounted
+          for, leaks and heap checked; --overload: each overflow policy under a 10x faster producer
   tour    a short walk through processes, links, supervisors, GenServers and supervised send
   dlq     inspect and manage a SQLite dead letter store
   audit   report what a tree needs to migrate to Keel (the rules of keel/eslint-plugin)
+
+${SOAK_USAGE}
 
 ${DLQ_USAGE}
 
@@ -47,6 +52,9 @@ async function main(argv: string[]): Promise<number> {
       const report = await runAgentDemo(options, (line) => console.log(line), progress);
       return demoPassed(report) ? 0 : 1;
     }
+    case 'soak':
+      // the report on stdout; the progress and, under --simulate, the real heap figures on stderr
+      return runSoakCommand(argv.slice(1), (line) => console.log(line), (line) => console.error(line));
     case 'tour':
       console.log('-- processes, links, monitors and exits');
       await runDemo();

@@ -1,0 +1,136 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import type { Node, TimerHandle } from '../index.js';
+
+/**
+ * What the heap did during a run of `keel soak`: `heapUsed` sampled once a second on the node's
+ * clock, each time after a full garbage collection. `start` is the first sample once the run is
+ * warm (after `warmupS` seconds), `end` the last sample of the load, `max` the largest from the
+ * start on. The heap is flat when it grew by no more than the tolerance from start to end:
+ * {@link HEAP_TOLERANCE_FRACTION} of the start, at least {@link HEAP_TOLERANCE_MIN_BYTES}.
+ */
+export interface HeapReport {
+  /** Samples taken from the warm-up to the end of the load. */
+  readonly samples: number;
+  /** Whether every sample followed a full garbage collection (always, unless V8 refused to expose it). */
+  readonly gc: boolean;
+  readonly warmupS: number;
+  readonly startBytes: number;
+  readonly endBytes: number;
+  readonly maxBytes: number;
+  /** `endBytes - startBytes` (negative when the heap shrank). */
+  readonly growthBytes: number;
+  readonly toleranceBytes: number;
+  readonly flat: boolean;
+  /** Every sample, bytes, one a second from the warm-up on. */
+  readonly series: readonly number[];
+}
+
+/** The heap may grow by this fraction of its warm size between the warm-up and the end of the load... */
+export const HEAP_TOLERANCE_FRACTION = 0.1;
+/** ...or by this many bytes, whichever is larger (after a full GC a warm heap moves by well under a MB from one second to the next: 6.5 to 7.0 MB over the 60 s soak). */
+export const HEAP_TOLERANCE_MIN_BYTES = 4 * 1024 * 1024;
+
+/** When the heap is warm: a tenth of the run, at least 2 s and at most 5 s (so a 10 s run is judged on 8 s, a 60 s run on 55 s). */
+export function warmupSeconds(durationS: number): number {
+  return Math.min(5, Math.max(2, Math.floor(durationS / 10)));
+}
+
+/**
+ * A full garbage collection: `global.gc` when node runs with `--expose-gc` (as `npm run soak`
+ * does), else the same function taken from a fresh V8 context after turning the flag on (what
+ * jest's leak detector does; under Vitest, say). Undefined when neither works: the samples then
+ * include garbage and the report says so.
+ */
+export function fullGc(): (() => void) | undefined {
+  const exposed = (globalThis as { gc?: () => void }).gc;
+  if (typeof exposed === 'function') return exposed;
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc: unknown = runInNewContext('gc');
+    return typeof gc === 'function' ? (gc as () => void) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Samples `heapUsed` once a second on `node`'s clock, from `start()` to `stop()`. */
+export class HeapSampler {
+  readonly #node: Node;
+  readonly #gc: (() => void) | undefined;
+  readonly #warmupMs: number;
+  readonly #warmupS: number;
+  /** Bytes at each second of the load from the warm-up on. */
+  readonly #samples: number[] = [];
+  #startedAt = 0;
+  #timer: TimerHandle | undefined = undefined;
+
+  constructor(node: Node, durationS: number, gc: (() => void) | undefined = fullGc()) {
+    this.#node = node;
+    this.#gc = gc;
+    this.#warmupS = warmupSeconds(durationS);
+    this.#warmupMs = this.#warmupS * 1000;
+  }
+
+  start(): void {
+    this.#startedAt = this.#node.clock.now();
+    this.#arm();
+  }
+
+  #arm(): void {
+    this.#timer = this.#node.clock.setTimer(1000, () => {
+      this.#timer = undefined;
+      if (this.#node.clock.now() - this.#startedAt >= this.#warmupMs) this.#samples.push(this.#sample());
+      this.#arm();
+    });
+  }
+
+  #sample(): number {
+    this.#gc?.();
+    return process.memoryUsage().heapUsed;
+  }
+
+  /** Stops sampling: the load is over. Takes a last sample when the timer has not taken one yet. */
+  stop(): void {
+    if (this.#timer !== undefined) this.#node.clock.clearTimer(this.#timer);
+    this.#timer = undefined;
+    if (this.#samples.length === 0) this.#samples.push(this.#sample());
+  }
+
+  report(): HeapReport {
+    const samples = this.#samples;
+    const startBytes = samples[0] ?? 0;
+    const endBytes = samples[samples.length - 1] ?? 0;
+    const maxBytes = samples.reduce((a, b) => Math.max(a, b), 0);
+    const toleranceBytes = Math.max(HEAP_TOLERANCE_MIN_BYTES, Math.round(startBytes * HEAP_TOLERANCE_FRACTION));
+    const growthBytes = endBytes - startBytes;
+    return {
+      samples: samples.length,
+      gc: this.#gc !== undefined,
+      warmupS: this.#warmupS,
+      startBytes,
+      endBytes,
+      maxBytes,
+      growthBytes,
+      toleranceBytes,
+      flat: growthBytes <= toleranceBytes,
+      series: [...samples],
+    };
+  }
+}
+
+/** Bytes as MB with one decimal. */
+export function mb(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** The heap line of a report. */
+export function heapLine(h: HeapReport): string {
+  // no '-0.0 MB': a shrink under 0.05 MB reads as +0.0
+  const growth = `${h.growthBytes >= 0 || mb(-h.growthBytes) === mb(0) ? '+' : '-'}${mb(Math.abs(h.growthBytes))}`;
+  return (
+    `heap start ${mb(h.startBytes)} (at ${h.warmupS} s), end ${mb(h.endBytes)}, max ${mb(h.maxBytes)}: ${growth}, ` +
+    `${h.flat ? 'flat' : 'GREW'} (tolerance ${mb(h.toleranceBytes)}: ${HEAP_TOLERANCE_FRACTION * 100}% of start, at least ${mb(HEAP_TOLERANCE_MIN_BYTES)}; ` +
+    `${h.samples} samples${h.gc ? ', each after a full GC' : ', NO forced GC: samples include garbage'})`
+  );
+}

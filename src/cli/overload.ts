@@ -1,0 +1,399 @@
+import {
+  createNode,
+  InvalidArgumentError,
+  sendSupervised,
+  seededRandom,
+  SimulatedClock,
+  type Context,
+  type Logger,
+  type Pid,
+  type SendOutcome,
+} from '../index.js';
+import { heapLine, HeapSampler, type HeapReport } from './heapSampler.js';
+import { count } from './soak.js';
+
+/** `keel soak --overload`'s knobs. */
+export interface OverloadOptions {
+  /** Seconds of load (default 60). */
+  duration: number;
+  /** Messages per second each policy's producer sends (default 100,000); its consumer handles a tenth of that. */
+  rate: number;
+  /** Seeds the producers' mix of sends (default 1). */
+  seed: number;
+  json: boolean;
+  /** On a SimulatedClock: the same seed, the same report, byte for byte (the real heap is printed apart). */
+  simulate: boolean;
+  /** @internal A fault a test injects to prove a check fails: a consumer that forgets one raw message it handled. */
+  inject?: { loseOne?: boolean };
+  /** @internal The heap sampler's full GC. */
+  gc?: () => void;
+}
+
+export const OVERLOAD_DEFAULTS: OverloadOptions = { duration: 60, rate: 100_000, seed: 1, json: false, simulate: false };
+
+export const OVERLOAD_POLICIES = ['reject', 'drop_newest', 'drop_oldest'] as const;
+export type OverloadPolicy = (typeof OVERLOAD_POLICIES)[number];
+/** Each consumer's bounded mailbox. */
+export const OVERLOAD_CAPACITY = 1000;
+/** The producer is this many times faster than its consumer. */
+export const OVERLOAD_FACTOR = 10;
+const TICK_MS = 10;
+const MAX_BURST_S = 0.25;
+const SETTLE_GRACE_MS = 30_000;
+/** A supervised `'handled'` send waits this long: far longer than a full mailbox takes to drain, so none is expected to time out (each one that did would be reported by its outcome). */
+const HANDLED_TIMEOUT_MS = 60_000;
+
+/** The kinds of send each producer mixes: raw `ctx.send`, supervised at `'enqueued'`, supervised at `'handled'` (both `onError: 'ignore'`, no retries). */
+const KINDS = ['raw', 'enqueued', 'handled'] as const;
+type KindName = (typeof KINDS)[number];
+/** The mix, out of 10: 5 raw, 3 enqueued, 2 handled. */
+const MIX: readonly number[] = [0, 0, 0, 0, 0, 1, 1, 1, 2, 2];
+
+/** How one kind of send fared on one policy. */
+export interface OverloadKind {
+  sent: number;
+  handled: number;
+  /** `keel.message.dropped` events (reason `mailbox_full`) for its messages: refused, or (`drop_oldest`) evicted. */
+  dropped: number;
+  /** Of `dropped`, those a `drop_oldest` mailbox evicted after taking them. */
+  evicted: number;
+  /** Supervised only: the outcomes. `failed` by reason. */
+  ok: number;
+  failed: Record<string, number>;
+}
+
+export interface OverloadLane {
+  policy: OverloadPolicy;
+  capacity: number;
+  /** Achieved during the load (messages per second of the node's clock). */
+  producerRate: number;
+  consumerRate: number;
+  sent: number;
+  handled: number;
+  dropped: number;
+  /** `sent - handled - dropped - supervised 'handled' sends that timed out` (withdrawn, reported by their outcome): must be 0. */
+  unaccounted: number;
+  byKind: Record<KindName, OverloadKind>;
+  /** Whether the first and the last message sent were handled. */
+  keptFirst: boolean;
+  keptLast: boolean;
+  checks: {
+    /** sent = handled + dropped (every drop an event), for the lane and for each kind. */
+    countsExact: boolean;
+    /** The supervised sends' outcomes agree with what the consumer handled and the events dropped. */
+    outcomesExact: boolean;
+    /** The consumer handled the messages in the order they were sent (one sender, one receiver). */
+    ordered: boolean;
+    /** The mailbox did overflow (dropped > 0), and the policy kept what it keeps: the newest (`drop_oldest`) or the oldest (`reject`, `drop_newest`). */
+    policyHeld: boolean;
+  };
+}
+
+export interface OverloadReport {
+  options: { duration: number; rate: number; seed: number; simulate: boolean };
+  seconds: number;
+  lanes: OverloadLane[];
+  /** Dropped events that were none of the lanes' messages, or not `mailbox_full`: must be 0. */
+  strayDrops: number;
+  /** Lines the node logged. */
+  log: { warnings: number; errors: number };
+  memory?: HeapReport;
+  elapsedMs?: number;
+  checks: { countsExact: boolean; outcomesExact: boolean; ordered: boolean; policiesHeld: boolean; noStrayDrops: boolean; memoryFlat?: boolean };
+}
+
+export function overloadOptions(input: Partial<OverloadOptions>): OverloadOptions {
+  const o = { ...OVERLOAD_DEFAULTS, ...input };
+  for (const [key, what] of [['duration', 'a positive number of seconds'], ['rate', 'a positive number of messages per second']] as const) {
+    if (typeof o[key] !== 'number' || !Number.isFinite(o[key]) || !(o[key] > 0)) throw new InvalidArgumentError(`--${key}`, what, o[key]);
+  }
+  if (!Number.isSafeInteger(o.seed) || o.seed < 0) throw new InvalidArgumentError('--seed', 'an integer >= 0', o.seed);
+  return o;
+}
+
+export function overloadPassed(r: OverloadReport): boolean {
+  return Object.values(r.checks).every(Boolean);
+}
+
+type Message = { lane: number; kind: number; seq: number };
+
+function isMessage(m: unknown): m is Message {
+  return typeof m === 'object' && m !== null && typeof (m as Message).lane === 'number' && typeof (m as Message).kind === 'number' && typeof (m as Message).seq === 'number';
+}
+
+interface LaneState {
+  readonly policy: OverloadPolicy;
+  consumer: Pid;
+  sent: number[];
+  handled: number[];
+  dropped: number[];
+  evicted: number[];
+  ok: number[];
+  failed: Record<string, number>[];
+  handledAtLoadEnd: number;
+  lastSeq: number;
+  ordered: boolean;
+  firstHandled: boolean;
+  lastHandledSeq: number;
+  /** Tokens the consumer may spend: a tenth of what its producer sent. */
+  tokens: number;
+  wake: (() => void) | undefined;
+}
+
+/**
+ * `npm run soak -- --overload`: for each overflow policy, a producer sends `rate` messages a second
+ * (raw sends, and supervised sends at both acks) to a consumer with a bounded mailbox that handles
+ * one message for every ten sent. Every message is handled or dropped with a `keel.message.dropped`
+ * event, counted exactly, and the supervised sends' outcomes agree; the heap stays flat.
+ */
+export async function runOverload(input: Partial<OverloadOptions> = {}, print: (line: string) => void = console.log, aside: (line: string) => void = print): Promise<OverloadReport> {
+  const o = overloadOptions(input);
+  const clock = o.simulate ? new SimulatedClock({ start: 0 }) : undefined;
+  const log = { warnings: 0, errors: 0 };
+  const logger: Logger = { info: () => undefined, warn: () => void log.warnings++, error: () => void log.errors++ };
+  const node = createNode({ name: 'keel-overload', ...(clock === undefined ? {} : { clock }), random: seededRandom(o.seed), logger, services: false });
+  const realStart = performance.now();
+  const durationMs = o.duration * 1000;
+  const heap = new HeapSampler(node, o.duration, o.gc);
+  const zero = () => KINDS.map(() => 0);
+  const lanes: LaneState[] = OVERLOAD_POLICIES.map((policy) => ({
+    policy,
+    consumer: undefined as unknown as Pid,
+    sent: zero(),
+    handled: zero(),
+    dropped: zero(),
+    evicted: zero(),
+    ok: zero(),
+    failed: KINDS.map(() => ({})),
+    handledAtLoadEnd: 0,
+    lastSeq: -1,
+    ordered: true,
+    firstHandled: false,
+    lastHandledSeq: -1,
+    tokens: 0,
+    wake: undefined,
+  }));
+  let strayDrops = 0;
+  node.telemetry.attach('keel-overload', ['keel.message.dropped'], (_event, m, meta) => {
+    const message = meta.message;
+    const lane = isMessage(message) ? lanes[message.lane] : undefined;
+    if (lane === undefined || meta.reason !== 'mailbox_full' || (m.count ?? 1) !== 1) {
+      strayDrops += m.count ?? 1;
+      return;
+    }
+    const { kind } = message as Message;
+    lane.dropped[kind]!++;
+    if (meta.overflow === 'drop_oldest') lane.evicted[kind]!++;
+  });
+  let outstanding = 0;
+  let settledWaiter: (() => void) | undefined;
+  const settle = (): void => {
+    if (--outstanding === 0 && settledWaiter !== undefined) settledWaiter();
+  };
+  try {
+    let lose = o.inject?.loseOne === true;
+    const consumerInit = (lane: LaneState) => () => {
+      const take = (m: Message): void => {
+        // the fault a test injects: a consumer that handles a raw message (after its first hundred) and forgets it
+        if (lose && m.kind === 0 && m.seq >= 100) {
+          lose = false;
+          return;
+        }
+        lane.handled[m.kind]!++;
+        if (m.seq <= lane.lastSeq) lane.ordered = false;
+        lane.lastSeq = m.seq;
+        if (m.seq === 0) lane.firstHandled = true;
+        lane.lastHandledSeq = m.seq;
+      };
+      return (m: unknown): void | Promise<void> => {
+        if (!isMessage(m)) return;
+        if (lane.tokens >= 1) {
+          lane.tokens--;
+          take(m);
+          return;
+        }
+        // no token: busy until the producer's next tick grants some, while its mailbox fills
+        return new Promise<void>((resolve) => {
+          lane.wake = () => {
+            lane.tokens--;
+            take(m);
+            resolve();
+          };
+        });
+      };
+    };
+    const grant = (lane: LaneState, n: number): void => {
+      lane.tokens += n;
+      if (lane.tokens >= 1 && lane.wake !== undefined) {
+        const wake = lane.wake;
+        lane.wake = undefined;
+        wake();
+      }
+    };
+    for (const lane of lanes) {
+      lane.consumer = node.spawn(consumerInit(lane), { name: `overload.${lane.policy}`, mailbox: { capacity: OVERLOAD_CAPACITY, overflow: lane.policy } });
+    }
+
+    const perTick = (ms: number) => Math.floor(o.rate * (ms / 1000));
+    const maxBurst = Math.max(1, Math.ceil(o.rate * MAX_BURST_S));
+    let finished = 0;
+    let loadDone!: () => void;
+    const load = new Promise<void>((resolve) => {
+      loadDone = resolve;
+    });
+    const loadStart = node.clock.now();
+    heap.start();
+    const handledOptions = { ack: 'handled' as const, timeout: HANDLED_TIMEOUT_MS, onError: 'ignore' as const };
+    const enqueuedOptions = { ack: 'enqueued' as const, onError: 'ignore' as const };
+    lanes.forEach((lane, index) => {
+      node.spawn<'tick'>((ctx: Context<'tick'>) => {
+        const random = seededRandom((Math.imul(o.seed, 0x9e3779b1) + index + 1) >>> 0);
+        let seq = 0;
+        let owedTokens = 0;
+        const onOutcome = (kind: number) => (outcome: SendOutcome): void => {
+          if (outcome.ok) lane.ok[kind]!++;
+          else lane.failed[kind]![outcome.reason] = (lane.failed[kind]![outcome.reason] ?? 0) + 1;
+          settle();
+        };
+        const outcomes = [onOutcome(0), onOutcome(1), onOutcome(2)] as const;
+        const tick = (): void => {
+          const elapsed = node.clock.now() - loadStart;
+          const n = Math.min(perTick(Math.min(elapsed, durationMs)) - seq, maxBurst);
+          for (let i = 0; i < n; i++) {
+            const kind = MIX[Math.floor(random() * MIX.length)]!;
+            const message: Message = { lane: index, kind, seq: seq++ };
+            lane.sent[kind]!++;
+            if (kind === 0) {
+              // eslint-disable-next-line keel/no-raw-send -- the overload run measures raw sends too: each one refused or evicted is a keel.message.dropped event
+              ctx.send(lane.consumer, message);
+            } else {
+              outstanding++;
+              void sendSupervised(ctx, lane.consumer, message, kind === 1 ? enqueuedOptions : handledOptions).then(outcomes[kind]);
+            }
+          }
+          // the consumer handles one message for every OVERLOAD_FACTOR sent
+          owedTokens += n / OVERLOAD_FACTOR;
+          const whole = Math.floor(owedTokens);
+          owedTokens -= whole;
+          grant(lane, whole);
+          if (elapsed < durationMs) ctx.sendAfter(ctx.self, 'tick', TICK_MS);
+          else {
+            lane.handledAtLoadEnd = lane.handled.reduce((a, b) => a + b, 0);
+            if (++finished === lanes.length) loadDone();
+          }
+        };
+        ctx.sendAfter(ctx.self, 'tick', TICK_MS);
+        return () => tick(); // its own ticks are all it is sent
+      });
+    });
+
+    await load;
+    const loadMs = node.clock.now() - loadStart;
+    heap.stop();
+    // the consumers drain what is left in their mailboxes, then the last outcomes arrive
+    for (const lane of lanes) grant(lane, Infinity);
+    let grace: unknown;
+    const settled = outstanding === 0 ? Promise.resolve() : new Promise<void>((resolve) => (settledWaiter = resolve));
+    await Promise.race([settled, new Promise<void>((resolve) => (grace = node.clock.setTimer(SETTLE_GRACE_MS, resolve)))]);
+    node.clock.clearTimer(grace);
+    await node.idle();
+
+    const seconds = loadMs / 1000;
+    const reports = lanes.map((lane): OverloadLane => {
+      const byKind = Object.fromEntries(
+        KINDS.map((name, k) => [name, { sent: lane.sent[k]!, handled: lane.handled[k]!, dropped: lane.dropped[k]!, evicted: lane.evicted[k]!, ok: lane.ok[k]!, failed: { ...lane.failed[k]! } }]),
+      ) as Record<KindName, OverloadKind>;
+      const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+      const sent = sum(lane.sent);
+      const handled = sum(lane.handled);
+      const dropped = sum(lane.dropped);
+      const timedOut = byKind.handled.failed.timeout ?? 0;
+      const failedTotal = (k: OverloadKind) => sum(Object.values(k.failed));
+      const { raw, enqueued: enq, handled: h } = byKind;
+      const kindsExact = raw.sent === raw.handled + raw.dropped && enq.sent === enq.handled + enq.dropped && h.sent === h.handled + h.dropped + timedOut;
+      // refused: a failed outcome and an event; evicted from a drop_oldest mailbox after its acknowledgement: an ok outcome and an event
+      const refused = enq.dropped - enq.evicted;
+      const outcomesExact =
+        enq.ok + failedTotal(enq) === enq.sent && failedTotal(enq) === (enq.failed.mailbox_full ?? 0) && (enq.failed.mailbox_full ?? 0) === refused && enq.ok === enq.handled + enq.evicted;
+      const handledExact = h.ok + failedTotal(h) === h.sent && h.ok === h.handled && (h.failed.mailbox_full ?? 0) === h.dropped && failedTotal(h) === h.dropped + timedOut;
+      const lastSeq = sent - 1;
+      const keptFirst = lane.firstHandled;
+      const keptLast = lane.lastHandledSeq === lastSeq;
+      return {
+        policy: lane.policy,
+        capacity: OVERLOAD_CAPACITY,
+        producerRate: Math.round(sent / seconds),
+        consumerRate: Math.round(lane.handledAtLoadEnd / seconds),
+        sent,
+        handled,
+        dropped,
+        unaccounted: sent - handled - dropped - timedOut,
+        byKind,
+        keptFirst,
+        keptLast,
+        checks: {
+          countsExact: sent === handled + dropped + timedOut && kindsExact,
+          outcomesExact: outcomesExact && handledExact,
+          ordered: lane.ordered,
+          policyHeld: dropped > 0 && (lane.policy === 'drop_oldest' ? keptLast : keptFirst),
+        },
+      };
+    });
+    const memory = heap.report();
+    const all = (key: keyof OverloadLane['checks']) => reports.every((r) => r.checks[key]);
+    const report: OverloadReport = {
+      options: { duration: o.duration, rate: o.rate, seed: o.seed, simulate: o.simulate },
+      seconds,
+      lanes: reports,
+      strayDrops,
+      log,
+      ...(o.simulate ? {} : { memory, elapsedMs: Math.round(performance.now() - realStart) }),
+      checks: {
+        countsExact: all('countsExact'),
+        outcomesExact: all('outcomesExact') && outstanding === 0,
+        ordered: all('ordered'),
+        policiesHeld: all('policyHeld'),
+        noStrayDrops: strayDrops === 0,
+        ...(o.simulate ? {} : { memoryFlat: memory.flat }),
+      },
+    };
+    if (o.json) print(JSON.stringify(report));
+    else printReport(report, print);
+    if (o.simulate) aside(`  memory        (real heap, not part of the replayable report) ${heapLine(memory)}`);
+    return report;
+  } finally {
+    await node.shutdown();
+  }
+}
+
+function printReport(r: OverloadReport, print: (line: string) => void): void {
+  const ok = (b: boolean | undefined) => (b === false ? 'FAILED' : 'ok');
+  const o = r.options;
+  print('');
+  print(
+    `keel soak --overload: ${o.duration} s, each producer ${count(o.rate)} msg/s, ${OVERLOAD_FACTOR}x faster than its consumer (a bounded mailbox of ${count(OVERLOAD_CAPACITY)}), seed ${o.seed}` +
+      (o.simulate ? ', on virtual time (simulated: the same --seed replays this report byte for byte)' : `, in ${((r.elapsedMs ?? 0) / 1000).toFixed(1)} s of real time`),
+  );
+  for (const l of r.lanes) {
+    print(
+      `  ${l.policy.padEnd(12)}  sent ${count(l.sent)} = handled ${count(l.handled)} + dropped ${count(l.dropped)} (each a keel.message.dropped event); unaccounted ${l.unaccounted}` +
+        `  [${ok(l.checks.countsExact)}]`,
+    );
+    print(`                producer ${count(l.producerRate)} msg/s, consumer ${count(l.consumerRate)} msg/s; first message handled ${l.keptFirst ? 'yes' : 'no'}, last ${l.keptLast ? 'yes' : 'no'}  [${ok(l.checks.policyHeld)}]; in order [${ok(l.checks.ordered)}]`);
+    for (const k of KINDS) {
+      const b = l.byKind[k];
+      const outcomes = k === 'raw' ? '' : `; outcomes ok ${count(b.ok)}, failed ${Object.entries(b.failed).map(([why, n]) => `${why} ${count(n)}`).join(', ') || '0'}`;
+      print(`      ${k.padEnd(9)} sent ${count(b.sent)}, handled ${count(b.handled)}, dropped ${count(b.dropped)}${b.evicted > 0 ? ` (evicted ${count(b.evicted)})` : ''}${outcomes}`);
+    }
+    print(`                supervised outcomes agree  [${ok(l.checks.outcomesExact)}]`);
+  }
+  print(`  stray drops   ${r.strayDrops}  [${ok(r.checks.noStrayDrops)}]`);
+  print(`  log           warnings ${count(r.log.warnings)}, errors ${count(r.log.errors)}`);
+  if (r.memory !== undefined) print(`  memory        ${heapLine(r.memory)}  [${ok(r.checks.memoryFlat)}]`);
+  const failed = Object.entries(r.checks).filter(([, v]) => !v).map(([k]) => k);
+  if (failed.length === 0) print('  checks        all passed');
+  else {
+    print(`  checks        FAILED: ${failed.join(', ')}`);
+    print(`  replay        npm run soak -- --overload --seed ${o.seed} --duration ${o.duration} --rate ${o.rate} --simulate`);
+  }
+}

@@ -1,0 +1,539 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  createNode,
+  DynamicSupervisor,
+  GenServer,
+  InvalidArgumentError,
+  isKeelError,
+  isUnavailable,
+  type LeaksFoundError,
+  sendSupervised,
+  seededRandom,
+  SimulatedClock,
+  Supervisor,
+  type ChildSpec,
+  type Context,
+  type GenServerSpec,
+  type Logger,
+  type Node,
+  type Pid,
+  type SendOutcome,
+} from '../index.js';
+import { expectNoLeaks } from '../testing/expectNoLeaks.js';
+import { heapLine, HeapSampler, type HeapReport } from './heapSampler.js';
+import { type KindAccount, SoakLedger } from './soakLedger.js';
+
+/** `keel soak`'s knobs (`--duration 60 --rate 100000 --kill 0.1 --seed 1 --json --simulate`). */
+export interface SoakOptions {
+  /** Seconds of load (default 60). */
+  duration: number;
+  /** Messages per second the producers send, paced on the node's clock (default 100,000). */
+  rate: number;
+  /** The fraction of the workers killed per second (default 0.1: 6 of the 60 workers a second). */
+  kill: number;
+  /** Seeds the node's random (backoff jitter, the chaos's victims) and the traffic (default 1). */
+  seed: number;
+  /** Print one JSON line instead of the report. */
+  json: boolean;
+  /**
+   * Run on a SimulatedClock: virtual time, deterministic scheduling; the same seed prints the same
+   * report byte for byte (the heap figures, real, are printed apart).
+   */
+  simulate: boolean;
+  /**
+   * @internal Faults a test injects to prove a check fails (not a CLI flag): `loseOne`, a worker that
+   * handles a message and forgets it; `leak`, workers that keep a kilobyte of every message they handle.
+   */
+  inject?: { loseOne?: boolean; leak?: boolean };
+  /** @internal The heap sampler's full GC (a test passes a fake to prove the memory check fails). */
+  gc?: () => void;
+}
+
+export const SOAK_DEFAULTS: SoakOptions = { duration: 60, rate: 100_000, kill: 0.1, seed: 1, json: false, simulate: false };
+
+/** The workers: named ones under a Supervisor (sent to by name), lossy ones under another, a pool under a DynamicSupervisor (sent to by pid). */
+export const SOAK_WORKERS = { named: 24, lossy: 12, pool: 24 } as const;
+const WORKERS = SOAK_WORKERS.named + SOAK_WORKERS.lossy + SOAK_WORKERS.pool;
+const PRODUCERS = 4;
+/** The producers send what is due, and the chaos process kills its share of the kills per second, every 10 ms of the node's clock... */
+const TICK_MS = 10;
+/** ...at most this much of their backlog at once (a quarter of a second's worth), so a stall does not end in one giant burst. */
+const MAX_BURST_S = 0.25;
+/** How long, after the load, the soak waits for the last outcomes before it accounts (on the node's clock): past it, a send still waiting is unaccounted. */
+const SETTLE_GRACE_MS = 30_000;
+/** How long, after the load, the soak waits for the last victims to come back (on the node's clock). */
+const RESTART_GRACE_MS = 5000;
+/** Rounds of the dead letter queue's manual retry of what is pending, after the load. */
+const DRAIN_ROUNDS = 10;
+
+const BACKOFF = { initialMs: 5, factor: 2, maxMs: 200 };
+
+/** How a kind is sent: every kind gives the same options, so that the sends' options objects share one shape (see `send`). */
+interface KindOptions {
+  readonly ack: 'enqueued' | 'handled';
+  /** Per attempt, `'handled'` only (ignored for `'enqueued'`). */
+  readonly timeout: number;
+  readonly retries: number;
+  readonly backoff: typeof BACKOFF;
+  readonly onError: 'dead_letter' | 'log' | 'ignore';
+}
+
+/** One kind of traffic: how it is sent, to which workers, and its share of the messages (percent). */
+interface Kind {
+  readonly label: string;
+  readonly to: 'named' | 'lossy' | 'pool';
+  readonly share: number;
+  readonly options: KindOptions;
+}
+
+const kind = (label: string, to: Kind['to'], share: number, ack: KindOptions['ack'], onError: KindOptions['onError'], retries: number): Kind => ({
+  label,
+  to,
+  share,
+  options: { ack, timeout: 2000, retries, backoff: BACKOFF, onError },
+});
+
+/**
+ * The traffic. Acknowledged at `'enqueued'` with `'log'` or `'ignore'`, a message whose receiver dies
+ * with it queued is reported only by that death's `receiver_exited` event (a count, no ids): those
+ * kinds go to the lossy workers alone, and nothing else does, so that those events' counts are
+ * exactly their messages. Every other kind dead-letters, or reports its failure in its outcome.
+ */
+export const SOAK_KINDS: readonly Kind[] = [
+  kind('enqueued, dead_letter, by name', 'named', 25, 'enqueued', 'dead_letter', 3),
+  kind('enqueued, dead_letter, by pid', 'pool', 15, 'enqueued', 'dead_letter', 3),
+  kind('enqueued, log, by name', 'lossy', 8, 'enqueued', 'log', 2),
+  kind('enqueued, ignore, by name', 'lossy', 7, 'enqueued', 'ignore', 1),
+  kind('handled, dead_letter, by name', 'named', 15, 'handled', 'dead_letter', 3),
+  kind('handled, dead_letter, by pid', 'pool', 10, 'handled', 'dead_letter', 2),
+  kind('handled, log, by name', 'named', 10, 'handled', 'log', 1),
+  kind('handled, ignore, by pid', 'pool', 10, 'handled', 'ignore', 0),
+];
+const LOSSY_KINDS: ReadonlySet<number> = new Set(SOAK_KINDS.flatMap((k, i) => (k.to === 'lossy' ? [i] : [])));
+
+/** Everything the soak accounts for. */
+export interface SoakReport {
+  options: { duration: number; rate: number; kill: number; seed: number; simulate: boolean };
+  workers: { total: number; named: number; lossy: number; pool: number };
+  /** `seconds` of load on the node's clock (virtual under --simulate); `target` the messages the rate asks for; `rate` achieved. */
+  load: { seconds: number; target: number; sent: number; rate: number; reached: boolean };
+  /**
+   * Every message sent is in exactly one class: `handled` (by unique message id, the dead letter
+   * queue's redeliveries included), `deadLettered` (in the queue at the end), `failedReported` (its
+   * outcome said so), `droppedReported` (lossy kinds: counted by the `receiver_exited` events), or
+   * `unaccounted` (lost without a word: must be 0). `duplicates`: extra deliveries of messages
+   * handled more than once; `overlaps`: messages in two classes; `foreign`: handled ids or dead
+   * letters the soak never sent; `overReported`: drops the events count beyond the lossy messages
+   * missing.
+   */
+  messages: {
+    sent: number;
+    handled: number;
+    duplicates: number;
+    deadLettered: number;
+    failedReported: number;
+    droppedReported: number;
+    unaccounted: number;
+    overlaps: number;
+    foreign: number;
+    overReported: number;
+    rejected: number;
+  };
+  byKind: (KindAccount & { kind: string })[];
+  chaos: { kills: number; missed: number; restarts: number; restartsFailed: number; supervisorsGaveUp: number; workersAlive: number };
+  /** The queue's own counts (`recovered`: redeliveries its receivers handled), and `inQueue`: its entries the ledger found, at the end. */
+  deadLetters: { added: number; byReason: Record<string, number>; recovered: number; pending: number; parked: number; evicted: number; refused: number; inQueue: number };
+  /** `keel.message.dropped` events during the run: the messages they count, by reason. */
+  droppedEvents: Record<string, number>;
+  /** What `expectNoLeaks(node)` found at the end. */
+  leaks: { count: number; found: string[] };
+  /** Lines the node logged (a `'log'` send's failure is a warning). */
+  log: { warnings: number; errors: number };
+  /** Real heap figures: absent under --simulate (printed apart there: they are not part of the replay). */
+  memory?: HeapReport;
+  /** Real time the run took, ms: absent under --simulate. */
+  elapsedMs?: number;
+  checks: { messagesAccounted: boolean; oneClassEach: boolean; deadLettersAccounted: boolean; noLeaks: boolean; supervisionHeld: boolean; memoryFlat?: boolean };
+}
+
+/** Validates options (shared by the CLI and the tests). */
+export function soakOptions(input: Partial<SoakOptions>): SoakOptions {
+  const o = { ...SOAK_DEFAULTS, ...input };
+  const positive = (key: 'duration' | 'rate', what: string) => {
+    if (typeof o[key] !== 'number' || !Number.isFinite(o[key]) || !(o[key] > 0)) throw new InvalidArgumentError(`--${key}`, what, o[key]);
+  };
+  positive('duration', 'a positive number of seconds');
+  positive('rate', 'a positive number of messages per second');
+  if (o.rate * o.duration > 2e9) throw new InvalidArgumentError('--rate', 'at most 2e9 messages over the run (rate x duration)', o.rate * o.duration);
+  if (typeof o.kill !== 'number' || !(o.kill >= 0 && o.kill <= 1)) throw new InvalidArgumentError('--kill', 'a fraction of the workers per second, from 0 to 1', o.kill);
+  if (!Number.isSafeInteger(o.seed) || o.seed < 0) throw new InvalidArgumentError('--seed', 'an integer >= 0', o.seed);
+  return o;
+}
+
+/** True when every check of the report passed. */
+export function soakPassed(r: SoakReport): boolean {
+  return Object.values(r.checks).every(Boolean);
+}
+
+/** The messages each producer sends by the time `ms` of load have passed. */
+function dueBy(rate: number, ms: number): number {
+  return Math.floor((rate / PRODUCERS) * (ms / 1000));
+}
+
+/** Waits `ms` on the node's clock. */
+function wait(node: Node, ms: number): Promise<void> {
+  return new Promise((resolve) => node.clock.setTimer(ms, resolve));
+}
+
+/**
+ * `npm run soak`: producers send at `rate` with supervised send (both acks, retries with backoff,
+ * dead-lettering to a SQLite store, logging or ignoring failures) to workers under three
+ * supervisors, while a chaos process kills `kill` of the workers every second. After the load the
+ * dead letter queue redelivers what is pending; then a ledger puts every message sent in exactly
+ * one class, `expectNoLeaks` audits the node, and the heap's start, end and max are compared.
+ */
+export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: string) => void = console.log, aside: (line: string) => void = print): Promise<SoakReport> {
+  const o = soakOptions(input);
+  const clock = o.simulate ? new SimulatedClock({ start: 0 }) : undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'keel-soak-'));
+  const log = { warnings: 0, errors: 0 };
+  const logger: Logger = { info: () => undefined, warn: () => void log.warnings++, error: () => void log.errors++ };
+  const node = createNode({
+    name: 'keel-soak',
+    ...(clock === undefined ? {} : { clock }),
+    random: seededRandom(o.seed),
+    logger,
+    services: { deadLetters: { store: { kind: 'sqlite', path: join(dir, 'dead-letters.db') }, backoff: { initialMs: 250, factor: 2, maxMs: 2000 }, maxRetries: 8 } },
+  });
+  const realStart = performance.now();
+  const durationMs = o.duration * 1000;
+  const perProducer = dueBy(o.rate, durationMs);
+  const ledger = new SoakLedger(perProducer * PRODUCERS);
+  const heap = new HeapSampler(node, o.duration, o.gc);
+
+  // what the node reports: restarts, supervisors giving up, dead letters, dropped messages
+  let restarts = 0;
+  let restartsFailed = 0;
+  let supervisorsGaveUp = 0;
+  let addedEvents = 0;
+  const deadLetterReasons: Record<string, number> = {};
+  const droppedEvents: Record<string, number> = {};
+  /** The lossy workers, by pid: their deaths' `receiver_exited` counts are the lossy kinds' drops. */
+  const lossyPids = new WeakSet<object>();
+  let lossyDropped = 0;
+  node.telemetry.attach('keel-soak', ['keel.supervisor.child_restarted', 'keel.supervisor.child_restart_failed', 'keel.supervisor.shutdown', 'keel.dead_letter_queue.message_added', 'keel.message.dropped'], (event, m, meta) => {
+    if (event === 'keel.supervisor.child_restarted') restarts++;
+    else if (event === 'keel.supervisor.child_restart_failed') restartsFailed++;
+    else if (event === 'keel.supervisor.shutdown') supervisorsGaveUp += meta.reason === 'max_restart_intensity' ? 1 : 0;
+    else if (event === 'keel.dead_letter_queue.message_added') {
+      addedEvents++;
+      deadLetterReasons[String(meta.reason)] = (deadLetterReasons[String(meta.reason)] ?? 0) + 1;
+    } else {
+      const count = m.count ?? 1;
+      droppedEvents[String(meta.reason)] = (droppedEvents[String(meta.reason)] ?? 0) + count;
+      if (meta.reason === 'receiver_exited' && typeof meta.to === 'object' && meta.to !== null && lossyPids.has(meta.to)) lossyDropped += count;
+    }
+  });
+
+  try {
+    // ---- the workers: each handles a message by noting its id in the ledger ----
+    let lose = o.inject?.loseOne === true;
+    const leaked: string[] | undefined = o.inject?.leak === true ? [] : undefined;
+    const handle = (ctx: Context<any>, lossy: boolean): void => {
+      // the faults a test injects: a worker that handles a message and forgets it, behind the
+      // ledger's back; workers that keep something of every message
+      if (lose && !lossy) {
+        lose = false;
+        return;
+      }
+      leaked?.push(`${ctx.messageId ?? ''}${'.'.repeat(1024)}`);
+      ledger.handled(ctx.messageId);
+    };
+    const worker = (lossy: boolean) => (ctx: Context<any>) => {
+      if (lossy) lossyPids.add(ctx.self);
+      return () => handle(ctx, lossy);
+    };
+    const serverWorker: GenServerSpec<number> = {
+      init: () => 0,
+      handleInfo: (_message, n, ctx) => {
+        handle(ctx, false);
+        return n + 1;
+      },
+    };
+    const named = Array.from({ length: SOAK_WORKERS.named }, (_, i) => `soak.named.${i}`);
+    const lossy = Array.from({ length: SOAK_WORKERS.lossy }, (_, i) => `soak.lossy.${i}`);
+    /** The pool's workers, by slot: a restarted worker takes its slot's place. */
+    const slots: Pid[] = [];
+    // half the named workers are raw processes, half GenServers; each comes back under its name
+    const namedSpecs: ChildSpec[] = named.map((name, i) => ({
+      id: name,
+      start: (ctx) => (i % 2 === 0 ? ctx.spawnLink(worker(false), { name }) : GenServer.startLink(ctx, serverWorker, undefined, { name })),
+    }));
+    const lossySpecs: ChildSpec[] = lossy.map((name) => ({ id: name, start: (ctx) => ctx.spawnLink(worker(true), { name }) }));
+    const intensity = { maxRestarts: 1000, withinMs: 1000 };
+    const root = await Supervisor.start(node, [
+      // named workers come back after a short backoff: sends by name meanwhile find no process and retry
+      { id: 'named', type: 'supervisor', start: (ctx) => Supervisor.startLink(ctx, namedSpecs, { ...intensity, backoff: { initialMs: 5, factor: 2, maxMs: 50 } }) },
+      { id: 'lossy', type: 'supervisor', start: (ctx) => Supervisor.startLink(ctx, lossySpecs, intensity) },
+      { id: 'pool', type: 'supervisor', start: (ctx) => DynamicSupervisor.startLink(ctx, { ...intensity, name: 'soak.pool' }) },
+    ], { name: 'soak.root' });
+    for (let j = 0; j < SOAK_WORKERS.pool; j++) {
+      await DynamicSupervisor.startChild(node, 'soak.pool', {
+        start: (ctx) => {
+          const pid = ctx.spawnLink(worker(false));
+          slots[j] = pid;
+          return pid;
+        },
+      });
+    }
+    const workerPid = (i: number): Pid | undefined => {
+      const pid = i < named.length ? node.registry.whereis(named[i]!) : i < named.length + lossy.length ? node.registry.whereis(lossy[i - named.length]!) : slots[i - named.length - lossy.length];
+      return pid !== undefined && node.isAlive(pid) ? pid : undefined;
+    };
+    const aliveWorkers = (): number => {
+      let n = 0;
+      for (let i = 0; i < WORKERS; i++) if (workerPid(i) !== undefined) n++;
+      return n;
+    };
+
+    /** When the load started, on the node's clock (set just before the producers start). */
+    let loadStart = 0;
+
+    // ---- the chaos: its share of the kills at each tick, victims drawn from the node's seeded random ----
+    let kills = 0;
+    let missed = 0;
+    const chaos = node.spawn<'tick'>(() => {
+      let struck = 0;
+      return () => {
+        // the kills due by now on the node's clock (a tick that comes late strikes what it owes)
+        const due = Math.floor((o.kill * WORKERS * Math.min(node.clock.now() - loadStart, durationMs)) / 1000);
+        for (; struck < due; struck++) {
+          // a worker that is restarting is no victim: draw again, a few times
+          let victim: Pid | undefined;
+          for (let tries = 0; tries < 4 && victim === undefined; tries++) victim = workerPid(Math.floor(node.random() * WORKERS));
+          if (victim === undefined) missed++;
+          else {
+            kills++;
+            node.exit(victim, 'kill');
+          }
+        }
+      };
+    });
+
+    // ---- the producers: paced on the node's clock, each with its own seeded traffic ----
+    const shares: number[] = [];
+    SOAK_KINDS.forEach((k, i) => {
+      for (let s = 0; s < k.share; s++) shares.push(i);
+    });
+    if (shares.length !== 100) throw new Error(`the soak's traffic shares add up to ${shares.length}%, not 100%`);
+    const onOutcome = (outcome: SendOutcome): void => ledger.outcome(outcome);
+    const maxBurst = Math.max(1, Math.ceil((o.rate / PRODUCERS) * MAX_BURST_S));
+    let finished = 0;
+    let loadDone!: () => void;
+    const load = new Promise<void>((resolve) => {
+      loadDone = resolve;
+    });
+    loadStart = node.clock.now();
+    heap.start();
+    const progress = clock === undefined && !o.json ? setProgress(node, aside, () => `sent ${ledger.sent}, outcomes pending ${ledger.outstanding}, kills ${kills}, restarts ${restarts}, dead letters ${addedEvents}`) : undefined;
+    const producers: Pid<'tick'>[] = [];
+    for (let p = 0; p < PRODUCERS; p++) {
+      const producer = node.spawn<'tick'>((ctx) => {
+        const random = seededRandom((Math.imul(o.seed, 0x9e3779b1) + p + 1) >>> 0);
+        let mine = 0;
+        const send = (): void => {
+          const k = shares[Math.floor(random() * 100)]!;
+          const kind = SOAK_KINDS[k]!;
+          const to: Pid | string =
+            kind.to === 'named' ? named[Math.floor(random() * named.length)]! : kind.to === 'lossy' ? lossy[Math.floor(random() * lossy.length)]! : slots[Math.floor(random() * slots.length)]!;
+          const seq = ledger.next(k);
+          // a literal of one shape for every kind, not a spread (`{ ...kind.options, id }`): on Node 20 a
+          // spread with a key added costs about 0.7 µs, and its objects are slow to enumerate (a
+          // micro-benchmark of such sends ran at a fifth of the rate)
+          const ko = kind.options;
+          const options = { ack: ko.ack, timeout: ko.timeout, retries: ko.retries, backoff: ko.backoff, onError: ko.onError, id: SoakLedger.id(seq) };
+          sendSupervised(ctx, to, { k, seq }, options).then(onOutcome, () => ledger.rejection(seq));
+        };
+        return () => {
+          const elapsed = node.clock.now() - loadStart;
+          const n = Math.min(dueBy(o.rate, Math.min(elapsed, durationMs)) - mine, maxBurst);
+          for (let i = 0; i < n; i++) send();
+          mine += n;
+          if (elapsed >= durationMs && ++finished === PRODUCERS) loadDone();
+        };
+      });
+      producers.push(producer);
+    }
+    // the metronome: every tick the producers send what is due, then the chaos strikes, before the
+    // workers have run, so that a victim dies with messages queued
+    node.spawn<'tick'>((ctx) => {
+      ctx.sendAfter(ctx.self, 'tick', TICK_MS);
+      return () => {
+        // eslint-disable-next-line keel/no-raw-send -- the soak's own clockwork: a tick to its own producers, nothing to acknowledge
+        for (const p of producers) ctx.send(p, 'tick');
+        // eslint-disable-next-line keel/no-raw-send -- the soak's own clockwork: a tick to its own chaos process
+        ctx.send(chaos, 'tick');
+        if (node.clock.now() - loadStart < durationMs) ctx.sendAfter(ctx.self, 'tick', TICK_MS);
+        else ctx.exit('normal');
+      };
+    });
+
+    // ---- the load ends: chaos off, the last outcomes, the dead letter queue redelivers what is pending ----
+    await load;
+    const loadMs = node.clock.now() - loadStart;
+    node.exit(chaos, 'shutdown');
+    heap.stop();
+    if (progress !== undefined) node.clock.clearTimer(progress.timer);
+    let grace: unknown;
+    await Promise.race([ledger.settled(), new Promise<void>((resolve) => (grace = node.clock.setTimer(SETTLE_GRACE_MS, resolve)))]);
+    node.clock.clearTimer(grace);
+    await node.idle();
+    // the last victims come back (the named ones after their restart backoff)
+    for (let waited = 0; waited < RESTART_GRACE_MS && aliveWorkers() < WORKERS; waited += 50) await wait(node, 50);
+    await node.idle();
+    for (let round = 0; round < DRAIN_ROUNDS; round++) {
+      const s = await node.deadLetters.stats();
+      if (isUnavailable(s) || s.pending === 0) break;
+      await node.deadLetters.retry({ status: 'pending' });
+      await node.idle();
+      // entries the queue's own wake was retrying are left to it: give it time on the node's clock
+      await wait(node, 250);
+      await node.idle();
+    }
+
+    // ---- the accounting ----
+    for (let cursor: string | undefined; ; ) {
+      const page = await node.deadLetters.list({ limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+      if (isUnavailable(page)) break;
+      for (const e of page.entries) ledger.queued(e.metadata.id);
+      if (page.cursor === undefined) break;
+      cursor = page.cursor;
+    }
+    const a = ledger.account(SOAK_KINDS.length, LOSSY_KINDS, lossyDropped);
+    const dlq = await node.deadLetters.stats();
+    const dl = isUnavailable(dlq) ? { pending: 0, parked: 0, added: 0, succeeded: 0, evicted: 0, refused: 0 } : { refused: 0, ...dlq };
+    let leaks: string[] = [];
+    try {
+      expectNoLeaks(node);
+    } catch (e) {
+      if (!isKeelError(e, 'ERR_LEAKS_FOUND')) throw e;
+      leaks = [...(e as LeaksFoundError).leaks];
+    }
+    await node.idle();
+    const workersAlive = aliveWorkers();
+    const t = a.total;
+    const inQueue = ledger.queuedCount;
+    const target = perProducer * PRODUCERS;
+    const seconds = loadMs / 1000;
+    const memory = heap.report();
+    const report: SoakReport = {
+      options: { duration: o.duration, rate: o.rate, kill: o.kill, seed: o.seed, simulate: o.simulate },
+      workers: { total: WORKERS, ...SOAK_WORKERS },
+      load: { seconds, target, sent: ledger.sent, rate: Math.round(ledger.sent / seconds), reached: ledger.sent === target },
+      messages: {
+        sent: t.sent,
+        handled: t.handled,
+        duplicates: a.duplicates,
+        deadLettered: t.deadLettered,
+        failedReported: t.failedReported,
+        droppedReported: t.dropped,
+        unaccounted: t.unaccounted,
+        overlaps: a.overlaps,
+        foreign: a.foreign,
+        overReported: a.overReported,
+        rejected: ledger.rejected,
+      },
+      byKind: a.byKind.map((k, i) => ({ kind: SOAK_KINDS[i]!.label, ...k })),
+      chaos: { kills, missed, restarts, restartsFailed, supervisorsGaveUp, workersAlive },
+      deadLetters: { added: dl.added, byReason: sorted(deadLetterReasons), recovered: dl.succeeded, pending: dl.pending, parked: dl.parked, evicted: dl.evicted, refused: dl.refused, inQueue },
+      droppedEvents: sorted(droppedEvents),
+      leaks: { count: leaks.length, found: leaks },
+      log,
+      ...(o.simulate ? {} : { memory, elapsedMs: Math.round(performance.now() - realStart) }),
+      checks: {
+        messagesAccounted: t.unaccounted === 0 && ledger.outstanding === 0 && t.sent === t.handled + t.deadLettered + t.failedReported + t.dropped,
+        oneClassEach: a.overlaps === 0 && a.foreign === 0 && a.overReported === 0,
+        // every dead letter is the queue's: recovered, pending or parked, none evicted or refused; and the ledger found each one left
+        deadLettersAccounted: dl.added === addedEvents && dl.added === dl.succeeded + dl.pending + dl.parked + dl.evicted && dl.evicted === 0 && dl.refused === 0 && inQueue === dl.pending + dl.parked,
+        noLeaks: leaks.length === 0,
+        supervisionHeld: supervisorsGaveUp === 0 && workersAlive === WORKERS,
+        ...(o.simulate ? {} : { memoryFlat: memory.flat }),
+      },
+    };
+    await GenServer.stop(node, root, 'shutdown');
+    if (o.json) print(JSON.stringify(report));
+    else printReport(report, print);
+    if (o.simulate) aside(`  memory        (real heap, not part of the replayable report) ${heapLine(memory)}`);
+    return report;
+  } finally {
+    await node.shutdown();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A progress line every second of real time (not in a simulation, not with --json). */
+function setProgress(node: Node, print: (line: string) => void, line: () => string): { timer: unknown } {
+  const started = node.clock.now();
+  const state: { timer: unknown } = { timer: undefined };
+  const arm = (): void => {
+    state.timer = node.clock.setTimer(1000, () => {
+      print(`  ${Math.round((node.clock.now() - started) / 1000)} s: ${line()}`);
+      arm();
+    });
+  };
+  arm();
+  return state;
+}
+
+function sorted(o: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** An integer with thousands separators (the same whatever the locale: the report must replay byte for byte). */
+export function count(n: number): string {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}
+
+function printReport(r: SoakReport, print: (line: string) => void): void {
+  const ok = (b: boolean | undefined) => (b === false ? 'FAILED' : 'ok');
+  const by = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${k} ${count(v)}`).join(', ') || 'none';
+  const { load: l, messages: m, chaos: c, deadLetters: d, checks } = r;
+  const o = r.options;
+  print('');
+  print(
+    `keel soak: ${o.duration} s at ${count(o.rate)} msg/s, killing ${o.kill * 100}% of the ${r.workers.total} workers a second, seed ${o.seed}` +
+      (o.simulate ? ', on virtual time (simulated: the same --seed replays this report byte for byte)' : `, in ${((r.elapsedMs ?? 0) / 1000).toFixed(1)} s of real time`),
+  );
+  print(
+    `  load          sent ${count(l.sent)} of ${count(l.target)} in ${l.seconds.toFixed(1)} s: ${count(l.rate)} msg/s` +
+      (l.reached ? ' (target reached)' : ` (TARGET NOT REACHED: ${count(l.target - l.sent)} messages short; this machine could not send ${count(o.rate)} msg/s)`),
+  );
+  print(
+    `  messages      sent ${count(m.sent)} = handled ${count(m.handled)} + dead-lettered ${count(m.deadLettered)} + reported failed ${count(m.failedReported)}` +
+      ` + dropped with their receiver and counted by its receiver_exited event ${count(m.droppedReported)}; unaccounted ${count(m.unaccounted)}  [${ok(checks.messagesAccounted)}]`,
+  );
+  print(`                duplicates ${count(m.duplicates)} (handled again: at-least-once); in two classes ${m.overlaps}, not ours ${m.foreign}, over-reported ${m.overReported}  [${ok(checks.oneClassEach)}]`);
+  for (const k of r.byKind) {
+    print(
+      `    ${k.kind.padEnd(32)} sent ${count(k.sent).padStart(9)}  handled ${count(k.handled).padStart(9)}  dead-lettered ${count(k.deadLettered).padStart(6)}` +
+        `  failed ${count(k.failedReported).padStart(6)}  dropped ${count(k.dropped).padStart(6)}  unaccounted ${count(k.unaccounted)}`,
+    );
+  }
+  print(`  chaos         kills ${count(c.kills)} (no live victim ${c.missed}), supervisor restarts ${count(c.restarts)} (failed starts retried ${c.restartsFailed}), supervisors that gave up ${c.supervisorsGaveUp}, workers alive at the end ${c.workersAlive}/${r.workers.total}  [${ok(checks.supervisionHeld)}]`);
+  print(
+    `  dead letters  added ${count(d.added)} (${by(d.byReason)}): recovered by the queue ${count(d.recovered)}, pending ${count(d.pending)}, parked ${count(d.parked)}, ` +
+      `evicted ${d.evicted}, refused ${d.refused}; found by the ledger ${count(d.inQueue)}  [${ok(checks.deadLettersAccounted)}]`,
+  );
+  print(`  dropped       keel.message.dropped events counted ${by(r.droppedEvents)} message(s)`);
+  print(`  leaks         ${r.leaks.count}${r.leaks.found.map((f) => `\n                - ${f}`).join('')}  [${ok(checks.noLeaks)}]`);
+  print(`  log           warnings ${count(r.log.warnings)}, errors ${count(r.log.errors)}`);
+  if (r.memory !== undefined) print(`  memory        ${heapLine(r.memory)}  [${ok(checks.memoryFlat)}]`);
+  const failed = Object.entries(checks).filter(([, v]) => !v).map(([k]) => k);
+  if (failed.length === 0) print('  checks        all passed');
+  else {
+    print(`  checks        FAILED: ${failed.join(', ')}`);
+    print(`  replay        npm run soak -- --seed ${o.seed} --duration ${o.duration} --rate ${o.rate} --kill ${o.kill} --simulate`);
+  }
+}

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { fullGc, heapLine, HEAP_TOLERANCE_MIN_BYTES, HeapSampler, type HeapReport, warmupSeconds } from '../../src/cli/heapSampler.js';
+import { TestClock } from '../../src/testing/index.js';
+import { useNodes } from '../support.js';
+
+const MB = 1024 * 1024;
+const track = useNodes();
+
+function report(overrides: Partial<HeapReport>): HeapReport {
+  return { samples: 3, gc: true, warmupS: 2, startBytes: 10 * MB, endBytes: 10 * MB, maxBytes: 10 * MB, growthBytes: 0, toleranceBytes: 4 * MB, flat: true, series: [], ...overrides };
+}
+
+describe('HeapSampler', () => {
+  it('samples once a second of the node clock from the warm-up on, each after the full GC, and stops', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    let collections = 0;
+    const sampler = new HeapSampler(node, 10, () => void collections++);
+    sampler.start();
+    await clock.advance(1000); // before the warm-up (2 s for a 10 s run): no sample
+    expect(collections).toBe(0);
+    await clock.advance(4000); // at 2, 3, 4 and 5 s
+    expect(collections).toBe(4);
+    sampler.stop();
+    await clock.advance(5000);
+    expect(collections).toBe(4);
+    const r = sampler.report();
+    expect(r.samples).toBe(4);
+    expect(r.series).toHaveLength(4);
+    expect(r.gc).toBe(true);
+    expect(r.warmupS).toBe(2);
+    expect(r.startBytes).toBe(r.series[0]);
+    expect(r.endBytes).toBe(r.series[3]);
+    expect(r.maxBytes).toBe(Math.max(...r.series));
+    expect(r.growthBytes).toBe(r.endBytes - r.startBytes);
+    expect(r.toleranceBytes).toBe(Math.max(HEAP_TOLERANCE_MIN_BYTES, Math.round(r.startBytes * 0.1)));
+    expect(r.flat).toBe(r.growthBytes <= r.toleranceBytes);
+  });
+
+  it('takes one sample at stop when the run ended before the warm-up', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    let collections = 0;
+    const sampler = new HeapSampler(node, 60, () => void collections++);
+    sampler.start();
+    await clock.advance(1000);
+    expect(collections).toBe(0);
+    sampler.stop();
+    expect(collections).toBe(1);
+    const r = sampler.report();
+    expect(r.samples).toBe(1);
+    expect(r.warmupS).toBe(5);
+    expect(r.growthBytes).toBe(0);
+    expect(r.flat).toBe(true);
+  });
+
+  it('warms up for a tenth of the run, from 2 s to 5 s', () => {
+    expect([1, 10, 30, 60, 600].map(warmupSeconds)).toEqual([2, 2, 3, 5, 5]);
+  });
+
+  it('finds a full GC under Vitest too', () => {
+    const gc = fullGc();
+    expect(typeof gc).toBe('function');
+    expect(() => gc!()).not.toThrow();
+  });
+});
+
+describe('heapLine', () => {
+  it('says flat or GREW, with the sign of the growth (never -0.0)', () => {
+    expect(heapLine(report({ endBytes: 11 * MB, growthBytes: MB }))).toBe(
+      'heap start 10.0 MB (at 2 s), end 11.0 MB, max 10.0 MB: +1.0 MB, flat (tolerance 4.0 MB: 10% of start, at least 4.0 MB; 3 samples, each after a full GC)',
+    );
+    expect(heapLine(report({ growthBytes: -20_000 }))).toContain(': +0.0 MB, flat');
+    expect(heapLine(report({ growthBytes: -MB }))).toContain(': -1.0 MB, flat');
+    expect(heapLine(report({ growthBytes: 5 * MB, flat: false, gc: false }))).toContain(': +5.0 MB, GREW (tolerance 4.0 MB: 10% of start, at least 4.0 MB; 3 samples, NO forced GC: samples include garbage)');
+  });
+});

@@ -1,0 +1,78 @@
+// Overload in `npm test`: each overflow policy on a bounded mailbox under a producer 10x faster than
+// its consumer, the three at once for 10 s (KEEL_LONG=1: 60 s at 100,000 msg/s a producer). The
+// assertions are the counts, not the rates: a loaded CI machine sends less, never differently.
+import { describe, expect, it } from 'vitest';
+import { OVERLOAD_CAPACITY, OVERLOAD_FACTOR, OVERLOAD_POLICIES, overloadOptions, overloadPassed, runOverload } from '../../src/cli/overload.js';
+import { expectKeelError, thrown } from '../support.js';
+
+const LONG = process.env.KEEL_LONG === '1';
+const RUN = LONG ? { duration: 60, rate: 100_000 } : { duration: 10, rate: 20_000 };
+
+describe('keel soak --overload (runOverload)', () => {
+  it(`drops every message it cannot take with an event, for each policy, ${RUN.duration} s at ${RUN.rate} msg/s: counts exact, outcomes agree, heap flat`, async () => {
+    const lines: string[] = [];
+    const r = await runOverload({ ...RUN, seed: 1 }, (l) => lines.push(l), () => {});
+    expect(r.checks).toEqual({ countsExact: true, outcomesExact: true, ordered: true, policiesHeld: true, noStrayDrops: true, memoryFlat: true });
+    expect(overloadPassed(r)).toBe(true);
+    expect(r.lanes.map((l) => l.policy)).toEqual([...OVERLOAD_POLICIES]);
+    expect(r.strayDrops).toBe(0);
+    for (const l of r.lanes) {
+      const { raw, enqueued, handled } = l.byKind;
+      expect(l.sent, l.policy).toBeGreaterThan(0);
+      expect(l.handled + l.dropped).toBe(l.sent);
+      expect(l.unaccounted).toBe(0);
+      expect(l.dropped).toBeGreaterThan(0);
+      // one message handled per ten sent during the load, then what its mailbox still held
+      expect(l.handled).toBeGreaterThanOrEqual(Math.floor(l.sent / OVERLOAD_FACTOR));
+      expect(l.handled).toBeLessThanOrEqual(Math.floor(l.sent / OVERLOAD_FACTOR) + OVERLOAD_CAPACITY + 1);
+      expect(raw.handled + raw.dropped).toBe(raw.sent);
+      expect(enqueued.handled + enqueued.dropped).toBe(enqueued.sent);
+      expect(handled.handled + handled.dropped).toBe(handled.sent);
+      // a supervised 'handled' send learns of every drop, refused or evicted
+      expect(handled.ok).toBe(handled.handled);
+      expect(handled.failed).toEqual({ mailbox_full: handled.dropped });
+      if (l.policy === 'drop_oldest') {
+        // acknowledged, then evicted: an ok outcome and an event each
+        expect(enqueued.ok).toBe(enqueued.sent);
+        expect(enqueued.failed).toEqual({});
+        for (const k of [raw, enqueued, handled]) expect(k.evicted).toBe(k.dropped);
+        expect(l.keptLast).toBe(true);
+      } else {
+        // refused at once: a failed outcome and an event each
+        expect(enqueued.ok).toBe(enqueued.handled);
+        expect(enqueued.failed).toEqual({ mailbox_full: enqueued.dropped });
+        for (const k of [raw, enqueued, handled]) expect(k.evicted).toBe(0);
+        expect(l.keptFirst).toBe(true);
+      }
+    }
+    const heap = r.memory!;
+    expect(heap.gc).toBe(true);
+    expect(heap.growthBytes).toBeLessThanOrEqual(heap.toleranceBytes);
+    const text = lines.join('\n');
+    for (const policy of OVERLOAD_POLICIES) expect(text).toMatch(new RegExp(`\\n {2}${policy} +sent [\\d,]+ = handled [\\d,]+ \\+ dropped [\\d,]+ \\(each a keel.message.dropped event\\); unaccounted 0 {2}\\[ok\\]`));
+    expect(text).toContain('  checks        all passed');
+  }, (RUN.duration + 60) * 1000);
+
+  it('catches a message its consumer loses: unaccounted 1 and a failed check', async () => {
+    const lines: string[] = [];
+    const r = await runOverload({ duration: 1, rate: 5000, seed: 4, simulate: true, inject: { loseOne: true } }, (l) => lines.push(l), () => {});
+    const [lossy, ...others] = r.lanes;
+    expect(lossy!.unaccounted).toBe(1);
+    expect(lossy!.sent).toBe(5000);
+    expect(lossy!.handled + lossy!.dropped).toBe(4999);
+    expect(lossy!.checks.countsExact).toBe(false);
+    for (const l of others) expect(l.checks.countsExact).toBe(true);
+    expect(lossy!.byKind.raw.handled + lossy!.byKind.raw.dropped).toBe(lossy!.byKind.raw.sent - 1);
+    expect(r.checks).toEqual({ countsExact: false, outcomesExact: true, ordered: true, policiesHeld: true, noStrayDrops: true });
+    expect(overloadPassed(r)).toBe(false);
+    expect(lines).toContain('  checks        FAILED: countsExact');
+    expect(lines).toContain('  replay        npm run soak -- --overload --seed 4 --duration 1 --rate 5000 --simulate');
+  }, 60_000);
+
+  it('validates its options with typed errors naming the flag', () => {
+    expect(overloadOptions({})).toEqual({ duration: 60, rate: 100_000, seed: 1, json: false, simulate: false });
+    expectKeelError(thrown(() => overloadOptions({ duration: -1 })), 'ERR_INVALID_ARGUMENT', '--duration');
+    expectKeelError(thrown(() => overloadOptions({ rate: Number.NaN })), 'ERR_INVALID_ARGUMENT', '--rate');
+    expectKeelError(thrown(() => overloadOptions({ seed: 2 ** 60 })), 'ERR_INVALID_ARGUMENT', '--seed');
+  });
+});

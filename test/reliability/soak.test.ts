@@ -1,0 +1,150 @@
+// The soak in `npm test`: 10 s of supervised sends under chaos at a rate a loaded 2-core CI machine
+// sustains, asserting the accounting, the leaks and the checks, never the throughput. KEEL_LONG=1
+// runs the long form instead (60 s at 100,000 msg/s, as `npm run soak`).
+import { describe, expect, it } from 'vitest';
+import { parseSoakArgs, runSoakCommand } from '../../src/cli/soakCommand.js';
+import { runSoak, SOAK_WORKERS, soakOptions, soakPassed, type SoakReport } from '../../src/cli/soak.js';
+import { expectKeelError, thrown } from '../support.js';
+
+const LONG = process.env.KEEL_LONG === '1';
+const SOAK = LONG ? { duration: 60, rate: 100_000 } : { duration: 10, rate: 20_000 };
+const WORKERS = SOAK_WORKERS.named + SOAK_WORKERS.lossy + SOAK_WORKERS.pool;
+const ALL_PASSED = { messagesAccounted: true, oneClassEach: true, deadLettersAccounted: true, noLeaks: true, supervisionHeld: true };
+
+function expectAccounted(r: SoakReport): void {
+  const m = r.messages;
+  expect(m.unaccounted).toBe(0);
+  expect(m.handled + m.deadLettered + m.failedReported + m.droppedReported).toBe(m.sent);
+  expect(m.sent).toBe(r.load.sent);
+  for (const key of ['sent', 'handled', 'deadLettered', 'failedReported', 'unaccounted'] as const) {
+    expect(r.byKind.reduce((n, k) => n + k[key], 0), key).toBe(m[key === 'deadLettered' ? 'deadLettered' : key]);
+  }
+  expect(r.byKind.reduce((n, k) => n + k.dropped, 0)).toBe(m.droppedReported);
+  // only the lossy kinds (acknowledged at 'enqueued', 'log' or 'ignore') are counted by events
+  for (const k of r.byKind) if (!/^enqueued, (log|ignore)/.test(k.kind)) expect(k.dropped, k.kind).toBe(0);
+  expect(m.overlaps + m.foreign + m.overReported + m.rejected).toBe(0);
+}
+
+describe('keel soak (runSoak)', () => {
+  it(`accounts for every message of ${SOAK.duration} s at ${SOAK.rate} msg/s under chaos, with no leak and a flat heap`, async () => {
+    const lines: string[] = [];
+    const report = await runSoak({ ...SOAK, kill: 0.1, seed: 1 }, (l) => lines.push(l), () => {});
+    expect(report.checks).toEqual({ ...ALL_PASSED, memoryFlat: true });
+    expect(soakPassed(report)).toBe(true);
+    expectAccounted(report);
+    expect(report.load.sent).toBeGreaterThan(0);
+    expect(report.load.target).toBe(SOAK.duration * SOAK.rate);
+    // the chaos struck 10% of the workers a second (its schedule is on the node's clock: a late tick
+    // strikes what it owes), every victim came back exactly once, and nobody gave up
+    expect(report.chaos.kills + report.chaos.missed).toBe(Math.round(0.1 * WORKERS * SOAK.duration));
+    expect(report.chaos.kills).toBeGreaterThan(0);
+    expect(report.chaos.restarts).toBe(report.chaos.kills);
+    expect(report.chaos.workersAlive).toBe(WORKERS);
+    expect(report.chaos.supervisorsGaveUp).toBe(0);
+    expect(report.leaks).toEqual({ count: 0, found: [] });
+    // the queue redelivered what it could after the load: what is left is parked, and the ledger found each entry
+    const d = report.deadLetters;
+    expect(d.pending).toBe(0);
+    expect(d.inQueue).toBe(d.parked);
+    expect(d.added).toBe(d.recovered + d.parked);
+    expect(Object.values(d.byReason).reduce((a, b) => a + b, 0)).toBe(d.added);
+    expect(d.evicted + d.refused).toBe(0);
+    const heap = report.memory!;
+    expect(heap.gc).toBe(true);
+    expect(heap.samples).toBeGreaterThan(0);
+    expect(heap.flat).toBe(true);
+    expect(heap.growthBytes).toBeLessThanOrEqual(heap.toleranceBytes);
+    const text = lines.join('\n');
+    expect(text).toContain(`keel soak: ${SOAK.duration} s at ${SOAK.rate.toLocaleString('en-US')} msg/s, killing 10% of the ${WORKERS} workers a second, seed 1, in `);
+    expect(text).toMatch(/unaccounted 0 {2}\[ok\]/);
+    expect(text).toContain('  leaks         0  [ok]');
+    expect(text).toMatch(/memory {8}heap start .* flat .*\[ok\]/);
+    expect(text).toContain('  checks        all passed');
+    expect(text).not.toContain('FAILED');
+  }, (SOAK.duration + 60) * 1000);
+
+  it('catches a message a worker loses behind the ledger: unaccounted 1, a failed check, and the seed to replay', async () => {
+    const lines: string[] = [];
+    const report = await runSoak({ duration: 2, rate: 5000, seed: 5, simulate: true, inject: { loseOne: true } }, (l) => lines.push(l), () => {});
+    expect(report.messages.unaccounted).toBe(1);
+    expect(report.messages.sent).toBe(10_000);
+    expect(report.messages.handled + report.messages.deadLettered + report.messages.failedReported + report.messages.droppedReported).toBe(9_999);
+    expect(report.checks).toEqual({ ...ALL_PASSED, messagesAccounted: false });
+    expect(soakPassed(report)).toBe(false);
+    expect(lines).toContain('  checks        FAILED: messagesAccounted');
+    expect(lines).toContain('  replay        npm run soak -- --seed 5 --duration 2 --rate 5000 --kill 0.1 --simulate');
+    expect(report.options).not.toHaveProperty('inject');
+  }, 60_000);
+
+  it('catches a heap that grows: workers that keep what they handle fail the memory check', async () => {
+    const report = await runSoak({ duration: 5, rate: 10_000, kill: 0, seed: 1, json: true, inject: { leak: true } }, () => {}, () => {});
+    const heap = report.memory!;
+    expect(heap.growthBytes).toBeGreaterThan(heap.toleranceBytes);
+    expect(heap.flat).toBe(false);
+    expect(report.checks).toEqual({ ...ALL_PASSED, memoryFlat: false });
+    expect(soakPassed(report)).toBe(false);
+  }, 60_000);
+
+  it('validates its options with typed errors naming the flag', () => {
+    expect(soakOptions({})).toEqual({ duration: 60, rate: 100_000, kill: 0.1, seed: 1, json: false, simulate: false });
+    expectKeelError(thrown(() => soakOptions({ duration: 0 })), 'ERR_INVALID_ARGUMENT', '--duration');
+    expectKeelError(thrown(() => soakOptions({ rate: -1 })), 'ERR_INVALID_ARGUMENT', '--rate');
+    expectKeelError(thrown(() => soakOptions({ rate: Infinity })), 'ERR_INVALID_ARGUMENT', '--rate');
+    expectKeelError(thrown(() => soakOptions({ rate: 1e9, duration: 60 })), 'ERR_INVALID_ARGUMENT', '--rate', 'at most 2e9 messages');
+    expectKeelError(thrown(() => soakOptions({ kill: 1.5 })), 'ERR_INVALID_ARGUMENT', '--kill');
+    expectKeelError(thrown(() => soakOptions({ seed: -1 })), 'ERR_INVALID_ARGUMENT', '--seed');
+    expectKeelError(thrown(() => soakOptions({ seed: 0.5 })), 'ERR_INVALID_ARGUMENT', '--seed');
+  });
+});
+
+describe('keel soak (the command)', () => {
+  it('parses its flags with node:util parseArgs', () => {
+    expect(parseSoakArgs([])).toEqual({ overload: false, options: {} });
+    expect(parseSoakArgs(['--duration', '5', '--rate', '1e4', '--kill', '0.2', '--seed', '3', '--json', '--simulate'])).toEqual({
+      overload: false,
+      options: { duration: 5, rate: 10_000, kill: 0.2, seed: 3, json: true, simulate: true },
+    });
+    expect(parseSoakArgs(['--overload', '--duration', '10', '--rate', '500'])).toEqual({ overload: true, options: { duration: 10, rate: 500 } });
+    expect(parseSoakArgs(['--duration=7'])).toEqual({ overload: false, options: { duration: 7 } });
+  });
+
+  it('refuses a bad flag or value in one line, exit code 2, before anything runs', async () => {
+    const cases: [string[], string][] = [
+      [['--nope'], "Unknown option '--nope'"],
+      [['--rate', 'fast'], '--rate must be a number, got "fast"'],
+      [['--rate', '0x10'], '--rate must be a number, got "0x10"'],
+      [['--rate', ' 5'], '--rate must be a number'],
+      [['--duration'], "Option '--duration <value>' argument missing"],
+      [['--duration', '0'], 'expected `--duration` to be a positive number of seconds, got 0'],
+      [['--kill', '2'], 'expected `--kill` to be a fraction of the workers per second, from 0 to 1, got 2'],
+      [['--seed', '1.5'], 'expected `--seed` to be an integer >= 0, got 1.5'],
+      [['soak'], "Unexpected argument 'soak'"],
+      [['--json=yes'], "Option '--json' does not take an argument"],
+      [['--overload', '--kill', '0.1'], '--kill does not apply to --overload'],
+      [['--overload', '--rate', '0'], 'expected `--rate` to be a positive number of messages per second, got 0'],
+    ];
+    for (const [argv, fragment] of cases) {
+      const out: string[] = [];
+      const err: string[] = [];
+      expect(await runSoakCommand(argv, (l) => out.push(l), (l) => err.push(l)), argv.join(' ')).toBe(2);
+      expect(out).toEqual([]);
+      expect(err, argv.join(' ')).toHaveLength(1);
+      expect(err[0]).toMatch(/^keel soak: /);
+      expect(err[0]).toContain(fragment);
+      expect(err[0]).not.toContain('\n');
+    }
+  });
+
+  it('exits 0 when every check passed, printing the report on one stream and the real heap apart', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    expect(await runSoakCommand(['--simulate', '--duration', '1', '--rate', '2000', '--json'], (l) => out.push(l), (l) => err.push(l))).toBe(0);
+    expect(out).toHaveLength(1);
+    const report = JSON.parse(out[0]!) as SoakReport;
+    expect(report.messages.sent).toBe(2000);
+    expect(report.checks).toEqual(ALL_PASSED);
+    expect(report).not.toHaveProperty('memory');
+    expect(err).toHaveLength(1);
+    expect(err[0]).toContain('(real heap, not part of the replayable report) heap start');
+  }, 60_000);
+});
