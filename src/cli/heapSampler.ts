@@ -63,6 +63,8 @@ export class HeapSampler {
   /** Bytes at each second of the load from the warm-up on. */
   readonly #samples: number[] = [];
   #startedAt = 0;
+  /** When the last sample was taken, on the node's clock. */
+  #sampledAt = -Infinity;
   #timer: TimerHandle | undefined = undefined;
 
   constructor(node: Node, durationS: number, gc: (() => void) | undefined = fullGc()) {
@@ -86,15 +88,20 @@ export class HeapSampler {
   }
 
   #sample(): number {
+    this.#sampledAt = this.#node.clock.now();
     this.#gc?.();
     return process.memoryUsage().heapUsed;
   }
 
-  /** Stops sampling: the load is over. Takes a last sample when the timer has not taken one yet. */
+  /**
+   * Stops sampling: the load is over. Takes the last sample now (unless one was taken at this very
+   * time), so that `end` is the heap at the end of the load however late a loaded machine ran the
+   * sampling timer.
+   */
   stop(): void {
     if (this.#timer !== undefined) this.#node.clock.clearTimer(this.#timer);
     this.#timer = undefined;
-    if (this.#samples.length === 0) this.#samples.push(this.#sample());
+    if (this.#samples.length === 0 || this.#sampledAt !== this.#node.clock.now()) this.#samples.push(this.#sample());
   }
 
   report(): HeapReport {

@@ -44,7 +44,9 @@ export interface SoakOptions {
   simulate: boolean;
   /**
    * @internal Faults a test injects to prove a check fails (not a CLI flag): `loseOne`, a worker that
-   * handles a message and forgets it; `leak`, workers that keep a kilobyte of every message they handle.
+   * handles a message and forgets it; `leak`, workers that keep {@link KEPT_PER_MESSAGE} bytes of
+   * every message they handle (enough that even a loaded machine's few thousand messages a second
+   * outgrow the heap's tolerance within the run).
    */
   inject?: { loseOne?: boolean; leak?: boolean };
   /** @internal The heap sampler's full GC (a test passes a fake to prove the memory check fails). */
@@ -67,6 +69,8 @@ const SETTLE_GRACE_MS = 30_000;
 const RESTART_GRACE_MS = 5000;
 /** Rounds of the dead letter queue's manual retry of what is pending, after the load. */
 const DRAIN_ROUNDS = 10;
+/** What a worker keeps of every message it handles when a test injects a leak. */
+const KEPT_PER_MESSAGE = 8 * 1024;
 
 const BACKOFF = { initialMs: 5, factor: 2, maxMs: 200 };
 
@@ -248,7 +252,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
         lose = false;
         return;
       }
-      leaked?.push(`${ctx.messageId ?? ''}${'.'.repeat(1024)}`);
+      leaked?.push(`${ctx.messageId ?? ''}${'.'.repeat(KEPT_PER_MESSAGE)}`);
       ledger.handled(ctx.messageId);
     };
     const worker = (lossy: boolean) => (ctx: Context<any>) => {

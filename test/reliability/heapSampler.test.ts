@@ -37,6 +37,18 @@ describe('HeapSampler', () => {
     expect(r.flat).toBe(r.growthBytes <= r.toleranceBytes);
   });
 
+  it('takes a last sample at stop when the timer took none at that time: end is the end of the load', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    let collections = 0;
+    const sampler = new HeapSampler(node, 10, () => void collections++);
+    sampler.start();
+    await clock.advance(3500); // samples at 2 and 3 s
+    sampler.stop(); // and one at 3.5 s
+    expect(collections).toBe(3);
+    expect(sampler.report().samples).toBe(3);
+  });
+
   it('takes one sample at stop when the run ended before the warm-up', async () => {
     const clock = new TestClock({ start: 0 });
     const node = track({ clock });
