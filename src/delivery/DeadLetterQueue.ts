@@ -338,7 +338,9 @@ export class DeadLetterService implements DeadLetterQueue {
         this.#park(r, now, 'noproc', 'the recipient pid is dead: it never comes back');
         return { id: r.id, ok: false, reason: 'noproc' };
       }
-      const id = typeof r.metadata.id === 'string' && r.metadata.id !== '' ? r.metadata.id : undefined;
+      // one message id per entry, the same at every redelivery (after a restart too), so that a
+      // receiver can dedupe: the original send's, else one made of the entry's own stable fields
+      const id = typeof r.metadata.id === 'string' && r.metadata.id !== '' ? r.metadata.id : `dead-letter-${r.id}-${r.firstFailedAt}`;
       const outcome = await sendOnce(node, undefined, target, r.message, redeliverySettings(r.metadata, id));
       // a redelivery waits for the handler (up to its timeout): the backoff counts from when it ended
       const ended = node.clock.now();
@@ -474,7 +476,7 @@ export function deadLetterProcessSpec(queue: DeadLetterService): GenServerSpec<{
  * `'handled'` send's metadata carries it), else 5000 ms; a receiver that dies with it still queued,
  * crashes on it or does not finish it in time leaves it pending (and the unstarted copy withdrawn).
  */
-function redeliverySettings(metadata: Record<string, unknown>, id: string | undefined): ReturnType<typeof toSettings> {
+function redeliverySettings(metadata: Record<string, unknown>, id: string): ReturnType<typeof toSettings> {
   const timeout = typeof metadata.timeout === 'number' && metadata.timeout >= 0 ? metadata.timeout : 5000;
-  return toSettings({ ack: 'handled', onError: 'ignore', timeout, ...(id === undefined ? {} : { id }) });
+  return toSettings({ ack: 'handled', onError: 'ignore', timeout, id });
 }

@@ -47,7 +47,31 @@ describe.each([
     expect(p.messages).toEqual(['a']);
   });
 
-  it('redelivers an entry whose metadata has an empty message id under a fresh id, and its process survives', async () => {
+  it('redelivers an entry added without a message id under one message id every time, so that its receiver can dedupe', async () => {
+    // found by test/reliability/crashDurability.test.ts (round seed 1873791512): an entry handed over
+    // again after a SIGKILL came under a new ctx.messageId (each redelivery drew a fresh one)
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock, services: { deadLetters: { store: store(), backoff: { initialMs: 100, jitter: 'none' } } } });
+    const id = ok(await node.deadLetters.add({ recipient: 'inbox', message: 'x', reason: 'noproc' }));
+    const seen: (string | undefined)[] = [];
+    // the first receiver crashes on it: the entry stays, and is redelivered to the next one
+    const crashing = node.spawn((ctx) => () => {
+      seen.push(ctx.messageId);
+      throw new Error('crashed on it');
+    });
+    node.registry.register('inbox', crashing);
+    await clock.advance(100);
+    await node.idle();
+    expect(node.isAlive(crashing)).toBe(false);
+    expect(ok(await node.deadLetters.get(id))).toMatchObject({ status: 'pending', attempts: 1 });
+    node.registry.register('inbox', node.spawn((ctx) => () => void seen.push(ctx.messageId)));
+    await clock.advance(200);
+    await node.idle();
+    expect(await node.deadLetters.get(id)).toBeUndefined();
+    expect(seen).toEqual([`dead-letter-${id}-0`, `dead-letter-${id}-0`]);
+  });
+
+  it('redelivers an entry whose metadata has an empty message id, and its process survives', async () => {
     const clock = new TestClock();
     const node = track({ clock, random: () => 1, services: { deadLetters: { store: store(), backoff: { initialMs: 100, jitter: 'none' } } } });
     const id = ok(await node.deadLetters.add({ recipient: 'inbox', message: 'x', reason: 'noproc', metadata: { id: '' } }));
@@ -168,6 +192,36 @@ describe.each([
     expect(typeof ok(await good)).toBe('string');
     expect(isKeelError(await bad, 'ERR_NOT_SERIALIZABLE')).toBe(true);
     expect(ok(await node.deadLetters.stats())).toMatchObject({ pending: 1, refused: 1 });
+  });
+});
+
+describe('dead letter queue on a SQLite file, after a restart', () => {
+  it('redelivers an entry added without a message id under the message id it had before the restart', async () => {
+    // found by test/reliability/crashDurability.test.ts (round seed 1873791512)
+    const file = tmpfile();
+    const options = { deadLetters: { store: { kind: 'sqlite' as const, path: file }, backoff: { initialMs: 100, jitter: 'none' as const } } };
+    const seen: (string | undefined)[] = [];
+    const clock = new TestClock({ start: 0 });
+    const first = track({ clock, services: options });
+    const id = ok(await first.deadLetters.add({ recipient: 'inbox', message: 'x', reason: 'noproc' }));
+    const crashing = first.spawn((ctx) => () => {
+      seen.push(ctx.messageId);
+      throw new Error('crashed on it');
+    });
+    first.registry.register('inbox', crashing);
+    await clock.advance(100);
+    await first.idle();
+    expect(first.isAlive(crashing)).toBe(false);
+    expect(ok(await first.deadLetters.get(id))).toMatchObject({ status: 'pending', attempts: 1 });
+    await first.shutdown();
+    // the next run of the node, on the same file
+    const again = new TestClock({ start: 0 });
+    const second = track({ clock: again, services: options });
+    second.registry.register('inbox', second.spawn((ctx) => () => void seen.push(ctx.messageId)));
+    await again.advance(300);
+    await second.idle();
+    expect(await second.deadLetters.get(id)).toBeUndefined();
+    expect(seen).toEqual([`dead-letter-${id}-0`, `dead-letter-${id}-0`]);
   });
 });
 
