@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import { InvalidArgumentError, toError } from '../errors.js';
 import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
 import type { Pid } from '../runtime/Pid.js';
@@ -84,7 +85,13 @@ interface State {
 }
 
 function isCancelTask(m: unknown): m is AgentCast {
-  return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'cancel_task' && typeof (m as { taskId?: unknown }).taskId === 'string';
+  // a message may be anything a process was sent: a proxy is never one (its traps would run, or throw)
+  if (typeof m !== 'object' || m === null || types.isProxy(m)) return false;
+  try {
+    return (m as { type?: unknown }).type === 'cancel_task' && typeof (m as { taskId?: unknown }).taskId === 'string';
+  } catch {
+    return false; // a getter that throws
+  }
 }
 
 function validateTask(task: unknown): AgentTask | undefined {

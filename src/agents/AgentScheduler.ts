@@ -2,6 +2,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { type SendOptions, type SendOutcome, sendSupervised, toSettings } from '../delivery/sendSupervised.js';
 import { GenServer, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
 import { isDown } from '../runtime/messages.js';
+import { isInstance } from '../runtime/internal/safe.js';
 import { isPid, Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentNode, nameFor, startComponent } from './component.js';
@@ -383,7 +384,7 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: stri
   },
 
   handleInfo(message, state, ctx) {
-    if (message instanceof Tick) {
+    if (isInstance(message, Tick)) {
       onTick(state, message, ctx);
       return state;
     }

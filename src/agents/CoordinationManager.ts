@@ -2,6 +2,7 @@ import { InvalidArgumentError, isKeelError, toError } from '../errors.js';
 import { sendSupervised, type FailureReason, type SendOutcome } from '../delivery/sendSupervised.js';
 import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
 import { isDown } from '../runtime/messages.js';
+import { isInstance } from '../runtime/internal/safe.js';
 import { isPid, type Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
 import { isUnavailable } from '../runtime/services.js';
 import type { KeelNode } from '../runtime/Node.js';
@@ -555,10 +556,10 @@ const spec: GenServerSpec<State, CoordinationProtocol, never, Settings> = {
   },
 
   handleInfo(message, state, ctx) {
-    if (message instanceof Settled) settled(state, ctx, message);
-    else if (message instanceof HalfOpen) halfOpen(state, ctx, message);
-    else if (message instanceof FlightTimeout) flightTimedOut(state, ctx, message);
-    else if (message instanceof DeadLettered) deadLettered(state, ctx, message);
+    if (isInstance(message, Settled)) settled(state, ctx, message);
+    else if (isInstance(message, HalfOpen)) halfOpen(state, ctx, message);
+    else if (isInstance(message, FlightTimeout)) flightTimedOut(state, ctx, message);
+    else if (isInstance(message, DeadLettered)) deadLettered(state, ctx, message);
     else if (isDown(message)) {
       const key = state.byRef.get(message.ref);
       const c = key === undefined ? undefined : state.circuits.get(key);

@@ -1,5 +1,6 @@
 import { checkKeys, InvalidArgumentError, MaxChildrenError } from '../errors.js';
 import { Proc } from '../runtime/internal/Proc.js';
+import { isInstance } from '../runtime/internal/safe.js';
 import type { KeelNode } from '../runtime/Node.js';
 import { isExit } from '../runtime/messages.js';
 import type { Pid, Target } from '../runtime/Pid.js';
@@ -144,7 +145,7 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
   },
 
   async handleInfo(message, state, ctx) {
-    if (message instanceof RetryRestart) {
+    if (isInstance(message, RetryRestart)) {
       // gone if the supervisor stopped its children meanwhile
       if (state.restarting.has(message.child)) await restart(ctx, state, message.child, 'retry');
       return state;

@@ -1,5 +1,6 @@
 import { checkKeys, InvalidArgumentError } from '../errors.js';
 import { Proc } from '../runtime/internal/Proc.js';
+import { isInstance } from '../runtime/internal/safe.js';
 import { isExit, type ExitReason } from '../runtime/messages.js';
 import type { Pid, Target } from '../runtime/Pid.js';
 import type { BackoffOptions } from '../runtime/services.js';
@@ -252,7 +253,7 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
       if (isExit(message)) {
         const child = state.children.find((c) => c.pid !== undefined && c.pid === message.from);
         if (child !== undefined) await onChildExit(ctx, state, child, message.reason);
-      } else if (message instanceof RetryRestart) {
+      } else if (isInstance(message, RetryRestart)) {
         const child = findChild(state, message.id);
         if (child !== undefined && child.status === 'restarting') {
           // one_for_one: that child alone (another one restarting waits for its own backoff); the
@@ -262,7 +263,7 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
         }
       }
     } catch (e) {
-      if (!(e instanceof GiveUp)) throw e;
+      if (!isInstance(e, GiveUp)) throw e;
       event(ctx, 'shutdown', {}, { reason: 'max_restart_intensity' });
       await stopAll(ctx, state.children);
       ctx.exit(e.reason);

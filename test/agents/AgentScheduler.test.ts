@@ -6,7 +6,7 @@ import { isKeelError, type Clock, type Node, type Pid, type SpawnOptions } from 
 import { type ClockNode, kAttachNode } from '../../src/runtime/Clock.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { captureEvents, expectNoLeaks, probe, TestClock } from '../../src/testing/index.js';
-import { clockedNode, deadPid, expectKeelError, failure, receiver, seeded, thrown, useNodes } from '../support.js';
+import { clockedNode, deadPid, expectKeelError, failure, receiver, seeded, thrown, UNREADABLE, useNodes } from '../support.js';
 
 const track = useNodes();
 const START = 1_000_000;
@@ -643,5 +643,22 @@ describe('AgentScheduler review regressions', () => {
     expect(schedulerMonitors(node, scheduler)).toBe(0);
     expect(managedMonitorsTagged(node, 'agent_scheduler')).toBe(0);
     expect(node.isAlive(scheduler.pid)).toBe(true);
+  });
+});
+
+describe('AgentScheduler sent a message that cannot be inspected', () => {
+  // the same defect as the supervisors' (fuzz seed 1005273782, path 93): `message instanceof C` throws on a
+  // proxy whose traps throw, and the process crashed
+  it('ignores it, keeps running and keeps its schedules', async () => {
+    const { node, clock } = clockedNode(track, {}, START);
+    const scheduler = await AgentScheduler.start(node);
+    const r = recorder(node);
+    expect(await scheduler.registerPeriodic(r.pid, 'tick', 100, 'tick')).toBe('ok');
+    const pid = scheduler.pid;
+    for (const [, make] of UNREADABLE) node.send(pid, make());
+    await node.idle();
+    expect(node.isAlive(pid)).toBe(true);
+    await clock.advance(100);
+    expect((await scheduler.list(r.pid)).map((s) => s.deliveries)).toEqual([1]);
   });
 });

@@ -2,6 +2,7 @@ import { InvalidArgumentError, isKeelError } from '../../errors.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
 import { nodeOf } from '../../otp/internal/calls.js';
 import { Proc } from '../../runtime/internal/Proc.js';
+import { isInstance } from '../../runtime/internal/safe.js';
 import { isDown } from '../../runtime/messages.js';
 import { isPid, type Pid, type TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
@@ -138,7 +139,7 @@ const barrierSpec: GenServerSpec<State, Calls, Cast, Config> = {
   },
 
   handleInfo(message, state, ctx) {
-    if (message instanceof Expire) {
+    if (isInstance(message, Expire)) {
       const w = remove(state, message.token, ctx);
       if (w !== undefined) GenServer.reply(w.from, { ok: false, reason: 'timeout' });
     } else if (isDown(message)) {

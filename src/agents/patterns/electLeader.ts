@@ -3,6 +3,7 @@ import { broadcastSupervised } from '../../delivery/broadcastSupervised.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
 import { PendingCall } from '../../otp/internal/calls.js';
 import { isDown } from '../../runtime/messages.js';
+import { isInstance } from '../../runtime/internal/safe.js';
 import type { Pid, TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { statusOf, type AgentStatus } from '../Agent.js';
@@ -53,7 +54,9 @@ type Calls =
   | { request: { type: 'when_changed'; afterTerm: number }; reply: Leadership };
 
 /** The election process's own retry tick (a class: another process cannot forge it). */
-class Retry {}
+class Retry {
+  readonly kind = 'retry' as const;
+}
 
 interface State {
   readonly name: string;
@@ -171,7 +174,7 @@ const electionSpec: GenServerSpec<State, Calls, never, Config> = {
   },
 
   handleInfo(message, state, ctx) {
-    if (message instanceof Retry) {
+    if (isInstance(message, Retry)) {
       state.retry = undefined;
       return elect(state, ctx);
     }
