@@ -1,6 +1,7 @@
 import { types } from 'node:util';
 import { InvalidArgumentError, toError } from '../errors.js';
 import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
+import { keelServer } from '../otp/internal/keelServer.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentNode, nameFor, startComponent } from './component.js';
@@ -132,7 +133,7 @@ function runTask(task: AgentTask, from: From<TaskResult>, state: State, ctx: Con
   );
 }
 
-const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, AgentOptions> = {
+const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, AgentOptions> = keelServer({
   init(options, ctx) {
     const state: State = { options, capabilities: Object.freeze([...options.capabilities]), running: new Map(), completed: 0, failed: 0 };
     // one listener for the agent's life (not one per task): its exit aborts every running task
@@ -182,7 +183,7 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, AgentOptions> = 
     }
     return state;
   },
-};
+}, "an agent ({ type: 'run_task' | 'vote' | 'status' })", 'bare');
 
 function validateOptions(options: AgentOptions): void {
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an AgentOptions object', options);

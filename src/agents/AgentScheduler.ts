@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { type SendOptions, type SendOutcome, sendSupervised, toSettings } from '../delivery/sendSupervised.js';
 import { GenServer, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
+import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown } from '../runtime/messages.js';
 import { isInstance } from '../runtime/internal/safe.js';
 import { isPid, Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
@@ -281,7 +282,7 @@ function info(s: Schedule): ScheduleInfo {
   };
 }
 
-const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: string; sendOptions: ScheduledSendOptions }> = {
+const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: string; sendOptions: ScheduledSendOptions }> = keelServer({
   init({ name, sendOptions }) {
     const sendsWait = (sendOptions.retries ?? 0) > 0 || sendOptions.ack === 'handled';
     return { name, sendOptions, sendsWait, agents: new Map(), byRef: new Map(), schedules: 0, delivered: 0, failed: 0, forced: 0, skipped: 0 };
@@ -401,7 +402,7 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: stri
     ctx.node.telemetry.execute('keel.gen_server.unexpected_message', {}, { pid: ctx.self, message });
     return state;
   },
-};
+}, 'an agent scheduler (use its handle)', 'bare');
 
 // ---- validation (before anything is sent) -------------------------------------------------------
 

@@ -1,6 +1,7 @@
 import { InvalidArgumentError, isKeelError, toError } from '../errors.js';
 import { sendSupervised, type FailureReason, type SendOutcome } from '../delivery/sendSupervised.js';
 import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
+import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown } from '../runtime/messages.js';
 import { isInstance } from '../runtime/internal/safe.js';
 import { isPid, type Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
@@ -514,7 +515,7 @@ function statsOf(state: State): CoordinationStats {
   };
 }
 
-const spec: GenServerSpec<State, CoordinationProtocol, never, Settings> = {
+const spec: GenServerSpec<State, CoordinationProtocol, never, Settings> = keelServer({
   init(s, ctx) {
     ctx.trapExits(true); // so that a shutdown runs terminate, which dead-letters the buffers
     return {
@@ -583,7 +584,7 @@ const spec: GenServerSpec<State, CoordinationProtocol, never, Settings> = {
     }
     await Promise.all(adds);
   },
-};
+}, 'a coordination manager (use its handle)', 'bare');
 
 function toSettings(options: CoordinationManagerOptions | undefined): Settings {
   if (options === undefined) options = {};

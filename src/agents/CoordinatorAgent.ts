@@ -1,6 +1,7 @@
 import { CallExitError, CallTimeoutError, InvalidArgumentError, isKeelError, WorkflowLimitError } from '../errors.js';
 import { sendSupervised, type SendOutcome } from '../delivery/sendSupervised.js';
 import { GenServer, type From, type GenServerSpec } from '../otp/GenServer.js';
+import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown, type Down } from '../runtime/messages.js';
 import { isInstance } from '../runtime/internal/safe.js';
 import { isPid, Pid } from '../runtime/Pid.js';
@@ -468,7 +469,7 @@ function startRun(state: State, workflow: Workflow): Run | Error {
 
 type Init = { options: State['options']; workers: readonly Pid[] };
 
-const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, Init> = {
+const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, Init> = keelServer({
   async init({ options, workers }, ctx) {
     const state: State = {
       ctx,
@@ -595,7 +596,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
       if (w.watch.managed) state.ctx.node.monitors.demonitor(state.ctx, w.watch.ref);
     }
   },
-};
+}, 'a coordinator (use its handle)', 'bare');
 
 // ---- validation and the handle ----------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 import { InvalidArgumentError, toError } from '../errors.js';
 import { SEND_SPAN_EVENTS, sendOnce, sendSupervised, type SendOptions, type SendOutcome, type Settings as SendSettings, toSettings } from '../delivery/sendSupervised.js';
 import { GenServer, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
+import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown } from '../runtime/messages.js';
 import type { Proc } from '../runtime/internal/Proc.js';
 import type { KeelNode } from '../runtime/Node.js';
@@ -457,7 +458,7 @@ function stats(state: State): SignalRouterStats {
   };
 }
 
-const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, InitArg> = {
+const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, InitArg> = keelServer({
   init(arg, ctx) {
     const byReason = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<SignalDropReason, number>;
     const node = ctx.node as KeelNode;
@@ -542,7 +543,7 @@ const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, I
     ctx.node.telemetry.execute('keel.gen_server.unexpected_message', {}, { pid: ctx.self, message });
     return state;
   },
-};
+}, 'a signal router (use its handle)', 'bare');
 
 function isValid(signal: unknown): boolean {
   try {

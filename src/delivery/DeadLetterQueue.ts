@@ -1,5 +1,6 @@
 import { checkKeys, InvalidArgumentError, isKeelError, NotSerializableError } from '../errors.js';
 import type { GenServerSpec } from '../otp/GenServer.js';
+import { keelServer } from '../otp/internal/keelServer.js';
 import { Proc } from '../runtime/internal/Proc.js';
 import type { KeelNode } from '../runtime/Node.js';
 import { isPid, Pid, type Target } from '../runtime/Pid.js';
@@ -441,7 +442,7 @@ export function deadLetterProcessSpec(queue: DeadLetterService): GenServerSpec<{
     state.timer = (ctx.node as KeelNode).sendAfter(ctx as Proc, ctx.self, WAKE, delay, true);
     queue.armed(now + delay);
   };
-  return {
+  return keelServer({
     init(_arg, ctx) {
       ctx.trapExits();
       const state = { timer: undefined, running: false };
@@ -465,7 +466,7 @@ export function deadLetterProcessSpec(queue: DeadLetterService): GenServerSpec<{
       arm(ctx, state);
       return state;
     },
-  };
+  }, "the dead letter queue's process (use node.deadLetters)");
 }
 
 /**

@@ -1,5 +1,6 @@
 import { checkKeys, InvalidArgumentError, ProcessExitedError } from '../errors.js';
 import type { GenServerSpec } from '../otp/GenServer.js';
+import { keelServer } from '../otp/internal/keelServer.js';
 import { F_DEAD, Proc } from '../runtime/internal/Proc.js';
 import type { KeelNode } from '../runtime/Node.js';
 import { RefImpl, type Ref, type Target } from '../runtime/Pid.js';
@@ -211,7 +212,7 @@ export function leakCheckerSpec(manager: ManagedMonitors): GenServerSpec<null, n
   const schedule = (ctx: Context<any>): void => {
     (ctx.node as KeelNode).sendAfter(ctx as Proc, ctx.self, 'check_leaks', manager.settings.leakCheckIntervalMs, true);
   };
-  return {
+  return keelServer({
     init(_arg, ctx) {
       ctx.trapExits();
       // told of every end, a kill included (when no terminate callback runs)
@@ -226,5 +227,5 @@ export function leakCheckerSpec(manager: ManagedMonitors): GenServerSpec<null, n
       }
       return state;
     },
-  };
+  }, "the monitor manager's process (use node.monitors)");
 }

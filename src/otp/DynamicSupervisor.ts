@@ -7,6 +7,7 @@ import type { Pid, Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
 import { type Child, type ChildSpec, recordRestart, shouldRestart, startChild, stopChild, toChild, unexpectedRequest } from './internal/children.js';
+import { keelServer } from './internal/keelServer.js';
 
 export interface DynamicSupervisorOptions {
   /** Past this many children `startChild` rejects with `ERR_MAX_CHILDREN` (default unbounded). */
@@ -91,7 +92,7 @@ function size(state: State): number {
   return state.children.size + state.restarting.size;
 }
 
-const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, Omit<State, 'ctx' | 'children' | 'restarting' | 'restartTimes'>> = {
+const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, Omit<State, 'ctx' | 'children' | 'restarting' | 'restartTimes'>> = keelServer({
   init(arg, ctx) {
     ctx.trapExits();
     return { ...arg, ctx, children: new Map(), restarting: new Set(), restartTimes: [] };
@@ -167,7 +168,7 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
     event(state.ctx, 'shutdown', {}, { reason });
     await stopAll(state.ctx, state);
   },
-};
+}, 'a dynamic supervisor (use the DynamicSupervisor functions)');
 
 function options(opts: DynamicSupervisorOptions): Omit<State, 'ctx' | 'children' | 'restarting' | 'restartTimes'> {
   if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options', 'a DynamicSupervisorOptions object', opts);

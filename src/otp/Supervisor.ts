@@ -7,6 +7,7 @@ import type { BackoffOptions } from '../runtime/services.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
 import { type Child, type ChildSpec, recordRestart, shouldRestart, startChild, stopChild, toChild, toChildren, unexpectedRequest } from './internal/children.js';
+import { keelServer } from './internal/keelServer.js';
 
 export type { ChildSpec } from './internal/children.js';
 
@@ -162,7 +163,7 @@ function findChild(state: State, id: string): Child | undefined {
   return state.children.find((c) => c.id === id);
 }
 
-const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, { children: Child[]; options: State['options'] }> = {
+const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, { children: Child[]; options: State['options'] }> = keelServer({
   async init({ children, options }, ctx) {
     ctx.trapExits();
     const state: State = { ctx, children, options, restartTimes: [] };
@@ -275,7 +276,7 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
     event(state.ctx, 'shutdown', {}, { reason });
     await stopAll(state.ctx, state.children);
   },
-};
+}, 'a supervisor (use the Supervisor functions)');
 
 function options(opts: SupervisorOptions): State['options'] {
   if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options', 'a SupervisorOptions object', opts);

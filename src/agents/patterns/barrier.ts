@@ -1,5 +1,6 @@
 import { InvalidArgumentError, isKeelError } from '../../errors.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
+import { keelServer } from '../../otp/internal/keelServer.js';
 import { nodeOf } from '../../otp/internal/calls.js';
 import { Proc } from '../../runtime/internal/Proc.js';
 import { isInstance } from '../../runtime/internal/safe.js';
@@ -95,7 +96,7 @@ function badWait(request: { token: unknown; waiter: unknown; timeout: unknown })
   return undefined;
 }
 
-const barrierSpec: GenServerSpec<State, Calls, Cast, Config> = {
+const barrierSpec: GenServerSpec<State, Calls, Cast, Config> = keelServer({
   init(config) {
     return { config, generation: 0, waiting: new Map() };
   },
@@ -158,7 +159,7 @@ const barrierSpec: GenServerSpec<State, Calls, Cast, Config> = {
   terminate(_reason, state) {
     for (const w of state.waiting.values()) GenServer.reply(w.from, { ok: false, reason: 'stopped' });
   },
-};
+}, 'a barrier (use its handle)', 'bare');
 
 let tokens = 0;
 
