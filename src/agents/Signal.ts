@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { InvalidArgumentError, InvalidSignalError } from '../errors.js';
+import { isInstance } from '../runtime/internal/safe.js';
 
 /**
  * A signal: a CloudEvents 1.0 event (https://github.com/cloudevents/spec, v1.0.2), in its JSON
@@ -138,7 +139,7 @@ export function isSignal(value: unknown): value is Signal {
 
 function toTime(time: SignalInput['time']): string {
   if (time === undefined) return new Date().toISOString();
-  if (time instanceof Date) {
+  if (isInstance(time, Date)) {
     if (Number.isNaN(time.getTime())) throw new InvalidSignalError('time', 'a valid Date', time);
     return time.toISOString();
   }

@@ -2,6 +2,7 @@ import { checkKeys, InvalidArgumentError, isKeelError, NotSerializableError } fr
 import type { GenServerSpec } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { Proc } from '../runtime/internal/Proc.js';
+import { isInstance } from '../runtime/internal/safe.js';
 import type { KeelNode } from '../runtime/Node.js';
 import { isPid, Pid, type Target } from '../runtime/Pid.js';
 import type { DeadLetter, DeadLetterFilter, DeadLetterQueue, ServicesOptions, Unavailable } from '../runtime/services.js';
@@ -258,7 +259,7 @@ export class DeadLetterService implements DeadLetterQueue {
     const filter = ids === undefined ? checkFilter(selection) : undefined;
     const rate = options.ratePerSecond;
     if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0)) throw new InvalidArgumentError('options.ratePerSecond', 'a positive number', rate);
-    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
+    if (options.signal !== undefined && !isInstance(options.signal, AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
     if (!this.#available()) return UNAVAILABLE;
     const records: Record_[] = [];
     if (ids !== undefined) {

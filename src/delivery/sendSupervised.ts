@@ -1,7 +1,8 @@
 import { checkKeys, DeadlockError, DeliveryError, InvalidArgumentError, toError } from '../errors.js';
 import { nodeOf } from '../otp/internal/calls.js';
 import type { EnvelopeListener } from '../runtime/internal/Envelope.js';
-import { F_BUSY, F_DEAD, F_RUNNING, NextTurnWatcher, Proc } from '../runtime/internal/Proc.js';
+import { F_BUSY, F_DEAD, F_RUNNING, isProc, NextTurnWatcher, type Proc } from '../runtime/internal/Proc.js';
+import { isInstance } from '../runtime/internal/safe.js';
 import { monotonicClock } from '../runtime/Clock.js';
 import { formatReason } from '../runtime/messages.js';
 import { Delivery, type KeelNode } from '../runtime/Node.js';
@@ -113,7 +114,7 @@ export function toSettings(options: SendOptions | undefined): Settings {
   if (typeof metadata !== 'object' || metadata === null) throw new InvalidArgumentError('options.metadata', 'an object', metadata);
   if (options.id !== undefined && (typeof options.id !== 'string' || options.id === '')) throw new InvalidArgumentError('options.id', 'a non-empty string', options.id);
   if (options.retryOnCrash !== undefined && typeof options.retryOnCrash !== 'boolean') throw new InvalidArgumentError('options.retryOnCrash', 'a boolean', options.retryOnCrash);
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
+  if (options.signal !== undefined && !isInstance(options.signal, AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
   return {
     ack,
     timeout: ms('timeout', 5000),
@@ -508,7 +509,7 @@ function spanWatched(node: KeelNode): boolean {
  */
 export function sendSupervised<M>(from: Node | Context<any>, to: Target<M>, message: M, options?: SendOptions): Promise<SendOutcome> {
   const node = nodeOf(from);
-  const sender = from instanceof Proc ? from : undefined;
+  const sender = isProc(from) ? from : undefined;
   checkTarget(to);
   const s = toSettings(options);
   if (!spanWatched(node)) return sendOnce(node, sender, to, message, s);

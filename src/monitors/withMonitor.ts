@@ -1,5 +1,5 @@
 import { InvalidArgumentError, NoProcError } from '../errors.js';
-import { Proc } from '../runtime/internal/Proc.js';
+import { isProc } from '../runtime/internal/Proc.js';
 import type { Ref, Target } from '../runtime/Pid.js';
 import { isUnavailable } from '../runtime/services.js';
 import type { Context } from '../runtime/types.js';
@@ -21,7 +21,7 @@ export async function withMonitor<T>(
   fn: (ref: Ref, signal: AbortSignal) => T | Promise<T>,
   options: { tag?: string } = {},
 ): Promise<T> {
-  if (!(ctx instanceof Proc)) throw new InvalidArgumentError('ctx', 'a process Context', ctx);
+  if (!isProc(ctx)) throw new InvalidArgumentError('ctx', 'a process Context', ctx);
   if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function (ref, signal) => result', fn);
   const node = ctx.rt;
   const t = node.lookupTarget(target);

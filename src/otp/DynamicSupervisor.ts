@@ -1,5 +1,5 @@
 import { checkKeys, InvalidArgumentError, MaxChildrenError } from '../errors.js';
-import { Proc } from '../runtime/internal/Proc.js';
+import { isProc } from '../runtime/internal/Proc.js';
 import { isInstance } from '../runtime/internal/safe.js';
 import type { KeelNode } from '../runtime/Node.js';
 import { isExit } from '../runtime/messages.js';
@@ -203,7 +203,7 @@ export const DynamicSupervisor = {
   },
 
   startLink(from: Context<any>, opts: DynamicSupervisorOptions = {}): Promise<Pid> {
-    if (!(from instanceof Proc)) throw new InvalidArgumentError('from', 'a process Context', from);
+    if (!isProc(from)) throw new InvalidArgumentError('from', 'a process Context', from);
     return GenServer.startLink(from, dynamicSpec, options(opts), { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
   },
 

@@ -1,5 +1,6 @@
 import { CallExitError, CallTimeoutError, checkKeys, DeadlockError, InvalidArgumentError, NoProcError, StartError, toError } from '../errors.js';
-import { EXIT_SENTINEL, F_DEAD, Proc } from '../runtime/internal/Proc.js';
+import { EXIT_SENTINEL, F_DEAD, isProc, Proc } from '../runtime/internal/Proc.js';
+import { isInstance } from '../runtime/internal/safe.js';
 import { formatReason, isExit, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
 import type { KeelNode } from '../runtime/Node.js';
 import type { Pid, Target } from '../runtime/Pid.js';
@@ -381,7 +382,7 @@ export const GenServer = {
     arg?: Arg,
     options: StartOptions = {},
   ): Promise<ServerPid<P, Cast>> {
-    if (!(from instanceof Proc)) throw new InvalidArgumentError('from', 'a process Context (a link needs a process)', from);
+    if (!isProc(from)) throw new InvalidArgumentError('from', 'a process Context (a link needs a process)', from);
     return start(from, spec, arg as Arg, options, true);
   },
 
@@ -415,8 +416,8 @@ export const GenServer = {
       }
       signal = options.signal;
     }
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', signal);
-    const caller = from instanceof Proc ? from : undefined;
+    if (signal !== undefined && !isInstance(signal, AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', signal);
+    const caller = isProc(from) ? from : undefined;
     return callProcess(node, caller, target, request, timeout, signal) as Promise<ReplyOf<P, R>>;
   },
 
@@ -429,7 +430,7 @@ export const GenServer = {
 
   /** Replies to a call later, from anywhere (`handleCall` returned `{ noreply: true }`). */
   reply<R>(from: From<R>, value: R): void {
-    if (!(from instanceof PendingCall)) throw new InvalidArgumentError('from', 'the From handle given to handleCall', from);
+    if (!isInstance(from, PendingCall)) throw new InvalidArgumentError('from', 'the From handle given to handleCall', from);
     from.reply(value);
   },
 

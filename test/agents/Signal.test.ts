@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isKeelError } from '../../src/index.js';
 import { createSignal, isSignal, type Signal, validateSignal } from '../../src/agents/Signal.js';
-import { expectKeelError, thrown } from '../support.js';
+import { expectKeelError, thrown, UNREADABLE } from '../support.js';
 
 const valid = (): Record<string, unknown> => ({
   specversion: '1.0',
@@ -136,5 +136,15 @@ describe('validateSignal', () => {
     expect(badAttribute(() => validateSignal(s))).toBe('type');
     const frozen: Signal = createSignal({ type: 't', source: 's' });
     expect(() => validateSignal(frozen)).not.toThrow();
+  });
+});
+
+describe('createSignal given a time that cannot be inspected', () => {
+  // the same defect as GenServer.call's (fuzz seed 1660631497, path 54): `time instanceof Date` threw a
+  // raw TypeError on a proxy whose traps throw
+  it('throws ERR_INVALID_SIGNAL naming time', () => {
+    for (const [, make] of UNREADABLE) {
+      expectKeelError(thrown(() => createSignal({ type: 'a.b', source: '/s', time: make() as never })), 'ERR_INVALID_SIGNAL', '`time`');
+    }
   });
 });

@@ -22,6 +22,7 @@ import {
   otherCreation,
   receiver,
   type Seen,
+  UNREADABLE,
   useNodes,
   type Watched,
   watch,
@@ -1089,5 +1090,21 @@ describe('sendSupervised: node shutdown', () => {
     await node.idle();
     expect(w.status).toBe('resolved');
     expect(w.value).toMatchObject({ ok: false, reason: 'noproc' });
+  });
+});
+
+describe('sendSupervised given a from or a signal that cannot be inspected', () => {
+  // the same defect as GenServer.call's (fuzz seed 1660631497, path 54): `from instanceof Proc` and
+  // `signal instanceof AbortSignal` threw a raw TypeError on a proxy
+  it('throws ERR_INVALID_ARGUMENT, and sends nothing', async () => {
+    const node = track();
+    const r = receiver(node);
+    for (const [, make] of UNREADABLE) {
+      expectKeelError(await failure(() => sendSupervised(make() as never, r.pid, 'x')), 'ERR_INVALID_ARGUMENT', '`from`');
+      expectKeelError(await failure(() => sendSupervised(node, r.pid, 'x', { signal: make() as never })), 'ERR_INVALID_ARGUMENT', '`options.signal`');
+      expectKeelError(await failure(() => node.deadLetters.retry([], { signal: make() as never })), 'ERR_INVALID_ARGUMENT', '`options.signal`');
+    }
+    await node.idle();
+    expect(r.seen).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { createNode, DynamicSupervisor, GenServer, isDown, Pid, sendSupervised, Supervisor, type Context, type Node } from '../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
-import { expectKeelError, failure, idler, thrown, useNodes } from '../support.js';
+import { expectKeelError, failure, idler, thrown, UNREADABLE, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -444,5 +444,18 @@ describe('options that cannot be read', () => {
     // a proxy that can be read is an options object like any other
     const spawned = node.spawn(init, new Proxy({ name: 'by-proxy' }, {}));
     expect(node.registry.whereis('by-proxy')).toBe(spawned);
+  });
+});
+
+describe('ctx.demonitor and ctx.cancelTimer given a proxy', () => {
+  // the same defect as GenServer.call's (fuzz seed 1660631497, path 54): `ref instanceof RefImpl` threw
+  // a raw TypeError on a proxy whose traps throw
+  it('throw ERR_INVALID_ARGUMENT', () => {
+    const node = track();
+    const p = probe(node);
+    for (const [, make] of UNREADABLE) {
+      expectKeelError(thrown(() => p.ctx.demonitor(make() as never)), 'ERR_INVALID_ARGUMENT', '`ref`');
+      expectKeelError(thrown(() => p.ctx.cancelTimer(make() as never)), 'ERR_INVALID_ARGUMENT', '`timer`');
+    }
   });
 });

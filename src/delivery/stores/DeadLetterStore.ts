@@ -1,5 +1,6 @@
 import { types } from 'node:util';
 import { InvalidArgumentError, NotSerializableError } from '../../errors.js';
+import { isInstance } from '../../runtime/internal/safe.js';
 import type { DeadLetter, DeadLetterFilter } from '../../runtime/services.js';
 
 /** @internal A dead letter as the queue stores it. */
@@ -118,7 +119,7 @@ export function checkSerializable(value: unknown, path = 'message'): void {
   try {
     walk(value, path, keys, new Set());
   } catch (e) {
-    if (e instanceof NotSerializableError) throw e;
+    if (isInstance(e, NotSerializableError)) throw e;
     // `keys` still holds the path of the value being read when it threw
     throw new NotSerializableError(where(path, keys), `a property that throws when read (${thrownText(e)})`);
   }

@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import diagnostics from 'node:diagnostics_channel';
 import {
   AbortedError,
@@ -9,7 +10,7 @@ import {
   NoProcError,
   ProcessExitedError,
 } from '../../errors.js';
-import { ExitWatcher, F_DEAD, NextTurnWatcher, Proc } from '../../runtime/internal/Proc.js';
+import { ExitWatcher, F_DEAD, isProc, NextTurnWatcher, type Proc } from '../../runtime/internal/Proc.js';
 import type { TimerEntry } from '../../runtime/internal/TimerHeap.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
 import { Delivery, type KeelNode } from '../../runtime/Node.js';
@@ -24,12 +25,22 @@ export interface Origin {
 
 /** @internal The node of a `from` argument (a node or a live process's context); throws for anything else. */
 export function nodeOf(from: Node | Context<any>, argument = 'from'): KeelNode {
-  if (from instanceof Proc) {
+  if (isProc(from)) {
     if ((from.flags & F_DEAD) !== 0) zombie(from);
     return from.rt;
   }
-  if (typeof from === 'object' && from !== null && typeof (from as Partial<KeelNode>).lookupTarget === 'function') return from as KeelNode;
+  if (isNode(from)) return from;
   throw new InvalidArgumentError(argument, 'a Node or a process Context', from);
+}
+
+/** A node (by its shape: another copy of the package makes nodes too); never throws, and a proxy is none. */
+function isNode(value: unknown): value is KeelNode {
+  if (typeof value !== 'object' || value === null || types.isProxy(value)) return false;
+  try {
+    return typeof (value as Partial<KeelNode>).lookupTarget === 'function';
+  } catch {
+    return false; // a getter that throws
+  }
 }
 
 function zombie(p: Proc): never {
@@ -41,7 +52,7 @@ function zombie(p: Proc): never {
 /** @internal */
 export function originOf(from: Node | Context<any>, argument = 'from'): Origin {
   const node = nodeOf(from, argument);
-  return { node, caller: from instanceof Proc ? from : undefined };
+  return { node, caller: isProc(from) ? from : undefined };
 }
 
 /** @internal */
