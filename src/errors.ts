@@ -376,8 +376,8 @@ function isPlainObject(o: object): boolean {
   return proto === Object.prototype || proto === null;
 }
 
-/** What a getter or a proxy trap threw, in a few words; never throws itself. */
-function thrownText(e: unknown): string {
+/** @internal What a getter or a proxy trap threw, in a few words; never throws itself. */
+export function thrownText(e: unknown): string {
   try {
     return isError(e) ? `${String(e.name)}: ${String(e.message)}` : describe(e);
   } catch {

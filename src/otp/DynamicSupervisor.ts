@@ -3,7 +3,7 @@ import { isProc } from '../runtime/internal/Proc.js';
 import { isInstance } from '../runtime/internal/safe.js';
 import type { KeelNode } from '../runtime/Node.js';
 import { isExit } from '../runtime/messages.js';
-import type { Pid, Target } from '../runtime/Pid.js';
+import { isPid, type Pid, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
 import { type Child, type ChildSpec, recordRestart, shouldRestart, startChild, stopChild, toChild, unexpectedRequest } from './internal/children.js';
@@ -106,7 +106,7 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
         }
         let child: Child;
         try {
-          child = toChild({ id: 'child', ...request.spec }, size(state));
+          child = toChild(request.spec, size(state), 'child');
         } catch (e) {
           return { reply: { error: e }, state };
         }
@@ -120,8 +120,8 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
         }
       }
       case 'terminate': {
-        // a pid of another node or creation that shares the id is not this child
-        const live = (ctx.node as KeelNode).resolve(request.pid);
+        // a pid of another node or creation that shares the id is not this child; what is no pid, none
+        const live = isPid(request.pid) ? (ctx.node as KeelNode).resolve(request.pid) : undefined;
         const child = live === undefined ? undefined : state.children.get(live.self.id);
         if (live === undefined || child === undefined) return { reply: { error: 'not_found' }, state };
         state.children.delete(live.self.id);
@@ -215,6 +215,7 @@ export const DynamicSupervisor = {
   },
 
   terminateChild(from: Node | Context<any>, supervisor: Target, pid: Pid): Promise<'ok' | { error: 'not_found' }> {
+    if (!isPid(pid)) throw new InvalidArgumentError('pid', 'the Pid of a child', pid);
     return request(from, supervisor, { op: 'terminate', pid });
   },
 
