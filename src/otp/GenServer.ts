@@ -407,9 +407,7 @@ export const GenServer = {
       timeout = options;
     } else if (options !== undefined) {
       if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ timeout?, signal? } or a timeout in ms', options);
-      for (const key in options) {
-        if (key !== 'timeout' && key !== 'signal') throw new InvalidArgumentError(`options.${key}`, 'no such option (a call takes timeout and signal)', key);
-      }
+      checkKeys(options, ['timeout', 'signal'], 'options');
       if (options.timeout !== undefined) {
         validateTimeout(options.timeout, 'options.timeout');
         timeout = options.timeout;

@@ -546,6 +546,17 @@ describe('GenServer.call', () => {
       }
     });
 
+    it('refuses options that cannot be read with ERR_INVALID_ARGUMENT, not a raw TypeError', async () => {
+      // found by test/reliability/fuzz.otp.test.ts (fast-check seed -1933431209, path 71): a revoked proxy
+      // as the options threw TypeError: Cannot perform 'ownKeys' out of the call's own key check
+      const node = track();
+      const pid = await GenServer.start(node, holder());
+      const getter = Object.defineProperty({}, 'timeout', { enumerable: true, get: () => { throw new Error('timeout getter'); } });
+      for (const [, make] of UNREADABLE) expectKeelError(thrown(() => GenServer.call(node, pid, 'x', make() as never)), 'ERR_INVALID_ARGUMENT', '`options`');
+      expectKeelError(thrown(() => GenServer.call(node, pid, 'x', getter as never)), 'ERR_INVALID_ARGUMENT', '`options.timeout`', 'reading it threw Error: timeout getter');
+      expect(node.info(pid)?.mailboxLength).toBe(0);
+    });
+
     it('discards a reply given after the timeout: the calling process gets no stray message and nothing throws', async () => {
       const clock = new TestClock();
       const node = track({ clock });
@@ -1328,3 +1339,4 @@ describe('a from, a signal or a reply handle that cannot be inspected', () => {
     expect(await GenServer.call(p.ctx, server, 'x')).toBe(0);
   });
 });
+
