@@ -4,7 +4,7 @@ import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp
 import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown } from '../runtime/messages.js';
 import { isInstance } from '../runtime/internal/safe.js';
-import { isPid, type Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
+import { isPid, type Pid, type Ref, type Target, targetText, type TimerRef } from '../runtime/Pid.js';
 import { isUnavailable } from '../runtime/services.js';
 import type { KeelNode } from '../runtime/Node.js';
 import type { Context, Node } from '../runtime/types.js';
@@ -269,9 +269,9 @@ async function addDeadLetter(ctx: Context<any>, target: Target, entry: Entry, re
       metadata: { id: entry.id, sender: String(entry.sender), coordinator: String(ctx.self) },
     });
     if (typeof added === 'string') return { deadLetterId: added };
-    if (isUnavailable(added)) node.logger.warn(`coordination: message ${entry.id} to ${String(target)} failed (${reason}) and the dead letter queue is unavailable`);
+    if (isUnavailable(added)) node.logger.warn(`coordination: message ${entry.id} to ${targetText(target)} failed (${reason}) and the dead letter queue is unavailable`);
   } catch (e) {
-    node.logger.error(`coordination: the dead letter queue refused message ${entry.id} to ${String(target)} (${reason})`, e);
+    node.logger.error(`coordination: the dead letter queue refused message ${entry.id} to ${targetText(target)} (${reason})`, e);
   }
   return { deadLetterUnavailable: true };
 }

@@ -6,7 +6,7 @@ import { isInstance } from '../runtime/internal/safe.js';
 import { monotonicClock } from '../runtime/Clock.js';
 import { formatReason } from '../runtime/messages.js';
 import { Delivery, type KeelNode } from '../runtime/Node.js';
-import { isPid, PidImpl, type Target } from '../runtime/Pid.js';
+import { isPid, PidImpl, type Target, targetText } from '../runtime/Pid.js';
 import { type BackoffOptions, isUnavailable } from '../runtime/services.js';
 import type { TimerEntry } from '../runtime/internal/TimerHeap.js';
 import type { Context, Node } from '../runtime/types.js';
@@ -395,12 +395,12 @@ export async function onFailure(node: KeelNode, to: Target, message: unknown, s:
   if (outcome.ok) return outcome;
   switch (s.onError) {
     case 'log':
-      node.logger.warn(`supervised send ${outcome.id} to ${String(to)} failed after ${outcome.attempts} attempt(s): ${outcome.reason}`, outcome.lastError);
+      node.logger.warn(`supervised send ${outcome.id} to ${targetText(to)} failed after ${outcome.attempts} attempt(s): ${outcome.reason}`, outcome.lastError);
       return outcome;
     case 'ignore':
       return outcome;
     case 'raise':
-      throw new DeliveryError(String(to), outcome.reason, outcome.attempts, outcome);
+      throw new DeliveryError(targetText(to), outcome.reason, outcome.attempts, outcome);
     case 'dead_letter':
       return deadLetter(node, to, message, s, outcome, outcome.reason);
   }

@@ -3,7 +3,7 @@ import { EXIT_SENTINEL, F_DEAD, isProc, Proc } from '../runtime/internal/Proc.js
 import { isInstance } from '../runtime/internal/safe.js';
 import { formatReason, isExit, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
 import type { KeelNode } from '../runtime/Node.js';
-import type { Pid, Target } from '../runtime/Pid.js';
+import { type Pid, type Target, targetText } from '../runtime/Pid.js';
 import type { Context, Handler, Init, Node } from '../runtime/types.js';
 import { callProcess, type From, nodeOf, originOf, PendingCall, validateTarget, validateTimeout } from './internal/calls.js';
 
@@ -443,7 +443,7 @@ export const GenServer = {
     if (!isExitReason(reason)) throw new InvalidArgumentError('reason', 'an exit reason', reason);
     validateTimeout(timeout);
     const server = (node as KeelNode).lookupTarget(target);
-    if (server === undefined) return Promise.reject(new NoProcError(String(target), 'cannot stop a process that is not alive'));
+    if (server === undefined) return Promise.reject(new NoProcError(targetText(target), 'cannot stop a process that is not alive'));
     if (server === caller) return Promise.reject(new DeadlockError(String(server.self), 'tried to stop itself with GenServer.stop (return { stop } from a callback instead)'));
     return new Promise<void>((resolve, reject) => {
       let timer: { cancel(): boolean } | undefined;

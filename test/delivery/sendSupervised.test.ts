@@ -1108,3 +1108,16 @@ describe('sendSupervised given a from or a signal that cannot be inspected', () 
     expect(r.seen).toEqual([]);
   });
 });
+
+describe('sendSupervised to a pid-shaped target with no string form of its own', () => {
+  // the same defect as GenServer.call's (fuzz seed -140833145, path 476): String(to) threw in the
+  // failure's log line and in ERR_DELIVERY, so the send rejected with a raw TypeError
+  it("resolves with noproc (onError 'log'), or rejects with ERR_DELIVERY naming <node.id> (onError 'raise')", async () => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const ghost = Object.assign(Object.create(null) as object, { node: 'elsewhere', creation: 1, id: 7 });
+    expect(await sendSupervised(node, ghost as never, 'm')).toMatchObject({ ok: false, reason: 'noproc' });
+    expect(logger.warn.mock.calls.map((c) => c[0])).toEqual([expect.stringContaining('to <elsewhere.7> failed after 1 attempt(s): noproc')]);
+    expectKeelError(await failure(() => sendSupervised(node, ghost as never, 'm', { onError: 'raise' })), 'ERR_DELIVERY', 'delivery to <elsewhere.7> failed');
+  });
+});

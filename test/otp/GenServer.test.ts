@@ -1340,3 +1340,14 @@ describe('a from, a signal or a reply handle that cannot be inspected', () => {
   });
 });
 
+describe('a pid-shaped target with no string form of its own', () => {
+  // found by test/reliability/fuzz.otp.test.ts (fast-check seed -140833145, path 476): a call to a
+  // null-prototype copy of a pid threw TypeError: Cannot convert object to primitive value, building
+  // the ERR_NOPROC message with String(target)
+  it('is named <node.id> in the typed errors of call and stop', async () => {
+    const node = track();
+    const ghost = Object.assign(Object.create(null) as object, { node: 'elsewhere', creation: 1, id: 7 });
+    expectKeelError(await failure(() => GenServer.call(node, ghost as never, 'x')), 'ERR_NOPROC', '<elsewhere.7>');
+    expectKeelError(await failure(() => GenServer.stop(node, ghost as never)), 'ERR_NOPROC', '<elsewhere.7>');
+  });
+});

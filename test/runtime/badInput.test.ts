@@ -459,3 +459,14 @@ describe('ctx.demonitor and ctx.cancelTimer given a proxy', () => {
     }
   });
 });
+
+describe('a pid-shaped value with no string form of its own', () => {
+  // the same defect as GenServer.call's (fuzz seed -140833145, path 476): String(pid) threw while the
+  // ERR_NOPROC message was built
+  it('is named <node.id> in the ERR_NOPROC of register and groups.join', () => {
+    const node = track();
+    const ghost = Object.assign(Object.create(null) as object, { node: 'elsewhere', creation: 1, id: 7 });
+    expectKeelError(thrown(() => node.registry.register('ghost', ghost as never)), 'ERR_NOPROC', '<elsewhere.7>');
+    expectKeelError(thrown(() => node.groups.join('g', ghost as never)), 'ERR_NOPROC', '<elsewhere.7>');
+  });
+});

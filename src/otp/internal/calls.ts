@@ -14,7 +14,7 @@ import { ExitWatcher, F_DEAD, isProc, NextTurnWatcher, type Proc } from '../../r
 import type { TimerEntry } from '../../runtime/internal/TimerHeap.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
 import { Delivery, type KeelNode } from '../../runtime/Node.js';
-import { isPid, type Target } from '../../runtime/Pid.js';
+import { isPid, type Target, targetText } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 
 /** @internal Where a behaviour operation comes from: a process (its context) or the node itself. */
@@ -248,7 +248,7 @@ function startCall(node: KeelNode, caller: Proc | undefined, target: Target, req
   const server = node.lookupTarget(target);
   if (server === undefined) {
     validateTarget(target); // a bad target (an empty name) is a programmer error, not a dead process
-    return Promise.reject(new NoProcError(String(target), 'cannot call a process that is not alive'));
+    return Promise.reject(new NoProcError(targetText(target), 'cannot call a process that is not alive'));
   }
   if (server === caller) return Promise.reject(new DeadlockError(String(server.self), 'called itself'));
   if (signal?.aborted === true) return Promise.reject(new AbortedError(`the call to ${String(server.self)}`, signal.reason));

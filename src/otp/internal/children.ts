@@ -1,5 +1,5 @@
 import { types } from 'node:util';
-import { checkKeys, InvalidArgumentError, StartError, thrownText, toError } from '../../errors.js';
+import { checkKeys, describe, InvalidArgumentError, StartError, thrownText, toError } from '../../errors.js';
 import { formatReason, isCleanExit, type ExitReason } from '../../runtime/messages.js';
 import type { KeelNode } from '../../runtime/Node.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
@@ -105,7 +105,7 @@ export async function startChild(ctx: Context<any>, child: Child): Promise<Pid> 
     throw new StartError(`child '${child.id}'`, error, formatReason(error));
   }
   if (!isPid(pid)) {
-    throw new StartError(`child '${child.id}'`, new InvalidArgumentError(`start of child '${child.id}'`, 'a Pid', pid), `start returned ${String(pid)}`);
+    throw new StartError(`child '${child.id}'`, new InvalidArgumentError(`start of child '${child.id}'`, 'a Pid', pid), `start returned ${describe(pid)}`);
   }
   const proc = (ctx.node as KeelNode).resolve(pid);
   if (proc === undefined) throw new StartError(`child '${child.id}'`, 'noproc', 'it exited as it started');
