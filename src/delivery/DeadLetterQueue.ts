@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import { checkKeys, InvalidArgumentError, isKeelError, NotSerializableError } from '../errors.js';
 import type { GenServerSpec } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
@@ -46,6 +47,27 @@ function settings(o: DeadLetterOptions): Settings {
     parkedTtlMs: ttl,
     retryConcurrency: int('retryConcurrency', 8, 1),
   };
+}
+
+/**
+ * The ids of a `retry` given a list (undefined when it is given a filter): every element a non-empty
+ * string, read index by index, so that a hole is refused at once (a sparse array of length 2**32-1
+ * included) and a proxy is no list.
+ */
+function idList(selection: unknown): string[] | undefined {
+  if (typeof selection !== 'object' || selection === null || types.isProxy(selection) || !Array.isArray(selection)) return undefined;
+  const ids: string[] = [];
+  for (let i = 0; i < selection.length; i++) {
+    let id: unknown;
+    try {
+      id = selection[i];
+    } catch (e) {
+      throw new InvalidArgumentError(`ids[${i}]`, 'a dead letter id that can be read', selection, `reading it threw ${thrownText(e)}`);
+    }
+    if (typeof id !== 'string' || id === '') throw new InvalidArgumentError('ids', 'an array of dead letter ids', selection);
+    ids.push(id);
+  }
+  return ids;
 }
 
 /** A stored recipient back as a target: a formatted pid if it parses as one, else a name. */
@@ -254,9 +276,10 @@ export class DeadLetterService implements DeadLetterQueue {
     selection: DeadLetterFilter | string[],
     options: { ratePerSecond?: number; signal?: AbortSignal } = {},
   ): Promise<{ id: string; ok: boolean; reason?: string }[] | Unavailable> {
-    const ids = Array.isArray(selection) ? selection : undefined;
-    if (ids !== undefined && ids.some((id) => typeof id !== 'string' || id === '')) throw new InvalidArgumentError('ids', 'an array of dead letter ids', selection);
+    const ids = idList(selection);
     const filter = ids === undefined ? checkFilter(selection) : undefined;
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ ratePerSecond?, signal? }', options);
+    checkKeys(options, ['ratePerSecond', 'signal'], 'options');
     const rate = options.ratePerSecond;
     if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0)) throw new InvalidArgumentError('options.ratePerSecond', 'a positive number', rate);
     if (options.signal !== undefined && !isInstance(options.signal, AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);

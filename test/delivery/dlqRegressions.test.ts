@@ -4,7 +4,7 @@ import type { DeadLetterStore } from '../../src/delivery/stores/DeadLetterStore.
 import { NotSerializableError } from '../../src/errors.js';
 import { isKeelError, type Node, sendSupervised } from '../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
-import { type Deferred, deferred, ok, useNodes, useTempFiles } from '../support.js';
+import { type Deferred, deferred, expectKeelError, failure, ok, UNREADABLE, useNodes, useTempFiles } from '../support.js';
 
 /** The queue's store, to inject a fault into it. */
 function storeOf(node: Node): DeadLetterStore {
@@ -222,6 +222,32 @@ describe('dead letter queue on a SQLite file, after a restart', () => {
     await second.idle();
     expect(await second.deadLetters.get(id)).toBeUndefined();
     expect(seen).toEqual([`dead-letter-${id}-0`, `dead-letter-${id}-0`]);
+  });
+});
+
+describe('dead letter queue arguments that cannot be read', () => {
+  // found by test/reliability/fuzz.delivery.test.ts (fast-check seed -1837651884, path 57): retry's
+  // options given as an array proxy whose traps throw threw a raw TypeError; a revoked proxy as a
+  // filter or as the ids did too (Array.isArray throws on one), a sparse array of ids of length
+  // 2**32-1 was walked to its end, and retry's options took any key
+  it('are ERR_INVALID_ARGUMENT at once, and the queue keeps its entries', async () => {
+    const node = track({ clock: new TestClock() });
+    const id = ok(await node.deadLetters.add({ recipient: 'nobody', message: 'kept', reason: 'noproc' }));
+    const getter = Object.defineProperty({}, 'status', { enumerable: true, get: () => { throw new Error('status getter'); } });
+    const sparse: string[] = [];
+    sparse.length = 2 ** 32 - 1;
+    const q = node.deadLetters;
+    for (const [what, make] of UNREADABLE) {
+      expectKeelError(await failure(() => q.list(make() as never)), 'ERR_INVALID_ARGUMENT', '`filter`', 'got a proxy');
+      expectKeelError(await failure(() => q.purge(make() as never)), 'ERR_INVALID_ARGUMENT', '`filter`');
+      expectKeelError(await failure(() => q.retry(make() as never)), 'ERR_INVALID_ARGUMENT', '`filter`');
+      expectKeelError(await failure(() => q.retry([id], make() as never)), 'ERR_INVALID_ARGUMENT', '`options`', what === 'a revoked proxy' ? 'Cannot perform' : 'trap');
+    }
+    expectKeelError(await failure(() => q.list(getter as never)), 'ERR_INVALID_ARGUMENT', '`filter.status`', 'reading it threw Error: status getter');
+    expectKeelError(await failure(() => q.retry(sparse)), 'ERR_INVALID_ARGUMENT', '`ids`');
+    expectKeelError(await failure(() => q.retry([id], { rate: 1 } as never)), 'ERR_INVALID_ARGUMENT', '`options.rate`');
+    expectKeelError(await failure(() => q.retry([id], null as never)), 'ERR_INVALID_ARGUMENT', '`options`');
+    expect(ok(await q.list()).entries.map((e) => e.id)).toEqual([id]);
   });
 });
 

@@ -1,5 +1,5 @@
 import { types } from 'node:util';
-import { InvalidArgumentError, NotSerializableError } from '../../errors.js';
+import { checkKeys, InvalidArgumentError, NotSerializableError } from '../../errors.js';
 import { isInstance } from '../../runtime/internal/safe.js';
 import type { DeadLetter, DeadLetterFilter } from '../../runtime/services.js';
 
@@ -55,27 +55,32 @@ export function seqOf(id: string): number | undefined {
   return Number.isSafeInteger(seq) ? seq : undefined;
 }
 
-/** @internal Validates a filter; a bad one is a typed error, never a crash of the queue. */
+/**
+ * @internal Validates a filter; a bad one is a typed error, never a crash of the queue. Answers a
+ * copy of it (its fields read once): a filter is matched against many entries.
+ */
 export function checkFilter(filter: unknown, listing = false): DeadLetterFilter {
   if (filter === undefined) return {};
-  if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) {
+  // a proxy is never a filter (Array.isArray throws on a revoked one)
+  if (typeof filter !== 'object' || filter === null || types.isProxy(filter) || Array.isArray(filter)) {
     throw new InvalidArgumentError('filter', '{ status?, reason?, recipient?, olderThanMs? }', filter);
   }
   const f = filter as Record<string, unknown>;
-  const keys = listing ? ['status', 'reason', 'recipient', 'olderThanMs', 'limit', 'cursor'] : ['status', 'reason', 'recipient', 'olderThanMs'];
-  for (const key of Object.keys(f)) {
-    if (!keys.includes(key)) {
-      throw new InvalidArgumentError(`filter.${key}`, listing ? 'one of status, reason, recipient, olderThanMs, limit, cursor' : 'one of status, reason, recipient, olderThanMs', key);
-    }
+  // an unknown key, or one that cannot be read (a getter that throws), is a typed error
+  checkKeys(f, listing ? ['status', 'reason', 'recipient', 'olderThanMs', 'limit', 'cursor'] : ['status', 'reason', 'recipient', 'olderThanMs'], 'filter');
+  const { status, reason, recipient, olderThanMs } = f;
+  if (status !== undefined && status !== 'pending' && status !== 'parked') throw new InvalidArgumentError('filter.status', "'pending' | 'parked'", status);
+  if (reason !== undefined && typeof reason !== 'string') throw new InvalidArgumentError('filter.reason', 'a string', reason);
+  if (recipient !== undefined && typeof recipient !== 'string') throw new InvalidArgumentError('filter.recipient', 'a string', recipient);
+  if (olderThanMs !== undefined && (typeof olderThanMs !== 'number' || !Number.isFinite(olderThanMs) || olderThanMs < 0)) {
+    throw new InvalidArgumentError('filter.olderThanMs', 'a number of ms >= 0', olderThanMs);
   }
-  if (f.status !== undefined && f.status !== 'pending' && f.status !== 'parked') throw new InvalidArgumentError('filter.status', "'pending' | 'parked'", f.status);
-  for (const key of ['reason', 'recipient'] as const) {
-    if (f[key] !== undefined && typeof f[key] !== 'string') throw new InvalidArgumentError(`filter.${key}`, 'a string', f[key]);
-  }
-  if (f.olderThanMs !== undefined && (typeof f.olderThanMs !== 'number' || !Number.isFinite(f.olderThanMs) || f.olderThanMs < 0)) {
-    throw new InvalidArgumentError('filter.olderThanMs', 'a number of ms >= 0', f.olderThanMs);
-  }
-  return f as DeadLetterFilter;
+  return {
+    ...(status === undefined ? {} : { status }),
+    ...(reason === undefined ? {} : { reason }),
+    ...(recipient === undefined ? {} : { recipient }),
+    ...(olderThanMs === undefined ? {} : { olderThanMs }),
+  };
 }
 
 /** @internal True when a record matches a filter. */
