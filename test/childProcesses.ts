@@ -102,6 +102,10 @@ export function useChildren(): ForkChild {
     child.stderr!.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
     });
+    // a failed write to a child being killed is no test failure of its own: it is told with the child's output
+    child.on('error', (e) => {
+      stderr += `\n(child process error: ${e.message})`;
+    });
     // stdout is read too, so that a chatty child never blocks on a full pipe
     child.stdout!.resume();
     const exited = new Promise<Ended>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
