@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../errors.js';
+import { checkKeys, InvalidArgumentError } from '../errors.js';
 import { type SendOptions, type SendOutcome, sendSupervised, toSettings } from '../delivery/sendSupervised.js';
 import { GenServer, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
@@ -421,6 +421,7 @@ function checkInterval(ms: unknown): asserts ms is number {
 function periodicOptions(options: unknown, intervalMs: number): { jitter: number; missed: MissedPolicy } {
   if (options === undefined) return { jitter: 0, missed: 'skip' };
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ jitter?, missed? }', options);
+  checkKeys(options, ['jitter', 'missed'], 'options');
   const { jitter = 0, missed = 'skip' } = options as PeriodicOptions;
   if (typeof jitter !== 'number' || !Number.isFinite(jitter) || jitter < 0 || jitter >= intervalMs) {
     throw new InvalidArgumentError('options.jitter', `a finite number of ms >= 0 and below intervalMs (${intervalMs})`, jitter);
@@ -432,6 +433,7 @@ function periodicOptions(options: unknown, intervalMs: number): { jitter: number
 function validateOptions(options: unknown): AgentSchedulerOptions {
   if (options === undefined) return {};
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ name?, sendOptions? }', options);
+  checkKeys(options, ['name', 'sendOptions'], 'options');
   const { sendOptions } = options as AgentSchedulerOptions;
   if (sendOptions !== undefined) {
     if (typeof sendOptions !== 'object' || sendOptions === null) throw new InvalidArgumentError('options.sendOptions', 'a SendOptions object without id and signal', sendOptions);

@@ -662,3 +662,17 @@ describe('AgentScheduler sent a message that cannot be inspected', () => {
     expect((await scheduler.list(r.pid)).map((s) => s.deliveries)).toEqual([1]);
   });
 });
+
+describe('AgentScheduler options that cannot be read, or that it does not know', () => {
+  // found by test/reliability/fuzz.agents.test.ts (fast-check seed 30246999, path 547): registerPeriodic's
+  // options given as a proxy whose traps throw threw a raw TypeError; registerPeriodic and start took
+  // any option key, a misspelt one silently ignored
+  it('are ERR_INVALID_ARGUMENT naming the option, and nothing is scheduled', async () => {
+    const { node, scheduler } = await setup();
+    const a = recorder(node);
+    for (const [, make] of UNREADABLE) expectKeelError(thrown(() => scheduler.registerPeriodic(a.pid, 'x', 100, 'm', make() as never)), 'ERR_INVALID_ARGUMENT', '`options`');
+    expectKeelError(thrown(() => scheduler.registerPeriodic(a.pid, 'x', 100, 'm', { jiter: 5 } as never)), 'ERR_INVALID_ARGUMENT', '`options.jiter`');
+    expectKeelError(thrown(() => AgentScheduler.start(node, { send: {} } as never)), 'ERR_INVALID_ARGUMENT', '`options.send`');
+    expect(await scheduler.stats()).toMatchObject({ schedules: 0 });
+  });
+});
