@@ -414,8 +414,13 @@ function checkId(id: unknown): asserts id is string {
   if (typeof id !== 'string' || id === '') throw new InvalidArgumentError('id', 'a non-empty string', id);
 }
 
+/**
+ * At least 1 ms, the resolution of the node's timers: an interval below the clock's resolution at
+ * the current time (`now + intervalMs === now`) would never move a schedule's due time on, and under
+ * a virtual clock its ticks would fire at one instant for ever.
+ */
 function checkInterval(ms: unknown): asserts ms is number {
-  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) throw new InvalidArgumentError('intervalMs', 'a finite number of ms > 0', ms);
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 1) throw new InvalidArgumentError('intervalMs', 'a finite number of ms >= 1', ms);
 }
 
 function periodicOptions(options: unknown, intervalMs: number): { jitter: number; missed: MissedPolicy } {

@@ -277,6 +277,20 @@ describe('AgentScheduler.registerPeriodic', () => {
     for (const [fn, argument] of bad) expectKeelError(thrown(fn), 'ERR_INVALID_ARGUMENT', `\`${argument}\``);
     expect(await scheduler.stats()).toEqual({ agents: 0, schedules: 0, delivered: 0, failed: 0, forced: 0, skipped: 0 });
   });
+
+  it('refuses an interval below 1 ms, the resolution of the timers, with ERR_INVALID_ARGUMENT', async () => {
+    // found by test/reliability/fuzz.agents.test.ts (fast-check seed -1390562662, path 15): an interval of
+    // 7.7e-209 ms was taken; at the clock's time now + intervalMs === now, so the schedule's due time
+    // never moved on and, on a TestClock, advancing it fired the schedule at one instant for ever
+    const { node, scheduler } = await setup();
+    const a = recorder(node);
+    for (const ms of [7.7e-209, Number.MIN_VALUE, 1e-4, 0.999]) {
+      expectKeelError(thrown(() => scheduler.registerPeriodic(a.pid, 'x', ms, 'm')), 'ERR_INVALID_ARGUMENT', '`intervalMs`', 'a finite number of ms >= 1');
+      expectKeelError(thrown(() => scheduler.updateInterval(a.pid, 'x', ms)), 'ERR_INVALID_ARGUMENT', '`intervalMs`');
+    }
+    expect(await scheduler.registerPeriodic(a.pid, 'x', 1, 'm')).toBe('ok');
+    expect(await scheduler.stats()).toMatchObject({ schedules: 1 });
+  });
 });
 
 // ---- forceExecution and updateInterval ----------------------------------------------------------
