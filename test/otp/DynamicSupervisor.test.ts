@@ -390,3 +390,18 @@ describe('DynamicSupervisor given a pid or a spec that cannot be used', () => {
     expect(await childPids(node, sup)).toEqual([pid]);
   });
 });
+
+describe("a child whose start returns the supervisor's own pid", () => {
+  // found by test/reliability/fuzz.otp.test.ts (fast-check seed -294603019, path 891): the supervisor
+  // took itself for its child, and stopping that child (shutdown 'infinity', a supervisor's default)
+  // waited for its own death for ever: the supervisor stayed busy and could not be stopped
+  it('fails to start with ERR_START_FAILED, and the supervisor can still be stopped', async () => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node);
+    const e = await failure(() => DynamicSupervisor.startChild(node, sup, { start: (ctx: Context) => ctx.self, type: 'supervisor' }));
+    expectKeelError(e, 'ERR_START_FAILED', "start returned the supervisor's own pid");
+    expect(await DynamicSupervisor.whichChildren(node, sup)).toEqual([]);
+    await GenServer.stop(node, sup);
+    expect(node.isAlive(sup)).toBe(false);
+  });
+});

@@ -1164,3 +1164,14 @@ describe('Supervisor.start given children that are not a list of specs', () => {
     expect(node.processes()).toEqual([]);
   });
 });
+
+describe("a child whose start returns the supervisor's own pid", () => {
+  // the same defect as the DynamicSupervisor's (fuzz seed -294603019, path 891)
+  it('fails the start with ERR_START_FAILED, naming it', async () => {
+    const node = track();
+    const e = await failure(() => Supervisor.start(node, [{ id: 'self', start: (ctx: Context) => ctx.self, type: 'supervisor' }]));
+    expectKeelError(e, 'ERR_START_FAILED', "child 'self'", "start returned the supervisor's own pid");
+    await node.idle();
+    expect(node.processes()).toEqual([]);
+  });
+});

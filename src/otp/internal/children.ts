@@ -109,6 +109,11 @@ export async function startChild(ctx: Context<any>, child: Child): Promise<Pid> 
   }
   const proc = (ctx.node as KeelNode).resolve(pid);
   if (proc === undefined) throw new StartError(`child '${child.id}'`, 'noproc', 'it exited as it started');
+  if (proc.self === ctx.self) {
+    // its own child: stopping that child would be waiting for itself (for ever, with shutdown 'infinity')
+    const e = new InvalidArgumentError(`start of child '${child.id}'`, "a Pid of a process other than the supervisor (start it with ctx.spawnLink, or a behaviour's startLink)", pid);
+    throw new StartError(`child '${child.id}'`, e, "start returned the supervisor's own pid");
+  }
   ctx.link(proc.self);
   child.pid = proc.self; // the runtime's own pid object: exits are matched against it
   child.status = 'running';
