@@ -200,8 +200,15 @@ export class DeadLetterService implements DeadLetterQueue {
 
   /** The id at once for the memory store, a promise of it for a durable one. */
   #add(entry: { recipient: Target; message: unknown; reason: string; metadata?: object }): string | Unavailable | Promise<string> {
-    if (typeof entry !== 'object' || entry === null) throw new InvalidArgumentError('entry', '{ recipient, message, reason, metadata? }', entry);
-    const { recipient, message, reason, metadata = {} } = entry;
+    const expected = '{ recipient, message, reason, metadata? }';
+    if (typeof entry !== 'object' || entry === null || types.isProxy(entry)) throw new InvalidArgumentError('entry', expected, entry);
+    let fields: typeof entry;
+    try {
+      fields = { recipient: entry.recipient, message: entry.message, reason: entry.reason, metadata: entry.metadata ?? {} };
+    } catch (e) {
+      throw new InvalidArgumentError('entry', `${expected} whose fields can be read`, entry, `reading one threw ${thrownText(e)}`);
+    }
+    const { recipient, message, reason, metadata = {} } = fields;
     if (typeof recipient === 'string' ? recipient === '' : !isPid(recipient)) throw new InvalidArgumentError('entry.recipient', 'a Pid or a registered name', recipient);
     if (typeof reason !== 'string' || reason === '') throw new InvalidArgumentError('entry.reason', 'a non-empty string', reason);
     if (typeof metadata !== 'object' || metadata === null) throw new InvalidArgumentError('entry.metadata', 'an object', metadata);

@@ -251,6 +251,21 @@ describe('dead letter queue arguments that cannot be read', () => {
   });
 });
 
+describe('a dead letter entry that cannot be read', () => {
+  // found by test/reliability/fuzz.delivery.test.ts (fast-check seed 623814110, path 212): add given
+  // an Error whose message getter throws as the entry threw that getter's error, raw, out of add
+  it('is refused with ERR_INVALID_ARGUMENT, counted nowhere, and the queue keeps working', async () => {
+    const node = track();
+    const q = node.deadLetters;
+    const getters = Object.defineProperty(new Error('e'), 'message', { get: () => { throw new Error('message getter'); } });
+    expectKeelError(await failure(() => q.add(getters as never)), 'ERR_INVALID_ARGUMENT', '`entry`', 'reading one threw Error: message getter');
+    for (const [, make] of UNREADABLE) expectKeelError(await failure(() => q.add(make() as never)), 'ERR_INVALID_ARGUMENT', '`entry`', 'got a proxy');
+    const id = ok(await q.add({ recipient: 'nobody', message: 'fine', reason: 'noproc' }));
+    expect(ok(await q.list()).entries.map((e) => e.id)).toEqual([id]);
+    expect(ok(await q.stats())).toMatchObject({ pending: 1, added: 1, refused: 0 });
+  });
+});
+
 describe('broadcastSupervised all_or_nothing', () => {
   it('delivers nothing when its signal is already aborted', async () => {
     const { broadcastSupervised } = await import('../../src/index.js');
