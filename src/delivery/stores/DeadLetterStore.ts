@@ -201,11 +201,20 @@ function scan(value: unknown, depth: number, seen: Set<object> | undefined): num
   // is decided in the loops, without a call either
   if (types.isProxy(value)) return BAD;
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
+    const n = value.length;
+    for (let i = 0; i < n; i++) {
       const v: unknown = value[i];
       if (typeof v === 'object' || typeof v === 'function' || typeof v === 'symbol') {
         const r = scan(v, next, seen);
         if (r !== OK) return r;
+      } else if (v === undefined && n > SPARSE_ABOVE && !(i in value)) {
+        // a hole in a long array: the rest is read by its indexes present, not by its length (a
+        // sparse array of length 2**32-1 would take minutes, where structured clone skips the holes)
+        for (const key of presentIndexes(value, i)) {
+          const r = scan(value[key], next, seen);
+          if (r !== OK) return r;
+        }
+        break;
       }
     }
     for (const key of arrayExtras(value)) {
@@ -267,6 +276,18 @@ function arrayExtras(arr: readonly unknown[]): readonly string[] {
   return i === keys.length ? NO_KEYS : keys.slice(i);
 }
 
+/** Arrays longer than this are read by their present indexes from their first hole on. */
+const SPARSE_ABOVE = 65_536;
+
+/** The indexes from `from` on that an array holds (its holes skipped), in order. */
+function* presentIndexes(arr: readonly unknown[], from: number): Generator<number> {
+  for (const key in arr) {
+    if (!isIndex(key)) continue;
+    const i = Number(key);
+    if (i >= from) yield i;
+  }
+}
+
 function isIndex(key: string): boolean {
   return INDEX.test(key) && Number(key) < 2 ** 32 - 1;
 }
@@ -315,7 +336,8 @@ function walk(value: unknown, root: string, keys: Step[], seen: Set<object>): vo
   switch (kind) {
     case ARRAY: {
       const arr = obj as unknown[];
-      for (let i = 0; i < arr.length; i++) inner(i, () => arr[i]);
+      if (arr.length > SPARSE_ABOVE) for (const i of presentIndexes(arr, 0)) inner(i, () => arr[i]);
+      else for (let i = 0; i < arr.length; i++) inner(i, () => arr[i]);
       for (const key of arrayExtras(arr)) inner(key, () => (arr as unknown as Record<string, unknown>)[key]);
       return;
     }
