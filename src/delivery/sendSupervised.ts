@@ -1,4 +1,5 @@
-import { checkKeys, DeadlockError, DeliveryError, InvalidArgumentError, toError } from '../errors.js';
+import { types } from 'node:util';
+import { checkKeys, DeadlockError, DeliveryError, InvalidArgumentError, thrownText, toError } from '../errors.js';
 import { nodeOf } from '../otp/internal/calls.js';
 import type { EnvelopeListener } from '../runtime/internal/Envelope.js';
 import { F_BUSY, F_DEAD, F_RUNNING, isProc, NextTurnWatcher, type Proc } from '../runtime/internal/Proc.js';
@@ -110,8 +111,7 @@ export function toSettings(options: SendOptions | undefined): Settings {
   if (!Number.isSafeInteger(retries) || retries < 0) throw new InvalidArgumentError('options.retries', 'an integer >= 0', options.retries);
   const onError = options.onError ?? 'log';
   if (!ON_ERROR.includes(onError)) throw new InvalidArgumentError('options.onError', "'log' | 'dead_letter' | 'ignore' | 'raise'", options.onError);
-  const metadata = options.metadata === undefined ? EMPTY_METADATA : options.metadata;
-  if (typeof metadata !== 'object' || metadata === null) throw new InvalidArgumentError('options.metadata', 'an object', metadata);
+  const metadata = options.metadata === undefined ? EMPTY_METADATA : copyMetadata(options.metadata);
   if (options.id !== undefined && (typeof options.id !== 'string' || options.id === '')) throw new InvalidArgumentError('options.id', 'a non-empty string', options.id);
   if (options.retryOnCrash !== undefined && typeof options.retryOnCrash !== 'boolean') throw new InvalidArgumentError('options.retryOnCrash', 'a boolean', options.retryOnCrash);
   if (options.signal !== undefined && !isInstance(options.signal, AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
@@ -127,6 +127,20 @@ export function toSettings(options: SendOptions | undefined): Settings {
     retryOnCrash: options.retryOnCrash ?? false,
     signal: options.signal,
   };
+}
+
+/**
+ * The send's metadata, copied once: it is spread into every retry's event, the span's and the dead
+ * letter, so a proxy (revoked or not) or a getter that throws is refused here, at the send, rather
+ * than throwing from a retry's timer or out of the send later.
+ */
+function copyMetadata(metadata: unknown): Record<string, unknown> {
+  if (typeof metadata !== 'object' || metadata === null || types.isProxy(metadata)) throw new InvalidArgumentError('options.metadata', 'an object', metadata);
+  try {
+    return { ...metadata };
+  } catch (e) {
+    throw new InvalidArgumentError('options.metadata', 'an object whose properties can be read', metadata, `reading one threw ${thrownText(e)}`);
+  }
 }
 
 /** @internal One attempt's failure: the reason, whether another attempt may help, and the error detail. */

@@ -1121,3 +1121,32 @@ describe('sendSupervised to a pid-shaped target with no string form of its own',
     expectKeelError(await failure(() => sendSupervised(node, ghost as never, 'm', { onError: 'raise' })), 'ERR_DELIVERY', 'delivery to <elsewhere.7> failed');
   });
 });
+
+describe('sendSupervised given metadata that cannot be read', () => {
+  // found by test/reliability/fuzz.delivery.test.ts (fast-check seed -1869155744, path 190): a revoked
+  // proxy as the metadata of a send with retries threw TypeError: Cannot perform 'ownKeys' out of the
+  // send, where its first failure spread the metadata into the retry event; a getter that throws did
+  // the same, and from a retry's timer it left the send pending for good
+  it('throws ERR_INVALID_ARGUMENT at the send, and nothing is sent', async () => {
+    const { node } = clockedNode(track);
+    const r = receiver(node, { name: 'inbox' });
+    const getter = Object.defineProperty({}, 'tag', { enumerable: true, get: () => { throw new Error('tag getter'); } });
+    for (const [, make] of UNREADABLE) {
+      expectKeelError(await failure(() => sendSupervised(node, 'nobody', 'm', { retries: 2, metadata: make() as never })), 'ERR_INVALID_ARGUMENT', '`options.metadata`', 'got a proxy');
+    }
+    expectKeelError(await failure(() => sendSupervised(node, 'inbox', 'm', { metadata: getter as never })), 'ERR_INVALID_ARGUMENT', '`options.metadata`', 'reading one threw Error: tag getter');
+    await node.idle();
+    expect(r.seen).toEqual([]);
+  });
+
+  it('is copied at the send: what a later dead letter keeps is the metadata as it was then', async () => {
+    const { node, clock } = clockedNode(track);
+    const metadata: Record<string, unknown> = { tag: 'before' };
+    const sent = sendSupervised(node, 'nobody', 'm', { retries: 1, backoff: { initialMs: 10, jitter: 'none' }, onError: 'dead_letter', metadata });
+    metadata.tag = 'after';
+    await clock.advance(10);
+    const outcome = await sent;
+    const entry = ok(await node.deadLetters.get((outcome as { deadLetterId: string }).deadLetterId));
+    expect(entry?.metadata).toMatchObject({ tag: 'before' });
+  });
+});
