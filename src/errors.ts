@@ -338,12 +338,50 @@ export class WorkflowLimitError extends KeelError {
 /**
  * Throws `ERR_INVALID_ARGUMENT` for an own key of an options object that is not one of `known` (and
  * is not `undefined`, which sets nothing): a misspelt option is an error, never silently ignored.
+ * An options object that cannot be read (a getter that throws, a proxy whose traps throw, a revoked
+ * proxy) is this typed error too, not a raw one further on: every enumerable option is read here,
+ * and a proxy's or a class instance's known options as well (they may be getters the enumeration
+ * does not see). A non-enumerable throwing getter on a plain object is the one case not read here.
  */
 export function checkKeys(options: object, known: readonly string[], argument: string): void {
-  for (const key in options) {
-    if (!known.includes(key) && Object.hasOwn(options, key) && (options as Record<string, unknown>)[key] !== undefined) {
-      throw new InvalidArgumentError(`${argument}.${key}`, `no such option (${argument} takes ${known.join(', ')})`, (options as Record<string, unknown>)[key]);
+  const o = options as Record<string, unknown>;
+  let reading = argument;
+  let stray: string | undefined;
+  let value: unknown;
+  try {
+    for (const key in o) {
+      reading = `${argument}.${key}`;
+      value = o[key];
+      if (value !== undefined && !known.includes(key) && Object.hasOwn(o, key)) {
+        stray = key;
+        break;
+      }
     }
+    if (stray === undefined && !isPlainObject(o)) {
+      for (const key of known) {
+        reading = `${argument}.${key}`;
+        void o[key];
+      }
+    }
+  } catch (e) {
+    throw new InvalidArgumentError(reading, 'an option that can be read', options, `reading it threw ${thrownText(e)}`);
+  }
+  if (stray !== undefined) throw new InvalidArgumentError(`${argument}.${stray}`, `no such option (${argument} takes ${known.join(', ')})`, value);
+}
+
+/** An object literal (or a null-prototype one), not a proxy: its options are all in its enumerable keys. */
+function isPlainObject(o: object): boolean {
+  if (types.isProxy(o)) return false;
+  const proto: unknown = Object.getPrototypeOf(o);
+  return proto === Object.prototype || proto === null;
+}
+
+/** @internal What a getter or a proxy trap threw, in a few words; never throws itself. */
+export function thrownText(e: unknown): string {
+  try {
+    return isError(e) ? `${String(e.name)}: ${String(e.message)}` : describe(e);
+  } catch {
+    return 'a value that cannot be inspected';
   }
 }
 

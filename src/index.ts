@@ -68,5 +68,14 @@ export {
  * ```
  */
 export function createNode(options?: NodeOptions): Node {
-  return createRuntimeNode(options, serviceSlots(options?.services));
+  return createRuntimeNode(options, serviceSlots(servicesOf(options)));
+}
+
+/** `options.services`, read without throwing: options that cannot be read are the node's typed error to throw. */
+function servicesOf(options: NodeOptions | undefined): NodeOptions['services'] {
+  try {
+    return options?.services;
+  } catch {
+    return undefined;
+  }
 }

@@ -373,3 +373,26 @@ export function shuffle<T>(items: readonly T[], random: () => number): T[] {
   }
   return out;
 }
+
+// ---- hostile values ---------------------------------------------------------------------------
+
+/** A proxy revoked before it is used: every operation on it throws a TypeError. */
+export function revokedProxy(): object {
+  const { proxy, revoke } = Proxy.revocable({}, {});
+  revoke();
+  return proxy;
+}
+
+/** A proxy whose every trap throws (`instanceof` on it throws too: its prototype cannot be read). */
+export function trappingProxy(): object {
+  const trap = (): never => {
+    throw new TypeError('trap');
+  };
+  return new Proxy({}, { get: trap, has: trap, ownKeys: trap, getOwnPropertyDescriptor: trap, getPrototypeOf: trap, defineProperty: trap, set: trap });
+}
+
+/** Messages no code may inspect without care: each would crash a handler that reads it naively. */
+export const UNREADABLE: readonly (readonly [string, () => object])[] = [
+  ['a revoked proxy', revokedProxy],
+  ['a proxy whose traps throw', trappingProxy],
+];

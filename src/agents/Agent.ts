@@ -1,5 +1,7 @@
+import { types } from 'node:util';
 import { InvalidArgumentError, toError } from '../errors.js';
 import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
+import { keelServer } from '../otp/internal/keelServer.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentNode, nameFor, startComponent } from './component.js';
@@ -84,7 +86,13 @@ interface State {
 }
 
 function isCancelTask(m: unknown): m is AgentCast {
-  return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'cancel_task' && typeof (m as { taskId?: unknown }).taskId === 'string';
+  // a message may be anything a process was sent: a proxy is never one (its traps would run, or throw)
+  if (typeof m !== 'object' || m === null || types.isProxy(m)) return false;
+  try {
+    return (m as { type?: unknown }).type === 'cancel_task' && typeof (m as { taskId?: unknown }).taskId === 'string';
+  } catch {
+    return false; // a getter that throws
+  }
 }
 
 function validateTask(task: unknown): AgentTask | undefined {
@@ -125,7 +133,7 @@ function runTask(task: AgentTask, from: From<TaskResult>, state: State, ctx: Con
   );
 }
 
-const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, AgentOptions> = {
+const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, AgentOptions> = keelServer({
   init(options, ctx) {
     const state: State = { options, capabilities: Object.freeze([...options.capabilities]), running: new Map(), completed: 0, failed: 0 };
     // one listener for the agent's life (not one per task): its exit aborts every running task
@@ -175,7 +183,7 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, AgentOptions> = 
     }
     return state;
   },
-};
+}, "an agent ({ type: 'run_task' | 'vote' | 'status' })", 'bare');
 
 function validateOptions(options: AgentOptions): void {
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an AgentOptions object', options);

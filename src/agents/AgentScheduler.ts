@@ -1,7 +1,9 @@
-import { InvalidArgumentError } from '../errors.js';
+import { checkKeys, InvalidArgumentError } from '../errors.js';
 import { type SendOptions, type SendOutcome, sendSupervised, toSettings } from '../delivery/sendSupervised.js';
 import { GenServer, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
+import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown } from '../runtime/messages.js';
+import { isInstance } from '../runtime/internal/safe.js';
 import { isPid, Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentNode, nameFor, startComponent } from './component.js';
@@ -280,7 +282,7 @@ function info(s: Schedule): ScheduleInfo {
   };
 }
 
-const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: string; sendOptions: ScheduledSendOptions }> = {
+const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: string; sendOptions: ScheduledSendOptions }> = keelServer({
   init({ name, sendOptions }) {
     const sendsWait = (sendOptions.retries ?? 0) > 0 || sendOptions.ack === 'handled';
     return { name, sendOptions, sendsWait, agents: new Map(), byRef: new Map(), schedules: 0, delivered: 0, failed: 0, forced: 0, skipped: 0 };
@@ -383,7 +385,7 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: stri
   },
 
   handleInfo(message, state, ctx) {
-    if (message instanceof Tick) {
+    if (isInstance(message, Tick)) {
       onTick(state, message, ctx);
       return state;
     }
@@ -400,7 +402,7 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: stri
     ctx.node.telemetry.execute('keel.gen_server.unexpected_message', {}, { pid: ctx.self, message });
     return state;
   },
-};
+}, 'an agent scheduler (use its handle)', 'bare');
 
 // ---- validation (before anything is sent) -------------------------------------------------------
 
@@ -412,13 +414,19 @@ function checkId(id: unknown): asserts id is string {
   if (typeof id !== 'string' || id === '') throw new InvalidArgumentError('id', 'a non-empty string', id);
 }
 
+/**
+ * At least 1 ms, the resolution of the node's timers: an interval below the clock's resolution at
+ * the current time (`now + intervalMs === now`) would never move a schedule's due time on, and under
+ * a virtual clock its ticks would fire at one instant for ever.
+ */
 function checkInterval(ms: unknown): asserts ms is number {
-  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) throw new InvalidArgumentError('intervalMs', 'a finite number of ms > 0', ms);
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 1) throw new InvalidArgumentError('intervalMs', 'a finite number of ms >= 1', ms);
 }
 
 function periodicOptions(options: unknown, intervalMs: number): { jitter: number; missed: MissedPolicy } {
   if (options === undefined) return { jitter: 0, missed: 'skip' };
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ jitter?, missed? }', options);
+  checkKeys(options, ['jitter', 'missed'], 'options');
   const { jitter = 0, missed = 'skip' } = options as PeriodicOptions;
   if (typeof jitter !== 'number' || !Number.isFinite(jitter) || jitter < 0 || jitter >= intervalMs) {
     throw new InvalidArgumentError('options.jitter', `a finite number of ms >= 0 and below intervalMs (${intervalMs})`, jitter);
@@ -430,6 +438,7 @@ function periodicOptions(options: unknown, intervalMs: number): { jitter: number
 function validateOptions(options: unknown): AgentSchedulerOptions {
   if (options === undefined) return {};
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ name?, sendOptions? }', options);
+  checkKeys(options, ['name', 'sendOptions'], 'options');
   const { sendOptions } = options as AgentSchedulerOptions;
   if (sendOptions !== undefined) {
     if (typeof sendOptions !== 'object' || sendOptions === null) throw new InvalidArgumentError('options.sendOptions', 'a SendOptions object without id and signal', sendOptions);

@@ -1,8 +1,10 @@
 import { InvalidArgumentError, isKeelError, toError } from '../errors.js';
 import { sendSupervised, type FailureReason, type SendOutcome } from '../delivery/sendSupervised.js';
 import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
+import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown } from '../runtime/messages.js';
-import { isPid, type Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
+import { isInstance } from '../runtime/internal/safe.js';
+import { isPid, type Pid, type Ref, type Target, targetText, type TimerRef } from '../runtime/Pid.js';
 import { isUnavailable } from '../runtime/services.js';
 import type { KeelNode } from '../runtime/Node.js';
 import type { Context, Node } from '../runtime/types.js';
@@ -267,9 +269,9 @@ async function addDeadLetter(ctx: Context<any>, target: Target, entry: Entry, re
       metadata: { id: entry.id, sender: String(entry.sender), coordinator: String(ctx.self) },
     });
     if (typeof added === 'string') return { deadLetterId: added };
-    if (isUnavailable(added)) node.logger.warn(`coordination: message ${entry.id} to ${String(target)} failed (${reason}) and the dead letter queue is unavailable`);
+    if (isUnavailable(added)) node.logger.warn(`coordination: message ${entry.id} to ${targetText(target)} failed (${reason}) and the dead letter queue is unavailable`);
   } catch (e) {
-    node.logger.error(`coordination: the dead letter queue refused message ${entry.id} to ${String(target)} (${reason})`, e);
+    node.logger.error(`coordination: the dead letter queue refused message ${entry.id} to ${targetText(target)} (${reason})`, e);
   }
   return { deadLetterUnavailable: true };
 }
@@ -513,7 +515,7 @@ function statsOf(state: State): CoordinationStats {
   };
 }
 
-const spec: GenServerSpec<State, CoordinationProtocol, never, Settings> = {
+const spec: GenServerSpec<State, CoordinationProtocol, never, Settings> = keelServer({
   init(s, ctx) {
     ctx.trapExits(true); // so that a shutdown runs terminate, which dead-letters the buffers
     return {
@@ -555,10 +557,10 @@ const spec: GenServerSpec<State, CoordinationProtocol, never, Settings> = {
   },
 
   handleInfo(message, state, ctx) {
-    if (message instanceof Settled) settled(state, ctx, message);
-    else if (message instanceof HalfOpen) halfOpen(state, ctx, message);
-    else if (message instanceof FlightTimeout) flightTimedOut(state, ctx, message);
-    else if (message instanceof DeadLettered) deadLettered(state, ctx, message);
+    if (isInstance(message, Settled)) settled(state, ctx, message);
+    else if (isInstance(message, HalfOpen)) halfOpen(state, ctx, message);
+    else if (isInstance(message, FlightTimeout)) flightTimedOut(state, ctx, message);
+    else if (isInstance(message, DeadLettered)) deadLettered(state, ctx, message);
     else if (isDown(message)) {
       const key = state.byRef.get(message.ref);
       const c = key === undefined ? undefined : state.circuits.get(key);
@@ -582,7 +584,7 @@ const spec: GenServerSpec<State, CoordinationProtocol, never, Settings> = {
     }
     await Promise.all(adds);
   },
-};
+}, 'a coordination manager (use its handle)', 'bare');
 
 function toSettings(options: CoordinationManagerOptions | undefined): Settings {
   if (options === undefined) options = {};

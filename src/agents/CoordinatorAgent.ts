@@ -1,7 +1,9 @@
 import { CallExitError, CallTimeoutError, InvalidArgumentError, isKeelError, WorkflowLimitError } from '../errors.js';
 import { sendSupervised, type SendOutcome } from '../delivery/sendSupervised.js';
 import { GenServer, type From, type GenServerSpec } from '../otp/GenServer.js';
+import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown, type Down } from '../runtime/messages.js';
+import { isInstance } from '../runtime/internal/safe.js';
 import { isPid, Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { statusOf, type AgentCast, type AgentProtocol, type TaskResult } from './Agent.js';
@@ -467,7 +469,7 @@ function startRun(state: State, workflow: Workflow): Run | Error {
 
 type Init = { options: State['options']; workers: readonly Pid[] };
 
-const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, Init> = {
+const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, Init> = keelServer({
   async init({ options, workers }, ctx) {
     const state: State = {
       ctx,
@@ -570,16 +572,16 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
   },
 
   handleInfo(message, state) {
-    if (message instanceof Joined) {
+    if (isInstance(message, Joined)) {
       GenServer.reply(message.from, message.capabilities === undefined ? { error: 'noproc' } : addWorker(state, message.pid, message.capabilities));
-    } else if (message instanceof Requeue) {
+    } else if (isInstance(message, Requeue)) {
       const t = message.task;
       if (t.state === 'delayed' && (t.wf.state === 'running' || t.wf.state === 'paused')) {
         t.state = 'ready';
         state.ready.push(t);
         dispatch(state);
       }
-    } else if (message instanceof WorkflowTimeout) {
+    } else if (isInstance(message, WorkflowTimeout)) {
       const wf = state.runs.get(message.id);
       if (wf !== undefined) finish(state, wf, 'failed', undefined, 'timeout');
     } else if (isDown(message)) {
@@ -594,7 +596,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
       if (w.watch.managed) state.ctx.node.monitors.demonitor(state.ctx, w.watch.ref);
     }
   },
-};
+}, 'a coordinator (use its handle)', 'bare');
 
 // ---- validation and the handle ----------------------------------------------------------------------
 

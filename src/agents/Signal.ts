@@ -1,5 +1,7 @@
+import { types } from 'node:util';
 import { randomUUID } from 'node:crypto';
-import { InvalidArgumentError, InvalidSignalError } from '../errors.js';
+import { InvalidArgumentError, InvalidSignalError, thrownText } from '../errors.js';
+import { isInstance } from '../runtime/internal/safe.js';
 
 /**
  * A signal: a CloudEvents 1.0 event (https://github.com/cloudevents/spec, v1.0.2), in its JSON
@@ -93,9 +95,21 @@ function checkType(type: unknown): void {
  * ```
  */
 export function validateSignal(value: unknown): asserts value is Signal {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidSignalError('signal', 'a CloudEvents 1.0 object', value);
+  // a proxy is never a signal (Array.isArray throws on a revoked one, its traps could lie)
+  if (typeof value !== 'object' || value === null || types.isProxy(value) || Array.isArray(value)) throw new InvalidSignalError('signal', 'a CloudEvents 1.0 object', value);
   if (known.has(value)) return;
-  const s = value as Record<string, unknown>;
+  try {
+    validateAttributes(value as Record<string, unknown>);
+  } catch (e) {
+    if (isInstance(e, InvalidSignalError)) throw e;
+    // a getter that throws
+    throw new InvalidSignalError('signal', `a CloudEvents 1.0 object whose attributes can be read (reading one threw ${thrownText(e)})`, value);
+  }
+  // a frozen signal cannot change: it need not be checked again
+  if (Object.isFrozen(value)) known.add(value);
+}
+
+function validateAttributes(s: Record<string, unknown>): void {
   if (s.specversion !== '1.0') throw new InvalidSignalError('specversion', "'1.0'", s.specversion);
   if (!nonEmpty(s.id)) throw new InvalidSignalError('id', 'a non-empty string', s.id);
   if (!nonEmpty(s.source)) throw new InvalidSignalError('source', 'a non-empty string (a URI-reference)', s.source);
@@ -114,8 +128,6 @@ export function validateSignal(value: unknown): asserts value is Signal {
       throw new InvalidSignalError(key, 'a string, boolean or integer (an extension attribute value)', v);
     }
   }
-  // a frozen signal cannot change: it need not be checked again
-  if (Object.isFrozen(value)) known.add(value);
 }
 
 /**
@@ -138,7 +150,7 @@ export function isSignal(value: unknown): value is Signal {
 
 function toTime(time: SignalInput['time']): string {
   if (time === undefined) return new Date().toISOString();
-  if (time instanceof Date) {
+  if (isInstance(time, Date)) {
     if (Number.isNaN(time.getTime())) throw new InvalidSignalError('time', 'a valid Date', time);
     return time.toISOString();
   }
@@ -163,7 +175,18 @@ function toTime(time: SignalInput['time']): string {
  * ```
  */
 export function createSignal<D = unknown>(input: SignalInput<D>): Signal<D> {
-  if (typeof input !== 'object' || input === null) throw new InvalidArgumentError('input', '{ type, source, data?, subject?, id?, time?, datacontenttype?, dataschema? }', input);
+  const expected = '{ type, source, data?, subject?, id?, time?, datacontenttype?, dataschema? }';
+  if (typeof input !== 'object' || input === null || types.isProxy(input)) throw new InvalidArgumentError('input', expected, input);
+  try {
+    return makeSignal(input);
+  } catch (e) {
+    if (isInstance(e, InvalidSignalError)) throw e;
+    // a getter that throws
+    throw new InvalidArgumentError('input', `${expected} whose fields can be read`, input, `reading one threw ${thrownText(e)}`);
+  }
+}
+
+function makeSignal<D>(input: SignalInput<D>): Signal<D> {
   const signal: { -readonly [K in keyof Signal<D>]: Signal<D>[K] } = {
     specversion: '1.0',
     id: input.id ?? randomUUID(),

@@ -1,6 +1,7 @@
-import { InvalidArgumentError, toError } from '../errors.js';
+import { checkKeys, InvalidArgumentError, toError } from '../errors.js';
 import { SEND_SPAN_EVENTS, sendOnce, sendSupervised, type SendOptions, type SendOutcome, type Settings as SendSettings, toSettings } from '../delivery/sendSupervised.js';
 import { GenServer, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
+import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown } from '../runtime/messages.js';
 import type { Proc } from '../runtime/internal/Proc.js';
 import type { KeelNode } from '../runtime/Node.js';
@@ -385,6 +386,7 @@ function positiveInt(argument: string, value: unknown): void {
 function checkSubscribeOptions(options: unknown): asserts options is SubscribeOptions | undefined {
   if (options === undefined) return;
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ capacity?, overflow?, maxInFlight? }', options);
+  checkKeys(options, ['capacity', 'overflow', 'maxInFlight'], 'options');
   const o = options as SubscribeOptions;
   positiveInt('options.capacity', o.capacity);
   positiveInt('options.maxInFlight', o.maxInFlight);
@@ -394,6 +396,7 @@ function checkSubscribeOptions(options: unknown): asserts options is SubscribeOp
 function checkRouterOptions(options: unknown): asserts options is SignalRouterOptions | undefined {
   if (options === undefined) return;
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ name?, deliveryTimeout? }', options);
+  checkKeys(options, ['name', 'deliveryTimeout'], 'options');
   const t = (options as SignalRouterOptions).deliveryTimeout;
   if (t !== undefined && (typeof t !== 'number' || Number.isNaN(t) || t <= 0)) throw new InvalidArgumentError('options.deliveryTimeout', 'a number of ms > 0 (or Infinity)', t);
 }
@@ -457,7 +460,7 @@ function stats(state: State): SignalRouterStats {
   };
 }
 
-const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, InitArg> = {
+const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, InitArg> = keelServer({
   init(arg, ctx) {
     const byReason = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<SignalDropReason, number>;
     const node = ctx.node as KeelNode;
@@ -542,7 +545,7 @@ const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, I
     ctx.node.telemetry.execute('keel.gen_server.unexpected_message', {}, { pid: ctx.self, message });
     return state;
   },
-};
+}, 'a signal router (use its handle)', 'bare');
 
 function isValid(signal: unknown): boolean {
   try {

@@ -2,7 +2,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { DynamicSupervisor } from '../otp/DynamicSupervisor.js';
 import { GenServer, type CallProtocol, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
 import { nodeOf } from '../otp/internal/calls.js';
-import { Proc } from '../runtime/internal/Proc.js';
+import { isProc } from '../runtime/internal/Proc.js';
 import { refuseReserved } from '../runtime/NameRegistry.js';
 import type { KeelNode } from '../runtime/Node.js';
 import type { Pid } from '../runtime/Pid.js';
@@ -60,7 +60,7 @@ export async function startComponent<S, P extends CallProtocol, Cast, Arg>(
 ): Promise<ServerPid<P, Cast>> {
   // the name was checked by nameFor: a default one is Keel's own, under `keel.`
   const registry = (nodeOf(from) as KeelNode).registry;
-  if (from instanceof Proc) return registry.asKeel(() => GenServer.startLink(from as Context<any>, spec, arg, { name }));
+  if (isProc(from)) return registry.asKeel(() => GenServer.startLink(from as Context<any>, spec, arg, { name }));
   const node = nodeOf(from);
   const sup = await agentsSupervisor(node);
   const pid = await DynamicSupervisor.startChild(node, sup, {

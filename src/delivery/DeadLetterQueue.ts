@@ -1,6 +1,9 @@
+import { types } from 'node:util';
 import { checkKeys, InvalidArgumentError, isKeelError, NotSerializableError } from '../errors.js';
 import type { GenServerSpec } from '../otp/GenServer.js';
+import { keelServer } from '../otp/internal/keelServer.js';
 import { Proc } from '../runtime/internal/Proc.js';
+import { isInstance } from '../runtime/internal/safe.js';
 import type { KeelNode } from '../runtime/Node.js';
 import { isPid, Pid, type Target } from '../runtime/Pid.js';
 import type { DeadLetter, DeadLetterFilter, DeadLetterQueue, ServicesOptions, Unavailable } from '../runtime/services.js';
@@ -44,6 +47,27 @@ function settings(o: DeadLetterOptions): Settings {
     parkedTtlMs: ttl,
     retryConcurrency: int('retryConcurrency', 8, 1),
   };
+}
+
+/**
+ * The ids of a `retry` given a list (undefined when it is given a filter): every element a non-empty
+ * string, read index by index, so that a hole is refused at once (a sparse array of length 2**32-1
+ * included) and a proxy is no list.
+ */
+function idList(selection: unknown): string[] | undefined {
+  if (typeof selection !== 'object' || selection === null || types.isProxy(selection) || !Array.isArray(selection)) return undefined;
+  const ids: string[] = [];
+  for (let i = 0; i < selection.length; i++) {
+    let id: unknown;
+    try {
+      id = selection[i];
+    } catch (e) {
+      throw new InvalidArgumentError(`ids[${i}]`, 'a dead letter id that can be read', selection, `reading it threw ${thrownText(e)}`);
+    }
+    if (typeof id !== 'string' || id === '') throw new InvalidArgumentError('ids', 'an array of dead letter ids', selection);
+    ids.push(id);
+  }
+  return ids;
 }
 
 /** A stored recipient back as a target: a formatted pid if it parses as one, else a name. */
@@ -176,8 +200,15 @@ export class DeadLetterService implements DeadLetterQueue {
 
   /** The id at once for the memory store, a promise of it for a durable one. */
   #add(entry: { recipient: Target; message: unknown; reason: string; metadata?: object }): string | Unavailable | Promise<string> {
-    if (typeof entry !== 'object' || entry === null) throw new InvalidArgumentError('entry', '{ recipient, message, reason, metadata? }', entry);
-    const { recipient, message, reason, metadata = {} } = entry;
+    const expected = '{ recipient, message, reason, metadata? }';
+    if (typeof entry !== 'object' || entry === null || types.isProxy(entry)) throw new InvalidArgumentError('entry', expected, entry);
+    let fields: typeof entry;
+    try {
+      fields = { recipient: entry.recipient, message: entry.message, reason: entry.reason, metadata: entry.metadata ?? {} };
+    } catch (e) {
+      throw new InvalidArgumentError('entry', `${expected} whose fields can be read`, entry, `reading one threw ${thrownText(e)}`);
+    }
+    const { recipient, message, reason, metadata = {} } = fields;
     if (typeof recipient === 'string' ? recipient === '' : !isPid(recipient)) throw new InvalidArgumentError('entry.recipient', 'a Pid or a registered name', recipient);
     if (typeof reason !== 'string' || reason === '') throw new InvalidArgumentError('entry.reason', 'a non-empty string', reason);
     if (typeof metadata !== 'object' || metadata === null) throw new InvalidArgumentError('entry.metadata', 'an object', metadata);
@@ -252,12 +283,13 @@ export class DeadLetterService implements DeadLetterQueue {
     selection: DeadLetterFilter | string[],
     options: { ratePerSecond?: number; signal?: AbortSignal } = {},
   ): Promise<{ id: string; ok: boolean; reason?: string }[] | Unavailable> {
-    const ids = Array.isArray(selection) ? selection : undefined;
-    if (ids !== undefined && ids.some((id) => typeof id !== 'string' || id === '')) throw new InvalidArgumentError('ids', 'an array of dead letter ids', selection);
+    const ids = idList(selection);
     const filter = ids === undefined ? checkFilter(selection) : undefined;
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ ratePerSecond?, signal? }', options);
+    checkKeys(options, ['ratePerSecond', 'signal'], 'options');
     const rate = options.ratePerSecond;
     if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0)) throw new InvalidArgumentError('options.ratePerSecond', 'a positive number', rate);
-    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
+    if (options.signal !== undefined && !isInstance(options.signal, AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
     if (!this.#available()) return UNAVAILABLE;
     const records: Record_[] = [];
     if (ids !== undefined) {
@@ -338,7 +370,9 @@ export class DeadLetterService implements DeadLetterQueue {
         this.#park(r, now, 'noproc', 'the recipient pid is dead: it never comes back');
         return { id: r.id, ok: false, reason: 'noproc' };
       }
-      const id = typeof r.metadata.id === 'string' && r.metadata.id !== '' ? r.metadata.id : undefined;
+      // one message id per entry, the same at every redelivery (after a restart too), so that a
+      // receiver can dedupe: the original send's, else one made of the entry's own stable fields
+      const id = typeof r.metadata.id === 'string' && r.metadata.id !== '' ? r.metadata.id : `dead-letter-${r.id}-${r.firstFailedAt}`;
       const outcome = await sendOnce(node, undefined, target, r.message, redeliverySettings(r.metadata, id));
       // a redelivery waits for the handler (up to its timeout): the backoff counts from when it ended
       const ended = node.clock.now();
@@ -439,7 +473,7 @@ export function deadLetterProcessSpec(queue: DeadLetterService): GenServerSpec<{
     state.timer = (ctx.node as KeelNode).sendAfter(ctx as Proc, ctx.self, WAKE, delay, true);
     queue.armed(now + delay);
   };
-  return {
+  return keelServer({
     init(_arg, ctx) {
       ctx.trapExits();
       const state = { timer: undefined, running: false };
@@ -463,7 +497,7 @@ export function deadLetterProcessSpec(queue: DeadLetterService): GenServerSpec<{
       arm(ctx, state);
       return state;
     },
-  };
+  }, "the dead letter queue's process (use node.deadLetters)");
 }
 
 /**
@@ -474,7 +508,7 @@ export function deadLetterProcessSpec(queue: DeadLetterService): GenServerSpec<{
  * `'handled'` send's metadata carries it), else 5000 ms; a receiver that dies with it still queued,
  * crashes on it or does not finish it in time leaves it pending (and the unstarted copy withdrawn).
  */
-function redeliverySettings(metadata: Record<string, unknown>, id: string | undefined): ReturnType<typeof toSettings> {
+function redeliverySettings(metadata: Record<string, unknown>, id: string): ReturnType<typeof toSettings> {
   const timeout = typeof metadata.timeout === 'number' && metadata.timeout >= 0 ? metadata.timeout : 5000;
-  return toSettings({ ack: 'handled', onError: 'ignore', timeout, ...(id === undefined ? {} : { id }) });
+  return toSettings({ ack: 'handled', onError: 'ignore', timeout, id });
 }

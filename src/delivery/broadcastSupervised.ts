@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '../errors.js';
 import { nodeOf } from '../otp/internal/calls.js';
-import { Proc } from '../runtime/internal/Proc.js';
+import { isProc, Proc } from '../runtime/internal/Proc.js';
 import { Delivery } from '../runtime/Node.js';
 import type { Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
@@ -59,7 +59,7 @@ export async function broadcastSupervised<M>(from: Node | Context<any>, targets:
   if (s.onError === 'raise') {
     throw new InvalidArgumentError('options.onError', "'log' | 'dead_letter' | 'ignore' for a broadcast (its result reports every failure)", 'raise');
   }
-  const sender = from instanceof Proc ? from : undefined;
+  const sender = isProc(from) ? from : undefined;
 
   if (strategy === 'all_or_nothing') {
     if (s.ack !== 'enqueued') throw new InvalidArgumentError('options.ack', "'enqueued' with strategy 'all_or_nothing' (an atomic step cannot wait for handlers)", s.ack);

@@ -1,11 +1,13 @@
-import { checkKeys, DeadlockError, DeliveryError, InvalidArgumentError, toError } from '../errors.js';
+import { types } from 'node:util';
+import { checkKeys, DeadlockError, DeliveryError, InvalidArgumentError, thrownText, toError } from '../errors.js';
 import { nodeOf } from '../otp/internal/calls.js';
 import type { EnvelopeListener } from '../runtime/internal/Envelope.js';
-import { F_BUSY, F_DEAD, F_RUNNING, NextTurnWatcher, Proc } from '../runtime/internal/Proc.js';
+import { F_BUSY, F_DEAD, F_RUNNING, isProc, NextTurnWatcher, type Proc } from '../runtime/internal/Proc.js';
+import { isInstance } from '../runtime/internal/safe.js';
 import { monotonicClock } from '../runtime/Clock.js';
 import { formatReason } from '../runtime/messages.js';
 import { Delivery, type KeelNode } from '../runtime/Node.js';
-import { isPid, PidImpl, type Target } from '../runtime/Pid.js';
+import { isPid, PidImpl, type Target, targetText } from '../runtime/Pid.js';
 import { type BackoffOptions, isUnavailable } from '../runtime/services.js';
 import type { TimerEntry } from '../runtime/internal/TimerHeap.js';
 import type { Context, Node } from '../runtime/types.js';
@@ -109,11 +111,10 @@ export function toSettings(options: SendOptions | undefined): Settings {
   if (!Number.isSafeInteger(retries) || retries < 0) throw new InvalidArgumentError('options.retries', 'an integer >= 0', options.retries);
   const onError = options.onError ?? 'log';
   if (!ON_ERROR.includes(onError)) throw new InvalidArgumentError('options.onError', "'log' | 'dead_letter' | 'ignore' | 'raise'", options.onError);
-  const metadata = options.metadata === undefined ? EMPTY_METADATA : options.metadata;
-  if (typeof metadata !== 'object' || metadata === null) throw new InvalidArgumentError('options.metadata', 'an object', metadata);
+  const metadata = options.metadata === undefined ? EMPTY_METADATA : copyMetadata(options.metadata);
   if (options.id !== undefined && (typeof options.id !== 'string' || options.id === '')) throw new InvalidArgumentError('options.id', 'a non-empty string', options.id);
   if (options.retryOnCrash !== undefined && typeof options.retryOnCrash !== 'boolean') throw new InvalidArgumentError('options.retryOnCrash', 'a boolean', options.retryOnCrash);
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
+  if (options.signal !== undefined && !isInstance(options.signal, AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
   return {
     ack,
     timeout: ms('timeout', 5000),
@@ -126,6 +127,20 @@ export function toSettings(options: SendOptions | undefined): Settings {
     retryOnCrash: options.retryOnCrash ?? false,
     signal: options.signal,
   };
+}
+
+/**
+ * The send's metadata, copied once: it is spread into every retry's event, the span's and the dead
+ * letter, so a proxy (revoked or not) or a getter that throws is refused here, at the send, rather
+ * than throwing from a retry's timer or out of the send later.
+ */
+function copyMetadata(metadata: unknown): Record<string, unknown> {
+  if (typeof metadata !== 'object' || metadata === null || types.isProxy(metadata)) throw new InvalidArgumentError('options.metadata', 'an object', metadata);
+  try {
+    return { ...metadata };
+  } catch (e) {
+    throw new InvalidArgumentError('options.metadata', 'an object whose properties can be read', metadata, `reading one threw ${thrownText(e)}`);
+  }
 }
 
 /** @internal One attempt's failure: the reason, whether another attempt may help, and the error detail. */
@@ -394,12 +409,12 @@ export async function onFailure(node: KeelNode, to: Target, message: unknown, s:
   if (outcome.ok) return outcome;
   switch (s.onError) {
     case 'log':
-      node.logger.warn(`supervised send ${outcome.id} to ${String(to)} failed after ${outcome.attempts} attempt(s): ${outcome.reason}`, outcome.lastError);
+      node.logger.warn(`supervised send ${outcome.id} to ${targetText(to)} failed after ${outcome.attempts} attempt(s): ${outcome.reason}`, outcome.lastError);
       return outcome;
     case 'ignore':
       return outcome;
     case 'raise':
-      throw new DeliveryError(String(to), outcome.reason, outcome.attempts, outcome);
+      throw new DeliveryError(targetText(to), outcome.reason, outcome.attempts, outcome);
     case 'dead_letter':
       return deadLetter(node, to, message, s, outcome, outcome.reason);
   }
@@ -508,7 +523,7 @@ function spanWatched(node: KeelNode): boolean {
  */
 export function sendSupervised<M>(from: Node | Context<any>, to: Target<M>, message: M, options?: SendOptions): Promise<SendOutcome> {
   const node = nodeOf(from);
-  const sender = from instanceof Proc ? from : undefined;
+  const sender = isProc(from) ? from : undefined;
   checkTarget(to);
   const s = toSettings(options);
   if (!spanWatched(node)) return sendOnce(node, sender, to, message, s);

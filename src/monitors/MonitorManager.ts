@@ -1,6 +1,8 @@
 import { checkKeys, InvalidArgumentError, ProcessExitedError } from '../errors.js';
 import type { GenServerSpec } from '../otp/GenServer.js';
-import { F_DEAD, Proc } from '../runtime/internal/Proc.js';
+import { keelServer } from '../otp/internal/keelServer.js';
+import { F_DEAD, isProc, Proc } from '../runtime/internal/Proc.js';
+import { isInstance } from '../runtime/internal/safe.js';
 import type { KeelNode } from '../runtime/Node.js';
 import { RefImpl, type Ref, type Target } from '../runtime/Pid.js';
 import type { MonitorEntry, MonitorManager, ServicesOptions, Unavailable } from '../runtime/services.js';
@@ -121,7 +123,7 @@ export class ManagedMonitors implements MonitorManager {
   demonitor(ctx: Context<any>, ref: Ref, options?: { flush?: boolean }): 'ok' | 'not_found' | 'not_owner' | Unavailable {
     if (this.#node.stopped) return UNAVAILABLE;
     const owner = this.#owner(ctx, 'demonitor');
-    if (!(ref instanceof RefImpl)) throw new InvalidArgumentError('ref', 'a Ref returned by monitor', ref);
+    if (!isInstance(ref, RefImpl)) throw new InvalidArgumentError('ref', 'a Ref returned by monitor', ref);
     if (this.#node.stopped) return UNAVAILABLE;
     const entry = this.ledger.get(ref);
     if (entry === undefined) {
@@ -194,7 +196,7 @@ export class ManagedMonitors implements MonitorManager {
   }
 
   #owner(ctx: Context<any>, operation: string): Proc {
-    if (!(ctx instanceof Proc) || ctx.rt !== this.#node) throw new InvalidArgumentError('ctx', "the calling process's own Context, on this node", ctx);
+    if (!isProc(ctx) || ctx.rt !== this.#node) throw new InvalidArgumentError('ctx', "the calling process's own Context, on this node", ctx);
     if ((ctx.flags & F_DEAD) !== 0) {
       this.#node.zombieCall(ctx, `monitors.${operation}`);
       throw new ProcessExitedError(String(ctx.self), `monitors.${operation}`);
@@ -211,7 +213,7 @@ export function leakCheckerSpec(manager: ManagedMonitors): GenServerSpec<null, n
   const schedule = (ctx: Context<any>): void => {
     (ctx.node as KeelNode).sendAfter(ctx as Proc, ctx.self, 'check_leaks', manager.settings.leakCheckIntervalMs, true);
   };
-  return {
+  return keelServer({
     init(_arg, ctx) {
       ctx.trapExits();
       // told of every end, a kill included (when no terminate callback runs)
@@ -226,5 +228,5 @@ export function leakCheckerSpec(manager: ManagedMonitors): GenServerSpec<null, n
       }
       return state;
     },
-  };
+  }, "the monitor manager's process (use node.monitors)");
 }

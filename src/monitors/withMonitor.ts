@@ -1,6 +1,6 @@
 import { InvalidArgumentError, NoProcError } from '../errors.js';
-import { Proc } from '../runtime/internal/Proc.js';
-import type { Ref, Target } from '../runtime/Pid.js';
+import { isProc } from '../runtime/internal/Proc.js';
+import { type Ref, type Target, targetText } from '../runtime/Pid.js';
 import { isUnavailable } from '../runtime/services.js';
 import type { Context } from '../runtime/types.js';
 import { ManagedMonitors } from './MonitorManager.js';
@@ -21,11 +21,11 @@ export async function withMonitor<T>(
   fn: (ref: Ref, signal: AbortSignal) => T | Promise<T>,
   options: { tag?: string } = {},
 ): Promise<T> {
-  if (!(ctx instanceof Proc)) throw new InvalidArgumentError('ctx', 'a process Context', ctx);
+  if (!isProc(ctx)) throw new InvalidArgumentError('ctx', 'a process Context', ctx);
   if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function (ref, signal) => result', fn);
   const node = ctx.rt;
   const t = node.lookupTarget(target);
-  if (t === undefined) throw new NoProcError(String(target), 'cannot monitor a process that is not alive');
+  if (t === undefined) throw new NoProcError(targetText(target), 'cannot monitor a process that is not alive');
   const monitors = node.monitors;
   const tagged = options.tag === undefined ? {} : { tag: options.tag };
   // the ledger's stack starts at the line that called withMonitor
@@ -33,7 +33,7 @@ export async function withMonitor<T>(
   // with the services off, a plain runtime monitor does the same job
   // eslint-disable-next-line keel/no-unmanaged-monitor -- withMonitor is the mechanism: it demonitors in its finally
   const ref = isUnavailable(managed) ? ctx.monitor(t.self) : 'error' in managed ? undefined : managed;
-  if (ref === undefined) throw new NoProcError(String(target), 'cannot monitor a process that is not alive');
+  if (ref === undefined) throw new NoProcError(targetText(target), 'cannot monitor a process that is not alive');
   const controller = new AbortController();
   const unhook = node.onProcExit(t, (reason) => controller.abort(reason));
   try {

@@ -1,11 +1,13 @@
 import { checkKeys, InvalidArgumentError, MaxChildrenError } from '../errors.js';
-import { Proc } from '../runtime/internal/Proc.js';
+import { isProc } from '../runtime/internal/Proc.js';
+import { isInstance } from '../runtime/internal/safe.js';
 import type { KeelNode } from '../runtime/Node.js';
 import { isExit } from '../runtime/messages.js';
-import type { Pid, Target } from '../runtime/Pid.js';
+import { isPid, type Pid, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
 import { type Child, type ChildSpec, recordRestart, shouldRestart, startChild, stopChild, toChild, unexpectedRequest } from './internal/children.js';
+import { keelServer } from './internal/keelServer.js';
 
 export interface DynamicSupervisorOptions {
   /** Past this many children `startChild` rejects with `ERR_MAX_CHILDREN` (default unbounded). */
@@ -90,7 +92,7 @@ function size(state: State): number {
   return state.children.size + state.restarting.size;
 }
 
-const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, Omit<State, 'ctx' | 'children' | 'restarting' | 'restartTimes'>> = {
+const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, Omit<State, 'ctx' | 'children' | 'restarting' | 'restartTimes'>> = keelServer({
   init(arg, ctx) {
     ctx.trapExits();
     return { ...arg, ctx, children: new Map(), restarting: new Set(), restartTimes: [] };
@@ -104,7 +106,7 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
         }
         let child: Child;
         try {
-          child = toChild({ id: 'child', ...request.spec }, size(state));
+          child = toChild(request.spec, size(state), 'child');
         } catch (e) {
           return { reply: { error: e }, state };
         }
@@ -118,8 +120,8 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
         }
       }
       case 'terminate': {
-        // a pid of another node or creation that shares the id is not this child
-        const live = (ctx.node as KeelNode).resolve(request.pid);
+        // a pid of another node or creation that shares the id is not this child; what is no pid, none
+        const live = isPid(request.pid) ? (ctx.node as KeelNode).resolve(request.pid) : undefined;
         const child = live === undefined ? undefined : state.children.get(live.self.id);
         if (live === undefined || child === undefined) return { reply: { error: 'not_found' }, state };
         state.children.delete(live.self.id);
@@ -144,7 +146,7 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
   },
 
   async handleInfo(message, state, ctx) {
-    if (message instanceof RetryRestart) {
+    if (isInstance(message, RetryRestart)) {
       // gone if the supervisor stopped its children meanwhile
       if (state.restarting.has(message.child)) await restart(ctx, state, message.child, 'retry');
       return state;
@@ -166,7 +168,7 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
     event(state.ctx, 'shutdown', {}, { reason });
     await stopAll(state.ctx, state);
   },
-};
+}, 'a dynamic supervisor (use the DynamicSupervisor functions)');
 
 function options(opts: DynamicSupervisorOptions): Omit<State, 'ctx' | 'children' | 'restarting' | 'restartTimes'> {
   if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options', 'a DynamicSupervisorOptions object', opts);
@@ -201,7 +203,7 @@ export const DynamicSupervisor = {
   },
 
   startLink(from: Context<any>, opts: DynamicSupervisorOptions = {}): Promise<Pid> {
-    if (!(from instanceof Proc)) throw new InvalidArgumentError('from', 'a process Context', from);
+    if (!isProc(from)) throw new InvalidArgumentError('from', 'a process Context', from);
     return GenServer.startLink(from, dynamicSpec, options(opts), { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
   },
 
@@ -213,6 +215,7 @@ export const DynamicSupervisor = {
   },
 
   terminateChild(from: Node | Context<any>, supervisor: Target, pid: Pid): Promise<'ok' | { error: 'not_found' }> {
+    if (!isPid(pid)) throw new InvalidArgumentError('pid', 'the Pid of a child', pid);
     return request(from, supervisor, { op: 'terminate', pid });
   },
 

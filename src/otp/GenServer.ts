@@ -1,8 +1,9 @@
 import { CallExitError, CallTimeoutError, checkKeys, DeadlockError, InvalidArgumentError, NoProcError, StartError, toError } from '../errors.js';
-import { EXIT_SENTINEL, F_DEAD, Proc } from '../runtime/internal/Proc.js';
+import { EXIT_SENTINEL, F_DEAD, isProc, Proc } from '../runtime/internal/Proc.js';
+import { isInstance } from '../runtime/internal/safe.js';
 import { formatReason, isExit, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
 import type { KeelNode } from '../runtime/Node.js';
-import type { Pid, Target } from '../runtime/Pid.js';
+import { type Pid, type Target, targetText } from '../runtime/Pid.js';
 import type { Context, Handler, Init, Node } from '../runtime/types.js';
 import { callProcess, type From, nodeOf, originOf, PendingCall, validateTarget, validateTimeout } from './internal/calls.js';
 
@@ -381,7 +382,7 @@ export const GenServer = {
     arg?: Arg,
     options: StartOptions = {},
   ): Promise<ServerPid<P, Cast>> {
-    if (!(from instanceof Proc)) throw new InvalidArgumentError('from', 'a process Context (a link needs a process)', from);
+    if (!isProc(from)) throw new InvalidArgumentError('from', 'a process Context (a link needs a process)', from);
     return start(from, spec, arg as Arg, options, true);
   },
 
@@ -406,17 +407,15 @@ export const GenServer = {
       timeout = options;
     } else if (options !== undefined) {
       if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ timeout?, signal? } or a timeout in ms', options);
-      for (const key in options) {
-        if (key !== 'timeout' && key !== 'signal') throw new InvalidArgumentError(`options.${key}`, 'no such option (a call takes timeout and signal)', key);
-      }
+      checkKeys(options, ['timeout', 'signal'], 'options');
       if (options.timeout !== undefined) {
         validateTimeout(options.timeout, 'options.timeout');
         timeout = options.timeout;
       }
       signal = options.signal;
     }
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', signal);
-    const caller = from instanceof Proc ? from : undefined;
+    if (signal !== undefined && !isInstance(signal, AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', signal);
+    const caller = isProc(from) ? from : undefined;
     return callProcess(node, caller, target, request, timeout, signal) as Promise<ReplyOf<P, R>>;
   },
 
@@ -429,7 +428,7 @@ export const GenServer = {
 
   /** Replies to a call later, from anywhere (`handleCall` returned `{ noreply: true }`). */
   reply<R>(from: From<R>, value: R): void {
-    if (!(from instanceof PendingCall)) throw new InvalidArgumentError('from', 'the From handle given to handleCall', from);
+    if (!isInstance(from, PendingCall)) throw new InvalidArgumentError('from', 'the From handle given to handleCall', from);
     from.reply(value);
   },
 
@@ -444,7 +443,7 @@ export const GenServer = {
     if (!isExitReason(reason)) throw new InvalidArgumentError('reason', 'an exit reason', reason);
     validateTimeout(timeout);
     const server = (node as KeelNode).lookupTarget(target);
-    if (server === undefined) return Promise.reject(new NoProcError(String(target), 'cannot stop a process that is not alive'));
+    if (server === undefined) return Promise.reject(new NoProcError(targetText(target), 'cannot stop a process that is not alive'));
     if (server === caller) return Promise.reject(new DeadlockError(String(server.self), 'tried to stop itself with GenServer.stop (return { stop } from a callback instead)'));
     return new Promise<void>((resolve, reject) => {
       let timer: { cancel(): boolean } | undefined;

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, ProcessExitedError } from '../errors.js';
-import { Proc } from '../runtime/internal/Proc.js';
+import { isProc, Proc } from '../runtime/internal/Proc.js';
 import type { KeelNode } from '../runtime/Node.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
@@ -131,7 +131,7 @@ class KeyTable<K, V> implements KeyRegistry<K, V> {
 }
 
 function ownerOf(ctx: Context<any>, node: KeelNode): Proc {
-  if (!(ctx instanceof Proc) || ctx.rt !== node) throw new InvalidArgumentError('ctx', "the registering process's own Context, on the registry's node", ctx);
+  if (!isProc(ctx) || ctx.rt !== node) throw new InvalidArgumentError('ctx', "the registering process's own Context, on the registry's node", ctx);
   if (!node.isAlive(ctx.self)) {
     node.zombieCall(ctx, 'Registry');
     throw new ProcessExitedError(String(ctx.self), 'Registry');

@@ -1,11 +1,13 @@
 import { checkKeys, InvalidArgumentError } from '../errors.js';
-import { Proc } from '../runtime/internal/Proc.js';
+import { isProc } from '../runtime/internal/Proc.js';
+import { isInstance } from '../runtime/internal/safe.js';
 import { isExit, type ExitReason } from '../runtime/messages.js';
 import type { Pid, Target } from '../runtime/Pid.js';
 import type { BackoffOptions } from '../runtime/services.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
 import { type Child, type ChildSpec, recordRestart, shouldRestart, startChild, stopChild, toChild, toChildren, unexpectedRequest } from './internal/children.js';
+import { keelServer } from './internal/keelServer.js';
 
 export type { ChildSpec } from './internal/children.js';
 
@@ -161,7 +163,7 @@ function findChild(state: State, id: string): Child | undefined {
   return state.children.find((c) => c.id === id);
 }
 
-const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, { children: Child[]; options: State['options'] }> = {
+const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, { children: Child[]; options: State['options'] }> = keelServer({
   async init({ children, options }, ctx) {
     ctx.trapExits();
     const state: State = { ctx, children, options, restartTimes: [] };
@@ -252,7 +254,7 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
       if (isExit(message)) {
         const child = state.children.find((c) => c.pid !== undefined && c.pid === message.from);
         if (child !== undefined) await onChildExit(ctx, state, child, message.reason);
-      } else if (message instanceof RetryRestart) {
+      } else if (isInstance(message, RetryRestart)) {
         const child = findChild(state, message.id);
         if (child !== undefined && child.status === 'restarting') {
           // one_for_one: that child alone (another one restarting waits for its own backoff); the
@@ -262,7 +264,7 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
         }
       }
     } catch (e) {
-      if (!(e instanceof GiveUp)) throw e;
+      if (!isInstance(e, GiveUp)) throw e;
       event(ctx, 'shutdown', {}, { reason: 'max_restart_intensity' });
       await stopAll(ctx, state.children);
       ctx.exit(e.reason);
@@ -274,7 +276,7 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
     event(state.ctx, 'shutdown', {}, { reason });
     await stopAll(state.ctx, state.children);
   },
-};
+}, 'a supervisor (use the Supervisor functions)');
 
 function options(opts: SupervisorOptions): State['options'] {
   if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options', 'a SupervisorOptions object', opts);
@@ -331,7 +333,7 @@ export const Supervisor = {
 
   /** Starts a supervisor linked to the calling process (a supervisor's child, say). */
   startLink(from: Context<any>, children: ChildSpec[], opts: SupervisorOptions = {}): Promise<Pid> {
-    if (!(from instanceof Proc)) throw new InvalidArgumentError('from', 'a process Context', from);
+    if (!isProc(from)) throw new InvalidArgumentError('from', 'a process Context', from);
     const arg = { children: toChildren(children), options: options(opts) };
     return GenServer.startLink(from, supervisorSpec, arg, { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
   },

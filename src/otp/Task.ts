@@ -1,5 +1,6 @@
 import { InvalidArgumentError, TaskExitError, TaskTimeoutError, toError } from '../errors.js';
-import { Proc } from '../runtime/internal/Proc.js';
+import { isProc } from '../runtime/internal/Proc.js';
+import { isInstance } from '../runtime/internal/safe.js';
 import { formatReason } from '../runtime/messages.js';
 import type { KeelNode } from '../runtime/Node.js';
 import type { Pid } from '../runtime/Pid.js';
@@ -63,7 +64,7 @@ function spawnTask<T>(from: Node | Context<any>, fn: (ctx: Context<unknown>) => 
 }
 
 function awaitTask<T>(task: Task<T>, options: { timeout?: number }): Promise<T> {
-  if (!(task instanceof TaskImpl)) throw new InvalidArgumentError('task', 'a Task from Task.async or Task.asyncNolink', task);
+  if (!isInstance(task, TaskImpl)) throw new InvalidArgumentError('task', 'a Task from Task.async or Task.asyncNolink', task);
   const timeout = options.timeout ?? 5000;
   validateTimeout(timeout);
   const t = task as TaskImpl<T>;
@@ -111,7 +112,7 @@ function awaitTask<T>(task: Task<T>, options: { timeout?: number }): Promise<T> 
 export const Task = {
   /** Runs `fn` in a new process linked to the caller: a crash of the task kills the caller unless it traps exits. */
   async<T>(ctx: Context<any>, fn: (ctx: Context<unknown>) => T | Promise<T>): Task<T> {
-    if (!(ctx instanceof Proc)) throw new InvalidArgumentError('ctx', 'a process Context (a linked task needs a process)', ctx);
+    if (!isProc(ctx)) throw new InvalidArgumentError('ctx', 'a process Context (a linked task needs a process)', ctx);
     return spawnTask(ctx, fn, true);
   },
 
@@ -138,7 +139,7 @@ export const Task = {
     fn: (item: I, ctx: Context<unknown>) => T | Promise<T>,
     options: { concurrency?: number; timeout?: number } = {},
   ): AsyncIterable<T> {
-    if (!(ctx instanceof Proc)) throw new InvalidArgumentError('ctx', 'a process Context', ctx);
+    if (!isProc(ctx)) throw new InvalidArgumentError('ctx', 'a process Context', ctx);
     if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function (item, ctx) => value', fn);
     const concurrency = options.concurrency ?? 8;
     if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new InvalidArgumentError('options.concurrency', 'a positive integer', concurrency);

@@ -1,6 +1,6 @@
 import { AlreadyRegisteredError, InvalidArgumentError, NameTakenError, NoProcError, ReservedNameError } from '../errors.js';
 import type { Proc } from './internal/Proc.js';
-import { isPid, type Pid } from './Pid.js';
+import { isPid, type Pid, targetText } from './Pid.js';
 
 /**
  * The node's unique names (`node.registry`), as Erlang's `register/2`: one name per process, one
@@ -90,7 +90,7 @@ export class NameTable implements NameRegistry {
     validateName(name);
     if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
     const p = this.#resolve(pid);
-    if (p === undefined) throw new NoProcError(String(pid), 'cannot register a name for a process that is not alive');
+    if (p === undefined) throw new NoProcError(targetText(pid), 'cannot register a name for a process that is not alive');
     this.registerProc(name, p);
   }
 

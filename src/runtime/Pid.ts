@@ -1,5 +1,5 @@
 import { inspect, types } from 'node:util';
-import { InvalidArgumentError } from '../errors.js';
+import { describe, InvalidArgumentError } from '../errors.js';
 import type { Proc } from './internal/Proc.js';
 
 export type Pid<M = any> = {
@@ -106,6 +106,24 @@ export const Pid = {
     return isPid(value);
   },
 };
+
+/**
+ * @internal A target as text for an error or a log: a name as it is, a pid (or a copy of one) as
+ * `<node.id>`, anything else described. Never throws: a pid-shaped object may have no string form of
+ * its own (a null prototype) or one that throws.
+ */
+export function targetText(target: unknown): string {
+  if (typeof target === 'string') return target;
+  if (PidImpl.is(target)) return target.toString();
+  if (isPid(target)) {
+    try {
+      return `<${target.node}.${target.id}>`;
+    } catch {
+      // a getter that threw the second time it was read
+    }
+  }
+  return describe(target);
+}
 
 export function isPid(value: unknown): value is Pid {
   if (typeof value !== 'object' || value === null) return false;

@@ -1,6 +1,6 @@
 import { InvalidArgumentError, NoProcError } from '../errors.js';
 import type { Proc } from './internal/Proc.js';
-import { isPid, type Pid } from './Pid.js';
+import { isPid, type Pid, targetText } from './Pid.js';
 
 /**
  * The node's process groups (`node.groups`), after Erlang's `pg`: named sets of processes, for
@@ -40,7 +40,7 @@ export class GroupTable implements ProcessGroups {
     validateGroup(group);
     if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
     const p = this.#resolve(pid);
-    if (p === undefined) throw new NoProcError(String(pid), 'cannot join a group with a process that is not alive');
+    if (p === undefined) throw new NoProcError(targetText(pid), 'cannot join a group with a process that is not alive');
     let members = this.#groups.get(group);
     if (members === undefined) this.#groups.set(group, (members = new Set()));
     members.add(p);

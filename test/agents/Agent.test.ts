@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Agent, GenServer, SignalRouter, Supervisor, isDown, runTaskOn, statusOf, voteOn, type AgentPid } from '../../src/index.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
-import { deferred, expectKeelError, thrown, useNodes } from '../support.js';
+import { deferred, expectKeelError, thrown, UNREADABLE, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -182,5 +182,24 @@ describe("components named under 'keel.'", () => {
     const router = await SignalRouter.start(node);
     expect(node.registry.names()).toEqual(expect.arrayContaining(['keel.agents', 'keel.signal_router.1']));
     expect(node.isAlive(router.pid)).toBe(true);
+  });
+});
+
+describe('Agent sent a message that cannot be inspected', () => {
+  // found by reading, beside the fuzz's finding (seed 1005273782, path 93): the cancel_task check read
+  // `message.type`, which throws on a proxy whose traps throw, and the agent crashed
+  it('hands it to onMessage like any other message, and keeps running', async () => {
+    const node = track();
+    const seen: unknown[] = [];
+    const agent = await Agent.start(node, { capabilities: [], runTask: () => 1, onMessage: (m) => void seen.push(m) });
+    const pid = agent.pid;
+    const sent = UNREADABLE.map(([, make]) => make());
+    for (const m of sent) node.send(pid, m);
+    await node.idle();
+    expect(node.isAlive(pid)).toBe(true);
+    expect(seen).toHaveLength(2);
+    expect(seen[0]).toBe(sent[0]);
+    expect(seen[1]).toBe(sent[1]);
+    expect(await statusOf(node, pid)).toMatchObject({ load: 0, capabilities: [] });
   });
 });

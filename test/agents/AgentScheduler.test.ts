@@ -6,7 +6,7 @@ import { isKeelError, type Clock, type Node, type Pid, type SpawnOptions } from 
 import { type ClockNode, kAttachNode } from '../../src/runtime/Clock.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { captureEvents, expectNoLeaks, probe, TestClock } from '../../src/testing/index.js';
-import { clockedNode, deadPid, expectKeelError, failure, receiver, seeded, thrown, useNodes } from '../support.js';
+import { clockedNode, deadPid, expectKeelError, failure, receiver, seeded, thrown, UNREADABLE, useNodes } from '../support.js';
 
 const track = useNodes();
 const START = 1_000_000;
@@ -276,6 +276,20 @@ describe('AgentScheduler.registerPeriodic', () => {
     ];
     for (const [fn, argument] of bad) expectKeelError(thrown(fn), 'ERR_INVALID_ARGUMENT', `\`${argument}\``);
     expect(await scheduler.stats()).toEqual({ agents: 0, schedules: 0, delivered: 0, failed: 0, forced: 0, skipped: 0 });
+  });
+
+  it('refuses an interval below 1 ms, the resolution of the timers, with ERR_INVALID_ARGUMENT', async () => {
+    // found by test/reliability/fuzz.agents.test.ts (fast-check seed -1390562662, path 15): an interval of
+    // 7.7e-209 ms was taken; at the clock's time now + intervalMs === now, so the schedule's due time
+    // never moved on and, on a TestClock, advancing it fired the schedule at one instant for ever
+    const { node, scheduler } = await setup();
+    const a = recorder(node);
+    for (const ms of [7.7e-209, Number.MIN_VALUE, 1e-4, 0.999]) {
+      expectKeelError(thrown(() => scheduler.registerPeriodic(a.pid, 'x', ms, 'm')), 'ERR_INVALID_ARGUMENT', '`intervalMs`', 'a finite number of ms >= 1');
+      expectKeelError(thrown(() => scheduler.updateInterval(a.pid, 'x', ms)), 'ERR_INVALID_ARGUMENT', '`intervalMs`');
+    }
+    expect(await scheduler.registerPeriodic(a.pid, 'x', 1, 'm')).toBe('ok');
+    expect(await scheduler.stats()).toMatchObject({ schedules: 1 });
   });
 });
 
@@ -643,5 +657,36 @@ describe('AgentScheduler review regressions', () => {
     expect(schedulerMonitors(node, scheduler)).toBe(0);
     expect(managedMonitorsTagged(node, 'agent_scheduler')).toBe(0);
     expect(node.isAlive(scheduler.pid)).toBe(true);
+  });
+});
+
+describe('AgentScheduler sent a message that cannot be inspected', () => {
+  // the same defect as the supervisors' (fuzz seed 1005273782, path 93): `message instanceof C` throws on a
+  // proxy whose traps throw, and the process crashed
+  it('ignores it, keeps running and keeps its schedules', async () => {
+    const { node, clock } = clockedNode(track, {}, START);
+    const scheduler = await AgentScheduler.start(node);
+    const r = recorder(node);
+    expect(await scheduler.registerPeriodic(r.pid, 'tick', 100, 'tick')).toBe('ok');
+    const pid = scheduler.pid;
+    for (const [, make] of UNREADABLE) node.send(pid, make());
+    await node.idle();
+    expect(node.isAlive(pid)).toBe(true);
+    await clock.advance(100);
+    expect((await scheduler.list(r.pid)).map((s) => s.deliveries)).toEqual([1]);
+  });
+});
+
+describe('AgentScheduler options that cannot be read, or that it does not know', () => {
+  // found by test/reliability/fuzz.agents.test.ts (fast-check seed 30246999, path 547): registerPeriodic's
+  // options given as a proxy whose traps throw threw a raw TypeError; registerPeriodic and start took
+  // any option key, a misspelt one silently ignored
+  it('are ERR_INVALID_ARGUMENT naming the option, and nothing is scheduled', async () => {
+    const { node, scheduler } = await setup();
+    const a = recorder(node);
+    for (const [, make] of UNREADABLE) expectKeelError(thrown(() => scheduler.registerPeriodic(a.pid, 'x', 100, 'm', make() as never)), 'ERR_INVALID_ARGUMENT', '`options`');
+    expectKeelError(thrown(() => scheduler.registerPeriodic(a.pid, 'x', 100, 'm', { jiter: 5 } as never)), 'ERR_INVALID_ARGUMENT', '`options.jiter`');
+    expectKeelError(thrown(() => AgentScheduler.start(node, { send: {} } as never)), 'ERR_INVALID_ARGUMENT', '`options.send`');
+    expect(await scheduler.stats()).toMatchObject({ schedules: 0 });
   });
 });

@@ -19,6 +19,7 @@ import {
   ok,
   receiver,
   thrown,
+  UNREADABLE,
   useNodes,
   watch,
   type Receiver,
@@ -597,5 +598,20 @@ describe('CoordinationManager: a buffered message that times out while being flu
     expect(ok(await node.deadLetters.retry([dead[0]!.id]))).toMatchObject([{ ok: true }]);
     await node.idle();
     expect(r.handled).toEqual(['busy', 'waiting']);
+  });
+});
+
+describe('CoordinationManager sent a message that cannot be inspected', () => {
+  // the same defect as the supervisors' (fuzz seed 1005273782, path 93): `message instanceof C` throws on a
+  // proxy whose traps throw, and the process crashed
+  it('ignores it and keeps running', async () => {
+    const node = track();
+    const manager = await CoordinationManager.start(node, {});
+    const pid = manager.pid;
+    const before = await manager.stats();
+    for (const [, make] of UNREADABLE) node.send(pid, make());
+    await node.idle();
+    expect(node.isAlive(pid)).toBe(true);
+    expect(await manager.stats()).toEqual(before);
   });
 });

@@ -20,7 +20,7 @@ import {
 } from '../../src/index.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
-import { clockedNode, deferred, expectKeelError, failure, idler, listOf, thrown, useNodes, watch, type Deferred } from '../support.js';
+import { clockedNode, deferred, expectKeelError, failure, idler, listOf, thrown, UNREADABLE, useNodes, watch, type Deferred } from '../support.js';
 
 const track = useNodes();
 
@@ -1258,5 +1258,19 @@ describe('CoordinatorAgent: review findings', () => {
     await node.idle();
     expect(await running).toMatchObject({ status: 'completed', results: { first: 'first', second: 'b/second' } });
     expect(outcome).toBe('idle');
+  });
+});
+
+describe('CoordinatorAgent sent a message that cannot be inspected', () => {
+  // the same defect as the supervisors' (fuzz seed 1005273782, path 93): `message instanceof C` throws on a
+  // proxy whose traps throw, and the process crashed
+  it('ignores it and keeps running', async () => {
+    const node = track();
+    const coordinator = await CoordinatorAgent.start(node, { workers: [] });
+    const pid = coordinator.pid;
+    for (const [, make] of UNREADABLE) node.send(pid, make());
+    await node.idle();
+    expect(node.isAlive(pid)).toBe(true);
+    expect(await coordinator.workers()).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isKeelError } from '../../src/index.js';
 import { createSignal, isSignal, type Signal, validateSignal } from '../../src/agents/Signal.js';
-import { expectKeelError, thrown } from '../support.js';
+import { expectKeelError, thrown, UNREADABLE } from '../support.js';
 
 const valid = (): Record<string, unknown> => ({
   specversion: '1.0',
@@ -136,5 +136,35 @@ describe('validateSignal', () => {
     expect(badAttribute(() => validateSignal(s))).toBe('type');
     const frozen: Signal = createSignal({ type: 't', source: 's' });
     expect(() => validateSignal(frozen)).not.toThrow();
+  });
+});
+
+describe('createSignal given a time that cannot be inspected', () => {
+  // the same defect as GenServer.call's (fuzz seed 1660631497, path 54): `time instanceof Date` threw a
+  // raw TypeError on a proxy whose traps throw
+  it('throws ERR_INVALID_SIGNAL naming time', () => {
+    for (const [, make] of UNREADABLE) {
+      expectKeelError(thrown(() => createSignal({ type: 'a.b', source: '/s', time: make() as never })), 'ERR_INVALID_SIGNAL', '`time`');
+    }
+  });
+});
+
+describe('a signal, or the input of one, that cannot be read', () => {
+  // found by test/reliability/fuzz.agents.test.ts: validateSignal of a revoked array proxy (fast-check
+  // seed 318857364, path 10) and router.publish of one (seed 1773948472, path 7) threw TypeError:
+  // Cannot perform 'IsArray'; a getter that throws escaped validateSignal and createSignal raw too
+  it('is ERR_INVALID_SIGNAL (validateSignal) or ERR_INVALID_ARGUMENT (createSignal), and isSignal answers false', () => {
+    const { proxy: revokedArray, revoke } = Proxy.revocable([], {});
+    revoke();
+    const getter = (key: string, base: object): object => Object.defineProperty({ ...base }, key, { enumerable: true, get: () => { throw new Error(`${key} getter`); } });
+    const valid = { specversion: '1.0', id: '1', source: '/s', type: 'a.b', time: '2024-05-01T12:00:00Z' };
+    for (const bad of [revokedArray, ...UNREADABLE.map(([, make]) => make())]) {
+      expectKeelError(thrown(() => validateSignal(bad)), 'ERR_INVALID_SIGNAL', '`signal`', 'got a proxy');
+      expect(isSignal(bad)).toBe(false);
+      expectKeelError(thrown(() => createSignal(bad as never)), 'ERR_INVALID_ARGUMENT', '`input`', 'got a proxy');
+    }
+    expectKeelError(thrown(() => validateSignal(getter('source', valid))), 'ERR_INVALID_SIGNAL', '`signal`', 'reading one threw Error: source getter');
+    expectKeelError(thrown(() => createSignal(getter('subject', { type: 'a.b', source: '/s' }) as never)), 'ERR_INVALID_ARGUMENT', '`input`', 'reading one threw Error: subject getter');
+    expect(createSignal({ type: 'a.b', source: '/s' }).type).toBe('a.b');
   });
 });

@@ -6,7 +6,7 @@ import { createSignal, isSignal, type Signal } from '../../src/agents/Signal.js'
 import { type SignalOverflow, type SignalRouterHandle, type SignalRouterStats, SignalRouter, type SubscribeOptions } from '../../src/agents/SignalRouter.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
-import { clockedNode, deadPid, type Deferred, deferred, expectKeelError, failure, listOf, receiveDown, thrown, useNodes } from '../support.js';
+import { clockedNode, deadPid, type Deferred, deferred, expectKeelError, failure, listOf, receiveDown, thrown, UNREADABLE, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -801,5 +801,20 @@ describe('SignalRouter.start', () => {
     expect(s.data).toEqual([0]); // nothing more reached it from the old router
     expect(isDown(down)).toBe(true);
     expect((node as KeelNode).isAlive(sup)).toBe(true);
+  });
+});
+
+describe('SignalRouter options that cannot be read, or that it does not know', () => {
+  // found by test/reliability/fuzz.agents.test.ts (fast-check seed 1760290857, path 251): subscribe's
+  // options given as a proxy whose traps throw threw a raw TypeError; subscribe and start took any
+  // option key, a misspelt one silently ignored
+  it('are ERR_INVALID_ARGUMENT naming the option, and nothing is subscribed', async () => {
+    const node = track();
+    const router = await SignalRouter.start(node);
+    const s = sink(node);
+    for (const [, make] of UNREADABLE) expectKeelError(await failure(() => router.subscribe('a.*', s.pid, make() as never)), 'ERR_INVALID_ARGUMENT', '`options`');
+    expectKeelError(await failure(() => router.subscribe('a.*', s.pid, { capacty: 10 } as never)), 'ERR_INVALID_ARGUMENT', '`options.capacty`');
+    expectKeelError(await failure(() => SignalRouter.start(node, { deliveryTimeoutMs: 10 } as never)), 'ERR_INVALID_ARGUMENT', '`options.deliveryTimeoutMs`');
+    expect(await router.stats()).toMatchObject({ subscribers: 0, subscriptions: 0 });
   });
 });

@@ -1,22 +1,19 @@
 // The SQLite dead letter store survives a SIGKILL of its OS process: a child process adds entries
 // and reports each id whose `add` resolved; the parent kills it with SIGKILL mid-stream, reopens the
 // file and finds every reported id. A live owner in another OS process keeps a node off the file; a
-// killed one does not. The children run the built package (compiled here into a private temp
-// directory, so that the shared dist/ is left alone). And what the file is written with: WAL,
-// `synchronous=NORMAL`, no update lost without a word when the store closes.
-import { type ChildProcess, execFileSync, fork } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
+// killed one does not. The children run the package compiled into a private temp directory (see
+// test/childProcesses.ts). And what the file is written with: WAL, `synchronous=NORMAL`, no update
+// lost without a word when the store closes.
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { type DeadLetter, isUnavailable } from '../../src/index.js';
 import { SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
 import { TestClock } from '../../src/testing/index.js';
+import { useBuiltPackage, useChildren } from '../childProcesses.js';
 import { expectKeelError, ok, thrown, useNodes, useTempFiles } from '../support.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CHILD = fileURLToPath(new URL('../fixtures/dlq-sigkill-child.mjs', import.meta.url));
 const OWNER_CHILD = fileURLToPath(new URL('../fixtures/dlq-owner-child.mjs', import.meta.url));
 const REDELIVERY_CHILD = fileURLToPath(new URL('../fixtures/dlq-redelivery-child.mjs', import.meta.url));
@@ -25,35 +22,9 @@ const REPORTED = 200;
 // after-each hooks run in reverse order: the nodes shut down, then a child left running by a failed
 // test is killed, then the temp directories are removed
 const tmpfile = useTempFiles('keel-dlq-kill-', 'dead-letters.db');
-const children: ChildProcess[] = [];
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-});
-
+const forkChild = useChildren();
 const track = useNodes();
-
-let build: string;
-
-beforeAll(() => {
-  build = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-build-'));
-  const out = path.join(build, 'dist');
-  try {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json', '--outDir', out, '--declaration', 'false', '--declarationMap', 'false', '--sourceMap', 'false'], {
-      cwd: ROOT,
-      stdio: 'pipe',
-    });
-  } catch (e) {
-    // tsc emits despite type errors elsewhere in src/; fail only when nothing was emitted
-    if (!fs.existsSync(path.join(out, 'index.js'))) throw new Error(`the build failed:\n${String((e as { stdout?: Buffer }).stdout ?? e)}`);
-  }
-  // the compiled ESM finds better-sqlite3 through the project's node_modules
-  fs.writeFileSync(path.join(build, 'package.json'), JSON.stringify({ type: 'module' }));
-  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(build, 'node_modules'), 'dir');
-}, 60_000);
-
-afterAll(() => {
-  fs.rmSync(build, { recursive: true, force: true });
-});
+const builtKeel = useBuiltPackage();
 
 interface Report {
   readonly id?: string;
@@ -64,31 +35,14 @@ interface Report {
 describe('the SQLite dead letter store under SIGKILL', () => {
   it('keeps every entry whose add resolved before the OS process was killed', async () => {
     const file = tmpfile();
-    const moduleUrl = pathToFileURL(path.join(build, 'dist', 'index.js')).href;
-
-    const child = fork(CHILD, [moduleUrl, file], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-    children.push(child);
-    let stderr = '';
-    child.stderr!.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
+    const child = forkChild<Report>(CHILD, [builtKeel(), file]);
     const reported = new Map<string, number>();
+    child.onMessage((m) => {
+      if (typeof m.id === 'string' && typeof m.n === 'number') reported.set(m.id, m.n);
+    });
+    await child.next(() => reported.size >= REPORTED);
     // 'close' comes after the exit and after the last IPC message has been read
-    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-      child.once('close', (code, signal) => resolve({ code, signal }));
-    });
-    const enough = new Promise<void>((resolve, reject) => {
-      child.on('message', (m: Report) => {
-        if (typeof m.id === 'string' && typeof m.n === 'number') {
-          reported.set(m.id, m.n);
-          if (reported.size === REPORTED) resolve();
-        }
-      });
-      child.once('exit', (code, signal) => reject(new Error(`the child exited early (code ${code}, signal ${signal}): ${stderr}`)));
-    });
-    await enough;
-    expect(child.kill('SIGKILL')).toBe(true);
-    const { signal } = await closed;
+    const { signal } = await child.kill();
     expect(signal).toBe('SIGKILL');
     expect(reported.size).toBeGreaterThanOrEqual(REPORTED);
 
@@ -127,29 +81,16 @@ interface Holding {
 describe('the SQLite dead letter store across OS processes', () => {
   it('two nodes never share one file: ERR_STORE_IN_USE while the owning OS process lives; once it is killed, a node takes the file over with its entries', async () => {
     const file = tmpfile();
-    const moduleUrl = pathToFileURL(path.join(build, 'dist', 'index.js')).href;
-    const child = fork(OWNER_CHILD, [moduleUrl, file, '3'], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-    children.push(child);
-    let stderr = '';
-    child.stderr!.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-      child.once('exit', (code, signal) => resolve({ code, signal }));
-    });
-    const holding = await new Promise<Holding>((resolve, reject) => {
-      child.once('message', (m: Holding) => resolve(m));
-      void exited.then(({ code, signal }) => reject(new Error(`the child exited before it held the file (code ${code}, signal ${signal}): ${stderr}`)));
-    });
-    expect(holding.holding).toBe(child.pid);
+    const child = forkChild<Holding>(OWNER_CHILD, [builtKeel(), file, '3']);
+    const holding = await child.next(() => true);
+    expect(holding.holding).toBe(child.process.pid);
     expect(holding.ids).toHaveLength(3);
 
     // the child is alive and owns the file: a node here is refused, and the error names the owner
     const refused = thrown(() => track({ services: { deadLetters: { store: { kind: 'sqlite', path: file } } } }));
-    expectKeelError(refused, 'ERR_STORE_IN_USE', path.resolve(file), `(OS process ${child.pid})`);
+    expectKeelError(refused, 'ERR_STORE_IN_USE', path.resolve(file), `(OS process ${child.process.pid})`);
 
-    expect(child.kill('SIGKILL')).toBe(true);
-    expect(await exited).toEqual({ code: null, signal: 'SIGKILL' });
+    expect(await child.kill()).toEqual({ code: null, signal: 'SIGKILL' });
 
     // its claim is left behind, but its OS process is gone: a node takes the file over
     const node = track({ clock: new TestClock({ start: 0 }), services: { deadLetters: { store: { kind: 'sqlite', path: file } } } });
@@ -175,33 +116,19 @@ interface Redelivery {
 describe('the SQLite dead letter store under SIGKILL while it redelivers', () => {
   it("keeps every entry its receiver has not finished handling: a redelivery removes an entry only once it is handled, whatever the original send's ack", async () => {
     const file = tmpfile();
-    const moduleUrl = pathToFileURL(path.join(build, 'dist', 'index.js')).href;
     // 100 entries of 'enqueued' sends for a slow receiver: it finishes 3, then stays busy with the 4th
-    const child = fork(REDELIVERY_CHILD, [moduleUrl, file, '100', '3'], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-    children.push(child);
-    let stderr = '';
-    child.stderr!.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-      child.once('close', (code, signal) => resolve({ code, signal }));
-    });
+    const child = forkChild<Redelivery>(REDELIVERY_CHILD, [builtKeel(), file, '100', '3']);
     let added: readonly string[] = [];
     const handling: number[] = [];
     const succeeded: string[] = [];
-    // redelivery has started: three entries handled (and reported removed), the fourth being handled
-    const started = new Promise<void>((resolve, reject) => {
-      child.on('message', (m: Redelivery) => {
-        if (m.added !== undefined) added = m.added;
-        if (m.handling !== undefined) handling.push(m.handling);
-        if (m.succeeded !== undefined) succeeded.push(m.succeeded);
-        if (succeeded.length >= 3 && handling.includes(3)) resolve();
-      });
-      child.once('exit', (code, signal) => reject(new Error(`the child exited early (code ${code}, signal ${signal}): ${stderr}`)));
+    child.onMessage((m) => {
+      if (m.added !== undefined) added = m.added;
+      if (m.handling !== undefined) handling.push(m.handling);
+      if (m.succeeded !== undefined) succeeded.push(m.succeeded);
     });
-    await started;
-    expect(child.kill('SIGKILL')).toBe(true);
-    expect((await closed).signal).toBe('SIGKILL');
+    // redelivery has started: three entries handled (and reported removed), the fourth being handled
+    await child.next(() => succeeded.length >= 3 && handling.includes(3));
+    expect((await child.kill()).signal).toBe('SIGKILL');
 
     expect(added).toHaveLength(100);
     expect(handling).toEqual([0, 1, 2, 3]);

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { NotSerializableError } from '../../src/errors.js';
 import { checkSerializable } from '../../src/delivery/stores/DeadLetterStore.js';
+import { sendSupervised } from '../../src/index.js';
+import { thrown, useNodes } from '../support.js';
 
 /** The path named by the error `checkSerializable` throws, or undefined when it accepts. */
 function refusedAt(value: unknown, root?: string): string | undefined {
@@ -162,3 +164,26 @@ function thrownBy(value: unknown): string {
   }
   return 'nothing was thrown';
 }
+
+describe('checkSerializable on a long sparse array', () => {
+  const track = useNodes();
+  // found by test/reliability/fuzz.delivery.test.ts (fast-check seed -907191057, path 1429): a send of a
+  // sparse array of length 2**32-1 with onError 'dead_letter' blocked the event loop for over a
+  // minute, the check reading every index up to the length (structured clone skips the holes)
+  it('reads the elements present, not every index up to the length, and still finds what cannot be stored', () => {
+    const sparse: unknown[] = [];
+    sparse.length = 2 ** 32 - 1;
+    sparse[7] = { fine: true };
+    expect(() => checkSerializable(sparse)).not.toThrow();
+    sparse[4_000_000_000] = { onDone: () => 1 };
+    expect(thrown(() => checkSerializable(sparse))).toMatchObject({ code: 'ERR_NOT_SERIALIZABLE', path: 'message[4000000000].onDone' });
+  });
+
+  it('takes such an array as a dead letter in a moment', async () => {
+    const node = track();
+    const sparse: unknown[] = [];
+    sparse.length = 2 ** 32 - 1;
+    const outcome = await sendSupervised(node, 'nobody', sparse, { onError: 'dead_letter' });
+    expect(outcome).toMatchObject({ ok: false, reason: 'noproc', deadLetterId: expect.any(String) });
+  });
+});

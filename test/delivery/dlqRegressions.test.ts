@@ -4,7 +4,7 @@ import type { DeadLetterStore } from '../../src/delivery/stores/DeadLetterStore.
 import { NotSerializableError } from '../../src/errors.js';
 import { isKeelError, type Node, sendSupervised } from '../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
-import { type Deferred, deferred, ok, useNodes, useTempFiles } from '../support.js';
+import { type Deferred, deferred, expectKeelError, failure, ok, UNREADABLE, useNodes, useTempFiles } from '../support.js';
 
 /** The queue's store, to inject a fault into it. */
 function storeOf(node: Node): DeadLetterStore {
@@ -47,7 +47,31 @@ describe.each([
     expect(p.messages).toEqual(['a']);
   });
 
-  it('redelivers an entry whose metadata has an empty message id under a fresh id, and its process survives', async () => {
+  it('redelivers an entry added without a message id under one message id every time, so that its receiver can dedupe', async () => {
+    // found by test/reliability/crashDurability.test.ts (round seed 1873791512): an entry handed over
+    // again after a SIGKILL came under a new ctx.messageId (each redelivery drew a fresh one)
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock, services: { deadLetters: { store: store(), backoff: { initialMs: 100, jitter: 'none' } } } });
+    const id = ok(await node.deadLetters.add({ recipient: 'inbox', message: 'x', reason: 'noproc' }));
+    const seen: (string | undefined)[] = [];
+    // the first receiver crashes on it: the entry stays, and is redelivered to the next one
+    const crashing = node.spawn((ctx) => () => {
+      seen.push(ctx.messageId);
+      throw new Error('crashed on it');
+    });
+    node.registry.register('inbox', crashing);
+    await clock.advance(100);
+    await node.idle();
+    expect(node.isAlive(crashing)).toBe(false);
+    expect(ok(await node.deadLetters.get(id))).toMatchObject({ status: 'pending', attempts: 1 });
+    node.registry.register('inbox', node.spawn((ctx) => () => void seen.push(ctx.messageId)));
+    await clock.advance(200);
+    await node.idle();
+    expect(await node.deadLetters.get(id)).toBeUndefined();
+    expect(seen).toEqual([`dead-letter-${id}-0`, `dead-letter-${id}-0`]);
+  });
+
+  it('redelivers an entry whose metadata has an empty message id, and its process survives', async () => {
     const clock = new TestClock();
     const node = track({ clock, random: () => 1, services: { deadLetters: { store: store(), backoff: { initialMs: 100, jitter: 'none' } } } });
     const id = ok(await node.deadLetters.add({ recipient: 'inbox', message: 'x', reason: 'noproc', metadata: { id: '' } }));
@@ -168,6 +192,77 @@ describe.each([
     expect(typeof ok(await good)).toBe('string');
     expect(isKeelError(await bad, 'ERR_NOT_SERIALIZABLE')).toBe(true);
     expect(ok(await node.deadLetters.stats())).toMatchObject({ pending: 1, refused: 1 });
+  });
+});
+
+describe('dead letter queue on a SQLite file, after a restart', () => {
+  it('redelivers an entry added without a message id under the message id it had before the restart', async () => {
+    // found by test/reliability/crashDurability.test.ts (round seed 1873791512)
+    const file = tmpfile();
+    const options = { deadLetters: { store: { kind: 'sqlite' as const, path: file }, backoff: { initialMs: 100, jitter: 'none' as const } } };
+    const seen: (string | undefined)[] = [];
+    const clock = new TestClock({ start: 0 });
+    const first = track({ clock, services: options });
+    const id = ok(await first.deadLetters.add({ recipient: 'inbox', message: 'x', reason: 'noproc' }));
+    const crashing = first.spawn((ctx) => () => {
+      seen.push(ctx.messageId);
+      throw new Error('crashed on it');
+    });
+    first.registry.register('inbox', crashing);
+    await clock.advance(100);
+    await first.idle();
+    expect(first.isAlive(crashing)).toBe(false);
+    expect(ok(await first.deadLetters.get(id))).toMatchObject({ status: 'pending', attempts: 1 });
+    await first.shutdown();
+    // the next run of the node, on the same file
+    const again = new TestClock({ start: 0 });
+    const second = track({ clock: again, services: options });
+    second.registry.register('inbox', second.spawn((ctx) => () => void seen.push(ctx.messageId)));
+    await again.advance(300);
+    await second.idle();
+    expect(await second.deadLetters.get(id)).toBeUndefined();
+    expect(seen).toEqual([`dead-letter-${id}-0`, `dead-letter-${id}-0`]);
+  });
+});
+
+describe('dead letter queue arguments that cannot be read', () => {
+  // found by test/reliability/fuzz.delivery.test.ts (fast-check seed -1837651884, path 57): retry's
+  // options given as an array proxy whose traps throw threw a raw TypeError; a revoked proxy as a
+  // filter or as the ids did too (Array.isArray throws on one), a sparse array of ids of length
+  // 2**32-1 was walked to its end, and retry's options took any key
+  it('are ERR_INVALID_ARGUMENT at once, and the queue keeps its entries', async () => {
+    const node = track({ clock: new TestClock() });
+    const id = ok(await node.deadLetters.add({ recipient: 'nobody', message: 'kept', reason: 'noproc' }));
+    const getter = Object.defineProperty({}, 'status', { enumerable: true, get: () => { throw new Error('status getter'); } });
+    const sparse: string[] = [];
+    sparse.length = 2 ** 32 - 1;
+    const q = node.deadLetters;
+    for (const [what, make] of UNREADABLE) {
+      expectKeelError(await failure(() => q.list(make() as never)), 'ERR_INVALID_ARGUMENT', '`filter`', 'got a proxy');
+      expectKeelError(await failure(() => q.purge(make() as never)), 'ERR_INVALID_ARGUMENT', '`filter`');
+      expectKeelError(await failure(() => q.retry(make() as never)), 'ERR_INVALID_ARGUMENT', '`filter`');
+      expectKeelError(await failure(() => q.retry([id], make() as never)), 'ERR_INVALID_ARGUMENT', '`options`', what === 'a revoked proxy' ? 'Cannot perform' : 'trap');
+    }
+    expectKeelError(await failure(() => q.list(getter as never)), 'ERR_INVALID_ARGUMENT', '`filter.status`', 'reading it threw Error: status getter');
+    expectKeelError(await failure(() => q.retry(sparse)), 'ERR_INVALID_ARGUMENT', '`ids`');
+    expectKeelError(await failure(() => q.retry([id], { rate: 1 } as never)), 'ERR_INVALID_ARGUMENT', '`options.rate`');
+    expectKeelError(await failure(() => q.retry([id], null as never)), 'ERR_INVALID_ARGUMENT', '`options`');
+    expect(ok(await q.list()).entries.map((e) => e.id)).toEqual([id]);
+  });
+});
+
+describe('a dead letter entry that cannot be read', () => {
+  // found by test/reliability/fuzz.delivery.test.ts (fast-check seed 623814110, path 212): add given
+  // an Error whose message getter throws as the entry threw that getter's error, raw, out of add
+  it('is refused with ERR_INVALID_ARGUMENT, counted nowhere, and the queue keeps working', async () => {
+    const node = track();
+    const q = node.deadLetters;
+    const getters = Object.defineProperty(new Error('e'), 'message', { get: () => { throw new Error('message getter'); } });
+    expectKeelError(await failure(() => q.add(getters as never)), 'ERR_INVALID_ARGUMENT', '`entry`', 'reading one threw Error: message getter');
+    for (const [, make] of UNREADABLE) expectKeelError(await failure(() => q.add(make() as never)), 'ERR_INVALID_ARGUMENT', '`entry`', 'got a proxy');
+    const id = ok(await q.add({ recipient: 'nobody', message: 'fine', reason: 'noproc' }));
+    expect(ok(await q.list()).entries.map((e) => e.id)).toEqual([id]);
+    expect(ok(await q.stats())).toMatchObject({ pending: 1, added: 1, refused: 0 });
   });
 });
 

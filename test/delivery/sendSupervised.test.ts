@@ -22,6 +22,7 @@ import {
   otherCreation,
   receiver,
   type Seen,
+  UNREADABLE,
   useNodes,
   type Watched,
   watch,
@@ -1089,5 +1090,63 @@ describe('sendSupervised: node shutdown', () => {
     await node.idle();
     expect(w.status).toBe('resolved');
     expect(w.value).toMatchObject({ ok: false, reason: 'noproc' });
+  });
+});
+
+describe('sendSupervised given a from or a signal that cannot be inspected', () => {
+  // the same defect as GenServer.call's (fuzz seed 1660631497, path 54): `from instanceof Proc` and
+  // `signal instanceof AbortSignal` threw a raw TypeError on a proxy
+  it('throws ERR_INVALID_ARGUMENT, and sends nothing', async () => {
+    const node = track();
+    const r = receiver(node);
+    for (const [, make] of UNREADABLE) {
+      expectKeelError(await failure(() => sendSupervised(make() as never, r.pid, 'x')), 'ERR_INVALID_ARGUMENT', '`from`');
+      expectKeelError(await failure(() => sendSupervised(node, r.pid, 'x', { signal: make() as never })), 'ERR_INVALID_ARGUMENT', '`options.signal`');
+      expectKeelError(await failure(() => node.deadLetters.retry([], { signal: make() as never })), 'ERR_INVALID_ARGUMENT', '`options.signal`');
+    }
+    await node.idle();
+    expect(r.seen).toEqual([]);
+  });
+});
+
+describe('sendSupervised to a pid-shaped target with no string form of its own', () => {
+  // the same defect as GenServer.call's (fuzz seed -140833145, path 476): String(to) threw in the
+  // failure's log line and in ERR_DELIVERY, so the send rejected with a raw TypeError
+  it("resolves with noproc (onError 'log'), or rejects with ERR_DELIVERY naming <node.id> (onError 'raise')", async () => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const ghost = Object.assign(Object.create(null) as object, { node: 'elsewhere', creation: 1, id: 7 });
+    expect(await sendSupervised(node, ghost as never, 'm')).toMatchObject({ ok: false, reason: 'noproc' });
+    expect(logger.warn.mock.calls.map((c) => c[0])).toEqual([expect.stringContaining('to <elsewhere.7> failed after 1 attempt(s): noproc')]);
+    expectKeelError(await failure(() => sendSupervised(node, ghost as never, 'm', { onError: 'raise' })), 'ERR_DELIVERY', 'delivery to <elsewhere.7> failed');
+  });
+});
+
+describe('sendSupervised given metadata that cannot be read', () => {
+  // found by test/reliability/fuzz.delivery.test.ts (fast-check seed -1869155744, path 190): a revoked
+  // proxy as the metadata of a send with retries threw TypeError: Cannot perform 'ownKeys' out of the
+  // send, where its first failure spread the metadata into the retry event; a getter that throws did
+  // the same, and from a retry's timer it left the send pending for good
+  it('throws ERR_INVALID_ARGUMENT at the send, and nothing is sent', async () => {
+    const { node } = clockedNode(track);
+    const r = receiver(node, { name: 'inbox' });
+    const getter = Object.defineProperty({}, 'tag', { enumerable: true, get: () => { throw new Error('tag getter'); } });
+    for (const [, make] of UNREADABLE) {
+      expectKeelError(await failure(() => sendSupervised(node, 'nobody', 'm', { retries: 2, metadata: make() as never })), 'ERR_INVALID_ARGUMENT', '`options.metadata`', 'got a proxy');
+    }
+    expectKeelError(await failure(() => sendSupervised(node, 'inbox', 'm', { metadata: getter as never })), 'ERR_INVALID_ARGUMENT', '`options.metadata`', 'reading one threw Error: tag getter');
+    await node.idle();
+    expect(r.seen).toEqual([]);
+  });
+
+  it('is copied at the send: what a later dead letter keeps is the metadata as it was then', async () => {
+    const { node, clock } = clockedNode(track);
+    const metadata: Record<string, unknown> = { tag: 'before' };
+    const sent = sendSupervised(node, 'nobody', 'm', { retries: 1, backoff: { initialMs: 10, jitter: 'none' }, onError: 'dead_letter', metadata });
+    metadata.tag = 'after';
+    await clock.advance(10);
+    const outcome = await sent;
+    const entry = ok(await node.deadLetters.get((outcome as { deadLetterId: string }).deadLetterId));
+    expect(entry?.metadata).toMatchObject({ tag: 'before' });
   });
 });

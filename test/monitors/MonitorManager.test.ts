@@ -10,6 +10,7 @@ import {
   type Ref,
   Supervisor,
   GenServer,
+  withMonitor,
 } from '../../src/index.js';
 import { ManagedMonitors } from '../../src/monitors/MonitorManager.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
@@ -28,7 +29,11 @@ import {
   spawnWithContext,
   statsOf,
   UNAVAILABLE,
+  UNREADABLE,
   useNodes,
+  expectKeelError,
+  thrown,
+  failure,
 } from '../support.js';
 
 const track = useNodes();
@@ -678,5 +683,23 @@ describe("the manager's process", () => {
     expect(node.isAlive(checker)).toBe(false);
     expect(events.events).toHaveLength(1);
     expect(events.events[0]!.metadata.reason).toBe('shutdown');
+  });
+});
+
+describe('the monitor manager given a context or a ref that cannot be inspected', () => {
+  // the same defect as GenServer.call's (fuzz seed 1660631497, path 54): `ctx instanceof Proc` and
+  // `ref instanceof RefImpl` threw a raw TypeError on a proxy
+  it('throws ERR_INVALID_ARGUMENT', async () => {
+    const node = track();
+    const target = idler(node);
+    const p = probe(node);
+    for (const [, make] of UNREADABLE) {
+      expectKeelError(thrown(() => node.monitors.monitor(make() as never, target)), 'ERR_INVALID_ARGUMENT', '`ctx`');
+      expectKeelError(thrown(() => node.monitors.demonitor(make() as never, refOf(node.monitors.monitor(p.ctx, target)))), 'ERR_INVALID_ARGUMENT', '`ctx`');
+      expectKeelError(thrown(() => node.monitors.demonitor(p.ctx, make() as never)), 'ERR_INVALID_ARGUMENT', '`ref`');
+      expectKeelError(await failure(() => withMonitor(make() as never, target, () => 1)), 'ERR_INVALID_ARGUMENT', '`ctx`');
+    }
+    // only the two monitors made for the ctx checks, still there
+    expect(listOf(node).map((e) => e.owner)).toEqual([p, p]);
   });
 });

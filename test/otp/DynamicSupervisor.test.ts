@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { DynamicSupervisor, GenServer, isDown, Pid, type Context, type DynamicChildSpec, type ExitReason, type Init, type Node } from '../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
-import { expectKeelError, failure, receiveDown, thrown, useNodes } from '../support.js';
+import { expectKeelError, failure, receiveDown, thrown, UNREADABLE, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -358,5 +358,50 @@ describe('stopping a DynamicSupervisor', () => {
     const downs = p.messages.filter(isDown);
     expect(downs.map((d) => Pid.format(d.pid))).toEqual([...pids].reverse().map((x) => Pid.format(x)));
     expect(downs.every((d) => d.reason === 'shutdown')).toBe(true);
+  });
+});
+
+describe('DynamicSupervisor given a pid or a spec that cannot be used', () => {
+  // found by test/reliability/fuzz.otp.test.ts: terminateChild(undefined) (fast-check seed 710295171,
+  // path 2) and terminateChild(an array proxy whose traps throw) (seed 2123950514, path 0) crashed the
+  // supervisor, reading the pid's fields inside it; a spec that is a proxy was spread there, and its
+  // TypeError came back to startChild raw
+  it('terminateChild throws ERR_INVALID_ARGUMENT for what is no pid, and the supervisor keeps its children', async () => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node);
+    const child = await DynamicSupervisor.startChild(node, sup, { start: (ctx: Context) => ctx.spawnLink(workerInit) });
+    for (const bad of [undefined, null, 42, 'child', ...UNREADABLE.map(([, make]) => make())]) {
+      expectKeelError(thrown(() => DynamicSupervisor.terminateChild(node, sup, bad as never)), 'ERR_INVALID_ARGUMENT', '`pid`');
+    }
+    // and a forged request that reaches the supervisor is a child it does not know
+    expect(await GenServer.call(node, sup, { op: 'terminate', pid: null })).toEqual({ error: 'not_found' });
+    expect(node.isAlive(sup)).toBe(true);
+    expect(await childPids(node, sup)).toEqual([child]);
+  });
+
+  it('startChild rejects a spec that cannot be read with ERR_INVALID_ARGUMENT, and the supervisor keeps running', async () => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node);
+    for (const [, make] of UNREADABLE) {
+      expectKeelError(await failure(() => DynamicSupervisor.startChild(node, sup, make() as never)), 'ERR_INVALID_ARGUMENT', '`children[0]');
+    }
+    // a spec without an id still gets the default one
+    const pid = await DynamicSupervisor.startChild(node, sup, { id: undefined, start: (ctx: Context) => ctx.spawnLink(workerInit) } as never);
+    expect(await childPids(node, sup)).toEqual([pid]);
+  });
+});
+
+describe("a child whose start returns the supervisor's own pid", () => {
+  // found by test/reliability/fuzz.otp.test.ts (fast-check seed -294603019, path 891): the supervisor
+  // took itself for its child, and stopping that child (shutdown 'infinity', a supervisor's default)
+  // waited for its own death for ever: the supervisor stayed busy and could not be stopped
+  it('fails to start with ERR_START_FAILED, and the supervisor can still be stopped', async () => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node);
+    const e = await failure(() => DynamicSupervisor.startChild(node, sup, { start: (ctx: Context) => ctx.self, type: 'supervisor' }));
+    expectKeelError(e, 'ERR_START_FAILED', "start returned the supervisor's own pid");
+    expect(await DynamicSupervisor.whichChildren(node, sup)).toEqual([]);
+    await GenServer.stop(node, sup);
+    expect(node.isAlive(sup)).toBe(false);
   });
 });

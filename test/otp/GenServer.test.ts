@@ -1,6 +1,7 @@
 /* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- tests observe exits by a monitor's Down and report to probes with raw sends, the way STYLE.md 10 asks tests to wait */
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import {
+  DynamicSupervisor,
   GenServer,
   isDown,
   isExit,
@@ -12,6 +13,8 @@ import {
   type From,
   type GenServerSpec,
   type ServerPid,
+  Supervisor,
+  Task,
 } from '../../src/index.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
@@ -31,6 +34,7 @@ import {
   receiveDown,
   spawnWithContext,
   thrown,
+  UNREADABLE,
   useNodes,
   type Watched,
   watch,
@@ -540,6 +544,17 @@ describe('GenServer.call', () => {
       for (const options of [{ timout: 100 }, 'fast', NaN, -1, { timeout: '100' }, null]) {
         expectKeelError(thrown(() => GenServer.call(node, pid, 'x', options as never)), 'ERR_INVALID_ARGUMENT');
       }
+    });
+
+    it('refuses options that cannot be read with ERR_INVALID_ARGUMENT, not a raw TypeError', async () => {
+      // found by test/reliability/fuzz.otp.test.ts (fast-check seed -1933431209, path 71): a revoked proxy
+      // as the options threw TypeError: Cannot perform 'ownKeys' out of the call's own key check
+      const node = track();
+      const pid = await GenServer.start(node, holder());
+      const getter = Object.defineProperty({}, 'timeout', { enumerable: true, get: () => { throw new Error('timeout getter'); } });
+      for (const [, make] of UNREADABLE) expectKeelError(thrown(() => GenServer.call(node, pid, 'x', make() as never)), 'ERR_INVALID_ARGUMENT', '`options`');
+      expectKeelError(thrown(() => GenServer.call(node, pid, 'x', getter as never)), 'ERR_INVALID_ARGUMENT', '`options.timeout`', 'reading it threw Error: timeout getter');
+      expect(node.info(pid)?.mailboxLength).toBe(0);
     });
 
     it('discards a reply given after the timeout: the calling process gets no stray message and nothing throws', async () => {
@@ -1295,5 +1310,44 @@ describe('bad input', () => {
     const e = await failure(() => GenServer.call(node, pid, 'x'));
     expectKeelError(e, 'ERR_CALL_EXIT', 'handleCall');
     expect(node.isAlive(pid)).toBe(false);
+  });
+});
+
+describe('a from, a signal or a reply handle that cannot be inspected', () => {
+  // found by test/reliability/fuzz.otp.test.ts: GenServer.call from a revoked function proxy (fast-check
+  // seed 1660631497, path 54) and GenServer.cast from a proxy whose traps throw (seed -1982891169,
+  // path 135) threw a raw TypeError out of `from instanceof Proc`; the other checks below had the same
+  it('is ERR_INVALID_ARGUMENT, whatever the operation', async () => {
+    const node = track();
+    const server = await GenServer.start(node, { init: () => 0, handleCall: (_r: unknown, _f: unknown, s: number) => ({ reply: s, state: s }), handleCast: (_r: unknown, s: number) => s });
+    for (const [what, make] of UNREADABLE) {
+      expectKeelError(thrown(() => GenServer.call(make() as never, server, 'x')), 'ERR_INVALID_ARGUMENT', '`from`', what === 'a revoked proxy' ? 'got a proxy' : '');
+      expectKeelError(thrown(() => GenServer.call(node, server, 'x', { signal: make() as never })), 'ERR_INVALID_ARGUMENT', '`options.signal`');
+      expectKeelError(thrown(() => GenServer.cast(make() as never, server, 'x')), 'ERR_INVALID_ARGUMENT', '`from`');
+      expectKeelError(thrown(() => GenServer.start(make() as never, { init: () => 0 })), 'ERR_INVALID_ARGUMENT', '`from`');
+      expectKeelError(thrown(() => GenServer.startLink(make() as never, { init: () => 0 })), 'ERR_INVALID_ARGUMENT', '`from`');
+      expectKeelError(thrown(() => GenServer.reply(make() as never, 1)), 'ERR_INVALID_ARGUMENT', '`from`');
+      expectKeelError(thrown(() => GenServer.stop(make() as never, server)), 'ERR_INVALID_ARGUMENT', '`from`');
+      expectKeelError(thrown(() => Supervisor.startLink(make() as never, [])), 'ERR_INVALID_ARGUMENT', '`from`');
+      expectKeelError(thrown(() => DynamicSupervisor.startLink(make() as never)), 'ERR_INVALID_ARGUMENT', '`from`');
+      expectKeelError(thrown(() => Task.async(make() as never, () => 1)), 'ERR_INVALID_ARGUMENT', '`ctx`');
+      expectKeelError(await failure(() => Task.await(make() as never)), 'ERR_INVALID_ARGUMENT', '`task`');
+    }
+    // a proxy of a real context is no context either: its traps would run in place of the runtime's fields
+    const p = probe(node);
+    expectKeelError(thrown(() => GenServer.call(new Proxy(p.ctx, {}), server, 'x')), 'ERR_INVALID_ARGUMENT', '`from`');
+    expect(await GenServer.call(p.ctx, server, 'x')).toBe(0);
+  });
+});
+
+describe('a pid-shaped target with no string form of its own', () => {
+  // found by test/reliability/fuzz.otp.test.ts (fast-check seed -140833145, path 476): a call to a
+  // null-prototype copy of a pid threw TypeError: Cannot convert object to primitive value, building
+  // the ERR_NOPROC message with String(target)
+  it('is named <node.id> in the typed errors of call and stop', async () => {
+    const node = track();
+    const ghost = Object.assign(Object.create(null) as object, { node: 'elsewhere', creation: 1, id: 7 });
+    expectKeelError(await failure(() => GenServer.call(node, ghost as never, 'x')), 'ERR_NOPROC', '<elsewhere.7>');
+    expectKeelError(await failure(() => GenServer.stop(node, ghost as never)), 'ERR_NOPROC', '<elsewhere.7>');
   });
 });

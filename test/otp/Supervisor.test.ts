@@ -1141,3 +1141,37 @@ describe('a child whose start fails at supervisor start', () => {
     expect(node.processes().filter((pid) => !Pid.equals(pid, p))).toEqual([]);
   });
 });
+
+describe('Supervisor.start given children that are not a list of specs', () => {
+  // found by test/reliability/fuzz.otp.test.ts: an array proxy whose traps throw (fast-check seed
+  // -1834514795, path 438) threw a raw TypeError; a sparse array of length 2**32-1 (seed 1157950883,
+  // path 121) was mapped over for 80 s, then threw TypeError: Cannot read properties of undefined
+  it('throws ERR_INVALID_ARGUMENT at once for a proxy, a hole, or an element that cannot be read, and starts nothing', () => {
+    const node = track();
+    const arrayProxy = new Proxy([], { get: () => { throw new TypeError('get trap'); } });
+    const { proxy: revoked, revoke } = Proxy.revocable([], {});
+    revoke();
+    const sparse: unknown[] = [];
+    sparse.length = 2 ** 32 - 1;
+    const spec = { id: 'a', start: (ctx: Context) => ctx.spawnLink(() => () => undefined) };
+    const getter = [spec, 0];
+    Object.defineProperty(getter, 1, { get: () => { throw new Error('element getter'); } });
+    expectKeelError(thrown(() => Supervisor.start(node, arrayProxy as never)), 'ERR_INVALID_ARGUMENT', '`children`', 'got a proxy');
+    expectKeelError(thrown(() => Supervisor.start(node, revoked as never)), 'ERR_INVALID_ARGUMENT', '`children`', 'got a proxy');
+    expectKeelError(thrown(() => Supervisor.start(node, sparse as never)), 'ERR_INVALID_ARGUMENT', '`children[0]`', 'got undefined');
+    expectKeelError(thrown(() => Supervisor.start(node, [spec, , { ...spec, id: 'b' }] as never)), 'ERR_INVALID_ARGUMENT', '`children[1]`');
+    expectKeelError(thrown(() => Supervisor.start(node, getter as never)), 'ERR_INVALID_ARGUMENT', '`children[1]`', 'reading it threw Error: element getter');
+    expect(node.processes()).toEqual([]);
+  });
+});
+
+describe("a child whose start returns the supervisor's own pid", () => {
+  // the same defect as the DynamicSupervisor's (fuzz seed -294603019, path 891)
+  it('fails the start with ERR_START_FAILED, naming it', async () => {
+    const node = track();
+    const e = await failure(() => Supervisor.start(node, [{ id: 'self', start: (ctx: Context) => ctx.self, type: 'supervisor' }]));
+    expectKeelError(e, 'ERR_START_FAILED', "child 'self'", "start returned the supervisor's own pid");
+    await node.idle();
+    expect(node.processes()).toEqual([]);
+  });
+});

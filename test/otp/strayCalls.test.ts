@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { DynamicSupervisor, GenServer, isKeelError, Supervisor } from '../../src/index.js';
-import { useNodes } from '../support.js';
+import { DynamicSupervisor, GenServer, isKeelError, type Pid, Supervisor } from '../../src/index.js';
+import { captureEvents } from '../../src/testing/index.js';
+import { ok, UNREADABLE, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -14,5 +15,75 @@ describe('a supervisor called with a request that is not its own', () => {
     const reply = (await GenServer.call(node, sup, { op: 'bogus' })) as { error?: unknown };
     expect(isKeelError(reply.error, 'ERR_INVALID_ARGUMENT')).toBe(true);
     expect(node.isAlive(sup)).toBe(true);
+  });
+});
+
+describe('a supervisor sent a message that cannot be inspected', () => {
+  // found by test/reliability/fuzz.kernel.test.ts (fast-check seed 1005273782, path 93): a proxy whose
+  // traps throw, sent to keel.services, crashed it (`message instanceof RetryRestart` threw), and
+  // every service stopped with it
+  it.each([
+    ['Supervisor', (node: Parameters<typeof Supervisor.start>[0]) => Supervisor.start(node, [{ id: 'w', start: (ctx) => ctx.spawnLink(() => () => undefined) }])],
+    ['DynamicSupervisor', (node: Parameters<typeof DynamicSupervisor.start>[0]) => DynamicSupervisor.start(node)],
+  ])('%s ignores it, keeps running and keeps its children', async (_name, start) => {
+    const node = track();
+    const sup = await start(node);
+    const events = captureEvents(node, ['keel.process.exited', 'keel.supervisor.']);
+    const before = await GenServer.call(node, sup, { op: 'which' });
+    for (const [, make] of UNREADABLE) node.send(sup, make());
+    await node.idle();
+    expect(node.isAlive(sup)).toBe(true);
+    expect(await GenServer.call(node, sup, { op: 'which' })).toEqual(before);
+    expect(events.events).toEqual([]);
+  });
+
+  it('keel.services ignores it, and the services keep their processes', async () => {
+    const node = track();
+    ok(await node.deadLetters.add({ recipient: 'nobody', message: 'starts the services', reason: 'noproc' }));
+    await node.idle();
+    const services = node.registry.whereis('keel.services')!;
+    const children = await Supervisor.whichChildren(node, services);
+    for (const [, make] of UNREADABLE) node.send('keel.services', make());
+    await node.idle();
+    expect(node.registry.whereis('keel.services')).toBe(services);
+    expect(await Supervisor.whichChildren(node, services)).toEqual(children);
+  });
+});
+
+describe("Keel's own servers called or cast to with a request they do not take", () => {
+  // found by test/reliability/fuzz.otp.test.ts: a call to keel.dead_letter_queue (fast-check seed
+  // 234195044, path 1) crashed it, having no handleCall; a cast to keel.services (seed 2082924721,
+  // path 6) crashed the services supervisor, having no handleCast, and every service with it
+  async function services(node: ReturnType<typeof track>): Promise<Map<string, Pid>> {
+    ok(await node.deadLetters.add({ recipient: 'nobody', message: 'starts the services', reason: 'noproc' }));
+    await node.idle();
+    const sup = node.registry.whereis('keel.services')!;
+    const all = new Map<string, Pid>([['keel.services', sup]]);
+    for (const c of await Supervisor.whichChildren(node, sup)) all.set(c.id, c.pid as Pid);
+    return all;
+  }
+
+  it('answer a call with { error: ERR_INVALID_ARGUMENT } and report a cast, and keep running (the services, the supervisors)', async () => {
+    const node = track();
+    const events = captureEvents(node, ['keel.gen_server.unexpected_message', 'keel.process.exited', 'keel.supervisor.child_restarted']);
+    const targets = await services(node);
+    targets.set('a supervisor', await Supervisor.start(node, []));
+    targets.set('a dynamic supervisor', await DynamicSupervisor.start(node));
+    expect([...targets.keys()]).toEqual(['keel.services', 'monitor_manager', 'dead_letter_queue', 'a supervisor', 'a dynamic supervisor']);
+    const requests: unknown[] = ['stray', null, undefined, 42, ...UNREADABLE.map(([, make]) => make())];
+    for (const [name, pid] of targets) {
+      for (const request of requests) {
+        const reply = (await GenServer.call(node, pid, request)) as { error?: unknown };
+        expect(isKeelError(reply.error, 'ERR_INVALID_ARGUMENT'), `${name} called with ${String(typeof request)}`).toBe(true);
+        GenServer.cast(node, pid, request);
+      }
+    }
+    await node.idle();
+    for (const [name, pid] of targets) expect(node.isAlive(pid), name).toBe(true);
+    const unexpected = events.events.filter((e) => e.event === 'keel.gen_server.unexpected_message');
+    expect(unexpected).toHaveLength(targets.size * requests.length);
+    // each cast reported with what was cast, as it was (compared by identity: a proxy's traps throw)
+    expect(unexpected.slice(0, requests.length).map((e, i) => e.metadata.message === requests[i])).toEqual(requests.map(() => true));
+    expect(events.events.filter((e) => e.event !== 'keel.gen_server.unexpected_message')).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { createNode, DynamicSupervisor, GenServer, isDown, Pid, sendSupervised, Supervisor, type Context, type Node } from '../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
-import { expectKeelError, failure, idler, thrown, useNodes } from '../support.js';
+import { expectKeelError, failure, idler, thrown, UNREADABLE, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -390,5 +390,83 @@ describe('options a call does not know', () => {
     // an option given as undefined sets nothing, and is no error
     expect(thrown(() => node.spawn(() => () => undefined, { name: undefined, other: undefined } as never))).toBe('nothing was thrown');
     expect(node.processes()).toHaveLength(1);
+  });
+});
+
+describe('options that cannot be read', () => {
+  // found by test/reliability/fuzz.kernel.test.ts (fast-check seed 1849873664, path 29): spawn options
+  // given as a revoked proxy threw a raw TypeError out of the option check
+  function revoked(): object {
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    return proxy;
+  }
+  const trapping = (): object =>
+    new Proxy(
+      {},
+      {
+        ownKeys: () => {
+          throw new TypeError('ownKeys trap');
+        },
+      },
+    );
+  const getter = (key: string): object =>
+    Object.defineProperty({}, key, {
+      enumerable: true,
+      get: () => {
+        throw new Error(`${key} getter`);
+      },
+    });
+
+  it('are refused with ERR_INVALID_ARGUMENT naming the option and saying what reading it threw, and nothing is spawned', async () => {
+    const node = track();
+    const init = () => () => undefined;
+    expectKeelError(thrown(() => node.spawn(init, revoked() as never)), 'ERR_INVALID_ARGUMENT', '`options`', 'got a proxy', "reading it threw TypeError: Cannot perform 'ownKeys' on a proxy that has been revoked");
+    expectKeelError(thrown(() => node.spawn(init, trapping() as never)), 'ERR_INVALID_ARGUMENT', '`options`', 'reading it threw TypeError: ownKeys trap');
+    expectKeelError(thrown(() => node.spawn(init, getter('name') as never)), 'ERR_INVALID_ARGUMENT', '`options.name`', 'reading it threw Error: name getter');
+    // a class instance's option getter that throws (not enumerable, on its prototype): read by the check all the same
+    class Options {
+      get mailbox(): never {
+        throw new Error('class getter');
+      }
+    }
+    expectKeelError(thrown(() => node.spawn(init, new Options() as never)), 'ERR_INVALID_ARGUMENT', '`options.mailbox`', 'reading it threw Error: class getter');
+    expectKeelError(thrown(() => node.spawn(init, { mailbox: revoked() } as never)), 'ERR_INVALID_ARGUMENT', '`mailbox`', 'got a proxy');
+    const p = probe(node);
+    expectKeelError(await failure(() => p.ctx.spawnLink(init, revoked() as never)), 'ERR_INVALID_ARGUMENT', '`options`');
+    expect(node.processes()).toEqual([p]);
+    // the same check guards every options object
+    expectKeelError(thrown(() => sendSupervised(node, 'x', 'm', getter('retries') as never)), 'ERR_INVALID_ARGUMENT', '`options.retries`', 'reading it threw Error: retries getter');
+    expectKeelError(thrown(() => sendSupervised(node, 'x', 'm', { backoff: revoked() } as never)), 'ERR_INVALID_ARGUMENT', '`options.backoff`', 'got a proxy');
+    expectKeelError(thrown(() => Supervisor.start(node, [], trapping() as never)), 'ERR_INVALID_ARGUMENT', '`options`');
+    expectKeelError(await failure(() => GenServer.start(node, { init: () => 0 }, undefined, getter('timeout') as never)), 'ERR_INVALID_ARGUMENT', '`options.timeout`');
+    expectKeelError(thrown(() => createNode(revoked() as never)), 'ERR_INVALID_ARGUMENT', '`options`');
+    // a proxy that can be read is an options object like any other
+    const spawned = node.spawn(init, new Proxy({ name: 'by-proxy' }, {}));
+    expect(node.registry.whereis('by-proxy')).toBe(spawned);
+  });
+});
+
+describe('ctx.demonitor and ctx.cancelTimer given a proxy', () => {
+  // the same defect as GenServer.call's (fuzz seed 1660631497, path 54): `ref instanceof RefImpl` threw
+  // a raw TypeError on a proxy whose traps throw
+  it('throw ERR_INVALID_ARGUMENT', () => {
+    const node = track();
+    const p = probe(node);
+    for (const [, make] of UNREADABLE) {
+      expectKeelError(thrown(() => p.ctx.demonitor(make() as never)), 'ERR_INVALID_ARGUMENT', '`ref`');
+      expectKeelError(thrown(() => p.ctx.cancelTimer(make() as never)), 'ERR_INVALID_ARGUMENT', '`timer`');
+    }
+  });
+});
+
+describe('a pid-shaped value with no string form of its own', () => {
+  // the same defect as GenServer.call's (fuzz seed -140833145, path 476): String(pid) threw while the
+  // ERR_NOPROC message was built
+  it('is named <node.id> in the ERR_NOPROC of register and groups.join', () => {
+    const node = track();
+    const ghost = Object.assign(Object.create(null) as object, { node: 'elsewhere', creation: 1, id: 7 });
+    expectKeelError(thrown(() => node.registry.register('ghost', ghost as never)), 'ERR_NOPROC', '<elsewhere.7>');
+    expectKeelError(thrown(() => node.groups.join('g', ghost as never)), 'ERR_NOPROC', '<elsewhere.7>');
   });
 });

@@ -1,7 +1,9 @@
 import { InvalidArgumentError, isKeelError } from '../../errors.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
+import { keelServer } from '../../otp/internal/keelServer.js';
 import { nodeOf } from '../../otp/internal/calls.js';
-import { Proc } from '../../runtime/internal/Proc.js';
+import { isProc } from '../../runtime/internal/Proc.js';
+import { isInstance } from '../../runtime/internal/safe.js';
 import { isDown } from '../../runtime/messages.js';
 import { isPid, type Pid, type TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
@@ -94,7 +96,7 @@ function badWait(request: { token: unknown; waiter: unknown; timeout: unknown })
   return undefined;
 }
 
-const barrierSpec: GenServerSpec<State, Calls, Cast, Config> = {
+const barrierSpec: GenServerSpec<State, Calls, Cast, Config> = keelServer({
   init(config) {
     return { config, generation: 0, waiting: new Map() };
   },
@@ -138,7 +140,7 @@ const barrierSpec: GenServerSpec<State, Calls, Cast, Config> = {
   },
 
   handleInfo(message, state, ctx) {
-    if (message instanceof Expire) {
+    if (isInstance(message, Expire)) {
       const w = remove(state, message.token, ctx);
       if (w !== undefined) GenServer.reply(w.from, { ok: false, reason: 'timeout' });
     } else if (isDown(message)) {
@@ -157,7 +159,7 @@ const barrierSpec: GenServerSpec<State, Calls, Cast, Config> = {
   terminate(_reason, state) {
     for (const w of state.waiting.values()) GenServer.reply(w.from, { ok: false, reason: 'stopped' });
   },
-};
+}, 'a barrier (use its handle)', 'bare');
 
 let tokens = 0;
 
@@ -198,7 +200,7 @@ async function start(from: Node | Context<any>, node: Node, config: Config, defa
     const signal = o.signal;
     if (signal?.aborted === true) return Promise.resolve({ ok: false, reason: 'aborted' });
     const token = `${++tokens}`;
-    const waiter = waitFrom instanceof Proc ? (waitFrom as Context<any>).self : undefined;
+    const waiter = isProc(waitFrom) ? (waitFrom as Context<any>).self : undefined;
     // the barrier answers every wait (released, timed out, left): no call timeout of its own
     const reply = GenServer.call<Calls>(waitFrom, name, { type: 'wait', token, waiter, timeout }, { timeout: Infinity });
     const leave = (): void => GenServer.cast<Cast>(node, name, { type: 'leave', token });

@@ -1,8 +1,10 @@
 import { InvalidArgumentError } from '../../errors.js';
 import { broadcastSupervised } from '../../delivery/broadcastSupervised.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
+import { keelServer } from '../../otp/internal/keelServer.js';
 import { PendingCall } from '../../otp/internal/calls.js';
 import { isDown } from '../../runtime/messages.js';
+import { isInstance } from '../../runtime/internal/safe.js';
 import type { Pid, TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { statusOf, type AgentStatus } from '../Agent.js';
@@ -53,7 +55,9 @@ type Calls =
   | { request: { type: 'when_changed'; afterTerm: number }; reply: Leadership };
 
 /** The election process's own retry tick (a class: another process cannot forge it). */
-class Retry {}
+class Retry {
+  readonly kind = 'retry' as const;
+}
 
 interface State {
   readonly name: string;
@@ -142,7 +146,7 @@ interface Config {
   readonly retryMs: number;
 }
 
-const electionSpec: GenServerSpec<State, Calls, never, Config> = {
+const electionSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
   init(config) {
     // a restart begins afresh: term 1 again, every candidate still alive
     const state: State = { ...config, candidates: [...config.candidates], leader: undefined, term: 0, watch: undefined, retry: undefined, waiters: [] };
@@ -171,7 +175,7 @@ const electionSpec: GenServerSpec<State, Calls, never, Config> = {
   },
 
   handleInfo(message, state, ctx) {
-    if (message instanceof Retry) {
+    if (isInstance(message, Retry)) {
       state.retry = undefined;
       return elect(state, ctx);
     }
@@ -181,7 +185,7 @@ const electionSpec: GenServerSpec<State, Calls, never, Config> = {
     }
     return state; // a stale Down of an earlier leader's monitor
   },
-};
+}, 'a leader election (use its handle)', 'bare');
 
 function validate(options: unknown): asserts options is ElectLeaderOptions {
   checkObject(options, 'options', '{ candidates: Pid[], score?, timeout?, retryMs?, name? }');

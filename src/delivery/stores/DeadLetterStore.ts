@@ -1,5 +1,6 @@
 import { types } from 'node:util';
-import { InvalidArgumentError, NotSerializableError } from '../../errors.js';
+import { checkKeys, InvalidArgumentError, NotSerializableError } from '../../errors.js';
+import { isInstance } from '../../runtime/internal/safe.js';
 import type { DeadLetter, DeadLetterFilter } from '../../runtime/services.js';
 
 /** @internal A dead letter as the queue stores it. */
@@ -54,27 +55,32 @@ export function seqOf(id: string): number | undefined {
   return Number.isSafeInteger(seq) ? seq : undefined;
 }
 
-/** @internal Validates a filter; a bad one is a typed error, never a crash of the queue. */
+/**
+ * @internal Validates a filter; a bad one is a typed error, never a crash of the queue. Answers a
+ * copy of it (its fields read once): a filter is matched against many entries.
+ */
 export function checkFilter(filter: unknown, listing = false): DeadLetterFilter {
   if (filter === undefined) return {};
-  if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) {
+  // a proxy is never a filter (Array.isArray throws on a revoked one)
+  if (typeof filter !== 'object' || filter === null || types.isProxy(filter) || Array.isArray(filter)) {
     throw new InvalidArgumentError('filter', '{ status?, reason?, recipient?, olderThanMs? }', filter);
   }
   const f = filter as Record<string, unknown>;
-  const keys = listing ? ['status', 'reason', 'recipient', 'olderThanMs', 'limit', 'cursor'] : ['status', 'reason', 'recipient', 'olderThanMs'];
-  for (const key of Object.keys(f)) {
-    if (!keys.includes(key)) {
-      throw new InvalidArgumentError(`filter.${key}`, listing ? 'one of status, reason, recipient, olderThanMs, limit, cursor' : 'one of status, reason, recipient, olderThanMs', key);
-    }
+  // an unknown key, or one that cannot be read (a getter that throws), is a typed error
+  checkKeys(f, listing ? ['status', 'reason', 'recipient', 'olderThanMs', 'limit', 'cursor'] : ['status', 'reason', 'recipient', 'olderThanMs'], 'filter');
+  const { status, reason, recipient, olderThanMs } = f;
+  if (status !== undefined && status !== 'pending' && status !== 'parked') throw new InvalidArgumentError('filter.status', "'pending' | 'parked'", status);
+  if (reason !== undefined && typeof reason !== 'string') throw new InvalidArgumentError('filter.reason', 'a string', reason);
+  if (recipient !== undefined && typeof recipient !== 'string') throw new InvalidArgumentError('filter.recipient', 'a string', recipient);
+  if (olderThanMs !== undefined && (typeof olderThanMs !== 'number' || !Number.isFinite(olderThanMs) || olderThanMs < 0)) {
+    throw new InvalidArgumentError('filter.olderThanMs', 'a number of ms >= 0', olderThanMs);
   }
-  if (f.status !== undefined && f.status !== 'pending' && f.status !== 'parked') throw new InvalidArgumentError('filter.status', "'pending' | 'parked'", f.status);
-  for (const key of ['reason', 'recipient'] as const) {
-    if (f[key] !== undefined && typeof f[key] !== 'string') throw new InvalidArgumentError(`filter.${key}`, 'a string', f[key]);
-  }
-  if (f.olderThanMs !== undefined && (typeof f.olderThanMs !== 'number' || !Number.isFinite(f.olderThanMs) || f.olderThanMs < 0)) {
-    throw new InvalidArgumentError('filter.olderThanMs', 'a number of ms >= 0', f.olderThanMs);
-  }
-  return f as DeadLetterFilter;
+  return {
+    ...(status === undefined ? {} : { status }),
+    ...(reason === undefined ? {} : { reason }),
+    ...(recipient === undefined ? {} : { recipient }),
+    ...(olderThanMs === undefined ? {} : { olderThanMs }),
+  };
 }
 
 /** @internal True when a record matches a filter. */
@@ -118,7 +124,7 @@ export function checkSerializable(value: unknown, path = 'message'): void {
   try {
     walk(value, path, keys, new Set());
   } catch (e) {
-    if (e instanceof NotSerializableError) throw e;
+    if (isInstance(e, NotSerializableError)) throw e;
     // `keys` still holds the path of the value being read when it threw
     throw new NotSerializableError(where(path, keys), `a property that throws when read (${thrownText(e)})`);
   }
@@ -195,11 +201,20 @@ function scan(value: unknown, depth: number, seen: Set<object> | undefined): num
   // is decided in the loops, without a call either
   if (types.isProxy(value)) return BAD;
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
+    const n = value.length;
+    for (let i = 0; i < n; i++) {
       const v: unknown = value[i];
       if (typeof v === 'object' || typeof v === 'function' || typeof v === 'symbol') {
         const r = scan(v, next, seen);
         if (r !== OK) return r;
+      } else if (v === undefined && n > SPARSE_ABOVE && !(i in value)) {
+        // a hole in a long array: the rest is read by its indexes present, not by its length (a
+        // sparse array of length 2**32-1 would take minutes, where structured clone skips the holes)
+        for (const key of presentIndexes(value, i)) {
+          const r = scan(value[key], next, seen);
+          if (r !== OK) return r;
+        }
+        break;
       }
     }
     for (const key of arrayExtras(value)) {
@@ -261,6 +276,18 @@ function arrayExtras(arr: readonly unknown[]): readonly string[] {
   return i === keys.length ? NO_KEYS : keys.slice(i);
 }
 
+/** Arrays longer than this are read by their present indexes from their first hole on. */
+const SPARSE_ABOVE = 65_536;
+
+/** The indexes from `from` on that an array holds (its holes skipped), in order. */
+function* presentIndexes(arr: readonly unknown[], from: number): Generator<number> {
+  for (const key in arr) {
+    if (!isIndex(key)) continue;
+    const i = Number(key);
+    if (i >= from) yield i;
+  }
+}
+
 function isIndex(key: string): boolean {
   return INDEX.test(key) && Number(key) < 2 ** 32 - 1;
 }
@@ -309,7 +336,8 @@ function walk(value: unknown, root: string, keys: Step[], seen: Set<object>): vo
   switch (kind) {
     case ARRAY: {
       const arr = obj as unknown[];
-      for (let i = 0; i < arr.length; i++) inner(i, () => arr[i]);
+      if (arr.length > SPARSE_ABOVE) for (const i of presentIndexes(arr, 0)) inner(i, () => arr[i]);
+      else for (let i = 0; i < arr.length; i++) inner(i, () => arr[i]);
       for (const key of arrayExtras(arr)) inner(key, () => (arr as unknown as Record<string, unknown>)[key]);
       return;
     }

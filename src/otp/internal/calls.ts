@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import diagnostics from 'node:diagnostics_channel';
 import {
   AbortedError,
@@ -9,11 +10,11 @@ import {
   NoProcError,
   ProcessExitedError,
 } from '../../errors.js';
-import { ExitWatcher, F_DEAD, NextTurnWatcher, Proc } from '../../runtime/internal/Proc.js';
+import { ExitWatcher, F_DEAD, isProc, NextTurnWatcher, type Proc } from '../../runtime/internal/Proc.js';
 import type { TimerEntry } from '../../runtime/internal/TimerHeap.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
 import { Delivery, type KeelNode } from '../../runtime/Node.js';
-import { isPid, type Target } from '../../runtime/Pid.js';
+import { isPid, type Target, targetText } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 
 /** @internal Where a behaviour operation comes from: a process (its context) or the node itself. */
@@ -24,12 +25,22 @@ export interface Origin {
 
 /** @internal The node of a `from` argument (a node or a live process's context); throws for anything else. */
 export function nodeOf(from: Node | Context<any>, argument = 'from'): KeelNode {
-  if (from instanceof Proc) {
+  if (isProc(from)) {
     if ((from.flags & F_DEAD) !== 0) zombie(from);
     return from.rt;
   }
-  if (typeof from === 'object' && from !== null && typeof (from as Partial<KeelNode>).lookupTarget === 'function') return from as KeelNode;
+  if (isNode(from)) return from;
   throw new InvalidArgumentError(argument, 'a Node or a process Context', from);
+}
+
+/** A node (by its shape: another copy of the package makes nodes too); never throws, and a proxy is none. */
+function isNode(value: unknown): value is KeelNode {
+  if (typeof value !== 'object' || value === null || types.isProxy(value)) return false;
+  try {
+    return typeof (value as Partial<KeelNode>).lookupTarget === 'function';
+  } catch {
+    return false; // a getter that throws
+  }
 }
 
 function zombie(p: Proc): never {
@@ -41,7 +52,7 @@ function zombie(p: Proc): never {
 /** @internal */
 export function originOf(from: Node | Context<any>, argument = 'from'): Origin {
   const node = nodeOf(from, argument);
-  return { node, caller: from instanceof Proc ? from : undefined };
+  return { node, caller: isProc(from) ? from : undefined };
 }
 
 /** @internal */
@@ -237,7 +248,7 @@ function startCall(node: KeelNode, caller: Proc | undefined, target: Target, req
   const server = node.lookupTarget(target);
   if (server === undefined) {
     validateTarget(target); // a bad target (an empty name) is a programmer error, not a dead process
-    return Promise.reject(new NoProcError(String(target), 'cannot call a process that is not alive'));
+    return Promise.reject(new NoProcError(targetText(target), 'cannot call a process that is not alive'));
   }
   if (server === caller) return Promise.reject(new DeadlockError(String(server.self), 'called itself'));
   if (signal?.aborted === true) return Promise.reject(new AbortedError(`the call to ${String(server.self)}`, signal.reason));

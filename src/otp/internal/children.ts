@@ -1,4 +1,5 @@
-import { checkKeys, InvalidArgumentError, StartError, toError } from '../../errors.js';
+import { types } from 'node:util';
+import { checkKeys, describe, InvalidArgumentError, StartError, thrownText, toError } from '../../errors.js';
 import { formatReason, isCleanExit, type ExitReason } from '../../runtime/messages.js';
 import type { KeelNode } from '../../runtime/Node.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
@@ -35,13 +36,17 @@ export interface Child {
 const RESTARTS = ['permanent', 'transient', 'temporary'] as const;
 const TYPES = ['worker', 'supervisor'] as const;
 
-/** @internal Validates a child spec; the message says which child and which field. */
-export function toChild(spec: unknown, index: number): Child {
+/**
+ * @internal Validates a child spec; the message says which child and which field. `defaultId` is the
+ * id of a spec that has none (a DynamicSupervisor's children are known by pid).
+ */
+export function toChild(spec: unknown, index: number, defaultId?: string): Child {
   const where = `children[${index}]`;
   if (typeof spec !== 'object' || spec === null) throw new InvalidArgumentError(where, 'a child spec { id, start, restart?, shutdown?, type? }', spec);
   const s = spec as Partial<ChildSpec>;
   checkKeys(s, ['id', 'start', 'restart', 'shutdown', 'type'], where);
-  if (typeof s.id !== 'string' || s.id === '') throw new InvalidArgumentError(`${where}.id`, 'a non-empty string', s.id);
+  const id = s.id ?? defaultId;
+  if (typeof id !== 'string' || id === '') throw new InvalidArgumentError(`${where}.id`, 'a non-empty string', s.id);
   if (typeof s.start !== 'function') throw new InvalidArgumentError(`${where}.start`, 'a function (ctx) => Pid | Promise<Pid>', s.start);
   const restart = s.restart ?? 'permanent';
   if (!RESTARTS.includes(restart)) throw new InvalidArgumentError(`${where}.restart`, "'permanent' | 'transient' | 'temporary'", s.restart);
@@ -55,13 +60,26 @@ export function toChild(spec: unknown, index: number): Child {
   ) {
     throw new InvalidArgumentError(`${where}.shutdown`, "a number of ms >= 0, 'brutal_kill' or 'infinity'", s.shutdown);
   }
-  return { id: s.id, start: s.start, restart, shutdown, type, pid: undefined, status: 'stopped', restarts: 0, recentRestarts: [] };
+  return { id, start: s.start, restart, shutdown, type, pid: undefined, status: 'stopped', restarts: 0, recentRestarts: [] };
 }
 
 /** @internal Validates a list of child specs, ids unique. */
 export function toChildren(specs: unknown): Child[] {
-  if (!Array.isArray(specs)) throw new InvalidArgumentError('children', 'an array of child specs', specs);
-  const children = specs.map(toChild);
+  // a proxy is no list of specs (Array.isArray throws on a revoked one)
+  if (typeof specs !== 'object' || specs === null || types.isProxy(specs) || !Array.isArray(specs)) {
+    throw new InvalidArgumentError('children', 'an array of child specs', specs);
+  }
+  // every index, holes too (map skips them): a hole is no spec, and a huge sparse array fails at its first
+  const children: Child[] = [];
+  for (let i = 0; i < specs.length; i++) {
+    let spec: unknown;
+    try {
+      spec = specs[i];
+    } catch (e) {
+      throw new InvalidArgumentError(`children[${i}]`, 'a child spec that can be read', specs, `reading it threw ${thrownText(e)}`);
+    }
+    children.push(toChild(spec, i));
+  }
   const seen = new Set<string>();
   for (const c of children) {
     if (seen.has(c.id)) throw new InvalidArgumentError('children', 'child specs with unique ids', c.id, `the id '${c.id}' appears twice`);
@@ -87,10 +105,15 @@ export async function startChild(ctx: Context<any>, child: Child): Promise<Pid> 
     throw new StartError(`child '${child.id}'`, error, formatReason(error));
   }
   if (!isPid(pid)) {
-    throw new StartError(`child '${child.id}'`, new InvalidArgumentError(`start of child '${child.id}'`, 'a Pid', pid), `start returned ${String(pid)}`);
+    throw new StartError(`child '${child.id}'`, new InvalidArgumentError(`start of child '${child.id}'`, 'a Pid', pid), `start returned ${describe(pid)}`);
   }
   const proc = (ctx.node as KeelNode).resolve(pid);
   if (proc === undefined) throw new StartError(`child '${child.id}'`, 'noproc', 'it exited as it started');
+  if (proc.self === ctx.self) {
+    // its own child: stopping that child would be waiting for itself (for ever, with shutdown 'infinity')
+    const e = new InvalidArgumentError(`start of child '${child.id}'`, "a Pid of a process other than the supervisor (start it with ctx.spawnLink, or a behaviour's startLink)", pid);
+    throw new StartError(`child '${child.id}'`, e, "start returned the supervisor's own pid");
+  }
   ctx.link(proc.self);
   child.pid = proc.self; // the runtime's own pid object: exits are matched against it
   child.status = 'running';

@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import { InvalidArgumentError, ProcessExitedError } from '../../errors.js';
 import type { ExitReason } from '../messages.js';
 import { isExitReason } from '../messages.js';
@@ -6,6 +7,7 @@ import type { Context, Handler, Init, MailboxOptions, Node, SpawnOptions } from 
 import type { KeelNode } from '../Node.js';
 import type { Envelope } from './Envelope.js';
 import type { TimerEntry } from './TimerHeap.js';
+import { isInstance } from './safe.js';
 
 /** @internal Process flags, one small integer per process. */
 export const F_SCHEDULED = 1;
@@ -206,7 +208,7 @@ export class Proc implements Context<any> {
   }
 
   demonitor(ref: Ref, options?: { flush?: boolean }): boolean {
-    if (!(ref instanceof RefImpl)) throw new InvalidArgumentError('ref', 'a Ref returned by ctx.monitor', ref);
+    if (!isInstance(ref, RefImpl)) throw new InvalidArgumentError('ref', 'a Ref returned by ctx.monitor', ref);
     if ((this.flags & F_DEAD) !== 0) {
       this.rt.zombieCall(this, 'demonitor');
       return false;
@@ -248,12 +250,25 @@ export class Proc implements Context<any> {
   }
 
   cancelTimer(timer: TimerRef): boolean {
-    if (!(timer instanceof TimerRefImpl)) throw new InvalidArgumentError('timer', 'a TimerRef returned by ctx.sendAfter', timer);
+    if (!isInstance(timer, TimerRefImpl)) throw new InvalidArgumentError('timer', 'a TimerRef returned by ctx.sendAfter', timer);
     if ((this.flags & F_DEAD) !== 0) {
       this.rt.zombieCall(this, 'cancelTimer');
       return false;
     }
     return this.rt.cancelTimer(timer);
+  }
+}
+
+/**
+ * @internal True for a process record (a process's context), checked on a value user code passed
+ * (a `from`, a `ctx`): never throws, and a proxy is never one, even of a context (its traps would
+ * run in place of the runtime's fields).
+ */
+export function isProc(value: unknown): value is Proc {
+  try {
+    return value instanceof Proc && !types.isProxy(value);
+  } catch {
+    return false; // a proxy whose getPrototypeOf trap throws, a revoked proxy
   }
 }
 

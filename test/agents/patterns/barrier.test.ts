@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { barrier, type Barrier, type BarrierWait } from '../../../src/agents/patterns/index.js';
 import { GenServer, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents, probe, type Probe } from '../../../src/testing/index.js';
-import { clockedNode, expectKeelError, thrown, useNodes, watch } from '../../support.js';
+import { clockedNode, expectKeelError, thrown, UNREADABLE, useNodes, watch } from '../../support.js';
 
 const track = useNodes();
 
@@ -166,5 +166,24 @@ describe('barrier', () => {
     expect(await b.wait(node)).toEqual({ ok: true, generation: 0 });
     await node.idle();
     expect(first.value).toEqual({ ok: true, generation: 0 });
+  });
+});
+
+describe('barrier sent a message that cannot be inspected', () => {
+  // the same defect as the supervisors' (fuzz seed 1005273782, path 93): `message instanceof C` throws on a
+  // proxy whose traps throw, and the process crashed
+  it('ignores it and keeps its waiters', async () => {
+    const node = track();
+    const b = await barrier(node, 2);
+    const first = watch(b.wait(node));
+    await node.idle();
+    for (const [, make] of UNREADABLE) node.send(b.pid, make());
+    await node.idle();
+    expect(node.isAlive(b.pid)).toBe(true);
+    expect(await b.arrived()).toBe(1);
+    // the waiter already in is still counted: the next arrival releases both (the first generation is 0)
+    expect(await b.wait(node)).toMatchObject({ ok: true, generation: 0 });
+    await node.idle();
+    expect(first.value).toMatchObject({ ok: true, generation: 0 });
   });
 });

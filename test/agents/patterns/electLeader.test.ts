@@ -3,7 +3,7 @@ import { Agent, type AgentHandle } from '../../../src/agents/Agent.js';
 import { electLeader, type LeaderElected } from '../../../src/agents/patterns/index.js';
 import { GenServer, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents, probe, type Probe } from '../../../src/testing/index.js';
-import { clockedNode, deadPid, deferred, drainThrough, expectKeelError, thrown, useNodes } from '../../support.js';
+import { clockedNode, deadPid, deferred, drainThrough, expectKeelError, thrown, UNREADABLE, useNodes } from '../../support.js';
 
 const track = useNodes();
 
@@ -195,5 +195,21 @@ describe('electLeader', () => {
       replies.mockRestore();
     }
     await election.stop();
+  });
+});
+
+describe('electLeader sent a message that cannot be inspected', () => {
+  // the same defect as the supervisors' (fuzz seed 1005273782, path 93): `message instanceof C` throws on a
+  // proxy whose traps throw, and the process crashed
+  it('ignores it and keeps its leader', async () => {
+    const node = track();
+    const candidate = await Agent.start(node, { capabilities: [], runTask: () => 1 });
+    const election = await electLeader(node, { candidates: [candidate.pid] });
+    const pid = election.pid;
+    const before = await election.current();
+    for (const [, make] of UNREADABLE) node.send(pid, make());
+    await node.idle();
+    expect(node.isAlive(pid)).toBe(true);
+    expect(await election.current()).toEqual(before);
   });
 });
