@@ -4,7 +4,7 @@ import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp
 import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown } from '../runtime/messages.js';
 import { isInstance } from '../runtime/internal/safe.js';
-import { isPid, type Pid, type Ref, type Target, targetText, type TimerRef } from '../runtime/Pid.js';
+import { isPid, Pid, type Ref, type Target, targetText, type TimerRef } from '../runtime/Pid.js';
 import { isUnavailable } from '../runtime/services.js';
 import type { KeelNode } from '../runtime/Node.js';
 import type { Context, Node } from '../runtime/types.js';
@@ -241,8 +241,9 @@ class DeadLettered {
 
 const EVENT = 'keel.coordination_manager.';
 
+/** A circuit's key: the name, or the full text of the pid (a copy of a pid has no string form of its own). */
 function keyOf(target: Target): string {
-  return typeof target === 'string' ? `name:${target}` : String(target);
+  return typeof target === 'string' ? `name:${target}` : `pid:${Pid.format(target)}`;
 }
 
 function alive(ctx: Context<any>): boolean {

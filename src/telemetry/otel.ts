@@ -1,5 +1,6 @@
 import type { Attributes, Counter, Histogram, Meter, Span, Tracer } from '@opentelemetry/api';
-import { InvalidArgumentError } from '../errors.js';
+import { types } from 'node:util';
+import { describe, InvalidArgumentError, isError } from '../errors.js';
 import type { Measurements, Metadata, Telemetry } from './Telemetry.js';
 
 /** `SpanStatusCode.ERROR` of `@opentelemetry/api` (a constant, so this module loads no OpenTelemetry code itself). */
@@ -63,8 +64,8 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry }, opt
       if (span !== undefined) {
         if (phase === 'exception') {
           const error = metadata.error;
-          if (error instanceof Error) span.recordException(error);
-          span.setStatus({ code: STATUS_ERROR, message: error instanceof Error ? error.message : String(error) });
+          if (isError(error)) span.recordException(error);
+          span.setStatus({ code: STATUS_ERROR, message: errorMessage(error) });
         }
         span.end();
       }
@@ -96,11 +97,35 @@ function toAttributes(metadata: Metadata): Attributes {
   const out: Attributes = {};
   for (const [key, value] of Object.entries(metadata)) {
     if (key === 'spanId') continue;
-    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') out[key] = value;
-    else if (value instanceof Error) out[key] = `${value.name}: ${value.message}`;
-    else if (typeof value === 'object' && value !== null && typeof value.toString === 'function' && value.toString !== Object.prototype.toString) {
-      out[key] = String(value);
-    }
+    const a = attribute(value);
+    if (a !== undefined) out[key] = a;
   }
   return out;
+}
+
+/** A span's status message: an error's message, else the value as text; never throws. */
+function errorMessage(error: unknown): string {
+  try {
+    if (isError(error)) return String(error.message);
+    return typeof error === 'string' ? error : describe(error);
+  } catch {
+    return describe(error);
+  }
+}
+
+/**
+ * One metadata value as an attribute, or undefined. Metadata may carry any value a process was
+ * sent (a dropped message): this never throws and never runs a proxy's traps, or one hostile message
+ * would make the bridge's handler throw and the bus detach it for the rest of the node's life.
+ */
+function attribute(value: unknown): string | number | boolean | undefined {
+  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return value;
+  if (typeof value !== 'object' || value === null || types.isProxy(value)) return undefined;
+  try {
+    if (isError(value)) return `${String(value.name)}: ${String(value.message)}`;
+    const { toString } = value as { toString?: unknown };
+    return typeof toString === 'function' && toString !== Object.prototype.toString ? String(value) : undefined;
+  } catch {
+    return undefined; // a getter or a toString that throws
+  }
 }

@@ -100,6 +100,23 @@ describe('CoordinationManager.coordinate', () => {
     expect(await cm.circuit(r.pid)).toEqual({ state: 'closed', consecutiveFailures: 0, buffered: 0, inFlight: 0 });
   });
 
+  it('keeps one circuit per receiver when receivers are given as plain copies of their pids', async () => {
+    const { node } = setup();
+    const cm = await start(node);
+    const a = receiver(node);
+    const b = receiver(node);
+    // a copy of a pid (a message that crossed a worker, say) has no string form of its own: every
+    // copy used to read '[object Object]', and all receivers shared one circuit
+    const copy = (pid: Pid): Pid => ({ node: pid.node, creation: pid.creation, id: pid.id });
+    await cm.coordinate(idler(node), copy(a.pid), 'to a');
+    await cm.coordinate(idler(node), copy(b.pid), 'to b');
+    expect(await cm.stats()).toMatchObject({ agents: 2, delivered: 2 });
+    node.exit(a.pid, 'kill');
+    await node.idle();
+    expect(await cm.circuit(copy(a.pid))).toBeUndefined(); // released with its receiver
+    expect(await cm.circuit(copy(b.pid))).toEqual({ state: 'closed', consecutiveFailures: 0, buffered: 0, inFlight: 0 });
+  });
+
   it("with ack 'enqueued' answers delivered once the message is in the receiver's mailbox", async () => {
     const { node } = setup();
     const cm = await start(node, { ack: 'enqueued' });

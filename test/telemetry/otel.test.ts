@@ -4,7 +4,8 @@ import { type HistogramMetricData, MeterProvider, MetricReader, type SumMetricDa
 import { describe, expect, it } from 'vitest';
 import { GenServer, isKeelError } from '../../src/index.js';
 import { bridgeOpenTelemetry } from '../../src/telemetry/otel.js';
-import { useNodes } from '../support.js';
+import { captureEvents } from '../../src/testing/index.js';
+import { UNREADABLE, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -94,6 +95,21 @@ describe('bridgeOpenTelemetry', () => {
     const duration = metrics.get('app.op.duration') as HistogramMetricData;
     expect(duration.dataPoints[0]!.value.count).toBe(1);
     expect(duration.dataPoints[0]!.attributes.outcome).toBe('ok');
+  });
+
+  it('stays attached through metadata that cannot be read: a hostile message in a dropped event', async () => {
+    const node = track();
+    const { meter, reader } = setup();
+    bridgeOpenTelemetry(node, { meter });
+    const failed = captureEvents(node, ['keel.telemetry.handler_failed']);
+    for (const [, make] of UNREADABLE) node.send('nobody', make());
+    const throwing = Object.defineProperty(new Error('x'), 'message', { get: () => { throw new Error('getter'); } });
+    node.telemetry.execute('app.odd', { n: 1 }, { error: throwing, toStringThrows: { toString: () => { throw new Error('no'); } } });
+    node.telemetry.execute('app.odd', { n: 1 }, { kind: 'fine' });
+    expect(failed.events).toEqual([]);
+    const metrics = await metricsByName(reader);
+    expect((metrics.get('keel.message.dropped') as SumMetricData).dataPoints.reduce((n, p) => n + p.value, 0)).toBe(UNREADABLE.length);
+    expect((metrics.get('app.odd') as SumMetricData).dataPoints.reduce((n, p) => n + p.value, 0)).toBe(2);
   });
 
   it('bridges only the events asked for, and nothing after detach', () => {
