@@ -131,10 +131,6 @@ export class KeelNode implements Node {
   #interval = 1;
   /** When the clock was last read in this slice. */
   #checkedAt = 0;
-  /** The slice is spent: the loop yields at its next step. */
-  #yieldNow = false;
-  /** The process of the last turn (to which a slow interval is attributed). */
-  #lastRan: Proc | undefined = undefined;
   #coarseAt = -1;
   #coarseNow = 0;
   #attachVersion = -1;
@@ -235,12 +231,7 @@ export class KeelNode implements Node {
       if (spec.name !== undefined) this.registry.registerProc(spec.name, p);
     }
     if (link && parent !== undefined) this.#addLink(parent, p);
-    p.flags |= F_SCHEDULED;
-    this.#rqPush(p);
-    if (!this.#running && !this.#pending) {
-      this.#pending = true;
-      void RESOLVED.then(this.#drain);
-    }
+    this.#wake(p);
     return pid as Pid<M>;
   }
 
@@ -501,15 +492,18 @@ export class KeelNode implements Node {
     const buf = p.size < p.buf.length ? p.buf : grow(p);
     buf[(p.head + p.size) & (buf.length - 1)] = message;
     const size = ++p.size;
-    if ((p.flags & (F_SCHEDULED | F_RUNNING | F_BUSY | F_DEAD)) === 0) {
-      p.flags |= F_SCHEDULED;
-      this.#rqPush(p);
-      if (!this.#running && !this.#pending) {
-        this.#pending = true;
-        void RESOLVED.then(this.#drain);
-      }
-    }
+    if ((p.flags & (F_SCHEDULED | F_RUNNING | F_BUSY | F_DEAD)) === 0) this.#wake(p);
     return size;
+  }
+
+  /** Puts a process that is not scheduled, running or busy on the run queue, and the loop to work. */
+  #wake(p: Proc): void {
+    p.flags |= F_SCHEDULED;
+    this.#rqPush(p);
+    if (!this.#running && !this.#pending) {
+      this.#pending = true;
+      void RESOLVED.then(this.#drain);
+    }
   }
 
   /** The slow path: a dead target, or a bounded mailbox. User code (events, listeners) runs only after the mailbox is consistent. */
@@ -559,26 +553,23 @@ export class KeelNode implements Node {
   // ---- scheduler ------------------------------------------------------------------------------
 
   #rqPush(p: Proc): void {
-    if (this.#rqSize > this.#rqMask) {
-      const n = this.#rqMask + 1;
-      const nb = new Array<Proc | null>(n * 2).fill(null);
-      for (let i = 0; i < this.#rqSize; i++) nb[i] = this.#rq[(this.#rqHead + i) & this.#rqMask]!;
-      this.#rq = nb;
-      this.#rqMask = n * 2 - 1;
-      this.#rqHead = 0;
-    }
+    if (this.#rqSize > this.#rqMask) this.#rqGrow();
     this.#rq[(this.#rqHead + this.#rqSize) & this.#rqMask] = p;
     this.#rqSize++;
   }
 
+  /** Doubles the run queue (out of line: the push stays small enough to inline into every send). */
+  #rqGrow(): void {
+    const n = this.#rqMask + 1;
+    const nb = new Array<Proc | null>(n * 2).fill(null);
+    for (let i = 0; i < this.#rqSize; i++) nb[i] = this.#rq[(this.#rqHead + i) & this.#rqMask]!;
+    this.#rq = nb;
+    this.#rqMask = n * 2 - 1;
+    this.#rqHead = 0;
+  }
+
   #schedule(p: Proc): void {
-    if ((p.flags & (F_SCHEDULED | F_RUNNING | F_BUSY | F_DEAD)) !== 0) return;
-    p.flags |= F_SCHEDULED;
-    this.#rqPush(p);
-    if (!this.#running && !this.#pending) {
-      this.#pending = true;
-      void RESOLVED.then(this.#drain);
-    }
+    if ((p.flags & (F_SCHEDULED | F_RUNNING | F_BUSY | F_DEAD)) === 0) this.#wake(p);
   }
 
   #drain = (): void => {
@@ -612,9 +603,10 @@ export class KeelNode implements Node {
       }
       setImmediate(this.#closeSlice);
     }
+    // the process of the last turn, to which an interval that ended with it is attributed
+    let last: Proc | undefined;
     while (this.#rqSize > 0) {
-      if (this.#yieldNow || (this.#countdown <= 0 && this.#sliceSpent(this.#lastRan))) {
-        this.#yieldNow = false;
+      if (this.#countdown <= 0 && this.#sliceSpent(last)) {
         this.#yield();
         return;
       }
@@ -623,29 +615,26 @@ export class KeelNode implements Node {
       this.#rqHead = (this.#rqHead + 1) & this.#rqMask;
       this.#rqSize--;
       p.flags &= ~F_SCHEDULED;
-      if ((p.flags & F_DEAD) !== 0) continue;
-      if ((p.flags & (F_SLOW | F_FRESH)) !== 0 && this.#countdown > 1) {
-        // a process seen slow is measured after each of its messages, a new one after its first message
-        this.#interval -= this.#countdown - 1;
-        this.#countdown = 1;
-      }
-      this.#lastRan = p;
-      try {
-        if (timed) {
-          const started = monotonicClock();
-          const before = p.handled;
-          this.#turn(p, budget);
-          const took = monotonicClock() - started;
-          if (took >= this.#longScheduleMs) {
-            this.telemetry.execute('keel.process.long_schedule', { durationMs: took, messages: p.handled - before }, { pid: p.self });
-          }
-        } else {
-          this.#turn(p, budget);
+      if ((p.flags & (F_DEAD | F_SLOW | F_FRESH)) !== 0) {
+        if ((p.flags & F_DEAD) !== 0) continue;
+        if (this.#measuredTurn(p, last, timed)) {
+          this.#yield();
+          return;
         }
-      } catch (e) {
-        this.#turnFailed(p, e);
+      } else {
+        let n = 1;
+        try {
+          n = timed ? this.#timedTurn(p, budget) : this.#turn(p, budget);
+        } catch (e) {
+          this.#turnFailed(p, e);
+        }
+        this.#countdown -= n;
       }
+      last = p;
     }
+    // an interval that ended with the last turn (a measured process's, say) is read now; when the
+    // slice is spent, a run started in it before the event loop's turn (a microtask) yields at once
+    if (this.#countdown <= 0 && this.#sliceSpent(last)) this.#countdown = this.#interval = 0;
     this.#running = false;
     // a burst (100,000 spawns, say) grew the run queue past the size of steady work (a fan-out to
     // 10,000): once it is empty, it goes back to its initial size
@@ -687,13 +676,51 @@ export class KeelNode implements Node {
     setImmediate(this.#drain);
   }
 
+  /** A turn measured for `keel.process.long_schedule` (while someone listens to it). */
+  #timedTurn(p: Proc, budget: number): number {
+    const started = monotonicClock();
+    const before = p.handled;
+    const n = this.#turn(p, budget);
+    const took = monotonicClock() - started;
+    if (took >= this.#longScheduleMs) {
+      this.telemetry.execute('keel.process.long_schedule', { durationMs: took, messages: p.handled - before }, { pid: p.self });
+    }
+    return n;
+  }
+
+  /**
+   * The turn of a process that is measured on its own (one seen slow, or a new one): the interval of
+   * the turns before it ends first, then it handles one message, and its own interval ends at the
+   * loop's next step. True when the slice was spent before its turn (it goes back to the head of
+   * the run queue, and the loop yields).
+   */
+  #measuredTurn(p: Proc, last: Proc | undefined, timed: boolean): boolean {
+    // (an interval with no message since the last reading has nothing to end)
+    if (this.#countdown !== this.#interval && this.#sliceSpent(last)) {
+      this.#rqHead = (this.#rqHead - 1) & this.#rqMask;
+      this.#rq[this.#rqHead] = p;
+      this.#rqSize++;
+      p.flags |= F_SCHEDULED;
+      return true;
+    }
+    let n = 1;
+    try {
+      n = timed ? this.#timedTurn(p, 1) : this.#turn(p, 1);
+    } catch (e) {
+      this.#turnFailed(p, e);
+    }
+    this.#interval = n;
+    this.#countdown = 0;
+    return false;
+  }
+
   /**
    * Reads the clock at the end of a measuring interval: true when the slice is spent. Otherwise the
    * next interval is sized from the pace of this one, so that it ends well within the slice: fast
-   * handlers are measured every {@link MAX_INTERVAL} messages, slow ones after each. An interval
-   * that took long marks its last process slow (it is then measured after each of its messages,
-   * until one of them is fast), so that a slow handler among fast ones blocks the loop for at most
-   * the slice plus that handler.
+   * handlers are measured every {@link MAX_INTERVAL} messages. An interval that took long marks its
+   * last process slow: a slow process (and a new one, until its first message) runs one message a
+   * turn, measured on its own, until one of its turns is quick. So a slow handler among fast ones
+   * blocks the loop for at most the slice plus that handler.
    */
   #sliceSpent(p: Proc | undefined): boolean {
     if (this.#deterministic) {
@@ -705,9 +732,11 @@ export class KeelNode implements Node {
     const n = this.#interval - this.#countdown;
     this.#checkedAt = now;
     if (p !== undefined) {
-      // a new process stays fresh until a message of its own was measured (its init says little)
+      // an interval that took long marks its last process slow, to be measured on its own from then
+      // on; a measured process whose own turn was quick is slow no more
       if (took >= this.#slowMs) p.flags |= F_SLOW;
-      else if (n <= 1) p.flags &= ~F_SLOW;
+      else p.flags &= ~F_SLOW;
+      // a new process stays fresh until a message of its own was measured (its init says little)
       if (p.handled > 0) p.flags &= ~F_FRESH;
     }
     const left = this.#sliceMs - (now - this.#sliceStart);
@@ -740,10 +769,14 @@ export class KeelNode implements Node {
     }
   }
 
-  #turn(p: Proc, budget: number): void {
+  /**
+   * Runs up to `budget` messages of `p`; returns how many it ran (an init alone counts as one). The
+   * loop is kept as small as it can be, every rare case a call: TurboFan then compiles it tight.
+   */
+  #turn(p: Proc, budget: number): number {
     if ((p.flags & F_INIT) !== 0) {
       this.#runInit(p);
-      if ((p.flags & (F_DEAD | F_BUSY | F_INIT)) !== 0) return;
+      if ((p.flags & (F_DEAD | F_BUSY | F_INIT)) !== 0) return 1;
     }
     const handler = p.handler as Handler<unknown>;
     p.flags |= F_RUNNING;
@@ -757,56 +790,88 @@ export class KeelNode implements Node {
       p.size--;
       k++;
       p.handled++;
-      this.#countdown--;
-      let env: Envelope | undefined;
       // a brand check, never `instanceof`: a message may be a revoked proxy, whose traps throw
-      if (this.#envelopes > 0 && Envelope.is(m)) {
-        env = m;
-        m = env.message;
-        p.ext().inflight = env;
-      }
+      const env = this.#envelopes > 0 && Envelope.is(m) ? m : undefined;
+      if (env !== undefined) m = this.#opened(p, env);
       let r: unknown;
-      let then: ThenFn | undefined;
       try {
         r = handler(m);
-        // what the handler returned is inspected here too: a `then` that throws is the handler's failure
-        if (r !== undefined) then = thenOf(r);
       } catch (e) {
-        p.flags &= ~F_RUNNING;
-        // after ctx.exit the death cleanup has already settled the message; a throw settles it here
-        if (e !== EXIT_SENTINEL && (p.flags & F_DEAD) === 0) {
-          if (env !== undefined) this.#settleInflight(p, 'crashed', e);
-          this.die(p, toError(e));
-        }
-        return;
+        this.#threw(p, env, e);
+        return k;
       }
-      if (then !== undefined) {
-        p.flags &= ~F_RUNNING;
-        if ((p.flags & F_DEAD) !== 0) {
-          swallow(r, then); // it died during the synchronous part: a zombie's result is discarded
-          return;
-        }
-        p.flags |= F_BUSY;
-        this.#busy++;
-        this.#follow(r, then, p, env);
-        return;
-      }
+      if (r !== undefined && this.#returned(p, env, r)) return k;
       if (env !== undefined) this.#settleInflight(p, 'handled');
       if ((p.flags & F_DEAD) !== 0) break;
-      if (this.#countdown <= 0 && this.#sliceSpent(p)) {
-        this.#yieldNow = true;
-        break;
-      }
     }
+    this.#afterTurn(p);
+    return k;
+  }
+
+  /** The end of a turn: the process goes back on the run queue if it has more to do. */
+  #afterTurn(p: Proc): void {
     p.flags &= ~F_RUNNING;
-    if ((p.flags & F_LONG) !== 0 && p.size <= this.#longBelow) this.#mailboxShort(p);
-    if ((p.flags & (F_DEAD | F_BUSY)) === 0) {
+    if ((p.flags & (F_DEAD | F_BUSY | F_LONG)) === 0) {
       if (p.size > 0) {
         p.flags |= F_SCHEDULED;
         this.#rqPush(p);
       } else if (p.buf.length > SHRINK_ABOVE) {
         shrink(p);
       }
+    } else {
+      this.#afterUnusualTurn(p);
+    }
+  }
+
+  /** A supervised message is being handled: its id is `ctx.messageId` until it is settled. */
+  #opened(p: Proc, env: Envelope): unknown {
+    p.ext().inflight = env;
+    return env.message;
+  }
+
+  /** The handler threw: the process exits with the error (after `ctx.exit` it is dead already). */
+  #threw(p: Proc, env: Envelope | undefined, e: unknown): void {
+    p.flags &= ~F_RUNNING;
+    // after ctx.exit the death cleanup has already settled the message; a throw settles it here
+    if (e !== EXIT_SENTINEL && (p.flags & F_DEAD) === 0) {
+      if (env !== undefined) this.#settleInflight(p, 'crashed', e);
+      this.die(p, toError(e));
+    }
+  }
+
+  /**
+   * The handler returned something: a thenable makes the process busy until it settles (true: the
+   * turn ends). Reading its `then` may throw (a getter, a revoked proxy): that is the handler's failure.
+   */
+  #returned(p: Proc, env: Envelope | undefined, r: unknown): boolean {
+    let then: ThenFn | undefined;
+    try {
+      then = thenOf(r);
+    } catch (e) {
+      this.#threw(p, env, e);
+      return true;
+    }
+    if (then === undefined) return false;
+    p.flags &= ~F_RUNNING;
+    if ((p.flags & F_DEAD) !== 0) {
+      swallow(r, then); // it died during the synchronous part: a zombie's result is discarded
+      return true;
+    }
+    p.flags |= F_BUSY;
+    this.#busy++;
+    this.#follow(r, then, p, env);
+    return true;
+  }
+
+  /** The end of a turn that is not the common one: the process died, went busy, or its mailbox is long. */
+  #afterUnusualTurn(p: Proc): void {
+    if ((p.flags & F_LONG) !== 0 && p.size <= this.#longBelow) this.#mailboxShort(p);
+    if ((p.flags & (F_DEAD | F_BUSY)) !== 0) return;
+    if (p.size > 0) {
+      p.flags |= F_SCHEDULED;
+      this.#rqPush(p);
+    } else if (p.buf.length > SHRINK_ABOVE) {
+      shrink(p);
     }
   }
 
@@ -824,7 +889,6 @@ export class KeelNode implements Node {
   }
 
   #runInit(p: Proc): void {
-    this.#countdown--;
     const init = p.handler as Init<unknown>;
     p.handler = null;
     p.flags |= F_RUNNING;

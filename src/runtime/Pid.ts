@@ -37,9 +37,18 @@ export class PidImpl {
   static procOf(value: PidImpl): Proc | undefined {
     return value.#proc;
   }
-  /** The live process of `value` when it is a runtime pid (of any node) whose process is alive. */
+  /**
+   * The live process of `value` when it is a runtime pid (of any node) whose process is alive. On
+   * the path of every send: `instanceof` is the fastest test there (a private brand check `#proc in`
+   * cost a tenth of the message rate), and the `try` keeps a proxy that throws from its
+   * `getPrototypeOf` trap from escaping as a raw TypeError (it is then no pid: the send refuses it).
+   */
   static live(value: unknown): Proc | undefined {
-    return typeof value === 'object' && value !== null && #proc in value ? value.#proc : undefined;
+    try {
+      return value instanceof PidImpl ? value.#proc : undefined;
+    } catch {
+      return undefined;
+    }
   }
   /** True for the runtime's own pid instances (a brand check: never runs a proxy's traps). */
   static is(value: unknown): value is PidImpl {
