@@ -344,20 +344,35 @@ export class WorkflowLimitError extends KeelError {
  * does not see). A non-enumerable throwing getter on a plain object is the one case not read here.
  */
 export function checkKeys(options: object, known: readonly string[], argument: string): void {
+  scanOptions(options, known, argument, true);
+}
+
+/**
+ * The stray-key half of {@link checkKeys}, for a caller on a hot path that reads every known option
+ * itself inside a guard of its own (and turns what that read throws into `ERR_INVALID_ARGUMENT`):
+ * an unknown key is refused as checkKeys refuses it, but known options are not read here.
+ */
+export function checkStrayKeys(options: object, known: readonly string[], argument: string): void {
+  scanOptions(options, known, argument, false);
+}
+
+function scanOptions(options: object, known: readonly string[], argument: string, readKnown: boolean): void {
   const o = options as Record<string, unknown>;
   let reading = argument;
   let stray: string | undefined;
   let value: unknown;
   try {
     for (const key in o) {
+      const isKnown = known.includes(key);
+      if (isKnown && !readKnown) continue;
       reading = `${argument}.${key}`;
       value = o[key];
-      if (value !== undefined && !known.includes(key) && Object.hasOwn(o, key)) {
+      if (!isKnown && value !== undefined && Object.hasOwn(o, key)) {
         stray = key;
         break;
       }
     }
-    if (stray === undefined && !isPlainObject(o)) {
+    if (readKnown && stray === undefined && !isPlainObject(o)) {
       for (const key of known) {
         reading = `${argument}.${key}`;
         void o[key];

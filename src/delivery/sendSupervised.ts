@@ -1,8 +1,8 @@
 import { types } from 'node:util';
-import { checkKeys, DeadlockError, DeliveryError, InvalidArgumentError, thrownText, toError } from '../errors.js';
-import { nodeOf } from '../otp/internal/calls.js';
+import { checkStrayKeys, DeadlockError, DeliveryError, InvalidArgumentError, isKeelError, thrownText, toError } from '../errors.js';
+import { originOf } from '../otp/internal/calls.js';
 import type { EnvelopeListener } from '../runtime/internal/Envelope.js';
-import { F_BUSY, F_DEAD, F_RUNNING, isProc, NextTurnWatcher, type Proc } from '../runtime/internal/Proc.js';
+import { F_BUSY, F_DEAD, F_RUNNING, NextTurnWatcher, type Proc } from '../runtime/internal/Proc.js';
 import { isInstance } from '../runtime/internal/safe.js';
 import { monotonicClock } from '../runtime/Clock.js';
 import { formatReason } from '../runtime/messages.js';
@@ -89,7 +89,26 @@ const HANDLED_DEFAULTS: Settings = Object.freeze({ ...DEFAULTS, ack: 'handled' a
 export function toSettings(options: SendOptions | undefined): Settings {
   if (options === undefined) return DEFAULTS;
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a SendOptions object', options);
-  checkKeys(options, SEND_OPTIONS, 'options');
+  // every send with options comes here: the known options are read once, below, under this guard
+  checkStrayKeys(options, SEND_OPTIONS, 'options');
+  try {
+    return settingsOf(options);
+  } catch (e) {
+    if (isKeelError(e)) throw e;
+    // an option that throws when read (a getter, a proxy's trap): found again, to be named
+    const key = SEND_OPTIONS.find((k) => {
+      try {
+        void (options as Record<string, unknown>)[k];
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    throw new InvalidArgumentError(key === undefined ? 'options' : `options.${key}`, 'an option that can be read', options, `reading it threw ${thrownText(e)}`);
+  }
+}
+
+function settingsOf(options: SendOptions): Settings {
   if (
     options.timeout === undefined && options.deadline === undefined && options.retries === undefined && options.backoff === undefined &&
     options.onError === undefined && options.metadata === undefined && options.id === undefined && options.retryOnCrash === undefined &&
@@ -522,8 +541,7 @@ function spanWatched(node: KeelNode): boolean {
  * ```
  */
 export function sendSupervised<M>(from: Node | Context<any>, to: Target<M>, message: M, options?: SendOptions): Promise<SendOutcome> {
-  const node = nodeOf(from);
-  const sender = isProc(from) ? from : undefined;
+  const { node, caller: sender } = originOf(from);
   checkTarget(to);
   const s = toSettings(options);
   if (!spanWatched(node)) return sendOnce(node, sender, to, message, s);

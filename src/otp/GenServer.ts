@@ -5,7 +5,7 @@ import { formatReason, isExit, isExitReason, type ExitReason, type SystemMessage
 import type { KeelNode } from '../runtime/Node.js';
 import { type Pid, type Target, targetText } from '../runtime/Pid.js';
 import type { Context, Handler, Init, Node } from '../runtime/types.js';
-import { callProcess, type From, nodeOf, originOf, PendingCall, validateTarget, validateTimeout } from './internal/calls.js';
+import { callProcess, type From, originOf, PendingCall, validateTarget, validateTimeout } from './internal/calls.js';
 
 export type { From } from './internal/calls.js';
 
@@ -399,7 +399,7 @@ export const GenServer = {
     request: R,
     options?: number | { timeout?: number; signal?: AbortSignal },
   ): Promise<ReplyOf<P, R>> {
-    const node = nodeOf(from); // the target is checked where it is looked up
+    const { node, caller } = originOf(from); // the target is checked where it is looked up
     let timeout = 5000;
     let signal: AbortSignal | undefined;
     if (typeof options === 'number') {
@@ -415,7 +415,6 @@ export const GenServer = {
       signal = options.signal;
     }
     if (signal !== undefined && !isInstance(signal, AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', signal);
-    const caller = isProc(from) ? from : undefined;
     return callProcess(node, caller, target, request, timeout, signal) as Promise<ReplyOf<P, R>>;
   },
 

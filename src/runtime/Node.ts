@@ -197,6 +197,11 @@ export class KeelNode implements Node {
     }
   }
 
+  /** @internal True for a node of this copy of the package (a brand check: never runs a proxy's traps). */
+  static is(value: unknown): value is KeelNode {
+    return typeof value === 'object' && value !== null && #procs in value;
+  }
+
   get monitors(): MonitorManager {
     return this.#state === 'stopped' ? unavailableMonitors : this.#monitors;
   }
@@ -615,7 +620,8 @@ export class KeelNode implements Node {
       this.#rqHead = (this.#rqHead + 1) & this.#rqMask;
       this.#rqSize--;
       p.flags &= ~F_SCHEDULED;
-      if ((p.flags & (F_DEAD | F_SLOW | F_FRESH)) !== 0) {
+      // a new process that has only its init to run (no message yet) takes a turn like any other
+      if ((p.flags & (F_DEAD | F_SLOW | F_FRESH)) !== 0 && ((p.flags & (F_DEAD | F_SLOW)) !== 0 || p.size > 0)) {
         if ((p.flags & F_DEAD) !== 0) continue;
         if (this.#measuredTurn(p, last, timed)) {
           this.#yield();

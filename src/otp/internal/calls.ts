@@ -13,7 +13,7 @@ import {
 import { ExitWatcher, F_DEAD, isProc, NextTurnWatcher, type Proc } from '../../runtime/internal/Proc.js';
 import type { TimerEntry } from '../../runtime/internal/TimerHeap.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
-import { Delivery, type KeelNode } from '../../runtime/Node.js';
+import { Delivery, KeelNode } from '../../runtime/Node.js';
 import { isPid, type Target, targetText } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 
@@ -35,6 +35,7 @@ export function nodeOf(from: Node | Context<any>, argument = 'from'): KeelNode {
 
 /** A node (by its shape: another copy of the package makes nodes too); never throws, and a proxy is none. */
 function isNode(value: unknown): value is KeelNode {
+  if (KeelNode.is(value)) return true; // this copy's own nodes: a brand check, no call into the engine
   if (typeof value !== 'object' || value === null || types.isProxy(value)) return false;
   try {
     return typeof (value as Partial<KeelNode>).lookupTarget === 'function';
@@ -49,10 +50,14 @@ function zombie(p: Proc): never {
   throw new ProcessExitedError(String(p.self), 'a behaviour operation');
 }
 
-/** @internal */
+/** @internal The node and the calling process of a `from` argument, checked once. */
 export function originOf(from: Node | Context<any>, argument = 'from'): Origin {
-  const node = nodeOf(from, argument);
-  return { node, caller: isProc(from) ? from : undefined };
+  if (isProc(from)) {
+    if ((from.flags & F_DEAD) !== 0) zombie(from);
+    return { node: from.rt, caller: from };
+  }
+  if (isNode(from)) return { node: from, caller: undefined };
+  throw new InvalidArgumentError(argument, 'a Node or a process Context', from);
 }
 
 /** @internal */
