@@ -1,6 +1,6 @@
 // genserver_call: 100,000 sequential GenServer.call round trips from plain async code, against the
 // baseline's `ask` workload (the same request/response pattern) in the same runs.
-import * as workloads from '../../shared/bench/workloads.mjs';
+import * as workloads from './workloads.mjs';
 
 const N = 100_000;
 

@@ -1,4 +1,4 @@
-// Keel plugged into the shared workloads' adapter contract (../shared/bench/workloads.mjs).
+// Keel plugged into the shared workloads' adapter contract (bench/workloads.mjs).
 import { createNode } from '../dist/index.js';
 
 export function createSystem({ captureStacks = false } = {}) {

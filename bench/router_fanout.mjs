@@ -4,7 +4,7 @@
 // message to 1,000 receivers), counted the same way: one op = one message to all 1,000.
 // Informational: the router does per-subscriber buffering, ordering, acks and accounting that a
 // raw fan-out does not.
-import * as workloads from '../../shared/bench/workloads.mjs';
+import * as workloads from './workloads.mjs';
 
 const SUBSCRIBERS = 1000;
 const BATCH = 100;

@@ -1,7 +1,7 @@
 // One measurement in a fresh process: `node --expose-gc bench/worker.mjs <keel|raw> <bench>`.
 // Prints one JSON line: { bench, system, ops_per_s, ...extra }.
-import * as workloads from '../../shared/bench/workloads.mjs';
-import * as raw from '../../shared/bench/raw-baseline.mjs';
+import * as workloads from './workloads.mjs';
+import * as raw from './raw-baseline.mjs';
 import * as keel from './keel-adapter.mjs';
 import { monitorDemonitor } from './monitor_demonitor.mjs';
 import { genserverCall } from './genserver_call.mjs';
