@@ -9,25 +9,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type Context, DynamicSupervisor, GenServer, isDown, type Pid, Supervisor } from '../../src/index.js';
 import { attempt, useNodes, type Watched } from '../support.js';
-import { checkAfter, F, finish, type Fixture, fromV, fuzzNode, targetArb } from './fuzzKit.js';
+import { checkAfter, finish, type Fixture, fromArb, fuzzNode, signalArb, targetArb } from './fuzzKit.js';
 import { expectStrayRefused, expectTyped, field, hostileArb, keelCode, LONG, numberArb, optionsArb, orHostile, params, runSync, V, withStrays } from './hostile.js';
 
 const track = useNodes();
 const TIMEOUT = LONG ? 900_000 : 60_000;
 
-/** Where a behaviour operation comes from: the node, a live process's context, or anything hostile. */
-const fromArb: fc.Arbitrary<F> = fc.oneof(
-  { arbitrary: fc.constantFrom(new F('the node', (fx) => fx.node), new F("the probe's context", (fx) => fx.probe.ctx)), weight: 4 },
-  { arbitrary: hostileArb.map(fromV), weight: 1 },
-);
-
-const signalArb: fc.Arbitrary<V> = fc.oneof(
-  fc.constantFrom(
-    new V('a live AbortSignal', () => new AbortController().signal),
-    new V('an aborted AbortSignal', () => AbortSignal.abort('aborted')),
-  ),
-  hostileArb,
-);
 
 const callOptionsArb: fc.Arbitrary<V> = fc.oneof(
   numberArb,

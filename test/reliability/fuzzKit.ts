@@ -219,3 +219,15 @@ export async function finish(fx: Fixture): Promise<void> {
 export function pids(node: Node): Set<Pid> {
   return new Set(node.processes());
 }
+
+/** Where a behaviour operation comes from: the node, a live process's context, or anything hostile. */
+export const fromArb: fc.Arbitrary<F> = fc.oneof(
+  { arbitrary: fc.constantFrom(new F('the node', (fx) => fx.node), new F("the probe's context", (fx) => fx.probe.ctx)), weight: 4 },
+  { arbitrary: hostileArb.map(fromV), weight: 1 },
+);
+
+/** An operation's `signal`: a live or aborted AbortSignal, or anything hostile. */
+export const signalArb: fc.Arbitrary<V> = fc.oneof(
+  fc.constantFrom(new V('a live AbortSignal', () => new AbortController().signal), new V('an aborted AbortSignal', () => AbortSignal.abort('aborted'))),
+  hostileArb,
+);
