@@ -3,7 +3,7 @@ import { type SendOptions, type SendOutcome, sendSupervised, toSettings } from '
 import { GenServer, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown } from '../runtime/messages.js';
-import { isInstance } from '../runtime/internal/safe.js';
+import { isInstance } from '../runtime/safe.js';
 import { isPid, Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentNode, nameFor, startComponent } from './component.js';

@@ -3,7 +3,7 @@ import { sendSupervised, type FailureReason, type SendOutcome } from '../deliver
 import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown } from '../runtime/messages.js';
-import { isInstance } from '../runtime/internal/safe.js';
+import { isInstance } from '../runtime/safe.js';
 import { isPid, Pid, type Ref, type Target, targetText, type TimerRef } from '../runtime/Pid.js';
 import { isUnavailable } from '../runtime/services.js';
 import type { KeelNode } from '../runtime/Node.js';

@@ -3,7 +3,7 @@ import { sendSupervised, type SendOutcome } from '../delivery/sendSupervised.js'
 import { GenServer, type From, type GenServerSpec } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown, type Down } from '../runtime/messages.js';
-import { isInstance } from '../runtime/internal/safe.js';
+import { isInstance } from '../runtime/safe.js';
 import { isPid, Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { statusOf, type AgentCast, type AgentProtocol, type TaskResult } from './Agent.js';

@@ -1,7 +1,7 @@
 import { types } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { InvalidArgumentError, InvalidSignalError, thrownText } from '../errors.js';
-import { isInstance } from '../runtime/internal/safe.js';
+import { isInstance } from '../runtime/safe.js';
 
 /**
  * A signal: a CloudEvents 1.0 event (https://github.com/cloudevents/spec, v1.0.2), in its JSON

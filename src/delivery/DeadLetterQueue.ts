@@ -3,7 +3,7 @@ import { checkKeys, InvalidArgumentError, isKeelError, NotSerializableError } fr
 import type { GenServerSpec } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { Proc } from '../runtime/internal/Proc.js';
-import { isInstance } from '../runtime/internal/safe.js';
+import { isInstance } from '../runtime/safe.js';
 import type { KeelNode } from '../runtime/Node.js';
 import { isPid, Pid, type Target } from '../runtime/Pid.js';
 import type { DeadLetter, DeadLetterFilter, DeadLetterQueue, ServicesOptions, Unavailable } from '../runtime/services.js';

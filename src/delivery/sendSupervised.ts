@@ -3,7 +3,7 @@ import { checkStrayKeys, DeadlockError, DeliveryError, InvalidArgumentError, isK
 import { originOf } from '../otp/internal/calls.js';
 import type { EnvelopeListener } from '../runtime/internal/Envelope.js';
 import { F_BUSY, F_DEAD, F_RUNNING, NextTurnWatcher, type Proc } from '../runtime/internal/Proc.js';
-import { isInstance } from '../runtime/internal/safe.js';
+import { isInstance } from '../runtime/safe.js';
 import { monotonicClock } from '../runtime/Clock.js';
 import { formatReason } from '../runtime/messages.js';
 import { Delivery, type KeelNode } from '../runtime/Node.js';

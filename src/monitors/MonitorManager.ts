@@ -2,7 +2,7 @@ import { checkKeys, InvalidArgumentError, ProcessExitedError } from '../errors.j
 import type { GenServerSpec } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { F_DEAD, isProc, Proc } from '../runtime/internal/Proc.js';
-import { isInstance } from '../runtime/internal/safe.js';
+import { isInstance } from '../runtime/safe.js';
 import type { KeelNode } from '../runtime/Node.js';
 import { RefImpl, type Ref, type Target } from '../runtime/Pid.js';
 import type { MonitorEntry, MonitorManager, ServicesOptions, Unavailable } from '../runtime/services.js';

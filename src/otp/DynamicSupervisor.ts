@@ -1,6 +1,6 @@
 import { checkKeys, InvalidArgumentError, MaxChildrenError } from '../errors.js';
 import { isProc } from '../runtime/internal/Proc.js';
-import { isInstance } from '../runtime/internal/safe.js';
+import { isInstance } from '../runtime/safe.js';
 import type { KeelNode } from '../runtime/Node.js';
 import { isExit } from '../runtime/messages.js';
 import { isPid, type Pid, type Target } from '../runtime/Pid.js';

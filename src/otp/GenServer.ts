@@ -1,6 +1,6 @@
 import { CallExitError, CallTimeoutError, checkKeys, DeadlockError, InvalidArgumentError, NoProcError, StartError, toError } from '../errors.js';
 import { EXIT_SENTINEL, F_DEAD, isProc, Proc } from '../runtime/internal/Proc.js';
-import { isInstance } from '../runtime/internal/safe.js';
+import { isInstance } from '../runtime/safe.js';
 import { formatReason, isExit, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
 import type { KeelNode } from '../runtime/Node.js';
 import { type Pid, type Target, targetText } from '../runtime/Pid.js';

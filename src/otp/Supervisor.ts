@@ -1,6 +1,6 @@
 import { checkKeys, InvalidArgumentError } from '../errors.js';
 import { isProc } from '../runtime/internal/Proc.js';
-import { isInstance } from '../runtime/internal/safe.js';
+import { isInstance } from '../runtime/safe.js';
 import { isExit, type ExitReason } from '../runtime/messages.js';
 import type { Pid, Target } from '../runtime/Pid.js';
 import type { BackoffOptions } from '../runtime/services.js';

@@ -1,6 +1,6 @@
 import { InvalidArgumentError, TaskExitError, TaskTimeoutError, toError } from '../errors.js';
 import { isProc } from '../runtime/internal/Proc.js';
-import { isInstance } from '../runtime/internal/safe.js';
+import { isInstance } from '../runtime/safe.js';
 import { formatReason } from '../runtime/messages.js';
 import type { KeelNode } from '../runtime/Node.js';
 import type { Pid } from '../runtime/Pid.js';

@@ -10,7 +10,7 @@ import {
 } from '../errors.js';
 import { TelemetryBus } from '../telemetry/Telemetry.js';
 import { type Clock, isAttachable, isDeterministic, kAttachNode, monotonicClock, realClock } from './Clock.js';
-import { IdSequence } from './internal/IdSequence.js';
+import { IdSequence } from './IdSequence.js';
 import { Envelope, type EnvelopeListener } from './internal/Envelope.js';
 import {
   EMPTY,
@@ -36,7 +36,7 @@ import {
   TimerRefImpl,
 } from './internal/Proc.js';
 import { ProcTable } from './internal/ProcTable.js';
-import { isInstance } from './internal/safe.js';
+import { isInstance } from './safe.js';
 import { TimerEntry, TimerHeap } from './internal/TimerHeap.js';
 import { DownMessage, type ExitReason, ExitMessage, formatReason, isCleanExit, isDown, isExitReason } from './messages.js';
 import { NameTable } from './NameRegistry.js';

@@ -178,3 +178,13 @@ declare const timerBrand: unique symbol;
 export interface TimerRef {
   readonly [timerBrand]: true;
 }
+
+/** True for a target: a Pid, or a non-empty registered name. Never throws. */
+export function isTarget(value: unknown): value is Target {
+  return typeof value === 'string' ? value.length > 0 : isPid(value);
+}
+
+/** Throws a typed `ERR_INVALID_ARGUMENT` unless `value` is a Pid or a non-empty registered name. */
+export function checkTarget(value: unknown, argument = 'target'): asserts value is Target {
+  if (!isTarget(value)) throw new InvalidArgumentError(argument, 'a Pid or a non-empty registered name', value);
+}

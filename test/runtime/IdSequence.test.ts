@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { IdSequence } from '../../src/runtime/internal/IdSequence.js';
+import { IdSequence } from '../../src/runtime/IdSequence.js';
 
 describe('IdSequence', () => {
   it('yields prefix + 1, 2, 3, … in plain decimal across the thousands it rebuilds', () => {

@@ -3,7 +3,7 @@ import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { nodeOf } from '../../otp/internal/calls.js';
 import { isProc } from '../../runtime/internal/Proc.js';
-import { isInstance } from '../../runtime/internal/safe.js';
+import { isInstance } from '../../runtime/safe.js';
 import { isDown } from '../../runtime/messages.js';
 import { isPid, type Pid, type TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';

@@ -4,7 +4,7 @@ import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { PendingCall } from '../../otp/internal/calls.js';
 import { isDown } from '../../runtime/messages.js';
-import { isInstance } from '../../runtime/internal/safe.js';
+import { isInstance } from '../../runtime/safe.js';
 import type { Pid, TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { statusOf, type AgentStatus } from '../Agent.js';

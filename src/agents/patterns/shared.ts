@@ -4,7 +4,7 @@ import { GenServer } from '../../otp/GenServer.js';
 import type { BroadcastOptions } from '../../delivery/broadcastSupervised.js';
 import { type SendOptions, toSettings } from '../../delivery/sendSupervised.js';
 import { isPid, type Pid, type Target } from '../../runtime/Pid.js';
-import { isInstance } from '../../runtime/internal/safe.js';
+import { isInstance } from '../../runtime/safe.js';
 import type { Node } from '../../runtime/types.js';
 
 /**

@@ -1,6 +1,6 @@
 import { types } from 'node:util';
 import { checkKeys, InvalidArgumentError, NotSerializableError } from '../../errors.js';
-import { isInstance } from '../../runtime/internal/safe.js';
+import { isInstance } from '../../runtime/safe.js';
 import type { DeadLetter, DeadLetterFilter } from '../../runtime/services.js';
 
 /** @internal A dead letter as the queue stores it. */

@@ -1,4 +1,4 @@
-import { IdSequence } from '../../runtime/internal/IdSequence.js';
+import { IdSequence } from '../../runtime/IdSequence.js';
 import type { DeadLetterFilter } from '../../runtime/services.js';
 import { type DeadLetterStore, matches, type NewRecord, type Record_, seqOf } from './DeadLetterStore.js';
 

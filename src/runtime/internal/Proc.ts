@@ -7,7 +7,7 @@ import type { Context, Handler, Init, MailboxOptions, Node, SpawnOptions } from 
 import type { KeelNode } from '../Node.js';
 import type { Envelope } from './Envelope.js';
 import type { TimerEntry } from './TimerHeap.js';
-import { isInstance } from './safe.js';
+import { isInstance } from '../safe.js';
 
 /** @internal Process flags, one small integer per process. */
 export const F_SCHEDULED = 1;

@@ -1,0 +1,189 @@
+/**
+ * The kernel's one door. Everything a layer above the runtime (behaviours, delivery, monitors,
+ * services, agents, the test kit) may ask of the kernel is here: the {@link Kernel} a node or a
+ * context belongs to, what a process record may be asked (is it dead, is it in its own handler),
+ * target validation, envelope delivery, death watches and hooks, node timers and the next-turn list.
+ * Nothing outside `src/runtime` imports `src/runtime/internal/**` or the node class (the lint's
+ * layering rules say so); a transport or an observer plugs in here too.
+ */
+import { types } from 'node:util';
+import { InvalidArgumentError, ProcessExitedError } from '../errors.js';
+import type { EnvelopeListener } from './internal/Envelope.js';
+import { EXIT_SENTINEL, ExitWatcher, F_BUSY, F_DEAD, F_RUNNING, isProc, NextTurnWatcher, type Proc } from './internal/Proc.js';
+import type { TimerEntry } from './internal/TimerHeap.js';
+import type { ExitReason } from './messages.js';
+import type { NameTable } from './NameRegistry.js';
+import { Delivery, KeelNode } from './Node.js';
+import type { Pid, RefImpl, Target, TimerRef } from './Pid.js';
+import type { GroupTable } from './ProcessGroups.js';
+import type { TelemetryBus } from '../telemetry/Telemetry.js';
+import type { Context, Init, Node, SpawnOptions } from './types.js';
+
+export { Delivery, EXIT_SENTINEL, ExitWatcher, NextTurnWatcher };
+export type { EnvelopeListener, Proc, TimerEntry };
+
+/**
+ * What the layers above may ask of a node's kernel, beyond the public {@link Node}. A process record
+ * ({@link Proc}) is what a process's `Context` is: the layers above hold it to ask about that
+ * process, never to read or write its fields other than `self`, `node` and `rt`.
+ */
+export interface Kernel extends Node {
+  readonly telemetry: TelemetryBus;
+  readonly registry: NameTable;
+  readonly groups: GroupTable;
+  /** True from the start of `shutdown()` on. */
+  readonly stopping: boolean;
+  readonly stopped: boolean;
+
+  // processes
+  /** Spawns a process; `parent` (a context) is the spawner, linked to it when `link`. */
+  spawnProc<M>(init: Init<M>, options: SpawnOptions | undefined, parent: Proc | undefined, link: boolean): Pid<M>;
+  /** The live process of a pid on this node, if any. */
+  resolve(pid: Pid): Proc | undefined;
+  /** The live process of a pid or a registered name on this node, if any. */
+  lookupTarget(target: Target): Proc | undefined;
+  /** Kills `p` with `reason` now (`own`: it ended itself, from its handler or its continuation). */
+  die(p: Proc, reason: ExitReason, own?: boolean): void;
+  /** An exit signal to `target` from a process or the node, delivered synchronously. */
+  exitSignal(target: Pid, from: Proc | 'node', reason: ExitReason | 'kill'): void;
+  /** After an operation that may have killed the calling process: stops its running handler. */
+  throwIfExitedInHandler(p: Proc): void;
+  /** Emits `keel.process.zombie_call` for a context used after its process exited. */
+  zombieCall(p: Proc, operation: string): void;
+  link(p: Proc, pid: Pid): void;
+  unlink(p: Proc, pid: Pid): void;
+  monitor(p: Proc, target: Target): RefImpl;
+  demonitor(p: Proc, ref: RefImpl, flush: boolean): boolean;
+  newRef(): RefImpl;
+
+  // delivery
+  /** The one path every raw message takes. */
+  deliver(from: Proc | undefined, to: Target, message: unknown): Delivery;
+  /** Hands a message to a resolved process record (dead: dropped with `noproc`). */
+  enqueueTo(p: Proc, message: unknown, from: Proc | undefined): Delivery;
+  /** Delivers a message wrapped with an id and a listener told how it ended (supervised send). */
+  deliverEnvelope(from: Proc | undefined, to: Proc, message: unknown, id: string, listener?: EnvelopeListener): Delivery;
+  /** Takes back a queued, not yet started envelope; false when it is no longer queued. */
+  withdrawEnvelope(to: Pid, id: string, listener?: EnvelopeListener): boolean;
+  /** True when `p` is alive and its mailbox takes `n` more messages without refusing or evicting any. */
+  canAccept(p: Proc, n: number): boolean;
+  /** A fresh message id, `<node>-<creation>-<seq>`. */
+  nextMessageId(): string;
+
+  // death watches and hooks
+  /** Tells `w` synchronously when `p` dies; false (nothing registered) when `p` is dead. */
+  watchExit(p: Proc, w: ExitWatcher): boolean;
+  unwatchExit(w: ExitWatcher): void;
+  /** A death hook on a process record; its remover, or undefined when the process is dead. */
+  onProcExit(p: Proc, fn: (reason: ExitReason) => void): (() => void) | undefined;
+  /** A death hook on a pid; its remover, or undefined (and `fn` never runs) when it is not alive. */
+  onExit(pid: Pid, fn: (reason: ExitReason) => void): (() => void) | undefined;
+
+  // time
+  /** A node timer (on the node's clock, coalesced into one host timer). */
+  setTimer(ms: number, fn: () => void, unref?: boolean): { cancel(): boolean };
+  /** A node timer as a bare entry (no closure per timer); cancel with {@link Kernel.cancelEntry}. */
+  schedule<T>(ms: number, fn: (this: T) => void, unref?: boolean, receiver?: T): TimerEntry;
+  cancelEntry(entry: TimerEntry): boolean;
+  /** A process's timer sending `message` to `to` after `ms`; cancelled when the process dies. */
+  sendAfter(p: Proc, to: Target, message: unknown, ms: number, unref?: boolean): TimerRef;
+  /** The clock's time, read at most once per scheduler slice: for timestamps that need no precision. */
+  coarseNow(): number;
+  /** Runs `task.nextTurn()` at the event loop's next turn (one `setImmediate` for all of them). */
+  deferToNextTurn(task: NextTurnWatcher): void;
+  cancelNextTurn(task: NextTurnWatcher): void;
+
+  // lifecycle
+  /** Counts service I/O as in flight until it settles (`idle()` waits for it). */
+  trackIo<T>(work: Promise<T>): Promise<T>;
+  /** Resolves when no process is runnable; with `io`, also when no service I/O is in flight. */
+  settle(options?: { io?: boolean }): Promise<void>;
+  /** Work to settle when the node stops (pending calls and sends); returns its remover. */
+  onShutdown(fn: () => void): () => void;
+  /** What dead processes left behind (for `expectNoLeaks`). */
+  leftovers(): string[];
+  /** Sizes of every internal index (for leak tests). */
+  internals(): {
+    processes: number;
+    names: number;
+    groups: number;
+    timers: number;
+    runQueue: number;
+    runQueueCapacity: number;
+    busy: number;
+    envelopes: number;
+    longMailboxes: number;
+  };
+}
+
+// the node class is the kernel: checked here, where both are known (Node.ts does not import this file)
+const _isKernel: (node: KeelNode) => Kernel = (node) => node;
+void _isKernel;
+
+/** Where an operation comes from: a process (its context) or the node itself. */
+export interface Origin {
+  readonly node: Kernel;
+  readonly caller: Proc | undefined;
+}
+
+/** True for a process record (a context of this copy of the package); never throws, a proxy is none. */
+export function isProcess(value: unknown): value is Proc {
+  return isProc(value);
+}
+
+/** True for a node of this copy of the package (a brand check: never runs a proxy's traps). */
+export function isKernel(value: unknown): value is Kernel {
+  return KeelNode.is(value);
+}
+
+/** True once the process has exited (its context is a zombie's). */
+export function isDead(p: Proc): boolean {
+  return (p.flags & F_DEAD) !== 0;
+}
+
+/** True while the process is in its own handler: running it, or busy with an async handler's promise. */
+export function inHandler(p: Proc): boolean {
+  return (p.flags & (F_RUNNING | F_BUSY)) !== 0;
+}
+
+/** True for the value `ctx.exit` throws to unwind its own handler (swallowed by the runtime, never a crash). */
+export function isExitSentinel(e: unknown): boolean {
+  return e === EXIT_SENTINEL;
+}
+
+/** The kernel of a `from` argument (a node or a live process's context); throws for anything else. */
+export function kernelOf(from: Node | Context<any>, argument = 'from'): Kernel {
+  if (isProc(from)) {
+    if ((from.flags & F_DEAD) !== 0) zombie(from);
+    return from.rt;
+  }
+  if (isNode(from)) return from;
+  throw new InvalidArgumentError(argument, 'a Node or a process Context', from);
+}
+
+/** The kernel and the calling process of a `from` argument, checked once. */
+export function originOf(from: Node | Context<any>, argument = 'from'): Origin {
+  if (isProc(from)) {
+    if ((from.flags & F_DEAD) !== 0) zombie(from);
+    return { node: from.rt, caller: from };
+  }
+  if (isNode(from)) return { node: from, caller: undefined };
+  throw new InvalidArgumentError(argument, 'a Node or a process Context', from);
+}
+
+/** A node (by its shape: another copy of the package makes nodes too); never throws, and a proxy is none. */
+function isNode(value: unknown): value is Kernel {
+  if (KeelNode.is(value)) return true; // this copy's own nodes: a brand check, no call into the engine
+  if (typeof value !== 'object' || value === null || types.isProxy(value)) return false;
+  try {
+    return typeof (value as Partial<Kernel>).lookupTarget === 'function';
+  } catch {
+    return false; // a getter that throws
+  }
+}
+
+function zombie(p: Proc): never {
+  // a zombie continuation: behaviour operations fail loudly, as ctx.spawn does
+  p.rt.zombieCall(p, 'behaviour operation');
+  throw new ProcessExitedError(String(p.self), 'a behaviour operation');
+}
