@@ -1,4 +1,5 @@
 import { InvalidArgumentError, NoProcError } from '../errors.js';
+import { kernelOfProcess } from '../runtime/kernel.js';
 import { isProc } from '../runtime/internal/Proc.js';
 import { type Ref, type Target, targetText } from '../runtime/Pid.js';
 import { isUnavailable } from '../runtime/services.js';
@@ -23,7 +24,7 @@ export async function withMonitor<T>(
 ): Promise<T> {
   if (!isProc(ctx)) throw new InvalidArgumentError('ctx', 'a process Context', ctx);
   if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function (ref, signal) => result', fn);
-  const node = ctx.rt;
+  const node = kernelOfProcess(ctx);
   const t = node.lookupTarget(target);
   if (t === undefined) throw new NoProcError(targetText(target), 'cannot monitor a process that is not alive');
   const monitors = node.monitors;

@@ -27,7 +27,7 @@ export interface Origin {
 export function nodeOf(from: Node | Context<any>, argument = 'from'): KeelNode {
   if (isProc(from)) {
     if ((from.flags & F_DEAD) !== 0) zombie(from);
-    return from.rt;
+    return (from.rt as unknown as KeelNode);
   }
   if (isNode(from)) return from;
   throw new InvalidArgumentError(argument, 'a Node or a process Context', from);
@@ -54,7 +54,7 @@ function zombie(p: Proc): never {
 export function originOf(from: Node | Context<any>, argument = 'from'): Origin {
   if (isProc(from)) {
     if ((from.flags & F_DEAD) !== 0) zombie(from);
-    return { node: from.rt, caller: from };
+    return { node: (from.rt as unknown as KeelNode), caller: from };
   }
   if (isNode(from)) return { node: from, caller: undefined };
   throw new InvalidArgumentError(argument, 'a Node or a process Context', from);
@@ -115,7 +115,7 @@ export class PendingCall extends NextTurnWatcher {
   }
 
   get node(): KeelNode {
-    return this.server.rt;
+    return (this.server.rt as unknown as KeelNode);
   }
 
   /** True while the caller still waits. */
@@ -144,7 +144,7 @@ export class PendingCall extends NextTurnWatcher {
   /** The server died (an exit watcher, told synchronously during its death). */
   onExit(reason: ExitReason): void {
     this.fail(
-      this.server.rt.stopping
+      (this.server.rt as unknown as KeelNode).stopping
         ? new NoProcError(String(this.server.self), 'the node shut down before the reply')
         : new CallExitError(String(this.server.self), reason, formatReason(reason)),
     );
@@ -159,7 +159,7 @@ export class PendingCall extends NextTurnWatcher {
 
   /** @internal At the next turn of the event loop: arm the deadline if the caller still waits. */
   nextTurn(): void {
-    if (this.resolveFn !== undefined) this.timer = this.server.rt.schedule(this.timeoutMs, PendingCall.prototype.timedOut, false, this);
+    if (this.resolveFn !== undefined) this.timer = (this.server.rt as unknown as KeelNode).schedule(this.timeoutMs, PendingCall.prototype.timedOut, false, this);
   }
 
   /** The deadline passed (a timer method: no closure per call). */
@@ -170,7 +170,7 @@ export class PendingCall extends NextTurnWatcher {
 
   /** @internal Arms the deadline and the watches; called once the request is in the server's mailbox. */
   arm(timeoutMs: number, caller: Proc | undefined, signal: AbortSignal | undefined): void {
-    const node = this.server.rt;
+    const node = (this.server.rt as unknown as KeelNode);
     if (!node.watchExit(this.server, this)) {
       this.fail(new NoProcError(String(this.server.self), 'the server exited before the call was armed'));
       return;
@@ -201,7 +201,7 @@ export class PendingCall extends NextTurnWatcher {
 
   private finish(): void {
     this.resolveFn = undefined;
-    const node = this.server.rt;
+    const node = (this.server.rt as unknown as KeelNode);
     if (this.turnQueued) node.cancelNextTurn(this);
     if (this.timer !== undefined) node.cancelEntry(this.timer);
     this.timer = undefined;
