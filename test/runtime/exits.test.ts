@@ -688,3 +688,23 @@ describe('crash reports', () => {
     expect(logger.errors).toEqual([]);
   });
 });
+
+describe('the exit reason of a process with no extras', () => {
+  it.each<[string, ExitReason | 'kill', ExitReason]>([
+    ['killed', 'kill', 'killed'],
+    ['shut down', 'shutdown', 'shutdown'],
+    ['stopped with an error', new Error('stopped'), new Error('stopped')],
+  ])('is ctx.signal.reason when the signal is first read after the process was %s', async (_label, signal, reason) => {
+    const node = track();
+    let ctx!: Context<unknown>;
+    const pid = node.spawn((c) => {
+      ctx = c;
+      return () => undefined;
+    });
+    await node.idle();
+    node.exit(pid, signal);
+    expect(node.isAlive(pid)).toBe(false);
+    expect(ctx.signal.aborted).toBe(true);
+    expect(ctx.signal.reason).toEqual(reason);
+  });
+});

@@ -6,7 +6,7 @@ import { isPid, type Pid, PidImpl, RefImpl, type Target } from '../Pid.js';
 import type { GroupTable } from '../ProcessGroups.js';
 import type { Envelope } from './Envelope.js';
 import { type Mailboxes, removeWhere } from './Mailbox.js';
-import { EXIT_SENTINEL, type ExitWatcher, F_DEAD, F_LONG, F_RUNNING, F_SCHEDULED, F_SHUTDOWN, F_TRAP, Monitor, type Proc } from './Proc.js';
+import { EXIT_SENTINEL, type ExitWatcher, F_DEAD, F_KILLED, F_LONG, F_RUNNING, F_SCHEDULED, F_SHUTDOWN, F_TRAP, Monitor, type Proc } from './Proc.js';
 import type { ProcTable } from './ProcTable.js';
 import type { Scheduler } from './Scheduler.js';
 import type { TimerHeap } from './TimerHeap.js';
@@ -51,6 +51,8 @@ export class DeathWatch {
   /** The pid a `Down` for a name that was never registered names. */
   readonly #placeholder: PidImpl;
   #nextRef = 0;
+  /** Whether anyone listens to `keel.process.exited` (a death builds its metadata only then). */
+  readonly #exited: { readonly active: boolean };
   // exit signals, three slots each (target, from, reason), delivered from a flat queue
   readonly #signals: unknown[] = [];
   #flushing = false;
@@ -62,6 +64,7 @@ export class DeathWatch {
     this.#sched = sched;
     this.#timers = timers;
     this.#placeholder = placeholder;
+    this.#exited = host.telemetry.probe('keel.process.exited');
   }
 
   /** Kills `p` with `reason` now: cleanup, Downs, exit signals to links, watchers and hooks. */
@@ -79,8 +82,8 @@ export class DeathWatch {
     const queued = this.#mail.discard(p);
     p.handler = null;
     let watched = false;
-    // keep the reason for a ctx.signal first read later; the two common clean reasons need no extras
-    const x = reason === 'normal' ? p.x : reason === 'shutdown' && p.x === undefined ? ((p.flags |= F_SHUTDOWN), undefined) : p.ext();
+    // keep the reason for a ctx.signal first read later; the common reasons need no extras
+    const x = p.x !== undefined ? p.x : reason === 'normal' ? undefined : reason === 'shutdown' ? ((p.flags |= F_SHUTDOWN), undefined) : reason === 'killed' ? ((p.flags |= F_KILLED), undefined) : p.ext();
     let inflight: Envelope | undefined;
     let hooks: Set<(reason: ExitReason) => void> | undefined;
     let watchers: ExitWatcher[] | undefined;
@@ -149,7 +152,7 @@ export class DeathWatch {
     if (watchers !== undefined) this.#tellWatchers(p, watchers, reason);
     if (hooks !== undefined) this.#runHooks(p, hooks, reason);
     if (!isCleanExit(reason)) {
-      this.#host.telemetry.execute('keel.process.exited', {}, { pid: p.self, reason, watched });
+      if (this.#exited.active) this.#host.telemetry.execute('keel.process.exited', {}, { pid: p.self, reason, watched });
       // a crash report, as OTP's: only for a failure of the process's own that nobody else hears of
       if (!watched && cause !== Cause.Signal) this.#host.log('error', `process ${String(p.self)} exited: ${formatReason(reason)}`, reason);
     }

@@ -25,6 +25,8 @@ export const F_SLOW = 512;
 export const F_FRESH = 1024;
 /** Set while a process's mailbox is long (it crossed the node's `longMailbox.above` and has not yet fallen below `below`). */
 export const F_LONG = 2048;
+/** Set on a process that was killed (`'killed'`) and has no extras to hold its reason. */
+export const F_KILLED = 4096;
 
 /** @internal The shared empty mailbox of every process that has not received a message yet. */
 export const EMPTY: unknown[] = [];
@@ -66,23 +68,41 @@ export class Monitor {
 
 /** @internal The per-process data most processes never need, allocated on first use. */
 export class ProcExtras {
-  links: Set<Proc> | undefined = undefined;
-  monitors: Map<RefImpl, Monitor> | undefined = undefined;
-  monitoredBy: Map<RefImpl, Monitor> | undefined = undefined;
-  name: string | undefined = undefined;
-  groups: Set<string> | undefined = undefined;
-  timers: Set<TimerEntry> | undefined = undefined;
-  abort: AbortController | undefined = undefined;
-  capacity = Infinity;
-  overflow: MailboxOptions['overflow'] = 'reject';
+  // declared, then assigned in the constructor: no field-initializer pass (a kill, a name, a
+  // monitor or a link allocates one, by the hundred thousand in a burst)
+  declare links: Set<Proc> | undefined;
+  declare monitors: Map<RefImpl, Monitor> | undefined;
+  declare monitoredBy: Map<RefImpl, Monitor> | undefined;
+  declare name: string | undefined;
+  declare groups: Set<string> | undefined;
+  declare timers: Set<TimerEntry> | undefined;
+  declare abort: AbortController | undefined;
+  declare capacity: number;
+  declare overflow: MailboxOptions['overflow'];
   /** The supervised message being handled (its id is `ctx.messageId`). */
-  inflight: Envelope | undefined = undefined;
-  exitHooks: Set<(reason: ExitReason) => void> | undefined = undefined;
+  declare inflight: Envelope | undefined;
+  declare exitHooks: Set<(reason: ExitReason) => void> | undefined;
   /** Service slot 0's per-process data (the monitor manager's bucket for this process). */
-  monitorBucket: unknown = undefined;
+  declare monitorBucket: unknown;
   /** The head of this process's exit watchers (an intrusive list: no allocation per watch). */
-  watchers: ExitWatcher | undefined = undefined;
-  reason: ExitReason | undefined = undefined;
+  declare watchers: ExitWatcher | undefined;
+  declare reason: ExitReason | undefined;
+  constructor() {
+    this.links = undefined;
+    this.monitors = undefined;
+    this.monitoredBy = undefined;
+    this.name = undefined;
+    this.groups = undefined;
+    this.timers = undefined;
+    this.abort = undefined;
+    this.capacity = Infinity;
+    this.overflow = 'reject';
+    this.inflight = undefined;
+    this.exitHooks = undefined;
+    this.monitorBucket = undefined;
+    this.watchers = undefined;
+    this.reason = undefined;
+  }
 }
 
 /**
@@ -180,7 +200,7 @@ export class Proc implements Context<any> {
     const x = this.ext();
     if (x.abort === undefined) {
       x.abort = new AbortController();
-      if ((this.flags & F_DEAD) !== 0) x.abort.abort(x.reason ?? ((this.flags & F_SHUTDOWN) !== 0 ? 'shutdown' : 'normal'));
+      if ((this.flags & F_DEAD) !== 0) x.abort.abort(x.reason ?? ((this.flags & F_SHUTDOWN) !== 0 ? 'shutdown' : (this.flags & F_KILLED) !== 0 ? 'killed' : 'normal'));
     }
     return x.abort.signal;
   }
