@@ -482,6 +482,26 @@ describe("sendSupervised: 'handled' not finished within the timeout", () => {
     await clock.advance(1000);
     expect(r.seen).toHaveLength(1);
   });
+
+  it("withdraws only its own copy on a timeout: another send with the same id still completes", async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const gate = deferred();
+    let handled = 0;
+    const receiver = node.spawn(() => async (m) => {
+      if (m === 'block') await gate.promise;
+      else handled++;
+    });
+    node.send(receiver, 'block');
+    await node.settle();
+    const short = sendSupervised(node, receiver, 'x', { ack: 'handled', id: 'order-42', timeout: 100, onError: 'ignore' });
+    const long = sendSupervised(node, receiver, 'x', { ack: 'handled', id: 'order-42', timeout: 10_000, onError: 'ignore' });
+    await clock.advance(100);
+    expect(await short).toMatchObject({ ok: false, reason: 'timeout' });
+    gate.resolve();
+    expect(await long).toMatchObject({ ok: true });
+    expect(handled).toBe(1);
+  });
 });
 
 describe('sendSupervised: the defaults (timeout 5000 ms; backoff 10 ms × 2 up to 5000 ms, full jitter)', () => {
@@ -677,6 +697,25 @@ describe('sendSupervised: the sender died', () => {
     expectKeelError(e, 'ERR_PROCESS_EXITED');
     await node.idle();
     expect(r.seen).toEqual([]);
+  });
+
+  it('a supervised send from a process that has died is aborted without delivery', async () => {
+    const node = track();
+    const p = probe(node);
+    const events = captureEvents(node, ['keel.message.']);
+    const sender = node.spawn(() => async () => undefined);
+    await node.idle();
+    const ctx = node.resolve(sender)!;
+    node.exit(sender, 'kill');
+    let error: unknown;
+    try {
+      await sendSupervised(ctx, p, 'x');
+    } catch (e) {
+      error = e;
+    }
+    expect(isKeelError(error, 'ERR_PROCESS_EXITED')).toBe(true);
+    expect(p.messages).toEqual([]);
+    expect(events.events).toEqual([]);
   });
 });
 
