@@ -559,7 +559,7 @@ describe.each<[string, () => StoreOption]>([
       const before = await add(node, 'someone', 'kept');
       await node.idle();
       const processBefore = node.registry.whereis(DLQ_PROCESS);
-      expect(processBefore).toBeDefined();
+      expect(node.isAlive(processBefore!)).toBe(true);
       const bad: [string, () => Promise<unknown>][] = [
         ['list: unknown key', () => dlq.list({ colour: 'red' } as never)],
         ['list: bad status', () => dlq.list({ status: 'dead' } as never)],
@@ -937,6 +937,9 @@ describe.each<[string, () => StoreOption]>([
       const clock = new TestClock();
       const node = track({ clock, random: () => 1, services: { deadLetters: { store: makeStore(), backoff: { initialMs: 100, jitter: 'none' } } } });
       const id = ok(await node.deadLetters.add({ recipient: 'inbox', message: 'x', reason: 'noproc', metadata: { id: '' } }));
+      await node.settle(); // the queue's process starts for the entry
+      const queueProcess = node.registry.whereis('keel.dead_letter_queue');
+      expect(node.isAlive(queueProcess!)).toBe(true);
       const p = probe(node);
       node.registry.register('inbox', p);
       await clock.advance(100);
@@ -944,7 +947,7 @@ describe.each<[string, () => StoreOption]>([
       // the empty id is ignored, so the entry is delivered; the queue's process is still the same one
       expect(p.messages).toEqual(['x']);
       expect(await node.deadLetters.get(id)).toBeUndefined();
-      expect(node.registry.whereis('keel.dead_letter_queue')).toBeDefined();
+      expect(node.registry.whereis('keel.dead_letter_queue')).toBe(queueProcess);
     });
 
     it('parks an entry whose retry throws (a store fault) as unrecoverable, and its process goes on with the others', async () => {
@@ -957,7 +960,7 @@ describe.each<[string, () => StoreOption]>([
       const good = ok(await node.deadLetters.add({ recipient: 'inbox', message: 'good', reason: 'noproc' }));
       await node.settle();
       const queueProcess = node.registry.whereis('keel.dead_letter_queue');
-      expect(queueProcess).toBeDefined();
+      expect(node.isAlive(queueProcess!)).toBe(true);
       const faulty = storeOf(node);
       const remove = faulty.remove.bind(faulty);
       faulty.remove = (id) => {
@@ -1066,15 +1069,15 @@ describe.each<[string, () => StoreOption]>([
       expect(listBefore.entries).toHaveLength(3);
 
       const old = node.registry.whereis(DLQ_PROCESS);
-      expect(old).toBeDefined();
-      expect(node.registry.whereis('keel.services')).toBeDefined();
+      expect(node.isAlive(old!)).toBe(true);
+      expect(node.isAlive('keel.services')).toBe(true);
       const watcher = probe(node);
       const ref = watcher.ctx.monitor(old!);
       node.exit(old!, 'kill');
       expect((await receiveDown(watcher, ref)).reason).toBe('killed');
       await node.idle();
       const fresh = node.registry.whereis(DLQ_PROCESS);
-      expect(fresh).toBeDefined();
+      expect(fresh).toMatchObject({ node: node.name, creation: node.creation });
       expect(Pid.equals(fresh!, old!)).toBe(false);
       expect(node.isAlive(fresh!)).toBe(true);
 
@@ -1218,7 +1221,7 @@ describe.each<[string, () => StoreOption]>([
         expect(await stats(node)).toMatchObject({ pending: 4, parked: 0 });
 
         const queueProcess = node.registry.whereis(DLQ_PROCESS);
-        expect(queueProcess).toBeDefined();
+        expect(node.isAlive(queueProcess!)).toBe(true);
         await advance(node, clock, 100);
         expect(p.messages).toEqual(['m1', 'm3', 'm4']);
         expect(node.registry.whereis(DLQ_PROCESS)).toBe(queueProcess); // never crashed, never restarted
@@ -1490,7 +1493,7 @@ describe.each<[string, () => StoreOption]>([
         const { node: next, clock } = dlqNode(store, RETRYING);
         await next.idle();
         // the file holds a pending entry: the new owner starts the queue's process for it
-        expect(next.registry.whereis(DLQ_PROCESS)).toBeDefined();
+        expect(next.isAlive(DLQ_PROCESS)).toBe(true);
         const p = probe(next);
         next.registry.register('reborn', p);
         await clock.advance(100);

@@ -952,7 +952,7 @@ describe('sendSupervised: onError', () => {
       attempts: 2,
       firstError: 'noproc',
       lastError: 'noproc',
-      deadLetterId: expect.any(String) as unknown,
+      deadLetterId: '1', // the node's first dead letter
     });
     const entry = ok(await node.deadLetters.get(outcome.deadLetterId!));
     expect(entry).toMatchObject({ id: outcome.deadLetterId, recipient: 'billing', message, reason: 'noproc', lastError: 'noproc', status: 'pending' });
@@ -984,7 +984,7 @@ describe('sendSupervised: onError', () => {
     const w = watch(sendSupervised(node, pid, { job: 1 }, { ack: 'handled', onError: 'dead_letter', metadata: { tenant: 't2' }, ...extra }));
     await clock.advance(expected.after); // not as far as the queue's own first retry of the entry
     const outcome = failed(w.value);
-    expect(outcome).toMatchObject({ reason: expected.reason, attempts: 1, deadLetterId: expect.any(String) as unknown });
+    expect(outcome).toMatchObject({ reason: expected.reason, attempts: 1, deadLetterId: '1' }); // the node's first dead letter
     expect(outcome.deadLetterUnavailable).toBeUndefined();
     const entry = ok(await node.deadLetters.get(outcome.deadLetterId!));
     expect(entry).toMatchObject({ recipient: `<${node.name}.${pid.id}.${pid.creation}>`, message: { job: 1 }, reason: expected.reason, status: 'pending' });
@@ -1003,7 +1003,7 @@ describe('sendSupervised: onError', () => {
       (error: unknown) => ({ error }),
     );
     expect(settled).toEqual({
-      outcome: { ok: false, id: expect.any(String) as unknown, reason: 'noproc', attempts: 1, firstError: 'noproc', lastError: 'noproc', deadLetterUnavailable: true },
+      outcome: { ok: false, id: `${node.name}-${node.creation}-1`, reason: 'noproc', attempts: 1, firstError: 'noproc', lastError: 'noproc', deadLetterUnavailable: true },
     });
     const outcome = failed((settled as { outcome: SendOutcome }).outcome);
     expect(outcome.deadLetterId).toBeUndefined();
