@@ -10,6 +10,7 @@ import { DLQ_USAGE, runDlq } from '../../src/cli/dlq.js';
 import type { NewRecord } from '../../src/delivery/stores/DeadLetterStore.js';
 import { SqliteStore, type SqliteStoreOptions } from '../../src/delivery/stores/SqliteStore.js';
 import { probe, TestClock } from '../../src/testing/index.js';
+import { useBuiltPackage } from '../childProcesses.js';
 import { ok, useNodes, useTempFiles } from '../support.js';
 
 // registered before useNodes(): after-each hooks run in reverse order, so nodes close their files first
@@ -601,21 +602,28 @@ describe('keel dlq on a store that cannot be written', () => {
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
- * Runs the `keel` entry point (src/cli/keel.ts, loaded through jiti: dist/ may be rebuilt by others
- * at any moment) in a child process, and waits for it to exit.
+ * Runs the `keel` entry point, compiled (src/cli/keel.ts as `<build>/dist/cli/keel.js`, from the
+ * private build of `useBuiltPackage`: the shared dist/ may be rebuilt by others at any moment), in a
+ * child process, and waits for it to exit. A child that loaded the TypeScript through jiti compiled
+ * every module again on each start, several seconds on a loaded machine; the compiled one starts in
+ * a fraction of that.
  */
-function keel(argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function keel(entry: string, argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'jiti/register', path.join(ROOT, 'src/cli/keel.ts'), ...argv], { cwd: ROOT }, (error, stdout, stderr) => {
+    execFile(process.execPath, [entry, ...argv], { cwd: ROOT }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout, stderr });
     });
   });
 }
 
 describe('keel dlq through the keel entry point', () => {
+  // compiled once for the two tests below (a beforeAll of this describe only)
+  const builtKeel = useBuiltPackage();
+  const entry = (): string => fileURLToPath(new URL('cli/keel.js', builtKeel()));
+
   it('dispatches `keel dlq …` to the dlq command: list --json prints the records (exit 0); bad usage prints the dlq usage (exit 2)', async () => {
     const file = await knownStore();
-    const [listed, usage] = await Promise.all([keel(['dlq', 'list', '--store', file, '--json']), keel(['dlq', 'list'])]);
+    const [listed, usage] = await Promise.all([keel(entry(), ['dlq', 'list', '--store', file, '--json']), keel(entry(), ['dlq', 'list'])]);
     expect(listed.stderr).toBe('');
     expect(listed.code).toBe(0);
     expect(JSON.parse(listed.stdout)).toEqual(JSON.parse(run(['list', '--store', file, '--json']).out));
@@ -626,7 +634,7 @@ describe('keel dlq through the keel entry point', () => {
 
   it('a store SQLite cannot open is one line on stdout and exit 1, never a stack trace', async () => {
     const dir = path.dirname(tmpfile());
-    const r = await keel(['dlq', 'show', '1', '--store', dir]);
+    const r = await keel(entry(), ['dlq', 'show', '1', '--store', dir]);
     expect(r).toEqual({
       code: 1,
       stdout: `keel dlq show: could not open ${dir}: disk I/O error (SQLITE_IOERR_READ); ${dir} is a directory: give the path of a store file (a new file is created)\n`,

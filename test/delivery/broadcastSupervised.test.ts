@@ -8,7 +8,7 @@ import {
   type Target,
 } from '../../src/index.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
-import { captureEvents, TestClock } from '../../src/testing/index.js';
+import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
 import { clockedNode, deadPid, type Deferred, deferred, expectKeelError, failure, fakeLogger, ok, type Receiver, receiver, useNodes, watch } from '../support.js';
 
 const track = useNodes();
@@ -295,6 +295,18 @@ describe('broadcastSupervised: all_or_nothing', () => {
     expectKeelError(e, 'ERR_INVALID_ARGUMENT', 'ack');
     await node.idle();
     expect(a.seen).toEqual([]);
+  });
+
+  it('delivers nothing when its signal is already aborted', async () => {
+    const node = track();
+    const a = probe(node);
+    const controller = new AbortController();
+    controller.abort('stop');
+    const r = await broadcastSupervised(node, [a], 'x', { strategy: 'all_or_nothing', signal: controller.signal });
+    expect(r).toMatchObject({ ok: false, reason: 'not_all_deliverable', delivered: 0 });
+    expect(r.results[0]!.outcome).toMatchObject({ ok: false, reason: 'aborted' });
+    await node.idle();
+    expect(a.messages).toEqual([]);
   });
 });
 

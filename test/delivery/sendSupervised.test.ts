@@ -482,6 +482,26 @@ describe("sendSupervised: 'handled' not finished within the timeout", () => {
     await clock.advance(1000);
     expect(r.seen).toHaveLength(1);
   });
+
+  it("withdraws only its own copy on a timeout: another send with the same id still completes", async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const gate = deferred();
+    let handled = 0;
+    const receiver = node.spawn(() => async (m) => {
+      if (m === 'block') await gate.promise;
+      else handled++;
+    });
+    node.send(receiver, 'block');
+    await node.settle();
+    const short = sendSupervised(node, receiver, 'x', { ack: 'handled', id: 'order-42', timeout: 100, onError: 'ignore' });
+    const long = sendSupervised(node, receiver, 'x', { ack: 'handled', id: 'order-42', timeout: 10_000, onError: 'ignore' });
+    await clock.advance(100);
+    expect(await short).toMatchObject({ ok: false, reason: 'timeout' });
+    gate.resolve();
+    expect(await long).toMatchObject({ ok: true });
+    expect(handled).toBe(1);
+  });
 });
 
 describe('sendSupervised: the defaults (timeout 5000 ms; backoff 10 ms × 2 up to 5000 ms, full jitter)', () => {
@@ -677,6 +697,25 @@ describe('sendSupervised: the sender died', () => {
     expectKeelError(e, 'ERR_PROCESS_EXITED');
     await node.idle();
     expect(r.seen).toEqual([]);
+  });
+
+  it('a supervised send from a process that has died is aborted without delivery', async () => {
+    const node = track();
+    const p = probe(node);
+    const events = captureEvents(node, ['keel.message.']);
+    const sender = node.spawn(() => async () => undefined);
+    await node.idle();
+    const ctx = node.resolve(sender)!;
+    node.exit(sender, 'kill');
+    let error: unknown;
+    try {
+      await sendSupervised(ctx, p, 'x');
+    } catch (e) {
+      error = e;
+    }
+    expect(isKeelError(error, 'ERR_PROCESS_EXITED')).toBe(true);
+    expect(p.messages).toEqual([]);
+    expect(events.events).toEqual([]);
   });
 });
 
@@ -913,7 +952,7 @@ describe('sendSupervised: onError', () => {
       attempts: 2,
       firstError: 'noproc',
       lastError: 'noproc',
-      deadLetterId: expect.any(String) as unknown,
+      deadLetterId: '1', // the node's first dead letter
     });
     const entry = ok(await node.deadLetters.get(outcome.deadLetterId!));
     expect(entry).toMatchObject({ id: outcome.deadLetterId, recipient: 'billing', message, reason: 'noproc', lastError: 'noproc', status: 'pending' });
@@ -945,7 +984,7 @@ describe('sendSupervised: onError', () => {
     const w = watch(sendSupervised(node, pid, { job: 1 }, { ack: 'handled', onError: 'dead_letter', metadata: { tenant: 't2' }, ...extra }));
     await clock.advance(expected.after); // not as far as the queue's own first retry of the entry
     const outcome = failed(w.value);
-    expect(outcome).toMatchObject({ reason: expected.reason, attempts: 1, deadLetterId: expect.any(String) as unknown });
+    expect(outcome).toMatchObject({ reason: expected.reason, attempts: 1, deadLetterId: '1' }); // the node's first dead letter
     expect(outcome.deadLetterUnavailable).toBeUndefined();
     const entry = ok(await node.deadLetters.get(outcome.deadLetterId!));
     expect(entry).toMatchObject({ recipient: `<${node.name}.${pid.id}.${pid.creation}>`, message: { job: 1 }, reason: expected.reason, status: 'pending' });
@@ -964,7 +1003,7 @@ describe('sendSupervised: onError', () => {
       (error: unknown) => ({ error }),
     );
     expect(settled).toEqual({
-      outcome: { ok: false, id: expect.any(String) as unknown, reason: 'noproc', attempts: 1, firstError: 'noproc', lastError: 'noproc', deadLetterUnavailable: true },
+      outcome: { ok: false, id: `${node.name}-${node.creation}-1`, reason: 'noproc', attempts: 1, firstError: 'noproc', lastError: 'noproc', deadLetterUnavailable: true },
     });
     const outcome = failed((settled as { outcome: SendOutcome }).outcome);
     expect(outcome.deadLetterId).toBeUndefined();

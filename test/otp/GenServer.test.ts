@@ -763,6 +763,37 @@ describe('GenServer.call', () => {
       expect(await GenServer.call(node, pid, 'handled')).toBe(1);
     });
   });
+
+  it('fails every pending call at once even when an abort listener settles one of them during the death', async () => {
+    const node = track({ clock: new TestClock() });
+    const slow = await GenServer.start(node, { init: () => 0, handleCall: (_r: unknown, _f, s: number) => ({ noreply: true as const, state: s }) });
+    // p calls slow with its own ctx.signal: p's death aborts that call from inside p's death
+    const p = await GenServer.start(node, {
+      init: () => 0,
+      handleCall: async (_r: unknown, _f, s: number, ctx) => {
+        await GenServer.call(ctx, slow, 'hold', { signal: ctx.signal, timeout: Infinity }).catch(() => undefined);
+        return { reply: s, state: s };
+      },
+    });
+    const first = GenServer.call(node, p, 'a', { timeout: Infinity }).catch((e: unknown) => e);
+    const second = GenServer.call(node, p, 'b', { timeout: Infinity }).catch((e: unknown) => e);
+    await node.settle();
+    node.exit(p, 'kill');
+    expect(isKeelError(await first, 'ERR_CALL_EXIT')).toBe(true);
+    expect(isKeelError(await second, 'ERR_CALL_EXIT')).toBe(true);
+  });
+
+  it('fails a call at once with ERR_MAILBOX_FULL when a drop_oldest mailbox evicts it', async () => {
+    const node = track();
+    const gate = deferred();
+    const server = node.spawn(() => async () => gate.promise, { mailbox: { capacity: 1, overflow: 'drop_oldest' } });
+    node.send(server, 'busy');
+    await node.settle();
+    const call = GenServer.call(node, server, 'evicted', { timeout: Infinity }).catch((e: unknown) => e);
+    node.send(server, 'newer');
+    expect(isKeelError(await call, 'ERR_MAILBOX_FULL')).toBe(true);
+    gate.resolve();
+  });
 });
 
 // ---- GenServer.cast ---------------------------------------------------------------------------
@@ -1031,6 +1062,28 @@ describe('terminate', () => {
     expect((await receiveDown(p, ref)).reason).toBe('shutdown');
     expect((node.logger as FakeLogger).errors.some((args) => args.some((a) => a instanceof Error && a.message === 'terminate failed'))).toBe(true);
   });
+
+  it('runs no terminate for a late failure of a server that was killed (it did not trap exits)', async () => {
+    const node = track();
+    const terminated: unknown[] = [];
+    const gate = deferred();
+    const pid = await GenServer.start(node, {
+      init: () => 0,
+      handleCast: async (_r: 'go', _s: number) => {
+        await gate.promise;
+        throw new Error('late');
+      },
+      terminate: (reason) => {
+        terminated.push(reason);
+      },
+    });
+    GenServer.cast(node, pid, 'go');
+    await node.settle();
+    node.exit(pid, 'kill');
+    gate.resolve();
+    await node.idle();
+    expect(terminated).toEqual([]);
+  });
 });
 
 // ---- GenServer.stop ---------------------------------------------------------------------------
@@ -1127,6 +1180,21 @@ describe('GenServer.stop', () => {
     expect((stop.error as { reason: unknown }).reason).toBe('killed');
     expect(busy.status).toBe('rejected');
     gate.resolve();
+  });
+
+  it('rejects GenServer.stop of itself with ERR_DEADLOCK', async () => {
+    const node = track();
+    const seen = deferred<unknown>();
+    const pid = await GenServer.start(node, {
+      init: () => 0,
+      handleCast: (_r: 'stop', s: number, ctx) => {
+        GenServer.stop(ctx, ctx.self).then(() => seen.resolve('stopped'), (e: unknown) => seen.resolve(e));
+        return s;
+      },
+    });
+    GenServer.cast(node, pid, 'stop');
+    expect(isKeelError(await seen.promise, 'ERR_DEADLOCK')).toBe(true);
+    expect(node.isAlive(pid)).toBe(true);
   });
 });
 

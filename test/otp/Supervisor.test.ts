@@ -4,6 +4,7 @@ import {
   GenServer,
   isDown,
   isExit,
+  isKeelError,
   Pid,
   Supervisor,
   type ChildInfo,
@@ -819,6 +820,34 @@ describe('stopping children', () => {
       ['mid', 'shutdown'],
     ]);
     expect(nodeEvents.events[0]?.measurements.killed).toBe(0);
+  });
+
+  it('still kills a child that ignores its shutdown when the supervisor is killed meanwhile (the kill timer is the node\'s)', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    let stubborn: unknown;
+    const mid = await Supervisor.start(node, [
+      {
+        id: 'stubborn',
+        shutdown: 10_000,
+        start: (ctx) => {
+          const pid = ctx.spawnLink((c) => {
+            c.trapExits();
+            return () => undefined; // ignores its shutdown
+          });
+          stubborn = pid;
+          return pid;
+        },
+      },
+    ]);
+    const stopping = Supervisor.terminateChild(node, mid, 'stubborn').catch((e: unknown) => e);
+    await node.settle();
+    node.exit(mid, 'kill');
+    await node.idle();
+    expect(node.isAlive(stubborn as never)).toBe(true); // it traps exits and ignores the 'killed' signal
+    await clock.advance(10_000);
+    expect(node.isAlive(stubborn as never)).toBe(false);
+    expect(isKeelError(await stopping, 'ERR_CALL_EXIT')).toBe(true);
   });
 });
 

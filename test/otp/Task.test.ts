@@ -322,6 +322,24 @@ describe('Task.asyncStream', () => {
     for await (const v of Task.asyncStream(p.ctx, [], (x) => x)) seen.push(v);
     expect(seen).toEqual([]);
   });
+
+  it('stops a task whose await timed out, so that its later crash cannot reach the caller', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const p = probe(node);
+    const hang = deferred<number>();
+    const result = (async () => {
+      for await (const v of Task.asyncStream(p.ctx, [1], () => hang.promise, { timeout: 100 })) return v;
+      return undefined;
+    })().catch((e: unknown) => e);
+    await clock.advance(100);
+    expect(isKeelError(await result, 'ERR_TASK_TIMEOUT')).toBe(true);
+    await node.idle();
+    expect(node.processes()).toEqual([p]);
+    hang.reject(new Error('too late'));
+    await node.idle();
+    expect(node.isAlive(p)).toBe(true);
+  });
 });
 
 // ---- bad input --------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 import diagnostics from 'node:diagnostics_channel';
+import { performance } from 'node:perf_hooks';
 import { describe, expect, it, vi } from 'vitest';
 import { type Measurements, type Metadata, type Node } from '../../src/index.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
+import { TelemetryBus } from '../../src/telemetry/Telemetry.js';
 import { deferred, fakeLogger, useNodes } from '../support.js';
 
 interface Seen {
@@ -19,6 +21,20 @@ function record(node: Node, id: string, events: string[]): Seen[] {
     seen.push({ event, measurements, metadata });
   });
   return seen;
+}
+
+/**
+ * A span's start and its stop (or exception), timed on the real monotonic clock between the test's
+ * own readings `before` and `after`: a duration depends on the machine, so this is the tightest
+ * bound that always holds (the span starts no earlier than `before`, ends no later than `after`).
+ */
+function expectTimedWithin(seen: readonly Seen[], before: number, after: number): void {
+  const started = seen[0]!.measurements.monotonicTime!;
+  expect(started).toBeGreaterThanOrEqual(before);
+  expect(started).toBeLessThanOrEqual(after);
+  const duration = seen[1]!.measurements.duration!;
+  expect(duration).toBeGreaterThanOrEqual(0);
+  expect(duration).toBeLessThanOrEqual(after - started);
 }
 
 let channelSeq = 0;
@@ -86,7 +102,7 @@ describe('telemetry.attach / execute', () => {
       expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }),
     );
     node.telemetry.execute('keel.test.a', {}, {});
-    expect(first).toHaveLength(1);
+    expect(first).toEqual([{ event: 'keel.test.a', measurements: {}, metadata: {} }]);
     expect(second).toEqual([]);
   });
 });
@@ -109,7 +125,7 @@ describe('telemetry.detach', () => {
     const kept = record(node, 'kept', ['keel.test.a']);
     node.telemetry.detach('gone');
     node.telemetry.execute('keel.test.a', {}, {});
-    expect(kept).toHaveLength(1);
+    expect(kept).toEqual([{ event: 'keel.test.a', measurements: {}, metadata: {} }]);
   });
 
   it('returns false for an id that is not attached', () => {
@@ -126,7 +142,7 @@ describe('telemetry.detach', () => {
     node.telemetry.detach('h');
     const again = record(node, 'h', ['keel.test.b']);
     node.telemetry.execute('keel.test.b', {}, {});
-    expect(again).toHaveLength(1);
+    expect(again).toEqual([{ event: 'keel.test.b', measurements: {}, metadata: {} }]);
   });
 });
 
@@ -134,50 +150,66 @@ describe('telemetry.span', () => {
   it('emits .start then .stop with a duration around a synchronous function, and returns its value', () => {
     const node = track();
     const seen = record(node, 'h', ['keel.test.op.*']);
+    const before = performance.now();
     const result = node.telemetry.span('keel.test.op', { job: 7 }, () => 42);
+    const after = performance.now();
     expect(result).toBe(42);
     expect(seen.map((s) => s.event)).toEqual(['keel.test.op.start', 'keel.test.op.stop']);
+    // the node's first span
     expect(seen.map((s) => s.metadata)).toEqual([
-      { job: 7, spanId: expect.any(Number) },
-      { job: 7, spanId: seen[0]?.metadata.spanId },
+      { job: 7, spanId: 1 },
+      { job: 7, spanId: 1 },
     ]);
-    expect(seen[1]?.measurements.duration).toBeGreaterThanOrEqual(0);
+    expectTimedWithin(seen, before, after);
   });
 
   it('emits .exception with the error and rethrows when a synchronous function throws', () => {
     const node = track();
     const seen = record(node, 'h', ['keel.test.op.*']);
     const boom = new Error('boom');
+    const before = performance.now();
     expect(() =>
       node.telemetry.span('keel.test.op', { job: 7 }, () => {
         throw boom;
       }),
     ).toThrow(boom);
+    const after = performance.now();
     expect(seen.map((s) => s.event)).toEqual(['keel.test.op.start', 'keel.test.op.exception']);
-    expect(seen[1]?.metadata).toEqual({ job: 7, error: boom, spanId: seen[0]?.metadata.spanId });
-    expect(seen[1]?.measurements.duration).toBeGreaterThanOrEqual(0);
+    expect(seen[0]?.metadata).toEqual({ job: 7, spanId: 1 });
+    expect(seen[1]?.metadata).toEqual({ job: 7, error: boom, spanId: 1 });
+    expectTimedWithin(seen, before, after);
   });
 
   it('awaits a promise: .stop only once it resolves, and resolves to its value', async () => {
     const node = track();
     const seen = record(node, 'h', ['keel.test.op.*']);
     const pending = deferred<string>();
+    const before = performance.now();
     const result = node.telemetry.span('keel.test.op', {}, () => pending.promise);
     expect(seen.map((s) => s.event)).toEqual(['keel.test.op.start']);
+    const resolving = performance.now();
     pending.resolve('value');
     expect(await result).toBe('value');
+    const after = performance.now();
     expect(seen.map((s) => s.event)).toEqual(['keel.test.op.start', 'keel.test.op.stop']);
-    expect(seen[1]?.measurements.duration).toBeGreaterThanOrEqual(0);
+    expect(seen.map((s) => s.metadata)).toEqual([{ spanId: 1 }, { spanId: 1 }]);
+    expectTimedWithin(seen, before, after);
+    // measured when the promise settled, not when the function returned it
+    expect(seen[1]!.measurements.duration).toBeGreaterThanOrEqual(resolving - seen[0]!.measurements.monotonicTime!);
   });
 
   it('emits .exception with the error and rejects with it when the promise rejects', async () => {
     const node = track();
     const seen = record(node, 'h', ['keel.test.op.*']);
     const boom = new Error('async boom');
+    const before = performance.now();
     const result = node.telemetry.span('keel.test.op', { job: 1 }, () => Promise.reject(boom));
     await expect(result).rejects.toBe(boom);
+    const after = performance.now();
     expect(seen.map((s) => s.event)).toEqual(['keel.test.op.start', 'keel.test.op.exception']);
-    expect(seen[1]?.metadata).toEqual({ job: 1, error: boom, spanId: seen[0]?.metadata.spanId });
+    expect(seen[0]?.metadata).toEqual({ job: 1, spanId: 1 });
+    expect(seen[1]?.metadata).toEqual({ job: 1, error: boom, spanId: 1 });
+    expectTimedWithin(seen, before, after);
   });
 
   it('awaits a thenable that is not a native promise', async () => {
@@ -188,6 +220,65 @@ describe('telemetry.span', () => {
     const result = node.telemetry.span('keel.test.op', {}, () => thenable);
     expect(await result).toBe(5);
     expect(seen.map((s) => s.event)).toEqual(['keel.test.op.start', 'keel.test.op.stop']);
+    expect(seen.map((s) => s.metadata)).toEqual([{ spanId: 1 }, { spanId: 1 }]);
+  });
+});
+
+describe('telemetry.span on a monotonic clock the test moves', () => {
+  /** A bus whose monotonic clock answers `ticks` in turn, and what it emitted. */
+  function bus(...ticks: number[]): { telemetry: TelemetryBus; seen: Seen[] } {
+    const telemetry = new TelemetryBus({ monotonicClock: () => ticks.shift()!, report: () => undefined });
+    const seen: Seen[] = [];
+    telemetry.attach('h', ['keel.test.op.*'], (event, measurements, metadata) => void seen.push({ event, measurements, metadata }));
+    return { telemetry, seen };
+  }
+
+  it('measures a synchronous span from its start reading to its stop reading, exactly', () => {
+    const { telemetry, seen } = bus(1000.25, 1042.75);
+    expect(telemetry.span('keel.test.op', { job: 1 }, () => 'done')).toBe('done');
+    expect(seen).toEqual([
+      { event: 'keel.test.op.start', measurements: { monotonicTime: 1000.25 }, metadata: { job: 1, spanId: 1 } },
+      { event: 'keel.test.op.stop', measurements: { duration: 42.5 }, metadata: { job: 1, spanId: 1 } },
+    ]);
+  });
+
+  it('measures a throwing span up to its exception', () => {
+    const { telemetry, seen } = bus(10, 17);
+    const boom = new Error('boom');
+    expect(() =>
+      telemetry.span('keel.test.op', {}, () => {
+        throw boom;
+      }),
+    ).toThrow(boom);
+    expect(seen.map((e) => [e.event, e.measurements])).toEqual([
+      ['keel.test.op.start', { monotonicTime: 10 }],
+      ['keel.test.op.exception', { duration: 7 }],
+    ]);
+  });
+
+  it('numbers overlapping async spans 1, 2, … and times each from its own start, whatever order they settle in', async () => {
+    const { telemetry, seen } = bus(100, 130, 500, 900);
+    const first = deferred<string>();
+    const second = deferred<string>();
+    const a = telemetry.span('keel.test.op', { which: 'a' }, () => first.promise); // starts at 100
+    const b = telemetry.span('keel.test.op', { which: 'b' }, () => second.promise); // starts at 130
+    second.resolve('b');
+    expect(await b).toBe('b'); // stops at 500
+    first.reject(new Error('a failed'));
+    await expect(a).rejects.toThrow('a failed'); // ends at 900
+    expect(seen.map((e) => [e.event, e.measurements, e.metadata.which, e.metadata.spanId])).toEqual([
+      ['keel.test.op.start', { monotonicTime: 100 }, 'a', 1],
+      ['keel.test.op.start', { monotonicTime: 130 }, 'b', 2],
+      ['keel.test.op.stop', { duration: 370 }, 'b', 2],
+      ['keel.test.op.exception', { duration: 800 }, 'a', 1],
+    ]);
+  });
+
+  it('leaves the metadata it was given as it was (the spanId goes on a copy)', () => {
+    const { telemetry } = bus(0, 1);
+    const metadata = { job: 3 };
+    telemetry.span('keel.test.op', metadata, () => undefined);
+    expect(metadata).toEqual({ job: 3 });
   });
 });
 
@@ -203,7 +294,7 @@ describe('failing telemetry handlers', () => {
     node.telemetry.execute('keel.test.a', {}, {});
     node.telemetry.execute('keel.test.a', {}, {});
     expect(badCalls).toBe(1);
-    expect(good).toHaveLength(2);
+    expect(good).toEqual(Array(2).fill({ event: 'keel.test.a', measurements: {}, metadata: {} }));
     expect(node.telemetry.detach('bad')).toBe(false);
   });
 
@@ -227,8 +318,8 @@ describe('failing telemetry handlers', () => {
       throw bug;
     });
     node.telemetry.execute('keel.test.a', {}, {});
-    expect(failures).toHaveLength(1);
-    expect(failures[0]?.metadata).toMatchObject({ handlerId: 'bad', event: 'keel.test.a', error: bug });
+    expect(failures).toEqual([{ event: 'keel.telemetry.handler_failed', measurements: {}, metadata: { handlerId: 'bad', event: 'keel.test.a', error: bug } }]);
+    expect(failures[0]!.metadata.error).toBe(bug);
   });
 
   it('report a throwing handler to the node’s logger.warn', () => {
@@ -240,7 +331,7 @@ describe('failing telemetry handlers', () => {
     });
     node.telemetry.execute('keel.test.a', {}, {});
     expect(logger.warn).toHaveBeenCalledTimes(1);
-    expect(logger.warn).toHaveBeenCalledWith(expect.stringContaining('bad'), bug);
+    expect(logger.warn).toHaveBeenCalledWith("telemetry handler 'bad' failed on keel.test.a and was detached", bug);
   });
 
   it('never make execute throw', () => {
@@ -249,6 +340,7 @@ describe('failing telemetry handlers', () => {
       throw 'not even an Error';
     });
     expect(() => node.telemetry.execute('keel.test.a', {}, {})).not.toThrow();
+    expect(node.telemetry.detach('bad')).toBe(false); // detached for it
   });
 });
 
