@@ -6,7 +6,7 @@ import { Proc } from '../runtime/internal/Proc.js';
 import { isInstance } from '../runtime/safe.js';
 import type { KeelNode } from '../runtime/Node.js';
 import { isPid, Pid, type Target } from '../runtime/Pid.js';
-import type { DeadLetter, DeadLetterFilter, DeadLetterQueue, ServicesOptions, Unavailable } from '../runtime/services.js';
+import type { DeadLetter, DeadLetterFilter, DeadLetterQueue, ServicesOptions, Unavailable } from '../runtime/serviceSlots.js';
 import type { Context } from '../runtime/types.js';
 import { type Backoff, backoffDelay, toBackoff } from './backoff.js';
 import { sendOnce, toSettings } from './sendSupervised.js';

@@ -1,5 +1,5 @@
 import { checkKeys, InvalidArgumentError } from '../errors.js';
-import type { BackoffOptions } from '../runtime/services.js';
+import type { BackoffOptions } from '../runtime/serviceSlots.js';
 
 /** @internal A validated backoff: exponential from `initialMs` by `factor` up to `maxMs`, full jitter unless `jitter: 'none'`. */
 export interface Backoff {

@@ -1,7 +1,7 @@
 import { ExitWatcher, type Proc } from '../runtime/internal/Proc.js';
 import type { KeelNode } from '../runtime/Node.js';
 import type { RefImpl } from '../runtime/Pid.js';
-import type { MonitorEntry } from '../runtime/services.js';
+import type { MonitorEntry } from '../runtime/serviceSlots.js';
 
 /**
  * @internal One managed monitor. It sits in two intrusive lists at once, its owner's and its

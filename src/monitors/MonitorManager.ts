@@ -5,7 +5,7 @@ import { F_DEAD, isProc, Proc } from '../runtime/internal/Proc.js';
 import { isInstance } from '../runtime/safe.js';
 import type { KeelNode } from '../runtime/Node.js';
 import { RefImpl, type Ref, type Target } from '../runtime/Pid.js';
-import type { MonitorEntry, MonitorManager, ServicesOptions, Unavailable } from '../runtime/services.js';
+import type { MonitorEntry, MonitorManager, ServicesOptions, Unavailable } from '../runtime/serviceSlots.js';
 import type { Context } from '../runtime/types.js';
 import { type LedgerEntry, MonitorLedger } from './MonitorLedger.js';
 

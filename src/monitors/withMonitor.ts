@@ -1,7 +1,7 @@
 import { InvalidArgumentError, NoProcError } from '../errors.js';
 import { isProc } from '../runtime/internal/Proc.js';
 import { type Ref, type Target, targetText } from '../runtime/Pid.js';
-import { isUnavailable } from '../runtime/services.js';
+import { isUnavailable } from '../runtime/serviceSlots.js';
 import type { Context } from '../runtime/types.js';
 import { ManagedMonitors } from './MonitorManager.js';
 

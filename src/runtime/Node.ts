@@ -42,7 +42,7 @@ import { DownMessage, type ExitReason, ExitMessage, formatReason, isCleanExit, i
 import { NameTable } from './NameRegistry.js';
 import { GroupTable } from './ProcessGroups.js';
 import { isPid, NODE_NAME, type Pid, PidImpl, RefImpl, type Target, type TimerRef } from './Pid.js';
-import { type DeadLetterQueue, type MonitorManager, unavailableDeadLetters, unavailableMonitors } from './services.js';
+import { type DeadLetterQueue, type MonitorManager, unavailableDeadLetters, unavailableMonitors } from './serviceSlots.js';
 import type { Handler, Init, Logger, Node, NodeOptions, ProcessInfo, SpawnOptions } from './types.js';
 
 const RESOLVED = Promise.resolve();

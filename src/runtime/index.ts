@@ -14,7 +14,7 @@ export {
   type MonitorManager,
   type ServicesOptions,
   type Unavailable,
-} from './services.js';
+} from './serviceSlots.js';
 export type {
   Context,
   Handler,

@@ -4,7 +4,7 @@ import { GenServer } from '../otp/GenServer.js';
 import type { ChildSpec } from '../otp/internal/children.js';
 import { Supervisor } from '../otp/Supervisor.js';
 import type { KeelNode, ServiceSlots } from '../runtime/Node.js';
-import type { ServicesOptions } from '../runtime/services.js';
+import type { ServicesOptions } from '../runtime/serviceSlots.js';
 import type { Node } from '../runtime/types.js';
 
 /**

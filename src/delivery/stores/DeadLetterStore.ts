@@ -1,7 +1,7 @@
 import { types } from 'node:util';
 import { checkKeys, InvalidArgumentError, NotSerializableError } from '../../errors.js';
 import { isInstance } from '../../runtime/safe.js';
-import type { DeadLetter, DeadLetterFilter } from '../../runtime/services.js';
+import type { DeadLetter, DeadLetterFilter } from '../../runtime/serviceSlots.js';
 
 /** @internal A dead letter as the queue stores it. */
 export type Record_ = {
