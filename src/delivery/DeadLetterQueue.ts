@@ -8,7 +8,7 @@ import type { KeelNode } from '../runtime/Node.js';
 import { isPid, Pid, type Target } from '../runtime/Pid.js';
 import type { DeadLetter, DeadLetterFilter, DeadLetterQueue, ServicesOptions, Unavailable } from '../runtime/serviceSlots.js';
 import type { Context } from '../runtime/types.js';
-import { type Backoff, backoffDelay, toBackoff } from './backoff.js';
+import { type Backoff, backoffDelay, toBackoff } from '../backoff.js';
 import { sendOnce, toSettings } from './sendSupervised.js';
 import { checkFilter, checkSerializable, type DeadLetterStore, type Record_, thrownText } from './stores/DeadLetterStore.js';
 import { MemoryStore } from './stores/MemoryStore.js';

@@ -8,10 +8,10 @@ import { monotonicClock } from '../runtime/Clock.js';
 import { formatReason } from '../runtime/messages.js';
 import { Delivery, type KeelNode } from '../runtime/Node.js';
 import { isPid, PidImpl, type Target, targetText } from '../runtime/Pid.js';
-import { type BackoffOptions, isUnavailable } from '../runtime/serviceSlots.js';
+import { isUnavailable } from '../runtime/serviceSlots.js';
 import type { TimerEntry } from '../runtime/internal/TimerHeap.js';
 import type { Context, Node } from '../runtime/types.js';
-import { type Backoff, backoffDelay, toBackoff } from './backoff.js';
+import { type Backoff, backoffDelay, type BackoffOptions, toBackoff } from '../backoff.js';
 
 /** Why a supervised send failed. */
 export type FailureReason = 'noproc' | 'process_down' | 'timeout' | 'mailbox_full' | 'aborted' | 'noconnection';

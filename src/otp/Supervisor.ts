@@ -3,7 +3,7 @@ import { isProc } from '../runtime/internal/Proc.js';
 import { isInstance } from '../runtime/safe.js';
 import { isExit, type ExitReason } from '../runtime/messages.js';
 import type { Pid, Target } from '../runtime/Pid.js';
-import type { BackoffOptions } from '../runtime/serviceSlots.js';
+import type { BackoffOptions } from '../backoff.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
 import { type Child, type ChildSpec, recordRestart, shouldRestart, startChild, stopChild, toChild, toChildren, unexpectedRequest } from './internal/children.js';

@@ -1,17 +1,15 @@
+/**
+ * The node's service slots: the interfaces of the services a node always has (the monitor manager,
+ * slot 0, and the dead letter queue, slot 1), their options, and what a slot answers while no
+ * service is plugged in. The layers above implement them (src/monitors, src/delivery).
+ */
+import type { BackoffOptions } from '../backoff.js';
 import type { Pid, Ref, Target } from './Pid.js';
 import type { Context } from './types.js';
 
 /** What a service answers when it is switched off (`services: false`) or its node has shut down. */
 export interface Unavailable {
   readonly error: 'unavailable';
-}
-
-/** Exponential backoff with full jitter. */
-export interface BackoffOptions {
-  initialMs?: number;
-  factor?: number;
-  maxMs?: number;
-  jitter?: 'full' | 'none';
 }
 
 export interface MonitorEntry {
