@@ -1,5 +1,5 @@
 import { InvalidArgumentError, NoProcError } from '../errors.js';
-import { isProc } from '../runtime/internal/Proc.js';
+import { isProcess, type Kernel } from '../runtime/kernel.js';
 import { type Ref, type Target, targetText } from '../runtime/Pid.js';
 import { isUnavailable } from '../runtime/serviceSlots.js';
 import type { Context } from '../runtime/types.js';
@@ -21,9 +21,9 @@ export async function withMonitor<T>(
   fn: (ref: Ref, signal: AbortSignal) => T | Promise<T>,
   options: { tag?: string } = {},
 ): Promise<T> {
-  if (!isProc(ctx)) throw new InvalidArgumentError('ctx', 'a process Context', ctx);
+  if (!isProcess(ctx)) throw new InvalidArgumentError('ctx', 'a process Context', ctx);
   if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function (ref, signal) => result', fn);
-  const node = ctx.rt;
+  const node: Kernel = ctx.rt;
   const t = node.lookupTarget(target);
   if (t === undefined) throw new NoProcError(targetText(target), 'cannot monitor a process that is not alive');
   const monitors = node.monitors;

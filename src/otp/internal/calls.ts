@@ -1,4 +1,3 @@
-import { types } from 'node:util';
 import diagnostics from 'node:diagnostics_channel';
 import {
   AbortedError,
@@ -8,57 +7,16 @@ import {
   InvalidArgumentError,
   MailboxFullError,
   NoProcError,
-  ProcessExitedError,
 } from '../../errors.js';
-import { ExitWatcher, F_DEAD, isProc, NextTurnWatcher, type Proc } from '../../runtime/internal/Proc.js';
-import type { TimerEntry } from '../../runtime/internal/TimerHeap.js';
+import { Delivery, ExitWatcher, type Kernel, NextTurnWatcher, type Proc, type TimerEntry } from '../../runtime/kernel.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
-import { Delivery, KeelNode } from '../../runtime/Node.js';
 import { isPid, type Target, targetText } from '../../runtime/Pid.js';
-import type { Context, Node } from '../../runtime/types.js';
 
-/** @internal Where a behaviour operation comes from: a process (its context) or the node itself. */
-export interface Origin {
-  readonly node: KeelNode;
-  readonly caller: Proc | undefined;
-}
-
-/** @internal The node of a `from` argument (a node or a live process's context); throws for anything else. */
-export function nodeOf(from: Node | Context<any>, argument = 'from'): KeelNode {
-  if (isProc(from)) {
-    if ((from.flags & F_DEAD) !== 0) zombie(from);
-    return from.rt;
-  }
-  if (isNode(from)) return from;
-  throw new InvalidArgumentError(argument, 'a Node or a process Context', from);
-}
-
-/** A node (by its shape: another copy of the package makes nodes too); never throws, and a proxy is none. */
-function isNode(value: unknown): value is KeelNode {
-  if (KeelNode.is(value)) return true; // this copy's own nodes: a brand check, no call into the engine
-  if (typeof value !== 'object' || value === null || types.isProxy(value)) return false;
-  try {
-    return typeof (value as Partial<KeelNode>).lookupTarget === 'function';
-  } catch {
-    return false; // a getter that throws
-  }
-}
-
-function zombie(p: Proc): never {
-  // a zombie continuation: behaviour operations fail loudly, as ctx.spawn does
-  p.rt.zombieCall(p, 'behaviour operation');
-  throw new ProcessExitedError(String(p.self), 'a behaviour operation');
-}
-
-/** @internal The node and the calling process of a `from` argument, checked once. */
-export function originOf(from: Node | Context<any>, argument = 'from'): Origin {
-  if (isProc(from)) {
-    if ((from.flags & F_DEAD) !== 0) zombie(from);
-    return { node: from.rt, caller: from };
-  }
-  if (isNode(from)) return { node: from, caller: undefined };
-  throw new InvalidArgumentError(argument, 'a Node or a process Context', from);
-}
+/**
+ * @deprecated The kernel of a `from` argument is `kernelOf` of src/runtime/kernel.ts. This alias
+ * only keeps src/agents compiling until it imports from there. TODO(agents door): delete it.
+ */
+export { kernelOf as nodeOf } from '../../runtime/kernel.js';
 
 /** @internal */
 export function validateTarget(target: unknown): asserts target is Target {
@@ -114,7 +72,7 @@ export class PendingCall extends NextTurnWatcher {
     this.extras = undefined;
   }
 
-  get node(): KeelNode {
+  get node(): Kernel {
     return this.server.rt;
   }
 
@@ -170,7 +128,7 @@ export class PendingCall extends NextTurnWatcher {
 
   /** @internal Arms the deadline and the watches; called once the request is in the server's mailbox. */
   arm(timeoutMs: number, caller: Proc | undefined, signal: AbortSignal | undefined): void {
-    const node = this.server.rt;
+    const node: Kernel = this.server.rt;
     if (!node.watchExit(this.server, this)) {
       this.fail(new NoProcError(String(this.server.self), 'the server exited before the call was armed'));
       return;
@@ -185,7 +143,7 @@ export class PendingCall extends NextTurnWatcher {
     }
   }
 
-  private armExtras(node: KeelNode, caller: Proc | undefined, signal: AbortSignal | undefined): void {
+  private armExtras(node: Kernel, caller: Proc | undefined, signal: AbortSignal | undefined): void {
     const extras: CallExtras = (this.extras = { callerWatch: undefined, signal: undefined, onAbort: undefined });
     if (caller !== undefined) {
       // when the caller dies nobody waits: release everything (its continuation is a zombie)
@@ -201,7 +159,7 @@ export class PendingCall extends NextTurnWatcher {
 
   private finish(): void {
     this.resolveFn = undefined;
-    const node = this.server.rt;
+    const node: Kernel = this.server.rt;
     if (this.turnQueued) node.cancelNextTurn(this);
     if (this.timer !== undefined) node.cancelEntry(this.timer);
     this.timer = undefined;
@@ -235,7 +193,7 @@ class CallerWatch extends ExitWatcher {
 
 /** @internal Sends a request to a live process and returns the promise of its reply. */
 export function callProcess(
-  node: KeelNode,
+  node: Kernel,
   caller: Proc | undefined,
   target: Target,
   request: unknown,
@@ -249,7 +207,7 @@ export function callProcess(
   return startCall(node, caller, target, request, timeoutMs, signal);
 }
 
-function startCall(node: KeelNode, caller: Proc | undefined, target: Target, request: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
+function startCall(node: Kernel, caller: Proc | undefined, target: Target, request: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
   const server = node.lookupTarget(target);
   if (server === undefined) {
     validateTarget(target); // a bad target (an empty name) is a programmer error, not a dead process
