@@ -4,7 +4,7 @@ import type { GenServerSpec } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { type Kernel, kernelOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
-import { isPid, Pid, type Target } from '../runtime/Pid.js';
+import { checkTarget, Pid, type Target } from '../runtime/Pid.js';
 import type { DeadLetter, DeadLetterFilter, DeadLetterQueue, ServicesOptions, Unavailable } from '../runtime/serviceSlots.js';
 import type { Context } from '../runtime/types.js';
 import { type Backoff, backoffDelay, toBackoff } from '../backoff.js';
@@ -208,7 +208,7 @@ export class DeadLetterService implements DeadLetterQueue {
       throw new InvalidArgumentError('entry', `${expected} whose fields can be read`, entry, `reading one threw ${thrownText(e)}`);
     }
     const { recipient, message, reason, metadata = {} } = fields;
-    if (typeof recipient === 'string' ? recipient === '' : !isPid(recipient)) throw new InvalidArgumentError('entry.recipient', 'a Pid or a registered name', recipient);
+    checkTarget(recipient, 'entry.recipient');
     if (typeof reason !== 'string' || reason === '') throw new InvalidArgumentError('entry.reason', 'a non-empty string', reason);
     if (typeof metadata !== 'object' || metadata === null) throw new InvalidArgumentError('entry.metadata', 'an object', metadata);
     if (!this.#available()) return UNAVAILABLE;

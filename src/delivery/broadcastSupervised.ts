@@ -1,8 +1,8 @@
 import { InvalidArgumentError } from '../errors.js';
 import { Delivery, originOf, type Proc } from '../runtime/kernel.js';
-import type { Target } from '../runtime/Pid.js';
+import { checkTarget, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
-import { afterEnqueue, checkTarget, onFailure, type SendOptions, type SendOutcome, sendOnce, toSettings } from './sendSupervised.js';
+import { afterEnqueue, onFailure, type SendOptions, type SendOutcome, sendOnce, toSettings } from './sendSupervised.js';
 
 export type BroadcastStrategy = 'best_effort' | 'at_least_one' | 'all_or_nothing' | { quorum: number };
 

@@ -4,7 +4,7 @@ import { Delivery, type EnvelopeListener, inHandler, isDead, type Kernel, NextTu
 import { isInstance } from '../runtime/safe.js';
 import { monotonicClock } from '../runtime/Clock.js';
 import { formatReason } from '../runtime/messages.js';
-import { isPid, PidImpl, type Target, targetText } from '../runtime/Pid.js';
+import { checkTarget, PidImpl, type Target, targetText } from '../runtime/Pid.js';
 import { isUnavailable } from '../runtime/serviceSlots.js';
 import type { Context, Node } from '../runtime/types.js';
 import { type Backoff, backoffDelay, type BackoffOptions, toBackoff } from '../backoff.js';
@@ -467,11 +467,6 @@ function describeError(e: unknown): unknown {
   return e;
 }
 
-/** @internal Validates a send target. */
-export function checkTarget(to: unknown, argument = 'to'): asserts to is Target {
-  if (typeof to === 'string' ? to.length === 0 : !isPid(to)) throw new InvalidArgumentError(argument, 'a Pid or a non-empty registered name', to);
-}
-
 /** @internal The send itself, without telemetry (broadcast reuses it). */
 export function sendOnce(node: Kernel, sender: Proc | undefined, to: Target, message: unknown, s: Settings): Promise<SendOutcome> {
   // inside its own handler (a synchronous one, or an async one awaiting): waiting for itself
@@ -538,7 +533,7 @@ function spanWatched(node: Kernel): boolean {
  */
 export function sendSupervised<M>(from: Node | Context<any>, to: Target<M>, message: M, options?: SendOptions): Promise<SendOutcome> {
   const { node, caller: sender } = originOf(from);
-  checkTarget(to);
+  checkTarget(to, 'to');
   const s = toSettings(options);
   if (!spanWatched(node)) return sendOnce(node, sender, to, message, s);
   const telemetry = node.telemetry;

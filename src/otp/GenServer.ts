@@ -2,9 +2,9 @@ import { CallExitError, CallTimeoutError, checkKeys, DeadlockError, InvalidArgum
 import { isDead, isExitSentinel, isProcess, originOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { formatReason, isExit, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
-import { type Pid, type Target, targetText } from '../runtime/Pid.js';
+import { checkTarget, type Pid, type Target, targetText } from '../runtime/Pid.js';
 import type { Context, Handler, Init, Node } from '../runtime/types.js';
-import { callProcess, type From, PendingCall, validateTarget, validateTimeout } from './internal/calls.js';
+import { callProcess, type From, PendingCall, validateTimeout } from './internal/calls.js';
 
 export type { From } from './internal/calls.js';
 
@@ -422,7 +422,7 @@ export const GenServer = {
   /** Sends a request without waiting (dropped with a `keel.message.dropped` event if the server is dead). */
   cast<Cast>(from: Node | Context<any>, target: ServerPid<any, Cast> | Target, request: Cast): void {
     const { node, caller } = originOf(from);
-    validateTarget(target);
+    checkTarget(target);
     node.deliver(caller, target, new CastMessage(request));
   },
 
@@ -439,7 +439,7 @@ export const GenServer = {
    */
   stop(from: Node | Context<any>, target: Target, reason: ExitReason = 'normal', timeout = Infinity): Promise<void> {
     const { node, caller } = originOf(from);
-    validateTarget(target);
+    checkTarget(target);
     if (!isExitReason(reason)) throw new InvalidArgumentError('reason', 'an exit reason', reason);
     validateTimeout(timeout);
     const server = node.lookupTarget(target);

@@ -10,20 +10,13 @@ import {
 } from '../../errors.js';
 import { Delivery, ExitWatcher, type Kernel, NextTurnWatcher, type Proc, type TimerEntry } from '../../runtime/kernel.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
-import { isPid, type Target, targetText } from '../../runtime/Pid.js';
+import { checkTarget, type Target, targetText } from '../../runtime/Pid.js';
 
 /**
  * @deprecated The kernel of a `from` argument is `kernelOf` of src/runtime/kernel.ts. This alias
  * only keeps src/agents compiling until it imports from there. TODO(agents door): delete it.
  */
 export { kernelOf as nodeOf } from '../../runtime/kernel.js';
-
-/** @internal */
-export function validateTarget(target: unknown): asserts target is Target {
-  if (typeof target === 'string' ? target.length === 0 : !isPid(target)) {
-    throw new InvalidArgumentError('target', 'a Pid or a non-empty registered name', target);
-  }
-}
 
 /** @internal */
 export function validateTimeout(timeout: unknown, argument = 'timeout'): asserts timeout is number {
@@ -210,7 +203,7 @@ export function callProcess(
 function startCall(node: Kernel, caller: Proc | undefined, target: Target, request: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
   const server = node.lookupTarget(target);
   if (server === undefined) {
-    validateTarget(target); // a bad target (an empty name) is a programmer error, not a dead process
+    checkTarget(target); // a bad target (an empty name) is a programmer error, not a dead process
     return Promise.reject(new NoProcError(targetText(target), 'cannot call a process that is not alive'));
   }
   if (server === caller) return Promise.reject(new DeadlockError(String(server.self), 'called itself'));
