@@ -1,5 +1,6 @@
 import { types } from 'node:util';
 import { checkStrayKeys, DeadlockError, DeliveryError, InvalidArgumentError, isKeelError, thrownText, toError } from '../errors.js';
+import { captureResolvers, capturedResolvers } from '../otp/internal/promiseExecutor.js';
 import { Delivery, type EnvelopeListener, inHandler, isDead, type Kernel, NextTurnWatcher, originOf, type Proc, type TimerEntry } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { monotonicClock } from '../runtime/Clock.js';
@@ -489,19 +490,10 @@ export function sendOnce(node: Kernel, sender: Proc | undefined, to: Target, mes
       first = r === Delivery.MailboxFull ? MAILBOX_FULL : NOPROC_PID;
     }
   }
-  const promise = new Promise<SendOutcome>(capture); // a shared executor: no closure per send
-  new Send(node, sender, to, message, s, id, captured.resolve, captured.reject).start(first);
+  const promise = new Promise<SendOutcome>(captureResolvers); // a shared executor: no closure per send
+  new Send(node, sender, to, message, s, id, capturedResolvers.resolve, capturedResolvers.reject).start(first);
   return promise;
 }
-
-const captured: { resolve: (outcome: SendOutcome) => void; reject: (error: unknown) => void } = { resolve: noop, reject: noop };
-
-function capture(resolve: (outcome: SendOutcome) => void, reject: (error: unknown) => void): void {
-  captured.resolve = resolve;
-  captured.reject = reject;
-}
-
-function noop(): void {}
 
 /** @internal The send span's phases, for one probe that is active while anyone listens to any of them. */
 export const SEND_SPAN_EVENTS: readonly string[] = ['start', 'stop', 'exception'].map((phase) => `keel.supervised_send.send.${phase}`);

@@ -10,6 +10,7 @@ import {
 } from '../../errors.js';
 import { Delivery, ExitWatcher, type Kernel, NextTurnWatcher, type Proc, type TimerEntry } from '../../runtime/kernel.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
+import { captureResolvers, capturedResolvers } from './promiseExecutor.js';
 import { checkTarget, type Target, targetText } from '../../runtime/Pid.js';
 
 /**
@@ -208,20 +209,11 @@ function startCall(node: Kernel, caller: Proc | undefined, target: Target, reque
   }
   if (server === caller) return Promise.reject(new DeadlockError(String(server.self), 'called itself'));
   if (signal?.aborted === true) return Promise.reject(new AbortedError(`the call to ${String(server.self)}`, signal.reason));
-  const promise = new Promise(capture); // a shared executor: no closure per call
-  const call = new PendingCall(request, server, captured.resolve, captured.reject);
+  const promise = new Promise<unknown>(captureResolvers); // a shared executor: no closure per call
+  const call = new PendingCall(request, server, capturedResolvers.resolve, capturedResolvers.reject);
   const delivered = node.enqueueTo(server, call, caller);
   if (delivered === Delivery.Enqueued) call.arm(timeoutMs, caller, signal);
   else if (delivered === Delivery.MailboxFull) call.fail(new MailboxFullError(String(server.self)));
   else call.fail(new NoProcError(String(server.self), 'cannot call a process that is not alive'));
   return promise;
 }
-
-const captured: { resolve: (value: unknown) => void; reject: (error: unknown) => void } = { resolve: noop, reject: noop };
-
-function capture(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
-  captured.resolve = resolve;
-  captured.reject = reject;
-}
-
-function noop(): void {}
