@@ -498,15 +498,13 @@ export function sendOnce(node: Kernel, sender: Proc | undefined, to: Target, mes
 /** @internal The send span's phases, for one probe that is active while anyone listens to any of them. */
 export const SEND_SPAN_EVENTS: readonly string[] = ['start', 'stop', 'exception'].map((phase) => `keel.supervised_send.send.${phase}`);
 
-let probeNode: Kernel | undefined;
-let probe: { readonly active: boolean } = { active: false };
+/** The send span's probe of each node (kept per node: nothing is global). */
+const spanProbes = new WeakMap<Kernel, { readonly active: boolean }>();
 
-/** Whether anyone listens to the send span (the probe is kept for the last node asked). */
+/** Whether anyone listens to the send span on `node`. */
 function spanWatched(node: Kernel): boolean {
-  if (node !== probeNode) {
-    probeNode = node;
-    probe = node.telemetry.probe(SEND_SPAN_EVENTS);
-  }
+  let probe = spanProbes.get(node);
+  if (probe === undefined) spanProbes.set(node, (probe = node.telemetry.probe(SEND_SPAN_EVENTS)));
   return probe.active;
 }
 
