@@ -20,7 +20,8 @@ export function createSystem({ captureStacks = false } = {}) {
     send: (pid, msg) => node.send(pid, msg),
     ask: (pid, makeMsg) => new Promise((resolve) => node.send(pid, makeMsg(resolve))),
     reply: (replyTo, value) => replyTo(value),
-    stop: (pid) => node.exit(pid, 'shutdown'),
+    // the issue's stop: kill, as `exit(pid, 'kill')` (a kill by someone else is an event, never a log line)
+    stop: (pid) => node.exit(pid, 'kill'),
     settle: () => node.idle(),
     shutdown: () => node.shutdown(),
   };

@@ -1,7 +1,7 @@
 import { checkKeys, InvalidArgumentError, ProcessExitedError } from '../errors.js';
 import type { GenServerSpec } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
-import { isDead, isProcess, type Kernel, kernelOf, type Proc } from '../runtime/kernel.js';
+import { isDead, isProcess, type Kernel, kernelOf, kernelOfProcess, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { RefImpl, type Ref, type Target } from '../runtime/Pid.js';
 import type { MonitorEntry, MonitorManager, ServicesOptions, Unavailable } from '../runtime/serviceSlots.js';
@@ -195,7 +195,7 @@ export class ManagedMonitors implements MonitorManager {
   }
 
   #owner(ctx: Context<any>, operation: string): Proc {
-    if (!isProcess(ctx) || ctx.rt !== this.#node) throw new InvalidArgumentError('ctx', "the calling process's own Context, on this node", ctx);
+    if (!isProcess(ctx) || kernelOfProcess(ctx) !== this.#node) throw new InvalidArgumentError('ctx', "the calling process's own Context, on this node", ctx);
     if (isDead(ctx)) {
       this.#node.zombieCall(ctx, `monitors.${operation}`);
       throw new ProcessExitedError(String(ctx.self), `monitors.${operation}`);

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, NoProcError } from '../errors.js';
-import { isProcess, type Kernel } from '../runtime/kernel.js';
+import { isProcess, kernelOfProcess } from '../runtime/kernel.js';
 import { type Ref, type Target, targetText } from '../runtime/Pid.js';
 import { isUnavailable } from '../runtime/serviceSlots.js';
 import type { Context } from '../runtime/types.js';
@@ -23,7 +23,7 @@ export async function withMonitor<T>(
 ): Promise<T> {
   if (!isProcess(ctx)) throw new InvalidArgumentError('ctx', 'a process Context', ctx);
   if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function (ref, signal) => result', fn);
-  const node: Kernel = ctx.rt;
+  const node = kernelOfProcess(ctx);
   const t = node.lookupTarget(target);
   if (t === undefined) throw new NoProcError(targetText(target), 'cannot monitor a process that is not alive');
   const monitors = node.monitors;

@@ -1,5 +1,5 @@
 import { CallExitError, CallTimeoutError, checkKeys, DeadlockError, InvalidArgumentError, NoProcError, StartError, toError } from '../errors.js';
-import { isDead, isExitSentinel, isProcess, originOf, type Proc } from '../runtime/kernel.js';
+import { isDead, isExitSentinel, isProcess, kernelOfProcess, originOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { formatReason, isExit, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
 import { checkTarget, type Pid, type Target, targetText } from '../runtime/Pid.js';
@@ -105,7 +105,7 @@ class Server<S> {
       case STOP:
         return this.terminate((msg as StopMessage).reason);
     }
-    if (isExit(msg) && (msg.from === this.parent || (msg.from === 'node' && (this.parent === 'node' || this.ctx.rt.stopping)))) {
+    if (isExit(msg) && (msg.from === this.parent || (msg.from === 'node' && (this.parent === 'node' || kernelOfProcess(this.ctx).stopping)))) {
       return this.terminate(msg.reason);
     }
     return this.#info(msg);

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, ProcessExitedError } from '../errors.js';
-import { isProcess, type Kernel, type Proc } from '../runtime/kernel.js';
+import { isProcess, type Kernel, kernelOfProcess, type Proc } from '../runtime/kernel.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 
@@ -130,7 +130,7 @@ class KeyTable<K, V> implements KeyRegistry<K, V> {
 }
 
 function ownerOf(ctx: Context<any>, node: Kernel): Proc {
-  if (!isProcess(ctx) || ctx.rt !== node) throw new InvalidArgumentError('ctx', "the registering process's own Context, on the registry's node", ctx);
+  if (!isProcess(ctx) || kernelOfProcess(ctx) !== node) throw new InvalidArgumentError('ctx', "the registering process's own Context, on the registry's node", ctx);
   if (!node.isAlive(ctx.self)) {
     node.zombieCall(ctx, 'Registry');
     throw new ProcessExitedError(String(ctx.self), 'Registry');

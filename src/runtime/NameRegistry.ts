@@ -1,5 +1,4 @@
 import { AlreadyRegisteredError, InvalidArgumentError, NameTakenError, NoProcError, ReservedNameError } from '../errors.js';
-import type { Proc } from './internal/Proc.js';
 import { isPid, type Pid, targetText } from './Pid.js';
 
 /**
@@ -26,8 +25,15 @@ export interface NameRegistry {
   names(): string[];
 }
 
+/** @internal What the name table needs of a process record (the kernel's `Proc`). */
+export interface NamedRecord {
+  readonly self: Pid;
+  readonly x: { name: string | undefined } | undefined;
+  ext(): { name: string | undefined };
+}
+
 /** @internal */
-export class NameTable implements NameRegistry {
+export class NameTable<Proc extends NamedRecord = NamedRecord> implements NameRegistry {
   readonly #byName = new Map<string, Proc>();
   readonly #resolve: (pid: Pid) => Proc | undefined;
   /** Above 0 while Keel's own code registers (see {@link NameTable.asKeel}). */

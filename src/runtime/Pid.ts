@@ -1,6 +1,5 @@
 import { inspect, types } from 'node:util';
 import { describe, InvalidArgumentError } from '../errors.js';
-import type { Proc } from './internal/Proc.js';
 
 export type Pid<M = any> = {
   readonly node: string;
@@ -26,16 +25,18 @@ export class PidImpl {
   readonly node: string;
   readonly creation: number;
   readonly id: number;
-  #proc: Proc | undefined;
-  constructor(node: string, creation: number, id: number, proc: Proc | undefined) {
+  // the record's type is the kernel's business (`Proc`): this file knows no process record, so that
+  // the records, which hold pids, and the pids do not import each other
+  #proc: unknown;
+  constructor(node: string, creation: number, id: number, proc: unknown) {
     this.node = node;
     this.creation = creation;
     this.id = id;
     this.#proc = proc;
   }
   /** The live process of a runtime pid, if it is one and its process is alive. */
-  static procOf(value: PidImpl): Proc | undefined {
-    return value.#proc;
+  static procOf<P>(value: PidImpl): P | undefined {
+    return value.#proc as P | undefined;
   }
   /**
    * The live process of `value` when it is a runtime pid (of any node) whose process is alive. On
@@ -43,9 +44,9 @@ export class PidImpl {
    * cost a tenth of the message rate), and the `try` keeps a proxy that throws from its
    * `getPrototypeOf` trap from escaping as a raw TypeError (it is then no pid: the send refuses it).
    */
-  static live(value: unknown): Proc | undefined {
+  static live<P>(value: unknown): P | undefined {
     try {
-      return value instanceof PidImpl ? value.#proc : undefined;
+      return value instanceof PidImpl ? (value.#proc as P | undefined) : undefined;
     } catch {
       return undefined;
     }
@@ -54,7 +55,7 @@ export class PidImpl {
   static is(value: unknown): value is PidImpl {
     return typeof value === 'object' && value !== null && #proc in value;
   }
-  static setProc(pid: PidImpl, proc: Proc | undefined): void {
+  static setProc(pid: PidImpl, proc: unknown): void {
     pid.#proc = proc;
   }
   toString(): string {

@@ -1,5 +1,4 @@
 import { InvalidArgumentError, NoProcError } from '../errors.js';
-import type { Proc } from './internal/Proc.js';
 import { isPid, type Pid, targetText } from './Pid.js';
 
 /**
@@ -23,8 +22,15 @@ export interface ProcessGroups {
   groups(): string[];
 }
 
+/** @internal What the group table needs of a process record (the kernel's `Proc`). */
+export interface GroupedRecord {
+  readonly self: Pid;
+  readonly x: { groups: Set<string> | undefined } | undefined;
+  ext(): { groups: Set<string> | undefined };
+}
+
 /** @internal */
-export class GroupTable implements ProcessGroups {
+export class GroupTable<Proc extends GroupedRecord = GroupedRecord> implements ProcessGroups {
   readonly #groups = new Map<string, Set<Proc>>();
   readonly #resolve: (pid: Pid) => Proc | undefined;
 

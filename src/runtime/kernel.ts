@@ -13,7 +13,8 @@ import { EXIT_SENTINEL, ExitWatcher, F_BUSY, F_DEAD, F_RUNNING, isProc, NextTurn
 import type { TimerEntry } from './internal/TimerHeap.js';
 import type { ExitReason } from './messages.js';
 import type { NameTable } from './NameRegistry.js';
-import { Delivery, KeelNode } from './Node.js';
+import { Delivery } from './internal/Mailbox.js';
+import { KeelNode } from './Node.js';
 import type { Pid, RefImpl, Target, TimerRef } from './Pid.js';
 import type { GroupTable } from './ProcessGroups.js';
 import type { TelemetryBus } from '../telemetry/Telemetry.js';
@@ -164,11 +165,20 @@ export function isExitSentinel(e: unknown): boolean {
   return e === EXIT_SENTINEL;
 }
 
+/**
+ * The kernel of a process record, alive or not. A record knows its node only through the narrow
+ * interface the record itself needs (`ProcHost`); every record's host is a node of this copy of the
+ * package, which is the kernel (checked at compile time above).
+ */
+export function kernelOfProcess(p: Proc): Kernel {
+  return p.rt as unknown as Kernel;
+}
+
 /** The kernel of a `from` argument (a node or a live process's context); throws for anything else. */
 export function kernelOf(from: Node | Context<any>, argument = 'from'): Kernel {
   if (isProc(from)) {
     if ((from.flags & F_DEAD) !== 0) zombie(from);
-    return from.rt;
+    return kernelOfProcess(from);
   }
   if (isNode(from)) return from;
   throw new InvalidArgumentError(argument, 'a Node or a process Context', from);
@@ -178,7 +188,7 @@ export function kernelOf(from: Node | Context<any>, argument = 'from'): Kernel {
 export function originOf(from: Node | Context<any>, argument = 'from'): Origin {
   if (isProc(from)) {
     if ((from.flags & F_DEAD) !== 0) zombie(from);
-    return { node: from.rt, caller: from };
+    return { node: kernelOfProcess(from), caller: from };
   }
   if (isNode(from)) return { node: from, caller: undefined };
   throw new InvalidArgumentError(argument, 'a Node or a process Context', from);

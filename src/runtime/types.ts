@@ -39,6 +39,12 @@ export interface SchedulerOptions {
   sliceMs?: number;
   /** A turn longer than this emits `keel.process.long_schedule` while someone listens (default 50 ms). */
   longScheduleMs?: number;
+  /**
+   * The real-time source of the time slice and the long-schedule reports, in milliseconds (default
+   * `performance.now`). A test injects its own to drive the scheduler without racing real time.
+   * Unused under a virtual clock (`SimulatedClock`), where a slice is a count of messages.
+   */
+  now?: () => number;
 }
 
 /**

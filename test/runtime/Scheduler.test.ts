@@ -7,12 +7,19 @@ import { useNodes } from '../support.js';
 
 const track = useNodes();
 
-/** Busy-waits `ms` of real time: a long synchronous handler. */
-function spin(ms: number): void {
-  const end = performance.now() + ms;
-  while (performance.now() < end) {
-    // busy
-  }
+/**
+ * The scheduler's time source, injected (`createNode({ scheduler: { now } })`): a handler that
+ * "takes" `ms` advances it by `ms`, so that slices and long schedules are measured exactly, without
+ * busy-waiting and without racing a loaded machine's real time.
+ */
+function schedulerTime(): { now: () => number; spend(ms: number): void } {
+  let t = 0;
+  return {
+    now: () => t,
+    spend: (ms) => {
+      t += ms;
+    },
+  };
 }
 
 /**
@@ -164,26 +171,27 @@ describe('the time slice', () => {
   }
 
   it('yields within one 1 ms handler of the 5 ms slice, however many messages are queued', async () => {
-    const node = track();
+    const time = schedulerTime();
+    const node = track({ scheduler: { now: time.now } });
     const p = probe(node);
     let handled = 0;
     const TOTAL = 120;
     const workers = Array.from({ length: 4 }, () =>
       node.spawn(() => () => {
-        spin(1);
+        time.spend(1);
         if (++handled === TOTAL) node.send(p, 'done');
       }),
     );
     for (let i = 0; i < TOTAL; i++) node.send(workers[i % 4]!, i);
     const max = Math.max(...(await runs(() => handled, p.receive((m) => m === 'done', { timeout: 20_000 }))));
-    // 5 handlers of 1 ms fill the slice, the sixth is the one that crossed it (a loaded machine
-    // makes each handler take longer, and so fewer run per slice)
+    // 5 handlers of 1 ms fill the slice, the sixth is the one that crossed it
     expect(max).toBeGreaterThanOrEqual(1);
     expect(max).toBeLessThanOrEqual(6);
   });
 
   it('yields within one 1 ms handler when each slow process has one message per turn, after fast work', async () => {
-    const node = track();
+    const time = schedulerTime();
+    const node = track({ scheduler: { now: time.now } });
     const p = probe(node);
     let slowHandled = 0;
     const SLOW = 200;
@@ -195,7 +203,7 @@ describe('the time slice', () => {
     });
     const slow = Array.from({ length: SLOW }, () =>
       node.spawn(() => () => {
-        spin(1);
+        time.spend(1);
         if (++slowHandled === SLOW) node.send(p, 'done');
       }),
     );
@@ -205,7 +213,8 @@ describe('the time slice', () => {
   });
 
   it('catches a known-fast process turning slow within one measuring interval, then measures it per message', async () => {
-    const node = track();
+    const time = schedulerTime();
+    const node = track({ scheduler: { now: time.now } });
     const p = probe(node);
     let handled = 0;
     let slowHandled = 0;
@@ -215,7 +224,7 @@ describe('the time slice', () => {
     const worker = node.spawn((ctx) => () => {
       handled++;
       if (slow) {
-        spin(1);
+        time.spend(1);
         if (++slowHandled === SLOW) ctx.send(p, 'done');
       } else if (handled === WARM) {
         slow = true;
@@ -237,14 +246,15 @@ describe('the time slice', () => {
 
 describe('keel.process.long_schedule', () => {
   it('is emitted with the pid and the duration for a long synchronous handler', async () => {
-    const node = track();
+    const time = schedulerTime();
+    const node = track({ scheduler: { now: time.now } });
     const events = captureEvents(node, ['keel.process.long_schedule']);
-    const slow = node.spawn(() => () => spin(60));
+    const slow = node.spawn(() => () => time.spend(60));
     node.send(slow, 'work');
     await node.idle();
     expect(events.events).toHaveLength(1);
     expect(events.events[0]?.metadata.pid).toEqual(slow);
-    expect(events.events[0]?.measurements.durationMs).toBeGreaterThanOrEqual(50);
+    expect(events.events[0]?.measurements.durationMs).toBe(60);
   });
 
   it('is not emitted for short handlers', async () => {
@@ -261,13 +271,14 @@ describe('keel.process.long_schedule', () => {
   });
 
   it('uses the scheduler.longScheduleMs threshold', async () => {
-    const node = track({ scheduler: { longScheduleMs: 10 } });
+    const time = schedulerTime();
+    const node = track({ scheduler: { longScheduleMs: 10, now: time.now } });
     const events = captureEvents(node, ['keel.process.long_schedule']);
-    const slow = node.spawn(() => () => spin(15));
+    const slow = node.spawn(() => () => time.spend(15));
     node.send(slow, 'work');
     await node.idle();
     expect(events.events.map((e) => e.metadata.pid)).toEqual([slow]);
-    expect(events.events[0]?.measurements.durationMs).toBeGreaterThanOrEqual(10);
+    expect(events.events[0]?.measurements.durationMs).toBe(15);
   });
 });
 
@@ -319,6 +330,29 @@ describe('scheduler options', () => {
     node.send(s.pid, 'storm');
     expectRemaining(await immediateRan);
     await p.receive((m) => m === 'done');
+  });
+
+  it('refuses a scheduler.now that is not a function with ERR_INVALID_ARGUMENT', () => {
+    const invalid = expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(() => createNode({ scheduler: { now: 5 as never } })).toThrow(invalid);
+    expect(() => createNode({ scheduler: { now: null as never } })).toThrow(invalid);
+  });
+
+  it.each<[string, () => number]>([
+    ['throws', () => {
+      throw new Error('broken time source');
+    }],
+    ['returns NaN', () => NaN],
+    ['returns a string', () => 'soon' as never],
+  ])('keeps running when the injected scheduler.now %s: every message is handled', async (_label, now) => {
+    const node = track({ scheduler: { now } });
+    let handled = 0;
+    const pid = node.spawn(() => () => {
+      handled++;
+    });
+    for (let i = 0; i < 10_000; i++) node.send(pid, i);
+    await node.idle();
+    expect(handled).toBe(10_000);
   });
 
   it('refuses a budget, sliceMs or longScheduleMs that is not positive with ERR_INVALID_ARGUMENT', () => {

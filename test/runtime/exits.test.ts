@@ -1,6 +1,6 @@
 /* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- this file tests the runtime's own primitives: raw sends and monitors are what it exercises */
 import { describe, expect, it } from 'vitest';
-import { isDown, isExit, isKeelError, Pid, type Context, type Exit, type ExitReason, type Node } from '../../src/index.js';
+import { formatReason, isDown, isExit, isKeelError, Pid, type Context, type Exit, type ExitReason, type Node } from '../../src/index.js';
 import { captureEvents, probe, TestClock, type Probe } from '../../src/testing/index.js';
 import { crasher, deferred, fakeLogger, idleInit, idler, isForwarded, receiveDown, spawnWithContext, useNodes } from '../support.js';
 
@@ -379,12 +379,13 @@ describe('a process killed while its async handler awaits', () => {
     await w.started;
     node.exit(w.pid, 'kill');
     expect(events.events.map((e) => e.metadata.reason)).toEqual(['killed']);
-    expect(logger.errors).toHaveLength(1);
+    // killed by someone else's exit signal: an event, no crash report (see 'crash reports' below)
+    expect(logger.errors).toHaveLength(0);
     w.resume();
     expect((await w.done).ok).toBe(false);
     await node.idle();
     expect(events.events.map((e) => e.metadata.reason)).toEqual(['killed']);
-    expect(logger.errors).toHaveLength(1);
+    expect(logger.errors).toHaveLength(0);
   });
 
   it('finds ctx.signal already aborted with the exit reason when the continuation resumes', async () => {
@@ -595,5 +596,115 @@ describe('keel.process.exited', () => {
     await node.idle();
     expect(node.isAlive(pid)).toBe(false);
     expect(logger.errors).toEqual([]);
+  });
+});
+
+// As OTP's crash reports: a process whose own code failed is logged when nobody links or monitors
+// it; a process stopped by someone else's exit signal is not (its keel.process.exited event says why).
+describe('crash reports', () => {
+  it('logs an unwatched process that ends itself with ctx.exit(error), once', async () => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const boom = new Error('own exit');
+    const pid = node.spawn((ctx) => () => ctx.exit(boom));
+    node.send(pid, 'go');
+    await node.idle();
+    expect(node.isAlive(pid)).toBe(false);
+    expect(logger.errors).toHaveLength(1);
+    expect(logger.errors[0]?.[0]).toBe(`process ${String(pid)} exited: ${formatReason(boom)}`);
+    expect(logger.errors[0]?.[1]).toBe(boom);
+  });
+
+  it('logs an unwatched process whose init throws, or whose async handler rejects', async () => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const a = node.spawn(() => {
+      throw new Error('init failed');
+    });
+    const b = node.spawn(() => async () => {
+      throw new Error('rejected');
+    });
+    node.send(b, 'go');
+    await node.idle();
+    expect(node.isAlive(a)).toBe(false);
+    expect(node.isAlive(b)).toBe(false);
+    expect(logger.errors.map((call) => (call[1] as Error).message).sort()).toEqual(['init failed', 'rejected']);
+  });
+
+  it.each<[string, ExitReason | 'kill', ExitReason]>([
+    ['kill', 'kill', 'killed'],
+    ['an error', new Error('stopped by another'), new Error('stopped by another')],
+    ['killed', 'killed', 'killed'],
+  ])('does not log a process stopped by node.exit(pid, %s), but emits its event', async (_label, signal, reason) => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const events = captureEvents(node, ['keel.process.exited']);
+    const pid = node.spawn(idleInit);
+    await node.idle();
+    node.exit(pid, signal);
+    expect(node.isAlive(pid)).toBe(false);
+    expect(events.events.map((e) => e.metadata)).toEqual([{ pid, reason, watched: false }]);
+    expect(logger.errors).toEqual([]);
+  });
+
+  it('does not log a process stopped by another process, nor one killed by a linked crash', async () => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const events = captureEvents(node, ['keel.process.exited']);
+    const boom = new Error('linked crash');
+    const stop = new Error('stop');
+    const victim = node.spawn(idleInit);
+    let partner!: Pid;
+    const crashing = node.spawn((ctx) => {
+      partner = ctx.spawnLink(idleInit);
+      return () => {
+        ctx.exit(victim, stop);
+        throw boom;
+      };
+    });
+    await node.idle();
+    node.send(crashing, 'go');
+    await node.idle();
+    expect([node.isAlive(victim), node.isAlive(crashing), node.isAlive(partner)]).toEqual([false, false, false]);
+    expect(events.events.map((e) => e.metadata)).toEqual([
+      { pid: victim, reason: stop, watched: false },
+      { pid: crashing, reason: boom, watched: true },
+      { pid: partner, reason: boom, watched: false },
+    ]);
+    // the crash is linked (its partner hears of it), the others were stopped by signals
+    expect(logger.errors).toEqual([]);
+  });
+
+  it('prints nothing for 10,000 killed processes', async () => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const events = captureEvents(node, ['keel.process.exited']);
+    const pids = Array.from({ length: 10_000 }, () => node.spawn(idleInit));
+    await node.idle();
+    for (const pid of pids) node.exit(pid, 'kill');
+    await node.idle();
+    expect(node.processes()).toEqual([]);
+    expect(events.events).toHaveLength(10_000);
+    expect(logger.errors).toEqual([]);
+  });
+});
+
+describe('the exit reason of a process with no extras', () => {
+  it.each<[string, ExitReason | 'kill', ExitReason]>([
+    ['killed', 'kill', 'killed'],
+    ['shut down', 'shutdown', 'shutdown'],
+    ['stopped with an error', new Error('stopped'), new Error('stopped')],
+  ])('is ctx.signal.reason when the signal is first read after the process was %s', async (_label, signal, reason) => {
+    const node = track();
+    let ctx!: Context<unknown>;
+    const pid = node.spawn((c) => {
+      ctx = c;
+      return () => undefined;
+    });
+    await node.idle();
+    node.exit(pid, signal);
+    expect(node.isAlive(pid)).toBe(false);
+    expect(ctx.signal.aborted).toBe(true);
+    expect(ctx.signal.reason).toEqual(reason);
   });
 });

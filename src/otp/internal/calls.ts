@@ -8,7 +8,7 @@ import {
   MailboxFullError,
   NoProcError,
 } from '../../errors.js';
-import { Delivery, ExitWatcher, type Kernel, NextTurnWatcher, type Proc, type TimerEntry } from '../../runtime/kernel.js';
+import { Delivery, ExitWatcher, type Kernel, kernelOfProcess, NextTurnWatcher, type Proc, type TimerEntry } from '../../runtime/kernel.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
 import { captureResolvers, capturedResolvers } from './promiseExecutor.js';
 import { checkTarget, type Target, targetText } from '../../runtime/Pid.js';
@@ -67,7 +67,7 @@ export class PendingCall extends NextTurnWatcher {
   }
 
   get node(): Kernel {
-    return this.server.rt;
+    return kernelOfProcess(this.server);
   }
 
   /** True while the caller still waits. */
@@ -96,7 +96,7 @@ export class PendingCall extends NextTurnWatcher {
   /** The server died (an exit watcher, told synchronously during its death). */
   onExit(reason: ExitReason): void {
     this.fail(
-      this.server.rt.stopping
+      kernelOfProcess(this.server).stopping
         ? new NoProcError(String(this.server.self), 'the node shut down before the reply')
         : new CallExitError(String(this.server.self), reason, formatReason(reason)),
     );
@@ -111,7 +111,7 @@ export class PendingCall extends NextTurnWatcher {
 
   /** @internal At the next turn of the event loop: arm the deadline if the caller still waits. */
   nextTurn(): void {
-    if (this.resolveFn !== undefined) this.timer = this.server.rt.schedule(this.timeoutMs, PendingCall.prototype.timedOut, false, this);
+    if (this.resolveFn !== undefined) this.timer = kernelOfProcess(this.server).schedule(this.timeoutMs, PendingCall.prototype.timedOut, false, this);
   }
 
   /** The deadline passed (a timer method: no closure per call). */
@@ -122,7 +122,7 @@ export class PendingCall extends NextTurnWatcher {
 
   /** @internal Arms the deadline and the watches; called once the request is in the server's mailbox. */
   arm(timeoutMs: number, caller: Proc | undefined, signal: AbortSignal | undefined): void {
-    const node: Kernel = this.server.rt;
+    const node = kernelOfProcess(this.server);
     if (!node.watchExit(this.server, this)) {
       this.fail(new NoProcError(String(this.server.self), 'the server exited before the call was armed'));
       return;
@@ -153,7 +153,7 @@ export class PendingCall extends NextTurnWatcher {
 
   private finish(): void {
     this.resolveFn = undefined;
-    const node: Kernel = this.server.rt;
+    const node = kernelOfProcess(this.server);
     if (this.turnQueued) node.cancelNextTurn(this);
     if (this.timer !== undefined) node.cancelEntry(this.timer);
     this.timer = undefined;

@@ -4,7 +4,6 @@ import type { ExitReason } from '../messages.js';
 import { isExitReason } from '../messages.js';
 import { isPid, type Pid, PidImpl, type Ref, RefImpl, type Target, type TimerRef } from '../Pid.js';
 import type { Context, Handler, Init, MailboxOptions, Node, SpawnOptions } from '../types.js';
-import type { KeelNode } from '../Node.js';
 import type { Envelope } from './Envelope.js';
 import type { TimerEntry } from './TimerHeap.js';
 import { isInstance } from '../safe.js';
@@ -26,9 +25,32 @@ export const F_SLOW = 512;
 export const F_FRESH = 1024;
 /** Set while a process's mailbox is long (it crossed the node's `longMailbox.above` and has not yet fallen below `below`). */
 export const F_LONG = 2048;
+/** Set on a process that was killed (`'killed'`) and has no extras to hold its reason. */
+export const F_KILLED = 4096;
 
 /** @internal The shared empty mailbox of every process that has not received a message yet. */
 export const EMPTY: unknown[] = [];
+
+/**
+ * @internal What a process record asks of its node: the operations of a `Context` that the kernel
+ * carries out. The node implements it (and the whole kernel interface of `src/runtime/kernel.ts`);
+ * the record depends on this interface only, never on the node class.
+ */
+export interface ProcHost extends Node {
+  deliver(from: Proc | undefined, to: Target, message: unknown): unknown;
+  spawnProc<M>(init: Init<M>, options: SpawnOptions | undefined, parent: Proc | undefined, link: boolean): Pid<M>;
+  zombieCall(p: Proc, operation: string): void;
+  link(p: Proc, pid: Pid): void;
+  unlink(p: Proc, pid: Pid): void;
+  newRef(): RefImpl;
+  monitor(p: Proc, target: Target): RefImpl;
+  demonitor(p: Proc, ref: RefImpl, flush: boolean): boolean;
+  exitSignal(target: Pid, from: Proc | 'node', reason: ExitReason | 'kill'): void;
+  throwIfExitedInHandler(p: Proc): void;
+  die(p: Proc, reason: ExitReason, own?: boolean): void;
+  sendAfter(p: Proc, to: Target, message: unknown, ms: number, unref?: boolean): TimerRef;
+  cancelTimer(timer: TimerRefImpl): boolean;
+}
 
 /** @internal A monitor between two live processes. */
 export class Monitor {
@@ -46,23 +68,41 @@ export class Monitor {
 
 /** @internal The per-process data most processes never need, allocated on first use. */
 export class ProcExtras {
-  links: Set<Proc> | undefined = undefined;
-  monitors: Map<RefImpl, Monitor> | undefined = undefined;
-  monitoredBy: Map<RefImpl, Monitor> | undefined = undefined;
-  name: string | undefined = undefined;
-  groups: Set<string> | undefined = undefined;
-  timers: Set<TimerEntry> | undefined = undefined;
-  abort: AbortController | undefined = undefined;
-  capacity = Infinity;
-  overflow: MailboxOptions['overflow'] = 'reject';
+  // declared, then assigned in the constructor: no field-initializer pass (a kill, a name, a
+  // monitor or a link allocates one, by the hundred thousand in a burst)
+  declare links: Set<Proc> | undefined;
+  declare monitors: Map<RefImpl, Monitor> | undefined;
+  declare monitoredBy: Map<RefImpl, Monitor> | undefined;
+  declare name: string | undefined;
+  declare groups: Set<string> | undefined;
+  declare timers: Set<TimerEntry> | undefined;
+  declare abort: AbortController | undefined;
+  declare capacity: number;
+  declare overflow: MailboxOptions['overflow'];
   /** The supervised message being handled (its id is `ctx.messageId`). */
-  inflight: Envelope | undefined = undefined;
-  exitHooks: Set<(reason: ExitReason) => void> | undefined = undefined;
+  declare inflight: Envelope | undefined;
+  declare exitHooks: Set<(reason: ExitReason) => void> | undefined;
   /** Service slot 0's per-process data (the monitor manager's bucket for this process). */
-  monitorBucket: unknown = undefined;
+  declare monitorBucket: unknown;
   /** The head of this process's exit watchers (an intrusive list: no allocation per watch). */
-  watchers: ExitWatcher | undefined = undefined;
-  reason: ExitReason | undefined = undefined;
+  declare watchers: ExitWatcher | undefined;
+  declare reason: ExitReason | undefined;
+  constructor() {
+    this.links = undefined;
+    this.monitors = undefined;
+    this.monitoredBy = undefined;
+    this.name = undefined;
+    this.groups = undefined;
+    this.timers = undefined;
+    this.abort = undefined;
+    this.capacity = Infinity;
+    this.overflow = 'reject';
+    this.inflight = undefined;
+    this.exitHooks = undefined;
+    this.monitorBucket = undefined;
+    this.watchers = undefined;
+    this.reason = undefined;
+  }
 }
 
 /**
@@ -124,7 +164,7 @@ export class Proc implements Context<any> {
   // Declared, then assigned in the constructor in one place: one object shape, no field-definition
   // pass (processes are created by the hundred thousand).
   declare readonly self: PidImpl;
-  declare readonly rt: KeelNode;
+  declare readonly rt: ProcHost;
   /** The message handler; while `F_INIT` is set, the init function instead. */
   declare handler: Handler<any> | Init<any> | null;
   declare buf: unknown[];
@@ -134,8 +174,8 @@ export class Proc implements Context<any> {
   declare handled: number;
   declare x: ProcExtras | undefined;
 
-  constructor(rt: KeelNode, self: PidImpl, init: Init<any>, flags: number) {
-    (this as { rt: KeelNode }).rt = rt;
+  constructor(rt: ProcHost, self: PidImpl, init: Init<any>, flags: number) {
+    (this as { rt: ProcHost }).rt = rt;
     (this as { self: PidImpl }).self = self;
     this.handler = init;
     this.buf = EMPTY;
@@ -160,7 +200,7 @@ export class Proc implements Context<any> {
     const x = this.ext();
     if (x.abort === undefined) {
       x.abort = new AbortController();
-      if ((this.flags & F_DEAD) !== 0) x.abort.abort(x.reason ?? ((this.flags & F_SHUTDOWN) !== 0 ? 'shutdown' : 'normal'));
+      if ((this.flags & F_DEAD) !== 0) x.abort.abort(x.reason ?? ((this.flags & F_SHUTDOWN) !== 0 ? 'shutdown' : (this.flags & F_KILLED) !== 0 ? 'killed' : 'normal'));
     }
     return x.abort.signal;
   }
@@ -279,33 +319,4 @@ export function isProc(value: unknown): value is Proc {
 function refuse(p: Proc, operation: string): never {
   p.rt.zombieCall(p, operation);
   throw new ProcessExitedError(String(p.self), operation);
-}
-
-/** @internal Doubles a process's ring-buffer mailbox (4 slots on the first message); returns the new buffer. */
-export function grow(p: Proc): unknown[] {
-  const old = p.buf;
-  const cap = old.length;
-  const ncap = cap === 0 ? 4 : cap * 2;
-  const nb = new Array<unknown>(ncap);
-  for (let i = 0; i < p.size; i++) nb[i] = old[(p.head + i) & (cap - 1)];
-  for (let i = p.size; i < ncap; i++) nb[i] = undefined;
-  p.buf = nb;
-  p.head = 0;
-  return nb;
-}
-
-/** @internal Removes the queued messages for which `drop` returns true, keeping the order of the rest. */
-export function removeWhere(p: Proc, drop: (message: unknown) => boolean): number {
-  let kept = 0;
-  let removed = 0;
-  const { buf, head, size } = p;
-  const mask = buf.length - 1;
-  for (let i = 0; i < size; i++) {
-    const m = buf[(head + i) & mask];
-    if (drop(m)) removed++;
-    else buf[(head + kept++) & mask] = m;
-  }
-  for (let i = kept; i < size; i++) buf[(head + i) & mask] = undefined;
-  p.size = kept;
-  return removed;
 }

@@ -1,0 +1,341 @@
+import { InvalidArgumentError } from '../../errors.js';
+import type { TelemetryBus } from '../../telemetry/Telemetry.js';
+import { DownMessage, type ExitReason, ExitMessage, formatReason, isCleanExit, isDown } from '../messages.js';
+import type { NameTable } from '../NameRegistry.js';
+import { isPid, type Pid, PidImpl, RefImpl, type Target } from '../Pid.js';
+import type { GroupTable } from '../ProcessGroups.js';
+import type { Envelope } from './Envelope.js';
+import { type Mailboxes, removeWhere } from './Mailbox.js';
+import { EXIT_SENTINEL, type ExitWatcher, F_DEAD, F_KILLED, F_LONG, F_RUNNING, F_SCHEDULED, F_SHUTDOWN, F_TRAP, Monitor, type Proc } from './Proc.js';
+import type { ProcTable } from './ProcTable.js';
+import type { Scheduler } from './Scheduler.js';
+import type { TimerHeap } from './TimerHeap.js';
+
+/**
+ * @internal How a process came to die, which decides whether its death is logged. As OTP's crash
+ * reports: a process whose own code failed is logged when nobody links or monitors it; one stopped
+ * by someone else's exit signal is not (its `keel.process.exited` event says why it died).
+ */
+export const Cause = {
+  /** Its own code failed: a throw, a rejection, an init that returned no handler. */
+  Crash: 0,
+  /** It ended itself: `ctx.exit(reason)`. */
+  OwnExit: 1,
+  /** An exit signal from a link, another process, the node, or a kill. */
+  Signal: 2,
+} as const;
+export type Cause = (typeof Cause)[keyof typeof Cause];
+
+/** @internal What death watch needs of the node. */
+export interface DeathWatchHost {
+  readonly name: string;
+  readonly telemetry: TelemetryBus;
+  readonly registry: NameTable<Proc>;
+  readonly groups: GroupTable<Proc>;
+  log(level: 'info' | 'warn' | 'error', message: string, detail?: unknown): void;
+  resolve(pid: Pid): Proc | undefined;
+  checkIdle(): void;
+}
+
+/**
+ * @internal Links, monitors, exit signals and trapped exits, exit watchers and death hooks, and the
+ * death sequence itself: the node's bookkeeping first, with no user code in between, then what user
+ * code hears of it. Exit signals go through a flat queue, so a cascade along links never recurses.
+ */
+export class DeathWatch {
+  readonly #host: DeathWatchHost;
+  readonly #procs: ProcTable;
+  readonly #mail: Mailboxes;
+  readonly #sched: Scheduler;
+  readonly #timers: TimerHeap;
+  /** The pid a `Down` for a name that was never registered names. */
+  readonly #placeholder: PidImpl;
+  #nextRef = 0;
+  /** Whether anyone listens to `keel.process.exited` (a death builds its metadata only then). */
+  readonly #exited: { readonly active: boolean };
+  // exit signals, three slots each (target, from, reason), delivered from a flat queue
+  readonly #signals: unknown[] = [];
+  #flushing = false;
+
+  constructor(host: DeathWatchHost, procs: ProcTable, mail: Mailboxes, sched: Scheduler, timers: TimerHeap, placeholder: PidImpl) {
+    this.#host = host;
+    this.#procs = procs;
+    this.#mail = mail;
+    this.#sched = sched;
+    this.#timers = timers;
+    this.#placeholder = placeholder;
+    this.#exited = host.telemetry.probe('keel.process.exited');
+  }
+
+  /** Kills `p` with `reason` now: cleanup, Downs, exit signals to links, watchers and hooks. */
+  die(p: Proc, reason: ExitReason, cause: Cause): void {
+    if ((p.flags & F_DEAD) !== 0) return;
+    // the process ended itself (ctx.exit), from its handler's frame or its async continuation
+    const wasRunning = cause === Cause.OwnExit || (p.flags & F_RUNNING) !== 0;
+    this.#mail.forget(p);
+    p.flags = (p.flags | F_DEAD) & ~(F_SCHEDULED | F_LONG);
+    this.#sched.clearBusy(p);
+    this.#procs.delete(p.self.id);
+    PidImpl.setProc(p.self, undefined);
+    // 1. the runtime's own bookkeeping, with no user code in between
+    const left = p.size; // what the process never handled is reported below, in one event
+    const queued = this.#mail.discard(p);
+    p.handler = null;
+    let watched = false;
+    // keep the reason for a ctx.signal first read later; the common reasons need no extras
+    const x = p.x !== undefined ? p.x : reason === 'normal' ? undefined : reason === 'shutdown' ? ((p.flags |= F_SHUTDOWN), undefined) : reason === 'killed' ? ((p.flags |= F_KILLED), undefined) : p.ext();
+    let inflight: Envelope | undefined;
+    let hooks: Set<(reason: ExitReason) => void> | undefined;
+    let watchers: ExitWatcher[] | undefined;
+    if (x !== undefined) {
+      x.reason = reason;
+      inflight = x.inflight;
+      x.inflight = undefined;
+      hooks = x.exitHooks;
+      x.exitHooks = undefined;
+      // detach the watcher list into an array now: user code run below may unwatch any of them
+      if (x.watchers !== undefined) {
+        watchers = [];
+        for (let w: ExitWatcher | undefined = x.watchers; w !== undefined; ) {
+          const next: ExitWatcher | undefined = w.watchNext;
+          w.watchPrev = w.watchNext = undefined;
+          watchers.push(w);
+          w = next;
+        }
+        x.watchers = undefined;
+      }
+      if (x.name !== undefined) {
+        this.#host.registry.release(p);
+        x.name = undefined;
+      }
+      if (x.groups !== undefined) {
+        this.#host.groups.release(p, x.groups);
+        x.groups = undefined;
+      }
+      if (x.timers !== undefined) {
+        for (const t of x.timers) this.#timers.cancel(t);
+        x.timers = undefined;
+      }
+      if (x.monitors !== undefined) {
+        for (const m of x.monitors.values()) m.target.x?.monitoredBy?.delete(m.ref);
+        x.monitors = undefined;
+      }
+      if (x.monitoredBy !== undefined) {
+        for (const m of x.monitoredBy.values()) {
+          watched = true;
+          m.owner.x?.monitors?.delete(m.ref);
+          this.#mail.enqueue(m.owner, new DownMessage(m.ref, p.self, reason, m.name), p);
+        }
+        x.monitoredBy = undefined;
+      }
+      if (x.links !== undefined) {
+        for (const q of x.links) {
+          watched = true;
+          q.x?.links?.delete(p);
+          this.#signals.push(q, p.self, reason);
+        }
+        x.links = undefined;
+      }
+    }
+    // 2. then what user code hears of it: envelope senders, the abort signal, death hooks, telemetry
+    if (inflight !== undefined) {
+      // exiting from its own handler cleanly counts as having handled the message
+      if (wasRunning && isCleanExit(reason)) this.#mail.settleEnvelope(inflight, 'handled');
+      else this.#mail.settleEnvelope(inflight, 'crashed', reason);
+    }
+    if (queued !== undefined) for (const env of queued) this.#mail.settleEnvelope(env, 'down', reason);
+    if (left > 0) {
+      // one event per death, however long the mailbox was: a death costs no work per message
+      this.#host.telemetry.execute('keel.message.dropped', { count: left }, { from: 'node', to: p.self, reason: 'receiver_exited', exitReason: reason });
+    }
+    if (x?.abort !== undefined && !x.abort.signal.aborted) x.abort.abort(reason);
+    if (watchers !== undefined) this.#tellWatchers(p, watchers, reason);
+    if (hooks !== undefined) this.#runHooks(p, hooks, reason);
+    if (!isCleanExit(reason)) {
+      if (this.#exited.active) this.#host.telemetry.execute('keel.process.exited', {}, { pid: p.self, reason, watched });
+      // a crash report, as OTP's: only for a failure of the process's own that nobody else hears of
+      if (!watched && cause !== Cause.Signal) this.#host.log('error', `process ${String(p.self)} exited: ${formatReason(reason)}`, reason);
+    }
+    this.#flushSignals();
+    this.#host.checkIdle();
+  }
+
+  #tellWatchers(p: Proc, watchers: ExitWatcher[], reason: ExitReason): void {
+    for (const w of watchers) {
+      if (w.watched !== p) continue; // unwatched meanwhile (by an abort listener, say)
+      w.watched = undefined;
+      try {
+        w.onExit(reason);
+      } catch (e) {
+        if (e !== EXIT_SENTINEL) this.#host.log('error', `an exit watcher of ${String(p.self)} threw`, e);
+      }
+    }
+  }
+
+  #runHooks(p: Proc, hooks: Set<(reason: ExitReason) => void>, reason: ExitReason): void {
+    for (const hook of hooks) {
+      try {
+        hook(reason);
+      } catch (e) {
+        if (e !== EXIT_SENTINEL) this.#host.log('error', `a death hook of ${String(p.self)} threw`, e);
+      }
+    }
+  }
+
+  // ---- exit signals ---------------------------------------------------------------------------
+
+  /** Queues an exit signal to `q`; delivered by {@link DeathWatch.flushSignals}. */
+  queueSignal(q: Proc, from: PidImpl | 'node', reason: ExitReason | 'kill'): void {
+    this.#signals.push(q, from, reason);
+  }
+
+  /** Delivers the queued exit signals (and those their deaths queue), unless already delivering. */
+  flushSignals(): void {
+    this.#flushSignals();
+  }
+
+  #flushSignals(): void {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    const q = this.#signals;
+    try {
+      for (let i = 0; i < q.length; i += 3) {
+        try {
+          this.#deliverSignal(q[i] as Proc, q[i + 1] as PidImpl | 'node', q[i + 2] as ExitReason | 'kill');
+        } catch (e) {
+          if (e !== EXIT_SENTINEL) this.#host.log('error', 'delivering an exit signal threw', e);
+        }
+      }
+    } finally {
+      q.length = 0;
+      this.#flushing = false;
+    }
+  }
+
+  #deliverSignal(q: Proc, from: PidImpl | 'node', reason: ExitReason | 'kill'): void {
+    if ((q.flags & F_DEAD) !== 0) return;
+    if (reason === 'kill') {
+      this.die(q, 'killed', Cause.Signal);
+      return;
+    }
+    if ((q.flags & F_TRAP) !== 0) {
+      this.#mail.enqueue(q, new ExitMessage(from, reason), undefined);
+      return;
+    }
+    if (reason === 'normal') {
+      if (from === q.self) this.die(q, 'normal', Cause.Signal);
+      return;
+    }
+    this.die(q, reason, Cause.Signal);
+  }
+
+  /** An exit signal to `target` from a process or the node, delivered synchronously. */
+  exitSignal(target: Pid, from: Proc | 'node', reason: ExitReason | 'kill'): void {
+    const q = this.#host.resolve(target);
+    if (q === undefined) return;
+    this.#signals.push(q, from === 'node' ? 'node' : from.self, reason);
+    this.#flushSignals();
+  }
+
+  // ---- links and monitors ---------------------------------------------------------------------
+
+  addLink(a: Proc, b: Proc): void {
+    (a.ext().links ??= new Set()).add(b);
+    (b.ext().links ??= new Set()).add(a);
+  }
+
+  /** Links `p` to `pid`; a dead `pid` sends `p` a `noproc` exit signal at once (as OTP's link/1). */
+  link(p: Proc, pid: Pid): void {
+    const q = this.#host.resolve(pid);
+    if (q === p) return;
+    if (q === undefined) {
+      this.#signals.push(p, PidImpl.is(pid) ? pid : new PidImpl(pid.node, pid.creation, pid.id, undefined), 'noproc');
+      this.#flushSignals();
+      return;
+    }
+    this.addLink(p, q);
+  }
+
+  unlink(p: Proc, pid: Pid): void {
+    const q = this.#host.resolve(pid);
+    if (q === undefined) return;
+    p.x?.links?.delete(q);
+    q.x?.links?.delete(p);
+  }
+
+  newRef(): RefImpl {
+    return new RefImpl(this.#host.name, ++this.#nextRef);
+  }
+
+  /** Monitors `target` for `p`; a target that is not alive gets `p` a `noproc` Down at once. */
+  monitor(p: Proc, target: Target): RefImpl {
+    const ref = this.newRef();
+    let q: Proc | undefined;
+    let name: string | undefined;
+    if (typeof target === 'string') {
+      if (target.length === 0) throw new InvalidArgumentError('target', 'a Pid or a non-empty registered name', target);
+      name = target;
+      q = this.#host.registry.lookup(target);
+    } else if (isPid(target)) {
+      q = this.#host.resolve(target);
+    } else {
+      throw new InvalidArgumentError('target', 'a Pid or a registered name', target);
+    }
+    if (q === undefined) {
+      const pid = typeof target === 'string' ? this.#placeholder : target;
+      this.#mail.enqueue(p, new DownMessage(ref, pid, 'noproc', name), undefined);
+      return ref;
+    }
+    const m = new Monitor(ref, p, q, name);
+    (p.ext().monitors ??= new Map()).set(ref, m);
+    (q.ext().monitoredBy ??= new Map()).set(ref, m);
+    return ref;
+  }
+
+  demonitor(p: Proc, ref: RefImpl, flush: boolean): boolean {
+    const m = p.x?.monitors?.get(ref);
+    if (m !== undefined) {
+      p.x!.monitors!.delete(ref);
+      m.target.x?.monitoredBy?.delete(ref);
+    }
+    if (flush && p.size > 0) removeWhere(p, (msg) => isDown(msg) && msg.ref === ref);
+    return m !== undefined;
+  }
+
+  // ---- exit watchers and death hooks ----------------------------------------------------------
+
+  /** A death hook on a live process record; its remover, or undefined when the process is dead. */
+  onExit(p: Proc, fn: (reason: ExitReason) => void): (() => void) | undefined {
+    if ((p.flags & F_DEAD) !== 0) return undefined;
+    const hooks = (p.ext().exitHooks ??= new Set());
+    hooks.add(fn);
+    return () => {
+      hooks.delete(fn);
+    };
+  }
+
+  /** Tells `w` synchronously when `p` dies; false (and nothing registered) when `p` is dead. */
+  watch(p: Proc, w: ExitWatcher): boolean {
+    if ((p.flags & F_DEAD) !== 0) return false;
+    const x = p.ext();
+    const head = x.watchers;
+    w.watched = p;
+    w.watchPrev = undefined;
+    w.watchNext = head;
+    if (head !== undefined) head.watchPrev = w;
+    x.watchers = w;
+    return true;
+  }
+
+  unwatch(w: ExitWatcher): void {
+    const p = w.watched as Proc | undefined;
+    if (p === undefined) return;
+    w.watched = undefined;
+    if ((p.flags & F_DEAD) !== 0) return; // its list was detached at death: nothing to unlink
+    const { watchPrev: prev, watchNext: next } = w;
+    if (prev !== undefined) prev.watchNext = next;
+    else if (p.x !== undefined && p.x.watchers === w) p.x.watchers = next;
+    if (next !== undefined) next.watchPrev = prev;
+    w.watchPrev = w.watchNext = undefined;
+  }
+}

@@ -1,0 +1,208 @@
+import { IdleTimeoutError, InvalidArgumentError } from '../../errors.js';
+import type { TelemetryBus } from '../../telemetry/Telemetry.js';
+import { monotonicClock } from '../Clock.js';
+import { Cause, type DeathWatch } from './DeathWatch.js';
+import { F_BUSY, F_DEAD, F_RUNNING, F_SCHEDULED, F_TOP, type Proc } from './Proc.js';
+import type { ProcTable } from './ProcTable.js';
+import type { Scheduler } from './Scheduler.js';
+
+/** What an idle waiter waits for: no runnable process; and no service I/O; and no busy handler either. */
+const Quiet = { Runnable: 0, Io: 1, All: 2 } as const;
+type Quiet = (typeof Quiet)[keyof typeof Quiet];
+
+interface IdleWaiter {
+  readonly until: Quiet;
+  readonly resolve: () => void;
+}
+
+/** @internal What the lifecycle needs of the node. */
+export interface LifecycleHost {
+  readonly name: string;
+  readonly telemetry: TelemetryBus;
+  log(level: 'info' | 'warn' | 'error', message: string, detail?: unknown): void;
+  onProcExit(p: Proc, fn: () => void): (() => void) | undefined;
+  /** The last step of a shutdown: the node's timers stop, its clock and creation are released. */
+  released(): void;
+}
+
+/**
+ * @internal A node's life: idle waiters (`idle()`, `settle()`), service I/O in flight, the work the
+ * layers above settle at shutdown, and the shutdown sequence itself.
+ */
+export class Lifecycle {
+  readonly #host: LifecycleHost;
+  readonly #procs: ProcTable;
+  readonly #sched: Scheduler;
+  readonly #deaths: DeathWatch;
+  /** Pending-call settlers and other work the layers above must finish when the node stops. */
+  readonly #shutdownHooks = new Set<() => void>();
+  readonly #waiters = new Set<IdleWaiter>();
+  #idleCheck = false;
+  #io = 0;
+  #shutdown: Promise<void> | undefined = undefined;
+  state: 'running' | 'stopping' | 'stopped' = 'running';
+  /** Set when shutdown starts killing what is left: no spawn after it. */
+  spawnClosed = false;
+
+  constructor(host: LifecycleHost, procs: ProcTable, sched: Scheduler, deaths: DeathWatch) {
+    this.#host = host;
+    this.#procs = procs;
+    this.#sched = sched;
+    this.#deaths = deaths;
+  }
+
+  /** Service I/O operations in flight. */
+  get io(): number {
+    return this.#io;
+  }
+
+  /** Counts a piece of service I/O as in flight until it settles (`idle()` waits for it). */
+  trackIo<T>(work: Promise<T>): Promise<T> {
+    this.#io++;
+    return work.finally(() => {
+      this.#io--;
+      this.checkIdle();
+    });
+  }
+
+  #quiet(until: Quiet): boolean {
+    if (this.#sched.active) return false;
+    return until === Quiet.Runnable || (this.#io === 0 && (until === Quiet.Io || this.#sched.busy === 0));
+  }
+
+  /** Tells the idle waiters whose condition holds, after a `setImmediate` (checked again then). */
+  checkIdle(): void {
+    if (this.#waiters.size === 0 || this.#idleCheck || !this.#quiet(Quiet.Runnable)) return;
+    this.#idleCheck = true;
+    setImmediate(() => {
+      this.#idleCheck = false;
+      for (const w of this.#waiters) {
+        if (this.#quiet(w.until)) {
+          this.#waiters.delete(w);
+          w.resolve();
+        }
+      }
+    });
+  }
+
+  #wait(until: Quiet): { promise: Promise<void>; cancel(): void } {
+    let waiter!: IdleWaiter;
+    const promise = new Promise<void>((resolve) => {
+      waiter = { until, resolve };
+    });
+    this.#waiters.add(waiter);
+    this.checkIdle();
+    return { promise, cancel: () => this.#waiters.delete(waiter) };
+  }
+
+  idle(options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs;
+    if (timeoutMs !== undefined) validateDelay(timeoutMs, 'timeoutMs');
+    const w = this.#wait(Quiet.All);
+    if (timeoutMs === undefined) return w.promise;
+    return new Promise<void>((resolve, reject) => {
+      // a failure guard in real time: under a TestClock the node's clock only moves when told to
+      const guard = setTimeout(() => {
+        w.cancel();
+        const busy = this.#procs.values().filter((p) => (p.flags & (F_BUSY | F_SCHEDULED | F_RUNNING)) !== 0);
+        const detail = this.#io > 0 ? `${this.#io} service I/O operation(s) in flight` : 'the run queue did not empty';
+        reject(new IdleTimeoutError(this.#host.name, timeoutMs, busy.map((p) => String(p.self)), detail));
+      }, timeoutMs);
+      w.promise.then(() => {
+        clearTimeout(guard);
+        resolve();
+      }, reject);
+    });
+  }
+
+  /** Resolves when no process is runnable (busy handlers are not waited for); with `io`, also when no service I/O is in flight. */
+  settle(options?: { io?: boolean }): Promise<void> {
+    return this.#wait(options?.io === true ? Quiet.Io : Quiet.Runnable).promise;
+  }
+
+  /** Registers work the layers above must settle when the node stops; returns its remover. */
+  onShutdown(fn: () => void): () => void {
+    this.#shutdownHooks.add(fn);
+    return () => {
+      this.#shutdownHooks.delete(fn);
+    };
+  }
+
+  shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? 5000;
+    validateDelay(timeoutMs, 'timeoutMs');
+    this.#shutdown ??= this.#stop(timeoutMs);
+    return this.#shutdown;
+  }
+
+  async #stop(timeoutMs: number): Promise<void> {
+    this.state = 'stopping';
+    const started = monotonicClock();
+    let timedOut = false;
+    let onTimeout!: () => void;
+    const timeout = new Promise<void>((resolve) => {
+      onTimeout = resolve;
+    });
+    // a real-time guard, like idle()'s: a node under a TestClock must still be able to stop
+    const guard = setTimeout(() => {
+      timedOut = true;
+      onTimeout();
+    }, timeoutMs);
+    const tops = this.#procs.values().filter((p) => (p.flags & F_TOP) !== 0).reverse();
+    const told = new Set<Proc>();
+    for (const p of tops) {
+      if (timedOut) break;
+      if ((p.flags & F_DEAD) !== 0) continue;
+      const dead = this.#deathOf(p);
+      told.add(p);
+      this.#deaths.exitSignal(p.self, 'node', 'shutdown');
+      await Promise.race([dead, timeout]);
+    }
+    // everything not yet told gets its 'shutdown' too, even after a stubborn process used up the time
+    const rest = this.#procs.values().reverse().filter((p) => !told.has(p));
+    if (rest.length > 0) {
+      const deaths = rest.map((p) => this.#deathOf(p));
+      for (const p of rest) this.#deaths.queueSignal(p, 'node', 'shutdown');
+      this.#deaths.flushSignals();
+      await Promise.race([Promise.all(deaths), timeout, timedOut ? new Promise((r) => setImmediate(r)) : timeout]);
+    }
+    clearTimeout(guard);
+    this.spawnClosed = true; // from here on nothing spawns, not even a death hook
+    let killed = 0;
+    for (let left = this.#procs.values(); left.length > 0; left = this.#procs.values()) {
+      for (const p of left) {
+        if ((p.flags & F_DEAD) !== 0) continue;
+        killed++;
+        this.#deaths.die(p, 'killed', Cause.Signal);
+      }
+    }
+    // the layers above settle what they had pending, the last registered first: a send still
+    // waiting can then hand its message to the dead letter queue before that queue closes
+    for (const hook of [...this.#shutdownHooks].reverse()) {
+      try {
+        hook();
+      } catch (e) {
+        this.#host.log('error', `a shutdown hook of node ${this.#host.name} threw`, e);
+      }
+    }
+    this.#shutdownHooks.clear();
+    this.state = 'stopped';
+    this.#host.released();
+    this.#host.telemetry.execute('keel.node.shutdown', { durationMs: monotonicClock() - started, killed }, { node: this.#host.name });
+    for (const w of this.#waiters) w.resolve();
+    this.#waiters.clear();
+  }
+
+  #deathOf(p: Proc): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (this.#host.onProcExit(p, () => resolve()) === undefined) resolve();
+    });
+  }
+}
+
+/** @internal Throws a typed error unless `ms` is a finite number of milliseconds >= 0. */
+export function validateDelay(ms: unknown, argument = 'ms'): asserts ms is number {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
+    throw new InvalidArgumentError(argument, 'a finite number of milliseconds >= 0', ms);
+  }
+}

@@ -1,0 +1,278 @@
+import type { TelemetryBus } from '../../telemetry/Telemetry.js';
+import { DownMessage, ExitMessage } from '../messages.js';
+import type { Target } from '../Pid.js';
+import { Envelope, type EnvelopeListener } from './Envelope.js';
+import { EMPTY, EXIT_SENTINEL, ExitWatcher, F_BOUNDED, F_BUSY, F_DEAD, F_LONG, F_RUNNING, F_SCHEDULED, type Proc } from './Proc.js';
+import { isInstance } from '../safe.js';
+
+/**
+ * The mailbox: a ring buffer inlined in the process record (`buf` of a power-of-two length, `head`,
+ * `size`), the functions over it, and the node's mailbox bookkeeping ({@link Mailboxes}): bounded
+ * mailboxes and their overflow policies, the dropped-message events, supervised messages
+ * (envelopes) and their outcomes, and the long-mailbox monitor.
+ */
+
+/** @internal The result of handing a message to a process. */
+export const Delivery = { Enqueued: 0, NoProc: 1, MailboxFull: 2 } as const;
+/** @internal */
+export type Delivery = (typeof Delivery)[keyof typeof Delivery];
+
+/** @internal How an envelope ended (see {@link EnvelopeListener}). */
+export type EnvelopeOutcome = 'handled' | 'crashed' | 'down' | 'dropped' | 'withdrawn';
+
+/** A mailbox ring longer than this is given back once the mailbox is empty. */
+export const SHRINK_ABOVE = 1024;
+/** The flags of a process that a new message does not wake: already queued, running, busy, or dead. */
+export const NO_WAKE = F_SCHEDULED | F_RUNNING | F_BUSY | F_DEAD;
+
+const NOTHING: unique symbol = Symbol('nothing');
+
+/** @internal What the mailboxes need of the scheduler: waking a process a message arrived for. */
+export interface Waker {
+  wake(p: Proc): void;
+}
+
+/** @internal What the mailboxes need of the node. */
+export interface MailboxHost {
+  readonly telemetry: TelemetryBus;
+  log(level: 'info' | 'warn' | 'error', message: string, detail?: unknown): void;
+}
+
+/** @internal Doubles a process's ring-buffer mailbox (4 slots on the first message); returns the new buffer. */
+export function grow(p: Proc): unknown[] {
+  const old = p.buf;
+  const cap = old.length;
+  const ncap = cap === 0 ? 4 : cap * 2;
+  const nb = new Array<unknown>(ncap);
+  for (let i = 0; i < p.size; i++) nb[i] = old[(p.head + i) & (cap - 1)];
+  for (let i = p.size; i < ncap; i++) nb[i] = undefined;
+  p.buf = nb;
+  p.head = 0;
+  return nb;
+}
+
+/** @internal Gives a burst-sized mailbox ring back once the mailbox is empty. */
+export function shrink(p: Proc): void {
+  p.buf = EMPTY;
+  p.head = 0;
+}
+
+/** @internal Removes the queued messages for which `drop` returns true, keeping the order of the rest. */
+export function removeWhere(p: Proc, drop: (message: unknown) => boolean): number {
+  let kept = 0;
+  let removed = 0;
+  const { buf, head, size } = p;
+  const mask = buf.length - 1;
+  for (let i = 0; i < size; i++) {
+    const m = buf[(head + i) & mask];
+    if (drop(m)) removed++;
+    else buf[(head + kept++) & mask] = m;
+  }
+  for (let i = kept; i < size; i++) buf[(head + i) & mask] = undefined;
+  p.size = kept;
+  return removed;
+}
+
+/** @internal True for the runtime's own messages (`Down`, `Exit`), which no overflow policy drops. */
+export function isSystemMessage(m: unknown): boolean {
+  return DownMessage.is(m) || ExitMessage.is(m);
+}
+
+/**
+ * Takes the oldest message that is not a system message out of a mailbox, keeping the order of the
+ * rest; NOTHING when there is none. O(1) when the oldest message is a user message; otherwise the
+ * system messages queued before it move up one slot each.
+ */
+function evictOldest(p: Proc): unknown {
+  const { buf, head, size } = p;
+  const mask = buf.length - 1;
+  let i = 0;
+  while (i < size && isSystemMessage(buf[(head + i) & mask])) i++;
+  if (i === size) return NOTHING;
+  const victim = buf[(head + i) & mask];
+  for (let j = i; j > 0; j--) buf[(head + j) & mask] = buf[(head + j - 1) & mask];
+  buf[head] = undefined;
+  p.head = (head + 1) & mask;
+  p.size = size - 1;
+  return victim;
+}
+
+/**
+ * @internal The node's mailbox writes and their bookkeeping. Every message a process receives is
+ * put in its mailbox by {@link Mailboxes.enqueue}; user code (telemetry handlers, the logger, an
+ * envelope's listener) runs only once the mailbox and the run queue are consistent.
+ */
+export class Mailboxes {
+  /** Supervised messages in mailboxes or being handled (0: the turn never looks for envelopes). */
+  envelopes = 0;
+  /** Processes whose mailbox is long now. */
+  long = 0;
+  /** The long-mailbox monitor's bounds (Infinity and -1 when it is off). */
+  readonly longAbove: number;
+  readonly longBelow: number;
+  readonly #host: MailboxHost;
+  /** The scheduler, set once by the node right after both exist (each needs the other). */
+  waker!: Waker;
+
+  constructor(host: MailboxHost, [above, below]: readonly [number, number]) {
+    this.#host = host;
+    this.longAbove = above;
+    this.longBelow = below;
+  }
+
+  /** Hands a message to a process: the one write into every mailbox. */
+  enqueue(p: Proc, message: unknown, from: Proc | undefined): Delivery {
+    if ((p.flags & (F_BOUNDED | F_DEAD)) !== 0) return this.#enqueueBounded(p, message, from);
+    if (this.#push(p, message) === this.longAbove) this.#mailboxLong(p);
+    return Delivery.Enqueued;
+  }
+
+  /** Puts a message in a live process's mailbox and wakes the process; returns the new length. */
+  #push(p: Proc, message: unknown): number {
+    const buf = p.size < p.buf.length ? p.buf : grow(p);
+    buf[(p.head + p.size) & (buf.length - 1)] = message;
+    const size = ++p.size;
+    if ((p.flags & NO_WAKE) === 0) this.waker.wake(p);
+    return size;
+  }
+
+  /** The slow path: a dead target, or a bounded mailbox. */
+  #enqueueBounded(p: Proc, message: unknown, from: Proc | undefined): Delivery {
+    if ((p.flags & F_DEAD) !== 0) {
+      this.dropped(from, p.self, message, 'noproc');
+      return Delivery.NoProc;
+    }
+    let evicted: unknown = NOTHING;
+    if (p.size >= p.x!.capacity && !isSystemMessage(message)) {
+      if (p.x!.overflow !== 'drop_oldest') {
+        this.dropped(from, p.self, message, 'mailbox_full');
+        return Delivery.MailboxFull;
+      }
+      evicted = evictOldest(p);
+    }
+    if (this.#push(p, message) === this.longAbove) this.#mailboxLong(p);
+    if (evicted !== NOTHING) {
+      this.dropped(undefined, p.self, evicted, 'mailbox_full', 'drop_oldest');
+      if (Envelope.is(evicted)) this.settleEnvelope(evicted, 'dropped');
+      else if (isInstance(evicted, ExitWatcher)) evicted.dropped?.(); // a pending call fails at once
+    }
+    return Delivery.Enqueued;
+  }
+
+  /** One `keel.message.dropped` event for a message given up. */
+  dropped(from: Proc | undefined, to: Target, message: unknown, reason: string, overflow?: string): void {
+    const m = Envelope.is(message) ? message.message : message;
+    this.#host.telemetry.execute('keel.message.dropped', { count: 1 }, {
+      from: from?.self ?? 'node',
+      to,
+      message: m,
+      reason,
+      ...(overflow === undefined ? {} : { overflow }),
+    });
+  }
+
+  /** True when `p` is alive and its mailbox takes `n` more messages without refusing or evicting any. */
+  canAccept(p: Proc, n: number): boolean {
+    if ((p.flags & F_DEAD) !== 0) return false;
+    return (p.flags & F_BOUNDED) === 0 || p.size + n <= p.x!.capacity;
+  }
+
+  // ---- supervised messages ------------------------------------------------------------------
+
+  /** Delivers a message wrapped with an id and an optional listener. */
+  deliverEnvelope(from: Proc | undefined, to: Proc, message: unknown, id: string, listener?: EnvelopeListener): Delivery {
+    const env = new Envelope(message, id, listener);
+    this.envelopes++; // counted before it is in a mailbox: user code run by the delivery may already settle it
+    const result = this.enqueue(to, env, from); // a dead process drops it there
+    if (result !== Delivery.Enqueued && !env.settled) this.envelopes--;
+    return result;
+  }
+
+  /** Takes back the queued, not yet started envelopes `id` (of `listener`, if given) of `p`. */
+  withdrawEnvelope(p: Proc, id: string, listener?: EnvelopeListener): boolean {
+    if (this.envelopes === 0) return false;
+    const removed: Envelope[] = [];
+    removeWhere(p, (m) => {
+      // by its sender's listener when given: another send may use the same id
+      if (Envelope.is(m) && m.id === id && (listener === undefined || m.listener === listener)) {
+        removed.push(m);
+        return true;
+      }
+      return false;
+    });
+    for (const env of removed) this.settleEnvelope(env, 'withdrawn');
+    return removed.length > 0;
+  }
+
+  /** A supervised message is being handled: its id is `ctx.messageId` until it is settled. */
+  opened(p: Proc, env: Envelope): unknown {
+    p.ext().inflight = env;
+    return env.message;
+  }
+
+  /** Settles the envelope a process is handling, at most once. */
+  settleInflight(p: Proc, outcome: 'handled' | 'crashed', error?: unknown): void {
+    const x = p.x;
+    const env = x?.inflight;
+    if (env === undefined) return;
+    x!.inflight = undefined;
+    this.settleEnvelope(env, outcome, error);
+  }
+
+  settleEnvelope(env: Envelope, outcome: EnvelopeOutcome, error?: unknown): void {
+    if (env.settled) return;
+    this.envelopes--;
+    try {
+      env.settle(outcome, error);
+    } catch (e) {
+      if (e !== EXIT_SENTINEL) this.#host.log('error', 'an envelope listener threw', e);
+    }
+  }
+
+  /**
+   * Empties the mailbox of a process that died: returns how many messages it left and the envelopes
+   * among them (to be settled `down` once the death's bookkeeping is done).
+   */
+  discard(p: Proc): Envelope[] | undefined {
+    let queued: Envelope[] | undefined;
+    if (this.envelopes > 0 && p.size > 0) {
+      for (let i = 0; i < p.size; i++) {
+        const m = p.buf[(p.head + i) & (p.buf.length - 1)];
+        if (Envelope.is(m)) (queued ??= []).push(m);
+      }
+    }
+    p.buf = EMPTY;
+    p.head = 0;
+    p.size = 0;
+    return queued;
+  }
+
+  // ---- the long-mailbox monitor ---------------------------------------------------------------
+
+  /** A mailbox reached `longMailbox.above`: one event and one warning per crossing. */
+  #mailboxLong(p: Proc): void {
+    if ((p.flags & (F_LONG | F_DEAD)) !== 0) return;
+    p.flags |= F_LONG;
+    this.long++;
+    const name = p.x?.name;
+    this.#host.telemetry.execute('keel.process.long_mailbox', { length: p.size }, { pid: p.self, name, above: this.longAbove, below: this.longBelow });
+    this.#host.log(
+      'warn',
+      `process ${String(p.self)}${name === undefined ? '' : ` (${name})`} has ${p.size} messages queued: it receives faster than it handles them; ` +
+        'bound its mailbox (spawn options mailbox: { capacity, overflow }) or spread the work',
+    );
+  }
+
+  /** After a turn of a process with a long mailbox: the event when it fell back to `longMailbox.below`. */
+  checkShort(p: Proc): void {
+    if ((p.flags & F_LONG) === 0 || p.size > this.longBelow) return;
+    p.flags &= ~F_LONG;
+    this.long--;
+    this.#host.telemetry.execute('keel.process.long_mailbox_cleared', { length: p.size }, { pid: p.self, name: p.x?.name, above: this.longAbove, below: this.longBelow });
+  }
+
+  /** A process with a long mailbox died: it is counted no more (its death event reports what was queued). */
+  forget(p: Proc): void {
+    if ((p.flags & F_LONG) !== 0) this.long--;
+  }
+}

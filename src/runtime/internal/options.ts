@@ -1,0 +1,155 @@
+import { randomInt } from 'node:crypto';
+import { checkKeys, InvalidArgumentError } from '../../errors.js';
+import { type Clock, isDeterministic, monotonicClock, realClock } from '../Clock.js';
+import { NODE_NAME } from '../Pid.js';
+import type { Logger, NodeOptions } from '../types.js';
+
+/** @internal A node's options, validated: what its constructor wires its parts with. */
+export interface NodeSettings {
+  readonly name: string | undefined;
+  readonly clock: Clock;
+  /** The injected generator, each value checked where it is drawn. */
+  readonly random: () => number;
+  readonly logger: Logger;
+  readonly services: boolean | object;
+  readonly budget: number;
+  readonly sliceMs: number;
+  readonly longScheduleMs: number;
+  readonly now: () => number;
+  readonly deterministic: boolean;
+  readonly longMailbox: readonly [number, number];
+}
+
+/** @internal Validates a node's options; unknown keys and bad values are typed errors. */
+export function nodeSettings(options: NodeOptions): NodeSettings {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an options object', options);
+  checkKeys(options, ['name', 'clock', 'random', 'logger', 'services', 'scheduler', 'longMailbox'], 'options');
+  const { name, clock = realClock, random = Math.random, logger = console, services = true, scheduler = {} } = options;
+  if (name !== undefined && (typeof name !== 'string' || !NODE_NAME.test(name))) {
+    throw new InvalidArgumentError('name', 'a node name of 1 to 255 letters, digits, or . _ - @', name);
+  }
+  if (!isClock(clock)) throw new InvalidArgumentError('clock', 'a Clock with now(), setTimer() and clearTimer()', clock);
+  if (typeof random !== 'function') throw new InvalidArgumentError('random', 'a function returning numbers in [0, 1)', random);
+  if (!isLogger(logger)) throw new InvalidArgumentError('logger', 'a Logger with info(), warn() and error()', logger);
+  if (typeof services !== 'boolean' && (typeof services !== 'object' || services === null)) {
+    throw new InvalidArgumentError('services', 'a boolean or a services options object', services);
+  }
+  if (typeof services === 'object') checkKeys(services, ['monitors', 'deadLetters'], 'services');
+  if (typeof scheduler !== 'object' || scheduler === null) {
+    throw new InvalidArgumentError('scheduler', 'an object { budget?, sliceMs?, longScheduleMs?, now? }', scheduler);
+  }
+  checkKeys(scheduler, ['budget', 'sliceMs', 'longScheduleMs', 'now'], 'scheduler');
+  const now = scheduler.now === undefined ? monotonicClock : scheduler.now;
+  if (typeof now !== 'function') throw new InvalidArgumentError('scheduler.now', 'a function returning milliseconds', now);
+  return {
+    name,
+    clock,
+    random: checkedRandom(random),
+    logger,
+    services,
+    budget: positiveInt('scheduler.budget', scheduler.budget, 64),
+    sliceMs: positiveNumber('scheduler.sliceMs', scheduler.sliceMs, 5),
+    longScheduleMs: positiveNumber('scheduler.longScheduleMs', scheduler.longScheduleMs, 50),
+    now: now === monotonicClock ? now : checkedNow(now),
+    deterministic: isDeterministic(clock),
+    longMailbox: longMailboxBounds(options.longMailbox),
+  };
+}
+
+function isClock(value: unknown): value is Clock {
+  const c = value as Partial<Clock> | null;
+  return typeof c === 'object' && c !== null && typeof c.now === 'function' && typeof c.setTimer === 'function' && typeof c.clearTimer === 'function';
+}
+
+function isLogger(value: unknown): value is Logger {
+  const l = value as Partial<Logger> | null;
+  return typeof l === 'object' && l !== null && typeof l.info === 'function' && typeof l.warn === 'function' && typeof l.error === 'function';
+}
+
+function positiveInt(argument: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || (value as number) < 1) throw new InvalidArgumentError(argument, 'a positive integer', value);
+  return value as number;
+}
+
+function positiveNumber(argument: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new InvalidArgumentError(argument, 'a positive number', value);
+  return value;
+}
+
+/**
+ * The node's `random`: the injected generator, each value checked where it is drawn. A value outside
+ * [0, 1] (NaN, say) is a typed error there, never a NaN delay that would corrupt a timer heap. (1 is
+ * let through: a generator pinned at 1 is how a test asks for the longest jittered delay.)
+ */
+function checkedRandom(random: () => number): () => number {
+  return () => {
+    const r = random();
+    if (typeof r !== 'number' || !(r >= 0 && r <= 1)) {
+      throw new InvalidArgumentError('random()', "a number in [0, 1] (the node's injected random)", r);
+    }
+    return r;
+  };
+}
+
+/**
+ * An injected scheduler time source, each reading checked: a value that is not a finite number (NaN,
+ * a string) reads as the last good one, so a broken source can stall a slice's measure, never the loop.
+ */
+function checkedNow(now: () => number): () => number {
+  let last = 0;
+  return () => {
+    let t: unknown;
+    try {
+      t = now();
+    } catch {
+      return last;
+    }
+    if (typeof t === 'number' && Number.isFinite(t)) last = t;
+    return last;
+  };
+}
+
+/** The long-mailbox monitor's `[above, below]`; `[Infinity, -1]` when it is off. */
+function longMailboxBounds(options: unknown): [number, number] {
+  if (options === false) return [Infinity, -1];
+  if (options === undefined) return [10_000, 1_000];
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('longMailbox', '{ above?, below? } or false', options);
+  checkKeys(options, ['above', 'below'], 'longMailbox');
+  const o = options as { above?: unknown; below?: unknown };
+  const above = o.above ?? 10_000;
+  if (!Number.isSafeInteger(above) || (above as number) < 1) throw new InvalidArgumentError('longMailbox.above', 'a positive integer', o.above);
+  const below = o.below ?? Math.min(1_000, Math.floor((above as number) / 10));
+  if (!Number.isSafeInteger(below) || (below as number) < 0 || (below as number) >= (above as number)) {
+    throw new InvalidArgumentError('longMailbox.below', `an integer >= 0 and below longMailbox.above (${String(above)})`, o.below);
+  }
+  return [above as number, below as number];
+}
+
+// The two pieces of state a node shares with the other nodes of its OS process, on purpose: a
+// default name unique in the process, and a creation no live node of the process holds.
+let defaultNameSeq = 0;
+const creationsInUse = new Set<number>();
+
+/** @internal A default node name, unique in the OS process: `keel-1`, `keel-2`, ... */
+export function defaultNodeName(): string {
+  return `keel-${++defaultNameSeq}`;
+}
+
+/** @internal A creation no live node of this OS process holds; drawn from `random` under a virtual clock. */
+export function freshCreation(random: (() => number) | undefined): number {
+  for (;;) {
+    // a small integer: V8 keeps it unboxed in every pid
+    const c = random === undefined ? randomInt(1, 2 ** 30) : 1 + Math.floor(random() * (2 ** 30 - 2));
+    if (!creationsInUse.has(c)) {
+      creationsInUse.add(c);
+      return c;
+    }
+  }
+}
+
+/** @internal Gives a stopped node's creation back. */
+export function releaseCreation(creation: number): void {
+  creationsInUse.delete(creation);
+}
