@@ -1,7 +1,9 @@
 // Lint: typescript-eslint's recommended rules, Keel's own plugin (its recommended config, on the
 // source and the tests alike), plus the layering of DESIGN.md: each src/ folder may import only the
 // layers below it (cli, observer > agents > services > delivery > monitors > otp > runtime >
-// telemetry), only the CLI imports the test kit (`keel soak`'s leak audit) and the lint plugin.
+// telemetry), only the CLI imports the test kit (`keel soak`'s leak audit) and the lint plugin, and
+// nothing outside src/runtime imports the runtime's internals or the node class (src/runtime/kernel.ts
+// is the kernel's one door).
 import { defineConfig } from 'eslint/config';
 import { createJiti } from 'jiti';
 import tseslint from 'typescript-eslint';
@@ -13,7 +15,15 @@ const keel = await createJiti(import.meta.url).import('./src/lint/index.ts', { d
 const layers = ['cli', 'observer', 'agents', 'services', 'delivery', 'monitors', 'otp', 'runtime', 'telemetry'];
 const sideEntries = ['testing', 'lint', 'cluster'];
 
-function restrictedFor(folder) {
+// The kernel's one door: outside src/runtime nothing imports the runtime's internals or the node
+// class; the layers above (and src/index.ts) reach the kernel through src/runtime/kernel.ts.
+const KERNEL_DOOR_MESSAGE = "only src/runtime imports its internals and the node class; the layers above use src/runtime/kernel.ts, the kernel's one door";
+const kernelDoor = {
+  group: ['**/', './', '../', '../../', '../../../'].flatMap((up) => [`${up}runtime/internal/**`, `${up}runtime/Node.js`, `${up}runtime/Node`]),
+  message: KERNEL_DOOR_MESSAGE,
+};
+
+function restrictedFor(folder, { door = folder !== 'runtime' } = {}) {
   const i = layers.indexOf(folder);
   // src/lint stands beside the runtime, not on it: of Keel it imports src/errors.ts only
   const above = folder === 'lint' ? layers : i < 0 ? [] : layers.slice(0, i);
@@ -22,11 +32,16 @@ function restrictedFor(folder) {
   // soak` ends with expectNoLeaks, imported from its own file: the kit's probes and clocks stay out)
   const side = sideEntries.filter((s) => s !== folder && !(folder === 'cli' && (s === 'lint' || s === 'testing')));
   const forbidden = [...above, ...side];
-  return forbidden.map((f) => ({
+  const layering = forbidden.map((f) => ({
     group: [`**/${f}/*`, `../${f}/*`, `../../${f}/*`, `./${f}/*`],
     message: `src/${folder} must not import src/${f}: imports point down the layers (DESIGN.md "Layers").`,
   }));
+  return door ? [...layering, kernelDoor] : layering;
 }
+
+// TODO(agents door): these src/agents files still import runtime/internal/** or runtime/Node.js;
+// they keep the layering rules without the door's until src/agents goes through kernel.ts
+const agentsBeforeTheDoor = ['src/agents/CoordinationManager.ts', 'src/agents/SignalRouter.ts', 'src/agents/component.ts', 'src/agents/patterns/barrier.ts'];
 
 export default defineConfig(
   // the audit fixture is a tree of deliberate findings, linted by the tests through `keel audit`
@@ -45,6 +60,9 @@ export default defineConfig(
     files: [`src/${folder}/**/*.ts`],
     rules: { 'no-restricted-imports': ['error', { patterns: restrictedFor(folder) }] },
   })),
+  // the files at the top of src/ (the public index, the shared errors and backoff) use the door too
+  { files: ['src/*.ts'], rules: { 'no-restricted-imports': ['error', { patterns: [kernelDoor] }] } },
+  { files: agentsBeforeTheDoor, rules: { 'no-restricted-imports': ['error', { patterns: restrictedFor('agents', { door: false }) }] } },
   // no sleeps in tests: keel/no-sleep-in-tests (in the recommended config above) covers test/
   // a test's process handles what that test sends it, and a message it drops is often the point
   // (a flood, a probe's peer): its handlers need no report of unexpected messages

@@ -10,7 +10,7 @@
  * await node.idle();
  * ```
  */
-import { createRuntimeNode } from './runtime/Node.js';
+import { createRuntimeNode } from './runtime/kernel.js';
 import { serviceSlots } from './services/services.js';
 import type { Node, NodeOptions } from './runtime/types.js';
 

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { StoreUnavailableError } from '../errors.js';
 import { checkFilter, type Record_ } from '../delivery/stores/DeadLetterStore.js';
 import { SqliteStore, type SqliteStoreOptions } from '../delivery/stores/SqliteStore.js';
-import type { DeadLetterFilter } from '../runtime/services.js';
+import type { DeadLetterFilter } from '../runtime/serviceSlots.js';
 
 export const DLQ_USAGE = `usage: keel dlq <list|show|retry|purge> --store <file.db> [options]
 

@@ -2,13 +2,12 @@ import { types } from 'node:util';
 import { checkKeys, InvalidArgumentError, isKeelError, NotSerializableError } from '../errors.js';
 import type { GenServerSpec } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
-import { Proc } from '../runtime/internal/Proc.js';
+import { type Kernel, kernelOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
-import type { KeelNode } from '../runtime/Node.js';
-import { isPid, Pid, type Target } from '../runtime/Pid.js';
-import type { DeadLetter, DeadLetterFilter, DeadLetterQueue, ServicesOptions, Unavailable } from '../runtime/services.js';
+import { checkTarget, Pid, type Target } from '../runtime/Pid.js';
+import type { DeadLetter, DeadLetterFilter, DeadLetterQueue, ServicesOptions, Unavailable } from '../runtime/serviceSlots.js';
 import type { Context } from '../runtime/types.js';
-import { type Backoff, backoffDelay, toBackoff } from './backoff.js';
+import { type Backoff, backoffDelay, toBackoff } from '../backoff.js';
 import { sendOnce, toSettings } from './sendSupervised.js';
 import { checkFilter, checkSerializable, type DeadLetterStore, type Record_, thrownText } from './stores/DeadLetterStore.js';
 import { MemoryStore } from './stores/MemoryStore.js';
@@ -116,7 +115,7 @@ function recipientText(target: Target): string {
  * and restart of that process loses nothing.
  */
 export class DeadLetterService implements DeadLetterQueue {
-  readonly #node: KeelNode;
+  readonly #node: Kernel;
   readonly #settings: Settings;
   readonly store: DeadLetterStore;
   readonly #ensureStarted: () => void;
@@ -134,7 +133,7 @@ export class DeadLetterService implements DeadLetterQueue {
   /** Entries being retried now (by the automatic retry or `retry()`), never retried twice at once. */
   readonly #busy = new Set<string>();
 
-  constructor(node: KeelNode, options: DeadLetterOptions | undefined, ensureStarted: () => void) {
+  constructor(node: Kernel, options: DeadLetterOptions | undefined, ensureStarted: () => void) {
     const o = options ?? {};
     if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('services.deadLetters', 'a DeadLetterOptions object', o);
     this.#node = node;
@@ -209,7 +208,7 @@ export class DeadLetterService implements DeadLetterQueue {
       throw new InvalidArgumentError('entry', `${expected} whose fields can be read`, entry, `reading one threw ${thrownText(e)}`);
     }
     const { recipient, message, reason, metadata = {} } = fields;
-    if (typeof recipient === 'string' ? recipient === '' : !isPid(recipient)) throw new InvalidArgumentError('entry.recipient', 'a Pid or a registered name', recipient);
+    checkTarget(recipient, 'entry.recipient');
     if (typeof reason !== 'string' || reason === '') throw new InvalidArgumentError('entry.reason', 'a non-empty string', reason);
     if (typeof metadata !== 'object' || metadata === null) throw new InvalidArgumentError('entry.metadata', 'an object', metadata);
     if (!this.#available()) return UNAVAILABLE;
@@ -470,7 +469,7 @@ export function deadLetterProcessSpec(queue: DeadLetterService): GenServerSpec<{
       queue.armed(Infinity);
       return;
     }
-    state.timer = (ctx.node as KeelNode).sendAfter(ctx as Proc, ctx.self, WAKE, delay, true);
+    state.timer = kernelOf(ctx.node).sendAfter(ctx as Proc, ctx.self, WAKE, delay, true);
     queue.armed(now + delay);
   };
   return keelServer({

@@ -1,10 +1,8 @@
 import { InvalidArgumentError } from '../errors.js';
-import { nodeOf } from '../otp/internal/calls.js';
-import { isProc, Proc } from '../runtime/internal/Proc.js';
-import { Delivery } from '../runtime/Node.js';
-import type { Target } from '../runtime/Pid.js';
+import { Delivery, originOf, type Proc } from '../runtime/kernel.js';
+import { checkTarget, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
-import { afterEnqueue, checkTarget, onFailure, type SendOptions, type SendOutcome, sendOnce, toSettings } from './sendSupervised.js';
+import { afterEnqueue, onFailure, type SendOptions, type SendOutcome, sendOnce, toSettings } from './sendSupervised.js';
 
 export type BroadcastStrategy = 'best_effort' | 'at_least_one' | 'all_or_nothing' | { quorum: number };
 
@@ -49,7 +47,7 @@ function strategyOf(options: BroadcastOptions | undefined, targets: number): Bro
  * ```
  */
 export async function broadcastSupervised<M>(from: Node | Context<any>, targets: Target<M>[], message: M, options?: BroadcastOptions): Promise<BroadcastOutcome> {
-  const node = nodeOf(from);
+  const { node, caller: sender } = originOf(from);
   if (!Array.isArray(targets)) throw new InvalidArgumentError('targets', 'an array of Pids or names', targets);
   targets.forEach((t, i) => checkTarget(t, `targets[${i}]`));
   const strategy = strategyOf(options, targets.length);
@@ -59,7 +57,6 @@ export async function broadcastSupervised<M>(from: Node | Context<any>, targets:
   if (s.onError === 'raise') {
     throw new InvalidArgumentError('options.onError', "'log' | 'dead_letter' | 'ignore' for a broadcast (its result reports every failure)", 'raise');
   }
-  const sender = isProc(from) ? from : undefined;
 
   if (strategy === 'all_or_nothing') {
     if (s.ack !== 'enqueued') throw new InvalidArgumentError('options.ack', "'enqueued' with strategy 'all_or_nothing' (an atomic step cannot wait for handlers)", s.ack);

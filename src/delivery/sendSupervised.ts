@@ -1,17 +1,14 @@
 import { types } from 'node:util';
 import { checkStrayKeys, DeadlockError, DeliveryError, InvalidArgumentError, isKeelError, thrownText, toError } from '../errors.js';
-import { originOf } from '../otp/internal/calls.js';
-import type { EnvelopeListener } from '../runtime/internal/Envelope.js';
-import { F_BUSY, F_DEAD, F_RUNNING, NextTurnWatcher, type Proc } from '../runtime/internal/Proc.js';
+import { captureResolvers, capturedResolvers } from '../otp/internal/promiseExecutor.js';
+import { Delivery, type EnvelopeListener, inHandler, isDead, type Kernel, NextTurnWatcher, originOf, type Proc, type TimerEntry } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { monotonicClock } from '../runtime/Clock.js';
 import { formatReason } from '../runtime/messages.js';
-import { Delivery, type KeelNode } from '../runtime/Node.js';
-import { isPid, PidImpl, type Target, targetText } from '../runtime/Pid.js';
-import { type BackoffOptions, isUnavailable } from '../runtime/services.js';
-import type { TimerEntry } from '../runtime/internal/TimerHeap.js';
+import { checkTarget, PidImpl, type Target, targetText } from '../runtime/Pid.js';
+import { isUnavailable } from '../runtime/serviceSlots.js';
 import type { Context, Node } from '../runtime/types.js';
-import { type Backoff, backoffDelay, toBackoff } from './backoff.js';
+import { type Backoff, backoffDelay, type BackoffOptions, toBackoff } from '../backoff.js';
 
 /** Why a supervised send failed. */
 export type FailureReason = 'noproc' | 'process_down' | 'timeout' | 'mailbox_full' | 'aborted' | 'noconnection';
@@ -178,7 +175,7 @@ const MAILBOX_FULL: Failure = { reason: 'mailbox_full', retry: true, error: 'mai
  * and the watches on the sender (its death aborts the send) and on the signal.
  */
 class Send extends NextTurnWatcher {
-  readonly node: KeelNode;
+  readonly node: Kernel;
   readonly sender: Proc | undefined;
   readonly to: Target;
   readonly message: unknown;
@@ -198,7 +195,7 @@ class Send extends NextTurnWatcher {
   #onAbort: (() => void) | undefined = undefined;
   #unhookShutdown: (() => void) | undefined = undefined;
 
-  constructor(node: KeelNode, sender: Proc | undefined, to: Target, message: unknown, s: Settings, id: string, resolve: (outcome: SendOutcome) => void, reject: (error: unknown) => void) {
+  constructor(node: Kernel, sender: Proc | undefined, to: Target, message: unknown, s: Settings, id: string, resolve: (outcome: SendOutcome) => void, reject: (error: unknown) => void) {
     super();
     this.node = node;
     this.sender = sender;
@@ -397,12 +394,12 @@ class Send extends NextTurnWatcher {
  * `keel.message.dropped` event of the receiver's death, or the eviction's own.
  */
 class AfterEnqueue implements EnvelopeListener {
-  readonly #node: KeelNode;
+  readonly #node: Kernel;
   readonly #to: Target;
   readonly #message: unknown;
   readonly #s: Settings;
   readonly #id: string;
-  constructor(node: KeelNode, to: Target, message: unknown, s: Settings, id: string) {
+  constructor(node: Kernel, to: Target, message: unknown, s: Settings, id: string) {
     this.#node = node;
     this.#to = to;
     this.#message = message;
@@ -419,12 +416,12 @@ class AfterEnqueue implements EnvelopeListener {
 }
 
 /** @internal The listener of an `'enqueued'` envelope, when its policy wants one (see {@link AfterEnqueue}). */
-export function afterEnqueue(node: KeelNode, to: Target, message: unknown, s: Settings, id: string): EnvelopeListener | undefined {
+export function afterEnqueue(node: Kernel, to: Target, message: unknown, s: Settings, id: string): EnvelopeListener | undefined {
   return s.onError === 'dead_letter' ? new AfterEnqueue(node, to, message, s, id) : undefined;
 }
 
 /** @internal Runs the final-failure policy: log, dead-letter, ignore or raise. */
-export async function onFailure(node: KeelNode, to: Target, message: unknown, s: Settings, outcome: SendOutcome): Promise<SendOutcome> {
+export async function onFailure(node: Kernel, to: Target, message: unknown, s: Settings, outcome: SendOutcome): Promise<SendOutcome> {
   if (outcome.ok) return outcome;
   switch (s.onError) {
     case 'log':
@@ -440,7 +437,7 @@ export async function onFailure(node: KeelNode, to: Target, message: unknown, s:
 }
 
 /** Hands a message that could not be delivered to the dead letter queue; the outcome says where it went. */
-async function deadLetter(node: KeelNode, to: Target, message: unknown, s: Settings, outcome: SendOutcome & { ok: false }, reason: string): Promise<SendOutcome> {
+async function deadLetter(node: Kernel, to: Target, message: unknown, s: Settings, outcome: SendOutcome & { ok: false }, reason: string): Promise<SendOutcome> {
   let added: unknown;
   try {
     added = await node.deadLetters.add({
@@ -471,20 +468,15 @@ function describeError(e: unknown): unknown {
   return e;
 }
 
-/** @internal Validates a send target. */
-export function checkTarget(to: unknown, argument = 'to'): asserts to is Target {
-  if (typeof to === 'string' ? to.length === 0 : !isPid(to)) throw new InvalidArgumentError(argument, 'a Pid or a non-empty registered name', to);
-}
-
 /** @internal The send itself, without telemetry (broadcast reuses it). */
-export function sendOnce(node: KeelNode, sender: Proc | undefined, to: Target, message: unknown, s: Settings): Promise<SendOutcome> {
+export function sendOnce(node: Kernel, sender: Proc | undefined, to: Target, message: unknown, s: Settings): Promise<SendOutcome> {
   // inside its own handler (a synchronous one, or an async one awaiting): waiting for itself
-  if (s.ack === 'handled' && sender !== undefined && (sender.flags & (F_RUNNING | F_BUSY)) !== 0) {
+  if (s.ack === 'handled' && sender !== undefined && inHandler(sender)) {
     const target = node.lookupTarget(to);
     if (target === sender) return Promise.reject(new DeadlockError(String(sender.self), "sent itself a message with ack 'handled' from its own handler"));
   }
   const id = s.id ?? node.nextMessageId();
-  if (sender !== undefined && (sender.flags & F_DEAD) !== 0) {
+  if (sender !== undefined && isDead(sender)) {
     return Promise.resolve({ ok: false, id, reason: 'aborted', attempts: 0, firstError: 'the sender has exited', lastError: 'the sender has exited' });
   }
   let first: Failure | undefined;
@@ -498,32 +490,21 @@ export function sendOnce(node: KeelNode, sender: Proc | undefined, to: Target, m
       first = r === Delivery.MailboxFull ? MAILBOX_FULL : NOPROC_PID;
     }
   }
-  const promise = new Promise<SendOutcome>(capture); // a shared executor: no closure per send
-  new Send(node, sender, to, message, s, id, captured.resolve, captured.reject).start(first);
+  const promise = new Promise<SendOutcome>(captureResolvers); // a shared executor: no closure per send
+  new Send(node, sender, to, message, s, id, capturedResolvers.resolve, capturedResolvers.reject).start(first);
   return promise;
 }
-
-const captured: { resolve: (outcome: SendOutcome) => void; reject: (error: unknown) => void } = { resolve: noop, reject: noop };
-
-function capture(resolve: (outcome: SendOutcome) => void, reject: (error: unknown) => void): void {
-  captured.resolve = resolve;
-  captured.reject = reject;
-}
-
-function noop(): void {}
 
 /** @internal The send span's phases, for one probe that is active while anyone listens to any of them. */
 export const SEND_SPAN_EVENTS: readonly string[] = ['start', 'stop', 'exception'].map((phase) => `keel.supervised_send.send.${phase}`);
 
-let probeNode: KeelNode | undefined;
-let probe: { readonly active: boolean } = { active: false };
+/** The send span's probe of each node (kept per node: nothing is global). */
+const spanProbes = new WeakMap<Kernel, { readonly active: boolean }>();
 
-/** Whether anyone listens to the send span (the probe is kept for the last node asked). */
-function spanWatched(node: KeelNode): boolean {
-  if (node !== probeNode) {
-    probeNode = node;
-    probe = node.telemetry.probe(SEND_SPAN_EVENTS);
-  }
+/** Whether anyone listens to the send span on `node`. */
+function spanWatched(node: Kernel): boolean {
+  let probe = spanProbes.get(node);
+  if (probe === undefined) spanProbes.set(node, (probe = node.telemetry.probe(SEND_SPAN_EVENTS)));
   return probe.active;
 }
 
@@ -542,7 +523,7 @@ function spanWatched(node: KeelNode): boolean {
  */
 export function sendSupervised<M>(from: Node | Context<any>, to: Target<M>, message: M, options?: SendOptions): Promise<SendOutcome> {
   const { node, caller: sender } = originOf(from);
-  checkTarget(to);
+  checkTarget(to, 'to');
   const s = toSettings(options);
   if (!spanWatched(node)) return sendOnce(node, sender, to, message, s);
   const telemetry = node.telemetry;

@@ -1,7 +1,6 @@
-import { ExitWatcher, type Proc } from '../runtime/internal/Proc.js';
-import type { KeelNode } from '../runtime/Node.js';
+import { ExitWatcher, type Kernel, monitorSlotOf, type Proc, setMonitorSlot } from '../runtime/kernel.js';
 import type { RefImpl } from '../runtime/Pid.js';
-import type { MonitorEntry } from '../runtime/services.js';
+import type { MonitorEntry } from '../runtime/serviceSlots.js';
 
 /**
  * @internal One managed monitor. It sits in two intrusive lists at once, its owner's and its
@@ -70,7 +69,7 @@ export interface LeakFindings {
  * restart of that process loses nothing.
  */
 export class MonitorLedger {
-  readonly #node: KeelNode;
+  readonly #node: Kernel;
   readonly #buckets = new Map<Proc, Bucket>();
   readonly #onCleaned: (entries: LedgerEntry[], side: 'owner' | 'target') => void;
   #size = 0;
@@ -78,7 +77,7 @@ export class MonitorLedger {
   cleaned = 0;
   leaked = 0;
 
-  constructor(node: KeelNode, onCleaned: (entries: LedgerEntry[], side: 'owner' | 'target') => void) {
+  constructor(node: Kernel, onCleaned: (entries: LedgerEntry[], side: 'owner' | 'target') => void) {
     this.#node = node;
     this.#onCleaned = onCleaned;
   }
@@ -156,7 +155,7 @@ export class MonitorLedger {
   /** A process died: every entry where it is the owner or the target goes. */
   died(b: Bucket): void {
     this.#buckets.delete(b.proc);
-    if (b.proc.x !== undefined) b.proc.x.monitorBucket = undefined;
+    setMonitorSlot(b.proc, undefined);
     const owned: LedgerEntry[] = [];
     for (let e = b.owned; e !== undefined; e = e.ownerNext) owned.push(e);
     const targeted: LedgerEntry[] = [];
@@ -168,13 +167,12 @@ export class MonitorLedger {
   }
 
   #bucket(p: Proc): Bucket {
-    const x = p.ext();
-    const known = x.monitorBucket;
+    const known = monitorSlotOf(p);
     if (known instanceof Bucket) return known;
     const b = new Bucket(p, this);
     this.#node.watchExit(p, b);
     this.#buckets.set(p, b);
-    x.monitorBucket = b;
+    setMonitorSlot(p, b);
     return b;
   }
 

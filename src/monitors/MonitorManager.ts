@@ -1,11 +1,10 @@
 import { checkKeys, InvalidArgumentError, ProcessExitedError } from '../errors.js';
 import type { GenServerSpec } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
-import { F_DEAD, isProc, Proc } from '../runtime/internal/Proc.js';
+import { isDead, isProcess, type Kernel, kernelOf, kernelOfProcess, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
-import type { KeelNode } from '../runtime/Node.js';
 import { RefImpl, type Ref, type Target } from '../runtime/Pid.js';
-import type { MonitorEntry, MonitorManager, ServicesOptions, Unavailable } from '../runtime/services.js';
+import type { MonitorEntry, MonitorManager, ServicesOptions, Unavailable } from '../runtime/serviceSlots.js';
 import type { Context } from '../runtime/types.js';
 import { type LedgerEntry, MonitorLedger } from './MonitorLedger.js';
 
@@ -47,7 +46,7 @@ const UNAVAILABLE: Unavailable = Object.freeze({ error: 'unavailable' as const }
  * under the node's services supervisor that owns only the leak-check timer.
  */
 export class ManagedMonitors implements MonitorManager {
-  readonly #node: KeelNode;
+  readonly #node: Kernel;
   readonly #settings: Settings;
   readonly ledger: MonitorLedger;
   /** Starts the node's services (the leak-check process) on first use. */
@@ -56,7 +55,7 @@ export class ManagedMonitors implements MonitorManager {
   readonly #createdProbe: { readonly active: boolean };
   readonly #cleanedProbe: { readonly active: boolean };
 
-  constructor(node: KeelNode, options: MonitorManagerOptions | undefined, ensureStarted: () => void) {
+  constructor(node: Kernel, options: MonitorManagerOptions | undefined, ensureStarted: () => void) {
     this.#node = node;
     this.#settings = settings(options);
     this.#ensureStarted = ensureStarted;
@@ -196,8 +195,8 @@ export class ManagedMonitors implements MonitorManager {
   }
 
   #owner(ctx: Context<any>, operation: string): Proc {
-    if (!isProc(ctx) || ctx.rt !== this.#node) throw new InvalidArgumentError('ctx', "the calling process's own Context, on this node", ctx);
-    if ((ctx.flags & F_DEAD) !== 0) {
+    if (!isProcess(ctx) || kernelOfProcess(ctx) !== this.#node) throw new InvalidArgumentError('ctx', "the calling process's own Context, on this node", ctx);
+    if (isDead(ctx)) {
       this.#node.zombieCall(ctx, `monitors.${operation}`);
       throw new ProcessExitedError(String(ctx.self), `monitors.${operation}`);
     }
@@ -211,13 +210,13 @@ export class ManagedMonitors implements MonitorManager {
  */
 export function leakCheckerSpec(manager: ManagedMonitors): GenServerSpec<null, never, never, undefined> {
   const schedule = (ctx: Context<any>): void => {
-    (ctx.node as KeelNode).sendAfter(ctx as Proc, ctx.self, 'check_leaks', manager.settings.leakCheckIntervalMs, true);
+    kernelOf(ctx.node).sendAfter(ctx as Proc, ctx.self, 'check_leaks', manager.settings.leakCheckIntervalMs, true);
   };
   return keelServer({
     init(_arg, ctx) {
       ctx.trapExits();
       // told of every end, a kill included (when no terminate callback runs)
-      (ctx.node as KeelNode).onExit(ctx.self, (reason) => manager.terminated(reason));
+      kernelOf(ctx.node).onExit(ctx.self, (reason) => manager.terminated(reason));
       schedule(ctx);
       return null;
     },

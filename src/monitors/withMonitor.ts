@@ -1,8 +1,7 @@
 import { InvalidArgumentError, NoProcError } from '../errors.js';
-import { kernelOfProcess } from '../runtime/kernel.js';
-import { isProc } from '../runtime/internal/Proc.js';
+import { isProcess, kernelOfProcess } from '../runtime/kernel.js';
 import { type Ref, type Target, targetText } from '../runtime/Pid.js';
-import { isUnavailable } from '../runtime/services.js';
+import { isUnavailable } from '../runtime/serviceSlots.js';
 import type { Context } from '../runtime/types.js';
 import { ManagedMonitors } from './MonitorManager.js';
 
@@ -22,7 +21,7 @@ export async function withMonitor<T>(
   fn: (ref: Ref, signal: AbortSignal) => T | Promise<T>,
   options: { tag?: string } = {},
 ): Promise<T> {
-  if (!isProc(ctx)) throw new InvalidArgumentError('ctx', 'a process Context', ctx);
+  if (!isProcess(ctx)) throw new InvalidArgumentError('ctx', 'a process Context', ctx);
   if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function (ref, signal) => result', fn);
   const node = kernelOfProcess(ctx);
   const t = node.lookupTarget(target);

@@ -1,7 +1,6 @@
 import { checkKeys, InvalidArgumentError, MaxChildrenError } from '../errors.js';
-import { isProc } from '../runtime/internal/Proc.js';
+import { isProcess, kernelOf } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
-import type { KeelNode } from '../runtime/Node.js';
 import { isExit } from '../runtime/messages.js';
 import { isPid, type Pid, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
@@ -121,7 +120,7 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
       }
       case 'terminate': {
         // a pid of another node or creation that shares the id is not this child; what is no pid, none
-        const live = isPid(request.pid) ? (ctx.node as KeelNode).resolve(request.pid) : undefined;
+        const live = isPid(request.pid) ? kernelOf(ctx.node).resolve(request.pid) : undefined;
         const child = live === undefined ? undefined : state.children.get(live.self.id);
         if (live === undefined || child === undefined) return { reply: { error: 'not_found' }, state };
         state.children.delete(live.self.id);
@@ -203,7 +202,7 @@ export const DynamicSupervisor = {
   },
 
   startLink(from: Context<any>, opts: DynamicSupervisorOptions = {}): Promise<Pid> {
-    if (!isProc(from)) throw new InvalidArgumentError('from', 'a process Context', from);
+    if (!isProcess(from)) throw new InvalidArgumentError('from', 'a process Context', from);
     return GenServer.startLink(from, dynamicSpec, options(opts), { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
   },
 

@@ -1,11 +1,10 @@
 import { CallExitError, CallTimeoutError, checkKeys, DeadlockError, InvalidArgumentError, NoProcError, StartError, toError } from '../errors.js';
-import { EXIT_SENTINEL, F_DEAD, isProc, Proc } from '../runtime/internal/Proc.js';
+import { isDead, isExitSentinel, isProcess, kernelOfProcess, originOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { formatReason, isExit, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
-import type { KeelNode } from '../runtime/Node.js';
-import { type Pid, type Target, targetText } from '../runtime/Pid.js';
+import { checkTarget, type Pid, type Target, targetText } from '../runtime/Pid.js';
 import type { Context, Handler, Init, Node } from '../runtime/types.js';
-import { callProcess, type From, originOf, PendingCall, validateTarget, validateTimeout } from './internal/calls.js';
+import { callProcess, type From, PendingCall, validateTimeout } from './internal/calls.js';
 
 export type { From } from './internal/calls.js';
 
@@ -86,11 +85,12 @@ function kindOf(msg: unknown): number {
 /** @internal A running server: its state machine over the callbacks. */
 class Server<S> {
   readonly spec: GenServerSpec<S, CallProtocol, unknown>;
-  readonly ctx: Context<any>;
+  /** The server's own context: its process record. */
+  readonly ctx: Proc;
   readonly parent: Pid | 'node';
   state!: S;
 
-  constructor(spec: GenServerSpec<S, CallProtocol, unknown>, ctx: Context<any>, parent: Pid | 'node') {
+  constructor(spec: GenServerSpec<S, CallProtocol, unknown>, ctx: Proc, parent: Pid | 'node') {
     this.spec = spec;
     this.ctx = ctx;
     this.parent = parent;
@@ -105,7 +105,7 @@ class Server<S> {
       case STOP:
         return this.terminate((msg as StopMessage).reason);
     }
-    if (isExit(msg) && (msg.from === this.parent || (msg.from === 'node' && (this.parent === 'node' || (this.ctx.node as KeelNode).stopping)))) {
+    if (isExit(msg) && (msg.from === this.parent || (msg.from === 'node' && (this.parent === 'node' || kernelOfProcess(this.ctx).stopping)))) {
       return this.terminate(msg.reason);
     }
     return this.#info(msg);
@@ -179,7 +179,7 @@ class Server<S> {
 
   /** True once the process has exited: a continuation then runs no more callbacks. */
   get #dead(): boolean {
-    return ((this.ctx as Proc).flags & F_DEAD) !== 0;
+    return isDead(this.ctx);
   }
 
   /** Runs `handleContinue` until it returns a plain state. */
@@ -229,7 +229,7 @@ class Server<S> {
 
   /** A callback threw: `terminate(error)`, then the process exits with the error. */
   crash(thrown: unknown): void | Promise<void> {
-    if (thrown === EXIT_SENTINEL) throw thrown; // the callback ended the process with ctx.exit: not a crash
+    if (isExitSentinel(thrown)) throw thrown; // the callback ended the process with ctx.exit: not a crash
     if (this.#dead) return; // a late failure of a process already gone: no terminate
     const error = toError(thrown);
     const t = this.#runTerminate(error);
@@ -309,7 +309,8 @@ function start<S, P extends CallProtocol, Cast, Arg>(
       settle(new StartError('GenServer', e, formatReason(e)));
     };
     const init: Init<any> = (ctx) => {
-      const server = new Server<S>(spec as GenServerSpec<S, CallProtocol, unknown>, ctx, parent);
+      // a process's context is its record
+      const server = new Server<S>(spec as GenServerSpec<S, CallProtocol, unknown>, ctx as Proc, parent);
       const ready = (res: unknown): Handler<unknown> | Promise<Handler<unknown>> => {
         const next = server.setState(res);
         settle(undefined, ctx.self);
@@ -323,7 +324,7 @@ function start<S, P extends CallProtocol, Cast, Arg>(
       } catch (e) {
         // init ended the process itself (ctx.exit): its death hook has failed the start already,
         // and, as in OTP, a linked starter receives the exit signal
-        if (e !== EXIT_SENTINEL) fail(ctx, e);
+        if (!isExitSentinel(e)) fail(ctx, e);
         throw e;
       }
       if (isThenable(r)) {
@@ -382,7 +383,7 @@ export const GenServer = {
     arg?: Arg,
     options: StartOptions = {},
   ): Promise<ServerPid<P, Cast>> {
-    if (!isProc(from)) throw new InvalidArgumentError('from', 'a process Context (a link needs a process)', from);
+    if (!isProcess(from)) throw new InvalidArgumentError('from', 'a process Context (a link needs a process)', from);
     return start(from, spec, arg as Arg, options, true);
   },
 
@@ -421,7 +422,7 @@ export const GenServer = {
   /** Sends a request without waiting (dropped with a `keel.message.dropped` event if the server is dead). */
   cast<Cast>(from: Node | Context<any>, target: ServerPid<any, Cast> | Target, request: Cast): void {
     const { node, caller } = originOf(from);
-    validateTarget(target);
+    checkTarget(target);
     node.deliver(caller, target, new CastMessage(request));
   },
 
@@ -438,10 +439,10 @@ export const GenServer = {
    */
   stop(from: Node | Context<any>, target: Target, reason: ExitReason = 'normal', timeout = Infinity): Promise<void> {
     const { node, caller } = originOf(from);
-    validateTarget(target);
+    checkTarget(target);
     if (!isExitReason(reason)) throw new InvalidArgumentError('reason', 'an exit reason', reason);
     validateTimeout(timeout);
-    const server = (node as KeelNode).lookupTarget(target);
+    const server = node.lookupTarget(target);
     if (server === undefined) return Promise.reject(new NoProcError(targetText(target), 'cannot stop a process that is not alive'));
     if (server === caller) return Promise.reject(new DeadlockError(String(server.self), 'tried to stop itself with GenServer.stop (return { stop } from a callback instead)'));
     return new Promise<void>((resolve, reject) => {

@@ -1,6 +1,5 @@
 import { InvalidArgumentError, ProcessExitedError } from '../errors.js';
-import { isProc, Proc } from '../runtime/internal/Proc.js';
-import type { KeelNode } from '../runtime/Node.js';
+import { isProcess, type Kernel, kernelOfProcess, type Proc } from '../runtime/kernel.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 
@@ -32,21 +31,21 @@ export interface KeyRegistry<K = string, V = unknown> {
 }
 
 /** @internal The registries made on each node, for leak reports. */
-const registries = new WeakMap<KeelNode, Set<{ leftovers(): string[] }>>();
+const registries = new WeakMap<Node, Set<{ leftovers(): string[] }>>();
 
 /** @internal */
 export function registriesOf(node: Node): readonly { leftovers(): string[] }[] {
-  return [...(registries.get(node as KeelNode) ?? [])];
+  return [...(registries.get(node) ?? [])];
 }
 
 class KeyTable<K, V> implements KeyRegistry<K, V> {
   readonly keys: 'duplicate' | 'unique';
-  readonly #node: KeelNode;
+  readonly #node: Kernel;
   readonly #byKey = new Map<K, { proc: Proc; entry: RegistryEntry<V> }[]>();
   /** owner -> its keys, and the death hook that clears them */
   readonly #byOwner = new Map<Proc, { keys: Set<K>; unhook: () => void }>();
 
-  constructor(node: KeelNode, keys: 'duplicate' | 'unique') {
+  constructor(node: Kernel, keys: 'duplicate' | 'unique') {
     this.#node = node;
     this.keys = keys;
   }
@@ -130,8 +129,8 @@ class KeyTable<K, V> implements KeyRegistry<K, V> {
   }
 }
 
-function ownerOf(ctx: Context<any>, node: KeelNode): Proc {
-  if (!isProc(ctx) || ctx.rt !== node) throw new InvalidArgumentError('ctx', "the registering process's own Context, on the registry's node", ctx);
+function ownerOf(ctx: Context<any>, node: Kernel): Proc {
+  if (!isProcess(ctx) || kernelOfProcess(ctx) !== node) throw new InvalidArgumentError('ctx', "the registering process's own Context, on the registry's node", ctx);
   if (!node.isAlive(ctx.self)) {
     node.zombieCall(ctx, 'Registry');
     throw new ProcessExitedError(String(ctx.self), 'Registry');
@@ -151,13 +150,15 @@ function ownerOf(ctx: Context<any>, node: KeelNode): Proc {
  */
 export const Registry = {
   create<K = string, V = unknown>(node: Node, options: { keys: 'duplicate' | 'unique' }): KeyRegistry<K, V> {
-    if (typeof (node as Partial<KeelNode>).onProcExit !== 'function') throw new InvalidArgumentError('node', 'a Node', node);
+    // a node by its shape (another copy of the package makes nodes too)
+    if (typeof (node as Partial<Kernel>).onProcExit !== 'function') throw new InvalidArgumentError('node', 'a Node', node);
+    const kernel = node as Kernel;
     if (typeof options !== 'object' || options === null || (options.keys !== 'duplicate' && options.keys !== 'unique')) {
       throw new InvalidArgumentError('options.keys', "'duplicate' | 'unique'", options?.keys);
     }
-    const table = new KeyTable<K, V>(node as KeelNode, options.keys);
-    let set = registries.get(node as KeelNode);
-    if (set === undefined) registries.set(node as KeelNode, (set = new Set()));
+    const table = new KeyTable<K, V>(kernel, options.keys);
+    let set = registries.get(kernel);
+    if (set === undefined) registries.set(kernel, (set = new Set()));
     set.add(table);
     return table;
   },

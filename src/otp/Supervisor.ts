@@ -1,9 +1,9 @@
 import { checkKeys, InvalidArgumentError } from '../errors.js';
-import { isProc } from '../runtime/internal/Proc.js';
+import { isProcess } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { isExit, type ExitReason } from '../runtime/messages.js';
 import type { Pid, Target } from '../runtime/Pid.js';
-import type { BackoffOptions } from '../runtime/services.js';
+import type { BackoffOptions } from '../backoff.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
 import { type Child, type ChildSpec, recordRestart, shouldRestart, startChild, stopChild, toChild, toChildren, unexpectedRequest } from './internal/children.js';
@@ -333,7 +333,7 @@ export const Supervisor = {
 
   /** Starts a supervisor linked to the calling process (a supervisor's child, say). */
   startLink(from: Context<any>, children: ChildSpec[], opts: SupervisorOptions = {}): Promise<Pid> {
-    if (!isProc(from)) throw new InvalidArgumentError('from', 'a process Context', from);
+    if (!isProcess(from)) throw new InvalidArgumentError('from', 'a process Context', from);
     const arg = { children: toChildren(children), options: options(opts) };
     return GenServer.startLink(from, supervisorSpec, arg, { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
   },

@@ -1,11 +1,10 @@
 import { InvalidArgumentError, TaskExitError, TaskTimeoutError, toError } from '../errors.js';
-import { isProc } from '../runtime/internal/Proc.js';
+import { isProcess, type Kernel, originOf } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { formatReason } from '../runtime/messages.js';
-import type { KeelNode } from '../runtime/Node.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Init, Node } from '../runtime/types.js';
-import { originOf, validateTimeout } from './internal/calls.js';
+import { validateTimeout } from './internal/calls.js';
 
 /** A computation running in its own process; `Task.await` gets its result. */
 export interface Task<T> {
@@ -17,12 +16,12 @@ export interface Task<T> {
 class TaskImpl<T> implements Task<T> {
   /** Set once, right after the spawn (the task's init runs later, on its first turn). */
   pid!: Pid;
-  readonly node: KeelNode;
+  readonly node: Kernel;
   /** The outcome, once known: the value, or the exit that ended the task without one. */
   outcome: { ok: true; value: T } | { ok: false; error: Error } | undefined = undefined;
   readonly #waiters = new Set<() => void>();
 
-  constructor(node: KeelNode) {
+  constructor(node: Kernel) {
     this.node = node;
   }
 
@@ -112,7 +111,7 @@ function awaitTask<T>(task: Task<T>, options: { timeout?: number }): Promise<T> 
 export const Task = {
   /** Runs `fn` in a new process linked to the caller: a crash of the task kills the caller unless it traps exits. */
   async<T>(ctx: Context<any>, fn: (ctx: Context<unknown>) => T | Promise<T>): Task<T> {
-    if (!isProc(ctx)) throw new InvalidArgumentError('ctx', 'a process Context (a linked task needs a process)', ctx);
+    if (!isProcess(ctx)) throw new InvalidArgumentError('ctx', 'a process Context (a linked task needs a process)', ctx);
     return spawnTask(ctx, fn, true);
   },
 
@@ -139,7 +138,7 @@ export const Task = {
     fn: (item: I, ctx: Context<unknown>) => T | Promise<T>,
     options: { concurrency?: number; timeout?: number } = {},
   ): AsyncIterable<T> {
-    if (!isProc(ctx)) throw new InvalidArgumentError('ctx', 'a process Context', ctx);
+    if (!isProcess(ctx)) throw new InvalidArgumentError('ctx', 'a process Context', ctx);
     if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function (item, ctx) => value', fn);
     const concurrency = options.concurrency ?? 8;
     if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new InvalidArgumentError('options.concurrency', 'a positive integer', concurrency);

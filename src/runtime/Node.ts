@@ -16,7 +16,7 @@ import { type ExitReason, isExitReason } from './messages.js';
 import { NameTable } from './NameRegistry.js';
 import { GroupTable } from './ProcessGroups.js';
 import { isPid, type Pid, PidImpl, type RefImpl, type Target, type TimerRef } from './Pid.js';
-import { type DeadLetterQueue, type MonitorManager, unavailableDeadLetters, unavailableMonitors } from './services.js';
+import { type DeadLetterQueue, type MonitorManager, unavailableDeadLetters, unavailableMonitors } from './serviceSlots.js';
 import type { Init, Logger, Node, NodeOptions, ProcessInfo, SpawnOptions } from './types.js';
 
 export { Delivery };

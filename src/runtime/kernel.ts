@@ -22,6 +22,8 @@ import type { Context, Init, Node, SpawnOptions } from './types.js';
 
 export { Delivery, EXIT_SENTINEL, ExitWatcher, NextTurnWatcher };
 export type { EnvelopeListener, Proc, TimerEntry };
+/** Making a node with its service slots filled: for `keel`'s `createNode` and the services' factories. */
+export { createRuntimeNode, type ServiceSlots } from './Node.js';
 
 /**
  * What the layers above may ask of a node's kernel, beyond the public {@link Node}. A process record
@@ -145,6 +147,17 @@ export function isDead(p: Proc): boolean {
 /** True while the process is in its own handler: running it, or busy with an async handler's promise. */
 export function inHandler(p: Proc): boolean {
   return (p.flags & (F_RUNNING | F_BUSY)) !== 0;
+}
+
+/** The monitor manager's data for a process (service slot 0), kept on its record; undefined until set. */
+export function monitorSlotOf(p: Proc): unknown {
+  return p.x?.monitorBucket;
+}
+
+/** Sets (or, with undefined, clears) the monitor manager's data for a process (service slot 0). */
+export function setMonitorSlot(p: Proc, value: unknown): void {
+  if (value !== undefined) p.ext().monitorBucket = value;
+  else if (p.x !== undefined) p.x.monitorBucket = undefined;
 }
 
 /** True for the value `ctx.exit` throws to unwind its own handler (swallowed by the runtime, never a crash). */

@@ -4,7 +4,7 @@ import type { ExitReason, SystemMessage } from './messages.js';
 import type { Pid, Ref, Target, TimerRef } from './Pid.js';
 import type { NameRegistry } from './NameRegistry.js';
 import type { ProcessGroups } from './ProcessGroups.js';
-import type { DeadLetterQueue, MonitorManager, ServicesOptions } from './services.js';
+import type { DeadLetterQueue, MonitorManager, ServicesOptions } from './serviceSlots.js';
 
 /** A process's message handler: one message at a time; a returned promise keeps the process busy. */
 export type Handler<M> = (message: M | SystemMessage) => void | Promise<void>;

@@ -3,8 +3,8 @@ import { ManagedMonitors, leakCheckerSpec } from '../monitors/MonitorManager.js'
 import { GenServer } from '../otp/GenServer.js';
 import type { ChildSpec } from '../otp/internal/children.js';
 import { Supervisor } from '../otp/Supervisor.js';
-import type { KeelNode, ServiceSlots } from '../runtime/Node.js';
-import type { ServicesOptions } from '../runtime/services.js';
+import { type Kernel, kernelOf, type ServiceSlots } from '../runtime/kernel.js';
+import type { ServicesOptions } from '../runtime/serviceSlots.js';
 import type { Node } from '../runtime/types.js';
 
 /**
@@ -20,7 +20,7 @@ export function serviceSlots(options: boolean | ServicesOptions | undefined): Se
   let monitors: ManagedMonitors | undefined;
   let deadLetters: DeadLetterService | undefined;
   let started = false;
-  const start = (node: KeelNode): void => {
+  const start = (node: Kernel): void => {
     if (started || node.stopping) return;
     started = true;
     type Ctx = Parameters<typeof GenServer.startLink>[0];
@@ -57,12 +57,12 @@ export function serviceSlots(options: boolean | ServicesOptions | undefined): Se
   };
   return {
     monitors: (node: Node) => {
-      const keel = node as KeelNode;
+      const keel = kernelOf(node, 'node');
       monitors = new ManagedMonitors(keel, opts.monitors, () => start(keel));
       return monitors;
     },
     deadLetters: (node: Node) => {
-      const keel = node as KeelNode;
+      const keel = kernelOf(node, 'node');
       deadLetters = new DeadLetterService(keel, opts.deadLetters, () => start(keel));
       // a durable store may hold entries from an earlier run: its retries start with the node
       if (deadLetters.hasWork()) start(keel);

@@ -15,7 +15,8 @@ export interface OpenTelemetryBridgeOptions {
   events?: string[];
 }
 
-let bridgeSeq = 0;
+/** How many bridges each node's telemetry has had: their handler ids (per node: nothing is global). */
+const bridgeCounts = new WeakMap<Telemetry, number>();
 
 /**
  * Bridges a node's telemetry to OpenTelemetry. `@opentelemetry/api` is an optional peer dependency:
@@ -81,7 +82,9 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry }, opt
       if (typeof value === 'number' && Number.isFinite(value)) histogram(`${event}.${key}`).record(value, attributes);
     }
   };
-  const id = `keel.otel-bridge-${++bridgeSeq}`;
+  const seq = (bridgeCounts.get(node.telemetry) ?? 0) + 1;
+  bridgeCounts.set(node.telemetry, seq);
+  const id = `keel.otel-bridge-${seq}`;
   node.telemetry.attach(id, events, onEvent);
   return {
     detach: () => {

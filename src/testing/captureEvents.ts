@@ -1,4 +1,4 @@
-import type { Measurements, Metadata } from '../telemetry/Telemetry.js';
+import type { Measurements, Metadata, Telemetry } from '../telemetry/Telemetry.js';
 import type { Node } from '../runtime/types.js';
 
 export interface CapturedEvent {
@@ -7,7 +7,8 @@ export interface CapturedEvent {
   readonly metadata: Metadata;
 }
 
-let captureSeq = 0;
+/** How many captures each node's telemetry has had: their handler ids (per node: nothing is global). */
+const captureCounts = new WeakMap<Telemetry, number>();
 
 /**
  * Records every event of `node` whose name starts with one of `prefixes`, until `stop()`.
@@ -21,7 +22,9 @@ let captureSeq = 0;
  * ```
  */
 export function captureEvents(node: Node, prefixes: readonly string[]): { readonly events: CapturedEvent[]; stop(): void } {
-  const id = `keel.testing.capture-${++captureSeq}`;
+  const seq = (captureCounts.get(node.telemetry) ?? 0) + 1;
+  captureCounts.set(node.telemetry, seq);
+  const id = `keel.testing.capture-${seq}`;
   const events: CapturedEvent[] = [];
   node.telemetry.attach(
     id,

@@ -1,7 +1,7 @@
 import { LeaksFoundError } from '../errors.js';
 import { ManagedMonitors } from '../monitors/MonitorManager.js';
 import { registriesOf } from '../otp/Registry.js';
-import type { KeelNode } from '../runtime/Node.js';
+import { kernelOf } from '../runtime/kernel.js';
 import type { Node } from '../runtime/types.js';
 
 /**
@@ -16,7 +16,7 @@ import type { Node } from '../runtime/types.js';
  * ```
  */
 export function expectNoLeaks(node: Node): void {
-  const keel = node as KeelNode;
+  const keel = kernelOf(node, 'node');
   const leaks: string[] = [...keel.leftovers()];
   const monitors = node.monitors;
   if (monitors instanceof ManagedMonitors && !keel.stopped) {

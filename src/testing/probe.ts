@@ -3,7 +3,7 @@ import { isExit, type SystemMessage } from '../runtime/messages.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { PidImpl } from '../runtime/Pid.js';
-import type { KeelNode } from '../runtime/Node.js';
+import { kernelOf } from '../runtime/kernel.js';
 
 /** The context of a process just spawned (a process record is its own context). */
 function contextOf<M>(pid: Pid<M>): Context<M> {
@@ -45,11 +45,12 @@ export function probe<M = unknown>(node: Node): Probe<M> {
   const messages: unknown[] = [];
   const untaken: unknown[] = [];
   const waiters = new Set<Waiter>();
-  const pid = node.spawn<M>((ctx) => {
+  const kernel = kernelOf(node, 'node');
+  const pid = kernel.spawn<M>((ctx) => {
     return (message) => {
       messages.push(message);
       // a probe that traps exits still obeys the node's shutdown
-      if (isExit(message) && message.from === 'node' && (node as KeelNode).stopping) ctx.exit(message.reason);
+      if (isExit(message) && message.from === 'node' && kernel.stopping) ctx.exit(message.reason);
       for (const w of waiters) {
         if (w.predicate(message)) {
           waiters.delete(w);

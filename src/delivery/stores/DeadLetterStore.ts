@@ -1,7 +1,7 @@
 import { types } from 'node:util';
 import { checkKeys, InvalidArgumentError, NotSerializableError } from '../../errors.js';
 import { isInstance } from '../../runtime/safe.js';
-import type { DeadLetter, DeadLetterFilter } from '../../runtime/services.js';
+import type { DeadLetter, DeadLetterFilter } from '../../runtime/serviceSlots.js';
 
 /** @internal A dead letter as the queue stores it. */
 export type Record_ = {
@@ -111,11 +111,10 @@ const TYPED_ARRAYS = [
  * as anything but `NotSerializableError` (a Proxy, revoked or not, is refused before it is asked).
  */
 export function checkSerializable(value: unknown, path = 'message'): void {
-  budget = SCAN_BUDGET;
   let r: number;
   try {
-    r = scan(value, 0, undefined);
-    if (r === DEEP) r = scan(value, 0, new Set());
+    r = scan(value, 0, { seen: undefined, budget: SCAN_BUDGET });
+    if (r === DEEP) r = scan(value, 0, { seen: new Set(), budget: Infinity });
   } catch {
     r = BAD; // a getter threw: the walk below finds where
   }
@@ -147,7 +146,6 @@ const DEEP = 2;
 const MAX_DEPTH = 64;
 /** Objects the first scan visits before it starts again with a seen-set. */
 const SCAN_BUDGET = 10_000;
-let budget = 0;
 /** Arrays up to this length are also checked for non-index properties (listing the keys of a longer one would cost more than its elements). */
 const EXTRAS_UP_TO = 1024;
 
@@ -178,8 +176,14 @@ function hasSymbolKeys(obj: object): boolean {
   return symbols.length > 0 && symbols.some((s) => Object.prototype.propertyIsEnumerable.call(obj, s));
 }
 
+/** One check's scan: its seen-set (the second scan's), or the objects the first may still visit. */
+interface Scan {
+  readonly seen: Set<object> | undefined;
+  budget: number;
+}
+
 /** OK, BAD, or DEEP (gave up: too deep or too large without a seen-set). Decides as {@link walk} would, without the path. */
-function scan(value: unknown, depth: number, seen: Set<object> | undefined): number {
+function scan(value: unknown, depth: number, state: Scan): number {
   switch (typeof value) {
     case 'object':
       break;
@@ -190,10 +194,11 @@ function scan(value: unknown, depth: number, seen: Set<object> | undefined): num
       return OK;
   }
   if (value === null) return OK;
+  const seen = state.seen;
   if (seen !== undefined) {
     if (seen.has(value)) return OK;
     seen.add(value);
-  } else if (depth > MAX_DEPTH || --budget < 0) {
+  } else if (depth > MAX_DEPTH || --state.budget < 0) {
     return DEEP;
   }
   const next = depth + 1;
@@ -205,20 +210,20 @@ function scan(value: unknown, depth: number, seen: Set<object> | undefined): num
     for (let i = 0; i < n; i++) {
       const v: unknown = value[i];
       if (typeof v === 'object' || typeof v === 'function' || typeof v === 'symbol') {
-        const r = scan(v, next, seen);
+        const r = scan(v, next, state);
         if (r !== OK) return r;
       } else if (v === undefined && n > SPARSE_ABOVE && !(i in value)) {
         // a hole in a long array: the rest is read by its indexes present, not by its length (a
         // sparse array of length 2**32-1 would take minutes, where structured clone skips the holes)
         for (const key of presentIndexes(value, i)) {
-          const r = scan(value[key], next, seen);
+          const r = scan(value[key], next, state);
           if (r !== OK) return r;
         }
         break;
       }
     }
     for (const key of arrayExtras(value)) {
-      const r = scan((value as unknown as Record<string, unknown>)[key], next, seen);
+      const r = scan((value as unknown as Record<string, unknown>)[key], next, state);
       if (r !== OK) return r;
     }
     return OK;
@@ -229,7 +234,7 @@ function scan(value: unknown, depth: number, seen: Set<object> | undefined): num
     for (const key in value) {
       const v = (value as Record<string, unknown>)[key];
       if (typeof v === 'object' || typeof v === 'function' || typeof v === 'symbol') {
-        const r = scan(v, next, seen);
+        const r = scan(v, next, state);
         if (r !== OK) return r;
       }
     }
@@ -239,18 +244,18 @@ function scan(value: unknown, depth: number, seen: Set<object> | undefined): num
     case LEAF:
       return OK;
     case ERROR:
-      return scan((value as { cause?: unknown }).cause, next, seen);
+      return scan((value as { cause?: unknown }).cause, next, state);
     case MAP:
       for (const [k, v] of value as Map<unknown, unknown>) {
-        const r = scan(k, next, seen);
+        const r = scan(k, next, state);
         if (r !== OK) return r;
-        const rv = scan(v, next, seen);
+        const rv = scan(v, next, state);
         if (rv !== OK) return rv;
       }
       return OK;
     case SET:
       for (const v of value as Set<unknown>) {
-        const r = scan(v, next, seen);
+        const r = scan(v, next, state);
         if (r !== OK) return r;
       }
       return OK;

@@ -1,5 +1,5 @@
 import { IdSequence } from '../../runtime/IdSequence.js';
-import type { DeadLetterFilter } from '../../runtime/services.js';
+import type { DeadLetterFilter } from '../../runtime/serviceSlots.js';
 import { type DeadLetterStore, matches, type NewRecord, type Record_, seqOf } from './DeadLetterStore.js';
 
 /**

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import { DeadLetterTooLargeError, isKeelError, KeelError, MissingPeerError, NotSerializableError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
-import type { DeadLetterFilter } from '../../runtime/services.js';
+import type { DeadLetterFilter } from '../../runtime/serviceSlots.js';
 import { type DeadLetterStore, type NewRecord, type Record_, seqOf, thrownText } from './DeadLetterStore.js';
 
 interface Row {

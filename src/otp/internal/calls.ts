@@ -1,4 +1,3 @@
-import { types } from 'node:util';
 import diagnostics from 'node:diagnostics_channel';
 import {
   AbortedError,
@@ -8,64 +7,17 @@ import {
   InvalidArgumentError,
   MailboxFullError,
   NoProcError,
-  ProcessExitedError,
 } from '../../errors.js';
-import { ExitWatcher, F_DEAD, isProc, NextTurnWatcher, type Proc } from '../../runtime/internal/Proc.js';
-import type { TimerEntry } from '../../runtime/internal/TimerHeap.js';
+import { Delivery, ExitWatcher, type Kernel, kernelOfProcess, NextTurnWatcher, type Proc, type TimerEntry } from '../../runtime/kernel.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
-import { Delivery, KeelNode } from '../../runtime/Node.js';
-import { isPid, type Target, targetText } from '../../runtime/Pid.js';
-import type { Context, Node } from '../../runtime/types.js';
+import { captureResolvers, capturedResolvers } from './promiseExecutor.js';
+import { checkTarget, type Target, targetText } from '../../runtime/Pid.js';
 
-/** @internal Where a behaviour operation comes from: a process (its context) or the node itself. */
-export interface Origin {
-  readonly node: KeelNode;
-  readonly caller: Proc | undefined;
-}
-
-/** @internal The node of a `from` argument (a node or a live process's context); throws for anything else. */
-export function nodeOf(from: Node | Context<any>, argument = 'from'): KeelNode {
-  if (isProc(from)) {
-    if ((from.flags & F_DEAD) !== 0) zombie(from);
-    return (from.rt as unknown as KeelNode);
-  }
-  if (isNode(from)) return from;
-  throw new InvalidArgumentError(argument, 'a Node or a process Context', from);
-}
-
-/** A node (by its shape: another copy of the package makes nodes too); never throws, and a proxy is none. */
-function isNode(value: unknown): value is KeelNode {
-  if (KeelNode.is(value)) return true; // this copy's own nodes: a brand check, no call into the engine
-  if (typeof value !== 'object' || value === null || types.isProxy(value)) return false;
-  try {
-    return typeof (value as Partial<KeelNode>).lookupTarget === 'function';
-  } catch {
-    return false; // a getter that throws
-  }
-}
-
-function zombie(p: Proc): never {
-  // a zombie continuation: behaviour operations fail loudly, as ctx.spawn does
-  p.rt.zombieCall(p, 'behaviour operation');
-  throw new ProcessExitedError(String(p.self), 'a behaviour operation');
-}
-
-/** @internal The node and the calling process of a `from` argument, checked once. */
-export function originOf(from: Node | Context<any>, argument = 'from'): Origin {
-  if (isProc(from)) {
-    if ((from.flags & F_DEAD) !== 0) zombie(from);
-    return { node: (from.rt as unknown as KeelNode), caller: from };
-  }
-  if (isNode(from)) return { node: from, caller: undefined };
-  throw new InvalidArgumentError(argument, 'a Node or a process Context', from);
-}
-
-/** @internal */
-export function validateTarget(target: unknown): asserts target is Target {
-  if (typeof target === 'string' ? target.length === 0 : !isPid(target)) {
-    throw new InvalidArgumentError('target', 'a Pid or a non-empty registered name', target);
-  }
-}
+/**
+ * @deprecated The kernel of a `from` argument is `kernelOf` of src/runtime/kernel.ts. This alias
+ * only keeps src/agents compiling until it imports from there. TODO(agents door): delete it.
+ */
+export { kernelOf as nodeOf } from '../../runtime/kernel.js';
 
 /** @internal */
 export function validateTimeout(timeout: unknown, argument = 'timeout'): asserts timeout is number {
@@ -114,8 +66,8 @@ export class PendingCall extends NextTurnWatcher {
     this.extras = undefined;
   }
 
-  get node(): KeelNode {
-    return (this.server.rt as unknown as KeelNode);
+  get node(): Kernel {
+    return kernelOfProcess(this.server);
   }
 
   /** True while the caller still waits. */
@@ -144,7 +96,7 @@ export class PendingCall extends NextTurnWatcher {
   /** The server died (an exit watcher, told synchronously during its death). */
   onExit(reason: ExitReason): void {
     this.fail(
-      (this.server.rt as unknown as KeelNode).stopping
+      kernelOfProcess(this.server).stopping
         ? new NoProcError(String(this.server.self), 'the node shut down before the reply')
         : new CallExitError(String(this.server.self), reason, formatReason(reason)),
     );
@@ -159,7 +111,7 @@ export class PendingCall extends NextTurnWatcher {
 
   /** @internal At the next turn of the event loop: arm the deadline if the caller still waits. */
   nextTurn(): void {
-    if (this.resolveFn !== undefined) this.timer = (this.server.rt as unknown as KeelNode).schedule(this.timeoutMs, PendingCall.prototype.timedOut, false, this);
+    if (this.resolveFn !== undefined) this.timer = kernelOfProcess(this.server).schedule(this.timeoutMs, PendingCall.prototype.timedOut, false, this);
   }
 
   /** The deadline passed (a timer method: no closure per call). */
@@ -170,7 +122,7 @@ export class PendingCall extends NextTurnWatcher {
 
   /** @internal Arms the deadline and the watches; called once the request is in the server's mailbox. */
   arm(timeoutMs: number, caller: Proc | undefined, signal: AbortSignal | undefined): void {
-    const node = (this.server.rt as unknown as KeelNode);
+    const node = kernelOfProcess(this.server);
     if (!node.watchExit(this.server, this)) {
       this.fail(new NoProcError(String(this.server.self), 'the server exited before the call was armed'));
       return;
@@ -185,7 +137,7 @@ export class PendingCall extends NextTurnWatcher {
     }
   }
 
-  private armExtras(node: KeelNode, caller: Proc | undefined, signal: AbortSignal | undefined): void {
+  private armExtras(node: Kernel, caller: Proc | undefined, signal: AbortSignal | undefined): void {
     const extras: CallExtras = (this.extras = { callerWatch: undefined, signal: undefined, onAbort: undefined });
     if (caller !== undefined) {
       // when the caller dies nobody waits: release everything (its continuation is a zombie)
@@ -201,7 +153,7 @@ export class PendingCall extends NextTurnWatcher {
 
   private finish(): void {
     this.resolveFn = undefined;
-    const node = (this.server.rt as unknown as KeelNode);
+    const node = kernelOfProcess(this.server);
     if (this.turnQueued) node.cancelNextTurn(this);
     if (this.timer !== undefined) node.cancelEntry(this.timer);
     this.timer = undefined;
@@ -235,7 +187,7 @@ class CallerWatch extends ExitWatcher {
 
 /** @internal Sends a request to a live process and returns the promise of its reply. */
 export function callProcess(
-  node: KeelNode,
+  node: Kernel,
   caller: Proc | undefined,
   target: Target,
   request: unknown,
@@ -249,28 +201,19 @@ export function callProcess(
   return startCall(node, caller, target, request, timeoutMs, signal);
 }
 
-function startCall(node: KeelNode, caller: Proc | undefined, target: Target, request: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
+function startCall(node: Kernel, caller: Proc | undefined, target: Target, request: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
   const server = node.lookupTarget(target);
   if (server === undefined) {
-    validateTarget(target); // a bad target (an empty name) is a programmer error, not a dead process
+    checkTarget(target); // a bad target (an empty name) is a programmer error, not a dead process
     return Promise.reject(new NoProcError(targetText(target), 'cannot call a process that is not alive'));
   }
   if (server === caller) return Promise.reject(new DeadlockError(String(server.self), 'called itself'));
   if (signal?.aborted === true) return Promise.reject(new AbortedError(`the call to ${String(server.self)}`, signal.reason));
-  const promise = new Promise(capture); // a shared executor: no closure per call
-  const call = new PendingCall(request, server, captured.resolve, captured.reject);
+  const promise = new Promise<unknown>(captureResolvers); // a shared executor: no closure per call
+  const call = new PendingCall(request, server, capturedResolvers.resolve, capturedResolvers.reject);
   const delivered = node.enqueueTo(server, call, caller);
   if (delivered === Delivery.Enqueued) call.arm(timeoutMs, caller, signal);
   else if (delivered === Delivery.MailboxFull) call.fail(new MailboxFullError(String(server.self)));
   else call.fail(new NoProcError(String(server.self), 'cannot call a process that is not alive'));
   return promise;
 }
-
-const captured: { resolve: (value: unknown) => void; reject: (error: unknown) => void } = { resolve: noop, reject: noop };
-
-function capture(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
-  captured.resolve = resolve;
-  captured.reject = reject;
-}
-
-function noop(): void {}

@@ -1,7 +1,7 @@
 import { types } from 'node:util';
 import { checkKeys, describe, InvalidArgumentError, StartError, thrownText, toError } from '../../errors.js';
 import { formatReason, isCleanExit, type ExitReason } from '../../runtime/messages.js';
-import type { KeelNode } from '../../runtime/Node.js';
+import { kernelOf } from '../../runtime/kernel.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
 import type { Context } from '../../runtime/types.js';
 
@@ -107,7 +107,7 @@ export async function startChild(ctx: Context<any>, child: Child): Promise<Pid> 
   if (!isPid(pid)) {
     throw new StartError(`child '${child.id}'`, new InvalidArgumentError(`start of child '${child.id}'`, 'a Pid', pid), `start returned ${describe(pid)}`);
   }
-  const proc = (ctx.node as KeelNode).resolve(pid);
+  const proc = kernelOf(ctx.node).resolve(pid);
   if (proc === undefined) throw new StartError(`child '${child.id}'`, 'noproc', 'it exited as it started');
   if (proc.self === ctx.self) {
     // its own child: stopping that child would be waiting for itself (for ever, with shutdown 'infinity')
@@ -129,7 +129,7 @@ export function stopChild(ctx: Context<any>, child: Child): Promise<ExitReason |
   child.pid = undefined;
   child.status = 'stopped';
   if (pid === undefined) return Promise.resolve(undefined);
-  const node = ctx.node as KeelNode;
+  const node = kernelOf(ctx.node);
   // as OTP: the link stays while the child stops (if the supervisor dies meanwhile, the child goes
   // with it); its Exit is ignored since `child.pid` is cleared; the kill comes from the node
   return new Promise((resolve) => {

@@ -1,5 +1,16 @@
-import { checkKeys, InvalidArgumentError } from '../errors.js';
-import type { BackoffOptions } from '../runtime/services.js';
+/**
+ * Retry backoff: exponential with full jitter. Shared by the layers that retry (supervised sends,
+ * the dead letter queue) and by the runtime's service options that configure them, as src/errors.ts is.
+ */
+import { checkKeys, InvalidArgumentError } from './errors.js';
+
+/** Exponential backoff with full jitter. */
+export interface BackoffOptions {
+  initialMs?: number;
+  factor?: number;
+  maxMs?: number;
+  jitter?: 'full' | 'none';
+}
 
 /** @internal A validated backoff: exponential from `initialMs` by `factor` up to `maxMs`, full jitter unless `jitter: 'none'`. */
 export interface Backoff {
