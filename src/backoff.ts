@@ -34,13 +34,14 @@ export function toBackoff(options: BackoffOptions | undefined, argument = 'backo
     if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new InvalidArgumentError(`${argument}.${key}`, `a finite number >= ${min}`, v);
     return v;
   };
-  const jitter = options.jitter ?? 'full';
+  const jitter = options.jitter === undefined ? 'full' : options.jitter; // null is no jitter mode: refused below
   if (jitter !== 'full' && jitter !== 'none') throw new InvalidArgumentError(`${argument}.jitter`, "'full' | 'none'", options.jitter);
   return { initialMs: num('initialMs', 10, 0), factor: num('factor', 2, 1), maxMs: num('maxMs', 5000, 0), jitter };
 }
 
 /** @internal The delay before retry number `retry` (1 for the first retry), with full jitter from `random`. */
 export function backoffDelay(b: Backoff, retry: number, random: () => number): number {
-  const cap = Math.min(b.maxMs, b.initialMs * b.factor ** (retry - 1));
+  // 0 x Infinity is NaN: a zero initial delay stays zero however far the exponent grows
+  const cap = b.initialMs === 0 ? 0 : Math.min(b.maxMs, b.initialMs * b.factor ** (retry - 1));
   return b.jitter === 'none' ? cap : random() * cap;
 }

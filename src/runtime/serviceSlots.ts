@@ -5,7 +5,6 @@
  */
 import type { BackoffOptions } from '../backoff.js';
 import type { Pid, Ref, Target } from './Pid.js';
-import type { Context } from './types.js';
 
 /** What a service answers when it is switched off (`services: false`) or its node has shut down. */
 export interface Unavailable {
@@ -26,9 +25,18 @@ export interface MonitorEntry {
 }
 
 /** The node's monitor manager (slot 0). Until the service is plugged in, every method answers `unavailable`. */
+/**
+ * A process's context as a service slot takes it: any `Context` (`ctx`) passes; the service checks
+ * at run time that it is a live process's (a typed error otherwise). Structural, so that this file
+ * and `types.ts` (whose `Node` names the slots) do not import each other.
+ */
+export interface SlotContext {
+  readonly self: Pid;
+}
+
 export interface MonitorManager {
-  monitor(ctx: Context<any>, target: Target, options?: { tag?: string; expectedLifetime?: 'short' | 'long' }): Ref | { error: 'noproc' | 'unavailable' };
-  demonitor(ctx: Context<any>, ref: Ref, options?: { flush?: boolean }): 'ok' | 'not_found' | 'not_owner' | Unavailable;
+  monitor(ctx: SlotContext, target: Target, options?: { tag?: string; expectedLifetime?: 'short' | 'long' }): Ref | { error: 'noproc' | 'unavailable' };
+  demonitor(ctx: SlotContext, ref: Ref, options?: { flush?: boolean }): 'ok' | 'not_found' | 'not_owner' | Unavailable;
   list(): MonitorEntry[] | Unavailable;
   stats(): { created: number; cleaned: number; active: number; leaked: number } | Unavailable;
   findLeaks(options?: { olderThanMs?: number }): MonitorEntry[] | Unavailable;

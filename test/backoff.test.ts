@@ -2,8 +2,8 @@
 // options (defaults, bounds, stray keys, values that cannot be read) and backoffDelay computes the
 // delay before a retry: exponential from initialMs by factor up to maxMs, times random() under full jitter.
 import { describe, expect, it } from 'vitest';
-import { type Backoff, backoffDelay, DEFAULT_BACKOFF, toBackoff } from '../../src/delivery/backoff.js';
-import { expectKeelError, revokedProxy, thrown, trappingProxy } from '../support.js';
+import { type Backoff, backoffDelay, DEFAULT_BACKOFF, toBackoff } from '../src/backoff.js';
+import { expectKeelError, revokedProxy, thrown, trappingProxy } from './support.js';
 
 /** A random() that answers `value` and counts its calls. */
 function fixedRandom(value: number): { random: () => number; calls: () => number } {
@@ -145,5 +145,21 @@ describe('backoffDelay', () => {
         }),
       ),
     ).toBe(boom);
+  });
+});
+
+describe('backoff at the edges', () => {
+  it('keeps a zero initial delay at 0 for any retry, where 0 x Infinity used to be NaN', () => {
+    const b = toBackoff({ initialMs: 0, jitter: 'none' });
+    expect([1, 1024, 1025, 2000, 1e6].map((retry) => backoffDelay(b, retry, () => 0.5))).toEqual([0, 0, 0, 0, 0]);
+    expect(backoffDelay(toBackoff({ initialMs: 0 }), 5000, () => 1)).toBe(0);
+  });
+
+  it('caps a huge exponent at maxMs (Infinity times a positive delay)', () => {
+    expect(backoffDelay(toBackoff({ initialMs: 1, maxMs: 750, jitter: 'none' }), 5000, () => 0.5)).toBe(750);
+  });
+
+  it('refuses jitter: null with ERR_INVALID_ARGUMENT (it used to read as full)', () => {
+    expectKeelError(thrown(() => toBackoff({ jitter: null } as never)), 'ERR_INVALID_ARGUMENT');
   });
 });
