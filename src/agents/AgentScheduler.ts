@@ -4,7 +4,7 @@ import { GenServer, type GenServerSpec, type ServerPid } from '../otp/GenServer.
 import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown } from '../runtime/messages.js';
 import { isInstance } from '../runtime/safe.js';
-import { isPid, Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
+import { checkTarget, Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentNode, nameFor, startComponent } from './component.js';
 import { unwatch, watchProcess } from './internal/watch.js';
@@ -406,10 +406,6 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: stri
 
 // ---- validation (before anything is sent) -------------------------------------------------------
 
-function checkAgent(agent: unknown): asserts agent is Target {
-  if (typeof agent === 'string' ? agent === '' : !isPid(agent)) throw new InvalidArgumentError('agent', 'a Pid or a registered name (non-empty string)', agent);
-}
-
 function checkId(id: unknown): asserts id is string {
   if (typeof id !== 'string' || id === '') throw new InvalidArgumentError('id', 'a non-empty string', id);
 }
@@ -463,7 +459,7 @@ async function startScheduler(from: Node | Context<any>, node: Node, name: strin
     },
     name,
     registerPeriodic(agent, id, intervalMs, message, opts) {
-      checkAgent(agent);
+      checkTarget(agent, 'agent');
       checkId(id);
       checkInterval(intervalMs);
       const { jitter, missed } = periodicOptions(opts, intervalMs);
@@ -473,16 +469,16 @@ async function startScheduler(from: Node | Context<any>, node: Node, name: strin
       });
     },
     unregister(agent, id) {
-      checkAgent(agent);
+      checkTarget(agent, 'agent');
       checkId(id);
       return call({ type: 'unregister', agent, id });
     },
     unregisterAgent(agent) {
-      checkAgent(agent);
+      checkTarget(agent, 'agent');
       return call({ type: 'unregister_agent', agent });
     },
     updateInterval(agent, id, intervalMs) {
-      checkAgent(agent);
+      checkTarget(agent, 'agent');
       checkId(id);
       checkInterval(intervalMs);
       return call<'ok' | 'not_found' | InvalidArgumentError>({ type: 'update_interval', agent, id, intervalMs }).then((r) => {
@@ -491,12 +487,12 @@ async function startScheduler(from: Node | Context<any>, node: Node, name: strin
       });
     },
     forceExecution(agent, id) {
-      checkAgent(agent);
+      checkTarget(agent, 'agent');
       checkId(id);
       return call({ type: 'force', agent, id });
     },
     list(agent) {
-      checkAgent(agent);
+      checkTarget(agent, 'agent');
       return call({ type: 'list', agent });
     },
     stats: () => call({ type: 'stats' }),

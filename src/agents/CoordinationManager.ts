@@ -4,9 +4,9 @@ import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp
 import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown } from '../runtime/messages.js';
 import { isInstance } from '../runtime/safe.js';
-import { isPid, Pid, type Ref, type Target, targetText, type TimerRef } from '../runtime/Pid.js';
+import { checkTarget, isPid, Pid, type Ref, type Target, targetText, type TimerRef } from '../runtime/Pid.js';
 import { isUnavailable } from '../runtime/services.js';
-import type { KeelNode } from '../runtime/Node.js';
+import { kernelOf } from '../runtime/kernel.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentNode, nameFor, startComponent } from './component.js';
 import { watchProcess } from './internal/watch.js';
@@ -423,7 +423,7 @@ function flightTimedOut(state: State, ctx: Context<any>, msg: FlightTimeout): vo
   const f = state.flights.get(msg.id);
   if (f === undefined || f.abort === undefined || f.timedOut !== undefined) return;
   f.timer = undefined;
-  const node = ctx.node as KeelNode;
+  const node = kernelOf(ctx);
   const pid = node.lookupTarget(f.target)?.self;
   f.timedOut = pid !== undefined && node.withdrawEnvelope(pid, f.id) ? 'unstarted' : 'started';
   f.abort.abort(); // the send settles (as aborted): the Settled that follows is this timeout
@@ -547,7 +547,8 @@ const spec: GenServerSpec<State, CoordinationProtocol, never, Settings> = keelSe
       case 'stats':
         return { reply: statsOf(state), state };
       case 'circuit': {
-        if (!validReceiver(request.receiver)) return { reply: new InvalidArgumentError('receiver', 'a Pid or a non-empty registered name', request.receiver) as never, state };
+        const bad = refusal(() => checkTarget(request.receiver, 'receiver'));
+        if (bad !== undefined) return { reply: bad as never, state };
         const c = state.circuits.get(keyOf(request.receiver));
         return { reply: c === undefined ? undefined : { state: c.state, consecutiveFailures: c.failures, buffered: c.buffer.length, inFlight: c.inFlight }, state };
       }
@@ -608,19 +609,22 @@ function toSettings(options: CoordinationManagerOptions | undefined): Settings {
 }
 
 /** A coordinate request that did not come through the handle and is malformed: the error to answer. */
-function badCoordinate(request: { sender: unknown; receiver: unknown; id: unknown }): InvalidArgumentError | undefined {
-  if (!isPid(request.sender)) return new InvalidArgumentError('sender', 'a Pid', request.sender);
-  if (!validReceiver(request.receiver)) return new InvalidArgumentError('receiver', 'a Pid or a non-empty registered name', request.receiver);
-  if (typeof request.id !== 'string' || request.id === '') return new InvalidArgumentError('id', 'a non-empty string', request.id);
-  return undefined;
+function badCoordinate(request: { sender: unknown; receiver: unknown; id: unknown }): Error | undefined {
+  return refusal(() => {
+    if (!isPid(request.sender)) throw new InvalidArgumentError('sender', 'a Pid', request.sender);
+    checkTarget(request.receiver, 'receiver');
+    if (typeof request.id !== 'string' || request.id === '') throw new InvalidArgumentError('id', 'a non-empty string', request.id);
+  });
 }
 
-function validReceiver(receiver: unknown): receiver is Target {
-  return typeof receiver === 'string' ? receiver.length > 0 : isPid(receiver);
-}
-
-function checkReceiver(receiver: unknown): asserts receiver is Target {
-  if (!validReceiver(receiver)) throw new InvalidArgumentError('receiver', 'a Pid or a non-empty registered name', receiver);
+/** The typed error a check throws, as a value: a call answers it, and the manager keeps running. */
+function refusal(check: () => void): Error | undefined {
+  try {
+    check();
+    return undefined;
+  } catch (e) {
+    return toError(e);
+  }
 }
 
 /**
@@ -654,7 +658,7 @@ export const CoordinationManager = {
       name,
       coordinate(sender, receiver, message, o) {
         if (!isPid(sender)) throw new InvalidArgumentError('sender', 'a Pid', sender);
-        checkReceiver(receiver);
+        checkTarget(receiver, 'receiver');
         if (o !== undefined && (typeof o !== 'object' || o === null)) throw new InvalidArgumentError('options', '{ id?: string }', o);
         const given = o?.id;
         if (given !== undefined && (typeof given !== 'string' || given === '')) throw new InvalidArgumentError('options.id', 'a non-empty string', given);
@@ -670,7 +674,7 @@ export const CoordinationManager = {
       },
       stats: () => GenServer.call<CoordinationProtocol>(node, name, { type: 'stats' }) as Promise<CoordinationStats>,
       circuit(receiver) {
-        checkReceiver(receiver);
+        checkTarget(receiver, 'receiver');
         return GenServer.call<CoordinationProtocol>(node, name, { type: 'circuit', receiver }) as Promise<CircuitInfo | undefined>;
       },
     };

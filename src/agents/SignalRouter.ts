@@ -3,8 +3,7 @@ import { SEND_SPAN_EVENTS, sendOnce, sendSupervised, type SendOptions, type Send
 import { GenServer, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown } from '../runtime/messages.js';
-import type { Proc } from '../runtime/internal/Proc.js';
-import type { KeelNode } from '../runtime/Node.js';
+import { kernelOf, type Kernel, type Proc } from '../runtime/kernel.js';
 import { isPid, Pid, type Ref } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentNode, nameFor, startComponent } from './component.js';
@@ -131,7 +130,7 @@ interface Sub {
 interface State {
   readonly name: string;
   readonly ctx: Context<any>;
-  readonly node: KeelNode;
+  readonly node: Kernel;
   readonly trie: PatternTrie<Sub>;
   readonly subs: Map<string, Sub>;
   /** The router as the sender of its deliveries (they die with it). */
@@ -165,6 +164,9 @@ interface InitArg {
   readonly name: string;
   readonly deliveryTimeout: number;
 }
+
+/** What `sendOnce` takes as its node (the kernel, typed as delivery declares it). */
+type SendNode = Parameters<typeof sendOnce>[0];
 
 const size = (sub: Sub): number => sub.buf.length - sub.head;
 
@@ -276,7 +278,7 @@ function pump(state: State, sub: Sub): void {
     state.buffered--;
     sub.inFlight++;
     state.inFlight++;
-    const sent = state.spanProbe.active ? sendSupervised(state.ctx, sub.pid, signal, state.send) : sendOnce(state.node, state.proc, sub.pid, signal, state.settings);
+    const sent = state.spanProbe.active ? sendSupervised(state.ctx, sub.pid, signal, state.send) : sendOnce(state.node as SendNode, state.proc, sub.pid, signal, state.settings);
     // one closure for both ends: with `onError: 'ignore'` a send only rejects on a bug below
     const done = (r: unknown): void => settled(state, sub, signal, isOutcome(r) ? r : { ok: false, id: '', reason: 'aborted', attempts: 0, firstError: r, lastError: r });
     sent.then(done, done);
@@ -463,7 +465,7 @@ function stats(state: State): SignalRouterStats {
 const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, InitArg> = keelServer({
   init(arg, ctx) {
     const byReason = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<SignalDropReason, number>;
-    const node = ctx.node as KeelNode;
+    const node = kernelOf(ctx);
     const hits: Sub[] = [];
     const send: SendOptions = { ack: 'handled', timeout: arg.deliveryTimeout, onError: 'ignore', metadata: { router: arg.name } };
     const state: State = {
@@ -586,7 +588,6 @@ export const SignalRouter = {
     const name = nameFor(node, 'signal_router', options?.name);
     const arg: InitArg = { name, deliveryTimeout: options?.deliveryTimeout ?? 5000 };
     let pid = await startComponent(from, routerSpec, arg, name);
-    const k = node as KeelNode;
     return {
       get pid() {
         pid = (node.registry.whereis(name) as typeof pid | undefined) ?? pid;
@@ -607,7 +608,7 @@ export const SignalRouter = {
       },
       publish(signal) {
         validateSignal(signal);
-        const router = k.lookupTarget(name);
+        const router = node.lookupTarget(name);
         if (router === undefined) return { ok: false, id: signal.id, reason: 'noproc' };
         GenServer.cast<SignalRouterCast>(node, router.self, { type: 'publish', signal });
         return { ok: true, id: signal.id };

@@ -1,10 +1,8 @@
 import { InvalidArgumentError } from '../errors.js';
 import { DynamicSupervisor } from '../otp/DynamicSupervisor.js';
 import { GenServer, type CallProtocol, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
-import { nodeOf } from '../otp/internal/calls.js';
-import { isProc } from '../runtime/internal/Proc.js';
+import { isProcess, kernelOf, type Kernel } from '../runtime/kernel.js';
 import { refuseReserved } from '../runtime/NameRegistry.js';
-import type { KeelNode } from '../runtime/Node.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 
@@ -32,12 +30,12 @@ export function componentName(node: Node, kind: string): string {
 }
 
 /** The node's `keel.agents` dynamic supervisor, started (again, if it gave up) on first use. */
-function agentsSupervisor(node: Node): Promise<Pid> {
+function agentsSupervisor(node: Kernel): Promise<Pid> {
   const known = supervisors.get(node);
   const alive = node.registry.whereis('keel.agents');
   if (known !== undefined && alive !== undefined) return known;
   const started =
-    alive !== undefined ? Promise.resolve(alive) : (node as KeelNode).registry.asKeel(() => DynamicSupervisor.start(node, { name: 'keel.agents', maxRestarts: 10, withinMs: 5000 }));
+    alive !== undefined ? Promise.resolve(alive) : node.registry.asKeel(() => DynamicSupervisor.start(node, { name: 'keel.agents', maxRestarts: 10, withinMs: 5000 }));
   supervisors.set(node, started);
   started.catch(() => supervisors.delete(node));
   return started;
@@ -59,9 +57,9 @@ export async function startComponent<S, P extends CallProtocol, Cast, Arg>(
   name: string,
 ): Promise<ServerPid<P, Cast>> {
   // the name was checked by nameFor: a default one is Keel's own, under `keel.`
-  const registry = (nodeOf(from) as KeelNode).registry;
-  if (isProc(from)) return registry.asKeel(() => GenServer.startLink(from as Context<any>, spec, arg, { name }));
-  const node = nodeOf(from);
+  const node = kernelOf(from);
+  const registry = node.registry;
+  if (isProcess(from)) return registry.asKeel(() => GenServer.startLink(from as Context<any>, spec, arg, { name }));
   const sup = await agentsSupervisor(node);
   const pid = await DynamicSupervisor.startChild(node, sup, {
     id: name,
@@ -71,7 +69,7 @@ export async function startComponent<S, P extends CallProtocol, Cast, Arg>(
   return pid as ServerPid<P, Cast>;
 }
 
-/** The node a component is started on. */
-export function componentNode(from: Node | Context<any>): Node {
-  return nodeOf(from);
+/** The node (its kernel) a component is started on; throws for a `from` that is neither a node nor a live context. */
+export function componentNode(from: Node | Context<any>): Kernel {
+  return kernelOf(from);
 }

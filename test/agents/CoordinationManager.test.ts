@@ -6,7 +6,7 @@ import {
   type CoordinationOutcome,
 } from '../../src/agents/CoordinationManager.js';
 import { GenServer, Supervisor, type DeadLetter, type Node, type Pid } from '../../src/index.js';
-import type { KeelNode } from '../../src/runtime/Node.js';
+import type { Kernel } from '../../src/runtime/kernel.js';
 import { captureEvents, type TestClock } from '../../src/testing/index.js';
 import {
   clockedNode,
@@ -30,7 +30,7 @@ const track = useNodes();
 /** Dead letters stay put: their automatic retry is an hour away (no jitter). */
 const QUIET_DLQ = { deadLetters: { backoff: { initialMs: 3_600_000, factor: 2, maxMs: 3_600_000, jitter: 'none' as const } } };
 
-function setup(): { node: KeelNode; clock: TestClock } {
+function setup(): { node: Kernel; clock: TestClock } {
   return clockedNode(track, { services: QUIET_DLQ });
 }
 

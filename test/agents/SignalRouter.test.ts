@@ -4,7 +4,7 @@ import { GenServer, isDown, isKeelError, type Node, Pid, Supervisor } from '../.
 import { PatternTrie } from '../../src/agents/internal/PatternTrie.js';
 import { createSignal, isSignal, type Signal } from '../../src/agents/Signal.js';
 import { type SignalOverflow, type SignalRouterHandle, type SignalRouterStats, SignalRouter, type SubscribeOptions } from '../../src/agents/SignalRouter.js';
-import type { KeelNode } from '../../src/runtime/Node.js';
+import type { Kernel } from '../../src/runtime/kernel.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
 import { clockedNode, deadPid, type Deferred, deferred, expectKeelError, failure, listOf, receiveDown, thrown, UNREADABLE, useNodes } from '../support.js';
 
@@ -800,7 +800,7 @@ describe('SignalRouter.start', () => {
     expect(t.data).toEqual(['after']);
     expect(s.data).toEqual([0]); // nothing more reached it from the old router
     expect(isDown(down)).toBe(true);
-    expect((node as KeelNode).isAlive(sup)).toBe(true);
+    expect((node as Kernel).isAlive(sup)).toBe(true);
   });
 });
 
