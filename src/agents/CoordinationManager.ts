@@ -1,11 +1,11 @@
 import { InvalidArgumentError, isKeelError, toError } from '../errors.js';
+import { deadLetterAndReport, type DeadLetterResult } from '../delivery/deadLetter.js';
 import { sendSupervised, type FailureReason, type SendOutcome } from '../delivery/sendSupervised.js';
 import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown } from '../runtime/messages.js';
 import { isInstance } from '../runtime/safe.js';
 import { checkTarget, isPid, Pid, type Ref, type Target, targetText, type TimerRef } from '../runtime/Pid.js';
-import { isUnavailable } from '../runtime/services.js';
 import { kernelOf } from '../runtime/kernel.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentNode, nameFor, startComponent } from './component.js';
@@ -228,7 +228,7 @@ class DeadLettered {
   readonly key: string;
   readonly id: string;
   readonly reason: string;
-  readonly result: { deadLetterId: string } | { deadLetterUnavailable: true };
+  readonly result: DeadLetterResult;
   readonly from: From<CoordinationOutcome> | undefined;
   constructor(key: string, id: string, reason: string, result: DeadLettered['result'], from: From<CoordinationOutcome> | undefined) {
     this.key = key;
@@ -259,22 +259,10 @@ function emit(ctx: Context<any>, event: string, measurements: Record<string, num
   ctx.node.telemetry.execute(EVENT + event, measurements, { manager: ctx.self, ...metadata });
 }
 
-/** Adds a dead letter; never throws (a refusal or an unavailable queue is reported as such). */
-async function addDeadLetter(ctx: Context<any>, target: Target, entry: Entry, reason: string): Promise<DeadLettered['result']> {
-  const node = ctx.node;
-  try {
-    const added = await node.deadLetters.add({
-      recipient: target,
-      message: entry.message,
-      reason,
-      metadata: { id: entry.id, sender: String(entry.sender), coordinator: String(ctx.self) },
-    });
-    if (typeof added === 'string') return { deadLetterId: added };
-    if (isUnavailable(added)) node.logger.warn(`coordination: message ${entry.id} to ${targetText(target)} failed (${reason}) and the dead letter queue is unavailable`);
-  } catch (e) {
-    node.logger.error(`coordination: the dead letter queue refused message ${entry.id} to ${targetText(target)} (${reason})`, e);
-  }
-  return { deadLetterUnavailable: true };
+/** Adds a dead letter; never throws (a refusal or an unavailable queue is logged and reported as such). */
+function addDeadLetter(ctx: Context<any>, target: Target, entry: Entry, reason: string): Promise<DeadLetterResult> {
+  const metadata = (): object => ({ id: entry.id, sender: String(entry.sender), coordinator: String(ctx.self) });
+  return deadLetterAndReport(ctx.node, { recipient: target, message: entry.message, reason, metadata }, `coordination: message ${entry.id} to ${targetText(target)}`);
 }
 
 /** Dead-letters `entry`; the manager counts it (and answers `from`, if given) when the queue has answered. */

@@ -1,10 +1,11 @@
 import { checkKeys, InvalidArgumentError, toError } from '../errors.js';
+import { deadLetterAndReport } from '../delivery/deadLetter.js';
 import { SEND_SPAN_EVENTS, sendOnce, sendSupervised, type SendOptions, type SendOutcome, type Settings as SendSettings, toSettings } from '../delivery/sendSupervised.js';
 import { GenServer, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown } from '../runtime/messages.js';
 import { kernelOf, type Kernel, type Proc } from '../runtime/kernel.js';
-import { isPid, Pid, type Ref } from '../runtime/Pid.js';
+import { isPid, Pid, type Ref, targetText } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentNode, nameFor, startComponent } from './component.js';
 import { unwatch, watchProcess, type WatchRef } from './internal/watch.js';
@@ -204,22 +205,10 @@ function dropEvent(state: State, reason: SignalDropReason, sub: Sub, n: number, 
 
 /** `reject`: the refused signal goes to the dead letter queue; the event says where it went. */
 function deadLetter(state: State, sub: Sub, signal: Signal): void {
-  const metadata = { router: state.name, pattern: sub.pattern };
-  let added: Promise<unknown>;
-  try {
-    added = state.node.deadLetters.add({ recipient: sub.pid, message: signal, reason: 'signal_rejected', metadata });
-  } catch (e) {
-    added = Promise.reject(e);
-  }
-  added.then(
-    (r) => {
-      if (typeof r === 'string') dropEvent(state, 'rejected', sub, 1, signal, { pattern: sub.pattern, deadLetterId: r });
-      else dropEvent(state, 'rejected', sub, 1, signal, { pattern: sub.pattern, deadLetterUnavailable: true });
-    },
-    (e: unknown) => {
-      state.node.logger.warn(`signal router ${state.name}: the dead letter queue refused signal ${signal.id}`, e);
-      dropEvent(state, 'rejected', sub, 1, signal, { pattern: sub.pattern, deadLetterUnavailable: true, error: toError(e).message });
-    },
+  const pattern = sub.pattern; // the pattern that matched this signal (the next publish may match another)
+  const entry = { recipient: sub.pid, message: signal, reason: 'signal_rejected', metadata: { router: state.name, pattern } };
+  void deadLetterAndReport(state.node, entry, `signal router ${state.name}: signal ${signal.id} to ${targetText(sub.pid)}`).then((where) =>
+    dropEvent(state, 'rejected', sub, 1, signal, { pattern, ...where }),
   );
 }
 
