@@ -8,7 +8,7 @@ import { isInstance } from '../runtime/safe.js';
 import { checkTarget, isPid, Pid, type Ref, type Target, targetText, type TimerRef } from '../runtime/Pid.js';
 import { kernelOf } from '../runtime/kernel.js';
 import type { Context, Node } from '../runtime/types.js';
-import { componentNode, nameFor, startComponent } from './component.js';
+import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from './component.js';
 import { watchProcess } from './internal/watch.js';
 
 /**
@@ -635,15 +635,11 @@ export const CoordinationManager = {
     const s = toSettings(options);
     const node = componentNode(from);
     const name = nameFor(node, 'coordination_manager', options?.name);
-    let pid = await startComponent(from, spec, s, name);
+    const pid = await startComponent(from, spec, s, name);
+    const call = componentCaller<CoordinationProtocol>(node, name);
     const callTimeout = s.ack === 'handled' ? s.timeout + 5000 : 5000;
     let seq = 0;
-    return {
-      get pid() {
-        pid = (node.registry.whereis(name) as ServerPid<CoordinationProtocol, never> | undefined) ?? pid;
-        return pid;
-      },
-      name,
+    return componentHandle<CoordinationManagerHandle>(node, name, pid, {
       coordinate(sender, receiver, message, o) {
         if (!isPid(sender)) throw new InvalidArgumentError('sender', 'a Pid', sender);
         checkTarget(receiver, 'receiver');
@@ -651,20 +647,17 @@ export const CoordinationManager = {
         const given = o?.id;
         if (given !== undefined && (typeof given !== 'string' || given === '')) throw new InvalidArgumentError('options.id', 'a non-empty string', given);
         const id = given ?? `${name}:${++seq}`;
-        return GenServer.call<CoordinationProtocol>(node, name, { type: 'coordinate', sender, receiver, message, id }, { timeout: callTimeout }).then(
-          (r) => r as CoordinationOutcome,
-          (e: unknown): CoordinationOutcome => {
-            if (isKeelError(e, 'ERR_CALL_TIMEOUT')) return { outcome: 'failed', id, reason: 'coordinator_timeout' };
-            if (isKeelError(e, 'ERR_NOPROC') || isKeelError(e, 'ERR_CALL_EXIT')) return { outcome: 'failed', id, reason: 'coordinator_down' };
-            throw toError(e);
-          },
-        );
+        return call({ type: 'coordinate', sender, receiver, message, id }, { timeout: callTimeout }).catch((e: unknown): CoordinationOutcome => {
+          if (isKeelError(e, 'ERR_CALL_TIMEOUT')) return { outcome: 'failed', id, reason: 'coordinator_timeout' };
+          if (isKeelError(e, 'ERR_NOPROC') || isKeelError(e, 'ERR_CALL_EXIT')) return { outcome: 'failed', id, reason: 'coordinator_down' };
+          throw toError(e);
+        });
       },
-      stats: () => GenServer.call<CoordinationProtocol>(node, name, { type: 'stats' }) as Promise<CoordinationStats>,
+      stats: () => call({ type: 'stats' }),
       circuit(receiver) {
         checkTarget(receiver, 'receiver');
-        return GenServer.call<CoordinationProtocol>(node, name, { type: 'circuit', receiver }) as Promise<CircuitInfo | undefined>;
+        return call({ type: 'circuit', receiver });
       },
-    };
+    });
   },
 };

@@ -7,7 +7,7 @@ import { isInstance } from '../runtime/safe.js';
 import { isPid, Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { statusOf, type AgentCast, type AgentProtocol, type TaskResult } from './Agent.js';
-import { componentNode, nameFor, startComponent } from './component.js';
+import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from './component.js';
 import { unwatch, watchProcess, type WatchRef } from './internal/watch.js';
 
 /** One task of a workflow. */
@@ -162,11 +162,19 @@ interface State {
   readonly m: { completed: number; failed: number; cancelled: number; rejected: number; tasksCompleted: number; tasksFailed: number; reassigned: number; timedOut: number; left: number };
 }
 
-type Request =
-  | { op: 'run'; workflow: Workflow; wait: boolean }
-  | { op: 'wait' | 'cancel' | 'pause' | 'resume' | 'status'; id: string }
-  | { op: 'metrics' | 'workers' }
-  | { op: 'add' | 'remove'; pid: Pid };
+/** The coordinator's calls (its handle makes them). */
+type Calls =
+  | { request: { op: 'run'; workflow: Workflow; wait: true }; reply: WorkflowResult }
+  | { request: { op: 'run'; workflow: Workflow; wait: false }; reply: { id: string } }
+  | { request: { op: 'wait'; id: string }; reply: WorkflowResult | { error: 'not_found' } }
+  | { request: { op: 'cancel'; id: string }; reply: CancelResult }
+  | { request: { op: 'pause' | 'resume'; id: string }; reply: 'ok' | { error: 'not_found' | 'finished' } }
+  | { request: { op: 'status'; id: string }; reply: WorkflowStatus | { error: 'not_found' } }
+  | { request: { op: 'metrics' }; reply: CoordinatorMetrics }
+  | { request: { op: 'workers' }; reply: { pid: Pid; capabilities: readonly string[]; load: number }[] }
+  | { request: { op: 'add'; pid: Pid }; reply: 'ok' | { error: 'noproc' | 'exists' } }
+  | { request: { op: 'remove'; pid: Pid }; reply: 'ok' | { error: 'not_found' } };
+type Request = Calls['request'];
 
 class Joined {
   constructor(readonly pid: Pid, readonly capabilities: readonly string[] | undefined, readonly from: From<unknown>) {}
@@ -682,18 +690,9 @@ function checkId(id: unknown): void {
 }
 
 function handleFor(node: Node, name: string, started: Pid): CoordinatorHandle {
-  let pid = started;
-  const call = <T>(req: Request): Promise<T> =>
-    GenServer.call(node, name, req, { timeout: Infinity }).then((r) => {
-      if (r instanceof Error) throw r;
-      return r as T;
-    });
-  return {
-    get pid() {
-      pid = node.registry.whereis(name) ?? pid;
-      return pid;
-    },
-    name,
+  // the coordinator answers every call (a run when its workflow ends): no call timeout of its own
+  const call = componentCaller<Calls>(node, name, { timeout: Infinity });
+  return componentHandle<CoordinatorHandle>(node, name, started, {
     run: (workflow) => {
       validateWorkflow(workflow);
       return call({ op: 'run', workflow, wait: true });
@@ -717,7 +716,7 @@ function handleFor(node: Node, name: string, started: Pid): CoordinatorHandle {
       return call({ op: 'remove', pid: w });
     },
     workers: () => call({ op: 'workers' }),
-  };
+  });
 }
 
 /**

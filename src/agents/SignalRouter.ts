@@ -7,7 +7,7 @@ import { isDown } from '../runtime/messages.js';
 import { kernelOf, type Kernel, type Proc } from '../runtime/kernel.js';
 import { isPid, Pid, type Ref, targetText } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
-import { componentNode, nameFor, startComponent } from './component.js';
+import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from './component.js';
 import { unwatch, watchProcess, type WatchRef } from './internal/watch.js';
 import { parsePattern, PatternTrie } from './internal/PatternTrie.js';
 import { isKnownSignal, type Signal, validateSignal } from './Signal.js';
@@ -547,12 +547,6 @@ function isValid(signal: unknown): boolean {
   }
 }
 
-/** Throws the typed error a server answered in place of a reply. */
-function unwrap<T>(reply: T | Error): T {
-  if (reply instanceof Error) throw reply;
-  return reply;
-}
-
 /**
  * A signal router: publishers hand it signals and return at once; it delivers each signal to every
  * subscriber whose pattern matches the signal's type (`order.created`; `order.*`; `order.**`),
@@ -576,24 +570,19 @@ export const SignalRouter = {
     const node = componentNode(from);
     const name = nameFor(node, 'signal_router', options?.name);
     const arg: InitArg = { name, deliveryTimeout: options?.deliveryTimeout ?? 5000 };
-    let pid = await startComponent(from, routerSpec, arg, name);
-    return {
-      get pid() {
-        pid = (node.registry.whereis(name) as typeof pid | undefined) ?? pid;
-        return pid;
-      },
-      name,
+    const pid = await startComponent(from, routerSpec, arg, name);
+    const call = componentCaller<SignalRouterProtocol>(node, name);
+    return componentHandle<SignalRouterHandle>(node, name, pid, {
       async subscribe(pattern, subscriber, opts) {
         parsePattern(pattern);
         checkSubscriber(subscriber);
         checkSubscribeOptions(opts);
-        const request = { type: 'subscribe' as const, pattern, pid: subscriber, options: opts ?? {} };
-        return unwrap(await GenServer.call<SignalRouterProtocol>(node, name, request));
+        return call({ type: 'subscribe', pattern, pid: subscriber, options: opts ?? {} });
       },
       async unsubscribe(pattern, subscriber) {
         parsePattern(pattern);
         checkSubscriber(subscriber);
-        return unwrap(await GenServer.call<SignalRouterProtocol>(node, name, { type: 'unsubscribe', pattern, pid: subscriber }));
+        return call({ type: 'unsubscribe', pattern, pid: subscriber });
       },
       publish(signal) {
         validateSignal(signal);
@@ -603,8 +592,8 @@ export const SignalRouter = {
         return { ok: true, id: signal.id };
       },
       async stats() {
-        return unwrap(await GenServer.call<SignalRouterProtocol>(node, name, { type: 'stats' }));
+        return call({ type: 'stats' });
       },
-    };
+    });
   },
 };

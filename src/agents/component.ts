@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '../errors.js';
 import { DynamicSupervisor } from '../otp/DynamicSupervisor.js';
-import { GenServer, type CallProtocol, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
+import { GenServer, type CallProtocol, type GenServerSpec, type ReplyOf, type ServerPid } from '../otp/GenServer.js';
 import { isProcess, kernelOf, type Kernel } from '../runtime/kernel.js';
 import { refuseReserved } from '../runtime/NameRegistry.js';
 import type { Pid } from '../runtime/Pid.js';
@@ -72,4 +72,47 @@ export async function startComponent<S, P extends CallProtocol, Cast, Arg>(
 /** The node (its kernel) a component is started on; throws for a `from` that is neither a node nor a live context. */
 export function componentNode(from: Node | Context<any>): Kernel {
   return kernelOf(from);
+}
+
+// ---- handles ----------------------------------------------------------------------------------
+
+/** What every component's handle has: its registered name, and its pid now. */
+export interface ComponentHandle<P extends Pid = Pid> {
+  /** The component's current pid: found again by name after a restart. */
+  readonly pid: P;
+  readonly name: string;
+}
+
+/**
+ * A component's handle `H`: its `methods`, after its `name` and a `pid` getter that looks the
+ * component up by name, so that the handle follows restarts. While no process is registered under
+ * the name (between a crash and the restart, or once it stopped) the getter answers the last pid
+ * it saw, first the one it `started` with.
+ */
+export function componentHandle<H extends ComponentHandle<any>>(node: Node, name: string, started: H['pid'], methods: Omit<H, 'pid' | 'name'>): H {
+  let pid = started;
+  const handle: ComponentHandle<H['pid']> = {
+    get pid() {
+      pid = (node.registry.whereis(name) as H['pid'] | undefined) ?? pid;
+      return pid;
+    },
+    name,
+  };
+  return Object.assign(handle, methods) as H;
+}
+
+/** A component's answer as its caller gets it: a typed error the server answered in place of a reply is thrown. */
+export function unwrapReply<T>(reply: T): Exclude<T, Error> {
+  if (reply instanceof Error) throw reply;
+  return reply as Exclude<T, Error>;
+}
+
+/**
+ * Calls to the component registered as `name`, from the node (so a restarted component is called
+ * by its handle too), with `defaults` as the call options unless a call gives its own. A typed error
+ * the component answers (a request it refused) is thrown: see {@link unwrapReply}.
+ */
+export function componentCaller<P extends CallProtocol>(node: Node, name: string, defaults?: { timeout?: number }) {
+  return <const R extends P['request']>(request: R, options?: { timeout?: number; signal?: AbortSignal }): Promise<Exclude<ReplyOf<P, R>, Error>> =>
+    GenServer.call<P, R>(node, name, request, options ?? defaults).then(unwrapReply);
 }

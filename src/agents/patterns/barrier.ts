@@ -6,7 +6,7 @@ import { isInstance } from '../../runtime/safe.js';
 import { isDown } from '../../runtime/messages.js';
 import { isPid, type Pid, type TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
-import { componentNode, nameFor, startComponent } from '../component.js';
+import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
 import { checkObject, checkPositiveInteger, checkSignal, checkTimeout, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
 
 export interface BarrierOptions {
@@ -189,7 +189,8 @@ export function barrier(from: Node | Context<any>, parties: number, options: Bar
 
 async function start(from: Node | Context<any>, node: Node, config: Config, defaultTimeout: number): Promise<Barrier> {
   const name = config.name;
-  let pid: Pid = await startComponent(from, barrierSpec, config, name);
+  const pid: Pid = await startComponent(from, barrierSpec, config, name);
+  const call = componentCaller<Calls>(node, name);
   const wait = (waitFrom: Node | Context<any>, o: { timeout?: number; signal?: AbortSignal } = {}): Promise<BarrierWait> => {
     kernelOf(waitFrom, 'from');
     checkObject(o, 'options', '{ timeout?, signal? }');
@@ -216,16 +217,11 @@ async function start(from: Node | Context<any>, node: Node, config: Config, defa
       },
     );
   };
-  return {
-    get pid() {
-      pid = node.registry.whereis(name) ?? pid;
-      return pid;
-    },
-    name,
+  return componentHandle<Barrier>(node, name, pid, {
     parties: config.parties,
     wait,
-    arrived: () => GenServer.call<Calls>(node, name, { type: 'arrived' }),
-    generation: () => GenServer.call<Calls>(node, name, { type: 'generation' }),
+    arrived: () => call({ type: 'arrived' }),
+    generation: () => call({ type: 'generation' }),
     stop: () => stopComponent(node, name),
-  };
+  });
 }
