@@ -13,19 +13,19 @@ export {
   type TaskResult,
   type Vote,
 } from './Agent.js';
-export {
-  CoordinatorAgent,
-  validateWorkflow,
-  type CancelResult,
-  type CoordinatorHandle,
-  type CoordinatorMetrics,
-  type CoordinatorOptions,
-  type Workflow,
-  type WorkflowResult,
-  type WorkflowState,
-  type WorkflowStatus,
-  type WorkflowTask,
-} from './CoordinatorAgent.js';
+export { CoordinatorAgent } from './coordinator/CoordinatorAgent.js';
+export { validateWorkflow } from './coordinator/validate.js';
+export type {
+  CancelResult,
+  CoordinatorHandle,
+  CoordinatorMetrics,
+  CoordinatorOptions,
+  Workflow,
+  WorkflowResult,
+  WorkflowState,
+  WorkflowStatus,
+  WorkflowTask,
+} from './coordinator/types.js';
 export { createSignal, isSignal, validateSignal, type Signal, type SignalInput } from './Signal.js';
 export {
   SignalRouter,

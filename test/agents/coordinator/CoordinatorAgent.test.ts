@@ -17,10 +17,10 @@ import {
   type TaskResult,
   type Workflow,
   type WorkflowResult,
-} from '../../src/index.js';
-import type { Kernel } from '../../src/runtime/kernel.js';
-import { captureEvents, probe } from '../../src/testing/index.js';
-import { clockedNode, deferred, expectKeelError, failure, idler, listOf, thrown, UNREADABLE, useNodes, watch, type Deferred } from '../support.js';
+} from '../../../src/index.js';
+import type { Kernel } from '../../../src/runtime/kernel.js';
+import { captureEvents, probe } from '../../../src/testing/index.js';
+import { clockedNode, deferred, expectKeelError, failure, idler, listOf, thrown, UNREADABLE, useNodes, watch, type Deferred } from '../../support.js';
 
 const track = useNodes();
 
