@@ -59,5 +59,5 @@ export {
   type CoordinationOutcome,
   type CoordinationProtocol,
   type CoordinationStats,
-} from './CoordinationManager.js';
+} from './coordination/CoordinationManager.js';
 export * from './patterns/index.js';

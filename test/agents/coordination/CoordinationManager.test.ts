@@ -4,10 +4,10 @@ import {
   type CoordinationManagerHandle,
   type CoordinationManagerOptions,
   type CoordinationOutcome,
-} from '../../src/agents/CoordinationManager.js';
-import { GenServer, Supervisor, type DeadLetter, type Node, type Pid } from '../../src/index.js';
-import type { Kernel } from '../../src/runtime/kernel.js';
-import { captureEvents, type TestClock } from '../../src/testing/index.js';
+} from '../../../src/agents/coordination/CoordinationManager.js';
+import { GenServer, Supervisor, type DeadLetter, type Node, type Pid } from '../../../src/index.js';
+import type { Kernel } from '../../../src/runtime/kernel.js';
+import { captureEvents, type TestClock } from '../../../src/testing/index.js';
 import {
   clockedNode,
   deadPid,
@@ -23,7 +23,7 @@ import {
   useNodes,
   watch,
   type Receiver,
-} from '../support.js';
+} from '../../support.js';
 
 const track = useNodes();
 

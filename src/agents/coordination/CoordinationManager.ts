@@ -1,15 +1,15 @@
-import { InvalidArgumentError, isKeelError, toError } from '../errors.js';
-import { deadLetterAndReport, type DeadLetterResult } from '../delivery/deadLetter.js';
-import { sendSupervised, type FailureReason, type SendOutcome } from '../delivery/sendSupervised.js';
-import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
-import { keelServer } from '../otp/internal/keelServer.js';
-import { isDown } from '../runtime/messages.js';
-import { isInstance } from '../runtime/safe.js';
-import { checkTarget, isPid, Pid, type Ref, type Target, targetText, type TimerRef } from '../runtime/Pid.js';
-import { kernelOf } from '../runtime/kernel.js';
-import type { Context, Node } from '../runtime/types.js';
-import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from './component.js';
-import { watchProcess } from './internal/watch.js';
+import { InvalidArgumentError, isKeelError, toError } from '../../errors.js';
+import { deadLetterAndReport, type DeadLetterResult } from '../../delivery/deadLetter.js';
+import { sendSupervised, type FailureReason, type SendOutcome } from '../../delivery/sendSupervised.js';
+import { GenServer, type From, type GenServerSpec, type ServerPid } from '../../otp/GenServer.js';
+import { keelServer } from '../../otp/internal/keelServer.js';
+import { isDown } from '../../runtime/messages.js';
+import { isInstance } from '../../runtime/safe.js';
+import { checkTarget, isPid, Pid, type Ref, type Target, targetText, type TimerRef } from '../../runtime/Pid.js';
+import { kernelOf } from '../../runtime/kernel.js';
+import type { Context, Node } from '../../runtime/types.js';
+import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
+import { watchProcess } from '../internal/watch.js';
 
 /**
  * Why a coordinated message was not delivered: a supervised send's reason (`noproc`,
