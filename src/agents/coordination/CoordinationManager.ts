@@ -10,6 +10,7 @@ import { kernelOf } from '../../runtime/kernel.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
 import { watchProcess } from '../internal/watch.js';
+import { CircuitBreaker, type CircuitState } from './CircuitBreaker.js';
 
 /**
  * Why a coordinated message was not delivered: a supervised send's reason (`noproc`,
@@ -43,7 +44,7 @@ export type CoordinationOutcome =
 
 /** One receiver's circuit breaker. */
 export interface CircuitInfo {
-  readonly state: 'closed' | 'open' | 'half_open';
+  readonly state: CircuitState;
   /** Consecutive failed deliveries (reset by a success). */
   readonly consecutiveFailures: number;
   /** Messages waiting in its buffer. */
@@ -160,15 +161,14 @@ interface Flight extends Entry {
 interface Circuit {
   readonly key: string;
   readonly target: Target;
-  state: 'closed' | 'open' | 'half_open';
-  failures: number;
+  /** Its state and failure count (closed, open, half-open): the manager arms the reset timer it asks for. */
+  readonly breaker: CircuitBreaker;
   readonly buffer: Entry[];
   inFlight: number;
   /** A probe or a buffered message is in flight: the next buffered one waits for it (order, one probe). */
   draining: boolean;
+  /** The reset timer of the breaker's current opening. */
   timer: TimerRef | undefined;
-  /** Bumped at each opening: a reset timer of an earlier opening is ignored. */
-  generation: number;
   /** The monitor on a pid receiver (a name receiver has none). */
   ref: Ref | undefined;
 }
@@ -213,13 +213,13 @@ class FlightTimeout {
   }
 }
 
-/** An open circuit's reset timer fired. */
+/** An open circuit's reset timer fired (`opening`: the breaker's opening it was armed for; an earlier one's is ignored). */
 class HalfOpen {
   readonly key: string;
-  readonly generation: number;
-  constructor(key: string, generation: number) {
+  readonly opening: number;
+  constructor(key: string, opening: number) {
     this.key = key;
-    this.generation = generation;
+    this.opening = opening;
   }
 }
 
@@ -305,30 +305,28 @@ function launch(state: State, ctx: Context<any>, c: Circuit, entry: Entry, kind:
   );
 }
 
-function open(state: State, ctx: Context<any>, c: Circuit, reason: CoordinationFailure): void {
+/** The breaker opened at `now`: its reset timer is armed (an earlier one cancelled) and the opening reported. */
+function opened(ctx: Context<any>, c: Circuit, now: number, reason: CoordinationFailure): void {
   if (c.timer !== undefined) ctx.cancelTimer(c.timer);
-  c.state = 'open';
-  c.generation++;
-  c.timer = ctx.sendAfter(ctx.self, new HalfOpen(c.key, c.generation) as never, state.s.resetAfterMs);
-  emit(ctx, 'circuit_opened', { failures: c.failures, buffered: c.buffer.length }, { receiver: c.target, reason });
+  armReset(ctx, c, now);
+  emit(ctx, 'circuit_opened', { failures: c.breaker.failures, buffered: c.buffer.length }, { receiver: c.target, reason });
 }
 
-function close(ctx: Context<any>, c: Circuit): void {
-  c.state = 'closed';
-  c.failures = 0;
-  emit(ctx, 'circuit_closed', { buffered: c.buffer.length }, { receiver: c.target });
+/** A timer for the breaker's reset time, tagged with its opening. */
+function armReset(ctx: Context<any>, c: Circuit, now: number): void {
+  c.timer = ctx.sendAfter(ctx.self, new HalfOpen(c.key, c.breaker.openings) as never, c.breaker.resetAt - now);
 }
 
 /** Sends the next buffered message, if none is in flight: in order, one at a time. */
 function drainNext(state: State, ctx: Context<any>, c: Circuit): void {
-  if (c.draining || c.state === 'open') return;
+  if (c.draining || c.breaker.state === 'open') return;
   const next = c.buffer.shift();
   if (next !== undefined) launch(state, ctx, c, next, 'drain');
 }
 
 /** Forgets a name receiver's circuit once it holds nothing worth keeping (a pid's goes with its Down). */
 function releaseIfIdle(state: State, c: Circuit): void {
-  if (c.ref === undefined && c.state === 'closed' && c.failures === 0 && c.buffer.length === 0 && c.inFlight === 0) state.circuits.delete(c.key);
+  if (c.ref === undefined && c.breaker.state === 'closed' && c.breaker.failures === 0 && c.buffer.length === 0 && c.inFlight === 0) state.circuits.delete(c.key);
 }
 
 /** The receiver died: its circuit goes, its buffered messages are dead-lettered, its timer is cancelled. */
@@ -356,7 +354,7 @@ function circuitFor(state: State, ctx: Context<any>, receiver: Target): Circuit 
     if (watch === 'noproc') return undefined;
     ref = watch.ref;
   }
-  const c: Circuit = { key, target: receiver, state: 'closed', failures: 0, buffer: [], inFlight: 0, draining: false, timer: undefined, generation: 0, ref };
+  const c: Circuit = { key, target: receiver, breaker: new CircuitBreaker(state.s), buffer: [], inFlight: 0, draining: false, timer: undefined, ref };
   state.circuits.set(key, c);
   if (ref !== undefined) state.byRef.set(ref, key);
   return c;
@@ -381,11 +379,11 @@ function coordinate(
   const c = circuitFor(state, ctx, req.receiver);
   if (c === undefined) return failedWith(state, id, 'noproc');
   const entry: Entry = { id, sender: req.sender, message: req.message };
-  if (c.state === 'closed' && c.buffer.length === 0) {
+  if (c.breaker.state === 'closed' && c.buffer.length === 0) {
     launch(state, ctx, c, entry, 'direct', from);
     return undefined;
   }
-  if (c.state === 'half_open' && c.buffer.length === 0 && !c.draining) {
+  if (c.breaker.state === 'half_open' && c.buffer.length === 0 && !c.draining) {
     launch(state, ctx, c, entry, 'probe', from);
     return undefined;
   }
@@ -402,7 +400,7 @@ function coordinate(
   state.held.add(id);
   state.bufferedTotal++;
   const position = c.buffer.length;
-  emit(ctx, 'buffered', { position }, { receiver: c.target, id, sender: req.sender, state: c.state });
+  emit(ctx, 'buffered', { position }, { receiver: c.target, id, sender: req.sender, state: c.breaker.state });
   return { outcome: 'buffered', id, position };
 }
 
@@ -437,9 +435,9 @@ function settled(state: State, ctx: Context<any>, msg: Settled): void {
       GenServer.reply(f.from!, { outcome: 'delivered', id: f.id });
     }
     if (c !== undefined) {
-      c.failures = 0;
-      if (c.state === 'half_open' && f.kind !== 'direct') close(ctx, c);
-      if (c.state === 'closed') drainNext(state, ctx, c);
+      // a probe's or a flushed message's success closes a half-open circuit
+      if (c.breaker.success(f.kind !== 'direct') === 'closed') emit(ctx, 'circuit_closed', { buffered: c.buffer.length }, { receiver: c.target });
+      if (c.breaker.state === 'closed') drainNext(state, ctx, c);
       releaseIfIdle(state, c);
     }
     return;
@@ -452,17 +450,21 @@ function settled(state: State, ctx: Context<any>, msg: Settled): void {
     emit(ctx, 'unconfirmed', {}, { receiver: f.target, id: f.id, reason: 'timeout' });
   } else deadLetter(ctx, f.key, f.target, f, result.reason);
   if (c === undefined) return;
-  c.failures++;
-  // a failed probe, or a failure while flushing, re-opens at once (the rest stays buffered in order)
-  if (f.kind !== 'direct' && c.state !== 'open') open(state, ctx, c, result.reason);
-  else if (c.state === 'closed' && c.failures >= state.s.failureThreshold) open(state, ctx, c, result.reason);
+  // a failed probe, or a failure while flushing, re-opens at once (the rest stays buffered in order);
+  // a direct delivery's failure counts towards the threshold
+  const now = ctx.node.clock.now();
+  if (c.breaker.failure(now, f.kind !== 'direct') === 'opened') opened(ctx, c, now, result.reason);
 }
 
 function halfOpen(state: State, ctx: Context<any>, msg: HalfOpen): void {
   const c = state.circuits.get(msg.key);
-  if (c === undefined || c.generation !== msg.generation || c.state !== 'open') return;
+  if (c === undefined || c.breaker.openings !== msg.opening || c.breaker.state !== 'open') return;
   c.timer = undefined;
-  c.state = 'half_open';
+  const now = ctx.node.clock.now();
+  if (c.breaker.halfOpen(now) === undefined) {
+    armReset(ctx, c, now); // woken before its reset time (a clock set back): it waits the rest
+    return;
+  }
   emit(ctx, 'circuit_half_open', { buffered: c.buffer.length }, { receiver: c.target });
   drainNext(state, ctx, c); // the first buffered message is the probe (else the next coordinate)
 }
@@ -484,8 +486,8 @@ function statsOf(state: State): CoordinationStats {
   let halfOpen = 0;
   let buffered = 0;
   for (const c of state.circuits.values()) {
-    if (c.state === 'open') open++;
-    else if (c.state === 'half_open') halfOpen++;
+    if (c.breaker.state === 'open') open++;
+    else if (c.breaker.state === 'half_open') halfOpen++;
     buffered += c.buffer.length;
   }
   return {
@@ -538,7 +540,7 @@ const spec: GenServerSpec<State, CoordinationProtocol, never, Settings> = keelSe
         const bad = refusal(() => checkTarget(request.receiver, 'receiver'));
         if (bad !== undefined) return { reply: bad as never, state };
         const c = state.circuits.get(keyOf(request.receiver));
-        return { reply: c === undefined ? undefined : { state: c.state, consecutiveFailures: c.failures, buffered: c.buffer.length, inFlight: c.inFlight }, state };
+        return { reply: c === undefined ? undefined : { state: c.breaker.state, consecutiveFailures: c.breaker.failures, buffered: c.buffer.length, inFlight: c.inFlight }, state };
       }
       default:
         // a bad request is the caller's mistake: it gets a typed error, the manager keeps running
