@@ -27,16 +27,16 @@ export type {
   WorkflowTask,
 } from './coordinator/types.js';
 export { createSignal, isSignal, validateSignal, type Signal, type SignalInput } from './Signal.js';
-export {
-  SignalRouter,
-  type PublishResult,
-  type SignalDropReason,
-  type SignalOverflow,
-  type SignalRouterHandle,
-  type SignalRouterOptions,
-  type SignalRouterStats,
-  type SubscribeOptions,
-} from './SignalRouter.js';
+export { SignalRouter } from './router/SignalRouter.js';
+export type {
+  PublishResult,
+  SignalDropReason,
+  SignalOverflow,
+  SignalRouterHandle,
+  SignalRouterOptions,
+  SignalRouterStats,
+  SubscribeOptions,
+} from './router/types.js';
 export {
   AgentScheduler,
   MAX_CATCH_UP,

@@ -1,12 +1,13 @@
 /* eslint-disable keel/no-unmanaged-monitor -- the tests wait for a process's death (the router's, a subscriber's, an agent's) on a runtime monitor's Down (STYLE.md 10) */
 import { describe, expect, it } from 'vitest';
-import { GenServer, isDown, isKeelError, type Node, Pid, Supervisor } from '../../src/index.js';
-import { PatternTrie } from '../../src/agents/internal/PatternTrie.js';
-import { createSignal, isSignal, type Signal } from '../../src/agents/Signal.js';
-import { type SignalOverflow, type SignalRouterHandle, type SignalRouterStats, SignalRouter, type SubscribeOptions } from '../../src/agents/SignalRouter.js';
-import type { Kernel } from '../../src/runtime/kernel.js';
-import { captureEvents, probe } from '../../src/testing/index.js';
-import { clockedNode, deadPid, type Deferred, deferred, expectKeelError, failure, listOf, receiveDown, thrown, UNREADABLE, useNodes } from '../support.js';
+import { GenServer, isDown, isKeelError, type Node, Pid, Supervisor } from '../../../src/index.js';
+import { PatternTrie } from '../../../src/agents/internal/PatternTrie.js';
+import { createSignal, isSignal, type Signal } from '../../../src/agents/Signal.js';
+import { SignalRouter } from '../../../src/agents/router/SignalRouter.js';
+import type { SignalOverflow, SignalRouterHandle, SignalRouterStats, SubscribeOptions } from '../../../src/agents/router/types.js';
+import type { Kernel } from '../../../src/runtime/kernel.js';
+import { captureEvents, probe } from '../../../src/testing/index.js';
+import { clockedNode, deadPid, type Deferred, deferred, expectKeelError, failure, listOf, receiveDown, thrown, UNREADABLE, useNodes } from '../../support.js';
 
 const track = useNodes();
 
