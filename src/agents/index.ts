@@ -50,14 +50,14 @@ export {
   type PeriodicOptions,
   type ScheduleInfo,
 } from './AgentScheduler.js';
-export {
-  CoordinationManager,
-  type CircuitInfo,
-  type CoordinationFailure,
-  type CoordinationManagerHandle,
-  type CoordinationManagerOptions,
-  type CoordinationOutcome,
-  type CoordinationProtocol,
-  type CoordinationStats,
-} from './coordination/CoordinationManager.js';
+export { CoordinationManager } from './coordination/CoordinationManager.js';
+export type {
+  CircuitInfo,
+  CoordinationFailure,
+  CoordinationManagerHandle,
+  CoordinationManagerOptions,
+  CoordinationOutcome,
+  CoordinationProtocol,
+  CoordinationStats,
+} from './coordination/types.js';
 export * from './patterns/index.js';

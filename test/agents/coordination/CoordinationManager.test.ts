@@ -1,10 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  CoordinationManager,
-  type CoordinationManagerHandle,
-  type CoordinationManagerOptions,
-  type CoordinationOutcome,
-} from '../../../src/agents/coordination/CoordinationManager.js';
+import { CoordinationManager } from '../../../src/agents/coordination/CoordinationManager.js';
+import type { CoordinationManagerHandle, CoordinationManagerOptions, CoordinationOutcome } from '../../../src/agents/coordination/types.js';
 import { GenServer, Supervisor, type DeadLetter, type Node, type Pid } from '../../../src/index.js';
 import type { Kernel } from '../../../src/runtime/kernel.js';
 import { captureEvents, type TestClock } from '../../../src/testing/index.js';
