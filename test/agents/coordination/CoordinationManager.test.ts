@@ -10,6 +10,7 @@ import {
   deferred,
   expectKeelError,
   failure,
+  fakeLogger,
   idler,
   listOf,
   ok,
@@ -374,6 +375,35 @@ describe('CoordinationManager: circuit breaker', () => {
     await openByName(cm, sender, 'svc', 1);
     expect(await cm.coordinate(sender, 'svc', 'x')).toMatchObject({ outcome: 'failed', reason: 'buffer_full', deadLetterUnavailable: true });
     expect(await cm.stats()).toMatchObject({ deadLettered: 0, deadLetterUnavailable: 1 });
+  });
+
+  it('logs a dead letter queue that is off once per message, as a warning naming it', async () => {
+    const logger = fakeLogger();
+    const { node } = clockedNode(track, { services: false, logger });
+    const cm = await start(node, { failureThreshold: 1, bufferCapacity: 0 });
+    const sender = idler(node);
+    await openByName(cm, sender, 'svc', 1);
+    const out = await cm.coordinate(sender, 'svc', 'x', { id: 'off-1' });
+    expect(out).toEqual({ outcome: 'failed', id: 'off-1', reason: 'buffer_full', deadLetterUnavailable: true });
+    expect(logger.warn.mock.calls).toEqual([['coordination: message off-1 to svc failed (buffer_full) and the dead letter queue is unavailable']]);
+    expect(logger.error).not.toHaveBeenCalled();
+  });
+
+  it('reports a message the dead letter queue refuses (it cannot store it), logged once as an error with the refusal', async () => {
+    const logger = fakeLogger();
+    const { node } = clockedNode(track, { services: QUIET_DLQ, logger });
+    const cm = await start(node, { failureThreshold: 1, bufferCapacity: 0 });
+    const sender = idler(node);
+    await openByName(cm, sender, 'svc', 1);
+    const out = await cm.coordinate(sender, 'svc', { onDone: () => undefined }, { id: 'fn-1' });
+    expect(out).toEqual({ outcome: 'failed', id: 'fn-1', reason: 'buffer_full', deadLetterUnavailable: true });
+    expect(logger.error).toHaveBeenCalledTimes(1);
+    const [text, error] = logger.error.mock.calls[0]!;
+    expect(text).toBe('coordination: message fn-1 to svc: the dead letter queue refused the message (buffer_full)');
+    expectKeelError(error, 'ERR_NOT_SERIALIZABLE', 'message.onDone');
+    expect(logger.warn).not.toHaveBeenCalled();
+    expect(await cm.stats()).toMatchObject({ deadLettered: 0, deadLetterUnavailable: 1, failed: 2 });
+    expect(await deadLetters(node)).toEqual([]);
   });
 });
 
