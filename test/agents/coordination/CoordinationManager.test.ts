@@ -231,11 +231,14 @@ describe('CoordinationManager: circuit breaker', () => {
     const events = captureEvents(node, ['keel.coordination_manager.buffered']);
     const out = await cm.coordinate(sender, 'svc', 'wait');
     expect(out).toEqual({ outcome: 'buffered', id: out.id, position: 1 });
-    expect(await cm.coordinate(sender, 'svc', 'wait too')).toMatchObject({ outcome: 'buffered', position: 2 });
+    const second = await cm.coordinate(sender, 'svc', 'wait too');
+    expect(second).toEqual({ outcome: 'buffered', id: second.id, position: 2 });
+    // the handle's default ids: its name and a count of its coordinate calls (two opened the circuit)
+    expect([out.id, second.id]).toEqual([`${cm.name}:3`, `${cm.name}:4`]);
     await node.idle();
     expect(r.seen).toEqual([]);
     expect(await cm.stats()).toMatchObject({ delivered: 0, bufferedTotal: 2, buffered: 2, flushed: 0 });
-    expect(events.events.map((e) => [e.measurements.position, e.metadata.id])).toEqual([[1, out.id], [2, expect.any(String)]]);
+    expect(events.events.map((e) => [e.measurements.position, e.metadata.id])).toEqual([[1, out.id], [2, second.id]]);
   });
 
   it('after resetAfterMs the first buffered message is the probe; its success closes the circuit and flushes the rest in order', async () => {
@@ -352,6 +355,8 @@ describe('CoordinationManager: circuit breaker', () => {
     await cm.coordinate(sender, 'svc', 2);
     const out = await cm.coordinate(sender, 'svc', 3);
     expect(out).toEqual({ outcome: 'failed', id: out.id, reason: 'buffer_full', deadLetterId: expect.any(String) });
+    // the id it reports is the queue's one entry
+    expect((await deadLetters(node)).map((d) => d.id)).toEqual([(out as { deadLetterId: string }).deadLetterId]);
     const entry = ok(await node.deadLetters.get((out as { deadLetterId: string }).deadLetterId));
     expect(entry).toMatchObject({ message: 3, reason: 'buffer_full', recipient: 'svc', metadata: { id: out.id, sender: String(sender) } });
     expect(await cm.stats()).toMatchObject({ buffered: 2, bufferedTotal: 2, deadLettered: 1, failed: 2 });
@@ -569,13 +574,45 @@ describe('CoordinationManager: every message is accounted for', () => {
     expect(outcomes.filter((o) => o.outcome === 'delivered').map((o) => o.id).every((id) => delivered.has(id))).toBe(true);
     expect(outcomes.filter((o) => o.outcome === 'buffered').map((o) => o.id).every((id) => delivered.has(id) || dead.has(id))).toBe(true);
     expect(stats.delivered + stats.failed + stats.bufferedTotal).toBe(N);
-    expect(stats.flushed).toBeGreaterThan(0);
     expect(stats.deadLettered).toBe(dead.size);
     expect(stats.delivered + stats.flushed).toBe(delivered.size);
     const kinds = new Set(outcomes.map((o) => (o.outcome === 'failed' ? o.reason : o.outcome)));
     expect([...kinds].sort()).toEqual(['buffer_full', 'buffered', 'delivered', 'process_down']);
-    expect(reported.size).toBeGreaterThan(0);
-    expect(dead.size).toBeGreaterThan(outcomes.filter((o) => o.outcome === 'failed' && o.reason === 'buffer_full').length); // flush failures too
+
+    // The receiver crashes on a message by its n alone: 25 of the 60 crash, 35 can be handled.
+    const crashes = (n: number): boolean => (n % 10 >= 3 && n % 10 <= 5) || n % 7 === 0;
+    const crashing = outcomes.filter((_, n) => crashes(n)).map((o) => o.id);
+    const handleable = outcomes.filter((_, n) => !crashes(n)).map((o) => o.id);
+    expect([crashing.length, handleable.length]).toEqual([25, 35]);
+    // How the 60 answers split depends on when the circuit opens and its buffer fills; on the
+    // TestClock that is the same every run: 10 delivered at once, 35 buffered, 13 crashes reported
+    // to their callers (sent at once, or as the probe of a half-open circuit), 2 refused by a full buffer.
+    const answered = (kind: string): CoordinationOutcome[] => outcomes.filter((o) => (o.outcome === 'failed' ? o.reason : o.outcome) === kind);
+    const bufferFull = answered('buffer_full');
+    expect([answered('delivered').length, answered('buffered').length, answered('process_down').length, bufferFull.length]).toEqual([10, 35, 13, 2]);
+    // what follows from that split: every handleable message is handled but those refused by the full
+    // buffer (dead-lettered); every crashing one is reported, or dead-lettered when its flush failed
+    const bufferFullIds = new Set(bufferFull.map((o) => o.id));
+    expect(bufferFull.every((o) => o.outcome === 'failed' && o.deadLetterId !== undefined && handleable.includes(o.id))).toBe(true);
+    expect([...delivered].sort()).toEqual(handleable.filter((id) => !bufferFullIds.has(id)).sort());
+    expect([...reported].every((id) => crashing.includes(id))).toBe(true);
+    expect(reported.size).toBe(13);
+    expect([...dead].filter((id) => !bufferFullIds.has(id)).sort()).toEqual(crashing.filter((id) => !reported.has(id)).sort()); // flush failures
+    expect(dead.size).toBe(2 + (25 - 13));
+    expect(stats).toEqual({
+      agents: 0,
+      open: 0,
+      halfOpen: 0,
+      buffered: 0,
+      inFlight: 0,
+      delivered: 10,
+      failed: 13 + 2,
+      bufferedTotal: 35,
+      flushed: 35 - 2 - 10, // the handled ones that were buffered
+      deadLettered: 2 + (25 - 13),
+      deadLetterUnavailable: 0,
+      unconfirmed: 0,
+    });
   });
 });
 
