@@ -39,10 +39,6 @@ function restrictedFor(folder, { door = folder !== 'runtime' } = {}) {
   return door ? [...layering, kernelDoor] : layering;
 }
 
-// TODO(agents door): these src/agents files still import runtime/internal/** or runtime/Node.js;
-// they keep the layering rules without the door's until src/agents goes through kernel.ts
-const agentsBeforeTheDoor = ['src/agents/CoordinationManager.ts', 'src/agents/SignalRouter.ts', 'src/agents/component.ts', 'src/agents/patterns/barrier.ts'];
-
 export default defineConfig(
   // the audit fixture is a tree of deliberate findings, linted by the tests through `keel audit`
   { ignores: ['dist/**', 'dist-check/**', 'coverage/**', 'node_modules/**', 'test/fixtures/audit-tree/**'] },
@@ -62,7 +58,6 @@ export default defineConfig(
   })),
   // the files at the top of src/ (the public index, the shared errors and backoff) use the door too
   { files: ['src/*.ts'], rules: { 'no-restricted-imports': ['error', { patterns: [kernelDoor] }] } },
-  { files: agentsBeforeTheDoor, rules: { 'no-restricted-imports': ['error', { patterns: restrictedFor('agents', { door: false }) }] } },
   // no sleeps in tests: keel/no-sleep-in-tests (in the recommended config above) covers test/
   // a test's process handles what that test sends it, and a message it drops is often the point
   // (a flood, a probe's peer): its handlers need no report of unexpected messages

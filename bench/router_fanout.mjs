@@ -16,7 +16,7 @@ export async function routerFanout(system, sys) {
     const r = await workloads.fanout(sys, { n: BATCH * BATCHES, receivers: SUBSCRIBERS });
     return { ops_per_s: r.n / SUBSCRIBERS / r.seconds, deliveries_per_s: r.n / r.seconds };
   }
-  const { SignalRouter } = await import('../dist/agents/SignalRouter.js');
+  const { SignalRouter } = await import('../dist/agents/router/SignalRouter.js');
   const { createSignal } = await import('../dist/agents/Signal.js');
   const { node } = sys;
   let handled = 0;

@@ -4,7 +4,7 @@ import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp
 import { keelServer } from '../otp/internal/keelServer.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
-import { componentNode, nameFor, startComponent } from './component.js';
+import { componentHandle, componentNode, nameFor, startComponent } from './component.js';
 
 /** A unit of work an agent runs. */
 export interface AgentTask {
@@ -234,16 +234,10 @@ export const Agent = {
 
 /** A handle that addresses the agent by name, so it follows restarts. */
 function handleFor(node: Node, name: string, started: AgentPid): AgentHandle {
-  let pid = started;
-  return {
-    get pid() {
-      pid = (node.registry.whereis(name) as AgentPid | undefined) ?? pid;
-      return pid;
-    },
-    name,
+  return componentHandle<AgentHandle>(node, name, started, {
     runTask: (task, o) => runTaskOn(node, name, task, o),
     vote: (proposal, o) => voteOn(node, name, proposal, o),
     status: (o) => statusOf(node, name, o),
     cancel: (taskId) => GenServer.cast<AgentCast>(node, name, { type: 'cancel_task', taskId }),
-  };
+  });
 }

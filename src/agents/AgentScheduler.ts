@@ -1,12 +1,12 @@
 import { checkKeys, InvalidArgumentError } from '../errors.js';
 import { type SendOptions, type SendOutcome, sendSupervised, toSettings } from '../delivery/sendSupervised.js';
-import { GenServer, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
+import type { GenServerSpec, ServerPid } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown } from '../runtime/messages.js';
 import { isInstance } from '../runtime/safe.js';
-import { isPid, Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
+import { checkTarget, Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
-import { componentNode, nameFor, startComponent } from './component.js';
+import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from './component.js';
 import { unwatch, watchProcess } from './internal/watch.js';
 
 /**
@@ -406,10 +406,6 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: stri
 
 // ---- validation (before anything is sent) -------------------------------------------------------
 
-function checkAgent(agent: unknown): asserts agent is Target {
-  if (typeof agent === 'string' ? agent === '' : !isPid(agent)) throw new InvalidArgumentError('agent', 'a Pid or a registered name (non-empty string)', agent);
-}
-
 function checkId(id: unknown): asserts id is string {
   if (typeof id !== 'string' || id === '') throw new InvalidArgumentError('id', 'a non-empty string', id);
 }
@@ -454,53 +450,42 @@ function validateOptions(options: unknown): AgentSchedulerOptions {
 
 /** Starts the server and makes its handle (options already validated). */
 async function startScheduler(from: Node | Context<any>, node: Node, name: string, sendOptions: ScheduledSendOptions): Promise<AgentSchedulerHandle> {
-  let pid = await startComponent(from, schedulerSpec, { name, sendOptions }, name);
-  const call = <R>(request: SchedulerProtocol['request']): Promise<R> => GenServer.call<SchedulerProtocol>(node, name, request) as Promise<R>;
-  return {
-    get pid() {
-      pid = (node.registry.whereis(name) as ServerPid<SchedulerProtocol, never> | undefined) ?? pid;
-      return pid;
-    },
-    name,
+  const pid = await startComponent(from, schedulerSpec, { name, sendOptions }, name);
+  const call = componentCaller<SchedulerProtocol>(node, name);
+  return componentHandle<AgentSchedulerHandle>(node, name, pid, {
     registerPeriodic(agent, id, intervalMs, message, opts) {
-      checkAgent(agent);
+      checkTarget(agent, 'agent');
       checkId(id);
       checkInterval(intervalMs);
       const { jitter, missed } = periodicOptions(opts, intervalMs);
-      return call<RegisterResult | InvalidArgumentError>({ type: 'register', agent, id, intervalMs, message, jitter, missed }).then((r) => {
-        if (r instanceof InvalidArgumentError) throw r;
-        return r;
-      });
+      return call({ type: 'register', agent, id, intervalMs, message, jitter, missed });
     },
     unregister(agent, id) {
-      checkAgent(agent);
+      checkTarget(agent, 'agent');
       checkId(id);
       return call({ type: 'unregister', agent, id });
     },
     unregisterAgent(agent) {
-      checkAgent(agent);
+      checkTarget(agent, 'agent');
       return call({ type: 'unregister_agent', agent });
     },
     updateInterval(agent, id, intervalMs) {
-      checkAgent(agent);
+      checkTarget(agent, 'agent');
       checkId(id);
       checkInterval(intervalMs);
-      return call<'ok' | 'not_found' | InvalidArgumentError>({ type: 'update_interval', agent, id, intervalMs }).then((r) => {
-        if (r instanceof InvalidArgumentError) throw r;
-        return r;
-      });
+      return call({ type: 'update_interval', agent, id, intervalMs });
     },
     forceExecution(agent, id) {
-      checkAgent(agent);
+      checkTarget(agent, 'agent');
       checkId(id);
       return call({ type: 'force', agent, id });
     },
     list(agent) {
-      checkAgent(agent);
+      checkTarget(agent, 'agent');
       return call({ type: 'list', agent });
     },
     stats: () => call({ type: 'stats' }),
-  };
+  });
 }
 
 /**

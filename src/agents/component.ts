@@ -1,10 +1,8 @@
 import { InvalidArgumentError } from '../errors.js';
 import { DynamicSupervisor } from '../otp/DynamicSupervisor.js';
-import { GenServer, type CallProtocol, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
-import { nodeOf } from '../otp/internal/calls.js';
-import { isProc } from '../runtime/internal/Proc.js';
+import { GenServer, type CallProtocol, type GenServerSpec, type ReplyOf, type ServerPid } from '../otp/GenServer.js';
+import { isProcess, kernelOf, type Kernel } from '../runtime/kernel.js';
 import { refuseReserved } from '../runtime/NameRegistry.js';
-import type { KeelNode } from '../runtime/Node.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 
@@ -32,12 +30,12 @@ export function componentName(node: Node, kind: string): string {
 }
 
 /** The node's `keel.agents` dynamic supervisor, started (again, if it gave up) on first use. */
-function agentsSupervisor(node: Node): Promise<Pid> {
+function agentsSupervisor(node: Kernel): Promise<Pid> {
   const known = supervisors.get(node);
   const alive = node.registry.whereis('keel.agents');
   if (known !== undefined && alive !== undefined) return known;
   const started =
-    alive !== undefined ? Promise.resolve(alive) : (node as KeelNode).registry.asKeel(() => DynamicSupervisor.start(node, { name: 'keel.agents', maxRestarts: 10, withinMs: 5000 }));
+    alive !== undefined ? Promise.resolve(alive) : node.registry.asKeel(() => DynamicSupervisor.start(node, { name: 'keel.agents', maxRestarts: 10, withinMs: 5000 }));
   supervisors.set(node, started);
   started.catch(() => supervisors.delete(node));
   return started;
@@ -59,9 +57,9 @@ export async function startComponent<S, P extends CallProtocol, Cast, Arg>(
   name: string,
 ): Promise<ServerPid<P, Cast>> {
   // the name was checked by nameFor: a default one is Keel's own, under `keel.`
-  const registry = (nodeOf(from) as KeelNode).registry;
-  if (isProc(from)) return registry.asKeel(() => GenServer.startLink(from as Context<any>, spec, arg, { name }));
-  const node = nodeOf(from);
+  const node = kernelOf(from);
+  const registry = node.registry;
+  if (isProcess(from)) return registry.asKeel(() => GenServer.startLink(from as Context<any>, spec, arg, { name }));
   const sup = await agentsSupervisor(node);
   const pid = await DynamicSupervisor.startChild(node, sup, {
     id: name,
@@ -71,7 +69,50 @@ export async function startComponent<S, P extends CallProtocol, Cast, Arg>(
   return pid as ServerPid<P, Cast>;
 }
 
-/** The node a component is started on. */
-export function componentNode(from: Node | Context<any>): Node {
-  return nodeOf(from);
+/** The node (its kernel) a component is started on; throws for a `from` that is neither a node nor a live context. */
+export function componentNode(from: Node | Context<any>): Kernel {
+  return kernelOf(from);
+}
+
+// ---- handles ----------------------------------------------------------------------------------
+
+/** What every component's handle has: its registered name, and its pid now. */
+export interface ComponentHandle<P extends Pid = Pid> {
+  /** The component's current pid: found again by name after a restart. */
+  readonly pid: P;
+  readonly name: string;
+}
+
+/**
+ * A component's handle `H`: its `methods`, after its `name` and a `pid` getter that looks the
+ * component up by name, so that the handle follows restarts. While no process is registered under
+ * the name (between a crash and the restart, or once it stopped) the getter answers the last pid
+ * it saw, first the one it `started` with.
+ */
+export function componentHandle<H extends ComponentHandle<any>>(node: Node, name: string, started: H['pid'], methods: Omit<H, 'pid' | 'name'>): H {
+  let pid = started;
+  const handle: ComponentHandle<H['pid']> = {
+    get pid() {
+      pid = (node.registry.whereis(name) as H['pid'] | undefined) ?? pid;
+      return pid;
+    },
+    name,
+  };
+  return Object.assign(handle, methods) as H;
+}
+
+/** A component's answer as its caller gets it: a typed error the server answered in place of a reply is thrown. */
+export function unwrapReply<T>(reply: T): Exclude<T, Error> {
+  if (reply instanceof Error) throw reply;
+  return reply as Exclude<T, Error>;
+}
+
+/**
+ * Calls to the component registered as `name`, from the node (so a restarted component is called
+ * by its handle too), with `defaults` as the call options unless a call gives its own. A typed error
+ * the component answers (a request it refused) is thrown: see {@link unwrapReply}.
+ */
+export function componentCaller<P extends CallProtocol>(node: Node, name: string, defaults?: { timeout?: number }) {
+  return <const R extends P['request']>(request: R, options?: { timeout?: number; signal?: AbortSignal }): Promise<Exclude<ReplyOf<P, R>, Error>> =>
+    GenServer.call<P, R>(node, name, request, options ?? defaults).then(unwrapReply);
 }

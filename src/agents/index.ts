@@ -13,30 +13,30 @@ export {
   type TaskResult,
   type Vote,
 } from './Agent.js';
-export {
-  CoordinatorAgent,
-  validateWorkflow,
-  type CancelResult,
-  type CoordinatorHandle,
-  type CoordinatorMetrics,
-  type CoordinatorOptions,
-  type Workflow,
-  type WorkflowResult,
-  type WorkflowState,
-  type WorkflowStatus,
-  type WorkflowTask,
-} from './CoordinatorAgent.js';
+export { CoordinatorAgent } from './coordinator/CoordinatorAgent.js';
+export { validateWorkflow } from './coordinator/validate.js';
+export type {
+  CancelResult,
+  CoordinatorHandle,
+  CoordinatorMetrics,
+  CoordinatorOptions,
+  Workflow,
+  WorkflowResult,
+  WorkflowState,
+  WorkflowStatus,
+  WorkflowTask,
+} from './coordinator/types.js';
 export { createSignal, isSignal, validateSignal, type Signal, type SignalInput } from './Signal.js';
-export {
-  SignalRouter,
-  type PublishResult,
-  type SignalDropReason,
-  type SignalOverflow,
-  type SignalRouterHandle,
-  type SignalRouterOptions,
-  type SignalRouterStats,
-  type SubscribeOptions,
-} from './SignalRouter.js';
+export { SignalRouter } from './router/SignalRouter.js';
+export type {
+  PublishResult,
+  SignalDropReason,
+  SignalOverflow,
+  SignalRouterHandle,
+  SignalRouterOptions,
+  SignalRouterStats,
+  SubscribeOptions,
+} from './router/types.js';
 export {
   AgentScheduler,
   MAX_CATCH_UP,
@@ -50,14 +50,14 @@ export {
   type PeriodicOptions,
   type ScheduleInfo,
 } from './AgentScheduler.js';
-export {
-  CoordinationManager,
-  type CircuitInfo,
-  type CoordinationFailure,
-  type CoordinationManagerHandle,
-  type CoordinationManagerOptions,
-  type CoordinationOutcome,
-  type CoordinationProtocol,
-  type CoordinationStats,
-} from './CoordinationManager.js';
+export { CoordinationManager } from './coordination/CoordinationManager.js';
+export type {
+  CircuitInfo,
+  CoordinationFailure,
+  CoordinationManagerHandle,
+  CoordinationManagerOptions,
+  CoordinationOutcome,
+  CoordinationProtocol,
+  CoordinationStats,
+} from './coordination/types.js';
 export * from './patterns/index.js';

@@ -6,9 +6,9 @@ import { isInstance } from '../runtime/safe.js';
 import { monotonicClock } from '../runtime/Clock.js';
 import { formatReason } from '../runtime/messages.js';
 import { checkTarget, PidImpl, type Target, targetText } from '../runtime/Pid.js';
-import { isUnavailable } from '../runtime/serviceSlots.js';
 import type { Context, Node } from '../runtime/types.js';
 import { type Backoff, backoffDelay, type BackoffOptions, toBackoff } from '../backoff.js';
+import { deadLetterAndReport } from './deadLetter.js';
 
 /** Why a supervised send failed. */
 export type FailureReason = 'noproc' | 'process_down' | 'timeout' | 'mailbox_full' | 'aborted' | 'noconnection';
@@ -438,28 +438,20 @@ export async function onFailure(node: Kernel, to: Target, message: unknown, s: S
 
 /** Hands a message that could not be delivered to the dead letter queue; the outcome says where it went. */
 async function deadLetter(node: Kernel, to: Target, message: unknown, s: Settings, outcome: SendOutcome & { ok: false }, reason: string): Promise<SendOutcome> {
-  let added: unknown;
-  try {
-    added = await node.deadLetters.add({
-      recipient: to,
-      message,
-      reason,
-      // a 'handled' send is redelivered as one, within the same per-attempt timeout
-      metadata: {
-        ...s.metadata,
-        id: outcome.id,
-        attempts: outcome.attempts,
-        lastError: describeError(outcome.lastError),
-        ...(s.ack === 'handled' ? { ack: 'handled', timeout: s.timeout } : {}),
-      },
-    });
-  } catch (e) {
-    node.logger.error(`supervised send ${outcome.id}: the dead letter queue refused the message`, e);
-    return { ...outcome, deadLetterUnavailable: true };
-  }
-  if (typeof added === 'string') return { ...outcome, deadLetterId: added };
-  if (isUnavailable(added)) node.logger.warn(`supervised send ${outcome.id} failed (${reason}) and the dead letter queue is unavailable`);
-  return { ...outcome, deadLetterUnavailable: true };
+  const where = await deadLetterAndReport(node, {
+    recipient: to,
+    message,
+    reason,
+    // a 'handled' send is redelivered as one, within the same per-attempt timeout
+    metadata: () => ({
+      ...s.metadata,
+      id: outcome.id,
+      attempts: outcome.attempts,
+      lastError: describeError(outcome.lastError),
+      ...(s.ack === 'handled' ? { ack: 'handled', timeout: s.timeout } : {}),
+    }),
+  }, `supervised send ${outcome.id}`);
+  return { ...outcome, ...where };
 }
 
 function describeError(e: unknown): unknown {

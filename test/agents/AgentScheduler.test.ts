@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { AgentScheduler, type AgentSchedulerHandle, MAX_CATCH_UP } from '../../src/agents/AgentScheduler.js';
 import { isKeelError, type Clock, type Node, type Pid, type SpawnOptions } from '../../src/index.js';
 import { type ClockNode, kAttachNode } from '../../src/runtime/Clock.js';
-import type { KeelNode } from '../../src/runtime/Node.js';
+import type { Kernel } from '../../src/runtime/kernel.js';
 import { captureEvents, expectNoLeaks, probe, TestClock } from '../../src/testing/index.js';
 import { clockedNode, deadPid, expectKeelError, failure, receiver, seeded, thrown, UNREADABLE, useNodes } from '../support.js';
 
@@ -28,7 +28,7 @@ function recorder(node: Node, options?: SpawnOptions): Recorder {
 }
 
 /** A node on a TestClock at START with `random` fixed (0.5 unless given), and a scheduler on it. */
-async function setup(random: () => number = () => 0.5): Promise<{ node: KeelNode; clock: TestClock; scheduler: AgentSchedulerHandle }> {
+async function setup(random: () => number = () => 0.5): Promise<{ node: Kernel; clock: TestClock; scheduler: AgentSchedulerHandle }> {
   const { node, clock } = clockedNode(track, { random }, START);
   const scheduler = await AgentScheduler.start(node);
   return { node, clock, scheduler };
@@ -69,11 +69,11 @@ class JumpClock implements Clock {
   }
 }
 
-function schedulerTimers(node: KeelNode, scheduler: AgentSchedulerHandle): number {
+function schedulerTimers(node: Kernel, scheduler: AgentSchedulerHandle): number {
   return node.info(scheduler.pid)?.timers ?? -1;
 }
 
-function schedulerMonitors(node: KeelNode, scheduler: AgentSchedulerHandle): number {
+function schedulerMonitors(node: Kernel, scheduler: AgentSchedulerHandle): number {
   return node.info(scheduler.pid)?.monitors.length ?? -1;
 }
 

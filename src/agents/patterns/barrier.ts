@@ -1,13 +1,12 @@
 import { InvalidArgumentError, isKeelError } from '../../errors.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
-import { nodeOf } from '../../otp/internal/calls.js';
-import { isProc } from '../../runtime/internal/Proc.js';
+import { isProcess, kernelOf } from '../../runtime/kernel.js';
 import { isInstance } from '../../runtime/safe.js';
 import { isDown } from '../../runtime/messages.js';
 import { isPid, type Pid, type TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
-import { componentNode, nameFor, startComponent } from '../component.js';
+import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
 import { checkObject, checkPositiveInteger, checkSignal, checkTimeout, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
 
 export interface BarrierOptions {
@@ -190,9 +189,10 @@ export function barrier(from: Node | Context<any>, parties: number, options: Bar
 
 async function start(from: Node | Context<any>, node: Node, config: Config, defaultTimeout: number): Promise<Barrier> {
   const name = config.name;
-  let pid: Pid = await startComponent(from, barrierSpec, config, name);
+  const pid: Pid = await startComponent(from, barrierSpec, config, name);
+  const call = componentCaller<Calls>(node, name);
   const wait = (waitFrom: Node | Context<any>, o: { timeout?: number; signal?: AbortSignal } = {}): Promise<BarrierWait> => {
-    nodeOf(waitFrom, 'from');
+    kernelOf(waitFrom, 'from');
     checkObject(o, 'options', '{ timeout?, signal? }');
     const timeout = o.timeout ?? defaultTimeout;
     checkTimeout(timeout, 'options.timeout');
@@ -200,7 +200,7 @@ async function start(from: Node | Context<any>, node: Node, config: Config, defa
     const signal = o.signal;
     if (signal?.aborted === true) return Promise.resolve({ ok: false, reason: 'aborted' });
     const token = `${++tokens}`;
-    const waiter = isProc(waitFrom) ? (waitFrom as Context<any>).self : undefined;
+    const waiter = isProcess(waitFrom) ? (waitFrom as Context<any>).self : undefined;
     // the barrier answers every wait (released, timed out, left): no call timeout of its own
     const reply = GenServer.call<Calls>(waitFrom, name, { type: 'wait', token, waiter, timeout }, { timeout: Infinity });
     const leave = (): void => GenServer.cast<Cast>(node, name, { type: 'leave', token });
@@ -217,16 +217,11 @@ async function start(from: Node | Context<any>, node: Node, config: Config, defa
       },
     );
   };
-  return {
-    get pid() {
-      pid = node.registry.whereis(name) ?? pid;
-      return pid;
-    },
-    name,
+  return componentHandle<Barrier>(node, name, pid, {
     parties: config.parties,
     wait,
-    arrived: () => GenServer.call<Calls>(node, name, { type: 'arrived' }),
-    generation: () => GenServer.call<Calls>(node, name, { type: 'generation' }),
+    arrived: () => call({ type: 'arrived' }),
+    generation: () => call({ type: 'generation' }),
     stop: () => stopComponent(node, name),
-  };
+  });
 }

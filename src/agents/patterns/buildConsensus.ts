@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '../../errors.js';
 import { broadcastSupervised, type BroadcastOutcome } from '../../delivery/broadcastSupervised.js';
-import { nodeOf } from '../../otp/internal/calls.js';
+import { kernelOf } from '../../runtime/kernel.js';
 import type { Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { voteOn, type Vote } from '../Agent.js';
@@ -94,7 +94,7 @@ function decide(type: ConsensusType, approvals: number, participants: number): b
  * ```
  */
 export function buildConsensus<P>(from: Node | Context<any>, options: ConsensusOptions<P>): Promise<ConsensusResult> {
-  const node = nodeOf(from);
+  const node = kernelOf(from);
   validate(options);
   const { proposal, participants, type, signal } = options;
   const timeout = options.timeout ?? 5000;

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
-import { nodeOf } from '../../otp/internal/calls.js';
+import { kernelOf } from '../../runtime/kernel.js';
 import type { Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { runTaskOn, statusOf, type AgentCast, type AgentTask } from '../Agent.js';
@@ -141,7 +141,7 @@ function plan<T>(items: unknown, options: unknown): Plan<T> {
  * ```
  */
 export function distributeWork<T>(from: Node | Context<any>, items: readonly T[], options: DistributeWorkOptions<T>): Promise<DistributeWorkResult<T>> {
-  const node = nodeOf(from);
+  const node = kernelOf(from);
   const p = plan<T>(items, options);
   return run(from, node, p);
 }

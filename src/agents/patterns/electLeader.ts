@@ -8,7 +8,7 @@ import { isInstance } from '../../runtime/safe.js';
 import type { Pid, TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { statusOf, type AgentStatus } from '../Agent.js';
-import { componentNode, nameFor, startComponent } from '../component.js';
+import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
 import { checkObject, checkPid, checkTimeout, pidKey, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
 
 export interface ElectLeaderOptions {
@@ -238,20 +238,16 @@ export function electLeader(from: Node | Context<any>, options: ElectLeaderOptio
 
 async function start(from: Node | Context<any>, node: Node, config: Config): Promise<LeaderElection> {
   const name = config.name;
-  let pid: Pid = await startComponent(from, electionSpec, config, name);
+  const pid: Pid = await startComponent(from, electionSpec, config, name);
+  const call = componentCaller<Calls>(node, name);
   const whenChanged = (afterTerm: number, o?: { timeout?: number }): Promise<Leadership> => {
     if (typeof afterTerm !== 'number' || !Number.isSafeInteger(afterTerm) || afterTerm < 0) throw new InvalidArgumentError('afterTerm', 'an integer >= 0', afterTerm);
-    return GenServer.call<Calls>(node, name, { type: 'when_changed', afterTerm }, { timeout: o?.timeout ?? Infinity });
+    return call({ type: 'when_changed', afterTerm }, { timeout: o?.timeout ?? Infinity });
   };
   await whenChanged(0);
-  return {
-    get pid() {
-      pid = node.registry.whereis(name) ?? pid;
-      return pid;
-    },
-    name,
-    current: (o) => GenServer.call<Calls>(node, name, { type: 'current' }, o),
+  return componentHandle<LeaderElection>(node, name, pid, {
+    current: (o) => call({ type: 'current' }, o),
     whenChanged,
     stop: () => stopComponent(node, name),
-  };
+  });
 }

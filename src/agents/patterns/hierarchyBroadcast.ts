@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../../errors.js';
-import { nodeOf } from '../../otp/internal/calls.js';
+import { kernelOf } from '../../runtime/kernel.js';
 import type { Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { broadcastSupervised, type BroadcastOptions, type BroadcastOutcome } from '../../delivery/broadcastSupervised.js';
@@ -77,7 +77,7 @@ function validateHierarchy(hierarchy: unknown): asserts hierarchy is Hierarchy {
  * ```
  */
 export function hierarchyBroadcast<M>(from: Node | Context<any>, hierarchy: Hierarchy, message: M, options: HierarchyBroadcastOptions = {}): Promise<HierarchyBroadcastOutcome> {
-  nodeOf(from);
+  kernelOf(from);
   validateHierarchy(hierarchy);
   checkObject(options, 'options', 'a HierarchyBroadcastOptions object');
   const level = options.level ?? 'all';

@@ -3,7 +3,7 @@ import { DynamicSupervisor } from '../../otp/DynamicSupervisor.js';
 import { GenServer } from '../../otp/GenServer.js';
 import type { BroadcastOptions } from '../../delivery/broadcastSupervised.js';
 import { type SendOptions, toSettings } from '../../delivery/sendSupervised.js';
-import { isPid, type Pid, type Target } from '../../runtime/Pid.js';
+import { checkTarget, isPid, type Pid, type Target } from '../../runtime/Pid.js';
 import { isInstance } from '../../runtime/safe.js';
 import type { Node } from '../../runtime/types.js';
 
@@ -44,11 +44,6 @@ export function checkObject(value: unknown, argument: string, expected: string):
 /** Throws unless `value` is a Pid. */
 export function checkPid(value: unknown, argument: string): asserts value is Pid {
   if (!isPid(value)) throw new InvalidArgumentError(argument, 'a Pid', value);
-}
-
-/** Throws unless `value` is a Pid or a non-empty registered name. */
-export function checkTarget(value: unknown, argument: string): asserts value is Target {
-  if (typeof value === 'string' ? value === '' : !isPid(value)) throw new InvalidArgumentError(argument, 'a Pid or a non-empty registered name', value);
 }
 
 /** Throws unless `value` is a non-empty array of distinct Pids or names. */

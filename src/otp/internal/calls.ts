@@ -13,12 +13,6 @@ import { formatReason, type ExitReason } from '../../runtime/messages.js';
 import { captureResolvers, capturedResolvers } from './promiseExecutor.js';
 import { checkTarget, type Target, targetText } from '../../runtime/Pid.js';
 
-/**
- * @deprecated The kernel of a `from` argument is `kernelOf` of src/runtime/kernel.ts. This alias
- * only keeps src/agents compiling until it imports from there. TODO(agents door): delete it.
- */
-export { kernelOf as nodeOf } from '../../runtime/kernel.js';
-
 /** @internal */
 export function validateTimeout(timeout: unknown, argument = 'timeout'): asserts timeout is number {
   if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0 || (!Number.isFinite(timeout) && timeout !== Infinity)) {

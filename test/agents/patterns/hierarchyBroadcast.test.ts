@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { hierarchyBroadcast, type Hierarchy } from '../../../src/agents/patterns/index.js';
-import type { KeelNode } from '../../../src/runtime/Node.js';
+import type { Kernel } from '../../../src/runtime/kernel.js';
 import { probe } from '../../../src/testing/index.js';
 import { deadPid, expectKeelError, receiver, thrown, useNodes, type Receiver } from '../../support.js';
 
 const track = useNodes();
 
 /** A supervisor over two teams: lead0 with m00, m01; lead1 with m10. */
-function org(node: KeelNode): { hierarchy: Hierarchy; sup: Receiver; by: Record<string, Receiver> } {
+function org(node: Kernel): { hierarchy: Hierarchy; sup: Receiver; by: Record<string, Receiver> } {
   const by: Record<string, Receiver> = {};
   for (const n of ['lead0', 'm00', 'm01', 'lead1', 'm10']) by[n] = receiver(node);
   const sup = receiver(node);

@@ -1,124 +1,24 @@
-import { InvalidArgumentError, isKeelError, toError } from '../errors.js';
-import { sendSupervised, type FailureReason, type SendOutcome } from '../delivery/sendSupervised.js';
-import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
-import { keelServer } from '../otp/internal/keelServer.js';
-import { isDown } from '../runtime/messages.js';
-import { isInstance } from '../runtime/safe.js';
-import { isPid, Pid, type Ref, type Target, targetText, type TimerRef } from '../runtime/Pid.js';
-import { isUnavailable } from '../runtime/services.js';
-import type { KeelNode } from '../runtime/Node.js';
-import type { Context, Node } from '../runtime/types.js';
-import { componentNode, nameFor, startComponent } from './component.js';
-import { watchProcess } from './internal/watch.js';
-
-/**
- * Why a coordinated message was not delivered: a supervised send's reason (`noproc`,
- * `process_down`, `timeout`, `mailbox_full`, `aborted`, `noconnection`), or
- * - `buffer_full`: the receiver's circuit is open and its buffer holds `bufferCapacity` messages;
- * - `sender_down`: the sender was not alive when the manager took the message (nothing was sent);
- * - `duplicate`: a message with this id is still in flight or buffered (nothing was sent);
- * - `deadlock`: the receiver is the manager itself, with `ack: 'handled'`;
- * - `coordinator_down`: the manager exited before it answered (the message may have been sent);
- * - `coordinator_timeout`: the manager did not answer within the delivery timeout and a margin.
- */
-export type CoordinationFailure =
-  | FailureReason
-  | 'buffer_full'
-  | 'sender_down'
-  | 'duplicate'
-  | 'deadlock'
-  | 'coordinator_down'
-  | 'coordinator_timeout';
-
-/**
- * What `coordinate` answers. `delivered`: the receiver has it (per `ack`). `buffered`: the
- * receiver's circuit is open (or recovering), the message waits at `position` (1-based) in its
- * buffer and will be delivered in order or dead-lettered — it has NOT been delivered yet.
- * `failed`: not delivered, and why; a message refused by a full buffer is dead-lettered.
- */
-export type CoordinationOutcome =
-  | { outcome: 'delivered'; id: string }
-  | { outcome: 'buffered'; id: string; position: number }
-  | { outcome: 'failed'; id: string; reason: CoordinationFailure; deadLetterId?: string; deadLetterUnavailable?: true };
-
-/** One receiver's circuit breaker. */
-export interface CircuitInfo {
-  readonly state: 'closed' | 'open' | 'half_open';
-  /** Consecutive failed deliveries (reset by a success). */
-  readonly consecutiveFailures: number;
-  /** Messages waiting in its buffer. */
-  readonly buffered: number;
-  /** Deliveries to it not yet settled. */
-  readonly inFlight: number;
-}
-
-/** Counts kept by a manager since it started. */
-export interface CoordinationStats {
-  /** Receivers with state (a breaker): live pids it has delivered to, and names with failures or a buffer. */
-  readonly agents: number;
-  readonly open: number;
-  readonly halfOpen: number;
-  /** Messages waiting in buffers now. */
-  readonly buffered: number;
-  /** Deliveries not yet settled (direct ones and buffered ones being flushed). */
-  readonly inFlight: number;
-  /** `coordinate` calls answered `delivered`. */
-  readonly delivered: number;
-  /** `coordinate` calls answered `failed` (those refused by a full buffer included). */
-  readonly failed: number;
-  /** `coordinate` calls answered `buffered`. */
-  readonly bufferedTotal: number;
-  /** Buffered messages delivered later. */
-  readonly flushed: number;
-  /** Messages added to the dead letter queue (buffered ones that failed for good, and those refused by a full buffer). */
-  readonly deadLettered: number;
-  /** Messages the dead letter queue could not take (off, shut down, or it refused the message): logged and reported. */
-  readonly deadLetterUnavailable: number;
-  /**
-   * Buffered messages whose delivery timed out after the receiver had started handling them: it may
-   * still finish them, so they are not dead-lettered (a retry from the queue would deliver them twice).
-   */
-  readonly unconfirmed: number;
-}
-
-export interface CoordinationManagerOptions {
-  /** Registers the manager under this name (default `keel.coordination_manager.<n>`). */
-  name?: string;
-  /** Acknowledgement of each delivery (default `'handled'`: the receiver's handler finished it). */
-  ack?: 'enqueued' | 'handled';
-  /** Per delivery, for `ack: 'handled'` (default 5000 ms, on the node's clock). */
-  timeout?: number;
-  /** Consecutive failed deliveries to one receiver that open its circuit (default 5). */
-  failureThreshold?: number;
-  /** Time an open circuit waits before it lets one probe through (default 1000 ms, on the node's clock). */
-  resetAfterMs?: number;
-  /** Messages buffered per receiver while its circuit is open (default 100; 0 buffers nothing). */
-  bufferCapacity?: number;
-  /** A message that finds the buffer full: `'dead_letter'` (default: dead-lettered and reported failed) or `'reject'` (reported failed only). */
-  onBufferFull?: 'dead_letter' | 'reject';
-}
-
-/** A started manager: its pid and its operations (called from outside any process). */
-export interface CoordinationManagerHandle {
-  /** The manager's current pid (it is found again by name after a restart). */
-  readonly pid: ServerPid<CoordinationProtocol, never>;
-  readonly name: string;
-  /**
-   * Delivers `message` from `sender` to `receiver` through the receiver's circuit breaker: one
-   * supervised send, never repeated. `options.id` (default a fresh id) is the message id the
-   * receiver sees as `ctx.messageId`; an id still in flight or buffered is refused as `duplicate`.
-   */
-  coordinate(sender: Pid, receiver: Pid | string, message: unknown, options?: { id?: string }): Promise<CoordinationOutcome>;
-  stats(): Promise<CoordinationStats>;
-  /** The circuit of `receiver` (the same pid or name given to `coordinate`), or undefined when the manager keeps none. */
-  circuit(receiver: Pid | string): Promise<CircuitInfo | undefined>;
-}
-
-/** The manager's calls. */
-export type CoordinationProtocol =
-  | { request: { type: 'coordinate'; sender: Pid; receiver: Target; message: unknown; id: string }; reply: CoordinationOutcome }
-  | { request: { type: 'stats' }; reply: CoordinationStats }
-  | { request: { type: 'circuit'; receiver: Target }; reply: CircuitInfo | undefined };
+import { InvalidArgumentError, isKeelError, toError } from '../../errors.js';
+import { deadLetterAndReport, type DeadLetterResult } from '../../delivery/deadLetter.js';
+import { sendSupervised, type SendOutcome } from '../../delivery/sendSupervised.js';
+import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
+import { keelServer } from '../../otp/internal/keelServer.js';
+import { isDown } from '../../runtime/messages.js';
+import { isInstance } from '../../runtime/safe.js';
+import { checkTarget, isPid, Pid, type Ref, type Target, targetText, type TimerRef } from '../../runtime/Pid.js';
+import { kernelOf } from '../../runtime/kernel.js';
+import type { Context, Node } from '../../runtime/types.js';
+import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
+import { watchProcess } from '../internal/watch.js';
+import { CircuitBreaker } from './CircuitBreaker.js';
+import type {
+  CoordinationFailure,
+  CoordinationManagerHandle,
+  CoordinationManagerOptions,
+  CoordinationOutcome,
+  CoordinationProtocol,
+  CoordinationStats,
+} from './types.js';
 
 // ---- internals ----------------------------------------------------------------------------------
 
@@ -160,15 +60,14 @@ interface Flight extends Entry {
 interface Circuit {
   readonly key: string;
   readonly target: Target;
-  state: 'closed' | 'open' | 'half_open';
-  failures: number;
+  /** Its state and failure count (closed, open, half-open): the manager arms the reset timer it asks for. */
+  readonly breaker: CircuitBreaker;
   readonly buffer: Entry[];
   inFlight: number;
   /** A probe or a buffered message is in flight: the next buffered one waits for it (order, one probe). */
   draining: boolean;
+  /** The reset timer of the breaker's current opening. */
   timer: TimerRef | undefined;
-  /** Bumped at each opening: a reset timer of an earlier opening is ignored. */
-  generation: number;
   /** The monitor on a pid receiver (a name receiver has none). */
   ref: Ref | undefined;
 }
@@ -213,13 +112,13 @@ class FlightTimeout {
   }
 }
 
-/** An open circuit's reset timer fired. */
+/** An open circuit's reset timer fired (`opening`: the breaker's opening it was armed for; an earlier one's is ignored). */
 class HalfOpen {
   readonly key: string;
-  readonly generation: number;
-  constructor(key: string, generation: number) {
+  readonly opening: number;
+  constructor(key: string, opening: number) {
     this.key = key;
-    this.generation = generation;
+    this.opening = opening;
   }
 }
 
@@ -228,7 +127,7 @@ class DeadLettered {
   readonly key: string;
   readonly id: string;
   readonly reason: string;
-  readonly result: { deadLetterId: string } | { deadLetterUnavailable: true };
+  readonly result: DeadLetterResult;
   readonly from: From<CoordinationOutcome> | undefined;
   constructor(key: string, id: string, reason: string, result: DeadLettered['result'], from: From<CoordinationOutcome> | undefined) {
     this.key = key;
@@ -259,22 +158,10 @@ function emit(ctx: Context<any>, event: string, measurements: Record<string, num
   ctx.node.telemetry.execute(EVENT + event, measurements, { manager: ctx.self, ...metadata });
 }
 
-/** Adds a dead letter; never throws (a refusal or an unavailable queue is reported as such). */
-async function addDeadLetter(ctx: Context<any>, target: Target, entry: Entry, reason: string): Promise<DeadLettered['result']> {
-  const node = ctx.node;
-  try {
-    const added = await node.deadLetters.add({
-      recipient: target,
-      message: entry.message,
-      reason,
-      metadata: { id: entry.id, sender: String(entry.sender), coordinator: String(ctx.self) },
-    });
-    if (typeof added === 'string') return { deadLetterId: added };
-    if (isUnavailable(added)) node.logger.warn(`coordination: message ${entry.id} to ${targetText(target)} failed (${reason}) and the dead letter queue is unavailable`);
-  } catch (e) {
-    node.logger.error(`coordination: the dead letter queue refused message ${entry.id} to ${targetText(target)} (${reason})`, e);
-  }
-  return { deadLetterUnavailable: true };
+/** Adds a dead letter; never throws (a refusal or an unavailable queue is logged and reported as such). */
+function addDeadLetter(ctx: Context<any>, target: Target, entry: Entry, reason: string): Promise<DeadLetterResult> {
+  const metadata = (): object => ({ id: entry.id, sender: String(entry.sender), coordinator: String(ctx.self) });
+  return deadLetterAndReport(ctx.node, { recipient: target, message: entry.message, reason, metadata }, `coordination: message ${entry.id} to ${targetText(target)}`);
 }
 
 /** Dead-letters `entry`; the manager counts it (and answers `from`, if given) when the queue has answered. */
@@ -317,30 +204,28 @@ function launch(state: State, ctx: Context<any>, c: Circuit, entry: Entry, kind:
   );
 }
 
-function open(state: State, ctx: Context<any>, c: Circuit, reason: CoordinationFailure): void {
+/** The breaker opened at `now`: its reset timer is armed (an earlier one cancelled) and the opening reported. */
+function opened(ctx: Context<any>, c: Circuit, now: number, reason: CoordinationFailure): void {
   if (c.timer !== undefined) ctx.cancelTimer(c.timer);
-  c.state = 'open';
-  c.generation++;
-  c.timer = ctx.sendAfter(ctx.self, new HalfOpen(c.key, c.generation) as never, state.s.resetAfterMs);
-  emit(ctx, 'circuit_opened', { failures: c.failures, buffered: c.buffer.length }, { receiver: c.target, reason });
+  armReset(ctx, c, now);
+  emit(ctx, 'circuit_opened', { failures: c.breaker.failures, buffered: c.buffer.length }, { receiver: c.target, reason });
 }
 
-function close(ctx: Context<any>, c: Circuit): void {
-  c.state = 'closed';
-  c.failures = 0;
-  emit(ctx, 'circuit_closed', { buffered: c.buffer.length }, { receiver: c.target });
+/** A timer for the breaker's reset time, tagged with its opening. */
+function armReset(ctx: Context<any>, c: Circuit, now: number): void {
+  c.timer = ctx.sendAfter(ctx.self, new HalfOpen(c.key, c.breaker.openings) as never, c.breaker.resetAt - now);
 }
 
 /** Sends the next buffered message, if none is in flight: in order, one at a time. */
 function drainNext(state: State, ctx: Context<any>, c: Circuit): void {
-  if (c.draining || c.state === 'open') return;
+  if (c.draining || c.breaker.state === 'open') return;
   const next = c.buffer.shift();
   if (next !== undefined) launch(state, ctx, c, next, 'drain');
 }
 
 /** Forgets a name receiver's circuit once it holds nothing worth keeping (a pid's goes with its Down). */
 function releaseIfIdle(state: State, c: Circuit): void {
-  if (c.ref === undefined && c.state === 'closed' && c.failures === 0 && c.buffer.length === 0 && c.inFlight === 0) state.circuits.delete(c.key);
+  if (c.ref === undefined && c.breaker.state === 'closed' && c.breaker.failures === 0 && c.buffer.length === 0 && c.inFlight === 0) state.circuits.delete(c.key);
 }
 
 /** The receiver died: its circuit goes, its buffered messages are dead-lettered, its timer is cancelled. */
@@ -368,7 +253,7 @@ function circuitFor(state: State, ctx: Context<any>, receiver: Target): Circuit 
     if (watch === 'noproc') return undefined;
     ref = watch.ref;
   }
-  const c: Circuit = { key, target: receiver, state: 'closed', failures: 0, buffer: [], inFlight: 0, draining: false, timer: undefined, generation: 0, ref };
+  const c: Circuit = { key, target: receiver, breaker: new CircuitBreaker(state.s), buffer: [], inFlight: 0, draining: false, timer: undefined, ref };
   state.circuits.set(key, c);
   if (ref !== undefined) state.byRef.set(ref, key);
   return c;
@@ -393,11 +278,11 @@ function coordinate(
   const c = circuitFor(state, ctx, req.receiver);
   if (c === undefined) return failedWith(state, id, 'noproc');
   const entry: Entry = { id, sender: req.sender, message: req.message };
-  if (c.state === 'closed' && c.buffer.length === 0) {
+  if (c.breaker.state === 'closed' && c.buffer.length === 0) {
     launch(state, ctx, c, entry, 'direct', from);
     return undefined;
   }
-  if (c.state === 'half_open' && c.buffer.length === 0 && !c.draining) {
+  if (c.breaker.state === 'half_open' && c.buffer.length === 0 && !c.draining) {
     launch(state, ctx, c, entry, 'probe', from);
     return undefined;
   }
@@ -414,7 +299,7 @@ function coordinate(
   state.held.add(id);
   state.bufferedTotal++;
   const position = c.buffer.length;
-  emit(ctx, 'buffered', { position }, { receiver: c.target, id, sender: req.sender, state: c.state });
+  emit(ctx, 'buffered', { position }, { receiver: c.target, id, sender: req.sender, state: c.breaker.state });
   return { outcome: 'buffered', id, position };
 }
 
@@ -423,7 +308,7 @@ function flightTimedOut(state: State, ctx: Context<any>, msg: FlightTimeout): vo
   const f = state.flights.get(msg.id);
   if (f === undefined || f.abort === undefined || f.timedOut !== undefined) return;
   f.timer = undefined;
-  const node = ctx.node as KeelNode;
+  const node = kernelOf(ctx);
   const pid = node.lookupTarget(f.target)?.self;
   f.timedOut = pid !== undefined && node.withdrawEnvelope(pid, f.id) ? 'unstarted' : 'started';
   f.abort.abort(); // the send settles (as aborted): the Settled that follows is this timeout
@@ -449,9 +334,9 @@ function settled(state: State, ctx: Context<any>, msg: Settled): void {
       GenServer.reply(f.from!, { outcome: 'delivered', id: f.id });
     }
     if (c !== undefined) {
-      c.failures = 0;
-      if (c.state === 'half_open' && f.kind !== 'direct') close(ctx, c);
-      if (c.state === 'closed') drainNext(state, ctx, c);
+      // a probe's or a flushed message's success closes a half-open circuit
+      if (c.breaker.success(f.kind !== 'direct') === 'closed') emit(ctx, 'circuit_closed', { buffered: c.buffer.length }, { receiver: c.target });
+      if (c.breaker.state === 'closed') drainNext(state, ctx, c);
       releaseIfIdle(state, c);
     }
     return;
@@ -464,17 +349,21 @@ function settled(state: State, ctx: Context<any>, msg: Settled): void {
     emit(ctx, 'unconfirmed', {}, { receiver: f.target, id: f.id, reason: 'timeout' });
   } else deadLetter(ctx, f.key, f.target, f, result.reason);
   if (c === undefined) return;
-  c.failures++;
-  // a failed probe, or a failure while flushing, re-opens at once (the rest stays buffered in order)
-  if (f.kind !== 'direct' && c.state !== 'open') open(state, ctx, c, result.reason);
-  else if (c.state === 'closed' && c.failures >= state.s.failureThreshold) open(state, ctx, c, result.reason);
+  // a failed probe, or a failure while flushing, re-opens at once (the rest stays buffered in order);
+  // a direct delivery's failure counts towards the threshold
+  const now = ctx.node.clock.now();
+  if (c.breaker.failure(now, f.kind !== 'direct') === 'opened') opened(ctx, c, now, result.reason);
 }
 
 function halfOpen(state: State, ctx: Context<any>, msg: HalfOpen): void {
   const c = state.circuits.get(msg.key);
-  if (c === undefined || c.generation !== msg.generation || c.state !== 'open') return;
+  if (c === undefined || c.breaker.openings !== msg.opening || c.breaker.state !== 'open') return;
   c.timer = undefined;
-  c.state = 'half_open';
+  const now = ctx.node.clock.now();
+  if (c.breaker.halfOpen(now) === undefined) {
+    armReset(ctx, c, now); // woken before its reset time (a clock set back): it waits the rest
+    return;
+  }
   emit(ctx, 'circuit_half_open', { buffered: c.buffer.length }, { receiver: c.target });
   drainNext(state, ctx, c); // the first buffered message is the probe (else the next coordinate)
 }
@@ -496,8 +385,8 @@ function statsOf(state: State): CoordinationStats {
   let halfOpen = 0;
   let buffered = 0;
   for (const c of state.circuits.values()) {
-    if (c.state === 'open') open++;
-    else if (c.state === 'half_open') halfOpen++;
+    if (c.breaker.state === 'open') open++;
+    else if (c.breaker.state === 'half_open') halfOpen++;
     buffered += c.buffer.length;
   }
   return {
@@ -547,9 +436,10 @@ const spec: GenServerSpec<State, CoordinationProtocol, never, Settings> = keelSe
       case 'stats':
         return { reply: statsOf(state), state };
       case 'circuit': {
-        if (!validReceiver(request.receiver)) return { reply: new InvalidArgumentError('receiver', 'a Pid or a non-empty registered name', request.receiver) as never, state };
+        const bad = refusal(() => checkTarget(request.receiver, 'receiver'));
+        if (bad !== undefined) return { reply: bad as never, state };
         const c = state.circuits.get(keyOf(request.receiver));
-        return { reply: c === undefined ? undefined : { state: c.state, consecutiveFailures: c.failures, buffered: c.buffer.length, inFlight: c.inFlight }, state };
+        return { reply: c === undefined ? undefined : { state: c.breaker.state, consecutiveFailures: c.breaker.failures, buffered: c.buffer.length, inFlight: c.inFlight }, state };
       }
       default:
         // a bad request is the caller's mistake: it gets a typed error, the manager keeps running
@@ -608,19 +498,22 @@ function toSettings(options: CoordinationManagerOptions | undefined): Settings {
 }
 
 /** A coordinate request that did not come through the handle and is malformed: the error to answer. */
-function badCoordinate(request: { sender: unknown; receiver: unknown; id: unknown }): InvalidArgumentError | undefined {
-  if (!isPid(request.sender)) return new InvalidArgumentError('sender', 'a Pid', request.sender);
-  if (!validReceiver(request.receiver)) return new InvalidArgumentError('receiver', 'a Pid or a non-empty registered name', request.receiver);
-  if (typeof request.id !== 'string' || request.id === '') return new InvalidArgumentError('id', 'a non-empty string', request.id);
-  return undefined;
+function badCoordinate(request: { sender: unknown; receiver: unknown; id: unknown }): Error | undefined {
+  return refusal(() => {
+    if (!isPid(request.sender)) throw new InvalidArgumentError('sender', 'a Pid', request.sender);
+    checkTarget(request.receiver, 'receiver');
+    if (typeof request.id !== 'string' || request.id === '') throw new InvalidArgumentError('id', 'a non-empty string', request.id);
+  });
 }
 
-function validReceiver(receiver: unknown): receiver is Target {
-  return typeof receiver === 'string' ? receiver.length > 0 : isPid(receiver);
-}
-
-function checkReceiver(receiver: unknown): asserts receiver is Target {
-  if (!validReceiver(receiver)) throw new InvalidArgumentError('receiver', 'a Pid or a non-empty registered name', receiver);
+/** The typed error a check throws, as a value: a call answers it, and the manager keeps running. */
+function refusal(check: () => void): Error | undefined {
+  try {
+    check();
+    return undefined;
+  } catch (e) {
+    return toError(e);
+  }
 }
 
 /**
@@ -643,36 +536,29 @@ export const CoordinationManager = {
     const s = toSettings(options);
     const node = componentNode(from);
     const name = nameFor(node, 'coordination_manager', options?.name);
-    let pid = await startComponent(from, spec, s, name);
+    const pid = await startComponent(from, spec, s, name);
+    const call = componentCaller<CoordinationProtocol>(node, name);
     const callTimeout = s.ack === 'handled' ? s.timeout + 5000 : 5000;
     let seq = 0;
-    return {
-      get pid() {
-        pid = (node.registry.whereis(name) as ServerPid<CoordinationProtocol, never> | undefined) ?? pid;
-        return pid;
-      },
-      name,
+    return componentHandle<CoordinationManagerHandle>(node, name, pid, {
       coordinate(sender, receiver, message, o) {
         if (!isPid(sender)) throw new InvalidArgumentError('sender', 'a Pid', sender);
-        checkReceiver(receiver);
+        checkTarget(receiver, 'receiver');
         if (o !== undefined && (typeof o !== 'object' || o === null)) throw new InvalidArgumentError('options', '{ id?: string }', o);
         const given = o?.id;
         if (given !== undefined && (typeof given !== 'string' || given === '')) throw new InvalidArgumentError('options.id', 'a non-empty string', given);
         const id = given ?? `${name}:${++seq}`;
-        return GenServer.call<CoordinationProtocol>(node, name, { type: 'coordinate', sender, receiver, message, id }, { timeout: callTimeout }).then(
-          (r) => r as CoordinationOutcome,
-          (e: unknown): CoordinationOutcome => {
-            if (isKeelError(e, 'ERR_CALL_TIMEOUT')) return { outcome: 'failed', id, reason: 'coordinator_timeout' };
-            if (isKeelError(e, 'ERR_NOPROC') || isKeelError(e, 'ERR_CALL_EXIT')) return { outcome: 'failed', id, reason: 'coordinator_down' };
-            throw toError(e);
-          },
-        );
+        return call({ type: 'coordinate', sender, receiver, message, id }, { timeout: callTimeout }).catch((e: unknown): CoordinationOutcome => {
+          if (isKeelError(e, 'ERR_CALL_TIMEOUT')) return { outcome: 'failed', id, reason: 'coordinator_timeout' };
+          if (isKeelError(e, 'ERR_NOPROC') || isKeelError(e, 'ERR_CALL_EXIT')) return { outcome: 'failed', id, reason: 'coordinator_down' };
+          throw toError(e);
+        });
       },
-      stats: () => GenServer.call<CoordinationProtocol>(node, name, { type: 'stats' }) as Promise<CoordinationStats>,
+      stats: () => call({ type: 'stats' }),
       circuit(receiver) {
-        checkReceiver(receiver);
-        return GenServer.call<CoordinationProtocol>(node, name, { type: 'circuit', receiver }) as Promise<CircuitInfo | undefined>;
+        checkTarget(receiver, 'receiver');
+        return call({ type: 'circuit', receiver });
       },
-    };
+    });
   },
 };

@@ -17,10 +17,10 @@ import {
   type TaskResult,
   type Workflow,
   type WorkflowResult,
-} from '../../src/index.js';
-import type { KeelNode } from '../../src/runtime/Node.js';
-import { captureEvents, probe } from '../../src/testing/index.js';
-import { clockedNode, deferred, expectKeelError, failure, idler, listOf, thrown, UNREADABLE, useNodes, watch, type Deferred } from '../support.js';
+} from '../../../src/index.js';
+import type { Kernel } from '../../../src/runtime/kernel.js';
+import { captureEvents, probe } from '../../../src/testing/index.js';
+import { clockedNode, deferred, expectKeelError, failure, idler, listOf, thrown, UNREADABLE, useNodes, watch, type Deferred } from '../../support.js';
 
 const track = useNodes();
 
@@ -82,7 +82,7 @@ class Journal {
  * Gated workers: every task waits on its gate (by the coordinator's task id `<workflow>/<task>`),
  * records its start and its abort, and rejects when its signal aborts.
  */
-function gatedPool(node: KeelNode): {
+function gatedPool(node: Kernel): {
   journal: Journal;
   gate(taskId: string): Deferred<unknown>;
   worker(label: string, capabilities?: string[], options?: Partial<AgentOptions>): Promise<AgentHandle>;
@@ -130,7 +130,7 @@ interface ProtocolWorker {
 
 /** `onRun` answers a task, or `undefined` to answer later (or never) through `from`. */
 async function protocolWorker(
-  node: KeelNode,
+  node: Kernel,
   onRun: (task: AgentTask, from: Parameters<typeof GenServer.reply>[0]) => TaskResult | undefined,
   capabilities: string[] = [],
 ): Promise<ProtocolWorker> {
@@ -164,7 +164,7 @@ async function protocolWorker(
  * Counts the `run_task` calls made on `node`, through the documented `tracing:keel.call:start`
  * channel: `reached(n)` resolves once `n` were made (a busy loop shows up as a fast-growing count).
  */
-function runTaskCalls(node: KeelNode): { readonly count: number; reached(n: number): Promise<void>; stop(): void } {
+function runTaskCalls(node: Kernel): { readonly count: number; reached(n: number): Promise<void>; stop(): void } {
   let count = 0;
   const waiters: { n: number; resolve: () => void }[] = [];
   const onStart = (message: unknown): void => {
@@ -195,7 +195,7 @@ function chain(id: string, n: number): Workflow {
 }
 
 /** Entries of the node's monitor manager that target `pid`. */
-function monitorsOn(node: KeelNode, pid: Pid): number {
+function monitorsOn(node: Kernel, pid: Pid): number {
   return listOf(node).filter((e) => key(e.target) === key(pid)).length;
 }
 

@@ -1,19 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import {
-  CoordinationManager,
-  type CoordinationManagerHandle,
-  type CoordinationManagerOptions,
-  type CoordinationOutcome,
-} from '../../src/agents/CoordinationManager.js';
-import { GenServer, Supervisor, type DeadLetter, type Node, type Pid } from '../../src/index.js';
-import type { KeelNode } from '../../src/runtime/Node.js';
-import { captureEvents, type TestClock } from '../../src/testing/index.js';
+import { CoordinationManager } from '../../../src/agents/coordination/CoordinationManager.js';
+import type { CoordinationManagerHandle, CoordinationManagerOptions, CoordinationOutcome } from '../../../src/agents/coordination/types.js';
+import { GenServer, Supervisor, type DeadLetter, type Node, type Pid } from '../../../src/index.js';
+import type { Kernel } from '../../../src/runtime/kernel.js';
+import { captureEvents, type TestClock } from '../../../src/testing/index.js';
 import {
   clockedNode,
   deadPid,
   deferred,
   expectKeelError,
   failure,
+  fakeLogger,
   idler,
   listOf,
   ok,
@@ -23,14 +20,14 @@ import {
   useNodes,
   watch,
   type Receiver,
-} from '../support.js';
+} from '../../support.js';
 
 const track = useNodes();
 
 /** Dead letters stay put: their automatic retry is an hour away (no jitter). */
 const QUIET_DLQ = { deadLetters: { backoff: { initialMs: 3_600_000, factor: 2, maxMs: 3_600_000, jitter: 'none' as const } } };
 
-function setup(): { node: KeelNode; clock: TestClock } {
+function setup(): { node: Kernel; clock: TestClock } {
   return clockedNode(track, { services: QUIET_DLQ });
 }
 
@@ -234,11 +231,14 @@ describe('CoordinationManager: circuit breaker', () => {
     const events = captureEvents(node, ['keel.coordination_manager.buffered']);
     const out = await cm.coordinate(sender, 'svc', 'wait');
     expect(out).toEqual({ outcome: 'buffered', id: out.id, position: 1 });
-    expect(await cm.coordinate(sender, 'svc', 'wait too')).toMatchObject({ outcome: 'buffered', position: 2 });
+    const second = await cm.coordinate(sender, 'svc', 'wait too');
+    expect(second).toEqual({ outcome: 'buffered', id: second.id, position: 2 });
+    // the handle's default ids: its name and a count of its coordinate calls (two opened the circuit)
+    expect([out.id, second.id]).toEqual([`${cm.name}:3`, `${cm.name}:4`]);
     await node.idle();
     expect(r.seen).toEqual([]);
     expect(await cm.stats()).toMatchObject({ delivered: 0, bufferedTotal: 2, buffered: 2, flushed: 0 });
-    expect(events.events.map((e) => [e.measurements.position, e.metadata.id])).toEqual([[1, out.id], [2, expect.any(String)]]);
+    expect(events.events.map((e) => [e.measurements.position, e.metadata.id])).toEqual([[1, out.id], [2, second.id]]);
   });
 
   it('after resetAfterMs the first buffered message is the probe; its success closes the circuit and flushes the rest in order', async () => {
@@ -355,6 +355,8 @@ describe('CoordinationManager: circuit breaker', () => {
     await cm.coordinate(sender, 'svc', 2);
     const out = await cm.coordinate(sender, 'svc', 3);
     expect(out).toEqual({ outcome: 'failed', id: out.id, reason: 'buffer_full', deadLetterId: expect.any(String) });
+    // the id it reports is the queue's one entry
+    expect((await deadLetters(node)).map((d) => d.id)).toEqual([(out as { deadLetterId: string }).deadLetterId]);
     const entry = ok(await node.deadLetters.get((out as { deadLetterId: string }).deadLetterId));
     expect(entry).toMatchObject({ message: 3, reason: 'buffer_full', recipient: 'svc', metadata: { id: out.id, sender: String(sender) } });
     expect(await cm.stats()).toMatchObject({ buffered: 2, bufferedTotal: 2, deadLettered: 1, failed: 2 });
@@ -378,6 +380,35 @@ describe('CoordinationManager: circuit breaker', () => {
     await openByName(cm, sender, 'svc', 1);
     expect(await cm.coordinate(sender, 'svc', 'x')).toMatchObject({ outcome: 'failed', reason: 'buffer_full', deadLetterUnavailable: true });
     expect(await cm.stats()).toMatchObject({ deadLettered: 0, deadLetterUnavailable: 1 });
+  });
+
+  it('logs a dead letter queue that is off once per message, as a warning naming it', async () => {
+    const logger = fakeLogger();
+    const { node } = clockedNode(track, { services: false, logger });
+    const cm = await start(node, { failureThreshold: 1, bufferCapacity: 0 });
+    const sender = idler(node);
+    await openByName(cm, sender, 'svc', 1);
+    const out = await cm.coordinate(sender, 'svc', 'x', { id: 'off-1' });
+    expect(out).toEqual({ outcome: 'failed', id: 'off-1', reason: 'buffer_full', deadLetterUnavailable: true });
+    expect(logger.warn.mock.calls).toEqual([['coordination: message off-1 to svc failed (buffer_full) and the dead letter queue is unavailable']]);
+    expect(logger.error).not.toHaveBeenCalled();
+  });
+
+  it('reports a message the dead letter queue refuses (it cannot store it), logged once as an error with the refusal', async () => {
+    const logger = fakeLogger();
+    const { node } = clockedNode(track, { services: QUIET_DLQ, logger });
+    const cm = await start(node, { failureThreshold: 1, bufferCapacity: 0 });
+    const sender = idler(node);
+    await openByName(cm, sender, 'svc', 1);
+    const out = await cm.coordinate(sender, 'svc', { onDone: () => undefined }, { id: 'fn-1' });
+    expect(out).toEqual({ outcome: 'failed', id: 'fn-1', reason: 'buffer_full', deadLetterUnavailable: true });
+    expect(logger.error).toHaveBeenCalledTimes(1);
+    const [text, error] = logger.error.mock.calls[0]!;
+    expect(text).toBe('coordination: message fn-1 to svc: the dead letter queue refused the message (buffer_full)');
+    expectKeelError(error, 'ERR_NOT_SERIALIZABLE', 'message.onDone');
+    expect(logger.warn).not.toHaveBeenCalled();
+    expect(await cm.stats()).toMatchObject({ deadLettered: 0, deadLetterUnavailable: 1, failed: 2 });
+    expect(await deadLetters(node)).toEqual([]);
   });
 });
 
@@ -543,13 +574,45 @@ describe('CoordinationManager: every message is accounted for', () => {
     expect(outcomes.filter((o) => o.outcome === 'delivered').map((o) => o.id).every((id) => delivered.has(id))).toBe(true);
     expect(outcomes.filter((o) => o.outcome === 'buffered').map((o) => o.id).every((id) => delivered.has(id) || dead.has(id))).toBe(true);
     expect(stats.delivered + stats.failed + stats.bufferedTotal).toBe(N);
-    expect(stats.flushed).toBeGreaterThan(0);
     expect(stats.deadLettered).toBe(dead.size);
     expect(stats.delivered + stats.flushed).toBe(delivered.size);
     const kinds = new Set(outcomes.map((o) => (o.outcome === 'failed' ? o.reason : o.outcome)));
     expect([...kinds].sort()).toEqual(['buffer_full', 'buffered', 'delivered', 'process_down']);
-    expect(reported.size).toBeGreaterThan(0);
-    expect(dead.size).toBeGreaterThan(outcomes.filter((o) => o.outcome === 'failed' && o.reason === 'buffer_full').length); // flush failures too
+
+    // The receiver crashes on a message by its n alone: 25 of the 60 crash, 35 can be handled.
+    const crashes = (n: number): boolean => (n % 10 >= 3 && n % 10 <= 5) || n % 7 === 0;
+    const crashing = outcomes.filter((_, n) => crashes(n)).map((o) => o.id);
+    const handleable = outcomes.filter((_, n) => !crashes(n)).map((o) => o.id);
+    expect([crashing.length, handleable.length]).toEqual([25, 35]);
+    // How the 60 answers split depends on when the circuit opens and its buffer fills; on the
+    // TestClock that is the same every run: 10 delivered at once, 35 buffered, 13 crashes reported
+    // to their callers (sent at once, or as the probe of a half-open circuit), 2 refused by a full buffer.
+    const answered = (kind: string): CoordinationOutcome[] => outcomes.filter((o) => (o.outcome === 'failed' ? o.reason : o.outcome) === kind);
+    const bufferFull = answered('buffer_full');
+    expect([answered('delivered').length, answered('buffered').length, answered('process_down').length, bufferFull.length]).toEqual([10, 35, 13, 2]);
+    // what follows from that split: every handleable message is handled but those refused by the full
+    // buffer (dead-lettered); every crashing one is reported, or dead-lettered when its flush failed
+    const bufferFullIds = new Set(bufferFull.map((o) => o.id));
+    expect(bufferFull.every((o) => o.outcome === 'failed' && o.deadLetterId !== undefined && handleable.includes(o.id))).toBe(true);
+    expect([...delivered].sort()).toEqual(handleable.filter((id) => !bufferFullIds.has(id)).sort());
+    expect([...reported].every((id) => crashing.includes(id))).toBe(true);
+    expect(reported.size).toBe(13);
+    expect([...dead].filter((id) => !bufferFullIds.has(id)).sort()).toEqual(crashing.filter((id) => !reported.has(id)).sort()); // flush failures
+    expect(dead.size).toBe(2 + (25 - 13));
+    expect(stats).toEqual({
+      agents: 0,
+      open: 0,
+      halfOpen: 0,
+      buffered: 0,
+      inFlight: 0,
+      delivered: 10,
+      failed: 13 + 2,
+      bufferedTotal: 35,
+      flushed: 35 - 2 - 10, // the handled ones that were buffered
+      deadLettered: 2 + (25 - 13),
+      deadLetterUnavailable: 0,
+      unconfirmed: 0,
+    });
   });
 });
 

@@ -1,12 +1,13 @@
 /* eslint-disable keel/no-unmanaged-monitor -- the tests wait for a process's death (the router's, a subscriber's, an agent's) on a runtime monitor's Down (STYLE.md 10) */
 import { describe, expect, it } from 'vitest';
-import { GenServer, isDown, isKeelError, type Node, Pid, Supervisor } from '../../src/index.js';
-import { PatternTrie } from '../../src/agents/internal/PatternTrie.js';
-import { createSignal, isSignal, type Signal } from '../../src/agents/Signal.js';
-import { type SignalOverflow, type SignalRouterHandle, type SignalRouterStats, SignalRouter, type SubscribeOptions } from '../../src/agents/SignalRouter.js';
-import type { KeelNode } from '../../src/runtime/Node.js';
-import { captureEvents, probe } from '../../src/testing/index.js';
-import { clockedNode, deadPid, type Deferred, deferred, expectKeelError, failure, listOf, receiveDown, thrown, UNREADABLE, useNodes } from '../support.js';
+import { GenServer, isDown, isKeelError, type Node, Pid, Supervisor } from '../../../src/index.js';
+import { PatternTrie } from '../../../src/agents/internal/PatternTrie.js';
+import { createSignal, isSignal, type Signal } from '../../../src/agents/Signal.js';
+import { SignalRouter } from '../../../src/agents/router/SignalRouter.js';
+import type { SignalOverflow, SignalRouterHandle, SignalRouterStats, SubscribeOptions } from '../../../src/agents/router/types.js';
+import type { Kernel } from '../../../src/runtime/kernel.js';
+import { captureEvents, probe } from '../../../src/testing/index.js';
+import { clockedNode, deadPid, type Deferred, deferred, expectKeelError, failure, fakeLogger, listOf, receiveDown, thrown, UNREADABLE, useNodes } from '../../support.js';
 
 const track = useNodes();
 
@@ -590,6 +591,23 @@ describe('SignalRouter overflow policies', () => {
     await node.idle();
     expect((await router.stats()).dropped.byReason.rejected).toBe(7);
   });
+
+  it('reject with the dead letter queue off logs each refused signal once, a warning naming it', async () => {
+    const logger = fakeLogger();
+    const { node } = clockedNode(track, { services: false, logger });
+    const router = await startRouter(node);
+    const s = sink(node, { held: true });
+    await router.subscribe('load.*', s.pid, { capacity: 2, overflow: 'reject', maxInFlight: 1 });
+    const events = routerEvents(node);
+    const sent = publishAll(router, 'load.x', 10);
+    await events.until('dropped', 7);
+    expect(logger.warn.mock.calls).toEqual(
+      sent.slice(3).map((x) => [`signal router ${router.name}: signal ${x.id} to ${String(s.pid)} failed (signal_rejected) and the dead letter queue is unavailable`]),
+    );
+    expect(logger.error).not.toHaveBeenCalled();
+    s.release();
+    await node.idle();
+  });
 });
 
 // ---- failures ---------------------------------------------------------------------------------
@@ -800,7 +818,7 @@ describe('SignalRouter.start', () => {
     expect(t.data).toEqual(['after']);
     expect(s.data).toEqual([0]); // nothing more reached it from the old router
     expect(isDown(down)).toBe(true);
-    expect((node as KeelNode).isAlive(sup)).toBe(true);
+    expect((node as Kernel).isAlive(sup)).toBe(true);
   });
 });
 

@@ -1,107 +1,28 @@
-import { checkKeys, InvalidArgumentError, toError } from '../errors.js';
-import { SEND_SPAN_EVENTS, sendOnce, sendSupervised, type SendOptions, type SendOutcome, type Settings as SendSettings, toSettings } from '../delivery/sendSupervised.js';
-import { GenServer, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
-import { keelServer } from '../otp/internal/keelServer.js';
-import { isDown } from '../runtime/messages.js';
-import type { Proc } from '../runtime/internal/Proc.js';
-import type { KeelNode } from '../runtime/Node.js';
-import { isPid, Pid, type Ref } from '../runtime/Pid.js';
-import type { Context, Node } from '../runtime/types.js';
-import { componentNode, nameFor, startComponent } from './component.js';
-import { unwatch, watchProcess, type WatchRef } from './internal/watch.js';
-import { parsePattern, PatternTrie } from './internal/PatternTrie.js';
-import { isKnownSignal, type Signal, validateSignal } from './Signal.js';
+import { checkKeys, InvalidArgumentError, toError } from '../../errors.js';
+import { deadLetterAndReport } from '../../delivery/deadLetter.js';
+import { SEND_SPAN_EVENTS, sendOnce, sendSupervised, type SendOptions, type SendOutcome, type Settings as SendSettings, toSettings } from '../../delivery/sendSupervised.js';
+import { GenServer, type GenServerSpec } from '../../otp/GenServer.js';
+import { keelServer } from '../../otp/internal/keelServer.js';
+import { isDown } from '../../runtime/messages.js';
+import { kernelOf, type Kernel, type Proc } from '../../runtime/kernel.js';
+import { isPid, Pid, type Ref, targetText } from '../../runtime/Pid.js';
+import type { Context, Node } from '../../runtime/types.js';
+import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
+import { unwatch, watchProcess, type WatchRef } from '../internal/watch.js';
+import { parsePattern, PatternTrie } from '../internal/PatternTrie.js';
+import { isKnownSignal, type Signal, validateSignal } from '../Signal.js';
+import { SubscriberBuffer } from './SubscriberBuffer.js';
+import type {
+  SignalDropReason,
+  SignalOverflow,
+  SignalRouterCast,
+  SignalRouterHandle,
+  SignalRouterOptions,
+  SignalRouterProtocol,
+  SignalRouterStats,
+  SubscribeOptions,
+} from './types.js';
 
-/** What a subscriber's buffer does with a signal that finds it full. */
-export type SignalOverflow = 'drop_newest' | 'drop_oldest' | 'reject';
-
-/** Why a signal did not reach a subscriber (the `reason` of `keel.signal_router.dropped`). */
-export type SignalDropReason =
-  /** `drop_newest`: the buffer was full, the incoming signal was refused. */
-  | 'buffer_full'
-  /** `drop_oldest`: the oldest buffered signal made room for the incoming one. */
-  | 'evicted'
-  /** `reject`: the buffer was full, the incoming signal was refused and dead-lettered. */
-  | 'rejected'
-  /** The supervised delivery failed (the subscriber crashed handling it, timed out, its mailbox was full...). */
-  | 'delivery_failed'
-  /** The subscriber died with signals still buffered for it. */
-  | 'subscriber_down'
-  /** The subscriber's last subscription went with signals still buffered for it. */
-  | 'unsubscribed'
-  /** The router exited with signals buffered or in flight (those in flight may have been handled). */
-  | 'router_down';
-
-export interface SubscribeOptions {
-  /** Signals the router holds for this subscriber while it is busy, beyond those in flight (default 1000). */
-  capacity?: number;
-  /** What a full buffer does (default `'drop_newest'`). */
-  overflow?: SignalOverflow;
-  /** Deliveries awaiting the subscriber's `'handled'` at once (default 8); 1 delivers strictly one at a time. */
-  maxInFlight?: number;
-}
-
-export interface SignalRouterOptions {
-  /** Registers the router under this name (default `keel.signal_router.<n>`). */
-  name?: string;
-  /** Per delivery: how long a subscriber may take to handle a signal before it counts as failed (default 5000 ms, on the node's clock). */
-  deliveryTimeout?: number;
-}
-
-/** What `publish` answers at once: the signal was handed to the router, or the router is not running. */
-export type PublishResult = { ok: true; id: string } | { ok: false; id: string; reason: 'noproc' };
-
-/** What `stats()` answers. Every matched (signal, subscriber) pair is counted once. */
-export interface SignalRouterStats {
-  /** Subscribers (pids) with at least one subscription. */
-  readonly subscribers: number;
-  /** (pattern, subscriber) pairs. */
-  readonly subscriptions: number;
-  /** Signals the router received. */
-  readonly published: number;
-  /** (signal, subscriber) pairs matched (a subscriber matched through several patterns counts once). */
-  readonly matched: number;
-  /** Matched pairs accepted into a buffer: `routed = delivered + failed + evicted + subscriber_down + unsubscribed + buffered + inFlight`. */
-  readonly routed: number;
-  /** Deliveries the subscriber handled. */
-  readonly delivered: number;
-  /** Deliveries that failed (also counted in `dropped.byReason.delivery_failed`). */
-  readonly failed: number;
-  /** Signals waiting in buffers now. */
-  readonly buffered: number;
-  /** Deliveries awaiting their `'handled'` now. */
-  readonly inFlight: number;
-  /** Every drop; `matched = routed + buffer_full + rejected`. */
-  readonly dropped: { readonly total: number; readonly byReason: Readonly<Record<SignalDropReason, number>> };
-}
-
-/** The router's calls. */
-export type SignalRouterProtocol =
-  | { request: { type: 'subscribe'; pattern: string; pid: Pid; options: SubscribeOptions }; reply: 'ok' | { error: 'noproc' } }
-  | { request: { type: 'unsubscribe'; pattern: string; pid: Pid }; reply: 'ok' | 'not_found' }
-  | { request: { type: 'stats' }; reply: SignalRouterStats }
-  | { request: { type: 'internals' }; reply: { trieNodes: number } };
-
-/** The router's cast. */
-export type SignalRouterCast = { type: 'publish'; signal: Signal };
-
-/** A started router: its pid and its operations (called from outside any process, by name). */
-export interface SignalRouterHandle {
-  /** The router's current pid (found again by name after a restart). */
-  readonly pid: ServerPid<SignalRouterProtocol, SignalRouterCast>;
-  readonly name: string;
-  /**
-   * Subscribes `subscriber` to the signals whose type matches `pattern`. Answers `{ error: 'noproc' }`
-   * when the subscriber is not alive. Subscribing again updates the subscriber's options (the
-   * fields given; the others keep their values).
-   */
-  subscribe(pattern: string, subscriber: Pid, options?: SubscribeOptions): Promise<'ok' | { error: 'noproc' }>;
-  /** Removes one subscription; the subscriber's last one takes its buffer (dropped as `unsubscribed`) and its monitor with it. */
-  unsubscribe(pattern: string, subscriber: Pid): Promise<'ok' | 'not_found'>;
-  /** Validates `signal` (throws `ERR_INVALID_SIGNAL`) and hands it to the router; returns at once, before any delivery. */
-  publish(signal: Signal): PublishResult;
-  stats(): Promise<SignalRouterStats>;
-}
 
 const OVERFLOWS: readonly SignalOverflow[] = ['drop_newest', 'drop_oldest', 'reject'];
 const REASONS: readonly SignalDropReason[] = ['buffer_full', 'evicted', 'rejected', 'delivery_failed', 'subscriber_down', 'unsubscribed', 'router_down'];
@@ -109,16 +30,13 @@ const DEFAULT_CAPACITY = 1000;
 const DEFAULT_MAX_IN_FLIGHT = 8;
 const SEGMENT_CACHE_LIMIT = 1024;
 
-/** One subscriber: its patterns, its buffer (a queue read from `head`), its deliveries in flight and its monitor. */
+/** One subscriber: its patterns, its buffer, its deliveries in flight and its monitor. */
 interface Sub {
   readonly key: string;
   readonly pid: Pid;
   readonly patterns: Set<string>;
-  capacity: number;
-  overflow: SignalOverflow;
+  readonly buffer: SubscriberBuffer<Signal>;
   maxInFlight: number;
-  buf: Signal[];
-  head: number;
   inFlight: number;
   readonly ref: Ref;
   readonly managed: boolean;
@@ -131,7 +49,7 @@ interface Sub {
 interface State {
   readonly name: string;
   readonly ctx: Context<any>;
-  readonly node: KeelNode;
+  readonly node: Kernel;
   readonly trie: PatternTrie<Sub>;
   readonly subs: Map<string, Sub>;
   /** The router as the sender of its deliveries (they die with it). */
@@ -144,6 +62,8 @@ interface State {
   readonly segments: Map<string, readonly string[]>;
   /** The subscribers matched by the publish being routed (reused). */
   readonly hits: Sub[];
+  /** The signals a `drop_oldest` buffer evicted for the one being offered (reused). */
+  readonly evicted: Signal[];
   readonly visit: (sub: Sub, pattern: string) => void;
   readonly routedProbe: { readonly active: boolean };
   readonly droppedProbe: { readonly active: boolean };
@@ -166,21 +86,8 @@ interface InitArg {
   readonly deliveryTimeout: number;
 }
 
-const size = (sub: Sub): number => sub.buf.length - sub.head;
-
-function shift(sub: Sub): Signal {
-  const s = sub.buf[sub.head]!;
-  sub.buf[sub.head] = undefined as never;
-  sub.head++;
-  if (sub.head === sub.buf.length) {
-    sub.buf.length = 0; // drained: the storage is reused
-    sub.head = 0;
-  } else if (sub.head >= 1024 && sub.head * 2 >= sub.buf.length) {
-    sub.buf = sub.buf.slice(sub.head);
-    sub.head = 0;
-  }
-  return s;
-}
+/** What `sendOnce` takes as its node (the kernel, typed as delivery declares it). */
+type SendNode = Parameters<typeof sendOnce>[0];
 
 // ---- drops ------------------------------------------------------------------------------------
 
@@ -202,22 +109,10 @@ function dropEvent(state: State, reason: SignalDropReason, sub: Sub, n: number, 
 
 /** `reject`: the refused signal goes to the dead letter queue; the event says where it went. */
 function deadLetter(state: State, sub: Sub, signal: Signal): void {
-  const metadata = { router: state.name, pattern: sub.pattern };
-  let added: Promise<unknown>;
-  try {
-    added = state.node.deadLetters.add({ recipient: sub.pid, message: signal, reason: 'signal_rejected', metadata });
-  } catch (e) {
-    added = Promise.reject(e);
-  }
-  added.then(
-    (r) => {
-      if (typeof r === 'string') dropEvent(state, 'rejected', sub, 1, signal, { pattern: sub.pattern, deadLetterId: r });
-      else dropEvent(state, 'rejected', sub, 1, signal, { pattern: sub.pattern, deadLetterUnavailable: true });
-    },
-    (e: unknown) => {
-      state.node.logger.warn(`signal router ${state.name}: the dead letter queue refused signal ${signal.id}`, e);
-      dropEvent(state, 'rejected', sub, 1, signal, { pattern: sub.pattern, deadLetterUnavailable: true, error: toError(e).message });
-    },
+  const pattern = sub.pattern; // the pattern that matched this signal (the next publish may match another)
+  const entry = { recipient: sub.pid, message: signal, reason: 'signal_rejected', metadata: { router: state.name, pattern } };
+  void deadLetterAndReport(state.node, entry, `signal router ${state.name}: signal ${signal.id} to ${targetText(sub.pid)}`).then((where) =>
+    dropEvent(state, 'rejected', sub, 1, signal, { pattern, ...where }),
   );
 }
 
@@ -235,35 +130,28 @@ function segmentsOf(state: State, type: string): readonly string[] {
 
 /** Offers `signal` to `sub`'s buffer under its overflow policy; answers the drops it caused and whether it was accepted. */
 function offer(state: State, sub: Sub, signal: Signal): { accepted: boolean; drops: number } {
-  if (size(sub) < sub.capacity) {
-    sub.buf.push(signal);
+  const evicted = state.evicted;
+  if (sub.buffer.offer(signal, evicted)) {
     state.buffered++;
-    return ACCEPTED;
-  }
-  switch (sub.overflow) {
-    case 'drop_newest':
-      count(state, 'buffer_full', 1);
-      dropEvent(state, 'buffer_full', sub, 1, signal, { pattern: sub.pattern });
-      return REFUSED;
-    case 'reject':
-      count(state, 'rejected', 1);
-      deadLetter(state, sub, signal);
-      return REFUSED;
-    case 'drop_oldest': {
-      let drops = 0;
-      // a capacity lowered by a later subscribe may leave more than one to evict
-      while (size(sub) >= sub.capacity) {
-        const old = shift(sub);
-        state.buffered--;
-        count(state, 'evicted', 1);
-        dropEvent(state, 'evicted', sub, 1, old);
-        drops++;
-      }
-      sub.buf.push(signal);
-      state.buffered++;
-      return { accepted: true, drops };
+    const drops = evicted.length;
+    if (drops === 0) return ACCEPTED;
+    // 'drop_oldest' made room (more than one when a later subscribe lowered the capacity)
+    for (let i = 0; i < drops; i++) {
+      state.buffered--;
+      count(state, 'evicted', 1);
+      dropEvent(state, 'evicted', sub, 1, evicted[i]);
     }
+    evicted.length = 0;
+    return { accepted: true, drops };
   }
+  if (sub.buffer.overflow === 'reject') {
+    count(state, 'rejected', 1);
+    deadLetter(state, sub, signal);
+  } else {
+    count(state, 'buffer_full', 1);
+    dropEvent(state, 'buffer_full', sub, 1, signal, { pattern: sub.pattern });
+  }
+  return REFUSED;
 }
 
 const ACCEPTED = Object.freeze({ accepted: true, drops: 0 });
@@ -271,12 +159,12 @@ const REFUSED = Object.freeze({ accepted: false, drops: 1 });
 
 /** Starts deliveries from `sub`'s buffer, in order, while fewer than `maxInFlight` are in flight. */
 function pump(state: State, sub: Sub): void {
-  while (sub.inFlight < sub.maxInFlight && size(sub) > 0) {
-    const signal = shift(sub);
+  while (sub.inFlight < sub.maxInFlight && sub.buffer.size > 0) {
+    const signal = sub.buffer.shift();
     state.buffered--;
     sub.inFlight++;
     state.inFlight++;
-    const sent = state.spanProbe.active ? sendSupervised(state.ctx, sub.pid, signal, state.send) : sendOnce(state.node, state.proc, sub.pid, signal, state.settings);
+    const sent = state.spanProbe.active ? sendSupervised(state.ctx, sub.pid, signal, state.send) : sendOnce(state.node as SendNode, state.proc, sub.pid, signal, state.settings);
     // one closure for both ends: with `onError: 'ignore'` a send only rejects on a bug below
     const done = (r: unknown): void => settled(state, sub, signal, isOutcome(r) ? r : { ok: false, id: '', reason: 'aborted', attempts: 0, firstError: r, lastError: r });
     sent.then(done, done);
@@ -341,9 +229,7 @@ function removeSub(state: State, sub: Sub, reason: 'subscriber_down' | 'unsubscr
   for (const pattern of sub.patterns) state.trie.remove(pattern, sub.key);
   sub.patterns.clear();
   if (reason === 'unsubscribed') unwatch(state.ctx, sub);
-  const n = size(sub);
-  sub.buf = [];
-  sub.head = 0;
+  const n = sub.buffer.clear();
   if (n > 0) {
     state.buffered -= n;
     count(state, reason, n);
@@ -356,7 +242,7 @@ function close(state: State): void {
   if (state.closed) return;
   state.closed = true;
   for (const sub of state.subs.values()) {
-    const n = size(sub) + sub.inFlight;
+    const n = sub.buffer.size + sub.inFlight;
     if (n > 0) {
       count(state, 'router_down', n);
       dropEvent(state, 'router_down', sub, n);
@@ -413,11 +299,8 @@ function subscribe(state: State, pattern: string, pid: Pid, options: SubscribeOp
       key,
       pid: state.node.lookupTarget(pid)?.self ?? pid,
       patterns: new Set(),
-      capacity: DEFAULT_CAPACITY,
-      overflow: 'drop_newest',
+      buffer: new SubscriberBuffer<Signal>(DEFAULT_CAPACITY, 'drop_newest'),
       maxInFlight: DEFAULT_MAX_IN_FLIGHT,
-      buf: [],
-      head: 0,
       inFlight: 0,
       ref: m.ref,
       managed: m.managed,
@@ -427,8 +310,8 @@ function subscribe(state: State, pattern: string, pid: Pid, options: SubscribeOp
     };
     state.subs.set(key, sub);
   }
-  if (options.capacity !== undefined) sub.capacity = options.capacity;
-  if (options.overflow !== undefined) sub.overflow = options.overflow;
+  if (options.capacity !== undefined) sub.buffer.capacity = options.capacity;
+  if (options.overflow !== undefined) sub.buffer.overflow = options.overflow;
   if (options.maxInFlight !== undefined) sub.maxInFlight = options.maxInFlight;
   state.trie.add(pattern, key, sub);
   sub.patterns.add(pattern);
@@ -463,7 +346,7 @@ function stats(state: State): SignalRouterStats {
 const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, InitArg> = keelServer({
   init(arg, ctx) {
     const byReason = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<SignalDropReason, number>;
-    const node = ctx.node as KeelNode;
+    const node = kernelOf(ctx);
     const hits: Sub[] = [];
     const send: SendOptions = { ack: 'handled', timeout: arg.deliveryTimeout, onError: 'ignore', metadata: { router: arg.name } };
     const state: State = {
@@ -478,6 +361,7 @@ const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, I
       spanProbe: node.telemetry.probe(SEND_SPAN_EVENTS),
       segments: new Map(),
       hits,
+      evicted: [],
       visit: (sub, pattern) => {
         // a subscriber matched through several patterns gets the signal once
         if (sub.stamp === state.seq) return;
@@ -556,12 +440,6 @@ function isValid(signal: unknown): boolean {
   }
 }
 
-/** Throws the typed error a server answered in place of a reply. */
-function unwrap<T>(reply: T | Error): T {
-  if (reply instanceof Error) throw reply;
-  return reply;
-}
-
 /**
  * A signal router: publishers hand it signals and return at once; it delivers each signal to every
  * subscriber whose pattern matches the signal's type (`order.created`; `order.*`; `order.**`),
@@ -585,36 +463,30 @@ export const SignalRouter = {
     const node = componentNode(from);
     const name = nameFor(node, 'signal_router', options?.name);
     const arg: InitArg = { name, deliveryTimeout: options?.deliveryTimeout ?? 5000 };
-    let pid = await startComponent(from, routerSpec, arg, name);
-    const k = node as KeelNode;
-    return {
-      get pid() {
-        pid = (node.registry.whereis(name) as typeof pid | undefined) ?? pid;
-        return pid;
-      },
-      name,
+    const pid = await startComponent(from, routerSpec, arg, name);
+    const call = componentCaller<SignalRouterProtocol>(node, name);
+    return componentHandle<SignalRouterHandle>(node, name, pid, {
       async subscribe(pattern, subscriber, opts) {
         parsePattern(pattern);
         checkSubscriber(subscriber);
         checkSubscribeOptions(opts);
-        const request = { type: 'subscribe' as const, pattern, pid: subscriber, options: opts ?? {} };
-        return unwrap(await GenServer.call<SignalRouterProtocol>(node, name, request));
+        return call({ type: 'subscribe', pattern, pid: subscriber, options: opts ?? {} });
       },
       async unsubscribe(pattern, subscriber) {
         parsePattern(pattern);
         checkSubscriber(subscriber);
-        return unwrap(await GenServer.call<SignalRouterProtocol>(node, name, { type: 'unsubscribe', pattern, pid: subscriber }));
+        return call({ type: 'unsubscribe', pattern, pid: subscriber });
       },
       publish(signal) {
         validateSignal(signal);
-        const router = k.lookupTarget(name);
+        const router = node.lookupTarget(name);
         if (router === undefined) return { ok: false, id: signal.id, reason: 'noproc' };
         GenServer.cast<SignalRouterCast>(node, router.self, { type: 'publish', signal });
         return { ok: true, id: signal.id };
       },
       async stats() {
-        return unwrap(await GenServer.call<SignalRouterProtocol>(node, name, { type: 'stats' }));
+        return call({ type: 'stats' });
       },
-    };
+    });
   },
 };

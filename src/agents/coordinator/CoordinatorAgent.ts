@@ -1,0 +1,200 @@
+import { InvalidArgumentError } from '../../errors.js';
+import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
+import { keelServer } from '../../otp/internal/keelServer.js';
+import { isDown, type Down } from '../../runtime/messages.js';
+import { isInstance } from '../../runtime/safe.js';
+import { isPid, type Pid } from '../../runtime/Pid.js';
+import type { Context, Node } from '../../runtime/types.js';
+import { statusOf } from '../Agent.js';
+import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
+import { addWorker, cancelRunning, dispatch, event, finish, Joined, metricsOf, pidKey, removeWorker, readyAgain, Requeue, startRun, statusOfRun, WorkflowTimeout, type State } from './dispatch.js';
+import type { CancelResult, CoordinatorHandle, CoordinatorMetrics, CoordinatorOptions, Workflow, WorkflowResult, WorkflowStatus } from './types.js';
+import { checkId, type Init, validateOptions, validateWorkflow } from './validate.js';
+
+/** The coordinator's calls (its handle makes them). */
+type Calls =
+  | { request: { op: 'run'; workflow: Workflow; wait: true }; reply: WorkflowResult }
+  | { request: { op: 'run'; workflow: Workflow; wait: false }; reply: { id: string } }
+  | { request: { op: 'wait'; id: string }; reply: WorkflowResult | { error: 'not_found' } }
+  | { request: { op: 'cancel'; id: string }; reply: CancelResult }
+  | { request: { op: 'pause' | 'resume'; id: string }; reply: 'ok' | { error: 'not_found' | 'finished' } }
+  | { request: { op: 'status'; id: string }; reply: WorkflowStatus | { error: 'not_found' } }
+  | { request: { op: 'metrics' }; reply: CoordinatorMetrics }
+  | { request: { op: 'workers' }; reply: { pid: Pid; capabilities: readonly string[]; load: number }[] }
+  | { request: { op: 'add'; pid: Pid }; reply: 'ok' | { error: 'noproc' | 'exists' } }
+  | { request: { op: 'remove'; pid: Pid }; reply: 'ok' | { error: 'not_found' } };
+type Request = Calls['request'];
+
+// ---- the server -----------------------------------------------------------------------------------------
+
+/** How long `start` waits for each initial worker's status (well within the 5 s start deadline). */
+const STATUS_AT_START_MS = 1000;
+
+const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, Init> = keelServer({
+  async init({ options, workers }, ctx) {
+    const state: State = {
+      ctx,
+      options,
+      workers: new Map(),
+      runs: new Map(),
+      history: new Map(),
+      ready: [],
+      head: 0,
+      seq: 0,
+      m: { completed: 0, failed: 0, cancelled: 0, rejected: 0, tasksCompleted: 0, tasksFailed: 0, reassigned: 0, timedOut: 0, left: 0 },
+    };
+    // the initial pool: each worker says what it can do; one that does not answer is left out
+    const statuses = await Promise.allSettled(workers.map((w) => statusOf(ctx, w, { timeout: Math.min(options.taskTimeoutMs, STATUS_AT_START_MS) })));
+    statuses.forEach((s, i) => {
+      if (s.status === 'fulfilled') addWorker(state, workers[i]!, s.value.capabilities);
+      else event(state, 'worker_refused', {}, { worker: workers[i], error: s.reason });
+    });
+    return state;
+  },
+
+  handleCall(request, from, state, ctx) {
+    switch (request?.op) {
+      case 'run': {
+        const wf = startRun(state, request.workflow);
+        if (wf instanceof Error) return { reply: wf, state };
+        if (!request.wait) return { reply: { id: wf.id }, state };
+        if (wf.state === 'running' || wf.state === 'paused') {
+          wf.waiters.push(from as From<WorkflowResult>);
+          return { noreply: true, state };
+        }
+        return { reply: state.history.get(wf.id)!.result, state };
+      }
+      case 'wait': {
+        const wf = state.runs.get(request.id);
+        if (wf !== undefined) {
+          wf.waiters.push(from as From<WorkflowResult>);
+          return { noreply: true, state };
+        }
+        return { reply: state.history.get(request.id)?.result ?? { error: 'not_found' }, state };
+      }
+      case 'cancel': {
+        const wf = state.runs.get(request.id);
+        if (wf === undefined) return { reply: { error: state.history.has(request.id) ? 'finished' : 'not_found' }, state };
+        const notified = cancelRunning(state, wf);
+        finish(state, wf, 'cancelled');
+        notified.then((list) => GenServer.reply(from, { cancelled: true, notified: list }));
+        return { noreply: true, state };
+      }
+      case 'pause':
+      case 'resume': {
+        const wf = state.runs.get(request.id);
+        if (wf === undefined) return { reply: { error: state.history.has(request.id) ? 'finished' : 'not_found' }, state };
+        wf.state = request.op === 'pause' ? 'paused' : 'running';
+        event(state, request.op === 'pause' ? 'workflow_paused' : 'workflow_resumed', {}, { workflow: wf.id });
+        dispatch(state);
+        return { reply: 'ok', state };
+      }
+      case 'status': {
+        const wf = state.runs.get(request.id);
+        return { reply: wf !== undefined ? statusOfRun(wf) : (state.history.get(request.id)?.status ?? { error: 'not_found' }), state };
+      }
+      case 'metrics':
+        return { reply: metricsOf(state), state };
+      case 'workers':
+        return { reply: [...state.workers.values()].map((w) => ({ pid: w.pid, capabilities: [...w.capabilities], load: w.load })), state };
+      case 'add': {
+        if (state.workers.has(pidKey(request.pid))) return { reply: { error: 'exists' }, state };
+        // ask for its capabilities without blocking the coordinator
+        statusOf(ctx, request.pid, { timeout: state.options.taskTimeoutMs }).then(
+          (s) => ctx.send(ctx.self, new Joined(request.pid, s.capabilities, from)),
+          () => ctx.send(ctx.self, new Joined(request.pid, undefined, from)),
+        );
+        return { noreply: true, state };
+      }
+      case 'remove': {
+        const w = state.workers.get(pidKey(request.pid));
+        if (w === undefined) return { reply: { error: 'not_found' }, state };
+        removeWorker(state, w, 'removed');
+        return { reply: 'ok', state };
+      }
+      default:
+        // a malformed call straight to the process: the caller gets a typed error, the coordinator goes on
+        return { reply: new InvalidArgumentError('request', 'a coordinator request (use the handle)', request), state };
+    }
+  },
+
+  handleInfo(message, state) {
+    if (isInstance(message, Joined)) {
+      GenServer.reply(message.from, message.capabilities === undefined ? { error: 'noproc' } : addWorker(state, message.pid, message.capabilities));
+    } else if (isInstance(message, Requeue)) {
+      readyAgain(state, message.task);
+    } else if (isInstance(message, WorkflowTimeout)) {
+      const wf = state.runs.get(message.id);
+      if (wf !== undefined) finish(state, wf, 'failed', undefined, 'timeout');
+    } else if (isDown(message)) {
+      const w = state.workers.get(pidKey((message as Down).pid as Pid));
+      if (w !== undefined && w.watch.ref === (message as Down).ref) removeWorker(state, w, 'down', true);
+    }
+    return state;
+  },
+
+  terminate(_reason, state) {
+    for (const w of state.workers.values()) {
+      if (w.watch.managed) state.ctx.node.monitors.demonitor(state.ctx, w.watch.ref);
+    }
+  },
+}, 'a coordinator (use its handle)', 'bare');
+
+// ---- the handle -------------------------------------------------------------------------------------------
+
+function handleFor(node: Node, name: string, started: Pid): CoordinatorHandle {
+  // the coordinator answers every call (a run when its workflow ends): no call timeout of its own
+  const call = componentCaller<Calls>(node, name, { timeout: Infinity });
+  return componentHandle<CoordinatorHandle>(node, name, started, {
+    run: (workflow) => {
+      validateWorkflow(workflow);
+      return call({ op: 'run', workflow, wait: true });
+    },
+    submit: (workflow) => {
+      validateWorkflow(workflow);
+      return call({ op: 'run', workflow, wait: false });
+    },
+    wait: (id) => (checkId(id), call({ op: 'wait', id })),
+    cancel: (id) => (checkId(id), call({ op: 'cancel', id })),
+    pause: (id) => (checkId(id), call({ op: 'pause', id })),
+    resume: (id) => (checkId(id), call({ op: 'resume', id })),
+    status: (id) => (checkId(id), call({ op: 'status', id })),
+    metrics: () => call({ op: 'metrics' }),
+    addWorker: (w) => {
+      if (!isPid(w)) throw new InvalidArgumentError('pid', 'a Pid', w);
+      return call({ op: 'add', pid: w });
+    },
+    removeWorker: (w) => {
+      if (!isPid(w)) throw new InvalidArgumentError('pid', 'a Pid', w);
+      return call({ op: 'remove', pid: w });
+    },
+    workers: () => call({ op: 'workers' }),
+  });
+}
+
+/**
+ * A coordinator: runs workflows of tasks over a pool of agents. A task starts when the tasks it
+ * depends on have completed and goes to the least-loaded worker that has every capability it
+ * requires. A worker that dies leaves the pool and its task goes to another worker; a task that
+ * times out is cancelled on its worker and tried again, up to `maxTaskAttempts`. Finished workflows
+ * leave the active set; the last `historySize` stay queryable.
+ *
+ * @example
+ * ```ts
+ * const coordinator = await CoordinatorAgent.start(node, { workers: [a.pid, b.pid] });
+ * const result = await coordinator.run({ tasks: [
+ *   { id: 'fetch', kind: 'fetch', payload: url, requires: ['http'] },
+ *   { id: 'parse', kind: 'parse', dependsOn: ['fetch'] },
+ * ] });
+ * console.log(result.status, result.results.parse);
+ * ```
+ */
+export const CoordinatorAgent = {
+  /** Starts a coordinator; bad options throw `ERR_INVALID_ARGUMENT` before anything starts. */
+  start(from: Node | Context<any>, options: CoordinatorOptions = {}): Promise<CoordinatorHandle> {
+    const init = validateOptions(options);
+    const node = componentNode(from);
+    const name = nameFor(node, 'coordinator', options.name);
+    return startComponent(from, coordinatorSpec, init, name).then((pid) => handleFor(node, name, pid));
+  },
+};
