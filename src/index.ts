@@ -11,7 +11,7 @@
  * ```
  */
 import { createRuntimeNode } from './runtime/kernel.js';
-import { serviceSlots } from './services/services.js';
+import { serviceSlots } from './services/slots.js';
 import type { Node, NodeOptions } from './runtime/types.js';
 
 export * from './runtime/index.js';

@@ -15,7 +15,7 @@ import { TimerEntry, TimerHeap } from './internal/TimerHeap.js';
 import { type ExitReason, isExitReason } from './messages.js';
 import { NameTable } from './NameRegistry.js';
 import { GroupTable } from './ProcessGroups.js';
-import { isPid, type Pid, PidImpl, type RefImpl, type Target, type TimerRef } from './Pid.js';
+import { checkTarget, isPid, type Pid, PidImpl, type RefImpl, type Target, type TimerRef } from './Pid.js';
 import { type DeadLetterQueue, type MonitorManager, unavailableDeadLetters, unavailableMonitors } from './serviceSlots.js';
 import type { Init, Logger, Node, NodeOptions, ProcessInfo, SpawnOptions } from './types.js';
 
@@ -219,15 +219,8 @@ export class KeelNode implements Node {
   }
 
   #deliverSlow(from: Proc | undefined, to: Target, message: unknown): Delivery {
-    let p: Proc | undefined;
-    if (typeof to === 'string') {
-      if (to.length === 0) throw new InvalidArgumentError('to', 'a Pid or a non-empty registered name', to);
-      p = this.registry.lookup(to);
-    } else if (isPid(to)) {
-      p = this.resolve(to);
-    } else {
-      throw new InvalidArgumentError('to', 'a Pid or a registered name', to);
-    }
+    checkTarget(to, 'to');
+    const p = typeof to === 'string' ? this.registry.lookup(to) : this.resolve(to);
     if (p !== undefined) return this.#mail.enqueue(p, message, from);
     this.#mail.dropped(from, to, message, 'noproc');
     return Delivery.NoProc;
@@ -262,11 +255,16 @@ export class KeelNode implements Node {
   // ---- exits, links, monitors -----------------------------------------------------------------
 
   exit(pid: Pid, reason: ExitReason | 'kill'): void {
-    if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
+    // a live pid of this node is resolved once (the common case: no second look at the pid)
+    const p = PidImpl.live<Proc>(pid);
+    if (p === undefined || p.rt !== this) {
+      if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
+    }
     if (reason !== 'kill' && !isExitReason(reason)) {
       throw new InvalidArgumentError('reason', "an exit reason ('normal', 'shutdown', { shutdown }, an Error, ...) or 'kill'", reason);
     }
-    this.#deaths.exitSignal(pid, 'node', reason);
+    if (p !== undefined && p.rt === this) this.#deaths.signal(p, 'node', reason);
+    else this.#deaths.exitSignal(pid, 'node', reason);
   }
 
   /**
@@ -350,9 +348,7 @@ export class KeelNode implements Node {
   /** @internal A process's timer: `message` to `to` after `ms`, cancelled when the process dies. */
   sendAfter(p: Proc, to: Target, message: unknown, ms: number, unref = false): TimerRef {
     validateDelay(ms);
-    if (typeof to === 'string' ? to.length === 0 : !isPid(to)) {
-      throw new InvalidArgumentError('to', 'a Pid or a non-empty registered name', to);
-    }
+    checkTarget(to, 'to');
     if ((p.flags & F_DEAD) !== 0) {
       this.zombieCall(p, 'sendAfter');
       return new TimerRefImpl(new TimerEntry(0, -1, noop, true)) as unknown as TimerRef; // inert: never scheduled

@@ -675,6 +675,17 @@ describe('crash reports', () => {
     expect(logger.errors).toEqual([]);
   });
 
+  it("logs an unwatched process that ends itself with ctx.exit('killed') (its own exit, though no extras hold the reason)", async () => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const events = captureEvents(node, ['keel.process.exited']);
+    const pid = node.spawn((ctx) => () => ctx.exit('killed'));
+    node.send(pid, 'go');
+    await node.idle();
+    expect(events.events.map((e) => e.metadata)).toEqual([{ pid, reason: 'killed', watched: false }]);
+    expect(logger.errors.map((call) => call[0])).toEqual([`process ${String(pid)} exited: ${formatReason('killed')}`]);
+  });
+
   it('prints nothing for 10,000 killed processes', async () => {
     const logger = fakeLogger();
     const node = track({ logger });
