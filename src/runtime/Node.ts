@@ -23,6 +23,19 @@ export { Delivery };
 
 const OVERFLOWS = ['reject', 'drop_newest', 'drop_oldest'] as const;
 
+/** @internal The sizes of a node's internal indexes, for leak tests (`expectNoLeaks`, the soak). */
+export interface KernelInternals {
+  processes: number;
+  names: number;
+  groups: number;
+  timers: number;
+  runQueue: number;
+  runQueueCapacity: number;
+  busy: number;
+  envelopes: number;
+  longMailboxes: number;
+}
+
 /** @internal Factories for the node's service slots; the layers above plug the real services in. */
 export interface ServiceSlots {
   monitors?: (node: Node) => MonitorManager;
@@ -496,17 +509,7 @@ export class KeelNode implements Node {
   }
 
   /** @internal Sizes of every internal index, for leak tests. */
-  internals(): {
-    processes: number;
-    names: number;
-    groups: number;
-    timers: number;
-    runQueue: number;
-    runQueueCapacity: number;
-    busy: number;
-    envelopes: number;
-    longMailboxes: number;
-  } {
+  internals(): KernelInternals {
     return {
       processes: this.#procs.size,
       names: this.registry.size,

@@ -9,28 +9,29 @@
 import { types } from 'node:util';
 import { InvalidArgumentError, ProcessExitedError } from '../errors.js';
 import type { EnvelopeListener } from './internal/Envelope.js';
-import { EXIT_SENTINEL, ExitWatcher, F_BUSY, F_DEAD, F_RUNNING, isProc, NextTurnWatcher, type Proc } from './internal/Proc.js';
+import { EXIT_SENTINEL, ExitWatcher, F_BUSY, F_DEAD, F_RUNNING, isProc, NextTurnWatcher, type Proc, type ProcHost } from './internal/Proc.js';
 import type { TimerEntry } from './internal/TimerHeap.js';
 import type { ExitReason } from './messages.js';
 import type { NameTable } from './NameRegistry.js';
 import { Delivery } from './internal/Mailbox.js';
-import { KeelNode } from './Node.js';
+import { KeelNode, type KernelInternals } from './Node.js';
 import type { Pid, RefImpl, Target, TimerRef } from './Pid.js';
 import type { GroupTable } from './ProcessGroups.js';
 import type { TelemetryBus } from '../telemetry/Telemetry.js';
 import type { Context, Init, Node, SpawnOptions } from './types.js';
 
 export { Delivery, EXIT_SENTINEL, ExitWatcher, NextTurnWatcher };
-export type { EnvelopeListener, Proc, TimerEntry };
+export type { EnvelopeListener, KernelInternals, Proc, TimerEntry };
 /** Making a node with its service slots filled: for `keel`'s `createNode` and the services' factories. */
 export { createRuntimeNode, type ServiceSlots } from './Node.js';
 
 /**
  * What the layers above may ask of a node's kernel, beyond the public {@link Node}. A process record
- * ({@link Proc}) is what a process's `Context` is: the layers above hold it to ask about that
- * process, never to read or write its fields other than `self`, `node` and `rt`.
+ * ({@link Proc}) is what a process's `Context` is: the layers above hold it and use it as a context
+ * (`self`, `send`, ...), and ask the door about it (`isDead`, `inHandler`, `kernelOfProcess`,
+ * `monitorSlotOf`), never reading or writing the record's own fields.
  */
-export interface Kernel extends Node {
+export interface Kernel extends ProcHost {
   readonly telemetry: TelemetryBus;
   readonly registry: NameTable;
   readonly groups: GroupTable;
@@ -106,17 +107,7 @@ export interface Kernel extends Node {
   /** What dead processes left behind (for `expectNoLeaks`). */
   leftovers(): string[];
   /** Sizes of every internal index (for leak tests). */
-  internals(): {
-    processes: number;
-    names: number;
-    groups: number;
-    timers: number;
-    runQueue: number;
-    runQueueCapacity: number;
-    busy: number;
-    envelopes: number;
-    longMailboxes: number;
-  };
+  internals(): KernelInternals;
 }
 
 // the node class is the kernel: checked here, where both are known (Node.ts does not import this file)
@@ -166,12 +157,12 @@ export function isExitSentinel(e: unknown): boolean {
 }
 
 /**
- * The kernel of a process record, alive or not. A record knows its node only through the narrow
- * interface the record itself needs (`ProcHost`); every record's host is a node of this copy of the
- * package, which is the kernel (checked at compile time above).
+ * The kernel of a process record, alive or not. A record depends only on the part of the kernel
+ * interface that a context needs (`ProcHost`, which {@link Kernel} extends); every record's host is a
+ * node of this copy of the package, which is the whole kernel (checked at compile time above).
  */
 export function kernelOfProcess(p: Proc): Kernel {
-  return p.rt as unknown as Kernel;
+  return p.rt as Kernel;
 }
 
 /** The kernel of a `from` argument (a node or a live process's context); throws for anything else. */
