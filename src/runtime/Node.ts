@@ -276,8 +276,9 @@ export class KeelNode implements Node {
     if (reason !== 'kill' && !isExitReason(reason)) {
       throw new InvalidArgumentError('reason', "an exit reason ('normal', 'shutdown', { shutdown }, an Error, ...) or 'kill'", reason);
     }
-    if (p !== undefined && p.rt === this) this.#deaths.signal(p, 'node', reason);
-    else this.#deaths.exitSignal(pid, 'node', reason);
+    if (p === undefined || p.rt !== this) this.#deaths.exitSignal(pid, 'node', reason);
+    else if (reason === 'kill') this.#deaths.kill(p);
+    else this.#deaths.signal(p, 'node', reason);
   }
 
   /**

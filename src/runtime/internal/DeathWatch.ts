@@ -4,7 +4,7 @@ import type { NameTable } from '../NameRegistry.js';
 import { checkTarget, type Pid, PidImpl, RefImpl, type Target } from '../Pid.js';
 import type { GroupTable } from '../ProcessGroups.js';
 import type { Envelope } from './Envelope.js';
-import { type Mailboxes, removeWhere } from './Mailbox.js';
+import { type Mailboxes, removeWhere, shrink } from './Mailbox.js';
 import { EMPTY, EXIT_SENTINEL, type ExitWatcher, F_BUSY, F_DEAD, F_KILLED, F_LONG, F_RUNNING, F_SCHEDULED, F_SHUTDOWN, F_TRAP, Monitor, type Proc } from './Proc.js';
 import type { ProcTable } from './ProcTable.js';
 import type { Scheduler } from './Scheduler.js';
@@ -173,8 +173,9 @@ export class DeathWatch {
     this.#procs.delete(p.self.id);
     PidImpl.setProc(p.self, undefined);
     p.handler = null;
-    p.buf = EMPTY;
-    p.head = 0;
+    // written only when there is something to give back: a field no process ever rewrote stays
+    // constant for the compiler, and a mass kill should not deoptimize the scheduler's turn
+    if (p.buf !== EMPTY) shrink(p);
     if (reason === 'killed') {
       if (this.#exited.active) this.#host.telemetry.execute('keel.process.exited', {}, { pid: p.self, reason, watched: false });
       if (cause !== Cause.Signal) this.#host.log('error', `process ${String(p.self)} exited: ${formatReason(reason)}`, reason);
@@ -241,6 +242,19 @@ export class DeathWatch {
     } finally {
       q.length = 0;
     }
+  }
+
+  /**
+   * A kill from the node (`node.exit(pid, 'kill')`): the process dies now. The common case of a burst
+   * (a process with no extras, nothing queued, while no cascade is being delivered and nobody listens
+   * to `keel.process.exited`) runs no user code at all, so it needs none of the cascade's machinery.
+   */
+  kill(p: Proc): void {
+    if (!this.#flushing && p.x === undefined && p.size === 0 && (p.flags & (F_BUSY | F_LONG | F_DEAD)) === 0 && !this.#exited.active) {
+      this.#dieAlone(p, 'killed', Cause.Signal);
+      return;
+    }
+    this.signal(p, 'node', 'kill');
   }
 
   /**

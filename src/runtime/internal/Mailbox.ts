@@ -241,9 +241,11 @@ export class Mailboxes {
         if (Envelope.is(m)) (queued ??= []).push(m);
       }
     }
-    p.buf = EMPTY;
-    p.head = 0;
-    p.size = 0;
+    if (p.buf !== EMPTY) {
+      p.buf = EMPTY;
+      p.head = 0;
+      p.size = 0;
+    }
     return queued;
   }
 
