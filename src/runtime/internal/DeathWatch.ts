@@ -244,12 +244,15 @@ export class DeathWatch {
   }
 
   /**
-   * Delivers one exit signal now: at once when no cascade is being delivered (no queue to go
-   * through: a kill of an unlinked process costs no array work), queued behind the cascade otherwise.
+   * Delivers one exit signal now: at once when no signal is queued (no queue to go through: a kill
+   * of an unlinked process costs no array work), queued behind those that are otherwise.
    */
   signal(q: Proc, from: PidImpl | 'node', reason: ExitReason | 'kill'): void {
-    if (this.#flushing) {
+    if (this.#flushing || this.#signals.length > 0) {
+      // behind the cascade being delivered, or behind the signals a death outside a cascade (a
+      // crash, ctx.exit(reason)) queued before its hooks ran: signals keep the order they were sent in
       this.#signals.push(q, from, reason);
+      this.#flushSignals();
       return;
     }
     this.#flushing = true;
