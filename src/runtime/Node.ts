@@ -268,8 +268,9 @@ export class KeelNode implements Node {
   // ---- exits, links, monitors -----------------------------------------------------------------
 
   exit(pid: Pid, reason: ExitReason | 'kill'): void {
-    // a live pid of this node is resolved once (the common case: no second look at the pid)
-    const p = PidImpl.live<Proc>(pid);
+    // a live pid of this node is resolved once (the common case: no second look at the pid); a brand
+    // check first, never `instanceof`: a proxy's getPrototypeOf trap must not run before it is refused
+    const p = PidImpl.is(pid) ? PidImpl.procOf<Proc>(pid) : undefined;
     if (p === undefined || p.rt !== this) {
       if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
     }

@@ -355,6 +355,23 @@ describe('scheduler options', () => {
     expect(handled).toBe(10_000);
   });
 
+  it.each<[string, (() => number) | undefined]>([
+    ['the default source', undefined],
+    ['a source that throws', () => {
+      throw new Error('broken time source');
+    }],
+    ['a source that returns NaN', () => NaN],
+  ])('with %s, a self-sending storm yields to the event loop within a 1 ms slice', async (_label, now) => {
+    const node = track({ scheduler: { sliceMs: 1, ...(now === undefined ? {} : { now }) } });
+    const p = probe(node);
+    const s = storm(node, p, 200_000);
+    const atImmediate = new Promise<number>((resolve) => setImmediate(() => resolve(s.remaining())));
+    node.send(s.pid, 'storm');
+    // the event loop had a turn before the storm ended: a broken source reads as real time
+    expect(await atImmediate).toBeGreaterThan(0);
+    await p.receive((m) => m === 'done');
+  });
+
   it('refuses a budget, sliceMs or longScheduleMs that is not positive with ERR_INVALID_ARGUMENT', () => {
     const invalid = expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' });
     expect(() => createNode({ scheduler: { budget: 0 } })).toThrow(invalid);

@@ -719,3 +719,24 @@ describe('the exit reason of a process with no extras', () => {
     expect(ctx.signal.reason).toEqual(reason);
   });
 });
+
+describe('exit signals sent while a death runs its hooks', () => {
+  it('queue behind the link signals the death already queued: a linked process dies with the crash reason, not a later one', async () => {
+    const node = track({ logger: fakeLogger() });
+    const deaths: unknown[] = [];
+    let linked!: Pid;
+    const crashing = node.spawn((ctx) => {
+      linked = ctx.spawnLink(idleInit);
+      return () => {
+        throw new Error('boom');
+      };
+    });
+    await node.idle();
+    node.onExit(linked, (reason) => deaths.push(reason));
+    // a death hook of the crashing process stops the linked one with another reason
+    node.onExit(crashing, () => node.exit(linked, 'shutdown'));
+    node.send(crashing, 'go');
+    await node.idle();
+    expect(deaths).toEqual([new Error('boom')]);
+  });
+});

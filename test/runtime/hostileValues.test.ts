@@ -159,3 +159,17 @@ describe('a hostile value returned, thrown or given as a reason', () => {
     expect(String(logger.error.mock.calls[0]![0])).toContain('ThrownValueError: a non-Error value was thrown: a proxy');
   });
 });
+
+describe('a hostile value given as a pid', () => {
+  it('node.exit refuses a proxy without running any of its traps', () => {
+    const node = track();
+    let traps = 0;
+    const count = (): undefined => {
+      traps++;
+      return undefined;
+    };
+    const proxy = new Proxy({}, { getPrototypeOf: () => (traps++, Object.prototype), get: count, has: () => (traps++, false), ownKeys: () => (traps++, []) });
+    expect(() => node.exit(proxy as never, 'kill')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    expect(traps).toBe(0);
+  });
+});

@@ -250,7 +250,7 @@ export class DeathWatch {
    * to `keel.process.exited`) runs no user code at all, so it needs none of the cascade's machinery.
    */
   kill(p: Proc): void {
-    if (!this.#flushing && p.x === undefined && p.size === 0 && (p.flags & (F_BUSY | F_LONG | F_DEAD)) === 0 && !this.#exited.active) {
+    if (!this.#flushing && this.#signals.length === 0 && p.x === undefined && p.size === 0 && (p.flags & (F_BUSY | F_LONG | F_DEAD)) === 0 && !this.#exited.active) {
       this.#dieAlone(p, 'killed', Cause.Signal);
       return;
     }
@@ -258,12 +258,15 @@ export class DeathWatch {
   }
 
   /**
-   * Delivers one exit signal now: at once when no cascade is being delivered (no queue to go
-   * through: a kill of an unlinked process costs no array work), queued behind the cascade otherwise.
+   * Delivers one exit signal now: at once when no signal is queued (no queue to go through: a kill
+   * of an unlinked process costs no array work), queued behind those that are otherwise.
    */
   signal(q: Proc, from: PidImpl | 'node', reason: ExitReason | 'kill'): void {
-    if (this.#flushing) {
+    if (this.#flushing || this.#signals.length > 0) {
+      // behind the cascade being delivered, or behind the signals a death outside a cascade (a
+      // crash, ctx.exit(reason)) queued before its hooks ran: signals keep the order they were sent in
       this.#signals.push(q, from, reason);
+      this.#flushSignals();
       return;
     }
     this.#flushing = true;

@@ -94,20 +94,27 @@ function checkedRandom(random: () => number): () => number {
 }
 
 /**
- * An injected scheduler time source, each reading checked: a value that is not a finite number (NaN,
- * a string) reads as the last good one, so a broken source can stall a slice's measure, never the loop.
+ * An injected scheduler time source, each reading checked. A reading that throws or is not a finite
+ * number (NaN, a string) is the last good one plus the real time elapsed since the source broke: a
+ * frozen value would never end a slice, and the loop would then never yield to the event loop.
  */
 function checkedNow(now: () => number): () => number {
   let last = 0;
+  let brokenAt: number | undefined;
   return () => {
     let t: unknown;
     try {
       t = now();
     } catch {
-      return last;
+      t = undefined;
     }
-    if (typeof t === 'number' && Number.isFinite(t)) last = t;
-    return last;
+    if (typeof t === 'number' && Number.isFinite(t)) {
+      brokenAt = undefined;
+      return (last = t);
+    }
+    const real = monotonicClock();
+    brokenAt ??= real;
+    return last + (real - brokenAt);
   };
 }
 
