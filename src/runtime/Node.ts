@@ -94,6 +94,7 @@ export class KeelNode implements Node {
     this.#mail.waker = this.#sched;
     this.#deaths = new DeathWatch(this, this.#procs, this.#mail, this.#sched, this.#timers, new PidImpl(this.name, this.creation, 0, undefined));
     this.#life = new Lifecycle(this, this.#procs, this.#sched, this.#deaths);
+    this.#deaths.idle = this.#life;
     this.#detachClock = isAttachable(s.clock) ? s.clock[kAttachNode](this) : undefined;
     if (s.services !== false) {
       if (slots.monitors !== undefined) this.#monitors = slots.monitors(this);
@@ -271,6 +272,10 @@ export class KeelNode implements Node {
     // a live pid of this node is resolved once (the common case: no second look at the pid); a brand
     // check first, never `instanceof`: a proxy's getPrototypeOf trap must not run before it is refused
     const p = PidImpl.is(pid) ? PidImpl.procOf<Proc>(pid) : undefined;
+    if (reason === 'kill' && p !== undefined && p.rt === this) {
+      this.#deaths.kill(p); // the common case of a burst of kills, checked first
+      return;
+    }
     if (p === undefined || p.rt !== this) {
       if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
     }
@@ -278,7 +283,6 @@ export class KeelNode implements Node {
       throw new InvalidArgumentError('reason', "an exit reason ('normal', 'shutdown', { shutdown }, an Error, ...) or 'kill'", reason);
     }
     if (p === undefined || p.rt !== this) this.#deaths.exitSignal(pid, 'node', reason);
-    else if (reason === 'kill') this.#deaths.kill(p);
     else this.#deaths.signal(p, 'node', reason);
   }
 

@@ -33,7 +33,6 @@ export interface DeathWatchHost {
   readonly groups: GroupTable<Proc>;
   log(level: 'info' | 'warn' | 'error', message: string, detail?: unknown): void;
   resolve(pid: Pid): Proc | undefined;
-  checkIdle(): void;
 }
 
 /**
@@ -50,6 +49,8 @@ export class DeathWatch {
   /** The pid a `Down` for a name that was never registered names. */
   readonly #placeholder: PidImpl;
   #nextRef = 0;
+  /** The lifecycle's idle check, set once by the node right after both exist (each needs the other). */
+  idle!: { checkIdle(): void };
   /** Whether anyone listens to `keel.process.exited` (a death builds its metadata only then). */
   readonly #exited: { readonly active: boolean };
   // exit signals, three slots each (target, from, reason), delivered from a flat queue
@@ -160,7 +161,7 @@ export class DeathWatch {
       if (!watched && cause !== Cause.Signal) this.#host.log('error', `process ${String(p.self)} exited: ${formatReason(reason)}`, reason);
     }
     this.#flushSignals();
-    this.#host.checkIdle();
+    this.idle.checkIdle();
   }
 
   /**
@@ -181,7 +182,7 @@ export class DeathWatch {
       if (cause !== Cause.Signal) this.#host.log('error', `process ${String(p.self)} exited: ${formatReason(reason)}`, reason);
     }
     this.#flushSignals();
-    this.#host.checkIdle();
+    this.idle.checkIdle();
   }
 
   #tellWatchers(p: Proc, watchers: ExitWatcher[], reason: ExitReason): void {
@@ -250,11 +251,17 @@ export class DeathWatch {
    * to `keel.process.exited`) runs no user code at all, so it needs none of the cascade's machinery.
    */
   kill(p: Proc): void {
-    if (!this.#flushing && this.#signals.length === 0 && p.x === undefined && p.size === 0 && (p.flags & (F_BUSY | F_LONG | F_DEAD)) === 0 && !this.#exited.active) {
-      this.#dieAlone(p, 'killed', Cause.Signal);
+    if (p.x !== undefined || p.size !== 0 || (p.flags & (F_BUSY | F_LONG | F_DEAD)) !== 0 || this.#flushing || this.#signals.length !== 0 || this.#exited.active) {
+      this.signal(p, 'node', 'kill');
       return;
     }
-    this.signal(p, 'node', 'kill');
+    // #dieAlone's steps, with nothing to tell anyone and nothing queued to flush
+    p.flags = (p.flags | F_DEAD | F_KILLED) & ~F_SCHEDULED;
+    this.#procs.delete(p.self.id);
+    PidImpl.setProc(p.self, undefined);
+    p.handler = null;
+    if (p.buf !== EMPTY) shrink(p);
+    this.idle.checkIdle();
   }
 
   /**
