@@ -68,8 +68,8 @@ export class Monitor {
 
 /** @internal The per-process data most processes never need, allocated on first use. */
 export class ProcExtras {
-  // declared, then assigned in the constructor: no field-initializer pass (a kill, a name, a
-  // monitor or a link allocates one, by the hundred thousand in a burst)
+  // declared, then assigned in the constructor: no field-initializer pass (a name, a monitor, a
+  // link or an abnormal exit allocates one, by the hundred thousand in a burst)
   declare links: Set<Proc> | undefined;
   declare monitors: Map<RefImpl, Monitor> | undefined;
   declare monitoredBy: Map<RefImpl, Monitor> | undefined;

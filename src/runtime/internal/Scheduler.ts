@@ -18,6 +18,7 @@ const DETERMINISTIC_SLICE = 1024;
 
 /** @internal What the scheduler needs of the node. */
 export interface SchedulerHost {
+  readonly name: string;
   readonly telemetry: TelemetryBus;
   readonly clock: { now(): number };
   log(level: 'info' | 'warn' | 'error', message: string, detail?: unknown): void;
@@ -133,7 +134,7 @@ export class Scheduler implements Waker {
     } catch (e) {
       // a bug, not user code (every user callback is guarded): keep the node alive and say so
       this.#running = false;
-      this.#host.log('error', 'the scheduler loop threw', e);
+      this.#host.log('error', `the scheduler loop of node ${this.#host.name} threw`, e);
       if (this.#rqSize > 0 && !this.#pending) {
         this.#pending = true;
         setImmediate(this.#drain);
