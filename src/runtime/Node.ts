@@ -271,7 +271,7 @@ export class KeelNode implements Node {
   exit(pid: Pid, reason: ExitReason | 'kill'): void {
     // a live pid of this node is resolved once (the common case: no second look at the pid); a brand
     // check first, never `instanceof`: a proxy's getPrototypeOf trap must not run before it is refused
-    const p = PidImpl.is(pid) ? PidImpl.procOf<Proc>(pid) : undefined;
+    const p = PidImpl.procOfAny<Proc>(pid);
     if (reason === 'kill' && p !== undefined && p.rt === this) {
       this.#deaths.kill(p); // the common case of a burst of kills, checked first
       return;

@@ -52,6 +52,10 @@ export class PidImpl {
     }
   }
   /** True for the runtime's own pid instances (a brand check: never runs a proxy's traps). */
+  /** The live process of `value` when it is a runtime pid whose process is alive; a brand check first (never runs a proxy's traps). */
+  static procOfAny<P>(value: unknown): P | undefined {
+    return typeof value === 'object' && value !== null && #proc in value ? ((value as PidImpl).#proc as P | undefined) : undefined;
+  }
   static is(value: unknown): value is PidImpl {
     return typeof value === 'object' && value !== null && #proc in value;
   }
