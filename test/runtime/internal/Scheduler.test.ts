@@ -4,7 +4,7 @@
 // the handlers move, so that every slice is exact.
 import { describe, expect, it } from 'vitest';
 import { HandlerReturnedError, isKeelError, ThrownValueError } from '../../../src/errors.js';
-import { Envelope, type EnvelopeListener } from '../../../src/runtime/internal/Envelope.js';
+import type { EnvelopeListener } from '../../../src/runtime/internal/Envelope.js';
 import { Mailboxes } from '../../../src/runtime/internal/Mailbox.js';
 import { F_BUSY, F_DEAD, F_FRESH, F_INIT, F_RUNNING, F_SCHEDULED, F_SLOW, type Proc } from '../../../src/runtime/internal/Proc.js';
 import { Scheduler, type SchedulerHost, type SchedulerSettings } from '../../../src/runtime/internal/Scheduler.js';
@@ -32,7 +32,6 @@ function setup(settings: Partial<SchedulerSettings> = {}, events?: readonly stri
   let clockReads = 0;
   const crashes: [Proc, ExitReason][] = [];
   const idle: { checks: number; hook: (() => void) | undefined } = { checks: 0, hook: undefined };
-  let sched!: Scheduler;
   const host: SchedulerHost = {
     name: 'unit',
     telemetry: bus,
@@ -55,7 +54,7 @@ function setup(settings: Partial<SchedulerSettings> = {}, events?: readonly stri
     },
   };
   const mail = new Mailboxes({ telemetry: bus, log: log.log }, [Infinity, -1]);
-  sched = new Scheduler(host, mail, { budget: 64, sliceMs: 5, longScheduleMs: 50, deterministic: false, now: time.now, ...settings });
+  const sched = new Scheduler(host, mail, { budget: 64, sliceMs: 5, longScheduleMs: 50, deterministic: false, now: time.now, ...settings });
   mail.waker = sched;
   let ids = 0;
   return {
@@ -326,7 +325,7 @@ describe('turns', () => {
   it('a thrown value that is not an Error crashes with a ThrownValueError that keeps it', async () => {
     const s = setup();
     const p = s.ready(() => {
-      throw 'a string'; // eslint-disable-line @typescript-eslint/only-throw-error -- the hostile case under test
+      throw 'a string';
     });
     s.send(p, 'm');
     await nextTurn();

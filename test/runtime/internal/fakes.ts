@@ -6,7 +6,7 @@ import type { Clock } from '../../../src/runtime/Clock.js';
 import { Cause, DeathWatch, type DeathWatchHost } from '../../../src/runtime/internal/DeathWatch.js';
 import { Lifecycle, type LifecycleHost } from '../../../src/runtime/internal/Lifecycle.js';
 import { Mailboxes, type MailboxHost, type Waker } from '../../../src/runtime/internal/Mailbox.js';
-import { Proc, type ProcHost } from '../../../src/runtime/internal/Proc.js';
+import { F_SCHEDULED, Proc, type ProcHost } from '../../../src/runtime/internal/Proc.js';
 import { ProcTable } from '../../../src/runtime/internal/ProcTable.js';
 import { Scheduler, type SchedulerHost, type SchedulerSettings } from '../../../src/runtime/internal/Scheduler.js';
 import { TimerHeap } from '../../../src/runtime/internal/TimerHeap.js';
@@ -94,7 +94,7 @@ export function recordingWaker(): Waker & { woken: Proc[] } {
     woken,
     wake(p) {
       woken.push(p);
-      p.flags |= 1; // F_SCHEDULED
+      p.flags |= F_SCHEDULED;
     },
   };
 }
@@ -130,9 +130,9 @@ export interface Kernel {
   readonly waker: ReturnType<typeof recordingWaker>;
   readonly placeholder: PidImpl;
   /** How often the lifecycle's host was told the node is released. */
-  released: number;
+  readonly released: number;
   /** How often death watch asked for an idle check. */
-  idleChecks: number;
+  readonly idleChecks: number;
   resolve(pid: Pid): Proc | undefined;
   /** A live process in the table (ids count up from 1). */
   spawn(flags?: number, init?: Init<any>): Proc;
@@ -155,8 +155,6 @@ export function kernel(options: { events?: readonly string[]; settings?: Partial
   const registry = new NameTable<Proc>(resolve);
   const groups = new GroupTable<Proc>(resolve);
   const timers = new TimerHeap(inertClock(), (e) => log.log('error', 'a timer threw', e));
-  let deaths!: DeathWatch;
-  let life!: Lifecycle;
   const mailHost: MailboxHost = { telemetry: bus, log: log.log };
   const mail = new Mailboxes(mailHost, [10_000, 1_000]);
   const schedHost: SchedulerHost = {
@@ -172,7 +170,25 @@ export function kernel(options: { events?: readonly string[]; settings?: Partial
   mail.waker = waker;
   const placeholder = new PidImpl(NODE, CREATION, 0, undefined);
   const deathHost: DeathWatchHost = { name: NODE, telemetry: bus, registry, groups, log: log.log, resolve };
-  deaths = new DeathWatch(deathHost, procs, mail, sched, timers, placeholder);
+  const deaths = new DeathWatch(deathHost, procs, mail, sched, timers, placeholder);
+  const counts = { released: 0, idleChecks: 0 };
+  const lifeHost: LifecycleHost = {
+    name: NODE,
+    telemetry: bus,
+    log: log.log,
+    onProcExit: (p, fn) => deaths.onExit(p, fn),
+    released: () => {
+      counts.released++;
+    },
+  };
+  const life = new Lifecycle(lifeHost, procs, sched, deaths);
+  deaths.idle = {
+    checkIdle: () => {
+      counts.idleChecks++;
+      life.checkIdle();
+    },
+  };
+  let nextId = 0;
   const k: Kernel = {
     log,
     bus,
@@ -184,34 +200,20 @@ export function kernel(options: { events?: readonly string[]; settings?: Partial
     mail,
     sched,
     deaths,
-    life: undefined as unknown as Lifecycle,
+    life,
     waker,
     placeholder,
-    released: 0,
-    idleChecks: 0,
+    get released() {
+      return counts.released;
+    },
+    get idleChecks() {
+      return counts.idleChecks;
+    },
     resolve,
     spawn(flags = 0, init) {
       const p = makeProc(++nextId, flags, init);
       procs.set(p.self.id, p);
       return p;
-    },
-  };
-  let nextId = 0;
-  const lifeHost: LifecycleHost = {
-    name: NODE,
-    telemetry: bus,
-    log: log.log,
-    onProcExit: (p, fn) => deaths.onExit(p, fn),
-    released: () => {
-      k.released++;
-    },
-  };
-  life = new Lifecycle(lifeHost, procs, sched, deaths);
-  (k as { life: Lifecycle }).life = life;
-  deaths.idle = {
-    checkIdle: () => {
-      k.idleChecks++;
-      life.checkIdle();
     },
   };
   return k;

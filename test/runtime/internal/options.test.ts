@@ -51,7 +51,7 @@ describe('nodeSettings', () => {
   it('takes every option it knows, as given', () => {
     const clock = new SimulatedClock({ start: 5 });
     const random = () => 0.25;
-    const services = { monitors: false };
+    const services = { monitors: { leakAgeMs: 1000 } };
     const s = nodeSettings({ name: 'n-1.a_b@c', clock, random, logger, services, scheduler: { budget: 1, sliceMs: 0.5, longScheduleMs: 1e9, now: monotonicClock }, longMailbox: { above: 10, below: 9 } });
     expect([s.name, s.clock, s.logger, s.services, s.budget, s.sliceMs, s.longScheduleMs, s.now, s.deterministic, s.longMailbox]).toEqual([
       'n-1.a_b@c',
@@ -74,8 +74,9 @@ describe('nodeSettings', () => {
 
   it('is deterministic for a clock marked so (a virtual clock), and only then', () => {
     const marked = { now: () => 0, setTimer: noop, clearTimer: noop, [kDeterministic]: true };
+    const markedOtherwise = { ...marked, [kDeterministic]: 'yes' };
     expect(nodeSettings({ clock: marked }).deterministic).toBe(true);
-    expect(nodeSettings({ clock: { ...marked, [kDeterministic]: 'yes' } }).deterministic).toBe(false);
+    expect(nodeSettings({ clock: markedOtherwise }).deterministic).toBe(false);
     expect(nodeSettings({ clock: { now: () => 0, setTimer: noop, clearTimer: noop } }).deterministic).toBe(false);
   });
 
