@@ -11,6 +11,8 @@ export class NextTurn {
   #head: NextTurnWatcher | undefined = undefined;
   #tail: NextTurnWatcher | undefined = undefined;
   #scheduled = false;
+  /** While a turn runs: its last task (tasks queued after it wait for the next turn). */
+  #batchEnd: NextTurnWatcher | undefined = undefined;
 
   constructor(onError: (error: unknown) => void) {
     this.#onError = onError;
@@ -31,11 +33,12 @@ export class NextTurn {
     }
   }
 
-  /** Takes a task off the list (it finished within this turn). */
+  /** Takes a task off the list (it finished within this turn, or an earlier task of the turn cancels it). */
   cancel(task: NextTurnWatcher): void {
     if (!task.turnQueued) return;
     task.turnQueued = false;
     const { turnPrev: prev, turnNext: next } = task;
+    if (task === this.#batchEnd) this.#batchEnd = prev; // the running turn now ends before it
     if (prev === undefined) this.#head = next;
     else prev.turnNext = next;
     if (next === undefined) this.#tail = prev;
@@ -43,12 +46,20 @@ export class NextTurn {
     task.turnPrev = task.turnNext = undefined;
   }
 
+  /**
+   * Runs the tasks queued when the turn began, taking each off the head of the one list as it runs:
+   * a task may cancel a later one of the same turn (it then does not run), and a task deferred while
+   * the turn runs waits for the next turn (its `defer` scheduled it).
+   */
   #run = (): void => {
     this.#scheduled = false;
-    let t = this.#head;
-    this.#head = this.#tail = undefined;
-    while (t !== undefined) {
-      const next = t.turnNext;
+    this.#batchEnd = this.#tail;
+    while (this.#batchEnd !== undefined) {
+      const t = this.#head!;
+      if (t === this.#batchEnd) this.#batchEnd = undefined;
+      this.#head = t.turnNext;
+      if (this.#head === undefined) this.#tail = undefined;
+      else this.#head.turnPrev = undefined;
       t.turnQueued = false;
       t.turnPrev = t.turnNext = undefined;
       try {
@@ -56,7 +67,6 @@ export class NextTurn {
       } catch (e) {
         this.#onError(e);
       }
-      t = next;
     }
   };
 }

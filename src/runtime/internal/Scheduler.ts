@@ -430,13 +430,26 @@ export class Scheduler implements Waker {
 
   /** Follows a busy process's promise; a thenable that throws from `then` counts as a rejection. */
   #follow(r: unknown, then: ThenFn, p: Proc, env: Envelope | undefined): void {
+    // as a promise does, only the first callback counts: a thenable that calls back twice (resolves,
+    // then rejects; or resolves again while the next message is in flight) settles its message once
+    let settled = false;
     try {
       then.call(
         r,
-        () => this.#asyncDone(p, env),
-        (e: unknown) => this.#asyncFailed(p, env, e),
+        () => {
+          if (settled) return;
+          settled = true;
+          this.#asyncDone(p, env);
+        },
+        (e: unknown) => {
+          if (settled) return;
+          settled = true;
+          this.#asyncFailed(p, env, e);
+        },
       );
     } catch (e) {
+      if (settled) return; // a `then` that called back, then threw: the callback counted
+      settled = true;
       this.#asyncFailed(p, env, e);
     }
   }
@@ -466,14 +479,26 @@ export class Scheduler implements Waker {
     } else if (then !== undefined) {
       p.flags |= F_BUSY;
       this.busy++;
+      let settled = false; // only the first callback counts, as for a handler's thenable
       try {
         then.call(
           r,
-          (h) => this.#initDone(p, h),
-          (e: unknown) => this.#asyncFailed(p, undefined, e),
+          (h) => {
+            if (settled) return;
+            settled = true;
+            this.#initDone(p, h);
+          },
+          (e: unknown) => {
+            if (settled) return;
+            settled = true;
+            this.#asyncFailed(p, undefined, e);
+          },
         );
       } catch (e) {
-        this.#asyncFailed(p, undefined, e);
+        if (!settled) {
+          settled = true;
+          this.#asyncFailed(p, undefined, e);
+        }
       }
     } else {
       this.#host.crash(p, new HandlerReturnedError(String(p.self), r));

@@ -94,13 +94,17 @@ function checkedRandom(random: () => number): () => number {
 }
 
 /**
- * An injected scheduler time source, each reading checked. A reading that throws or is not a finite
- * number (NaN, a string) is the last good one plus the real time elapsed since the source broke: a
- * frozen value would never end a slice, and the loop would then never yield to the event loop.
+ * An injected scheduler time source, each reading checked, and never going backwards. A reading that
+ * throws or is not a finite number (NaN, a string) is the last one plus the real time elapsed since
+ * the source broke: a frozen value would never end a slice, and the loop would never yield to the
+ * event loop. When the source recovers, its readings go on from the last one given (an offset keeps
+ * them from stepping back to where the source was).
  */
 function checkedNow(now: () => number): () => number {
   let last = 0;
+  let offset = 0;
   let brokenAt: number | undefined;
+  let brokenFrom = 0;
   return () => {
     let t: unknown;
     try {
@@ -110,11 +114,19 @@ function checkedNow(now: () => number): () => number {
     }
     if (typeof t === 'number' && Number.isFinite(t)) {
       brokenAt = undefined;
-      return (last = t);
+      let out = t + offset;
+      if (out < last) {
+        offset += last - out;
+        out = last;
+      }
+      return (last = out);
     }
     const real = monotonicClock();
-    brokenAt ??= real;
-    return last + (real - brokenAt);
+    if (brokenAt === undefined) {
+      brokenAt = real;
+      brokenFrom = last;
+    }
+    return (last = brokenFrom + (real - brokenAt));
   };
 }
 
@@ -144,16 +156,18 @@ export function defaultNodeName(): string {
   return `keel-${++defaultNameSeq}`;
 }
 
-/** @internal A creation no live node of this OS process holds; drawn from `random` under a virtual clock. */
+/**
+ * @internal A creation no live node of this OS process holds; drawn from `random` under a virtual
+ * clock. A draw that is taken is followed by the next free one up (so a generator pinned to one
+ * value, as a test pins it for the longest jittered delays, still gives each node its own creation).
+ */
 export function freshCreation(random: (() => number) | undefined): number {
-  for (;;) {
-    // a small integer: V8 keeps it unboxed in every pid
-    const c = random === undefined ? randomInt(1, 2 ** 30) : 1 + Math.floor(random() * (2 ** 30 - 2));
-    if (!creationsInUse.has(c)) {
-      creationsInUse.add(c);
-      return c;
-    }
-  }
+  const MAX = 2 ** 30 - 1;
+  // a small integer: V8 keeps it unboxed in every pid
+  let c = random === undefined ? randomInt(1, 2 ** 30) : 1 + Math.floor(random() * (MAX - 1));
+  while (creationsInUse.has(c)) c = c >= MAX ? 1 : c + 1;
+  creationsInUse.add(c);
+  return c;
 }
 
 /** @internal Gives a stopped node's creation back. */
