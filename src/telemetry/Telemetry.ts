@@ -53,7 +53,12 @@ export class TelemetryBus implements Telemetry {
   #spanSeq = 0;
   readonly #probes = new Map<string, TelemetryProbe>();
   readonly #spanProbes = new Map<string, TelemetryProbe>();
-  #version = 0;
+  /**
+   * Changes whenever a handler is attached or detached (for callers that cache `isAttached`). A plain
+   * field, not a getter: hot paths read it once per operation, before the compiler has seen them.
+   * Read-only to everyone but the bus.
+   */
+  version = 0;
 
   constructor(options: { monotonicClock: () => number; report: (message: string, error: Error) => void }) {
     this.#monotonicClock = options.monotonicClock;
@@ -88,11 +93,6 @@ export class TelemetryBus implements Telemetry {
     return probe;
   }
 
-  /** Changes whenever a handler is attached or detached (for callers that cache `isAttached`). */
-  get version(): number {
-    return this.#version;
-  }
-
   execute(event: string, measurements: Measurements, metadata: Metadata = {}): void {
     const exact = this.#exact.get(event);
     if (exact !== undefined) for (const a of exact.slice()) this.#invoke(a, event, measurements, metadata);
@@ -116,7 +116,7 @@ export class TelemetryBus implements Telemetry {
     }
     const attachment: Attachment = { id, events: [...events], handler };
     this.#byId.set(id, attachment);
-    this.#version++;
+    this.version++;
     for (const e of attachment.events) {
       if (e.endsWith('*')) {
         this.#prefixed = [...this.#prefixed, { prefix: e.slice(0, -1), attachment }];
@@ -132,7 +132,7 @@ export class TelemetryBus implements Telemetry {
     const attachment = this.#byId.get(id);
     if (attachment === undefined) return false;
     this.#byId.delete(id);
-    this.#version++;
+    this.version++;
     for (const e of attachment.events) {
       if (e.endsWith('*')) continue;
       const list = this.#exact.get(e);

@@ -1,3 +1,4 @@
+import diagnostics from 'node:diagnostics_channel';
 import type { TelemetryBus } from '../../telemetry/Telemetry.js';
 import { DownMessage, type ExitReason, ExitMessage, formatReason, isCleanExit, isDown } from '../messages.js';
 import type { NameTable } from '../NameRegistry.js';
@@ -50,9 +51,12 @@ export class DeathWatch {
   readonly #placeholder: PidImpl;
   #nextRef = 0;
   /** The lifecycle's idle check, set once by the node right after both exist (each needs the other). */
-  idle!: { checkIdle(): void };
+  idle!: { readonly waiting: number; checkIdle(): void };
   /** Whether anyone listens to `keel.process.exited` (a death builds its metadata only then). */
   readonly #exited: { readonly active: boolean };
+  readonly #exitedChannel = diagnostics.channel('keel.process.exited');
+  #exitedVersion = -1;
+  #exitedAttached = false;
   // exit signals, three slots each (target, from, reason), delivered from a flat queue
   readonly #signals: unknown[] = [];
   #flushing = false;
@@ -251,7 +255,7 @@ export class DeathWatch {
    * to `keel.process.exited`) runs no user code at all, so it needs none of the cascade's machinery.
    */
   kill(p: Proc): void {
-    if (p.x !== undefined || p.size !== 0 || (p.flags & (F_BUSY | F_LONG | F_DEAD)) !== 0 || this.#flushing || this.#signals.length !== 0 || this.#exited.active) {
+    if (p.x !== undefined || p.size !== 0 || (p.flags & (F_BUSY | F_LONG | F_DEAD)) !== 0 || this.#flushing || this.#signals.length !== 0 || this.#exitedActive()) {
       this.signal(p, 'node', 'kill');
       return;
     }
@@ -261,7 +265,20 @@ export class DeathWatch {
     PidImpl.setProc(p.self, undefined);
     p.handler = null;
     if (p.buf !== EMPTY) shrink(p);
-    this.idle.checkIdle();
+    if (this.idle.waiting !== 0) this.idle.checkIdle();
+  }
+
+  /**
+   * Whether anyone listens to `keel.process.exited`, read with plain loads while nothing changed: a
+   * burst of kills asks it once per kill, before the compiler has had a look at the kill path.
+   */
+  #exitedActive(): boolean {
+    const telemetry = this.#host.telemetry;
+    if (telemetry.version !== this.#exitedVersion) {
+      this.#exitedVersion = telemetry.version;
+      this.#exitedAttached = telemetry.isAttached('keel.process.exited');
+    }
+    return this.#exitedAttached || this.#exitedChannel.hasSubscribers;
   }
 
   /**

@@ -37,6 +37,8 @@ export class Lifecycle {
   /** Pending-call settlers and other work the layers above must finish when the node stops. */
   readonly #shutdownHooks = new Set<() => void>();
   readonly #waiters = new Set<IdleWaiter>();
+  /** How many idle waiters there are (a plain field: a death reads it before asking for an idle check). */
+  waiting = 0;
   #idleCheck = false;
   #io = 0;
   #shutdown: Promise<void> | undefined = undefined;
@@ -79,6 +81,7 @@ export class Lifecycle {
       for (const w of this.#waiters) {
         if (this.#quiet(w.until)) {
           this.#waiters.delete(w);
+          this.waiting = this.#waiters.size;
           w.resolve();
         }
       }
@@ -91,8 +94,15 @@ export class Lifecycle {
       waiter = { until, resolve };
     });
     this.#waiters.add(waiter);
+    this.waiting = this.#waiters.size;
     this.checkIdle();
-    return { promise, cancel: () => this.#waiters.delete(waiter) };
+    return {
+      promise,
+      cancel: () => {
+        this.#waiters.delete(waiter);
+        this.waiting = this.#waiters.size;
+      },
+    };
   }
 
   idle(options: { timeoutMs?: number } = {}): Promise<void> {
@@ -191,6 +201,7 @@ export class Lifecycle {
     this.#host.telemetry.execute('keel.node.shutdown', { durationMs: monotonicClock() - started, killed }, { node: this.#host.name });
     for (const w of this.#waiters) w.resolve();
     this.#waiters.clear();
+    this.waiting = 0;
   }
 
   #deathOf(p: Proc): Promise<void> {

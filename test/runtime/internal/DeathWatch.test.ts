@@ -562,6 +562,20 @@ describe('the kill fast path', () => {
     expect(a.x!.reason).toBe('killed');
   });
 
+  it('asks for no idle check on the kill path while nobody waits for idle, and for one when someone does', () => {
+    const k = kernel();
+    const [a, b] = [k.spawn(), k.spawn()];
+    let asked = 0;
+    const idle = { waiting: 0, checkIdle: () => void asked++ };
+    k.deaths.idle = idle;
+    k.deaths.kill(a);
+    expect(asked).toBe(0);
+    idle.waiting = 1;
+    k.deaths.kill(b);
+    expect(asked).toBe(1);
+    expect(k.procs.size).toBe(0);
+  });
+
   it('does nothing to a process already dead', () => {
     const k = kernel();
     const a = k.spawn();

@@ -183,6 +183,9 @@ export function kernel(options: { events?: readonly string[]; settings?: Partial
   };
   const life = new Lifecycle(lifeHost, procs, sched, deaths);
   deaths.idle = {
+    // as if someone waited for idle: every death asks for the idle check, which the counts record
+    // (the kill path's skip when nobody waits has a test of its own)
+    waiting: 1,
     checkIdle: () => {
       counts.idleChecks++;
       life.checkIdle();
