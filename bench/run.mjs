@@ -73,7 +73,7 @@ for (const bench of wanted.length > 0 ? wanted : BENCHES) {
     line.bytes_per_process = Math.round(median(keel.map((k) => k.bytes_per_process)));
     line.baseline_bytes_per_process = Math.round(median(raw.map((r) => r.bytes_per_process)));
   }
-  if (bench === 'stop' || bench === 'broadcast_10k' || bench.startsWith('coordinator_tasks') || bench === 'router_fanout') line.informational = true;
+  if (bench === 'broadcast_10k' || bench.startsWith('coordinator_tasks') || bench === 'router_fanout') line.informational = true;
   if (bench === 'coordinator_tasks_chaos') line.reassigned = Math.round(median(keel.map((k) => k.reassigned)));
   if (bench.startsWith('coordinator_tasks')) line.baseline = 'raw actors, round robin asks, 100 in flight';
   // these benches' baselines are the plain way of doing the same in Keel or Node, not raw-baseline.mjs
