@@ -4,11 +4,11 @@
 import { describe, expect, it } from 'vitest';
 import { isKeelError } from '../../../src/errors.js';
 import { Cause } from '../../../src/runtime/internal/DeathWatch.js';
-import type { Envelope, EnvelopeListener } from '../../../src/runtime/internal/Envelope.js';
+import type { Envelope } from '../../../src/runtime/internal/Envelope.js';
 import { EMPTY, EXIT_SENTINEL, ExitWatcher, F_BUSY, F_DEAD, F_KILLED, F_LONG, F_SCHEDULED, F_SHUTDOWN, F_TOP, F_TRAP, type Proc } from '../../../src/runtime/internal/Proc.js';
 import { DownMessage, type ExitReason, ExitMessage } from '../../../src/runtime/messages.js';
 import { PidImpl, RefImpl } from '../../../src/runtime/Pid.js';
-import { CREATION, kernel, type Kernel, NODE, queued, take } from './fakes.js';
+import { CREATION, kernel, type Kernel, listener, NODE, queued, take } from './fakes.js';
 
 /** Records the deaths of `ps` (through a death hook each) as [id, reason], in the order they happen. */
 function deathsOf(k: Kernel, ps: readonly Proc[]): [number, ExitReason][] {
@@ -33,10 +33,6 @@ class Watcher extends ExitWatcher {
   }
 }
 
-function listener(): EnvelopeListener & { calls: unknown[][] } {
-  const calls: unknown[][] = [];
-  return { calls, handled: () => calls.push(['handled']), failed: (r, e) => calls.push(['failed', r, e]) };
-}
 
 function isAlive(k: Kernel, p: Proc): boolean {
   return (p.flags & F_DEAD) === 0 && k.resolve(p.self) === p;

@@ -10,6 +10,7 @@ import { F_BUSY, F_DEAD, F_TOP, F_TRAP, type Proc } from '../../../src/runtime/i
 import { ProcTable } from '../../../src/runtime/internal/ProcTable.js';
 import type { Scheduler } from '../../../src/runtime/internal/Scheduler.js';
 import { ExitMessage, type ExitReason } from '../../../src/runtime/messages.js';
+import { deferred, thrown, watch } from '../../support.js';
 import { kernel, makeProc, nextTurn, NODE, queued, recordingLog, telemetry } from './fakes.js';
 
 /** A lifecycle over a fake scheduler (`active`, `busy` set by the test) and an empty table. */
@@ -36,47 +37,15 @@ function idleSetup() {
   return { life, sched, procs, log: log.entries, events, released: () => released };
 }
 
-/** Where a promise stands, read after awaiting a fact. */
-function watch<T>(promise: Promise<T>): { status: 'pending' | 'resolved' | 'rejected'; value?: T; error?: unknown } {
-  const w: { status: 'pending' | 'resolved' | 'rejected'; value?: T; error?: unknown } = { status: 'pending' };
-  promise.then(
-    (value) => {
-      w.status = 'resolved';
-      w.value = value;
-    },
-    (error: unknown) => {
-      w.status = 'rejected';
-      w.error = error;
-    },
-  );
-  return w;
-}
 
-function gate<T = void>(): { promise: Promise<T>; resolve(v: T): void; reject(e: unknown): void } {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
 
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  return 'nothing was thrown';
-}
 
 describe('idle and settle', () => {
   it('idle resolves only once the scheduler is inactive, no io is in flight and nothing is busy', async () => {
     const s = idleSetup();
     s.sched.active = true;
     s.sched.busy = 1;
-    const work = gate();
+    const work = deferred();
     void s.life.trackIo(work.promise);
     const idle = watch(s.life.idle());
     const steps: string[] = [];
@@ -107,7 +76,7 @@ describe('idle and settle', () => {
   it('settle() waits for nothing runnable only; settle({ io: true }) for no io either; neither waits for busy handlers', async () => {
     const s = idleSetup();
     s.sched.busy = 2;
-    const work = gate();
+    const work = deferred();
     const tracked = s.life.trackIo(work.promise);
     s.sched.active = true;
     const runnable = watch(s.life.settle());
@@ -197,8 +166,8 @@ describe('idle and settle', () => {
 describe('trackIo', () => {
   it('counts each piece of io in flight until it settles, and passes its result or error through', async () => {
     const s = idleSetup();
-    const a = gate<string>();
-    const b = gate<string>();
+    const a = deferred<string>();
+    const b = deferred<string>();
     expect(s.life.io).toBe(0);
     const ra = watch(s.life.trackIo(a.promise));
     const rb = watch(s.life.trackIo(b.promise));

@@ -3,7 +3,7 @@
 // recording waker that runs nothing.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Envelope, type EnvelopeListener } from '../../../src/runtime/internal/Envelope.js';
+import { Envelope } from '../../../src/runtime/internal/Envelope.js';
 import { Delivery, grow, isSystemMessage, Mailboxes, NO_WAKE, removeWhere, shrink } from '../../../src/runtime/internal/Mailbox.js';
 import {
   EMPTY,
@@ -24,7 +24,7 @@ import {
 } from '../../../src/runtime/internal/Proc.js';
 import { DownMessage, ExitMessage } from '../../../src/runtime/messages.js';
 import { RefImpl } from '../../../src/runtime/Pid.js';
-import { makeProc, queued, recordingLog, recordingWaker, take, telemetry } from './fakes.js';
+import { listener, makeProc, queued, recordingLog, recordingWaker, take, telemetry } from './fakes.js';
 
 const DROPPED = 'keel.message.dropped';
 
@@ -52,14 +52,6 @@ function bounded(capacity: number, overflow: 'reject' | 'drop_newest' | 'drop_ol
 }
 
 /** A listener recording what it is told. */
-function listener(): EnvelopeListener & { calls: unknown[][] } {
-  const calls: unknown[][] = [];
-  return {
-    calls,
-    handled: () => calls.push(['handled']),
-    failed: (reason, error) => calls.push(['failed', reason, error]),
-  };
-}
 
 let refs = 0;
 const down = (reason: 'normal' | 'noproc' = 'normal') => new DownMessage(new RefImpl('unit', ++refs), proc().self, reason, undefined);

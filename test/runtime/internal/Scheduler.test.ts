@@ -10,6 +10,7 @@ import { F_BUSY, F_DEAD, F_FRESH, F_INIT, F_RUNNING, F_SCHEDULED, F_SLOW, type P
 import { Scheduler, type SchedulerHost, type SchedulerSettings } from '../../../src/runtime/internal/Scheduler.js';
 import type { ExitReason } from '../../../src/runtime/messages.js';
 import type { Handler, Init } from '../../../src/runtime/types.js';
+import { deferred } from '../../support.js';
 import { makeProc, nextTurn, recordingLog, telemetry } from './fakes.js';
 
 function setup(settings: Partial<SchedulerSettings> = {}, events?: readonly string[]) {
@@ -107,15 +108,6 @@ async function drained(sched: Scheduler): Promise<void> {
   while (sched.active);
 }
 
-function deferred<T = void>(): { promise: Promise<T>; resolve(v: T): void; reject(e: unknown): void } {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
 
 describe('the time slice (sliceMs 5, budget 64, an injected now)', () => {
   it('a known-fast process with 1 ms handlers: one turn of 64 (the clock is read after it), then 5 per slice', async () => {

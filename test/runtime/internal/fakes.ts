@@ -3,6 +3,7 @@
 // mailbox ring read and taken from as the scheduler does, and a small kernel of real parts (table,
 // mailboxes, scheduler, death watch, lifecycle) wired as Node.ts wires them, over fake hosts.
 import type { Clock } from '../../../src/runtime/Clock.js';
+import type { EnvelopeListener } from '../../../src/runtime/internal/Envelope.js';
 import { Cause, DeathWatch, type DeathWatchHost } from '../../../src/runtime/internal/DeathWatch.js';
 import { Lifecycle, type LifecycleHost } from '../../../src/runtime/internal/Lifecycle.js';
 import { Mailboxes, type MailboxHost, type Waker } from '../../../src/runtime/internal/Mailbox.js';
@@ -225,4 +226,14 @@ export function kernel(options: { events?: readonly string[]; settings?: Partial
 /** Waits for the next turn of the event loop (a fact: the turn, not a length of time). */
 export function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** An envelope listener that records how each envelope ended. */
+export function listener(): EnvelopeListener & { calls: unknown[][] } {
+  const calls: unknown[][] = [];
+  return {
+    calls,
+    handled: () => calls.push(['handled']),
+    failed: (reason, error) => calls.push(['failed', reason, error]),
+  };
 }

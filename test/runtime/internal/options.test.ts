@@ -8,15 +8,8 @@ import { kDeterministic, monotonicClock, realClock } from '../../../src/runtime/
 import { defaultNodeName, freshCreation, nodeSettings, releaseCreation } from '../../../src/runtime/internal/options.js';
 import { SimulatedClock } from '../../../src/runtime/SimulatedClock.js';
 import type { NodeOptions } from '../../../src/runtime/types.js';
+import { thrown } from '../../support.js';
 
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  return 'nothing was thrown';
-}
 
 /** Expects `fn` to throw ERR_INVALID_ARGUMENT about `argument`. */
 function expectRefused(fn: () => unknown, argument: string): void {
