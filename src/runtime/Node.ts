@@ -95,6 +95,7 @@ export class KeelNode implements Node {
     this.#deaths = new DeathWatch(this, this.#procs, this.#mail, this.#sched, this.#timers, new PidImpl(this.name, this.creation, 0, undefined));
     this.#life = new Lifecycle(this, this.#procs, this.#sched, this.#deaths);
     this.#deaths.idle = this.#life;
+    this.#sched.idle = this.#life;
     this.#detachClock = isAttachable(s.clock) ? s.clock[kAttachNode](this) : undefined;
     if (s.services !== false) {
       if (slots.monitors !== undefined) this.#monitors = slots.monitors(this);

@@ -76,6 +76,8 @@ export class Scheduler implements Waker {
   readonly #longScheduleChannel = diagnostics.channel('keel.process.long_schedule');
   /** Processes whose async handler (or init) has not settled yet. */
   busy = 0;
+  /** The lifecycle's idle check, set once by the node right after both exist (each needs the other). */
+  idle!: { readonly waiting: number; checkIdle(): void };
 
   constructor(host: SchedulerHost, mail: Mailboxes, settings: SchedulerSettings) {
     this.#host = host;
@@ -200,7 +202,8 @@ export class Scheduler implements Waker {
       this.#rqMask = RQ_INITIAL - 1;
       this.#rqHead = 0;
     }
-    this.#host.checkIdle();
+    // a run of the loop ends per call and per send from outside: ask for the idle check only when someone waits
+    if (this.idle.waiting !== 0) this.idle.checkIdle();
   }
 
   /**

@@ -57,6 +57,8 @@ function setup(settings: Partial<SchedulerSettings> = {}, events?: readonly stri
   const mail = new Mailboxes({ telemetry: bus, log: log.log }, [Infinity, -1]);
   const sched = new Scheduler(host, mail, { budget: 64, sliceMs: 5, longScheduleMs: 50, deterministic: false, now: time.now, ...settings });
   mail.waker = sched;
+  // as if someone waited for idle: every end of a run asks for the idle check, which idle.checks counts
+  sched.idle = { waiting: 1, checkIdle: host.checkIdle };
   let ids = 0;
   return {
     sched,
@@ -245,6 +247,24 @@ describe('the time slice (sliceMs 5, budget 64, an injected now)', () => {
     for (const p of ps) s.send(p, 'm');
     expect(await slices(() => handled, 3000)).toEqual([1024, 1024, 952]);
     expect(s.time.reads).toBe(0);
+  });
+});
+
+describe('the end of a run of the loop', () => {
+  it('asks for the idle check only while someone waits for idle', async () => {
+    const s = setup();
+    let asked = 0;
+    const idle = { waiting: 0, checkIdle: () => void asked++ };
+    s.sched.idle = idle;
+    let handled = 0;
+    const p = s.ready(() => void handled++);
+    s.send(p, 'a');
+    await drained(s.sched);
+    expect([handled, asked]).toEqual([1, 0]);
+    idle.waiting = 1;
+    s.send(p, 'b');
+    await drained(s.sched);
+    expect([handled, asked]).toEqual([2, 1]);
   });
 });
 

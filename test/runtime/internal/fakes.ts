@@ -183,6 +183,7 @@ export function kernel(options: { events?: readonly string[]; settings?: Partial
     },
   };
   const life = new Lifecycle(lifeHost, procs, sched, deaths);
+  sched.idle = life;
   deaths.idle = {
     // as if someone waited for idle: every death asks for the idle check, which the counts record
     // (the kill path's skip when nobody waits has a test of its own)
