@@ -52,8 +52,7 @@ export class DeathWatch {
   #nextRef = 0;
   /** The lifecycle's idle check, set once by the node right after both exist (each needs the other). */
   idle!: { readonly waiting: number; checkIdle(): void };
-  /** Whether anyone listens to `keel.process.exited` (a death builds its metadata only then). */
-  readonly #exited: { readonly active: boolean };
+  /** Whether anyone listens to `keel.process.exited` (a death builds its metadata only then): see #exitedActive. */
   readonly #exitedChannel = diagnostics.channel('keel.process.exited');
   #exitedVersion = -1;
   #exitedAttached = false;
@@ -68,7 +67,6 @@ export class DeathWatch {
     this.#sched = sched;
     this.#timers = timers;
     this.#placeholder = placeholder;
-    this.#exited = host.telemetry.probe('keel.process.exited');
   }
 
   /** Kills `p` with `reason` now: cleanup, Downs, exit signals to links, watchers and hooks. */
@@ -160,7 +158,7 @@ export class DeathWatch {
     if (watchers !== undefined) this.#tellWatchers(p, watchers, reason);
     if (hooks !== undefined) this.#runHooks(p, hooks, reason);
     if (!isCleanExit(reason)) {
-      if (this.#exited.active) this.#host.telemetry.execute('keel.process.exited', {}, { pid: p.self, reason, watched });
+      if (this.#exitedActive()) this.#host.telemetry.execute('keel.process.exited', {}, { pid: p.self, reason, watched });
       // a crash report, as OTP's: only for a failure of the process's own that nobody else hears of
       if (!watched && cause !== Cause.Signal) this.#host.log('error', `process ${String(p.self)} exited: ${formatReason(reason)}`, reason);
     }
@@ -182,7 +180,7 @@ export class DeathWatch {
     // constant for the compiler, and a mass kill should not deoptimize the scheduler's turn
     if (p.buf !== EMPTY) shrink(p);
     if (reason === 'killed') {
-      if (this.#exited.active) this.#host.telemetry.execute('keel.process.exited', {}, { pid: p.self, reason, watched: false });
+      if (this.#exitedActive()) this.#host.telemetry.execute('keel.process.exited', {}, { pid: p.self, reason, watched: false });
       if (cause !== Cause.Signal) this.#host.log('error', `process ${String(p.self)} exited: ${formatReason(reason)}`, reason);
     }
     this.#flushSignals();
