@@ -1,6 +1,5 @@
 import {
   createNode,
-  InvalidArgumentError,
   sendSupervised,
   seededRandom,
   SimulatedClock,
@@ -10,7 +9,7 @@ import {
   type SendOutcome,
 } from '../index.js';
 import { heapLine, HeapSampler, type HeapReport } from './heapSampler.js';
-import { count } from './soak.js';
+import { checkRunOptions, count } from './soak.js';
 
 /** `keel soak --overload`'s knobs. */
 export interface OverloadOptions {
@@ -104,10 +103,7 @@ export interface OverloadReport {
 
 export function overloadOptions(input: Partial<OverloadOptions>): OverloadOptions {
   const o = { ...OVERLOAD_DEFAULTS, ...input };
-  for (const [key, what] of [['duration', 'a positive number of seconds'], ['rate', 'a positive number of messages per second']] as const) {
-    if (typeof o[key] !== 'number' || !Number.isFinite(o[key]) || !(o[key] > 0)) throw new InvalidArgumentError(`--${key}`, what, o[key]);
-  }
-  if (!Number.isSafeInteger(o.seed) || o.seed < 0) throw new InvalidArgumentError('--seed', 'an integer >= 0', o.seed);
+  checkRunOptions(o);
   return o;
 }
 

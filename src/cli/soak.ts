@@ -165,15 +165,19 @@ export interface SoakReport {
 /** Validates options (shared by the CLI and the tests). */
 export function soakOptions(input: Partial<SoakOptions>): SoakOptions {
   const o = { ...SOAK_DEFAULTS, ...input };
-  const positive = (key: 'duration' | 'rate', what: string) => {
-    if (typeof o[key] !== 'number' || !Number.isFinite(o[key]) || !(o[key] > 0)) throw new InvalidArgumentError(`--${key}`, what, o[key]);
-  };
-  positive('duration', 'a positive number of seconds');
-  positive('rate', 'a positive number of messages per second');
+  checkRunOptions(o);
   if (o.rate * o.duration > 2e9) throw new InvalidArgumentError('--rate', 'at most 2e9 messages over the run (rate x duration)', o.rate * o.duration);
   if (typeof o.kill !== 'number' || !(o.kill >= 0 && o.kill <= 1)) throw new InvalidArgumentError('--kill', 'a fraction of the workers per second, from 0 to 1', o.kill);
-  if (!Number.isSafeInteger(o.seed) || o.seed < 0) throw new InvalidArgumentError('--seed', 'an integer >= 0', o.seed);
   return o;
+}
+
+/** The options the soak and the overload run share: `--duration` and `--rate` positive, `--seed` an integer >= 0. */
+export function checkRunOptions(o: { duration: unknown; rate: unknown; seed: unknown }): void {
+  for (const [key, what] of [['duration', 'a positive number of seconds'], ['rate', 'a positive number of messages per second']] as const) {
+    const v = o[key];
+    if (typeof v !== 'number' || !Number.isFinite(v) || !(v > 0)) throw new InvalidArgumentError(`--${key}`, what, v);
+  }
+  if (!Number.isSafeInteger(o.seed) || (o.seed as number) < 0) throw new InvalidArgumentError('--seed', 'an integer >= 0', o.seed);
 }
 
 /** True when every check of the report passed. */
