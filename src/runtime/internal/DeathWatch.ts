@@ -172,19 +172,24 @@ export class DeathWatch {
    * deaths of a burst (100,000 kills) are this one: it touches the process record and the table only.
    */
   #dieAlone(p: Proc, reason: 'killed' | 'shutdown' | 'normal', cause: Cause): void {
-    p.flags = (p.flags | F_DEAD | (reason === 'killed' ? F_KILLED : reason === 'shutdown' ? F_SHUTDOWN : 0)) & ~F_SCHEDULED;
+    this.#bury(p, reason === 'killed' ? F_KILLED : reason === 'shutdown' ? F_SHUTDOWN : 0);
+    if (reason === 'killed') {
+      if (this.#exitedActive()) this.#host.telemetry.execute('keel.process.exited', {}, { pid: p.self, reason, watched: false });
+      if (cause !== Cause.Signal) this.#host.log('error', `process ${String(p.self)} exited: ${formatReason(reason)}`, reason);
+    }
+    this.#flushSignals();
+    if (this.idle.waiting !== 0) this.idle.checkIdle();
+  }
+
+  /** The steps of every death of a process with no extras: its record (its reason in `flag`) and the table. */
+  #bury(p: Proc, flag: number): void {
+    p.flags = (p.flags | F_DEAD | flag) & ~F_SCHEDULED;
     this.#procs.delete(p.self.id);
     PidImpl.setProc(p.self, undefined);
     p.handler = null;
     // written only when there is something to give back: a field no process ever rewrote stays
     // constant for the compiler, and a mass kill should not deoptimize the scheduler's turn
     if (p.buf !== EMPTY) shrink(p);
-    if (reason === 'killed') {
-      if (this.#exitedActive()) this.#host.telemetry.execute('keel.process.exited', {}, { pid: p.self, reason, watched: false });
-      if (cause !== Cause.Signal) this.#host.log('error', `process ${String(p.self)} exited: ${formatReason(reason)}`, reason);
-    }
-    this.#flushSignals();
-    this.idle.checkIdle();
   }
 
   #tellWatchers(p: Proc, watchers: ExitWatcher[], reason: ExitReason): void {
@@ -257,12 +262,8 @@ export class DeathWatch {
       this.signal(p, 'node', 'kill');
       return;
     }
-    // #dieAlone's steps, with nothing to tell anyone and nothing queued to flush
-    p.flags = (p.flags | F_DEAD | F_KILLED) & ~F_SCHEDULED;
-    this.#procs.delete(p.self.id);
-    PidImpl.setProc(p.self, undefined);
-    p.handler = null;
-    if (p.buf !== EMPTY) shrink(p);
+    // nothing to tell anyone (nobody listens, nothing is queued to flush): the record's steps only
+    this.#bury(p, F_KILLED);
     if (this.idle.waiting !== 0) this.idle.checkIdle();
   }
 
