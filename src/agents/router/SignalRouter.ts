@@ -185,6 +185,9 @@ function settled(state: State, sub: Sub, signal: Signal, outcome: SendOutcome): 
     state.failed++;
     count(state, 'delivery_failed', 1);
     dropEvent(state, 'delivery_failed', sub, 1, signal, { failure: outcome.reason });
+    // the subscriber died: what it has buffered is dropped as subscriber_down now, as its Down
+    // (which may still be queued behind this promise's turn) would; the Down then finds no entry
+    if (!sub.removed && !state.node.isAlive(sub.pid)) removeSub(state, sub, 'subscriber_down');
   }
   if (!sub.removed) pump(state, sub);
 }
