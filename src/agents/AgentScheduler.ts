@@ -4,7 +4,7 @@ import type { GenServerSpec, ServerPid } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { isDown } from '../runtime/messages.js';
 import { isInstance } from '../runtime/safe.js';
-import { checkTarget, Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
+import { checkTarget, nameOf, Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from './component.js';
 import { unwatch, watchProcess } from './internal/watch.js';
@@ -166,7 +166,8 @@ const MISSED: readonly MissedPolicy[] = ['skip', 'catch_up'];
 
 /** The agent's entry: a name is resolved to the pid registered under it now. */
 function entryOf(state: State, agent: Target, ctx: Context<any>): AgentEntry | undefined {
-  const pid = typeof agent === 'string' ? ctx.node.registry.whereis(agent) : agent;
+  const name = nameOf(agent);
+  const pid = name !== undefined ? ctx.node.registry.whereis(name) : (agent as Pid);
   return pid === undefined ? undefined : state.agents.get(Pid.format(pid));
 }
 
@@ -292,7 +293,8 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: stri
     const now = ctx.node.clock.now();
     switch (request?.type) {
       case 'register': {
-        const pid = typeof request.agent === 'string' ? ctx.node.registry.whereis(request.agent) : request.agent;
+        const name = nameOf(request.agent);
+        const pid = name !== undefined ? ctx.node.registry.whereis(name) : (request.agent as Pid);
         if (pid !== undefined && Pid.equals(pid, ctx.self)) {
           // its own ticks would come back to it as stray messages (or deadlock, with ack 'handled')
           return { reply: new InvalidArgumentError('agent', 'a process other than the scheduler itself', request.agent) as never, state };

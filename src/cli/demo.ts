@@ -1,4 +1,4 @@
-import { createNode, formatReason, isDown, isExit, type Context, type Node, type Pid, type SystemMessage } from '../index.js';
+import { createNode, formatReason, isDown, isExit, type Context, type Exit, type Node, type Pid, type SystemMessage } from '../index.js';
 
 type Job = { type: 'job'; n: number; replyTo: Pid<Result> };
 type Result = { type: 'result'; n: number; square: number; by: string };
@@ -13,7 +13,7 @@ export async function runDemo(print: (line: string) => void = console.log): Prom
   node.telemetry.attach('demo', ['keel.process.exited'], (_event, _m, meta) => {
     print(`  event keel.process.exited: ${String(meta.pid)} ${formatReason(meta.reason as Error)} (watched: ${String(meta.watched)})`);
   });
-  const coordinator = node.spawn<Result | 'report'>((ctx) => coordinatorInit(ctx, print), { name: 'coordinator' });
+  const coordinator = node.spawn<Result | 'report' | Exit>((ctx) => coordinatorInit(ctx, print), { name: 'coordinator' });
   print(`coordinator is ${String(coordinator)} (registered as 'coordinator')`);
   await exitOf(node, coordinator);
   print(`processes still alive: ${node.processes().length}`);
@@ -21,7 +21,7 @@ export async function runDemo(print: (line: string) => void = console.log): Prom
   print(`node ${node.name} shut down`);
 }
 
-function coordinatorInit(ctx: Context<Result | 'report'>, print: (line: string) => void) {
+function coordinatorInit(ctx: Context<Result | 'report' | Exit>, print: (line: string) => void) {
   ctx.trapExits();
   const results: Result[] = [];
   const workers = new Map<string, Pid<Job>>();

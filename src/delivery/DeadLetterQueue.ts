@@ -4,7 +4,7 @@ import type { GenServerSpec } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { type Kernel, kernelOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
-import { checkTarget, Pid, type Target } from '../runtime/Pid.js';
+import { checkTarget, nameOf, Pid, type Target } from '../runtime/Pid.js';
 import type { DeadLetter, DeadLetterFilter, DeadLetterQueue, ServicesOptions, Unavailable } from '../runtime/serviceSlots.js';
 import type { Context } from '../runtime/types.js';
 import { type Backoff, backoffDelay, toBackoff } from '../backoff.js';
@@ -106,7 +106,7 @@ function readLastError(metadata: object): unknown {
 
 /** A recipient as stored: a formatted pid (`<node.id.creation>`) or a registered name. */
 function recipientText(target: Target): string {
-  return typeof target === 'string' ? target : Pid.format(target);
+  return nameOf(target) ?? Pid.format(target as Pid);
 }
 
 /**

@@ -5,7 +5,7 @@ import { Delivery, type EnvelopeListener, inHandler, isDead, type Kernel, NextTu
 import { isInstance } from '../runtime/safe.js';
 import { monotonicClock } from '../runtime/Clock.js';
 import { formatReason } from '../runtime/messages.js';
-import { checkTarget, PidImpl, type Target, targetText } from '../runtime/Pid.js';
+import { checkTarget, nameOf, PidImpl, type Target, targetText } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { type Backoff, backoffDelay, type BackoffOptions, toBackoff } from '../backoff.js';
 import { deadLetterAndReport } from './deadLetter.js';
@@ -244,7 +244,7 @@ class Send extends NextTurnWatcher {
     this.attempts++;
     const { node, s } = this;
     const target = node.lookupTarget(this.to);
-    if (target === undefined) return this.#failed(typeof this.to === 'string' ? NOPROC_NAME : NOPROC_PID);
+    if (target === undefined) return this.#failed(nameOf(this.to) !== undefined ? NOPROC_NAME : NOPROC_PID);
     if (s.ack === 'enqueued') {
       const r = node.deliverEnvelope(this.sender, target, this.message, this.id, afterEnqueue(node, this.to, this.message, s, this.id));
       if (r === Delivery.Enqueued) return this.#succeeded();
@@ -475,7 +475,7 @@ export function sendOnce(node: Kernel, sender: Proc | undefined, to: Target, mes
   if (s.ack === 'enqueued' && s.signal === undefined) {
     // the common case in one synchronous step, with nothing to set up: one attempt into a live mailbox
     const target = node.lookupTarget(to);
-    if (target === undefined) first = typeof to === 'string' ? NOPROC_NAME : NOPROC_PID;
+    if (target === undefined) first = nameOf(to) !== undefined ? NOPROC_NAME : NOPROC_PID;
     else {
       const r = node.deliverEnvelope(sender, target, message, id, afterEnqueue(node, to, message, s, id));
       if (r === Delivery.Enqueued) return Promise.resolve({ ok: true, id, attempts: 1 });

@@ -2,7 +2,7 @@ import { CallExitError, CallTimeoutError, checkKeys, DeadlockError, InvalidArgum
 import { isDead, isExitSentinel, isProcess, kernelOfProcess, originOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { formatReason, isExit, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
-import { checkTarget, type Pid, type Target, targetText } from '../runtime/Pid.js';
+import { checkTarget, Name, type Pid, type Target, targetText } from '../runtime/Pid.js';
 import type { Context, Handler, Init, Node } from '../runtime/types.js';
 import { callProcess, type From, PendingCall, validateTimeout } from './internal/calls.js';
 
@@ -18,6 +18,17 @@ export type ReplyOf<P extends CallProtocol, R> = P extends { request: infer Q; r
 export type ServerPid<P extends CallProtocol = any, Cast = any> = Pid<any> & {
   readonly __calls?: (protocol: P) => void;
   readonly __casts?: (cast: Cast) => void;
+};
+
+/**
+ * A GenServer's typed name (`GenServer.name<P, Cast>('counter')`), as Akka's `ServiceKey`: usable
+ * wherever its pid is, with the same typing (`GenServer.call(node, Counter, req)` gets the reply type
+ * of `req`), and `GenServer.start(…, { name })` accepts it only for a spec of the same calls and casts.
+ */
+export type ServerName<P extends CallProtocol = any, Cast = any> = Name<any> & {
+  // invariant, so that a name ties the spec it is started with to the calls made through it
+  readonly __calls?: (protocol: P) => P;
+  readonly __casts?: (cast: Cast) => Cast;
 };
 
 /** What `init` and `handleContinue` return: the state, or the state and a continue term for `handleContinue`. */
@@ -44,9 +55,9 @@ export interface GenServerSpec<S, P extends CallProtocol = CallProtocol, Cast = 
   terminate?(reason: ExitReason, state: S): void | Promise<void>;
 }
 
-export interface StartOptions {
-  /** Registers the server under this unique name. */
-  name?: string;
+export interface StartOptions<P extends CallProtocol = any, Cast = any> {
+  /** Registers the server under this unique name; a typed name must be of the spec's calls and casts. */
+  name?: string | ServerName<P, Cast>;
   /** How long `init` may take before the start fails (default 5000 ms, on the node's clock). */
   timeout?: number;
 }
@@ -366,12 +377,17 @@ function start<S, P extends CallProtocol, Cast, Arg>(
  * ```
  */
 export const GenServer = {
+  /** A typed name for a server of calls `P` and casts `Cast` (see {@link ServerName}). */
+  name<P extends CallProtocol, Cast = never>(text: string): ServerName<P, Cast> {
+    return Name.of(text) as ServerName<P, Cast>;
+  },
+
   /** Starts a server (not linked); resolves with its pid once `init` has finished, rejects with `ERR_START_FAILED`. */
   start<S, P extends CallProtocol = CallProtocol, Cast = never, Arg = any>(
     from: Node | Context<any>,
     spec: GenServerSpec<S, P, Cast, Arg>,
     arg?: Arg,
-    options: StartOptions = {},
+    options: StartOptions<NoInfer<P>, NoInfer<Cast>> = {},
   ): Promise<ServerPid<P, Cast>> {
     return start(from, spec, arg as Arg, options, false);
   },
@@ -381,7 +397,7 @@ export const GenServer = {
     from: Context<any>,
     spec: GenServerSpec<S, P, Cast, Arg>,
     arg?: Arg,
-    options: StartOptions = {},
+    options: StartOptions<NoInfer<P>, NoInfer<Cast>> = {},
   ): Promise<ServerPid<P, Cast>> {
     if (!isProcess(from)) throw new InvalidArgumentError('from', 'a process Context (a link needs a process)', from);
     return start(from, spec, arg as Arg, options, true);
@@ -396,7 +412,7 @@ export const GenServer = {
    */
   call<P extends CallProtocol = CallProtocol, const R extends P['request'] = P['request']>(
     from: Node | Context<any>,
-    target: ServerPid<P, any> | Target,
+    target: ServerPid<P, any> | ServerName<P, any> | Target,
     request: R,
     options?: number | { timeout?: number; signal?: AbortSignal },
   ): Promise<ReplyOf<P, R>> {
@@ -420,7 +436,7 @@ export const GenServer = {
   },
 
   /** Sends a request without waiting (dropped with a `keel.message.dropped` event if the server is dead). */
-  cast<Cast>(from: Node | Context<any>, target: ServerPid<any, Cast> | Target, request: Cast): void {
+  cast<Cast>(from: Node | Context<any>, target: ServerPid<any, Cast> | ServerName<any, Cast> | Target, request: NoInfer<Cast>): void {
     const { node, caller } = originOf(from);
     checkTarget(target);
     node.deliver(caller, target, new CastMessage(request));

@@ -5,6 +5,7 @@ export {
   type From,
   type GenServerSpec,
   type ReplyOf,
+  type ServerName,
   type ServerPid,
   type StartOptions,
   type StateResult,

@@ -1,5 +1,5 @@
 import { AlreadyRegisteredError, InvalidArgumentError, NameTakenError, NoProcError, ReservedNameError } from '../errors.js';
-import { isPid, type Pid, targetText } from './Pid.js';
+import { isPid, type Name, nameOf, type Pid, targetText } from './Pid.js';
 
 /**
  * The node's unique names (`node.registry`), as Erlang's `register/2`: one name per process, one
@@ -17,10 +17,12 @@ import { isPid, type Pid, targetText } from './Pid.js';
  */
 export interface NameRegistry {
   /** Registers `name` for a live `pid`: `ERR_NAME_TAKEN` if taken, `ERR_ALREADY_REGISTERED` if the process has a name, `ERR_NOPROC` if dead, `ERR_RESERVED_NAME` under `keel.`. */
-  register(name: string, pid: Pid): void;
+  register(name: string | Name, pid: Pid): void;
   /** Removes a name; false when it was not registered. */
-  unregister(name: string): boolean;
-  whereis(name: string): Pid | undefined;
+  unregister(name: string | Name): boolean;
+  /** The process registered under a typed name, typed by it. */
+  whereis<M>(name: Name<M>): Pid<M> | undefined;
+  whereis(name: string | Name): Pid | undefined;
   /** The registered names, in registration order. */
   names(): string[];
 }
@@ -70,16 +72,17 @@ export class NameTable<Proc extends NamedRecord = NamedRecord> implements NameRe
   }
 
   /** @internal Checks a name before a spawn registers it. */
-  checkFree(name: unknown): asserts name is string {
-    validateName(name);
+  checkFree(given: unknown): string {
+    const name = validateName(given);
     this.#checkReserved(name, 'register');
     const owner = this.#byName.get(name);
     if (owner !== undefined) throw new NameTakenError(name, String(owner.self));
+    return name;
   }
 
   /** @internal */
-  registerProc(name: string, p: Proc): void {
-    this.checkFree(name);
+  registerProc(given: string | Name, p: Proc): void {
+    const name = this.checkFree(given);
     const x = p.ext();
     if (x.name !== undefined) throw new AlreadyRegisteredError(String(p.self), x.name);
     this.#byName.set(name, p);
@@ -92,7 +95,7 @@ export class NameTable<Proc extends NamedRecord = NamedRecord> implements NameRe
     if (name !== undefined && this.#byName.get(name) === p) this.#byName.delete(name);
   }
 
-  register(name: string, pid: Pid): void {
+  register(name: string | Name, pid: Pid): void {
     validateName(name);
     if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
     const p = this.#resolve(pid);
@@ -100,8 +103,8 @@ export class NameTable<Proc extends NamedRecord = NamedRecord> implements NameRe
     this.registerProc(name, p);
   }
 
-  unregister(name: string): boolean {
-    validateName(name);
+  unregister(given: string | Name): boolean {
+    const name = validateName(given);
     this.#checkReserved(name, 'unregister');
     const p = this.#byName.get(name);
     if (p === undefined) return false;
@@ -110,9 +113,10 @@ export class NameTable<Proc extends NamedRecord = NamedRecord> implements NameRe
     return true;
   }
 
-  whereis(name: string): Pid | undefined {
-    validateName(name);
-    return this.#byName.get(name)?.self;
+  whereis<M>(name: Name<M>): Pid<M> | undefined;
+  whereis(name: string | Name): Pid | undefined;
+  whereis(name: string | Name): Pid | undefined {
+    return this.#byName.get(validateName(name))?.self;
   }
 
   names(): string[] {
@@ -128,6 +132,9 @@ export function refuseReserved(name: string, operation = 'register'): void {
   if (name.startsWith(RESERVED)) throw new ReservedNameError(name, operation);
 }
 
-function validateName(name: unknown): asserts name is string {
-  if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError('name', 'a non-empty string', name);
+/** The text of a name given as a string or a typed `Name`; throws a typed error for anything else. */
+function validateName(given: unknown): string {
+  const name = nameOf(given);
+  if (name === undefined || name.length === 0) throw new InvalidArgumentError('name', 'a non-empty string or a Name', given);
+  return name;
 }

@@ -15,7 +15,7 @@ import { TimerEntry, TimerHeap } from './internal/TimerHeap.js';
 import { type ExitReason, isExitReason } from './messages.js';
 import { NameTable } from './NameRegistry.js';
 import { GroupTable } from './ProcessGroups.js';
-import { checkTarget, isPid, type Pid, PidImpl, type RefImpl, type Target, type TimerRef } from './Pid.js';
+import { checkTarget, isPid, nameOf, type Pid, PidImpl, type RefImpl, type Target, type TimerRef } from './Pid.js';
 import { type DeadLetterQueue, type MonitorManager, unavailableDeadLetters, unavailableMonitors } from './serviceSlots.js';
 import type { Init, Logger, Node, NodeOptions, ProcessInfo, SpawnOptions } from './types.js';
 
@@ -118,7 +118,7 @@ export class KeelNode implements Node {
 
   // ---- processes ------------------------------------------------------------------------------
 
-  spawn<M>(init: Init<M>, options?: SpawnOptions): Pid<M> {
+  spawn<M>(init: Init<M>, options?: SpawnOptions<NoInfer<M>>): Pid<M> {
     return this.spawnProc(init, options, undefined, false);
   }
 
@@ -152,7 +152,8 @@ export class KeelNode implements Node {
     checkKeys(options, ['name', 'mailbox'], 'options');
     let capacity = Infinity;
     let overflow: (typeof OVERFLOWS)[number] = 'reject';
-    if (options.name !== undefined) this.registry.checkFree(options.name);
+    const given = options.name;
+    const name = given === undefined ? undefined : this.registry.checkFree(given);
     const mb = options.mailbox;
     if (mb !== undefined) {
       if (typeof mb !== 'object' || mb === null) throw new InvalidArgumentError('mailbox', '{ capacity, overflow }', mb);
@@ -166,7 +167,7 @@ export class KeelNode implements Node {
       capacity = mb.capacity;
       overflow = mb.overflow;
     }
-    return { capacity, overflow, name: options.name };
+    return { capacity, overflow, name };
   }
 
   isAlive(target: Target): boolean {
@@ -215,14 +216,15 @@ export class KeelNode implements Node {
   }
 
   #lookup(target: Target): Proc | undefined {
-    if (typeof target === 'string') return this.registry.lookup(target);
+    const name = nameOf(target);
+    if (name !== undefined) return this.registry.lookup(name);
     if (!isPid(target)) throw new InvalidArgumentError('target', 'a Pid or a registered name', target);
     return this.resolve(target);
   }
 
   // ---- delivery -------------------------------------------------------------------------------
 
-  send<M>(to: Target<M>, message: M): void {
+  send<M>(to: Target<M>, message: NoInfer<M>): void {
     this.deliver(undefined, to, message);
   }
 
@@ -235,7 +237,8 @@ export class KeelNode implements Node {
 
   #deliverSlow(from: Proc | undefined, to: Target, message: unknown): Delivery {
     checkTarget(to, 'to');
-    const p = typeof to === 'string' ? this.registry.lookup(to) : this.resolve(to);
+    const name = nameOf(to);
+    const p = name !== undefined ? this.registry.lookup(name) : this.resolve(to as Pid);
     if (p !== undefined) return this.#mail.enqueue(p, message, from);
     this.#mail.dropped(from, to, message, 'noproc');
     return Delivery.NoProc;

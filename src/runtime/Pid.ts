@@ -14,7 +14,73 @@ export type Pid<M = any> = {
 };
 
 /** A registered name or a pid: anything a message can be sent to. */
-export type Target<M = any> = Pid<M> | string;
+export type Target<M = any> = Pid<M> | Name<M> | string;
+
+/**
+ * @internal The runtime's typed names. Nominal (a private field), so that only `Name.of` makes one:
+ * a plain `{ text }` object is no name.
+ */
+export class NameImpl<M = any> {
+  readonly text: string;
+  // type-level only: the messages the process under this name accepts, invariant (as Akka's
+  // `ServiceKey[T]`): a name's type is declared once, and the process registered under it must
+  // accept exactly that
+  declare readonly __name?: (message: M) => M;
+  readonly #brand = true;
+  constructor(text: string) {
+    this.text = text;
+  }
+  static is(value: unknown): value is NameImpl {
+    return typeof value === 'object' && value !== null && #brand in value;
+  }
+  toString(): string {
+    return this.text;
+  }
+  toJSON(): string {
+    return this.text;
+  }
+  [inspect.custom](): string {
+    return `Name(${JSON.stringify(this.text)})`;
+  }
+}
+
+/**
+ * A typed registered name, as Akka's `ServiceKey`: `Name.of<M>('cache')` is the name `'cache'` of a
+ * process that accepts `M`. It works wherever a pid or a name does (`send`, `monitor`, calls,
+ * `registry.whereis`, which returns a `Pid<M>`), and `spawn(init, { name })` ties the process's
+ * message type to it. A name is its text: two names with the same text name the same process.
+ */
+export type Name<M = any> = NameImpl<M>;
+
+/**
+ * Helpers for typed names.
+ *
+ * @example
+ * ```ts
+ * const Cache = Name.of<{ type: 'get'; key: string }>('cache');
+ * node.spawn(init, { name: Cache }); // init must handle { type: 'get'; key: string }
+ * node.send(Cache, { type: 'get', key: 'a' }); // type-checked against the name
+ * ```
+ */
+export const Name = {
+  /** A typed name; `text` is what the registry holds (non-empty; names under `keel.` are Keel's own). */
+  of<M>(text: string): Name<M> {
+    if (typeof text !== 'string' || text.length === 0) throw new InvalidArgumentError('text', 'a non-empty string', text);
+    return Object.freeze(new NameImpl<M>(text)) as NameImpl<M>;
+  },
+  /** True for a name made by {@link Name.of}. */
+  is(value: unknown): value is Name {
+    return NameImpl.is(value);
+  },
+};
+
+/**
+ * @internal The registered name a target stands for: the string itself, or a typed name's text;
+ * undefined for a pid (or anything else).
+ */
+export function nameOf(target: unknown): string | undefined {
+  return typeof target === 'string' ? target : NameImpl.is(target) ? target.text : undefined;
+}
 
 /**
  * @internal The runtime's pid instances. The live process sits in a private slot, so that a copy of
@@ -127,7 +193,8 @@ export const Pid = {
  * its own (a null prototype) or one that throws.
  */
 export function targetText(target: unknown): string {
-  if (typeof target === 'string') return target;
+  const name = nameOf(target);
+  if (name !== undefined) return name;
   if (PidImpl.is(target)) return target.toString();
   if (isPid(target)) {
     try {
@@ -186,7 +253,7 @@ export interface TimerRef {
 
 /** True for a target: a Pid, or a non-empty registered name. Never throws. */
 export function isTarget(value: unknown): value is Target {
-  return typeof value === 'string' ? value.length > 0 : isPid(value);
+  return typeof value === 'string' ? value.length > 0 : NameImpl.is(value) || isPid(value);
 }
 
 /** Throws a typed `ERR_INVALID_ARGUMENT` unless `value` is a Pid or a non-empty registered name. */

@@ -1,10 +1,10 @@
 export { realClock, seededRandom, type Clock, type TimerHandle } from './Clock.js';
 export { SimulatedClock, SimulatedTimer } from './SimulatedClock.js';
-export { isCleanExit, isDown, isExit, formatReason, type Down, type Exit, type ExitReason, type SystemMessage } from './messages.js';
+export { isCleanExit, isDown, isExit, isSystemMessage, formatReason, type Down, type Exit, type ExitReason, type SystemMessage } from './messages.js';
 export type { BackoffOptions } from '../backoff.js';
 export type { NameRegistry } from './NameRegistry.js';
 export type { ProcessGroups } from './ProcessGroups.js';
-export { Pid, type Ref, type Target, type TimerRef } from './Pid.js';
+export { Name, Pid, type Ref, type Target, type TimerRef } from './Pid.js';
 export {
   isUnavailable,
   type DeadLetter,

@@ -75,6 +75,14 @@ export function isExit(message: unknown): message is Exit {
   return ExitMessage.is(message);
 }
 
+/**
+ * True for the runtime's own messages, a `Down` or an `Exit`: the one guard a handler needs to set
+ * them apart from its own messages (`if (isSystemMessage(msg)) return;`).
+ */
+export function isSystemMessage(message: unknown): message is SystemMessage {
+  return isDown(message) || isExit(message);
+}
+
 /** True for `'normal'`, `'shutdown'` and `{ shutdown }`: exits that are not crashes. */
 export function isCleanExit(reason: ExitReason): boolean {
   if (reason === 'normal' || reason === 'shutdown') return true;

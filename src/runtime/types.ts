@@ -1,13 +1,19 @@
 import type { Telemetry } from '../telemetry/Telemetry.js';
 import type { Clock } from './Clock.js';
-import type { ExitReason, SystemMessage } from './messages.js';
-import type { Pid, Ref, Target, TimerRef } from './Pid.js';
+import type { Down, Exit, ExitReason } from './messages.js';
+import type { Name, Pid, Ref, Target, TimerRef } from './Pid.js';
 import type { NameRegistry } from './NameRegistry.js';
 import type { ProcessGroups } from './ProcessGroups.js';
 import type { DeadLetterQueue, MonitorManager, ServicesOptions } from './serviceSlots.js';
 
-/** A process's message handler: one message at a time; a returned promise keeps the process busy. */
-export type Handler<M> = (message: M | SystemMessage) => void | Promise<void>;
+/**
+ * A process's message handler: one message at a time; a returned promise keeps the process busy.
+ * `M` is every message the process can receive. The runtime's own messages arrive only when asked
+ * for, and then belong in `M`: a `Down` for each `ctx.monitor` (the context's `monitor` needs
+ * `Down` in `M`), an `Exit` for each exit signal once the process traps exits (`trapExits` needs
+ * `Exit` in `M`). A process that does neither has a handler of its own messages only.
+ */
+export type Handler<M> = (message: M) => void | Promise<void>;
 /** Starts a process: receives its context and returns its handler (or a promise of it). */
 export type Init<M> = (ctx: Context<M>) => Handler<M> | Promise<Handler<M>>;
 
@@ -24,9 +30,12 @@ export interface MailboxOptions {
   overflow: 'reject' | 'drop_newest' | 'drop_oldest';
 }
 
-export interface SpawnOptions {
-  /** Registers the process under this unique name as it is spawned. */
-  name?: string;
+export interface SpawnOptions<M = any> {
+  /**
+   * Registers the process under this unique name as it is spawned. A typed name (`Name.of<M>`)
+   * must be of the process's own message type.
+   */
+  name?: string | Name<M>;
   /** Bounds the mailbox (default unbounded). System messages (`Down`, `Exit`) are never dropped. */
   mailbox?: MailboxOptions;
 }
@@ -106,18 +115,25 @@ export interface Context<M = unknown> {
   readonly messageId: string | undefined;
   /** Fire and forget; to a dead or unknown target it is dropped with a `keel.message.dropped` event. */
   send<N>(to: Target<N>, message: NoInfer<N>): void;
-  spawn<N>(init: Init<N>, options?: SpawnOptions): Pid<N>;
+  spawn<N>(init: Init<N>, options?: SpawnOptions<NoInfer<N>>): Pid<N>;
   /** Spawns and links in one step: the link exists before the child's init runs. */
-  spawnLink<N>(init: Init<N>, options?: SpawnOptions): Pid<N>;
+  spawnLink<N>(init: Init<N>, options?: SpawnOptions<NoInfer<N>>): Pid<N>;
   /** Links to `pid`; linking to a dead process sends this process a `noproc` exit signal. */
   link(pid: Pid): void;
   unlink(pid: Pid): void;
-  /** Monitors a pid or a name; a dead or unknown target yields an immediate `Down` with `noproc`. */
-  monitor(target: Target): Ref;
+  /**
+   * Monitors a pid or a name; a dead or unknown target yields an immediate `Down` with `noproc`.
+   * The `Down` arrives in this process's mailbox, so its message type must include `Down`
+   * (`node.spawn<Job | Down>(…)`); a context whose type does not is refused at compile time.
+   */
+  monitor(this: Context<Down>, target: Target): Ref;
   /** Removes a monitor (and with `flush`, its queued `Down`); true when the monitor was active. */
   demonitor(ref: Ref, options?: { flush?: boolean }): boolean;
-  /** Turns exit signals from links into `Exit` messages (`kill` still kills). */
-  trapExits(on?: boolean): void;
+  /**
+   * Turns exit signals from links into `Exit` messages (`kill` still kills). The `Exit`s arrive in
+   * this process's mailbox, so its message type must include `Exit` (`node.spawn<Job | Exit>(…)`).
+   */
+  trapExits(this: Context<Exit>, on?: boolean): void;
   /** Exits this process; completes synchronously (see the runtime docs). */
   exit(reason?: ExitReason): void;
   /** Sends an exit signal to another process; `'kill'` cannot be trapped and arrives as `'killed'`. */
@@ -144,7 +160,7 @@ export interface Node extends AsyncDisposable {
   readonly monitors: MonitorManager;
   /** Always present; answers `{ error: 'unavailable' }` when the service is off or the node has shut down. */
   readonly deadLetters: DeadLetterQueue;
-  spawn<M>(init: Init<M>, options?: SpawnOptions): Pid<M>;
+  spawn<M>(init: Init<M>, options?: SpawnOptions<NoInfer<M>>): Pid<M>;
   /** Sends from outside any process. */
   send<M>(to: Target<M>, message: NoInfer<M>): void;
   /** An exit signal from the node itself (`from: 'node'`); `'kill'` arrives as `'killed'`. */

@@ -1,6 +1,6 @@
 /* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- this file tests the runtime's own primitives: raw sends and monitors are what it exercises */
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { isKeelError, Pid, ThrownValueError, type Context, type Handler, type SystemMessage } from '../../src/index.js';
+import { isKeelError, Pid, ThrownValueError, type Context, type Handler } from '../../src/index.js';
 import { probe, TestClock } from '../../src/testing/index.js';
 import { crasher, deferred, idler, receiveDown, spawnWithContext, useNodes } from '../support.js';
 
@@ -330,13 +330,13 @@ describe('Context', () => {
 // ---- typed messages ---------------------------------------------------------------------------
 
 describe('Pid<M>', () => {
-  it('is what node.spawn<M> returns, and the handler receives M | SystemMessage', () => {
+  it('is what node.spawn<M> returns, and the handler receives M: its own messages only', () => {
     const node = track();
     const pid = node.spawn<string>((ctx) => {
       expectTypeOf(ctx).toEqualTypeOf<Context<string>>();
       expectTypeOf(ctx.self).toEqualTypeOf<Pid<string>>();
       return (m) => {
-        expectTypeOf(m).toEqualTypeOf<string | SystemMessage>();
+        expectTypeOf(m).toEqualTypeOf<string>();
       };
     });
     expectTypeOf(pid).toEqualTypeOf<Pid<string>>();

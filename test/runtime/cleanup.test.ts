@@ -1,6 +1,6 @@
 /* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- this file tests the runtime's own primitives: raw sends and monitors are what it exercises */
 import { describe, expect, it } from 'vitest';
-import { isDown, isExit, Pid, type Ref } from '../../src/index.js';
+import { isDown, isExit, Pid, type Ref, type SystemMessage } from '../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
 import { deferred, drainThrough, idler, seeded, shuffle, useNodes } from '../support.js';
 
@@ -35,7 +35,7 @@ describe('death cleans up everything the process owned', () => {
     for (let i = 0; i < N; i++) {
       const traps = i % 2 === 0;
       const spawnName = i % 3 === 0 ? `w${i}` : undefined;
-      const pid = node.spawn<Wire | 'block' | 'tick' | 'tock'>(
+      const pid = node.spawn<Wire | 'block' | 'tick' | 'tock' | SystemMessage>(
         (ctx) => {
           if (traps) ctx.trapExits();
           return (m) => {

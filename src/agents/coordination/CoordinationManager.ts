@@ -5,7 +5,7 @@ import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { isDown } from '../../runtime/messages.js';
 import { isInstance } from '../../runtime/safe.js';
-import { checkTarget, isPid, Pid, type Ref, type Target, targetText, type TimerRef } from '../../runtime/Pid.js';
+import { checkTarget, isPid, nameOf, Pid, type Ref, type Target, targetText, type TimerRef } from '../../runtime/Pid.js';
 import { kernelOf } from '../../runtime/kernel.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
@@ -142,7 +142,8 @@ const EVENT = 'keel.coordination_manager.';
 
 /** A circuit's key: the name, or the full text of the pid (a copy of a pid has no string form of its own). */
 function keyOf(target: Target): string {
-  return typeof target === 'string' ? `name:${target}` : `pid:${Pid.format(target)}`;
+  const name = nameOf(target);
+  return name !== undefined ? `name:${name}` : `pid:${Pid.format(target as Pid)}`;
 }
 
 function alive(ctx: Context<any>): boolean {
@@ -247,9 +248,9 @@ function circuitFor(state: State, ctx: Context<any>, receiver: Target): Circuit 
   const known = state.circuits.get(key);
   if (known !== undefined) return known;
   let ref: Ref | undefined;
-  if (typeof receiver !== 'string') {
+  if (nameOf(receiver) === undefined) {
     if (!ctx.node.isAlive(receiver)) return undefined;
-    const watch = watchProcess(ctx, receiver, 'coordination');
+    const watch = watchProcess(ctx, receiver as Pid, 'coordination');
     if (watch === 'noproc') return undefined;
     ref = watch.ref;
   }
@@ -273,7 +274,8 @@ function coordinate(
   const { id } = req;
   if (state.held.has(id)) return failedWith(state, id, 'duplicate');
   if (!ctx.node.isAlive(req.sender)) return failedWith(state, id, 'sender_down');
-  const self = typeof req.receiver === 'string' ? ctx.node.registry.whereis(req.receiver) : req.receiver;
+  const name = nameOf(req.receiver);
+  const self = name !== undefined ? ctx.node.registry.whereis(name) : req.receiver;
   if (self !== undefined && String(self) === String(ctx.self)) return failedWith(state, id, 'deadlock'); // it would wait for itself
   const c = circuitFor(state, ctx, req.receiver);
   if (c === undefined) return failedWith(state, id, 'noproc');

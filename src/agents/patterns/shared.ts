@@ -3,7 +3,7 @@ import { DynamicSupervisor } from '../../otp/DynamicSupervisor.js';
 import { GenServer } from '../../otp/GenServer.js';
 import type { BroadcastOptions } from '../../delivery/broadcastSupervised.js';
 import { type SendOptions, toSettings } from '../../delivery/sendSupervised.js';
-import { checkTarget, isPid, type Pid, type Target } from '../../runtime/Pid.js';
+import { checkTarget, isPid, nameOf, type Pid, type Target } from '../../runtime/Pid.js';
 import { isInstance } from '../../runtime/safe.js';
 import type { Node } from '../../runtime/types.js';
 
@@ -22,7 +22,8 @@ export function pidKey(pid: Pid): string {
 
 /** The key of a pid or a name, to find duplicates among targets. */
 export function targetKey(target: Target): string {
-  return typeof target === 'string' ? `name:${target}` : `pid:${pidKey(target)}`;
+  const name = nameOf(target);
+  return name !== undefined ? `name:${name}` : `pid:${pidKey(target as Pid)}`;
 }
 
 /** The reason a rejected agent call is reported under; `undefined` for any other error. */

@@ -2,7 +2,7 @@ import diagnostics from 'node:diagnostics_channel';
 import type { TelemetryBus } from '../../telemetry/Telemetry.js';
 import { DownMessage, type ExitReason, ExitMessage, formatReason, isCleanExit, isDown } from '../messages.js';
 import type { NameTable } from '../NameRegistry.js';
-import { checkTarget, type Pid, PidImpl, RefImpl, type Target } from '../Pid.js';
+import { checkTarget, nameOf, type Pid, PidImpl, RefImpl, type Target } from '../Pid.js';
 import type { GroupTable } from '../ProcessGroups.js';
 import type { Envelope } from './Envelope.js';
 import { type Mailboxes, removeWhere, shrink } from './Mailbox.js';
@@ -365,10 +365,10 @@ export class DeathWatch {
   monitor(p: Proc, target: Target): RefImpl {
     const ref = this.newRef();
     checkTarget(target);
-    const name = typeof target === 'string' ? target : undefined;
-    const q = typeof target === 'string' ? this.#host.registry.lookup(target) : this.#host.resolve(target);
+    const name = nameOf(target);
+    const q = name !== undefined ? this.#host.registry.lookup(name) : this.#host.resolve(target as Pid);
     if (q === undefined) {
-      const pid = typeof target === 'string' ? this.#placeholder : target;
+      const pid = name !== undefined ? this.#placeholder : (target as Pid);
       this.#mail.enqueue(p, new DownMessage(ref, pid, 'noproc', name), undefined);
       return ref;
     }

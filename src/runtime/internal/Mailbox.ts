@@ -1,6 +1,6 @@
 import type { TelemetryBus } from '../../telemetry/Telemetry.js';
 import { DownMessage, ExitMessage } from '../messages.js';
-import type { Target } from '../Pid.js';
+import { nameOf, type Target } from '../Pid.js';
 import { Envelope, type EnvelopeListener } from './Envelope.js';
 import { EMPTY, EXIT_SENTINEL, ExitWatcher, F_BOUNDED, F_BUSY, F_DEAD, F_LONG, F_RUNNING, F_SCHEDULED, type Proc } from './Proc.js';
 import { isInstance } from '../safe.js';
@@ -164,7 +164,7 @@ export class Mailboxes {
     const m = Envelope.is(message) ? message.message : message;
     this.#host.telemetry.execute('keel.message.dropped', { count: 1 }, {
       from: from?.self ?? 'node',
-      to,
+      to: nameOf(to) ?? to, // a typed name as its text, as a plain name
       message: m,
       reason,
       ...(overflow === undefined ? {} : { overflow }),
