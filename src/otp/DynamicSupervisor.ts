@@ -2,7 +2,7 @@ import { checkKeys, InvalidArgumentError, MaxChildrenError } from '../errors.js'
 import { isProcess, kernelOf } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { isExit } from '../runtime/messages.js';
-import { isPid, type Pid, type Target } from '../runtime/Pid.js';
+import { isPid, type Name, type Pid, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
 import { type Child, type ChildSpec, recordRestart, shouldRestart, startChild, stopChild, toChild, unexpectedRequest } from './internal/children.js';
@@ -14,7 +14,8 @@ export interface DynamicSupervisorOptions {
   /** Restart intensity, as for `Supervisor` (defaults 3 in 5000 ms). */
   maxRestarts?: number;
   withinMs?: number;
-  name?: string;
+  /** Registers the supervisor under this unique name (a string or a `Name`). */
+  name?: string | Name;
 }
 
 /** One row of `DynamicSupervisor.whichChildren`. */

@@ -2,7 +2,7 @@ import { checkKeys, InvalidArgumentError } from '../errors.js';
 import { isProcess } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { isExit, type ExitReason } from '../runtime/messages.js';
-import type { Pid, Target } from '../runtime/Pid.js';
+import type { Name, Pid, Target } from '../runtime/Pid.js';
 import type { BackoffOptions } from '../backoff.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
@@ -19,8 +19,8 @@ export interface SupervisorOptions {
   withinMs?: number;
   /** Optional delay before each restart: exponential from `initialMs` (default 10) by `factor` (2) up to `maxMs` (5000), full jitter by default. */
   backoff?: BackoffOptions;
-  /** Registers the supervisor under this unique name. */
-  name?: string;
+  /** Registers the supervisor under this unique name (a string or a `Name`). */
+  name?: string | Name;
 }
 
 /** One row of `Supervisor.whichChildren`. */

@@ -2,7 +2,7 @@
 // Typed names (`Name.of<M>`, `GenServer.name<P, Cast>`): a registered name that carries the type of
 // what its process accepts, usable wherever a pid is. Type-level checks run under `npm run typecheck`.
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { GenServer, isDown, isKeelError, Name, type Context, type Down, type GenServerSpec, type Pid } from '../../src/index.js';
+import { GenServer, isDown, isKeelError, Name, Supervisor, type Context, type Down, type GenServerSpec, type Pid } from '../../src/index.js';
 import { probe } from '../../src/testing/index.js';
 import { useNodes } from '../support.js';
 
@@ -140,5 +140,15 @@ describe('GenServer.name', () => {
     void check;
     await GenServer.stop(node, Counter);
     expect(node.registry.whereis(Counter)).toBeUndefined();
+  });
+});
+
+describe('a supervisor under a typed name', () => {
+  it('registers under it and answers calls made through it', async () => {
+    const node = track();
+    const Top = Name.of('top');
+    const sup = await Supervisor.start(node, [], { strategy: 'one_for_one', name: Top });
+    expect(node.registry.whereis(Top)).toBe(sup);
+    expect(await Supervisor.countChildren(node, Top)).toEqual({ specs: 0, active: 0, supervisors: 0, workers: 0 });
   });
 });
