@@ -41,6 +41,7 @@ export type KeelErrorCode =
   | 'ERR_STORE_IN_USE'
   | 'ERR_STORE_UNAVAILABLE'
   | 'ERR_DEAD_LETTER_TOO_LARGE'
+  | 'ERR_SERVICE_UNAVAILABLE'
   | 'ERR_PEER_MISSING'
   | 'ERR_INVALID_SIGNAL'
   | 'ERR_WORKFLOW_LIMIT';
@@ -306,6 +307,44 @@ export class DeadLetterTooLargeError extends KeelError {
     );
     this.bytes = bytes;
     this.limit = limit;
+  }
+}
+
+/** A node service: the monitor manager (`node.monitors`) or the dead letter queue (`node.deadLetters`). */
+export type ServiceName = 'monitors' | 'deadLetters';
+
+/**
+ * Why a node service is not running: `'disabled'`, the node was created with `services: false`;
+ * `'node_stopped'`, the node has shut down (the service stopped with it).
+ */
+export type ServiceUnavailableReason = 'disabled' | 'node_stopped';
+
+const SERVICE_TEXT: Record<ServiceName, string> = { monitors: 'monitor manager', deadLetters: 'dead letter queue' };
+
+/**
+ * A method of a node service was called while the service is not running, as a `gen_server:call`
+ * to a process that is not there exits with `noproc`: thrown by the monitor manager's methods,
+ * the rejection of the dead letter queue's. `node.monitors.available` and
+ * `node.deadLetters.available` tell beforehand.
+ */
+export class ServiceUnavailableError extends KeelError {
+  /** The service called: `'monitors'` or `'deadLetters'`. */
+  readonly service: ServiceName;
+  /** Why it is not running: `'disabled'` (`services: false`) or `'node_stopped'` (the node has shut down). */
+  readonly reason: ServiceUnavailableReason;
+  /** The method called, as `deadLetters.stats`. */
+  readonly operation: string;
+  constructor(service: ServiceName, reason: ServiceUnavailableReason, operation: string) {
+    const what = SERVICE_TEXT[service];
+    super(
+      'ERR_SERVICE_UNAVAILABLE',
+      reason === 'disabled'
+        ? `\`node.${operation}\` cannot run: the node was created with \`services: false\`, so it has no ${what}; create the node without \`services: false\`, or check \`node.${service}.available\` first`
+        : `\`node.${operation}\` cannot run: the node has shut down, and its ${what} with it; check \`node.${service}.available\` first`,
+    );
+    this.service = service;
+    this.reason = reason;
+    this.operation = operation;
   }
 }
 

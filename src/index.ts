@@ -51,8 +51,11 @@ export {
   NoProcError,
   ProcessExitedError,
   ReceiveTimeoutError,
+  ServiceUnavailableError,
   ThrownValueError,
   type KeelErrorCode,
+  type ServiceName,
+  type ServiceUnavailableReason,
 } from './errors.js';
 
 /**

@@ -19,6 +19,9 @@ import {
   type Node,
   type NodeOptions,
   type Ref,
+  type ServiceName,
+  ServiceUnavailableError,
+  type ServiceUnavailableReason,
   type SpawnOptions,
   type Unavailable,
 } from '../src/index.js';
@@ -330,10 +333,42 @@ export function forwardedDowns(p: Probe, ref?: Ref): Down[] {
 
 // ---- service answers --------------------------------------------------------------------------
 
-/** What a service answers when it is off (`services: false`) or its node has shut down. */
-export const UNAVAILABLE = { error: 'unavailable' };
+/**
+ * Asserts that `e` is the `ServiceUnavailableError` of `operation` (as `'deadLetters.stats'`): its
+ * exact code, name, service, reason and operation, and a message that names the call and says why.
+ */
+export function expectServiceUnavailable(e: unknown, operation: `${ServiceName}.${string}`, reason: ServiceUnavailableReason): void {
+  expect(e, `expected ERR_SERVICE_UNAVAILABLE from ${operation}, got ${String(e)}`).toBeInstanceOf(ServiceUnavailableError);
+  const error = e as ServiceUnavailableError;
+  expect({ code: error.code, name: error.name, service: error.service, reason: error.reason, operation: error.operation }).toEqual({
+    code: 'ERR_SERVICE_UNAVAILABLE',
+    name: 'ServiceUnavailableError',
+    service: operation.slice(0, operation.indexOf('.')),
+    reason,
+    operation,
+  });
+  expect(error.message).toContain(`\`node.${operation}\` cannot run: `);
+  expect(error.message).toContain(reason === 'disabled' ? 'created with `services: false`' : 'the node has shut down');
+}
 
-/** The value of a service answer; fails the test on `{ error: 'unavailable' }`. */
+/** What the promise `fn` returns rejects with; fails the test if `fn` throws synchronously or the promise resolves. */
+export async function rejection(fn: () => unknown): Promise<unknown> {
+  let answer: unknown;
+  try {
+    answer = fn();
+  } catch (e) {
+    throw new Error(`expected a promise that rejects, but the call threw synchronously: ${String(e)}`);
+  }
+  if (!(answer instanceof Promise)) throw new Error(`expected a promise, got ${String(answer)}`);
+  try {
+    await answer;
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected the promise to reject, but it resolved');
+}
+
+/** The value of a service answer; fails the test on `{ error: 'unavailable' }` (what services once answered). */
 export function ok<T>(value: T | Unavailable): T {
   if (isUnavailable(value)) throw new Error("expected an answer, got { error: 'unavailable' }");
   return value;

@@ -7,7 +7,6 @@ import {
   createSignal,
   GenServer,
   InvalidArgumentError,
-  isUnavailable,
   sendSupervised,
   SignalRouter,
   seededRandom,
@@ -389,13 +388,13 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
     const aged = node.monitors.findLeaks({ olderThanMs: LEAK_AGE_MS });
     const held = node.monitors.list();
     const leakedRefs = new Set<unknown>();
-    if (!isUnavailable(aged)) for (const e of aged) leakedRefs.add(e.ref);
-    if (!isUnavailable(held)) for (const e of held) if (node.isAlive(e.owner) && node.isAlive(e.target)) leakedRefs.add(e.ref);
+    for (const e of aged) leakedRefs.add(e.ref);
+    for (const e of held) if (node.isAlive(e.owner) && node.isAlive(e.target)) leakedRefs.add(e.ref);
     const leaked = leakedRefs.size;
 
     const metrics = await coordinator.metrics();
     const rstats = await router.stats();
-    const dlq = await node.deadLetters.stats();
+    const dl = await node.deadLetters.stats();
     const completed = results.filter((r) => r.status === 'completed').length;
     const failed = results.length - completed;
     const failedBy: Record<string, number> = {};
@@ -412,7 +411,6 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
     }
     const m = { sent: counters.sent, delivered, deadLettered: counters.deadLettered.size, failedReported: counters.failedReported.size, duplicates };
     const dlTotal = Object.values(deadLetterReasons).reduce((a, b) => a + b, 0);
-    const dl = isUnavailable(dlq) ? { succeeded: 0, pending: 0, parked: 0, evicted: 0 } : dlq;
     const { inject: _inject, ...shown } = options;
     const out: AgentDemoReport = {
       options: shown,

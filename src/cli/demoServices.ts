@@ -1,4 +1,4 @@
-import { createNode, GenServer, type GenServerSpec, isUnavailable, sendSupervised, Supervisor, withMonitor } from '../index.js';
+import { createNode, GenServer, type GenServerSpec, sendSupervised, Supervisor, withMonitor } from '../index.js';
 
 type Calls = { request: { type: 'charge'; cents: number }; reply: number };
 
@@ -37,16 +37,16 @@ export async function runServicesDemo(print: (line: string) => void = console.lo
   const lost = await sendSupervised(node, 'billing', { type: 'invoice', cents: 900 }, { retries: 2, backoff: { initialMs: 1, maxMs: 2 }, onError: 'dead_letter' });
   if (!lost.ok) print(`supervised send to 'billing' (not registered): ${lost.reason} after ${lost.attempts} attempts, dead letter ${String(lost.deadLetterId)}`);
   const stats = await node.deadLetters.stats();
-  if (!isUnavailable(stats)) print(`dead letter queue: ${stats.pending} pending, ${stats.added} added`);
+  print(`dead letter queue: ${stats.pending} pending, ${stats.added} added`);
 
   await new Promise<void>((resolve) => {
     node.spawn((ctx) => {
       void withMonitor(ctx, 'ledger', async (_ref, signal) => {
         const monitors = node.monitors.stats();
-        if (!isUnavailable(monitors)) print(`monitor manager while watching the ledger: ${monitors.active} active, signal aborted: ${String(signal.aborted)}`);
+        print(`monitor manager while watching the ledger: ${monitors.active} active, signal aborted: ${String(signal.aborted)}`);
       }, { tag: 'demo' }).then(() => {
         const after = node.monitors.stats();
-        if (!isUnavailable(after)) print(`monitor manager afterwards: ${after.active} active, ${after.cleaned} cleaned`);
+        print(`monitor manager afterwards: ${after.active} active, ${after.cleaned} cleaned`);
         resolve();
       });
       return () => undefined;

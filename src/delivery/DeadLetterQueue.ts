@@ -1,11 +1,11 @@
 import { types } from 'node:util';
-import { checkKeys, InvalidArgumentError, isKeelError, NotSerializableError } from '../errors.js';
+import { checkKeys, InvalidArgumentError, isKeelError, NotSerializableError, ServiceUnavailableError } from '../errors.js';
 import type { GenServerSpec } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { type Kernel, kernelOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { checkTarget, nameOf, Pid, type Target } from '../runtime/Pid.js';
-import type { DeadLetter, DeadLetterFilter, DeadLetterQueue, ServicesOptions, Unavailable } from '../runtime/serviceSlots.js';
+import type { DeadLetter, DeadLetterFilter, DeadLetterQueue, DeadLetterStats, ServicesOptions } from '../runtime/serviceSlots.js';
 import type { Context } from '../runtime/types.js';
 import { type Backoff, backoffDelay, toBackoff } from '../backoff.js';
 import { sendOnce, toSettings } from './sendSupervised.js';
@@ -24,7 +24,6 @@ interface Settings {
   readonly retryConcurrency: number;
 }
 
-const UNAVAILABLE: Unavailable = Object.freeze({ error: 'unavailable' as const });
 /** The registered name of the queue's process. */
 export const DLQ_PROCESS = 'keel.dead_letter_queue';
 const PID_TEXT = /^<.+\.\d+\.\d+>$/;
@@ -173,8 +172,14 @@ export class DeadLetterService implements DeadLetterQueue {
     this.store.close();
   }
 
-  #available(): boolean {
+  /** True until the node shuts down (its store closes then); then every method rejects with `ServiceUnavailableError`. */
+  get available(): boolean {
     return !this.#closed && !this.#node.stopped;
+  }
+
+  /** The error of a call once the node has shut down (the queue runs until its store closes, at the end of the shutdown). */
+  #unavailable(operation: string): ServiceUnavailableError {
+    return new ServiceUnavailableError('deadLetters', 'node_stopped', `deadLetters.${operation}`);
   }
 
   /** @internal The services supervisor is gone: the next use starts it again. */
@@ -188,7 +193,7 @@ export class DeadLetterService implements DeadLetterQueue {
     this.#ensureStarted();
   }
 
-  add(entry: { recipient: Target; message: unknown; reason: string; metadata?: object }): Promise<string | Unavailable> {
+  add(entry: { recipient: Target; message: unknown; reason: string; metadata?: object }): Promise<string> {
     try {
       const stored = this.#add(entry);
       return typeof stored === 'object' && stored !== null && 'then' in stored ? stored : Promise.resolve(stored);
@@ -198,7 +203,8 @@ export class DeadLetterService implements DeadLetterQueue {
   }
 
   /** The id at once for the memory store, a promise of it for a durable one. */
-  #add(entry: { recipient: Target; message: unknown; reason: string; metadata?: object }): string | Unavailable | Promise<string> {
+  #add(entry: { recipient: Target; message: unknown; reason: string; metadata?: object }): string | Promise<string> {
+    if (!this.available) throw this.#unavailable('add');
     const expected = '{ recipient, message, reason, metadata? }';
     if (typeof entry !== 'object' || entry === null || types.isProxy(entry)) throw new InvalidArgumentError('entry', expected, entry);
     let fields: typeof entry;
@@ -211,7 +217,6 @@ export class DeadLetterService implements DeadLetterQueue {
     checkTarget(recipient, 'entry.recipient');
     if (typeof reason !== 'string' || reason === '') throw new InvalidArgumentError('entry.reason', 'a non-empty string', reason);
     if (typeof metadata !== 'object' || metadata === null) throw new InvalidArgumentError('entry.metadata', 'an object', metadata);
-    if (!this.#available()) return UNAVAILABLE;
     let lastError: unknown;
     try {
       checkSerializable(message);
@@ -263,25 +268,26 @@ export class DeadLetterService implements DeadLetterQueue {
     return id;
   }
 
-  async list(filter: DeadLetterFilter & { limit?: number; cursor?: string } = {}): Promise<{ entries: DeadLetter[]; cursor?: string } | Unavailable> {
+  async list(filter: DeadLetterFilter & { limit?: number; cursor?: string } = {}): Promise<{ entries: DeadLetter[]; cursor?: string }> {
+    if (!this.available) throw this.#unavailable('list');
     const f = checkFilter(filter, true);
     const limit = filter.limit ?? 100;
     if (!Number.isSafeInteger(limit) || limit < 1) throw new InvalidArgumentError('filter.limit', 'a positive integer', limit);
     if (filter.cursor !== undefined && (typeof filter.cursor !== 'string' || !/^\d+$/.test(filter.cursor))) throw new InvalidArgumentError('filter.cursor', 'a cursor returned by list', filter.cursor);
-    if (!this.#available()) return UNAVAILABLE;
     return this.store.list(f, this.#node.clock.now(), limit, filter.cursor);
   }
 
-  async get(id: string): Promise<DeadLetter | undefined | Unavailable> {
+  async get(id: string): Promise<DeadLetter | undefined> {
+    if (!this.available) throw this.#unavailable('get');
     if (typeof id !== 'string' || id === '') throw new InvalidArgumentError('id', 'a dead letter id', id);
-    if (!this.#available()) return UNAVAILABLE;
     return this.store.get(id);
   }
 
   async retry(
     selection: DeadLetterFilter | string[],
     options: { ratePerSecond?: number; signal?: AbortSignal } = {},
-  ): Promise<{ id: string; ok: boolean; reason?: string }[] | Unavailable> {
+  ): Promise<{ id: string; ok: boolean; reason?: string }[]> {
+    if (!this.available) throw this.#unavailable('retry');
     const ids = idList(selection);
     const filter = ids === undefined ? checkFilter(selection) : undefined;
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ ratePerSecond?, signal? }', options);
@@ -289,7 +295,6 @@ export class DeadLetterService implements DeadLetterQueue {
     const rate = options.ratePerSecond;
     if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0)) throw new InvalidArgumentError('options.ratePerSecond', 'a positive number', rate);
     if (options.signal !== undefined && !isInstance(options.signal, AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
-    if (!this.#available()) return UNAVAILABLE;
     const records: Record_[] = [];
     if (ids !== undefined) {
       for (const id of new Set(ids)) {
@@ -307,7 +312,7 @@ export class DeadLetterService implements DeadLetterQueue {
     const found = new Set(records.map((r) => r.id));
     for (const id of ids ?? []) if (!found.has(id)) results.push({ id, ok: false, reason: 'not_found' });
     const signal = options.signal;
-    const aborted = (): boolean => signal?.aborted === true || !this.#available();
+    const aborted = (): boolean => signal?.aborted === true || !this.available;
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
       if (i > 0 && rate !== undefined && !aborted()) await this.#pause(1000 / rate, signal);
@@ -331,16 +336,16 @@ export class DeadLetterService implements DeadLetterQueue {
     });
   }
 
-  async purge(filter: DeadLetterFilter): Promise<number | Unavailable> {
+  async purge(filter: DeadLetterFilter): Promise<number> {
+    if (!this.available) throw this.#unavailable('purge');
     const f = checkFilter(filter);
-    if (!this.#available()) return UNAVAILABLE;
     const count = this.store.purge(f, this.#node.clock.now());
     if (count > 0) this.#node.telemetry.execute('keel.dead_letter_queue.purged', { count }, { filter: f });
     return count;
   }
 
-  async stats(): Promise<{ pending: number; parked: number; added: number; retried: number; succeeded: number; evicted: number; refused: number } | Unavailable> {
-    if (!this.#available()) return UNAVAILABLE;
+  async stats(): Promise<DeadLetterStats> {
+    if (!this.available) throw this.#unavailable('stats');
     return { ...this.store.counts(), added: this.added, retried: this.retried, succeeded: this.succeeded, evicted: this.evicted, refused: this.refused };
   }
 
@@ -416,7 +421,7 @@ export class DeadLetterService implements DeadLetterQueue {
    * expire parked entries past their TTL. Returns when to wake next.
    */
   async runDue(): Promise<number | undefined> {
-    if (!this.#available()) return undefined;
+    if (!this.available) return undefined;
     const node = this.#node;
     const now = node.clock.now();
     const expired = this.store.expire(now - this.#settings.parkedTtlMs);
@@ -425,7 +430,7 @@ export class DeadLetterService implements DeadLetterQueue {
     const due = this.store.due(now, this.#settings.retryConcurrency * 64).filter((r) => !this.#busy.has(r.id));
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < due.length && this.#available()) await this.#redeliver(due[next++]!, false);
+      while (next < due.length && this.available) await this.#redeliver(due[next++]!, false);
     };
     await Promise.all(Array.from({ length: Math.min(this.#settings.retryConcurrency, due.length) }, worker));
     return this.nextWake();
@@ -439,7 +444,7 @@ export class DeadLetterService implements DeadLetterQueue {
 
   /** @internal The next time the queue has something to do, if any. */
   nextWake(): number | undefined {
-    if (!this.#available()) return undefined;
+    if (!this.available) return undefined;
     const pending = this.store.earliest();
     const parked = this.store.earliestParked();
     const expiry = parked === undefined ? undefined : parked + this.#settings.parkedTtlMs;

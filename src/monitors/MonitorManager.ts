@@ -1,10 +1,10 @@
-import { checkKeys, InvalidArgumentError, ProcessExitedError } from '../errors.js';
+import { checkKeys, InvalidArgumentError, ProcessExitedError, ServiceUnavailableError } from '../errors.js';
 import type { GenServerSpec } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { isDead, isProcess, type Kernel, kernelOf, kernelOfProcess, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { RefImpl, type Ref, type Target } from '../runtime/Pid.js';
-import type { MonitorEntry, MonitorManager, ServicesOptions, Unavailable } from '../runtime/serviceSlots.js';
+import type { MonitorEntry, MonitorManager, MonitorStats, ServicesOptions } from '../runtime/serviceSlots.js';
 import type { Context } from '../runtime/types.js';
 import { type LedgerEntry, MonitorLedger } from './MonitorLedger.js';
 
@@ -38,8 +38,6 @@ function settings(options: MonitorManagerOptions | undefined): Settings {
     captureStacks: o.captureStacks ?? process.env.NODE_ENV !== 'production',
   };
 }
-
-const UNAVAILABLE: Unavailable = Object.freeze({ error: 'unavailable' as const });
 
 /**
  * @internal The node's monitor manager: a ledger of managed monitors (node-owned), and a process
@@ -83,7 +81,17 @@ export class ManagedMonitors implements MonitorManager {
     return this.#settings;
   }
 
-  monitor(ctx: Context<any>, target: Target, options?: { tag?: string; expectedLifetime?: 'short' | 'long' }): Ref | { error: 'noproc' | 'unavailable' } {
+  /** True until the node has shut down; then every method throws `ServiceUnavailableError`. */
+  get available(): boolean {
+    return !this.#node.stopped;
+  }
+
+  /** The error of a call once the node has shut down (the manager runs until then). */
+  #unavailable(operation: string): ServiceUnavailableError {
+    return new ServiceUnavailableError('monitors', 'node_stopped', `monitors.${operation}`);
+  }
+
+  monitor(ctx: Context<any>, target: Target, options?: { tag?: string; expectedLifetime?: 'short' | 'long' }): Ref {
     return this.monitorFrom(ManagedMonitors.prototype.monitor, ctx, target, options);
   }
 
@@ -93,8 +101,8 @@ export class ManagedMonitors implements MonitorManager {
     ctx: Context<any>,
     target: Target,
     options?: { tag?: string; expectedLifetime?: 'short' | 'long' },
-  ): Ref | { error: 'noproc' | 'unavailable' } {
-    if (this.#node.stopped) return UNAVAILABLE;
+  ): Ref {
+    if (this.#node.stopped) throw this.#unavailable('monitor');
     const owner = this.#owner(ctx, 'monitor');
     if (options !== undefined && (typeof options !== 'object' || options === null)) throw new InvalidArgumentError('options', '{ tag?, expectedLifetime? }', options);
     const tag = options?.tag;
@@ -102,9 +110,12 @@ export class ManagedMonitors implements MonitorManager {
     if (tag !== undefined && typeof tag !== 'string') throw new InvalidArgumentError('options.tag', 'a string', tag);
     if (expectedLifetime !== 'short' && expectedLifetime !== 'long') throw new InvalidArgumentError('options.expectedLifetime', "'short' | 'long'", expectedLifetime);
     const node = this.#node;
-    if (node.stopped) return UNAVAILABLE;
+    if (node.stopped) throw this.#unavailable('monitor');
     const t = node.lookupTarget(target);
-    if (t === undefined) return { error: 'noproc' };
+    // not alive: as ctx.monitor (and erlang:monitor/2), a ref and at once a Down with 'noproc';
+    // nothing to record, the monitor is over before it began
+    // eslint-disable-next-line keel/no-unmanaged-monitor -- the monitor manager's own monitor of a dead target: its noproc Down is its whole life
+    if (t === undefined) return owner.monitor(target);
     let stack: string | undefined;
     if (this.#settings.captureStacks) {
       const holder: { stack?: string } = {};
@@ -119,11 +130,11 @@ export class ManagedMonitors implements MonitorManager {
     return ref;
   }
 
-  demonitor(ctx: Context<any>, ref: Ref, options?: { flush?: boolean }): 'ok' | 'not_found' | 'not_owner' | Unavailable {
-    if (this.#node.stopped) return UNAVAILABLE;
+  demonitor(ctx: Context<any>, ref: Ref, options?: { flush?: boolean }): 'ok' | 'not_found' | 'not_owner' {
+    if (this.#node.stopped) throw this.#unavailable('demonitor');
     const owner = this.#owner(ctx, 'demonitor');
     if (!isInstance(ref, RefImpl)) throw new InvalidArgumentError('ref', 'a Ref returned by monitor', ref);
-    if (this.#node.stopped) return UNAVAILABLE;
+    if (this.#node.stopped) throw this.#unavailable('demonitor');
     const entry = this.ledger.get(ref);
     if (entry === undefined) {
       // gone already (its target died): a Down may still wait in the mailbox, and flush removes it
@@ -137,20 +148,20 @@ export class ManagedMonitors implements MonitorManager {
     return 'ok';
   }
 
-  list(): MonitorEntry[] | Unavailable {
-    if (this.#node.stopped) return UNAVAILABLE;
+  list(): MonitorEntry[] {
+    if (this.#node.stopped) throw this.#unavailable('list');
     const now = this.#node.clock.now();
     return [...this.ledger.entries()].map((e) => this.ledger.view(e, now));
   }
 
-  stats(): { created: number; cleaned: number; active: number; leaked: number } | Unavailable {
-    if (this.#node.stopped) return UNAVAILABLE;
+  stats(): MonitorStats {
+    if (this.#node.stopped) throw this.#unavailable('stats');
     const l = this.ledger;
     return { created: l.created, cleaned: l.cleaned, active: l.size, leaked: l.leaked };
   }
 
-  findLeaks(options: { olderThanMs?: number } = {}): MonitorEntry[] | Unavailable {
-    if (this.#node.stopped) return UNAVAILABLE;
+  findLeaks(options: { olderThanMs?: number } = {}): MonitorEntry[] {
+    if (this.#node.stopped) throw this.#unavailable('findLeaks');
     const olderThanMs = options?.olderThanMs ?? this.#settings.leakAgeMs;
     if (typeof olderThanMs !== 'number' || !Number.isFinite(olderThanMs) || olderThanMs < 0) {
       throw new InvalidArgumentError('options.olderThanMs', 'a number of ms >= 0', olderThanMs);

@@ -1,7 +1,6 @@
 import { InvalidArgumentError, NoProcError } from '../errors.js';
 import { isProcess, kernelOfProcess } from '../runtime/kernel.js';
 import { type Ref, type Target, targetText } from '../runtime/Pid.js';
-import { isUnavailable } from '../runtime/serviceSlots.js';
 import type { Context } from '../runtime/types.js';
 import { ManagedMonitors } from './MonitorManager.js';
 
@@ -28,12 +27,14 @@ export async function withMonitor<T>(
   if (t === undefined) throw new NoProcError(targetText(target), 'cannot monitor a process that is not alive');
   const monitors = node.monitors;
   const tagged = options.tag === undefined ? {} : { tag: options.tag };
+  // the target is alive (checked above, in the same synchronous step): a managed monitor is a ledger
+  // entry; with the services off, a plain runtime monitor does the same job
+  const managed = monitors.available;
+  let ref: Ref;
   // the ledger's stack starts at the line that called withMonitor
-  const managed = monitors instanceof ManagedMonitors ? monitors.monitorFrom(withMonitor, ctx, t.self, tagged) : monitors.monitor(ctx, t.self, tagged);
-  // with the services off, a plain runtime monitor does the same job
+  if (managed) ref = monitors instanceof ManagedMonitors ? monitors.monitorFrom(withMonitor, ctx, t.self, tagged) : monitors.monitor(ctx, t.self, tagged);
   // eslint-disable-next-line keel/no-unmanaged-monitor -- withMonitor is the mechanism: it demonitors in its finally
-  const ref = isUnavailable(managed) ? ctx.monitor(t.self) : 'error' in managed ? undefined : managed;
-  if (ref === undefined) throw new NoProcError(targetText(target), 'cannot monitor a process that is not alive');
+  else ref = ctx.monitor(t.self);
   const controller = new AbortController();
   const unhook = node.onProcExit(t, (reason) => controller.abort(reason));
   try {
@@ -42,8 +43,8 @@ export async function withMonitor<T>(
     unhook?.();
     // an owner that died meanwhile lost its monitors with it
     if (node.isAlive(ctx.self)) {
-      if (isUnavailable(managed)) ctx.demonitor(ref, { flush: true });
-      else node.monitors.demonitor(ctx, ref, { flush: true });
+      if (managed && node.monitors.available) node.monitors.demonitor(ctx, ref, { flush: true });
+      else ctx.demonitor(ref, { flush: true });
     }
   }
 }

@@ -68,8 +68,8 @@ export class KeelNode implements Node {
   readonly #fresh: number;
   readonly #detachClock: (() => void) | undefined;
   readonly #messageIds: IdSequence;
-  #monitors: MonitorManager = unavailableMonitors;
-  #deadLetters: DeadLetterQueue = unavailableDeadLetters;
+  #monitors: MonitorManager = unavailableMonitors.disabled;
+  #deadLetters: DeadLetterQueue = unavailableDeadLetters.disabled;
   #nextId = 0;
 
   constructor(options: NodeOptions = {}, slots: ServiceSlots = {}) {
@@ -108,12 +108,13 @@ export class KeelNode implements Node {
     return typeof value === 'object' && value !== null && #procs in value;
   }
 
+  // a service that never ran (services: false) stays 'disabled' after shutdown; one that ran is 'node_stopped'
   get monitors(): MonitorManager {
-    return this.#life.state === 'stopped' ? unavailableMonitors : this.#monitors;
+    return this.#life.state === 'stopped' && this.#monitors !== unavailableMonitors.disabled ? unavailableMonitors.node_stopped : this.#monitors;
   }
 
   get deadLetters(): DeadLetterQueue {
-    return this.#life.state === 'stopped' ? unavailableDeadLetters : this.#deadLetters;
+    return this.#life.state === 'stopped' && this.#deadLetters !== unavailableDeadLetters.disabled ? unavailableDeadLetters.node_stopped : this.#deadLetters;
   }
 
   // ---- processes ------------------------------------------------------------------------------

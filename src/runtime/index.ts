@@ -10,8 +10,10 @@ export {
   type DeadLetter,
   type DeadLetterFilter,
   type DeadLetterQueue,
+  type DeadLetterStats,
   type MonitorEntry,
   type MonitorManager,
+  type MonitorStats,
   type ServicesOptions,
   type Unavailable,
 } from './serviceSlots.js';

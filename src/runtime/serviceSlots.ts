@@ -2,11 +2,24 @@
  * The node's service slots: the interfaces of the services a node always has (the monitor manager,
  * slot 0, and the dead letter queue, slot 1), their options, and what a slot answers while no
  * service is plugged in. The layers above implement them (src/monitors, src/delivery).
+ *
+ * A service that is not running (the node was created with `services: false`, or has shut down)
+ * is an error to call, as a `gen_server:call` to a process that is not there exits `noproc`: its
+ * methods throw (the monitor manager's) or reject (the dead letter queue's)
+ * `ServiceUnavailableError` (`ERR_SERVICE_UNAVAILABLE`). `available` on each slot tells beforehand.
  */
 import type { BackoffOptions } from '../backoff.js';
+import { ServiceUnavailableError, type ServiceUnavailableReason } from '../errors.js';
+import type { Down } from './messages.js';
 import type { Pid, Ref, Target } from './Pid.js';
 
-/** What a service answers when it is switched off (`services: false`) or its node has shut down. */
+/**
+ * What a service once answered when it was switched off or its node had shut down.
+ *
+ * @deprecated The services now throw (or reject with) `ServiceUnavailableError`
+ * (`ERR_SERVICE_UNAVAILABLE`) instead; check `node.monitors.available` /
+ * `node.deadLetters.available` beforehand, or catch the error with `isKeelError(e, 'ERR_SERVICE_UNAVAILABLE')`.
+ */
 export interface Unavailable {
   readonly error: 'unavailable';
 }
@@ -24,7 +37,6 @@ export interface MonitorEntry {
   readonly leak?: 'age' | 'duplicate';
 }
 
-/** The node's monitor manager (slot 0). Until the service is plugged in, every method answers `unavailable`. */
 /**
  * A process's context as a service slot takes it: any `Context` (`ctx`) passes; the service checks
  * at run time that it is a live process's (a typed error otherwise). Structural, so that this file
@@ -34,12 +46,45 @@ export interface SlotContext {
   readonly self: Pid;
 }
 
+/**
+ * A context whose process can receive a `Down`: what a monitor needs, since the `Down` arrives in
+ * its mailbox (a `Context<M>` passes when `M` includes `Down`, as for `ctx.monitor`).
+ */
+export interface MonitoringContext {
+  readonly self: Pid<Down>;
+}
+
+/** The monitor manager's counters (`node.monitors.stats()`). */
+export interface MonitorStats {
+  /** Managed monitors created since the node started. */
+  readonly created: number;
+  /** Managed monitors removed since (by `demonitor` or by the death of either end). */
+  readonly cleaned: number;
+  /** Managed monitors held now. */
+  readonly active: number;
+  /** Suspected leaks reported by the periodic check. */
+  readonly leaked: number;
+}
+
+/**
+ * The node's monitor manager (slot 0). Each method throws `ServiceUnavailableError`
+ * (`ERR_SERVICE_UNAVAILABLE`, `service: 'monitors'`) when the manager is not running: `reason:
+ * 'disabled'` under `services: false`, `'node_stopped'` once the node has shut down.
+ */
 export interface MonitorManager {
-  monitor(ctx: SlotContext, target: Target, options?: { tag?: string; expectedLifetime?: 'short' | 'long' }): Ref | { error: 'noproc' | 'unavailable' };
-  demonitor(ctx: SlotContext, ref: Ref, options?: { flush?: boolean }): 'ok' | 'not_found' | 'not_owner' | Unavailable;
-  list(): MonitorEntry[] | Unavailable;
-  stats(): { created: number; cleaned: number; active: number; leaked: number } | Unavailable;
-  findLeaks(options?: { olderThanMs?: number }): MonitorEntry[] | Unavailable;
+  /** True while the manager runs; false under `services: false` and once the node has shut down. */
+  readonly available: boolean;
+  /**
+   * Monitors `target` for the calling process, as `ctx.monitor` does, and records it in the ledger.
+   * A target that is not alive (dead, unknown, of another node or creation) gets the caller a `Ref`
+   * and at once a `Down` with reason `'noproc'`, as `ctx.monitor`; nothing is recorded then.
+   */
+  monitor(ctx: MonitoringContext, target: Target, options?: { tag?: string; expectedLifetime?: 'short' | 'long' }): Ref;
+  /** Removes a managed monitor of the caller's: `'not_found'` when it is gone already, `'not_owner'` when another process holds it. */
+  demonitor(ctx: SlotContext, ref: Ref, options?: { flush?: boolean }): 'ok' | 'not_found' | 'not_owner';
+  list(): MonitorEntry[];
+  stats(): MonitorStats;
+  findLeaks(options?: { olderThanMs?: number }): MonitorEntry[];
 }
 
 export interface DeadLetterFilter {
@@ -70,14 +115,39 @@ export interface DeadLetter {
   readonly undecodable?: { readonly bytes: number; readonly error: string };
 }
 
-/** The node's dead letter queue (slot 1). Until the service is plugged in, every method answers `unavailable`. */
+/** The dead letter queue's counters (`await node.deadLetters.stats()`). */
+export interface DeadLetterStats {
+  /** Entries waiting for a retry. */
+  readonly pending: number;
+  /** Entries parked (out of retries, or undecodable), until purged. */
+  readonly parked: number;
+  /** Entries added since the node started. */
+  readonly added: number;
+  /** Redeliveries tried (automatic and `retry`). */
+  readonly retried: number;
+  /** Redeliveries that succeeded (their entries are gone). */
+  readonly succeeded: number;
+  /** Entries the memory store evicted at its capacity. */
+  readonly evicted: number;
+  /** Entries refused at `add` (not serializable, too large). */
+  readonly refused: number;
+}
+
+/**
+ * The node's dead letter queue (slot 1). Each method's promise rejects with `ServiceUnavailableError`
+ * (`ERR_SERVICE_UNAVAILABLE`, `service: 'deadLetters'`) when the queue is not running: `reason:
+ * 'disabled'` under `services: false`, `'node_stopped'` once the node has shut down. The methods
+ * never throw: every failure, a bad argument included, is the promise's rejection.
+ */
 export interface DeadLetterQueue {
-  add(entry: { recipient: Target; message: unknown; reason: string; metadata?: object }): Promise<string | Unavailable>;
-  list(filter?: DeadLetterFilter & { limit?: number; cursor?: string }): Promise<{ entries: DeadLetter[]; cursor?: string } | Unavailable>;
-  get(id: string): Promise<DeadLetter | undefined | Unavailable>;
-  retry(filter: DeadLetterFilter | string[], options?: { ratePerSecond?: number; signal?: AbortSignal }): Promise<{ id: string; ok: boolean; reason?: string }[] | Unavailable>;
-  purge(filter: DeadLetterFilter): Promise<number | Unavailable>;
-  stats(): Promise<{ pending: number; parked: number; added: number; retried: number; succeeded: number; evicted: number } | Unavailable>;
+  /** True while the queue runs; false under `services: false` and once the node has shut down. */
+  readonly available: boolean;
+  add(entry: { recipient: Target; message: unknown; reason: string; metadata?: object }): Promise<string>;
+  list(filter?: DeadLetterFilter & { limit?: number; cursor?: string }): Promise<{ entries: DeadLetter[]; cursor?: string }>;
+  get(id: string): Promise<DeadLetter | undefined>;
+  retry(filter: DeadLetterFilter | string[], options?: { ratePerSecond?: number; signal?: AbortSignal }): Promise<{ id: string; ok: boolean; reason?: string }[]>;
+  purge(filter: DeadLetterFilter): Promise<number>;
+  stats(): Promise<DeadLetterStats>;
 }
 
 export interface ServicesOptions {
@@ -92,28 +162,44 @@ export interface ServicesOptions {
   };
 }
 
-const UNAVAILABLE: Unavailable = Object.freeze({ error: 'unavailable' as const });
+function monitorsStandIn(reason: ServiceUnavailableReason): MonitorManager {
+  const fail = (operation: string) => (): never => {
+    throw new ServiceUnavailableError('monitors', reason, `monitors.${operation}`);
+  };
+  return Object.freeze({ available: false, monitor: fail('monitor'), demonitor: fail('demonitor'), list: fail('list'), stats: fail('stats'), findLeaks: fail('findLeaks') });
+}
 
-/** @internal The monitor slot's answer while no service is plugged in, or after shutdown. */
-export const unavailableMonitors: MonitorManager = Object.freeze({
-  monitor: () => UNAVAILABLE,
-  demonitor: () => UNAVAILABLE,
-  list: () => UNAVAILABLE,
-  stats: () => UNAVAILABLE,
-  findLeaks: () => UNAVAILABLE,
+function deadLettersStandIn(reason: ServiceUnavailableReason): DeadLetterQueue {
+  const fail = (operation: string) => (): Promise<never> => Promise.reject(new ServiceUnavailableError('deadLetters', reason, `deadLetters.${operation}`));
+  return Object.freeze({ available: false, add: fail('add'), list: fail('list'), get: fail('get'), retry: fail('retry'), purge: fail('purge'), stats: fail('stats') });
+}
+
+/**
+ * @internal The monitor slot while no manager is plugged in (`disabled`: `services: false`), and
+ * after shutdown (`node_stopped`): every method throws `ServiceUnavailableError` with that reason.
+ */
+export const unavailableMonitors: Readonly<Record<ServiceUnavailableReason, MonitorManager>> = Object.freeze({
+  disabled: monitorsStandIn('disabled'),
+  node_stopped: monitorsStandIn('node_stopped'),
 });
 
-/** @internal The dead-letter slot's answer while no service is plugged in, or after shutdown. */
-export const unavailableDeadLetters: DeadLetterQueue = Object.freeze({
-  add: () => Promise.resolve(UNAVAILABLE),
-  list: () => Promise.resolve(UNAVAILABLE),
-  get: () => Promise.resolve(UNAVAILABLE),
-  retry: () => Promise.resolve(UNAVAILABLE),
-  purge: () => Promise.resolve(UNAVAILABLE),
-  stats: () => Promise.resolve(UNAVAILABLE),
+/**
+ * @internal The dead-letter slot while no queue is plugged in (`disabled`), and after shutdown
+ * (`node_stopped`): every method rejects with `ServiceUnavailableError` with that reason.
+ */
+export const unavailableDeadLetters: Readonly<Record<ServiceUnavailableReason, DeadLetterQueue>> = Object.freeze({
+  disabled: deadLettersStandIn('disabled'),
+  node_stopped: deadLettersStandIn('node_stopped'),
 });
 
-/** True when a service answered `{ error: 'unavailable' }`. */
+/**
+ * True when a value is `{ error: 'unavailable' }`, what the services once answered when not running.
+ *
+ * @deprecated The services no longer answer that value: they throw (or reject with)
+ * `ServiceUnavailableError`. Check `node.monitors.available` / `node.deadLetters.available`
+ * beforehand, or catch with `isKeelError(e, 'ERR_SERVICE_UNAVAILABLE')`. This still answers for
+ * values, so code that narrows with it keeps compiling and running.
+ */
 export function isUnavailable(value: unknown): value is Unavailable {
   return typeof value === 'object' && value !== null && (value as { error?: unknown }).error === 'unavailable';
 }

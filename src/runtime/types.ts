@@ -156,9 +156,9 @@ export interface Node extends AsyncDisposable {
   readonly registry: NameRegistry;
   /** Named sets of processes; members leave when they exit. */
   readonly groups: ProcessGroups;
-  /** Always present; answers `{ error: 'unavailable' }` when the service is off or the node has shut down. */
+  /** Always present; its methods throw `ERR_SERVICE_UNAVAILABLE` when the service is off or the node has shut down (`monitors.available` tells). */
   readonly monitors: MonitorManager;
-  /** Always present; answers `{ error: 'unavailable' }` when the service is off or the node has shut down. */
+  /** Always present; its methods reject with `ERR_SERVICE_UNAVAILABLE` when the service is off or the node has shut down (`deadLetters.available` tells). */
   readonly deadLetters: DeadLetterQueue;
   spawn<M>(init: Init<M>, options?: SpawnOptions<NoInfer<M>>): Pid<M>;
   /** Sends from outside any process. */

@@ -31,7 +31,8 @@ import {
   receiveDown,
   receiver,
   thrown,
-  UNAVAILABLE,
+  expectServiceUnavailable,
+  rejection,
   UNREADABLE,
   useNodes,
   useTempFiles,
@@ -724,22 +725,28 @@ describe.each<[string, () => StoreOption]>([
   });
 
   describe('availability', () => {
-    it("answers { error: 'unavailable' } from every method after shutdown, also through a reference kept from before", async () => {
+    it("rejects with ERR_SERVICE_UNAVAILABLE (reason 'node_stopped') from every method after shutdown, also through a reference kept from before", async () => {
       const { node } = dlqNode(makeStore());
       const id = await add(node, 'x', 'before');
       const kept = node.deadLetters;
+      expect(kept.available).toBe(true);
       await node.idle();
       await node.shutdown({ timeoutMs: 1000 });
       for (const dlq of [node.deadLetters, kept]) {
-        expect(await dlq.add({ recipient: 'x', message: 1, reason: 'noproc' })).toEqual(UNAVAILABLE);
-        expect(await dlq.list()).toEqual(UNAVAILABLE);
-        expect(await dlq.list({ status: 'pending', limit: 2 })).toEqual(UNAVAILABLE);
-        expect(await dlq.get(id)).toEqual(UNAVAILABLE);
-        expect(await dlq.retry([id])).toEqual(UNAVAILABLE);
-        expect(await dlq.retry({ reason: 'noproc' }, { ratePerSecond: 5 })).toEqual(UNAVAILABLE);
-        expect(await dlq.purge({})).toEqual(UNAVAILABLE);
-        expect(await dlq.stats()).toEqual(UNAVAILABLE);
+        expect(dlq.available).toBe(false);
+        expectServiceUnavailable(await rejection(() => dlq.add({ recipient: 'x', message: 1, reason: 'noproc' })), 'deadLetters.add', 'node_stopped');
+        expectServiceUnavailable(await rejection(() => dlq.list()), 'deadLetters.list', 'node_stopped');
+        expectServiceUnavailable(await rejection(() => dlq.list({ status: 'pending', limit: 2 })), 'deadLetters.list', 'node_stopped');
+        expectServiceUnavailable(await rejection(() => dlq.get(id)), 'deadLetters.get', 'node_stopped');
+        expectServiceUnavailable(await rejection(() => dlq.retry([id])), 'deadLetters.retry', 'node_stopped');
+        expectServiceUnavailable(await rejection(() => dlq.retry({ reason: 'noproc' }, { ratePerSecond: 5 })), 'deadLetters.retry', 'node_stopped');
+        expectServiceUnavailable(await rejection(() => dlq.purge({})), 'deadLetters.purge', 'node_stopped');
+        expectServiceUnavailable(await rejection(() => dlq.stats()), 'deadLetters.stats', 'node_stopped');
+        // a bad argument to a queue that is not running: the queue's absence is the answer, as for the stand-in
+        expectServiceUnavailable(await rejection(() => dlq.add(null as never)), 'deadLetters.add', 'node_stopped');
+        expectServiceUnavailable(await rejection(() => dlq.purge({ colour: 'red' } as never)), 'deadLetters.purge', 'node_stopped');
       }
+      expect(node.deadLetters).not.toBe(kept);
     });
 
     it("dead-letters a send still waiting in its backoff when the node shuts down (onError: 'dead_letter')", async () => {
@@ -1615,17 +1622,19 @@ describe('dead letter queue defaults', () => {
 });
 
 describe('dead letter queue with services: false', () => {
-  it("answers { error: 'unavailable' } from every method, and starts no process", async () => {
+  it("rejects with ERR_SERVICE_UNAVAILABLE (reason 'disabled') from every method, and starts no process", async () => {
     const node = track({ services: false });
     const dlq = node.deadLetters;
-    expect(await dlq.add({ recipient: 'x', message: 1, reason: 'noproc' })).toEqual(UNAVAILABLE);
-    expect(await dlq.list()).toEqual(UNAVAILABLE);
-    expect(await dlq.list({ status: 'parked', limit: 2 })).toEqual(UNAVAILABLE);
-    expect(await dlq.get('1')).toEqual(UNAVAILABLE);
-    expect(await dlq.retry(['1'])).toEqual(UNAVAILABLE);
-    expect(await dlq.retry({}, { ratePerSecond: 1 })).toEqual(UNAVAILABLE);
-    expect(await dlq.purge({})).toEqual(UNAVAILABLE);
-    expect(await dlq.stats()).toEqual(UNAVAILABLE);
+    expect(dlq.available).toBe(false);
+    expectServiceUnavailable(await rejection(() => dlq.add({ recipient: 'x', message: 1, reason: 'noproc' })), 'deadLetters.add', 'disabled');
+    expectServiceUnavailable(await rejection(() => dlq.list()), 'deadLetters.list', 'disabled');
+    expectServiceUnavailable(await rejection(() => dlq.list({ status: 'parked', limit: 2 })), 'deadLetters.list', 'disabled');
+    expectServiceUnavailable(await rejection(() => dlq.get('1')), 'deadLetters.get', 'disabled');
+    expectServiceUnavailable(await rejection(() => dlq.retry(['1'])), 'deadLetters.retry', 'disabled');
+    expectServiceUnavailable(await rejection(() => dlq.retry({}, { ratePerSecond: 1 })), 'deadLetters.retry', 'disabled');
+    expectServiceUnavailable(await rejection(() => dlq.purge({})), 'deadLetters.purge', 'disabled');
+    expectServiceUnavailable(await rejection(() => dlq.stats()), 'deadLetters.stats', 'disabled');
+    expectServiceUnavailable(await rejection(() => dlq.add(undefined as never)), 'deadLetters.add', 'disabled');
     await node.idle();
     expect(node.registry.whereis(DLQ_PROCESS)).toBeUndefined();
     expect(node.registry.whereis('keel.services')).toBeUndefined();

@@ -28,7 +28,7 @@ import {
   seeded,
   spawnWithContext,
   statsOf,
-  UNAVAILABLE,
+  expectServiceUnavailable,
   UNREADABLE,
   useNodes,
   expectKeelError,
@@ -162,23 +162,49 @@ describe('monitors.monitor', () => {
     expect((await receiveDown(p, ref)).reason).toBe('killed');
   });
 
-  it('answers { error: noproc } for a dead or unknown target, records nothing and queues no Down', async () => {
+  it("gives a Ref and at once a Down with 'noproc' for a dead or unknown target, as ctx.monitor does, and records nothing", async () => {
     const node = track();
     const p = probe(node);
     const dead = idler(node);
     node.exit(dead, 'kill');
+    const stranger = otherCreation(p);
     const events = captureEvents(node, ['keel.monitor_manager.']);
     const before = statsOf(node);
-    expect(node.monitors.monitor(p.ctx, dead, { tag: 'dead' })).toEqual({ error: 'noproc' });
-    expect(node.monitors.monitor(p.ctx, 'no-such-name')).toEqual({ error: 'noproc' });
-    expect(node.monitors.monitor(p.ctx, otherCreation(p))).toEqual({ error: 'noproc' });
+    const refs = [node.monitors.monitor(p.ctx, dead, { tag: 'dead' }), node.monitors.monitor(p.ctx, 'no-such-name'), node.monitors.monitor(p.ctx, stranger)];
+    expect(new Set(refs.map(String)).size).toBe(3);
+    // nothing to manage: the monitors ended as they began
     expect(statsOf(node)).toEqual(before);
     expect(listOf(node)).toEqual([]);
     expect(managed(node).ledger.indexSizes()).toEqual({ entries: 0, buckets: 0 });
     expect(node.info(p)?.monitors).toEqual([]);
     await drainThrough(node, p);
-    expect(p.messages.filter(isDown)).toEqual([]);
+    const downs = p.messages.filter(isDown);
+    expect(downs.map((d) => [d.ref, d.reason, d.name])).toEqual([
+      [refs[0], 'noproc', undefined],
+      [refs[1], 'noproc', 'no-such-name'],
+      [refs[2], 'noproc', undefined],
+    ]);
+    expect([String(downs[0]?.pid), String(downs[2]?.pid)]).toEqual([String(dead), String(stranger)]);
+    // the same Downs a plain ctx.monitor gives (for a name: the node's placeholder pid)
+    const raw = probe(node);
+    const rawRefs = [raw.ctx.monitor(dead), raw.ctx.monitor('no-such-name'), raw.ctx.monitor(stranger)];
+    await drainThrough(node, raw);
+    expect(raw.messages.filter(isDown).map((d) => [String(d.pid), d.reason, d.name])).toEqual(downs.map((d) => [String(d.pid), d.reason, d.name]));
+    expect(raw.messages.filter(isDown).map((d) => d.ref)).toEqual(rawRefs);
     expect(events.events).toEqual([]);
+  });
+
+  it("answers 'not_found' to a demonitor of a dead target's Ref, and removes its queued Down with flush", async () => {
+    const node = track();
+    const p = probe(node);
+    const dead = idler(node);
+    node.exit(dead, 'kill');
+    const kept = node.monitors.monitor(p.ctx, dead);
+    const flushed = node.monitors.monitor(p.ctx, dead);
+    expect(node.monitors.demonitor(p.ctx, flushed, { flush: true })).toBe('not_found');
+    expect(node.monitors.demonitor(p.ctx, kept)).toBe('not_found');
+    await drainThrough(node, p);
+    expect(p.messages.filter(isDown).map((d) => d.ref)).toEqual([kept]);
   });
 
   it('emits keel.monitor_manager.monitor_created for each monitor, with ref, owner, target and tag', () => {
@@ -332,37 +358,42 @@ describe('monitors.stats and monitors.findLeaks', () => {
 // ---- unavailable ------------------------------------------------------------------------------
 
 describe('monitors when the service is off or the node has shut down', () => {
-  it("answers { error: 'unavailable' } from every method under services: false, and creates no monitor", () => {
+  it("throws ERR_SERVICE_UNAVAILABLE (reason 'disabled') from every method under services: false, and creates no monitor", () => {
     const node = track({ services: false });
     const p = probe(node);
     const target = idler(node);
     const raw = p.ctx.monitor(target);
-    expect(node.monitors.monitor(p.ctx, target, { tag: 'x' })).toEqual(UNAVAILABLE);
-    expect(node.monitors.demonitor(p.ctx, raw, { flush: true })).toEqual(UNAVAILABLE);
-    expect(node.monitors.list()).toEqual(UNAVAILABLE);
-    expect(node.monitors.stats()).toEqual(UNAVAILABLE);
-    expect(node.monitors.findLeaks({ olderThanMs: 0 })).toEqual(UNAVAILABLE);
+    expect(node.monitors.available).toBe(false);
+    expectServiceUnavailable(thrown(() => node.monitors.monitor(p.ctx, target, { tag: 'x' })), 'monitors.monitor', 'disabled');
+    expectServiceUnavailable(thrown(() => node.monitors.demonitor(p.ctx, raw, { flush: true })), 'monitors.demonitor', 'disabled');
+    expectServiceUnavailable(thrown(() => node.monitors.list()), 'monitors.list', 'disabled');
+    expectServiceUnavailable(thrown(() => node.monitors.stats()), 'monitors.stats', 'disabled');
+    expectServiceUnavailable(thrown(() => node.monitors.findLeaks({ olderThanMs: 0 })), 'monitors.findLeaks', 'disabled');
+    // hostile arguments change nothing: a service that is not there is the answer
+    expectServiceUnavailable(thrown(() => node.monitors.monitor({} as never, 42 as never, 'bogus' as never)), 'monitors.monitor', 'disabled');
     // nothing was created on the side, and the plain monitor is untouched
     expect(node.info(p)?.monitors).toEqual([raw]);
     expect(node.registry.whereis('keel.services')).toBeUndefined();
   });
 
-  it("answers { error: 'unavailable' } from every method after shutdown, also through a reference kept from before", async () => {
+  it("throws ERR_SERVICE_UNAVAILABLE (reason 'node_stopped') from every method after shutdown, also through a reference kept from before", async () => {
     const node = track();
     const p = probe(node);
     const target = idler(node);
     const ref = refOf(node.monitors.monitor(p.ctx, target));
     const kept = node.monitors;
+    expect(kept.available).toBe(true);
     await node.idle();
     await node.shutdown({ timeoutMs: 1000 });
-    expect(node.monitors.monitor(p.ctx, target)).toEqual(UNAVAILABLE);
-    expect(node.monitors.demonitor(p.ctx, ref)).toEqual(UNAVAILABLE);
-    expect(node.monitors.list()).toEqual(UNAVAILABLE);
-    expect(node.monitors.stats()).toEqual(UNAVAILABLE);
-    expect(node.monitors.findLeaks()).toEqual(UNAVAILABLE);
-    expect(kept.list()).toEqual(UNAVAILABLE);
-    expect(kept.stats()).toEqual(UNAVAILABLE);
-    expect(kept.findLeaks({ olderThanMs: 0 })).toEqual(UNAVAILABLE);
+    for (const monitors of [node.monitors, kept]) {
+      expect(monitors.available).toBe(false);
+      expectServiceUnavailable(thrown(() => monitors.monitor(p.ctx, target)), 'monitors.monitor', 'node_stopped');
+      expectServiceUnavailable(thrown(() => monitors.demonitor(p.ctx, ref)), 'monitors.demonitor', 'node_stopped');
+      expectServiceUnavailable(thrown(() => monitors.list()), 'monitors.list', 'node_stopped');
+      expectServiceUnavailable(thrown(() => monitors.stats()), 'monitors.stats', 'node_stopped');
+      expectServiceUnavailable(thrown(() => monitors.findLeaks({ olderThanMs: 0 })), 'monitors.findLeaks', 'node_stopped');
+    }
+    expect(node.monitors).not.toBe(kept);
   });
 });
 

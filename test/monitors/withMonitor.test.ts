@@ -5,6 +5,7 @@ import { probe, type Probe } from '../../src/testing/index.js';
 import {
   deferred,
   expectKeelError,
+  expectServiceUnavailable,
   failingWith,
   failureModes,
   forwardedDowns,
@@ -13,6 +14,7 @@ import {
   listOf,
   spawnWithContext,
   statsOf,
+  thrown,
   useNodes,
 } from '../support.js';
 
@@ -224,7 +226,7 @@ describe('withMonitor', () => {
       expect(during?.monitors).toEqual([during?.ref]);
       expect(node.info(target)?.monitoredBy).toEqual([]);
       expect(node.info(owner.pid)?.monitors).toEqual([]);
-      expect(node.monitors.list()).toEqual({ error: 'unavailable' });
+      expectServiceUnavailable(thrown(() => node.monitors.list()), 'monitors.list', 'disabled');
     });
 
     it('aborts signal with the exit reason when the target dies, and leaves no Down behind', async () => {

@@ -1,10 +1,10 @@
 /* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- this file tests the runtime's own primitives: raw sends and monitors are what it exercises */
 import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
-import { createNode, isExit, isUnavailable, Pid, type Context, type ExitReason, type Node } from '../../src/index.js';
+import { createNode, isExit, Pid, type Context, type ExitReason, type Node } from '../../src/index.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
-import { deferred, expectKeelError, failure, fakeLogger, idleInit, idler, thrown, useNodes } from '../support.js';
+import { deferred, expectKeelError, expectServiceUnavailable, failure, fakeLogger, idleInit, idler, rejection, thrown, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -114,60 +114,66 @@ describe('createNode', () => {
     expect(await onA.receive()).toBe('for A');
   });
 
-  it('exposes node.monitors answering { error: unavailable } on every method with services off, before and after shutdown', async () => {
+  it("exposes node.monitors throwing ERR_SERVICE_UNAVAILABLE (reason 'disabled') from every method with services off, before and after shutdown", async () => {
     const node = track({ services: false });
     const p = probe(node);
     const other = idler(node);
-    const ask = (ctx: Context) => [
-      node.monitors.monitor(ctx, other),
-      node.monitors.monitor(ctx, other, { tag: 't', expectedLifetime: 'long' }),
-      node.monitors.demonitor(ctx, ctx.monitor(other)),
-      node.monitors.list(),
-      node.monitors.stats(),
-      node.monitors.findLeaks({ olderThanMs: 0 }),
+    const ask = (ctx: Context): [`monitors.${string}`, () => unknown][] => [
+      ['monitors.monitor', () => node.monitors.monitor(ctx, other)],
+      ['monitors.monitor', () => node.monitors.monitor(ctx, other, { tag: 't', expectedLifetime: 'long' })],
+      ['monitors.demonitor', () => node.monitors.demonitor(ctx, ctx.monitor(other))],
+      ['monitors.list', () => node.monitors.list()],
+      ['monitors.stats', () => node.monitors.stats()],
+      ['monitors.findLeaks', () => node.monitors.findLeaks({ olderThanMs: 0 })],
     ];
-    const before = ask(p.ctx);
-    expect(before).toEqual(Array(6).fill({ error: 'unavailable' }));
+    expect(node.monitors.available).toBe(false);
+    for (const [operation, call] of ask(p.ctx)) expectServiceUnavailable(thrown(call), operation, 'disabled');
     const ctx = p.ctx;
     const standIn = node.monitors;
     await node.shutdown();
     // services off: the same stand-in before and after, there never was a manager to stop
     expect(node.monitors).toBe(standIn);
-    const after = [node.monitors.list(), node.monitors.stats(), node.monitors.findLeaks(), node.monitors.monitor(ctx, other)];
-    expect(after.every(isUnavailable)).toBe(true);
-    expect(after).toEqual(Array(4).fill({ error: 'unavailable' }));
+    expect(node.monitors.available).toBe(false);
+    const after: [`monitors.${string}`, () => unknown][] = [
+      ['monitors.list', () => node.monitors.list()],
+      ['monitors.stats', () => node.monitors.stats()],
+      ['monitors.findLeaks', () => node.monitors.findLeaks()],
+      ['monitors.monitor', () => node.monitors.monitor(ctx, other)],
+    ];
+    for (const [operation, call] of after) expectServiceUnavailable(thrown(call), operation, 'disabled');
   });
 
-  it('plugs the monitor manager in by default, and answers { error: unavailable } after shutdown', async () => {
+  it("plugs the monitor manager in by default, and throws ERR_SERVICE_UNAVAILABLE (reason 'node_stopped') after shutdown", async () => {
     const node = track();
     const p = probe(node);
     const other = idler(node);
+    expect(node.monitors.available).toBe(true);
     expect(node.monitors.stats()).toEqual({ created: 0, cleaned: 0, active: 0, leaked: 0 });
-    expect(isUnavailable(node.monitors.monitor(p.ctx, other))).toBe(false);
+    const ref = node.monitors.monitor(p.ctx, other);
+    expect(node.info(p)?.monitors).toEqual([ref]);
     expect(node.monitors.stats()).toEqual({ created: 1, cleaned: 0, active: 1, leaked: 0 });
     await node.shutdown();
-    const after = [node.monitors.list(), node.monitors.stats(), node.monitors.findLeaks()];
-    expect(after.every(isUnavailable)).toBe(true);
-    expect(after).toEqual(Array(3).fill({ error: 'unavailable' }));
+    expect(node.monitors.available).toBe(false);
+    expectServiceUnavailable(thrown(() => node.monitors.list()), 'monitors.list', 'node_stopped');
+    expectServiceUnavailable(thrown(() => node.monitors.stats()), 'monitors.stats', 'node_stopped');
+    expectServiceUnavailable(thrown(() => node.monitors.findLeaks()), 'monitors.findLeaks', 'node_stopped');
   });
 
-  it('exposes node.deadLetters answering promises of { error: unavailable } on every method with services off, before and after shutdown', async () => {
+  it("exposes node.deadLetters whose every method returns a promise rejecting with ERR_SERVICE_UNAVAILABLE (reason 'disabled') with services off, before and after shutdown", async () => {
     const node = track({ services: false });
-    const ask = () => [
-      node.deadLetters.add({ recipient: 'nobody', message: 'm', reason: 'test' }),
-      node.deadLetters.list({}),
-      node.deadLetters.get('x'),
-      node.deadLetters.retry({}),
-      node.deadLetters.purge({}),
-      node.deadLetters.stats(),
+    const ask = (): [`deadLetters.${string}`, () => unknown][] => [
+      ['deadLetters.add', () => node.deadLetters.add({ recipient: 'nobody', message: 'm', reason: 'test' })],
+      ['deadLetters.list', () => node.deadLetters.list({})],
+      ['deadLetters.get', () => node.deadLetters.get('x')],
+      ['deadLetters.retry', () => node.deadLetters.retry({})],
+      ['deadLetters.purge', () => node.deadLetters.purge({})],
+      ['deadLetters.stats', () => node.deadLetters.stats()],
     ];
-    const before = ask();
-    for (const answer of before) expect(answer).toBeInstanceOf(Promise);
-    expect(await Promise.all(before)).toEqual(Array(6).fill({ error: 'unavailable' }));
+    expect(node.deadLetters.available).toBe(false);
+    for (const [operation, call] of ask()) expectServiceUnavailable(await rejection(call), operation, 'disabled');
     await node.shutdown();
-    const after = ask();
-    for (const answer of after) expect(answer).toBeInstanceOf(Promise);
-    expect(await Promise.all(after)).toEqual(Array(6).fill({ error: 'unavailable' }));
+    expect(node.deadLetters.available).toBe(false);
+    for (const [operation, call] of ask()) expectServiceUnavailable(await rejection(call), operation, 'disabled');
   });
 });
 

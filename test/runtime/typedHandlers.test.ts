@@ -32,6 +32,8 @@ describe('a handler typed for its own messages', () => {
       const check = (): void => {
         // @ts-expect-error the Down of this monitor would have no place in Order
         ctx.monitor(ctx.self);
+        // @ts-expect-error nor the Down of a managed monitor
+        node.monitors.monitor(ctx, ctx.self);
         // @ts-expect-error an Exit would have no place in Order
         ctx.trapExits();
       };
@@ -41,6 +43,7 @@ describe('a handler typed for its own messages', () => {
     node.spawn<Order | Down>((ctx) => {
       const check = (): void => {
         ctx.monitor(ctx.self);
+        node.monitors.monitor(ctx, ctx.self); // the managed monitor asks the same of its owner
         // @ts-expect-error Down is there, Exit is not
         ctx.trapExits();
       };

@@ -135,7 +135,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
 
   terminate(_reason, state) {
     for (const w of state.workers.values()) {
-      if (w.watch.managed) state.ctx.node.monitors.demonitor(state.ctx, w.watch.ref);
+      if (w.watch.managed && state.ctx.node.monitors.available) state.ctx.node.monitors.demonitor(state.ctx, w.watch.ref);
     }
   },
 }, 'a coordinator (use its handle)', 'bare');

@@ -13,19 +13,16 @@ export interface WatchRef {
  * process is already dead.
  */
 export function watchProcess(ctx: Context<any>, pid: Pid, tag: string): WatchRef | 'noproc' {
-  const r = ctx.node.monitors.monitor(ctx, pid, { tag, expectedLifetime: 'long' });
-  if (!('error' in r)) return { ref: r, managed: true };
-  if (r.error === 'noproc') return 'noproc';
   if (!ctx.node.isAlive(pid)) return 'noproc';
+  const monitors = ctx.node.monitors;
+  if (monitors.available) return { ref: monitors.monitor(ctx, pid, { tag, expectedLifetime: 'long' }), managed: true };
   // eslint-disable-next-line keel/no-unmanaged-monitor -- the fallback when the node runs without the monitor manager (services: false); the caller keeps the ref and removes it with unwatch
   return { ref: ctx.monitor(pid), managed: false };
 }
 
 /** Removes a monitor made by `watchProcess`, with its queued `Down` if any. */
 export function unwatch(ctx: Context<any>, watch: WatchRef): void {
-  if (watch.managed) {
-    const r = ctx.node.monitors.demonitor(ctx, watch.ref, { flush: true });
-    if (r === 'ok') return;
-  }
+  const monitors = ctx.node.monitors;
+  if (watch.managed && monitors.available && monitors.demonitor(ctx, watch.ref, { flush: true }) === 'ok') return;
   ctx.demonitor(watch.ref, { flush: true });
 }
