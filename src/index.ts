@@ -52,6 +52,7 @@ export {
   ProcessExitedError,
   ReceiveTimeoutError,
   ThrownValueError,
+  type CallStage,
   type KeelErrorCode,
 } from './errors.js';
 

@@ -122,12 +122,22 @@ export const Pid = {
 };
 
 /**
- * @internal A target as text for an error or a log: a name as it is, a pid (or a copy of one) as
- * `<node.id>`, anything else described. Never throws: a pid-shaped object may have no string form of
- * its own (a null prototype) or one that throws.
+ * @internal The registered name a target gives, as text; undefined for a pid (or anything else). With
+ * {@link targetText}, the one place that knows what a name looks like.
  */
-export function targetText(target: unknown): string {
-  if (typeof target === 'string') return target;
+export function registeredNameOf(target: unknown): string | undefined {
+  return typeof target === 'string' ? target : undefined;
+}
+
+/**
+ * @internal A target as text for an error or a log, the one place a target is rendered: a registered
+ * name quoted (`'cache'`), with the pid it was found at when `pid` is given (`'cache' (<keel-1.4>)`);
+ * a pid (or a copy of one) as `<node.id>`; anything else described. Never throws: a pid-shaped object
+ * may have no string form of its own (a null prototype) or one that throws.
+ */
+export function targetText(target: unknown, pid?: Pid): string {
+  const name = registeredNameOf(target);
+  if (name !== undefined) return pid === undefined ? `'${name}'` : `'${name}' (${targetText(pid)})`;
   if (PidImpl.is(target)) return target.toString();
   if (isPid(target)) {
     try {
