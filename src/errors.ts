@@ -71,12 +71,24 @@ export class InvalidArgumentError extends KeelError {
   }
 }
 
-/** The target process is dead, unknown or belongs to another node or creation. */
+/**
+ * The target process is dead, unknown or belongs to another node or creation, or the target was a
+ * name no process holds (then `registeredName` is that name, and the message says so).
+ */
 export class NoProcError extends KeelError {
+  /** The target as the message names it (`<keel-1.4>`, `'cache'`). */
   readonly target: string;
-  constructor(target: string, what = 'no such process') {
-    super('ERR_NOPROC', `${what}: ${target}`);
+  /** The registered name the target was given as, when it was one. */
+  readonly registeredName: string | undefined;
+  /**
+   * `what` says what failed (`'cannot call a process that is not alive'`): the message is
+   * `what: target`. With `unregistered`, the target was a name nobody holds and `what` is the
+   * operation (`'cannot call'`): the message is `what: no process is registered under the name target`.
+   */
+  constructor(target: string, what = 'no such process', options?: { registeredName?: string | undefined; unregistered?: boolean }) {
+    super('ERR_NOPROC', options?.unregistered === true ? `${what}: no process is registered under the name ${target}` : `${what}: ${target}`);
     this.target = target;
+    this.registeredName = options?.registeredName;
   }
 }
 
@@ -158,23 +170,52 @@ export class ThrownValueError extends KeelError {
 
 /** A call got no reply within its timeout. The request stays with the server; a late reply is discarded. */
 export class CallTimeoutError extends KeelError {
+  /** The server as the message names it: `<keel-1.4>`, or `'cache' (<keel-1.4>)` for a call by name. */
   readonly target: string;
+  /** The registered name the server was called by, when it was called by name. */
+  readonly registeredName: string | undefined;
   readonly timeoutMs: number;
-  constructor(target: string, timeoutMs: number) {
+  constructor(target: string, timeoutMs: number, registeredName?: string) {
     super('ERR_CALL_TIMEOUT', `no reply from ${target} within ${timeoutMs} ms`);
     this.target = target;
+    this.registeredName = registeredName;
     this.timeoutMs = timeoutMs;
   }
 }
 
-/** The server exited before it replied; `reason` is its exit reason. */
+/**
+ * Where a call stood when its server exited: still `'queued'` in the server's mailbox behind other
+ * messages (the server never saw it), being `'handling'` (the server's handler had taken it and was
+ * running), or `'deferred'` (its `handleCall` returned `{ noreply }`: the server owed a later reply).
+ */
+export type CallStage = 'queued' | 'handling' | 'deferred';
+
+const STAGE_TEXT: Record<CallStage, string> = {
+  queued: 'exited while this call was queued (not yet handled)',
+  handling: 'exited while handling this call',
+  deferred: 'exited before replying to this call (its handler had deferred the reply)',
+};
+
+/**
+ * The server exited before it replied; `reason` is its exit reason. `stage` tells the call the
+ * server died handling (`'handling'`: the culprit, for a crash) from the calls that were queued
+ * behind it (`'queued'`: bystanders) and those it had deferred (`'deferred'`).
+ */
 export class CallExitError extends KeelError {
+  /** The server as the message names it: `<keel-1.4>`, or `'cache' (<keel-1.4>)` for a call by name. */
   readonly target: string;
+  /** The registered name the server was called by, when it was called by name. */
+  readonly registeredName: string | undefined;
   readonly reason: unknown;
-  constructor(target: string, reason: unknown, reasonText: string) {
-    super('ERR_CALL_EXIT', `${target} exited before replying: ${reasonText}`, { cause: reason });
+  /** Where the call stood when the server exited; undefined when it was not a call (`GenServer.stop`). */
+  readonly stage: CallStage | undefined;
+  constructor(target: string, reason: unknown, reasonText: string, options?: { stage?: CallStage | undefined; registeredName?: string | undefined }) {
+    const stage = options?.stage;
+    super('ERR_CALL_EXIT', `${target} ${stage === undefined ? 'exited before replying' : STAGE_TEXT[stage]}: ${reasonText}`, { cause: reason });
     this.target = target;
+    this.registeredName = options?.registeredName;
     this.reason = reason;
+    this.stage = stage;
   }
 }
 
@@ -196,10 +237,14 @@ export class StartError extends KeelError {
 
 /** A bounded mailbox refused a request that must not be dropped silently. */
 export class MailboxFullError extends KeelError {
+  /** The receiver as the message names it: `<keel-1.4>`, or `'cache' (<keel-1.4>)` for a call by name. */
   readonly target: string;
-  constructor(target: string) {
+  /** The registered name the receiver was called by, when it was called by name. */
+  readonly registeredName: string | undefined;
+  constructor(target: string, registeredName?: string) {
     super('ERR_MAILBOX_FULL', `the mailbox of ${target} is full; the request was not delivered`);
     this.target = target;
+    this.registeredName = registeredName;
   }
 }
 

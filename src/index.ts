@@ -53,6 +53,7 @@ export {
   ReceiveTimeoutError,
   ServiceUnavailableError,
   ThrownValueError,
+  type CallStage,
   type KeelErrorCode,
   type ServiceName,
   type ServiceUnavailableReason,

@@ -106,7 +106,7 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
         }
         let child: Child;
         try {
-          child = toChild(request.spec, size(state), 'child');
+          child = toChild(request.spec, 'spec', 'child');
         } catch (e) {
           return { reply: { error: e }, state };
         }

@@ -1,10 +1,10 @@
-import { CallExitError, CallTimeoutError, checkKeys, DeadlockError, InvalidArgumentError, NoProcError, StartError, toError } from '../errors.js';
+import { CallExitError, CallTimeoutError, checkKeys, DeadlockError, InvalidArgumentError, StartError, toError } from '../errors.js';
 import { isDead, isExitSentinel, isProcess, kernelOfProcess, originOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { formatReason, isExit, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
-import { checkTarget, Name, type Pid, type Target, targetText } from '../runtime/Pid.js';
+import { checkTarget, Name, nameOf, type Pid, type Target, targetText } from '../runtime/Pid.js';
 import type { Context, Handler, Init, Node } from '../runtime/types.js';
-import { callProcess, type From, PendingCall, validateTimeout } from './internal/calls.js';
+import { callProcess, type From, noProcError, PendingCall, validateTimeout } from './internal/calls.js';
 
 export type { From } from './internal/calls.js';
 
@@ -151,6 +151,7 @@ class Server<S> {
     }
     this.state = r.state;
     if ('reply' in r) call.reply(r.reply);
+    else if (r.noreply === true) call.deferred();
     if ('stop' in r) return this.terminate(r.stop!);
     if (r.continue !== undefined) return this.continueWith(r.continue);
   }
@@ -459,19 +460,21 @@ export const GenServer = {
     if (!isExitReason(reason)) throw new InvalidArgumentError('reason', 'an exit reason', reason);
     validateTimeout(timeout);
     const server = node.lookupTarget(target);
-    if (server === undefined) return Promise.reject(new NoProcError(targetText(target), 'cannot stop a process that is not alive'));
-    if (server === caller) return Promise.reject(new DeadlockError(String(server.self), 'tried to stop itself with GenServer.stop (return { stop } from a callback instead)'));
+    if (server === undefined) return Promise.reject(noProcError(target, 'stop'));
+    const serverText = targetText(target, server.self);
+    const registeredName = nameOf(target);
+    if (server === caller) return Promise.reject(new DeadlockError(serverText, 'tried to stop itself with GenServer.stop (return { stop } from a callback instead)'));
     return new Promise<void>((resolve, reject) => {
       let timer: { cancel(): boolean } | undefined;
       const unhook = node.onProcExit(server, (exitReason) => {
         timer?.cancel();
         if (exitReason === reason) resolve();
-        else reject(new CallExitError(String(server.self), exitReason, formatReason(exitReason)));
+        else reject(new CallExitError(serverText, exitReason, formatReason(exitReason), { registeredName }));
       });
       if (timeout !== Infinity) {
         timer = node.setTimer(timeout, () => {
           unhook?.();
-          reject(new CallTimeoutError(String(server.self), timeout));
+          reject(new CallTimeoutError(serverText, timeout, registeredName));
         });
       }
       node.enqueueTo(server, new StopMessage(reason), caller);

@@ -197,7 +197,7 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
       case 'start': {
         let child: Child;
         try {
-          child = toChild(request.spec, state.children.length);
+          child = toChild(request.spec, 'spec');
         } catch (e) {
           return { reply: { error: e }, state };
         }

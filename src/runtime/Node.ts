@@ -481,10 +481,15 @@ export class KeelNode implements Node {
     releaseCreation(this.creation);
   }
 
-  /** @internal Logs through the node's logger; a logger that throws is never allowed to break the runtime. */
+  /**
+   * @internal Logs through the node's logger; a logger that throws is never allowed to break the
+   * runtime. A line with no detail is logged with the message alone (a console prints an `undefined`
+   * argument as the word).
+   */
   log(level: 'info' | 'warn' | 'error', message: string, detail?: unknown): void {
     try {
-      this.logger[level](message, detail);
+      if (detail === undefined) this.logger[level](message);
+      else this.logger[level](message, detail);
     } catch {
       // nothing sensible is left to report it to
     }

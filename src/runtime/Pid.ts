@@ -188,13 +188,15 @@ export const Pid = {
 };
 
 /**
- * @internal A target as text for an error or a log: a name as it is, a pid (or a copy of one) as
- * `<node.id>`, anything else described. Never throws: a pid-shaped object may have no string form of
- * its own (a null prototype) or one that throws.
+ * @internal A target as text for an error or a log, the one place a target is rendered: a registered
+ * name (a string or a typed `Name`) quoted (`'cache'`), with the pid it was found at when `pid` is
+ * given (`'cache' (<keel-1.4>)`); a pid (or a copy of one) as `<node.id>`; anything else described.
+ * Never throws: a pid-shaped object may have no string form of its own (a null prototype) or one
+ * that throws.
  */
-export function targetText(target: unknown): string {
+export function targetText(target: unknown, pid?: Pid): string {
   const name = nameOf(target);
-  if (name !== undefined) return name;
+  if (name !== undefined) return pid === undefined ? `'${name}'` : `'${name}' (${targetText(pid)})`;
   if (PidImpl.is(target)) return target.toString();
   if (isPid(target)) {
     try {

@@ -111,6 +111,26 @@ export function isExitReason(value: unknown): value is ExitReason {
   }
 }
 
+/**
+ * @internal An exit reason as a crash report shows it, with the message once: an Error's stack (which
+ * starts with `Name: message`), or `formatReason` when it has no stack (or one that does not hold the
+ * message: then the stack follows it); never throws.
+ */
+export function reasonReport(reason: ExitReason): string {
+  const text = formatReason(reason);
+  if (!isError(reason)) return text;
+  let stack: unknown;
+  let message: string;
+  try {
+    stack = reason.stack;
+    message = String(reason.message);
+  } catch {
+    return text; // a getter that throws
+  }
+  if (typeof stack !== 'string' || stack === '') return text;
+  return stack.includes(message) ? stack : `${text}\n${stack}`;
+}
+
 /** A readable form of an exit reason for logs and events; never throws, whatever the reason holds. */
 export function formatReason(reason: ExitReason): string {
   if (typeof reason === 'string') return reason;

@@ -222,7 +222,7 @@ describe('broadcastSupervised: all_or_nothing', () => {
     const r = await broadcastSupervised(node, [a.pid, 'nobody'], 'commit', { strategy: 'all_or_nothing' });
     expect(reasons(r)).toEqual(['aborted', 'noproc']);
     expect(logger.warn).toHaveBeenCalledTimes(2);
-    expect(String(logger.warn.mock.calls[1]![0])).toContain('to nobody failed after 1 attempt(s): noproc');
+    expect(String(logger.warn.mock.calls[1]![0])).toContain("to 'nobody' failed after 1 attempt(s): noproc");
   });
 
   it('an unregistered name: nobody gets it', async () => {

@@ -85,6 +85,21 @@ describe('DynamicSupervisor.startChild', () => {
     expect(await childPids(node, sup)).toEqual([]);
   });
 
+  it.each<[string, unknown, string, string]>([
+    ['no start', {}, 'spec.start', 'expected `spec.start` to be a function (ctx) => Pid | Promise<Pid>, got undefined'],
+    ['no start, with an id', { id: 'w' }, 'spec.start', "expected `spec.start` to be a function (ctx) => Pid | Promise<Pid>, got undefined; in the spec of child 'w'"],
+    ['a bad type, with an id', { id: 'w', start: (ctx: Context) => ctx.spawnLink(workerInit), type: 'boss' }, 'spec.type', "expected `spec.type` to be 'worker' | 'supervisor', got \"boss\"; in the spec of child 'w'"],
+    ['an empty id', { id: '', start: (ctx: Context) => ctx.spawnLink(workerInit) }, 'spec.id', 'expected `spec.id` to be a non-empty string, got ""'],
+    ['null', null, 'spec', 'expected `spec` to be a child spec { id, start, restart?, shutdown?, type? }, got null'],
+  ])('names the spec startChild was given (there is no list of children) for %s', async (_label, bad, argument, message) => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node);
+    const e = await failure(() => DynamicSupervisor.startChild(node, sup, bad as DynamicChildSpec));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT');
+    expect([(e as Error).message, (e as { argument: string }).argument]).toEqual([message, argument]);
+    expect(await childPids(node, sup)).toEqual([]);
+  });
+
   it.each<[string, unknown, string]>([
     ['a negative maxChildren', { maxChildren: -1 }, 'options.maxChildren'],
     ['a fractional maxChildren', { maxChildren: 1.5 }, 'options.maxChildren'],
@@ -383,7 +398,7 @@ describe('DynamicSupervisor given a pid or a spec that cannot be used', () => {
     const node = track();
     const sup = await DynamicSupervisor.start(node);
     for (const [, make] of UNREADABLE) {
-      expectKeelError(await failure(() => DynamicSupervisor.startChild(node, sup, make() as never)), 'ERR_INVALID_ARGUMENT', '`children[0]');
+      expectKeelError(await failure(() => DynamicSupervisor.startChild(node, sup, make() as never)), 'ERR_INVALID_ARGUMENT', '`spec');
     }
     // a spec without an id still gets the default one
     const pid = await DynamicSupervisor.startChild(node, sup, { id: undefined, start: (ctx: Context) => ctx.spawnLink(workerInit) } as never);

@@ -1198,6 +1198,230 @@ describe('GenServer.stop', () => {
   });
 });
 
+// ---- errors that name the target as the caller wrote it ----------------------------------------
+
+/** The fields a call's typed errors carry about their target. */
+function targetFields(e: unknown): { code: unknown; message: unknown; target: unknown; registeredName: unknown } {
+  const { code, message, target, registeredName } = e as Record<string, unknown>;
+  return { code, message, target, registeredName };
+}
+
+describe('the errors of a call name the target as the caller wrote it', () => {
+  it('says no process is registered under a name nobody holds, and that a pid is not alive', async () => {
+    const node = track();
+    const dead = await GenServer.start(node, holder());
+    await GenServer.stop(node, dead);
+    expect(targetFields(await failure(() => GenServer.call(node, 'cahce', 'get')))).toEqual({
+      code: 'ERR_NOPROC',
+      message: "cannot call: no process is registered under the name 'cahce'",
+      target: "'cahce'",
+      registeredName: 'cahce',
+    });
+    expect(targetFields(await failure(() => GenServer.call(node, dead, 'get')))).toEqual({
+      code: 'ERR_NOPROC',
+      message: `cannot call a process that is not alive: ${String(dead)}`,
+      target: String(dead),
+      registeredName: undefined,
+    });
+  });
+
+  it('says the same for the Supervisor and DynamicSupervisor functions, which call the supervisor', async () => {
+    const node = track();
+    const unregistered = { code: 'ERR_NOPROC', message: "cannot call: no process is registered under the name 'sup'", target: "'sup'", registeredName: 'sup' };
+    expect(targetFields(await failure(() => Supervisor.whichChildren(node, 'sup')))).toEqual(unregistered);
+    expect(targetFields(await failure(() => Supervisor.countChildren(node, 'sup')))).toEqual(unregistered);
+    expect(targetFields(await failure(() => DynamicSupervisor.startChild(node, 'sup', { start: (ctx) => ctx.spawnLink(idleInit) })))).toEqual(unregistered);
+    expect(targetFields(await failure(() => DynamicSupervisor.whichChildren(node, 'sup')))).toEqual(unregistered);
+  });
+
+  it.each(['name', 'pid'] as const)('names the server in a timeout of a call by %s: the name and the pid it found, or the pid', async (by) => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const pid = await GenServer.start(node, holder(), undefined, { name: 'cache' });
+    const call = watch(GenServer.call(node, by === 'name' ? 'cache' : pid, 'hold', 100));
+    await clock.advance(100);
+    expect(targetFields(call.error)).toEqual(
+      by === 'name'
+        ? { code: 'ERR_CALL_TIMEOUT', message: `no reply from 'cache' (${String(pid)}) within 100 ms`, target: `'cache' (${String(pid)})`, registeredName: 'cache' }
+        : { code: 'ERR_CALL_TIMEOUT', message: `no reply from ${String(pid)} within 100 ms`, target: String(pid), registeredName: undefined },
+    );
+  });
+
+  it('names the server a call by name was refused by (a full mailbox) or aborted for', async () => {
+    const node = track();
+    const gate = deferred();
+    const pid = node.spawn(() => async () => gate.promise, { name: 'small', mailbox: { capacity: 1, overflow: 'reject' } });
+    node.send(pid, 'busy');
+    await node.settle();
+    node.send(pid, 'fills the mailbox');
+    expect(targetFields(await failure(() => GenServer.call(node, 'small', 'x')))).toEqual({
+      code: 'ERR_MAILBOX_FULL',
+      message: `the mailbox of 'small' (${String(pid)}) is full; the request was not delivered`,
+      target: `'small' (${String(pid)})`,
+      registeredName: 'small',
+    });
+    const aborted = await failure(() => GenServer.call(node, 'small', 'x', { signal: AbortSignal.abort('no') }));
+    expectKeelError(aborted, 'ERR_ABORTED');
+    expect((aborted as Error).message).toBe(`the call to 'small' (${String(pid)}) was aborted`);
+    gate.resolve();
+  });
+
+  it('names a server that calls itself by its name', async () => {
+    const node = track();
+    const spec: Spec<null> = {
+      init: () => null,
+      handleCall: async (request, _from, state, ctx) => ({ reply: await failure(() => GenServer.call(ctx, request as string, 'ping')), state }),
+    };
+    const pid = await GenServer.start(node, spec, undefined, { name: 'narcissus' });
+    const byName = await GenServer.call(node, pid, 'narcissus');
+    expectKeelError(byName, 'ERR_DEADLOCK');
+    expect((byName as Error).message).toBe(`'narcissus' (${String(pid)}) called itself: it would wait for itself forever`);
+  });
+
+  it('says the same in GenServer.stop: a name nobody holds, a timeout and another exit reason name the name', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    expect(targetFields(await failure(() => GenServer.stop(node, 'cahce')))).toEqual({
+      code: 'ERR_NOPROC',
+      message: "cannot stop: no process is registered under the name 'cahce'",
+      target: "'cahce'",
+      registeredName: 'cahce',
+    });
+    const gate = deferred();
+    const slow = await GenServer.start(node, { init: () => null, terminate: () => gate.promise }, undefined, { name: 'slow' });
+    const stop = watch(GenServer.stop(node, 'slow', 'normal', 100));
+    await clock.advance(100);
+    expect(targetFields(stop.error)).toEqual({ code: 'ERR_CALL_TIMEOUT', message: `no reply from 'slow' (${String(slow)}) within 100 ms`, target: `'slow' (${String(slow)})`, registeredName: 'slow' });
+    node.exit(slow, 'kill');
+    gate.resolve();
+    const otherGate = deferred();
+    const other = await GenServer.start(node, { init: () => null, terminate: () => otherGate.promise }, undefined, { name: 'other' });
+    const stopped = watch(GenServer.stop(node, 'other', 'normal'));
+    await node.settle();
+    node.exit(other, 'kill');
+    await node.settle();
+    expect(targetFields(stopped.error)).toEqual({ code: 'ERR_CALL_EXIT', message: `'other' (${String(other)}) exited before replying: killed`, target: `'other' (${String(other)})`, registeredName: 'other' });
+    expect((stopped.error as { stage: unknown }).stage).toBeUndefined();
+    otherGate.resolve();
+  });
+
+  it('drops a cast to a name nobody holds with an event naming the name', async () => {
+    const node = track();
+    const events = captureEvents(node, ['keel.message.dropped']);
+    GenServer.cast(node, 'cahce', 'x');
+    expect(events.events.map((e) => [e.metadata.to, e.metadata.reason])).toEqual([['cahce', 'noproc']]);
+  });
+});
+
+// ---- the stage of a call whose server exited: the culprit and the bystanders ------------------
+
+/** What each call of `calls` was rejected with: its stage, message and reason. */
+async function exits(calls: Promise<unknown>[]): Promise<{ stage: unknown; message: string; reason: unknown }[]> {
+  const out = await Promise.all(calls.map((c) => c.then((v) => ({ resolved: v }), (e: unknown) => e)));
+  return out.map((e) => {
+    expectKeelError(e, 'ERR_CALL_EXIT');
+    const { stage, message, reason } = e as { stage: unknown; message: string; reason: unknown };
+    return { stage, message, reason };
+  });
+}
+
+describe('ERR_CALL_EXIT says where each call stood when its server exited', () => {
+  const N = 60;
+  /** A worker whose `'poison'` request throws; any other is echoed. */
+  const poisoned = (poison: Error, async = false): Spec<null> => ({
+    init: () => null,
+    handleCall: async
+      ? async (request, _from, state) => {
+          await Promise.resolve();
+          if (request === 'poison') throw poison;
+          return { reply: request, state };
+        }
+      : (request, _from, state) => {
+          if (request === 'poison') throw poison;
+          return { reply: request, state };
+        },
+  });
+
+  it.each([['a sync', false], ['an async', true]] as const)(
+    `tells the poison call (handling) from the ${N - 1} calls queued behind it (queued) when %s handleCall throws, all with the reason`,
+    async (_label, async) => {
+      const node = track();
+      const poison = new Error('poison 7');
+      const pid = await GenServer.start(node, poisoned(poison, async), undefined, { name: 'pool-worker' });
+      const calls = [GenServer.call(node, 'pool-worker', 'poison'), ...Array.from({ length: N - 1 }, (_, i) => GenServer.call(node, 'pool-worker', i))];
+      const errors = await exits(calls);
+      const by = `'pool-worker' (${String(pid)})`;
+      expect(errors[0]).toEqual({ stage: 'handling', message: `${by} exited while handling this call: Error: poison 7`, reason: poison });
+      expect(errors.filter((e) => e.stage === 'handling')).toHaveLength(1);
+      expect(errors.filter((e) => e.stage === 'queued')).toHaveLength(N - 1);
+      for (const e of errors.slice(1)) expect(e).toEqual({ stage: 'queued', message: `${by} exited while this call was queued (not yet handled): Error: poison 7`, reason: poison });
+    },
+  );
+
+  it('names the pid alone for calls by pid, and tells a deferred call (noreply) from the one being handled', async () => {
+    const node = track();
+    const poison = new Error('poison 8');
+    const held: From[] = [];
+    const base = holder(held);
+    const pid = await GenServer.start(node, {
+      ...base,
+      handleCall: (request, from, state, ctx) => {
+        if (request === 'poison') throw poison;
+        return base.handleCall!(request, from, state, ctx);
+      },
+    });
+    const calls = [GenServer.call(node, pid, 'hold'), GenServer.call(node, pid, 'poison'), GenServer.call(node, pid, 'echo')];
+    const errors = await exits(calls);
+    expect(errors).toEqual([
+      { stage: 'deferred', message: `${String(pid)} exited before replying to this call (its handler had deferred the reply): Error: poison 8`, reason: poison },
+      { stage: 'handling', message: `${String(pid)} exited while handling this call: Error: poison 8`, reason: poison },
+      { stage: 'queued', message: `${String(pid)} exited while this call was queued (not yet handled): Error: poison 8`, reason: poison },
+    ]);
+    expect(held).toHaveLength(1);
+  });
+
+  it('tells them apart when the server is killed in the middle of an async handleCall', async () => {
+    const node = track();
+    const gate = deferred();
+    const pid = await GenServer.start(node, {
+      init: () => null,
+      handleCall: async (request, _from, state) => {
+        await gate.promise;
+        return { reply: request, state };
+      },
+    });
+    const calls = [GenServer.call(node, pid, 'slow'), GenServer.call(node, pid, 'next'), GenServer.call(node, pid, 'last')];
+    await node.settle();
+    node.exit(pid, 'kill');
+    expect((await exits(calls)).map((e) => [e.stage, e.reason])).toEqual([['handling', 'killed'], ['queued', 'killed'], ['queued', 'killed']]);
+    gate.resolve();
+  });
+
+  it('tells them apart for a raw process called with GenServer.call: the message its handler took, and those it never took', async () => {
+    const node = track();
+    const crash = new Error('raw crash');
+    const pid = node.spawn(() => () => {
+      throw crash;
+    });
+    const calls = [GenServer.call(node, pid, 'a'), GenServer.call(node, pid, 'b')];
+    expect((await exits(calls)).map((e) => [e.stage, e.reason])).toEqual([['handling', crash], ['queued', crash]]);
+  });
+
+  it('says queued for calls to a server killed before it took any of them, and leaves nothing behind', async () => {
+    const node = track();
+    const gate = deferred();
+    const pid = node.spawn(() => async () => gate.promise); // busy with a message of its own
+    node.send(pid, 'busy');
+    await node.settle();
+    const calls = [GenServer.call(node, pid, 'a'), GenServer.call(node, pid, 'b')];
+    node.exit(pid, 'kill');
+    expect((await exits(calls)).map((e) => e.stage)).toEqual(['queued', 'queued']);
+    gate.resolve();
+    await node.idle();
+    expect(node.leftovers()).toEqual([]);
+  });
+});
+
 // ---- typed protocols --------------------------------------------------------------------------
 
 describe('typed protocols', () => {

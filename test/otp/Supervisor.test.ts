@@ -144,6 +144,19 @@ describe('Supervisor.start child spec validation', () => {
     expect(node.processes().length).toBe(before);
   });
 
+  it('names the child spec by its index in the list, and the child by the id it was given', async () => {
+    const node = track();
+    const fields = (e: unknown) => ({ message: (e as Error).message, argument: (e as { argument?: unknown }).argument });
+    expect(fields(await failure(() => Supervisor.start(node, [child('a'), { id: 'b' } as ChildSpec])))).toEqual({
+      message: "expected `children[1].start` to be a function (ctx) => Pid | Promise<Pid>, got undefined; in the spec of child 'b'",
+      argument: 'children[1].start',
+    });
+    expect(fields(await failure(() => Supervisor.start(node, [{ id: 'c', start, restart: 'always' } as never])))).toEqual({
+      message: "expected `children[0].restart` to be 'permanent' | 'transient' | 'temporary', got \"always\"; in the spec of child 'c'",
+      argument: 'children[0].restart',
+    });
+  });
+
   it.each<[string, unknown, string]>([
     ['an unknown strategy', { strategy: 'one_for_some' }, 'options.strategy'],
     ['a negative maxRestarts', { maxRestarts: -1 }, 'options.maxRestarts'],
@@ -911,6 +924,21 @@ describe('Supervisor management calls', () => {
     const which = await Supervisor.whichChildren(node, sup);
     expect(which).toHaveLength(1);
     expect(Pid.equals(running(which[0]?.pid), before)).toBe(true);
+  });
+
+  it.each<[string, unknown, string, string]>([
+    ['a missing start', { id: 'x' }, 'spec.start', "expected `spec.start` to be a function (ctx) => Pid | Promise<Pid>, got undefined; in the spec of child 'x'"],
+    ['a bad shutdown', { id: 'x', start: () => undefined, shutdown: -1 }, 'spec.shutdown', "expected `spec.shutdown` to be a number of ms >= 0, 'brutal_kill' or 'infinity', got -1; in the spec of child 'x'"],
+    ['no id', { start: () => undefined }, 'spec.id', 'expected `spec.id` to be a non-empty string, got undefined'],
+    ['a spec that is not an object', 'worker', 'spec', 'expected `spec` to be a child spec { id, start, restart?, shutdown?, type? }, got "worker"'],
+    ['a misspelt option', { id: 'x', start: () => undefined, restrat: 'temporary' }, 'spec.restrat', 'expected `spec.restrat` to be no such option (spec takes id, start, restart, shutdown, type), got "temporary"'],
+  ])('startChild names the spec it was given, not a list of children, for %s', async (_label, spec, argument, message) => {
+    const node = track();
+    const sup = await Supervisor.start(node, [child('a')]);
+    const e = await failure(() => Supervisor.startChild(node, sup, spec as ChildSpec));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT');
+    expect([(e as Error).message, (e as { argument: string }).argument]).toEqual([message, argument]);
+    expect((await Supervisor.whichChildren(node, sup)).map((c) => c.id)).toEqual(['a']);
   });
 
   it('startChild rejects an invalid spec with ERR_INVALID_ARGUMENT', async () => {

@@ -1,6 +1,7 @@
 /* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- this file tests the runtime's own primitives: raw sends and monitors are what it exercises */
+import { format } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { formatReason, isDown, isExit, isKeelError, Pid, type Context, type Exit, type ExitReason, type Node } from '../../src/index.js';
+import { formatReason, InvalidArgumentError, isDown, isExit, isKeelError, Pid, type Context, type Exit, type ExitReason, type Node } from '../../src/index.js';
 import { captureEvents, probe, TestClock, type Probe } from '../../src/testing/index.js';
 import { crasher, deferred, fakeLogger, idleInit, idler, isForwarded, receiveDown, spawnWithContext, useNodes } from '../support.js';
 
@@ -611,24 +612,79 @@ describe('crash reports', () => {
     await node.idle();
     expect(node.isAlive(pid)).toBe(false);
     expect(logger.errors).toHaveLength(1);
-    expect(logger.errors[0]?.[0]).toBe(`process ${String(pid)} exited: ${formatReason(boom)}`);
-    expect(logger.errors[0]?.[1]).toBe(boom);
+    // the stack, which starts with the message: the reason is not passed again for the logger to print twice
+    expect(logger.errors[0]).toEqual([`process ${String(pid)} exited: ${boom.stack!}`]);
+    expect(boom.stack!.startsWith(`${formatReason(boom)}\n    at `)).toBe(true);
   });
 
   it('logs an unwatched process whose init throws, or whose async handler rejects', async () => {
     const logger = fakeLogger();
     const node = track({ logger });
+    const initFailed = new Error('init failed');
+    const rejected = new Error('rejected');
     const a = node.spawn(() => {
-      throw new Error('init failed');
+      throw initFailed;
     });
     const b = node.spawn(() => async () => {
-      throw new Error('rejected');
+      throw rejected;
     });
     node.send(b, 'go');
     await node.idle();
     expect(node.isAlive(a)).toBe(false);
     expect(node.isAlive(b)).toBe(false);
-    expect(logger.errors.map((call) => (call[1] as Error).message).sort()).toEqual(['init failed', 'rejected']);
+    expect(logger.errors.map((call) => call.join(' ')).sort()).toEqual([`process ${String(a)} exited: ${initFailed.stack!}`, `process ${String(b)} exited: ${rejected.stack!}`]);
+  });
+
+  describe('the line a console-like logger prints (util.format of its arguments)', () => {
+    /** A logger that keeps each line as the console would print it. */
+    function lineLogger(): { lines: string[]; info(...a: unknown[]): void; warn(...a: unknown[]): void; error(...a: unknown[]): void } {
+      const lines: string[] = [];
+      const write = (...args: unknown[]): void => {
+        lines.push(format(...args));
+      };
+      return { lines, info: write, warn: write, error: write };
+    }
+    const count = (text: string, part: string): number => text.split(part).length - 1;
+
+    it('shows the message of a crash once, then its stack', async () => {
+      const logger = lineLogger();
+      const node = track({ logger });
+      let thrown!: Error;
+      const pid = node.spawn(() => () => {
+        thrown = new InvalidArgumentError('size', 'a number', 'big');
+        throw thrown;
+      });
+      node.send(pid, 'go');
+      await node.idle();
+      expect(logger.lines).toHaveLength(1);
+      const line = logger.lines[0]!;
+      expect(line.startsWith(`process ${String(pid)} exited: InvalidArgumentError: expected \`size\` to be a number, got "big"\n    at `)).toBe(true);
+      expect(count(line, thrown.message)).toBe(1);
+      expect(line).toBe(`process ${String(pid)} exited: ${thrown.stack!}`);
+    });
+
+    it.each<[string, () => Error, string]>([
+      ['an Error with no stack', () => Object.defineProperty(new RangeError('no frames'), 'stack', { value: undefined }), 'RangeError: no frames'],
+      ['an Error whose stack does not hold its message', () => Object.assign(new Error('changed'), { stack: 'Error: original\n    at nowhere' }), 'Error: changed\nError: original\n    at nowhere'],
+      ['an Error whose stack getter throws', () => Object.defineProperty(new Error('hidden'), 'stack', { get: () => { throw new Error('no'); } }), 'Error: hidden'],
+    ])('shows %s by its name and message, once', async (_label, make, text) => {
+      const logger = lineLogger();
+      const node = track({ logger });
+      const reason = make();
+      const pid = node.spawn((ctx) => () => ctx.exit(reason));
+      node.send(pid, 'go');
+      await node.idle();
+      expect(logger.lines).toEqual([`process ${String(pid)} exited: ${text}`]);
+    });
+
+    it("shows a reason that is not an Error as it is: ctx.exit('killed')", async () => {
+      const logger = lineLogger();
+      const node = track({ logger });
+      const pid = node.spawn((ctx) => () => ctx.exit('killed'));
+      node.send(pid, 'go');
+      await node.idle();
+      expect(logger.lines).toEqual([`process ${String(pid)} exited: killed`]);
+    });
   });
 
   it.each<[string, ExitReason | 'kill', ExitReason]>([

@@ -11,7 +11,7 @@ import {
 import { Delivery, ExitWatcher, type Kernel, kernelOfProcess, NextTurnWatcher, type Proc, type TimerEntry } from '../../runtime/kernel.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
 import { captureResolvers, capturedResolvers } from './promiseExecutor.js';
-import { checkTarget, type Target, targetText } from '../../runtime/Pid.js';
+import { checkTarget, nameOf, type Target, targetText } from '../../runtime/Pid.js';
 
 /** @internal */
 export function validateTimeout(timeout: unknown, argument = 'timeout'): asserts timeout is number {
@@ -32,6 +32,11 @@ const callChannel = diagnostics.tracingChannel('keel.call');
 // one channel stands for the five: tracers subscribe to all of them (checking all five costs a call each)
 const callStart = diagnostics.channel('tracing:keel.call:start');
 
+// where a call stood when its server died (see CallStage): taken by the server's handler unless marked
+const TAKEN = 0;
+const QUEUED = 1;
+const DEFERRED = 2;
+
 /**
  * @internal A call in flight. It is the message the server receives, the caller's reply handle and
  * the bookkeeping of its deadline and death hooks at once: one object per call. The reply settles
@@ -42,22 +47,33 @@ export class PendingCall extends NextTurnWatcher {
   // request, and class fields or #private members cost an initializer pass per object
   declare readonly request: unknown;
   declare readonly server: Proc;
+  /** What the caller called: the server's pid, or the name it was found by (for the error texts). */
+  declare readonly target: Target;
   private declare resolveFn: ((value: unknown) => void) | undefined;
   private declare rejectFn: (error: unknown) => void;
   private declare timer: TimerEntry | undefined;
   private declare timeoutMs: number;
   /** What only some calls need (a calling process to watch, an abort signal), allocated for them alone. */
   private declare extras: CallExtras | undefined;
+  /** TAKEN, QUEUED or DEFERRED: written only when the server dies with the call queued, or defers its reply. */
+  private declare stage: number;
 
-  constructor(request: unknown, server: Proc, resolve: (value: unknown) => void, reject: (error: unknown) => void) {
+  constructor(request: unknown, server: Proc, target: Target, resolve: (value: unknown) => void, reject: (error: unknown) => void) {
     super();
     (this as { request: unknown }).request = request;
     (this as { server: Proc }).server = server;
+    (this as { target: Target }).target = target;
     this.resolveFn = resolve;
     this.rejectFn = reject;
     this.timer = undefined;
     this.timeoutMs = 0;
     this.extras = undefined;
+    this.stage = TAKEN;
+  }
+
+  /** The server as the error texts name it: its pid, or the name it was called by and its pid. */
+  get serverText(): string {
+    return targetText(this.target, this.server.self);
   }
 
   get node(): Kernel {
@@ -84,15 +100,29 @@ export class PendingCall extends NextTurnWatcher {
 
   /** A `drop_oldest` mailbox evicted the request before the server took it. */
   override dropped(): void {
-    this.fail(new MailboxFullError(String(this.server.self)));
+    this.fail(new MailboxFullError(this.serverText, nameOf(this.target)));
+  }
+
+  /** The server died with the request still in its mailbox (told during its death, before {@link onExit}). */
+  override leftQueued(): void {
+    this.stage = QUEUED;
+  }
+
+  /** @internal The server's handler returned without replying (`{ noreply }`): the reply comes later, if ever. */
+  deferred(): void {
+    this.stage = DEFERRED;
   }
 
   /** The server died (an exit watcher, told synchronously during its death). */
   onExit(reason: ExitReason): void {
+    const registeredName = nameOf(this.target);
     this.fail(
       kernelOfProcess(this.server).stopping
-        ? new NoProcError(String(this.server.self), 'the node shut down before the reply')
-        : new CallExitError(String(this.server.self), reason, formatReason(reason)),
+        ? new NoProcError(this.serverText, 'the node shut down before the reply', { registeredName })
+        : new CallExitError(this.serverText, reason, formatReason(reason), {
+          stage: this.stage === QUEUED ? 'queued' : this.stage === DEFERRED ? 'deferred' : 'handling',
+          registeredName,
+        }),
     );
   }
 
@@ -100,7 +130,7 @@ export class PendingCall extends NextTurnWatcher {
   override leak(): string | undefined {
     const watch = this.extras?.callerWatch;
     if (this.resolveFn === undefined || watch === undefined || watch.watched !== undefined) return undefined;
-    return `a pending call to ${String(this.server.self)} from a caller that has exited`;
+    return `a pending call to ${this.serverText} from a caller that has exited`;
   }
 
   /** @internal At the next turn of the event loop: arm the deadline if the caller still waits. */
@@ -111,14 +141,14 @@ export class PendingCall extends NextTurnWatcher {
   /** The deadline passed (a timer method: no closure per call). */
   timedOut(): void {
     this.timer = undefined;
-    this.fail(new CallTimeoutError(String(this.server.self), this.timeoutMs));
+    this.fail(new CallTimeoutError(this.serverText, this.timeoutMs, nameOf(this.target)));
   }
 
   /** @internal Arms the deadline and the watches; called once the request is in the server's mailbox. */
   arm(timeoutMs: number, caller: Proc | undefined, signal: AbortSignal | undefined): void {
     const node = kernelOfProcess(this.server);
     if (!node.watchExit(this.server, this)) {
-      this.fail(new NoProcError(String(this.server.self), 'the server exited before the call was armed'));
+      this.fail(new NoProcError(this.serverText, 'the server exited before the call was armed', { registeredName: nameOf(this.target) }));
       return;
     }
     if (caller !== undefined || signal !== undefined) this.armExtras(node, caller, signal);
@@ -140,7 +170,7 @@ export class PendingCall extends NextTurnWatcher {
     }
     if (signal !== undefined) {
       extras.signal = signal;
-      extras.onAbort = () => this.fail(new AbortedError(`the call to ${String(this.server.self)}`, signal.reason));
+      extras.onAbort = () => this.fail(new AbortedError(`the call to ${this.serverText}`, signal.reason));
       signal.addEventListener('abort', extras.onAbort, { once: true });
     }
   }
@@ -175,7 +205,7 @@ class CallerWatch extends ExitWatcher {
     (this as { call: PendingCall }).call = call;
   }
   onExit(): void {
-    this.call.fail(new CallExitError(String(this.call.server.self), 'noproc', 'the caller exited'));
+    this.call.fail(new CallExitError(this.call.serverText, 'noproc', 'the caller exited', { registeredName: nameOf(this.call.target) }));
   }
 }
 
@@ -199,15 +229,26 @@ function startCall(node: Kernel, caller: Proc | undefined, target: Target, reque
   const server = node.lookupTarget(target);
   if (server === undefined) {
     checkTarget(target); // a bad target (an empty name) is a programmer error, not a dead process
-    return Promise.reject(new NoProcError(targetText(target), 'cannot call a process that is not alive'));
+    return Promise.reject(noProcError(target, 'call'));
   }
-  if (server === caller) return Promise.reject(new DeadlockError(String(server.self), 'called itself'));
-  if (signal?.aborted === true) return Promise.reject(new AbortedError(`the call to ${String(server.self)}`, signal.reason));
+  if (server === caller) return Promise.reject(new DeadlockError(targetText(target, server.self), 'called itself'));
+  if (signal?.aborted === true) return Promise.reject(new AbortedError(`the call to ${targetText(target, server.self)}`, signal.reason));
   const promise = new Promise<unknown>(captureResolvers); // a shared executor: no closure per call
-  const call = new PendingCall(request, server, capturedResolvers.resolve, capturedResolvers.reject);
+  const call = new PendingCall(request, server, target, capturedResolvers.resolve, capturedResolvers.reject);
   const delivered = node.enqueueTo(server, call, caller);
   if (delivered === Delivery.Enqueued) call.arm(timeoutMs, caller, signal);
-  else if (delivered === Delivery.MailboxFull) call.fail(new MailboxFullError(String(server.self)));
-  else call.fail(new NoProcError(String(server.self), 'cannot call a process that is not alive'));
+  else if (delivered === Delivery.MailboxFull) call.fail(new MailboxFullError(call.serverText, nameOf(target)));
+  else call.fail(new NoProcError(call.serverText, 'cannot call a process that is not alive', { registeredName: nameOf(target) }));
   return promise;
+}
+
+/**
+ * @internal The error for a target that found no live process (`operation`: `'call'`, `'stop'`): a
+ * name nobody holds says so, a pid says its process is not alive.
+ */
+export function noProcError(target: Target, operation: string): NoProcError {
+  const registeredName = nameOf(target);
+  return registeredName === undefined
+    ? new NoProcError(targetText(target), `cannot ${operation} a process that is not alive`)
+    : new NoProcError(targetText(target), `cannot ${operation}`, { registeredName, unregistered: true });
 }

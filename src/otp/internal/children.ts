@@ -37,28 +37,31 @@ const RESTARTS = ['permanent', 'transient', 'temporary'] as const;
 const TYPES = ['worker', 'supervisor'] as const;
 
 /**
- * @internal Validates a child spec; the message says which child and which field. `defaultId` is the
- * id of a spec that has none (a DynamicSupervisor's children are known by pid).
+ * @internal Validates a child spec; the message names the argument as the user wrote it (`where`:
+ * `children[2]` for `Supervisor.start`'s list, `spec` for a `startChild`), the field, and the child's
+ * id once it is known. `defaultId` is the id of a spec that has none (a DynamicSupervisor's children
+ * are known by pid).
  */
-export function toChild(spec: unknown, index: number, defaultId?: string): Child {
-  const where = `children[${index}]`;
+export function toChild(spec: unknown, where: string, defaultId?: string): Child {
   if (typeof spec !== 'object' || spec === null) throw new InvalidArgumentError(where, 'a child spec { id, start, restart?, shutdown?, type? }', spec);
   const s = spec as Partial<ChildSpec>;
   checkKeys(s, ['id', 'start', 'restart', 'shutdown', 'type'], where);
   const id = s.id ?? defaultId;
   if (typeof id !== 'string' || id === '') throw new InvalidArgumentError(`${where}.id`, 'a non-empty string', s.id);
-  if (typeof s.start !== 'function') throw new InvalidArgumentError(`${where}.start`, 'a function (ctx) => Pid | Promise<Pid>', s.start);
+  // the id the user gave says which child (a default id says nothing the user wrote)
+  const which = s.id === undefined ? undefined : `in the spec of child '${id}'`;
+  if (typeof s.start !== 'function') throw new InvalidArgumentError(`${where}.start`, 'a function (ctx) => Pid | Promise<Pid>', s.start, which);
   const restart = s.restart ?? 'permanent';
-  if (!RESTARTS.includes(restart)) throw new InvalidArgumentError(`${where}.restart`, "'permanent' | 'transient' | 'temporary'", s.restart);
+  if (!RESTARTS.includes(restart)) throw new InvalidArgumentError(`${where}.restart`, "'permanent' | 'transient' | 'temporary'", s.restart, which);
   const type = s.type ?? 'worker';
-  if (!TYPES.includes(type)) throw new InvalidArgumentError(`${where}.type`, "'worker' | 'supervisor'", s.type);
+  if (!TYPES.includes(type)) throw new InvalidArgumentError(`${where}.type`, "'worker' | 'supervisor'", s.type, which);
   const shutdown = s.shutdown ?? (type === 'supervisor' ? 'infinity' : 5000);
   if (
     shutdown !== 'brutal_kill' &&
     shutdown !== 'infinity' &&
     (typeof shutdown !== 'number' || !Number.isFinite(shutdown) || shutdown < 0)
   ) {
-    throw new InvalidArgumentError(`${where}.shutdown`, "a number of ms >= 0, 'brutal_kill' or 'infinity'", s.shutdown);
+    throw new InvalidArgumentError(`${where}.shutdown`, "a number of ms >= 0, 'brutal_kill' or 'infinity'", s.shutdown, which);
   }
   return { id, start: s.start, restart, shutdown, type, pid: undefined, status: 'stopped', restarts: 0, recentRestarts: [] };
 }
@@ -78,7 +81,7 @@ export function toChildren(specs: unknown): Child[] {
     } catch (e) {
       throw new InvalidArgumentError(`children[${i}]`, 'a child spec that can be read', specs, `reading it threw ${thrownText(e)}`);
     }
-    children.push(toChild(spec, i));
+    children.push(toChild(spec, `children[${i}]`));
   }
   const seen = new Set<string>();
   for (const c of children) {

@@ -1,6 +1,6 @@
 import diagnostics from 'node:diagnostics_channel';
 import type { TelemetryBus } from '../../telemetry/Telemetry.js';
-import { DownMessage, type ExitReason, ExitMessage, formatReason, isCleanExit, isDown } from '../messages.js';
+import { DownMessage, type ExitReason, ExitMessage, isCleanExit, isDown, reasonReport } from '../messages.js';
 import type { NameTable } from '../NameRegistry.js';
 import { checkTarget, nameOf, type Pid, PidImpl, RefImpl, type Target } from '../Pid.js';
 import type { GroupTable } from '../ProcessGroups.js';
@@ -160,7 +160,7 @@ export class DeathWatch {
     if (!isCleanExit(reason)) {
       if (this.#exitedActive()) this.#host.telemetry.execute('keel.process.exited', {}, { pid: p.self, reason, watched });
       // a crash report, as OTP's: only for a failure of the process's own that nobody else hears of
-      if (!watched && cause !== Cause.Signal) this.#host.log('error', `process ${String(p.self)} exited: ${formatReason(reason)}`, reason);
+      if (!watched && cause !== Cause.Signal) this.#crashReport(p, reason);
     }
     this.#flushSignals();
     this.idle.checkIdle();
@@ -175,10 +175,18 @@ export class DeathWatch {
     this.#bury(p, reason === 'killed' ? F_KILLED : reason === 'shutdown' ? F_SHUTDOWN : 0);
     if (reason === 'killed') {
       if (this.#exitedActive()) this.#host.telemetry.execute('keel.process.exited', {}, { pid: p.self, reason, watched: false });
-      if (cause !== Cause.Signal) this.#host.log('error', `process ${String(p.self)} exited: ${formatReason(reason)}`, reason);
+      if (cause !== Cause.Signal) this.#crashReport(p, reason);
     }
     this.#flushSignals();
     if (this.idle.waiting !== 0) this.idle.checkIdle();
+  }
+
+  /**
+   * The crash report of a process's own failure nobody watches: one `error` line, the reason's
+   * message once (the stack, which starts with it), as OTP's report shows reason and stack once.
+   */
+  #crashReport(p: Proc, reason: ExitReason): void {
+    this.#host.log('error', `process ${String(p.self)} exited: ${reasonReport(reason)}`);
   }
 
   /** The steps of every death of a process with no extras: its record (its reason in `flag`) and the table. */

@@ -230,15 +230,18 @@ export class Mailboxes {
   }
 
   /**
-   * Empties the mailbox of a process that died: returns how many messages it left and the envelopes
-   * among them (to be settled `down` once the death's bookkeeping is done).
+   * Empties the mailbox of a process that died: returns the envelopes it left (to be settled `down`
+   * once the death's bookkeeping is done). A queued message that watches the process (a pending call)
+   * is told it was still queued, before its watchers are told of the death: only a process with
+   * watchers can have one, so the mailbox of any other is dropped whole, unread.
    */
   discard(p: Proc): Envelope[] | undefined {
     let queued: Envelope[] | undefined;
-    if (this.envelopes > 0 && p.size > 0) {
+    if (p.size > 0 && (this.envelopes > 0 || p.x?.watchers !== undefined)) {
       for (let i = 0; i < p.size; i++) {
         const m = p.buf[(p.head + i) & (p.buf.length - 1)];
         if (Envelope.is(m)) (queued ??= []).push(m);
+        else if (isInstance(m, ExitWatcher) && m.watched === p) m.leftQueued?.();
       }
     }
     if (p.buf !== EMPTY) {

@@ -125,6 +125,11 @@ export abstract class ExitWatcher {
   leak?(): string | undefined;
   /** When the watcher is itself a message: a bounded mailbox evicted it. */
   dropped?(): void;
+  /**
+   * When the watcher is itself a message: its receiver died with it still queued (never taken by its
+   * handler). Told during the death's bookkeeping, before `onExit`; it must run no user code.
+   */
+  leftQueued?(): void;
 }
 
 /**

@@ -390,7 +390,7 @@ describe('CoordinationManager: circuit breaker', () => {
     await openByName(cm, sender, 'svc', 1);
     const out = await cm.coordinate(sender, 'svc', 'x', { id: 'off-1' });
     expect(out).toEqual({ outcome: 'failed', id: 'off-1', reason: 'buffer_full', deadLetterUnavailable: true });
-    expect(logger.warn.mock.calls).toEqual([['coordination: message off-1 to svc failed (buffer_full) and the dead letter queue is unavailable']]);
+    expect(logger.warn.mock.calls).toEqual([["coordination: message off-1 to 'svc' failed (buffer_full) and the dead letter queue is unavailable"]]);
     expect(logger.error).not.toHaveBeenCalled();
   });
 
@@ -404,7 +404,7 @@ describe('CoordinationManager: circuit breaker', () => {
     expect(out).toEqual({ outcome: 'failed', id: 'fn-1', reason: 'buffer_full', deadLetterUnavailable: true });
     expect(logger.error).toHaveBeenCalledTimes(1);
     const [text, error] = logger.error.mock.calls[0]!;
-    expect(text).toBe('coordination: message fn-1 to svc: the dead letter queue refused the message (buffer_full)');
+    expect(text).toBe("coordination: message fn-1 to 'svc': the dead letter queue refused the message (buffer_full)");
     expectKeelError(error, 'ERR_NOT_SERIALIZABLE', 'message.onDone');
     expect(logger.warn).not.toHaveBeenCalled();
     expect(await cm.stats()).toMatchObject({ deadLettered: 0, deadLetterUnavailable: 1, failed: 2 });

@@ -504,6 +504,62 @@ describe('supervised messages (envelopes)', () => {
     expect(p.buf).toBe(EMPTY);
   });
 
+  describe('discard and the exit watchers queued as messages (pending calls)', () => {
+    /** A message that watches a process, as a pending call watches its server; records being told it was left queued. */
+    class Request extends ExitWatcher {
+      readonly label: string;
+      readonly told: string[];
+      constructor(label: string, watched: Proc, told: string[]) {
+        super();
+        this.label = label;
+        this.told = told;
+        this.watched = watched;
+      }
+      onExit(): void {}
+      override leftQueued(): void {
+        this.told.push(this.label);
+      }
+    }
+
+    it('tells each one still queued that watches the dying process, in order, and not the one its handler took nor one watching another', () => {
+      const { mail } = setup();
+      const p = proc();
+      const told: string[] = [];
+      const taken = new Request('taken', p, told);
+      p.ext().watchers = taken; // a process with watchers: the only kind a pending call can be queued for
+      mail.enqueue(p, taken, undefined);
+      take(p); // the handler took it
+      const { proxies, traps } = hostileProxies(1);
+      for (const m of [new Request('first', p, told), 'plain', new Request('watches another', proc(), told), proxies[0], new Request('second', p, told)]) mail.enqueue(p, m, undefined);
+      expect(mail.discard(p)).toBeUndefined();
+      expect(told).toEqual(['first', 'second']);
+      expect(traps()).toBe(0);
+      expect([p.buf, p.size]).toEqual([EMPTY, 0]);
+    });
+
+    it('tells them beside the envelopes it returns', () => {
+      const { mail } = setup();
+      const p = proc();
+      const told: string[] = [];
+      const request = new Request('call', p, told);
+      p.ext().watchers = request;
+      mail.deliverEnvelope(undefined, p, 'e1', 'id-1', listener());
+      mail.enqueue(p, request, undefined);
+      expect(mail.discard(p)?.map((e) => e.message)).toEqual(['e1']);
+      expect(told).toEqual(['call']);
+    });
+
+    it('reads no message of a process that has no watchers (no pending call can wait on it): its mailbox is dropped whole', () => {
+      const { mail } = setup();
+      const p = proc();
+      const told: string[] = [];
+      mail.enqueue(p, new Request('stray', p, told), undefined);
+      expect(mail.discard(p)).toBeUndefined();
+      expect(told).toEqual([]);
+      expect(p.size).toBe(0);
+    });
+  });
+
   it('discard returns the one envelope of a mailbox when it is the only one on the node', () => {
     const { mail } = setup();
     const p = proc();
