@@ -152,3 +152,16 @@ describe('a supervisor under a typed name', () => {
     expect(await Supervisor.countChildren(node, Top)).toEqual({ specs: 0, active: 0, supervisors: 0, workers: 0 });
   });
 });
+
+describe('errors about a typed name', () => {
+  it('say the name as they do for a plain one', async () => {
+    const node = track();
+    const Cache = GenServer.name<{ request: 'get'; reply: number }>('cahce');
+    const err = await GenServer.call(node, Cache, 'get').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isKeelError(err) && err.code).toBe('ERR_NOPROC');
+    expect((err as Error).message).toBe("cannot call: no process is registered under the name 'cahce'");
+  });
+});
