@@ -133,7 +133,7 @@ export function extractBlocks(markdown: string, file: string): Extraction {
     }
     const [word = '', ...rest] = fence.info.split(/\s+/).filter((w) => w !== '');
     const lang = LANGS[word];
-    if (fence.info === 'text output' || (word === 'text' && rest.includes('output'))) {
+    if (word === 'text' && rest.includes('output')) {
       problem(fence.line, 'an output block must follow a ts or js block that is run (not a fragment)');
       i = fence.next;
       continue;
@@ -386,6 +386,7 @@ export function runBlock(js: string, { timeoutMs = 30_000 }: { timeoutMs?: numbe
     }, timeoutMs);
     child.once('error', (e) => {
       clearTimeout(timer);
+      fs.rmSync(cwd, { recursive: true, force: true });
       reject(e);
     });
     child.once('close', (code, signal) => {
