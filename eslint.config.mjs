@@ -40,8 +40,9 @@ function restrictedFor(folder, { door = folder !== 'runtime' } = {}) {
 }
 
 export default defineConfig(
-  // the audit fixture is a tree of deliberate findings, linted by the tests through `keel audit`
-  { ignores: ['dist/**', 'dist-check/**', 'coverage/**', 'node_modules/**', 'test/fixtures/audit-tree/**'] },
+  // the audit fixture is a tree of deliberate findings, linted by the tests through `keel audit`;
+  // .doctest/ holds the doc examples the doc tests extract, dist.build-* a build being made
+  { ignores: ['dist/**', 'dist-check/**', 'coverage/**', 'node_modules/**', 'test/fixtures/audit-tree/**', '.doctest/**', 'dist.build-*/**'] },
   ...tseslint.configs.recommended,
   // Keel's rules read the types (is this `send` Keel's Context.send?), so the TypeScript files are
   // linted with the project's program

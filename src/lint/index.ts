@@ -51,9 +51,19 @@ export const recommendedRules: Readonly<Record<`keel/${KeelRuleName}`, 'warn' | 
   'keel/handle-unexpected-messages': 'warn',
 };
 
+/**
+ * A plugin as a config entry holds it: the shape ESLint's and typescript-eslint's config types
+ * both accept (typescript-eslint's `CompatiblePlugin`), so that `configs.recommended` passes where
+ * ESLint's config type is asked for (`defineConfig`, an `eslint.config.ts`).
+ */
+interface CompatiblePlugin {
+  meta: { name: string };
+}
+
+/** A flat config entry. */
 interface FlatConfig {
   name: string;
-  plugins: Record<string, unknown>;
+  plugins: Record<string, CompatiblePlugin>;
   rules: Record<string, 'warn' | 'error'>;
 }
 
