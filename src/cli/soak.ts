@@ -15,6 +15,7 @@ import {
   type ChildSpec,
   type Context,
   type GenServerSpec,
+  type Init,
   type Logger,
   type Node,
   type Pid,
@@ -115,6 +116,33 @@ export const SOAK_KINDS: readonly Kind[] = [
   kind('handled, ignore, by pid', 'pool', 10, 'handled', 'ignore', 0),
 ];
 const LOSSY_KINDS: ReadonlySet<number> = new Set(SOAK_KINDS.flatMap((k, i) => (k.to === 'lossy' ? [i] : [])));
+
+/**
+ * @internal The lossy workers (`soak.lossy.<i>`, under a Supervisor): their child specs, and the
+ * messages their deaths dropped, which only the `receiver_exited` counts of the
+ * `keel.message.dropped` events naming one of them report. A worker is one of them from its spawn,
+ * not from its first turn: restarted under its name, it is sent to by name at once, and the chaos
+ * may kill it, messages queued, before its init has run (on a loaded machine a slice expires after
+ * the metronome's tick, so the supervisor's restart queues the new worker behind the producers and
+ * the chaos). Its death's event must count then too.
+ */
+export class LossyWorkers {
+  /** The messages the deaths of the lossy workers dropped. */
+  droppedCount = 0;
+  readonly #pids = new WeakSet<object>();
+
+  /** Spawns a lossy worker linked to `ctx` under `name` (its child spec's start): one of them from now on. */
+  spawn(ctx: Context<any>, init: Init<any>, name: string): Pid {
+    const pid = ctx.spawnLink(init, { name });
+    this.#pids.add(pid);
+    return pid;
+  }
+
+  /** A `keel.message.dropped` event (its metadata, and its `count`): counted when it is the death of a lossy worker. */
+  dropped(meta: Readonly<Record<string, unknown>>, count: number): void {
+    if (meta.reason === 'receiver_exited' && typeof meta.to === 'object' && meta.to !== null && this.#pids.has(meta.to)) this.droppedCount += count;
+  }
+}
 
 /** Everything the soak accounts for. */
 export interface SoakReport {
@@ -228,8 +256,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
   const deadLetterReasons: Record<string, number> = {};
   const droppedEvents: Record<string, number> = {};
   /** The lossy workers, by pid: their deaths' `receiver_exited` counts are the lossy kinds' drops. */
-  const lossyPids = new WeakSet<object>();
-  let lossyDropped = 0;
+  const lossyWorkers = new LossyWorkers();
   node.telemetry.attach('keel-soak', ['keel.supervisor.child_restarted', 'keel.supervisor.child_restart_failed', 'keel.supervisor.shutdown', 'keel.dead_letter_queue.message_added', 'keel.message.dropped'], (event, m, meta) => {
     if (event === 'keel.supervisor.child_restarted') restarts++;
     else if (event === 'keel.supervisor.child_restart_failed') restartsFailed++;
@@ -240,7 +267,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
     } else {
       const count = m.count ?? 1;
       droppedEvents[String(meta.reason)] = (droppedEvents[String(meta.reason)] ?? 0) + count;
-      if (meta.reason === 'receiver_exited' && typeof meta.to === 'object' && meta.to !== null && lossyPids.has(meta.to)) lossyDropped += count;
+      lossyWorkers.dropped(meta, count);
     }
   });
 
@@ -258,10 +285,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
       leaked?.push(`${ctx.messageId ?? ''}${'.'.repeat(KEPT_PER_MESSAGE)}`);
       ledger.handled(ctx.messageId);
     };
-    const worker = (lossy: boolean) => (ctx: Context<any>) => {
-      if (lossy) lossyPids.add(ctx.self);
-      return () => handle(ctx, lossy);
-    };
+    const worker = (lossy: boolean) => (ctx: Context<any>) => () => handle(ctx, lossy);
     const serverWorker: GenServerSpec<number> = {
       init: () => 0,
       handleInfo: (_message, n, ctx) => {
@@ -278,7 +302,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
       id: name,
       start: (ctx) => (i % 2 === 0 ? ctx.spawnLink(worker(false), { name }) : GenServer.startLink(ctx, serverWorker, undefined, { name })),
     }));
-    const lossySpecs: ChildSpec[] = lossy.map((name) => ({ id: name, start: (ctx) => ctx.spawnLink(worker(true), { name }) }));
+    const lossySpecs: ChildSpec[] = lossy.map((name) => ({ id: name, start: (ctx) => lossyWorkers.spawn(ctx, worker(true), name) }));
     const intensity = { maxRestarts: 1000, withinMs: 1000 };
     const root = await Supervisor.start(node, [
       // named workers come back after a short backoff: sends by name meanwhile find no process and retry
@@ -417,7 +441,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
       if (page.cursor === undefined) break;
       cursor = page.cursor;
     }
-    const a = ledger.account(SOAK_KINDS.length, LOSSY_KINDS, lossyDropped);
+    const a = ledger.account(SOAK_KINDS.length, LOSSY_KINDS, lossyWorkers.droppedCount);
     const dl = await node.deadLetters.stats();
     let leaks: string[] = [];
     try {

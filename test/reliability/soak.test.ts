@@ -3,8 +3,10 @@
 // runs the long form instead (60 s at 100,000 msg/s, as `npm run soak`).
 import { describe, expect, it } from 'vitest';
 import { parseSoakArgs, runSoakCommand } from '../../src/cli/soakCommand.js';
-import { runSoak, SOAK_WORKERS, soakOptions, soakPassed, type SoakReport } from '../../src/cli/soak.js';
-import { expectKeelError, thrown } from '../support.js';
+import { LossyWorkers, runSoak, SOAK_KINDS, SOAK_WORKERS, soakOptions, soakPassed, type SoakReport } from '../../src/cli/soak.js';
+import { SoakLedger } from '../../src/cli/soakLedger.js';
+import { type Context, type Pid, sendSupervised, type SendOutcome, Supervisor } from '../../src/index.js';
+import { expectKeelError, thrown, useNodes } from '../support.js';
 
 const LONG = process.env.KEEL_LONG === '1';
 const SOAK = LONG ? { duration: 60, rate: 100_000 } : { duration: 10, rate: 20_000 };
@@ -94,6 +96,98 @@ describe('keel soak (runSoak)', () => {
     expectKeelError(thrown(() => soakOptions({ kill: 1.5 })), 'ERR_INVALID_ARGUMENT', '--kill');
     expectKeelError(thrown(() => soakOptions({ seed: -1 })), 'ERR_INVALID_ARGUMENT', '--seed');
     expectKeelError(thrown(() => soakOptions({ seed: 0.5 })), 'ERR_INVALID_ARGUMENT', '--seed');
+  });
+});
+
+describe('keel soak (the lossy workers)', () => {
+  const track = useNodes();
+
+  it('counts the messages of a restarted lossy worker killed before its first turn: sent to by name, dropped with it, reported by its death', async () => {
+    // The interleaving a loaded machine makes: the chaos kills a lossy worker; in the next run of the
+    // loop the supervisor starts restarting it (an async handler: the restart itself is a microtask
+    // after the run), then the metronome's tick takes the rest of the slice, so the loop yields with
+    // the producer and the chaos queued. The restart then puts the new worker behind them: the
+    // producer's sends by name are enqueued in its mailbox, and the chaos kills it before its init
+    // has run. Its death's receiver_exited event is the only report of those messages.
+    let t = 0;
+    const node = track({ scheduler: { now: () => t, sliceMs: 5 } });
+    const NAME = 'soak.lossy.0';
+    const IGNORE = SOAK_KINDS.findIndex((k) => k.label === 'enqueued, ignore, by name');
+    const lossyKinds = new Set(SOAK_KINDS.flatMap((k, i) => (k.to === 'lossy' ? [i] : [])));
+    expect(SOAK_KINDS[IGNORE]!.to).toBe('lossy');
+    const lossy = new LossyWorkers();
+    const ledger = new SoakLedger(3);
+    const dropped: { to: unknown; count: number }[] = [];
+    node.telemetry.attach('test', ['keel.message.dropped'], (_event, m, meta) => {
+      dropped.push({ to: meta.to, count: m.count ?? 1 });
+      lossy.dropped(meta, m.count ?? 1);
+    });
+    const inits: Pid[] = [];
+    const worker = (ctx: Context<any>) => {
+      inits.push(ctx.self);
+      return () => ledger.handled(ctx.messageId);
+    };
+    await Supervisor.start(node, [{ id: NAME, start: (ctx) => lossy.spawn(ctx, worker, NAME) }], { maxRestarts: 10, withinMs: 1000 });
+    await node.idle();
+    const first = node.registry.whereis(NAME)!;
+    expect(inits).toEqual([first]);
+
+    const outcomes: Promise<SendOutcome>[] = [];
+    const producer = node.spawn<'tick'>((ctx) => () => {
+      for (let i = 0; i < 3; i++) {
+        const seq = ledger.next(IGNORE);
+        const o = SOAK_KINDS[IGNORE]!.options;
+        outcomes.push(sendSupervised(ctx, NAME, { k: IGNORE, seq }, { ack: o.ack, retries: o.retries, backoff: o.backoff, onError: o.onError, id: SoakLedger.id(seq) }));
+      }
+    });
+    let victim: Pid | undefined;
+    const chaos = node.spawn<'tick'>(() => () => {
+      victim = node.registry.whereis(NAME);
+      if (victim !== undefined) node.exit(victim, 'kill');
+    });
+    const metronome = node.spawn<'tick'>((ctx) => () => {
+      // eslint-disable-next-line keel/no-raw-send -- the soak's clockwork, as its metronome
+      ctx.send(producer, 'tick');
+      // eslint-disable-next-line keel/no-raw-send -- the soak's clockwork, as its metronome
+      ctx.send(chaos, 'tick');
+      t += 50; // a loaded machine: this turn took the slice
+    });
+    await node.idle();
+    // the supervisor's turn (the exit of the first worker), then the metronome's, in one run of the loop
+    node.exit(first, 'kill');
+    node.send(metronome, 'tick');
+    await node.idle();
+
+    // it happened as on the loaded machine: the restarted worker died before its init, the producer's messages queued
+    expect(victim).toBeDefined();
+    expect(victim).not.toEqual(first);
+    expect(inits).not.toContainEqual(victim);
+    expect(dropped).toEqual([{ to: victim, count: 3 }]);
+    const results = await Promise.all(outcomes);
+    expect(results.map((r) => [r.ok, r.attempts])).toEqual([[true, 1], [true, 1], [true, 1]]);
+    for (const r of results) ledger.outcome(r);
+    // ...and its death's event counts them as the lossy workers' drops: none unaccounted
+    expect(lossy.droppedCount).toBe(3);
+    const a = ledger.account(SOAK_KINDS.length, lossyKinds, lossy.droppedCount);
+    expect(a.byKind[IGNORE]).toEqual({ sent: 3, handled: 0, deadLettered: 0, failedReported: 0, dropped: 3, unaccounted: 0 });
+    expect(a.total.unaccounted).toBe(0);
+    expect(a.overReported).toBe(0);
+    // the supervisor brought the worker back once more, and it runs
+    const third = node.registry.whereis(NAME)!;
+    expect(node.isAlive(third)).toBe(true);
+    expect(inits).toEqual([first, third]);
+  });
+
+  it('counts no drop of a worker that is not a lossy one, nor an event of another reason', () => {
+    const lossy = new LossyWorkers();
+    const node = track();
+    const other = node.spawn(() => () => undefined);
+    lossy.dropped({ reason: 'receiver_exited', to: other }, 5);
+    lossy.dropped({ reason: 'receiver_exited', to: 'soak.lossy.0' }, 5);
+    lossy.dropped({ reason: 'receiver_exited', to: null }, 5);
+    lossy.dropped({ reason: 'receiver_exited' }, 5);
+    lossy.dropped({ reason: 'mailbox_full', to: other }, 5);
+    expect(lossy.droppedCount).toBe(0);
   });
 });
 
