@@ -3,11 +3,12 @@
  *
  * @example
  * ```ts
- * import { createNode, isDown } from 'keel';
- * await using node = createNode();
- * const echo = node.spawn((ctx) => (msg) => { if (!isDown(msg)) console.log('got', msg); });
+ * import { createNode } from 'keel';
+ * const node = createNode();
+ * const echo = node.spawn<string>(() => (msg) => console.log('got', msg));
  * node.send(echo, 'hello');
  * await node.idle();
+ * await node.shutdown();
  * ```
  */
 import { createRuntimeNode } from './runtime/kernel.js';

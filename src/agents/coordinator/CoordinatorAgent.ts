@@ -184,9 +184,9 @@ function handleFor(node: Node, name: string, started: Pid): CoordinatorHandle {
  * const coordinator = await CoordinatorAgent.start(node, { workers: [a.pid, b.pid] });
  * const result = await coordinator.run({ tasks: [
  *   { id: 'fetch', kind: 'fetch', payload: url, requires: ['http'] },
- *   { id: 'parse', kind: 'parse', dependsOn: ['fetch'] },
+ *   { id: 'report', kind: 'report', payload: 'daily', dependsOn: ['fetch'] }, // runs after fetch
  * ] });
- * console.log(result.status, result.results.parse);
+ * console.log(result.status, result.results.report);
  * ```
  */
 export const CoordinatorAgent = {
