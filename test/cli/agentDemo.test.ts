@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { chaosSchedule, demoOptions, demoPassed, makeWorkflows, parseDemoArgs, runAgentDemo, type AgentDemoReport } from '../../src/cli/agentDemo.js';
+import { chaosSchedule, demoOptions, demoPassed, makeWorkflows, runAgentDemo, type AgentDemoReport } from '../../src/cli/agentDemo.js';
+import { parseDemoArgs } from '../../src/cli/demoCommand.js';
 import { seededRandom as seeded } from '../../src/index.js';
 import { expectKeelError, thrown } from '../support.js';
 
