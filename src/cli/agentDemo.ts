@@ -470,7 +470,7 @@ export const REPORT_LEGEND: readonly (readonly [string, string])[] = [
   ['workflows', 'graphs of 3-4 dependent tasks the coordinator runs; failed: a task failed for good; not started: past --duration'],
   ['tasks', "a workflow's steps, each run by a worker agent; reassigned: handed to another worker after its worker died or timed out"],
   ['chaos', 'kills: workers and ledgers the chaos process killed; restarts: their supervisors started them again'],
-  ['signals', 'events published to the router; routed: matched a subscription and queued for it; evicted: pushed out of a full queue'],
+  ['signals', "events published to the router; routed: a copy queued per matching subscription; evicted: pushed out of a full queue"],
   ['receipts', 'one per finished workflow, sent to a ledger (a GenServer that records it) by supervised send, acknowledged once handled'],
   ['dead letters', "receipts the sender gave up on, kept by the dead letter queue; recovered: its retries delivered them to a ledger"],
   ['monitors', 'managed monitors still held after the run, or older than the leak age: each one a leak'],
