@@ -46,6 +46,12 @@ describe('parseCommand', () => {
     }
   });
 
+  it("takes an object's own property names for no option: --__proto__, --constructor and --toString are unknown", () => {
+    for (const flag of ['--__proto__=1', '--constructor', '--toString', '--hasOwnProperty=x']) {
+      expectKeelError(thrown(() => parseCommand(SPEC, ['--store', 'f', flag])), 'ERR_INVALID_ARGUMENT', `Unknown option '${flag.split('=')[0]}'.`);
+    }
+  });
+
   it('refuses a missing value, a value given to a boolean, a forgotten value before the next flag, and a stray argument', () => {
     const cases: [string[], string][] = [
       [['--store'], "Option '--store <value>' argument missing: give it as --store <file> or --store=<file>"],

@@ -385,6 +385,19 @@ describe('.gitignore outside git, matched by the ignore package', () => {
     ]);
   });
 
+  it('odd lines (an unclosed [, a lone backslash, an empty class, a lone / or !) neither throw nor differ from git', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-gitignore-odd-'));
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const text = '[abc\n\\\\\na[]b\n/\n!\n!/\nx[!y].ts\n**\\*.md\n';
+    fs.writeFileSync(path.join(dir, '.gitignore'), text);
+    const paths = ['[abc', 'a[]b', 'xz.ts', 'xy.ts', 'c.md', 'plain.ts'];
+    for (const p of paths) fs.writeFileSync(path.join(dir, p), '');
+    const layers = parseGitignore(text, '');
+    const ours = paths.filter((p) => isIgnored(layers, p, false));
+    expect(ours).toEqual(gitIgnored(dir, paths));
+    expect(ours).toEqual(['xz.ts']);
+  });
+
   it('scans the files git would list in that tree (git ls-files --others --exclude-standard), and no other', () => {
     const dir = gitTree();
     const walked = listSourceFiles(dir); // no git work tree yet: the .gitignore files are read with ignore

@@ -75,6 +75,14 @@ describe('keel (the command line)', () => {
     });
   });
 
+  it("takes no object's own property name for a command: __proto__, constructor, toString", async () => {
+    for (const name of ['__proto__', 'constructor', 'toString']) {
+      expect((await keel(name)).code, name).toBe(2);
+      expect((await keel('help', name)).code, name).toBe(2);
+      expect((await keel('dlq', name, '--store', 'x.db')).err, name).toBe(`keel dlq: unknown command '${name}': the dlq commands are list, show, retry and purge (keel dlq --help prints the usage)`);
+    }
+  });
+
   it('every command names an unknown option with its valid ones, on stderr (exit 2)', async () => {
     const cases: [string[], string][] = [
       [['demo', '--workers=4', '--nope'], "keel demo: Unknown option '--nope'. keel demo takes --workers, --workflows, --chaos, --seed, --duration, --fail-rate, --json, --simulate and --help"],
