@@ -393,10 +393,20 @@ export class ServiceUnavailableError extends KeelError {
   }
 }
 
-/** A feature needs an optional peer dependency that is not installed. */
+/**
+ * A feature needs optional peer dependencies that are not installed: the message names every one
+ * missing and the one command that installs them all (`install`: `npm install` by default,
+ * `npm install -D` for a development tool such as `keel audit`).
+ */
 export class MissingPeerError extends KeelError {
-  constructor(peer: string, feature: string) {
-    super('ERR_PEER_MISSING', `${feature} needs the optional peer dependency '${peer}': npm install ${peer}`);
+  /** The peers that are missing. */
+  readonly peers: readonly string[];
+  constructor(peer: string | readonly string[], feature: string, install = 'npm install') {
+    const peers = typeof peer === 'string' ? [peer] : [...peer];
+    const quoted = peers.map((p) => `'${p}'`);
+    const named = peers.length === 1 ? `the optional peer dependency ${quoted[0]!}` : `the optional peer dependencies ${quoted.slice(0, -1).join(', ')} and ${quoted.at(-1)!}`;
+    super('ERR_PEER_MISSING', `${feature} needs ${named}: ${install} ${peers.join(' ')}`);
+    this.peers = peers;
   }
 }
 

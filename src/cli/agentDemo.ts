@@ -183,17 +183,27 @@ function failureLabel(error: unknown): string {
   return 'error';
 }
 
+/**
+ * The largest values the demo takes: a seed past 2^32 - 1 would wrap (`seededRandom` reads 32 bits)
+ * and give another seed's run; the others only keep a typo (`--workers 80000000`) from a run that
+ * exhausts the machine or never ends.
+ */
+export const DEMO_LIMITS = { workers: 10_000, workflows: 1_000_000, seed: 0xffff_ffff, duration: 86_400 } as const;
+
 /** Validates parsed options (shared by the CLI and the tests). */
 export function demoOptions(input: Partial<AgentDemoOptions>): AgentDemoOptions {
   const o = { ...DEMO_DEFAULTS, ...input };
   const int = (key: 'workers' | 'workflows' | 'seed', min: number) => {
-    if (!Number.isSafeInteger(o[key]) || o[key] < min) throw new InvalidArgumentError(`--${key}`, `an integer >= ${min}`, o[key]);
+    const max = DEMO_LIMITS[key];
+    if (!Number.isSafeInteger(o[key]) || o[key] < min || o[key] > max) throw new InvalidArgumentError(`--${key}`, `an integer from ${min} to ${max}`, o[key]);
   };
   int('workers', 1);
   int('workflows', 1);
   int('seed', 0);
   if (typeof o.chaos !== 'number' || !(o.chaos >= 0 && o.chaos <= 1)) throw new InvalidArgumentError('--chaos', 'a rate from 0 to 1', o.chaos);
-  if (typeof o.duration !== 'number' || !(o.duration > 0)) throw new InvalidArgumentError('--duration', 'a positive number of seconds', o.duration);
+  if (typeof o.duration !== 'number' || !(o.duration > 0 && o.duration <= DEMO_LIMITS.duration)) {
+    throw new InvalidArgumentError('--duration', `a positive number of seconds, at most ${DEMO_LIMITS.duration}`, o.duration);
+  }
   if (typeof o.failRate !== 'number' || !(o.failRate >= 0 && o.failRate <= 1)) throw new InvalidArgumentError('--fail-rate', 'a rate from 0 to 1', o.failRate);
   return o;
 }
@@ -453,6 +463,20 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
   }
 }
 
+/** One line per section of the human report: what it counts, in the words of docs/agents/demo.md. */
+export const REPORT_LEGEND: readonly (readonly [string, string])[] = [
+  ['workflows', 'graphs of 3-4 dependent tasks the coordinator runs; failed: a task failed for good; not started: past --duration'],
+  ['tasks', "a workflow's steps, each run by a worker agent; reassigned: handed to another worker after its worker died or timed out"],
+  ['chaos', 'kills: workers and ledgers the chaos process killed; restarts: their supervisors started them again'],
+  ['signals', "events published to the router; routed: a copy queued per matching subscription; evicted: pushed out of a full queue"],
+  ['receipts', 'one per finished workflow, sent to a ledger (a GenServer that records it) by supervised send, acknowledged once handled'],
+  ['dead letters', "receipts the sender gave up on, kept by the dead letter queue; recovered: its retries delivered them to a ledger"],
+  ['monitors', 'managed monitors still held after the run, or older than the leak age: each one a leak'],
+];
+
+/** Where the report's sections and terms are explained. */
+export const REPORT_DOC = 'docs/agents/demo.md';
+
 function printReport(r: AgentDemoReport, print: (line: string) => void): void {
   if (r.options.json) {
     print(JSON.stringify(r));
@@ -461,41 +485,46 @@ function printReport(r: AgentDemoReport, print: (line: string) => void): void {
   const by = (o: Record<string, number>) => Object.entries(o).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
   const ok = (b: boolean) => (b ? 'ok' : 'FAILED');
   const { workflows: w, tasks: t, signals: s, deadLetters: d, messages: m, checks: c } = r;
+  const row = (label: string, text: string) => print(`  ${label.padEnd(13)}  ${text}`);
   print('');
   print(
     `keel demo: ${r.options.workflows} workflows over ${r.options.workers} workers, chaos ${r.options.chaos}, seed ${r.options.seed}, ` +
       `in ${(r.durationMs / 1000).toFixed(1)} s${r.options.simulate ? ' of virtual time (simulated: replay it with the same --seed)' : ''}`,
   );
-  print(`  workflows      completed ${w.completed}, failed ${w.failed} (${by(w.failedBy)}), not started ${w.notStarted}  [${ok(c.workflowsAccounted)}]`);
-  print(`  tasks          completed ${t.completed}, failed ${t.failed}, reassigned ${t.reassigned}, timed out ${t.timedOut}`);
-  print(`  chaos          kills ${r.kills}, supervisor restarts ${r.restarts}`);
-  print(`  signals        published ${s.published}, routed ${s.routed}, delivered ${s.delivered} (received ${s.received}), dropped ${s.dropped} (${by(s.droppedByReason)})  [${ok(c.signalsAccounted)}]`);
-  print(`  receipts       sent ${m.sent} = delivered ${m.delivered} + dead-lettered ${m.deadLettered} + failed and reported ${m.failedReported}; handled twice ${m.duplicates}  [${ok(c.messagesAccounted)}]`);
-  print(`  dead letters   ${d.total} (${by(d.byReason)}): recovered by the queue's retries ${d.recovered} (handled by a ledger ${d.recoveredHandled}, not handled ${d.lostAfterRecovery}), pending ${d.pending}, parked ${d.parked}  [${ok(c.deadLettersAccounted)}]`);
-  print(`  monitors       leaked ${r.monitorsLeaked} (leak age ${LEAK_AGE_MS} ms, checked after it passed; and none held once released)  [${ok(c.noMonitorLeaks)}]`);
+  row('workflows', `completed ${w.completed}, failed ${w.failed} (${by(w.failedBy)}), not started ${w.notStarted}  [${ok(c.workflowsAccounted)}]`);
+  row('tasks', `completed ${t.completed}, failed ${t.failed}, reassigned ${t.reassigned}, timed out ${t.timedOut}`);
+  row('chaos', `kills ${r.kills}, supervisor restarts ${r.restarts}`);
+  row('signals', `published ${s.published}, routed ${s.routed}, delivered ${s.delivered} (received ${s.received}), dropped ${s.dropped} (${by(s.droppedByReason)})  [${ok(c.signalsAccounted)}]`);
+  row('receipts', `sent ${m.sent} = delivered ${m.delivered} + dead-lettered ${m.deadLettered} + failed and reported ${m.failedReported}; handled twice ${m.duplicates}  [${ok(c.messagesAccounted)}]`);
+  row('dead letters', `${d.total} (${by(d.byReason)}): recovered by the queue's retries ${d.recovered} (handled by a ledger ${d.recoveredHandled}, not handled ${d.lostAfterRecovery}), pending ${d.pending}, parked ${d.parked}  [${ok(c.deadLettersAccounted)}]`);
+  row('monitors', `leaked ${r.monitorsLeaked} (leak age ${LEAK_AGE_MS} ms, checked after it passed; and none held once released)  [${ok(c.noMonitorLeaks)}]`);
+  print('');
+  print('what each line counts:');
+  for (const [label, text] of REPORT_LEGEND) row(label, text);
+  print(`more: ${REPORT_DOC} explains each line and term of this report`);
+  print(verdict(r));
+}
+
+/** The report's last line: every workflow and message accounted for, or what is not. */
+export function verdict(r: AgentDemoReport): string {
+  const { workflows: w, signals: s, deadLetters: d, messages: m, checks: c } = r;
+  const missing: string[] = [];
+  if (!c.workflowsAccounted) missing.push(`workflows (completed ${w.completed} + failed ${w.failed} + not started ${w.notStarted} of ${w.total})`);
+  if (!c.messagesAccounted) {
+    missing.push(`receipts (sent ${m.sent}, delivered, dead-lettered or reported ${m.delivered + m.deadLettered + m.failedReported}, handled twice ${m.duplicates})`);
+  }
+  if (!c.deadLettersAccounted) {
+    missing.push(`dead letters (${d.total} in the queue for ${m.deadLettered} dead-lettered receipts; recovered ${d.recovered}, handled ${d.recoveredHandled}, pending ${d.pending}, parked ${d.parked})`);
+  }
+  if (!c.signalsAccounted) missing.push(`signals (routed ${s.routed}, delivered ${s.delivered}, received ${s.received}, dropped ${s.dropped})`);
+  if (!c.noMonitorLeaks) missing.push(`monitors (${r.monitorsLeaked} leaked)`);
+  if (missing.length === 0) {
+    return `verdict: ok: all ${w.total} workflows, ${m.sent} receipts and ${s.published} signals accounted for, no monitor leaked`;
+  }
+  return `verdict: FAILED: not accounted for: ${missing.join('; ')}`;
 }
 
 /** True when every check of the report passed. */
 export function demoPassed(r: AgentDemoReport): boolean {
   return Object.values(r.checks).every(Boolean);
-}
-
-/** Parses `keel demo`'s flags. */
-export function parseDemoArgs(argv: string[]): Partial<AgentDemoOptions> {
-  const out: Partial<AgentDemoOptions> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    if (flag === '--json' || flag === '--simulate') {
-      out[flag === '--json' ? 'json' : 'simulate'] = true;
-      continue;
-    }
-    const key = ({ '--workers': 'workers', '--workflows': 'workflows', '--chaos': 'chaos', '--seed': 'seed', '--duration': 'duration', '--fail-rate': 'failRate' } as const)[flag];
-    if (key === undefined) throw new InvalidArgumentError('flag', '--workers n | --workflows n | --chaos rate | --seed n | --duration s | --fail-rate rate | --json | --simulate', flag);
-    const raw = argv[++i];
-    const value = Number(raw);
-    if (raw === undefined || raw === '' || Number.isNaN(value)) throw new InvalidArgumentError(flag, 'a number', raw);
-    out[key] = value;
-  }
-  demoOptions(out); // a bad value is refused here, with the flag's name, before anything starts
-  return out;
 }

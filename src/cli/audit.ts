@@ -1,13 +1,28 @@
 import fs from 'node:fs';
 import { InvalidArgumentError, isKeelError } from '../errors.js';
 import type { AuditFinding, AuditOptions, AuditReport } from '../lint/audit.js';
+import { type CommandSpec, ioOf, type Output, parseWith, runCommand, type Values } from './args.js';
 
-export const AUDIT_USAGE = `usage: keel audit <dir> [--format md|json] [--fix]
+const options = {
+  format: { type: 'string', value: '<format>', choices: ['md', 'json'], description: 'a Markdown report, or one JSON object', default: 'md' },
+  fix: { type: 'boolean', description: 'apply the autofixes (never the suggestions) and report what remains' },
+} as const satisfies CommandSpec['options'];
 
-  runs the rules of keel/eslint-plugin over <dir> (TypeScript and JavaScript, honouring .gitignore)
-  and prints a migration report; exit code 1 when migration is needed, 0 when clean, 2 on bad usage
-  --format md|json   Markdown (default) or one JSON object
-  --fix              apply the autofixes (never the suggestions) and report what remains`;
+export const AUDIT_COMMAND: CommandSpec<typeof options> = {
+  name: 'audit',
+  summary: 'report what a tree needs to migrate to Keel (the rules of keel/eslint-plugin)',
+  synopsis: '<dir> [--format md|json] [--fix]',
+  description: [
+    'Runs the rules of keel/eslint-plugin over <dir> (TypeScript and JavaScript, honouring .gitignore)',
+    'and prints a migration report. It needs the optional peers eslint, typescript-eslint, typescript,',
+    '@typescript-eslint/utils and ignore: a run without them names every one missing, with the command',
+    'that installs them.',
+  ].join('\n'),
+  options,
+  // <dir> is checked by toArgs, which says what is wrong with it
+  positionals: Infinity,
+  footer: 'exit code: 1 when migration is needed, 0 when the tree is clean, 2 on bad usage or a missing peer.\nMore: docs/lint/README.md.',
+};
 
 interface Args {
   dir: string;
@@ -15,59 +30,47 @@ interface Args {
   fix: boolean;
 }
 
-/** Parses `keel audit` arguments; bad ones throw `InvalidArgumentError`. */
-export function parseAuditArgs(argv: readonly string[]): Args {
-  let dir: string | undefined;
-  let format: string = 'md';
-  let fix = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--fix') fix = true;
-    else if (a === '--format' || a.startsWith('--format=')) {
-      const v = a === '--format' ? argv[++i] : a.slice('--format='.length);
-      if (v === undefined) throw new InvalidArgumentError('--format', "'md' | 'json'", undefined, 'give a value after --format');
-      format = v;
-    } else if (a.startsWith('-')) throw new InvalidArgumentError('option', '--format or --fix', a);
-    else if (dir === undefined) dir = a;
-    else throw new InvalidArgumentError('<dir>', 'one directory', argv.filter((x) => !x.startsWith('-')).join(' '));
-  }
-  if (format !== 'md' && format !== 'json') throw new InvalidArgumentError('--format', "'md' | 'json'", format);
+function toArgs(values: Values<typeof options>, positionals: string[]): Args {
+  const [dir, ...more] = positionals;
+  if (more.length > 0) throw new InvalidArgumentError('<dir>', 'one directory', positionals.join(' '));
   if (dir === undefined) throw new InvalidArgumentError('<dir>', 'the directory to audit', undefined);
   if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidArgumentError('<dir>', 'an existing directory', dir);
-  return { dir, format, fix };
+  return { dir, format: values.format === 'json' ? 'json' : 'md', fix: values.fix === true };
+}
+
+/** Parses `keel audit` arguments (undefined for `--help`); bad ones throw `InvalidArgumentError`. */
+export function parseAuditArgs(argv: readonly string[]): Args | undefined {
+  return parseWith(AUDIT_COMMAND, argv, toArgs);
 }
 
 type Engine = { audit(root: string, options?: AuditOptions): Promise<AuditReport> };
 
 /**
- * `keel audit <dir> [--format md|json] [--fix]`. The engine (and with it ESLint and the lint
- * plugin's peers) is imported only here, so the rest of the CLI runs without them.
+ * `keel audit <dir> [--format md|json] [--fix]`: the report on `out`, bad usage and missing peers
+ * on `err`. The engine (and with it ESLint and the lint plugin's peers) is imported only here, so
+ * the rest of the CLI runs without them.
  */
 export async function runAudit(
   argv: readonly string[],
-  print: (text: string) => void,
+  output: Output,
   loadEngine: () => Promise<Engine> = () => import('../lint/audit.js'),
   options: Omit<AuditOptions, 'fix'> = {},
 ): Promise<number> {
-  let args: Args;
-  try {
-    args = parseAuditArgs(argv);
-  } catch (e) {
-    print(`keel audit: ${(e as Error).message}\n\n${AUDIT_USAGE}`);
-    return 2;
-  }
-  let report: AuditReport;
-  try {
-    report = await (await loadEngine()).audit(args.dir, { ...options, fix: args.fix });
-  } catch (e) {
-    if (isKeelError(e, 'ERR_PEER_MISSING')) {
-      print(`keel audit: ${e.message}`);
-      return 2;
+  const io = ioOf(output);
+  return runCommand(AUDIT_COMMAND, argv, io, toArgs, async (args) => {
+    let report: AuditReport;
+    try {
+      report = await (await loadEngine()).audit(args.dir, { ...options, fix: args.fix });
+    } catch (e) {
+      if (isKeelError(e, 'ERR_PEER_MISSING')) {
+        io.err(`keel audit: ${e.message}`);
+        return 2;
+      }
+      throw e;
     }
-    throw e;
-  }
-  print(args.format === 'json' ? JSON.stringify(report, null, 2) : markdown(args.dir, report, args.fix));
-  return report.migrationNeeded ? 1 : 0;
+    io.out(args.format === 'json' ? JSON.stringify(report, null, 2) : markdown(args.dir, report, args.fix));
+    return report.migrationNeeded ? 1 : 0;
+  });
 }
 
 const cell = (text: string): string => text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');

@@ -1,19 +1,96 @@
 import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { StoreUnavailableError } from '../errors.js';
-import { checkFilter, type Record_ } from '../delivery/stores/DeadLetterStore.js';
+import { type Record_ } from '../delivery/stores/DeadLetterStore.js';
 import { SqliteStore, type SqliteStoreOptions } from '../delivery/stores/SqliteStore.js';
 import type { DeadLetterFilter } from '../runtime/serviceSlots.js';
-
-export const DLQ_USAGE = `usage: keel dlq <list|show|retry|purge> --store <file.db> [options]
-
-  list   [--status pending|parked] [--reason R] [--recipient R] [--older-than MS] [--limit N] [--json]
-  show   <id> [--json]
-  retry  <id>... | [filters] | --all   mark entries due now; the node that owns the store delivers them at its next wake
-  purge  [filters]             delete matching entries (at least one filter, or --all)`;
+import { type CommandSpec, type Io, ioOf, type Output, runCommand, UsageError, usageOf, type Values } from './args.js';
 
 type Command = 'list' | 'show' | 'retry' | 'purge';
-const COMMANDS: readonly string[] = ['list', 'show', 'retry', 'purge'] satisfies Command[];
+
+const store = {
+  type: 'string',
+  value: '<file>',
+  required: true,
+  description: "the SQLite dead letter store (a node's services.deadLetters.store path)",
+} as const;
+const jsonOption = { type: 'boolean', description: 'print JSON' } as const;
+const filters = {
+  status: { type: 'string', value: '<status>', choices: ['pending', 'parked'], description: 'entries with this status' },
+  reason: { type: 'string', value: '<reason>', description: 'entries dead-lettered for this reason (noproc, timeout, ...)' },
+  recipient: { type: 'string', value: '<name|pid>', description: 'entries for this recipient, as list prints it' },
+  'older-than': {
+    type: 'number',
+    value: '<ms>',
+    min: 0,
+    max: Number.MAX_SAFE_INTEGER,
+    expected: 'a number of ms >= 0',
+    description: 'entries whose first failure is at least this many ms old',
+  },
+} as const;
+const all = { type: 'boolean', description: 'every entry (when no id and no filter is given)' } as const;
+
+const SUBCOMMANDS = {
+  list: {
+    name: 'dlq list',
+    summary: 'the entries, oldest first, as a table',
+    synopsis: '--store <file> [filters] [--limit n] [--json]',
+    options: { store, ...filters, limit: { type: 'number', value: '<n>', integer: true, min: 1, max: 1_000_000, description: 'at most this many entries', default: 100 }, json: jsonOption },
+    footer: [
+      "attempts: the dead letter queue's own redelivery attempts of the entry (0 when it was added); a",
+      "supervised send's attempts before it gave the message up are its metadata.attempts (keel dlq show).",
+    ].join('\n'),
+  },
+  show: {
+    name: 'dlq show',
+    summary: 'one entry, field by field',
+    synopsis: '<id> --store <file> [--json]',
+    options: { store, json: jsonOption },
+    positionals: Infinity,
+  },
+  retry: {
+    name: 'dlq retry',
+    summary: 'mark entries due now (parked ones too), for the node that opens the store to deliver',
+    synopsis: '<id>... | [filters] | --all  --store <file> [--json]',
+    options: { store, ...filters, all, json: jsonOption },
+    positionals: Infinity,
+    footer: [
+      'Marking changes the file only: a node delivers the entries. One that has the store open (its',
+      'services.deadLetters.store) reads the file again at least every 5 s and retries them then; when',
+      'none has it open, the next node that opens it retries them as soon as its dead letter queue starts.',
+      'A retry that fails (the recipient not there yet) counts as an attempt: the entry waits its backoff,',
+      'and is parked after maxRetries. The command says which of the two applies.',
+    ].join('\n'),
+  },
+  purge: {
+    name: 'dlq purge',
+    summary: 'delete the entries a filter selects (or --all)',
+    synopsis: '[filters] | --all  --store <file> [--json]',
+    options: { store, ...filters, all, json: jsonOption },
+  },
+} as const satisfies Record<Command, CommandSpec>;
+
+const NAMES = Object.keys(SUBCOMMANDS) as Command[];
+
+/** `keel dlq --help`: the subcommands, one line each. */
+export const DLQ_USAGE = [
+  'usage: keel dlq <command> --store <file> [options]',
+  '',
+  '  inspects and manages a SQLite dead letter store directly, without a node',
+  '',
+  'commands:',
+  ...NAMES.map((n) => `  ${n.padEnd(6)} ${SUBCOMMANDS[n].summary}`),
+  '',
+  '  keel dlq <command> --help prints the options of a command. More: docs/delivery.md.',
+  '',
+  'exit code: 0 done; 1 not done (an unknown id, a store that could not be opened, read or written:',
+  'nothing was changed); 2 bad usage, no file at --store, or a file that is not a dead letter store.',
+].join('\n');
+
+/** The usage of `keel dlq <command>` (or of `keel dlq` with none), for `keel help dlq [command]`. */
+export function dlqUsage(command?: string): string | undefined {
+  if (command === undefined) return DLQ_USAGE;
+  return (NAMES as string[]).includes(command) ? usageOf(SUBCOMMANDS[command as Command]) : undefined;
+}
 
 interface Parsed {
   command: Command;
@@ -24,67 +101,33 @@ interface Parsed {
   filter: DeadLetterFilter & { limit?: number };
 }
 
-/** Bad usage (exit 2): its message, then the usage; or its message alone, one line, when it says all. */
-class UsageError extends Error {
-  constructor(message: string, readonly alone = false) {
-    super(message);
-  }
-}
-
 /** An id as list prints it: a decimal integer, no sign, no leading zero, no spaces (`Number()` takes much more). */
 const ID = /^[1-9][0-9]*$/;
-const MS = /^[0-9]+(?:\.[0-9]+)?$/;
 
-function parse(argv: string[]): Parsed {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      store: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      all: { type: 'boolean', default: false },
-      status: { type: 'string' },
-      reason: { type: 'string' },
-      recipient: { type: 'string' },
-      'older-than': { type: 'string' },
-      limit: { type: 'string' },
-    },
-  });
-  const [command, ...ids] = positionals;
-  if (command === undefined || !COMMANDS.includes(command) || values.store === undefined) throw new UsageError('');
-  if ((command === 'list' || command === 'purge') && ids.length > 0) throw new UsageError(`${command} takes no ids, got ${ids.join(' ')}`);
+type AnyValues = Values<(typeof SUBCOMMANDS)['list']['options'] & (typeof SUBCOMMANDS)['retry']['options']>;
+
+function toParsed(command: Command, values: AnyValues, ids: string[]): Parsed {
   if (command === 'show' && ids.length > 1) throw new UsageError(`show takes one id, got ${ids.join(' ')}`);
+  if (command === 'show' && ids.length === 0) throw new UsageError('give the id of the dead letter to show (keel dlq list prints the ids)');
   const bad = ids.find((id) => !ID.test(id) || !Number.isSafeInteger(Number(id)));
-  if (bad !== undefined) throw new UsageError(`keel dlq ${command}: ${JSON.stringify(bad)} is not a dead letter id: ids are decimal integers, as list prints them`, true);
-  const { 'older-than': olderThan, limit } = values;
-  if (olderThan !== undefined && !MS.test(olderThan)) throw new UsageError(`--older-than must be a number of ms >= 0, got ${JSON.stringify(olderThan)}`);
-  if (limit !== undefined && (!ID.test(limit) || !Number.isSafeInteger(Number(limit)))) throw new UsageError(`--limit must be a positive integer, got ${JSON.stringify(limit)}`);
-  const filter = checkFilter({
-    ...(values.status === undefined ? {} : { status: values.status }),
+  if (bad !== undefined) throw new UsageError(`${JSON.stringify(bad)} is not a dead letter id: ids are decimal integers, as list prints them`);
+  const filter: DeadLetterFilter = {
+    ...(values.status === undefined ? {} : { status: values.status as 'pending' | 'parked' }),
     ...(values.reason === undefined ? {} : { reason: values.reason }),
     ...(values.recipient === undefined ? {} : { recipient: values.recipient }),
-    ...(olderThan === undefined ? {} : { olderThanMs: Number(olderThan) }),
-  });
-  return {
-    command: command as Command,
-    store: values.store,
-    json: values.json,
-    all: values.all,
-    ids,
-    filter: { ...filter, ...(limit === undefined ? {} : { limit: Number(limit) }) },
+    ...(values['older-than'] === undefined ? {} : { olderThanMs: values['older-than'] }),
   };
-}
-
-/** A usage error's text: its own one line, or what was wrong (the first line of it) and the usage. */
-function usage(error: unknown): string | undefined {
-  if (error instanceof UsageError) return error.alone ? error.message : error.message === '' ? DLQ_USAGE : `keel dlq: ${error.message}\n\n${DLQ_USAGE}`;
-  // node:util parseArgs (an unknown option, a missing value) and checkFilter (a bad --status)
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && (code.startsWith('ERR_PARSE_ARGS_') || code === 'ERR_INVALID_ARGUMENT')) {
-    return `keel dlq: ${(error as Error).message.split('\n')[0]!}\n\n${DLQ_USAGE}`;
-  }
-  return undefined;
+  const selects = ids.length > 0 || Object.keys(filter).length > 0 || values.all === true;
+  if (command === 'retry' && !selects) throw new UsageError('give ids, a filter, or --all to mark every entry');
+  if (command === 'purge' && !selects) throw new UsageError('give a filter, or --all to delete every entry');
+  return {
+    command,
+    store: values.store!,
+    json: values.json === true,
+    all: values.all === true,
+    ids,
+    filter: { ...filter, ...(values.limit === undefined ? {} : { limit: values.limit }) },
+  };
 }
 
 function table(records: Record_[]): string {
@@ -123,12 +166,24 @@ function view(r: Record_): object {
   return rest;
 }
 
+/**
+ * What `attempts` counts, beside the sender's count in the metadata: the queue's own redelivery
+ * attempts (0 when the entry was added), against a supervised send's delivery attempts before it
+ * gave the message up (`metadata.attempts`, set by sendSupervised when it dead-letters).
+ */
+function attemptsNote(r: Record_): string {
+  const sender = r.undecodable === undefined ? (r.metadata as { attempts?: unknown }).attempts : undefined;
+  const queue = "the dead letter queue's redelivery attempts";
+  return typeof sender === 'number' ? `${queue}; metadata.attempts ${sender}: the sender's delivery attempts before it dead-lettered the message` : queue;
+}
+
 /** One record, field by field. */
 function fields(r: Record_): string {
   const shown = (k: string, v: unknown): string => {
     if (r.undecodable !== undefined && k === 'message') return `(undecodable: ${r.undecodable.bytes} bytes) ${r.undecodable.error}`;
     if (r.undecodable !== undefined && k === 'metadata') return '(undecodable: stored with the message)';
     if (k === 'message' || k === 'metadata' || k === 'lastError') return json(v);
+    if (k === 'attempts') return `${String(v)} (${attemptsNote(r)})`;
     return k.endsWith('At') && typeof v === 'number' ? new Date(v).toISOString() : String(v);
   };
   return Object.entries(r)
@@ -165,20 +220,35 @@ function failure(command: string, file: string, error: unknown, opening: boolean
  * 0 done; 1 not done (an unknown id, or a store that could not be opened, read or written: nothing
  * was changed); 2 bad usage, no store at the path, or a file that is not a store. A command reports
  * success only once its change is in the file: its output is printed after the store has closed
- * without a failure. `internal` is for the tests (a short busy timeout).
+ * without a failure. Results go to `out`, errors to `err` (a bare function takes both). `internal`
+ * is for the tests (a short busy timeout).
  */
-export function runDlq(argv: string[], print: (line: string) => void, now: () => number = () => Date.now(), internal: SqliteStoreOptions = {}): number {
-  let args: Parsed;
-  try {
-    args = parse(argv);
-  } catch (e) {
-    const text = usage(e);
-    if (text === undefined) throw e;
-    print(text);
+export function runDlq(argv: readonly string[], output: Output, now: () => number = () => Date.now(), internal: SqliteStoreOptions = {}): number {
+  const io = ioOf(output);
+  const [command, ...rest] = argv;
+  if (command === '--help' || command === '-h') {
+    io.out(DLQ_USAGE);
+    return 0;
+  }
+  if (command === undefined || !(NAMES as string[]).includes(command)) {
+    const what =
+      command === undefined
+        ? 'give a command: list, show, retry or purge'
+        : command.startsWith('-')
+          ? `give the command (list, show, retry or purge) first, then its options: got '${command}'`
+          : `unknown command '${command}': the dlq commands are list, show, retry and purge`;
+    io.err(`keel dlq: ${what} (keel dlq --help prints the usage)`);
     return 2;
   }
+  const name = command as Command;
+  const spec: CommandSpec = SUBCOMMANDS[name];
+  return runCommand(spec, rest, io, (values, positionals) => toParsed(name, values as AnyValues, positionals), (args) => open(args, io, now(), internal));
+}
+
+/** Opens the store, runs the command on it, closes it, and prints the outcome once the file has it. */
+function open(args: Parsed, io: Io, t: number, internal: SqliteStoreOptions): number {
   if (!existsSync(args.store)) {
-    print(`keel dlq: no store at ${args.store}`);
+    io.err(`keel dlq: no store at ${args.store}`);
     return 2;
   }
   // the first write the store could not make (updates are written behind: at the latest in close())
@@ -192,16 +262,16 @@ export function runDlq(argv: string[], print: (line: string) => void, now: () =>
     // a file that is not a store (or not a database) is bad usage; a store that could not be opened
     // (a directory, locked while it needs a write to be set up, read-only, an I/O error) is a failure
     if (e instanceof StoreUnavailableError && e.sqliteCode !== 'SQLITE_NOTADB') {
-      print(failure(args.command, e.file, e.cause, true, e.hint));
+      io.err(failure(args.command, e.file, e.cause, true, e.hint));
       return 1;
     }
-    print(`keel dlq: cannot open ${args.store}: ${e instanceof StoreUnavailableError ? e.why : (e as Error).message}`);
+    io.err(`keel dlq: cannot open ${args.store}: ${e instanceof StoreUnavailableError ? e.why : (e as Error).message}`);
     return 2;
   }
-  const lines: string[] = [];
+  const lines: { err: boolean; text: string }[] = [];
   let code: number;
   try {
-    code = command(args, store, now(), (line) => lines.push(line));
+    code = command(args, store, t, { out: (text) => lines.push({ err: false, text }), err: (text) => lines.push({ err: true, text }) });
   } catch (e) {
     if (sqliteCode(e) === undefined) throw e;
     failed ??= { error: e };
@@ -211,57 +281,58 @@ export function runDlq(argv: string[], print: (line: string) => void, now: () =>
     store.close();
   }
   if (failed !== undefined) {
-    print(failure(args.command, store.file, failed.error, false));
+    io.err(failure(args.command, store.file, failed.error, false));
     return 1;
   }
-  for (const line of lines) print(line);
+  for (const { err, text } of lines) (err ? io.err : io.out)(text);
   return code;
 }
 
-/** Runs one command on the open store; `print` collects its output, shown only if every write succeeds. */
-function command(args: Parsed, store: SqliteStore, t: number, print: (line: string) => void): number {
+/** What happens to the entries `retry` marked, and when: who delivers them. */
+function deliveredBy(store: SqliteStore): string {
+  const owner = store.owner();
+  if (owner !== undefined) {
+    return `node ${owner.owner} (OS process ${owner.osPid}) has this store open: it looks at the file at least every 5 s and retries them then`;
+  }
+  return 'no node has this store open: the next node that opens it as its dead letter store retries them as soon as it starts';
+}
+
+/** Runs one command on the open store; `io` collects its output, shown only if every write succeeds. */
+function command(args: Parsed, store: SqliteStore, t: number, io: Io): number {
   switch (args.command) {
     case 'list': {
       const { limit = 100, ...filter } = args.filter;
       const { entries, cursor } = store.list(filter, t, limit, undefined);
       const more = cursor === undefined ? '' : `\n(more entries than ${limit}: use --limit to see more)`;
-      print(args.json ? json(entries.map(view)) : entries.length === 0 ? '(no dead letters)' : table(entries) + more);
+      io.out(args.json ? json(entries.map(view)) : entries.length === 0 ? '(no dead letters)' : table(entries) + more);
       return 0;
     }
     case 'show': {
-      const r = args.ids[0] === undefined ? undefined : store.get(args.ids[0]);
+      const r = store.get(args.ids[0]!);
       if (r === undefined) {
-        print(`keel dlq: no dead letter ${args.ids[0] ?? '(give an id)'}`);
+        io.err(`keel dlq: no dead letter ${args.ids[0]!}`);
         return 1;
       }
-      print(args.json ? json(view(r)) : fields(r));
+      io.out(args.json ? json(view(r)) : fields(r));
       return 0;
     }
     case 'retry': {
       const { limit: _limit, ...filter } = args.filter;
-      if (args.ids.length === 0 && Object.keys(filter).length === 0 && !args.all) {
-        print('keel dlq retry: give ids, a filter, or --all to mark every entry');
-        return 2;
-      }
       const found = args.ids.map((id) => [id, store.get(id)] as const);
       const missing = found.filter(([, r]) => r === undefined).map(([id]) => id);
       const targets = args.ids.length > 0 ? found.flatMap(([, r]) => (r === undefined ? [] : [r])) : store.list(filter, t, 1_000_000, undefined).entries;
       for (const r of targets) store.update(r.id, { status: 'pending', nextRetryAt: t });
-      print(
+      io.out(
         args.json
           ? json({ marked: targets.map((r) => r.id), ...(missing.length > 0 ? { notFound: missing } : {}) })
-          : `marked ${targets.length} dead letter(s) due now; the owning node delivers them at its next wake${missing.length > 0 ? `\nno dead letter ${missing.join(', ')}` : ''}`,
+          : `marked ${targets.length} dead letter(s) due now; ${deliveredBy(store)}${missing.length > 0 ? `\nno dead letter ${missing.join(', ')}` : ''}`,
       );
       return missing.length > 0 ? 1 : 0;
     }
     case 'purge': {
       const { limit: _limit, ...filter } = args.filter;
-      if (Object.keys(filter).length === 0 && !args.all) {
-        print('keel dlq purge: give a filter, or --all to delete every entry');
-        return 2;
-      }
       const n = store.purge(filter, t);
-      print(args.json ? json({ purged: n }) : `purged ${n} dead letter(s)`);
+      io.out(args.json ? json({ purged: n }) : `purged ${n} dead letter(s)`);
       return 0;
     }
   }

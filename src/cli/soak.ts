@@ -198,13 +198,21 @@ export function soakOptions(input: Partial<SoakOptions>): SoakOptions {
   return o;
 }
 
-/** The options the soak and the overload run share: `--duration` and `--rate` positive, `--seed` an integer >= 0. */
+/**
+ * The largest `--duration` and `--seed`: a seed past 2^32 - 1 would wrap (`seededRandom` reads 32
+ * bits) and replay another seed's run; a week keeps a typo from a run that never ends.
+ */
+export const SOAK_LIMITS = { duration: 7 * 86_400, seed: 0xffff_ffff } as const;
+
+/** The options the soak and the overload run share: `--duration` and `--rate` positive, `--seed` an integer >= 0, within SOAK_LIMITS. */
 export function checkRunOptions(o: { duration: unknown; rate: unknown; seed: unknown }): void {
   for (const [key, what] of [['duration', 'a positive number of seconds'], ['rate', 'a positive number of messages per second']] as const) {
     const v = o[key];
     if (typeof v !== 'number' || !Number.isFinite(v) || !(v > 0)) throw new InvalidArgumentError(`--${key}`, what, v);
   }
+  if ((o.duration as number) > SOAK_LIMITS.duration) throw new InvalidArgumentError('--duration', `at most ${SOAK_LIMITS.duration} seconds (a week)`, o.duration);
   if (!Number.isSafeInteger(o.seed) || (o.seed as number) < 0) throw new InvalidArgumentError('--seed', 'an integer >= 0', o.seed);
+  if ((o.seed as number) > SOAK_LIMITS.seed) throw new InvalidArgumentError('--seed', `an integer from 0 to ${SOAK_LIMITS.seed}`, o.seed);
 }
 
 /** True when every check of the report passed. */

@@ -1,70 +1,61 @@
-import { parseArgs } from 'node:util';
-import { isKeelError } from '../errors.js';
+import { type CommandSpec, ioOf, parseWith, runCommand, UsageError, type Values } from './args.js';
 import { overloadOptions, overloadPassed, runOverload, type OverloadOptions } from './overload.js';
-import { runSoak, soakOptions, soakPassed, type SoakOptions } from './soak.js';
+import { runSoak, SOAK_DEFAULTS, SOAK_LIMITS, soakOptions, soakPassed, type SoakOptions } from './soak.js';
 
-export const SOAK_USAGE = `usage: keel soak [--duration 60] [--rate 100000] [--kill 0.1] [--seed 1] [--json] [--simulate]
-       keel soak --overload [--duration 60] [--rate 100000] [--seed 1] [--json] [--simulate]
+const options = {
+  duration: { type: 'number', value: '<s>', description: `seconds of load, up to ${SOAK_LIMITS.duration}`, default: SOAK_DEFAULTS.duration },
+  rate: { type: 'number', value: '<msg/s>', description: 'messages per second (with --overload: per producer); at most 2e9 messages over the run', default: SOAK_DEFAULTS.rate },
+  kill: { type: 'number', value: '<fraction>', description: 'fraction of the workers killed every second, 0 to 1 (not with --overload)', default: SOAK_DEFAULTS.kill },
+  seed: { type: 'number', value: '<n>', description: `seeds the traffic and the chaos, 0 to ${SOAK_LIMITS.seed}`, default: SOAK_DEFAULTS.seed },
+  json: { type: 'boolean', description: 'print the report as one JSON object' },
+  simulate: { type: 'boolean', description: 'run on virtual time: the same --seed replays the same report, byte for byte' },
+  overload: { type: 'boolean', description: 'each overflow policy under a producer 10x faster than its bounded consumer' },
+} as const satisfies CommandSpec['options'];
 
-  the soak: producers send --rate msg/s with supervised send to workers under three supervisors while
-  --kill of the workers are killed every second; every message is accounted for (exit code 1 when a
-  check fails). --overload: one producer per overflow policy, 10x faster than its bounded consumer;
-  --rate is then each producer's rate. --simulate runs on virtual time: the same --seed replays the
-  same report, byte for byte (on stdout; the real heap figures go to stderr)`;
-
-/** Bad usage: one line, exit 2. */
-class UsageError extends Error {}
-
-/** A number as a person types it: decimal, optionally with a fraction or an exponent (no hex, no blanks, no sign). */
-const NUMBER = /^(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?$/i;
+export const SOAK_COMMAND: CommandSpec<typeof options> = {
+  name: 'soak',
+  summary: 'the reliability soak: supervised sends under chaos, every message accounted for (--overload: the overflow policies)',
+  description: [
+    'The soak: producers send --rate msg/s with supervised send to workers under three supervisors while',
+    '--kill of the workers are killed every second; every message is accounted for, leaks and the heap',
+    'are checked. --overload: one producer per overflow policy, 10x faster than its bounded consumer;',
+    '--rate is then each producer\'s rate.',
+  ].join('\n'),
+  options,
+  footer: [
+    'seeds: --seed fixes what the producers send and whom the chaos picks, not the real-time',
+    'interleavings, so on real time the counts vary from run to run; with --simulate the run is on',
+    'virtual time and the same --seed prints the same report, byte for byte (on stdout; the real heap',
+    'figures go to stderr).',
+    '',
+    'exit code: 0 when every check passed, 1 when one failed, 2 on bad usage. More: docs/reliability.md.',
+  ].join('\n'),
+};
 
 /** What `keel soak` was asked to run. */
 export type SoakCommand = { overload: false; options: Partial<SoakOptions> } | { overload: true; options: Partial<OverloadOptions> };
 
-/** Parses `keel soak`'s flags (node:util parseArgs, strict); a bad flag or value throws with one line. */
-export function parseSoakArgs(argv: string[]): SoakCommand {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        duration: { type: 'string' },
-        rate: { type: 'string' },
-        kill: { type: 'string' },
-        seed: { type: 'string' },
-        json: { type: 'boolean' },
-        simulate: { type: 'boolean' },
-        overload: { type: 'boolean' },
-      },
-    }));
-  } catch (e) {
-    // node:util's own message, first line (an unknown option, a missing value, a stray positional)
-    throw new UsageError((e as Error).message.split('\n')[0]!);
-  }
-  const number = (flag: 'duration' | 'rate' | 'kill' | 'seed'): number | undefined => {
-    const raw = values[flag];
-    if (raw === undefined) return undefined;
-    if (!NUMBER.test(raw)) throw new UsageError(`--${flag} must be a number, got ${JSON.stringify(raw)}`);
-    return Number(raw);
-  };
+function toCommand(values: Values<typeof options>): SoakCommand {
   const options: Partial<SoakOptions> = {};
   for (const flag of ['duration', 'rate', 'kill', 'seed'] as const) {
-    const v = number(flag);
+    const v = values[flag];
     if (v !== undefined) options[flag] = v;
   }
   if (values.json === true) options.json = true;
   if (values.simulate === true) options.simulate = true;
   if (values.overload === true) {
     if (options.kill !== undefined) throw new UsageError('--kill does not apply to --overload (its consumers are not killed)');
-    const { kill: _kill, ...rest } = options;
-    const overload = overloadOptionsOf(rest);
-    checked(() => overloadOptions(overload));
+    const overload = overloadOptionsOf(options);
+    overloadOptions(overload); // a bad value is refused while parsing, before anything starts, with the flag's name
     return { overload: true, options: overload };
   }
-  checked(() => soakOptions(options));
+  soakOptions(options);
   return { overload: false, options };
+}
+
+/** Parses `keel soak`'s flags (undefined for `--help`); a bad flag or value throws `ERR_INVALID_ARGUMENT` with one line. */
+export function parseSoakArgs(argv: readonly string[]): SoakCommand | undefined {
+  return parseWith(SOAK_COMMAND, argv, toCommand);
 }
 
 function overloadOptionsOf(options: Partial<SoakOptions>): Partial<OverloadOptions> {
@@ -77,30 +68,14 @@ function overloadOptionsOf(options: Partial<SoakOptions>): Partial<OverloadOptio
   return out;
 }
 
-/** A bad value is refused while parsing, before anything starts, with the flag's name. */
-function checked<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    if (isKeelError(e, 'ERR_INVALID_ARGUMENT')) throw new UsageError(e.message);
-    throw e;
-  }
-}
-
 /**
  * `keel soak`: runs the soak (or with `--overload` the overload run), prints its report on `print`
  * and what is not part of a replay (the real heap under --simulate, the progress) on `aside`.
  * Returns the exit code: 0 when every check passed, 1 when one failed, 2 for bad usage.
  */
-export async function runSoakCommand(argv: string[], print: (line: string) => void, aside: (line: string) => void): Promise<number> {
-  let command: SoakCommand;
-  try {
-    command = parseSoakArgs(argv);
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    aside(`keel soak: ${e.message}`);
-    return 2;
-  }
-  if (command.overload) return overloadPassed(await runOverload(command.options, print, aside)) ? 0 : 1;
-  return soakPassed(await runSoak(command.options, print, aside)) ? 0 : 1;
+export async function runSoakCommand(argv: readonly string[], print: (line: string) => void, aside: (line: string) => void): Promise<number> {
+  return runCommand(SOAK_COMMAND, argv, ioOf({ out: print, err: aside }), toCommand, async (command) => {
+    if (command.overload) return overloadPassed(await runOverload(command.options, print, aside)) ? 0 : 1;
+    return soakPassed(await runSoak(command.options, print, aside)) ? 0 : 1;
+  });
 }

@@ -11,8 +11,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ESLint as ESLintClass, Linter } from 'eslint';
+import { isKeelError, MissingPeerError } from '../errors.js';
 import { loadPeer, requirePeer, type PeerLoader } from './peers.js';
-import { listSourceFiles, SOURCE_EXTENSIONS } from './internal/files.js';
+import { type IgnoreFactory, listSourceFiles, SOURCE_EXTENSIONS } from './internal/files.js';
 
 /** One finding: where, which rule, and whether `--fix` can apply it. */
 export interface AuditFinding {
@@ -56,17 +57,48 @@ const FEATURE = 'keel audit';
 
 type Plugin = typeof import('./index.js');
 
-/** Runs the plugin over `root` and returns the report. Throws `MissingPeerError` when a peer is not installed. */
+/** The optional peers `keel audit` needs, each before those that need it (typescript-eslint needs typescript). */
+export const AUDIT_PEERS = ['typescript', 'eslint', '@typescript-eslint/utils', 'typescript-eslint', 'ignore'] as const;
+
+/** True when `error` is Node's "cannot find module" for one of `peers`. */
+function needsOneOf(error: unknown, peers: readonly string[]): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND') return false;
+  const message = String((error as Error).message);
+  return peers.some((p) => message.includes(`'${p}'`) || message.includes(`"${p}"`));
+}
+
+/**
+ * Loads every peer of `keel audit`; throws one `MissingPeerError` that names all those missing,
+ * with the one command that installs them (`npm install -D a b c`).
+ */
+function loadPeers(load: PeerLoader): { ESLint: typeof ESLintClass; parser: Linter.Parser; ignore: IgnoreFactory } {
+  const missing: string[] = [];
+  const loaded = new Map<string, unknown>();
+  for (const name of AUDIT_PEERS) {
+    try {
+      loaded.set(name, loadPeer(name, FEATURE, load));
+    } catch (e) {
+      if (isKeelError(e, 'ERR_PEER_MISSING')) missing.push(name);
+      // a peer that fails to load for want of another one already missing: the one install fixes both
+      else if (!needsOneOf(e, missing)) throw e;
+    }
+  }
+  if (missing.length > 0) throw new MissingPeerError(missing, FEATURE, 'npm install -D');
+  return {
+    ESLint: (loaded.get('eslint') as { ESLint: typeof ESLintClass }).ESLint,
+    parser: (loaded.get('typescript-eslint') as { parser: Linter.Parser }).parser,
+    ignore: loaded.get('ignore') as IgnoreFactory,
+  };
+}
+
+/** Runs the plugin over `root` and returns the report. Throws `MissingPeerError` naming every peer that is not installed. */
 export async function audit(root: string, options: AuditOptions = {}): Promise<AuditReport> {
-  const load = options.loadPeer ?? requirePeer;
-  const { ESLint } = loadPeer<{ ESLint: typeof ESLintClass }>('eslint', FEATURE, load);
-  const tseslint = loadPeer<{ parser: Linter.Parser }>('typescript-eslint', FEATURE, load);
-  loadPeer('typescript', FEATURE, load);
-  loadPeer('@typescript-eslint/utils', FEATURE, load);
+  const { ESLint, parser, ignore } = loadPeers(options.loadPeer ?? requirePeer);
   const plugin: Plugin = await import('./index.js');
 
   const dir = path.resolve(root);
-  const files = listSourceFiles(dir);
+  const files = listSourceFiles(dir, ignore);
   const ruleIds = Object.keys(plugin.rules).map((r) => `keel/${r}`);
   const report: AuditReport = {
     filesScanned: files.length,
@@ -90,7 +122,7 @@ export async function audit(root: string, options: AuditOptions = {}): Promise<A
         {
           // explicit extensions: ESLint lints no TypeScript file for a universal `**/*`
           files: SOURCE_EXTENSIONS.map((ext) => `**/*${ext}`),
-          languageOptions: { parser: tseslint.parser, sourceType: 'module', parserOptions: { project, tsconfigRootDir: dir } },
+          languageOptions: { parser, sourceType: 'module', parserOptions: { project, tsconfigRootDir: dir } },
           linterOptions: { reportUnusedDisableDirectives: 'off' },
           plugins: { keel: plugin.default as unknown as ESLintClass.Plugin },
           rules: Object.fromEntries(ruleIds.map((r) => [r, 'error'])),

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { chaosSchedule, demoOptions, demoPassed, makeWorkflows, parseDemoArgs, runAgentDemo, type AgentDemoReport } from '../../src/cli/agentDemo.js';
+import fs from 'node:fs';
+import { chaosSchedule, demoOptions, demoPassed, makeWorkflows, REPORT_DOC, REPORT_LEGEND, runAgentDemo, verdict, type AgentDemoReport } from '../../src/cli/agentDemo.js';
+import { parseDemoArgs } from '../../src/cli/demoCommand.js';
 import { seededRandom as seeded } from '../../src/index.js';
 import { expectKeelError, thrown } from '../support.js';
 
@@ -97,6 +99,60 @@ describe('keel demo (npm start)', () => {
     expect(text).toMatch(/receipts {7}sent 5 = delivered 5 \+ dead-lettered 0 \+ failed and reported 0; handled twice 0 {2}\[ok\]/);
     expect(text).toContain('monitors       leaked 0');
     expect(text).not.toContain('FAILED');
+  }, 30_000);
+
+  it('ends the human report with a legend line per section, where to read more, and one verdict line, last', async () => {
+    const lines: string[] = [];
+    const report = await runAgentDemo({ workers: 2, workflows: 5, chaos: 0, seed: 1, failRate: 0 }, (l) => lines.push(l));
+    const sections = ['workflows', 'tasks', 'chaos', 'signals', 'receipts', 'dead letters', 'monitors'];
+    expect(REPORT_LEGEND.map(([label]) => label)).toEqual(sections);
+    // each section: its line of numbers, and its line of legend after them
+    for (const label of sections) expect(lines.filter((l) => l.startsWith(`  ${label.padEnd(13)}  `)), label).toHaveLength(2);
+    const legend = lines.indexOf('what each line counts:');
+    expect(lines.slice(legend + 1, legend + 1 + sections.length)).toEqual(REPORT_LEGEND.map(([label, text]) => `  ${label.padEnd(13)}  ${text}`));
+    expect(lines.slice(legend + 1 + sections.length)).toEqual([
+      'more: docs/agents/demo.md explains each line and term of this report',
+      'verdict: ok: all 5 workflows, 5 receipts and ' + report.signals.published + ' signals accounted for, no monitor leaked',
+    ]);
+    expect(lines.filter((l) => l.startsWith('verdict: '))).toHaveLength(1);
+    // the terms the legend uses are explained where it points
+    const doc = fs.readFileSync(new URL(`../../${REPORT_DOC}`, import.meta.url), 'utf8');
+    for (const label of sections) expect(doc, label).toContain(`\n### ${label}\n`);
+    for (const term of ['**routed**', '**evicted**', '**ledgers**', '**receipt**', '**recovered by the queue\'s retries**', '**parked**', '**reassigned**', '**leak age**', '**kills**']) {
+      expect(doc, term).toContain(term);
+    }
+  }, 30_000);
+
+  it('says in its verdict what is not accounted for, with the numbers', async () => {
+    const lines: string[] = [];
+    const report = await runAgentDemo({ workers: 2, workflows: 5, chaos: 0, seed: 1, inject: { leakedMonitor: 'long' } }, (l) => lines.push(l));
+    expect(lines.at(-1)).toBe('verdict: FAILED: not accounted for: monitors (1 leaked)');
+    expect(verdict(report)).toBe(lines.at(-1));
+    // a receipt lost and a workflow missing: each named with its numbers, in the report's order
+    const broken: AgentDemoReport = {
+      ...report,
+      messages: { ...report.messages, delivered: report.messages.delivered - 1 },
+      workflows: { ...report.workflows, completed: report.workflows.completed - 1 },
+      checks: { ...report.checks, messagesAccounted: false, workflowsAccounted: false },
+    };
+    const w = broken.workflows;
+    expect(verdict(broken)).toBe(
+      `verdict: FAILED: not accounted for: workflows (completed ${w.completed} + failed ${w.failed} + not started ${w.notStarted} of 5); ` +
+        `receipts (sent 5, delivered, dead-lettered or reported 4, handled twice 0); monitors (1 leaked)`,
+    );
+  }, 30_000);
+
+  it('--json keeps its shape: the same fields as before the legend and the verdict', async () => {
+    const lines: string[] = [];
+    await runAgentDemo({ workers: 2, workflows: 5, chaos: 0, seed: 1, json: true }, (l) => lines.push(l));
+    expect(lines).toHaveLength(1);
+    const json = JSON.parse(lines[0]!) as Record<string, Record<string, unknown>>;
+    expect(Object.keys(json)).toEqual(['options', 'durationMs', 'workflows', 'tasks', 'restarts', 'kills', 'signals', 'deadLetters', 'messages', 'monitorsLeaked', 'checks']);
+    expect(Object.keys(json.workflows!)).toEqual(['total', 'completed', 'failed', 'notStarted', 'failedBy']);
+    expect(Object.keys(json.signals!)).toEqual(['published', 'routed', 'delivered', 'received', 'dropped', 'droppedByReason']);
+    expect(Object.keys(json.deadLetters!)).toEqual(['total', 'byReason', 'recovered', 'recoveredHandled', 'lostAfterRecovery', 'pending', 'parked']);
+    expect(Object.keys(json.messages!)).toEqual(['sent', 'delivered', 'deadLettered', 'failedReported', 'duplicates']);
+    expect(Object.keys(json.checks!)).toEqual(['messagesAccounted', 'deadLettersAccounted', 'signalsAccounted', 'workflowsAccounted', 'noMonitorLeaks']);
   }, 30_000);
 
   it('the same seed gives the same workflows and the same chaos schedule', () => {

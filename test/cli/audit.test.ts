@@ -5,10 +5,10 @@ import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isKeelError } from '../../src/index.js';
 import { markdown, parseAuditArgs, runAudit } from '../../src/cli/audit.js';
-import { audit, type AuditFinding, type AuditReport } from '../../src/lint/audit.js';
+import { audit, AUDIT_PEERS, type AuditFinding, type AuditReport } from '../../src/lint/audit.js';
 import { rules } from '../../src/lint/index.js';
 import { requirePeer } from '../../src/lint/peers.js';
-import { isIgnored, listSourceFiles, parseGitignore } from '../../src/lint/internal/files.js';
+import { isIgnored, listSourceFiles, loadIgnore, parseGitignore } from '../../src/lint/internal/files.js';
 import { copyTree, typeErrors } from './auditTree.js';
 
 const cleanups: (() => void)[] = [];
@@ -175,16 +175,18 @@ describe('keel audit', () => {
 
   it.each([
     [['--format', 'xml', '.'], "expected `--format` to be 'md' | 'json', got \"xml\""],
-    [['.', '--format'], 'give a value after --format'],
-    [['--json', '.'], 'expected `option` to be --format or --fix, got "--json"'],
+    [['.', '--format'], "Option '--format <value>' argument missing: give it as --format <format> or --format=<format>"],
+    [['--json', '.'], "Unknown option '--json'. keel audit takes --format, --fix and --help"],
+    [['.', '--fix=yes'], "Option '--fix' does not take an argument"],
     [[], 'expected `<dir>` to be the directory to audit, got undefined'],
     [['/no/such/dir'], 'expected `<dir>` to be an existing directory, got "/no/such/dir"'],
-    [['a', 'b'], 'expected `<dir>` to be one directory'],
-  ])('rejects %j with exit code 2 and the usage', async (argv, text) => {
+    [['a', 'b'], 'expected `<dir>` to be one directory, got "a b"'],
+  ])('rejects %j with exit code 2 and one line that says what is wrong, on stderr', async (argv, text) => {
     const out: string[] = [];
-    expect(await runAudit(argv, (s) => out.push(s))).toBe(2);
-    expect(out[0]).toContain(text);
-    expect(out[0]).toContain('usage: keel audit <dir>');
+    const err: string[] = [];
+    expect(await runAudit(argv, { out: (s) => out.push(s), err: (s) => err.push(s) })).toBe(2);
+    expect(out).toEqual([]);
+    expect(err).toEqual([`keel audit: ${text}`]);
     let thrown: unknown;
     try {
       parseAuditArgs(argv);
@@ -194,7 +196,7 @@ describe('keel audit', () => {
     expect(isKeelError(thrown, 'ERR_INVALID_ARGUMENT')).toBe(true);
   });
 
-  it.each(['eslint', 'typescript-eslint', 'typescript', '@typescript-eslint/utils'])('names a missing peer %s with MissingPeerError (exit code 2)', async (peer) => {
+  it.each(['eslint', 'typescript-eslint', 'typescript', '@typescript-eslint/utils', 'ignore'])('names a missing peer %s with MissingPeerError (exit code 2)', async (peer) => {
     const loadPeer = (name: string): unknown => {
       if (name === peer) throw Object.assign(new Error(`Cannot find module '${name}'`), { code: 'MODULE_NOT_FOUND' });
       return requirePeer(name);
@@ -204,10 +206,57 @@ describe('keel audit', () => {
       (e: unknown) => e,
     );
     expect(isKeelError(err, 'ERR_PEER_MISSING')).toBe(true);
-    expect((err as Error).message).toBe(`keel audit needs the optional peer dependency '${peer}': npm install ${peer}`);
+    expect((err as Error).message).toBe(`keel audit needs the optional peer dependency '${peer}': npm install -D ${peer}`);
     const out: string[] = [];
     expect(await runAudit(['.'], (s) => out.push(s), undefined, { loadPeer })).toBe(2);
     expect(out[0]).toBe(`keel audit: ${(err as Error).message}`);
+  });
+
+  it('names every missing peer at once, with the one command that installs them all (exit code 2)', async () => {
+    const absent = new Set(['eslint', 'typescript', 'ignore']);
+    const loadPeer = (name: string): unknown => {
+      if (absent.has(name)) throw Object.assign(new Error(`Cannot find module '${name}'`), { code: 'MODULE_NOT_FOUND' });
+      // installed, but it cannot load without typescript: the same install fixes it
+      if (name === 'typescript-eslint') throw Object.assign(new Error("Cannot find module 'typescript'\nRequire stack: ..."), { code: 'MODULE_NOT_FOUND' });
+      return requirePeer(name);
+    };
+    const err = await audit('.', { loadPeer }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isKeelError(err, 'ERR_PEER_MISSING')).toBe(true);
+    expect((err as Error).message).toBe("keel audit needs the optional peer dependencies 'typescript', 'eslint' and 'ignore': npm install -D typescript eslint ignore");
+    expect((err as { peers: string[] }).peers).toEqual(['typescript', 'eslint', 'ignore']);
+    const out: string[] = [];
+    const errors: string[] = [];
+    expect(await runAudit(['.'], { out: (s) => out.push(s), err: (s) => errors.push(s) }, undefined, { loadPeer })).toBe(2);
+    expect(out).toEqual([]);
+    expect(errors).toEqual([`keel audit: ${(err as Error).message}`]);
+  });
+
+  it('a peer that cannot load for want of a module that is no peer is a broken install: that error, as it is', async () => {
+    const loadPeer = (name: string): unknown => {
+      if (name === 'eslint') throw Object.assign(new Error("Cannot find module 'espree'"), { code: 'MODULE_NOT_FOUND' });
+      return requirePeer(name);
+    };
+    await expect(audit('.', { loadPeer })).rejects.toThrow("Cannot find module 'espree'");
+  });
+
+  it('every peer it loads is an optional peer dependency of the package and a pinned dev dependency; ignore is 7.0.17', () => {
+    const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      dependencies?: Record<string, string>;
+      devDependencies: Record<string, string>;
+      peerDependencies: Record<string, string>;
+      peerDependenciesMeta: Record<string, { optional?: boolean }>;
+    };
+    expect(pkg.dependencies).toBeUndefined(); // the core has none
+    for (const peer of AUDIT_PEERS) {
+      expect(pkg.peerDependencies[peer], peer).toBeDefined();
+      expect(pkg.peerDependenciesMeta[peer], peer).toEqual({ optional: true });
+      expect(pkg.devDependencies[peer], peer).toMatch(/^\d+\.\d+\.\d+$/);
+    }
+    expect(pkg.devDependencies.ignore).toBe('7.0.17');
+    expect(pkg.peerDependencies.ignore).toBe('^7.0.17');
   });
 });
 
@@ -250,5 +299,127 @@ describe('the files keel audit scans', () => {
     expect(isIgnored(rules, 'a.js', false)).toBe(true);
     expect(isIgnored(rules, 'c.js', false)).toBe(false);
     expect(isIgnored(rules, 'not#comment', false)).toBe(true);
+  });
+});
+
+// The examples of git's own gitignore documentation (PATTERN FORMAT and EXAMPLES), one tree: the
+// root .gitignore, and a nested one with the "everything but foo/bar" example. Paths ending in '/'
+// are folders (made with a file inside).
+const GITIGNORE = [
+  '# a comment: no pattern',
+  '\\#hash.ts',
+  '\\!bang.ts',
+  'trailing.ts   ',
+  'escaped\\ ',
+  '*.log',
+  '!keep.log',
+  'frotz/',
+  '/anchored.ts',
+  'docs/api/',
+  '**/deep',
+  'a/**/b',
+  'abc/**',
+  'hello.*',
+  'foo/*',
+  '/*.c',
+  '[ab].js',
+  'file?.ts',
+  '',
+].join('\n');
+const NESTED_GITIGNORE = '/*\n!/foo\n/foo/*\n!/foo/bar\n';
+const GIT_PATHS = [
+  '#hash.ts', 'x/#hash.ts', 'bang.ts', '!bang.ts', 'trailing.ts', 'escaped ', 'escaped',
+  'app.log', 'sub/app.log', 'keep.log', 'sub/keep.log', 'APP.LOG',
+  'frotz/', 'lib/frotz/', 'a2/frotz', 'anchored.ts', 'sub/anchored.ts', 'docs/api/', 'other/docs/api/',
+  'deep', 'x/y/deep/', 'a/b', 'a/x/b', 'a/x/y/b', 'c/a/b', 'abc/d/e.ts', 'abc.ts',
+  'hello.ts', 'x/hello.js', 'hello', 'foo/test.json', 'foo/bar/', 'foo/bar/hello.c', 'foo.ts',
+  'cat-file.c', 'mozilla-sha1/sha1.c', 'a.js', 'b.js', 'c.js', 'file1.ts', 'file10.ts',
+  'only/top.ts', 'only/foo/bar/kept.ts', 'only/foo/baz/gone.ts', 'only/foo/gone.ts',
+];
+
+/** The tree above in a fresh directory; answers it and every path in it (folders with a trailing '/'). */
+function gitTree(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-gitignore-'));
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(dir, '.gitignore'), GITIGNORE);
+  fs.mkdirSync(path.join(dir, 'only'));
+  fs.writeFileSync(path.join(dir, 'only', '.gitignore'), NESTED_GITIGNORE);
+  for (const p of GIT_PATHS) {
+    const file = path.join(dir, p.endsWith('/') ? `${p}inside.ts` : p);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, '');
+  }
+  return dir;
+}
+
+/** What git answers: the paths it ignores (`git check-ignore`, one call, NUL-separated). */
+function gitIgnored(dir: string, paths: string[]): string[] {
+  execFileSync('git', ['init', '-q', dir]);
+  let out: string;
+  try {
+    out = execFileSync('git', ['-C', dir, 'check-ignore', '--stdin', '-z'], { input: paths.join('\0'), encoding: 'utf8' });
+  } catch (e) {
+    if ((e as { status?: number }).status !== 1) throw e; // 1: none ignored
+    out = '';
+  }
+  return out.split('\0').filter((p) => p !== '');
+}
+
+describe('.gitignore outside git, matched by the ignore package', () => {
+  it("gives git's own answers for the examples of git's gitignore documentation (checked with git check-ignore)", () => {
+    const dir = gitTree();
+    const paths = GIT_PATHS.map((p) => p.replace(/\/$/, ''));
+    const layers = [...parseGitignore(GITIGNORE, ''), ...parseGitignore(NESTED_GITIGNORE, 'only')];
+    const ours = paths.filter((p) => isIgnored(layers, p, fs.statSync(path.join(dir, p)).isDirectory()));
+    const git = gitIgnored(dir, paths);
+    expect(ours).toEqual(git);
+    // and git's answers are the documented ones (so the comparison is not of two empty lists)
+    expect(git).toEqual([
+      '#hash.ts', 'x/#hash.ts', '!bang.ts', 'trailing.ts', 'escaped ',
+      'app.log', 'sub/app.log',
+      'frotz', 'lib/frotz', 'anchored.ts', 'docs/api',
+      'deep', 'x/y/deep', 'a/b', 'a/x/b', 'a/x/y/b', 'abc/d/e.ts',
+      'hello.ts', 'x/hello.js', 'foo/test.json', 'foo/bar', 'foo/bar/hello.c',
+      'cat-file.c', 'a.js', 'b.js', 'file1.ts',
+      'only/top.ts', 'only/foo/baz/gone.ts', 'only/foo/gone.ts',
+    ]);
+  });
+
+  it('odd lines (an unclosed [, a lone backslash, an empty class, a lone / or !) neither throw nor differ from git', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-gitignore-odd-'));
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const text = '[abc\n\\\\\na[]b\n/\n!\n!/\nx[!y].ts\n**\\*.md\n';
+    fs.writeFileSync(path.join(dir, '.gitignore'), text);
+    const paths = ['[abc', 'a[]b', 'xz.ts', 'xy.ts', 'c.md', 'plain.ts'];
+    for (const p of paths) fs.writeFileSync(path.join(dir, p), '');
+    const layers = parseGitignore(text, '');
+    const ours = paths.filter((p) => isIgnored(layers, p, false));
+    expect(ours).toEqual(gitIgnored(dir, paths));
+    expect(ours).toEqual(['xz.ts']);
+  });
+
+  it('scans the files git would list in that tree (git ls-files --others --exclude-standard), and no other', () => {
+    const dir = gitTree();
+    const walked = listSourceFiles(dir); // no git work tree yet: the .gitignore files are read with ignore
+    execFileSync('git', ['init', '-q', dir]);
+    const listed = execFileSync('git', ['-C', dir, 'ls-files', '-z', '--others', '--exclude-standard'], { encoding: 'utf8' })
+      .split('\0')
+      .filter((f) => /\.[cm]?[jt]sx?$/.test(f) && !f.endsWith('.d.ts'))
+      .sort();
+    expect(walked).toEqual(listed);
+    expect(walked).toEqual(['abc.ts', 'bang.ts', 'c.js', 'file10.ts', 'foo.ts', 'only/foo/bar/kept.ts', 'other/docs/api/inside.ts', 'sub/anchored.ts']);
+  });
+
+  it('reads a missing ignore peer as MissingPeerError, named for keel audit', () => {
+    let err: unknown;
+    try {
+      loadIgnore(() => {
+        throw Object.assign(new Error("Cannot find module 'ignore'"), { code: 'MODULE_NOT_FOUND' });
+      });
+    } catch (e) {
+      err = e;
+    }
+    expect(isKeelError(err, 'ERR_PEER_MISSING')).toBe(true);
+    expect((err as Error).message).toBe("keel audit needs the optional peer dependency 'ignore': npm install ignore");
   });
 });

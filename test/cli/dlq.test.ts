@@ -5,8 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { type DeadLetter } from '../../src/index.js';
-import { DLQ_USAGE, runDlq } from '../../src/cli/dlq.js';
+import { type DeadLetter, sendSupervised } from '../../src/index.js';
+import { DLQ_USAGE, dlqUsage, runDlq } from '../../src/cli/dlq.js';
 import type { NewRecord } from '../../src/delivery/stores/DeadLetterStore.js';
 import { SqliteStore, type SqliteStoreOptions } from '../../src/delivery/stores/SqliteStore.js';
 import { probe, TestClock } from '../../src/testing/index.js';
@@ -174,7 +174,7 @@ describe('keel dlq show', () => {
         'message        "ping"',
         'reason         noproc',
         'metadata       {}',
-        'attempts       0',
+        "attempts       0 (the dead letter queue's redelivery attempts)",
         `firstFailedAt  ${new Date(T - 120_000).toISOString()}`,
         `lastAttemptAt  ${new Date(T - 120_000).toISOString()}`,
         `nextRetryAt    ${new Date(T + 1000).toISOString()}`,
@@ -191,10 +191,26 @@ describe('keel dlq show', () => {
     expect(JSON.parse(out)).toEqual({ id: '1', ...RECORDS[0] });
   });
 
-  it('exits 1 for a missing id, or no id', async () => {
+  it('exits 1 for an unknown id; no id at all is bad usage (exit 2)', async () => {
     const file = await knownStore();
     expect(run(['show', '99', '--store', file])).toEqual({ code: 1, out: 'keel dlq: no dead letter 99' });
-    expect(run(['show', '--store', file]).code).toBe(1);
+    expect(run(['show', '--store', file])).toEqual({ code: 2, out: 'keel dlq show: give the id of the dead letter to show (keel dlq list prints the ids)' });
+  });
+
+  it("says what attempts counts: the queue's redeliveries (0 for a fresh entry), beside the sender's delivery attempts in metadata.attempts", async () => {
+    const file = tmpfile();
+    const node = track({ services: { deadLetters: { store: { kind: 'sqlite', path: file } } } });
+    // one send and one retry to a name nobody has: dead-lettered after 2 attempts of the sender
+    const outcome = await sendSupervised(node, 'nobody', { n: 1 }, { retries: 1, backoff: { initialMs: 1, maxMs: 1 }, onError: 'dead_letter' });
+    expect(outcome).toMatchObject({ ok: false, attempts: 2, deadLetterId: '1' });
+    await node.shutdown();
+    const { code, out } = run(['show', '1', '--store', file]);
+    expect(code).toBe(0);
+    const attempts = out.split('\n').find((l) => l.startsWith('attempts '));
+    expect(attempts).toBe(
+      "attempts       0 (the dead letter queue's redelivery attempts; metadata.attempts 2: the sender's delivery attempts before it dead-lettered the message)",
+    );
+    expect(JSON.parse(run(['show', '1', '--store', file, '--json']).out)).toMatchObject({ attempts: 0, metadata: { attempts: 2 } });
   });
 });
 
@@ -258,7 +274,7 @@ describe('keel dlq on a store with an undecodable row', () => {
         `message        (undecodable: 4 bytes) ${DECODE_ERROR}`,
         'reason         noproc',
         'metadata       (undecodable: stored with the message)',
-        'attempts       0',
+        "attempts       0 (the dead letter queue's redelivery attempts)",
         `firstFailedAt  ${new Date(T - 120_000).toISOString()}`,
         `lastAttemptAt  ${new Date(T - 120_000).toISOString()}`,
         `nextRetryAt    ${new Date(T + 1000).toISOString()}`,
@@ -275,7 +291,7 @@ describe('keel dlq retry', () => {
     const now = T + 7;
     const { code, out } = run(['retry', '1', '3', '--store', file], now);
     expect(code).toBe(0);
-    expect(out).toBe('marked 2 dead letter(s) due now; the owning node delivers them at its next wake');
+    expect(out).toBe('marked 2 dead letter(s) due now; no node has this store open: the next node that opens it as its dead letter store retries them as soon as it starts');
     expect(rows(file)).toEqual([
       { seq: 1, status: 'pending', next_retry_at: now, recipient: 'billing' },
       { seq: 2, status: 'parked', next_retry_at: T + 1000, recipient: '<keel-1.7.3>' },
@@ -312,9 +328,11 @@ describe('keel dlq retry', () => {
     const p = probe(node);
     node.registry.register('late', p);
 
-    // the CLI works on the file while the node owns it
-    const { code } = run(['retry', '--store', file, '--recipient', 'late'], clock.now());
-    expect(code).toBe(0);
+    // the CLI works on the file while the node owns it, and says so
+    expect(run(['retry', '--store', file, '--recipient', 'late'], clock.now())).toEqual({
+      code: 0,
+      out: `marked 2 dead letter(s) due now; node ${node.name}-${node.creation} (OS process ${process.pid}) has this store open: it looks at the file at least every 5 s and retries them then`,
+    });
     for (const id of [waiting, parked]) {
       expect(ok(await node.deadLetters.get(id))).toMatchObject({ status: 'pending', nextRetryAt: T });
     }
@@ -327,6 +345,34 @@ describe('keel dlq retry', () => {
     await node.idle();
     expect(ok(await node.deadLetters.list()).entries).toEqual([]);
     expect(ok(await node.deadLetters.stats())).toMatchObject({ pending: 0, parked: 0, succeeded: 2 });
+  });
+});
+
+describe('keel dlq retry on a store no node has open', () => {
+  it('says so; the next node that opens the store retries the marked entries as soon as it starts, before any time passes', async () => {
+    const file = await knownStore(); // written and closed: no node has it open
+    expect(run(['retry', '1', '3', '--store', file], T)).toEqual({
+      code: 0,
+      out: 'marked 2 dead letter(s) due now; no node has this store open: the next node that opens it as its dead letter store retries them as soon as it starts',
+    });
+    // nothing happens to them until then
+    expect(rows(file).map((r) => [r.seq, r.status, r.next_retry_at])).toEqual([[1, 'pending', T], [2, 'parked', T + 1000], [3, 'pending', T]]);
+
+    const clock = new TestClock({ start: T + 60_000 });
+    const node = track({ clock, services: { deadLetters: { store: { kind: 'sqlite', path: file } } } });
+    const billing = probe(node);
+    const orders = probe(node);
+    node.registry.register('billing', billing);
+    node.registry.register('orders', orders);
+    // the queue's process starts with the node, finds the entries due and wakes at once (a 0 ms timer)
+    await clock.advance(0);
+    expect(await billing.receive()).toEqual({ charge: 500, currency: 'EUR' });
+    expect(await orders.receive()).toEqual({ items: ['apple', 'banana', 'cherry', 'damson', 'elderberry'], total: 10n, tags: new Map([['a', 1]]) });
+    await node.idle();
+    expect(clock.now()).toBe(T + 60_000); // at its start: no poll, no backoff waited for
+    // delivered and removed; the entry that was not marked is still parked
+    expect(ok(await node.deadLetters.list()).entries.map((e) => [e.id, e.status])).toEqual([['2', 'parked']]);
+    expect(ok(await node.deadLetters.stats())).toMatchObject({ succeeded: 2, parked: 1, pending: 0 });
   });
 });
 
@@ -354,34 +400,67 @@ describe('keel dlq purge', () => {
 });
 
 describe('keel dlq arguments', () => {
-  it('prints the usage and exits 2 for bad arguments, leaving the store untouched', async () => {
+  it('says in one line what is wrong with bad arguments and exits 2, leaving the store untouched', async () => {
     const file = await knownStore();
-    const bad: string[][] = [
-      [],
-      ['list'],
-      ['frobnicate', '--store', file],
-      ['list', '--store'],
-      ['list', '--store', file, '--bogus'],
-      ['list', '--store', file, '--status', 'dead'],
-      ['list', '--store', file, '--older-than', 'soon'],
-      ['list', '--store', file, '--older-than', '-5'],
-      ['list', '--store', file, '--reason'],
+    const LIST_OPTIONS = 'keel dlq list takes --store, --status, --reason, --recipient, --older-than, --limit, --json and --help';
+    const bad: [string[], string][] = [
+      [[], 'keel dlq: give a command: list, show, retry or purge (keel dlq --help prints the usage)'],
+      [['list'], "keel dlq list: --store <file> is missing: the SQLite dead letter store (a node's services.deadLetters.store path)"],
+      [['frobnicate', '--store', file], "keel dlq: unknown command 'frobnicate': the dlq commands are list, show, retry and purge (keel dlq --help prints the usage)"],
+      [['--store', file, 'list'], "keel dlq: give the command (list, show, retry or purge) first, then its options: got '--store' (keel dlq --help prints the usage)"],
+      [['list', '--store'], "keel dlq list: Option '--store <value>' argument missing: give it as --store <file> or --store=<file>"],
+      [['list', '--store', file, '--bogus'], `keel dlq list: Unknown option '--bogus'. ${LIST_OPTIONS}`],
+      [['list', '--store', file, '--all'], `keel dlq list: Unknown option '--all'. ${LIST_OPTIONS}`],
+      [['list', '--store', file, '--status', 'dead'], "keel dlq list: expected `--status` to be 'pending' | 'parked', got \"dead\""],
+      [['list', '--store', file, '--older-than', 'soon'], 'keel dlq list: --older-than must be a number, got "soon"'],
+      [['list', '--store', file, '--older-than', '-5'], 'keel dlq list: expected `--older-than` to be a number of ms >= 0, got -5'],
+      [['list', '--store', file, '--older-than=1e400'], 'keel dlq list: expected `--older-than` to be a number of ms >= 0, got "1e400"'],
+      [['list', '--store', file, '--older-than', '1e300'], 'keel dlq list: expected `--older-than` to be a number of ms >= 0, got 1e+300'],
+      [['list', '--store', file, '--reason'], "keel dlq list: Option '--reason <value>' argument missing: give it as --reason <reason> or --reason=<reason>"],
+      [['list', '--store', file, '--json=yes'], "keel dlq list: Option '--json' does not take an argument"],
+      [['show', '1', '--store', file, '--status', 'parked'], "keel dlq show: Unknown option '--status'. keel dlq show takes --store, --json and --help"],
+      [['purge', '--store', file, '--limit', '1'], "keel dlq purge: Unknown option '--limit'. keel dlq purge takes --store, --status, --reason, --recipient, --older-than, --all, --json and --help"],
     ];
-    for (const argv of bad) {
-      const { code, out } = run(argv);
-      expect(code, argv.join(' ')).toBe(2);
-      expect(out, argv.join(' ')).toContain(DLQ_USAGE);
-    }
+    for (const [argv, message] of bad) expect(run(argv), argv.join(' ')).toEqual({ code: 2, out: message });
     expect(rows(file)).toHaveLength(3);
+  });
+
+  it('takes --name=value as well as --name value', async () => {
+    const file = await knownStore();
+    const ids = (argv: string[]): string[] => (JSON.parse(run(argv).out) as { id: string }[]).map((r) => r.id);
+    expect(ids(['list', `--store=${file}`, '--status=parked', '--limit=1', '--json'])).toEqual(['2']);
+    expect(ids(['list', '--store', file, '--status', 'parked', '--limit', '1', '--json'])).toEqual(['2']);
+    expect(ids(['list', `--store=${file}`, '--older-than=45000', '--json'])).toEqual(['1', '2']);
+  });
+
+  it('--help or -h prints the usage of dlq or of one of its commands (exit 0), and touches no file', () => {
+    const file = tmpfile();
+    expect(run(['--help'])).toEqual({ code: 0, out: DLQ_USAGE });
+    expect(run(['-h'])).toEqual({ code: 0, out: DLQ_USAGE });
+    for (const command of ['list', 'show', 'retry', 'purge']) {
+      const help = run([command, '--store', file, '--help']);
+      expect(help.code, command).toBe(0);
+      expect(help.out).toBe(dlqUsage(command));
+      expect(help.out.startsWith(`usage: keel dlq ${command} `)).toBe(true);
+      expect(run([command, '-h']).out).toBe(help.out);
+    }
+    for (const command of ['list', 'show', 'retry', 'purge']) expect(DLQ_USAGE).toContain(`\n  ${command} `);
+    // retry says who delivers what it marks, and when
+    expect(dlqUsage('retry')).toContain('the next node that opens it retries them as soon as its dead letter queue starts');
+    // list says what its attempts column counts
+    expect(dlqUsage('list')).toContain("attempts: the dead letter queue's own redelivery attempts");
+    expect(fs.existsSync(file)).toBe(false);
   });
 
   it('refuses a --limit that is not a positive integer (exit 2)', async () => {
     const file = await knownStore();
-    for (const limit of ['0', '-1', 'many', '1.5']) {
-      const { code, out } = run(['list', '--store', file, '--limit', limit]);
-      expect(code, `--limit ${limit}`).toBe(2);
-      expect(out, `--limit ${limit}`).toContain(DLQ_USAGE);
+    for (const [limit, given] of [['0', '0'], ['-1', '-1'], ['1.5', '1.5'], ['2000000', '2000000'], ['1e999', '"1e999"']] as const) {
+      expect(run(['list', '--store', file, '--limit', limit]), `--limit ${limit}`).toEqual({
+        code: 2,
+        out: `keel dlq list: expected \`--limit\` to be an integer from 1 to 1000000, got ${given}`,
+      });
     }
+    expect(run(['list', '--store', file, '--limit', 'many'])).toEqual({ code: 2, out: 'keel dlq list: --limit must be a number, got "many"' });
   });
 
   it('does not create a store file for a usage error', () => {
@@ -404,21 +483,19 @@ describe('keel dlq ids', () => {
       }
     }
     // a negative number reads as an option: bad usage too
-    const negative = run(['show', '-1', '--store', file]);
-    expect(negative.code).toBe(2);
-    expect(negative.out.startsWith("keel dlq: Unknown option '-1'.")).toBe(true); // node:util's parseArgs words the rest
-    expect(negative.out.endsWith(`\n\n${DLQ_USAGE}`)).toBe(true);
+    expect(run(['show', '-1', '--store', file])).toEqual({ code: 2, out: "keel dlq show: Unknown option '-1'. keel dlq show takes --store, --json and --help" });
     expect(fileState(file)).toEqual(before);
     expect(run(['show', '1', '--store', file, '--json']).code).toBe(0);
   });
 
   it('list and purge take no ids, and show takes one (exit 2): an id there was silently ignored', async () => {
     const file = await knownStore();
-    for (const argv of [['list', '1'], ['purge', '3', '--all'], ['show', '1', '2']]) {
-      const { code, out } = run([...argv, '--store', file]);
-      expect(code, argv.join(' ')).toBe(2);
-      expect(out, argv.join(' ')).toContain(DLQ_USAGE);
-    }
+    const cases: [string[], string][] = [
+      [['list', '1'], "keel dlq list: Unexpected argument '1': keel dlq list takes no arguments, only options"],
+      [['purge', '3', '--all'], "keel dlq purge: Unexpected argument '3': keel dlq purge takes no arguments, only options"],
+      [['show', '1', '2'], 'keel dlq show: show takes one id, got 1 2'],
+    ];
+    for (const [argv, message] of cases) expect(run([...argv, '--store', file]), argv.join(' ')).toEqual({ code: 2, out: message });
     expect(rows(file)).toHaveLength(3);
   });
 });
@@ -513,7 +590,7 @@ describe('keel dlq on a store that cannot be written', () => {
     }
     expect(rows(file)).toEqual(before);
 
-    expect(run(['retry', '2', '--store', file], T + 7, SHORT_BUSY)).toEqual({ code: 0, out: 'marked 1 dead letter(s) due now; the owning node delivers them at its next wake' });
+    expect(run(['retry', '2', '--store', file], T + 7, SHORT_BUSY)).toEqual({ code: 0, out: 'marked 1 dead letter(s) due now; no node has this store open: the next node that opens it as its dead letter store retries them as soon as it starts' });
     expect(rows(file)[1]).toEqual({ seq: 2, status: 'pending', next_retry_at: T + 7, recipient: '<keel-1.7.3>' });
   });
 
@@ -621,24 +698,24 @@ describe('keel dlq through the keel entry point', () => {
   const builtKeel = useBuiltPackage();
   const entry = (): string => fileURLToPath(new URL('cli/keel.js', builtKeel()));
 
-  it('dispatches `keel dlq …` to the dlq command: list --json prints the records (exit 0); bad usage prints the dlq usage (exit 2)', async () => {
+  it('dispatches `keel dlq …` to the dlq command: list --json prints the records (exit 0); bad usage says what is wrong on stderr (exit 2)', async () => {
     const file = await knownStore();
     const [listed, usage] = await Promise.all([keel(entry(), ['dlq', 'list', '--store', file, '--json']), keel(entry(), ['dlq', 'list'])]);
     expect(listed.stderr).toBe('');
     expect(listed.code).toBe(0);
     expect(JSON.parse(listed.stdout)).toEqual(JSON.parse(run(['list', '--store', file, '--json']).out));
     expect((JSON.parse(listed.stdout) as { id: string }[]).map((r) => r.id)).toEqual(['1', '2', '3']);
-    expect(usage.code).toBe(2);
-    expect(usage.stdout).toContain(DLQ_USAGE);
+    expect(usage).toEqual({ code: 2, stdout: '', stderr: `${run(['list']).out}\n` });
+    expect(usage.stderr).toContain('--store <file> is missing');
   }, 30_000);
 
-  it('a store SQLite cannot open is one line on stdout and exit 1, never a stack trace', async () => {
+  it('a store SQLite cannot open is one line on stderr and exit 1, never a stack trace', async () => {
     const dir = path.dirname(tmpfile());
     const r = await keel(entry(), ['dlq', 'show', '1', '--store', dir]);
     expect(r).toEqual({
       code: 1,
-      stdout: `keel dlq show: could not open ${dir}: disk I/O error (SQLITE_IOERR_READ); ${dir} is a directory: give the path of a store file (a new file is created)\n`,
-      stderr: '',
+      stdout: '',
+      stderr: `keel dlq show: could not open ${dir}: disk I/O error (SQLITE_IOERR_READ); ${dir} is a directory: give the path of a store file (a new file is created)\n`,
     });
   }, 30_000);
 });

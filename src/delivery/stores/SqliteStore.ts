@@ -406,6 +406,15 @@ export class SqliteStore implements DeadLetterStore {
     return { pending: rows.find((r) => r.status === 'pending')?.n ?? 0, parked: rows.find((r) => r.status === 'parked')?.n ?? 0 };
   }
 
+  /**
+   * The node that has the file open as its dead letter store (its claim, when its OS process is
+   * alive), or undefined: `keel dlq retry` says who delivers what it marks, and when.
+   */
+  owner(): { owner: string; osPid: number } | undefined {
+    const row = this.#statement('SELECT owner, os_pid FROM dead_letter_owner WHERE id = 1').get() as { owner: string; os_pid: number } | undefined;
+    return row !== undefined && alive(row.os_pid) ? { owner: row.owner, osPid: row.os_pid } : undefined;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#flush();

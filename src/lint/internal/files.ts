@@ -1,11 +1,21 @@
 // The files `keel audit` scans: the tree's JavaScript and TypeScript sources, honouring .gitignore.
 // In a git work tree git itself answers (`ls-files --cached --others --exclude-standard`: every
 // .gitignore, .git/info/exclude and the global excludes); elsewhere the tree's .gitignore files
-// are read here (root and nested; `!` negations, `/` anchors, trailing `/` for directories, `*`,
-// `**`, `?` and `[...]`). node_modules and dist are never scanned.
+// (root and nested) are matched by the `ignore` package (an optional peer of `keel audit`), which
+// follows git's rules. node_modules and dist are never scanned.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Ignore } from 'ignore';
+import { loadPeer, type PeerLoader, requirePeer } from '../peers.js';
+
+/** The `ignore` package's factory (CommonJS: `require('ignore')` is the function). */
+export type IgnoreFactory = (options?: { ignorecase?: boolean }) => Ignore;
+
+/** Loads the optional peer `ignore` for `keel audit` (a missing one is `MissingPeerError`). */
+export function loadIgnore(load: PeerLoader = requirePeer): IgnoreFactory {
+  return loadPeer<IgnoreFactory>('ignore', 'keel audit', load);
+}
 
 /** The extensions `keel audit` scans. */
 export const SOURCE_EXTENSIONS: readonly string[] = ['.ts', '.tsx', '.mts', '.cts', '.js', '.jsx', '.mjs', '.cjs'];
@@ -16,12 +26,14 @@ function isSource(rel: string): boolean {
   return SOURCE_EXTENSIONS.includes(path.extname(rel)) && !rel.endsWith('.d.ts') && !rel.split('/').some((s) => ALWAYS_SKIPPED.has(s));
 }
 
-/** The source files under `root`, relative to it with forward slashes, sorted. */
-export function listSourceFiles(root: string): string[] {
-  const files = gitFiles(root) ?? walk(root);
+/**
+ * The source files under `root`, relative to it with forward slashes, sorted. Outside a git work
+ * tree the .gitignore files are read with `ignore` (loaded when not given).
+ */
+export function listSourceFiles(root: string, ignore?: IgnoreFactory): string[] {
+  const files = gitFiles(root) ?? walk(root, ignore ?? loadIgnore());
   return [...new Set(files.filter(isSource))].filter((f) => fs.statSync(path.join(root, f), { throwIfNoEntry: false })?.isFile()).sort();
 }
-
 function gitFiles(root: string): string[] | undefined {
   try {
     const inside = execFileSync('git', ['-C', root, 'rev-parse', '--is-inside-work-tree'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
@@ -37,72 +49,43 @@ function gitFiles(root: string): string[] | undefined {
   }
 }
 
-interface Rule {
+/** The rules of one .gitignore file, for the paths under its folder. */
+interface Layer {
   base: string; // the folder of the .gitignore, relative to the root ('' for the root)
-  negate: boolean;
-  dirOnly: boolean;
-  regex: RegExp;
+  rules: Ignore;
 }
 
-/** @internal Parses one .gitignore's text into rules relative to `base`. */
-export function parseGitignore(text: string, base: string): Rule[] {
-  const rules: Rule[] = [];
-  for (const raw of text.split(/\r?\n/)) {
-    let line = raw.replace(/(?<!\\)\s+$/, '');
-    if (line === '' || line.startsWith('#')) continue;
-    const negate = line.startsWith('!');
-    if (negate) line = line.slice(1);
-    if (line.startsWith('\\')) line = line.slice(1);
-    const dirOnly = line.endsWith('/');
-    if (dirOnly) line = line.slice(0, -1);
-    const anchored = line.includes('/');
-    if (line.startsWith('/')) line = line.slice(1);
-    if (line === '') continue;
-    const body = globToRegex(line);
-    rules.push({ base, negate, dirOnly, regex: new RegExp(anchored ? `^${body}$` : `^(?:.*/)?${body}$`) });
+// git compares paths case-sensitively unless core.ignorecase is set, which `git init` does on the
+// case-insensitive file systems of macOS and Windows
+const IGNORECASE = process.platform === 'darwin' || process.platform === 'win32';
+
+/** @internal One .gitignore's text as rules for the paths under `base` (relative to the root). */
+export function parseGitignore(text: string, base: string, ignore: IgnoreFactory = loadIgnore()): Layer[] {
+  return [{ base, rules: ignore({ ignorecase: IGNORECASE }).add(text) }];
+}
+
+/**
+ * True when `rel` (relative to the root; `isDir` for a folder) is ignored by `layers`, the rules of
+ * the .gitignore files from the root down: as in git, a deeper file's rules take precedence over
+ * those above it, and within a file the last matching rule (a `!` one included) decides.
+ */
+export function isIgnored(layers: readonly Layer[], rel: string, isDir: boolean): boolean {
+  for (let i = layers.length - 1; i >= 0; i--) {
+    const { base, rules } = layers[i]!;
+    const local = base === '' ? rel : rel.startsWith(`${base}/`) ? rel.slice(base.length + 1) : undefined;
+    if (local === undefined) continue;
+    const { ignored, unignored } = rules.test(isDir ? `${local}/` : local);
+    if (ignored || unignored) return ignored;
   }
-  return rules;
+  return false;
 }
 
-function globToRegex(glob: string): string {
-  let out = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*' && glob[i + 1] === '*') {
-      const slashAfter = glob[i + 2] === '/';
-      out += slashAfter ? '(?:.*/)?' : '.*';
-      i += slashAfter ? 2 : 1;
-    } else if (c === '*') out += '[^/]*';
-    else if (c === '?') out += '[^/]';
-    else if (c === '[') {
-      const end = glob.indexOf(']', i + 1);
-      if (end < 0) out += '\\[';
-      else {
-        out += `[${glob.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\')}]`;
-        i = end;
-      }
-    } else if (c === '\\' && i + 1 < glob.length) out += `\\${glob[++i]!}`;
-    else out += /[.+^${}()|\\/]/.test(c) ? `\\${c}` : c;
-  }
-  return out;
-}
-
-/** True when the last rule that matches `rel` (relative to the root) ignores it. */
-export function isIgnored(rules: readonly Rule[], rel: string, isDir: boolean): boolean {
-  let ignored = false;
-  for (const r of rules) {
-    if (r.dirOnly && !isDir) continue;
-    const local = r.base === '' ? rel : rel.startsWith(`${r.base}/`) ? rel.slice(r.base.length + 1) : undefined;
-    if (local !== undefined && r.regex.test(local)) ignored = !r.negate;
-  }
-  return ignored;
-}
-
-function walk(root: string): string[] {
+function walk(root: string, ignore: IgnoreFactory): string[] {
   const out: string[] = [];
-  const visit = (dir: string, rules: Rule[]): void => {
+  // a folder that is ignored is not entered: as in git, nothing under it can be re-included
+  const visit = (dir: string, layers: Layer[]): void => {
     const ignoreFile = path.join(root, dir, '.gitignore');
-    const here = fs.existsSync(ignoreFile) ? [...rules, ...parseGitignore(fs.readFileSync(ignoreFile, 'utf8'), dir)] : rules;
+    const here = fs.existsSync(ignoreFile) ? [...layers, ...parseGitignore(fs.readFileSync(ignoreFile, 'utf8'), dir, ignore)] : layers;
     for (const entry of fs.readdirSync(path.join(root, dir), { withFileTypes: true })) {
       const rel = dir === '' ? entry.name : `${dir}/${entry.name}`;
       if (entry.isDirectory()) {

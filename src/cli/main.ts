@@ -1,0 +1,120 @@
+import { readFileSync } from 'node:fs';
+import { type CommandSpec, type Io, runCommand, usageOf } from './args.js';
+import { AUDIT_COMMAND, runAudit } from './audit.js';
+import { runDemo } from './demo.js';
+import { DEMO_COMMAND, runDemoCommand } from './demoCommand.js';
+import { runServicesDemo } from './demoServices.js';
+import { dlqUsage, runDlq } from './dlq.js';
+import { runSoakCommand, SOAK_COMMAND } from './soakCommand.js';
+
+export const TOUR_COMMAND: CommandSpec<Record<string, never>> = {
+  name: 'tour',
+  summary: 'a short walk through processes, links, supervisors, GenServers and supervised send',
+  synopsis: '',
+  options: {},
+};
+
+interface Entry {
+  readonly summary: string;
+  /** The usage of the command, or of one of its subcommands (undefined: no such subcommand). */
+  usage(sub?: string): string | undefined;
+  run(argv: readonly string[], io: Io, progress?: (line: string) => void): number | Promise<number>;
+}
+
+const single = (spec: CommandSpec): Pick<Entry, 'summary' | 'usage'> => ({ summary: spec.summary, usage: (sub) => (sub === undefined ? usageOf(spec) : undefined) });
+
+const COMMANDS: Readonly<Record<string, Entry>> = {
+  demo: { ...single(DEMO_COMMAND), run: (argv, io, progress) => runDemoCommand(argv, io, progress) },
+  soak: { ...single(SOAK_COMMAND), run: (argv, io) => runSoakCommand(argv, io.out, io.err) },
+  tour: {
+    ...single(TOUR_COMMAND),
+    run: (argv, io) =>
+      runCommand(TOUR_COMMAND, argv, io, () => undefined, async () => {
+        io.out('-- processes, links, monitors and exits');
+        await runDemo((line) => io.out(line));
+        io.out('\n-- supervisors, GenServers, supervised send, dead letters, managed monitors');
+        await runServicesDemo((line) => io.out(line));
+        return 0;
+      }),
+  },
+  dlq: { summary: 'inspect and manage a SQLite dead letter store: list, show, retry, purge', usage: dlqUsage, run: (argv, io) => runDlq(argv, io) },
+  audit: { ...single(AUDIT_COMMAND), run: (argv, io) => runAudit(argv, io) },
+};
+
+const NAMES = Object.keys(COMMANDS);
+
+/** `keel help`: the commands, one line each. */
+export const KEEL_USAGE = [
+  'usage: keel <command> [options]',
+  '',
+  'commands:',
+  ...NAMES.map((n) => `  ${n.padEnd(6)} ${COMMANDS[n]!.summary}`),
+  `  ${'help'.padEnd(6)} this overview; keel help <command> prints the usage of a command`,
+  '',
+  'keel <command> --help (or -h) prints the usage of a command, keel --version the version of Keel.',
+  'Options take their value as --name value or --name=value. Bad usage exits with code 2.',
+].join('\n');
+
+/** Keel's version, from the package.json of the package this file belongs to (read at run time). */
+export function version(): string | undefined {
+  // src/cli/main.ts and dist/cli/main.js are both two folders below the package's root
+  const file = new URL('../../package.json', import.meta.url);
+  try {
+    const v = (JSON.parse(readFileSync(file, 'utf8')) as { version?: unknown }).version;
+    return typeof v === 'string' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The `keel` command line: runs the command `argv` names and answers its exit code (0 done, 1 a
+ * check or an operation failed, 2 bad usage). `progress` gets the demo's live progress line.
+ */
+export async function runKeel(argv: readonly string[], io: Io, progress?: (line: string) => void): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+      io.err(KEEL_USAGE);
+      return 2;
+    case '-h':
+    case '--help':
+      io.out(KEEL_USAGE);
+      return 0;
+    case '--version': {
+      const v = version();
+      if (v === undefined) {
+        io.err(`keel: no version found in ${new URL('../../package.json', import.meta.url).pathname}`);
+        return 1;
+      }
+      io.out(v);
+      return 0;
+    }
+    case 'help':
+      return help(rest, io);
+  }
+  const entry = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (entry === undefined) {
+    const what = command.startsWith('-') ? `unknown option '${command}': keel takes a command, --help or --version` : `unknown command '${command}'`;
+    io.err(`keel: ${what}; the commands are ${NAMES.join(', ')} and help (keel help prints what each does)`);
+    return 2;
+  }
+  return entry.run(rest, io, progress);
+}
+
+/** `keel help [command [subcommand]]`. */
+function help(argv: readonly string[], io: Io): number {
+  const [command, sub, ...extra] = argv;
+  if (command === undefined || command === '--help' || command === '-h') {
+    io.out(KEEL_USAGE);
+    return 0;
+  }
+  const entry = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  const text = extra.length > 0 ? undefined : entry?.usage(sub);
+  if (text === undefined) {
+    io.err(`keel help: no command '${argv.join(' ')}'; the commands are ${NAMES.join(', ')} (keel help dlq lists the dlq commands)`);
+    return 2;
+  }
+  io.out(text);
+  return 0;
+}

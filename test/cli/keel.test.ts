@@ -1,0 +1,162 @@
+import fs from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { usageOf } from '../../src/cli/args.js';
+import { AUDIT_COMMAND } from '../../src/cli/audit.js';
+import { DEMO_COMMAND, parseDemoArgs } from '../../src/cli/demoCommand.js';
+import { DLQ_USAGE, dlqUsage } from '../../src/cli/dlq.js';
+import { KEEL_USAGE, runKeel, TOUR_COMMAND, version } from '../../src/cli/main.js';
+import { parseSoakArgs, SOAK_COMMAND } from '../../src/cli/soakCommand.js';
+import { expectKeelError, thrown } from '../support.js';
+
+/** Runs `keel …` in this process; answers the exit code and what went to stdout and stderr. */
+async function keel(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runKeel(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+const PACKAGE_VERSION = (JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+describe('keel (the command line)', () => {
+  it('keel help, --help and -h print the overview of every command (exit 0); keel alone prints it on stderr (exit 2)', async () => {
+    for (const argv of [['help'], ['--help'], ['-h'], ['help', '--help']]) expect(await keel(...argv), argv.join(' ')).toEqual({ code: 0, out: KEEL_USAGE, err: '' });
+    expect(await keel()).toEqual({ code: 2, out: '', err: KEEL_USAGE });
+    for (const command of ['demo', 'soak', 'tour', 'dlq', 'audit', 'help']) expect(KEEL_USAGE).toContain(`\n  ${command} `);
+    expect(KEEL_USAGE).toContain('--name value or --name=value');
+  });
+
+  it('keel help <command> prints the same usage as keel <command> --help, which exits 0', async () => {
+    const usages: [string[], string][] = [
+      [['demo'], usageOf(DEMO_COMMAND)],
+      [['soak'], usageOf(SOAK_COMMAND)],
+      [['tour'], usageOf(TOUR_COMMAND)],
+      [['dlq'], DLQ_USAGE],
+      [['audit'], usageOf(AUDIT_COMMAND)],
+      [['dlq', 'list'], dlqUsage('list')!],
+      [['dlq', 'retry'], dlqUsage('retry')!],
+    ];
+    for (const [command, usage] of usages) {
+      expect(usage.startsWith(`usage: keel ${command.join(' ')}`), command.join(' ')).toBe(true);
+      expect(await keel('help', ...command), command.join(' ')).toEqual({ code: 0, out: usage, err: '' });
+      expect(await keel(...command, '--help'), command.join(' ')).toEqual({ code: 0, out: usage, err: '' });
+      expect(await keel(...command, '-h'), command.join(' ')).toEqual({ code: 0, out: usage, err: '' });
+    }
+    // --help wins over anything else given with it: nothing runs
+    expect(await keel('demo', '--workers', '3', '--bogus', '--help')).toEqual({ code: 0, out: usageOf(DEMO_COMMAND), err: '' });
+    expect(await keel('soak', '--overload', '--help')).toEqual({ code: 0, out: usageOf(SOAK_COMMAND), err: '' });
+  });
+
+  it('keel help of no such command is bad usage (exit 2)', async () => {
+    for (const argv of [['help', 'nope'], ['help', 'demo', 'list'], ['help', 'dlq', 'list', 'more'], ['help', 'dlq', 'frobnicate']]) {
+      const r = await keel(...argv);
+      expect(r.code, argv.join(' ')).toBe(2);
+      expect(r.out).toBe('');
+      expect(r.err).toBe(`keel help: no command '${argv.slice(1).join(' ')}'; the commands are demo, soak, tour, dlq, audit (keel help dlq lists the dlq commands)`);
+    }
+  });
+
+  it('keel --version prints the version of package.json, read at run time', async () => {
+    expect(PACKAGE_VERSION).toMatch(/^\d+\.\d+\.\d+/);
+    expect(version()).toBe(PACKAGE_VERSION);
+    expect(await keel('--version')).toEqual({ code: 0, out: PACKAGE_VERSION, err: '' });
+  });
+
+  it('an unknown command or option is one line on stderr naming the commands (exit 2)', async () => {
+    expect(await keel('frobnicate')).toEqual({
+      code: 2,
+      out: '',
+      err: "keel: unknown command 'frobnicate'; the commands are demo, soak, tour, dlq, audit and help (keel help prints what each does)",
+    });
+    expect(await keel('--workers=4')).toEqual({
+      code: 2,
+      out: '',
+      err: "keel: unknown option '--workers=4': keel takes a command, --help or --version; the commands are demo, soak, tour, dlq, audit and help (keel help prints what each does)",
+    });
+  });
+
+  it("takes no object's own property name for a command: __proto__, constructor, toString", async () => {
+    for (const name of ['__proto__', 'constructor', 'toString']) {
+      expect((await keel(name)).code, name).toBe(2);
+      expect((await keel('help', name)).code, name).toBe(2);
+      expect((await keel('dlq', name, '--store', 'x.db')).err, name).toBe(`keel dlq: unknown command '${name}': the dlq commands are list, show, retry and purge (keel dlq --help prints the usage)`);
+    }
+  });
+
+  it('every command names an unknown option with its valid ones, on stderr (exit 2)', async () => {
+    const cases: [string[], string][] = [
+      [['demo', '--workers=4', '--nope'], "keel demo: Unknown option '--nope'. keel demo takes --workers, --workflows, --chaos, --seed, --duration, --fail-rate, --json, --simulate and --help"],
+      [['soak', '--nope'], "keel soak: Unknown option '--nope'. keel soak takes --duration, --rate, --kill, --seed, --json, --simulate, --overload and --help"],
+      [['soak', '--overload', '--nope=1'], "keel soak: Unknown option '--nope'. keel soak takes --duration, --rate, --kill, --seed, --json, --simulate, --overload and --help"],
+      [['tour', '--fast'], "keel tour: Unknown option '--fast'. keel tour takes no options (only --help)"],
+      [['tour', 'now'], "keel tour: Unexpected argument 'now': keel tour takes no arguments, only options"],
+      [['dlq', 'show', '1', '--store', 'x.db', '--all'], "keel dlq show: Unknown option '--all'. keel dlq show takes --store, --json and --help"],
+      [['audit', '.', '--json'], "keel audit: Unknown option '--json'. keel audit takes --format, --fix and --help"],
+    ];
+    for (const [argv, err] of cases) expect(await keel(...argv), argv.join(' ')).toEqual({ code: 2, out: '', err });
+  });
+
+  it('refuses a number that is not one, negative, not finite or too large, naming the flag (exit 2), before anything runs', async () => {
+    const cases: [string[], string][] = [
+      [['demo', '--workers', 'NaN'], 'keel demo: --workers must be a number, got "NaN"'],
+      [['demo', '--workers=four'], 'keel demo: --workers must be a number, got "four"'],
+      [['demo', '--workers', '-4'], 'keel demo: expected `--workers` to be an integer from 1 to 10000, got -4'],
+      [['demo', '--workers', '1e999'], 'keel demo: expected `--workers` to be a finite number, got "1e999"'],
+      [['demo', '--workers', '100001'], 'keel demo: expected `--workers` to be an integer from 1 to 10000, got 100001'],
+      [['demo', '--workflows', '1e7'], 'keel demo: expected `--workflows` to be an integer from 1 to 1000000, got 10000000'],
+      // a seed past 2^32 - 1 would wrap to another seed's run
+      [['demo', '--seed', '4294967296'], 'keel demo: expected `--seed` to be an integer from 0 to 4294967295, got 4294967296'],
+      [['demo', '--seed=-1'], 'keel demo: expected `--seed` to be an integer from 0 to 4294967295, got -1'],
+      [['demo', '--chaos', '-0.1'], 'keel demo: expected `--chaos` to be a rate from 0 to 1, got -0.1'],
+      [['demo', '--fail-rate', '1.5'], 'keel demo: expected `--fail-rate` to be a rate from 0 to 1, got 1.5'],
+      [['demo', '--duration', '1e9'], 'keel demo: expected `--duration` to be a positive number of seconds, at most 86400, got 1000000000'],
+      [['demo', '--duration', '-5'], 'keel demo: expected `--duration` to be a positive number of seconds, at most 86400, got -5'],
+      [['soak', '--seed', '4294967296'], 'keel soak: expected `--seed` to be an integer from 0 to 4294967295, got 4294967296'],
+      [['soak', '--duration', '1e7'], 'keel soak: expected `--duration` to be at most 604800 seconds (a week), got 10000000'],
+      [['soak', '--rate=-5'], 'keel soak: expected `--rate` to be a positive number of messages per second, got -5'],
+      [['soak', '--overload', '--rate', 'NaN'], 'keel soak: --rate must be a number, got "NaN"'],
+      [['soak', '--overload', '--seed', '1e999'], 'keel soak: expected `--seed` to be a finite number, got "1e999"'],
+      [['dlq', 'list', '--store', 'x.db', '--limit', '1e999'], 'keel dlq list: expected `--limit` to be an integer from 1 to 1000000, got "1e999"'],
+    ];
+    for (const [argv, err] of cases) expect(await keel(...argv), argv.join(' ')).toEqual({ code: 2, out: '', err });
+  });
+
+  it('keel demo and keel soak take --x=y as well as --x y', () => {
+    expect(parseDemoArgs(['--workers=4', '--workflows=10', '--chaos=0.5', '--seed=3', '--duration=5', '--fail-rate=0', '--json', '--simulate'])).toEqual({
+      workers: 4, workflows: 10, chaos: 0.5, seed: 3, duration: 5, failRate: 0, json: true, simulate: true,
+    });
+    expect(parseDemoArgs(['--workers', '4', '--fail-rate', '0'])).toEqual(parseDemoArgs(['--workers=4', '--fail-rate=0']));
+    expect(parseDemoArgs(['--help'])).toBeUndefined();
+    expect(parseSoakArgs(['--overload', '--rate=500', '--seed=2', '--duration=1'])).toEqual({ overload: true, options: { rate: 500, seed: 2, duration: 1 } });
+    expect(parseSoakArgs(['--kill=0.2'])).toEqual({ overload: false, options: { kill: 0.2 } });
+    expect(parseSoakArgs(['-h'])).toBeUndefined();
+    expectKeelError(thrown(() => parseSoakArgs(['--overload', '--kill=0.1'])), 'ERR_INVALID_ARGUMENT', '--kill does not apply to --overload');
+  });
+
+  it("keel demo --help says what a seed fixes and what it does not, and that --simulate replays byte for byte", () => {
+    const help = usageOf(DEMO_COMMAND).replace(/\s+/g, ' ');
+    expect(help).toContain('--seed fixes the workflows (their tasks, costs and bad inputs) and the chaos schedule');
+    expect(help).toContain('not the real-time interleavings');
+    expect(help).toContain('the same seed gives other counts (kills, reassigned tasks, dead letters) from run to run');
+    expect(help).toContain('With --simulate the run is on virtual time with deterministic scheduling, and the same --seed prints the same report, byte for byte');
+    expect(help).toContain('docs/agents/demo.md');
+    const soak = usageOf(SOAK_COMMAND).replace(/\s+/g, ' ');
+    expect(soak).toContain('--seed fixes what the producers send and whom the chaos picks, not the real-time interleavings');
+  });
+
+  it('keel demo --simulate with a seed prints the same report twice, byte for byte, legend and verdict included; another seed another', async () => {
+    const argv = ['demo', '--simulate', '--seed=7', '--workers', '4', '--workflows=40', '--chaos', '0.4'];
+    const first = await keel(...argv);
+    expect(first.code).toBe(0);
+    expect(first.err).toBe('');
+    const lines = first.out.split('\n');
+    const published = /^ {2}signals {8}published (\d+),/m.exec(first.out)![1];
+    expect(Number(published)).toBeGreaterThan(40);
+    expect(lines.at(-1)).toBe(`verdict: ok: all 40 workflows, 40 receipts and ${published} signals accounted for, no monitor leaked`);
+    expect(lines.at(-2)).toBe('more: docs/agents/demo.md explains each line and term of this report');
+    expect(await keel(...argv)).toEqual(first);
+    const other = await keel(...argv.map((a) => (a === '--seed=7' ? '--seed=8' : a)));
+    expect(other.code).toBe(0);
+    expect(other.out).not.toBe(first.out);
+  }, 60_000);
+});
