@@ -24,10 +24,16 @@ export interface DynamicChildInfo {
   readonly pid: Pid | 'restarting';
   readonly type: 'worker' | 'supervisor';
   readonly restart: string;
+  /** As `Supervisor.whichChildren`'s `modules`. */
+  readonly modules: readonly string[] | 'dynamic';
 }
 
-/** A child of a DynamicSupervisor: a child spec whose `id` is optional (children are known by pid). */
-export type DynamicChildSpec = Omit<ChildSpec, 'id'> & { id?: string };
+/**
+ * A child of a DynamicSupervisor: a child spec whose `id` is optional (children are known by pid).
+ * No child is significant: OTP's dynamic (`simple_one_for_one`) supervisors have no `auto_shutdown`
+ * (OTP 27 refuses it), so `significant: true` is refused; `false` is accepted.
+ */
+export type DynamicChildSpec = Omit<ChildSpec, 'id' | 'significant'> & { id?: string; significant?: false };
 
 interface State {
   /** The supervisor's own context (terminate gets no context, and stops the children with it). */
@@ -107,6 +113,9 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
         let child: Child;
         try {
           child = toChild(request.spec, 'spec', 'child');
+          if (child.significant) {
+            throw new InvalidArgumentError('spec.significant', "false or absent (a DynamicSupervisor has no significant children, as OTP's simple_one_for_one has no auto_shutdown)", true);
+          }
         } catch (e) {
           return { reply: { error: e }, state };
         }
@@ -131,7 +140,7 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
       }
       case 'which': {
         const rows = (children: Iterable<Child>, restarting: boolean): DynamicChildInfo[] =>
-          [...children].map((c) => ({ pid: restarting ? 'restarting' : c.pid!, type: c.type, restart: c.restart }));
+          [...children].map((c) => ({ pid: restarting ? 'restarting' : c.pid!, type: c.type, restart: c.restart, modules: c.modules }));
         return { reply: [...rows(state.children.values(), false), ...rows(state.restarting, true)], state };
       }
       case 'count': {

@@ -6,7 +6,7 @@ import type { Name, Pid, Target } from '../runtime/Pid.js';
 import type { BackoffOptions } from '../backoff.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
-import { type Child, type ChildSpec, recordRestart, shouldRestart, startChild, stopChild, toChild, toChildren, unexpectedRequest } from './internal/children.js';
+import { type Child, type ChildSpec, recordRestart, shouldRestart, specOf, startChild, stopChild, toChild, toChildren, unexpectedRequest } from './internal/children.js';
 import { keelServer } from './internal/keelServer.js';
 
 export type { ChildSpec } from './internal/children.js';
@@ -21,6 +21,14 @@ export interface SupervisorOptions {
   backoff?: BackoffOptions;
   /** Registers the supervisor under this unique name (a string or a `Name`). */
   name?: string | Name;
+  /**
+   * When the supervisor ends itself because of its `significant` children (OTP 24's `auto_shutdown`):
+   * `'never'` (default; no child may then be significant), `'any_significant'` (as soon as one
+   * significant child terminates by itself and is not restarted), `'all_significant'` (once none
+   * is left running). It then stops its other children in reverse start order and exits with
+   * `'shutdown'`. A child stopped by the supervisor (`terminateChild`, a sibling's restart) does not count.
+   */
+  autoShutdown?: 'never' | 'any_significant' | 'all_significant';
 }
 
 /** One row of `Supervisor.whichChildren`. */
@@ -31,11 +39,15 @@ export interface ChildInfo {
   readonly type: 'worker' | 'supervisor';
   readonly restart: 'permanent' | 'transient' | 'temporary';
   readonly restarts: number;
+  /** OTP's `Modules`: the spec's `modules`, by default the name of a named `start` function, else `[]`. */
+  readonly modules: readonly string[] | 'dynamic';
+  readonly significant: boolean;
 }
 
 type Request =
   | { op: 'which' }
   | { op: 'count' }
+  | { op: 'getspec'; id: string }
   | { op: 'start'; spec: ChildSpec }
   | { op: 'terminate'; id: string }
   | { op: 'restart'; id: string }
@@ -52,15 +64,18 @@ interface State {
   /** The supervisor's own context (terminate gets no context, and stops the children with it). */
   readonly ctx: Context<any>;
   readonly children: Child[];
-  readonly options: Required<Pick<SupervisorOptions, 'strategy' | 'maxRestarts' | 'withinMs'>> & Pick<SupervisorOptions, 'backoff'>;
+  readonly options: Required<Pick<SupervisorOptions, 'strategy' | 'maxRestarts' | 'withinMs' | 'autoShutdown'>> & Pick<SupervisorOptions, 'backoff'>;
   readonly restartTimes: number[];
 }
 
-/** Raised inside the supervisor when it exceeds its restart intensity; it exits with `'shutdown'`. */
+/** Raised inside the supervisor when it exceeds its restart intensity or shuts itself down automatically; it exits with `'shutdown'`. */
 class GiveUp {
   readonly reason: ExitReason;
-  constructor(reason: ExitReason) {
+  /** The `keel.supervisor.shutdown` event's reason. */
+  readonly why: 'max_restart_intensity' | 'auto_shutdown';
+  constructor(reason: ExitReason, why: GiveUp['why']) {
     this.reason = reason;
+    this.why = why;
   }
 }
 
@@ -109,9 +124,10 @@ async function onChildExit(ctx: Context<any>, state: State, child: Child, reason
   if (!shouldRestart(child, reason)) {
     event(ctx, 'child_terminated', {}, { id: child.id, reason });
     if (child.restart === 'temporary') children.splice(children.indexOf(child), 1);
+    if (autoShutdown(state, child)) throw new GiveUp('shutdown', 'auto_shutdown');
     return;
   }
-  if (!allowRestart(ctx, state)) throw new GiveUp('shutdown');
+  if (!allowRestart(ctx, state)) throw new GiveUp('shutdown', 'max_restart_intensity');
   const i = children.indexOf(child);
   const stopped = options.strategy === 'one_for_one' ? [child] : options.strategy === 'one_for_all' ? [...children] : children.slice(i);
   await stopAll(ctx, stopped.filter((c) => c !== child));
@@ -127,6 +143,18 @@ async function onChildExit(ctx: Context<any>, state: State, child: Child, reason
     return;
   }
   await restartAll(ctx, state, affected, child, reason);
+}
+
+/**
+ * True when `child`, significant, has just terminated by itself (not restarted) and the supervisor's
+ * `autoShutdown` says it is to end: any such child, or the last significant one (as OTP, one whose
+ * restart is pending still counts as there, since it will run again).
+ */
+function autoShutdown(state: State, child: Child): boolean {
+  const mode = state.options.autoShutdown;
+  if (!child.significant || mode === 'never') return false;
+  if (mode === 'any_significant') return true;
+  return !state.children.some((c) => c !== child && c.significant && (c.pid !== undefined || c.status === 'restarting'));
 }
 
 /**
@@ -148,7 +176,7 @@ async function restartAll(ctx: Context<any>, state: State, affected: Child[], ca
     } catch (e) {
       c.status = 'restarting';
       event(ctx, 'child_restart_failed', { restarts: c.restarts }, { id: c.id, error: e });
-      if (!allowRestart(ctx, state)) throw new GiveUp('shutdown');
+      if (!allowRestart(ctx, state)) throw new GiveUp('shutdown', 'max_restart_intensity');
       c.restarts++;
       // tried again at once, as OTP's try_again_restart; with a backoff, after it
       const backoff = state.options.backoff;
@@ -186,6 +214,8 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
             type: c.type,
             restart: c.restart,
             restarts: c.restarts,
+            modules: c.modules,
+            significant: c.significant,
           })),
           state,
         };
@@ -194,10 +224,15 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
         const supervisors = state.children.filter((c) => c.type === 'supervisor').length;
         return { reply: { specs: state.children.length, active, supervisors, workers: state.children.length - supervisors }, state };
       }
+      case 'getspec': {
+        const child = findChild(state, request.id);
+        return { reply: child === undefined ? { error: 'not_found' } : specOf(child), state };
+      }
       case 'start': {
         let child: Child;
         try {
           child = toChild(request.spec, 'spec');
+          checkSignificance(child, state.options.autoShutdown, 'spec');
         } catch (e) {
           return { reply: { error: e }, state };
         }
@@ -265,7 +300,7 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
       }
     } catch (e) {
       if (!isInstance(e, GiveUp)) throw e;
-      event(ctx, 'shutdown', {}, { reason: 'max_restart_intensity' });
+      event(ctx, 'shutdown', {}, { reason: e.why });
       await stopAll(ctx, state.children);
       ctx.exit(e.reason);
     }
@@ -280,7 +315,7 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
 
 function options(opts: SupervisorOptions): State['options'] {
   if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options', 'a SupervisorOptions object', opts);
-  checkKeys(opts, ['strategy', 'maxRestarts', 'withinMs', 'backoff', 'name'], 'options');
+  checkKeys(opts, ['strategy', 'maxRestarts', 'withinMs', 'backoff', 'name', 'autoShutdown'], 'options');
   const strategy = opts.strategy ?? 'one_for_one';
   if (!['one_for_one', 'one_for_all', 'rest_for_one'].includes(strategy)) {
     throw new InvalidArgumentError('options.strategy', "'one_for_one' | 'one_for_all' | 'rest_for_one'", strategy);
@@ -290,7 +325,31 @@ function options(opts: SupervisorOptions): State['options'] {
   const withinMs = opts.withinMs ?? 5000;
   if (typeof withinMs !== 'number' || !Number.isFinite(withinMs) || withinMs <= 0) throw new InvalidArgumentError('options.withinMs', 'a positive number of ms', withinMs);
   if (opts.backoff !== undefined) validateBackoff(opts.backoff);
-  return { strategy, maxRestarts, withinMs, ...(opts.backoff === undefined ? {} : { backoff: opts.backoff }) };
+  const autoShutdown = opts.autoShutdown ?? 'never';
+  if (!['never', 'any_significant', 'all_significant'].includes(autoShutdown)) {
+    throw new InvalidArgumentError('options.autoShutdown', "'never' | 'any_significant' | 'all_significant'", autoShutdown);
+  }
+  return { strategy, maxRestarts, withinMs, autoShutdown, ...(opts.backoff === undefined ? {} : { backoff: opts.backoff }) };
+}
+
+/** As OTP: with `autoShutdown: 'never'` a significant child is refused (it could end nothing). */
+function checkSignificance(child: Child, autoShutdown: State['options']['autoShutdown'], where: string): void {
+  if (child.significant && autoShutdown === 'never') {
+    throw new InvalidArgumentError(
+      `${where}.significant`,
+      "false under a supervisor whose autoShutdown is 'never' (give the supervisor autoShutdown: 'any_significant' or 'all_significant')",
+      true,
+      `in the spec of child '${child.id}'`,
+    );
+  }
+}
+
+/** The children and options of a supervisor to start, validated together. */
+function startArg(children: ChildSpec[], opts: SupervisorOptions): { children: Child[]; options: State['options'] } {
+  const options_ = options(opts);
+  const list = toChildren(children);
+  list.forEach((c, i) => checkSignificance(c, options_.autoShutdown, `children[${i}]`));
+  return { children: list, options: options_ };
 }
 
 function validateBackoff(b: BackoffOptions): void {
@@ -327,14 +386,14 @@ function unwrap(reply: { pid?: Pid; error?: unknown }): Pid {
 export const Supervisor = {
   /** Starts a supervisor (not linked); resolves once every child has started. */
   start(from: Node | Context<any>, children: ChildSpec[], opts: SupervisorOptions = {}): Promise<Pid> {
-    const arg = { children: toChildren(children), options: options(opts) };
+    const arg = startArg(children, opts);
     return GenServer.start(from, supervisorSpec, arg, { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
   },
 
   /** Starts a supervisor linked to the calling process (a supervisor's child, say). */
   startLink(from: Context<any>, children: ChildSpec[], opts: SupervisorOptions = {}): Promise<Pid> {
     if (!isProcess(from)) throw new InvalidArgumentError('from', 'a process Context', from);
-    const arg = { children: toChildren(children), options: options(opts) };
+    const arg = startArg(children, opts);
     return GenServer.startLink(from, supervisorSpec, arg, { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
   },
 
@@ -342,8 +401,19 @@ export const Supervisor = {
     return request(from, supervisor, { op: 'which' });
   },
 
+  /**
+   * As OTP's `count_children`: `specs` every child spec, `active` the children running now (not one
+   * stopped or waiting to restart), `supervisors` and `workers` the specs of each type, running or not.
+   * A child supervisor counts once, its own children not at all.
+   */
   countChildren(from: Node | Context<any>, supervisor: Target): Promise<{ specs: number; active: number; supervisors: number; workers: number }> {
     return request(from, supervisor, { op: 'count' });
+  },
+
+  /** The spec of child `id`, its defaults filled in (OTP's `get_childspec`), or `{ error: 'not_found' }`. */
+  getChildSpec(from: Node | Context<any>, supervisor: Target, id: string): Promise<Required<ChildSpec> | { error: 'not_found' }> {
+    if (typeof id !== 'string') throw new InvalidArgumentError('id', 'the string id of a child', id);
+    return request(from, supervisor, { op: 'getspec', id });
   },
 
   /** Adds and starts a child; rejects with the child's start error or a duplicate id. */

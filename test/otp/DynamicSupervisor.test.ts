@@ -90,7 +90,7 @@ describe('DynamicSupervisor.startChild', () => {
     ['no start, with an id', { id: 'w' }, 'spec.start', "expected `spec.start` to be a function (ctx) => Pid | Promise<Pid>, got undefined; in the spec of child 'w'"],
     ['a bad type, with an id', { id: 'w', start: (ctx: Context) => ctx.spawnLink(workerInit), type: 'boss' }, 'spec.type', "expected `spec.type` to be 'worker' | 'supervisor', got \"boss\"; in the spec of child 'w'"],
     ['an empty id', { id: '', start: (ctx: Context) => ctx.spawnLink(workerInit) }, 'spec.id', 'expected `spec.id` to be a non-empty string, got ""'],
-    ['null', null, 'spec', 'expected `spec` to be a child spec { id, start, restart?, shutdown?, type? }, got null'],
+    ['null', null, 'spec', 'expected `spec` to be a child spec { id, start, restart?, shutdown?, type?, significant?, modules? }, got null'],
   ])('names the spec startChild was given (there is no list of children) for %s', async (_label, bad, argument, message) => {
     const node = track();
     const sup = await DynamicSupervisor.start(node);
@@ -291,7 +291,7 @@ describe('a restart whose start fails', () => {
     node.send(pid, 'crash');
     await node.idle();
     const [which, count, refused] = await seen!;
-    expect(which).toEqual([{ pid: 'restarting', type: 'worker', restart: 'permanent' }]);
+    expect(which).toEqual([{ pid: 'restarting', type: 'worker', restart: 'permanent', modules: [] }]);
     expect(count).toEqual({ specs: 1, active: 0, supervisors: 0, workers: 1 });
     expectKeelError(refused, 'ERR_MAX_CHILDREN');
     // then the retry runs it again, and it is counted once
@@ -418,5 +418,46 @@ describe("a child whose start returns the supervisor's own pid", () => {
     expect(await DynamicSupervisor.whichChildren(node, sup)).toEqual([]);
     await GenServer.stop(node, sup);
     expect(node.isAlive(sup)).toBe(false);
+  });
+});
+
+// ---- significant children, modules --------------------------------------------------------------
+
+describe('DynamicSupervisor and significant children (none, as OTP simple_one_for_one)', () => {
+  it.each<[string, Partial<DynamicChildSpec>]>([
+    ['a transient significant child', { restart: 'transient', significant: true as never }],
+    ['a temporary significant child', { restart: 'temporary', significant: true as never }],
+    ['a permanent significant child', { significant: true as never }],
+  ])('startChild refuses %s with ERR_INVALID_ARGUMENT, starting nothing', async (_label, extra) => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node);
+    const starts = { n: 0 };
+    const e = await failure(() => DynamicSupervisor.startChild(node, sup, spec(starts, extra)));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', 'spec.significant');
+    expect(starts.n).toBe(0);
+    expect(await DynamicSupervisor.countChildren(node, sup)).toEqual({ specs: 0, active: 0, supervisors: 0, workers: 0 });
+  });
+
+  it('takes significant: false, and refuses an autoShutdown option', async () => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node);
+    const pid = await DynamicSupervisor.startChild(node, sup, spec({ n: 0 }, { restart: 'transient', significant: false }));
+    expect(node.isAlive(pid)).toBe(true);
+    expectKeelError(thrown(() => DynamicSupervisor.start(node, { autoShutdown: 'any_significant' } as never)), 'ERR_INVALID_ARGUMENT', 'options.autoShutdown');
+  });
+
+  it("whichChildren reports each child's modules", async () => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node);
+    function startConn(ctx: Context): Pid {
+      return ctx.spawnLink(workerInit);
+    }
+    await DynamicSupervisor.startChild(node, sup, { start: startConn });
+    await DynamicSupervisor.startChild(node, sup, { start: startConn, modules: ['Conn'], type: 'supervisor' });
+    expect((await DynamicSupervisor.whichChildren(node, sup)).map((c) => [c.type, c.modules])).toEqual([
+      ['worker', ['startConn']],
+      ['supervisor', ['Conn']],
+    ]);
+    expect(await DynamicSupervisor.countChildren(node, sup)).toEqual({ specs: 2, active: 2, supervisors: 1, workers: 1 });
   });
 });

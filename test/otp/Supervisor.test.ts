@@ -930,8 +930,8 @@ describe('Supervisor management calls', () => {
     ['a missing start', { id: 'x' }, 'spec.start', "expected `spec.start` to be a function (ctx) => Pid | Promise<Pid>, got undefined; in the spec of child 'x'"],
     ['a bad shutdown', { id: 'x', start: () => undefined, shutdown: -1 }, 'spec.shutdown', "expected `spec.shutdown` to be a number of ms >= 0, 'brutal_kill' or 'infinity', got -1; in the spec of child 'x'"],
     ['no id', { start: () => undefined }, 'spec.id', 'expected `spec.id` to be a non-empty string, got undefined'],
-    ['a spec that is not an object', 'worker', 'spec', 'expected `spec` to be a child spec { id, start, restart?, shutdown?, type? }, got "worker"'],
-    ['a misspelt option', { id: 'x', start: () => undefined, restrat: 'temporary' }, 'spec.restrat', 'expected `spec.restrat` to be no such option (spec takes id, start, restart, shutdown, type), got "temporary"'],
+    ['a spec that is not an object', 'worker', 'spec', 'expected `spec` to be a child spec { id, start, restart?, shutdown?, type?, significant?, modules? }, got "worker"'],
+    ['a misspelt option', { id: 'x', start: () => undefined, restrat: 'temporary' }, 'spec.restrat', 'expected `spec.restrat` to be no such option (spec takes id, start, restart, shutdown, type, significant, modules), got "temporary"'],
   ])('startChild names the spec it was given, not a list of children, for %s', async (_label, spec, argument, message) => {
     const node = track();
     const sup = await Supervisor.start(node, [child('a')]);
@@ -1230,5 +1230,394 @@ describe("a child whose start returns the supervisor's own pid", () => {
     expectKeelError(e, 'ERR_START_FAILED', "child 'self'", "start returned the supervisor's own pid");
     await node.idle();
     expect(node.processes()).toEqual([]);
+  });
+});
+
+// ---- restart intensity across a group restart ---------------------------------------------------
+
+describe('restart intensity under one_for_all and rest_for_one', () => {
+  it.each(['one_for_all', 'rest_for_one'] as const)('%s: one restart of the group counts once, not once per child restarted', async (strategy) => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const p = probe(node);
+    const starts: string[] = [];
+    // maxRestarts 1: a group of 3 counted per child would exceed it at the first crash
+    const sup = await Supervisor.start(node, [child('a', starts), child('b', starts), child('c', starts)], { strategy, maxRestarts: 1, withinMs: 1000 });
+    const ref = p.ctx.monitor(sup);
+    const events = supervisorEvents(node);
+    node.send(await pidOf(node, sup, 'a'), 'crash');
+    await node.idle();
+    expect(node.isAlive(sup)).toBe(true);
+    expect(starts).toEqual(['a', 'b', 'c', 'a', 'b', 'c']);
+    expect(named(events.events, 'child_restarted').map((e) => e.metadata.id)).toEqual(['a', 'b', 'c']);
+    // a second group restart within the window exceeds 1
+    await clock.advance(999);
+    const before = await pidsOf(node, sup);
+    node.send(before.a!, 'crash');
+    expect((await receiveDown(p, ref)).reason).toBe('shutdown');
+    await node.idle();
+    expect(named(events.events, 'shutdown').map((e) => e.metadata.reason)).toEqual(['max_restart_intensity']);
+    expect([before.b!, before.c!].map((pid) => node.isAlive(pid))).toEqual([false, false]);
+  });
+
+  it('one_for_all: group restarts spaced wider than the window never exceed it (the window is on the node clock)', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const sup = await Supervisor.start(node, [child('a'), child('b'), child('c')], { strategy: 'one_for_all', maxRestarts: 1, withinMs: 1000 });
+    for (let i = 0; i < 4; i++) {
+      node.send(await pidOf(node, sup, 'b'), 'crash');
+      await node.idle();
+      await clock.advance(1000); // OTP counts one exactly withinMs old; Keel forgets it (docs/otp.md)
+    }
+    expect(node.isAlive(sup)).toBe(true);
+    expect(Object.values(await rows(node, sup)).map((r) => r.restarts)).toEqual([4, 4, 4]);
+  });
+});
+
+// ---- significant children and autoShutdown ------------------------------------------------------
+
+describe('significant children and autoShutdown', () => {
+  const start = (ctx: Context) => ctx.spawnLink(worker('x'));
+
+  it.each<[string, ChildSpec[], SupervisorOptions, string[]]>([
+    ['a permanent significant child', [{ id: 's', start, significant: true }], { autoShutdown: 'any_significant' }, ['children[0].significant', 'permanent', "child 's'"]],
+    ['a significant child under autoShutdown never', [child('a'), { id: 's', start, restart: 'transient', significant: true }], {}, ['children[1].significant', "autoShutdown is 'never'", "child 's'"]],
+    ['an explicit never', [{ id: 's', start, restart: 'temporary', significant: true }], { autoShutdown: 'never' }, ['children[0].significant']],
+    ['a non-boolean significant', [{ id: 's', start, restart: 'transient', significant: 'yes' as never }], { autoShutdown: 'any_significant' }, ['children[0].significant', 'a boolean']],
+    ['an unknown autoShutdown', [child('a')], { autoShutdown: 'some_significant' as never }, ['options.autoShutdown', 'some_significant']],
+  ])('Supervisor.start refuses %s with ERR_INVALID_ARGUMENT, starting nothing', async (_label, children, options, fragments) => {
+    const node = track();
+    const before = node.processes().length;
+    expectKeelError(await failure(() => Supervisor.start(node, children, options)), 'ERR_INVALID_ARGUMENT', ...fragments);
+    expect(node.processes().length).toBe(before);
+  });
+
+  it('startChild refuses a permanent significant child, and any significant child under autoShutdown never', async () => {
+    const node = track();
+    const started: string[] = [];
+    const never = await Supervisor.start(node, [child('a')]);
+    const any = await Supervisor.start(node, [child('a')], { autoShutdown: 'any_significant' });
+    const e1 = await failure(() => Supervisor.startChild(node, never, child('s', started, { restart: 'transient', significant: true })));
+    expectKeelError(e1, 'ERR_INVALID_ARGUMENT', 'spec.significant', "autoShutdown is 'never'");
+    const e2 = await failure(() => Supervisor.startChild(node, any, child('s', started, { significant: true })));
+    expectKeelError(e2, 'ERR_INVALID_ARGUMENT', 'spec.significant', 'permanent');
+    expect(started).toEqual([]);
+    expect((await Supervisor.countChildren(node, never)).specs).toBe(1);
+    expect((await Supervisor.countChildren(node, any)).specs).toBe(1);
+    // a valid one is taken
+    const pid = await Supervisor.startChild(node, any, child('s', started, { restart: 'transient', significant: true }));
+    expect(node.isAlive(pid)).toBe(true);
+    expect((await rows(node, any)).s?.significant).toBe(true);
+  });
+
+  /** Children a, b (trapping, reporting their shutdown to `p`), then the significant s, then c (trapping). */
+  async function withSignificant(options: SupervisorOptions, significant: Partial<ChildSpec>) {
+    const node = track();
+    const p = probe(node);
+    const sup = await Supervisor.start(
+      node,
+      [trapping('a', p, true), trapping('b', p, true), child('s', [], { restart: 'transient', significant: true, ...significant }), trapping('c', p, true)],
+      options,
+    );
+    const ref = p.ctx.monitor(sup);
+    const events = supervisorEvents(node);
+    return { node, p, sup, ref, events };
+  }
+
+  it('any_significant: a transient significant child exiting normally shuts the supervisor down, the others stopped in reverse order', async () => {
+    const { node, p, sup, ref, events } = await withSignificant({ autoShutdown: 'any_significant' }, {});
+    node.send(await pidOf(node, sup, 's'), { exit: 'normal' });
+    expect((await receiveDown(p, ref)).reason).toBe('shutdown');
+    expect(p.messages.filter((m) => isGot(m)).map((m) => [(m as Got).got, (m as Got).reason])).toEqual([
+      ['c', 'shutdown'],
+      ['b', 'shutdown'],
+      ['a', 'shutdown'],
+    ]);
+    expect(summary(events.events)).toEqual([
+      ['child_terminated', 's'],
+      ['shutdown', undefined],
+      ['child_terminated', 'c'],
+      ['child_terminated', 'b'],
+      ['child_terminated', 'a'],
+    ]);
+    expect(named(events.events, 'shutdown').map((e) => e.metadata.reason)).toEqual(['auto_shutdown']);
+    await node.idle();
+    expect(node.processes().filter((pid) => !Pid.equals(pid, p))).toEqual([]);
+  });
+
+  it.each<[string, ExitReason]>([
+    ["'shutdown'", 'shutdown'],
+    ['{ shutdown }', { shutdown: 'done' }],
+  ])('any_significant: a transient significant child exiting with %s shuts the supervisor down too', async (_label, reason) => {
+    const { node, p, sup, ref } = await withSignificant({ autoShutdown: 'any_significant' }, {});
+    node.send(await pidOf(node, sup, 's'), { exit: reason });
+    expect((await receiveDown(p, ref)).reason).toBe('shutdown');
+  });
+
+  it('any_significant: a transient significant child that crashes is restarted, and the supervisor stays', async () => {
+    const { node, sup, events } = await withSignificant({ autoShutdown: 'any_significant' }, {});
+    const s = await pidOf(node, sup, 's');
+    node.send(s, 'crash');
+    await node.idle();
+    expect(node.isAlive(sup)).toBe(true);
+    const s2 = await pidOf(node, sup, 's');
+    expect(Pid.equals(s, s2)).toBe(false);
+    expect(summary(events.events)).toEqual([['child_restarted', 's']]);
+    // ...and its later normal exit still ends the supervisor
+    node.send(s2, { exit: 'normal' });
+    await node.idle();
+    expect(node.isAlive(sup)).toBe(false);
+  });
+
+  it.each<[string, unknown]>([
+    ['exiting normally', { exit: 'normal' }],
+    ['crashing', 'crash'],
+  ])('any_significant: a temporary significant child %s shuts the supervisor down (it is never restarted)', async (_label, message) => {
+    const { node, p, sup, ref, events } = await withSignificant({ autoShutdown: 'any_significant' }, { restart: 'temporary' });
+    node.send(await pidOf(node, sup, 's'), message);
+    expect((await receiveDown(p, ref)).reason).toBe('shutdown');
+    expect(named(events.events, 'shutdown').map((e) => e.metadata.reason)).toEqual(['auto_shutdown']);
+    expect(named(events.events, 'child_restarted')).toEqual([]);
+  });
+
+  it('a significant child stopped by the supervisor (terminateChild) does not shut it down', async () => {
+    const { node, sup } = await withSignificant({ autoShutdown: 'any_significant' }, {});
+    expect(await Supervisor.terminateChild(node, sup, 's')).toBe('ok');
+    await node.idle();
+    expect(node.isAlive(sup)).toBe(true);
+    expect(await Supervisor.countChildren(node, sup)).toEqual({ specs: 4, active: 3, supervisors: 0, workers: 4 });
+  });
+
+  it('a significant child stopped by a sibling group restart (one_for_all) does not shut the supervisor down', async () => {
+    const { node, sup, events } = await withSignificant({ autoShutdown: 'any_significant', strategy: 'one_for_all' }, { restart: 'temporary' });
+    node.exit(await pidOf(node, sup, 'a'), 'kill');
+    await node.idle();
+    expect(node.isAlive(sup)).toBe(true);
+    // the temporary s is stopped and not restarted (its spec goes); the others come back
+    expect(Object.keys(await rows(node, sup))).toEqual(['a', 'b', 'c']);
+    expect(named(events.events, 'shutdown')).toEqual([]);
+  });
+
+  it('a child that is not significant exiting normally does not shut the supervisor down', async () => {
+    const node = track();
+    const sup = await Supervisor.start(node, [child('t', [], { restart: 'transient' }), child('s', [], { restart: 'transient', significant: true })], { autoShutdown: 'any_significant' });
+    node.send(await pidOf(node, sup, 't'), { exit: 'normal' });
+    await node.idle();
+    expect(node.isAlive(sup)).toBe(true);
+    expect(await Supervisor.countChildren(node, sup)).toEqual({ specs: 2, active: 1, supervisors: 0, workers: 2 });
+  });
+
+  it('all_significant: the supervisor stays until the last significant child has terminated by itself', async () => {
+    const node = track();
+    const p = probe(node);
+    const sup = await Supervisor.start(
+      node,
+      [
+        child('s1', [], { restart: 'transient', significant: true }),
+        child('w'),
+        child('s2', [], { restart: 'temporary', significant: true }),
+        child('s3', [], { restart: 'transient', significant: true }),
+      ],
+      { autoShutdown: 'all_significant' },
+    );
+    const ref = p.ctx.monitor(sup);
+    const w = await pidOf(node, sup, 'w');
+    node.send(await pidOf(node, sup, 's1'), { exit: 'normal' });
+    await node.idle();
+    node.send(await pidOf(node, sup, 's2'), 'crash'); // temporary: gone, not restarted
+    await node.idle();
+    expect(node.isAlive(sup)).toBe(true);
+    // s3 crashing is restarted: still one significant child left
+    node.send(await pidOf(node, sup, 's3'), 'crash');
+    await node.idle();
+    expect(node.isAlive(sup)).toBe(true);
+    expect(await Supervisor.countChildren(node, sup)).toEqual({ specs: 3, active: 2, supervisors: 0, workers: 3 });
+    node.send(await pidOf(node, sup, 's3'), { exit: 'shutdown' });
+    expect((await receiveDown(p, ref)).reason).toBe('shutdown');
+    expect(node.isAlive(w)).toBe(false);
+  });
+
+  it('all_significant: a significant child the supervisor stopped no longer keeps it up', async () => {
+    const node = track();
+    const sup = await Supervisor.start(
+      node,
+      [child('s1', [], { restart: 'transient', significant: true }), child('s2', [], { restart: 'transient', significant: true })],
+      { autoShutdown: 'all_significant' },
+    );
+    expect(await Supervisor.terminateChild(node, sup, 's1')).toBe('ok');
+    expect(node.isAlive(sup)).toBe(true);
+    node.send(await pidOf(node, sup, 's2'), { exit: 'normal' });
+    await node.idle();
+    expect(node.isAlive(sup)).toBe(false);
+  });
+
+  it('all_significant: a significant child waiting for its restart (backoff) still counts as there, as in OTP', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const sup = await Supervisor.start(
+      node,
+      [child('s1', [], { restart: 'transient', significant: true }), child('s2', [], { restart: 'transient', significant: true })],
+      { autoShutdown: 'all_significant', backoff: { initialMs: 100, jitter: 'none' } },
+    );
+    node.send(await pidOf(node, sup, 's1'), 'crash');
+    await node.idle();
+    expect((await rows(node, sup)).s1?.pid).toBe('restarting');
+    node.send(await pidOf(node, sup, 's2'), { exit: 'normal' });
+    await node.idle();
+    expect(node.isAlive(sup)).toBe(true);
+    await clock.advance(100);
+    await node.idle();
+    node.send(await pidOf(node, sup, 's1'), { exit: 'normal' });
+    await node.idle();
+    expect(node.isAlive(sup)).toBe(false);
+  });
+
+  it('escalates: a significant child supervisor that shuts itself down shuts its significant-watching parent down', async () => {
+    const node = track();
+    const p = probe(node);
+    const root = await Supervisor.start(
+      node,
+      [
+        child('other'),
+        {
+          id: 'session',
+          type: 'supervisor',
+          restart: 'transient',
+          significant: true,
+          start: (ctx) => Supervisor.startLink(ctx, [child('conn', [], { restart: 'transient', significant: true }), child('buffer')], { autoShutdown: 'any_significant' }),
+        },
+      ],
+      { autoShutdown: 'any_significant' },
+    );
+    const session = await pidOf(node, root, 'session');
+    const [conn, buffer, other] = [await pidOf(node, session, 'conn'), await pidOf(node, session, 'buffer'), await pidOf(node, root, 'other')];
+    const refs = [root, session, other, buffer].map((pid) => p.ctx.monitor(pid));
+    const events = supervisorEvents(node);
+    node.send(conn, { exit: 'normal' });
+    for (const ref of refs) expect((await receiveDown(p, ref)).reason).toBe('shutdown');
+    const label = (pid: unknown) => (samePid(pid, root) ? 'root' : samePid(pid, session) ? 'session' : 'other');
+    expect(named(events.events, 'shutdown').map((e) => [label(e.metadata.supervisor), e.metadata.reason])).toEqual([
+      ['session', 'auto_shutdown'],
+      ['root', 'auto_shutdown'],
+    ]);
+    await node.idle();
+    expect(node.processes().filter((pid) => !Pid.equals(pid, p))).toEqual([]);
+  });
+
+  it('a transient child supervisor that shuts itself down is not restarted by a parent with autoShutdown never', async () => {
+    const node = track();
+    const root = await Supervisor.start(node, [
+      {
+        id: 'session',
+        type: 'supervisor',
+        restart: 'transient',
+        start: (ctx) => Supervisor.startLink(ctx, [child('conn', [], { restart: 'transient', significant: true })], { autoShutdown: 'any_significant' }),
+      },
+    ]);
+    const session = await pidOf(node, root, 'session');
+    node.send(await pidOf(node, session, 'conn'), { exit: 'normal' });
+    await node.idle();
+    expect(node.isAlive(session)).toBe(false);
+    expect(node.isAlive(root)).toBe(true);
+    expect((await rows(node, root)).session?.pid).toBeUndefined();
+    expect(await Supervisor.countChildren(node, root)).toEqual({ specs: 1, active: 0, supervisors: 1, workers: 0 });
+  });
+});
+
+// ---- countChildren, whichChildren's modules, getChildSpec ---------------------------------------
+
+describe('countChildren', () => {
+  it('counts a child supervisor once (not its children), and specs of each type running or not', async () => {
+    const node = track();
+    const sup = await Supervisor.start(node, [
+      child('w1'),
+      { id: 'inner', type: 'supervisor', start: (ctx) => Supervisor.startLink(ctx, [child('x'), child('y'), child('z')]) },
+      child('w2', [], { restart: 'transient' }),
+    ]);
+    expect(await Supervisor.countChildren(node, sup)).toEqual({ specs: 3, active: 3, supervisors: 1, workers: 2 });
+    const inner = await pidOf(node, sup, 'inner');
+    expect(await Supervisor.countChildren(node, inner)).toEqual({ specs: 3, active: 3, supervisors: 0, workers: 3 });
+    expect(await Supervisor.terminateChild(node, sup, 'inner')).toBe('ok');
+    node.send(await pidOf(node, sup, 'w2'), { exit: 'normal' });
+    await node.idle();
+    expect(await Supervisor.countChildren(node, sup)).toEqual({ specs: 3, active: 1, supervisors: 1, workers: 2 });
+  });
+
+  it('does not count a child waiting for its restart as active', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const sup = await Supervisor.start(node, [child('a'), child('b')], { backoff: { initialMs: 100, jitter: 'none' } });
+    node.send(await pidOf(node, sup, 'a'), 'crash');
+    await node.idle();
+    expect((await rows(node, sup)).a?.pid).toBe('restarting');
+    expect(await Supervisor.countChildren(node, sup)).toEqual({ specs: 2, active: 1, supervisors: 0, workers: 2 });
+    await clock.advance(100);
+    await node.idle();
+    expect(await Supervisor.countChildren(node, sup)).toEqual({ specs: 2, active: 2, supervisors: 0, workers: 2 });
+  });
+});
+
+describe('whichChildren modules and getChildSpec', () => {
+  function startCache(ctx: Context): Pid {
+    return ctx.spawnLink(worker('cache'));
+  }
+
+  it("reports the spec's modules, else a named start function's name, else []", async () => {
+    const node = track();
+    const sup = await Supervisor.start(node, [
+      { id: 'named', start: startCache },
+      child('inline'),
+      { id: 'given', start: startCache, modules: ['CacheServer', 'CacheStore'] },
+      { id: 'dyn', start: startCache, modules: 'dynamic' },
+    ]);
+    expect((await Supervisor.whichChildren(node, sup)).map((c) => [c.id, c.type, c.modules])).toEqual([
+      ['named', 'worker', ['startCache']],
+      ['inline', 'worker', []],
+      ['given', 'worker', ['CacheServer', 'CacheStore']],
+      ['dyn', 'worker', 'dynamic'],
+    ]);
+  });
+
+  it.each<[string, unknown]>([
+    ['a string', 'CacheServer'],
+    ['an array with a non-string', ['a', 1]],
+    ['a sparse array', [, 'a']], // a hole is no module name
+    ['null', null],
+  ])('refuses modules that are %s', async (_label, modules) => {
+    const node = track();
+    const e = await failure(() => Supervisor.start(node, [{ id: 'a', start: startCache, modules: modules as string[] }]));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', 'children[0].modules', "'dynamic'");
+  });
+
+  it("getChildSpec returns the child's spec with its defaults filled in, and not_found for an unknown id", async () => {
+    const node = track();
+    const sup = await Supervisor.start(
+      node,
+      [
+        { id: 'cache', start: startCache },
+        { id: 'inner', type: 'supervisor', start: (ctx) => Supervisor.startLink(ctx, []) },
+        { id: 'job', start: startCache, restart: 'temporary', significant: true, shutdown: 'brutal_kill', modules: ['Job'] },
+      ],
+      { autoShutdown: 'all_significant' },
+    );
+    expect(await Supervisor.getChildSpec(node, sup, 'cache')).toEqual({ id: 'cache', start: startCache, restart: 'permanent', shutdown: 5000, type: 'worker', significant: false, modules: ['startCache'] });
+    expect(await Supervisor.getChildSpec(node, sup, 'inner')).toMatchObject({ id: 'inner', restart: 'permanent', shutdown: 'infinity', type: 'supervisor', significant: false, modules: [] });
+    expect(await Supervisor.getChildSpec(node, sup, 'job')).toEqual({ id: 'job', start: startCache, restart: 'temporary', shutdown: 'brutal_kill', type: 'worker', significant: true, modules: ['Job'] });
+    expect(await Supervisor.getChildSpec(node, sup, 'nope')).toEqual({ error: 'not_found' });
+    expectKeelError(thrown(() => Supervisor.getChildSpec(node, sup, 42 as never)), 'ERR_INVALID_ARGUMENT', 'id');
+    // a spec returned is a copy: changing it changes nothing in the supervisor
+    const spec = await Supervisor.getChildSpec(node, sup, 'job');
+    if ('error' in spec) throw new Error('expected a spec');
+    (spec.modules as string[]).push('Other');
+    expect((await rows(node, sup)).job?.modules).toEqual(['Job']);
+  });
+
+  it("a temporary child's spec is gone once it has exited", async () => {
+    const node = track();
+    const sup = await Supervisor.start(node, [child('t', [], { restart: 'temporary' }), child('p')]);
+    node.send(await pidOf(node, sup, 't'), { exit: 'normal' });
+    await node.idle();
+    expect(await Supervisor.getChildSpec(node, sup, 't')).toEqual({ error: 'not_found' });
+    expect(await Supervisor.getChildSpec(node, sup, 'p')).toMatchObject({ id: 'p', restart: 'permanent' });
   });
 });

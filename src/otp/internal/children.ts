@@ -16,6 +16,17 @@ export interface ChildSpec {
   /** Time to exit after a `'shutdown'` signal before it is killed: ms (default 5000), `'brutal_kill'`, or `'infinity'` (default for supervisors). */
   shutdown?: number | 'brutal_kill' | 'infinity';
   type?: 'worker' | 'supervisor';
+  /**
+   * A significant child ends its supervisor when it terminates by itself (see `autoShutdown` of
+   * `SupervisorOptions`). Default false; true only for a transient or temporary child of a
+   * supervisor whose `autoShutdown` is not `'never'`, as in OTP.
+   */
+  significant?: boolean;
+  /**
+   * What `whichChildren` reports as the child's modules (OTP's `Modules`: informative only in Keel,
+   * there is no code upgrade). Default: the name of a named `start` function (`[start.name]`), else `[]`.
+   */
+  modules?: string[] | 'dynamic';
 }
 
 /** @internal A validated child spec with its defaults filled in. */
@@ -25,6 +36,8 @@ export interface Child {
   readonly restart: 'permanent' | 'transient' | 'temporary';
   readonly shutdown: number | 'brutal_kill' | 'infinity';
   readonly type: 'worker' | 'supervisor';
+  readonly significant: boolean;
+  readonly modules: readonly string[] | 'dynamic';
   pid: Pid | undefined;
   /** `'restarting'` while a restart waits for its backoff or retries a failed start. */
   status: 'running' | 'restarting' | 'stopped';
@@ -43,9 +56,9 @@ const TYPES = ['worker', 'supervisor'] as const;
  * are known by pid).
  */
 export function toChild(spec: unknown, where: string, defaultId?: string): Child {
-  if (typeof spec !== 'object' || spec === null) throw new InvalidArgumentError(where, 'a child spec { id, start, restart?, shutdown?, type? }', spec);
+  if (typeof spec !== 'object' || spec === null) throw new InvalidArgumentError(where, 'a child spec { id, start, restart?, shutdown?, type?, significant?, modules? }', spec);
   const s = spec as Partial<ChildSpec>;
-  checkKeys(s, ['id', 'start', 'restart', 'shutdown', 'type'], where);
+  checkKeys(s, ['id', 'start', 'restart', 'shutdown', 'type', 'significant', 'modules'], where);
   const id = s.id ?? defaultId;
   if (typeof id !== 'string' || id === '') throw new InvalidArgumentError(`${where}.id`, 'a non-empty string', s.id);
   // the id the user gave says which child (a default id says nothing the user wrote)
@@ -63,7 +76,51 @@ export function toChild(spec: unknown, where: string, defaultId?: string): Child
   ) {
     throw new InvalidArgumentError(`${where}.shutdown`, "a number of ms >= 0, 'brutal_kill' or 'infinity'", s.shutdown, which);
   }
-  return { id, start: s.start, restart, shutdown, type, pid: undefined, status: 'stopped', restarts: 0, recentRestarts: [] };
+  const significant = s.significant ?? false;
+  if (typeof significant !== 'boolean') throw new InvalidArgumentError(`${where}.significant`, 'a boolean', s.significant, which);
+  if (significant && restart === 'permanent') {
+    // OTP refuses it too ({bad_combination, [{restart, permanent}, {significant, true}]}): a permanent child never ends by itself
+    throw new InvalidArgumentError(`${where}.significant`, "false for a permanent child (a significant child is 'transient' or 'temporary')", s.significant, which);
+  }
+  const modules = toModules(s.modules, s.start, `${where}.modules`, which);
+  return { id, start: s.start, restart, shutdown, type, significant, modules, pid: undefined, status: 'stopped', restarts: 0, recentRestarts: [] };
+}
+
+function toModules(modules: unknown, start: (...args: never[]) => unknown, where: string, which: string | undefined): readonly string[] | 'dynamic' {
+  if (modules === undefined) {
+    // an inline `start: (ctx) => …` is given the name 'start' by JavaScript: that names nothing
+    const name = start.name;
+    return name === '' || name === 'start' ? [] : [name];
+  }
+  if (modules === 'dynamic') return 'dynamic';
+  // a proxy first (Array.isArray throws on a revoked one); every index, holes too (every() skips them)
+  const bad = () => new InvalidArgumentError(where, "an array of strings or 'dynamic'", modules, which);
+  if (typeof modules !== 'object' || modules === null || types.isProxy(modules) || !Array.isArray(modules)) throw bad();
+  const list: string[] = [];
+  for (let i = 0; i < modules.length; i++) {
+    let m: unknown;
+    try {
+      m = modules[i];
+    } catch {
+      throw bad(); // a getter that throws
+    }
+    if (typeof m !== 'string') throw bad();
+    list.push(m);
+  }
+  return Object.freeze(list);
+}
+
+/** @internal The spec a validated child was made from, its defaults filled in (`getChildSpec`). */
+export function specOf(child: Child): Required<ChildSpec> {
+  return {
+    id: child.id,
+    start: child.start,
+    restart: child.restart,
+    shutdown: child.shutdown,
+    type: child.type,
+    significant: child.significant,
+    modules: child.modules === 'dynamic' ? 'dynamic' : [...child.modules],
+  };
 }
 
 /** @internal Validates a list of child specs, ids unique. */
