@@ -75,20 +75,24 @@ export function checkFn(fn: unknown, expected = 'a function (ctx) => value'): vo
 /**
  * @internal The init of a task's process: it links to `linkTo` first when given (a dead one sends the
  * task a `noproc` exit, as OTP's link), runs `fn`, settles the task with its value and exits normally.
+ * With a `gate`, it waits for it first (a supervised task: its supervisor has recorded it by then).
  */
-export function taskInit<T>(task: TaskImpl<T>, fn: (ctx: Context<unknown>) => T | Promise<T>, linkTo?: Pid): Init<unknown> {
+export function taskInit<T>(task: TaskImpl<T>, fn: (ctx: Context<unknown>) => T | Promise<T>, linkTo?: Pid, gate?: Promise<void>): Init<unknown> {
   return (ctx) => {
-    if (linkTo !== undefined) ctx.link(linkTo);
     const done = (value: unknown): (() => void) => {
       task.settle({ ok: true, value: value as T });
       ctx.exit('normal');
       return () => undefined;
     };
-    const r = fn(ctx);
-    if (typeof r === 'object' && r !== null && typeof (r as { then?: unknown }).then === 'function') {
-      return (r as Promise<T>).then(done);
-    }
-    return done(r);
+    const run = (): (() => void) | Promise<() => void> => {
+      if (linkTo !== undefined) ctx.link(linkTo);
+      const r = fn(ctx);
+      if (typeof r === 'object' && r !== null && typeof (r as { then?: unknown }).then === 'function') {
+        return (r as Promise<T>).then(done);
+      }
+      return done(r);
+    };
+    return gate === undefined ? run() : gate.then(run);
   };
 }
 
