@@ -14,3 +14,5 @@ export { Supervisor, type ChildInfo, type ChildSpec, type SupervisorOptions } fr
 export { DynamicSupervisor, type DynamicChildInfo, type DynamicChildSpec, type DynamicSupervisorOptions } from './DynamicSupervisor.js';
 export { Task } from './Task.js';
 export { Registry, type KeyRegistry, type RegistryEntry } from './Registry.js';
+export type { AsyncStreamOptions, YieldResult } from './Task.js';
+export { TaskSupervisor, type TaskShutdownOption, type TaskSupervisorOptions } from './TaskSupervisor.js';

@@ -384,3 +384,293 @@ describe('Task.asyncStream stopped early', () => {
     expect(p.messages.filter(isExit)).toEqual([]);
   });
 });
+
+// ---- asyncStream keeps `concurrency` tasks running --------------------------------------------
+
+/** Collects a stream in the background; `seen` fills as it yields, `next(n)` resolves once it holds n. */
+function collect<T>(stream: AsyncIterable<T>): { seen: T[]; done: Promise<T[]>; next(n: number): Promise<void> } {
+  const seen: T[] = [];
+  const waiters: { n: number; resolve: () => void }[] = [];
+  const done = (async () => {
+    for await (const v of stream) {
+      seen.push(v);
+      for (const w of waiters.filter((x) => seen.length >= x.n)) w.resolve();
+    }
+    return seen;
+  })();
+  const next = (n: number): Promise<void> => {
+    if (seen.length >= n) return Promise.resolve();
+    const d = deferred();
+    waiters.push({ n, resolve: () => d.resolve() });
+    return d.promise;
+  };
+  return { seen, done, next };
+}
+
+describe('Task.asyncStream with a slow item', () => {
+  it('starts the next items while the first is still running, and emits in input order from its buffer', async () => {
+    const node = track();
+    const p = probe(node);
+    const work = gatedWork(6);
+    const out = collect(Task.asyncStream(p.ctx, [0, 1, 2, 3, 4, 5], work.fn, { concurrency: 2 }));
+    await work.started(0);
+    await work.started(1);
+    // item 0 stays slow; each fast item that finishes frees its slot for the next one
+    for (const i of [1, 2, 3, 4]) {
+      work.release(i);
+      await work.started(i + 1);
+    }
+    work.release(5);
+    expect(work.startOrder).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(work.counts.max).toBe(2);
+    expect(out.seen).toEqual([]); // ordered: what finished waits in the buffer for item 0
+    work.release(0);
+    expect(await out.done).toEqual([0, 10, 20, 30, 40, 50]);
+  });
+
+  it('ordered: false emits in completion order, without waiting for the slow item', async () => {
+    const node = track();
+    const p = probe(node);
+    const work = gatedWork(4);
+    const out = collect(Task.asyncStream(p.ctx, [0, 1, 2, 3], work.fn, { maxConcurrency: 2, ordered: false }));
+    await work.started(1);
+    work.release(1);
+    await work.started(2);
+    work.release(2);
+    await work.started(3);
+    work.release(3);
+    await out.next(3);
+    expect(out.seen).toEqual([10, 20, 30]);
+    expect(work.counts.active).toBe(1); // item 0 still runs
+    work.release(0);
+    expect(await out.done).toEqual([10, 20, 30, 0]);
+    expect(work.counts.max).toBe(2);
+  });
+
+  it('a huge concurrency starts every item at once', async () => {
+    const node = track();
+    const p = probe(node);
+    const work = gatedWork(3);
+    const out = collect(Task.asyncStream(p.ctx, [0, 1, 2], work.fn, { concurrency: Number.MAX_SAFE_INTEGER }));
+    await Promise.all([work.started(0), work.started(1), work.started(2)]);
+    expect(work.counts.active).toBe(3);
+    for (const i of [2, 1, 0]) work.release(i);
+    expect(await out.done).toEqual([0, 10, 20]);
+  });
+
+  it("onTimeout: 'kill_task' kills the task past its timeout and yields { ok: false, exit: 'timeout' } in its place", async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const p = probe(node);
+    const hang = deferred<number>();
+    const out = collect(Task.asyncStream(p.ctx, [1, 2, 3], (i) => (i === 2 ? hang.promise : i * 10), { timeout: 100, onTimeout: 'kill_task' }));
+    await out.next(1);
+    expect(out.seen).toEqual([{ ok: true, value: 10 }]);
+    await clock.advance(99);
+    expect(out.seen).toHaveLength(1);
+    await clock.advance(1);
+    expect(await out.done).toEqual([{ ok: true, value: 10 }, { ok: false, exit: 'timeout' }, { ok: true, value: 30 }]);
+    await node.idle();
+    expect(node.isAlive(p)).toBe(true); // unlinked before the kill
+    expect(node.processes()).toEqual([p]);
+    expect(p.messages.filter(isExit)).toEqual([]);
+  });
+
+  it('the timeout counts from each task start: a later task gets its full time', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const p = probe(node);
+    const gates = [deferred<number>(), deferred<number>()];
+    const started1 = deferred();
+    const run = (i: number): Promise<number> => {
+      if (i === 1) started1.resolve();
+      return gates[i]!.promise;
+    };
+    const out = collect(Task.asyncStream(p.ctx, [0, 1], run, { concurrency: 1, timeout: 100, onTimeout: 'kill_task' }));
+    await clock.advance(60);
+    gates[0]!.resolve(0);
+    await started1.promise; // item 1 starts at 60
+    await clock.advance(90); // 150: item 1 has run 90 ms
+    expect(out.seen).toEqual([{ ok: true, value: 0 }]);
+    gates[1]!.resolve(1);
+    expect(await out.done).toEqual([
+      { ok: true, value: 0 },
+      { ok: true, value: 1 },
+    ]);
+  });
+});
+
+// ---- Task.yield, Task.yieldMany, Task.shutdown ------------------------------------------------
+
+describe('Task.yield', () => {
+  it('gives undefined while the task runs on; a later yield or await still gets the value', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const gate = deferred<string>();
+    const task = Task.asyncNolink(node, () => gate.promise);
+    const yielded = watch(Task.yield(task, 100));
+    await clock.advance(99);
+    expect(yielded.settled).toBe(false);
+    await clock.advance(1);
+    expect(await yielded.result).toEqual({ ok: true, value: undefined });
+    expect(node.isAlive(task.pid)).toBe(true);
+    gate.resolve('late');
+    expect(await Task.yield(task, 0)).toEqual({ ok: true, value: 'late' });
+    expect(await Task.await(task)).toBe('late');
+  });
+
+  it('gives { ok: false, exit: reason } for a task that crashed', async () => {
+    const node = track();
+    const boom = new Error('boom');
+    const task = Task.asyncNolink(node, () => {
+      throw boom;
+    });
+    expect(await Task.yield(task)).toEqual({ ok: false, exit: boom });
+  });
+
+  it.each([
+    ['a non-task', () => Task.yield({ pid: 1 } as never), 'task'],
+    ['a NaN timeout', (node: Node) => Task.yield(Task.asyncNolink(node, () => 1), Number.NaN), 'timeoutMs'],
+    ['a negative timeout', (node: Node) => Task.yield(Task.asyncNolink(node, () => 1), -5), 'timeoutMs'],
+  ])('refuses %s with ERR_INVALID_ARGUMENT', async (_label, call, argument) => {
+    const node = track();
+    expectKeelError(await failure(() => call(node)), 'ERR_INVALID_ARGUMENT', argument);
+  });
+});
+
+describe('Task.yieldMany', () => {
+  it("gives each task's result or undefined, in the order of the tasks", async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const boom = new Error('crashed');
+    const hang = deferred<number>();
+    const tasks = [
+      Task.asyncNolink(node, () => hang.promise),
+      Task.asyncNolink(node, (): number => {
+        throw boom;
+      }),
+      Task.asyncNolink(node, async () => 3),
+    ];
+    const results = watch(Task.yieldMany(tasks, 500));
+    await clock.advance(499);
+    expect(results.settled).toBe(false);
+    await clock.advance(1);
+    expect(await results.result).toEqual({ ok: true, value: [undefined, { ok: false, exit: boom }, { ok: true, value: 3 }] });
+    hang.resolve(1);
+    expect(await Task.yieldMany(tasks, 0)).toEqual([{ ok: true, value: 1 }, { ok: false, exit: boom }, { ok: true, value: 3 }]);
+  });
+
+  it('returns as soon as every task has ended, before the timeout', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const tasks = [Task.asyncNolink(node, () => 'a'), Task.asyncNolink(node, async () => 'b')];
+    expect(await Task.yieldMany(tasks, Infinity)).toEqual([{ ok: true, value: 'a' }, { ok: true, value: 'b' }]);
+    expect(await Task.yieldMany([], 10)).toEqual([]);
+  });
+
+  it.each([
+    ['a non-array', () => Task.yieldMany('tasks' as never), 'tasks'],
+    ['a list with a non-task', (node: Node) => Task.yieldMany([Task.asyncNolink(node, () => 1), {} as never]), 'tasks[1]'],
+    ['a NaN timeout', (node: Node) => Task.yieldMany([Task.asyncNolink(node, () => 1)], Number.NaN), 'timeoutMs'],
+  ])('refuses %s with ERR_INVALID_ARGUMENT', async (_label, call, argument) => {
+    const node = track();
+    expectKeelError(await failure(() => call(node)), 'ERR_INVALID_ARGUMENT', argument);
+  });
+});
+
+describe('Task.shutdown', () => {
+  it('unlinks a running linked task and stops it: undefined, and no Exit reaches the trapping caller', async () => {
+    const node = track();
+    const p = probe(node);
+    p.ctx.trapExits();
+    const task = Task.async(p.ctx, () => deferred<number>().promise);
+    const ref = p.ctx.monitor(task.pid);
+    expect(await Task.shutdown(task)).toBeUndefined();
+    expect((await receiveDown(p, ref)).reason).toBe('shutdown');
+    await roundTrip(node, p);
+    expect(p.messages.filter(isExit)).toEqual([]);
+    expect(node.isAlive(p)).toBe(true);
+  });
+
+  it('gives the result of a task that finished, or the exit of one that crashed, before the shutdown', async () => {
+    const node = track();
+    const p = probe(node);
+    const done = Task.asyncNolink(node, () => 7);
+    const boom = new Error('before');
+    const crashed = Task.asyncNolink(node, (): number => {
+      throw boom;
+    });
+    await node.idle();
+    expect(await Task.shutdown(done)).toEqual({ ok: true, value: 7 });
+    expect(await Task.shutdown(crashed, { brutalKill: true })).toEqual({ ok: false, exit: boom });
+    expect(node.isAlive(p)).toBe(true);
+  });
+
+  it('kills a task that ignores the shutdown (it traps exits) after the timeout, on the node clock', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const p = probe(node);
+    const trapping = deferred();
+    const task = Task.async(p.ctx, (ctx) => {
+      ctx.trapExits();
+      trapping.resolve();
+      return deferred<number>().promise;
+    });
+    await trapping.promise;
+    const stopped = watch(Task.shutdown(task, 200));
+    await clock.advance(199);
+    expect(stopped.settled).toBe(false);
+    expect(node.isAlive(task.pid)).toBe(true);
+    await clock.advance(1);
+    expect(await stopped.result).toEqual({ ok: true, value: undefined });
+    expect(node.isAlive(task.pid)).toBe(false);
+    expect(node.isAlive(p)).toBe(true);
+  });
+
+  it('brutalKill kills at once, even a task that traps exits', async () => {
+    const node = track();
+    const p = probe(node);
+    const trapping = deferred();
+    const task = Task.async(p.ctx, (ctx) => {
+      ctx.trapExits();
+      trapping.resolve();
+      return deferred<number>().promise;
+    });
+    await trapping.promise;
+    expect(await Task.shutdown(task, { brutalKill: true })).toBeUndefined();
+    expect(node.isAlive(task.pid)).toBe(false);
+    expect(node.isAlive(p)).toBe(true);
+  });
+
+  it.each([
+    ['a NaN timeout', Number.NaN],
+    ['a string', 'soon'],
+    ['brutalKill false', { brutalKill: false }],
+  ])('refuses %s with ERR_INVALID_ARGUMENT and leaves the task running', async (_label, how) => {
+    const node = track();
+    const running = deferred();
+    const task = Task.asyncNolink(node, () => {
+      running.resolve();
+      return deferred<number>().promise;
+    });
+    await running.promise;
+    expectKeelError(await failure(() => Task.shutdown(task, how as never)), 'ERR_INVALID_ARGUMENT', 'how');
+    expect(node.isAlive(task.pid)).toBe(true);
+  });
+});
+
+describe('Task.asyncStream options', () => {
+  it.each<[string, Record<string, unknown>, string]>([
+    ['maxConcurrency 0', { maxConcurrency: 0 }, 'options.maxConcurrency'],
+    ['concurrency Infinity', { concurrency: Infinity }, 'options.concurrency'],
+    ['concurrency NaN', { concurrency: Number.NaN }, 'options.concurrency'],
+    ['concurrency and maxConcurrency that differ', { concurrency: 2, maxConcurrency: 3 }, 'options.maxConcurrency'],
+    ['a NaN timeout', { timeout: Number.NaN }, 'options.timeout'],
+    ['ordered: "yes"', { ordered: 'yes' }, 'options.ordered'],
+    ['onTimeout: "later"', { onTimeout: 'later' }, 'options.onTimeout'],
+  ])('refuses %s with ERR_INVALID_ARGUMENT', async (_label, options, argument) => {
+    const node = track();
+    const p = probe(node);
+    expectKeelError(await failure(() => Task.asyncStream(p.ctx, [1], (x) => x, options as never)), 'ERR_INVALID_ARGUMENT', argument);
+  });
+});
