@@ -74,8 +74,8 @@ export interface KeyRegistry<K = string, V = unknown, Meta extends object = Reco
   /** Every entry the query selects (all of them without one), by key, then in registration order. Walks the whole registry. */
   select(): RegistrySelected<K, V>[];
   select(query: (entry: RegistrySelected<K, V>) => boolean): RegistrySelected<K, V>[];
-  select(query: { readonly where?: (entry: RegistrySelected<K, V>) => boolean }): RegistrySelected<K, V>[];
   select<R>(query: { readonly where?: (entry: RegistrySelected<K, V>) => boolean; readonly map: (entry: RegistrySelected<K, V>) => R }): R[];
+  select(query: { readonly where?: (entry: RegistrySelected<K, V>) => boolean }): RegistrySelected<K, V>[];
   /**
    * Calls `fn` with the entries under `key`, in registration order: once per partition that holds
    * some (never with none); returns whether it was called. The array is the registry's own frozen

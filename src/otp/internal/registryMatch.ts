@@ -6,8 +6,20 @@
 import { types } from 'node:util';
 import { InvalidArgumentError } from '../../errors.js';
 
+/** The wildcard's type: one frozen instance, {@link ANY} (a class, so that its type does not widen as a symbol's does). */
+export class Wildcard {
+  readonly #brand = true;
+  /** @internal */
+  static is(value: unknown): value is Wildcard {
+    return typeof value === 'object' && value !== null && #brand in value;
+  }
+  toString(): string {
+    return 'Registry.any';
+  }
+}
+
 /** The wildcard: matches any value, like Elixir's `:_`. */
-export const ANY: unique symbol = Symbol('Registry.any');
+export const ANY: Wildcard = Object.freeze(new Wildcard()) as Wildcard;
 
 /**
  * A structural pattern over values of type `T`: {@link ANY} matches anything; a plain object matches
@@ -16,7 +28,7 @@ export const ANY: unique symbol = Symbol('Registry.any');
  * an equal value (SameValueZero: `NaN` matches `NaN`).
  */
 export type Pattern<T> =
-  | typeof ANY
+  | Wildcard
   | (T extends readonly unknown[]
       ? { readonly [I in keyof T]: Pattern<T[I]> }
       : T extends (...args: never[]) => unknown
@@ -42,7 +54,7 @@ export function compilePattern(pattern: unknown, argument = 'pattern'): Compiled
 }
 
 function compile(p: unknown, depth: number, argument: string): Compiled {
-  if (p === ANY) return ANY_C;
+  if (Wildcard.is(p)) return ANY_C;
   if (typeof p !== 'object' || p === null) return { t: 1, v: p };
   if (depth >= MAX_PATTERN_DEPTH) throw new InvalidArgumentError(argument, `an acyclic pattern at most ${MAX_PATTERN_DEPTH} levels deep`, p);
   if (types.isProxy(p)) throw new InvalidArgumentError(argument, 'a pattern made of plain objects, arrays and values (no proxy)', p);
