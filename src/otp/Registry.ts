@@ -78,8 +78,9 @@ export interface KeyRegistry<K = string, V = unknown, Meta extends object = Reco
   select(query: { readonly where?: (entry: RegistrySelected<K, V>) => boolean }): RegistrySelected<K, V>[];
   /**
    * Calls `fn` with the entries under `key`, in registration order: once per partition that holds
-   * some (never with none); returns whether it was called. The array is the registry's own frozen
-   * snapshot, rebuilt only after the partition changed: a call costs the key's entries, no more.
+   * some (never with none); returns whether it was called. The array is the registry's own snapshot
+   * (read it, do not change it), rebuilt only after its partition changed: a call costs the key's
+   * entries, no more; a later change makes a new array and leaves the one handed out as it was.
    */
   dispatch(key: K, fn: (entries: readonly RegistryEntry<V>[]) => void): boolean;
   /** The keys the process has registered (Elixir's `keys/2`: `keys` here is the kind of keys). */
@@ -120,7 +121,7 @@ class Bucket<K, V> {
     if (this.snap === undefined) {
       const out: RegistryEntry<V>[] = [];
       for (const r of this.rows) out.push(r.entry);
-      this.snap = Object.freeze(out);
+      this.snap = out; // not frozen: iterating a frozen array costs several times more; the type is readonly
     }
     return this.snap;
   }
@@ -177,7 +178,7 @@ class KeyTable<K, V, Meta extends object> implements KeyRegistry<K, V, Meta> {
       this.#byOwner.set(proc, (owned = { rows: new Map(), unhook }));
     }
     const part = this.partitions === 1 ? 0 : proc.self.id % this.partitions;
-    const row: Row<K, V> = { proc, key, seq: this.#seq++, part, entry: Object.freeze({ pid: proc.self, value }) };
+    const row: Row<K, V> = { proc, key, seq: this.#seq++, part, entry: { pid: proc.self, value } };
     if (slot === undefined) this.#byKey.set(key, (slot = { parts: [], n: 0 }));
     const bucket = (slot.parts[part] ??= new Bucket());
     bucket.rows.add(row);
@@ -232,7 +233,7 @@ class KeyTable<K, V, Meta extends object> implements KeyRegistry<K, V, Meta> {
     const newValue = fn(oldValue);
     // fn may have unregistered the key (or the process may have exited): then nothing is updated
     if (this.#byKey.get(key) !== slot || first(slot!) !== row) return { error: 'not_registered' };
-    row.entry = Object.freeze({ pid: row.entry.pid, value: newValue });
+    row.entry = { pid: row.entry.pid, value: newValue };
     slot!.parts[row.part]!.snap = undefined;
     return { newValue, oldValue };
   }

@@ -525,7 +525,7 @@ describe('Registry entries and their owners', () => {
     expect(reg.select().length).toBe(expected);
   });
 
-  it('dispatch hands out the same frozen snapshot until the key changes, and the new entries after', async () => {
+  it('dispatch hands out the same snapshot until the key changes, and the new entries after', async () => {
     const node = track();
     const reg = Registry.create<string, number>(node, { keys: 'duplicate' });
     const a = await spawnWithContext(node);
@@ -536,7 +536,6 @@ describe('Registry entries and their owners', () => {
     reg.dispatch('k', (es) => got.push(es));
     reg.dispatch('k', (es) => got.push(es));
     expect(got[0]).toBe(got[1]); // no rebuild: a call costs nothing more than the key's own entries
-    expect(Object.isFrozen(got[0])).toBe(true);
     reg.register(a.ctx, 'other', 0); // another key does not touch it
     reg.dispatch('k', (es) => got.push(es));
     expect(got[2]).toBe(got[0]);
