@@ -206,19 +206,22 @@ class KeyTable<K, V, Meta extends object> implements KeyRegistry<K, V, Meta> {
   unregisterMatch(ctx: Context<any>, key: K, pattern: Pattern<V>, guard?: RegistryGuard<V>): number {
     const proc = ownerOf(ctx, this.#node);
     const test = tester(pattern, guard);
+    const mine = this.#byOwner.get(proc)?.rows.get(key);
+    if (mine === undefined) return 0;
+    const hit = new Set(mine.filter((r) => test(r.entry)));
+    let removed = 0;
+    for (const r of hit) if (this.#remove(r)) removed++;
+    // the guard ran user code (it may have unregistered, or registered again): read the owner's rows anew
     const owned = this.#byOwner.get(proc);
-    const mine = owned?.rows.get(key);
-    if (owned === undefined || mine === undefined) return 0;
-    const hit = mine.filter((r) => test(r.entry));
-    if (hit.length === 0) return 0;
-    for (const r of hit) this.#remove(r);
-    // the guard may have run user code: read the owner's rows again
-    const rest = (owned.rows.get(key) ?? []).filter((r) => !hit.includes(r));
-    if (rest.length === 0) owned.rows.delete(key);
-    else owned.rows.set(key, rest);
-    this.#forgetIfEmpty(proc, owned);
-    this.#notify(proc, { kind: 'registry_unregister', registry: this.#self, key, pid: proc.self, reason: 'unregister' });
-    return hit.length;
+    const rows = owned?.rows.get(key);
+    if (owned !== undefined && rows !== undefined) {
+      const rest = rows.filter((r) => !hit.has(r));
+      if (rest.length === 0) owned.rows.delete(key);
+      else owned.rows.set(key, rest);
+      this.#forgetIfEmpty(proc, owned);
+    }
+    if (removed > 0) this.#notify(proc, { kind: 'registry_unregister', registry: this.#self, key, pid: proc.self, reason: 'unregister' });
+    return removed;
   }
 
   updateValue(ctx: Context<any>, key: K, fn: (old: V) => V): UpdateValueResult<V> {
@@ -343,13 +346,15 @@ class KeyTable<K, V, Meta extends object> implements KeyRegistry<K, V, Meta> {
     return out;
   }
 
-  #remove(r: Row<K, V>): void {
+  /** Removes a row from its key; false when it was no longer there. */
+  #remove(r: Row<K, V>): boolean {
     const slot = this.#byKey.get(r.key);
     const bucket = slot?.parts[r.part];
-    if (slot === undefined || bucket === undefined || !bucket.rows.delete(r)) return;
+    if (slot === undefined || bucket === undefined || !bucket.rows.delete(r)) return false;
     bucket.snap = undefined;
     this.#count--;
     if (--slot.n === 0) this.#byKey.delete(r.key);
+    return true;
   }
 
   #forgetIfEmpty(proc: Proc, owned: Owned<K, V>): void {

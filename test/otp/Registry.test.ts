@@ -817,3 +817,29 @@ describe('Registry hostile input', () => {
     expect(reg.countMatch(Number.NaN, 0)).toBe(0);
   });
 });
+
+describe('Registry.unregisterMatch with a guard that changes the registry', () => {
+  it('a guard that unregisters and registers again: the removed rows are counted once, the new one stays, the death hook is kept', async () => {
+    const node = track();
+    const reg = Registry.create<string, number>(node, { keys: 'duplicate' });
+    const a = await spawnWithContext(node);
+    reg.register(a.ctx, 'k', 1);
+    reg.register(a.ctx, 'k', 2);
+    let once = true;
+    const removed = reg.unregisterMatch(a.ctx, 'k', Registry.any, () => {
+      if (once) {
+        once = false;
+        reg.unregister(a.ctx, 'k'); // both rows go here
+        reg.register(a.ctx, 'k', 3); // a new row, not matched by this call
+      }
+      return true;
+    });
+    expect(removed).toBe(0); // the guard's own unregister removed them first
+    expect(reg.lookup('k')).toEqual([{ pid: a.pid, value: 3 }]);
+    expect(reg.keysOf(a.pid)).toEqual(['k']);
+    expect(reg.count()).toBe(1);
+    node.exit(a.pid, 'kill');
+    expect(reg.count()).toBe(0);
+    expect(reg.size).toBe(0);
+  });
+});
