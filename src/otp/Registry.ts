@@ -177,7 +177,7 @@ class KeyTable<K, V, Meta extends object> implements KeyRegistry<K, V, Meta> {
       const unhook = this.#node.onProcExit(proc, () => this.#release(proc))!; // ownerOf checked it is alive
       this.#byOwner.set(proc, (owned = { rows: new Map(), unhook }));
     }
-    const part = this.partitions === 1 ? 0 : proc.self.id % this.partitions;
+    const part = this.partitions === 1 || this.keys === 'unique' ? 0 : proc.self.id % this.partitions;
     const row: Row<K, V> = { proc, key, seq: this.#seq++, part, entry: { pid: proc.self, value } };
     if (slot === undefined) this.#byKey.set(key, (slot = { parts: [], n: 0 }));
     const bucket = (slot.parts[part] ??= new Bucket());
