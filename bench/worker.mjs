@@ -10,6 +10,7 @@ import { managedMonitor } from './managed_monitor.mjs';
 import { coordinatorTasks } from './coordinator.mjs';
 import { broadcast10k, dlqIngest, supervisedSend } from './delivery.mjs';
 import { routerFanout } from './router_fanout.mjs';
+import { registryDispatch } from './registry_dispatch.mjs';
 
 const [system, bench] = process.argv.slice(-2);
 const sys = bench === 'managed_monitor' ? keel.createSystem({ captureStacks: false }) : (system === 'raw' ? raw : keel).createSystem();
@@ -51,6 +52,8 @@ async function run() {
       return dlqIngest(system, 'memory');
     case 'dlq_ingest_sqlite':
       return dlqIngest(system, 'sqlite');
+    case 'registry_dispatch':
+      return registryDispatch(system, sys);
     case 'managed_monitor':
       return managedMonitor(system, system === 'raw' ? keel.createSystem({ captureStacks: false }) : sys);
     default:

@@ -13,6 +13,6 @@ export {
 export { Supervisor, type ChildInfo, type ChildSpec, type SupervisorOptions } from './Supervisor.js';
 export { DynamicSupervisor, type DynamicChildInfo, type DynamicChildSpec, type DynamicSupervisorOptions } from './DynamicSupervisor.js';
 export { Task } from './Task.js';
-export { Registry, type KeyRegistry, type RegistryEntry } from './Registry.js';
+export { Registry, type KeyRegistry, type Pattern, type RegistryEntry, type RegistryEvent, type RegistryGuard, type RegistryOptions, type RegistryQuery, type RegistrySelected, type UpdateValueResult } from './Registry.js';
 export type { AsyncStreamOptions, YieldResult } from './Task.js';
 export { TaskSupervisor, type TaskShutdownOption, type TaskSupervisorOptions } from './TaskSupervisor.js';
