@@ -14,3 +14,4 @@ export { Supervisor, type ChildInfo, type ChildSpec, type SupervisorOptions } fr
 export { DynamicSupervisor, type DynamicChildInfo, type DynamicChildSpec, type DynamicSupervisorOptions } from './DynamicSupervisor.js';
 export { Task } from './Task.js';
 export { Registry, type KeyRegistry, type RegistryEntry } from './Registry.js';
+export { ValueAgent, type ValueAgentCallOptions, type ValueAgentName, type ValueAgentPid, type ValueAgentRef, type ValueAgentStartOptions } from './ValueAgent.js';
