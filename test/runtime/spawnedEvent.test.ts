@@ -31,6 +31,18 @@ describe('keel.process.spawned', () => {
     expect(cap.events).toEqual([]);
   });
 
+  it('survives a handler that throws: the spawn succeeds, the handler is detached and reported', () => {
+    const node = track();
+    const failed = captureEvents(node, ['keel.telemetry.handler_failed']);
+    node.telemetry.attach('bad', ['keel.process.spawned'], () => {
+      throw new Error('handler broke');
+    });
+    const pid = node.spawn(idleInit);
+    expect(node.isAlive(pid)).toBe(true);
+    expect(failed.events.map((e) => [e.metadata.handlerId, e.metadata.event])).toEqual([['bad', 'keel.process.spawned']]);
+    expect(node.telemetry.detach('bad')).toBe(false);
+  });
+
   it('builds nothing while nobody listens: execute is never called for it', () => {
     const node = track();
     const execute = vi.spyOn(node.telemetry, 'execute');

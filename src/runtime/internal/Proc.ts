@@ -66,12 +66,12 @@ export class Monitor {
   }
 }
 
-/** @internal The per-process data most processes never need, allocated on first use. */
 /** What a behaviour reports of its process's exit (see {@link ProcExtras.exitReport}); it must not throw. */
 export interface ExitReport {
   exited(pid: Pid, reason: ExitReason): void;
 }
 
+/** @internal The per-process data most processes never need, allocated on first use. */
 export class ProcExtras {
   // declared, then assigned in the constructor: no field-initializer pass (a name, a monitor, a
   // link or an abnormal exit allocates one, by the hundred thousand in a burst)
