@@ -7,6 +7,7 @@ import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
 import { type Child, type ChildSpec, recordRestart, shouldRestart, startChild, stopChild, toChild, unexpectedRequest } from './internal/children.js';
 import { keelServer } from './internal/keelServer.js';
+import { markBehaviour } from './internal/lifecycle.js';
 
 export interface DynamicSupervisorOptions {
   /** Past this many children `startChild` rejects with `ERR_MAX_CHILDREN` (default unbounded). */
@@ -178,6 +179,7 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
     await stopAll(state.ctx, state);
   },
 }, 'a dynamic supervisor (use the DynamicSupervisor functions)');
+markBehaviour(dynamicSpec, 'dynamic_supervisor'); // its lifecycle events say what it is
 
 function options(opts: DynamicSupervisorOptions): Omit<State, 'ctx' | 'children' | 'restarting' | 'restartTimes'> {
   if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options', 'a DynamicSupervisorOptions object', opts);

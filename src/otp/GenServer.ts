@@ -5,6 +5,7 @@ import { formatReason, isExit, isExitReason, type ExitReason, type SystemMessage
 import { checkTarget, Name, nameOf, type Pid, type Target, targetText } from '../runtime/Pid.js';
 import type { Context, Handler, Init, Node } from '../runtime/types.js';
 import { callProcess, type From, noProcError, PendingCall, validateTimeout } from './internal/calls.js';
+import { ServerLifecycle } from './internal/lifecycle.js';
 
 export type { From } from './internal/calls.js';
 
@@ -303,14 +304,16 @@ function start<S, P extends CallProtocol, Cast, Arg>(
   const timeout = options.timeout ?? 5000;
   validateTimeout(timeout, 'options.timeout');
   const parent: Pid | 'node' = caller === undefined ? 'node' : caller.self;
+  const lifecycle = new ServerLifecycle(node, spec, nameOf(options.name));
   return new Promise((resolve, reject) => {
     let settled = false;
     const guards: { timer?: { cancel(): boolean }; unhook?: (() => void) | undefined } = {};
-    const settle = (error: Error | undefined, pid?: Pid): void => {
+    const settle = (error: StartError | undefined, pid: Pid): void => {
       if (settled) return;
       settled = true;
       guards.timer?.cancel();
       guards.unhook?.();
+      lifecycle.init(pid, error);
       if (error !== undefined) reject(error);
       else resolve(pid as ServerPid<P, Cast>);
     };
@@ -318,13 +321,14 @@ function start<S, P extends CallProtocol, Cast, Arg>(
       // the starter learns of the failure from the start's result, not from an exit signal
       if (link && caller !== undefined) ctx.unlink(caller.self);
       const e = toError(reason);
-      settle(new StartError('GenServer', e, formatReason(e)));
+      settle(new StartError('GenServer', e, formatReason(e)), ctx.self);
     };
     const init: Init<any> = (ctx) => {
       // a process's context is its record
       const server = new Server<S>(spec as GenServerSpec<S, CallProtocol, unknown>, ctx as Proc, parent);
       const ready = (res: unknown): Handler<unknown> | Promise<Handler<unknown>> => {
         const next = server.setState(res);
+        if (!settled) (ctx as Proc).ext().exitReport = lifecycle; // a started server reports its exit
         settle(undefined, ctx.self);
         if (next === undefined) return server.handle;
         const c = server.continueWith(next.continue);
@@ -349,13 +353,13 @@ function start<S, P extends CallProtocol, Cast, Arg>(
     };
     const spawnOptions = options.name === undefined ? undefined : { name: options.name };
     const pid = caller === undefined ? node.spawn(init, spawnOptions) : link ? caller.spawnLink(init, spawnOptions) : caller.spawn(init, spawnOptions);
-    guards.unhook = node.onExit(pid, (reason) => settle(new StartError('GenServer', reason, formatReason(reason))));
+    guards.unhook = node.onExit(pid, (reason) => settle(new StartError('GenServer', reason, formatReason(reason)), pid));
     if (timeout !== Infinity) {
       guards.timer = node.setTimer(timeout, () => {
         if (settled) return;
         const p = node.resolve(pid);
         if (p !== undefined && link && caller !== undefined) caller.unlink(pid);
-        settle(new StartError('GenServer', 'timeout', `init did not finish within ${timeout} ms`));
+        settle(new StartError('GenServer', 'timeout', `init did not finish within ${timeout} ms`), pid);
         if (p !== undefined) node.die(p, 'killed');
       });
     }

@@ -8,6 +8,7 @@ import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
 import { type Child, type ChildSpec, recordRestart, shouldRestart, specOf, startChild, stopChild, toChild, toChildren, unexpectedRequest } from './internal/children.js';
 import { keelServer } from './internal/keelServer.js';
+import { markBehaviour } from './internal/lifecycle.js';
 
 export type { ChildSpec } from './internal/children.js';
 
@@ -312,6 +313,7 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
     await stopAll(state.ctx, state.children);
   },
 }, 'a supervisor (use the Supervisor functions)');
+markBehaviour(supervisorSpec, 'supervisor'); // its lifecycle events say what it is
 
 function options(opts: SupervisorOptions): State['options'] {
   if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options', 'a SupervisorOptions object', opts);

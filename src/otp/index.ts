@@ -16,3 +16,4 @@ export { Task } from './Task.js';
 export { Registry, type KeyRegistry, type Pattern, type RegistryEntry, type RegistryEvent, type RegistryGuard, type RegistryOptions, type RegistryQuery, type RegistrySelected, type UpdateValueResult } from './Registry.js';
 export type { AsyncStreamOptions, YieldResult } from './Task.js';
 export { TaskSupervisor, type TaskShutdownOption, type TaskSupervisorOptions } from './TaskSupervisor.js';
+export { ValueAgent, type ValueAgentCallOptions, type ValueAgentName, type ValueAgentPid, type ValueAgentRef, type ValueAgentStartOptions } from './ValueAgent.js';

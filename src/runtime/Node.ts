@@ -71,6 +71,8 @@ export class KeelNode implements Node {
   #monitors: MonitorManager = unavailableMonitors.disabled;
   #deadLetters: DeadLetterQueue = unavailableDeadLetters.disabled;
   #nextId = 0;
+  /** Whether anyone listens to `keel.process.spawned`: a spawn builds the event only then. */
+  readonly #spawnedProbe: { readonly active: boolean };
 
   constructor(options: NodeOptions = {}, slots: ServiceSlots = {}) {
     const s = nodeSettings(options);
@@ -83,6 +85,7 @@ export class KeelNode implements Node {
     this.logger = s.logger;
     this.#fresh = s.deterministic ? 0 : F_FRESH;
     this.telemetry = new TelemetryBus({ monotonicClock, report: (message, error) => this.log('warn', message, error) });
+    this.#spawnedProbe = this.telemetry.probe('keel.process.spawned');
     this.registry = new NameTable<Proc>((pid) => this.resolve(pid));
     this.groups = new GroupTable<Proc>((pid) => this.resolve(pid));
     this.#timers = new TimerHeap(s.clock, (error) => this.log('error', `a timer callback of node ${this.name} threw`, error));
@@ -144,6 +147,9 @@ export class KeelNode implements Node {
     }
     if (link && parent !== undefined) this.#deaths.addLink(parent, p);
     this.#sched.wake(p);
+    if (this.#spawnedProbe.active) {
+      this.telemetry.execute('keel.process.spawned', {}, { pid, parent: parent === undefined ? 'node' : parent.self, name: spec?.name });
+    }
     return pid as Pid<M>;
   }
 

@@ -9,7 +9,7 @@
 import { types } from 'node:util';
 import { InvalidArgumentError, ProcessExitedError } from '../errors.js';
 import type { EnvelopeListener } from './internal/Envelope.js';
-import { EXIT_SENTINEL, ExitWatcher, F_BUSY, F_DEAD, F_RUNNING, isProc, NextTurnWatcher, type Proc, type ProcHost } from './internal/Proc.js';
+import { EXIT_SENTINEL, type ExitReport, ExitWatcher, F_BUSY, F_DEAD, F_RUNNING, isProc, NextTurnWatcher, type Proc, type ProcHost } from './internal/Proc.js';
 import type { TimerEntry } from './internal/TimerHeap.js';
 import type { ExitReason } from './messages.js';
 import type { NameTable } from './NameRegistry.js';
@@ -21,7 +21,7 @@ import type { TelemetryBus } from '../telemetry/Telemetry.js';
 import type { Context, Init, Node, SpawnOptions } from './types.js';
 
 export { Delivery, EXIT_SENTINEL, ExitWatcher, NextTurnWatcher };
-export type { EnvelopeListener, KernelInternals, Proc, TimerEntry };
+export type { EnvelopeListener, ExitReport, KernelInternals, Proc, TimerEntry };
 /** Making a node with its service slots filled: for `keel`'s `createNode` and the services' factories. */
 export { createRuntimeNode, type ServiceSlots } from './Node.js';
 

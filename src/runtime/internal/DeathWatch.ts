@@ -6,7 +6,7 @@ import { checkTarget, nameOf, type Pid, PidImpl, RefImpl, type Target } from '..
 import type { GroupTable } from '../ProcessGroups.js';
 import type { Envelope } from './Envelope.js';
 import { type Mailboxes, removeWhere, shrink } from './Mailbox.js';
-import { EMPTY, EXIT_SENTINEL, type ExitWatcher, F_BUSY, F_DEAD, F_KILLED, F_LONG, F_RUNNING, F_SCHEDULED, F_SHUTDOWN, F_TRAP, Monitor, type Proc } from './Proc.js';
+import { EMPTY, EXIT_SENTINEL, type ExitReport, type ExitWatcher, F_BUSY, F_DEAD, F_KILLED, F_LONG, F_RUNNING, F_SCHEDULED, F_SHUTDOWN, F_TRAP, Monitor, type Proc } from './Proc.js';
 import type { ProcTable } from './ProcTable.js';
 import type { Scheduler } from './Scheduler.js';
 import type { TimerHeap } from './TimerHeap.js';
@@ -92,6 +92,7 @@ export class DeathWatch {
     const x = p.x !== undefined ? p.x : reason === 'normal' ? undefined : reason === 'shutdown' ? ((p.flags |= F_SHUTDOWN), undefined) : reason === 'killed' ? ((p.flags |= F_KILLED), undefined) : p.ext();
     let inflight: Envelope | undefined;
     let hooks: Set<(reason: ExitReason) => void> | undefined;
+    let report: ExitReport | undefined;
     let watchers: ExitWatcher[] | undefined;
     if (x !== undefined) {
       x.reason = reason;
@@ -99,6 +100,8 @@ export class DeathWatch {
       x.inflight = undefined;
       hooks = x.exitHooks;
       x.exitHooks = undefined;
+      report = x.exitReport;
+      x.exitReport = undefined;
       // detach the watcher list into an array now: user code run below may unwatch any of them
       if (x.watchers !== undefined) {
         watchers = [];
@@ -157,6 +160,7 @@ export class DeathWatch {
     if (x?.abort !== undefined && !x.abort.signal.aborted) x.abort.abort(reason);
     if (watchers !== undefined) this.#tellWatchers(p, watchers, reason);
     if (hooks !== undefined) this.#runHooks(p, hooks, reason);
+    if (report !== undefined) report.exited(p.self, reason);
     if (!isCleanExit(reason)) {
       if (this.#exitedActive()) this.#host.telemetry.execute('keel.process.exited', {}, { pid: p.self, reason, watched });
       // a crash report, as OTP's: only for a failure of the process's own that nobody else hears of

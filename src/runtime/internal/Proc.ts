@@ -66,6 +66,11 @@ export class Monitor {
   }
 }
 
+/** What a behaviour reports of its process's exit (see {@link ProcExtras.exitReport}); it must not throw. */
+export interface ExitReport {
+  exited(pid: Pid, reason: ExitReason): void;
+}
+
 /** @internal The per-process data most processes never need, allocated on first use. */
 export class ProcExtras {
   // declared, then assigned in the constructor: no field-initializer pass (a name, a monitor, a
@@ -82,6 +87,8 @@ export class ProcExtras {
   /** The supervised message being handled (its id is `ctx.messageId`). */
   declare inflight: Envelope | undefined;
   declare exitHooks: Set<(reason: ExitReason) => void> | undefined;
+  /** Told once, after the death hooks, when the process exits: a behaviour's lifecycle report (`keel.gen_server.terminate`). */
+  declare exitReport: ExitReport | undefined;
   /** Service slot 0's per-process data (the monitor manager's bucket for this process). */
   declare monitorBucket: unknown;
   /** The head of this process's exit watchers (an intrusive list: no allocation per watch). */
@@ -99,6 +106,7 @@ export class ProcExtras {
     this.overflow = 'reject';
     this.inflight = undefined;
     this.exitHooks = undefined;
+    this.exitReport = undefined;
     this.monitorBucket = undefined;
     this.watchers = undefined;
     this.reason = undefined;

@@ -1,0 +1,56 @@
+import type { StartError } from '../../errors.js';
+import type { ExitReport, Kernel } from '../../runtime/kernel.js';
+import type { ExitReason } from '../../runtime/messages.js';
+import type { Pid } from '../../runtime/Pid.js';
+
+/** What a server is underneath `GenServer`: the `behaviour` of its lifecycle events. */
+export type Behaviour = 'gen_server' | 'supervisor' | 'dynamic_supervisor' | 'value_agent';
+
+const behaviours = new WeakMap<object, Behaviour>();
+
+/** @internal Marks `spec` as the spec of a behaviour built on GenServer (a supervisor, the value agent). */
+export function markBehaviour<T extends object>(spec: T, behaviour: Behaviour): T {
+  behaviours.set(spec, behaviour);
+  return spec;
+}
+
+/**
+ * @internal The lifecycle events of one server start: `keel.gen_server.init` once its `init` has
+ * finished or failed, `keel.gen_server.terminate` once a server that started has exited (its
+ * process's `exitReport`, told by the kernel after the death hooks, so for any exit). Each is
+ * built only while someone listens to it (a probe: a version compare and a channel check otherwise).
+ */
+export class ServerLifecycle implements ExitReport {
+  readonly #node: Kernel;
+  readonly #behaviour: Behaviour;
+  readonly #name: string | undefined;
+  readonly #initProbe: { readonly active: boolean };
+  readonly #startedAt: number;
+
+  constructor(node: Kernel, spec: object, name: string | undefined) {
+    this.#node = node;
+    this.#behaviour = behaviours.get(spec) ?? 'gen_server';
+    this.#name = name;
+    this.#initProbe = node.telemetry.probe('keel.gen_server.init');
+    // read always (one clock read per start), so that a handler attached while init runs gets its duration
+    this.#startedAt = node.clock.now();
+  }
+
+  /** `init` finished (`error` undefined) or the start failed with `error` (whose `reason` says why). */
+  init(pid: Pid, error: StartError | undefined): void {
+    if (!this.#initProbe.active) return;
+    const durationMs = this.#node.clock.now() - this.#startedAt;
+    const metadata =
+      error === undefined
+        ? { pid, name: this.#name, behaviour: this.#behaviour, ok: true }
+        : { pid, name: this.#name, behaviour: this.#behaviour, ok: false, reason: error.reason };
+    this.#node.telemetry.execute('keel.gen_server.init', { durationMs }, metadata);
+  }
+
+  /** A server that had started exited with `reason` (after its `terminate`, when that ran): the kernel tells it. */
+  exited(pid: Pid, reason: ExitReason): void {
+    const telemetry = this.#node.telemetry;
+    if (!telemetry.probe('keel.gen_server.terminate').active) return;
+    telemetry.execute('keel.gen_server.terminate', {}, { pid, name: this.#name, behaviour: this.#behaviour, reason });
+  }
+}
