@@ -14,3 +14,14 @@ export { Supervisor, type ChildInfo, type ChildSpec, type SupervisorOptions } fr
 export { DynamicSupervisor, type DynamicChildInfo, type DynamicChildSpec, type DynamicSupervisorOptions } from './DynamicSupervisor.js';
 export { Task } from './Task.js';
 export { Registry, type KeyRegistry, type RegistryEntry } from './Registry.js';
+export {
+  StateMachine,
+  type HandleEventSpec,
+  type StateFunctionsSpec,
+  type StateMachineAction,
+  type StateMachineEvent,
+  type StateMachineInit,
+  type StateMachineSpec,
+  type Transition,
+} from './StateMachine.js';
+export { Sys, type ServerStatus } from './Sys.js';
