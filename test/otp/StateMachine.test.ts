@@ -13,7 +13,7 @@ import {
   type Transition,
 } from '../../src/index.js';
 import { probe } from '../../src/testing/index.js';
-import { clockedNode, expectKeelError, failure, receiveDown, useNodes, watch, type Watched } from '../support.js';
+import { clockedNode, expectKeelError, failure, receiveDown, revokedProxy, useNodes, watch, type Watched } from '../support.js';
 
 const track = useNodes();
 
@@ -531,6 +531,24 @@ describe('StateMachine: calls, stop and errors', () => {
     expectKeelError(e, 'ERR_START_FAILED', 'StateMachine failed to start', 'init result');
     const thrown = await failure(() => StateMachine.start(node, { init: () => { throw new Error('no'); }, handleEvent: () => ({ keepState: true }) }));
     expectKeelError(thrown, 'ERR_START_FAILED', 'StateMachine', 'no');
+  });
+
+  it('hands an unreadable message or cast (a revoked proxy) to the callback as an event, without crashing', async () => {
+    const { node } = clockedNode(track);
+    const log: string[] = [];
+    const pid = await StateMachine.start<string, null, CallProtocol, unknown>(node, {
+      init: () => ({ state: 'a', data: null }),
+      handleEvent: (ev, state) => {
+        log.push(`${state}/${ev.type}`);
+        return keep;
+      },
+    });
+    // eslint-disable-next-line keel/no-raw-send -- a stray raw message is the hostile input tested
+    node.send(pid, revokedProxy());
+    StateMachine.cast(node, pid, revokedProxy());
+    await node.idle();
+    expect(log).toEqual(['a/info', 'a/cast']);
+    expect(node.isAlive(pid)).toBe(true);
   });
 
   it('runs async callbacks one event at a time, in order', async () => {

@@ -121,15 +121,13 @@ export function handleSys(host: SysHost, call: PendingCall): void | Promise<void
       call.reply(undefined);
       return;
     case 'replace_state': {
-      let next: unknown;
       try {
-        next = req.fn!(view.get(host.state));
+        host.state = view.set(host.state, req.fn!(view.get(host.state)));
       } catch (e) {
         // the server keeps its state and lives on; the caller gets the failure
         call.fail(toError(e));
         return;
       }
-      host.state = view.set(host.state, next);
       call.reply(view.get(host.state));
       return;
     }
