@@ -543,7 +543,7 @@ describe('StateMachine: calls, stop and errors', () => {
         return keep;
       },
     });
-    // eslint-disable-next-line keel/no-raw-send -- a stray raw message is the hostile input tested
+    // a raw message that cannot be read: the hostile input tested
     node.send(pid, revokedProxy());
     StateMachine.cast(node, pid, revokedProxy());
     await node.idle();
