@@ -113,6 +113,7 @@ class Timeout {
 }
 
 const INIT = Symbol('keel.statem.init');
+const NO_ACTIONS: readonly unknown[] = [];
 
 /** The results' kinds. */
 const NEXT = 0;
@@ -137,6 +138,8 @@ class Machine {
   pendingEventTimeout: { ms: number; content: unknown } | undefined = undefined;
   stopped = false;
   terminated = false;
+  /** What every call returns to the GenServer (the machine replies through actions). */
+  readonly noreply = { noreply: true as const, state: this };
 
   constructor(spec: AnySpec, ctx: Context<any>, state: unknown, data: unknown) {
     this.spec = spec;
@@ -147,7 +150,9 @@ class Machine {
 
   /** Handles one event from the mailbox, then everything it queued. */
   run(ev: Ev | Timeout): void | Promise<void> {
-    return then(this.dispatch(ev), () => this.drain());
+    const r = this.dispatch(ev);
+    if (isThenable(r)) return r.then(() => this.drain());
+    if (this.queue.length > 0) return this.drain();
   }
 
   drain(): void | Promise<void> {
@@ -170,7 +175,8 @@ class Machine {
     // any event cancels the event timeout
     if (this.eventTimeout !== undefined) this.#cancel(this.eventTimeout);
     if (ev.type === 'call') (ev.from as PendingCall).taken();
-    return then(this.#callback(ev), (res) => this.transition(ev, res, false));
+    const res = this.#callback(ev);
+    return isThenable(res) ? res.then((r) => this.transition(ev, r, false)) : this.transition(ev, res, false);
   }
 
   #callback(ev: Ev): unknown {
@@ -185,12 +191,12 @@ class Machine {
   transition(ev: Ev, res: unknown, enter: boolean, init = false): void | Promise<void> {
     const kind = kindOfResult(res, enter);
     const r = res as { nextState?: unknown; data?: unknown; actions?: unknown; stop?: ExitReason };
-    const actions = r.actions ?? [];
+    const actions = r.actions ?? NO_ACTIONS;
     if (!Array.isArray(actions)) throw new InvalidArgumentError('actions', 'an array of actions', actions);
     if (!enter) this.pendingEventTimeout = undefined;
     let postpone = false;
-    const inserted: Ev[] = [];
-    const timeouts: Exclude<StateMachineAction, string>[] = [];
+    let inserted: Ev[] | undefined;
+    let timeouts: Exclude<StateMachineAction, string>[] | undefined;
     for (const a of actions as unknown[]) {
       const type = typeof a === 'string' ? a : typeof a === 'object' && a !== null ? (a as { type?: unknown }).type : undefined;
       if (type === 'reply') {
@@ -208,10 +214,10 @@ class Machine {
         if (enter) throw new InvalidArgumentError('action of a state enter call', 'no next_event', a);
         const { kind: k = 'internal', content } = a as { kind?: unknown; content: unknown };
         if (k !== 'internal' && k !== 'cast' && k !== 'info') throw new InvalidArgumentError('next_event kind', "'internal', 'cast' or 'info'", k);
-        inserted.push({ type: k, content } as Ev);
+        (inserted ??= []).push({ type: k, content } as Ev);
       } else if (type === 'timeout' || type === 'state_timeout' || type === 'generic_timeout') {
         checkTimeout(a as Record<string, unknown>);
-        timeouts.push(a as Exclude<StateMachineAction, string>);
+        (timeouts ??= []).push(a as Exclude<StateMachineAction, string>);
       } else {
         throw new InvalidArgumentError('action', 'reply, postpone, hibernate, next_event, timeout, state_timeout or generic_timeout', a);
       }
@@ -240,8 +246,8 @@ class Machine {
       if (this.stateTimeout !== undefined) this.#cancel(this.stateTimeout);
     }
     // inserted events come first, in the order of their actions
-    if (inserted.length > 0) this.queue = [...inserted, ...this.queue];
-    for (const t of timeouts) this.#setTimeout(t);
+    if (inserted !== undefined) this.queue = [...inserted, ...this.queue];
+    if (timeouts !== undefined) for (const t of timeouts) this.#setTimeout(t);
     if (this.spec.stateEnter === true && (changed || kind === REPEAT || init)) {
       return then(this.enter(enter ? this.state : oldState), () => this.#startEventTimeout());
     }
@@ -434,11 +440,13 @@ function serverSpec(spec: AnySpec): GenServerSpec<Machine, CallProtocol, unknown
       const r = then(applyInit(m, ev, actions), () => m.drain());
       return then(r, () => m);
     },
-    handleCall: (request, from, m) =>
-      then(m.run({ type: 'call', request, from } as Ev), () => ({ noreply: true as const, state: m })),
+    handleCall: (request, from, m) => {
+      const r = m.run({ type: 'call', request, from } as Ev);
+      return isThenable(r) ? r.then(() => m.noreply) : m.noreply;
+    },
     handleCast: (content, m) => then(m.run({ type: 'cast', content }), () => m),
     handleInfo: (msg, m) => then(m.run(isInstance(msg, Timeout) ? msg : { type: 'info', content: msg }), () => m),
-    terminate: (reason, m) => m.terminate(reason),
+    terminate: (reason, m) => m?.terminate(reason),
     formatStatus: spec.formatStatus === undefined ? undefined : (view: unknown) => spec.formatStatus!.call(spec, view as { state: unknown; data: unknown }),
     [SYS_VIEW]: VIEW,
   } as GenServerSpec<Machine, CallProtocol, unknown>;
