@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const BENCHES = ['pingpong', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor', 'genserver_call', 'supervisor_restart', 'managed_monitor', 'supervised_send_enqueued', 'supervised_send_handled', 'broadcast_10k', 'dlq_ingest_memory', 'dlq_ingest_sqlite', 'coordinator_tasks', 'coordinator_tasks_chaos', 'router_fanout', 'registry_dispatch'];
+const BENCHES = ['pingpong', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor', 'genserver_call', 'statem_call', 'supervisor_restart', 'managed_monitor', 'supervised_send_enqueued', 'supervised_send_handled', 'broadcast_10k', 'dlq_ingest_memory', 'dlq_ingest_sqlite', 'coordinator_tasks', 'coordinator_tasks_chaos', 'router_fanout', 'registry_dispatch'];
 /** Benches with no baseline counterpart: reported on their own (informational). */
 const KEEL_ONLY = new Set(['supervisor_restart']);
 /** Benches also measured against a bare loop of raw sends. */
@@ -68,6 +68,11 @@ for (const bench of wanted.length > 0 ? wanted : BENCHES) {
     line.baseline = 'raw ctx.send, the same batches awaited with Promise.all';
     line.loop_baseline_ops_per_s = Math.round(median(loop.map((l) => l.ops_per_s)));
     line.ratio_vs_loop = round(median(loopRatios));
+  }
+  if (bench === 'statem_call') {
+    // the same calls through GenServer, measured in the same processes: the cost of the state machine
+    line.genserver_ops_per_s = Math.round(median(keel.map((k) => k.genserver_ops_per_s)));
+    line.genserver_ratio = round(median(keel.map((k) => k.genserver_ratio)));
   }
   if (bench === 'spawn') {
     line.bytes_per_process = Math.round(median(keel.map((k) => k.bytes_per_process)));

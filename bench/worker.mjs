@@ -5,6 +5,7 @@ import * as raw from './raw-baseline.mjs';
 import * as keel from './keel-adapter.mjs';
 import { monitorDemonitor } from './monitor_demonitor.mjs';
 import { genserverCall } from './genserver_call.mjs';
+import { statemCallBench } from './statem_call.mjs';
 import { supervisorRestart } from './supervisor_restart.mjs';
 import { managedMonitor } from './managed_monitor.mjs';
 import { coordinatorTasks } from './coordinator.mjs';
@@ -34,6 +35,8 @@ async function run() {
       return monitorDemonitor(system, sys);
     case 'genserver_call':
       return genserverCall(system, sys);
+    case 'statem_call':
+      return statemCallBench(system, sys);
     case 'supervisor_restart':
       return supervisorRestart(sys);
     case 'coordinator_tasks':

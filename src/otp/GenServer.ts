@@ -6,6 +6,7 @@ import { checkTarget, Name, nameOf, type Pid, type Target, targetText } from '..
 import type { Context, Handler, Init, Node } from '../runtime/types.js';
 import { callProcess, type From, noProcError, PendingCall, validateTimeout } from './internal/calls.js';
 import { ServerLifecycle } from './internal/lifecycle.js';
+import { handleSys, holdWhileSuspended, isSysCall, SYS_VIEW, type SysView } from './internal/sys.js';
 
 export type { From } from './internal/calls.js';
 
@@ -54,6 +55,10 @@ export interface GenServerSpec<S, P extends CallProtocol = CallProtocol, Cast = 
   handleContinue?(info: unknown, state: S, ctx: Context<any>): StateResult<S> | Promise<StateResult<S>>;
   /** Runs when the server traps exits and its parent (or the node) shuts it down, on `GenServer.stop`, and after a crash inside a callback. */
   terminate?(reason: ExitReason, state: S): void | Promise<void>;
+  /** What `Sys.getStatus` shows of the state (to redact secrets); default: the state itself. */
+  formatStatus?(state: S): unknown;
+  /** @internal How a behaviour built on this server shows its state to `Sys`. */
+  readonly [SYS_VIEW]?: SysView;
 }
 
 export interface StartOptions<P extends CallProtocol = any, Cast = any> {
@@ -63,14 +68,16 @@ export interface StartOptions<P extends CallProtocol = any, Cast = any> {
   timeout?: number;
 }
 
-class CastMessage {
+/** @internal A cast's message (a StateMachine is cast to the same way). */
+export class CastMessage {
   readonly request: unknown;
   constructor(request: unknown) {
     this.request = request;
   }
 }
 
-class StopMessage {
+/** @internal `GenServer.stop`'s message. */
+export class StopMessage {
   readonly reason: ExitReason;
   constructor(reason: ExitReason) {
     this.reason = reason;
@@ -101,6 +108,8 @@ class Server<S> {
   readonly ctx: Proc;
   readonly parent: Pid | 'node';
   state!: S;
+  /** The messages held while `Sys.suspend` holds the server (undefined: running). */
+  suspended: unknown[] | undefined = undefined;
 
   constructor(spec: GenServerSpec<S, CallProtocol, unknown>, ctx: Proc, parent: Pid | 'node') {
     this.spec = spec;
@@ -109,8 +118,11 @@ class Server<S> {
   }
 
   readonly handle: Handler<unknown> = (msg: unknown): void | Promise<void> => {
-    switch (kindOf(msg)) {
+    const kind = kindOf(msg);
+    if (this.suspended !== undefined && holdWhileSuspended(this, msg, kind === STOP)) return;
+    switch (kind) {
       case CALL:
+        if (isSysCall(msg as PendingCall)) return handleSys(this, msg as PendingCall);
         return this.#call(msg as PendingCall);
       case CAST:
         return this.#cast((msg as CastMessage).request);
@@ -284,7 +296,7 @@ function validateSpec(spec: unknown): asserts spec is GenServerSpec<unknown, Cal
   if (typeof spec !== 'object' || spec === null || typeof (spec as { init?: unknown }).init !== 'function') {
     throw new InvalidArgumentError('spec', 'a GenServer spec with an init(arg, ctx) function', spec);
   }
-  for (const cb of ['handleCall', 'handleCast', 'handleInfo', 'handleContinue', 'terminate'] as const) {
+  for (const cb of ['handleCall', 'handleCast', 'handleInfo', 'handleContinue', 'terminate', 'formatStatus'] as const) {
     const f = (spec as Record<string, unknown>)[cb];
     if (f !== undefined && typeof f !== 'function') throw new InvalidArgumentError(`spec.${cb}`, 'a function or undefined', f);
   }

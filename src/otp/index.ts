@@ -17,3 +17,14 @@ export { Registry, type KeyRegistry, type Pattern, type RegistryEntry, type Regi
 export type { AsyncStreamOptions, YieldResult } from './Task.js';
 export { TaskSupervisor, type TaskShutdownOption, type TaskSupervisorOptions } from './TaskSupervisor.js';
 export { ValueAgent, type ValueAgentCallOptions, type ValueAgentName, type ValueAgentPid, type ValueAgentRef, type ValueAgentStartOptions } from './ValueAgent.js';
+export {
+  StateMachine,
+  type HandleEventSpec,
+  type StateFunctionsSpec,
+  type StateMachineAction,
+  type StateMachineEvent,
+  type StateMachineInit,
+  type StateMachineSpec,
+  type Transition,
+} from './StateMachine.js';
+export { Sys, type ServerStatus } from './Sys.js';

@@ -1,6 +1,6 @@
 import diagnostics from 'node:diagnostics_channel';
 import { describe, expect, it, vi } from 'vitest';
-import { DynamicSupervisor, GenServer, type GenServerSpec, Supervisor, ValueAgent } from '../../src/index.js';
+import { DynamicSupervisor, GenServer, type GenServerSpec, StateMachine, Supervisor, ValueAgent } from '../../src/index.js';
 import { captureEvents, TestClock } from '../../src/testing/index.js';
 import { deferred, failure, useNodes, watch } from '../support.js';
 
@@ -91,20 +91,24 @@ describe('keel.gen_server.init and keel.gen_server.terminate', () => {
     const sup = await Supervisor.start(node, [{ id: 'echo', start: (ctx) => GenServer.startLink(ctx, echo()) }], { name: 'sup' });
     const dyn = await DynamicSupervisor.start(node);
     const agent = await ValueAgent.start(node, () => 1);
+    const machine = await StateMachine.start(node, { init: () => ({ state: 'idle', data: null }), handleEvent: () => ({ keepState: true }) });
     const [child] = await Supervisor.whichChildren(node, sup);
     await GenServer.stop(node, sup);
     await GenServer.stop(node, dyn);
     await ValueAgent.stop(node, agent);
+    await StateMachine.stop(node, machine);
     expect(cap.events.map((x) => [x.event, x.metadata.pid, x.metadata.behaviour, x.metadata.ok ?? x.metadata.reason, x.metadata.name])).toEqual([
       // the supervisor's child starts inside the supervisor's init, so its init finishes first
       ['keel.gen_server.init', child!.pid, 'gen_server', true, undefined],
       ['keel.gen_server.init', sup, 'supervisor', true, 'sup'],
       ['keel.gen_server.init', dyn, 'dynamic_supervisor', true, undefined],
       ['keel.gen_server.init', agent, 'value_agent', true, undefined],
+      ['keel.gen_server.init', machine, 'state_machine', true, undefined],
       ['keel.gen_server.terminate', child!.pid, 'gen_server', 'shutdown', undefined],
       ['keel.gen_server.terminate', sup, 'supervisor', 'normal', 'sup'],
       ['keel.gen_server.terminate', dyn, 'dynamic_supervisor', 'normal', undefined],
       ['keel.gen_server.terminate', agent, 'value_agent', 'normal', undefined],
+      ['keel.gen_server.terminate', machine, 'state_machine', 'normal', undefined],
     ]);
   });
 

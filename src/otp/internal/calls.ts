@@ -110,7 +110,17 @@ export class PendingCall extends NextTurnWatcher {
 
   /** @internal The server's handler returned without replying (`{ noreply }`): the reply comes later, if ever. */
   deferred(): void {
-    this.stage = DEFERRED;
+    if (this.stage === TAKEN) this.stage = DEFERRED;
+  }
+
+  /** @internal A server holds the call unhandled for now (suspended, or a state machine postponed it): `'queued'` if it dies. */
+  held(): void {
+    this.stage = QUEUED;
+  }
+
+  /** @internal A held call is taken up again by the server's handler. */
+  taken(): void {
+    this.stage = TAKEN;
   }
 
   /** The server died (an exit watcher, told synchronously during its death). */

@@ -4,7 +4,7 @@ import type { ExitReason } from '../../runtime/messages.js';
 import type { Pid } from '../../runtime/Pid.js';
 
 /** What a server is underneath `GenServer`: the `behaviour` of its lifecycle events. */
-export type Behaviour = 'gen_server' | 'supervisor' | 'dynamic_supervisor' | 'value_agent';
+export type Behaviour = 'gen_server' | 'supervisor' | 'dynamic_supervisor' | 'value_agent' | 'state_machine';
 
 const behaviours = new WeakMap<object, Behaviour>();
 

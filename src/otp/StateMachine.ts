@@ -1,0 +1,540 @@
+import { markBehaviour } from './internal/lifecycle.js';
+import { describe, InvalidArgumentError, StartError } from '../errors.js';
+import type { Proc } from '../runtime/kernel.js';
+import { isInstance } from '../runtime/safe.js';
+import { isExitReason, type ExitReason } from '../runtime/messages.js';
+import type { Target, TimerRef } from '../runtime/Pid.js';
+import type { Context, Node } from '../runtime/types.js';
+import { type CallProtocol, GenServer, type GenServerSpec, type ReplyOf, type ServerName, type ServerPid, type StartOptions } from './GenServer.js';
+import { type From, PendingCall, validateTimeout } from './internal/calls.js';
+import { SYS_VIEW, type SysView } from './internal/sys.js';
+
+/**
+ * What a state machine's callback is given, after `gen_statem`'s event types: a call (reply with a
+ * `reply` action or `StateMachine.reply`), a cast, any other message (`info`), an event inserted by
+ * a `next_event` action (`internal`), a fired timeout (`timeout` is the event timeout), or, with
+ * `stateEnter`, the state enter call (`enter`, with the state it came from).
+ */
+export type StateMachineEvent<State, P extends CallProtocol = CallProtocol, Cast = never, Msg = never> =
+  | { readonly type: 'call'; readonly request: P['request']; readonly from: From<P['reply']> }
+  | { readonly type: 'cast'; readonly content: Cast }
+  | { readonly type: 'info'; readonly content: unknown }
+  | { readonly type: 'internal'; readonly content: Msg }
+  | { readonly type: 'timeout'; readonly content: Msg }
+  | { readonly type: 'state_timeout'; readonly content: Msg }
+  | { readonly type: 'generic_timeout'; readonly name: string; readonly content: Msg }
+  | { readonly type: 'enter'; readonly oldState: State };
+
+/**
+ * A transition action, after `gen_statem`'s. `ms` is on the node's clock; `Infinity` starts no timer
+ * (and, like `cancel: true`, cancels the running one of that kind or name).
+ */
+export type StateMachineAction<P extends CallProtocol = CallProtocol, Cast = never, Msg = never> =
+  | 'postpone'
+  | 'hibernate'
+  | { readonly type: 'reply'; readonly from: From<any>; readonly reply: P['reply'] }
+  | { readonly type: 'postpone' }
+  | { readonly type: 'hibernate' }
+  | { readonly type: 'next_event'; readonly kind?: 'internal'; readonly content: Msg }
+  | { readonly type: 'next_event'; readonly kind: 'cast'; readonly content: Cast }
+  | { readonly type: 'next_event'; readonly kind: 'info'; readonly content: unknown }
+  | { readonly type: 'timeout' | 'state_timeout'; readonly ms: number; readonly content: Msg }
+  | { readonly type: 'timeout' | 'state_timeout'; readonly cancel: true }
+  | { readonly type: 'generic_timeout'; readonly name: string; readonly ms: number; readonly content: Msg }
+  | { readonly type: 'generic_timeout'; readonly name: string; readonly cancel: true };
+
+/**
+ * What a state callback returns (`data` omitted: the data is kept): `next_state`, `keep_state`,
+ * `repeat_state` (the state enter call runs again) or `stop` (whose only actions may be replies).
+ */
+export type Transition<State, Data, A = StateMachineAction> =
+  | { readonly nextState: State; readonly data?: Data; readonly actions?: readonly A[] }
+  | { readonly keepState: true; readonly data?: Data; readonly actions?: readonly A[] }
+  | { readonly repeatState: true; readonly data?: Data; readonly actions?: readonly A[] }
+  | { readonly stop: ExitReason; readonly data?: Data; readonly actions?: readonly A[] };
+
+type Result<State, Data, P extends CallProtocol, Cast, Msg> =
+  | Transition<State, Data, StateMachineAction<P, Cast, Msg>>
+  | Promise<Transition<State, Data, StateMachineAction<P, Cast, Msg>>>;
+
+/** What `init` returns: the first state, the data, and actions (all but `postpone`). */
+export interface StateMachineInit<State, Data, A = StateMachineAction> {
+  readonly state: State;
+  readonly data: Data;
+  readonly actions?: readonly A[];
+}
+
+interface CommonSpec<State, Data, P extends CallProtocol, Cast, Msg, Arg> {
+  init(arg: Arg, ctx: Context<any>): StateMachineInit<State, Data, StateMachineAction<P, Cast, Msg>> | Promise<StateMachineInit<State, Data, StateMachineAction<P, Cast, Msg>>>;
+  /** Calls the state callback with an `enter` event on every state change, `repeatState`, and after `init` (`gen_statem`'s `state_enter`). */
+  stateEnter?: boolean;
+  /** Runs on `stop` results, `StateMachine.stop`, a parent's exit signal while trapping exits, and after a callback throws. */
+  terminate?(reason: ExitReason, state: State, data: Data): void | Promise<void>;
+  /** What `Sys.getStatus` shows of `{ state, data }` (to redact secrets); default: itself. */
+  formatStatus?(status: { state: State; data: Data }): unknown;
+}
+
+/** `handle_event` mode: one callback for every state. */
+export interface HandleEventSpec<State, Data, P extends CallProtocol = CallProtocol, Cast = never, Msg = never, Arg = any>
+  extends CommonSpec<State, Data, P, Cast, Msg, Arg> {
+  handleEvent(event: StateMachineEvent<State, P, Cast, Msg>, state: State, data: Data, ctx: Context<any>): Result<State, Data, P, Cast, Msg>;
+  states?: undefined;
+}
+
+/** State functions mode: one callback per state (the states are strings). */
+export interface StateFunctionsSpec<State extends string, Data, P extends CallProtocol = CallProtocol, Cast = never, Msg = never, Arg = any>
+  extends CommonSpec<State, Data, P, Cast, Msg, Arg> {
+  states: { readonly [K in State]: (event: StateMachineEvent<State, P, Cast, Msg>, data: Data, ctx: Context<any>) => Result<State, Data, P, Cast, Msg> };
+  handleEvent?: undefined;
+}
+
+/** A state machine's callbacks, after Erlang's `gen_statem`: `handleEvent` or `states`, never both. */
+export type StateMachineSpec<State, Data, P extends CallProtocol = CallProtocol, Cast = never, Msg = never, Arg = any> =
+  | HandleEventSpec<State, Data, P, Cast, Msg, Arg>
+  | ([State] extends [string] ? StateFunctionsSpec<State, Data, P, Cast, Msg, Arg> : never);
+
+type AnySpec = CommonSpec<unknown, unknown, CallProtocol, unknown, unknown, unknown> & {
+  handleEvent?: (event: Ev, state: unknown, data: unknown, ctx: Context<any>) => unknown;
+  states?: Record<string, (event: Ev, data: unknown, ctx: Context<any>) => unknown>;
+};
+type Ev = StateMachineEvent<unknown, CallProtocol, unknown, unknown>;
+type TimeoutKind = 'timeout' | 'state_timeout' | 'generic_timeout';
+
+/** A timeout in flight: the message its timer sends (or the event queued, for 0 ms). Stale once replaced or cancelled. */
+class Timeout {
+  readonly kind: TimeoutKind;
+  readonly name: string;
+  readonly content: unknown;
+  ref: TimerRef | undefined = undefined;
+  constructor(kind: TimeoutKind, name: string, content: unknown) {
+    this.kind = kind;
+    this.name = name;
+    this.content = content;
+  }
+}
+
+const INIT = Symbol('keel.statem.init');
+const NO_ACTIONS: readonly unknown[] = [];
+
+/** The results' kinds. */
+const NEXT = 0;
+const KEEP = 1;
+const REPEAT = 2;
+const STOP = 3;
+
+/** A running state machine: the GenServer state of the server it runs on. */
+class Machine {
+  readonly spec: AnySpec;
+  readonly ctx: Context<any>;
+  state: unknown;
+  data: unknown;
+  /** Events postponed in the current state, oldest first. */
+  postponed: Ev[] = [];
+  /** Events to handle before the mailbox's next: inserted, replayed postponed ones, 0 ms timeouts. */
+  queue: (Ev | Timeout)[] = [];
+  eventTimeout: Timeout | undefined = undefined;
+  stateTimeout: Timeout | undefined = undefined;
+  readonly generic = new Map<string, Timeout>();
+  /** The event timeout the transition being made asked for (started once it is done, if nothing is queued). */
+  pendingEventTimeout: { ms: number; content: unknown } | undefined = undefined;
+  stopped = false;
+  terminated = false;
+  /** What every call returns to the GenServer (the machine replies through actions). */
+  readonly noreply = { noreply: true as const, state: this };
+
+  constructor(spec: AnySpec, ctx: Context<any>, state: unknown, data: unknown) {
+    this.spec = spec;
+    this.ctx = ctx;
+    this.state = state;
+    this.data = data;
+  }
+
+  /** Handles one event from the mailbox, then everything it queued. */
+  run(ev: Ev | Timeout): void | Promise<void> {
+    const r = this.dispatch(ev);
+    if (isThenable(r)) return r.then(() => this.drain());
+    if (this.queue.length > 0) return this.drain();
+  }
+
+  drain(): void | Promise<void> {
+    while (this.queue.length > 0 && !this.stopped) {
+      const r = this.dispatch(this.queue.shift()!);
+      if (isThenable(r)) return r.then(() => this.drain());
+    }
+  }
+
+  dispatch(item: Ev | Timeout): void | Promise<void> {
+    let ev: Ev;
+    if (item instanceof Timeout) {
+      if (!this.#take(item)) return; // cancelled or replaced: not an event
+      ev = item.kind === 'generic_timeout'
+        ? { type: 'generic_timeout', name: item.name, content: item.content }
+        : { type: item.kind, content: item.content };
+    } else {
+      ev = item;
+    }
+    // any event cancels the event timeout
+    if (this.eventTimeout !== undefined) this.#cancel(this.eventTimeout);
+    if (ev.type === 'call') (ev.from as PendingCall).taken();
+    const res = this.#callback(ev);
+    return isThenable(res) ? res.then((r) => this.transition(ev, r, false)) : this.transition(ev, res, false);
+  }
+
+  #callback(ev: Ev): unknown {
+    const spec = this.spec;
+    if (spec.handleEvent !== undefined) return spec.handleEvent(ev, this.state, this.data, this.ctx);
+    const f = typeof this.state === 'string' ? spec.states![this.state] : undefined;
+    if (typeof f !== 'function') throw new InvalidArgumentError('states', `a state function for the state ${describe(this.state)}`, f);
+    return f.call(spec.states, ev, this.data, this.ctx);
+  }
+
+  /** Applies a callback's result for `ev` (for an enter call: `enter`). */
+  transition(ev: Ev, res: unknown, enter: boolean, init = false): void | Promise<void> {
+    const kind = kindOfResult(res, enter);
+    const r = res as { nextState?: unknown; data?: unknown; actions?: unknown; stop?: ExitReason };
+    const actions = r.actions ?? NO_ACTIONS;
+    if (!Array.isArray(actions)) throw new InvalidArgumentError('actions', 'an array of actions', actions);
+    if (!enter) this.pendingEventTimeout = undefined;
+    let postpone = false;
+    let inserted: Ev[] | undefined;
+    let timeouts: Exclude<StateMachineAction, string>[] | undefined;
+    for (const a of actions as unknown[]) {
+      const type = typeof a === 'string' ? a : typeof a === 'object' && a !== null ? (a as { type?: unknown }).type : undefined;
+      if (type === 'reply') {
+        const { from, reply } = a as { from: unknown; reply: unknown };
+        if (!isInstance(from, PendingCall)) throw new InvalidArgumentError('reply action', 'a call event\'s `from`', from);
+        from.reply(reply);
+        continue;
+      }
+      if (kind === STOP) throw new InvalidArgumentError('action of a stop result', 'a reply action', a);
+      if (type === 'hibernate') continue;
+      if (type === 'postpone') {
+        if (enter) throw new InvalidArgumentError('action of a state enter call', 'no postpone (an enter call is no event)', a);
+        postpone = true;
+      } else if (type === 'next_event') {
+        if (enter) throw new InvalidArgumentError('action of a state enter call', 'no next_event', a);
+        const { kind: k = 'internal', content } = a as { kind?: unknown; content: unknown };
+        if (k !== 'internal' && k !== 'cast' && k !== 'info') throw new InvalidArgumentError('next_event kind', "'internal', 'cast' or 'info'", k);
+        (inserted ??= []).push({ type: k, content } as Ev);
+      } else if (type === 'timeout' || type === 'state_timeout' || type === 'generic_timeout') {
+        checkTimeout(a as Record<string, unknown>);
+        (timeouts ??= []).push(a as Exclude<StateMachineAction, string>);
+      } else {
+        throw new InvalidArgumentError('action', 'reply, postpone, hibernate, next_event, timeout, state_timeout or generic_timeout', a);
+      }
+    }
+    if ('data' in r) this.data = r.data;
+    if (kind === STOP) return this.stop(r.stop!);
+    const oldState = this.state;
+    if (enter && kind === NEXT && !equal(r.nextState, oldState)) {
+      // as gen_statem: an enter call cannot change the state (only repeat it)
+      throw new InvalidArgumentError('state enter result', `no change of state (in ${describe(oldState)}; use repeatState, keepState or stop)`, res);
+    }
+    const changed = !enter && kind === NEXT && !equal(r.nextState, oldState);
+    if (postpone) {
+      this.postponed.push(ev);
+      if (ev.type === 'call') (ev.from as PendingCall).held();
+    } else if (ev.type === 'call' && (ev.from as PendingCall).pending) {
+      (ev.from as PendingCall).deferred();
+    }
+    if (kind === NEXT) this.state = r.nextState;
+    if (changed) {
+      // a state change replays the postponed events, oldest first, and cancels the state timeout
+      if (this.postponed.length > 0) {
+        this.queue = [...this.postponed, ...this.queue];
+        this.postponed = [];
+      }
+      if (this.stateTimeout !== undefined) this.#cancel(this.stateTimeout);
+    }
+    // inserted events come first, in the order of their actions
+    if (inserted !== undefined) this.queue = [...inserted, ...this.queue];
+    if (timeouts !== undefined) for (const t of timeouts) this.#setTimeout(t);
+    if (this.spec.stateEnter === true && (changed || kind === REPEAT || init)) {
+      return then(this.enter(enter ? this.state : oldState), () => this.#startEventTimeout());
+    }
+    if (!enter) this.#startEventTimeout();
+  }
+
+  /** The state enter call. */
+  enter(oldState: unknown): void | Promise<void> {
+    if (this.stopped) return;
+    const ev: Ev = { type: 'enter', oldState };
+    return then(this.#callback(ev), (res) => this.transition(ev, res, true));
+  }
+
+  #setTimeout(a: Exclude<StateMachineAction, string>): void {
+    const { type, name = '', ms, content, cancel } = a as { type: TimeoutKind; name?: string; ms?: number; content?: unknown; cancel?: true };
+    if (type === 'timeout') {
+      // started once the transition is done, and only if no event is queued then
+      this.pendingEventTimeout = cancel === true || ms === Infinity ? undefined : { ms: ms!, content };
+      return;
+    }
+    const old = type === 'state_timeout' ? this.stateTimeout : this.generic.get(name);
+    if (old !== undefined) this.#cancel(old);
+    if (cancel === true || ms === Infinity) return;
+    const t = new Timeout(type, name, content);
+    this.#store(t);
+    if (ms === 0) this.queue.push(t);
+    else t.ref = this.ctx.sendAfter(this.ctx.self, t, ms!);
+  }
+
+  #startEventTimeout(): void {
+    const p = this.pendingEventTimeout;
+    this.pendingEventTimeout = undefined;
+    if (p === undefined || this.stopped || this.queue.length > 0) return;
+    const t = new Timeout('timeout', '', p.content);
+    if (p.ms === 0) {
+      // fires at once unless an event waits in the mailbox (which would cancel it)
+      if ((this.ctx as Proc).size > 0) return;
+      this.#store(t);
+      this.queue.push(t);
+      return;
+    }
+    this.#store(t);
+    t.ref = this.ctx.sendAfter(this.ctx.self, t, p.ms);
+  }
+
+  #store(t: Timeout): void {
+    if (t.kind === 'timeout') this.eventTimeout = t;
+    else if (t.kind === 'state_timeout') this.stateTimeout = t;
+    else this.generic.set(t.name, t);
+  }
+
+  /** True if `t` is the live timeout of its kind (and forgets it: it fired). */
+  #take(t: Timeout): boolean {
+    const live = t.kind === 'timeout' ? this.eventTimeout : t.kind === 'state_timeout' ? this.stateTimeout : this.generic.get(t.name);
+    if (live !== t) return false;
+    this.#forget(t);
+    return true;
+  }
+
+  #forget(t: Timeout): void {
+    if (t.kind === 'timeout') this.eventTimeout = undefined;
+    else if (t.kind === 'state_timeout') this.stateTimeout = undefined;
+    else this.generic.delete(t.name);
+  }
+
+  #cancel(t: Timeout): void {
+    if (t.ref !== undefined) this.ctx.cancelTimer(t.ref);
+    this.#forget(t);
+  }
+
+  /** A `stop` result: `terminate`, then exit with `reason`. */
+  stop(reason: ExitReason): void | Promise<void> {
+    this.stopped = true;
+    return then(this.terminate(reason), () => this.ctx.exit(reason));
+  }
+
+  terminate(reason: ExitReason): void | Promise<void> {
+    if (this.terminated) return;
+    this.terminated = true;
+    this.stopped = true;
+    // the calls still waiting in the machine were never handled
+    for (const e of [...this.postponed, ...this.queue]) if (!(e instanceof Timeout) && e.type === 'call') (e.from as PendingCall).held();
+    const terminate = this.spec.terminate;
+    if (terminate === undefined) return;
+    const report = (e: unknown): void => {
+      this.ctx.node.logger.error(`terminate of ${String(this.ctx.self)} threw`, e);
+    };
+    try {
+      const r = terminate.call(this.spec, reason, this.state, this.data);
+      if (isThenable(r)) return r.then(undefined, report);
+    } catch (e) {
+      report(e);
+    }
+  }
+}
+
+function kindOfResult(res: unknown, enter: boolean): number {
+  if (typeof res === 'object' && res !== null) {
+    const r = res as Record<string, unknown>;
+    if ('stop' in r) {
+      if (!isExitReason(r.stop)) throw new InvalidArgumentError('stop', "an exit reason ('normal', 'shutdown', { shutdown }, an Error, ...)", r.stop);
+      return STOP;
+    }
+    if ('nextState' in r) return NEXT;
+    if (r.keepState === true) return KEEP;
+    if (r.repeatState === true) return REPEAT;
+  }
+  throw new InvalidArgumentError(
+    enter ? 'state enter result' : 'state callback result',
+    '{ nextState, data?, actions? } | { keepState: true, ... } | { repeatState: true, ... } | { stop, data?, actions? }',
+    res,
+  );
+}
+
+function checkTimeout(a: Record<string, unknown>): void {
+  if (a.type === 'generic_timeout' && typeof a.name !== 'string') throw new InvalidArgumentError('generic_timeout name', 'a string', a.name);
+  if (a.cancel === true) return;
+  validateTimeout(a.ms, `${String(a.type)} ms`);
+}
+
+/** State equality: structural for arrays and plain objects (as Erlang compares terms), `Object.is` otherwise. */
+function equal(a: unknown, b: unknown): boolean {
+  if (Object.is(a, b)) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => equal(x, b[i]));
+  if (Array.isArray(b) || Object.getPrototypeOf(a) !== Object.prototype || Object.getPrototypeOf(b) !== Object.prototype) return false;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  return ka.length === kb.length && ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && equal((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}
+
+function isThenable(value: unknown): value is Promise<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/** `f(value)`, after `value` settles if it is a promise. */
+function then<T>(value: unknown, f: (v: any) => T): T | Promise<Awaited<T>> {
+  return isThenable(value) ? (value.then(f) as Promise<Awaited<T>>) : f(value);
+}
+
+function validateSpec(spec: unknown): asserts spec is AnySpec {
+  if (typeof spec !== 'object' || spec === null || typeof (spec as { init?: unknown }).init !== 'function') {
+    throw new InvalidArgumentError('spec', 'a StateMachine spec with an init(arg, ctx) function', spec);
+  }
+  const s = spec as Record<string, unknown>;
+  const mode = (typeof s.handleEvent === 'function' ? 1 : 0) + (typeof s.states === 'object' && s.states !== null ? 1 : 0);
+  if (mode !== 1 || (s.handleEvent !== undefined && typeof s.handleEvent !== 'function')) {
+    throw new InvalidArgumentError('spec', 'a StateMachine spec with either handleEvent(event, state, data, ctx) or states: { [state]: (event, data, ctx) => … }', spec);
+  }
+  for (const cb of ['terminate', 'formatStatus'] as const) {
+    if (s[cb] !== undefined && typeof s[cb] !== 'function') throw new InvalidArgumentError(`spec.${cb}`, 'a function or undefined', s[cb]);
+  }
+  if (s.stateEnter !== undefined && typeof s.stateEnter !== 'boolean') throw new InvalidArgumentError('spec.stateEnter', 'a boolean or undefined', s.stateEnter);
+}
+
+const VIEW: SysView = {
+  behaviour: 'StateMachine',
+  get: (m) => ({ state: (m as Machine).state, data: (m as Machine).data }),
+  set: (m, next) => {
+    if (typeof next !== 'object' || next === null || !('state' in next) || !('data' in next)) {
+      throw new InvalidArgumentError('replaceState result', '{ state, data }', next);
+    }
+    (m as Machine).state = (next as { state: unknown }).state;
+    (m as Machine).data = (next as { data: unknown }).data;
+    return m;
+  },
+};
+
+/** The GenServer spec a state machine runs on. */
+function serverSpec(spec: AnySpec): GenServerSpec<Machine, CallProtocol, unknown> {
+  return markBehaviour({
+    init: (arg: unknown, ctx) => {
+      const r = spec.init(arg, ctx);
+      return then(r, (res: unknown) => {
+        if (typeof res !== 'object' || res === null || !('state' in res) || !('data' in res)) {
+          throw new InvalidArgumentError('init result', '{ state, data, actions? }', res);
+        }
+        const { state, data, actions } = res as { state: unknown; data: unknown; actions?: unknown };
+        const m = new Machine(spec, ctx, state, data);
+        return { state: m, continue: { [INIT]: actions } };
+      });
+    },
+    handleContinue: (info, m) => {
+      // after init, before the mailbox: init's actions, the first enter call, the inserted events
+      const actions = (info as { [INIT]: unknown })[INIT];
+      if (Array.isArray(actions) && actions.some((a) => a === 'postpone' || (a as { type?: unknown } | null)?.type === 'postpone')) {
+        throw new InvalidArgumentError('init actions', 'no postpone (init handles no event)', actions);
+      }
+      const ev: Ev = { type: 'info', content: undefined };
+      const r = then(applyInit(m, ev, actions), () => m.drain());
+      return then(r, () => m);
+    },
+    handleCall: (request, from, m) => {
+      const r = m.run({ type: 'call', request, from } as Ev);
+      return isThenable(r) ? r.then(() => m.noreply) : m.noreply;
+    },
+    handleCast: (content, m) => then(m.run({ type: 'cast', content }), () => m),
+    handleInfo: (msg, m) => then(m.run(isInstance(msg, Timeout) ? msg : { type: 'info', content: msg }), () => m),
+    terminate: (reason, m) => m?.terminate(reason),
+    formatStatus: spec.formatStatus === undefined ? undefined : (view: unknown) => spec.formatStatus!.call(spec, view as { state: unknown; data: unknown }),
+    [SYS_VIEW]: VIEW,
+  } as GenServerSpec<Machine, CallProtocol, unknown>, 'state_machine'); // its lifecycle events say what it is
+}
+
+/** Init's actions (a keep-state transition of no event), then the first enter call (from the state itself). */
+function applyInit(m: Machine, ev: Ev, actions: unknown): void | Promise<void> {
+  return m.transition(ev, { keepState: true, actions: actions ?? [] }, false, true);
+}
+
+async function started<P extends CallProtocol, Cast>(p: Promise<ServerPid<P, Cast>>): Promise<ServerPid<P, Cast>> {
+  try {
+    return await p;
+  } catch (e) {
+    if (isInstance(e, StartError)) throw new StartError('StateMachine', e.reason, e.message.replace(/^GenServer failed to start: /, ''));
+    throw e;
+  }
+}
+
+/**
+ * StateMachine: a process that is a state machine, after Erlang's `gen_statem`. It runs on a
+ * GenServer's server, so it is called, cast to, stopped, named and supervised as one; `Sys` works
+ * on it too (its state is `{ state, data }`).
+ *
+ * @example
+ * ```ts
+ * type Calls = { request: 'flip'; reply: 'on' | 'off' };
+ * const pid = await StateMachine.start<'on' | 'off', number, Calls>(node, {
+ *   init: () => ({ state: 'off', data: 0 }),
+ *   states: {
+ *     off: (ev, n) => (ev.type === 'call' ? { nextState: 'on', data: n + 1, actions: [{ type: 'reply', from: ev.from, reply: 'on' }] } : { keepState: true }),
+ *     on: (ev) => (ev.type === 'call' ? { nextState: 'off', actions: [{ type: 'reply', from: ev.from, reply: 'off' }] } : { keepState: true }),
+ *   },
+ * });
+ * await StateMachine.call(node, pid, 'flip'); // 'on'
+ * ```
+ */
+export const StateMachine = {
+  /** A typed name for a state machine of calls `P` and casts `Cast` (the same as a GenServer's). */
+  name<P extends CallProtocol, Cast = never>(text: string): ServerName<P, Cast> {
+    return GenServer.name<P, Cast>(text);
+  },
+
+  /** Starts a state machine (not linked); resolves with its pid once `init` has finished, rejects with `ERR_START_FAILED`. */
+  start<State, Data, P extends CallProtocol = CallProtocol, Cast = never, Msg = never, Arg = any>(
+    from: Node | Context<any>,
+    spec: StateMachineSpec<State, Data, P, Cast, Msg, Arg>,
+    arg?: Arg,
+    options: StartOptions<NoInfer<P>, NoInfer<Cast>> = {},
+  ): Promise<ServerPid<P, Cast>> {
+    validateSpec(spec);
+    return started(GenServer.start(from, serverSpec(spec), arg, options as StartOptions) as Promise<ServerPid<P, Cast>>);
+  },
+
+  /** Starts a state machine linked to the calling process. */
+  startLink<State, Data, P extends CallProtocol = CallProtocol, Cast = never, Msg = never, Arg = any>(
+    from: Context<any>,
+    spec: StateMachineSpec<State, Data, P, Cast, Msg, Arg>,
+    arg?: Arg,
+    options: StartOptions<NoInfer<P>, NoInfer<Cast>> = {},
+  ): Promise<ServerPid<P, Cast>> {
+    validateSpec(spec);
+    return started(GenServer.startLink(from, serverSpec(spec), arg, options as StartOptions) as Promise<ServerPid<P, Cast>>);
+  },
+
+  /** Calls a state machine: exactly `GenServer.call` (same errors, timeout and typing). */
+  call<P extends CallProtocol = CallProtocol, const R extends P['request'] = P['request']>(
+    from: Node | Context<any>,
+    target: ServerPid<P, any> | ServerName<P, any> | Target,
+    request: R,
+    options?: number | { timeout?: number; signal?: AbortSignal },
+  ): Promise<ReplyOf<P, R>> {
+    return GenServer.call<P, R>(from, target, request, options);
+  },
+
+  /** Casts to a state machine (a `cast` event). */
+  cast<Cast>(from: Node | Context<any>, target: ServerPid<any, Cast> | ServerName<any, Cast> | Target, request: NoInfer<Cast>): void {
+    GenServer.cast<Cast>(from, target, request);
+  },
+
+  /** Replies to a call event from anywhere (as a `reply` action does). */
+  reply<R>(from: From<R>, value: R): void {
+    GenServer.reply(from, value);
+  },
+
+  /** Stops a state machine: `terminate(reason, state, data)`, then exit; as `GenServer.stop`. */
+  stop(from: Node | Context<any>, target: Target, reason: ExitReason = 'normal', timeout = Infinity): Promise<void> {
+    return GenServer.stop(from, target, reason, timeout);
+  },
+};

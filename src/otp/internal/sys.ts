@@ -1,0 +1,159 @@
+import { toError } from '../../errors.js';
+import { isDead, type Proc } from '../../runtime/kernel.js';
+import { isExit } from '../../runtime/messages.js';
+import { isInstance } from '../../runtime/safe.js';
+import type { Pid } from '../../runtime/Pid.js';
+import { PendingCall } from './calls.js';
+
+/** @internal The system operations of Erlang's `sys` module that Keel's servers answer. */
+export type SysOp = 'get_state' | 'get_status' | 'suspend' | 'resume' | 'replace_state';
+
+/** @internal A system request: the request of a call that a server answers before its own callbacks. */
+export class SysRequest {
+  readonly op: SysOp;
+  readonly fn: ((state: any) => unknown) | undefined;
+  constructor(op: SysOp, fn?: (state: any) => unknown) {
+    this.op = op;
+    this.fn = fn;
+  }
+}
+
+/** What `Sys.getStatus` answers. */
+export interface ServerStatus {
+  readonly pid: Pid;
+  /** The behaviour the server runs: `'GenServer'` or `'StateMachine'`. */
+  readonly behaviour: string;
+  readonly status: 'running' | 'suspended';
+  /** Its parent: the process that started it, or `'node'`. */
+  readonly parent: Pid | 'node';
+  /** Messages waiting in its mailbox, and (while suspended) those held until it resumes. */
+  readonly queued: number;
+  /** Its state as `formatStatus` shows it (the state itself without one; `{ state, data }` for a StateMachine). */
+  readonly state: unknown;
+}
+
+/**
+ * @internal How a behaviour built on the GenServer server shows its state to `sys` (a StateMachine
+ * shows `{ state, data }`, not its machine): a spec carries it under {@link SYS_VIEW}.
+ */
+export interface SysView {
+  readonly behaviour: string;
+  get(state: unknown): unknown;
+  /** Replaces the shown state with `next` (what the `replaceState` function returned); returns the state to keep. */
+  set(state: unknown, next: unknown): unknown;
+}
+
+/** @internal The key of a spec's {@link SysView}. */
+export const SYS_VIEW: unique symbol = Symbol('keel.sysView');
+
+const PLAIN: SysView = { behaviour: 'GenServer', get: (s) => s, set: (_s, next) => next };
+
+/** @internal What the server gives the system operations. */
+export interface SysHost {
+  readonly ctx: Proc;
+  readonly parent: Pid | 'node';
+  state: unknown;
+  readonly spec: { readonly formatStatus?: ((status: any) => unknown) | undefined; readonly [SYS_VIEW]?: SysView };
+  /** Messages held while suspended (undefined: running). */
+  suspended: unknown[] | undefined;
+  readonly handle: (msg: unknown) => void | Promise<void>;
+}
+
+/** @internal True for a call carrying a system request. */
+export function isSysCall(call: PendingCall): boolean {
+  try {
+    return call.request instanceof SysRequest;
+  } catch {
+    return false; // a revoked proxy, say: the server's own callbacks deal with it
+  }
+}
+
+/**
+ * @internal While suspended, holds `msg` unless it is a system call, a stop or its parent's exit
+ * signal (which a suspended server still obeys, as in OTP); true when held.
+ */
+export function holdWhileSuspended(host: SysHost, msg: unknown, isStop: boolean): boolean {
+  if (isStop) return false;
+  try {
+    if (msg instanceof PendingCall) {
+      if (isSysCall(msg)) return false;
+      msg.held();
+    } else if (isExit(msg) && (msg.from === host.parent || msg.from === 'node')) return false;
+  } catch {
+    // an unreadable message (a revoked proxy) is held like any other
+  }
+  host.suspended!.push(msg);
+  return true;
+}
+
+/** @internal Answers a system call. */
+export function handleSys(host: SysHost, call: PendingCall): void | Promise<void> {
+  const req = call.request as SysRequest;
+  const view = host.spec[SYS_VIEW] ?? PLAIN;
+  switch (req.op) {
+    case 'get_state':
+      call.reply(view.get(host.state));
+      return;
+    case 'get_status': {
+      let state = view.get(host.state);
+      const format = host.spec.formatStatus;
+      if (format !== undefined) {
+        try {
+          state = format.call(host.spec, state);
+        } catch (e) {
+          // as OTP: a formatStatus that fails shows the failure, never the state it meant to hide
+          state = { formatStatusFailed: String(toError(e)) };
+        }
+      }
+      const status: ServerStatus = {
+        pid: host.ctx.self,
+        behaviour: view.behaviour,
+        status: host.suspended === undefined ? 'running' : 'suspended',
+        parent: host.parent,
+        queued: host.ctx.size + (host.suspended?.length ?? 0),
+        state,
+      };
+      call.reply(status);
+      return;
+    }
+    case 'suspend':
+      host.suspended ??= [];
+      call.reply(undefined);
+      return;
+    case 'replace_state': {
+      try {
+        host.state = view.set(host.state, req.fn!(view.get(host.state)));
+      } catch (e) {
+        // the server keeps its state and lives on; the caller gets the failure
+        call.fail(toError(e));
+        return;
+      }
+      call.reply(view.get(host.state));
+      return;
+    }
+    case 'resume': {
+      const held = host.suspended;
+      host.suspended = undefined;
+      call.reply(undefined);
+      if (held !== undefined && held.length > 0) return replay(host, held, 0);
+      return;
+    }
+  }
+}
+
+/** Handles the messages held while suspended, in their order, before the mailbox's next. */
+function replay(host: SysHost, held: unknown[], from: number): void | Promise<void> {
+  for (let i = from; i < held.length; i++) {
+    if (isDead(host.ctx)) return;
+    if (host.suspended !== undefined) {
+      // suspended again by a held message's handling: keep the rest, in order, before anything newer
+      for (const m of held.slice(i)) if (isInstance(m, PendingCall)) m.held();
+      host.suspended.unshift(...held.slice(i));
+      return;
+    }
+    const m = held[i];
+    if (isInstance(m, PendingCall)) m.taken();
+    const r = host.handle(m);
+    if (r !== undefined && typeof (r as Promise<void>).then === 'function') return r.then(() => replay(host, held, i + 1));
+  }
+}

@@ -1,0 +1,206 @@
+/* eslint-disable keel/no-unmanaged-monitor -- tests observe exits by a monitor's Down, the way STYLE.md 10 asks tests to wait */
+import { describe, expect, it } from 'vitest';
+import { type CallProtocol, GenServer, type GenServerSpec, StateMachine, Sys } from '../../src/index.js';
+import { probe } from '../../src/testing/index.js';
+import { clockedNode, deferred, expectKeelError, failure, receiveDown, revokedProxy, useNodes, watch } from '../support.js';
+
+const track = useNodes();
+
+type Calls = { request: 'get'; reply: string[] } | { request: { add: string }; reply: string[] };
+
+/** A server that logs what it handles, in order. */
+function logger(): GenServerSpec<string[], Calls, string> {
+  return {
+    init: () => [],
+    handleCall: (req, _from, log) => {
+      if (req === 'get') return { reply: log, state: log };
+      const next = [...log, `call:${req.add}`];
+      return { reply: next, state: next };
+    },
+    handleCast: (c, log) => [...log, `cast:${c}`],
+    handleInfo: (m, log) => [...log, `info:${String(m)}`],
+  };
+}
+
+describe('Sys on a GenServer', () => {
+  it('gets and replaces the state', async () => {
+    const { node } = clockedNode(track);
+    const pid = await GenServer.start(node, logger());
+    GenServer.cast(node, pid, 'a');
+    expect(await Sys.getState<string[]>(node, pid)).toEqual(['cast:a']);
+    expect(await Sys.replaceState<string[]>(node, pid, (log) => [...log, 'replaced'])).toEqual(['cast:a', 'replaced']);
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['cast:a', 'replaced']);
+  });
+
+  it('keeps the state and the server when the replaceState function throws; the call rejects with what it threw', async () => {
+    const { node } = clockedNode(track);
+    const pid = await GenServer.start(node, logger());
+    const e = await failure(() => Sys.replaceState(node, pid, () => {
+      throw new Error('no');
+    }));
+    expect(String(e)).toBe('Error: no');
+    expect(node.isAlive(pid)).toBe(true);
+    expect(await Sys.getState(node, pid)).toEqual([]);
+    expectKeelError(await failure(() => Sys.replaceState(node, pid, 'x' as never)), 'ERR_INVALID_ARGUMENT');
+  });
+
+  it('gives the status, the state shown through formatStatus', async () => {
+    const { node } = clockedNode(track);
+    const plain = await GenServer.start(node, logger());
+    expect(await Sys.getStatus(node, plain)).toEqual({ pid: plain, behaviour: 'GenServer', status: 'running', parent: 'node', queued: 0, state: [] });
+    const secret = await GenServer.start(node, { init: () => ({ user: 'ann', password: 'hunter2' }), formatStatus: (s) => ({ ...s, password: '***' }) });
+    expect((await Sys.getStatus(node, secret)).state).toEqual({ user: 'ann', password: '***' });
+    const failing = await GenServer.start(node, {
+      init: () => 'secret',
+      formatStatus: () => {
+        throw new Error('oops');
+      },
+    });
+    const status = await Sys.getStatus(node, failing);
+    expect(JSON.stringify(status.state)).not.toContain('secret');
+    expect(status.state).toEqual({ formatStatusFailed: 'Error: oops' });
+    expect(node.isAlive(failing)).toBe(true);
+    expectKeelError(await failure(() => GenServer.start(node, { init: () => 0, formatStatus: 1 as never })), 'ERR_INVALID_ARGUMENT', 'spec.formatStatus');
+  });
+
+  it('suspends: only system calls are answered, the rest waits in order and is handled on resume', async () => {
+    const { node } = clockedNode(track);
+    const pid = await GenServer.start(node, logger());
+    await Sys.suspend(node, pid);
+    GenServer.cast(node, pid, 'a');
+    const call = watch(GenServer.call(node, pid, { add: 'b' }));
+    node.send(pid, 'c');
+    await node.idle();
+    expect(call.status).toBe('pending');
+    expect(await Sys.getState(node, pid)).toEqual([]);
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'suspended', queued: 3 });
+    await Sys.suspend(node, pid); // twice is once
+    await Sys.resume(node, pid);
+    await node.idle();
+    expect(call).toMatchObject({ status: 'resolved', value: ['cast:a', 'call:b'] });
+    expect(await Sys.getState(node, pid)).toEqual(['cast:a', 'call:b', 'info:c']);
+    await Sys.resume(node, pid); // resuming a running server does nothing
+    expect((await Sys.getStatus(node, pid)).status).toBe('running');
+  });
+
+  it('times out a call to a suspended server; a held call reports the stage queued when the server dies', async () => {
+    const { node, clock } = clockedNode(track);
+    const pid = await GenServer.start(node, logger());
+    await Sys.suspend(node, pid);
+    const late = watch(GenServer.call(node, pid, 'get', 100));
+    const held = watch(GenServer.call(node, pid, 'get', 10_000));
+    await clock.advance(100);
+    expectKeelError(late.error, 'ERR_CALL_TIMEOUT', '100 ms');
+    expect(held.status).toBe('pending');
+    node.exit(pid, 'kill');
+    await node.idle();
+    expectKeelError(held.error, 'ERR_CALL_EXIT', 'queued');
+    expect((held.error as { stage: string }).stage).toBe('queued');
+  });
+
+  it('obeys a stop while suspended', async () => {
+    const { node } = clockedNode(track);
+    const stopped: unknown[] = [];
+    const pid = await GenServer.start(node, { ...logger(), terminate: (reason) => void stopped.push(reason) });
+    await Sys.suspend(node, pid);
+    await GenServer.stop(node, pid, 'shutdown');
+    expect(stopped).toEqual(['shutdown']);
+  });
+
+  it('holds an unreadable message while suspended and hands it to handleInfo on resume', async () => {
+    const { node } = clockedNode(track);
+    const infos: string[] = [];
+    const pid = await GenServer.start(node, {
+      init: () => 0,
+      handleInfo: (m, n) => {
+        infos.push(typeof m);
+        return n + 1;
+      },
+    });
+    await Sys.suspend(node, pid);
+    node.send(pid, revokedProxy());
+    await Sys.resume(node, pid);
+    await node.idle();
+    expect(infos).toEqual(['object']);
+    expect(await Sys.getState(node, pid)).toBe(1);
+  });
+
+  it('fails as a call does: ERR_NOPROC for a dead or unknown server, ERR_CALL_TIMEOUT while a callback is busy, ERR_DEADLOCK on oneself', async () => {
+    const { node, clock } = clockedNode(track);
+    expectKeelError(await failure(() => Sys.getState(node, 'nobody')), 'ERR_NOPROC', "'nobody'");
+    const gate = deferred();
+    const pid = await GenServer.start(node, { init: () => 0, handleCast: async (_c: string, n: number) => gate.promise.then(() => n) });
+    GenServer.cast(node, pid, 'busy');
+    const status = watch(Sys.getStatus(node, pid, 50));
+    await clock.advance(50);
+    expectKeelError(status.error, 'ERR_CALL_TIMEOUT', '50 ms');
+    gate.resolve();
+    expectKeelError(await failure(() => Sys.getState(node, pid, -1)), 'ERR_INVALID_ARGUMENT');
+    let self: Promise<unknown> | undefined;
+    const me = await GenServer.start(node, {
+      init: () => 0,
+      handleCast: (_c: string, n: number, ctx) => {
+        self = Sys.getState(ctx, ctx.self).catch((e: unknown) => e);
+        return n;
+      },
+    });
+    GenServer.cast(node, me, 'x');
+    await node.idle();
+    expectKeelError(await self, 'ERR_DEADLOCK');
+  });
+});
+
+describe('Sys on a StateMachine', () => {
+  type S = 'idle' | 'busy';
+  async function machine() {
+    const { node, clock } = clockedNode(track);
+    const log: string[] = [];
+    const pid = await StateMachine.start<S, number, CallProtocol, string, string>(node, {
+      init: () => ({ state: 'idle', data: 0 }),
+      handleEvent: (ev, state, n) => {
+        log.push(`${state}/${ev.type}:${ev.type === 'cast' || ev.type === 'state_timeout' ? ev.content : ''}`);
+        if (ev.type === 'cast' && ev.content === 'work') return { nextState: 'busy', data: n + 1, actions: [{ type: 'state_timeout', ms: 100, content: 'done' }] };
+        if (ev.type === 'state_timeout') return { nextState: 'idle' };
+        return { keepState: true };
+      },
+      formatStatus: ({ state }) => ({ state, data: 'hidden' }),
+    });
+    return { node, clock, pid, log };
+  }
+
+  it('gets and replaces { state, data }, and shows the status through formatStatus', async () => {
+    const { node, pid } = await machine();
+    expect(await Sys.getState(node, pid)).toEqual({ state: 'idle', data: 0 });
+    expect(await Sys.replaceState<{ state: S; data: number }>(node, pid, ({ data }) => ({ state: 'busy', data: data + 10 }))).toEqual({ state: 'busy', data: 10 });
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ behaviour: 'StateMachine', status: 'running', state: { state: 'busy', data: 'hidden' } });
+    const e = await failure(() => Sys.replaceState(node, pid, () => 'not a state'));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', '{ state, data }');
+    expect(await Sys.getState(node, pid)).toEqual({ state: 'busy', data: 10 });
+  });
+
+  it('holds events and fired timeouts while suspended, and handles them in order on resume', async () => {
+    const { node, clock, pid, log } = await machine();
+    StateMachine.cast(node, pid, 'work');
+    await node.idle();
+    await Sys.suspend(node, pid);
+    await clock.advance(100); // the state timeout fires: its event waits
+    StateMachine.cast(node, pid, 'after');
+    await node.idle();
+    expect(log).toEqual(['idle/cast:work']);
+    await Sys.resume(node, pid);
+    await node.idle();
+    expect(log).toEqual(['idle/cast:work', 'busy/state_timeout:done', 'idle/cast:after']);
+  });
+
+  it('a crash of a machine with a held call fails it with the stage queued', async () => {
+    const { node, pid } = await machine();
+    const p = probe(node);
+    const ref = p.ctx.monitor(pid);
+    await Sys.suspend(node, pid);
+    const held = watch(StateMachine.call(node, pid, 'anything'));
+    await node.idle();
+    node.exit(pid, 'kill');
+    await receiveDown(p, ref);
+    expect((held.error as { stage: string }).stage).toBe('queued');
+  });
+});
