@@ -1,6 +1,5 @@
 import { markBehaviour } from './internal/lifecycle.js';
 import { describe, InvalidArgumentError, StartError } from '../errors.js';
-import type { Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { isExitReason, type ExitReason } from '../runtime/messages.js';
 import type { Target, TimerRef } from '../runtime/Pid.js';
@@ -250,7 +249,9 @@ class Machine {
     if (inserted !== undefined) this.queue = [...inserted, ...this.queue];
     if (timeouts !== undefined) for (const t of timeouts) this.#setTimeout(t);
     if (this.spec.stateEnter === true && (changed || kind === REPEAT || init)) {
-      return then(this.enter(enter ? this.state : oldState), () => this.#startEventTimeout());
+      // a repeat asked by an enter call enters again from the state before the whole transition,
+      // as gen_statem commits the state only once the transition is done
+      return then(this.enter(ev.type === 'enter' ? ev.oldState : oldState), () => this.#startEventTimeout());
     }
     if (!enter) this.#startEventTimeout();
   }
@@ -284,8 +285,8 @@ class Machine {
     if (p === undefined || this.stopped || this.queue.length > 0) return;
     const t = new Timeout('timeout', '', p.content);
     if (p.ms === 0) {
-      // fires at once unless an event waits in the mailbox (which would cancel it)
-      if ((this.ctx as Proc).size > 0) return;
+      // delivered before the mailbox, as gen_statem's zero timeouts (OTP 23.2+): no external event
+      // can come first and cancel it
       this.#store(t);
       this.queue.push(t);
       return;
@@ -316,6 +317,11 @@ class Machine {
 
   #cancel(t: Timeout): void {
     if (t.ref !== undefined) this.ctx.cancelTimer(t.ref);
+    else {
+      // a 0 ms timeout waits in the queue: it goes, so that it delays no event timeout
+      const i = this.queue.indexOf(t);
+      if (i >= 0) this.queue.splice(i, 1);
+    }
     this.#forget(t);
   }
 

@@ -229,6 +229,27 @@ describe('StateMachine: inserted events and enter calls', () => {
     expect(log).toEqual(['a/enter<-a', 'a/internal:boot', 'a/cast:m']);
   });
 
+  it('a repeatState from an enter call enters again with the state before the whole transition', async () => {
+    const { node } = clockedNode(track);
+    let repeated = false;
+    const { pid, log } = await recorder(
+      node,
+      (ev, state) => {
+        if (ev.type === 'enter' && state === 'b' && !repeated) {
+          repeated = true;
+          return { repeatState: true };
+        }
+        if (ev.type === 'cast') return { nextState: 'b' };
+        return keep;
+      },
+      { stateEnter: true },
+    );
+    StateMachine.cast(node, pid, 'go');
+    await node.idle();
+    // gen_statem commits the state once the transition is done: the repeated enter is from 'a' again
+    expect(log).toEqual(['a/enter<-a', 'a/cast:go', 'b/enter<-a', 'b/enter<-a']);
+  });
+
   it('calls enter on a state change and on repeatState, with the old state, before the inserted events', async () => {
     const { node } = clockedNode(track);
     const { pid, log } = await recorder(
@@ -350,7 +371,7 @@ describe('StateMachine: timeouts on the node clock', () => {
     expect(log).toEqual(['a/cast:go', 'a/internal:n']);
   });
 
-  it('0 ms timeouts come after the queued events but before the mailbox; a 0 ms event timeout only when nothing waits', async () => {
+  it('0 ms timeouts come after the queued events but before the mailbox, a 0 ms event timeout too (as OTP 23.2+: a waiting message does not cancel it)', async () => {
     const { node } = clockedNode(track);
     const { pid, log } = await recorder(node, (ev) => {
       if (ev.type === 'cast' && ev.content === 'zero') {
@@ -369,7 +390,26 @@ describe('StateMachine: timeouts on the node clock', () => {
     StateMachine.cast(node, pid, 'idle0');
     StateMachine.cast(node, pid, 'waiting');
     await node.idle();
-    expect(log).toEqual(['a/cast:idle0', 'a/timeout:e', 'a/cast:idle0', 'a/cast:waiting']);
+    expect(log).toEqual(['a/cast:idle0', 'a/timeout:e', 'a/cast:idle0', 'a/timeout:e', 'a/cast:waiting']);
+  });
+
+  it('a cancelled 0 ms timeout leaves the queue: it holds back no event timeout', async () => {
+    const { node, clock } = clockedNode(track);
+    const { pid, log } = await recorder(node, (ev) => {
+      if (ev.type === 'cast' && ev.content === 'state') {
+        return { keepState: true, actions: [{ type: 'state_timeout', ms: 0, content: 'z' }, { type: 'state_timeout', cancel: true }, { type: 'timeout', ms: 100, content: 'et' }] };
+      }
+      if (ev.type === 'cast' && ev.content === 'generic') {
+        return { keepState: true, actions: [{ type: 'generic_timeout', name: 'g', ms: 0, content: 'z' }, { type: 'generic_timeout', name: 'g', cancel: true }, { type: 'timeout', ms: 100, content: 'et2' }] };
+      }
+      return keep;
+    });
+    StateMachine.cast(node, pid, 'state');
+    await clock.advance(100);
+    StateMachine.cast(node, pid, 'generic');
+    await clock.advance(100);
+    expect(log).toEqual(['a/cast:state', 'a/timeout:et', 'a/cast:generic', 'a/timeout:et2']);
+    expect(node.internals().timers).toBe(0);
   });
 
   it('generic timeouts survive state changes, run by name, and are restarted or cancelled by name', async () => {
