@@ -431,3 +431,25 @@ export const UNREADABLE: readonly (readonly [string, () => object])[] = [
   ['a revoked proxy', revokedProxy],
   ['a proxy whose traps throw', trappingProxy],
 ];
+
+// ---- streams ----------------------------------------------------------------------------------
+
+/** Collects a stream in the background; `seen` fills as it yields, `next(n)` resolves once it holds n. */
+export function collect<T>(stream: AsyncIterable<T>): { seen: T[]; done: Promise<T[]>; next(n: number): Promise<void> } {
+  const seen: T[] = [];
+  const waiters: { n: number; resolve: () => void }[] = [];
+  const done = (async () => {
+    for await (const v of stream) {
+      seen.push(v);
+      for (const w of waiters.filter((x) => seen.length >= x.n)) w.resolve();
+    }
+    return seen;
+  })();
+  const next = (n: number): Promise<void> => {
+    if (seen.length >= n) return Promise.resolve();
+    const d = deferred();
+    waiters.push({ n, resolve: () => d.resolve() });
+    return d.promise;
+  };
+  return { seen, done, next };
+}

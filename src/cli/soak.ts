@@ -15,7 +15,6 @@ import {
   type ChildSpec,
   type Context,
   type GenServerSpec,
-  type Init,
   type Logger,
   type Node,
   type Pid,
@@ -24,6 +23,7 @@ import {
 import { expectNoLeaks } from '../testing/expectNoLeaks.js';
 import { heapLine, HeapSampler, type HeapReport } from './heapSampler.js';
 import { type KindAccount, SoakLedger } from './soakLedger.js';
+import { ChaosKills, LossyWorkers } from './soakChaos.js';
 
 /** `keel soak`'s knobs (`--duration 60 --rate 100000 --kill 0.1 --seed 1 --json --simulate`). */
 export interface SoakOptions {
@@ -116,63 +116,6 @@ export const SOAK_KINDS: readonly Kind[] = [
   kind('handled, ignore, by pid', 'pool', 10, 'handled', 'ignore', 0),
 ];
 const LOSSY_KINDS: ReadonlySet<number> = new Set(SOAK_KINDS.flatMap((k, i) => (k.to === 'lossy' ? [i] : [])));
-
-/**
- * @internal The lossy workers (`soak.lossy.<i>`, under a Supervisor): their child specs, and the
- * messages their deaths dropped, which only the `receiver_exited` counts of the
- * `keel.message.dropped` events naming one of them report. A worker is one of them from its spawn,
- * not from its first turn: restarted under its name, it is sent to by name at once, and the chaos
- * may kill it, messages queued, before its init has run (on a loaded machine a slice expires after
- * the metronome's tick, so the supervisor's restart queues the new worker behind the producers and
- * the chaos). Its death's event must count then too.
- */
-export class LossyWorkers {
-  /** The messages the deaths of the lossy workers dropped. */
-  droppedCount = 0;
-  readonly #pids = new WeakSet<object>();
-
-  /** Spawns a lossy worker linked to `ctx` under `name` (its child spec's start): one of them from now on. */
-  spawn(ctx: Context<any>, init: Init<any>, name: string): Pid {
-    const pid = ctx.spawnLink(init, { name });
-    this.#pids.add(pid);
-    return pid;
-  }
-
-  /** A `keel.message.dropped` event (its metadata, and its `count`): counted when it is the death of a lossy worker. */
-  dropped(meta: Readonly<Record<string, unknown>>, count: number): void {
-    if (meta.reason === 'receiver_exited' && typeof meta.to === 'object' && meta.to !== null && this.#pids.has(meta.to)) this.droppedCount += count;
-  }
-}
-
-/**
- * @internal The chaos's kills, told apart by what the supervisor had made of the victim. A victim
- * its supervisor had reported running (a `child_started` or `child_restarted` event named its pid)
- * owes one restart. A victim it was still starting (a GenServer worker is registered under its name
- * as it spawns, and its supervisor waits for its init's acknowledgement: on a loaded machine the
- * chaos runs in between) makes that start fail: as OTP, the supervisor reports the failed start
- * (`child_restart_failed`), counts it against its intensity and tries again, and the retry's
- * `child_restarted` is the one restart of both kills. So `restarts` must equal `kills - duringStart`,
- * and `restartsFailed` must equal `duringStart`.
- */
-export class ChaosKills {
-  /** Every kill. */
-  kills = 0;
-  /** The kills of a child its supervisor was still starting. */
-  duringStart = 0;
-  readonly #running = new WeakSet<object>();
-
-  /** A `keel.supervisor.child_started` or `child_restarted` event's metadata: its pid is running, as its supervisor sees it. */
-  started(meta: Readonly<Record<string, unknown>>): void {
-    if (typeof meta.pid === 'object' && meta.pid !== null) this.#running.add(meta.pid);
-  }
-
-  /** Kills `victim`, counting it. */
-  strike(node: Node, victim: Pid): void {
-    this.kills++;
-    if (!this.#running.has(victim)) this.duringStart++;
-    node.exit(victim, 'kill');
-  }
-}
 
 /** Everything the soak accounts for. */
 export interface SoakReport {

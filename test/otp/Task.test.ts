@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { isExit, isKeelError, Pid, Task, type Context, type Node } from '../../src/index.js';
 import { probe, TestClock, type Probe } from '../../src/testing/index.js';
-import { deferred, expectKeelError, failure, receiveDown, spawnWithContext, thrown, useNodes, type Deferred } from '../support.js';
+import { collect, deferred, expectKeelError, failure, receiveDown, spawnWithContext, thrown, useNodes, type Deferred } from '../support.js';
 
 const track = useNodes();
 
@@ -386,26 +386,6 @@ describe('Task.asyncStream stopped early', () => {
 });
 
 // ---- asyncStream keeps `concurrency` tasks running --------------------------------------------
-
-/** Collects a stream in the background; `seen` fills as it yields, `next(n)` resolves once it holds n. */
-function collect<T>(stream: AsyncIterable<T>): { seen: T[]; done: Promise<T[]>; next(n: number): Promise<void> } {
-  const seen: T[] = [];
-  const waiters: { n: number; resolve: () => void }[] = [];
-  const done = (async () => {
-    for await (const v of stream) {
-      seen.push(v);
-      for (const w of waiters.filter((x) => seen.length >= x.n)) w.resolve();
-    }
-    return seen;
-  })();
-  const next = (n: number): Promise<void> => {
-    if (seen.length >= n) return Promise.resolve();
-    const d = deferred();
-    waiters.push({ n, resolve: () => d.resolve() });
-    return d.promise;
-  };
-  return { seen, done, next };
-}
 
 describe('Task.asyncStream with a slow item', () => {
   it('starts the next items while the first is still running, and emits in input order from its buffer', async () => {

@@ -2,29 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { DynamicSupervisor, isExit, Pid, Supervisor, Task, TaskSupervisor, type Node } from '../../src/index.js';
 import { probe, TestClock } from '../../src/testing/index.js';
-import { deferred, expectKeelError, failure, receiveDown, spawnWithContext, useNodes } from '../support.js';
+import { collect, deferred, expectKeelError, failure, receiveDown, spawnWithContext, useNodes } from '../support.js';
 
 const track = useNodes();
-
-/** Collects a stream in the background; `next(n)` resolves once `seen` holds n results. */
-function collect<T>(stream: AsyncIterable<T>): { seen: T[]; done: Promise<T[]>; next(n: number): Promise<void> } {
-  const seen: T[] = [];
-  const waiters: { n: number; resolve: () => void }[] = [];
-  const done = (async () => {
-    for await (const v of stream) {
-      seen.push(v);
-      for (const w of waiters.filter((x) => seen.length >= x.n)) w.resolve();
-    }
-    return seen;
-  })();
-  const next = (n: number): Promise<void> => {
-    if (seen.length >= n) return Promise.resolve();
-    const d = deferred();
-    waiters.push({ n, resolve: () => d.resolve() });
-    return d.promise;
-  };
-  return { seen, done, next };
-}
 
 describe('TaskSupervisor.asyncNolink', () => {
   it('runs fn as a temporary child of the supervisor and Task.await gets its value', async () => {

@@ -3,7 +3,8 @@
 // runs the long form instead (60 s at 100,000 msg/s, as `npm run soak`).
 import { describe, expect, it } from 'vitest';
 import { parseSoakArgs, runSoakCommand } from '../../src/cli/soakCommand.js';
-import { ChaosKills, LossyWorkers, runSoak, SOAK_KINDS, SOAK_WORKERS, soakOptions, soakPassed, type SoakReport } from '../../src/cli/soak.js';
+import { ChaosKills, LossyWorkers } from '../../src/cli/soakChaos.js';
+import { runSoak, SOAK_KINDS, SOAK_WORKERS, soakOptions, soakPassed, type SoakReport } from '../../src/cli/soak.js';
 import { SoakLedger } from '../../src/cli/soakLedger.js';
 import { type Context, GenServer, type GenServerSpec, type Pid, sendSupervised, type SendOutcome, Supervisor } from '../../src/index.js';
 import { expectKeelError, thrown, useNodes } from '../support.js';
