@@ -558,6 +558,18 @@ describe('Task.yieldMany', () => {
   });
 });
 
+
+/** A task of `p`'s that traps exits (so a `'shutdown'` does not stop it) and never finishes, once it traps. */
+async function trappingTask(p: Probe<unknown>): Promise<Task<number>> {
+  const trapping = deferred();
+  const task = Task.async(p.ctx, (ctx) => {
+    ctx.trapExits();
+    trapping.resolve();
+    return deferred<number>().promise;
+  });
+  await trapping.promise;
+  return task;
+}
 describe('Task.shutdown', () => {
   it('unlinks a running linked task and stops it: undefined, and no Exit reaches the trapping caller', async () => {
     const node = track();
@@ -590,13 +602,7 @@ describe('Task.shutdown', () => {
     const clock = new TestClock();
     const node = track({ clock });
     const p = probe(node);
-    const trapping = deferred();
-    const task = Task.async(p.ctx, (ctx) => {
-      ctx.trapExits();
-      trapping.resolve();
-      return deferred<number>().promise;
-    });
-    await trapping.promise;
+    const task = await trappingTask(p);
     const stopped = watch(Task.shutdown(task, 200));
     await clock.advance(199);
     expect(stopped.settled).toBe(false);
@@ -610,13 +616,7 @@ describe('Task.shutdown', () => {
   it('brutalKill kills at once, even a task that traps exits', async () => {
     const node = track();
     const p = probe(node);
-    const trapping = deferred();
-    const task = Task.async(p.ctx, (ctx) => {
-      ctx.trapExits();
-      trapping.resolve();
-      return deferred<number>().promise;
-    });
-    await trapping.promise;
+    const task = await trappingTask(p);
     expect(await Task.shutdown(task, { brutalKill: true })).toBeUndefined();
     expect(node.isAlive(task.pid)).toBe(false);
     expect(node.isAlive(p)).toBe(true);
