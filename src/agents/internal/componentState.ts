@@ -1,0 +1,47 @@
+import type { ExitReason } from '../../runtime/messages.js';
+import type { Node } from '../../runtime/types.js';
+
+/**
+ * @internal State of an agent-layer component that outlives the component's process, as an ETS
+ * table whose heir is the node outlives its owner in OTP. A component (router, scheduler,
+ * coordination manager, coordinator) keeps what its clients set up (subscriptions, schedules,
+ * circuits, workflows) in a table held by its node under the component's registered name; when the
+ * component's process crashes and its supervisor starts it again under the same name, `init` finds
+ * the table and resumes instead of starting empty.
+ *
+ * The table is the component's own object, mutated in place by its process (one process, one turn
+ * at a time, so it is never seen half-written by another), and released when the component stops
+ * for good: a `normal` stop (the component was asked to stop) or the node's shutdown. Any other
+ * exit, including a supervisor's `shutdown` of a subtree it is about to restart, keeps it.
+ */
+
+const tables = new WeakMap<Node, Map<string, unknown>>();
+
+/** A component's table: the one its predecessor under `name` left (`resumed: true`), or a new one from `create`. */
+export function componentState<T extends object>(node: Node, name: string, create: () => T): { state: T; resumed: boolean } {
+  let byName = tables.get(node);
+  if (byName === undefined) {
+    byName = new Map();
+    tables.set(node, byName);
+  }
+  const kept = byName.get(name) as T | undefined;
+  if (kept !== undefined) return { state: kept, resumed: true };
+  const state = create();
+  byName.set(name, state);
+  return { state, resumed: false };
+}
+
+/** Whether `reason` ends the component for good (its table is released) rather than before a restart. */
+export function endsForGood(reason: ExitReason): boolean {
+  return reason === 'normal';
+}
+
+/** Releases the table of the component `name` (from its `terminate` when {@link endsForGood}, or at node shutdown). */
+export function releaseComponentState(node: Node, name: string): void {
+  tables.get(node)?.delete(name);
+}
+
+/** The names of the components holding a table on `node` (tests, diagnostics). */
+export function componentStates(node: Node): string[] {
+  return [...(tables.get(node)?.keys() ?? [])];
+}
