@@ -44,7 +44,8 @@ export type KeelErrorCode =
   | 'ERR_SERVICE_UNAVAILABLE'
   | 'ERR_PEER_MISSING'
   | 'ERR_INVALID_SIGNAL'
-  | 'ERR_WORKFLOW_LIMIT';
+  | 'ERR_WORKFLOW_LIMIT'
+  | 'ERR_POOL_TIMEOUT';
 
 /** Base class of every Keel error: a literal `code`, a readable message and an optional `cause`. */
 export class KeelError extends Error {
@@ -352,6 +353,18 @@ export class DeadLetterTooLargeError extends KeelError {
     );
     this.bytes = bytes;
     this.limit = limit;
+  }
+}
+
+/** A resource pool had no resource for a checkout within its timeout (the caller waited in line that long). */
+export class PoolTimeoutError extends KeelError {
+  /** The pool's registered name. */
+  readonly pool: string;
+  readonly timeoutMs: number;
+  constructor(pool: string, timeoutMs: number) {
+    super('ERR_POOL_TIMEOUT', `resource pool '${pool}' had no resource free within ${timeoutMs} ms; check resources in sooner, raise size or maxOverflow, or wait longer`);
+    this.pool = pool;
+    this.timeoutMs = timeoutMs;
   }
 }
 

@@ -43,6 +43,7 @@ export {
   InvalidArgumentError,
   InvalidSignalError,
   WorkflowLimitError,
+  PoolTimeoutError,
   isKeelError,
   KeelError,
   LeaksFoundError,

@@ -61,3 +61,13 @@ export type {
   CoordinationStats,
 } from './coordination/types.js';
 export * from './patterns/index.js';
+export { ResourcePool } from './pool/ResourcePool.js';
+export type {
+  CheckinOptions,
+  CheckinOutcome,
+  CheckoutOptions,
+  ResourcePoolHandle,
+  ResourcePoolOptions,
+  ResourcePoolStats,
+  WithResourceOptions,
+} from './pool/types.js';

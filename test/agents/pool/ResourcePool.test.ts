@@ -1,0 +1,341 @@
+import { describe, expect, it } from 'vitest';
+import { ResourcePool } from '../../../src/agents/pool/ResourcePool.js';
+import { GenServer, type Pid } from '../../../src/index.js';
+import { captureEvents } from '../../../src/testing/index.js';
+import { clockedNode, deferred, expectKeelError, idler, rejection, spawnWithContext, thrown, useNodes, watch } from '../../support.js';
+
+const track = useNodes();
+
+interface Conn {
+  readonly id: number;
+}
+
+/** A factory of numbered connections, with what was destroyed. */
+function factory(): { create: () => Conn; destroy: (c: Conn) => void; destroyed: number[]; made: () => number } {
+  let n = 0;
+  const destroyed: number[] = [];
+  return { create: () => ({ id: ++n }), destroy: (c) => void destroyed.push(c.id), destroyed, made: () => n };
+}
+
+function names(events: { event: string }[]): string[] {
+  return events.map((e) => e.event.replace('keel.resource_pool.', ''));
+}
+
+describe('ResourcePool', () => {
+  it('creates size resources up front, lends the last checked in first, counts every step', async () => {
+    const node = track();
+    const f = factory();
+    const events = captureEvents(node, ['keel.resource_pool.']);
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, destroy: f.destroy, size: 2 });
+    expect(names(events.events)).toEqual(['created', 'created']);
+    expect(await pool.stats()).toMatchObject({ size: 2, maxOverflow: 0, resources: 2, idle: 2, checkedOut: 0, overflow: 0, waiting: 0, creating: 0, created: 2 });
+    const a = await pool.checkout();
+    const b = await pool.checkout();
+    expect([a.id, b.id].sort()).toEqual([1, 2]);
+    expect(await pool.stats()).toMatchObject({ idle: 0, checkedOut: 2, checkouts: 2 });
+    expect(await pool.checkin(a)).toBe('returned');
+    expect(await pool.checkout()).toBe(a); // LIFO: the one just returned
+    expect(await pool.checkin(a)).toBe('returned');
+    expect(await pool.checkin(b)).toBe('returned');
+    expect(await pool.stats()).toMatchObject({ idle: 2, checkedOut: 0, checkouts: 3, checkins: 3, badCheckins: 0 });
+    expect(pool.name).toMatch(/^keel\.resource_pool\.\d+$/);
+    await pool.stop();
+    expect(f.destroyed.sort()).toEqual([1, 2]);
+    expect(node.isAlive(pool.pid)).toBe(false);
+  });
+
+  it('overflow: extra resources while callers wait, destroyed on checkin when nobody waits; waiters served FIFO', async () => {
+    const { node } = clockedNode(track);
+    const f = factory();
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, destroy: f.destroy, size: 1, maxOverflow: 1, checkoutTimeoutMs: Infinity });
+    const a = await pool.checkout();
+    const b = await pool.checkout(); // overflow
+    expect([a.id, b.id]).toEqual([1, 2]);
+    expect(await pool.stats()).toMatchObject({ resources: 2, overflow: 1, checkedOut: 2 });
+    const order: number[] = [];
+    const waits = [1, 2, 3].map((i) => pool.checkout().then((c) => (order.push(i), c)));
+    expect(await pool.stats()).toMatchObject({ waiting: 3, creating: 0, resources: 2 }); // at size + maxOverflow: no more
+    await pool.checkin(b);
+    const c1 = await waits[0]!;
+    expect(c1).toBe(b);
+    await pool.checkin(a);
+    expect(await waits[1]!).toBe(a);
+    await pool.checkin(c1);
+    expect(await waits[2]!).toBe(b);
+    expect(order).toEqual([1, 2, 3]);
+    expect(await pool.checkin(a)).toBe('destroyed'); // nobody waits, above size: the overflow one goes
+    expect(f.destroyed).toEqual([1]);
+    expect(await pool.checkin(b)).toBe('returned');
+    expect(await pool.stats()).toMatchObject({ resources: 1, idle: 1, overflow: 0, created: 2, destroyed: 1 });
+    expect(f.made()).toBe(2);
+  });
+
+  it('a waiter times out on the node clock with ERR_POOL_TIMEOUT; timeout 0 never waits; others keep their place', async () => {
+    const { node, clock } = clockedNode(track);
+    const f = factory();
+    const events = captureEvents(node, ['keel.resource_pool.timeout']);
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, size: 1, checkoutTimeoutMs: 100 });
+    const held = await pool.checkout();
+    expectKeelError(await rejection(() => pool.checkout({ timeout: 0 })), 'ERR_POOL_TIMEOUT', 'within 0 ms');
+    const shortP = pool.checkout();
+    const longP = pool.checkout({ timeout: 1000 });
+    const short = watch(shortP);
+    const long = watch(longP);
+    await clock.advance(99);
+    expect(short.status).toBe('pending');
+    await clock.advance(1);
+    const e = await rejection(() => shortP);
+    expectKeelError(e, 'ERR_POOL_TIMEOUT', `'${pool.name}'`, 'within 100 ms');
+    expect(long.status).toBe('pending');
+    await pool.checkin(held);
+    expect(await longP).toBe(held);
+    expect(events.events.map((x) => x.measurements)).toEqual([{ waitedMs: 0, waiting: 0 }, { waitedMs: 100, waiting: 1 }]);
+    expect(await pool.stats()).toMatchObject({ timeouts: 2, waiting: 0, checkouts: 2 });
+  });
+
+  it('a flood of 10,000 waiters all time out, each with the typed error, and the pool still serves', async () => {
+    const { node, clock } = clockedNode(track);
+    const f = factory();
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, size: 1, checkoutTimeoutMs: 50 });
+    const held = await pool.checkout();
+    const flood = Array.from({ length: 10_000 }, () => pool.checkout().then(() => 'lent', (e: unknown) => (e as { code?: string }).code));
+    await node.settle();
+    expect((await pool.stats()).waiting).toBe(10_000);
+    await clock.advance(50);
+    const codes = await Promise.all(flood);
+    expect(codes.filter((c) => c === 'ERR_POOL_TIMEOUT')).toHaveLength(10_000);
+    expect(await pool.stats()).toMatchObject({ waiting: 0, timeouts: 10_000, checkedOut: 1 });
+    await pool.checkin(held);
+    expect(await pool.checkout()).toBe(held);
+    expect(f.made()).toBe(1);
+  });
+
+  it('a holder process that dies returns its resource (monitored): killed in the middle of withResource', async () => {
+    const node = track();
+    const f = factory();
+    const events = captureEvents(node, ['keel.resource_pool.holder_down']);
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, size: 1, checkoutTimeoutMs: Infinity });
+    const inside = deferred<Conn>();
+    const never = deferred<void>();
+    const holder = await spawnWithContext(node, (ctx) => {
+      void pool.withResource((c) => (inside.resolve(c), never.promise), { caller: ctx });
+      return () => undefined;
+    });
+    const lent = await inside.promise;
+    const waiting = pool.checkout();
+    node.exit(holder.pid, 'kill');
+    expect(await waiting).toBe(lent);
+    expect(events.events).toHaveLength(1);
+    expect(events.events[0]!.metadata).toMatchObject({ holder: holder.pid, resource: lent, reason: 'killed' });
+    expect(await pool.stats()).toMatchObject({ holderDown: 1, checkedOut: 1, resources: 1 });
+    await pool.checkin(lent);
+    expect(f.made()).toBe(1);
+  });
+
+  it('a holder that checks in normally leaves no monitor behind; its later death changes nothing', async () => {
+    const node = track();
+    const f = factory();
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, size: 1 });
+    const { pid, ctx } = await spawnWithContext(node);
+    const c = await pool.checkout({ caller: ctx });
+    expect(await pool.checkin(c, { caller: ctx })).toBe('returned');
+    node.exit(pid, 'kill');
+    await node.idle();
+    expect(await pool.stats()).toMatchObject({ holderDown: 0, idle: 1 });
+  });
+
+  it('a Pid resource that dies is replaced; one that dies while lent is accepted back as retired', async () => {
+    const node = track();
+    const made: Pid[] = [];
+    const events = captureEvents(node, ['keel.resource_pool.resource_down', 'keel.resource_pool.created']);
+    const pool = await ResourcePool.start<Pid>(node, { create: () => (made.push(idler(node)), made.at(-1)!), size: 2 });
+    expect(made).toHaveLength(2);
+    const replaced = new Promise<void>((resolve) => node.telemetry.attach('t-created', ['keel.resource_pool.created'], () => made.length === 3 && resolve()));
+    node.exit(made[0]!, 'kill');
+    await replaced;
+    expect(await pool.stats()).toMatchObject({ resources: 2, idle: 2, resourceDown: 1, created: 3 });
+    const lent = await pool.checkout();
+    const again = new Promise<void>((resolve) => node.telemetry.attach('t-created-2', ['keel.resource_pool.created'], () => made.length === 4 && resolve()));
+    node.exit(lent, 'kill');
+    await again;
+    expect(await pool.checkin(lent)).toBe('retired');
+    expectKeelError(await rejection(() => pool.checkin(lent)), 'ERR_INVALID_ARGUMENT', '`resource`');
+    expect(names(events.events)).toEqual(['created', 'created', 'resource_down', 'created', 'resource_down', 'created']);
+    expect(await pool.stats()).toMatchObject({ resources: 2, idle: 2, resourceDown: 2 });
+    await pool.stop();
+    // the default destroy exits each Pid resource
+    await node.idle();
+    expect(made.filter((p) => node.isAlive(p))).toEqual([]);
+  });
+
+  it('create failing (throws, rejects, undefined, a duplicate) is counted, reported and retried on the node clock; callers time out, nothing wedges', async () => {
+    const { node, clock } = clockedNode(track);
+    const events = captureEvents(node, ['keel.resource_pool.create_failed', 'keel.resource_pool.created']);
+    const shared = { id: 0 };
+    const script: (() => unknown)[] = [
+      () => {
+        throw new Error('refused');
+      },
+      () => Promise.reject(new Error('later')),
+      () => undefined,
+      () => shared,
+      () => shared, // already in the pool
+    ];
+    let calls = 0;
+    const pool = await ResourcePool.start<{ id: number }>(node, { create: () => script[calls++]!() as never, size: 1, createRetryMs: 200, checkoutTimeoutMs: 1000 });
+    expect(await pool.stats()).toMatchObject({ resources: 0, createFailed: 1 });
+    const w = pool.checkout();
+    await clock.advance(200); // rejects
+    await clock.advance(200); // undefined
+    expect(await pool.stats()).toMatchObject({ resources: 0, createFailed: 3 });
+    await clock.advance(200); // shared: lent to the waiter
+    expect(await w).toBe(shared);
+    await pool.checkin(shared);
+    expect(calls).toBe(4);
+    expect(events.events.map((e) => e.event.replace('keel.resource_pool.', ''))).toEqual(['create_failed', 'create_failed', 'create_failed', 'created']);
+    expect(String((events.events[0]!.metadata.error as Error).message)).toBe('refused');
+    expectKeelError(events.events[2]!.metadata.error, 'ERR_INVALID_ARGUMENT', 'not undefined or null');
+  });
+
+  it('a create that always fails: waiters time out with the typed error, and a later success serves the next caller', async () => {
+    const { node, clock } = clockedNode(track);
+    let ok = false;
+    const pool = await ResourcePool.start<{ v: number }>(node, {
+      create: () => {
+        if (!ok) throw new Error('down');
+        return { v: 1 };
+      },
+      size: 1,
+      createRetryMs: 100,
+      checkoutTimeoutMs: 250,
+    });
+    const w = pool.checkout().then(() => 'lent', (e: unknown) => (e as { code?: string }).code);
+    await clock.advance(250);
+    expect(await w).toBe('ERR_POOL_TIMEOUT');
+    expect((await pool.stats()).createFailed).toBe(3); // at start, +100, +200
+    ok = true;
+    await clock.advance(100);
+    expect(await pool.checkout()).toEqual({ v: 1 });
+  });
+
+  it('destroy throwing or rejecting is counted and reported; the pool goes on', async () => {
+    const { node } = clockedNode(track);
+    const f = factory();
+    const events = captureEvents(node, ['keel.resource_pool.destroyed']);
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, {
+      create: f.create,
+      destroy: () => {
+        if (++n === 1) throw new Error('sync');
+        return Promise.reject(new Error('async'));
+      },
+      size: 1,
+    });
+    const a = await pool.checkout();
+    expect(await pool.checkin(a, { broken: true })).toBe('destroyed');
+    const b = await pool.checkout();
+    expect(b.id).toBe(2); // the replacement
+    expect(await pool.checkin(b, { broken: true })).toBe('destroyed');
+    await node.idle();
+    expect(events.events.map((e) => [e.metadata.reason, e.metadata.ok, (e.metadata.error as Error).message])).toEqual([
+      ['broken', false, 'sync'],
+      ['broken', false, 'async'],
+    ]);
+    expect(await pool.stats()).toMatchObject({ destroyFailed: 2, destroyed: 0, resources: 1 });
+  });
+
+  it('checkin twice, or of something never lent, is refused and counted; never lent twice', async () => {
+    const node = track();
+    const f = factory();
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, size: 1 });
+    const a = await pool.checkout();
+    await pool.checkin(a);
+    expectKeelError(await rejection(() => pool.checkin(a)), 'ERR_INVALID_ARGUMENT', 'checked in already');
+    expectKeelError(await rejection(() => pool.checkin({ id: 1 })), 'ERR_INVALID_ARGUMENT', 'never lent it');
+    const x = await pool.checkout();
+    const yP = pool.checkout({ timeout: Infinity });
+    const y = watch(yP);
+    await node.idle();
+    expect(y.status).toBe('pending'); // the one resource is out once
+    expect(await pool.stats()).toMatchObject({ badCheckins: 2, checkedOut: 1, idle: 0, waiting: 1 });
+    await pool.checkin(x);
+    expect(await yP).toBe(x);
+  });
+
+  it('withResource checks in after fn, also when fn throws; discardOnError replaces the resource', async () => {
+    const node = track();
+    const f = factory();
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, destroy: f.destroy, size: 1 });
+    expect(await pool.withResource((c) => c.id * 10)).toBe(10);
+    await expect(pool.withResource(() => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    expect(await pool.stats()).toMatchObject({ idle: 1, destroyed: 0 });
+    await expect(pool.withResource(() => { throw new Error('bad state'); }, { discardOnError: true })).rejects.toThrow('bad state');
+    expect(f.destroyed).toEqual([1]);
+    expect(await pool.withResource((c) => c.id)).toBe(2);
+  });
+
+  it('stop destroys lent resources too; waiters get ERR_CALL_EXIT', async () => {
+    const node = track();
+    const f = factory();
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, destroy: f.destroy, size: 1, checkoutTimeoutMs: Infinity });
+    await pool.checkout();
+    const waiting = pool.checkout();
+    await pool.stop();
+    expectKeelError(await rejection(() => waiting), 'ERR_CALL_EXIT');
+    expect(f.destroyed).toEqual([1]);
+  });
+
+  it('a create that answers a resource already in the pool is a failed creation, not a second lending of it', async () => {
+    const { node } = clockedNode(track);
+    const same = { id: 7 };
+    const pool = await ResourcePool.start<{ id: number }>(node, { create: () => same, size: 2, createRetryMs: 1000 });
+    expect(await pool.stats()).toMatchObject({ resources: 1, created: 1, createFailed: 1 });
+    expect(await pool.checkout()).toBe(same);
+    expectKeelError(await rejection(() => pool.checkout({ timeout: 0 })), 'ERR_POOL_TIMEOUT');
+  });
+
+  it('size 0 is a pure overflow pool', async () => {
+    const node = track();
+    const f = factory();
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, destroy: f.destroy, size: 0, maxOverflow: 1 });
+    expect((await pool.stats()).resources).toBe(0);
+    const c = await pool.checkout();
+    expect(await pool.checkin(c)).toBe('destroyed');
+    expect(f.destroyed).toEqual([1]);
+  });
+
+  it('throws at once for bad options', async () => {
+    const node = track();
+    const create = (): number => 1;
+    const bad: [unknown, string][] = [
+      [undefined, 'options'],
+      [{ size: 1 }, 'options.create'],
+      [{ create, size: Number.NaN }, 'options.size'],
+      [{ create, size: -1 }, 'options.size'],
+      [{ create, size: 1.5 }, 'options.size'],
+      [{ create, size: 1e9 }, 'options.size'],
+      [{ create, size: Infinity }, 'options.size'],
+      [{ create, size: '2' }, 'options.size'],
+      [{ create, size: 1, maxOverflow: -1 }, 'options.maxOverflow'],
+      [{ create, size: 1, checkoutTimeoutMs: Number.NaN }, 'options.checkoutTimeoutMs'],
+      [{ create, size: 1, createRetryMs: Infinity }, 'options.createRetryMs'],
+      [{ create, size: 1, destroy: 'x' }, 'options.destroy'],
+      [{ create, size: 1, name: 'keel.mine' }, 'keel.mine'],
+      [{ create, size: 1, sise: 2 }, 'options.sise'],
+      [JSON.parse('{"__proto__": {"size": 1}, "create": null}'), 'options'],
+    ];
+    for (const [options, argument] of bad) {
+      const e = await rejection(() => ResourcePool.start(node, options as never));
+      expect((e as { code?: string }).code === 'ERR_INVALID_ARGUMENT' || (e as { code?: string }).code === 'ERR_RESERVED_NAME').toBe(true);
+      expect(String((e as Error).message)).toContain(argument);
+    }
+    const pool = await ResourcePool.start(node, { create, size: 0, maxOverflow: 1 });
+    expectKeelError(thrown(() => pool.checkout({ timeout: -1 })), 'ERR_INVALID_ARGUMENT', '`options.timeout`');
+    expectKeelError(thrown(() => pool.checkout({ caller: {} as never })), 'ERR_INVALID_ARGUMENT', '`options.caller`');
+    await expect(pool.withResource(3 as never)).rejects.toThrow('`fn`');
+    const r = await GenServer.call(node, pool.name, { type: 'checkout', holder: 'me', timeout: 1 } as never);
+    expectKeelError(r, 'ERR_INVALID_ARGUMENT', '`request`');
+  });
+});
+
+
