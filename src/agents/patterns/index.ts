@@ -26,3 +26,11 @@ export {
   type HierarchyDelivery,
 } from './hierarchyBroadcast.js';
 export type { CallFailure } from './shared.js';
+export {
+  executeDistributed,
+  type Assignment,
+  type ExecuteDistributedOptions,
+  type ExecuteDistributedResult,
+  type ExecuteFn,
+  type ExecutionOutcome,
+} from './executeDistributed.js';

@@ -1,0 +1,244 @@
+import { AbortedError, checkKeys, InvalidArgumentError, isKeelError } from '../../errors.js';
+import { GenServer } from '../../otp/GenServer.js';
+import { kernelOf } from '../../runtime/kernel.js';
+import { checkTarget, isPid, type Pid } from '../../runtime/Pid.js';
+import type { Context, Node } from '../../runtime/types.js';
+import { runTaskOn, type AgentCast } from '../Agent.js';
+import { checkPositiveInteger, checkSignal, checkTimeout } from './shared.js';
+
+/** One piece of work for one agent. */
+export interface Assignment<W> {
+  readonly agent: Pid | string;
+  readonly work: W;
+}
+
+/** Runs one assignment; `signal` aborts at the timeout and when the run is aborted. */
+export type ExecuteFn<W, V> = (agent: Pid | string, work: W, options: { signal: AbortSignal }) => V | Promise<V>;
+
+export interface ExecuteDistributedOptions {
+  /** How long one assignment may take, in ms on the node's clock (default 5000; Infinity: no limit). */
+  timeoutMs?: number;
+  /** Assignments running at once at most (default 16); the others wait their turn, in order. */
+  maxConcurrency?: number;
+  /** The task `kind` of the default function's `run_task` (default `'execute'`). */
+  kind?: string;
+  /** Aborts the run: running assignments' signals abort, waiting ones end as `'error'` with `ERR_ABORTED`. */
+  signal?: AbortSignal;
+}
+
+/** How one assignment ended: its value, or why not. Never raised: one agent's failure is its own outcome. */
+export type ExecutionOutcome<W, V> =
+  | { readonly index: number; readonly agent: Pid | string; readonly work: W; readonly outcome: 'ok'; readonly value: V; readonly durationMs: number }
+  | { readonly index: number; readonly agent: Pid | string; readonly work: W; readonly outcome: 'timeout'; readonly durationMs: number }
+  | { readonly index: number; readonly agent: Pid | string; readonly work: W; readonly outcome: 'error'; readonly error: unknown; readonly durationMs: number }
+  | { readonly index: number; readonly agent: Pid | string; readonly work: W; readonly outcome: 'noproc'; readonly durationMs: number };
+
+export interface ExecuteDistributedResult<W, V> {
+  /** One per assignment, in assignment order. */
+  readonly results: ExecutionOutcome<W, V>[];
+  readonly ok: number;
+  readonly timeout: number;
+  readonly error: number;
+  readonly noproc: number;
+  /** The most assignments that ran at once. */
+  readonly peakConcurrency: number;
+}
+
+const OPTIONS = ['timeoutMs', 'maxConcurrency', 'kind', 'signal'] as const;
+const runs = new WeakMap<Node, number>();
+
+function checkAssignments(value: unknown): asserts value is Assignment<unknown>[] {
+  if (!Array.isArray(value)) throw new InvalidArgumentError('assignments', 'an array of { agent: Pid | name, work }', value);
+  value.forEach((a: unknown, i) => {
+    if (typeof a !== 'object' || a === null || Array.isArray(a)) throw new InvalidArgumentError(`assignments[${i}]`, '{ agent: Pid | name, work }', a);
+    checkTarget((a as { agent?: unknown }).agent, `assignments[${i}].agent`);
+  });
+}
+
+/**
+ * Runs each assignment's work on its agent, at most `maxConcurrency` at once, each within
+ * `timeoutMs` on the node's clock, and resolves with one outcome per assignment, in order: `'ok'`
+ * with its value, `'timeout'`, `'error'` with what failed, or `'noproc'` (the agent is not
+ * running). It never rejects for one agent's failure.
+ *
+ * `fn(agent, work, { signal })` runs an assignment; without it each is a `run_task` call of the
+ * agent protocol, task `{ id: '<run>.<index>', kind, payload: work }`: an answer `{ ok: true, result }`
+ * is `'ok'` with the result, `{ ok: false, error }` is `'error'`; a task past its timeout is
+ * cancelled (`cancel_task`). A timed-out `fn` is told through its signal; its slot is freed at once
+ * and whatever it ends with later is ignored. Emits `keel.coordination.executed`. Throws
+ * `ERR_INVALID_ARGUMENT` for bad arguments.
+ *
+ * @example
+ * ```ts
+ * const r = await executeDistributed(node, [{ agent: a.pid, work: 1 }, { agent: b.pid, work: 2 }], undefined, { timeoutMs: 1000, maxConcurrency: 2 });
+ * console.log(r.results.map((x) => x.outcome)); // ['ok', 'ok']
+ * ```
+ */
+export function executeDistributed<W, V = unknown>(
+  from: Node | Context<any>,
+  assignments: readonly Assignment<W>[],
+  fn?: ExecuteFn<W, V> | ExecuteDistributedOptions,
+  options?: ExecuteDistributedOptions,
+): Promise<ExecuteDistributedResult<W, V>> {
+  const node = kernelOf(from);
+  checkAssignments(assignments);
+  let run = fn;
+  let o = options;
+  if (run !== undefined && typeof run !== 'function') {
+    if (typeof run !== 'object' || run === null || options !== undefined) throw new InvalidArgumentError('fn', 'a function (agent, work, { signal }) => value, or undefined', run);
+    o = run;
+    run = undefined;
+  }
+  if (o !== undefined) {
+    if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('options', '{ timeoutMs?, maxConcurrency?, kind?, signal? }', o);
+    checkKeys(o, OPTIONS, 'options');
+  }
+  const timeoutMs = o?.timeoutMs ?? 5000;
+  checkTimeout(timeoutMs, 'options.timeoutMs');
+  const maxConcurrency = o?.maxConcurrency ?? 16;
+  if (maxConcurrency !== Infinity) checkPositiveInteger(maxConcurrency, 'options.maxConcurrency');
+  const kind = o?.kind ?? 'execute';
+  if (typeof kind !== 'string') throw new InvalidArgumentError('options.kind', 'a string', kind);
+  checkSignal(o?.signal);
+  const n = (runs.get(node) ?? 0) + 1;
+  runs.set(node, n);
+  const work = run ?? defaultFn<W, V>(from, node, `execute-${n}`, kind);
+  return execute(node, [...assignments], work, timeoutMs, maxConcurrency, o?.signal);
+}
+
+/** A task's `{ ok: false, error }` answer, carried to the outcome as its error. */
+class TaskFailed {
+  constructor(readonly error: unknown) {}
+}
+
+/** `run_task` on the agent; `{ ok: false }` answers become errors, a task past its timeout is cancelled. */
+function defaultFn<W, V>(from: Node | Context<any>, node: Node, run: string, kind: string): ExecuteFn<W, V> {
+  let next = 0;
+  return async (agent, payload, { signal }) => {
+    const task = { id: `${run}.${next++}`, kind, payload };
+    let answer;
+    try {
+      answer = await runTaskOn(from, agent, task, { timeout: Infinity, signal });
+    } catch (e) {
+      // our abort (the timeout): the agent may still be running it: tell it to stop
+      if (signal.aborted && (!isPid(agent) || node.isAlive(agent))) GenServer.cast<AgentCast>(from, agent, { type: 'cancel_task', taskId: task.id });
+      throw e;
+    }
+    if (!answer.ok) throw new TaskFailed(answer.error);
+    return answer.result as V;
+  };
+}
+
+
+async function execute<W, V>(
+  node: Node,
+  assignments: Assignment<W>[],
+  fn: ExecuteFn<W, V>,
+  timeoutMs: number,
+  maxConcurrency: number,
+  signal: AbortSignal | undefined,
+): Promise<ExecuteDistributedResult<W, V>> {
+  const started = node.clock.now();
+  const results: ExecutionOutcome<W, V>[] = new Array(assignments.length);
+  let running = 0;
+  let peak = 0;
+  let next = 0;
+  let settled = 0;
+  let finish!: () => void;
+  const done = new Promise<void>((resolve) => (finish = resolve));
+  /** Running assignments, each ended at once (`'error'`, ERR_ABORTED) when the run is aborted. */
+  const stops = new Set<() => void>();
+
+  type Ending = { outcome: 'ok'; value: V; durationMs: number } | { outcome: 'timeout' | 'noproc'; durationMs: number } | { outcome: 'error'; error: unknown; durationMs: number };
+  const end = (i: number, r: Ending): void => {
+    const a = assignments[i]!;
+    results[i] = { index: i, agent: a.agent, work: a.work, ...r } as ExecutionOutcome<W, V>;
+    if (++settled === assignments.length) finish();
+  };
+
+  const start = (i: number): void => {
+    const { agent, work } = assignments[i]!;
+    const t0 = node.clock.now();
+    const took = (): number => node.clock.now() - t0;
+    if (isPid(agent) ? !node.isAlive(agent) : node.registry.whereis(agent) === undefined) {
+      end(i, { outcome: 'noproc', durationMs: 0 });
+      return;
+    }
+    running++;
+    peak = Math.max(peak, running);
+    const abort = new AbortController();
+    let over = false;
+    const stop = (): void => {
+      if (over) return;
+      abort.abort(new AbortedError('executeDistributed', signal?.reason));
+      end(i, { outcome: 'error', error: new AbortedError('executeDistributed', signal?.reason), durationMs: took() });
+      close();
+    };
+    stops.add(stop);
+    const close = (): void => {
+      over = true;
+      stops.delete(stop);
+      if (timer !== undefined) node.clock.clearTimer(timer);
+      running--;
+      pump();
+    };
+    const timer =
+      timeoutMs === Infinity
+        ? undefined
+        : node.clock.setTimer(timeoutMs, () => {
+            if (over) return;
+            abort.abort(new AbortedError('executeDistributed: an assignment', 'timeout'));
+            end(i, { outcome: 'timeout', durationMs: took() });
+            close();
+          });
+    let p: Promise<V>;
+    try {
+      p = Promise.resolve(fn(agent, work, { signal: abort.signal }));
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.then(
+      (value) => {
+        if (over) return;
+        end(i, { outcome: 'ok', value, durationMs: took() });
+        close();
+      },
+      (e: unknown) => {
+        if (over) return;
+        if (e instanceof TaskFailed) end(i, { outcome: 'error', error: e.error, durationMs: took() });
+        else if (isKeelError(e, 'ERR_NOPROC')) end(i, { outcome: 'noproc', durationMs: took() });
+        else if (isKeelError(e, 'ERR_CALL_TIMEOUT')) end(i, { outcome: 'timeout', durationMs: took() });
+        else end(i, { outcome: 'error', error: e, durationMs: took() });
+        close();
+      },
+    );
+  };
+
+  const pump = (): void => {
+    if (signal?.aborted === true) {
+      while (next < assignments.length) end(next++, { outcome: 'error', error: new AbortedError('executeDistributed', signal?.reason), durationMs: 0 });
+      return;
+    }
+    while (running < maxConcurrency && next < assignments.length) start(next++);
+  };
+
+  const onAbort = (): void => {
+    // a function that ignores its signal does not hold the run: its outcome is decided now
+    for (const stop of [...stops]) stop();
+    pump();
+  };
+  if (assignments.length === 0) finish();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted === true) onAbort();
+  else pump();
+  await done;
+  signal?.removeEventListener('abort', onAbort);
+  const count = (k: ExecutionOutcome<W, V>['outcome']): number => results.filter((r) => r.outcome === k).length;
+  const result: ExecuteDistributedResult<W, V> = { results, ok: count('ok'), timeout: count('timeout'), error: count('error'), noproc: count('noproc'), peakConcurrency: peak };
+  node.telemetry.execute(
+    'keel.coordination.executed',
+    { assignments: assignments.length, ok: result.ok, timeout: result.timeout, error: result.error, noproc: result.noproc, peakConcurrency: peak, durationMs: node.clock.now() - started },
+    { maxConcurrency },
+  );
+  return result;
+}

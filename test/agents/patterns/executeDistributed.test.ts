@@ -1,0 +1,152 @@
+import { describe, expect, it } from 'vitest';
+import { Agent, runTaskOn } from '../../../src/agents/Agent.js';
+import { executeDistributed } from '../../../src/agents/patterns/index.js';
+import type { Node, Pid } from '../../../src/index.js';
+import { captureEvents } from '../../../src/testing/index.js';
+import { clockedNode, deadPid, deferred, expectKeelError, thrown, useNodes, watch } from '../../support.js';
+
+const track = useNodes();
+
+/** An agent that answers `<label>:<payload>`; a payload 'fail' throws; a payload 'hang' waits until cancelled. */
+async function agent(node: Node, label: string, cancelled?: (id: string) => void): Promise<Pid> {
+  const a = await Agent.start(node, {
+    capabilities: [],
+    runTask: (task, _ctx, { signal }) => {
+      if (task.payload === 'fail') throw new Error(`${label} failed`);
+      if (task.payload === 'hang') return new Promise((_resolve, reject) => signal.addEventListener('abort', () => (cancelled?.(task.id), reject(new Error('cancelled')))));
+      return `${label}:${String(task.payload)}`;
+    },
+  });
+  return a.pid;
+}
+
+describe('executeDistributed', () => {
+  it('runs each work as run_task on its agent: one outcome per assignment, in order, exact', async () => {
+    const { node } = clockedNode(track);
+    const a = await agent(node, 'a');
+    const b = await agent(node, 'b');
+    const gone = deadPid(node);
+    const events = captureEvents(node, ['keel.coordination.executed']);
+    const r = await executeDistributed<number | string>(node, [
+      { agent: a, work: 1 },
+      { agent: b, work: 2 },
+      { agent: a, work: 'fail' },
+      { agent: gone, work: 3 },
+      { agent: 'nobody-here', work: 4 },
+    ]);
+    expect(r.results.map((x) => x.outcome)).toEqual(['ok', 'ok', 'error', 'noproc', 'noproc']);
+    expect(r.results[0]).toEqual({ index: 0, agent: a, work: 1, outcome: 'ok', value: 'a:1', durationMs: 0 });
+    expect(r.results[1]).toMatchObject({ outcome: 'ok', value: 'b:2' });
+    expect((r.results[2] as { error: Error }).error.message).toBe('a failed');
+    expect(r).toMatchObject({ ok: 2, timeout: 0, error: 1, noproc: 2 });
+    expect(events.events).toHaveLength(1);
+    expect(events.events[0]!.measurements).toMatchObject({ assignments: 5, ok: 2, error: 1, noproc: 2, timeout: 0 });
+  });
+
+  it('an assignment past timeoutMs (node clock) is a timeout; the agent is told to cancel it; the others are unaffected', async () => {
+    const { node, clock } = clockedNode(track);
+    const cancelled: string[] = [];
+    const a = await agent(node, 'a', (id) => cancelled.push(id));
+    const run = executeDistributed(node, [{ agent: a, work: 'hang' }, { agent: a, work: 'quick' }], undefined, { timeoutMs: 100 });
+    const w = watch(run);
+    await clock.advance(99);
+    expect(w.status).toBe('pending');
+    await clock.advance(1);
+    const r = await run;
+    expect(r.results.map((x) => [x.outcome, x.durationMs])).toEqual([['timeout', 100], ['ok', 0]]);
+    await node.idle();
+    expect(cancelled).toHaveLength(1);
+    expect(cancelled[0]).toMatch(/^execute-\d+\.0$/);
+  });
+
+  it('maxConcurrency is honoured: the peak is exactly the limit, and the rest wait their turn in order', async () => {
+    const node = track();
+    const a = await agent(node, 'a');
+    const gates = Array.from({ length: 10 }, () => deferred<void>());
+    let running = 0;
+    let peak = 0;
+    const started: number[] = [];
+    const run = executeDistributed(
+      node,
+      gates.map((_g, i) => ({ agent: a, work: i })),
+      async (_agent, work) => {
+        started.push(work);
+        peak = Math.max(peak, ++running);
+        await gates[work]!.promise;
+        running--;
+        return work * 2;
+      },
+      { maxConcurrency: 3, timeoutMs: Infinity },
+    );
+    await node.idle();
+    expect(started).toEqual([0, 1, 2]);
+    gates[1]!.resolve();
+    await gates[1]!.promise;
+    await node.idle();
+    expect(started).toEqual([0, 1, 2, 3]);
+    for (const g of gates) g.resolve();
+    const r = await run;
+    expect(peak).toBe(3);
+    expect(r.peakConcurrency).toBe(3);
+    expect(r.results.map((x) => (x.outcome === 'ok' ? x.value : x.outcome))).toEqual([0, 2, 4, 6, 8, 10, 12, 14, 16, 18]);
+  });
+
+  it('a function that throws, rejects, or an agent killed mid-task: one outcome each, nothing raised', async () => {
+    const node = track();
+    const a = await agent(node, 'a');
+    const hang = deferred<void>();
+    const victim = await Agent.start(node, { capabilities: [], runTask: () => hang.promise });
+    const r = executeDistributed(node, [{ agent: a, work: 1 }, { agent: a, work: 2 }, { agent: victim.pid, work: 3 }], (agent, work, { signal }) => {
+      if (work === 1) throw new Error('sync');
+      if (work === 2) return Promise.reject(new Error('async'));
+      return runTaskOn(node, agent, { id: 'v', kind: 'k', payload: 0 }, { signal });
+    });
+    await node.idle();
+    node.exit(victim.pid, 'kill');
+    const result = await r;
+    expect(result.results.map((x) => x.outcome)).toEqual(['error', 'error', 'error']);
+    expect((result.results[0] as { error: Error }).error.message).toBe('sync');
+    expect((result.results[1] as { error: Error }).error.message).toBe('async');
+    expectKeelError((result.results[2] as { error: unknown }).error, 'ERR_CALL_EXIT');
+  });
+
+  it('aborting the run ends running and waiting assignments with ERR_ABORTED, even a function that ignores its signal', async () => {
+    const node = track();
+    const a = await agent(node, 'a');
+    const abort = new AbortController();
+    const never = deferred<number>();
+    const run = executeDistributed(node, [0, 1, 2].map((work) => ({ agent: a, work })), () => never.promise, { maxConcurrency: 1, signal: abort.signal, timeoutMs: Infinity });
+    await node.idle();
+    abort.abort('enough');
+    const r = await run;
+    expect(r.results.map((x) => x.outcome)).toEqual(['error', 'error', 'error']);
+    for (const x of r.results) expectKeelError((x as { error: unknown }).error, 'ERR_ABORTED');
+    expect(r.peakConcurrency).toBe(1);
+  });
+
+  it('no assignments: an empty result at once', async () => {
+    const node = track();
+    expect(await executeDistributed(node, [])).toEqual({ results: [], ok: 0, timeout: 0, error: 0, noproc: 0, peakConcurrency: 0 });
+  });
+
+  it('throws at once for bad arguments', () => {
+    const node = track();
+    const pid = deadPid(node);
+    const bad: [unknown, unknown, unknown, string][] = [
+      ['x', undefined, undefined, '`assignments`'],
+      [[null], undefined, undefined, '`assignments[0]`'],
+      [[{ agent: 3, work: 1 }], undefined, undefined, '`assignments[0].agent`'],
+      [[{ agent: pid, work: 1 }], 5, undefined, '`fn`'],
+      [[{ agent: pid, work: 1 }], undefined, { timeoutMs: Number.NaN }, '`options.timeoutMs`'],
+      [[{ agent: pid, work: 1 }], undefined, { timeoutMs: -1 }, '`options.timeoutMs`'],
+      [[{ agent: pid, work: 1 }], undefined, { maxConcurrency: 0 }, '`options.maxConcurrency`'],
+      [[{ agent: pid, work: 1 }], undefined, { maxConcurrency: 1.5 }, '`options.maxConcurrency`'],
+      [[{ agent: pid, work: 1 }], undefined, { kind: 1 }, '`options.kind`'],
+      [[{ agent: pid, work: 1 }], undefined, { signal: {} }, '`options.signal`'],
+      [[{ agent: pid, work: 1 }], undefined, { timeout: 5 }, '`options.timeout`'],
+    ];
+    for (const [assignments, fn, options, argument] of bad) {
+      expectKeelError(thrown(() => executeDistributed(node, assignments as never, fn as never, options as never)), 'ERR_INVALID_ARGUMENT', argument);
+    }
+  });
+});
