@@ -61,6 +61,7 @@ class Retry {
 
 interface State {
   readonly name: string;
+  readonly onChange?: ((leadership: Leadership) => void) | undefined;
   /** Candidates not known to be dead, in the given order. */
   candidates: Pid[];
   readonly score: (status: AgentStatus) => number;
@@ -135,11 +136,21 @@ async function elect(state: State, ctx: Context<any>): Promise<State> {
     { election: state.name, leader, previous },
   );
   for (const w of state.waiters.splice(0)) GenServer.reply(w.from, leadership);
+  if (state.onChange !== undefined) {
+    try {
+      state.onChange(leadership);
+    } catch (e) {
+      // the user's callback: its failure is reported, the election goes on
+      ctx.node.logger.warn(`leader monitor ${state.name}: onChange threw for term ${state.term}`, e);
+    }
+  }
   return state;
 }
 
 interface Config {
   readonly name: string;
+  /** monitorLeader's callback on each new term. */
+  readonly onChange?: ((leadership: Leadership) => void) | undefined;
   readonly candidates: readonly Pid[];
   readonly score: (status: AgentStatus) => number;
   readonly timeout: number;
@@ -250,4 +261,46 @@ async function start(from: Node | Context<any>, node: Node, config: Config): Pro
     whenChanged,
     stop: () => stopComponent(node, name),
   });
+}
+
+export interface MonitorLeaderOptions extends ElectLeaderOptions {
+  /**
+   * Called in the monitor process on each new term (the first election included), after the
+   * candidates were told; a throw is logged and changes nothing.
+   */
+  onChange?(leadership: Leadership): void;
+}
+
+/** A standing leader monitor: the election's handle (`current`, `whenChanged`, `stop`). */
+export type LeaderMonitor = LeaderElection;
+
+/**
+ * Keeps a leader among `candidates` until stopped: the election of {@link electLeader} as a
+ * standing process (kind `leader_monitor`) that monitors the leader and, each time it dies,
+ * elects again among the live candidates (a new term, `keel.coordination.leader_elected`, the
+ * candidates told, `onChange` called). When no candidate answers it retries after `retryMs`;
+ * when none is left alive the leader is `undefined`. `stop()` ends it, its monitor and timer
+ * with it; the candidates keep running. Throws `ERR_INVALID_ARGUMENT` for bad options.
+ *
+ * @example
+ * ```ts
+ * const monitor = await monitorLeader(node, { candidates: [a.pid, b.pid], onChange: ({ leader, term }) => console.log(term, String(leader)) });
+ * await monitor.stop();
+ * ```
+ */
+export function monitorLeader(from: Node | Context<any>, options: MonitorLeaderOptions): Promise<LeaderMonitor> {
+  validate(options);
+  const onChange: unknown = options.onChange;
+  if (onChange !== undefined && typeof onChange !== 'function') throw new InvalidArgumentError('options.onChange', 'a function (leadership) => void', onChange);
+  const node = componentNode(from);
+  const name = nameFor(node, 'leader_monitor', options.name);
+  const config: Config = {
+    name,
+    candidates: Object.freeze([...options.candidates]),
+    score: options.score ?? defaultScore,
+    timeout: options.timeout ?? 5000,
+    retryMs: options.retryMs ?? 1000,
+    onChange: onChange as MonitorLeaderOptions['onChange'],
+  };
+  return start(from, node, config);
 }

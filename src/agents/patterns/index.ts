@@ -17,7 +17,16 @@ export {
   type WorkResult,
   type WorkStrategy,
 } from './distributeWork.js';
-export { electLeader, type ElectLeaderOptions, type LeaderElected, type LeaderElection, type Leadership } from './electLeader.js';
+export {
+  electLeader,
+  monitorLeader,
+  type ElectLeaderOptions,
+  type LeaderElected,
+  type LeaderElection,
+  type Leadership,
+  type LeaderMonitor,
+  type MonitorLeaderOptions,
+} from './electLeader.js';
 export {
   hierarchyBroadcast,
   type Hierarchy,
