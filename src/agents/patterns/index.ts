@@ -43,3 +43,10 @@ export {
   type ExecuteFn,
   type ExecutionOutcome,
 } from './executeDistributed.js';
+export {
+  createCoordinationContext,
+  type ContextDelivery,
+  type CoordinationContext,
+  type CoordinationContextMessage,
+  type CoordinationContextOptions,
+} from './coordinationContext.js';

@@ -1,0 +1,127 @@
+import { checkKeys, InvalidArgumentError, isKeelError, toError } from '../../errors.js';
+import { isPid, type Pid } from '../../runtime/Pid.js';
+import { isProcess, kernelOf } from '../../runtime/kernel.js';
+import type { Context, Node } from '../../runtime/types.js';
+import type { CoordinationFailure, CoordinationManagerHandle, CoordinationOutcome } from '../coordination/types.js';
+import { checkTargets, checkTimeout } from './shared.js';
+
+/** What each agent of a context is sent. */
+export interface CoordinationContextMessage<P = unknown> {
+  readonly type: 'coordination_context';
+  readonly contextId: string;
+  readonly payload: P;
+}
+
+export interface CoordinationContextOptions<P = unknown> {
+  /** The context's id (default a fresh `ctx-<n>`); each agent's message id is `<id>:<index>`. */
+  id?: string;
+  /** The agents to send it to: distinct pids or names, at least one. */
+  agents: readonly (Pid | string)[];
+  payload?: P;
+  /** How long to wait for the manager's answer per agent, in ms on the node's clock (default 10000; Infinity waits). */
+  timeoutMs?: number;
+  /** The sender the agents see (default: the calling process from a context, else the manager's own pid); a live process. */
+  sender?: Pid;
+}
+
+/** One agent's outcome: the manager's answer, or `coordinator_timeout` / `error` when it gave none in time. */
+export type ContextDelivery = { readonly agent: Pid | string } & (
+  | CoordinationOutcome
+  | { outcome: 'failed'; id: string; reason: Extract<CoordinationFailure, 'coordinator_timeout' | 'coordinator_down'> }
+  | { outcome: 'failed'; id: string; reason: 'error'; error: Error }
+);
+
+export interface CoordinationContext {
+  readonly contextId: string;
+  /** One per agent, in the order given. */
+  readonly results: ContextDelivery[];
+  readonly delivered: number;
+  readonly buffered: number;
+  readonly failed: number;
+}
+
+const OPTIONS = ['id', 'agents', 'payload', 'timeoutMs', 'sender'] as const;
+const contexts = new WeakMap<Node, number>();
+
+/**
+ * Creates a coordination context: `{ type: 'coordination_context', contextId, payload }` sent to
+ * each agent through the CoordinationManager (its circuit breakers, buffers and dead letters apply,
+ * one `coordinate` per agent, all at once), and resolves with one outcome per agent, never
+ * rejecting for one agent's failure: an agent that is dead or dies while handling it is a
+ * `failed` outcome of its own, and the manager goes on serving the others.
+ *
+ * `from` is the node or process context (its clock times each answer out; from a context, that
+ * process is the default sender); `manager` is the handle `CoordinationManager.start` returned.
+ * Throws `ERR_INVALID_ARGUMENT` for bad arguments. Emits `keel.coordination.context_created`.
+ *
+ * @example
+ * ```ts
+ * const ctx = await createCoordinationContext(node, cm, { agents: [a, b], payload: { plan: 'p1' } });
+ * console.log(ctx.contextId, ctx.results.map((r) => r.outcome));
+ * ```
+ */
+export function createCoordinationContext<P = unknown>(
+  from: Node | Context<any>,
+  manager: CoordinationManagerHandle,
+  options: CoordinationContextOptions<P>,
+): Promise<CoordinationContext> {
+  const node = kernelOf(from);
+  if (typeof manager !== 'object' || manager === null || typeof manager.coordinate !== 'function') {
+    throw new InvalidArgumentError('manager', 'a CoordinationManager handle', manager);
+  }
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ agents, id?, payload?, timeoutMs?, sender? }', options);
+  checkKeys(options, OPTIONS, 'options');
+  checkTargets(options.agents, 'options.agents');
+  if (options.id !== undefined && (typeof options.id !== 'string' || options.id === '')) throw new InvalidArgumentError('options.id', 'a non-empty string', options.id);
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  checkTimeout(timeoutMs, 'options.timeoutMs');
+  if (options.sender !== undefined && !isPid(options.sender)) throw new InvalidArgumentError('options.sender', 'a Pid', options.sender);
+  let contextId = options.id;
+  if (contextId === undefined) {
+    const n = (contexts.get(node) ?? 0) + 1;
+    contexts.set(node, n);
+    contextId = `ctx-${n}`;
+  }
+  const sender = options.sender ?? (isProcess(from) ? (from as Context<any>).self : undefined);
+  return run(manager, node, contextId, [...options.agents], options.payload, timeoutMs, sender);
+}
+
+async function run(
+  manager: CoordinationManagerHandle,
+  node: Node,
+  contextId: string,
+  agents: (Pid | string)[],
+  payload: unknown,
+  timeoutMs: number,
+  sender: Pid | undefined,
+): Promise<CoordinationContext> {
+  const message: CoordinationContextMessage = { type: 'coordination_context', contextId, payload };
+  const from = sender ?? manager.pid;
+  const results = await Promise.all(
+    agents.map(async (agent, i): Promise<ContextDelivery> => {
+      const id = `${contextId}:${i}`;
+      let timer: unknown;
+      const answer = manager.coordinate(from, agent, message, { id }).then(
+        (outcome): ContextDelivery => ({ agent, ...outcome }),
+        (e: unknown): ContextDelivery =>
+          isKeelError(e, 'ERR_NOPROC') || isKeelError(e, 'ERR_CALL_EXIT')
+            ? { agent, outcome: 'failed', id, reason: 'coordinator_down' }
+            : { agent, outcome: 'failed', id, reason: 'error', error: toError(e) },
+      );
+      if (timeoutMs === Infinity) return answer;
+      const clock = node.clock;
+      const late = new Promise<ContextDelivery>((resolve) => {
+        timer = clock.setTimer(timeoutMs, () => resolve({ agent, outcome: 'failed', id, reason: 'coordinator_timeout' }));
+      });
+      try {
+        return await Promise.race([answer, late]);
+      } finally {
+        clock.clearTimer(timer as Parameters<typeof clock.clearTimer>[0]);
+      }
+    }),
+  );
+  const count = (o: string): number => results.filter((r) => r.outcome === o).length;
+  const result: CoordinationContext = { contextId, results, delivered: count('delivered'), buffered: count('buffered'), failed: count('failed') };
+  node.telemetry.execute('keel.coordination.context_created', { agents: agents.length, delivered: result.delivered, buffered: result.buffered, failed: result.failed }, { contextId, manager: manager.name });
+  return result;
+}
