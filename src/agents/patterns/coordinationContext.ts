@@ -3,7 +3,7 @@ import { isPid, type Pid } from '../../runtime/Pid.js';
 import { isProcess, kernelOf } from '../../runtime/kernel.js';
 import type { Context, Node } from '../../runtime/types.js';
 import type { CoordinationFailure, CoordinationManagerHandle, CoordinationOutcome } from '../coordination/types.js';
-import { checkTargets, checkTimeout } from './shared.js';
+import { afterMs, checkTargets, checkTimeout } from './shared.js';
 
 /** What each agent of a context is sent. */
 export interface CoordinationContextMessage<P = unknown> {
@@ -100,7 +100,7 @@ async function run(
   const results = await Promise.all(
     agents.map(async (agent, i): Promise<ContextDelivery> => {
       const id = `${contextId}:${i}`;
-      let timer: unknown;
+      let cancel: (() => void) | undefined;
       const answer = manager.coordinate(from, agent, message, { id }).then(
         (outcome): ContextDelivery => ({ agent, ...outcome }),
         (e: unknown): ContextDelivery =>
@@ -109,14 +109,13 @@ async function run(
             : { agent, outcome: 'failed', id, reason: 'error', error: toError(e) },
       );
       if (timeoutMs === Infinity) return answer;
-      const clock = node.clock;
       const late = new Promise<ContextDelivery>((resolve) => {
-        timer = clock.setTimer(timeoutMs, () => resolve({ agent, outcome: 'failed', id, reason: 'coordinator_timeout' }));
+        cancel = afterMs(node, timeoutMs, () => resolve({ agent, outcome: 'failed', id, reason: 'coordinator_timeout' }));
       });
       try {
         return await Promise.race([answer, late]);
       } finally {
-        clock.clearTimer(timer as Parameters<typeof clock.clearTimer>[0]);
+        cancel?.();
       }
     }),
   );

@@ -4,7 +4,7 @@ import { kernelOf } from '../../runtime/kernel.js';
 import { checkTarget, isPid, type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { runTaskOn, type AgentCast } from '../Agent.js';
-import { checkPositiveInteger, checkSignal, checkTimeout } from './shared.js';
+import { afterMs, checkPositiveInteger, checkSignal, checkTimeout } from './shared.js';
 
 /** One piece of work for one agent. */
 export interface Assignment<W> {
@@ -178,14 +178,14 @@ async function execute<W, V>(
     const close = (): void => {
       over = true;
       stops.delete(stop);
-      if (timer !== undefined) node.clock.clearTimer(timer);
+      cancelTimer?.();
       running--;
       pump();
     };
-    const timer =
+    const cancelTimer =
       timeoutMs === Infinity
         ? undefined
-        : node.clock.setTimer(timeoutMs, () => {
+        : afterMs(node, timeoutMs, () => {
             if (over) return;
             abort.abort(new AbortedError('executeDistributed: an assignment', 'timeout'));
             end(i, { outcome: 'timeout', durationMs: took() });

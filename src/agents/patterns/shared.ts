@@ -117,3 +117,23 @@ export async function stopComponent(node: Node, name: string): Promise<void> {
     if (!isKeelError(e, 'ERR_NOPROC') && !isKeelError(e, 'ERR_CALL_EXIT')) throw e;
   }
 }
+
+/** The longest delay a platform timer takes (a longer one would fire at once). */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * Runs `fn` after `ms` on `node`'s clock (a delay past the platform's 32-bit limit is waited in
+ * steps); answers the function that cancels it.
+ */
+export function afterMs(node: Node, ms: number, fn: () => void): () => void {
+  const clock = node.clock;
+  let left = ms;
+  let handle: ReturnType<typeof clock.setTimer>;
+  const arm = (): void => {
+    const step = Math.min(left, MAX_TIMER_MS);
+    left -= step;
+    handle = clock.setTimer(step, () => (left > 0 ? arm() : fn()));
+  };
+  arm();
+  return () => clock.clearTimer(handle);
+}

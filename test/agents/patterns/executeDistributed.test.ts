@@ -124,6 +124,17 @@ describe('executeDistributed', () => {
     expect(r.peakConcurrency).toBe(1);
   });
 
+  it('a timeout past the 32-bit timer limit is kept, not fired at once', async () => {
+    const { node, clock } = clockedNode(track);
+    const a = await agent(node, 'a');
+    const run = executeDistributed(node, [{ agent: a, work: 1 }], () => new Promise<never>(() => undefined), { timeoutMs: 3e9 });
+    const w = watch(run);
+    await clock.advance(2_147_483_647);
+    expect(w.status).toBe('pending');
+    await clock.advance(3e9 - 2_147_483_647);
+    expect((await run).results.map((x) => [x.outcome, x.durationMs])).toEqual([['timeout', 3e9]]);
+  });
+
   it('no assignments: an empty result at once', async () => {
     const node = track();
     expect(await executeDistributed(node, [])).toEqual({ results: [], ok: 0, timeout: 0, error: 0, noproc: 0, peakConcurrency: 0 });

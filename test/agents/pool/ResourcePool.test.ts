@@ -93,6 +93,19 @@ describe('ResourcePool', () => {
     expect(await pool.stats()).toMatchObject({ timeouts: 2, waiting: 0, checkouts: 2 });
   });
 
+  it('a checkout timeout past the 32-bit timer limit is kept, not fired at once', async () => {
+    const { node, clock } = clockedNode(track);
+    const f = factory();
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, size: 1 });
+    await pool.checkout();
+    const p = pool.checkout({ timeout: 3e9 });
+    const w = watch(p);
+    await clock.advance(2_147_483_648);
+    expect(w.status).toBe('pending');
+    await clock.advance(3e9 - 2_147_483_648);
+    expectKeelError(await rejection(() => p), 'ERR_POOL_TIMEOUT', 'within 3000000000 ms');
+  });
+
   it('a flood of 10,000 waiters all time out, each with the typed error, and the pool still serves', async () => {
     const { node, clock } = clockedNode(track);
     const f = factory();
