@@ -14,7 +14,7 @@ const MAX_SIZE = 100_000;
 
 type Calls =
   | { request: { type: 'checkout'; holder: Pid | undefined; timeout: number }; reply: unknown }
-  | { request: { type: 'checkin'; resource: unknown; broken: boolean }; reply: CheckinOutcome }
+  | { request: { type: 'checkin'; resource: unknown; broken: boolean; by: Pid | undefined }; reply: CheckinOutcome }
   | { request: { type: 'stats' }; reply: ResourcePoolStats }
   | { request: { type: 'ready' }; reply: 'ok' };
 
@@ -40,6 +40,8 @@ interface Entry {
   lent: boolean;
   /** The holder's monitor while lent to a process. */
   holder: WatchRef | undefined;
+  /** The process it is lent to (undefined: lent to a caller outside any process). */
+  holderPid: Pid | undefined;
   lentAt: number;
 }
 
@@ -158,6 +160,7 @@ function discard(state: State, ctx: Context<any>, entry: Entry, reason: string):
 
 function dropHolder(state: State, ctx: Context<any>, entry: Entry): void {
   entry.lent = false;
+  entry.holderPid = undefined;
   if (entry.holder === undefined) return;
   state.refs.delete(entry.holder.ref);
   unwatch(ctx, entry.holder);
@@ -184,6 +187,7 @@ function lend(state: State, ctx: Context<any>, entry: Entry, holder: Pid | undef
     state.refs.set(watch.ref, { kind: 'holder', entry });
   }
   entry.lent = true;
+  entry.holderPid = holder;
   entry.lentAt = ctx.node.clock.now();
   state.counts.checkouts++;
   emit(ctx, state, 'checkout', { waitedMs }, { resource: entry.resource, holder });
@@ -215,7 +219,7 @@ function added(state: State, ctx: Context<any>, resource: unknown): void {
   };
   if (resource === undefined || resource === null) return refuse('a resource (not undefined or null)');
   if (state.entries.has(key) || state.retired.has(key)) return refuse('a resource not already in the pool');
-  const entry: Entry = { resource, key, watch: undefined, lent: false, holder: undefined, lentAt: 0 };
+  const entry: Entry = { resource, key, watch: undefined, lent: false, holder: undefined, holderPid: undefined, lentAt: 0 };
   if (isPid(resource)) {
     const watch = watchProcess(ctx, resource, 'resource_pool.resource');
     if (watch === 'noproc') return refuse('a live process');
@@ -305,6 +309,14 @@ const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
       case 'checkin': {
         const key = keyOf(request.resource);
         const entry = state.entries.get(key);
+        const by: unknown = request.by;
+        if (entry !== undefined && entry.lent && entry.holderPid !== undefined && !(isPid(by) && pidKey(by) === pidKey(entry.holderPid))) {
+          // lent to a process: only that process gives it back (a stale checkin must not free what another holds)
+          state.counts.badCheckins++;
+          emit(ctx, state, 'checkin', { heldMs: 0 }, { resource: request.resource, outcome: 'not_checked_out' });
+          const hint = `it is held by ${String(entry.holderPid)}: check it in from that process (options.caller)`;
+          return { reply: new InvalidArgumentError('resource', 'a resource checked out by the caller', request.resource, hint) as never, state };
+        }
         if (entry !== undefined && entry.lent) {
           state.counts.checkins++;
           dropHolder(state, ctx, entry);
@@ -380,6 +392,7 @@ const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
         entry.holder = undefined;
         state.counts.holderDown++;
         emit(ctx, state, 'holder_down', { heldMs: ctx.node.clock.now() - entry.lentAt }, { holder: message.pid, resource: entry.resource, reason: message.reason });
+        entry.holderPid = undefined;
         if (state.retired.delete(entry.key)) return state; // it died too: nothing to return
         entry.lent = false;
         release(state, ctx, entry);
@@ -467,7 +480,7 @@ export const ResourcePool = {
     const checkin = (resource: R, o?: CheckinOptions): Promise<CheckinOutcome> => {
       if (o !== undefined) checkObject(o, 'options', '{ broken?, caller? }');
       const caller = checkCaller(o?.caller, 'options.caller');
-      return call(caller, { type: 'checkin', resource, broken: o?.broken === true }, 5000) as Promise<CheckinOutcome>;
+      return call(caller, { type: 'checkin', resource, broken: o?.broken === true, by: caller?.self }, 5000) as Promise<CheckinOutcome>;
     };
     const withResource = async <T>(fn: (resource: R) => T | Promise<T>, o?: WithResourceOptions): Promise<T> => {
       if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function (resource) => result', fn);

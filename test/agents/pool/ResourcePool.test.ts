@@ -275,6 +275,23 @@ describe('ResourcePool', () => {
     expect(await yP).toBe(x);
   });
 
+  it('a resource lent to a process is given back by that process only: a stale checkin cannot free what another holds', async () => {
+    const node = track();
+    const f = factory();
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, size: 1 });
+    const a = await spawnWithContext(node);
+    const b = await spawnWithContext(node);
+    const c = await pool.checkout({ caller: a.ctx });
+    expect(await pool.checkin(c, { caller: a.ctx })).toBe('returned');
+    expect(await pool.checkout({ caller: b.ctx })).toBe(c);
+    expectKeelError(await rejection(() => pool.checkin(c, { caller: a.ctx })), 'ERR_INVALID_ARGUMENT', `held by ${String(b.pid)}`);
+    expectKeelError(await rejection(() => pool.checkin(c)), 'ERR_INVALID_ARGUMENT', 'options.caller');
+    expect(await pool.stats()).toMatchObject({ badCheckins: 2, checkedOut: 1 });
+    expect(await pool.checkin(c, { caller: b.ctx })).toBe('returned');
+    node.exit(a.pid, 'kill');
+    node.exit(b.pid, 'kill');
+  });
+
   it('withResource checks in after fn, also when fn throws; discardOnError replaces the resource', async () => {
     const node = track();
     const f = factory();
