@@ -145,6 +145,36 @@ describe('ResourcePool', () => {
     expect(f.made()).toBe(1);
   });
 
+  it('a waiter whose process died while in line is skipped: its turn goes to the next', async () => {
+    const node = track();
+    const f = factory();
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, size: 1, checkoutTimeoutMs: Infinity });
+    const held = await pool.checkout();
+    const doomed = await spawnWithContext(node);
+    const lost = watch(pool.checkout({ caller: doomed.ctx }));
+    const next = pool.checkout();
+    await node.idle();
+    expect((await pool.stats()).waiting).toBe(2);
+    node.exit(doomed.pid, 'kill');
+    await node.idle();
+    await pool.checkin(held);
+    expect(await next).toBe(held);
+    expect(lost.status).toBe('rejected');
+    expect(await pool.stats()).toMatchObject({ waiting: 0, checkedOut: 1, checkouts: 2, holderDown: 0 });
+  });
+
+  it('started from a process, the pool is linked to it: its exit takes the pool and its resources along', async () => {
+    const node = track();
+    const f = factory();
+    const owner = await spawnWithContext(node);
+    const pool = await ResourcePool.start<Conn>(owner.ctx, { create: f.create, destroy: f.destroy, size: 2 });
+    const poolPid = pool.pid;
+    node.exit(owner.pid, 'kill');
+    await node.idle();
+    expect(node.isAlive(poolPid)).toBe(false);
+    expect(f.destroyed.sort()).toEqual([1, 2]);
+  });
+
   it('a holder that checks in normally leaves no monitor behind; its later death changes nothing', async () => {
     const node = track();
     const f = factory();

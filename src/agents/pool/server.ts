@@ -1,0 +1,421 @@
+// The resource pool's process: its state, its handling of checkouts, checkins, creations and
+// monitors (poolboy's semantics; docs/agents/ResourcePool.md). ResourcePool.ts starts it.
+import { InvalidArgumentError, PoolTimeoutError, toError } from '../../errors.js';
+import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
+import { keelServer } from '../../otp/internal/keelServer.js';
+import { PendingCall } from '../../otp/internal/calls.js';
+import { isDown } from '../../runtime/messages.js';
+import { isPid, type Pid, type Ref, type TimerRef } from '../../runtime/Pid.js';
+import { isInstance } from '../../runtime/safe.js';
+import type { Context, Node } from '../../runtime/types.js';
+import { pidKey, unwatch, watchProcess, type WatchRef } from '../patterns/shared.js';
+import type { CheckinOutcome, ResourcePoolStats } from './types.js';
+
+/** The most resources `size` or `maxOverflow` may ask for. */
+export const MAX_SIZE = 100_000;
+
+/** @internal The pool process's calls. */
+export type Calls =
+  | { request: { type: 'checkout'; holder: Pid | undefined; timeout: number }; reply: unknown }
+  | { request: { type: 'checkin'; resource: unknown; broken: boolean; by: Pid | undefined }; reply: CheckinOutcome }
+  | { request: { type: 'stats' }; reply: ResourcePoolStats }
+  | { request: { type: 'ready' }; reply: 'ok' };
+
+// the pool's own messages (classes: another process cannot forge them)
+class Created {
+  constructor(readonly resource: unknown, readonly initial: boolean) {}
+}
+class CreateFailed {
+  constructor(readonly error: unknown, readonly initial: boolean) {}
+}
+class WaiterTimeout {
+  constructor(readonly id: number) {}
+}
+class RetryCreate {
+  readonly kind = 'retry_create' as const;
+}
+
+interface Entry {
+  readonly resource: unknown;
+  readonly key: unknown;
+  /** The resource's own monitor (a Pid resource). */
+  watch: WatchRef | undefined;
+  lent: boolean;
+  /** The holder's monitor while lent to a process. */
+  holder: WatchRef | undefined;
+  /** The process it is lent to (undefined: lent to a caller outside any process). */
+  holderPid: Pid | undefined;
+  lentAt: number;
+}
+
+interface Waiter {
+  readonly id: number;
+  readonly from: From<unknown>;
+  readonly holder: Pid | undefined;
+  readonly timeout: number;
+  readonly since: number;
+  timer: TimerRef | undefined;
+}
+
+/** @internal What a pool process starts with (validated options). */
+export interface Config {
+  readonly name: string;
+  readonly create: () => unknown;
+  readonly destroy: ((resource: unknown) => void | Promise<void>) | undefined;
+  readonly size: number;
+  readonly maxOverflow: number;
+  readonly checkoutTimeoutMs: number;
+  readonly createRetryMs: number;
+}
+
+type Counters = { -readonly [K in 'created' | 'createFailed' | 'destroyed' | 'destroyFailed' | 'checkouts' | 'checkins' | 'timeouts' | 'holderDown' | 'resourceDown' | 'badCheckins']: number };
+
+interface State extends Config {
+  /** The node (terminate has no context). */
+  readonly node: Node;
+  /** Live resources, idle or lent, by key (a Pid by its pidKey, anything else by identity). */
+  readonly entries: Map<unknown, Entry>;
+  /** Idle entries, the last checked in on top (LIFO, as poolboy). */
+  readonly idle: Entry[];
+  /** Lent resources that died while out, until their checkin or their holder's death. */
+  readonly retired: Map<unknown, Entry>;
+  /** Monitors by ref: a holder's or a resource's. */
+  readonly refs: Map<Ref, { kind: 'holder' | 'resource'; entry: Entry }>;
+  /** In line, first come first served (a Map keeps insertion order; a timeout deletes in O(1)). */
+  readonly waiters: Map<number, Waiter>;
+  nextWaiter: number;
+  creating: number;
+  initialPending: number;
+  readyWaiters: From<'ok'>[];
+  retry: TimerRef | undefined;
+  readonly counts: Counters;
+}
+
+function keyOf(resource: unknown): unknown {
+  return isPid(resource) ? `pid:${pidKey(resource)}` : resource;
+}
+
+function emit(ctx: Context<any>, state: State, event: string, measurements: Record<string, number>, metadata: Record<string, unknown> = {}): void {
+  ctx.node.telemetry.execute(`keel.resource_pool.${event}`, measurements, { pool: state.name, ...metadata });
+}
+
+function alive(ctx: Context<any>): boolean {
+  return ctx.node.isAlive(ctx.self);
+}
+
+/** Starts one creation outside the pool's handler; its result comes back as a message. */
+function spawnCreate(state: State, ctx: Context<any>, initial: boolean): void {
+  state.creating++;
+  const node = ctx.node;
+  Promise.resolve()
+    .then(() => state.create())
+    .then(
+      (resource) => {
+        if (alive(ctx)) ctx.send(ctx.self, new Created(resource, initial));
+        else runDestroy(state, node, resource, 'pool_stopped', undefined); // made after the pool stopped: not kept
+      },
+      (e: unknown) => {
+        if (alive(ctx)) ctx.send(ctx.self, new CreateFailed(toError(e), initial));
+      },
+    );
+}
+
+/** How many resources the pool wants now: `size`, plus overflow for callers in line, at most size + maxOverflow. */
+function fill(state: State, ctx: Context<any>): void {
+  if (state.retry !== undefined) return; // after a failure, the next attempt waits for its timer
+  const lent = state.entries.size - state.idle.length;
+  const want = Math.max(state.size, Math.min(state.size + state.maxOverflow, lent + state.waiters.size));
+  while (state.entries.size + state.creating < want) spawnCreate(state, ctx, false);
+}
+
+function runDestroy(state: Config & { counts?: Counters }, node: Node, resource: unknown, reason: string, ctx: Context<any> | undefined): void {
+  const report = (ok: boolean, error?: unknown): void => {
+    if (state.counts !== undefined) {
+      if (ok) state.counts.destroyed++;
+      else state.counts.destroyFailed++;
+    }
+    node.telemetry.execute('keel.resource_pool.destroyed', {}, { pool: state.name, resource, reason, ok, ...(error === undefined ? {} : { error }) });
+  };
+  let r: unknown;
+  try {
+    if (state.destroy !== undefined) r = state.destroy(resource);
+    else if (isPid(resource) && node.isAlive(resource)) (ctx ?? node).exit(resource, 'shutdown');
+  } catch (e) {
+    report(false, toError(e));
+    return;
+  }
+  if (r === undefined) report(true);
+  else Promise.resolve(r).then(() => report(true), (e: unknown) => report(false, toError(e)));
+}
+
+/** Removes an entry from the pool and destroys its resource. */
+function discard(state: State, ctx: Context<any>, entry: Entry, reason: string): void {
+  state.entries.delete(entry.key);
+  const i = state.idle.indexOf(entry);
+  if (i >= 0) state.idle.splice(i, 1);
+  if (entry.watch !== undefined) {
+    state.refs.delete(entry.watch.ref);
+    unwatch(ctx, entry.watch);
+    entry.watch = undefined;
+  }
+  dropHolder(state, ctx, entry);
+  runDestroy(state, ctx.node, entry.resource, reason, ctx);
+}
+
+function dropHolder(state: State, ctx: Context<any>, entry: Entry): void {
+  entry.lent = false;
+  entry.holderPid = undefined;
+  if (entry.holder === undefined) return;
+  state.refs.delete(entry.holder.ref);
+  unwatch(ctx, entry.holder);
+  entry.holder = undefined;
+}
+
+/** A waiter that can still take a resource: its call is waiting and its holder (if any) is alive. */
+function live(ctx: Context<any>, w: Waiter): boolean {
+  if (isInstance(w.from, PendingCall) && !(w.from as PendingCall).pending) return false;
+  return w.holder === undefined || ctx.node.isAlive(w.holder);
+}
+
+function leaveLine(state: State, ctx: Context<any>, w: Waiter): void {
+  state.waiters.delete(w.id);
+  if (w.timer !== undefined) ctx.cancelTimer(w.timer);
+}
+
+/** Lends `entry` to `holder`; false (nothing lent) when the holder died meanwhile. */
+function lend(state: State, ctx: Context<any>, entry: Entry, holder: Pid | undefined, from: From<unknown>, waitedMs: number): boolean {
+  if (holder !== undefined) {
+    const watch = watchProcess(ctx, holder, 'resource_pool.holder');
+    if (watch === 'noproc') return false;
+    entry.holder = watch;
+    state.refs.set(watch.ref, { kind: 'holder', entry });
+  }
+  entry.lent = true;
+  entry.holderPid = holder;
+  entry.lentAt = ctx.node.clock.now();
+  state.counts.checkouts++;
+  emit(ctx, state, 'checkout', { waitedMs }, { resource: entry.resource, holder });
+  GenServer.reply(from, entry.resource);
+  return true;
+}
+
+/** Gives an entry no longer lent to the first live waiter, else keeps it idle (or destroys it, above `size`). */
+function release(state: State, ctx: Context<any>, entry: Entry): CheckinOutcome {
+  for (const w of state.waiters.values()) {
+    leaveLine(state, ctx, w);
+    if (!live(ctx, w)) continue;
+    if (lend(state, ctx, entry, w.holder, w.from, ctx.node.clock.now() - w.since)) return 'returned';
+  }
+  if (state.entries.size > state.size) {
+    discard(state, ctx, entry, 'overflow');
+    return 'destroyed';
+  }
+  state.idle.push(entry);
+  return 'returned';
+}
+
+function added(state: State, ctx: Context<any>, resource: unknown): void {
+  const key = keyOf(resource);
+  const refuse = (why: string): void => {
+    state.counts.createFailed++;
+    emit(ctx, state, 'create_failed', {}, { error: new InvalidArgumentError('create()', why, resource) });
+    scheduleRetry(state, ctx);
+  };
+  if (resource === undefined || resource === null) return refuse('a resource (not undefined or null)');
+  if (state.entries.has(key) || state.retired.has(key)) return refuse('a resource not already in the pool');
+  const entry: Entry = { resource, key, watch: undefined, lent: false, holder: undefined, holderPid: undefined, lentAt: 0 };
+  if (isPid(resource)) {
+    const watch = watchProcess(ctx, resource, 'resource_pool.resource');
+    if (watch === 'noproc') return refuse('a live process');
+    entry.watch = watch;
+    state.refs.set(watch.ref, { kind: 'resource', entry });
+  }
+  state.entries.set(key, entry);
+  state.counts.created++;
+  emit(ctx, state, 'created', { resources: state.entries.size }, { resource });
+  release(state, ctx, entry);
+}
+
+function scheduleRetry(state: State, ctx: Context<any>): void {
+  if (state.retry === undefined) state.retry = ctx.sendAfter(ctx.self, new RetryCreate(), state.createRetryMs);
+}
+
+function settledInitial(state: State, initial: boolean): void {
+  if (!initial || --state.initialPending > 0) return;
+  for (const f of state.readyWaiters.splice(0)) GenServer.reply(f, 'ok');
+}
+
+function statsOf(state: State): ResourcePoolStats {
+  const resources = state.entries.size;
+  return {
+    size: state.size,
+    maxOverflow: state.maxOverflow,
+    resources,
+    idle: state.idle.length,
+    checkedOut: resources - state.idle.length,
+    overflow: Math.max(0, resources - state.size),
+    waiting: state.waiters.size,
+    creating: state.creating,
+    ...state.counts,
+  };
+}
+
+/** @internal The pool process (see ResourcePool.ts). */
+export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
+  init(config, ctx) {
+    const state: State = {
+      ...config,
+      node: ctx.node,
+      entries: new Map(),
+      idle: [],
+      retired: new Map(),
+      refs: new Map(),
+      waiters: new Map(),
+      nextWaiter: 0,
+      creating: 0,
+      initialPending: config.size,
+      readyWaiters: [],
+      retry: undefined,
+      counts: { created: 0, createFailed: 0, destroyed: 0, destroyFailed: 0, checkouts: 0, checkins: 0, timeouts: 0, holderDown: 0, resourceDown: 0, badCheckins: 0 },
+    };
+    // the pool owns its resources: they go with it whatever ends it, lent ones too (as poolboy's workers do)
+    ctx.signal.addEventListener('abort', () => {
+      for (const entry of state.entries.values()) runDestroy(state, state.node, entry.resource, 'pool_stopped', undefined);
+      state.entries.clear();
+    }, { once: true });
+    for (let i = 0; i < config.size; i++) spawnCreate(state, ctx, true);
+    return state;
+  },
+
+  handleCall(request, from, state, ctx) {
+    switch (request?.type) {
+      case 'checkout': {
+        const { holder, timeout } = request;
+        if ((holder !== undefined && !isPid(holder)) || typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
+          return { reply: new InvalidArgumentError('request', '{ type: checkout, holder?: Pid, timeout: ms >= 0 }', request), state };
+        }
+        if (state.waiters.size === 0 && state.idle.length > 0) {
+          const entry = state.idle.pop()!;
+          if (lend(state, ctx, entry, holder, from, 0)) return { noreply: true, state };
+          state.idle.push(entry);
+          return { reply: new InvalidArgumentError('request.holder', 'a live process', holder), state };
+        }
+        const w: Waiter = { id: ++state.nextWaiter, from, holder, timeout, since: ctx.node.clock.now(), timer: undefined };
+        if (timeout === 0) {
+          state.counts.timeouts++;
+          emit(ctx, state, 'timeout', { waitedMs: 0, waiting: state.waiters.size }, { holder });
+          return { reply: new PoolTimeoutError(state.name, 0), state };
+        }
+        if (timeout !== Infinity) w.timer = ctx.sendAfter(ctx.self, new WaiterTimeout(w.id), timeout);
+        state.waiters.set(w.id, w);
+        fill(state, ctx);
+        return { noreply: true, state };
+      }
+      case 'checkin': {
+        const key = keyOf(request.resource);
+        const entry = state.entries.get(key);
+        const by: unknown = request.by;
+        if (entry !== undefined && entry.lent && entry.holderPid !== undefined && !(isPid(by) && pidKey(by) === pidKey(entry.holderPid))) {
+          // lent to a process: only that process gives it back (a stale checkin must not free what another holds)
+          state.counts.badCheckins++;
+          emit(ctx, state, 'checkin', { heldMs: 0 }, { resource: request.resource, outcome: 'not_checked_out' });
+          const hint = `it is held by ${String(entry.holderPid)}: check it in from that process (options.caller)`;
+          return { reply: new InvalidArgumentError('resource', 'a resource checked out by the caller', request.resource, hint) as never, state };
+        }
+        if (entry !== undefined && entry.lent) {
+          state.counts.checkins++;
+          dropHolder(state, ctx, entry);
+          let outcome: CheckinOutcome;
+          if (request.broken === true) {
+            discard(state, ctx, entry, 'broken');
+            fill(state, ctx);
+            outcome = 'destroyed';
+          } else {
+            outcome = release(state, ctx, entry);
+          }
+          emit(ctx, state, 'checkin', { heldMs: ctx.node.clock.now() - entry.lentAt }, { resource: entry.resource, outcome });
+          return { reply: outcome, state };
+        }
+        const gone = state.retired.get(key);
+        if (gone !== undefined) {
+          state.retired.delete(key);
+          dropHolder(state, ctx, gone);
+          state.counts.checkins++;
+          emit(ctx, state, 'checkin', { heldMs: ctx.node.clock.now() - gone.lentAt }, { resource: gone.resource, outcome: 'retired' });
+          return { reply: 'retired', state };
+        }
+        state.counts.badCheckins++;
+        emit(ctx, state, 'checkin', { heldMs: 0 }, { resource: request.resource, outcome: 'not_checked_out' });
+        return { reply: new InvalidArgumentError('resource', 'a resource checked out of this pool', request.resource, entry === undefined ? 'the pool never lent it (or destroyed it)' : 'it is idle: checked in already') as never, state };
+      }
+      case 'stats':
+        return { reply: statsOf(state), state };
+      case 'ready':
+        if (state.initialPending <= 0) return { reply: 'ok', state };
+        state.readyWaiters.push(from as From<'ok'>);
+        return { noreply: true, state };
+      default:
+        return { reply: new InvalidArgumentError('request', "{ type: 'checkout' | 'checkin' | 'stats' }", request) as never, state };
+    }
+  },
+
+  handleInfo(message, state, ctx) {
+    if (isInstance(message, Created)) {
+      state.creating--;
+      added(state, ctx, message.resource);
+      settledInitial(state, message.initial);
+      return state;
+    }
+    if (isInstance(message, CreateFailed)) {
+      state.creating--;
+      state.counts.createFailed++;
+      emit(ctx, state, 'create_failed', {}, { error: message.error });
+      scheduleRetry(state, ctx);
+      settledInitial(state, message.initial);
+      return state;
+    }
+    if (isInstance(message, RetryCreate)) {
+      state.retry = undefined;
+      fill(state, ctx);
+      return state;
+    }
+    if (isInstance(message, WaiterTimeout)) {
+      const w = state.waiters.get(message.id);
+      if (w === undefined) return state; // served meanwhile
+      state.waiters.delete(w.id);
+      state.counts.timeouts++;
+      emit(ctx, state, 'timeout', { waitedMs: ctx.node.clock.now() - w.since, waiting: state.waiters.size }, { holder: w.holder });
+      GenServer.reply(w.from, new PoolTimeoutError(state.name, w.timeout));
+      return state;
+    }
+    if (isDown(message)) {
+      const watched = state.refs.get(message.ref);
+      if (watched === undefined) return state; // a stale Down
+      state.refs.delete(message.ref);
+      const entry = watched.entry;
+      if (watched.kind === 'holder') {
+        entry.holder = undefined;
+        state.counts.holderDown++;
+        emit(ctx, state, 'holder_down', { heldMs: ctx.node.clock.now() - entry.lentAt }, { holder: message.pid, resource: entry.resource, reason: message.reason });
+        entry.holderPid = undefined;
+        if (state.retired.delete(entry.key)) return state; // it died too: nothing to return
+        entry.lent = false;
+        release(state, ctx, entry);
+        return state;
+      }
+      // the resource died
+      entry.watch = undefined;
+      state.counts.resourceDown++;
+      emit(ctx, state, 'resource_down', {}, { resource: entry.resource, reason: message.reason, lent: entry.lent });
+      state.entries.delete(entry.key);
+      const i = state.idle.indexOf(entry);
+      if (i >= 0) state.idle.splice(i, 1);
+      if (entry.lent) state.retired.set(entry.key, entry); // its holder's checkin is still accepted
+      fill(state, ctx);
+      return state;
+    }
+    return state;
+  },
+
+}, 'a resource pool (use its handle)', 'bare');
+
