@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ResourcePool } from '../../../src/agents/pool/ResourcePool.js';
 import { GenServer, type Pid } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
-import { clockedNode, deferred, expectKeelError, idler, rejection, spawnWithContext, thrown, useNodes, watch } from '../../support.js';
+import { clockedNode, deferred, expectKeelError, idler, rejection, revokedProxy, spawnWithContext, thrown, UNREADABLE, useNodes, watch } from '../../support.js';
 
 const track = useNodes();
 
@@ -398,4 +398,20 @@ describe('ResourcePool', () => {
   });
 });
 
-
+describe('ResourcePool sent what it cannot read', () => {
+  it('ignores unreadable messages and refuses malformed calls sent straight to it, and keeps serving', async () => {
+    const node = track();
+    const f = factory();
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, size: 1 });
+    const pid = pool.pid;
+    for (const [, make] of UNREADABLE) node.send(pid, make());
+    for (const request of [{ type: 'checkout', timeout: -1 }, { type: 'checkout', timeout: 1, holder: {} }, { type: 'nope' }, revokedProxy()]) {
+      const r = await GenServer.call(node, pool.name, request as never);
+      expectKeelError(r, 'ERR_INVALID_ARGUMENT', '`request`');
+    }
+    expectKeelError(await rejection(() => pool.checkin(revokedProxy() as never)), 'ERR_INVALID_ARGUMENT', '`resource`');
+    await node.idle();
+    expect(node.isAlive(pid)).toBe(true);
+    expect(await pool.withResource((c) => c.id)).toBe(1);
+  });
+});
