@@ -102,9 +102,12 @@ export function executeDistributed<W, V = unknown>(
   checkSignal(o?.signal);
   const n = (runs.get(node) ?? 0) + 1;
   runs.set(node, n);
-  const work = run ?? defaultFn<W, V>(from, node, `execute-${n}`, kind);
+  const work: IndexedFn<W, V> = run ?? defaultFn<W, V>(from, node, `execute-${n}`, kind);
   return execute(node, [...assignments], work, timeoutMs, maxConcurrency, o?.signal);
 }
+
+/** @internal An ExecuteFn that is also given the assignment's index (the default one names its task by it). */
+type IndexedFn<W, V> = (agent: Pid | string, work: W, options: { signal: AbortSignal }, index: number) => V | Promise<V>;
 
 /** A task's `{ ok: false, error }` answer, carried to the outcome as its error. */
 class TaskFailed {
@@ -112,10 +115,9 @@ class TaskFailed {
 }
 
 /** `run_task` on the agent; `{ ok: false }` answers become errors, a task past its timeout is cancelled. */
-function defaultFn<W, V>(from: Node | Context<any>, node: Node, run: string, kind: string): ExecuteFn<W, V> {
-  let next = 0;
-  return async (agent, payload, { signal }) => {
-    const task = { id: `${run}.${next++}`, kind, payload };
+function defaultFn<W, V>(from: Node | Context<any>, node: Node, run: string, kind: string): IndexedFn<W, V> {
+  return async (agent, payload, { signal }, index) => {
+    const task = { id: `${run}.${index}`, kind, payload };
     let answer;
     try {
       answer = await runTaskOn(from, agent, task, { timeout: Infinity, signal });
@@ -133,7 +135,7 @@ function defaultFn<W, V>(from: Node | Context<any>, node: Node, run: string, kin
 async function execute<W, V>(
   node: Node,
   assignments: Assignment<W>[],
-  fn: ExecuteFn<W, V>,
+  fn: IndexedFn<W, V>,
   timeoutMs: number,
   maxConcurrency: number,
   signal: AbortSignal | undefined,
@@ -193,7 +195,7 @@ async function execute<W, V>(
           });
     let p: Promise<V>;
     try {
-      p = Promise.resolve(fn(agent, work, { signal: abort.signal }));
+      p = Promise.resolve(fn(agent, work, { signal: abort.signal }, i));
     } catch (e) {
       p = Promise.reject(e);
     }

@@ -47,16 +47,16 @@ describe('executeDistributed', () => {
     const { node, clock } = clockedNode(track);
     const cancelled: string[] = [];
     const a = await agent(node, 'a', (id) => cancelled.push(id));
-    const run = executeDistributed(node, [{ agent: a, work: 'hang' }, { agent: a, work: 'quick' }], undefined, { timeoutMs: 100 });
+    const run = executeDistributed(node, [{ agent: deadPid(node), work: 'x' }, { agent: a, work: 'hang' }, { agent: a, work: 'quick' }], undefined, { timeoutMs: 100 });
     const w = watch(run);
     await clock.advance(99);
     expect(w.status).toBe('pending');
     await clock.advance(1);
     const r = await run;
-    expect(r.results.map((x) => [x.outcome, x.durationMs])).toEqual([['timeout', 100], ['ok', 0]]);
+    expect(r.results.map((x) => [x.outcome, x.durationMs])).toEqual([['noproc', 0], ['timeout', 100], ['ok', 0]]);
     await node.idle();
     expect(cancelled).toHaveLength(1);
-    expect(cancelled[0]).toMatch(/^execute-\d+\.0$/);
+    expect(cancelled[0]).toMatch(/^execute-\d+\.1$/); // named by its index
   });
 
   it('maxConcurrency is honoured: the peak is exactly the limit, and the rest wait their turn in order', async () => {
