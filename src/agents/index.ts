@@ -61,3 +61,19 @@ export type {
   CoordinationStats,
 } from './coordination/types.js';
 export * from './patterns/index.js';
+export { AgentRegistry } from './registry/AgentRegistry.js';
+export { AgentQuery, isAgentQuery, resolveAgents } from './registry/query.js';
+export type {
+  AgentEntry,
+  AgentHealth,
+  AgentMeta,
+  AgentMetaInput,
+  AgentRef,
+  AgentRegisterResult,
+  AgentRegistryHandle,
+  AgentRegistryOptions,
+  AgentRegistryStats,
+  AgentUpdateResult,
+  AgentWhere,
+  RegisterOptions,
+} from './registry/types.js';
