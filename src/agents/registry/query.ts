@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import { InvalidArgumentError } from '../../errors.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
 import type { AgentIndex } from './AgentIndex.js';
@@ -36,6 +37,11 @@ export class AgentQuery {
     return this.entries().map((e) => e.pid);
   }
 
+  /** A brand check (never runs a proxy's traps). */
+  static is(value: unknown): value is AgentQuery {
+    return typeof value === 'object' && value !== null && #where in value;
+  }
+
   toString(): string {
     return `AgentQuery(${this.registry}, ${JSON.stringify(this.where)})`;
   }
@@ -43,7 +49,7 @@ export class AgentQuery {
 
 /** True for a query made by an `AgentRegistry`'s `select`. */
 export function isAgentQuery(value: unknown): value is AgentQuery {
-  return value instanceof AgentQuery;
+  return AgentQuery.is(value);
 }
 
 /**
@@ -52,8 +58,8 @@ export function isAgentQuery(value: unknown): value is AgentQuery {
  * argument in the typed error.
  */
 export function resolveAgents(agents: AgentQuery | readonly Pid[], argument = 'agents'): Pid[] {
-  if (agents instanceof AgentQuery) return agents.pids();
-  if (!Array.isArray(agents)) throw new InvalidArgumentError(argument, 'an array of Pids or an AgentQuery (registry.select(...))', agents);
+  if (AgentQuery.is(agents)) return agents.pids();
+  if (types.isProxy(agents) || !Array.isArray(agents)) throw new InvalidArgumentError(argument, 'an array of Pids or an AgentQuery (registry.select(...))', agents);
   const out = [...(agents as readonly unknown[])];
   out.forEach((p, i) => {
     if (!isPid(p)) throw new InvalidArgumentError(`${argument}[${i}]`, 'a Pid', p);

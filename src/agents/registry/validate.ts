@@ -13,7 +13,7 @@ export const MAX_MISSED = 1000;
  * proxy is refused before anything is read): anything else is a typed error naming `argument`.
  */
 function plainFields(value: unknown, argument: string, known: readonly string[], expected: string): Map<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || types.isProxy(value)) {
+  if (typeof value !== 'object' || value === null || types.isProxy(value) || Array.isArray(value)) {
     throw new InvalidArgumentError(argument, expected, value);
   }
   const out = new Map<string, unknown>();
@@ -39,7 +39,7 @@ export function text(value: unknown, argument: string, max = MAX_TEXT): string {
 
 /** A list of non-empty strings, at most {@link MAX_LIST}, deduplicated (order kept), frozen. */
 function textList(value: unknown, argument: string): readonly string[] {
-  if (!Array.isArray(value) || types.isProxy(value)) throw new InvalidArgumentError(argument, `an array of at most ${MAX_LIST} strings`, value);
+  if (types.isProxy(value) || !Array.isArray(value)) throw new InvalidArgumentError(argument, `an array of at most ${MAX_LIST} strings`, value);
   if (value.length > MAX_LIST) throw new InvalidArgumentError(argument, `an array of at most ${MAX_LIST} strings`, `an array of ${value.length}`);
   const seen = new Set<string>();
   for (let i = 0; i < value.length; i++) {
