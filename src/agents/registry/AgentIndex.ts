@@ -27,17 +27,49 @@ export type RemoveReason = 'down' | 'explicit' | 'replaced';
 
 const EMPTY: ReadonlySet<Rec> = new Set();
 
-function add<K>(index: Map<K, Set<Rec>>, k: K, rec: Rec): void {
-  const set = index.get(k);
-  if (set === undefined) index.set(k, new Set([rec]));
-  else set.add(rec);
+/**
+ * The entries holding one capability (kind, team, role): their records, and the answers of the
+ * one-field query over them (healthy entries, all entries) kept until one of them changes, so that
+ * the common query (`{ capability }`) copies an array instead of visiting every entry.
+ */
+class Bucket {
+  readonly recs = new Set<Rec>();
+  healthy: AgentEntry[] | undefined = undefined;
+  all: AgentEntry[] | undefined = undefined;
+
+  answer(health: AgentHealth | 'any'): AgentEntry[] {
+    if (health === 'any') return (this.all ??= this.#collect(undefined));
+    if (health === 'healthy') return (this.healthy ??= this.#collect('healthy'));
+    return this.#collect('unhealthy');
+  }
+
+  #collect(health: AgentHealth | undefined): AgentEntry[] {
+    const out: AgentEntry[] = [];
+    for (const r of this.recs) if (health === undefined || r.entry.meta.health === health) out.push(r.entry);
+    return out;
+  }
 }
 
-function drop<K>(index: Map<K, Set<Rec>>, k: K, rec: Rec): void {
-  const set = index.get(k);
-  if (set === undefined) return;
-  set.delete(rec);
-  if (set.size === 0) index.delete(k);
+type Index = Map<string, Bucket>;
+
+function add(index: Index, k: string, rec: Rec): void {
+  let b = index.get(k);
+  if (b === undefined) index.set(k, (b = new Bucket()));
+  b.recs.add(rec);
+  b.healthy = b.all = undefined;
+}
+
+function drop(index: Index, k: string, rec: Rec): void {
+  const b = index.get(k);
+  if (b === undefined) return;
+  b.recs.delete(rec);
+  b.healthy = b.all = undefined;
+  if (b.recs.size === 0) index.delete(k);
+}
+
+function touch(index: Index, k: string): void {
+  const b = index.get(k);
+  if (b !== undefined) b.healthy = b.all = undefined;
 }
 
 /**
@@ -50,10 +82,10 @@ function drop<K>(index: Map<K, Set<Rec>>, k: K, rec: Rec): void {
 export class AgentIndex {
   readonly byKey = new Map<string, Rec>();
   readonly byPid = new Map<string, Owner>();
-  readonly #caps = new Map<string, Set<Rec>>();
-  readonly #kinds = new Map<string, Set<Rec>>();
-  readonly #teams = new Map<string, Set<Rec>>();
-  readonly #roles = new Map<string, Set<Rec>>();
+  readonly #caps: Index = new Map();
+  readonly #kinds: Index = new Map();
+  readonly #teams: Index = new Map();
+  readonly #roles: Index = new Map();
   readonly unhealthy = new Set<Rec>();
   /** Every entry, oldest `lastSeen` first (a heard-from entry moves to the end): the sweep stops at the first fresh one. */
   readonly bySeen = new Set<Rec>();
@@ -111,8 +143,11 @@ export class AgentIndex {
     if (patch.kinds !== undefined) rec.kinds = new Set(patch.kinds);
     rec.entry = Object.freeze({ key: rec.key, pid: rec.pid, meta });
     if (reindex) this.#link(rec);
-    else if (meta.health === 'unhealthy') this.unhealthy.add(rec);
-    else this.unhealthy.delete(rec);
+    else {
+      this.#touch(rec);
+      if (meta.health === 'unhealthy') this.unhealthy.add(rec);
+      else this.unhealthy.delete(rec);
+    }
     return { before, after: meta.health };
   }
 
@@ -130,15 +165,26 @@ export class AgentIndex {
     const out: AgentEntry[] = [];
     if (!this.open) return out;
     let smallest: ReadonlySet<Rec> | undefined;
-    const consider = (set: ReadonlySet<Rec> | undefined): boolean => {
-      const s = set ?? EMPTY;
+    let only: Bucket | undefined;
+    let fields = 0;
+    const consider = (s: ReadonlySet<Rec>): boolean => {
       if (smallest === undefined || s.size < smallest.size) smallest = s;
       return s.size > 0;
     };
-    for (const c of where.capabilities) if (!consider(this.#caps.get(c))) return out;
-    if (where.kind !== undefined && !consider(this.#kinds.get(where.kind))) return out;
-    if (where.team !== undefined && !consider(this.#teams.get(where.team))) return out;
-    if (where.role !== undefined && !consider(this.#roles.get(where.role))) return out;
+    const field = (b: Bucket | undefined): boolean => {
+      fields++;
+      only = b;
+      return consider(b?.recs ?? EMPTY);
+    };
+    for (const c of where.capabilities) if (!field(this.#caps.get(c))) return out;
+    if (where.kind !== undefined && !field(this.#kinds.get(where.kind))) return out;
+    if (where.team !== undefined && !field(this.#teams.get(where.team))) return out;
+    if (where.role !== undefined && !field(this.#roles.get(where.role))) return out;
+    if (fields === 1 && where.health !== 'unhealthy') {
+      // one field: its bucket's kept answer, copied (the caller may change its array)
+      const answer = only!.answer(where.health);
+      return answer.length <= where.limit ? answer.slice() : answer.slice(0, where.limit);
+    }
     if (where.health === 'unhealthy' && !consider(this.unhealthy)) return out;
     const walk: Iterable<Rec> = smallest ?? this.byKey.values();
     const caps = where.capabilities;
@@ -170,6 +216,15 @@ export class AgentIndex {
     if (meta.team !== undefined) add(this.#teams, meta.team, rec);
     if (meta.role !== undefined) add(this.#roles, meta.role, rec);
     if (meta.health === 'unhealthy') this.unhealthy.add(rec);
+  }
+
+  /** The entry of `rec` changed (not its fields): its buckets' kept answers are stale. */
+  #touch(rec: Rec): void {
+    const meta = rec.entry.meta;
+    for (const c of rec.caps) touch(this.#caps, c);
+    for (const k of rec.kinds) touch(this.#kinds, k);
+    if (meta.team !== undefined) touch(this.#teams, meta.team);
+    if (meta.role !== undefined) touch(this.#roles, meta.role);
   }
 
   #unlink(rec: Rec): void {

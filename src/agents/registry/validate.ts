@@ -17,15 +17,11 @@ function plainFields(value: unknown, argument: string, known: readonly string[],
     throw new InvalidArgumentError(argument, expected, value);
   }
   const out = new Map<string, unknown>();
-  const descriptors = Object.getOwnPropertyDescriptors(value);
-  for (const key of Reflect.ownKeys(descriptors)) {
-    const d = descriptors[key as string]!;
-    const name = typeof key === 'symbol' ? key.toString() : key;
-    if (typeof key === 'symbol' || !known.includes(key)) {
-      if (d.enumerable === false) continue;
-      throw new InvalidArgumentError(`${argument}.${name}`, `absent (${argument} takes ${known.join(', ')})`, 'value' in d ? d.value : '(a getter)');
-    }
-    if (!('value' in d)) throw new InvalidArgumentError(`${argument}.${name}`, 'a plain data property', '(a getter)');
+  // own enumerable string keys (no code of the object runs), then each one's descriptor
+  for (const key of Object.keys(value)) {
+    const d = Object.getOwnPropertyDescriptor(value, key)!;
+    if (!known.includes(key)) throw new InvalidArgumentError(`${argument}.${key}`, `absent (${argument} takes ${known.join(', ')})`, 'value' in d ? d.value : '(a getter)');
+    if (!('value' in d)) throw new InvalidArgumentError(`${argument}.${key}`, 'a plain data property', '(a getter)');
     if (d.value !== undefined) out.set(key, d.value);
   }
   return out;
@@ -122,7 +118,7 @@ export function readWhere(value: unknown, argument = 'where'): Where {
     throw new InvalidArgumentError(`${argument}.limit`, 'a positive integer', limit);
   }
   const opt = (name: 'kind' | 'team' | 'role'): string | undefined => (f.has(name) ? text(f.get(name), `${argument}.${name}`) : undefined);
-  return Object.freeze({ capabilities: Object.freeze(capabilities), kind: opt('kind'), team: opt('team'), role: opt('role'), health: h, limit: limit as number });
+  return { capabilities, kind: opt('kind'), team: opt('team'), role: opt('role'), health: h, limit: limit as number };
 }
 
 /** `register`'s options: the key, if given. */

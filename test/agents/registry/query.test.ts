@@ -71,6 +71,14 @@ describe('AgentRegistry: queries', () => {
     const alive = all.filter((_, i) => !dead.has(Pid.format(procs[i % procs.length]!)));
     expect(registry.count()).toBe(alive.length);
     for (const w of queries.slice(0, 60)) expect(registry.query(w).map((e) => e.key).sort(), JSON.stringify(w)).toEqual(bruteForce(alive, w));
+    // changes after the answers were kept: new capabilities, teams and health on 500 entries
+    for (const a of alive.slice(0, 500)) {
+      a.capabilities = [pick(CAPS)];
+      a.team = pick(TEAMS);
+      a.health = a.health === 'healthy' ? 'unhealthy' : 'healthy';
+      expect(await registry.update(a.key, { capabilities: a.capabilities, team: a.team, status: a.health })).toBe('ok');
+    }
+    for (const w of queries) expect(registry.query(w).map((e) => e.key).sort(), JSON.stringify(w)).toEqual(bruteForce(alive, w));
   });
 
   it('limit caps the answer; a query value resolves when used, and resolveAgents passes a list of pids through', async () => {
