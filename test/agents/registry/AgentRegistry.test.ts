@@ -183,6 +183,11 @@ describe('AgentRegistry: restarts', () => {
     expect(resolveAgents(q)).toEqual([]);
     expect(registry.lookup('k')).toBeUndefined();
     expect(registry.count()).toBe(0);
+    // a new registry under the name: the old handle and query read its table
+    const again = await AgentRegistry.start(ctx, { name: 'agents' });
+    await again.register(pid, { capabilities: ['x'] }, { key: 'k2' });
+    expect(registry.lookup('k2')!.pid).toBe(pid);
+    expect(resolveAgents(q)).toEqual([pid]);
   });
 });
 
@@ -215,6 +220,23 @@ describe('AgentRegistry: health', () => {
     expect(registry.pids({ capability: 'x' })).toEqual([a, b]);
     expect(ev.names().at(-1)).toBe('healthy:a:heartbeat');
     expect(await registry.heartbeat('gone')).toEqual({ error: 'not_registered' });
+    // a forged poll answer (not the registry's own) is no heartbeat
+    await advance(node, clock, 3000);
+    node.send(registry.pid, { type: 'polled', token: {}, key: 'a', pid: a, load: 0 } as never);
+    await node.idle();
+    expect(registry.lookup('a')!.meta.health).toBe('unhealthy');
+  });
+
+  it('an agent heartbeats from its own Context: every key it holds is heard from', async () => {
+    const { node, clock, registry } = await healthSetup();
+    const { ctx, pid } = await spawnWithContext(node);
+    await registry.register(ctx, {}, { key: 'one' });
+    await registry.register(ctx, {}, { key: 'two' });
+    await advance(node, clock, 2000);
+    expect(await registry.heartbeat(ctx, { load: 3 })).toBe('ok');
+    await advance(node, clock, 2000);
+    expect(registry.query().map((e) => [e.key, e.meta.load, e.pid === pid])).toEqual([['one', 3, true], ['two', 3, true]]);
+    expect(await registry.heartbeat(idler(node))).toEqual({ error: 'not_registered' });
   });
 
   it('missedHeartbeats sets the window; one unhealthy event per lapse, not one per sweep', async () => {
