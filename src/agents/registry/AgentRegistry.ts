@@ -74,8 +74,10 @@ function removeRec(state: State, rec: Rec, reason: RemoveReason): void {
   emit(state, 'unregistered', rec, { reason });
 }
 
-function register(state: State, pid: Pid, given: string | undefined, patch: MetaPatch): AgentRegisterResult {
+function register(state: State, givenPid: Pid, given: string | undefined, patch: MetaPatch): AgentRegisterResult {
   const { index, node } = state;
+  // the process's own pid (a pid parsed from text is another object), so entries compare with ===
+  const pid = node.lookupTarget(givenPid)?.self ?? givenPid;
   const text = Pid.format(pid);
   let owner = index.byPid.get(text);
   if (owner === undefined) {

@@ -59,6 +59,10 @@ describe('AgentRegistry: registration', () => {
     expect(registry.lookup('me')!.pid).toBe(pid);
     expect(await registry.register(deadPid(node), {})).toEqual({ error: 'noproc' });
     expect(registry.count()).toBe(1);
+    // a pid parsed from its text is answered as the process's own pid
+    const other = idler(node);
+    await registry.register(Pid.parse(Pid.format(other)), {}, { key: 'parsed' });
+    expect(registry.lookup('parsed')!.pid).toBe(other);
   });
 
   it('an entry vanishes when its process dies (monitored): unregistered with reason down', async () => {
