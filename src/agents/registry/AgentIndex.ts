@@ -9,8 +9,8 @@ export interface Rec {
   readonly pid: Pid;
   readonly owner: Owner;
   entry: AgentEntry;
-  caps: ReadonlySet<string>;
-  kinds: ReadonlySet<string>;
+  /** `entry.meta`, one read closer (a query's walk reads it for every entry it visits). */
+  meta: AgentMeta;
   /** No answer for the heartbeat window: unhealthy until it is heard from again. */
   stale: boolean;
 }
@@ -45,7 +45,7 @@ class Bucket {
 
   #collect(health: AgentHealth | undefined): AgentEntry[] {
     const out: AgentEntry[] = [];
-    for (const r of this.recs) if (health === undefined || r.entry.meta.health === health) out.push(r.entry);
+    for (const r of this.recs) if (health === undefined || r.meta.health === health) out.push(r.entry);
     return out;
   }
 }
@@ -98,7 +98,8 @@ export class AgentIndex {
   }
 
   insert(key: string, owner: Owner, meta: AgentMeta): Rec {
-    const rec: Rec = { key, pid: owner.pid, owner, entry: Object.freeze({ key, pid: owner.pid, meta: Object.freeze(meta) }), caps: new Set(meta.capabilities), kinds: new Set(meta.kinds), stale: false };
+    Object.freeze(meta);
+    const rec: Rec = { key, pid: owner.pid, owner, entry: Object.freeze({ key, pid: owner.pid, meta }), meta, stale: false };
     this.byKey.set(key, rec);
     owner.recs.add(rec);
     this.#link(rec);
@@ -139,9 +140,8 @@ export class AgentIndex {
       node: old.node,
       lastSeen: now ?? old.lastSeen,
     });
-    if (patch.capabilities !== undefined) rec.caps = new Set(patch.capabilities);
-    if (patch.kinds !== undefined) rec.kinds = new Set(patch.kinds);
     rec.entry = Object.freeze({ key: rec.key, pid: rec.pid, meta });
+    rec.meta = meta;
     if (reindex) this.#link(rec);
     else {
       this.#touch(rec);
@@ -164,45 +164,37 @@ export class AgentIndex {
   query(where: Where): AgentEntry[] {
     const out: AgentEntry[] = [];
     if (!this.open) return out;
-    let smallest: ReadonlySet<Rec> | undefined;
+    // the sets the query names (one per field); the smallest is walked, the others tested
+    const sets: ReadonlySet<Rec>[] = [];
     let only: Bucket | undefined;
-    let fields = 0;
-    const consider = (s: ReadonlySet<Rec>): boolean => {
-      if (smallest === undefined || s.size < smallest.size) smallest = s;
-      return s.size > 0;
-    };
     const field = (b: Bucket | undefined): boolean => {
-      fields++;
       only = b;
-      return consider(b?.recs ?? EMPTY);
+      sets.push(b?.recs ?? EMPTY);
+      return b !== undefined;
     };
     for (const c of where.capabilities) if (!field(this.#caps.get(c))) return out;
     if (where.kind !== undefined && !field(this.#kinds.get(where.kind))) return out;
     if (where.team !== undefined && !field(this.#teams.get(where.team))) return out;
     if (where.role !== undefined && !field(this.#roles.get(where.role))) return out;
-    if (fields === 1 && where.health !== 'unhealthy') {
+    if (sets.length === 1 && where.health !== 'unhealthy') {
       // one field: its bucket's kept answer, copied (the caller may change its array)
       const answer = only!.answer(where.health);
       return answer.length <= where.limit ? answer.slice() : answer.slice(0, where.limit);
     }
-    if (where.health === 'unhealthy' && !consider(this.unhealthy)) return out;
-    const walk: Iterable<Rec> = smallest ?? this.byKey.values();
-    const caps = where.capabilities;
+    if (where.health === 'unhealthy') {
+      if (this.unhealthy.size === 0) return out;
+      sets.push(this.unhealthy);
+    }
+    let smallest = 0;
+    for (let i = 1; i < sets.length; i++) if (sets[i]!.size < sets[smallest]!.size) smallest = i;
+    const walk: Iterable<Rec> = sets.length === 0 ? this.byKey.values() : sets[smallest]!;
+    const others = sets.filter((_, i) => i !== smallest);
+    const health = where.health;
     const limit = where.limit;
-    for (const rec of walk) {
-      const meta = rec.entry.meta;
-      if (where.health !== 'any' && meta.health !== where.health) continue;
-      if (where.kind !== undefined && !rec.kinds.has(where.kind)) continue;
-      if (where.team !== undefined && meta.team !== where.team) continue;
-      if (where.role !== undefined && meta.role !== where.role) continue;
-      let all = true;
-      for (let i = 0; i < caps.length; i++) {
-        if (!rec.caps.has(caps[i]!)) {
-          all = false;
-          break;
-        }
-      }
-      if (!all) continue;
+    // a membership test in another field's set reads that set's table, not the entry's fields
+    outer: for (const rec of walk) {
+      if (health !== 'any' && rec.meta.health !== health) continue;
+      for (let i = 0; i < others.length; i++) if (!others[i]!.has(rec)) continue outer;
       out.push(rec.entry);
       if (out.length >= limit) break;
     }
@@ -211,8 +203,8 @@ export class AgentIndex {
 
   #link(rec: Rec): void {
     const meta = rec.entry.meta;
-    for (const c of rec.caps) add(this.#caps, c, rec);
-    for (const k of rec.kinds) add(this.#kinds, k, rec);
+    for (const c of meta.capabilities) add(this.#caps, c, rec);
+    for (const k of meta.kinds) add(this.#kinds, k, rec);
     if (meta.team !== undefined) add(this.#teams, meta.team, rec);
     if (meta.role !== undefined) add(this.#roles, meta.role, rec);
     if (meta.health === 'unhealthy') this.unhealthy.add(rec);
@@ -221,16 +213,16 @@ export class AgentIndex {
   /** The entry of `rec` changed (not its fields): its buckets' kept answers are stale. */
   #touch(rec: Rec): void {
     const meta = rec.entry.meta;
-    for (const c of rec.caps) touch(this.#caps, c);
-    for (const k of rec.kinds) touch(this.#kinds, k);
+    for (const c of meta.capabilities) touch(this.#caps, c);
+    for (const k of meta.kinds) touch(this.#kinds, k);
     if (meta.team !== undefined) touch(this.#teams, meta.team);
     if (meta.role !== undefined) touch(this.#roles, meta.role);
   }
 
   #unlink(rec: Rec): void {
     const meta = rec.entry.meta;
-    for (const c of rec.caps) drop(this.#caps, c, rec);
-    for (const k of rec.kinds) drop(this.#kinds, k, rec);
+    for (const c of meta.capabilities) drop(this.#caps, c, rec);
+    for (const k of meta.kinds) drop(this.#kinds, k, rec);
     if (meta.team !== undefined) drop(this.#teams, meta.team, rec);
     if (meta.role !== undefined) drop(this.#roles, meta.role, rec);
     this.unhealthy.delete(rec);
