@@ -81,6 +81,7 @@ for (const bench of wanted.length > 0 ? wanted : BENCHES) {
   if (bench === 'agent_registry_query') {
     line.baseline = 'a Map from capability to a Set of plain entries, materialized; 100,000 agents, 1% match';
     line.scan_ops_per_s = Math.round(median(raw.map((r) => r.scan_ops_per_s)));
+    line.after_change_ops_per_s = Math.round(median(keel.map((k) => k.after_change_ops_per_s)));
   }
   if (bench === 'broadcast_10k' || bench.startsWith('coordinator_tasks') || bench === 'router_fanout') line.informational = true;
   if (bench === 'coordinator_tasks_chaos') line.reassigned = Math.round(median(keel.map((k) => k.reassigned)));
