@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const BENCHES = ['pingpong', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor', 'genserver_call', 'statem_call', 'supervisor_restart', 'managed_monitor', 'supervised_send_enqueued', 'supervised_send_handled', 'broadcast_10k', 'dlq_ingest_memory', 'dlq_ingest_sqlite', 'coordinator_tasks', 'coordinator_tasks_chaos', 'router_fanout', 'registry_dispatch'];
+const BENCHES = ['pingpong', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor', 'genserver_call', 'statem_call', 'supervisor_restart', 'managed_monitor', 'supervised_send_enqueued', 'supervised_send_handled', 'broadcast_10k', 'dlq_ingest_memory', 'dlq_ingest_sqlite', 'coordinator_tasks', 'coordinator_tasks_chaos', 'router_fanout', 'registry_dispatch', 'agent_registry_query'];
 /** Benches with no baseline counterpart: reported on their own (informational). */
 const KEEL_ONLY = new Set(['supervisor_restart']);
 /** Benches also measured against a bare loop of raw sends. */
@@ -77,6 +77,11 @@ for (const bench of wanted.length > 0 ? wanted : BENCHES) {
   if (bench === 'spawn') {
     line.bytes_per_process = Math.round(median(keel.map((k) => k.bytes_per_process)));
     line.baseline_bytes_per_process = Math.round(median(raw.map((r) => r.bytes_per_process)));
+  }
+  if (bench === 'agent_registry_query') {
+    line.baseline = 'a Map from capability to a Set of plain entries, materialized; 100,000 agents, 1% match';
+    line.scan_ops_per_s = Math.round(median(raw.map((r) => r.scan_ops_per_s)));
+    line.after_change_ops_per_s = Math.round(median(keel.map((k) => k.after_change_ops_per_s)));
   }
   if (bench === 'broadcast_10k' || bench.startsWith('coordinator_tasks') || bench === 'router_fanout') line.informational = true;
   if (bench === 'coordinator_tasks_chaos') line.reassigned = Math.round(median(keel.map((k) => k.reassigned)));

@@ -12,6 +12,7 @@ import { coordinatorTasks } from './coordinator.mjs';
 import { broadcast10k, dlqIngest, supervisedSend } from './delivery.mjs';
 import { routerFanout } from './router_fanout.mjs';
 import { registryDispatch } from './registry_dispatch.mjs';
+import { agentRegistryQuery } from './agent_registry.mjs';
 
 const [system, bench] = process.argv.slice(-2);
 const sys = bench === 'managed_monitor' ? keel.createSystem({ captureStacks: false }) : (system === 'raw' ? raw : keel).createSystem();
@@ -57,6 +58,8 @@ async function run() {
       return dlqIngest(system, 'sqlite');
     case 'registry_dispatch':
       return registryDispatch(system, sys);
+    case 'agent_registry_query':
+      return agentRegistryQuery(system, sys);
     case 'managed_monitor':
       return managedMonitor(system, system === 'raw' ? keel.createSystem({ captureStacks: false }) : sys);
     default:

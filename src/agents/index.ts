@@ -71,3 +71,19 @@ export type {
   ResourcePoolStats,
   WithResourceOptions,
 } from './pool/types.js';
+export { AgentRegistry } from './registry/AgentRegistry.js';
+export { AgentQuery, isAgentQuery, resolveAgents } from './registry/query.js';
+export type {
+  AgentEntry,
+  AgentHealth,
+  AgentMeta,
+  AgentMetaInput,
+  AgentRef,
+  AgentRegisterResult,
+  AgentRegistryHandle,
+  AgentRegistryOptions,
+  AgentRegistryStats,
+  AgentUpdateResult,
+  AgentWhere,
+  RegisterOptions,
+} from './registry/types.js';

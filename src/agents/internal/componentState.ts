@@ -31,6 +31,11 @@ export function componentState<T extends object>(node: Node, name: string, creat
   return { state, resumed: false };
 }
 
+/** The table of the component `name` if there is one, without making one (a reader that outlived a table it held). */
+export function peekComponentState<T extends object>(node: Node, name: string): T | undefined {
+  return tables.get(node)?.get(name) as T | undefined;
+}
+
 /** Whether `reason` ends the component for good (its table is released) rather than before a restart. */
 export function endsForGood(reason: ExitReason): boolean {
   return reason === 'normal';

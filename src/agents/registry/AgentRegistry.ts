@@ -1,0 +1,353 @@
+import { InvalidArgumentError, toError } from '../../errors.js';
+import { type GenServerSpec } from '../../otp/GenServer.js';
+import { keelServer } from '../../otp/internal/keelServer.js';
+import { type ExitReason, isDown } from '../../runtime/messages.js';
+import { isProcess, kernelOf, type Kernel } from '../../runtime/kernel.js';
+import { isPid, Pid } from '../../runtime/Pid.js';
+import type { Context, Node } from '../../runtime/types.js';
+import { statusOf } from '../Agent.js';
+import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
+import { componentState, endsForGood, peekComponentState, releaseComponentState } from '../internal/componentState.js';
+import { unwatch, watchProcess } from '../internal/watch.js';
+import { AgentIndex, type Owner, type Rec, type RemoveReason } from './AgentIndex.js';
+import { AgentQuery } from './query.js';
+import type {
+  AgentHealth,
+  AgentMeta,
+  AgentRef,
+  AgentRegisterResult,
+  AgentRegistryHandle,
+  AgentRegistryOptions,
+  AgentRegistryStats,
+  AgentUpdateResult,
+} from './types.js';
+import { MAX_KEY, type MetaPatch, readBeat, readMeta, readOptions, readRegisterOptions, readWhere, type Settings, text } from './validate.js';
+
+type Ref = string | Pid;
+
+type Protocol =
+  | { request: { type: 'register'; pid: Pid; key: string | undefined; meta: MetaPatch }; reply: AgentRegisterResult }
+  | { request: { type: 'update'; ref: Ref; patch: MetaPatch }; reply: AgentUpdateResult }
+  | { request: { type: 'heartbeat'; ref: Ref; patch: MetaPatch }; reply: AgentUpdateResult }
+  | { request: { type: 'unregister'; ref: Ref }; reply: 'ok' | 'not_found' }
+  | { request: { type: 'stats' }; reply: AgentRegistryStats };
+
+interface InitArg {
+  readonly name: string;
+  readonly settings: Settings;
+}
+
+interface State {
+  readonly name: string;
+  readonly ctx: Context<any>;
+  readonly node: Kernel;
+  readonly index: AgentIndex;
+  readonly settings: Settings;
+  /** Entries whose status call is in flight (one at a time each). */
+  readonly polling: Set<Rec>;
+  /** Marks the registry's own sweep and poll messages (a message from elsewhere is not one). */
+  readonly token: object;
+}
+
+const TAG = 'agent_registry';
+
+// ---- events -----------------------------------------------------------------------------------
+
+function emit(state: State, event: string, rec: Rec, extra?: Record<string, unknown>): void {
+  state.node.telemetry.execute(`keel.agent_registry.${event}`, {}, { registry: state.name, key: rec.key, pid: rec.pid, ...extra });
+}
+
+function healthEvent(state: State, rec: Rec, before: AgentHealth, after: AgentHealth, reason: string): void {
+  if (before !== after) emit(state, after, rec, { reason });
+}
+
+// ---- writes (the registry's process only) -----------------------------------------------------
+
+function removeRec(state: State, rec: Rec, reason: RemoveReason): void {
+  state.index.remove(rec, reason);
+  state.polling.delete(rec);
+  const owner = rec.owner;
+  if (owner.recs.size === 0) {
+    state.index.byPid.delete(owner.text);
+    if (reason !== 'down' && owner.watch !== undefined) unwatch(state.ctx, owner.watch);
+  }
+  emit(state, 'unregistered', rec, { reason });
+}
+
+function register(state: State, givenPid: Pid, given: string | undefined, patch: MetaPatch): AgentRegisterResult {
+  const { index, node } = state;
+  // the process's own pid (a pid parsed from text is another object), so entries compare with ===
+  const pid = node.lookupTarget(givenPid)?.self ?? givenPid;
+  const text = Pid.format(pid);
+  let owner = index.byPid.get(text);
+  if (owner === undefined) {
+    if (Pid.equals(pid, state.ctx.self)) throw new InvalidArgumentError('agent', 'a process other than the registry itself', pid);
+    const watch = watchProcess(state.ctx, pid, TAG);
+    if (watch === 'noproc') return { error: 'noproc' };
+    owner = { pid, text, recs: new Set(), watch };
+    index.byPid.set(text, owner);
+  }
+  const key = given ?? node.info(pid)?.name ?? text;
+  const now = node.clock.now();
+  const status = patch.status ?? 'healthy';
+  const meta: AgentMeta = {
+    capabilities: patch.capabilities ?? Object.freeze([]),
+    kinds: patch.kinds ?? Object.freeze([]),
+    team: patch.team,
+    role: patch.role,
+    load: patch.load ?? 0,
+    status,
+    health: status,
+    node: pid.node,
+    lastSeen: now,
+  };
+  const existing = index.byKey.get(key);
+  if (existing !== undefined && existing.owner === owner) {
+    // the same process again: its new metadata replaces the old
+    state.polling.delete(existing);
+    index.remove(existing, undefined);
+  } else if (existing !== undefined) {
+    removeRec(state, existing, 'replaced');
+  }
+  const rec = index.insert(key, owner, meta);
+  emit(state, 'registered', rec, { replaced: existing !== undefined && existing.owner !== owner ? existing.pid : undefined });
+  return { key };
+}
+
+function recsOf(state: State, ref: Ref): Rec[] {
+  if (typeof ref === 'string') {
+    const rec = state.index.byKey.get(ref);
+    return rec === undefined ? [] : [rec];
+  }
+  return [...(state.index.byPid.get(Pid.format(ref))?.recs ?? [])];
+}
+
+function change(state: State, ref: Ref, patch: MetaPatch, reason: 'update' | 'heartbeat' | 'poll'): AgentUpdateResult {
+  const recs = recsOf(state, ref);
+  if (recs.length === 0) return { error: 'not_registered' };
+  const now = state.node.clock.now();
+  for (const rec of recs) {
+    const { before, after } = state.index.change(rec, patch, now);
+    healthEvent(state, rec, before, after, patch.status === after ? 'declared' : reason);
+  }
+  return 'ok';
+}
+
+// ---- health -----------------------------------------------------------------------------------
+
+function armSweep(state: State): void {
+  const interval = state.settings.intervalMs;
+  if (interval !== undefined) state.ctx.sendAfter(state.ctx.self, { type: 'sweep', token: state.token }, interval);
+}
+
+/**
+ * Walks the entries oldest-heard-from first, up to the first one heard from within an interval:
+ * those past the window (interval × missedHeartbeats) become unhealthy; with `poll`, those past one
+ * interval are asked for their status.
+ */
+function sweep(state: State): void {
+  const interval = state.settings.intervalMs!;
+  const window = interval * state.settings.missed;
+  const now = state.node.clock.now();
+  for (const rec of state.index.bySeen) {
+    const age = now - rec.entry.meta.lastSeen;
+    if (age < interval) break;
+    if (age >= window && state.index.markStale(rec)) emit(state, 'unhealthy', rec, { reason: 'missed_heartbeats', lastSeen: rec.entry.meta.lastSeen });
+    if (state.settings.poll && !state.polling.has(rec)) poll(state, rec, interval);
+  }
+  armSweep(state);
+}
+
+function poll(state: State, rec: Rec, timeout: number): void {
+  state.polling.add(rec);
+  state.index.counts.polls++;
+  const self = state.ctx.self;
+  const node = state.node;
+  const answer = (load: number | undefined): void => {
+    if (node.isAlive(self)) node.send(self, { type: 'polled', token: state.token, key: rec.key, pid: rec.pid, load });
+  };
+  statusOf(node, rec.pid, { timeout }).then(
+    (s) => answer(typeof s?.load === 'number' && Number.isFinite(s.load) && s.load >= 0 ? s.load : undefined),
+    () => answer(undefined),
+  );
+}
+
+function polled(state: State, m: { key: string; pid: Pid; load: number | undefined }): void {
+  const rec = state.index.byKey.get(m.key);
+  if (rec === undefined || !Pid.equals(rec.pid, m.pid)) return;
+  state.polling.delete(rec);
+  if (m.load !== undefined) change(state, m.key, { load: m.load }, 'poll');
+}
+
+// ---- the server -------------------------------------------------------------------------------
+
+function readRef(ref: unknown): Ref {
+  if (isPid(ref)) return ref;
+  return text(ref, 'ref', MAX_KEY);
+}
+
+function isOwn(state: State, m: unknown, type: string): m is { type: string; key: string; pid: Pid; load: number | undefined } {
+  return typeof m === 'object' && m !== null && (m as { token?: unknown }).token === state.token && (m as { type?: unknown }).type === type;
+}
+
+const registrySpec: GenServerSpec<State, Protocol, never, InitArg> = keelServer(
+  {
+    init(arg, ctx) {
+      const node = kernelOf(ctx);
+      const { state: index, resumed } = componentState(node, arg.name, () => new AgentIndex());
+      const state: State = { name: arg.name, ctx, node, index, settings: arg.settings, polling: new Set(), token: {} };
+      index.open = true;
+      if (resumed) {
+        // the predecessor's monitors died with it: watch every registered process again
+        for (const owner of [...index.byPid.values()]) {
+          const w = watchProcess(ctx, owner.pid, TAG);
+          if (w === 'noproc') {
+            owner.watch = undefined;
+            for (const rec of [...owner.recs]) removeRec(state, rec, 'down');
+          } else owner.watch = w;
+        }
+      }
+      ctx.signal.addEventListener(
+        'abort',
+        () => {
+          if (!endsForGood(ctx.signal.reason as ExitReason)) return;
+          index.open = false;
+          releaseComponentState(node, arg.name);
+        },
+        { once: true },
+      );
+      armSweep(state);
+      return state;
+    },
+
+    handleCall(request, _from, state) {
+      try {
+        switch (request?.type) {
+          case 'register': {
+            if (!isPid(request.pid)) throw new InvalidArgumentError('agent', 'a Pid or a process Context', request.pid);
+            const key = request.key === undefined ? undefined : text(request.key, 'options.key', MAX_KEY);
+            return { reply: register(state, request.pid, key, readMeta(request.meta)), state };
+          }
+          case 'update':
+            return { reply: change(state, readRef(request.ref), readMeta(request.patch, 'patch'), 'update'), state };
+          case 'heartbeat':
+            state.index.counts.heartbeats++;
+            return { reply: change(state, readRef(request.ref), readBeat(request.patch), 'heartbeat'), state };
+          case 'unregister': {
+            const recs = recsOf(state, readRef(request.ref));
+            for (const rec of recs) removeRec(state, rec, 'explicit');
+            return { reply: recs.length === 0 ? 'not_found' : 'ok', state };
+          }
+          case 'stats':
+            return { reply: stats(state), state };
+          default:
+            throw new InvalidArgumentError('request', "an agent registry call ({ type: 'register' | 'update' | 'heartbeat' | 'unregister' | 'stats' })", request);
+        }
+      } catch (e) {
+        // a bad request is the caller's mistake: it gets the typed error, the registry keeps its entries
+        return { reply: toError(e) as never, state };
+      }
+    },
+
+    handleInfo(message, state, ctx) {
+      if (isDown(message)) {
+        const owner: Owner | undefined = state.index.byPid.get(Pid.format(message.pid));
+        if (owner !== undefined && owner.watch?.ref === message.ref) {
+          owner.watch = undefined;
+          for (const rec of [...owner.recs]) removeRec(state, rec, 'down');
+        }
+      } else if (isOwn(state, message, 'sweep')) sweep(state);
+      else if (isOwn(state, message, 'polled')) polled(state, message);
+      else ctx.node.telemetry.execute('keel.gen_server.unexpected_message', {}, { pid: ctx.self, message });
+      return state;
+    },
+  },
+  'an agent registry (use its handle)',
+  'bare',
+);
+
+function stats(state: State): AgentRegistryStats {
+  const c = state.index.counts;
+  return {
+    agents: state.index.byKey.size,
+    processes: state.index.byPid.size,
+    unhealthy: state.index.unhealthy.size,
+    capabilities: state.index.capabilities,
+    registered: c.registered,
+    unregistered: { down: c.down, explicit: c.explicit, replaced: c.replaced },
+    heartbeats: c.heartbeats,
+    polls: c.polls,
+  };
+}
+
+/** A pid or a process's own Context as the pid it stands for (its key, as given). */
+function pidOf(agent: unknown, argument: string): Pid {
+  if (isProcess(agent)) return (agent as Context<any>).self;
+  if (isPid(agent)) return agent;
+  throw new InvalidArgumentError(argument, 'a Pid or a process Context', agent);
+}
+
+function refOf(ref: AgentRef): Ref {
+  return typeof ref === 'string' ? text(ref, 'ref', MAX_KEY) : pidOf(ref, 'ref');
+}
+
+/**
+ * A registry of agents and what they can do: agents register with metadata (capabilities, kinds,
+ * team, role, load, status); their entries vanish when they exit (monitored) and are replaced when a
+ * restarted agent registers again under its key. Queries read an index the registry's process
+ * maintains, without a call. With `heartbeatIntervalMs`, an agent not heard from for
+ * `missedHeartbeats` intervals becomes unhealthy and leaves the queries for healthy agents.
+ *
+ * @example
+ * ```ts
+ * const registry = await AgentRegistry.start(node, { heartbeatIntervalMs: 1000 });
+ * await registry.register(worker.pid, { capabilities: ['ocr'], team: 'docs' });
+ * registry.query({ capability: 'ocr' }); // [{ key, pid, meta }]
+ * ```
+ */
+export const AgentRegistry = {
+  async start(from: Node | Context<any>, options?: AgentRegistryOptions): Promise<AgentRegistryHandle> {
+    const { name: given, ...settings } = readOptions(options);
+    const node = componentNode(from);
+    const name = nameFor(node, TAG, given);
+    const pid = await startComponent(from, registrySpec, { name, settings }, name);
+    let held = componentState(node, name, () => new AgentIndex()).state;
+    // the table now: the one held, or (once it was released: stopped, then started again under the name) its successor's
+    const table = (): AgentIndex => {
+      if (!held.open) held = peekComponentState<AgentIndex>(node, name) ?? held;
+      return held;
+    };
+    const call = componentCaller<Protocol>(node, name);
+    return componentHandle<AgentRegistryHandle>(node, name, pid, {
+      async register(agent, meta, opts) {
+        const p = pidOf(agent, 'agent');
+        return call({ type: 'register', pid: p, key: readRegisterOptions(opts), meta: readMeta(meta) });
+      },
+      async update(ref, patch) {
+        return call({ type: 'update', ref: refOf(ref), patch: readMeta(patch, 'patch') });
+      },
+      async unregister(ref) {
+        return call({ type: 'unregister', ref: refOf(ref) });
+      },
+      async heartbeat(ref, beat) {
+        return call({ type: 'heartbeat', ref: refOf(ref), patch: readBeat(beat) });
+      },
+      lookup(key) {
+        text(key, 'key', MAX_KEY);
+        const index = table();
+        return index.open ? index.byKey.get(key)?.entry : undefined;
+      },
+      query: (where) => table().query(readWhere(where)),
+      pids: (where) => table().query(readWhere(where)).map((e) => e.pid),
+      select(where) {
+        const read = readWhere(where);
+        return new AgentQuery(name, table, Object.freeze({ ...where }), read);
+      },
+      count() {
+        const index = table();
+        return index.open ? index.byKey.size : 0;
+      },
+      stats: () => call({ type: 'stats' }),
+    });
+  },
+};

@@ -1,0 +1,68 @@
+import { types } from 'node:util';
+import { InvalidArgumentError } from '../../errors.js';
+import { isPid, type Pid } from '../../runtime/Pid.js';
+import type { AgentIndex } from './AgentIndex.js';
+import type { AgentEntry, AgentWhere } from './types.js';
+import type { Where } from './validate.js';
+
+/**
+ * A registry query as a value: which agents, asked again each time it is used. Functions that take a
+ * list of pids can take one in its place and resolve it when they run ({@link resolveAgents}), so a
+ * registered agent that restarted (a new pid under the same key) is found again.
+ */
+export class AgentQuery {
+  /** The registry's name. */
+  readonly registry: string;
+  /** The query as given (validated). */
+  readonly where: AgentWhere;
+  readonly #index: () => AgentIndex;
+  readonly #where: Where;
+
+  /** @internal Made by `AgentRegistryHandle.select`. */
+  constructor(registry: string, index: () => AgentIndex, where: AgentWhere, read: Where) {
+    this.registry = registry;
+    this.where = where;
+    this.#index = index;
+    this.#where = read;
+    Object.freeze(this);
+  }
+
+  /** The entries the query selects now (none once the registry stopped for good). */
+  entries(): AgentEntry[] {
+    return this.#index().query(this.#where);
+  }
+
+  /** The pids of {@link entries}. */
+  pids(): Pid[] {
+    return this.entries().map((e) => e.pid);
+  }
+
+  /** A brand check (never runs a proxy's traps). */
+  static is(value: unknown): value is AgentQuery {
+    return typeof value === 'object' && value !== null && #where in value;
+  }
+
+  toString(): string {
+    return `AgentQuery(${this.registry}, ${JSON.stringify(this.where)})`;
+  }
+}
+
+/** True for a query made by an `AgentRegistry`'s `select`. */
+export function isAgentQuery(value: unknown): value is AgentQuery {
+  return AgentQuery.is(value);
+}
+
+/**
+ * The pids `agents` stands for now: a query's current matches, or a list of pids as given (a copy;
+ * each must be a Pid). What a function that accepts either calls when it runs. `argument` names the
+ * argument in the typed error.
+ */
+export function resolveAgents(agents: AgentQuery | readonly Pid[], argument = 'agents'): Pid[] {
+  if (AgentQuery.is(agents)) return agents.pids();
+  if (types.isProxy(agents) || !Array.isArray(agents)) throw new InvalidArgumentError(argument, 'an array of Pids or an AgentQuery (registry.select(...))', agents);
+  const out = [...(agents as readonly unknown[])];
+  out.forEach((p, i) => {
+    if (!isPid(p)) throw new InvalidArgumentError(`${argument}[${i}]`, 'a Pid', p);
+  });
+  return out as Pid[];
+}
