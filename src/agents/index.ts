@@ -10,6 +10,8 @@ export {
   type AgentProtocol,
   type AgentStatus,
   type AgentTask,
+  type TaskHandler,
+  type TaskRequest,
   type TaskResult,
   type Vote,
 } from './Agent.js';

@@ -17,7 +17,7 @@ describe('Agent', () => {
     expect(await agent.runTask({ id: 't1', kind: 'sum', payload: [1, 2, 3] })).toEqual({ ok: true, result: 6 });
     expect(await agent.vote({ n: 3 })).toBe('approve');
     expect(await agent.vote({ n: 1 })).toBe('reject');
-    expect(await agent.status()).toEqual({ load: 0, capabilities: ['sum'], completed: 1, failed: 0 });
+    expect(await agent.status()).toEqual({ load: 0, capabilities: ['sum'], kinds: '*', completed: 1, failed: 0 });
     expect(events.events.map((e) => [e.event, e.metadata.taskId, e.metadata.outcome])).toEqual([['keel.agent.task', 't1', 'ok']]);
     expect(agent.name).toMatch(/^keel\.agent\.\d+$/);
     expect(node.isAlive(agent.pid)).toBe(true);

@@ -5,9 +5,11 @@ import { isDown, type Down } from '../../runtime/messages.js';
 import { isInstance } from '../../runtime/safe.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
-import { statusOf } from '../Agent.js';
+import { statusOf, type AgentStatus } from '../Agent.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
-import { addWorker, cancelRunning, dispatch, event, finish, Joined, metricsOf, pidKey, removeWorker, readyAgain, Requeue, startRun, statusOfRun, WorkflowTimeout, type State } from './dispatch.js';
+import { addWorker, cancelRunning, dispatch, enqueue, event, Joined, NoWorkerDue, noWorkerDue, pidKey, removeWorker, readyAgain, Requeue, WorkflowTimeout, type State } from './dispatch.js';
+import { finish, metricsOf, startRun, statusOfRun } from './runs.js';
+import { StuckCheck, stuckCheck } from './stuck.js';
 import type { CancelResult, CoordinatorHandle, CoordinatorMetrics, CoordinatorOptions, Workflow, WorkflowResult, WorkflowStatus } from './types.js';
 import { checkId, type Init, validateOptions, validateWorkflow } from './validate.js';
 
@@ -20,10 +22,20 @@ type Calls =
   | { request: { op: 'pause' | 'resume'; id: string }; reply: 'ok' | { error: 'not_found' | 'finished' } }
   | { request: { op: 'status'; id: string }; reply: WorkflowStatus | { error: 'not_found' } }
   | { request: { op: 'metrics' }; reply: CoordinatorMetrics }
-  | { request: { op: 'workers' }; reply: { pid: Pid; capabilities: readonly string[]; load: number }[] }
+  | { request: { op: 'workers' }; reply: { pid: Pid; capabilities: readonly string[]; kinds: '*' | readonly string[]; load: number }[] }
   | { request: { op: 'add'; pid: Pid }; reply: 'ok' | { error: 'noproc' | 'exists' } }
   | { request: { op: 'remove'; pid: Pid }; reply: 'ok' | { error: 'not_found' } };
 type Request = Calls['request'];
+
+/** The kinds an agent's status names: undefined (any kind) for `'*'` or a process that does not say. */
+function kindsOf(status: AgentStatus): readonly string[] | undefined {
+  try {
+    const kinds = (status as { kinds?: unknown }).kinds;
+    return Array.isArray(kinds) && kinds.every((k) => typeof k === 'string') ? [...kinds] : undefined;
+  } catch {
+    return undefined; // a status that cannot be read names no kinds: any
+  }
+}
 
 // ---- the server -----------------------------------------------------------------------------------------
 
@@ -41,12 +53,12 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
       ready: [],
       head: 0,
       seq: 0,
-      m: { completed: 0, failed: 0, cancelled: 0, rejected: 0, tasksCompleted: 0, tasksFailed: 0, reassigned: 0, timedOut: 0, left: 0 },
+      m: { completed: 0, failed: 0, cancelled: 0, rejected: 0, tasksCompleted: 0, tasksFailed: 0, reassigned: 0, timedOut: 0, left: 0, retried: 0 },
     };
     // the initial pool: each worker says what it can do; one that does not answer is left out
     const statuses = await Promise.allSettled(workers.map((w) => statusOf(ctx, w, { timeout: Math.min(options.taskTimeoutMs, STATUS_AT_START_MS) })));
     statuses.forEach((s, i) => {
-      if (s.status === 'fulfilled') addWorker(state, workers[i]!, s.value.capabilities);
+      if (s.status === 'fulfilled') addWorker(state, workers[i]!, s.value.capabilities, kindsOf(s.value));
       else event(state, 'worker_refused', {}, { worker: workers[i], error: s.reason });
     });
     return state;
@@ -75,6 +87,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
       case 'cancel': {
         const wf = state.runs.get(request.id);
         if (wf === undefined) return { reply: { error: state.history.has(request.id) ? 'finished' : 'not_found' }, state };
+        if (wf.state === 'compensating') return { reply: { error: 'finished' }, state }; // its outcome is decided: the compensations run to the end
         const notified = cancelRunning(state, wf);
         finish(state, wf, 'cancelled');
         notified.then((list) => GenServer.reply(from, { cancelled: true, notified: list }));
@@ -83,9 +96,13 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
       case 'pause':
       case 'resume': {
         const wf = state.runs.get(request.id);
-        if (wf === undefined) return { reply: { error: state.history.has(request.id) ? 'finished' : 'not_found' }, state };
+        if (wf === undefined || wf.state === 'compensating') return { reply: { error: wf !== undefined || state.history.has(request.id) ? 'finished' : 'not_found' }, state };
         wf.state = request.op === 'pause' ? 'paused' : 'running';
         event(state, request.op === 'pause' ? 'workflow_paused' : 'workflow_resumed', {}, { workflow: wf.id });
+        if (wf.state === 'running') {
+          // aggregate steps that became ready while paused run now (they need no worker)
+          for (const t of wf.tasks.values()) if (t.state === 'ready' && t.spec.aggregate === true) enqueue(state, t);
+        }
         dispatch(state);
         return { reply: 'ok', state };
       }
@@ -96,13 +113,13 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
       case 'metrics':
         return { reply: metricsOf(state), state };
       case 'workers':
-        return { reply: [...state.workers.values()].map((w) => ({ pid: w.pid, capabilities: [...w.capabilities], load: w.load })), state };
+        return { reply: [...state.workers.values()].map((w) => ({ pid: w.pid, capabilities: [...w.capabilities], kinds: w.kinds === undefined ? '*' as const : [...w.kinds], load: w.load })), state };
       case 'add': {
         if (state.workers.has(pidKey(request.pid))) return { reply: { error: 'exists' }, state };
         // ask for its capabilities without blocking the coordinator
         statusOf(ctx, request.pid, { timeout: state.options.taskTimeoutMs }).then(
-          (s) => ctx.send(ctx.self, new Joined(request.pid, s.capabilities, from)),
-          () => ctx.send(ctx.self, new Joined(request.pid, undefined, from)),
+          (s) => ctx.send(ctx.self, new Joined(request.pid, s.capabilities, kindsOf(s), from)),
+          () => ctx.send(ctx.self, new Joined(request.pid, undefined, undefined, from)),
         );
         return { noreply: true, state };
       }
@@ -120,9 +137,13 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
 
   handleInfo(message, state) {
     if (isInstance(message, Joined)) {
-      GenServer.reply(message.from, message.capabilities === undefined ? { error: 'noproc' } : addWorker(state, message.pid, message.capabilities));
+      GenServer.reply(message.from, message.capabilities === undefined ? { error: 'noproc' } : addWorker(state, message.pid, message.capabilities, message.kinds));
     } else if (isInstance(message, Requeue)) {
       readyAgain(state, message.task);
+    } else if (isInstance(message, NoWorkerDue)) {
+      noWorkerDue(state, message.task);
+    } else if (isInstance(message, StuckCheck)) {
+      stuckCheck(state, message.wf);
     } else if (isInstance(message, WorkflowTimeout)) {
       const wf = state.runs.get(message.id);
       if (wf !== undefined) finish(state, wf, 'failed', undefined, 'timeout');
