@@ -18,10 +18,16 @@ export {
 export { CoordinatorAgent } from './coordinator/CoordinatorAgent.js';
 export { validateWorkflow } from './coordinator/validate.js';
 export type {
+  Aggregator,
   CancelResult,
+  Compensation,
+  CompensationOutcome,
   CoordinatorHandle,
   CoordinatorMetrics,
   CoordinatorOptions,
+  NoWorkerError,
+  RetryPolicy,
+  TaskOutcome,
   Workflow,
   WorkflowResult,
   WorkflowState,

@@ -195,19 +195,23 @@ function handleFor(node: Node, name: string, started: Pid): CoordinatorHandle {
 
 /**
  * A coordinator: runs workflows of tasks over a pool of agents. A task starts when the tasks it
- * depends on have completed and goes to the least-loaded worker that has every capability it
- * requires. A worker that dies leaves the pool and its task goes to another worker; a task that
- * times out is cancelled on its worker and tried again, up to `maxTaskAttempts`. Finished workflows
- * leave the active set; the last `historySize` stay queryable.
+ * depends on have completed, receives their results as `inputs` (by task id), and goes to the
+ * least-loaded worker that runs its `kind` and has every capability it requires; a kind no worker
+ * runs fails the workflow at once (`no_worker`) unless it sets `waitForWorkersMs`. A worker that
+ * dies leaves the pool and its task goes to another worker; a task that times out is cancelled on
+ * its worker and tried again, up to `maxTaskAttempts`; a task error is retried per the task's
+ * `retry` policy. Aggregate steps run in the coordinator; a failed workflow runs its completed
+ * tasks' `compensate` steps in reverse order. Finished workflows leave the active set; the last
+ * `historySize` stay queryable.
  *
  * @example
  * ```ts
- * const coordinator = await CoordinatorAgent.start(node, { workers: [a.pid, b.pid] });
+ * const coordinator = await CoordinatorAgent.start(node, { workers: [fetcher.pid, parser.pid] });
  * const result = await coordinator.run({ tasks: [
  *   { id: 'fetch', kind: 'fetch', payload: url, requires: ['http'] },
- *   { id: 'report', kind: 'report', payload: 'daily', dependsOn: ['fetch'] }, // runs after fetch
+ *   { id: 'parse', kind: 'parse', dependsOn: ['fetch'] }, // runs after fetch, with inputs.fetch
  * ] });
- * console.log(result.status, result.results.report);
+ * console.log(result.status, result.results.parse, result.tasks.parse.worker);
  * ```
  */
 export const CoordinatorAgent = {
