@@ -7,8 +7,9 @@ import { isPid, type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { statusOf, type AgentStatus } from '../Agent.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
-import { addWorker, cancelRunning, dispatch, enqueue, event, Joined, NoWorkerDue, noWorkerDue, pidKey, removeWorker, readyAgain, Requeue, WorkflowTimeout, type State } from './dispatch.js';
+import { addWorker, AggregateTimeout, aggregateTimeout, cancelRunning, dispatch, enqueue, event, Joined, NoWorkerDue, noWorkerDue, pidKey, removeWorker, readyAgain, Requeue, WorkflowTimeout, type State } from './dispatch.js';
 import { finish, metricsOf, startRun, statusOfRun } from './runs.js';
+import { abortCompensations } from './saga.js';
 import { StuckCheck, stuckCheck } from './stuck.js';
 import type { CancelResult, CoordinatorHandle, CoordinatorMetrics, CoordinatorOptions, Workflow, WorkflowResult, WorkflowStatus } from './types.js';
 import { checkId, type Init, validateOptions, validateWorkflow } from './validate.js';
@@ -87,9 +88,10 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
       case 'cancel': {
         const wf = state.runs.get(request.id);
         if (wf === undefined) return { reply: { error: state.history.has(request.id) ? 'finished' : 'not_found' }, state };
-        if (wf.state === 'compensating') return { reply: { error: 'finished' }, state }; // its outcome is decided: the compensations run to the end
         const notified = cancelRunning(state, wf);
-        finish(state, wf, 'cancelled');
+        // a compensating workflow stays failed: its compensations left are reported cancelled
+        if (wf.state === 'compensating') abortCompensations(state, wf);
+        else finish(state, wf, 'cancelled');
         notified.then((list) => GenServer.reply(from, { cancelled: true, notified: list }));
         return { noreply: true, state };
       }
@@ -140,6 +142,9 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
       GenServer.reply(message.from, message.capabilities === undefined ? { error: 'noproc' } : addWorker(state, message.pid, message.capabilities, message.kinds));
     } else if (isInstance(message, Requeue)) {
       readyAgain(state, message.task);
+    } else if (isInstance(message, AggregateTimeout)) {
+      aggregateTimeout(state, message.attempt);
+      dispatch(state);
     } else if (isInstance(message, NoWorkerDue)) {
       noWorkerDue(state, message.task);
     } else if (isInstance(message, StuckCheck)) {

@@ -119,6 +119,10 @@ export class NoWorkerDue {
 }
 /** A task a worker refused ('busy', 'duplicate_task') is offered again after this long. */
 const REFUSED_RETRY_MS = 50;
+/** An aggregate step's attempt ran past its timeout. */
+export class AggregateTimeout {
+  constructor(readonly attempt: Attempt) {}
+}
 /** A workflow's `timeoutMs` is over. */
 export class WorkflowTimeout {
   constructor(readonly id: string) {}
@@ -141,7 +145,8 @@ export function wanted(task: TaskRun): boolean {
 
 /** Defines `obj[key]` as an own property (a task id `__proto__` is a key like any other). */
 export function put(obj: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+  if (key === '__proto__') Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+  else obj[key] = value;
 }
 
 // ---- workers ----------------------------------------------------------------------------------------
@@ -308,17 +313,34 @@ function assign(state: State, task: TaskRun, worker: Worker): void {
   );
 }
 
-/** An aggregate step: the aggregator named by its kind, over its inputs, in the coordinator. */
+/**
+ * An aggregate step: the aggregator named by its kind, over its inputs, in the coordinator. Past
+ * its timeout (the task's, else `taskTimeoutMs`) the attempt ends with the error `'timeout'` (a
+ * task error, subject to its retry policy); a late answer is ignored.
+ */
 function runAggregate(state: State, task: TaskRun): void {
   const attempt = begin(state, task, undefined);
   const fn = state.options.aggregators.get(task.kind)!;
   const view = agentTask(task);
+  const timer = state.ctx.sendAfter(state.ctx.self, new AggregateTimeout(attempt), task.spec.timeoutMs ?? state.options.taskTimeoutMs);
+  const end = (result: TaskResult): void => {
+    state.ctx.cancelTimer(timer);
+    settled(state, attempt, result, undefined);
+  };
   Promise.resolve()
     .then(() => fn(view.inputs, view))
     .then(
-      (result) => settled(state, attempt, { ok: true, result }, undefined),
-      (error: unknown) => settled(state, attempt, { ok: false, error }, undefined),
+      (result) => end({ ok: true, result }),
+      (error: unknown) => end({ ok: false, error }),
     );
+}
+
+/** An aggregate step's attempt timed out. */
+export function aggregateTimeout(state: State, attempt: Attempt): void {
+  if (attempt.done) return;
+  state.m.timedOut++;
+  event(state, 'task_timeout', { attempt: attempt.task.attempts }, { workflow: attempt.task.wf.id, task: attempt.task.spec.id, worker: state.ctx.self });
+  settled(state, attempt, { ok: false, error: 'timeout' }, undefined);
 }
 
 /** A worker answered (or the call failed): load goes down as work completes. */
@@ -449,7 +471,7 @@ function cancelOn(state: State, worker: Pid, taskId: string): Promise<SendOutcom
 /** Cancels the workflow's running tasks on their workers through supervised sends. */
 export function cancelRunning(state: State, wf: Run): Promise<{ worker: Pid; taskId: string; outcome: SendOutcome }[]> {
   const sends: Promise<{ worker: Pid; taskId: string; outcome: SendOutcome }>[] = [];
-  for (const task of wf.tasks.values()) {
+  for (const task of wf.state === 'compensating' ? wf.undo : wf.tasks.values()) {
     const attempt = task.current;
     if (attempt === undefined || attempt.done) continue;
     attempt.done = true; // its answer no longer counts; the worker's load drops when it answers

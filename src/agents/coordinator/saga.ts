@@ -42,6 +42,21 @@ function next(state: State, wf: Run): void {
   dispatch(state);
 }
 
+/**
+ * @internal The compensating workflow is cancelled: its running compensation was told to stop
+ * (cancelRunning), the rest are reported `'cancelled'` without running, and it ends `failed`.
+ */
+export function abortCompensations(state: State, wf: Run): void {
+  const done = wf.compensations.length;
+  for (const c of wf.undo.slice(done)) {
+    if (c.waitTimer !== undefined) state.ctx.cancelTimer(c.waitTimer as never);
+    c.waitTimer = undefined;
+    c.state = 'failed';
+    wf.compensations.push({ task: c.undoes!.spec.id, ok: false, error: 'cancelled' });
+  }
+  finalize(state, wf, 'failed', wf.failure!.failedTask, wf.failure!.error);
+}
+
 /** @internal A compensation ended (ok, or failed with `value` as its error): the next one runs. */
 export function compensationSettled(state: State, task: TaskRun, ok: boolean, value: unknown): void {
   const wf = task.wf;

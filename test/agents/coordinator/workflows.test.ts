@@ -203,6 +203,52 @@ describe('CoordinatorAgent: aggregate steps', () => {
 });
 
 describe('CoordinatorAgent: retry policy', () => {
+  it('errors and lost attempts count apart: a death then errors, each budget its own', async () => {
+    const node = track();
+    let calls = 0;
+    const script = ['die', 'error', 'ok'];
+    const runTask = (_t: AgentTask, ctx: Parameters<NonNullable<Parameters<typeof Agent.start>[1]['runTask']>>[1]): unknown => {
+      const step = script[calls++];
+      if (step === 'die') {
+        ctx.exit(new Error('chaos'));
+        return new Promise(() => {});
+      }
+      if (step === 'error') throw new Error('flaky');
+      return 'ok';
+    };
+    const w1 = await Agent.start(node, { capabilities: [], runTask });
+    const w2 = await Agent.start(node, { capabilities: [], runTask });
+    const coordinator = await CoordinatorAgent.start(node, { workers: [w1.pid, w2.pid], maxTaskAttempts: 2 });
+    const r = await coordinator.run({ tasks: [{ id: 't', kind: 'k', retry: { maxAttempts: 2, backoff: { initialMs: 0 } } }] });
+    expect(r).toMatchObject({ status: 'completed', results: { t: 'ok' }, reassigned: 1, tasks: { t: { attempts: 3 } } });
+    // two errors spend maxAttempts 2 although no attempt was lost
+    calls = 1;
+    script[2] = 'error';
+    script[1] = 'error';
+    const r2 = await coordinator.run({ tasks: [{ id: 't', kind: 'k', retry: { maxAttempts: 2, backoff: { initialMs: 0 } } }] });
+    expect(r2).toMatchObject({ status: 'failed', failedTask: 't', reassigned: 0, tasks: { t: { state: 'failed', attempts: 2 } } });
+  });
+
+  it('an aggregate step past its timeout fails with "timeout" (retried per its policy); its late answer is ignored', async () => {
+    const { node, clock } = clockedNode(track);
+    const answers = [deferred<string>(), deferred<string>()];
+    let n = 0;
+    const coordinator = await CoordinatorAgent.start(node, { aggregators: { slow: () => answers[n++]!.promise } });
+    const run = watch(coordinator.run({ tasks: [{ id: 'm', kind: 'slow', aggregate: true, timeoutMs: 100, retry: { maxAttempts: 2, backoff: { initialMs: 10, jitter: 'none' } } }] }));
+    await node.idle();
+    await clock.advance(100);
+    await node.idle();
+    expect(n).toBe(1);
+    await clock.advance(10);
+    await node.idle();
+    expect(n).toBe(2);
+    answers[0]!.resolve('late');
+    answers[1]!.resolve('second');
+    await node.idle();
+    expect(run.value).toMatchObject({ status: 'completed', results: { m: 'second' }, tasks: { m: { attempts: 2 } } });
+    expect((await coordinator.metrics()).tasks).toMatchObject({ timedOut: 1, retried: 1 });
+  });
+
   it('retries on errors with its backoff on the node clock; worker losses count apart (maxTaskAttempts)', async () => {
     const { node, clock } = clockedNode(track);
     const events = captureEvents(node, ['keel.coordinator.task_retry']);
@@ -327,7 +373,7 @@ describe('CoordinatorAgent: compensations (sagas)', () => {
     ]);
   });
 
-  it('a compensation nobody runs is reported (no_worker) and the rest still run; cancel while compensating answers finished', async () => {
+  it('a compensation nobody runs is reported (no_worker) and the rest still run', async () => {
     const node = track();
     const gate = deferred<string>();
     const w = await Agent.start(node, { capabilities: [], tasks: { do: () => 'done', boom: () => { throw new Error('boom'); }, undo: () => gate.promise } });
@@ -341,8 +387,8 @@ describe('CoordinatorAgent: compensations (sagas)', () => {
     });
     await node.idle();
     expect(await coordinator.status(id)).toMatchObject({ state: 'compensating' });
-    expect(await coordinator.cancel(id)).toEqual({ error: 'finished' });
     expect(await coordinator.pause(id)).toEqual({ error: 'finished' });
+    expect(await coordinator.resume(id)).toEqual({ error: 'finished' });
     gate.resolve('undone');
     const r = await coordinator.wait(id);
     expect(r).toMatchObject({
@@ -353,6 +399,39 @@ describe('CoordinatorAgent: compensations (sagas)', () => {
         { task: 'a', ok: true, result: 'undone' },
       ],
     });
+  });
+
+  it('cancel while compensating: the running compensation is told to stop, the rest are reported cancelled, the workflow stays failed', async () => {
+    const node = track();
+    const aborted: string[] = [];
+    const w = await Agent.start(node, {
+      capabilities: [],
+      tasks: {
+        do: () => 'done',
+        boom: () => { throw new Error('boom'); },
+        undo: (t, _ctx, { signal }) => new Promise((_r, reject) => signal.addEventListener('abort', () => { aborted.push(t.id); reject(new Error('stop')); })),
+      },
+    });
+    const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid] });
+    const { id } = await coordinator.submit({
+      id: 'c',
+      tasks: [
+        { id: 'a', kind: 'do', compensate: { kind: 'undo' } },
+        { id: 'b', kind: 'do', dependsOn: ['a'], compensate: { kind: 'undo' } },
+        { id: 'x', kind: 'boom', dependsOn: ['b'] },
+      ],
+    });
+    await node.idle();
+    const cancel = await coordinator.cancel(id);
+    expect(cancel).toMatchObject({ cancelled: true, notified: [{ worker: w.pid, taskId: 'c/b/compensate', outcome: { ok: true } }] });
+    await node.idle();
+    expect(aborted).toEqual(['c/b/compensate']);
+    expect(await coordinator.wait(id)).toMatchObject({
+      status: 'failed',
+      failedTask: 'x',
+      compensations: [{ task: 'b', ok: false, error: 'cancelled' }, { task: 'a', ok: false, error: 'cancelled' }],
+    });
+    expect((await coordinator.metrics()).workflows).toMatchObject({ failed: 1, cancelled: 0, active: 0 });
   });
 
   it('a cancelled or completed workflow runs no compensation', async () => {
