@@ -93,7 +93,10 @@ export interface AgentHandle {
 }
 
 interface Running {
-  readonly abort: AbortController;
+  /** Made when the handler first reads its `signal` (most never do: a controller per task is costly). */
+  abort: AbortController | undefined;
+  /** Aborted (cancelled, or the agent exited) before or after the handler read its signal. */
+  aborted: boolean;
   readonly from: From<TaskResult>;
   settled: boolean;
   cancel(): void;
@@ -141,9 +144,14 @@ function validateTask(task: unknown): AgentTask | undefined {
   }
 }
 
+/** Aborts the task's signal, now or when the handler first reads it. */
+function abortTask(running: Running): void {
+  running.aborted = true;
+  running.abort?.abort();
+}
+
 function runTask(task: AgentTask, from: From<TaskResult>, state: State, ctx: Context<any>): void {
-  const abort = new AbortController();
-  const running: Running = { abort, from, settled: false, cancel: () => abort.abort() };
+  const running: Running = { abort: undefined, aborted: false, from, settled: false, cancel: () => abortTask(running) };
   state.running.set(task.id, running);
   const started = ctx.node.clock.now();
   const finish = (result: TaskResult, outcome: 'ok' | 'error' | 'cancelled'): void => {
@@ -156,14 +164,23 @@ function runTask(task: AgentTask, from: From<TaskResult>, state: State, ctx: Con
     GenServer.reply(from, result);
   };
   running.cancel = () => {
-    abort.abort();
+    abortTask(running);
     finish({ ok: false, error: 'cancelled' }, 'cancelled');
+  };
+  const options = {
+    get signal(): AbortSignal {
+      if (running.abort === undefined) {
+        running.abort = new AbortController();
+        if (running.aborted) running.abort.abort();
+      }
+      return running.abort.signal;
+    },
   };
   let r: unknown;
   try {
     const handler = state.handlers.get(task.kind) ?? state.options.runTask;
     if (handler === undefined) throw new InvalidArgumentError('task.kind', `a kind this agent runs (${(state.kinds as readonly string[]).join(', ')})`, task.kind);
-    r = handler(task, ctx, { signal: abort.signal });
+    r = handler(task, ctx, options);
   } catch (e) {
     finish({ ok: false, error: toError(e) }, 'error');
     return;
@@ -180,7 +197,7 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServ
     const state: State = { options, handlers, kinds, capabilities: Object.freeze([...options.capabilities]), running: new Map(), completed: 0, failed: 0 };
     // one listener for the agent's life (not one per task): its exit aborts every running task
     ctx.signal.addEventListener('abort', () => {
-      for (const r of state.running.values()) r.abort.abort();
+      for (const r of state.running.values()) abortTask(r);
     }, { once: true });
     return state;
   },

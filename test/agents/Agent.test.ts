@@ -71,6 +71,26 @@ describe('Agent', () => {
     expect(await agent.status()).toMatchObject({ load: 0 });
   });
 
+  it('a signal first read after cancel_task is already aborted (the controller is made on first read)', async () => {
+    const node = track();
+    const gate = deferred<void>();
+    const seen: boolean[] = [];
+    const agent = await Agent.start(node, {
+      capabilities: [],
+      runTask: async (_task, _ctx, options) => {
+        await gate.promise;
+        seen.push(options.signal.aborted, options.signal === options.signal);
+      },
+    });
+    const r = agent.runTask({ id: 'late', kind: 'k' });
+    expect((await agent.status()).load).toBe(1);
+    agent.cancel('late');
+    expect(await r).toEqual({ ok: false, error: 'cancelled' });
+    gate.resolve();
+    await node.idle();
+    expect(seen).toEqual([true, true]);
+  });
+
   it('refuses a duplicate task id, a bad task and tasks past maxConcurrentTasks with ok: false', async () => {
     const node = track();
     const gate = deferred<void>();

@@ -53,6 +53,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
       history: new Map(),
       ready: [],
       head: 0,
+      free: 0,
       seq: 0,
       m: { completed: 0, failed: 0, cancelled: 0, rejected: 0, tasksCompleted: 0, tasksFailed: 0, reassigned: 0, timedOut: 0, left: 0, retried: 0 },
     };

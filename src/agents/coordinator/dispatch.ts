@@ -101,6 +101,8 @@ export interface State {
   /** Ready tasks in the order they became ready, from `head`; holes are tasks already taken. */
   readonly ready: (TaskRun | undefined)[];
   head: number;
+  /** Workers of the pool with room (load below maxTasksPerWorker), kept as loads change. */
+  free: number;
   seq: number;
   readonly m: { completed: number; failed: number; cancelled: number; rejected: number; tasksCompleted: number; tasksFailed: number; reassigned: number; timedOut: number; left: number; retried: number };
 }
@@ -157,6 +159,7 @@ export function addWorker(state: State, pid: Pid, capabilities: readonly string[
   const watch = watchProcess(state.ctx, pid, 'coordinator');
   if (watch === 'noproc') return { error: 'noproc' };
   state.workers.set(key, { pid, key, capabilities: new Set(capabilities), kinds: kinds === undefined ? undefined : new Set(kinds), watch, load: 0, running: new Set() });
+  state.free++;
   event(state, 'worker_joined', {}, { worker: pid, capabilities, kinds: kinds ?? '*' });
   dispatch(state);
   return 'ok';
@@ -166,6 +169,7 @@ export function addWorker(state: State, pid: Pid, capabilities: readonly string[
 export function removeWorker(state: State, worker: Worker, reason: string, monitorFired = false): void {
   if (state.workers.get(worker.key) !== worker) return;
   state.workers.delete(worker.key);
+  if (worker.load < state.options.maxTasksPerWorker) state.free--;
   state.m.left++;
   if (!monitorFired) unwatch(state.ctx, worker.watch);
   event(state, 'worker_left', {}, { worker: worker.pid, reason });
@@ -185,6 +189,11 @@ export function removeWorker(state: State, worker: Worker, reason: string, monit
 }
 
 // ---- dispatch -----------------------------------------------------------------------------------------
+
+/** An attempt of the worker ended: one more slot (counted free if it is still in the pool). */
+function unload(state: State, worker: Worker): void {
+  if (worker.load-- === state.options.maxTasksPerWorker && state.workers.get(worker.key) === worker) state.free++;
+}
 
 /** Whether the worker runs the task's kind and has every capability it requires. */
 export function eligible(worker: Worker, task: TaskRun): boolean {
@@ -236,10 +245,8 @@ export function enqueue(state: State, task: TaskRun): void {
  */
 export function dispatch(state: State): void {
   const max = state.options.maxTasksPerWorker;
-  let free = 0;
-  for (const w of state.workers.values()) if (w.load < max) free++;
   const ready = state.ready;
-  for (let i = state.head; i < ready.length && free > 0; i++) {
+  for (let i = state.head; i < ready.length && state.free > 0; i++) {
     const task = ready[i];
     if (task === undefined) continue;
     let take = task.state !== 'ready' || !wanted(task); // finished or taken while queued
@@ -253,11 +260,13 @@ export function dispatch(state: State): void {
         for (const w of state.workers.values()) {
           if (w.load >= max || !eligible(w, task)) continue;
           if (w === task.avoid) fallback = w;
-          else if (best === undefined || w.load < best.load) best = w;
+          else if (best === undefined || w.load < best.load) {
+            best = w;
+            if (w.load === 0) break; // nothing is less loaded, and it joined before any other idle one
+          }
         }
         best ??= fallback;
         if (best !== undefined) {
-          if (best.load + 1 >= max) free--;
           assign(state, task, best);
           take = true;
         }
@@ -279,7 +288,10 @@ export function dispatch(state: State): void {
 }
 
 /** The task as its worker (or aggregator) sees it: its inputs are its dependencies' results, by id. */
+const NO_INPUTS: Readonly<Record<string, unknown>> = Object.freeze({});
+
 export function agentTask(task: TaskRun): AgentTask {
+  if (task.role === 'task' && task.spec.dependsOn === undefined) return { id: agentTaskId(task), kind: task.kind, payload: task.spec.payload, inputs: NO_INPUTS };
   const inputs: Record<string, unknown> = {};
   if (task.role === 'compensation') put(inputs, task.undoes!.spec.id, task.undoes!.result);
   else for (const dep of task.spec.dependsOn ?? []) put(inputs, dep, task.wf.tasks.get(dep)!.result);
@@ -304,7 +316,7 @@ function begin(state: State, task: TaskRun, worker: Worker | undefined): Attempt
 
 function assign(state: State, task: TaskRun, worker: Worker): void {
   const attempt = begin(state, task, worker);
-  worker.load++;
+  if (++worker.load === state.options.maxTasksPerWorker) state.free--;
   worker.running.add(attempt);
   const timeout = task.spec.timeoutMs ?? state.options.taskTimeoutMs;
   GenServer.call<AgentProtocol>(state.ctx, worker.pid, { type: 'run_task', task: agentTask(task) }, { timeout }).then(
@@ -346,7 +358,7 @@ export function aggregateTimeout(state: State, attempt: Attempt): void {
 /** A worker answered (or the call failed): load goes down as work completes. */
 function settled(state: State, attempt: Attempt, result: TaskResult | undefined, error: unknown): void {
   const worker = attempt.worker;
-  if (worker?.running.delete(attempt) === true) worker.load--;
+  if (worker?.running.delete(attempt) === true) unload(state, worker);
   if (attempt.done || state.ctx.signal.aborted) {
     dispatch(state);
     return;
@@ -411,7 +423,7 @@ function taskError(state: State, task: TaskRun, error: unknown): void {
 function retry(state: State, attempt: Attempt, reason: string, reassigned: boolean): void {
   if (attempt.done) return;
   attempt.done = true;
-  if (attempt.worker?.running.delete(attempt) === true) attempt.worker.load--;
+  if (attempt.worker?.running.delete(attempt) === true) unload(state, attempt.worker);
   const task = attempt.task;
   task.current = undefined;
   if (!wanted(task)) return;

@@ -1,6 +1,7 @@
 import { InvalidArgumentError, WorkflowLimitError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
-import { anyEligible, cancelRunning, dispatch, enqueue, event, noWorkerError, WorkflowTimeout, type Run, type State, type TaskRun } from './dispatch.js';
+import type { Pid } from '../../runtime/Pid.js';
+import { anyEligible, cancelRunning, dispatch, enqueue, event, noWorkerError, put, WorkflowTimeout, type Run, type State, type TaskRun } from './dispatch.js';
 import { toRetry } from './policy.js';
 import { startCompensation } from './saga.js';
 import { stopStuckTimer, touch } from './stuck.js';
@@ -32,7 +33,7 @@ export function statusOfRun(wf: Run, finishedAt?: number): WorkflowStatus {
 /** @internal The workflow ends: a failure first runs its compensations (the result waits for them). */
 export function finish(state: State, wf: Run, status: 'completed' | 'failed' | 'cancelled', failedTask?: string, error?: unknown): void {
   if (wf.state !== 'running' && wf.state !== 'paused') return;
-  if (status !== 'cancelled') void cancelRunning(state, wf);
+  if (status === 'failed') void cancelRunning(state, wf); // completed: nothing runs; cancelled: the caller did
   if (wf.timer !== undefined) state.ctx.cancelTimer(wf.timer as never);
   wf.timer = undefined;
   for (const t of wf.tasks.values()) {
@@ -44,17 +45,14 @@ export function finish(state: State, wf: Run, status: 'completed' | 'failed' | '
 }
 
 function outcomeOf(t: TaskRun): TaskOutcome {
-  const worker = t.worker === undefined ? {} : { worker: t.worker };
-  switch (t.state) {
-    case 'completed':
-      return { state: 'completed', result: t.result, ...worker, attempts: t.attempts };
-    case 'failed':
-      return { state: 'failed', error: t.error, ...worker, attempts: t.attempts };
-    case 'running':
-      return { state: t.current === undefined ? 'cancelled' : 'running', ...worker, attempts: t.attempts };
-    default:
-      return { state: 'waiting', ...worker, attempts: t.attempts };
-  }
+  // built without spreads: one object per task of every finished workflow
+  if (t.state === 'completed' && t.worker !== undefined) return { state: 'completed', result: t.result, worker: t.worker, attempts: t.attempts };
+  const state = t.state === 'completed' || t.state === 'failed' ? t.state : t.state === 'running' ? (t.current === undefined ? 'cancelled' : 'running') : 'waiting';
+  const o: { state: TaskOutcome['state']; result?: unknown; error?: unknown; worker?: Pid; attempts: number } = { state, attempts: t.attempts };
+  if (state === 'completed') o.result = t.result;
+  else if (state === 'failed') o.error = t.error;
+  if (t.worker !== undefined) o.worker = t.worker;
+  return o;
 }
 
 /** @internal The workflow's result goes to its callers and waiters; it leaves the active set for the history. */
@@ -68,7 +66,7 @@ export function finalize(state: State, wf: Run, status: 'completed' | 'failed' |
   }
   const finishedAt = state.ctx.node.clock.now();
   const tasks: Record<string, TaskOutcome> = {};
-  for (const t of wf.tasks.values()) Object.defineProperty(tasks, t.spec.id, { value: outcomeOf(t), enumerable: true, writable: true, configurable: true });
+  for (const t of wf.tasks.values()) put(tasks, t.spec.id, outcomeOf(t));
   const result: WorkflowResult = {
     id: wf.id,
     status,
