@@ -96,6 +96,28 @@ describe('CoordinatorAgent: data flow and routing', () => {
     expect(never.value).toMatchObject({ status: 'failed', failedTask: 'q', error: { code: 'no_worker', kind: 'other' } });
   });
 
+  it('waitForWorkersMs: the only worker of a kind leaving starts the wait of a task queued behind it', async () => {
+    const { node, clock } = clockedNode(track);
+    const gate = deferred<string>();
+    const w = await Agent.start(node, { capabilities: [], tasks: { k: () => gate.promise } });
+    const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid], waitForWorkersMs: 300 });
+    const run = watch(coordinator.run({ id: 'q', tasks: [{ id: 'a', kind: 'k' }, { id: 'b', kind: 'k' }] }));
+    await node.idle();
+    expect(await coordinator.status('q')).toMatchObject({ tasks: { running: 1, waiting: 1 } });
+    await clock.advance(1000); // b waits for a busy worker of its kind: no deadline
+    await node.idle();
+    expect(run.status).toBe('pending');
+    expect(await coordinator.removeWorker(w.pid)).toBe('ok');
+    await node.idle();
+    await clock.advance(299);
+    await node.idle();
+    expect(run.status).toBe('pending');
+    await clock.advance(1);
+    await node.idle();
+    // a (requeued by the removal) armed its wait first; b's, armed by the same removal, is cancelled with the workflow
+    expect(run.value).toMatchObject({ status: 'failed', failedTask: 'a', error: { code: 'no_worker', kind: 'k', task: 'a' }, tasks: { b: { state: 'waiting', attempts: 0 } } });
+  });
+
   it('a catch-all runTask agent runs any kind; an agent with tasks only answers a typed error for another kind', async () => {
     const node = track();
     const kinds = await Agent.start(node, { capabilities: [], tasks: { a: () => 'A' } });
@@ -432,6 +454,29 @@ describe('CoordinatorAgent: compensations (sagas)', () => {
       compensations: [{ task: 'b', ok: false, error: 'cancelled' }, { task: 'a', ok: false, error: 'cancelled' }],
     });
     expect((await coordinator.metrics()).workflows).toMatchObject({ failed: 1, cancelled: 0, active: 0 });
+  });
+
+  it('a compensation whose worker dies mid-run is reassigned to another worker and completes', async () => {
+    const node = track();
+    let undos = 0;
+    const tasks = {
+      do: () => 'done',
+      boom: () => { throw new Error('boom'); },
+      undo: (t: AgentTask, ctx: Parameters<NonNullable<Parameters<typeof Agent.start>[1]['runTask']>>[1]) => {
+        if (++undos === 1) {
+          ctx.exit(new Error('chaos'));
+          return new Promise(() => {});
+        }
+        return `undid ${String(t.inputs.a)}`;
+      },
+    };
+    const w1 = await Agent.start(node, { capabilities: [], tasks });
+    const w2 = await Agent.start(node, { capabilities: [], tasks });
+    const coordinator = await CoordinatorAgent.start(node, { workers: [w1.pid, w2.pid] });
+    const r = await coordinator.run({ tasks: [{ id: 'a', kind: 'do', compensate: { kind: 'undo' } }, { id: 'b', kind: 'boom', dependsOn: ['a'] }] });
+    expect(r).toMatchObject({ status: 'failed', failedTask: 'b', compensations: [{ task: 'a', ok: true, result: 'undid done' }], reassigned: 1 });
+    expect(undos).toBe(2);
+    expect((await coordinator.workers()).length).toBe(1);
   });
 
   it('a cancelled or completed workflow runs no compensation', async () => {
