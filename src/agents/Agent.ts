@@ -11,7 +11,20 @@ export interface AgentTask {
   readonly id: string;
   readonly kind: string;
   readonly payload: unknown;
+  /** The results of the tasks it depends on, by task id (a coordinator fills it; `{}` when none). */
+  readonly inputs: Readonly<Record<string, unknown>>;
 }
+
+/** What a caller sends as a task: `inputs` may be left out (it arrives as `{}`). */
+export interface TaskRequest {
+  readonly id: string;
+  readonly kind: string;
+  readonly payload?: unknown;
+  readonly inputs?: Readonly<Record<string, unknown>>;
+}
+
+/** Runs one task: its result, or a throw/rejection (answered `{ ok: false, error }`). */
+export type TaskHandler = (task: AgentTask, ctx: Context<any>, options: { signal: AbortSignal }) => unknown;
 
 /** What `run_task` answers: the task's result, or why it failed (`'cancelled'`, `'duplicate_task'`, `'busy'`, or what it threw). */
 export type TaskResult = { ok: true; result: unknown } | { ok: false; error: unknown };
@@ -23,13 +36,15 @@ export interface AgentStatus {
   /** Tasks running now. */
   readonly load: number;
   readonly capabilities: readonly string[];
+  /** The kinds of task it runs: `'*'` for an agent with a `runTask` catch-all (any kind), else the kinds of its `tasks`. */
+  readonly kinds: '*' | readonly string[];
   readonly completed: number;
   readonly failed: number;
 }
 
 /** The agent protocol's calls (GenServer calls), each with its reply. */
 export type AgentProtocol =
-  | { request: { type: 'run_task'; task: AgentTask }; reply: TaskResult }
+  | { request: { type: 'run_task'; task: TaskRequest }; reply: TaskResult }
   | { request: { type: 'vote'; proposal: unknown }; reply: Vote }
   | { request: { type: 'status' }; reply: AgentStatus };
 
@@ -43,11 +58,18 @@ export interface AgentOptions {
   /** What this agent can do; a coordinator gives a task only to an agent with every capability it requires. */
   capabilities: readonly string[];
   /**
-   * Runs one task. The agent stays responsive while it runs (tasks run concurrently, up to
-   * `maxConcurrentTasks`); `signal` aborts on `cancel_task` and when the agent exits. A throw or
-   * rejection answers `{ ok: false, error }`.
+   * Runs one task of any kind its `tasks` do not name (the catch-all). The agent stays responsive
+   * while it runs (tasks run concurrently, up to `maxConcurrentTasks`); `signal` aborts on
+   * `cancel_task` and when the agent exits. A throw or rejection answers `{ ok: false, error }`.
+   * At least one of `runTask` and `tasks` is required.
    */
-  runTask(task: AgentTask, ctx: Context<any>, options: { signal: AbortSignal }): unknown | Promise<unknown>;
+  runTask?: TaskHandler;
+  /**
+   * A handler per task kind (`{ fetch: fn, parse: fn }`): a task of a kind named here runs its
+   * handler; another kind runs `runTask`, or, without one, is answered `{ ok: false, error }` with
+   * `ERR_INVALID_ARGUMENT` naming the kind. A coordinator routes each task only to agents that run its kind.
+   */
+  tasks?: Readonly<Record<string, TaskHandler>>;
   /** Answers a `vote` (default: `'reject'`, an agent that cannot judge a proposal does not approve it). */
   vote?(proposal: unknown, ctx: Context<any>): Vote | Promise<Vote>;
   /** Any other message (signals, scheduled messages, decisions); default: reported as `keel.gen_server.unexpected_message`. */
@@ -63,7 +85,7 @@ export interface AgentHandle {
   /** The agent's current pid (it is found again by name after a restart). */
   readonly pid: AgentPid;
   readonly name: string;
-  runTask(task: AgentTask, options?: { timeout?: number }): Promise<TaskResult>;
+  runTask(task: TaskRequest, options?: { timeout?: number }): Promise<TaskResult>;
   vote(proposal: unknown, options?: { timeout?: number }): Promise<Vote>;
   status(options?: { timeout?: number }): Promise<AgentStatus>;
   /** Casts `cancel_task`; the running task's `signal` aborts and its caller gets `{ ok: false, error: 'cancelled' }`. */
@@ -71,14 +93,25 @@ export interface AgentHandle {
 }
 
 interface Running {
-  readonly abort: AbortController;
+  /** Made when the handler first reads its `signal` (most never do: a controller per task is costly). */
+  abort: AbortController | undefined;
+  /** Aborted (cancelled, or the agent exited) before or after the handler read its signal. */
+  aborted: boolean;
   readonly from: From<TaskResult>;
   settled: boolean;
   cancel(): void;
 }
 
+/** @internal What an agent starts with: its options and its handlers by kind. */
+interface Init {
+  readonly options: AgentOptions;
+  readonly handlers: ReadonlyMap<string, TaskHandler>;
+}
+
 interface State {
   readonly options: AgentOptions;
+  readonly handlers: ReadonlyMap<string, TaskHandler>;
+  readonly kinds: '*' | readonly string[];
   readonly capabilities: readonly string[];
   readonly running: Map<string, Running>;
   completed: number;
@@ -95,16 +128,30 @@ function isCancelTask(m: unknown): m is AgentCast {
   }
 }
 
+const NO_INPUTS: Readonly<Record<string, unknown>> = Object.freeze({});
+
+/** The task as its handler sees it (`inputs` always an object), or undefined for a malformed one. */
 function validateTask(task: unknown): AgentTask | undefined {
-  if (typeof task !== 'object' || task === null) return undefined;
-  const t = task as Partial<AgentTask>;
-  if (typeof t.id !== 'string' || t.id === '' || typeof t.kind !== 'string') return undefined;
-  return t as AgentTask;
+  if (typeof task !== 'object' || task === null || types.isProxy(task)) return undefined;
+  try {
+    const t = task as Partial<AgentTask>;
+    const { id, kind, payload, inputs } = t;
+    if (typeof id !== 'string' || id === '' || typeof kind !== 'string') return undefined;
+    if (inputs !== undefined && (typeof inputs !== 'object' || inputs === null || Array.isArray(inputs))) return undefined;
+    return { id, kind, payload, inputs: inputs ?? NO_INPUTS };
+  } catch {
+    return undefined; // a getter that throws
+  }
+}
+
+/** Aborts the task's signal, now or when the handler first reads it. */
+function abortTask(running: Running): void {
+  running.aborted = true;
+  running.abort?.abort();
 }
 
 function runTask(task: AgentTask, from: From<TaskResult>, state: State, ctx: Context<any>): void {
-  const abort = new AbortController();
-  const running: Running = { abort, from, settled: false, cancel: () => abort.abort() };
+  const running: Running = { abort: undefined, aborted: false, from, settled: false, cancel: () => abortTask(running) };
   state.running.set(task.id, running);
   const started = ctx.node.clock.now();
   const finish = (result: TaskResult, outcome: 'ok' | 'error' | 'cancelled'): void => {
@@ -117,12 +164,23 @@ function runTask(task: AgentTask, from: From<TaskResult>, state: State, ctx: Con
     GenServer.reply(from, result);
   };
   running.cancel = () => {
-    abort.abort();
+    abortTask(running);
     finish({ ok: false, error: 'cancelled' }, 'cancelled');
+  };
+  const options = {
+    get signal(): AbortSignal {
+      if (running.abort === undefined) {
+        running.abort = new AbortController();
+        if (running.aborted) running.abort.abort();
+      }
+      return running.abort.signal;
+    },
   };
   let r: unknown;
   try {
-    r = state.options.runTask(task, ctx, { signal: abort.signal });
+    const handler = state.handlers.get(task.kind) ?? state.options.runTask;
+    if (handler === undefined) throw new InvalidArgumentError('task.kind', `a kind this agent runs (${(state.kinds as readonly string[]).join(', ')})`, task.kind);
+    r = handler(task, ctx, options);
   } catch (e) {
     finish({ ok: false, error: toError(e) }, 'error');
     return;
@@ -133,12 +191,13 @@ function runTask(task: AgentTask, from: From<TaskResult>, state: State, ctx: Con
   );
 }
 
-const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, AgentOptions> = keelServer({
-  init(options, ctx) {
-    const state: State = { options, capabilities: Object.freeze([...options.capabilities]), running: new Map(), completed: 0, failed: 0 };
+const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServer({
+  init({ options, handlers }, ctx) {
+    const kinds = options.runTask !== undefined ? '*' : Object.freeze([...handlers.keys()]);
+    const state: State = { options, handlers, kinds, capabilities: Object.freeze([...options.capabilities]), running: new Map(), completed: 0, failed: 0 };
     // one listener for the agent's life (not one per task): its exit aborts every running task
     ctx.signal.addEventListener('abort', () => {
-      for (const r of state.running.values()) r.abort.abort();
+      for (const r of state.running.values()) abortTask(r);
     }, { once: true });
     return state;
   },
@@ -147,7 +206,7 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, AgentOptions> = 
     switch (request?.type) {
       case 'run_task': {
         const task = validateTask(request.task);
-        if (task === undefined) return { reply: { ok: false, error: new InvalidArgumentError('task', '{ id: non-empty string, kind: string, payload }', request.task) }, state };
+        if (task === undefined) return { reply: { ok: false, error: new InvalidArgumentError('task', '{ id: non-empty string, kind: string, payload, inputs?: object }', request.task) }, state };
         if (state.running.has(task.id)) return { reply: { ok: false, error: 'duplicate_task' }, state };
         if (state.running.size >= (state.options.maxConcurrentTasks ?? Infinity)) return { reply: { ok: false, error: 'busy' }, state };
         runTask(task, from as From<TaskResult>, state, ctx);
@@ -158,7 +217,7 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, AgentOptions> = 
         return { reply: vote === 'approve' ? 'approve' : 'reject', state };
       }
       case 'status':
-        return { reply: { load: state.running.size, capabilities: state.capabilities, completed: state.completed, failed: state.failed }, state };
+        return { reply: { load: state.running.size, capabilities: state.capabilities, kinds: state.kinds, completed: state.completed, failed: state.failed }, state };
       default:
         // a bad request is the caller's mistake: it gets a typed error, the agent keeps running
         return { reply: new InvalidArgumentError('request', "an agent call ({ type: 'run_task' | 'vote' | 'status' })", request) as never, state };
@@ -185,20 +244,42 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, AgentOptions> = 
   },
 }, "an agent ({ type: 'run_task' | 'vote' | 'status' })", 'bare');
 
-function validateOptions(options: AgentOptions): void {
+/** The handlers of `options.tasks`, read once (a later change to the object does not reach the agent). */
+function handlersOf(tasks: unknown): Map<string, TaskHandler> {
+  const handlers = new Map<string, TaskHandler>();
+  if (tasks === undefined) return handlers;
+  const shape = 'an object of task handlers by kind ({ fetch: (task, ctx, { signal }) => result })';
+  if (typeof tasks !== 'object' || tasks === null || Array.isArray(tasks) || types.isProxy(tasks)) throw new InvalidArgumentError('options.tasks', shape, tasks);
+  for (const kind of Object.keys(tasks)) {
+    let handler: unknown;
+    try {
+      handler = (tasks as Record<string, unknown>)[kind];
+    } catch {
+      throw new InvalidArgumentError(`options.tasks.${kind}`, 'a readable function', undefined);
+    }
+    if (typeof handler !== 'function') throw new InvalidArgumentError(`options.tasks.${kind}`, 'a function (task, ctx, { signal }) => result', handler);
+    handlers.set(kind, handler as TaskHandler);
+  }
+  return handlers;
+}
+
+function validateOptions(options: AgentOptions): Init {
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an AgentOptions object', options);
   if (!Array.isArray(options.capabilities) || options.capabilities.some((c) => typeof c !== 'string')) {
     throw new InvalidArgumentError('options.capabilities', 'an array of strings', options.capabilities);
   }
-  if (typeof options.runTask !== 'function') throw new InvalidArgumentError('options.runTask', 'a function (task, ctx, { signal }) => result', options.runTask);
+  if (options.runTask !== undefined && typeof options.runTask !== 'function') throw new InvalidArgumentError('options.runTask', 'a function (task, ctx, { signal }) => result', options.runTask);
+  const handlers = handlersOf(options.tasks);
+  if (options.runTask === undefined && handlers.size === 0) throw new InvalidArgumentError('options.runTask', 'a function (task, ctx, { signal }) => result, or handlers in options.tasks', options.runTask);
   if (options.vote !== undefined && typeof options.vote !== 'function') throw new InvalidArgumentError('options.vote', 'a function (proposal, ctx) => vote', options.vote);
   if (options.onMessage !== undefined && typeof options.onMessage !== 'function') throw new InvalidArgumentError('options.onMessage', 'a function (message, ctx)', options.onMessage);
   const max = options.maxConcurrentTasks;
   if (max !== undefined && max !== Infinity && (!Number.isSafeInteger(max) || max < 1)) throw new InvalidArgumentError('options.maxConcurrentTasks', 'a positive integer', max);
+  return { options, handlers };
 }
 
 /** Calls an agent: run a task. */
-export function runTaskOn(from: Node | Context<any>, agent: AgentPid | Pid | string, task: AgentTask, options?: { timeout?: number; signal?: AbortSignal }): Promise<TaskResult> {
+export function runTaskOn(from: Node | Context<any>, agent: AgentPid | Pid | string, task: TaskRequest, options?: { timeout?: number; signal?: AbortSignal }): Promise<TaskResult> {
   return GenServer.call<AgentProtocol>(from, agent, { type: 'run_task', task }, options) as Promise<TaskResult>;
 }
 
@@ -218,17 +299,17 @@ export function statusOf(from: Node | Context<any>, agent: AgentPid | Pid | stri
  *
  * @example
  * ```ts
- * const worker = await Agent.start(node, { capabilities: ['resize'], runTask: async (task) => resize(task.payload) });
+ * const worker = await Agent.start(node, { capabilities: ['img'], tasks: { resize: async (task) => resize(task.payload) } });
  * const r = await worker.runTask({ id: 't1', kind: 'resize', payload: img }); // { ok: true, result }
  * ```
  */
 export const Agent = {
   /** Starts an agent; bad options throw `ERR_INVALID_ARGUMENT` before anything starts. */
   start(from: Node | Context<any>, options: AgentOptions): Promise<AgentHandle> {
-    validateOptions(options);
+    const init = validateOptions(options);
     const node = componentNode(from);
     const name = nameFor(node, 'agent', options.name);
-    return startComponent(from, agentSpec, options, name).then((pid) => handleFor(node, name, pid));
+    return startComponent(from, agentSpec, init, name).then((pid) => handleFor(node, name, pid));
   },
 };
 

@@ -10,16 +10,24 @@ export {
   type AgentProtocol,
   type AgentStatus,
   type AgentTask,
+  type TaskHandler,
+  type TaskRequest,
   type TaskResult,
   type Vote,
 } from './Agent.js';
 export { CoordinatorAgent } from './coordinator/CoordinatorAgent.js';
 export { validateWorkflow } from './coordinator/validate.js';
 export type {
+  Aggregator,
   CancelResult,
+  Compensation,
+  CompensationOutcome,
   CoordinatorHandle,
   CoordinatorMetrics,
   CoordinatorOptions,
+  NoWorkerError,
+  RetryPolicy,
+  TaskOutcome,
   Workflow,
   WorkflowResult,
   WorkflowState,

@@ -17,7 +17,7 @@ describe('Agent', () => {
     expect(await agent.runTask({ id: 't1', kind: 'sum', payload: [1, 2, 3] })).toEqual({ ok: true, result: 6 });
     expect(await agent.vote({ n: 3 })).toBe('approve');
     expect(await agent.vote({ n: 1 })).toBe('reject');
-    expect(await agent.status()).toEqual({ load: 0, capabilities: ['sum'], completed: 1, failed: 0 });
+    expect(await agent.status()).toEqual({ load: 0, capabilities: ['sum'], kinds: '*', completed: 1, failed: 0 });
     expect(events.events.map((e) => [e.event, e.metadata.taskId, e.metadata.outcome])).toEqual([['keel.agent.task', 't1', 'ok']]);
     expect(agent.name).toMatch(/^keel\.agent\.\d+$/);
     expect(node.isAlive(agent.pid)).toBe(true);
@@ -69,6 +69,26 @@ describe('Agent', () => {
     expect(await agent.status()).toMatchObject({ load: 0, failed: 1 });
     agent.cancel('unknown'); // no such task: nothing happens
     expect(await agent.status()).toMatchObject({ load: 0 });
+  });
+
+  it('a signal first read after cancel_task is already aborted (the controller is made on first read)', async () => {
+    const node = track();
+    const gate = deferred<void>();
+    const seen: boolean[] = [];
+    const agent = await Agent.start(node, {
+      capabilities: [],
+      runTask: async (_task, _ctx, options) => {
+        await gate.promise;
+        seen.push(options.signal.aborted, options.signal === options.signal);
+      },
+    });
+    const r = agent.runTask({ id: 'late', kind: 'k' });
+    expect((await agent.status()).load).toBe(1);
+    agent.cancel('late');
+    expect(await r).toEqual({ ok: false, error: 'cancelled' });
+    gate.resolve();
+    await node.idle();
+    expect(seen).toEqual([true, true]);
   });
 
   it('refuses a duplicate task id, a bad task and tasks past maxConcurrentTasks with ok: false', async () => {

@@ -5,9 +5,12 @@ import { isDown, type Down } from '../../runtime/messages.js';
 import { isInstance } from '../../runtime/safe.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
-import { statusOf } from '../Agent.js';
+import { statusOf, type AgentStatus } from '../Agent.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
-import { addWorker, cancelRunning, dispatch, event, finish, Joined, metricsOf, pidKey, removeWorker, readyAgain, Requeue, startRun, statusOfRun, WorkflowTimeout, type State } from './dispatch.js';
+import { addWorker, AggregateTimeout, aggregateTimeout, cancelRunning, dispatch, enqueue, event, Joined, NoWorkerDue, noWorkerDue, pidKey, removeWorker, readyAgain, Requeue, WorkflowTimeout, type State } from './dispatch.js';
+import { finish, metricsOf, startRun, statusOfRun } from './runs.js';
+import { abortCompensations } from './saga.js';
+import { StuckCheck, stuckCheck } from './stuck.js';
 import type { CancelResult, CoordinatorHandle, CoordinatorMetrics, CoordinatorOptions, Workflow, WorkflowResult, WorkflowStatus } from './types.js';
 import { checkId, type Init, validateOptions, validateWorkflow } from './validate.js';
 
@@ -20,10 +23,20 @@ type Calls =
   | { request: { op: 'pause' | 'resume'; id: string }; reply: 'ok' | { error: 'not_found' | 'finished' } }
   | { request: { op: 'status'; id: string }; reply: WorkflowStatus | { error: 'not_found' } }
   | { request: { op: 'metrics' }; reply: CoordinatorMetrics }
-  | { request: { op: 'workers' }; reply: { pid: Pid; capabilities: readonly string[]; load: number }[] }
+  | { request: { op: 'workers' }; reply: { pid: Pid; capabilities: readonly string[]; kinds: '*' | readonly string[]; load: number }[] }
   | { request: { op: 'add'; pid: Pid }; reply: 'ok' | { error: 'noproc' | 'exists' } }
   | { request: { op: 'remove'; pid: Pid }; reply: 'ok' | { error: 'not_found' } };
 type Request = Calls['request'];
+
+/** The kinds an agent's status names: undefined (any kind) for `'*'` or a process that does not say. */
+function kindsOf(status: AgentStatus): readonly string[] | undefined {
+  try {
+    const kinds = (status as { kinds?: unknown }).kinds;
+    return Array.isArray(kinds) && kinds.every((k) => typeof k === 'string') ? [...kinds] : undefined;
+  } catch {
+    return undefined; // a status that cannot be read names no kinds: any
+  }
+}
 
 // ---- the server -----------------------------------------------------------------------------------------
 
@@ -40,13 +53,14 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
       history: new Map(),
       ready: [],
       head: 0,
+      free: 0,
       seq: 0,
-      m: { completed: 0, failed: 0, cancelled: 0, rejected: 0, tasksCompleted: 0, tasksFailed: 0, reassigned: 0, timedOut: 0, left: 0 },
+      m: { completed: 0, failed: 0, cancelled: 0, rejected: 0, tasksCompleted: 0, tasksFailed: 0, reassigned: 0, timedOut: 0, left: 0, retried: 0 },
     };
     // the initial pool: each worker says what it can do; one that does not answer is left out
     const statuses = await Promise.allSettled(workers.map((w) => statusOf(ctx, w, { timeout: Math.min(options.taskTimeoutMs, STATUS_AT_START_MS) })));
     statuses.forEach((s, i) => {
-      if (s.status === 'fulfilled') addWorker(state, workers[i]!, s.value.capabilities);
+      if (s.status === 'fulfilled') addWorker(state, workers[i]!, s.value.capabilities, kindsOf(s.value));
       else event(state, 'worker_refused', {}, { worker: workers[i], error: s.reason });
     });
     return state;
@@ -76,16 +90,22 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
         const wf = state.runs.get(request.id);
         if (wf === undefined) return { reply: { error: state.history.has(request.id) ? 'finished' : 'not_found' }, state };
         const notified = cancelRunning(state, wf);
-        finish(state, wf, 'cancelled');
+        // a compensating workflow stays failed: its compensations left are reported cancelled
+        if (wf.state === 'compensating') abortCompensations(state, wf);
+        else finish(state, wf, 'cancelled');
         notified.then((list) => GenServer.reply(from, { cancelled: true, notified: list }));
         return { noreply: true, state };
       }
       case 'pause':
       case 'resume': {
         const wf = state.runs.get(request.id);
-        if (wf === undefined) return { reply: { error: state.history.has(request.id) ? 'finished' : 'not_found' }, state };
+        if (wf === undefined || wf.state === 'compensating') return { reply: { error: wf !== undefined || state.history.has(request.id) ? 'finished' : 'not_found' }, state };
         wf.state = request.op === 'pause' ? 'paused' : 'running';
         event(state, request.op === 'pause' ? 'workflow_paused' : 'workflow_resumed', {}, { workflow: wf.id });
+        if (wf.state === 'running') {
+          // aggregate steps that became ready while paused run now (they need no worker)
+          for (const t of wf.tasks.values()) if (t.state === 'ready' && t.spec.aggregate === true) enqueue(state, t);
+        }
         dispatch(state);
         return { reply: 'ok', state };
       }
@@ -96,13 +116,13 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
       case 'metrics':
         return { reply: metricsOf(state), state };
       case 'workers':
-        return { reply: [...state.workers.values()].map((w) => ({ pid: w.pid, capabilities: [...w.capabilities], load: w.load })), state };
+        return { reply: [...state.workers.values()].map((w) => ({ pid: w.pid, capabilities: [...w.capabilities], kinds: w.kinds === undefined ? '*' as const : [...w.kinds], load: w.load })), state };
       case 'add': {
         if (state.workers.has(pidKey(request.pid))) return { reply: { error: 'exists' }, state };
         // ask for its capabilities without blocking the coordinator
         statusOf(ctx, request.pid, { timeout: state.options.taskTimeoutMs }).then(
-          (s) => ctx.send(ctx.self, new Joined(request.pid, s.capabilities, from)),
-          () => ctx.send(ctx.self, new Joined(request.pid, undefined, from)),
+          (s) => ctx.send(ctx.self, new Joined(request.pid, s.capabilities, kindsOf(s), from)),
+          () => ctx.send(ctx.self, new Joined(request.pid, undefined, undefined, from)),
         );
         return { noreply: true, state };
       }
@@ -120,9 +140,16 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
 
   handleInfo(message, state) {
     if (isInstance(message, Joined)) {
-      GenServer.reply(message.from, message.capabilities === undefined ? { error: 'noproc' } : addWorker(state, message.pid, message.capabilities));
+      GenServer.reply(message.from, message.capabilities === undefined ? { error: 'noproc' } : addWorker(state, message.pid, message.capabilities, message.kinds));
     } else if (isInstance(message, Requeue)) {
       readyAgain(state, message.task);
+    } else if (isInstance(message, AggregateTimeout)) {
+      aggregateTimeout(state, message.attempt);
+      dispatch(state);
+    } else if (isInstance(message, NoWorkerDue)) {
+      noWorkerDue(state, message.task);
+    } else if (isInstance(message, StuckCheck)) {
+      stuckCheck(state, message.wf);
     } else if (isInstance(message, WorkflowTimeout)) {
       const wf = state.runs.get(message.id);
       if (wf !== undefined) finish(state, wf, 'failed', undefined, 'timeout');
@@ -174,19 +201,23 @@ function handleFor(node: Node, name: string, started: Pid): CoordinatorHandle {
 
 /**
  * A coordinator: runs workflows of tasks over a pool of agents. A task starts when the tasks it
- * depends on have completed and goes to the least-loaded worker that has every capability it
- * requires. A worker that dies leaves the pool and its task goes to another worker; a task that
- * times out is cancelled on its worker and tried again, up to `maxTaskAttempts`. Finished workflows
- * leave the active set; the last `historySize` stay queryable.
+ * depends on have completed, receives their results as `inputs` (by task id), and goes to the
+ * least-loaded worker that runs its `kind` and has every capability it requires; a kind no worker
+ * runs fails the workflow at once (`no_worker`) unless it sets `waitForWorkersMs`. A worker that
+ * dies leaves the pool and its task goes to another worker; a task that times out is cancelled on
+ * its worker and tried again, up to `maxTaskAttempts`; a task error is retried per the task's
+ * `retry` policy. Aggregate steps run in the coordinator; a failed workflow runs its completed
+ * tasks' `compensate` steps in reverse order. Finished workflows leave the active set; the last
+ * `historySize` stay queryable.
  *
  * @example
  * ```ts
- * const coordinator = await CoordinatorAgent.start(node, { workers: [a.pid, b.pid] });
+ * const coordinator = await CoordinatorAgent.start(node, { workers: [fetcher.pid, parser.pid] });
  * const result = await coordinator.run({ tasks: [
  *   { id: 'fetch', kind: 'fetch', payload: url, requires: ['http'] },
- *   { id: 'report', kind: 'report', payload: 'daily', dependsOn: ['fetch'] }, // runs after fetch
+ *   { id: 'parse', kind: 'parse', dependsOn: ['fetch'] }, // runs after fetch, with inputs.fetch
  * ] });
- * console.log(result.status, result.results.report);
+ * console.log(result.status, result.results.parse, result.tasks.parse.worker);
  * ```
  */
 export const CoordinatorAgent = {

@@ -1,12 +1,14 @@
+import { types } from 'node:util';
+import { toBackoff } from '../../backoff.js';
 import { InvalidArgumentError } from '../../errors.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
-import type { CoordinatorOptions, Workflow, WorkflowTask } from './types.js';
+import type { Aggregator, CoordinatorOptions, Workflow, WorkflowTask } from './types.js';
 
 // What a coordinator is given, checked before anything starts: its options (with their defaults) and
 // each workflow's shape: unique task ids, known dependencies, and no cycle among them.
 
-/** @internal A coordinator's options with their defaults. */
-export type Settings = Required<Omit<CoordinatorOptions, 'workers' | 'name'>>;
+/** @internal A coordinator's options with their defaults (`stuckAfterMs` Infinity: never). */
+export type Settings = Required<Omit<CoordinatorOptions, 'workers' | 'name' | 'aggregators'>> & { readonly aggregators: ReadonlyMap<string, Aggregator> };
 
 /** @internal What a coordinator starts with: its settings and its initial pool. */
 export interface Init {
@@ -18,6 +20,31 @@ function positive(value: unknown, argument: string, integer: boolean): void {
   if (typeof value !== 'number' || Number.isNaN(value) || value <= 0 || (integer ? !Number.isSafeInteger(value) : !Number.isFinite(value))) {
     throw new InvalidArgumentError(argument, integer ? 'a positive integer' : 'a positive finite number of ms', value);
   }
+}
+
+/** A wait in ms: 0 or more, Infinity allowed (wait for ever). */
+function waitMs(value: unknown, argument: string): void {
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) throw new InvalidArgumentError(argument, 'a number of ms >= 0 (Infinity: for ever)', value);
+}
+
+/** The aggregators, read once into a map (a name like `constructor` is just a name). */
+function aggregatorsOf(value: unknown): Map<string, Aggregator> {
+  const map = new Map<string, Aggregator>();
+  if (value === undefined) return map;
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || types.isProxy(value)) {
+    throw new InvalidArgumentError('options.aggregators', 'an object of aggregators by name ({ merge: (inputs, task) => value })', value);
+  }
+  for (const name of Object.keys(value)) {
+    let fn: unknown;
+    try {
+      fn = (value as Record<string, unknown>)[name];
+    } catch {
+      fn = undefined;
+    }
+    if (typeof fn !== 'function') throw new InvalidArgumentError(`options.aggregators.${name}`, 'a function (inputs, task) => value', fn);
+    map.set(name, fn as Aggregator);
+  }
+  return map;
 }
 
 /** @internal Checks a coordinator's options and gives them their defaults; throws `ERR_INVALID_ARGUMENT`. */
@@ -34,7 +61,12 @@ export function validateOptions(options: CoordinatorOptions): Init {
     maxTaskAttempts: options.maxTaskAttempts ?? 3,
     maxTasksPerWorker: options.maxTasksPerWorker ?? 1,
     historySize: options.historySize ?? 100,
+    waitForWorkersMs: options.waitForWorkersMs ?? 0,
+    stuckAfterMs: options.stuckAfterMs ?? Infinity,
+    aggregators: aggregatorsOf(options.aggregators),
   };
+  waitMs(o.waitForWorkersMs, 'options.waitForWorkersMs');
+  if (options.stuckAfterMs !== undefined) positive(options.stuckAfterMs, 'options.stuckAfterMs', false);
   positive(o.maxConcurrentWorkflows, 'options.maxConcurrentWorkflows', true);
   positive(o.taskTimeoutMs, 'options.taskTimeoutMs', false);
   positive(o.maxTaskAttempts, 'options.maxTaskAttempts', true);
@@ -50,6 +82,8 @@ export function validateWorkflow(workflow: Workflow): void {
   if (typeof workflow !== 'object' || workflow === null) throw new InvalidArgumentError('workflow', '{ id?, tasks: WorkflowTask[], timeoutMs? }', workflow);
   if (workflow.id !== undefined && (typeof workflow.id !== 'string' || workflow.id === '')) throw new InvalidArgumentError('workflow.id', 'a non-empty string', workflow.id);
   if (workflow.timeoutMs !== undefined) positive(workflow.timeoutMs, 'workflow.timeoutMs', false);
+  if (workflow.waitForWorkersMs !== undefined) waitMs(workflow.waitForWorkersMs, 'workflow.waitForWorkersMs');
+  if (workflow.stuckAfterMs !== undefined) positive(workflow.stuckAfterMs, 'workflow.stuckAfterMs', false);
   const tasks = workflow.tasks;
   if (!Array.isArray(tasks) || tasks.length === 0) throw new InvalidArgumentError('workflow.tasks', 'a non-empty array of tasks', tasks);
   const ids = new Set<string>();
@@ -64,32 +98,53 @@ export function validateWorkflow(workflow: Workflow): void {
     if (t.dependsOn !== undefined && !isStringArray(t.dependsOn)) throw new InvalidArgumentError(`${at}.dependsOn`, 'an array of task ids', t.dependsOn);
     if (t.dependsOn !== undefined && new Set(t.dependsOn).size !== t.dependsOn.length) throw new InvalidArgumentError(`${at}.dependsOn`, 'distinct task ids (each listed once)', t.dependsOn);
     if (t.timeoutMs !== undefined) positive(t.timeoutMs, `${at}.timeoutMs`, false);
+    if (t.aggregate !== undefined && typeof t.aggregate !== 'boolean') throw new InvalidArgumentError(`${at}.aggregate`, 'a boolean', t.aggregate);
+    if (t.retry !== undefined) validateRetry(t.retry, `${at}.retry`);
+    if (t.compensate !== undefined) validateCompensation(t.compensate, `${at}.compensate`, t.aggregate === true);
   });
+  const dependents = new Map<string, string[]>();
   tasks.forEach((t, i) => {
     for (const dep of t.dependsOn ?? []) {
       if (!ids.has(dep)) throw new InvalidArgumentError(`workflow.tasks[${i}].dependsOn`, 'ids of tasks of this workflow', dep);
       if (dep === t.id) throw new InvalidArgumentError(`workflow.tasks[${i}].dependsOn`, 'other tasks (a task cannot depend on itself)', dep);
+      const list = dependents.get(dep);
+      if (list === undefined) dependents.set(dep, [t.id]);
+      else list.push(t.id);
     }
   });
-  // Kahn: every task must be reachable from the tasks without dependencies
+  // Kahn: every task must be reachable from the tasks without dependencies (linear in tasks + edges)
   const blockers = new Map(tasks.map((t) => [t.id, t.dependsOn?.length ?? 0]));
   const queue = tasks.filter((t) => (t.dependsOn?.length ?? 0) === 0).map((t) => t.id);
   let seen = 0;
   while (queue.length > 0) {
     const id = queue.pop()!;
     seen++;
-    for (const t of tasks) {
-      if (t.dependsOn?.includes(id)) {
-        const n = blockers.get(t.id)! - 1;
-        blockers.set(t.id, n);
-        if (n === 0) queue.push(t.id);
-      }
+    for (const d of dependents.get(id) ?? []) {
+      const n = blockers.get(d)! - 1;
+      blockers.set(d, n);
+      if (n === 0) queue.push(d);
     }
   }
   if (seen !== tasks.length) {
     const cycle = tasks.filter((t) => blockers.get(t.id)! > 0).map((t) => t.id);
     throw new InvalidArgumentError('workflow.tasks', 'dependencies without a cycle', cycle, `these tasks wait on each other: ${cycle.join(', ')}`);
   }
+}
+
+function validateRetry(retry: unknown, at: string): void {
+  if (typeof retry !== 'object' || retry === null) throw new InvalidArgumentError(at, '{ maxAttempts, backoff?, nonRetryable? }', retry);
+  const r = retry as Record<string, unknown>;
+  positive(r.maxAttempts, `${at}.maxAttempts`, true);
+  toBackoff(r.backoff as never, `${at}.backoff`);
+  if (r.nonRetryable !== undefined && !isStringArray(r.nonRetryable)) throw new InvalidArgumentError(`${at}.nonRetryable`, 'an array of error codes, names or strings', r.nonRetryable);
+}
+
+function validateCompensation(c: unknown, at: string, aggregate: boolean): void {
+  if (aggregate) throw new InvalidArgumentError(at, 'no compensation on an aggregate step (it runs no work to undo)', c);
+  if (typeof c !== 'object' || c === null) throw new InvalidArgumentError(at, '{ kind, payload?, requires? }', c);
+  const k = c as Record<string, unknown>;
+  if (typeof k.kind !== 'string') throw new InvalidArgumentError(`${at}.kind`, 'a string', k.kind);
+  if (k.requires !== undefined && !isStringArray(k.requires)) throw new InvalidArgumentError(`${at}.requires`, 'an array of capability names', k.requires);
 }
 
 /** @internal Throws unless `id` can name a workflow. */

@@ -3,7 +3,7 @@ import { GenServer } from '../../otp/GenServer.js';
 import { kernelOf } from '../../runtime/kernel.js';
 import type { Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
-import { runTaskOn, statusOf, type AgentCast, type AgentTask } from '../Agent.js';
+import { runTaskOn, statusOf, type AgentCast, type AgentTask, type TaskRequest } from '../Agent.js';
 import { callFailure, checkObject, checkPositiveInteger, checkSignal, checkTargets, checkTimeout } from './shared.js';
 
 export type WorkStrategy = 'round_robin' | 'least_loaded' | 'capability';
@@ -23,7 +23,7 @@ export interface DistributeWorkOptions<T> {
   /** How long one task may take, in ms (default 5000, on the node's clock); past it the task is cancelled and fails with `'timeout'`. */
   timeout?: number;
   /** The task for an item (default `{ id: '<run>.<index>', kind: 'work', payload: item }`); task ids must be distinct. */
-  toTask?(item: T, index: number): AgentTask;
+  toTask?(item: T, index: number): TaskRequest;
   /** The capabilities an item requires, for `'capability'` (default: the item's own `requires` array, if it has one, else none). */
   requires?(item: T, index: number): readonly string[];
   /** Aborts the run: waiting items and tasks in flight fail with `'aborted'` (the running ones are cancelled). */

@@ -333,7 +333,8 @@ describe('CoordinatorAgent: workflows', () => {
     const plain = await worker('plain');
     const coordinator = await CoordinatorAgent.start(node, { workers: [plain.pid] });
     const events = captureEvents(node, ['keel.coordinator.worker_joined']);
-    const { id } = await coordinator.submit({ tasks: [{ id: 'rare', kind: 'k', requires: ['rare'] }] });
+    // the workflow asks to wait for a worker (without it, a task nobody can run fails it at once)
+    const { id } = await coordinator.submit({ tasks: [{ id: 'rare', kind: 'k', requires: ['rare'] }], waitForWorkersMs: Infinity });
     expect(id).toMatch(/^wf-\d+$/);
     await node.idle();
     expect(journal.entries).toEqual([]);
@@ -519,7 +520,7 @@ describe('CoordinatorAgent: failures', () => {
     const w1 = await worker('w1');
     const bad = await Agent.start(node, { capabilities: ['bad'], runTask: () => Promise.reject(new Error('boom')) });
     const coordinator = await CoordinatorAgent.start(node, { workers: [w1.pid] });
-    const failed = watch(coordinator.run({ id: 'f', tasks: [{ id: 'long', kind: 'k' }, { id: 'boom', kind: 'k', requires: ['bad'] }] }));
+    const failed = watch(coordinator.run({ id: 'f', waitForWorkersMs: Infinity, tasks: [{ id: 'long', kind: 'k' }, { id: 'boom', kind: 'k', requires: ['bad'] }] }));
     await journal.started('f/long');
     await coordinator.addWorker(bad.pid);
     await node.idle();
@@ -611,6 +612,7 @@ describe('CoordinatorAgent: failures', () => {
     const run = watch(
       coordinator.run({
         id: 'f',
+        waitForWorkersMs: Infinity,
         tasks: [
           { id: 'long', kind: 'k' },
           { id: 'boom', kind: 'k', requires: ['bad'] },
@@ -753,7 +755,7 @@ describe('CoordinatorAgent: cancel, pause, resume', () => {
     const { worker } = gatedPool(node);
     const w1 = await worker('w1');
     const coordinator = await CoordinatorAgent.start(node, { workers: [w1.pid] });
-    const { id } = await coordinator.submit({ tasks: [{ id: 'x', kind: 'k', requires: ['nobody'] }] });
+    const { id } = await coordinator.submit({ tasks: [{ id: 'x', kind: 'k', requires: ['nobody'] }], waitForWorkersMs: Infinity });
     expect(await coordinator.cancel(id)).toEqual({ cancelled: true, notified: [] });
     expect(await coordinator.wait(id)).toMatchObject({ status: 'cancelled' });
   });
@@ -950,7 +952,7 @@ describe('CoordinatorAgent: active set, history and limits', () => {
       attempts.set(taskId, n);
       return (t === 'b' && i % 4 === 1 && n === 1) || (t === 'c' && i % 10 === 6);
     };
-    const runTask = (task: AgentTask, ctx: Parameters<AgentOptions['runTask']>[1]): unknown => {
+    const runTask = (task: AgentTask, ctx: Parameters<NonNullable<AgentOptions['runTask']>>[1]): unknown => {
       if (deadly(task.id)) {
         kills++;
         ctx.exit(new Error('chaos'));
@@ -960,7 +962,7 @@ describe('CoordinatorAgent: active set, history and limits', () => {
     };
     const children = ['a1', 'a2', 'a3'].map((name) => ({
       id: name,
-      start: async (ctx: Parameters<AgentOptions['runTask']>[1]) => {
+      start: async (ctx: Parameters<NonNullable<AgentOptions['runTask']>>[1]) => {
         const h = await Agent.start(ctx, { name, capabilities: [], runTask });
         expect(await coordinator.addWorker(h.pid)).toBe('ok');
         return h.pid;

@@ -1,0 +1,161 @@
+import { InvalidArgumentError, WorkflowLimitError } from '../../errors.js';
+import { GenServer } from '../../otp/GenServer.js';
+import type { Pid } from '../../runtime/Pid.js';
+import { anyEligible, cancelRunning, dispatch, enqueue, event, noWorkerError, put, WorkflowTimeout, type Run, type State, type TaskRun } from './dispatch.js';
+import { toRetry } from './policy.js';
+import { startCompensation } from './saga.js';
+import { stopStuckTimer, touch } from './stuck.js';
+import type { CoordinatorMetrics, TaskOutcome, Workflow, WorkflowResult, WorkflowStatus } from './types.js';
+
+// A workflow's life in the coordinator: accepted (startRun), ended (finish, then finalize once its
+// compensations ran), and what it answers meanwhile (statusOfRun) and the coordinator's counts.
+
+const isActive = (wf: Run): boolean => wf.state === 'running' || wf.state === 'paused' || wf.state === 'compensating';
+
+export function statusOfRun(wf: Run, finishedAt?: number): WorkflowStatus {
+  let running = 0;
+  let failed = 0;
+  for (const t of wf.tasks.values()) {
+    if (t.state === 'running' && t.current !== undefined) running++;
+    else if (t.state === 'failed') failed++;
+  }
+  const waiting = wf.tasks.size - wf.completed - running - failed;
+  return {
+    id: wf.id,
+    state: wf.state,
+    tasks: { total: wf.tasks.size, completed: wf.completed, running, waiting, failed },
+    reassigned: wf.reassigned,
+    startedAt: wf.startedAt,
+    ...(finishedAt === undefined ? {} : { finishedAt }),
+  };
+}
+
+/** @internal The workflow ends: a failure first runs its compensations (the result waits for them). */
+export function finish(state: State, wf: Run, status: 'completed' | 'failed' | 'cancelled', failedTask?: string, error?: unknown): void {
+  if (wf.state !== 'running' && wf.state !== 'paused') return;
+  if (status === 'failed') void cancelRunning(state, wf); // completed: nothing runs; cancelled: the caller did
+  if (wf.timer !== undefined) state.ctx.cancelTimer(wf.timer as never);
+  wf.timer = undefined;
+  for (const t of wf.tasks.values()) {
+    if (t.waitTimer !== undefined) state.ctx.cancelTimer(t.waitTimer as never);
+    t.waitTimer = undefined;
+  }
+  if (status === 'failed' && startCompensation(state, wf, failedTask, error)) return;
+  finalize(state, wf, status, failedTask, error);
+}
+
+function outcomeOf(t: TaskRun): TaskOutcome {
+  // built without spreads: one object per task of every finished workflow
+  if (t.state === 'completed' && t.worker !== undefined) return { state: 'completed', result: t.result, worker: t.worker, attempts: t.attempts };
+  const state = t.state === 'completed' || t.state === 'failed' ? t.state : t.state === 'running' ? (t.current === undefined ? 'cancelled' : 'running') : 'waiting';
+  const o: { state: TaskOutcome['state']; result?: unknown; error?: unknown; worker?: Pid; attempts: number } = { state, attempts: t.attempts };
+  if (state === 'completed') o.result = t.result;
+  else if (state === 'failed') o.error = t.error;
+  if (t.worker !== undefined) o.worker = t.worker;
+  return o;
+}
+
+/** @internal The workflow's result goes to its callers and waiters; it leaves the active set for the history. */
+export function finalize(state: State, wf: Run, status: 'completed' | 'failed' | 'cancelled', failedTask?: string, error?: unknown): void {
+  if (!isActive(wf)) return;
+  wf.state = status;
+  stopStuckTimer(state, wf);
+  for (const t of wf.undo) {
+    if (t.waitTimer !== undefined) state.ctx.cancelTimer(t.waitTimer as never);
+    t.waitTimer = undefined;
+  }
+  const finishedAt = state.ctx.node.clock.now();
+  const tasks: Record<string, TaskOutcome> = {};
+  for (const t of wf.tasks.values()) put(tasks, t.spec.id, outcomeOf(t));
+  const result: WorkflowResult = {
+    id: wf.id,
+    status,
+    results: wf.results,
+    tasks,
+    compensations: wf.compensations,
+    ...(failedTask === undefined ? {} : { failedTask }),
+    ...(status === 'failed' ? { error } : {}),
+    reassigned: wf.reassigned,
+    startedAt: wf.startedAt,
+    finishedAt,
+  };
+  state.runs.delete(wf.id);
+  state.history.set(wf.id, { status: statusOfRun(wf, finishedAt), result });
+  while (state.history.size > state.options.historySize) state.history.delete(state.history.keys().next().value!);
+  if (status === 'completed') state.m.completed++;
+  else if (status === 'failed') state.m.failed++;
+  else state.m.cancelled++;
+  event(state, 'workflow_finished', { durationMs: finishedAt - wf.startedAt, tasks: wf.tasks.size, reassigned: wf.reassigned }, { workflow: wf.id, status, failedTask, error });
+  for (const from of wf.waiters) GenServer.reply(from, result);
+  wf.waiters.length = 0;
+}
+
+export function startRun(state: State, workflow: Workflow): Run | Error {
+  const active = state.runs.size;
+  if (active >= state.options.maxConcurrentWorkflows) {
+    state.m.rejected++;
+    return new WorkflowLimitError(state.options.maxConcurrentWorkflows);
+  }
+  let id = workflow.id;
+  if (id === undefined) {
+    do id = `wf-${++state.seq}`;
+    while (state.runs.has(id) || state.history.has(id));
+  } else if (state.runs.has(id) || state.history.has(id)) {
+    return new InvalidArgumentError('workflow.id', 'an id not used by an active or remembered workflow', id);
+  }
+  for (const [i, spec] of workflow.tasks.entries()) {
+    if (spec.aggregate === true && !state.options.aggregators.has(spec.kind)) {
+      return new InvalidArgumentError(`workflow.tasks[${i}].kind`, `an aggregator of this coordinator (${[...state.options.aggregators.keys()].join(', ') || 'none'})`, spec.kind);
+    }
+  }
+  const now = state.ctx.node.clock.now();
+  const wf: Run = {
+    id, tasks: new Map(), state: 'running', completed: 0, reassigned: 0, results: {}, startedAt: now, waiters: [], timer: undefined,
+    waitMs: workflow.waitForWorkersMs ?? state.options.waitForWorkersMs, stuckMs: workflow.stuckAfterMs ?? state.options.stuckAfterMs,
+    progressAt: now, stuckTimer: undefined, stuckReported: false, completedOrder: [], undo: [], compensations: [], failure: undefined,
+  };
+  for (const spec of workflow.tasks) {
+    wf.tasks.set(spec.id, {
+      wf, spec, role: 'task', undoes: undefined, kind: spec.kind, requires: spec.requires ?? [], retry: toRetry(spec.retry),
+      state: 'blocked', blockers: spec.dependsOn?.length ?? 0, dependents: [], attempts: 0, lost: 0, errors: 0,
+      current: undefined, avoid: undefined, worker: undefined, result: undefined, error: undefined, waitTimer: undefined,
+    });
+  }
+  for (const t of wf.tasks.values()) for (const dep of t.spec.dependsOn ?? []) wf.tasks.get(dep)!.dependents.push(t);
+  state.runs.set(id, wf);
+  event(state, 'workflow_started', { tasks: wf.tasks.size }, { workflow: id });
+  // a kind no worker runs fails the workflow at once (unless it may wait for a worker to join)
+  if (wf.waitMs === 0) {
+    for (const t of wf.tasks.values()) {
+      if (t.spec.aggregate !== true && !anyEligible(state, t)) {
+        t.state = 'failed';
+        t.error = noWorkerError(t);
+        state.m.tasksFailed++;
+        finish(state, wf, 'failed', t.spec.id, t.error);
+        return wf;
+      }
+    }
+  }
+  touch(state, wf);
+  for (const t of wf.tasks.values()) if (t.blockers === 0) enqueue(state, t);
+  if (workflow.timeoutMs !== undefined && isActive(wf)) wf.timer = state.ctx.sendAfter(state.ctx.self, new WorkflowTimeout(id), workflow.timeoutMs);
+  dispatch(state);
+  return wf;
+}
+
+/** The coordinator's counts now. */
+export function metricsOf(state: State): CoordinatorMetrics {
+  let running = 0;
+  let busy = 0;
+  for (const w of state.workers.values()) {
+    running += w.running.size;
+    if (w.load > 0) busy++;
+  }
+  const m = state.m;
+  return {
+    workflows: { active: state.runs.size, completed: m.completed, failed: m.failed, cancelled: m.cancelled, rejected: m.rejected },
+    tasks: { completed: m.tasksCompleted, failed: m.tasksFailed, reassigned: m.reassigned, timedOut: m.timedOut, retried: m.retried, queued: state.ready.filter((t) => t !== undefined && t.state === 'ready' && (t.wf.state === 'running' || t.wf.state === 'paused')).length, running },
+    workers: { total: state.workers.size, busy, left: m.left },
+    history: state.history.size,
+  };
+}

@@ -1,0 +1,141 @@
+import type { From } from '../../otp/GenServer.js';
+import { Pid } from '../../runtime/Pid.js';
+import type { Context } from '../../runtime/types.js';
+import type { WatchRef } from '../internal/watch.js';
+import type { Retry } from './policy.js';
+import type { CompensationOutcome, WorkflowResult, WorkflowState, WorkflowStatus, WorkflowTask } from './types.js';
+import type { Settings } from './validate.js';
+
+/**
+ * @internal The coordinator's state: its pool of {@link Worker}s, its workflows ({@link Run}s of
+ * {@link TaskRun}s, each attempt an {@link Attempt}), the messages it sends itself, and the small
+ * helpers every part of it uses.
+ */
+
+export interface Worker {
+  readonly pid: Pid;
+  readonly key: string;
+  readonly capabilities: ReadonlySet<string>;
+  /** The kinds it runs; undefined: any kind. */
+  readonly kinds: ReadonlySet<string> | undefined;
+  readonly watch: WatchRef;
+  load: number;
+  readonly running: Set<Attempt>;
+}
+
+export interface Attempt {
+  readonly task: TaskRun;
+  /** Undefined for an aggregate step (it runs in the coordinator). */
+  readonly worker: Worker | undefined;
+  /** Set once this attempt's outcome has been taken into account (or it was made moot). */
+  done: boolean;
+}
+
+export interface TaskRun {
+  readonly wf: Run;
+  readonly spec: WorkflowTask;
+  /** `'compensation'`: the saga step undoing `undoes`. */
+  readonly role: 'task' | 'compensation';
+  readonly undoes: TaskRun | undefined;
+  /** What routes it: its kind and the capabilities it requires. */
+  readonly kind: string;
+  readonly requires: readonly string[];
+  readonly retry: Retry | undefined;
+  state: 'blocked' | 'ready' | 'delayed' | 'running' | 'completed' | 'failed';
+  /** The worker that last timed out or refused it: the next attempt goes elsewhere if it can. */
+  avoid: Worker | undefined;
+  blockers: number;
+  readonly dependents: TaskRun[];
+  /** Attempts started; `lost` of them to a death, removal or timeout, `errors` of them to an error. */
+  attempts: number;
+  lost: number;
+  errors: number;
+  current: Attempt | undefined;
+  /** The pid of its last attempt's worker (the coordinator's for an aggregate step). */
+  worker: Pid | undefined;
+  result: unknown;
+  error: unknown;
+  /** The `waitForWorkersMs` timer while it waits for a worker that runs its kind. */
+  waitTimer: unknown;
+}
+
+export interface Run {
+  readonly id: string;
+  readonly tasks: Map<string, TaskRun>;
+  state: WorkflowState;
+  completed: number;
+  reassigned: number;
+  readonly results: Record<string, unknown>;
+  readonly startedAt: number;
+  readonly waiters: From<WorkflowResult>[];
+  timer: unknown;
+  readonly waitMs: number;
+  readonly stuckMs: number;
+  progressAt: number;
+  stuckTimer: unknown;
+  stuckReported: boolean;
+  /** Tasks in the order they completed (for the saga's reverse order). */
+  readonly completedOrder: TaskRun[];
+  /** While compensating: its compensations in the order they run (the current one is `undo[compensations.length]`), their outcomes, and how the workflow failed. */
+  readonly undo: TaskRun[];
+  readonly compensations: CompensationOutcome[];
+  failure: { failedTask: string | undefined; error: unknown } | undefined;
+}
+
+export interface State {
+  readonly ctx: Context<any>;
+  readonly options: Settings;
+  readonly workers: Map<string, Worker>;
+  readonly runs: Map<string, Run>;
+  readonly history: Map<string, { status: WorkflowStatus; result: WorkflowResult }>;
+  /** Ready tasks in the order they became ready, from `head`; holes are tasks already taken. */
+  readonly ready: (TaskRun | undefined)[];
+  head: number;
+  /** Workers of the pool with room (load below maxTasksPerWorker), kept as loads change. */
+  free: number;
+  seq: number;
+  readonly m: { completed: number; failed: number; cancelled: number; rejected: number; tasksCompleted: number; tasksFailed: number; reassigned: number; timedOut: number; left: number; retried: number };
+}
+
+/** A worker asked to join answered its status (capabilities undefined: it did not). */
+export class Joined {
+  constructor(readonly pid: Pid, readonly capabilities: readonly string[] | undefined, readonly kinds: readonly string[] | undefined, readonly from: From<unknown>) {}
+}
+/** A refused task's delay, or a retry's backoff, is over: it is ready again. */
+export class Requeue {
+  constructor(readonly task: TaskRun) {}
+}
+/** A task's `waitForWorkersMs` is over. */
+export class NoWorkerDue {
+  constructor(readonly task: TaskRun) {}
+}
+/** An aggregate step's attempt ran past its timeout. */
+export class AggregateTimeout {
+  constructor(readonly attempt: Attempt) {}
+}
+/** A workflow's `timeoutMs` is over. */
+export class WorkflowTimeout {
+  constructor(readonly id: string) {}
+}
+
+/** The id a task carries to its agent: unique across the coordinator's workflows. */
+export const agentTaskId = (task: TaskRun): string => (task.role === 'task' ? `${task.wf.id}/${task.spec.id}` : `${task.wf.id}/${task.spec.id}/compensate`);
+export const pidKey = (pid: Pid): string => Pid.format(pid);
+
+/** Emits `keel.coordinator.<name>`. */
+export function event(state: State, name: string, measurements: Record<string, number>, metadata: Record<string, unknown>): void {
+  state.ctx.node.telemetry.execute(`keel.coordinator.${name}`, measurements, { coordinator: state.ctx.self, ...metadata });
+}
+
+/** Whether the task's workflow still wants it run (a compensation runs while its workflow compensates). */
+export function wanted(task: TaskRun): boolean {
+  const s = task.wf.state;
+  return task.role === 'task' ? s === 'running' || s === 'paused' : s === 'compensating';
+}
+
+/** Defines `obj[key]` as an own property (a task id `__proto__` is a key like any other). */
+export function put(obj: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+  else obj[key] = value;
+}
+
