@@ -7,7 +7,11 @@ import { isInstance } from '../runtime/safe.js';
 import { checkTarget, nameOf, Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from './component.js';
+import { componentState, endsForGood, releaseComponentState } from './internal/componentState.js';
 import { unwatch, watchProcess } from './internal/watch.js';
+import { type AgentStore, type AgentStoreConfig, encodeValue } from './store/AgentStore.js';
+import { decodeSchedule, SCHEDULE, scheduleKey, type StoredSchedule } from './store/scheduleRecords.js';
+import { agentStoreFor, checkStoreOption } from './store/stores.js';
 
 /**
  * What to do with due times that passed while the scheduler could not fire them (it was busy, or
@@ -39,6 +43,12 @@ export interface AgentSchedulerOptions {
   name?: string;
   /** Options of every delivery's supervised send. */
   sendOptions?: ScheduledSendOptions;
+  /**
+   * Where schedules registered by NAME are also kept, so that they survive the OS process (default:
+   * the node's `services.agents.store`, else none): `{ kind: 'sqlite', path }`, `{ kind: 'memory' }`
+   * or an `AgentStore`. See docs/agents/AgentScheduler.md "Restarts".
+   */
+  store?: AgentStoreConfig | AgentStore;
 }
 
 /** One schedule as `list(agent)` shows it. */
@@ -68,6 +78,14 @@ export interface AgentSchedulerStats {
   /** `forceExecution` calls that found their schedule. */
   readonly forced: number;
   readonly skipped: number;
+  /** Schedules taken over from a predecessor under the same name (its table, or the durable store) at the last start. */
+  readonly resumed: number;
+  /** Schedules dropped at a start because their agent had died (or, from the store, no process held its name). */
+  readonly dropped: number;
+  /** Store records that could not be read back at a start (skipped, and deleted). */
+  readonly corrupt: number;
+  /** Writes to the durable store that failed (logged and reported; the schedule runs on, in memory). */
+  readonly storeFailures: number;
 }
 
 /** What `registerPeriodic` answers: a new schedule, one that replaced the agent's schedule of the same id, or a dead agent. */
@@ -111,7 +129,10 @@ export type SchedulerProtocol =
   | { request: { type: 'stats' }; reply: AgentSchedulerStats };
 
 interface Schedule {
-  readonly agent: AgentEntry;
+  /** The agent's entry in the scheduler process now (a restart makes a new one). */
+  agent: AgentEntry;
+  /** The name the schedule was registered by: kept in the durable store, resumed by it in a new OS process. */
+  readonly agentName: string | undefined;
   readonly id: string;
   intervalMs: number;
   readonly message: unknown;
@@ -124,9 +145,22 @@ interface Schedule {
   failures: number;
   skipped: number;
   removed: boolean;
-  /** Aborts the schedule's pending send retries when it is removed. */
-  readonly abort: AbortController;
-  readonly sendOptions: SendOptions;
+  /** Aborts the schedule's pending send retries when it is removed (one per scheduler process). */
+  abort: AbortController;
+  sendOptions: SendOptions;
+}
+
+/** What outlives the scheduler's process (its componentState table): every schedule and the counters. */
+interface Kept {
+  readonly schedules: Set<Schedule>;
+  delivered: number;
+  failed: number;
+  forced: number;
+  skipped: number;
+  resumed: number;
+  dropped: number;
+  corrupt: number;
+  storeFailures: number;
 }
 
 interface AgentEntry {
@@ -145,11 +179,12 @@ interface State {
   readonly sendsWait: boolean;
   readonly agents: Map<string, AgentEntry>;
   readonly byRef: Map<Ref, AgentEntry>;
-  schedules: number;
-  delivered: number;
-  failed: number;
-  forced: number;
-  skipped: number;
+  /** The table that outlives the process. */
+  readonly kept: Kept;
+  /** The durable store of schedules by name, if any. */
+  readonly store: AgentStore | undefined;
+  /** The scheduler's own context (terminate has no other). */
+  readonly ctx: Context<any>;
 }
 
 /** The message a schedule's timer sends the scheduler; stale when its generation is not the schedule's. */
@@ -190,7 +225,27 @@ function remove(state: State, s: Schedule, ctx: Context<any>): void {
   s.removed = true;
   s.abort.abort();
   s.agent.schedules.delete(s.id);
-  state.schedules--;
+  state.kept.schedules.delete(s);
+  if (s.agentName !== undefined) storeWrite(state, ctx, (store) => store.delete(state.name, SCHEDULE, scheduleKey(s.agentName!, s.id)));
+}
+
+/** A write to the durable store: a failure (disk full, closed) is counted, logged and reported; the schedule runs on in memory. */
+function storeWrite(state: State, ctx: Context<any>, write: (store: AgentStore) => unknown): void {
+  if (state.store === undefined) return;
+  try {
+    write(state.store);
+  } catch (e) {
+    state.kept.storeFailures++;
+    ctx.node.logger.error(`agent scheduler ${state.name}: a write to its store failed`, e);
+    ctx.node.telemetry.execute('keel.agent_scheduler.store_failed', {}, { scheduler: state.name, error: e });
+  }
+}
+
+/** Keeps a schedule by name in the durable store (its due time moved, or it is new). */
+function persist(state: State, s: Schedule, ctx: Context<any>): void {
+  if (s.agentName === undefined || s.removed) return;
+  const record: StoredSchedule = { agent: s.agentName, id: s.id, intervalMs: s.intervalMs, message: s.message, jitter: s.jitter, missed: s.missed, nextDueAt: s.nextDueAt };
+  storeWrite(state, ctx, (store) => store.put(state.name, SCHEDULE, scheduleKey(s.agentName!, s.id), record));
 }
 
 /** Forgets an agent with no schedule left, releasing its monitor. */
@@ -226,21 +281,21 @@ function deliver(state: State, s: Schedule, lateMs: number, forced: boolean, ctx
     if (ctx.signal.aborted) return;
     if (outcome.ok) {
       s.deliveries++;
-      state.delivered++;
+      state.kept.delivered++;
       telemetry.execute('keel.agent_scheduler.delivered', { lateMs }, { scheduler: state.name, agent, id: s.id, forced, messageId: outcome.id });
       return;
     }
     // a schedule removed while its retry waited: withdrawn, not a failed delivery
     if (outcome.reason === 'aborted' && s.removed) return;
     s.failures++;
-    state.failed++;
+    state.kept.failed++;
     telemetry.execute('keel.agent_scheduler.failed', { attempts: outcome.attempts }, { scheduler: state.name, agent, id: s.id, forced, reason: outcome.reason });
   }, (e: unknown) => {
     if (ctx.signal.aborted) return;
     // only `onError: 'raise'` (ERR_DELIVERY with the outcome) or a deadlock rejects: still a counted failure
     const failed = (e as { outcome?: SendOutcome }).outcome;
     s.failures++;
-    state.failed++;
+    state.kept.failed++;
     telemetry.execute('keel.agent_scheduler.failed', { attempts: failed?.attempts ?? 0 }, { scheduler: state.name, agent, id: s.id, forced, reason: failed?.ok === false ? failed.reason : e });
   });
 }
@@ -250,22 +305,30 @@ function onTick(state: State, tick: Tick, ctx: Context<any>): void {
   const s = tick.schedule;
   if (s.removed || tick.generation !== s.generation) return; // a retired chain's last tick
   s.timer = undefined;
-  const now = ctx.node.clock.now();
+  fire(state, s, ctx.node.clock.now(), ctx, s.missed === 'catch_up' ? MAX_CATCH_UP : 1);
+}
+
+/**
+ * Delivers the due times at or before `now` (at most `atMost`; the rest are counted as skipped),
+ * moves the schedule to its next aligned due time after now (kept in the store) and re-arms it.
+ */
+function fire(state: State, s: Schedule, now: number, ctx: Context<any>, atMost: number): void {
   if (now < s.nextDueAt) {
     arm(s, now, ctx);
     return;
   }
   const I = s.intervalMs;
   const due = Math.floor((now - s.nextDueAt) / I) + 1; // due times at or before now
-  const count = s.missed === 'catch_up' ? Math.min(due, MAX_CATCH_UP) : 1;
+  const count = Math.min(due, atMost);
   for (let k = 0; k < count; k++) deliver(state, s, now - (s.nextDueAt + k * I), false, ctx);
   const skipped = due - count;
   if (skipped > 0) {
     s.skipped += skipped;
-    state.skipped += skipped;
+    state.kept.skipped += skipped;
     ctx.node.telemetry.execute('keel.agent_scheduler.skipped', { count: skipped }, { scheduler: state.name, agent: s.agent.pid, id: s.id, missed: s.missed });
   }
   s.nextDueAt += due * I;
+  persist(state, s, ctx);
   arm(s, now, ctx);
 }
 
@@ -283,10 +346,163 @@ function info(s: Schedule): ScheduleInfo {
   };
 }
 
-const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: string; sendOptions: ScheduledSendOptions }> = keelServer({
-  init({ name, sendOptions }) {
+/** The options of a schedule's deliveries, with the abort of this scheduler process's retries. */
+function deliveryOptions(state: State, id: string, abort: AbortController): SendOptions {
+  const user = state.sendOptions;
+  return {
+    ack: 'enqueued',
+    onError: 'ignore',
+    ...user,
+    metadata: { ...user.metadata, scheduler: state.name, schedule: id },
+    // only a send that can wait (retries, 'handled') needs it; without it the send is one synchronous step
+    ...(state.sendsWait ? { signal: abort.signal } : {}),
+  };
+}
+
+/** A new schedule of `entry`, held (its timer is the caller's to arm). */
+function newSchedule(
+  state: State,
+  entry: AgentEntry,
+  agentName: string | undefined,
+  r: { id: string; intervalMs: number; message: unknown; jitter: number; missed: MissedPolicy },
+  nextDueAt: number,
+): Schedule {
+  const abort = new AbortController();
+  const s: Schedule = {
+    agent: entry,
+    agentName,
+    id: r.id,
+    intervalMs: r.intervalMs,
+    message: r.message,
+    jitter: r.jitter,
+    missed: r.missed,
+    generation: 1,
+    timer: undefined,
+    nextDueAt,
+    deliveries: 0,
+    failures: 0,
+    skipped: 0,
+    removed: false,
+    abort,
+    sendOptions: deliveryOptions(state, r.id, abort),
+  };
+  entry.schedules.set(s.id, s);
+  state.kept.schedules.add(s);
+  return s;
+}
+
+/** A resumed schedule runs on: a due time that passed while no scheduler ran fires once now (the others are skipped), else it is armed for its kept due time. */
+function rearm(state: State, s: Schedule, now: number, ctx: Context<any>): void {
+  fire(state, s, now, ctx, 1);
+}
+
+/** A schedule that cannot be resumed: counted, reported, and gone from the store. */
+function dropped(state: State, agent: Pid | string, id: string, reason: 'noproc' | 'corrupt' | 'duplicate', key: string | undefined, ctx: Context<any>): void {
+  state.kept.dropped += reason === 'corrupt' ? 0 : 1;
+  state.kept.corrupt += reason === 'corrupt' ? 1 : 0;
+  if (key !== undefined) storeWrite(state, ctx, (store) => store.delete(state.name, SCHEDULE, key));
+  ctx.node.telemetry.execute('keel.agent_scheduler.dropped', {}, { scheduler: state.name, agent, id, reason });
+}
+
+/** Restarted in this node: every schedule of a live agent runs on (re-monitored, re-armed); those of agents that died meanwhile go. */
+function resumeKept(state: State, ctx: Context<any>): number {
+  const now = ctx.node.clock.now();
+  let resumed = 0;
+  for (const s of [...state.kept.schedules]) {
+    const entry = watchAgent(state, s.agent.pid, ctx);
+    if (entry === undefined || entry.schedules.has(s.id)) {
+      s.removed = true;
+      state.kept.schedules.delete(s);
+      dropped(state, s.agent.pid, s.id, 'noproc', s.agentName === undefined ? undefined : scheduleKey(s.agentName, s.id), ctx);
+      continue;
+    }
+    s.agent = entry;
+    entry.schedules.set(s.id, s);
+    s.generation++; // a tick of the previous process is stale
+    s.timer = undefined;
+    s.abort = new AbortController();
+    s.sendOptions = deliveryOptions(state, s.id, s.abort);
+    rearm(state, s, now, ctx);
+    resumed++;
+  }
+  return resumed;
+}
+
+/** Started anew (a new OS process) with a store: each schedule by name resumes on the process that holds the name now. */
+function resumeStored(state: State, store: AgentStore, ctx: Context<any>): number {
+  let loaded: ReturnType<AgentStore['loadAll']>;
+  try {
+    loaded = store.loadAll(state.name, SCHEDULE);
+  } catch (e) {
+    storeWrite(state, ctx, () => {
+      throw e;
+    });
+    return 0;
+  }
+  for (const c of loaded.corrupt) dropped(state, '', c.key, 'corrupt', c.key, ctx);
+  const now = ctx.node.clock.now();
+  let resumed = 0;
+  for (const record of loaded.records) {
+    const d = decodeSchedule(record.value);
+    if (typeof d === 'string' || scheduleKey(d.agent, d.id) !== record.key) {
+      ctx.node.logger.error(`agent scheduler ${state.name}: store record ${record.key} is not a schedule (${typeof d === 'string' ? d : 'its key does not match'}); skipped`);
+      dropped(state, '', record.key, 'corrupt', record.key, ctx);
+      continue;
+    }
+    const pid = ctx.node.registry.whereis(d.agent);
+    const entry = pid === undefined || Pid.equals(pid, ctx.self) ? undefined : watchAgent(state, pid, ctx);
+    if (entry === undefined || entry.schedules.has(d.id)) {
+      dropped(state, d.agent, d.id, entry === undefined ? 'noproc' : 'duplicate', record.key, ctx);
+      continue;
+    }
+    rearm(state, newSchedule(state, entry, d.agent, d, d.nextDueAt), now, ctx);
+    resumed++;
+  }
+  return resumed;
+}
+
+function newKept(): Kept {
+  return { schedules: new Set(), delivered: 0, failed: 0, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0 };
+}
+
+/** A refused request as a value (a call answers it). */
+function refusal(check: () => void): Error | undefined {
+  try {
+    check();
+    return undefined;
+  } catch (e) {
+    return e instanceof Error ? e : new Error(String(e));
+  }
+}
+
+interface SchedulerArg {
+  readonly name: string;
+  readonly sendOptions: ScheduledSendOptions;
+  readonly store: AgentStore | undefined;
+}
+
+const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, SchedulerArg> = keelServer({
+  init({ name, sendOptions, store }, ctx) {
     const sendsWait = (sendOptions.retries ?? 0) > 0 || sendOptions.ack === 'handled';
-    return { name, sendOptions, sendsWait, agents: new Map(), byRef: new Map(), schedules: 0, delivered: 0, failed: 0, forced: 0, skipped: 0 };
+    // the table of a predecessor under this name (killed, restarted by its supervisor), or a new one
+    const { state: kept, resumed } = componentState(ctx.node, name, newKept);
+    const state: State = { name, sendOptions, sendsWait, agents: new Map(), byRef: new Map(), kept, store, ctx };
+    const before = { dropped: kept.dropped, corrupt: kept.corrupt };
+    if (!resumed && store === undefined) return state;
+    kept.resumed = resumed ? resumeKept(state, ctx) : resumeStored(state, store!, ctx);
+    ctx.node.telemetry.execute(
+      'keel.agent_scheduler.resumed',
+      { schedules: kept.resumed, dropped: kept.dropped - before.dropped, corrupt: kept.corrupt - before.corrupt },
+      { scheduler: name, from: resumed ? 'table' : 'store' },
+    );
+    return state;
+  },
+
+  terminate(reason, state) {
+    // asked to stop (a normal exit): it ends for good, with its table and its store records
+    if (!endsForGood(reason)) return;
+    releaseComponentState(state.ctx.node, state.name);
+    if (state.store !== undefined) storeWrite(state, state.ctx, (store) => store.deleteAll(state.name, SCHEDULE));
   },
 
   handleCall(request, _from, state, ctx) {
@@ -301,36 +517,15 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: stri
         }
         const entry = pid === undefined ? undefined : watchAgent(state, pid, ctx);
         if (entry === undefined) return { reply: { error: 'noproc' as const }, state };
+        if (name !== undefined && state.store !== undefined) {
+          // kept in the store: a message that is not plain data is refused before anything changes
+          const bad = refusal(() => encodeValue(request.message, 'message'));
+          if (bad !== undefined) return { reply: bad as never, state };
+        }
         const old = entry.schedules.get(request.id);
         if (old !== undefined) remove(state, old, ctx);
-        const abort = new AbortController();
-        const user = state.sendOptions;
-        const s: Schedule = {
-          agent: entry,
-          id: request.id,
-          intervalMs: request.intervalMs,
-          message: request.message,
-          jitter: request.jitter,
-          missed: request.missed,
-          generation: 1,
-          timer: undefined,
-          nextDueAt: now + request.intervalMs,
-          deliveries: 0,
-          failures: 0,
-          skipped: 0,
-          removed: false,
-          abort,
-          sendOptions: {
-            ack: 'enqueued',
-            onError: 'ignore',
-            ...user,
-            metadata: { ...user.metadata, scheduler: state.name, schedule: request.id },
-            // only a send that can wait (retries, 'handled') needs it; without it the send is one synchronous step
-            ...(state.sendsWait ? { signal: abort.signal } : {}),
-          },
-        };
-        entry.schedules.set(s.id, s);
-        state.schedules++;
+        const s = newSchedule(state, entry, name, request, now + request.intervalMs);
+        persist(state, s, ctx);
         arm(s, now, ctx);
         return { reply: old === undefined ? 'ok' : 'replaced', state };
       }
@@ -359,16 +554,18 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: stri
         retire(s, ctx);
         s.intervalMs = request.intervalMs;
         s.nextDueAt = now + request.intervalMs;
+        persist(state, s, ctx);
         arm(s, now, ctx);
         return { reply: 'ok', state };
       }
       case 'force': {
         const s = entryOf(state, request.agent, ctx)?.schedules.get(request.id);
         if (s === undefined) return { reply: 'not_found', state };
-        state.forced++;
+        state.kept.forced++;
         retire(s, ctx);
         deliver(state, s, 0, true, ctx);
         s.nextDueAt = now + s.intervalMs;
+        persist(state, s, ctx);
         arm(s, now, ctx);
         return { reply: 'ok', state };
       }
@@ -378,7 +575,18 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: stri
       }
       case 'stats':
         return {
-          reply: { agents: state.agents.size, schedules: state.schedules, delivered: state.delivered, failed: state.failed, forced: state.forced, skipped: state.skipped },
+          reply: {
+            agents: state.agents.size,
+            schedules: state.kept.schedules.size,
+            delivered: state.kept.delivered,
+            failed: state.kept.failed,
+            forced: state.kept.forced,
+            skipped: state.kept.skipped,
+            resumed: state.kept.resumed,
+            dropped: state.kept.dropped,
+            corrupt: state.kept.corrupt,
+            storeFailures: state.kept.storeFailures,
+          },
           state,
         };
       default:
@@ -435,9 +643,10 @@ function periodicOptions(options: unknown, intervalMs: number): { jitter: number
 
 function validateOptions(options: unknown): AgentSchedulerOptions {
   if (options === undefined) return {};
-  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ name?, sendOptions? }', options);
-  checkKeys(options, ['name', 'sendOptions'], 'options');
-  const { sendOptions } = options as AgentSchedulerOptions;
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ name?, sendOptions?, store? }', options);
+  checkKeys(options, ['name', 'sendOptions', 'store'], 'options');
+  const { sendOptions, store } = options as AgentSchedulerOptions;
+  if (store !== undefined) checkStoreOption(store, 'options.store');
   if (sendOptions !== undefined) {
     if (typeof sendOptions !== 'object' || sendOptions === null) throw new InvalidArgumentError('options.sendOptions', 'a SendOptions object without id and signal', sendOptions);
     for (const own of ['id', 'signal'] as const) {
@@ -451,8 +660,8 @@ function validateOptions(options: unknown): AgentSchedulerOptions {
 }
 
 /** Starts the server and makes its handle (options already validated). */
-async function startScheduler(from: Node | Context<any>, node: Node, name: string, sendOptions: ScheduledSendOptions): Promise<AgentSchedulerHandle> {
-  const pid = await startComponent(from, schedulerSpec, { name, sendOptions }, name);
+async function startScheduler(from: Node | Context<any>, node: Node, name: string, sendOptions: ScheduledSendOptions, store: AgentStore | undefined): Promise<AgentSchedulerHandle> {
+  const pid = await startComponent(from, schedulerSpec, { name, sendOptions, store }, name);
   const call = componentCaller<SchedulerProtocol>(node, name);
   return componentHandle<AgentSchedulerHandle>(node, name, pid, {
     registerPeriodic(agent, id, intervalMs, message, opts) {
@@ -460,6 +669,8 @@ async function startScheduler(from: Node | Context<any>, node: Node, name: strin
       checkId(id);
       checkInterval(intervalMs);
       const { jitter, missed } = periodicOptions(opts, intervalMs);
+      // a schedule by name is kept in the store: its message must be plain data (refused here, at the call)
+      if (store !== undefined && nameOf(agent) !== undefined) encodeValue(message, 'message');
       return call({ type: 'register', agent, id, intervalMs, message, jitter, missed });
     },
     unregister(agent, id) {
@@ -512,6 +723,8 @@ export const AgentScheduler = {
     const o = validateOptions(options);
     const node = componentNode(from);
     const name = nameFor(node, 'agent_scheduler', o.name);
-    return startScheduler(from, node, name, o.sendOptions ?? {});
+    // opened now: a store that cannot be opened is a typed error of the start (ERR_STORE_UNAVAILABLE, ERR_PEER_MISSING)
+    const store = agentStoreFor(node, o.store);
+    return startScheduler(from, node, name, o.sendOptions ?? {}, store);
   },
 };
