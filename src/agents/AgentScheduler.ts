@@ -2,6 +2,7 @@ import { checkKeys, InvalidArgumentError } from '../errors.js';
 import { type SendOptions, type SendOutcome, sendSupervised, toSettings } from '../delivery/sendSupervised.js';
 import type { GenServerSpec, ServerPid } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
+import { kernelOf } from '../runtime/kernel.js';
 import { isDown } from '../runtime/messages.js';
 import { isInstance } from '../runtime/safe.js';
 import { checkTarget, nameOf, Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
@@ -226,7 +227,8 @@ function remove(state: State, s: Schedule, ctx: Context<any>): void {
   s.abort.abort();
   s.agent.schedules.delete(s.id);
   state.kept.schedules.delete(s);
-  if (s.agentName !== undefined) storeWrite(state, ctx, (store) => store.delete(state.name, SCHEDULE, scheduleKey(s.agentName!, s.id)));
+  // at the node's shutdown its agents die before the scheduler: their schedules stay in the store, for the next run
+  if (s.agentName !== undefined && !kernelOf(ctx).stopping) storeWrite(state, ctx, (store) => store.delete(state.name, SCHEDULE, scheduleKey(s.agentName!, s.id)));
 }
 
 /** A write to the durable store: a failure (disk full, closed) is counted, logged and reported; the schedule runs on in memory. */
