@@ -1,204 +1,43 @@
-import { checkKeys, InvalidArgumentError } from '../errors.js';
-import { type SendOptions, type SendOutcome, sendSupervised, toSettings } from '../delivery/sendSupervised.js';
-import type { GenServerSpec, ServerPid } from '../otp/GenServer.js';
+import { InvalidArgumentError } from '../errors.js';
+import { type SendOptions, type SendOutcome, sendSupervised } from '../delivery/sendSupervised.js';
+import type { GenServerSpec } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { kernelOf } from '../runtime/kernel.js';
 import { isDown } from '../runtime/messages.js';
 import { isInstance } from '../runtime/safe.js';
-import { checkTarget, nameOf, Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
+import { checkTarget, nameOf, Pid, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from './component.js';
 import { componentState, endsForGood, releaseComponentState } from './internal/componentState.js';
 import { unwatch, watchProcess } from './internal/watch.js';
-import { type AgentStore, type AgentStoreConfig, encodeValue } from './store/AgentStore.js';
+import { type AgentStore, encodeValue } from './store/AgentStore.js';
 import { decodeSchedule, SCHEDULE, scheduleKey, type StoredSchedule } from './store/scheduleRecords.js';
-import { agentStoreFor, checkStoreOption } from './store/stores.js';
+import { agentStoreFor } from './store/stores.js';
+import { type AgentEntry, type Kept, type Schedule, type State, Tick } from './scheduler/state.js';
+import {
+  type AgentSchedulerHandle,
+  type AgentSchedulerOptions,
+  MAX_CATCH_UP,
+  type MissedPolicy,
+  type ScheduledSendOptions,
+  type ScheduleInfo,
+  type SchedulerProtocol,
+} from './scheduler/types.js';
+import { checkId, checkInterval, periodicOptions, refusal, validateOptions } from './scheduler/validate.js';
 
-/**
- * What to do with due times that passed while the scheduler could not fire them (it was busy, or
- * the clock jumped): `'skip'` delivers once and continues at the next aligned due time after now;
- * `'catch_up'` delivers once per missed due time (at most {@link MAX_CATCH_UP} per firing).
- */
-export type MissedPolicy = 'skip' | 'catch_up';
+export {
+  MAX_CATCH_UP,
+  type AgentSchedulerHandle,
+  type AgentSchedulerOptions,
+  type AgentSchedulerStats,
+  type MissedPolicy,
+  type PeriodicOptions,
+  type RegisterResult,
+  type ScheduledSendOptions,
+  type ScheduleInfo,
+  type SchedulerProtocol,
+} from './scheduler/types.js';
 
-/** At most this many deliveries per firing under `missed: 'catch_up'`; missed due times past it are counted as skipped. */
-export const MAX_CATCH_UP = 100;
-
-export interface PeriodicOptions {
-  /** A uniform random delay in [0, jitter) ms added to each firing (never to the base due time); below `intervalMs` (default 0). */
-  jitter?: number;
-  /** See {@link MissedPolicy} (default `'skip'`). */
-  missed?: MissedPolicy;
-}
-
-/**
- * How the scheduler's deliveries are sent (merged over `{ ack: 'enqueued', onError: 'ignore' }`;
- * failures are counted and reported as events either way). `id` and `signal` belong to the
- * scheduler: every delivery has a fresh message id, and a schedule's pending retries are aborted
- * when it is removed.
- */
-export type ScheduledSendOptions = Omit<SendOptions, 'id' | 'signal'>;
-
-export interface AgentSchedulerOptions {
-  /** Registers the scheduler under this name (default `keel.agent_scheduler.<n>`). */
-  name?: string;
-  /** Options of every delivery's supervised send. */
-  sendOptions?: ScheduledSendOptions;
-  /**
-   * Where schedules registered by NAME are also kept, so that they survive the OS process (default:
-   * the node's `services.agents.store`, else none): `{ kind: 'sqlite', path }`, `{ kind: 'memory' }`
-   * or an `AgentStore`. See docs/agents/AgentScheduler.md "Restarts".
-   */
-  store?: AgentStoreConfig | AgentStore;
-}
-
-/** One schedule as `list(agent)` shows it. */
-export interface ScheduleInfo {
-  readonly id: string;
-  readonly intervalMs: number;
-  readonly jitter: number;
-  readonly missed: MissedPolicy;
-  /** The next base due time (epoch ms on the node's clock; the firing adds jitter). */
-  readonly nextDueAt: number;
-  /** Starts at 1; every `forceExecution` and `updateInterval` retires the chain and bumps it. */
-  readonly generation: number;
-  /** Deliveries that succeeded (per the send's `ack`). */
-  readonly deliveries: number;
-  /** Deliveries that failed (the agent was dead, its mailbox full, ...). */
-  readonly failures: number;
-  /** Missed due times that were not delivered (`'skip'`, or `'catch_up'` past its bound). */
-  readonly skipped: number;
-}
-
-export interface AgentSchedulerStats {
-  /** Agents with at least one schedule (each monitored once). */
-  readonly agents: number;
-  readonly schedules: number;
-  readonly delivered: number;
-  readonly failed: number;
-  /** `forceExecution` calls that found their schedule. */
-  readonly forced: number;
-  readonly skipped: number;
-  /** Schedules taken over from a predecessor under the same name (its table, or the durable store) at the last start. */
-  readonly resumed: number;
-  /** Schedules dropped at a start because their agent had died (or, from the store, no process held its name). */
-  readonly dropped: number;
-  /** Store records that could not be read back at a start (skipped, and deleted). */
-  readonly corrupt: number;
-  /** Writes to the durable store that failed (logged and reported; the schedule runs on, in memory). */
-  readonly storeFailures: number;
-}
-
-/** What `registerPeriodic` answers: a new schedule, one that replaced the agent's schedule of the same id, or a dead agent. */
-export type RegisterResult = 'ok' | 'replaced' | { error: 'noproc' };
-
-/** A started scheduler: its pid and its operations (each a call to the process, from outside any process). */
-export interface AgentSchedulerHandle {
-  /** The scheduler's current pid (found again by name after a restart). */
-  readonly pid: ServerPid<SchedulerProtocol, never>;
-  readonly name: string;
-  /**
-   * Sends `message` to `agent` every `intervalMs` ms, first at now + `intervalMs`. `agent` is a pid,
-   * or a registered name resolved to its pid now: the schedule belongs to that process and goes
-   * when it dies. An existing schedule `id` of the agent is replaced (`'replaced'`).
-   */
-  registerPeriodic(agent: Target, id: string, intervalMs: number, message: unknown, options?: PeriodicOptions): Promise<RegisterResult>;
-  /** Removes one schedule (its timer is cancelled, no further delivery). */
-  unregister(agent: Target, id: string): Promise<'ok' | 'not_found'>;
-  /** Removes every schedule of `agent`; answers how many. */
-  unregisterAgent(agent: Target): Promise<number>;
-  /**
-   * Sets a new interval: the chain restarts from now (next due now + `intervalMs`). Rejects with
-   * `ERR_INVALID_ARGUMENT` when the schedule's jitter is not below the new interval.
-   */
-  updateInterval(agent: Target, id: string, intervalMs: number): Promise<'ok' | 'not_found'>;
-  /** Delivers now and restarts the chain from now (next due now + interval): never a second chain. */
-  forceExecution(agent: Target, id: string): Promise<'ok' | 'not_found'>;
-  /** The agent's schedules, in registration order (empty for an unknown or dead agent). */
-  list(agent: Target): Promise<ScheduleInfo[]>;
-  stats(): Promise<AgentSchedulerStats>;
-}
-
-/** The scheduler's calls (GenServer calls), each with its reply. */
-export type SchedulerProtocol =
-  | { request: { type: 'register'; agent: Target; id: string; intervalMs: number; message: unknown; jitter: number; missed: MissedPolicy }; reply: RegisterResult | InvalidArgumentError }
-  | { request: { type: 'unregister'; agent: Target; id: string }; reply: 'ok' | 'not_found' }
-  | { request: { type: 'unregister_agent'; agent: Target }; reply: number }
-  | { request: { type: 'update_interval'; agent: Target; id: string; intervalMs: number }; reply: 'ok' | 'not_found' | InvalidArgumentError }
-  | { request: { type: 'force'; agent: Target; id: string }; reply: 'ok' | 'not_found' }
-  | { request: { type: 'list'; agent: Target }; reply: ScheduleInfo[] }
-  | { request: { type: 'stats' }; reply: AgentSchedulerStats };
-
-interface Schedule {
-  /** The agent's entry in the scheduler process now (a restart makes a new one). */
-  agent: AgentEntry;
-  /** The name the schedule was registered by: kept in the durable store, resumed by it in a new OS process. */
-  readonly agentName: string | undefined;
-  readonly id: string;
-  intervalMs: number;
-  readonly message: unknown;
-  readonly jitter: number;
-  readonly missed: MissedPolicy;
-  generation: number;
-  timer: TimerRef | undefined;
-  nextDueAt: number;
-  deliveries: number;
-  failures: number;
-  skipped: number;
-  removed: boolean;
-  /** Aborts the schedule's pending send retries when it is removed (one per scheduler process). */
-  abort: AbortController;
-  sendOptions: SendOptions;
-}
-
-/** What outlives the scheduler's process (its componentState table): every schedule and the counters. */
-interface Kept {
-  readonly schedules: Set<Schedule>;
-  delivered: number;
-  failed: number;
-  forced: number;
-  skipped: number;
-  resumed: number;
-  dropped: number;
-  corrupt: number;
-  storeFailures: number;
-}
-
-interface AgentEntry {
-  readonly pid: Pid;
-  readonly key: string;
-  readonly ref: Ref;
-  /** Through the monitor manager (else a plain `ctx.monitor`, when the service is unavailable). */
-  readonly managed: boolean;
-  readonly schedules: Map<string, Schedule>;
-}
-
-interface State {
-  readonly name: string;
-  readonly sendOptions: ScheduledSendOptions;
-  /** The sends may wait (retries, `ack: 'handled'`): each schedule's removal aborts them. */
-  readonly sendsWait: boolean;
-  readonly agents: Map<string, AgentEntry>;
-  readonly byRef: Map<Ref, AgentEntry>;
-  /** The table that outlives the process. */
-  readonly kept: Kept;
-  /** The durable store of schedules by name, if any. */
-  readonly store: AgentStore | undefined;
-  /** The scheduler's own context (terminate has no other). */
-  readonly ctx: Context<any>;
-}
-
-/** The message a schedule's timer sends the scheduler; stale when its generation is not the schedule's. */
-class Tick {
-  readonly schedule: Schedule;
-  readonly generation: number;
-  constructor(schedule: Schedule, generation: number) {
-    this.schedule = schedule;
-    this.generation = generation;
-  }
-}
-
-const MISSED: readonly MissedPolicy[] = ['skip', 'catch_up'];
 
 /** The agent's entry: a name is resolved to the pid registered under it now. */
 function entryOf(state: State, agent: Target, ctx: Context<any>): AgentEntry | undefined {
@@ -467,16 +306,6 @@ function newKept(): Kept {
   return { schedules: new Set(), delivered: 0, failed: 0, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0 };
 }
 
-/** A refused request as a value (a call answers it). */
-function refusal(check: () => void): Error | undefined {
-  try {
-    check();
-    return undefined;
-  } catch (e) {
-    return e instanceof Error ? e : new Error(String(e));
-  }
-}
-
 interface SchedulerArg {
   readonly name: string;
   readonly sendOptions: ScheduledSendOptions;
@@ -615,51 +444,6 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, SchedulerArg
     return state;
   },
 }, 'an agent scheduler (use its handle)', 'bare');
-
-// ---- validation (before anything is sent) -------------------------------------------------------
-
-function checkId(id: unknown): asserts id is string {
-  if (typeof id !== 'string' || id === '') throw new InvalidArgumentError('id', 'a non-empty string', id);
-}
-
-/**
- * At least 1 ms, the resolution of the node's timers: an interval below the clock's resolution at
- * the current time (`now + intervalMs === now`) would never move a schedule's due time on, and under
- * a virtual clock its ticks would fire at one instant for ever.
- */
-function checkInterval(ms: unknown): asserts ms is number {
-  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 1) throw new InvalidArgumentError('intervalMs', 'a finite number of ms >= 1', ms);
-}
-
-function periodicOptions(options: unknown, intervalMs: number): { jitter: number; missed: MissedPolicy } {
-  if (options === undefined) return { jitter: 0, missed: 'skip' };
-  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ jitter?, missed? }', options);
-  checkKeys(options, ['jitter', 'missed'], 'options');
-  const { jitter = 0, missed = 'skip' } = options as PeriodicOptions;
-  if (typeof jitter !== 'number' || !Number.isFinite(jitter) || jitter < 0 || jitter >= intervalMs) {
-    throw new InvalidArgumentError('options.jitter', `a finite number of ms >= 0 and below intervalMs (${intervalMs})`, jitter);
-  }
-  if (!MISSED.includes(missed)) throw new InvalidArgumentError('options.missed', "'skip' | 'catch_up'", missed);
-  return { jitter, missed };
-}
-
-function validateOptions(options: unknown): AgentSchedulerOptions {
-  if (options === undefined) return {};
-  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ name?, sendOptions?, store? }', options);
-  checkKeys(options, ['name', 'sendOptions', 'store'], 'options');
-  const { sendOptions, store } = options as AgentSchedulerOptions;
-  if (store !== undefined) checkStoreOption(store, 'options.store');
-  if (sendOptions !== undefined) {
-    if (typeof sendOptions !== 'object' || sendOptions === null) throw new InvalidArgumentError('options.sendOptions', 'a SendOptions object without id and signal', sendOptions);
-    for (const own of ['id', 'signal'] as const) {
-      if ((sendOptions as SendOptions)[own] !== undefined) {
-        throw new InvalidArgumentError(`options.sendOptions.${own}`, 'undefined', (sendOptions as SendOptions)[own], 'the scheduler sets it for every delivery');
-      }
-    }
-    toSettings(sendOptions); // throws on a bad send option
-  }
-  return options as AgentSchedulerOptions;
-}
 
 /** Starts the server and makes its handle (options already validated). */
 async function startScheduler(from: Node | Context<any>, node: Node, name: string, sendOptions: ScheduledSendOptions, store: AgentStore | undefined): Promise<AgentSchedulerHandle> {
