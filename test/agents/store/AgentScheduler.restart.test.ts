@@ -4,6 +4,8 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { AgentScheduler } from '../../../src/agents/AgentScheduler.js';
 import { componentStates } from '../../../src/agents/internal/componentState.js';
+import type { AgentStore } from '../../../src/agents/store/AgentStore.js';
+import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
 import { GenServer, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../../src/testing/index.js';
 import { clockedNode, expectKeelError, thrown, useNodes, useTempFiles } from '../../support.js';
@@ -194,5 +196,60 @@ describe('AgentScheduler with a SQLite store (a new node on the same file)', () 
     expectKeelError(thrown(() => AgentScheduler.start(node, { store: { kind: 'disk' } as never })), 'ERR_INVALID_ARGUMENT', 'options.store.kind');
     expectKeelError(thrown(() => AgentScheduler.start(node, { store: { kind: 'memory', path: 'x' } as never })), 'ERR_INVALID_ARGUMENT', 'options.store');
     expect(node.processes().length).toBe(before);
+  });
+});
+
+describe('AgentScheduler with a store that fails', () => {
+  it('counts, logs and reports a failed write, and runs the schedule on in memory', async () => {
+    const { node, clock } = clockedNode(track, { random: () => 0.5 });
+    const inner = new MemoryAgentStore();
+    let failing = false;
+    const store: AgentStore = {
+      kind: 'memory',
+      put(component, kind, key, value) {
+        if (failing) throw new Error('SQLITE_FULL: database or disk is full');
+        inner.put(component, kind, key, value);
+      },
+      insert: (c, k, key, v) => inner.insert(c, k, key, v),
+      delete: (c, k, key) => inner.delete(c, k, key),
+      deleteAll: (c, k) => inner.deleteAll(c, k),
+      loadAll: (c, k) => inner.loadAll(c, k),
+      transaction: (fn) => inner.transaction(fn),
+      close: () => inner.close(),
+    };
+    const scheduler = await AgentScheduler.start(node, { name: 'ticks', store });
+    const w = recorder(node, 'worker');
+    expect(await scheduler.registerPeriodic('worker', 'beat', 100, 'beat')).toBe('ok');
+    expect(inner.loadAll('ticks').records.map((r) => (r.value as { nextDueAt: number }).nextDueAt)).toEqual([START + 100]);
+    failing = true;
+    const events = captureEvents(node, ['keel.agent_scheduler.store_failed']);
+    await advance(node, clock, 300);
+    expect(w.at).toEqual([START + 100, START + 200, START + 300]);
+    expect(events.events).toHaveLength(3);
+    expect(await scheduler.stats()).toMatchObject({ delivered: 3, storeFailures: 3 });
+    failing = false;
+    await scheduler.forceExecution('worker', 'beat'); // a successful write: the record catches up
+    expect(inner.loadAll('ticks').records.map((r) => (r.value as { nextDueAt: number }).nextDueAt)).toEqual([START + 400]);
+  });
+
+  it('a store that cannot be read at the start is counted and reported; the scheduler starts empty', async () => {
+    const { node } = clockedNode(track);
+    const inner = new MemoryAgentStore();
+    const store: AgentStore = {
+      kind: 'memory',
+      put: (c, k, key, v) => inner.put(c, k, key, v),
+      insert: (c, k, key, v) => inner.insert(c, k, key, v),
+      delete: (c, k, key) => inner.delete(c, k, key),
+      deleteAll: (c, k) => inner.deleteAll(c, k),
+      loadAll: () => {
+        throw new Error('SQLITE_IOERR: disk I/O error');
+      },
+      transaction: (fn) => inner.transaction(fn),
+      close: () => inner.close(),
+    };
+    const events = captureEvents(node, ['keel.agent_scheduler.']);
+    const scheduler = await AgentScheduler.start(node, { name: 'ticks', store });
+    expect(await scheduler.stats()).toMatchObject({ schedules: 0, resumed: 0, storeFailures: 1 });
+    expect(events.events.map((e) => e.event)).toEqual(['keel.agent_scheduler.store_failed', 'keel.agent_scheduler.resumed']);
   });
 });
