@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { checkKeys, InvalidArgumentError } from '../../errors.js';
+import { checkKeys, InvalidArgumentError, isKeelError } from '../../errors.js';
 import { kernelOf } from '../../runtime/kernel.js';
 import type { Node } from '../../runtime/types.js';
 import type { AgentStore, AgentStoreConfig } from './AgentStore.js';
@@ -22,6 +22,16 @@ const EXPECTED = "{ kind: 'memory' } | { kind: 'sqlite', path: string }";
 /** Validates a store option (`argument` names it in the error): a config, or an `AgentStore` given as is. */
 export function checkStoreOption(store: unknown, argument: string): AgentStoreConfig | AgentStore {
   if (typeof store !== 'object' || store === null) throw new InvalidArgumentError(argument, EXPECTED, store);
+  try {
+    return readStoreOption(store, argument);
+  } catch (e) {
+    if (isKeelError(e)) throw e;
+    // a getter or a proxy trap threw while the option was read
+    throw new InvalidArgumentError(argument, `${EXPECTED}, readable`, store, `reading it threw: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+function readStoreOption(store: object, argument: string): AgentStoreConfig | AgentStore {
   const s = store as { kind?: unknown; path?: unknown; put?: unknown };
   if (typeof s.put === 'function') {
     for (const m of ['insert', 'delete', 'deleteAll', 'loadAll', 'transaction', 'close'] as const) {
@@ -44,11 +54,22 @@ export function checkStoreOption(store: unknown, argument: string): AgentStoreCo
 /** @internal `createNode`'s `services.agents`: validated (before the node exists), then recorded for the node. */
 export function agentServicesOptions(services: unknown): AgentStoreConfig | undefined {
   if (typeof services !== 'object' || services === null) return undefined;
-  const agents = (services as { agents?: unknown }).agents;
+  let agents: unknown;
+  try {
+    agents = (services as { agents?: unknown }).agents;
+  } catch {
+    return undefined; // options that cannot be read are the node's typed error to throw
+  }
   if (agents === undefined) return undefined;
   if (typeof agents !== 'object' || agents === null) throw new InvalidArgumentError('services.agents', '{ store? }', agents);
-  checkKeys(agents, ['store'], 'services.agents');
-  const store = (agents as { store?: unknown }).store;
+  let store: unknown;
+  try {
+    checkKeys(agents, ['store'], 'services.agents');
+    store = (agents as { store?: unknown }).store;
+  } catch (e) {
+    if (isKeelError(e)) throw e;
+    throw new InvalidArgumentError('services.agents', '{ store? }, readable', agents, `reading it threw: ${e instanceof Error ? e.message : String(e)}`);
+  }
   if (store === undefined) return undefined;
   const checked = checkStoreOption(store, 'services.agents.store');
   if (typeof (checked as { put?: unknown }).put === 'function') throw new InvalidArgumentError('services.agents.store', EXPECTED, store);

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { AgentScheduler } from '../../../src/agents/AgentScheduler.js';
 import type { AgentStore } from '../../../src/agents/store/AgentStore.js';
 import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
 import { SqliteAgentStore } from '../../../src/agents/store/SqliteAgentStore.js';
@@ -204,6 +205,28 @@ describe('createNode services.agents', () => {
       [{ store: new MemoryAgentStore() }, '`services.agents.store`'],
     ];
     for (const [agents, argument] of bad) expectKeelError(thrown(() => createNode({ services: { agents } as never })), 'ERR_INVALID_ARGUMENT', argument);
+  });
+
+  it('refuses options whose reading throws (a revoked proxy, a throwing getter) with ERR_INVALID_ARGUMENT, at createNode and at a component start', () => {
+    const throwing = Object.defineProperty({}, 'store', {
+      enumerable: true,
+      get(): never {
+        throw new Error('do not touch');
+      },
+    });
+    const throwingKind = Object.defineProperty({}, 'kind', {
+      enumerable: true,
+      get(): never {
+        throw new Error('do not touch');
+      },
+    });
+    expectKeelError(thrown(() => createNode({ services: { agents: revokedProxy() } as never })), 'ERR_INVALID_ARGUMENT', 'services.agents');
+    expectKeelError(thrown(() => createNode({ services: { agents: throwing } as never })), 'ERR_INVALID_ARGUMENT', 'services.agents', 'do not touch');
+    expectKeelError(thrown(() => createNode({ services: { agents: { store: revokedProxy() } } as never })), 'ERR_INVALID_ARGUMENT', 'services.agents.store');
+    expectKeelError(thrown(() => createNode({ services: { agents: { store: throwingKind } } as never })), 'ERR_INVALID_ARGUMENT', 'services.agents.store', 'do not touch');
+    const node = track();
+    expectKeelError(thrown(() => AgentScheduler.start(node, { store: revokedProxy() as never })), 'ERR_INVALID_ARGUMENT', 'options.store');
+    expectKeelError(thrown(() => AgentScheduler.start(node, { store: throwingKind as never })), 'ERR_INVALID_ARGUMENT', 'options.store');
   });
 
   it('does not open the store until a component uses it', () => {
