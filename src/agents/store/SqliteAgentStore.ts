@@ -5,7 +5,7 @@ import { deserialize } from 'node:v8';
 import { isKeelError, MissingPeerError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
 import { type AgentStore, type AgentStoreLoad, type AgentStoreRecord, checkIdentity, type CorruptRecord, encodeValue } from './AgentStore.js';
 
-type Statement = { run(...args: unknown[]): { changes: number }; all(...args: unknown[]): unknown[] };
+type Statement = { run(...args: unknown[]): { changes: number }; all(...args: unknown[]): unknown[]; get(...args: unknown[]): unknown };
 interface Database {
   pragma(source: string): unknown;
   exec(source: string): unknown;
@@ -26,7 +26,18 @@ CREATE TABLE IF NOT EXISTS agent_records (
   value BLOB NOT NULL,
   PRIMARY KEY (component, kind, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agent_store_owner (id INTEGER PRIMARY KEY CHECK (id = 1), os_pid INTEGER NOT NULL);
 `;
+
+/** Whether the OS process `osPid` runs (EPERM: it runs, under another user). */
+function alive(osPid: number): boolean {
+  try {
+    process.kill(osPid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code === 'EPERM';
+  }
+}
 
 /** Files open in this OS process: two nodes here never share one (each would resume the same schedules). */
 const openFiles = new Set<string>();
@@ -95,6 +106,16 @@ export class SqliteAgentStore implements AgentStore {
       if (columns.join(',') !== 'component,key,kind,value') {
         throw new StoreUnavailableError(this.path, `it is not a Keel agent store (its agent_records table has other columns: ${columns.join(', ')})`, undefined, 'give the path of an agent store, or of a file to create', undefined, STORE);
       }
+      // claimed by this OS process, checked and taken in one write transaction: another live OS
+      // process on the file would resume the same schedules; a killed one's claim is taken over
+      const claim = db.transaction(() => {
+        const current = db.prepare('SELECT os_pid FROM agent_store_owner WHERE id = 1').get() as { os_pid: number } | undefined;
+        if (current !== undefined && current.os_pid !== process.pid && alive(current.os_pid)) return current.os_pid;
+        db.prepare('INSERT OR REPLACE INTO agent_store_owner (id, os_pid) VALUES (1, ?)').run(process.pid);
+        return undefined;
+      }) as unknown as { immediate(): number | undefined };
+      const taken = claim.immediate();
+      if (taken !== undefined) throw new StoreInUseError(this.path, `OS process ${taken}`, STORE);
       this.#put = db.prepare('INSERT OR REPLACE INTO agent_records (component, kind, key, value) VALUES (?, ?, ?, ?)');
       this.#insert = db.prepare('INSERT OR IGNORE INTO agent_records (component, kind, key, value) VALUES (?, ?, ?, ?)');
       this.#delete = db.prepare('DELETE FROM agent_records WHERE component = ? AND kind = ? AND key = ?');
@@ -165,6 +186,11 @@ export class SqliteAgentStore implements AgentStore {
     if (this.#closed) return;
     this.#closed = true;
     openFiles.delete(this.path);
+    try {
+      this.#db.prepare('DELETE FROM agent_store_owner WHERE id = 1 AND os_pid = ?').run(process.pid);
+    } catch {
+      // not released (a read-only file by now): the next opener takes the claim over once this process is gone
+    }
     this.#db.close();
   }
 }

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { AgentScheduler } from '../../../src/agents/AgentScheduler.js';
 import { TestClock } from '../../../src/testing/index.js';
 import { useBuiltPackage, useChildren } from '../../childProcesses.js';
-import { useNodes, useTempFiles } from '../../support.js';
+import { expectKeelError, thrown, useNodes, useTempFiles } from '../../support.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/scheduler-child.mjs', import.meta.url));
 const INTERVAL = 20;
@@ -32,6 +32,9 @@ describe('AgentScheduler with a SQLite store under SIGKILL', () => {
     });
     expect((await child.next((m) => m.registered !== undefined)).registered).toBe('ok');
     await child.next((m) => m.beat === 3); // mid-schedule
+    // while the child runs, the file is its own: a node here cannot take it (it would resume the same schedules)
+    const early = track({ services: { agents: { store: { kind: 'sqlite', path: file } } } });
+    expectKeelError(thrown(() => AgentScheduler.start(early, { name: 'ticks' })), 'ERR_STORE_IN_USE', `OS process ${child.process.pid}`);
     expect((await child.kill()).signal).toBe('SIGKILL');
     expect(beats).toBeGreaterThanOrEqual(3);
 

@@ -179,6 +179,29 @@ describe('the SQLite agent store', () => {
     expectKeelError(thrown(() => new SqliteAgentStore(other)), 'ERR_STORE_UNAVAILABLE', 'not a Keel agent store');
   });
 
+  it('claims the file for its OS process while open, and releases the claim when closed', () => {
+    const file = tmpfile();
+    const a = new SqliteAgentStore(file);
+    const owner = (): unknown => {
+      const db = new Database(file, { readonly: true });
+      try {
+        return db.prepare('SELECT os_pid FROM agent_store_owner').all();
+      } finally {
+        db.close();
+      }
+    };
+    expect(owner()).toEqual([{ os_pid: process.pid }]);
+    a.close();
+    expect(owner()).toEqual([]);
+    // a claim left by an OS process that is gone (killed) is taken over
+    const db = new Database(file);
+    db.prepare('INSERT INTO agent_store_owner (id, os_pid) VALUES (1, ?)').run(2 ** 22 + 12345);
+    db.close();
+    const b = new SqliteAgentStore(file);
+    expect(owner()).toEqual([{ os_pid: process.pid }]);
+    b.close();
+  });
+
   it('is never shared by two nodes of one OS process (ERR_STORE_IN_USE); the file is free again once its node has shut down', async () => {
     const file = tmpfile();
     const a = track({ services: { agents: { store: { kind: 'sqlite', path: file } } } });
