@@ -304,16 +304,20 @@ export class DeliveryError extends KeelError {
 /** A message a durable store cannot keep (a function, a symbol, a class instance with behaviour). */
 export class NotSerializableError extends KeelError {
   readonly path: string;
-  constructor(path: string, what: string) {
-    super('ERR_NOT_SERIALIZABLE', `a dead letter's message must be plain data (objects, arrays, primitives, bigints, Dates, Maps, Sets, typed arrays); ${path} is ${what}`);
+  /** What the value at `path` is (a function, a symbol, a class instance, ...). */
+  readonly what: string;
+  /** `subject`: what must be plain data (a dead letter's message unless told; the agent store's values). */
+  constructor(path: string, what: string, subject = "a dead letter's message") {
+    super('ERR_NOT_SERIALIZABLE', `${subject} must be plain data (objects, arrays, primitives, bigints, Dates, Maps, Sets, typed arrays); ${path} is ${what}`);
     this.path = path;
+    this.what = what;
   }
 }
 
 /** Another node (in this or another OS process) owns the SQLite file. */
 export class StoreInUseError extends KeelError {
-  constructor(file: string, owner: string) {
-    super('ERR_STORE_IN_USE', `the dead letter store ${file} is owned by ${owner}; two nodes never share one queue`);
+  constructor(file: string, owner: string, store = 'dead letter store') {
+    super('ERR_STORE_IN_USE', `the ${store} ${file} is owned by ${owner}; two nodes never share one ${store === 'dead letter store' ? 'queue' : 'store'}`);
   }
 }
 
@@ -330,8 +334,8 @@ export class StoreUnavailableError extends KeelError {
   readonly why: string;
   /** What to do about it. */
   readonly hint: string;
-  constructor(file: string, why: string, sqliteCode: string | undefined, hint: string, cause: unknown) {
-    super('ERR_STORE_UNAVAILABLE', `the dead letter store ${file} could not be opened: ${why}${sqliteCode === undefined ? '' : ` (${sqliteCode})`}; ${hint}`, { cause });
+  constructor(file: string, why: string, sqliteCode: string | undefined, hint: string, cause: unknown, store = 'dead letter store') {
+    super('ERR_STORE_UNAVAILABLE', `the ${store} ${file} could not be opened: ${why}${sqliteCode === undefined ? '' : ` (${sqliteCode})`}; ${hint}`, { cause });
     this.file = file;
     this.sqliteCode = sqliteCode;
     this.why = why;

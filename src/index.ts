@@ -13,6 +13,7 @@
  */
 import { createRuntimeNode } from './runtime/kernel.js';
 import { serviceSlots } from './services/slots.js';
+import { agentServicesOptions, configureAgentStore } from './agents/store/stores.js';
 import type { Node, NodeOptions } from './runtime/types.js';
 
 export * from './runtime/index.js';
@@ -74,7 +75,11 @@ export {
  * ```
  */
 export function createNode(options?: NodeOptions): Node {
-  return createRuntimeNode(options, serviceSlots(servicesOf(options)));
+  const services = servicesOf(options);
+  const agents = agentServicesOptions(services); // the agent store's options, checked before the node exists
+  const node = createRuntimeNode(options, serviceSlots(services));
+  configureAgentStore(node, agents);
+  return node;
 }
 
 /** `options.services`, read without throwing: options that cannot be read are the node's typed error to throw. */

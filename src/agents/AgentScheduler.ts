@@ -1,168 +1,43 @@
-import { checkKeys, InvalidArgumentError } from '../errors.js';
-import { type SendOptions, type SendOutcome, sendSupervised, toSettings } from '../delivery/sendSupervised.js';
-import type { GenServerSpec, ServerPid } from '../otp/GenServer.js';
+import { InvalidArgumentError } from '../errors.js';
+import { type SendOptions, type SendOutcome, sendSupervised } from '../delivery/sendSupervised.js';
+import type { GenServerSpec } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
+import { kernelOf } from '../runtime/kernel.js';
 import { isDown } from '../runtime/messages.js';
 import { isInstance } from '../runtime/safe.js';
-import { checkTarget, nameOf, Pid, type Ref, type Target, type TimerRef } from '../runtime/Pid.js';
+import { checkTarget, nameOf, Pid, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from './component.js';
+import { componentState, endsForGood, releaseComponentState } from './internal/componentState.js';
 import { unwatch, watchProcess } from './internal/watch.js';
+import { type AgentStore, encodeValue } from './store/AgentStore.js';
+import { decodeSchedule, SCHEDULE, scheduleKey, type StoredSchedule } from './store/scheduleRecords.js';
+import { agentStoreFor } from './store/stores.js';
+import { type AgentEntry, type Kept, type Schedule, type State, Tick } from './scheduler/state.js';
+import {
+  type AgentSchedulerHandle,
+  type AgentSchedulerOptions,
+  MAX_CATCH_UP,
+  type MissedPolicy,
+  type ScheduledSendOptions,
+  type ScheduleInfo,
+  type SchedulerProtocol,
+} from './scheduler/types.js';
+import { checkId, checkInterval, periodicOptions, refusal, validateOptions } from './scheduler/validate.js';
 
-/**
- * What to do with due times that passed while the scheduler could not fire them (it was busy, or
- * the clock jumped): `'skip'` delivers once and continues at the next aligned due time after now;
- * `'catch_up'` delivers once per missed due time (at most {@link MAX_CATCH_UP} per firing).
- */
-export type MissedPolicy = 'skip' | 'catch_up';
+export {
+  MAX_CATCH_UP,
+  type AgentSchedulerHandle,
+  type AgentSchedulerOptions,
+  type AgentSchedulerStats,
+  type MissedPolicy,
+  type PeriodicOptions,
+  type RegisterResult,
+  type ScheduledSendOptions,
+  type ScheduleInfo,
+  type SchedulerProtocol,
+} from './scheduler/types.js';
 
-/** At most this many deliveries per firing under `missed: 'catch_up'`; missed due times past it are counted as skipped. */
-export const MAX_CATCH_UP = 100;
-
-export interface PeriodicOptions {
-  /** A uniform random delay in [0, jitter) ms added to each firing (never to the base due time); below `intervalMs` (default 0). */
-  jitter?: number;
-  /** See {@link MissedPolicy} (default `'skip'`). */
-  missed?: MissedPolicy;
-}
-
-/**
- * How the scheduler's deliveries are sent (merged over `{ ack: 'enqueued', onError: 'ignore' }`;
- * failures are counted and reported as events either way). `id` and `signal` belong to the
- * scheduler: every delivery has a fresh message id, and a schedule's pending retries are aborted
- * when it is removed.
- */
-export type ScheduledSendOptions = Omit<SendOptions, 'id' | 'signal'>;
-
-export interface AgentSchedulerOptions {
-  /** Registers the scheduler under this name (default `keel.agent_scheduler.<n>`). */
-  name?: string;
-  /** Options of every delivery's supervised send. */
-  sendOptions?: ScheduledSendOptions;
-}
-
-/** One schedule as `list(agent)` shows it. */
-export interface ScheduleInfo {
-  readonly id: string;
-  readonly intervalMs: number;
-  readonly jitter: number;
-  readonly missed: MissedPolicy;
-  /** The next base due time (epoch ms on the node's clock; the firing adds jitter). */
-  readonly nextDueAt: number;
-  /** Starts at 1; every `forceExecution` and `updateInterval` retires the chain and bumps it. */
-  readonly generation: number;
-  /** Deliveries that succeeded (per the send's `ack`). */
-  readonly deliveries: number;
-  /** Deliveries that failed (the agent was dead, its mailbox full, ...). */
-  readonly failures: number;
-  /** Missed due times that were not delivered (`'skip'`, or `'catch_up'` past its bound). */
-  readonly skipped: number;
-}
-
-export interface AgentSchedulerStats {
-  /** Agents with at least one schedule (each monitored once). */
-  readonly agents: number;
-  readonly schedules: number;
-  readonly delivered: number;
-  readonly failed: number;
-  /** `forceExecution` calls that found their schedule. */
-  readonly forced: number;
-  readonly skipped: number;
-}
-
-/** What `registerPeriodic` answers: a new schedule, one that replaced the agent's schedule of the same id, or a dead agent. */
-export type RegisterResult = 'ok' | 'replaced' | { error: 'noproc' };
-
-/** A started scheduler: its pid and its operations (each a call to the process, from outside any process). */
-export interface AgentSchedulerHandle {
-  /** The scheduler's current pid (found again by name after a restart). */
-  readonly pid: ServerPid<SchedulerProtocol, never>;
-  readonly name: string;
-  /**
-   * Sends `message` to `agent` every `intervalMs` ms, first at now + `intervalMs`. `agent` is a pid,
-   * or a registered name resolved to its pid now: the schedule belongs to that process and goes
-   * when it dies. An existing schedule `id` of the agent is replaced (`'replaced'`).
-   */
-  registerPeriodic(agent: Target, id: string, intervalMs: number, message: unknown, options?: PeriodicOptions): Promise<RegisterResult>;
-  /** Removes one schedule (its timer is cancelled, no further delivery). */
-  unregister(agent: Target, id: string): Promise<'ok' | 'not_found'>;
-  /** Removes every schedule of `agent`; answers how many. */
-  unregisterAgent(agent: Target): Promise<number>;
-  /**
-   * Sets a new interval: the chain restarts from now (next due now + `intervalMs`). Rejects with
-   * `ERR_INVALID_ARGUMENT` when the schedule's jitter is not below the new interval.
-   */
-  updateInterval(agent: Target, id: string, intervalMs: number): Promise<'ok' | 'not_found'>;
-  /** Delivers now and restarts the chain from now (next due now + interval): never a second chain. */
-  forceExecution(agent: Target, id: string): Promise<'ok' | 'not_found'>;
-  /** The agent's schedules, in registration order (empty for an unknown or dead agent). */
-  list(agent: Target): Promise<ScheduleInfo[]>;
-  stats(): Promise<AgentSchedulerStats>;
-}
-
-/** The scheduler's calls (GenServer calls), each with its reply. */
-export type SchedulerProtocol =
-  | { request: { type: 'register'; agent: Target; id: string; intervalMs: number; message: unknown; jitter: number; missed: MissedPolicy }; reply: RegisterResult | InvalidArgumentError }
-  | { request: { type: 'unregister'; agent: Target; id: string }; reply: 'ok' | 'not_found' }
-  | { request: { type: 'unregister_agent'; agent: Target }; reply: number }
-  | { request: { type: 'update_interval'; agent: Target; id: string; intervalMs: number }; reply: 'ok' | 'not_found' | InvalidArgumentError }
-  | { request: { type: 'force'; agent: Target; id: string }; reply: 'ok' | 'not_found' }
-  | { request: { type: 'list'; agent: Target }; reply: ScheduleInfo[] }
-  | { request: { type: 'stats' }; reply: AgentSchedulerStats };
-
-interface Schedule {
-  readonly agent: AgentEntry;
-  readonly id: string;
-  intervalMs: number;
-  readonly message: unknown;
-  readonly jitter: number;
-  readonly missed: MissedPolicy;
-  generation: number;
-  timer: TimerRef | undefined;
-  nextDueAt: number;
-  deliveries: number;
-  failures: number;
-  skipped: number;
-  removed: boolean;
-  /** Aborts the schedule's pending send retries when it is removed. */
-  readonly abort: AbortController;
-  readonly sendOptions: SendOptions;
-}
-
-interface AgentEntry {
-  readonly pid: Pid;
-  readonly key: string;
-  readonly ref: Ref;
-  /** Through the monitor manager (else a plain `ctx.monitor`, when the service is unavailable). */
-  readonly managed: boolean;
-  readonly schedules: Map<string, Schedule>;
-}
-
-interface State {
-  readonly name: string;
-  readonly sendOptions: ScheduledSendOptions;
-  /** The sends may wait (retries, `ack: 'handled'`): each schedule's removal aborts them. */
-  readonly sendsWait: boolean;
-  readonly agents: Map<string, AgentEntry>;
-  readonly byRef: Map<Ref, AgentEntry>;
-  schedules: number;
-  delivered: number;
-  failed: number;
-  forced: number;
-  skipped: number;
-}
-
-/** The message a schedule's timer sends the scheduler; stale when its generation is not the schedule's. */
-class Tick {
-  readonly schedule: Schedule;
-  readonly generation: number;
-  constructor(schedule: Schedule, generation: number) {
-    this.schedule = schedule;
-    this.generation = generation;
-  }
-}
-
-const MISSED: readonly MissedPolicy[] = ['skip', 'catch_up'];
 
 /** The agent's entry: a name is resolved to the pid registered under it now. */
 function entryOf(state: State, agent: Target, ctx: Context<any>): AgentEntry | undefined {
@@ -190,7 +65,28 @@ function remove(state: State, s: Schedule, ctx: Context<any>): void {
   s.removed = true;
   s.abort.abort();
   s.agent.schedules.delete(s.id);
-  state.schedules--;
+  state.kept.schedules.delete(s);
+  // at the node's shutdown its agents die before the scheduler: their schedules stay in the store, for the next run
+  if (s.agentName !== undefined && !kernelOf(ctx).stopping) storeWrite(state, ctx, (store) => store.delete(state.name, SCHEDULE, scheduleKey(s.agentName!, s.id)));
+}
+
+/** A write to the durable store: a failure (disk full, closed) is counted, logged and reported; the schedule runs on in memory. */
+function storeWrite(state: State, ctx: Context<any>, write: (store: AgentStore) => unknown): void {
+  if (state.store === undefined) return;
+  try {
+    write(state.store);
+  } catch (e) {
+    state.kept.storeFailures++;
+    ctx.node.logger.error(`agent scheduler ${state.name}: a write to its store failed`, e);
+    ctx.node.telemetry.execute('keel.agent_scheduler.store_failed', {}, { scheduler: state.name, error: e });
+  }
+}
+
+/** Keeps a schedule by name in the durable store (its due time moved, or it is new). */
+function persist(state: State, s: Schedule, ctx: Context<any>): void {
+  if (s.agentName === undefined || s.removed) return;
+  const record: StoredSchedule = { agent: s.agentName, id: s.id, intervalMs: s.intervalMs, message: s.message, jitter: s.jitter, missed: s.missed, nextDueAt: s.nextDueAt };
+  storeWrite(state, ctx, (store) => store.put(state.name, SCHEDULE, scheduleKey(s.agentName!, s.id), record));
 }
 
 /** Forgets an agent with no schedule left, releasing its monitor. */
@@ -226,21 +122,21 @@ function deliver(state: State, s: Schedule, lateMs: number, forced: boolean, ctx
     if (ctx.signal.aborted) return;
     if (outcome.ok) {
       s.deliveries++;
-      state.delivered++;
+      state.kept.delivered++;
       telemetry.execute('keel.agent_scheduler.delivered', { lateMs }, { scheduler: state.name, agent, id: s.id, forced, messageId: outcome.id });
       return;
     }
     // a schedule removed while its retry waited: withdrawn, not a failed delivery
     if (outcome.reason === 'aborted' && s.removed) return;
     s.failures++;
-    state.failed++;
+    state.kept.failed++;
     telemetry.execute('keel.agent_scheduler.failed', { attempts: outcome.attempts }, { scheduler: state.name, agent, id: s.id, forced, reason: outcome.reason });
   }, (e: unknown) => {
     if (ctx.signal.aborted) return;
     // only `onError: 'raise'` (ERR_DELIVERY with the outcome) or a deadlock rejects: still a counted failure
     const failed = (e as { outcome?: SendOutcome }).outcome;
     s.failures++;
-    state.failed++;
+    state.kept.failed++;
     telemetry.execute('keel.agent_scheduler.failed', { attempts: failed?.attempts ?? 0 }, { scheduler: state.name, agent, id: s.id, forced, reason: failed?.ok === false ? failed.reason : e });
   });
 }
@@ -250,22 +146,30 @@ function onTick(state: State, tick: Tick, ctx: Context<any>): void {
   const s = tick.schedule;
   if (s.removed || tick.generation !== s.generation) return; // a retired chain's last tick
   s.timer = undefined;
-  const now = ctx.node.clock.now();
+  fire(state, s, ctx.node.clock.now(), ctx, s.missed === 'catch_up' ? MAX_CATCH_UP : 1);
+}
+
+/**
+ * Delivers the due times at or before `now` (at most `atMost`; the rest are counted as skipped),
+ * moves the schedule to its next aligned due time after now (kept in the store) and re-arms it.
+ */
+function fire(state: State, s: Schedule, now: number, ctx: Context<any>, atMost: number): void {
   if (now < s.nextDueAt) {
     arm(s, now, ctx);
     return;
   }
   const I = s.intervalMs;
   const due = Math.floor((now - s.nextDueAt) / I) + 1; // due times at or before now
-  const count = s.missed === 'catch_up' ? Math.min(due, MAX_CATCH_UP) : 1;
+  const count = Math.min(due, atMost);
   for (let k = 0; k < count; k++) deliver(state, s, now - (s.nextDueAt + k * I), false, ctx);
   const skipped = due - count;
   if (skipped > 0) {
     s.skipped += skipped;
-    state.skipped += skipped;
+    state.kept.skipped += skipped;
     ctx.node.telemetry.execute('keel.agent_scheduler.skipped', { count: skipped }, { scheduler: state.name, agent: s.agent.pid, id: s.id, missed: s.missed });
   }
   s.nextDueAt += due * I;
+  persist(state, s, ctx);
   arm(s, now, ctx);
 }
 
@@ -283,10 +187,153 @@ function info(s: Schedule): ScheduleInfo {
   };
 }
 
-const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: string; sendOptions: ScheduledSendOptions }> = keelServer({
-  init({ name, sendOptions }) {
+/** The options of a schedule's deliveries, with the abort of this scheduler process's retries. */
+function deliveryOptions(state: State, id: string, abort: AbortController): SendOptions {
+  const user = state.sendOptions;
+  return {
+    ack: 'enqueued',
+    onError: 'ignore',
+    ...user,
+    metadata: { ...user.metadata, scheduler: state.name, schedule: id },
+    // only a send that can wait (retries, 'handled') needs it; without it the send is one synchronous step
+    ...(state.sendsWait ? { signal: abort.signal } : {}),
+  };
+}
+
+/** A new schedule of `entry`, held (its timer is the caller's to arm). */
+function newSchedule(
+  state: State,
+  entry: AgentEntry,
+  agentName: string | undefined,
+  r: { id: string; intervalMs: number; message: unknown; jitter: number; missed: MissedPolicy },
+  nextDueAt: number,
+): Schedule {
+  const abort = new AbortController();
+  const s: Schedule = {
+    agent: entry,
+    agentName,
+    id: r.id,
+    intervalMs: r.intervalMs,
+    message: r.message,
+    jitter: r.jitter,
+    missed: r.missed,
+    generation: 1,
+    timer: undefined,
+    nextDueAt,
+    deliveries: 0,
+    failures: 0,
+    skipped: 0,
+    removed: false,
+    abort,
+    sendOptions: deliveryOptions(state, r.id, abort),
+  };
+  entry.schedules.set(s.id, s);
+  state.kept.schedules.add(s);
+  return s;
+}
+
+/** A resumed schedule runs on: a due time that passed while no scheduler ran fires once now (the others are skipped), else it is armed for its kept due time. */
+function rearm(state: State, s: Schedule, now: number, ctx: Context<any>): void {
+  fire(state, s, now, ctx, 1);
+}
+
+/** A schedule that cannot be resumed: counted, reported, and gone from the store. */
+function dropped(state: State, agent: Pid | string, id: string, reason: 'noproc' | 'corrupt' | 'duplicate', key: string | undefined, ctx: Context<any>): void {
+  state.kept.dropped += reason === 'corrupt' ? 0 : 1;
+  state.kept.corrupt += reason === 'corrupt' ? 1 : 0;
+  if (key !== undefined) storeWrite(state, ctx, (store) => store.delete(state.name, SCHEDULE, key));
+  ctx.node.telemetry.execute('keel.agent_scheduler.dropped', {}, { scheduler: state.name, agent, id, reason });
+}
+
+/** Restarted in this node: every schedule of a live agent runs on (re-monitored, re-armed); those of agents that died meanwhile go. */
+function resumeKept(state: State, ctx: Context<any>): number {
+  const now = ctx.node.clock.now();
+  let resumed = 0;
+  for (const s of [...state.kept.schedules]) {
+    const entry = watchAgent(state, s.agent.pid, ctx);
+    if (entry === undefined || entry.schedules.has(s.id)) {
+      s.removed = true;
+      state.kept.schedules.delete(s);
+      dropped(state, s.agent.pid, s.id, 'noproc', s.agentName === undefined ? undefined : scheduleKey(s.agentName, s.id), ctx);
+      continue;
+    }
+    s.agent = entry;
+    entry.schedules.set(s.id, s);
+    s.generation++; // a tick of the previous process is stale
+    s.timer = undefined;
+    s.abort = new AbortController();
+    s.sendOptions = deliveryOptions(state, s.id, s.abort);
+    rearm(state, s, now, ctx);
+    resumed++;
+  }
+  return resumed;
+}
+
+/** Started anew (a new OS process) with a store: each schedule by name resumes on the process that holds the name now. */
+function resumeStored(state: State, store: AgentStore, ctx: Context<any>): number {
+  let loaded: ReturnType<AgentStore['loadAll']>;
+  try {
+    loaded = store.loadAll(state.name, SCHEDULE);
+  } catch (e) {
+    storeWrite(state, ctx, () => {
+      throw e;
+    });
+    return 0;
+  }
+  for (const c of loaded.corrupt) dropped(state, '', c.key, 'corrupt', c.key, ctx);
+  const now = ctx.node.clock.now();
+  let resumed = 0;
+  for (const record of loaded.records) {
+    const d = decodeSchedule(record.value);
+    if (typeof d === 'string' || scheduleKey(d.agent, d.id) !== record.key) {
+      ctx.node.logger.error(`agent scheduler ${state.name}: store record ${record.key} is not a schedule (${typeof d === 'string' ? d : 'its key does not match'}); skipped`);
+      dropped(state, '', record.key, 'corrupt', record.key, ctx);
+      continue;
+    }
+    const pid = ctx.node.registry.whereis(d.agent);
+    const entry = pid === undefined || Pid.equals(pid, ctx.self) ? undefined : watchAgent(state, pid, ctx);
+    if (entry === undefined || entry.schedules.has(d.id)) {
+      dropped(state, d.agent, d.id, entry === undefined ? 'noproc' : 'duplicate', record.key, ctx);
+      continue;
+    }
+    rearm(state, newSchedule(state, entry, d.agent, d, d.nextDueAt), now, ctx);
+    resumed++;
+  }
+  return resumed;
+}
+
+function newKept(): Kept {
+  return { schedules: new Set(), delivered: 0, failed: 0, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0 };
+}
+
+interface SchedulerArg {
+  readonly name: string;
+  readonly sendOptions: ScheduledSendOptions;
+  readonly store: AgentStore | undefined;
+}
+
+const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, SchedulerArg> = keelServer({
+  init({ name, sendOptions, store }, ctx) {
     const sendsWait = (sendOptions.retries ?? 0) > 0 || sendOptions.ack === 'handled';
-    return { name, sendOptions, sendsWait, agents: new Map(), byRef: new Map(), schedules: 0, delivered: 0, failed: 0, forced: 0, skipped: 0 };
+    // the table of a predecessor under this name (killed, restarted by its supervisor), or a new one
+    const { state: kept, resumed } = componentState(ctx.node, name, newKept);
+    const state: State = { name, sendOptions, sendsWait, agents: new Map(), byRef: new Map(), kept, store, ctx };
+    const before = { dropped: kept.dropped, corrupt: kept.corrupt };
+    if (!resumed && store === undefined) return state;
+    kept.resumed = resumed ? resumeKept(state, ctx) : resumeStored(state, store!, ctx);
+    ctx.node.telemetry.execute(
+      'keel.agent_scheduler.resumed',
+      { schedules: kept.resumed, dropped: kept.dropped - before.dropped, corrupt: kept.corrupt - before.corrupt },
+      { scheduler: name, from: resumed ? 'table' : 'store' },
+    );
+    return state;
+  },
+
+  terminate(reason, state) {
+    // asked to stop (a normal exit): it ends for good, with its table and its store records
+    if (!endsForGood(reason)) return;
+    releaseComponentState(state.ctx.node, state.name);
+    if (state.store !== undefined) storeWrite(state, state.ctx, (store) => store.deleteAll(state.name, SCHEDULE));
   },
 
   handleCall(request, _from, state, ctx) {
@@ -301,36 +348,15 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: stri
         }
         const entry = pid === undefined ? undefined : watchAgent(state, pid, ctx);
         if (entry === undefined) return { reply: { error: 'noproc' as const }, state };
+        if (name !== undefined && state.store !== undefined) {
+          // kept in the store: a message that is not plain data is refused before anything changes
+          const bad = refusal(() => encodeValue(request.message, 'message'));
+          if (bad !== undefined) return { reply: bad as never, state };
+        }
         const old = entry.schedules.get(request.id);
         if (old !== undefined) remove(state, old, ctx);
-        const abort = new AbortController();
-        const user = state.sendOptions;
-        const s: Schedule = {
-          agent: entry,
-          id: request.id,
-          intervalMs: request.intervalMs,
-          message: request.message,
-          jitter: request.jitter,
-          missed: request.missed,
-          generation: 1,
-          timer: undefined,
-          nextDueAt: now + request.intervalMs,
-          deliveries: 0,
-          failures: 0,
-          skipped: 0,
-          removed: false,
-          abort,
-          sendOptions: {
-            ack: 'enqueued',
-            onError: 'ignore',
-            ...user,
-            metadata: { ...user.metadata, scheduler: state.name, schedule: request.id },
-            // only a send that can wait (retries, 'handled') needs it; without it the send is one synchronous step
-            ...(state.sendsWait ? { signal: abort.signal } : {}),
-          },
-        };
-        entry.schedules.set(s.id, s);
-        state.schedules++;
+        const s = newSchedule(state, entry, name, request, now + request.intervalMs);
+        persist(state, s, ctx);
         arm(s, now, ctx);
         return { reply: old === undefined ? 'ok' : 'replaced', state };
       }
@@ -359,16 +385,18 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: stri
         retire(s, ctx);
         s.intervalMs = request.intervalMs;
         s.nextDueAt = now + request.intervalMs;
+        persist(state, s, ctx);
         arm(s, now, ctx);
         return { reply: 'ok', state };
       }
       case 'force': {
         const s = entryOf(state, request.agent, ctx)?.schedules.get(request.id);
         if (s === undefined) return { reply: 'not_found', state };
-        state.forced++;
+        state.kept.forced++;
         retire(s, ctx);
         deliver(state, s, 0, true, ctx);
         s.nextDueAt = now + s.intervalMs;
+        persist(state, s, ctx);
         arm(s, now, ctx);
         return { reply: 'ok', state };
       }
@@ -378,7 +406,18 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: stri
       }
       case 'stats':
         return {
-          reply: { agents: state.agents.size, schedules: state.schedules, delivered: state.delivered, failed: state.failed, forced: state.forced, skipped: state.skipped },
+          reply: {
+            agents: state.agents.size,
+            schedules: state.kept.schedules.size,
+            delivered: state.kept.delivered,
+            failed: state.kept.failed,
+            forced: state.kept.forced,
+            skipped: state.kept.skipped,
+            resumed: state.kept.resumed,
+            dropped: state.kept.dropped,
+            corrupt: state.kept.corrupt,
+            storeFailures: state.kept.storeFailures,
+          },
           state,
         };
       default:
@@ -406,53 +445,9 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, { name: stri
   },
 }, 'an agent scheduler (use its handle)', 'bare');
 
-// ---- validation (before anything is sent) -------------------------------------------------------
-
-function checkId(id: unknown): asserts id is string {
-  if (typeof id !== 'string' || id === '') throw new InvalidArgumentError('id', 'a non-empty string', id);
-}
-
-/**
- * At least 1 ms, the resolution of the node's timers: an interval below the clock's resolution at
- * the current time (`now + intervalMs === now`) would never move a schedule's due time on, and under
- * a virtual clock its ticks would fire at one instant for ever.
- */
-function checkInterval(ms: unknown): asserts ms is number {
-  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 1) throw new InvalidArgumentError('intervalMs', 'a finite number of ms >= 1', ms);
-}
-
-function periodicOptions(options: unknown, intervalMs: number): { jitter: number; missed: MissedPolicy } {
-  if (options === undefined) return { jitter: 0, missed: 'skip' };
-  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ jitter?, missed? }', options);
-  checkKeys(options, ['jitter', 'missed'], 'options');
-  const { jitter = 0, missed = 'skip' } = options as PeriodicOptions;
-  if (typeof jitter !== 'number' || !Number.isFinite(jitter) || jitter < 0 || jitter >= intervalMs) {
-    throw new InvalidArgumentError('options.jitter', `a finite number of ms >= 0 and below intervalMs (${intervalMs})`, jitter);
-  }
-  if (!MISSED.includes(missed)) throw new InvalidArgumentError('options.missed', "'skip' | 'catch_up'", missed);
-  return { jitter, missed };
-}
-
-function validateOptions(options: unknown): AgentSchedulerOptions {
-  if (options === undefined) return {};
-  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ name?, sendOptions? }', options);
-  checkKeys(options, ['name', 'sendOptions'], 'options');
-  const { sendOptions } = options as AgentSchedulerOptions;
-  if (sendOptions !== undefined) {
-    if (typeof sendOptions !== 'object' || sendOptions === null) throw new InvalidArgumentError('options.sendOptions', 'a SendOptions object without id and signal', sendOptions);
-    for (const own of ['id', 'signal'] as const) {
-      if ((sendOptions as SendOptions)[own] !== undefined) {
-        throw new InvalidArgumentError(`options.sendOptions.${own}`, 'undefined', (sendOptions as SendOptions)[own], 'the scheduler sets it for every delivery');
-      }
-    }
-    toSettings(sendOptions); // throws on a bad send option
-  }
-  return options as AgentSchedulerOptions;
-}
-
 /** Starts the server and makes its handle (options already validated). */
-async function startScheduler(from: Node | Context<any>, node: Node, name: string, sendOptions: ScheduledSendOptions): Promise<AgentSchedulerHandle> {
-  const pid = await startComponent(from, schedulerSpec, { name, sendOptions }, name);
+async function startScheduler(from: Node | Context<any>, node: Node, name: string, sendOptions: ScheduledSendOptions, store: AgentStore | undefined): Promise<AgentSchedulerHandle> {
+  const pid = await startComponent(from, schedulerSpec, { name, sendOptions, store }, name);
   const call = componentCaller<SchedulerProtocol>(node, name);
   return componentHandle<AgentSchedulerHandle>(node, name, pid, {
     registerPeriodic(agent, id, intervalMs, message, opts) {
@@ -460,6 +455,8 @@ async function startScheduler(from: Node | Context<any>, node: Node, name: strin
       checkId(id);
       checkInterval(intervalMs);
       const { jitter, missed } = periodicOptions(opts, intervalMs);
+      // a schedule by name is kept in the store: its message must be plain data (refused here, at the call)
+      if (store !== undefined && nameOf(agent) !== undefined) encodeValue(message, 'message');
       return call({ type: 'register', agent, id, intervalMs, message, jitter, missed });
     },
     unregister(agent, id) {
@@ -512,6 +509,8 @@ export const AgentScheduler = {
     const o = validateOptions(options);
     const node = componentNode(from);
     const name = nameFor(node, 'agent_scheduler', o.name);
-    return startScheduler(from, node, name, o.sendOptions ?? {});
+    // opened now: a store that cannot be opened is a typed error of the start (ERR_STORE_UNAVAILABLE, ERR_PEER_MISSING)
+    const store = agentStoreFor(node, o.store);
+    return startScheduler(from, node, name, o.sendOptions ?? {}, store);
   },
 };

@@ -58,6 +58,7 @@ export {
   type PeriodicOptions,
   type ScheduleInfo,
 } from './AgentScheduler.js';
+export type { AgentStore, AgentStoreConfig, AgentStoreLoad, AgentStoreRecord, CorruptRecord } from './store/AgentStore.js';
 export { CoordinationManager } from './coordination/CoordinationManager.js';
 export type {
   CircuitInfo,

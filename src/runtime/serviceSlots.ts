@@ -160,6 +160,11 @@ export interface ServicesOptions {
     parkedTtlMs?: number;
     retryConcurrency?: number;
   };
+  /**
+   * The agent components' durable store (docs/agents/AgentScheduler.md "Restarts"): with `sqlite`,
+   * schedules by name survive the OS process. Opened when the first component that uses it starts.
+   */
+  agents?: { store?: { kind: 'memory' } | { kind: 'sqlite'; path: string } };
 }
 
 function monitorsStandIn(reason: ServiceUnavailableReason): MonitorManager {

@@ -86,7 +86,7 @@ function managedMonitorsTagged(node: Node, tag: string): number {
 // ---- start --------------------------------------------------------------------------------------
 
 describe('AgentScheduler.start', () => {
-  it('starts a registered, supervised scheduler whose handle finds it again by name after a restart (with fresh state)', async () => {
+  it('starts a registered, supervised scheduler whose handle finds it again by name after a restart (which resumes its schedules)', async () => {
     const { node, clock, scheduler } = await setup();
     expect(scheduler.name).toMatch(/^keel\.agent_scheduler\.\d+$/);
     expect(node.registry.whereis(scheduler.name)).toEqual(scheduler.pid);
@@ -101,11 +101,11 @@ describe('AgentScheduler.start', () => {
     await node.idle();
     expect(node.isAlive(scheduler.pid)).toBe(true);
     expect(scheduler.pid).not.toEqual(first);
-    // a restart begins with fresh state, as in OTP; the old scheduler's monitor went with it
-    expect(await scheduler.list(a.pid)).toEqual([]);
-    expect(managedMonitorsTagged(node, 'agent_scheduler')).toBe(0);
+    // the restart resumes the schedule from the table its predecessor left (the old monitor went with it, a new one is made)
+    expect(await scheduler.list(a.pid)).toMatchObject([{ id: 'beat', nextDueAt: START + 100 }]);
+    expect(managedMonitorsTagged(node, 'agent_scheduler')).toBe(1);
     await advance(node, clock, 1000);
-    expect(a.got).toEqual([]);
+    expect(a.got.map((g) => g.at)).toEqual(Array.from({ length: 10 }, (_, k) => START + 100 * (k + 1)));
   });
 
   it('from a process context, is linked to that process (its supervisor supervises it)', async () => {
@@ -153,7 +153,7 @@ describe('AgentScheduler.registerPeriodic', () => {
     expect(a.got.every((g) => (g.message as { tick?: boolean }).tick === true)).toBe(true);
     const [info] = await scheduler.list(a.pid);
     expect(info).toEqual({ id: 'beat', intervalMs: 1000, jitter: 0, missed: 'skip', nextDueAt: START + 21_000, generation: 1, deliveries: 20, failures: 0, skipped: 0 });
-    expect(await scheduler.stats()).toEqual({ agents: 1, schedules: 1, delivered: 20, failed: 0, forced: 0, skipped: 0 });
+    expect(await scheduler.stats()).toEqual({ agents: 1, schedules: 1, delivered: 20, failed: 0, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0 });
   });
 
   it('keeps one timer per schedule, and one monitor per agent however many schedules it has', async () => {
@@ -228,7 +228,7 @@ describe('AgentScheduler.registerPeriodic', () => {
     const { node, scheduler } = await setup();
     expect(await scheduler.registerPeriodic(deadPid(node), 'beat', 100, 'beat')).toEqual({ error: 'noproc' });
     expect(await scheduler.registerPeriodic('nobody', 'beat', 100, 'beat')).toEqual({ error: 'noproc' });
-    expect(await scheduler.stats()).toEqual({ agents: 0, schedules: 0, delivered: 0, failed: 0, forced: 0, skipped: 0 });
+    expect(await scheduler.stats()).toEqual({ agents: 0, schedules: 0, delivered: 0, failed: 0, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0 });
     expect(schedulerTimers(node, scheduler)).toBe(0);
     expect(schedulerMonitors(node, scheduler)).toBe(0);
   });
@@ -275,7 +275,7 @@ describe('AgentScheduler.registerPeriodic', () => {
       [() => scheduler.list(undefined as never), 'agent'],
     ];
     for (const [fn, argument] of bad) expectKeelError(thrown(fn), 'ERR_INVALID_ARGUMENT', `\`${argument}\``);
-    expect(await scheduler.stats()).toEqual({ agents: 0, schedules: 0, delivered: 0, failed: 0, forced: 0, skipped: 0 });
+    expect(await scheduler.stats()).toEqual({ agents: 0, schedules: 0, delivered: 0, failed: 0, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0 });
   });
 
   it('refuses an interval below 1 ms, the resolution of the timers, with ERR_INVALID_ARGUMENT', async () => {
@@ -642,7 +642,10 @@ describe('AgentScheduler review regressions', () => {
     await node.settle();
     r.release();
     await node.idle();
-    expect(events.events).toEqual([]);
+    // only the successor's resumption: nothing of the killed scheduler's send
+    expect(events.events).toEqual([
+      { event: 'keel.agent_scheduler.resumed', measurements: { schedules: 1, dropped: 0, corrupt: 0 }, metadata: { scheduler: scheduler.name, from: 'table' } },
+    ]);
   });
 
   it('refuses to schedule messages to itself (by pid or by its name) with ERR_INVALID_ARGUMENT, and keeps nothing', async () => {

@@ -5,12 +5,15 @@ import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { isDown } from '../../runtime/messages.js';
 import { isInstance } from '../../runtime/safe.js';
-import { checkTarget, isPid, nameOf, Pid, type Ref, type Target, targetText, type TimerRef } from '../../runtime/Pid.js';
+import { checkTarget, isPid, nameOf, Pid, type Ref, type Target, targetText } from '../../runtime/Pid.js';
 import { kernelOf } from '../../runtime/kernel.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
+import { componentState, endsForGood, releaseComponentState } from '../internal/componentState.js';
 import { watchProcess } from '../internal/watch.js';
 import { CircuitBreaker } from './CircuitBreaker.js';
+import { badCoordinate, refusal, type Settings, toSettings } from './options.js';
+import { type Circuit, type Counts, DeadLettered, type Entry, type Flight, FlightTimeout, HalfOpen, type Kept, Settled, type State } from './state.js';
 import type {
   CoordinationFailure,
   CoordinationManagerHandle,
@@ -20,123 +23,6 @@ import type {
   CoordinationStats,
 } from './types.js';
 
-// ---- internals ----------------------------------------------------------------------------------
-
-interface Settings {
-  readonly ack: 'enqueued' | 'handled';
-  readonly timeout: number;
-  readonly failureThreshold: number;
-  readonly resetAfterMs: number;
-  readonly bufferCapacity: number;
-  readonly onBufferFull: 'dead_letter' | 'reject';
-}
-
-/** A message the manager holds: in a buffer, or in flight. */
-interface Entry {
-  readonly id: string;
-  readonly sender: Pid;
-  readonly message: unknown;
-}
-
-/**
- * A delivery in flight. `direct`: sent at once (circuit closed), its caller waits. `probe`: the
- * half-open probe taken from a `coordinate` call, its caller waits. `drain`: a buffered message
- * (the half-open probe, or flushed after recovery); its caller was told `buffered`.
- */
-interface Flight extends Entry {
-  readonly key: string;
-  readonly target: Target;
-  readonly kind: 'direct' | 'probe' | 'drain';
-  readonly from: From<CoordinationOutcome> | undefined;
-  /**
-   * A drain with `ack: 'handled'` is timed by the manager (see {@link FlightTimeout}): its timer,
-   * the abort of its send, and, once timed out, whether the receiver had started it.
-   */
-  timer: TimerRef | undefined;
-  abort: AbortController | undefined;
-  timedOut: 'unstarted' | 'started' | undefined;
-}
-
-interface Circuit {
-  readonly key: string;
-  readonly target: Target;
-  /** Its state and failure count (closed, open, half-open): the manager arms the reset timer it asks for. */
-  readonly breaker: CircuitBreaker;
-  readonly buffer: Entry[];
-  inFlight: number;
-  /** A probe or a buffered message is in flight: the next buffered one waits for it (order, one probe). */
-  draining: boolean;
-  /** The reset timer of the breaker's current opening. */
-  timer: TimerRef | undefined;
-  /** The monitor on a pid receiver (a name receiver has none). */
-  ref: Ref | undefined;
-}
-
-interface State {
-  readonly s: Settings;
-  /** The manager's own context (terminate has no other). */
-  readonly ctx: Context<any>;
-  readonly circuits: Map<string, Circuit>;
-  readonly byRef: Map<Ref, string>;
-  /** Every message held (buffered or in flight), by id. */
-  readonly held: Set<string>;
-  readonly flights: Map<string, Flight>;
-  delivered: number;
-  failed: number;
-  bufferedTotal: number;
-  flushed: number;
-  deadLettered: number;
-  deadLetterUnavailable: number;
-  unconfirmed: number;
-}
-
-/** A delivery settled (sent to itself, so that every state change happens in the manager's turn). */
-class Settled {
-  readonly id: string;
-  readonly result: { ok: true } | { ok: false; reason: CoordinationFailure };
-  constructor(id: string, result: Settled['result']) {
-    this.id = id;
-    this.result = result;
-  }
-}
-
-/**
- * A drain's delivery timeout: the manager takes back the copy the receiver has not started (then it
- * is safe to dead-letter) or learns that it had started it (then it may still be handled: it is not
- * dead-lettered, or the queue's retry would deliver it twice).
- */
-class FlightTimeout {
-  readonly id: string;
-  constructor(id: string) {
-    this.id = id;
-  }
-}
-
-/** An open circuit's reset timer fired (`opening`: the breaker's opening it was armed for; an earlier one's is ignored). */
-class HalfOpen {
-  readonly key: string;
-  readonly opening: number;
-  constructor(key: string, opening: number) {
-    this.key = key;
-    this.opening = opening;
-  }
-}
-
-/** A dead letter was added (or could not be). */
-class DeadLettered {
-  readonly key: string;
-  readonly id: string;
-  readonly reason: string;
-  readonly result: DeadLetterResult;
-  readonly from: From<CoordinationOutcome> | undefined;
-  constructor(key: string, id: string, reason: string, result: DeadLettered['result'], from: From<CoordinationOutcome> | undefined) {
-    this.key = key;
-    this.id = id;
-    this.reason = reason;
-    this.result = result;
-    this.from = from;
-  }
-}
 
 const EVENT = 'keel.coordination_manager.';
 
@@ -174,7 +60,7 @@ function deadLetter(ctx: Context<any>, key: string, target: Target, entry: Entry
 function launch(state: State, ctx: Context<any>, c: Circuit, entry: Entry, kind: Flight['kind'], from?: From<CoordinationOutcome>): void {
   // a drain's timeout is the manager's own, so that it knows whether the receiver had started it
   const timed = kind === 'drain' && state.s.ack === 'handled' && state.s.timeout !== Infinity;
-  const flight: Flight = { ...entry, key: c.key, target: c.target, kind, from, timer: undefined, abort: timed ? new AbortController() : undefined, timedOut: undefined };
+  const flight: Flight = { ...entry, key: c.key, target: c.target, kind, from, timer: undefined, abort: timed ? new AbortController() : undefined, timedOut: undefined, result: undefined };
   state.held.add(entry.id);
   state.flights.set(entry.id, flight);
   c.inFlight++;
@@ -194,13 +80,18 @@ function launch(state: State, ctx: Context<any>, c: Circuit, entry: Entry, kind:
   } catch (e) {
     sent = Promise.reject(e);
   }
+  const settle = (result: Settled['result']): void => {
+    if (!alive(ctx)) return; // settled by the manager's exit: its successor finds the flight without an outcome
+    flight.result = result;
+    toSelf(ctx, new Settled(entry.id, result));
+  };
   sent.then(
-    (outcome) => toSelf(ctx, new Settled(entry.id, outcome.ok ? { ok: true } : { ok: false, reason: outcome.reason })),
+    (outcome) => settle(outcome.ok ? { ok: true } : { ok: false, reason: outcome.reason }),
     (e: unknown) => {
       // a throw, not an outcome: the manager itself as a 'handled' receiver, or a bug below
       const reason: CoordinationFailure = isKeelError(e, 'ERR_DEADLOCK') ? 'deadlock' : 'noproc';
       if (reason !== 'deadlock') ctx.node.logger.error(`coordination: the delivery of ${entry.id} to ${String(c.target)} threw`, e);
-      toSelf(ctx, new Settled(entry.id, { ok: false, reason }));
+      settle({ ok: false, reason });
     },
   );
 }
@@ -261,7 +152,7 @@ function circuitFor(state: State, ctx: Context<any>, receiver: Target): Circuit 
 }
 
 function failedWith(state: State, id: string, reason: CoordinationFailure): CoordinationOutcome {
-  state.failed++;
+  state.n.failed++;
   return { outcome: 'failed', id, reason };
 }
 
@@ -299,7 +190,7 @@ function coordinate(
   }
   c.buffer.push(entry);
   state.held.add(id);
-  state.bufferedTotal++;
+  state.n.bufferedTotal++;
   const position = c.buffer.length;
   emit(ctx, 'buffered', { position }, { receiver: c.target, id, sender: req.sender, state: c.breaker.state });
   return { outcome: 'buffered', id, position };
@@ -330,9 +221,9 @@ function settled(state: State, ctx: Context<any>, msg: Settled): void {
   }
   const result: Settled['result'] = f.timedOut !== undefined ? { ok: false, reason: 'timeout' } : msg.result;
   if (result.ok) {
-    if (f.kind === 'drain') state.flushed++;
+    if (f.kind === 'drain') state.n.flushed++;
     else {
-      state.delivered++;
+      state.n.delivered++;
       GenServer.reply(f.from!, { outcome: 'delivered', id: f.id });
     }
     if (c !== undefined) {
@@ -346,7 +237,7 @@ function settled(state: State, ctx: Context<any>, msg: Settled): void {
   if (f.kind !== 'drain') GenServer.reply(f.from!, failedWith(state, f.id, result.reason));
   else if (f.timedOut === 'started') {
     // the receiver may still finish it: dead-lettering it could deliver it twice
-    state.unconfirmed++;
+    state.n.unconfirmed++;
     ctx.node.logger.warn(`coordination: buffered message ${f.id} to ${String(f.target)} timed out while the receiver was handling it; not dead-lettered (it may still be handled)`);
     emit(ctx, 'unconfirmed', {}, { receiver: f.target, id: f.id, reason: 'timeout' });
   } else deadLetter(ctx, f.key, f.target, f, result.reason);
@@ -371,13 +262,13 @@ function halfOpen(state: State, ctx: Context<any>, msg: HalfOpen): void {
 }
 
 function deadLettered(state: State, ctx: Context<any>, msg: DeadLettered): void {
-  if ('deadLetterId' in msg.result) state.deadLettered++;
-  else state.deadLetterUnavailable++;
+  if ('deadLetterId' in msg.result) state.n.deadLettered++;
+  else state.n.deadLetterUnavailable++;
   const c = state.circuits.get(msg.key);
   emit(ctx, 'dead_lettered', {}, { receiver: c?.target ?? msg.key, id: msg.id, reason: msg.reason, ...msg.result });
   if (msg.from === undefined) return;
   state.held.delete(msg.id);
-  state.failed++;
+  state.n.failed++;
   GenServer.reply(msg.from, { outcome: 'failed', id: msg.id, reason: 'buffer_full', ...msg.result });
   if (c !== undefined) releaseIfIdle(state, c);
 }
@@ -397,34 +288,106 @@ function statsOf(state: State): CoordinationStats {
     halfOpen,
     buffered,
     inFlight: state.flights.size,
-    delivered: state.delivered,
-    failed: state.failed,
-    bufferedTotal: state.bufferedTotal,
-    flushed: state.flushed,
-    deadLettered: state.deadLettered,
-    deadLetterUnavailable: state.deadLetterUnavailable,
-    unconfirmed: state.unconfirmed,
+    delivered: state.n.delivered,
+    failed: state.n.failed,
+    bufferedTotal: state.n.bufferedTotal,
+    flushed: state.n.flushed,
+    deadLettered: state.n.deadLettered,
+    deadLetterUnavailable: state.n.deadLetterUnavailable,
+    unconfirmed: state.n.unconfirmed,
+    redelivered: state.n.redelivered,
   };
 }
 
-const spec: GenServerSpec<State, CoordinationProtocol, never, Settings> = keelServer({
-  init(s, ctx) {
-    ctx.trapExits(true); // so that a shutdown runs terminate, which dead-letters the buffers
-    return {
-      s,
-      ctx,
-      circuits: new Map(),
-      byRef: new Map(),
-      held: new Set(),
-      flights: new Map(),
-      delivered: 0,
-      failed: 0,
-      bufferedTotal: 0,
-      flushed: 0,
-      deadLettered: 0,
-      deadLetterUnavailable: 0,
-      unconfirmed: 0,
-    };
+function newKept(): Kept {
+  const n: Counts = { delivered: 0, failed: 0, bufferedTotal: 0, flushed: 0, deadLettered: 0, deadLetterUnavailable: 0, unconfirmed: 0, redelivered: 0 };
+  return { circuits: new Map(), flights: new Map(), n };
+}
+
+/**
+ * A successor resumes its predecessor's table: pid receivers are monitored again (one that died
+ * meanwhile is released: its buffer dead-lettered), open circuits get their reset timer back (at the
+ * kept reset time), and the deliveries that were in flight at the exit are settled: one whose
+ * outcome had come in is settled with it; a buffered one without (the exit aborted its send,
+ * withdrawing the copy the receiver had not started) goes back to the head of its buffer and is
+ * delivered again, with the same id (`ctx.messageId`): at least once; a direct one, whose caller
+ * was answered `coordinator_down`, is counted and reported `unconfirmed` (it may have been handled).
+ */
+function resume(state: State, ctx: Context<any>): void {
+  for (const c of [...state.circuits.values()]) {
+    c.timer = undefined;
+    c.ref = undefined;
+    if (nameOf(c.target) !== undefined) continue;
+    const watch = watchProcess(ctx, c.target as Pid, 'coordination');
+    if (watch === 'noproc') {
+      release(state, ctx, c, 'receiver_down');
+      continue;
+    }
+    c.ref = watch.ref;
+    state.byRef.set(watch.ref, c.key);
+  }
+  for (const c of state.circuits.values()) for (const e of c.buffer) state.held.add(e.id);
+  for (const f of [...state.flights.values()]) {
+    f.timer = undefined; // the predecessor's timer went with it
+    if (f.kind === 'drain' && f.result !== undefined) {
+      state.held.add(f.id);
+      settled(state, ctx, new Settled(f.id, f.result));
+      continue;
+    }
+    state.flights.delete(f.id);
+    const c = state.circuits.get(f.key);
+    if (c !== undefined) {
+      c.inFlight--;
+      if (f.kind !== 'direct') c.draining = false;
+    }
+    const entry: Entry = { id: f.id, sender: f.sender, message: f.message };
+    if (f.kind === 'drain') {
+      if (c === undefined) {
+        deadLetter(ctx, f.key, f.target, entry, 'receiver_down');
+        continue;
+      }
+      c.buffer.unshift(entry);
+      state.held.add(f.id);
+      state.n.redelivered++;
+      emit(ctx, 'redelivered', {}, { receiver: f.target, id: f.id });
+      continue;
+    }
+    // a direct delivery or a probe: its caller's call exited with the manager (coordinator_down)
+    const now = ctx.node.clock.now();
+    if (f.result?.ok === true) {
+      state.n.delivered++;
+      if (c?.breaker.success(f.kind !== 'direct') === 'closed') emit(ctx, 'circuit_closed', { buffered: c.buffer.length }, { receiver: c.target });
+    } else if (f.result !== undefined) {
+      state.n.failed++;
+      if (c?.breaker.failure(now, f.kind !== 'direct') === 'opened') opened(ctx, c, now, f.result.reason);
+    } else {
+      state.n.unconfirmed++;
+      emit(ctx, 'unconfirmed', {}, { receiver: f.target, id: f.id, reason: 'coordinator_down' });
+    }
+  }
+  const now = ctx.node.clock.now();
+  for (const c of [...state.circuits.values()]) {
+    if (c.breaker.state === 'open') {
+      if (c.timer === undefined) armReset(ctx, c, now);
+    } else drainNext(state, ctx, c);
+    releaseIfIdle(state, c);
+  }
+}
+
+const spec: GenServerSpec<State, CoordinationProtocol, never, { s: Settings; name: string }> = keelServer({
+  init({ s, name }, ctx) {
+    ctx.trapExits(true); // so that a shutdown runs terminate
+    // the table of a predecessor under this name (killed, crashed, or shut down by its supervisor), or a new one
+    const { state: kept, resumed } = componentState(ctx.node, name, newKept);
+    const state: State = { name, s, ctx, circuits: kept.circuits, byRef: new Map(), held: new Set(), flights: kept.flights, n: kept.n };
+    if (resumed) {
+      const inFlight = kept.flights.size;
+      resume(state, ctx);
+      let buffered = 0;
+      for (const c of state.circuits.values()) buffered += c.buffer.length;
+      emit(ctx, 'resumed', { circuits: state.circuits.size, buffered, inFlight }, {});
+    }
+    return state;
   },
 
   handleCall(request, from, state, ctx) {
@@ -463,60 +426,26 @@ const spec: GenServerSpec<State, CoordinationProtocol, never, Settings> = keelSe
     return state;
   },
 
-  async terminate(_reason, state) {
-    // every buffered message ends delivered or dead-lettered, also when the manager stops
+  async terminate(reason, state) {
     const ctx = state.ctx;
+    // any exit but a normal stop keeps the table for a successor under the name (it resumes the
+    // buffers); at a normal stop or the node's shutdown, there is none: every buffered message is
+    // dead-lettered and the table released
+    if (!endsForGood(reason) && !kernelOf(ctx).stopping) return;
+    releaseComponentState(ctx.node, state.name);
     const adds: Promise<unknown>[] = [];
     for (const c of state.circuits.values()) {
       for (const entry of c.buffer.splice(0)) adds.push(addDeadLetter(ctx, c.target, entry, 'coordinator_stopped'));
     }
-    const unknown = [...state.flights.values()].filter((f) => f.kind === 'drain').map((f) => f.id);
+    const unknown = [...state.flights.values()].filter((f) => f.kind === 'drain');
     if (unknown.length > 0) {
-      // a buffered message being flushed may still be handled: it is not dead-lettered (never twice)
-      ctx.node.logger.warn(`coordination: the manager stopped while buffered messages were being delivered (their fate is unknown): ${unknown.join(', ')}`);
+      // a buffered message being flushed may still be handled: it is not dead-lettered (never twice), but reported
+      ctx.node.logger.warn(`coordination: the manager stopped while buffered messages were being delivered (their fate is unknown): ${unknown.map((f) => f.id).join(', ')}`);
+      for (const f of unknown) emit(ctx, 'unconfirmed', {}, { receiver: f.target, id: f.id, reason: 'coordinator_stopped' });
     }
     await Promise.all(adds);
   },
 }, 'a coordination manager (use its handle)', 'bare');
-
-function toSettings(options: CoordinationManagerOptions | undefined): Settings {
-  if (options === undefined) options = {};
-  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a CoordinationManagerOptions object', options);
-  const ack = options.ack ?? 'handled';
-  if (ack !== 'enqueued' && ack !== 'handled') throw new InvalidArgumentError('options.ack', "'enqueued' | 'handled'", options.ack);
-  const timeout = options.timeout ?? 5000;
-  if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout <= 0) throw new InvalidArgumentError('options.timeout', 'a number of ms > 0 (or Infinity)', options.timeout);
-  const failureThreshold = options.failureThreshold ?? 5;
-  if (!Number.isSafeInteger(failureThreshold) || failureThreshold < 1) throw new InvalidArgumentError('options.failureThreshold', 'an integer >= 1', options.failureThreshold);
-  const resetAfterMs = options.resetAfterMs ?? 1000;
-  if (typeof resetAfterMs !== 'number' || !Number.isFinite(resetAfterMs) || resetAfterMs < 0) {
-    throw new InvalidArgumentError('options.resetAfterMs', 'a finite number of ms >= 0', options.resetAfterMs);
-  }
-  const bufferCapacity = options.bufferCapacity ?? 100;
-  if (!Number.isSafeInteger(bufferCapacity) || bufferCapacity < 0) throw new InvalidArgumentError('options.bufferCapacity', 'an integer >= 0', options.bufferCapacity);
-  const onBufferFull = options.onBufferFull ?? 'dead_letter';
-  if (onBufferFull !== 'dead_letter' && onBufferFull !== 'reject') throw new InvalidArgumentError('options.onBufferFull', "'dead_letter' | 'reject'", options.onBufferFull);
-  return { ack, timeout, failureThreshold, resetAfterMs, bufferCapacity, onBufferFull };
-}
-
-/** A coordinate request that did not come through the handle and is malformed: the error to answer. */
-function badCoordinate(request: { sender: unknown; receiver: unknown; id: unknown }): Error | undefined {
-  return refusal(() => {
-    if (!isPid(request.sender)) throw new InvalidArgumentError('sender', 'a Pid', request.sender);
-    checkTarget(request.receiver, 'receiver');
-    if (typeof request.id !== 'string' || request.id === '') throw new InvalidArgumentError('id', 'a non-empty string', request.id);
-  });
-}
-
-/** The typed error a check throws, as a value: a call answers it, and the manager keeps running. */
-function refusal(check: () => void): Error | undefined {
-  try {
-    check();
-    return undefined;
-  } catch (e) {
-    return toError(e);
-  }
-}
 
 /**
  * Coordination between agents: every message goes through one supervised send to its receiver
@@ -538,7 +467,7 @@ export const CoordinationManager = {
     const s = toSettings(options);
     const node = componentNode(from);
     const name = nameFor(node, 'coordination_manager', options?.name);
-    const pid = await startComponent(from, spec, s, name);
+    const pid = await startComponent(from, spec, { s, name }, name);
     const call = componentCaller<CoordinationProtocol>(node, name);
     const callTimeout = s.ack === 'handled' ? s.timeout + 5000 : 5000;
     let seq = 0;

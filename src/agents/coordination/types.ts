@@ -70,10 +70,18 @@ export interface CoordinationStats {
   /** Messages the dead letter queue could not take (off, shut down, or it refused the message): logged and reported. */
   readonly deadLetterUnavailable: number;
   /**
-   * Buffered messages whose delivery timed out after the receiver had started handling them: it may
-   * still finish them, so they are not dead-lettered (a retry from the queue would deliver them twice).
+   * Deliveries whose fate is unknown, reported as `unconfirmed` events: a buffered message whose
+   * delivery timed out after the receiver had started it (not dead-lettered: a retry from the queue
+   * would deliver it twice), and a direct delivery in flight when the manager exited (its caller
+   * was answered `coordinator_down`; it may have been handled).
    */
   readonly unconfirmed: number;
+  /**
+   * Buffered messages whose delivery was in flight when the manager exited (killed, crashed) and
+   * that its successor delivered again, with the same id: the receiver may see one twice (at least
+   * once) and can dedupe by `ctx.messageId`.
+   */
+  readonly redelivered: number;
 }
 
 export interface CoordinationManagerOptions {

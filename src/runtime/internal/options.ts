@@ -34,7 +34,7 @@ export function nodeSettings(options: NodeOptions): NodeSettings {
   if (typeof services !== 'boolean' && (typeof services !== 'object' || services === null)) {
     throw new InvalidArgumentError('services', 'a boolean or a services options object', services);
   }
-  if (typeof services === 'object') checkKeys(services, ['monitors', 'deadLetters'], 'services');
+  if (typeof services === 'object') checkKeys(services, ['monitors', 'deadLetters', 'agents'], 'services');
   if (typeof scheduler !== 'object' || scheduler === null) {
     throw new InvalidArgumentError('scheduler', 'an object { budget?, sliceMs?, longScheduleMs?, now? }', scheduler);
   }

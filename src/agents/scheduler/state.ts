@@ -1,0 +1,76 @@
+import type { SendOptions } from '../../delivery/sendSupervised.js';
+import type { Pid, Ref, TimerRef } from '../../runtime/Pid.js';
+import type { Context } from '../../runtime/types.js';
+import type { AgentStore } from '../store/AgentStore.js';
+import type { MissedPolicy, ScheduledSendOptions } from './types.js';
+
+// @internal The AgentScheduler's state: its schedules, the table that outlives its process, and its timer's message.
+
+export interface Schedule {
+  /** The agent's entry in the scheduler process now (a restart makes a new one). */
+  agent: AgentEntry;
+  /** The name the schedule was registered by: kept in the durable store, resumed by it in a new OS process. */
+  readonly agentName: string | undefined;
+  readonly id: string;
+  intervalMs: number;
+  readonly message: unknown;
+  readonly jitter: number;
+  readonly missed: MissedPolicy;
+  generation: number;
+  timer: TimerRef | undefined;
+  nextDueAt: number;
+  deliveries: number;
+  failures: number;
+  skipped: number;
+  removed: boolean;
+  /** Aborts the schedule's pending send retries when it is removed (one per scheduler process). */
+  abort: AbortController;
+  sendOptions: SendOptions;
+}
+
+/** What outlives the scheduler's process (its componentState table): every schedule and the counters. */
+export interface Kept {
+  readonly schedules: Set<Schedule>;
+  delivered: number;
+  failed: number;
+  forced: number;
+  skipped: number;
+  resumed: number;
+  dropped: number;
+  corrupt: number;
+  storeFailures: number;
+}
+
+export interface AgentEntry {
+  readonly pid: Pid;
+  readonly key: string;
+  readonly ref: Ref;
+  /** Through the monitor manager (else a plain `ctx.monitor`, when the service is unavailable). */
+  readonly managed: boolean;
+  readonly schedules: Map<string, Schedule>;
+}
+
+export interface State {
+  readonly name: string;
+  readonly sendOptions: ScheduledSendOptions;
+  /** The sends may wait (retries, `ack: 'handled'`): each schedule's removal aborts them. */
+  readonly sendsWait: boolean;
+  readonly agents: Map<string, AgentEntry>;
+  readonly byRef: Map<Ref, AgentEntry>;
+  /** The table that outlives the process. */
+  readonly kept: Kept;
+  /** The durable store of schedules by name, if any. */
+  readonly store: AgentStore | undefined;
+  /** The scheduler's own context (terminate has no other). */
+  readonly ctx: Context<any>;
+}
+
+/** The message a schedule's timer sends the scheduler; stale when its generation is not the schedule's. */
+export class Tick {
+  readonly schedule: Schedule;
+  readonly generation: number;
+  constructor(schedule: Schedule, generation: number) {
+    this.schedule = schedule;
+    this.generation = generation;
+  }
+}

@@ -1,0 +1,61 @@
+import { checkKeys, InvalidArgumentError } from '../../errors.js';
+import { type SendOptions, toSettings } from '../../delivery/sendSupervised.js';
+import { checkStoreOption } from '../store/stores.js';
+import type { AgentSchedulerOptions, MissedPolicy, PeriodicOptions } from './types.js';
+
+// @internal The AgentScheduler's checks at the door: before anything is sent.
+
+const MISSED: readonly MissedPolicy[] = ['skip', 'catch_up'];
+
+export function checkId(id: unknown): asserts id is string {
+  if (typeof id !== 'string' || id === '') throw new InvalidArgumentError('id', 'a non-empty string', id);
+}
+
+/**
+ * At least 1 ms, the resolution of the node's timers: an interval below the clock's resolution at
+ * the current time (`now + intervalMs === now`) would never move a schedule's due time on, and under
+ * a virtual clock its ticks would fire at one instant for ever.
+ */
+export function checkInterval(ms: unknown): asserts ms is number {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 1) throw new InvalidArgumentError('intervalMs', 'a finite number of ms >= 1', ms);
+}
+
+export function periodicOptions(options: unknown, intervalMs: number): { jitter: number; missed: MissedPolicy } {
+  if (options === undefined) return { jitter: 0, missed: 'skip' };
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ jitter?, missed? }', options);
+  checkKeys(options, ['jitter', 'missed'], 'options');
+  const { jitter = 0, missed = 'skip' } = options as PeriodicOptions;
+  if (typeof jitter !== 'number' || !Number.isFinite(jitter) || jitter < 0 || jitter >= intervalMs) {
+    throw new InvalidArgumentError('options.jitter', `a finite number of ms >= 0 and below intervalMs (${intervalMs})`, jitter);
+  }
+  if (!MISSED.includes(missed)) throw new InvalidArgumentError('options.missed', "'skip' | 'catch_up'", missed);
+  return { jitter, missed };
+}
+
+export function validateOptions(options: unknown): AgentSchedulerOptions {
+  if (options === undefined) return {};
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ name?, sendOptions?, store? }', options);
+  checkKeys(options, ['name', 'sendOptions', 'store'], 'options');
+  const { sendOptions, store } = options as AgentSchedulerOptions;
+  if (store !== undefined) checkStoreOption(store, 'options.store');
+  if (sendOptions !== undefined) {
+    if (typeof sendOptions !== 'object' || sendOptions === null) throw new InvalidArgumentError('options.sendOptions', 'a SendOptions object without id and signal', sendOptions);
+    for (const own of ['id', 'signal'] as const) {
+      if ((sendOptions as SendOptions)[own] !== undefined) {
+        throw new InvalidArgumentError(`options.sendOptions.${own}`, 'undefined', (sendOptions as SendOptions)[own], 'the scheduler sets it for every delivery');
+      }
+    }
+    toSettings(sendOptions); // throws on a bad send option
+  }
+  return options as AgentSchedulerOptions;
+}
+
+/** A refused request as a value (a call answers it). */
+export function refusal(check: () => void): Error | undefined {
+  try {
+    check();
+    return undefined;
+  } catch (e) {
+    return e instanceof Error ? e : new Error(String(e));
+  }
+}

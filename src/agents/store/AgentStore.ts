@@ -1,0 +1,83 @@
+import { serialize } from 'node:v8';
+import { InvalidArgumentError, NotSerializableError } from '../../errors.js';
+import { checkSerializable } from '../../delivery/stores/DeadLetterStore.js';
+import { isInstance } from '../../runtime/safe.js';
+
+/**
+ * Where the agent components (scheduler, coordination manager, and next the coordinator) keep the
+ * records that must survive their OS process: `{ kind: 'memory' }` (the node's own, gone with the
+ * OS process: what the components do without a store) or `{ kind: 'sqlite', path }` (a file, with
+ * the optional peer better-sqlite3).
+ */
+export type AgentStoreConfig = { kind: 'memory' } | { kind: 'sqlite'; path: string };
+
+/** One record: a component's (its registered name), of a `kind` it defines, under a `key` unique within the kind. */
+export interface AgentStoreRecord {
+  readonly component: string;
+  readonly kind: string;
+  readonly key: string;
+  readonly value: unknown;
+}
+
+/** A record that could not be decoded (a corrupt row): skipped by `loadAll`, counted and said why. */
+export interface CorruptRecord {
+  readonly component: string;
+  readonly kind: string;
+  readonly key: string;
+  readonly error: string;
+}
+
+export interface AgentStoreLoad {
+  readonly records: AgentStoreRecord[];
+  readonly corrupt: CorruptRecord[];
+}
+
+/**
+ * A store of component state records, synchronous (a call returns once the record is written: with
+ * SQLite, committed to the WAL, which survives a SIGKILL of the OS process but not a power loss).
+ * Values are plain data (what the dead letter queue takes: objects, arrays, primitives, bigints,
+ * Dates, Maps, Sets, typed arrays), copied in (`v8.serialize`), so that a later change of the
+ * caller's object is not stored; anything else is refused with `NotSerializableError`
+ * (`ERR_NOT_SERIALIZABLE`) at the call, and nothing is written.
+ *
+ * Designed for the coordinator's workflows too: records keyed by workflow id (`put`), a task's
+ * result recorded once (`insert` answers false when the key is taken: the first result wins), and
+ * several writes as one (`transaction`).
+ */
+export interface AgentStore {
+  readonly kind: 'memory' | 'sqlite';
+  /** The file of a SQLite store. */
+  readonly path?: string;
+  /** Writes (inserts or replaces) one record. */
+  put(component: string, kind: string, key: string, value: unknown): void;
+  /** Writes a record only if its key is free: true when it was written, false when one was there (kept as it was). */
+  insert(component: string, kind: string, key: string, value: unknown): boolean;
+  /** Removes one record: whether there was one. */
+  delete(component: string, kind: string, key: string): boolean;
+  /** Removes every record of `component` (of one `kind`, if given): how many. */
+  deleteAll(component: string, kind?: string): number;
+  /** Every record of `component` (of one `kind`, if given), in key order; rows that cannot be decoded are in `corrupt`. */
+  loadAll(component: string, kind?: string): AgentStoreLoad;
+  /** Runs `fn`'s writes as one: all or none (SQLite: one transaction; `fn` must be synchronous). */
+  transaction<T>(fn: () => T): T;
+  /** Closes it (the node's stores close when the node has shut down); later calls throw `StoreUnavailableError`. */
+  close(): void;
+}
+
+/** @internal Checks a value for the store and encodes it: a NotSerializableError naming `path` otherwise. */
+export function encodeValue(value: unknown, path = 'value'): Buffer {
+  try {
+    checkSerializable(value, path);
+    return serialize(value);
+  } catch (e) {
+    if (isInstance(e, NotSerializableError)) throw new NotSerializableError(e.path, e.what, 'an agent store value');
+    throw new NotSerializableError(path, `a value the serializer refused (${e instanceof Error ? e.message : String(e)})`, 'an agent store value');
+  }
+}
+
+/** @internal Checks the record's identity: non-empty strings. */
+export function checkIdentity(component: unknown, kind: unknown, key: unknown): void {
+  for (const [name, v] of [['component', component], ['kind', kind], ['key', key]] as const) {
+    if (typeof v !== 'string' || v === '') throw new InvalidArgumentError(name, 'a non-empty string', v);
+  }
+}

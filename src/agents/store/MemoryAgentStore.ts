@@ -1,0 +1,125 @@
+import { deserialize } from 'node:v8';
+import { StoreUnavailableError } from '../../errors.js';
+import { type AgentStore, type AgentStoreLoad, type AgentStoreRecord, checkIdentity, type CorruptRecord, encodeValue } from './AgentStore.js';
+
+/**
+ * @internal The memory store: the same contract as the SQLite one (values copied in, checked, read
+ * back as copies), gone with the OS process. Records are held encoded, as a file holds them.
+ */
+export class MemoryAgentStore implements AgentStore {
+  readonly kind = 'memory' as const;
+  /** component → kind → key → encoded value */
+  readonly #rows = new Map<string, Map<string, Map<string, Buffer>>>();
+  #closed = false;
+  /** Writes of the transaction under way, undone if it throws. */
+  #undo: (() => void)[] | undefined;
+
+  #open(): void {
+    if (this.#closed) throw new StoreUnavailableError('(memory)', 'it is closed (its node has shut down)', undefined, 'use a store of a running node', undefined, 'agent store');
+  }
+
+  #kindMap(component: string, kind: string, create: boolean): Map<string, Buffer> | undefined {
+    let kinds = this.#rows.get(component);
+    if (kinds === undefined) {
+      if (!create) return undefined;
+      kinds = new Map();
+      this.#rows.set(component, kinds);
+    }
+    let keys = kinds.get(kind);
+    if (keys === undefined && create) {
+      keys = new Map();
+      kinds.set(kind, keys);
+    }
+    return keys;
+  }
+
+  #set(component: string, kind: string, key: string, value: Buffer | undefined): void {
+    const keys = this.#kindMap(component, kind, value !== undefined)!;
+    const before = keys?.get(key);
+    if (value === undefined) keys?.delete(key);
+    else keys.set(key, value);
+    this.#undo?.push(() => {
+      const k = this.#kindMap(component, kind, true)!;
+      if (before === undefined) k.delete(key);
+      else k.set(key, before);
+    });
+  }
+
+  put(component: string, kind: string, key: string, value: unknown): void {
+    this.#open();
+    checkIdentity(component, kind, key);
+    this.#set(component, kind, key, encodeValue(value));
+  }
+
+  insert(component: string, kind: string, key: string, value: unknown): boolean {
+    this.#open();
+    checkIdentity(component, kind, key);
+    const encoded = encodeValue(value);
+    if (this.#kindMap(component, kind, false)?.has(key) === true) return false;
+    this.#set(component, kind, key, encoded);
+    return true;
+  }
+
+  delete(component: string, kind: string, key: string): boolean {
+    this.#open();
+    checkIdentity(component, kind, key);
+    if (this.#kindMap(component, kind, false)?.has(key) !== true) return false;
+    this.#set(component, kind, key, undefined);
+    return true;
+  }
+
+  deleteAll(component: string, kind?: string): number {
+    this.#open();
+    let n = 0;
+    for (const r of this.#list(component, kind)) {
+      this.#set(component, r.kind, r.key, undefined);
+      n++;
+    }
+    return n;
+  }
+
+  #list(component: string, kind: string | undefined): { kind: string; key: string; value: Buffer }[] {
+    const kinds = this.#rows.get(component);
+    if (kinds === undefined) return [];
+    const out: { kind: string; key: string; value: Buffer }[] = [];
+    for (const [k, keys] of kinds) {
+      if (kind !== undefined && k !== kind) continue;
+      for (const [key, value] of keys) out.push({ kind: k, key, value });
+    }
+    return out.sort((a, b) => (a.kind === b.kind ? (a.key < b.key ? -1 : a.key > b.key ? 1 : 0) : a.kind < b.kind ? -1 : 1));
+  }
+
+  loadAll(component: string, kind?: string): AgentStoreLoad {
+    this.#open();
+    const records: AgentStoreRecord[] = [];
+    const corrupt: CorruptRecord[] = [];
+    for (const r of this.#list(component, kind)) {
+      try {
+        records.push({ component, kind: r.kind, key: r.key, value: deserialize(r.value) });
+      } catch (e) {
+        corrupt.push({ component, kind: r.kind, key: r.key, error: e instanceof Error ? e.message : String(e) });
+      }
+    }
+    return { records, corrupt };
+  }
+
+  transaction<T>(fn: () => T): T {
+    this.#open();
+    if (this.#undo !== undefined) return fn(); // nested: part of the outer one
+    const undo: (() => void)[] = [];
+    this.#undo = undo;
+    try {
+      return fn();
+    } catch (e) {
+      for (const u of undo.reverse()) u();
+      throw e;
+    } finally {
+      this.#undo = undefined;
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#rows.clear();
+  }
+}

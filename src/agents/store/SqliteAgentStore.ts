@@ -1,0 +1,196 @@
+import { statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { deserialize } from 'node:v8';
+import { isKeelError, MissingPeerError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
+import { type AgentStore, type AgentStoreLoad, type AgentStoreRecord, checkIdentity, type CorruptRecord, encodeValue } from './AgentStore.js';
+
+type Statement = { run(...args: unknown[]): { changes: number }; all(...args: unknown[]): unknown[]; get(...args: unknown[]): unknown };
+interface Database {
+  pragma(source: string): unknown;
+  exec(source: string): unknown;
+  prepare(source: string): Statement;
+  transaction<F extends (...args: any[]) => unknown>(fn: F): F;
+  close(): void;
+  readonly inTransaction: boolean;
+}
+type Driver = new (file: string) => Database;
+
+const STORE = 'agent store';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS agent_records (
+  component TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value BLOB NOT NULL,
+  PRIMARY KEY (component, kind, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agent_store_owner (id INTEGER PRIMARY KEY CHECK (id = 1), os_pid INTEGER NOT NULL);
+`;
+
+/** Whether the OS process `osPid` runs (EPERM: it runs, under another user). */
+function alive(osPid: number): boolean {
+  try {
+    process.kill(osPid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code === 'EPERM';
+  }
+}
+
+/** Files open in this OS process: two nodes here never share one (each would resume the same schedules). */
+const openFiles = new Set<string>();
+
+function loadDriver(): Driver {
+  try {
+    return createRequire(import.meta.url)('better-sqlite3') as Driver;
+  } catch {
+    throw new MissingPeerError('better-sqlite3', 'the SQLite agent store');
+  }
+}
+
+function openFailure(file: string, error: unknown): StoreUnavailableError {
+  const code = (error as { code?: unknown } | null)?.code;
+  const sqliteCode = typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined;
+  const why = error instanceof Error ? error.message : String(error);
+  const dir = path.dirname(file);
+  const isDirectory = (p: string): boolean => {
+    try {
+      return statSync(p).isDirectory();
+    } catch {
+      return false;
+    }
+  };
+  let hint: string;
+  if (isDirectory(file)) hint = `${file} is a directory: give the path of a store file (a new file is created)`;
+  else if (!isDirectory(dir)) hint = `its directory ${dir} does not exist: create it, or give a path in an existing directory`;
+  else if (sqliteCode === 'SQLITE_NOTADB') hint = `${file} is not a SQLite database: give the path of an agent store, or of a file to create`;
+  else hint = `check that ${dir} exists and that this process may create and write files there, or give another path`;
+  return new StoreUnavailableError(file, why, sqliteCode, hint, error, STORE);
+}
+
+/**
+ * @internal The SQLite agent store: better-sqlite3 (synchronous), WAL with `synchronous=NORMAL`:
+ * every write is committed when the call returns and survives a SIGKILL of the OS process (not a
+ * power loss). One table, `agent_records (component, kind, key, value)`, values `v8.serialize`d.
+ */
+export class SqliteAgentStore implements AgentStore {
+  readonly kind = 'sqlite' as const;
+  readonly path: string;
+  readonly #db: Database;
+  readonly #put: Statement;
+  readonly #insert: Statement;
+  readonly #delete: Statement;
+  readonly #deleteAll: Statement;
+  readonly #deleteKind: Statement;
+  readonly #load: Statement;
+  readonly #loadKind: Statement;
+  #closed = false;
+
+  constructor(file: string) {
+    this.path = path.resolve(file);
+    const Driver = loadDriver();
+    if (openFiles.has(this.path)) throw new StoreInUseError(this.path, 'another node in this OS process', STORE);
+    let db: Database;
+    try {
+      db = new Driver(this.path);
+    } catch (e) {
+      throw openFailure(this.path, e);
+    }
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.exec(SCHEMA);
+      const columns = (db.prepare('SELECT name FROM pragma_table_info(?)').all('agent_records') as { name: string }[]).map((c) => c.name).sort();
+      if (columns.join(',') !== 'component,key,kind,value') {
+        throw new StoreUnavailableError(this.path, `it is not a Keel agent store (its agent_records table has other columns: ${columns.join(', ')})`, undefined, 'give the path of an agent store, or of a file to create', undefined, STORE);
+      }
+      // claimed by this OS process, checked and taken in one write transaction: another live OS
+      // process on the file would resume the same schedules; a killed one's claim is taken over
+      const claim = db.transaction(() => {
+        const current = db.prepare('SELECT os_pid FROM agent_store_owner WHERE id = 1').get() as { os_pid: number } | undefined;
+        if (current !== undefined && current.os_pid !== process.pid && alive(current.os_pid)) return current.os_pid;
+        db.prepare('INSERT OR REPLACE INTO agent_store_owner (id, os_pid) VALUES (1, ?)').run(process.pid);
+        return undefined;
+      }) as unknown as { immediate(): number | undefined };
+      const taken = claim.immediate();
+      if (taken !== undefined) throw new StoreInUseError(this.path, `OS process ${taken}`, STORE);
+      this.#put = db.prepare('INSERT OR REPLACE INTO agent_records (component, kind, key, value) VALUES (?, ?, ?, ?)');
+      this.#insert = db.prepare('INSERT OR IGNORE INTO agent_records (component, kind, key, value) VALUES (?, ?, ?, ?)');
+      this.#delete = db.prepare('DELETE FROM agent_records WHERE component = ? AND kind = ? AND key = ?');
+      this.#deleteAll = db.prepare('DELETE FROM agent_records WHERE component = ?');
+      this.#deleteKind = db.prepare('DELETE FROM agent_records WHERE component = ? AND kind = ?');
+      this.#load = db.prepare('SELECT kind, key, value FROM agent_records WHERE component = ? ORDER BY kind, key');
+      this.#loadKind = db.prepare('SELECT kind, key, value FROM agent_records WHERE component = ? AND kind = ? ORDER BY key');
+    } catch (e) {
+      db.close();
+      throw isKeelError(e) ? e : openFailure(this.path, e);
+    }
+    this.#db = db;
+    openFiles.add(this.path);
+  }
+
+  #open(): void {
+    if (this.#closed) throw new StoreUnavailableError(this.path, 'it is closed (its node has shut down)', undefined, 'use a store of a running node', undefined, STORE);
+  }
+
+  put(component: string, kind: string, key: string, value: unknown): void {
+    this.#open();
+    checkIdentity(component, kind, key);
+    this.#put.run(component, kind, key, encodeValue(value));
+  }
+
+  insert(component: string, kind: string, key: string, value: unknown): boolean {
+    this.#open();
+    checkIdentity(component, kind, key);
+    return this.#insert.run(component, kind, key, encodeValue(value)).changes === 1;
+  }
+
+  delete(component: string, kind: string, key: string): boolean {
+    this.#open();
+    checkIdentity(component, kind, key);
+    return this.#delete.run(component, kind, key).changes === 1;
+  }
+
+  deleteAll(component: string, kind?: string): number {
+    this.#open();
+    return (kind === undefined ? this.#deleteAll.run(component) : this.#deleteKind.run(component, kind)).changes;
+  }
+
+  loadAll(component: string, kind?: string): AgentStoreLoad {
+    this.#open();
+    const rows = (kind === undefined ? this.#load.all(component) : this.#loadKind.all(component, kind)) as { kind: unknown; key: unknown; value: unknown }[];
+    const records: AgentStoreRecord[] = [];
+    const corrupt: CorruptRecord[] = [];
+    for (const row of rows) {
+      const k = String(row.kind);
+      const key = String(row.key);
+      try {
+        if (!Buffer.isBuffer(row.value)) throw new Error(`the value is ${row.value === null ? 'null' : typeof row.value}, not a blob`);
+        records.push({ component, kind: k, key, value: deserialize(row.value) });
+      } catch (e) {
+        corrupt.push({ component, kind: k, key, error: e instanceof Error ? e.message : String(e) });
+      }
+    }
+    return { records, corrupt };
+  }
+
+  transaction<T>(fn: () => T): T {
+    this.#open();
+    if (this.#db.inTransaction) return fn();
+    return this.#db.transaction(fn)();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    openFiles.delete(this.path);
+    try {
+      this.#db.prepare('DELETE FROM agent_store_owner WHERE id = 1 AND os_pid = ?').run(process.pid);
+    } catch {
+      // not released (a read-only file by now): the next opener takes the claim over once this process is gone
+    }
+    this.#db.close();
+  }
+}

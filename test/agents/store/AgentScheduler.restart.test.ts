@@ -1,0 +1,255 @@
+// The AgentScheduler across restarts: killed and restarted under its name in the same node (its
+// table), and started in a new node on the same SQLite file (the store: schedules by name only).
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { AgentScheduler } from '../../../src/agents/AgentScheduler.js';
+import { componentStates } from '../../../src/agents/internal/componentState.js';
+import type { AgentStore } from '../../../src/agents/store/AgentStore.js';
+import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
+import { GenServer, type Node, type Pid } from '../../../src/index.js';
+import { captureEvents, probe, TestClock } from '../../../src/testing/index.js';
+import { clockedNode, expectKeelError, thrown, useNodes, useTempFiles } from '../../support.js';
+
+const tmpfile = useTempFiles('keel-agent-store-', 'agents.db');
+const track = useNodes();
+const START = 1_000_000;
+
+function recorder(node: Node, name?: string): { pid: Pid; at: number[] } {
+  const at: number[] = [];
+  const pid = node.spawn(() => () => {
+    at.push(node.clock.now());
+  }, name === undefined ? undefined : { name });
+  return { pid, at };
+}
+
+async function advance(node: Node, clock: TestClock, ms: number): Promise<void> {
+  await clock.advance(ms);
+  await node.idle();
+}
+
+/** Kills `pid` with `reason` and waits for its Down. */
+async function kill(node: Node, pid: Pid, reason: 'kill' | 'normal' = 'kill'): Promise<void> {
+  const p = probe(node);
+  // eslint-disable-next-line keel/no-unmanaged-monitor -- the test waits for the scheduler's death
+  const ref = p.ctx.monitor(pid);
+  node.exit(pid, reason);
+  await p.receive((m) => (m as { ref?: unknown }).ref === ref);
+  await node.idle();
+}
+
+describe('AgentScheduler restarted in its node (killed, restarted by its supervisor)', () => {
+  it('resumes every schedule of a live agent at its kept due time, re-monitored; those of agents that died meanwhile are dropped and counted', async () => {
+    const { node, clock } = clockedNode(track, { random: () => 0.5 });
+    const scheduler = await AgentScheduler.start(node, { name: 'ticks' });
+    const a = recorder(node);
+    const b = recorder(node);
+    const gone = recorder(node);
+    expect(await scheduler.registerPeriodic(a.pid, 'fast', 100, 'a')).toBe('ok');
+    expect(await scheduler.registerPeriodic(a.pid, 'slow', 250, 'a2', { jitter: 10 })).toBe('ok');
+    expect(await scheduler.registerPeriodic(b.pid, 'b', 100, 'b')).toBe('ok');
+    expect(await scheduler.registerPeriodic(gone.pid, 'g', 100, 'g')).toBe('ok');
+    await advance(node, clock, 150); // a and b got START+100
+    const events = captureEvents(node, ['keel.agent_scheduler.']);
+    // the agent dies in the same turn as the scheduler: its Down reaches the killed one, never handled
+    node.exit(gone.pid, 'kill');
+    await kill(node, scheduler.pid);
+    expect(node.registry.whereis('ticks')).toEqual(scheduler.pid); // restarted by keel.agents
+    expect(events.events.filter((e) => e.event === 'keel.agent_scheduler.resumed')).toEqual([
+      { event: 'keel.agent_scheduler.resumed', measurements: { schedules: 3, dropped: 1, corrupt: 0 }, metadata: { scheduler: 'ticks', from: 'table' } },
+    ]);
+    expect(events.events.filter((e) => e.event === 'keel.agent_scheduler.dropped')).toMatchObject([{ metadata: { agent: gone.pid, id: 'g', reason: 'noproc' } }]);
+    expect(await scheduler.list(a.pid)).toMatchObject([
+      { id: 'fast', nextDueAt: START + 200, deliveries: 1, generation: 2 },
+      { id: 'slow', nextDueAt: START + 250, deliveries: 0, generation: 2 },
+    ]);
+    expect(await scheduler.stats()).toEqual({ agents: 2, schedules: 3, delivered: 3, failed: 0, forced: 0, skipped: 0, resumed: 3, dropped: 1, corrupt: 0, storeFailures: 0 });
+    expect(node.monitors.list().filter((e) => e.tag === 'agent_scheduler').map((e) => e.owner)).toEqual([scheduler.pid, scheduler.pid]);
+    await advance(node, clock, 350); // to START+500
+    expect(a.at).toEqual([START + 100, START + 200, START + 255, START + 300, START + 400, START + 500]);
+    expect(b.at).toEqual([START + 100, START + 200, START + 300, START + 400, START + 500]);
+    expect(gone.at).toEqual([START + 100]);
+    // the new monitors work: an agent's death ends its schedules
+    node.exit(b.pid, 'kill');
+    await node.idle();
+    expect(await scheduler.stats()).toMatchObject({ agents: 1, schedules: 2 });
+  });
+
+  it('a due time that passed while no scheduler ran fires once at the restart (not a burst, even under catch_up); the rest are skipped', async () => {
+    const { node, clock } = clockedNode(track, { random: () => 0.5 });
+    const parent = probe(node);
+    parent.ctx.trapExits(true); // the scheduler is linked to it: no supervisor restarts it
+    const first = await AgentScheduler.start(parent.ctx, { name: 'ticks' });
+    const a = recorder(node);
+    await first.registerPeriodic(a.pid, 'beat', 100, 'beat', { missed: 'catch_up' });
+    await kill(node, first.pid);
+    expect(node.registry.whereis('ticks')).toBeUndefined();
+    await advance(node, clock, 450); // START+100..400 pass with no scheduler
+    expect(a.at).toEqual([]);
+    const second = await AgentScheduler.start(node, { name: 'ticks' });
+    await node.idle();
+    expect(a.at).toEqual([START + 450]);
+    expect(await second.list(a.pid)).toMatchObject([{ id: 'beat', nextDueAt: START + 500, deliveries: 1, skipped: 3 }]);
+    await advance(node, clock, 50);
+    expect(a.at).toEqual([START + 450, START + 500]);
+  });
+
+  it('a normal stop ends it for good: its table is released and a new scheduler under the name starts empty', async () => {
+    const { node, clock } = clockedNode(track);
+    const parent = probe(node);
+    parent.ctx.trapExits(true);
+    const first = await AgentScheduler.start(parent.ctx, { name: 'ticks' });
+    const a = recorder(node);
+    await first.registerPeriodic(a.pid, 'beat', 100, 'beat');
+    expect(componentStates(node)).toContain('ticks');
+    await GenServer.stop(node, first.pid);
+    expect(componentStates(node)).not.toContain('ticks');
+    const second = await AgentScheduler.start(node, { name: 'ticks' });
+    expect(await second.list(a.pid)).toEqual([]);
+    await advance(node, clock, 300);
+    expect(a.at).toEqual([]);
+  });
+});
+
+describe('AgentScheduler with a SQLite store (a new node on the same file)', () => {
+  it('resumes schedules by name on the process that holds the name now; schedules by pid, and names nobody holds, are not resumed', async () => {
+    const file = tmpfile();
+    const clock1 = new TestClock({ start: START });
+    const node1 = track({ clock: clock1, random: () => 0.5, services: { agents: { store: { kind: 'sqlite', path: file } } } });
+    const s1 = await AgentScheduler.start(node1, { name: 'ticks' });
+    const w1 = recorder(node1, 'worker');
+    recorder(node1, 'absent');
+    const byPid = recorder(node1);
+    expect(await s1.registerPeriodic('worker', 'beat', 100, { beat: new Map([['n', 1n]]) }, { jitter: 20 })).toBe('ok');
+    expect(await s1.registerPeriodic('absent', 'beat', 100, 'x')).toBe('ok');
+    expect(await s1.registerPeriodic(byPid.pid, 'beat', 100, () => 'a function: never stored')).toBe('ok');
+    await advance(node1, clock1, 250);
+    expect(w1.at).toEqual([START + 110, START + 210]);
+    await node1.shutdown();
+
+    // a new node (as a new OS process would make): same file, same scheduler name, 'worker' registered first
+    const clock2 = new TestClock({ start: START + 260 });
+    const node2 = track({ clock: clock2, random: () => 0.5, services: { agents: { store: { kind: 'sqlite', path: file } } } });
+    const w2: unknown[] = [];
+    node2.spawn(() => (m: unknown) => {
+      w2.push(m);
+    }, { name: 'worker' });
+    const events = captureEvents(node2, ['keel.agent_scheduler.']);
+    const s2 = await AgentScheduler.start(node2, { name: 'ticks' });
+    expect(events.events.filter((e) => e.event !== 'keel.agent_scheduler.delivered')).toMatchObject([
+      { event: 'keel.agent_scheduler.dropped', metadata: { agent: 'absent', id: 'beat', reason: 'noproc' } },
+      { event: 'keel.agent_scheduler.resumed', measurements: { schedules: 1, dropped: 1, corrupt: 0 }, metadata: { from: 'store' } },
+    ]);
+    expect(await s2.list('worker')).toMatchObject([{ id: 'beat', intervalMs: 100, jitter: 20, nextDueAt: START + 300 }]);
+    await clock2.advance(40 + 10); // START+300 plus half the jitter
+    await node2.idle();
+    expect(w2).toEqual([{ beat: new Map([['n', 1n]]) }]);
+    expect(new Database(file, { readonly: true }).prepare('SELECT count(*) AS n FROM agent_records').get()).toEqual({ n: 1 });
+    // a normal stop ends the scheduler for good: its records go
+    await GenServer.stop(node2, s2.pid);
+    expect(new Database(file, { readonly: true }).prepare('SELECT count(*) AS n FROM agent_records').get()).toEqual({ n: 0 });
+  });
+
+  it('counts and skips a corrupt record, and resumes the others', async () => {
+    const file = tmpfile();
+    const node1 = track({ clock: new TestClock({ start: START }), services: { agents: { store: { kind: 'sqlite', path: file } } } });
+    recorder(node1, 'w1');
+    recorder(node1, 'w2');
+    const s1 = await AgentScheduler.start(node1, { name: 'ticks' });
+    await s1.registerPeriodic('w1', 'beat', 100, 'one');
+    await s1.registerPeriodic('w2', 'beat', 100, 'two');
+    await node1.shutdown();
+    const db = new Database(file);
+    db.prepare("UPDATE agent_records SET value = x'00ff13' WHERE key = ?").run(JSON.stringify(['w1', 'beat']));
+    db.prepare("INSERT INTO agent_records VALUES ('ticks', 'schedule', 'stray', ?)").run(Buffer.from([0xff, 0x0f, 0x49, 0x02])); // v8 for the number 1: not a schedule
+    db.close();
+    const node2 = track({ clock: new TestClock({ start: START }), services: { agents: { store: { kind: 'sqlite', path: file } } } });
+    recorder(node2, 'w1');
+    const w2 = recorder(node2, 'w2');
+    const s2 = await AgentScheduler.start(node2, { name: 'ticks' });
+    expect(await s2.stats()).toMatchObject({ schedules: 1, resumed: 1, dropped: 0, corrupt: 2 });
+    expect(await s2.list('w2')).toMatchObject([{ id: 'beat', nextDueAt: START + 100 }]);
+    await (node2.clock as TestClock).advance(100);
+    await node2.idle();
+    expect(w2.at).toEqual([START + 100]);
+  });
+
+  it('refuses a message that is not plain data for a schedule by name, at the call (ERR_NOT_SERIALIZABLE); a schedule by pid takes it', async () => {
+    const file = tmpfile();
+    const node = track({ clock: new TestClock({ start: START }), services: { agents: { store: { kind: 'sqlite', path: file } } } });
+    const s = await AgentScheduler.start(node, { name: 'ticks' });
+    const w = recorder(node, 'worker');
+    expectKeelError(thrown(() => s.registerPeriodic('worker', 'beat', 100, { f: () => 1 })), 'ERR_NOT_SERIALIZABLE', 'an agent store value', 'message.f is a function');
+    expectKeelError(thrown(() => s.registerPeriodic('worker', 'beat', 100, new (class Point {})())), 'ERR_NOT_SERIALIZABLE');
+    expect(await s.registerPeriodic(w.pid, 'beat', 100, { f: () => 1 })).toBe('ok');
+    // a call that bypasses the handle's check is refused by the server the same way
+    const bad = GenServer.call(node, 'ticks', { type: 'register', agent: 'worker', id: 'x', intervalMs: 100, message: Symbol('s'), jitter: 0, missed: 'skip' } as never);
+    expectKeelError(await bad, 'ERR_NOT_SERIALIZABLE');
+    expect(await s.stats()).toMatchObject({ schedules: 1 });
+  });
+
+  it('a store that cannot be opened is a typed error of the start, and starts nothing', () => {
+    const { node } = clockedNode(track);
+    const before = node.processes().length;
+    const file = tmpfile();
+    expectKeelError(thrown(() => AgentScheduler.start(node, { store: { kind: 'sqlite', path: `${file}.missing/dir/agents.db` } })), 'ERR_STORE_UNAVAILABLE', 'agent store', 'does not exist');
+    expectKeelError(thrown(() => AgentScheduler.start(node, { store: { kind: 'sqlite', path: '' } })), 'ERR_INVALID_ARGUMENT', 'options.store.path');
+    expectKeelError(thrown(() => AgentScheduler.start(node, { store: { kind: 'disk' } as never })), 'ERR_INVALID_ARGUMENT', 'options.store.kind');
+    expectKeelError(thrown(() => AgentScheduler.start(node, { store: { kind: 'memory', path: 'x' } as never })), 'ERR_INVALID_ARGUMENT', 'options.store');
+    expect(node.processes().length).toBe(before);
+  });
+});
+
+describe('AgentScheduler with a store that fails', () => {
+  it('counts, logs and reports a failed write, and runs the schedule on in memory', async () => {
+    const { node, clock } = clockedNode(track, { random: () => 0.5 });
+    const inner = new MemoryAgentStore();
+    let failing = false;
+    const store: AgentStore = {
+      kind: 'memory',
+      put(component, kind, key, value) {
+        if (failing) throw new Error('SQLITE_FULL: database or disk is full');
+        inner.put(component, kind, key, value);
+      },
+      insert: (c, k, key, v) => inner.insert(c, k, key, v),
+      delete: (c, k, key) => inner.delete(c, k, key),
+      deleteAll: (c, k) => inner.deleteAll(c, k),
+      loadAll: (c, k) => inner.loadAll(c, k),
+      transaction: (fn) => inner.transaction(fn),
+      close: () => inner.close(),
+    };
+    const scheduler = await AgentScheduler.start(node, { name: 'ticks', store });
+    const w = recorder(node, 'worker');
+    expect(await scheduler.registerPeriodic('worker', 'beat', 100, 'beat')).toBe('ok');
+    expect(inner.loadAll('ticks').records.map((r) => (r.value as { nextDueAt: number }).nextDueAt)).toEqual([START + 100]);
+    failing = true;
+    const events = captureEvents(node, ['keel.agent_scheduler.store_failed']);
+    await advance(node, clock, 300);
+    expect(w.at).toEqual([START + 100, START + 200, START + 300]);
+    expect(events.events).toHaveLength(3);
+    expect(await scheduler.stats()).toMatchObject({ delivered: 3, storeFailures: 3 });
+    failing = false;
+    await scheduler.forceExecution('worker', 'beat'); // a successful write: the record catches up
+    expect(inner.loadAll('ticks').records.map((r) => (r.value as { nextDueAt: number }).nextDueAt)).toEqual([START + 400]);
+  });
+
+  it('a store that cannot be read at the start is counted and reported; the scheduler starts empty', async () => {
+    const { node } = clockedNode(track);
+    const inner = new MemoryAgentStore();
+    const store: AgentStore = {
+      kind: 'memory',
+      put: (c, k, key, v) => inner.put(c, k, key, v),
+      insert: (c, k, key, v) => inner.insert(c, k, key, v),
+      delete: (c, k, key) => inner.delete(c, k, key),
+      deleteAll: (c, k) => inner.deleteAll(c, k),
+      loadAll: () => {
+        throw new Error('SQLITE_IOERR: disk I/O error');
+      },
+      transaction: (fn) => inner.transaction(fn),
+      close: () => inner.close(),
+    };
+    const events = captureEvents(node, ['keel.agent_scheduler.']);
+    const scheduler = await AgentScheduler.start(node, { name: 'ticks', store });
+    expect(await scheduler.stats()).toMatchObject({ schedules: 0, resumed: 0, storeFailures: 1 });
+    expect(events.events.map((e) => e.event)).toEqual(['keel.agent_scheduler.store_failed', 'keel.agent_scheduler.resumed']);
+  });
+});
