@@ -4,6 +4,7 @@ import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp
 import { keelServer } from '../otp/internal/keelServer.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
+import type { AgentMetaInput, AgentRegistryHandle } from './registry/types.js';
 import { componentHandle, componentNode, nameFor, startComponent } from './component.js';
 
 /** A unit of work an agent runs. */
@@ -78,6 +79,29 @@ export interface AgentOptions {
   name?: string;
   /** More tasks than this at once are answered `{ ok: false, error: 'busy' }` (default unbounded). */
   maxConcurrentTasks?: number;
+  /**
+   * Registers the agent in an {@link AgentRegistryHandle | AgentRegistry} at each start, with its
+   * capabilities and kinds, under a key that outlives restarts (default: the agent's registered
+   * name), so a supervisor's restart of the agent replaces its entry's pid and queries find it
+   * again. The registry must be running when the agent starts: a registration that fails fails the
+   * start. The entry goes when the agent's process does.
+   */
+  registry?: AgentRegistryHandle | AgentRegistration;
+}
+
+/** Where and how an agent registers itself (`AgentOptions.registry`). */
+export interface AgentRegistration {
+  readonly registry: AgentRegistryHandle;
+  /** The registration's key (default: the agent's registered name). */
+  readonly key?: string;
+  readonly team?: string;
+  readonly role?: string;
+  /**
+   * Sends the registry a heartbeat with the agent's load (its running tasks) every this many ms on
+   * the node's clock (default: none; a registry with `heartbeatIntervalMs` then needs `poll: true`
+   * or other heartbeats to keep the agent healthy).
+   */
+  readonly heartbeatMs?: number;
 }
 
 /** A started agent: its pid and the protocol as methods (called from outside any process). */
@@ -106,10 +130,12 @@ interface Running {
 interface Init {
   readonly options: AgentOptions;
   readonly handlers: ReadonlyMap<string, TaskHandler>;
+  readonly registration: AgentRegistration | undefined;
 }
 
 interface State {
   readonly options: AgentOptions;
+  readonly registration: AgentRegistration | undefined;
   readonly handlers: ReadonlyMap<string, TaskHandler>;
   readonly kinds: '*' | readonly string[];
   readonly capabilities: readonly string[];
@@ -192,9 +218,22 @@ function runTask(task: AgentTask, from: From<TaskResult>, state: State, ctx: Con
 }
 
 const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServer({
-  init({ options, handlers }, ctx) {
+  async init({ options, handlers, registration }, ctx) {
     const kinds = options.runTask !== undefined ? '*' : Object.freeze([...handlers.keys()]);
-    const state: State = { options, handlers, kinds, capabilities: Object.freeze([...options.capabilities]), running: new Map(), completed: 0, failed: 0 };
+    const state: State = { options, registration, handlers, kinds, capabilities: Object.freeze([...options.capabilities]), running: new Map(), completed: 0, failed: 0 };
+    if (registration !== undefined) {
+      // a catch-all agent (runTask) registers no kinds: it is found by its capabilities
+      const meta: AgentMetaInput = {
+        capabilities: state.capabilities,
+        kinds: kinds === '*' ? [] : kinds,
+        load: 0,
+        ...(registration.team === undefined ? {} : { team: registration.team }),
+        ...(registration.role === undefined ? {} : { role: registration.role }),
+      };
+      const r = await registration.registry.register(ctx.self, meta, registration.key === undefined ? undefined : { key: registration.key });
+      if ('error' in r) throw new Error(`the agent could not register in ${registration.registry.name}: ${r.error}`);
+      if (registration.heartbeatMs !== undefined) ctx.sendAfter(ctx.self, HEARTBEAT, registration.heartbeatMs);
+    }
     // one listener for the agent's life (not one per task): its exit aborts every running task
     ctx.signal.addEventListener('abort', () => {
       for (const r of state.running.values()) abortTask(r);
@@ -230,6 +269,10 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServ
   },
 
   async handleInfo(message, state, ctx) {
+    if (message === HEARTBEAT) {
+      heartbeat(state, ctx);
+      return state;
+    }
     // cancel_task also arrives as a plain message: a coordinator sends it through sendSupervised
     if (isCancelTask(message)) {
       state.running.get(message.taskId)?.cancel();
@@ -243,6 +286,48 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServ
     return state;
   },
 }, "an agent ({ type: 'run_task' | 'vote' | 'status' })", 'bare');
+
+/** The agent's own timer message: send the registry a heartbeat. */
+const HEARTBEAT = Symbol('keel.agent.heartbeat');
+
+/** Tells the registry the agent's load, without waiting for the answer; the next one is armed at once. */
+function heartbeat(state: State, ctx: Context<any>): void {
+  const registration = state.registration!;
+  ctx.sendAfter(ctx.self, HEARTBEAT, registration.heartbeatMs!);
+  // a registry that is down or restarting misses this beat; its own sweep decides what that means
+  registration.registry.heartbeat(ctx.self, { load: state.running.size }).catch(() => undefined);
+}
+
+/** `options.registry` as the agent keeps it: each field read once, checked. */
+function registrationOf(given: unknown): AgentRegistration | undefined {
+  if (given === undefined) return undefined;
+  const shape = 'an AgentRegistry handle, or { registry, key?, team?, role?, heartbeatMs? }';
+  if (typeof given !== 'object' || given === null || types.isProxy(given)) throw new InvalidArgumentError('options.registry', shape, given);
+  let fields: { registry: unknown; key: unknown; team: unknown; role: unknown; heartbeatMs: unknown };
+  try {
+    const g = given as Record<string, unknown>;
+    fields = 'registry' in g ? { registry: g.registry, key: g.key, team: g.team, role: g.role, heartbeatMs: g.heartbeatMs } : { registry: g, key: undefined, team: undefined, role: undefined, heartbeatMs: undefined };
+  } catch {
+    throw new InvalidArgumentError('options.registry', `${shape} with readable fields`, undefined);
+  }
+  const registry = fields.registry as Partial<AgentRegistryHandle> | null;
+  if (typeof registry !== 'object' || registry === null || types.isProxy(registry) || typeof registry.register !== 'function' || typeof registry.heartbeat !== 'function') {
+    throw new InvalidArgumentError('options.registry.registry', 'an AgentRegistry handle', registry);
+  }
+  const out: { -readonly [K in keyof AgentRegistration]: AgentRegistration[K] } = { registry: registry as AgentRegistryHandle };
+  for (const field of ['key', 'team', 'role'] as const) {
+    const value = fields[field];
+    if (value === undefined) continue;
+    if (typeof value !== 'string' || value === '') throw new InvalidArgumentError(`options.registry.${field}`, 'a non-empty string', value);
+    out[field] = value;
+  }
+  const ms = fields.heartbeatMs;
+  if (ms !== undefined) {
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) throw new InvalidArgumentError('options.registry.heartbeatMs', 'a finite number of ms > 0', ms);
+    out.heartbeatMs = ms;
+  }
+  return Object.freeze(out);
+}
 
 /** The handlers of `options.tasks`, read once (a later change to the object does not reach the agent). */
 function handlersOf(tasks: unknown): Map<string, TaskHandler> {
@@ -275,7 +360,7 @@ function validateOptions(options: AgentOptions): Init {
   if (options.onMessage !== undefined && typeof options.onMessage !== 'function') throw new InvalidArgumentError('options.onMessage', 'a function (message, ctx)', options.onMessage);
   const max = options.maxConcurrentTasks;
   if (max !== undefined && max !== Infinity && (!Number.isSafeInteger(max) || max < 1)) throw new InvalidArgumentError('options.maxConcurrentTasks', 'a positive integer', max);
-  return { options, handlers };
+  return { options, handlers, registration: registrationOf(options.registry) };
 }
 
 /** Calls an agent: run a task. */

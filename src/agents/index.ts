@@ -6,6 +6,7 @@ export {
   type AgentCast,
   type AgentHandle,
   type AgentOptions,
+  type AgentRegistration,
   type AgentPid,
   type AgentProtocol,
   type AgentStatus,
