@@ -12,7 +12,7 @@ import { componentState, endsForGood, releaseComponentState } from '../internal/
 import { watchProcess, type WatchRef } from '../internal/watch.js';
 import { parsePattern, PatternTrie } from '../internal/PatternTrie.js';
 import { isKnownSignal, type Signal, validateSignal } from '../Signal.js';
-import { close, pump, removeSub } from './deliveries.js';
+import { close, expire, pump, removeSub } from './deliveries.js';
 import { count, dropEvent, type Match, newSub, REASONS, type State, type Sub } from './table.js';
 import type {
   SignalDropReason,
@@ -219,6 +219,7 @@ function newState(node: State['node'], ctx: Context<any>, name: string): State {
     settledQueue: [],
     drainQueued: false,
     timer: undefined,
+    timerAt: Infinity,
     ctx,
     proc: ctx as unknown as Proc,
     running: false,
@@ -265,6 +266,7 @@ function resume(state: State): void {
     sub.managed = m.managed;
   }
   for (const sub of state.subs.values()) pump(state, sub);
+  expire(state);
   if (state.resumedProbe.active) {
     state.node.telemetry.execute(
       'keel.signal_router.resumed',

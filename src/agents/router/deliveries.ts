@@ -83,17 +83,28 @@ export function pump(state: State, sub: Sub): void {
     const target = node.lookupTarget(sub.pid);
     const r = target === undefined ? Delivery.NoProc : node.deliverEnvelope(state.proc, target, signal, id, f);
     if (r !== Delivery.Enqueued) f.settle(r === Delivery.MailboxFull ? 'mailbox_full' : 'noproc');
-    else if (f.outcome === undefined && timeout !== Infinity && state.timer === undefined) state.timer = node.schedule(timeout, sweep, false, state);
+    // one timer for all: armed when none is, or when this deadline is earlier (a restart with a shorter timeout)
+    else if (f.outcome === undefined && f.deadline !== Infinity && (state.timer === undefined || f.deadline < state.timerAt)) arm(state, f.deadline, f.deadline - timeout);
   }
 }
 
 /** Counts the settled deliveries (a microtask per batch), then keeps their subscribers' deliveries going. */
 function drain(state: State): void {
   const q = state.settledQueue;
-  // settling may start deliveries that settle at once (a dead subscriber): they join this loop
-  for (let i = 0; i < q.length; i++) settled(state, q[i]!);
-  q.length = 0;
-  state.drainQueued = false;
+  let i = 0;
+  try {
+    // settling may start deliveries that settle at once (a dead subscriber): they join this loop
+    for (; i < q.length; i++) settled(state, q[i]!);
+  } finally {
+    if (i < q.length) {
+      // a throw below (a bug): that settlement is dropped, the others are still counted, nothing wedges
+      q.splice(0, i + 1);
+      queueMicrotask(() => drain(state));
+    } else {
+      q.length = 0;
+      state.drainQueued = false;
+    }
+  }
 }
 
 function settled(state: State, f: InFlight): void {
@@ -120,10 +131,13 @@ function settled(state: State, f: InFlight): void {
 
 /** The router-wide timeout timer: fails every delivery past its deadline, then re-arms for the earliest one pending. */
 function sweep(this: State): void {
+  this.timer = undefined;
   expire(this);
 }
 
-function expire(state: State): void {
+/** Fails the deliveries past their deadline and arms the timer for the earliest one pending (also when a router resumes: its timeout may differ). */
+export function expire(state: State): void {
+  if (state.timer !== undefined) state.node.cancelEntry(state.timer);
   state.timer = undefined;
   if (state.closed) return;
   const now = state.node.clock.now();
@@ -140,7 +154,13 @@ function expire(state: State): void {
   };
   for (const sub of state.subs.values()) if (sub.flights.length > 0) visit(sub);
   for (const sub of state.orphans) visit(sub);
-  if (next !== Infinity) state.timer = state.node.schedule(next - now, sweep, false, state);
+  if (next !== Infinity) arm(state, next, now);
+}
+
+function arm(state: State, at: number, now: number): void {
+  if (state.timer !== undefined) state.node.cancelEntry(state.timer);
+  state.timer = state.node.schedule(Math.max(0, at - now), sweep, false, state);
+  state.timerAt = at;
 }
 
 /** Removes a subscriber: its subscriptions, its buffer (dropped with `reason`) and, unless it died, its monitor. */

@@ -104,7 +104,7 @@ export function startRouter(node: Node, options?: Parameters<typeof SignalRouter
 }
 
 /** The router's internal sizes (a call only tests make). */
-export async function internals(node: Node, router: SignalRouterHandle): Promise<{ trieNodes: number }> {
-  return GenServer.call(node, router.name, { type: 'internals' }) as Promise<{ trieNodes: number }>;
+export async function internals(node: Node, router: SignalRouterHandle): Promise<{ trieNodes: number; cachedTypes: number }> {
+  return GenServer.call(node, router.name, { type: 'internals' }) as Promise<{ trieNodes: number; cachedTypes: number }>;
 }
 
