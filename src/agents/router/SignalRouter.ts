@@ -100,6 +100,7 @@ function offer(state: State, sub: Sub, signal: Signal): number {
 
 function route(state: State, signal: Signal): void {
   state.published++;
+  state.spanWatched = state.spanProbe.active;
   const { subs, patterns } = matchOf(state, signal.type);
   let accepted = 0;
   let drops = 0;
@@ -217,6 +218,7 @@ function newState(node: State['node'], ctx: Context<any>, name: string): State {
     matches: new Map(),
     orphans: new Set(),
     settledQueue: [],
+    settledCount: 0,
     drainQueued: false,
     timer: undefined,
     timerAt: Infinity,
@@ -227,6 +229,7 @@ function newState(node: State['node'], ctx: Context<any>, name: string): State {
     settings: toSettings(undefined),
     deliveryTimeout: 5000,
     spanProbe: node.telemetry.probe(SEND_SPAN_EVENTS),
+    spanWatched: false,
     evicted: [],
     routedProbe: node.telemetry.probe('keel.signal_router.routed'),
     droppedProbe: node.telemetry.probe('keel.signal_router.dropped'),
@@ -288,6 +291,7 @@ const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, I
     state.settings = toSettings(send);
     state.deliveryTimeout = arg.deliveryTimeout;
     state.running = true;
+    state.spanWatched = state.spanProbe.active;
     if (resumed) resume(state);
     ctx.signal.addEventListener(
       'abort',
@@ -307,6 +311,7 @@ const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, I
   },
 
   handleCall(request, _from, state) {
+    state.spanWatched = state.spanProbe.active;
     try {
       switch (request?.type) {
         case 'subscribe':

@@ -49,7 +49,7 @@ export class InFlight implements EnvelopeListener {
     if (this.outcome !== undefined) return;
     this.outcome = outcome;
     const state = this.state;
-    state.settledQueue.push(this);
+    state.settledQueue[state.settledCount++] = this;
     if (!state.drainQueued) {
       state.drainQueued = true;
       queueMicrotask(() => drain(state));
@@ -67,7 +67,7 @@ export function pump(state: State, sub: Sub): void {
     state.inFlight++;
     const node = state.node;
     const id = node.nextMessageId();
-    if (state.spanProbe.active) {
+    if (state.spanWatched) {
       const f = new InFlight(state, sub, signal, id, Infinity);
       sub.flights.push(f);
       // from the node, as the fast path's deliveries outlive the router's process
@@ -90,18 +90,27 @@ export function pump(state: State, sub: Sub): void {
 
 /** Counts the settled deliveries (a microtask per batch), then keeps their subscribers' deliveries going. */
 function drain(state: State): void {
+  // the queue's storage is kept from batch to batch (no regrowth per batch); read slots are cleared
   const q = state.settledQueue;
+  state.spanWatched = state.spanProbe.active;
   let i = 0;
   try {
     // settling may start deliveries that settle at once (a dead subscriber): they join this loop
-    for (; i < q.length; i++) settled(state, q[i]!);
+    for (; i < state.settledCount; i++) {
+      const f = q[i]!;
+      q[i] = undefined;
+      settled(state, f);
+    }
   } finally {
-    if (i < q.length) {
+    if (i < state.settledCount) {
       // a throw below (a bug): that settlement is dropped, the others are still counted, nothing wedges
-      q.splice(0, i + 1);
+      const rest = q.slice(i + 1, state.settledCount);
+      q.fill(undefined, 0, state.settledCount);
+      for (let k = 0; k < rest.length; k++) q[k] = rest[k];
+      state.settledCount = rest.length;
       queueMicrotask(() => drain(state));
     } else {
-      q.length = 0;
+      state.settledCount = 0;
       state.drainQueued = false;
     }
   }

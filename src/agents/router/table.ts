@@ -51,7 +51,8 @@ export interface State {
   /** Subscribers removed with deliveries still in flight (their timeouts still run). */
   readonly orphans: Set<Sub>;
   /** Settled deliveries waiting to be counted (one microtask for a batch of them). */
-  readonly settledQueue: InFlight[];
+  readonly settledQueue: (InFlight | undefined)[];
+  settledCount: number;
   drainQueued: boolean;
   /** The one timer over every delivery's timeout (armed for the earliest deadline pending). */
   timer: TimerEntry | undefined;
@@ -67,6 +68,8 @@ export interface State {
   deliveryTimeout: number;
   /** The probes of the supervised send span: while any is attached, deliveries go through `sendSupervised` (which emits it). */
   readonly spanProbe: { readonly active: boolean };
+  /** `spanProbe.active`, read once per batch (a publish, a batch of settlements, a call) rather than per delivery. */
+  spanWatched: boolean;
   /** The signals a `drop_oldest` buffer evicted for the one being offered (reused). */
   readonly evicted: Signal[];
   readonly routedProbe: { readonly active: boolean };
