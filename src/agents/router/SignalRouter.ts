@@ -371,6 +371,8 @@ function isValid(signal: unknown): boolean {
  * (`ack: 'handled'`, up to `maxInFlight` at a time, in order). A slow subscriber never slows the
  * others or the publisher; every signal that does not reach a subscriber is a
  * `keel.signal_router.dropped` event with its reason. A subscriber that dies is unsubscribed.
+ * The subscriptions, buffers and accounts live in a table the node holds under the router's name:
+ * a router restarted under that name by its supervisor resumes them (docs/agents/SignalRouter.md).
  *
  * @example
  * ```ts
