@@ -90,6 +90,8 @@ describe('SignalRouter restart: the subscriptions live in a node-owned table', (
     const slow = sink(node, { held: true });
     await router.subscribe('load.*', fast.pid, { capacity: 10_000 });
     await router.subscribe('load.**', slow.pid, { capacity: 50, overflow: 'drop_oldest', maxInFlight: 2 });
+    const refusing = sink(node, { held: true });
+    await router.subscribe('load.x', refusing.pid, { capacity: 20, overflow: 'reject', maxInFlight: 1 });
     const events = routerEvents(node);
     let first = router.pid;
     const lostWithRouter: number[] = [];
@@ -110,6 +112,7 @@ describe('SignalRouter restart: the subscriptions live in a node-owned table', (
     await events.until('resumed', 1);
     publish(600, 100);
     slow.release();
+    refusing.release();
     await node.idle();
     const stats = await router.stats();
     expect(outcomes).toEqual({ ok: 600, noproc: 100 });
@@ -117,14 +120,24 @@ describe('SignalRouter restart: the subscriptions live in a node-owned table', (
     expect(stats.published).toBe(400); // 600 handed over = 400 routed + 200 lost with the dead router (reported)
     const expected = [...Array.from({ length: 300 }, (_, i) => i), ...Array.from({ length: 100 }, (_, i) => 600 + i)];
     expect(fast.data).toEqual(expected);
-    // per subscriber: each routed signal was delivered or dropped with a reason, none lost at the restart
-    expect(stats.matched).toBe(800);
-    expect(stats.delivered).toBe(400 + slow.data.length);
-    expect(stats.dropped.byReason.evicted).toBe(400 - slow.data.length);
-    expect(stats.dropped.total).toBe(stats.dropped.byReason.evicted);
-    const evictedEvents = events.of('dropped').filter((e) => e.metadata.reason === 'evicted').length;
-    expect(evictedEvents).toBe(stats.dropped.byReason.evicted);
+    // per subscriber: each routed signal was delivered, dropped with a reason, or dead-lettered; none lost at the restart
+    expect(stats.matched).toBe(1200);
+    const r = stats.dropped.byReason;
+    expect(stats.delivered).toBe(400 + slow.data.length + refusing.data.length);
+    expect(r.evicted).toBe(400 - slow.data.length);
+    expect(r.rejected).toBe(400 - refusing.data.length);
+    expect(refusing.data.length).toBe(1 + 20); // one in flight, its buffer full: the rest refused
+    expect(stats.dropped.total).toBe(r.evicted + r.rejected);
+    await events.until('dropped', r.evicted + r.rejected);
+    expect(events.of('dropped').filter((e) => e.metadata.reason === 'evicted')).toHaveLength(r.evicted);
+    const rejected = events.of('dropped').filter((e) => e.metadata.reason === 'rejected');
+    expect(rejected).toHaveLength(r.rejected);
+    const listed = await node.deadLetters.list({ reason: 'signal_rejected', limit: 1000 });
+    if ('error' in listed) throw new Error('the dead letter queue is unavailable');
+    expect(listed.entries).toHaveLength(r.rejected);
+    expect(listed.entries.map((e) => e.id).sort()).toEqual(rejected.map((e) => e.metadata.deadLetterId).sort());
     expect(slow.data.slice(-50)).toEqual(expected.slice(-50)); // drop_oldest kept the newest
+    expect(refusing.data).toEqual(expected.slice(0, 21)); // reject kept the oldest
     expectBalanced(stats);
     expect(stats).toMatchObject({ buffered: 0, inFlight: 0, restarts: 1 });
     expectNoLeaks(node);
