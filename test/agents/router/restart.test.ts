@@ -43,10 +43,13 @@ describe('SignalRouter restart: the subscriptions live in a node-owned table', (
     const first = await killRouter(node, router, () => node.exit(dying.pid, 'kill')); // dies while no router watches it
     await events.until('resumed', 1);
     expect(Pid.equals(router.pid, first)).toBe(false);
-    expect(events.of('resumed').map((e) => [e.measurements, e.metadata])).toEqual([
-      // the dying one found dead at the restart: dropped with its buffer; its delivery in flight settles after (failed)
-      [{ subscribers: 1, subscriptions: 2, lostSubscribers: 1, lostSubscriptions: 2, buffered: 4, inFlight: 2 }, { router: 'signals', restarts: 1 }],
-    ]);
+    // the dying one's failed delivery is counted in a microtask, and the kernel may run the supervisor
+    // (and so the restart) before or after it: either the restart finds it dead and drops it, or its
+    // failed delivery already has; the totals below are the same
+    const resumedWith = events.of('resumed').map((e) => [e.measurements, e.metadata]);
+    const foundDead = { subscribers: 1, subscriptions: 2, lostSubscribers: 1, lostSubscriptions: 2, buffered: 4, inFlight: 2 };
+    const alreadyDropped = { subscribers: 1, subscriptions: 2, lostSubscribers: 0, lostSubscriptions: 0, buffered: 4, inFlight: 1 };
+    expect([[[foundDead, { router: 'signals', restarts: 1 }]], [[alreadyDropped, { router: 'signals', restarts: 1 }]]]).toContainEqual(resumedWith);
     expect(routerMonitors(node).map((m) => Pid.format(m.target))).toEqual([Pid.format(live.pid)]);
     live.release();
     await node.idle();
@@ -56,9 +59,9 @@ describe('SignalRouter restart: the subscriptions live in a node-owned table', (
     expect(stats.dropped.byReason).toMatchObject({ delivery_failed: 1, subscriber_down: 4, router_down: 0 });
     expectBalanced(stats);
     const reported = events.of('dropped').map((e) => [e.metadata.reason, e.measurements.count, Pid.format(e.metadata.subscriber as Pid)]);
-    expect(reported).toEqual([
-      ['subscriber_down', 4, Pid.format(dying.pid)],
+    expect(reported.sort()).toEqual([
       ['delivery_failed', 1, Pid.format(dying.pid)],
+      ['subscriber_down', 4, Pid.format(dying.pid)],
     ]);
     expectNoLeaks(node);
   });
