@@ -1,17 +1,19 @@
 import { checkKeys, InvalidArgumentError, toError } from '../../errors.js';
 import { deadLetterAndReport } from '../../delivery/deadLetter.js';
-import { SEND_SPAN_EVENTS, sendOnce, sendSupervised, type SendOptions, type SendOutcome, type Settings as SendSettings, toSettings } from '../../delivery/sendSupervised.js';
+import { type SendOptions, toSettings, SEND_SPAN_EVENTS } from '../../delivery/sendSupervised.js';
 import { GenServer, type GenServerSpec } from '../../otp/GenServer.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { isDown } from '../../runtime/messages.js';
-import { kernelOf, type Kernel, type Proc } from '../../runtime/kernel.js';
-import { isPid, Pid, type Ref, targetText } from '../../runtime/Pid.js';
+import { kernelOf, type Proc } from '../../runtime/kernel.js';
+import { isPid, Pid, targetText } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
-import { unwatch, watchProcess, type WatchRef } from '../internal/watch.js';
+import { componentState, endsForGood, releaseComponentState } from '../internal/componentState.js';
+import { watchProcess, type WatchRef } from '../internal/watch.js';
 import { parsePattern, PatternTrie } from '../internal/PatternTrie.js';
 import { isKnownSignal, type Signal, validateSignal } from '../Signal.js';
-import { SubscriberBuffer } from './SubscriberBuffer.js';
+import { close, expire, pump, removeSub } from './deliveries.js';
+import { count, dropEvent, type Match, newSub, REASONS, type State, type Sub } from './table.js';
 import type {
   SignalDropReason,
   SignalOverflow,
@@ -23,89 +25,17 @@ import type {
   SubscribeOptions,
 } from './types.js';
 
-
 const OVERFLOWS: readonly SignalOverflow[] = ['drop_newest', 'drop_oldest', 'reject'];
-const REASONS: readonly SignalDropReason[] = ['buffer_full', 'evicted', 'rejected', 'delivery_failed', 'subscriber_down', 'unsubscribed', 'router_down'];
 const DEFAULT_CAPACITY = 1000;
 const DEFAULT_MAX_IN_FLIGHT = 8;
-const SEGMENT_CACHE_LIMIT = 1024;
-
-/** One subscriber: its patterns, its buffer, its deliveries in flight and its monitor. */
-interface Sub {
-  readonly key: string;
-  readonly pid: Pid;
-  readonly patterns: Set<string>;
-  readonly buffer: SubscriberBuffer<Signal>;
-  maxInFlight: number;
-  inFlight: number;
-  readonly ref: Ref;
-  readonly managed: boolean;
-  removed: boolean;
-  /** The publish that last matched it (dedupe across patterns) and through which pattern. */
-  stamp: number;
-  pattern: string;
-}
-
-interface State {
-  readonly name: string;
-  readonly ctx: Context<any>;
-  readonly node: Kernel;
-  readonly trie: PatternTrie<Sub>;
-  readonly subs: Map<string, Sub>;
-  /** The router as the sender of its deliveries (they die with it). */
-  readonly proc: Proc;
-  /** The deliveries' send options, and the same validated once (the hot path skips re-validating them). */
-  readonly send: SendOptions;
-  readonly settings: SendSettings;
-  /** The probes of the supervised send span: while any is attached, deliveries go through `sendSupervised` (which emits it). */
-  readonly spanProbe: { readonly active: boolean };
-  readonly segments: Map<string, readonly string[]>;
-  /** The subscribers matched by the publish being routed (reused). */
-  readonly hits: Sub[];
-  /** The signals a `drop_oldest` buffer evicted for the one being offered (reused). */
-  readonly evicted: Signal[];
-  readonly visit: (sub: Sub, pattern: string) => void;
-  readonly routedProbe: { readonly active: boolean };
-  readonly droppedProbe: { readonly active: boolean };
-  seq: number;
-  published: number;
-  matched: number;
-  routed: number;
-  delivered: number;
-  failed: number;
-  buffered: number;
-  inFlight: number;
-  droppedTotal: number;
-  readonly byReason: Record<SignalDropReason, number>;
-  /** The router has exited: settlements still arriving change nothing and start nothing. */
-  closed: boolean;
-}
+const MATCH_CACHE_LIMIT = 1024;
 
 interface InitArg {
   readonly name: string;
   readonly deliveryTimeout: number;
 }
 
-/** What `sendOnce` takes as its node (the kernel, typed as delivery declares it). */
-type SendNode = Parameters<typeof sendOnce>[0];
-
 // ---- drops ------------------------------------------------------------------------------------
-
-function count(state: State, reason: SignalDropReason, n: number): void {
-  state.byReason[reason] += n;
-  state.droppedTotal += n;
-}
-
-function dropEvent(state: State, reason: SignalDropReason, sub: Sub, n: number, signal?: Signal, extra?: Record<string, unknown>): void {
-  if (!state.droppedProbe.active) return;
-  const metadata: Record<string, unknown> = { router: state.name, reason, subscriber: sub.pid };
-  if (signal !== undefined) {
-    metadata.signalId = signal.id;
-    metadata.type = signal.type;
-  }
-  if (extra !== undefined) Object.assign(metadata, extra);
-  state.node.telemetry.execute('keel.signal_router.dropped', { count: n }, metadata);
-}
 
 /** `reject`: the refused signal goes to the dead letter queue; the event says where it went. */
 function deadLetter(state: State, sub: Sub, signal: Signal): void {
@@ -118,23 +48,37 @@ function deadLetter(state: State, sub: Sub, signal: Signal): void {
 
 // ---- routing ----------------------------------------------------------------------------------
 
-function segmentsOf(state: State, type: string): readonly string[] {
-  let s = state.segments.get(type);
-  if (s === undefined) {
-    if (state.segments.size >= SEGMENT_CACHE_LIMIT) state.segments.clear();
-    s = type.split('.');
-    state.segments.set(type, s);
+/**
+ * The subscribers a type matches, each once (through the first matching pattern the trie visits):
+ * a trie walk per distinct type, then cached until a subscription is added or removed.
+ */
+function matchOf(state: State, type: string): Match {
+  let m = state.matches.get(type);
+  if (m === undefined) {
+    if (state.matches.size >= MATCH_CACHE_LIMIT) state.matches.clear();
+    const subs: Sub[] = [];
+    const patterns: string[] = [];
+    const seen = new Set<Sub>();
+    state.trie.match(type.split('.'), (sub, pattern) => {
+      // a subscriber matched through several patterns gets the signal once
+      if (seen.has(sub)) return;
+      seen.add(sub);
+      subs.push(sub);
+      patterns.push(pattern);
+    });
+    m = { subs, patterns };
+    state.matches.set(type, m);
   }
-  return s;
+  return m;
 }
 
-/** Offers `signal` to `sub`'s buffer under its overflow policy; answers the drops it caused and whether it was accepted. */
-function offer(state: State, sub: Sub, signal: Signal): { accepted: boolean; drops: number } {
+/** Offers `signal` to `sub`'s buffer under its overflow policy; answers the drops it caused (-1: refused, itself the drop). */
+function offer(state: State, sub: Sub, signal: Signal): number {
   const evicted = state.evicted;
   if (sub.buffer.offer(signal, evicted)) {
     state.buffered++;
     const drops = evicted.length;
-    if (drops === 0) return ACCEPTED;
+    if (drops === 0) return 0;
     // 'drop_oldest' made room (more than one when a later subscribe lowered the capacity)
     for (let i = 0; i < drops; i++) {
       state.buffered--;
@@ -142,7 +86,7 @@ function offer(state: State, sub: Sub, signal: Signal): { accepted: boolean; dro
       dropEvent(state, 'evicted', sub, 1, evicted[i]);
     }
     evicted.length = 0;
-    return { accepted: true, drops };
+    return drops;
   }
   if (sub.buffer.overflow === 'reject') {
     count(state, 'rejected', 1);
@@ -151,65 +95,27 @@ function offer(state: State, sub: Sub, signal: Signal): { accepted: boolean; dro
     count(state, 'buffer_full', 1);
     dropEvent(state, 'buffer_full', sub, 1, signal, { pattern: sub.pattern });
   }
-  return REFUSED;
-}
-
-const ACCEPTED = Object.freeze({ accepted: true, drops: 0 });
-const REFUSED = Object.freeze({ accepted: false, drops: 1 });
-
-/** Starts deliveries from `sub`'s buffer, in order, while fewer than `maxInFlight` are in flight. */
-function pump(state: State, sub: Sub): void {
-  while (sub.inFlight < sub.maxInFlight && sub.buffer.size > 0) {
-    const signal = sub.buffer.shift();
-    state.buffered--;
-    sub.inFlight++;
-    state.inFlight++;
-    const sent = state.spanProbe.active ? sendSupervised(state.ctx, sub.pid, signal, state.send) : sendOnce(state.node as SendNode, state.proc, sub.pid, signal, state.settings);
-    // one closure for both ends: with `onError: 'ignore'` a send only rejects on a bug below
-    const done = (r: unknown): void => settled(state, sub, signal, isOutcome(r) ? r : { ok: false, id: '', reason: 'aborted', attempts: 0, firstError: r, lastError: r });
-    sent.then(done, done);
-  }
-}
-
-function isOutcome(r: unknown): r is SendOutcome {
-  return typeof r === 'object' && r !== null && typeof (r as SendOutcome).ok === 'boolean' && typeof (r as SendOutcome).id === 'string' && !(r instanceof Error);
-}
-
-/** A delivery settled (outside the router's handler): count it, then keep the subscriber's deliveries going. */
-function settled(state: State, sub: Sub, signal: Signal, outcome: SendOutcome): void {
-  sub.inFlight--;
-  if (state.closed) return; // counted as router_down when the router exited
-  state.inFlight--;
-  if (outcome.ok) state.delivered++;
-  else {
-    state.failed++;
-    count(state, 'delivery_failed', 1);
-    dropEvent(state, 'delivery_failed', sub, 1, signal, { failure: outcome.reason });
-    // the subscriber died: what it has buffered is dropped as subscriber_down now, as its Down
-    // (which may still be queued behind this promise's turn) would; the Down then finds no entry
-    if (!sub.removed && !state.node.isAlive(sub.pid)) removeSub(state, sub, 'subscriber_down');
-  }
-  if (!sub.removed) pump(state, sub);
+  return -1;
 }
 
 function route(state: State, signal: Signal): void {
   state.published++;
-  state.seq++;
-  const hits = state.hits;
-  state.trie.match(segmentsOf(state, signal.type), state.visit);
+  state.spanWatched = state.spanProbe.active;
+  const { subs, patterns } = matchOf(state, signal.type);
   let accepted = 0;
   let drops = 0;
-  for (let i = 0; i < hits.length; i++) {
-    const sub = hits[i]!;
+  for (let i = 0; i < subs.length; i++) {
+    const sub = subs[i]!;
+    sub.pattern = patterns[i]!;
     const r = offer(state, sub, signal);
-    drops += r.drops;
-    if (r.accepted) {
+    if (r < 0) drops++;
+    else {
+      drops += r;
       accepted++;
       if (sub.inFlight < sub.maxInFlight) pump(state, sub);
     }
   }
-  const matched = hits.length;
-  hits.length = 0;
+  const matched = subs.length;
   state.matched += matched;
   state.routed += accepted;
   if (state.routedProbe.active) {
@@ -223,41 +129,6 @@ function route(state: State, signal: Signal): void {
 function monitorSubscriber(ctx: Context<any>, pid: Pid): WatchRef | undefined {
   const w = watchProcess(ctx, pid, 'signal_router');
   return w === 'noproc' ? undefined : w;
-}
-
-/** Removes a subscriber: its subscriptions, its buffer (dropped with `reason`) and, unless it died, its monitor. */
-function removeSub(state: State, sub: Sub, reason: 'subscriber_down' | 'unsubscribed'): void {
-  sub.removed = true;
-  state.subs.delete(sub.key);
-  for (const pattern of sub.patterns) state.trie.remove(pattern, sub.key);
-  sub.patterns.clear();
-  if (reason === 'unsubscribed') unwatch(state.ctx, sub);
-  const n = sub.buffer.clear();
-  if (n > 0) {
-    state.buffered -= n;
-    count(state, reason, n);
-    dropEvent(state, reason, sub, n);
-  }
-}
-
-/** The router exited: what it still held is reported lost, per subscriber (those in flight may have been handled). */
-function close(state: State): void {
-  if (state.closed) return;
-  state.closed = true;
-  for (const sub of state.subs.values()) {
-    const n = sub.buffer.size + sub.inFlight;
-    if (n > 0) {
-      count(state, 'router_down', n);
-      dropEvent(state, 'router_down', sub, n);
-    }
-  }
-  // in flight for subscribers already removed (unsubscribed with deliveries pending)
-  let orphans = state.inFlight;
-  for (const sub of state.subs.values()) orphans -= sub.inFlight;
-  if (orphans > 0) {
-    count(state, 'router_down', orphans);
-    if (state.droppedProbe.active) state.node.telemetry.execute('keel.signal_router.dropped', { count: orphans }, { router: state.name, reason: 'router_down', subscriber: undefined });
-  }
 }
 
 // ---- validation -------------------------------------------------------------------------------
@@ -298,25 +169,13 @@ function subscribe(state: State, pattern: string, pid: Pid, options: SubscribeOp
   if (sub === undefined) {
     const m = monitorSubscriber(state.ctx, pid);
     if (m === undefined) return { error: 'noproc' };
-    sub = {
-      key,
-      pid: state.node.lookupTarget(pid)?.self ?? pid,
-      patterns: new Set(),
-      buffer: new SubscriberBuffer<Signal>(DEFAULT_CAPACITY, 'drop_newest'),
-      maxInFlight: DEFAULT_MAX_IN_FLIGHT,
-      inFlight: 0,
-      ref: m.ref,
-      managed: m.managed,
-      removed: false,
-      stamp: 0,
-      pattern: '',
-    };
+    sub = newSub(key, state.node.lookupTarget(pid)?.self ?? pid, m.ref, m.managed, DEFAULT_CAPACITY, DEFAULT_MAX_IN_FLIGHT);
     state.subs.set(key, sub);
   }
   if (options.capacity !== undefined) sub.buffer.capacity = options.capacity;
   if (options.overflow !== undefined) sub.buffer.overflow = options.overflow;
   if (options.maxInFlight !== undefined) sub.maxInFlight = options.maxInFlight;
-  state.trie.add(pattern, key, sub);
+  if (state.trie.add(pattern, key, sub)) state.matches.clear();
   sub.patterns.add(pattern);
   pump(state, sub); // a raised maxInFlight takes effect now
   return 'ok';
@@ -326,6 +185,7 @@ function unsubscribe(state: State, pattern: string, pid: Pid): 'ok' | 'not_found
   const sub = state.subs.get(Pid.format(pid));
   if (sub === undefined || !sub.patterns.has(pattern)) return 'not_found';
   state.trie.remove(pattern, sub.key);
+  state.matches.clear();
   sub.patterns.delete(pattern);
   if (sub.patterns.size === 0) removeSub(state, sub, 'unsubscribed');
   return 'ok';
@@ -343,54 +203,115 @@ function stats(state: State): SignalRouterStats {
     buffered: state.buffered,
     inFlight: state.inFlight,
     dropped: { total: state.droppedTotal, byReason: { ...state.byReason } },
+    restarts: state.restarts,
   };
+}
+
+/** A new table (the router's first start under its name). */
+function newState(node: State['node'], ctx: Context<any>, name: string): State {
+  const byReason = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<SignalDropReason, number>;
+  return {
+    name,
+    node,
+    trie: new PatternTrie<Sub>(),
+    subs: new Map(),
+    matches: new Map(),
+    orphans: new Set(),
+    settledQueue: [],
+    settledCount: 0,
+    drainQueued: false,
+    timer: undefined,
+    timerAt: Infinity,
+    ctx,
+    proc: ctx as unknown as Proc,
+    running: false,
+    send: {},
+    settings: toSettings(undefined),
+    deliveryTimeout: 5000,
+    spanProbe: node.telemetry.probe(SEND_SPAN_EVENTS),
+    spanWatched: false,
+    evicted: [],
+    routedProbe: node.telemetry.probe('keel.signal_router.routed'),
+    droppedProbe: node.telemetry.probe('keel.signal_router.dropped'),
+    resumedProbe: node.telemetry.probe('keel.signal_router.resumed'),
+    published: 0,
+    matched: 0,
+    routed: 0,
+    delivered: 0,
+    failed: 0,
+    buffered: 0,
+    inFlight: 0,
+    droppedTotal: 0,
+    byReason,
+    restarts: 0,
+    closed: false,
+  };
+}
+
+/**
+ * A restarted router takes over its predecessor's table: it monitors the subscribers again, drops
+ * those that died meanwhile (their buffers as `subscriber_down`), and starts their buffered
+ * deliveries again. Deliveries in flight at the crash were never cancelled: they settle into the table.
+ */
+function resume(state: State): void {
+  state.restarts++;
+  let lostSubscribers = 0;
+  let lostSubscriptions = 0;
+  for (const sub of [...state.subs.values()]) {
+    const m = monitorSubscriber(state.ctx, sub.pid);
+    if (m === undefined) {
+      lostSubscribers++;
+      lostSubscriptions += sub.patterns.size;
+      removeSub(state, sub, 'subscriber_down');
+      continue;
+    }
+    sub.ref = m.ref;
+    sub.managed = m.managed;
+  }
+  for (const sub of state.subs.values()) pump(state, sub);
+  expire(state);
+  if (state.resumedProbe.active) {
+    state.node.telemetry.execute(
+      'keel.signal_router.resumed',
+      { subscribers: state.subs.size, subscriptions: state.trie.size, lostSubscribers, lostSubscriptions, buffered: state.buffered, inFlight: state.inFlight },
+      { router: state.name, restarts: state.restarts },
+    );
+  }
 }
 
 const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, InitArg> = keelServer({
   init(arg, ctx) {
-    const byReason = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<SignalDropReason, number>;
     const node = kernelOf(ctx);
-    const hits: Sub[] = [];
+    // the table outlives this process: a router restarted under the same name resumes it
+    const { state, resumed } = componentState(node, arg.name, () => newState(node, ctx, arg.name));
     const send: SendOptions = { ack: 'handled', timeout: arg.deliveryTimeout, onError: 'ignore', metadata: { router: arg.name } };
-    const state: State = {
-      name: arg.name,
-      ctx,
-      node,
-      trie: new PatternTrie<Sub>(),
-      subs: new Map(),
-      proc: ctx as unknown as Proc,
-      send,
-      settings: toSettings(send),
-      spanProbe: node.telemetry.probe(SEND_SPAN_EVENTS),
-      segments: new Map(),
-      hits,
-      evicted: [],
-      visit: (sub, pattern) => {
-        // a subscriber matched through several patterns gets the signal once
-        if (sub.stamp === state.seq) return;
-        sub.stamp = state.seq;
-        sub.pattern = pattern;
-        hits.push(sub);
+    state.ctx = ctx;
+    state.proc = ctx as unknown as Proc;
+    state.send = send;
+    state.settings = toSettings(send);
+    state.deliveryTimeout = arg.deliveryTimeout;
+    state.running = true;
+    state.spanWatched = state.spanProbe.active;
+    if (resumed) resume(state);
+    ctx.signal.addEventListener(
+      'abort',
+      () => {
+        if (state.ctx !== ctx) return;
+        state.running = false;
+        // stopped for good (or the node stops): what it held is reported lost and the table released;
+        // any other exit keeps the table for the restart
+        if (endsForGood(ctx.signal.reason as never) || node.stopping) {
+          close(state);
+          releaseComponentState(node, state.name);
+        }
       },
-      routedProbe: node.telemetry.probe('keel.signal_router.routed'),
-      droppedProbe: node.telemetry.probe('keel.signal_router.dropped'),
-      seq: 0,
-      published: 0,
-      matched: 0,
-      routed: 0,
-      delivered: 0,
-      failed: 0,
-      buffered: 0,
-      inFlight: 0,
-      droppedTotal: 0,
-      byReason,
-      closed: false,
-    };
-    ctx.signal.addEventListener('abort', () => close(state), { once: true });
+      { once: true },
+    );
     return state;
   },
 
   handleCall(request, _from, state) {
+    state.spanWatched = state.spanProbe.active;
     try {
       switch (request?.type) {
         case 'subscribe':
@@ -406,7 +327,7 @@ const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, I
         case 'stats':
           return { reply: stats(state), state };
         case 'internals':
-          return { reply: { trieNodes: state.trie.nodeCount }, state };
+          return { reply: { trieNodes: state.trie.nodeCount, cachedTypes: state.matches.size }, state };
         default:
           throw new InvalidArgumentError('request', "a signal router call ({ type: 'subscribe' | 'unsubscribe' | 'stats' })", request);
       }
@@ -450,6 +371,8 @@ function isValid(signal: unknown): boolean {
  * (`ack: 'handled'`, up to `maxInFlight` at a time, in order). A slow subscriber never slows the
  * others or the publisher; every signal that does not reach a subscriber is a
  * `keel.signal_router.dropped` event with its reason. A subscriber that dies is unsubscribed.
+ * The subscriptions, buffers and accounts live in a table the node holds under the router's name:
+ * a router restarted under that name by its supervisor resumes them (docs/agents/SignalRouter.md).
  *
  * @example
  * ```ts

@@ -66,6 +66,8 @@ export interface SignalRouterStats {
   readonly inFlight: number;
   /** Every drop; `matched = routed + buffer_full + rejected`. */
   readonly dropped: { readonly total: number; readonly byReason: Readonly<Record<SignalDropReason, number>> };
+  /** Times a restarted router resumed these subscriptions and accounts (0 for the first incarnation). */
+  readonly restarts: number;
 }
 
 /** The router's calls. */
@@ -73,7 +75,7 @@ export type SignalRouterProtocol =
   | { request: { type: 'subscribe'; pattern: string; pid: Pid; options: SubscribeOptions }; reply: 'ok' | { error: 'noproc' } }
   | { request: { type: 'unsubscribe'; pattern: string; pid: Pid }; reply: 'ok' | 'not_found' }
   | { request: { type: 'stats' }; reply: SignalRouterStats }
-  | { request: { type: 'internals' }; reply: { trieNodes: number } };
+  | { request: { type: 'internals' }; reply: { trieNodes: number; cachedTypes: number } };
 
 /** The router's cast. */
 export type SignalRouterCast = { type: 'publish'; signal: Signal };

@@ -1,115 +1,15 @@
 /* eslint-disable keel/no-unmanaged-monitor -- the tests wait for a process's death (the router's, a subscriber's, an agent's) on a runtime monitor's Down (STYLE.md 10) */
 import { describe, expect, it } from 'vitest';
-import { GenServer, isDown, isKeelError, type Node, Pid, Supervisor } from '../../../src/index.js';
+import { GenServer, isDown, isKeelError, Pid, Supervisor } from '../../../src/index.js';
 import { PatternTrie } from '../../../src/agents/internal/PatternTrie.js';
-import { createSignal, isSignal, type Signal } from '../../../src/agents/Signal.js';
 import { SignalRouter } from '../../../src/agents/router/SignalRouter.js';
-import type { SignalOverflow, SignalRouterHandle, SignalRouterStats, SubscribeOptions } from '../../../src/agents/router/types.js';
+import type { SignalOverflow, SignalRouterHandle, SubscribeOptions } from '../../../src/agents/router/types.js';
 import type { Kernel } from '../../../src/runtime/kernel.js';
 import { captureEvents, probe } from '../../../src/testing/index.js';
-import { clockedNode, deadPid, type Deferred, deferred, expectKeelError, failure, fakeLogger, listOf, receiveDown, thrown, UNREADABLE, useNodes } from '../../support.js';
+import { clockedNode, deadPid, expectKeelError, failure, fakeLogger, receiveDown, thrown, UNREADABLE, useNodes } from '../../support.js';
+import { expectBalanced, internals, publishAll, routerEvents, routerMonitors, signal, sink, startRouter } from './routerKit.js';
 
 const track = useNodes();
-
-// ---- helpers ----------------------------------------------------------------------------------
-
-/**
- * A subscriber that records every signal as its handler starts it. While `held`, each handler
- * awaits a gate (a slow subscriber); `release()` opens the gates and stops holding. `until(n)`
- * resolves once it has started `n` signals. `crashOn(i)` makes it throw on the signal whose data is i.
- */
-interface Sink {
-  readonly pid: Pid;
-  readonly got: Signal[];
-  readonly data: unknown[];
-  until(n: number): Promise<void>;
-  release(): void;
-}
-
-function sink(node: Node, options: { held?: boolean; crashOn?: number } = {}): Sink {
-  const got: Signal[] = [];
-  const gates: Deferred<void>[] = [];
-  const waiters: { n: number; resolve: () => void }[] = [];
-  let held = options.held === true;
-  const pid = node.spawn(() => (m: unknown) => {
-    if (!isSignal(m)) return;
-    got.push(m);
-    for (const w of waiters.filter((x) => got.length >= x.n)) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve();
-    }
-    if (options.crashOn !== undefined && m.data === options.crashOn) throw new Error(`poison ${options.crashOn}`);
-    if (!held) return;
-    const gate = deferred();
-    gates.push(gate);
-    return gate.promise;
-  });
-  return {
-    pid,
-    got,
-    get data() {
-      return got.map((s) => s.data);
-    },
-    until: (n) => (got.length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve }))),
-    release: () => {
-      held = false;
-      for (const g of gates.splice(0)) g.resolve();
-    },
-  };
-}
-
-interface Seen {
-  readonly event: string;
-  readonly measurements: Record<string, number>;
-  readonly metadata: Record<string, unknown>;
-}
-
-/** Records the router's events; `until(event, n)` resolves once `n` such events have been seen. */
-function routerEvents(node: Node): { list: Seen[]; of(event: string): Seen[]; until(event: string, n: number): Promise<void> } {
-  const list: Seen[] = [];
-  const waiters: { event: string; n: number; resolve: () => void }[] = [];
-  const of = (event: string): Seen[] => list.filter((e) => e.event === `keel.signal_router.${event}`);
-  node.telemetry.attach(`test.router.${Math.random()}`, ['keel.signal_router.*'], (event, measurements, metadata) => {
-    list.push({ event, measurements, metadata });
-    for (const w of waiters.filter((x) => of(x.event).length >= x.n)) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve();
-    }
-  });
-  return { list, of, until: (event, n) => (of(event).length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ event, n, resolve }))) };
-}
-
-const signal = (type: string, data?: unknown): Signal => createSignal({ type, source: '/test', data });
-
-function publishAll(router: SignalRouterHandle, type: string, n: number, from = 0): Signal[] {
-  const out: Signal[] = [];
-  for (let i = from; i < from + n; i++) {
-    const s = signal(type, i);
-    expect(router.publish(s)).toEqual({ ok: true, id: s.id });
-    out.push(s);
-  }
-  return out;
-}
-
-/** The accounting identities every router keeps, whatever happened. */
-function expectBalanced(s: SignalRouterStats): void {
-  const r = s.dropped.byReason;
-  expect(s.routed).toBe(s.delivered + s.failed + r.evicted + r.subscriber_down + r.unsubscribed + s.buffered + s.inFlight);
-  expect(s.matched).toBe(s.routed + r.buffer_full + r.rejected);
-  expect(s.failed).toBe(r.delivery_failed);
-  expect(s.dropped.total).toBe(Object.values(r).reduce((a, b) => a + b, 0));
-}
-
-const routerMonitors = (node: Node) => listOf(node).filter((e) => e.tag === 'signal_router');
-
-function startRouter(node: Node, options?: Parameters<typeof SignalRouter.start>[1]): Promise<SignalRouterHandle> {
-  return SignalRouter.start(node, options);
-}
-
-/** The router's internal sizes (a call only tests make). */
-async function internals(node: Node, router: SignalRouterHandle): Promise<{ trieNodes: number }> {
-  return GenServer.call(node, router.name, { type: 'internals' }) as Promise<{ trieNodes: number }>;
-}
 
 // ---- the trie ---------------------------------------------------------------------------------
 
@@ -774,7 +674,7 @@ describe('SignalRouter.start', () => {
     expect(node.info(a.pid)?.links.some((l) => Pid.equals(l, sup))).toBe(true);
   });
 
-  it('under a supervisor: linked to it, restarted after a crash with fresh state, what it held reported, its monitors released', async () => {
+  it('under a supervisor: linked to it, restarted after a crash with its subscriptions, buffers and accounts, nothing lost', async () => {
     const { node } = clockedNode(track);
     let handle: SignalRouterHandle | undefined;
     const sup = await Supervisor.start(node, [
@@ -794,29 +694,32 @@ describe('SignalRouter.start', () => {
     const events = routerEvents(node);
     publishAll(router, 'a.b', 4);
     await s.until(1);
-    await router.stats();
+    expect(await router.stats()).toMatchObject({ inFlight: 1, buffered: 3 });
     expect(routerMonitors(node)).toHaveLength(1);
     const p = probe(node);
     const ref = p.ctx.monitor(first);
     node.exit(first, 'kill');
     const down = await receiveDown(p, ref);
     expect(down.reason).toBe('killed');
-    s.release(); // the old router's delivery in its handler finishes; nothing else of it is left
-    await node.idle();
-    // what it held is reported: 3 buffered + 1 in flight
-    expect(events.of('dropped').map((e) => [e.metadata.reason, e.measurements.count])).toEqual([['router_down', 4]]);
+    await events.until('resumed', 1);
     const second = router.pid;
     expect(Pid.equals(second, first)).toBe(false);
     expect(node.info(second)?.links.some((l) => Pid.equals(l, sup))).toBe(true);
-    expect(routerMonitors(node)).toEqual([]);
-    // fresh state: the subscriber subscribes again
-    expect(await router.stats()).toMatchObject({ subscribers: 0, published: 0 });
-    const t = sink(node);
-    expect(await router.subscribe('a.*', t.pid)).toBe('ok');
+    // the subscriber is monitored again, by the new router only
+    expect(routerMonitors(node).map((m) => [Pid.format(m.owner), Pid.format(m.target)])).toEqual([[Pid.format(second), Pid.format(s.pid)]]);
+    expect(events.of('resumed').map((e) => [e.measurements, e.metadata])).toEqual([
+      [{ subscribers: 1, subscriptions: 1, lostSubscribers: 0, lostSubscriptions: 0, buffered: 3, inFlight: 1 }, { router: 'signals', restarts: 1 }],
+    ]);
+    s.release(); // the delivery in flight at the crash settles into the kept table; the buffered three follow
+    await node.idle();
+    expect(s.data).toEqual([0, 1, 2, 3]);
+    expect(events.of('dropped')).toEqual([]);
+    const stats = await router.stats();
+    expect(stats).toMatchObject({ subscribers: 1, published: 4, delivered: 4, buffered: 0, inFlight: 0, restarts: 1, dropped: { total: 0 } });
+    expectBalanced(stats);
     router.publish(signal('a.c', 'after'));
     await node.idle();
-    expect(t.data).toEqual(['after']);
-    expect(s.data).toEqual([0]); // nothing more reached it from the old router
+    expect(s.data).toEqual([0, 1, 2, 3, 'after']);
     expect(isDown(down)).toBe(true);
     expect((node as Kernel).isAlive(sup)).toBe(true);
   });
