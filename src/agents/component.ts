@@ -12,7 +12,8 @@ import type { Context, Node } from '../runtime/types.js';
  * caller's supervisor supervises it; from a node it runs under the node's `keel.agents` dynamic
  * supervisor (started on first use) as a permanent child. Either way it is registered under a
  * unique name, and its handle addresses it by that name, so a restarted component is found again.
- * A restart begins with fresh state, as in OTP.
+ * A component's state is kept in a table its node holds under that name
+ * (`internal/componentState.ts`), so a restart resumes it; a `normal` stop releases it.
  */
 
 const supervisors = new WeakMap<Node, Promise<Pid>>();
