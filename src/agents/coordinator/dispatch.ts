@@ -383,6 +383,13 @@ export function cancelRunning(state: State, wf: Run): Promise<{ worker: Pid; tas
   const sends: Promise<{ worker: Pid; taskId: string; outcome: SendOutcome }>[] = [];
   for (const task of wf.state === 'compensating' ? wf.undo : wf.tasks.values()) {
     const attempt = task.current;
+    if (attempt === undefined && task.prefer !== undefined && (task.state === 'delayed' || task.state === 'ready')) {
+      // to be re-run after a restart, its first run perhaps still going on there: that run is told to stop
+      const worker = task.prefer.pid;
+      const taskId = agentTaskId(task);
+      sends.push(cancelOn(state, worker, taskId).then((outcome) => ({ worker, taskId, outcome })));
+      continue;
+    }
     if (attempt === undefined || attempt.done) continue;
     attempt.done = true; // its answer no longer counts; the worker's load drops when it answers
     task.current = undefined;

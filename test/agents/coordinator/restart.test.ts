@@ -163,3 +163,58 @@ describe('CoordinatorAgent restarted in its node', () => {
     expect((await again.metrics()).workflows.completed).toBe(0);
   });
 });
+
+describe('CoordinatorAgent restarted in its node: paused and compensating workflows', () => {
+  it('a paused workflow stays paused; a compensation that was running runs again; a cancel reaches the first run of a re-run task still going on', async () => {
+    const { node, clock } = clockedNode(track);
+    const undone: string[] = [];
+    const aborted: string[] = [];
+    const hold = deferred<void>();
+    const w = await Agent.start(node, {
+      capabilities: [],
+      maxConcurrentTasks: 4,
+      tasks: {
+        ok: () => 'ok',
+        fail: () => {
+          throw new Error('no');
+        },
+        undo: async (t) => {
+          undone.push(t.id);
+          if (undone.length === 1) await hold.promise;
+          return 'undone';
+        },
+        hang: (_t, _ctx, { signal }) => new Promise((_r, reject) => signal.addEventListener('abort', () => (aborted.push(_t.id), reject(new Error('aborted'))), { once: true })),
+      },
+    });
+    const coordinator = await CoordinatorAgent.start(node, { name: 'flow', workers: [w.pid], maxTasksPerWorker: 4 });
+    await coordinator.submit({ id: 'saga', tasks: [{ id: 'a', kind: 'ok', compensate: { kind: 'undo' } }, { id: 'b', kind: 'fail', dependsOn: ['a'] }] });
+    await coordinator.submit({ id: 'held', tasks: [{ id: 'x', kind: 'ok' }, { id: 'y', kind: 'ok', dependsOn: ['x'] }] });
+    await coordinator.submit({ id: 'long', tasks: [{ id: 'h', kind: 'hang' }] });
+    await node.idle();
+    expect(await coordinator.wait('held')).toMatchObject({ status: 'completed' });
+    await coordinator.submit({ id: 'paused', tasks: [{ id: 'p', kind: 'hang' }, { id: 'q', kind: 'ok', dependsOn: ['p'] }] });
+    await coordinator.pause('paused');
+    await node.idle();
+    expect(undone).toEqual(['saga/a/compensate']);
+    await kill(node, coordinator.pid);
+    expect(await coordinator.status('saga')).toMatchObject({ state: 'compensating' });
+    expect(await coordinator.status('paused')).toMatchObject({ state: 'paused' });
+    // the compensation still runs on w: its re-run is refused (duplicate_task) until that run ends
+    hold.resolve();
+    await node.idle();
+    await clock.advance(50);
+    await node.idle();
+    expect(undone).toEqual(['saga/a/compensate', 'saga/a/compensate']);
+    expect(await coordinator.wait('saga')).toMatchObject({ status: 'failed', failedTask: 'b', compensations: [{ task: 'a', ok: true, result: 'undone' }] });
+    // 'long' is refused while its first run goes on; cancelling it stops that run
+    const cancelled = await coordinator.cancel('long');
+    expect(cancelled).toMatchObject({ cancelled: true, notified: [{ taskId: 'long/h', outcome: { ok: true } }] });
+    await node.idle();
+    expect(aborted).toEqual(['long/h']);
+    expect(await coordinator.wait('long')).toMatchObject({ status: 'cancelled' });
+    // the paused workflow's task ran when it paused: queued for its re-run, its first run is told to stop too
+    expect(await coordinator.cancel('paused')).toMatchObject({ cancelled: true, notified: [{ taskId: 'paused/p', outcome: { ok: true } }] });
+    await node.idle();
+    expect(aborted).toEqual(['long/h', 'paused/p']);
+  });
+});
