@@ -52,6 +52,13 @@ describe('CoordinatorAgent with an agent store', () => {
     expect(agentStoreFor(second, undefined)!.loadAll('trip').records).toEqual([]);
   });
 
+  it('a bad store option is refused at start (ERR_INVALID_ARGUMENT naming it)', () => {
+    const { node } = clockedNode(track);
+    expectKeelError(thrown(() => CoordinatorAgent.start(node, { store: { kind: 'nope' } as never })), 'ERR_INVALID_ARGUMENT', 'options.store.kind');
+    expectKeelError(thrown(() => CoordinatorAgent.start(node, { store: { kind: 'sqlite', path: '' } })), 'ERR_INVALID_ARGUMENT', 'options.store.path');
+    expectKeelError(thrown(() => CoordinatorAgent.start(node, { store: 42 as never })), 'ERR_INVALID_ARGUMENT', 'options.store');
+  });
+
   it('with a store a workflow must be plain data: one that is not is refused at the call (ERR_NOT_SERIALIZABLE), nothing started', async () => {
     const { node } = clockedNode(track);
     const store = new MemoryAgentStore();
