@@ -12,7 +12,14 @@ import { finish, metricsOf, startRun, statusOfRun } from './runs.js';
 import { abortCompensations } from './saga.js';
 import { StuckCheck, stuckCheck } from './stuck.js';
 import type { CancelResult, CoordinatorHandle, CoordinatorMetrics, CoordinatorOptions, Workflow, WorkflowResult, WorkflowStatus } from './types.js';
-import { checkId, type Init, validateOptions, validateWorkflow } from './validate.js';
+import { checkId, type Settings, validateOptions, validateWorkflow } from './validate.js';
+import { RESULT, storeWrite, WORKFLOW } from './durable.js';
+import { resumeKept, resumeStored } from './resume.js';
+import type { Kept } from './state.js';
+import { componentState, endsForGood, releaseComponentState } from '../internal/componentState.js';
+import { type AgentStore, encodeValue } from '../store/AgentStore.js';
+import { agentStoreFor } from '../store/stores.js';
+import { kernelOf } from '../../runtime/kernel.js';
 
 /** The coordinator's calls (its handle makes them). */
 type Calls =
@@ -43,26 +50,44 @@ function kindsOf(status: AgentStatus): readonly string[] | undefined {
 /** How long `start` waits for each initial worker's status (well within the 5 s start deadline). */
 const STATUS_AT_START_MS = 1000;
 
-const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, Init> = keelServer({
-  async init({ options, workers }, ctx) {
-    const state: State = {
-      ctx,
-      options,
-      workers: new Map(),
-      runs: new Map(),
-      history: new Map(),
-      ready: [],
-      head: 0,
-      free: 0,
-      seq: 0,
-      m: { completed: 0, failed: 0, cancelled: 0, rejected: 0, tasksCompleted: 0, tasksFailed: 0, reassigned: 0, timedOut: 0, left: 0, retried: 0 },
-    };
+interface Arg {
+  readonly options: Settings;
+  readonly workers: readonly Pid[];
+  readonly name: string;
+  readonly store: AgentStore | undefined;
+}
+
+function newKept(): Kept {
+  return {
+    workers: new Map(),
+    runs: new Map(),
+    history: new Map(),
+    seq: 0,
+    m: { completed: 0, failed: 0, cancelled: 0, rejected: 0, tasksCompleted: 0, tasksFailed: 0, reassigned: 0, timedOut: 0, left: 0, retried: 0 },
+  };
+}
+
+const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, Arg> = keelServer({
+  async init({ options, workers, name, store }, ctx) {
+    // the table of a predecessor under this name (killed, restarted by its supervisor), or a new one
+    const { state: kept, resumed } = componentState(ctx.node, name, newKept);
+    const state: State = { ctx, name, kept, store, options, workers: kept.workers, runs: kept.runs, history: kept.history, ready: [], head: 0, free: 0, m: kept.m };
+    if (resumed) {
+      const r = resumeKept(state);
+      event(state, 'resumed', { workflows: r.workflows, rerun: r.rerun, dropped: r.dropped }, { from: 'table' });
+    }
     // the initial pool: each worker says what it can do; one that does not answer is left out
     const statuses = await Promise.allSettled(workers.map((w) => statusOf(ctx, w, { timeout: Math.min(options.taskTimeoutMs, STATUS_AT_START_MS) })));
     statuses.forEach((s, i) => {
-      if (s.status === 'fulfilled') addWorker(state, workers[i]!, s.value.capabilities, kindsOf(s.value));
-      else event(state, 'worker_refused', {}, { worker: workers[i], error: s.reason });
+      if (s.status === 'fulfilled') {
+        if (!state.workers.has(pidKey(workers[i]!))) addWorker(state, workers[i]!, s.value.capabilities, kindsOf(s.value));
+      } else event(state, 'worker_refused', {}, { worker: workers[i], error: s.reason });
     });
+    if (!resumed && store !== undefined) {
+      // a new OS process: the store's active workflows resume, their tasks wait for workers that run them
+      const r = resumeStored(state);
+      event(state, 'resumed', { workflows: r.workflows, rerun: r.rerun, dropped: r.dropped }, { from: 'store' });
+    }
     return state;
   },
 
@@ -160,25 +185,34 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
     return state;
   },
 
-  terminate(_reason, state) {
+  terminate(reason, state) {
     for (const w of state.workers.values()) {
       if (w.watch.managed && state.ctx.node.monitors.available) state.ctx.node.monitors.demonitor(state.ctx, w.watch.ref);
     }
+    // asked to stop (a normal exit): it ends for good, its table and its store records with it
+    if (!endsForGood(reason)) return;
+    releaseComponentState(state.ctx.node, state.name);
+    if (!kernelOf(state.ctx).stopping) storeWrite(state, '', (store) => store.transaction(() => (store.deleteAll(state.name, WORKFLOW), store.deleteAll(state.name, RESULT))));
   },
 }, 'a coordinator (use its handle)', 'bare');
 
 // ---- the handle -------------------------------------------------------------------------------------------
 
-function handleFor(node: Node, name: string, started: Pid): CoordinatorHandle {
+function handleFor(node: Node, name: string, started: Pid, store: AgentStore | undefined): CoordinatorHandle {
   // the coordinator answers every call (a run when its workflow ends): no call timeout of its own
   const call = componentCaller<Calls>(node, name, { timeout: Infinity });
+  const check = (workflow: Workflow): void => {
+    validateWorkflow(workflow);
+    // kept in the store: a workflow that is not plain data is refused at the call (ERR_NOT_SERIALIZABLE)
+    if (store !== undefined) encodeValue(workflow, 'workflow');
+  };
   return componentHandle<CoordinatorHandle>(node, name, started, {
     run: (workflow) => {
-      validateWorkflow(workflow);
+      check(workflow);
       return call({ op: 'run', workflow, wait: true });
     },
     submit: (workflow) => {
-      validateWorkflow(workflow);
+      check(workflow);
       return call({ op: 'run', workflow, wait: false });
     },
     wait: (id) => (checkId(id), call({ op: 'wait', id })),
@@ -226,6 +260,8 @@ export const CoordinatorAgent = {
     const init = validateOptions(options);
     const node = componentNode(from);
     const name = nameFor(node, 'coordinator', options.name);
-    return startComponent(from, coordinatorSpec, init, name).then((pid) => handleFor(node, name, pid));
+    // opened now: a store that cannot be opened is a typed error of the start (ERR_STORE_UNAVAILABLE, ERR_PEER_MISSING)
+    const store = agentStoreFor(node, init.store);
+    return startComponent(from, coordinatorSpec, { options: init.options, workers: init.workers, name, store }, name).then((pid) => handleFor(node, name, pid, store));
   },
 };

@@ -6,6 +6,7 @@ import type { AgentCast, AgentProtocol, AgentTask, TaskResult } from '../Agent.j
 import { unwatch, watchProcess } from '../internal/watch.js';
 import { retryDelay } from './policy.js';
 import { finish } from './runs.js';
+import { persist, recordResult } from './durable.js';
 import { compensationSettled } from './saga.js';
 import { AggregateTimeout, agentTaskId, event, NoWorkerDue, pidKey, put, Requeue, wanted, type Attempt, type Run, type State, type TaskRun, type Worker } from './state.js';
 import { touch } from './stuck.js';
@@ -120,6 +121,8 @@ export function enqueue(state: State, task: TaskRun): void {
  * a hole, and tasks that must wait (paused workflow, no eligible worker with room) stay in place.
  */
 export function dispatch(state: State): void {
+  // a dead coordinator's late answers must not move tasks its successor now runs (they share them)
+  if (state.ctx.signal.aborted) return;
   const max = state.options.maxTasksPerWorker;
   const ready = state.ready;
   for (let i = state.head; i < ready.length && state.free > 0; i++) {
@@ -131,9 +134,9 @@ export function dispatch(state: State): void {
         runAggregate(state, task);
         take = true;
       } else {
-        let best: Worker | undefined;
+        let best = preferred(state, task);
         let fallback: Worker | undefined;
-        for (const w of state.workers.values()) {
+        if (best === undefined) for (const w of state.workers.values()) {
           if (w.load >= max || !eligible(w, task)) continue;
           if (w === task.avoid) fallback = w;
           else if (best === undefined || w.load < best.load) {
@@ -163,6 +166,17 @@ export function dispatch(state: State): void {
   }
 }
 
+/** The worker a task re-run after a restart goes back to, if it is in the pool with room and runs it. */
+function preferred(state: State, task: TaskRun): Worker | undefined {
+  const w = task.prefer;
+  if (w === undefined) return undefined;
+  if (state.workers.get(w.key) !== w) {
+    task.prefer = undefined; // it left: the task goes to whoever can run it
+    return undefined;
+  }
+  return w.load < state.options.maxTasksPerWorker && eligible(w, task) ? w : undefined;
+}
+
 /** The task as its worker (or aggregator) sees it: its inputs are its dependencies' results, by id. */
 const NO_INPUTS: Readonly<Record<string, unknown>> = Object.freeze({});
 
@@ -187,6 +201,7 @@ function begin(state: State, task: TaskRun, worker: Worker | undefined): Attempt
   task.attempts++;
   task.worker = worker === undefined ? state.ctx.self : worker.pid;
   touch(state, task.wf);
+  if (state.store !== undefined) persist(state, task.wf); // started: after a crash it runs again (counted a re-run)
   return attempt;
 }
 
@@ -235,7 +250,8 @@ export function aggregateTimeout(state: State, attempt: Attempt): void {
 function settled(state: State, attempt: Attempt, result: TaskResult | undefined, error: unknown): void {
   const worker = attempt.worker;
   if (worker?.running.delete(attempt) === true) unload(state, worker);
-  if (attempt.done || state.ctx.signal.aborted) {
+  if (state.ctx.signal.aborted) return;
+  if (attempt.done) {
     dispatch(state);
     return;
   }
@@ -244,7 +260,7 @@ function settled(state: State, attempt: Attempt, result: TaskResult | undefined,
     attempt.done = true;
     task.current = undefined;
     if (result.ok) completeTask(state, task, result.result);
-    else if (worker !== undefined && (result.error === 'busy' || result.error === 'duplicate_task')) requeue(state, task, worker);
+    else if (worker !== undefined && (result.error === 'busy' || result.error === 'duplicate_task')) requeue(state, task, worker, result.error === 'duplicate_task');
     else taskError(state, task, result.error);
   } else if (worker !== undefined && (isKeelError(error, 'ERR_CALL_TIMEOUT') || error instanceof CallTimeoutError)) {
     state.m.timedOut++;
@@ -264,10 +280,13 @@ function settled(state: State, attempt: Attempt, result: TaskResult | undefined,
   dispatch(state);
 }
 
-function requeue(state: State, task: TaskRun, worker: Worker): void {
+function requeue(state: State, task: TaskRun, worker: Worker, duplicate: boolean): void {
   task.state = 'delayed';
   task.attempts--; // the worker refused it without running it
-  task.avoid = worker;
+  // re-run after a restart on the worker that still runs it: wait for that run to end there (asked again)
+  if (duplicate && task.prefer === worker) task.avoid = undefined;
+  else task.avoid = worker;
+  task.dueAt = state.ctx.node.clock.now() + REFUSED_RETRY_MS;
   state.ctx.sendAfter(state.ctx.self, new Requeue(task), REFUSED_RETRY_MS);
 }
 
@@ -292,6 +311,7 @@ function taskError(state: State, task: TaskRun, error: unknown): void {
   event(state, 'task_retry', { attempt: task.attempts, delayMs: delay }, { workflow: task.wf.id, task: task.spec.id, worker: task.worker, error });
   task.state = 'delayed';
   task.error = error;
+  task.dueAt = state.ctx.node.clock.now() + delay;
   state.ctx.sendAfter(state.ctx.self, new Requeue(task), delay);
 }
 
@@ -320,6 +340,7 @@ function completeTask(state: State, task: TaskRun, result: unknown): void {
   task.state = 'completed';
   task.result = result;
   task.error = undefined;
+  task.prefer = undefined;
   touch(state, task.wf);
   if (task.role === 'compensation') {
     compensationSettled(state, task, true, result);
@@ -330,6 +351,7 @@ function completeTask(state: State, task: TaskRun, result: unknown): void {
   put(wf.results, task.spec.id, result);
   wf.completed++;
   wf.completedOrder.push(task);
+  recordResult(state, task);
   for (const d of task.dependents) {
     if (--d.blockers === 0 && d.state === 'blocked' && wanted(d)) enqueue(state, d);
   }
@@ -361,6 +383,13 @@ export function cancelRunning(state: State, wf: Run): Promise<{ worker: Pid; tas
   const sends: Promise<{ worker: Pid; taskId: string; outcome: SendOutcome }>[] = [];
   for (const task of wf.state === 'compensating' ? wf.undo : wf.tasks.values()) {
     const attempt = task.current;
+    if (attempt === undefined && task.prefer !== undefined && (task.state === 'delayed' || task.state === 'ready')) {
+      // to be re-run after a restart, its first run perhaps still going on there: that run is told to stop
+      const worker = task.prefer.pid;
+      const taskId = agentTaskId(task);
+      sends.push(cancelOn(state, worker, taskId).then((outcome) => ({ worker, taskId, outcome })));
+      continue;
+    }
     if (attempt === undefined || attempt.done) continue;
     attempt.done = true; // its answer no longer counts; the worker's load drops when it answers
     task.current = undefined;

@@ -3,6 +3,7 @@ import { GenServer } from '../../otp/GenServer.js';
 import type { Pid } from '../../runtime/Pid.js';
 import { anyEligible, cancelRunning, dispatch, enqueue, event, noWorkerError, put, WorkflowTimeout, type Run, type State, type TaskRun } from './dispatch.js';
 import { toRetry } from './policy.js';
+import { forget, persist } from './durable.js';
 import { startCompensation } from './saga.js';
 import { stopStuckTimer, touch } from './stuck.js';
 import type { CoordinatorMetrics, TaskOutcome, Workflow, WorkflowResult, WorkflowStatus } from './types.js';
@@ -80,6 +81,7 @@ export function finalize(state: State, wf: Run, status: 'completed' | 'failed' |
     finishedAt,
   };
   state.runs.delete(wf.id);
+  forget(state, wf);
   state.history.set(wf.id, { status: statusOfRun(wf, finishedAt), result });
   while (state.history.size > state.options.historySize) state.history.delete(state.history.keys().next().value!);
   if (status === 'completed') state.m.completed++;
@@ -98,7 +100,7 @@ export function startRun(state: State, workflow: Workflow): Run | Error {
   }
   let id = workflow.id;
   if (id === undefined) {
-    do id = `wf-${++state.seq}`;
+    do id = `wf-${++state.kept.seq}`;
     while (state.runs.has(id) || state.history.has(id));
   } else if (state.runs.has(id) || state.history.has(id)) {
     return new InvalidArgumentError('workflow.id', 'an id not used by an active or remembered workflow', id);
@@ -108,20 +110,7 @@ export function startRun(state: State, workflow: Workflow): Run | Error {
       return new InvalidArgumentError(`workflow.tasks[${i}].kind`, `an aggregator of this coordinator (${[...state.options.aggregators.keys()].join(', ') || 'none'})`, spec.kind);
     }
   }
-  const now = state.ctx.node.clock.now();
-  const wf: Run = {
-    id, tasks: new Map(), state: 'running', completed: 0, reassigned: 0, results: {}, startedAt: now, waiters: [], timer: undefined,
-    waitMs: workflow.waitForWorkersMs ?? state.options.waitForWorkersMs, stuckMs: workflow.stuckAfterMs ?? state.options.stuckAfterMs,
-    progressAt: now, stuckTimer: undefined, stuckReported: false, completedOrder: [], undo: [], compensations: [], failure: undefined,
-  };
-  for (const spec of workflow.tasks) {
-    wf.tasks.set(spec.id, {
-      wf, spec, role: 'task', undoes: undefined, kind: spec.kind, requires: spec.requires ?? [], retry: toRetry(spec.retry),
-      state: 'blocked', blockers: spec.dependsOn?.length ?? 0, dependents: [], attempts: 0, lost: 0, errors: 0,
-      current: undefined, avoid: undefined, worker: undefined, result: undefined, error: undefined, waitTimer: undefined,
-    });
-  }
-  for (const t of wf.tasks.values()) for (const dep of t.spec.dependsOn ?? []) wf.tasks.get(dep)!.dependents.push(t);
+  const wf = newRun(state, id, workflow, state.ctx.node.clock.now());
   state.runs.set(id, wf);
   event(state, 'workflow_started', { tasks: wf.tasks.size }, { workflow: id });
   // a kind no worker runs fails the workflow at once (unless it may wait for a worker to join)
@@ -138,8 +127,30 @@ export function startRun(state: State, workflow: Workflow): Run | Error {
   }
   touch(state, wf);
   for (const t of wf.tasks.values()) if (t.blockers === 0) enqueue(state, t);
-  if (workflow.timeoutMs !== undefined && isActive(wf)) wf.timer = state.ctx.sendAfter(state.ctx.self, new WorkflowTimeout(id), workflow.timeoutMs);
+  if (workflow.timeoutMs !== undefined && isActive(wf)) {
+    wf.deadline = wf.startedAt + workflow.timeoutMs;
+    wf.timer = state.ctx.sendAfter(state.ctx.self, new WorkflowTimeout(id), workflow.timeoutMs);
+  }
+  if (isActive(wf)) persist(state, wf);
   dispatch(state);
+  return wf;
+}
+
+/** @internal A workflow's run, every task blocked on its dependencies (not yet in the active set). */
+export function newRun(state: State, id: string, workflow: Workflow, startedAt: number): Run {
+  const wf: Run = {
+    id, spec: workflow, deadline: undefined, tasks: new Map(), state: 'running', completed: 0, reassigned: 0, results: {}, startedAt, waiters: [], timer: undefined,
+    waitMs: workflow.waitForWorkersMs ?? state.options.waitForWorkersMs, stuckMs: workflow.stuckAfterMs ?? state.options.stuckAfterMs,
+    progressAt: startedAt, stuckTimer: undefined, stuckReported: false, completedOrder: [], undo: [], compensations: [], failure: undefined,
+  };
+  for (const spec of workflow.tasks) {
+    wf.tasks.set(spec.id, {
+      wf, spec, role: 'task', undoes: undefined, kind: spec.kind, requires: spec.requires ?? [], retry: toRetry(spec.retry),
+      state: 'blocked', blockers: spec.dependsOn?.length ?? 0, dependents: [], attempts: 0, lost: 0, errors: 0,
+      current: undefined, avoid: undefined, prefer: undefined, dueAt: 0, worker: undefined, result: undefined, error: undefined, waitTimer: undefined,
+    });
+  }
+  for (const t of wf.tasks.values()) for (const dep of t.spec.dependsOn ?? []) wf.tasks.get(dep)!.dependents.push(t);
   return wf;
 }
 

@@ -1,4 +1,5 @@
 import { anyEligible, dispatch, enqueue, event, noWorkerError, type Run, type State, type TaskRun } from './dispatch.js';
+import { persist } from './durable.js';
 import { finalize } from './runs.js';
 
 // Sagas: when a workflow fails, the `compensate` step of each task it completed runs, one at a time,
@@ -8,6 +9,18 @@ import { finalize } from './runs.js';
 
 /** @internal The workflow failed: starts its compensations; false when it has none (it ends now). */
 export function startCompensation(state: State, wf: Run, failedTask: string | undefined, error: unknown): boolean {
+  buildUndo(wf);
+  if (wf.undo.length === 0) return false;
+  wf.failure = { failedTask, error };
+  wf.state = 'compensating';
+  event(state, 'workflow_compensating', { compensations: wf.undo.length }, { workflow: wf.id, failedTask, error });
+  persist(state, wf);
+  next(state, wf);
+  return true;
+}
+
+/** @internal The compensations of the workflow's completed tasks, in reverse completion order, into `wf.undo`. */
+export function buildUndo(wf: Run): void {
   for (let i = wf.completedOrder.length - 1; i >= 0; i--) {
     const t = wf.completedOrder[i]!;
     const c = t.spec.compensate;
@@ -15,19 +28,13 @@ export function startCompensation(state: State, wf: Run, failedTask: string | un
     wf.undo.push({
       wf, spec: t.spec, role: 'compensation', undoes: t, kind: c.kind, requires: c.requires ?? [], retry: undefined,
       state: 'blocked', avoid: undefined, blockers: 0, dependents: [], attempts: 0, lost: 0, errors: 0,
-      current: undefined, worker: undefined, result: undefined, error: undefined, waitTimer: undefined,
+      current: undefined, prefer: undefined, dueAt: 0, worker: undefined, result: undefined, error: undefined, waitTimer: undefined,
     });
   }
-  if (wf.undo.length === 0) return false;
-  wf.failure = { failedTask, error };
-  wf.state = 'compensating';
-  event(state, 'workflow_compensating', { compensations: wf.undo.length }, { workflow: wf.id, failedTask, error });
-  next(state, wf);
-  return true;
 }
 
-/** Starts the next compensation, or ends the workflow when none is left. */
-function next(state: State, wf: Run): void {
+/** @internal Starts the next compensation, or ends the workflow when none is left. */
+export function next(state: State, wf: Run): void {
   const c = wf.undo[wf.compensations.length];
   if (c === undefined) {
     finalize(state, wf, 'failed', wf.failure!.failedTask, wf.failure!.error);
@@ -63,5 +70,6 @@ export function compensationSettled(state: State, task: TaskRun, ok: boolean, va
   const id = task.undoes!.spec.id;
   wf.compensations.push(ok ? { task: id, ok: true, result: value } : { task: id, ok: false, error: value });
   event(state, 'compensation_finished', { attempts: task.attempts }, { workflow: wf.id, task: id, ok, ...(ok ? {} : { error: value }) });
+  if (wf.compensations.length < wf.undo.length) persist(state, wf); // the last one: finalize forgets it
   next(state, wf);
 }

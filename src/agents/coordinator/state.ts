@@ -2,8 +2,9 @@ import type { From } from '../../otp/GenServer.js';
 import { Pid } from '../../runtime/Pid.js';
 import type { Context } from '../../runtime/types.js';
 import type { WatchRef } from '../internal/watch.js';
+import type { AgentStore } from '../store/AgentStore.js';
 import type { Retry } from './policy.js';
-import type { CompensationOutcome, WorkflowResult, WorkflowState, WorkflowStatus, WorkflowTask } from './types.js';
+import type { CompensationOutcome, Workflow, WorkflowResult, WorkflowState, WorkflowStatus, WorkflowTask } from './types.js';
 import type { Settings } from './validate.js';
 
 /**
@@ -44,6 +45,10 @@ export interface TaskRun {
   state: 'blocked' | 'ready' | 'delayed' | 'running' | 'completed' | 'failed';
   /** The worker that last timed out or refused it: the next attempt goes elsewhere if it can. */
   avoid: Worker | undefined;
+  /** The worker it ran on when the coordinator restarted: offered there again first (it may still run it). */
+  prefer: Worker | undefined;
+  /** While delayed: when it is ready again (node clock), so a restart re-arms the delay. */
+  dueAt: number;
   blockers: number;
   readonly dependents: TaskRun[];
   /** Attempts started; `lost` of them to a death, removal or timeout, `errors` of them to an error. */
@@ -61,6 +66,10 @@ export interface TaskRun {
 
 export interface Run {
   readonly id: string;
+  /** The workflow as submitted (plain data: what a store keeps). */
+  readonly spec: Workflow;
+  /** When `timeoutMs` fails it (node clock), or undefined. */
+  deadline: number | undefined;
   readonly tasks: Map<string, TaskRun>;
   state: WorkflowState;
   completed: number;
@@ -82,8 +91,29 @@ export interface Run {
   failure: { failedTask: string | undefined; error: unknown } | undefined;
 }
 
+/** The counts behind `metrics()`. */
+export interface Counts { completed: number; failed: number; cancelled: number; rejected: number; tasksCompleted: number; tasksFailed: number; reassigned: number; timedOut: number; left: number; retried: number }
+
+/**
+ * What outlives the coordinator's process (its componentState table, under its name): the pool,
+ * the active workflows with every task's state, the remembered history and the counts. A
+ * coordinator restarted under the same name resumes from it.
+ */
+export interface Kept {
+  readonly workers: Map<string, Worker>;
+  readonly runs: Map<string, Run>;
+  readonly history: Map<string, { status: WorkflowStatus; result: WorkflowResult }>;
+  readonly m: Counts;
+  seq: number;
+}
+
 export interface State {
   readonly ctx: Context<any>;
+  /** Its registered name (the key of its table and of its store records). */
+  readonly name: string;
+  readonly kept: Kept;
+  /** Where active workflows are kept across OS processes, if configured. */
+  readonly store: AgentStore | undefined;
   readonly options: Settings;
   readonly workers: Map<string, Worker>;
   readonly runs: Map<string, Run>;
@@ -93,8 +123,7 @@ export interface State {
   head: number;
   /** Workers of the pool with room (load below maxTasksPerWorker), kept as loads change. */
   free: number;
-  seq: number;
-  readonly m: { completed: number; failed: number; cancelled: number; rejected: number; tasksCompleted: number; tasksFailed: number; reassigned: number; timedOut: number; left: number; retried: number };
+  readonly m: Counts;
 }
 
 /** A worker asked to join answered its status (capabilities undefined: it did not). */

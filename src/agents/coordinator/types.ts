@@ -2,6 +2,7 @@ import type { BackoffOptions } from '../../backoff.js';
 import type { SendOutcome } from '../../delivery/sendSupervised.js';
 import type { Pid } from '../../runtime/Pid.js';
 import type { AgentTask } from '../Agent.js';
+import type { AgentStore, AgentStoreConfig } from '../store/AgentStore.js';
 
 // The coordinator's public types: workflows and their tasks, results and progress, metrics, options
 // and the handle (re-exported by the package).
@@ -152,6 +153,13 @@ export interface CoordinatorOptions {
   waitForWorkersMs?: number;
   /** The default of a workflow's `stuckAfterMs` (default none: never reported). */
   stuckAfterMs?: number;
+  /**
+   * Where active workflows are kept so that they survive the OS process (default the node's
+   * `services.agents.store`, else none: they survive a restart of the coordinator in its node only):
+   * `{ kind: 'sqlite', path }`, `{ kind: 'memory' }` or an `AgentStore`. With a store, a workflow must
+   * be plain data. See docs/agents/CoordinatorAgent.md "Restarts and durability".
+   */
+  store?: AgentStoreConfig | AgentStore;
   name?: string;
 }
 

@@ -2,18 +2,22 @@ import { types } from 'node:util';
 import { toBackoff } from '../../backoff.js';
 import { InvalidArgumentError } from '../../errors.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
+import type { AgentStore, AgentStoreConfig } from '../store/AgentStore.js';
+import { checkStoreOption } from '../store/stores.js';
 import type { Aggregator, CoordinatorOptions, Workflow, WorkflowTask } from './types.js';
 
 // What a coordinator is given, checked before anything starts: its options (with their defaults) and
 // each workflow's shape: unique task ids, known dependencies, and no cycle among them.
 
 /** @internal A coordinator's options with their defaults (`stuckAfterMs` Infinity: never). */
-export type Settings = Required<Omit<CoordinatorOptions, 'workers' | 'name' | 'aggregators'>> & { readonly aggregators: ReadonlyMap<string, Aggregator> };
+export type Settings = Required<Omit<CoordinatorOptions, 'workers' | 'name' | 'aggregators' | 'store'>> & { readonly aggregators: ReadonlyMap<string, Aggregator> };
 
 /** @internal What a coordinator starts with: its settings and its initial pool. */
 export interface Init {
   readonly options: Settings;
   readonly workers: readonly Pid[];
+  /** The store option as checked (opened at the start). */
+  readonly store: AgentStoreConfig | AgentStore | undefined;
 }
 
 function positive(value: unknown, argument: string, integer: boolean): void {
@@ -72,7 +76,8 @@ export function validateOptions(options: CoordinatorOptions): Init {
   positive(o.maxTaskAttempts, 'options.maxTaskAttempts', true);
   positive(o.maxTasksPerWorker, 'options.maxTasksPerWorker', true);
   if (!Number.isSafeInteger(o.historySize) || o.historySize < 0) throw new InvalidArgumentError('options.historySize', 'an integer >= 0', o.historySize);
-  return { options: o, workers };
+  const store = options.store === undefined ? undefined : checkStoreOption(options.store, 'options.store');
+  return { options: o, workers, store };
 }
 
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');

@@ -1011,7 +1011,7 @@ describe('CoordinatorAgent: active set, history and limits', () => {
 });
 
 describe('CoordinatorAgent: supervision', () => {
-  it('started from a supervisor child start it is linked and supervised: restarted under its name, found again by its handle', async () => {
+  it('started from a supervisor child start it is linked and supervised: restarted under its name with its state, found again by its handle', async () => {
     const node = track();
     const w = await Agent.start(node, { capabilities: [], runTask: () => 'r' });
     let handle: CoordinatorHandle | undefined;
@@ -1027,7 +1027,7 @@ describe('CoordinatorAgent: supervision', () => {
     const first = handle!.pid;
     expect(handle!.name).toBe('coord');
     expect(node.info(first)?.links.map(key)).toContain(key(sup));
-    expect(await handle!.run({ tasks: [{ id: 't', kind: 'k' }] })).toMatchObject({ status: 'completed' });
+    expect(await handle!.run({ tasks: [{ id: 't', kind: 'k' }] })).toMatchObject({ id: 'wf-1', status: 'completed' });
     const p = probe(node);
     // eslint-disable-next-line keel/no-unmanaged-monitor -- the test awaits this Down
     p.ctx.monitor(first);
@@ -1038,9 +1038,11 @@ describe('CoordinatorAgent: supervision', () => {
     expect(second).toBeDefined();
     expect(key(second)).not.toBe(key(first));
     expect(key(handle!.pid)).toBe(key(second));
-    // fresh state, same initial pool
-    expect((await handle!.metrics()).workflows.completed).toBe(0);
-    expect(await handle!.run({ tasks: [{ id: 't', kind: 'k' }] })).toMatchObject({ status: 'completed', results: { t: 'r' } });
+    // its state outlived the crash (the node's table under its name): history, counts, ids, the same pool
+    expect((await handle!.metrics()).workflows.completed).toBe(1);
+    expect(await handle!.wait('wf-1')).toMatchObject({ id: 'wf-1', status: 'completed', results: { t: 'r' } });
+    expect((await handle!.workers()).map((x) => key(x.pid))).toEqual([key(w.pid)]);
+    expect(await handle!.run({ tasks: [{ id: 't', kind: 'k' }] })).toMatchObject({ id: 'wf-2', status: 'completed', results: { t: 'r' } });
     expect(listOf(node).filter((e) => e.tag === 'coordinator').map((e) => key(e.owner))).toEqual([key(second)]);
     await GenServer.stop(node, sup, 'shutdown');
   });

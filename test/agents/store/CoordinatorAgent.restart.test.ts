@@ -1,0 +1,121 @@
+// The coordinator with an agent store: its active workflows outlive the node (a new node with a
+// coordinator of the same name on the same store resumes them, waiting for workers), and what cannot
+// be stored or resumed is refused, dropped or reported, never silent.
+import { describe, expect, it } from 'vitest';
+import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
+import { agentStoreFor } from '../../../src/agents/store/stores.js';
+import { Agent, CoordinatorAgent, GenServer, type Node } from '../../../src/index.js';
+import { captureEvents, probe } from '../../../src/testing/index.js';
+import { clockedNode, deferred, expectKeelError, thrown, useNodes, useTempFiles } from '../../support.js';
+
+const tmpfile = useTempFiles('keel-coordinator-store-', 'agents.db');
+const track = useNodes();
+
+const resumedOf = (events: ReturnType<typeof captureEvents>): unknown[] =>
+  events.events.filter((e) => e.event === 'keel.coordinator.resumed').map((e) => [e.measurements, e.metadata.from]);
+
+describe('CoordinatorAgent with an agent store', () => {
+  it('a workflow compensating when its node shut down resumes compensating in a new node on the same SQLite file', async () => {
+    const file = tmpfile();
+    const first = track({ services: { agents: { store: { kind: 'sqlite', path: file } } } });
+    const undoStarted = deferred<void>();
+    const a = await Agent.start(first, {
+      capabilities: [],
+      tasks: {
+        book: () => 'booked',
+        pay: () => {
+          throw new Error('card declined');
+        },
+        unbook: () => (undoStarted.resolve(), new Promise(() => undefined)),
+      },
+    });
+    const c1 = await CoordinatorAgent.start(first, { name: 'trip', workers: [a.pid] });
+    await c1.submit({ id: 'trip-1', tasks: [{ id: 'book', kind: 'book', compensate: { kind: 'unbook', payload: 'r1' } }, { id: 'pay', kind: 'pay', dependsOn: ['book'] }] });
+    await undoStarted.promise;
+    await first.shutdown({ timeoutMs: 1000 });
+
+    const second = track({ services: { agents: { store: { kind: 'sqlite', path: file } } } });
+    const undone: unknown[] = [];
+    const b = await Agent.start(second, { capabilities: [], tasks: { unbook: (t) => (undone.push([t.id, t.payload, t.inputs]), 'unbooked') } });
+    const events = captureEvents(second, ['keel.coordinator.resumed']);
+    const c2 = await CoordinatorAgent.start(second, { name: 'trip', workers: [b.pid] });
+    expect(resumedOf(events)).toEqual([[{ workflows: 1, rerun: 0, dropped: 0 }, 'store']]);
+    const result = await c2.wait('trip-1');
+    expect(result).toMatchObject({
+      status: 'failed',
+      failedTask: 'pay',
+      error: { message: 'card declined' }, // an Error is kept as its name, code and message
+      results: { book: 'booked' },
+      compensations: [{ task: 'book', ok: true, result: 'unbooked' }],
+    });
+    expect(undone).toEqual([['trip-1/book/compensate', 'r1', { book: 'booked' }]]);
+    expect(agentStoreFor(second, undefined)!.loadAll('trip').records).toEqual([]);
+  });
+
+  it('a bad store option is refused at start (ERR_INVALID_ARGUMENT naming it)', () => {
+    const { node } = clockedNode(track);
+    expectKeelError(thrown(() => CoordinatorAgent.start(node, { store: { kind: 'nope' } as never })), 'ERR_INVALID_ARGUMENT', 'options.store.kind');
+    expectKeelError(thrown(() => CoordinatorAgent.start(node, { store: { kind: 'sqlite', path: '' } })), 'ERR_INVALID_ARGUMENT', 'options.store.path');
+    expectKeelError(thrown(() => CoordinatorAgent.start(node, { store: 42 as never })), 'ERR_INVALID_ARGUMENT', 'options.store');
+  });
+
+  it('with a store a workflow must be plain data: one that is not is refused at the call (ERR_NOT_SERIALIZABLE), nothing started', async () => {
+    const { node } = clockedNode(track);
+    const store = new MemoryAgentStore();
+    const coordinator = await CoordinatorAgent.start(node, { name: 'flow', store });
+    expectKeelError(thrown(() => coordinator.submit({ id: 'x', tasks: [{ id: 't', kind: 'k', payload: () => 1 }] })), 'ERR_NOT_SERIALIZABLE', 'workflow');
+    expect((await coordinator.metrics()).workflows.active).toBe(0);
+    expect(store.loadAll('flow').records).toEqual([]);
+  });
+
+  it('stored records that cannot be resumed (corrupt, or an aggregator this coordinator lacks) are dropped, counted, reported and deleted; the rest resume', async () => {
+    const store = new MemoryAgentStore();
+    store.put('flow', 'workflow', 'junk', { id: 'junk', nonsense: true });
+    store.put('flow', 'workflow', 'other', 42);
+    const agg = { id: 'agg', workflow: { tasks: [{ id: 'm', kind: 'merge', aggregate: true }] }, state: 'running', startedAt: 1, deadline: undefined, reassigned: 0, attempts: [], completedOrder: [], failure: undefined, compensations: [] };
+    store.put('flow', 'workflow', 'agg', agg);
+    store.put('flow', 'workflow', 'ok', { ...agg, id: 'ok', workflow: { tasks: [{ id: 't', kind: 'k' }] } });
+    const { node } = clockedNode(track);
+    const worker = await Agent.start(node, { capabilities: [], tasks: { k: () => 'done' } });
+    const events = captureEvents(node, ['keel.coordinator.']);
+    const coordinator = await CoordinatorAgent.start(node, { name: 'flow', store, workers: [worker.pid] });
+    expect(resumedOf(events)).toEqual([[{ workflows: 1, rerun: 0, dropped: 3 }, 'store']]);
+    expect(events.events.filter((e) => e.event === 'keel.coordinator.workflow_dropped').map((e) => e.metadata.workflow)).toEqual(['agg', 'junk', 'other']);
+    expect(events.events.find((e) => e.metadata.workflow === 'agg')!.metadata.reason).toBe('no aggregator merge in this coordinator');
+    expect(await coordinator.wait('ok')).toMatchObject({ status: 'completed', results: { t: 'done' } });
+    expect(store.loadAll('flow').records).toEqual([]);
+  });
+
+  it('a result that is not plain data cannot be stored: reported (store_failed), the workflow completes in memory', async () => {
+    const { node } = clockedNode(track);
+    const store = new MemoryAgentStore();
+    const fn = (): number => 1;
+    const worker = await Agent.start(node, { capabilities: [], tasks: { k: () => fn } });
+    const events = captureEvents(node, ['keel.coordinator.store_failed']);
+    const coordinator = await CoordinatorAgent.start(node, { name: 'flow', store, workers: [worker.pid] });
+    expect(await coordinator.run({ id: 'w', tasks: [{ id: 't', kind: 'k' }] })).toMatchObject({ status: 'completed', results: { t: fn } });
+    expect(events.events).toHaveLength(1);
+    expectKeelError(events.events[0]!.metadata.error, 'ERR_NOT_SERIALIZABLE');
+    expect(store.loadAll('flow').records).toEqual([]);
+  });
+
+  it('a normal stop ends it for good: its records are deleted; a node shutdown keeps them', async () => {
+    const store = new MemoryAgentStore();
+    const start = async (node: Node) => {
+      const p = probe(node);
+      p.ctx.trapExits(true); // linked to the probe: no supervisor restarts it
+      return CoordinatorAgent.start(p.ctx, { name: 'flow', store, waitForWorkersMs: Infinity });
+    };
+    const { node } = clockedNode(track);
+    const c = await start(node);
+    await c.submit({ id: 'w', tasks: [{ id: 't', kind: 'k' }] }); // no worker: it waits
+    expect(store.loadAll('flow', 'workflow').records.map((r) => r.key)).toEqual(['w']);
+    await node.shutdown({ timeoutMs: 1000 });
+    expect(store.loadAll('flow', 'workflow').records.map((r) => r.key)).toEqual(['w']);
+    const { node: next } = clockedNode(track);
+    const again = await start(next);
+    expect(await again.status('w')).toMatchObject({ state: 'running' });
+    await GenServer.stop(next, again.pid, 'normal');
+    expect(store.loadAll('flow').records).toEqual([]);
+  });
+});
