@@ -5,7 +5,9 @@ import { isDown, type Down } from '../../runtime/messages.js';
 import { isInstance } from '../../runtime/safe.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
-import { statusOf, type AgentStatus } from '../Agent.js';
+import { statusOf } from '../Agent.js';
+import type { AgentQuery } from '../registry/query.js';
+import { follow, FollowQuery, kindsOf, lookAgain, QueryJoined, queryJoined, unfollow } from './follow.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
 import { addWorker, AggregateTimeout, aggregateTimeout, cancelRunning, dispatch, enqueue, event, Joined, NoWorkerDue, noWorkerDue, pidKey, removeWorker, readyAgain, Requeue, WorkflowTimeout, type State } from './dispatch.js';
 import { finish, metricsOf, startRun, statusOfRun } from './runs.js';
@@ -35,15 +37,6 @@ type Calls =
   | { request: { op: 'remove'; pid: Pid }; reply: 'ok' | { error: 'not_found' } };
 type Request = Calls['request'];
 
-/** The kinds an agent's status names: undefined (any kind) for `'*'` or a process that does not say. */
-function kindsOf(status: AgentStatus): readonly string[] | undefined {
-  try {
-    const kinds = (status as { kinds?: unknown }).kinds;
-    return Array.isArray(kinds) && kinds.every((k) => typeof k === 'string') ? [...kinds] : undefined;
-  } catch {
-    return undefined; // a status that cannot be read names no kinds: any
-  }
-}
 
 // ---- the server -----------------------------------------------------------------------------------------
 
@@ -53,6 +46,8 @@ const STATUS_AT_START_MS = 1000;
 interface Arg {
   readonly options: Settings;
   readonly workers: readonly Pid[];
+  /** The pool as a registry query, followed as agents register. */
+  readonly query: AgentQuery | undefined;
   readonly name: string;
   readonly store: AgentStore | undefined;
 }
@@ -68,14 +63,17 @@ function newKept(): Kept {
 }
 
 const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, Arg> = keelServer({
-  async init({ options, workers, name, store }, ctx) {
+  async init({ options, workers: given, query, name, store }, ctx) {
     // the table of a predecessor under this name (killed, restarted by its supervisor), or a new one
     const { state: kept, resumed } = componentState(ctx.node, name, newKept);
-    const state: State = { ctx, name, kept, store, options, workers: kept.workers, runs: kept.runs, history: kept.history, ready: [], head: 0, free: 0, m: kept.m };
+    const state: State = { ctx, name, kept, store, options, workers: kept.workers, runs: kept.runs, history: kept.history, ready: [], head: 0, free: 0, m: kept.m, follow: undefined };
     if (resumed) {
       const r = resumeKept(state);
       event(state, 'resumed', { workflows: r.workflows, rerun: r.rerun, dropped: r.dropped }, { from: 'table' });
     }
+    // a query's agents now, then each that registers later (a restarted agent's new pid too)
+    if (query !== undefined) state.follow = follow(state, query);
+    const workers = query === undefined ? given : query.pids();
     // the initial pool: each worker says what it can do; one that does not answer is left out
     const statuses = await Promise.allSettled(workers.map((w) => statusOf(ctx, w, { timeout: Math.min(options.taskTimeoutMs, STATUS_AT_START_MS) })));
     statuses.forEach((s, i) => {
@@ -166,6 +164,10 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
   handleInfo(message, state) {
     if (isInstance(message, Joined)) {
       GenServer.reply(message.from, message.capabilities === undefined ? { error: 'noproc' } : addWorker(state, message.pid, message.capabilities, message.kinds));
+    } else if (message === FollowQuery.message) {
+      if (state.follow !== undefined) lookAgain(state, state.follow);
+    } else if (isInstance(message, QueryJoined)) {
+      if (state.follow !== undefined) queryJoined(state, state.follow, message);
     } else if (isInstance(message, Requeue)) {
       readyAgain(state, message.task);
     } else if (isInstance(message, AggregateTimeout)) {
@@ -186,6 +188,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
   },
 
   terminate(reason, state) {
+    if (state.follow !== undefined) unfollow(state, state.follow);
     for (const w of state.workers.values()) {
       if (w.watch.managed && state.ctx.node.monitors.available) state.ctx.node.monitors.demonitor(state.ctx, w.watch.ref);
     }
@@ -262,6 +265,6 @@ export const CoordinatorAgent = {
     const name = nameFor(node, 'coordinator', options.name);
     // opened now: a store that cannot be opened is a typed error of the start (ERR_STORE_UNAVAILABLE, ERR_PEER_MISSING)
     const store = agentStoreFor(node, init.store);
-    return startComponent(from, coordinatorSpec, { options: init.options, workers: init.workers, name, store }, name).then((pid) => handleFor(node, name, pid, store));
+    return startComponent(from, coordinatorSpec, { options: init.options, workers: init.workers, query: init.query, name, store }, name).then((pid) => handleFor(node, name, pid, store));
   },
 };

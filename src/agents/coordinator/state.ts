@@ -1,3 +1,4 @@
+import type { Follow } from './follow.js';
 import type { From } from '../../otp/GenServer.js';
 import { Pid } from '../../runtime/Pid.js';
 import type { Context } from '../../runtime/types.js';
@@ -124,6 +125,8 @@ export interface State {
   /** Workers of the pool with room (load below maxTasksPerWorker), kept as loads change. */
   free: number;
   readonly m: Counts;
+  /** The registry query the pool follows (`workers: registry.select(…)`), if any. */
+  follow: Follow | undefined;
 }
 
 /** A worker asked to join answered its status (capabilities undefined: it did not). */

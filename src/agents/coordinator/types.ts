@@ -1,3 +1,4 @@
+import type { AgentQuery } from '../registry/query.js';
 import type { BackoffOptions } from '../../backoff.js';
 import type { SendOutcome } from '../../delivery/sendSupervised.js';
 import type { Pid } from '../../runtime/Pid.js';
@@ -135,8 +136,13 @@ export type CancelResult =
   | { readonly error: 'not_found' | 'finished' };
 
 export interface CoordinatorOptions {
-  /** The initial pool: agents (they answer `status` with their capabilities). More join with `addWorker`. */
-  workers?: readonly Pid[];
+  /**
+   * The initial pool: agents (they answer `status` with their capabilities and kinds). More join
+   * with `addWorker`. Or a registry query (`registry.select({ kind: 'fetch' })`): the agents it
+   * selects join at the start, and each agent that registers later and matches it joins then, so an
+   * agent restarted by its supervisor (a new pid under the same key) is found again.
+   */
+  workers?: readonly Pid[] | AgentQuery;
   /** `run`/`submit` past this many active (running or paused) workflows reject with `ERR_WORKFLOW_LIMIT` (default 100). */
   maxConcurrentWorkflows?: number;
   /** Per task attempt (default 30,000 ms). */

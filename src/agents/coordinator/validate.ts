@@ -1,3 +1,4 @@
+import { type AgentQuery, isAgentQuery } from '../registry/query.js';
 import { types } from 'node:util';
 import { toBackoff } from '../../backoff.js';
 import { InvalidArgumentError } from '../../errors.js';
@@ -16,6 +17,8 @@ export type Settings = Required<Omit<CoordinatorOptions, 'workers' | 'name' | 'a
 export interface Init {
   readonly options: Settings;
   readonly workers: readonly Pid[];
+  /** `options.workers` when it is a registry query. */
+  readonly query: AgentQuery | undefined;
   /** The store option as checked (opened at the start). */
   readonly store: AgentStoreConfig | AgentStore | undefined;
 }
@@ -54,8 +57,10 @@ function aggregatorsOf(value: unknown): Map<string, Aggregator> {
 /** @internal Checks a coordinator's options and gives them their defaults; throws `ERR_INVALID_ARGUMENT`. */
 export function validateOptions(options: CoordinatorOptions): Init {
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a CoordinatorOptions object', options);
-  const workers = options.workers ?? [];
-  if (!Array.isArray(workers)) throw new InvalidArgumentError('options.workers', 'an array of Pids', workers);
+  const given = options.workers ?? [];
+  const query = isAgentQuery(given) ? given : undefined;
+  const workers = query === undefined ? given : [];
+  if (!Array.isArray(workers)) throw new InvalidArgumentError('options.workers', 'an array of Pids, or a registry query (registry.select(…))', workers);
   workers.forEach((w, i) => {
     if (!isPid(w)) throw new InvalidArgumentError(`options.workers[${i}]`, 'a Pid', w);
   });
@@ -77,7 +82,7 @@ export function validateOptions(options: CoordinatorOptions): Init {
   positive(o.maxTasksPerWorker, 'options.maxTasksPerWorker', true);
   if (!Number.isSafeInteger(o.historySize) || o.historySize < 0) throw new InvalidArgumentError('options.historySize', 'an integer >= 0', o.historySize);
   const store = options.store === undefined ? undefined : checkStoreOption(options.store, 'options.store');
-  return { options: o, workers, store };
+  return { options: o, workers, query, store };
 }
 
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');

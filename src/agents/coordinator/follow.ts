@@ -1,0 +1,92 @@
+import type { Pid } from '../../runtime/Pid.js';
+import { statusOf } from '../Agent.js';
+import type { AgentQuery } from '../registry/query.js';
+import { addWorker, event, pidKey } from './dispatch.js';
+import type { State } from './state.js';
+
+// A coordinator whose pool is a registry query (`workers: registry.select({ kind: 'fetch' })`): the
+// agents the query selects join at the start, and an agent that registers later (a new agent, or
+// one restarted by its supervisor under the same key with a new pid) joins when the registry says
+// so. Leaving is by death (the coordinator's monitor) or `removeWorker`, as for any worker.
+
+/** A registration in the followed registry: look at the query again (one message for many registrations). */
+export class FollowQuery {
+  static readonly message = new FollowQuery();
+  private constructor() {}
+}
+
+/** A followed query's agent answered its status (capabilities undefined: it did not). */
+export class QueryJoined {
+  constructor(readonly pid: Pid, readonly capabilities: readonly string[] | undefined, readonly kinds: readonly string[] | undefined) {}
+}
+
+/** What the coordinator keeps while it follows a query: joins under way, and whether a look is due. */
+export interface Follow {
+  readonly query: AgentQuery;
+  readonly joining: Set<string>;
+  pending: boolean;
+  readonly handlerId: string;
+}
+
+/** The telemetry handler's id for the coordinator `name` (one at a time: a restart replaces its predecessor's). */
+function handlerId(name: string): string {
+  return `keel.coordinator.${name}.follow`;
+}
+
+/**
+ * Starts following `query` for the coordinator of `state`: registrations in its registry make the
+ * coordinator look at the query again. Returns what the state keeps.
+ */
+export function follow(state: State, query: AgentQuery): Follow {
+  const telemetry = state.ctx.node.telemetry;
+  const f: Follow = { query, joining: new Set(), pending: false, handlerId: handlerId(state.name) };
+  // a predecessor killed without its terminate left its handler: this one replaces it
+  telemetry.detach(f.handlerId);
+  const node = state.ctx.node;
+  const self = state.ctx.self;
+  telemetry.attach(f.handlerId, ['keel.agent_registry.registered'], (_event, _m, metadata) => {
+    if (metadata.registry !== query.registry || f.pending) return;
+    f.pending = true;
+    node.send(self, FollowQuery.message);
+  });
+  return f;
+}
+
+/** Stops following (the coordinator's terminate). */
+export function unfollow(state: State, f: Follow): void {
+  state.ctx.node.telemetry.detach(f.handlerId);
+}
+
+/** Looks at the query now: each agent it selects that is not in the pool is asked its status, then joins. */
+export function lookAgain(state: State, f: Follow): void {
+  f.pending = false;
+  const { ctx } = state;
+  for (const pid of f.query.pids()) {
+    const key = pidKey(pid);
+    if (state.workers.has(key) || f.joining.has(key)) continue;
+    f.joining.add(key);
+    statusOf(ctx, pid, { timeout: state.options.taskTimeoutMs }).then(
+      (s) => ctx.send(ctx.self, new QueryJoined(pid, s.capabilities, kindsOf(s))),
+      (error: unknown) => {
+        ctx.send(ctx.self, new QueryJoined(pid, undefined, undefined));
+        event(state, 'worker_refused', {}, { worker: pid, error });
+      },
+    );
+  }
+}
+
+/** An agent of the query answered (or not): it joins the pool unless it died meanwhile. */
+export function queryJoined(state: State, f: Follow, m: QueryJoined): void {
+  f.joining.delete(pidKey(m.pid));
+  if (m.capabilities !== undefined) addWorker(state, m.pid, m.capabilities, m.kinds);
+}
+
+/** The kinds a status names (undefined: any kind). */
+export function kindsOf(status: unknown): readonly string[] | undefined {
+  try {
+    const kinds = (status as { kinds?: unknown }).kinds;
+    return Array.isArray(kinds) && kinds.every((k) => typeof k === 'string') ? [...kinds] : undefined;
+  } catch {
+    return undefined; // a status that cannot be read names no kinds: any
+  }
+}
