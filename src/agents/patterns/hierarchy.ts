@@ -27,7 +27,15 @@ export interface HierarchyTeam {
   readonly members: readonly string[];
 }
 
-const brand = new WeakSet<object>();
+/** @internal How a registry hierarchy reads its registry (kept off the value, which users see). */
+export interface HierarchyReads {
+  /** The entry under `key` now. */
+  readonly lookup: (key: string) => AgentEntry | undefined;
+  /** The entries whose `team` is `team` now (any health). */
+  readonly members: (team: string) => AgentEntry[];
+}
+
+const reads = new WeakMap<object, HierarchyReads>();
 
 /**
  * A hierarchy recorded in an `AgentRegistry` by {@link createHierarchy}: its agents by key, read
@@ -46,15 +54,16 @@ export interface RegistryHierarchy {
    * that registers again after a restart passes to `register` to keep its place in queries.
    */
   placeOf(key: string): { readonly team: string; readonly role: HierarchyRole } | undefined;
-  /** @internal The entry under `key` now. */
-  readonly lookup: (key: string) => AgentEntry | undefined;
-  /** @internal The entries whose `team` is `team` now (any health). */
-  readonly members: (team: string) => AgentEntry[];
 }
 
 /** True for a hierarchy made by {@link createHierarchy}. */
 export function isRegistryHierarchy(value: unknown): value is RegistryHierarchy {
-  return typeof value === 'object' && value !== null && brand.has(value);
+  return typeof value === 'object' && value !== null && reads.has(value);
+}
+
+/** @internal The reads of a hierarchy made by {@link createHierarchy}. */
+export function readsOf(hierarchy: RegistryHierarchy): HierarchyReads {
+  return reads.get(hierarchy)!;
 }
 
 const MAX_TEXT = 256;
@@ -157,9 +166,7 @@ export async function createHierarchy(registry: AgentRegistryHandle, spec: Hiera
     supervisor,
     teams: Object.freeze(made),
     placeOf: (key: string) => places.get(key),
-    lookup: (key: string) => registry.lookup(key),
-    members: (team: string) => registry.query({ team, health: 'any' }),
   });
-  brand.add(hierarchy);
+  reads.set(hierarchy, { lookup: (key) => registry.lookup(key), members: (team) => registry.query({ team, health: 'any' }) });
   return hierarchy;
 }

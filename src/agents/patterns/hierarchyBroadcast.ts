@@ -6,7 +6,7 @@ import { broadcastSupervised, type BroadcastOptions, type BroadcastOutcome } fro
 import type { SendOutcome } from '../../delivery/sendSupervised.js';
 import { checkBroadcastOptions, checkObject, checkPid, pidKey } from './shared.js';
 import { AgentQuery } from './agentSource.js';
-import { isRegistryHierarchy, type RegistryHierarchy } from './hierarchy.js';
+import { isRegistryHierarchy, readsOf, type RegistryHierarchy } from './hierarchy.js';
 import type { AgentEntry } from '../registry/types.js';
 
 /** A two-level hierarchy of agents: a supervisor (its root) over teams, each a lead and its members. */
@@ -107,15 +107,40 @@ export function hierarchyBroadcast<M>(
     });
   }
   const { level: _level, ...broadcastOptions } = options;
-  checkBroadcastOptions(broadcastOptions, selected.length);
-  return broadcastSupervised(from, selected.map((s) => s.pid), message, broadcastOptions).then((outcome) => ({
+  if (!registryBacked) {
+    checkBroadcastOptions(broadcastOptions, selected.length);
+    return broadcastSupervised(from, selected.map((s) => s.pid), message, broadcastOptions).then((outcome) => shape(outcome, selected, undefined));
+  }
+  // read from the registry, the number of agents is known only now: a quorum above it is an outcome, not a bad argument
+  const strategy: unknown = broadcastOptions.strategy;
+  let quorum: number | undefined;
+  if (typeof strategy === 'object' && strategy !== null && 'quorum' in strategy) {
+    quorum = (strategy as { quorum: unknown }).quorum as number;
+    if (typeof quorum !== 'number' || !Number.isSafeInteger(quorum) || quorum < 1) throw new InvalidArgumentError('options.strategy.quorum', 'a positive integer', quorum);
+  }
+  checkBroadcastOptions(quorum === undefined ? broadcastOptions : { ...broadcastOptions, strategy: 'best_effort' }, selected.length);
+  const node = kernelOf(from);
+  if (strategy === 'all_or_nothing' && unregistered !== undefined && unregistered.length > 0) {
+    // one of the hierarchy's agents cannot get it (not registered now): none does
+    const results = selected.map((s) => ({ ...s, outcome: { ok: false, id: node.nextMessageId(), reason: 'aborted', attempts: 0, firstError: 'aborted', lastError: 'aborted' } as SendOutcome }));
+    return Promise.resolve({ ok: false, reason: 'not_all_deliverable', delivered: 0, failed: results.length, results, unregistered });
+  }
+  const send = quorum !== undefined && quorum > selected.length ? { ...broadcastOptions, strategy: 'best_effort' as const } : broadcastOptions;
+  return broadcastSupervised(from, selected.map((s) => s.pid), message, send).then((outcome) => {
+    if (send === broadcastOptions) return shape(outcome, selected, unregistered);
+    return shape({ ...outcome, ok: false, reason: 'quorum_not_reached' }, selected, unregistered);
+  });
+}
+
+function shape(outcome: BroadcastOutcome, selected: Selected[], unregistered: string[] | undefined): HierarchyBroadcastOutcome {
+  return {
     ok: outcome.ok,
     ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
     delivered: outcome.delivered,
     failed: outcome.failed,
     results: selected.map((s, i) => ({ ...s, outcome: outcome.results[i]!.outcome })),
     ...(unregistered === undefined ? {} : { unregistered }),
-  }));
+  };
 }
 
 type Level = 'all' | 'leads' | 'members';
@@ -134,10 +159,11 @@ function fromRegistry(h: RegistryHierarchy, level: Level): { selected: Selected[
   const selected: Selected[] = [];
   const unregistered: string[] = [];
   const taken = new Set<string>();
+  const registry = readsOf(h);
   h.teams.forEach((team, t) => {
     const place = (key: string, recorded: 'lead' | 'member'): void => {
       taken.add(key);
-      const e = h.lookup(key);
+      const e = registry.lookup(key);
       if (e === undefined) {
         if (wanted(level, recorded)) unregistered.push(key);
         return;
@@ -148,7 +174,7 @@ function fromRegistry(h: RegistryHierarchy, level: Level): { selected: Selected[
     };
     place(team.lead, 'lead');
     for (const m of team.members) place(m, 'member');
-    for (const e of h.members(team.name)) {
+    for (const e of registry.members(team.name)) {
       const role = roleOf(e);
       if (role === undefined || taken.has(e.key) || !wanted(level, role)) continue;
       taken.add(e.key);

@@ -155,6 +155,26 @@ describe('hierarchyBroadcast over a registry hierarchy', () => {
     await GenServer.stop(node, sup, 'shutdown');
   });
 
+  it('strategies count the agents found now: a quorum above them is not reached, all_or_nothing with a key down sends to nobody', async () => {
+    const node = track();
+    const { h, sup, leadB } = await org(node);
+    const q5 = await hierarchyBroadcast(node, h, { type: 'x' }, { strategy: { quorum: 5 } });
+    expect([q5.ok, q5.reason, q5.delivered]).toEqual([true, undefined, 5]);
+    const q6 = await hierarchyBroadcast(node, h, { type: 'x' }, { strategy: { quorum: 6 } });
+    expect([q6.ok, q6.reason, q6.delivered, q6.failed]).toEqual([false, 'quorum_not_reached', 5, 0]);
+    expect(await failure(() => hierarchyBroadcast(node, h, { type: 'x' }, { strategy: { quorum: 0 } }))).toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    const whole = await hierarchyBroadcast(node, h, { type: 'x' }, { strategy: 'all_or_nothing' });
+    expect([whole.ok, whole.delivered]).toEqual([true, 5]);
+    node.exit(leadB, 'kill');
+    await node.idle();
+    const none = await hierarchyBroadcast(node, h, { type: 'x' }, { strategy: 'all_or_nothing' });
+    expect([none.ok, none.reason, none.delivered, none.failed, none.unregistered]).toEqual([false, 'not_all_deliverable', 0, 4, ['lead-b']]);
+    expect(none.results.map((d) => d.outcome.ok ? 'ok' : d.outcome.reason)).toEqual(['aborted', 'aborted', 'aborted', 'aborted']);
+    // leads only: lead-b is selected and down; members only: it is not selected, so they all get it
+    expect((await hierarchyBroadcast(node, h, { type: 'x' }, { strategy: 'all_or_nothing', level: 'members' })).ok).toBe(true);
+    await GenServer.stop(node, sup, 'shutdown');
+  });
+
   it('the pid-list hierarchy works as before (no keys, no unregistered list)', async () => {
     const node = track();
     const [s, l, m] = [idler(node), idler(node), idler(node)];

@@ -41,7 +41,7 @@ async function crash(node: Node, pid: Pid): Promise<void> {
 }
 
 // eslint-disable-next-line keel/no-raw-send -- the test agent reports to its probe
-const forwardTo = (inbox: Probe): AgentFns['onMessage'] => (message, ctx) => ctx.send(inbox, { at: ctx.self, message });
+const forwardTo = (inbox: Probe): NonNullable<AgentFns['onMessage']> => (message, ctx) => ctx.send(inbox, { at: ctx.self, message });
 
 describe('electLeader over a registry query', () => {
   it('a leader that dies and is restarted by its supervisor is a candidate again at its new pid', async () => {
