@@ -2,7 +2,7 @@ import { types } from 'node:util';
 import { InvalidArgumentError } from '../../errors.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
 import type { AgentEntry, AgentRegistryHandle } from '../registry/types.js';
-import { checkObject, pidKey } from './shared.js';
+import { pidKey } from './shared.js';
 
 /** A hierarchy's place for an agent, as `createHierarchy` records it in the registry (`role`). */
 export type HierarchyRole = 'supervisor' | 'lead' | 'member';
@@ -74,6 +74,33 @@ function checkName(value: unknown, argument: string): asserts value is string | 
   }
 }
 
+/**
+ * The fields of a plain object (or the items of an array), read without running any of its code:
+ * a proxy, a getter or (for an object) a key not in `keys` is refused with the typed error.
+ */
+function readObject(value: unknown, argument: string, keys: readonly string[]): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || types.isProxy(value)) {
+    throw new InvalidArgumentError(argument, `a plain object { ${keys.join(', ')} }`, types.isProxy(value) ? '[Proxy]' : value);
+  }
+  const out: Record<string, unknown> = {};
+  for (const key of Reflect.ownKeys(value)) {
+    const d = Object.getOwnPropertyDescriptor(value, key)!;
+    if (typeof key !== 'string' || !keys.includes(key)) throw new InvalidArgumentError(`${argument}.${String(key)}`, `no such field (only ${keys.join(', ')})`, undefined);
+    if (!('value' in d)) throw new InvalidArgumentError(`${argument}.${key}`, 'a data property (not a getter)', undefined);
+    out[key] = d.value;
+  }
+  return out;
+}
+
+function readArray(value: unknown, argument: string, expected: string): unknown[] {
+  if (!Array.isArray(value) || types.isProxy(value)) throw new InvalidArgumentError(argument, expected, types.isProxy(value) ? '[Proxy]' : value);
+  return Array.from({ length: value.length }, (_v, i) => {
+    const d = Object.getOwnPropertyDescriptor(value, i);
+    if (d !== undefined && !('value' in d)) throw new InvalidArgumentError(`${argument}[${i}]`, 'a data property (not a getter)', undefined);
+    return d?.value;
+  });
+}
+
 function checkRegistry(registry: unknown): asserts registry is AgentRegistryHandle {
   const ok =
     typeof registry === 'object' &&
@@ -101,10 +128,9 @@ function checkRegistry(registry: unknown): asserts registry is AgentRegistryHand
  */
 export async function createHierarchy(registry: AgentRegistryHandle, spec: HierarchySpec): Promise<RegistryHierarchy> {
   checkRegistry(registry);
-  checkObject(spec, 'spec', '{ supervisor, teams: { lead, members, name? }[], name? }');
-  checkName(spec.name, 'spec.name');
-  const teams: unknown = spec.teams;
-  if (!Array.isArray(teams) || types.isProxy(teams)) throw new InvalidArgumentError('spec.teams', 'an array of { lead, members, name? }', teams);
+  const given = readObject(spec, 'spec', ['supervisor', 'teams', 'name']);
+  checkName(given.name, 'spec.name');
+  const teams = readArray(given.teams, 'spec.teams', 'an array of { lead, members, name? }');
 
   // every registration, by process, read once (a pid is found by its entries)
   let byPid: Map<string, string[]> | undefined;
@@ -135,19 +161,18 @@ export async function createHierarchy(registry: AgentRegistryHandle, spec: Hiera
     return key;
   };
 
-  const supervisor = keyOf(spec.supervisor, 'spec.supervisor');
-  const name = spec.name ?? supervisor;
+  const supervisor = keyOf(given.supervisor, 'spec.supervisor');
+  const name = (given.name as string | undefined) ?? supervisor;
   const teamNames = new Set<string>();
-  const made: HierarchyTeam[] = (teams as unknown[]).map((team, t) => {
-    checkObject(team, `spec.teams[${t}]`, '{ lead, members, name? }');
+  const made: HierarchyTeam[] = teams.map((value, t) => {
+    const team = readObject(value, `spec.teams[${t}]`, ['lead', 'members', 'name']);
     checkName(team.name, `spec.teams[${t}].name`);
     const teamName = (team.name as string | undefined) ?? `${name}/${t}`;
     if (teamName === name || teamNames.has(teamName)) throw new InvalidArgumentError(`spec.teams[${t}].name`, 'a team name used once (and not the hierarchy\'s name)', teamName);
     teamNames.add(teamName);
     const lead = keyOf(team.lead, `spec.teams[${t}].lead`);
-    const members: unknown = team.members;
-    if (!Array.isArray(members) || types.isProxy(members)) throw new InvalidArgumentError(`spec.teams[${t}].members`, 'an array of Pids or registry keys', members);
-    const keys = (members as unknown[]).map((m, i) => keyOf(m, `spec.teams[${t}].members[${i}]`));
+    const members = readArray(team.members, `spec.teams[${t}].members`, 'an array of Pids or registry keys');
+    const keys = members.map((m, i) => keyOf(m, `spec.teams[${t}].members[${i}]`));
     return Object.freeze({ name: teamName, lead, members: Object.freeze(keys) });
   });
 

@@ -84,6 +84,15 @@ describe('createHierarchy', () => {
     const { proxy, revoke } = Proxy.revocable({}, {});
     revoke();
     expectKeelError(await failure(() => createHierarchy(proxy as never, { supervisor: boss, teams: [] })), 'ERR_INVALID_ARGUMENT', 'registry');
+    // specs read without running their code: getters, proxies, unknown keys (__proto__ included)
+    const getter = { supervisor: boss, get teams(): never { throw new Error('boom'); } };
+    expectKeelError(await failure(() => createHierarchy(registry, getter as never)), 'ERR_INVALID_ARGUMENT', 'spec.teams', 'getter');
+    expectKeelError(await failure(() => createHierarchy(registry, new Proxy({ supervisor: boss, teams: [] }, {}) as never)), 'ERR_INVALID_ARGUMENT', 'spec');
+    expectKeelError(await failure(() => createHierarchy(registry, JSON.parse('{"supervisor":"boss","teams":[],"__proto__":{}}') as never)), 'ERR_INVALID_ARGUMENT', 'spec.__proto__');
+    expectKeelError(await failure(() => createHierarchy(registry, { supervisor: boss, teams: [{ lead, member: [] } as never] })), 'ERR_INVALID_ARGUMENT', 'spec.teams[0].member');
+    const lazy = [lead];
+    Object.defineProperty(lazy, 0, { get: () => lead });
+    expectKeelError(await failure(() => createHierarchy(registry, { supervisor: boss, teams: [{ lead: 'lead', members: lazy }] })), 'ERR_INVALID_ARGUMENT', 'spec.teams[0].members[0]', 'getter');
     // nothing was recorded by the refused calls
     expect(registry.query({ role: 'lead' })).toEqual([]);
   });
