@@ -89,6 +89,7 @@ interface Plan<T> {
   readonly signal: AbortSignal | undefined;
   readonly items: readonly T[];
   readonly source: AgentsOrQuery;
+  readonly run: string;
 }
 
 function plan<T>(items: unknown, options: unknown): Plan<T> {
@@ -124,7 +125,7 @@ function plan<T>(items: unknown, options: unknown): Plan<T> {
     if (!Array.isArray(r) || r.some((c) => typeof c !== 'string')) throw new InvalidArgumentError(`requirements of items[${i}]`, 'an array of strings', r);
     return r as string[];
   });
-  return { strategy: strategyName, maxPerWorker, timeout, tasks, requires: needs, signal: options.signal as AbortSignal | undefined, items, source: AgentQuery.is(options.workers) ? options.workers : [...(options.workers as (Pid | string)[])] };
+  return { strategy: strategyName, maxPerWorker, timeout, tasks, requires: needs, signal: options.signal as AbortSignal | undefined, items, run, source: AgentQuery.is(options.workers) ? options.workers : [...(options.workers as (Pid | string)[])] };
 }
 
 /**
@@ -192,8 +193,17 @@ async function run<T>(from: Node | Context<any>, node: Node, p: Plan<T>): Promis
   let died = false;
   /** Newcomers whose status is being asked (capability), by pid key; items with no worker left wait for them. */
   const probing = new Set<string>();
+  // and, from then on, a registration in its registry is a reason to look again (a restarted
+  // worker may register after the items it could take were left waiting)
+  let watching: string | undefined;
   const grow = (): void => {
     if (growing === undefined || !died) return;
+    if (watching === undefined) {
+      watching = `keel.distribute_work.${p.run}`;
+      node.telemetry.attach(watching, ['keel.agent_registry.registered'], (_event, _m, meta) => {
+        if (meta?.registry === growing.registry) queueMicrotask(pump);
+      });
+    }
     const fresh = newcomers(growing, workers).filter((pid) => !probing.has(pidKey(pid)) && node.isAlive(pid));
     if (p.strategy !== 'capability') {
       for (const pid of fresh) add(pid, undefined);
@@ -325,6 +335,7 @@ async function run<T>(from: Node | Context<any>, node: Node, p: Plan<T>): Promis
   pump();
   await done;
   p.signal?.removeEventListener('abort', onAbort);
+  if (watching !== undefined) node.telemetry.detach(watching);
   const completed = results.filter((r) => r.ok).length;
   node.telemetry.execute(
     'keel.coordination.work_distributed',

@@ -194,29 +194,101 @@ describe('distributeWork over a registry query', () => {
     }
   });
 
-  it('a worker that dies mid-run and is restarted under its key takes items again (least_loaded asks the query again)', async () => {
+  it.each(['least_loaded', 'capability'] as const)('%s: a worker that dies mid-run and is restarted under its key takes items again (the query is asked again)', async (strategy) => {
     const node = track();
     const registry = await AgentRegistry.start(node);
-    const gated = { runTask: (task: { payload: unknown }) => task.payload as Promise<unknown> };
+    const started = probe(node);
+    const gated: AgentFns = {
+      runTask: (task, ctx) => {
+        // eslint-disable-next-line keel/no-raw-send -- the test agent reports to its probe
+        ctx.send(started, { at: ctx.self, id: task.id });
+        return task.payload as Promise<unknown>;
+      },
+    };
     const sup = await supervised(node, registry, 'a', ['w'], gated);
     const a1 = registry.lookup('a')!.pid;
     const b = await plain(node, registry, 'b', ['w'], gated);
     const gates = [deferred<string>(), deferred<string>(), deferred<string>()];
-    const running = distributeWork(node, gates.map((g) => g.promise), { workers: registry.select({ capability: 'w' }), strategy: 'least_loaded', maxPerWorker: 1 });
+    const running = distributeWork(node, gates.map((g) => g.promise), {
+      workers: registry.select({ capability: 'w' }),
+      strategy,
+      maxPerWorker: 1,
+      requires: () => ['w'],
+      toTask: (item, i) => ({ id: `work-item-${i}`, kind: 'work', payload: item }),
+    });
     // item 0 is on a1, item 1 on b, item 2 waits: a1 dies with item 0
+    const on = (pid: Pid) => (m: unknown): boolean => (m as { at?: Pid }).at?.id === pid.id;
+    await started.receive(on(a1));
     await crash(node, a1);
     const a2 = registry.lookup('a')!.pid;
     expect(a2.id).not.toBe(a1.id);
-    gates.forEach((g, i) => g.resolve(`done ${i}`));
+    // b is still busy: item 0 goes to a2 once it registered again (at the death, or at its registration)
+    expect(await started.receive(on(a2))).toEqual({ at: a2, id: 'work-item-0' });
+    gates[0]!.resolve('done 0');
+    expect(await started.receive(on(a2))).toEqual({ at: a2, id: 'work-item-2' });
+    gates[2]!.resolve('done 2');
+    gates[1]!.resolve('done 1');
     const r = await running;
     expect([r.completed, r.failed, r.reassigned]).toEqual([3, 0, 1]);
-    expect(r.results.map((x) => [x.result, x.attempts])).toEqual([['done 0', 2], ['done 1', 1], ['done 2', 1]]);
-    // whether a2 was back before b finished or not, b runs two items and a2 one
+    expect(r.results.map((x) => [x.result, x.attempts, x.worker])).toEqual([['done 0', 2, a2], ['done 1', 1, b], ['done 2', 1, a2]]);
     expect(r.perWorker.map((w) => [w.worker, w.assigned, w.completed, w.failed])).toEqual([
       [a1, 1, 0, 1],
-      [b, 2, 2, 0],
-      [a2, 1, 1, 0],
+      [b, 1, 1, 0],
+      [a2, 2, 2, 0],
     ]);
+    await GenServer.stop(node, sup, 'shutdown');
+  });
+
+  it('a restarted worker that registers late (its item left waiting meanwhile) is found when it registers', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node);
+    const started = probe(node);
+    const gated: AgentFns = {
+      runTask: (task, ctx) => {
+        // eslint-disable-next-line keel/no-raw-send -- the test agent reports to its probe
+        ctx.send(started, { at: ctx.self, id: task.id });
+        return task.payload as Promise<unknown>;
+      },
+    };
+    const registerAgain = deferred<void>();
+    let starts = 0;
+    const sup = await Supervisor.start(node, [
+      {
+        id: 'a',
+        start: async (ctx) => {
+          const agent = await Agent.start(ctx, { name: 'a', capabilities: ['w'], ...(gated as Required<Pick<AgentFns, 'runTask'>>) });
+          if (++starts > 1) await registerAgain.promise; // the restart registers when the test says so
+          await registry.register(agent.pid, { capabilities: ['w'] }, { key: 'a' });
+          return agent.pid;
+        },
+      },
+    ]);
+    const a1 = registry.lookup('a')!.pid;
+    const b = await plain(node, registry, 'b', ['w'], gated);
+    const gates = [deferred<string>(), deferred<string>()];
+    const running = distributeWork(node, gates.map((g) => g.promise), {
+      workers: registry.select({ capability: 'w' }),
+      strategy: 'least_loaded',
+      maxPerWorker: 1,
+      toTask: (item, i) => ({ id: `item-${i}`, kind: 'work', payload: item }),
+    });
+    const on = (pid: Pid) => (m: unknown): boolean => (m as { at?: Pid }).at?.id === pid.id;
+    await started.receive(on(a1));
+    await started.receive(on(b));
+    const p = probe(node);
+    // eslint-disable-next-line keel/no-unmanaged-monitor -- the test awaits this Down
+    p.ctx.monitor(a1);
+    node.exit(a1, new Error('crash'));
+    await p.receive(isDown);
+    // b is full and a2 is not registered: item 0 waits (no timer, nothing else would wake it) until a2 registers
+    expect(registry.lookup('a')?.pid.id).not.toBe(a1.id);
+    registerAgain.resolve();
+    const again = (await started.receive((m) => (m as { id?: string }).id === 'item-0')) as { at: Pid };
+    expect(again.at.id).toBe(registry.lookup('a')!.pid.id);
+    gates.forEach((g, i) => g.resolve(`done ${i}`));
+    const r = await running;
+    expect(r.results.map((x) => [x.result, x.attempts])).toEqual([['done 0', 2], ['done 1', 1]]);
+    expect(r.perWorker.map((w) => [w.assigned, w.completed, w.failed])).toEqual([[1, 0, 1], [1, 1, 0], [1, 1, 0]]);
     await GenServer.stop(node, sup, 'shutdown');
   });
 
