@@ -76,6 +76,11 @@ function validateHierarchy(hierarchy: unknown): asserts hierarchy is Hierarchy {
  * `retries`...). The supervisor is the hierarchy's root and does not receive it. Every selected
  * agent has its own outcome, with its role and team; nothing is swallowed.
  *
+ * `hierarchy` is a tree of pids, a {@link RegistryHierarchy} (`createHierarchy`: its agents are read
+ * from the registry at each broadcast by key and role, so a restarted lead is reached at its new pid;
+ * keys with no registration now are listed in `unregistered`), or a registry query (its agents with
+ * role `'lead'` or `'member'`, grouped by team).
+ *
  * Throws `ERR_INVALID_ARGUMENT` for a malformed hierarchy (an agent listed twice included) or options.
  *
  * @example
