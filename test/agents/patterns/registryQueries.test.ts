@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions } from '../../../src/agents/Agent.js';
-import { buildConsensus, distributeWork, electLeader, type LeaderElected } from '../../../src/agents/patterns/index.js';
+import { buildConsensus, distributeWork, electLeader, monitorLeader, type LeaderElected, type Leadership } from '../../../src/agents/patterns/index.js';
 import { AgentRegistry, type AgentRegistryHandle, GenServer, isDown, type Node, type Pid, resolveAgents, Supervisor } from '../../../src/index.js';
 import { probe, type Probe } from '../../../src/testing/index.js';
 import { clockedNode, deferred, drainThrough, expectKeelError, thrown, useNodes } from '../../support.js';
@@ -69,6 +69,24 @@ describe('electLeader over a registry query', () => {
     expect(told).toEqual([{ at: a2, message: { type: 'leader_elected', leader: a2, term: 3 } }]);
 
     await election.stop();
+    await GenServer.stop(node, sup, 'shutdown');
+  });
+
+  it('monitorLeader over a query: the restarted leader is elected again, onChange sees each term', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node);
+    const sup = await supervised(node, registry, 'a', ['lead']);
+    const a1 = registry.lookup('a')!.pid;
+    const b = await plain(node, registry, 'b', ['lead']);
+    const seen: Leadership[] = [];
+    const monitor = await monitorLeader(node, { candidates: registry.select({ capability: 'lead' }), onChange: (l) => seen.push(l) });
+    await crash(node, a1);
+    await monitor.whenChanged(1);
+    node.exit(b, 'kill');
+    const third = await monitor.whenChanged(2);
+    expect(seen).toEqual([{ leader: a1, term: 1 }, { leader: b, term: 2 }, { leader: registry.lookup('a')!.pid, term: 3 }]);
+    expect(third.leader!.id).not.toBe(a1.id);
+    await monitor.stop();
     await GenServer.stop(node, sup, 'shutdown');
   });
 
