@@ -4,7 +4,8 @@ import { kernelOf } from '../../runtime/kernel.js';
 import type { Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { voteOn, type Vote } from '../Agent.js';
-import { callFailure, checkObject, checkSignal, checkTargets, checkTimeout, type CallFailure } from './shared.js';
+import { callFailure, checkObject, checkSignal, checkTimeout, type CallFailure } from './shared.js';
+import { AgentQuery, checkAgents, resolveSource, type AgentsOrQuery } from './agentSource.js';
 
 /** How many approvals carry a proposal. */
 export type ConsensusType = 'majority' | 'unanimous' | { quorum: number };
@@ -12,8 +13,12 @@ export type ConsensusType = 'majority' | 'unanimous' | { quorum: number };
 export interface ConsensusOptions<P = unknown> {
   /** What the participants vote on; each gets it in a `vote` call. */
   proposal: P;
-  /** The agents that vote (distinct pids or names; at least one). */
-  participants: readonly (Pid | string)[];
+  /**
+   * The agents that vote (distinct pids or names; at least one), or a registry query
+   * (`registry.select(...)`) resolved when the vote starts: its agents then are the participants
+   * (a restarted agent at its new pid). A query that selects nobody yields `'rejected'`.
+   */
+  participants: AgentsOrQuery;
   /**
    * `'majority'` (default): more than half of all participants approve; `'unanimous'`: every
    * participant approves; `{ quorum: n }`: at least n approve (1 ≤ n ≤ participants). A
@@ -54,8 +59,9 @@ export interface ConsensusResult {
 
 function validate(options: unknown): asserts options is ConsensusOptions {
   checkObject(options, 'options', '{ proposal, participants, type?, timeout?, signal? }');
-  checkTargets(options.participants, 'options.participants');
-  const n = (options.participants as unknown[]).length;
+  checkAgents(options.participants, 'options.participants');
+  // a query's size is known only at the vote: a quorum above it is then not reached
+  const n = AgentQuery.is(options.participants) ? Number.MAX_SAFE_INTEGER : (options.participants as unknown[]).length;
   const type = options.type ?? 'majority';
   if (type !== 'majority' && type !== 'unanimous') {
     if (typeof type !== 'object' || type === null || !('quorum' in type)) {
@@ -63,7 +69,7 @@ function validate(options: unknown): asserts options is ConsensusOptions {
     }
     const q = (type as { quorum: unknown }).quorum;
     if (typeof q !== 'number' || !Number.isSafeInteger(q) || q < 1 || q > n) {
-      throw new InvalidArgumentError('options.type.quorum', `an integer from 1 to the number of participants (${n})`, q);
+      throw new InvalidArgumentError('options.type.quorum', n === Number.MAX_SAFE_INTEGER ? 'a positive integer' : `an integer from 1 to the number of participants (${n})`, q);
     }
   }
   checkTimeout(options.timeout ?? 5000, 'options.timeout');
@@ -71,6 +77,7 @@ function validate(options: unknown): asserts options is ConsensusOptions {
 }
 
 function decide(type: ConsensusType, approvals: number, participants: number): boolean {
+  if (participants === 0) return false; // nobody voted: nothing is approved (not even unanimously)
   if (type === 'majority') return approvals > participants / 2;
   if (type === 'unanimous') return approvals === participants;
   return approvals >= type.quorum;
@@ -96,9 +103,11 @@ function decide(type: ConsensusType, approvals: number, participants: number): b
 export function buildConsensus<P>(from: Node | Context<any>, options: ConsensusOptions<P>): Promise<ConsensusResult> {
   const node = kernelOf(from);
   validate(options);
-  const { proposal, participants, type, signal } = options;
+  const { proposal, type, signal } = options;
+  const source = options.participants;
   const timeout = options.timeout ?? 5000;
   const run = async (): Promise<ConsensusResult> => {
+    const participants = resolveSource(source);
     const votes: ParticipantVote[] = await Promise.all(
       participants.map(async (pid): Promise<ParticipantVote> => {
         try {

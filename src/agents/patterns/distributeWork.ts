@@ -4,13 +4,19 @@ import { kernelOf } from '../../runtime/kernel.js';
 import type { Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { runTaskOn, statusOf, type AgentCast, type AgentTask, type TaskRequest } from '../Agent.js';
-import { callFailure, checkObject, checkPositiveInteger, checkSignal, checkTargets, checkTimeout } from './shared.js';
+import { callFailure, pidKey, checkObject, checkPositiveInteger, checkSignal, checkTimeout } from './shared.js';
+import { AgentQuery, checkAgents, newcomers, resolveSource, type AgentsOrQuery } from './agentSource.js';
 
 export type WorkStrategy = 'round_robin' | 'least_loaded' | 'capability';
 
 export interface DistributeWorkOptions<T> {
-  /** The agents that run the items (distinct pids or names; at least one). */
-  workers: readonly (Pid | string)[];
+  /**
+   * The agents that run the items (distinct pids or names; at least one), or a registry query
+   * (`registry.select(...)`) resolved when the run starts. With a query, once a worker of the run
+   * died, `'least_loaded'` and `'capability'` ask it again at each dispatch round, so a restarted
+   * worker (its new pid under its key) and agents registered since take items too.
+   */
+  workers: AgentsOrQuery;
   /**
    * `'round_robin'` (default): item i goes to `workers[i % workers.length]`, whatever happens.
    * `'least_loaded'`: each item goes to the worker with the fewest of this run's tasks in flight
@@ -61,7 +67,7 @@ export interface DistributeWorkResult<T> {
   readonly failed: number;
   /** Items given to another worker after theirs died. */
   readonly reassigned: number;
-  /** One per worker, in worker order. */
+  /** One per worker, in worker order (workers a query found during the run after those it found at the start). */
   readonly perWorker: WorkerTally[];
 }
 
@@ -82,13 +88,14 @@ interface Plan<T> {
   readonly requires: (readonly string[])[];
   readonly signal: AbortSignal | undefined;
   readonly items: readonly T[];
-  readonly workers: readonly (Pid | string)[];
+  readonly source: AgentsOrQuery;
+  readonly run: string;
 }
 
 function plan<T>(items: unknown, options: unknown): Plan<T> {
   if (!Array.isArray(items)) throw new InvalidArgumentError('items', 'an array', items);
   checkObject(options, 'options', '{ workers, strategy?, maxPerWorker?, timeout?, toTask?, requires?, signal? }');
-  checkTargets(options.workers, 'options.workers');
+  checkAgents(options.workers, 'options.workers');
   const strategy = options.strategy ?? 'round_robin';
   if (!(STRATEGIES as readonly unknown[]).includes(strategy)) throw new InvalidArgumentError('options.strategy', "'round_robin' | 'least_loaded' | 'capability'", strategy);
   const strategyName = strategy as WorkStrategy;
@@ -118,7 +125,7 @@ function plan<T>(items: unknown, options: unknown): Plan<T> {
     if (!Array.isArray(r) || r.some((c) => typeof c !== 'string')) throw new InvalidArgumentError(`requirements of items[${i}]`, 'an array of strings', r);
     return r as string[];
   });
-  return { strategy: strategyName, maxPerWorker, timeout, tasks, requires: needs, signal: options.signal as AbortSignal | undefined, items, workers: [...(options.workers as (Pid | string)[])] };
+  return { strategy: strategyName, maxPerWorker, timeout, tasks, requires: needs, signal: options.signal as AbortSignal | undefined, items, run, source: AgentQuery.is(options.workers) ? options.workers : [...(options.workers as (Pid | string)[])] };
 }
 
 /**
@@ -148,10 +155,16 @@ export function distributeWork<T>(from: Node | Context<any>, items: readonly T[]
 
 async function run<T>(from: Node | Context<any>, node: Node, p: Plan<T>): Promise<DistributeWorkResult<T>> {
   const started = node.clock.now();
-  const n = p.workers.length;
+  // the workers now (a query's answer at the start; it may grow after a death, see `grow`)
+  const workers: (Pid | string)[] = resolveSource(p.source);
+  const n = workers.length;
   const load = new Array<number>(n).fill(0);
   const dead = new Array<boolean>(n).fill(false);
-  const perWorker: WorkerTally[] = p.workers.map((worker) => ({ worker, assigned: 0, completed: 0, failed: 0 }));
+  const perWorker: WorkerTally[] = workers.map((worker) => ({ worker, assigned: 0, completed: 0, failed: 0 }));
+  const statusOptions = { timeout: p.timeout, ...(p.signal === undefined ? {} : { signal: p.signal }) };
+  /** A status answer's capabilities: none for no answer, or one without a capabilities array (not an agent). */
+  const capsOf = (s: unknown): readonly string[] | undefined =>
+    typeof s === 'object' && s !== null && Array.isArray((s as { capabilities?: unknown }).capabilities) ? (s as { capabilities: string[] }).capabilities : undefined;
   const results: WorkResult<T>[] = new Array(p.items.length);
   const tried = p.items.map(() => new Set<number>());
   const lastError: (WorkFailure | undefined)[] = new Array(p.items.length);
@@ -161,13 +174,50 @@ async function run<T>(from: Node | Context<any>, node: Node, p: Plan<T>): Promis
   // which workers can take which item (capability): those whose status answered and lists every requirement
   let capable: number[][] | undefined;
   if (p.strategy === 'capability') {
-    const statuses = await Promise.all(
-      p.workers.map((w) => statusOf(from, w, { timeout: p.timeout, ...(p.signal === undefined ? {} : { signal: p.signal }) }).then((s) => s, () => undefined)),
-    );
-    // a status answer without a capabilities array (not an agent) makes the worker capable of nothing
-    const lists = statuses.map((s) => (typeof s === 'object' && s !== null && Array.isArray(s.capabilities) ? s.capabilities : undefined));
+    const lists = (await Promise.all(workers.map((w) => statusOf(from, w, statusOptions).then((s) => s, () => undefined)))).map(capsOf);
     capable = p.requires.map((needs) => lists.flatMap((caps, w) => (caps !== undefined && needs.every((c) => caps.includes(c)) ? [w] : [])));
   }
+
+  /** Adds a worker found during the run (capability: with the capabilities its status listed). */
+  const add = (worker: Pid, caps: readonly string[] | undefined): void => {
+    const w = workers.length;
+    workers.push(worker);
+    load.push(0);
+    dead.push(false);
+    perWorker.push({ worker, assigned: 0, completed: 0, failed: 0 });
+    if (capable !== undefined && caps !== undefined) p.requires.forEach((needs, i) => needs.every((c) => caps.includes(c)) && capable![i]!.push(w));
+  };
+  // with a query: once a worker died, each dispatch round asks the query again for agents the run
+  // does not know (a restarted worker's new pid); round robin keeps its fixed assignment
+  const growing = AgentQuery.is(p.source) && p.strategy !== 'round_robin' ? p.source : undefined;
+  let died = false;
+  /** Newcomers whose status is being asked (capability), by pid key; items with no worker left wait for them. */
+  const probing = new Set<string>();
+  // and, from then on, a registration in its registry is a reason to look again (a restarted
+  // worker may register after the items it could take were left waiting)
+  let watching: string | undefined;
+  const grow = (): void => {
+    if (growing === undefined || !died) return;
+    if (watching === undefined) {
+      watching = `keel.distribute_work.${p.run}`;
+      node.telemetry.attach(watching, ['keel.agent_registry.registered'], (_event, _m, meta) => {
+        if (meta?.registry === growing.registry) queueMicrotask(pump);
+      });
+    }
+    const fresh = newcomers(growing, workers).filter((pid) => !probing.has(pidKey(pid)) && node.isAlive(pid));
+    if (p.strategy !== 'capability') {
+      for (const pid of fresh) add(pid, undefined);
+      return;
+    }
+    for (const pid of fresh) {
+      probing.add(pidKey(pid));
+      statusOf(from, pid, statusOptions).then((s) => s, () => undefined).then((s) => {
+        probing.delete(pidKey(pid));
+        add(pid, capsOf(s));
+        pump();
+      });
+    }
+  };
 
   let finish!: () => void;
   const done = new Promise<void>((resolve) => (finish = resolve));
@@ -178,28 +228,29 @@ async function run<T>(from: Node | Context<any>, node: Node, p: Plan<T>): Promis
   const lastWorker = (i: number): Pid | string | undefined => {
     let last: number | undefined;
     for (const w of tried[i]!) last = w;
-    return last === undefined ? undefined : p.workers[last];
+    return last === undefined ? undefined : workers[last];
   };
 
   // round robin keeps a queue per worker; the others share one queue in item order
-  const queues: number[][] = p.strategy === 'round_robin' ? p.workers.map(() => []) : [[]];
-  p.items.forEach((_item, i) => queues[p.strategy === 'round_robin' ? i % n : 0]!.push(i));
+  const fixed = p.strategy === 'round_robin' && n > 0;
+  const queues: number[][] = fixed ? workers.map(() => []) : [[]];
+  p.items.forEach((_item, i) => queues[fixed ? i % n : 0]!.push(i));
 
   /** The worker for item i now; `undefined` when every candidate is full; a failure when it has none left. */
   const choose = (i: number): number | undefined | WorkFailure => {
     if (p.strategy === 'round_robin') return load[i % n]! < p.maxPerWorker ? i % n : undefined;
-    const pool = capable === undefined ? p.workers.map((_w, w) => w) : capable[i]!;
-    if (pool.length === 0) return 'no_capable_worker';
+    const pool = capable === undefined ? workers.map((_w, w) => w) : capable[i]!;
+    if (pool.length === 0) return probing.size > 0 ? undefined : 'no_capable_worker';
     let best: number | undefined;
     let left = false;
     for (const w of pool) {
-      const target = p.workers[w]!;
-      if (!dead[w] && typeof target !== 'string' && !node.isAlive(target)) dead[w] = true; // a pid never comes back
+      const target = workers[w]!;
+      if (!dead[w] && typeof target !== 'string' && !node.isAlive(target)) dead[w] = died = true; // a pid never comes back
       if (dead[w] || tried[i]!.has(w)) continue;
       left = true;
       if (load[w]! < p.maxPerWorker && (best === undefined || load[w]! < load[best]!)) best = w;
     }
-    if (!left) return lastError[i] ?? 'no_live_worker';
+    if (!left) return probing.size > 0 ? undefined : (lastError[i] ?? 'no_live_worker');
     return best;
   };
 
@@ -209,7 +260,7 @@ async function run<T>(from: Node | Context<any>, node: Node, p: Plan<T>): Promis
     if (tried[i]!.size > 0) reassigned++;
     tried[i]!.add(w);
     const task = p.tasks[i]!;
-    const worker = p.workers[w]!;
+    const worker = workers[w]!;
     runTaskOn(from, worker, task, { timeout: p.timeout, ...(p.signal === undefined ? {} : { signal: p.signal }) }).then(
       (answer) => {
         load[w]!--;
@@ -237,6 +288,7 @@ async function run<T>(from: Node | Context<any>, node: Node, p: Plan<T>): Promis
         }
         if ((reason === 'noproc' || reason === 'process_down') && p.strategy !== 'round_robin' && p.signal?.aborted !== true) {
           dead[w] = true;
+          died = true;
           lastError[i] = reason;
           queues[0]!.unshift(i); // first in line for another worker
         } else {
@@ -253,6 +305,7 @@ async function run<T>(from: Node | Context<any>, node: Node, p: Plan<T>): Promis
       for (const q of queues) for (const i of q.splice(0)) end(i, { worker: lastWorker(i), ok: false, error: 'aborted' });
       return;
     }
+    grow();
     for (const q of queues) {
       for (let k = 0; k < q.length; ) {
         const i = q[k]!;
@@ -273,16 +326,21 @@ async function run<T>(from: Node | Context<any>, node: Node, p: Plan<T>): Promis
   };
 
   if (p.items.length === 0) finish();
+  else if (workers.length === 0) {
+    // a query that selects nobody: every item fails at once, nothing is dispatched
+    for (const q of queues) for (const i of q.splice(0)) end(i, { worker: undefined, ok: false, error: 'no_live_worker' });
+  }
   const onAbort = (): void => pump();
   p.signal?.addEventListener('abort', onAbort, { once: true });
   pump();
   await done;
   p.signal?.removeEventListener('abort', onAbort);
+  if (watching !== undefined) node.telemetry.detach(watching);
   const completed = results.filter((r) => r.ok).length;
   node.telemetry.execute(
     'keel.coordination.work_distributed',
     { items: p.items.length, completed, failed: p.items.length - completed, reassigned, durationMs: node.clock.now() - started },
-    { strategy: p.strategy, workers: p.workers.length },
+    { strategy: p.strategy, workers: workers.length },
   );
   return { results, completed, failed: p.items.length - completed, reassigned, perWorker };
 }

@@ -10,10 +10,15 @@ import type { Context, Node } from '../../runtime/types.js';
 import { statusOf, type AgentStatus } from '../Agent.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
 import { checkObject, checkPid, checkTimeout, pidKey, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
+import { AgentQuery, resolveSource, type AgentsOrQuery } from './agentSource.js';
 
 export interface ElectLeaderOptions {
-  /** The agents that may lead, in order of preference: on equal scores the earliest wins. Distinct pids, at least one. */
-  candidates: readonly Pid[];
+  /**
+   * The agents that may lead, in order of preference: on equal scores the earliest wins. Distinct
+   * pids, at least one; or a registry query (`registry.select(...)`), resolved again at every
+   * election, so an agent that restarted and registered again under its key is a candidate again.
+   */
+  candidates: AgentsOrQuery<Pid>;
   /** A candidate's score from its `status` answer; the highest wins (default `-status.load`: the least loaded). */
   score?(status: AgentStatus): number;
   /** How long each candidate's `status` call may take, in ms (default 5000); one that does not answer is not elected this time. */
@@ -62,8 +67,10 @@ class Retry {
 interface State {
   readonly name: string;
   readonly onChange?: ((leadership: Leadership) => void) | undefined;
-  /** Candidates not known to be dead, in the given order. */
+  /** Candidates not known to be dead, in the given order (with a query: its answer at the last election). */
   candidates: Pid[];
+  /** The registry query the candidates are read from at each election, if one was given. */
+  readonly source: AgentQuery | undefined;
   readonly score: (status: AgentStatus) => number;
   readonly timeout: number;
   readonly retryMs: number;
@@ -78,7 +85,9 @@ const defaultScore = (status: AgentStatus): number => -status.load;
 
 /** The best live candidate that answers `status`: the highest score, the earliest on a tie. */
 async function pick(state: State, ctx: Context<any>): Promise<Pid | undefined> {
-  state.candidates = state.candidates.filter((c) => ctx.node.isAlive(c)); // a pid never comes back
+  // a query is asked again (a restarted candidate's new pid); a pid never comes back
+  if (state.source !== undefined) state.candidates = resolveSource(state.source);
+  state.candidates = state.candidates.filter((c) => ctx.node.isAlive(c));
   const statuses = await Promise.all(state.candidates.map((c) => statusOf(ctx, c, { timeout: state.timeout }).then((s) => s, () => undefined)));
   let best: Pid | undefined;
   let bestScore = -Infinity;
@@ -119,7 +128,8 @@ async function elect(state: State, ctx: Context<any>): Promise<State> {
     // the winner died between its answer and the monitor: elect among the others
   }
   state.leader = leader;
-  if (leader === undefined && state.candidates.length > 0) state.retry = ctx.sendAfter(ctx.self, new Retry(), state.retryMs);
+  // with a query, nobody now may be somebody later (a candidate restarting, registering): keep looking
+  if (leader === undefined && (state.candidates.length > 0 || state.source !== undefined)) state.retry = ctx.sendAfter(ctx.self, new Retry(), state.retryMs);
   const changed = state.term === 0 || (leader === undefined ? previous !== undefined : previous === undefined || pidKey(previous) !== pidKey(leader));
   if (!changed) return state;
   state.term++;
@@ -151,7 +161,7 @@ interface Config {
   readonly name: string;
   /** monitorLeader's callback on each new term. */
   readonly onChange?: ((leadership: Leadership) => void) | undefined;
-  readonly candidates: readonly Pid[];
+  readonly candidates: AgentsOrQuery<Pid>;
   readonly score: (status: AgentStatus) => number;
   readonly timeout: number;
   readonly retryMs: number;
@@ -160,7 +170,8 @@ interface Config {
 const electionSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
   init(config) {
     // a restart begins afresh: term 1 again, every candidate still alive
-    const state: State = { ...config, candidates: [...config.candidates], leader: undefined, term: 0, watch: undefined, retry: undefined, waiters: [] };
+    const source = AgentQuery.is(config.candidates) ? config.candidates : undefined;
+    const state: State = { ...config, candidates: source === undefined ? resolveSource(config.candidates) : [], source, leader: undefined, term: 0, watch: undefined, retry: undefined, waiters: [] };
     return { state, continue: 'elect' };
   },
 
@@ -199,15 +210,18 @@ const electionSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
 }, 'a leader election (use its handle)', 'bare');
 
 function validate(options: unknown): asserts options is ElectLeaderOptions {
-  checkObject(options, 'options', '{ candidates: Pid[], score?, timeout?, retryMs?, name? }');
+  checkObject(options, 'options', '{ candidates: Pid[] | AgentQuery, score?, timeout?, retryMs?, name? }');
   const candidates = options.candidates;
-  if (!Array.isArray(candidates) || candidates.length === 0) throw new InvalidArgumentError('options.candidates', 'a non-empty array of Pids', candidates);
-  const seen = new Set<string>();
-  candidates.forEach((c: unknown, i) => {
-    checkPid(c, `options.candidates[${i}]`);
-    if (seen.has(pidKey(c))) throw new InvalidArgumentError(`options.candidates[${i}]`, 'a candidate listed once', c);
-    seen.add(pidKey(c));
-  });
+  // a query is resolved at each election; a list is checked now
+  if (!AgentQuery.is(candidates)) {
+    if (!Array.isArray(candidates) || candidates.length === 0) throw new InvalidArgumentError('options.candidates', 'a non-empty array of Pids or an AgentQuery (registry.select(...))', candidates);
+    const seen = new Set<string>();
+    candidates.forEach((c: unknown, i) => {
+      checkPid(c, `options.candidates[${i}]`);
+      if (seen.has(pidKey(c))) throw new InvalidArgumentError(`options.candidates[${i}]`, 'a candidate listed once', c);
+      seen.add(pidKey(c));
+    });
+  }
   if (options.score !== undefined && typeof options.score !== 'function') throw new InvalidArgumentError('options.score', 'a function (status) => number', options.score);
   checkTimeout(options.timeout ?? 5000, 'options.timeout');
   const retryMs = options.retryMs ?? 1000;
@@ -239,7 +253,7 @@ export function electLeader(from: Node | Context<any>, options: ElectLeaderOptio
   const name = nameFor(node, 'leader_election', options.name);
   const config: Config = {
     name,
-    candidates: Object.freeze([...options.candidates]),
+    candidates: AgentQuery.is(options.candidates) ? options.candidates : Object.freeze([...options.candidates]),
     score: options.score ?? defaultScore,
     timeout: options.timeout ?? 5000,
     retryMs: options.retryMs ?? 1000,
@@ -296,7 +310,7 @@ export function monitorLeader(from: Node | Context<any>, options: MonitorLeaderO
   const name = nameFor(node, 'leader_monitor', options.name);
   const config: Config = {
     name,
-    candidates: Object.freeze([...options.candidates]),
+    candidates: AgentQuery.is(options.candidates) ? options.candidates : Object.freeze([...options.candidates]),
     score: options.score ?? defaultScore,
     timeout: options.timeout ?? 5000,
     retryMs: options.retryMs ?? 1000,

@@ -34,6 +34,16 @@ export {
   type HierarchyBroadcastOutcome,
   type HierarchyDelivery,
 } from './hierarchyBroadcast.js';
+export {
+  createHierarchy,
+  isRegistryHierarchy,
+  type HierarchyAgent,
+  type HierarchyRole,
+  type HierarchySpec,
+  type HierarchyTeam,
+  type RegistryHierarchy,
+} from './hierarchy.js';
+export type { AgentsOrQuery } from './agentSource.js';
 export type { CallFailure } from './shared.js';
 export {
   executeDistributed,
