@@ -1,6 +1,6 @@
 import { checkKeys, InvalidArgumentError, isKeelError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
-import { isPid } from '../../runtime/Pid.js';
+import { isPid, type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { componentHandle, componentNode, nameFor, startComponent, unwrapReply } from '../component.js';
 import { checkObject, checkTimeout, stopComponent } from '../patterns/shared.js';
@@ -58,8 +58,8 @@ export const ResourcePool = {
     const config = configOf(node, options);
     const name = config.name;
     const pid = await startComponent(from, poolSpec, config, name);
-    const call = <const Q extends Calls['request']>(caller: Context<any> | undefined, request: Q, timeout: number): Promise<unknown> =>
-      GenServer.call<Calls>(caller ?? node, name, request, { timeout }).then(unwrapReply);
+    const call = <const Q extends Calls['request']>(caller: Context<any> | undefined, request: Q, timeout: number, to: Pid | string = name): Promise<unknown> =>
+      GenServer.call<Calls>(caller ?? node, to, request, { timeout }).then(unwrapReply);
     await call(undefined, { type: 'ready' }, Infinity);
 
     const checkout = (o?: CheckoutOptions): Promise<R> => {
@@ -70,16 +70,21 @@ export const ResourcePool = {
       // the pool times the wait out itself (on the node's clock), with the typed error
       return call(caller, { type: 'checkout', holder: caller?.self, timeout }, Infinity) as Promise<R>;
     };
-    const checkin = (resource: R, o?: CheckinOptions): Promise<CheckinOutcome> => {
+    const checkinTo = (to: Pid | string, resource: R, o?: CheckinOptions): Promise<CheckinOutcome> => {
       if (o !== undefined) checkObject(o, 'options', '{ broken?, caller? }');
       const caller = checkCaller(o?.caller, 'options.caller');
-      return call(caller, { type: 'checkin', resource, broken: o?.broken === true, by: caller?.self }, 5000) as Promise<CheckinOutcome>;
+      return call(caller, { type: 'checkin', resource, broken: o?.broken === true, by: caller?.self }, 5000, to) as Promise<CheckinOutcome>;
     };
+    const checkin = (resource: R, o?: CheckinOptions): Promise<CheckinOutcome> => checkinTo(name, resource, o);
     const withResource = async <T>(fn: (resource: R) => T | Promise<T>, o?: WithResourceOptions): Promise<T> => {
       if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function (resource) => result', fn);
+      // the pool process the checkout goes to (the name is read as the call is sent): the resource is
+      // given back to that process, not to a restarted pool that never lent it (and may lend the same
+      // object to someone else)
+      const lender = node.registry.whereis(name);
       const resource = await checkout(o === undefined ? undefined : { ...(o.timeout === undefined ? {} : { timeout: o.timeout }), ...(o.caller === undefined ? {} : { caller: o.caller }) });
       const back = (broken: boolean): Promise<unknown> =>
-        checkin(resource, { broken, ...(o?.caller === undefined ? {} : { caller: o.caller }) }).catch((e: unknown) => {
+        checkinTo(lender ?? name, resource, { broken, ...(o?.caller === undefined ? {} : { caller: o.caller }) }).catch((e: unknown) => {
           // the pool is gone (its resources with it): nothing to give back to
           if (!isKeelError(e, 'ERR_NOPROC') && !isKeelError(e, 'ERR_CALL_EXIT') && !isKeelError(e, 'ERR_PROCESS_EXITED')) throw e;
         });

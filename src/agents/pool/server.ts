@@ -55,6 +55,8 @@ interface Waiter {
   readonly timeout: number;
   readonly since: number;
   timer: TimerRef | undefined;
+  /** The holder's monitor while it waits: its death takes it out of line at once (as poolboy). */
+  watch: WatchRef | undefined;
 }
 
 /** @internal What a pool process starts with (validated options). */
@@ -79,8 +81,10 @@ interface State extends Config {
   readonly idle: Entry[];
   /** Lent resources that died while out, until their checkin or their holder's death. */
   readonly retired: Map<unknown, Entry>;
-  /** Monitors by ref: a holder's or a resource's. */
-  readonly refs: Map<Ref, { kind: 'holder' | 'resource'; entry: Entry }>;
+  /** Monitors by ref: a holder's, a resource's, or a waiting caller's. */
+  readonly refs: Map<Ref, { kind: 'holder' | 'resource'; entry: Entry } | { kind: 'waiter'; waiter: Waiter }>;
+  /** Creations that answered, their `Created` not handled yet: destroyed if the pool exits first. */
+  readonly arrived: Set<Created>;
   /** In line, first come first served (a Map keeps insertion order; a timeout deletes in O(1)). */
   readonly waiters: Map<number, Waiter>;
   nextWaiter: number;
@@ -111,8 +115,11 @@ function spawnCreate(state: State, ctx: Context<any>, initial: boolean): void {
     .then(() => state.create())
     .then(
       (resource) => {
-        if (alive(ctx)) ctx.send(ctx.self, new Created(resource, initial));
-        else runDestroy(state, node, resource, 'pool_stopped', undefined); // made after the pool stopped: not kept
+        if (alive(ctx)) {
+          const made = new Created(resource, initial);
+          state.arrived.add(made); // until handled: a pool that exits first destroys it (abort listener)
+          ctx.send(ctx.self, made);
+        } else runDestroy(state, node, resource, 'pool_stopped', undefined); // made after the pool stopped: not kept
       },
       (e: unknown) => {
         if (alive(ctx)) ctx.send(ctx.self, new CreateFailed(toError(e), initial));
@@ -180,6 +187,12 @@ function live(ctx: Context<any>, w: Waiter): boolean {
 function leaveLine(state: State, ctx: Context<any>, w: Waiter): void {
   state.waiters.delete(w.id);
   if (w.timer !== undefined) ctx.cancelTimer(w.timer);
+  w.timer = undefined;
+  if (w.watch !== undefined) {
+    state.refs.delete(w.watch.ref);
+    unwatch(ctx, w.watch);
+    w.watch = undefined;
+  }
 }
 
 /** Lends `entry` to `holder`; false (nothing lent) when the holder died meanwhile. */
@@ -270,6 +283,7 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
       idle: [],
       retired: new Map(),
       refs: new Map(),
+      arrived: new Set(),
       waiters: new Map(),
       nextWaiter: 0,
       creating: 0,
@@ -282,6 +296,8 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
     ctx.signal.addEventListener('abort', () => {
       for (const entry of state.entries.values()) runDestroy(state, state.node, entry.resource, 'pool_stopped', undefined);
       state.entries.clear();
+      for (const made of state.arrived) runDestroy(state, state.node, made.resource, 'pool_stopped', undefined);
+      state.arrived.clear();
     }, { once: true });
     for (let i = 0; i < config.size; i++) spawnCreate(state, ctx, true);
     return state;
@@ -300,11 +316,18 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
           state.idle.push(entry);
           return { reply: new InvalidArgumentError('request.holder', 'a live process', holder), state };
         }
-        const w: Waiter = { id: ++state.nextWaiter, from, holder, timeout, since: ctx.node.clock.now(), timer: undefined };
+        const w: Waiter = { id: ++state.nextWaiter, from, holder, timeout, since: ctx.node.clock.now(), timer: undefined, watch: undefined };
         if (timeout === 0) {
           state.counts.timeouts++;
           emit(ctx, state, 'timeout', { waitedMs: 0, waiting: state.waiters.size }, { holder });
           return { reply: new PoolTimeoutError(state.name, 0), state };
+        }
+        if (holder !== undefined) {
+          // watched while in line: a caller that dies leaves it at once, not when its turn comes
+          const watch = watchProcess(ctx, holder, 'resource_pool.waiter');
+          if (watch === 'noproc') return { reply: new InvalidArgumentError('request.holder', 'a live process', holder), state };
+          w.watch = watch;
+          state.refs.set(watch.ref, { kind: 'waiter', waiter: w });
         }
         if (timeout !== Infinity) w.timer = ctx.sendAfter(ctx.self, new WaiterTimeout(w.id), timeout);
         state.waiters.set(w.id, w);
@@ -361,6 +384,7 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
 
   handleInfo(message, state, ctx) {
     if (isInstance(message, Created)) {
+      state.arrived.delete(message);
       state.creating--;
       added(state, ctx, message.resource);
       settledInitial(state, message.initial);
@@ -382,7 +406,8 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
     if (isInstance(message, WaiterTimeout)) {
       const w = state.waiters.get(message.id);
       if (w === undefined) return state; // served meanwhile
-      state.waiters.delete(w.id);
+      w.timer = undefined; // it fired
+      leaveLine(state, ctx, w);
       state.counts.timeouts++;
       emit(ctx, state, 'timeout', { waitedMs: ctx.node.clock.now() - w.since, waiting: state.waiters.size }, { holder: w.holder });
       GenServer.reply(w.from, new PoolTimeoutError(state.name, w.timeout));
@@ -392,6 +417,12 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
       const watched = state.refs.get(message.ref);
       if (watched === undefined) return state; // a stale Down
       state.refs.delete(message.ref);
+      if (watched.kind === 'waiter') {
+        // a caller that died in line: it leaves the line now (its monitor went with its Down)
+        watched.waiter.watch = undefined;
+        leaveLine(state, ctx, watched.waiter);
+        return state;
+      }
       const entry = watched.entry;
       if (watched.kind === 'holder') {
         entry.holder = undefined;

@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { ResourcePool } from '../../../src/agents/pool/ResourcePool.js';
+import { Sys } from '../../../src/index.js';
+import { expectNoLeaks } from '../../../src/testing/index.js';
+import { deferred, expectKeelError, rejection, spawnWithContext, useNodes } from '../../support.js';
+
+// An adversarial review's races: what is in flight when the pool stops or restarts, and callers
+// that die in line.
+
+const track = useNodes();
+
+interface Conn {
+  readonly id: number;
+}
+
+describe('ResourcePool races', () => {
+  it('a resource whose creation ended just before the pool stopped (its Created still in the mailbox) is destroyed, not leaked', async () => {
+    const node = track();
+    const made = deferred<Conn>();
+    const destroyed: number[] = [];
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, {
+      create: () => (++n === 1 ? { id: 1 } : made.promise),
+      destroy: (c) => void destroyed.push(c.id),
+      size: 1,
+      maxOverflow: 1,
+      checkoutTimeoutMs: Infinity,
+    });
+    await pool.checkout();
+    const waiting = pool.checkout(); // an overflow resource is being made for it
+    expect(await pool.stats()).toMatchObject({ creating: 1, waiting: 1 });
+    await Sys.suspend(node, pool.pid);
+    made.resolve({ id: 2 });
+    await node.idle(); // the creation's answer waits in the suspended pool's mailbox
+    await pool.stop();
+    expectKeelError(await rejection(() => waiting), 'ERR_CALL_EXIT');
+    expect(destroyed.sort()).toEqual([1, 2]);
+    expectNoLeaks(node);
+  });
+
+  it("withResource answers fn's result when the pool restarted while fn ran: the resource went with the pool that lent it", async () => {
+    const node = track();
+    const destroyed: number[] = [];
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, { create: () => ({ id: ++n }), destroy: (c) => void destroyed.push(c.id), size: 1 });
+    const first = pool.pid;
+    const inside = deferred<Conn>();
+    const finish = deferred<string>();
+    const result = pool.withResource((c) => (inside.resolve(c), finish.promise));
+    const lent = await inside.promise;
+    node.exit(first, 'kill'); // its supervisor starts a fresh pool under the same name
+    await node.idle();
+    expect(String(pool.pid)).not.toBe(String(first));
+    expect(destroyed).toEqual([lent.id]);
+    finish.resolve('done');
+    expect(await result).toBe('done');
+    expect(await pool.stats()).toMatchObject({ badCheckins: 0, resources: 1, idle: 1, checkins: 0 });
+    await pool.stop();
+    expectNoLeaks(node);
+  });
+
+  it('withResource never frees, in the restarted pool, the same resource another caller holds there (a shared resource object)', async () => {
+    const node = track();
+    const shared: Conn = { id: 7 };
+    const pool = await ResourcePool.start<Conn>(node, { create: () => shared, destroy: () => undefined, size: 1 });
+    const inside = deferred<Conn>();
+    const finish = deferred<string>();
+    const result = pool.withResource((c) => (inside.resolve(c), finish.promise));
+    await inside.promise;
+    node.exit(pool.pid, 'kill');
+    await node.idle();
+    const other = await pool.checkout(); // the new pool lends the same object to another caller
+    expect(other).toBe(shared);
+    finish.resolve('done');
+    expect(await result).toBe('done');
+    expect(await pool.stats()).toMatchObject({ checkedOut: 1, idle: 0, checkins: 0 }); // still out: the stale checkin did not free it
+    expect(await pool.checkin(other)).toBe('returned');
+    await pool.stop();
+  });
+
+  it('a waiter whose process dies leaves the line at once (monitored, as poolboy does), not at its turn', async () => {
+    const node = track();
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, { create: () => ({ id: ++n }), size: 1, checkoutTimeoutMs: Infinity });
+    const held = await pool.checkout();
+    const doomed = await Promise.all([1, 2, 3].map(() => spawnWithContext(node)));
+    const lost = doomed.map((d) => pool.checkout({ caller: d.ctx }).catch((e: unknown) => e));
+    await node.idle();
+    expect((await pool.stats()).waiting).toBe(3);
+    for (const d of doomed) node.exit(d.pid, 'kill');
+    await Promise.all(lost);
+    await node.idle();
+    expect(await pool.stats()).toMatchObject({ waiting: 0, checkedOut: 1, holderDown: 0 });
+    expectNoLeaks(node);
+    expect(await pool.checkin(held)).toBe('returned');
+    expect(await pool.stats()).toMatchObject({ waiting: 0, idle: 1, checkouts: 1 });
+    await pool.stop();
+    expectNoLeaks(node);
+  });
+});
