@@ -61,7 +61,7 @@ class Retry {
 
 interface State {
   readonly name: string;
-  readonly onChange?: ((leadership: Leadership) => void) | undefined;
+  readonly onChange?: ((leadership: Leadership) => void | Promise<void>) | undefined;
   /** Candidates not known to be dead, in the given order. */
   candidates: Pid[];
   readonly score: (status: AgentStatus) => number;
@@ -98,6 +98,14 @@ async function pick(state: State, ctx: Context<any>): Promise<Pid | undefined> {
     }
   });
   return best;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  try {
+    return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
+  } catch {
+    return false; // a throwing getter or a revoked proxy: not a promise we can follow
+  }
 }
 
 /** Runs an election; a new leader (or the first result) starts a new term, announced to every live candidate. */
@@ -137,11 +145,15 @@ async function elect(state: State, ctx: Context<any>): Promise<State> {
   );
   for (const w of state.waiters.splice(0)) GenServer.reply(w.from, leadership);
   if (state.onChange !== undefined) {
+    // the user's callback: its failure is reported, the election goes on; an async one that
+    // rejects is reported the same way (never left an unhandled rejection)
+    const term = state.term;
+    const report = (e: unknown): void => ctx.node.logger.warn(`leader monitor ${state.name}: onChange threw for term ${term}`, e);
     try {
-      state.onChange(leadership);
+      const r: unknown = state.onChange(leadership);
+      if (isThenable(r)) r.then(undefined, report);
     } catch (e) {
-      // the user's callback: its failure is reported, the election goes on
-      ctx.node.logger.warn(`leader monitor ${state.name}: onChange threw for term ${state.term}`, e);
+      report(e);
     }
   }
   return state;
@@ -150,7 +162,7 @@ async function elect(state: State, ctx: Context<any>): Promise<State> {
 interface Config {
   readonly name: string;
   /** monitorLeader's callback on each new term. */
-  readonly onChange?: ((leadership: Leadership) => void) | undefined;
+  readonly onChange?: ((leadership: Leadership) => void | Promise<void>) | undefined;
   readonly candidates: readonly Pid[];
   readonly score: (status: AgentStatus) => number;
   readonly timeout: number;
@@ -266,9 +278,9 @@ async function start(from: Node | Context<any>, node: Node, config: Config): Pro
 export interface MonitorLeaderOptions extends ElectLeaderOptions {
   /**
    * Called in the monitor process on each new term (the first election included), after the
-   * candidates were told; a throw is logged and changes nothing.
+   * candidates were told; a throw (or an async one's rejection) is logged and changes nothing.
    */
-  onChange?(leadership: Leadership): void;
+  onChange?(leadership: Leadership): void | Promise<void>;
 }
 
 /** A standing leader monitor: the election's handle (`current`, `whenChanged`, `stop`). */

@@ -92,6 +92,27 @@ describe('monitorLeader', () => {
     await m.stop();
   });
 
+  it('an async onChange that rejects is logged as a throw is, not left an unhandled rejection; the monitor keeps electing', async () => {
+    const node = track();
+    const [a, b] = (await candidates(node, 2)) as [Pid, Pid];
+    const m = await monitorLeader(node, {
+      candidates: [a, b],
+      onChange: async ({ term }: Leadership) => {
+        await Promise.resolve();
+        throw new Error(`callback ${term}`);
+      },
+    });
+    const changed = m.whenChanged(1);
+    node.exit(a, 'kill');
+    expect(await changed).toEqual({ leader: b, term: 2 });
+    await node.idle();
+    const warn = (node.logger as unknown as { warn: { mock: { calls: unknown[][] } } }).warn.mock.calls;
+    expect(warn.map((c) => c[0])).toEqual([`leader monitor ${m.name}: onChange threw for term 1`, `leader monitor ${m.name}: onChange threw for term 2`]);
+    expect(warn.map((c) => (c[1] as Error).message)).toEqual(['callback 1', 'callback 2']);
+    await m.stop();
+    expectNoLeaks(node);
+  });
+
   it('started from a process, it goes with that process (linked), leaving nothing behind', async () => {
     const node = track();
     const [a] = (await candidates(node, 1)) as [Pid];
