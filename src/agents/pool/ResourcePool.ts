@@ -7,14 +7,14 @@ import { checkObject, checkTimeout, stopComponent } from '../patterns/shared.js'
 import { MAX_SIZE, poolSpec, type Calls, type Config } from './server.js';
 import type { CheckinOutcome, CheckoutOptions, CheckinOptions, ResourcePoolHandle, ResourcePoolOptions, ResourcePoolStats, WithResourceOptions } from './types.js';
 
-const OPTIONS = ['create', 'destroy', 'size', 'maxOverflow', 'checkoutTimeoutMs', 'createRetryMs', 'name'] as const;
+const OPTIONS = ['create', 'destroy', 'size', 'maxOverflow', 'checkoutTimeoutMs', 'createRetryMs', 'createTimeoutMs', 'name'] as const;
 
 function checkCount(value: unknown, argument: string): asserts value is number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > MAX_SIZE) throw new InvalidArgumentError(argument, `an integer from 0 to ${MAX_SIZE}`, value);
 }
 
 function configOf(node: Node, options: unknown): Config {
-  checkObject(options, 'options', '{ create, destroy?, size, maxOverflow?, checkoutTimeoutMs?, createRetryMs?, name? }');
+  checkObject(options, 'options', '{ create, destroy?, size, maxOverflow?, checkoutTimeoutMs?, createRetryMs?, createTimeoutMs?, name? }');
   checkKeys(options, OPTIONS, 'options');
   const { create, destroy } = options;
   if (typeof create !== 'function') throw new InvalidArgumentError('options.create', 'a function () => resource', create);
@@ -26,8 +26,10 @@ function configOf(node: Node, options: unknown): Config {
   checkTimeout(checkoutTimeoutMs, 'options.checkoutTimeoutMs');
   const createRetryMs = options.createRetryMs ?? 1000;
   if (typeof createRetryMs !== 'number' || !Number.isFinite(createRetryMs) || createRetryMs < 0) throw new InvalidArgumentError('options.createRetryMs', 'a finite number of ms >= 0', createRetryMs);
+  const createTimeoutMs = options.createTimeoutMs ?? 30_000;
+  if (typeof createTimeoutMs !== 'number' || Number.isNaN(createTimeoutMs) || createTimeoutMs <= 0) throw new InvalidArgumentError('options.createTimeoutMs', 'a number of ms > 0 (or Infinity)', createTimeoutMs);
   const name = nameFor(node, 'resource_pool', options.name);
-  return { name, create: create as () => unknown, destroy: destroy as Config['destroy'], size: options.size, maxOverflow, checkoutTimeoutMs, createRetryMs };
+  return { name, create: create as () => unknown, destroy: destroy as Config['destroy'], size: options.size, maxOverflow, checkoutTimeoutMs, createRetryMs, createTimeoutMs };
 }
 
 function checkCaller(caller: unknown, argument: string): Context<any> | undefined {

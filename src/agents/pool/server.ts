@@ -21,12 +21,22 @@ export type Calls =
   | { request: { type: 'stats' }; reply: ResourcePoolStats }
   | { request: { type: 'ready' }; reply: 'ok' };
 
+/** One creation in progress: settled by its answer or by its timeout, whichever the pool sees first. */
+interface Job {
+  readonly initial: boolean;
+  state: 'pending' | 'settled' | 'timed_out';
+  timer: TimerRef | undefined;
+}
+
 // the pool's own messages (classes: another process cannot forge them)
 class Created {
-  constructor(readonly resource: unknown, readonly initial: boolean) {}
+  constructor(readonly resource: unknown, readonly job: Job) {}
 }
 class CreateFailed {
-  constructor(readonly error: unknown, readonly initial: boolean) {}
+  constructor(readonly error: unknown, readonly job: Job) {}
+}
+class CreateTimedOut {
+  constructor(readonly job: Job) {}
 }
 class WaiterTimeout {
   constructor(readonly id: number) {}
@@ -68,6 +78,7 @@ export interface Config {
   readonly maxOverflow: number;
   readonly checkoutTimeoutMs: number;
   readonly createRetryMs: number;
+  readonly createTimeoutMs: number;
 }
 
 type Counters = { -readonly [K in 'created' | 'createFailed' | 'destroyed' | 'destroyFailed' | 'checkouts' | 'checkins' | 'timeouts' | 'holderDown' | 'resourceDown' | 'badCheckins']: number };
@@ -111,18 +122,21 @@ function alive(ctx: Context<any>): boolean {
 function spawnCreate(state: State, ctx: Context<any>, initial: boolean): void {
   state.creating++;
   const node = ctx.node;
+  const job: Job = { initial, state: 'pending', timer: undefined };
+  if (state.createTimeoutMs !== Infinity) job.timer = ctx.sendAfter(ctx.self, new CreateTimedOut(job), state.createTimeoutMs);
   Promise.resolve()
     .then(() => state.create())
     .then(
       (resource) => {
-        if (alive(ctx)) {
-          const made = new Created(resource, initial);
+        if (job.state === 'timed_out') runDestroy(state, node, resource, 'create_timeout', undefined); // given up on: not kept
+        else if (alive(ctx)) {
+          const made = new Created(resource, job);
           state.arrived.add(made); // until handled: a pool that exits first destroys it (abort listener)
           ctx.send(ctx.self, made);
         } else runDestroy(state, node, resource, 'pool_stopped', undefined); // made after the pool stopped: not kept
       },
       (e: unknown) => {
-        if (alive(ctx)) ctx.send(ctx.self, new CreateFailed(toError(e), initial));
+        if (job.state === 'pending' && alive(ctx)) ctx.send(ctx.self, new CreateFailed(toError(e), job));
       },
     );
 }
@@ -249,8 +263,25 @@ function added(state: State, ctx: Context<any>, resource: unknown): void {
   release(state, ctx, entry);
 }
 
+function failedCreation(state: State, ctx: Context<any>, error: unknown, initial: boolean): void {
+  state.counts.createFailed++;
+  emit(ctx, state, 'create_failed', {}, { error });
+  scheduleRetry(state, ctx);
+  settledInitial(state, initial);
+}
+
 function scheduleRetry(state: State, ctx: Context<any>): void {
   if (state.retry === undefined) state.retry = ctx.sendAfter(ctx.self, new RetryCreate(), state.createRetryMs);
+}
+
+/** The pool hears a creation's end (its answer or its timeout): false when it had already ended the other way. */
+function settle(state: State, ctx: Context<any>, job: Job): boolean {
+  if (job.state !== 'pending') return false;
+  job.state = 'settled';
+  if (job.timer !== undefined) ctx.cancelTimer(job.timer);
+  job.timer = undefined;
+  state.creating--;
+  return true;
 }
 
 function settledInitial(state: State, initial: boolean): void {
@@ -385,17 +416,26 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
   handleInfo(message, state, ctx) {
     if (isInstance(message, Created)) {
       state.arrived.delete(message);
-      state.creating--;
+      if (!settle(state, ctx, message.job)) {
+        runDestroy(state, ctx.node, message.resource, 'create_timeout', ctx); // it timed out first: not kept
+        return state;
+      }
       added(state, ctx, message.resource);
-      settledInitial(state, message.initial);
+      settledInitial(state, message.job.initial);
       return state;
     }
     if (isInstance(message, CreateFailed)) {
-      state.creating--;
-      state.counts.createFailed++;
-      emit(ctx, state, 'create_failed', {}, { error: message.error });
-      scheduleRetry(state, ctx);
-      settledInitial(state, message.initial);
+      if (!settle(state, ctx, message.job)) return state; // counted as failed when it timed out
+      failedCreation(state, ctx, message.error, message.job.initial);
+      return state;
+    }
+    if (isInstance(message, CreateTimedOut)) {
+      const job = message.job;
+      if (job.state !== 'pending') return state; // it answered first
+      job.timer = undefined; // it fired
+      settle(state, ctx, job);
+      job.state = 'timed_out'; // a late answer is destroyed
+      failedCreation(state, ctx, new PoolTimeoutError(state.name, state.createTimeoutMs, 'create'), job.initial);
       return state;
     }
     if (isInstance(message, RetryCreate)) {

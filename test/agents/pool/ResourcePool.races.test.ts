@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ResourcePool } from '../../../src/agents/pool/ResourcePool.js';
 import { Sys } from '../../../src/index.js';
-import { expectNoLeaks } from '../../../src/testing/index.js';
-import { deferred, expectKeelError, rejection, spawnWithContext, useNodes } from '../../support.js';
+import { captureEvents, expectNoLeaks } from '../../../src/testing/index.js';
+import { clockedNode, deferred, expectKeelError, rejection, spawnWithContext, useNodes, watch } from '../../support.js';
 
 // An adversarial review's races: what is in flight when the pool stops or restarts, and callers
 // that die in line.
@@ -96,5 +96,56 @@ describe('ResourcePool races', () => {
     expect(await pool.stats()).toMatchObject({ waiting: 0, idle: 1, checkouts: 1 });
     await pool.stop();
     expectNoLeaks(node);
+  });
+});
+
+describe('ResourcePool creations that never settle', () => {
+  it('a create that never settles holds neither start nor its slot for ever: past createTimeoutMs it is a failed creation, retried; its late answer is destroyed', async () => {
+    const { node, clock } = clockedNode(track);
+    const events = captureEvents(node, ['keel.resource_pool.create_failed', 'keel.resource_pool.destroyed']);
+    const first = deferred<Conn>();
+    const destroyed: number[] = [];
+    let n = 0;
+    const starting = ResourcePool.start<Conn>(node, {
+      create: () => (++n === 1 ? first.promise : { id: n }),
+      destroy: (c) => void destroyed.push(c.id),
+      size: 1,
+      createTimeoutMs: 500,
+      createRetryMs: 100,
+    });
+    const started = watch(starting);
+    await node.idle();
+    await clock.advance(499);
+    expect(started.status).toBe('pending'); // start waits for the first creation...
+    await clock.advance(1);
+    const pool = await starting; // ...until it has failed
+    expect(await pool.stats()).toMatchObject({ resources: 0, creating: 0, createFailed: 1, created: 0 });
+    expect(events.events.map((e) => e.event)).toEqual(['keel.resource_pool.create_failed']);
+    expectKeelError(events.events[0]!.metadata.error, 'ERR_POOL_TIMEOUT', 'create()', 'within 500 ms');
+    await clock.advance(100); // the retry
+    expect(await pool.checkout()).toEqual({ id: 2 });
+    first.resolve({ id: 1 }); // too late: not kept
+    await node.idle();
+    expect(destroyed).toEqual([1]);
+    expect(events.events[1]).toMatchObject({ event: 'keel.resource_pool.destroyed', metadata: { reason: 'create_timeout', ok: true, resource: { id: 1 } } });
+    expect(await pool.stats()).toMatchObject({ resources: 1, created: 1, destroyed: 1, createFailed: 1, creating: 0 });
+    await pool.stop();
+    expect(destroyed).toEqual([1, 2]);
+    expectNoLeaks(node);
+  });
+
+  it('a creation that answers in time is kept, and its timer does not fire later', async () => {
+    const { node, clock } = clockedNode(track);
+    const pool = await ResourcePool.start<Conn>(node, { create: () => Promise.resolve({ id: 1 }), size: 1, createTimeoutMs: 500 });
+    await clock.advance(1000);
+    expect(await pool.stats()).toMatchObject({ resources: 1, created: 1, createFailed: 0 });
+    await pool.stop();
+  });
+
+  it('createTimeoutMs is a number of ms > 0 or Infinity', async () => {
+    const node = track();
+    for (const bad of [0, -1, Number.NaN, '10', -Infinity]) {
+      expectKeelError(await rejection(() => ResourcePool.start(node, { create: () => 1, size: 0, createTimeoutMs: bad as never })), 'ERR_INVALID_ARGUMENT', 'options.createTimeoutMs');
+    }
   });
 });
