@@ -215,11 +215,13 @@ function validate(options: unknown): asserts options is ElectLeaderOptions {
   const candidates = options.candidates;
   if (!Array.isArray(candidates) || candidates.length === 0) throw new InvalidArgumentError('options.candidates', 'a non-empty array of Pids', candidates);
   const seen = new Set<string>();
-  candidates.forEach((c: unknown, i) => {
+  // by index, not forEach: a hole in a sparse array is checked (as undefined), not skipped
+  for (let i = 0; i < candidates.length; i++) {
+    const c: unknown = candidates[i];
     checkPid(c, `options.candidates[${i}]`);
     if (seen.has(pidKey(c))) throw new InvalidArgumentError(`options.candidates[${i}]`, 'a candidate listed once', c);
     seen.add(pidKey(c));
-  });
+  }
   if (options.score !== undefined && typeof options.score !== 'function') throw new InvalidArgumentError('options.score', 'a function (status) => number', options.score);
   checkTimeout(options.timeout ?? 5000, 'options.timeout');
   const retryMs = options.retryMs ?? 1000;

@@ -49,10 +49,12 @@ const runs = new WeakMap<Node, number>();
 
 function checkAssignments(value: unknown): asserts value is Assignment<unknown>[] {
   if (!Array.isArray(value)) throw new InvalidArgumentError('assignments', 'an array of { agent: Pid | name, work }', value);
-  value.forEach((a: unknown, i) => {
+  // by index, not forEach: a hole in a sparse array is checked (as undefined), not skipped
+  for (let i = 0; i < value.length; i++) {
+    const a: unknown = value[i];
     if (typeof a !== 'object' || a === null || Array.isArray(a)) throw new InvalidArgumentError(`assignments[${i}]`, '{ agent: Pid | name, work }', a);
     checkTarget((a as { agent?: unknown }).agent, `assignments[${i}].agent`);
-  });
+  }
 }
 
 /**

@@ -51,12 +51,14 @@ export function checkPid(value: unknown, argument: string): asserts value is Pid
 export function checkTargets(value: unknown, argument: string): asserts value is Target[] {
   if (!Array.isArray(value) || value.length === 0) throw new InvalidArgumentError(argument, 'a non-empty array of Pids or names', value);
   const seen = new Set<string>();
-  value.forEach((t, i) => {
+  // by index, not forEach: a hole in a sparse array is checked (as undefined), not skipped
+  for (let i = 0; i < value.length; i++) {
+    const t: unknown = value[i];
     checkTarget(t, `${argument}[${i}]`);
     const key = targetKey(t);
     if (seen.has(key)) throw new InvalidArgumentError(`${argument}[${i}]`, 'a Pid or name listed once', t, `it is listed twice in \`${argument}\``);
     seen.add(key);
-  });
+  }
 }
 
 /** Throws unless `value` is a number of ms >= 0 or Infinity. */

@@ -140,6 +140,32 @@ describe('executeDistributed', () => {
     expect(await executeDistributed(node, [])).toEqual({ results: [], ok: 0, timeout: 0, error: 0, noproc: 0, peakConcurrency: 0 });
   });
 
+  it('aborting the run cancels the run_task calls still running on the agents (cancel_task), the waiting ones never start', async () => {
+    const node = track();
+    const cancelled: string[] = [];
+    const a = await agent(node, 'a', (id) => cancelled.push(id));
+    const events = captureEvents(node, ['keel.coordination.executed']);
+    const abort = new AbortController();
+    const run = executeDistributed(node, [{ agent: a, work: 'hang' }, { agent: a, work: 'hang' }, { agent: a, work: 'x' }], { maxConcurrency: 2, signal: abort.signal, timeoutMs: Infinity });
+    await node.idle();
+    abort.abort('enough');
+    const r = await run;
+    expect(r.results.map((x) => x.outcome)).toEqual(['error', 'error', 'error']);
+    await node.idle();
+    const runId = /^execute-\d+/.exec(cancelled[0] ?? '')?.[0];
+    expect(cancelled.sort()).toEqual([`${runId}.0`, `${runId}.1`]);
+    expect(events.events).toHaveLength(1);
+    expect(events.events[0]!.measurements).toMatchObject({ assignments: 3, ok: 0, error: 3, peakConcurrency: 2 });
+  });
+
+  it('a sparse assignments array (a hole) throws at once, naming the hole, not a TypeError later', () => {
+    const node = track();
+    const pid = deadPid(node);
+    const sparse: unknown[] = [];
+    sparse[1] = { agent: pid, work: 1 };
+    expectKeelError(thrown(() => executeDistributed(node, sparse as never)), 'ERR_INVALID_ARGUMENT', '`assignments[0]`');
+  });
+
   it('throws at once for bad arguments', () => {
     const node = track();
     const pid = deadPid(node);

@@ -113,6 +113,14 @@ describe('monitorLeader', () => {
     expectNoLeaks(node);
   });
 
+  it('a sparse candidates array (a hole) throws at once, naming the hole', async () => {
+    const node = track();
+    const [a] = (await candidates(node, 1)) as [Pid];
+    const sparse: unknown[] = [];
+    sparse[1] = a;
+    expectKeelError(thrown(() => monitorLeader(node, { candidates: sparse as never })), 'ERR_INVALID_ARGUMENT', '`options.candidates[0]`');
+  });
+
   it('started from a process, it goes with that process (linked), leaving nothing behind', async () => {
     const node = track();
     const [a] = (await candidates(node, 1)) as [Pid];
