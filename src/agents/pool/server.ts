@@ -65,8 +65,12 @@ interface Waiter {
   readonly timeout: number;
   readonly since: number;
   timer: TimerRef | undefined;
-  /** The holder's monitor while it waits: its death takes it out of line at once (as poolboy). */
-  watch: WatchRef | undefined;
+}
+
+/** The one monitor of a process waiting in line, however many places it holds: its death clears them all (as poolboy). */
+interface LineWatch {
+  readonly watch: WatchRef;
+  readonly ids: Set<number>;
 }
 
 /** @internal What a pool process starts with (validated options). */
@@ -93,7 +97,9 @@ interface State extends Config {
   /** Lent resources that died while out, until their checkin or their holder's death. */
   readonly retired: Map<unknown, Entry>;
   /** Monitors by ref: a holder's, a resource's, or a waiting caller's. */
-  readonly refs: Map<Ref, { kind: 'holder' | 'resource'; entry: Entry } | { kind: 'waiter'; waiter: Waiter }>;
+  readonly refs: Map<Ref, { kind: 'holder' | 'resource'; entry: Entry } | { kind: 'waiter'; key: string }>;
+  /** Processes waiting in line, by pidKey. */
+  readonly inLine: Map<string, LineWatch>;
   /** Creations that answered, their `Created` not handled yet: destroyed if the pool exits first. */
   readonly arrived: Set<Created>;
   /** In line, first come first served (a Map keeps insertion order; a timeout deletes in O(1)). */
@@ -202,11 +208,28 @@ function leaveLine(state: State, ctx: Context<any>, w: Waiter): void {
   state.waiters.delete(w.id);
   if (w.timer !== undefined) ctx.cancelTimer(w.timer);
   w.timer = undefined;
-  if (w.watch !== undefined) {
-    state.refs.delete(w.watch.ref);
-    unwatch(ctx, w.watch);
-    w.watch = undefined;
+  if (w.holder === undefined) return;
+  const key = pidKey(w.holder);
+  const line = state.inLine.get(key);
+  if (line === undefined || !line.ids.delete(w.id) || line.ids.size > 0) return;
+  state.inLine.delete(key);
+  state.refs.delete(line.watch.ref);
+  unwatch(ctx, line.watch);
+}
+
+/** Watches a process that joins the line (once, however many places it holds); false when it is dead. */
+function joinLine(state: State, ctx: Context<any>, w: Waiter, holder: Pid): boolean {
+  const key = pidKey(holder);
+  const line = state.inLine.get(key);
+  if (line !== undefined) {
+    line.ids.add(w.id);
+    return true;
   }
+  const watch = watchProcess(ctx, holder, 'resource_pool.waiter');
+  if (watch === 'noproc') return false;
+  state.inLine.set(key, { watch, ids: new Set([w.id]) });
+  state.refs.set(watch.ref, { kind: 'waiter', key });
+  return true;
 }
 
 /** Lends `entry` to `holder`; false (nothing lent) when the holder died meanwhile. */
@@ -315,6 +338,7 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
       retired: new Map(),
       refs: new Map(),
       arrived: new Set(),
+      inLine: new Map(),
       waiters: new Map(),
       nextWaiter: 0,
       creating: 0,
@@ -347,19 +371,14 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
           state.idle.push(entry);
           return { reply: new InvalidArgumentError('request.holder', 'a live process', holder), state };
         }
-        const w: Waiter = { id: ++state.nextWaiter, from, holder, timeout, since: ctx.node.clock.now(), timer: undefined, watch: undefined };
+        const w: Waiter = { id: ++state.nextWaiter, from, holder, timeout, since: ctx.node.clock.now(), timer: undefined };
         if (timeout === 0) {
           state.counts.timeouts++;
           emit(ctx, state, 'timeout', { waitedMs: 0, waiting: state.waiters.size }, { holder });
           return { reply: new PoolTimeoutError(state.name, 0), state };
         }
-        if (holder !== undefined) {
-          // watched while in line: a caller that dies leaves it at once, not when its turn comes
-          const watch = watchProcess(ctx, holder, 'resource_pool.waiter');
-          if (watch === 'noproc') return { reply: new InvalidArgumentError('request.holder', 'a live process', holder), state };
-          w.watch = watch;
-          state.refs.set(watch.ref, { kind: 'waiter', waiter: w });
-        }
+        // watched while in line: a caller that dies leaves it at once, not when its turn comes
+        if (holder !== undefined && !joinLine(state, ctx, w, holder)) return { reply: new InvalidArgumentError('request.holder', 'a live process', holder), state };
         if (timeout !== Infinity) w.timer = ctx.sendAfter(ctx.self, new WaiterTimeout(w.id), timeout);
         state.waiters.set(w.id, w);
         fill(state, ctx);
@@ -458,9 +477,13 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
       if (watched === undefined) return state; // a stale Down
       state.refs.delete(message.ref);
       if (watched.kind === 'waiter') {
-        // a caller that died in line: it leaves the line now (its monitor went with its Down)
-        watched.waiter.watch = undefined;
-        leaveLine(state, ctx, watched.waiter);
+        // a caller that died in line: all its places go now (its monitor went with its Down)
+        const line = state.inLine.get(watched.key);
+        state.inLine.delete(watched.key);
+        for (const id of line?.ids ?? []) {
+          const w = state.waiters.get(id);
+          if (w !== undefined) leaveLine(state, ctx, w);
+        }
         return state;
       }
       const entry = watched.entry;

@@ -97,6 +97,29 @@ describe('ResourcePool races', () => {
     await pool.stop();
     expectNoLeaks(node);
   });
+
+  it('one process waiting many times in line is watched once (no duplicate monitors); its death clears all its places', async () => {
+    const node = track();
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, { create: () => ({ id: ++n }), size: 1, checkoutTimeoutMs: Infinity });
+    const held = await pool.checkout();
+    const waiter = await spawnWithContext(node);
+    const lost = Array.from({ length: 25 }, () => pool.checkout({ caller: waiter.ctx }).catch((e: unknown) => e));
+    const next = pool.checkout();
+    await node.idle();
+    expect((await pool.stats()).waiting).toBe(26);
+    expect(node.monitors.list().filter((m) => m.tag === 'resource_pool.waiter')).toHaveLength(1);
+    expectNoLeaks(node);
+    node.exit(waiter.pid, 'kill');
+    await Promise.all(lost);
+    await node.idle();
+    expect((await pool.stats()).waiting).toBe(1);
+    expect(await pool.checkin(held)).toBe('returned');
+    expect(await next).toBe(held);
+    expect(node.monitors.list().filter((m) => m.tag === 'resource_pool.waiter')).toHaveLength(0);
+    await pool.stop();
+    expectNoLeaks(node);
+  });
 });
 
 describe('ResourcePool creations that never settle', () => {
