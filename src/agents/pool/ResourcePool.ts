@@ -85,11 +85,17 @@ export const ResourcePool = {
       // object to someone else)
       const lender = node.registry.whereis(name);
       const resource = await checkout(o === undefined ? undefined : { ...(o.timeout === undefined ? {} : { timeout: o.timeout }), ...(o.caller === undefined ? {} : { caller: o.caller }) });
-      const back = (broken: boolean): Promise<unknown> =>
-        checkinTo(lender ?? name, resource, { broken, ...(o?.caller === undefined ? {} : { caller: o.caller }) }).catch((e: unknown) => {
+      const back = async (broken: boolean): Promise<void> => {
+        // the holder died while fn ran: its death gave the resource back already (monitored), and
+        // the pool may have lent it again; a dead process makes no call either
+        if (o?.caller !== undefined && !node.isAlive(o.caller.self)) return;
+        try {
+          await checkinTo(lender ?? name, resource, { broken, ...(o?.caller === undefined ? {} : { caller: o.caller }) });
+        } catch (e) {
           // the pool is gone (its resources with it): nothing to give back to
           if (!isKeelError(e, 'ERR_NOPROC') && !isKeelError(e, 'ERR_CALL_EXIT') && !isKeelError(e, 'ERR_PROCESS_EXITED')) throw e;
-        });
+        }
+      };
       let result: T;
       try {
         result = await fn(resource);

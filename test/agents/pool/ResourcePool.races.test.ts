@@ -120,6 +120,26 @@ describe('ResourcePool races', () => {
     await pool.stop();
     expectNoLeaks(node);
   });
+
+  it("a holder killed mid-withResource whose fn settles later: withResource answers fn's result; the resource, already back, is not checked in again", async () => {
+    const node = track();
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, { create: () => ({ id: ++n }), size: 1, checkoutTimeoutMs: Infinity });
+    const inside = deferred<Conn>();
+    const finish = deferred<string>();
+    const holder = await spawnWithContext(node);
+    const result = pool.withResource((c) => (inside.resolve(c), finish.promise), { caller: holder.ctx });
+    const lent = await inside.promise;
+    node.exit(holder.pid, 'kill');
+    const other = await pool.checkout(); // the holder's death returned it
+    expect(other).toBe(lent);
+    finish.resolve('late');
+    expect(await result).toBe('late');
+    expect(await pool.stats()).toMatchObject({ checkedOut: 1, holderDown: 1, checkins: 0, badCheckins: 0 });
+    expect(await pool.checkin(other)).toBe('returned');
+    await pool.stop();
+    expectNoLeaks(node);
+  });
 });
 
 describe('ResourcePool creations that never settle', () => {
