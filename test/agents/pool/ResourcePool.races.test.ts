@@ -192,3 +192,80 @@ describe('ResourcePool creations that never settle', () => {
     }
   });
 });
+
+describe('ResourcePool accounting under random interleavings', () => {
+  /** A small deterministic generator (mulberry32). */
+  function random(seed: number): () => number {
+    let a = seed;
+    return () => {
+      a = (a + 0x6d2b79f5) | 0;
+      let t = Math.imul(a ^ (a >>> 15), 1 | a);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  for (const seed of [1, 2, 3, 4, 5]) {
+    it(`seed ${seed}: never lends a resource twice, overflow stays within 0..maxOverflow, every timeout is the typed error, and it settles back to size`, async () => {
+      const { node, clock } = clockedNode(track);
+      let n = 0;
+      const destroyed = new Set<number>();
+      const pool = await ResourcePool.start<Conn>(node, { create: () => ({ id: ++n }), destroy: (c) => void destroyed.add(c.id), size: 2, maxOverflow: 2, checkoutTimeoutMs: 100 });
+      const rnd = random(seed);
+      const held = new Set<Conn>();
+      let timeouts = 0;
+      let pending = 0;
+      let peakOverflow = 0;
+      for (let step = 0; step < 300; step++) {
+        const r = rnd();
+        if (r < 0.45) {
+          pending++;
+          pool.checkout({ timeout: [0, 50, 100, 1000][Math.floor(rnd() * 4)]! }).then(
+            (c) => {
+              pending--;
+              expect(held.has(c)).toBe(false); // never lent twice
+              expect(destroyed.has(c.id)).toBe(false); // never a destroyed one
+              held.add(c);
+            },
+            (e: unknown) => {
+              pending--;
+              expectKeelError(e, 'ERR_POOL_TIMEOUT');
+              timeouts++;
+            },
+          );
+        } else if (r < 0.85 && held.size > 0) {
+          const c = [...held][Math.floor(rnd() * held.size)]!;
+          held.delete(c);
+          const outcome = await pool.checkin(c, { broken: rnd() < 0.2 });
+          expect(['returned', 'destroyed']).toContain(outcome);
+        } else {
+          await clock.advance(30);
+        }
+        await node.idle();
+        const st = await pool.stats();
+        expect(st.resources).toBeLessThanOrEqual(4);
+        expect(st.overflow).toBe(Math.max(0, st.resources - 2));
+        expect(st.idle + st.checkedOut).toBe(st.resources);
+        expect(st.checkedOut).toBe(held.size);
+        expect(st.waiting).toBe(pending);
+        peakOverflow = Math.max(peakOverflow, st.overflow);
+      }
+      expect(peakOverflow).toBe(2); // the run did reach the overflow cap
+      expect(timeouts).toBeGreaterThan(0); // and had callers time out
+      // give everything back; a waiter still in line takes what comes back, until the line is gone
+      while (held.size > 0 || pending > 0) {
+        for (const c of [...held]) {
+          held.delete(c);
+          await pool.checkin(c);
+        }
+        await clock.advance(1000);
+        await node.idle();
+      }
+      const st = await pool.stats();
+      expect(st).toMatchObject({ resources: 2, idle: 2, checkedOut: 0, overflow: 0, waiting: 0, creating: 0, timeouts, badCheckins: 0 });
+      expect(st.created - st.destroyed).toBe(2);
+      await pool.stop();
+      expectNoLeaks(node);
+    });
+  }
+});
