@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ResourcePool } from '../../../src/agents/pool/ResourcePool.js';
+import type { Context, Pid } from '../../../src/index.js';
 import { Sys } from '../../../src/index.js';
 import { captureEvents, expectNoLeaks } from '../../../src/testing/index.js';
-import { clockedNode, deferred, expectKeelError, rejection, spawnWithContext, useNodes, watch } from '../../support.js';
+import { clockedNode, deferred, expectKeelError, idler, rejection, spawnWithContext, useNodes, watch } from '../../support.js';
 
 // An adversarial review's races: what is in flight when the pool stops or restarts, and callers
 // that die in line.
@@ -264,6 +265,81 @@ describe('ResourcePool accounting under random interleavings', () => {
       const st = await pool.stats();
       expect(st).toMatchObject({ resources: 2, idle: 2, checkedOut: 0, overflow: 0, waiting: 0, creating: 0, timeouts, badCheckins: 0 });
       expect(st.created - st.destroyed).toBe(2);
+      await pool.stop();
+      expectNoLeaks(node);
+    });
+  }
+
+  for (const seed of [11, 12, 13]) {
+    it(`seed ${seed}, with Pid resources and holder processes killed at random: a holder's or a resource's death never lends a resource twice and leaves no monitor behind`, async () => {
+      const { node, clock } = clockedNode(track);
+      const pool = await ResourcePool.start<Pid>(node, { create: () => idler(node), size: 2, maxOverflow: 2, checkoutTimeoutMs: 100 });
+      const rnd = random(seed);
+      const pick = <T>(items: readonly T[]): T => items[Math.floor(rnd() * items.length)]!;
+      /** Who holds what (a resource that died while held stays here until its holder checks it in or dies). */
+      const held = new Map<string, { resource: Pid; holder: Pid; ctx: Context<any> }>();
+      const waiting = new Map<string, Pid>(); // by the waiting process
+      let waits = 0;
+      for (let step = 0; step < 200; step++) {
+        const r = rnd();
+        if (r < 0.35) {
+          const { pid, ctx } = await spawnWithContext(node);
+          const key = String(pid);
+          waiting.set(key, pid);
+          waits++;
+          pool.checkout({ caller: ctx, timeout: pick([0, 50, 1000]) }).then(
+            (resource) => {
+              waiting.delete(key);
+              if (!node.isAlive(pid)) return;
+              for (const h of held.values()) expect(String(h.resource)).not.toBe(String(resource)); // never lent twice
+              expect(node.isAlive(resource)).toBe(true);
+              held.set(key, { resource, holder: pid, ctx });
+            },
+            () => void waiting.delete(key),
+          );
+        } else if (r < 0.55 && held.size > 0) {
+          const [key, h] = pick([...held.entries()]);
+          held.delete(key);
+          const alive = node.isAlive(h.resource);
+          const outcome = await pool.checkin(h.resource, { caller: h.ctx });
+          if (alive) expect(['returned', 'destroyed']).toContain(outcome);
+          else expect(outcome).toBe('retired'); // it died while held: its holder's checkin is still accepted
+          node.exit(h.holder, 'kill');
+        } else if (r < 0.7 && held.size > 0) {
+          const [key, h] = pick([...held.entries()]);
+          held.delete(key); // its death gives the resource back
+          node.exit(h.holder, 'kill');
+        } else if (r < 0.8 && waiting.size > 0) {
+          node.exit(pick([...waiting.values()]), 'kill'); // dies in line
+        } else if (r < 0.9) {
+          const st = await pool.stats();
+          if (st.resources > 0) {
+            const live = node.processes().filter((p) => [...held.values()].some((h) => String(h.resource) === String(p)));
+            if (live.length > 0) node.exit(pick(live), 'kill'); // a held resource dies
+          }
+        } else {
+          await clock.advance(30);
+        }
+        await node.idle();
+        const st = await pool.stats();
+        const heldLive = [...held.values()].filter((h) => node.isAlive(h.resource)).length;
+        expect(st.resources).toBeLessThanOrEqual(4);
+        expect(st.idle + st.checkedOut).toBe(st.resources);
+        expect(st.checkedOut).toBe(heldLive);
+        expect(st.waiting).toBe(waiting.size);
+      }
+      for (const [key, h] of [...held.entries()]) {
+        held.delete(key);
+        node.exit(h.holder, 'kill');
+      }
+      await clock.advance(1000);
+      await node.idle();
+      expect(waiting.size).toBe(0);
+      const st = await pool.stats();
+      expect(st).toMatchObject({ resources: 2, idle: 2, checkedOut: 0, overflow: 0, waiting: 0, creating: 0, badCheckins: 0 });
+      expect(waits).toBeGreaterThan(50);
+      expect(st.holderDown).toBeGreaterThan(0); // the run did kill holders
+      expect(st.resourceDown).toBeGreaterThan(0); // and resources
       await pool.stop();
       expectNoLeaks(node);
     });
