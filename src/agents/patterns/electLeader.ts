@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../../errors.js';
+import { checkKeys, InvalidArgumentError } from '../../errors.js';
 import { broadcastSupervised } from '../../delivery/broadcastSupervised.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
@@ -9,7 +9,7 @@ import type { Pid, TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { statusOf, type AgentStatus } from '../Agent.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
-import { checkObject, checkPid, checkTimeout, pidKey, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
+import { checkObject, checkPid, checkTimeout, isArray, pidKey, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
 
 export interface ElectLeaderOptions {
   /** The agents that may lead, in order of preference: on equal scores the earliest wins. Distinct pids, at least one. */
@@ -210,10 +210,13 @@ const electionSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
   },
 }, 'a leader election (use its handle)', 'bare');
 
-function validate(options: unknown): asserts options is ElectLeaderOptions {
-  checkObject(options, 'options', '{ candidates: Pid[], score?, timeout?, retryMs?, name? }');
+const ELECTION_OPTIONS = ['candidates', 'score', 'timeout', 'retryMs', 'name'] as const;
+
+function validate(options: unknown, known: readonly string[] = ELECTION_OPTIONS): asserts options is ElectLeaderOptions {
+  checkObject(options, 'options', `{ ${known.map((k) => (k === 'candidates' ? 'candidates: Pid[]' : `${k}?`)).join(', ')} }`);
+  checkKeys(options, known, 'options'); // a misspelt option is an error, never silently ignored
   const candidates = options.candidates;
-  if (!Array.isArray(candidates) || candidates.length === 0) throw new InvalidArgumentError('options.candidates', 'a non-empty array of Pids', candidates);
+  if (!isArray(candidates, 'options.candidates', 'a non-empty array of Pids') || candidates.length === 0) throw new InvalidArgumentError('options.candidates', 'a non-empty array of Pids', candidates);
   const seen = new Set<string>();
   // by index, not forEach: a hole in a sparse array is checked (as undefined), not skipped
   for (let i = 0; i < candidates.length; i++) {
@@ -303,7 +306,7 @@ export type LeaderMonitor = LeaderElection;
  * ```
  */
 export function monitorLeader(from: Node | Context<any>, options: MonitorLeaderOptions): Promise<LeaderMonitor> {
-  validate(options);
+  validate(options, [...ELECTION_OPTIONS, 'onChange']);
   const onChange: unknown = options.onChange;
   if (onChange !== undefined && typeof onChange !== 'function') throw new InvalidArgumentError('options.onChange', 'a function (leadership) => void', onChange);
   const node = componentNode(from);

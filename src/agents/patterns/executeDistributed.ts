@@ -4,7 +4,7 @@ import { kernelOf } from '../../runtime/kernel.js';
 import { checkTarget, isPid, type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { runTaskOn, type AgentCast } from '../Agent.js';
-import { afterMs, checkPositiveInteger, checkSignal, checkTimeout } from './shared.js';
+import { afterMs, checkPositiveInteger, checkSignal, checkTimeout, isArray, readArgument } from './shared.js';
 
 /** One piece of work for one agent. */
 export interface Assignment<W> {
@@ -48,12 +48,14 @@ const OPTIONS = ['timeoutMs', 'maxConcurrency', 'kind', 'signal'] as const;
 const runs = new WeakMap<Node, number>();
 
 function checkAssignments(value: unknown): asserts value is Assignment<unknown>[] {
-  if (!Array.isArray(value)) throw new InvalidArgumentError('assignments', 'an array of { agent: Pid | name, work }', value);
+  if (!isArray(value, 'assignments', 'an array of { agent: Pid | name, work }')) throw new InvalidArgumentError('assignments', 'an array of { agent: Pid | name, work }', value);
+  const n = readArgument(() => value.length, 'assignments', 'an array of { agent: Pid | name, work }', value);
   // by index, not forEach: a hole in a sparse array is checked (as undefined), not skipped
-  for (let i = 0; i < value.length; i++) {
-    const a: unknown = value[i];
-    if (typeof a !== 'object' || a === null || Array.isArray(a)) throw new InvalidArgumentError(`assignments[${i}]`, '{ agent: Pid | name, work }', a);
-    checkTarget((a as { agent?: unknown }).agent, `assignments[${i}].agent`);
+  for (let i = 0; i < n; i++) {
+    const expected = '{ agent: Pid | name, work }';
+    const a: unknown = readArgument(() => value[i], `assignments[${i}]`, expected, value);
+    if (typeof a !== 'object' || a === null || isArray(a, `assignments[${i}]`, expected)) throw new InvalidArgumentError(`assignments[${i}]`, expected, a);
+    checkTarget(readArgument(() => (a as { agent?: unknown }).agent, `assignments[${i}].agent`, 'a Pid or name', a), `assignments[${i}].agent`);
   }
 }
 

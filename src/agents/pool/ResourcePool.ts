@@ -65,7 +65,10 @@ export const ResourcePool = {
     await call(undefined, { type: 'ready' }, Infinity);
 
     const checkout = (o?: CheckoutOptions): Promise<R> => {
-      if (o !== undefined) checkObject(o, 'options', '{ timeout?, caller? }');
+      if (o !== undefined) {
+        checkObject(o as unknown, 'options', '{ timeout?, caller? }');
+        checkKeys(o, ['timeout', 'caller'], 'options');
+      }
       const caller = checkCaller(o?.caller, 'options.caller');
       const timeout = o?.timeout ?? config.checkoutTimeoutMs;
       checkTimeout(timeout, 'options.timeout');
@@ -73,13 +76,20 @@ export const ResourcePool = {
       return call(caller, { type: 'checkout', holder: caller?.self, timeout }, Infinity) as Promise<R>;
     };
     const checkinTo = (to: Pid | string, resource: R, o?: CheckinOptions): Promise<CheckinOutcome> => {
-      if (o !== undefined) checkObject(o, 'options', '{ broken?, caller? }');
+      if (o !== undefined) {
+        checkObject(o as unknown, 'options', '{ broken?, caller? }');
+        checkKeys(o, ['broken', 'caller'], 'options');
+      }
       const caller = checkCaller(o?.caller, 'options.caller');
       return call(caller, { type: 'checkin', resource, broken: o?.broken === true, by: caller?.self }, 5000, to) as Promise<CheckinOutcome>;
     };
     const checkin = (resource: R, o?: CheckinOptions): Promise<CheckinOutcome> => checkinTo(name, resource, o);
     const withResource = async <T>(fn: (resource: R) => T | Promise<T>, o?: WithResourceOptions): Promise<T> => {
       if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function (resource) => result', fn);
+      if (o !== undefined) {
+        checkObject(o as unknown, 'options', '{ timeout?, caller?, discardOnError? }');
+        checkKeys(o, ['timeout', 'caller', 'discardOnError'], 'options');
+      }
       // the pool process the checkout goes to (the name is read as the call is sent): the resource is
       // given back to that process, not to a restarted pool that never lent it (and may lend the same
       // object to someone else)

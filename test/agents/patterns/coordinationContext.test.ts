@@ -4,7 +4,7 @@ import { createCoordinationContext } from '../../../src/agents/patterns/index.js
 import { stopComponent } from '../../../src/agents/patterns/shared.js';
 import type { Node, Pid } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
-import { clockedNode, deadPid, deferred, expectKeelError, spawnWithContext, thrown, useNodes, watch } from '../../support.js';
+import { clockedNode, deadPid, deferred, expectKeelError, revokedProxy, spawnWithContext, thrown, useNodes, watch } from '../../support.js';
 
 const track = useNodes();
 
@@ -131,6 +131,13 @@ describe('createCoordinationContext', () => {
     const agents: unknown[] = [];
     agents[1] = agent(node, []);
     expectKeelError(thrown(() => createCoordinationContext(node, cm, { agents: agents as never })), 'ERR_INVALID_ARGUMENT', '`options.agents[0]`');
+  });
+
+  it('agents or options it cannot read (revoked proxies) throw ERR_INVALID_ARGUMENT at once', async () => {
+    const node = track();
+    const cm = await CoordinationManager.start(node);
+    expectKeelError(thrown(() => createCoordinationContext(node, cm, { agents: revokedProxy() as never })), 'ERR_INVALID_ARGUMENT', '`options.agents`');
+    expectKeelError(thrown(() => createCoordinationContext(node, cm, revokedProxy() as never)), 'ERR_INVALID_ARGUMENT', '`options');
   });
 
   it('throws at once for bad arguments', async () => {

@@ -3,7 +3,7 @@ import { Agent, runTaskOn } from '../../../src/agents/Agent.js';
 import { executeDistributed } from '../../../src/agents/patterns/index.js';
 import type { Node, Pid } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
-import { clockedNode, deadPid, deferred, expectKeelError, thrown, useNodes, watch } from '../../support.js';
+import { clockedNode, deadPid, deferred, expectKeelError, revokedProxy, thrown, useNodes, watch } from '../../support.js';
 
 const track = useNodes();
 
@@ -164,6 +164,14 @@ describe('executeDistributed', () => {
     const sparse: unknown[] = [];
     sparse[1] = { agent: pid, work: 1 };
     expectKeelError(thrown(() => executeDistributed(node, sparse as never)), 'ERR_INVALID_ARGUMENT', '`assignments[0]`');
+  });
+
+  it('assignments it cannot read (a revoked proxy, as the list or an item; an item whose agent getter throws) throw ERR_INVALID_ARGUMENT at once', () => {
+    const node = track();
+    const throwing = Object.defineProperty({ work: 1 }, 'agent', { enumerable: true, get: () => { throw new Error('no'); } });
+    expectKeelError(thrown(() => executeDistributed(node, revokedProxy() as never)), 'ERR_INVALID_ARGUMENT', '`assignments`');
+    expectKeelError(thrown(() => executeDistributed(node, [revokedProxy()] as never)), 'ERR_INVALID_ARGUMENT', '`assignments[0]`');
+    expectKeelError(thrown(() => executeDistributed(node, [throwing] as never)), 'ERR_INVALID_ARGUMENT', '`assignments[0]');
   });
 
   it('throws at once for bad arguments', () => {

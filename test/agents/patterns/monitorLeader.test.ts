@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { Agent } from '../../../src/agents/Agent.js';
-import { monitorLeader, type Leadership } from '../../../src/agents/patterns/index.js';
+import { electLeader, monitorLeader, type Leadership } from '../../../src/agents/patterns/index.js';
 import type { Node, Pid } from '../../../src/index.js';
 import { captureEvents, expectNoLeaks } from '../../../src/testing/index.js';
-import { clockedNode, expectKeelError, idler, listOf, spawnWithContext, thrown, useNodes } from '../../support.js';
+import { clockedNode, expectKeelError, idler, listOf, revokedProxy, spawnWithContext, thrown, useNodes } from '../../support.js';
 
 const track = useNodes();
 
@@ -119,6 +119,20 @@ describe('monitorLeader', () => {
     const sparse: unknown[] = [];
     sparse[1] = a;
     expectKeelError(thrown(() => monitorLeader(node, { candidates: sparse as never })), 'ERR_INVALID_ARGUMENT', '`options.candidates[0]`');
+  });
+
+  it('a misspelt option is refused, never silently ignored (onchange is not onChange; electLeader takes no onChange)', async () => {
+    const node = track();
+    const [a] = (await candidates(node, 1)) as [Pid];
+    const onChange = (): void => undefined;
+    expectKeelError(thrown(() => monitorLeader(node, { candidates: [a], onchange: onChange } as never)), 'ERR_INVALID_ARGUMENT', '`options.onchange`');
+    expectKeelError(thrown(() => electLeader(node, { candidates: [a], onChange } as never)), 'ERR_INVALID_ARGUMENT', '`options.onChange`');
+  });
+
+  it('candidates or options it cannot read (revoked proxies) throw ERR_INVALID_ARGUMENT at once', () => {
+    const node = track();
+    expectKeelError(thrown(() => monitorLeader(node, { candidates: revokedProxy() as never })), 'ERR_INVALID_ARGUMENT', '`options.candidates`');
+    expectKeelError(thrown(() => monitorLeader(node, revokedProxy() as never)), 'ERR_INVALID_ARGUMENT', '`options');
   });
 
   it('started from a process, it goes with that process (linked), leaving nothing behind', async () => {

@@ -3,7 +3,7 @@ import { ResourcePool } from '../../../src/agents/pool/ResourcePool.js';
 import type { Context, Pid } from '../../../src/index.js';
 import { Sys } from '../../../src/index.js';
 import { captureEvents, expectNoLeaks } from '../../../src/testing/index.js';
-import { clockedNode, deferred, expectKeelError, idler, rejection, spawnWithContext, useNodes, watch } from '../../support.js';
+import { clockedNode, deferred, expectKeelError, failure, idler, rejection, revokedProxy, spawnWithContext, useNodes, watch } from '../../support.js';
 
 // An adversarial review's races: what is in flight when the pool stops or restarts, and callers
 // that die in line.
@@ -344,4 +344,24 @@ describe('ResourcePool accounting under random interleavings', () => {
       expectNoLeaks(node);
     });
   }
+});
+
+describe('ResourcePool handle calls given what they cannot read', () => {
+  it('a misspelt option, a revoked proxy or a throwing getter as the options of checkout, checkin or withResource is ERR_INVALID_ARGUMENT, and nothing is lent', async () => {
+    const node = track();
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, { create: () => ({ id: ++n }), size: 1 });
+    const throwing = Object.defineProperty({}, 'timeout', { enumerable: true, get: () => { throw new Error('no'); } });
+    for (const o of [{ timout: 10 }, revokedProxy(), throwing]) {
+      expectKeelError(await failure(() => pool.checkout(o as never)), 'ERR_INVALID_ARGUMENT', '`options');
+      expectKeelError(await failure(() => pool.withResource(() => 1, o as never)), 'ERR_INVALID_ARGUMENT', '`options');
+    }
+    const c = await pool.checkout();
+    for (const o of [{ brokn: true }, revokedProxy()]) {
+      expectKeelError(await failure(() => pool.checkin(c, o as never)), 'ERR_INVALID_ARGUMENT', '`options');
+    }
+    expect(await pool.stats()).toMatchObject({ checkouts: 1, checkedOut: 1, idle: 0, checkins: 0 });
+    expect(await pool.checkin(c)).toBe('returned');
+    await pool.stop();
+  });
 });
