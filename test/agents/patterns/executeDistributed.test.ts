@@ -174,6 +174,22 @@ describe('executeDistributed', () => {
     expectKeelError(thrown(() => executeDistributed(node, [throwing] as never)), 'ERR_INVALID_ARGUMENT', '`assignments[0]');
   });
 
+  it('an assignment is read once, when checked: a getter that changes or throws later changes nothing, the run never rejects', async () => {
+    const node = track();
+    const a = await agent(node, 'a');
+    let reads = 0;
+    const tricky = {
+      get agent(): unknown {
+        if (++reads > 1) throw new Error('read twice');
+        return a;
+      },
+      work: 5,
+    };
+    const r = await executeDistributed(node, [tricky as never], undefined, { timeoutMs: 1000 });
+    expect(r.results.map((x) => [x.outcome, x.outcome === 'ok' ? x.value : undefined, x.agent])).toEqual([['ok', 'a:5', a]]);
+    expect(reads).toBe(1);
+  });
+
   it('throws at once for bad arguments', () => {
     const node = track();
     const pid = deadPid(node);
