@@ -365,10 +365,18 @@ export class PoolTimeoutError extends KeelError {
   /** The pool's registered name. */
   readonly pool: string;
   readonly timeoutMs: number;
-  constructor(pool: string, timeoutMs: number) {
-    super('ERR_POOL_TIMEOUT', `resource pool '${pool}' had no resource free within ${timeoutMs} ms; check resources in sooner, raise size or maxOverflow, or wait longer`);
+  /** What timed out: a caller's checkout, or the pool's own call of `create()`. */
+  readonly operation: 'checkout' | 'create';
+  constructor(pool: string, timeoutMs: number, operation: 'checkout' | 'create' = 'checkout') {
+    super(
+      'ERR_POOL_TIMEOUT',
+      operation === 'create'
+        ? `resource pool '${pool}': create() did not settle within ${timeoutMs} ms; it counts as a failed creation and is retried (raise createTimeoutMs if creating is that slow)`
+        : `resource pool '${pool}' had no resource free within ${timeoutMs} ms; check resources in sooner, raise size or maxOverflow, or wait longer`,
+    );
     this.pool = pool;
     this.timeoutMs = timeoutMs;
+    this.operation = operation;
   }
 }
 

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../../errors.js';
+import { checkKeys, InvalidArgumentError } from '../../errors.js';
 import { broadcastSupervised } from '../../delivery/broadcastSupervised.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
@@ -9,7 +9,7 @@ import type { Pid, TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { statusOf, type AgentStatus } from '../Agent.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
-import { checkObject, checkPid, checkTimeout, pidKey, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
+import { checkObject, checkPid, checkTimeout, isArray, pidKey, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
 import { AgentQuery, resolveSource, type AgentsOrQuery } from './agentSource.js';
 
 export interface ElectLeaderOptions {
@@ -66,7 +66,7 @@ class Retry {
 
 interface State {
   readonly name: string;
-  readonly onChange?: ((leadership: Leadership) => void) | undefined;
+  readonly onChange?: ((leadership: Leadership) => unknown) | undefined;
   /** Candidates not known to be dead, in the given order (with a query: its answer at the last election). */
   candidates: Pid[];
   /** The registry query the candidates are read from at each election, if one was given. */
@@ -109,6 +109,14 @@ async function pick(state: State, ctx: Context<any>): Promise<Pid | undefined> {
   return best;
 }
 
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  try {
+    return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
+  } catch {
+    return false; // a throwing getter or a revoked proxy: not a promise we can follow
+  }
+}
+
 /** Runs an election; a new leader (or the first result) starts a new term, announced to every live candidate. */
 async function elect(state: State, ctx: Context<any>): Promise<State> {
   if (state.retry !== undefined) ctx.cancelTimer(state.retry);
@@ -147,11 +155,15 @@ async function elect(state: State, ctx: Context<any>): Promise<State> {
   );
   for (const w of state.waiters.splice(0)) GenServer.reply(w.from, leadership);
   if (state.onChange !== undefined) {
+    // the user's callback: its failure is reported, the election goes on; an async one that
+    // rejects is reported the same way (never left an unhandled rejection)
+    const term = state.term;
+    const report = (e: unknown): void => ctx.node.logger.warn(`leader monitor ${state.name}: onChange threw for term ${term}`, e);
     try {
-      state.onChange(leadership);
+      const r: unknown = state.onChange(leadership);
+      if (isThenable(r)) r.then(undefined, report);
     } catch (e) {
-      // the user's callback: its failure is reported, the election goes on
-      ctx.node.logger.warn(`leader monitor ${state.name}: onChange threw for term ${state.term}`, e);
+      report(e);
     }
   }
   return state;
@@ -160,7 +172,7 @@ async function elect(state: State, ctx: Context<any>): Promise<State> {
 interface Config {
   readonly name: string;
   /** monitorLeader's callback on each new term. */
-  readonly onChange?: ((leadership: Leadership) => void) | undefined;
+  readonly onChange?: ((leadership: Leadership) => unknown) | undefined;
   readonly candidates: AgentsOrQuery<Pid>;
   readonly score: (status: AgentStatus) => number;
   readonly timeout: number;
@@ -209,18 +221,25 @@ const electionSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
   },
 }, 'a leader election (use its handle)', 'bare');
 
-function validate(options: unknown): asserts options is ElectLeaderOptions {
-  checkObject(options, 'options', '{ candidates: Pid[] | AgentQuery, score?, timeout?, retryMs?, name? }');
+const ELECTION_OPTIONS = ['candidates', 'score', 'timeout', 'retryMs', 'name'] as const;
+
+function validate(options: unknown, known: readonly string[] = ELECTION_OPTIONS): asserts options is ElectLeaderOptions {
+  checkObject(options, 'options', `{ ${known.map((k) => (k === 'candidates' ? 'candidates: Pid[] | AgentQuery' : `${k}?`)).join(', ')} }`);
+  checkKeys(options, known, 'options'); // a misspelt option is an error, never silently ignored
   const candidates = options.candidates;
   // a query is resolved at each election; a list is checked now
   if (!AgentQuery.is(candidates)) {
-    if (!Array.isArray(candidates) || candidates.length === 0) throw new InvalidArgumentError('options.candidates', 'a non-empty array of Pids or an AgentQuery (registry.select(...))', candidates);
+    if (!isArray(candidates, 'options.candidates', 'a non-empty array of Pids or an AgentQuery (registry.select(...))') || candidates.length === 0) {
+      throw new InvalidArgumentError('options.candidates', 'a non-empty array of Pids or an AgentQuery (registry.select(...))', candidates);
+    }
     const seen = new Set<string>();
-    candidates.forEach((c: unknown, i) => {
+    // by index, not forEach: a hole in a sparse array is checked (as undefined), not skipped
+    for (let i = 0; i < candidates.length; i++) {
+      const c: unknown = candidates[i];
       checkPid(c, `options.candidates[${i}]`);
       if (seen.has(pidKey(c))) throw new InvalidArgumentError(`options.candidates[${i}]`, 'a candidate listed once', c);
       seen.add(pidKey(c));
-    });
+    }
   }
   if (options.score !== undefined && typeof options.score !== 'function') throw new InvalidArgumentError('options.score', 'a function (status) => number', options.score);
   checkTimeout(options.timeout ?? 5000, 'options.timeout');
@@ -280,9 +299,9 @@ async function start(from: Node | Context<any>, node: Node, config: Config): Pro
 export interface MonitorLeaderOptions extends ElectLeaderOptions {
   /**
    * Called in the monitor process on each new term (the first election included), after the
-   * candidates were told; a throw is logged and changes nothing.
+   * candidates were told; a throw (or an async one's rejection) is logged and changes nothing.
    */
-  onChange?(leadership: Leadership): void;
+  onChange?(leadership: Leadership): unknown;
 }
 
 /** A standing leader monitor: the election's handle (`current`, `whenChanged`, `stop`). */
@@ -303,7 +322,7 @@ export type LeaderMonitor = LeaderElection;
  * ```
  */
 export function monitorLeader(from: Node | Context<any>, options: MonitorLeaderOptions): Promise<LeaderMonitor> {
-  validate(options);
+  validate(options, [...ELECTION_OPTIONS, 'onChange']);
   const onChange: unknown = options.onChange;
   if (onChange !== undefined && typeof onChange !== 'function') throw new InvalidArgumentError('options.onChange', 'a function (leadership) => void', onChange);
   const node = componentNode(from);

@@ -4,7 +4,7 @@ import { kernelOf } from '../../runtime/kernel.js';
 import { checkTarget, isPid, type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { runTaskOn, type AgentCast } from '../Agent.js';
-import { afterMs, checkPositiveInteger, checkSignal, checkTimeout } from './shared.js';
+import { afterMs, checkPositiveInteger, checkSignal, checkTimeout, isArray, readArgument } from './shared.js';
 
 /** One piece of work for one agent. */
 export interface Assignment<W> {
@@ -47,12 +47,22 @@ export interface ExecuteDistributedResult<W, V> {
 const OPTIONS = ['timeoutMs', 'maxConcurrency', 'kind', 'signal'] as const;
 const runs = new WeakMap<Node, number>();
 
-function checkAssignments(value: unknown): asserts value is Assignment<unknown>[] {
-  if (!Array.isArray(value)) throw new InvalidArgumentError('assignments', 'an array of { agent: Pid | name, work }', value);
-  value.forEach((a: unknown, i) => {
-    if (typeof a !== 'object' || a === null || Array.isArray(a)) throw new InvalidArgumentError(`assignments[${i}]`, '{ agent: Pid | name, work }', a);
-    checkTarget((a as { agent?: unknown }).agent, `assignments[${i}].agent`);
-  });
+/** The assignments, checked and read once: what runs is what was checked (a getter is not read again). */
+function checkAssignments<W>(value: unknown): Assignment<W>[] {
+  if (!isArray(value, 'assignments', 'an array of { agent: Pid | name, work }')) throw new InvalidArgumentError('assignments', 'an array of { agent: Pid | name, work }', value);
+  const n = readArgument(() => value.length, 'assignments', 'an array of { agent: Pid | name, work }', value);
+  const snapshot: Assignment<W>[] = [];
+  // by index, not forEach: a hole in a sparse array is checked (as undefined), not skipped
+  for (let i = 0; i < n; i++) {
+    const expected = '{ agent: Pid | name, work }';
+    const a: unknown = readArgument(() => value[i], `assignments[${i}]`, expected, value);
+    if (typeof a !== 'object' || a === null || isArray(a, `assignments[${i}]`, expected)) throw new InvalidArgumentError(`assignments[${i}]`, expected, a);
+    const agent = readArgument(() => (a as { agent?: unknown }).agent, `assignments[${i}].agent`, 'a Pid or name', a);
+    checkTarget(agent, `assignments[${i}].agent`);
+    const work = readArgument(() => (a as { work?: unknown }).work, `assignments[${i}].work`, 'a value that can be read', a) as W;
+    snapshot.push({ agent: agent as Pid | string, work });
+  }
+  return snapshot;
 }
 
 /**
@@ -81,7 +91,7 @@ export function executeDistributed<W, V = unknown>(
   options?: ExecuteDistributedOptions,
 ): Promise<ExecuteDistributedResult<W, V>> {
   const node = kernelOf(from);
-  checkAssignments(assignments);
+  const checked = checkAssignments<W>(assignments);
   let run = fn;
   let o = options;
   if (run !== undefined && typeof run !== 'function') {
@@ -103,7 +113,7 @@ export function executeDistributed<W, V = unknown>(
   const n = (runs.get(node) ?? 0) + 1;
   runs.set(node, n);
   const work: IndexedFn<W, V> = run ?? defaultFn<W, V>(from, node, `execute-${n}`, kind);
-  return execute(node, [...assignments], work, timeoutMs, maxConcurrency, o?.signal);
+  return execute(node, checked, work, timeoutMs, maxConcurrency, o?.signal);
 }
 
 /** @internal An ExecuteFn that is also given the assignment's index (the default one names its task by it). */

@@ -1,4 +1,4 @@
-import { InvalidArgumentError, isKeelError } from '../../errors.js';
+import { InvalidArgumentError, isKeelError, thrownText } from '../../errors.js';
 import { DynamicSupervisor } from '../../otp/DynamicSupervisor.js';
 import { GenServer } from '../../otp/GenServer.js';
 import type { BroadcastOptions } from '../../delivery/broadcastSupervised.js';
@@ -39,7 +39,25 @@ export function callFailure(error: unknown): CallFailure | undefined {
 
 /** Throws unless `value` is a plain object (not an array). */
 export function checkObject(value: unknown, argument: string, expected: string): asserts value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidArgumentError(argument, expected, value);
+  if (typeof value !== 'object' || value === null || isArray(value, argument, expected)) throw new InvalidArgumentError(argument, expected, value);
+}
+
+/** `Array.isArray`, but a value it cannot inspect (a revoked proxy) is `ERR_INVALID_ARGUMENT` for `argument`, not a raw TypeError. */
+export function isArray(value: unknown, argument: string, expected: string): value is unknown[] {
+  try {
+    return Array.isArray(value);
+  } catch (e) {
+    throw new InvalidArgumentError(argument, expected, value, `reading it threw ${thrownText(e)}`);
+  }
+}
+
+/** `read()`, but what it throws (a getter, a proxy trap) is `ERR_INVALID_ARGUMENT` for `argument`. */
+export function readArgument<T>(read: () => T, argument: string, expected: string, value: unknown): T {
+  try {
+    return read();
+  } catch (e) {
+    throw new InvalidArgumentError(argument, expected, value, `reading it threw ${thrownText(e)}`);
+  }
 }
 
 /** Throws unless `value` is a Pid. */
@@ -49,14 +67,17 @@ export function checkPid(value: unknown, argument: string): asserts value is Pid
 
 /** Throws unless `value` is a non-empty array of distinct Pids or names. */
 export function checkTargets(value: unknown, argument: string): asserts value is Target[] {
-  if (!Array.isArray(value) || value.length === 0) throw new InvalidArgumentError(argument, 'a non-empty array of Pids or names', value);
+  const expected = 'a non-empty array of Pids or names';
+  if (!isArray(value, argument, expected) || readArgument(() => value.length, argument, expected, value) === 0) throw new InvalidArgumentError(argument, expected, value);
   const seen = new Set<string>();
-  value.forEach((t, i) => {
+  // by index, not forEach: a hole in a sparse array is checked (as undefined), not skipped
+  for (let i = 0; i < value.length; i++) {
+    const t: unknown = readArgument(() => value[i], `${argument}[${i}]`, 'a Pid or name', value);
     checkTarget(t, `${argument}[${i}]`);
     const key = targetKey(t);
     if (seen.has(key)) throw new InvalidArgumentError(`${argument}[${i}]`, 'a Pid or name listed once', t, `it is listed twice in \`${argument}\``);
     seen.add(key);
-  });
+  }
 }
 
 /** Throws unless `value` is a number of ms >= 0 or Infinity. */

@@ -1,20 +1,20 @@
 import { checkKeys, InvalidArgumentError, isKeelError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
-import { isPid } from '../../runtime/Pid.js';
+import { isPid, type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { componentHandle, componentNode, nameFor, startComponent, unwrapReply } from '../component.js';
 import { checkObject, checkTimeout, stopComponent } from '../patterns/shared.js';
 import { MAX_SIZE, poolSpec, type Calls, type Config } from './server.js';
 import type { CheckinOutcome, CheckoutOptions, CheckinOptions, ResourcePoolHandle, ResourcePoolOptions, ResourcePoolStats, WithResourceOptions } from './types.js';
 
-const OPTIONS = ['create', 'destroy', 'size', 'maxOverflow', 'checkoutTimeoutMs', 'createRetryMs', 'name'] as const;
+const OPTIONS = ['create', 'destroy', 'size', 'maxOverflow', 'checkoutTimeoutMs', 'createRetryMs', 'createTimeoutMs', 'name'] as const;
 
 function checkCount(value: unknown, argument: string): asserts value is number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > MAX_SIZE) throw new InvalidArgumentError(argument, `an integer from 0 to ${MAX_SIZE}`, value);
 }
 
 function configOf(node: Node, options: unknown): Config {
-  checkObject(options, 'options', '{ create, destroy?, size, maxOverflow?, checkoutTimeoutMs?, createRetryMs?, name? }');
+  checkObject(options, 'options', '{ create, destroy?, size, maxOverflow?, checkoutTimeoutMs?, createRetryMs?, createTimeoutMs?, name? }');
   checkKeys(options, OPTIONS, 'options');
   const { create, destroy } = options;
   if (typeof create !== 'function') throw new InvalidArgumentError('options.create', 'a function () => resource', create);
@@ -26,8 +26,10 @@ function configOf(node: Node, options: unknown): Config {
   checkTimeout(checkoutTimeoutMs, 'options.checkoutTimeoutMs');
   const createRetryMs = options.createRetryMs ?? 1000;
   if (typeof createRetryMs !== 'number' || !Number.isFinite(createRetryMs) || createRetryMs < 0) throw new InvalidArgumentError('options.createRetryMs', 'a finite number of ms >= 0', createRetryMs);
+  const createTimeoutMs = options.createTimeoutMs ?? 30_000;
+  if (typeof createTimeoutMs !== 'number' || Number.isNaN(createTimeoutMs) || createTimeoutMs <= 0) throw new InvalidArgumentError('options.createTimeoutMs', 'a number of ms > 0 (or Infinity)', createTimeoutMs);
   const name = nameFor(node, 'resource_pool', options.name);
-  return { name, create: create as () => unknown, destroy: destroy as Config['destroy'], size: options.size, maxOverflow, checkoutTimeoutMs, createRetryMs };
+  return { name, create: create as () => unknown, destroy: destroy as Config['destroy'], size: options.size, maxOverflow, checkoutTimeoutMs, createRetryMs, createTimeoutMs };
 }
 
 function checkCaller(caller: unknown, argument: string): Context<any> | undefined {
@@ -58,31 +60,52 @@ export const ResourcePool = {
     const config = configOf(node, options);
     const name = config.name;
     const pid = await startComponent(from, poolSpec, config, name);
-    const call = <const Q extends Calls['request']>(caller: Context<any> | undefined, request: Q, timeout: number): Promise<unknown> =>
-      GenServer.call<Calls>(caller ?? node, name, request, { timeout }).then(unwrapReply);
+    const call = <const Q extends Calls['request']>(caller: Context<any> | undefined, request: Q, timeout: number, to: Pid | string = name): Promise<unknown> =>
+      GenServer.call<Calls>(caller ?? node, to, request, { timeout }).then(unwrapReply);
     await call(undefined, { type: 'ready' }, Infinity);
 
     const checkout = (o?: CheckoutOptions): Promise<R> => {
-      if (o !== undefined) checkObject(o, 'options', '{ timeout?, caller? }');
+      if (o !== undefined) {
+        checkObject(o as unknown, 'options', '{ timeout?, caller? }');
+        checkKeys(o, ['timeout', 'caller'], 'options');
+      }
       const caller = checkCaller(o?.caller, 'options.caller');
       const timeout = o?.timeout ?? config.checkoutTimeoutMs;
       checkTimeout(timeout, 'options.timeout');
       // the pool times the wait out itself (on the node's clock), with the typed error
       return call(caller, { type: 'checkout', holder: caller?.self, timeout }, Infinity) as Promise<R>;
     };
-    const checkin = (resource: R, o?: CheckinOptions): Promise<CheckinOutcome> => {
-      if (o !== undefined) checkObject(o, 'options', '{ broken?, caller? }');
+    const checkinTo = (to: Pid | string, resource: R, o?: CheckinOptions): Promise<CheckinOutcome> => {
+      if (o !== undefined) {
+        checkObject(o as unknown, 'options', '{ broken?, caller? }');
+        checkKeys(o, ['broken', 'caller'], 'options');
+      }
       const caller = checkCaller(o?.caller, 'options.caller');
-      return call(caller, { type: 'checkin', resource, broken: o?.broken === true, by: caller?.self }, 5000) as Promise<CheckinOutcome>;
+      return call(caller, { type: 'checkin', resource, broken: o?.broken === true, by: caller?.self }, 5000, to) as Promise<CheckinOutcome>;
     };
+    const checkin = (resource: R, o?: CheckinOptions): Promise<CheckinOutcome> => checkinTo(name, resource, o);
     const withResource = async <T>(fn: (resource: R) => T | Promise<T>, o?: WithResourceOptions): Promise<T> => {
       if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function (resource) => result', fn);
+      if (o !== undefined) {
+        checkObject(o as unknown, 'options', '{ timeout?, caller?, discardOnError? }');
+        checkKeys(o, ['timeout', 'caller', 'discardOnError'], 'options');
+      }
+      // the pool process the checkout goes to (the name is read as the call is sent): the resource is
+      // given back to that process, not to a restarted pool that never lent it (and may lend the same
+      // object to someone else)
+      const lender = node.registry.whereis(name);
       const resource = await checkout(o === undefined ? undefined : { ...(o.timeout === undefined ? {} : { timeout: o.timeout }), ...(o.caller === undefined ? {} : { caller: o.caller }) });
-      const back = (broken: boolean): Promise<unknown> =>
-        checkin(resource, { broken, ...(o?.caller === undefined ? {} : { caller: o.caller }) }).catch((e: unknown) => {
+      const back = async (broken: boolean): Promise<void> => {
+        // the holder died while fn ran: its death gave the resource back already (monitored), and
+        // the pool may have lent it again; a dead process makes no call either
+        if (o?.caller !== undefined && !node.isAlive(o.caller.self)) return;
+        try {
+          await checkinTo(lender ?? name, resource, { broken, ...(o?.caller === undefined ? {} : { caller: o.caller }) });
+        } catch (e) {
           // the pool is gone (its resources with it): nothing to give back to
           if (!isKeelError(e, 'ERR_NOPROC') && !isKeelError(e, 'ERR_CALL_EXIT') && !isKeelError(e, 'ERR_PROCESS_EXITED')) throw e;
-        });
+        }
+      };
       let result: T;
       try {
         result = await fn(resource);

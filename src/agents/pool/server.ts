@@ -21,12 +21,22 @@ export type Calls =
   | { request: { type: 'stats' }; reply: ResourcePoolStats }
   | { request: { type: 'ready' }; reply: 'ok' };
 
+/** One creation in progress: settled by its answer or by its timeout, whichever the pool sees first. */
+interface Job {
+  readonly initial: boolean;
+  state: 'pending' | 'settled' | 'timed_out';
+  timer: TimerRef | undefined;
+}
+
 // the pool's own messages (classes: another process cannot forge them)
 class Created {
-  constructor(readonly resource: unknown, readonly initial: boolean) {}
+  constructor(readonly resource: unknown, readonly job: Job) {}
 }
 class CreateFailed {
-  constructor(readonly error: unknown, readonly initial: boolean) {}
+  constructor(readonly error: unknown, readonly job: Job) {}
+}
+class CreateTimedOut {
+  constructor(readonly job: Job) {}
 }
 class WaiterTimeout {
   constructor(readonly id: number) {}
@@ -57,6 +67,12 @@ interface Waiter {
   timer: TimerRef | undefined;
 }
 
+/** The one monitor of a process waiting in line, however many places it holds: its death clears them all (as poolboy). */
+interface LineWatch {
+  readonly watch: WatchRef;
+  readonly ids: Set<number>;
+}
+
 /** @internal What a pool process starts with (validated options). */
 export interface Config {
   readonly name: string;
@@ -66,6 +82,7 @@ export interface Config {
   readonly maxOverflow: number;
   readonly checkoutTimeoutMs: number;
   readonly createRetryMs: number;
+  readonly createTimeoutMs: number;
 }
 
 type Counters = { -readonly [K in 'created' | 'createFailed' | 'destroyed' | 'destroyFailed' | 'checkouts' | 'checkins' | 'timeouts' | 'holderDown' | 'resourceDown' | 'badCheckins']: number };
@@ -79,8 +96,12 @@ interface State extends Config {
   readonly idle: Entry[];
   /** Lent resources that died while out, until their checkin or their holder's death. */
   readonly retired: Map<unknown, Entry>;
-  /** Monitors by ref: a holder's or a resource's. */
-  readonly refs: Map<Ref, { kind: 'holder' | 'resource'; entry: Entry }>;
+  /** Monitors by ref: a holder's, a resource's, or a waiting caller's. */
+  readonly refs: Map<Ref, { kind: 'holder' | 'resource'; entry: Entry } | { kind: 'waiter'; key: string }>;
+  /** Processes waiting in line, by pidKey. */
+  readonly inLine: Map<string, LineWatch>;
+  /** Creations that answered, their `Created` not handled yet: destroyed if the pool exits first. */
+  readonly arrived: Set<Created>;
   /** In line, first come first served (a Map keeps insertion order; a timeout deletes in O(1)). */
   readonly waiters: Map<number, Waiter>;
   nextWaiter: number;
@@ -107,15 +128,21 @@ function alive(ctx: Context<any>): boolean {
 function spawnCreate(state: State, ctx: Context<any>, initial: boolean): void {
   state.creating++;
   const node = ctx.node;
+  const job: Job = { initial, state: 'pending', timer: undefined };
+  if (state.createTimeoutMs !== Infinity) job.timer = ctx.sendAfter(ctx.self, new CreateTimedOut(job), state.createTimeoutMs);
   Promise.resolve()
     .then(() => state.create())
     .then(
       (resource) => {
-        if (alive(ctx)) ctx.send(ctx.self, new Created(resource, initial));
-        else runDestroy(state, node, resource, 'pool_stopped', undefined); // made after the pool stopped: not kept
+        if (job.state === 'timed_out') runDestroy(state, node, resource, 'create_timeout', undefined); // given up on: not kept
+        else if (alive(ctx)) {
+          const made = new Created(resource, job);
+          state.arrived.add(made); // until handled: a pool that exits first destroys it (abort listener)
+          ctx.send(ctx.self, made);
+        } else runDestroy(state, node, resource, 'pool_stopped', undefined); // made after the pool stopped: not kept
       },
       (e: unknown) => {
-        if (alive(ctx)) ctx.send(ctx.self, new CreateFailed(toError(e), initial));
+        if (job.state === 'pending' && alive(ctx)) ctx.send(ctx.self, new CreateFailed(toError(e), job));
       },
     );
 }
@@ -180,6 +207,29 @@ function live(ctx: Context<any>, w: Waiter): boolean {
 function leaveLine(state: State, ctx: Context<any>, w: Waiter): void {
   state.waiters.delete(w.id);
   if (w.timer !== undefined) ctx.cancelTimer(w.timer);
+  w.timer = undefined;
+  if (w.holder === undefined) return;
+  const key = pidKey(w.holder);
+  const line = state.inLine.get(key);
+  if (line === undefined || !line.ids.delete(w.id) || line.ids.size > 0) return;
+  state.inLine.delete(key);
+  state.refs.delete(line.watch.ref);
+  unwatch(ctx, line.watch);
+}
+
+/** Watches a process that joins the line (once, however many places it holds); false when it is dead. */
+function joinLine(state: State, ctx: Context<any>, w: Waiter, holder: Pid): boolean {
+  const key = pidKey(holder);
+  const line = state.inLine.get(key);
+  if (line !== undefined) {
+    line.ids.add(w.id);
+    return true;
+  }
+  const watch = watchProcess(ctx, holder, 'resource_pool.waiter');
+  if (watch === 'noproc') return false;
+  state.inLine.set(key, { watch, ids: new Set([w.id]) });
+  state.refs.set(watch.ref, { kind: 'waiter', key });
+  return true;
 }
 
 /** Lends `entry` to `holder`; false (nothing lent) when the holder died meanwhile. */
@@ -236,8 +286,25 @@ function added(state: State, ctx: Context<any>, resource: unknown): void {
   release(state, ctx, entry);
 }
 
+function failedCreation(state: State, ctx: Context<any>, error: unknown, initial: boolean): void {
+  state.counts.createFailed++;
+  emit(ctx, state, 'create_failed', {}, { error });
+  scheduleRetry(state, ctx);
+  settledInitial(state, initial);
+}
+
 function scheduleRetry(state: State, ctx: Context<any>): void {
   if (state.retry === undefined) state.retry = ctx.sendAfter(ctx.self, new RetryCreate(), state.createRetryMs);
+}
+
+/** The pool hears a creation's end (its answer or its timeout): false when it had already ended the other way. */
+function settle(state: State, ctx: Context<any>, job: Job): boolean {
+  if (job.state !== 'pending') return false;
+  job.state = 'settled';
+  if (job.timer !== undefined) ctx.cancelTimer(job.timer);
+  job.timer = undefined;
+  state.creating--;
+  return true;
 }
 
 function settledInitial(state: State, initial: boolean): void {
@@ -270,6 +337,8 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
       idle: [],
       retired: new Map(),
       refs: new Map(),
+      arrived: new Set(),
+      inLine: new Map(),
       waiters: new Map(),
       nextWaiter: 0,
       creating: 0,
@@ -282,6 +351,8 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
     ctx.signal.addEventListener('abort', () => {
       for (const entry of state.entries.values()) runDestroy(state, state.node, entry.resource, 'pool_stopped', undefined);
       state.entries.clear();
+      for (const made of state.arrived) runDestroy(state, state.node, made.resource, 'pool_stopped', undefined);
+      state.arrived.clear();
     }, { once: true });
     for (let i = 0; i < config.size; i++) spawnCreate(state, ctx, true);
     return state;
@@ -306,6 +377,8 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
           emit(ctx, state, 'timeout', { waitedMs: 0, waiting: state.waiters.size }, { holder });
           return { reply: new PoolTimeoutError(state.name, 0), state };
         }
+        // watched while in line: a caller that dies leaves it at once, not when its turn comes
+        if (holder !== undefined && !joinLine(state, ctx, w, holder)) return { reply: new InvalidArgumentError('request.holder', 'a live process', holder), state };
         if (timeout !== Infinity) w.timer = ctx.sendAfter(ctx.self, new WaiterTimeout(w.id), timeout);
         state.waiters.set(w.id, w);
         fill(state, ctx);
@@ -361,17 +434,27 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
 
   handleInfo(message, state, ctx) {
     if (isInstance(message, Created)) {
-      state.creating--;
+      state.arrived.delete(message);
+      if (!settle(state, ctx, message.job)) {
+        runDestroy(state, ctx.node, message.resource, 'create_timeout', ctx); // it timed out first: not kept
+        return state;
+      }
       added(state, ctx, message.resource);
-      settledInitial(state, message.initial);
+      settledInitial(state, message.job.initial);
       return state;
     }
     if (isInstance(message, CreateFailed)) {
-      state.creating--;
-      state.counts.createFailed++;
-      emit(ctx, state, 'create_failed', {}, { error: message.error });
-      scheduleRetry(state, ctx);
-      settledInitial(state, message.initial);
+      if (!settle(state, ctx, message.job)) return state; // counted as failed when it timed out
+      failedCreation(state, ctx, message.error, message.job.initial);
+      return state;
+    }
+    if (isInstance(message, CreateTimedOut)) {
+      const job = message.job;
+      if (job.state !== 'pending') return state; // it answered first
+      job.timer = undefined; // it fired
+      settle(state, ctx, job);
+      job.state = 'timed_out'; // a late answer is destroyed
+      failedCreation(state, ctx, new PoolTimeoutError(state.name, state.createTimeoutMs, 'create'), job.initial);
       return state;
     }
     if (isInstance(message, RetryCreate)) {
@@ -382,7 +465,8 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
     if (isInstance(message, WaiterTimeout)) {
       const w = state.waiters.get(message.id);
       if (w === undefined) return state; // served meanwhile
-      state.waiters.delete(w.id);
+      w.timer = undefined; // it fired
+      leaveLine(state, ctx, w);
       state.counts.timeouts++;
       emit(ctx, state, 'timeout', { waitedMs: ctx.node.clock.now() - w.since, waiting: state.waiters.size }, { holder: w.holder });
       GenServer.reply(w.from, new PoolTimeoutError(state.name, w.timeout));
@@ -392,6 +476,16 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
       const watched = state.refs.get(message.ref);
       if (watched === undefined) return state; // a stale Down
       state.refs.delete(message.ref);
+      if (watched.kind === 'waiter') {
+        // a caller that died in line: all its places go now (its monitor went with its Down)
+        const line = state.inLine.get(watched.key);
+        state.inLine.delete(watched.key);
+        for (const id of line?.ids ?? []) {
+          const w = state.waiters.get(id);
+          if (w !== undefined) leaveLine(state, ctx, w);
+        }
+        return state;
+      }
       const entry = watched.entry;
       if (watched.kind === 'holder') {
         entry.holder = undefined;

@@ -22,6 +22,12 @@ export interface ResourcePoolOptions<R> {
   checkoutTimeoutMs?: number;
   /** After a failed creation, the next attempt after this many ms on the node's clock (default 1000). */
   createRetryMs?: number;
+  /**
+   * A `create()` not settled within this many ms (node clock) is a failed creation: counted,
+   * reported with `ERR_POOL_TIMEOUT`, retried; what it answers later is destroyed (default 30000;
+   * Infinity waits for ever).
+   */
+  createTimeoutMs?: number;
   /** Registers the pool process under this name (default `keel.resource_pool.<n>`). */
   name?: string;
 }

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { CoordinationManager } from '../../../src/agents/coordination/CoordinationManager.js';
 import { createCoordinationContext } from '../../../src/agents/patterns/index.js';
+import { stopComponent } from '../../../src/agents/patterns/shared.js';
 import type { Node, Pid } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
-import { clockedNode, deadPid, deferred, expectKeelError, spawnWithContext, thrown, useNodes, watch } from '../../support.js';
+import { clockedNode, deadPid, deferred, expectKeelError, revokedProxy, spawnWithContext, thrown, useNodes, watch } from '../../support.js';
 
 const track = useNodes();
 
@@ -100,6 +101,43 @@ describe('createCoordinationContext', () => {
     await node.idle();
     const dead = await createCoordinationContext(node, cm, { agents: [a], sender: pid });
     expect(dead.results).toEqual([{ agent: a, outcome: 'failed', id: `${dead.contextId}:0`, reason: 'sender_down' }]);
+  });
+
+  it('a manager that is down: every agent is failed with coordinator_down, one outcome each, nothing raised', async () => {
+    const node = track();
+    const cm = await CoordinationManager.start(node);
+    const seen: unknown[] = [];
+    const a = agent(node, seen);
+    const b = agent(node, seen);
+    await stopComponent(node, cm.name);
+    expect(node.registry.whereis(cm.name)).toBeUndefined();
+    const ctx = await createCoordinationContext(node, cm, { id: 'down', agents: [a, b] });
+    expect(ctx).toEqual({
+      contextId: 'down',
+      results: [
+        { agent: a, outcome: 'failed', id: 'down:0', reason: 'coordinator_down' },
+        { agent: b, outcome: 'failed', id: 'down:1', reason: 'coordinator_down' },
+      ],
+      delivered: 0,
+      buffered: 0,
+      failed: 2,
+    });
+    expect(seen).toEqual([]);
+  });
+
+  it('a sparse agents array (a hole) throws at once, naming the hole', async () => {
+    const node = track();
+    const cm = await CoordinationManager.start(node);
+    const agents: unknown[] = [];
+    agents[1] = agent(node, []);
+    expectKeelError(thrown(() => createCoordinationContext(node, cm, { agents: agents as never })), 'ERR_INVALID_ARGUMENT', '`options.agents[0]`');
+  });
+
+  it('agents or options it cannot read (revoked proxies) throw ERR_INVALID_ARGUMENT at once', async () => {
+    const node = track();
+    const cm = await CoordinationManager.start(node);
+    expectKeelError(thrown(() => createCoordinationContext(node, cm, { agents: revokedProxy() as never })), 'ERR_INVALID_ARGUMENT', '`options.agents`');
+    expectKeelError(thrown(() => createCoordinationContext(node, cm, revokedProxy() as never)), 'ERR_INVALID_ARGUMENT', '`options');
   });
 
   it('throws at once for bad arguments', async () => {

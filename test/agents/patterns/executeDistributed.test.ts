@@ -3,7 +3,7 @@ import { Agent, runTaskOn } from '../../../src/agents/Agent.js';
 import { executeDistributed } from '../../../src/agents/patterns/index.js';
 import type { Node, Pid } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
-import { clockedNode, deadPid, deferred, expectKeelError, thrown, useNodes, watch } from '../../support.js';
+import { clockedNode, deadPid, deferred, expectKeelError, revokedProxy, thrown, useNodes, watch } from '../../support.js';
 
 const track = useNodes();
 
@@ -138,6 +138,56 @@ describe('executeDistributed', () => {
   it('no assignments: an empty result at once', async () => {
     const node = track();
     expect(await executeDistributed(node, [])).toEqual({ results: [], ok: 0, timeout: 0, error: 0, noproc: 0, peakConcurrency: 0 });
+  });
+
+  it('aborting the run cancels the run_task calls still running on the agents (cancel_task), the waiting ones never start', async () => {
+    const node = track();
+    const cancelled: string[] = [];
+    const a = await agent(node, 'a', (id) => cancelled.push(id));
+    const events = captureEvents(node, ['keel.coordination.executed']);
+    const abort = new AbortController();
+    const run = executeDistributed(node, [{ agent: a, work: 'hang' }, { agent: a, work: 'hang' }, { agent: a, work: 'x' }], { maxConcurrency: 2, signal: abort.signal, timeoutMs: Infinity });
+    await node.idle();
+    abort.abort('enough');
+    const r = await run;
+    expect(r.results.map((x) => x.outcome)).toEqual(['error', 'error', 'error']);
+    await node.idle();
+    const runId = /^execute-\d+/.exec(cancelled[0] ?? '')?.[0];
+    expect(cancelled.sort()).toEqual([`${runId}.0`, `${runId}.1`]);
+    expect(events.events).toHaveLength(1);
+    expect(events.events[0]!.measurements).toMatchObject({ assignments: 3, ok: 0, error: 3, peakConcurrency: 2 });
+  });
+
+  it('a sparse assignments array (a hole) throws at once, naming the hole, not a TypeError later', () => {
+    const node = track();
+    const pid = deadPid(node);
+    const sparse: unknown[] = [];
+    sparse[1] = { agent: pid, work: 1 };
+    expectKeelError(thrown(() => executeDistributed(node, sparse as never)), 'ERR_INVALID_ARGUMENT', '`assignments[0]`');
+  });
+
+  it('assignments it cannot read (a revoked proxy, as the list or an item; an item whose agent getter throws) throw ERR_INVALID_ARGUMENT at once', () => {
+    const node = track();
+    const throwing = Object.defineProperty({ work: 1 }, 'agent', { enumerable: true, get: () => { throw new Error('no'); } });
+    expectKeelError(thrown(() => executeDistributed(node, revokedProxy() as never)), 'ERR_INVALID_ARGUMENT', '`assignments`');
+    expectKeelError(thrown(() => executeDistributed(node, [revokedProxy()] as never)), 'ERR_INVALID_ARGUMENT', '`assignments[0]`');
+    expectKeelError(thrown(() => executeDistributed(node, [throwing] as never)), 'ERR_INVALID_ARGUMENT', '`assignments[0]');
+  });
+
+  it('an assignment is read once, when checked: a getter that changes or throws later changes nothing, the run never rejects', async () => {
+    const node = track();
+    const a = await agent(node, 'a');
+    let reads = 0;
+    const tricky = {
+      get agent(): unknown {
+        if (++reads > 1) throw new Error('read twice');
+        return a;
+      },
+      work: 5,
+    };
+    const r = await executeDistributed(node, [tricky as never], undefined, { timeoutMs: 1000 });
+    expect(r.results.map((x) => [x.outcome, x.outcome === 'ok' ? x.value : undefined, x.agent])).toEqual([['ok', 'a:5', a]]);
+    expect(reads).toBe(1);
   });
 
   it('throws at once for bad arguments', () => {

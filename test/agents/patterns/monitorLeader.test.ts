@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { Agent } from '../../../src/agents/Agent.js';
-import { monitorLeader, type Leadership } from '../../../src/agents/patterns/index.js';
+import { electLeader, monitorLeader, type Leadership } from '../../../src/agents/patterns/index.js';
 import type { Node, Pid } from '../../../src/index.js';
 import { captureEvents, expectNoLeaks } from '../../../src/testing/index.js';
-import { clockedNode, expectKeelError, idler, listOf, spawnWithContext, thrown, useNodes } from '../../support.js';
+import { clockedNode, expectKeelError, idler, listOf, revokedProxy, spawnWithContext, thrown, useNodes } from '../../support.js';
 
 const track = useNodes();
 
@@ -90,6 +90,49 @@ describe('monitorLeader', () => {
       `leader monitor ${m.name}: onChange threw for term 2`,
     ]);
     await m.stop();
+  });
+
+  it('an async onChange that rejects is logged as a throw is, not left an unhandled rejection; the monitor keeps electing', async () => {
+    const node = track();
+    const [a, b] = (await candidates(node, 2)) as [Pid, Pid];
+    const m = await monitorLeader(node, {
+      candidates: [a, b],
+      onChange: async ({ term }: Leadership) => {
+        await Promise.resolve();
+        throw new Error(`callback ${term}`);
+      },
+    });
+    const changed = m.whenChanged(1);
+    node.exit(a, 'kill');
+    expect(await changed).toEqual({ leader: b, term: 2 });
+    await node.idle();
+    const warn = (node.logger as unknown as { warn: { mock: { calls: unknown[][] } } }).warn.mock.calls;
+    expect(warn.map((c) => c[0])).toEqual([`leader monitor ${m.name}: onChange threw for term 1`, `leader monitor ${m.name}: onChange threw for term 2`]);
+    expect(warn.map((c) => (c[1] as Error).message)).toEqual(['callback 1', 'callback 2']);
+    await m.stop();
+    expectNoLeaks(node);
+  });
+
+  it('a sparse candidates array (a hole) throws at once, naming the hole', async () => {
+    const node = track();
+    const [a] = (await candidates(node, 1)) as [Pid];
+    const sparse: unknown[] = [];
+    sparse[1] = a;
+    expectKeelError(thrown(() => monitorLeader(node, { candidates: sparse as never })), 'ERR_INVALID_ARGUMENT', '`options.candidates[0]`');
+  });
+
+  it('a misspelt option is refused, never silently ignored (onchange is not onChange; electLeader takes no onChange)', async () => {
+    const node = track();
+    const [a] = (await candidates(node, 1)) as [Pid];
+    const onChange = (): void => undefined;
+    expectKeelError(thrown(() => monitorLeader(node, { candidates: [a], onchange: onChange } as never)), 'ERR_INVALID_ARGUMENT', '`options.onchange`');
+    expectKeelError(thrown(() => electLeader(node, { candidates: [a], onChange } as never)), 'ERR_INVALID_ARGUMENT', '`options.onChange`');
+  });
+
+  it('candidates or options it cannot read (revoked proxies) throw ERR_INVALID_ARGUMENT at once', () => {
+    const node = track();
+    expectKeelError(thrown(() => monitorLeader(node, { candidates: revokedProxy() as never })), 'ERR_INVALID_ARGUMENT', '`options.candidates`');
+    expectKeelError(thrown(() => monitorLeader(node, revokedProxy() as never)), 'ERR_INVALID_ARGUMENT', '`options');
   });
 
   it('started from a process, it goes with that process (linked), leaving nothing behind', async () => {

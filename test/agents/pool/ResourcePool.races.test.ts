@@ -1,0 +1,367 @@
+import { describe, expect, it } from 'vitest';
+import { ResourcePool } from '../../../src/agents/pool/ResourcePool.js';
+import type { Context, Pid } from '../../../src/index.js';
+import { Sys } from '../../../src/index.js';
+import { captureEvents, expectNoLeaks } from '../../../src/testing/index.js';
+import { clockedNode, deferred, expectKeelError, failure, idler, rejection, revokedProxy, spawnWithContext, useNodes, watch } from '../../support.js';
+
+// An adversarial review's races: what is in flight when the pool stops or restarts, and callers
+// that die in line.
+
+const track = useNodes();
+
+interface Conn {
+  readonly id: number;
+}
+
+describe('ResourcePool races', () => {
+  it('a resource whose creation ended just before the pool stopped (its Created still in the mailbox) is destroyed, not leaked', async () => {
+    const node = track();
+    const made = deferred<Conn>();
+    const destroyed: number[] = [];
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, {
+      create: () => (++n === 1 ? { id: 1 } : made.promise),
+      destroy: (c) => void destroyed.push(c.id),
+      size: 1,
+      maxOverflow: 1,
+      checkoutTimeoutMs: Infinity,
+    });
+    await pool.checkout();
+    const waiting = pool.checkout(); // an overflow resource is being made for it
+    expect(await pool.stats()).toMatchObject({ creating: 1, waiting: 1 });
+    await Sys.suspend(node, pool.pid);
+    made.resolve({ id: 2 });
+    await node.idle(); // the creation's answer waits in the suspended pool's mailbox
+    await pool.stop();
+    expectKeelError(await rejection(() => waiting), 'ERR_CALL_EXIT');
+    expect(destroyed.sort()).toEqual([1, 2]);
+    expectNoLeaks(node);
+  });
+
+  it("withResource answers fn's result when the pool restarted while fn ran: the resource went with the pool that lent it", async () => {
+    const node = track();
+    const destroyed: number[] = [];
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, { create: () => ({ id: ++n }), destroy: (c) => void destroyed.push(c.id), size: 1 });
+    const first = pool.pid;
+    const inside = deferred<Conn>();
+    const finish = deferred<string>();
+    const result = pool.withResource((c) => (inside.resolve(c), finish.promise));
+    const lent = await inside.promise;
+    node.exit(first, 'kill'); // its supervisor starts a fresh pool under the same name
+    await node.idle();
+    expect(String(pool.pid)).not.toBe(String(first));
+    expect(destroyed).toEqual([lent.id]);
+    finish.resolve('done');
+    expect(await result).toBe('done');
+    expect(await pool.stats()).toMatchObject({ badCheckins: 0, resources: 1, idle: 1, checkins: 0 });
+    await pool.stop();
+    expectNoLeaks(node);
+  });
+
+  it('withResource never frees, in the restarted pool, the same resource another caller holds there (a shared resource object)', async () => {
+    const node = track();
+    const shared: Conn = { id: 7 };
+    const pool = await ResourcePool.start<Conn>(node, { create: () => shared, destroy: () => undefined, size: 1 });
+    const inside = deferred<Conn>();
+    const finish = deferred<string>();
+    const result = pool.withResource((c) => (inside.resolve(c), finish.promise));
+    await inside.promise;
+    node.exit(pool.pid, 'kill');
+    await node.idle();
+    const other = await pool.checkout(); // the new pool lends the same object to another caller
+    expect(other).toBe(shared);
+    finish.resolve('done');
+    expect(await result).toBe('done');
+    expect(await pool.stats()).toMatchObject({ checkedOut: 1, idle: 0, checkins: 0 }); // still out: the stale checkin did not free it
+    expect(await pool.checkin(other)).toBe('returned');
+    await pool.stop();
+  });
+
+  it('a waiter whose process dies leaves the line at once (monitored, as poolboy does), not at its turn', async () => {
+    const node = track();
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, { create: () => ({ id: ++n }), size: 1, checkoutTimeoutMs: Infinity });
+    const held = await pool.checkout();
+    const doomed = await Promise.all([1, 2, 3].map(() => spawnWithContext(node)));
+    const lost = doomed.map((d) => pool.checkout({ caller: d.ctx }).catch((e: unknown) => e));
+    await node.idle();
+    expect((await pool.stats()).waiting).toBe(3);
+    for (const d of doomed) node.exit(d.pid, 'kill');
+    await Promise.all(lost);
+    await node.idle();
+    expect(await pool.stats()).toMatchObject({ waiting: 0, checkedOut: 1, holderDown: 0 });
+    expectNoLeaks(node);
+    expect(await pool.checkin(held)).toBe('returned');
+    expect(await pool.stats()).toMatchObject({ waiting: 0, idle: 1, checkouts: 1 });
+    await pool.stop();
+    expectNoLeaks(node);
+  });
+
+  it('one process waiting many times in line is watched once (no duplicate monitors); its death clears all its places', async () => {
+    const node = track();
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, { create: () => ({ id: ++n }), size: 1, checkoutTimeoutMs: Infinity });
+    const held = await pool.checkout();
+    const waiter = await spawnWithContext(node);
+    const lost = Array.from({ length: 25 }, () => pool.checkout({ caller: waiter.ctx }).catch((e: unknown) => e));
+    const next = pool.checkout();
+    await node.idle();
+    expect((await pool.stats()).waiting).toBe(26);
+    expect(node.monitors.list().filter((m) => m.tag === 'resource_pool.waiter')).toHaveLength(1);
+    expectNoLeaks(node);
+    node.exit(waiter.pid, 'kill');
+    await Promise.all(lost);
+    await node.idle();
+    expect((await pool.stats()).waiting).toBe(1);
+    expect(await pool.checkin(held)).toBe('returned');
+    expect(await next).toBe(held);
+    expect(node.monitors.list().filter((m) => m.tag === 'resource_pool.waiter')).toHaveLength(0);
+    await pool.stop();
+    expectNoLeaks(node);
+  });
+
+  it("a holder killed mid-withResource whose fn settles later: withResource answers fn's result; the resource, already back, is not checked in again", async () => {
+    const node = track();
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, { create: () => ({ id: ++n }), size: 1, checkoutTimeoutMs: Infinity });
+    const inside = deferred<Conn>();
+    const finish = deferred<string>();
+    const holder = await spawnWithContext(node);
+    const result = pool.withResource((c) => (inside.resolve(c), finish.promise), { caller: holder.ctx });
+    const lent = await inside.promise;
+    node.exit(holder.pid, 'kill');
+    const other = await pool.checkout(); // the holder's death returned it
+    expect(other).toBe(lent);
+    finish.resolve('late');
+    expect(await result).toBe('late');
+    expect(await pool.stats()).toMatchObject({ checkedOut: 1, holderDown: 1, checkins: 0, badCheckins: 0 });
+    expect(await pool.checkin(other)).toBe('returned');
+    await pool.stop();
+    expectNoLeaks(node);
+  });
+});
+
+describe('ResourcePool creations that never settle', () => {
+  it('a create that never settles holds neither start nor its slot for ever: past createTimeoutMs it is a failed creation, retried; its late answer is destroyed', async () => {
+    const { node, clock } = clockedNode(track);
+    const events = captureEvents(node, ['keel.resource_pool.create_failed', 'keel.resource_pool.destroyed']);
+    const first = deferred<Conn>();
+    const destroyed: number[] = [];
+    let n = 0;
+    const starting = ResourcePool.start<Conn>(node, {
+      create: () => (++n === 1 ? first.promise : { id: n }),
+      destroy: (c) => void destroyed.push(c.id),
+      size: 1,
+      createTimeoutMs: 500,
+      createRetryMs: 100,
+    });
+    const started = watch(starting);
+    await node.idle();
+    await clock.advance(499);
+    expect(started.status).toBe('pending'); // start waits for the first creation...
+    await clock.advance(1);
+    const pool = await starting; // ...until it has failed
+    expect(await pool.stats()).toMatchObject({ resources: 0, creating: 0, createFailed: 1, created: 0 });
+    expect(events.events.map((e) => e.event)).toEqual(['keel.resource_pool.create_failed']);
+    expectKeelError(events.events[0]!.metadata.error, 'ERR_POOL_TIMEOUT', 'create()', 'within 500 ms');
+    await clock.advance(100); // the retry
+    expect(await pool.checkout()).toEqual({ id: 2 });
+    first.resolve({ id: 1 }); // too late: not kept
+    await node.idle();
+    expect(destroyed).toEqual([1]);
+    expect(events.events[1]).toMatchObject({ event: 'keel.resource_pool.destroyed', metadata: { reason: 'create_timeout', ok: true, resource: { id: 1 } } });
+    expect(await pool.stats()).toMatchObject({ resources: 1, created: 1, destroyed: 1, createFailed: 1, creating: 0 });
+    await pool.stop();
+    expect(destroyed).toEqual([1, 2]);
+    expectNoLeaks(node);
+  });
+
+  it('a creation that answers in time is kept, and its timer does not fire later', async () => {
+    const { node, clock } = clockedNode(track);
+    const pool = await ResourcePool.start<Conn>(node, { create: () => Promise.resolve({ id: 1 }), size: 1, createTimeoutMs: 500 });
+    await clock.advance(1000);
+    expect(await pool.stats()).toMatchObject({ resources: 1, created: 1, createFailed: 0 });
+    await pool.stop();
+  });
+
+  it('createTimeoutMs is a number of ms > 0 or Infinity', async () => {
+    const node = track();
+    for (const bad of [0, -1, Number.NaN, '10', -Infinity]) {
+      expectKeelError(await rejection(() => ResourcePool.start(node, { create: () => 1, size: 0, createTimeoutMs: bad as never })), 'ERR_INVALID_ARGUMENT', 'options.createTimeoutMs');
+    }
+  });
+});
+
+describe('ResourcePool accounting under random interleavings', () => {
+  /** A small deterministic generator (mulberry32). */
+  function random(seed: number): () => number {
+    let a = seed;
+    return () => {
+      a = (a + 0x6d2b79f5) | 0;
+      let t = Math.imul(a ^ (a >>> 15), 1 | a);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  for (const seed of [1, 2, 3, 4, 5]) {
+    it(`seed ${seed}: never lends a resource twice, overflow stays within 0..maxOverflow, every timeout is the typed error, and it settles back to size`, async () => {
+      const { node, clock } = clockedNode(track);
+      let n = 0;
+      const destroyed = new Set<number>();
+      const pool = await ResourcePool.start<Conn>(node, { create: () => ({ id: ++n }), destroy: (c) => void destroyed.add(c.id), size: 2, maxOverflow: 2, checkoutTimeoutMs: 100 });
+      const rnd = random(seed);
+      const held = new Set<Conn>();
+      let timeouts = 0;
+      let pending = 0;
+      let peakOverflow = 0;
+      for (let step = 0; step < 300; step++) {
+        const r = rnd();
+        if (r < 0.45) {
+          pending++;
+          pool.checkout({ timeout: [0, 50, 100, 1000][Math.floor(rnd() * 4)]! }).then(
+            (c) => {
+              pending--;
+              expect(held.has(c)).toBe(false); // never lent twice
+              expect(destroyed.has(c.id)).toBe(false); // never a destroyed one
+              held.add(c);
+            },
+            (e: unknown) => {
+              pending--;
+              expectKeelError(e, 'ERR_POOL_TIMEOUT');
+              timeouts++;
+            },
+          );
+        } else if (r < 0.85 && held.size > 0) {
+          const c = [...held][Math.floor(rnd() * held.size)]!;
+          held.delete(c);
+          const outcome = await pool.checkin(c, { broken: rnd() < 0.2 });
+          expect(['returned', 'destroyed']).toContain(outcome);
+        } else {
+          await clock.advance(30);
+        }
+        await node.idle();
+        const st = await pool.stats();
+        expect(st.resources).toBeLessThanOrEqual(4);
+        expect(st.overflow).toBe(Math.max(0, st.resources - 2));
+        expect(st.idle + st.checkedOut).toBe(st.resources);
+        expect(st.checkedOut).toBe(held.size);
+        expect(st.waiting).toBe(pending);
+        peakOverflow = Math.max(peakOverflow, st.overflow);
+      }
+      expect(peakOverflow).toBe(2); // the run did reach the overflow cap
+      expect(timeouts).toBeGreaterThan(0); // and had callers time out
+      // give everything back; a waiter still in line takes what comes back, until the line is gone
+      while (held.size > 0 || pending > 0) {
+        for (const c of [...held]) {
+          held.delete(c);
+          await pool.checkin(c);
+        }
+        await clock.advance(1000);
+        await node.idle();
+      }
+      const st = await pool.stats();
+      expect(st).toMatchObject({ resources: 2, idle: 2, checkedOut: 0, overflow: 0, waiting: 0, creating: 0, timeouts, badCheckins: 0 });
+      expect(st.created - st.destroyed).toBe(2);
+      await pool.stop();
+      expectNoLeaks(node);
+    });
+  }
+
+  for (const seed of [11, 12, 13]) {
+    it(`seed ${seed}, with Pid resources and holder processes killed at random: a holder's or a resource's death never lends a resource twice and leaves no monitor behind`, async () => {
+      const { node, clock } = clockedNode(track);
+      const pool = await ResourcePool.start<Pid>(node, { create: () => idler(node), size: 2, maxOverflow: 2, checkoutTimeoutMs: 100 });
+      const rnd = random(seed);
+      const pick = <T>(items: readonly T[]): T => items[Math.floor(rnd() * items.length)]!;
+      /** Who holds what (a resource that died while held stays here until its holder checks it in or dies). */
+      const held = new Map<string, { resource: Pid; holder: Pid; ctx: Context<any> }>();
+      const waiting = new Map<string, Pid>(); // by the waiting process
+      let waits = 0;
+      for (let step = 0; step < 200; step++) {
+        const r = rnd();
+        if (r < 0.35) {
+          const { pid, ctx } = await spawnWithContext(node);
+          const key = String(pid);
+          waiting.set(key, pid);
+          waits++;
+          pool.checkout({ caller: ctx, timeout: pick([0, 50, 1000]) }).then(
+            (resource) => {
+              waiting.delete(key);
+              if (!node.isAlive(pid)) return;
+              for (const h of held.values()) expect(String(h.resource)).not.toBe(String(resource)); // never lent twice
+              expect(node.isAlive(resource)).toBe(true);
+              held.set(key, { resource, holder: pid, ctx });
+            },
+            () => void waiting.delete(key),
+          );
+        } else if (r < 0.55 && held.size > 0) {
+          const [key, h] = pick([...held.entries()]);
+          held.delete(key);
+          const alive = node.isAlive(h.resource);
+          const outcome = await pool.checkin(h.resource, { caller: h.ctx });
+          if (alive) expect(['returned', 'destroyed']).toContain(outcome);
+          else expect(outcome).toBe('retired'); // it died while held: its holder's checkin is still accepted
+          node.exit(h.holder, 'kill');
+        } else if (r < 0.7 && held.size > 0) {
+          const [key, h] = pick([...held.entries()]);
+          held.delete(key); // its death gives the resource back
+          node.exit(h.holder, 'kill');
+        } else if (r < 0.8 && waiting.size > 0) {
+          node.exit(pick([...waiting.values()]), 'kill'); // dies in line
+        } else if (r < 0.9) {
+          const st = await pool.stats();
+          if (st.resources > 0) {
+            const live = node.processes().filter((p) => [...held.values()].some((h) => String(h.resource) === String(p)));
+            if (live.length > 0) node.exit(pick(live), 'kill'); // a held resource dies
+          }
+        } else {
+          await clock.advance(30);
+        }
+        await node.idle();
+        const st = await pool.stats();
+        const heldLive = [...held.values()].filter((h) => node.isAlive(h.resource)).length;
+        expect(st.resources).toBeLessThanOrEqual(4);
+        expect(st.idle + st.checkedOut).toBe(st.resources);
+        expect(st.checkedOut).toBe(heldLive);
+        expect(st.waiting).toBe(waiting.size);
+      }
+      for (const [key, h] of [...held.entries()]) {
+        held.delete(key);
+        node.exit(h.holder, 'kill');
+      }
+      await clock.advance(1000);
+      await node.idle();
+      expect(waiting.size).toBe(0);
+      const st = await pool.stats();
+      expect(st).toMatchObject({ resources: 2, idle: 2, checkedOut: 0, overflow: 0, waiting: 0, creating: 0, badCheckins: 0 });
+      expect(waits).toBeGreaterThan(50);
+      expect(st.holderDown).toBeGreaterThan(0); // the run did kill holders
+      expect(st.resourceDown).toBeGreaterThan(0); // and resources
+      await pool.stop();
+      expectNoLeaks(node);
+    });
+  }
+});
+
+describe('ResourcePool handle calls given what they cannot read', () => {
+  it('a misspelt option, a revoked proxy or a throwing getter as the options of checkout, checkin or withResource is ERR_INVALID_ARGUMENT, and nothing is lent', async () => {
+    const node = track();
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, { create: () => ({ id: ++n }), size: 1 });
+    const throwing = Object.defineProperty({}, 'timeout', { enumerable: true, get: () => { throw new Error('no'); } });
+    for (const o of [{ timout: 10 }, revokedProxy(), throwing]) {
+      expectKeelError(await failure(() => pool.checkout(o as never)), 'ERR_INVALID_ARGUMENT', '`options');
+      expectKeelError(await failure(() => pool.withResource(() => 1, o as never)), 'ERR_INVALID_ARGUMENT', '`options');
+    }
+    const c = await pool.checkout();
+    for (const o of [{ brokn: true }, revokedProxy()]) {
+      expectKeelError(await failure(() => pool.checkin(c, o as never)), 'ERR_INVALID_ARGUMENT', '`options');
+    }
+    expect(await pool.stats()).toMatchObject({ checkouts: 1, checkedOut: 1, idle: 0, checkins: 0 });
+    expect(await pool.checkin(c)).toBe('returned');
+    await pool.stop();
+  });
+});
