@@ -142,6 +142,8 @@ interface State {
   readonly running: Map<string, Running>;
   completed: number;
   failed: number;
+  /** A heartbeat call to the registry is in flight (at most one: a slow registry gets no pile of calls). */
+  beating?: boolean;
 }
 
 function isCancelTask(m: unknown): m is AgentCast {
@@ -290,12 +292,20 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServ
 /** The agent's own timer message: send the registry a heartbeat. */
 const HEARTBEAT = Symbol('keel.agent.heartbeat');
 
-/** Tells the registry the agent's load, without waiting for the answer; the next one is armed at once. */
+/**
+ * Tells the registry the agent's load, without waiting for the answer; the next one is armed at once.
+ * While a beat is unanswered (a slow or restarting registry: the call times out) the next beats are
+ * skipped, so calls do not pile up; the registry's own sweep decides what a missed beat means.
+ */
 function heartbeat(state: State, ctx: Context<any>): void {
   const registration = state.registration!;
   ctx.sendAfter(ctx.self, HEARTBEAT, registration.heartbeatMs!);
-  // a registry that is down or restarting misses this beat; its own sweep decides what that means
-  registration.registry.heartbeat(ctx.self, { load: state.running.size }).catch(() => undefined);
+  if (state.beating === true) return;
+  state.beating = true;
+  const done = (): void => {
+    state.beating = false;
+  };
+  registration.registry.heartbeat(ctx.self, { load: state.running.size }).then(done, done);
 }
 
 /** `options.registry` as the agent keeps it: each field read once, checked. */

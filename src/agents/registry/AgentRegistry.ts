@@ -12,6 +12,7 @@ import { unwatch, watchProcess } from '../internal/watch.js';
 import { AgentIndex, type Owner, type Rec, type RemoveReason } from './AgentIndex.js';
 import { AgentQuery } from './query.js';
 import type {
+  AgentEntry,
   AgentHealth,
   AgentMeta,
   AgentRef,
@@ -20,8 +21,9 @@ import type {
   AgentRegistryOptions,
   AgentRegistryStats,
   AgentUpdateResult,
+  AgentWhere,
 } from './types.js';
-import { MAX_KEY, type MetaPatch, readBeat, readMeta, readOptions, readRegisterOptions, readWhere, type Settings, text } from './validate.js';
+import { MAX_KEY, type MetaPatch, readBeat, readMeta, readOptions, readRegisterOptions, readWhere, type Settings, text, type Where } from './validate.js';
 
 type Ref = string | Pid;
 
@@ -317,6 +319,16 @@ export const AgentRegistry = {
       if (!held.open) held = peekComponentState<AgentIndex>(node, name) ?? held;
       return held;
     };
+    // No registry process under the name (between a crash and its restart, or ended by a supervisor's
+    // shutdown and never restarted): nobody watches the table's processes, so reads leave out the dead
+    // ones, as the restarted registry would.
+    const unwatched = (index: AgentIndex): boolean => index.open && node.registry.whereis(name) === undefined;
+    const read = (where: Where): AgentEntry[] => {
+      const index = table();
+      if (!unwatched(index)) return index.query(where);
+      const live = index.query(where.limit === Infinity ? where : { ...where, limit: Infinity }).filter((e) => node.isAlive(e.pid));
+      return live.length > where.limit ? live.slice(0, where.limit) : live;
+    };
     const call = componentCaller<Protocol>(node, name);
     return componentHandle<AgentRegistryHandle>(node, name, pid, {
       async register(agent, meta, opts) {
@@ -335,17 +347,25 @@ export const AgentRegistry = {
       lookup(key) {
         text(key, 'key', MAX_KEY);
         const index = table();
-        return index.open ? index.byKey.get(key)?.entry : undefined;
+        const entry = index.open ? index.byKey.get(key)?.entry : undefined;
+        return entry !== undefined && unwatched(index) && !node.isAlive(entry.pid) ? undefined : entry;
       },
-      query: (where) => table().query(readWhere(where)),
-      pids: (where) => table().query(readWhere(where)).map((e) => e.pid),
+      query: (where) => read(readWhere(where)),
+      pids: (where) => read(readWhere(where)).map((e) => e.pid),
       select(where) {
-        const read = readWhere(where);
-        return new AgentQuery(name, table, Object.freeze({ ...where }), read);
+        const validated = readWhere(where);
+        // the query as given, detached from the caller's arrays (it was read without running its code)
+        const given: { -readonly [K in keyof AgentWhere]: AgentWhere[K] } = { ...where };
+        if (given.capabilities !== undefined) given.capabilities = Object.freeze([...given.capabilities]);
+        return new AgentQuery(name, read, Object.freeze(given), validated);
       },
       count() {
         const index = table();
-        return index.open ? index.byKey.size : 0;
+        if (!index.open) return 0;
+        if (!unwatched(index)) return index.byKey.size;
+        let n = 0;
+        for (const rec of index.byKey.values()) if (node.isAlive(rec.pid)) n++;
+        return n;
       },
       stats: () => call({ type: 'stats' }),
     });

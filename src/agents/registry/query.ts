@@ -1,7 +1,6 @@
 import { types } from 'node:util';
 import { InvalidArgumentError } from '../../errors.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
-import type { AgentIndex } from './AgentIndex.js';
 import type { AgentEntry, AgentWhere } from './types.js';
 import type { Where } from './validate.js';
 
@@ -15,21 +14,21 @@ export class AgentQuery {
   readonly registry: string;
   /** The query as given (validated). */
   readonly where: AgentWhere;
-  readonly #index: () => AgentIndex;
+  readonly #read: (where: Where) => AgentEntry[];
   readonly #where: Where;
 
-  /** @internal Made by `AgentRegistryHandle.select`. */
-  constructor(registry: string, index: () => AgentIndex, where: AgentWhere, read: Where) {
+  /** @internal Made by `AgentRegistryHandle.select`: `read` answers a validated query as the registry's reads do. */
+  constructor(registry: string, read: (where: Where) => AgentEntry[], where: AgentWhere, validated: Where) {
     this.registry = registry;
     this.where = where;
-    this.#index = index;
-    this.#where = read;
+    this.#read = read;
+    this.#where = validated;
     Object.freeze(this);
   }
 
   /** The entries the query selects now (none once the registry stopped for good). */
   entries(): AgentEntry[] {
-    return this.#index().query(this.#where);
+    return this.#read(this.#where);
   }
 
   /** The pids of {@link entries}. */

@@ -1,0 +1,200 @@
+import { describe, expect, it } from 'vitest';
+import { Agent, AgentRegistry, type AgentRegistryHandle, GenServer, Pid, resolveAgents, Supervisor } from '../../../src/index.js';
+import { componentStates } from '../../../src/agents/internal/componentState.js';
+import { captureEvents, expectNoLeaks, type TestClock } from '../../../src/testing/index.js';
+import { clockedNode, idler, listOf, otherCreation, useNodes } from '../../support.js';
+import type { Node } from '../../../src/index.js';
+
+// An adversarial review: what an Elixir Registry / gproc user would try.
+
+const track = useNodes();
+
+async function advance(node: Node, clock: TestClock, ms: number): Promise<void> {
+  await clock.advance(ms);
+  await node.idle();
+}
+
+describe('AgentRegistry: answers and their order', () => {
+  it('a kept answer is copied: a caller that changes its array changes nobody else’s, and entries are frozen', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node);
+    const a = idler(node);
+    const b = idler(node);
+    await registry.register(a, { capabilities: ['x'] }, { key: 'a' });
+    await registry.register(b, { capabilities: ['x'] }, { key: 'b' });
+    const first = registry.query({ capability: 'x' });
+    first.length = 0;
+    const second = registry.query({ capability: 'x' });
+    expect(second.map((e) => e.key)).toEqual(['a', 'b']);
+    second.reverse();
+    expect(registry.query({ capability: 'x' }).map((e) => e.key)).toEqual(['a', 'b']);
+    expect(registry.query({ capability: 'x', limit: 1 }).map((e) => e.key)).toEqual(['a']);
+    const q = registry.select({ capability: 'x' });
+    q.pids().pop();
+    expect(resolveAgents(q)).toEqual([a, b]);
+    expect(() => (second[0]!.meta.capabilities as string[]).push('y')).toThrow(TypeError);
+    expect(registry.query({ capability: 'y' })).toEqual([]);
+    expectNoLeaks(node);
+  });
+
+  it('an update that changes capabilities, kinds, team or role keeps registration order in the sets the entry stays in', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node);
+    for (const k of ['a', 'b', 'c']) await registry.register(idler(node), { capabilities: ['x'], kinds: ['k'], team: 't', role: 'r' }, { key: k });
+    expect(await registry.update('a', { capabilities: ['x', 'y'], kinds: ['k', 'j'], team: 't', role: 'r' })).toBe('ok');
+    expect(registry.query({ capability: 'x' }).map((e) => e.key)).toEqual(['a', 'b', 'c']);
+    expect(registry.query({ kind: 'k' }).map((e) => e.key)).toEqual(['a', 'b', 'c']);
+    expect(registry.query({ team: 't', role: 'r' }).map((e) => e.key)).toEqual(['a', 'b', 'c']);
+    expect(registry.query({ capability: 'x', limit: 1 }).map((e) => e.key)).toEqual(['a']);
+    // the sets it left and joined are right
+    expect(registry.query({ capability: 'y' }).map((e) => e.key)).toEqual(['a']);
+    expect(await registry.update('a', { capabilities: ['y'] })).toBe('ok');
+    expect(registry.query({ capability: 'x' }).map((e) => e.key)).toEqual(['b', 'c']);
+  });
+
+  it('the query value is frozen and detached from the caller’s arrays', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node);
+    const caps = ['x'];
+    const q = registry.select({ capabilities: caps });
+    caps.push('y');
+    expect(q.where).toEqual({ capabilities: ['x'] });
+    expect(Object.isFrozen(q.where.capabilities)).toBe(true);
+  });
+});
+
+describe('AgentRegistry: processes and keys', () => {
+  it('a process holding 3,000 keys that dies: one monitor, one Down, every key gone', async () => {
+    const node = track();
+    const ev = captureEvents(node, ['keel.agent_registry.unregistered']);
+    const registry = await AgentRegistry.start(node);
+    const pid = idler(node);
+    for (let i = 0; i < 3000; i++) await registry.register(pid, { capabilities: [`c${i % 7}`] }, { key: `k${i}` });
+    expect(await registry.stats()).toMatchObject({ agents: 3000, processes: 1 });
+    expect(listOf(node).filter((m) => m.target === pid || Pid.equals(m.target, pid))).toHaveLength(1);
+    node.exit(pid, 'kill');
+    await node.idle();
+    expect(registry.count()).toBe(0);
+    expect(registry.query({ capability: 'c3', health: 'any' })).toEqual([]);
+    expect(ev.events).toHaveLength(3000);
+    expect(ev.events.every((e) => e.metadata.reason === 'down')).toBe(true);
+    expect((await registry.stats()).processes).toBe(0);
+    expectNoLeaks(node);
+  });
+
+  it('a pid of another creation or of another node is noproc; hostile keys and capabilities are plain data', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node);
+    const pid = idler(node);
+    expect(await registry.register(otherCreation(pid), {})).toEqual({ error: 'noproc' });
+    expect(await registry.register(Pid.parse(`<elsewhere.${pid.id}.${pid.creation}>`), {})).toEqual({ error: 'noproc' });
+    for (const key of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      expect(await registry.register(pid, { capabilities: [key], kinds: [key], team: key, role: key }, { key })).toEqual({ key });
+    }
+    expect(registry.query({ capability: '__proto__', kind: 'constructor', team: '__proto__', role: 'toString' })).toEqual([]);
+    expect(registry.query({ capability: '__proto__' }).map((e) => e.key)).toEqual(['__proto__']);
+    expect(registry.lookup('constructor')!.pid).toBe(pid);
+    expect(registry.lookup('valueOf')).toBeUndefined();
+    expect(registry.count()).toBe(4);
+    await expect(registry.register(pid, {}, { key: 'k'.repeat(1025) })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(registry.register(pid, { capabilities: ['c'.repeat(257)] })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(() => registry.query({ capability: 'c'.repeat(257) })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    expect(registry.count()).toBe(4);
+  });
+});
+
+describe('AgentRegistry: health edges', () => {
+  it('a clock jump of many intervals marks the late entry unhealthy once; an entry heard from at the exact boundary stays healthy', async () => {
+    const { node, clock } = clockedNode(track);
+    const ev = captureEvents(node, ['keel.agent_registry.unhealthy', 'keel.agent_registry.healthy']);
+    const registry = await AgentRegistry.start(node, { heartbeatIntervalMs: 100, missedHeartbeats: 2 });
+    await registry.register(idler(node), {}, { key: 'late' });
+    await registry.register(idler(node), {}, { key: 'beating' });
+    await advance(node, clock, 199);
+    await registry.heartbeat('beating');
+    await advance(node, clock, 1); // 'late' is exactly 200 ms old: 2 missed intervals
+    expect(registry.lookup('late')!.meta.health).toBe('unhealthy');
+    expect(registry.lookup('beating')!.meta.health).toBe('healthy');
+    await advance(node, clock, 100_000);
+    expect(ev.events.map((e) => [e.event, e.metadata.key])).toEqual([
+      ['keel.agent_registry.unhealthy', 'late'],
+      ['keel.agent_registry.unhealthy', 'beating'],
+    ]);
+    expect(registry.pids()).toEqual([]);
+    expect(registry.pids({ health: 'unhealthy' })).toHaveLength(2);
+  });
+
+  it('poll mode with an agent slower than the interval: one status call in flight at a time, no leak, no pile-up', async () => {
+    const { node, clock } = clockedNode(track);
+    const registry = await AgentRegistry.start(node, { heartbeatIntervalMs: 100, poll: true });
+    // a process that takes every call and never answers (a stuck agent)
+    const received: unknown[] = [];
+    const stuck = node.spawn(() => (m: unknown) => void received.push(m));
+    await registry.register(stuck, {}, { key: 'stuck' });
+    for (let i = 0; i < 20; i++) await advance(node, clock, 100);
+    // one call per interval at most (each times out before the next), not one per sweep on top of those in flight
+    expect(received.length).toBeGreaterThan(0);
+    expect(received.length).toBeLessThanOrEqual(20);
+    expect((await registry.stats()).polls).toBe(received.length);
+    expect(registry.lookup('stuck')!.meta.health).toBe('unhealthy');
+    node.exit(stuck, 'kill');
+    await node.idle();
+    expect(registry.count()).toBe(0);
+    expectNoLeaks(node);
+  });
+});
+
+describe('AgentRegistry: a registry that ends without a restart', () => {
+  it('stopped with its supervisor (shutdown, not normal): reads no longer answer agents that died since', async () => {
+    const node = track();
+    const registry = await new Promise<AgentRegistryHandle>((resolve, reject) => {
+      Supervisor.start(node, [{ id: 'reg', start: (ctx) => AgentRegistry.start(ctx, { name: 'agents' }).then((r) => (resolve(r), r.pid)) }]).then(
+        (sup) => (held.sup = sup),
+        reject,
+      );
+    });
+    const held: { sup?: Pid } = {};
+    await node.idle();
+    const a = idler(node);
+    const b = idler(node);
+    await registry.register(a, { capabilities: ['x'] }, { key: 'a' });
+    await registry.register(b, { capabilities: ['x'] }, { key: 'b' });
+    const q = registry.select({ capability: 'x' });
+    await GenServer.stop(node, held.sup!, 'shutdown');
+    await node.idle();
+    expect(node.registry.whereis('agents')).toBeUndefined();
+    node.exit(a, 'kill'); // nobody watches it any more
+    await node.idle();
+    expect(registry.pids({ capability: 'x' })).toEqual([b]);
+    expect(resolveAgents(q)).toEqual([b]);
+    expect(registry.lookup('a')).toBeUndefined();
+    expect(registry.lookup('b')!.pid).toBe(b);
+    expect(registry.count()).toBe(1);
+    // a registry started again under the name resumes the table and drops the dead (as documented)
+    const again = await AgentRegistry.start(node, { name: 'agents' });
+    expect(again.pids({ capability: 'x', health: 'any' })).toEqual([b]);
+    expect(componentStates(node)).toContain('agents');
+  });
+});
+
+describe('Agent.start({ registry }): heartbeats to a registry that does not answer', () => {
+  it('keeps one heartbeat call in flight, not one more per beat', async () => {
+    const { node, clock } = clockedNode(track);
+    const real = await AgentRegistry.start(node);
+    let calls = 0;
+    // a handle whose heartbeat never answers (a registry that is stuck or restarting slowly)
+    const stuck = Object.freeze({
+      ...real,
+      name: real.name,
+      register: real.register,
+      heartbeat: () => {
+        calls++;
+        return new Promise<never>(() => undefined);
+      },
+    }) as unknown as AgentRegistryHandle;
+    await Agent.start(node, { name: 'w', capabilities: ['x'], runTask: () => 1, registry: { registry: stuck, heartbeatMs: 10 } });
+    for (let i = 0; i < 50; i++) await advance(node, clock, 10);
+    expect(calls).toBe(1);
+    expect(real.lookup('w')!.meta.capabilities).toEqual(['x']);
+  });
+});
