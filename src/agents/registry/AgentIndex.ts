@@ -13,6 +13,8 @@ export interface Rec {
   meta: AgentMeta;
   /** No answer for the heartbeat window: unhealthy until it is heard from again. */
   stale: boolean;
+  /** Asked for its status (poll) since it was last heard from. */
+  asked: boolean;
 }
 
 /** One registered process: its keys and the registry's monitor of it. */
@@ -120,7 +122,7 @@ export class AgentIndex {
 
   insert(key: string, owner: Owner, meta: AgentMeta): Rec {
     Object.freeze(meta);
-    const rec: Rec = { key, pid: owner.pid, owner, entry: Object.freeze({ key, pid: owner.pid, meta }), meta, stale: false };
+    const rec: Rec = { key, pid: owner.pid, owner, entry: Object.freeze({ key, pid: owner.pid, meta }), meta, stale: false, asked: false };
     this.byKey.set(key, rec);
     owner.recs.add(rec);
     this.#link(rec);
@@ -144,6 +146,7 @@ export class AgentIndex {
     const before = old.health;
     if (now !== undefined) {
       rec.stale = false;
+      rec.asked = false;
       this.bySeen.delete(rec);
       this.bySeen.add(rec);
     }

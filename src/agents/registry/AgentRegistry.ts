@@ -145,7 +145,8 @@ function armSweep(state: State): void {
 /**
  * Walks the entries oldest-heard-from first, up to the first one heard from within an interval:
  * those past the window (interval × missedHeartbeats) become unhealthy; with `poll`, those past one
- * interval are asked for their status.
+ * interval are asked for their status, and one past the window becomes unhealthy only once it was
+ * asked and did not answer (else an agent that answers every poll would flap with missedHeartbeats 1).
  */
 function sweep(state: State): void {
   const interval = state.settings.intervalMs!;
@@ -154,7 +155,9 @@ function sweep(state: State): void {
   for (const rec of state.index.bySeen) {
     const age = now - rec.entry.meta.lastSeen;
     if (age < interval) break;
-    if (age >= window && state.index.markStale(rec)) emit(state, 'unhealthy', rec, { reason: 'missed_heartbeats', lastSeen: rec.entry.meta.lastSeen });
+    // with poll, a late entry is first asked: it is unhealthy only once a status call since it was last heard from went unanswered
+    const due = age >= window && (!state.settings.poll || rec.asked);
+    if (due && state.index.markStale(rec)) emit(state, 'unhealthy', rec, { reason: 'missed_heartbeats', lastSeen: rec.entry.meta.lastSeen });
     if (state.settings.poll && !state.polling.has(rec)) poll(state, rec, interval);
   }
   armSweep(state);
@@ -162,6 +165,7 @@ function sweep(state: State): void {
 
 function poll(state: State, rec: Rec, timeout: number): void {
   state.polling.add(rec);
+  rec.asked = true;
   state.index.counts.polls++;
   const self = state.ctx.self;
   const node = state.node;

@@ -198,3 +198,44 @@ describe('Agent.start({ registry }): heartbeats to a registry that does not answ
     expect(real.lookup('w')!.meta.capabilities).toEqual(['x']);
   });
 });
+
+describe('AgentRegistry: polling edges', () => {
+  it('poll with missedHeartbeats 1: an agent that answers every status call never flaps to unhealthy', async () => {
+    const { node, clock } = clockedNode(track);
+    const ev = captureEvents(node, ['keel.agent_registry.unhealthy', 'keel.agent_registry.healthy']);
+    const registry = await AgentRegistry.start(node, { heartbeatIntervalMs: 100, missedHeartbeats: 1, poll: true });
+    const agent = await Agent.start(node, { capabilities: ['x'], runTask: () => 1 });
+    const silent = idler(node);
+    await registry.register(agent.pid, { capabilities: ['x'] }, { key: 'agent' });
+    await registry.register(silent, { capabilities: ['x'] }, { key: 'silent' });
+    for (let i = 0; i < 10; i++) await advance(node, clock, 100);
+    expect(ev.events.map((e) => [e.event, e.metadata.key])).toEqual([['keel.agent_registry.unhealthy', 'silent']]);
+    expect(registry.pids({ capability: 'x' })).toEqual([agent.pid]);
+    expect((await registry.stats()).polls).toBeGreaterThanOrEqual(10);
+  });
+
+  it('a registry killed with status calls in flight: its successor polls afresh, the old answers are dropped, nothing leaks', async () => {
+    const { node, clock } = clockedNode(track);
+    const registry = await AgentRegistry.start(node, { heartbeatIntervalMs: 100, poll: true });
+    const received: unknown[] = [];
+    const stuck = node.spawn(() => (m: unknown) => void received.push(m));
+    const agent = await Agent.start(node, { capabilities: [], runTask: () => 1 });
+    await registry.register(stuck, {}, { key: 'stuck' });
+    await registry.register(agent.pid, {}, { key: 'agent' });
+    await advance(node, clock, 100);
+    expect(received).toHaveLength(1); // a status call in flight
+    const before = registry.pid;
+    node.exit(before, 'kill');
+    await node.idle();
+    expect(registry.pid.id).not.toBe(before.id);
+    for (let i = 0; i < 5; i++) await advance(node, clock, 100);
+    expect(registry.lookup('agent')!.meta.health).toBe('healthy');
+    expect(registry.lookup('stuck')!.meta.health).toBe('unhealthy');
+    expect(registry.count()).toBe(2);
+    node.exit(stuck, 'kill');
+    await node.idle();
+    await advance(node, clock, 200);
+    expect(registry.count()).toBe(1);
+    expectNoLeaks(node);
+  });
+});
