@@ -239,3 +239,32 @@ describe('AgentRegistry: polling edges', () => {
     expectNoLeaks(node);
   });
 });
+
+describe('Agent.start({ registry }): what the registry would refuse is refused at the door', () => {
+  it('a key, team, role, capability or kind the registry refuses, or a heartbeatMs under 1 ms, throws InvalidArgumentError naming the option before anything starts', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node);
+    const long = 'x'.repeat(300);
+    const cases: [Record<string, unknown>, string][] = [
+      [{ capabilities: [], runTask: () => 1, registry: { registry, team: long } }, 'options.registry.team'],
+      [{ capabilities: [], runTask: () => 1, registry: { registry, role: long } }, 'options.registry.role'],
+      [{ capabilities: [], runTask: () => 1, registry: { registry, key: 'k'.repeat(1025) } }, 'options.registry.key'],
+      [{ capabilities: [long], runTask: () => 1, registry }, 'options.capabilities[0]'],
+      [{ capabilities: [''], runTask: () => 1, registry }, 'options.capabilities[0]'],
+      [{ capabilities: [], tasks: { [long]: () => 1 }, registry }, 'options.tasks'],
+      [{ capabilities: [], runTask: () => 1, registry: { registry, heartbeatMs: 1e-9 } }, 'options.registry.heartbeatMs'],
+    ];
+    const before = node.processes().length;
+    for (const [options, argument] of cases) {
+      let caught: unknown;
+      try {
+        await Agent.start(node, options as never);
+      } catch (e) {
+        caught = e;
+      }
+      expect(caught, argument).toMatchObject({ code: 'ERR_INVALID_ARGUMENT', argument });
+    }
+    expect(node.processes().length).toBe(before);
+    expect(registry.count()).toBe(0);
+  });
+});
