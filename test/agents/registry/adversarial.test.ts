@@ -268,3 +268,24 @@ describe('Agent.start({ registry }): what the registry would refuse is refused a
     expect(registry.count()).toBe(0);
   });
 });
+
+describe('AgentRegistry: floods', () => {
+  it('200 processes registering the same key at once: the last one holds it, one monitor left, the others’ deaths are no events', async () => {
+    const node = track();
+    const ev = captureEvents(node, ['keel.agent_registry.']);
+    const registry = await AgentRegistry.start(node);
+    const pids = Array.from({ length: 200 }, () => idler(node));
+    const results = await Promise.all(pids.map((p) => registry.register(p, { capabilities: ['x'] }, { key: 'k' })));
+    expect(results.every((r) => 'key' in r && r.key === 'k')).toBe(true);
+    const holder = registry.lookup('k')!.pid;
+    expect(registry.pids({ capability: 'x' })).toEqual([holder]);
+    expect(await registry.stats()).toMatchObject({ agents: 1, processes: 1, unregistered: { down: 0, explicit: 0, replaced: 199 } });
+    expect(listOf(node).filter((m) => Pid.equals(m.owner, registry.pid))).toHaveLength(1);
+    const count = ev.events.length;
+    for (const p of pids) if (p !== holder) node.exit(p, 'kill');
+    await node.idle();
+    expect(ev.events).toHaveLength(count);
+    expect(registry.lookup('k')!.pid).toBe(holder);
+    expectNoLeaks(node);
+  });
+});

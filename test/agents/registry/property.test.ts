@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AgentRegistry, type AgentEntry, type AgentWhere, Pid } from '../../../src/index.js';
-import { clockedNode, idler, seeded, useNodes } from '../../support.js';
+import { clockedNode, idler, listOf, seeded, useNodes } from '../../support.js';
 
 const track = useNodes();
 
@@ -152,7 +152,14 @@ describe('AgentRegistry: index against brute force (seeded random operations)', 
         }
         check(step, op);
       }
-      expect((await registry.stats()).agents).toBe(model.size);
+      const stats = await registry.stats();
+      expect(stats.agents).toBe(model.size);
+      // one monitor per registered process, none left on processes that hold no key any more
+      const owners = new Set([...model.values()].map((m) => Pid.format(m.pid)));
+      expect(stats.processes).toBe(owners.size);
+      const watched = listOf(node).filter((m) => Pid.equals(m.owner, registry.pid)).map((m) => Pid.format(m.target));
+      expect(new Set(watched)).toEqual(owners);
+      expect(watched).toHaveLength(owners.size);
     }, 60_000);
   }
 });
