@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { Agent, AgentRegistry, type AgentRegistryHandle, GenServer, Pid, resolveAgents, Supervisor } from '../../../src/index.js';
-import { componentStates } from '../../../src/agents/internal/componentState.js';
+import { Agent, AgentRegistry, type AgentRegistryHandle, GenServer, Pid, resolveAgents, SignalRouter, Supervisor } from '../../../src/index.js';
+import { componentStates, peekComponentState } from '../../../src/agents/internal/componentState.js';
 import { captureEvents, expectNoLeaks, type TestClock } from '../../../src/testing/index.js';
-import { clockedNode, idler, listOf, otherCreation, useNodes } from '../../support.js';
+import { clockedNode, idler, listOf, otherCreation, spawnWithContext, useNodes } from '../../support.js';
 import type { Node } from '../../../src/index.js';
 
 // An adversarial review: what an Elixir Registry / gproc user would try.
@@ -287,5 +287,40 @@ describe('AgentRegistry: floods', () => {
     expect(ev.events).toHaveLength(count);
     expect(registry.lookup('k')!.pid).toBe(holder);
     expectNoLeaks(node);
+  });
+});
+
+describe('AgentRegistry: a stale handle and the name reused', () => {
+  it('a handle of a registry stopped for good, its name then taken by another component: reads answer nothing, no TypeError', async () => {
+    const node = track();
+    const { ctx } = await spawnWithContext(node); // not under the node's agents supervisor, which would restart it
+    const registry = await AgentRegistry.start(ctx, { name: 'shared' });
+    await registry.register(idler(node), { capabilities: ['x'] }, { key: 'k' });
+    const q = registry.select({ capability: 'x' });
+    await GenServer.stop(node, 'shared');
+    await node.idle();
+    await SignalRouter.start(node, { name: 'shared' });
+    expect(registry.query({ capability: 'x' })).toEqual([]);
+    expect(resolveAgents(q)).toEqual([]);
+    expect(registry.lookup('k')).toBeUndefined();
+    expect(registry.count()).toBe(0);
+  });
+});
+
+describe('AgentRegistry: a name whose kept table is another component’s', () => {
+  it('refuses to start (a typed error) and leaves that table alone', async () => {
+    const node = track();
+    const { ctx } = await spawnWithContext(node);
+    const router = await SignalRouter.start(ctx, { name: 'taken' });
+    const before = componentStates(node);
+    expect(before).toContain('taken');
+    ctx.trapExits(true);
+    node.exit(router.pid, 'kill'); // not a stop for good: the router's table is kept for its restart
+    await node.idle();
+    expect(node.registry.whereis('taken')).toBeUndefined();
+    const err = await AgentRegistry.start(node, { name: 'taken' }).catch((e: unknown) => e);
+    expect(JSON.stringify(err)).toContain('ERR_INVALID_ARGUMENT');
+    expect(componentStates(node)).toContain('taken');
+    expect(Object.keys(peekComponentState<object>(node, 'taken')!)).not.toContain('open');
   });
 });
