@@ -54,10 +54,14 @@ class Bucket {
 
 type Index = Map<string, Bucket>;
 
-const NONE: readonly string[] = Object.freeze([]);
-
-function one(value: string | undefined): readonly string[] {
-  return value === undefined ? NONE : [value];
+/** {@link relink} for a one-value field (team, role). */
+function relinkOne(index: Index, before: string | undefined, after: string | undefined, rec: Rec): void {
+  if (before === after) {
+    if (after !== undefined) touch(index, after);
+    return;
+  }
+  if (before !== undefined) drop(index, before, rec);
+  if (after !== undefined) add(index, after, rec);
 }
 
 /** Moves `rec` from the sets of `before` to those of `after`: it leaves and joins only the differing ones, and the kept answers of the rest are dropped (its entry changed). */
@@ -167,8 +171,8 @@ export class AgentIndex {
     // only the sets it leaves or joins change: in those it stays in, it keeps its place (registration order)
     relink(this.#caps, old.capabilities, meta.capabilities, rec);
     relink(this.#kinds, old.kinds, meta.kinds, rec);
-    relink(this.#teams, one(old.team), one(meta.team), rec);
-    relink(this.#roles, one(old.role), one(meta.role), rec);
+    relinkOne(this.#teams, old.team, meta.team, rec);
+    relinkOne(this.#roles, old.role, meta.role, rec);
     if (meta.health === 'unhealthy') this.unhealthy.add(rec);
     else this.unhealthy.delete(rec);
     return { before, after: meta.health };
