@@ -59,9 +59,14 @@ export function isAgentQuery(value: unknown): value is AgentQuery {
 export function resolveAgents(agents: AgentQuery | readonly Pid[], argument = 'agents'): Pid[] {
   if (AgentQuery.is(agents)) return agents.pids();
   if (types.isProxy(agents) || !Array.isArray(agents)) throw new InvalidArgumentError(argument, 'an array of Pids or an AgentQuery (registry.select(...))', agents);
-  const out = [...(agents as readonly unknown[])];
-  out.forEach((p, i) => {
-    if (!isPid(p)) throw new InvalidArgumentError(`${argument}[${i}]`, 'a Pid', p);
-  });
-  return out as Pid[];
+  // each element read from its descriptor: a getter (or a hole) is refused without running any code of the list
+  const list = agents as readonly unknown[];
+  const out: Pid[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const d = Object.getOwnPropertyDescriptor(list, i);
+    if (d === undefined || !('value' in d)) throw new InvalidArgumentError(`${argument}[${i}]`, 'a Pid (a plain array element)', d === undefined ? undefined : '(a getter)');
+    if (!isPid(d.value)) throw new InvalidArgumentError(`${argument}[${i}]`, 'a Pid', d.value);
+    out.push(d.value);
+  }
+  return out;
 }

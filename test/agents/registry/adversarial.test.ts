@@ -324,3 +324,25 @@ describe('AgentRegistry: a name whose kept table is another component’s', () =
     expect(Object.keys(peekComponentState<object>(node, 'taken')!)).not.toContain('open');
   });
 });
+
+describe('resolveAgents: hostile lists', () => {
+  it('a getter, a hole or a non-pid in the list is a typed error naming the element; no code of the list runs', async () => {
+    const node = track();
+    const pid = idler(node);
+    let ran = false;
+    const withGetter: Pid[] = [pid, pid];
+    Object.defineProperty(withGetter, 1, { get: () => ((ran = true), pid), enumerable: true });
+    const holey = [pid, , pid] as Pid[];
+    for (const [list, argument] of [[withGetter, 'pool[1]'], [holey, 'pool[1]'], [[pid, 'x'], 'pool[1]']] as const) {
+      let caught: unknown;
+      try {
+        resolveAgents(list as readonly Pid[], 'pool');
+      } catch (e) {
+        caught = e;
+      }
+      expect(caught, argument).toMatchObject({ code: 'ERR_INVALID_ARGUMENT', argument });
+    }
+    expect(ran).toBe(false);
+    expect(resolveAgents([pid], 'pool')).toEqual([pid]);
+  });
+});
