@@ -5,6 +5,7 @@ import { keelServer } from '../otp/internal/keelServer.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import type { AgentMetaInput, AgentRegistryHandle } from './registry/types.js';
+import { MAX_KEY, MAX_LIST, MAX_TEXT, text } from './registry/validate.js';
 import { componentHandle, componentNode, nameFor, startComponent } from './component.js';
 
 /** A unit of work an agent runs. */
@@ -142,6 +143,8 @@ interface State {
   readonly running: Map<string, Running>;
   completed: number;
   failed: number;
+  /** A heartbeat call to the registry is in flight (at most one: a slow registry gets no pile of calls). */
+  beating?: boolean;
 }
 
 function isCancelTask(m: unknown): m is AgentCast {
@@ -290,12 +293,20 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServ
 /** The agent's own timer message: send the registry a heartbeat. */
 const HEARTBEAT = Symbol('keel.agent.heartbeat');
 
-/** Tells the registry the agent's load, without waiting for the answer; the next one is armed at once. */
+/**
+ * Tells the registry the agent's load, without waiting for the answer; the next one is armed at once.
+ * While a beat is unanswered (a slow or restarting registry: the call times out) the next beats are
+ * skipped, so calls do not pile up; the registry's own sweep decides what a missed beat means.
+ */
 function heartbeat(state: State, ctx: Context<any>): void {
   const registration = state.registration!;
   ctx.sendAfter(ctx.self, HEARTBEAT, registration.heartbeatMs!);
-  // a registry that is down or restarting misses this beat; its own sweep decides what that means
-  registration.registry.heartbeat(ctx.self, { load: state.running.size }).catch(() => undefined);
+  if (state.beating === true) return;
+  state.beating = true;
+  const done = (): void => {
+    state.beating = false;
+  };
+  registration.registry.heartbeat(ctx.self, { load: state.running.size }).then(done, done);
 }
 
 /** `options.registry` as the agent keeps it: each field read once, checked. */
@@ -318,15 +329,26 @@ function registrationOf(given: unknown): AgentRegistration | undefined {
   for (const field of ['key', 'team', 'role'] as const) {
     const value = fields[field];
     if (value === undefined) continue;
-    if (typeof value !== 'string' || value === '') throw new InvalidArgumentError(`options.registry.${field}`, 'a non-empty string', value);
+    const max = field === 'key' ? MAX_KEY : MAX_TEXT;
+    if (typeof value !== 'string' || value === '' || value.length > max) throw new InvalidArgumentError(`options.registry.${field}`, `a non-empty string of at most ${max} characters`, value);
     out[field] = value;
   }
   const ms = fields.heartbeatMs;
   if (ms !== undefined) {
-    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) throw new InvalidArgumentError('options.registry.heartbeatMs', 'a finite number of ms > 0', ms);
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 1) throw new InvalidArgumentError('options.registry.heartbeatMs', 'a finite number of ms ≥ 1', ms);
     out.heartbeatMs = ms;
   }
   return Object.freeze(out);
+}
+
+/** With a registry, what the agent registers (its capabilities, the kinds of its tasks) must be what the registry takes: refused here, not at its start. */
+function checkRegistrable(capabilities: readonly string[], handlers: ReadonlyMap<string, TaskHandler>): void {
+  if (capabilities.length > MAX_LIST) throw new InvalidArgumentError('options.capabilities', `at most ${MAX_LIST} capabilities (the registry's limit)`, `an array of ${capabilities.length}`);
+  capabilities.forEach((c, i) => text(c, `options.capabilities[${i}]`));
+  if (handlers.size > MAX_LIST) throw new InvalidArgumentError('options.tasks', `at most ${MAX_LIST} task kinds (the registry's limit)`, `${handlers.size} kinds`);
+  for (const kind of handlers.keys()) {
+    if (kind.length === 0 || kind.length > MAX_TEXT) throw new InvalidArgumentError('options.tasks', `task kinds of 1 to ${MAX_TEXT} characters (the registry's limit)`, kind);
+  }
 }
 
 /** The handlers of `options.tasks`, read once (a later change to the object does not reach the agent). */
@@ -360,7 +382,9 @@ function validateOptions(options: AgentOptions): Init {
   if (options.onMessage !== undefined && typeof options.onMessage !== 'function') throw new InvalidArgumentError('options.onMessage', 'a function (message, ctx)', options.onMessage);
   const max = options.maxConcurrentTasks;
   if (max !== undefined && max !== Infinity && (!Number.isSafeInteger(max) || max < 1)) throw new InvalidArgumentError('options.maxConcurrentTasks', 'a positive integer', max);
-  return { options, handlers, registration: registrationOf(options.registry) };
+  const registration = registrationOf(options.registry);
+  if (registration !== undefined) checkRegistrable(options.capabilities, handlers);
+  return { options, handlers, registration };
 }
 
 /** Calls an agent: run a task. */

@@ -13,6 +13,8 @@ export interface Rec {
   meta: AgentMeta;
   /** No answer for the heartbeat window: unhealthy until it is heard from again. */
   stale: boolean;
+  /** Asked for its status (poll) since it was last heard from. */
+  asked: boolean;
 }
 
 /** One registered process: its keys and the registry's monitor of it. */
@@ -51,6 +53,31 @@ class Bucket {
 }
 
 type Index = Map<string, Bucket>;
+
+/** {@link relink} for a one-value field (team, role). */
+function relinkOne(index: Index, before: string | undefined, after: string | undefined, rec: Rec): void {
+  if (before === after) {
+    if (after !== undefined) touch(index, after);
+    return;
+  }
+  if (before !== undefined) drop(index, before, rec);
+  if (after !== undefined) add(index, after, rec);
+}
+
+/** Moves `rec` from the sets of `before` to those of `after`: it leaves and joins only the differing ones, and the kept answers of the rest are dropped (its entry changed). */
+function relink(index: Index, before: readonly string[], after: readonly string[], rec: Rec): void {
+  if (before === after) {
+    for (const k of after) touch(index, k);
+    return;
+  }
+  const was = new Set(before);
+  const is = new Set(after);
+  for (const k of before) if (!is.has(k)) drop(index, k, rec);
+  for (const k of after) {
+    if (was.has(k)) touch(index, k);
+    else add(index, k, rec);
+  }
+}
 
 function add(index: Index, k: string, rec: Rec): void {
   let b = index.get(k);
@@ -99,7 +126,7 @@ export class AgentIndex {
 
   insert(key: string, owner: Owner, meta: AgentMeta): Rec {
     Object.freeze(meta);
-    const rec: Rec = { key, pid: owner.pid, owner, entry: Object.freeze({ key, pid: owner.pid, meta }), meta, stale: false };
+    const rec: Rec = { key, pid: owner.pid, owner, entry: Object.freeze({ key, pid: owner.pid, meta }), meta, stale: false, asked: false };
     this.byKey.set(key, rec);
     owner.recs.add(rec);
     this.#link(rec);
@@ -121,10 +148,9 @@ export class AgentIndex {
   change(rec: Rec, patch: MetaPatch, now: number | undefined): { before: AgentHealth; after: AgentHealth } {
     const old = rec.entry.meta;
     const before = old.health;
-    const reindex = patch.capabilities !== undefined || patch.kinds !== undefined || patch.team !== undefined || patch.role !== undefined;
-    if (reindex) this.#unlink(rec);
     if (now !== undefined) {
       rec.stale = false;
+      rec.asked = false;
       this.bySeen.delete(rec);
       this.bySeen.add(rec);
     }
@@ -142,12 +168,13 @@ export class AgentIndex {
     });
     rec.entry = Object.freeze({ key: rec.key, pid: rec.pid, meta });
     rec.meta = meta;
-    if (reindex) this.#link(rec);
-    else {
-      this.#touch(rec);
-      if (meta.health === 'unhealthy') this.unhealthy.add(rec);
-      else this.unhealthy.delete(rec);
-    }
+    // only the sets it leaves or joins change: in those it stays in, it keeps its place (registration order)
+    relink(this.#caps, old.capabilities, meta.capabilities, rec);
+    relink(this.#kinds, old.kinds, meta.kinds, rec);
+    relinkOne(this.#teams, old.team, meta.team, rec);
+    relinkOne(this.#roles, old.role, meta.role, rec);
+    if (meta.health === 'unhealthy') this.unhealthy.add(rec);
+    else this.unhealthy.delete(rec);
     return { before, after: meta.health };
   }
 
@@ -208,15 +235,6 @@ export class AgentIndex {
     if (meta.team !== undefined) add(this.#teams, meta.team, rec);
     if (meta.role !== undefined) add(this.#roles, meta.role, rec);
     if (meta.health === 'unhealthy') this.unhealthy.add(rec);
-  }
-
-  /** The entry of `rec` changed (not its fields): its buckets' kept answers are stale. */
-  #touch(rec: Rec): void {
-    const meta = rec.entry.meta;
-    for (const c of meta.capabilities) touch(this.#caps, c);
-    for (const k of meta.kinds) touch(this.#kinds, k);
-    if (meta.team !== undefined) touch(this.#teams, meta.team);
-    if (meta.role !== undefined) touch(this.#roles, meta.role);
   }
 
   #unlink(rec: Rec): void {

@@ -12,6 +12,7 @@ import { unwatch, watchProcess } from '../internal/watch.js';
 import { AgentIndex, type Owner, type Rec, type RemoveReason } from './AgentIndex.js';
 import { AgentQuery } from './query.js';
 import type {
+  AgentEntry,
   AgentHealth,
   AgentMeta,
   AgentRef,
@@ -20,8 +21,9 @@ import type {
   AgentRegistryOptions,
   AgentRegistryStats,
   AgentUpdateResult,
+  AgentWhere,
 } from './types.js';
-import { MAX_KEY, type MetaPatch, readBeat, readMeta, readOptions, readRegisterOptions, readWhere, type Settings, text } from './validate.js';
+import { MAX_KEY, type MetaPatch, readBeat, readMeta, readOptions, readRegisterOptions, readWhere, type Settings, text, type Where } from './validate.js';
 
 type Ref = string | Pid;
 
@@ -143,7 +145,8 @@ function armSweep(state: State): void {
 /**
  * Walks the entries oldest-heard-from first, up to the first one heard from within an interval:
  * those past the window (interval × missedHeartbeats) become unhealthy; with `poll`, those past one
- * interval are asked for their status.
+ * interval are asked for their status, and one past the window becomes unhealthy only once it was
+ * asked and did not answer (else an agent that answers every poll would flap with missedHeartbeats 1).
  */
 function sweep(state: State): void {
   const interval = state.settings.intervalMs!;
@@ -152,7 +155,9 @@ function sweep(state: State): void {
   for (const rec of state.index.bySeen) {
     const age = now - rec.entry.meta.lastSeen;
     if (age < interval) break;
-    if (age >= window && state.index.markStale(rec)) emit(state, 'unhealthy', rec, { reason: 'missed_heartbeats', lastSeen: rec.entry.meta.lastSeen });
+    // with poll, a late entry is first asked: it is unhealthy only once a status call since it was last heard from went unanswered
+    const due = age >= window && (!state.settings.poll || rec.asked);
+    if (due && state.index.markStale(rec)) emit(state, 'unhealthy', rec, { reason: 'missed_heartbeats', lastSeen: rec.entry.meta.lastSeen });
     if (state.settings.poll && !state.polling.has(rec)) poll(state, rec, interval);
   }
   armSweep(state);
@@ -160,6 +165,7 @@ function sweep(state: State): void {
 
 function poll(state: State, rec: Rec, timeout: number): void {
   state.polling.add(rec);
+  rec.asked = true;
   state.index.counts.polls++;
   const self = state.ctx.self;
   const node = state.node;
@@ -194,7 +200,10 @@ const registrySpec: GenServerSpec<State, Protocol, never, InitArg> = keelServer(
   {
     init(arg, ctx) {
       const node = kernelOf(ctx);
-      const { state: index, resumed } = componentState(node, arg.name, () => new AgentIndex());
+      const { state: kept, resumed } = componentState<object>(node, arg.name, () => new AgentIndex());
+      // a table kept under the name by another kind of component (one that crashed and may restart) is not ours to take
+      if (!(kept instanceof AgentIndex)) throw new InvalidArgumentError('options.name', 'a name whose kept state is not another component\'s', arg.name);
+      const index = kept;
       const state: State = { name: arg.name, ctx, node, index, settings: arg.settings, polling: new Set(), token: {} };
       index.open = true;
       if (resumed) {
@@ -311,11 +320,25 @@ export const AgentRegistry = {
     const node = componentNode(from);
     const name = nameFor(node, TAG, given);
     const pid = await startComponent(from, registrySpec, { name, settings }, name);
-    let held = componentState(node, name, () => new AgentIndex()).state;
+    let held = componentState(node, name, () => new AgentIndex()).state as AgentIndex;
     // the table now: the one held, or (once it was released: stopped, then started again under the name) its successor's
     const table = (): AgentIndex => {
-      if (!held.open) held = peekComponentState<AgentIndex>(node, name) ?? held;
+      if (!held.open) {
+        // the name may since be another kind of component's (a router's table is no registry's)
+        const next = peekComponentState<object>(node, name);
+        if (next instanceof AgentIndex) held = next;
+      }
       return held;
+    };
+    // No registry process under the name (between a crash and its restart, or ended by a supervisor's
+    // shutdown and never restarted): nobody watches the table's processes, so reads leave out the dead
+    // ones, as the restarted registry would.
+    const unwatched = (index: AgentIndex): boolean => index.open && node.registry.whereis(name) === undefined;
+    const read = (where: Where): AgentEntry[] => {
+      const index = table();
+      if (!unwatched(index)) return index.query(where);
+      const live = index.query(where.limit === Infinity ? where : { ...where, limit: Infinity }).filter((e) => node.isAlive(e.pid));
+      return live.length > where.limit ? live.slice(0, where.limit) : live;
     };
     const call = componentCaller<Protocol>(node, name);
     return componentHandle<AgentRegistryHandle>(node, name, pid, {
@@ -335,17 +358,25 @@ export const AgentRegistry = {
       lookup(key) {
         text(key, 'key', MAX_KEY);
         const index = table();
-        return index.open ? index.byKey.get(key)?.entry : undefined;
+        const entry = index.open ? index.byKey.get(key)?.entry : undefined;
+        return entry !== undefined && unwatched(index) && !node.isAlive(entry.pid) ? undefined : entry;
       },
-      query: (where) => table().query(readWhere(where)),
-      pids: (where) => table().query(readWhere(where)).map((e) => e.pid),
+      query: (where) => read(readWhere(where)),
+      pids: (where) => read(readWhere(where)).map((e) => e.pid),
       select(where) {
-        const read = readWhere(where);
-        return new AgentQuery(name, table, Object.freeze({ ...where }), read);
+        const validated = readWhere(where);
+        // the query as given, detached from the caller's arrays (it was read without running its code)
+        const given: { -readonly [K in keyof AgentWhere]: AgentWhere[K] } = { ...where };
+        if (given.capabilities !== undefined) given.capabilities = Object.freeze([...given.capabilities]);
+        return new AgentQuery(name, read, Object.freeze(given), validated);
       },
       count() {
         const index = table();
-        return index.open ? index.byKey.size : 0;
+        if (!index.open) return 0;
+        if (!unwatched(index)) return index.byKey.size;
+        let n = 0;
+        for (const rec of index.byKey.values()) if (node.isAlive(rec.pid)) n++;
+        return n;
       },
       stats: () => call({ type: 'stats' }),
     });

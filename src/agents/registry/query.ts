@@ -1,7 +1,6 @@
 import { types } from 'node:util';
 import { InvalidArgumentError } from '../../errors.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
-import type { AgentIndex } from './AgentIndex.js';
 import type { AgentEntry, AgentWhere } from './types.js';
 import type { Where } from './validate.js';
 
@@ -15,21 +14,21 @@ export class AgentQuery {
   readonly registry: string;
   /** The query as given (validated). */
   readonly where: AgentWhere;
-  readonly #index: () => AgentIndex;
+  readonly #read: (where: Where) => AgentEntry[];
   readonly #where: Where;
 
-  /** @internal Made by `AgentRegistryHandle.select`. */
-  constructor(registry: string, index: () => AgentIndex, where: AgentWhere, read: Where) {
+  /** @internal Made by `AgentRegistryHandle.select`: `read` answers a validated query as the registry's reads do. */
+  constructor(registry: string, read: (where: Where) => AgentEntry[], where: AgentWhere, validated: Where) {
     this.registry = registry;
     this.where = where;
-    this.#index = index;
-    this.#where = read;
+    this.#read = read;
+    this.#where = validated;
     Object.freeze(this);
   }
 
   /** The entries the query selects now (none once the registry stopped for good). */
   entries(): AgentEntry[] {
-    return this.#index().query(this.#where);
+    return this.#read(this.#where);
   }
 
   /** The pids of {@link entries}. */
@@ -60,9 +59,14 @@ export function isAgentQuery(value: unknown): value is AgentQuery {
 export function resolveAgents(agents: AgentQuery | readonly Pid[], argument = 'agents'): Pid[] {
   if (AgentQuery.is(agents)) return agents.pids();
   if (types.isProxy(agents) || !Array.isArray(agents)) throw new InvalidArgumentError(argument, 'an array of Pids or an AgentQuery (registry.select(...))', agents);
-  const out = [...(agents as readonly unknown[])];
-  out.forEach((p, i) => {
-    if (!isPid(p)) throw new InvalidArgumentError(`${argument}[${i}]`, 'a Pid', p);
-  });
-  return out as Pid[];
+  // each element read from its descriptor: a getter (or a hole) is refused without running any code of the list
+  const list = agents as readonly unknown[];
+  const out: Pid[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const d = Object.getOwnPropertyDescriptor(list, i);
+    if (d === undefined || !('value' in d)) throw new InvalidArgumentError(`${argument}[${i}]`, 'a Pid (a plain array element)', d === undefined ? undefined : '(a getter)');
+    if (!isPid(d.value)) throw new InvalidArgumentError(`${argument}[${i}]`, 'a Pid', d.value);
+    out.push(d.value);
+  }
+  return out;
 }

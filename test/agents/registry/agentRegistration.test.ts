@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Agent, AgentRegistry, type AgentRegistryHandle, GenServer, type Pid, isDown, isKeelError, type Node, Supervisor } from '../../../src/index.js';
 import { captureEvents, probe, type TestClock } from '../../../src/testing/index.js';
-import { clockedNode, useNodes } from '../../support.js';
+import { clockedNode, spawnWithContext as spawnWithContextLocal, useNodes } from '../../support.js';
 
 // Agent.start({ registry }): an agent registers itself at each start, so a restart is found again.
 
@@ -119,6 +119,33 @@ describe('Agent.start({ registry })', () => {
       }
       expect(isKeelError(caught, 'ERR_INVALID_ARGUMENT') && (caught as { argument?: string }).argument, String(argument)).toBe(argument);
     }
+    expect(registry.count()).toBe(0);
+  });
+});
+
+describe('Agent.start({ registry }) with its registry gone for good', () => {
+  it('a crashed agent cannot register again: its supervisor tries maxRestarts times, then gives up (an exit, not a wedge), and nothing is left', async () => {
+    const node = track();
+    const { ctx } = await spawnWithContextLocal(node);
+    const registry = await AgentRegistry.start(ctx, { name: 'gone' });
+    const tries: number[] = [];
+    const sup = await Supervisor.start(node, [{
+      id: 'w',
+      start: (c) => {
+        tries.push(tries.length);
+        return Agent.start(c, { name: 'w', capabilities: ['x'], runTask: () => 1, registry }).then((a) => a.pid);
+      },
+    }], { maxRestarts: 3, withinMs: 60_000 });
+    const p = probe(node);
+    // eslint-disable-next-line keel/no-unmanaged-monitor -- the test awaits this Down
+    p.ctx.monitor(sup);
+    await GenServer.stop(node, 'gone');
+    node.exit(node.registry.whereis('w')!, new Error('crash'));
+    const down = await p.receive(isDown);
+    expect(isDown(down) ? down.pid : undefined).toBe(sup);
+    expect(tries).toHaveLength(1 + 3); // the first start, then maxRestarts attempts: the next one is over the intensity
+    await node.idle();
+    expect(node.registry.whereis('w')).toBe(undefined);
     expect(registry.count()).toBe(0);
   });
 });
