@@ -10,7 +10,8 @@ import type { Context, Node } from '../runtime/types.js';
  * @internal How every agent-layer component starts (DESIGN.md "Agent layer"): from a process
  * context (typically a supervisor's child `start`) it is started linked to that process, so the
  * caller's supervisor supervises it; from a node it runs under the node's `keel.agents` dynamic
- * supervisor (started on first use) as a permanent child. Either way it is registered under a
+ * supervisor (started on first use) as a transient child: restarted after a crash or a kill, as
+ * OTP restarts a transient child, not after a stop. Either way it is registered under a
  * unique name, and its handle addresses it by that name, so a restarted component is found again.
  * A component's state is kept in a table its node holds under that name
  * (`internal/componentState.ts`), so a restart resumes it; a `normal` stop releases it.
@@ -65,7 +66,7 @@ export async function startComponent<S, P extends CallProtocol, Cast, Arg>(
   const pid = await DynamicSupervisor.startChild(node, sup, {
     id: name,
     start: (ctx) => registry.asKeel(() => GenServer.startLink(ctx, spec, arg, { name })),
-    restart: 'permanent',
+    restart: 'transient',
   });
   return pid as ServerPid<P, Cast>;
 }

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { CoordinationManager } from '../../../src/agents/coordination/CoordinationManager.js';
 import type { CoordinationManagerHandle } from '../../../src/agents/coordination/types.js';
 import { componentStates } from '../../../src/agents/internal/componentState.js';
-import { GenServer, type DeadLetter, type Node, type Pid } from '../../../src/index.js';
+import { GenServer, Supervisor, type DeadLetter, type Node, type Pid } from '../../../src/index.js';
 import type { Kernel } from '../../../src/runtime/kernel.js';
 import { captureEvents, probe, type TestClock } from '../../../src/testing/index.js';
 import { clockedNode, deferred, idler, ok, receiver, useNodes } from '../../support.js';
@@ -131,12 +131,38 @@ describe('CoordinationManager restarted under its name', () => {
 
   it("keeps the buffer across a supervisor's shutdown: the successor resumes it, nothing is dead-lettered", async () => {
     const { node } = setup();
-    const { cm } = await openWithBuffer(node);
-    await GenServer.stop(node, cm.pid, 'shutdown'); // keel.agents restarts it (permanent)
+    // one_for_all: a sibling's crash makes the supervisor shut the manager down ('shutdown'), then start both again
+    let cm!: CoordinationManagerHandle;
+    const sup = await Supervisor.start(node, [
+      { id: 'cm', start: (ctx) => CoordinationManager.start(ctx, { name: 'coord', failureThreshold: 1, resetAfterMs: 1000 }).then((h) => (cm = h).pid) },
+      { id: 'sibling', start: (ctx) => Promise.resolve(ctx.spawnLink(() => () => undefined, { name: 'sibling' })) },
+    ], { strategy: 'one_for_all' });
+    const sender = idler(node);
+    expect(await cm.coordinate(sender, 'svc', 'lost')).toMatchObject({ outcome: 'failed', reason: 'noproc' });
+    for (let i = 1; i <= N; i++) expect(await cm.coordinate(sender, 'svc', `m${i}`, { id: `m${i}` })).toEqual({ outcome: 'buffered', id: `m${i}`, position: i });
+    const before = cm.pid;
+    const resumed = captureEvents(node, ['keel.coordination_manager.resumed']);
+    node.exit(node.registry.whereis('sibling')!, new Error('sibling crashed'));
     await node.idle();
+    expect(cm.pid).not.toBe(before);
+    expect(resumed.events.length).toBe(1);
     expect(await cm.circuit('svc')).toMatchObject({ state: 'open', buffered: N });
     expect(await deadLetters(node)).toEqual([]);
     expect(componentStates(node)).toContain('coord');
+    await GenServer.stop(node, sup, 'shutdown');
+  });
+
+  it("a manager started from the node is a transient child: a stop with 'shutdown' ends it without a restart, its table kept", async () => {
+    const { node } = setup();
+    const { cm } = await openWithBuffer(node);
+    await GenServer.stop(node, cm.pid, 'shutdown');
+    await node.idle();
+    expect(node.registry.whereis('coord')).toBe(undefined);
+    expect(await deadLetters(node)).toEqual([]);
+    expect(componentStates(node)).toContain('coord');
+    // started again under its name, it resumes the buffer
+    const again = await CoordinationManager.start(node, { name: 'coord' });
+    expect(await again.circuit('svc')).toMatchObject({ state: 'open', buffered: N });
   });
 
   it('a normal stop releases the table: a new manager under the name starts empty', async () => {
