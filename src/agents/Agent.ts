@@ -1,7 +1,8 @@
 import { types } from 'node:util';
 import { InvalidArgumentError, toError } from '../errors.js';
-import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
+import { type CallResult, GenServer, type From, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
+import { kernelOf } from '../runtime/kernel.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import type { AgentMetaInput, AgentRegistryHandle } from './registry/types.js';
@@ -116,16 +117,6 @@ export interface AgentHandle {
   cancel(taskId: string): void;
 }
 
-interface Running {
-  /** Made when the handler first reads its `signal` (most never do: a controller per task is costly). */
-  abort: AbortController | undefined;
-  /** Aborted (cancelled, or the agent exited) before or after the handler read its signal. */
-  aborted: boolean;
-  readonly from: From<TaskResult>;
-  settled: boolean;
-  cancel(): void;
-}
-
 /** @internal What an agent starts with: its options and its handlers by kind. */
 interface Init {
   readonly options: AgentOptions;
@@ -140,6 +131,8 @@ interface State {
   readonly kinds: '*' | readonly string[];
   readonly capabilities: readonly string[];
   readonly running: Map<string, Running>;
+  /** Whether anyone listens to `keel.agent.task` (its measurements and metadata are built only then). */
+  readonly taskProbe: { readonly active: boolean };
   completed: number;
   failed: number;
 }
@@ -170,57 +163,109 @@ function validateTask(task: unknown): AgentTask | undefined {
   }
 }
 
-/** Aborts the task's signal, now or when the handler first reads it. */
-function abortTask(running: Running): void {
-  running.aborted = true;
-  running.abort?.abort();
+/**
+ * A running task: its caller's reply handle and its abort state, with the methods that settle it
+ * (one object per task, no closure per task: a task that never reads its `signal` costs no
+ * AbortController).
+ */
+class Running {
+  /** Made when the handler first reads its `signal` (most never do: a controller per task is costly). */
+  declare abort: AbortController | undefined;
+  /** Aborted (cancelled, or the agent exited) before or after the handler read its signal. */
+  declare aborted: boolean;
+  declare settled: boolean;
+  declare readonly task: AgentTask;
+  declare readonly from: From<TaskResult>;
+  declare readonly state: State;
+  declare readonly ctx: Context<any>;
+  declare readonly started: number;
+
+  constructor(task: AgentTask, from: From<TaskResult>, state: State, ctx: Context<any>, started: number) {
+    this.abort = undefined;
+    this.aborted = false;
+    this.settled = false;
+    (this as { task: AgentTask }).task = task;
+    (this as { from: From<TaskResult> }).from = from;
+    (this as { state: State }).state = state;
+    (this as { ctx: Context<any> }).ctx = ctx;
+    (this as { started: number }).started = started;
+  }
+
+  /** Aborts the task's signal, now or when the handler first reads it. */
+  abortSignal(): void {
+    this.aborted = true;
+    this.abort?.abort();
+  }
+
+  /** The task's signal, made on first read. */
+  signal(): AbortSignal {
+    if (this.abort === undefined) {
+      this.abort = new AbortController();
+      if (this.aborted) this.abort.abort();
+    }
+    return this.abort.signal;
+  }
+
+  /** `cancel_task`: aborts the signal and answers the caller `'cancelled'` (if it was not answered yet). */
+  cancel(): void {
+    this.abortSignal();
+    this.finish({ ok: false, error: 'cancelled' }, 'cancelled');
+  }
+
+  ok(result: unknown): void {
+    this.finish({ ok: true, result }, 'ok');
+  }
+
+  failed(e: unknown): void {
+    this.finish({ ok: false, error: toError(e) }, 'error');
+  }
+
+  finish(result: TaskResult, outcome: 'ok' | 'error' | 'cancelled'): void {
+    if (this.settled) return;
+    this.settled = true;
+    const { state, task, ctx } = this;
+    if (state.running.get(task.id) === this) state.running.delete(task.id);
+    if (outcome === 'ok') state.completed++;
+    else state.failed++;
+    if (state.taskProbe.active) {
+      ctx.node.telemetry.execute('keel.agent.task', { durationMs: ctx.node.clock.now() - this.started }, { agent: ctx.self, taskId: task.id, kind: task.kind, outcome });
+    }
+    GenServer.reply(this.from, result);
+  }
 }
 
 function runTask(task: AgentTask, from: From<TaskResult>, state: State, ctx: Context<any>): void {
-  const running: Running = { abort: undefined, aborted: false, from, settled: false, cancel: () => abortTask(running) };
+  const running = new Running(task, from, state, ctx, ctx.node.clock.now());
   state.running.set(task.id, running);
-  const started = ctx.node.clock.now();
-  const finish = (result: TaskResult, outcome: 'ok' | 'error' | 'cancelled'): void => {
-    if (running.settled) return;
-    running.settled = true;
-    if (state.running.get(task.id) === running) state.running.delete(task.id);
-    if (outcome === 'ok') state.completed++;
-    else state.failed++;
-    ctx.node.telemetry.execute('keel.agent.task', { durationMs: ctx.node.clock.now() - started }, { agent: ctx.self, taskId: task.id, kind: task.kind, outcome });
-    GenServer.reply(from, result);
-  };
-  running.cancel = () => {
-    abortTask(running);
-    finish({ ok: false, error: 'cancelled' }, 'cancelled');
-  };
-  const options = {
-    get signal(): AbortSignal {
-      if (running.abort === undefined) {
-        running.abort = new AbortController();
-        if (running.aborted) running.abort.abort();
-      }
-      return running.abort.signal;
-    },
-  };
   let r: unknown;
   try {
     const handler = state.handlers.get(task.kind) ?? state.options.runTask;
     if (handler === undefined) throw new InvalidArgumentError('task.kind', `a kind this agent runs (${(state.kinds as readonly string[]).join(', ')})`, task.kind);
-    r = handler(task, ctx, options);
+    // an own enumerable getter, as it always was (a handler may spread its options)
+    r = handler(task, ctx, {
+      get signal(): AbortSignal {
+        return running.signal();
+      },
+    });
   } catch (e) {
-    finish({ ok: false, error: toError(e) }, 'error');
+    running.failed(e);
     return;
   }
   Promise.resolve(r).then(
-    (result) => finish({ ok: true, result }, 'ok'),
-    (e: unknown) => finish({ ok: false, error: toError(e) }, 'error'),
+    (result) => running.ok(result),
+    (e: unknown) => running.failed(e),
   );
+}
+
+async function voteCall(proposal: unknown, state: State, ctx: Context<any>): Promise<CallResult<State, Vote>> {
+  const vote = state.options.vote === undefined ? 'reject' : await state.options.vote(proposal, ctx);
+  return { reply: vote === 'approve' ? 'approve' : 'reject', state };
 }
 
 const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServer({
   async init({ options, handlers, registration }, ctx) {
     const kinds = options.runTask !== undefined ? '*' : Object.freeze([...handlers.keys()]);
-    const state: State = { options, registration, handlers, kinds, capabilities: Object.freeze([...options.capabilities]), running: new Map(), completed: 0, failed: 0 };
+    const state: State = { options, registration, handlers, kinds, capabilities: Object.freeze([...options.capabilities]), running: new Map(), taskProbe: kernelOf(ctx).telemetry.probe('keel.agent.task'), completed: 0, failed: 0 };
     if (registration !== undefined) {
       // a catch-all agent (runTask) registers no kinds: it is found by its capabilities
       const meta: AgentMetaInput = {
@@ -236,12 +281,14 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServ
     }
     // one listener for the agent's life (not one per task): its exit aborts every running task
     ctx.signal.addEventListener('abort', () => {
-      for (const r of state.running.values()) abortTask(r);
+      for (const r of state.running.values()) r.abortSignal();
     }, { once: true });
     return state;
   },
 
-  async handleCall(request, from, state, ctx) {
+  // not async: a run_task is taken and the agent is free for its next message in the same turn
+  // (an async handleCall costs a promise, its settling and a pause of the mailbox per task)
+  handleCall(request, from, state, ctx) {
     switch (request?.type) {
       case 'run_task': {
         const task = validateTask(request.task);
@@ -251,10 +298,8 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServ
         runTask(task, from as From<TaskResult>, state, ctx);
         return { noreply: true, state };
       }
-      case 'vote': {
-        const vote = state.options.vote === undefined ? 'reject' : await state.options.vote(request.proposal, ctx);
-        return { reply: vote === 'approve' ? 'approve' : 'reject', state };
-      }
+      case 'vote':
+        return voteCall(request.proposal, state, ctx);
       case 'status':
         return { reply: { load: state.running.size, capabilities: state.capabilities, kinds: state.kinds, completed: state.completed, failed: state.failed }, state };
       default:
