@@ -6,6 +6,7 @@ import { kernelOf } from '../runtime/kernel.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import type { AgentMetaInput, AgentRegistryHandle } from './registry/types.js';
+import { KeyedTable } from './internal/KeyedTable.js';
 import { componentHandle, componentNode, nameFor, startComponent } from './component.js';
 
 /** A unit of work an agent runs. */
@@ -130,7 +131,8 @@ interface State {
   readonly handlers: ReadonlyMap<string, TaskHandler>;
   readonly kinds: '*' | readonly string[];
   readonly capabilities: readonly string[];
-  readonly running: Map<string, Running>;
+  /** The running tasks by id (a table that does not allocate as one task in, one out churns it). */
+  readonly running: KeyedTable<Running>;
   /** Whether anyone listens to `keel.agent.task` (its measurements and metadata are built only then). */
   readonly taskProbe: { readonly active: boolean };
   completed: number;
@@ -224,7 +226,7 @@ class Running {
     if (this.settled) return;
     this.settled = true;
     const { state, task, ctx } = this;
-    if (state.running.get(task.id) === this) state.running.delete(task.id);
+    state.running.remove(task.id, this);
     if (outcome === 'ok') state.completed++;
     else state.failed++;
     if (state.taskProbe.active) {
@@ -257,7 +259,7 @@ class TaskOptions {
 
 function runTask(task: AgentTask, from: From<TaskResult>, state: State, ctx: Context<any>): void {
   const running = new Running(task, from, state, ctx, ctx.node.clock.now());
-  state.running.set(task.id, running);
+  state.running.add(task.id, running);
   let r: unknown;
   try {
     const handler = state.handlers.get(task.kind) ?? state.options.runTask;
@@ -286,7 +288,7 @@ async function voteCall(proposal: unknown, state: State, ctx: Context<any>): Pro
 const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServer({
   async init({ options, handlers, registration }, ctx) {
     const kinds = options.runTask !== undefined ? '*' : Object.freeze([...handlers.keys()]);
-    const state: State = { options, registration, handlers, kinds, capabilities: Object.freeze([...options.capabilities]), running: new Map(), taskProbe: kernelOf(ctx).telemetry.probe('keel.agent.task'), completed: 0, failed: 0 };
+    const state: State = { options, registration, handlers, kinds, capabilities: Object.freeze([...options.capabilities]), running: new KeyedTable(), taskProbe: kernelOf(ctx).telemetry.probe('keel.agent.task'), completed: 0, failed: 0 };
     if (registration !== undefined) {
       // a catch-all agent (runTask) registers no kinds: it is found by its capabilities
       const meta: AgentMetaInput = {
