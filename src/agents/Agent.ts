@@ -135,6 +135,8 @@ interface State {
   readonly running: KeyedTable<Running>;
   /** Whether anyone listens to `keel.agent.task` (its measurements and metadata are built only then). */
   readonly taskProbe: { readonly active: boolean };
+  /** handleCall's answer to a run_task it took (the reply comes later): one object for the agent's life. */
+  readonly taken: CallResult<State, TaskResult>;
   completed: number;
   failed: number;
 }
@@ -288,7 +290,19 @@ async function voteCall(proposal: unknown, state: State, ctx: Context<any>): Pro
 const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServer({
   async init({ options, handlers, registration }, ctx) {
     const kinds = options.runTask !== undefined ? '*' : Object.freeze([...handlers.keys()]);
-    const state: State = { options, registration, handlers, kinds, capabilities: Object.freeze([...options.capabilities]), running: new KeyedTable(), taskProbe: kernelOf(ctx).telemetry.probe('keel.agent.task'), completed: 0, failed: 0 };
+    const state: State = {
+      options,
+      registration,
+      handlers,
+      kinds,
+      capabilities: Object.freeze([...options.capabilities]),
+      running: new KeyedTable(),
+      taskProbe: kernelOf(ctx).telemetry.probe('keel.agent.task'),
+      taken: undefined as never,
+      completed: 0,
+      failed: 0,
+    };
+    (state as { taken: CallResult<State, TaskResult> }).taken = Object.freeze({ noreply: true as const, state });
     if (registration !== undefined) {
       // a catch-all agent (runTask) registers no kinds: it is found by its capabilities
       const meta: AgentMetaInput = {
@@ -319,7 +333,7 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServ
         if (state.running.has(task.id)) return { reply: { ok: false, error: 'duplicate_task' }, state };
         if (state.running.size >= (state.options.maxConcurrentTasks ?? Infinity)) return { reply: { ok: false, error: 'busy' }, state };
         runTask(task, from as From<TaskResult>, state, ctx);
-        return { noreply: true, state };
+        return state.taken;
       }
       case 'vote':
         return voteCall(request.proposal, state, ctx);
