@@ -1,6 +1,7 @@
 import { types } from 'node:util';
 import { InvalidArgumentError, toError } from '../errors.js';
 import { type CallResult, GenServer, type From, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
+import type { PendingCall } from '../otp/internal/calls.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { kernelOf } from '../runtime/kernel.js';
 import type { Pid } from '../runtime/Pid.js';
@@ -234,7 +235,9 @@ class Running {
     if (state.taskProbe.active) {
       ctx.node.telemetry.execute('keel.agent.task', { durationMs: ctx.node.clock.now() - this.started }, { agent: ctx.self, taskId: task.id, kind: task.kind, outcome });
     }
-    GenServer.reply(this.from, result);
+    // the From is the PendingCall GenServer handed to handleCall: replied to directly, without
+    // GenServer.reply's check of a handle that may have come from anywhere
+    (this.from as PendingCall).reply(result);
   }
 }
 
