@@ -477,14 +477,15 @@ export function checkStrayKeys(options: object, known: readonly string[], argume
 
 function scanOptions(options: object, known: readonly string[], argument: string, readKnown: boolean): void {
   const o = options as Record<string, unknown>;
-  let reading = argument;
+  // the key being read; its text (`${argument}.${key}`) is made only when reading it throws
+  let reading: string | undefined;
   let stray: string | undefined;
   let value: unknown;
   try {
     for (const key in o) {
       const isKnown = known.includes(key);
       if (isKnown && !readKnown) continue;
-      reading = `${argument}.${key}`;
+      reading = key;
       value = o[key];
       if (!isKnown && value !== undefined && Object.hasOwn(o, key)) {
         stray = key;
@@ -493,17 +494,16 @@ function scanOptions(options: object, known: readonly string[], argument: string
     }
     if (readKnown && stray === undefined && !isPlainObject(o)) {
       for (const key of known) {
-        reading = `${argument}.${key}`;
+        reading = key;
         void o[key];
       }
     }
   } catch (e) {
-    throw new InvalidArgumentError(reading, 'an option that can be read', options, `reading it threw ${thrownText(e)}`);
+    throw new InvalidArgumentError(reading === undefined ? argument : `${argument}.${reading}`, 'an option that can be read', options, `reading it threw ${thrownText(e)}`);
   }
   if (stray !== undefined) throw new InvalidArgumentError(`${argument}.${stray}`, `no such option (${argument} takes ${known.join(', ')})`, value);
 }
 
-/** An object literal (or a null-prototype one), not a proxy: its options are all in its enumerable keys. */
 function isPlainObject(o: object): boolean {
   if (types.isProxy(o)) return false;
   const proto: unknown = Object.getPrototypeOf(o);

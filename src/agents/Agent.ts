@@ -1,11 +1,14 @@
 import { types } from 'node:util';
 import { InvalidArgumentError, toError } from '../errors.js';
-import { GenServer, type From, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
+import { type CallResult, GenServer, type From, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
+import type { PendingCall } from '../otp/internal/calls.js';
 import { keelServer } from '../otp/internal/keelServer.js';
+import { kernelOf } from '../runtime/kernel.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import type { AgentMetaInput, AgentRegistryHandle } from './registry/types.js';
 import { MAX_KEY, MAX_LIST, MAX_TEXT, text } from './registry/validate.js';
+import { KeyedTable } from './internal/KeyedTable.js';
 import { componentHandle, componentNode, nameFor, startComponent } from './component.js';
 
 /** A unit of work an agent runs. */
@@ -117,16 +120,6 @@ export interface AgentHandle {
   cancel(taskId: string): void;
 }
 
-interface Running {
-  /** Made when the handler first reads its `signal` (most never do: a controller per task is costly). */
-  abort: AbortController | undefined;
-  /** Aborted (cancelled, or the agent exited) before or after the handler read its signal. */
-  aborted: boolean;
-  readonly from: From<TaskResult>;
-  settled: boolean;
-  cancel(): void;
-}
-
 /** @internal What an agent starts with: its options and its handlers by kind. */
 interface Init {
   readonly options: AgentOptions;
@@ -140,7 +133,12 @@ interface State {
   readonly handlers: ReadonlyMap<string, TaskHandler>;
   readonly kinds: '*' | readonly string[];
   readonly capabilities: readonly string[];
-  readonly running: Map<string, Running>;
+  /** The running tasks by id (a table that does not allocate as one task in, one out churns it). */
+  readonly running: KeyedTable<Running>;
+  /** Whether anyone listens to `keel.agent.task` (its measurements and metadata are built only then). */
+  readonly taskProbe: { readonly active: boolean };
+  /** handleCall's answer to a run_task it took (the reply comes later): one object for the agent's life. */
+  readonly taken: CallResult<State, TaskResult>;
   completed: number;
   failed: number;
   /** A heartbeat call to the registry is in flight (at most one: a slow registry gets no pile of calls). */
@@ -173,57 +171,144 @@ function validateTask(task: unknown): AgentTask | undefined {
   }
 }
 
-/** Aborts the task's signal, now or when the handler first reads it. */
-function abortTask(running: Running): void {
-  running.aborted = true;
-  running.abort?.abort();
+/**
+ * A running task: its caller's reply handle and its abort state, with the methods that settle it
+ * (one object per task, no closure per task: a task that never reads its `signal` costs no
+ * AbortController).
+ */
+class Running {
+  /** Made when the handler first reads its `signal` (most never do: a controller per task is costly). */
+  declare abort: AbortController | undefined;
+  /** Aborted (cancelled, or the agent exited) before or after the handler read its signal. */
+  declare aborted: boolean;
+  declare settled: boolean;
+  declare readonly task: AgentTask;
+  declare readonly from: From<TaskResult>;
+  declare readonly state: State;
+  declare readonly ctx: Context<any>;
+  declare readonly started: number;
+
+  constructor(task: AgentTask, from: From<TaskResult>, state: State, ctx: Context<any>, started: number) {
+    this.abort = undefined;
+    this.aborted = false;
+    this.settled = false;
+    (this as { task: AgentTask }).task = task;
+    (this as { from: From<TaskResult> }).from = from;
+    (this as { state: State }).state = state;
+    (this as { ctx: Context<any> }).ctx = ctx;
+    (this as { started: number }).started = started;
+  }
+
+  /** Aborts the task's signal, now or when the handler first reads it. */
+  abortSignal(): void {
+    this.aborted = true;
+    this.abort?.abort();
+  }
+
+  /** The task's signal, made on first read. */
+  signal(): AbortSignal {
+    if (this.abort === undefined) {
+      this.abort = new AbortController();
+      if (this.aborted) this.abort.abort();
+    }
+    return this.abort.signal;
+  }
+
+  /** `cancel_task`: aborts the signal and answers the caller `'cancelled'` (if it was not answered yet). */
+  cancel(): void {
+    this.abortSignal();
+    this.finish({ ok: false, error: 'cancelled' }, 'cancelled');
+  }
+
+  ok(result: unknown): void {
+    this.finish({ ok: true, result }, 'ok');
+  }
+
+  failed(e: unknown): void {
+    this.finish({ ok: false, error: toError(e) }, 'error');
+  }
+
+  finish(result: TaskResult, outcome: 'ok' | 'error' | 'cancelled'): void {
+    if (this.settled) return;
+    this.settled = true;
+    const { state, task, ctx } = this;
+    state.running.remove(task.id, this);
+    if (outcome === 'ok') state.completed++;
+    else state.failed++;
+    if (state.taskProbe.active) {
+      ctx.node.telemetry.execute('keel.agent.task', { durationMs: ctx.node.clock.now() - this.started }, { agent: ctx.self, taskId: task.id, kind: task.kind, outcome });
+    }
+    // the From is the PendingCall GenServer handed to handleCall: replied to directly, without
+    // GenServer.reply's check of a handle that may have come from anywhere
+    (this.from as PendingCall).reply(result);
+  }
+}
+
+/**
+ * A handler's options, `{ signal }`: `signal` is an own enumerable getter (a handler may spread its
+ * options), the running task in a private field. Defined with one shared descriptor: an object
+ * literal with a getter costs a closure and a slow literal per task (~3x this).
+ */
+class TaskOptions {
+  readonly #running: Running;
+  declare readonly signal: AbortSignal;
+  constructor(running: Running) {
+    this.#running = running;
+    Object.defineProperty(this, 'signal', TaskOptions.#signal);
+  }
+  static readonly #signal: PropertyDescriptor = {
+    get(this: TaskOptions): AbortSignal {
+      return this.#running.signal();
+    },
+    enumerable: true,
+    configurable: true,
+  };
 }
 
 function runTask(task: AgentTask, from: From<TaskResult>, state: State, ctx: Context<any>): void {
-  const running: Running = { abort: undefined, aborted: false, from, settled: false, cancel: () => abortTask(running) };
-  state.running.set(task.id, running);
-  const started = ctx.node.clock.now();
-  const finish = (result: TaskResult, outcome: 'ok' | 'error' | 'cancelled'): void => {
-    if (running.settled) return;
-    running.settled = true;
-    if (state.running.get(task.id) === running) state.running.delete(task.id);
-    if (outcome === 'ok') state.completed++;
-    else state.failed++;
-    ctx.node.telemetry.execute('keel.agent.task', { durationMs: ctx.node.clock.now() - started }, { agent: ctx.self, taskId: task.id, kind: task.kind, outcome });
-    GenServer.reply(from, result);
-  };
-  running.cancel = () => {
-    abortTask(running);
-    finish({ ok: false, error: 'cancelled' }, 'cancelled');
-  };
-  const options = {
-    get signal(): AbortSignal {
-      if (running.abort === undefined) {
-        running.abort = new AbortController();
-        if (running.aborted) running.abort.abort();
-      }
-      return running.abort.signal;
-    },
-  };
+  const running = new Running(task, from, state, ctx, ctx.node.clock.now());
+  state.running.add(task.id, running);
   let r: unknown;
   try {
     const handler = state.handlers.get(task.kind) ?? state.options.runTask;
     if (handler === undefined) throw new InvalidArgumentError('task.kind', `a kind this agent runs (${(state.kinds as readonly string[]).join(', ')})`, task.kind);
-    r = handler(task, ctx, options);
+    r = handler(task, ctx, new TaskOptions(running));
   } catch (e) {
-    finish({ ok: false, error: toError(e) }, 'error');
+    running.failed(e);
+    return;
+  }
+  if (r === null || (typeof r !== 'object' && typeof r !== 'function')) {
+    // a plain value cannot be a thenable: answered now, not a microtask later (no promise, no closures)
+    running.ok(r);
     return;
   }
   Promise.resolve(r).then(
-    (result) => finish({ ok: true, result }, 'ok'),
-    (e: unknown) => finish({ ok: false, error: toError(e) }, 'error'),
+    (result) => running.ok(result),
+    (e: unknown) => running.failed(e),
   );
+}
+
+async function voteCall(proposal: unknown, state: State, ctx: Context<any>): Promise<CallResult<State, Vote>> {
+  const vote = state.options.vote === undefined ? 'reject' : await state.options.vote(proposal, ctx);
+  return { reply: vote === 'approve' ? 'approve' : 'reject', state };
 }
 
 const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServer({
   async init({ options, handlers, registration }, ctx) {
     const kinds = options.runTask !== undefined ? '*' : Object.freeze([...handlers.keys()]);
-    const state: State = { options, registration, handlers, kinds, capabilities: Object.freeze([...options.capabilities]), running: new Map(), completed: 0, failed: 0 };
+    const state: State = {
+      options,
+      registration,
+      handlers,
+      kinds,
+      capabilities: Object.freeze([...options.capabilities]),
+      running: new KeyedTable(),
+      taskProbe: kernelOf(ctx).telemetry.probe('keel.agent.task'),
+      taken: undefined as never,
+      completed: 0,
+      failed: 0,
+    };
+    (state as { taken: CallResult<State, TaskResult> }).taken = Object.freeze({ noreply: true as const, state });
     if (registration !== undefined) {
       // a catch-all agent (runTask) registers no kinds: it is found by its capabilities
       const meta: AgentMetaInput = {
@@ -239,12 +324,14 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServ
     }
     // one listener for the agent's life (not one per task): its exit aborts every running task
     ctx.signal.addEventListener('abort', () => {
-      for (const r of state.running.values()) abortTask(r);
+      for (const r of state.running.values()) r.abortSignal();
     }, { once: true });
     return state;
   },
 
-  async handleCall(request, from, state, ctx) {
+  // not async: a run_task is taken and the agent is free for its next message in the same turn
+  // (an async handleCall costs a promise, its settling and a pause of the mailbox per task)
+  handleCall(request, from, state, ctx) {
     switch (request?.type) {
       case 'run_task': {
         const task = validateTask(request.task);
@@ -252,12 +339,10 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServ
         if (state.running.has(task.id)) return { reply: { ok: false, error: 'duplicate_task' }, state };
         if (state.running.size >= (state.options.maxConcurrentTasks ?? Infinity)) return { reply: { ok: false, error: 'busy' }, state };
         runTask(task, from as From<TaskResult>, state, ctx);
-        return { noreply: true, state };
+        return state.taken;
       }
-      case 'vote': {
-        const vote = state.options.vote === undefined ? 'reject' : await state.options.vote(request.proposal, ctx);
-        return { reply: vote === 'approve' ? 'approve' : 'reject', state };
-      }
+      case 'vote':
+        return voteCall(request.proposal, state, ctx);
       case 'status':
         return { reply: { load: state.running.size, capabilities: state.capabilities, kinds: state.kinds, completed: state.completed, failed: state.failed }, state };
       default:

@@ -281,6 +281,9 @@ class Server<S> {
   }
 }
 
+/** `GenServer.call`'s options (one array, not one per call). */
+const CALL_OPTIONS: readonly string[] = ['timeout', 'signal'];
+
 /** A thenable result of a callback (typed as a Promise: only its `then` is used). */
 function isThenable(value: unknown): value is Promise<unknown> {
   return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
@@ -441,7 +444,7 @@ export const GenServer = {
       timeout = options;
     } else if (options !== undefined) {
       if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ timeout?, signal? } or a timeout in ms', options);
-      checkKeys(options, ['timeout', 'signal'], 'options');
+      checkKeys(options, CALL_OPTIONS, 'options');
       if (options.timeout !== undefined) {
         validateTimeout(options.timeout, 'options.timeout');
         timeout = options.timeout;

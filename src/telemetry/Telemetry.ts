@@ -220,13 +220,17 @@ class TelemetryProbe {
 
   get active(): boolean {
     const version = this.#bus.version;
-    if (version !== this.#version) {
-      this.#version = version;
-      this.#attached = this.#events.some((e) => this.#bus.isAttached(e));
-    }
+    // recomputed out of line: a closure here (capturing this) would cost a context per read
+    if (version !== this.#version) this.#recompute(version);
     if (this.#attached) return true;
     const channels = this.#channels;
     for (let i = 0; i < channels.length; i++) if (channels[i]!.hasSubscribers) return true;
     return false;
+  }
+
+  #recompute(version: number): void {
+    this.#version = version;
+    const bus = this.#bus;
+    this.#attached = this.#events.some((e) => bus.isAttached(e));
   }
 }

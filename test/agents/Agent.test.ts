@@ -54,6 +54,36 @@ describe('Agent', () => {
     expect(await agent.status()).toMatchObject({ completed: 0, failed: 2 });
   });
 
+  it('answers plain values, objects, thenables and a thenable whose then throws alike; options.signal is an own enumerable getter', async () => {
+    const node = track();
+    const seen: unknown[] = [];
+    const agent = await Agent.start(node, {
+      capabilities: [],
+      runTask: (task, _ctx, options) => {
+        seen.push(Object.keys(options), { ...options }.signal instanceof AbortSignal);
+        switch (task.kind) {
+          case 'undefined': return undefined;
+          case 'null': return null;
+          case 'number': return 7;
+          case 'object': return { then: 1 };
+          case 'thenable': return { then: (resolve: (v: unknown) => void) => resolve('via then') };
+          default: return { get then(): never { throw new Error('then getter'); } };
+        }
+      },
+    });
+    const run = (kind: string) => agent.runTask({ id: kind, kind, payload: null });
+    expect(await run('undefined')).toEqual({ ok: true, result: undefined });
+    expect(await run('null')).toEqual({ ok: true, result: null });
+    expect(await run('number')).toEqual({ ok: true, result: 7 });
+    expect(await run('object')).toEqual({ ok: true, result: { then: 1 } });
+    expect(await run('thenable')).toEqual({ ok: true, result: 'via then' });
+    const bad = await run('bad');
+    expect(bad.ok).toBe(false);
+    expect((bad as { error: Error }).error.message).toBe('then getter');
+    expect(seen).toEqual(Array.from({ length: 6 }, () => [['signal'], true]).flat());
+    expect(await agent.status()).toMatchObject({ load: 0, completed: 5, failed: 1 });
+  });
+
   it('cancel_task aborts the running task: its signal fires and its caller gets cancelled', async () => {
     const node = track();
     const aborted = deferred<void>();

@@ -53,8 +53,10 @@ export class PendingCall extends NextTurnWatcher {
   private declare rejectFn: (error: unknown) => void;
   private declare timer: TimerEntry | undefined;
   private declare timeoutMs: number;
-  /** What only some calls need (a calling process to watch, an abort signal), allocated for them alone. */
-  private declare extras: CallExtras | undefined;
+  /** The calling process's watch (a call from a process): the call is released when the caller dies. */
+  private declare callerWatch: CallerWatch | undefined;
+  /** What only calls with an abort signal need, allocated for them alone. */
+  private declare abort: CallAbort | undefined;
   /** TAKEN, QUEUED or DEFERRED: written only when the server dies with the call queued, or defers its reply. */
   private declare stage: number;
 
@@ -67,7 +69,8 @@ export class PendingCall extends NextTurnWatcher {
     this.rejectFn = reject;
     this.timer = undefined;
     this.timeoutMs = 0;
-    this.extras = undefined;
+    this.callerWatch = undefined;
+    this.abort = undefined;
     this.stage = TAKEN;
   }
 
@@ -138,7 +141,7 @@ export class PendingCall extends NextTurnWatcher {
 
   /** A pending call whose caller has died is a leak (it should have been released with the caller). */
   override leak(): string | undefined {
-    const watch = this.extras?.callerWatch;
+    const watch = this.callerWatch;
     if (this.resolveFn === undefined || watch === undefined || watch.watched !== undefined) return undefined;
     return `a pending call to ${this.serverText} from a caller that has exited`;
   }
@@ -161,7 +164,12 @@ export class PendingCall extends NextTurnWatcher {
       this.fail(new NoProcError(this.serverText, 'the server exited before the call was armed', { registeredName: nameOf(this.target) }));
       return;
     }
-    if (caller !== undefined || signal !== undefined) this.armExtras(node, caller, signal);
+    if (caller !== undefined) {
+      // when the caller dies nobody waits: release everything (its continuation is a zombie)
+      const watch = new CallerWatch(this);
+      if (node.watchExit(caller, watch)) this.callerWatch = watch;
+    }
+    if (signal !== undefined) this.armAbort(signal);
     if (timeoutMs !== Infinity) {
       // most calls are answered within the current turn of the event loop: their deadline is only
       // put on the node's timer heap if they are still pending at the next turn (so it may fire up
@@ -171,18 +179,10 @@ export class PendingCall extends NextTurnWatcher {
     }
   }
 
-  private armExtras(node: Kernel, caller: Proc | undefined, signal: AbortSignal | undefined): void {
-    const extras: CallExtras = (this.extras = { callerWatch: undefined, signal: undefined, onAbort: undefined });
-    if (caller !== undefined) {
-      // when the caller dies nobody waits: release everything (its continuation is a zombie)
-      const watch = new CallerWatch(this);
-      if (node.watchExit(caller, watch)) extras.callerWatch = watch;
-    }
-    if (signal !== undefined) {
-      extras.signal = signal;
-      extras.onAbort = () => this.fail(new AbortedError(`the call to ${this.serverText}`, signal.reason));
-      signal.addEventListener('abort', extras.onAbort, { once: true });
-    }
+  private armAbort(signal: AbortSignal): void {
+    const onAbort = (): void => this.fail(new AbortedError(`the call to ${this.serverText}`, signal.reason));
+    this.abort = { signal, onAbort };
+    signal.addEventListener('abort', onAbort, { once: true });
   }
 
   private finish(): void {
@@ -192,19 +192,22 @@ export class PendingCall extends NextTurnWatcher {
     if (this.timer !== undefined) node.cancelEntry(this.timer);
     this.timer = undefined;
     node.unwatchExit(this);
-    const extras = this.extras;
-    if (extras !== undefined) {
-      this.extras = undefined;
-      if (extras.callerWatch !== undefined) node.unwatchExit(extras.callerWatch);
-      if (extras.signal !== undefined) extras.signal.removeEventListener('abort', extras.onAbort!);
+    const watch = this.callerWatch;
+    if (watch !== undefined) {
+      this.callerWatch = undefined;
+      node.unwatchExit(watch);
+    }
+    const abort = this.abort;
+    if (abort !== undefined) {
+      this.abort = undefined;
+      abort.signal.removeEventListener('abort', abort.onAbort);
     }
   }
 }
 
-interface CallExtras {
-  callerWatch: CallerWatch | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
+interface CallAbort {
+  readonly signal: AbortSignal;
+  readonly onAbort: () => void;
 }
 
 /** Watches the calling process for a pending call. */
