@@ -304,6 +304,16 @@ function newKept(): Kept {
   return { circuits: new Map(), flights: new Map(), n };
 }
 
+/** The table was left for a successor, but a component of another kind took the name: its buffers are dead-lettered, as at a stop. */
+function discardKept(node: Node, kept: Kept): void {
+  for (const c of kept.circuits.values()) {
+    for (const entry of c.buffer.splice(0)) {
+      const metadata = { id: entry.id, sender: String(entry.sender), coordinator: 'discarded' };
+      void deadLetterAndReport(node, { recipient: c.target, message: entry.message, reason: 'coordinator_stopped', metadata }, `coordination: message ${entry.id} to ${targetText(c.target)}`);
+    }
+  }
+}
+
 /**
  * A successor resumes its predecessor's table: pid receivers are monitored again (one that died
  * meanwhile is released: its buffer dead-lettered), open circuits get their reset timer back (at the
@@ -378,7 +388,7 @@ const spec: GenServerSpec<State, CoordinationProtocol, never, { s: Settings; nam
   init({ s, name }, ctx) {
     ctx.trapExits(true); // so that a shutdown runs terminate
     // the table of a predecessor under this name (killed, crashed, or shut down by its supervisor), or a new one
-    const { state: kept, resumed } = componentState(ctx.node, name, newKept);
+    const { state: kept, resumed } = componentState(ctx.node, name, 'coordination_manager', newKept, (k) => discardKept(ctx.node, k));
     const state: State = { name, s, ctx, circuits: kept.circuits, byRef: new Map(), held: new Set(), flights: kept.flights, n: kept.n };
     if (resumed) {
       const inFlight = kept.flights.size;

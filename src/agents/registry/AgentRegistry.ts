@@ -194,7 +194,7 @@ const registrySpec: GenServerSpec<State, Protocol, never, InitArg> = keelServer(
   {
     init(arg, ctx) {
       const node = kernelOf(ctx);
-      const { state: index, resumed } = componentState(node, arg.name, () => new AgentIndex());
+      const { state: index, resumed } = componentState(node, arg.name, TAG, () => new AgentIndex());
       const state: State = { name: arg.name, ctx, node, index, settings: arg.settings, polling: new Set(), token: {} };
       index.open = true;
       if (resumed) {
@@ -311,10 +311,10 @@ export const AgentRegistry = {
     const node = componentNode(from);
     const name = nameFor(node, TAG, given);
     const pid = await startComponent(from, registrySpec, { name, settings }, name);
-    let held = componentState(node, name, () => new AgentIndex()).state;
+    let held = componentState(node, name, TAG, () => new AgentIndex()).state;
     // the table now: the one held, or (once it was released: stopped, then started again under the name) its successor's
     const table = (): AgentIndex => {
-      if (!held.open) held = peekComponentState<AgentIndex>(node, name) ?? held;
+      if (!held.open) held = peekComponentState<AgentIndex>(node, name, TAG) ?? held;
       return held;
     };
     const call = componentCaller<Protocol>(node, name);
