@@ -1,0 +1,54 @@
+// A restart storm: the coordination manager killed 5 times in a row while it flushes a flood of
+// buffered messages (the receiver kills it from inside its handler, mid-flush). Every message is
+// accounted for: sent = handled (distinct ids) + dead-lettered + reported (unconfirmed), and each
+// extra handling is a counted redelivery.
+import { describe, expect, it } from 'vitest';
+import { CoordinationManager } from '../../../src/agents/coordination/CoordinationManager.js';
+import { type DeadLetter, type Node } from '../../../src/index.js';
+import { captureEvents } from '../../../src/testing/index.js';
+import { clockedNode, idler, ok, useNodes } from '../../support.js';
+
+const track = useNodes();
+const QUIET_DLQ = { deadLetters: { backoff: { initialMs: 3_600_000, factor: 2, maxMs: 3_600_000, jitter: 'none' as const } } };
+const N = 60;
+
+async function deadLetters(node: Node): Promise<DeadLetter[]> {
+  return ok(await node.deadLetters.list({ limit: 1000 })).entries;
+}
+
+describe.each(['enqueued', 'handled'] as const)('CoordinationManager restart storm (ack %s)', (ack) => {
+  it('killed 5 times mid-flush: sent = handled + dead-lettered + unconfirmed; duplicates = redelivered', async () => {
+    const { node, clock } = clockedNode(track, { services: QUIET_DLQ });
+    const cm = await CoordinationManager.start(node, { name: 'coord', failureThreshold: 1, resetAfterMs: 1000, ack });
+    const sender = idler(node);
+    expect(await cm.coordinate(sender, 'svc', 'lost')).toMatchObject({ outcome: 'failed', reason: 'noproc' });
+    for (let i = 1; i <= N; i++) expect(await cm.coordinate(sender, 'svc', `m${i}`, { id: `m${i}` })).toMatchObject({ outcome: 'buffered' });
+    const resumed = captureEvents(node, ['keel.coordination_manager.resumed']);
+    const handled: string[] = [];
+    const killAt = new Set(['m5', 'm17', 'm18', 'm30', 'm44']);
+    node.spawn((ctx) => (m: unknown) => {
+      handled.push(`${String(m)}@${String(ctx.messageId)}`);
+      const id = String(m);
+      if (killAt.delete(id)) {
+        const manager = node.registry.whereis('coord');
+        if (manager !== undefined) node.exit(manager, 'kill');
+      }
+    }, { name: 'svc' });
+    await clock.advance(1000); // half-open: the flush starts
+    await node.idle();
+    expect(killAt.size).toBe(0);
+    expect(resumed.events).toHaveLength(5);
+    const stats = await cm.stats();
+    const distinct = new Set(handled);
+    // each handling is of its own id (the id is the idempotency key)
+    expect([...distinct].every((h) => h.split('@')[0] === h.split('@')[1])).toBe(true);
+    const dead = await deadLetters(node);
+    expect(distinct.size + dead.length + stats.unconfirmed).toBe(N);
+    expect(handled.length - distinct.size).toBe(stats.redelivered);
+    expect(stats).toMatchObject({ buffered: 0, inFlight: 0, bufferedTotal: N });
+    expect(stats.flushed + stats.deadLettered + stats.unconfirmed).toBe(N);
+    // in order: the first handling of each id follows the buffer's order
+    const firsts = [...distinct].map((h) => Number(h.split('@')[0]!.slice(1)));
+    expect(firsts).toEqual([...firsts].sort((a, b) => a - b));
+  });
+});
