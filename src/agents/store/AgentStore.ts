@@ -56,7 +56,7 @@ export interface AgentStore {
   delete(component: string, kind: string, key: string): boolean;
   /** Removes every record of `component` (of one `kind`, if given): how many. */
   deleteAll(component: string, kind?: string): number;
-  /** Every record of `component` (of one `kind`, if given), in key order; rows that cannot be decoded are in `corrupt`. */
+  /** Every record of `component` (of one `kind`, if given), in key order; rows that cannot be decoded are in `corrupt` (a SQLite row whose kind or key is not text, which no call can address, is removed as it is reported). */
   loadAll(component: string, kind?: string): AgentStoreLoad;
   /** Runs `fn`'s writes as one: all or none (SQLite: one transaction; `fn` must be synchronous). */
   transaction<T>(fn: () => T): T;

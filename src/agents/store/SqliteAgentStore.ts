@@ -115,6 +115,7 @@ export class SqliteAgentStore implements AgentStore {
   readonly #delete: Statement;
   readonly #deleteAll: Statement;
   readonly #deleteKind: Statement;
+  readonly #deleteRaw: Statement;
   readonly #load: Statement;
   readonly #loadKind: Statement;
   readonly #fileId: string;
@@ -165,6 +166,7 @@ export class SqliteAgentStore implements AgentStore {
       this.#delete = db.prepare('DELETE FROM agent_records WHERE component = ? AND kind = ? AND key = ?');
       this.#deleteAll = db.prepare('DELETE FROM agent_records WHERE component = ?');
       this.#deleteKind = db.prepare('DELETE FROM agent_records WHERE component = ? AND kind = ?');
+      this.#deleteRaw = db.prepare('DELETE FROM agent_records WHERE component = ? AND kind IS ? AND key IS ?');
       this.#load = db.prepare('SELECT kind, key, value FROM agent_records WHERE component = ? ORDER BY kind, key');
       this.#loadKind = db.prepare('SELECT kind, key, value FROM agent_records WHERE component = ? AND kind = ? ORDER BY key');
     } catch (e) {
@@ -211,6 +213,12 @@ export class SqliteAgentStore implements AgentStore {
     for (const row of rows) {
       const k = String(row.kind);
       const key = String(row.key);
+      if (typeof row.kind !== 'string' || typeof row.key !== 'string') {
+        // a row no caller can address (every kind and key is text): removed here, reported once
+        this.#deleteRaw.run(component, row.kind, row.key);
+        corrupt.push({ component, kind: k, key, error: `its ${typeof row.kind !== 'string' ? 'kind' : 'key'} is not text (the row was removed)` });
+        continue;
+      }
       try {
         if (!Buffer.isBuffer(row.value)) throw new Error(`the value is ${row.value === null ? 'null' : typeof row.value}, not a blob`);
         records.push({ component, kind: k, key, value: deserialize(row.value) });
