@@ -231,7 +231,7 @@ export class SqliteAgentStore implements AgentStore {
 
   transaction<T>(fn: () => T): T {
     this.#open();
-    if (this.#db.inTransaction) return fn();
+    // nested in another: better-sqlite3 makes it a savepoint (undone alone if it throws)
     return this.#db.transaction(fn)();
   }
 
