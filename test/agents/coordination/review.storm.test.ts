@@ -4,7 +4,7 @@
 // extra handling is a counted redelivery.
 import { describe, expect, it } from 'vitest';
 import { CoordinationManager } from '../../../src/agents/coordination/CoordinationManager.js';
-import { type DeadLetter, type Node } from '../../../src/index.js';
+import { type DeadLetter, DynamicSupervisor, type Node } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
 import { clockedNode, idler, ok, useNodes } from '../../support.js';
 
@@ -50,5 +50,27 @@ describe.each(['enqueued', 'handled'] as const)('CoordinationManager restart sto
     // in order: the first handling of each id follows the buffer's order
     const firsts = [...distinct].map((h) => Number(h.split('@')[0]!.slice(1)));
     expect(firsts).toEqual([...firsts].sort((a, b) => a - b));
+  });
+});
+
+describe('CoordinationManager started again under a name whose table was kept', () => {
+  it("a new handle's default ids never collide with the messages its predecessor left buffered (fresh ids, no false duplicate)", async () => {
+    const { node } = clockedNode(track, { services: QUIET_DLQ });
+    const cm = await CoordinationManager.start(node, { name: 'coord', failureThreshold: 1, resetAfterMs: 1000 });
+    const sender = idler(node);
+    expect(await cm.coordinate(sender, 'svc', 'lost')).toMatchObject({ outcome: 'failed', reason: 'noproc' });
+    const first = await cm.coordinate(sender, 'svc', 'kept');
+    expect(first).toMatchObject({ outcome: 'buffered', position: 1 });
+    // stopped as a supervisor stops a child it will not restart: the table is kept under the name
+    expect(await DynamicSupervisor.terminateChild(node, 'keel.agents', cm.pid)).toBe('ok');
+    const again = await CoordinationManager.start(node, { name: 'coord', failureThreshold: 1, resetAfterMs: 1000 });
+    const ids = new Set([first.id]);
+    for (let i = 2; i <= 4; i++) {
+      const next = await again.coordinate(sender, 'svc', `new${i}`);
+      expect(next).toMatchObject({ outcome: 'buffered', position: i });
+      expect(ids.has(next.id)).toBe(false);
+      ids.add(next.id);
+    }
+    expect(await again.circuit('svc')).toMatchObject({ buffered: 4 });
   });
 });
