@@ -74,3 +74,41 @@ describe('CoordinationManager started again under a name whose table was kept', 
     expect(await again.circuit('svc')).toMatchObject({ buffered: 4 });
   });
 });
+
+describe.each(['enqueued', 'handled'] as const)('CoordinationManager restart storm, direct deliveries (ack %s)', (ack) => {
+  it('killed 5 times during a flood of direct calls: every caller answered; handled = delivered + unconfirmed-but-handled, none handled twice', async () => {
+    const { node } = clockedNode(track, { services: QUIET_DLQ });
+    const cm = await CoordinationManager.start(node, { name: 'coord', ack, failureThreshold: 1000 });
+    const sender = idler(node);
+    const handled: string[] = [];
+    const killAt = new Set(['d7', 'd18', 'd31', 'd55', 'd80']); // one per wave: a kill withdraws the wave's copies not started
+    const svc = node.spawn(() => (m: unknown) => {
+      const id = String(m);
+      handled.push(id);
+      if (killAt.delete(id)) {
+        const manager = node.registry.whereis('coord');
+        if (manager !== undefined) node.exit(manager, 'kill');
+      }
+    });
+    const calls: Promise<{ outcome: string; reason?: string }>[] = [];
+    for (let i = 1; i <= 100; i++) {
+      calls.push(cm.coordinate(sender, svc, `d${i}`, { id: `d${i}` }) as Promise<{ outcome: string; reason?: string }>);
+      if (i % 10 === 0) await node.idle(); // in waves, so that later waves reach the restarted managers
+    }
+    const outcomes = await Promise.all(calls);
+    await node.idle();
+    const stats = await cm.stats();
+    const delivered = outcomes.filter((o) => o.outcome === 'delivered').length;
+    const down = outcomes.filter((o) => o.outcome === 'failed' && o.reason === 'coordinator_down').length;
+    expect(delivered + down).toBe(100); // every caller answered, with one of the two
+    expect(new Set(handled).size).toBe(handled.length); // a direct delivery is never sent twice
+    expect(stats.delivered).toBe(delivered);
+    expect(handled.length).toBeGreaterThanOrEqual(delivered);
+    expect(handled.length).toBeLessThanOrEqual(delivered + down);
+    expect(stats.redelivered).toBe(0);
+    expect(killAt.size).toBe(0); // killed 5 times
+    expect(stats.unconfirmed).toBeGreaterThan(0);
+    expect(stats.unconfirmed).toBeLessThanOrEqual(down); // in flight at a kill: reported; the others died queued in its mailbox
+    expect(stats).toMatchObject({ inFlight: 0, buffered: 0 });
+  });
+});
