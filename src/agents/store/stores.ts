@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { checkKeys, InvalidArgumentError, isKeelError } from '../../errors.js';
+import { checkKeys, InvalidArgumentError, isKeelError, StoreUnavailableError } from '../../errors.js';
 import { kernelOf } from '../../runtime/kernel.js';
 import type { Node } from '../../runtime/types.js';
 import type { AgentStore, AgentStoreConfig } from './AgentStore.js';
@@ -95,12 +95,17 @@ export function agentStoreFor(node: Node, option: AgentStoreConfig | AgentStore 
   let byId = open.get(node);
   const known = byId?.get(id);
   if (known !== undefined) return known;
+  const kernel = kernelOf(node);
+  if (kernel.stopping || kernel.stopped) {
+    // nothing would close it (its shutdown has run): a file opened now would stay claimed by this OS process
+    throw new StoreUnavailableError(c.kind === 'memory' ? '(memory)' : path.resolve(c.path), 'its node has shut down', undefined, 'use a store of a running node', undefined, 'agent store');
+  }
   const store = c.kind === 'memory' ? new MemoryAgentStore() : new SqliteAgentStore(c.path);
   if (byId === undefined) {
     byId = new Map();
     open.set(node, byId);
     const opened = byId;
-    kernelOf(node).onShutdown(() => {
+    kernel.onShutdown(() => {
       for (const s of opened.values()) s.close();
       opened.clear();
     });
