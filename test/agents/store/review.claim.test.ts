@@ -6,9 +6,12 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AgentStore } from '../../../src/agents/store/AgentStore.js';
 import { SqliteAgentStore } from '../../../src/agents/store/SqliteAgentStore.js';
-import { expectKeelError, thrown, useTempFiles } from '../../support.js';
+import { AgentScheduler } from '../../../src/agents/AgentScheduler.js';
+import { agentStoreFor } from '../../../src/agents/store/stores.js';
+import { expectKeelError, thrown, useNodes, useTempFiles } from '../../support.js';
 
 const tmpfile = useTempFiles('keel-agent-claim-', 'agents.db');
+const track = useNodes();
 const opened: AgentStore[] = [];
 afterEach(() => {
   for (const s of opened.splice(0)) s.close();
@@ -65,5 +68,19 @@ describe('SqliteAgentStore claim', () => {
     expectKeelError(thrown(() => open(file)), 'ERR_STORE_IN_USE', 'agent store');
     claim(file, other, null); // a claim without a start identity (an older store): by its pid, as before
     expectKeelError(thrown(() => open(file)), 'ERR_STORE_IN_USE', 'agent store');
+  });
+});
+
+describe('one node, one file under two paths', () => {
+  it('the node option and a component option naming the same file through a symlink share one store', async () => {
+    const file = tmpfile();
+    const alias = path.join(path.dirname(file), 'alias2.db');
+    fs.writeFileSync(file, ''); // an empty file is a new SQLite database
+    fs.symlinkSync(file, alias);
+    const node = track({ services: { agents: { store: { kind: 'sqlite', path: file } } } });
+    const store = agentStoreFor(node, undefined)!;
+    expect(agentStoreFor(node, { kind: 'sqlite', path: alias })).toBe(store);
+    const scheduler = await AgentScheduler.start(node, { name: 's', store: { kind: 'sqlite', path: alias } });
+    expect(await scheduler.stats()).toMatchObject({ storeFailures: 0 });
   });
 });
