@@ -29,8 +29,9 @@ CREATE TABLE IF NOT EXISTS agent_records (
 CREATE TABLE IF NOT EXISTS agent_store_owner (id INTEGER PRIMARY KEY CHECK (id = 1), os_pid INTEGER NOT NULL, os_start TEXT);
 `;
 
-/** Whether the OS process `osPid` runs (EPERM: it runs, under another user). */
-function alive(osPid: number): boolean {
+/** Whether the OS process `osPid` runs (EPERM: it runs, under another user). Not a process id (0 or below names a process group, a corrupt row): no. */
+function alive(osPid: unknown): boolean {
+  if (typeof osPid !== 'number' || !Number.isSafeInteger(osPid) || osPid <= 0 || osPid > 2 ** 31 - 1) return false;
   try {
     process.kill(osPid, 0);
     return true;
@@ -58,7 +59,7 @@ function startOf(osPid: number): string | undefined {
 /** Whether the claim of `osPid` (made by the process whose start identity was `osStart`) is held by a live process. */
 function claimHeld(osPid: number, osStart: string | null): boolean {
   if (!alive(osPid)) return false;
-  if (osStart === null) return true; // an older claim, without the identity: by the pid
+  if (typeof osStart !== 'string') return true; // an older claim, without the identity: by the pid
   const now = startOf(osPid);
   // another process now has the claimer's pid (pid reuse): the claimer is gone
   return now === undefined || now === osStart;

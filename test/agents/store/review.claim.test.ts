@@ -71,6 +71,20 @@ describe('SqliteAgentStore claim', () => {
   });
 });
 
+describe('SqliteAgentStore: a corrupt claim row', () => {
+  it('a claim whose os_pid is not a process id (0, negative, text, huge) is no claim: taken over, not refused for ever', () => {
+    const file = tmpfile();
+    open(file).close();
+    for (const bad of [0, -1, 'abc', 2 ** 53]) {
+      const db = new Database(file);
+      db.prepare('INSERT OR REPLACE INTO agent_store_owner (id, os_pid, os_start) VALUES (1, ?, NULL)').run(bad);
+      db.close();
+      const s = open(file);
+      s.close();
+    }
+  });
+});
+
 describe('one node, one file under two paths', () => {
   it('the node option and a component option naming the same file through a symlink share one store', async () => {
     const file = tmpfile();
