@@ -316,7 +316,7 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, SchedulerArg
   init({ name, sendOptions, store }, ctx) {
     const sendsWait = (sendOptions.retries ?? 0) > 0 || sendOptions.ack === 'handled';
     // the table of a predecessor under this name (killed, restarted by its supervisor), or a new one
-    const { state: kept, resumed } = componentState(ctx.node, name, newKept);
+    const { state: kept, resumed } = componentState(ctx.node, name, 'agent_scheduler', newKept);
     const state: State = { name, sendOptions, sendsWait, agents: new Map(), byRef: new Map(), kept, store, ctx };
     const before = { dropped: kept.dropped, corrupt: kept.corrupt };
     if (!resumed && store === undefined) return state;

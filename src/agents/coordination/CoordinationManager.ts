@@ -9,7 +9,7 @@ import { checkTarget, isPid, nameOf, Pid, type Ref, type Target, targetText } fr
 import { kernelOf } from '../../runtime/kernel.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
-import { componentState, endsForGood, releaseComponentState } from '../internal/componentState.js';
+import { componentState, endsForGood, peekComponentState, releaseComponentState } from '../internal/componentState.js';
 import { watchProcess } from '../internal/watch.js';
 import { CircuitBreaker } from './CircuitBreaker.js';
 import { badCoordinate, refusal, type Settings, toSettings } from './options.js';
@@ -25,6 +25,7 @@ import type {
 
 
 const EVENT = 'keel.coordination_manager.';
+const KIND = 'coordination_manager';
 
 /** A circuit's key: the name, or the full text of the pid (a copy of a pid has no string form of its own). */
 function keyOf(target: Target): string {
@@ -301,7 +302,17 @@ function statsOf(state: State): CoordinationStats {
 
 function newKept(): Kept {
   const n: Counts = { delivered: 0, failed: 0, bufferedTotal: 0, flushed: 0, deadLettered: 0, deadLetterUnavailable: 0, unconfirmed: 0, redelivered: 0 };
-  return { circuits: new Map(), flights: new Map(), n };
+  return { circuits: new Map(), flights: new Map(), n, seq: 0 };
+}
+
+/** The table was left for a successor, but a component of another kind took the name: its buffers are dead-lettered, as at a stop. */
+function discardKept(node: Node, kept: Kept): void {
+  for (const c of kept.circuits.values()) {
+    for (const entry of c.buffer.splice(0)) {
+      const metadata = { id: entry.id, sender: String(entry.sender), coordinator: 'discarded' };
+      void deadLetterAndReport(node, { recipient: c.target, message: entry.message, reason: 'coordinator_stopped', metadata }, `coordination: message ${entry.id} to ${targetText(c.target)}`);
+    }
+  }
 }
 
 /**
@@ -378,7 +389,7 @@ const spec: GenServerSpec<State, CoordinationProtocol, never, { s: Settings; nam
   init({ s, name }, ctx) {
     ctx.trapExits(true); // so that a shutdown runs terminate
     // the table of a predecessor under this name (killed, crashed, or shut down by its supervisor), or a new one
-    const { state: kept, resumed } = componentState(ctx.node, name, newKept);
+    const { state: kept, resumed } = componentState(ctx.node, name, KIND, newKept, (k) => discardKept(ctx.node, k));
     const state: State = { name, s, ctx, circuits: kept.circuits, byRef: new Map(), held: new Set(), flights: kept.flights, n: kept.n };
     if (resumed) {
       const inFlight = kept.flights.size;
@@ -470,7 +481,7 @@ export const CoordinationManager = {
     const pid = await startComponent(from, spec, { s, name }, name);
     const call = componentCaller<CoordinationProtocol>(node, name);
     const callTimeout = s.ack === 'handled' ? s.timeout + 5000 : 5000;
-    let seq = 0;
+    let seq = 0; // while no table is held (the manager is not running: the call fails)
     return componentHandle<CoordinationManagerHandle>(node, name, pid, {
       coordinate(sender, receiver, message, o) {
         if (!isPid(sender)) throw new InvalidArgumentError('sender', 'a Pid', sender);
@@ -478,7 +489,10 @@ export const CoordinationManager = {
         if (o !== undefined && (typeof o !== 'object' || o === null)) throw new InvalidArgumentError('options', '{ id?: string }', o);
         const given = o?.id;
         if (given !== undefined && (typeof given !== 'string' || given === '')) throw new InvalidArgumentError('options.id', 'a non-empty string', given);
-        const id = given ?? `${name}:${++seq}`;
+        // counted in the table, so that the handle of a manager started again under the name (resuming a
+        // kept table) never reuses an id its predecessor left buffered
+        const kept = peekComponentState<Kept>(node, name, KIND);
+        const id = given ?? `${name}:${kept !== undefined ? ++kept.seq : ++seq}`;
         return call({ type: 'coordinate', sender, receiver, message, id }, { timeout: callTimeout }).catch((e: unknown): CoordinationOutcome => {
           if (isKeelError(e, 'ERR_CALL_TIMEOUT')) return { outcome: 'failed', id, reason: 'coordinator_timeout' };
           if (isKeelError(e, 'ERR_NOPROC') || isKeelError(e, 'ERR_CALL_EXIT')) return { outcome: 'failed', id, reason: 'coordinator_down' };

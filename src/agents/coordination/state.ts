@@ -73,6 +73,8 @@ export interface Kept {
   readonly circuits: Map<string, Circuit>;
   readonly flights: Map<string, Flight>;
   readonly n: Counts;
+  /** The count behind the handle's default message ids (`<name>:<seq>`): kept, so that a successor's ids are fresh. */
+  seq: number;
 }
 
 export interface State {

@@ -65,7 +65,7 @@ function newKept(): Kept {
 const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, Arg> = keelServer({
   async init({ options, workers: given, query, name, store }, ctx) {
     // the table of a predecessor under this name (killed, restarted by its supervisor), or a new one
-    const { state: kept, resumed } = componentState(ctx.node, name, newKept);
+    const { state: kept, resumed } = componentState(ctx.node, name, 'coordinator', newKept);
     const state: State = { ctx, name, kept, store, options, workers: kept.workers, runs: kept.runs, history: kept.history, ready: [], head: 0, free: 0, m: kept.m, follow: undefined };
     if (resumed) {
       const r = resumeKept(state);

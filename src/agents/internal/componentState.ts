@@ -13,27 +13,54 @@ import type { Node } from '../../runtime/types.js';
  * at a time, so it is never seen half-written by another), and released when the component stops
  * for good: a `normal` stop (the component was asked to stop) or the node's shutdown. Any other
  * exit, including a supervisor's `shutdown` of a subtree it is about to restart, keeps it.
+ *
+ * A table belongs to the component kind that made it (`kind`: 'signal_router', 'agent_scheduler',
+ * ...): a component of another kind started later under the same name never resumes it (it would
+ * read another kind's state as its own). The kept table is discarded then, its `discard` run (to
+ * account for what it still held), and the `keel.agent_state.discarded` event and a warning say so.
  */
 
-const tables = new WeakMap<Node, Map<string, unknown>>();
+interface Held {
+  readonly kind: string;
+  readonly state: object;
+  readonly discard: ((state: object) => void) | undefined;
+}
 
-/** A component's table: the one its predecessor under `name` left (`resumed: true`), or a new one from `create`. */
-export function componentState<T extends object>(node: Node, name: string, create: () => T): { state: T; resumed: boolean } {
+const tables = new WeakMap<Node, Map<string, Held>>();
+
+/**
+ * A component's table: the one its predecessor of the same `kind` under `name` left
+ * (`resumed: true`), or a new one from `create`. `discard` runs if a component of another kind
+ * takes the name over while the table is kept.
+ */
+export function componentState<T extends object>(node: Node, name: string, kind: string, create: () => T, discard?: (state: T) => void): { state: T; resumed: boolean } {
   let byName = tables.get(node);
   if (byName === undefined) {
     byName = new Map();
     tables.set(node, byName);
   }
-  const kept = byName.get(name) as T | undefined;
-  if (kept !== undefined) return { state: kept, resumed: true };
+  const kept = byName.get(name);
+  if (kept !== undefined && kept.kind === kind) return { state: kept.state as T, resumed: true };
+  if (kept !== undefined) {
+    byName.delete(name);
+    let error: unknown;
+    try {
+      kept.discard?.(kept.state);
+    } catch (e) {
+      error = e;
+    }
+    node.logger.warn(`${kind} ${name}: the state a ${kept.kind} left under this name was discarded (another kind of component cannot resume it)`, error);
+    node.telemetry.execute('keel.agent_state.discarded', {}, { name, kind: kept.kind, by: kind, ...(error !== undefined ? { error } : {}) });
+  }
   const state = create();
-  byName.set(name, state);
+  byName.set(name, { kind, state, discard: discard as ((state: object) => void) | undefined });
   return { state, resumed: false };
 }
 
-/** The table of the component `name` if there is one, without making one (a reader that outlived a table it held). */
-export function peekComponentState<T extends object>(node: Node, name: string): T | undefined {
-  return tables.get(node)?.get(name) as T | undefined;
+/** The table of the component `name` of `kind` if there is one, without making one (a reader that outlived a table it held). */
+export function peekComponentState<T extends object>(node: Node, name: string, kind: string): T | undefined {
+  const held = tables.get(node)?.get(name);
+  return held?.kind === kind ? (held.state as T) : undefined;
 }
 
 /** Whether `reason` ends the component for good (its table is released) rather than before a restart. */

@@ -200,10 +200,7 @@ const registrySpec: GenServerSpec<State, Protocol, never, InitArg> = keelServer(
   {
     init(arg, ctx) {
       const node = kernelOf(ctx);
-      const { state: kept, resumed } = componentState<object>(node, arg.name, () => new AgentIndex());
-      // a table kept under the name by another kind of component (one that crashed and may restart) is not ours to take
-      if (!(kept instanceof AgentIndex)) throw new InvalidArgumentError('options.name', 'a name whose kept state is not another component\'s', arg.name);
-      const index = kept;
+      const { state: index, resumed } = componentState(node, arg.name, TAG, () => new AgentIndex());
       const state: State = { name: arg.name, ctx, node, index, settings: arg.settings, polling: new Set(), token: {} };
       index.open = true;
       if (resumed) {
@@ -320,14 +317,10 @@ export const AgentRegistry = {
     const node = componentNode(from);
     const name = nameFor(node, TAG, given);
     const pid = await startComponent(from, registrySpec, { name, settings }, name);
-    let held = componentState(node, name, () => new AgentIndex()).state as AgentIndex;
+    let held = componentState(node, name, TAG, () => new AgentIndex()).state;
     // the table now: the one held, or (once it was released: stopped, then started again under the name) its successor's
     const table = (): AgentIndex => {
-      if (!held.open) {
-        // the name may since be another kind of component's (a router's table is no registry's)
-        const next = peekComponentState<object>(node, name);
-        if (next instanceof AgentIndex) held = next;
-      }
+      if (!held.open) held = peekComponentState<AgentIndex>(node, name, TAG) ?? held;
       return held;
     };
     // No registry process under the name (between a crash and its restart, or ended by a supervisor's

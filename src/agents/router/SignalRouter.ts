@@ -283,7 +283,7 @@ const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, I
   init(arg, ctx) {
     const node = kernelOf(ctx);
     // the table outlives this process: a router restarted under the same name resumes it
-    const { state, resumed } = componentState(node, arg.name, () => newState(node, ctx, arg.name));
+    const { state, resumed } = componentState(node, arg.name, 'signal_router', () => newState(node, ctx, arg.name), close);
     const send: SendOptions = { ack: 'handled', timeout: arg.deliveryTimeout, onError: 'ignore', metadata: { router: arg.name } };
     state.ctx = ctx;
     state.proc = ctx as unknown as Proc;

@@ -105,7 +105,17 @@ export class MemoryAgentStore implements AgentStore {
 
   transaction<T>(fn: () => T): T {
     this.#open();
-    if (this.#undo !== undefined) return fn(); // nested: part of the outer one
+    const outer = this.#undo;
+    if (outer !== undefined) {
+      // nested (a savepoint): its writes are undone if it throws, the outer one's kept
+      const mark = outer.length;
+      try {
+        return fn();
+      } catch (e) {
+        for (const u of outer.splice(mark).reverse()) u();
+        throw e;
+      }
+    }
     const undo: (() => void)[] = [];
     this.#undo = undo;
     try {

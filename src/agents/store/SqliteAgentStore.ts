@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { deserialize } from 'node:v8';
@@ -26,11 +26,12 @@ CREATE TABLE IF NOT EXISTS agent_records (
   value BLOB NOT NULL,
   PRIMARY KEY (component, kind, key)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS agent_store_owner (id INTEGER PRIMARY KEY CHECK (id = 1), os_pid INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS agent_store_owner (id INTEGER PRIMARY KEY CHECK (id = 1), os_pid INTEGER NOT NULL, os_start TEXT);
 `;
 
-/** Whether the OS process `osPid` runs (EPERM: it runs, under another user). */
-function alive(osPid: number): boolean {
+/** Whether the OS process `osPid` runs (EPERM: it runs, under another user). Not a process id (0 or below names a process group, a corrupt row): no. */
+function alive(osPid: unknown): boolean {
+  if (typeof osPid !== 'number' || !Number.isSafeInteger(osPid) || osPid <= 0 || osPid > 2 ** 31 - 1) return false;
   try {
     process.kill(osPid, 0);
     return true;
@@ -39,7 +40,38 @@ function alive(osPid: number): boolean {
   }
 }
 
-/** Files open in this OS process: two nodes here never share one (each would resume the same schedules). */
+/**
+ * The start identity of the OS process `osPid` (Linux: the boot id and its start time, which tell
+ * the process that made a claim from a later one that was given its pid), or undefined where it
+ * cannot be read (another OS, no /proc): the claim is then judged by the pid alone.
+ */
+function startOf(osPid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${osPid}/stat`, 'utf8');
+    const starttime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    if (starttime === undefined || !/^\d+$/.test(starttime)) return undefined;
+    return `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}:${starttime}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the claim of `osPid` (made by the process whose start identity was `osStart`) is held by a live process. */
+function claimHeld(osPid: number, osStart: string | null): boolean {
+  if (!alive(osPid)) return false;
+  if (typeof osStart !== 'string') return true; // an older claim, without the identity: by the pid
+  const now = startOf(osPid);
+  // another process now has the claimer's pid (pid reuse): the claimer is gone
+  return now === undefined || now === osStart;
+}
+
+/** The file's identity (device and inode): the same file under any path, a symlink's or a hard link's. */
+function fileId(file: string): string {
+  const st = statSync(file, { bigint: true });
+  return `${st.dev}:${st.ino}`;
+}
+
+/** Files open in this OS process, by {@link fileId}: two nodes here never share one (each would resume the same schedules). */
 const openFiles = new Set<string>();
 
 function loadDriver(): Driver {
@@ -84,24 +116,38 @@ export class SqliteAgentStore implements AgentStore {
   readonly #delete: Statement;
   readonly #deleteAll: Statement;
   readonly #deleteKind: Statement;
+  readonly #deleteRaw: Statement;
   readonly #load: Statement;
   readonly #loadKind: Statement;
+  readonly #fileId: string;
   #closed = false;
 
   constructor(file: string) {
     this.path = path.resolve(file);
     const Driver = loadDriver();
-    if (openFiles.has(this.path)) throw new StoreInUseError(this.path, 'another node in this OS process', STORE);
+    const inUse = (): StoreInUseError => new StoreInUseError(this.path, 'another node in this OS process', STORE);
+    let known: string | undefined;
+    try {
+      known = fileId(this.path);
+    } catch {
+      known = undefined; // a file to create
+    }
+    if (known !== undefined && openFiles.has(known)) throw inUse();
     let db: Database;
     try {
       db = new Driver(this.path);
     } catch (e) {
       throw openFailure(this.path, e);
     }
+    let id: string;
     try {
+      id = known ?? fileId(this.path);
+      if (openFiles.has(id)) throw inUse();
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
       db.exec(SCHEMA);
+      const ownerColumns = (db.prepare('SELECT name FROM pragma_table_info(?)').all('agent_store_owner') as { name: string }[]).map((c) => c.name);
+      if (!ownerColumns.includes('os_start')) db.exec('ALTER TABLE agent_store_owner ADD COLUMN os_start TEXT'); // a store made before it
       const columns = (db.prepare('SELECT name FROM pragma_table_info(?)').all('agent_records') as { name: string }[]).map((c) => c.name).sort();
       if (columns.join(',') !== 'component,key,kind,value') {
         throw new StoreUnavailableError(this.path, `it is not a Keel agent store (its agent_records table has other columns: ${columns.join(', ')})`, undefined, 'give the path of an agent store, or of a file to create', undefined, STORE);
@@ -109,9 +155,9 @@ export class SqliteAgentStore implements AgentStore {
       // claimed by this OS process, checked and taken in one write transaction: another live OS
       // process on the file would resume the same schedules; a killed one's claim is taken over
       const claim = db.transaction(() => {
-        const current = db.prepare('SELECT os_pid FROM agent_store_owner WHERE id = 1').get() as { os_pid: number } | undefined;
-        if (current !== undefined && current.os_pid !== process.pid && alive(current.os_pid)) return current.os_pid;
-        db.prepare('INSERT OR REPLACE INTO agent_store_owner (id, os_pid) VALUES (1, ?)').run(process.pid);
+        const current = db.prepare('SELECT os_pid, os_start FROM agent_store_owner WHERE id = 1').get() as { os_pid: number; os_start: string | null } | undefined;
+        if (current !== undefined && current.os_pid !== process.pid && claimHeld(current.os_pid, current.os_start)) return current.os_pid;
+        db.prepare('INSERT OR REPLACE INTO agent_store_owner (id, os_pid, os_start) VALUES (1, ?, ?)').run(process.pid, startOf(process.pid) ?? null);
         return undefined;
       }) as unknown as { immediate(): number | undefined };
       const taken = claim.immediate();
@@ -121,6 +167,7 @@ export class SqliteAgentStore implements AgentStore {
       this.#delete = db.prepare('DELETE FROM agent_records WHERE component = ? AND kind = ? AND key = ?');
       this.#deleteAll = db.prepare('DELETE FROM agent_records WHERE component = ?');
       this.#deleteKind = db.prepare('DELETE FROM agent_records WHERE component = ? AND kind = ?');
+      this.#deleteRaw = db.prepare('DELETE FROM agent_records WHERE component = ? AND kind IS ? AND key IS ?');
       this.#load = db.prepare('SELECT kind, key, value FROM agent_records WHERE component = ? ORDER BY kind, key');
       this.#loadKind = db.prepare('SELECT kind, key, value FROM agent_records WHERE component = ? AND kind = ? ORDER BY key');
     } catch (e) {
@@ -128,7 +175,8 @@ export class SqliteAgentStore implements AgentStore {
       throw isKeelError(e) ? e : openFailure(this.path, e);
     }
     this.#db = db;
-    openFiles.add(this.path);
+    this.#fileId = id;
+    openFiles.add(id);
   }
 
   #open(): void {
@@ -166,6 +214,12 @@ export class SqliteAgentStore implements AgentStore {
     for (const row of rows) {
       const k = String(row.kind);
       const key = String(row.key);
+      if (typeof row.kind !== 'string' || typeof row.key !== 'string') {
+        // a row no caller can address (every kind and key is text): removed here, reported once
+        this.#deleteRaw.run(component, row.kind, row.key);
+        corrupt.push({ component, kind: k, key, error: `its ${typeof row.kind !== 'string' ? 'kind' : 'key'} is not text (the row was removed)` });
+        continue;
+      }
       try {
         if (!Buffer.isBuffer(row.value)) throw new Error(`the value is ${row.value === null ? 'null' : typeof row.value}, not a blob`);
         records.push({ component, kind: k, key, value: deserialize(row.value) });
@@ -178,14 +232,14 @@ export class SqliteAgentStore implements AgentStore {
 
   transaction<T>(fn: () => T): T {
     this.#open();
-    if (this.#db.inTransaction) return fn();
+    // nested in another: better-sqlite3 makes it a savepoint (undone alone if it throws)
     return this.#db.transaction(fn)();
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    openFiles.delete(this.path);
+    openFiles.delete(this.#fileId);
     try {
       this.#db.prepare('DELETE FROM agent_store_owner WHERE id = 1 AND os_pid = ?').run(process.pid);
     } catch {

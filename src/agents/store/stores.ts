@@ -1,5 +1,6 @@
+import { realpathSync } from 'node:fs';
 import path from 'node:path';
-import { checkKeys, InvalidArgumentError, isKeelError } from '../../errors.js';
+import { checkKeys, InvalidArgumentError, isKeelError, StoreUnavailableError } from '../../errors.js';
 import { kernelOf } from '../../runtime/kernel.js';
 import type { Node } from '../../runtime/types.js';
 import type { AgentStore, AgentStoreConfig } from './AgentStore.js';
@@ -18,6 +19,20 @@ const configured = new WeakMap<Node, AgentStoreConfig>();
 const open = new WeakMap<Node, Map<string, AgentStore>>();
 
 const EXPECTED = "{ kind: 'memory' } | { kind: 'sqlite', path: string }";
+
+/** The file a path names, through symlinks (of the file or of its directory): two paths to one file open one store. */
+function realFile(file: string): string {
+  const resolved = path.resolve(file);
+  try {
+    return realpathSync(resolved);
+  } catch {
+    try {
+      return path.join(realpathSync(path.dirname(resolved)), path.basename(resolved)); // a file to create
+    } catch {
+      return resolved; // no such directory: the open fails with its typed error
+    }
+  }
+}
 
 /** Validates a store option (`argument` names it in the error): a config, or an `AgentStore` given as is. */
 export function checkStoreOption(store: unknown, argument: string): AgentStoreConfig | AgentStore {
@@ -91,16 +106,21 @@ export function agentStoreFor(node: Node, option: AgentStoreConfig | AgentStore 
   if (config === undefined) return undefined;
   if (typeof (config as AgentStore).put === 'function') return config as AgentStore;
   const c = config as AgentStoreConfig;
-  const id = c.kind === 'memory' ? 'memory' : `sqlite:${path.resolve(c.path)}`;
+  const id = c.kind === 'memory' ? 'memory' : `sqlite:${realFile(c.path)}`;
   let byId = open.get(node);
   const known = byId?.get(id);
   if (known !== undefined) return known;
+  const kernel = kernelOf(node);
+  if (kernel.stopping || kernel.stopped) {
+    // nothing would close it (its shutdown has run): a file opened now would stay claimed by this OS process
+    throw new StoreUnavailableError(c.kind === 'memory' ? '(memory)' : path.resolve(c.path), 'its node has shut down', undefined, 'use a store of a running node', undefined, 'agent store');
+  }
   const store = c.kind === 'memory' ? new MemoryAgentStore() : new SqliteAgentStore(c.path);
   if (byId === undefined) {
     byId = new Map();
     open.set(node, byId);
     const opened = byId;
-    kernelOf(node).onShutdown(() => {
+    kernel.onShutdown(() => {
       for (const s of opened.values()) s.close();
       opened.clear();
     });

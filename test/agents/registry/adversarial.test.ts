@@ -308,20 +308,23 @@ describe('AgentRegistry: a stale handle and the name reused', () => {
 });
 
 describe('AgentRegistry: a name whose kept table is another component’s', () => {
-  it('refuses to start (a typed error) and leaves that table alone', async () => {
+  it('starts empty: the kept router table is discarded (an event names both kinds), never read as a registry table', async () => {
     const node = track();
     const { ctx } = await spawnWithContext(node);
     const router = await SignalRouter.start(ctx, { name: 'taken' });
-    const before = componentStates(node);
-    expect(before).toContain('taken');
+    expect(componentStates(node)).toContain('taken');
     ctx.trapExits(true);
     node.exit(router.pid, 'kill'); // not a stop for good: the router's table is kept for its restart
     await node.idle();
     expect(node.registry.whereis('taken')).toBeUndefined();
-    const err = await AgentRegistry.start(node, { name: 'taken' }).catch((e: unknown) => e);
-    expect(JSON.stringify(err)).toContain('ERR_INVALID_ARGUMENT');
-    expect(componentStates(node)).toContain('taken');
-    expect(Object.keys(peekComponentState<object>(node, 'taken')!)).not.toContain('open');
+    const discarded = captureEvents(node, ['keel.agent_state.discarded']);
+    const registry = await AgentRegistry.start(node, { name: 'taken' });
+    expect(discarded.events.map((e) => [e.metadata.name, e.metadata.kind, e.metadata.by])).toEqual([['taken', 'signal_router', 'agent_registry']]);
+    expect(registry.count()).toBe(0);
+    expect(peekComponentState<object>(node, 'taken', 'signal_router')).toBeUndefined();
+    const pid = idler(node);
+    expect(await registry.register(pid, { capabilities: ['x'] }, { key: 'k' })).toEqual({ key: 'k' });
+    expect(registry.pids({ capability: 'x' })).toEqual([pid]);
   });
 });
 

@@ -1,7 +1,8 @@
 // The node-owned table a component keeps under its name: found again by a successor, released on
 // a normal stop only, separate per node and per name.
 import { describe, expect, it } from 'vitest';
-import { componentState, componentStates, endsForGood, releaseComponentState } from '../../../src/agents/internal/componentState.js';
+import { componentState, componentStates, endsForGood, peekComponentState, releaseComponentState } from '../../../src/agents/internal/componentState.js';
+import { captureEvents } from '../../../src/testing/index.js';
 import { useNodes } from '../../support.js';
 
 const track = useNodes();
@@ -12,19 +13,38 @@ describe('componentState', () => {
     const b = track();
     let made = 0;
     const create = (): { n: number } => ({ n: ++made });
-    const first = componentState(a, 'x', create);
+    const first = componentState(a, 'x', 'k', create);
     expect(first).toEqual({ state: { n: 1 }, resumed: false });
     first.state.n = 42;
-    expect(componentState(a, 'x', create)).toEqual({ state: { n: 42 }, resumed: true });
-    expect(componentState(a, 'x', create).state).toBe(first.state);
-    expect(componentState(a, 'y', create)).toEqual({ state: { n: 2 }, resumed: false });
-    expect(componentState(b, 'x', create)).toEqual({ state: { n: 3 }, resumed: false });
+    expect(componentState(a, 'x', 'k', create)).toEqual({ state: { n: 42 }, resumed: true });
+    expect(componentState(a, 'x', 'k', create).state).toBe(first.state);
+    expect(componentState(a, 'y', 'k', create)).toEqual({ state: { n: 2 }, resumed: false });
+    expect(componentState(b, 'x', 'k', create)).toEqual({ state: { n: 3 }, resumed: false });
     expect(componentStates(a)).toEqual(['x', 'y']);
     releaseComponentState(a, 'x');
     expect(componentStates(a)).toEqual(['y']);
-    expect(componentState(a, 'x', create)).toEqual({ state: { n: 4 }, resumed: false });
+    expect(componentState(a, 'x', 'k', create)).toEqual({ state: { n: 4 }, resumed: false });
     releaseComponentState(a, 'never'); // nothing to release: no error
     expect(made).toBe(4);
+  });
+
+  it('never resumes a table another kind of component left under the name: it is discarded (its discard run), reported, and a new one made', () => {
+    const a = track();
+    const discarded: unknown[] = [];
+    const events = captureEvents(a, ['keel.agent_state.discarded']);
+    const router = componentState(a, 'x', 'router', () => ({ subs: 1 }), (s) => discarded.push(s));
+    expect(componentState(a, 'x', 'scheduler', () => ({ schedules: 2 }))).toEqual({ state: { schedules: 2 }, resumed: false });
+    expect(discarded).toEqual([router.state]);
+    expect(events.events).toMatchObject([{ metadata: { name: 'x', kind: 'router', by: 'scheduler' } }]);
+    expect(peekComponentState(a, 'x', 'router')).toBeUndefined();
+    expect(peekComponentState(a, 'x', 'scheduler')).toEqual({ schedules: 2 });
+    expect(componentState(a, 'x', 'scheduler', () => ({ schedules: 3 }))).toEqual({ state: { schedules: 2 }, resumed: true });
+    // a discard that throws is reported with the event; the new table is made all the same
+    componentState(a, 'y', 'router', () => ({}), () => {
+      throw new Error('boom');
+    });
+    expect(componentState(a, 'y', 'other', () => ({ ok: true }))).toEqual({ state: { ok: true }, resumed: false });
+    expect(events.events[1]?.metadata).toMatchObject({ name: 'y', kind: 'router', by: 'other', error: { message: 'boom' } });
   });
 
   it('ends for good on a normal exit only', () => {
