@@ -12,7 +12,7 @@ import { AggregateTimeout, agentTaskId, event, NoWorkerDue, pidKey, put, Requeue
 import { touch } from './stuck.js';
 import type { NoWorkerError } from './types.js';
 
-export { AggregateTimeout, agentTaskId, event, Joined, NoWorkerDue, pidKey, put, Requeue, wanted, WorkflowTimeout } from './state.js';
+export { AggregateTimeout, agentTaskId, event, Joined, NoWorkerDue, pidKey, put, Requeue, stopTaskTimers, wanted, WorkflowTimeout } from './state.js';
 export type { Attempt, Run, State, TaskRun, Worker } from './state.js';
 
 /**
@@ -287,11 +287,12 @@ function requeue(state: State, task: TaskRun, worker: Worker, duplicate: boolean
   if (duplicate && task.prefer === worker) task.avoid = undefined;
   else task.avoid = worker;
   task.dueAt = state.ctx.node.clock.now() + REFUSED_RETRY_MS;
-  state.ctx.sendAfter(state.ctx.self, new Requeue(task), REFUSED_RETRY_MS);
+  task.delayTimer = state.ctx.sendAfter(state.ctx.self, new Requeue(task), REFUSED_RETRY_MS);
 }
 
 /** A delay is over: the task is ready again, unless its workflow ended meanwhile. */
 export function readyAgain(state: State, task: TaskRun): void {
+  task.delayTimer = undefined;
   if (task.state === 'delayed' && wanted(task)) {
     enqueue(state, task);
     dispatch(state);
@@ -312,7 +313,8 @@ function taskError(state: State, task: TaskRun, error: unknown): void {
   task.state = 'delayed';
   task.error = error;
   task.dueAt = state.ctx.node.clock.now() + delay;
-  state.ctx.sendAfter(state.ctx.self, new Requeue(task), delay);
+  task.delayTimer = state.ctx.sendAfter(state.ctx.self, new Requeue(task), delay);
+  if (state.store !== undefined) persist(state, task.wf); // the budget spent survives a crash
 }
 
 /** The attempt is over without a result: another attempt, or the workflow fails past maxTaskAttempts. */
@@ -333,6 +335,7 @@ function retry(state: State, attempt: Attempt, reason: string, reassigned: boole
   state.m.reassigned++;
   event(state, 'task_reassigned', { attempt: task.attempts }, { workflow: task.wf.id, task: task.spec.id, worker: attempt.worker?.pid, reason, reassigned });
   task.avoid = attempt.worker;
+  if (state.store !== undefined) persist(state, task.wf); // the budget spent survives a crash
   enqueue(state, task);
 }
 

@@ -54,8 +54,11 @@ export function resumeKept(state: State): Resumed {
     rearmRun(state, wf);
     for (const t of [...wf.tasks.values(), ...wf.undo]) {
       t.waitTimer = undefined;
+      t.delayTimer = undefined; // the dead coordinator's timers died with it
       t.avoid = undefined;
-      t.prefer = undefined;
+      // a re-run still waiting for the worker that may run it (refused: duplicate_task) keeps that worker
+      const had = t.prefer;
+      t.prefer = had === undefined ? undefined : now.get(had.key);
       if (!wanted(t)) continue;
       if (t.state === 'running' && t.current !== undefined) {
         const attempt = t.current;
@@ -67,7 +70,7 @@ export function resumeKept(state: State): Resumed {
       } else if (t.state === 'ready') {
         queued.push(t);
       } else if (t.state === 'delayed') {
-        state.ctx.sendAfter(state.ctx.self, new Requeue(t), after(state, t.dueAt));
+        t.delayTimer = state.ctx.sendAfter(state.ctx.self, new Requeue(t), after(state, t.dueAt));
       }
     }
   }
@@ -134,6 +137,13 @@ export function resumeStored(state: State): Resumed {
     for (const [id, n] of stored.attempts) {
       const t = wf.tasks.get(id);
       if (t !== undefined && typeof n === 'number') t.attempts = n;
+    }
+    // the retry budgets spent before the crash stay spent (a crash loop does not retry forever)
+    for (const b of Array.isArray(stored.budgets) ? stored.budgets : []) {
+      const t = Array.isArray(b) && typeof b[0] === 'string' ? wf.tasks.get(b[0]) : undefined;
+      if (t === undefined) continue;
+      if (Number.isSafeInteger(b[1]) && b[1] > 0) t.errors = b[1];
+      if (Number.isSafeInteger(b[2]) && b[2] > 0) t.lost = b[2];
     }
     // completed tasks: those with a recorded result, in the recorded completion order first
     const order = [...stored.completedOrder.filter((id) => wf.tasks.has(id)), ...wf.tasks.keys()];

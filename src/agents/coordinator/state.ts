@@ -63,6 +63,8 @@ export interface TaskRun {
   error: unknown;
   /** The `waitForWorkersMs` timer while it waits for a worker that runs its kind. */
   waitTimer: unknown;
+  /** While delayed: the timer that makes it ready again (cancelled when its workflow ends). */
+  delayTimer: unknown;
 }
 
 export interface Run {
@@ -163,6 +165,14 @@ export function event(state: State, name: string, measurements: Record<string, n
 export function wanted(task: TaskRun): boolean {
   const s = task.wf.state;
   return task.role === 'task' ? s === 'running' || s === 'paused' : s === 'compensating';
+}
+
+/** Cancels the task's timers (its workflow ended, or it left the state they were for). */
+export function stopTaskTimers(state: State, task: TaskRun): void {
+  if (task.waitTimer !== undefined) state.ctx.cancelTimer(task.waitTimer as never);
+  if (task.delayTimer !== undefined) state.ctx.cancelTimer(task.delayTimer as never);
+  task.waitTimer = undefined;
+  task.delayTimer = undefined;
 }
 
 /** Defines `obj[key]` as an own property (a task id `__proto__` is a key like any other). */

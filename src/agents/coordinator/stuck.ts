@@ -39,6 +39,7 @@ export function stuckCheck(state: State, wf: Run): void {
   const now = state.ctx.node.clock.now();
   let running = false;
   for (const t of wf.tasks.values()) if (t.current !== undefined) running = true;
+  for (const t of wf.undo) if (t.current !== undefined) running = true; // a compensation runs
   const idle = now - wf.progressAt;
   if (running || idle < wf.stuckMs) {
     wf.stuckTimer = state.ctx.sendAfter(state.ctx.self, new StuckCheck(wf), running ? wf.stuckMs : wf.stuckMs - idle);

@@ -1,0 +1,209 @@
+// Adversarial review of the coordinator: what a Temporal or Erlang user tries first. Each test
+// names the behaviour it pins; those that failed before their fix say so in the commit.
+import { describe, expect, it } from 'vitest';
+import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
+import { Agent, CoordinatorAgent, type Node, Pid } from '../../../src/index.js';
+import { captureEvents, probe } from '../../../src/testing/index.js';
+import { clockedNode, deferred, useNodes } from '../../support.js';
+
+const track = useNodes();
+
+async function kill(node: Node, pid: Pid): Promise<void> {
+  const p = probe(node);
+  // eslint-disable-next-line keel/no-unmanaged-monitor -- the test waits for the coordinator's death
+  const ref = p.ctx.monitor(pid);
+  node.exit(pid, 'kill');
+  await p.receive((m) => (m as { ref?: unknown }).ref === ref);
+  await node.idle();
+}
+
+describe('CoordinatorAgent review: stuck', () => {
+  it('a workflow whose compensation runs longer than stuckAfterMs is not reported stuck (something runs)', async () => {
+    const { node, clock } = clockedNode(track);
+    const events = captureEvents(node, ['keel.coordinator.workflow_stuck']);
+    const undo = deferred<string>();
+    const w = await Agent.start(node, {
+      capabilities: [],
+      tasks: {
+        book: () => 'booked',
+        pay: () => {
+          throw new Error('declined');
+        },
+        unbook: () => undo.promise,
+      },
+    });
+    const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid], taskTimeoutMs: 60_000 });
+    const { id } = await coordinator.submit({ stuckAfterMs: 100, tasks: [{ id: 'book', kind: 'book', compensate: { kind: 'unbook' } }, { id: 'pay', kind: 'pay', dependsOn: ['book'] }] });
+    await node.idle();
+    expect(await coordinator.status(id)).toMatchObject({ state: 'compensating' });
+    await clock.advance(1000);
+    await node.idle();
+    expect(events.events).toEqual([]);
+    undo.resolve('unbooked');
+    expect(await coordinator.wait(id)).toMatchObject({ status: 'failed', compensations: [{ task: 'book', ok: true, result: 'unbooked' }] });
+  });
+});
+
+describe('CoordinatorAgent review: retry and hostile errors', () => {
+  it('an aggregator that throws a revoked proxy under a retry policy with nonRetryable: the task fails with it, nothing wedges', async () => {
+    const { node, clock } = clockedNode(track);
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const coordinator = await CoordinatorAgent.start(node, {
+      aggregators: {
+        bad: () => {
+          throw proxy;
+        },
+      },
+    });
+    const { id } = await coordinator.submit({ tasks: [{ id: 'm', kind: 'bad', aggregate: true, retry: { maxAttempts: 2, nonRetryable: ['X'], backoff: { initialMs: 10, maxMs: 10, jitter: 'none' } } }] });
+    await node.idle();
+    await clock.advance(10); // retried once: a revoked proxy matches no nonRetryable name
+    await node.idle();
+    const r = await coordinator.wait(id);
+    if ('error' in r && !('status' in r)) throw new Error('not found');
+    expect(r.status).toBe('failed');
+    expect(r.failedTask).toBe('m');
+    expect(r.error).toBe(proxy);
+    expect(r.tasks.m!.attempts).toBe(2);
+  });
+
+  it('nonRetryable matches the code of a thrown plain object (it arrives wrapped as ERR_THROWN_VALUE)', async () => {
+    const { node } = clockedNode(track);
+    let runs = 0;
+    const w = await Agent.start(node, {
+      capabilities: [],
+      tasks: {
+        k: () => {
+          runs++;
+          throw { code: 'BAD_INPUT', message: 'no' };
+        },
+      },
+    });
+    const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid] });
+    const r = await coordinator.run({ tasks: [{ id: 't', kind: 'k', retry: { maxAttempts: 5, nonRetryable: ['BAD_INPUT'] } }] });
+    expect(r.status).toBe('failed');
+    expect(runs).toBe(1);
+  });
+
+  it('cancelled mid-backoff: the task never runs again, and the backoff timer is gone', async () => {
+    const { node, clock } = clockedNode(track);
+    let runs = 0;
+    const w = await Agent.start(node, {
+      capabilities: [],
+      tasks: {
+        k: () => {
+          runs++;
+          throw new Error('flaky');
+        },
+      },
+    });
+    const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid] });
+    const { id } = await coordinator.submit({ tasks: [{ id: 't', kind: 'k', retry: { maxAttempts: 3, backoff: { initialMs: 1000, maxMs: 1000, jitter: 'none' } } }] });
+    await node.idle();
+    expect(runs).toBe(1);
+    const timers = node.info(coordinator.pid)!.timers;
+    expect(await coordinator.cancel(id)).toEqual({ cancelled: true, notified: [] });
+    expect(node.info(coordinator.pid)!.timers).toBe(timers - 1); // the backoff's Requeue timer
+    await clock.advance(5000);
+    await node.idle();
+    expect(runs).toBe(1);
+    expect(await coordinator.wait(id)).toMatchObject({ status: 'cancelled', tasks: { t: { state: 'waiting', attempts: 1 } } });
+  });
+
+  it('paused mid-backoff: the retry waits for resume, then runs', async () => {
+    const { node, clock } = clockedNode(track);
+    let runs = 0;
+    const w = await Agent.start(node, {
+      capabilities: [],
+      tasks: { k: () => (++runs === 1 ? Promise.reject(new Error('flaky')) : 'ok') },
+    });
+    const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid] });
+    const { id } = await coordinator.submit({ tasks: [{ id: 't', kind: 'k', retry: { maxAttempts: 3, backoff: { initialMs: 1000, maxMs: 1000, jitter: 'none' } } }] });
+    await node.idle();
+    await coordinator.pause(id);
+    await clock.advance(1000);
+    await node.idle();
+    expect(runs).toBe(1);
+    await coordinator.resume(id);
+    expect(await coordinator.wait(id)).toMatchObject({ status: 'completed', results: { t: 'ok' }, tasks: { t: { attempts: 2 } } });
+  });
+});
+
+describe('CoordinatorAgent review: restarts', () => {
+  it('the retry budget survives a new OS process: errors before the crash count against maxAttempts', async () => {
+    const store = new MemoryAgentStore();
+    let runs = 0;
+    const failing = { k: () => (runs++, Promise.reject(new Error('flaky'))) };
+    const { node: first, clock } = clockedNode(track);
+    const w1 = await Agent.start(first, { capabilities: [], tasks: failing });
+    const c1 = await CoordinatorAgent.start(first, { name: 'flow', store, workers: [w1.pid] });
+    await c1.submit({ id: 'w', tasks: [{ id: 't', kind: 'k', retry: { maxAttempts: 3, backoff: { initialMs: 10, maxMs: 10, jitter: 'none' } } }] });
+    await first.idle();
+    await clock.advance(10);
+    await first.idle();
+    expect(runs).toBe(2); // two errors of three
+    await first.shutdown({ timeoutMs: 1000 });
+
+    const { node: second } = clockedNode(track);
+    const w2 = await Agent.start(second, { capabilities: [], tasks: failing });
+    const c2 = await CoordinatorAgent.start(second, { name: 'flow', store, workers: [w2.pid] });
+    const r = await c2.wait('w');
+    expect(r).toMatchObject({ status: 'failed', failedTask: 't' });
+    expect(runs).toBe(3);
+  });
+
+  it('a restart storm (killed 5 times while a task runs): the task stays with the worker that runs it, the workflow completes, each count exact', async () => {
+    const { node, clock } = clockedNode(track);
+    const events = captureEvents(node, ['keel.coordinator.']);
+    const runs: string[] = [];
+    const gate = deferred<void>();
+    const slow = (name: string) => async (): Promise<string> => (runs.push(name), await gate.promise, 'done');
+    const a = await Agent.start(node, { capabilities: [], tasks: { k: slow('a'), after: (t) => t.inputs.a } });
+    const b = await Agent.start(node, { capabilities: [], tasks: { k: slow('b') } });
+    const coordinator = await CoordinatorAgent.start(node, { name: 'storm', workers: [a.pid, b.pid] });
+    await coordinator.submit({ id: 's', stuckAfterMs: 10_000, tasks: [{ id: 'a', kind: 'k' }, { id: 'b', kind: 'after', dependsOn: ['a'] }] });
+    await node.idle();
+    expect(runs).toEqual(['a']);
+    for (let i = 0; i < 5; i++) {
+      await kill(node, node.registry.whereis('storm')!);
+      await clock.advance(50); // the refused re-run (duplicate_task) is offered again: to the same worker
+      await node.idle();
+    }
+    expect(runs).toEqual(['a']); // never started on b while a still runs it
+    gate.resolve();
+    await node.idle();
+    await clock.advance(50);
+    await node.idle();
+    const r = await coordinator.wait('s');
+    expect(r).toMatchObject({ status: 'completed', results: { a: 'done', b: 'done' } });
+    expect(runs).toEqual(['a', 'a']); // the first run's answer went to a dead coordinator: run again, once, there
+    expect(events.events.filter((e) => e.event === 'keel.coordinator.resumed').map((e) => e.measurements)).toEqual([
+      { workflows: 1, rerun: 1, dropped: 0 },
+      ...Array.from({ length: 4 }, () => ({ workflows: 1, rerun: 0, dropped: 0 })), // refused, waiting: not running
+    ]);
+    expect(events.events.filter((e) => e.event === 'keel.coordinator.workflow_finished')).toHaveLength(1);
+    expect(events.events.filter((e) => e.event === 'keel.coordinator.workflow_stuck')).toEqual([]);
+    const m = await coordinator.metrics();
+    expect(m.workflows).toEqual({ active: 0, completed: 1, failed: 0, cancelled: 0, rejected: 0 });
+    expect(m.tasks).toMatchObject({ completed: 2, failed: 0, reassigned: 0 });
+    expect(m.workers).toEqual({ total: 2, busy: 0, left: 0 });
+  });
+
+  it('cancelled after two restarts: the first run, still going on its worker, is told to stop', async () => {
+    const { node } = clockedNode(track);
+    const stopped = deferred<string>();
+    const w = await Agent.start(node, {
+      capabilities: [],
+      tasks: { k: (_t, _ctx, { signal }) => new Promise((_, reject) => signal.addEventListener('abort', () => (stopped.resolve('aborted'), reject(new Error('aborted'))))) },
+    });
+    const coordinator = await CoordinatorAgent.start(node, { name: 'c2', workers: [w.pid] });
+    await coordinator.submit({ id: 'x', tasks: [{ id: 't', kind: 'k' }] });
+    await node.idle();
+    await kill(node, node.registry.whereis('c2')!);
+    await kill(node, node.registry.whereis('c2')!);
+    const r = await coordinator.cancel('x');
+    expect(r).toMatchObject({ cancelled: true, notified: [{ worker: w.pid, taskId: 'x/t' }] });
+    expect(await stopped.promise).toBe('aborted');
+  });
+});
