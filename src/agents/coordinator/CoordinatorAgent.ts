@@ -15,7 +15,7 @@ import { abortCompensations } from './saga.js';
 import { StuckCheck, stuckCheck } from './stuck.js';
 import type { CancelResult, CoordinatorHandle, CoordinatorMetrics, CoordinatorOptions, Workflow, WorkflowResult, WorkflowStatus } from './types.js';
 import { checkId, type Settings, validateOptions, validateWorkflow } from './validate.js';
-import { RESULT, storeWrite, WORKFLOW } from './durable.js';
+import { persist, RESULT, storeWrite, WORKFLOW } from './durable.js';
 import { resumeKept, resumeStored } from './resume.js';
 import type { Kept } from './state.js';
 import { componentState, endsForGood, releaseComponentState } from '../internal/componentState.js';
@@ -125,6 +125,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
         if (wf === undefined || wf.state === 'compensating') return { reply: { error: wf !== undefined || state.history.has(request.id) ? 'finished' : 'not_found' }, state };
         wf.state = request.op === 'pause' ? 'paused' : 'running';
         event(state, request.op === 'pause' ? 'workflow_paused' : 'workflow_resumed', {}, { workflow: wf.id });
+        if (state.store !== undefined) persist(state, wf); // a new OS process resumes it paused or running as it was
         if (wf.state === 'running') {
           // aggregate steps that became ready while paused run now (they need no worker)
           for (const t of wf.tasks.values()) if (t.state === 'ready' && t.spec.aggregate === true) enqueue(state, t);

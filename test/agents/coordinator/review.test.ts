@@ -153,6 +153,36 @@ describe('CoordinatorAgent review: restarts', () => {
     expect(runs).toBe(3);
   });
 
+  it('a workflow paused when its OS process died resumes paused from the store (pause and resume are written)', async () => {
+    const store = new MemoryAgentStore();
+    const runs: string[] = [];
+    const tasks = { k: (t: { id: string }) => (runs.push(t.id), 'done') };
+    const { node: first } = clockedNode(track);
+    const c1 = await CoordinatorAgent.start(first, { name: 'flow', store, waitForWorkersMs: Infinity });
+    await c1.submit({ id: 'p', tasks: [{ id: 't', kind: 'k' }] }); // no worker yet: it waits
+    expect(await c1.pause('p')).toBe('ok');
+    await first.shutdown({ timeoutMs: 1000 });
+
+    const { node: second } = clockedNode(track);
+    const w = await Agent.start(second, { capabilities: [], tasks });
+    const c2 = await CoordinatorAgent.start(second, { name: 'flow', store, workers: [w.pid] });
+    await second.idle();
+    expect(await c2.status('p')).toMatchObject({ state: 'paused' });
+    expect(runs).toEqual([]);
+    await second.shutdown({ timeoutMs: 1000 });
+
+    const { node: resumed } = clockedNode(track);
+    const c3 = await CoordinatorAgent.start(resumed, { name: 'flow', store, waitForWorkersMs: Infinity });
+    expect(await c3.resume('p')).toBe('ok'); // no worker in this process: it waits, running
+    await resumed.shutdown({ timeoutMs: 1000 });
+
+    const { node: third } = clockedNode(track);
+    const w3 = await Agent.start(third, { capabilities: [], tasks });
+    const c4 = await CoordinatorAgent.start(third, { name: 'flow', store, workers: [w3.pid] });
+    expect(await c4.wait('p')).toMatchObject({ status: 'completed', results: { t: 'done' } });
+    expect(runs).toEqual(['p/t']);
+  });
+
   it('a restart storm (killed 5 times while a task runs): the task stays with the worker that runs it, the workflow completes, each count exact', async () => {
     const { node, clock } = clockedNode(track);
     const events = captureEvents(node, ['keel.coordinator.']);
