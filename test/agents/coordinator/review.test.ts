@@ -2,7 +2,7 @@
 // names the behaviour it pins; those that failed before their fix say so in the commit.
 import { describe, expect, it } from 'vitest';
 import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
-import { Agent, CoordinatorAgent, type Node, Pid } from '../../../src/index.js';
+import { Agent, AgentRegistry, CoordinatorAgent, type Node, Pid } from '../../../src/index.js';
 import { captureEvents, probe } from '../../../src/testing/index.js';
 import { clockedNode, deferred, useNodes } from '../../support.js';
 
@@ -235,5 +235,37 @@ describe('CoordinatorAgent review: restarts', () => {
     const r = await coordinator.cancel('x');
     expect(r).toMatchObject({ cancelled: true, notified: [{ worker: w.pid, taskId: 'x/t' }] });
     expect(await stopped.promise).toBe('aborted');
+  });
+});
+
+describe('CoordinatorAgent review: a pool from a registry query', () => {
+  it('the registry crashes and is restarted: agents registering afterwards still join', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node, { name: 'reg' });
+    const coordinator = await CoordinatorAgent.start(node, { workers: registry.select({ kind: 'k' }) });
+    const first = await Agent.start(node, { capabilities: [], tasks: { k: () => 1 }, registry });
+    await node.idle();
+    await kill(node, node.registry.whereis('reg')!); // restarted by keel.agents with its table
+    const second = await Agent.start(node, { capabilities: [], tasks: { k: () => 2 }, registry });
+    await node.idle();
+    expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([first, second].map((a) => Pid.format(a.pid)));
+  });
+
+  it('an agent that registers, dies and is re-registered under the same key before the coordinator looks: only the live pid joins', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node);
+    const coordinator = await CoordinatorAgent.start(node, { workers: registry.select({ kind: 'k' }) });
+    const refused = captureEvents(node, ['keel.coordinator.worker_refused', 'keel.coordinator.worker_joined']);
+    const a = await Agent.start(node, { capabilities: [], tasks: { k: () => 1 } });
+    const b = await Agent.start(node, { capabilities: [], tasks: { k: () => 2 } });
+    // in one turn of this test: register a, kill it, register b under the same key
+    const ra = registry.register(a.pid, { kinds: ['k'] }, { key: 'w' });
+    node.exit(a.pid, 'kill');
+    const rb = registry.register(b.pid, { kinds: ['k'] }, { key: 'w' });
+    await Promise.all([ra, rb]);
+    await node.idle();
+    expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([Pid.format(b.pid)]);
+    expect(refused.events.map((e) => e.event)).toEqual(['keel.coordinator.worker_joined']);
+    expect(await coordinator.run({ tasks: [{ id: 't', kind: 'k' }] })).toMatchObject({ status: 'completed', results: { t: 2 } });
   });
 });
