@@ -34,6 +34,8 @@ export interface StoredWorkflow {
   readonly completedOrder: readonly string[];
   readonly failure: { readonly failedTask: string | undefined; readonly error: unknown } | undefined;
   readonly compensations: readonly CompensationOutcome[];
+  /** While compensating: attempts started of the compensation under way (absent in older records). */
+  readonly undoAttempts?: number;
 }
 
 export interface StoredResult {
@@ -84,6 +86,7 @@ function recordOf(wf: Run): StoredWorkflow {
     completedOrder: wf.completedOrder.map((t) => t.spec.id),
     failure: wf.failure === undefined ? undefined : { failedTask: wf.failure.failedTask, error: plainError(wf.failure.error) },
     compensations: wf.compensations.map((c) => (c.ok ? c : { ...c, error: plainError(c.error) })),
+    undoAttempts: wf.undo[wf.compensations.length]?.attempts ?? 0,
   };
 }
 

@@ -171,7 +171,9 @@ export function resumeStored(state: State): Resumed {
       const c = wf.undo[wf.compensations.length];
       if (c === undefined) next(state, wf); // every compensation had run: it ends now
       else {
-        if (c.attempts > 0) rerun++;
+        const n = stored.undoAttempts;
+        if (typeof n === 'number' && Number.isSafeInteger(n) && n > 0) c.attempts = n;
+        if (c.attempts > 0) rerun++; // it had started: it runs again
         enqueue(state, c); // waits for a worker that runs its kind, as the workflow's tasks do
       }
       continue;

@@ -183,6 +183,30 @@ describe('CoordinatorAgent review: restarts', () => {
     expect(runs).toEqual(['p/t']);
   });
 
+  it('a compensation running when the OS process died is counted as a re-run, its attempts kept', async () => {
+    const store = new MemoryAgentStore();
+    const started = deferred<void>();
+    const { node: first } = clockedNode(track);
+    const w1 = await Agent.start(first, {
+      capabilities: [],
+      tasks: { book: () => 'booked', pay: () => Promise.reject(new Error('declined')), unbook: () => (started.resolve(), new Promise(() => undefined)) },
+    });
+    const c1 = await CoordinatorAgent.start(first, { name: 'trip', store, workers: [w1.pid] });
+    await c1.submit({ id: 't1', tasks: [{ id: 'book', kind: 'book', compensate: { kind: 'unbook' } }, { id: 'pay', kind: 'pay', dependsOn: ['book'] }] });
+    await started.promise;
+    await first.shutdown({ timeoutMs: 1000 });
+
+    const { node: second } = clockedNode(track);
+    const events = captureEvents(second, ['keel.coordinator.resumed', 'keel.coordinator.compensation_finished']);
+    const w2 = await Agent.start(second, { capabilities: [], tasks: { unbook: () => 'unbooked' } });
+    const c2 = await CoordinatorAgent.start(second, { name: 'trip', store, workers: [w2.pid] });
+    expect(await c2.wait('t1')).toMatchObject({ status: 'failed', compensations: [{ task: 'book', ok: true, result: 'unbooked' }] });
+    expect(events.events.map((e) => [e.event, e.measurements])).toEqual([
+      ['keel.coordinator.resumed', { workflows: 1, rerun: 1, dropped: 0 }],
+      ['keel.coordinator.compensation_finished', { attempts: 2 }],
+    ]);
+  });
+
   it('a restart storm (killed 5 times while a task runs): the task stays with the worker that runs it, the workflow completes, each count exact', async () => {
     const { node, clock } = clockedNode(track);
     const events = captureEvents(node, ['keel.coordinator.']);
