@@ -2,7 +2,7 @@
 // names the behaviour it pins; those that failed before their fix say so in the commit.
 import { describe, expect, it } from 'vitest';
 import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
-import { Agent, AgentRegistry, CoordinatorAgent, type Node, Pid } from '../../../src/index.js';
+import { Agent, AgentRegistry, CoordinatorAgent, GenServer, type Node, Pid } from '../../../src/index.js';
 import { captureEvents, probe } from '../../../src/testing/index.js';
 import { clockedNode, deferred, useNodes } from '../../support.js';
 
@@ -291,5 +291,25 @@ describe('CoordinatorAgent review: a pool from a registry query', () => {
     expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([Pid.format(b.pid)]);
     expect(refused.events.map((e) => e.event)).toEqual(['keel.coordinator.worker_joined']);
     expect(await coordinator.run({ tasks: [{ id: 't', kind: 'k' }] })).toMatchObject({ status: 'completed', results: { t: 2 } });
+  });
+});
+
+describe('CoordinatorAgent review: agents and a registry that lost its table', () => {
+  it('a registry stopped normally comes back empty: an agent with heartbeatMs registers again at its next beat, and a query finds it', async () => {
+    const { node, clock } = clockedNode(track);
+    const registry = await AgentRegistry.start(node, { name: 'reg' });
+    const agent = await Agent.start(node, { name: 'w', capabilities: ['x'], tasks: { k: () => 'ran' }, registry: { registry, heartbeatMs: 100, team: 't' } });
+    expect(registry.lookup('w')).toMatchObject({ pid: agent.pid });
+    await GenServer.stop(node, node.registry.whereis('reg')!, 'normal'); // restarted by keel.agents, empty
+    await node.idle();
+    expect(registry.count()).toBe(0);
+    await clock.advance(100); // the beat answers not_registered: the agent registers again
+    await node.idle();
+    expect(registry.lookup('w')).toMatchObject({ pid: agent.pid, meta: { capabilities: ['x'], kinds: ['k'], team: 't' } });
+    const coordinator = await CoordinatorAgent.start(node, { workers: registry.select({ kind: 'k' }) });
+    expect(await coordinator.run({ tasks: [{ id: 'a', kind: 'k' }] })).toMatchObject({ status: 'completed', results: { a: 'ran' } });
+    await clock.advance(100); // registered: the next beat is a beat, nothing more
+    await node.idle();
+    expect(registry.count()).toBe(1);
   });
 });
