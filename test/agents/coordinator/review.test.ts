@@ -313,3 +313,42 @@ describe('CoordinatorAgent review: agents and a registry that lost its table', (
     expect(registry.count()).toBe(1);
   });
 });
+
+describe('CoordinatorAgent review: sagas over parallel branches', () => {
+  it('compensations run in reverse completion order across branches; a task in its retry backoff, a failed task and a running one are not compensated', async () => {
+    const { node } = clockedNode(track);
+    const slow = deferred<string>();
+    const gateB = deferred<string>();
+    const undone: string[] = [];
+    const w = await Agent.start(node, {
+      capabilities: [],
+      tasks: {
+        a: () => 'A',
+        b: () => gateB.promise,
+        flaky: () => Promise.reject(new Error('flaky')),
+        slow: () => slow.promise,
+        fail: () => Promise.reject(new Error('boom')),
+        undo: (t) => (undone.push(Object.keys(t.inputs)[0]!), 'undone'),
+      },
+    });
+    const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid], maxTasksPerWorker: 10 });
+    const { id } = await coordinator.submit({
+      tasks: [
+        { id: 'a', kind: 'a', compensate: { kind: 'undo' } },
+        { id: 'b', kind: 'b', compensate: { kind: 'undo' } },
+        { id: 'r', kind: 'flaky', retry: { maxAttempts: 5, backoff: { initialMs: 10_000, maxMs: 10_000, jitter: 'none' } }, compensate: { kind: 'undo' } },
+        { id: 's', kind: 'slow', compensate: { kind: 'undo' } },
+        { id: 'f', kind: 'fail', dependsOn: ['b'], compensate: { kind: 'undo' } },
+      ],
+    });
+    await node.idle(); // a completed first; r waits out its backoff; s runs
+    gateB.resolve('B'); // b completes second, then f fails
+    const r = await coordinator.wait(id);
+    expect(r).toMatchObject({ status: 'failed', failedTask: 'f', compensations: [{ task: 'b', ok: true }, { task: 'a', ok: true }] });
+    expect(undone).toEqual(['b', 'a']);
+    expect(r.tasks).toMatchObject({ r: { state: 'waiting', attempts: 1 }, s: { state: 'cancelled' }, f: { state: 'failed' } });
+    slow.resolve('late'); // its answer is ignored
+    await node.idle();
+    expect(undone).toEqual(['b', 'a']);
+  });
+});
