@@ -226,6 +226,7 @@ function runAggregate(state: State, task: TaskRun): void {
   const fn = state.options.aggregators.get(task.kind)!;
   const view = agentTask(task);
   const timer = state.ctx.sendAfter(state.ctx.self, new AggregateTimeout(attempt), task.spec.timeoutMs ?? state.options.taskTimeoutMs);
+  attempt.timer = timer;
   const end = (result: TaskResult): void => {
     state.ctx.cancelTimer(timer);
     settled(state, attempt, result, undefined);
@@ -396,7 +397,11 @@ export function cancelRunning(state: State, wf: Run): Promise<{ worker: Pid; tas
     if (attempt === undefined || attempt.done) continue;
     attempt.done = true; // its answer no longer counts; the worker's load drops when it answers
     task.current = undefined;
-    if (attempt.worker === undefined) continue; // an aggregate step: nothing to tell
+    if (attempt.worker === undefined) {
+      // an aggregate step: nothing to tell; its timeout is moot
+      if (attempt.timer !== undefined) state.ctx.cancelTimer(attempt.timer as never);
+      continue;
+    }
     const taskId = agentTaskId(task);
     const worker = attempt.worker.pid;
     sends.push(cancelOn(state, worker, taskId).then((outcome) => ({ worker, taskId, outcome })));

@@ -31,6 +31,8 @@ export interface Attempt {
   readonly worker: Worker | undefined;
   /** Set once this attempt's outcome has been taken into account (or it was made moot). */
   done: boolean;
+  /** An aggregate step's timeout timer (cancelled when it settles or its workflow ends). */
+  timer?: unknown;
 }
 
 export interface TaskRun {

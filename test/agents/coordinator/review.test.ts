@@ -346,9 +346,27 @@ describe('CoordinatorAgent review: sagas over parallel branches', () => {
     const r = await coordinator.wait(id);
     expect(r).toMatchObject({ status: 'failed', failedTask: 'f', compensations: [{ task: 'b', ok: true }, { task: 'a', ok: true }] });
     expect(undone).toEqual(['b', 'a']);
-    expect(r.tasks).toMatchObject({ r: { state: 'waiting', attempts: 1 }, s: { state: 'cancelled' }, f: { state: 'failed' } });
+    expect('tasks' in r && r.tasks).toMatchObject({ r: { state: 'waiting', attempts: 1 }, s: { state: 'cancelled' }, f: { state: 'failed' } });
     slow.resolve('late'); // its answer is ignored
     await node.idle();
     expect(undone).toEqual(['b', 'a']);
+  });
+});
+
+describe('CoordinatorAgent review: aggregate steps', () => {
+  it('a workflow cancelled while its aggregate step hangs: the step’s timeout timer goes with it, its late answer is ignored', async () => {
+    const { node, clock } = clockedNode(track);
+    const hang = deferred<number>();
+    const coordinator = await CoordinatorAgent.start(node, { aggregators: { hang: () => hang.promise } });
+    const { id } = await coordinator.submit({ tasks: [{ id: 'm', kind: 'hang', aggregate: true, timeoutMs: 60_000 }] });
+    await node.idle();
+    const timers = node.info(coordinator.pid)!.timers;
+    expect(await coordinator.cancel(id)).toEqual({ cancelled: true, notified: [] });
+    expect(node.info(coordinator.pid)!.timers).toBe(timers - 1);
+    hang.resolve(1);
+    await clock.advance(60_000);
+    await node.idle();
+    expect(await coordinator.wait(id)).toMatchObject({ status: 'cancelled', tasks: { m: { state: 'cancelled', attempts: 1 } } });
+    expect((await coordinator.metrics()).tasks).toMatchObject({ timedOut: 0, completed: 0 });
   });
 });
