@@ -110,6 +110,8 @@ export interface Kept {
   readonly history: Map<string, { status: WorkflowStatus; result: WorkflowResult }>;
   readonly m: Counts;
   seq: number;
+  /** Agents taken out with `removeWorker` (pid keys): a followed registry query does not bring them back. */
+  readonly removed: Set<string>;
 }
 
 export interface State {

@@ -275,6 +275,21 @@ describe('CoordinatorAgent review: a pool from a registry query', () => {
     expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([first, second].map((a) => Pid.format(a.pid)));
   });
 
+  it('removeWorker on a followed pool holds: a later registration in the registry does not bring the removed agent back; addWorker does', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node);
+    const a = await Agent.start(node, { capabilities: [], tasks: { k: () => 'a' }, registry });
+    const coordinator = await CoordinatorAgent.start(node, { workers: registry.select({ kind: 'k' }) });
+    expect(await coordinator.removeWorker(a.pid)).toBe('ok');
+    const b = await Agent.start(node, { capabilities: [], tasks: { k: () => 'b' }, registry });
+    await node.idle();
+    expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([Pid.format(b.pid)]);
+    await kill(node, coordinator.pid); // restarted in its node: a stays out
+    expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([Pid.format(b.pid)]);
+    expect(await coordinator.addWorker(a.pid)).toBe('ok');
+    expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([b, a].map((x) => Pid.format(x.pid)));
+  });
+
   it('an agent that registers, dies and is re-registered under the same key before the coordinator looks: only the live pid joins', async () => {
     const node = track();
     const registry = await AgentRegistry.start(node);
