@@ -190,7 +190,7 @@ export function agentTask(task: TaskRun): AgentTask {
 }
 
 function begin(state: State, task: TaskRun, worker: Worker | undefined): Attempt {
-  const attempt: Attempt = { task, worker, done: false };
+  const attempt: Attempt = { task, worker, done: false, progressBefore: task.wf.progressAt, startedAt: state.ctx.node.clock.now() };
   if (task.waitTimer !== undefined) {
     state.ctx.cancelTimer(task.waitTimer as never);
     task.waitTimer = undefined;
@@ -261,7 +261,7 @@ function settled(state: State, attempt: Attempt, result: TaskResult | undefined,
     attempt.done = true;
     task.current = undefined;
     if (result.ok) completeTask(state, task, result.result);
-    else if (worker !== undefined && (result.error === 'busy' || result.error === 'duplicate_task')) requeue(state, task, worker, result.error === 'duplicate_task');
+    else if (worker !== undefined && (result.error === 'busy' || result.error === 'duplicate_task')) requeue(state, attempt, worker, result.error === 'duplicate_task');
     else taskError(state, task, result.error);
   } else if (worker !== undefined && (isKeelError(error, 'ERR_CALL_TIMEOUT') || error instanceof CallTimeoutError)) {
     state.m.timedOut++;
@@ -281,9 +281,13 @@ function settled(state: State, attempt: Attempt, result: TaskResult | undefined,
   dispatch(state);
 }
 
-function requeue(state: State, task: TaskRun, worker: Worker, duplicate: boolean): void {
+function requeue(state: State, attempt: Attempt, worker: Worker, duplicate: boolean): void {
+  const task = attempt.task;
   task.state = 'delayed';
+  task.refused = true;
   task.attempts--; // the worker refused it without running it
+  // nor was it progress: a task every worker keeps refusing can be reported stuck (workers_busy)
+  if (task.wf.progressAt === attempt.startedAt) task.wf.progressAt = attempt.progressBefore;
   // re-run after a restart on the worker that still runs it: wait for that run to end there (asked again)
   if (duplicate && task.prefer === worker) task.avoid = undefined;
   else task.avoid = worker;
@@ -312,6 +316,7 @@ function taskError(state: State, task: TaskRun, error: unknown): void {
   state.m.retried++;
   event(state, 'task_retry', { attempt: task.attempts, delayMs: delay }, { workflow: task.wf.id, task: task.spec.id, worker: task.worker, error });
   task.state = 'delayed';
+  task.refused = false;
   task.error = error;
   task.dueAt = state.ctx.node.clock.now() + delay;
   task.delayTimer = state.ctx.sendAfter(state.ctx.self, new Requeue(task), delay);

@@ -33,6 +33,9 @@ export interface Attempt {
   done: boolean;
   /** An aggregate step's timeout timer (cancelled when it settles or its workflow ends). */
   timer?: unknown;
+  /** Its workflow's last progress before this attempt started, and when it started: a refused offer is not progress. */
+  readonly progressBefore: number;
+  readonly startedAt: number;
 }
 
 export interface TaskRun {
@@ -67,6 +70,8 @@ export interface TaskRun {
   waitTimer: unknown;
   /** While delayed: the timer that makes it ready again (cancelled when its workflow ends). */
   delayTimer: unknown;
+  /** While delayed: true when a worker refused it (busy, duplicate_task), false for a retry's backoff. */
+  refused?: boolean;
 }
 
 export interface Run {

@@ -27,7 +27,7 @@ export function stopStuckTimer(state: State, wf: Run): void {
 /** Why a task that is not done waits. */
 function why(state: State, t: TaskRun): string {
   if (t.state === 'blocked') return 'dependencies';
-  if (t.state === 'delayed') return 'retry_backoff';
+  if (t.state === 'delayed') return t.refused === true ? 'workers_busy' : 'retry_backoff';
   if (t.wf.state === 'paused') return 'paused';
   return anyEligible(state, t) ? 'workers_busy' : 'no_worker';
 }

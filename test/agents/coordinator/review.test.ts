@@ -385,3 +385,26 @@ describe('CoordinatorAgent review: aggregate steps', () => {
     expect((await coordinator.metrics()).tasks).toMatchObject({ timedOut: 0, completed: 0 });
   });
 });
+
+describe('CoordinatorAgent review: refused offers are not progress', () => {
+  it('a task every worker refuses (busy) for stuckAfterMs is reported stuck (workers_busy): a refused offer is not a start', async () => {
+    const { node, clock } = clockedNode(track);
+    const events = captureEvents(node, ['keel.coordinator.workflow_stuck']);
+    const hang = deferred<string>();
+    const w = await Agent.start(node, { capabilities: [], maxConcurrentTasks: 1, tasks: { hang: () => hang.promise, k: () => 'k' } });
+    const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid], maxTasksPerWorker: 2 });
+    await coordinator.submit({ id: 'holder', tasks: [{ id: 'h', kind: 'hang' }] });
+    await node.idle();
+    const { id } = await coordinator.submit({ id: 'refused', stuckAfterMs: 200, tasks: [{ id: 't', kind: 'k' }] });
+    await node.idle();
+    for (let i = 0; i < 6; i++) {
+      await clock.advance(50); // offered again, refused again
+      await node.idle();
+    }
+    expect(events.events.map((e) => [e.metadata.workflow, e.metadata.waiting])).toEqual([['refused', [{ task: 't', kind: 'k', reason: 'workers_busy' }]]]);
+    hang.resolve('done');
+    await clock.advance(50);
+    await node.idle();
+    expect(await coordinator.wait(id)).toMatchObject({ status: 'completed', tasks: { t: { attempts: 1 } } });
+  });
+});
