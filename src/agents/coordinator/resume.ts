@@ -97,6 +97,8 @@ function invalid(state: State, key: string, value: unknown): string | undefined 
   if (v.deadline !== undefined && (typeof v.deadline !== 'number' || Number.isNaN(v.deadline))) return 'deadline is not a time';
   if (!Array.isArray(v.attempts) || !Array.isArray(v.completedOrder) || !Array.isArray(v.compensations)) return 'attempts, completedOrder or compensations is not an array';
   if (v.state === 'compensating' && (typeof v.failure !== 'object' || v.failure === null)) return 'a compensating workflow without its failure';
+  if (!v.attempts.every((a) => Array.isArray(a) && typeof a[0] === 'string' && typeof a[1] === 'number')) return 'attempts is not a list of [task id, count]';
+  if (!v.compensations.every((c) => typeof c === 'object' && c !== null && typeof c.task === 'string' && typeof c.ok === 'boolean')) return 'compensations is not a list of { task, ok }';
   for (const t of v.workflow!.tasks) {
     if (t.aggregate === true && !state.options.aggregators.has(t.kind)) return `no aggregator ${t.kind} in this coordinator`;
   }
@@ -149,7 +151,7 @@ export function resumeStored(state: State): Resumed {
     const order = [...stored.completedOrder.filter((id) => wf.tasks.has(id)), ...wf.tasks.keys()];
     for (const id of new Set(order)) {
       const r = byKey.get(resultKey(wf.id, id));
-      if (r === undefined) continue;
+      if (typeof r !== 'object' || r === null) continue; // none, or a corrupt one: the task runs again
       const t = wf.tasks.get(id)!;
       t.state = 'completed';
       t.result = r.result;

@@ -408,3 +408,23 @@ describe('CoordinatorAgent review: refused offers are not progress', () => {
     expect(await coordinator.wait(id)).toMatchObject({ status: 'completed', tasks: { t: { attempts: 1 } } });
   });
 });
+
+describe('CoordinatorAgent review: corrupt store records', () => {
+  it('records with malformed attempts, budgets or compensations are dropped and reported; the coordinator starts, the rest resume', async () => {
+    const store = new MemoryAgentStore();
+    const base = { workflow: { tasks: [{ id: 't', kind: 'k', compensate: { kind: 'k' } }] }, state: 'running', startedAt: 1, deadline: undefined, reassigned: 0, attempts: [], completedOrder: [], failure: undefined, compensations: [] };
+    store.put('flow', 'workflow', 'a', { ...base, id: 'a', attempts: [42] });
+    store.put('flow', 'workflow', 'b', { ...base, id: 'b', budgets: [null, 'x'] });
+    store.put('flow', 'workflow', 'c', { ...base, id: 'c', state: 'compensating', failure: { failedTask: 'u', error: 'e' }, completedOrder: ['t'], compensations: [null] });
+    store.insert('flow', 'result', JSON.stringify(['c', 't']), { result: 1, attempts: 1 });
+    store.put('flow', 'workflow', 'ok', { ...base, id: 'ok' });
+    store.insert('flow', 'result', JSON.stringify(['ok', 't']), null); // a corrupt result: the task runs again
+    const { node } = clockedNode(track);
+    const worker = await Agent.start(node, { capabilities: [], tasks: { k: () => 'done' } });
+    const events = captureEvents(node, ['keel.coordinator.workflow_dropped', 'keel.coordinator.resumed']);
+    const coordinator = await CoordinatorAgent.start(node, { name: 'flow', store, workers: [worker.pid] });
+    expect(events.events.filter((e) => e.event === 'keel.coordinator.workflow_dropped').map((e) => e.metadata.workflow).sort()).toEqual(['a', 'c']);
+    expect(await coordinator.wait('ok')).toMatchObject({ status: 'completed', results: { t: 'done' } });
+    expect(await coordinator.wait('b')).toMatchObject({ status: 'completed', results: { t: 'done' } }); // junk budgets are ignored
+  });
+});
