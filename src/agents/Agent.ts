@@ -103,7 +103,8 @@ export interface AgentRegistration {
   /**
    * Sends the registry a heartbeat with the agent's load (its running tasks) every this many ms on
    * the node's clock (default: none; a registry with `heartbeatIntervalMs` then needs `poll: true`
-   * or other heartbeats to keep the agent healthy).
+   * or other heartbeats to keep the agent healthy). A beat the registry answers `not_registered`
+   * (it came back without its table, or the entry was removed) makes the agent register again.
    */
   readonly heartbeatMs?: number;
 }
@@ -310,15 +311,7 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServ
     };
     (state as { taken: CallResult<State, TaskResult> }).taken = Object.freeze({ noreply: true as const, state });
     if (registration !== undefined) {
-      // a catch-all agent (runTask) registers no kinds: it is found by its capabilities
-      const meta: AgentMetaInput = {
-        capabilities: state.capabilities,
-        kinds: kinds === '*' ? [] : kinds,
-        load: 0,
-        ...(registration.team === undefined ? {} : { team: registration.team }),
-        ...(registration.role === undefined ? {} : { role: registration.role }),
-      };
-      const r = await registration.registry.register(ctx.self, meta, registration.key === undefined ? undefined : { key: registration.key });
+      const r = await register(state, ctx);
       if ('error' in r) throw new Error(`the agent could not register in ${registration.registry.name}: ${r.error}`);
       if (registration.heartbeatMs !== undefined) ctx.sendAfter(ctx.self, HEARTBEAT, registration.heartbeatMs);
     }
@@ -361,6 +354,12 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServ
       heartbeat(state, ctx);
       return state;
     }
+    if (message === REGISTER) {
+      // the registry answered a beat with not_registered (it came back without its table): register again;
+      // a registry that is down now is tried again after the next beat
+      await register(state, ctx).catch(() => undefined);
+      return state;
+    }
     // cancel_task also arrives as a plain message: a coordinator sends it through sendSupervised
     if (isCancelTask(message)) {
       state.running.get(message.taskId)?.cancel();
@@ -378,20 +377,44 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServ
 /** The agent's own timer message: send the registry a heartbeat. */
 const HEARTBEAT = Symbol('keel.agent.heartbeat');
 
+/** The agent's own message: its registry no longer knows it, register again. */
+const REGISTER = Symbol('keel.agent.register');
+
+/** Registers the agent in its registry with its capabilities, kinds, team, role and load now. */
+function register(state: State, ctx: Context<any>): Promise<{ key: string } | { error: string }> {
+  const registration = state.registration!;
+  // a catch-all agent (runTask) registers no kinds: it is found by its capabilities
+  const meta: AgentMetaInput = {
+    capabilities: state.capabilities,
+    kinds: state.kinds === '*' ? [] : state.kinds,
+    load: state.running.size,
+    ...(registration.team === undefined ? {} : { team: registration.team }),
+    ...(registration.role === undefined ? {} : { role: registration.role }),
+  };
+  return registration.registry.register(ctx.self, meta, registration.key === undefined ? undefined : { key: registration.key });
+}
+
 /**
- * Tells the registry the agent's load, without waiting for the answer; the next one is armed at once.
- * While a beat is unanswered (a slow or restarting registry: the call times out) the next beats are
- * skipped, so calls do not pile up; the registry's own sweep decides what a missed beat means.
+ * Tells the registry the agent's load, without waiting for the answer; the next one is armed at
+ * once. While a beat is unanswered (a slow or restarting registry: the call times out) the next
+ * beats are skipped, so calls do not pile up; the registry's own sweep decides what a missed beat
+ * means. A registry that answers `not_registered` (restarted without its table, or the entry was
+ * removed) gets a new registration: the agent is found by queries again.
  */
 function heartbeat(state: State, ctx: Context<any>): void {
   const registration = state.registration!;
   ctx.sendAfter(ctx.self, HEARTBEAT, registration.heartbeatMs!);
   if (state.beating === true) return;
   state.beating = true;
-  const done = (): void => {
-    state.beating = false;
-  };
-  registration.registry.heartbeat(ctx.self, { load: state.running.size }).then(done, done);
+  registration.registry.heartbeat(ctx.self, { load: state.running.size }).then(
+    (r) => {
+      state.beating = false;
+      if (r !== 'ok' && !ctx.signal.aborted) ctx.send(ctx.self, REGISTER);
+    },
+    () => {
+      state.beating = false;
+    },
+  );
 }
 
 /** `options.registry` as the agent keeps it: each field read once, checked. */

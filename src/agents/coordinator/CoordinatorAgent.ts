@@ -15,7 +15,7 @@ import { abortCompensations } from './saga.js';
 import { StuckCheck, stuckCheck } from './stuck.js';
 import type { CancelResult, CoordinatorHandle, CoordinatorMetrics, CoordinatorOptions, Workflow, WorkflowResult, WorkflowStatus } from './types.js';
 import { checkId, type Settings, validateOptions, validateWorkflow } from './validate.js';
-import { RESULT, storeWrite, WORKFLOW } from './durable.js';
+import { persist, RESULT, storeWrite, WORKFLOW } from './durable.js';
 import { resumeKept, resumeStored } from './resume.js';
 import type { Kept } from './state.js';
 import { componentState, endsForGood, releaseComponentState } from '../internal/componentState.js';
@@ -58,6 +58,7 @@ function newKept(): Kept {
     runs: new Map(),
     history: new Map(),
     seq: 0,
+    removed: new Set(),
     m: { completed: 0, failed: 0, cancelled: 0, rejected: 0, tasksCompleted: 0, tasksFailed: 0, reassigned: 0, timedOut: 0, left: 0, retried: 0 },
   };
 }
@@ -73,7 +74,8 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
     }
     // a query's agents now, then each that registers later (a restarted agent's new pid too)
     if (query !== undefined) state.follow = follow(state, query);
-    const workers = query === undefined ? given : query.pids();
+    // (an agent taken out with removeWorker before a restart stays out)
+    const workers = query === undefined ? given : query.pids().filter((p) => !kept.removed.has(pidKey(p)));
     // the initial pool: each worker says what it can do; one that does not answer is left out
     const statuses = await Promise.allSettled(workers.map((w) => statusOf(ctx, w, { timeout: Math.min(options.taskTimeoutMs, STATUS_AT_START_MS) })));
     statuses.forEach((s, i) => {
@@ -125,6 +127,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
         if (wf === undefined || wf.state === 'compensating') return { reply: { error: wf !== undefined || state.history.has(request.id) ? 'finished' : 'not_found' }, state };
         wf.state = request.op === 'pause' ? 'paused' : 'running';
         event(state, request.op === 'pause' ? 'workflow_paused' : 'workflow_resumed', {}, { workflow: wf.id });
+        if (state.store !== undefined) persist(state, wf); // a new OS process resumes it paused or running as it was
         if (wf.state === 'running') {
           // aggregate steps that became ready while paused run now (they need no worker)
           for (const t of wf.tasks.values()) if (t.state === 'ready' && t.spec.aggregate === true) enqueue(state, t);
@@ -142,6 +145,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
         return { reply: [...state.workers.values()].map((w) => ({ pid: w.pid, capabilities: [...w.capabilities], kinds: w.kinds === undefined ? '*' as const : [...w.kinds], load: w.load })), state };
       case 'add': {
         if (state.workers.has(pidKey(request.pid))) return { reply: { error: 'exists' }, state };
+        state.kept.removed.delete(pidKey(request.pid)); // asked for again: a followed query may bring it back too
         // ask for its capabilities without blocking the coordinator
         statusOf(ctx, request.pid, { timeout: state.options.taskTimeoutMs }).then(
           (s) => ctx.send(ctx.self, new Joined(request.pid, s.capabilities, kindsOf(s), from)),
@@ -153,6 +157,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
         const w = state.workers.get(pidKey(request.pid));
         if (w === undefined) return { reply: { error: 'not_found' }, state };
         removeWorker(state, w, 'removed');
+        if (state.follow !== undefined) state.kept.removed.add(w.key); // a followed query does not bring it back
         return { reply: 'ok', state };
       }
       default:

@@ -12,7 +12,7 @@ import { AggregateTimeout, agentTaskId, event, NoWorkerDue, pidKey, put, Requeue
 import { touch } from './stuck.js';
 import type { NoWorkerError } from './types.js';
 
-export { AggregateTimeout, agentTaskId, event, Joined, NoWorkerDue, pidKey, put, Requeue, wanted, WorkflowTimeout } from './state.js';
+export { AggregateTimeout, agentTaskId, event, Joined, NoWorkerDue, pidKey, put, Requeue, stopTaskTimers, wanted, WorkflowTimeout } from './state.js';
 export type { Attempt, Run, State, TaskRun, Worker } from './state.js';
 
 /**
@@ -190,7 +190,7 @@ export function agentTask(task: TaskRun): AgentTask {
 }
 
 function begin(state: State, task: TaskRun, worker: Worker | undefined): Attempt {
-  const attempt: Attempt = { task, worker, done: false };
+  const attempt: Attempt = { task, worker, done: false, progressBefore: task.wf.progressAt, startedAt: state.ctx.node.clock.now() };
   if (task.waitTimer !== undefined) {
     state.ctx.cancelTimer(task.waitTimer as never);
     task.waitTimer = undefined;
@@ -226,6 +226,7 @@ function runAggregate(state: State, task: TaskRun): void {
   const fn = state.options.aggregators.get(task.kind)!;
   const view = agentTask(task);
   const timer = state.ctx.sendAfter(state.ctx.self, new AggregateTimeout(attempt), task.spec.timeoutMs ?? state.options.taskTimeoutMs);
+  attempt.timer = timer;
   const end = (result: TaskResult): void => {
     state.ctx.cancelTimer(timer);
     settled(state, attempt, result, undefined);
@@ -260,7 +261,7 @@ function settled(state: State, attempt: Attempt, result: TaskResult | undefined,
     attempt.done = true;
     task.current = undefined;
     if (result.ok) completeTask(state, task, result.result);
-    else if (worker !== undefined && (result.error === 'busy' || result.error === 'duplicate_task')) requeue(state, task, worker, result.error === 'duplicate_task');
+    else if (worker !== undefined && (result.error === 'busy' || result.error === 'duplicate_task')) requeue(state, attempt, worker, result.error === 'duplicate_task');
     else taskError(state, task, result.error);
   } else if (worker !== undefined && (isKeelError(error, 'ERR_CALL_TIMEOUT') || error instanceof CallTimeoutError)) {
     state.m.timedOut++;
@@ -280,18 +281,23 @@ function settled(state: State, attempt: Attempt, result: TaskResult | undefined,
   dispatch(state);
 }
 
-function requeue(state: State, task: TaskRun, worker: Worker, duplicate: boolean): void {
+function requeue(state: State, attempt: Attempt, worker: Worker, duplicate: boolean): void {
+  const task = attempt.task;
   task.state = 'delayed';
+  task.refused = true;
   task.attempts--; // the worker refused it without running it
+  // nor was it progress: a task every worker keeps refusing can be reported stuck (workers_busy)
+  if (task.wf.progressAt === attempt.startedAt) task.wf.progressAt = attempt.progressBefore;
   // re-run after a restart on the worker that still runs it: wait for that run to end there (asked again)
   if (duplicate && task.prefer === worker) task.avoid = undefined;
   else task.avoid = worker;
   task.dueAt = state.ctx.node.clock.now() + REFUSED_RETRY_MS;
-  state.ctx.sendAfter(state.ctx.self, new Requeue(task), REFUSED_RETRY_MS);
+  task.delayTimer = state.ctx.sendAfter(state.ctx.self, new Requeue(task), REFUSED_RETRY_MS);
 }
 
 /** A delay is over: the task is ready again, unless its workflow ended meanwhile. */
 export function readyAgain(state: State, task: TaskRun): void {
+  task.delayTimer = undefined;
   if (task.state === 'delayed' && wanted(task)) {
     enqueue(state, task);
     dispatch(state);
@@ -310,9 +316,11 @@ function taskError(state: State, task: TaskRun, error: unknown): void {
   state.m.retried++;
   event(state, 'task_retry', { attempt: task.attempts, delayMs: delay }, { workflow: task.wf.id, task: task.spec.id, worker: task.worker, error });
   task.state = 'delayed';
+  task.refused = false;
   task.error = error;
   task.dueAt = state.ctx.node.clock.now() + delay;
-  state.ctx.sendAfter(state.ctx.self, new Requeue(task), delay);
+  task.delayTimer = state.ctx.sendAfter(state.ctx.self, new Requeue(task), delay);
+  if (state.store !== undefined) persist(state, task.wf); // the budget spent survives a crash
 }
 
 /** The attempt is over without a result: another attempt, or the workflow fails past maxTaskAttempts. */
@@ -333,6 +341,7 @@ function retry(state: State, attempt: Attempt, reason: string, reassigned: boole
   state.m.reassigned++;
   event(state, 'task_reassigned', { attempt: task.attempts }, { workflow: task.wf.id, task: task.spec.id, worker: attempt.worker?.pid, reason, reassigned });
   task.avoid = attempt.worker;
+  if (state.store !== undefined) persist(state, task.wf); // the budget spent survives a crash
   enqueue(state, task);
 }
 
@@ -393,7 +402,11 @@ export function cancelRunning(state: State, wf: Run): Promise<{ worker: Pid; tas
     if (attempt === undefined || attempt.done) continue;
     attempt.done = true; // its answer no longer counts; the worker's load drops when it answers
     task.current = undefined;
-    if (attempt.worker === undefined) continue; // an aggregate step: nothing to tell
+    if (attempt.worker === undefined) {
+      // an aggregate step: nothing to tell; its timeout is moot
+      if (attempt.timer !== undefined) state.ctx.cancelTimer(attempt.timer as never);
+      continue;
+    }
     const taskId = agentTaskId(task);
     const worker = attempt.worker.pid;
     sends.push(cancelOn(state, worker, taskId).then((outcome) => ({ worker, taskId, outcome })));

@@ -28,10 +28,14 @@ export interface StoredWorkflow {
   readonly reassigned: number;
   /** Attempts started per task id, as pairs (a task id `__proto__` is an id like any other). */
   readonly attempts: readonly (readonly [string, number])[];
+  /** Per task id with any: attempts that ended in an error and attempts lost (its two retry budgets). Absent in older records. */
+  readonly budgets?: readonly (readonly [string, number, number])[];
   /** Completed task ids, in completion order (the saga's reverse order). */
   readonly completedOrder: readonly string[];
   readonly failure: { readonly failedTask: string | undefined; readonly error: unknown } | undefined;
   readonly compensations: readonly CompensationOutcome[];
+  /** While compensating: attempts started of the compensation under way (absent in older records). */
+  readonly undoAttempts?: number;
 }
 
 export interface StoredResult {
@@ -78,9 +82,11 @@ function recordOf(wf: Run): StoredWorkflow {
     deadline: wf.deadline,
     reassigned: wf.reassigned,
     attempts: [...wf.tasks.values()].map((t) => [t.spec.id, t.attempts] as const),
+    budgets: [...wf.tasks.values()].filter((t) => t.errors > 0 || t.lost > 0).map((t) => [t.spec.id, t.errors, t.lost] as const),
     completedOrder: wf.completedOrder.map((t) => t.spec.id),
     failure: wf.failure === undefined ? undefined : { failedTask: wf.failure.failedTask, error: plainError(wf.failure.error) },
     compensations: wf.compensations.map((c) => (c.ok ? c : { ...c, error: plainError(c.error) })),
+    undoAttempts: wf.undo[wf.compensations.length]?.attempts ?? 0,
   };
 }
 

@@ -7,7 +7,8 @@ import type { State } from './state.js';
 // A coordinator whose pool is a registry query (`workers: registry.select({ kind: 'fetch' })`): the
 // agents the query selects join at the start, and an agent that registers later (a new agent, or
 // one restarted by its supervisor under the same key with a new pid) joins when the registry says
-// so. Leaving is by death (the coordinator's monitor) or `removeWorker`, as for any worker.
+// so. Leaving is by death (the coordinator's monitor) or `removeWorker`, as for any worker; a removed
+// agent stays out (later registrations do not bring it back) until `addWorker` asks for it again.
 
 /** A registration in the followed registry: look at the query again (one message for many registrations). */
 export class FollowQuery {
@@ -61,9 +62,12 @@ export function unfollow(state: State, f: Follow): void {
 export function lookAgain(state: State, f: Follow): void {
   f.pending = false;
   const { ctx } = state;
+  const removed = state.kept.removed;
+  const selected = new Set<string>();
   for (const pid of f.query.pids()) {
     const key = pidKey(pid);
-    if (state.workers.has(key) || f.joining.has(key)) continue;
+    selected.add(key);
+    if (state.workers.has(key) || f.joining.has(key) || removed.has(key)) continue;
     f.joining.add(key);
     statusOf(ctx, pid, { timeout: state.options.taskTimeoutMs }).then(
       (s) => ctx.send(ctx.self, new QueryJoined(pid, s.capabilities, kindsOf(s))),
@@ -73,6 +77,8 @@ export function lookAgain(state: State, f: Follow): void {
       },
     );
   }
+  // a removed agent the query no longer selects (dead, unregistered) is forgotten: the set stays bounded
+  for (const key of removed) if (!selected.has(key)) removed.delete(key);
 }
 
 /** An agent of the query answered (or not): it joins the pool unless it died meanwhile. */

@@ -22,12 +22,34 @@ export function toRetry(policy: RetryPolicy | undefined): Retry | undefined {
 
 /**
  * What an error is called, for `nonRetryable`: the string itself, or its `code` and `name` (and, for
- * a string an Agent's handler threw, which arrives wrapped as `ERR_THROWN_VALUE`, that string). Never throws.
+ * what an Agent's handler threw that was not an Error, which arrives wrapped as `ERR_THROWN_VALUE`:
+ * that string, or that object's `code` and `name`). Never throws, whatever the value.
  */
 export function errorTypes(error: unknown): string[] {
   if (typeof error === 'string') return [error];
-  if (error instanceof ThrownValueError && typeof error.value === 'string') return [error.value, error.code, error.name];
+  // a proxy first: `instanceof` would run its getPrototypeOf trap (a revoked one throws)
   if (typeof error !== 'object' || error === null || types.isProxy(error)) return [];
+  const names = codeAndName(error);
+  if (isThrownValue(error)) {
+    // what an Agent's handler threw that was not an Error: a string, or an object with a code or name
+    const value: unknown = error.value;
+    if (typeof value === 'string') names.unshift(value);
+    else if (typeof value === 'object' && value !== null && !types.isProxy(value)) names.unshift(...codeAndName(value));
+  }
+  return names;
+}
+
+/** `instanceof`, which walks the prototype chain: a revoked proxy in it throws. */
+function isThrownValue(error: object): error is ThrownValueError {
+  try {
+    return error instanceof ThrownValueError;
+  } catch {
+    return false;
+  }
+}
+
+/** The string `code` and `name` of an object, skipping getters that throw. */
+function codeAndName(error: object): string[] {
   const names: string[] = [];
   for (const key of ['code', 'name'] as const) {
     try {

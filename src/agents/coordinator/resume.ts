@@ -54,8 +54,11 @@ export function resumeKept(state: State): Resumed {
     rearmRun(state, wf);
     for (const t of [...wf.tasks.values(), ...wf.undo]) {
       t.waitTimer = undefined;
+      t.delayTimer = undefined; // the dead coordinator's timers died with it
       t.avoid = undefined;
-      t.prefer = undefined;
+      // a re-run still waiting for the worker that may run it (refused: duplicate_task) keeps that worker
+      const had = t.prefer;
+      t.prefer = had === undefined ? undefined : now.get(had.key);
       if (!wanted(t)) continue;
       if (t.state === 'running' && t.current !== undefined) {
         const attempt = t.current;
@@ -67,7 +70,7 @@ export function resumeKept(state: State): Resumed {
       } else if (t.state === 'ready') {
         queued.push(t);
       } else if (t.state === 'delayed') {
-        state.ctx.sendAfter(state.ctx.self, new Requeue(t), after(state, t.dueAt));
+        t.delayTimer = state.ctx.sendAfter(state.ctx.self, new Requeue(t), after(state, t.dueAt));
       }
     }
   }
@@ -94,6 +97,8 @@ function invalid(state: State, key: string, value: unknown): string | undefined 
   if (v.deadline !== undefined && (typeof v.deadline !== 'number' || Number.isNaN(v.deadline))) return 'deadline is not a time';
   if (!Array.isArray(v.attempts) || !Array.isArray(v.completedOrder) || !Array.isArray(v.compensations)) return 'attempts, completedOrder or compensations is not an array';
   if (v.state === 'compensating' && (typeof v.failure !== 'object' || v.failure === null)) return 'a compensating workflow without its failure';
+  if (!v.attempts.every((a) => Array.isArray(a) && typeof a[0] === 'string' && typeof a[1] === 'number')) return 'attempts is not a list of [task id, count]';
+  if (!v.compensations.every((c) => typeof c === 'object' && c !== null && typeof c.task === 'string' && typeof c.ok === 'boolean')) return 'compensations is not a list of { task, ok }';
   for (const t of v.workflow!.tasks) {
     if (t.aggregate === true && !state.options.aggregators.has(t.kind)) return `no aggregator ${t.kind} in this coordinator`;
   }
@@ -135,11 +140,18 @@ export function resumeStored(state: State): Resumed {
       const t = wf.tasks.get(id);
       if (t !== undefined && typeof n === 'number') t.attempts = n;
     }
+    // the retry budgets spent before the crash stay spent (a crash loop does not retry forever)
+    for (const b of Array.isArray(stored.budgets) ? stored.budgets : []) {
+      const t = Array.isArray(b) && typeof b[0] === 'string' ? wf.tasks.get(b[0]) : undefined;
+      if (t === undefined) continue;
+      if (Number.isSafeInteger(b[1]) && b[1] > 0) t.errors = b[1];
+      if (Number.isSafeInteger(b[2]) && b[2] > 0) t.lost = b[2];
+    }
     // completed tasks: those with a recorded result, in the recorded completion order first
     const order = [...stored.completedOrder.filter((id) => wf.tasks.has(id)), ...wf.tasks.keys()];
     for (const id of new Set(order)) {
       const r = byKey.get(resultKey(wf.id, id));
-      if (r === undefined) continue;
+      if (typeof r !== 'object' || r === null) continue; // none, or a corrupt one: the task runs again
       const t = wf.tasks.get(id)!;
       t.state = 'completed';
       t.result = r.result;
@@ -161,7 +173,9 @@ export function resumeStored(state: State): Resumed {
       const c = wf.undo[wf.compensations.length];
       if (c === undefined) next(state, wf); // every compensation had run: it ends now
       else {
-        if (c.attempts > 0) rerun++;
+        const n = stored.undoAttempts;
+        if (typeof n === 'number' && Number.isSafeInteger(n) && n > 0) c.attempts = n;
+        if (c.attempts > 0) rerun++; // it had started: it runs again
         enqueue(state, c); // waits for a worker that runs its kind, as the workflow's tasks do
       }
       continue;

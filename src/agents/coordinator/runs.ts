@@ -1,7 +1,7 @@
 import { InvalidArgumentError, WorkflowLimitError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
 import type { Pid } from '../../runtime/Pid.js';
-import { anyEligible, cancelRunning, dispatch, enqueue, event, noWorkerError, put, WorkflowTimeout, type Run, type State, type TaskRun } from './dispatch.js';
+import { anyEligible, cancelRunning, dispatch, enqueue, event, noWorkerError, put, stopTaskTimers, WorkflowTimeout, type Run, type State, type TaskRun } from './dispatch.js';
 import { toRetry } from './policy.js';
 import { forget, persist } from './durable.js';
 import { startCompensation } from './saga.js';
@@ -38,8 +38,7 @@ export function finish(state: State, wf: Run, status: 'completed' | 'failed' | '
   if (wf.timer !== undefined) state.ctx.cancelTimer(wf.timer as never);
   wf.timer = undefined;
   for (const t of wf.tasks.values()) {
-    if (t.waitTimer !== undefined) state.ctx.cancelTimer(t.waitTimer as never);
-    t.waitTimer = undefined;
+    stopTaskTimers(state, t);
   }
   if (status === 'failed' && startCompensation(state, wf, failedTask, error)) return;
   finalize(state, wf, status, failedTask, error);
@@ -62,8 +61,7 @@ export function finalize(state: State, wf: Run, status: 'completed' | 'failed' |
   wf.state = status;
   stopStuckTimer(state, wf);
   for (const t of wf.undo) {
-    if (t.waitTimer !== undefined) state.ctx.cancelTimer(t.waitTimer as never);
-    t.waitTimer = undefined;
+    stopTaskTimers(state, t);
   }
   const finishedAt = state.ctx.node.clock.now();
   const tasks: Record<string, TaskOutcome> = {};
@@ -147,7 +145,7 @@ export function newRun(state: State, id: string, workflow: Workflow, startedAt: 
     wf.tasks.set(spec.id, {
       wf, spec, role: 'task', undoes: undefined, kind: spec.kind, requires: spec.requires ?? [], retry: toRetry(spec.retry),
       state: 'blocked', blockers: spec.dependsOn?.length ?? 0, dependents: [], attempts: 0, lost: 0, errors: 0,
-      current: undefined, avoid: undefined, prefer: undefined, dueAt: 0, worker: undefined, result: undefined, error: undefined, waitTimer: undefined,
+      current: undefined, avoid: undefined, prefer: undefined, dueAt: 0, worker: undefined, result: undefined, error: undefined, waitTimer: undefined, delayTimer: undefined,
     });
   }
   for (const t of wf.tasks.values()) for (const dep of t.spec.dependsOn ?? []) wf.tasks.get(dep)!.dependents.push(t);

@@ -1,4 +1,4 @@
-import { anyEligible, dispatch, enqueue, event, noWorkerError, type Run, type State, type TaskRun } from './dispatch.js';
+import { anyEligible, dispatch, enqueue, event, noWorkerError, stopTaskTimers, type Run, type State, type TaskRun } from './dispatch.js';
 import { persist } from './durable.js';
 import { finalize } from './runs.js';
 
@@ -28,7 +28,7 @@ export function buildUndo(wf: Run): void {
     wf.undo.push({
       wf, spec: t.spec, role: 'compensation', undoes: t, kind: c.kind, requires: c.requires ?? [], retry: undefined,
       state: 'blocked', avoid: undefined, blockers: 0, dependents: [], attempts: 0, lost: 0, errors: 0,
-      current: undefined, prefer: undefined, dueAt: 0, worker: undefined, result: undefined, error: undefined, waitTimer: undefined,
+      current: undefined, prefer: undefined, dueAt: 0, worker: undefined, result: undefined, error: undefined, waitTimer: undefined, delayTimer: undefined,
     });
   }
 }
@@ -56,8 +56,7 @@ export function next(state: State, wf: Run): void {
 export function abortCompensations(state: State, wf: Run): void {
   const done = wf.compensations.length;
   for (const c of wf.undo.slice(done)) {
-    if (c.waitTimer !== undefined) state.ctx.cancelTimer(c.waitTimer as never);
-    c.waitTimer = undefined;
+    stopTaskTimers(state, c);
     c.state = 'failed';
     wf.compensations.push({ task: c.undoes!.spec.id, ok: false, error: 'cancelled' });
   }

@@ -31,6 +31,11 @@ export interface Attempt {
   readonly worker: Worker | undefined;
   /** Set once this attempt's outcome has been taken into account (or it was made moot). */
   done: boolean;
+  /** An aggregate step's timeout timer (cancelled when it settles or its workflow ends). */
+  timer?: unknown;
+  /** Its workflow's last progress before this attempt started, and when it started: a refused offer is not progress. */
+  readonly progressBefore: number;
+  readonly startedAt: number;
 }
 
 export interface TaskRun {
@@ -63,6 +68,10 @@ export interface TaskRun {
   error: unknown;
   /** The `waitForWorkersMs` timer while it waits for a worker that runs its kind. */
   waitTimer: unknown;
+  /** While delayed: the timer that makes it ready again (cancelled when its workflow ends). */
+  delayTimer: unknown;
+  /** While delayed: true when a worker refused it (busy, duplicate_task), false for a retry's backoff. */
+  refused?: boolean;
 }
 
 export interface Run {
@@ -106,6 +115,8 @@ export interface Kept {
   readonly history: Map<string, { status: WorkflowStatus; result: WorkflowResult }>;
   readonly m: Counts;
   seq: number;
+  /** Agents taken out with `removeWorker` (pid keys): a followed registry query does not bring them back. */
+  readonly removed: Set<string>;
 }
 
 export interface State {
@@ -163,6 +174,14 @@ export function event(state: State, name: string, measurements: Record<string, n
 export function wanted(task: TaskRun): boolean {
   const s = task.wf.state;
   return task.role === 'task' ? s === 'running' || s === 'paused' : s === 'compensating';
+}
+
+/** Cancels the task's timers (its workflow ended, or it left the state they were for). */
+export function stopTaskTimers(state: State, task: TaskRun): void {
+  if (task.waitTimer !== undefined) state.ctx.cancelTimer(task.waitTimer as never);
+  if (task.delayTimer !== undefined) state.ctx.cancelTimer(task.delayTimer as never);
+  task.waitTimer = undefined;
+  task.delayTimer = undefined;
 }
 
 /** Defines `obj[key]` as an own property (a task id `__proto__` is a key like any other). */

@@ -27,7 +27,7 @@ export function stopStuckTimer(state: State, wf: Run): void {
 /** Why a task that is not done waits. */
 function why(state: State, t: TaskRun): string {
   if (t.state === 'blocked') return 'dependencies';
-  if (t.state === 'delayed') return 'retry_backoff';
+  if (t.state === 'delayed') return t.refused === true ? 'workers_busy' : 'retry_backoff';
   if (t.wf.state === 'paused') return 'paused';
   return anyEligible(state, t) ? 'workers_busy' : 'no_worker';
 }
@@ -39,6 +39,7 @@ export function stuckCheck(state: State, wf: Run): void {
   const now = state.ctx.node.clock.now();
   let running = false;
   for (const t of wf.tasks.values()) if (t.current !== undefined) running = true;
+  for (const t of wf.undo) if (t.current !== undefined) running = true; // a compensation runs
   const idle = now - wf.progressAt;
   if (running || idle < wf.stuckMs) {
     wf.stuckTimer = state.ctx.sendAfter(state.ctx.self, new StuckCheck(wf), running ? wf.stuckMs : wf.stuckMs - idle);

@@ -39,7 +39,7 @@ describe('CoordinatorAgent with an agent store', () => {
     const b = await Agent.start(second, { capabilities: [], tasks: { unbook: (t) => (undone.push([t.id, t.payload, t.inputs]), 'unbooked') } });
     const events = captureEvents(second, ['keel.coordinator.resumed']);
     const c2 = await CoordinatorAgent.start(second, { name: 'trip', workers: [b.pid] });
-    expect(resumedOf(events)).toEqual([[{ workflows: 1, rerun: 0, dropped: 0 }, 'store']]);
+    expect(resumedOf(events)).toEqual([[{ workflows: 1, rerun: 1, dropped: 0 }, 'store']]); // unbook had started: it runs again
     const result = await c2.wait('trip-1');
     expect(result).toMatchObject({
       status: 'failed',
