@@ -310,13 +310,14 @@ describe('CoordinatorAgent review: a pool from a registry query', () => {
 });
 
 describe('CoordinatorAgent review: agents and a registry that lost its table', () => {
-  it('a registry stopped normally comes back empty: an agent with heartbeatMs registers again at its next beat, and a query finds it', async () => {
+  it('a registry stopped normally and started again comes back empty: an agent with heartbeatMs registers again at its next beat, and a query finds it', async () => {
     const { node, clock } = clockedNode(track);
     const registry = await AgentRegistry.start(node, { name: 'reg' });
     const agent = await Agent.start(node, { name: 'w', capabilities: ['x'], tasks: { k: () => 'ran' }, registry: { registry, heartbeatMs: 100, team: 't' } });
     expect(registry.lookup('w')).toMatchObject({ pid: agent.pid });
-    await GenServer.stop(node, node.registry.whereis('reg')!, 'normal'); // restarted by keel.agents, empty
+    await GenServer.stop(node, node.registry.whereis('reg')!, 'normal'); // ended for good: its table released
     await node.idle();
+    await AgentRegistry.start(node, { name: 'reg' }); // started again under its name, empty
     expect(registry.count()).toBe(0);
     await clock.advance(100); // the beat answers not_registered: the agent registers again
     await node.idle();
