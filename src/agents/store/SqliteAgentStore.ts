@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { deserialize } from 'node:v8';
 import { isKeelError, MissingPeerError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
+import { openFailure, osProcessAlive } from '../../delivery/stores/sqliteFile.js';
 import { type AgentStore, type AgentStoreLoad, type AgentStoreRecord, checkIdentity, type CorruptRecord, encodeValue } from './AgentStore.js';
 
 type Statement = { run(...args: unknown[]): { changes: number }; all(...args: unknown[]): unknown[]; get(...args: unknown[]): unknown };
@@ -29,17 +30,6 @@ CREATE TABLE IF NOT EXISTS agent_records (
 CREATE TABLE IF NOT EXISTS agent_store_owner (id INTEGER PRIMARY KEY CHECK (id = 1), os_pid INTEGER NOT NULL, os_start TEXT);
 `;
 
-/** Whether the OS process `osPid` runs (EPERM: it runs, under another user). Not a process id (0 or below names a process group, a corrupt row): no. */
-function alive(osPid: unknown): boolean {
-  if (typeof osPid !== 'number' || !Number.isSafeInteger(osPid) || osPid <= 0 || osPid > 2 ** 31 - 1) return false;
-  try {
-    process.kill(osPid, 0);
-    return true;
-  } catch (e) {
-    return (e as { code?: string }).code === 'EPERM';
-  }
-}
-
 /**
  * The start identity of the OS process `osPid` (Linux: the boot id and its start time, which tell
  * the process that made a claim from a later one that was given its pid), or undefined where it
@@ -58,7 +48,7 @@ function startOf(osPid: number): string | undefined {
 
 /** Whether the claim of `osPid` (made by the process whose start identity was `osStart`) is held by a live process. */
 function claimHeld(osPid: number, osStart: string | null): boolean {
-  if (!alive(osPid)) return false;
+  if (!osProcessAlive(osPid)) return false;
   if (typeof osStart !== 'string') return true; // an older claim, without the identity: by the pid
   const now = startOf(osPid);
   // another process now has the claimer's pid (pid reuse): the claimer is gone
@@ -80,26 +70,6 @@ function loadDriver(): Driver {
   } catch {
     throw new MissingPeerError('better-sqlite3', 'the SQLite agent store');
   }
-}
-
-function openFailure(file: string, error: unknown): StoreUnavailableError {
-  const code = (error as { code?: unknown } | null)?.code;
-  const sqliteCode = typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined;
-  const why = error instanceof Error ? error.message : String(error);
-  const dir = path.dirname(file);
-  const isDirectory = (p: string): boolean => {
-    try {
-      return statSync(p).isDirectory();
-    } catch {
-      return false;
-    }
-  };
-  let hint: string;
-  if (isDirectory(file)) hint = `${file} is a directory: give the path of a store file (a new file is created)`;
-  else if (!isDirectory(dir)) hint = `its directory ${dir} does not exist: create it, or give a path in an existing directory`;
-  else if (sqliteCode === 'SQLITE_NOTADB') hint = `${file} is not a SQLite database: give the path of an agent store, or of a file to create`;
-  else hint = `check that ${dir} exists and that this process may create and write files there, or give another path`;
-  return new StoreUnavailableError(file, why, sqliteCode, hint, error, STORE);
 }
 
 /**
@@ -137,7 +107,7 @@ export class SqliteAgentStore implements AgentStore {
     try {
       db = new Driver(this.path);
     } catch (e) {
-      throw openFailure(this.path, e);
+      throw openFailure(this.path, e, STORE);
     }
     let id: string;
     try {
@@ -172,7 +142,7 @@ export class SqliteAgentStore implements AgentStore {
       this.#loadKind = db.prepare('SELECT kind, key, value FROM agent_records WHERE component = ? AND kind = ? ORDER BY key');
     } catch (e) {
       db.close();
-      throw isKeelError(e) ? e : openFailure(this.path, e);
+      throw isKeelError(e) ? e : openFailure(this.path, e, STORE);
     }
     this.#db = db;
     this.#fileId = id;

@@ -1,9 +1,9 @@
-import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import { DeadLetterTooLargeError, isKeelError, KeelError, MissingPeerError, NotSerializableError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
 import type { DeadLetterFilter } from '../../runtime/serviceSlots.js';
+import { openFailure, osProcessAlive, sqliteCode } from './sqliteFile.js';
 import { type DeadLetterStore, type NewRecord, type Record_, seqOf, thrownText } from './DeadLetterStore.js';
 
 interface Row {
@@ -71,11 +71,6 @@ export const SQLITE_MAX_LENGTH = 1_000_000_000;
  */
 const DATABASE_WIDE = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|READONLY|CORRUPT|NOTADB|CANTOPEN|NOMEM|PERM|AUTH|INTERRUPT|PROTOCOL)/;
 
-function sqliteCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined;
-}
-
 function loadDriver(): Driver {
   try {
     return createRequire(import.meta.url)('better-sqlite3') as Driver;
@@ -105,36 +100,6 @@ function storeProblem(db: Database, complete: boolean): string | undefined {
     if (found.length !== expected.length || !expected.every((c) => found.includes(c))) return `its ${table} table has other columns: ${found.join(', ')}`;
   }
   return undefined;
-}
-
-/** Why a file could not be opened as a store, and what to do about it: a typed error that keeps the driver's as its cause. */
-function openFailure(file: string, error: unknown): StoreUnavailableError {
-  const code = sqliteCode(error);
-  const why = error instanceof Error ? error.message : String(error);
-  const dir = path.dirname(file);
-  const isDirectory = (p: string): boolean => {
-    try {
-      return statSync(p).isDirectory();
-    } catch {
-      return false;
-    }
-  };
-  let hint: string;
-  if (isDirectory(file)) hint = `${file} is a directory: give the path of a store file (a new file is created)`;
-  else if (!isDirectory(dir)) hint = `its directory ${dir} does not exist: create it, or give a path in an existing directory`;
-  else if (code === 'SQLITE_NOTADB') hint = `${file} is not a SQLite database: give the path of a dead letter store, or of a file to create`;
-  else if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') hint = 'another connection holds a write lock on the file: try again once it is released';
-  else hint = `check that ${dir} exists and that this process may create and write files there, or give another path`;
-  return new StoreUnavailableError(file, why, code, hint, error);
-}
-
-function alive(osPid: number): boolean {
-  try {
-    process.kill(osPid, 0);
-    return true;
-  } catch (e) {
-    return (e as { code?: string }).code === 'EPERM';
-  }
 }
 
 /**
@@ -179,7 +144,7 @@ export class SqliteStore implements DeadLetterStore {
       try {
         return new Driver(this.file, readonly ? { ...timeout, readonly: true, fileMustExist: true } : timeout);
       } catch (e) {
-        throw openFailure(this.file, e);
+        throw openFailure(this.file, e, 'dead letter store');
       }
     };
     let db: Database;
@@ -197,7 +162,7 @@ export class SqliteStore implements DeadLetterStore {
       } catch (e) {
         // not a store, not a database, or locked while it needs a write to be set up: not kept open
         db.close();
-        throw isKeelError(e) ? e : openFailure(this.file, e);
+        throw isKeelError(e) ? e : openFailure(this.file, e, 'dead letter store');
       }
     } else {
       // the CLI: an existing store only. It is checked on a read-only connection before anything
@@ -208,7 +173,7 @@ export class SqliteStore implements DeadLetterStore {
         if (problem !== undefined) throw new KeelError('ERR_INVALID_ARGUMENT', `${this.file} is not a Keel dead letter store (${problem})`);
       } catch (e) {
         reader.close();
-        throw isKeelError(e) ? e : openFailure(this.file, e);
+        throw isKeelError(e) ? e : openFailure(this.file, e, 'dead letter store');
       }
       if (access === 'read') {
         db = reader; // list and show never write
@@ -220,7 +185,7 @@ export class SqliteStore implements DeadLetterStore {
           db.pragma('synchronous = NORMAL');
         } catch (e) {
           db.close();
-          throw openFailure(this.file, e);
+          throw openFailure(this.file, e, 'dead letter store');
         }
       }
     }
@@ -230,7 +195,7 @@ export class SqliteStore implements DeadLetterStore {
       // check and claim in one write transaction, so that two OS processes cannot both take it
       const claim = db.transaction(() => {
         const current = db.prepare('SELECT owner, os_pid FROM dead_letter_owner WHERE id = 1').get() as { owner: string; os_pid: number } | undefined;
-        if (current !== undefined && current.os_pid !== process.pid && alive(current.os_pid)) return current;
+        if (current !== undefined && current.os_pid !== process.pid && osProcessAlive(current.os_pid)) return current;
         db.prepare('INSERT OR REPLACE INTO dead_letter_owner (id, owner, os_pid) VALUES (1, ?, ?)').run(owner, process.pid);
         return undefined;
       }) as unknown as { immediate(): { owner: string; os_pid: number } | undefined };
@@ -239,7 +204,7 @@ export class SqliteStore implements DeadLetterStore {
         taken = claim.immediate();
       } catch (e) {
         db.close();
-        throw openFailure(this.file, e);
+        throw openFailure(this.file, e, 'dead letter store');
       }
       if (taken !== undefined) {
         db.close();
@@ -412,7 +377,7 @@ export class SqliteStore implements DeadLetterStore {
    */
   owner(): { owner: string; osPid: number } | undefined {
     const row = this.#statement('SELECT owner, os_pid FROM dead_letter_owner WHERE id = 1').get() as { owner: string; os_pid: number } | undefined;
-    return row !== undefined && alive(row.os_pid) ? { owner: row.owner, osPid: row.os_pid } : undefined;
+    return row !== undefined && osProcessAlive(row.os_pid) ? { owner: row.owner, osPid: row.os_pid } : undefined;
   }
 
   close(): void {
