@@ -269,15 +269,19 @@ function validate(options: unknown, known: readonly string[] = ELECTION_OPTIONS)
 export function electLeader(from: Node | Context<any>, options: ElectLeaderOptions): Promise<LeaderElection> {
   validate(options);
   const node = componentNode(from);
-  const name = nameFor(node, 'leader_election', options.name);
-  const config: Config = {
+  return start(from, node, configOf(options, nameFor(node, 'leader_election', options.name), undefined));
+}
+
+/** An election's settings from its checked options, with their defaults. */
+function configOf(options: ElectLeaderOptions, name: string, onChange: MonitorLeaderOptions['onChange']): Config {
+  return {
     name,
     candidates: AgentQuery.is(options.candidates) ? options.candidates : Object.freeze([...options.candidates]),
     score: options.score ?? defaultScore,
     timeout: options.timeout ?? 5000,
     retryMs: options.retryMs ?? 1000,
+    ...(onChange === undefined ? {} : { onChange }),
   };
-  return start(from, node, config);
 }
 
 async function start(from: Node | Context<any>, node: Node, config: Config): Promise<LeaderElection> {
@@ -326,14 +330,5 @@ export function monitorLeader(from: Node | Context<any>, options: MonitorLeaderO
   const onChange: unknown = options.onChange;
   if (onChange !== undefined && typeof onChange !== 'function') throw new InvalidArgumentError('options.onChange', 'a function (leadership) => void', onChange);
   const node = componentNode(from);
-  const name = nameFor(node, 'leader_monitor', options.name);
-  const config: Config = {
-    name,
-    candidates: AgentQuery.is(options.candidates) ? options.candidates : Object.freeze([...options.candidates]),
-    score: options.score ?? defaultScore,
-    timeout: options.timeout ?? 5000,
-    retryMs: options.retryMs ?? 1000,
-    onChange: onChange as MonitorLeaderOptions['onChange'],
-  };
-  return start(from, node, config);
+  return start(from, node, configOf(options, nameFor(node, 'leader_monitor', options.name), onChange as MonitorLeaderOptions['onChange']));
 }
