@@ -2,20 +2,11 @@
 // names the behaviour it pins; those that failed before their fix say so in the commit.
 import { describe, expect, it } from 'vitest';
 import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
-import { Agent, AgentRegistry, CoordinatorAgent, GenServer, type Node, Pid } from '../../../src/index.js';
-import { captureEvents, probe } from '../../../src/testing/index.js';
-import { clockedNode, deferred, useNodes } from '../../support.js';
+import { Agent, AgentRegistry, CoordinatorAgent, GenServer, Pid } from '../../../src/index.js';
+import { captureEvents } from '../../../src/testing/index.js';
+import { clockedNode, deferred, exitAndWait, useNodes } from '../../support.js';
 
 const track = useNodes();
-
-async function kill(node: Node, pid: Pid): Promise<void> {
-  const p = probe(node);
-  // eslint-disable-next-line keel/no-unmanaged-monitor -- the test waits for the coordinator's death
-  const ref = p.ctx.monitor(pid);
-  node.exit(pid, 'kill');
-  await p.receive((m) => (m as { ref?: unknown }).ref === ref);
-  await node.idle();
-}
 
 describe('CoordinatorAgent review: stuck', () => {
   it('a workflow whose compensation runs longer than stuckAfterMs is not reported stuck (something runs)', async () => {
@@ -220,7 +211,7 @@ describe('CoordinatorAgent review: restarts', () => {
     await node.idle();
     expect(runs).toEqual(['a']);
     for (let i = 0; i < 5; i++) {
-      await kill(node, node.registry.whereis('storm')!);
+      await exitAndWait(node, node.registry.whereis('storm')!);
       await clock.advance(50); // the refused re-run (duplicate_task) is offered again: to the same worker
       await node.idle();
     }
@@ -254,8 +245,8 @@ describe('CoordinatorAgent review: restarts', () => {
     const coordinator = await CoordinatorAgent.start(node, { name: 'c2', workers: [w.pid] });
     await coordinator.submit({ id: 'x', tasks: [{ id: 't', kind: 'k' }] });
     await node.idle();
-    await kill(node, node.registry.whereis('c2')!);
-    await kill(node, node.registry.whereis('c2')!);
+    await exitAndWait(node, node.registry.whereis('c2')!);
+    await exitAndWait(node, node.registry.whereis('c2')!);
     const r = await coordinator.cancel('x');
     expect(r).toMatchObject({ cancelled: true, notified: [{ worker: w.pid, taskId: 'x/t' }] });
     expect(await stopped.promise).toBe('aborted');
@@ -269,7 +260,7 @@ describe('CoordinatorAgent review: a pool from a registry query', () => {
     const coordinator = await CoordinatorAgent.start(node, { workers: registry.select({ kind: 'k' }) });
     const first = await Agent.start(node, { capabilities: [], tasks: { k: () => 1 }, registry });
     await node.idle();
-    await kill(node, node.registry.whereis('reg')!); // restarted by keel.agents with its table
+    await exitAndWait(node, node.registry.whereis('reg')!); // restarted by keel.agents with its table
     const second = await Agent.start(node, { capabilities: [], tasks: { k: () => 2 }, registry });
     await node.idle();
     expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([first, second].map((a) => Pid.format(a.pid)));
@@ -284,7 +275,7 @@ describe('CoordinatorAgent review: a pool from a registry query', () => {
     const b = await Agent.start(node, { capabilities: [], tasks: { k: () => 'b' }, registry });
     await node.idle();
     expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([Pid.format(b.pid)]);
-    await kill(node, coordinator.pid); // restarted in its node: a stays out
+    await exitAndWait(node, coordinator.pid); // restarted in its node: a stays out
     expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([Pid.format(b.pid)]);
     expect(await coordinator.addWorker(a.pid)).toBe('ok');
     expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([b, a].map((x) => Pid.format(x.pid)));
