@@ -2,11 +2,26 @@
 // names the behaviour it pins; those that failed before their fix say so in the commit.
 import { describe, expect, it } from 'vitest';
 import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
-import { Agent, AgentRegistry, CoordinatorAgent, GenServer, Pid } from '../../../src/index.js';
+import { Agent, AgentRegistry, CoordinatorAgent, GenServer, type Node, Pid } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
 import { clockedNode, deferred, exitAndWait, useNodes } from '../../support.js';
 
 const track = useNodes();
+
+/** An agent whose task `k` throws `error` at every run; `runs()` counts the runs. */
+async function failingAgent(node: Node, error: unknown): Promise<{ pid: Pid; runs(): number }> {
+  let runs = 0;
+  const w = await Agent.start(node, {
+    capabilities: [],
+    tasks: {
+      k: () => {
+        runs++;
+        throw error;
+      },
+    },
+  });
+  return { pid: w.pid, runs: () => runs };
+}
 
 describe('CoordinatorAgent review: stuck', () => {
   it('a workflow whose compensation runs longer than stuckAfterMs is not reported stuck (something runs)', async () => {
@@ -61,44 +76,26 @@ describe('CoordinatorAgent review: retry and hostile errors', () => {
 
   it('nonRetryable matches the code of a thrown plain object (it arrives wrapped as ERR_THROWN_VALUE)', async () => {
     const { node } = clockedNode(track);
-    let runs = 0;
-    const w = await Agent.start(node, {
-      capabilities: [],
-      tasks: {
-        k: () => {
-          runs++;
-          throw { code: 'BAD_INPUT', message: 'no' };
-        },
-      },
-    });
+    const w = await failingAgent(node, { code: 'BAD_INPUT', message: 'no' });
     const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid] });
     const r = await coordinator.run({ tasks: [{ id: 't', kind: 'k', retry: { maxAttempts: 5, nonRetryable: ['BAD_INPUT'] } }] });
     expect(r.status).toBe('failed');
-    expect(runs).toBe(1);
+    expect(w.runs()).toBe(1);
   });
 
   it('cancelled mid-backoff: the task never runs again, and the backoff timer is gone', async () => {
     const { node, clock } = clockedNode(track);
-    let runs = 0;
-    const w = await Agent.start(node, {
-      capabilities: [],
-      tasks: {
-        k: () => {
-          runs++;
-          throw new Error('flaky');
-        },
-      },
-    });
+    const w = await failingAgent(node, new Error('flaky'));
     const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid] });
     const { id } = await coordinator.submit({ tasks: [{ id: 't', kind: 'k', retry: { maxAttempts: 3, backoff: { initialMs: 1000, maxMs: 1000, jitter: 'none' } } }] });
     await node.idle();
-    expect(runs).toBe(1);
+    expect(w.runs()).toBe(1);
     const timers = node.info(coordinator.pid)!.timers;
     expect(await coordinator.cancel(id)).toEqual({ cancelled: true, notified: [] });
     expect(node.info(coordinator.pid)!.timers).toBe(timers - 1); // the backoff's Requeue timer
     await clock.advance(5000);
     await node.idle();
-    expect(runs).toBe(1);
+    expect(w.runs()).toBe(1);
     expect(await coordinator.wait(id)).toMatchObject({ status: 'cancelled', tasks: { t: { state: 'waiting', attempts: 1 } } });
   });
 
