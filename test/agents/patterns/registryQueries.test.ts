@@ -30,6 +30,18 @@ async function plain(node: Node, registry: AgentRegistryHandle, key: string, cap
   return agent.pid;
 }
 
+/**
+ * A registry with two 'lead' candidates, both with `fns`: 'a' supervised (`sup`; at `a1`, registered
+ * again at each restart) and 'b' started from the node (registered once), registered after 'a'.
+ */
+async function leadCandidates(node: Node, fns: AgentFns = {}): Promise<{ registry: AgentRegistryHandle; sup: Pid; a1: Pid; b: Pid }> {
+  const registry = await AgentRegistry.start(node);
+  const sup = await supervised(node, registry, 'a', ['lead'], fns);
+  const a1 = registry.lookup('a')!.pid;
+  const b = await plain(node, registry, 'b', ['lead'], fns);
+  return { registry, sup, a1, b };
+}
+
 // eslint-disable-next-line keel/no-raw-send -- the test agent reports to its probe
 const forwardTo = (inbox: Probe): NonNullable<AgentFns['onMessage']> => (message, ctx) => ctx.send(inbox, { at: ctx.self, message });
 
@@ -37,10 +49,7 @@ describe('electLeader over a registry query', () => {
   it('a leader that dies and is restarted by its supervisor is a candidate again at its new pid', async () => {
     const node = track();
     const inbox = probe(node);
-    const registry = await AgentRegistry.start(node);
-    const sup = await supervised(node, registry, 'a', ['lead'], { onMessage: forwardTo(inbox) });
-    const a1 = registry.lookup('a')!.pid;
-    const b = await plain(node, registry, 'b', ['lead'], { onMessage: forwardTo(inbox) });
+    const { registry, sup, a1, b } = await leadCandidates(node, { onMessage: forwardTo(inbox) });
     const election = await electLeader(node, { candidates: registry.select({ capability: 'lead' }) });
     expect(await election.current()).toEqual({ leader: a1, term: 1 }); // equal loads: the first registered
 
@@ -64,10 +73,7 @@ describe('electLeader over a registry query', () => {
 
   it('monitorLeader over a query: the restarted leader is elected again, onChange sees each term', async () => {
     const node = track();
-    const registry = await AgentRegistry.start(node);
-    const sup = await supervised(node, registry, 'a', ['lead']);
-    const a1 = registry.lookup('a')!.pid;
-    const b = await plain(node, registry, 'b', ['lead']);
+    const { registry, sup, a1, b } = await leadCandidates(node);
     const seen: Leadership[] = [];
     const monitor = await monitorLeader(node, { candidates: registry.select({ capability: 'lead' }), onChange: (l) => seen.push(l) });
     await exitAndWait(node, a1, new Error('crash'));
@@ -82,10 +88,7 @@ describe('electLeader over a registry query', () => {
 
   it('the same election over a list of pids loses the restarted candidate (the gap the query closes)', async () => {
     const node = track();
-    const registry = await AgentRegistry.start(node);
-    const sup = await supervised(node, registry, 'a', ['lead']);
-    const a1 = registry.lookup('a')!.pid;
-    const b = await plain(node, registry, 'b', ['lead']);
+    const { sup, a1, b } = await leadCandidates(node);
     const election = await electLeader(node, { candidates: [a1, b] });
     await exitAndWait(node, a1, new Error('crash'));
     expect(await election.whenChanged(1)).toEqual({ leader: b, term: 2 });
