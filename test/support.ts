@@ -336,6 +336,12 @@ export async function exitAndWait(node: Node & { settle?(): Promise<void> }, pid
   await (then === 'settle' ? node.settle!() : node.idle());
 }
 
+/** Advances `clock` by `ms` (firing what comes due), then lets `node` go idle: what the timers started has run. */
+export async function advance(node: Node, clock: TestClock, ms: number): Promise<void> {
+  await clock.advance(ms);
+  await node.idle();
+}
+
 /** Lets `node` go idle, then sends probe `p` a marker and waits for it: everything sent to `p` before has arrived. */
 export async function drainThrough(node: Node, p: Probe, marker = 'marker'): Promise<void> {
   await node.idle();

@@ -5,7 +5,7 @@ import { isKeelError, type Clock, type Node, type Pid, type SpawnOptions } from 
 import { type ClockNode, kAttachNode } from '../../src/runtime/Clock.js';
 import type { Kernel } from '../../src/runtime/kernel.js';
 import { captureEvents, expectNoLeaks, probe, TestClock } from '../../src/testing/index.js';
-import { clockedNode, deadPid, exitAndWait, expectKeelError, failure, receiver, seeded, thrown, UNREADABLE, useNodes } from '../support.js';
+import { advance, clockedNode, deadPid, exitAndWait, expectKeelError, failure, receiver, seeded, thrown, UNREADABLE, useNodes } from '../support.js';
 
 const track = useNodes();
 const START = 1_000_000;
@@ -34,11 +34,6 @@ async function setup(random: () => number = () => 0.5): Promise<{ node: Kernel; 
 }
 
 /** Advances the clock and lets every delivery be handled. */
-async function advance(node: Node, clock: TestClock, ms: number): Promise<void> {
-  await clock.advance(ms);
-  await node.idle();
-}
-
 /**
  * A TestClock whose `now()` can jump ahead without firing anything: a timer due before the jump
  * fires at its host time but finds the node's clock already past many due times, as when the

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Agent, AgentRegistry, type AgentRegistryHandle, GenServer, type Node, Pid, resolveAgents, Supervisor } from '../../../src/index.js';
 import { componentStates } from '../../../src/agents/internal/componentState.js';
 import { captureEvents, type TestClock } from '../../../src/testing/index.js';
-import { clockedNode, deadPid, exitAndWait, idler, spawnWithContext, useNodes } from '../../support.js';
+import { advance, clockedNode, deadPid, exitAndWait, idler, spawnWithContext, useNodes } from '../../support.js';
 
 const track = useNodes();
 
@@ -14,11 +14,6 @@ function events(node: Node) {
 }
 
 /** Advances the clock and lets every process handle what it was sent. */
-async function advance(node: Node, clock: TestClock, ms: number): Promise<void> {
-  await clock.advance(ms);
-  await node.idle();
-}
-
 describe('AgentRegistry: registration', () => {
   it('registers a process under its registered name, with the node filled in, and answers lookups and queries without a call', async () => {
     const { node } = clockedNode(track);

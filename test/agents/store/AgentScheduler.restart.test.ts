@@ -8,7 +8,7 @@ import type { AgentStore } from '../../../src/agents/store/AgentStore.js';
 import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
 import { GenServer, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../../src/testing/index.js';
-import { clockedNode, exitAndWait, expectKeelError, thrown, useNodes, useTempFiles } from '../../support.js';
+import { advance, clockedNode, exitAndWait, expectKeelError, thrown, useNodes, useTempFiles } from '../../support.js';
 
 const tmpfile = useTempFiles('keel-agent-store-', 'agents.db');
 const track = useNodes();
@@ -20,11 +20,6 @@ function recorder(node: Node, name?: string): { pid: Pid; at: number[] } {
     at.push(node.clock.now());
   }, name === undefined ? undefined : { name });
   return { pid, at };
-}
-
-async function advance(node: Node, clock: TestClock, ms: number): Promise<void> {
-  await clock.advance(ms);
-  await node.idle();
 }
 
 describe('AgentScheduler restarted in its node (killed, restarted by its supervisor)', () => {
