@@ -42,6 +42,15 @@ async function leadCandidates(node: Node, fns: AgentFns = {}): Promise<{ registr
   return { registry, sup, a1, b };
 }
 
+/** A runTask that tells `started` which agent started which task (`{ at, id }`), then answers the task's payload (a promise the test settles). */
+const reportingTo = (started: Probe): Required<Pick<AgentFns, 'runTask'>> => ({
+  runTask: (task, ctx) => {
+    // eslint-disable-next-line keel/no-raw-send -- the test agent reports to its probe
+    ctx.send(started, { at: ctx.self, id: task.id });
+    return task.payload as Promise<unknown>;
+  },
+});
+
 // eslint-disable-next-line keel/no-raw-send -- the test agent reports to its probe
 const forwardTo = (inbox: Probe): NonNullable<AgentFns['onMessage']> => (message, ctx) => ctx.send(inbox, { at: ctx.self, message });
 
@@ -209,13 +218,7 @@ describe('distributeWork over a registry query', () => {
     const node = track();
     const registry = await AgentRegistry.start(node);
     const started = probe(node);
-    const gated: AgentFns = {
-      runTask: (task, ctx) => {
-        // eslint-disable-next-line keel/no-raw-send -- the test agent reports to its probe
-        ctx.send(started, { at: ctx.self, id: task.id });
-        return task.payload as Promise<unknown>;
-      },
-    };
+    const gated = reportingTo(started);
     const sup = await supervised(node, registry, 'a', ['w'], gated);
     const a1 = registry.lookup('a')!.pid;
     const b = await plain(node, registry, 'b', ['w'], gated);
@@ -254,20 +257,14 @@ describe('distributeWork over a registry query', () => {
     const node = track();
     const registry = await AgentRegistry.start(node);
     const started = probe(node);
-    const gated: AgentFns = {
-      runTask: (task, ctx) => {
-        // eslint-disable-next-line keel/no-raw-send -- the test agent reports to its probe
-        ctx.send(started, { at: ctx.self, id: task.id });
-        return task.payload as Promise<unknown>;
-      },
-    };
+    const gated = reportingTo(started);
     const registerAgain = deferred<void>();
     let starts = 0;
     const sup = await Supervisor.start(node, [
       {
         id: 'a',
         start: async (ctx) => {
-          const agent = await Agent.start(ctx, { name: 'a', capabilities: ['w'], ...(gated as Required<Pick<AgentFns, 'runTask'>>) });
+          const agent = await Agent.start(ctx, { name: 'a', capabilities: ['w'], ...gated });
           if (++starts > 1) await registerAgain.promise; // the restart registers when the test says so
           await registry.register(agent.pid, { capabilities: ['w'] }, { key: 'a' });
           return agent.pid;
