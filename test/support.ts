@@ -13,6 +13,7 @@ import {
   Pid,
   type Context,
   type Down,
+  type ExitReason,
   type KeelErrorCode,
   type Logger,
   type MonitorEntry,
@@ -26,7 +27,7 @@ import {
   type Unavailable,
 } from '../src/index.js';
 import type { KeelNode } from '../src/runtime/Node.js';
-import { expectNoLeaks, type Probe, TestClock } from '../src/testing/index.js';
+import { expectNoLeaks, probe, type Probe, TestClock } from '../src/testing/index.js';
 
 // ---- nodes ------------------------------------------------------------------------------------
 
@@ -317,6 +318,28 @@ export async function receiveDown(p: Probe, match: Ref | ((down: Down) => boolea
   const m = await p.receive((x) => isDown(x) && accepts(x));
   if (!isDown(m)) throw new Error(`expected a Down, got ${String(m)}`);
   return m;
+}
+
+/**
+ * Exits `pid` with `reason` (by default `'kill'`), waits for its Down at a fresh probe, then for
+ * `node` to go idle: a supervisor that restarts it has done so by then. `then: 'settle'` waits for
+ * `node.settle()` instead, for a node that a held (busy) process keeps from going idle.
+ */
+export async function exitAndWait(node: Node, pid: Pid, reason?: ExitReason | 'kill'): Promise<void>;
+export async function exitAndWait(node: Node & { settle(): Promise<void> }, pid: Pid, reason: ExitReason | 'kill', then: 'settle'): Promise<void>;
+export async function exitAndWait(node: Node & { settle?(): Promise<void> }, pid: Pid, reason: ExitReason | 'kill' = 'kill', then: 'idle' | 'settle' = 'idle'): Promise<void> {
+  const p = probe(node);
+  // eslint-disable-next-line keel/no-unmanaged-monitor -- the test waits for this Down
+  const ref = p.ctx.monitor(pid);
+  node.exit(pid, reason);
+  await receiveDown(p, ref);
+  await (then === 'settle' ? node.settle!() : node.idle());
+}
+
+/** Advances `clock` by `ms` (firing what comes due), then lets `node` go idle: what the timers started has run. */
+export async function advance(node: Node, clock: TestClock, ms: number): Promise<void> {
+  await clock.advance(ms);
+  await node.idle();
 }
 
 /** Lets `node` go idle, then sends probe `p` a marker and waits for it: everything sent to `p` before has arrived. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Agent, GenServer, SignalRouter, Supervisor, isDown, runTaskOn, statusOf, voteOn, type AgentPid } from '../../src/index.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
-import { deferred, expectKeelError, thrown, UNREADABLE, useNodes } from '../support.js';
+import { deferred, exitAndWait, expectKeelError, thrown, UNREADABLE, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -177,12 +177,7 @@ describe('Agent', () => {
       },
     ]);
     const first = node.registry.whereis('worker') as AgentPid;
-    const p = probe(node);
-    // eslint-disable-next-line keel/no-unmanaged-monitor -- the test awaits this Down
-    p.ctx.monitor(first);
-    node.exit(first, new Error('crash'));
-    await p.receive(isDown);
-    await node.idle();
+    await exitAndWait(node, first, new Error('crash'));
     const second = node.registry.whereis('worker') as AgentPid;
     expect(second).toBeDefined();
     expect(second.id).not.toBe(first.id);
@@ -197,12 +192,7 @@ describe('Agent', () => {
     const sup = node.registry.whereis('keel.agents');
     expect(sup).toBeDefined();
     const before = agent.pid;
-    const p = probe(node);
-    // eslint-disable-next-line keel/no-unmanaged-monitor -- the test awaits this Down
-    p.ctx.monitor(before);
-    node.exit(before, new Error('crash'));
-    await p.receive(isDown);
-    await node.idle();
+    await exitAndWait(node, before, new Error('crash'));
     expect(agent.pid.id).not.toBe(before.id);
     expect(await agent.runTask({ id: 'again', kind: 'k', payload: null })).toEqual({ ok: true, result: 1 });
     const second = await Agent.start(node, { capabilities: [], runTask: () => 2 });

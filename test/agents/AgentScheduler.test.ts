@@ -1,4 +1,3 @@
-/* eslint-disable keel/no-unmanaged-monitor -- the tests wait for a process's death (the router's, a subscriber's, an agent's) on a runtime monitor's Down (STYLE.md 10) */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AgentScheduler, type AgentSchedulerHandle, MAX_CATCH_UP } from '../../src/agents/AgentScheduler.js';
@@ -6,7 +5,7 @@ import { isKeelError, type Clock, type Node, type Pid, type SpawnOptions } from 
 import { type ClockNode, kAttachNode } from '../../src/runtime/Clock.js';
 import type { Kernel } from '../../src/runtime/kernel.js';
 import { captureEvents, expectNoLeaks, probe, TestClock } from '../../src/testing/index.js';
-import { clockedNode, deadPid, expectKeelError, failure, receiver, seeded, thrown, UNREADABLE, useNodes } from '../support.js';
+import { advance, clockedNode, deadPid, exitAndWait, expectKeelError, failure, receiver, seeded, thrown, UNREADABLE, useNodes } from '../support.js';
 
 const track = useNodes();
 const START = 1_000_000;
@@ -35,11 +34,6 @@ async function setup(random: () => number = () => 0.5): Promise<{ node: Kernel; 
 }
 
 /** Advances the clock and lets every delivery be handled. */
-async function advance(node: Node, clock: TestClock, ms: number): Promise<void> {
-  await clock.advance(ms);
-  await node.idle();
-}
-
 /**
  * A TestClock whose `now()` can jump ahead without firing anything: a timer due before the jump
  * fires at its host time but finds the node's clock already past many due times, as when the
@@ -94,11 +88,7 @@ describe('AgentScheduler.start', () => {
     expect(await scheduler.registerPeriodic(a.pid, 'beat', 100, 'beat')).toBe('ok');
     expect(managedMonitorsTagged(node, 'agent_scheduler')).toBe(1);
     const first = scheduler.pid;
-    const p = probe(node);
-    p.ctx.monitor(first);
-    node.exit(first, 'kill');
-    await p.receive((m) => (m as { kind?: string }).kind === 'down');
-    await node.idle();
+    await exitAndWait(node, first);
     expect(node.isAlive(scheduler.pid)).toBe(true);
     expect(scheduler.pid).not.toEqual(first);
     // the restart resumes the schedule from the table its predecessor left (the old monitor went with it, a new one is made)
@@ -634,12 +624,7 @@ describe('AgentScheduler review regressions', () => {
     await clock.advance(100);
     await node.settle();
     const events = captureEvents(node, ['keel.agent_scheduler.']);
-    const p = probe(node);
-    const old = scheduler.pid;
-    const ref = p.ctx.monitor(old);
-    node.exit(old, 'kill'); // its pending send is aborted with it
-    await p.receive((m) => typeof m === 'object' && m !== null && (m as { ref?: unknown }).ref === ref);
-    await node.settle();
+    await exitAndWait(node, scheduler.pid, 'kill', 'settle'); // its pending send is aborted with it
     r.release();
     await node.idle();
     // only the successor's resumption: nothing of the killed scheduler's send

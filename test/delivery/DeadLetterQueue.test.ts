@@ -20,6 +20,7 @@ import { NotSerializableError } from '../../src/errors.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { captureEvents, type CapturedEvent, probe, TestClock } from '../../src/testing/index.js';
 import {
+  advance,
   clockedNode,
   deadPid,
   type Deferred,
@@ -88,12 +89,6 @@ function named(events: readonly CapturedEvent[], suffix: string): CapturedEvent[
 /** The queue's store, to inject a fault into it. */
 function storeOf(node: Node): DeadLetterStore {
   return (node.deadLetters as unknown as { store: DeadLetterStore }).store;
-}
-
-/** Moves the clock and lets every handler (the queue's process included) finish. */
-async function advance(node: Node, clock: TestClock, ms: number): Promise<void> {
-  await clock.advance(ms);
-  await node.idle();
 }
 
 /** Moves the clock and lets every process run that can, without waiting for a handler that is held busy. */

@@ -9,7 +9,7 @@ import { componentStates } from '../../../src/agents/internal/componentState.js'
 import { GenServer, Supervisor, type DeadLetter, type Node, type Pid } from '../../../src/index.js';
 import type { Kernel } from '../../../src/runtime/kernel.js';
 import { captureEvents, probe, type TestClock } from '../../../src/testing/index.js';
-import { clockedNode, deferred, idler, ok, receiver, useNodes } from '../../support.js';
+import { clockedNode, deferred, exitAndWait, idler, ok, receiver, useNodes } from '../../support.js';
 
 const track = useNodes();
 const QUIET_DLQ = { deadLetters: { backoff: { initialMs: 3_600_000, factor: 2, maxMs: 3_600_000, jitter: 'none' as const } } };
@@ -21,15 +21,6 @@ function setup(): { node: Kernel; clock: TestClock } {
 
 async function deadLetters(node: Node): Promise<DeadLetter[]> {
   return ok(await node.deadLetters.list({ limit: 1000 })).entries;
-}
-
-async function killAndWait(node: Kernel, pid: Pid): Promise<void> {
-  const p = probe(node);
-  // eslint-disable-next-line keel/no-unmanaged-monitor -- the test waits for the manager's death
-  const ref = p.ctx.monitor(pid);
-  node.exit(pid, 'kill');
-  await p.receive((m) => (m as { ref?: unknown }).ref === ref);
-  await node.settle(); // not idle: a held receiver is busy
 }
 
 /** A manager whose circuit to the unregistered name 'svc' is open, with N messages m1..mN buffered. */
@@ -49,7 +40,7 @@ describe('CoordinationManager restarted under its name', () => {
     const { cm } = await openWithBuffer(node);
     await clock.advance(400);
     const events = captureEvents(node, ['keel.coordination_manager.resumed']);
-    await killAndWait(node, cm.pid);
+    await exitAndWait(node, cm.pid, 'kill', 'settle');
     expect(events.events).toMatchObject([{ measurements: { circuits: 1, buffered: N, inFlight: 0 } }]);
     expect(await cm.circuit('svc')).toEqual({ state: 'open', consecutiveFailures: 1, buffered: N, inFlight: 0 });
     const r = receiver(node, { name: 'svc' });
@@ -71,7 +62,7 @@ describe('CoordinationManager restarted under its name', () => {
     await clock.advance(1000); // half-open: m1 is the probe, queued behind the hold
     await node.settle();
     expect(await cm.circuit('svc')).toMatchObject({ state: 'half_open', inFlight: 1, buffered: N - 1 });
-    await killAndWait(node, cm.pid); // its send is aborted: the copy not started is withdrawn
+    await exitAndWait(node, cm.pid, 'kill', 'settle'); // its send is aborted: the copy not started is withdrawn
     expect(await cm.circuit('svc')).toMatchObject({ state: 'half_open', inFlight: 1, buffered: N - 1 });
     r.release();
     await node.idle();
@@ -97,7 +88,7 @@ describe('CoordinationManager restarted under its name', () => {
     }, { name: 'svc' });
     await clock.advance(1000);
     await started.promise; // m1 is being handled
-    await killAndWait(node, cm.pid);
+    await exitAndWait(node, cm.pid, 'kill', 'settle');
     gate.resolve();
     await node.idle();
     // m1 twice (the first handling finished after the kill), then the rest once each, in order
@@ -119,7 +110,7 @@ describe('CoordinationManager restarted under its name', () => {
     expect(await first).toMatchObject({ outcome: 'failed', reason: 'timeout' });
     for (const id of ['a', 'b', 'c']) expect(await cm.coordinate(sender, slow, id, { id })).toMatchObject({ outcome: 'buffered' });
     node.exit(slow, 'kill'); // in the same turn as the manager: its Down goes to the killed one
-    await killAndWait(node, cm.pid);
+    await exitAndWait(node, cm.pid, 'kill', 'settle');
     expect(await cm.stats()).toMatchObject({ agents: 0, buffered: 0, deadLettered: 3 });
     expect((await deadLetters(node)).map((d) => [d.message, d.reason]).sort()).toEqual([
       ['a', 'receiver_down'],

@@ -20,7 +20,7 @@ import {
 } from '../../../src/index.js';
 import type { Kernel } from '../../../src/runtime/kernel.js';
 import { captureEvents, probe } from '../../../src/testing/index.js';
-import { clockedNode, deferred, expectKeelError, failure, idler, listOf, thrown, UNREADABLE, useNodes, watch, type Deferred } from '../../support.js';
+import { clockedNode, deferred, exitAndWait, expectKeelError, failure, idler, listOf, thrown, UNREADABLE, useNodes, watch, type Deferred } from '../../support.js';
 
 const track = useNodes();
 
@@ -1028,12 +1028,7 @@ describe('CoordinatorAgent: supervision', () => {
     expect(handle!.name).toBe('coord');
     expect(node.info(first)?.links.map(key)).toContain(key(sup));
     expect(await handle!.run({ tasks: [{ id: 't', kind: 'k' }] })).toMatchObject({ id: 'wf-1', status: 'completed' });
-    const p = probe(node);
-    // eslint-disable-next-line keel/no-unmanaged-monitor -- the test awaits this Down
-    p.ctx.monitor(first);
-    node.exit(first, new Error('crash'));
-    await p.receive(isDown);
-    await node.idle();
+    await exitAndWait(node, first, new Error('crash'));
     const second = node.registry.whereis('coord')!;
     expect(second).toBeDefined();
     expect(key(second)).not.toBe(key(first));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { Agent, AgentRegistry, CoordinatorAgent, GenServer, isDown, Pid, Supervisor } from '../../../src/index.js';
-import { captureEvents, probe } from '../../../src/testing/index.js';
-import { expectKeelError, useNodes } from '../../support.js';
+import { Agent, AgentRegistry, CoordinatorAgent, GenServer, Pid, Supervisor } from '../../../src/index.js';
+import { captureEvents } from '../../../src/testing/index.js';
+import { exitAndWait, expectKeelError, useNodes } from '../../support.js';
 
 // A coordinator whose pool is a registry query: the agents it selects, then each that registers.
 
@@ -33,12 +33,7 @@ describe('CoordinatorAgent: workers from a registry query', () => {
     const sup = await Supervisor.start(node, [{ id: 'w', start: (ctx) => Agent.start(ctx, { name: 'w', capabilities: [], tasks: { work: (t) => t.payload }, registry }).then((x) => x.pid) }]);
     const coordinator = await CoordinatorAgent.start(node, { workers: registry.select({ kind: 'work' }) });
     const first = node.registry.whereis('w')!;
-    const p = probe(node);
-    // eslint-disable-next-line keel/no-unmanaged-monitor -- the test awaits this Down
-    p.ctx.monitor(first);
-    node.exit(first, new Error('crash'));
-    await p.receive(isDown);
-    await node.idle();
+    await exitAndWait(node, first, new Error('crash'));
     const second = node.registry.whereis('w')!;
     expect(key(second)).not.toBe(key(first));
     expect((await coordinator.workers()).map((w) => key(w.pid))).toEqual([key(second)]);

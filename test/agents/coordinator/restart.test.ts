@@ -6,20 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { componentStates } from '../../../src/agents/internal/componentState.js';
 import { Agent, CoordinatorAgent, GenServer, Pid, type AgentTask, type Node } from '../../../src/index.js';
 import { captureEvents, probe } from '../../../src/testing/index.js';
-import { clockedNode, deferred, useNodes, watch } from '../../support.js';
+import { clockedNode, deferred, exitAndWait, useNodes, watch } from '../../support.js';
 
 const track = useNodes();
 const key = (pid: Pid): string => Pid.format(pid);
-
-/** Kills `pid` with `reason`, waits for its Down, then for the node to settle (its supervisor restarted it). */
-async function kill(node: Node, pid: Pid, reason: 'kill' | 'normal' = 'kill'): Promise<void> {
-  const p = probe(node);
-  // eslint-disable-next-line keel/no-unmanaged-monitor -- the test waits for the coordinator's death
-  const ref = p.ctx.monitor(pid);
-  node.exit(pid, reason);
-  await p.receive((m) => (m as { ref?: unknown }).ref === ref);
-  await node.idle();
-}
 
 const DOC = {
   id: 'doc',
@@ -59,7 +49,7 @@ describe('CoordinatorAgent restarted in its node', () => {
     await node.idle();
     expect(runs).toEqual(['fetch:doc/fetch', 'parse:doc/parse']);
     const events = captureEvents(node, ['keel.coordinator.']);
-    await kill(node, first);
+    await exitAndWait(node, first);
     // restarted by keel.agents under its name, with the workflow resumed from its table
     const second = node.registry.whereis('flow')!;
     expect(key(second)).not.toBe(key(first));
@@ -103,7 +93,7 @@ describe('CoordinatorAgent restarted in its node', () => {
     const events = captureEvents(node, ['keel.coordinator.']);
     const dead = parser.pid; // (its supervisor restarts it under a new pid, which is not in the pool)
     node.exit(dead, 'kill'); // dies in the same turn: its Down reaches the killed coordinator, never handled
-    await kill(node, coordinator.pid);
+    await exitAndWait(node, coordinator.pid);
     expect(events.events.filter((e) => e.event === 'keel.coordinator.worker_left').map((e) => [key(e.metadata.worker as Pid), e.metadata.reason])).toEqual([[key(dead), 'down']]);
     const result = await coordinator.wait('doc');
     expect(result).toMatchObject({ status: 'completed', results: { parse: 'spare' }, tasks: { parse: { attempts: 2 } } });
@@ -131,7 +121,7 @@ describe('CoordinatorAgent restarted in its node', () => {
     await node.idle();
     expect(calls).toBe(1); // f failed once: it waits out its 100 ms backoff
     await clock.advance(40);
-    await kill(node, coordinator.pid);
+    await exitAndWait(node, coordinator.pid);
     await clock.advance(59);
     await node.idle();
     expect(calls).toBe(1);
@@ -196,7 +186,7 @@ describe('CoordinatorAgent restarted in its node: paused and compensating workfl
     await coordinator.pause('paused');
     await node.idle();
     expect(undone).toEqual(['saga/a/compensate']);
-    await kill(node, coordinator.pid);
+    await exitAndWait(node, coordinator.pid);
     expect(await coordinator.status('saga')).toMatchObject({ state: 'compensating' });
     expect(await coordinator.status('paused')).toMatchObject({ state: 'paused' });
     // the compensation still runs on w: its re-run is refused (duplicate_task) until that run ends

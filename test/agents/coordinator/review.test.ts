@@ -3,18 +3,24 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
 import { Agent, AgentRegistry, CoordinatorAgent, GenServer, type Node, Pid } from '../../../src/index.js';
-import { captureEvents, probe } from '../../../src/testing/index.js';
-import { clockedNode, deferred, useNodes } from '../../support.js';
+import { captureEvents } from '../../../src/testing/index.js';
+import { clockedNode, deferred, exitAndWait, useNodes } from '../../support.js';
 
 const track = useNodes();
 
-async function kill(node: Node, pid: Pid): Promise<void> {
-  const p = probe(node);
-  // eslint-disable-next-line keel/no-unmanaged-monitor -- the test waits for the coordinator's death
-  const ref = p.ctx.monitor(pid);
-  node.exit(pid, 'kill');
-  await p.receive((m) => (m as { ref?: unknown }).ref === ref);
-  await node.idle();
+/** An agent whose task `k` throws `error` at every run; `runs()` counts the runs. */
+async function failingAgent(node: Node, error: unknown): Promise<{ pid: Pid; runs(): number }> {
+  let runs = 0;
+  const w = await Agent.start(node, {
+    capabilities: [],
+    tasks: {
+      k: () => {
+        runs++;
+        throw error;
+      },
+    },
+  });
+  return { pid: w.pid, runs: () => runs };
 }
 
 describe('CoordinatorAgent review: stuck', () => {
@@ -70,44 +76,26 @@ describe('CoordinatorAgent review: retry and hostile errors', () => {
 
   it('nonRetryable matches the code of a thrown plain object (it arrives wrapped as ERR_THROWN_VALUE)', async () => {
     const { node } = clockedNode(track);
-    let runs = 0;
-    const w = await Agent.start(node, {
-      capabilities: [],
-      tasks: {
-        k: () => {
-          runs++;
-          throw { code: 'BAD_INPUT', message: 'no' };
-        },
-      },
-    });
+    const w = await failingAgent(node, { code: 'BAD_INPUT', message: 'no' });
     const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid] });
     const r = await coordinator.run({ tasks: [{ id: 't', kind: 'k', retry: { maxAttempts: 5, nonRetryable: ['BAD_INPUT'] } }] });
     expect(r.status).toBe('failed');
-    expect(runs).toBe(1);
+    expect(w.runs()).toBe(1);
   });
 
   it('cancelled mid-backoff: the task never runs again, and the backoff timer is gone', async () => {
     const { node, clock } = clockedNode(track);
-    let runs = 0;
-    const w = await Agent.start(node, {
-      capabilities: [],
-      tasks: {
-        k: () => {
-          runs++;
-          throw new Error('flaky');
-        },
-      },
-    });
+    const w = await failingAgent(node, new Error('flaky'));
     const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid] });
     const { id } = await coordinator.submit({ tasks: [{ id: 't', kind: 'k', retry: { maxAttempts: 3, backoff: { initialMs: 1000, maxMs: 1000, jitter: 'none' } } }] });
     await node.idle();
-    expect(runs).toBe(1);
+    expect(w.runs()).toBe(1);
     const timers = node.info(coordinator.pid)!.timers;
     expect(await coordinator.cancel(id)).toEqual({ cancelled: true, notified: [] });
     expect(node.info(coordinator.pid)!.timers).toBe(timers - 1); // the backoff's Requeue timer
     await clock.advance(5000);
     await node.idle();
-    expect(runs).toBe(1);
+    expect(w.runs()).toBe(1);
     expect(await coordinator.wait(id)).toMatchObject({ status: 'cancelled', tasks: { t: { state: 'waiting', attempts: 1 } } });
   });
 
@@ -220,7 +208,7 @@ describe('CoordinatorAgent review: restarts', () => {
     await node.idle();
     expect(runs).toEqual(['a']);
     for (let i = 0; i < 5; i++) {
-      await kill(node, node.registry.whereis('storm')!);
+      await exitAndWait(node, node.registry.whereis('storm')!);
       await clock.advance(50); // the refused re-run (duplicate_task) is offered again: to the same worker
       await node.idle();
     }
@@ -254,8 +242,8 @@ describe('CoordinatorAgent review: restarts', () => {
     const coordinator = await CoordinatorAgent.start(node, { name: 'c2', workers: [w.pid] });
     await coordinator.submit({ id: 'x', tasks: [{ id: 't', kind: 'k' }] });
     await node.idle();
-    await kill(node, node.registry.whereis('c2')!);
-    await kill(node, node.registry.whereis('c2')!);
+    await exitAndWait(node, node.registry.whereis('c2')!);
+    await exitAndWait(node, node.registry.whereis('c2')!);
     const r = await coordinator.cancel('x');
     expect(r).toMatchObject({ cancelled: true, notified: [{ worker: w.pid, taskId: 'x/t' }] });
     expect(await stopped.promise).toBe('aborted');
@@ -269,7 +257,7 @@ describe('CoordinatorAgent review: a pool from a registry query', () => {
     const coordinator = await CoordinatorAgent.start(node, { workers: registry.select({ kind: 'k' }) });
     const first = await Agent.start(node, { capabilities: [], tasks: { k: () => 1 }, registry });
     await node.idle();
-    await kill(node, node.registry.whereis('reg')!); // restarted by keel.agents with its table
+    await exitAndWait(node, node.registry.whereis('reg')!); // restarted by keel.agents with its table
     const second = await Agent.start(node, { capabilities: [], tasks: { k: () => 2 }, registry });
     await node.idle();
     expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([first, second].map((a) => Pid.format(a.pid)));
@@ -284,7 +272,7 @@ describe('CoordinatorAgent review: a pool from a registry query', () => {
     const b = await Agent.start(node, { capabilities: [], tasks: { k: () => 'b' }, registry });
     await node.idle();
     expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([Pid.format(b.pid)]);
-    await kill(node, coordinator.pid); // restarted in its node: a stays out
+    await exitAndWait(node, coordinator.pid); // restarted in its node: a stays out
     expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([Pid.format(b.pid)]);
     expect(await coordinator.addWorker(a.pid)).toBe('ok');
     expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([b, a].map((x) => Pid.format(x.pid)));

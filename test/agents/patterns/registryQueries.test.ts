@@ -3,7 +3,7 @@ import { Agent, type AgentOptions } from '../../../src/agents/Agent.js';
 import { buildConsensus, distributeWork, electLeader, monitorLeader, type LeaderElected, type Leadership } from '../../../src/agents/patterns/index.js';
 import { AgentRegistry, type AgentRegistryHandle, GenServer, isDown, type Node, type Pid, resolveAgents, Supervisor } from '../../../src/index.js';
 import { probe, type Probe } from '../../../src/testing/index.js';
-import { clockedNode, deferred, drainThrough, expectKeelError, thrown, useNodes } from '../../support.js';
+import { clockedNode, deferred, drainThrough, exitAndWait, expectKeelError, thrown, useNodes } from '../../support.js';
 
 const track = useNodes();
 
@@ -30,15 +30,26 @@ async function plain(node: Node, registry: AgentRegistryHandle, key: string, cap
   return agent.pid;
 }
 
-/** Kills `pid` with a crash and waits for it to be gone, and for its supervisor to have restarted it. */
-async function crash(node: Node, pid: Pid): Promise<void> {
-  const p = probe(node);
-  // eslint-disable-next-line keel/no-unmanaged-monitor -- the test awaits this Down
-  p.ctx.monitor(pid);
-  node.exit(pid, new Error('crash'));
-  await p.receive(isDown);
-  await node.idle();
+/**
+ * A registry with two 'lead' candidates, both with `fns`: 'a' supervised (`sup`; at `a1`, registered
+ * again at each restart) and 'b' started from the node (registered once), registered after 'a'.
+ */
+async function leadCandidates(node: Node, fns: AgentFns = {}): Promise<{ registry: AgentRegistryHandle; sup: Pid; a1: Pid; b: Pid }> {
+  const registry = await AgentRegistry.start(node);
+  const sup = await supervised(node, registry, 'a', ['lead'], fns);
+  const a1 = registry.lookup('a')!.pid;
+  const b = await plain(node, registry, 'b', ['lead'], fns);
+  return { registry, sup, a1, b };
 }
+
+/** A runTask that tells `started` which agent started which task (`{ at, id }`), then answers the task's payload (a promise the test settles). */
+const reportingTo = (started: Probe): Required<Pick<AgentFns, 'runTask'>> => ({
+  runTask: (task, ctx) => {
+    // eslint-disable-next-line keel/no-raw-send -- the test agent reports to its probe
+    ctx.send(started, { at: ctx.self, id: task.id });
+    return task.payload as Promise<unknown>;
+  },
+});
 
 // eslint-disable-next-line keel/no-raw-send -- the test agent reports to its probe
 const forwardTo = (inbox: Probe): NonNullable<AgentFns['onMessage']> => (message, ctx) => ctx.send(inbox, { at: ctx.self, message });
@@ -47,14 +58,11 @@ describe('electLeader over a registry query', () => {
   it('a leader that dies and is restarted by its supervisor is a candidate again at its new pid', async () => {
     const node = track();
     const inbox = probe(node);
-    const registry = await AgentRegistry.start(node);
-    const sup = await supervised(node, registry, 'a', ['lead'], { onMessage: forwardTo(inbox) });
-    const a1 = registry.lookup('a')!.pid;
-    const b = await plain(node, registry, 'b', ['lead'], { onMessage: forwardTo(inbox) });
+    const { registry, sup, a1, b } = await leadCandidates(node, { onMessage: forwardTo(inbox) });
     const election = await electLeader(node, { candidates: registry.select({ capability: 'lead' }) });
     expect(await election.current()).toEqual({ leader: a1, term: 1 }); // equal loads: the first registered
 
-    await crash(node, a1);
+    await exitAndWait(node, a1, new Error('crash'));
     const a2 = registry.lookup('a')!.pid;
     expect(a2.id).not.toBe(a1.id);
     // a2 registered after b: b is the earliest answer of the query whether or not a2 was back at the election
@@ -74,13 +82,10 @@ describe('electLeader over a registry query', () => {
 
   it('monitorLeader over a query: the restarted leader is elected again, onChange sees each term', async () => {
     const node = track();
-    const registry = await AgentRegistry.start(node);
-    const sup = await supervised(node, registry, 'a', ['lead']);
-    const a1 = registry.lookup('a')!.pid;
-    const b = await plain(node, registry, 'b', ['lead']);
+    const { registry, sup, a1, b } = await leadCandidates(node);
     const seen: Leadership[] = [];
     const monitor = await monitorLeader(node, { candidates: registry.select({ capability: 'lead' }), onChange: (l) => seen.push(l) });
-    await crash(node, a1);
+    await exitAndWait(node, a1, new Error('crash'));
     await monitor.whenChanged(1);
     node.exit(b, 'kill');
     const third = await monitor.whenChanged(2);
@@ -92,12 +97,9 @@ describe('electLeader over a registry query', () => {
 
   it('the same election over a list of pids loses the restarted candidate (the gap the query closes)', async () => {
     const node = track();
-    const registry = await AgentRegistry.start(node);
-    const sup = await supervised(node, registry, 'a', ['lead']);
-    const a1 = registry.lookup('a')!.pid;
-    const b = await plain(node, registry, 'b', ['lead']);
+    const { sup, a1, b } = await leadCandidates(node);
     const election = await electLeader(node, { candidates: [a1, b] });
-    await crash(node, a1);
+    await exitAndWait(node, a1, new Error('crash'));
     expect(await election.whenChanged(1)).toEqual({ leader: b, term: 2 });
     node.exit(b, 'kill');
     expect(await election.whenChanged(2)).toEqual({ leader: undefined, term: 3 });
@@ -150,7 +152,7 @@ describe('buildConsensus over a registry query', () => {
     const v1 = registry.lookup('v')!.pid;
     const w = await plain(node, registry, 'w', ['voter'], { vote: () => 'approve' });
     const x = await plain(node, registry, 'x', ['voter'], { vote: () => 'reject' });
-    await crash(node, v1);
+    await exitAndWait(node, v1, new Error('crash'));
     const v2 = registry.lookup('v')!.pid;
 
     const byQuery = await buildConsensus(node, { proposal: 'p', participants: registry.select({ capability: 'voter' }) });
@@ -216,13 +218,7 @@ describe('distributeWork over a registry query', () => {
     const node = track();
     const registry = await AgentRegistry.start(node);
     const started = probe(node);
-    const gated: AgentFns = {
-      runTask: (task, ctx) => {
-        // eslint-disable-next-line keel/no-raw-send -- the test agent reports to its probe
-        ctx.send(started, { at: ctx.self, id: task.id });
-        return task.payload as Promise<unknown>;
-      },
-    };
+    const gated = reportingTo(started);
     const sup = await supervised(node, registry, 'a', ['w'], gated);
     const a1 = registry.lookup('a')!.pid;
     const b = await plain(node, registry, 'b', ['w'], gated);
@@ -237,7 +233,7 @@ describe('distributeWork over a registry query', () => {
     // item 0 is on a1, item 1 on b, item 2 waits: a1 dies with item 0
     const on = (pid: Pid) => (m: unknown): boolean => (m as { at?: Pid }).at?.id === pid.id;
     await started.receive(on(a1));
-    await crash(node, a1);
+    await exitAndWait(node, a1, new Error('crash'));
     const a2 = registry.lookup('a')!.pid;
     expect(a2.id).not.toBe(a1.id);
     // b is still busy: item 0 goes to a2 once it registered again (at the death, or at its registration)
@@ -261,20 +257,14 @@ describe('distributeWork over a registry query', () => {
     const node = track();
     const registry = await AgentRegistry.start(node);
     const started = probe(node);
-    const gated: AgentFns = {
-      runTask: (task, ctx) => {
-        // eslint-disable-next-line keel/no-raw-send -- the test agent reports to its probe
-        ctx.send(started, { at: ctx.self, id: task.id });
-        return task.payload as Promise<unknown>;
-      },
-    };
+    const gated = reportingTo(started);
     const registerAgain = deferred<void>();
     let starts = 0;
     const sup = await Supervisor.start(node, [
       {
         id: 'a',
         start: async (ctx) => {
-          const agent = await Agent.start(ctx, { name: 'a', capabilities: ['w'], ...(gated as Required<Pick<AgentFns, 'runTask'>>) });
+          const agent = await Agent.start(ctx, { name: 'a', capabilities: ['w'], ...gated });
           if (++starts > 1) await registerAgain.promise; // the restart registers when the test says so
           await registry.register(agent.pid, { capabilities: ['w'] }, { key: 'a' });
           return agent.pid;
@@ -319,7 +309,7 @@ describe('distributeWork over a registry query', () => {
     const b = await plain(node, registry, 'b', ['w'], gated);
     const gates = [deferred<string>(), deferred<string>()];
     const running = distributeWork(node, gates.map((g) => g.promise), { workers: registry.select({ capability: 'w' }) });
-    await crash(node, a1);
+    await exitAndWait(node, a1, new Error('crash'));
     gates.forEach((g) => g.resolve('ok'));
     const r = await running;
     expect(r.results[0]!.ok).toBe(false);

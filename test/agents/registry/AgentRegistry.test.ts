@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { Agent, AgentRegistry, type AgentRegistryHandle, GenServer, isDown, type Node, Pid, resolveAgents, Supervisor } from '../../../src/index.js';
+import { Agent, AgentRegistry, type AgentRegistryHandle, GenServer, type Node, Pid, resolveAgents, Supervisor } from '../../../src/index.js';
 import { componentStates } from '../../../src/agents/internal/componentState.js';
-import { captureEvents, probe, type TestClock } from '../../../src/testing/index.js';
-import { clockedNode, deadPid, idler, spawnWithContext, useNodes } from '../../support.js';
+import { captureEvents, type TestClock } from '../../../src/testing/index.js';
+import { advance, clockedNode, deadPid, exitAndWait, idler, spawnWithContext, useNodes } from '../../support.js';
 
 const track = useNodes();
 
@@ -14,11 +14,6 @@ function events(node: Node) {
 }
 
 /** Advances the clock and lets every process handle what it was sent. */
-async function advance(node: Node, clock: TestClock, ms: number): Promise<void> {
-  await clock.advance(ms);
-  await node.idle();
-}
-
 describe('AgentRegistry: registration', () => {
   it('registers a process under its registered name, with the node filled in, and answers lookups and queries without a call', async () => {
     const { node } = clockedNode(track);
@@ -120,12 +115,7 @@ describe('AgentRegistry: restarts', () => {
     const q = registry.select({ capability: 'x' });
     const first = node.registry.whereis('worker')!;
     expect(resolveAgents(q)).toEqual([first]);
-    const p = probe(node);
-    // eslint-disable-next-line keel/no-unmanaged-monitor -- the test awaits this Down
-    p.ctx.monitor(first);
-    node.exit(first, new Error('crash'));
-    await p.receive(isDown);
-    await node.idle();
+    await exitAndWait(node, first, new Error('crash'));
     const second = node.registry.whereis('worker')!;
     expect(second.id).not.toBe(first.id);
     expect(resolveAgents(q)).toEqual([second]);

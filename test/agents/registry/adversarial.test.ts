@@ -1,18 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { Agent, AgentRegistry, type AgentRegistryHandle, GenServer, Pid, resolveAgents, SignalRouter, Supervisor } from '../../../src/index.js';
 import { componentStates, peekComponentState } from '../../../src/agents/internal/componentState.js';
-import { captureEvents, expectNoLeaks, type TestClock } from '../../../src/testing/index.js';
-import { clockedNode, idler, listOf, otherCreation, spawnWithContext, useNodes } from '../../support.js';
-import type { Node } from '../../../src/index.js';
+import { captureEvents, expectNoLeaks } from '../../../src/testing/index.js';
+import { advance, clockedNode, idler, listOf, otherCreation, spawnWithContext, useNodes } from '../../support.js';
 
 // An adversarial review: what an Elixir Registry / gproc user would try.
 
 const track = useNodes();
-
-async function advance(node: Node, clock: TestClock, ms: number): Promise<void> {
-  await clock.advance(ms);
-  await node.idle();
-}
 
 describe('AgentRegistry: answers and their order', () => {
   it('a kept answer is copied: a caller that changes its array changes nobody else’s, and entries are frozen', async () => {

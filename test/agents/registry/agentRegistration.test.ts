@@ -1,16 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { Agent, AgentRegistry, type AgentRegistryHandle, GenServer, type Pid, isDown, isKeelError, type Node, Supervisor } from '../../../src/index.js';
-import { captureEvents, probe, type TestClock } from '../../../src/testing/index.js';
-import { clockedNode, spawnWithContext as spawnWithContextLocal, useNodes } from '../../support.js';
+import { Agent, AgentRegistry, type AgentRegistryHandle, GenServer, type Pid, isDown, isKeelError, Supervisor } from '../../../src/index.js';
+import { captureEvents, probe } from '../../../src/testing/index.js';
+import { advance, clockedNode, exitAndWait, spawnWithContext as spawnWithContextLocal, useNodes } from '../../support.js';
 
 // Agent.start({ registry }): an agent registers itself at each start, so a restart is found again.
 
 const track = useNodes();
-
-async function advance(node: Node, clock: TestClock, ms: number): Promise<void> {
-  await clock.advance(ms);
-  await node.idle();
-}
 
 describe('Agent.start({ registry })', () => {
   it('registers the agent under its name with its capabilities and kinds (a catch-all registers none), team and role', async () => {
@@ -46,12 +41,7 @@ describe('Agent.start({ registry })', () => {
     const sup = await Supervisor.start(node, [{ id: 'w', start: (ctx) => Agent.start(ctx, { name: 'w', capabilities: ['x'], runTask: () => 1, registry }).then((a) => a.pid) }]);
     const first = node.registry.whereis('w')!;
     expect(registry.pids({ capability: 'x' })).toEqual([first]);
-    const p = probe(node);
-    // eslint-disable-next-line keel/no-unmanaged-monitor -- the test awaits this Down
-    p.ctx.monitor(first);
-    node.exit(first, new Error('crash'));
-    await p.receive(isDown);
-    await node.idle();
+    await exitAndWait(node, first, new Error('crash'));
     const second = node.registry.whereis('w')!;
     expect(second).not.toBe(first);
     expect(registry.pids({ capability: 'x' })).toEqual([second]);

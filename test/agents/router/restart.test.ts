@@ -1,12 +1,12 @@
 /* eslint-disable keel/no-unmanaged-monitor -- the tests wait for the router's death on a runtime monitor's Down (STYLE.md 10) */
 import { describe, expect, it } from 'vitest';
-import { GenServer, Pid } from '../../../src/index.js';
+import { GenServer, type Node, Pid } from '../../../src/index.js';
 import { componentStates } from '../../../src/agents/internal/componentState.js';
 import { SignalRouter } from '../../../src/agents/router/SignalRouter.js';
-import type { SignalRouterHandle } from '../../../src/agents/router/types.js';
+import type { SignalRouterHandle, SignalRouterOptions } from '../../../src/agents/router/types.js';
 import { expectNoLeaks, probe } from '../../../src/testing/index.js';
 import { clockedNode, receiveDown, useNodes } from '../../support.js';
-import { expectBalanced, publishAll, routerEvents, routerMonitors, signal, sink } from './routerKit.js';
+import { expectBalanced, publishAll, routerEvents, routerMonitors, signal, sink, type Sink } from './routerKit.js';
 
 const track = useNodes();
 
@@ -23,6 +23,21 @@ async function killRouter(node: Parameters<typeof probe>[0], router: SignalRoute
   meanwhile();
   expect((await receiveDown(p, ref)).reason).toBe('killed');
   return first;
+}
+
+/**
+ * A router named 'signals' (with `options`) and a held subscriber `s` of 'a' that takes one at a
+ * time: 3 signals published, the first started (held at `s`), the other two waiting in the router.
+ */
+async function oneInFlight(node: Node, options: Omit<SignalRouterOptions, 'name'> = {}): Promise<{ router: SignalRouterHandle; s: Sink; events: ReturnType<typeof routerEvents> }> {
+  const router = await SignalRouter.start(node, { name: 'signals', ...options });
+  const s = sink(node, { held: true });
+  await router.subscribe('a', s.pid, { maxInFlight: 1 });
+  const events = routerEvents(node);
+  publishAll(router, 'a', 3);
+  await s.until(1);
+  await router.stats();
+  return { router, s, events };
 }
 
 describe('SignalRouter restart: the subscriptions live in a node-owned table', () => {
@@ -149,13 +164,7 @@ describe('SignalRouter restart: the subscriptions live in a node-owned table', (
 
   it('a delivery in flight at the crash that times out before the restart is counted, once', async () => {
     const { node, clock } = clockedNode(track);
-    const router = await SignalRouter.start(node, { name: 'signals', deliveryTimeout: 100 });
-    const s = sink(node, { held: true });
-    await router.subscribe('a', s.pid, { maxInFlight: 1 });
-    const events = routerEvents(node);
-    publishAll(router, 'a', 3);
-    await s.until(1);
-    await router.stats();
+    const { router, s, events } = await oneInFlight(node, { deliveryTimeout: 100 });
     await killRouter(node, router);
     await events.until('resumed', 1);
     await node.settle();
@@ -172,13 +181,7 @@ describe('SignalRouter restart: the subscriptions live in a node-owned table', (
 
   it('a normal stop ends the router for good: what it held is reported, the table released, no restart (a transient child)', async () => {
     const { node } = clockedNode(track);
-    const router = await SignalRouter.start(node, { name: 'signals' });
-    const s = sink(node, { held: true });
-    await router.subscribe('a', s.pid, { maxInFlight: 1 });
-    const events = routerEvents(node);
-    publishAll(router, 'a', 3);
-    await s.until(1);
-    await router.stats();
+    const { router, s, events } = await oneInFlight(node);
     expect(componentStates(node)).toContain('signals');
     const first = router.pid;
     await GenServer.stop(node, first);

@@ -8,7 +8,7 @@ import type { AgentStore } from '../../../src/agents/store/AgentStore.js';
 import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
 import { GenServer, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../../src/testing/index.js';
-import { clockedNode, expectKeelError, thrown, useNodes, useTempFiles } from '../../support.js';
+import { advance, clockedNode, exitAndWait, expectKeelError, thrown, useNodes, useTempFiles } from '../../support.js';
 
 const tmpfile = useTempFiles('keel-agent-store-', 'agents.db');
 const track = useNodes();
@@ -20,21 +20,6 @@ function recorder(node: Node, name?: string): { pid: Pid; at: number[] } {
     at.push(node.clock.now());
   }, name === undefined ? undefined : { name });
   return { pid, at };
-}
-
-async function advance(node: Node, clock: TestClock, ms: number): Promise<void> {
-  await clock.advance(ms);
-  await node.idle();
-}
-
-/** Kills `pid` with `reason` and waits for its Down. */
-async function kill(node: Node, pid: Pid, reason: 'kill' | 'normal' = 'kill'): Promise<void> {
-  const p = probe(node);
-  // eslint-disable-next-line keel/no-unmanaged-monitor -- the test waits for the scheduler's death
-  const ref = p.ctx.monitor(pid);
-  node.exit(pid, reason);
-  await p.receive((m) => (m as { ref?: unknown }).ref === ref);
-  await node.idle();
 }
 
 describe('AgentScheduler restarted in its node (killed, restarted by its supervisor)', () => {
@@ -52,7 +37,7 @@ describe('AgentScheduler restarted in its node (killed, restarted by its supervi
     const events = captureEvents(node, ['keel.agent_scheduler.']);
     // the agent dies in the same turn as the scheduler: its Down reaches the killed one, never handled
     node.exit(gone.pid, 'kill');
-    await kill(node, scheduler.pid);
+    await exitAndWait(node, scheduler.pid);
     expect(node.registry.whereis('ticks')).toEqual(scheduler.pid); // restarted by keel.agents
     expect(events.events.filter((e) => e.event === 'keel.agent_scheduler.resumed')).toEqual([
       { event: 'keel.agent_scheduler.resumed', measurements: { schedules: 3, dropped: 1, corrupt: 0 }, metadata: { scheduler: 'ticks', from: 'table' } },
@@ -81,7 +66,7 @@ describe('AgentScheduler restarted in its node (killed, restarted by its supervi
     const first = await AgentScheduler.start(parent.ctx, { name: 'ticks' });
     const a = recorder(node);
     await first.registerPeriodic(a.pid, 'beat', 100, 'beat', { missed: 'catch_up' });
-    await kill(node, first.pid);
+    await exitAndWait(node, first.pid);
     expect(node.registry.whereis('ticks')).toBeUndefined();
     await advance(node, clock, 450); // START+100..400 pass with no scheduler
     expect(a.at).toEqual([]);

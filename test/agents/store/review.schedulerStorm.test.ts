@@ -2,20 +2,10 @@
 // or counted as skipped (one catch-up delivery at each resume), none twice, no monitor left over.
 import { describe, expect, it } from 'vitest';
 import { AgentScheduler } from '../../../src/agents/AgentScheduler.js';
-import { type Node, type Pid } from '../../../src/index.js';
-import { captureEvents, expectNoLeaks, probe } from '../../../src/testing/index.js';
-import { clockedNode, useNodes } from '../../support.js';
+import { captureEvents, expectNoLeaks } from '../../../src/testing/index.js';
+import { clockedNode, exitAndWait, useNodes } from '../../support.js';
 
 const track = useNodes();
-
-async function kill(node: Node, pid: Pid): Promise<void> {
-  const p = probe(node);
-  // eslint-disable-next-line keel/no-unmanaged-monitor -- the test waits for the scheduler's death
-  const ref = p.ctx.monitor(pid);
-  node.exit(pid, 'kill');
-  await p.receive((m) => (m as { ref?: unknown }).ref === ref);
-  await node.idle();
-}
 
 describe('AgentScheduler restart storm', () => {
   it('killed 5 times while schedules fire: delivered + skipped = due times passed, each delivery once', async () => {
@@ -31,7 +21,7 @@ describe('AgentScheduler restart storm', () => {
     for (let k = 0; k < 5; k++) {
       await clock.advance(250);
       await node.idle();
-      await kill(node, scheduler.pid); // restarted by keel.agents at once
+      await exitAndWait(node, scheduler.pid); // restarted by keel.agents at once
       await clock.advance(330); // due times pass while it is restarted (the first fires at resume)
       await node.idle();
     }
