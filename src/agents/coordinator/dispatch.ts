@@ -8,7 +8,7 @@ import { retryDelay } from './policy.js';
 import { finish } from './runs.js';
 import { persist, recordResult } from './durable.js';
 import { compensationSettled } from './saga.js';
-import { AggregateTimeout, agentTaskId, event, NoWorkerDue, pidKey, put, Requeue, wanted, type Attempt, type Run, type State, type TaskRun, type Worker } from './state.js';
+import { AggregateTimeout, agentTaskId, event, NoWorkerDue, pidKey, put, Requeue, RunningList, wanted, type Attempt, type Run, type State, type TaskRun, type Worker } from './state.js';
 import { touch } from './stuck.js';
 import type { NoWorkerError } from './types.js';
 
@@ -35,7 +35,7 @@ export function addWorker(state: State, pid: Pid, capabilities: readonly string[
   if (state.workers.has(key)) return { error: 'exists' };
   const watch = watchProcess(state.ctx, pid, 'coordinator');
   if (watch === 'noproc') return { error: 'noproc' };
-  state.workers.set(key, { pid, key, capabilities: new Set(capabilities), kinds: kinds === undefined ? undefined : new Set(kinds), watch, load: 0, running: new Set() });
+  state.workers.set(key, { pid, key, capabilities: new Set(capabilities), kinds: kinds === undefined ? undefined : new Set(kinds), watch, load: 0, running: new RunningList() });
   state.free++;
   event(state, 'worker_joined', {}, { worker: pid, capabilities, kinds: kinds ?? '*' });
   dispatch(state);
@@ -50,7 +50,7 @@ export function removeWorker(state: State, worker: Worker, reason: string, monit
   state.m.left++;
   if (!monitorFired) unwatch(state.ctx, worker.watch);
   event(state, 'worker_left', {}, { worker: worker.pid, reason });
-  for (const attempt of [...worker.running]) {
+  for (const attempt of worker.running.toArray()) {
     // a worker taken out alive is told to stop what it runs for us (a dead one has stopped)
     if (reason === 'removed' && !attempt.done) {
       void cancelOn(state, worker.pid, agentTaskId(attempt.task));
@@ -122,7 +122,7 @@ export function enqueue(state: State, task: TaskRun): void {
  */
 export function dispatch(state: State): void {
   // a dead coordinator's late answers must not move tasks its successor now runs (they share them)
-  if (state.ctx.signal.aborted) return;
+  if (state.dead) return;
   const max = state.options.maxTasksPerWorker;
   const ready = state.ready;
   for (let i = state.head; i < ready.length && state.free > 0; i++) {
@@ -190,7 +190,7 @@ export function agentTask(task: TaskRun): AgentTask {
 }
 
 function begin(state: State, task: TaskRun, worker: Worker | undefined): Attempt {
-  const attempt: Attempt = { task, worker, done: false, progressBefore: task.wf.progressAt, startedAt: state.ctx.node.clock.now() };
+  const attempt: Attempt = { task, worker, done: false, timer: undefined, progressBefore: task.wf.progressAt, startedAt: state.ctx.node.clock.now(), slot: -1 };
   if (task.waitTimer !== undefined) {
     state.ctx.cancelTimer(task.waitTimer as never);
     task.waitTimer = undefined;
@@ -209,8 +209,8 @@ function assign(state: State, task: TaskRun, worker: Worker): void {
   const attempt = begin(state, task, worker);
   if (++worker.load === state.options.maxTasksPerWorker) state.free--;
   worker.running.add(attempt);
-  const timeout = task.spec.timeoutMs ?? state.options.taskTimeoutMs;
-  GenServer.call<AgentProtocol>(state.ctx, worker.pid, { type: 'run_task', task: agentTask(task) }, { timeout }).then(
+  // the timeout alone (a number): no options object per call for GenServer.call to check key by key
+  GenServer.call<AgentProtocol>(state.ctx, worker.pid, { type: 'run_task', task: agentTask(task) }, task.spec.timeoutMs ?? state.options.taskTimeoutMs).then(
     (result) => settled(state, attempt, result as TaskResult, undefined),
     (error: unknown) => settled(state, attempt, undefined, error),
   );
@@ -251,7 +251,7 @@ export function aggregateTimeout(state: State, attempt: Attempt): void {
 function settled(state: State, attempt: Attempt, result: TaskResult | undefined, error: unknown): void {
   const worker = attempt.worker;
   if (worker?.running.delete(attempt) === true) unload(state, worker);
-  if (state.ctx.signal.aborted) return;
+  if (state.dead) return;
   if (attempt.done) {
     dispatch(state);
     return;

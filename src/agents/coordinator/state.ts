@@ -22,7 +22,8 @@ export interface Worker {
   readonly kinds: ReadonlySet<string> | undefined;
   readonly watch: WatchRef;
   load: number;
-  readonly running: Set<Attempt>;
+  /** Its attempts under way (an attempt knows its slot: no Set churning 0 -> 1 -> 0 per task). */
+  readonly running: RunningList;
 }
 
 export interface Attempt {
@@ -32,10 +33,45 @@ export interface Attempt {
   /** Set once this attempt's outcome has been taken into account (or it was made moot). */
   done: boolean;
   /** An aggregate step's timeout timer (cancelled when it settles or its workflow ends). */
-  timer?: unknown;
+  timer: unknown;
   /** Its workflow's last progress before this attempt started, and when it started: a refused offer is not progress. */
   readonly progressBefore: number;
   readonly startedAt: number;
+  /** Its index in its worker's {@link RunningList} while in it, else -1. */
+  slot: number;
+}
+
+/**
+ * A worker's attempts under way: an array read up to `size`, an attempt removed by moving the last
+ * one into its slot. Slots past `size` are cleared, never cut off, so a list that goes 0 -> 1 -> 0
+ * per task (one task per worker) allocates nothing once it has grown.
+ */
+export class RunningList {
+  #items: (Attempt | undefined)[] = [];
+  size = 0;
+
+  add(attempt: Attempt): void {
+    attempt.slot = this.size;
+    this.#items[this.size++] = attempt;
+  }
+
+  /** Removes the attempt; false if it was not in the list. */
+  delete(attempt: Attempt): boolean {
+    const i = attempt.slot;
+    if (i < 0 || i >= this.size || this.#items[i] !== attempt) return false;
+    const last = --this.size;
+    const moved = this.#items[last]!;
+    this.#items[i] = moved;
+    moved.slot = i;
+    this.#items[last] = undefined;
+    attempt.slot = -1;
+    return true;
+  }
+
+  /** A copy of the attempts, in no particular order. */
+  toArray(): Attempt[] {
+    return this.#items.slice(0, this.size) as Attempt[];
+  }
 }
 
 export interface TaskRun {
@@ -138,6 +174,8 @@ export interface State {
   readonly m: Counts;
   /** The registry query the pool follows (`workers: registry.select(…)`), if any. */
   follow: Follow | undefined;
+  /** Its process is dead (its signal aborted): set on the abort event, read per answer instead of the signal's getter. */
+  dead: boolean;
 }
 
 /** A worker asked to join answered its status (capabilities undefined: it did not). */
