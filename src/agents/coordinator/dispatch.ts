@@ -12,7 +12,7 @@ import { AggregateTimeout, agentTaskId, event, NoWorkerDue, pidKey, put, Requeue
 import { touch } from './stuck.js';
 import type { NoWorkerError } from './types.js';
 
-export { AggregateTimeout, agentTaskId, event, Joined, NoWorkerDue, pidKey, put, Requeue, stopTaskTimers, wanted, WorkflowTimeout } from './state.js';
+export { AggregateTimeout, agentTaskId, event, Joined, listening, NoWorkerDue, pidKey, put, Requeue, stopTaskTimers, wanted, WorkflowTimeout } from './state.js';
 export type { Attempt, Run, State, TaskRun, Worker } from './state.js';
 
 /**

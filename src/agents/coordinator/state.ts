@@ -1,5 +1,6 @@
 import type { Follow } from './follow.js';
 import type { From } from '../../otp/GenServer.js';
+import { kernelOf } from '../../runtime/kernel.js';
 import { Pid } from '../../runtime/Pid.js';
 import type { Context } from '../../runtime/types.js';
 import type { WatchRef } from '../internal/watch.js';
@@ -176,6 +177,8 @@ export interface State {
   follow: Follow | undefined;
   /** Its process is dead (its signal aborted): set on the abort event, read per answer instead of the signal's getter. */
   dead: boolean;
+  /** Its events' telemetry probes, by event name (filled as they are first emitted). */
+  readonly probes: Map<string, { readonly active: boolean }>;
 }
 
 /** A worker asked to join answered its status (capabilities undefined: it did not). */
@@ -203,8 +206,16 @@ export class WorkflowTimeout {
 export const agentTaskId = (task: TaskRun): string => (task.role === 'task' ? `${task.wf.id}/${task.spec.id}` : `${task.wf.id}/${task.spec.id}/compensate`);
 export const pidKey = (pid: Pid): string => Pid.format(pid);
 
-/** Emits `keel.coordinator.<name>`. */
+/** Whether anyone would see `keel.coordinator.<name>` (a hot path builds an event's data only then). */
+export function listening(state: State, name: string): boolean {
+  let probe = state.probes.get(name);
+  if (probe === undefined) state.probes.set(name, (probe = kernelOf(state.ctx).telemetry.probe(`keel.coordinator.${name}`)));
+  return probe.active;
+}
+
+/** Emits `keel.coordinator.<name>` (nothing is built when no one listens). */
 export function event(state: State, name: string, measurements: Record<string, number>, metadata: Record<string, unknown>): void {
+  if (!listening(state, name)) return;
   state.ctx.node.telemetry.execute(`keel.coordinator.${name}`, measurements, { coordinator: state.ctx.self, ...metadata });
 }
 
