@@ -35,7 +35,9 @@ export function addWorker(state: State, pid: Pid, capabilities: readonly string[
   if (state.workers.has(key)) return { error: 'exists' };
   const watch = watchProcess(state.ctx, pid, 'coordinator');
   if (watch === 'noproc') return { error: 'noproc' };
-  state.workers.set(key, { pid, key, capabilities: new Set(capabilities), kinds: kinds === undefined ? undefined : new Set(kinds), watch, load: 0, running: new RunningList() });
+  const worker: Worker = { pid, key, capabilities: new Set(capabilities), kinds: kinds === undefined ? undefined : new Set(kinds), watch, load: 0, running: new RunningList() };
+  state.workers.set(key, worker);
+  state.pool.push(worker);
   state.free++;
   event(state, 'worker_joined', {}, { worker: pid, capabilities, kinds: kinds ?? '*' });
   dispatch(state);
@@ -46,6 +48,8 @@ export function addWorker(state: State, pid: Pid, capabilities: readonly string[
 export function removeWorker(state: State, worker: Worker, reason: string, monitorFired = false): void {
   if (state.workers.get(worker.key) !== worker) return;
   state.workers.delete(worker.key);
+  const at = state.pool.indexOf(worker);
+  if (at >= 0) state.pool.splice(at, 1);
   if (worker.load < state.options.maxTasksPerWorker) state.free--;
   state.m.left++;
   if (!monitorFired) unwatch(state.ctx, worker.watch);
@@ -58,7 +62,7 @@ export function removeWorker(state: State, worker: Worker, reason: string, monit
     retry(state, attempt, reason, true);
   }
   // ready tasks that only this worker could run now wait for one (bounded by waitForWorkersMs)
-  for (let i = state.head; i < state.ready.length; i++) {
+  for (let i = state.head; i < state.tail; i++) {
     const t = state.ready[i];
     if (t !== undefined && t.state === 'ready' && wanted(t)) watchForWorker(state, t);
   }
@@ -75,12 +79,14 @@ function unload(state: State, worker: Worker): void {
 /** Whether the worker runs the task's kind and has every capability it requires. */
 export function eligible(worker: Worker, task: TaskRun): boolean {
   if (worker.kinds !== undefined && !worker.kinds.has(task.kind)) return false;
-  for (const c of task.requires) if (!worker.capabilities.has(c)) return false;
+  const requires = task.requires;
+  for (let i = 0; i < requires.length; i++) if (!worker.capabilities.has(requires[i]!)) return false;
   return true;
 }
 
 export function anyEligible(state: State, task: TaskRun): boolean {
-  for (const w of state.workers.values()) if (eligible(w, task)) return true;
+  const pool = state.pool;
+  for (let i = 0; i < pool.length; i++) if (eligible(pool[i]!, task)) return true;
   return false;
 }
 
@@ -108,10 +114,10 @@ export function enqueue(state: State, task: TaskRun): void {
   task.state = 'ready';
   if (task.spec.aggregate === true && task.role === 'task') {
     if (task.wf.state === 'running') runAggregate(state, task);
-    else state.ready.push(task); // paused: runs on resume
+    else state.ready[state.tail++] = task; // paused: runs on resume
     return;
   }
-  state.ready.push(task);
+  state.ready[state.tail++] = task;
   watchForWorker(state, task);
 }
 
@@ -125,7 +131,8 @@ export function dispatch(state: State): void {
   if (state.dead) return;
   const max = state.options.maxTasksPerWorker;
   const ready = state.ready;
-  for (let i = state.head; i < ready.length && state.free > 0; i++) {
+  const pool = state.pool;
+  for (let i = state.head; i < state.tail && state.free > 0; i++) {
     const task = ready[i];
     if (task === undefined) continue;
     let take = task.state !== 'ready' || !wanted(task); // finished or taken while queued
@@ -136,7 +143,8 @@ export function dispatch(state: State): void {
       } else {
         let best = preferred(state, task);
         let fallback: Worker | undefined;
-        if (best === undefined) for (const w of state.workers.values()) {
+        if (best === undefined) for (let k = 0; k < pool.length; k++) {
+          const w = pool[k]!;
           if (w.load >= max || !eligible(w, task)) continue;
           if (w === task.avoid) fallback = w;
           else if (best === undefined || w.load < best.load) {
@@ -156,12 +164,15 @@ export function dispatch(state: State): void {
       if (i === state.head) state.head++;
     }
   }
-  while (state.head < ready.length && ready[state.head] === undefined) state.head++;
-  if (state.head === ready.length) {
-    ready.length = 0;
+  while (state.head < state.tail && ready[state.head] === undefined) state.head++;
+  if (state.head === state.tail) {
+    // empty: every slot is undefined already; the array keeps its backing store for the next tasks
     state.head = 0;
-  } else if (state.head > 1024 && state.head * 2 > ready.length) {
-    ready.splice(0, state.head);
+    state.tail = 0;
+  } else if (state.head > 1024 && state.head * 2 > state.tail) {
+    ready.copyWithin(0, state.head, state.tail);
+    ready.fill(undefined, state.tail - state.head, state.tail);
+    state.tail -= state.head;
     state.head = 0;
   }
 }

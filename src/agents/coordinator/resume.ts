@@ -38,6 +38,7 @@ function rearmRun(state: State, wf: Run): void {
 export function resumeKept(state: State): Resumed {
   const old = [...state.workers.values()];
   state.workers.clear();
+  state.pool.length = 0;
   state.free = 0;
   const now: Map<string, Worker> = new Map();
   for (const w of old) {

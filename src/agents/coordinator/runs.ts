@@ -16,7 +16,8 @@ const isActive = (wf: Run): boolean => wf.state === 'running' || wf.state === 'p
 export function statusOfRun(wf: Run, finishedAt?: number): WorkflowStatus {
   let running = 0;
   let failed = 0;
-  for (const t of wf.tasks.values()) {
+  for (let i = 0; i < wf.order.length; i++) {
+    const t = wf.order[i]!;
     if (t.state === 'running' && t.current !== undefined) running++;
     else if (t.state === 'failed') failed++;
   }
@@ -33,9 +34,7 @@ export function finish(state: State, wf: Run, status: 'completed' | 'failed' | '
   if (status === 'failed') void cancelRunning(state, wf); // completed: nothing runs; cancelled: the caller did
   if (wf.timer !== undefined) state.ctx.cancelTimer(wf.timer as never);
   wf.timer = undefined;
-  for (const t of wf.tasks.values()) {
-    stopTaskTimers(state, t);
-  }
+  for (let i = 0; i < wf.order.length; i++) stopTaskTimers(state, wf.order[i]!);
   if (status === 'failed' && startCompensation(state, wf, failedTask, error)) return;
   finalize(state, wf, status, failedTask, error);
 }
@@ -61,7 +60,10 @@ export function finalize(state: State, wf: Run, status: 'completed' | 'failed' |
   }
   const finishedAt = state.ctx.node.clock.now();
   const tasks: Record<string, TaskOutcome> = {};
-  for (const t of wf.tasks.values()) put(tasks, t.spec.id, outcomeOf(t));
+  for (let i = 0; i < wf.order.length; i++) {
+    const t = wf.order[i]!;
+    put(tasks, t.spec.id, outcomeOf(t));
+  }
   const result: WorkflowResult = failedTask === undefined && status !== 'failed'
     // the common case as a literal (no spreads: one shape); the same keys in the same order
     ? { id: wf.id, status, results: wf.results, tasks, compensations: wf.compensations, reassigned: wf.reassigned, startedAt: wf.startedAt, finishedAt }
@@ -113,7 +115,8 @@ export function startRun(state: State, workflow: Workflow): Run | Error {
   if (listening(state, 'workflow_started')) event(state, 'workflow_started', { tasks: wf.tasks.size }, { workflow: id });
   // a kind no worker runs fails the workflow at once (unless it may wait for a worker to join)
   if (wf.waitMs === 0) {
-    for (const t of wf.tasks.values()) {
+    for (let i = 0; i < wf.order.length; i++) {
+      const t = wf.order[i]!;
       if (t.spec.aggregate !== true && !anyEligible(state, t)) {
         t.state = 'failed';
         t.error = noWorkerError(t);
@@ -124,7 +127,10 @@ export function startRun(state: State, workflow: Workflow): Run | Error {
     }
   }
   touch(state, wf);
-  for (const t of wf.tasks.values()) if (t.blockers === 0) enqueue(state, t);
+  for (let i = 0; i < wf.order.length; i++) {
+    const t = wf.order[i]!;
+    if (t.blockers === 0) enqueue(state, t);
+  }
   if (workflow.timeoutMs !== undefined && isActive(wf)) {
     wf.deadline = wf.startedAt + workflow.timeoutMs;
     wf.timer = state.ctx.sendAfter(state.ctx.self, new WorkflowTimeout(id), workflow.timeoutMs);
@@ -139,18 +145,22 @@ const NO_REQUIREMENTS: readonly string[] = Object.freeze([]);
 /** @internal A workflow's run, every task blocked on its dependencies (not yet in the active set). */
 export function newRun(state: State, id: string, workflow: Workflow, startedAt: number): Run {
   const wf: Run = {
-    id, spec: workflow, deadline: undefined, tasks: new Map(), state: 'running', completed: 0, reassigned: 0, results: {}, startedAt, waiters: [], timer: undefined,
+    id, spec: workflow, deadline: undefined, tasks: new Map(), order: [], state: 'running', completed: 0, reassigned: 0, results: {}, startedAt, waiters: [], timer: undefined,
     waitMs: workflow.waitForWorkersMs ?? state.options.waitForWorkersMs, stuckMs: workflow.stuckAfterMs ?? state.options.stuckAfterMs,
     progressAt: startedAt, stuckTimer: undefined, stuckReported: false, completedOrder: [], undo: [], compensations: [], failure: undefined,
   };
-  for (const spec of workflow.tasks) {
-    wf.tasks.set(spec.id, {
+  for (let i = 0; i < workflow.tasks.length; i++) {
+    const spec = workflow.tasks[i]!;
+    const t: TaskRun = {
       wf, spec, role: 'task', undoes: undefined, kind: spec.kind, requires: spec.requires ?? NO_REQUIREMENTS, retry: toRetry(spec.retry),
       state: 'blocked', blockers: spec.dependsOn?.length ?? 0, dependents: [], attempts: 0, lost: 0, errors: 0,
       current: undefined, avoid: undefined, prefer: undefined, dueAt: 0, worker: undefined, result: undefined, error: undefined, waitTimer: undefined, delayTimer: undefined,
-    });
+    };
+    wf.tasks.set(spec.id, t);
+    wf.order.push(t);
   }
-  for (const t of wf.tasks.values()) {
+  for (let i = 0; i < wf.order.length; i++) {
+    const t = wf.order[i]!;
     const deps = t.spec.dependsOn;
     if (deps !== undefined) for (const dep of deps) wf.tasks.get(dep)!.dependents.push(t);
   }

@@ -118,6 +118,8 @@ export interface Run {
   /** When `timeoutMs` fails it (node clock), or undefined. */
   deadline: number | undefined;
   readonly tasks: Map<string, TaskRun>;
+  /** The same tasks in the workflow's order, read by index on hot paths (a Map iterator allocates a result per step). */
+  readonly order: TaskRun[];
   state: WorkflowState;
   completed: number;
   reassigned: number;
@@ -165,11 +167,17 @@ export interface State {
   readonly store: AgentStore | undefined;
   readonly options: Settings;
   readonly workers: Map<string, Worker>;
+  /** The same workers in the order they joined, read by index where dispatch scans the pool (a Map iterator allocates a result per step). */
+  readonly pool: Worker[];
   readonly runs: Map<string, Run>;
   readonly history: Map<string, { status: WorkflowStatus; result: WorkflowResult }>;
-  /** Ready tasks in the order they became ready, from `head`; holes are tasks already taken. */
+  /**
+   * Ready tasks in the order they became ready, in slots `head` to `tail`; holes are tasks already
+   * taken. Slots outside are undefined; the array is never cut short (its backing store is kept).
+   */
   readonly ready: (TaskRun | undefined)[];
   head: number;
+  tail: number;
   /** Workers of the pool with room (load below maxTasksPerWorker), kept as loads change. */
   free: number;
   readonly m: Counts;
