@@ -67,7 +67,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
   async init({ options, workers: given, query, name, store }, ctx) {
     // the table of a predecessor under this name (killed, restarted by its supervisor), or a new one
     const { state: kept, resumed } = componentState(ctx.node, name, 'coordinator', newKept);
-    const state: State = { ctx, name, kept, store, options, workers: kept.workers, pool: [], runs: kept.runs, history: kept.history, ready: [], head: 0, tail: 0, free: 0, m: kept.m, follow: undefined, dead: ctx.signal.aborted, probes: new Map() };
+    const state: State = { ctx, name, kept, store, options, workers: kept.workers, pool: [], fullBelow: 0, runs: kept.runs, history: kept.history, ready: [], head: 0, tail: 0, free: 0, m: kept.m, follow: undefined, dead: ctx.signal.aborted, probes: new Map() };
     ctx.signal.addEventListener('abort', () => (state.dead = true), { once: true });
     if (resumed) {
       const r = resumeKept(state);

@@ -35,7 +35,7 @@ export function addWorker(state: State, pid: Pid, capabilities: readonly string[
   if (state.workers.has(key)) return { error: 'exists' };
   const watch = watchProcess(state.ctx, pid, 'coordinator');
   if (watch === 'noproc') return { error: 'noproc' };
-  const worker: Worker = { pid, key, capabilities: new Set(capabilities), kinds: kinds === undefined ? undefined : new Set(kinds), watch, load: 0, running: new RunningList() };
+  const worker: Worker = { pid, key, capabilities: new Set(capabilities), kinds: kinds === undefined ? undefined : new Set(kinds), watch, load: 0, index: state.pool.length, running: new RunningList() };
   state.workers.set(key, worker);
   state.pool.push(worker);
   state.free++;
@@ -48,8 +48,13 @@ export function addWorker(state: State, pid: Pid, capabilities: readonly string[
 export function removeWorker(state: State, worker: Worker, reason: string, monitorFired = false): void {
   if (state.workers.get(worker.key) !== worker) return;
   state.workers.delete(worker.key);
-  const at = state.pool.indexOf(worker);
-  if (at >= 0) state.pool.splice(at, 1);
+  const pool = state.pool;
+  const at = pool[worker.index] === worker ? worker.index : pool.indexOf(worker);
+  if (at >= 0) {
+    pool.splice(at, 1);
+    for (let k = at; k < pool.length; k++) pool[k]!.index = k;
+    if (at < state.fullBelow) state.fullBelow = at;
+  }
   if (worker.load < state.options.maxTasksPerWorker) state.free--;
   state.m.left++;
   if (!monitorFired) unwatch(state.ctx, worker.watch);
@@ -73,7 +78,10 @@ export function removeWorker(state: State, worker: Worker, reason: string, monit
 
 /** An attempt of the worker ended: one more slot (counted free if it is still in the pool). */
 function unload(state: State, worker: Worker): void {
-  if (worker.load-- === state.options.maxTasksPerWorker && state.workers.get(worker.key) === worker) state.free++;
+  if (worker.load-- === state.options.maxTasksPerWorker && state.workers.get(worker.key) === worker) {
+    state.free++;
+    if (worker.index < state.fullBelow) state.fullBelow = worker.index;
+  }
 }
 
 /** Whether the worker runs the task's kind and has every capability it requires. */
@@ -143,9 +151,16 @@ export function dispatch(state: State): void {
       } else {
         let best = preferred(state, task);
         let fallback: Worker | undefined;
-        if (best === undefined) for (let k = 0; k < pool.length; k++) {
+        // the workers below fullBelow have no room: skipped, as the scan would; full ones in a row from there move it up
+        let full = true;
+        if (best === undefined) for (let k = state.fullBelow; k < pool.length; k++) {
           const w = pool[k]!;
-          if (w.load >= max || !eligible(w, task)) continue;
+          if (w.load >= max) {
+            if (full) state.fullBelow = k + 1;
+            continue;
+          }
+          full = false;
+          if (!eligible(w, task)) continue;
           if (w === task.avoid) fallback = w;
           else if (best === undefined || w.load < best.load) {
             best = w;

@@ -39,6 +39,7 @@ export function resumeKept(state: State): Resumed {
   const old = [...state.workers.values()];
   state.workers.clear();
   state.pool.length = 0;
+  state.fullBelow = 0;
   state.free = 0;
   const now: Map<string, Worker> = new Map();
   for (const w of old) {

@@ -23,6 +23,8 @@ export interface Worker {
   readonly kinds: ReadonlySet<string> | undefined;
   readonly watch: WatchRef;
   load: number;
+  /** Its position in the state's `pool` while it is in it. */
+  index: number;
   /** Its attempts under way (an attempt knows its slot: no Set churning 0 -> 1 -> 0 per task). */
   readonly running: RunningList;
 }
@@ -169,6 +171,8 @@ export interface State {
   readonly workers: Map<string, Worker>;
   /** The same workers in the order they joined, read by index where dispatch scans the pool (a Map iterator allocates a result per step). */
   readonly pool: Worker[];
+  /** Every worker of `pool` below this index has no room (load at maxTasksPerWorker): dispatch's scan starts here. */
+  fullBelow: number;
   readonly runs: Map<string, Run>;
   readonly history: Map<string, { status: WorkflowStatus; result: WorkflowResult }>;
   /**
