@@ -96,15 +96,19 @@ export function validateWorkflow(workflow: Workflow): void {
   if (workflow.stuckAfterMs !== undefined) positive(workflow.stuckAfterMs, 'workflow.stuckAfterMs', false);
   const tasks = workflow.tasks;
   if (!Array.isArray(tasks) || tasks.length === 0) throw new InvalidArgumentError('workflow.tasks', 'a non-empty array of tasks', tasks);
-  // one pass over the tasks, without a closure or a path string per task (built only for an error)
-  const ids = new Set<string>();
+  // one pass over the tasks, without a closure or a path string per task (built only for an error);
+  // a small workflow's ids are checked unique by comparing them (an array, no Set to grow), a large one's in a Set
+  const ids = tasks.length > SMALL_WORKFLOW ? new Set<string>() : undefined;
+  const few: string[] = [];
   let edges = false;
   for (let i = 0; i < tasks.length; i++) {
     const t = tasks[i] as WorkflowTask;
     if (typeof t !== 'object' || t === null) throw new InvalidArgumentError(at(i), '{ id, kind, payload?, requires?, dependsOn?, timeoutMs? }', t);
     if (typeof t.id !== 'string' || t.id === '') throw new InvalidArgumentError(`${at(i)}.id`, 'a non-empty string', t.id);
-    if (ids.has(t.id)) throw new InvalidArgumentError(`${at(i)}.id`, 'an id unique within the workflow', t.id);
-    ids.add(t.id);
+    const id = t.id;
+    if (ids === undefined ? few.includes(id) : ids.has(id)) throw new InvalidArgumentError(`${at(i)}.id`, 'an id unique within the workflow', id);
+    if (ids === undefined) few.push(id);
+    else ids.add(id);
     if (typeof t.kind !== 'string') throw new InvalidArgumentError(`${at(i)}.kind`, 'a string', t.kind);
     if (t.requires !== undefined && !isStringArray(t.requires)) throw new InvalidArgumentError(`${at(i)}.requires`, 'an array of capability names', t.requires);
     const deps = t.dependsOn;
@@ -121,8 +125,11 @@ export function validateWorkflow(workflow: Workflow): void {
     if (t.compensate !== undefined) validateCompensation(t.compensate, `${at(i)}.compensate`, t.aggregate === true);
   }
   // no dependencies at all: no unknown id, no cycle
-  if (edges) checkDependencies(tasks, ids);
+  if (edges) checkDependencies(tasks, ids ?? new Set(few));
 }
+
+/** Up to this many tasks, ids are checked unique pairwise (at most 120 string comparisons). */
+const SMALL_WORKFLOW = 16;
 
 const at = (i: number): string => `workflow.tasks[${i}]`;
 

@@ -1097,6 +1097,7 @@ describe('CoordinatorAgent: supervision', () => {
 
 describe('CoordinatorAgent: bad input', () => {
   const task = { id: 't', kind: 'k' };
+  const many = (n: number): { id: string; kind: string }[] => Array.from({ length: n }, (_, i) => ({ id: `t${i}`, kind: 'k' }));
   const badWorkflows: [string, unknown, string][] = [
     ['not an object', null, 'workflow'],
     ['empty tasks', { tasks: [] }, 'workflow.tasks'],
@@ -1108,6 +1109,11 @@ describe('CoordinatorAgent: bad input', () => {
     ['a task without an id', { tasks: [{ kind: 'k' }] }, 'workflow.tasks[0].id'],
     ['a task without a kind', { tasks: [{ id: 't' }] }, 'workflow.tasks[0].kind'],
     ['duplicate task ids', { tasks: [task, task] }, 'workflow.tasks[1].id'],
+    // past 16 tasks ids are checked in a Set, below by comparing them: both ways
+    ['duplicate task ids among many', { tasks: [...many(20), { id: 't3', kind: 'k' }] }, 'workflow.tasks[20].id'],
+    ['duplicate task ids, the last of 16', { tasks: [...many(15), { id: 't14', kind: 'k' }] }, 'workflow.tasks[15].id'],
+    ['an unknown dependency among many', { tasks: [...many(19), { id: 'z', kind: 'k', dependsOn: ['t0', 'ghost'] }] }, 'workflow.tasks[19].dependsOn'],
+    ['a hole in tasks', { tasks: Object.assign(new Array(3), { 0: task, 2: { id: 'u', kind: 'k' } }) }, 'workflow.tasks[1]'],
     ['an unknown dependency', { tasks: [{ ...task, dependsOn: ['ghost'] }] }, 'workflow.tasks[0].dependsOn'],
     ['a self dependency', { tasks: [{ ...task, dependsOn: ['t'] }] }, 'workflow.tasks[0].dependsOn'],
     ['bad requires', { tasks: [{ ...task, requires: ['ok', 1] }] }, 'workflow.tasks[0].requires'],
