@@ -216,7 +216,10 @@ export function agentTask(task: TaskRun): AgentTask {
 }
 
 function begin(state: State, task: TaskRun, worker: Worker | undefined): Attempt {
-  const attempt: Attempt = { task, worker, done: false, timer: undefined, progressBefore: task.wf.progressAt, startedAt: state.ctx.node.clock.now(), slot: -1 };
+  // progressBefore and startedAt serve the stuck check only (requeue: a refused offer is not progress); a
+  // workflow without one never moves progressAt, so there they are 0 (no clock read, no boxed number per attempt)
+  const tracked = task.wf.stuckMs !== Infinity;
+  const attempt: Attempt = { task, worker, done: false, timer: undefined, progressBefore: tracked ? task.wf.progressAt : 0, startedAt: tracked ? state.ctx.node.clock.now() : 0, slot: -1 };
   if (task.waitTimer !== undefined) {
     state.ctx.cancelTimer(task.waitTimer as never);
     task.waitTimer = undefined;
