@@ -12,7 +12,7 @@ import { AggregateTimeout, agentTaskId, event, NoWorkerDue, pidKey, put, Requeue
 import { touch } from './stuck.js';
 import type { NoWorkerError } from './types.js';
 
-export { AggregateTimeout, agentTaskId, event, Joined, listening, NoWorkerDue, pidKey, put, Requeue, stopTaskTimers, wanted, WorkflowTimeout } from './state.js';
+export { AggregateTimeout, agentTaskId, event, Joined, listening, NO_DEPENDENTS, NoWorkerDue, pidKey, put, Requeue, stopTaskTimers, wanted, WorkflowTimeout } from './state.js';
 export type { Attempt, Run, State, TaskRun, Worker } from './state.js';
 
 /**
@@ -390,7 +390,9 @@ function completeTask(state: State, task: TaskRun, result: unknown): void {
   wf.completed++;
   wf.completedOrder.push(task);
   recordResult(state, task);
-  for (const d of task.dependents) {
+  const dependents = task.dependents;
+  for (let i = 0; i < dependents.length; i++) {
+    const d = dependents[i]!;
     if (--d.blockers === 0 && d.state === 'blocked' && wanted(d)) enqueue(state, d);
   }
   if (wf.completed === wf.tasks.size) finish(state, wf, 'completed');

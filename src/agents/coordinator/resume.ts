@@ -160,7 +160,7 @@ export function resumeStored(state: State): Resumed {
       put(wf.results, id, r.result);
       wf.completed++;
       wf.completedOrder.push(t);
-      for (const d of t.dependents) d.blockers--;
+      for (let i = 0; i < t.dependents.length; i++) t.dependents[i]!.blockers--;
     }
     state.runs.set(wf.id, wf);
     resumed++;

@@ -1,7 +1,7 @@
 import { InvalidArgumentError, WorkflowLimitError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
 import type { Pid } from '../../runtime/Pid.js';
-import { anyEligible, cancelRunning, dispatch, enqueue, event, listening, noWorkerError, put, stopTaskTimers, WorkflowTimeout, type Run, type State, type TaskRun } from './dispatch.js';
+import { anyEligible, cancelRunning, dispatch, enqueue, event, listening, NO_DEPENDENTS, noWorkerError, put, stopTaskTimers, WorkflowTimeout, type Run, type State, type TaskRun } from './dispatch.js';
 import { toRetry } from './policy.js';
 import { forget, persist } from './durable.js';
 import { startCompensation } from './saga.js';
@@ -153,7 +153,7 @@ export function newRun(state: State, id: string, workflow: Workflow, startedAt: 
     const spec = workflow.tasks[i]!;
     const t: TaskRun = {
       wf, spec, role: 'task', undoes: undefined, kind: spec.kind, requires: spec.requires ?? NO_REQUIREMENTS, retry: toRetry(spec.retry),
-      state: 'blocked', blockers: spec.dependsOn?.length ?? 0, dependents: [], attempts: 0, lost: 0, errors: 0,
+      state: 'blocked', blockers: spec.dependsOn?.length ?? 0, dependents: NO_DEPENDENTS, attempts: 0, lost: 0, errors: 0,
       current: undefined, avoid: undefined, prefer: undefined, dueAt: 0, worker: undefined, result: undefined, error: undefined, waitTimer: undefined, delayTimer: undefined,
     };
     wf.tasks.set(spec.id, t);
@@ -162,7 +162,12 @@ export function newRun(state: State, id: string, workflow: Workflow, startedAt: 
   for (let i = 0; i < wf.order.length; i++) {
     const t = wf.order[i]!;
     const deps = t.spec.dependsOn;
-    if (deps !== undefined) for (const dep of deps) wf.tasks.get(dep)!.dependents.push(t);
+    if (deps === undefined) continue;
+    for (const dep of deps) {
+      const before = wf.tasks.get(dep)!;
+      if (before.dependents === NO_DEPENDENTS) before.dependents = [t];
+      else (before.dependents as TaskRun[]).push(t);
+    }
   }
   return wf;
 }

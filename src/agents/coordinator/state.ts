@@ -95,7 +95,8 @@ export interface TaskRun {
   /** While delayed: when it is ready again (node clock), so a restart re-arms the delay. */
   dueAt: number;
   blockers: number;
-  readonly dependents: TaskRun[];
+  /** The tasks waiting on it ({@link NO_DEPENDENTS}, shared, until it has one). */
+  dependents: readonly TaskRun[];
   /** Attempts started; `lost` of them to a death, removal or timeout, `errors` of them to an error. */
   attempts: number;
   lost: number;
@@ -213,6 +214,9 @@ export class AggregateTimeout {
 export class WorkflowTimeout {
   constructor(readonly id: string) {}
 }
+
+/** The dependents of a task nothing depends on (most tasks): one frozen empty array, read by index. */
+export const NO_DEPENDENTS: readonly TaskRun[] = Object.freeze([]);
 
 /** The id a task carries to its agent: unique across the coordinator's workflows. */
 export const agentTaskId = (task: TaskRun): string => (task.role === 'task' ? `${task.wf.id}/${task.spec.id}` : `${task.wf.id}/${task.spec.id}/compensate`);
