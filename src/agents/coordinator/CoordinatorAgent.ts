@@ -67,7 +67,8 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
   async init({ options, workers: given, query, name, store }, ctx) {
     // the table of a predecessor under this name (killed, restarted by its supervisor), or a new one
     const { state: kept, resumed } = componentState(ctx.node, name, 'coordinator', newKept);
-    const state: State = { ctx, name, kept, store, options, workers: kept.workers, runs: kept.runs, history: kept.history, ready: [], head: 0, free: 0, m: kept.m, follow: undefined };
+    const state: State = { ctx, name, kept, store, options, workers: kept.workers, pool: [], fullBelow: 0, runs: kept.runs, history: kept.history, ready: [], head: 0, tail: 0, free: 0, m: kept.m, follow: undefined, dead: ctx.signal.aborted, probes: new Map() };
+    ctx.signal.addEventListener('abort', () => (state.dead = true), { once: true });
     if (resumed) {
       const r = resumeKept(state);
       event(state, 'resumed', { workflows: r.workflows, rerun: r.rerun, dropped: r.dropped }, { from: 'table' });
@@ -130,7 +131,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
         if (state.store !== undefined) persist(state, wf); // a new OS process resumes it paused or running as it was
         if (wf.state === 'running') {
           // aggregate steps that became ready while paused run now (they need no worker)
-          for (const t of wf.tasks.values()) if (t.state === 'ready' && t.spec.aggregate === true) enqueue(state, t);
+          for (const t of wf.order) if (t.state === 'ready' && t.spec.aggregate === true) enqueue(state, t);
         }
         dispatch(state);
         return { reply: 'ok', state };

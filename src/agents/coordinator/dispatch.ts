@@ -8,11 +8,11 @@ import { retryDelay } from './policy.js';
 import { finish } from './runs.js';
 import { persist, recordResult } from './durable.js';
 import { compensationSettled } from './saga.js';
-import { AggregateTimeout, agentTaskId, event, NoWorkerDue, pidKey, put, Requeue, wanted, type Attempt, type Run, type State, type TaskRun, type Worker } from './state.js';
+import { AggregateTimeout, agentTaskId, event, NoWorkerDue, pidKey, put, Requeue, RunningList, wanted, type Attempt, type Run, type State, type TaskRun, type Worker } from './state.js';
 import { touch } from './stuck.js';
 import type { NoWorkerError } from './types.js';
 
-export { AggregateTimeout, agentTaskId, event, Joined, NoWorkerDue, pidKey, put, Requeue, stopTaskTimers, wanted, WorkflowTimeout } from './state.js';
+export { AggregateTimeout, agentTaskId, event, Joined, listening, NO_DEPENDENTS, NoWorkerDue, pidKey, put, Requeue, stopTaskTimers, wanted, WorkflowTimeout } from './state.js';
 export type { Attempt, Run, State, TaskRun, Worker } from './state.js';
 
 /**
@@ -35,7 +35,9 @@ export function addWorker(state: State, pid: Pid, capabilities: readonly string[
   if (state.workers.has(key)) return { error: 'exists' };
   const watch = watchProcess(state.ctx, pid, 'coordinator');
   if (watch === 'noproc') return { error: 'noproc' };
-  state.workers.set(key, { pid, key, capabilities: new Set(capabilities), kinds: kinds === undefined ? undefined : new Set(kinds), watch, load: 0, running: new Set() });
+  const worker: Worker = { pid, key, capabilities: new Set(capabilities), kinds: kinds === undefined ? undefined : new Set(kinds), watch, load: 0, index: state.pool.length, running: new RunningList() };
+  state.workers.set(key, worker);
+  state.pool.push(worker);
   state.free++;
   event(state, 'worker_joined', {}, { worker: pid, capabilities, kinds: kinds ?? '*' });
   dispatch(state);
@@ -46,11 +48,18 @@ export function addWorker(state: State, pid: Pid, capabilities: readonly string[
 export function removeWorker(state: State, worker: Worker, reason: string, monitorFired = false): void {
   if (state.workers.get(worker.key) !== worker) return;
   state.workers.delete(worker.key);
+  const pool = state.pool;
+  const at = pool[worker.index] === worker ? worker.index : pool.indexOf(worker);
+  if (at >= 0) {
+    pool.splice(at, 1);
+    for (let k = at; k < pool.length; k++) pool[k]!.index = k;
+    if (at < state.fullBelow) state.fullBelow = at;
+  }
   if (worker.load < state.options.maxTasksPerWorker) state.free--;
   state.m.left++;
   if (!monitorFired) unwatch(state.ctx, worker.watch);
   event(state, 'worker_left', {}, { worker: worker.pid, reason });
-  for (const attempt of [...worker.running]) {
+  for (const attempt of worker.running.toArray()) {
     // a worker taken out alive is told to stop what it runs for us (a dead one has stopped)
     if (reason === 'removed' && !attempt.done) {
       void cancelOn(state, worker.pid, agentTaskId(attempt.task));
@@ -58,7 +67,7 @@ export function removeWorker(state: State, worker: Worker, reason: string, monit
     retry(state, attempt, reason, true);
   }
   // ready tasks that only this worker could run now wait for one (bounded by waitForWorkersMs)
-  for (let i = state.head; i < state.ready.length; i++) {
+  for (let i = state.head; i < state.tail; i++) {
     const t = state.ready[i];
     if (t !== undefined && t.state === 'ready' && wanted(t)) watchForWorker(state, t);
   }
@@ -69,18 +78,23 @@ export function removeWorker(state: State, worker: Worker, reason: string, monit
 
 /** An attempt of the worker ended: one more slot (counted free if it is still in the pool). */
 function unload(state: State, worker: Worker): void {
-  if (worker.load-- === state.options.maxTasksPerWorker && state.workers.get(worker.key) === worker) state.free++;
+  if (worker.load-- === state.options.maxTasksPerWorker && state.workers.get(worker.key) === worker) {
+    state.free++;
+    if (worker.index < state.fullBelow) state.fullBelow = worker.index;
+  }
 }
 
 /** Whether the worker runs the task's kind and has every capability it requires. */
 export function eligible(worker: Worker, task: TaskRun): boolean {
   if (worker.kinds !== undefined && !worker.kinds.has(task.kind)) return false;
-  for (const c of task.requires) if (!worker.capabilities.has(c)) return false;
+  const requires = task.requires;
+  for (let i = 0; i < requires.length; i++) if (!worker.capabilities.has(requires[i]!)) return false;
   return true;
 }
 
 export function anyEligible(state: State, task: TaskRun): boolean {
-  for (const w of state.workers.values()) if (eligible(w, task)) return true;
+  const pool = state.pool;
+  for (let i = 0; i < pool.length; i++) if (eligible(pool[i]!, task)) return true;
   return false;
 }
 
@@ -108,10 +122,10 @@ export function enqueue(state: State, task: TaskRun): void {
   task.state = 'ready';
   if (task.spec.aggregate === true && task.role === 'task') {
     if (task.wf.state === 'running') runAggregate(state, task);
-    else state.ready.push(task); // paused: runs on resume
+    else state.ready[state.tail++] = task; // paused: runs on resume
     return;
   }
-  state.ready.push(task);
+  state.ready[state.tail++] = task;
   watchForWorker(state, task);
 }
 
@@ -122,10 +136,11 @@ export function enqueue(state: State, task: TaskRun): void {
  */
 export function dispatch(state: State): void {
   // a dead coordinator's late answers must not move tasks its successor now runs (they share them)
-  if (state.ctx.signal.aborted) return;
+  if (state.dead) return;
   const max = state.options.maxTasksPerWorker;
   const ready = state.ready;
-  for (let i = state.head; i < ready.length && state.free > 0; i++) {
+  const pool = state.pool;
+  for (let i = state.head; i < state.tail && state.free > 0; i++) {
     const task = ready[i];
     if (task === undefined) continue;
     let take = task.state !== 'ready' || !wanted(task); // finished or taken while queued
@@ -136,8 +151,16 @@ export function dispatch(state: State): void {
       } else {
         let best = preferred(state, task);
         let fallback: Worker | undefined;
-        if (best === undefined) for (const w of state.workers.values()) {
-          if (w.load >= max || !eligible(w, task)) continue;
+        // the workers below fullBelow have no room: skipped, as the scan would; full ones in a row from there move it up
+        let full = true;
+        if (best === undefined) for (let k = state.fullBelow; k < pool.length; k++) {
+          const w = pool[k]!;
+          if (w.load >= max) {
+            if (full) state.fullBelow = k + 1;
+            continue;
+          }
+          full = false;
+          if (!eligible(w, task)) continue;
           if (w === task.avoid) fallback = w;
           else if (best === undefined || w.load < best.load) {
             best = w;
@@ -156,12 +179,15 @@ export function dispatch(state: State): void {
       if (i === state.head) state.head++;
     }
   }
-  while (state.head < ready.length && ready[state.head] === undefined) state.head++;
-  if (state.head === ready.length) {
-    ready.length = 0;
+  while (state.head < state.tail && ready[state.head] === undefined) state.head++;
+  if (state.head === state.tail) {
+    // empty: every slot is undefined already; the array keeps its backing store for the next tasks
     state.head = 0;
-  } else if (state.head > 1024 && state.head * 2 > ready.length) {
-    ready.splice(0, state.head);
+    state.tail = 0;
+  } else if (state.head > 1024 && state.head * 2 > state.tail) {
+    ready.copyWithin(0, state.head, state.tail);
+    ready.fill(undefined, state.tail - state.head, state.tail);
+    state.tail -= state.head;
     state.head = 0;
   }
 }
@@ -190,7 +216,10 @@ export function agentTask(task: TaskRun): AgentTask {
 }
 
 function begin(state: State, task: TaskRun, worker: Worker | undefined): Attempt {
-  const attempt: Attempt = { task, worker, done: false, progressBefore: task.wf.progressAt, startedAt: state.ctx.node.clock.now() };
+  // progressBefore and startedAt serve the stuck check only (requeue: a refused offer is not progress); a
+  // workflow without one never moves progressAt, so there they are 0 (no clock read, no boxed number per attempt)
+  const tracked = task.wf.stuckMs !== Infinity;
+  const attempt: Attempt = { task, worker, done: false, timer: undefined, progressBefore: tracked ? task.wf.progressAt : 0, startedAt: tracked ? state.ctx.node.clock.now() : 0, slot: -1 };
   if (task.waitTimer !== undefined) {
     state.ctx.cancelTimer(task.waitTimer as never);
     task.waitTimer = undefined;
@@ -209,8 +238,8 @@ function assign(state: State, task: TaskRun, worker: Worker): void {
   const attempt = begin(state, task, worker);
   if (++worker.load === state.options.maxTasksPerWorker) state.free--;
   worker.running.add(attempt);
-  const timeout = task.spec.timeoutMs ?? state.options.taskTimeoutMs;
-  GenServer.call<AgentProtocol>(state.ctx, worker.pid, { type: 'run_task', task: agentTask(task) }, { timeout }).then(
+  // the timeout alone (a number): no options object per call for GenServer.call to check key by key
+  GenServer.call<AgentProtocol>(state.ctx, worker.pid, { type: 'run_task', task: agentTask(task) }, task.spec.timeoutMs ?? state.options.taskTimeoutMs).then(
     (result) => settled(state, attempt, result as TaskResult, undefined),
     (error: unknown) => settled(state, attempt, undefined, error),
   );
@@ -251,7 +280,7 @@ export function aggregateTimeout(state: State, attempt: Attempt): void {
 function settled(state: State, attempt: Attempt, result: TaskResult | undefined, error: unknown): void {
   const worker = attempt.worker;
   if (worker?.running.delete(attempt) === true) unload(state, worker);
-  if (state.ctx.signal.aborted) return;
+  if (state.dead) return;
   if (attempt.done) {
     dispatch(state);
     return;
@@ -361,7 +390,9 @@ function completeTask(state: State, task: TaskRun, result: unknown): void {
   wf.completed++;
   wf.completedOrder.push(task);
   recordResult(state, task);
-  for (const d of task.dependents) {
+  const dependents = task.dependents;
+  for (let i = 0; i < dependents.length; i++) {
+    const d = dependents[i]!;
     if (--d.blockers === 0 && d.state === 'blocked' && wanted(d)) enqueue(state, d);
   }
   if (wf.completed === wf.tasks.size) finish(state, wf, 'completed');

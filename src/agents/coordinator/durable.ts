@@ -92,11 +92,13 @@ function recordOf(wf: Run): StoredWorkflow {
 
 /** Keeps the active workflow's record (a transition). */
 export function persist(state: State, wf: Run): void {
+  if (state.store === undefined) return; // no store: no record, nor a closure to write it
   storeWrite(state, wf.id, (store) => store.put(state.name, WORKFLOW, wf.id, recordOf(wf)));
 }
 
 /** A task completed: its result recorded once, with its workflow's record, in one transaction. */
 export function recordResult(state: State, task: TaskRun): void {
+  if (state.store === undefined) return;
   const wf = task.wf;
   storeWrite(state, wf.id, (store) =>
     store.transaction(() => {
@@ -108,6 +110,7 @@ export function recordResult(state: State, task: TaskRun): void {
 
 /** The workflow finished: its records go. */
 export function forget(state: State, wf: Run): void {
+  if (state.store === undefined) return;
   storeWrite(state, wf.id, (store) =>
     store.transaction(() => {
       store.delete(state.name, WORKFLOW, wf.id);

@@ -38,6 +38,8 @@ function rearmRun(state: State, wf: Run): void {
 export function resumeKept(state: State): Resumed {
   const old = [...state.workers.values()];
   state.workers.clear();
+  state.pool.length = 0;
+  state.fullBelow = 0;
   state.free = 0;
   const now: Map<string, Worker> = new Map();
   for (const w of old) {
@@ -158,7 +160,7 @@ export function resumeStored(state: State): Resumed {
       put(wf.results, id, r.result);
       wf.completed++;
       wf.completedOrder.push(t);
-      for (const d of t.dependents) d.blockers--;
+      for (let i = 0; i < t.dependents.length; i++) t.dependents[i]!.blockers--;
     }
     state.runs.set(wf.id, wf);
     resumed++;

@@ -1,7 +1,7 @@
 import { InvalidArgumentError, WorkflowLimitError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
 import type { Pid } from '../../runtime/Pid.js';
-import { anyEligible, cancelRunning, dispatch, enqueue, event, noWorkerError, put, stopTaskTimers, WorkflowTimeout, type Run, type State, type TaskRun } from './dispatch.js';
+import { anyEligible, cancelRunning, dispatch, enqueue, event, listening, NO_DEPENDENTS, noWorkerError, put, stopTaskTimers, WorkflowTimeout, type Run, type State, type TaskRun } from './dispatch.js';
 import { toRetry } from './policy.js';
 import { forget, persist } from './durable.js';
 import { startCompensation } from './saga.js';
@@ -16,19 +16,16 @@ const isActive = (wf: Run): boolean => wf.state === 'running' || wf.state === 'p
 export function statusOfRun(wf: Run, finishedAt?: number): WorkflowStatus {
   let running = 0;
   let failed = 0;
-  for (const t of wf.tasks.values()) {
+  for (let i = 0; i < wf.order.length; i++) {
+    const t = wf.order[i]!;
     if (t.state === 'running' && t.current !== undefined) running++;
     else if (t.state === 'failed') failed++;
   }
   const waiting = wf.tasks.size - wf.completed - running - failed;
-  return {
-    id: wf.id,
-    state: wf.state,
-    tasks: { total: wf.tasks.size, completed: wf.completed, running, waiting, failed },
-    reassigned: wf.reassigned,
-    startedAt: wf.startedAt,
-    ...(finishedAt === undefined ? {} : { finishedAt }),
-  };
+  const tasks = { total: wf.tasks.size, completed: wf.completed, running, waiting, failed };
+  // literals, not a spread: one shape each
+  if (finishedAt === undefined) return { id: wf.id, state: wf.state, tasks, reassigned: wf.reassigned, startedAt: wf.startedAt };
+  return { id: wf.id, state: wf.state, tasks, reassigned: wf.reassigned, startedAt: wf.startedAt, finishedAt };
 }
 
 /** @internal The workflow ends: a failure first runs its compensations (the result waits for them). */
@@ -37,9 +34,7 @@ export function finish(state: State, wf: Run, status: 'completed' | 'failed' | '
   if (status === 'failed') void cancelRunning(state, wf); // completed: nothing runs; cancelled: the caller did
   if (wf.timer !== undefined) state.ctx.cancelTimer(wf.timer as never);
   wf.timer = undefined;
-  for (const t of wf.tasks.values()) {
-    stopTaskTimers(state, t);
-  }
+  for (let i = 0; i < wf.order.length; i++) stopTaskTimers(state, wf.order[i]!);
   if (status === 'failed' && startCompensation(state, wf, failedTask, error)) return;
   finalize(state, wf, status, failedTask, error);
 }
@@ -65,8 +60,14 @@ export function finalize(state: State, wf: Run, status: 'completed' | 'failed' |
   }
   const finishedAt = state.ctx.node.clock.now();
   const tasks: Record<string, TaskOutcome> = {};
-  for (const t of wf.tasks.values()) put(tasks, t.spec.id, outcomeOf(t));
-  const result: WorkflowResult = {
+  for (let i = 0; i < wf.order.length; i++) {
+    const t = wf.order[i]!;
+    put(tasks, t.spec.id, outcomeOf(t));
+  }
+  const result: WorkflowResult = failedTask === undefined && status !== 'failed'
+    // the common case as a literal (no spreads: one shape); the same keys in the same order
+    ? { id: wf.id, status, results: wf.results, tasks, compensations: wf.compensations, reassigned: wf.reassigned, startedAt: wf.startedAt, finishedAt }
+    : {
     id: wf.id,
     status,
     results: wf.results,
@@ -85,7 +86,7 @@ export function finalize(state: State, wf: Run, status: 'completed' | 'failed' |
   if (status === 'completed') state.m.completed++;
   else if (status === 'failed') state.m.failed++;
   else state.m.cancelled++;
-  event(state, 'workflow_finished', { durationMs: finishedAt - wf.startedAt, tasks: wf.tasks.size, reassigned: wf.reassigned }, { workflow: wf.id, status, failedTask, error });
+  if (listening(state, 'workflow_finished')) event(state, 'workflow_finished', { durationMs: finishedAt - wf.startedAt, tasks: wf.tasks.size, reassigned: wf.reassigned }, { workflow: wf.id, status, failedTask, error });
   for (const from of wf.waiters) GenServer.reply(from, result);
   wf.waiters.length = 0;
 }
@@ -103,17 +104,19 @@ export function startRun(state: State, workflow: Workflow): Run | Error {
   } else if (state.runs.has(id) || state.history.has(id)) {
     return new InvalidArgumentError('workflow.id', 'an id not used by an active or remembered workflow', id);
   }
-  for (const [i, spec] of workflow.tasks.entries()) {
+  for (let i = 0; i < workflow.tasks.length; i++) {
+    const spec = workflow.tasks[i]!;
     if (spec.aggregate === true && !state.options.aggregators.has(spec.kind)) {
       return new InvalidArgumentError(`workflow.tasks[${i}].kind`, `an aggregator of this coordinator (${[...state.options.aggregators.keys()].join(', ') || 'none'})`, spec.kind);
     }
   }
   const wf = newRun(state, id, workflow, state.ctx.node.clock.now());
   state.runs.set(id, wf);
-  event(state, 'workflow_started', { tasks: wf.tasks.size }, { workflow: id });
+  if (listening(state, 'workflow_started')) event(state, 'workflow_started', { tasks: wf.tasks.size }, { workflow: id });
   // a kind no worker runs fails the workflow at once (unless it may wait for a worker to join)
   if (wf.waitMs === 0) {
-    for (const t of wf.tasks.values()) {
+    for (let i = 0; i < wf.order.length; i++) {
+      const t = wf.order[i]!;
       if (t.spec.aggregate !== true && !anyEligible(state, t)) {
         t.state = 'failed';
         t.error = noWorkerError(t);
@@ -124,7 +127,10 @@ export function startRun(state: State, workflow: Workflow): Run | Error {
     }
   }
   touch(state, wf);
-  for (const t of wf.tasks.values()) if (t.blockers === 0) enqueue(state, t);
+  for (let i = 0; i < wf.order.length; i++) {
+    const t = wf.order[i]!;
+    if (t.blockers === 0) enqueue(state, t);
+  }
   if (workflow.timeoutMs !== undefined && isActive(wf)) {
     wf.deadline = wf.startedAt + workflow.timeoutMs;
     wf.timer = state.ctx.sendAfter(state.ctx.self, new WorkflowTimeout(id), workflow.timeoutMs);
@@ -134,21 +140,35 @@ export function startRun(state: State, workflow: Workflow): Run | Error {
   return wf;
 }
 
+const NO_REQUIREMENTS: readonly string[] = Object.freeze([]);
+
 /** @internal A workflow's run, every task blocked on its dependencies (not yet in the active set). */
 export function newRun(state: State, id: string, workflow: Workflow, startedAt: number): Run {
   const wf: Run = {
-    id, spec: workflow, deadline: undefined, tasks: new Map(), state: 'running', completed: 0, reassigned: 0, results: {}, startedAt, waiters: [], timer: undefined,
+    id, spec: workflow, deadline: undefined, tasks: new Map(), order: [], state: 'running', completed: 0, reassigned: 0, results: {}, startedAt, waiters: [], timer: undefined,
     waitMs: workflow.waitForWorkersMs ?? state.options.waitForWorkersMs, stuckMs: workflow.stuckAfterMs ?? state.options.stuckAfterMs,
     progressAt: startedAt, stuckTimer: undefined, stuckReported: false, completedOrder: [], undo: [], compensations: [], failure: undefined,
   };
-  for (const spec of workflow.tasks) {
-    wf.tasks.set(spec.id, {
-      wf, spec, role: 'task', undoes: undefined, kind: spec.kind, requires: spec.requires ?? [], retry: toRetry(spec.retry),
-      state: 'blocked', blockers: spec.dependsOn?.length ?? 0, dependents: [], attempts: 0, lost: 0, errors: 0,
+  for (let i = 0; i < workflow.tasks.length; i++) {
+    const spec = workflow.tasks[i]!;
+    const t: TaskRun = {
+      wf, spec, role: 'task', undoes: undefined, kind: spec.kind, requires: spec.requires ?? NO_REQUIREMENTS, retry: toRetry(spec.retry),
+      state: 'blocked', blockers: spec.dependsOn?.length ?? 0, dependents: NO_DEPENDENTS, attempts: 0, lost: 0, errors: 0,
       current: undefined, avoid: undefined, prefer: undefined, dueAt: 0, worker: undefined, result: undefined, error: undefined, waitTimer: undefined, delayTimer: undefined,
-    });
+    };
+    wf.tasks.set(spec.id, t);
+    wf.order.push(t);
   }
-  for (const t of wf.tasks.values()) for (const dep of t.spec.dependsOn ?? []) wf.tasks.get(dep)!.dependents.push(t);
+  for (let i = 0; i < wf.order.length; i++) {
+    const t = wf.order[i]!;
+    const deps = t.spec.dependsOn;
+    if (deps === undefined) continue;
+    for (const dep of deps) {
+      const before = wf.tasks.get(dep)!;
+      if (before.dependents === NO_DEPENDENTS) before.dependents = [t];
+      else (before.dependents as TaskRun[]).push(t);
+    }
+  }
   return wf;
 }
 

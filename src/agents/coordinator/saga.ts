@@ -1,4 +1,4 @@
-import { anyEligible, dispatch, enqueue, event, noWorkerError, stopTaskTimers, type Run, type State, type TaskRun } from './dispatch.js';
+import { anyEligible, dispatch, enqueue, event, NO_DEPENDENTS, noWorkerError, stopTaskTimers, type Run, type State, type TaskRun } from './dispatch.js';
 import { persist } from './durable.js';
 import { finalize } from './runs.js';
 
@@ -27,7 +27,7 @@ export function buildUndo(wf: Run): void {
     if (c === undefined) continue;
     wf.undo.push({
       wf, spec: t.spec, role: 'compensation', undoes: t, kind: c.kind, requires: c.requires ?? [], retry: undefined,
-      state: 'blocked', avoid: undefined, blockers: 0, dependents: [], attempts: 0, lost: 0, errors: 0,
+      state: 'blocked', avoid: undefined, blockers: 0, dependents: NO_DEPENDENTS, attempts: 0, lost: 0, errors: 0,
       current: undefined, prefer: undefined, dueAt: 0, worker: undefined, result: undefined, error: undefined, waitTimer: undefined, delayTimer: undefined,
     });
   }

@@ -1,5 +1,6 @@
 import type { Follow } from './follow.js';
 import type { From } from '../../otp/GenServer.js';
+import { kernelOf } from '../../runtime/kernel.js';
 import { Pid } from '../../runtime/Pid.js';
 import type { Context } from '../../runtime/types.js';
 import type { WatchRef } from '../internal/watch.js';
@@ -22,7 +23,10 @@ export interface Worker {
   readonly kinds: ReadonlySet<string> | undefined;
   readonly watch: WatchRef;
   load: number;
-  readonly running: Set<Attempt>;
+  /** Its position in the state's `pool` while it is in it. */
+  index: number;
+  /** Its attempts under way (an attempt knows its slot: no Set churning 0 -> 1 -> 0 per task). */
+  readonly running: RunningList;
 }
 
 export interface Attempt {
@@ -32,10 +36,45 @@ export interface Attempt {
   /** Set once this attempt's outcome has been taken into account (or it was made moot). */
   done: boolean;
   /** An aggregate step's timeout timer (cancelled when it settles or its workflow ends). */
-  timer?: unknown;
+  timer: unknown;
   /** Its workflow's last progress before this attempt started, and when it started: a refused offer is not progress. */
   readonly progressBefore: number;
   readonly startedAt: number;
+  /** Its index in its worker's {@link RunningList} while in it, else -1. */
+  slot: number;
+}
+
+/**
+ * A worker's attempts under way: an array read up to `size`, an attempt removed by moving the last
+ * one into its slot. Slots past `size` are cleared, never cut off, so a list that goes 0 -> 1 -> 0
+ * per task (one task per worker) allocates nothing once it has grown.
+ */
+export class RunningList {
+  #items: (Attempt | undefined)[] = [];
+  size = 0;
+
+  add(attempt: Attempt): void {
+    attempt.slot = this.size;
+    this.#items[this.size++] = attempt;
+  }
+
+  /** Removes the attempt; false if it was not in the list. */
+  delete(attempt: Attempt): boolean {
+    const i = attempt.slot;
+    if (i < 0 || i >= this.size || this.#items[i] !== attempt) return false;
+    const last = --this.size;
+    const moved = this.#items[last]!;
+    this.#items[i] = moved;
+    moved.slot = i;
+    this.#items[last] = undefined;
+    attempt.slot = -1;
+    return true;
+  }
+
+  /** A copy of the attempts, in no particular order. */
+  toArray(): Attempt[] {
+    return this.#items.slice(0, this.size) as Attempt[];
+  }
 }
 
 export interface TaskRun {
@@ -56,7 +95,8 @@ export interface TaskRun {
   /** While delayed: when it is ready again (node clock), so a restart re-arms the delay. */
   dueAt: number;
   blockers: number;
-  readonly dependents: TaskRun[];
+  /** The tasks waiting on it ({@link NO_DEPENDENTS}, shared, until it has one). */
+  dependents: readonly TaskRun[];
   /** Attempts started; `lost` of them to a death, removal or timeout, `errors` of them to an error. */
   attempts: number;
   lost: number;
@@ -81,6 +121,8 @@ export interface Run {
   /** When `timeoutMs` fails it (node clock), or undefined. */
   deadline: number | undefined;
   readonly tasks: Map<string, TaskRun>;
+  /** The same tasks in the workflow's order, read by index on hot paths (a Map iterator allocates a result per step). */
+  readonly order: TaskRun[];
   state: WorkflowState;
   completed: number;
   reassigned: number;
@@ -128,16 +170,28 @@ export interface State {
   readonly store: AgentStore | undefined;
   readonly options: Settings;
   readonly workers: Map<string, Worker>;
+  /** The same workers in the order they joined, read by index where dispatch scans the pool (a Map iterator allocates a result per step). */
+  readonly pool: Worker[];
+  /** Every worker of `pool` below this index has no room (load at maxTasksPerWorker): dispatch's scan starts here. */
+  fullBelow: number;
   readonly runs: Map<string, Run>;
   readonly history: Map<string, { status: WorkflowStatus; result: WorkflowResult }>;
-  /** Ready tasks in the order they became ready, from `head`; holes are tasks already taken. */
+  /**
+   * Ready tasks in the order they became ready, in slots `head` to `tail`; holes are tasks already
+   * taken. Slots outside are undefined; the array is never cut short (its backing store is kept).
+   */
   readonly ready: (TaskRun | undefined)[];
   head: number;
+  tail: number;
   /** Workers of the pool with room (load below maxTasksPerWorker), kept as loads change. */
   free: number;
   readonly m: Counts;
   /** The registry query the pool follows (`workers: registry.select(…)`), if any. */
   follow: Follow | undefined;
+  /** Its process is dead (its signal aborted): set on the abort event, read per answer instead of the signal's getter. */
+  dead: boolean;
+  /** Its events' telemetry probes, by event name (filled as they are first emitted). */
+  readonly probes: Map<string, { readonly active: boolean }>;
 }
 
 /** A worker asked to join answered its status (capabilities undefined: it did not). */
@@ -161,12 +215,23 @@ export class WorkflowTimeout {
   constructor(readonly id: string) {}
 }
 
+/** The dependents of a task nothing depends on (most tasks): one frozen empty array, read by index. */
+export const NO_DEPENDENTS: readonly TaskRun[] = Object.freeze([]);
+
 /** The id a task carries to its agent: unique across the coordinator's workflows. */
 export const agentTaskId = (task: TaskRun): string => (task.role === 'task' ? `${task.wf.id}/${task.spec.id}` : `${task.wf.id}/${task.spec.id}/compensate`);
 export const pidKey = (pid: Pid): string => Pid.format(pid);
 
-/** Emits `keel.coordinator.<name>`. */
+/** Whether anyone would see `keel.coordinator.<name>` (a hot path builds an event's data only then). */
+export function listening(state: State, name: string): boolean {
+  let probe = state.probes.get(name);
+  if (probe === undefined) state.probes.set(name, (probe = kernelOf(state.ctx).telemetry.probe(`keel.coordinator.${name}`)));
+  return probe.active;
+}
+
+/** Emits `keel.coordinator.<name>` (nothing is built when no one listens). */
 export function event(state: State, name: string, measurements: Record<string, number>, metadata: Record<string, unknown>): void {
+  if (!listening(state, name)) return;
   state.ctx.node.telemetry.execute(`keel.coordinator.${name}`, measurements, { coordinator: state.ctx.self, ...metadata });
 }
 

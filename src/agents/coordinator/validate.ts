@@ -96,32 +96,56 @@ export function validateWorkflow(workflow: Workflow): void {
   if (workflow.stuckAfterMs !== undefined) positive(workflow.stuckAfterMs, 'workflow.stuckAfterMs', false);
   const tasks = workflow.tasks;
   if (!Array.isArray(tasks) || tasks.length === 0) throw new InvalidArgumentError('workflow.tasks', 'a non-empty array of tasks', tasks);
-  const ids = new Set<string>();
-  tasks.forEach((t: WorkflowTask, i: number) => {
-    const at = `workflow.tasks[${i}]`;
-    if (typeof t !== 'object' || t === null) throw new InvalidArgumentError(at, '{ id, kind, payload?, requires?, dependsOn?, timeoutMs? }', t);
-    if (typeof t.id !== 'string' || t.id === '') throw new InvalidArgumentError(`${at}.id`, 'a non-empty string', t.id);
-    if (ids.has(t.id)) throw new InvalidArgumentError(`${at}.id`, 'an id unique within the workflow', t.id);
-    ids.add(t.id);
-    if (typeof t.kind !== 'string') throw new InvalidArgumentError(`${at}.kind`, 'a string', t.kind);
-    if (t.requires !== undefined && !isStringArray(t.requires)) throw new InvalidArgumentError(`${at}.requires`, 'an array of capability names', t.requires);
-    if (t.dependsOn !== undefined && !isStringArray(t.dependsOn)) throw new InvalidArgumentError(`${at}.dependsOn`, 'an array of task ids', t.dependsOn);
-    if (t.dependsOn !== undefined && new Set(t.dependsOn).size !== t.dependsOn.length) throw new InvalidArgumentError(`${at}.dependsOn`, 'distinct task ids (each listed once)', t.dependsOn);
-    if (t.timeoutMs !== undefined) positive(t.timeoutMs, `${at}.timeoutMs`, false);
-    if (t.aggregate !== undefined && typeof t.aggregate !== 'boolean') throw new InvalidArgumentError(`${at}.aggregate`, 'a boolean', t.aggregate);
-    if (t.retry !== undefined) validateRetry(t.retry, `${at}.retry`);
-    if (t.compensate !== undefined) validateCompensation(t.compensate, `${at}.compensate`, t.aggregate === true);
-  });
+  // one pass over the tasks, without a closure or a path string per task (built only for an error);
+  // a small workflow's ids are checked unique by comparing them (an array, no Set to grow), a large one's in a Set
+  const ids = tasks.length > SMALL_WORKFLOW ? new Set<string>() : undefined;
+  const few: string[] = [];
+  let edges = false;
+  for (let i = 0; i < tasks.length; i++) {
+    const t = tasks[i] as WorkflowTask;
+    if (typeof t !== 'object' || t === null) throw new InvalidArgumentError(at(i), '{ id, kind, payload?, requires?, dependsOn?, timeoutMs? }', t);
+    if (typeof t.id !== 'string' || t.id === '') throw new InvalidArgumentError(`${at(i)}.id`, 'a non-empty string', t.id);
+    const id = t.id;
+    if (ids === undefined ? few.includes(id) : ids.has(id)) throw new InvalidArgumentError(`${at(i)}.id`, 'an id unique within the workflow', id);
+    if (ids === undefined) few.push(id);
+    else ids.add(id);
+    if (typeof t.kind !== 'string') throw new InvalidArgumentError(`${at(i)}.kind`, 'a string', t.kind);
+    if (t.requires !== undefined && !isStringArray(t.requires)) throw new InvalidArgumentError(`${at(i)}.requires`, 'an array of capability names', t.requires);
+    const deps = t.dependsOn;
+    if (deps !== undefined) {
+      if (!isStringArray(deps)) throw new InvalidArgumentError(`${at(i)}.dependsOn`, 'an array of task ids', deps);
+      if (deps.length > 0) {
+        edges = true;
+        if (new Set(deps).size !== deps.length) throw new InvalidArgumentError(`${at(i)}.dependsOn`, 'distinct task ids (each listed once)', deps);
+      }
+    }
+    if (t.timeoutMs !== undefined) positive(t.timeoutMs, `${at(i)}.timeoutMs`, false);
+    if (t.aggregate !== undefined && typeof t.aggregate !== 'boolean') throw new InvalidArgumentError(`${at(i)}.aggregate`, 'a boolean', t.aggregate);
+    if (t.retry !== undefined) validateRetry(t.retry, `${at(i)}.retry`);
+    if (t.compensate !== undefined) validateCompensation(t.compensate, `${at(i)}.compensate`, t.aggregate === true);
+  }
+  // no dependencies at all: no unknown id, no cycle
+  if (edges) checkDependencies(tasks, ids ?? new Set(few));
+}
+
+/** Up to this many tasks, ids are checked unique pairwise (at most 120 string comparisons). */
+const SMALL_WORKFLOW = 16;
+
+const at = (i: number): string => `workflow.tasks[${i}]`;
+
+/** Every dependency names another task of the workflow, and there is no cycle among them. */
+function checkDependencies(tasks: readonly WorkflowTask[], ids: ReadonlySet<string>): void {
   const dependents = new Map<string, string[]>();
-  tasks.forEach((t, i) => {
+  for (let i = 0; i < tasks.length; i++) {
+    const t = tasks[i]!;
     for (const dep of t.dependsOn ?? []) {
-      if (!ids.has(dep)) throw new InvalidArgumentError(`workflow.tasks[${i}].dependsOn`, 'ids of tasks of this workflow', dep);
-      if (dep === t.id) throw new InvalidArgumentError(`workflow.tasks[${i}].dependsOn`, 'other tasks (a task cannot depend on itself)', dep);
+      if (!ids.has(dep)) throw new InvalidArgumentError(`${at(i)}.dependsOn`, 'ids of tasks of this workflow', dep);
+      if (dep === t.id) throw new InvalidArgumentError(`${at(i)}.dependsOn`, 'other tasks (a task cannot depend on itself)', dep);
       const list = dependents.get(dep);
       if (list === undefined) dependents.set(dep, [t.id]);
       else list.push(t.id);
     }
-  });
+  }
   // Kahn: every task must be reachable from the tasks without dependencies (linear in tasks + edges)
   const blockers = new Map(tasks.map((t) => [t.id, t.dependsOn?.length ?? 0]));
   const queue = tasks.filter((t) => (t.dependsOn?.length ?? 0) === 0).map((t) => t.id);

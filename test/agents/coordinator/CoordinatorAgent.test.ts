@@ -327,6 +327,43 @@ describe('CoordinatorAgent: workflows', () => {
     expect(Object.keys(run.value!.results).sort()).toEqual(['g1', 'g2', 'g3', 'i1', 'i2', 'i3', 'i4']);
   });
 
+  it('an idle worker is found in join order as workers fill, empty and leave the pool (a removal renumbers it)', async () => {
+    const node = track();
+    const { journal, gate, worker } = gatedPool(node);
+    const [a, b, c, d, e] = await Promise.all(['a', 'b', 'c', 'd', 'e'].map((l) => worker(l)));
+    const coordinator = await CoordinatorAgent.start(node, { workers: [a!.pid, b!.pid, c!.pid, d!.pid, e!.pid] });
+    const all = (): string[][] => ['a', 'b', 'c', 'd', 'e'].map((l) => journal.of(l));
+    const first = watch(coordinator.run({ id: 'w', tasks: ['t1', 't2', 't3', 't4', 't5'].map((id) => ({ id, kind: 'k' })) }));
+    await journal.until((x) => x.what === 'start', 5);
+    expect(all()).toEqual([['w/t1'], ['w/t2'], ['w/t3'], ['w/t4'], ['w/t5']]);
+    // the second leaves the pool while busy (c, d and e move down one place); its task waits for room
+    expect(await coordinator.removeWorker(b!.pid)).toBe('ok');
+    await journal.aborted('w/t2', 'b');
+    // the last empties: the waiting task goes there, past a, c and d (full)
+    gate('w/t5').resolve(5);
+    await journal.started('w/t2', 'e');
+    const second = watch(coordinator.run({ id: 'v', tasks: [{ id: 'u1', kind: 'k' }] }));
+    await node.idle();
+    expect(journal.workersOf('v/u1')).toEqual([]);
+    // c empties: the new task goes to c (now second in the pool), though the scan had gone past it
+    gate('w/t3').resolve(3);
+    await journal.started('v/u1');
+    expect(journal.workersOf('v/u1')).toEqual(['c']);
+    expect((await coordinator.workers()).map((w) => [key(w.pid), w.load])).toEqual([a, c, d, e].map((h) => [key(h!.pid), 1]));
+    // a and d empty: the next task goes to a, the first in join order
+    gate('w/t1').resolve(1);
+    gate('w/t4').resolve(4);
+    await node.idle();
+    const third = watch(coordinator.run({ id: 'x', tasks: [{ id: 'y', kind: 'k' }] }));
+    await journal.started('x/y');
+    expect(journal.workersOf('x/y')).toEqual(['a']);
+    for (const id of ['w/t2', 'v/u1', 'x/y']) gate(id).resolve(id);
+    await node.idle();
+    expect([first.value?.status, second.value?.status, third.value?.status]).toEqual(['completed', 'completed', 'completed']);
+    expect(first.value!.tasks.t2).toMatchObject({ worker: e!.pid, attempts: 2 });
+    expect(all()).toEqual([['w/t1', 'x/y'], ['w/t2'], ['w/t3', 'v/u1'], ['w/t4'], ['w/t5', 'w/t2']]);
+  });
+
   it('a task no worker can do waits (status: waiting), and runs once a capable worker joins with addWorker', async () => {
     const node = track();
     const { journal, gate, worker } = gatedPool(node);
@@ -1055,6 +1092,7 @@ describe('CoordinatorAgent: supervision', () => {
 
 describe('CoordinatorAgent: bad input', () => {
   const task = { id: 't', kind: 'k' };
+  const many = (n: number): { id: string; kind: string }[] => Array.from({ length: n }, (_, i) => ({ id: `t${i}`, kind: 'k' }));
   const badWorkflows: [string, unknown, string][] = [
     ['not an object', null, 'workflow'],
     ['empty tasks', { tasks: [] }, 'workflow.tasks'],
@@ -1066,6 +1104,11 @@ describe('CoordinatorAgent: bad input', () => {
     ['a task without an id', { tasks: [{ kind: 'k' }] }, 'workflow.tasks[0].id'],
     ['a task without a kind', { tasks: [{ id: 't' }] }, 'workflow.tasks[0].kind'],
     ['duplicate task ids', { tasks: [task, task] }, 'workflow.tasks[1].id'],
+    // past 16 tasks ids are checked in a Set, below by comparing them: both ways
+    ['duplicate task ids among many', { tasks: [...many(20), { id: 't3', kind: 'k' }] }, 'workflow.tasks[20].id'],
+    ['duplicate task ids, the last of 16', { tasks: [...many(15), { id: 't14', kind: 'k' }] }, 'workflow.tasks[15].id'],
+    ['an unknown dependency among many', { tasks: [...many(19), { id: 'z', kind: 'k', dependsOn: ['t0', 'ghost'] }] }, 'workflow.tasks[19].dependsOn'],
+    ['a hole in tasks', { tasks: Object.assign(new Array(3), { 0: task, 2: { id: 'u', kind: 'k' } }) }, 'workflow.tasks[1]'],
     ['an unknown dependency', { tasks: [{ ...task, dependsOn: ['ghost'] }] }, 'workflow.tasks[0].dependsOn'],
     ['a self dependency', { tasks: [{ ...task, dependsOn: ['t'] }] }, 'workflow.tasks[0].dependsOn'],
     ['bad requires', { tasks: [{ ...task, requires: ['ok', 1] }] }, 'workflow.tasks[0].requires'],
