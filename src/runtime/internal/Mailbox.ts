@@ -35,6 +35,8 @@ export interface Waker {
 /** @internal What the mailboxes need of the node. */
 export interface MailboxHost {
   readonly telemetry: TelemetryBus;
+  /** The node is shutting down: a long mailbox then is the Downs and exits of its dying processes. */
+  readonly stopping: boolean;
   log(level: 'info' | 'warn' | 'error', message: string, detail?: unknown): void;
 }
 
@@ -254,13 +256,18 @@ export class Mailboxes {
 
   // ---- the long-mailbox monitor ---------------------------------------------------------------
 
-  /** A mailbox reached `longMailbox.above`: one event and one warning per crossing. */
+  /**
+   * A mailbox reached `longMailbox.above`: one event and one warning per crossing. While the node
+   * shuts down only the event: a process watching many others fills with their Downs as they die,
+   * and there is nothing left to act on.
+   */
   #mailboxLong(p: Proc): void {
     if ((p.flags & (F_LONG | F_DEAD)) !== 0) return;
     p.flags |= F_LONG;
     this.long++;
     const name = p.x?.name;
     this.#host.telemetry.execute('keel.process.long_mailbox', { length: p.size }, { pid: p.self, name, above: this.longAbove, below: this.longBelow });
+    if (this.#host.stopping) return;
     this.#host.log(
       'warn',
       `process ${String(p.self)}${name === undefined ? '' : ` (${name})`} has ${p.size} messages queued: it receives faster than it handles them; ` +

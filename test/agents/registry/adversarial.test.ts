@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Agent, AgentRegistry, type AgentRegistryHandle, GenServer, Pid, resolveAgents, SignalRouter, Supervisor } from '../../../src/index.js';
 import { componentStates, peekComponentState } from '../../../src/agents/internal/componentState.js';
 import { captureEvents, expectNoLeaks } from '../../../src/testing/index.js';
-import { advance, clockedNode, idler, listOf, otherCreation, spawnWithContext, useNodes } from '../../support.js';
+import { advance, clockedNode, fakeLogger, idler, listOf, otherCreation, spawnWithContext, useNodes } from '../../support.js';
 
 // An adversarial review: what an Elixir Registry / gproc user would try.
 
@@ -341,5 +341,23 @@ describe('resolveAgents: hostile lists', () => {
     }
     expect(ran).toBe(false);
     expect(resolveAgents([pid], 'pool')).toEqual([pid]);
+  });
+});
+
+describe('AgentRegistry at node shutdown', () => {
+  it('the Downs of its dying agents fill its mailbox: an event, not a warning (nothing to act on while the node stops)', async () => {
+    const logger = fakeLogger();
+    const node = track({ logger, longMailbox: { above: 100, below: 10 } });
+    const registry = await AgentRegistry.start(node);
+    for (let b = 0; b < 300; b += 50) {
+      await Promise.all(Array.from({ length: 50 }, (_, i) => registry.register(idler(node), { capabilities: ['x'] }, { key: `a${b + i}` })));
+    }
+    expect(registry.count()).toBe(300);
+    expect(logger.warn).not.toHaveBeenCalled();
+    const events = captureEvents(node, ['keel.process.long_mailbox']);
+    await node.shutdown();
+    const crossings = events.events.filter((e) => e.event === 'keel.process.long_mailbox');
+    expect(crossings.map((e) => e.metadata.name)).toEqual(['keel.agent_registry.1']);
+    expect(logger.warn.mock.calls.filter((c) => String(c[0]).includes('messages queued'))).toEqual([]);
   });
 });

@@ -31,7 +31,7 @@ const DROPPED = 'keel.message.dropped';
 function setup(longMailbox: readonly [number, number] = [Infinity, -1]) {
   const log = recordingLog();
   const { bus, events } = telemetry(['keel.message.dropped', 'keel.process.long_mailbox', 'keel.process.long_mailbox_cleared']);
-  const mail = new Mailboxes({ telemetry: bus, log: log.log }, longMailbox);
+  const mail = new Mailboxes({ telemetry: bus, stopping: false, log: log.log }, longMailbox);
   const waker = recordingWaker();
   mail.waker = waker;
   return { mail, waker, log: log.entries, events };

@@ -54,7 +54,7 @@ function setup(settings: Partial<SchedulerSettings> = {}, events?: readonly stri
       idle.hook?.();
     },
   };
-  const mail = new Mailboxes({ telemetry: bus, log: log.log }, [Infinity, -1]);
+  const mail = new Mailboxes({ telemetry: bus, stopping: false, log: log.log }, [Infinity, -1]);
   const sched = new Scheduler(host, mail, { budget: 64, sliceMs: 5, longScheduleMs: 50, deterministic: false, now: time.now, ...settings });
   mail.waker = sched;
   // as if someone waited for idle: every end of a run asks for the idle check, which idle.checks counts

@@ -156,7 +156,7 @@ export function kernel(options: { events?: readonly string[]; settings?: Partial
   const registry = new NameTable<Proc>(resolve);
   const groups = new GroupTable<Proc>(resolve);
   const timers = new TimerHeap(inertClock(), (e) => log.log('error', 'a timer threw', e));
-  const mailHost: MailboxHost = { telemetry: bus, log: log.log };
+  const mailHost: MailboxHost = { telemetry: bus, stopping: false, log: log.log };
   const mail = new Mailboxes(mailHost, [10_000, 1_000]);
   const schedHost: SchedulerHost = {
     name: NODE,
