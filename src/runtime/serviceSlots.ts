@@ -161,8 +161,9 @@ export interface ServicesOptions {
     retryConcurrency?: number;
   };
   /**
-   * The agent components' durable store (docs/agents/AgentScheduler.md "Restarts"): with `sqlite`,
-   * schedules by name survive the OS process. Opened when the first component that uses it starts.
+   * The agent components' durable store (docs/agents/AgentScheduler.md and CoordinatorAgent.md,
+   * "Restarts"): with `sqlite`, schedules by name and active workflows survive the OS process.
+   * Opened when the first component that uses it starts.
    */
   agents?: { store?: { kind: 'memory' } | { kind: 'sqlite'; path: string } };
 }
