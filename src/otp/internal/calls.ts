@@ -8,11 +8,11 @@ import {
   MailboxFullError,
   NoProcError,
 } from '../../errors.js';
-import { Delivery, ExitWatcher, type Kernel, kernelOfProcess, NextTurnWatcher, originOf, type Proc, type TimerEntry } from '../../runtime/kernel.js';
+import { Delivery, ExitWatcher, type Kernel, kernelOfProcess, NextTurnWatcher, isProcess, kernelOf, type Proc, type TimerEntry } from '../../runtime/kernel.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
 import { captureResolvers, capturedResolvers } from './promiseExecutor.js';
 import { checkTarget, nameOf, type Target, targetText } from '../../runtime/Pid.js';
-import type { Context } from '../../runtime/types.js';
+import type { Context, Node } from '../../runtime/types.js';
 
 /** @internal */
 export function validateTimeout(timeout: unknown, argument = 'timeout'): asserts timeout is number {
@@ -31,8 +31,8 @@ export interface From<R = unknown> {
 
 /**
  * @internal What a call made with {@link callListening} tells instead of settling a promise: one of
- * the two, once, in a microtask of its own queued when the call settled (where the promise's
- * reaction would have run), so Keel's own components make a call without a promise or a closure.
+ * the two, once, in a microtask after the call settled (as a promise's reaction would run), so Keel's
+ * own components make a call without a promise or a closure per call.
  */
 export interface CallListener {
   callReplied(reply: unknown): void;
@@ -43,52 +43,55 @@ export interface CallListener {
 function TO_LISTENER(): void {}
 
 /**
- * A node's listener calls settled and not yet told, in order: each settled call queues one microtask
- * that tells the oldest (so each is told exactly where its promise's reaction would have run). A
- * flat array of (listener, value, replied) triples read from `head`, its store kept once grown.
+ * A node's listener calls settled and not yet told, oldest first: a flat array of (listener, value,
+ * replied) triples read from `head`, its store kept once grown. The first call settled into an empty
+ * queue schedules one microtask, which tells every call queued by then and while it runs (in order):
+ * a microtask per batch, not per call (Node's queueMicrotask costs an async resource and a bound
+ * function each).
  */
 class ListenerQueue {
   declare items: unknown[];
   declare head: number;
   declare tail: number;
   /** The microtask: one function for the node's life. */
-  declare readonly next: () => void;
+  declare readonly drain: () => void;
   constructor() {
     this.items = [];
     this.head = 0;
     this.tail = 0;
-    this.next = (): void => this.tellOldest();
+    this.drain = (): void => this.tellAll();
   }
 
   push(listener: CallListener, value: unknown, replied: boolean): void {
     const items = this.items;
-    items[this.tail] = listener;
-    items[this.tail + 1] = value;
-    items[this.tail + 2] = replied;
-    this.tail += 3;
-    queueMicrotask(this.next);
+    const tail = this.tail;
+    if (tail === 0) queueMicrotask(this.drain);
+    items[tail] = listener;
+    items[tail + 1] = value;
+    items[tail + 2] = replied;
+    this.tail = tail + 3;
   }
 
-  private tellOldest(): void {
+  private tellAll(): void {
     const items = this.items;
-    const at = this.head;
-    const listener = items[at] as CallListener;
-    const value = items[at + 1];
-    const replied = items[at + 2] as boolean;
-    items[at] = undefined;
-    items[at + 1] = undefined;
-    this.head = at + 3;
-    if (this.head === this.tail) {
-      this.head = 0;
-      this.tail = 0;
+    while (this.head < this.tail) {
+      const at = this.head;
+      const listener = items[at] as CallListener;
+      const value = items[at + 1];
+      const replied = items[at + 2] as boolean;
+      items[at] = undefined;
+      items[at + 1] = undefined;
+      this.head = at + 3;
+      try {
+        if (replied) listener.callReplied(value);
+        else listener.callFailed(value);
+      } catch (error) {
+        // as a promise's reaction that threw: an unhandled rejection
+        void Promise.reject(error);
+      }
     }
-    try {
-      if (replied) listener.callReplied(value);
-      else listener.callFailed(value);
-    } catch (error) {
-      // as a promise's reaction that threw: an unhandled rejection
-      void Promise.reject(error);
-    }
+    this.head = 0;
+    this.tail = 0;
   }
 }
 
@@ -328,11 +331,14 @@ function startCall(node: Kernel, caller: Proc | undefined, target: Target, reque
  * @internal `GenServer.call` for Keel's own components, told to a {@link CallListener} instead of
  * settling a promise: the same call (the same checks, watches of the server and the caller,
  * deadline, typed errors, `keel.call` tracing and sys handling), the listener told exactly once, in a
- * microtask, of the reply or the error the promise would have rejected with. A bad timeout or
+ * microtask (with the other listener calls settled in the same stretch, in the order they settled),
+ * of the reply or the error the promise would have rejected with. A bad timeout or
  * target throws, as `GenServer.call` does.
  */
-export function callListening(from: Context<any>, target: Target, request: unknown, timeout: number, listener: CallListener): void {
-  const { node, caller } = originOf(from);
+export function callListening(from: Node | Context<any>, target: Target, request: unknown, timeout: number, listener: CallListener): void {
+  // originOf's checks, without its { node, caller } object per call
+  const node = kernelOf(from);
+  const caller = isProcess(from) ? from : undefined;
   validateTimeout(timeout);
   if (callStart.hasSubscribers) {
     // traced: the promise the tracer follows, forwarded to the listener
