@@ -1,6 +1,6 @@
 import { CallExitError, CallTimeoutError, isKeelError } from '../../errors.js';
 import { sendSupervised, type SendOutcome } from '../../delivery/sendSupervised.js';
-import { GenServer } from '../../otp/GenServer.js';
+import { callListening, type CallListener } from '../../otp/internal/calls.js';
 import type { Pid } from '../../runtime/Pid.js';
 import type { AgentCast, AgentProtocol, AgentTask, TaskResult } from '../Agent.js';
 import { unwatch, watchProcess } from '../internal/watch.js';
@@ -215,11 +215,44 @@ export function agentTask(task: TaskRun): AgentTask {
   return { id: agentTaskId(task), kind: task.kind, payload, inputs: Object.freeze(inputs) };
 }
 
-function begin(state: State, task: TaskRun, worker: Worker | undefined): Attempt {
+/**
+ * An attempt, and the listener of its `run_task` call to its worker: the call's outcome comes to its
+ * methods (no promise, no closures per task). Fields declared, then assigned in the constructor.
+ */
+class TaskAttempt implements Attempt, CallListener {
+  declare readonly state: State;
+  declare readonly task: TaskRun;
+  declare readonly worker: Worker | undefined;
+  declare done: boolean;
+  declare timer: unknown;
+  declare readonly progressBefore: number;
+  declare readonly startedAt: number;
+  declare slot: number;
+  constructor(state: State, task: TaskRun, worker: Worker | undefined, progressBefore: number, startedAt: number) {
+    (this as { state: State }).state = state;
+    (this as { task: TaskRun }).task = task;
+    (this as { worker: Worker | undefined }).worker = worker;
+    this.done = false;
+    this.timer = undefined;
+    (this as { progressBefore: number }).progressBefore = progressBefore;
+    (this as { startedAt: number }).startedAt = startedAt;
+    this.slot = -1;
+  }
+
+  callReplied(reply: unknown): void {
+    settled(this.state, this, reply as TaskResult, undefined);
+  }
+
+  callFailed(error: unknown): void {
+    settled(this.state, this, undefined, error);
+  }
+}
+
+function begin(state: State, task: TaskRun, worker: Worker | undefined): TaskAttempt {
   // progressBefore and startedAt serve the stuck check only (requeue: a refused offer is not progress); a
   // workflow without one never moves progressAt, so there they are 0 (no clock read, no boxed number per attempt)
   const tracked = task.wf.stuckMs !== Infinity;
-  const attempt: Attempt = { task, worker, done: false, timer: undefined, progressBefore: tracked ? task.wf.progressAt : 0, startedAt: tracked ? state.ctx.node.clock.now() : 0, slot: -1 };
+  const attempt = new TaskAttempt(state, task, worker, tracked ? task.wf.progressAt : 0, tracked ? state.ctx.node.clock.now() : 0);
   if (task.waitTimer !== undefined) {
     state.ctx.cancelTimer(task.waitTimer as never);
     task.waitTimer = undefined;
@@ -238,11 +271,9 @@ function assign(state: State, task: TaskRun, worker: Worker): void {
   const attempt = begin(state, task, worker);
   if (++worker.load === state.options.maxTasksPerWorker) state.free--;
   worker.running.add(attempt);
-  // the timeout alone (a number): no options object per call for GenServer.call to check key by key
-  GenServer.call<AgentProtocol>(state.ctx, worker.pid, { type: 'run_task', task: agentTask(task) }, task.spec.timeoutMs ?? state.options.taskTimeoutMs).then(
-    (result) => settled(state, attempt, result as TaskResult, undefined),
-    (error: unknown) => settled(state, attempt, undefined, error),
-  );
+  // GenServer.call told to the attempt (its settled, in a microtask, as the promise's reaction was)
+  const request: AgentProtocol['request'] = { type: 'run_task', task: agentTask(task) };
+  callListening(state.ctx, worker.pid, request, task.spec.timeoutMs ?? state.options.taskTimeoutMs, attempt);
 }
 
 /**

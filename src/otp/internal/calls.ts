@@ -8,10 +8,11 @@ import {
   MailboxFullError,
   NoProcError,
 } from '../../errors.js';
-import { Delivery, ExitWatcher, type Kernel, kernelOfProcess, NextTurnWatcher, type Proc, type TimerEntry } from '../../runtime/kernel.js';
+import { Delivery, ExitWatcher, type Kernel, kernelOfProcess, NextTurnWatcher, isProcess, kernelOf, type Proc, type TimerEntry } from '../../runtime/kernel.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
 import { captureResolvers, capturedResolvers } from './promiseExecutor.js';
 import { checkTarget, nameOf, type Target, targetText } from '../../runtime/Pid.js';
+import type { Context, Node } from '../../runtime/types.js';
 
 /** @internal */
 export function validateTimeout(timeout: unknown, argument = 'timeout'): asserts timeout is number {
@@ -26,6 +27,83 @@ export function validateTimeout(timeout: unknown, argument = 'timeout'): asserts
  */
 export interface From<R = unknown> {
   readonly __reply?: (value: R) => void;
+}
+
+/**
+ * @internal What a call made with {@link callListening} tells instead of settling a promise: one of
+ * the two, once, in a microtask after the call settled (as a promise's reaction would run), so Keel's
+ * own components make a call without a promise or a closure per call.
+ */
+export interface CallListener {
+  callReplied(reply: unknown): void;
+  callFailed(error: unknown): void;
+}
+
+/** The resolver of a call whose outcome goes to a {@link CallListener} (held where the promise's reject would be). */
+function TO_LISTENER(): void {}
+
+/**
+ * A node's listener calls settled and not yet told, oldest first: a flat array of (listener, value,
+ * replied) triples read from `head`, its store kept once grown. The first call settled into an empty
+ * queue schedules one microtask, which tells every call queued by then and while it runs (in order):
+ * a microtask per batch, not per call (Node's queueMicrotask costs an async resource and a bound
+ * function each).
+ */
+class ListenerQueue {
+  declare items: unknown[];
+  declare head: number;
+  declare tail: number;
+  /** The microtask: one function for the node's life. */
+  declare readonly drain: () => void;
+  constructor() {
+    this.items = [];
+    this.head = 0;
+    this.tail = 0;
+    this.drain = (): void => this.tellAll();
+  }
+
+  push(listener: CallListener, value: unknown, replied: boolean): void {
+    const items = this.items;
+    const tail = this.tail;
+    if (tail === 0) queueMicrotask(this.drain);
+    items[tail] = listener;
+    items[tail + 1] = value;
+    items[tail + 2] = replied;
+    this.tail = tail + 3;
+  }
+
+  private tellAll(): void {
+    const items = this.items;
+    while (this.head < this.tail) {
+      const at = this.head;
+      const listener = items[at] as CallListener;
+      const value = items[at + 1];
+      const replied = items[at + 2] as boolean;
+      items[at] = undefined;
+      items[at + 1] = undefined;
+      this.head = at + 3;
+      try {
+        if (replied) listener.callReplied(value);
+        else listener.callFailed(value);
+      } catch (error) {
+        // as a promise's reaction that threw: an unhandled rejection
+        void Promise.reject(error);
+      }
+    }
+    this.head = 0;
+    this.tail = 0;
+  }
+}
+
+const listenerQueues = new WeakMap<Kernel, ListenerQueue>();
+
+function tellListener(node: Kernel, listener: CallListener, value: unknown, replied: boolean): void {
+  let queue = listenerQueues.get(node);
+  if (queue === undefined) {
+    queue = new ListenerQueue();
+    listenerQueues.set(node, queue);
+  }
+  queue.push(listener, value, replied);
 }
 
 const callChannel = diagnostics.tracingChannel('keel.call');
@@ -49,8 +127,10 @@ export class PendingCall extends NextTurnWatcher {
   declare readonly server: Proc;
   /** What the caller called: the server's pid, or the name it was found by (for the error texts). */
   declare readonly target: Target;
+  /** The promise's resolve, or TO_LISTENER (its listener in rejectFn); undefined once settled. */
   private declare resolveFn: ((value: unknown) => void) | undefined;
-  private declare rejectFn: (error: unknown) => void;
+  /** The promise's reject, or the {@link CallListener} told of the outcome (resolveFn is TO_LISTENER). */
+  private declare rejectFn: ((error: unknown) => void) | CallListener;
   private declare timer: TimerEntry | undefined;
   private declare timeoutMs: number;
   /** The calling process's watch (a call from a process): the call is released when the caller dies. */
@@ -60,7 +140,7 @@ export class PendingCall extends NextTurnWatcher {
   /** TAKEN, QUEUED or DEFERRED: written only when the server dies with the call queued, or defers its reply. */
   private declare stage: number;
 
-  constructor(request: unknown, server: Proc, target: Target, resolve: (value: unknown) => void, reject: (error: unknown) => void) {
+  constructor(request: unknown, server: Proc, target: Target, resolve: (value: unknown) => void, reject: ((error: unknown) => void) | CallListener) {
     super();
     (this as { request: unknown }).request = request;
     (this as { server: Proc }).server = server;
@@ -92,13 +172,16 @@ export class PendingCall extends NextTurnWatcher {
     const resolve = this.resolveFn;
     if (resolve === undefined) return;
     this.finish();
-    resolve(value);
+    if (resolve === TO_LISTENER) tellListener(kernelOfProcess(this.server), this.rejectFn as CallListener, value, true);
+    else resolve(value);
   }
 
   fail(error: unknown): void {
-    if (this.resolveFn === undefined) return;
+    const resolve = this.resolveFn;
+    if (resolve === undefined) return;
     this.finish();
-    this.rejectFn(error);
+    if (resolve === TO_LISTENER) tellListener(kernelOfProcess(this.server), this.rejectFn as CallListener, error, false);
+    else (this.rejectFn as (error: unknown) => void)(error);
   }
 
   /** A `drop_oldest` mailbox evicted the request before the server took it. */
@@ -239,20 +322,63 @@ export function callProcess(
 }
 
 function startCall(node: Kernel, caller: Proc | undefined, target: Target, request: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
+  const promise = new Promise<unknown>(captureResolvers); // a shared executor: no closure per call
+  makeCall(node, caller, target, request, timeoutMs, signal, capturedResolvers.resolve, capturedResolvers.reject);
+  return promise;
+}
+
+/**
+ * @internal `GenServer.call` for Keel's own components, told to a {@link CallListener} instead of
+ * settling a promise: the same call (the same checks, watches of the server and the caller,
+ * deadline, typed errors, `keel.call` tracing and sys handling), the listener told exactly once, in a
+ * microtask (with the other listener calls settled in the same stretch, in the order they settled),
+ * of the reply or the error the promise would have rejected with. A bad timeout or
+ * target throws, as `GenServer.call` does.
+ */
+export function callListening(from: Node | Context<any>, target: Target, request: unknown, timeout: number, listener: CallListener): void {
+  // originOf's checks, without its { node, caller } object per call
+  const node = kernelOf(from);
+  const caller = isProcess(from) ? from : undefined;
+  validateTimeout(timeout);
+  if (callStart.hasSubscribers) {
+    // traced: the promise the tracer follows, forwarded to the listener
+    callProcess(node, caller, target, request, timeout, undefined).then(
+      (reply) => listener.callReplied(reply),
+      (error: unknown) => listener.callFailed(error),
+    );
+    return;
+  }
+  makeCall(node, caller, target, request, timeout, undefined, TO_LISTENER, listener);
+}
+
+/** Makes the call, settled through `resolve`/`reject` (a promise's, or TO_LISTENER and a listener). */
+function makeCall(
+  node: Kernel,
+  caller: Proc | undefined,
+  target: Target,
+  request: unknown,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+  resolve: (value: unknown) => void,
+  reject: ((error: unknown) => void) | CallListener,
+): void {
   const server = node.lookupTarget(target);
+  let error: unknown;
   if (server === undefined) {
     checkTarget(target); // a bad target (an empty name) is a programmer error, not a dead process
-    return Promise.reject(noProcError(target, 'call'));
+    error = noProcError(target, 'call');
+  } else if (server === caller) error = new DeadlockError(targetText(target, server.self), 'called itself');
+  else if (signal?.aborted === true) error = new AbortedError(`the call to ${targetText(target, server.self)}`, signal.reason);
+  else {
+    const call = new PendingCall(request, server, target, resolve, reject);
+    const delivered = node.enqueueTo(server, call, caller);
+    if (delivered === Delivery.Enqueued) call.arm(timeoutMs, caller, signal);
+    else if (delivered === Delivery.MailboxFull) call.fail(new MailboxFullError(call.serverText, nameOf(target)));
+    else call.fail(new NoProcError(call.serverText, 'cannot call a process that is not alive', { registeredName: nameOf(target) }));
+    return;
   }
-  if (server === caller) return Promise.reject(new DeadlockError(targetText(target, server.self), 'called itself'));
-  if (signal?.aborted === true) return Promise.reject(new AbortedError(`the call to ${targetText(target, server.self)}`, signal.reason));
-  const promise = new Promise<unknown>(captureResolvers); // a shared executor: no closure per call
-  const call = new PendingCall(request, server, target, capturedResolvers.resolve, capturedResolvers.reject);
-  const delivered = node.enqueueTo(server, call, caller);
-  if (delivered === Delivery.Enqueued) call.arm(timeoutMs, caller, signal);
-  else if (delivered === Delivery.MailboxFull) call.fail(new MailboxFullError(call.serverText, nameOf(target)));
-  else call.fail(new NoProcError(call.serverText, 'cannot call a process that is not alive', { registeredName: nameOf(target) }));
-  return promise;
+  if (resolve === TO_LISTENER) tellListener(node, reject as CallListener, error, false);
+  else (reject as (error: unknown) => void)(error);
 }
 
 /**
