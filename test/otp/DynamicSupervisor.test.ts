@@ -460,4 +460,18 @@ describe('DynamicSupervisor and significant children (none, as OTP simple_one_fo
     ]);
     expect(await DynamicSupervisor.countChildren(node, sup)).toEqual({ specs: 2, active: 2, supervisors: 1, workers: 1 });
   });
+
+  it('a start that is a proxy (revoked, or with a trap on name) names no module and is never read for it: the child fails to start with a typed error, the supervisor serves on', async () => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node);
+    const revoked = Proxy.revocable(function startIt(): void {}, {});
+    revoked.revoke();
+    let trapRan = false;
+    const trapped = new Proxy((ctx: Context) => ctx.spawnLink(workerInit), { get: (t, k, r) => ((trapRan = true), Reflect.get(t, k, r)) });
+    expectKeelError(await failure(() => DynamicSupervisor.startChild(node, sup, { start: revoked.proxy as never })), 'ERR_START_FAILED');
+    const pid = await DynamicSupervisor.startChild(node, sup, { start: trapped });
+    expect(node.isAlive(pid)).toBe(true);
+    expect(trapRan).toBe(false);
+    expect((await DynamicSupervisor.whichChildren(node, sup)).map((c) => c.modules)).toEqual([[]]);
+  });
 });

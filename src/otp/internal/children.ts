@@ -88,9 +88,10 @@ export function toChild(spec: unknown, where: string, defaultId?: string): Child
 
 function toModules(modules: unknown, start: (...args: never[]) => unknown, where: string, which: string | undefined): readonly string[] | 'dynamic' {
   if (modules === undefined) {
-    // an inline `start: (ctx) => …` is given the name 'start' by JavaScript: that names nothing
-    const name = start.name;
-    return name === '' || name === 'start' ? [] : [name];
+    // an inline `start: (ctx) => …` is given the name 'start' by JavaScript: that names nothing;
+    // a proxy's name is not read (a revoked one throws, another one's trap would run)
+    const name: unknown = types.isProxy(start) ? '' : start.name;
+    return typeof name !== 'string' || name === '' || name === 'start' ? [] : [name];
   }
   if (modules === 'dynamic') return 'dynamic';
   // a proxy first (Array.isArray throws on a revoked one); every index, holes too (every() skips them)
