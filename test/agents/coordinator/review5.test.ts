@@ -109,3 +109,26 @@ describe('CoordinatorAgent review 5: pool bookkeeping fuzz', () => {
     });
   }
 });
+
+describe('CoordinatorAgent review 5: events behind telemetry probes', () => {
+  it('a handler attached (or a channel subscribed) after the coordinator and agent emitted unheard events sees the next ones', async () => {
+    const node = track();
+    const a = await Agent.start(node, { capabilities: [], runTask: (t) => t.id });
+    const coordinator = await CoordinatorAgent.start(node, { workers: [a.pid] });
+    expect((await coordinator.run({ tasks: [{ id: 'a', kind: 'k' }] })).status).toBe('completed'); // probes read while nobody listens
+    const seen: string[] = [];
+    node.telemetry.attach('late', ['keel.coordinator.workflow_started', 'keel.agent.task'], (event) => seen.push(event));
+    const channel = (await import('node:diagnostics_channel')).default.channel('keel.coordinator.workflow_finished');
+    const onFinished = (): void => void seen.push('channel:workflow_finished');
+    channel.subscribe(onFinished);
+    try {
+      expect((await coordinator.run({ tasks: [{ id: 'b', kind: 'k' }] })).status).toBe('completed');
+    } finally {
+      channel.unsubscribe(onFinished);
+    }
+    expect(seen).toEqual(['keel.coordinator.workflow_started', 'keel.agent.task', 'channel:workflow_finished']);
+    node.telemetry.detach('late');
+    expect((await coordinator.run({ tasks: [{ id: 'c', kind: 'k' }] })).status).toBe('completed');
+    expect(seen).toHaveLength(3);
+  });
+});
