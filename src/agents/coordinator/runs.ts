@@ -5,6 +5,7 @@ import { anyEligible, cancelRunning, dispatch, enqueue, event, listening, NO_DEP
 import { toRetry } from './policy.js';
 import { forget, persist } from './durable.js';
 import { startCompensation } from './saga.js';
+import { validateWorkflow } from './validate.js';
 import { stopStuckTimer, touch } from './stuck.js';
 import type { CoordinatorMetrics, TaskOutcome, Workflow, WorkflowResult, WorkflowStatus } from './types.js';
 
@@ -92,6 +93,14 @@ export function finalize(state: State, wf: Run, status: 'completed' | 'failed' |
 }
 
 export function startRun(state: State, workflow: Workflow): Run | Error {
+  // checked again here, in the coordinator's turn: the handle checked it in the caller's, but the
+  // caller may have changed it since (a task pushed after submit: a duplicate id, an unknown
+  // dependency, a cycle), and a raw call to the coordinator skips the handle
+  try {
+    validateWorkflow(workflow);
+  } catch (e) {
+    return e instanceof Error ? e : new InvalidArgumentError('workflow', 'a workflow that can be read', workflow);
+  }
   const active = state.runs.size;
   if (active >= state.options.maxConcurrentWorkflows) {
     state.m.rejected++;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { KeyedTable } from '../../../src/agents/internal/KeyedTable.js';
+import { seeded } from '../../support.js';
 
 describe('KeyedTable', () => {
   it('keeps entries by key in insertion order across the switch to a Map and back', () => {
@@ -25,5 +26,51 @@ describe('KeyedTable', () => {
     expect([t.size, t.get('a'), t.has('a'), t.get('d'), t.has('zz')]).toEqual([2, undefined, false, 100, false]);
     t.remove('zz', 1); // absent: nothing
     expect(t.size).toBe(2);
+  });
+
+  it('agrees with a Map model through growth past 8 entries, shrinking, and regrowth (seeded)', () => {
+    for (let seed = 1; seed <= 8; seed++) {
+      const random = seeded(seed);
+      const table = new KeyedTable<object>();
+      const model = new Map<string, object>();
+      for (let step = 0; step < 300; step++) {
+        const key = `k${Math.floor(random() * 14)}`;
+        const r = random();
+        if (r < 0.5) {
+          if (!model.has(key)) {
+            const v = {};
+            table.add(key, v);
+            model.set(key, v);
+          }
+        } else if (r < 0.9) {
+          const v = model.get(key);
+          if (v !== undefined) {
+            table.remove(key, {}); // another value under the key: nothing removed
+            table.remove(key, v);
+            model.delete(key);
+          }
+        } else {
+          table.remove(key, {});
+        }
+        expect(table.size).toBe(model.size);
+        expect(table.values()).toEqual([...model.values()]);
+        for (let k = 0; k < 14; k++) {
+          expect(table.has(`k${k}`)).toBe(model.has(`k${k}`));
+          expect(table.get(`k${k}`)).toBe(model.get(`k${k}`));
+        }
+      }
+    }
+  });
+
+  it('keeps keys like __proto__ and constructor as plain keys in both forms', () => {
+    const table = new KeyedTable<number>();
+    const keys = ['__proto__', 'constructor', 'toString', 'a', 'b', 'c', 'd', 'e', 'f', 'g'];
+    keys.forEach((k, i) => table.add(k, i));
+    expect(table.size).toBe(10);
+    expect(table.get('__proto__')).toBe(0);
+    expect(table.has('hasOwnProperty')).toBe(false);
+    keys.forEach((k, i) => table.remove(k, i));
+    expect(table.size).toBe(0);
+    expect(table.get('constructor')).toBeUndefined();
   });
 });
