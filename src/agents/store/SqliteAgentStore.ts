@@ -1,21 +1,12 @@
 import { readFileSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { deserialize } from 'node:v8';
-import { isKeelError, MissingPeerError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
-import { openFailure, osProcessAlive } from '../../delivery/stores/sqliteFile.js';
+import { isKeelError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
+import { loadSqliteDriver, openFailure, osProcessAlive, type SqliteDatabase, type SqliteStatement } from '../../delivery/stores/sqliteFile.js';
 import { type AgentStore, type AgentStoreLoad, type AgentStoreRecord, checkIdentity, type CorruptRecord, encodeValue } from './AgentStore.js';
 
-type Statement = { run(...args: unknown[]): { changes: number }; all(...args: unknown[]): unknown[]; get(...args: unknown[]): unknown };
-interface Database {
-  pragma(source: string): unknown;
-  exec(source: string): unknown;
-  prepare(source: string): Statement;
-  transaction<F extends (...args: any[]) => unknown>(fn: F): F;
-  close(): void;
-  readonly inTransaction: boolean;
-}
-type Driver = new (file: string) => Database;
+type Statement = SqliteStatement;
+type Database = SqliteDatabase;
 
 const STORE = 'agent store';
 
@@ -64,14 +55,6 @@ function fileId(file: string): string {
 /** Files open in this OS process, by {@link fileId}: two nodes here never share one (each would resume the same schedules). */
 const openFiles = new Set<string>();
 
-function loadDriver(): Driver {
-  try {
-    return createRequire(import.meta.url)('better-sqlite3') as Driver;
-  } catch {
-    throw new MissingPeerError('better-sqlite3', 'the SQLite agent store');
-  }
-}
-
 /**
  * @internal The SQLite agent store: better-sqlite3 (synchronous), WAL with `synchronous=NORMAL`:
  * every write is committed when the call returns and survives a SIGKILL of the OS process (not a
@@ -94,7 +77,7 @@ export class SqliteAgentStore implements AgentStore {
 
   constructor(file: string) {
     this.path = path.resolve(file);
-    const Driver = loadDriver();
+    const Driver = loadSqliteDriver('the SQLite agent store');
     const inUse = (): StoreInUseError => new StoreInUseError(this.path, 'another node in this OS process', STORE);
     let known: string | undefined;
     try {

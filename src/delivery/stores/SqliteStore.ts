@@ -1,9 +1,8 @@
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { deserialize, serialize } from 'node:v8';
-import { DeadLetterTooLargeError, isKeelError, KeelError, MissingPeerError, NotSerializableError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
+import { DeadLetterTooLargeError, isKeelError, KeelError, NotSerializableError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
 import type { DeadLetterFilter } from '../../runtime/serviceSlots.js';
-import { openFailure, osProcessAlive, sqliteCode } from './sqliteFile.js';
+import { loadSqliteDriver, openFailure, osProcessAlive, type SqliteDatabase, type SqliteStatement, sqliteCode } from './sqliteFile.js';
 import { type DeadLetterStore, type NewRecord, type Record_, seqOf, thrownText } from './DeadLetterStore.js';
 
 interface Row {
@@ -20,14 +19,8 @@ interface Row {
   status: 'pending' | 'parked';
 }
 
-type Statement = { run(...args: unknown[]): { changes: number; lastInsertRowid: number | bigint }; get(...args: unknown[]): unknown; all(...args: unknown[]): unknown[] };
-interface Database {
-  pragma(source: string): unknown;
-  exec(source: string): unknown;
-  prepare(source: string): Statement;
-  transaction<F extends (...args: any[]) => unknown>(fn: F): F;
-  close(): void;
-}
+type Statement = SqliteStatement;
+type Database = SqliteDatabase;
 
 /** Files open in this OS process, so that two nodes here never share one. */
 const openFiles = new Set<string>();
@@ -51,7 +44,6 @@ CREATE INDEX IF NOT EXISTS dead_letters_due ON dead_letters (status, next_retry_
 CREATE TABLE IF NOT EXISTS dead_letter_owner (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, os_pid INTEGER NOT NULL);
 `;
 
-type Driver = new (file: string, options?: { timeout?: number; readonly?: boolean; fileMustExist?: boolean }) => Database;
 
 /** @internal Settings of a store that only Keel's own callers (the CLI, the tests) give. */
 export interface SqliteStoreOptions {
@@ -70,14 +62,6 @@ export const SQLITE_MAX_LENGTH = 1_000_000_000;
  * busy timeout again). Any other failure may be one row's own (too big, a constraint).
  */
 const DATABASE_WIDE = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|READONLY|CORRUPT|NOTADB|CANTOPEN|NOMEM|PERM|AUTH|INTERRUPT|PROTOCOL)/;
-
-function loadDriver(): Driver {
-  try {
-    return createRequire(import.meta.url)('better-sqlite3') as Driver;
-  } catch {
-    throw new MissingPeerError('better-sqlite3', 'the SQLite dead letter store');
-  }
-}
 
 const STORE_TABLES = [
   ['dead_letters', ['seq', 'recipient', 'payload', 'reason', 'attempts', 'first_failed_at', 'last_attempt_at', 'next_retry_at', 'last_error', 'status']],
@@ -137,7 +121,7 @@ export class SqliteStore implements DeadLetterStore {
     this.file = path.resolve(file);
     this.#onError = onError;
     this.#maxPayloadBytes = options.maxPayloadBytes ?? SQLITE_MAX_LENGTH;
-    const Driver = loadDriver();
+    const Driver = loadSqliteDriver('the SQLite dead letter store');
     if (owner !== undefined && openFiles.has(this.file)) throw new StoreInUseError(this.file, 'another node in this OS process');
     const timeout = options.busyTimeoutMs === undefined ? {} : { timeout: options.busyTimeoutMs };
     const open = (readonly: boolean): Database => {

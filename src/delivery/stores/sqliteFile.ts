@@ -1,10 +1,41 @@
 import { statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { StoreUnavailableError } from '../../errors.js';
+import { MissingPeerError, StoreUnavailableError } from '../../errors.js';
 
-// What Keel's SQLite stores (the dead letter store, the agent store) share about the file they
-// open: SQLite's error code, why a file could not be opened and what to do about it, and whether
-// the OS process that claimed a file still runs.
+// What Keel's SQLite stores (the dead letter store, the agent store) share: the part of
+// better-sqlite3 they use (an optional peer, loaded when a store opens), SQLite's error code, why a
+// file could not be opened and what to do about it, and whether the OS process that claimed a file
+// still runs.
+
+/** A prepared statement, as the stores use it. */
+export type SqliteStatement = {
+  run(...args: unknown[]): { changes: number; lastInsertRowid: number | bigint };
+  get(...args: unknown[]): unknown;
+  all(...args: unknown[]): unknown[];
+};
+
+/** A better-sqlite3 database, as the stores use it. */
+export interface SqliteDatabase {
+  pragma(source: string): unknown;
+  exec(source: string): unknown;
+  prepare(source: string): SqliteStatement;
+  transaction<F extends (...args: any[]) => unknown>(fn: F): F;
+  close(): void;
+  readonly inTransaction: boolean;
+}
+
+/** better-sqlite3's constructor. */
+export type SqliteDriver = new (file: string, options?: { timeout?: number; readonly?: boolean; fileMustExist?: boolean }) => SqliteDatabase;
+
+/** better-sqlite3, or `MissingPeerError` naming `what` needs it (the SQLite dead letter store, ...). */
+export function loadSqliteDriver(what: string): SqliteDriver {
+  try {
+    return createRequire(import.meta.url)('better-sqlite3') as SqliteDriver;
+  } catch {
+    throw new MissingPeerError('better-sqlite3', what);
+  }
+}
 
 /** SQLite's code of a driver error (`SQLITE_BUSY`, ...), or undefined for any other error. */
 export function sqliteCode(error: unknown): string | undefined {
