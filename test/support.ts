@@ -1,6 +1,7 @@
 // Helpers shared by the test files: nodes shut down after each test (on a TestClock if need be),
 // temp files, deferred and watched promises, a fake logger, error expectations, a seeded PRNG, and
 // a few processes, monitor-service answers and waits that many tests need.
+import diagnostics from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -475,4 +476,24 @@ export function collect<T>(stream: AsyncIterable<T>): { seen: T[]; done: Promise
     return d.promise;
   };
   return { seen, done, next };
+}
+
+// ---- call tracing ---------------------------------------------------------------------------------
+
+/**
+ * Subscribes to `tracingChannel('keel.call')` and records each event as a line (`start <request>`,
+ * `end`, `asyncStart <result>`, `asyncEnd`, `error <code>`); `unsubscribe` stops recording.
+ */
+export function traceCalls(): { seen: string[]; unsubscribe(): void } {
+  const seen: string[] = [];
+  const handlers = {
+    start: (ctx: unknown) => seen.push(`start ${String((ctx as { request: unknown }).request)}`),
+    end: () => seen.push('end'),
+    asyncStart: (ctx: unknown) => seen.push(`asyncStart ${String((ctx as { result: unknown }).result)}`),
+    asyncEnd: () => seen.push('asyncEnd'),
+    error: (ctx: unknown) => seen.push(`error ${(ctx as { error: { code: string } }).error.code}`),
+  };
+  const channel = diagnostics.tracingChannel('keel.call');
+  channel.subscribe(handlers);
+  return { seen, unsubscribe: () => channel.unsubscribe(handlers) };
 }

@@ -1,9 +1,8 @@
-import diagnostics from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import { type From, GenServer, type GenServerSpec } from '../../src/index.js';
 import { callListening, type CallListener } from '../../src/otp/internal/calls.js';
 import { TestClock } from '../../src/testing/index.js';
-import { deadPid, deferred, expectKeelError, exitAndWait, spawnWithContext, thrown, useNodes } from '../support.js';
+import { deadPid, deferred, expectKeelError, exitAndWait, spawnWithContext, thrown, traceCalls, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -157,16 +156,7 @@ describe('callListening (the listener form of GenServer.call, for Keel component
   it("is traced on tracingChannel('keel.call') as GenServer.call is, and still tells its listener", async () => {
     const node = track();
     const pid = await GenServer.start(node, server());
-    const seen: string[] = [];
-    const handlers = {
-      start: (ctx: unknown) => seen.push(`start ${String((ctx as { request: unknown }).request)}`),
-      end: () => seen.push('end'),
-      asyncStart: (ctx: unknown) => seen.push(`asyncStart ${String((ctx as { result: unknown }).result)}`),
-      asyncEnd: () => seen.push('asyncEnd'),
-      error: (ctx: unknown) => seen.push(`error ${(ctx as { error: { code: string } }).error.code}`),
-    };
-    const channel = diagnostics.tracingChannel('keel.call');
-    channel.subscribe(handlers);
+    const { seen, unsubscribe } = traceCalls();
     const replied = recorder();
     const failed = recorder();
     try {
@@ -175,7 +165,7 @@ describe('callListening (the listener form of GenServer.call, for Keel component
       callListening(node, 'nobody', 1, 5000, failed);
       await failed.told;
     } finally {
-      channel.unsubscribe(handlers);
+      unsubscribe();
     }
     expect(replied.log).toEqual([['replied', 21]]);
     expect(failed.log).toHaveLength(1);

@@ -1,11 +1,10 @@
-import diagnostics from 'node:diagnostics_channel';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { type HistogramMetricData, MeterProvider, MetricReader, type SumMetricData } from '@opentelemetry/sdk-metrics';
 import { describe, expect, it } from 'vitest';
 import { GenServer, isKeelError } from '../../src/index.js';
 import { bridgeOpenTelemetry } from '../../src/telemetry/otel.js';
 import { captureEvents } from '../../src/testing/index.js';
-import { UNREADABLE, useNodes } from '../support.js';
+import { traceCalls, UNREADABLE, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -141,21 +140,12 @@ describe("diagnostics_channel tracingChannel('keel.call')", () => {
   it('traces GenServer.call: start, then asyncEnd with the reply, or error for a failed call', async () => {
     const node = track();
     const server = await GenServer.start(node, { init: () => 0, handleCall: (n: number, _f, s: number) => ({ reply: n * 2, state: s }) });
-    const seen: string[] = [];
-    const handlers = {
-      start: (ctx: unknown) => seen.push(`start ${String((ctx as { request: unknown }).request)}`),
-      end: () => seen.push('end'),
-      asyncStart: (ctx: unknown) => seen.push(`asyncStart ${String((ctx as { result: unknown }).result)}`),
-      asyncEnd: () => seen.push('asyncEnd'),
-      error: (ctx: unknown) => seen.push(`error ${(ctx as { error: { code: string } }).error.code}`),
-    };
-    const channel = diagnostics.tracingChannel('keel.call');
-    channel.subscribe(handlers);
+    const { seen, unsubscribe } = traceCalls();
     try {
       expect(await GenServer.call(node, server, 21)).toBe(42);
       await expect(GenServer.call(node, 'nobody', 1)).rejects.toMatchObject({ code: 'ERR_NOPROC' });
     } finally {
-      channel.unsubscribe(handlers);
+      unsubscribe();
     }
     expect(seen).toEqual(['start 21', 'end', 'asyncStart 42', 'asyncEnd', 'start 1', 'end', 'error ERR_NOPROC', 'asyncStart undefined', 'asyncEnd']);
     // and nothing once nobody listens
