@@ -1,6 +1,6 @@
 // Lint: typescript-eslint's recommended rules, Keel's own plugin (its recommended config, on the
 // source and the tests alike), plus the layering of DESIGN.md: each src/ folder may import only the
-// layers below it (cli, observer > agents > services > delivery > monitors > otp > runtime >
+// layers below it (cli, observer > agents > cluster > services > delivery > monitors > otp > runtime >
 // telemetry), only the CLI imports the test kit (`keel soak`'s leak audit) and the lint plugin, and
 // nothing outside src/runtime imports the runtime's internals or the node class (src/runtime/kernel.ts
 // is the kernel's one door).
@@ -12,7 +12,7 @@ import tseslint from 'typescript-eslint';
 // before it builds, and a clean clone has no dist/).
 const keel = await createJiti(import.meta.url).import('./src/lint/index.ts', { default: true });
 
-const layers = ['cli', 'observer', 'agents', 'services', 'delivery', 'monitors', 'otp', 'runtime', 'telemetry'];
+const layers = ['cli', 'observer', 'agents', 'cluster', 'services', 'delivery', 'monitors', 'otp', 'runtime', 'telemetry'];
 const sideEntries = ['testing', 'lint', 'cluster'];
 
 // The kernel's one door: outside src/runtime nothing imports the runtime's internals or the node

@@ -28,6 +28,7 @@ export type KeelErrorCode =
   | 'ERR_THROWN_VALUE'
   | 'ERR_CALL_TIMEOUT'
   | 'ERR_CALL_EXIT'
+  | 'ERR_NOCONNECTION'
   | 'ERR_DEADLOCK'
   | 'ERR_START_FAILED'
   | 'ERR_MAILBOX_FULL'
@@ -217,6 +218,23 @@ export class CallExitError extends KeelError {
     this.registeredName = options?.registeredName;
     this.reason = reason;
     this.stage = stage;
+  }
+}
+
+/**
+ * The node of the process could not be reached: it is not connected to this node's cluster, or it
+ * went down (`noconnection`) while a call to one of its processes waited for the reply.
+ */
+export class NoConnectionError extends KeelError {
+  /** The process as the message names it (`<node-b.4>`). */
+  readonly target: string;
+  /** The node that could not be reached. */
+  readonly node: string;
+  readonly reason = 'noconnection' as const;
+  constructor(target: string, node: string, what: string) {
+    super('ERR_NOCONNECTION', `${what} ${target}: node ${node} is not connected (noconnection); check that it runs and has joined this cluster`);
+    this.target = target;
+    this.node = node;
   }
 }
 

@@ -17,6 +17,7 @@ import { NameTable } from './NameRegistry.js';
 import { GroupTable } from './ProcessGroups.js';
 import { checkTarget, isPid, nameOf, type Pid, PidImpl, type RefImpl, type Target, type TimerRef } from './Pid.js';
 import { type DeadLetterQueue, type MonitorManager, unavailableDeadLetters, unavailableMonitors } from './serviceSlots.js';
+import type { RemoteRouter } from './remote.js';
 import type { Init, Logger, Node, NodeOptions, ProcessInfo, SpawnOptions } from './types.js';
 
 export { Delivery };
@@ -69,6 +70,7 @@ export class KeelNode implements Node {
   readonly #detachClock: (() => void) | undefined;
   readonly #messageIds: IdSequence;
   #monitors: MonitorManager = unavailableMonitors.disabled;
+  #remote: RemoteRouter | undefined = undefined;
   #deadLetters: DeadLetterQueue = unavailableDeadLetters.disabled;
   #nextId = 0;
   /** Whether anyone listens to `keel.process.spawned`: a spawn builds the event only then. */
@@ -245,6 +247,7 @@ export class KeelNode implements Node {
   #deliverSlow(from: Proc | undefined, to: Target, message: unknown): Delivery {
     checkTarget(to, 'to');
     const name = nameOf(to);
+    if (name === undefined && this.#remote !== undefined && (to as Pid).node !== this.name) return this.#remote.send(from, to as Pid, message);
     const p = name !== undefined ? this.registry.lookup(name) : this.resolve(to as Pid);
     if (p !== undefined) return this.#mail.enqueue(p, message, from);
     this.#mail.dropped(from, to, message, 'noproc');
@@ -293,7 +296,7 @@ export class KeelNode implements Node {
     if (reason !== 'kill' && !isExitReason(reason)) {
       throw new InvalidArgumentError('reason', "an exit reason ('normal', 'shutdown', { shutdown }, an Error, ...) or 'kill'", reason);
     }
-    if (p === undefined || p.rt !== this) this.#deaths.exitSignal(pid, 'node', reason);
+    if (p === undefined || p.rt !== this) this.exitSignal(pid, 'node', reason);
     else this.#deaths.signal(p, 'node', reason);
   }
 
@@ -312,7 +315,26 @@ export class KeelNode implements Node {
 
   /** @internal An exit signal to `target` from a process or the node, delivered synchronously. */
   exitSignal(target: Pid, from: Proc | 'node', reason: ExitReason | 'kill'): void {
-    this.#deaths.exitSignal(target, from, reason);
+    if (this.#remote !== undefined && target.node !== this.name) this.#remote.exit(from, target, reason);
+    else this.#deaths.exitSignal(target, from, reason);
+  }
+
+  /**
+   * @internal An exit signal from a process of another node (the cluster's), delivered now: trapped
+   * as an `Exit` message, or the process dies (a `'normal'` one is ignored, as from a local process).
+   */
+  remoteSignal(target: Proc, from: Pid, reason: ExitReason | 'kill'): void {
+    this.#deaths.signal(target, PidImpl.is(from) ? from : new PidImpl(from.node, from.creation, from.id, undefined), reason);
+  }
+
+  /** @internal The cluster's router for pids of other nodes (undefined: such pids are dead pids). */
+  attachRemote(router: RemoteRouter | undefined): void {
+    this.#remote = router;
+  }
+
+  /** @internal The attached router, if any. */
+  get remote(): RemoteRouter | undefined {
+    return this.#remote;
   }
 
   /** @internal After a context operation that may have killed its own process: stop the running handler. */
@@ -323,13 +345,15 @@ export class KeelNode implements Node {
 
   /** @internal */
   link(p: Proc, pid: Pid): void {
-    this.#deaths.link(p, pid);
+    if (this.#remote !== undefined && pid.node !== this.name) this.#remote.link(p, pid);
+    else this.#deaths.link(p, pid);
     this.throwIfExitedInHandler(p);
   }
 
   /** @internal */
   unlink(p: Proc, pid: Pid): void {
-    this.#deaths.unlink(p, pid);
+    if (this.#remote !== undefined && pid.node !== this.name) this.#remote.unlink(p, pid);
+    else this.#deaths.unlink(p, pid);
   }
 
   /** @internal */
@@ -339,12 +363,20 @@ export class KeelNode implements Node {
 
   /** @internal */
   monitor(p: Proc, target: Target): RefImpl {
+    if (this.#remote !== undefined && isPid(target) && target.node !== this.name) {
+      const ref = this.#deaths.newRef();
+      this.#remote.monitor(p, ref, target);
+      return ref;
+    }
     return this.#deaths.monitor(p, target);
   }
 
   /** @internal */
   demonitor(p: Proc, ref: RefImpl, flush: boolean): boolean {
-    return this.#deaths.demonitor(p, ref, flush);
+    // a remote monitor is the router's; the flush of a Down already queued is death watch's either way
+    const remote = this.#remote !== undefined && this.#remote.demonitor(p, ref);
+    const local = this.#deaths.demonitor(p, ref, flush);
+    return remote || local;
   }
 
   /** @internal A death hook on a live process record; its remover, or undefined when the process is dead. */

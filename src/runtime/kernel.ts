@@ -17,11 +17,12 @@ import { Delivery } from './internal/Mailbox.js';
 import { KeelNode, type KernelInternals } from './Node.js';
 import type { Pid, RefImpl, Target, TimerRef } from './Pid.js';
 import type { GroupTable } from './ProcessGroups.js';
+import type { RemoteRouter } from './remote.js';
 import type { TelemetryBus } from '../telemetry/Telemetry.js';
 import type { Context, Init, Node, SpawnOptions } from './types.js';
 
 export { Delivery, EXIT_SENTINEL, ExitWatcher, NextTurnWatcher };
-export type { EnvelopeListener, ExitReport, KernelInternals, Proc, TimerEntry };
+export type { EnvelopeListener, ExitReport, KernelInternals, Proc, RemoteRouter, TimerEntry };
 /** Making a node with its service slots filled: for `keel`'s `createNode` and the services' factories. */
 export { createRuntimeNode, type ServiceSlots } from './Node.js';
 
@@ -54,6 +55,11 @@ export interface Kernel extends ProcHost {
   throwIfExitedInHandler(p: Proc): void;
   /** Emits `keel.process.zombie_call` for a context used after its process exited. */
   zombieCall(p: Proc, operation: string): void;
+  /** An exit signal from a process of another node, delivered now (the cluster's inbound signals). */
+  remoteSignal(target: Proc, from: Pid, reason: ExitReason | 'kill'): void;
+  /** Attaches (or, with undefined, detaches) the router for pids of other nodes. */
+  attachRemote(router: RemoteRouter | undefined): void;
+  readonly remote: RemoteRouter | undefined;
   link(p: Proc, pid: Pid): void;
   unlink(p: Proc, pid: Pid): void;
   monitor(p: Proc, target: Target): RefImpl;

@@ -11,7 +11,7 @@ import {
 import { Delivery, ExitWatcher, type Kernel, kernelOfProcess, NextTurnWatcher, isProcess, kernelOf, type Proc, type TimerEntry } from '../../runtime/kernel.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
 import { captureResolvers, capturedResolvers } from './promiseExecutor.js';
-import { checkTarget, nameOf, type Target, targetText } from '../../runtime/Pid.js';
+import { checkTarget, isPid, nameOf, type Target, targetText } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 
 /** @internal */
@@ -364,7 +364,18 @@ function makeCall(
 ): void {
   const server = node.lookupTarget(target);
   let error: unknown;
-  if (server === undefined) {
+  if (server === undefined && node.remote !== undefined && isPid(target) && target.node !== node.name) {
+    // a process of another node: the cluster carries the call and settles it
+    if (signal?.aborted === true) error = new AbortedError(`the call to ${targetText(target)}`, signal.reason);
+    else {
+      node.remote.call(caller, target, request, timeoutMs, signal, (ok, value) => {
+        if (resolve === TO_LISTENER) tellListener(node, reject as CallListener, value, ok);
+        else if (ok) resolve(value);
+        else (reject as (error: unknown) => void)(value);
+      });
+      return;
+    }
+  } else if (server === undefined) {
     checkTarget(target); // a bad target (an empty name) is a programmer error, not a dead process
     error = noProcError(target, 'call');
   } else if (server === caller) error = new DeadlockError(targetText(target, server.self), 'called itself');
