@@ -1,0 +1,434 @@
+/**
+ * A node's membership of a cluster: it joins over a {@link Transport}, learns its peers from their
+ * hellos and heartbeats, and from then on a pid of a peer's process works as a local one does —
+ * `send`, `GenServer.call`, `monitor`, `link` and exit signals, with Erlang's semantics — and each
+ * peer's death (a closed connection, silence, a new incarnation, a goodbye) answers every tie to it
+ * exactly once, with `noconnection`.
+ *
+ * @example
+ * ```ts fragment
+ * import { createNode } from 'keel';
+ * import { Cluster, natsTransport } from 'keel/cluster';
+ *
+ * const node = createNode({ name: 'billing' });
+ * const cluster = await Cluster.join(node, { transport: natsTransport({ servers: 'nats://127.0.0.1:4222', cluster: 'shop' }) });
+ * await cluster.waitFor(['orders']);
+ * const orders = await cluster.whereis('orders', 'orders'); // a pid on the node 'orders'
+ * ```
+ */
+import { InvalidArgumentError, NodeStoppedError } from '../errors.js';
+import { type Kernel, kernelOf } from '../runtime/kernel.js';
+import { type Pid, PidImpl } from '../runtime/Pid.js';
+import type { Node } from '../runtime/types.js';
+import { decodeBatch, encodeValue, type PidFactory } from './codec.js';
+import { Peer } from './internal/Peer.js';
+import { Remote } from './internal/Remote.js';
+import type { ProbeResult, Transport, TransportHandler } from './Transport.js';
+
+/** How a cluster notices a peer's death, and its other settings. */
+export interface ClusterOptions {
+  /** How this node reaches the others. */
+  readonly transport: Transport;
+  /** How often this node says it is alive (ms, node clock). Default 200 (sized for loopback). */
+  readonly heartbeatMs?: number;
+  /** A peer silent this long is suspected and probed (ms). Default 3 heartbeats. */
+  readonly suspectAfterMs?: number;
+  /** A peer silent this long is down (ms). Default 2000. */
+  readonly downAfterMs?: number;
+  /** How long a probe waits for its answer (ms). Default 500. */
+  readonly probeTimeoutMs?: number;
+}
+
+/** What `cluster.nodes()` tells of a peer. */
+export interface ClusterNodeInfo {
+  readonly name: string;
+  readonly incarnation: number;
+  readonly status: 'up' | 'suspect';
+  /** Node-clock ms since it was last heard. */
+  readonly silentMs: number;
+}
+
+/** Why a peer went down (`keel.cluster.node_down`'s `reason`). */
+export type NodeDownReason = 'no_responders' | 'heartbeat' | 'new_incarnation' | 'goodbye' | 'port_closed' | 'disconnected' | 'left';
+
+const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const HEADER_ROOM = 256;
+/** Incarnations downed for good (replaced, or gone with a goodbye) that are remembered, per cluster. */
+const DEAD_INCARNATIONS = 1024;
+
+export class Cluster {
+  readonly #kernel: Kernel;
+  readonly #transport: Transport;
+  readonly #remote: Remote;
+  readonly #peers = new Map<string, Peer>();
+  /** `name:incarnation` of peers gone for good: their late frames are dropped. */
+  readonly #dead = new Set<string>();
+  /** Peers downed for silence, by name: if the same incarnation speaks again, it is told so first. */
+  readonly #silenced = new Map<string, number>();
+  readonly #dirty = new Set<Peer>();
+  #flushQueued = false;
+  readonly #heartbeatMs: number;
+  readonly #suspectAfterMs: number;
+  readonly #downAfterMs: number;
+  readonly #probeTimeoutMs: number;
+  readonly #maxValueLength: number;
+  #timer: { cancel(): boolean } | undefined;
+  #left = false;
+  #removeShutdown: (() => void) | undefined;
+  readonly #upWaiters = new Set<() => void>();
+  readonly #pids: PidFactory;
+
+  private constructor(kernel: Kernel, options: ClusterOptions) {
+    this.#kernel = kernel;
+    this.#transport = options.transport;
+    this.#heartbeatMs = positive(options.heartbeatMs, 'heartbeatMs', 200);
+    this.#suspectAfterMs = positive(options.suspectAfterMs, 'suspectAfterMs', 3 * this.#heartbeatMs);
+    this.#downAfterMs = positive(options.downAfterMs, 'downAfterMs', Math.max(2000, this.#suspectAfterMs + this.#heartbeatMs));
+    this.#probeTimeoutMs = positive(options.probeTimeoutMs, 'probeTimeoutMs', 500);
+    this.#maxValueLength = this.#transport.maxBatchSize - HEADER_ROOM;
+    this.#remote = new Remote({
+      kernel,
+      maxValueLength: this.#maxValueLength,
+      peerOf: (pid) => this.#up(pid.node),
+      push: (peer, frame) => this.#push(peer, frame),
+      dropped: (reason, metadata) => kernel.telemetry.execute('keel.message.dropped', { count: 1 }, { ...metadata, reason }),
+    });
+    const name = kernel.name;
+    const creation = kernel.creation;
+    this.#pids = (node, c, id) => {
+      if (node === name && c === creation) return kernel.resolve({ node, creation: c, id })?.self ?? new PidImpl(node, c, id, undefined);
+      return new PidImpl(node, c, id, undefined);
+    };
+  }
+
+  /**
+   * Joins `node` to the cluster its transport reaches: the node's pids of other nodes' processes
+   * work from then on. Resolves once the transport has joined and this node has said hello; its
+   * peers come up as their answers arrive ({@link Cluster.waitFor}). The node leaves when it shuts
+   * down (a goodbye, so peers know at once). A node joins one cluster, once.
+   */
+  static async join(node: Node, options: ClusterOptions): Promise<Cluster> {
+    const kernel = kernelOf(node, 'node');
+    if (kernel.stopping) throw new NodeStoppedError(kernel.name, 'Cluster.join');
+    if (typeof options !== 'object' || options === null || typeof options.transport?.start !== 'function') {
+      throw new InvalidArgumentError('options.transport', 'a Transport (natsTransport, workerTransport, memory network transport)', options?.transport);
+    }
+    if (!NAME.test(kernel.name)) throw new InvalidArgumentError('node.name', 'a cluster node name: 1 to 64 of A-Z a-z 0-9 _ - (it becomes a subject token)', kernel.name);
+    if (kernel.remote !== undefined) throw new InvalidArgumentError('node', 'a node not yet in a cluster', kernel.name);
+    const cluster = new Cluster(kernel, options);
+    kernel.attachRemote(cluster.#remote);
+    try {
+      await kernel.trackIo(cluster.#transport.start({ name: kernel.name, incarnation: kernel.creation }, cluster.#handler()));
+    } catch (e) {
+      kernel.attachRemote(undefined);
+      throw e;
+    }
+    cluster.#removeShutdown = kernel.onShutdown(() => void cluster.leave());
+    cluster.#broadcast('["h"]');
+    cluster.#arm();
+    return cluster;
+  }
+
+  /** This node's name. */
+  get name(): string {
+    return this.#kernel.name;
+  }
+
+  /** This node's incarnation (its `creation`). */
+  get incarnation(): number {
+    return this.#kernel.creation;
+  }
+
+  /** The peers this node knows to be up (or suspected), by name. */
+  nodes(): ClusterNodeInfo[] {
+    const now = this.#kernel.clock.now();
+    return [...this.#peers.values()].map((p) => ({ name: p.name, incarnation: p.incarnation, status: p.status === 'suspect' ? 'suspect' : 'up', silentMs: now - p.lastHeard }));
+  }
+
+  /** True when the peer named `name` is up (or suspected, not yet down). */
+  isConnected(name: string): boolean {
+    return this.#peers.has(name);
+  }
+
+  /** Resolves when every named peer is up (`timeoutMs` on the node clock, default 10,000: then rejects). */
+  waitFor(names: readonly string[], options?: { timeoutMs?: number }): Promise<void> {
+    const timeoutMs = positive(options?.timeoutMs, 'timeoutMs', 10_000);
+    return new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (!names.every((n) => this.#peers.has(n))) return;
+        this.#upWaiters.delete(check);
+        timer.cancel();
+        resolve();
+      };
+      const timer = this.#kernel.setTimer(timeoutMs, () => {
+        this.#upWaiters.delete(check);
+        const missing = names.filter((n) => !this.#peers.has(n));
+        reject(new Error(`cluster ${this.name}: no hello from ${missing.join(', ')} within ${timeoutMs} ms`));
+      });
+      this.#upWaiters.add(check);
+      check();
+    });
+  }
+
+  /**
+   * The pid registered as `name` on the peer `node` (undefined: nobody holds it there), as Erlang's
+   * `rpc:call(Node, erlang, whereis, [Name])`. Rejects with `ERR_NOCONNECTION` when the peer is not up.
+   */
+  whereis(node: string, name: string, options?: { timeoutMs?: number }): Promise<Pid | undefined> {
+    const timeoutMs = positive(options?.timeoutMs, 'timeoutMs', 5000);
+    if (node === this.name) return Promise.resolve(this.#kernel.registry.whereis(name));
+    return new Promise((resolve, reject) => {
+      const peer = this.#up(node);
+      const settle = (ok: boolean, value: unknown): void => (ok ? resolve(value as Pid | undefined) : reject(value));
+      if (peer === undefined) this.#remote.call(undefined, new PidImpl(node, 0, 0, undefined), undefined, timeoutMs, undefined, settle);
+      else this.#remote.whereis(peer, name, timeoutMs, settle);
+    });
+  }
+
+  /** Sends `message` to the process registered as `name` on the peer `node` (Erlang's `{Name, Node} ! Msg`): at most once. */
+  send(node: string, name: string, message: unknown): void {
+    if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError('name', 'a non-empty registered name', name);
+    if (node === this.name) {
+      this.#kernel.send(name, message);
+      return;
+    }
+    const peer = this.#up(node);
+    const encoded = encodeValue(message, this.#maxValueLength);
+    if (peer === undefined) {
+      this.#kernel.telemetry.execute('keel.message.dropped', { count: 1 }, { to: `${name}@${node}`, from: 'node', reason: 'noconnection' });
+      return;
+    }
+    this.#push(peer, `["n",${JSON.stringify(name)},0,${encoded}]`);
+  }
+
+  /** Leaves the cluster: a goodbye to every peer, every tie answered with `noconnection`, the transport closed. Idempotent. */
+  async leave(): Promise<void> {
+    if (this.#left) return;
+    this.#left = true;
+    this.#timer?.cancel();
+    this.#removeShutdown?.();
+    this.#flush();
+    this.#broadcast('["g"]');
+    for (const peer of [...this.#peers.values()]) this.#down(peer, 'left');
+    this.#kernel.attachRemote(undefined);
+    await this.#transport.flush().catch(() => undefined);
+    await this.#transport.close();
+  }
+
+  /** Counts of what ties local processes to peers (for leak checks: all zero once the ties are gone). */
+  internals(): { peers: number; entries: number; books: number; outbox: number } {
+    let entries = 0;
+    let outbox = 0;
+    for (const p of this.#peers.values()) {
+      entries += p.entries;
+      outbox += p.outbox.length;
+    }
+    return { peers: this.#peers.size, entries, books: this.#remote.books, outbox };
+  }
+
+  // ---- the transport's side -------------------------------------------------------------------
+
+  #handler(): TransportHandler {
+    return {
+      receive: (from, batch) => this.#receive(from, batch, false),
+      receiveBroadcast: (from, batch) => this.#receive(from, batch, true),
+      peerGone: (peer) => {
+        const p = this.#peers.get(peer);
+        if (p !== undefined) this.#probe(p, 'port_closed');
+      },
+      connection: (state) => {
+        this.#kernel.telemetry.execute(`keel.cluster.${state}`, {}, { node: this.name });
+      },
+    };
+  }
+
+  #receive(from: string, batch: string, broadcast: boolean): void {
+    if (this.#left) return;
+    let data: unknown;
+    try {
+      data = decodeBatch(batch, this.#pids);
+    } catch (e) {
+      this.#frameDropped('malformed', from, e);
+      return;
+    }
+    if (!Array.isArray(data) || data.length !== 5 || data[0] !== 1 || !Array.isArray(data[4])) {
+      this.#frameDropped('malformed', from);
+      return;
+    }
+    const [, sender, incarnation, toIncarnation, frames] = data as [number, unknown, unknown, unknown, unknown[]];
+    if (sender !== from) {
+      this.#frameDropped('forged_sender', from, undefined, { claimed: String(sender) });
+      return;
+    }
+    if (typeof incarnation !== 'number' || !Number.isSafeInteger(incarnation) || incarnation <= 0) {
+      this.#frameDropped('malformed', from);
+      return;
+    }
+    if (toIncarnation !== 0 && toIncarnation !== this.#kernel.creation) {
+      this.#frameDropped('stale_incarnation', from, undefined, { incarnation: toIncarnation });
+      return;
+    }
+    const peer = this.#heard(from, incarnation);
+    if (peer === undefined) return;
+    for (const f of frames) {
+      try {
+        if (!Array.isArray(f)) throw new TypeError('a frame is an array');
+        if (f[0] === 'h') {
+          if (broadcast) this.#push(peer, '["h"]');
+        } else if (f[0] === 'b') {
+          // a heartbeat: hearing it was the point
+        } else if (f[0] === 'g') {
+          this.#down(peer, 'goodbye');
+          this.#remember(peer);
+          return;
+        } else if (f[0] === '!') {
+          // the peer had taken this node for down: what tied us is answered, then it is up anew
+          this.#remote.peerDown(peer);
+        } else if (!broadcast) this.#remote.frame(peer, f);
+      } catch (e) {
+        this.#frameDropped('malformed', from, e);
+      }
+    }
+  }
+
+  /** The peer a batch came from, brought up (or replaced by its new incarnation) as needed. */
+  #heard(name: string, incarnation: number): Peer | undefined {
+    if (this.#dead.has(`${name}:${incarnation}`)) {
+      this.#frameDropped('stale_incarnation', name, undefined, { incarnation });
+      return undefined;
+    }
+    const now = this.#kernel.clock.now();
+    let peer = this.#peers.get(name);
+    if (peer !== undefined && peer.incarnation !== incarnation) {
+      this.#down(peer, 'new_incarnation');
+      this.#remember(peer);
+      peer = undefined;
+    }
+    if (peer === undefined) {
+      peer = new Peer(name, incarnation, now);
+      this.#peers.set(name, peer);
+      if (this.#silenced.get(name) === incarnation) this.#push(peer, '["!"]'); // it was down to us: say so first
+      this.#silenced.delete(name);
+      this.#kernel.telemetry.execute('keel.cluster.node_up', {}, { node: name, incarnation });
+      for (const check of [...this.#upWaiters]) check();
+    } else {
+      peer.lastHeard = now;
+      if (peer.status === 'suspect') {
+        peer.status = 'up';
+        peer.suspectSince = 0;
+      }
+    }
+    return peer;
+  }
+
+  #remember(peer: Peer): void {
+    this.#dead.add(`${peer.name}:${peer.incarnation}`);
+    if (this.#dead.size > DEAD_INCARNATIONS) this.#dead.delete(this.#dead.values().next().value!);
+  }
+
+  // ---- membership: heartbeats, suspicion, probes, down ----------------------------------------
+
+  #arm(): void {
+    this.#timer = this.#kernel.setTimer(this.#heartbeatMs, () => this.#tick(), true);
+  }
+
+  #tick(): void {
+    if (this.#left) return;
+    this.#broadcast('["b"]');
+    const now = this.#kernel.clock.now();
+    for (const peer of [...this.#peers.values()]) {
+      const silence = now - peer.lastHeard;
+      if (silence >= this.#downAfterMs) {
+        this.#down(peer, 'heartbeat');
+        this.#silenced.set(peer.name, peer.incarnation);
+      } else if (silence >= this.#suspectAfterMs) {
+        if (peer.status === 'up') {
+          peer.status = 'suspect';
+          peer.suspectSince = now;
+          this.#kernel.telemetry.execute('keel.cluster.node_suspect', { silentMs: silence }, { node: peer.name, incarnation: peer.incarnation });
+        }
+        this.#probe(peer, 'no_responders');
+      }
+    }
+    this.#arm();
+  }
+
+  /** Asks the transport whether `peer` is attached; `gone` downs it now. */
+  #probe(peer: Peer, reason: NodeDownReason): void {
+    if (peer.probing) return;
+    peer.probing = true;
+    this.#transport.probe(peer.name, this.#probeTimeoutMs).then(
+      (result: ProbeResult) => {
+        peer.probing = false;
+        if (this.#peers.get(peer.name) !== peer) return;
+        if (result === 'gone') this.#down(peer, reason);
+        else if (result === 'alive' && peer.status === 'suspect') {
+          peer.status = 'up';
+          peer.suspectSince = 0;
+          peer.lastHeard = this.#kernel.clock.now();
+        }
+      },
+      () => {
+        peer.probing = false;
+      },
+    );
+  }
+
+  #down(peer: Peer, reason: NodeDownReason): void {
+    if (this.#peers.get(peer.name) !== peer) return;
+    this.#peers.delete(peer.name);
+    this.#dirty.delete(peer);
+    peer.status = 'down';
+    const detectionMs = this.#kernel.clock.now() - peer.lastHeard;
+    this.#remote.peerDown(peer);
+    this.#kernel.telemetry.execute('keel.cluster.node_down', { detectionMs }, { node: peer.name, incarnation: peer.incarnation, reason });
+  }
+
+  /** The peer named `name` when it is up (or suspected). */
+  #up(name: string): Peer | undefined {
+    return this.#peers.get(name);
+  }
+
+  // ---- batches --------------------------------------------------------------------------------
+
+  #push(peer: Peer, frame: string): void {
+    if (this.#peers.get(peer.name) !== peer) return; // gone meanwhile: at most once
+    if (peer.outboxLength + frame.length + HEADER_ROOM > this.#transport.maxBatchSize && peer.outbox.length > 0) this.#send(peer);
+    peer.outbox.push(frame);
+    peer.outboxLength += frame.length + 1;
+    this.#dirty.add(peer);
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  /** Sends each peer's frames of this turn as one batch. */
+  #flush(): void {
+    this.#flushQueued = false;
+    for (const peer of this.#dirty) this.#send(peer);
+    this.#dirty.clear();
+  }
+
+  #send(peer: Peer): void {
+    if (peer.outbox.length === 0) return;
+    const batch = `[1,${JSON.stringify(this.name)},${this.#kernel.creation},${peer.incarnation},[${peer.outbox.join(',')}]]`;
+    peer.outbox.length = 0;
+    peer.outboxLength = 0;
+    this.#transport.send(peer.name, batch);
+  }
+
+  #broadcast(frame: string): void {
+    this.#transport.broadcast(`[1,${JSON.stringify(this.name)},${this.#kernel.creation},0,[${frame}]]`);
+  }
+
+  #frameDropped(reason: string, from: string, error?: unknown, extra?: Record<string, unknown>): void {
+    this.#kernel.telemetry.execute('keel.cluster.frame_dropped', { count: 1 }, { node: this.name, from, reason, error, ...extra });
+  }
+}
+
+function positive(value: number | undefined, argument: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) throw new InvalidArgumentError(argument, 'a positive number of milliseconds', value);
+  return value;
+}

@@ -1,0 +1,72 @@
+/**
+ * @internal What a node knows of one peer: its incarnation and status, the frames waiting for this
+ * turn's batch, and every entry that ties a local process to one of the peer's (links, monitors
+ * both ways, calls waiting for a reply), so that the peer's death answers each exactly once.
+ */
+import type { Pid, RefImpl } from '../../runtime/Pid.js';
+import type { Proc, TimerEntry } from '../../runtime/kernel.js';
+
+export type PeerStatus = 'up' | 'suspect' | 'down';
+
+/** A link between a local process and one of the peer's. */
+export interface LinkEntry {
+  readonly peer: Peer;
+  readonly local: Proc;
+  readonly remote: Pid;
+}
+
+/** A local process's monitor of one of the peer's processes. */
+export interface MonitorOut {
+  readonly peer: Peer;
+  readonly owner: Proc;
+  readonly ref: RefImpl;
+  readonly target: Pid;
+}
+
+/** One of the peer's processes monitoring a local one. */
+export interface MonitorIn {
+  readonly peer: Peer;
+  readonly target: Proc;
+  readonly ownerId: number;
+  readonly refId: number;
+}
+
+/** A call to one of the peer's processes, waiting for its reply. */
+export interface CallOut {
+  readonly id: number;
+  readonly target: Pid;
+  readonly settle: (ok: boolean, value: unknown) => void;
+  timer: TimerEntry | undefined;
+  /** Removes the caller's death hook and the abort listener. */
+  release: (() => void) | undefined;
+}
+
+export class Peer {
+  readonly name: string;
+  incarnation: number;
+  status: PeerStatus = 'up';
+  /** The node clock's time of the last batch or heartbeat heard from it. */
+  lastHeard: number;
+  /** When it was first suspected (0: not suspected). */
+  suspectSince = 0;
+  /** A probe is in flight. */
+  probing = false;
+  /** Encoded frames for the next batch, and their total length. */
+  outbox: string[] = [];
+  outboxLength = 0;
+  readonly links = new Map<string, LinkEntry>();
+  readonly monitorsOut = new Map<number, MonitorOut>();
+  readonly monitorsIn = new Map<number, MonitorIn>();
+  readonly calls = new Map<number, CallOut>();
+
+  constructor(name: string, incarnation: number, now: number) {
+    this.name = name;
+    this.incarnation = incarnation;
+    this.lastHeard = now;
+  }
+
+  /** How many entries tie local processes to this peer (for leak checks). */
+  get entries(): number {
+    return this.links.size + this.monitorsOut.size + this.monitorsIn.size + this.calls.size;
+  }
+}

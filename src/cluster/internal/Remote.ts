@@ -1,0 +1,418 @@
+/**
+ * @internal The kernel's router for pids of other nodes, and the frames it exchanges with peers.
+ *
+ * A frame is a JSON array whose first element names it (see docs/cluster.md, "Protocol"). Pids of
+ * the two ends travel as bare ids: the sender's are read against the batch's sender (a frame cannot
+ * name another node's process as its sender), the receiver's against the receiver itself.
+ *
+ * Every tie between a local process and a peer's is an entry kept twice: in the peer's maps (so
+ * that the peer's death answers each once, with `noconnection`) and in the local process's book (so
+ * that the local death tells the peer: exit signals to links, `Down`s to monitors, demonitors).
+ */
+import { AbortedError, CallTimeoutError, NoConnectionError } from '../../errors.js';
+import { callListening, type CallListener } from '../../otp/internal/calls.js';
+import { Delivery, type Kernel, type Proc, type RemoteRouter } from '../../runtime/kernel.js';
+import { DownMessage, type ExitReason, isExitReason } from '../../runtime/messages.js';
+import { type Pid, PidImpl, type RefImpl, targetText } from '../../runtime/Pid.js';
+import { encodeValue } from '../codec.js';
+import type { CallOut, LinkEntry, MonitorIn, MonitorOut, Peer } from './Peer.js';
+
+/** A local process's ties to other nodes' processes. */
+class Book {
+  readonly links = new Set<LinkEntry>();
+  readonly monitorsOut = new Set<MonitorOut>();
+  readonly monitorsIn = new Set<MonitorIn>();
+  unhook: (() => void) | undefined = undefined;
+  get empty(): boolean {
+    return this.links.size === 0 && this.monitorsOut.size === 0 && this.monitorsIn.size === 0;
+  }
+}
+
+/** What the router needs of the cluster around it. */
+export interface RemoteHost {
+  readonly kernel: Kernel;
+  /** The peer a pid's node is, when it is up (undefined: not connected). */
+  peerOf(pid: Pid): Peer | undefined;
+  /** Queues a frame for the peer's next batch. */
+  push(peer: Peer, frame: string): void;
+  /** The largest encoded value a frame may carry. */
+  readonly maxValueLength: number;
+  dropped(reason: string, metadata: Record<string, unknown>): void;
+}
+
+export class Remote implements RemoteRouter {
+  readonly #host: RemoteHost;
+  readonly #kernel: Kernel;
+  readonly #books = new Map<Proc, Book>();
+  #nextCall = 0;
+
+  constructor(host: RemoteHost) {
+    this.#host = host;
+    this.#kernel = host.kernel;
+  }
+
+  /** Local processes with ties to other nodes (for leak checks). */
+  get books(): number {
+    return this.#books.size;
+  }
+
+  // ---- the kernel's calls (a local process or the node acts on a remote pid) ------------------
+
+  send(from: Proc | undefined, to: Pid, message: unknown): Delivery {
+    const peer = this.#host.peerOf(to);
+    const encoded = encodeValue(message, this.#host.maxValueLength); // a typed error at send time
+    if (peer === undefined) {
+      this.#host.dropped('noconnection', { to, from: from?.self ?? 'node' });
+      return Delivery.NoProc;
+    }
+    if (to.creation !== peer.incarnation) {
+      this.#host.dropped('noproc', { to, from: from?.self ?? 'node' });
+      return Delivery.NoProc;
+    }
+    this.#host.push(peer, `["m",${to.id},${from === undefined ? 0 : from.self.id},${encoded}]`);
+    return Delivery.Enqueued;
+  }
+
+  link(p: Proc, to: Pid): void {
+    const peer = this.#host.peerOf(to);
+    if (peer === undefined || to.creation !== peer.incarnation) {
+      this.#kernel.remoteSignal(p, to, peer === undefined ? 'noconnection' : 'noproc');
+      return;
+    }
+    const key = `${p.self.id}:${to.id}`;
+    if (peer.links.has(key)) return;
+    this.#addLink(peer, p, to, key);
+    this.#host.push(peer, `["l",${p.self.id},${to.id}]`);
+  }
+
+  unlink(p: Proc, to: Pid): void {
+    const peer = this.#host.peerOf(to);
+    if (peer === undefined) return;
+    const entry = peer.links.get(`${p.self.id}:${to.id}`);
+    if (entry === undefined) return;
+    this.#removeLink(entry);
+    this.#host.push(peer, `["u",${p.self.id},${to.id}]`);
+  }
+
+  monitor(p: Proc, ref: RefImpl, to: Pid): void {
+    const peer = this.#host.peerOf(to);
+    if (peer === undefined || to.creation !== peer.incarnation) {
+      this.#kernel.enqueueTo(p, new DownMessage(ref, to, peer === undefined ? 'noconnection' : 'noproc', undefined), undefined);
+      return;
+    }
+    const entry: MonitorOut = { peer, owner: p, ref, target: to };
+    peer.monitorsOut.set(ref.id, entry);
+    this.#book(p).monitorsOut.add(entry);
+    this.#host.push(peer, `["o",${p.self.id},${ref.id},${to.id}]`);
+  }
+
+  demonitor(p: Proc, ref: RefImpl): boolean {
+    const book = this.#books.get(p);
+    if (book === undefined) return false;
+    for (const entry of book.monitorsOut) {
+      if (entry.ref !== ref) continue;
+      this.#removeMonitorOut(entry);
+      this.#host.push(entry.peer, `["d",${p.self.id},${ref.id}]`);
+      return true;
+    }
+    return false;
+  }
+
+  exit(from: Proc | 'node', to: Pid, reason: ExitReason | 'kill'): void {
+    const peer = this.#host.peerOf(to);
+    if (peer === undefined || to.creation !== peer.incarnation) return; // as to a dead pid: nothing
+    this.#host.push(peer, `["x",${from === 'node' ? 0 : from.self.id},${to.id},${encodeValue(reason, this.#host.maxValueLength)},0]`);
+  }
+
+  call(caller: Proc | undefined, to: Pid, request: unknown, timeoutMs: number, signal: AbortSignal | undefined, settle: (ok: boolean, value: unknown) => void): void {
+    const peer = this.#host.peerOf(to);
+    if (peer === undefined) {
+      settle(false, new NoConnectionError(targetText(to), to.node, 'cannot call'));
+      return;
+    }
+    let encoded: string;
+    try {
+      encoded = encodeValue(request, this.#host.maxValueLength);
+    } catch (e) {
+      settle(false, e);
+      return;
+    }
+    this.#startCall(peer, to, caller, timeoutMs, signal, settle, `${to.id},${encoded},${Number.isFinite(timeoutMs) ? timeoutMs : -1}`, 'c');
+  }
+
+  /** Asks a peer which of its processes holds a registered name (`undefined`: nobody). */
+  whereis(peer: Peer, name: string, timeoutMs: number, settle: (ok: boolean, value: unknown) => void): void {
+    this.#startCall(peer, new PidImpl(peer.name, peer.incarnation, 0, undefined), undefined, timeoutMs, undefined, settle, JSON.stringify(name), 'w');
+  }
+
+  #startCall(peer: Peer, to: Pid, caller: Proc | undefined, timeoutMs: number, signal: AbortSignal | undefined, settle: (ok: boolean, value: unknown) => void, body: string, kind: 'c' | 'w'): void {
+    const id = ++this.#nextCall;
+    const call: CallOut = { id, target: to, settle, timer: undefined, release: undefined };
+    peer.calls.set(id, call);
+    const finish = (): void => {
+      peer.calls.delete(id);
+      if (call.timer !== undefined) this.#kernel.cancelEntry(call.timer);
+      call.release?.();
+    };
+    if (Number.isFinite(timeoutMs)) {
+      call.timer = this.#kernel.schedule(timeoutMs, () => {
+        call.timer = undefined;
+        finish();
+        settle(false, new CallTimeoutError(targetText(to), timeoutMs, undefined));
+      });
+    }
+    const releases: (() => void)[] = [];
+    if (caller !== undefined) {
+      // the caller's death releases the call: a late reply is dropped
+      const remove = this.#kernel.onProcExit(caller, () => finish());
+      if (remove !== undefined) releases.push(remove);
+    }
+    if (signal !== undefined) {
+      const onAbort = (): void => {
+        finish();
+        settle(false, new AbortedError(`the call to ${targetText(to)}`, signal.reason));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      releases.push(() => signal.removeEventListener('abort', onAbort));
+    }
+    if (releases.length > 0) call.release = () => releases.forEach((r) => r());
+    (call as { settle: (ok: boolean, value: unknown) => void }).settle = (ok, value) => {
+      finish();
+      settle(ok, value);
+    };
+    this.#host.push(peer, `["${kind}",${id},${caller === undefined ? 0 : caller.self.id},${body}]`);
+  }
+
+  // ---- frames from a peer ---------------------------------------------------------------------
+
+  /** Handles one frame from `peer`; throws on a malformed one (the caller counts it). */
+  frame(peer: Peer, f: unknown[]): void {
+    switch (f[0]) {
+      case 'm': {
+        const to = this.#local(f[1]);
+        if (to !== undefined) this.#kernel.enqueueTo(to, f[3], undefined);
+        else this.#host.dropped('noproc', { to: this.#localPid(f[1]), from: this.#remotePid(peer, f[2]) });
+        return;
+      }
+      case 'n': {
+        if (typeof f[1] !== 'string' || f[1].length === 0) throw new TypeError('a named send needs a name');
+        this.#kernel.deliver(undefined, f[1], f[3]); // an unregistered name: dropped with its event
+        return;
+      }
+      case 'l': {
+        const from = this.#remotePid(peer, f[1]);
+        const to = this.#local(f[2]);
+        if (to === undefined) this.#host.push(peer, `["x",${Number(f[2])},${from.id},"noproc",1]`);
+        else {
+          const key = `${to.self.id}:${from.id}`;
+          if (!peer.links.has(key)) this.#addLink(peer, to, from, key);
+        }
+        return;
+      }
+      case 'u': {
+        const from = this.#remotePid(peer, f[1]);
+        const entry = peer.links.get(`${Number(f[2])}:${from.id}`);
+        if (entry !== undefined) this.#removeLink(entry);
+        return;
+      }
+      case 'x': {
+        const from = this.#remotePid(peer, f[1]);
+        const reason = f[3];
+        if (reason !== 'kill' && !isExitReason(reason)) throw new TypeError('an exit signal needs an exit reason');
+        const to = this.#local(f[2]);
+        if (to === undefined) return;
+        if (f[4] === 1) {
+          // a linked process's death: only while the link stands (an unlink may have crossed it)
+          const entry = peer.links.get(`${to.self.id}:${from.id}`);
+          if (entry === undefined) return;
+          this.#removeLink(entry);
+        }
+        this.#kernel.remoteSignal(to, from, reason);
+        return;
+      }
+      case 'o': {
+        const ownerId = this.#id(f[1]);
+        const refId = this.#id(f[2]);
+        const target = this.#local(f[3]);
+        if (target === undefined) {
+          this.#host.push(peer, `["D",${ownerId},${refId},${Number(f[3])},"noproc"]`);
+          return;
+        }
+        const entry: MonitorIn = { peer, target, ownerId, refId };
+        peer.monitorsIn.set(refId, entry);
+        this.#book(target).monitorsIn.add(entry);
+        return;
+      }
+      case 'd': {
+        const entry = peer.monitorsIn.get(this.#id(f[2]));
+        if (entry !== undefined) this.#removeMonitorIn(entry);
+        return;
+      }
+      case 'D': {
+        const entry = peer.monitorsOut.get(this.#id(f[2]));
+        const reason = f[4];
+        if (!isExitReason(reason)) throw new TypeError('a Down needs an exit reason');
+        if (entry === undefined) return;
+        this.#removeMonitorOut(entry);
+        this.#kernel.enqueueTo(entry.owner, new DownMessage(entry.ref, entry.target, reason, undefined), undefined);
+        return;
+      }
+      case 'c':
+        this.#served(peer, f);
+        return;
+      case 'w': {
+        const name = f[3];
+        if (typeof name !== 'string') throw new TypeError('whereis needs a name');
+        const pid = name.length === 0 ? undefined : this.#kernel.registry.whereis(name);
+        this.#host.push(peer, `["r",${this.#id(f[1])},1,${pid === undefined ? '{"$keel":"u"}' : encodeValue(pid)}]`);
+        return;
+      }
+      case 'r': {
+        const call = peer.calls.get(this.#id(f[1]));
+        if (call !== undefined) call.settle(f[2] === 1, f[3]);
+        return;
+      }
+      default:
+        throw new TypeError(`unknown frame '${String(f[0])}'`);
+    }
+  }
+
+  /** A call from a peer's process: made here from the node, its outcome sent back as a reply frame. */
+  #served(peer: Peer, f: unknown[]): void {
+    const id = this.#id(f[1]);
+    const timeout = f[5] === -1 ? Infinity : f[5];
+    if (typeof timeout !== 'number' || !(timeout > 0)) throw new TypeError('a call needs a timeout');
+    const target = this.#local(f[3])?.self ?? this.#localPid(f[3]);
+    const host = this.#host;
+    const reply = (ok: boolean, value: unknown): void => {
+      if (host.peerOf({ node: peer.name, creation: peer.incarnation, id: 0 }) !== peer) return; // it went down meanwhile
+      let encoded: string;
+      try {
+        encoded = encodeValue(value, host.maxValueLength);
+      } catch (e) {
+        ok = false;
+        encoded = encodeValue(e);
+      }
+      host.push(peer, `["r",${id},${ok ? 1 : 0},${encoded}]`);
+    };
+    const listener: CallListener = { callReplied: (v) => reply(true, v), callFailed: (e) => reply(false, e) };
+    callListening(this.#kernel, target, f[4], timeout, listener);
+  }
+
+  // ---- a peer went down -----------------------------------------------------------------------
+
+  /** Answers every entry tied to `peer` once, with `noconnection`. */
+  peerDown(peer: Peer): void {
+    const links = [...peer.links.values()];
+    const monitors = [...peer.monitorsOut.values()];
+    for (const entry of peer.monitorsIn.values()) this.#removeMonitorIn(entry);
+    for (const entry of links) this.#removeLink(entry);
+    for (const entry of monitors) this.#removeMonitorOut(entry);
+    const calls = [...peer.calls.values()];
+    peer.outbox.length = 0;
+    peer.outboxLength = 0;
+    for (const entry of monitors) this.#kernel.enqueueTo(entry.owner, new DownMessage(entry.ref, entry.target, 'noconnection', undefined), undefined);
+    for (const entry of links) this.#kernel.remoteSignal(entry.local, entry.remote, 'noconnection');
+    for (const call of calls) call.settle(false, new NoConnectionError(targetText(call.target), peer.name, 'no reply from'));
+  }
+
+  // ---- books ----------------------------------------------------------------------------------
+
+  #book(p: Proc): Book {
+    let book = this.#books.get(p);
+    if (book === undefined) {
+      book = new Book();
+      this.#books.set(p, book);
+      const b = book;
+      book.unhook = this.#kernel.onProcExit(p, (reason) => this.#died(p, b, reason));
+    }
+    return book;
+  }
+
+  #release(p: Proc, book: Book): void {
+    if (!book.empty) return;
+    book.unhook?.();
+    this.#books.delete(p);
+  }
+
+  /** A local process with ties to other nodes died: each peer hears of it once. */
+  #died(p: Proc, book: Book, reason: ExitReason): void {
+    this.#books.delete(p);
+    let encoded: string | undefined;
+    const reasonText = (): string => (encoded ??= this.#encodeReason(reason));
+    for (const entry of book.links) {
+      entry.peer.links.delete(`${p.self.id}:${entry.remote.id}`);
+      this.#host.push(entry.peer, `["x",${p.self.id},${entry.remote.id},${reasonText()},1]`);
+    }
+    for (const entry of book.monitorsOut) {
+      entry.peer.monitorsOut.delete(entry.ref.id);
+      this.#host.push(entry.peer, `["d",${p.self.id},${entry.ref.id}]`);
+    }
+    for (const entry of book.monitorsIn) {
+      entry.peer.monitorsIn.delete(entry.refId);
+      this.#host.push(entry.peer, `["D",${entry.ownerId},${entry.refId},${p.self.id},${reasonText()}]`);
+    }
+  }
+
+  /** An exit reason for the wire: one that cannot be encoded (a huge or odd error) goes as its text. */
+  #encodeReason(reason: ExitReason): string {
+    try {
+      return encodeValue(reason, this.#host.maxValueLength);
+    } catch {
+      const e = reason as { name?: unknown; message?: unknown };
+      return encodeValue(Object.assign(new Error(String(e.message ?? reason).slice(0, 4096)), { name: String(e.name ?? 'Error') }));
+    }
+  }
+
+  #addLink(peer: Peer, local: Proc, remote: Pid, key: string): void {
+    const entry: LinkEntry = { peer, local, remote };
+    peer.links.set(key, entry);
+    this.#book(local).links.add(entry);
+  }
+
+  #removeLink(entry: LinkEntry): void {
+    entry.peer.links.delete(`${entry.local.self.id}:${entry.remote.id}`);
+    const book = this.#books.get(entry.local);
+    if (book === undefined) return;
+    book.links.delete(entry);
+    this.#release(entry.local, book);
+  }
+
+  #removeMonitorOut(entry: MonitorOut): void {
+    entry.peer.monitorsOut.delete(entry.ref.id);
+    const book = this.#books.get(entry.owner);
+    if (book === undefined) return;
+    book.monitorsOut.delete(entry);
+    this.#release(entry.owner, book);
+  }
+
+  #removeMonitorIn(entry: MonitorIn): void {
+    entry.peer.monitorsIn.delete(entry.refId);
+    const book = this.#books.get(entry.target);
+    if (book === undefined) return;
+    book.monitorsIn.delete(entry);
+    this.#release(entry.target, book);
+  }
+
+  // ---- ids ------------------------------------------------------------------------------------
+
+  #id(value: unknown): number {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new TypeError('an id must be a non-negative integer');
+    return value;
+  }
+
+  /** The live local process with this id, if any. */
+  #local(value: unknown): Proc | undefined {
+    const id = this.#id(value);
+    return id === 0 ? undefined : this.#kernel.resolve({ node: this.#kernel.name, creation: this.#kernel.creation, id });
+  }
+
+  #localPid(value: unknown): Pid {
+    return new PidImpl(this.#kernel.name, this.#kernel.creation, this.#id(value), undefined);
+  }
+
+  /** A pid of the sending peer (id 0: the peer node itself). */
+  #remotePid(peer: Peer, value: unknown): Pid {
+    return new PidImpl(peer.name, peer.incarnation, this.#id(value), undefined);
+  }
+}
