@@ -46,7 +46,7 @@ async function pair(options?: Partial<ClusterOptions>) {
 }
 
 type CounterCall = { type: 'add'; n: number } | { type: 'boom' } | { type: 'never' } | { type: 'fn' };
-const counter: GenServerSpec<number, CounterCall, never, unknown> = {
+const counter: GenServerSpec<number, { request: CounterCall; reply: unknown }, never, number> = {
   init: (n: number) => n,
   handleCall(req, _from, state) {
     if (req.type === 'add') return { reply: state + req.n, state: state + req.n };
@@ -54,7 +54,7 @@ const counter: GenServerSpec<number, CounterCall, never, unknown> = {
     if (req.type === 'fn') return { reply: () => 1, state };
     return { noreply: true, state };
   },
-} as unknown as GenServerSpec<number, CounterCall, never, unknown>;
+};
 
 describe('cluster membership', () => {
   it('two nodes discover each other and list each other up', async () => {
