@@ -1,0 +1,8 @@
+/**
+ * `keel/cluster`: nodes in several threads, processes or machines, as one system. A node joins a
+ * cluster over a transport (NATS, worker threads, or in-memory for tests), and from then on a pid
+ * of another node's process works as a local one: send, call, monitor, link, exit signals.
+ */
+export { Cluster, type ClusterNodeInfo, type ClusterOptions, type NodeDownReason } from './Cluster.js';
+export type { NodeIdentity, ProbeResult, Transport, TransportHandler } from './Transport.js';
+export { MemoryNetwork } from './transports/memory.js';
