@@ -326,3 +326,65 @@ describe('node down', () => {
     events.stop();
   });
 });
+
+describe('exit signals and shutdown', () => {
+  it('an exit signal from a process reaches a remote process; kill is untrappable', async () => {
+    const { a, b } = await pair();
+    const watcher = probe<Down>(b);
+    const trapper = b.spawn((ctx) => {
+      ctx.trapExits(true);
+      return () => undefined;
+    });
+    const ref = watcher.ctx.monitor(trapper);
+    const killer = probe(a);
+    killer.ctx.exit(trapper, 'kill');
+    const down = (await watcher.receive(isDown)) as Down;
+    expect([down.ref, down.reason]).toEqual([ref, 'killed']);
+  });
+
+  it('a node that shuts down stops its processes (their Downs go out) and says goodbye', async () => {
+    const { a, b } = await pair();
+    const watcher = probe<Down>(a);
+    watcher.ctx.monitor(b.spawn(() => () => undefined));
+    await roundTrip(a, b);
+    const down = nextEvent(a, 'keel.cluster.node_down');
+    await b.shutdown();
+    expect((await down).metadata.reason).toBe('goodbye');
+    // the process stopped with the node before the goodbye: its own Down came first, and only once
+    expect(((await watcher.receive(isDown)) as Down).reason).toBe('shutdown');
+    await roundTrip(a, a);
+    expect(watcher.messages.filter(isDown)).toHaveLength(1);
+  });
+});
+
+describe('hostile frames', () => {
+  it('drops malformed, forged and stale batches with an event, and goes on', async () => {
+    const { net, a, b } = await pair();
+    const sink = probe(b);
+    const events = captureEvents(b, ['keel.cluster.frame_dropped']);
+    const send = (batch: string): void => net.deliver('a', 'b', batch, false);
+    send('not json');
+    send('{"__proto__":{"polluted":1}}');
+    send(`[1,"c",${a.creation},${b.creation},[["m",${sink.id},0,"forged"]]]`); // claims another sender
+    send(`[1,"a",${a.creation},12345,[["m",${sink.id},0,"stale"]]]`); // for an earlier incarnation of b
+    send(`[1,"a",${a.creation},${b.creation},[["zz"],["m",-1,0,"x"],["m",${sink.id},0,"ok"]]]`);
+    await sink.receive();
+    expect(sink.messages).toEqual(['ok']);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(events.events.map((e) => e.metadata.reason)).toEqual(['malformed', 'malformed', 'forged_sender', 'stale_incarnation', 'malformed', 'malformed']);
+    events.stop();
+  });
+
+  it('a message larger than the transport carries is a typed error at send time', async () => {
+    const net = new MemoryNetwork({ maxBatchSize: 4096 });
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const ca = await Cluster.join(a, { transport: net.transport() });
+    await Cluster.join(b, { transport: net.transport() });
+    await ca.waitFor(['b']);
+    const sink = probe(b);
+    expect(() => a.send(sink, 'x'.repeat(10_000))).toThrow(expect.objectContaining({ code: 'ERR_MESSAGE_TOO_LARGE' }) as Error);
+    a.send(sink, 'small');
+    expect(await sink.receive()).toBe('small');
+  });
+});
