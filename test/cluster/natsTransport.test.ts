@@ -145,7 +145,7 @@ describe('nats transport: under the cluster permissions', () => {
     close: async () => {},
   });
 
-  it('A and B talk, broadcast and probe; a raw client logged in as A cannot forge X, nor read B', async () => {
+  it('A and B talk, broadcast and probe; a raw client logged in as A cannot forge X, nor read B\'s inbound or replies', async () => {
     const nodes = await startAll(makeAs, ['A', 'B']);
     const raw = await connect({ servers: permServer!.url, user: 'A', pass: password('A') });
     const status = watchStatus(raw);
@@ -170,6 +170,10 @@ describe('nats transport: under the cluster permissions', () => {
       raw.subscribe(`keel.${cluster}.in.B.*`);
       const subViolation = await status.next((e) => /subscription/i.test(e.message) && e.message.includes(`keel.${cluster}.in.B.*`));
       expect(subViolation.message).toMatch(/permissions violation/i);
+      // reading B's replies (its probes' answers): refused as well
+      raw.subscribe(`_INBOX.keel.${cluster}.B.>`);
+      const inboxViolation = await status.next((e) => /subscription/i.test(e.message) && e.message.includes(`_INBOX.keel.${cluster}.B.>`));
+      expect(inboxViolation.message).toMatch(/permissions violation/i);
       // a publish A may make, after the forged one on the same connection: only it arrives
       raw.publish(`keel.${cluster}.in.B.A`, 'raw-as-A');
       await rb!.until(() => rb!.received.length >= 2);
@@ -198,19 +202,25 @@ describe('nats transport: under the cluster permissions', () => {
 });
 
 describe('nats transport: nats-server killed and restarted', () => {
+  // this test's own server (it is killed): stopped in afterAll too, which runs even when the test times out
+  let own: NatsServer | undefined;
+  afterAll(async () => {
+    await own?.stop();
+  }, 30_000);
+
   it('reports disconnected then reconnected, and sends after the reconnect arrive', async () => {
-    const own = await startNatsServer();
+    const nats = (own = await startNatsServer());
     const cluster = freshCluster();
-    const nodes = await startAll(async (names) => ({ transports: names.map(() => natsTransport({ servers: own.url, cluster })), close: async () => {} }), ['A', 'B']);
+    const nodes = await startAll(async (names) => ({ transports: names.map(() => natsTransport({ servers: nats.url, cluster })), close: async () => {} }), ['A', 'B']);
     try {
       const [a, b] = nodes.transports;
       const [ra, rb] = nodes.recorders;
       a!.send('B', 'before');
       await rb!.until(() => rb!.received.length >= 1);
-      await own.kill('SIGKILL');
+      await nats.kill('SIGKILL');
       await ra!.until(() => ra!.states.includes('disconnected'));
       await rb!.until(() => rb!.states.includes('disconnected'));
-      await own.restart();
+      await nats.restart();
       await ra!.until(() => ra!.states.includes('reconnected'));
       await rb!.until(() => rb!.states.includes('reconnected'));
       expect(ra!.states).toEqual(['disconnected', 'reconnected']);
@@ -226,7 +236,7 @@ describe('nats transport: nats-server killed and restarted', () => {
       expect(ra!.received).toEqual([{ from: 'B', batch: 'after-too' }]);
     } finally {
       await nodes.release();
-      await own.stop();
+      await nats.stop();
     }
   }, 60_000);
 });
@@ -279,7 +289,7 @@ describe('nats transport: hostile arguments', () => {
     expect(code(() => clusterPermissions('c', '__proto__.x'))).toBe('ERR_INVALID_ARGUMENT');
     expect(clusterPermissions('c', 'n1')).toEqual({
       publish: { allow: ['keel.c.in.*.n1', 'keel.c.all.n1', 'keel.c.ping.*', '_INBOX.>'] },
-      subscribe: { allow: ['keel.c.in.n1.*', 'keel.c.all.*', 'keel.c.ping.n1', '_INBOX.>'] },
+      subscribe: { allow: ['keel.c.in.n1.*', 'keel.c.all.*', 'keel.c.ping.n1', '_INBOX.keel.c.n1.>'] },
     });
   });
 
@@ -332,6 +342,19 @@ describe('nats transport: hostile arguments', () => {
     } finally {
       await nodes.release();
     }
+  }, 30_000);
+
+  it('close while start is connecting: both settle, and the node is never left subscribed', async () => {
+    const cluster = freshCluster();
+    const peer = natsTransport({ servers: server().url, cluster });
+    await peer.start({ name: 'B', incarnation: 1 }, new Recorder());
+    const t = natsTransport({ servers: server().url, cluster });
+    const starting = t.start({ name: 'A', incarnation: 1 }, new Recorder());
+    await t.close();
+    await starting;
+    expect(await peer.probe('A', 2_000)).toBe('gone');
+    expect(() => t.send('B', 'x')).not.toThrow();
+    await peer.close();
   }, 30_000);
 
   it('a missing client package is MissingPeerError naming the install command', async () => {
