@@ -1,6 +1,8 @@
 // The NATS transport: the shared behaviour suite on a nats-server of this file's own, then what is
 // NATS's alone: cluster isolation, the sender token, the permissions that make it proof, reconnects,
 // and hostile arguments.
+import fs from 'node:fs';
+import path from 'node:path';
 import { connect, type NatsConnection, type Status } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { isKeelError } from '../../src/errors.js';
@@ -198,6 +200,55 @@ describe('nats transport: under the cluster permissions', () => {
       await t.close();
       await nodes.release();
     }
+  }, 30_000);
+});
+
+describe('nats transport: connection options pass through', () => {
+  let tokenServer: NatsServer | undefined;
+  beforeAll(async () => {
+    tokenServer = await startNatsServer({ config: 'authorization { token: "s3cret-token" }\n' });
+  }, 30_000);
+  afterAll(async () => {
+    await tokenServer?.stop();
+  }, 30_000);
+
+  it('a token server: the right token joins, a wrong or missing one fails start with ERR_START_FAILED', async () => {
+    const cluster = freshCluster();
+    const nodes = await startAll(async (names) => ({ transports: names.map(() => natsTransport({ servers: tokenServer!.url, cluster, connection: { token: 's3cret-token' } })), close: async () => {} }), ['A', 'B']);
+    try {
+      expect(await nodes.transports[0]!.probe('B', 2_000)).toBe('alive');
+      for (const connection of [{ token: 'wrong' }, {}]) {
+        const t = natsTransport({ servers: tokenServer!.url, cluster, connection });
+        const error: unknown = await t.start({ name: 'C', incarnation: 1 }, new Recorder()).catch((e: unknown) => e);
+        expect(error).toMatchObject({ code: 'ERR_START_FAILED' });
+        expect((error as Error).message).toMatch(/authoriz/i);
+        await t.close();
+      }
+    } finally {
+      await nodes.release();
+    }
+  }, 30_000);
+});
+
+describe('nats-server harness', () => {
+  it('a JetStream server has its store in storeDir, keeps it across restart (a new pid, the same port), and removes it on stop', async () => {
+    const js = await startNatsServer({ jetstream: true });
+    try {
+      const nc = await connect({ servers: js.url });
+      expect(nc.info?.jetstream).toBe(true);
+      await nc.close();
+      expect(fs.existsSync(path.join(js.storeDir, 'jetstream'))).toBe(true);
+      const before = js.pid;
+      await js.restart();
+      expect(js.pid).not.toBe(before);
+      const again = await connect({ servers: js.url });
+      expect(again.info?.port).toBe(js.port);
+      await again.close();
+    } finally {
+      await js.stop();
+    }
+    expect(fs.existsSync(js.storeDir)).toBe(false);
+    await expect(js.restart()).rejects.toThrow(/stopped/);
   }, 30_000);
 });
 
