@@ -6,3 +6,4 @@
 export { Cluster, type ClusterNodeInfo, type ClusterOptions, type NodeDownReason } from './Cluster.js';
 export type { NodeIdentity, ProbeResult, Transport, TransportHandler } from './Transport.js';
 export { MemoryNetwork } from './transports/memory.js';
+export { CLUSTER_NAME_PATTERN, clusterPermissions, natsTransport, type NatsPermissions, type NatsTransportOptions } from './transports/nats.js';
