@@ -15,8 +15,8 @@
  * refuse (`__proto__`, `prototype` under `constructor`). Over `maxLength` it is
  * `MessageTooLargeError`.
  *
- * Decoding is one `JSON.parse` with a reviver (skipped for a text that holds no tag and no key that
- * could pollute a prototype): it refuses such keys and malformed tags with `MalformedFrameError`,
+ * Decoding is one `JSON.parse` and one walk over the result (skipped for a text that holds no tag
+ * and no key that could pollute a prototype): it refuses such keys and malformed tags with `MalformedFrameError`,
  * and turns pids back through the cluster's pid factory, so that a pid of this node is its live
  * process.
  */
@@ -381,25 +381,30 @@ export function encodeValue(value: unknown, maxLength = Infinity, root = 'messag
   if (maxLength !== Infinity && !(Number.isSafeInteger(maxLength) && maxLength > 0)) {
     throw new InvalidArgumentError('maxLength', 'a positive integer or Infinity', maxLength);
   }
+  // saved and restored: a getter may itself encode a value (the budget is module state)
+  const outer = budget;
   let text: string | undefined;
-  budget = maxLength;
   try {
-    text = JSON.stringify(value, replacer);
-  } catch (e) {
-    if (e === TOO_LARGE) throw new MessageTooLargeError(maxLength - budget, maxLength, false, SUBJECT);
-    // SLOW, a cycle, a getter that threw: the walk encodes what it can and says what it cannot
-  }
-  if (text === undefined) {
     budget = maxLength;
-    const w = new Walk(root);
-    let tree: unknown;
     try {
-      tree = walk(w, value);
+      text = JSON.stringify(value, replacer);
     } catch (e) {
       if (e === TOO_LARGE) throw new MessageTooLargeError(maxLength - budget, maxLength, false, SUBJECT);
-      throw e;
+      // SLOW, a cycle, a getter that threw: the walk encodes what it can and says what it cannot
     }
-    text = JSON.stringify(tree);
+    if (text === undefined) {
+      budget = maxLength;
+      let tree: unknown;
+      try {
+        tree = walk(new Walk(root), value);
+      } catch (e) {
+        if (e === TOO_LARGE) throw new MessageTooLargeError(maxLength - budget, maxLength, false, SUBJECT);
+        throw e;
+      }
+      text = JSON.stringify(tree);
+    }
+  } finally {
+    budget = outer;
   }
   if (text.length > maxLength) throw new MessageTooLargeError(text.length, maxLength, true, SUBJECT);
   return text;
@@ -407,16 +412,12 @@ export function encodeValue(value: unknown, maxLength = Infinity, root = 'messag
 
 // ---- decode ----------------------------------------------------------------------------------------
 
-/** What the reviver returns for `undefined` (returning undefined would delete the key); replaced by the holder's revival. */
-const UNDEFINED = Object.freeze({ undefined: true });
-/** How many UNDEFINED placeholders are waiting for their holder. */
-let pending = 0;
 let factory: PidFactory = () => {
   throw new Error('no pid factory');
 };
 
-/** Whether a text may need the reviver: a tag, a key that could pollute, or a `\u` escape that could spell one. */
-const NEEDS_REVIVER = /"\$keel"|__proto__|prototype|\\u/;
+/** Whether a text may need the walk: a tag, a key that could pollute, or a `\u` escape that could spell one. */
+const NEEDS_WALK = /"\$keel"|__proto__|prototype|\\u/;
 
 function malformed(expected: string, given: unknown): never {
   let text: string;
@@ -428,36 +429,34 @@ function malformed(expected: string, given: unknown): never {
   throw new MalformedFrameError(expected, text.length > 120 ? `${text.slice(0, 117)}...` : text);
 }
 
-function reviver(this: unknown, key: string, v: unknown): unknown {
-  if (typeof v !== 'object' || v === null) {
-    if (key === '__proto__') malformed("no '__proto__' key", key);
-    return v;
-  }
-  if (key === '__proto__') malformed("no '__proto__' key", key);
-  if (key === 'constructor' && Object.hasOwn(v, 'prototype')) malformed("no 'prototype' key under 'constructor'", 'constructor.prototype');
-  if (pending > 0) settle(v);
-  const kind = (v as { $keel?: unknown }).$keel;
-  return kind === undefined ? v : untag(v as Record<string, unknown>, kind);
-}
-
-/** Puts `undefined` back where the reviver left placeholders in `v`'s own values. */
-function settle(v: object): void {
+/**
+ * Rebuilds the tags of a parsed value, children first (as a reviver would, at a third of its cost:
+ * a reviver is a call per value), and refuses the keys that could pollute a prototype. Returns the
+ * value that replaces `v` (itself unless it is a tag).
+ */
+function revive(v: object): unknown {
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {
-      if (v[i] === UNDEFINED) {
-        v[i] = undefined;
-        pending--;
+      const x: unknown = v[i];
+      if (typeof x === 'object' && x !== null) {
+        const y = revive(x);
+        if (y !== x) v[i] = y;
       }
     }
-    return;
+    return v;
   }
   const o = v as Record<string, unknown>;
   for (const k in o) {
-    if (o[k] === UNDEFINED) {
-      o[k] = undefined;
-      pending--;
+    if (k === '__proto__') malformed("no '__proto__' key", k);
+    const x = o[k];
+    if (typeof x === 'object' && x !== null) {
+      if (k === 'constructor' && Object.hasOwn(x, 'prototype')) malformed("no 'prototype' key under 'constructor'", 'constructor.prototype');
+      const y = revive(x);
+      if (y !== x) o[k] = y;
     }
   }
+  const kind = o.$keel;
+  return kind === undefined ? o : untag(o, kind);
 }
 
 const NUMBERS: Record<string, number> = { NaN, Infinity, '-Infinity': -Infinity, '-0': -0 };
@@ -482,8 +481,7 @@ function untag(t: Record<string, unknown>, kind: unknown): unknown {
       if (typeof t.n !== 'string' || !Number.isSafeInteger(t.c) || !Number.isSafeInteger(t.i)) malformed('a pid tag {"$keel":"pid","n":node,"c":creation,"i":id}', t);
       return factory(t.n, t.c as number, t.i as number);
     case 'u':
-      pending++;
-      return UNDEFINED;
+      return undefined;
     case 'num': {
       const n = typeof t.v === 'string' && Object.hasOwn(NUMBERS, t.v) ? NUMBERS[t.v] : undefined;
       if (n === undefined) malformed('a number tag with "NaN", "Infinity", "-Infinity" or "-0"', t);
@@ -561,33 +559,36 @@ function untagError(t: Record<string, unknown>): Error {
 
 /**
  * Decodes the text of a whole batch (or of any value {@link encodeValue} wrote): one `JSON.parse`,
- * with a reviver that rebuilds the tags when the text holds any. Pids are made by `pids`; refs are
- * `RefImpl`s; names are `Name.of(text)`; errors are real Errors (the built-in class for a built-in
- * name, else `Error`) with the sender's `name`, `message`, `stack`, `cause` and own enumerable
- * properties (`code` among them), and an own non-enumerable `remote: true`.
+ * then, when the text holds any tag or a key that could pollute a prototype, one walk that rebuilds
+ * the tags and refuses those keys. Pids are made by `pids`; refs are `RefImpl`s; names are
+ * `Name.of(text)`; errors are real Errors (the built-in class for a built-in name, else `Error`)
+ * with the sender's `name`, `message`, `stack`, `cause` and own enumerable properties (`code` among
+ * them), and an own non-enumerable `remote: true`.
  *
  * @throws `MalformedFrameError` (`ERR_MALFORMED_FRAME`) for text that is not JSON, a `__proto__`
- *   key anywhere, a `prototype` key under a `constructor` key, or a malformed tag.
+ *   key anywhere, a `prototype` key under a `constructor` key, a malformed tag, or nesting deeper
+ *   than the stack allows.
  */
 export function decodeBatch(text: string, pids: PidFactory): unknown {
   if (typeof text !== 'string') malformed('a JSON text', text);
-  if (!NEEDS_REVIVER.test(text)) {
-    try {
-      return JSON.parse(text) as unknown;
-    } catch (e) {
-      throw new MalformedFrameError('JSON text', `text that does not parse (${thrownText(e)})`, e);
-    }
-  }
-  factory = pids;
-  pending = 0;
   let out: unknown;
   try {
-    out = JSON.parse(text, reviver) as unknown;
+    out = JSON.parse(text) as unknown;
   } catch (e) {
-    if (e instanceof MalformedFrameError) throw e;
     throw new MalformedFrameError('JSON text', `text that does not parse (${thrownText(e)})`, e);
   }
-  return out === UNDEFINED ? undefined : out;
+  if (typeof out !== 'object' || out === null || !NEEDS_WALK.test(text)) return out;
+  const outer = factory; // a factory may itself decode
+  factory = pids;
+  try {
+    return revive(out);
+  } catch (e) {
+    if (e instanceof MalformedFrameError) throw e;
+    if (e instanceof RangeError) throw new MalformedFrameError('a value nested no deeper than the stack allows', `one nested deeper (${thrownText(e)})`, e);
+    throw e; // the pid factory's own error
+  } finally {
+    factory = outer;
+  }
 }
 
 /** Decodes one value {@link encodeValue} wrote (the same as {@link decodeBatch}). */

@@ -225,6 +225,15 @@ describe('encodeValue: what is refused, with the exact path', () => {
     refusedAt(badName, 'message.name', 'a property that throws when read (Error: no name)');
   });
 
+  it('encodes right when a getter encodes another value meanwhile (no shared state leaks)', () => {
+    const sneaky = {
+      get inner(): string {
+        return encodeValue('x', 3); // leaves nothing of its own budget
+      },
+    };
+    expect(encodeValue({ a: sneaky, b: 'y' }, 100)).toBe('{"a":{"inner":"\\"x\\""},"b":"y"}');
+  });
+
   it('refuses a toJSON method on a plain object instead of calling its result the message', () => {
     refusedAt({ a: { toJSON: () => 'x' } }, 'message.a.toJSON', 'a function');
   });
@@ -322,6 +331,25 @@ describe('decodeBatch: hostile text', () => {
     ['empty text', '', 'JSON text'],
     ['not JSON and mentions $keel', '{"$keel":', 'JSON text'],
   ])('refuses %s with ERR_MALFORMED_FRAME', (_, text, fragment) => malformed(text, fragment));
+
+  it('reads a tag spelt with \\u escapes as a tag (no way around the checks)', () => {
+    malformed('{"\\u0024keel":"nope"}', 'a known $keel tag');
+    expect(decodeBatch('{"\\u0024keel":"u"}', pids)).toBeUndefined();
+  });
+
+  it('refuses nesting deeper than the stack allows with ERR_MALFORMED_FRAME, and carries deep plain JSON', () => {
+    const depth = 200_000;
+    malformed(`${'['.repeat(depth)}{"$keel":"u"}${']'.repeat(depth)}`, 'nested no deeper than the stack allows');
+    const plain = decodeBatch(`${'['.repeat(1000)}1${']'.repeat(1000)}`, pids);
+    expect(JSON.stringify(plain)).toBe(`${'['.repeat(1000)}1${']'.repeat(1000)}`);
+  });
+
+  it("lets the pid factory's own error through", () => {
+    const boom = new Error('factory says no');
+    expect(thrown(() => decodeBatch('{"$keel":"pid","n":"a","c":1,"i":2}', () => {
+      throw boom;
+    }))).toBe(boom);
+  });
 
   it('refuses a text that is not a string', () => {
     expectKeelError(thrown(() => decodeBatch(42 as never, pids)), 'ERR_MALFORMED_FRAME', 'a JSON text');
