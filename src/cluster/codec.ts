@@ -129,8 +129,10 @@ function replacer(this: Record<string, unknown>, key: string, _value: unknown): 
       if ((budget -= 4) < 0) throw TOO_LARGE;
       return raw;
     case 'undefined':
+      if ((budget -= 13) < 0) throw TOO_LARGE; // {"$keel":"u"}
       return UNDEFINED_TAG;
     case 'bigint':
+      if ((budget -= 2) < 0) throw TOO_LARGE; // and its digits, as a string
       return new ValueTag('big', raw.toString());
     case 'object': {
       if (raw === null) return null;
@@ -213,8 +215,10 @@ function walk(w: Walk, v: unknown): unknown {
       if ((budget -= 4) < 0) throw TOO_LARGE;
       return v;
     case 'undefined':
+      if ((budget -= 13) < 0) throw TOO_LARGE;
       return UNDEFINED_TAG;
     case 'bigint':
+      if ((budget -= 2) < 0) throw TOO_LARGE;
       return new ValueTag('big', v.toString());
     case 'function':
       return w.refuse(`a function${v.name ? ` (${v.name})` : ''}`);
