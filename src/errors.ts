@@ -39,6 +39,8 @@ export type KeelErrorCode =
   | 'ERR_LEAKS_FOUND'
   | 'ERR_DELIVERY'
   | 'ERR_NOT_SERIALIZABLE'
+  | 'ERR_MESSAGE_TOO_LARGE'
+  | 'ERR_MALFORMED_FRAME'
   | 'ERR_STORE_IN_USE'
   | 'ERR_STORE_UNAVAILABLE'
   | 'ERR_DEAD_LETTER_TOO_LARGE'
@@ -324,11 +326,56 @@ export class NotSerializableError extends KeelError {
   readonly path: string;
   /** What the value at `path` is (a function, a symbol, a class instance, ...). */
   readonly what: string;
-  /** `subject`: what must be plain data (a dead letter's message unless told; the agent store's values). */
-  constructor(path: string, what: string, subject = "a dead letter's message") {
-    super('ERR_NOT_SERIALIZABLE', `${subject} must be plain data (objects, arrays, primitives, bigints, Dates, Maps, Sets, typed arrays); ${path} is ${what}`);
+  /**
+   * `subject`: what must be plain data (a dead letter's message unless told; the agent store's
+   * values; a message sent to another node). `carried`: the kinds of data that subject takes.
+   */
+  constructor(path: string, what: string, subject = "a dead letter's message", carried = 'objects, arrays, primitives, bigints, Dates, Maps, Sets, typed arrays') {
+    super('ERR_NOT_SERIALIZABLE', `${subject} must be plain data (${carried}); ${path} is ${what}`);
     this.path = path;
     this.what = what;
+  }
+}
+
+/**
+ * A value sent to another node encodes to more than the cluster's size limit: refused at send time,
+ * never cut. `reason` is `'message_too_large'` (what a supervised send or a call reports).
+ */
+export class MessageTooLargeError extends KeelError {
+  /** The exit-reason text for this refusal. */
+  readonly reason = 'message_too_large';
+  /** The encoded size in UTF-16 code units: exact when `exact`, else a lower bound (encoding stopped early). */
+  readonly size: number;
+  /** The most the cluster carries for one value. */
+  readonly limit: number;
+  /** False when encoding stopped as soon as the value was known to be too large (`size` is then a lower bound). */
+  readonly exact: boolean;
+  constructor(size: number, limit: number, exact = true, subject = 'a message sent to another node') {
+    super(
+      'ERR_MESSAGE_TOO_LARGE',
+      `${subject} must encode to at most ${limit} characters, got ${exact ? '' : 'at least '}${size}; send something smaller, such as a reference to where the data is kept (message_too_large)`,
+    );
+    this.size = size;
+    this.limit = limit;
+    this.exact = exact;
+  }
+}
+
+/**
+ * A batch of cluster frames that cannot be decoded: not JSON, a key that could pollute prototypes
+ * (`__proto__`, or `prototype` under `constructor`), or a malformed `$keel` tag. The whole batch is
+ * refused; it came from a peer running another codec or from someone forging frames.
+ */
+export class MalformedFrameError extends KeelError {
+  /** What was wrong, in a few words. */
+  readonly detail: string;
+  constructor(expected: string, given: string, cause?: unknown) {
+    super(
+      'ERR_MALFORMED_FRAME',
+      `a cluster batch is malformed: expected ${expected}, got ${given}; the batch is dropped (check that every node runs the same Keel version, and who may publish on the cluster's subjects)`,
+      cause === undefined ? undefined : { cause },
+    );
+    this.detail = `expected ${expected}, got ${given}`;
   }
 }
 

@@ -7,3 +7,4 @@ export { Cluster, type ClusterNodeInfo, type ClusterOptions, type NodeDownReason
 export type { NodeIdentity, ProbeResult, Transport, TransportHandler } from './Transport.js';
 export { MemoryNetwork } from './transports/memory.js';
 export { CLUSTER_NAME_PATTERN, clusterPermissions, natsTransport, type NatsPermissions, type NatsTransportOptions } from './transports/nats.js';
+export { decodeBatch, decodeValue, encodeValue, type PidFactory } from './codec.js';
