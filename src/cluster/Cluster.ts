@@ -71,7 +71,8 @@ export class Cluster {
   readonly #suspectAfterMs: number;
   readonly #downAfterMs: number;
   readonly #probeTimeoutMs: number;
-  readonly #maxValueLength: number;
+  /** The largest encoded value a frame carries: the transport's batch limit less a header's room (known once it has started). */
+  #maxValueLength = 0;
   #timer: { cancel(): boolean } | undefined;
   #left = false;
   #removeShutdown: (() => void) | undefined;
@@ -85,10 +86,9 @@ export class Cluster {
     this.#suspectAfterMs = positive(options.suspectAfterMs, 'suspectAfterMs', 3 * this.#heartbeatMs);
     this.#downAfterMs = positive(options.downAfterMs, 'downAfterMs', Math.max(2000, this.#suspectAfterMs + this.#heartbeatMs));
     this.#probeTimeoutMs = positive(options.probeTimeoutMs, 'probeTimeoutMs', 500);
-    this.#maxValueLength = this.#transport.maxBatchSize - HEADER_ROOM;
     this.#remote = new Remote({
       kernel,
-      maxValueLength: this.#maxValueLength,
+      maxValueLength: () => this.#maxValueLength,
       peerOf: (pid) => this.#up(pid.node),
       push: (peer, frame) => this.#push(peer, frame),
       dropped: (reason, metadata) => kernel.telemetry.execute('keel.message.dropped', { count: 1 }, { ...metadata, reason }),
@@ -123,6 +123,7 @@ export class Cluster {
       kernel.attachRemote(undefined);
       throw e;
     }
+    cluster.#maxValueLength = Math.max(1, cluster.#transport.maxBatchSize - HEADER_ROOM);
     cluster.#removeShutdown = kernel.onShutdown(() => void cluster.leave());
     cluster.#broadcast('["h"]');
     cluster.#arm();

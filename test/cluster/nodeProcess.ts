@@ -12,6 +12,14 @@ interface Reply {
   readonly error?: string;
   readonly ready?: boolean;
   readonly incarnation?: number;
+  readonly clusterEvent?: ClusterEvent;
+}
+
+/** A cluster event the child recorded (`keel.cluster.*`). */
+export interface ClusterEvent {
+  readonly event: string;
+  readonly measurements: Record<string, number>;
+  readonly metadata: { node?: string; reason?: string; incarnation?: number; from?: string };
 }
 
 /** A node in a child OS process. */
@@ -21,6 +29,10 @@ export interface NodeProcess {
   readonly child: Child<Reply>;
   /** Runs a command of the child's (see the fixture); rejects with its error, or if the child exits first. */
   rpc<T = unknown>(cmd: string, args?: Record<string, unknown>): Promise<T>;
+  /** Every cluster event the child reported so far, in order. */
+  readonly events: readonly ClusterEvent[];
+  /** The first reported event (already or from now on) that `predicate` accepts. */
+  event(predicate: (e: ClusterEvent) => boolean): Promise<ClusterEvent>;
   /** SIGKILL; resolves once it has closed. */
   kill(): Promise<void>;
   /** SIGSTOP: frozen (its sockets stay open, it answers nothing). */
@@ -39,7 +51,14 @@ export async function startNodeProcess(fork: ForkChild, builtKeel: string, name:
   const child = fork<Reply>(CHILD, [builtKeel, name, url, cluster, JSON.stringify(options)]);
   const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
   let nextId = 0;
+  const events: ClusterEvent[] = [];
+  const eventWaiters = new Set<() => void>();
   child.onMessage((m) => {
+    if (m.clusterEvent !== undefined) {
+      events.push(m.clusterEvent);
+      for (const w of [...eventWaiters]) w();
+      return;
+    }
     if (m.id === undefined) return;
     const p = pending.get(m.id);
     if (p === undefined) return;
@@ -61,6 +80,21 @@ export async function startNodeProcess(fork: ForkChild, builtKeel: string, name:
         const id = ++nextId;
         pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
         child.process.send({ id, cmd, args });
+      }),
+    events,
+    event: (predicate) =>
+      new Promise<ClusterEvent>((resolve, reject) => {
+        const check = (): void => {
+          const found = events.find(predicate);
+          if (found === undefined) return;
+          eventWaiters.delete(check);
+          resolve(found);
+        };
+        eventWaiters.add(check);
+        check();
+        void child.exited.then(() => {
+          if (eventWaiters.delete(check)) reject(new Error(`${name} exited before the event awaited:\n${child.stderr()}`));
+        });
       }),
     kill: async () => {
       await child.kill();

@@ -36,7 +36,7 @@ export interface RemoteHost {
   /** Queues a frame for the peer's next batch. */
   push(peer: Peer, frame: string): void;
   /** The largest encoded value a frame may carry. */
-  readonly maxValueLength: number;
+  maxValueLength(): number;
   dropped(reason: string, metadata: Record<string, unknown>): void;
 }
 
@@ -60,7 +60,7 @@ export class Remote implements RemoteRouter {
 
   send(from: Proc | undefined, to: Pid, message: unknown): Delivery {
     const peer = this.#host.peerOf(to);
-    const encoded = encodeValue(message, this.#host.maxValueLength); // a typed error at send time
+    const encoded = encodeValue(message, this.#host.maxValueLength()); // a typed error at send time
     if (peer === undefined) {
       this.#host.dropped('noconnection', { to, from: from?.self ?? 'node' });
       return Delivery.NoProc;
@@ -121,7 +121,7 @@ export class Remote implements RemoteRouter {
   exit(from: Proc | 'node', to: Pid, reason: ExitReason | 'kill'): void {
     const peer = this.#host.peerOf(to);
     if (peer === undefined || to.creation !== peer.incarnation) return; // as to a dead pid: nothing
-    this.#host.push(peer, `["x",${from === 'node' ? 0 : from.self.id},${to.id},${encodeValue(reason, this.#host.maxValueLength)},0]`);
+    this.#host.push(peer, `["x",${from === 'node' ? 0 : from.self.id},${to.id},${encodeValue(reason, this.#host.maxValueLength())},0]`);
   }
 
   call(caller: Proc | undefined, to: Pid, request: unknown, timeoutMs: number, signal: AbortSignal | undefined, settle: (ok: boolean, value: unknown) => void): void {
@@ -132,7 +132,7 @@ export class Remote implements RemoteRouter {
     }
     let encoded: string;
     try {
-      encoded = encodeValue(request, this.#host.maxValueLength);
+      encoded = encodeValue(request, this.#host.maxValueLength());
     } catch (e) {
       settle(false, e);
       return;
@@ -288,7 +288,7 @@ export class Remote implements RemoteRouter {
       if (host.peerOf({ node: peer.name, creation: peer.incarnation, id: 0 }) !== peer) return; // it went down meanwhile
       let encoded: string;
       try {
-        encoded = encodeValue(value, host.maxValueLength);
+        encoded = encodeValue(value, host.maxValueLength());
       } catch (e) {
         ok = false;
         encoded = encodeValue(e);
@@ -340,6 +340,11 @@ export class Remote implements RemoteRouter {
     this.#books.delete(p);
     let encoded: string | undefined;
     const reasonText = (): string => (encoded ??= this.#encodeReason(reason));
+    // as a local death: the Downs of monitors first, then the exit signals of links
+    for (const entry of book.monitorsIn) {
+      entry.peer.monitorsIn.delete(entry.refId);
+      this.#host.push(entry.peer, `["D",${entry.ownerId},${entry.refId},${p.self.id},${reasonText()}]`);
+    }
     for (const entry of book.links) {
       entry.peer.links.delete(`${p.self.id}:${entry.remote.id}`);
       this.#host.push(entry.peer, `["x",${p.self.id},${entry.remote.id},${reasonText()},1]`);
@@ -348,16 +353,12 @@ export class Remote implements RemoteRouter {
       entry.peer.monitorsOut.delete(entry.ref.id);
       this.#host.push(entry.peer, `["d",${p.self.id},${entry.ref.id}]`);
     }
-    for (const entry of book.monitorsIn) {
-      entry.peer.monitorsIn.delete(entry.refId);
-      this.#host.push(entry.peer, `["D",${entry.ownerId},${entry.refId},${p.self.id},${reasonText()}]`);
-    }
   }
 
   /** An exit reason for the wire: one that cannot be encoded (a huge or odd error) goes as its text. */
   #encodeReason(reason: ExitReason): string {
     try {
-      return encodeValue(reason, this.#host.maxValueLength);
+      return encodeValue(reason, this.#host.maxValueLength());
     } catch {
       const e = reason as { name?: unknown; message?: unknown };
       return encodeValue(Object.assign(new Error(String(e.message ?? reason).slice(0, 4096)), { name: String(e.name ?? 'Error') }));
