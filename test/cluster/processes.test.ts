@@ -70,6 +70,7 @@ describe('a cluster of OS processes over NATS', () => {
     const sender = await b!.rpc<string>('sendThenExit', { to: watcher, messages: [1, 2, 3], reason: 'crash' });
     await a!.rpc('link', { pid: sender });
     await a!.rpc('monitor', { pid: sender });
+    await sync(a!, b!); // the link and the monitor are in place on b
     await b!.rpc('go', { pid: sender });
     const heard = await a!.rpc<Heard[]>('heardUntil', { count: 5 });
     const seen = heard.map((h) => (h.kind === 'message' ? h.value : `${h.kind}:${h.reason}`));
