@@ -21,7 +21,7 @@ const WINDOW = 16;
 /** Whole windows of batches: about KEEL_BENCH_THREAD_MESSAGES (5M) messages. */
 const BATCHES = Math.ceil(Number(process.env.KEEL_BENCH_THREAD_MESSAGES ?? 5_000_000) / (BATCH * WINDOW)) * WINDOW;
 const TOTAL = BATCHES * BATCH;
-const PINGPONG_N = Number(process.env.KEEL_BENCH_SCALE_N ?? 1_000_000);
+const PINGPONG_N = Number(process.env.KEEL_BENCH_SCALE_N ?? 4_000_000);
 /** Pingpong pairs per node in the two-thread run (the one-thread run has twice as many). */
 const PAIRS = Number(process.env.KEEL_BENCH_SCALE_PAIRS ?? 1);
 

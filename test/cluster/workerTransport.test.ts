@@ -150,6 +150,7 @@ describe('worker transport', () => {
     // a thread that runs no event loop answers no ping
     const flag = new SharedArrayBuffer(4);
     const blocked = a.call('block', { flag });
+    await a.event((e) => e.ev === 'blocked');
     expect(await main.t.probe('a', 100)).toBe('timeout');
     Atomics.store(new Int32Array(flag), 0, 1);
     Atomics.notify(new Int32Array(flag), 0);
@@ -166,6 +167,7 @@ describe('worker transport', () => {
     const a = await spawn('a');
     const flag = new SharedArrayBuffer(4);
     void a.call('block', { flag }).catch(() => {});
+    await a.event((e) => e.ev === 'blocked');
     const probe = main.t.probe('a', 60_000);
     await a.worker.terminate();
     expect(await probe).toBe('gone');
