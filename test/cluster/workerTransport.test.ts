@@ -247,6 +247,11 @@ describe('worker transport', () => {
       expect(() => hub!.spawnNode(FIXTURE, throwing as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
       expect(() => hub!.spawnNode(FIXTURE, { name: 'a', nme: 1 } as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
       expect(() => hub!.spawnNode(42 as never, { name: 'a' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+      const trap = new Proxy({ name: 'a' }, { ownKeys: () => { throw new Error('trap'); } });
+      expect(() => hub!.spawnNode(FIXTURE, trap)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+      // a value a worker cannot be given is a typed error, and leaves the name free
+      expect(() => hub!.spawnNode(FIXTURE, { name: 'f', workerData: { f: () => 1 } })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', argument: 'options.workerData' }));
+      transports.push(hub.transport('f'));
       for (const maxBatchSize of [0, -1, NaN, Infinity, 1.5, '10']) {
         expect(() => hub!.transport('m', { maxBatchSize: maxBatchSize as number })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
       }
@@ -285,6 +290,20 @@ describe('worker transport', () => {
       main.t.send('a', 'ok');
       expect(await a.call('received', { count: 1 })).toEqual([['main', 'ok']]);
       expect(await a.call('received', { count: 0, kind: 'broadcast' })).toEqual([]);
+    }, 60_000);
+
+    it('hub.close() terminates its workers, which are then gone for the nodes left, and the hub takes no more nodes', async () => {
+      const main = await mainNode();
+      const a = await spawn('a');
+      const b = await spawn('b');
+      await hub!.close();
+      expect(await a.exited).toBe(1);
+      expect(await b.exited).toBe(1);
+      await main.until(() => main.gone.length === 2);
+      expect([...main.gone].sort()).toEqual(['a', 'b']);
+      expect(hub!.nodes).toEqual([]);
+      expect(() => hub!.transport('late')).toThrow(expect.objectContaining({ code: 'ERR_NODE_STOPPED' }));
+      expect(() => hub!.spawnNode(FIXTURE, { name: 'late' })).toThrow(expect.objectContaining({ code: 'ERR_NODE_STOPPED' }));
     }, 60_000);
 
     it('workerTransport() and workerNode() outside a spawned worker', () => {

@@ -19,7 +19,7 @@
  *   unref'ed. `close()` closes every port, so a closed cluster lets the process exit.
  */
 import { isMainThread, MessageChannel, type MessagePort, type Transferable, Worker, type WorkerOptions, workerData } from 'node:worker_threads';
-import { checkKeys, InvalidArgumentError, NameTakenError, NodeStoppedError } from '../../errors.js';
+import { checkKeys, InvalidArgumentError, NameTakenError, NodeStoppedError, thrownText } from '../../errors.js';
 import type { NodeIdentity, ProbeResult, Transport, TransportHandler } from '../Transport.js';
 
 /** The key under which {@link WorkerHub.spawnNode} puts the node's name and control port in `workerData`. */
@@ -137,11 +137,11 @@ export function createWorkerHub(): WorkerHub {
     member.control.postMessage(['joined'] satisfies ToNode);
   };
 
-  const attach = (name: string, worker: Worker | undefined): { member: Member; nodeSide: MessagePort } => {
-    if (closed) throw new NodeStoppedError(name, 'hub.spawnNode (the worker hub is closed)');
+  const attach = (name: string, operation: string): { member: Member; nodeSide: MessagePort } => {
+    if (closed) throw new NodeStoppedError(name, `${operation} (the worker hub is closed)`);
     if (members.has(name)) throw new NameTakenError(name, 'a node attached to this worker hub');
     const { port1, port2 } = new MessageChannel();
-    const member: Member = { name, control: port1, worker, joined: false };
+    const member: Member = { name, control: port1, worker: undefined, joined: false };
     members.set(name, member);
     port1.on('message', (m: unknown) => onControl(member, m));
     // the node closed its transport, or its thread ended: its name is free again
@@ -156,7 +156,7 @@ export function createWorkerHub(): WorkerHub {
       checkKeys(options, ['name', 'workerData', 'transferList', 'workerOptions'], 'options');
       const name = checkName(options.name, 'options.name');
       if (!(script instanceof URL) && typeof script !== 'string') throw new InvalidArgumentError('script', 'a file path or URL', script);
-      const { member, nodeSide } = attach(name, undefined);
+      const { member, nodeSide } = attach(name, 'hub.spawnNode');
       let worker: Worker;
       try {
         worker = new Worker(script, {
@@ -166,6 +166,7 @@ export function createWorkerHub(): WorkerHub {
         });
       } catch (e) {
         detach(member);
+        if (e instanceof Error && e.name === 'DataCloneError') throw new InvalidArgumentError('options.workerData', 'a value a worker can be given (structured-cloneable)', options.workerData, thrownText(e));
         throw e;
       }
       member.worker = worker;
@@ -176,7 +177,7 @@ export function createWorkerHub(): WorkerHub {
     transport(name: string, options?: WorkerTransportOptions): Transport {
       checkName(name, 'name');
       const maxBatchSize = toMaxBatch(options, 'options');
-      const { nodeSide } = attach(name, undefined);
+      const { nodeSide } = attach(name, 'hub.transport');
       return new WorkerTransport(nodeSide, name, maxBatchSize);
     },
     get nodes(): readonly string[] {
