@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const BENCHES = ['pingpong', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor', 'genserver_call', 'statem_call', 'supervisor_restart', 'managed_monitor', 'supervised_send_enqueued', 'supervised_send_handled', 'broadcast_10k', 'dlq_ingest_memory', 'dlq_ingest_sqlite', 'coordinator_tasks', 'coordinator_tasks_chaos', 'router_fanout', 'registry_dispatch', 'agent_registry_query'];
+const BENCHES = ['pingpong', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor', 'genserver_call', 'statem_call', 'supervisor_restart', 'managed_monitor', 'supervised_send_enqueued', 'supervised_send_handled', 'broadcast_10k', 'dlq_ingest_memory', 'dlq_ingest_sqlite', 'coordinator_tasks', 'coordinator_tasks_chaos', 'router_fanout', 'registry_dispatch', 'agent_registry_query', 'thread_send', 'scale_2_threads'];
 /** Benches with no baseline counterpart: reported on their own (informational). */
 const KEEL_ONLY = new Set(['supervisor_restart']);
 /** Benches also measured against a bare loop of raw sends. */
@@ -89,6 +89,8 @@ for (const bench of wanted.length > 0 ? wanted : BENCHES) {
   // these benches' baselines are the plain way of doing the same in Keel or Node, not raw-baseline.mjs
   if (bench === 'broadcast_10k') line.baseline = 'keel raw send, a loop';
   if (bench === 'managed_monitor') line.baseline = 'keel ctx.monitor';
+  if (bench === 'thread_send') line.baseline = 'the same JSON batches (1,000 messages per string) over a bare MessageChannel';
+  if (bench === 'scale_2_threads') line.baseline = 'one Keel node in one worker thread running both pingpong pairs (ratio = two threads over one)';
   if (bench === 'router_fanout') line.baseline = 'raw fan-out to 1,000 receivers (shared workloads.fanout), messages/s to all';
   if (bench.startsWith('dlq_ingest')) line.baseline = bench.endsWith('memory') ? 'array push' : 'bare better-sqlite3 insert, one transaction';
   console.log(JSON.stringify(line));

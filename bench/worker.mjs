@@ -13,6 +13,7 @@ import { broadcast10k, dlqIngest, supervisedSend } from './delivery.mjs';
 import { routerFanout } from './router_fanout.mjs';
 import { registryDispatch } from './registry_dispatch.mjs';
 import { agentRegistryQuery } from './agent_registry.mjs';
+import { scale2Threads, threadSend } from './thread.mjs';
 
 const [system, bench] = process.argv.slice(-2);
 const sys = bench === 'managed_monitor' ? keel.createSystem({ captureStacks: false }) : (system === 'raw' ? raw : keel).createSystem();
@@ -60,6 +61,10 @@ async function run() {
       return registryDispatch(system, sys);
     case 'agent_registry_query':
       return agentRegistryQuery(system, sys);
+    case 'thread_send':
+      return threadSend(system);
+    case 'scale_2_threads':
+      return scale2Threads(system);
     case 'managed_monitor':
       return managedMonitor(system, system === 'raw' ? keel.createSystem({ captureStacks: false }) : sys);
     default:

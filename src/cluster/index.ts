@@ -8,3 +8,13 @@ export type { NodeIdentity, ProbeResult, Transport, TransportHandler } from './T
 export { MemoryNetwork } from './transports/memory.js';
 export { CLUSTER_NAME_PATTERN, clusterPermissions, natsTransport, type NatsPermissions, type NatsTransportOptions } from './transports/nats.js';
 export { decodeBatch, decodeValue, encodeValue, type PidFactory } from './codec.js';
+export {
+  createWorkerHub,
+  DEFAULT_WORKER_MAX_BATCH,
+  type SpawnNodeOptions,
+  type WorkerHub,
+  workerNode,
+  type WorkerNodeInfo,
+  workerTransport,
+  type WorkerTransportOptions,
+} from './transports/worker.js';

@@ -1,0 +1,384 @@
+/**
+ * The worker_threads transport: the nodes of one cluster run on worker threads of one OS process
+ * (and, if wanted, one in the thread that started them) and talk over `MessagePort`s.
+ *
+ * A {@link WorkerHub}, in the thread that starts the workers, hands each node a control port and,
+ * for every pair of nodes that have joined, one `MessageChannel` whose two ends it transfers to the
+ * two nodes. After that the hub is out of the data path: a batch goes straight from one node's
+ * thread to the other's, one `postMessage` of one string per batch.
+ *
+ * - From: each pair port belongs to exactly one peer (the hub says which), so the name given to
+ *   {@link TransportHandler.receive} is the port's, never a claim inside the batch.
+ * - Order: one port per pair carries direct batches, broadcasts and pings, so per-pair order holds.
+ * - Peer gone: when a peer's thread ends (exit, crash, `worker.terminate()`) or its transport
+ *   closes, Node closes its ends of the ports and this side's pair port emits `'close'` after the
+ *   messages already queued on it (checked on Node 20.19+); that is {@link TransportHandler.peerGone}.
+ * - Probe: `gone` when there is no open port to the peer, `alive` when it answers a ping on the
+ *   port, `timeout` when it does not answer in time (a busy or blocked thread).
+ * - Threads: a joined node's control port keeps its thread alive until `close()`; pair ports are
+ *   unref'ed. `close()` closes every port, so a closed cluster lets the process exit.
+ */
+import { isMainThread, MessageChannel, type MessagePort, type Transferable, Worker, type WorkerOptions, workerData } from 'node:worker_threads';
+import { checkKeys, InvalidArgumentError, NameTakenError, NodeStoppedError, thrownText } from '../../errors.js';
+import type { NodeIdentity, ProbeResult, Transport, TransportHandler } from '../Transport.js';
+
+/** The key under which {@link WorkerHub.spawnNode} puts the node's name and control port in `workerData`. */
+const HANDLE_KEY = 'keelWorkerNode';
+const NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
+/** The default {@link Transport.maxBatchSize}: 8 Mi UTF-16 code units. */
+export const DEFAULT_WORKER_MAX_BATCH = 8 * 1024 * 1024;
+
+// Control messages (hub <-> node), arrays on the control port:
+//   node -> hub: ['join', name, incarnation]
+//   hub -> node: ['peer', name, port] | ['joined'] | ['refused', reason]
+// Pair port messages: a string is a direct batch; ['b', batch] a broadcast; ['p', id] a ping; ['q', id] its answer.
+type ToHub = readonly ['join', string, number];
+type ToNode = readonly ['peer', string, MessagePort] | readonly ['joined'] | readonly ['refused', string];
+
+/** Options of a worker transport. */
+export interface WorkerTransportOptions {
+  /** The largest batch the cluster layer hands this transport, in UTF-16 code units; default 8 Mi. */
+  readonly maxBatchSize?: number;
+}
+
+/** Options of {@link WorkerHub.spawnNode}. */
+export interface SpawnNodeOptions {
+  /** The node's name (`[A-Za-z0-9_-]{1,64}`): the node in the worker must start its transport with it. */
+  readonly name: string;
+  /** Anything structured-cloneable, for the worker script: {@link workerNode}`().data` reads it. */
+  readonly workerData?: unknown;
+  /** Ports or buffers inside `workerData` to transfer. */
+  readonly transferList?: readonly Transferable[];
+  /** Other `Worker` options (`argv`, `env`, `execArgv`, `resourceLimits`, ...). */
+  readonly workerOptions?: Omit<WorkerOptions, 'workerData' | 'transferList'>;
+}
+
+/** What a worker started by {@link WorkerHub.spawnNode} was given: its node name and the caller's data. */
+export interface WorkerNodeInfo {
+  readonly name: string;
+  readonly data: unknown;
+}
+
+/**
+ * Starts worker-thread nodes and introduces them to each other. Create one per cluster, in the
+ * thread that starts the workers.
+ */
+export interface WorkerHub {
+  /**
+   * Starts `script` on a new worker thread as the node `name`. The script calls
+   * {@link workerTransport}`()` to get its transport (and {@link workerNode}`()` for its name and
+   * data). Throws `ERR_NAME_TAKEN` while a node of that name is attached to this hub.
+   */
+  spawnNode(script: string | URL, options: SpawnNodeOptions): Worker;
+  /** A transport for a node `name` in this thread (beside the workers'). Throws `ERR_NAME_TAKEN` as `spawnNode`. */
+  transport(name: string, options?: WorkerTransportOptions): Transport;
+  /** The names of the nodes that have joined and not left, in join order. */
+  readonly nodes: readonly string[];
+  /** Terminates the workers this hub started that still run and closes the hub's ports. Idempotent. */
+  close(): Promise<void>;
+}
+
+interface Member {
+  readonly name: string;
+  readonly control: MessagePort;
+  worker: Worker | undefined;
+  joined: boolean;
+}
+
+function checkName(name: unknown, argument: string): string {
+  if (typeof name !== 'string' || !NAME_RE.test(name)) throw new InvalidArgumentError(argument, 'a node name matching [A-Za-z0-9_-]{1,64}', name);
+  return name;
+}
+
+function toMaxBatch(options: WorkerTransportOptions | undefined, argument: string): number {
+  if (options === undefined) return DEFAULT_WORKER_MAX_BATCH;
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError(argument, '{ maxBatchSize? }', options);
+  checkKeys(options, ['maxBatchSize'], argument);
+  const v = options.maxBatchSize;
+  if (v === undefined) return DEFAULT_WORKER_MAX_BATCH;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new InvalidArgumentError(`${argument}.maxBatchSize`, 'a positive safe integer', v);
+  return v;
+}
+
+/**
+ * Creates a {@link WorkerHub}.
+ *
+ * @example
+ * ```ts fragment
+ * const hub = createWorkerHub();
+ * hub.spawnNode(new URL('./node.js', import.meta.url), { name: 'a' });
+ * ```
+ */
+export function createWorkerHub(): WorkerHub {
+  const members = new Map<string, Member>();
+  let closed = false;
+
+  const detach = (member: Member): void => {
+    if (members.get(member.name) === member) members.delete(member.name);
+    member.control.close();
+  };
+
+  const onControl = (member: Member, message: unknown): void => {
+    if (members.get(member.name) !== member || !Array.isArray(message)) return;
+    const [kind, name, incarnation] = message as unknown as ToHub;
+    if (kind !== 'join' || member.joined) return;
+    if (name !== member.name || !Number.isSafeInteger(incarnation) || incarnation <= 0) {
+      member.control.postMessage(['refused', `this port belongs to node '${member.name}', not '${String(name)}'`] satisfies ToNode);
+      return;
+    }
+    // one channel per pair: one end to each node, the newcomer's peers first, then its 'joined'
+    for (const other of members.values()) {
+      if (!other.joined || other === member) continue;
+      const { port1, port2 } = new MessageChannel();
+      other.control.postMessage(['peer', member.name, port1] satisfies ToNode, [port1]);
+      member.control.postMessage(['peer', other.name, port2] satisfies ToNode, [port2]);
+    }
+    member.joined = true;
+    member.control.postMessage(['joined'] satisfies ToNode);
+  };
+
+  const attach = (name: string, operation: string): { member: Member; nodeSide: MessagePort } => {
+    if (closed) throw new NodeStoppedError(name, `${operation} (the worker hub is closed)`);
+    if (members.has(name)) throw new NameTakenError(name, 'a node attached to this worker hub');
+    const { port1, port2 } = new MessageChannel();
+    const member: Member = { name, control: port1, worker: undefined, joined: false };
+    members.set(name, member);
+    port1.on('message', (m: unknown) => onControl(member, m));
+    // the node closed its transport, or its thread ended: its name is free again
+    port1.on('close', () => detach(member));
+    port1.unref();
+    return { member, nodeSide: port2 };
+  };
+
+  return {
+    spawnNode(script: string | URL, options: SpawnNodeOptions): Worker {
+      if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ name, workerData?, transferList?, workerOptions? }', options);
+      checkKeys(options, ['name', 'workerData', 'transferList', 'workerOptions'], 'options');
+      const name = checkName(options.name, 'options.name');
+      if (!(script instanceof URL) && typeof script !== 'string') throw new InvalidArgumentError('script', 'a file path or URL', script);
+      const { member, nodeSide } = attach(name, 'hub.spawnNode');
+      let worker: Worker;
+      try {
+        worker = new Worker(script, {
+          ...options.workerOptions,
+          workerData: { [HANDLE_KEY]: { name, port: nodeSide }, data: options.workerData },
+          transferList: [nodeSide, ...(options.transferList ?? [])],
+        });
+      } catch (e) {
+        detach(member);
+        if (e instanceof Error && e.name === 'DataCloneError') throw new InvalidArgumentError('options.workerData', 'a value a worker can be given (structured-cloneable)', options.workerData, thrownText(e));
+        throw e;
+      }
+      member.worker = worker;
+      // a worker that ends before its port is read (a failed load) frees its name as well
+      worker.once('exit', () => detach(member));
+      return worker;
+    },
+    transport(name: string, options?: WorkerTransportOptions): Transport {
+      checkName(name, 'name');
+      const maxBatchSize = toMaxBatch(options, 'options');
+      const { nodeSide } = attach(name, 'hub.transport');
+      return new WorkerTransport(nodeSide, name, maxBatchSize);
+    },
+    get nodes(): readonly string[] {
+      return [...members.values()].filter((m) => m.joined).map((m) => m.name);
+    },
+    async close(): Promise<void> {
+      closed = true;
+      const all = [...members.values()];
+      const exits = all.flatMap((m) => (m.worker === undefined ? [] : [m.worker.terminate()]));
+      for (const m of all) detach(m);
+      await Promise.all(exits);
+    },
+  };
+}
+
+/**
+ * In a worker started by {@link WorkerHub.spawnNode}: its node name and the `workerData` given to
+ * `spawnNode`. Undefined in any other thread.
+ */
+export function workerNode(): WorkerNodeInfo | undefined {
+  const handle = readHandle();
+  return handle === undefined ? undefined : { name: handle.name, data: (workerData as { data?: unknown }).data };
+}
+
+function readHandle(): { name: string; port: MessagePort } | undefined {
+  if (isMainThread || typeof workerData !== 'object' || workerData === null) return undefined;
+  const handle = (workerData as Record<string, unknown>)[HANDLE_KEY] as { name?: unknown; port?: unknown } | undefined;
+  if (typeof handle !== 'object' || handle === null || typeof handle.name !== 'string' || typeof handle.port !== 'object' || handle.port === null) return undefined;
+  return handle as { name: string; port: MessagePort };
+}
+
+let taken = false;
+
+/**
+ * In a worker started by {@link WorkerHub.spawnNode}: the node's transport (one per worker; a
+ * second call throws). Its `start` must be given the name the worker was spawned with.
+ *
+ * @example
+ * ```ts fragment
+ * const transport = workerTransport();
+ * await transport.start({ name: workerNode()!.name, incarnation: Date.now() }, handler);
+ * ```
+ */
+export function workerTransport(options?: WorkerTransportOptions): Transport {
+  const handle = readHandle();
+  if (handle === undefined) throw new InvalidArgumentError('workerData', "the data of a worker started by a WorkerHub's spawnNode", isMainThread ? 'the main thread' : workerData);
+  const maxBatchSize = toMaxBatch(options, 'options');
+  if (taken) throw new InvalidArgumentError('workerTransport()', 'called once per worker', 'a second call');
+  taken = true;
+  return new WorkerTransport(handle.port, handle.name, maxBatchSize);
+}
+
+interface PendingProbe {
+  readonly port: MessagePort;
+  readonly resolve: (result: ProbeResult) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** One node's end of the hub: its control port and a pair port per peer. */
+class WorkerTransport implements Transport {
+  readonly kind = 'worker';
+  readonly maxBatchSize: number;
+  readonly #control: MessagePort;
+  readonly #name: string;
+  /** peer name -> the open port to that peer */
+  readonly #peers = new Map<string, MessagePort>();
+  readonly #probes = new Map<number, PendingProbe>();
+  #handler: TransportHandler | undefined;
+  #state: 'new' | 'starting' | 'started' | 'closed' = 'new';
+  #nextProbe = 1;
+  #joined: { resolve: () => void; reject: (e: Error) => void } | undefined;
+
+  constructor(control: MessagePort, name: string, maxBatchSize: number) {
+    this.#control = control;
+    this.#name = name;
+    this.maxBatchSize = maxBatchSize;
+  }
+
+  start(self: NodeIdentity, handler: TransportHandler): Promise<void> {
+    if (this.#state !== 'new') return Promise.reject(this.#state === 'closed' ? new NodeStoppedError(this.#name, 'transport.start') : new InvalidArgumentError('transport.start', 'called once', 'a second call'));
+    if (typeof self !== 'object' || self === null || self.name !== this.#name) {
+      return Promise.reject(new InvalidArgumentError('self.name', `'${this.#name}' (the name this transport was made for)`, typeof self === 'object' && self !== null ? self.name : self));
+    }
+    if (!Number.isSafeInteger(self.incarnation) || self.incarnation <= 0) return Promise.reject(new InvalidArgumentError('self.incarnation', 'a positive safe integer', self.incarnation));
+    this.#state = 'starting';
+    this.#handler = handler;
+    const joined = new Promise<void>((resolve, reject) => {
+      this.#joined = { resolve, reject };
+    });
+    this.#control.on('message', (m: unknown) => this.#onControl(m));
+    this.#control.on('close', () => {
+      // the hub went away (hub.close(), or its thread ended): the pair ports still work
+      this.#joined?.reject(new NodeStoppedError(this.#name, 'transport.start (the worker hub is closed)'));
+      this.#joined = undefined;
+    });
+    this.#control.postMessage(['join', self.name, self.incarnation] satisfies ToHub);
+    return joined;
+  }
+
+  #onControl(message: unknown): void {
+    if (!Array.isArray(message)) return;
+    const m = message as unknown as ToNode;
+    if (this.#state === 'closed') {
+      if (m[0] === 'peer') m[2].close();
+      return;
+    }
+    if (m[0] === 'peer') this.#addPeer(m[1], m[2]);
+    else if (m[0] === 'joined') {
+      this.#state = 'started';
+      this.#joined?.resolve();
+      this.#joined = undefined;
+    } else if (m[0] === 'refused') {
+      this.#joined?.reject(new InvalidArgumentError('self.name', 'the name this worker was spawned with', m[1]));
+      this.#joined = undefined;
+      void this.close();
+    }
+  }
+
+  #addPeer(name: string, port: MessagePort): void {
+    // a new port for a name replaces an old one (the peer restarted): the old port still delivers
+    // what is queued on it, but its close is no longer this name's peerGone
+    this.#peers.set(name, port);
+    port.on('message', (m: unknown) => {
+      if (typeof m === 'string') this.#handler!.receive(name, m);
+      else this.#onPeerControl(name, port, m);
+    });
+    port.on('close', () => this.#onPortClosed(name, port));
+    port.unref();
+  }
+
+  #onPeerControl(name: string, port: MessagePort, m: unknown): void {
+    if (!Array.isArray(m)) return;
+    const [kind, value] = m as [unknown, unknown];
+    if (kind === 'b' && typeof value === 'string') this.#handler!.receiveBroadcast(name, value);
+    else if (kind === 'p') port.postMessage(['q', value]);
+    else if (kind === 'q' && typeof value === 'number') {
+      const probe = this.#probes.get(value);
+      if (probe === undefined || probe.port !== port) return;
+      this.#probes.delete(value);
+      clearTimeout(probe.timer);
+      probe.resolve('alive');
+    }
+  }
+
+  #onPortClosed(name: string, port: MessagePort): void {
+    for (const [id, probe] of this.#probes) {
+      if (probe.port !== port) continue;
+      this.#probes.delete(id);
+      clearTimeout(probe.timer);
+      probe.resolve('gone');
+    }
+    if (this.#peers.get(name) !== port) return;
+    this.#peers.delete(name);
+    if (this.#state !== 'closed') this.#handler!.peerGone(name);
+  }
+
+  send(peer: string, batch: string): void {
+    if (typeof batch !== 'string') return;
+    this.#peers.get(peer)?.postMessage(batch);
+  }
+
+  broadcast(batch: string): void {
+    if (typeof batch !== 'string') return;
+    const message = ['b', batch];
+    for (const port of this.#peers.values()) port.postMessage(message);
+  }
+
+  probe(peer: string, timeoutMs: number): Promise<ProbeResult> {
+    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) return Promise.reject(new InvalidArgumentError('timeoutMs', 'a finite number >= 0', timeoutMs));
+    const port = this.#state === 'closed' ? undefined : this.#peers.get(peer);
+    if (port === undefined) return Promise.resolve('gone');
+    const id = this.#nextProbe++;
+    return new Promise<ProbeResult>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#probes.delete(id);
+        resolve('timeout');
+      }, timeoutMs);
+      this.#probes.set(id, { port, resolve, timer });
+      port.postMessage(['p', id]);
+    });
+  }
+
+  /** A posted batch is already in the peer's queue: nothing to wait for. */
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    if (this.#state === 'closed') return Promise.resolve();
+    this.#state = 'closed';
+    this.#joined?.reject(new NodeStoppedError(this.#name, 'transport.start (the transport was closed)'));
+    this.#joined = undefined;
+    for (const [id, probe] of this.#probes) {
+      this.#probes.delete(id);
+      clearTimeout(probe.timer);
+      probe.resolve('gone');
+    }
+    const ports = [...this.#peers.values()];
+    this.#peers.clear();
+    for (const port of ports) port.close();
+    this.#control.close();
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,320 @@
+// The worker_threads transport with real worker threads. A worker thread cannot load TypeScript
+// (Node 20 has no type stripping, and vitest's transform does not reach into workers), so the
+// worker nodes run test/cluster/fixtures/workerNode.mjs, which imports the transport from a private
+// build of src/ made for this file (useBuiltPackage: the shared dist/ is neither needed nor
+// touched); the hub and the main-thread node use the TypeScript source.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createWorkerHub, DEFAULT_WORKER_MAX_BATCH, type WorkerHub, workerNode, workerTransport } from '../../src/cluster/transports/worker.js';
+import type { ProbeResult, Transport, TransportHandler } from '../../src/cluster/Transport.js';
+import { isKeelError } from '../../src/errors.js';
+import { useBuiltPackage } from '../childProcesses.js';
+
+const builtIndex = useBuiltPackage();
+const transportModule = (): string => new URL('./cluster/transports/worker.js', builtIndex()).href;
+const FIXTURE = new URL('./fixtures/workerNode.mjs', import.meta.url);
+
+interface Event {
+  readonly ev: string;
+  readonly node: string;
+  readonly peer?: string;
+}
+
+/** A worker node driven over its parentPort (see the fixture). */
+class Node {
+  readonly events: Event[] = [];
+  #next = 1;
+  readonly #replies = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  readonly #eventWaiters: { predicate: (e: Event) => boolean; resolve: (e: Event) => void }[] = [];
+  readonly exited: Promise<number>;
+
+  constructor(readonly name: string, readonly worker: Worker) {
+    worker.on('message', (m: { id?: number; result?: unknown; error?: { code: string; message: string } } & Partial<Event>) => {
+      if (m.id !== undefined) {
+        const r = this.#replies.get(m.id)!;
+        this.#replies.delete(m.id);
+        if (m.error === undefined) r.resolve(m.result);
+        else r.reject(Object.assign(new Error(m.error.message), { code: m.error.code }));
+        return;
+      }
+      const e = m as Event;
+      this.events.push(e);
+      for (let i = this.#eventWaiters.length - 1; i >= 0; i--) {
+        if (this.#eventWaiters[i]!.predicate(e)) this.#eventWaiters.splice(i, 1)[0]!.resolve(e);
+      }
+    });
+    this.exited = new Promise((resolve) => worker.once('exit', resolve));
+    this.exited.then(() => {
+      for (const r of this.#replies.values()) r.reject(new Error(`worker ${name} exited`));
+    }, () => {});
+  }
+
+  call<T = unknown>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
+    const id = this.#next++;
+    return new Promise<T>((resolve, reject) => {
+      this.#replies.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.worker.postMessage({ id, cmd, ...args });
+    });
+  }
+
+  event(predicate: (e: Event) => boolean): Promise<Event> {
+    const seen = this.events.find(predicate);
+    if (seen !== undefined) return Promise.resolve(seen);
+    return new Promise((resolve) => this.#eventWaiters.push({ predicate, resolve }));
+  }
+}
+
+/** A main-thread node's handler that records everything and lets a test await it. */
+function recorder() {
+  const received: [string, string][] = [];
+  const broadcasts: [string, string][] = [];
+  const gone: string[] = [];
+  const waiters: (() => boolean)[] = [];
+  const wake = (): void => {
+    for (let i = waiters.length - 1; i >= 0; i--) if (waiters[i]!()) waiters.splice(i, 1);
+  };
+  const until = (ready: () => boolean): Promise<void> =>
+    new Promise((resolve) => {
+      const check = (): boolean => (ready() ? (resolve(), true) : false);
+      if (!check()) waiters.push(check);
+    });
+  const handler: TransportHandler = {
+    receive: (from, batch) => { received.push([from, batch]); wake(); },
+    receiveBroadcast: (from, batch) => { broadcasts.push([from, batch]); wake(); },
+    peerGone: (peer) => { gone.push(peer); wake(); },
+    connection: () => {},
+  };
+  return { handler, received, broadcasts, gone, until };
+}
+
+let hub: WorkerHub | undefined;
+const transports: Transport[] = [];
+afterEach(async () => {
+  for (const t of transports.splice(0)) await t.close();
+  await hub?.close();
+  hub = undefined;
+});
+
+async function spawn(name: string, incarnation = 1): Promise<Node> {
+  hub ??= createWorkerHub();
+  const node = new Node(name, hub.spawnNode(FIXTURE, { name, workerData: { module: transportModule() } }));
+  await node.event((e) => e.ev === 'ready');
+  await node.call('start', { incarnation });
+  return node;
+}
+
+async function mainNode(name = 'main') {
+  hub ??= createWorkerHub();
+  const t = hub.transport(name);
+  transports.push(t);
+  const r = recorder();
+  await t.start({ name, incarnation: 7 }, r.handler);
+  return { t, ...r };
+}
+
+describe('worker transport', () => {
+  it('carries 10,000 batches each way between two worker threads, in order, from the right sender', async () => {
+    const a = await spawn('a');
+    const b = await spawn('b');
+    const fromA = b.call<[string, string][]>('received', { count: 10_000 });
+    const fromB = a.call<[string, string][]>('received', { count: 10_000 });
+    await Promise.all([a.call('sendMany', { peer: 'b', prefix: 'a', count: 10_000 }), b.call('sendMany', { peer: 'a', prefix: 'b', count: 10_000 })]);
+    expect(await fromA).toEqual(Array.from({ length: 10_000 }, (_, i) => ['a', `a${i}`]));
+    expect(await fromB).toEqual(Array.from({ length: 10_000 }, (_, i) => ['b', `b${i}`]));
+  }, 60_000);
+
+  it('broadcasts to every node but the sender, main thread included', async () => {
+    const main = await mainNode();
+    const a = await spawn('a');
+    const b = await spawn('b');
+    expect(hub!.nodes).toEqual(['main', 'a', 'b']);
+    await a.call('broadcast', { batch: 'from-a' });
+    await b.call('broadcast', { batch: 'from-b' });
+    main.t.broadcast('from-main');
+    await main.until(() => main.broadcasts.length === 2);
+    expect([...main.broadcasts].sort()).toEqual([['a', 'from-a'], ['b', 'from-b']]);
+    // each worker sees the other two, never its own
+    expect((await a.call<[string, string][]>('received', { count: 2, kind: 'broadcast' })).sort()).toEqual([['b', 'from-b'], ['main', 'from-main']]);
+    expect((await b.call<[string, string][]>('received', { count: 2, kind: 'broadcast' })).sort()).toEqual([['a', 'from-a'], ['main', 'from-main']]);
+    expect(main.received).toEqual([]);
+  }, 60_000);
+
+  it("probes: 'alive' for an answering peer, 'timeout' for a blocked one, 'gone' for an unknown or closed one", async () => {
+    const main = await mainNode();
+    const a = await spawn('a');
+    expect(await main.t.probe('a', 10_000)).toBe('alive');
+    expect(await a.call<ProbeResult>('probe', { peer: 'main', timeoutMs: 10_000 })).toBe('alive');
+    expect(await main.t.probe('nobody', 10_000)).toBe('gone');
+    // a thread that runs no event loop answers no ping
+    const flag = new SharedArrayBuffer(4);
+    const blocked = a.call('block', { flag });
+    await a.event((e) => e.ev === 'blocked');
+    expect(await main.t.probe('a', 100)).toBe('timeout');
+    Atomics.store(new Int32Array(flag), 0, 1);
+    Atomics.notify(new Int32Array(flag), 0);
+    await blocked;
+    expect(await main.t.probe('a', 10_000)).toBe('alive');
+    await a.call('close');
+    await main.until(() => main.gone.length === 1);
+    expect(main.gone).toEqual(['a']);
+    expect(await main.t.probe('a', 10_000)).toBe('gone');
+  }, 60_000);
+
+  it("a pending probe answers 'gone' when the peer's thread ends", async () => {
+    const main = await mainNode();
+    const a = await spawn('a');
+    const flag = new SharedArrayBuffer(4);
+    void a.call('block', { flag }).catch(() => {});
+    await a.event((e) => e.ev === 'blocked');
+    const probe = main.t.probe('a', 60_000);
+    await a.worker.terminate();
+    expect(await probe).toBe('gone');
+  }, 60_000);
+
+  it("a terminated worker is peerGone on every other node, after its batches, and probes 'gone'", async () => {
+    const main = await mainNode();
+    const a = await spawn('a');
+    const b = await spawn('b');
+    await b.call('sendMany', { peer: 'main', prefix: 'b', count: 1000 });
+    await b.worker.terminate();
+    await main.until(() => main.gone.includes('b'));
+    // everything b posted before it ended arrived before its peerGone
+    expect(main.received).toEqual(Array.from({ length: 1000 }, (_, i) => ['b', `b${i}`]));
+    expect(main.gone).toEqual(['b']);
+    await a.event((e) => e.ev === 'peerGone' && e.peer === 'b');
+    expect(await main.t.probe('b', 10_000)).toBe('gone');
+    expect(await a.call<ProbeResult>('probe', { peer: 'b', timeoutMs: 10_000 })).toBe('gone');
+    expect(hub!.nodes).toEqual(['main', 'a']);
+    // the name is free again: a new incarnation of b joins and is reachable
+    const b2 = await spawn('b', 2);
+    main.t.send('b', 'again');
+    expect(await b2.call('received', { count: 1 })).toEqual([['main', 'again']]);
+    expect(a.events.filter((e) => e.ev === 'peerGone')).toEqual([{ ev: 'peerGone', node: 'a', peer: 'b' }]);
+  }, 60_000);
+
+  it('a worker that exits or throws is peerGone too', async () => {
+    const main = await mainNode();
+    const a = await spawn('a');
+    await a.call('exit', { code: 3 }).catch(() => {});
+    expect(await a.exited).toBe(3);
+    await main.until(() => main.gone.includes('a'));
+    expect(main.gone).toEqual(['a']);
+  }, 60_000);
+
+  it('after close(), send, broadcast and probe do nothing, and the peers see it gone', async () => {
+    const main = await mainNode();
+    const a = await spawn('a');
+    main.t.send('a', 'before');
+    await main.t.close();
+    await main.t.close();
+    expect(() => main.t.send('a', 'after')).not.toThrow();
+    expect(() => main.t.broadcast('after')).not.toThrow();
+    expect(await main.t.probe('a', 10_000)).toBe('gone');
+    await a.event((e) => e.ev === 'peerGone' && e.peer === 'main');
+    expect(await a.call('received', { count: 1 })).toEqual([['main', 'before']]);
+    expect(main.gone).toEqual([]);
+    await expect(main.t.start({ name: 'main', incarnation: 8 }, main.handler)).rejects.toMatchObject({ code: 'ERR_NODE_STOPPED' });
+  }, 60_000);
+
+  it('carries a batch of maxBatchSize', async () => {
+    const main = await mainNode();
+    const a = await spawn('a');
+    expect(main.t.maxBatchSize).toBe(DEFAULT_WORKER_MAX_BATCH);
+    expect(main.t.kind).toBe('worker');
+    const big = 'x'.repeat(DEFAULT_WORKER_MAX_BATCH - 2) + '\u00e9!';
+    main.t.send('a', big);
+    expect(await a.call('received', { count: 1, summary: true })).toEqual([['main', DEFAULT_WORKER_MAX_BATCH, 'xxxxxxxx', 'xxxxxx\u00e9!']]);
+  }, 60_000);
+
+  it('a closed cluster lets the process exit by itself', async () => {
+    const script = fileURLToPath(new URL('./fixtures/exitMain.mjs', import.meta.url));
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, [script, transportModule()], { timeout: 60_000 }, (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)));
+    });
+    expect(JSON.parse(out.trim())).toEqual({ first: 'w:hello', gone: '', code: 0 });
+  }, 60_000);
+
+  describe('hostile input', () => {
+    it('refuses bad node names, options and a taken name with typed errors', () => {
+      hub = createWorkerHub();
+      for (const name of ['', 'a.b', 'x'.repeat(65), 42, null, 'a b', 'ä']) {
+        expect(() => hub!.transport(name as string)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+        expect(() => hub!.spawnNode(FIXTURE, { name: name as string })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+      }
+      const throwing = Object.defineProperty({}, 'name', { enumerable: true, get: () => { throw new Error('boom'); } });
+      expect(() => hub!.spawnNode(FIXTURE, throwing as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+      expect(() => hub!.spawnNode(FIXTURE, { name: 'a', nme: 1 } as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+      expect(() => hub!.spawnNode(42 as never, { name: 'a' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+      const trap = new Proxy({ name: 'a' }, { ownKeys: () => { throw new Error('trap'); } });
+      expect(() => hub!.spawnNode(FIXTURE, trap)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+      // a value a worker cannot be given is a typed error, and leaves the name free
+      expect(() => hub!.spawnNode(FIXTURE, { name: 'f', workerData: { f: () => 1 } })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', argument: 'options.workerData' }));
+      transports.push(hub.transport('f'));
+      for (const maxBatchSize of [0, -1, NaN, Infinity, 1.5, '10']) {
+        expect(() => hub!.transport('m', { maxBatchSize: maxBatchSize as number })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+      }
+      // '__proto__' is a valid name and an ordinary one
+      transports.push(hub.transport('__proto__'));
+      expect(() => hub!.transport('__proto__')).toThrow(expect.objectContaining({ code: 'ERR_NAME_TAKEN' }));
+      expect(hub.transport('small', { maxBatchSize: 10 }).maxBatchSize).toBe(10);
+    });
+
+    it('refuses a start under another name, a second start, and a probe with a bad timeout', async () => {
+      hub = createWorkerHub();
+      const t = hub.transport('m');
+      transports.push(t);
+      const r = recorder();
+      await expect(t.start({ name: 'other', incarnation: 1 }, r.handler)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+      await expect(t.start({ name: 'm', incarnation: NaN }, r.handler)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+      await t.start({ name: 'm', incarnation: 1 }, r.handler);
+      await expect(t.start({ name: 'm', incarnation: 1 }, r.handler)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+      for (const timeoutMs of [NaN, -1, Infinity, '5']) await expect(t.probe('x', timeoutMs as number)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+      // a worker that starts under a name it was not spawned with is refused
+      const a = new Node('a', hub.spawnNode(FIXTURE, { name: 'a', workerData: { module: transportModule() } }));
+      await a.event((e) => e.ev === 'ready');
+      await expect(a.call('start', { incarnation: 1, as: 'b' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+      expect(hub.nodes).toEqual(['m']);
+    }, 60_000);
+
+    it('drops what is not a string batch, and sends to unknown peers, without throwing', async () => {
+      const main = await mainNode();
+      const a = await spawn('a');
+      for (const bad of [42, undefined, { toString: () => 'x' }, () => 1, Symbol('s')]) {
+        expect(() => main.t.send('a', bad as never)).not.toThrow();
+        expect(() => main.t.broadcast(bad as never)).not.toThrow();
+      }
+      expect(() => main.t.send('nobody', 'x')).not.toThrow();
+      expect(() => main.t.send(undefined as never, 'x')).not.toThrow();
+      main.t.send('a', 'ok');
+      expect(await a.call('received', { count: 1 })).toEqual([['main', 'ok']]);
+      expect(await a.call('received', { count: 0, kind: 'broadcast' })).toEqual([]);
+    }, 60_000);
+
+    it('hub.close() terminates its workers, which are then gone for the nodes left, and the hub takes no more nodes', async () => {
+      const main = await mainNode();
+      const a = await spawn('a');
+      const b = await spawn('b');
+      await hub!.close();
+      expect(await a.exited).toBe(1);
+      expect(await b.exited).toBe(1);
+      await main.until(() => main.gone.length === 2);
+      expect([...main.gone].sort()).toEqual(['a', 'b']);
+      expect(hub!.nodes).toEqual([]);
+      expect(() => hub!.transport('late')).toThrow(expect.objectContaining({ code: 'ERR_NODE_STOPPED' }));
+      expect(() => hub!.spawnNode(FIXTURE, { name: 'late' })).toThrow(expect.objectContaining({ code: 'ERR_NODE_STOPPED' }));
+    }, 60_000);
+
+    it('workerTransport() and workerNode() outside a spawned worker', () => {
+      expect(workerNode()).toBeUndefined();
+      let caught: unknown;
+      try {
+        workerTransport();
+      } catch (e) {
+        caught = e;
+      }
+      expect(isKeelError(caught, 'ERR_INVALID_ARGUMENT')).toBe(true);
+    });
+  });
+});
