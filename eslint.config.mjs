@@ -13,7 +13,7 @@ import tseslint from 'typescript-eslint';
 const keel = await createJiti(import.meta.url).import('./src/lint/index.ts', { default: true });
 
 const layers = ['cli', 'observer', 'agents', 'cluster', 'services', 'delivery', 'monitors', 'otp', 'runtime', 'telemetry'];
-const sideEntries = ['testing', 'lint', 'cluster'];
+const sideEntries = ['testing', 'lint'];
 
 // The kernel's one door: outside src/runtime nothing imports the runtime's internals or the node
 // class; the layers above (and src/index.ts) reach the kernel through src/runtime/kernel.ts.

@@ -32,7 +32,7 @@ export const DEFAULT_WORKER_MAX_BATCH = 8 * 1024 * 1024;
 //   node -> hub: ['join', name, incarnation]
 //   hub -> node: ['peer', name, port] | ['joined'] | ['refused', reason]
 // Pair port messages: a string is a direct batch; ['b', batch] a broadcast; ['p', id] a ping; ['q', id] its answer.
-type ToHub = readonly ['join', string, number];
+type ToHub = readonly ['join', string, number] | readonly ['peer-ack', string];
 type ToNode = readonly ['peer', string, MessagePort] | readonly ['joined'] | readonly ['refused', string];
 
 /** Options of a worker transport. */
@@ -83,6 +83,8 @@ interface Member {
   readonly control: MessagePort;
   worker: Worker | undefined;
   joined: boolean;
+  /** While joining: the older nodes that have not yet acknowledged this one's port. */
+  pending?: Set<Member> | undefined;
 }
 
 function checkName(name: unknown, argument: string): string {
@@ -116,25 +118,71 @@ export function createWorkerHub(): WorkerHub {
   const detach = (member: Member): void => {
     if (members.get(member.name) === member) members.delete(member.name);
     member.control.close();
+    // a newcomer waiting for this one's acknowledgement waits no more
+    for (const other of members.values()) if (other.pending?.delete(member) === true) settleJoin(other);
+    if (joining === member) {
+      joining = undefined;
+      pump();
+    }
   };
 
   const onControl = (member: Member, message: unknown): void => {
     if (members.get(member.name) !== member || !Array.isArray(message)) return;
-    const [kind, name, incarnation] = message as unknown as ToHub;
-    if (kind !== 'join' || member.joined) return;
+    const [kind, name, incarnation] = message as unknown as [string, string, number];
+    if (kind === 'peer-ack') {
+      // `member`, an older node, has the newcomer `name`'s port
+      const newcomer = members.get(name);
+      newcomer?.pending?.delete(member);
+      if (newcomer !== undefined) settleJoin(newcomer);
+      return;
+    }
+    if (kind !== 'join' || member.joined || member.pending !== undefined || queue.includes(member)) return;
     if (name !== member.name || !Number.isSafeInteger(incarnation) || incarnation <= 0) {
       member.control.postMessage(['refused', `this port belongs to node '${member.name}', not '${String(name)}'`] satisfies ToNode);
       return;
     }
-    // one channel per pair: one end to each node, the newcomer's peers first, then its 'joined'
+    // joins are taken one at a time, so that each newcomer meets every node that joined before it
+    queue.push(member);
+    pump();
+  };
+
+  const queue: Member[] = [];
+  let joining: Member | undefined;
+  const pump = (): void => {
+    while (joining === undefined && queue.length > 0) {
+      const member = queue.shift()!;
+      if (members.get(member.name) === member) introduce(member);
+    }
+  };
+
+  const introduce = (member: Member): void => {
+    joining = member;
+    // one channel per pair: one end to each node, the newcomer's peers first, then its 'joined' once
+    // every older node has its port (acknowledged): from then on each can reach the other
+    const waiting = new Set<Member>();
     for (const other of members.values()) {
       if (!other.joined || other === member) continue;
       const { port1, port2 } = new MessageChannel();
       other.control.postMessage(['peer', member.name, port1] satisfies ToNode, [port1]);
       member.control.postMessage(['peer', other.name, port2] satisfies ToNode, [port2]);
+      waiting.add(other);
     }
+    member.pending = waiting;
+    settleJoin(member);
+  };
+
+  const settleJoin = (member: Member): void => {
+    const pending = member.pending;
+    if (pending === undefined) return;
+    for (const other of pending) if (members.get(other.name) !== other) pending.delete(other);
+    if (pending.size > 0) return;
+    member.pending = undefined;
     member.joined = true;
     member.control.postMessage(['joined'] satisfies ToNode);
+    if (joining === member) {
+      joining = undefined;
+      pump();
+    }
   };
 
   const attach = (name: string, operation: string): { member: Member; nodeSide: MessagePort } => {
@@ -284,8 +332,10 @@ class WorkerTransport implements Transport {
       if (m[0] === 'peer') m[2].close();
       return;
     }
-    if (m[0] === 'peer') this.#addPeer(m[1], m[2]);
-    else if (m[0] === 'joined') {
+    if (m[0] === 'peer') {
+      this.#addPeer(m[1], m[2]);
+      if (this.#state === 'started') this.#control.postMessage(['peer-ack', m[1]] satisfies ToHub);
+    } else if (m[0] === 'joined') {
       this.#state = 'started';
       this.#joined?.resolve();
       this.#joined = undefined;
