@@ -153,6 +153,36 @@ describe('sendSupervised to a pid of another node', () => {
     await Promise.all([sa.close(), sb.close()]);
   }, 30_000);
 
+  it("ack 'handled' with a handler that never finishes: each attempt times out on the receiver, the outcome is timeout after retries + 1", async () => {
+    const { a, b, sa, sb } = await pair();
+    const started = probe(a);
+    const stuck = b.spawn<string>(() => (m) => {
+      a.send(started, m);
+      return new Promise<void>(() => undefined);
+    });
+    const outcome = await sendSupervised(a, stuck, 'slow', { ack: 'handled', timeout: 50, retries: 1, onError: 'dead_letter', backoff: { initialMs: 1, maxMs: 1 } });
+    expect(outcome).toMatchObject({ ok: false, reason: 'timeout', attempts: 2, lastError: 'not handled within 50 ms', deadLetterId: '1' });
+    expect(await started.receive()).toBe('slow'); // the first copy started; the second was taken back unstarted
+    expect(sb.internals().inflight).toBe(0);
+    b.exit(stuck, 'kill');
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
+  it("a node nobody consumes for: the sender gives up at its deadline (timeout, dead-lettered); the message is dropped as expired when the node comes", async () => {
+    const { cluster, a, sa } = await pair();
+    const outcome = await sa.send(a, { node: 'late', name: 'worker' }, 'too late', { deadline: 100, onError: 'dead_letter' });
+    expect(outcome).toMatchObject({ ok: false, reason: 'timeout', attempts: 0, deadLetterId: '1' });
+    const late = track({ name: 'late' });
+    const { pid, seen } = recorder(late, a);
+    late.registry.register('worker', pid);
+    const expired = new Promise<Record<string, unknown>>((resolve) => late.telemetry.attach('t', ['keel.cluster.supervised_dropped'], (_e, _m, meta) => resolve(meta as Record<string, unknown>)));
+    const sl = await SupervisedDelivery.start(late, { cluster, servers: nats().url });
+    expect(await expired).toMatchObject({ node: 'late', reason: 'expired', id: outcome.id });
+    expect(await sa.send(a, { node: 'late', name: 'worker' }, 'in time', { ack: 'handled' })).toMatchObject({ ok: true, attempts: 1 });
+    expect(await seen.receive()).toMatchObject({ message: 'in time' }); // not 'too late'
+    await Promise.all([sa.close(), sl.close()]);
+  }, 30_000);
+
   it('a malformed message on the stream is terminated with an event, and what follows is delivered', async () => {
     const { cluster, a, b, sa, sb } = await pair();
     const dropped = new Promise<Record<string, unknown>>((resolve) => b.telemetry.attach('t', ['keel.cluster.supervised_dropped'], (_e, _m, meta) => resolve(meta as Record<string, unknown>)));

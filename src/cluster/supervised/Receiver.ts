@@ -28,7 +28,8 @@ export interface ReceiverHost {
   readonly handled: HandledIds;
   readonly ackWaitMs: number;
   reply(subject: string, reply: WireReply): void;
-  dropped(reason: string, error: unknown): void;
+  /** A message not delivered: malformed, expired (its sender gave up), or its record unavailable (then redelivered). */
+  dropped(reason: string, error: unknown, id: string | undefined): void;
   /** @internal A test hook run after the id is recorded and before the JetStream ack. */
   readonly beforeAck: ((id: string) => void | Promise<void>) | undefined;
 }
@@ -97,7 +98,7 @@ export class Receiver {
       send = decodeSend(msg.string(), this.#pids);
     } catch (e) {
       msg.term('malformed');
-      this.#host.dropped('malformed', e);
+      this.#host.dropped('malformed', e, undefined);
       return;
     }
     const running = this.#inflight.get(send.id);
@@ -109,7 +110,7 @@ export class Receiver {
     }
     void this.#kernel.trackIo(this.#receive(send, msg)).catch((e: unknown) => {
       // the record could not be read or written (NATS gone): JetStream redelivers it after the ack wait
-      this.#host.dropped('record_unavailable', e);
+      this.#host.dropped('record_unavailable', e, send.id);
     });
   }
 
@@ -117,6 +118,7 @@ export class Receiver {
     const n = msg.info.deliveryCount;
     if (send.expires > 0 && Date.now() > send.expires) {
       msg.term('expired'); // the sender has given up (and dead-lettered it, if it was told to)
+      this.#host.dropped('expired', undefined, send.id);
       return;
     }
     if (await this.#host.handled.has(send.id)) {
@@ -179,7 +181,7 @@ export class Receiver {
     // handled: recorded first, then acked; the id stays in flight until the record holds it
     void this.#kernel
       .trackIo(this.#host.handled.add(flight.send.id).then(() => this.#ack(flight.send, flight.msg, n)))
-      .catch((e: unknown) => this.#host.dropped('record_unavailable', e))
+      .catch((e: unknown) => this.#host.dropped('record_unavailable', e, flight.send.id))
       .finally(() => {
         if (this.#inflight.get(flight.send.id) === flight) this.#inflight.delete(flight.send.id);
       });

@@ -119,7 +119,7 @@ export class SupervisedDelivery {
         ackWaitMs: this.#ackWaitMs,
         beforeAck: options.beforeAck,
         reply: (subject, reply) => this.#nats.nc.publish(subject, JSON.stringify(reply)),
-        dropped: (reason, error) => kernel.telemetry.execute('keel.cluster.supervised_dropped', { count: 1 }, { node: kernel.name, reason, error }),
+        dropped: (reason, error, id) => kernel.telemetry.execute('keel.cluster.supervised_dropped', { count: 1 }, { node: kernel.name, reason, error, id }),
       },
       pids,
     );
@@ -153,7 +153,7 @@ export class SupervisedDelivery {
     }
     type Connection = Parameters<typeof jetstream.jetstream>[0];
     const owned = options.connection === undefined;
-    const nc = (owned ? await transport!.connect({ ...options.connectOptions, servers: options.servers! }) : options.connection) as Connection;
+    const nc = (owned ? await transport!.connect({ name: `keel:${cluster}:${kernel.name}:sup`, inboxPrefix: `_INBOX.keel.${cluster}.${kernel.name}`, ...options.connectOptions, servers: options.servers! }) : options.connection) as Connection;
     try {
       const stream = `KEEL_${cluster}_SUPERVISED`;
       const jsm = await jetstream.jetstreamManager(nc);
@@ -181,7 +181,7 @@ export class SupervisedDelivery {
       const js = jetstream.jetstream(nc);
       const bucket = await new kv.Kvm(js).create(`KEEL_${cluster}_SUP_HANDLED`, { history: 1, ttl: retentionMs });
       const handled = new HandledIds(capacity, bucket as unknown as HandledBucket, kernel.name);
-      const inbox = `_INBOX.keel_sup.${kernel.name}.${kernel.creation}.${Math.random().toString(36).slice(2)}`;
+      const inbox = `_INBOX.keel.${cluster}.${kernel.name}.sup.${kernel.creation}.${Math.random().toString(36).slice(2, 10)}`;
       const consuming: { messages?: { close(): Promise<unknown> } } = {};
       const nats: Nats = {
         nc: nc as unknown as Nats['nc'],
