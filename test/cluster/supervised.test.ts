@@ -183,6 +183,27 @@ describe('sendSupervised to a pid of another node', () => {
     await Promise.all([sa.close(), sl.close()]);
   }, 30_000);
 
+  it("the sender's death ends its send with aborted", async () => {
+    const { a, b, sa, sb } = await pair();
+    const started = probe(a);
+    const report = probe(a);
+    const stuck = b.spawn<string>(() => (m) => {
+      a.send(started, m);
+      return new Promise<void>(() => undefined);
+    });
+    const sender = a.spawn<'go'>((ctx) => () => {
+      void sendSupervised(ctx, stuck, 'wait', { ack: 'handled', timeout: 60_000 }).then((o) => a.send(report, o));
+    });
+    a.send(sender, 'go');
+    expect(await started.receive()).toBe('wait');
+    expect(sa.internals().pending).toBe(1);
+    a.exit(sender, 'kill');
+    expect(await report.receive()).toMatchObject({ ok: false, reason: 'aborted', lastError: 'the sender has exited' });
+    expect(sa.internals().pending).toBe(0);
+    b.exit(stuck, 'kill');
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
   it('a malformed message on the stream is terminated with an event, and what follows is delivered', async () => {
     const { cluster, a, b, sa, sb } = await pair();
     const dropped = new Promise<Record<string, unknown>>((resolve) => b.telemetry.attach('t', ['keel.cluster.supervised_dropped'], (_e, _m, meta) => resolve(meta as Record<string, unknown>)));
@@ -235,8 +256,10 @@ describe('handled once across a crash of the receiving node', () => {
     sends.push(sd.send(sender, { node: 'recv', name: 'worker' }, { n: 3 }, { ...options, id: 'm-3' }));
     const outcomes = await Promise.all(sends);
     // m-1: redelivered to the restarted node (a second delivery), acked from the record without handling
-    expect(outcomes).toEqual([
-      { ok: true, id: 'm-1', attempts: 2 },
+    // (a loaded machine may take longer than the ack wait to kill it: then JetStream delivered it once more meanwhile)
+    expect(outcomes[0]).toMatchObject({ ok: true, id: 'm-1' });
+    expect(outcomes[0]!.attempts).toBeGreaterThanOrEqual(2);
+    expect(outcomes.slice(1)).toEqual([
       { ok: true, id: 'm-2', attempts: 1 },
       { ok: true, id: 'm-3', attempts: 1 },
     ]);

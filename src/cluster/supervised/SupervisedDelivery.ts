@@ -265,6 +265,7 @@ export class SupervisedDelivery {
           if (!this.#pending.delete(key)) return;
           this.#byId.delete(id);
           p.timer?.cancel();
+          unwatch?.();
           if (s.signal !== undefined) s.signal.removeEventListener('abort', onAbort);
           if (outcome.ok) resolve(outcome);
           else onFailure(this.#kernel, recipient(to), message, s, outcome).then(resolve, reject);
@@ -272,6 +273,8 @@ export class SupervisedDelivery {
       };
       const onAbort = (): void => p.finish(fail(p, 'aborted', s.signal?.reason));
       this.#pending.set(key, p);
+      // the sender's death ends its sends (as on one node); the message may still be delivered
+      const unwatch = sender === undefined ? undefined : this.#kernel.onProcExit(sender, () => p.finish(fail(p, 'aborted', 'the sender has exited')));
       if (s.signal !== undefined) {
         if (s.signal.aborted) return onAbort();
         s.signal.addEventListener('abort', onAbort, { once: true });
@@ -287,7 +290,6 @@ export class SupervisedDelivery {
       );
     });
     this.#byId.set(id, promise);
-    void sender;
     return promise;
   }
 
