@@ -17,7 +17,7 @@
  * ```
  */
 import { InvalidArgumentError, NodeStoppedError } from '../errors.js';
-import { type Kernel, kernelOf } from '../runtime/kernel.js';
+import { type Kernel, kernelOf, type RemoteRouter } from '../runtime/kernel.js';
 import { type Pid, PidImpl } from '../runtime/Pid.js';
 import type { Node } from '../runtime/types.js';
 import { decodeBatch, encodeValue, type PidFactory } from './codec.js';
@@ -214,6 +214,14 @@ export class Cluster {
     this.#kernel.attachRemote(undefined);
     await this.#transport.flush().catch(() => undefined);
     await this.#transport.close();
+  }
+
+  /**
+   * @internal Plugs supervised sends across nodes (src/cluster/supervised) into the kernel's router:
+   * `sendSupervised` to a peer's pid goes through `supervised` from then on (undefined: unplugs it).
+   */
+  attachSupervised(supervised: RemoteRouter['supervised']): void {
+    (this.#remote as RemoteRouter).supervised = supervised;
   }
 
   /** Counts of what ties local processes to peers (for leak checks: all zero once the ties are gone). */

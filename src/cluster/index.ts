@@ -18,3 +18,4 @@ export {
   workerTransport,
   type WorkerTransportOptions,
 } from './transports/worker.js';
+export { type RemoteName, SupervisedDelivery, type SupervisedDeliveryOptions } from './supervised/index.js';

@@ -475,16 +475,32 @@ export function sendOnce(node: Kernel, sender: Proc | undefined, to: Target, mes
   if (s.ack === 'enqueued' && s.signal === undefined) {
     // the common case in one synchronous step, with nothing to set up: one attempt into a live mailbox
     const target = node.lookupTarget(to);
-    if (target === undefined) first = nameOf(to) !== undefined ? NOPROC_NAME : NOPROC_PID;
-    else {
+    if (target === undefined) {
+      const across = acrossNodes(node, sender, to, message, s, id);
+      if (across !== undefined) return across;
+      first = nameOf(to) !== undefined ? NOPROC_NAME : NOPROC_PID;
+    } else {
       const r = node.deliverEnvelope(sender, target, message, id, afterEnqueue(node, to, message, s, id));
       if (r === Delivery.Enqueued) return Promise.resolve({ ok: true, id, attempts: 1 });
       first = r === Delivery.MailboxFull ? MAILBOX_FULL : NOPROC_PID;
     }
+  } else if (node.remote !== undefined) {
+    const across = acrossNodes(node, sender, to, message, s, id);
+    if (across !== undefined) return across;
   }
   const promise = new Promise<SendOutcome>(captureResolvers); // a shared executor: no closure per send
   new Send(node, sender, to, message, s, id, capturedResolvers.resolve, capturedResolvers.reject).start(first);
   return promise;
+}
+
+/**
+ * A send to a pid of another node, when the node's cluster carries supervised sends
+ * (src/cluster/supervised): theirs from there on; undefined otherwise (the pid is then a dead one).
+ */
+function acrossNodes(node: Kernel, sender: Proc | undefined, to: Target, message: unknown, s: Settings, id: string): Promise<SendOutcome> | undefined {
+  const remote = node.remote;
+  if (remote?.supervised === undefined || nameOf(to) !== undefined || (to as PidImpl).node === node.name) return undefined;
+  return remote.supervised(sender, to as PidImpl, message, s, id);
 }
 
 /** @internal The send span's phases, for one probe that is active while anyone listens to any of them. */

@@ -26,4 +26,16 @@ export interface RemoteRouter {
    * error) with the errors a local call would give, and `noconnection` when the node goes down.
    */
   call(caller: Proc | undefined, to: Pid, request: unknown, timeoutMs: number, signal: AbortSignal | undefined, settle: (ok: boolean, value: unknown) => void): void;
+  /**
+   * A supervised send to a process of another node (`sendSupervised`), when the cluster carries
+   * them (src/cluster/supervised): `settings` are the send's validated options, `id` its message id.
+   * Resolves with the send's outcome, after the send's `onError` policy (the dead letter is this
+   * node's); rejects as `sendSupervised` does (`onError: 'raise'`).
+   */
+  supervised?: ((from: Proc | undefined, to: Pid, message: unknown, settings: object, id: string) => Promise<RemoteSendOutcome>) | undefined;
 }
+
+/** What a supervised send across nodes resolves with (the delivery layer's `SendOutcome`). */
+export type RemoteSendOutcome =
+  | { ok: true; id: string; attempts: number }
+  | { ok: false; id: string; reason: 'noproc' | 'process_down' | 'timeout' | 'mailbox_full' | 'aborted' | 'noconnection'; attempts: number; firstError: unknown; lastError: unknown; deadLetterId?: string; deadLetterUnavailable?: true };

@@ -1,0 +1,224 @@
+/**
+ * @internal The receiving side of supervised sends across nodes: each JetStream message of this
+ * node's durable consumer is delivered to its target as a supervised envelope (so `ctx.messageId`
+ * is the send's id), and acked once enqueued (`ack: 'enqueued'`) or once the handler finished
+ * (`'handled'`), after its id is in the handled-id record. A failed attempt is redelivered by
+ * JetStream (`nak` with the send's backoff) while attempts remain, else terminated (`term`); the
+ * sender hears each failed attempt and the end on its reply subject, and writes any dead letter.
+ */
+import { backoffDelay } from '../../backoff.js';
+import { Delivery, type EnvelopeListener, type Kernel, type Proc, type TimerEntry } from '../../runtime/kernel.js';
+import { PidImpl } from '../../runtime/Pid.js';
+import type { PidFactory } from '../codec.js';
+import type { HandledIds } from './HandledIds.js';
+import { decodeSend, errorText, type WireReply, type WireSend } from './wire.js';
+
+/** The part of a JetStream message the receiver uses (`@nats-io/jetstream`'s `JsMsg`). */
+export interface InboundMessage {
+  readonly string: () => string;
+  readonly info: { readonly deliveryCount: number };
+  ack(): void;
+  nak(millis?: number): void;
+  working(): void;
+  term(reason?: string): void;
+}
+
+export interface ReceiverHost {
+  readonly kernel: Kernel;
+  readonly handled: HandledIds;
+  readonly ackWaitMs: number;
+  reply(subject: string, reply: WireReply): void;
+  /** A message not delivered: malformed, expired (its sender gave up), or its record unavailable (then redelivered). */
+  dropped(reason: string, error: unknown, id: string | undefined): void;
+  /** @internal A test hook run after the id is recorded and before the JetStream ack. */
+  readonly beforeAck: ((id: string) => void | Promise<void>) | undefined;
+}
+
+interface Failure {
+  readonly reason: 'noproc' | 'process_down' | 'timeout' | 'mailbox_full';
+  readonly retry: boolean;
+  readonly error: unknown;
+}
+
+/** A message whose handler is running here: a redelivery of its id waits for it rather than running it twice. */
+class InFlight implements EnvelopeListener {
+  timer: TimerEntry | undefined = undefined;
+  keepAlive: { cancel(): boolean } | undefined = undefined;
+  done = false;
+  constructor(
+    readonly receiver: Receiver,
+    readonly send: WireSend,
+    public msg: InboundMessage,
+    readonly target: Proc,
+  ) {}
+  handled(): void {
+    this.receiver.settle(this, undefined);
+  }
+  failed(outcome: 'crashed' | 'down' | 'dropped' | 'withdrawn', error?: unknown): void {
+    if (outcome === 'withdrawn') return; // by the timeout, which settles it
+    const f: Failure =
+      outcome === 'crashed' ? { reason: 'process_down', retry: this.send.retryOnCrash, error: error ?? 'crashed' }
+      : outcome === 'dropped' ? { reason: 'mailbox_full', retry: true, error: 'mailbox_full' }
+      : { reason: 'process_down', retry: true, error: error ?? 'down' };
+    this.receiver.settle(this, f);
+  }
+}
+
+export class Receiver {
+  readonly #host: ReceiverHost;
+  readonly #kernel: Kernel;
+  readonly #pids: PidFactory;
+  readonly #inflight = new Map<string, InFlight>();
+  #closed = false;
+
+  constructor(host: ReceiverHost, pids: PidFactory) {
+    this.#host = host;
+    this.#kernel = host.kernel;
+    this.#pids = pids;
+  }
+
+  get inflight(): number {
+    return this.#inflight.size;
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const f of this.#inflight.values()) {
+      f.done = true;
+      this.#release(f);
+    }
+    this.#inflight.clear();
+  }
+
+  /** One JetStream delivery (the consumer's callback: synchronous; the work goes on asynchronously). */
+  receive(msg: InboundMessage): void {
+    if (this.#closed) return;
+    let send: WireSend;
+    try {
+      send = decodeSend(msg.string(), this.#pids);
+    } catch (e) {
+      msg.term('malformed');
+      this.#host.dropped('malformed', e, undefined);
+      return;
+    }
+    const running = this.#inflight.get(send.id);
+    if (running !== undefined) {
+      // redelivered while its handler runs here (a slow handler past the ack wait): the newest delivery is the one to ack
+      running.msg = msg;
+      msg.working();
+      return;
+    }
+    void this.#kernel.trackIo(this.#receive(send, msg)).catch((e: unknown) => {
+      // the record could not be read or written (NATS gone): JetStream redelivers it after the ack wait
+      this.#host.dropped('record_unavailable', e, send.id);
+    });
+  }
+
+  async #receive(send: WireSend, msg: InboundMessage): Promise<void> {
+    const n = msg.info.deliveryCount;
+    if (send.expires > 0 && Date.now() > send.expires) {
+      msg.term('expired'); // the sender has given up (and dead-lettered it, if it was told to)
+      this.#host.dropped('expired', undefined, send.id);
+      return;
+    }
+    if (await this.#host.handled.has(send.id)) {
+      msg.ack(); // a redelivery (after a crash before the ack) or a duplicate: handled once already
+      this.#host.reply(send.reply, { t: 'f', ok: true, n });
+      return;
+    }
+    if (this.#closed) return;
+    if (n > send.attempts) {
+      // more deliveries than attempts: the earlier ones ended with this node (a crash) before an answer
+      this.#end(send, msg, n, { reason: 'process_down', retry: false, error: 'the receiving node stopped while handling it' });
+      return;
+    }
+    const target = this.#target(send);
+    if (target === undefined) return this.#failed(send, msg, n, 'name' in send.to ? { reason: 'noproc', retry: true, error: 'noproc' } : { reason: 'noproc', retry: false, error: 'noproc' });
+    if (send.ack === 'enqueued') {
+      const r = this.#kernel.deliverEnvelope(undefined, target, send.message, send.id);
+      if (r !== Delivery.Enqueued) return this.#failed(send, msg, n, r === Delivery.MailboxFull ? { reason: 'mailbox_full', retry: true, error: 'mailbox_full' } : { reason: 'noproc', retry: false, error: 'noproc' });
+      await this.#host.handled.add(send.id);
+      await this.#ack(send, msg, n);
+      return;
+    }
+    const flight = new InFlight(this, send, msg, target);
+    this.#inflight.set(send.id, flight);
+    const r = this.#kernel.deliverEnvelope(undefined, target, send.message, send.id, flight);
+    if (r !== Delivery.Enqueued) {
+      this.#inflight.delete(send.id);
+      return this.#failed(send, msg, n, r === Delivery.MailboxFull ? { reason: 'mailbox_full', retry: true, error: 'mailbox_full' } : { reason: 'noproc', retry: false, error: 'noproc' });
+    }
+    if (flight.done) return;
+    if (send.timeout >= 0) {
+      flight.timer = this.#kernel.schedule(send.timeout, () => {
+        flight.timer = undefined;
+        if (flight.done) return;
+        // take back a copy not yet started; one already running may still finish (and is then recorded)
+        this.#kernel.withdrawEnvelope(target.self, send.id, flight);
+        this.settle(flight, { reason: 'timeout', retry: true, error: `not handled within ${send.timeout} ms` });
+      });
+    }
+    // while it runs, JetStream is told it is in progress (no redelivery for a slow handler)
+    const every = Math.max(1, Math.floor(this.#host.ackWaitMs / 2));
+    const tick = (): void => {
+      if (flight.done) return;
+      flight.msg.working();
+      flight.keepAlive = this.#kernel.setTimer(every, tick, true);
+    };
+    flight.keepAlive = this.#kernel.setTimer(every, tick, true);
+  }
+
+  /** @internal An in-flight message ended: handled (`f` undefined) or failed. */
+  settle(flight: InFlight, f: Failure | undefined): void {
+    if (flight.done) return;
+    flight.done = true;
+    this.#release(flight);
+    const n = flight.msg.info.deliveryCount;
+    if (f !== undefined) {
+      if (this.#inflight.get(flight.send.id) === flight) this.#inflight.delete(flight.send.id);
+      return this.#failed(flight.send, flight.msg, n, f);
+    }
+    // handled: recorded first, then acked; the id stays in flight until the record holds it
+    void this.#kernel
+      .trackIo(this.#host.handled.add(flight.send.id).then(() => this.#ack(flight.send, flight.msg, n)))
+      .catch((e: unknown) => this.#host.dropped('record_unavailable', e, flight.send.id))
+      .finally(() => {
+        if (this.#inflight.get(flight.send.id) === flight) this.#inflight.delete(flight.send.id);
+      });
+  }
+
+  async #ack(send: WireSend, msg: InboundMessage, n: number): Promise<void> {
+    if (this.#host.beforeAck !== undefined) await this.#host.beforeAck(send.id);
+    if (this.#closed) return;
+    msg.ack();
+    this.#host.reply(send.reply, { t: 'f', ok: true, n });
+  }
+
+  #failed(send: WireSend, msg: InboundMessage, n: number, f: Failure): void {
+    if (this.#closed) return;
+    if (!f.retry || n >= send.attempts) return this.#end(send, msg, n, f);
+    const delay = backoffDelay(send.backoff, n, this.#kernel.random);
+    msg.nak(delay);
+    this.#host.reply(send.reply, { t: 'a', n, reason: f.reason, error: errorText(f.error) });
+  }
+
+  #end(send: WireSend, msg: InboundMessage, n: number, f: Failure): void {
+    msg.term(f.reason);
+    this.#host.reply(send.reply, { t: 'f', ok: false, n, reason: f.reason, error: errorText(f.error) });
+  }
+
+  #target(send: WireSend): Proc | undefined {
+    const k = this.#kernel;
+    if ('name' in send.to) return k.lookupTarget(send.to.name);
+    const [creation, id] = send.to.pid;
+    if (creation !== k.creation) return undefined; // a pid of an earlier incarnation of this node never comes back
+    return k.resolve(new PidImpl(k.name, creation, id, undefined));
+  }
+
+  #release(flight: InFlight): void {
+    if (flight.timer !== undefined) this.#kernel.cancelEntry(flight.timer);
+    flight.timer = undefined;
+    flight.keepAlive?.cancel();
+    flight.keepAlive = undefined;
+  }
+}

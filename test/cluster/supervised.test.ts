@@ -1,0 +1,273 @@
+// Supervised send across nodes through JetStream: a nats-server with JetStream for the file, two
+// in-process nodes joined over the in-memory network (the cluster's frames) with their supervised
+// sends on NATS, and an OS child process as the receiver that is killed between enqueue and ack.
+import { fileURLToPath } from 'node:url';
+import { connect } from '@nats-io/transport-node';
+import { describe, expect, it } from 'vitest';
+import { Cluster } from '../../src/cluster/Cluster.js';
+import { SupervisedDelivery } from '../../src/cluster/supervised/index.js';
+import { encodeSend } from '../../src/cluster/supervised/wire.js';
+import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
+import { sendSupervised } from '../../src/delivery/sendSupervised.js';
+import { Supervisor } from '../../src/otp/Supervisor.js';
+import type { Pid } from '../../src/runtime/Pid.js';
+import type { Node } from '../../src/runtime/types.js';
+import { probe } from '../../src/testing/index.js';
+import { useBuiltPackage, useChildren } from '../childProcesses.js';
+import { useNodes } from '../support.js';
+import { useNatsServer } from './natsServer.js';
+
+const nats = useNatsServer({ jetstream: true });
+const built = useBuiltPackage();
+const fork = useChildren();
+const track = useNodes();
+const RECEIVER = fileURLToPath(new URL('./fixtures/supervised-receiver.mjs', import.meta.url));
+
+let clusters = 0;
+
+/** Two nodes, a and b, in one cluster (a fresh cluster name per test: streams never mix), each with supervised sends. */
+async function pair() {
+  const cluster = `sup${++clusters}`;
+  const net = new MemoryNetwork();
+  const a = track({ name: 'a' });
+  const b = track({ name: 'b' });
+  const ca = await Cluster.join(a, { transport: net.transport() });
+  const cb = await Cluster.join(b, { transport: net.transport() });
+  await ca.waitFor(['b']);
+  await cb.waitFor(['a']);
+  const sa = await SupervisedDelivery.start(a, { cluster, servers: nats().url, attach: ca, ackWaitMs: 2000 });
+  const sb = await SupervisedDelivery.start(b, { cluster, servers: nats().url, attach: cb, ackWaitMs: 2000 });
+  return { cluster, a, b, sa, sb };
+}
+
+/** A process on `node` that reports each message it handles, with its message id, to a probe on `report`. */
+function recorder(node: Node, report: Node): { pid: Pid; seen: ReturnType<typeof probe> } {
+  const seen = probe(report);
+  const pid = node.spawn<unknown>((ctx) => (message) => {
+    report.send(seen, { id: ctx.messageId, message });
+  });
+  return { pid, seen };
+}
+
+describe('sendSupervised to a pid of another node', () => {
+  it("ack 'handled': the handler ran with ctx.messageId = the send's id, then the outcome is ok after 1 attempt", async () => {
+    const { a, b, sa, sb } = await pair();
+    const { pid, seen } = recorder(b, a);
+    const outcome = await sendSupervised(a, pid, { order: 7 }, { ack: 'handled', id: 'order-7' });
+    expect(outcome).toEqual({ ok: true, id: 'order-7', attempts: 1 });
+    expect(await seen.receive()).toEqual({ id: 'order-7', message: { order: 7 } });
+    await Promise.all([sa.close(), sb.close()]);
+    expect(sa.internals()).toEqual({ pending: 0, inflight: 0, handledIds: 0 });
+    expect(sb.internals()).toMatchObject({ pending: 0, inflight: 0, handledIds: 1 });
+  }, 30_000);
+
+  it("ack 'enqueued' (the default): ok once in the receiver's mailbox; the message arrives", async () => {
+    const { a, b, sa, sb } = await pair();
+    const { pid, seen } = recorder(b, a);
+    const outcome = await sendSupervised(a, pid, 'hello');
+    expect(outcome).toMatchObject({ ok: true, attempts: 1 });
+    expect(await seen.receive()).toEqual({ id: outcome.id, message: 'hello' });
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
+  it('the same id sent twice: handled once, both outcomes ok (the second a duplicate of the stream: 0 attempts)', async () => {
+    const { a, b, sa, sb } = await pair();
+    const { pid, seen } = recorder(b, a);
+    const first = await sendSupervised(a, pid, 'once', { ack: 'handled', id: 'dup-1' });
+    const second = await sendSupervised(a, pid, 'once', { ack: 'handled', id: 'dup-1' });
+    expect(first).toEqual({ ok: true, id: 'dup-1', attempts: 1 });
+    expect(second).toEqual({ ok: true, id: 'dup-1', attempts: 0 });
+    // sent together: one send, one outcome
+    const [x, y] = await Promise.all([sendSupervised(a, pid, 'twice', { ack: 'handled', id: 'dup-2' }), sendSupervised(a, pid, 'twice', { ack: 'handled', id: 'dup-2' })]);
+    expect(x).toEqual({ ok: true, id: 'dup-2', attempts: 1 });
+    expect(y).toBe(x);
+    const third = await sendSupervised(a, pid, 'last', { ack: 'handled', id: 'dup-3' });
+    expect(third.ok).toBe(true);
+    const ids = [(await seen.receive()) as { id: string }, (await seen.receive()) as { id: string }, (await seen.receive()) as { id: string }].map((m) => m.id);
+    expect(ids).toEqual(['dup-1', 'dup-2', 'dup-3']); // dup-1 and dup-2 once each, in order
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
+  it("the same id again past the stream's dedupe (published without Msg-Id): the handled-id record acks it without handling it again", async () => {
+    const { cluster, a, b, sa, sb } = await pair();
+    const { pid, seen } = recorder(b, a);
+    expect(await sendSupervised(a, pid, 'once', { ack: 'handled', id: 'late-dup' })).toEqual({ ok: true, id: 'late-dup', attempts: 1 });
+    // what a send of the same id looks like to the stream once its dedupe window has passed: a new message
+    const nc = await connect({ servers: nats().url });
+    const { jetstream } = await import('@nats-io/jetstream');
+    const replies: unknown[] = [];
+    const answered = new Promise<void>((resolve) => {
+      nc.subscribe('test.reply', { callback: (_e, m) => { replies.push(m.json()); resolve(); } });
+    });
+    const payload = encodeSend({ id: 'late-dup', to: { pid: [pid.creation, pid.id] }, ack: 'handled', timeout: 5000, attempts: 1, retryOnCrash: false, backoff: { initialMs: 1, factor: 2, maxMs: 1, jitter: 'none' }, expires: 0, reply: 'test.reply' }, 'once', 10_000);
+    await nc.flush();
+    await jetstream(nc).publish(`keel.${cluster}.sup.b`, payload);
+    await answered;
+    await nc.close();
+    expect(replies).toEqual([{ t: 'f', ok: true, n: 1 }]);
+    expect(await sendSupervised(a, pid, 'next', { ack: 'handled', id: 'after' })).toMatchObject({ ok: true });
+    expect(((await seen.receive()) as { id: string }).id).toBe('late-dup');
+    expect(((await seen.receive()) as { id: string }).id).toBe('after'); // not late-dup a second time
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
+  it("a dead pid: outcome noproc after 1 attempt (not retried), one dead letter on the sender's node, none on the receiver's", async () => {
+    const { a, b, sa, sb } = await pair();
+    const pid = b.spawn(() => () => undefined);
+    b.exit(pid, 'kill');
+    const outcome = await sendSupervised(a, pid, { lost: true }, { ack: 'handled', retries: 3, onError: 'dead_letter', backoff: { initialMs: 1, maxMs: 1 } });
+    expect(outcome).toMatchObject({ ok: false, reason: 'noproc', attempts: 1, firstError: 'noproc', lastError: 'noproc', deadLetterId: '1' });
+    const entry = await a.deadLetters.get('1');
+    expect(entry).toMatchObject({ message: { lost: true }, reason: 'noproc' });
+    expect((await b.deadLetters.list()).entries).toEqual([]);
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
+  it('an unregistered name on another node: noproc after every attempt (a name may come), dead-lettered by the sender', async () => {
+    const { a, b, sa, sb } = await pair();
+    const outcome = await sa.send(a, { node: 'b', name: 'nobody' }, 'hi', { retries: 2, onError: 'dead_letter', backoff: { initialMs: 1, maxMs: 1 } });
+    expect(outcome).toMatchObject({ ok: false, reason: 'noproc', attempts: 3, deadLetterId: '1' });
+    expect(await a.deadLetters.get('1')).toMatchObject({ recipient: 'nobody@b', message: 'hi', reason: 'noproc' });
+    expect((await b.deadLetters.list()).entries).toEqual([]);
+    // a name that is there: delivered
+    const { pid, seen } = recorder(b, a);
+    b.registry.register('billing', pid);
+    expect(await sa.send(a, { node: 'b', name: 'billing' }, 'invoice', { ack: 'handled' })).toMatchObject({ ok: true, attempts: 1 });
+    expect(await seen.receive()).toMatchObject({ message: 'invoice' });
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
+  it('past max deliveries (a handler that always crashes, retryOnCrash): failed with process_down after retries + 1, one dead letter', async () => {
+    const { a, b, sa, sb } = await pair();
+    const crashes = probe(a);
+    await Supervisor.start(b, [{ id: 'crasher', start: (ctx) => ctx.spawnLink<string>(() => (m) => {
+      a.send(crashes, m);
+      throw new Error(`poison ${m}`);
+    }, { name: 'crasher' }) }], { maxRestarts: 10 });
+    const outcome = await sa.send(a, { node: 'b', name: 'crasher' }, 'pill', { ack: 'handled', retries: 2, retryOnCrash: true, onError: 'dead_letter', backoff: { initialMs: 1, maxMs: 1 } });
+    expect(outcome).toMatchObject({ ok: false, reason: 'process_down', attempts: 3, deadLetterId: '1' });
+    expect(String((outcome as { lastError: unknown }).lastError)).toContain('poison pill');
+    for (let i = 0; i < 3; i++) expect(await crashes.receive()).toBe('pill');
+    expect((await a.deadLetters.list()).entries).toHaveLength(1);
+    expect((await b.deadLetters.list()).entries).toEqual([]);
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
+  it("ack 'handled' with a handler that never finishes: each attempt times out on the receiver, the outcome is timeout after retries + 1", async () => {
+    const { a, b, sa, sb } = await pair();
+    const started = probe(a);
+    const stuck = b.spawn<string>(() => (m) => {
+      a.send(started, m);
+      return new Promise<void>(() => undefined);
+    });
+    const outcome = await sendSupervised(a, stuck, 'slow', { ack: 'handled', timeout: 50, retries: 1, onError: 'dead_letter', backoff: { initialMs: 1, maxMs: 1 } });
+    expect(outcome).toMatchObject({ ok: false, reason: 'timeout', attempts: 2, lastError: 'not handled within 50 ms', deadLetterId: '1' });
+    expect(await started.receive()).toBe('slow'); // the first copy started; the second was taken back unstarted
+    expect(sb.internals().inflight).toBe(0);
+    b.exit(stuck, 'kill');
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
+  it("a node nobody consumes for: the sender gives up at its deadline (timeout, dead-lettered); the message is dropped as expired when the node comes", async () => {
+    const { cluster, a, sa } = await pair();
+    const outcome = await sa.send(a, { node: 'late', name: 'worker' }, 'too late', { deadline: 100, onError: 'dead_letter' });
+    expect(outcome).toMatchObject({ ok: false, reason: 'timeout', attempts: 0, deadLetterId: '1' });
+    const late = track({ name: 'late' });
+    const { pid, seen } = recorder(late, a);
+    late.registry.register('worker', pid);
+    const expired = new Promise<Record<string, unknown>>((resolve) => late.telemetry.attach('t', ['keel.cluster.supervised_dropped'], (_e, _m, meta) => resolve(meta as Record<string, unknown>)));
+    const sl = await SupervisedDelivery.start(late, { cluster, servers: nats().url });
+    expect(await expired).toMatchObject({ node: 'late', reason: 'expired', id: outcome.id });
+    expect(await sa.send(a, { node: 'late', name: 'worker' }, 'in time', { ack: 'handled' })).toMatchObject({ ok: true, attempts: 1 });
+    expect(await seen.receive()).toMatchObject({ message: 'in time' }); // not 'too late'
+    await Promise.all([sa.close(), sl.close()]);
+  }, 30_000);
+
+  it("the sender's death ends its send with aborted", async () => {
+    const { a, b, sa, sb } = await pair();
+    const started = probe(a);
+    const report = probe(a);
+    const stuck = b.spawn<string>(() => (m) => {
+      a.send(started, m);
+      return new Promise<void>(() => undefined);
+    });
+    const sender = a.spawn<'go'>((ctx) => () => {
+      void sendSupervised(ctx, stuck, 'wait', { ack: 'handled', timeout: 60_000 }).then((o) => a.send(report, o));
+    });
+    a.send(sender, 'go');
+    expect(await started.receive()).toBe('wait');
+    expect(sa.internals().pending).toBe(1);
+    a.exit(sender, 'kill');
+    expect(await report.receive()).toMatchObject({ ok: false, reason: 'aborted', lastError: 'the sender has exited' });
+    expect(sa.internals().pending).toBe(0);
+    b.exit(stuck, 'kill');
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
+  it('a malformed message on the stream is terminated with an event, and what follows is delivered', async () => {
+    const { cluster, a, b, sa, sb } = await pair();
+    const dropped = new Promise<Record<string, unknown>>((resolve) => b.telemetry.attach('t', ['keel.cluster.supervised_dropped'], (_e, _m, meta) => resolve(meta as Record<string, unknown>)));
+    const nc = await connect({ servers: nats().url });
+    const { jetstream } = await import('@nats-io/jetstream');
+    await jetstream(nc).publish(`keel.${cluster}.sup.b`, '{"v":1,"__proto__":{"x":1},"id":"bad"}', { msgID: 'bad' });
+    await nc.close();
+    expect(await dropped).toMatchObject({ node: 'b', reason: 'malformed' });
+    const { pid, seen } = recorder(b, a);
+    expect(await sendSupervised(a, pid, 'fine', { ack: 'handled' })).toMatchObject({ ok: true });
+    expect(await seen.receive()).toMatchObject({ message: 'fine' });
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
+  it('hostile arguments are typed errors at the send', async () => {
+    const { a, sa, sb } = await pair();
+    const throwing = { node: 'b', get name(): string { throw new Error('boom'); } };
+    expect(() => sa.send(a, throwing, 'x')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    expect(() => sa.send(a, new Proxy({ node: 'b', name: 'n' }, {}), 'x')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    expect(() => sa.send(a, { node: 'b.c', name: 'n' }, 'x')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    expect(() => sa.send(a, { node: 'a', name: 'n' }, 'x')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    expect(() => sa.send(a, { node: 'b', name: 'n' }, 'x', { id: 'a\r\nb' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    expect(() => sa.send(a, { node: 'b', name: 'n' }, 'x', { id: 'x'.repeat(2000) })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    await expect(SupervisedDelivery.start(a, { cluster: 'bad.name', servers: nats().url })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(SupervisedDelivery.start(a, { cluster: 'c', servers: nats().url, ackWaitMs: Number.NaN })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(sa.internals().pending).toBe(0);
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+});
+
+describe('handled once across a crash of the receiving node', () => {
+  it('SIGKILL between enqueue and ack, restarted under the same name: JetStream redelivers, the record acks it unhandled; sent = handled + dead-lettered', async () => {
+    const cluster = `sup${++clusters}`;
+    const sender = track({ name: 'send' });
+    const sd = await SupervisedDelivery.start(sender, { cluster, servers: nats().url, ackWaitMs: 1000 });
+    type Report = { ready?: number; handled?: string; n?: number; beforeAck?: string };
+    const handled: string[] = [];
+    const first = fork<Report>(RECEIVER, [built(), nats().url, cluster, 'crash']);
+    first.onMessage((m) => m.handled !== undefined && handled.push(m.handled));
+    await first.next((m) => m.ready !== undefined);
+    const options = { ack: 'handled', timeout: 20_000, retries: 3, onError: 'dead_letter', backoff: { initialMs: 10, maxMs: 10 } } as const;
+    const sends = [sd.send(sender, { node: 'recv', name: 'worker' }, { n: 1 }, { ...options, id: 'm-1' })];
+    expect(await first.next((m) => m.beforeAck !== undefined)).toEqual({ beforeAck: 'm-1' });
+    expect(handled).toEqual(['m-1']); // handled and recorded, not acked
+    await first.kill();
+    const second = fork<Report>(RECEIVER, [built(), nats().url, cluster, 'normal']);
+    second.onMessage((m) => m.handled !== undefined && handled.push(m.handled));
+    await second.next((m) => m.ready !== undefined);
+    sends.push(sd.send(sender, { node: 'recv', name: 'worker' }, { n: 2 }, { ...options, id: 'm-2' }));
+    sends.push(sd.send(sender, { node: 'recv', name: 'worker' }, { n: 3 }, { ...options, id: 'm-3' }));
+    const outcomes = await Promise.all(sends);
+    // m-1: redelivered to the restarted node (a second delivery), acked from the record without handling
+    // (a loaded machine may take longer than the ack wait to kill it: then JetStream delivered it once more meanwhile)
+    expect(outcomes[0]).toMatchObject({ ok: true, id: 'm-1' });
+    expect(outcomes[0]!.attempts).toBeGreaterThanOrEqual(2);
+    expect(outcomes.slice(1)).toEqual([
+      { ok: true, id: 'm-2', attempts: 1 },
+      { ok: true, id: 'm-3', attempts: 1 },
+    ]);
+    const dead = (await sender.deadLetters.list()).entries;
+    expect(handled.length + dead.length).toBe(3);
+    expect([...handled].sort()).toEqual(['m-1', 'm-2', 'm-3']);
+    expect(dead).toEqual([]);
+    await second.kill();
+    await sd.close();
+  }, 60_000);
+});
