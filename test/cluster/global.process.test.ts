@@ -7,8 +7,8 @@ import { type Child, useBuiltPackage, useChildren } from '../childProcesses.js';
 import { useNatsServer } from './natsServer.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/global-node.mjs', import.meta.url));
-const LEASE_MS = 1000;
-const MARGIN_MS = 300;
+const LEASE_MS = 2000;
+const MARGIN_MS = 500;
 
 const nats = useNatsServer({ jetstream: true });
 const forkChild = useChildren();
@@ -17,7 +17,7 @@ const builtKeel = useBuiltPackage();
 type Report =
   | { ready: string; incarnation: number }
   | { reply: number; ok: boolean; value?: unknown; code?: string | null; message?: string }
-  | { event: string; node?: string; name?: string; reason?: string; id?: number; at?: number }
+  | { event: string; node?: string; name?: string; reason?: string; id?: number; at?: number; lease?: number }
   | { handled: number; node: string; at: number };
 
 interface NodeProc {
@@ -126,7 +126,9 @@ describe('global names across OS processes', () => {
     expect(await c.call('members', { group: 'workers' })).toEqual([`b.${bMember}`]);
     // reaped by one survivor (or both tried: one CAS wins), never before the lease + margin passed
     const reaped = await Promise.race([b.seen(isEvent('keel.global.reaped', { name: 'svc' })), c.seen(isEvent('keel.global.reaped', { name: 'svc' }))]);
-    expect((reaped as { at: number }).at).toBeGreaterThanOrEqual(killedAt + MARGIN_MS);
+    const { at, lease } = reaped as { at: number; lease: number };
+    expect(lease).toBeGreaterThan(killedAt - LEASE_MS); // the deadline a's last renewal wrote
+    expect(at).toBeGreaterThan(lease + MARGIN_MS);
     const next = await c.call<{ id: number }>('register', { name: 'svc' });
     await b.call('sync');
     expect(await b.call('whereis', { name: 'svc' })).toEqual({ node: 'c', id: next.id });

@@ -59,7 +59,7 @@ async function nodes(names: readonly string[], options: Partial<GlobalOptions> =
     members.map(async (m) => {
       m.nc = await connect({ servers: nats().url });
       connections.push(m.nc);
-      m.global = await GlobalRegistry.start(m.node, { cluster: m.cluster, connection: m.nc, bucket, leaseMs: 900, marginMs: 300, ...options });
+      m.global = await GlobalRegistry.start(m.node, { cluster: m.cluster, connection: m.nc, bucket, leaseMs: 10_000, marginMs: 500, ...options });
       registries.push(m.global);
     }),
   );
@@ -100,8 +100,8 @@ describe('global names', () => {
     await a.global.sync();
     expect(a.global.send('sink', { n: 1 })).toBe(true);
     expect(b.global.send('sink', { n: 2 })).toBe(true);
-    await sink.receive((m) => (m as { n: number }).n === 1);
-    await sink.receive((m) => (m as { n: number }).n === 2);
+    await sink.receive((m) => (m as { n: number }).n === 1, { timeout: 15_000 });
+    await sink.receive((m) => (m as { n: number }).n === 2, { timeout: 15_000 });
     expect(a.global.whereis('nobody')).toBeUndefined();
     const events = captureEvents(a.node, ['keel.global.undeliverable']);
     expect(a.global.send('nobody', 'x')).toBe(false);
@@ -212,7 +212,7 @@ describe('global names', () => {
     const kv = await new Kvm(b.nc).open(bucket);
     const other = b.node.spawn(() => () => undefined);
     await kv.put('n.' + Buffer.from('contested').toString('base64url'), JSON.stringify({ v: 1, node: 'b', inc: b.node.creation, id: other.id, lease: Date.now() + 60_000 }));
-    const exit = (await trapper.receive(isExit)) as Exit;
+    const exit = (await trapper.receive(isExit, { timeout: 15_000 })) as Exit;
     expect(conflictName(exit.reason)).toBe('contested');
     expect(exit.from).toBe('node');
     expect(a.global.internals().owned).toBe(0);
@@ -222,13 +222,13 @@ describe('global names', () => {
     watcher.ctx.monitor(plain);
     await a.global.register('contested2', plain);
     await kv.put('n.' + Buffer.from('contested2').toString('base64url'), JSON.stringify({ v: 1, node: 'b', inc: b.node.creation, id: other.id, lease: Date.now() + 60_000 }));
-    expect(conflictName(((await watcher.receive(isDown)) as Down).reason)).toBe('contested2');
+    expect(conflictName(((await watcher.receive(isDown, { timeout: 15_000 })) as Down).reason)).toBe('contested2');
   });
 });
 
 describe('leases, fencing and reaping (in-process nodes)', () => {
   it('a node cut off from NATS and the cluster is fenced at its lease deadline; the survivors reap the name after lease + margin', async () => {
-    const { members, net } = await nodes(['a', 'b', 'c'], {}, { heartbeatMs: 50, suspectAfterMs: 150, downAfterMs: 400, probeTimeoutMs: 50 });
+    const { members, net } = await nodes(['a', 'b', 'c'], { leaseMs: 900, marginMs: 300 }, { heartbeatMs: 50, suspectAfterMs: 150, downAfterMs: 400, probeTimeoutMs: 50 });
     const [a, b, c] = members as [Member, Member, Member];
     const watcher = probe<Down>(a.node);
     const owner = a.node.spawn(() => () => undefined);
@@ -245,7 +245,7 @@ describe('leases, fencing and reaping (in-process nodes)', () => {
     expect(b.global.whereis('svc')).toBeUndefined(); // hidden at once: its node is down
     const fence = await fenced;
     expect(fence.name).toBe('svc');
-    expect(fencedName(((await watcher.receive(isDown)) as Down).reason)).toBe('svc');
+    expect(fencedName(((await watcher.receive(isDown, { timeout: 15_000 })) as Down).reason)).toBe('svc');
     const reap = await reaped;
     expect(reap.name).toBe('svc');
     await b.global.sync();
@@ -256,7 +256,7 @@ describe('leases, fencing and reaping (in-process nodes)', () => {
   });
 
   it('a lease is renewed while its node lives: the name outlives several lease periods', async () => {
-    const { members } = await nodes(['a', 'b'], { leaseMs: 300, marginMs: 100 });
+    const { members } = await nodes(['a', 'b'], { leaseMs: 900, marginMs: 300 });
     const [a, b] = members as [Member, Member];
     const owner = a.node.spawn(() => () => undefined);
     await a.global.register('long', owner);

@@ -518,7 +518,7 @@ export class GlobalRegistry {
           return;
         }
         this.#track(this.#kv.delete(nameKey(name), { previousSeq: current.revision })).then(
-          () => this.#kernel.telemetry.execute('keel.global.reaped', {}, { name, pid: this.#pid(current.record.node, current.record.inc, current.record.id) }),
+          () => this.#kernel.telemetry.execute('keel.global.reaped', {}, { name, pid: this.#pid(current.record.node, current.record.inc, current.record.id), lease: current.record.lease, revision: current.revision }),
           () => undefined, // renewed or reaped by another node: the watch brings the news (and a new reap if still due)
         );
       }, wait),
