@@ -25,7 +25,7 @@
  */
 import type { KV, KvWatchEntry } from '@nats-io/kv';
 import { checkKeys, InvalidArgumentError, NameTakenError, NodeStoppedError, NoProcError } from '../../errors.js';
-import { isDead, type Kernel, kernelOf, type Proc } from '../../runtime/kernel.js';
+import { Delivery, isDead, type Kernel, kernelOf, type Proc } from '../../runtime/kernel.js';
 import { isPid, type Pid, PidImpl } from '../../runtime/Pid.js';
 import type { Node } from '../../runtime/types.js';
 import { Cluster } from '../Cluster.js';
@@ -171,13 +171,23 @@ export class GlobalRegistry {
       const node = meta.node;
       const inc = meta.incarnation;
       if (typeof node !== 'string' || typeof inc !== 'number') return;
-      if (event === 'keel.cluster.node_down') this.#nodeDown(node, inc);
+      // 'left': this node left the cluster, its peers did not go down
+      if (event === 'keel.cluster.node_down') {
+        if (meta.reason !== 'left') this.#nodeDown(node, inc);
+      }
       else this.#nodeUp(node, inc);
     });
     const watch = await this.#kv.watch();
     this.#watch = watch;
     void (async () => {
-      for await (const e of watch) this.#apply(e);
+      for await (const e of watch) {
+        try {
+          this.#apply(e);
+        } catch (error) {
+          // one bad entry (or a throwing event handler) must not end the watch that feeds the cache
+          kernel.telemetry.execute('keel.global.malformed', { count: 1 }, { key: e.key, error });
+        }
+      }
     })().catch(() => undefined);
     await this.sync();
     // what an earlier incarnation of this node left behind is dead for sure
@@ -462,7 +472,12 @@ export class GlobalRegistry {
 
   #routed(m: unknown): void {
     if (!Array.isArray(m) || m.length !== 3 || m[0] !== 'gs' || typeof m[1] !== 'string') return;
-    this.#deliverLocal(m[1], m[2]);
+    try {
+      this.#deliverLocal(m[1], m[2]);
+    } catch (error) {
+      // the router outlives whatever one message does (a throwing event handler)
+      this.#kernel.telemetry.execute('keel.global.undeliverable', { count: 1 }, { name: m[1], reason: 'error', error });
+    }
   }
 
   /** Hands a global-name message to its owner here, only while the lease is valid on this clock. */
@@ -473,8 +488,9 @@ export class GlobalRegistry {
       this.#fence(own);
       return this.#undeliverable(name, 'fenced', message);
     }
-    if (this.#kernel.deliver(undefined, own.pid, message) !== 0) return this.#undeliverable(name, 'noproc', message);
-    return true;
+    const delivery = this.#kernel.deliver(undefined, own.pid, message);
+    if (delivery === Delivery.Enqueued) return true;
+    return this.#undeliverable(name, delivery === Delivery.MailboxFull ? 'mailbox_full' : 'noproc', message);
   }
 
   #undeliverable(name: string, reason: string, message: unknown): false {
