@@ -34,6 +34,12 @@ export interface NatsServer {
   restart(): Promise<void>;
 }
 
+// servers still running when the test process exits (a crash, a timeout): killed with it, never orphaned
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 /** A port nobody listened on a moment ago (the OS's pick for port 0). */
 async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -65,6 +71,8 @@ async function launch(port: number, dir: string, options: NatsServerOptions): Pr
     args.push('-c', file);
   }
   const child = spawn(NATS_SERVER_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let log = '';
   return new Promise<ChildProcess>((resolve, reject) => {
     const onData = (chunk: Buffer): void => {

@@ -42,8 +42,9 @@ export interface NatsTransportOptions {
   /**
    * Passed through to the client's `connect` (token, user and pass, an `authenticator` for NKeys
    * or credentials, `tls`, `name`, the reconnect settings...). The transport's defaults, which these
-   * override: `name` `keel:<cluster>:<node>`, `maxReconnectAttempts: -1` (reconnect for ever: the
-   * cluster layer decides when a peer or this node is cut off), `reconnectTimeWait: 250`.
+   * override: `name` `keel:<cluster>:<node>`, `inboxPrefix` `_INBOX.keel.<cluster>.<node>` (what
+   * {@link clusterPermissions} lets the node read), `maxReconnectAttempts: -1` (reconnect for ever:
+   * the cluster layer decides when a peer or this node is cut off), `reconnectTimeWait: 250`.
    */
   readonly connection?: Omit<ConnectionOptions, 'servers'>;
   /**
@@ -59,6 +60,11 @@ export interface NatsPermissions {
   readonly subscribe: { readonly allow: readonly string[] };
 }
 
+/** The node's own reply inbox prefix: its permissions let it read its own replies only. */
+function inboxPrefix(cluster: string, node: string): string {
+  return `_INBOX.keel.${cluster}.${node}`;
+}
+
 function checkName(argument: string, name: unknown): string {
   if (typeof name !== 'string' || !CLUSTER_NAME_PATTERN.test(name)) {
     throw new InvalidArgumentError(argument, 'a name of 1 to 64 letters, digits, `_` or `-`', name, 'it becomes a NATS subject token');
@@ -69,8 +75,9 @@ function checkName(argument: string, name: unknown): string {
 /**
  * The permissions that confine the node `node` of cluster `cluster` to its own part of the
  * cluster's subjects: it publishes only to peers' inbound subjects as itself
- * (`keel.C.in.*.<node>`), its own broadcasts, pings and replies; it subscribes only to its own
- * inbound and ping subjects, the broadcasts and its reply inbox. Give each node its own NATS user
+ * (`keel.C.in.*.<node>`), its own broadcasts, pings and replies (to any `_INBOX.>`); it subscribes
+ * only to its own inbound and ping subjects, the broadcasts and its own reply inbox
+ * (`_INBOX.keel.C.<node>.>`, the transport's default `inboxPrefix`). Give each node its own NATS user
  * with these permissions (plus the JetStream API subjects when the global registry or supervised
  * send is on): then a node cannot forge another node's sender token nor read another node's traffic.
  *
@@ -78,7 +85,7 @@ function checkName(argument: string, name: unknown): string {
  * ```ts fragment
  * clusterPermissions('orders', 'node-a');
  * // { publish: { allow: ['keel.orders.in.*.node-a', 'keel.orders.all.node-a', 'keel.orders.ping.*', '_INBOX.>'] },
- * //   subscribe: { allow: ['keel.orders.in.node-a.*', 'keel.orders.all.*', 'keel.orders.ping.node-a', '_INBOX.>'] } }
+ * //   subscribe: { allow: ['keel.orders.in.node-a.*', 'keel.orders.all.*', 'keel.orders.ping.node-a', '_INBOX.keel.orders.node-a.>'] } }
  * ```
  */
 export function clusterPermissions(cluster: string, node: string): NatsPermissions {
@@ -86,7 +93,7 @@ export function clusterPermissions(cluster: string, node: string): NatsPermissio
   const n = checkName('node', node);
   return {
     publish: { allow: [`keel.${c}.in.*.${n}`, `keel.${c}.all.${n}`, `keel.${c}.ping.*`, '_INBOX.>'] },
-    subscribe: { allow: [`keel.${c}.in.${n}.*`, `keel.${c}.all.*`, `keel.${c}.ping.${n}`, '_INBOX.>'] },
+    subscribe: { allow: [`keel.${c}.in.${n}.*`, `keel.${c}.all.*`, `keel.${c}.ping.${n}`, `${inboxPrefix(c, n)}.>`] },
   };
 }
 
@@ -198,6 +205,7 @@ class NatsTransport implements Transport {
       try {
         nc = await client.connect({
           name: `keel:${this.cluster}:${name}`,
+          inboxPrefix: inboxPrefix(this.cluster, name),
           maxReconnectAttempts: -1,
           reconnectTimeWait: 250,
           ...this.connection,
