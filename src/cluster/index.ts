@@ -19,3 +19,4 @@ export {
   type WorkerTransportOptions,
 } from './transports/worker.js';
 export { type RemoteName, SupervisedDelivery, type SupervisedDeliveryOptions } from './supervised/index.js';
+export { conflictName, fencedName, type GlobalExitReason, type GlobalOptions, GlobalRegistry } from './global/index.js';

@@ -1,0 +1,134 @@
+/**
+ * @internal Process groups across nodes (Erlang's `pg`), kept as one KV key per member:
+ * `g.<group>.<node>.<incarnation>.<pid id>`. A join is a put, a leave or the member's death a delete,
+ * and every node's cache is fed by the registry's one watch. Members of a node that went down are
+ * hidden at once and their keys deleted by every survivor (idempotent: a key names one incarnation's
+ * process, which never comes back, so no compare-and-set is needed).
+ *
+ * Why KV rather than a broadcast of joins and leaves over the cluster: a node that joins late (or
+ * comes back) reads the whole membership from the bucket with the same watch that feeds the names,
+ * with no state exchange of its own, and two nodes never disagree for longer than the watch's lag.
+ */
+import type { KV } from '@nats-io/kv';
+import { isDead, type Kernel, type Proc } from '../../runtime/kernel.js';
+import { type Pid, PidImpl } from '../../runtime/Pid.js';
+import { memberKey } from './store.js';
+
+interface Member {
+  readonly node: string;
+  readonly inc: number;
+  readonly id: number;
+}
+
+interface Joined {
+  readonly proc: Proc;
+  /** The put in flight (or done): a leave waits for it, so a late put never resurrects a member. */
+  op: Promise<unknown>;
+  unhook: (() => void) | undefined;
+}
+
+export interface GroupsHost {
+  readonly kernel: Kernel;
+  readonly kv: KV;
+  /** False for a node seen down, or an earlier incarnation of this node. */
+  visible(node: string, inc: number): boolean;
+  track<T>(work: Promise<T>): Promise<T>;
+}
+
+export class Groups {
+  readonly #host: GroupsHost;
+  /** group -> key -> member, as the watch tells. */
+  readonly #members = new Map<string, Map<string, Member>>();
+  /** key -> a membership of a process of this node. */
+  readonly #joined = new Map<string, Joined>();
+
+  constructor(host: GroupsHost) {
+    this.#host = host;
+  }
+
+  get joinedCount(): number {
+    return this.#joined.size;
+  }
+
+  async join(group: string, proc: Proc): Promise<void> {
+    const kernel = this.#host.kernel;
+    const key = memberKey(group, kernel.name, kernel.creation, proc.self.id);
+    const existing = this.#joined.get(key);
+    if (existing !== undefined) {
+      await existing.op;
+      return;
+    }
+    const joined: Joined = { proc, op: this.#host.track(this.#host.kv.put(key, '1')), unhook: undefined };
+    this.#joined.set(key, joined);
+    joined.unhook = kernel.onProcExit(proc, () => void this.#drop(key, joined));
+    if (joined.unhook === undefined) void this.#drop(key, joined); // died before the hook
+    await joined.op;
+  }
+
+  async leave(group: string, pid: Pid): Promise<boolean> {
+    const kernel = this.#host.kernel;
+    if (pid.node !== kernel.name || pid.creation !== kernel.creation) return false;
+    const key = memberKey(group, kernel.name, kernel.creation, pid.id);
+    const joined = this.#joined.get(key);
+    if (joined === undefined) return false;
+    await this.#drop(key, joined);
+    return true;
+  }
+
+  /** Leaves every group (the registry stops). */
+  leaveAll(): void {
+    for (const [key, joined] of [...this.#joined]) void this.#drop(key, joined);
+  }
+
+  async #drop(key: string, joined: Joined): Promise<void> {
+    if (this.#joined.get(key) !== joined) return;
+    this.#joined.delete(key);
+    joined.unhook?.();
+    joined.unhook = undefined;
+    await joined.op.catch(() => undefined);
+    await this.#host.track(this.#host.kv.delete(key)).catch(() => undefined);
+  }
+
+  members(group: string): Pid[] {
+    const kernel = this.#host.kernel;
+    const out: Pid[] = [];
+    for (const m of this.#members.get(group)?.values() ?? []) {
+      if (!this.#host.visible(m.node, m.inc)) continue;
+      const pid = new PidImpl(m.node, m.inc, m.id, undefined);
+      if (m.node !== kernel.name) {
+        out.push(pid);
+        continue;
+      }
+      const proc = kernel.resolve(pid);
+      if (proc !== undefined && !isDead(proc)) out.push(proc.self);
+    }
+    return out;
+  }
+
+  names(): string[] {
+    return [...this.#members.keys()].filter((g) => this.members(g).length > 0).sort();
+  }
+
+  /** The watch told of a member key. */
+  changed(key: string, member: Member & { group: string }, present: boolean): void {
+    let byKey = this.#members.get(member.group);
+    if (present) {
+      if (byKey === undefined) this.#members.set(member.group, (byKey = new Map()));
+      byKey.set(key, { node: member.node, inc: member.inc, id: member.id });
+      if (!this.#host.visible(member.node, member.inc)) void this.#host.track(this.#host.kv.delete(key)).catch(() => undefined);
+      return;
+    }
+    if (byKey === undefined) return;
+    byKey.delete(key);
+    if (byKey.size === 0) this.#members.delete(member.group);
+  }
+
+  /** Deletes the keys of the members on `node` whose incarnation `dead` accepts. */
+  reapNode(node: string, dead: (inc: number) => boolean): void {
+    for (const byKey of this.#members.values()) {
+      for (const [key, m] of byKey) {
+        if (m.node === node && dead(m.inc)) void this.#host.track(this.#host.kv.delete(key)).catch(() => undefined);
+      }
+    }
+  }
+}

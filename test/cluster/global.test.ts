@@ -1,0 +1,345 @@
+/* eslint-disable keel/no-unmanaged-monitor -- the tests watch a process die of a global-name exit with the kernel's raw monitor */
+// The global registry (names and process groups on a JetStream KV bucket), with nodes of this OS
+// process joined over the in-memory network and one nats-server (JetStream) for the file.
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
+import { conflictName, fencedName, GlobalRegistry, type GlobalOptions } from '../../src/cluster/global/index.js';
+import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
+import { GenServer, type GenServerSpec } from '../../src/otp/GenServer.js';
+import { isDown, isExit, type Down, type Exit } from '../../src/runtime/messages.js';
+import type { Node } from '../../src/runtime/types.js';
+import { captureEvents, probe } from '../../src/testing/index.js';
+import { failure, useNodes } from '../support.js';
+import { useNatsServer } from './natsServer.js';
+
+const nats = useNatsServer({ jetstream: true });
+const track = useNodes();
+const registries: GlobalRegistry[] = [];
+const connections: NatsConnection[] = [];
+afterEach(async () => {
+  await Promise.all(registries.splice(0).map((g) => g.stop()));
+  await Promise.all(connections.splice(0).map((c) => c.close()));
+}, 30_000);
+
+let buckets = 0;
+
+/** The next `event` on `node`'s telemetry whose metadata `match` accepts. */
+function nextEvent(node: Node, event: string, match: (meta: Record<string, unknown>) => boolean = () => true): Promise<Record<string, unknown>> {
+  const id = `next-${event}-${Math.random()}`;
+  return new Promise((resolve) => {
+    node.telemetry.attach(id, [event], (_event, _m, metadata) => {
+      if (!match(metadata as Record<string, unknown>)) return;
+      node.telemetry.detach(id);
+      resolve(metadata as Record<string, unknown>);
+    });
+  });
+}
+
+interface Member {
+  node: Node;
+  cluster: Cluster;
+  global: GlobalRegistry;
+  nc: NatsConnection;
+}
+
+/** `names.length` nodes in one cluster (memory network), each with its own NATS connection to one fresh bucket. */
+async function nodes(names: readonly string[], options: Partial<GlobalOptions> = {}, clusterOptions: Partial<ClusterOptions> = {}) {
+  const net = new MemoryNetwork();
+  const bucket = `global_${process.pid}_${++buckets}`;
+  const members: Member[] = [];
+  for (const name of names) {
+    const node = track({ name });
+    const cluster = await Cluster.join(node, { transport: net.transport(), ...clusterOptions });
+    members.push({ node, cluster, global: undefined as unknown as GlobalRegistry, nc: undefined as unknown as NatsConnection });
+  }
+  for (const m of members) await m.cluster.waitFor(names.filter((n) => n !== m.node.name));
+  await Promise.all(
+    members.map(async (m) => {
+      m.nc = await connect({ servers: nats().url });
+      connections.push(m.nc);
+      m.global = await GlobalRegistry.start(m.node, { cluster: m.cluster, connection: m.nc, bucket, leaseMs: 10_000, marginMs: 500, ...options });
+      registries.push(m.global);
+    }),
+  );
+  return { net, bucket, members };
+}
+
+const echo: GenServerSpec<string, { request: string; reply: string }, never, string> = {
+  init: (tag: string) => tag,
+  handleCall: (req, _from, tag) => ({ reply: `${tag}:${req}`, state: tag }),
+};
+
+describe('global names', () => {
+  it('three nodes register one name at once: exactly one wins, and every cache agrees on the owner', async () => {
+    const { members } = await nodes(['a', 'b', 'c']);
+    const pids = members.map((m) => m.node.spawn(() => () => undefined));
+    const outcomes = await Promise.allSettled(members.map((m, i) => m.global.register('leader', pids[i]!)));
+    const winners = outcomes.flatMap((o, i) => (o.status === 'fulfilled' ? [i] : []));
+    expect(winners).toHaveLength(1);
+    const losers = outcomes.filter((o) => o.status === 'rejected').map((o) => (o as PromiseRejectedResult).reason as { code: string });
+    expect(losers.map((e) => e.code)).toEqual(['ERR_NAME_TAKEN', 'ERR_NAME_TAKEN']);
+    await Promise.all(members.map((m) => m.global.sync()));
+    const winner = pids[winners[0]!]!;
+    for (const m of members) expect(m.global.whereis('leader')).toEqual({ node: winner.node, creation: winner.creation, id: winner.id });
+    for (const m of members) expect(m.global.names()).toEqual(['leader']);
+  });
+
+  it('whereis answers from the cache with a pid usable with GenServer.call; send reaches the owner', async () => {
+    const { members } = await nodes(['a', 'b']);
+    const [a, b] = members as [Member, Member];
+    const server = await GenServer.start(b.node, echo, 'b');
+    await b.global.register('echo', server);
+    await a.global.sync();
+    const pid = a.global.whereis('echo');
+    expect(pid).toEqual({ node: 'b', creation: b.node.creation, id: server.id });
+    expect(await GenServer.call(a.node, pid!, 'hi')).toBe('b:hi');
+    const sink = probe(b.node);
+    await b.global.register('sink', sink);
+    await a.global.sync();
+    expect(a.global.send('sink', { n: 1 })).toBe(true);
+    expect(b.global.send('sink', { n: 2 })).toBe(true);
+    await sink.receive((m) => (m as { n: number }).n === 1, { timeout: 15_000 });
+    await sink.receive((m) => (m as { n: number }).n === 2, { timeout: 15_000 });
+    expect(a.global.whereis('nobody')).toBeUndefined();
+    const events = captureEvents(a.node, ['keel.global.undeliverable']);
+    expect(a.global.send('nobody', 'x')).toBe(false);
+    expect(events.events.map((e) => e.metadata.reason)).toEqual(['no_name']);
+    events.stop();
+  });
+
+  it('registering the held name again is a no-op; another pid of the same node gets ERR_NAME_TAKEN', async () => {
+    const { members } = await nodes(['a']);
+    const [a] = members as [Member];
+    const p1 = a.node.spawn(() => () => undefined);
+    const p2 = a.node.spawn(() => () => undefined);
+    await a.global.register('x', p1);
+    await a.global.register('x', p1);
+    expect(((await failure(() => a.global.register('x', p2))) as { code: string }).code).toBe('ERR_NAME_TAKEN');
+  });
+
+  it('the owner process dies: the name is released everywhere', async () => {
+    const { members } = await nodes(['a', 'b']);
+    const [a, b] = members as [Member, Member];
+    const owner = a.node.spawn<string>(() => (m) => {
+      if (m === 'die') throw new Error('owner failed');
+    });
+    await a.global.register('job', owner);
+    await b.global.sync();
+    expect(b.global.whereis('job')).toEqual({ node: 'a', creation: a.node.creation, id: owner.id });
+    const released = nextEvent(a.node, 'keel.global.released');
+    a.node.send(owner, 'die');
+    expect(await released).toMatchObject({ name: 'job', reason: 'exit' });
+    await a.global.sync(); // the delete was written before this sync's put
+    await b.global.sync();
+    expect(b.global.whereis('job')).toBeUndefined();
+    const next = b.node.spawn(() => () => undefined);
+    await b.global.register('job', next);
+    expect(a.global.internals().owned).toBe(0);
+  });
+
+  it('unregister releases the name; a process of another node cannot be registered here', async () => {
+    const { members } = await nodes(['a', 'b']);
+    const [a, b] = members as [Member, Member];
+    const p = a.node.spawn(() => () => undefined);
+    await a.global.register('u', p);
+    expect(await a.global.unregister('u')).toBe(true);
+    expect(await a.global.unregister('u')).toBe(false);
+    await b.global.sync();
+    expect(b.global.whereis('u')).toBeUndefined();
+    const e = (await failure(() => b.global.register('u', p))) as { code: string };
+    expect(e.code).toBe('ERR_INVALID_ARGUMENT');
+  });
+
+  it('refuses hostile names and pids with typed errors', async () => {
+    const { members } = await nodes(['a']);
+    const [a] = members as [Member];
+    const p = a.node.spawn(() => () => undefined);
+    const hostile: unknown[] = ['', 'x'.repeat(1025), 42, null, undefined, { toString: () => 'n' }, new Proxy({}, {})];
+    for (const name of hostile) {
+      expect(() => a.global.whereis(name as string)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }) as Error);
+      expect(((await failure(() => a.global.register(name as string, p))) as { code: string }).code).toBe('ERR_INVALID_ARGUMENT');
+    }
+    const getter = Object.defineProperty({}, 'node', {
+      get() {
+        throw new Error('boom');
+      },
+    });
+    expect(((await failure(() => a.global.register('ok', getter as never))) as { code: string }).code).toBe('ERR_INVALID_ARGUMENT');
+    expect(((await failure(() => a.global.register('ok', { node: 'a', creation: a.node.creation, id: 999_999 }))) as { code: string }).code).toBe('ERR_NOPROC');
+    // names with dots, slashes, unicode and __proto__ are plain names
+    for (const name of ['a.b.>', '*', '__proto__', 'ünï/cødé', '\u{1F600}']) {
+      const q = a.node.spawn(() => () => undefined);
+      await a.global.register(name, q);
+      await a.global.sync();
+      expect(a.global.whereis(name)).toEqual({ node: 'a', creation: a.node.creation, id: q.id });
+    }
+  });
+
+  // needs the real codec (src/cluster/codec.ts is a provisional stub that drops functions, as cluster.test.ts's own serialization test)
+  it('a global send of a message that cannot be serialized to an owner on another node is a typed error', async () => {
+    const { members } = await nodes(['a', 'b']);
+    const [a, b] = members as [Member, Member];
+    await b.global.register('remote', probe(b.node));
+    await a.global.sync();
+    const bad = (await failure(() => a.global.send('remote', { f: () => 1 }))) as { code: string };
+    expect(bad.code).toBe('ERR_NOT_SERIALIZABLE');
+  });
+
+  it('ignores junk written to the bucket by others, with an event', async () => {
+    const { members, bucket } = await nodes(['a']);
+    const [a] = members as [Member];
+    const kv = await new Kvm(a.nc).open(bucket);
+    const events = captureEvents(a.node, ['keel.global.malformed']);
+    await kv.put('n.' + Buffer.from('junk').toString('base64url'), '{"__proto__":{"x":1},"v":1}');
+    await kv.put('n.' + Buffer.from('big').toString('base64url'), JSON.stringify({ v: 1, node: 'a', inc: 1, id: 1, lease: 1e400 }));
+    await kv.put('zz.top', 'x');
+    await a.global.sync();
+    expect(a.global.whereis('junk')).toBeUndefined();
+    expect(a.global.whereis('big')).toBeUndefined();
+    expect(events.events.map((e) => e.metadata.key)).toEqual(['n.' + Buffer.from('junk').toString('base64url'), 'n.' + Buffer.from('big').toString('base64url'), 'zz.top']);
+    events.stop();
+  });
+
+  it('a node that learns another owner took its name sends the process a trappable name_conflict exit', async () => {
+    const { members, bucket } = await nodes(['a', 'b']);
+    const [a, b] = members as [Member, Member];
+    const trapper = probe<Exit>(a.node);
+    trapper.ctx.trapExits(true);
+    await a.global.register('contested', trapper);
+    // what a partition can leave behind: the bucket now says another node's process owns the name
+    const kv = await new Kvm(b.nc).open(bucket);
+    const other = b.node.spawn(() => () => undefined);
+    await kv.put('n.' + Buffer.from('contested').toString('base64url'), JSON.stringify({ v: 1, node: 'b', inc: b.node.creation, id: other.id, lease: Date.now() + 60_000 }));
+    const exit = (await trapper.receive(isExit, { timeout: 15_000 })) as Exit;
+    expect(conflictName(exit.reason)).toBe('contested');
+    expect(exit.from).toBe('node');
+    expect(a.global.internals().owned).toBe(0);
+    // a process that does not trap exits dies of it
+    const watcher = probe<Down>(a.node);
+    const plain = a.node.spawn(() => () => undefined);
+    watcher.ctx.monitor(plain);
+    await a.global.register('contested2', plain);
+    await kv.put('n.' + Buffer.from('contested2').toString('base64url'), JSON.stringify({ v: 1, node: 'b', inc: b.node.creation, id: other.id, lease: Date.now() + 60_000 }));
+    expect(conflictName(((await watcher.receive(isDown, { timeout: 15_000 })) as Down).reason)).toBe('contested2');
+  });
+});
+
+describe('leases, fencing and reaping (in-process nodes)', () => {
+  it('a node cut off from NATS and the cluster is fenced at its lease deadline; the survivors reap the name after lease + margin', async () => {
+    const { members, net } = await nodes(['a', 'b', 'c'], { leaseMs: 900, marginMs: 300 }, { heartbeatMs: 50, suspectAfterMs: 150, downAfterMs: 400, probeTimeoutMs: 50 });
+    const [a, b, c] = members as [Member, Member, Member];
+    const watcher = probe<Down>(a.node);
+    const owner = a.node.spawn(() => () => undefined);
+    watcher.ctx.monitor(owner);
+    await a.global.register('svc', owner);
+    await b.global.sync();
+    const fenced = nextEvent(a.node, 'keel.global.fenced');
+    const reaped = Promise.race([nextEvent(b.node, 'keel.global.reaped'), nextEvent(c.node, 'keel.global.reaped')]);
+    const downAtB = nextEvent(b.node, 'keel.cluster.node_down', (m) => m.node === 'a');
+    // a crash as the others see it: a's NATS connection and its cluster links go at once
+    await a.nc.close();
+    net.isolate('a');
+    await downAtB;
+    expect(b.global.whereis('svc')).toBeUndefined(); // hidden at once: its node is down
+    const fence = await fenced;
+    expect(fence.name).toBe('svc');
+    expect(fencedName(((await watcher.receive(isDown, { timeout: 15_000 })) as Down).reason)).toBe('svc');
+    const reap = await reaped;
+    expect(reap.name).toBe('svc');
+    await b.global.sync();
+    const next = c.node.spawn(() => () => undefined);
+    await c.global.register('svc', next);
+    await b.global.sync();
+    expect(b.global.whereis('svc')).toEqual({ node: 'c', creation: c.node.creation, id: next.id });
+  });
+
+  it('a lease is renewed while its node lives: the name outlives several lease periods', async () => {
+    const { members } = await nodes(['a', 'b'], { leaseMs: 900, marginMs: 300 });
+    const [a, b] = members as [Member, Member];
+    const owner = a.node.spawn(() => () => undefined);
+    await a.global.register('long', owner);
+    const events = captureEvents(a.node, ['keel.global.']);
+    // ten renewals: more than three lease periods
+    await new Promise<void>((resolve) => {
+      let renewals = 0;
+      a.node.telemetry.attach('count-renewals', ['keel.global.renewed'], () => {
+        if (++renewals < 10) return;
+        a.node.telemetry.detach('count-renewals');
+        resolve();
+      });
+    });
+    await b.global.sync();
+    expect(b.global.whereis('long')).toEqual({ node: 'a', creation: a.node.creation, id: owner.id });
+    expect(events.events.filter((e) => e.event !== 'keel.global.renewed').map((e) => e.event)).toEqual([]);
+    expect(a.node.info(owner)?.status).toBe('waiting');
+    events.stop();
+  });
+});
+
+describe('process groups', () => {
+  it('members across nodes; leave, death and node down remove them', async () => {
+    const { members, net } = await nodes(['a', 'b', 'c'], {}, { heartbeatMs: 50, suspectAfterMs: 150, downAfterMs: 400, probeTimeoutMs: 50 });
+    const [a, b, c] = members as [Member, Member, Member];
+    const pa = a.node.spawn(() => () => undefined);
+    const pb1 = b.node.spawn(() => () => undefined);
+    const pb2 = b.node.spawn(() => () => undefined);
+    const pc = c.node.spawn(() => () => undefined);
+    await a.global.join('workers', pa);
+    await b.global.join('workers', pb1);
+    await b.global.join('workers', pb2);
+    await b.global.join('workers', pb2); // twice: once
+    await c.global.join('others', pc);
+    for (const m of members) await m.global.sync();
+    const ids = (m: Member, g: string): string[] => m.global.members(g).map((p) => `${p.node}.${p.id}`).sort();
+    const all = [`a.${pa.id}`, `b.${pb1.id}`, `b.${pb2.id}`].sort();
+    for (const m of members) expect(ids(m, 'workers')).toEqual(all);
+    expect(c.global.groups()).toEqual(['others', 'workers']);
+    expect(await b.global.leave('workers', pb1)).toBe(true);
+    expect(await b.global.leave('workers', pb1)).toBe(false);
+    b.node.exit(pb2, 'kill');
+    await b.node.idle();
+    await b.global.sync();
+    await a.global.sync();
+    expect(ids(a, 'workers')).toEqual([`a.${pa.id}`]);
+    expect(b.global.internals().joined).toBe(0);
+    // c goes silent: its members vanish from the others' view at once, and its keys are deleted
+    const down = nextEvent(a.node, 'keel.cluster.node_down', (m) => m.node === 'c');
+    net.isolate('c');
+    await down;
+    expect(a.global.members('others')).toEqual([]);
+    expect(a.global.groups()).toEqual(['workers']);
+  });
+});
+
+describe('options', () => {
+  it('refuses a cluster of another node, a bad bucket, bad leases and unknown keys', async () => {
+    const net = new MemoryNetwork();
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const ca = await Cluster.join(a, { transport: net.transport() });
+    await Cluster.join(b, { transport: net.transport() });
+    const cases: unknown[] = [
+      { cluster: ca, servers: nats().url, bucket: 'bad.bucket' },
+      { cluster: ca, servers: nats().url, leaseMs: NaN },
+      { cluster: ca, servers: nats().url, marginMs: -1 },
+      { cluster: ca, servers: nats().url, extra: 1 },
+      { cluster: {}, servers: nats().url },
+      null,
+    ];
+    for (const options of cases) {
+      const e = (await failure(() => GlobalRegistry.start(a, options as GlobalOptions))) as { code: string };
+      expect(e.code).toBe('ERR_INVALID_ARGUMENT');
+    }
+    const e = (await failure(() => GlobalRegistry.start(b, { cluster: ca, servers: nats().url }))) as { code: string };
+    expect(e.code).toBe('ERR_INVALID_ARGUMENT');
+    // servers: the registry opens (and closes) its own connection
+    const g = await GlobalRegistry.start(a, { cluster: ca, servers: nats().url, bucket: `own_${process.pid}` });
+    const p = a.spawn(() => () => undefined);
+    await g.register('mine', p);
+    expect(g.whereis('mine')?.id).toBe(p.id);
+    await g.stop();
+    await g.stop();
+  });
+});
