@@ -1,0 +1,87 @@
+// Clusters over NATS in this process (each node its own connection): under the permissions that
+// confine each node (docs/cluster.md), and two clusters on one server that never mix.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cluster } from '../../src/cluster/Cluster.js';
+import { clusterPermissions, natsTransport } from '../../src/cluster/transports/nats.js';
+import { GenServer, type GenServerSpec } from '../../src/otp/GenServer.js';
+import { probe } from '../../src/testing/index.js';
+import { failure, useNodes } from '../support.js';
+import { type NatsServer, startNatsServer } from './natsServer.js';
+
+const track = useNodes();
+const password = (node: string): string => `pw-${node}`;
+
+const doubler: GenServerSpec<null, { request: number; reply: number }, never, null> = {
+  init: () => null,
+  handleCall: (n, _from, state) => ({ reply: n * 2, state }),
+};
+
+describe('a cluster over NATS under per-node permissions', () => {
+  let server: NatsServer | undefined;
+  beforeAll(async () => {
+    const users = ['a', 'b', 'c'].map((n) => `    { user: "${n}", password: "${password(n)}", permissions: ${JSON.stringify(clusterPermissions('locked', n))} }`);
+    server = await startNatsServer({ config: `authorization {\n  users = [\n${users.join('\n')}\n  ]\n}\n` });
+  }, 30_000);
+  afterAll(async () => {
+    await server?.stop();
+  }, 30_000);
+
+  const join = (name: string, user = name) => {
+    const node = track({ name });
+    return { node, joined: Cluster.join(node, { transport: natsTransport({ servers: server!.url, cluster: 'locked', connection: { user, pass: password(user) } }) }) };
+  };
+
+  it('nodes discover each other, send, call and monitor with only their own rights', async () => {
+    const a = join('a');
+    const b = join('b');
+    const [ca, cb] = await Promise.all([a.joined, b.joined]);
+    await Promise.all([ca.waitFor(['b']), cb.waitFor(['a'])]);
+    const server = await GenServer.start(b.node, doubler, null, { name: 'doubler' });
+    const found = await ca.whereis('b', 'doubler');
+    expect(found).toEqual({ node: 'b', creation: b.node.creation, id: server.id });
+    expect(await GenServer.call(a.node, found!, 21)).toBe(42);
+    const sink = probe(a.node);
+    b.node.send(sink, 'from b');
+    expect(await sink.receive()).toBe('from b');
+  });
+
+  it('a node cannot join under another node name than its user allows', async () => {
+    const forged = join('b', 'c'); // user c claims to be node b: its subscriptions are refused
+    const e = (await failure(() => forged.joined)) as { code: string };
+    expect(e.code).toBe('ERR_START_FAILED');
+  });
+});
+
+describe('two clusters on one NATS server', () => {
+  let server: NatsServer | undefined;
+  beforeAll(async () => {
+    server = await startNatsServer();
+  }, 30_000);
+  afterAll(async () => {
+    await server?.stop();
+  }, 30_000);
+
+  it('never mix: same node names, separate clusters', async () => {
+    const make = (cluster: string, name: string) => {
+      const node = track({ name });
+      return { node, joined: Cluster.join(node, { transport: natsTransport({ servers: server!.url, cluster }) }) };
+    };
+    const x1 = make('x', 'n1');
+    const x2 = make('x', 'n2');
+    const y1 = make('y', 'n1');
+    const y2 = make('y', 'n2');
+    const [cx1, cx2, cy1, cy2] = await Promise.all([x1.joined, x2.joined, y1.joined, y2.joined]);
+    await Promise.all([cx1.waitFor(['n2']), cx2.waitFor(['n1']), cy1.waitFor(['n2']), cy2.waitFor(['n1'])]);
+    expect(cx1.nodes().map((n) => n.incarnation)).toEqual([x2.node.creation]);
+    expect(cy1.nodes().map((n) => n.incarnation)).toEqual([y2.node.creation]);
+    const inX = probe(x2.node);
+    x2.node.registry.register('sink', inX);
+    const inY = probe(y2.node);
+    y2.node.registry.register('sink', inY);
+    cx1.send('n2', 'sink', 'for x');
+    cy1.send('n2', 'sink', 'for y');
+    expect(await inX.receive()).toBe('for x');
+    expect(await inY.receive()).toBe('for y');
+    expect([inX.messages, inY.messages]).toEqual([['for x'], ['for y']]);
+  });
+});
