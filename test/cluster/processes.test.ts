@@ -2,7 +2,7 @@
 // nodes started in children, killed with SIGKILL, frozen with SIGSTOP and started again under their
 // name. Every scenario awaits facts (a reply, a Down heard, an event recorded), never time.
 import { connect } from '@nats-io/transport-node';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { useBuiltPackage, useChildren } from '../childProcesses.js';
 import { useNatsServer } from './natsServer.js';
 import { type NodeProcess, type NodeProcessOptions, startNodeProcess } from './nodeProcess.js';
@@ -14,6 +14,13 @@ const server = useNatsServer();
 // loopback defaults, with a down verdict slow enough for CI's two loaded cores
 const TIMING: NodeProcessOptions = { cluster: { heartbeatMs: 100, suspectAfterMs: 400, downAfterMs: 2500, probeTimeoutMs: 400 } };
 let clusters = 0;
+
+/** Every node started by this test: after it, each one still running must show no leak (`expectNoLeaks` in the child). */
+const started: NodeProcess[] = [];
+afterEach(async () => {
+  const nodes = started.splice(0).filter((n) => n.child.process.exitCode === null && n.child.process.signalCode === null);
+  await Promise.all(nodes.map((n) => n.rpc('leaks')));
+});
 
 interface Heard {
   readonly kind: 'down' | 'exit' | 'message';
@@ -27,6 +34,7 @@ interface Heard {
 async function cluster(names: readonly string[], options: NodeProcessOptions = TIMING): Promise<{ nodes: NodeProcess[]; name: string }> {
   const name = `t${++clusters}`;
   const nodes = await Promise.all(names.map((n) => startNodeProcess(forkChild, builtKeel(), n, server().url, name, options)));
+  started.push(...nodes);
   await Promise.all(nodes.map((node) => node.rpc('waitFor', { names: names.filter((n) => n !== node.name), timeoutMs: 20_000 })));
   return { nodes, name };
 }
@@ -150,6 +158,7 @@ describe('a cluster of OS processes over NATS', () => {
     const old = await b.rpc<string>('collector', { name: 'sink' });
     await b.kill();
     const reborn = await startNodeProcess(forkChild, builtKeel(), 'b', server().url, name, TIMING);
+    started.push(reborn);
     expect(reborn.incarnation).not.toBe(b.incarnation);
     await reborn.rpc('waitFor', { names: ['a'], timeoutMs: 20_000 });
     const up = await a.event((e) => e.event === 'keel.cluster.node_up' && e.metadata.incarnation === reborn.incarnation);
