@@ -12,6 +12,12 @@ export interface ClusterDemoOptions {
   nodes: number;
   /** Jobs to hand out (default 3000). */
   jobs: number;
+  /**
+   * @internal For the tests (not CLI flags): `duplicateResult` makes that node answer its first job
+   * twice (a fault the report must catch); `script` is the node script to run (default the compiled
+   * clusterDemoNode.js beside this file).
+   */
+  inject?: { duplicateResult?: string; script?: URL };
 }
 
 /** @internal A job, sent by pid from the main thread's coordinator to a worker on another node. */
@@ -23,6 +29,8 @@ export type NodeReport =
   | { type: 'peer-down'; node: string; of: string; reason: string };
 /** @internal The worker's calls. */
 export type WorkerCall = { request: 'stats'; reply: { handled: number } };
+/** @internal What a worker node is given. */
+export type DemoNodeData = { duplicateResult: boolean };
 /** @internal A worker node's first word to the main thread. */
 export type DemoNodeReady = { type: 'ready'; node: string; incarnation: number; worker: string };
 
@@ -62,7 +70,7 @@ export function clusterDemoOptions(input: Partial<ClusterDemoOptions>): ClusterD
     throw new InvalidArgumentError('--nodes', `an integer from ${CLUSTER_DEMO_LIMITS.minNodes} to ${CLUSTER_DEMO_LIMITS.maxNodes}`, nodes);
   }
   if (!Number.isSafeInteger(jobs) || jobs < 1 || jobs > CLUSTER_DEMO_LIMITS.maxJobs) throw new InvalidArgumentError('jobs', `an integer from 1 to ${CLUSTER_DEMO_LIMITS.maxJobs}`, jobs);
-  return { nodes, jobs };
+  return input.inject === undefined ? { nodes, jobs } : { nodes, jobs, inject: input.inject };
 }
 
 /** True when every check of the report passed. */
@@ -100,8 +108,8 @@ export async function runClusterDemo(input: Partial<ClusterDemoOptions>, print: 
   const workers = new Map<string, Worker>();
   try {
     const cluster = await Cluster.join(main, { transport: hub.transport('main') });
-    const script = new URL('./clusterDemoNode.js', import.meta.url);
-    const ready = await Promise.all(names.map((name) => startNode(hub, script, name, workers)));
+    const script = options.inject?.script ?? new URL('./clusterDemoNode.js', import.meta.url);
+    const ready = await Promise.all(names.map((name) => startNode(hub, script, name, workers, options.inject?.duplicateResult === name)));
     await cluster.waitFor(names);
     for (const r of ready) print(`node ${r.node} up on a worker thread (incarnation ${r.incarnation}); its worker is ${r.worker}`);
     print(`main: the coordinator's node, peers ${cluster.nodes().map((n) => n.name).sort().join(', ')}`);
@@ -150,8 +158,8 @@ export async function runClusterDemo(input: Partial<ClusterDemoOptions>, print: 
   }
 }
 
-function startNode(hub: WorkerHub, script: URL, name: string, workers: Map<string, Worker>): Promise<DemoNodeReady> {
-  const worker = hub.spawnNode(script, { name });
+function startNode(hub: WorkerHub, script: URL, name: string, workers: Map<string, Worker>, duplicateResult: boolean): Promise<DemoNodeReady> {
+  const worker = hub.spawnNode(script, { name, workerData: { duplicateResult } satisfies DemoNodeData });
   workers.set(name, worker);
   return new Promise((resolve, reject) => {
     worker.once('message', (m: DemoNodeReady) => resolve(m));

@@ -7,11 +7,12 @@
 import { parentPort } from 'node:worker_threads';
 import { Cluster, workerNode, workerTransport } from '../cluster/index.js';
 import { createNode, formatReason, GenServer, isDown, type Pid } from '../index.js';
-import type { DemoJob, DemoNodeReady, NodeReport, WorkerCall } from './clusterDemo.js';
+import type { DemoJob, DemoNodeData, DemoNodeReady, NodeReport, WorkerCall } from './clusterDemo.js';
 
 const info = workerNode();
 if (info === undefined || parentPort === null) throw new Error('clusterDemoNode.js runs on a worker thread started by the cluster demo (keel demo --nodes N)');
 const port = parentPort;
+let duplicate = (info.data as DemoNodeData | undefined)?.duplicateResult === true; // a fault the demo's tests inject
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const node = createNode({ name: info.name, logger: quiet });
 const cluster = await Cluster.join(node, { transport: workerTransport() });
@@ -50,8 +51,14 @@ const worker = await GenServer.start<State, WorkerCall>(
         return { ...state, coordinator: m.coordinator };
       }
       if (m.type === 'job') {
+        const result = { type: 'result', id: m.id, value: work(m.n), by: info.name } as const;
         // eslint-disable-next-line keel/no-raw-send -- as above: the reply goes to a pid of the main thread's node
-        ctx.send(m.replyTo, { type: 'result', id: m.id, value: work(m.n), by: info.name });
+        ctx.send(m.replyTo, result);
+        if (duplicate) {
+          duplicate = false;
+          // eslint-disable-next-line keel/no-raw-send -- as above
+          ctx.send(m.replyTo, result);
+        }
         return { ...state, handled: state.handled + 1 };
       }
       return state;

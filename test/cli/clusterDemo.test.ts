@@ -62,3 +62,18 @@ describe('keel demo --nodes (the cluster demo)', () => {
     }
   });
 });
+
+describe('the cluster demo catches its own faults', () => {
+  it('a node that answers a job twice fails the report (duplicates), and the command would exit 1', async () => {
+    // the coordinator from the TypeScript source, the nodes from the private build (workers cannot load .ts)
+    const { clusterDemoPassed, runClusterDemo } = await import('../../src/cli/clusterDemo.js');
+    const lines: string[] = [];
+    const report = await runClusterDemo({ nodes: 2, jobs: 300, inject: { duplicateResult: 'n1', script: new URL('cli/clusterDemoNode.js', builtKeel()) } }, (l) => lines.push(l));
+    expect(report.duplicates).toBe(1);
+    expect(report.answered).toBe(300);
+    expect(report.checks).toEqual({ allAnswered: false, sentAccounted: true, survivorsAccounted: false, downsSeen: true, goodbyes: true });
+    expect(clusterDemoPassed(report)).toBe(false);
+    expect(lines).toContain('check every job answered once: 300 of 300, 1 duplicates: FAILED');
+    expect(lines.at(-1)).toBe('cluster demo FAILED: a check above did not hold');
+  }, 120_000);
+});
