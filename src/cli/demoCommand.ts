@@ -1,5 +1,6 @@
-import { type CommandSpec, ioOf, type Output, parseWith, runCommand, type Values } from './args.js';
+import { type CommandSpec, ioOf, type Output, parseWith, runCommand, UsageError, type Values } from './args.js';
 import { type AgentDemoOptions, DEMO_DEFAULTS, DEMO_LIMITS, demoOptions, demoPassed, runAgentDemo } from './agentDemo.js';
+import { CLUSTER_DEMO_LIMITS, clusterDemoPassed, runClusterDemo } from './clusterDemo.js';
 
 const options = {
   workers: { type: 'number', value: '<n>', description: `worker agents in the supervised pool, 1 to ${DEMO_LIMITS.workers}`, default: DEMO_DEFAULTS.workers },
@@ -10,6 +11,14 @@ const options = {
   'fail-rate': { type: 'number', value: '<rate>', description: 'chance that a task gets bad input and fails its workflow, 0 to 1', default: DEMO_DEFAULTS.failRate },
   json: { type: 'boolean', description: 'print one JSON object instead of the progress and the report' },
   simulate: { type: 'boolean', description: 'run on virtual time with deterministic scheduling: the same --seed, the same report, byte for byte' },
+  nodes: {
+    type: 'number',
+    value: '<n>',
+    integer: true,
+    min: CLUSTER_DEMO_LIMITS.minNodes,
+    max: CLUSTER_DEMO_LIMITS.maxNodes,
+    description: `run the cluster demo instead: jobs spread over <n> worker-thread nodes, one killed midway (${CLUSTER_DEMO_LIMITS.minNodes} to ${CLUSTER_DEMO_LIMITS.maxNodes}; takes no other option)`,
+  },
 } as const satisfies CommandSpec['options'];
 
 export const DEMO_COMMAND: CommandSpec<typeof options> = {
@@ -30,13 +39,26 @@ export const DEMO_COMMAND: CommandSpec<typeof options> = {
     'With --simulate the run is on virtual time with deterministic scheduling, and the same --seed',
     'prints the same report, byte for byte.',
     '',
+    'cluster: --nodes 3 starts three nodes on worker threads of this process, joined over the worker',
+    'transport, and a coordinator on the main thread that sends them jobs by pid; one node\'s thread is',
+    'terminated midway, its jobs go to the survivors, and the report accounts for every job.',
+    'Across machines over NATS: README.md "Cluster" and docs/cluster.md.',
+    '',
     'exit code: 0 when every check of the report passed, 1 when one failed, 2 on bad usage.',
     'The report and its terms: docs/agents/demo.md.',
   ].join('\n'),
 };
 
+/** `keel demo`'s parsed flags: the agent demo's options, or `nodes` for the cluster demo. */
+export type DemoArgs = Partial<AgentDemoOptions> & { nodes?: number };
+
 /** `keel demo`'s flags as the demo's options (checked by `demoOptions`: a bad value names its flag). */
-function toOptions(values: Values<typeof options>): Partial<AgentDemoOptions> {
+function toOptions(values: Values<typeof options>): DemoArgs {
+  if (values.nodes !== undefined) {
+    const others = Object.keys(values).filter((k) => k !== 'nodes');
+    if (others.length > 0) throw new UsageError(`--nodes runs the cluster demo, which takes no other option (got --${others.join(', --')})`);
+    return { nodes: values.nodes };
+  }
   const out: Partial<AgentDemoOptions> = {};
   if (values.workers !== undefined) out.workers = values.workers;
   if (values.workflows !== undefined) out.workflows = values.workflows;
@@ -51,7 +73,7 @@ function toOptions(values: Values<typeof options>): Partial<AgentDemoOptions> {
 }
 
 /** Parses `keel demo`'s flags (undefined for `--help`); bad usage throws `ERR_INVALID_ARGUMENT` naming the flag. */
-export function parseDemoArgs(argv: readonly string[]): Partial<AgentDemoOptions> | undefined {
+export function parseDemoArgs(argv: readonly string[]): DemoArgs | undefined {
   return parseWith(DEMO_COMMAND, argv, toOptions);
 }
 
@@ -62,6 +84,7 @@ export function parseDemoArgs(argv: readonly string[]): Partial<AgentDemoOptions
 export function runDemoCommand(argv: readonly string[], output: Output, progress?: (line: string) => void): Promise<number> | number {
   const io = ioOf(output);
   return runCommand(DEMO_COMMAND, argv, io, toOptions, async (o) => {
+    if (o.nodes !== undefined) return clusterDemoPassed(await runClusterDemo({ nodes: o.nodes }, (line) => io.out(line))) ? 0 : 1;
     const report = await runAgentDemo(o, (line) => io.out(line), o.json === true ? undefined : progress);
     return demoPassed(report) ? 0 : 1;
   });
