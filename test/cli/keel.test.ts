@@ -85,7 +85,7 @@ describe('keel (the command line)', () => {
 
   it('every command names an unknown option with its valid ones, on stderr (exit 2)', async () => {
     const cases: [string[], string][] = [
-      [['demo', '--workers=4', '--nope'], "keel demo: Unknown option '--nope'. keel demo takes --workers, --workflows, --chaos, --seed, --duration, --fail-rate, --json, --simulate and --help"],
+      [['demo', '--workers=4', '--nope'], "keel demo: Unknown option '--nope'. keel demo takes --workers, --workflows, --chaos, --seed, --duration, --fail-rate, --json, --simulate, --nodes and --help"],
       [['soak', '--nope'], "keel soak: Unknown option '--nope'. keel soak takes --duration, --rate, --kill, --seed, --json, --simulate, --overload and --help"],
       [['soak', '--overload', '--nope=1'], "keel soak: Unknown option '--nope'. keel soak takes --duration, --rate, --kill, --seed, --json, --simulate, --overload and --help"],
       [['tour', '--fast'], "keel tour: Unknown option '--fast'. keel tour takes no options (only --help)"],
