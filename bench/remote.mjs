@@ -64,6 +64,18 @@ export function natsReachable(url = NATS_URL, timeoutMs = 1000) {
   });
 }
 
+/** How long B may take to have every message before the bench fails (NATS drops, at most once, a slow consumer's messages). */
+const SEND_DEADLINE_MS = Number(process.env.KEEL_BENCH_REMOTE_DEADLINE_MS ?? 120_000);
+
+/** Rejects, naming how many of `n` arrived, when `promise` has not settled by the deadline. */
+function withinDeadline(promise, what, count, n) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: ${count()} of ${n} messages arrived within ${SEND_DEADLINE_MS} ms`)), SEND_DEADLINE_MS);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 function deferred() {
   let resolve, reject;
   const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
@@ -127,7 +139,7 @@ export async function remoteSend(system) {
     for (let sent = 0; sent < N; await turn()) {
       for (const end = Math.min(N, sent + CHUNK); sent < end; sent++) pub.publish(subject, JSON.stringify({ type: 'ping', n: sent }));
     }
-    await all.promise;
+    await withinDeadline(all.promise, 'remote_send raw', () => next, N);
     const seconds = Number(now() - t0) / 1e9;
     await Promise.all([pub.close(), sub.close()]);
     return { ops_per_s: N / seconds, messages: N, chunk: CHUNK, publishes: N };
@@ -148,7 +160,7 @@ export async function remoteSend(system) {
   const before = { ...batches };
   const t0 = now();
   for (let i = 0; i * CHUNK < N; i++, await turn()) a.send(sender, 'burst');
-  await all.promise;
+  await withinDeadline(all.promise, 'remote_send keel', () => next, N);
   const seconds = Number(now() - t0) / 1e9;
   const sentBatches = batches.batches - before.batches;
   await Promise.all([a.shutdown(), b.shutdown()]);
