@@ -2,8 +2,9 @@
 // interleaved, ROUNDS times; `ratio` is the median of the per-round ratios (Keel / baseline).
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { NATS_BENCHES, NATS_URL, natsReachable } from './remote.mjs';
 
-const BENCHES = ['pingpong', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor', 'genserver_call', 'statem_call', 'supervisor_restart', 'managed_monitor', 'supervised_send_enqueued', 'supervised_send_handled', 'broadcast_10k', 'dlq_ingest_memory', 'dlq_ingest_sqlite', 'coordinator_tasks', 'coordinator_tasks_chaos', 'router_fanout', 'registry_dispatch', 'agent_registry_query', 'thread_send', 'scale_2_threads'];
+const BENCHES = ['pingpong', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor', 'genserver_call', 'statem_call', 'supervisor_restart', 'managed_monitor', 'supervised_send_enqueued', 'supervised_send_handled', 'broadcast_10k', 'dlq_ingest_memory', 'dlq_ingest_sqlite', 'coordinator_tasks', 'coordinator_tasks_chaos', 'router_fanout', 'registry_dispatch', 'agent_registry_query', 'thread_send', 'scale_2_threads', 'remote_send', 'remote_call'];
 /** Benches with no baseline counterpart: reported on their own (informational). */
 const KEEL_ONLY = new Set(['supervisor_restart']);
 /** Benches also measured against a bare loop of raw sends. */
@@ -24,7 +25,14 @@ const median = (xs) => {
 };
 const round = (x, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 
+/** Asked once, before the first NATS bench: without a server they are skipped, one line each. */
+let natsUp;
+
 for (const bench of wanted.length > 0 ? wanted : BENCHES) {
+  if (NATS_BENCHES.includes(bench) && !(natsUp ??= await natsReachable(NATS_URL))) {
+    console.log(JSON.stringify({ bench, skipped: `no NATS server at ${NATS_URL}` }));
+    continue;
+  }
   if (KEEL_ONLY.has(bench)) {
     const runs = Array.from({ length: ROUNDS }, () => once('keel', bench));
     console.log(JSON.stringify({
@@ -91,6 +99,23 @@ for (const bench of wanted.length > 0 ? wanted : BENCHES) {
   if (bench === 'managed_monitor') line.baseline = 'keel ctx.monitor';
   if (bench === 'thread_send') line.baseline = 'the same JSON batches (1,000 messages per string) over a bare MessageChannel';
   if (bench === 'scale_2_threads') line.baseline = 'one Keel node in one worker thread running both pingpong pairs (ratio = two threads over one)';
+  if (bench === 'remote_send') {
+    line.baseline = 'raw NATS: one publish per message (the same JSON), a subscriber counting; both nodes in one process, one connection each';
+    line.batches = Math.round(median(keel.map((k) => k.batches)));
+    line.frames_per_batch = Math.round(median(keel.map((k) => k.frames_per_batch)));
+  }
+  if (bench === 'remote_call') {
+    line.baseline = 'raw NATS request/reply (nc.request, a subscriber responding), the same JSON';
+    for (const f of ['p50_us', 'p99_us']) {
+      line[f] = round(median(keel.map((k) => k[f])), 1);
+      line[`raw_${f}`] = round(median(raw.map((r) => r[f])), 1);
+    }
+    line.p50_ratio = round(median(keel.map((k, i) => k.p50_us / raw[i].p50_us)));
+    line.p99_ratio = round(median(keel.map((k, i) => k.p99_us / raw[i].p99_us)));
+    // the floor under nc.request (publishes to fixed subjects, a frame each way), measured in the raw processes
+    line.raw_pubsub_p50_us = round(median(raw.map((r) => r.pubsub_p50_us)), 1);
+    line.pubsub_p50_ratio = round(median(keel.map((k, i) => k.p50_us / raw[i].pubsub_p50_us)));
+  }
   if (bench === 'router_fanout') line.baseline = 'raw fan-out to 1,000 receivers (shared workloads.fanout), messages/s to all';
   if (bench.startsWith('dlq_ingest')) line.baseline = bench.endsWith('memory') ? 'array push' : 'bare better-sqlite3 insert, one transaction';
   console.log(JSON.stringify(line));

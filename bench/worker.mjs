@@ -14,6 +14,7 @@ import { routerFanout } from './router_fanout.mjs';
 import { registryDispatch } from './registry_dispatch.mjs';
 import { agentRegistryQuery } from './agent_registry.mjs';
 import { scale2Threads, threadSend } from './thread.mjs';
+import { remoteCall, remoteSend } from './remote.mjs';
 
 const [system, bench] = process.argv.slice(-2);
 const sys = bench === 'managed_monitor' ? keel.createSystem({ captureStacks: false }) : (system === 'raw' ? raw : keel).createSystem();
@@ -65,6 +66,10 @@ async function run() {
       return threadSend(system);
     case 'scale_2_threads':
       return scale2Threads(system);
+    case 'remote_send':
+      return remoteSend(system);
+    case 'remote_call':
+      return remoteCall(system);
     case 'managed_monitor':
       return managedMonitor(system, system === 'raw' ? keel.createSystem({ captureStacks: false }) : sys);
     default:
