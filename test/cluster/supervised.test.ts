@@ -234,6 +234,32 @@ describe('sendSupervised to a pid of another node', () => {
   }, 30_000);
 });
 
+describe('review: duplicates and expiry on the receiver', () => {
+  it('two copies of one id arriving together (past the dedupe window) are handled once', async () => {
+    const { cluster, a, b, sa, sb } = await pair();
+    const { pid, seen } = recorder(b, a);
+    const nc = await connect({ servers: nats().url });
+    const { jetstream } = await import('@nats-io/jetstream');
+    const replies: unknown[] = [];
+    const answered = new Promise<void>((resolve) => {
+      nc.subscribe('test.reply2', { callback: (_e, m) => { replies.push(m.json()); if (replies.length === 2) resolve(); } });
+    });
+    const payload = encodeSend({ id: 'twin', to: { pid: [pid.creation, pid.id] }, ack: 'handled', timeout: 5000, attempts: 1, retryOnCrash: false, backoff: { initialMs: 1, factor: 2, maxMs: 1, jitter: 'none' }, expires: 0, reply: 'test.reply2' }, 'twin', 10_000);
+    await nc.flush();
+    const js = jetstream(nc);
+    await Promise.all([js.publish(`keel.${cluster}.sup.b`, payload), js.publish(`keel.${cluster}.sup.b`, payload)]);
+    await answered;
+    await nc.close();
+    // the copy that waited behind the running one is acked from the record (at once, or on its redelivery)
+    expect(replies).toHaveLength(2);
+    for (const r of replies) expect(r).toMatchObject({ t: 'f', ok: true });
+    expect(await sendSupervised(a, pid, 'next', { ack: 'handled', id: 'after-twin' })).toMatchObject({ ok: true });
+    expect(((await seen.receive()) as { id: string }).id).toBe('twin');
+    expect(((await seen.receive()) as { id: string }).id).toBe('after-twin'); // not twin a second time
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+});
+
 describe('handled once across a crash of the receiving node', () => {
   it('SIGKILL between enqueue and ack, restarted under the same name: JetStream redelivers, the record acks it unhandled; sent = handled + dead-lettered', async () => {
     const cluster = `sup${++clusters}`;

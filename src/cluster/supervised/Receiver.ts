@@ -69,6 +69,8 @@ export class Receiver {
   readonly #kernel: Kernel;
   readonly #pids: PidFactory;
   readonly #inflight = new Map<string, InFlight>();
+  /** Ids whose delivery is being looked up or started here: a copy of one waits for it. */
+  readonly #receiving = new Map<string, Promise<void>>();
   #closed = false;
 
   constructor(host: ReceiverHost, pids: PidFactory) {
@@ -101,20 +103,35 @@ export class Receiver {
       this.#host.dropped('malformed', e, undefined);
       return;
     }
-    const running = this.#inflight.get(send.id);
-    if (running !== undefined) {
-      // redelivered while its handler runs here (a slow handler past the ack wait): the newest delivery is the one to ack
-      running.msg = msg;
-      msg.working();
-      return;
-    }
-    void this.#kernel.trackIo(this.#receive(send, msg)).catch((e: unknown) => {
-      // the record could not be read or written (NATS gone): JetStream redelivers it after the ack wait
-      this.#host.dropped('record_unavailable', e, send.id);
-    });
+    if (this.#adopted(send.id, msg)) return;
+    // one delivery of an id at a time: a second copy arriving while the first still awaits its
+    // handled-id lookup (a duplicate past the dedupe window, a redelivery) waits for it, then finds
+    // it handled, running, or still to do; never both delivered
+    const before = this.#receiving.get(send.id);
+    const work = (before ?? Promise.resolve())
+      .then(() => this.#receive(send, msg))
+      .catch((e: unknown) => {
+        // the record could not be read or written (NATS gone): JetStream redelivers it after the ack wait
+        this.#host.dropped('record_unavailable', e, send.id);
+      })
+      .finally(() => {
+        if (this.#receiving.get(send.id) === work) this.#receiving.delete(send.id);
+      });
+    this.#receiving.set(send.id, work);
+    void this.#kernel.trackIo(work);
+  }
+
+  /** A delivery of an id whose handler runs here (a slow handler past the ack wait, a copy): the newest is the one to ack. */
+  #adopted(id: string, msg: InboundMessage): boolean {
+    const running = this.#inflight.get(id);
+    if (running === undefined) return false;
+    running.msg = msg;
+    msg.working();
+    return true;
   }
 
   async #receive(send: WireSend, msg: InboundMessage): Promise<void> {
+    if (this.#closed || this.#adopted(send.id, msg)) return;
     const n = msg.info.deliveryCount;
     if (send.expires > 0 && Date.now() > send.expires) {
       msg.term('expired'); // the sender has given up (and dead-lettered it, if it was told to)
