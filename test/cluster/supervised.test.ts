@@ -258,6 +258,26 @@ describe('review: duplicates and expiry on the receiver', () => {
     expect(((await seen.receive()) as { id: string }).id).toBe('after-twin'); // not twin a second time
     await Promise.all([sa.close(), sb.close()]);
   }, 30_000);
+
+  it('a message still queued when its sender gave up (deadline) is taken back, not handled after its dead letter', async () => {
+    const { a, b, sa, sb } = await pair();
+    const seen = probe(a);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const busy = b.spawn<string>((ctx) => (m) => {
+      b.send(seen as unknown as Pid<unknown>, { id: ctx.messageId, message: m });
+      return m === 'first' ? gate : undefined;
+    });
+    b.send(busy, 'first');
+    expect(await seen.receive()).toMatchObject({ message: 'first' });
+    const outcome = await sendSupervised(a, busy, 'late', { ack: 'handled', deadline: 500, timeout: 60_000, onError: 'dead_letter' });
+    expect(outcome).toMatchObject({ ok: false, reason: 'timeout', deadLetterId: '1' });
+    open();
+    expect(await sendSupervised(a, busy, 'after', { ack: 'handled' })).toMatchObject({ ok: true, attempts: 1 });
+    expect(await seen.receive()).toMatchObject({ message: 'after' }); // 'late' was dead-lettered: not handled as well
+    expect(sb.internals().inflight).toBe(0);
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
 });
 
 describe('handled once across a crash of the receiving node', () => {

@@ -166,13 +166,19 @@ export class Receiver {
       return this.#failed(send, msg, n, r === Delivery.MailboxFull ? { reason: 'mailbox_full', retry: true, error: 'mailbox_full' } : { reason: 'noproc', retry: false, error: 'noproc' });
     }
     if (flight.done) return;
-    if (send.timeout >= 0) {
-      flight.timer = this.#kernel.schedule(send.timeout, () => {
+    // the attempt ends at its timeout, and at the send's expiry at the latest: past it the sender
+    // has given up (and dead-lettered it), so a copy still queued must not be handled after that
+    const untilExpiry = send.expires > 0 ? Math.max(0, send.expires - Date.now()) : Infinity;
+    const limit = Math.min(send.timeout >= 0 ? send.timeout : Infinity, untilExpiry);
+    if (limit !== Infinity) {
+      const expired = limit < send.timeout || send.timeout < 0;
+      flight.timer = this.#kernel.schedule(limit, () => {
         flight.timer = undefined;
         if (flight.done) return;
         // take back a copy not yet started; one already running may still finish (and is then recorded)
         this.#kernel.withdrawEnvelope(target.self, send.id, flight);
-        this.settle(flight, { reason: 'timeout', retry: true, error: `not handled within ${send.timeout} ms` });
+        if (expired) this.settle(flight, { reason: 'timeout', retry: false, error: 'the sender gave up (its deadline passed)' });
+        else this.settle(flight, { reason: 'timeout', retry: true, error: `not handled within ${send.timeout} ms` });
       });
     }
     // while it runs, JetStream is told it is in progress (no redelivery for a slow handler)
