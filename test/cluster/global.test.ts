@@ -324,6 +324,9 @@ describe('options', () => {
       { cluster: ca, servers: nats().url, bucket: 'bad.bucket' },
       { cluster: ca, servers: nats().url, leaseMs: NaN },
       { cluster: ca, servers: nats().url, marginMs: -1 },
+      // past a Node timer's range (2^31 - 1 ms) setTimeout/setInterval fire after 1 ms: a renewal loop every millisecond
+      { cluster: ca, servers: nats().url, leaseMs: 2 ** 31 * 3 },
+      { cluster: ca, servers: nats().url, marginMs: 2 ** 31 },
       { cluster: ca, servers: nats().url, extra: 1 },
       { cluster: {}, servers: nats().url },
       null,
