@@ -255,6 +255,26 @@ describe('leases, fencing and reaping (in-process nodes)', () => {
     expect(b.global.whereis('svc')).toEqual({ node: 'c', creation: c.node.creation, id: next.id });
   });
 
+  it('a name left by a node nobody saw go down (it died before the others started) is hidden once its lease + margin passed, and reaped', async () => {
+    const { members, bucket } = await nodes(['a'], { leaseMs: 900, marginMs: 300 });
+    const [a] = members as [Member];
+    const kv = await new Kvm(a.nc).open(bucket);
+    const key = 'n.' + Buffer.from('stale').toString('base64url');
+    const reaped = nextEvent(a.node, 'keel.global.reaped', (m) => m.name === 'stale');
+    await kv.put(key, JSON.stringify({ v: 1, node: 'ghost', inc: 7, id: 3, lease: Date.now() - 5000 }));
+    await a.global.sync();
+    expect(a.global.whereis('stale')).toBeUndefined();
+    expect(a.global.names()).toEqual([]);
+    expect(a.global.send('stale', 'x')).toBe(false);
+    expect(await reaped).toMatchObject({ name: 'stale' });
+    expect((await kv.get(key))?.operation).not.toBe('PUT');
+    // a live owner whose lease is renewed is never hidden nor reaped
+    const owner = a.node.spawn(() => () => undefined);
+    await a.global.register('kept', owner);
+    for (let i = 0; i < 3; i++) await nextEvent(a.node, 'keel.global.renewed', (m) => m.name === 'kept');
+    expect(a.global.whereis('kept')?.id).toBe(owner.id);
+  });
+
   it('a lease is renewed while its node lives: the name outlives several lease periods', async () => {
     const { members } = await nodes(['a', 'b'], { leaseMs: 900, marginMs: 300 });
     const [a, b] = members as [Member, Member];

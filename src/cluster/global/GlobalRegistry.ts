@@ -380,12 +380,15 @@ export class GlobalRegistry {
       if (mine) own.revision = revision;
       else this.#lose(own);
     }
-    if (record !== undefined && !this.#alive(record.node, record.inc)) this.#scheduleReap(name);
+    if (record !== undefined && (!this.#alive(record.node, record.inc) || this.#expired(record))) this.#scheduleReap(name);
   }
 
   // ---- leases ---------------------------------------------------------------------------------
 
   #renew(): void {
+    // names whose owner stopped renewing without anyone seeing its node go down (it died before this
+    // node started, or while nobody watched): past lease + margin the owner has fenced itself
+    for (const [name, entry] of this.#names) if (!this.#owned.has(name) && this.#expired(entry.record)) this.#scheduleReap(name);
     for (const own of [...this.#owned.values()]) {
       if (own.renewing) continue;
       if (Date.now() >= own.deadline) {
@@ -528,9 +531,10 @@ export class GlobalRegistry {
       setTimeout(() => {
         this.#reaps.delete(name);
         const current = this.#names.get(name);
-        if (current === undefined || this.#alive(current.record.node, current.record.inc)) return;
-        if (Date.now() <= current.record.lease + this.#marginMs) {
-          this.#scheduleReap(name);
+        if (current === undefined || this.#owned.has(name)) return;
+        if (!this.#expired(current.record)) {
+          // not yet due: wait on for a node seen down (a node back up cleared it); a renewed lease is left alone
+          if (!this.#alive(current.record.node, current.record.inc)) this.#scheduleReap(name);
           return;
         }
         this.#track(this.#kv.delete(nameKey(name), { previousSeq: current.revision })).then(
@@ -551,7 +555,12 @@ export class GlobalRegistry {
 
   #visible(name: string): Entry | undefined {
     const entry = this.#names.get(name);
-    return entry !== undefined && this.#alive(entry.record.node, entry.record.inc) ? entry : undefined;
+    return entry !== undefined && this.#alive(entry.record.node, entry.record.inc) && !this.#expired(entry.record) ? entry : undefined;
+  }
+
+  /** True once `record`'s lease plus the margin has passed on this clock: its owner has fenced itself, the name may be taken. */
+  #expired(record: NameRecord): boolean {
+    return Date.now() > record.lease + this.#marginMs;
   }
 
   #pid(node: string, inc: number, id: number): Pid {
