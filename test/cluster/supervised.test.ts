@@ -278,6 +278,35 @@ describe('review: duplicates and expiry on the receiver', () => {
     expect(sb.internals().inflight).toBe(0);
     await Promise.all([sa.close(), sb.close()]);
   }, 30_000);
+
+  it('another send of an id whose handler is running here shares its run: handled once, both senders told ok', async () => {
+    const { cluster, a, b, sa, sb } = await pair();
+    const seen = probe(a);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const slow = b.spawn<string>((ctx) => (m) => {
+      b.send(seen as unknown as Pid<unknown>, { id: ctx.messageId, message: m });
+      return gate;
+    });
+    const first = sendSupervised(a, slow, 'job', { ack: 'handled', id: 'shared', timeout: 20_000 });
+    expect(await seen.receive()).toEqual({ id: 'shared', message: 'job' });
+    const nc = await connect({ servers: nats().url });
+    const { jetstream } = await import('@nats-io/jetstream');
+    const replied = new Promise<unknown>((resolve) => nc.subscribe('test.follow', { callback: (_e, m) => resolve(m.json()) }));
+    await nc.flush();
+    const payload = encodeSend({ id: 'shared', to: { pid: [slow.creation, slow.id] }, ack: 'handled', timeout: 20_000, attempts: 1, retryOnCrash: false, backoff: { initialMs: 1, factor: 2, maxMs: 1, jitter: 'none' }, expires: 0, reply: 'test.follow' }, 'job', 10_000);
+    await jetstream(nc).publish(`keel.${cluster}.sup.b`, payload, { msgID: 'shared-other' });
+    // the copy is with the receiver (delivered, not acked) while the handler still runs
+    const jsm = await (await import('@nats-io/jetstream')).jetstreamManager(nc);
+    while ((await jsm.consumers.info(`KEEL_${cluster}_SUPERVISED`, 'sup_b')).num_ack_pending < 2);
+    open();
+    expect(await first).toEqual({ ok: true, id: 'shared', attempts: 1 });
+    expect(await replied).toEqual({ t: 'f', ok: true, n: 1 });
+    await nc.close();
+    expect(await sendSupervised(a, slow, 'next', { ack: 'handled', id: 'shared-after' })).toMatchObject({ ok: true, attempts: 1 });
+    expect(await seen.receive()).toEqual({ id: 'shared-after', message: 'next' }); // not 'shared' twice
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
 });
 
 describe('handled once across a crash of the receiving node', () => {

@@ -45,6 +45,8 @@ class InFlight implements EnvelopeListener {
   timer: TimerEntry | undefined = undefined;
   keepAlive: { cancel(): boolean } | undefined = undefined;
   done = false;
+  /** Other sends of the same id (another stream message, another reply subject) waiting on this run. */
+  readonly followers: { send: WireSend; msg: InboundMessage }[] = [];
   constructor(
     readonly receiver: Receiver,
     readonly send: WireSend,
@@ -103,7 +105,7 @@ export class Receiver {
       this.#host.dropped('malformed', e, undefined);
       return;
     }
-    if (this.#adopted(send.id, msg)) return;
+    if (this.#adopted(send, msg)) return;
     // one delivery of an id at a time: a second copy arriving while the first still awaits its
     // handled-id lookup (a duplicate past the dedupe window, a redelivery) waits for it, then finds
     // it handled, running, or still to do; never both delivered
@@ -122,16 +124,23 @@ export class Receiver {
   }
 
   /** A delivery of an id whose handler runs here (a slow handler past the ack wait, a copy): the newest is the one to ack. */
-  #adopted(id: string, msg: InboundMessage): boolean {
-    const running = this.#inflight.get(id);
+  #adopted(send: WireSend, msg: InboundMessage): boolean {
+    const running = this.#inflight.get(send.id);
     if (running === undefined) return false;
-    running.msg = msg;
     msg.working();
+    if (send.reply === running.send.reply) {
+      running.msg = msg; // a redelivery of the same message
+      return true;
+    }
+    // another message of the same id (a send again past the dedupe window): it shares this run's outcome
+    const follower = running.followers.find((f) => f.send.reply === send.reply);
+    if (follower !== undefined) follower.msg = msg;
+    else running.followers.push({ send, msg });
     return true;
   }
 
   async #receive(send: WireSend, msg: InboundMessage): Promise<void> {
-    if (this.#closed || this.#adopted(send.id, msg)) return;
+    if (this.#closed || this.#adopted(send, msg)) return;
     const n = msg.info.deliveryCount;
     if (send.expires > 0 && Date.now() > send.expires) {
       msg.term('expired'); // the sender has given up (and dead-lettered it, if it was told to)
@@ -186,6 +195,7 @@ export class Receiver {
     const tick = (): void => {
       if (flight.done) return;
       flight.msg.working();
+      for (const f of flight.followers) f.msg.working();
       flight.keepAlive = this.#kernel.setTimer(every, tick, true);
     };
     flight.keepAlive = this.#kernel.setTimer(every, tick, true);
@@ -199,11 +209,17 @@ export class Receiver {
     const n = flight.msg.info.deliveryCount;
     if (f !== undefined) {
       if (this.#inflight.get(flight.send.id) === flight) this.#inflight.delete(flight.send.id);
+      // the followers' messages come again at once, each an attempt of its own
+      if (!this.#closed) for (const x of flight.followers) x.msg.nak(0);
       return this.#failed(flight.send, flight.msg, n, f);
     }
     // handled: recorded first, then acked; the id stays in flight until the record holds it
+    const acks = async (): Promise<void> => {
+      await this.#ack(flight.send, flight.msg, n);
+      for (const x of flight.followers) await this.#ack(x.send, x.msg, x.msg.info.deliveryCount);
+    };
     void this.#kernel
-      .trackIo(this.#host.handled.add(flight.send.id).then(() => this.#ack(flight.send, flight.msg, n)))
+      .trackIo(this.#host.handled.add(flight.send.id).then(acks))
       .catch((e: unknown) => this.#host.dropped('record_unavailable', e, flight.send.id))
       .finally(() => {
         if (this.#inflight.get(flight.send.id) === flight) this.#inflight.delete(flight.send.id);
