@@ -279,6 +279,22 @@ describe('review: duplicates and expiry on the receiver', () => {
     await Promise.all([sa.close(), sb.close()]);
   }, 30_000);
 
+  it('the same id sent again within the dedupe window after it failed (dead-lettered) is delivered, not reported ok unhandled', async () => {
+    const { a, b, sa, sb } = await pair();
+    const failed = await sa.send(a, { node: 'b', name: 'later' }, 'job', { id: 'again-1', onError: 'dead_letter' });
+    expect(failed).toMatchObject({ ok: false, reason: 'noproc', deadLetterId: '1' });
+    const { pid, seen } = recorder(b, a);
+    b.registry.register('later', pid);
+    const retried = await sa.send(a, { node: 'b', name: 'later' }, 'job', { id: 'again-1', ack: 'handled' });
+    expect(retried).toEqual({ ok: true, id: 'again-1', attempts: 1 });
+    expect(await seen.receive()).toEqual({ id: 'again-1', message: 'job' });
+    // and once handled, the same id again is a duplicate: ok, not handled a second time
+    expect(await sa.send(a, { node: 'b', name: 'later' }, 'job', { id: 'again-1', ack: 'handled' })).toEqual({ ok: true, id: 'again-1', attempts: 0 });
+    expect(await sa.send(a, { node: 'b', name: 'later' }, 'next', { id: 'again-2', ack: 'handled' })).toMatchObject({ ok: true, attempts: 1 });
+    expect(await seen.receive()).toEqual({ id: 'again-2', message: 'next' });
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
   it('another send of an id whose handler is running here shares its run: handled once, both senders told ok', async () => {
     const { cluster, a, b, sa, sb } = await pair();
     const seen = probe(a);

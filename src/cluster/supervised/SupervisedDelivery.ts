@@ -281,13 +281,26 @@ export class SupervisedDelivery {
       }
       // past the bound (and a margin for the receiver's last answer) the sender gives up; the receiver drops it after `expires`
       if (bound !== Infinity) p.timer = this.#kernel.setTimer(bound + Math.min(this.#ackWaitMs, 2000), () => p.finish(fail(p, 'timeout', `no outcome within ${bound} ms`)), false);
-      this.#nats.js.publish(`keel.${this.#cluster}.sup.${node}`, payload, { msgID: id }).then(
-        (ack) => {
-          // a duplicate of an id the stream already holds (the dedupe window): not delivered again
-          if (ack.duplicate) p.finish({ ok: true, id, attempts: 0 });
-        },
-        (e: unknown) => p.finish(fail(p, 'noconnection', e)),
-      );
+      const subject = `keel.${this.#cluster}.sup.${node}`;
+      const publish = (msgID: string): void => {
+        this.#nats.js.publish(subject, payload, { msgID }).then(
+          (ack) => {
+            if (!ack.duplicate || !this.#pending.has(key)) return;
+            // the stream saw this id within its dedupe window: ok only if the receiver handled it; else
+            // (the earlier send failed, or is still on its way) sent as a message of its own, which the
+            // receiver's handled-id record keeps from being handled twice
+            this.#handled.handledBy(node, id).then(
+              (handled) => {
+                if (handled) p.finish({ ok: true, id, attempts: 0 });
+                else if (this.#pending.has(key)) publish(`${id} ${this.#inbox}.${key}`);
+              },
+              (e: unknown) => p.finish(fail(p, 'noconnection', e)),
+            );
+          },
+          (e: unknown) => p.finish(fail(p, 'noconnection', e)),
+        );
+      };
+      publish(id);
     });
     this.#byId.set(id, promise);
     return promise;
