@@ -323,6 +323,31 @@ describe('review: duplicates and expiry on the receiver', () => {
     expect(await seen.receive()).toEqual({ id: 'shared-after', message: 'next' }); // not 'shared' twice
     await Promise.all([sa.close(), sb.close()]);
   }, 30_000);
+
+  it("a lost reply (core NATS, at most once) does not turn a handled message into a timeout and a dead letter", async () => {
+    const cluster = `sup${++clusters}`;
+    const net = new MemoryNetwork();
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const ca = await Cluster.join(a, { transport: net.transport() });
+    const cb = await Cluster.join(b, { transport: net.transport() });
+    await ca.waitFor(['b']);
+    await cb.waitFor(['a']);
+    // the sender's connection loses every reply on its supervised reply subject (a disconnect at the wrong moment)
+    const real = await connect({ servers: nats().url, inboxPrefix: `_INBOX.keel.${cluster}.a` });
+    const lossy = Object.create(real) as typeof real;
+    lossy.subscribe = ((subject: string, opts?: Parameters<typeof real.subscribe>[1]) =>
+      subject.includes('.sup.') ? real.subscribe(subject, { ...opts, callback: () => undefined }) : real.subscribe(subject, opts)) as typeof real.subscribe;
+    const sa = await SupervisedDelivery.start(a, { cluster, connection: lossy, attach: ca, ackWaitMs: 300 });
+    const sb = await SupervisedDelivery.start(b, { cluster, servers: nats().url, attach: cb, ackWaitMs: 300 });
+    const { pid, seen } = recorder(b, a);
+    const outcome = await sendSupervised(a, pid, 'paid', { ack: 'handled', timeout: 200, onError: 'dead_letter', id: 'lost-reply' });
+    expect(await seen.receive()).toEqual({ id: 'lost-reply', message: 'paid' });
+    expect(outcome).toMatchObject({ ok: true, id: 'lost-reply' });
+    expect((await a.deadLetters.list()).entries).toEqual([]);
+    await Promise.all([sa.close(), sb.close()]);
+    await real.close();
+  }, 30_000);
 });
 
 describe('handled once across a crash of the receiving node', () => {

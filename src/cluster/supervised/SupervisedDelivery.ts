@@ -280,7 +280,13 @@ export class SupervisedDelivery {
         s.signal.addEventListener('abort', onAbort, { once: true });
       }
       // past the bound (and a margin for the receiver's last answer) the sender gives up; the receiver drops it after `expires`
-      if (bound !== Infinity) p.timer = this.#kernel.setTimer(bound + Math.min(this.#ackWaitMs, 2000), () => p.finish(fail(p, 'timeout', `no outcome within ${bound} ms`)), false);
+      if (bound !== Infinity) {
+        p.timer = this.#kernel.setTimer(bound + Math.min(this.#ackWaitMs, 2000), () => {
+          // a reply is at most once (core NATS): before saying timeout (and dead-lettering), ask the receiver's record
+          const timedOut = (): void => p.finish(fail(p, 'timeout', `no outcome within ${bound} ms`));
+          this.#handled.handledBy(node, id).then((handled) => (handled ? p.finish({ ok: true, id, attempts: Math.max(1, p.attempts) }) : timedOut()), timedOut);
+        }, false);
+      }
       const subject = `keel.${this.#cluster}.sup.${node}`;
       const publish = (msgID: string): void => {
         this.#nats.js.publish(subject, payload, { msgID }).then(
