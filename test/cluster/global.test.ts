@@ -156,7 +156,8 @@ describe('global names', () => {
     const { members } = await nodes(['a']);
     const [a] = members as [Member];
     const p = a.node.spawn(() => () => undefined);
-    const hostile: unknown[] = ['', 'x'.repeat(1025), 42, null, undefined, { toString: () => 'n' }, new Proxy({}, {})];
+    // a lone surrogate has no UTF-8 form: it would be written and never read back
+    const hostile: unknown[] = ['', 'x'.repeat(1025), '\uD800', 'x\uDC00y', 42, null, undefined, { toString: () => 'n' }, new Proxy({}, {})];
     for (const name of hostile) {
       expect(() => a.global.whereis(name as string)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }) as Error);
       expect(((await failure(() => a.global.register(name as string, p))) as { code: string }).code).toBe('ERR_INVALID_ARGUMENT');
@@ -185,6 +186,21 @@ describe('global names', () => {
     await a.global.sync();
     const bad = (await failure(() => a.global.send('remote', { f: () => 1 }))) as { code: string };
     expect(bad.code).toBe('ERR_NOT_SERIALIZABLE');
+  });
+
+  it('the name limit counts UTF-8 bytes (a key must fit a NATS control line): past it a typed error at once, and the connection lives', async () => {
+    const { members } = await nodes(['a']);
+    const [a] = members as [Member];
+    const p = a.node.spawn(() => () => undefined);
+    const long = '\u20ac'.repeat(1024); // 1024 characters, 3072 bytes of UTF-8
+    expect(((await failure(() => a.global.register(long, p))) as { code: string }).code).toBe('ERR_INVALID_ARGUMENT');
+    expect(((await failure(() => a.global.join(long, p))) as { code: string }).code).toBe('ERR_INVALID_ARGUMENT');
+    await a.global.register('\u20ac'.repeat(341), p); // 1023 bytes
+    await a.global.join('g'.repeat(1024), p);
+    await a.global.sync();
+    expect(a.global.whereis('\u20ac'.repeat(341))?.id).toBe(p.id);
+    expect(a.global.members('g'.repeat(1024)).map((m) => m.id)).toEqual([p.id]);
+    expect(a.nc.isClosed()).toBe(false);
   });
 
   it('ignores junk written to the bucket by others, with an event', async () => {
