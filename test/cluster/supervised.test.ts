@@ -227,6 +227,8 @@ describe('sendSupervised to a pid of another node', () => {
     expect(() => sa.send(a, { node: 'a', name: 'n' }, 'x')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
     expect(() => sa.send(a, { node: 'b', name: 'n' }, 'x', { id: 'a\r\nb' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
     expect(() => sa.send(a, { node: 'b', name: 'n' }, 'x', { id: 'x'.repeat(2000) })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    // two lone surrogates would share one handled-id record key (both encode as U+FFFD)
+    expect(() => sa.send(a, { node: 'b', name: 'n' }, 'x', { id: '\uD800' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
     await expect(SupervisedDelivery.start(a, { cluster: 'bad.name', servers: nats().url })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
     await expect(SupervisedDelivery.start(a, { cluster: 'c', servers: nats().url, ackWaitMs: Number.NaN })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
     expect(sa.internals().pending).toBe(0);
@@ -347,6 +349,18 @@ describe('review: duplicates and expiry on the receiver', () => {
     expect((await a.deadLetters.list()).entries).toEqual([]);
     await Promise.all([sa.close(), sb.close()]);
     await real.close();
+  }, 30_000);
+
+  it('an id past 1024 bytes of UTF-8 is a typed error at the send (its record key would not fit NATS: handled, then reported timeout)', async () => {
+    const { a, b, sa, sb } = await pair();
+    const { pid, seen } = recorder(b, a);
+    const id = '\u20ac'.repeat(1024);
+    expect(() => sendSupervised(a, pid, 'wide', { ack: 'handled', id, timeout: 2000 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    const fits = '\u20ac'.repeat(341); // 1023 bytes
+    expect(await sendSupervised(a, pid, 'wide', { ack: 'handled', id: fits, timeout: 2000 })).toEqual({ ok: true, id: fits, attempts: 1 });
+    expect(await seen.receive()).toEqual({ id: fits, message: 'wide' });
+    expect(sb.internals().inflight).toBe(0);
+    await Promise.all([sa.close(), sb.close()]);
   }, 30_000);
 });
 

@@ -30,7 +30,7 @@ import type { PidFactory } from '../codec.js';
 import type { Cluster } from '../Cluster.js';
 import { type HandledBucket, HandledIds } from './HandledIds.js';
 import { type InboundMessage, Receiver } from './Receiver.js';
-import { decodeReply, encodeSend, type WireReply, type WireTarget } from './wire.js';
+import { decodeReply, encodeSend, isWireId, MAX_ID_BYTES, type WireReply, type WireTarget } from './wire.js';
 
 /** How a node takes part in supervised sends across nodes. */
 export interface SupervisedDeliveryOptions {
@@ -65,7 +65,6 @@ export interface RemoteName {
 }
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
-const MAX_ID = 1024;
 
 interface Pending {
   readonly node: Kernel;
@@ -247,7 +246,7 @@ export class SupervisedDelivery {
   }
 
   #send(sender: Proc | undefined, to: Pid | RemoteName, message: unknown, s: Settings, id: string): Promise<SendOutcome> {
-    if (id.length > MAX_ID || /[\r\n\0]/.test(id)) throw new InvalidArgumentError('options.id', `a message id of at most ${MAX_ID} characters, without line breaks`, id);
+    if (!isWireId(id)) throw new InvalidArgumentError('options.id', `a message id of at most ${MAX_ID_BYTES} bytes of UTF-8, without line breaks or lone surrogates`, id);
     const joined = this.#byId.get(id);
     if (joined !== undefined) return joined; // the same id in flight from here: one send, one outcome
     const node = to.node;
