@@ -362,6 +362,21 @@ describe('review: duplicates and expiry on the receiver', () => {
     expect(sb.internals().inflight).toBe(0);
     await Promise.all([sa.close(), sb.close()]);
   }, 30_000);
+
+  it('close() on a borrowed connection leaves no subscription of its own behind', async () => {
+    const cluster = `sup${++clusters}`;
+    const n = track({ name: 'solo' });
+    const nc = await connect({ servers: nats().url });
+    const subscriptions = (): number => (nc as unknown as { protocol: { subscriptions: { size(): number } } }).protocol.subscriptions.size();
+    await (await (await import('@nats-io/jetstream')).jetstreamManager(nc)).getAccountInfo(); // the connection's own request inbox, which stays
+    const before = subscriptions();
+    const sd = await SupervisedDelivery.start(n, { cluster, connection: nc });
+    expect(subscriptions()).toBeGreaterThan(before);
+    await sd.close();
+    expect(subscriptions()).toBe(before);
+    expect(nc.isClosed()).toBe(false);
+    await nc.close();
+  }, 30_000);
 });
 
 describe('handled once across a crash of the receiving node', () => {

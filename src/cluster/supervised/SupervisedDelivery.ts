@@ -153,6 +153,7 @@ export class SupervisedDelivery {
     type Connection = Parameters<typeof jetstream.jetstream>[0];
     const owned = options.connection === undefined;
     const nc = (owned ? await transport!.connect({ name: `keel:${cluster}:${kernel.name}:sup`, inboxPrefix: `_INBOX.keel.${cluster}.${kernel.name}`, ...options.connectOptions, servers: options.servers! }) : options.connection) as Connection;
+    const consuming: { messages?: { close(): Promise<unknown> }; replies?: { unsubscribe(): void } } = {};
     try {
       const stream = `KEEL_${cluster}_SUPERVISED`;
       const jsm = await jetstream.jetstreamManager(nc);
@@ -181,13 +182,13 @@ export class SupervisedDelivery {
       const bucket = await new kv.Kvm(js).create(`KEEL_${cluster}_SUP_HANDLED`, { history: 1, ttl: retentionMs });
       const handled = new HandledIds(capacity, bucket as unknown as HandledBucket, kernel.name);
       const inbox = `_INBOX.keel.${cluster}.${kernel.name}.sup.${kernel.creation}.${Math.random().toString(36).slice(2, 10)}`;
-      const consuming: { messages?: { close(): Promise<unknown> } } = {};
       const nats: Nats = {
         nc: nc as unknown as Nats['nc'],
         js: js as unknown as Nats['js'],
         owned,
         async stop() {
           await consuming.messages?.close().catch(() => undefined);
+          consuming.replies?.unsubscribe(); // a borrowed connection stays open: its subscription of ours goes
           if (owned) await nc.close().catch(() => undefined);
         },
       };
@@ -195,7 +196,7 @@ export class SupervisedDelivery {
       const creation = kernel.creation;
       const pids: PidFactory = (n, c, i) => (n === name && c === creation ? (kernel.resolve({ node: n, creation: c, id: i })?.self ?? new PidImpl(n, c, i, undefined)) : new PidImpl(n, c, i, undefined));
       const self = new SupervisedDelivery(kernel, cluster, nats, handled, options, inbox, pids, (nc as { info?: { max_payload?: number } }).info?.max_payload);
-      nc.subscribe(`${inbox}.*`, {
+      consuming.replies = nc.subscribe(`${inbox}.*`, {
         callback: (err, msg) => {
           if (err === null) self.#replied(msg.subject, msg.string());
         },
@@ -210,6 +211,7 @@ export class SupervisedDelivery {
       }
       return self;
     } catch (e) {
+      consuming.replies?.unsubscribe();
       if (owned) await nc.close().catch(() => undefined);
       throw e;
     }
