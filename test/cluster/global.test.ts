@@ -3,7 +3,7 @@
 // process joined over the in-memory network and one nats-server (JetStream) for the file.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
 import { conflictName, fencedName, GlobalRegistry, type GlobalOptions } from '../../src/cluster/global/index.js';
 import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
@@ -290,6 +290,21 @@ describe('leases, fencing and reaping (in-process nodes)', () => {
     for (let i = 0; i < 3; i++) await nextEvent(a.node, 'keel.global.renewed', (m) => m.name === 'kept');
     expect(a.global.whereis('kept')?.id).toBe(owner.id);
   });
+
+  it("the owner's own fence runs on a monotonic clock: a wall clock stepped back (NTP) does not stretch its lease", async () => {
+    const { members } = await nodes(['a'], { leaseMs: 900, marginMs: 300 });
+    const [a] = members as [Member];
+    const owner = a.node.spawn(() => () => undefined);
+    await a.global.register('svc', owner);
+    const fenced = nextEvent(a.node, 'keel.global.fenced', (m) => m.name === 'svc');
+    await a.nc.close(); // renewals fail from now on: the lease must run out about 900 ms after the last one
+    const real = Date.now.bind(Date);
+    const spy = vi.spyOn(Date, 'now').mockImplementation(() => real() - 3_600_000); // an hour back
+    onTestFinished(() => spy.mockRestore());
+    // without a monotonic fence this waits an hour (the test's timeout ends it first)
+    expect(await fenced).toMatchObject({ name: 'svc' });
+    expect(a.global.send('svc', 'late')).toBe(false);
+  }, 15_000);
 
   it('a lease is renewed while its node lives: the name outlives several lease periods', async () => {
     const { members } = await nodes(['a', 'b'], { leaseMs: 900, marginMs: 300 });

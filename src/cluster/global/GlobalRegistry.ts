@@ -77,8 +77,14 @@ interface Owned {
   readonly proc: Proc;
   readonly pid: Pid;
   revision: number;
-  /** Epoch ms: global-name messages are delivered before it, the process is fenced at it. */
+  /** Epoch ms on this node's wall clock: the lease deadline written to the bucket (what other nodes compare with). */
   deadline: number;
+  /**
+   * The same deadline on this process's monotonic clock (`performance.now()`): global-name messages
+   * are delivered before both, the process is fenced at the first. A wall clock stepped back (NTP)
+   * must not stretch the owner's own lease while the other nodes read the deadline written.
+   */
+  until: number;
   renewing: boolean;
   /** Dropped while a renewal was in flight: that renewal's revision is deleted when it lands. */
   released: boolean;
@@ -215,6 +221,7 @@ export class GlobalRegistry {
       throw new NameTakenError(name, String(held.pid));
     }
     const key = nameKey(name);
+    const until = performance.now() + this.#leaseMs;
     const deadline = Date.now() + this.#leaseMs;
     const value = encodeRecord({ node: this.#kernel.name, inc: this.#kernel.creation, id: proc.self.id, lease: deadline });
     let revision: number;
@@ -229,7 +236,7 @@ export class GlobalRegistry {
       if (this.#stopped) throw new NodeStoppedError(this.#kernel.name, 'GlobalRegistry.register');
       throw new NoProcError(String(proc.self), 'cannot register a global name for a process that is not alive');
     }
-    const own: Owned = { name, key, proc, pid: proc.self, revision, deadline, renewing: false, released: false, fence: undefined, unhook: undefined };
+    const own: Owned = { name, key, proc, pid: proc.self, revision, deadline, until, renewing: false, released: false, fence: undefined, unhook: undefined };
     this.#owned.set(name, own);
     own.unhook = this.#kernel.onProcExit(proc, () => this.#release(own, 'exit'));
     this.#armFence(own);
@@ -391,11 +398,12 @@ export class GlobalRegistry {
     for (const [name, entry] of this.#names) if (!this.#owned.has(name) && this.#expired(entry.record)) this.#scheduleReap(name);
     for (const own of [...this.#owned.values()]) {
       if (own.renewing) continue;
-      if (Date.now() >= own.deadline) {
+      if (leaseOver(own)) {
         this.#fence(own);
         continue;
       }
       own.renewing = true;
+      const until = performance.now() + this.#leaseMs;
       const deadline = Date.now() + this.#leaseMs;
       const value = encodeRecord({ node: this.#kernel.name, inc: this.#kernel.creation, id: own.pid.id, lease: deadline });
       this.#track(this.#kv.update(own.key, value, own.revision)).then(
@@ -408,6 +416,7 @@ export class GlobalRegistry {
           }
           if (revision > own.revision) own.revision = revision;
           own.deadline = deadline;
+          own.until = until;
           this.#armFence(own);
           this.#kernel.telemetry.execute('keel.global.renewed', {}, { name: own.name, pid: own.pid, revision, deadline });
         },
@@ -429,9 +438,9 @@ export class GlobalRegistry {
     if (own.fence !== undefined) clearTimeout(own.fence);
     own.fence = setTimeout(() => {
       own.fence = undefined;
-      if (this.#owned.get(own.name) === own && Date.now() >= own.deadline) this.#fence(own);
+      if (this.#owned.get(own.name) === own && leaseOver(own)) this.#fence(own);
       else if (this.#owned.get(own.name) === own) this.#armFence(own);
-    }, Math.max(0, own.deadline - Date.now()));
+    }, Math.max(0, Math.ceil(Math.min(own.until - performance.now(), own.deadline - Date.now()))));
   }
 
   /** The lease ran out on this node's clock: the process stops acting (killed), and the name is freed if still ours. */
@@ -487,7 +496,7 @@ export class GlobalRegistry {
   #deliverLocal(name: string, message: unknown): boolean {
     const own = this.#owned.get(name);
     if (own === undefined) return this.#undeliverable(name, 'not_owner', message);
-    if (Date.now() >= own.deadline) {
+    if (leaseOver(own)) {
       this.#fence(own);
       return this.#undeliverable(name, 'fenced', message);
     }
@@ -591,6 +600,15 @@ export class GlobalRegistry {
 
 /** The longest lease or margin (ms): a lease plus its margin must stay within a Node timer's range (2^31 - 1 ms), past which timers fire at once. */
 const MAX_MS = 2 ** 30;
+
+/**
+ * Whether an owner's lease ran out on this node: on either clock. The monotonic one is immune to a
+ * wall clock stepped back (NTP); the wall clock counts a machine's suspension, which a monotonic
+ * clock may not. Either one past the deadline, and the owner stops acting.
+ */
+function leaseOver(own: Owned): boolean {
+  return performance.now() >= own.until || Date.now() >= own.deadline;
+}
 
 function positive(value: number | undefined, argument: string, fallback: number): number {
   if (value === undefined) return fallback;
