@@ -377,6 +377,30 @@ describe('review: duplicates and expiry on the receiver', () => {
     expect(nc.isClosed()).toBe(false);
     await nc.close();
   }, 30_000);
+
+  it("a sender that dies before the receiver took its message: the message is taken out of the stream, so it is dead-lettered and not also handled", async () => {
+    const { cluster, a, sa } = await pair();
+    const report = probe(a);
+    const sender = a.spawn<'go'>((ctx) => () => {
+      void sa.send(ctx, { node: 'later', name: 'worker' }, 'orphan', { ack: 'handled', timeout: 60_000, onError: 'dead_letter', id: 'orphan' }).then((o) => a.send(report, o));
+      return new Promise<void>(() => undefined);
+    });
+    a.send(sender, 'go');
+    // the message is in the stream (nobody consumes for 'later' yet)
+    const nc = await connect({ servers: nats().url });
+    const jsm = await (await import('@nats-io/jetstream')).jetstreamManager(nc);
+    while ((await jsm.streams.info(`KEEL_${cluster}_SUPERVISED`)).state.messages < 1);
+    a.exit(sender, 'kill');
+    expect(await report.receive()).toMatchObject({ ok: false, reason: 'aborted', deadLetterId: '1' });
+    const later = track({ name: 'later' });
+    const { pid, seen } = recorder(later, a);
+    later.registry.register('worker', pid);
+    const sl = await SupervisedDelivery.start(later, { cluster, servers: nats().url });
+    expect(await sa.send(a, { node: 'later', name: 'worker' }, 'next', { ack: 'handled' })).toMatchObject({ ok: true, attempts: 1 });
+    expect(await seen.receive()).toMatchObject({ message: 'next' }); // not 'orphan': dead-lettered, so not handled as well
+    await nc.close();
+    await Promise.all([sa.close(), sl.close()]);
+  }, 30_000);
 });
 
 describe('handled once across a crash of the receiving node', () => {

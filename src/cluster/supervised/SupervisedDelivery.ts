@@ -76,12 +76,20 @@ interface Pending {
   lastError: unknown;
   attempts: number;
   timer: { cancel(): boolean } | undefined;
-  finish(outcome: SendOutcome): void;
+  /** The stream sequence of its message, once the publish was acknowledged. */
+  seq: number | undefined;
+  /** Settles when the publish does (either way). */
+  published: Promise<void>;
+  givingUp: boolean;
+  /** Ends the send; `policy` false: the outcome is reported without its `onError` policy (no dead letter). */
+  finish(outcome: SendOutcome, policy?: boolean): void;
 }
 
 interface Nats {
   readonly nc: { publish(subject: string, data: string): void; subscribe(subject: string, opts: { callback(err: unknown, msg: { string(): string; subject: string }): void }): { unsubscribe(): void }; close(): Promise<void> };
-  readonly js: { publish(subject: string, data: string, opts: { msgID: string }): Promise<{ duplicate: boolean }> };
+  readonly js: { publish(subject: string, data: string, opts: { msgID: string }): Promise<{ duplicate: boolean; seq: number }> };
+  /** Takes a message out of the stream; false when it is not there (consumed already) or NATS did not answer. */
+  withdraw(seq: number): Promise<boolean>;
   readonly owned: boolean;
   stop(): Promise<void>;
 }
@@ -186,6 +194,7 @@ export class SupervisedDelivery {
         nc: nc as unknown as Nats['nc'],
         js: js as unknown as Nats['js'],
         owned,
+        withdraw: (seq) => jsm.streams.deleteMessage(stream, seq, false).catch(() => false),
         async stop() {
           await consuming.messages?.close().catch(() => undefined);
           consuming.replies?.unsubscribe(); // a borrowed connection stays open: its subscription of ours goes
@@ -236,15 +245,32 @@ export class SupervisedDelivery {
     return { pending: this.#pending.size, inflight: this.#receiver.inflight, handledIds: this.#handled.size };
   }
 
-  /** Stops consuming and replying; sends still waiting end with `noproc` (their messages stay in the stream). Idempotent. */
+  /**
+   * Stops consuming and replying; sends still waiting end with `noproc`: a message still in the
+   * stream is taken out of it first (then its `onError` applies: a dead letter is not also handled),
+   * one already consumed by its receiver is reported without a dead letter. Idempotent.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#unhook?.();
     this.#detach?.();
     this.#receiver.close();
-    for (const p of [...this.#pending.values()]) p.finish(fail(p, 'noproc', 'the supervised delivery stopped'));
+    await Promise.all([...this.#pending.values()].map((p) => this.#giveUp(p, fail(p, 'noproc', 'the supervised delivery stopped'))));
     await this.#nats.stop();
+  }
+
+  /**
+   * The sender's side ends a send (its death, its signal, close): its message is taken out of the
+   * stream if still there, and the outcome gets the send's `onError` (a dead letter); a message
+   * already consumed is the receiver's (handled, or ended there): the outcome is only reported.
+   */
+  async #giveUp(p: Pending, outcome: SendOutcome): Promise<void> {
+    if (p.givingUp) return;
+    p.givingUp = true;
+    await p.published;
+    const taken = p.seq !== undefined && (await this.#nats.withdraw(p.seq));
+    p.finish(outcome, taken);
   }
 
   #send(sender: Proc | undefined, to: Pid | RemoteName, message: unknown, s: Settings, id: string): Promise<SendOutcome> {
@@ -262,20 +288,21 @@ export class SupervisedDelivery {
     const promise = new Promise<SendOutcome>((resolve, reject) => {
       const p: Pending = {
         node: this.#kernel, to, message, s, id, firstError: undefined, lastError: undefined, attempts: 0, timer: undefined,
-        finish: (outcome) => {
+        seq: undefined, published: Promise.resolve(), givingUp: false,
+        finish: (outcome, policy = true) => {
           if (!this.#pending.delete(key)) return;
           this.#byId.delete(id);
           p.timer?.cancel();
           unwatch?.();
           if (s.signal !== undefined) s.signal.removeEventListener('abort', onAbort);
-          if (outcome.ok) resolve(outcome);
+          if (outcome.ok || !policy) resolve(outcome);
           else onFailure(this.#kernel, recipient(to), message, s, outcome).then(resolve, reject);
         },
       };
-      const onAbort = (): void => p.finish(fail(p, 'aborted', s.signal?.reason));
+      const onAbort = (): void => void this.#giveUp(p, fail(p, 'aborted', s.signal?.reason));
       this.#pending.set(key, p);
-      // the sender's death ends its sends (as on one node); the message may still be delivered
-      const unwatch = sender === undefined ? undefined : this.#kernel.onProcExit(sender, () => p.finish(fail(p, 'aborted', 'the sender has exited')));
+      // the sender's death ends its sends (as on one node): its message is taken out of the stream if still there
+      const unwatch = sender === undefined ? undefined : this.#kernel.onProcExit(sender, () => void this.#giveUp(p, fail(p, 'aborted', 'the sender has exited')));
       if (s.signal !== undefined) {
         if (s.signal.aborted) return onAbort();
         s.signal.addEventListener('abort', onAbort, { once: true });
@@ -290,7 +317,14 @@ export class SupervisedDelivery {
       }
       const subject = `keel.${this.#cluster}.sup.${node}`;
       const publish = (msgID: string): void => {
-        this.#nats.js.publish(subject, payload, { msgID }).then(
+        const publishing = this.#nats.js.publish(subject, payload, { msgID });
+        p.published = publishing.then(
+          (ack) => {
+            if (!ack.duplicate) p.seq = ack.seq;
+          },
+          () => undefined,
+        );
+        publishing.then(
           (ack) => {
             if (!ack.duplicate || !this.#pending.has(key)) return;
             // the stream saw this id within its dedupe window: ok only if the receiver handled it; else
