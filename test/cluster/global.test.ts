@@ -306,6 +306,23 @@ describe('leases, fencing and reaping (in-process nodes)', () => {
     expect(a.global.send('svc', 'late')).toBe(false);
   }, 15_000);
 
+  it("the sync key of an earlier incarnation of this node (a crash) is deleted, so the bucket does not grow with restarts", async () => {
+    const { members, bucket } = await nodes(['a']);
+    const [a] = members as [Member];
+    const kv = await new Kvm(a.nc).open(bucket);
+    const old = `s.a.${a.node.creation === 1 ? 2 : 1}`;
+    const watch = await kv.watch({ key: old });
+    const deleted = (async () => {
+      for await (const e of watch) if (e.operation !== 'PUT') return e.operation;
+      return undefined;
+    })();
+    await kv.put(old, '1');
+    await a.global.sync();
+    expect(await deleted).toBe('DEL');
+    watch.stop();
+    expect(((await failure(() => a.global.stop().then(() => a.global.sync()))) as { code: string }).code).toBe('ERR_NODE_STOPPED');
+  });
+
   it('a lease is renewed while its node lives: the name outlives several lease periods', async () => {
     const { members } = await nodes(['a', 'b'], { leaseMs: 900, marginMs: 300 });
     const [a, b] = members as [Member, Member];

@@ -300,6 +300,7 @@ export class GlobalRegistry {
 
   /** Resolves once this node's cache holds everything written to the bucket before the call. */
   async sync(): Promise<void> {
+    this.#checkRunning('sync');
     const revision = await this.#track(this.#kv.put(syncKey(this.#kernel.name, this.#kernel.creation), String(Date.now())));
     if (this.#seen >= revision) return;
     await new Promise<void>((resolve) => this.#syncWaiters.add({ revision, resolve }));
@@ -370,6 +371,12 @@ export class GlobalRegistry {
       if (e.operation === 'PUT' && parsed.record === undefined) this.#kernel.telemetry.execute('keel.global.malformed', { count: 1 }, { key: e.key });
       this.#nameChanged(parsed.name, parsed.record, e.revision);
     } else if (parsed.kind === 'member') this.#groups.changed(e.key, parsed, e.operation === 'PUT');
+    else if (parsed.kind === 'sync') {
+      // the sync key of a dead incarnation (a crash skipped its stop): it never comes back, so it goes
+      if (e.operation === 'PUT' && parsed.node !== undefined && parsed.inc !== undefined && !this.#alive(parsed.node, parsed.inc) && !this.#stopped) {
+        void this.#track(this.#kv.delete(e.key)).catch(() => undefined);
+      }
+    }
     else if (parsed.kind === 'unknown') this.#kernel.telemetry.execute('keel.global.malformed', { count: 1 }, { key: e.key });
     for (const w of [...this.#syncWaiters]) {
       if (w.revision > this.#seen) continue;
@@ -517,6 +524,7 @@ export class GlobalRegistry {
     if (this.#down.size > DOWN_REMEMBERED) this.#down.delete(this.#down.values().next().value!);
     for (const [name, entry] of this.#names) if (entry.record.node === node && entry.record.inc === inc) this.#scheduleReap(name);
     this.#groups.reapNode(node, (i) => i === inc);
+    if (!this.#stopped) void this.#track(this.#kv.delete(syncKey(node, inc))).catch(() => undefined);
   }
 
   #nodeUp(node: string, inc: number): void {

@@ -21,7 +21,7 @@ export interface NameRecord {
 export type Parsed =
   | { readonly kind: 'name'; readonly name: string; readonly record: NameRecord | undefined }
   | { readonly kind: 'member'; readonly group: string; readonly node: string; readonly inc: number; readonly id: number }
-  | { readonly kind: 'sync' }
+  | { readonly kind: 'sync'; readonly node: string | undefined; readonly inc: number | undefined }
   | { readonly kind: 'unknown' };
 
 const NODE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -96,7 +96,11 @@ export function parseKey(key: string, value: Uint8Array | undefined): Parsed {
     if (group === undefined || !NODE.test(parts[2]!) || !positiveInt(inc) || !positiveInt(id) || String(inc) !== parts[3] || String(id) !== parts[4]) return { kind: 'unknown' };
     return { kind: 'member', group, node: parts[2]!, inc, id };
   }
-  if (parts[0] === 's') return { kind: 'sync' };
+  if (parts[0] === 's') {
+    const inc = Number(parts[2]);
+    const valid = parts.length === 3 && NODE.test(parts[1]!) && positiveInt(inc) && String(inc) === parts[2];
+    return { kind: 'sync', node: valid ? parts[1] : undefined, inc: valid ? inc : undefined };
+  }
   return { kind: 'unknown' };
 }
 
