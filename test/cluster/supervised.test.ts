@@ -401,6 +401,36 @@ describe('review: duplicates and expiry on the receiver', () => {
     await nc.close();
     await Promise.all([sa.close(), sl.close()]);
   }, 30_000);
+
+  it('a publish whose acknowledgement is lost (stored, but the sender timed out waiting): not dead-lettered when it is handled', async () => {
+    const cluster = `sup${++clusters}`;
+    const net = new MemoryNetwork();
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const ca = await Cluster.join(a, { transport: net.transport() });
+    const cb = await Cluster.join(b, { transport: net.transport() });
+    await ca.waitFor(['b']);
+    await cb.waitFor(['a']);
+    const { errors } = await import('@nats-io/transport-node');
+    const real = await connect({ servers: nats().url, inboxPrefix: `_INBOX.keel.${cluster}.a` });
+    const lossy = Object.create(real) as typeof real;
+    let lost = 0;
+    // the first publish to the stream reaches it, and its acknowledgement is lost on the way back
+    lossy.request = (async (subject: string, data?: Uint8Array | string, opts?: Parameters<typeof real.request>[2]) => {
+      const answer = await real.request(subject, data, opts);
+      if (subject.startsWith(`keel.${cluster}.sup.`) && lost++ === 0) throw new errors.TimeoutError();
+      return answer;
+    }) as typeof real.request;
+    const sa = await SupervisedDelivery.start(a, { cluster, connection: lossy, attach: ca, ackWaitMs: 2000 });
+    const sb = await SupervisedDelivery.start(b, { cluster, servers: nats().url, attach: cb, ackWaitMs: 2000 });
+    const { pid, seen } = recorder(b, a);
+    const outcome = await sendSupervised(a, pid, 'once', { ack: 'handled', onError: 'dead_letter', id: 'lost-ack' });
+    expect(await seen.receive()).toEqual({ id: 'lost-ack', message: 'once' });
+    expect(outcome).toMatchObject({ ok: true, id: 'lost-ack' });
+    expect((await a.deadLetters.list()).entries).toEqual([]);
+    await Promise.all([sa.close(), sb.close()]);
+    await real.close();
+  }, 30_000);
 });
 
 describe('handled once across a crash of the receiving node', () => {

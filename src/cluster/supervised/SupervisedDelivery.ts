@@ -65,6 +65,8 @@ export interface RemoteName {
 }
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** Publishes of a send tried again (same Msg-Id) when one got no acknowledgement. */
+const PUBLISH_RETRIES = 3;
 
 interface Pending {
   readonly node: Kernel;
@@ -316,7 +318,9 @@ export class SupervisedDelivery {
         }, false);
       }
       const subject = `keel.${this.#cluster}.sup.${node}`;
-      const publish = (msgID: string): void => {
+      // a publish whose acknowledgement did not come (a timeout, NATS reconnecting) may be stored all
+      // the same: it is published again under the same Msg-Id, which the stream dedupes
+      const publish = (msgID: string, retry: number): void => {
         const publishing = this.#nats.js.publish(subject, payload, { msgID });
         p.published = publishing.then(
           (ack) => {
@@ -327,21 +331,29 @@ export class SupervisedDelivery {
         publishing.then(
           (ack) => {
             if (!ack.duplicate || !this.#pending.has(key)) return;
+            // a duplicate of our own publish whose acknowledgement was lost: stored, its reply will come
+            if (retry > 0) return;
             // the stream saw this id within its dedupe window: ok only if the receiver handled it; else
             // (the earlier send failed, or is still on its way) sent as a message of its own, which the
             // receiver's handled-id record keeps from being handled twice
             this.#handled.handledBy(node, id).then(
               (handled) => {
                 if (handled) p.finish({ ok: true, id, attempts: 0 });
-                else if (this.#pending.has(key)) publish(`${id} ${this.#inbox}.${key}`);
+                else if (this.#pending.has(key)) publish(`${id} ${this.#inbox}.${key}`, 0);
               },
               (e: unknown) => p.finish(fail(p, 'noconnection', e)),
             );
           },
-          (e: unknown) => p.finish(fail(p, 'noconnection', e)),
+          (e: unknown) => {
+            if (!this.#pending.has(key)) return;
+            if (retry >= PUBLISH_RETRIES || this.#closed) return p.finish(fail(p, 'noconnection', e));
+            this.#kernel.setTimer(50 * 2 ** retry, () => {
+              if (this.#pending.has(key) && !this.#closed) publish(msgID, retry + 1);
+            }, false);
+          },
         );
       };
-      publish(id);
+      publish(id, 0);
     });
     this.#byId.set(id, promise);
     return promise;
