@@ -340,10 +340,10 @@ describe('review: duplicates and expiry on the receiver', () => {
     const lossy = Object.create(real) as typeof real;
     lossy.subscribe = ((subject: string, opts?: Parameters<typeof real.subscribe>[1]) =>
       subject.includes('.sup.') ? real.subscribe(subject, { ...opts, callback: () => undefined }) : real.subscribe(subject, opts)) as typeof real.subscribe;
-    const sa = await SupervisedDelivery.start(a, { cluster, connection: lossy, attach: ca, ackWaitMs: 300 });
-    const sb = await SupervisedDelivery.start(b, { cluster, servers: nats().url, attach: cb, ackWaitMs: 300 });
+    const sa = await SupervisedDelivery.start(a, { cluster, connection: lossy, attach: ca, ackWaitMs: 1000 });
+    const sb = await SupervisedDelivery.start(b, { cluster, servers: nats().url, attach: cb, ackWaitMs: 1000 });
     const { pid, seen } = recorder(b, a);
-    const outcome = await sendSupervised(a, pid, 'paid', { ack: 'handled', timeout: 200, onError: 'dead_letter', id: 'lost-reply' });
+    const outcome = await sendSupervised(a, pid, 'paid', { ack: 'handled', timeout: 2000, onError: 'dead_letter', id: 'lost-reply' });
     expect(await seen.receive()).toEqual({ id: 'lost-reply', message: 'paid' });
     expect(outcome).toMatchObject({ ok: true, id: 'lost-reply' });
     expect((await a.deadLetters.list()).entries).toEqual([]);
