@@ -3,7 +3,7 @@
 // process joined over the in-memory network and one nats-server (JetStream) for the file.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
 import { conflictName, fencedName, GlobalRegistry, type GlobalOptions } from '../../src/cluster/global/index.js';
 import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
@@ -156,7 +156,8 @@ describe('global names', () => {
     const { members } = await nodes(['a']);
     const [a] = members as [Member];
     const p = a.node.spawn(() => () => undefined);
-    const hostile: unknown[] = ['', 'x'.repeat(1025), 42, null, undefined, { toString: () => 'n' }, new Proxy({}, {})];
+    // a lone surrogate has no UTF-8 form: it would be written and never read back
+    const hostile: unknown[] = ['', 'x'.repeat(1025), '\uD800', 'x\uDC00y', 42, null, undefined, { toString: () => 'n' }, new Proxy({}, {})];
     for (const name of hostile) {
       expect(() => a.global.whereis(name as string)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }) as Error);
       expect(((await failure(() => a.global.register(name as string, p))) as { code: string }).code).toBe('ERR_INVALID_ARGUMENT');
@@ -185,6 +186,21 @@ describe('global names', () => {
     await a.global.sync();
     const bad = (await failure(() => a.global.send('remote', { f: () => 1 }))) as { code: string };
     expect(bad.code).toBe('ERR_NOT_SERIALIZABLE');
+  });
+
+  it('the name limit counts UTF-8 bytes (a key must fit a NATS control line): past it a typed error at once, and the connection lives', async () => {
+    const { members } = await nodes(['a']);
+    const [a] = members as [Member];
+    const p = a.node.spawn(() => () => undefined);
+    const long = '\u20ac'.repeat(1024); // 1024 characters, 3072 bytes of UTF-8
+    expect(((await failure(() => a.global.register(long, p))) as { code: string }).code).toBe('ERR_INVALID_ARGUMENT');
+    expect(((await failure(() => a.global.join(long, p))) as { code: string }).code).toBe('ERR_INVALID_ARGUMENT');
+    await a.global.register('\u20ac'.repeat(341), p); // 1023 bytes
+    await a.global.join('g'.repeat(1024), p);
+    await a.global.sync();
+    expect(a.global.whereis('\u20ac'.repeat(341))?.id).toBe(p.id);
+    expect(a.global.members('g'.repeat(1024)).map((m) => m.id)).toEqual([p.id]);
+    expect(a.nc.isClosed()).toBe(false);
   });
 
   it('ignores junk written to the bucket by others, with an event', async () => {
@@ -253,6 +269,58 @@ describe('leases, fencing and reaping (in-process nodes)', () => {
     await c.global.register('svc', next);
     await b.global.sync();
     expect(b.global.whereis('svc')).toEqual({ node: 'c', creation: c.node.creation, id: next.id });
+  });
+
+  it('a name left by a node nobody saw go down (it died before the others started) is hidden once its lease + margin passed, and reaped', async () => {
+    const { members, bucket } = await nodes(['a'], { leaseMs: 900, marginMs: 300 });
+    const [a] = members as [Member];
+    const kv = await new Kvm(a.nc).open(bucket);
+    const key = 'n.' + Buffer.from('stale').toString('base64url');
+    const reaped = nextEvent(a.node, 'keel.global.reaped', (m) => m.name === 'stale');
+    await kv.put(key, JSON.stringify({ v: 1, node: 'ghost', inc: 7, id: 3, lease: Date.now() - 5000 }));
+    await a.global.sync();
+    expect(a.global.whereis('stale')).toBeUndefined();
+    expect(a.global.names()).toEqual([]);
+    expect(a.global.send('stale', 'x')).toBe(false);
+    expect(await reaped).toMatchObject({ name: 'stale' });
+    expect((await kv.get(key))?.operation).not.toBe('PUT');
+    // a live owner whose lease is renewed is never hidden nor reaped
+    const owner = a.node.spawn(() => () => undefined);
+    await a.global.register('kept', owner);
+    for (let i = 0; i < 3; i++) await nextEvent(a.node, 'keel.global.renewed', (m) => m.name === 'kept');
+    expect(a.global.whereis('kept')?.id).toBe(owner.id);
+  });
+
+  it("the owner's own fence runs on a monotonic clock: a wall clock stepped back (NTP) does not stretch its lease", async () => {
+    const { members } = await nodes(['a'], { leaseMs: 900, marginMs: 300 });
+    const [a] = members as [Member];
+    const owner = a.node.spawn(() => () => undefined);
+    await a.global.register('svc', owner);
+    const fenced = nextEvent(a.node, 'keel.global.fenced', (m) => m.name === 'svc');
+    await a.nc.close(); // renewals fail from now on: the lease must run out about 900 ms after the last one
+    const real = Date.now.bind(Date);
+    const spy = vi.spyOn(Date, 'now').mockImplementation(() => real() - 3_600_000); // an hour back
+    onTestFinished(() => spy.mockRestore());
+    // without a monotonic fence this waits an hour (the test's timeout ends it first)
+    expect(await fenced).toMatchObject({ name: 'svc' });
+    expect(a.global.send('svc', 'late')).toBe(false);
+  }, 15_000);
+
+  it("the sync key of an earlier incarnation of this node (a crash) is deleted, so the bucket does not grow with restarts", async () => {
+    const { members, bucket } = await nodes(['a']);
+    const [a] = members as [Member];
+    const kv = await new Kvm(a.nc).open(bucket);
+    const old = `s.a.${a.node.creation === 1 ? 2 : 1}`;
+    const watch = await kv.watch({ key: old });
+    const deleted = (async () => {
+      for await (const e of watch) if (e.operation !== 'PUT') return e.operation;
+      return undefined;
+    })();
+    await kv.put(old, '1');
+    await a.global.sync();
+    expect(await deleted).toBe('DEL');
+    watch.stop();
+    expect(((await failure(() => a.global.stop().then(() => a.global.sync()))) as { code: string }).code).toBe('ERR_NODE_STOPPED');
   });
 
   it('a lease is renewed while its node lives: the name outlives several lease periods', async () => {
@@ -324,6 +392,9 @@ describe('options', () => {
       { cluster: ca, servers: nats().url, bucket: 'bad.bucket' },
       { cluster: ca, servers: nats().url, leaseMs: NaN },
       { cluster: ca, servers: nats().url, marginMs: -1 },
+      // past a Node timer's range (2^31 - 1 ms) setTimeout/setInterval fire after 1 ms: a renewal loop every millisecond
+      { cluster: ca, servers: nats().url, leaseMs: 2 ** 31 * 3 },
+      { cluster: ca, servers: nats().url, marginMs: 2 ** 31 },
       { cluster: ca, servers: nats().url, extra: 1 },
       { cluster: {}, servers: nats().url },
       null,

@@ -227,10 +227,209 @@ describe('sendSupervised to a pid of another node', () => {
     expect(() => sa.send(a, { node: 'a', name: 'n' }, 'x')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
     expect(() => sa.send(a, { node: 'b', name: 'n' }, 'x', { id: 'a\r\nb' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
     expect(() => sa.send(a, { node: 'b', name: 'n' }, 'x', { id: 'x'.repeat(2000) })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    // two lone surrogates would share one handled-id record key (both encode as U+FFFD)
+    expect(() => sa.send(a, { node: 'b', name: 'n' }, 'x', { id: '\uD800' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
     await expect(SupervisedDelivery.start(a, { cluster: 'bad.name', servers: nats().url })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
     await expect(SupervisedDelivery.start(a, { cluster: 'c', servers: nats().url, ackWaitMs: Number.NaN })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
     expect(sa.internals().pending).toBe(0);
     await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+});
+
+describe('review: duplicates and expiry on the receiver', () => {
+  it('two copies of one id arriving together (past the dedupe window) are handled once', async () => {
+    const { cluster, a, b, sa, sb } = await pair();
+    const { pid, seen } = recorder(b, a);
+    const nc = await connect({ servers: nats().url });
+    const { jetstream } = await import('@nats-io/jetstream');
+    const replies: unknown[] = [];
+    const answered = new Promise<void>((resolve) => {
+      nc.subscribe('test.reply2', { callback: (_e, m) => { replies.push(m.json()); if (replies.length === 2) resolve(); } });
+    });
+    const payload = encodeSend({ id: 'twin', to: { pid: [pid.creation, pid.id] }, ack: 'handled', timeout: 5000, attempts: 1, retryOnCrash: false, backoff: { initialMs: 1, factor: 2, maxMs: 1, jitter: 'none' }, expires: 0, reply: 'test.reply2' }, 'twin', 10_000);
+    await nc.flush();
+    const js = jetstream(nc);
+    await Promise.all([js.publish(`keel.${cluster}.sup.b`, payload), js.publish(`keel.${cluster}.sup.b`, payload)]);
+    await answered;
+    await nc.close();
+    // the copy that waited behind the running one is acked from the record (at once, or on its redelivery)
+    expect(replies).toHaveLength(2);
+    for (const r of replies) expect(r).toMatchObject({ t: 'f', ok: true });
+    expect(await sendSupervised(a, pid, 'next', { ack: 'handled', id: 'after-twin' })).toMatchObject({ ok: true });
+    expect(((await seen.receive()) as { id: string }).id).toBe('twin');
+    expect(((await seen.receive()) as { id: string }).id).toBe('after-twin'); // not twin a second time
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
+  it('a message still queued when its sender gave up (deadline) is taken back, not handled after its dead letter', async () => {
+    const { a, b, sa, sb } = await pair();
+    const seen = probe(a);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const busy = b.spawn<string>((ctx) => (m) => {
+      b.send(seen as unknown as Pid<unknown>, { id: ctx.messageId, message: m });
+      return m === 'first' ? gate : undefined;
+    });
+    b.send(busy, 'first');
+    expect(await seen.receive()).toMatchObject({ message: 'first' });
+    const outcome = await sendSupervised(a, busy, 'late', { ack: 'handled', deadline: 500, timeout: 60_000, onError: 'dead_letter' });
+    expect(outcome).toMatchObject({ ok: false, reason: 'timeout', deadLetterId: '1' });
+    open();
+    expect(await sendSupervised(a, busy, 'after', { ack: 'handled' })).toMatchObject({ ok: true, attempts: 1 });
+    expect(await seen.receive()).toMatchObject({ message: 'after' }); // 'late' was dead-lettered: not handled as well
+    expect(sb.internals().inflight).toBe(0);
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
+  it('the same id sent again within the dedupe window after it failed (dead-lettered) is delivered, not reported ok unhandled', async () => {
+    const { a, b, sa, sb } = await pair();
+    const failed = await sa.send(a, { node: 'b', name: 'later' }, 'job', { id: 'again-1', onError: 'dead_letter' });
+    expect(failed).toMatchObject({ ok: false, reason: 'noproc', deadLetterId: '1' });
+    const { pid, seen } = recorder(b, a);
+    b.registry.register('later', pid);
+    const retried = await sa.send(a, { node: 'b', name: 'later' }, 'job', { id: 'again-1', ack: 'handled' });
+    expect(retried).toEqual({ ok: true, id: 'again-1', attempts: 1 });
+    expect(await seen.receive()).toEqual({ id: 'again-1', message: 'job' });
+    // and once handled, the same id again is a duplicate: ok, not handled a second time
+    expect(await sa.send(a, { node: 'b', name: 'later' }, 'job', { id: 'again-1', ack: 'handled' })).toEqual({ ok: true, id: 'again-1', attempts: 0 });
+    expect(await sa.send(a, { node: 'b', name: 'later' }, 'next', { id: 'again-2', ack: 'handled' })).toMatchObject({ ok: true, attempts: 1 });
+    expect(await seen.receive()).toEqual({ id: 'again-2', message: 'next' });
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
+  it('another send of an id whose handler is running here shares its run: handled once, both senders told ok', async () => {
+    const { cluster, a, b, sa, sb } = await pair();
+    const seen = probe(a);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const slow = b.spawn<string>((ctx) => (m) => {
+      b.send(seen as unknown as Pid<unknown>, { id: ctx.messageId, message: m });
+      return gate;
+    });
+    const first = sendSupervised(a, slow, 'job', { ack: 'handled', id: 'shared', timeout: 20_000 });
+    expect(await seen.receive()).toEqual({ id: 'shared', message: 'job' });
+    const nc = await connect({ servers: nats().url });
+    const { jetstream } = await import('@nats-io/jetstream');
+    const replied = new Promise<unknown>((resolve) => nc.subscribe('test.follow', { callback: (_e, m) => resolve(m.json()) }));
+    await nc.flush();
+    const payload = encodeSend({ id: 'shared', to: { pid: [slow.creation, slow.id] }, ack: 'handled', timeout: 20_000, attempts: 1, retryOnCrash: false, backoff: { initialMs: 1, factor: 2, maxMs: 1, jitter: 'none' }, expires: 0, reply: 'test.follow' }, 'job', 10_000);
+    await jetstream(nc).publish(`keel.${cluster}.sup.b`, payload, { msgID: 'shared-other' });
+    // the copy is with the receiver (delivered, not acked) while the handler still runs
+    const jsm = await (await import('@nats-io/jetstream')).jetstreamManager(nc);
+    while ((await jsm.consumers.info(`KEEL_${cluster}_SUPERVISED`, 'sup_b')).num_ack_pending < 2);
+    open();
+    expect(await first).toEqual({ ok: true, id: 'shared', attempts: 1 });
+    expect(await replied).toEqual({ t: 'f', ok: true, n: 1 });
+    await nc.close();
+    expect(await sendSupervised(a, slow, 'next', { ack: 'handled', id: 'shared-after' })).toMatchObject({ ok: true, attempts: 1 });
+    expect(await seen.receive()).toEqual({ id: 'shared-after', message: 'next' }); // not 'shared' twice
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
+  it("a lost reply (core NATS, at most once) does not turn a handled message into a timeout and a dead letter", async () => {
+    const cluster = `sup${++clusters}`;
+    const net = new MemoryNetwork();
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const ca = await Cluster.join(a, { transport: net.transport() });
+    const cb = await Cluster.join(b, { transport: net.transport() });
+    await ca.waitFor(['b']);
+    await cb.waitFor(['a']);
+    // the sender's connection loses every reply on its supervised reply subject (a disconnect at the wrong moment)
+    const real = await connect({ servers: nats().url, inboxPrefix: `_INBOX.keel.${cluster}.a` });
+    const lossy = Object.create(real) as typeof real;
+    lossy.subscribe = ((subject: string, opts?: Parameters<typeof real.subscribe>[1]) =>
+      subject.includes('.sup.') ? real.subscribe(subject, { ...opts, callback: () => undefined }) : real.subscribe(subject, opts)) as typeof real.subscribe;
+    const sa = await SupervisedDelivery.start(a, { cluster, connection: lossy, attach: ca, ackWaitMs: 1000 });
+    const sb = await SupervisedDelivery.start(b, { cluster, servers: nats().url, attach: cb, ackWaitMs: 1000 });
+    const { pid, seen } = recorder(b, a);
+    const outcome = await sendSupervised(a, pid, 'paid', { ack: 'handled', timeout: 2000, onError: 'dead_letter', id: 'lost-reply' });
+    expect(await seen.receive()).toEqual({ id: 'lost-reply', message: 'paid' });
+    expect(outcome).toMatchObject({ ok: true, id: 'lost-reply' });
+    expect((await a.deadLetters.list()).entries).toEqual([]);
+    await Promise.all([sa.close(), sb.close()]);
+    await real.close();
+  }, 30_000);
+
+  it('an id past 1024 bytes of UTF-8 is a typed error at the send (its record key would not fit NATS: handled, then reported timeout)', async () => {
+    const { a, b, sa, sb } = await pair();
+    const { pid, seen } = recorder(b, a);
+    const id = '\u20ac'.repeat(1024);
+    expect(() => sendSupervised(a, pid, 'wide', { ack: 'handled', id, timeout: 2000 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    const fits = '\u20ac'.repeat(341); // 1023 bytes
+    expect(await sendSupervised(a, pid, 'wide', { ack: 'handled', id: fits, timeout: 2000 })).toEqual({ ok: true, id: fits, attempts: 1 });
+    expect(await seen.receive()).toEqual({ id: fits, message: 'wide' });
+    expect(sb.internals().inflight).toBe(0);
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
+  it('close() on a borrowed connection leaves no subscription of its own behind', async () => {
+    const cluster = `sup${++clusters}`;
+    const n = track({ name: 'solo' });
+    const nc = await connect({ servers: nats().url });
+    const subscriptions = (): number => (nc as unknown as { protocol: { subscriptions: { size(): number } } }).protocol.subscriptions.size();
+    await (await (await import('@nats-io/jetstream')).jetstreamManager(nc)).getAccountInfo(); // the connection's own request inbox, which stays
+    const before = subscriptions();
+    const sd = await SupervisedDelivery.start(n, { cluster, connection: nc });
+    expect(subscriptions()).toBeGreaterThan(before);
+    await sd.close();
+    expect(subscriptions()).toBe(before);
+    expect(nc.isClosed()).toBe(false);
+    await nc.close();
+  }, 30_000);
+
+  it("a sender that dies before the receiver took its message: the message is taken out of the stream, so it is dead-lettered and not also handled", async () => {
+    const { cluster, a, sa } = await pair();
+    const report = probe(a);
+    const sender = a.spawn<'go'>((ctx) => () => {
+      void sa.send(ctx, { node: 'later', name: 'worker' }, 'orphan', { ack: 'handled', timeout: 60_000, onError: 'dead_letter', id: 'orphan' }).then((o) => a.send(report, o));
+      return new Promise<void>(() => undefined);
+    });
+    a.send(sender, 'go');
+    // the message is in the stream (nobody consumes for 'later' yet)
+    const nc = await connect({ servers: nats().url });
+    const jsm = await (await import('@nats-io/jetstream')).jetstreamManager(nc);
+    while ((await jsm.streams.info(`KEEL_${cluster}_SUPERVISED`)).state.messages < 1);
+    a.exit(sender, 'kill');
+    expect(await report.receive()).toMatchObject({ ok: false, reason: 'aborted', deadLetterId: '1' });
+    const later = track({ name: 'later' });
+    const { pid, seen } = recorder(later, a);
+    later.registry.register('worker', pid);
+    const sl = await SupervisedDelivery.start(later, { cluster, servers: nats().url });
+    expect(await sa.send(a, { node: 'later', name: 'worker' }, 'next', { ack: 'handled' })).toMatchObject({ ok: true, attempts: 1 });
+    expect(await seen.receive()).toMatchObject({ message: 'next' }); // not 'orphan': dead-lettered, so not handled as well
+    await nc.close();
+    await Promise.all([sa.close(), sl.close()]);
+  }, 30_000);
+
+  it('a publish whose acknowledgement is lost (stored, but the sender timed out waiting): not dead-lettered when it is handled', async () => {
+    const cluster = `sup${++clusters}`;
+    const net = new MemoryNetwork();
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const ca = await Cluster.join(a, { transport: net.transport() });
+    const cb = await Cluster.join(b, { transport: net.transport() });
+    await ca.waitFor(['b']);
+    await cb.waitFor(['a']);
+    const { errors } = await import('@nats-io/transport-node');
+    const real = await connect({ servers: nats().url, inboxPrefix: `_INBOX.keel.${cluster}.a` });
+    const lossy = Object.create(real) as typeof real;
+    let lost = 0;
+    // the first publish to the stream reaches it, and its acknowledgement is lost on the way back
+    lossy.request = (async (subject: string, data?: Uint8Array | string, opts?: Parameters<typeof real.request>[2]) => {
+      const answer = await real.request(subject, data, opts);
+      if (subject.startsWith(`keel.${cluster}.sup.`) && lost++ === 0) throw new errors.TimeoutError();
+      return answer;
+    }) as typeof real.request;
+    const sa = await SupervisedDelivery.start(a, { cluster, connection: lossy, attach: ca, ackWaitMs: 2000 });
+    const sb = await SupervisedDelivery.start(b, { cluster, servers: nats().url, attach: cb, ackWaitMs: 2000 });
+    const { pid, seen } = recorder(b, a);
+    const outcome = await sendSupervised(a, pid, 'once', { ack: 'handled', onError: 'dead_letter', id: 'lost-ack' });
+    expect(await seen.receive()).toEqual({ id: 'lost-ack', message: 'once' });
+    expect(outcome).toMatchObject({ ok: true, id: 'lost-ack' });
+    expect((await a.deadLetters.list()).entries).toEqual([]);
+    await Promise.all([sa.close(), sb.close()]);
+    await real.close();
   }, 30_000);
 });
 

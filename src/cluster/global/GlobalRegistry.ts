@@ -77,8 +77,14 @@ interface Owned {
   readonly proc: Proc;
   readonly pid: Pid;
   revision: number;
-  /** Epoch ms: global-name messages are delivered before it, the process is fenced at it. */
+  /** Epoch ms on this node's wall clock: the lease deadline written to the bucket (what other nodes compare with). */
   deadline: number;
+  /**
+   * The same deadline on this process's monotonic clock (`performance.now()`): global-name messages
+   * are delivered before both, the process is fenced at the first. A wall clock stepped back (NTP)
+   * must not stretch the owner's own lease while the other nodes read the deadline written.
+   */
+  until: number;
   renewing: boolean;
   /** Dropped while a renewal was in flight: that renewal's revision is deleted when it lands. */
   released: boolean;
@@ -215,6 +221,7 @@ export class GlobalRegistry {
       throw new NameTakenError(name, String(held.pid));
     }
     const key = nameKey(name);
+    const until = performance.now() + this.#leaseMs;
     const deadline = Date.now() + this.#leaseMs;
     const value = encodeRecord({ node: this.#kernel.name, inc: this.#kernel.creation, id: proc.self.id, lease: deadline });
     let revision: number;
@@ -229,7 +236,7 @@ export class GlobalRegistry {
       if (this.#stopped) throw new NodeStoppedError(this.#kernel.name, 'GlobalRegistry.register');
       throw new NoProcError(String(proc.self), 'cannot register a global name for a process that is not alive');
     }
-    const own: Owned = { name, key, proc, pid: proc.self, revision, deadline, renewing: false, released: false, fence: undefined, unhook: undefined };
+    const own: Owned = { name, key, proc, pid: proc.self, revision, deadline, until, renewing: false, released: false, fence: undefined, unhook: undefined };
     this.#owned.set(name, own);
     own.unhook = this.#kernel.onProcExit(proc, () => this.#release(own, 'exit'));
     this.#armFence(own);
@@ -293,6 +300,7 @@ export class GlobalRegistry {
 
   /** Resolves once this node's cache holds everything written to the bucket before the call. */
   async sync(): Promise<void> {
+    this.#checkRunning('sync');
     const revision = await this.#track(this.#kv.put(syncKey(this.#kernel.name, this.#kernel.creation), String(Date.now())));
     if (this.#seen >= revision) return;
     await new Promise<void>((resolve) => this.#syncWaiters.add({ revision, resolve }));
@@ -363,6 +371,12 @@ export class GlobalRegistry {
       if (e.operation === 'PUT' && parsed.record === undefined) this.#kernel.telemetry.execute('keel.global.malformed', { count: 1 }, { key: e.key });
       this.#nameChanged(parsed.name, parsed.record, e.revision);
     } else if (parsed.kind === 'member') this.#groups.changed(e.key, parsed, e.operation === 'PUT');
+    else if (parsed.kind === 'sync') {
+      // the sync key of a dead incarnation (a crash skipped its stop): it never comes back, so it goes
+      if (e.operation === 'PUT' && parsed.node !== undefined && parsed.inc !== undefined && !this.#alive(parsed.node, parsed.inc) && !this.#stopped) {
+        void this.#track(this.#kv.delete(e.key)).catch(() => undefined);
+      }
+    }
     else if (parsed.kind === 'unknown') this.#kernel.telemetry.execute('keel.global.malformed', { count: 1 }, { key: e.key });
     for (const w of [...this.#syncWaiters]) {
       if (w.revision > this.#seen) continue;
@@ -380,19 +394,23 @@ export class GlobalRegistry {
       if (mine) own.revision = revision;
       else this.#lose(own);
     }
-    if (record !== undefined && !this.#alive(record.node, record.inc)) this.#scheduleReap(name);
+    if (record !== undefined && (!this.#alive(record.node, record.inc) || this.#expired(record))) this.#scheduleReap(name);
   }
 
   // ---- leases ---------------------------------------------------------------------------------
 
   #renew(): void {
+    // names whose owner stopped renewing without anyone seeing its node go down (it died before this
+    // node started, or while nobody watched): past lease + margin the owner has fenced itself
+    for (const [name, entry] of this.#names) if (!this.#owned.has(name) && this.#expired(entry.record)) this.#scheduleReap(name);
     for (const own of [...this.#owned.values()]) {
       if (own.renewing) continue;
-      if (Date.now() >= own.deadline) {
+      if (leaseOver(own)) {
         this.#fence(own);
         continue;
       }
       own.renewing = true;
+      const until = performance.now() + this.#leaseMs;
       const deadline = Date.now() + this.#leaseMs;
       const value = encodeRecord({ node: this.#kernel.name, inc: this.#kernel.creation, id: own.pid.id, lease: deadline });
       this.#track(this.#kv.update(own.key, value, own.revision)).then(
@@ -405,6 +423,7 @@ export class GlobalRegistry {
           }
           if (revision > own.revision) own.revision = revision;
           own.deadline = deadline;
+          own.until = until;
           this.#armFence(own);
           this.#kernel.telemetry.execute('keel.global.renewed', {}, { name: own.name, pid: own.pid, revision, deadline });
         },
@@ -426,9 +445,9 @@ export class GlobalRegistry {
     if (own.fence !== undefined) clearTimeout(own.fence);
     own.fence = setTimeout(() => {
       own.fence = undefined;
-      if (this.#owned.get(own.name) === own && Date.now() >= own.deadline) this.#fence(own);
+      if (this.#owned.get(own.name) === own && leaseOver(own)) this.#fence(own);
       else if (this.#owned.get(own.name) === own) this.#armFence(own);
-    }, Math.max(0, own.deadline - Date.now()));
+    }, Math.max(0, Math.ceil(Math.min(own.until - performance.now(), own.deadline - Date.now()))));
   }
 
   /** The lease ran out on this node's clock: the process stops acting (killed), and the name is freed if still ours. */
@@ -484,7 +503,7 @@ export class GlobalRegistry {
   #deliverLocal(name: string, message: unknown): boolean {
     const own = this.#owned.get(name);
     if (own === undefined) return this.#undeliverable(name, 'not_owner', message);
-    if (Date.now() >= own.deadline) {
+    if (leaseOver(own)) {
       this.#fence(own);
       return this.#undeliverable(name, 'fenced', message);
     }
@@ -505,6 +524,7 @@ export class GlobalRegistry {
     if (this.#down.size > DOWN_REMEMBERED) this.#down.delete(this.#down.values().next().value!);
     for (const [name, entry] of this.#names) if (entry.record.node === node && entry.record.inc === inc) this.#scheduleReap(name);
     this.#groups.reapNode(node, (i) => i === inc);
+    if (!this.#stopped) void this.#track(this.#kv.delete(syncKey(node, inc))).catch(() => undefined);
   }
 
   #nodeUp(node: string, inc: number): void {
@@ -528,9 +548,10 @@ export class GlobalRegistry {
       setTimeout(() => {
         this.#reaps.delete(name);
         const current = this.#names.get(name);
-        if (current === undefined || this.#alive(current.record.node, current.record.inc)) return;
-        if (Date.now() <= current.record.lease + this.#marginMs) {
-          this.#scheduleReap(name);
+        if (current === undefined || this.#owned.has(name)) return;
+        if (!this.#expired(current.record)) {
+          // not yet due: wait on for a node seen down (a node back up cleared it); a renewed lease is left alone
+          if (!this.#alive(current.record.node, current.record.inc)) this.#scheduleReap(name);
           return;
         }
         this.#track(this.#kv.delete(nameKey(name), { previousSeq: current.revision })).then(
@@ -551,7 +572,12 @@ export class GlobalRegistry {
 
   #visible(name: string): Entry | undefined {
     const entry = this.#names.get(name);
-    return entry !== undefined && this.#alive(entry.record.node, entry.record.inc) ? entry : undefined;
+    return entry !== undefined && this.#alive(entry.record.node, entry.record.inc) && !this.#expired(entry.record) ? entry : undefined;
+  }
+
+  /** True once `record`'s lease plus the margin has passed on this clock: its owner has fenced itself, the name may be taken. */
+  #expired(record: NameRecord): boolean {
+    return Date.now() > record.lease + this.#marginMs;
   }
 
   #pid(node: string, inc: number, id: number): Pid {
@@ -580,8 +606,20 @@ export class GlobalRegistry {
   }
 }
 
+/** The longest lease or margin (ms): a lease plus its margin must stay within a Node timer's range (2^31 - 1 ms), past which timers fire at once. */
+const MAX_MS = 2 ** 30;
+
+/**
+ * Whether an owner's lease ran out on this node: on either clock. The monotonic one is immune to a
+ * wall clock stepped back (NTP); the wall clock counts a machine's suspension, which a monotonic
+ * clock may not. Either one past the deadline, and the owner stops acting.
+ */
+function leaseOver(own: Owned): boolean {
+  return performance.now() >= own.until || Date.now() >= own.deadline;
+}
+
 function positive(value: number | undefined, argument: string, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) throw new InvalidArgumentError(argument, 'a positive number of milliseconds', value);
+  if (typeof value !== 'number' || !(value > 0) || !(value <= MAX_MS)) throw new InvalidArgumentError(argument, `a positive number of milliseconds, at most ${MAX_MS}`, value);
   return value;
 }

@@ -21,17 +21,21 @@ export interface NameRecord {
 export type Parsed =
   | { readonly kind: 'name'; readonly name: string; readonly record: NameRecord | undefined }
   | { readonly kind: 'member'; readonly group: string; readonly node: string; readonly inc: number; readonly id: number }
-  | { readonly kind: 'sync' }
+  | { readonly kind: 'sync'; readonly node: string | undefined; readonly inc: number | undefined }
   | { readonly kind: 'unknown' };
 
 const NODE = /^[A-Za-z0-9_-]{1,64}$/;
-/** The longest global name or group name, in UTF-16 code units. */
+/**
+ * The longest global name or group name, in bytes of UTF-8: its key (base64url, 4/3 as long) must
+ * fit, with the bucket's subject and a reply inbox, in a NATS control line (4096 bytes by default).
+ */
 export const MAX_NAME_LENGTH = 1024;
 
-/** Checks a user's global name or group name: a non-empty string of at most {@link MAX_NAME_LENGTH}. */
+/** Checks a user's global name or group name: a non-empty well-formed string of at most {@link MAX_NAME_LENGTH} bytes of UTF-8. */
 export function checkName(argument: string, value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_NAME_LENGTH) {
-    throw new InvalidArgumentError(argument, `a non-empty string of at most ${MAX_NAME_LENGTH} characters`, value);
+  // a lone surrogate has no UTF-8 form: its key would not read back as the name
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_NAME_LENGTH || Buffer.byteLength(value, 'utf8') > MAX_NAME_LENGTH || /\p{Cs}/u.test(value)) {
+    throw new InvalidArgumentError(argument, `a non-empty string of at most ${MAX_NAME_LENGTH} bytes of UTF-8, without lone surrogates`, value);
   }
   return value;
 }
@@ -92,7 +96,11 @@ export function parseKey(key: string, value: Uint8Array | undefined): Parsed {
     if (group === undefined || !NODE.test(parts[2]!) || !positiveInt(inc) || !positiveInt(id) || String(inc) !== parts[3] || String(id) !== parts[4]) return { kind: 'unknown' };
     return { kind: 'member', group, node: parts[2]!, inc, id };
   }
-  if (parts[0] === 's') return { kind: 'sync' };
+  if (parts[0] === 's') {
+    const inc = Number(parts[2]);
+    const valid = parts.length === 3 && NODE.test(parts[1]!) && positiveInt(inc) && String(inc) === parts[2];
+    return { kind: 'sync', node: valid ? parts[1] : undefined, inc: valid ? inc : undefined };
+  }
   return { kind: 'unknown' };
 }
 

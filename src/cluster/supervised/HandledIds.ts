@@ -45,6 +45,13 @@ export class HandledIds {
     return true;
   }
 
+  /** True when the bucket records `id` as handled by `node` (a sender asks of its receiver). */
+  async handledBy(node: string, id: string): Promise<boolean> {
+    if (this.#bucket === undefined) return false;
+    const entry = await this.#bucket.get(`${node}.${Buffer.from(id, 'utf8').toString('base64url')}`);
+    return entry !== null && entry.operation === 'PUT';
+  }
+
   /** Records `id` as handled: in memory at once, in the bucket when the promise resolves. */
   async add(id: string): Promise<void> {
     this.#remember(id);

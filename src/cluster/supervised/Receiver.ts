@@ -45,6 +45,8 @@ class InFlight implements EnvelopeListener {
   timer: TimerEntry | undefined = undefined;
   keepAlive: { cancel(): boolean } | undefined = undefined;
   done = false;
+  /** Other sends of the same id (another stream message, another reply subject) waiting on this run. */
+  readonly followers: { send: WireSend; msg: InboundMessage }[] = [];
   constructor(
     readonly receiver: Receiver,
     readonly send: WireSend,
@@ -69,6 +71,8 @@ export class Receiver {
   readonly #kernel: Kernel;
   readonly #pids: PidFactory;
   readonly #inflight = new Map<string, InFlight>();
+  /** Ids whose delivery is being looked up or started here: a copy of one waits for it. */
+  readonly #receiving = new Map<string, Promise<void>>();
   #closed = false;
 
   constructor(host: ReceiverHost, pids: PidFactory) {
@@ -101,20 +105,42 @@ export class Receiver {
       this.#host.dropped('malformed', e, undefined);
       return;
     }
+    if (this.#adopted(send, msg)) return;
+    // one delivery of an id at a time: a second copy arriving while the first still awaits its
+    // handled-id lookup (a duplicate past the dedupe window, a redelivery) waits for it, then finds
+    // it handled, running, or still to do; never both delivered
+    const before = this.#receiving.get(send.id);
+    const work = (before ?? Promise.resolve())
+      .then(() => this.#receive(send, msg))
+      .catch((e: unknown) => {
+        // the record could not be read or written (NATS gone): JetStream redelivers it after the ack wait
+        this.#host.dropped('record_unavailable', e, send.id);
+      })
+      .finally(() => {
+        if (this.#receiving.get(send.id) === work) this.#receiving.delete(send.id);
+      });
+    this.#receiving.set(send.id, work);
+    void this.#kernel.trackIo(work);
+  }
+
+  /** A delivery of an id whose handler runs here (a slow handler past the ack wait, a copy): the newest is the one to ack. */
+  #adopted(send: WireSend, msg: InboundMessage): boolean {
     const running = this.#inflight.get(send.id);
-    if (running !== undefined) {
-      // redelivered while its handler runs here (a slow handler past the ack wait): the newest delivery is the one to ack
-      running.msg = msg;
-      msg.working();
-      return;
+    if (running === undefined) return false;
+    msg.working();
+    if (send.reply === running.send.reply) {
+      running.msg = msg; // a redelivery of the same message
+      return true;
     }
-    void this.#kernel.trackIo(this.#receive(send, msg)).catch((e: unknown) => {
-      // the record could not be read or written (NATS gone): JetStream redelivers it after the ack wait
-      this.#host.dropped('record_unavailable', e, send.id);
-    });
+    // another message of the same id (a send again past the dedupe window): it shares this run's outcome
+    const follower = running.followers.find((f) => f.send.reply === send.reply);
+    if (follower !== undefined) follower.msg = msg;
+    else running.followers.push({ send, msg });
+    return true;
   }
 
   async #receive(send: WireSend, msg: InboundMessage): Promise<void> {
+    if (this.#closed || this.#adopted(send, msg)) return;
     const n = msg.info.deliveryCount;
     if (send.expires > 0 && Date.now() > send.expires) {
       msg.term('expired'); // the sender has given up (and dead-lettered it, if it was told to)
@@ -149,13 +175,19 @@ export class Receiver {
       return this.#failed(send, msg, n, r === Delivery.MailboxFull ? { reason: 'mailbox_full', retry: true, error: 'mailbox_full' } : { reason: 'noproc', retry: false, error: 'noproc' });
     }
     if (flight.done) return;
-    if (send.timeout >= 0) {
-      flight.timer = this.#kernel.schedule(send.timeout, () => {
+    // the attempt ends at its timeout, and at the send's expiry at the latest: past it the sender
+    // has given up (and dead-lettered it), so a copy still queued must not be handled after that
+    const untilExpiry = send.expires > 0 ? Math.max(0, send.expires - Date.now()) : Infinity;
+    const limit = Math.min(send.timeout >= 0 ? send.timeout : Infinity, untilExpiry);
+    if (limit !== Infinity) {
+      const expired = limit < send.timeout || send.timeout < 0;
+      flight.timer = this.#kernel.schedule(limit, () => {
         flight.timer = undefined;
         if (flight.done) return;
         // take back a copy not yet started; one already running may still finish (and is then recorded)
         this.#kernel.withdrawEnvelope(target.self, send.id, flight);
-        this.settle(flight, { reason: 'timeout', retry: true, error: `not handled within ${send.timeout} ms` });
+        if (expired) this.settle(flight, { reason: 'timeout', retry: false, error: 'the sender gave up (its deadline passed)' });
+        else this.settle(flight, { reason: 'timeout', retry: true, error: `not handled within ${send.timeout} ms` });
       });
     }
     // while it runs, JetStream is told it is in progress (no redelivery for a slow handler)
@@ -163,6 +195,7 @@ export class Receiver {
     const tick = (): void => {
       if (flight.done) return;
       flight.msg.working();
+      for (const f of flight.followers) f.msg.working();
       flight.keepAlive = this.#kernel.setTimer(every, tick, true);
     };
     flight.keepAlive = this.#kernel.setTimer(every, tick, true);
@@ -176,11 +209,17 @@ export class Receiver {
     const n = flight.msg.info.deliveryCount;
     if (f !== undefined) {
       if (this.#inflight.get(flight.send.id) === flight) this.#inflight.delete(flight.send.id);
+      // the followers' messages come again at once, each an attempt of its own
+      if (!this.#closed) for (const x of flight.followers) x.msg.nak(0);
       return this.#failed(flight.send, flight.msg, n, f);
     }
     // handled: recorded first, then acked; the id stays in flight until the record holds it
+    const acks = async (): Promise<void> => {
+      await this.#ack(flight.send, flight.msg, n);
+      for (const x of flight.followers) await this.#ack(x.send, x.msg, x.msg.info.deliveryCount);
+    };
     void this.#kernel
-      .trackIo(this.#host.handled.add(flight.send.id).then(() => this.#ack(flight.send, flight.msg, n)))
+      .trackIo(this.#host.handled.add(flight.send.id).then(acks))
       .catch((e: unknown) => this.#host.dropped('record_unavailable', e, flight.send.id))
       .finally(() => {
         if (this.#inflight.get(flight.send.id) === flight) this.#inflight.delete(flight.send.id);

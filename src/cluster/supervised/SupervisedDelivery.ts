@@ -30,7 +30,7 @@ import type { PidFactory } from '../codec.js';
 import type { Cluster } from '../Cluster.js';
 import { type HandledBucket, HandledIds } from './HandledIds.js';
 import { type InboundMessage, Receiver } from './Receiver.js';
-import { decodeReply, encodeSend, type WireReply, type WireTarget } from './wire.js';
+import { decodeReply, encodeSend, isWireId, MAX_ID_BYTES, type WireReply, type WireTarget } from './wire.js';
 
 /** How a node takes part in supervised sends across nodes. */
 export interface SupervisedDeliveryOptions {
@@ -65,7 +65,8 @@ export interface RemoteName {
 }
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
-const MAX_ID = 1024;
+/** Publishes of a send tried again (same Msg-Id) when one got no acknowledgement. */
+const PUBLISH_RETRIES = 3;
 
 interface Pending {
   readonly node: Kernel;
@@ -77,12 +78,20 @@ interface Pending {
   lastError: unknown;
   attempts: number;
   timer: { cancel(): boolean } | undefined;
-  finish(outcome: SendOutcome): void;
+  /** The stream sequence of its message, once the publish was acknowledged. */
+  seq: number | undefined;
+  /** Settles when the publish does (either way). */
+  published: Promise<void>;
+  givingUp: boolean;
+  /** Ends the send; `policy` false: the outcome is reported without its `onError` policy (no dead letter). */
+  finish(outcome: SendOutcome, policy?: boolean): void;
 }
 
 interface Nats {
   readonly nc: { publish(subject: string, data: string): void; subscribe(subject: string, opts: { callback(err: unknown, msg: { string(): string; subject: string }): void }): { unsubscribe(): void }; close(): Promise<void> };
-  readonly js: { publish(subject: string, data: string, opts: { msgID: string }): Promise<{ duplicate: boolean }> };
+  readonly js: { publish(subject: string, data: string, opts: { msgID: string }): Promise<{ duplicate: boolean; seq: number }> };
+  /** Takes a message out of the stream; false when it is not there (consumed already) or NATS did not answer. */
+  withdraw(seq: number): Promise<boolean>;
   readonly owned: boolean;
   stop(): Promise<void>;
 }
@@ -154,6 +163,7 @@ export class SupervisedDelivery {
     type Connection = Parameters<typeof jetstream.jetstream>[0];
     const owned = options.connection === undefined;
     const nc = (owned ? await transport!.connect({ name: `keel:${cluster}:${kernel.name}:sup`, inboxPrefix: `_INBOX.keel.${cluster}.${kernel.name}`, ...options.connectOptions, servers: options.servers! }) : options.connection) as Connection;
+    const consuming: { messages?: { close(): Promise<unknown> }; replies?: { unsubscribe(): void } } = {};
     try {
       const stream = `KEEL_${cluster}_SUPERVISED`;
       const jsm = await jetstream.jetstreamManager(nc);
@@ -182,13 +192,14 @@ export class SupervisedDelivery {
       const bucket = await new kv.Kvm(js).create(`KEEL_${cluster}_SUP_HANDLED`, { history: 1, ttl: retentionMs });
       const handled = new HandledIds(capacity, bucket as unknown as HandledBucket, kernel.name);
       const inbox = `_INBOX.keel.${cluster}.${kernel.name}.sup.${kernel.creation}.${Math.random().toString(36).slice(2, 10)}`;
-      const consuming: { messages?: { close(): Promise<unknown> } } = {};
       const nats: Nats = {
         nc: nc as unknown as Nats['nc'],
         js: js as unknown as Nats['js'],
         owned,
+        withdraw: (seq) => jsm.streams.deleteMessage(stream, seq, false).catch(() => false),
         async stop() {
           await consuming.messages?.close().catch(() => undefined);
+          consuming.replies?.unsubscribe(); // a borrowed connection stays open: its subscription of ours goes
           if (owned) await nc.close().catch(() => undefined);
         },
       };
@@ -196,7 +207,7 @@ export class SupervisedDelivery {
       const creation = kernel.creation;
       const pids: PidFactory = (n, c, i) => (n === name && c === creation ? (kernel.resolve({ node: n, creation: c, id: i })?.self ?? new PidImpl(n, c, i, undefined)) : new PidImpl(n, c, i, undefined));
       const self = new SupervisedDelivery(kernel, cluster, nats, handled, options, inbox, pids, (nc as { info?: { max_payload?: number } }).info?.max_payload);
-      nc.subscribe(`${inbox}.*`, {
+      consuming.replies = nc.subscribe(`${inbox}.*`, {
         callback: (err, msg) => {
           if (err === null) self.#replied(msg.subject, msg.string());
         },
@@ -211,6 +222,7 @@ export class SupervisedDelivery {
       }
       return self;
     } catch (e) {
+      consuming.replies?.unsubscribe();
       if (owned) await nc.close().catch(() => undefined);
       throw e;
     }
@@ -235,19 +247,36 @@ export class SupervisedDelivery {
     return { pending: this.#pending.size, inflight: this.#receiver.inflight, handledIds: this.#handled.size };
   }
 
-  /** Stops consuming and replying; sends still waiting end with `noproc` (their messages stay in the stream). Idempotent. */
+  /**
+   * Stops consuming and replying; sends still waiting end with `noproc`: a message still in the
+   * stream is taken out of it first (then its `onError` applies: a dead letter is not also handled),
+   * one already consumed by its receiver is reported without a dead letter. Idempotent.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#unhook?.();
     this.#detach?.();
     this.#receiver.close();
-    for (const p of [...this.#pending.values()]) p.finish(fail(p, 'noproc', 'the supervised delivery stopped'));
+    await Promise.all([...this.#pending.values()].map((p) => this.#giveUp(p, fail(p, 'noproc', 'the supervised delivery stopped'))));
     await this.#nats.stop();
   }
 
+  /**
+   * The sender's side ends a send (its death, its signal, close): its message is taken out of the
+   * stream if still there, and the outcome gets the send's `onError` (a dead letter); a message
+   * already consumed is the receiver's (handled, or ended there): the outcome is only reported.
+   */
+  async #giveUp(p: Pending, outcome: SendOutcome): Promise<void> {
+    if (p.givingUp) return;
+    p.givingUp = true;
+    await p.published;
+    const taken = p.seq !== undefined && (await this.#nats.withdraw(p.seq));
+    p.finish(outcome, taken);
+  }
+
   #send(sender: Proc | undefined, to: Pid | RemoteName, message: unknown, s: Settings, id: string): Promise<SendOutcome> {
-    if (id.length > MAX_ID || /[\r\n\0]/.test(id)) throw new InvalidArgumentError('options.id', `a message id of at most ${MAX_ID} characters, without line breaks`, id);
+    if (!isWireId(id)) throw new InvalidArgumentError('options.id', `a message id of at most ${MAX_ID_BYTES} bytes of UTF-8, without line breaks or lone surrogates`, id);
     const joined = this.#byId.get(id);
     if (joined !== undefined) return joined; // the same id in flight from here: one send, one outcome
     const node = to.node;
@@ -261,33 +290,70 @@ export class SupervisedDelivery {
     const promise = new Promise<SendOutcome>((resolve, reject) => {
       const p: Pending = {
         node: this.#kernel, to, message, s, id, firstError: undefined, lastError: undefined, attempts: 0, timer: undefined,
-        finish: (outcome) => {
+        seq: undefined, published: Promise.resolve(), givingUp: false,
+        finish: (outcome, policy = true) => {
           if (!this.#pending.delete(key)) return;
           this.#byId.delete(id);
           p.timer?.cancel();
           unwatch?.();
           if (s.signal !== undefined) s.signal.removeEventListener('abort', onAbort);
-          if (outcome.ok) resolve(outcome);
+          if (outcome.ok || !policy) resolve(outcome);
           else onFailure(this.#kernel, recipient(to), message, s, outcome).then(resolve, reject);
         },
       };
-      const onAbort = (): void => p.finish(fail(p, 'aborted', s.signal?.reason));
+      const onAbort = (): void => void this.#giveUp(p, fail(p, 'aborted', s.signal?.reason));
       this.#pending.set(key, p);
-      // the sender's death ends its sends (as on one node); the message may still be delivered
-      const unwatch = sender === undefined ? undefined : this.#kernel.onProcExit(sender, () => p.finish(fail(p, 'aborted', 'the sender has exited')));
+      // the sender's death ends its sends (as on one node): its message is taken out of the stream if still there
+      const unwatch = sender === undefined ? undefined : this.#kernel.onProcExit(sender, () => void this.#giveUp(p, fail(p, 'aborted', 'the sender has exited')));
       if (s.signal !== undefined) {
         if (s.signal.aborted) return onAbort();
         s.signal.addEventListener('abort', onAbort, { once: true });
       }
       // past the bound (and a margin for the receiver's last answer) the sender gives up; the receiver drops it after `expires`
-      if (bound !== Infinity) p.timer = this.#kernel.setTimer(bound + Math.min(this.#ackWaitMs, 2000), () => p.finish(fail(p, 'timeout', `no outcome within ${bound} ms`)), false);
-      this.#nats.js.publish(`keel.${this.#cluster}.sup.${node}`, payload, { msgID: id }).then(
-        (ack) => {
-          // a duplicate of an id the stream already holds (the dedupe window): not delivered again
-          if (ack.duplicate) p.finish({ ok: true, id, attempts: 0 });
-        },
-        (e: unknown) => p.finish(fail(p, 'noconnection', e)),
-      );
+      if (bound !== Infinity) {
+        p.timer = this.#kernel.setTimer(bound + Math.min(this.#ackWaitMs, 2000), () => {
+          // a reply is at most once (core NATS): before saying timeout (and dead-lettering), ask the receiver's record
+          const timedOut = (): void => p.finish(fail(p, 'timeout', `no outcome within ${bound} ms`));
+          this.#handled.handledBy(node, id).then((handled) => (handled ? p.finish({ ok: true, id, attempts: Math.max(1, p.attempts) }) : timedOut()), timedOut);
+        }, false);
+      }
+      const subject = `keel.${this.#cluster}.sup.${node}`;
+      // a publish whose acknowledgement did not come (a timeout, NATS reconnecting) may be stored all
+      // the same: it is published again under the same Msg-Id, which the stream dedupes
+      const publish = (msgID: string, retry: number): void => {
+        const publishing = this.#nats.js.publish(subject, payload, { msgID });
+        p.published = publishing.then(
+          (ack) => {
+            if (!ack.duplicate) p.seq = ack.seq;
+          },
+          () => undefined,
+        );
+        publishing.then(
+          (ack) => {
+            if (!ack.duplicate || !this.#pending.has(key)) return;
+            // a duplicate of our own publish whose acknowledgement was lost: stored, its reply will come
+            if (retry > 0) return;
+            // the stream saw this id within its dedupe window: ok only if the receiver handled it; else
+            // (the earlier send failed, or is still on its way) sent as a message of its own, which the
+            // receiver's handled-id record keeps from being handled twice
+            this.#handled.handledBy(node, id).then(
+              (handled) => {
+                if (handled) p.finish({ ok: true, id, attempts: 0 });
+                else if (this.#pending.has(key)) publish(`${id} ${this.#inbox}.${key}`, 0);
+              },
+              (e: unknown) => p.finish(fail(p, 'noconnection', e)),
+            );
+          },
+          (e: unknown) => {
+            if (!this.#pending.has(key)) return;
+            if (retry >= PUBLISH_RETRIES || this.#closed) return p.finish(fail(p, 'noconnection', e));
+            this.#kernel.setTimer(50 * 2 ** retry, () => {
+              if (this.#pending.has(key) && !this.#closed) publish(msgID, retry + 1);
+            }, false);
+          },
+        );
+      };
+      publish(id, 0);
     });
     this.#byId.set(id, promise);
     return promise;

@@ -39,6 +39,14 @@ export function encodeSend(send: Omit<WireSend, 'message'>, message: unknown, ma
   return `${head.slice(0, -1)},"m":${encodeValue(message, maxLength)}}`;
 }
 
+/** The longest message id across nodes, in bytes of UTF-8: the handled-id record's key (base64url) must fit a NATS control line. */
+export const MAX_ID_BYTES = 1024;
+
+/** Whether `id` can cross nodes: non-empty, at most {@link MAX_ID_BYTES} of UTF-8, no line breaks or NUL, no lone surrogate (two would share one record key). */
+export function isWireId(id: unknown): id is string {
+  return typeof id === 'string' && id.length > 0 && id.length <= MAX_ID_BYTES && Buffer.byteLength(id, 'utf8') <= MAX_ID_BYTES && !/[\r\n\0]|\p{Cs}/u.test(id);
+}
+
 const REASONS = new Set(['noproc', 'process_down', 'timeout', 'mailbox_full', 'aborted', 'noconnection']);
 
 /** Reads a send; throws a `TypeError` (or the codec's typed error) for anything malformed. */
@@ -46,7 +54,7 @@ export function decodeSend(text: string, pids: PidFactory): WireSend {
   const v = decodeBatch(text, pids) as Record<string, unknown>;
   if (typeof v !== 'object' || v === null || Array.isArray(v) || v.v !== 1) throw new TypeError('a supervised send is an object of version 1');
   const { id, to, ack, timeout, attempts, retryOnCrash, backoff, expires, reply } = v;
-  if (typeof id !== 'string' || id.length === 0) throw new TypeError('a supervised send needs an id');
+  if (!isWireId(id)) throw new TypeError('a supervised send needs an id (at most 1024 bytes of UTF-8)');
   if (ack !== 'enqueued' && ack !== 'handled') throw new TypeError('a supervised send needs an ack');
   if (typeof timeout !== 'number' || !(timeout === -1 || timeout >= 0)) throw new TypeError('a supervised send needs a timeout');
   if (typeof attempts !== 'number' || !Number.isSafeInteger(attempts) || attempts < 1) throw new TypeError('a supervised send needs attempts');
