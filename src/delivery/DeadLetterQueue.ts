@@ -370,7 +370,8 @@ export class DeadLetterService implements DeadLetterQueue {
         return { id: r.id, ok: false, reason: 'undecodable' };
       }
       const target = recipientOf(r.recipient);
-      if (typeof target !== 'string' && !node.isAlive(target)) {
+      // a pid of this node that died never comes back; one of another node is the cluster's to try
+      if (typeof target !== 'string' && target.node === node.name && !node.isAlive(target)) {
         this.#park(r, now, 'noproc', 'the recipient pid is dead: it never comes back');
         return { id: r.id, ok: false, reason: 'noproc' };
       }

@@ -236,6 +236,18 @@ describe('sendSupervised to a pid of another node', () => {
   }, 30_000);
 });
 
+describe('the dead letter queue and pids of other nodes', () => {
+  it('retries a dead letter to a live pid of another node through the cluster: delivered, the entry removed', async () => {
+    const { a, b, sa, sb } = await pair();
+    const { pid, seen } = recorder(b, a);
+    const id = await a.deadLetters.add({ recipient: pid, message: { order: 9 }, reason: 'noconnection' });
+    expect(await a.deadLetters.retry([id])).toEqual([{ id, ok: true }]);
+    expect(((await seen.receive()) as { message: unknown }).message).toEqual({ order: 9 });
+    expect((await a.deadLetters.list()).entries).toEqual([]);
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+});
+
 describe('review: duplicates and expiry on the receiver', () => {
   it('two copies of one id arriving together (past the dedupe window) are handled once', async () => {
     const { cluster, a, b, sa, sb } = await pair();
