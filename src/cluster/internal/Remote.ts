@@ -10,7 +10,7 @@
  * that the local death tells the peer: exit signals to links, `Down`s to monitors, demonitors).
  */
 import { AbortedError, CallTimeoutError, NoConnectionError } from '../../errors.js';
-import { callListening, type CallListener } from '../../otp/internal/calls.js';
+import { callListening, type CallListener, noProcError } from '../../otp/internal/calls.js';
 import { Delivery, type Kernel, type Proc, type RemoteRouter } from '../../runtime/kernel.js';
 import { DownMessage, type ExitReason, isExitReason } from '../../runtime/messages.js';
 import { type Pid, PidImpl, type RefImpl, targetText } from '../../runtime/Pid.js';
@@ -87,7 +87,7 @@ export class Remote implements RemoteRouter {
 
   unlink(p: Proc, to: Pid): void {
     const peer = this.#host.peerOf(to);
-    if (peer === undefined) return;
+    if (peer === undefined || to.creation !== peer.incarnation) return; // an earlier incarnation's pid: never linked
     const entry = peer.links.get(`${p.self.id}:${to.id}`);
     if (entry === undefined) return;
     this.#removeLink(entry);
@@ -128,6 +128,11 @@ export class Remote implements RemoteRouter {
     const peer = this.#host.peerOf(to);
     if (peer === undefined) {
       settle(false, new NoConnectionError(targetText(to), to.node, 'cannot call'));
+      return;
+    }
+    if (to.creation !== peer.incarnation) {
+      // a pid of an earlier incarnation names no live process: its id may be another's now
+      settle(false, noProcError(to, 'call'));
       return;
     }
     let encoded: string;

@@ -1,0 +1,132 @@
+/* eslint-disable keel/no-unmanaged-monitor, keel/no-raw-send -- adversarial review of the cluster core: raw sends, monitors and links are what it attacks */
+// Adversarial review of the cluster core over the in-memory network: each test is a bug found.
+import { describe, expect, it } from 'vitest';
+import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
+import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
+import type { Transport } from '../../src/cluster/Transport.js';
+import { GenServer } from '../../src/otp/GenServer.js';
+import { isExit } from '../../src/runtime/messages.js';
+import { PidImpl, type Pid } from '../../src/runtime/Pid.js';
+import { captureEvents, probe } from '../../src/testing/index.js';
+import { failure, useNodes } from '../support.js';
+
+const track = useNodes();
+
+async function pair(options?: Partial<ClusterOptions>) {
+  const net = new MemoryNetwork();
+  const a = track({ name: 'a' });
+  const b = track({ name: 'b' });
+  const ca = await Cluster.join(a, { transport: net.transport(), ...options });
+  const cb = await Cluster.join(b, { transport: net.transport(), ...options });
+  await ca.waitFor(['b']);
+  await cb.waitFor(['a']);
+  return { net, a, b, ca, cb };
+}
+
+const echo = {
+  init: () => 0,
+  handleCall: (req: string, _from: unknown, s: number) => ({ reply: `echo:${req}`, state: s }),
+};
+
+describe('review: pids of an earlier incarnation', () => {
+  it('a call to a pid of an earlier incarnation of a peer fails with noproc, never reaching the process of the same id now', async () => {
+    const { a, b } = await pair();
+    const server = await GenServer.start(b, echo, undefined);
+    const old = new PidImpl('b', b.creation - 1, server.id, undefined) as unknown as Pid;
+    const error = await failure(() => GenServer.call(a, old, 'hi', { timeout: 5000 }));
+    expect((error as { code?: string }).code).toBe('ERR_NOPROC');
+  });
+
+  it('unlink of a pid of an earlier incarnation leaves the link to the live process of the same id', async () => {
+    const { a, b } = await pair();
+    const watcher = probe(a);
+    watcher.ctx.trapExits(true);
+    const target = b.spawn(() => () => undefined);
+    watcher.ctx.link(target);
+    const old = new PidImpl('b', b.creation - 1, target.id, undefined) as unknown as Pid;
+    watcher.ctx.unlink(old);
+    await a.idle();
+    await b.idle();
+    b.exit(target, new Error('boom'));
+    const exit = await watcher.receive(isExit, { timeout: 5000 });
+    expect((exit as { reason: Error }).reason.message).toBe('boom');
+  });
+});
+
+describe('review: join on a node that stops meanwhile', () => {
+  it('a node shut down while its transport starts does not stay in the cluster', async () => {
+    const net = new MemoryNetwork();
+    const a = track({ name: 'a' });
+    const inner = net.transport();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let closed = 0;
+    const transport: Transport = {
+      kind: 'memory',
+      get maxBatchSize() {
+        return inner.maxBatchSize;
+      },
+      start: async (self, handler) => {
+        await gate;
+        return inner.start(self, handler);
+      },
+      send: (p, batch) => inner.send(p, batch),
+      broadcast: (batch) => inner.broadcast(batch),
+      probe: (p, t) => inner.probe(p, t),
+      flush: () => inner.flush(),
+      close: () => {
+        closed++;
+        return inner.close();
+      },
+    };
+    const joining = Cluster.join(a, { transport });
+    const stopped = a.shutdown();
+    release();
+    const error = await failure(() => joining);
+    await stopped;
+    expect((error as { code?: string }).code).toBe('ERR_NODE_STOPPED');
+    expect(closed).toBe(1);
+    expect(net.names).toEqual([]);
+  });
+});
+
+describe('review: a peer downed while its batch is processed', () => {
+  it('frames after the down (user code run in the batch left the cluster) tie nothing', async () => {
+    const { a, b, ca } = await pair();
+    const live = probe(a);
+    // user code run synchronously by a frame of the batch: a telemetry handler on a drop
+    a.telemetry.attach('leave-on-drop', ['keel.message.dropped'], () => {
+      a.telemetry.detach('leave-on-drop');
+      void ca.leave();
+    });
+    const watcher = probe(b);
+    watcher.ctx.trapExits(true);
+    const dead = new PidImpl('a', a.creation, 999_999, undefined) as unknown as Pid;
+    // one batch from b: a message to a dead pid (its drop runs the handler), then a link and a monitor
+    watcher.ctx.send(dead, 'x');
+    watcher.ctx.link(live);
+    watcher.ctx.monitor(live);
+    await watcher.receive(isExit, { timeout: 5000 }); // b hears a's goodbye: noconnection
+    expect(ca.internals()).toEqual({ peers: 0, entries: 0, books: 0, outbox: 0 });
+  });
+});
+
+describe('review: heartbeats while this node\'s event loop was busy', () => {
+  it('a long synchronous stretch on the node is not its peers\' silence', async () => {
+    const { a, b } = await pair({ heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 200, probeTimeoutMs: 30 });
+    const events = captureEvents(a, ['keel.cluster.node_down']);
+    const end = Date.now() + 400;
+    while (Date.now() < end) {
+      // the event loop is busy (a long computation): nothing is heard meanwhile, from anyone
+    }
+    // a few round trips after it: the peers' heartbeats, waiting in the queue, are heard
+    for (let i = 0; i < 5; i++) {
+      const p = probe(b);
+      a.send(p, i);
+      await p.receive((m) => m === i, { timeout: 5000 });
+      b.exit(p, 'kill');
+    }
+    expect(events.events.map((e) => e.metadata.reason)).toEqual([]);
+    events.stop();
+  });
+});
