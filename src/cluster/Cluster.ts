@@ -123,6 +123,12 @@ export class Cluster {
       kernel.attachRemote(undefined);
       throw e;
     }
+    if (kernel.stopping) {
+      // the node began to stop while the transport started: its shutdown hooks have run without this cluster
+      kernel.attachRemote(undefined);
+      await cluster.#transport.close().catch(() => undefined);
+      throw new NodeStoppedError(kernel.name, 'Cluster.join');
+    }
     cluster.#maxValueLength = Math.max(1, cluster.#transport.maxBatchSize - HEADER_ROOM);
     cluster.#removeShutdown = kernel.onShutdown(() => void cluster.leave());
     cluster.#broadcast('["h"]');
