@@ -286,6 +286,8 @@ export class Cluster {
     const peer = this.#heard(from, incarnation);
     if (peer === undefined) return;
     for (const f of frames) {
+      // a frame may run user code (a telemetry handler, a death's hooks) that downs the peer or leaves
+      if (this.#left || this.#peers.get(from) !== peer) return;
       try {
         if (!Array.isArray(f)) throw new TypeError('a frame is an array');
         if (f[0] === 'h') {
