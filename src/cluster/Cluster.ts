@@ -74,6 +74,8 @@ export class Cluster {
   /** The largest encoded value a frame carries: the transport's batch limit less a header's room (known once it has started). */
   #maxValueLength = 0;
   #timer: { cancel(): boolean } | undefined;
+  /** When the heartbeat timer was last armed (node clock). */
+  #lastTick = 0;
   #left = false;
   #removeShutdown: (() => void) | undefined;
   readonly #upWaiters = new Set<() => void>();
@@ -346,6 +348,7 @@ export class Cluster {
   // ---- membership: heartbeats, suspicion, probes, down ----------------------------------------
 
   #arm(): void {
+    this.#lastTick = this.#kernel.clock.now();
     this.#timer = this.#kernel.setTimer(this.#heartbeatMs, () => this.#tick(), true);
   }
 
@@ -353,6 +356,11 @@ export class Cluster {
     if (this.#left) return;
     this.#broadcast('["b"]');
     const now = this.#kernel.clock.now();
+    // a tick late by more than a heartbeat: this node's loop was busy, and what peers sent meanwhile
+    // waits unread in its queue; that stall is not their silence, so it is not counted against them
+    const stall = now - this.#lastTick - this.#heartbeatMs;
+    this.#lastTick = now;
+    if (stall > this.#heartbeatMs) for (const peer of this.#peers.values()) peer.lastHeard = Math.min(now, peer.lastHeard + stall);
     for (const peer of [...this.#peers.values()]) {
       const silence = now - peer.lastHeard;
       if (silence >= this.#downAfterMs) {
