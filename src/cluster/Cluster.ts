@@ -365,7 +365,6 @@ export class Cluster {
       const silence = now - peer.lastHeard;
       if (silence >= this.#downAfterMs) {
         this.#down(peer, 'heartbeat');
-        this.#silenced.set(peer.name, peer.incarnation);
       } else if (silence >= this.#suspectAfterMs) {
         if (peer.status === 'up') {
           peer.status = 'suspect';
@@ -404,6 +403,9 @@ export class Cluster {
     this.#peers.delete(peer.name);
     this.#dirty.delete(peer);
     peer.status = 'down';
+    // a peer downed for anything but its own word may speak again as itself (silence, or a transport
+    // that took it for gone): it is told first that it was down, so that it answers its ties too
+    if (reason !== 'goodbye' && reason !== 'new_incarnation' && reason !== 'left') this.#silenced.set(peer.name, peer.incarnation);
     const detectionMs = this.#kernel.clock.now() - peer.lastHeard;
     this.#remote.peerDown(peer);
     this.#kernel.telemetry.execute('keel.cluster.node_down', { detectionMs }, { node: peer.name, incarnation: peer.incarnation, reason });

@@ -5,7 +5,7 @@ import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
 import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
 import type { Transport } from '../../src/cluster/Transport.js';
 import { GenServer } from '../../src/otp/GenServer.js';
-import { isExit } from '../../src/runtime/messages.js';
+import { isDown, isExit, type Down } from '../../src/runtime/messages.js';
 import { PidImpl, type Pid } from '../../src/runtime/Pid.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
 import { failure, useNodes } from '../support.js';
@@ -128,5 +128,68 @@ describe('review: heartbeats while this node\'s event loop was busy', () => {
     }
     expect(events.events.map((e) => e.metadata.reason)).toEqual([]);
     events.stop();
+  });
+});
+
+describe('review: a peer downed by a probe that was wrong', () => {
+  it('a peer downed as gone that speaks again is told it was down, so its monitor still gets its one Down', async () => {
+    const net = new MemoryNetwork();
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const inner = net.transport();
+    let handlerOfA: Parameters<Transport['start']>[1] | undefined;
+    let lie = false;
+    const transport: Transport = {
+      kind: 'memory',
+      get maxBatchSize() {
+        return inner.maxBatchSize;
+      },
+      start: (self, handler) => {
+        handlerOfA = handler;
+        return inner.start(self, handler);
+      },
+      send: (p, batch) => inner.send(p, batch),
+      broadcast: (batch) => inner.broadcast(batch),
+      // a transport that answers 'gone' once for a peer that is there (NATS: no responders while the peer reconnects)
+      probe: (p, t) => (lie ? ((lie = false), Promise.resolve('gone' as const)) : inner.probe(p, t)),
+      flush: () => inner.flush(),
+      close: () => inner.close(),
+    };
+    const ca = await Cluster.join(a, { transport });
+    const cb = await Cluster.join(b, { transport: net.transport() });
+    await ca.waitFor(['b']);
+    await cb.waitFor(['a']);
+    const target = a.spawn(() => () => undefined);
+    const watcher = probe(b);
+    watcher.ctx.monitor(target);
+    await b.idle();
+    await a.idle();
+    const downs = captureEvents(a, ['keel.cluster.node_down']);
+    const downed = new Promise<void>((resolve) => a.telemetry.attach('downed', ['keel.cluster.node_down'], () => resolve()));
+    lie = true;
+    handlerOfA!.peerGone('b');
+    await downed;
+    a.telemetry.detach('downed');
+    await ca.waitFor(['b']); // b's next heartbeat: a takes it up again
+    a.exit(target, 'kill');
+    const down = await watcher.receive(isDown, { timeout: 5000 });
+    expect(['noconnection', 'killed']).toContain((down as Down).reason);
+    expect(downs.events.map((e) => e.metadata.reason)).toEqual(['port_closed']);
+    downs.stop();
+  });
+});
+
+describe('review: a registered name too large for a frame', () => {
+  it('Cluster.send and whereis with a name larger than a batch are typed errors, not silent drops', async () => {
+    const net2 = new MemoryNetwork({ maxBatchSize: 4096 });
+    const x = track({ name: 'x' });
+    const y = track({ name: 'y' });
+    const cx = await Cluster.join(x, { transport: net2.transport() });
+    await Cluster.join(y, { transport: net2.transport() });
+    await cx.waitFor(['y']);
+    const name = 'n'.repeat(5000);
+    expect(() => cx.send('y', name, 1)).toThrow(expect.objectContaining({ code: 'ERR_MESSAGE_TOO_LARGE' }) as Error);
+    const error = await failure(() => cx.whereis('y', name, { timeoutMs: 5000 }));
+    expect((error as { code?: string }).code).toBe('ERR_MESSAGE_TOO_LARGE');
   });
 });
