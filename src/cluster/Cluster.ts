@@ -16,7 +16,7 @@
  * const orders = await cluster.whereis('orders', 'orders'); // a pid on the node 'orders'
  * ```
  */
-import { InvalidArgumentError, NodeStoppedError } from '../errors.js';
+import { InvalidArgumentError, MessageTooLargeError, NodeStoppedError } from '../errors.js';
 import { type Kernel, kernelOf, type RemoteRouter } from '../runtime/kernel.js';
 import { type Pid, PidImpl } from '../runtime/Pid.js';
 import type { Node } from '../runtime/types.js';
@@ -185,12 +185,16 @@ export class Cluster {
    */
   whereis(node: string, name: string, options?: { timeoutMs?: number }): Promise<Pid | undefined> {
     const timeoutMs = positive(options?.timeoutMs, 'timeoutMs', 5000);
+    // a name that is not a string would make the whole batch unreadable (other processes' frames with it)
+    if (typeof name !== 'string') return Promise.reject(new InvalidArgumentError('name', 'a registered name (a string)', name));
     if (node === this.name) return Promise.resolve(this.#kernel.registry.whereis(name));
+    const nameText = JSON.stringify(name);
+    if (nameText.length > this.#maxValueLength) return Promise.reject(new MessageTooLargeError(nameText.length, this.#maxValueLength, true, 'a registered name asked of another node'));
     return new Promise((resolve, reject) => {
       const peer = this.#up(node);
       const settle = (ok: boolean, value: unknown): void => (ok ? resolve(value as Pid | undefined) : reject(value));
       if (peer === undefined) this.#remote.call(undefined, new PidImpl(node, 0, 0, undefined), undefined, timeoutMs, undefined, settle);
-      else this.#remote.whereis(peer, name, timeoutMs, settle);
+      else this.#remote.whereis(peer, nameText, timeoutMs, settle);
     });
   }
 
@@ -203,11 +207,15 @@ export class Cluster {
     }
     const peer = this.#up(node);
     const encoded = encodeValue(message, this.#maxValueLength);
+    const nameText = JSON.stringify(name);
+    if (nameText.length + encoded.length > this.#maxValueLength) {
+      throw new MessageTooLargeError(nameText.length + encoded.length, this.#maxValueLength, true, 'a message and the registered name it is sent to on another node');
+    }
     if (peer === undefined) {
       this.#kernel.telemetry.execute('keel.message.dropped', { count: 1 }, { to: `${name}@${node}`, from: 'node', reason: 'noconnection' });
       return;
     }
-    this.#push(peer, `["n",${JSON.stringify(name)},0,${encoded}]`);
+    this.#push(peer, `["n",${nameText},0,${encoded}]`);
   }
 
   /** Leaves the cluster: a goodbye to every peer, every tie answered with `noconnection`, the transport closed. Idempotent. */

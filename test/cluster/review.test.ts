@@ -193,3 +193,17 @@ describe('review: a registered name too large for a frame', () => {
     expect((error as { code?: string }).code).toBe('ERR_MESSAGE_TOO_LARGE');
   });
 });
+
+describe('review: whereis with a name that is not a string', () => {
+  it('is a typed error, and does not make the batch it would share with other frames unreadable', async () => {
+    const { a, b, ca } = await pair();
+    const receiver = probe(b);
+    const dropped = captureEvents(b, ['keel.cluster.frame_dropped']);
+    const error = await failure(() => ca.whereis('b', undefined as unknown as string, { timeoutMs: 5000 }));
+    a.send(receiver, 'after'); // same turn: same batch as the whereis frame
+    expect((error as { code?: string }).code).toBe('ERR_INVALID_ARGUMENT');
+    expect(await receiver.receive((m) => m === 'after', { timeout: 5000 })).toBe('after');
+    expect(dropped.events).toEqual([]);
+    dropped.stop();
+  });
+});

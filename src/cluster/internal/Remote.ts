@@ -145,9 +145,9 @@ export class Remote implements RemoteRouter {
     this.#startCall(peer, to, caller, timeoutMs, signal, settle, `${to.id},${encoded},${Number.isFinite(timeoutMs) ? timeoutMs : -1}`, 'c');
   }
 
-  /** Asks a peer which of its processes holds a registered name (`undefined`: nobody). */
-  whereis(peer: Peer, name: string, timeoutMs: number, settle: (ok: boolean, value: unknown) => void): void {
-    this.#startCall(peer, new PidImpl(peer.name, peer.incarnation, 0, undefined), undefined, timeoutMs, undefined, settle, JSON.stringify(name), 'w');
+  /** Asks a peer which of its processes holds a registered name (`undefined`: nobody); `nameText`: the name as JSON. */
+  whereis(peer: Peer, nameText: string, timeoutMs: number, settle: (ok: boolean, value: unknown) => void): void {
+    this.#startCall(peer, new PidImpl(peer.name, peer.incarnation, 0, undefined), undefined, timeoutMs, undefined, settle, nameText, 'w');
   }
 
   #startCall(peer: Peer, to: Pid, caller: Proc | undefined, timeoutMs: number, signal: AbortSignal | undefined, settle: (ok: boolean, value: unknown) => void, body: string, kind: 'c' | 'w'): void {
