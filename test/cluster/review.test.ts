@@ -207,3 +207,25 @@ describe('review: whereis with a name that is not a string', () => {
     dropped.stop();
   });
 });
+
+describe('review: hostile link and monitor frames', () => {
+  it('a link exit carrying kill is a trappable killed, not an untrappable kill', async () => {
+    const { net, a, b } = await pair();
+    const trapper = probe(b);
+    trapper.ctx.trapExits(true);
+    net.deliver('a', 'b', `[1,"a",${a.creation},${b.creation},[["l",77,${trapper.id}],["x",77,${trapper.id},"kill",1]]]`, false);
+    const exit = await trapper.receive(isExit, { timeout: 5000 });
+    expect((exit as { reason: unknown }).reason).toBe('killed');
+  });
+
+  it('a monitor frame repeated with the same ref leaves nothing behind once demonitored', async () => {
+    const { net, a, b, cb } = await pair();
+    const target = probe(b);
+    const batch = `[1,"a",${a.creation},${b.creation},[["o",5,9,${target.id}],["o",5,9,${target.id}],["d",5,9]]]`;
+    net.deliver('a', 'b', batch, false);
+    const sink = probe(b);
+    net.deliver('a', 'b', `[1,"a",${a.creation},${b.creation},[["m",${sink.id},0,"sync"]]]`, false);
+    await sink.receive((m) => m === 'sync', { timeout: 5000 });
+    expect(cb.internals()).toEqual({ peers: 1, entries: 0, books: 0, outbox: 0 });
+  });
+});

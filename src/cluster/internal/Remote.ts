@@ -222,11 +222,14 @@ export class Remote implements RemoteRouter {
       }
       case 'x': {
         const from = this.#remotePid(peer, f[1]);
-        const reason = f[3];
-        if (reason !== 'kill' && !isExitReason(reason)) throw new TypeError('an exit signal needs an exit reason');
+        const sent = f[3];
+        if (sent !== 'kill' && !isExitReason(sent)) throw new TypeError('an exit signal needs an exit reason');
+        let reason: ExitReason | 'kill' = sent;
         const to = this.#local(f[2]);
         if (to === undefined) return;
         if (f[4] === 1) {
+          // a death is never 'kill' (a killed process dies 'killed'): only exit/2 is untrappable
+          if (reason === 'kill') reason = 'killed';
           // a linked process's death: only while the link stands (an unlink may have crossed it)
           const entry = peer.links.get(`${to.self.id}:${from.id}`);
           if (entry === undefined) return;
@@ -243,6 +246,7 @@ export class Remote implements RemoteRouter {
           this.#host.push(peer, `["D",${ownerId},${refId},${Number(f[3])},"noproc"]`);
           return;
         }
+        if (peer.monitorsIn.has(refId)) return; // a ref monitors once (a repeated frame would orphan the first entry)
         const entry: MonitorIn = { peer, target, ownerId, refId };
         peer.monitorsIn.set(refId, entry);
         this.#book(target).monitorsIn.add(entry);
