@@ -309,8 +309,18 @@ export class Cluster {
           this.#remember(peer);
           return;
         } else if (f[0] === '!') {
-          // the peer had taken this node for down: what tied us is answered, then it is up anew
-          this.#remote.peerDown(peer);
+          if (peer.awaitingReset) {
+            // both had taken the other for down (a '!' is the first frame after taking a peer up
+            // again): each answered its old ties then, and each honours the ties made since
+            peer.awaitingReset = false;
+          } else {
+            // the peer had taken this node for down: what tied us is answered, then it is up anew;
+            // '!!' tells it where this node's frames sent after the reset begin
+            this.#remote.peerDown(peer, true);
+            this.#push(peer, '["!!"]');
+          }
+        } else if (f[0] === '!!') {
+          peer.awaitingReset = false;
         } else if (!broadcast) this.#remote.frame(peer, f);
       } catch (e) {
         this.#frameDropped('malformed', from, e);
@@ -334,7 +344,10 @@ export class Cluster {
     if (peer === undefined) {
       peer = new Peer(name, incarnation, now);
       this.#peers.set(name, peer);
-      if (this.#silenced.get(name) === incarnation) this.#push(peer, '["!"]'); // it was down to us: say so first
+      if (this.#silenced.get(name) === incarnation) {
+        this.#push(peer, '["!"]'); // it was down to us: say so first
+        peer.awaitingReset = true;
+      }
       this.#silenced.delete(name);
       this.#kernel.telemetry.execute('keel.cluster.node_up', {}, { node: name, incarnation });
       for (const check of [...this.#upWaiters]) check();

@@ -229,3 +229,70 @@ describe('review: hostile link and monitor frames', () => {
     expect(cb.internals()).toEqual({ peers: 1, entries: 0, books: 0, outbox: 0 });
   });
 });
+
+describe("review: the '!' reset", () => {
+  it('ties a peer made before it learned it was down leave no entry behind on the side that downed it', async () => {
+    const net = new MemoryNetwork();
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const ca = await Cluster.join(a, { transport: net.transport(), heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 200, probeTimeoutMs: 30 });
+    const cb = await Cluster.join(b, { transport: net.transport(), heartbeatMs: 20, suspectAfterMs: 60_000, downAfterMs: 120_000 });
+    await ca.waitFor(['b']);
+    await cb.waitFor(['a']);
+    const target = probe(a);
+    const watcher = probe(b);
+    watcher.ctx.trapExits(true);
+    const downed = new Promise<void>((resolve) => a.telemetry.attach('downed', ['keel.cluster.node_down'], () => resolve()));
+    net.isolate('b'); // a takes b for down; b, patient, does not take a for down
+    await downed;
+    a.telemetry.detach('downed');
+    net.heal('b');
+    // b ties its process to a's before it hears that a had taken it for down
+    watcher.ctx.monitor(target);
+    watcher.ctx.link(target);
+    const down = await watcher.receive(isDown, { timeout: 5000 });
+    const exit = await watcher.receive(isExit, { timeout: 5000 });
+    expect([(down as Down).reason, (exit as { reason: unknown }).reason]).toEqual(['noconnection', 'noconnection']);
+    // a round trip a -> b -> a: whatever b sent before is in
+    const back = probe(a);
+    const there = probe(b);
+    a.send(there, back);
+    await there.receive();
+    b.send(back, 'back');
+    await back.receive((m) => m === 'back', { timeout: 5000 });
+    expect(ca.internals()).toMatchObject({ entries: 0, books: 0 });
+    expect(cb.internals()).toMatchObject({ entries: 0, books: 0 });
+  });
+
+  it('both sides downed each other: after the heal, each resets once and new ties work both ways', async () => {
+    const net = new MemoryNetwork();
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const options = { heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 200, probeTimeoutMs: 30 };
+    const ca = await Cluster.join(a, { transport: net.transport(), ...options });
+    const cb = await Cluster.join(b, { transport: net.transport(), ...options });
+    await ca.waitFor(['b']);
+    await cb.waitFor(['a']);
+    const downs = [a, b].map((n) => new Promise<void>((resolve) => n.telemetry.attach('downed', ['keel.cluster.node_down'], () => resolve())));
+    net.isolate('b');
+    await Promise.all(downs);
+    a.telemetry.detach('downed');
+    b.telemetry.detach('downed');
+    net.heal('b');
+    await ca.waitFor(['b']);
+    await cb.waitFor(['a']);
+    // a tie made now, from either side, holds: a death crosses it
+    const server = await GenServer.start(b, echo, undefined);
+    expect(await GenServer.call(a, server, 'x', { timeout: 5000 })).toBe('echo:x');
+    const watcher = probe(a);
+    watcher.ctx.trapExits(true);
+    const target = b.spawn(() => () => undefined);
+    watcher.ctx.link(target);
+    const sync = probe(b);
+    a.send(sync, 'sync');
+    await sync.receive((m) => m === 'sync', { timeout: 5000 });
+    b.exit(target, new Error('gone'));
+    const exit = await watcher.receive(isExit, { timeout: 5000 });
+    expect(((exit as { reason: Error }).reason).message).toBe('gone');
+  });
+});

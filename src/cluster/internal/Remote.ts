@@ -192,6 +192,8 @@ export class Remote implements RemoteRouter {
 
   /** Handles one frame from `peer`; throws on a malformed one (the caller counts it). */
   frame(peer: Peer, f: unknown[]): void {
+    // asked before the peer knew it had been down here: its reset has answered these on its side
+    if (peer.awaitingReset && (f[0] === 'l' || f[0] === 'o' || f[0] === 'c' || f[0] === 'w')) return;
     switch (f[0]) {
       case 'm': {
         const to = this.#local(f[1]);
@@ -310,16 +312,21 @@ export class Remote implements RemoteRouter {
 
   // ---- a peer went down -----------------------------------------------------------------------
 
-  /** Answers every entry tied to `peer` once, with `noconnection`. */
-  peerDown(peer: Peer): void {
+  /**
+   * Answers every entry tied to `peer` once, with `noconnection`. `reset`: the peer stays up (it had
+   * taken this node for down), so what is queued for it still goes, after the '!' that came first.
+   */
+  peerDown(peer: Peer, reset = false): void {
     const links = [...peer.links.values()];
     const monitors = [...peer.monitorsOut.values()];
     for (const entry of peer.monitorsIn.values()) this.#removeMonitorIn(entry);
     for (const entry of links) this.#removeLink(entry);
     for (const entry of monitors) this.#removeMonitorOut(entry);
     const calls = [...peer.calls.values()];
-    peer.outbox.length = 0;
-    peer.outboxLength = 0;
+    if (!reset) {
+      peer.outbox.length = 0;
+      peer.outboxLength = 0;
+    }
     for (const entry of monitors) this.#kernel.enqueueTo(entry.owner, new DownMessage(entry.ref, entry.target, 'noconnection', undefined), undefined);
     for (const entry of links) this.#kernel.remoteSignal(entry.local, entry.remote, 'noconnection');
     for (const call of calls) call.settle(false, new NoConnectionError(targetText(call.target), peer.name, 'no reply from'));
