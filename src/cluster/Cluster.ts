@@ -55,6 +55,8 @@ const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const HEADER_ROOM = 256;
 /** Incarnations downed for good (replaced, or gone with a goodbye) that are remembered, per cluster. */
 const DEAD_INCARNATIONS = 1024;
+/** Nodes that have joined a cluster (a node joins once). */
+const joined = new WeakSet<Kernel>();
 
 export class Cluster {
   readonly #kernel: Kernel;
@@ -116,7 +118,9 @@ export class Cluster {
       throw new InvalidArgumentError('options.transport', 'a Transport (natsTransport, workerTransport, memory network transport)', options?.transport);
     }
     if (!NAME.test(kernel.name)) throw new InvalidArgumentError('node.name', 'a cluster node name: 1 to 64 of A-Z a-z 0-9 _ - (it becomes a subject token)', kernel.name);
-    if (kernel.remote !== undefined) throw new InvalidArgumentError('node', 'a node not yet in a cluster', kernel.name);
+    // once joined, never again: peers remember an incarnation that said goodbye as dead (a pid never
+    // comes back), so a node that left would be heard by nobody; a new node has a new incarnation
+    if (kernel.remote !== undefined || joined.has(kernel)) throw new InvalidArgumentError('node', 'a node not yet in a cluster (a node joins one cluster, once)', kernel.name);
     const cluster = new Cluster(kernel, options);
     kernel.attachRemote(cluster.#remote);
     try {
@@ -125,6 +129,7 @@ export class Cluster {
       kernel.attachRemote(undefined);
       throw e;
     }
+    joined.add(kernel);
     if (kernel.stopping) {
       // the node began to stop while the transport started: its shutdown hooks have run without this cluster
       kernel.attachRemote(undefined);

@@ -296,3 +296,14 @@ describe("review: the '!' reset", () => {
     expect(((exit as { reason: Error }).reason).message).toBe('gone');
   });
 });
+
+describe('review: joining again after leave', () => {
+  it('is refused: peers remember the incarnation that said goodbye and would drop all it says', async () => {
+    const { a, ca } = await pair();
+    await ca.leave();
+    const net2 = new MemoryNetwork();
+    const error = await failure(() => Cluster.join(a, { transport: net2.transport() }));
+    expect((error as { code?: string }).code).toBe('ERR_INVALID_ARGUMENT');
+    expect(net2.names).toEqual([]);
+  });
+});
