@@ -298,6 +298,12 @@ export class Cluster {
       this.#frameDropped('stale_incarnation', from, undefined, { incarnation: toIncarnation });
       return;
     }
+    if (broadcast && frames.length === 1 && Array.isArray(frames[0]) && frames[0][0] === 'g' && this.#peers.get(from)?.incarnation !== incarnation) {
+      // the goodbye of a peer that is not up here (downed for silence meanwhile): it is gone, not back
+      this.#silenced.delete(from);
+      this.#remember(from, incarnation);
+      return;
+    }
     const peer = this.#heard(from, incarnation);
     if (peer === undefined) return;
     for (const f of frames) {
@@ -311,7 +317,7 @@ export class Cluster {
           // a heartbeat: hearing it was the point
         } else if (f[0] === 'g') {
           this.#down(peer, 'goodbye');
-          this.#remember(peer);
+          this.#remember(peer.name, peer.incarnation);
           return;
         } else if (f[0] === '!') {
           if (peer.awaitingReset) {
@@ -343,7 +349,7 @@ export class Cluster {
     let peer = this.#peers.get(name);
     if (peer !== undefined && peer.incarnation !== incarnation) {
       this.#down(peer, 'new_incarnation');
-      this.#remember(peer);
+      this.#remember(peer.name, peer.incarnation);
       peer = undefined;
     }
     if (peer === undefined) {
@@ -366,8 +372,8 @@ export class Cluster {
     return peer;
   }
 
-  #remember(peer: Peer): void {
-    this.#dead.add(`${peer.name}:${peer.incarnation}`);
+  #remember(name: string, incarnation: number): void {
+    this.#dead.add(`${name}:${incarnation}`);
     if (this.#dead.size > DEAD_INCARNATIONS) this.#dead.delete(this.#dead.values().next().value!);
   }
 

@@ -307,3 +307,29 @@ describe('review: joining again after leave', () => {
     expect(net2.names).toEqual([]);
   });
 });
+
+describe('review: a goodbye from a peer already down', () => {
+  it('is not taken for the peer coming up (no node_up, no reset sent to a leaving node)', async () => {
+    const net = new MemoryNetwork();
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const ca = await Cluster.join(a, { transport: net.transport(), heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 200, probeTimeoutMs: 30 });
+    const cb = await Cluster.join(b, { transport: net.transport(), heartbeatMs: 20, suspectAfterMs: 60_000, downAfterMs: 120_000 });
+    await ca.waitFor(['b']);
+    await cb.waitFor(['a']);
+    const downed = new Promise<void>((resolve) => a.telemetry.attach('downed', ['keel.cluster.node_down'], () => resolve()));
+    net.isolate('b');
+    await downed;
+    a.telemetry.detach('downed');
+    const events = captureEvents(a, ['keel.cluster.node_']);
+    net.heal('b');
+    await cb.leave(); // its goodbye is the first word a hears from it again
+    const sink = probe(a);
+    a.send(sink, 'after'); // a later turn than the goodbye's delivery
+    await sink.receive((m) => m === 'after', { timeout: 5000 });
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(events.events.map((e) => e.event)).toEqual([]);
+    expect(ca.isConnected('b')).toBe(false);
+    events.stop();
+  });
+});
