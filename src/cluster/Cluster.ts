@@ -16,7 +16,7 @@
  * const orders = await cluster.whereis('orders', 'orders'); // a pid on the node 'orders'
  * ```
  */
-import { InvalidArgumentError, NodeStoppedError } from '../errors.js';
+import { InvalidArgumentError, MessageTooLargeError, NodeStoppedError } from '../errors.js';
 import { type Kernel, kernelOf, type RemoteRouter } from '../runtime/kernel.js';
 import { type Pid, PidImpl } from '../runtime/Pid.js';
 import type { Node } from '../runtime/types.js';
@@ -55,6 +55,8 @@ const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const HEADER_ROOM = 256;
 /** Incarnations downed for good (replaced, or gone with a goodbye) that are remembered, per cluster. */
 const DEAD_INCARNATIONS = 1024;
+/** Nodes that have joined a cluster (a node joins once). */
+const joined = new WeakSet<Kernel>();
 
 export class Cluster {
   readonly #kernel: Kernel;
@@ -74,6 +76,8 @@ export class Cluster {
   /** The largest encoded value a frame carries: the transport's batch limit less a header's room (known once it has started). */
   #maxValueLength = 0;
   #timer: { cancel(): boolean } | undefined;
+  /** When the heartbeat timer was last armed (node clock). */
+  #lastTick = 0;
   #left = false;
   #removeShutdown: (() => void) | undefined;
   readonly #upWaiters = new Set<() => void>();
@@ -114,7 +118,9 @@ export class Cluster {
       throw new InvalidArgumentError('options.transport', 'a Transport (natsTransport, workerTransport, memory network transport)', options?.transport);
     }
     if (!NAME.test(kernel.name)) throw new InvalidArgumentError('node.name', 'a cluster node name: 1 to 64 of A-Z a-z 0-9 _ - (it becomes a subject token)', kernel.name);
-    if (kernel.remote !== undefined) throw new InvalidArgumentError('node', 'a node not yet in a cluster', kernel.name);
+    // once joined, never again: peers remember an incarnation that said goodbye as dead (a pid never
+    // comes back), so a node that left would be heard by nobody; a new node has a new incarnation
+    if (kernel.remote !== undefined || joined.has(kernel)) throw new InvalidArgumentError('node', 'a node not yet in a cluster (a node joins one cluster, once)', kernel.name);
     const cluster = new Cluster(kernel, options);
     kernel.attachRemote(cluster.#remote);
     try {
@@ -122,6 +128,13 @@ export class Cluster {
     } catch (e) {
       kernel.attachRemote(undefined);
       throw e;
+    }
+    joined.add(kernel);
+    if (kernel.stopping) {
+      // the node began to stop while the transport started: its shutdown hooks have run without this cluster
+      kernel.attachRemote(undefined);
+      await cluster.#transport.close().catch(() => undefined);
+      throw new NodeStoppedError(kernel.name, 'Cluster.join');
     }
     cluster.#maxValueLength = Math.max(1, cluster.#transport.maxBatchSize - HEADER_ROOM);
     cluster.#removeShutdown = kernel.onShutdown(() => void cluster.leave());
@@ -177,12 +190,16 @@ export class Cluster {
    */
   whereis(node: string, name: string, options?: { timeoutMs?: number }): Promise<Pid | undefined> {
     const timeoutMs = positive(options?.timeoutMs, 'timeoutMs', 5000);
+    // a name that is not a string would make the whole batch unreadable (other processes' frames with it)
+    if (typeof name !== 'string') return Promise.reject(new InvalidArgumentError('name', 'a registered name (a string)', name));
     if (node === this.name) return Promise.resolve(this.#kernel.registry.whereis(name));
+    const nameText = JSON.stringify(name);
+    if (nameText.length > this.#maxValueLength) return Promise.reject(new MessageTooLargeError(nameText.length, this.#maxValueLength, true, 'a registered name asked of another node'));
     return new Promise((resolve, reject) => {
       const peer = this.#up(node);
       const settle = (ok: boolean, value: unknown): void => (ok ? resolve(value as Pid | undefined) : reject(value));
       if (peer === undefined) this.#remote.call(undefined, new PidImpl(node, 0, 0, undefined), undefined, timeoutMs, undefined, settle);
-      else this.#remote.whereis(peer, name, timeoutMs, settle);
+      else this.#remote.whereis(peer, nameText, timeoutMs, settle);
     });
   }
 
@@ -195,11 +212,15 @@ export class Cluster {
     }
     const peer = this.#up(node);
     const encoded = encodeValue(message, this.#maxValueLength);
+    const nameText = JSON.stringify(name);
+    if (nameText.length + encoded.length > this.#maxValueLength) {
+      throw new MessageTooLargeError(nameText.length + encoded.length, this.#maxValueLength, true, 'a message and the registered name it is sent to on another node');
+    }
     if (peer === undefined) {
       this.#kernel.telemetry.execute('keel.message.dropped', { count: 1 }, { to: `${name}@${node}`, from: 'node', reason: 'noconnection' });
       return;
     }
-    this.#push(peer, `["n",${JSON.stringify(name)},0,${encoded}]`);
+    this.#push(peer, `["n",${nameText},0,${encoded}]`);
   }
 
   /** Leaves the cluster: a goodbye to every peer, every tie answered with `noconnection`, the transport closed. Idempotent. */
@@ -277,9 +298,17 @@ export class Cluster {
       this.#frameDropped('stale_incarnation', from, undefined, { incarnation: toIncarnation });
       return;
     }
+    if (broadcast && frames.length === 1 && Array.isArray(frames[0]) && frames[0][0] === 'g' && this.#peers.get(from)?.incarnation !== incarnation) {
+      // the goodbye of a peer that is not up here (downed for silence meanwhile): it is gone, not back
+      this.#silenced.delete(from);
+      this.#remember(from, incarnation);
+      return;
+    }
     const peer = this.#heard(from, incarnation);
     if (peer === undefined) return;
     for (const f of frames) {
+      // a frame may run user code (a telemetry handler, a death's hooks) that downs the peer or leaves
+      if (this.#left || this.#peers.get(from) !== peer) return;
       try {
         if (!Array.isArray(f)) throw new TypeError('a frame is an array');
         if (f[0] === 'h') {
@@ -288,11 +317,21 @@ export class Cluster {
           // a heartbeat: hearing it was the point
         } else if (f[0] === 'g') {
           this.#down(peer, 'goodbye');
-          this.#remember(peer);
+          this.#remember(peer.name, peer.incarnation);
           return;
         } else if (f[0] === '!') {
-          // the peer had taken this node for down: what tied us is answered, then it is up anew
-          this.#remote.peerDown(peer);
+          if (peer.awaitingReset) {
+            // both had taken the other for down (a '!' is the first frame after taking a peer up
+            // again): each answered its old ties then, and each honours the ties made since
+            peer.awaitingReset = false;
+          } else {
+            // the peer had taken this node for down: what tied us is answered, then it is up anew;
+            // '!!' tells it where this node's frames sent after the reset begin
+            this.#remote.peerDown(peer, true);
+            this.#push(peer, '["!!"]');
+          }
+        } else if (f[0] === '!!') {
+          peer.awaitingReset = false;
         } else if (!broadcast) this.#remote.frame(peer, f);
       } catch (e) {
         this.#frameDropped('malformed', from, e);
@@ -310,13 +349,16 @@ export class Cluster {
     let peer = this.#peers.get(name);
     if (peer !== undefined && peer.incarnation !== incarnation) {
       this.#down(peer, 'new_incarnation');
-      this.#remember(peer);
+      this.#remember(peer.name, peer.incarnation);
       peer = undefined;
     }
     if (peer === undefined) {
       peer = new Peer(name, incarnation, now);
       this.#peers.set(name, peer);
-      if (this.#silenced.get(name) === incarnation) this.#push(peer, '["!"]'); // it was down to us: say so first
+      if (this.#silenced.get(name) === incarnation) {
+        this.#push(peer, '["!"]'); // it was down to us: say so first
+        peer.awaitingReset = true;
+      }
       this.#silenced.delete(name);
       this.#kernel.telemetry.execute('keel.cluster.node_up', {}, { node: name, incarnation });
       for (const check of [...this.#upWaiters]) check();
@@ -330,14 +372,15 @@ export class Cluster {
     return peer;
   }
 
-  #remember(peer: Peer): void {
-    this.#dead.add(`${peer.name}:${peer.incarnation}`);
+  #remember(name: string, incarnation: number): void {
+    this.#dead.add(`${name}:${incarnation}`);
     if (this.#dead.size > DEAD_INCARNATIONS) this.#dead.delete(this.#dead.values().next().value!);
   }
 
   // ---- membership: heartbeats, suspicion, probes, down ----------------------------------------
 
   #arm(): void {
+    this.#lastTick = this.#kernel.clock.now();
     this.#timer = this.#kernel.setTimer(this.#heartbeatMs, () => this.#tick(), true);
   }
 
@@ -345,11 +388,15 @@ export class Cluster {
     if (this.#left) return;
     this.#broadcast('["b"]');
     const now = this.#kernel.clock.now();
+    // a tick late by more than a heartbeat: this node's loop was busy, and what peers sent meanwhile
+    // waits unread in its queue; that stall is not their silence, so it is not counted against them
+    const stall = now - this.#lastTick - this.#heartbeatMs;
+    this.#lastTick = now;
+    if (stall > this.#heartbeatMs) for (const peer of this.#peers.values()) peer.lastHeard = Math.min(now, peer.lastHeard + stall);
     for (const peer of [...this.#peers.values()]) {
       const silence = now - peer.lastHeard;
       if (silence >= this.#downAfterMs) {
         this.#down(peer, 'heartbeat');
-        this.#silenced.set(peer.name, peer.incarnation);
       } else if (silence >= this.#suspectAfterMs) {
         if (peer.status === 'up') {
           peer.status = 'suspect';
@@ -388,6 +435,9 @@ export class Cluster {
     this.#peers.delete(peer.name);
     this.#dirty.delete(peer);
     peer.status = 'down';
+    // a peer downed for anything but its own word may speak again as itself (silence, or a transport
+    // that took it for gone): it is told first that it was down, so that it answers its ties too
+    if (reason !== 'goodbye' && reason !== 'new_incarnation' && reason !== 'left') this.#silenced.set(peer.name, peer.incarnation);
     const detectionMs = this.#kernel.clock.now() - peer.lastHeard;
     this.#remote.peerDown(peer);
     this.#kernel.telemetry.execute('keel.cluster.node_down', { detectionMs }, { node: peer.name, incarnation: peer.incarnation, reason });

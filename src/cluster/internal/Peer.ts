@@ -51,6 +51,11 @@ export class Peer {
   suspectSince = 0;
   /** A probe is in flight. */
   probing = false;
+  /**
+   * This node told the peer '!' (it had been down here) and waits for its '!!': until then, ties the
+   * peer asks for were asked before it knew (its reset answers them on its side), so none is made.
+   */
+  awaitingReset = false;
   /** Encoded frames for the next batch, and their total length. */
   outbox: string[] = [];
   outboxLength = 0;

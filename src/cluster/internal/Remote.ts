@@ -10,7 +10,7 @@
  * that the local death tells the peer: exit signals to links, `Down`s to monitors, demonitors).
  */
 import { AbortedError, CallTimeoutError, NoConnectionError } from '../../errors.js';
-import { callListening, type CallListener } from '../../otp/internal/calls.js';
+import { callListening, type CallListener, noProcError } from '../../otp/internal/calls.js';
 import { Delivery, type Kernel, type Proc, type RemoteRouter } from '../../runtime/kernel.js';
 import { DownMessage, type ExitReason, isExitReason } from '../../runtime/messages.js';
 import { type Pid, PidImpl, type RefImpl, targetText } from '../../runtime/Pid.js';
@@ -87,7 +87,7 @@ export class Remote implements RemoteRouter {
 
   unlink(p: Proc, to: Pid): void {
     const peer = this.#host.peerOf(to);
-    if (peer === undefined) return;
+    if (peer === undefined || to.creation !== peer.incarnation) return; // an earlier incarnation's pid: never linked
     const entry = peer.links.get(`${p.self.id}:${to.id}`);
     if (entry === undefined) return;
     this.#removeLink(entry);
@@ -130,6 +130,11 @@ export class Remote implements RemoteRouter {
       settle(false, new NoConnectionError(targetText(to), to.node, 'cannot call'));
       return;
     }
+    if (to.creation !== peer.incarnation) {
+      // a pid of an earlier incarnation names no live process: its id may be another's now
+      settle(false, noProcError(to, 'call'));
+      return;
+    }
     let encoded: string;
     try {
       encoded = encodeValue(request, this.#host.maxValueLength());
@@ -140,9 +145,9 @@ export class Remote implements RemoteRouter {
     this.#startCall(peer, to, caller, timeoutMs, signal, settle, `${to.id},${encoded},${Number.isFinite(timeoutMs) ? timeoutMs : -1}`, 'c');
   }
 
-  /** Asks a peer which of its processes holds a registered name (`undefined`: nobody). */
-  whereis(peer: Peer, name: string, timeoutMs: number, settle: (ok: boolean, value: unknown) => void): void {
-    this.#startCall(peer, new PidImpl(peer.name, peer.incarnation, 0, undefined), undefined, timeoutMs, undefined, settle, JSON.stringify(name), 'w');
+  /** Asks a peer which of its processes holds a registered name (`undefined`: nobody); `nameText`: the name as JSON. */
+  whereis(peer: Peer, nameText: string, timeoutMs: number, settle: (ok: boolean, value: unknown) => void): void {
+    this.#startCall(peer, new PidImpl(peer.name, peer.incarnation, 0, undefined), undefined, timeoutMs, undefined, settle, nameText, 'w');
   }
 
   #startCall(peer: Peer, to: Pid, caller: Proc | undefined, timeoutMs: number, signal: AbortSignal | undefined, settle: (ok: boolean, value: unknown) => void, body: string, kind: 'c' | 'w'): void {
@@ -187,6 +192,8 @@ export class Remote implements RemoteRouter {
 
   /** Handles one frame from `peer`; throws on a malformed one (the caller counts it). */
   frame(peer: Peer, f: unknown[]): void {
+    // asked before the peer knew it had been down here: its reset has answered these on its side
+    if (peer.awaitingReset && (f[0] === 'l' || f[0] === 'o' || f[0] === 'c' || f[0] === 'w')) return;
     switch (f[0]) {
       case 'm': {
         const to = this.#local(f[1]);
@@ -217,11 +224,14 @@ export class Remote implements RemoteRouter {
       }
       case 'x': {
         const from = this.#remotePid(peer, f[1]);
-        const reason = f[3];
-        if (reason !== 'kill' && !isExitReason(reason)) throw new TypeError('an exit signal needs an exit reason');
+        const sent = f[3];
+        if (sent !== 'kill' && !isExitReason(sent)) throw new TypeError('an exit signal needs an exit reason');
+        let reason: ExitReason | 'kill' = sent;
         const to = this.#local(f[2]);
         if (to === undefined) return;
         if (f[4] === 1) {
+          // a death is never 'kill' (a killed process dies 'killed'): only exit/2 is untrappable
+          if (reason === 'kill') reason = 'killed';
           // a linked process's death: only while the link stands (an unlink may have crossed it)
           const entry = peer.links.get(`${to.self.id}:${from.id}`);
           if (entry === undefined) return;
@@ -238,6 +248,7 @@ export class Remote implements RemoteRouter {
           this.#host.push(peer, `["D",${ownerId},${refId},${Number(f[3])},"noproc"]`);
           return;
         }
+        if (peer.monitorsIn.has(refId)) return; // a ref monitors once (a repeated frame would orphan the first entry)
         const entry: MonitorIn = { peer, target, ownerId, refId };
         peer.monitorsIn.set(refId, entry);
         this.#book(target).monitorsIn.add(entry);
@@ -301,16 +312,21 @@ export class Remote implements RemoteRouter {
 
   // ---- a peer went down -----------------------------------------------------------------------
 
-  /** Answers every entry tied to `peer` once, with `noconnection`. */
-  peerDown(peer: Peer): void {
+  /**
+   * Answers every entry tied to `peer` once, with `noconnection`. `reset`: the peer stays up (it had
+   * taken this node for down), so what is queued for it still goes, after the '!' that came first.
+   */
+  peerDown(peer: Peer, reset = false): void {
     const links = [...peer.links.values()];
     const monitors = [...peer.monitorsOut.values()];
     for (const entry of peer.monitorsIn.values()) this.#removeMonitorIn(entry);
     for (const entry of links) this.#removeLink(entry);
     for (const entry of monitors) this.#removeMonitorOut(entry);
     const calls = [...peer.calls.values()];
-    peer.outbox.length = 0;
-    peer.outboxLength = 0;
+    if (!reset) {
+      peer.outbox.length = 0;
+      peer.outboxLength = 0;
+    }
     for (const entry of monitors) this.#kernel.enqueueTo(entry.owner, new DownMessage(entry.ref, entry.target, 'noconnection', undefined), undefined);
     for (const entry of links) this.#kernel.remoteSignal(entry.local, entry.remote, 'noconnection');
     for (const call of calls) call.settle(false, new NoConnectionError(targetText(call.target), peer.name, 'no reply from'));

@@ -1,0 +1,335 @@
+/* eslint-disable keel/no-unmanaged-monitor, keel/no-raw-send -- adversarial review of the cluster core: raw sends, monitors and links are what it attacks */
+// Adversarial review of the cluster core over the in-memory network: each test is a bug found.
+import { describe, expect, it } from 'vitest';
+import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
+import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
+import type { Transport } from '../../src/cluster/Transport.js';
+import { GenServer } from '../../src/otp/GenServer.js';
+import { isDown, isExit, type Down } from '../../src/runtime/messages.js';
+import { PidImpl, type Pid } from '../../src/runtime/Pid.js';
+import { captureEvents, probe } from '../../src/testing/index.js';
+import { failure, useNodes } from '../support.js';
+
+const track = useNodes();
+
+async function pair(options?: Partial<ClusterOptions>) {
+  const net = new MemoryNetwork();
+  const a = track({ name: 'a' });
+  const b = track({ name: 'b' });
+  const ca = await Cluster.join(a, { transport: net.transport(), ...options });
+  const cb = await Cluster.join(b, { transport: net.transport(), ...options });
+  await ca.waitFor(['b']);
+  await cb.waitFor(['a']);
+  return { net, a, b, ca, cb };
+}
+
+const echo = {
+  init: () => 0,
+  handleCall: (req: string, _from: unknown, s: number) => ({ reply: `echo:${req}`, state: s }),
+};
+
+describe('review: pids of an earlier incarnation', () => {
+  it('a call to a pid of an earlier incarnation of a peer fails with noproc, never reaching the process of the same id now', async () => {
+    const { a, b } = await pair();
+    const server = await GenServer.start(b, echo, undefined);
+    const old = new PidImpl('b', b.creation - 1, server.id, undefined) as unknown as Pid;
+    const error = await failure(() => GenServer.call(a, old, 'hi', { timeout: 5000 }));
+    expect((error as { code?: string }).code).toBe('ERR_NOPROC');
+  });
+
+  it('unlink of a pid of an earlier incarnation leaves the link to the live process of the same id', async () => {
+    const { a, b } = await pair();
+    const watcher = probe(a);
+    watcher.ctx.trapExits(true);
+    const target = b.spawn(() => () => undefined);
+    watcher.ctx.link(target);
+    const old = new PidImpl('b', b.creation - 1, target.id, undefined) as unknown as Pid;
+    watcher.ctx.unlink(old);
+    await a.idle();
+    await b.idle();
+    b.exit(target, new Error('boom'));
+    const exit = await watcher.receive(isExit, { timeout: 5000 });
+    expect((exit as { reason: Error }).reason.message).toBe('boom');
+  });
+});
+
+describe('review: join on a node that stops meanwhile', () => {
+  it('a node shut down while its transport starts does not stay in the cluster', async () => {
+    const net = new MemoryNetwork();
+    const a = track({ name: 'a' });
+    const inner = net.transport();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let closed = 0;
+    const transport: Transport = {
+      kind: 'memory',
+      get maxBatchSize() {
+        return inner.maxBatchSize;
+      },
+      start: async (self, handler) => {
+        await gate;
+        return inner.start(self, handler);
+      },
+      send: (p, batch) => inner.send(p, batch),
+      broadcast: (batch) => inner.broadcast(batch),
+      probe: (p, t) => inner.probe(p, t),
+      flush: () => inner.flush(),
+      close: () => {
+        closed++;
+        return inner.close();
+      },
+    };
+    const joining = Cluster.join(a, { transport });
+    const stopped = a.shutdown();
+    release();
+    const error = await failure(() => joining);
+    await stopped;
+    expect((error as { code?: string }).code).toBe('ERR_NODE_STOPPED');
+    expect(closed).toBe(1);
+    expect(net.names).toEqual([]);
+  });
+});
+
+describe('review: a peer downed while its batch is processed', () => {
+  it('frames after the down (user code run in the batch left the cluster) tie nothing', async () => {
+    const { a, b, ca } = await pair();
+    const live = probe(a);
+    // user code run synchronously by a frame of the batch: a telemetry handler on a drop
+    a.telemetry.attach('leave-on-drop', ['keel.message.dropped'], () => {
+      a.telemetry.detach('leave-on-drop');
+      void ca.leave();
+    });
+    const watcher = probe(b);
+    watcher.ctx.trapExits(true);
+    const dead = new PidImpl('a', a.creation, 999_999, undefined) as unknown as Pid;
+    // one batch from b: a message to a dead pid (its drop runs the handler), then a link and a monitor
+    watcher.ctx.send(dead, 'x');
+    watcher.ctx.link(live);
+    watcher.ctx.monitor(live);
+    await watcher.receive(isExit, { timeout: 5000 }); // b hears a's goodbye: noconnection
+    expect(ca.internals()).toEqual({ peers: 0, entries: 0, books: 0, outbox: 0 });
+  });
+});
+
+describe('review: heartbeats while this node\'s event loop was busy', () => {
+  it('a long synchronous stretch on the node is not its peers\' silence', async () => {
+    const { a, b } = await pair({ heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 200, probeTimeoutMs: 30 });
+    const events = captureEvents(a, ['keel.cluster.node_down']);
+    const end = Date.now() + 400;
+    while (Date.now() < end) {
+      // the event loop is busy (a long computation): nothing is heard meanwhile, from anyone
+    }
+    // a few round trips after it: the peers' heartbeats, waiting in the queue, are heard
+    for (let i = 0; i < 5; i++) {
+      const p = probe(b);
+      a.send(p, i);
+      await p.receive((m) => m === i, { timeout: 5000 });
+      b.exit(p, 'kill');
+    }
+    expect(events.events.map((e) => e.metadata.reason)).toEqual([]);
+    events.stop();
+  });
+});
+
+describe('review: a peer downed by a probe that was wrong', () => {
+  it('a peer downed as gone that speaks again is told it was down, so its monitor still gets its one Down', async () => {
+    const net = new MemoryNetwork();
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const inner = net.transport();
+    let handlerOfA: Parameters<Transport['start']>[1] | undefined;
+    let lie = false;
+    const transport: Transport = {
+      kind: 'memory',
+      get maxBatchSize() {
+        return inner.maxBatchSize;
+      },
+      start: (self, handler) => {
+        handlerOfA = handler;
+        return inner.start(self, handler);
+      },
+      send: (p, batch) => inner.send(p, batch),
+      broadcast: (batch) => inner.broadcast(batch),
+      // a transport that answers 'gone' once for a peer that is there (NATS: no responders while the peer reconnects)
+      probe: (p, t) => (lie ? ((lie = false), Promise.resolve('gone' as const)) : inner.probe(p, t)),
+      flush: () => inner.flush(),
+      close: () => inner.close(),
+    };
+    const ca = await Cluster.join(a, { transport });
+    const cb = await Cluster.join(b, { transport: net.transport() });
+    await ca.waitFor(['b']);
+    await cb.waitFor(['a']);
+    const target = a.spawn(() => () => undefined);
+    const watcher = probe(b);
+    watcher.ctx.monitor(target);
+    await b.idle();
+    await a.idle();
+    const downs = captureEvents(a, ['keel.cluster.node_down']);
+    const downed = new Promise<void>((resolve) => a.telemetry.attach('downed', ['keel.cluster.node_down'], () => resolve()));
+    lie = true;
+    handlerOfA!.peerGone('b');
+    await downed;
+    a.telemetry.detach('downed');
+    await ca.waitFor(['b']); // b's next heartbeat: a takes it up again
+    a.exit(target, 'kill');
+    const down = await watcher.receive(isDown, { timeout: 5000 });
+    expect(['noconnection', 'killed']).toContain((down as Down).reason);
+    expect(downs.events.map((e) => e.metadata.reason)).toEqual(['port_closed']);
+    downs.stop();
+  });
+});
+
+describe('review: a registered name too large for a frame', () => {
+  it('Cluster.send and whereis with a name larger than a batch are typed errors, not silent drops', async () => {
+    const net2 = new MemoryNetwork({ maxBatchSize: 4096 });
+    const x = track({ name: 'x' });
+    const y = track({ name: 'y' });
+    const cx = await Cluster.join(x, { transport: net2.transport() });
+    await Cluster.join(y, { transport: net2.transport() });
+    await cx.waitFor(['y']);
+    const name = 'n'.repeat(5000);
+    expect(() => cx.send('y', name, 1)).toThrow(expect.objectContaining({ code: 'ERR_MESSAGE_TOO_LARGE' }) as Error);
+    const error = await failure(() => cx.whereis('y', name, { timeoutMs: 5000 }));
+    expect((error as { code?: string }).code).toBe('ERR_MESSAGE_TOO_LARGE');
+  });
+});
+
+describe('review: whereis with a name that is not a string', () => {
+  it('is a typed error, and does not make the batch it would share with other frames unreadable', async () => {
+    const { a, b, ca } = await pair();
+    const receiver = probe(b);
+    const dropped = captureEvents(b, ['keel.cluster.frame_dropped']);
+    const error = await failure(() => ca.whereis('b', undefined as unknown as string, { timeoutMs: 5000 }));
+    a.send(receiver, 'after'); // same turn: same batch as the whereis frame
+    expect((error as { code?: string }).code).toBe('ERR_INVALID_ARGUMENT');
+    expect(await receiver.receive((m) => m === 'after', { timeout: 5000 })).toBe('after');
+    expect(dropped.events).toEqual([]);
+    dropped.stop();
+  });
+});
+
+describe('review: hostile link and monitor frames', () => {
+  it('a link exit carrying kill is a trappable killed, not an untrappable kill', async () => {
+    const { net, a, b } = await pair();
+    const trapper = probe(b);
+    trapper.ctx.trapExits(true);
+    net.deliver('a', 'b', `[1,"a",${a.creation},${b.creation},[["l",77,${trapper.id}],["x",77,${trapper.id},"kill",1]]]`, false);
+    const exit = await trapper.receive(isExit, { timeout: 5000 });
+    expect((exit as { reason: unknown }).reason).toBe('killed');
+  });
+
+  it('a monitor frame repeated with the same ref leaves nothing behind once demonitored', async () => {
+    const { net, a, b, cb } = await pair();
+    const target = probe(b);
+    const batch = `[1,"a",${a.creation},${b.creation},[["o",5,9,${target.id}],["o",5,9,${target.id}],["d",5,9]]]`;
+    net.deliver('a', 'b', batch, false);
+    const sink = probe(b);
+    net.deliver('a', 'b', `[1,"a",${a.creation},${b.creation},[["m",${sink.id},0,"sync"]]]`, false);
+    await sink.receive((m) => m === 'sync', { timeout: 5000 });
+    expect(cb.internals()).toEqual({ peers: 1, entries: 0, books: 0, outbox: 0 });
+  });
+});
+
+describe("review: the '!' reset", () => {
+  it('ties a peer made before it learned it was down leave no entry behind on the side that downed it', async () => {
+    const net = new MemoryNetwork();
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const ca = await Cluster.join(a, { transport: net.transport(), heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 200, probeTimeoutMs: 30 });
+    const cb = await Cluster.join(b, { transport: net.transport(), heartbeatMs: 20, suspectAfterMs: 60_000, downAfterMs: 120_000 });
+    await ca.waitFor(['b']);
+    await cb.waitFor(['a']);
+    const target = probe(a);
+    const watcher = probe(b);
+    watcher.ctx.trapExits(true);
+    const downed = new Promise<void>((resolve) => a.telemetry.attach('downed', ['keel.cluster.node_down'], () => resolve()));
+    net.isolate('b'); // a takes b for down; b, patient, does not take a for down
+    await downed;
+    a.telemetry.detach('downed');
+    net.heal('b');
+    // b ties its process to a's before it hears that a had taken it for down
+    watcher.ctx.monitor(target);
+    watcher.ctx.link(target);
+    const down = await watcher.receive(isDown, { timeout: 5000 });
+    const exit = await watcher.receive(isExit, { timeout: 5000 });
+    expect([(down as Down).reason, (exit as { reason: unknown }).reason]).toEqual(['noconnection', 'noconnection']);
+    // a round trip a -> b -> a: whatever b sent before is in
+    const back = probe(a);
+    const there = probe(b);
+    a.send(there, back);
+    await there.receive();
+    b.send(back, 'back');
+    await back.receive((m) => m === 'back', { timeout: 5000 });
+    expect(ca.internals()).toMatchObject({ entries: 0, books: 0 });
+    expect(cb.internals()).toMatchObject({ entries: 0, books: 0 });
+  });
+
+  it('both sides downed each other: after the heal, each resets once and new ties work both ways', async () => {
+    const net = new MemoryNetwork();
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const options = { heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 200, probeTimeoutMs: 30 };
+    const ca = await Cluster.join(a, { transport: net.transport(), ...options });
+    const cb = await Cluster.join(b, { transport: net.transport(), ...options });
+    await ca.waitFor(['b']);
+    await cb.waitFor(['a']);
+    const downs = [a, b].map((n) => new Promise<void>((resolve) => n.telemetry.attach('downed', ['keel.cluster.node_down'], () => resolve())));
+    net.isolate('b');
+    await Promise.all(downs);
+    a.telemetry.detach('downed');
+    b.telemetry.detach('downed');
+    net.heal('b');
+    await ca.waitFor(['b']);
+    await cb.waitFor(['a']);
+    // a tie made now, from either side, holds: a death crosses it
+    const server = await GenServer.start(b, echo, undefined);
+    expect(await GenServer.call(a, server, 'x', { timeout: 5000 })).toBe('echo:x');
+    const watcher = probe(a);
+    watcher.ctx.trapExits(true);
+    const target = b.spawn(() => () => undefined);
+    watcher.ctx.link(target);
+    const sync = probe(b);
+    a.send(sync, 'sync');
+    await sync.receive((m) => m === 'sync', { timeout: 5000 });
+    b.exit(target, new Error('gone'));
+    const exit = await watcher.receive(isExit, { timeout: 5000 });
+    expect(((exit as { reason: Error }).reason).message).toBe('gone');
+  });
+});
+
+describe('review: joining again after leave', () => {
+  it('is refused: peers remember the incarnation that said goodbye and would drop all it says', async () => {
+    const { a, ca } = await pair();
+    await ca.leave();
+    const net2 = new MemoryNetwork();
+    const error = await failure(() => Cluster.join(a, { transport: net2.transport() }));
+    expect((error as { code?: string }).code).toBe('ERR_INVALID_ARGUMENT');
+    expect(net2.names).toEqual([]);
+  });
+});
+
+describe('review: a goodbye from a peer already down', () => {
+  it('is not taken for the peer coming up (no node_up, no reset sent to a leaving node)', async () => {
+    const net = new MemoryNetwork();
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const ca = await Cluster.join(a, { transport: net.transport(), heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 200, probeTimeoutMs: 30 });
+    const cb = await Cluster.join(b, { transport: net.transport(), heartbeatMs: 20, suspectAfterMs: 60_000, downAfterMs: 120_000 });
+    await ca.waitFor(['b']);
+    await cb.waitFor(['a']);
+    const downed = new Promise<void>((resolve) => a.telemetry.attach('downed', ['keel.cluster.node_down'], () => resolve()));
+    net.isolate('b');
+    await downed;
+    a.telemetry.detach('downed');
+    const events = captureEvents(a, ['keel.cluster.node_']);
+    net.heal('b');
+    await cb.leave(); // its goodbye is the first word a hears from it again
+    const sink = probe(a);
+    a.send(sink, 'after'); // a later turn than the goodbye's delivery
+    await sink.receive((m) => m === 'after', { timeout: 5000 });
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(events.events.map((e) => e.event)).toEqual([]);
+    expect(ca.isConnected('b')).toBe(false);
+    events.stop();
+  });
+});
