@@ -4,7 +4,7 @@ import type { GenServerSpec } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { type Kernel, kernelOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
-import { checkTarget, nameOf, Pid, type Target } from '../runtime/Pid.js';
+import { checkTarget, isPid, nameOf, Pid, type Target } from '../runtime/Pid.js';
 import type { DeadLetter, DeadLetterFilter, DeadLetterQueue, DeadLetterStats, ServicesOptions } from '../runtime/serviceSlots.js';
 import type { Context } from '../runtime/types.js';
 import { type Backoff, backoffDelay, toBackoff } from '../backoff.js';
@@ -371,7 +371,7 @@ export class DeadLetterService implements DeadLetterQueue {
       }
       const target = recipientOf(r.recipient);
       // a pid of this node that died never comes back; one of another node is the cluster's to try
-      if (typeof target !== 'string' && target.node === node.name && !node.isAlive(target)) {
+      if (typeof target !== 'string' && (!isPid(target) || target.node === node.name) && !node.isAlive(target)) {
         this.#park(r, now, 'noproc', 'the recipient pid is dead: it never comes back');
         return { id: r.id, ok: false, reason: 'noproc' };
       }
