@@ -137,7 +137,7 @@ export class Cluster {
       throw new NodeStoppedError(kernel.name, 'Cluster.join');
     }
     cluster.#maxValueLength = Math.max(1, cluster.#transport.maxBatchSize - HEADER_ROOM);
-    cluster.#removeShutdown = kernel.onShutdown(() => void cluster.leave());
+    cluster.#removeShutdown = kernel.onShutdown(() => cluster.leave());
     cluster.#broadcast('["h"]');
     cluster.#arm();
     return cluster;
@@ -406,7 +406,7 @@ export class Cluster {
         this.#probe(peer, 'no_responders');
       }
     }
-    this.#arm();
+    if (!this.#left) this.#arm(); // a telemetry handler run by this tick may have left
   }
 
   /** Asks the transport whether `peer` is attached; `gone` downs it now. */

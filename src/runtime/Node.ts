@@ -486,7 +486,7 @@ export class KeelNode implements Node {
   }
 
   /** @internal Registers work the layers above must settle when the node stops (pending calls and sends). */
-  onShutdown(fn: () => void): () => void {
+  onShutdown(fn: () => unknown): () => void {
     return this.#life.onShutdown(fn);
   }
 

@@ -109,7 +109,7 @@ export interface Kernel extends ProcHost {
   /** Resolves when no process is runnable; with `io`, also when no service I/O is in flight. */
   settle(options?: { io?: boolean }): Promise<void>;
   /** Work to settle when the node stops (pending calls and sends); returns its remover. */
-  onShutdown(fn: () => void): () => void;
+  onShutdown(fn: () => unknown): () => void;
   /** What dead processes left behind (for `expectNoLeaks`). */
   leftovers(): string[];
   /** Sizes of every internal index (for leak tests). */

@@ -162,6 +162,21 @@ describe('worker transport', () => {
     expect(await main.t.probe('a', 10_000)).toBe('gone');
   }, 60_000);
 
+  it('a node whose thread is blocked does not hold up a later join; it meets the newcomer once it runs again', async () => {
+    const a = await spawn('a');
+    const flag = new SharedArrayBuffer(4);
+    const blocked = a.call('block', { flag });
+    await a.event((e) => e.ev === 'blocked');
+    const b = await spawn('b'); // joins without a's acknowledgement (after the hub's wait)
+    expect(hub!.nodes).toEqual(['a', 'b']);
+    Atomics.store(new Int32Array(flag), 0, 1);
+    Atomics.notify(new Int32Array(flag), 0);
+    await blocked;
+    const fromB = a.call<[string, string][]>('received', { count: 1 });
+    await b.call('sendMany', { peer: 'a', prefix: 'b', count: 1 });
+    expect(await fromB).toEqual([['b', 'b0']]);
+  }, 60_000);
+
   it("a pending probe answers 'gone' when the peer's thread ends", async () => {
     const main = await mainNode();
     const a = await spawn('a');

@@ -27,6 +27,8 @@ const HANDLE_KEY = 'keelWorkerNode';
 const NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
 /** The default {@link Transport.maxBatchSize}: 8 Mi UTF-16 code units. */
 export const DEFAULT_WORKER_MAX_BATCH = 8 * 1024 * 1024;
+/** How long a join waits for the older nodes to acknowledge the newcomer's port (a blocked thread does not answer). */
+const JOIN_ACK_TIMEOUT_MS = 2000;
 
 // Control messages (hub <-> node), arrays on the control port:
 //   node -> hub: ['join', name, incarnation]
@@ -169,6 +171,15 @@ export function createWorkerHub(): WorkerHub {
     }
     member.pending = waiting;
     settleJoin(member);
+    if (member.pending !== undefined) {
+      // an older node whose thread is blocked does not hold up every later join: it gets the port
+      // when it runs again; the newcomer joins without its acknowledgement after a while
+      setTimeout(() => {
+        if (member.pending === undefined) return;
+        member.pending.clear();
+        settleJoin(member);
+      }, JOIN_ACK_TIMEOUT_MS).unref();
+    }
   };
 
   const settleJoin = (member: Member): void => {

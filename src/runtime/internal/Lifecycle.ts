@@ -35,7 +35,7 @@ export class Lifecycle {
   readonly #sched: Scheduler;
   readonly #deaths: DeathWatch;
   /** Pending-call settlers and other work the layers above must finish when the node stops. */
-  readonly #shutdownHooks = new Set<() => void>();
+  readonly #shutdownHooks = new Set<() => unknown>();
   readonly #waiters = new Set<IdleWaiter>();
   /** How many idle waiters there are (a plain field: a death reads it before asking for an idle check). */
   waiting = 0;
@@ -131,7 +131,7 @@ export class Lifecycle {
   }
 
   /** Registers work the layers above must settle when the node stops; returns its remover. */
-  onShutdown(fn: () => void): () => void {
+  onShutdown(fn: () => unknown): () => void {
     this.#shutdownHooks.add(fn);
     return () => {
       this.#shutdownHooks.delete(fn);
@@ -188,14 +188,25 @@ export class Lifecycle {
     }
     // the layers above settle what they had pending, the last registered first: a send still
     // waiting can then hand its message to the dead letter queue before that queue closes
+    // a hook may return a promise (the cluster's goodbye, flushed to its transport): awaited, within
+    // the shutdown's time again, before the node says it has stopped
+    const settling: Promise<unknown>[] = [];
     for (const hook of [...this.#shutdownHooks].reverse()) {
       try {
-        hook();
+        const r = hook();
+        if (r instanceof Promise) settling.push(r.catch((e: unknown) => this.#host.log('error', `a shutdown hook of node ${this.#host.name} failed`, e)));
       } catch (e) {
         this.#host.log('error', `a shutdown hook of node ${this.#host.name} threw`, e);
       }
     }
     this.#shutdownHooks.clear();
+    if (settling.length > 0) {
+      let done!: () => void;
+      const bound = new Promise<void>((resolve) => (done = resolve));
+      const hookGuard = setTimeout(done, timeoutMs);
+      await Promise.race([Promise.all(settling), bound]);
+      clearTimeout(hookGuard);
+    }
     this.state = 'stopped';
     this.#host.released();
     this.#host.telemetry.execute('keel.node.shutdown', { durationMs: monotonicClock() - started, killed }, { node: this.#host.name });

@@ -186,6 +186,23 @@ describe('trackIo', () => {
 });
 
 describe('onShutdown and shutdown', () => {
+  it('awaits a hook that returns a promise before the node says it has stopped; a rejection is logged', async () => {
+    const k = kernel();
+    let release!: () => void;
+    const flushed = new Promise<void>((resolve) => (release = resolve));
+    const order: string[] = [];
+    const boom = new Error('goodbye lost');
+    k.life.onShutdown(() => flushed.then(() => order.push('hook settled')));
+    k.life.onShutdown(() => Promise.reject(boom));
+    const stopping = k.life.shutdown().then(() => order.push('stopped'));
+    await Promise.resolve();
+    expect(k.life.state).toBe('stopping');
+    release();
+    await stopping;
+    expect(order).toEqual(['hook settled', 'stopped']);
+    expect(k.log.entries).toEqual([{ level: 'error', message: `a shutdown hook of node ${NODE} failed`, detail: boom }]);
+  });
+
   it('runs the shutdown hooks last-registered first, after the processes are gone; a removed one does not run; one that throws is logged', async () => {
     const k = kernel();
     k.spawn(F_TOP);
