@@ -268,6 +268,16 @@ export class Cluster {
       },
       connection: (state) => {
         this.#kernel.telemetry.execute(`keel.cluster.${state}`, {}, { node: this.name });
+        if (state !== 'disconnected' || this.#left) return;
+        // cut off: every peer is unreachable from now on (suspected at once); those still silent
+        // after downAfterMs go down as for any silence, and a global name's lease, not renewed, fences its owner
+        const now = this.#kernel.clock.now();
+        for (const peer of this.#peers.values()) {
+          if (peer.status !== 'up') continue;
+          peer.status = 'suspect';
+          peer.suspectSince = now;
+          this.#kernel.telemetry.execute('keel.cluster.node_suspect', { silentMs: now - peer.lastHeard }, { node: peer.name, incarnation: peer.incarnation, reason: 'disconnected' });
+        }
       },
     };
   }
@@ -401,7 +411,7 @@ export class Cluster {
         if (peer.status === 'up') {
           peer.status = 'suspect';
           peer.suspectSince = now;
-          this.#kernel.telemetry.execute('keel.cluster.node_suspect', { silentMs: silence }, { node: peer.name, incarnation: peer.incarnation });
+          this.#kernel.telemetry.execute('keel.cluster.node_suspect', { silentMs: silence }, { node: peer.name, incarnation: peer.incarnation, reason: 'heartbeat' });
         }
         this.#probe(peer, 'no_responders');
       }

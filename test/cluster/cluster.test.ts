@@ -295,11 +295,27 @@ describe('node down', () => {
     expect(ca.isConnected('b')).toBe(false);
     const names = events.events.map((e) => [e.event, e.metadata.reason]);
     expect(names).toEqual([
-      ['keel.cluster.node_suspect', undefined],
+      ['keel.cluster.node_suspect', 'heartbeat'],
       ['keel.cluster.node_down', 'heartbeat'],
     ]);
     expect(events.events[1]!.measurements.detectionMs).toBeGreaterThanOrEqual(200);
     events.stop();
+  });
+
+  it('a node cut off from the network marks its peers unreachable at once, and up again once reconnected', async () => {
+    const { net, a, b, ca } = await pair();
+    const suspected = nextEvent(a, 'keel.cluster.node_suspect');
+    net.cut('a');
+    expect((await suspected).metadata).toMatchObject({ node: 'b', reason: 'disconnected' });
+    expect(ca.nodes().map((n) => [n.name, n.status])).toEqual([['b', 'suspect']]);
+    const back = nextEvent(a, 'keel.cluster.reconnected');
+    net.heal('a');
+    await back;
+    // the next batch heard from b makes it up again
+    const sink = probe(a);
+    b.send(sink, 'back');
+    expect(await sink.receive()).toBe('back');
+    expect(ca.nodes().map((n) => [n.name, n.status])).toEqual([['b', 'up']]);
   });
 
   it('a new incarnation of a peer downs the old one at once', async () => {

@@ -16,6 +16,7 @@ interface Member {
 export class MemoryNetwork {
   readonly #members = new Map<string, Member>();
   readonly #isolated = new Set<string>();
+  readonly #cut = new Set<string>();
   readonly #queue: (() => void)[] = [];
   #scheduled = false;
   /** The largest batch a transport of this network carries. */
@@ -35,9 +36,21 @@ export class MemoryNetwork {
     this.#isolated.add(name);
   }
 
-  /** Puts an isolated node back. */
+  /** Puts an isolated (or cut) node back; a cut one is told its link came back. */
   heal(name: string): void {
     this.#isolated.delete(name);
+    if (this.#cut.delete(name)) {
+      const member = this.#members.get(name);
+      if (member !== undefined) this.#later(() => member.handler.connection('reconnected'));
+    }
+  }
+
+  /** Cuts `name`'s own link to the network, as a NATS disconnect: isolated, and told so. */
+  cut(name: string): void {
+    this.#isolated.add(name);
+    this.#cut.add(name);
+    const member = this.#members.get(name);
+    if (member !== undefined) this.#later(() => member.handler.connection('disconnected'));
   }
 
   /** The names of the attached nodes. */
