@@ -159,6 +159,11 @@ export class Cluster {
     return [...this.#peers.values()].map((p) => ({ name: p.name, incarnation: p.incarnation, status: p.status === 'suspect' ? 'suspect' : 'up', silentMs: now - p.lastHeard }));
   }
 
+  /** The incarnation of the peer named `name` this node knows up (or suspected); undefined when it is not. */
+  incarnationOf(name: string): number | undefined {
+    return this.#peers.get(name)?.incarnation;
+  }
+
   /** True when the peer named `name` is up (or suspected, not yet down). */
   isConnected(name: string): boolean {
     return this.#peers.has(name);

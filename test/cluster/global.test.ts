@@ -6,6 +6,7 @@ import { Kvm } from '@nats-io/kv';
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
 import { conflictName, fencedName, GlobalRegistry, type GlobalOptions } from '../../src/cluster/global/index.js';
+import { memberKey } from '../../src/cluster/global/store.js';
 import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
 import { GenServer, type GenServerSpec } from '../../src/otp/GenServer.js';
 import { isDown, isExit, type Down, type Exit } from '../../src/runtime/messages.js';
@@ -289,6 +290,18 @@ describe('leases, fencing and reaping (in-process nodes)', () => {
     await a.global.register('kept', owner);
     for (let i = 0; i < 3; i++) await nextEvent(a.node, 'keel.global.renewed', (m) => m.name === 'kept');
     expect(a.global.whereis('kept')?.id).toBe(owner.id);
+  });
+
+  it('a group member of a node this node is not connected to (it died unseen, its key left behind) is not shown', async () => {
+    const { members, bucket } = await nodes(['a', 'b']);
+    const [a, b] = members as [Member, Member];
+    const kv = await new Kvm(a.nc).open(bucket);
+    const pb = b.node.spawn(() => () => undefined);
+    await b.global.join('crew', pb);
+    await kv.put(memberKey('crew', 'ghost', 7, 3), '1');
+    await kv.put(memberKey('crew', 'b', b.node.creation + 1, 4), '1'); // another incarnation of b than the one a knows
+    await a.global.sync();
+    expect(a.global.members('crew')).toEqual([{ node: 'b', creation: b.node.creation, id: pb.id }]);
   });
 
   it("the owner's own fence runs on a monotonic clock: a wall clock stepped back (NTP) does not stretch its lease", async () => {

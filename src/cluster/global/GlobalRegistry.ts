@@ -134,6 +134,7 @@ export class GlobalRegistry {
       kernel,
       kv,
       visible: (node, inc) => this.#alive(node, inc),
+      connected: (node, inc) => this.#cluster.incarnationOf(node) === inc,
       track: (work) => this.#track(work),
     });
   }

@@ -5,6 +5,10 @@
  * hidden at once and their keys deleted by every survivor (idempotent: a key names one incarnation's
  * process, which never comes back, so no compare-and-set is needed).
  *
+ * `members` shows, as Erlang's `pg`, the members on this node and on the peers this node is
+ * connected to (as the incarnation it knows): the key a member of a node that died unseen left
+ * behind is not shown, and is deleted when its node's next incarnation is seen.
+ *
  * Why KV rather than a broadcast of joins and leaves over the cluster: a node that joins late (or
  * comes back) reads the whole membership from the bucket with the same watch that feeds the names,
  * with no state exchange of its own, and two nodes never disagree for longer than the watch's lag.
@@ -32,6 +36,8 @@ export interface GroupsHost {
   readonly kv: KV;
   /** False for a node seen down, or an earlier incarnation of this node. */
   visible(node: string, inc: number): boolean;
+  /** True when `node` is up in this node's cluster as incarnation `inc` (a peer this node can reach). */
+  connected(node: string, inc: number): boolean;
   track<T>(work: Promise<T>): Promise<T>;
 }
 
@@ -96,7 +102,9 @@ export class Groups {
       if (!this.#host.visible(m.node, m.inc)) continue;
       const pid = new PidImpl(m.node, m.inc, m.id, undefined);
       if (m.node !== kernel.name) {
-        out.push(pid);
+        // as Erlang's pg: the members of the nodes this node is connected to (a member of a node
+        // nobody saw go down, which left its key behind, is not shown)
+        if (this.#host.connected(m.node, m.inc)) out.push(pid);
         continue;
       }
       const proc = kernel.resolve(pid);
