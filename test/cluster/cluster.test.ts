@@ -10,6 +10,7 @@ import type { Pid } from '../../src/runtime/Pid.js';
 import type { Node } from '../../src/runtime/types.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
 import { failure, useNodes } from '../support.js';
+import { memoryPair } from './support.js';
 
 const track = useNodes();
 
@@ -34,16 +35,7 @@ function nextEvent(node: Node, event: string): Promise<{ measurements: Record<st
   });
 }
 
-async function pair(options?: Partial<ClusterOptions>) {
-  const net = new MemoryNetwork();
-  const a = track({ name: 'a' });
-  const b = track({ name: 'b' });
-  const ca = await Cluster.join(a, { transport: net.transport(), ...options });
-  const cb = await Cluster.join(b, { transport: net.transport(), ...options });
-  await ca.waitFor(['b']);
-  await cb.waitFor(['a']);
-  return { net, a, b, ca, cb };
-}
+const pair = (options?: Partial<ClusterOptions>) => memoryPair(track, options);
 
 type CounterCall = { type: 'add'; n: number } | { type: 'boom' } | { type: 'never' } | { type: 'fn' };
 const counter: GenServerSpec<number, { request: CounterCall; reply: unknown }, never, number> = {

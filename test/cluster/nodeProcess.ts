@@ -5,12 +5,14 @@ import type { Child, ForkChild } from '../childProcesses.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/cluster-node-child.mjs', import.meta.url));
 
-interface Reply {
+/** What a driven node's fixture posts: a reply to a command, its readiness, a cluster event. */
+export interface Reply {
   readonly id?: number;
   readonly ok?: boolean;
   readonly value?: unknown;
   readonly error?: string;
   readonly ready?: boolean;
+  readonly frozen?: boolean;
   readonly incarnation?: number;
   readonly clusterEvent?: ClusterEvent;
 }

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { useBuiltPackage, useChildren } from '../childProcesses.js';
 import { useNatsServer } from './natsServer.js';
 import { type NodeProcess, type NodeProcessOptions, startNodeProcess } from './nodeProcess.js';
+import { sync } from './support.js';
 
 const forkChild = useChildren();
 const builtKeel = useBuiltPackage();
@@ -38,15 +39,6 @@ async function cluster(names: readonly string[], options: NodeProcessOptions = T
   await Promise.all(nodes.map((node) => node.rpc('waitFor', { names: names.filter((n) => n !== node.name), timeoutMs: 20_000 })));
   return { nodes, name };
 }
-
-/** Resolves once everything `from` sent before reached `to` (one path per pair, in order). */
-async function sync(from: NodeProcess, to: NodeProcess): Promise<void> {
-  const name = `sync${++syncs}`;
-  const sink = await to.rpc<string>('collector', { name });
-  await from.rpc('sendMany', { to: sink, count: 0 });
-  await to.rpc('collectedUntil', { name, count: 1 });
-}
-let syncs = 0;
 
 describe('a cluster of OS processes over NATS', () => {
   it('three nodes discover one another', async () => {

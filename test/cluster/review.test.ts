@@ -9,19 +9,11 @@ import { isDown, isExit, type Down } from '../../src/runtime/messages.js';
 import { PidImpl, type Pid } from '../../src/runtime/Pid.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
 import { failure, useNodes } from '../support.js';
+import { memoryPair } from './support.js';
 
 const track = useNodes();
 
-async function pair(options?: Partial<ClusterOptions>) {
-  const net = new MemoryNetwork();
-  const a = track({ name: 'a' });
-  const b = track({ name: 'b' });
-  const ca = await Cluster.join(a, { transport: net.transport(), ...options });
-  const cb = await Cluster.join(b, { transport: net.transport(), ...options });
-  await ca.waitFor(['b']);
-  await cb.waitFor(['a']);
-  return { net, a, b, ca, cb };
-}
+const pair = (options?: Partial<ClusterOptions>) => memoryPair(track, options);
 
 const echo = {
   init: () => 0,

@@ -8,7 +8,8 @@ import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createWorkerHub, type WorkerHub } from '../../src/cluster/transports/worker.js';
 import { useBuiltPackage } from '../childProcesses.js';
-import type { ClusterEvent } from './nodeProcess.js';
+import type { ClusterEvent, Reply } from './nodeProcess.js';
+import { sync } from './support.js';
 
 const builtKeel = useBuiltPackage();
 const FIXTURE = new URL('./fixtures/cluster-node-worker.mjs', import.meta.url);
@@ -21,17 +22,6 @@ interface Heard {
   readonly pid?: string;
   readonly from?: string;
   readonly value?: unknown;
-}
-
-interface Reply {
-  readonly id?: number;
-  readonly ok?: boolean;
-  readonly value?: unknown;
-  readonly error?: string;
-  readonly ready?: boolean;
-  readonly frozen?: boolean;
-  readonly incarnation?: number;
-  readonly clusterEvent?: ClusterEvent;
 }
 
 /** A node on a worker thread, driven over its parentPort. */
@@ -141,15 +131,6 @@ async function cluster(names: readonly string[], timing: Record<string, number> 
   await Promise.all(nodes.map((node) => node.rpc('waitFor', { names: names.filter((n) => n !== node.name), timeoutMs: 20_000 })));
   return nodes;
 }
-
-/** Resolves once everything `from` sent before reached `to` (one path per pair, in order). */
-async function sync(from: ThreadNode, to: ThreadNode): Promise<void> {
-  const name = `sync${++syncs}`;
-  const sink = await to.rpc<string>('collector', { name });
-  await from.rpc('sendMany', { to: sink, count: 0 });
-  await to.rpc('collectedUntil', { name, count: 1 });
-}
-let syncs = 0;
 
 const NO_LEAKS = (peers: number) => ({ peers, entries: 0, books: 0, outbox: 0 });
 

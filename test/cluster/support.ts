@@ -1,0 +1,31 @@
+// Helpers the cluster's test files share.
+import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
+import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
+import type { TrackNode } from '../support.js';
+
+/** Two nodes, `a` and `b`, joined over a fresh in-memory network, each up with the other. */
+export async function memoryPair(track: TrackNode, options?: Partial<ClusterOptions>) {
+  const net = new MemoryNetwork();
+  const a = track({ name: 'a' });
+  const b = track({ name: 'b' });
+  const ca = await Cluster.join(a, { transport: net.transport(), ...options });
+  const cb = await Cluster.join(b, { transport: net.transport(), ...options });
+  await ca.waitFor(['b']);
+  await cb.waitFor(['a']);
+  return { net, a, b, ca, cb };
+}
+
+/** A node driven by a test over a channel (an OS child's IPC, a worker's parentPort): the fixture's commands. */
+export interface DrivenNode {
+  rpc<T = unknown>(cmd: string, args?: Record<string, unknown>): Promise<T>;
+}
+
+let syncs = 0;
+
+/** Resolves once everything `from` sent before reached `to` (frames of one pair travel in order). */
+export async function sync(from: DrivenNode, to: DrivenNode): Promise<void> {
+  const name = `sync${++syncs}`;
+  const sink = await to.rpc<string>('collector', { name });
+  await from.rpc('sendMany', { to: sink, count: 0 });
+  await to.rpc('collectedUntil', { name, count: 1 });
+}
