@@ -4,10 +4,8 @@
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
-import { Cluster } from '../../src/cluster/Cluster.js';
 import { SupervisedDelivery } from '../../src/cluster/supervised/index.js';
 import { encodeSend } from '../../src/cluster/supervised/wire.js';
-import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
 import { sendSupervised } from '../../src/delivery/sendSupervised.js';
 import { Supervisor } from '../../src/otp/Supervisor.js';
 import type { Pid } from '../../src/runtime/Pid.js';
@@ -16,6 +14,7 @@ import { probe } from '../../src/testing/index.js';
 import { useBuiltPackage, useChildren } from '../childProcesses.js';
 import { useNodes } from '../support.js';
 import { useNatsServer } from './natsServer.js';
+import { memoryPair } from './support.js';
 
 const nats = useNatsServer({ jetstream: true });
 const built = useBuiltPackage();
@@ -28,13 +27,7 @@ let clusters = 0;
 /** Two nodes, a and b, in one cluster (a fresh cluster name per test: streams never mix), each with supervised sends. */
 async function pair() {
   const cluster = `sup${++clusters}`;
-  const net = new MemoryNetwork();
-  const a = track({ name: 'a' });
-  const b = track({ name: 'b' });
-  const ca = await Cluster.join(a, { transport: net.transport() });
-  const cb = await Cluster.join(b, { transport: net.transport() });
-  await ca.waitFor(['b']);
-  await cb.waitFor(['a']);
+  const { a, b, ca, cb } = await memoryPair(track);
   const sa = await SupervisedDelivery.start(a, { cluster, servers: nats().url, attach: ca, ackWaitMs: 2000 });
   const sb = await SupervisedDelivery.start(b, { cluster, servers: nats().url, attach: cb, ackWaitMs: 2000 });
   return { cluster, a, b, sa, sb };
@@ -340,13 +333,7 @@ describe('review: duplicates and expiry on the receiver', () => {
 
   it("a lost reply (core NATS, at most once) does not turn a handled message into a timeout and a dead letter", async () => {
     const cluster = `sup${++clusters}`;
-    const net = new MemoryNetwork();
-    const a = track({ name: 'a' });
-    const b = track({ name: 'b' });
-    const ca = await Cluster.join(a, { transport: net.transport() });
-    const cb = await Cluster.join(b, { transport: net.transport() });
-    await ca.waitFor(['b']);
-    await cb.waitFor(['a']);
+    const { a, b, ca, cb } = await memoryPair(track);
     // the sender's connection loses every reply on its supervised reply subject (a disconnect at the wrong moment)
     const real = await connect({ servers: nats().url, inboxPrefix: `_INBOX.keel.${cluster}.a` });
     const lossy = Object.create(real) as typeof real;
@@ -416,13 +403,7 @@ describe('review: duplicates and expiry on the receiver', () => {
 
   it('a publish whose acknowledgement is lost (stored, but the sender timed out waiting): not dead-lettered when it is handled', async () => {
     const cluster = `sup${++clusters}`;
-    const net = new MemoryNetwork();
-    const a = track({ name: 'a' });
-    const b = track({ name: 'b' });
-    const ca = await Cluster.join(a, { transport: net.transport() });
-    const cb = await Cluster.join(b, { transport: net.transport() });
-    await ca.waitFor(['b']);
-    await cb.waitFor(['a']);
+    const { a, b, ca, cb } = await memoryPair(track);
     const { errors } = await import('@nats-io/transport-node');
     const real = await connect({ servers: nats().url, inboxPrefix: `_INBOX.keel.${cluster}.a` });
     const lossy = Object.create(real) as typeof real;
