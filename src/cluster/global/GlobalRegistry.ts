@@ -22,6 +22,9 @@
  *
  * Clock assumption: leases compare one machine's wall clock with another's; the drift between them
  * must stay well under `marginMs`.
+ *
+ * This file keeps the public face and the watch that feeds the cache; the leases of the names held
+ * here are in `Leases.ts`, the reaping of dead owners' names in `Reaper.ts`, groups in `Groups.ts`.
  */
 import type { KV, KvWatchEntry } from '@nats-io/kv';
 import { checkKeys, InvalidArgumentError, NameTakenError, NodeStoppedError, NoProcError } from '../../errors.js';
@@ -30,7 +33,11 @@ import { isPid, type Pid, PidImpl } from '../../runtime/Pid.js';
 import type { Node } from '../../runtime/types.js';
 import { Cluster } from '../Cluster.js';
 import { Groups } from './Groups.js';
-import { checkName, type ConnectionChoice, decodeRecord, encodeRecord, isCasFailure, nameKey, type NameRecord, openBucket, parseKey, syncKey } from './store.js';
+import { Leases, leaseOver } from './Leases.js';
+import { Reaper } from './Reaper.js';
+import { checkName, type ConnectionChoice, decodeRecord, encodeRecord, type Entry, isCasFailure, nameKey, type NameRecord, openBucket, ownerPid, parseKey, syncKey } from './store.js';
+
+export { conflictName, fencedName, type GlobalExitReason } from './Leases.js';
 
 /** How a node's global registry reaches its bucket, and its lease settings. */
 export interface GlobalOptions extends ConnectionChoice {
@@ -44,57 +51,8 @@ export interface GlobalOptions extends ConnectionChoice {
   readonly marginMs?: number;
 }
 
-/** The exit reason of a process that lost its global name: fenced (its lease ran out) or a conflict (another node owns the name). */
-export type GlobalExitReason = { shutdown: { fenced: string } } | { shutdown: { name_conflict: string } };
-
-/** The name a process was fenced from, when `reason` is a fencing exit. */
-export function fencedName(reason: unknown): string | undefined {
-  return shutdownField(reason, 'fenced');
-}
-
-/** The name a process lost to another owner, when `reason` is a `name_conflict` exit. */
-export function conflictName(reason: unknown): string | undefined {
-  return shutdownField(reason, 'name_conflict');
-}
-
-function shutdownField(reason: unknown, field: string): string | undefined {
-  if (typeof reason !== 'object' || reason === null) return undefined;
-  const inner = (reason as { shutdown?: unknown }).shutdown;
-  if (typeof inner !== 'object' || inner === null) return undefined;
-  const value = (inner as Record<string, unknown>)[field];
-  return typeof value === 'string' ? value : undefined;
-}
-
-interface Entry {
-  readonly record: NameRecord;
-  readonly revision: number;
-}
-
-/** A name this node's process holds. */
-interface Owned {
-  readonly name: string;
-  readonly key: string;
-  readonly proc: Proc;
-  readonly pid: Pid;
-  revision: number;
-  /** Epoch ms on this node's wall clock: the lease deadline written to the bucket (what other nodes compare with). */
-  deadline: number;
-  /**
-   * The same deadline on this process's monotonic clock (`performance.now()`): global-name messages
-   * are delivered before both, the process is fenced at the first. A wall clock stepped back (NTP)
-   * must not stretch the owner's own lease while the other nodes read the deadline written.
-   */
-  until: number;
-  renewing: boolean;
-  /** Dropped while a renewal was in flight: that renewal's revision is deleted when it lands. */
-  released: boolean;
-  fence: NodeJS.Timeout | undefined;
-  unhook: (() => void) | undefined;
-}
-
 const KNOWN = ['cluster', 'connection', 'servers', 'connectionOptions', 'bucket', 'leaseMs', 'marginMs'];
 const BUCKET = /^[A-Za-z0-9_-]{1,64}$/;
-const DOWN_REMEMBERED = 1024;
 
 export class GlobalRegistry {
   readonly #kernel: Kernel;
@@ -102,13 +60,10 @@ export class GlobalRegistry {
   readonly #kv: KV;
   readonly #close: () => Promise<void>;
   readonly #leaseMs: number;
-  readonly #marginMs: number;
   readonly #routerName: string;
   readonly #names = new Map<string, Entry>();
-  readonly #owned = new Map<string, Owned>();
-  /** `node:incarnation` of nodes this node saw go down (their names are hidden and reaped). */
-  readonly #down = new Set<string>();
-  readonly #reaps = new Map<string, NodeJS.Timeout>();
+  readonly #leases: Leases;
+  readonly #reaper: Reaper;
   readonly #inflight = new Set<Promise<unknown>>();
   readonly #syncWaiters = new Set<{ revision: number; resolve: () => void }>();
   readonly #telemetryId: string;
@@ -127,13 +82,15 @@ export class GlobalRegistry {
     this.#kv = kv;
     this.#close = close;
     this.#leaseMs = leaseMs;
-    this.#marginMs = marginMs;
     this.#routerName = `keel.global.${bucket}`;
     this.#telemetryId = `keel.global.${bucket}.${kernel.name}.${kernel.creation}`;
+    const track = <T>(work: Promise<T>): Promise<T> => this.#track(work);
+    this.#leases = new Leases({ kernel, kv, leaseMs, track });
+    this.#reaper = new Reaper({ kernel, kv, marginMs, names: this.#names, owns: (name) => this.#leases.has(name), stopped: () => this.#stopped, track });
     this.#groups = new Groups({
       kernel,
       kv,
-      visible: (node, inc) => this.#alive(node, inc),
+      visible: (node, inc) => this.#reaper.alive(node, inc),
       connected: (node, inc) => this.#cluster.incarnationOf(node) === inc,
       track: (work) => this.#track(work),
     });
@@ -182,7 +139,7 @@ export class GlobalRegistry {
       if (event === 'keel.cluster.node_down') {
         if (meta.reason !== 'left') this.#nodeDown(node, inc);
       }
-      else this.#nodeUp(node, inc);
+      else this.#reaper.nodeUp(node, inc);
     });
     const watch = await this.#kv.watch();
     this.#watch = watch;
@@ -198,9 +155,12 @@ export class GlobalRegistry {
     })().catch(() => undefined);
     await this.sync();
     // what an earlier incarnation of this node left behind is dead for sure
-    for (const [name, entry] of this.#names) if (entry.record.node === kernel.name && entry.record.inc !== kernel.creation) this.#scheduleReap(name);
+    this.#reaper.reapEarlierIncarnations();
     this.#groups.reapNode(kernel.name, (inc) => inc !== kernel.creation);
-    this.#renewTimer = setInterval(() => this.#renew(), Math.max(1, Math.floor(this.#leaseMs / 3)));
+    this.#renewTimer = setInterval(() => {
+      this.#reaper.reapExpired();
+      this.#leases.renewAll();
+    }, Math.max(1, Math.floor(this.#leaseMs / 3)));
     this.#removeShutdown = kernel.onShutdown(() => void this.stop());
   }
 
@@ -216,7 +176,7 @@ export class GlobalRegistry {
     checkName('name', name);
     this.#checkRunning('register');
     const proc = this.#localProc(pid);
-    const held = this.#owned.get(name);
+    const held = this.#leases.get(name);
     if (held !== undefined) {
       if (held.proc === proc) return;
       throw new NameTakenError(name, String(held.pid));
@@ -232,16 +192,12 @@ export class GlobalRegistry {
       if (!isCasFailure(e)) throw e;
       revision = await this.#takeOver(name, key, value);
     }
-    if (this.#stopped || isDead(proc) || this.#owned.has(name)) {
+    if (this.#stopped || isDead(proc) || this.#leases.has(name)) {
       void this.#track(this.#kv.delete(key, { previousSeq: revision })).catch(() => undefined);
       if (this.#stopped) throw new NodeStoppedError(this.#kernel.name, 'GlobalRegistry.register');
       throw new NoProcError(String(proc.self), 'cannot register a global name for a process that is not alive');
     }
-    const own: Owned = { name, key, proc, pid: proc.self, revision, deadline, until, renewing: false, released: false, fence: undefined, unhook: undefined };
-    this.#owned.set(name, own);
-    own.unhook = this.#kernel.onProcExit(proc, () => this.#release(own, 'exit'));
-    this.#armFence(own);
-    this.#kernel.telemetry.execute('keel.global.registered', {}, { name, pid: own.pid, revision });
+    this.#leases.hold(name, key, proc, revision, deadline, until);
   }
 
   /** A name held by someone else: taken over when its lease ran out `marginMs` ago (CAS on the revision read), else `ERR_NAME_TAKEN`. */
@@ -250,7 +206,7 @@ export class GlobalRegistry {
     try {
       if (entry === null || entry.operation !== 'PUT') return await this.#track(this.#kv.create(key, value));
       const record = decodeRecord(entry.value);
-      if (record !== undefined && Date.now() <= record.lease + this.#marginMs) throw new NameTakenError(name, String(new PidImpl(record.node, record.inc, record.id, undefined)));
+      if (record !== undefined && !this.#reaper.expired(record)) throw new NameTakenError(name, String(new PidImpl(record.node, record.inc, record.id, undefined)));
       const revision = await this.#track(this.#kv.update(key, value, entry.revision));
       this.#kernel.telemetry.execute('keel.global.taken_over', {}, { name, previous: record === undefined ? undefined : new PidImpl(record.node, record.inc, record.id, undefined) });
       return revision;
@@ -263,22 +219,22 @@ export class GlobalRegistry {
   /** Releases `name` if a process of this node holds it; false otherwise. */
   async unregister(name: string): Promise<boolean> {
     checkName('name', name);
-    const own = this.#owned.get(name);
+    const own = this.#leases.get(name);
     if (own === undefined) return false;
-    await this.#release(own, 'unregistered');
+    await this.#leases.release(own, 'unregistered');
     return true;
   }
 
   /** The pid holding `name` as this node's cache knows it (no round trip); undefined when nobody does or its node is down. */
   whereis(name: string): Pid | undefined {
     checkName('name', name);
-    const entry = this.#visible(name);
-    return entry === undefined ? undefined : this.#pid(entry.record.node, entry.record.inc, entry.record.id);
+    const entry = this.#reaper.visible(name);
+    return entry === undefined ? undefined : ownerPid(this.#kernel, entry.record.node, entry.record.inc, entry.record.id);
   }
 
   /** Every name this node's cache knows a live owner of, sorted. */
   names(): string[] {
-    return [...this.#names.keys()].filter((n) => this.#visible(n) !== undefined).sort();
+    return [...this.#names.keys()].filter((n) => this.#reaper.visible(n) !== undefined).sort();
   }
 
   /**
@@ -290,7 +246,7 @@ export class GlobalRegistry {
    */
   send(name: string, message: unknown): boolean {
     checkName('name', name);
-    const entry = this.#visible(name);
+    const entry = this.#reaper.visible(name);
     if (entry === undefined) return this.#undeliverable(name, 'no_name', message);
     const { node } = entry.record;
     if (node === this.#kernel.name) return this.#deliverLocal(name, message);
@@ -336,7 +292,7 @@ export class GlobalRegistry {
 
   /** Counts for leak checks: names held here, renewals and reaps pending, group memberships held here. */
   internals(): { owned: number; reaps: number; joined: number; inflight: number } {
-    return { owned: this.#owned.size, reaps: this.#reaps.size, joined: this.#groups.joinedCount, inflight: this.#inflight.size };
+    return { owned: this.#leases.size, reaps: this.#reaper.pending, joined: this.#groups.joinedCount, inflight: this.#inflight.size };
   }
 
   /** Stops the registry: releases this node's names and memberships, stops the watch, closes a connection it opened. Idempotent. */
@@ -350,9 +306,8 @@ export class GlobalRegistry {
     this.#removeShutdown?.();
     this.#kernel.telemetry.detach(this.#telemetryId);
     clearInterval(this.#renewTimer);
-    for (const t of this.#reaps.values()) clearTimeout(t);
-    this.#reaps.clear();
-    for (const own of [...this.#owned.values()]) void this.#release(own, 'stopped');
+    this.#reaper.stop();
+    this.#leases.releaseAll();
     this.#groups.leaveAll();
     if (this.#router !== undefined && !isDead(this.#router)) this.#kernel.die(this.#router, 'shutdown');
     void this.#track(this.#kv.delete(syncKey(this.#kernel.name, this.#kernel.creation))).catch(() => undefined);
@@ -374,7 +329,7 @@ export class GlobalRegistry {
     } else if (parsed.kind === 'member') this.#groups.changed(e.key, parsed, e.operation === 'PUT');
     else if (parsed.kind === 'sync') {
       // the sync key of a dead incarnation (a crash skipped its stop): it never comes back, so it goes
-      if (e.operation === 'PUT' && parsed.node !== undefined && parsed.inc !== undefined && !this.#alive(parsed.node, parsed.inc) && !this.#stopped) {
+      if (e.operation === 'PUT' && parsed.node !== undefined && parsed.inc !== undefined && !this.#reaper.alive(parsed.node, parsed.inc) && !this.#stopped) {
         void this.#track(this.#kv.delete(e.key)).catch(() => undefined);
       }
     }
@@ -389,103 +344,8 @@ export class GlobalRegistry {
   #nameChanged(name: string, record: NameRecord | undefined, revision: number): void {
     if (record === undefined) this.#names.delete(name);
     else this.#names.set(name, { record, revision });
-    const own = this.#owned.get(name);
-    if (own !== undefined && revision > own.revision) {
-      const mine = record !== undefined && record.node === this.#kernel.name && record.inc === this.#kernel.creation && record.id === own.pid.id;
-      if (mine) own.revision = revision;
-      else this.#lose(own);
-    }
-    if (record !== undefined && (!this.#alive(record.node, record.inc) || this.#expired(record))) this.#scheduleReap(name);
-  }
-
-  // ---- leases ---------------------------------------------------------------------------------
-
-  #renew(): void {
-    // names whose owner stopped renewing without anyone seeing its node go down (it died before this
-    // node started, or while nobody watched): past lease + margin the owner has fenced itself
-    for (const [name, entry] of this.#names) if (!this.#owned.has(name) && this.#expired(entry.record)) this.#scheduleReap(name);
-    for (const own of [...this.#owned.values()]) {
-      if (own.renewing) continue;
-      if (leaseOver(own)) {
-        this.#fence(own);
-        continue;
-      }
-      own.renewing = true;
-      const until = performance.now() + this.#leaseMs;
-      const deadline = Date.now() + this.#leaseMs;
-      const value = encodeRecord({ node: this.#kernel.name, inc: this.#kernel.creation, id: own.pid.id, lease: deadline });
-      this.#track(this.#kv.update(own.key, value, own.revision)).then(
-        (revision) => {
-          own.renewing = false;
-          if (own.released || this.#owned.get(own.name) !== own) {
-            // dropped (fenced, released) meanwhile: this revision is ours, so it goes
-            void this.#track(this.#kv.delete(own.key, { previousSeq: revision })).catch(() => undefined);
-            return;
-          }
-          if (revision > own.revision) own.revision = revision;
-          own.deadline = deadline;
-          own.until = until;
-          this.#armFence(own);
-          this.#kernel.telemetry.execute('keel.global.renewed', {}, { name: own.name, pid: own.pid, revision, deadline });
-        },
-        (e: unknown) => {
-          own.renewing = false;
-          if (this.#owned.get(own.name) !== own) {
-            // released meanwhile: the revision it knew is still the last one written
-            if (own.released) void this.#track(this.#kv.delete(own.key, { previousSeq: own.revision })).catch(() => undefined);
-            return;
-          }
-          if (isCasFailure(e)) this.#lose(own);
-          else this.#kernel.telemetry.execute('keel.global.renew_failed', { count: 1 }, { name: own.name, pid: own.pid, error: e });
-        },
-      );
-    }
-  }
-
-  #armFence(own: Owned): void {
-    if (own.fence !== undefined) clearTimeout(own.fence);
-    own.fence = setTimeout(() => {
-      own.fence = undefined;
-      if (this.#owned.get(own.name) === own && leaseOver(own)) this.#fence(own);
-      else if (this.#owned.get(own.name) === own) this.#armFence(own);
-    }, Math.max(0, Math.ceil(Math.min(own.until - performance.now(), own.deadline - Date.now()))));
-  }
-
-  /** The lease ran out on this node's clock: the process stops acting (killed), and the name is freed if still ours. */
-  #fence(own: Owned): void {
-    this.#drop(own);
-    this.#kernel.telemetry.execute('keel.global.fenced', {}, { name: own.name, pid: own.pid });
-    if (!isDead(own.proc)) this.#kernel.die(own.proc, { shutdown: { fenced: own.name } });
-    this.#releaseKv(own);
-  }
-
-  /** Another owner holds the name now: the process is told with a trappable exit signal. */
-  #lose(own: Owned): void {
-    this.#drop(own);
-    this.#kernel.telemetry.execute('keel.global.name_conflict', {}, { name: own.name, pid: own.pid });
-    if (!isDead(own.proc)) this.#kernel.exitSignal(own.pid, 'node', { shutdown: { name_conflict: own.name } });
-  }
-
-  async #release(own: Owned, reason: 'exit' | 'unregistered' | 'stopped'): Promise<void> {
-    if (this.#owned.get(own.name) !== own) return;
-    this.#drop(own);
-    this.#kernel.telemetry.execute('keel.global.released', {}, { name: own.name, pid: own.pid, reason });
-    await this.#releaseKv(own);
-  }
-
-  #drop(own: Owned): void {
-    this.#owned.delete(own.name);
-    if (own.fence !== undefined) clearTimeout(own.fence);
-    own.fence = undefined;
-    own.unhook?.();
-    own.unhook = undefined;
-  }
-
-  /** Deletes the name by CAS on our revision (a renewal in flight deletes its own when it lands). */
-  #releaseKv(own: Owned): Promise<void> {
-    own.released = true;
-    if (own.renewing) return Promise.resolve();
-    return this.#track(this.#kv.delete(own.key, { previousSeq: own.revision })).catch(() => undefined);
+    this.#leases.observed(name, record, revision);
+    this.#reaper.changed(name, record);
   }
 
   // ---- delivery -------------------------------------------------------------------------------
@@ -502,10 +362,10 @@ export class GlobalRegistry {
 
   /** Hands a global-name message to its owner here, only while the lease is valid on this clock. */
   #deliverLocal(name: string, message: unknown): boolean {
-    const own = this.#owned.get(name);
+    const own = this.#leases.get(name);
     if (own === undefined) return this.#undeliverable(name, 'not_owner', message);
     if (leaseOver(own)) {
-      this.#fence(own);
+      this.#leases.fence(own);
       return this.#undeliverable(name, 'fenced', message);
     }
     const delivery = this.#kernel.deliver(undefined, own.pid, message);
@@ -521,70 +381,12 @@ export class GlobalRegistry {
   // ---- nodes ----------------------------------------------------------------------------------
 
   #nodeDown(node: string, inc: number): void {
-    this.#down.add(`${node}:${inc}`);
-    if (this.#down.size > DOWN_REMEMBERED) this.#down.delete(this.#down.values().next().value!);
-    for (const [name, entry] of this.#names) if (entry.record.node === node && entry.record.inc === inc) this.#scheduleReap(name);
+    this.#reaper.nodeDown(node, inc);
     this.#groups.reapNode(node, (i) => i === inc);
     if (!this.#stopped) void this.#track(this.#kv.delete(syncKey(node, inc))).catch(() => undefined);
   }
 
-  #nodeUp(node: string, inc: number): void {
-    if (!this.#down.delete(`${node}:${inc}`)) return;
-    for (const [name, entry] of this.#names) {
-      if (entry.record.node !== node || entry.record.inc !== inc) continue;
-      const t = this.#reaps.get(name);
-      if (t !== undefined) clearTimeout(t);
-      this.#reaps.delete(name);
-    }
-  }
-
-  /** Reaps `name` once its owner's lease plus the margin has passed here: CAS delete on the revision read. */
-  #scheduleReap(name: string): void {
-    if (this.#stopped || this.#reaps.has(name)) return;
-    const entry = this.#names.get(name);
-    if (entry === undefined) return;
-    const wait = Math.max(0, entry.record.lease + this.#marginMs + 1 - Date.now());
-    this.#reaps.set(
-      name,
-      setTimeout(() => {
-        this.#reaps.delete(name);
-        const current = this.#names.get(name);
-        if (current === undefined || this.#owned.has(name)) return;
-        if (!this.#expired(current.record)) {
-          // not yet due: wait on for a node seen down (a node back up cleared it); a renewed lease is left alone
-          if (!this.#alive(current.record.node, current.record.inc)) this.#scheduleReap(name);
-          return;
-        }
-        this.#track(this.#kv.delete(nameKey(name), { previousSeq: current.revision })).then(
-          () => this.#kernel.telemetry.execute('keel.global.reaped', {}, { name, pid: this.#pid(current.record.node, current.record.inc, current.record.id), lease: current.record.lease, revision: current.revision }),
-          () => undefined, // renewed or reaped by another node: the watch brings the news (and a new reap if still due)
-        );
-      }, wait),
-    );
-  }
-
   // ---- helpers --------------------------------------------------------------------------------
-
-  /** False for a node this node saw go down, and for an earlier incarnation of this node. */
-  #alive(node: string, inc: number): boolean {
-    if (node === this.#kernel.name) return inc === this.#kernel.creation;
-    return !this.#down.has(`${node}:${inc}`);
-  }
-
-  #visible(name: string): Entry | undefined {
-    const entry = this.#names.get(name);
-    return entry !== undefined && this.#alive(entry.record.node, entry.record.inc) && !this.#expired(entry.record) ? entry : undefined;
-  }
-
-  /** True once `record`'s lease plus the margin has passed on this clock: its owner has fenced itself, the name may be taken. */
-  #expired(record: NameRecord): boolean {
-    return Date.now() > record.lease + this.#marginMs;
-  }
-
-  #pid(node: string, inc: number, id: number): Pid {
-    const pid = new PidImpl(node, inc, id, undefined);
-    return node === this.#kernel.name ? (this.#kernel.resolve(pid)?.self ?? pid) : pid;
-  }
 
   #localProc(pid: Pid): Proc {
     if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
@@ -609,15 +411,6 @@ export class GlobalRegistry {
 
 /** The longest lease or margin (ms): a lease plus its margin must stay within a Node timer's range (2^31 - 1 ms), past which timers fire at once. */
 const MAX_MS = 2 ** 30;
-
-/**
- * Whether an owner's lease ran out on this node: on either clock. The monotonic one is immune to a
- * wall clock stepped back (NTP); the wall clock counts a machine's suspension, which a monotonic
- * clock may not. Either one past the deadline, and the owner stops acting.
- */
-function leaseOver(own: Owned): boolean {
-  return performance.now() >= own.until || Date.now() >= own.deadline;
-}
 
 function positive(value: number | undefined, argument: string, fallback: number): number {
   if (value === undefined) return fallback;

@@ -7,6 +7,8 @@
 import type { KV } from '@nats-io/kv';
 import type { ConnectionOptions, NatsConnection } from '@nats-io/transport-node';
 import { InvalidArgumentError, MissingPeerError, isError } from '../../errors.js';
+import type { Kernel } from '../../runtime/kernel.js';
+import { type Pid, PidImpl } from '../../runtime/Pid.js';
 
 /** What a name's KV value records. */
 export interface NameRecord {
@@ -15,6 +17,18 @@ export interface NameRecord {
   readonly id: number;
   /** The owner's lease deadline, epoch ms on the owner's clock. */
   readonly lease: number;
+}
+
+/** A name as this node's cache holds it: its record and the revision that wrote it. */
+export interface Entry {
+  readonly record: NameRecord;
+  readonly revision: number;
+}
+
+/** The pid a name's record stands for: this node's live process itself when it is one of ours. */
+export function ownerPid(kernel: Kernel, node: string, inc: number, id: number): Pid {
+  const pid = new PidImpl(node, inc, id, undefined);
+  return node === kernel.name ? (kernel.resolve(pid)?.self ?? pid) : pid;
 }
 
 /** What the watch told of one key. */
