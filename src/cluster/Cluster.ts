@@ -17,9 +17,11 @@
  * ```
  */
 import { InvalidArgumentError, MessageTooLargeError, NodeStoppedError } from '../errors.js';
-import { type Kernel, kernelOf, type RemoteRouter } from '../runtime/kernel.js';
+import { GenServer, type GenServerSpec } from '../otp/GenServer.js';
+import { Supervisor } from '../otp/Supervisor.js';
+import { isProcess, type Kernel, kernelOf, type RemoteRouter } from '../runtime/kernel.js';
 import { type Pid, PidImpl } from '../runtime/Pid.js';
-import type { Node } from '../runtime/types.js';
+import type { Context, Node } from '../runtime/types.js';
 import { decodeBatch, encodeValue, type PidFactory } from './codec.js';
 import { Peer } from './internal/Peer.js';
 import { Remote } from './internal/Remote.js';
@@ -53,6 +55,8 @@ export type NodeDownReason = 'no_responders' | 'heartbeat' | 'new_incarnation' |
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const HEADER_ROOM = 256;
+/** The cluster process's heartbeat message. */
+const TICK = Symbol('keel.cluster.tick');
 /** Incarnations downed for good (replaced, or gone with a goodbye) that are remembered, per cluster. */
 const DEAD_INCARNATIONS = 1024;
 /** Nodes that have joined a cluster (a node joins once). */
@@ -75,7 +79,10 @@ export class Cluster {
   readonly #probeTimeoutMs: number;
   /** The largest encoded value a frame carries: the transport's batch limit less a header's room (known once it has started). */
   #maxValueLength = 0;
-  #timer: { cancel(): boolean } | undefined;
+  /** The context of the cluster's process (`keel.cluster`), whose timer beats the heartbeat. */
+  #heartbeat: Context<unknown> | undefined;
+  /** The supervisor of the cluster's process. */
+  #supervisor: Pid | undefined;
   /** When the heartbeat timer was last armed (node clock). */
   #lastTick = 0;
   #left = false;
@@ -139,8 +146,50 @@ export class Cluster {
     cluster.#maxValueLength = Math.max(1, cluster.#transport.maxBatchSize - HEADER_ROOM);
     cluster.#removeShutdown = kernel.onShutdown(() => cluster.leave());
     cluster.#broadcast('["h"]');
-    cluster.#arm();
+    try {
+      await cluster.#startProcess();
+    } catch (e) {
+      await cluster.leave();
+      throw e;
+    }
     return cluster;
+  }
+
+  /**
+   * The cluster's process, `keel.cluster`, under its supervisor `keel.cluster_sup`: it owns the
+   * heartbeat timer (the state lives in this node-held object, as the services' does, so a restart
+   * loses nothing). If its supervisor gives up, the node leaves the cluster: every tie is answered
+   * with `noconnection`, as when Erlang's `net_kernel` goes.
+   */
+  async #startProcess(): Promise<void> {
+    const kernel = this.#kernel;
+    const spec: GenServerSpec<null, never, never, undefined> = {
+      init: (_arg, ctx) => {
+        this.#heartbeat = ctx;
+        this.#arm();
+        return null;
+      },
+      handleInfo: (message, state, ctx) => {
+        if (message === TICK && this.#heartbeat === ctx) this.#tick();
+        return state;
+      },
+      formatStatus: () => ({ node: this.name, incarnation: this.incarnation, peers: this.nodes() }),
+    };
+    type Ctx = Parameters<typeof GenServer.startLink>[0];
+    const supervisor = await kernel.registry.asKeel(() =>
+      Supervisor.start(kernel, [{ id: 'cluster', start: (ctx: Ctx) => kernel.registry.asKeel(() => GenServer.startLink(ctx, spec, undefined, { name: 'keel.cluster' })) }], {
+        name: 'keel.cluster_sup',
+        maxRestarts: 10,
+        withinMs: 5000,
+      }),
+    );
+    this.#supervisor = supervisor;
+    if (this.#left) kernel.exit(supervisor, 'shutdown'); // left while it started
+    kernel.onExit(supervisor, (reason) => {
+      if (kernel.stopping || this.#left) return;
+      kernel.logger.error(`the cluster process of node ${kernel.name} stopped (${String(reason)}): the node leaves its cluster`);
+      void this.leave();
+    });
   }
 
   /** This node's name. */
@@ -232,8 +281,10 @@ export class Cluster {
   async leave(): Promise<void> {
     if (this.#left) return;
     this.#left = true;
-    this.#timer?.cancel();
+    this.#heartbeat = undefined;
     this.#removeShutdown?.();
+    // its process has nothing left to beat for (a no-op when it is the one that stopped)
+    if (this.#supervisor !== undefined && !this.#kernel.stopping) this.#kernel.exit(this.#supervisor, 'shutdown');
     this.#flush();
     this.#broadcast('["g"]');
     for (const peer of [...this.#peers.values()]) this.#down(peer, 'left');
@@ -396,7 +447,9 @@ export class Cluster {
 
   #arm(): void {
     this.#lastTick = this.#kernel.clock.now();
-    this.#timer = this.#kernel.setTimer(this.#heartbeatMs, () => this.#tick(), true);
+    const ctx = this.#heartbeat;
+    // the process's own timer (it dies with it), unref'd: a cluster alone keeps no program alive
+    if (ctx !== undefined && isProcess(ctx)) this.#kernel.sendAfter(ctx, ctx.self, TICK, this.#heartbeatMs, true);
   }
 
   #tick(): void {

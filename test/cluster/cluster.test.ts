@@ -335,6 +335,35 @@ describe('node down', () => {
   });
 });
 
+describe('the cluster process', () => {
+  it('beats in keel.cluster under keel.cluster_sup: killed, it is restarted and beats on', async () => {
+    const { net, a, ca } = await pair({ heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 300, probeTimeoutMs: 30 });
+    const first = a.registry.whereis('keel.cluster')!;
+    const supervisor = a.registry.whereis('keel.cluster_sup')!;
+    expect(a.info(supervisor)?.links).toEqual([first]);
+    const restarted = nextEvent(a, 'keel.supervisor.child_restarted');
+    a.exit(first, 'kill');
+    expect((await restarted).metadata).toMatchObject({ supervisor, id: 'cluster', reason: 'killed' });
+    const second = a.registry.whereis('keel.cluster')!;
+    expect(second.id).not.toBe(first.id);
+    expect(ca.isConnected('b')).toBe(true); // its state is the node's: the restart lost nothing
+    // the new process beats: b's silence is noticed
+    const down = nextEvent(a, 'keel.cluster.node_down');
+    net.isolate('b');
+    expect((await down).metadata).toMatchObject({ node: 'b', reason: 'heartbeat' });
+  });
+
+  it('leave() stops the cluster process and its supervisor', async () => {
+    const { a, ca } = await pair();
+    const supervisor = a.registry.whereis('keel.cluster_sup')!;
+    const watcher = probe<Down>(a);
+    watcher.ctx.monitor(supervisor);
+    await ca.leave();
+    expect(((await watcher.receive(isDown)) as Down).reason).toBe('shutdown');
+    expect(a.registry.whereis('keel.cluster')).toBeUndefined();
+  });
+});
+
 describe('exit signals and shutdown', () => {
   it('an exit signal from a process reaches a remote process; kill is untrappable', async () => {
     const { a, b } = await pair();
