@@ -22,7 +22,7 @@ import { Supervisor } from '../otp/Supervisor.js';
 import { isProcess, type Kernel, kernelOf, type RemoteRouter } from '../runtime/kernel.js';
 import { type Pid, PidImpl } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
-import { decodeBatch, encodeValue, type PidFactory } from './codec.js';
+import { encodeValue, parseBatch, type PidFactory, reviveValue } from './codec.js';
 import { Peer } from './internal/Peer.js';
 import { Remote } from './internal/Remote.js';
 import type { ProbeResult, Transport, TransportHandler } from './Transport.js';
@@ -341,8 +341,10 @@ export class Cluster {
   #receive(from: string, batch: string, broadcast: boolean): void {
     if (this.#left) return;
     let data: unknown;
+    let tagged: boolean;
     try {
-      data = decodeBatch(batch, this.#pids);
+      // parsed once; the values are revived frame by frame below, so that a bad one costs its frame
+      ({ value: data, tagged } = parseBatch(batch));
     } catch (e) {
       this.#frameDropped('malformed', from, e);
       return;
@@ -372,10 +374,11 @@ export class Cluster {
     }
     const peer = this.#heard(from, incarnation);
     if (peer === undefined) return;
-    for (const f of frames) {
+    for (const raw of frames) {
       // a frame may run user code (a telemetry handler, a death's hooks) that downs the peer or leaves
       if (this.#left || this.#peers.get(from) !== peer) return;
       try {
+        const f = tagged ? reviveValue(raw, this.#pids) : raw;
         if (!Array.isArray(f)) throw new TypeError('a frame is an array');
         if (f[0] === 'h') {
           if (broadcast) this.#push(peer, '["h"]');

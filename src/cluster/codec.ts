@@ -573,6 +573,36 @@ function untagError(t: Record<string, unknown>): Error {
  *   key anywhere, a `prototype` key under a `constructor` key, a malformed tag, or nesting deeper
  *   than the stack allows.
  */
+/**
+ * Parses a batch's JSON without reviving its values: `tagged` is false when the text holds no tag,
+ * no key that could pollute a prototype and no escape (then nothing needs {@link reviveValue}). With
+ * it, a receiver revives each frame on its own, so that one bad value costs its frame, not the batch.
+ */
+export function parseBatch(text: string): { value: unknown; tagged: boolean } {
+  if (typeof text !== 'string') malformed('a JSON text', text);
+  try {
+    return { value: JSON.parse(text) as unknown, tagged: NEEDS_WALK.test(text) };
+  } catch (e) {
+    throw new MalformedFrameError('JSON text', `text that does not parse (${thrownText(e)})`, e);
+  }
+}
+
+/** Rebuilds the tags of a value {@link parseBatch} parsed (in place), refusing prototype-polluting keys. */
+export function reviveValue(value: unknown, pids: PidFactory): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  const outer = factory; // a factory may itself decode
+  factory = pids;
+  try {
+    return revive(value);
+  } catch (e) {
+    if (e instanceof MalformedFrameError) throw e;
+    if (e instanceof RangeError) throw new MalformedFrameError('a value nested no deeper than the stack allows', `one nested deeper (${thrownText(e)})`, e);
+    throw e; // the pid factory's own error
+  } finally {
+    factory = outer;
+  }
+}
+
 export function decodeBatch(text: string, pids: PidFactory): unknown {
   if (typeof text !== 'string') malformed('a JSON text', text);
   let out: unknown;

@@ -412,6 +412,19 @@ describe('hostile frames', () => {
     events.stop();
   });
 
+  it('a bad value costs its frame, not the batch: the frames around it are handled', async () => {
+    const { net, a, b } = await pair();
+    const sink = probe(b);
+    const events = captureEvents(b, ['keel.cluster.frame_dropped']);
+    const frames = [`["m",${sink.id},0,"before"]`, `["m",${sink.id},0,{"__proto__":{"polluted":1}}]`, `["m",${sink.id},0,{"$keel":"bogus"}]`, `["m",${sink.id},0,{"$keel":"date","v":0}]`];
+    net.deliver('a', 'b', `[1,"a",${a.creation},${b.creation},[${frames.join(',')}]]`, false);
+    await sink.receive((m) => m instanceof Date);
+    expect(sink.messages).toEqual(['before', new Date(0)]);
+    expect(events.events.map((e) => e.metadata.reason)).toEqual(['malformed', 'malformed']);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    events.stop();
+  });
+
   it('a message larger than the transport carries is a typed error at send time', async () => {
     const net = new MemoryNetwork({ maxBatchSize: 4096 });
     const a = track({ name: 'a' });
