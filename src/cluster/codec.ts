@@ -20,6 +20,7 @@
  * and turns pids back through the cluster's pid factory, so that a pid of this node is its live
  * process.
  */
+import * as errors from '../errors.js';
 import { Buffer } from 'node:buffer';
 import { types } from 'node:util';
 import { InvalidArgumentError, isError, MalformedFrameError, MessageTooLargeError, NotSerializableError, thrownText } from '../errors.js';
@@ -557,9 +558,20 @@ function untagError(t: Record<string, unknown>): Error {
   if (props !== undefined) {
     for (const k of Object.keys(props)) Object.defineProperty(e, k, { writable: true, configurable: true, enumerable: true, value: (props as Record<string, unknown>)[k] });
   }
+  // a Keel error keeps its class (`instanceof CallTimeoutError` holds on the caller's side too): the
+  // object is the error built above, given the class's prototype; no constructor runs
+  const keel = Object.hasOwn(KEEL_ERRORS, name) ? KEEL_ERRORS[name] : undefined;
+  if (keel !== undefined && typeof (e as { code?: unknown }).code === 'string') Object.setPrototypeOf(e, keel.prototype);
   Object.defineProperty(e, 'remote', { ...hidden, value: true });
   return e;
 }
+
+/** Keel's error classes by name: a decoded error of one of them (with its code) is given its class back. */
+const KEEL_ERRORS: Record<string, { prototype: object }> = Object.fromEntries(
+  Object.values(errors)
+    .filter((c): c is typeof errors.KeelError => typeof c === 'function' && (c === errors.KeelError || c.prototype instanceof errors.KeelError))
+    .map((c) => [c.name, c]),
+);
 
 /**
  * Decodes the text of a whole batch (or of any value {@link encodeValue} wrote): one `JSON.parse`,

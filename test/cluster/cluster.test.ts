@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
 import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
+import { CallExitError, KeelError, NoProcError } from '../../src/errors.js';
 import { GenServer, type GenServerSpec } from '../../src/otp/GenServer.js';
 import { isDown, isExit, type Down, type Exit } from '../../src/runtime/messages.js';
 import type { Pid } from '../../src/runtime/Pid.js';
@@ -139,6 +140,8 @@ describe('remote call', () => {
     await GenServer.stop(b, server);
     const e = (await failure(() => GenServer.call(a, server, { type: 'add', n: 1 }))) as { code: string };
     expect(e.code).toBe('ERR_NOPROC');
+    expect(e).toBeInstanceOf(NoProcError); // a Keel error keeps its class across nodes
+    expect((e as unknown as { remote: boolean }).remote).toBe(true);
   });
 
   it('a crash of the server fails the call with its reason', async () => {
@@ -147,6 +150,8 @@ describe('remote call', () => {
     const e = (await failure(() => GenServer.call(a, server, { type: 'boom' }))) as { code: string; message: string };
     expect(e.code).toBe('ERR_CALL_EXIT');
     expect(e.message).toContain('boom');
+    expect(e).toBeInstanceOf(CallExitError);
+    expect(e).toBeInstanceOf(KeelError);
   });
 
   it('fails at node-down time with noconnection, long before its timeout', async () => {
