@@ -36,7 +36,13 @@ interface Settings {
 
 function settings(options: ObserverOptions): Settings {
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an object', options);
-  const { port = 0, host = '127.0.0.1', token, readOnly = true, allowPayloads = false, supervisors = [], allowedHosts = [], sampleMs = 1000, keepAliveMs = 15_000 } = options;
+  let read: ObserverOptions;
+  try {
+    read = { ...options }; // each getter runs once, here: one that throws is a typed error
+  } catch {
+    throw new InvalidArgumentError('options', 'an object whose fields can be read', '(unreadable)');
+  }
+  const { port = 0, host = '127.0.0.1', token, readOnly = true, allowPayloads = false, supervisors = [], allowedHosts = [], sampleMs = 1000, keepAliveMs = 15_000 } = read;
   if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('port', 'an integer from 0 to 65535', port);
   if (typeof host !== 'string' || host.length === 0 || host.length > 255) throw new InvalidArgumentError('host', 'a host name or address', host);
   if (token !== undefined && (typeof token !== 'string' || !TOKEN_TEXT.test(token))) {

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import { BASE_HEADERS, safeJson } from './http.js';
+import { ApiError, BASE_HEADERS, safeJson } from './http.js';
 
 /** One frame sent to the clients. */
 export interface Frame {
@@ -15,6 +15,8 @@ export interface Frame {
 }
 
 const HISTORY = 64;
+/** The most event streams open at once: one more is refused (503) rather than let a loop of tabs exhaust the node. */
+export const MAX_CLIENTS = 64;
 
 export interface EventHubOptions {
   /** Ms between two `overview` frames (default 1000). */
@@ -57,6 +59,8 @@ export class EventHub {
 
   /** Opens an event stream on `res`; resumes after `lastEventId` when that frame is still in the history. */
   async connect(res: ServerResponse, lastEventId: string | undefined): Promise<void> {
+    if (this.#closed) throw new ApiError('service_unavailable', 'the observer is closing');
+    if (this.#clients.size >= MAX_CLIENTS) throw new ApiError('service_unavailable', `at most ${MAX_CLIENTS} event streams may be open at once`);
     res.writeHead(200, { ...BASE_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive' });
     res.write('retry: 2000\n\n');
     this.#clients.add(res);

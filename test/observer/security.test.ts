@@ -235,6 +235,12 @@ describe('observer security', () => {
       await expect(startObserver(node, options as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
     }
     await expect(startObserver(node, { token: 'x'.repeat(20) + '\n' })).rejects.toThrow(/\(hidden\)/);
+    const throwing = { get port(): number { throw new Error('boom'); } };
+    await expect(startObserver(node, throwing)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    await expect(startObserver(node, revoked.proxy)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(startObserver(node, { supervisors: 'app' } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
   });
 
   it('close() frees the port, ends the streams and leaves no timer; nothing runs while nobody watches', async () => {
@@ -258,6 +264,29 @@ describe('observer security', () => {
       server.listen(obs.port, '127.0.0.1', () => resolve());
     });
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  it('refuses the event stream past 64 clients with a 503, and takes one again when one leaves', async () => {
+    const node = track();
+    const obs = await observe(node, { sampleMs: 3_600_000 });
+    try {
+      const streams = [];
+      for (let i = 0; i < 64; i++) {
+        const s = await openStream(obs.port, bearer(obs.token));
+        await s.next((f) => f.event === 'snapshot');
+        streams.push(s);
+      }
+      const over = await openStream(obs.port, bearer(obs.token));
+      expect(over.status).toBe(503);
+      await over.close();
+      await streams.pop()!.close();
+      await expect.poll(() => obs.clients).toBe(63); // the server sees the socket close after the client does
+      const again = await openStream(obs.port, bearer(obs.token));
+      expect(again.status).toBe(200);
+      await Promise.all([again, ...streams].map((s) => s.close()));
+    } finally {
+      await obs.close();
+    }
   });
 
   it('node.observer starts one, and the node shutdown closes it', async () => {
