@@ -2,7 +2,8 @@ import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { isDown, startObserver, type Down, type Node } from '../../src/index.js';
 import { probe } from '../../src/testing/index.js';
-import { useNodes } from '../support.js';
+import { createRuntimeNode } from '../../src/runtime/kernel.js';
+import { fakeLogger, useNodes } from '../support.js';
 import { bearer, openStream, request } from './client.js';
 
 const track = useNodes();
@@ -287,6 +288,27 @@ describe('observer security', () => {
     } finally {
       await obs.close();
     }
+  });
+
+  it('works on a node without services (their figures are null, their APIs 503), and a bare runtime node has no observer', async () => {
+    const node = track({ services: false });
+    const obs = await node.observer();
+    try {
+      const a = await request(obs.port, { path: '/api/overview', headers: bearer(obs.token) });
+      expect(a.json).toMatchObject({ deadLetters: null, suspectedLeaks: null, processes: node.processes().length });
+      for (const path of ['/api/leaks', '/api/dead-letters']) {
+        const r = await request(obs.port, { path, headers: bearer(obs.token) });
+        expect(r.status, path).toBe(503);
+        expect(r.json.error.code).toBe('service_unavailable');
+      }
+      const tree = await request(obs.port, { path: '/api/tree', headers: bearer(obs.token) });
+      expect(tree.json).toEqual({ trees: [] });
+    } finally {
+      await obs.close();
+    }
+    const bare = createRuntimeNode({ logger: fakeLogger() });
+    await expect(bare.observer()).rejects.toMatchObject({ code: 'ERR_SERVICE_UNAVAILABLE' });
+    await bare.shutdown();
   });
 
   it('node.observer starts one, and the node shutdown closes it', async () => {
