@@ -13,6 +13,7 @@
  */
 import { createRuntimeNode } from './runtime/kernel.js';
 import { serviceSlots } from './services/slots.js';
+import { startObserver } from './observer/Observer.js';
 import { agentServicesOptions, configureAgentStore } from './agents/store/stores.js';
 import type { Node, NodeOptions } from './runtime/types.js';
 
@@ -21,6 +22,7 @@ export * from './otp/index.js';
 export * from './monitors/index.js';
 export * from './delivery/index.js';
 export * from './agents/index.js';
+export { startObserver, type ObserverErrorCode, type ObserverOverview, type ObserverProcessPage, type ObserverProcessRow } from './observer/index.js';
 export type { Measurements, Metadata, Telemetry, TelemetryHandler } from './telemetry/Telemetry.js';
 export {
   AbortedError,
@@ -80,7 +82,7 @@ export {
 export function createNode(options?: NodeOptions): Node {
   const services = servicesOf(options);
   const agents = agentServicesOptions(services); // the agent store's options, checked before the node exists
-  const node = createRuntimeNode(options, serviceSlots(services));
+  const node = createRuntimeNode(options, { ...serviceSlots(services), observer: startObserver });
   configureAgentStore(node, agents);
   return node;
 }

@@ -1,4 +1,4 @@
-import { checkKeys, InvalidArgumentError, NodeStoppedError } from '../errors.js';
+import { checkKeys, InvalidArgumentError, KeelError, NodeStoppedError } from '../errors.js';
 import { TelemetryBus } from '../telemetry/Telemetry.js';
 import { type Clock, isAttachable, kAttachNode, monotonicClock } from './Clock.js';
 import { IdSequence } from './IdSequence.js';
@@ -16,7 +16,7 @@ import { type ExitReason, isExitReason } from './messages.js';
 import { NameTable } from './NameRegistry.js';
 import { GroupTable } from './ProcessGroups.js';
 import { checkTarget, isPid, nameOf, type Pid, PidImpl, type RefImpl, type Target, type TimerRef } from './Pid.js';
-import { type DeadLetterQueue, type MonitorManager, unavailableDeadLetters, unavailableMonitors } from './serviceSlots.js';
+import { type DeadLetterQueue, type MonitorManager, type ObserverHandle, type ObserverOptions, unavailableDeadLetters, unavailableMonitors } from './serviceSlots.js';
 import type { RemoteRouter } from './remote.js';
 import type { Init, Logger, Node, NodeOptions, ProcessInfo, SpawnOptions } from './types.js';
 
@@ -41,6 +41,8 @@ export interface KernelInternals {
 export interface ServiceSlots {
   monitors?: (node: Node) => MonitorManager;
   deadLetters?: (node: Node) => DeadLetterQueue;
+  /** Starts an observer of the node (src/observer); not a service: plugged in whatever `services` says. */
+  observer?: (node: Node, options: ObserverOptions) => Promise<ObserverHandle>;
 }
 
 /**
@@ -72,6 +74,7 @@ export class KeelNode implements Node {
   #monitors: MonitorManager = unavailableMonitors.disabled;
   #remote: RemoteRouter | undefined = undefined;
   #deadLetters: DeadLetterQueue = unavailableDeadLetters.disabled;
+  readonly #observer: ServiceSlots['observer'];
   #nextId = 0;
   /** Whether anyone listens to `keel.process.spawned`: a spawn builds the event only then. */
   readonly #spawnedProbe: { readonly active: boolean };
@@ -102,6 +105,7 @@ export class KeelNode implements Node {
     this.#deaths.idle = this.#life;
     this.#sched.idle = this.#life;
     this.#detachClock = isAttachable(s.clock) ? s.clock[kAttachNode](this) : undefined;
+    this.#observer = slots.observer;
     if (s.services !== false) {
       if (slots.monitors !== undefined) this.#monitors = slots.monitors(this);
       if (slots.deadLetters !== undefined) this.#deadLetters = slots.deadLetters(this);
@@ -120,6 +124,12 @@ export class KeelNode implements Node {
 
   get deadLetters(): DeadLetterQueue {
     return this.#life.state === 'stopped' && this.#deadLetters !== unavailableDeadLetters.disabled ? unavailableDeadLetters.node_stopped : this.#deadLetters;
+  }
+
+  observer(options: ObserverOptions = {}): Promise<ObserverHandle> {
+    if (this.#observer === undefined) return Promise.reject(new KeelError('ERR_SERVICE_UNAVAILABLE', '`node.observer` cannot run: this node was made without the observer (use `createNode` from keel)'));
+    if (this.#life.state !== 'running') return Promise.reject(new NodeStoppedError(this.name, 'observer'));
+    return this.#observer(this, options);
   }
 
   // ---- processes ------------------------------------------------------------------------------

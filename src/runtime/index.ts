@@ -14,6 +14,8 @@ export {
   type MonitorEntry,
   type MonitorManager,
   type MonitorStats,
+  type ObserverHandle,
+  type ObserverOptions,
   type ServicesOptions,
   type Unavailable,
 } from './serviceSlots.js';

@@ -209,3 +209,39 @@ export const unavailableDeadLetters: Readonly<Record<ServiceUnavailableReason, D
 export function isUnavailable(value: unknown): value is Unavailable {
   return typeof value === 'object' && value !== null && (value as { error?: unknown }).error === 'unavailable';
 }
+
+/** Options of `node.observer` (src/observer: the observer's server, plugged in by `keel`'s `createNode`). */
+export interface ObserverOptions {
+  /** Default 0: a free port. */
+  port?: number;
+  /** Default `'127.0.0.1'`. Another address exposes the node's internals to that network: the token is then all that guards it. */
+  host?: string;
+  /** Default: a fresh 128-bit random token. At least 16 printable ASCII characters when given. */
+  token?: string;
+  /** Default true: kill and the dead-letter actions answer 403. */
+  readOnly?: boolean;
+  /** Default false: dead letters are listed without their message, metadata and last error. */
+  allowPayloads?: boolean;
+  /** Supervisors to show in the tree (`GET /api/tree`), besides Keel's own `keel.services`. */
+  supervisors?: readonly Target[];
+  /** More `Host` header values to accept (`host:port`), for a name the observer is reached by. */
+  allowedHosts?: readonly string[];
+  /** Ms between two `overview` frames of the event stream (default 1000). */
+  sampleMs?: number;
+  /** Ms between two keep-alive comments of the event stream (default 15000). */
+  keepAliveMs?: number;
+}
+
+/** A running observer (`node.observer`). */
+export interface ObserverHandle {
+  /** The page's link, with the token: printed once for the person who opens it. */
+  readonly url: string;
+  readonly port: number;
+  readonly token: string;
+  /** Clients connected to the event stream now. */
+  readonly clients: number;
+  /** Samples now and pushes an `overview` frame to the connected clients (for tests); false when nobody watches. */
+  pushFrame(): Promise<boolean>;
+  /** Ends the event streams, stops the server and frees the port. */
+  close(): Promise<void>;
+}

@@ -4,7 +4,7 @@ import type { Down, Exit, ExitReason } from './messages.js';
 import type { Name, Pid, Ref, Target, TimerRef } from './Pid.js';
 import type { NameRegistry } from './NameRegistry.js';
 import type { ProcessGroups } from './ProcessGroups.js';
-import type { DeadLetterQueue, MonitorManager, ServicesOptions } from './serviceSlots.js';
+import type { DeadLetterQueue, MonitorManager, ObserverHandle, ObserverOptions, ServicesOptions } from './serviceSlots.js';
 
 /**
  * A process's message handler: one message at a time; a returned promise keeps the process busy.
@@ -160,6 +160,11 @@ export interface Node extends AsyncDisposable {
   readonly monitors: MonitorManager;
   /** Always present; its methods reject with `ERR_SERVICE_UNAVAILABLE` when the service is off or the node has shut down (`deadLetters.available` tells). */
   readonly deadLetters: DeadLetterQueue;
+  /**
+   * Starts an observer: an HTTP server (127.0.0.1, a free port by default) with a JSON API and an
+   * event stream, guarded by a token; read-only by default (docs/observer.md). It closes with the node.
+   */
+  observer(options?: ObserverOptions): Promise<ObserverHandle>;
   spawn<M>(init: Init<M>, options?: SpawnOptions<NoInfer<M>>): Pid<M>;
   /** Sends from outside any process. */
   send<M>(to: Target<M>, message: NoInfer<M>): void;

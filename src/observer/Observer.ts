@@ -1,0 +1,323 @@
+/**
+ * The observer's server: `node:http` on 127.0.0.1 by default, a token for every API and event
+ * stream, Host and Origin checked, read-only unless told otherwise, every action a
+ * `keel.observer.action` event. See docs/observer.md.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { InvalidArgumentError, isKeelError } from '../errors.js';
+import { kernelOf } from '../runtime/kernel.js';
+import { Pid, type Target } from '../runtime/Pid.js';
+import type { ObserverHandle, ObserverOptions } from '../runtime/serviceSlots.js';
+import type { Node } from '../runtime/types.js';
+import { EventHub } from './events.js';
+import { ApiError, BASE_HEADERS, enumParam, intParam, readJsonBody, sendError, sendJson, textParam } from './http.js';
+import { APP_JS, CSP, PAGE_HTML } from './page.js';
+import { allowedHosts, bearerOf, cookieOf, freshToken, hostOf, originAllowed, sameToken, sessionCookie } from './security.js';
+import { deadLetterFilter, deadLetterRow, monitorRow, parsePid, processDetail, processPage, Sampler, SORT_KEYS, supervisionTrees } from './snapshots.js';
+
+export type { ObserverHandle, ObserverOptions } from '../runtime/serviceSlots.js';
+
+/** The most rows one `GET /api/processes` or `/api/dead-letters` answers. */
+export const MAX_LIMIT = 1000;
+const TOKEN_TEXT = /^[\x21-\x7e]{16,512}$/;
+
+interface Settings {
+  port: number;
+  host: string;
+  token: string;
+  readOnly: boolean;
+  allowPayloads: boolean;
+  supervisors: readonly Target[];
+  allowedHosts: readonly string[];
+  sampleMs: number;
+  keepAliveMs: number;
+}
+
+function settings(options: ObserverOptions): Settings {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an object', options);
+  let read: ObserverOptions;
+  try {
+    read = { ...options }; // each getter runs once, here: one that throws is a typed error
+  } catch {
+    throw new InvalidArgumentError('options', 'an object whose fields can be read', '(unreadable)');
+  }
+  const { port = 0, host = '127.0.0.1', token, readOnly = true, allowPayloads = false, supervisors = [], allowedHosts = [], sampleMs = 1000, keepAliveMs = 15_000 } = read;
+  if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('port', 'an integer from 0 to 65535', port);
+  if (typeof host !== 'string' || host.length === 0 || host.length > 255) throw new InvalidArgumentError('host', 'a host name or address', host);
+  if (token !== undefined && (typeof token !== 'string' || !TOKEN_TEXT.test(token))) {
+    throw new InvalidArgumentError('token', 'a string of 16 to 512 printable ASCII characters', '(hidden)');
+  }
+  if (typeof readOnly !== 'boolean') throw new InvalidArgumentError('readOnly', 'a boolean', readOnly);
+  if (typeof allowPayloads !== 'boolean') throw new InvalidArgumentError('allowPayloads', 'a boolean', allowPayloads);
+  if (!Array.isArray(supervisors)) throw new InvalidArgumentError('supervisors', 'an array of pids or names', supervisors);
+  if (!Array.isArray(allowedHosts) || !allowedHosts.every((h) => typeof h === 'string' && h.length > 0 && h.length <= 300)) {
+    throw new InvalidArgumentError('allowedHosts', 'an array of host:port strings', allowedHosts);
+  }
+  for (const [name, v] of [['sampleMs', sampleMs], ['keepAliveMs', keepAliveMs]] as const) {
+    if (!Number.isSafeInteger(v) || v < 10 || v > 3_600_000) throw new InvalidArgumentError(name, 'an integer number of ms from 10 to 3,600,000', v);
+  }
+  return { port, host, token: token ?? freshToken(), readOnly, allowPayloads, supervisors: [...supervisors], allowedHosts: [...allowedHosts], sampleMs, keepAliveMs };
+}
+
+/**
+ * Starts an observer of `node`: an HTTP server with a JSON API and an event stream (see
+ * docs/observer.md). It closes with the node's shutdown, or with `close()`.
+ *
+ * @example
+ * ```ts fragment
+ * const observer = await startObserver(node, { port: 0 });
+ * console.log(`observer: ${observer.url}`); // the link carries the token: print it once
+ * await observer.close();
+ * ```
+ */
+export async function startObserver(node: Node, options: ObserverOptions = {}): Promise<ObserverHandle> {
+  const kernel = kernelOf(node, 'node');
+  const s = settings(options);
+  const sampler = new Sampler(node);
+  const hub = new EventHub({
+    sampleMs: s.sampleMs,
+    keepAliveMs: s.keepAliveMs,
+    sample: () => sampler.overview(),
+    snapshot: async () => ({ overview: await sampler.overview(), processes: processPage(node, 'mailbox', 20, undefined) }),
+    watching: (on) => sampler.watchLag(on),
+    onError: (e) => node.logger.error('the observer failed to sample the node', e),
+  });
+  let hosts = new Set<string>();
+  let cookieName = 'keel_observer';
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      if (e instanceof ApiError) return sendError(res, e);
+      node.logger.error('the observer failed to answer a request', e);
+      sendError(res, new ApiError('internal', 'the observer failed to answer'));
+    });
+  });
+
+  const action = (name: string, target: string, outcome: string): void => {
+    node.telemetry.execute('keel.observer.action', {}, { action: name, target, outcome });
+  };
+
+  /** Who the request is: 'bearer', 'cookie', or undefined (no valid token). */
+  const authOf = (req: IncomingMessage): 'bearer' | 'cookie' | undefined => {
+    const bearer = bearerOf(req);
+    if (bearer !== undefined && sameToken(bearer, s.token)) return 'bearer';
+    const cookie = cookieOf(req, cookieName);
+    if (cookie !== undefined && sameToken(cookie, s.token)) return 'cookie';
+    return undefined;
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const host = hostOf(req);
+    if (host === undefined || !hosts.has(host)) throw new ApiError('host_not_allowed', 'the Host header does not name this observer');
+    const raw = req.url ?? '';
+    if (!raw.startsWith('/') || raw.startsWith('//') || raw.length > 4096) throw new ApiError('bad_request', 'bad request target');
+    const url = new URL(raw, 'http://observer.invalid');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+
+    if (path === '/app.js' && method === 'GET') {
+      res.writeHead(200, { ...BASE_HEADERS, 'content-type': 'text/javascript; charset=utf-8', 'content-security-policy': CSP });
+      res.end(APP_JS);
+      return;
+    }
+    if (path === '/') {
+      if (method !== 'GET') throw new ApiError('method_not_allowed', 'GET only');
+      const given = url.searchParams.get('token');
+      if (given !== null) {
+        if (!sameToken(given, s.token)) throw new ApiError('unauthorized', 'a valid token is required');
+        // the token leaves the address bar (and the history) at once: a cookie carries it from now on
+        res.writeHead(303, { ...BASE_HEADERS, location: '/', 'set-cookie': sessionCookie(cookieName, s.token) });
+        res.end();
+        return;
+      }
+      if (authOf(req) === undefined) throw new ApiError('unauthorized', 'a valid token is required: open the link the observer printed');
+      res.writeHead(200, { ...BASE_HEADERS, 'content-type': 'text/html; charset=utf-8', 'content-security-policy': CSP });
+      res.end(PAGE_HTML);
+      return;
+    }
+    if (!path.startsWith('/api/')) throw new ApiError('not_found', 'no such page');
+    const auth = authOf(req);
+    if (auth === undefined) throw new ApiError('unauthorized', 'a valid token is required (Authorization: Bearer <token>)');
+
+    if (method === 'GET') {
+      if (path === '/api/events') {
+        if (!originAllowed(req, hosts)) throw new ApiError('origin_not_allowed', 'the Origin header does not name this observer');
+        const last = req.headers['last-event-id'];
+        await hub.connect(res, typeof last === 'string' && last.length <= 100 ? last : undefined);
+        return;
+      }
+      return sendJson(res, 200, await read(path, url.searchParams));
+    }
+    if (method !== 'POST') throw new ApiError('method_not_allowed', 'GET or POST only');
+    const name = path.slice('/api/'.length);
+    // a cookie is sent by the browser on its own: a POST it carries must say where it comes from
+    if (!originAllowed(req, hosts) || (auth === 'cookie' && req.headers.origin === undefined)) {
+      action(name, '', 'refused_origin');
+      throw new ApiError('origin_not_allowed', 'the Origin header does not name this observer');
+    }
+    return sendJson(res, 200, await act(name, req));
+  }
+
+  async function read(path: string, q: URLSearchParams): Promise<unknown> {
+    switch (path) {
+      case '/api/overview':
+        return sampler.overview();
+      case '/api/processes': {
+        const sort = enumParam(q, 'sort', SORT_KEYS, 'mailbox')!;
+        const limit = intParam(q, 'limit', 50, 1, MAX_LIMIT);
+        return processPage(node, sort, limit, textParam(q, 'filter'));
+      }
+      case '/api/tree':
+      case '/api/supervisors': {
+        const roots: Target[] = [...s.supervisors];
+        if (node.registry.whereis('keel.services') !== undefined) roots.push('keel.services');
+        return { trees: await supervisionTrees(node, roots) };
+      }
+      case '/api/dead-letters': {
+        if (!node.deadLetters.available) throw new ApiError('service_unavailable', 'the node has no dead letter queue running');
+        const filter = deadLetterFilter({ get: (k) => q.get(k) });
+        const limit = intParam(q, 'limit', 50, 1, MAX_LIMIT);
+        const cursor = textParam(q, 'cursor');
+        const page = await node.deadLetters.list({ ...filter, limit, ...(cursor === undefined ? {} : { cursor }) });
+        const stats = await node.deadLetters.stats();
+        return { pending: stats.pending, parked: stats.parked, entries: page.entries.map((d) => deadLetterRow(d, s.allowPayloads)), cursor: page.cursor ?? null };
+      }
+      case '/api/leaks': {
+        if (!node.monitors.available) throw new ApiError('service_unavailable', 'the node has no monitor manager running');
+        return { stats: node.monitors.stats(), leaks: node.monitors.findLeaks().map(monitorRow) };
+      }
+      default:
+        if (path.startsWith('/api/process/')) {
+          let text: string;
+          try {
+            text = decodeURIComponent(path.slice('/api/process/'.length));
+          } catch {
+            throw new ApiError('bad_request', 'the pid is not valid percent-encoded text', { field: 'pid' });
+          }
+          return processDetail(node, parsePid(text));
+        }
+        throw new ApiError('not_found', 'no such API');
+    }
+  }
+
+  async function act(name: string, req: IncomingMessage): Promise<unknown> {
+    let target = '';
+    try {
+      const body = await readJsonBody(req);
+      switch (name) {
+        case 'kill': {
+          const pid = parsePid(body.pid);
+          target = Pid.format(pid);
+          if (s.readOnly) throw new ApiError('read_only', 'the observer is read-only: start it with readOnly: false to kill');
+          if (node.info(pid) === undefined) throw new ApiError('not_found', 'no live process of this node has this pid');
+          node.exit(pid, 'kill');
+          action(name, target, 'ok');
+          return { ok: true, pid: target };
+        }
+        case 'dead-letters/retry': {
+          const ids = idsOf(body.ids);
+          const filter = body.filter === undefined ? undefined : deadLetterFilter(fieldsOf(body.filter));
+          if ((ids === undefined) === (filter === undefined)) throw new ApiError('bad_request', 'give either `ids` or `filter`', { field: 'ids' });
+          target = ids !== undefined ? `${ids.length} ids` : 'filter';
+          if (s.readOnly) throw new ApiError('read_only', 'the observer is read-only: start it with readOnly: false to retry');
+          const rate = body.ratePerSecond;
+          if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0 || rate > 100_000)) {
+            throw new ApiError('bad_request', '`ratePerSecond` must be a number from 0 (excluded) to 100,000', { field: 'ratePerSecond' });
+          }
+          const results = await serviceCall(() => node.deadLetters.retry(ids ?? filter!, rate === undefined ? {} : { ratePerSecond: rate }));
+          action(name, target, 'ok');
+          return { results, retried: results.length, succeeded: results.filter((r) => r.ok).length };
+        }
+        case 'dead-letters/purge': {
+          const filter = deadLetterFilter(fieldsOf(body.filter ?? {}));
+          target = 'filter';
+          if (s.readOnly) throw new ApiError('read_only', 'the observer is read-only: start it with readOnly: false to purge');
+          const count = await serviceCall(() => countDeadLetters(node, filter));
+          if (body.confirm !== count) {
+            action(name, target, 'confirm_mismatch');
+            throw new ApiError('confirm_mismatch', 'send `confirm` with the number of entries the filter matches', { count });
+          }
+          const purged = await serviceCall(() => node.deadLetters.purge(filter));
+          action(name, target, 'ok');
+          return { purged };
+        }
+        default:
+          throw new ApiError('not_found', 'no such action');
+      }
+    } catch (e) {
+      if (e instanceof ApiError && e.code !== 'confirm_mismatch') action(name, target, e.code);
+      else if (!(e instanceof ApiError)) action(name, target, 'failed');
+      throw e;
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(s.port, s.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  hosts = allowedHosts(s.host, port, s.allowedHosts);
+  cookieName = `keel_observer_${port}`;
+  const urlHost = s.host.includes(':') ? `[${s.host}]` : s.host;
+  let closing: Promise<void> | undefined;
+  const hook: { remove?: () => void } = {};
+  const close = (): Promise<void> => {
+    closing ??= new Promise<void>((resolve) => {
+      hook.remove?.();
+      hub.close();
+      sampler.watchLag(false);
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    return closing;
+  };
+  hook.remove = kernel.onShutdown(close);
+  return {
+    url: `http://${urlHost}:${port}/?token=${encodeURIComponent(s.token)}`,
+    port,
+    token: s.token,
+    get clients() {
+      return hub.clients;
+    },
+    pushFrame: async () => (await hub.push()) !== undefined,
+    close,
+  };
+}
+
+function idsOf(value: unknown): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_LIMIT || !value.every((v) => typeof v === 'string' && v.length > 0 && v.length <= 200)) {
+    throw new ApiError('bad_request', `\`ids\` must be an array of 1 to ${MAX_LIMIT} entry ids`, { field: 'ids' });
+  }
+  return value as string[];
+}
+
+function fieldsOf(value: unknown): { get(key: string): unknown } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ApiError('bad_request', '`filter` must be an object', { field: 'filter' });
+  const obj = value as Record<string, unknown>;
+  return { get: (k) => (Object.hasOwn(obj, k) ? obj[k] : undefined) };
+}
+
+async function countDeadLetters(node: Node, filter: ReturnType<typeof deadLetterFilter>): Promise<number> {
+  let count = 0;
+  let cursor: string | undefined;
+  do {
+    const page = await node.deadLetters.list({ ...filter, limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+    count += page.entries.length;
+    cursor = page.cursor;
+  } while (cursor !== undefined);
+  return count;
+}
+
+async function serviceCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (isKeelError(e, 'ERR_SERVICE_UNAVAILABLE')) throw new ApiError('service_unavailable', 'the dead letter queue is not running');
+    if (isKeelError(e, 'ERR_INVALID_ARGUMENT')) throw new ApiError('bad_request', 'the dead letter queue refused the arguments');
+    throw e;
+  }
+}

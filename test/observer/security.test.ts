@@ -1,0 +1,327 @@
+import net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { isDown, startObserver, type Down, type Node } from '../../src/index.js';
+import { probe } from '../../src/testing/index.js';
+import { createRuntimeNode } from '../../src/runtime/kernel.js';
+import { fakeLogger, useNodes } from '../support.js';
+import { bearer, openStream, request } from './client.js';
+
+const track = useNodes();
+
+async function observe(node: Node, options: Parameters<typeof startObserver>[1] = {}) {
+  const obs = await startObserver(node, options);
+  return obs;
+}
+
+function actions(node: Node): Record<string, unknown>[] {
+  const seen: Record<string, unknown>[] = [];
+  node.telemetry.attach(`observer-actions-${Math.random()}`, ['keel.observer.action'], (_e, _m, meta) => {
+    seen.push({ ...meta });
+  });
+  return seen;
+}
+
+describe('observer security', () => {
+  it('binds 127.0.0.1 with a fresh 128-bit token and a link that carries it', async () => {
+    const node = track();
+    const obs = await observe(node);
+    try {
+      expect(obs.token).toMatch(/^[0-9a-f]{32}$/);
+      expect(obs.url).toBe(`http://127.0.0.1:${obs.port}/?token=${obs.token}`);
+      const other = await observe(node);
+      expect(other.token).not.toBe(obs.token);
+      await other.close();
+    } finally {
+      await obs.close();
+    }
+  });
+
+  it('refuses every API and the event stream without the token (401), and takes a Bearer token', async () => {
+    const node = track();
+    const obs = await observe(node);
+    try {
+      for (const path of ['/api/overview', '/api/processes', '/api/leaks', '/api/dead-letters', '/api/tree', '/api/events', '/']) {
+        const a = await request(obs.port, { path });
+        expect(a.status, path).toBe(401);
+      }
+      expect((await request(obs.port, { path: '/api/overview', headers: bearer('0'.repeat(32)) })).status).toBe(401);
+      expect((await request(obs.port, { path: '/api/overview', headers: { authorization: `Basic ${obs.token}` } })).status).toBe(401);
+      // the query token is only for the page link: the API wants the header
+      expect((await request(obs.port, { path: `/api/overview?token=${obs.token}` })).status).toBe(401);
+      const denied = await request(obs.port, { method: 'POST', path: '/api/kill', body: { pid: 'x' } });
+      expect(denied.status).toBe(401);
+      expect(denied.json.error.code).toBe('unauthorized');
+      const ok = await request(obs.port, { path: '/api/overview', headers: bearer(obs.token) });
+      expect(ok.status).toBe(200);
+      expect(ok.json.node).toBe(node.name);
+      expect(ok.json.processes).toBe(node.processes().length);
+      expect(ok.headers['cache-control']).toBe('no-store');
+      expect(ok.headers['x-content-type-options']).toBe('nosniff');
+    } finally {
+      await obs.close();
+    }
+  });
+
+  it('exchanges ?token= on the page link for an HttpOnly SameSite=Strict cookie and redirects to a URL without it', async () => {
+    const node = track();
+    const obs = await observe(node);
+    try {
+      expect((await request(obs.port, { path: '/?token=wrong' })).status).toBe(401);
+      const a = await request(obs.port, { path: `/?token=${obs.token}` });
+      expect(a.status).toBe(303);
+      expect(a.headers.location).toBe('/');
+      const cookie = a.headers['set-cookie']![0]!;
+      expect(cookie).toBe(`keel_observer_${obs.port}=${obs.token}; HttpOnly; SameSite=Strict; Path=/`);
+      const pair = cookie.split(';')[0]!;
+      const page = await request(obs.port, { path: '/', headers: { cookie: pair } });
+      expect(page.status).toBe(200);
+      expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+      expect(page.headers['content-security-policy']).toContain("script-src 'self'");
+      expect(page.text).not.toContain(obs.token);
+      const api = await request(obs.port, { path: '/api/processes', headers: { cookie: pair } });
+      expect(api.status).toBe(200);
+      expect((await request(obs.port, { path: '/api/overview', headers: { cookie: `keel_observer_${obs.port}=nope` } })).status).toBe(401);
+    } finally {
+      await obs.close();
+    }
+  });
+
+  it('refuses a Host header that does not name the bound host:port (DNS rebinding), token or not', async () => {
+    const node = track();
+    const obs = await observe(node);
+    try {
+      for (const host of ['evil.example', `evil.example:${obs.port}`, `127.0.0.1:${obs.port + 1}`, '127.0.0.1']) {
+        const a = await request(obs.port, { path: '/api/overview', host, headers: bearer(obs.token) });
+        expect(a.status, host).toBe(403);
+        expect(a.json.error.code).toBe('host_not_allowed');
+        expect(a.text).not.toContain('evil');
+      }
+      expect((await request(obs.port, { path: '/api/overview', host: `localhost:${obs.port}`, headers: bearer(obs.token) })).status).toBe(200);
+      const extra = await observe(node, { allowedHosts: ['observer.internal:8080'] });
+      expect((await request(extra.port, { path: '/api/overview', host: 'observer.internal:8080', headers: bearer(extra.token) })).status).toBe(200);
+      await extra.close();
+    } finally {
+      await obs.close();
+    }
+  });
+
+  it('refuses a foreign Origin on a POST and on the event stream, and a cookie POST with no Origin (CSRF)', async () => {
+    const node = track();
+    const seen = actions(node);
+    const obs = await observe(node, { readOnly: false });
+    const victim = node.spawn(() => () => undefined);
+    try {
+      const evil = await request(obs.port, { method: 'POST', path: '/api/kill', headers: { ...bearer(obs.token), origin: 'http://evil.example' }, body: { pid: JSON.parse(JSON.stringify(victim)) } });
+      expect(evil.status).toBe(403);
+      expect(evil.json.error.code).toBe('origin_not_allowed');
+      const cookie = `keel_observer_${obs.port}=${obs.token}`;
+      const noOrigin = await request(obs.port, { method: 'POST', path: '/api/kill', headers: { cookie }, body: { pid: JSON.parse(JSON.stringify(victim)) } });
+      expect(noOrigin.status).toBe(403);
+      expect(node.isAlive(victim)).toBe(true);
+      expect(seen).toEqual([
+        { action: 'kill', target: '', outcome: 'refused_origin' },
+        { action: 'kill', target: '', outcome: 'refused_origin' },
+      ]);
+      const stream = await openStream(obs.port, { ...bearer(obs.token), origin: 'http://evil.example' });
+      expect(stream.status).toBe(403);
+      await stream.close();
+      expect(obs.clients).toBe(0);
+      // a form cannot send JSON: a POST of another type is refused before anything runs
+      const form = await request(obs.port, { method: 'POST', path: '/api/kill', headers: { ...bearer(obs.token), 'content-type': 'application/x-www-form-urlencoded' }, body: 'pid=x' });
+      expect(form.status).toBe(415);
+    } finally {
+      await obs.close();
+    }
+  });
+
+  it('read-only (the default) refuses kill with 403, the process lives and the refusal is an event', async () => {
+    const node = track();
+    const seen = actions(node);
+    const obs = await observe(node);
+    const victim = node.spawn(() => () => undefined);
+    const text = JSON.parse(JSON.stringify(victim)) as string;
+    try {
+      const a = await request(obs.port, { method: 'POST', path: '/api/kill', headers: bearer(obs.token), body: { pid: text } });
+      expect(a.status).toBe(403);
+      expect(a.json.error.code).toBe('read_only');
+      expect(node.isAlive(victim)).toBe(true);
+      expect(seen).toEqual([{ action: 'kill', target: text, outcome: 'read_only' }]);
+      for (const path of ['/api/dead-letters/retry', '/api/dead-letters/purge']) {
+        const r = await request(obs.port, { method: 'POST', path, headers: bearer(obs.token), body: { ids: ['x'], filter: undefined, confirm: 0 } });
+        expect(r.status, path).toBe(403);
+      }
+    } finally {
+      await obs.close();
+    }
+  });
+
+  it('kill with readOnly: false reaches a probe as a Down with reason killed', async () => {
+    const node = track();
+    const seen = actions(node);
+    const obs = await observe(node, { readOnly: false });
+    const victim = node.spawn(() => () => undefined);
+    const p = probe<Down>(node);
+    // eslint-disable-next-line keel/no-unmanaged-monitor -- a raw monitor is the plainest witness that the kill arrived as a Down
+    const ref = p.ctx.monitor(victim);
+    const text = JSON.parse(JSON.stringify(victim)) as string;
+    try {
+      const a = await request(obs.port, { method: 'POST', path: '/api/kill', headers: { ...bearer(obs.token), origin: `http://127.0.0.1:${obs.port}` }, body: { pid: text } });
+      expect(a.status).toBe(200);
+      expect(a.json).toEqual({ ok: true, pid: text });
+      const down = (await p.receive(isDown)) as Down;
+      expect(down.reason).toBe('killed');
+      expect(down.ref).toBe(ref);
+      expect(seen).toEqual([{ action: 'kill', target: text, outcome: 'ok' }]);
+      const again = await request(obs.port, { method: 'POST', path: '/api/kill', headers: bearer(obs.token), body: { pid: text } });
+      expect(again.status).toBe(404);
+    } finally {
+      await obs.close();
+    }
+  });
+
+  it('answers hostile input with a typed 400 and never echoes it', async () => {
+    const node = track();
+    const obs = await observe(node, { readOnly: false });
+    const auth = bearer(obs.token);
+    try {
+      const bad = [
+        '/api/processes?limit=NaN',
+        '/api/processes?limit=1e9',
+        '/api/processes?limit=99999999999',
+        '/api/processes?limit=-1',
+        '/api/processes?limit=0',
+        '/api/processes?limit=',
+        '/api/processes?sort=%3Cscript%3E',
+        '/api/processes?sort=__proto__',
+        `/api/processes?filter=${'x'.repeat(201)}`,
+        '/api/process/%3Cimg%20src%3Dx%3E',
+        '/api/process/%E0%A4%A',
+        '/api/process/<keel.1.99999999999999999999>',
+        '/api/dead-letters?status=%3Cb%3E',
+        '/api/dead-letters?olderThanMs=-5',
+      ];
+      for (const path of bad) {
+        const a = await request(obs.port, { path, headers: auth });
+        expect(a.status, path).toBe(400);
+        expect(a.json.error.code).toBe('bad_request');
+        expect(a.text).not.toMatch(/[<>]/);
+      }
+      const posts: [string | object, number][] = [
+        ['{not json', 400],
+        ['[]', 400],
+        ['null', 400],
+        [{ pid: 42 }, 400],
+        [{ pid: { __proto__: { toString: 1 } } }, 400],
+        [{ pid: '<img src=x onerror=alert(1)>' }, 400],
+        [JSON.stringify({ pid: 'x'.repeat(70_000) }), 413],
+      ];
+      for (const [body, status] of posts) {
+        const a = await request(obs.port, { method: 'POST', path: '/api/kill', headers: auth, body });
+        expect(a.status, String(body).slice(0, 40)).toBe(status);
+        expect(a.text).not.toMatch(/[<>]/);
+      }
+      expect((await request(obs.port, { path: '/api/nope', headers: auth })).status).toBe(404);
+      expect((await request(obs.port, { method: 'DELETE', path: '/api/overview', headers: auth })).status).toBe(405);
+      expect((await request(obs.port, { path: '//evil.example/api/overview', headers: auth })).status).toBe(400);
+      const overview = await request(obs.port, { path: '/api/overview', headers: auth });
+      expect(overview.status).toBe(200);
+    } finally {
+      await obs.close();
+    }
+  });
+
+  it('refuses bad options with a typed error', async () => {
+    const node = track();
+    for (const options of [{ port: -1 }, { port: 1.5 }, { token: 'short' }, { readOnly: 'no' }, { sampleMs: 0 }, { allowedHosts: [1] }]) {
+      await expect(startObserver(node, options as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    }
+    await expect(startObserver(node, { token: 'x'.repeat(20) + '\n' })).rejects.toThrow(/\(hidden\)/);
+    const throwing = { get port(): number { throw new Error('boom'); } };
+    await expect(startObserver(node, throwing)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    await expect(startObserver(node, revoked.proxy)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(startObserver(node, { supervisors: 'app' } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+  });
+
+  it('close() frees the port, ends the streams and leaves no timer; nothing runs while nobody watches', async () => {
+    const node = track();
+    const timersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const obs = await observe(node, { sampleMs: 10 });
+    // nobody watches: no timer, no telemetry listener
+    expect(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length).toBe(timersBefore);
+    expect(node.telemetry.isAttached('keel.process.spawned')).toBe(false);
+    expect(await obs.pushFrame()).toBe(false);
+    const stream = await openStream(obs.port, bearer(obs.token));
+    await stream.next((f) => f.event === 'snapshot');
+    expect(obs.clients).toBe(1);
+    await obs.close();
+    await obs.close(); // twice is once
+    expect(obs.clients).toBe(0);
+    expect(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length).toBeLessThanOrEqual(timersBefore);
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(obs.port, '127.0.0.1', () => resolve());
+    });
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  it('refuses the event stream past 64 clients with a 503, and takes one again when one leaves', async () => {
+    const node = track();
+    const obs = await observe(node, { sampleMs: 3_600_000 });
+    try {
+      const streams = [];
+      for (let i = 0; i < 64; i++) {
+        const s = await openStream(obs.port, bearer(obs.token));
+        await s.next((f) => f.event === 'snapshot');
+        streams.push(s);
+      }
+      const over = await openStream(obs.port, bearer(obs.token));
+      expect(over.status).toBe(503);
+      await over.close();
+      await streams.pop()!.close();
+      await expect.poll(() => obs.clients).toBe(63); // the server sees the socket close after the client does
+      const again = await openStream(obs.port, bearer(obs.token));
+      expect(again.status).toBe(200);
+      await Promise.all([again, ...streams].map((s) => s.close()));
+    } finally {
+      await obs.close();
+    }
+  });
+
+  it('works on a node without services (their figures are null, their APIs 503), and a bare runtime node has no observer', async () => {
+    const node = track({ services: false });
+    const obs = await node.observer();
+    try {
+      const a = await request(obs.port, { path: '/api/overview', headers: bearer(obs.token) });
+      expect(a.json).toMatchObject({ deadLetters: null, suspectedLeaks: null, processes: node.processes().length });
+      for (const path of ['/api/leaks', '/api/dead-letters']) {
+        const r = await request(obs.port, { path, headers: bearer(obs.token) });
+        expect(r.status, path).toBe(503);
+        expect(r.json.error.code).toBe('service_unavailable');
+      }
+      const tree = await request(obs.port, { path: '/api/tree', headers: bearer(obs.token) });
+      expect(tree.json).toEqual({ trees: [] });
+    } finally {
+      await obs.close();
+    }
+    const bare = createRuntimeNode({ logger: fakeLogger() });
+    await expect(bare.observer()).rejects.toMatchObject({ code: 'ERR_SERVICE_UNAVAILABLE' });
+    await bare.shutdown();
+  });
+
+  it('node.observer starts one, and the node shutdown closes it', async () => {
+    const node = track();
+    const obs = await node.observer({ port: 0 });
+    expect((await request(obs.port, { path: '/api/overview', headers: bearer(obs.token) })).status).toBe(200);
+    await node.shutdown();
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(obs.port, '127.0.0.1', () => resolve());
+    });
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await expect(node.observer()).rejects.toMatchObject({ code: 'ERR_NODE_STOPPED' });
+  });
+});
