@@ -115,6 +115,8 @@ class Server<S> {
   /** The messages held while `Sys.suspend` holds the server (undefined: running). */
   suspended: unknown[] | undefined = undefined;
   readonly telemetry: TelemetryBus;
+  /** True while {@link Server.handle} runs inside its message-flow span. */
+  inSpan = false;
 
   constructor(spec: GenServerSpec<S, CallProtocol, unknown>, ctx: Proc, parent: Pid | 'node') {
     this.spec = spec;
@@ -125,18 +127,7 @@ class Server<S> {
 
   readonly handle: Handler<unknown> = (msg: unknown): void | Promise<void> => {
     // message-flow tracing: one check while no tracer is installed
-    if (this.telemetry.flow !== undefined) return this.#traced(this.telemetry.flow, msg);
-    return this.dispatch(msg);
-  };
-
-  /** A message handled in a span, the child of the one its sender sent it under (if it carried one). */
-  #traced(flow: MessageFlow, msg: unknown): void | Promise<void> {
-    const kind = kindOf(msg);
-    const parent = kind === CALL ? flow.heldContext(msg as PendingCall) : kind === CAST ? flow.tagOf(msg as CastMessage) : kind === INFO ? flow.take(this.ctx.messageId) : undefined;
-    return flow.handle(HANDLE_SPANS[kind]!, this.ctx, parent, { pid: String(this.ctx.self) }, () => this.dispatch(msg));
-  }
-
-  dispatch(msg: unknown): void | Promise<void> {
+    if (this.telemetry.flow !== undefined && !this.inSpan) return this.#traced(this.telemetry.flow, msg);
     const kind = kindOf(msg);
     if (this.suspended !== undefined && holdWhileSuspended(this, msg, kind === STOP)) return;
     switch (kind) {
@@ -152,6 +143,20 @@ class Server<S> {
       return this.terminate(msg.reason);
     }
     return this.#info(msg);
+  };
+
+  /** A message handled in a span, the child of the one its sender sent it under (if it carried one). */
+  #traced(flow: MessageFlow, msg: unknown): void | Promise<void> {
+    const kind = kindOf(msg);
+    const parent = kind === CALL ? flow.heldContext(msg as PendingCall) : kind === CAST ? flow.tagOf(msg as CastMessage) : kind === INFO ? flow.take(this.ctx.messageId) : undefined;
+    return flow.handle(HANDLE_SPANS[kind]!, this.ctx, parent, { pid: String(this.ctx.self) }, () => {
+      this.inSpan = true;
+      try {
+        return this.handle(msg);
+      } finally {
+        this.inSpan = false;
+      }
+    });
   }
 
   #call(call: PendingCall): void | Promise<void> {

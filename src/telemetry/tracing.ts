@@ -1,3 +1,5 @@
+import { types } from 'node:util';
+
 /**
  * Message-flow tracing: a trace context that travels with supervised envelopes, router deliveries,
  * calls and casts, so one trace follows a message from process to process. This module loads no
@@ -108,7 +110,7 @@ export class MessageFlow {
     } catch (e) {
       this.#running = running;
       restore();
-      span.end(e);
+      span.end(isExitSentinel(e) ? undefined : e); // a handler that ended its process with ctx.exit did not fail
       throw e;
     }
     this.#running = running;
@@ -181,6 +183,11 @@ export class MessageFlow {
 /** @internal A node's message-flow tracing, from its public telemetry (for layers that hold a `Node`). */
 export function flowOf(telemetry: object): MessageFlow | undefined {
   return (telemetry as { flow?: MessageFlow }).flow;
+}
+
+/** True for the value `ctx.exit` throws to end a handler (read without running a proxy's traps). */
+function isExitSentinel(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && !types.isProxy(e) && (e as { keelExitSentinel?: unknown }).keelExitSentinel === true;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -230,6 +230,14 @@ describe('message-flow tracing (bridgeOpenTelemetry with messageFlow)', () => {
       ['keel.gen_server.handle_info', 2, 'poison'],
       ['keel.supervised_send', 2, 'process_down'],
     ]);
+    // ctx.exit from a handler ends its process, not as a failure of the handler's span
+    exporter.reset();
+    const exiting = await GenServer.start(node, { init: () => null, handleInfo: (_m: unknown, _s: null, ctx) => ctx.exit('normal') });
+    expect((await sendSupervised(node, exiting, 'exit', { ack: 'handled' })).ok).toBe(true);
+    expect(exporter.getFinishedSpans().map((s) => [s.name, s.status.code])).toEqual([
+      ['keel.gen_server.handle_info', 0],
+      ['keel.supervised_send', 0],
+    ]);
   });
 
   it('a coordinated message: coordinate call → manager → supervised send → receiver, the reply the child of the call', async () => {
