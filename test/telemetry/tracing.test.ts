@@ -285,6 +285,32 @@ describe('message-flow tracing (bridgeOpenTelemetry with messageFlow)', () => {
     expect((node.telemetry as TelemetryBus).flow).toBeUndefined();
   });
 
+  it('works with any FlowTracer: a sender outside any process is given the tracer\'s active context', async () => {
+    const node = track();
+    const made: [string, unknown][] = [];
+    const active = { id: 'outer' };
+    let n = 0;
+    const fake = {
+      start: (name: string, parent: unknown) => {
+        made.push([name, parent]);
+        return { context: { id: `${name}#${++n}` }, end: () => undefined };
+      },
+      active: () => active,
+    };
+    const server = await GenServer.start(node, { init: () => 0, handleCall: (r: number, _f, s: number) => ({ reply: r, state: s }) });
+    (node.telemetry as TelemetryBus).flow = new MessageFlow(fake);
+    try {
+      expect(await GenServer.call(node, server, 7)).toBe(7);
+    } finally {
+      (node.telemetry as TelemetryBus).flow = undefined;
+    }
+    expect(made).toEqual([
+      ['keel.gen_server.call', active],
+      ['keel.gen_server.handle_call', { id: 'keel.gen_server.call#1' }],
+      ['keel.gen_server.reply', { id: 'keel.gen_server.handle_call#2' }],
+    ]);
+  });
+
   it('keeps at most MAX_PENDING_MESSAGES contexts of unhandled messages, the oldest let go first', () => {
     const ctx = { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: 1 };
     const f = new MessageFlow({ start: () => ({ context: ctx, end: () => undefined }), active: () => undefined });
