@@ -150,6 +150,9 @@ function flowTracer(api: OtelApi, tracer: Tracer): FlowTracer {
         },
       };
     },
+    run(context, fn) {
+      return api.context.with(api.trace.setSpanContext(api.context.active(), context as SpanContext), fn);
+    },
     active() {
       const span = api.trace.getSpan(api.context.active());
       return span === undefined || !api.trace.isSpanContextValid(span.spanContext()) ? undefined : span.spanContext();

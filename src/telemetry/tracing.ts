@@ -31,6 +31,11 @@ export interface FlowTracer {
   start(name: string, parent: TraceContext | undefined, attributes: FlowAttributes): FlowSpan;
   /** The ambient context of a sender outside any traced handler (the library's active span), if any. */
   active(): TraceContext | undefined;
+  /**
+   * Runs a handler with `context` as the library's active context (so that the user's own spans made
+   * in the handler are its children, and, with an async context manager, also after an `await`).
+   */
+  run?<T>(context: TraceContext, fn: () => T): T;
 }
 
 /** How many contexts of supervised messages wait for their handler at most (the oldest are let go). */
@@ -106,7 +111,7 @@ export class MessageFlow {
     this.#running = span;
     let r: T;
     try {
-      r = fn();
+      r = this.tracer.run === undefined ? fn() : this.tracer.run(span.context, fn);
     } catch (e) {
       this.#running = running;
       restore();

@@ -1,4 +1,4 @@
-import type { Tracer } from '@opentelemetry/api';
+import { type Context as OtelContext, type ContextManager, context as otelContext, ROOT_CONTEXT, trace, type Tracer } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
 import { GenServer, isKeelError, type Node, sendSupervised } from '../../src/index.js';
@@ -52,6 +52,32 @@ function setup() {
     },
   }) as Tracer;
   return { exporter, waiter, tracer, started: () => started };
+}
+
+/** A context manager for synchronous code (a stack), enough to show what a handler makes active. */
+class StackContextManager implements ContextManager {
+  #stack: OtelContext[] = [];
+  active(): OtelContext {
+    return this.#stack.at(-1) ?? ROOT_CONTEXT;
+  }
+  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(ctx: OtelContext, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
+    this.#stack.push(ctx);
+    try {
+      return fn.call(thisArg, ...args);
+    } finally {
+      this.#stack.pop();
+    }
+  }
+  bind<T>(_ctx: OtelContext, target: T): T {
+    return target;
+  }
+  enable(): this {
+    return this;
+  }
+  disable(): this {
+    this.#stack = [];
+    return this;
+  }
 }
 
 const parentOf = (s: ReadableSpan): string | undefined => s.parentSpanContext?.spanId;
@@ -309,6 +335,39 @@ describe('message-flow tracing (bridgeOpenTelemetry with messageFlow)', () => {
       ['keel.gen_server.handle_call', { id: 'keel.gen_server.call#1' }],
       ['keel.gen_server.reply', { id: 'keel.gen_server.handle_call#2' }],
     ]);
+  });
+
+  it('makes the handler span the active OpenTelemetry context: the user\'s own spans in a handler are its children, an outer active span the root\'s parent', async () => {
+    const node = track();
+    const { exporter, tracer } = setup();
+    otelContext.setGlobalContextManager(new StackContextManager());
+    try {
+      bridgeOpenTelemetry(node, { tracer, messageFlow: true, events: ['app.none'] });
+      const server = await GenServer.start(node, {
+        init: () => 0,
+        handleCall: (r: number, _f, s: number) => {
+          tracer.startSpan('user.work').end(); // the user's own span, under the active context
+          return { reply: r, state: s };
+        },
+      });
+      const outer = tracer.startSpan('user.request');
+      const reply = otelContext.with(trace.setSpan(otelContext.active(), outer), () => GenServer.call(node, server, 5));
+      expect(await reply).toBe(5);
+      outer.end();
+    } finally {
+      otelContext.disable();
+    }
+    const spans = exporter.getFinishedSpans();
+    const root = spans.find((s) => s.name === 'user.request')!;
+    const byId = new Map(spans.map((s) => [s.spanContext().spanId, s.name]));
+    expect(spans.map((s) => [s.name, byId.get(parentOf(s) ?? '')]).sort()).toEqual([
+      ['keel.gen_server.call', 'user.request'],
+      ['keel.gen_server.handle_call', 'keel.gen_server.call'],
+      ['keel.gen_server.reply', 'keel.gen_server.handle_call'],
+      ['user.request', undefined],
+      ['user.work', 'keel.gen_server.handle_call'],
+    ]);
+    expect(spans.every((s) => s.spanContext().traceId === root.spanContext().traceId)).toBe(true);
   });
 
   it('keeps at most MAX_PENDING_MESSAGES contexts of unhandled messages, the oldest let go first', () => {
