@@ -9,6 +9,7 @@ import { checkTarget, nameOf, PidImpl, type Target, targetText } from '../runtim
 import type { Context, Node } from '../runtime/types.js';
 import { type Backoff, backoffDelay, type BackoffOptions, toBackoff } from '../backoff.js';
 import { deadLetterAndReport } from './deadLetter.js';
+import type { MessageFlow } from '../telemetry/tracing.js';
 
 /** Why a supervised send failed. */
 export type FailureReason = 'noproc' | 'process_down' | 'timeout' | 'mailbox_full' | 'aborted' | 'noconnection';
@@ -533,6 +534,29 @@ export function sendSupervised<M>(from: Node | Context<any>, to: Target<M>, mess
   const { node, caller: sender } = originOf(from);
   checkTarget(to, 'to');
   const s = toSettings(options);
+  if (node.telemetry.flow !== undefined) return sendTraced(node.telemetry.flow, node, sender, to, message, s);
+  return sendWatched(node, sender, to, message, s);
+}
+
+/** Message-flow tracing: the send in a span, whose context the handler of the message is given (by the message's id). */
+function sendTraced(flow: MessageFlow, node: Kernel, sender: Proc | undefined, to: Target, message: unknown, s: Settings): Promise<SendOutcome> {
+  const id = s.id ?? node.nextMessageId();
+  const span = flow.start('keel.supervised_send', flow.contextOf(sender), { to: targetText(to), ack: s.ack, id });
+  flow.stash(id, span.context);
+  return sendWatched(node, sender, to, message, s.id === id ? s : { ...s, id }).then(
+    (outcome) => {
+      span.end(outcome.ok ? undefined : outcome.reason);
+      return outcome;
+    },
+    (e: unknown) => {
+      span.end(e);
+      throw e;
+    },
+  );
+}
+
+/** The send, in the `keel.supervised_send.send` telemetry span while anyone listens to it. */
+function sendWatched(node: Kernel, sender: Proc | undefined, to: Target, message: unknown, s: Settings): Promise<SendOutcome> {
   if (!spanWatched(node)) return sendOnce(node, sender, to, message, s);
   const telemetry = node.telemetry;
   // the span: start, then stop with the outcome (a failed outcome too), or exception for a throw

@@ -7,6 +7,8 @@ import type { Context, Handler, Init, Node } from '../runtime/types.js';
 import { callProcess, type From, noProcError, PendingCall, validateTimeout } from './internal/calls.js';
 import { ServerLifecycle } from './internal/lifecycle.js';
 import { handleSys, holdWhileSuspended, isSysCall, SYS_VIEW, type SysView } from './internal/sys.js';
+import type { TelemetryBus } from '../telemetry/Telemetry.js';
+import type { MessageFlow } from '../telemetry/tracing.js';
 
 export type { From } from './internal/calls.js';
 
@@ -88,6 +90,8 @@ const INFO = 0;
 const CALL = 1;
 const CAST = 2;
 const STOP = 3;
+/** The handler spans of message-flow tracing, by kind. */
+const HANDLE_SPANS = ['keel.gen_server.handle_info', 'keel.gen_server.handle_call', 'keel.gen_server.handle_cast', 'keel.gen_server.terminate'];
 
 /**
  * What a server's message is. A message may be any value a process was sent: one whose inspection
@@ -110,14 +114,20 @@ class Server<S> {
   state!: S;
   /** The messages held while `Sys.suspend` holds the server (undefined: running). */
   suspended: unknown[] | undefined = undefined;
+  readonly telemetry: TelemetryBus;
+  /** True while {@link Server.handle} runs inside its message-flow span. */
+  inSpan = false;
 
   constructor(spec: GenServerSpec<S, CallProtocol, unknown>, ctx: Proc, parent: Pid | 'node') {
     this.spec = spec;
     this.ctx = ctx;
     this.parent = parent;
+    this.telemetry = kernelOfProcess(ctx).telemetry;
   }
 
   readonly handle: Handler<unknown> = (msg: unknown): void | Promise<void> => {
+    // message-flow tracing: one check while no tracer is installed
+    if (this.telemetry.flow !== undefined && !this.inSpan) return this.#traced(this.telemetry.flow, msg);
     const kind = kindOf(msg);
     if (this.suspended !== undefined && holdWhileSuspended(this, msg, kind === STOP)) return;
     switch (kind) {
@@ -134,6 +144,20 @@ class Server<S> {
     }
     return this.#info(msg);
   };
+
+  /** A message handled in a span, the child of the one its sender sent it under (if it carried one). */
+  #traced(flow: MessageFlow, msg: unknown): void | Promise<void> {
+    const kind = kindOf(msg);
+    const parent = kind === CALL ? flow.heldContext(msg as PendingCall) : kind === CAST ? flow.tagOf(msg as CastMessage) : kind === INFO ? flow.take(this.ctx.messageId) : undefined;
+    return flow.handle(HANDLE_SPANS[kind]!, this.ctx, parent, { pid: String(this.ctx.self) }, () => {
+      this.inSpan = true;
+      try {
+        return this.handle(msg);
+      } finally {
+        this.inSpan = false;
+      }
+    });
+  }
 
   #call(call: PendingCall): void | Promise<void> {
     const spec = this.spec;
@@ -459,7 +483,9 @@ export const GenServer = {
   cast<Cast>(from: Node | Context<any>, target: ServerPid<any, Cast> | ServerName<any, Cast> | Target, request: NoInfer<Cast>): void {
     const { node, caller } = originOf(from);
     checkTarget(target);
-    node.deliver(caller, target, new CastMessage(request));
+    const cast = new CastMessage(request);
+    if (node.telemetry.flow !== undefined) node.telemetry.flow.tag(cast, node.telemetry.flow.contextOf(caller));
+    node.deliver(caller, target, cast);
   },
 
   /** Replies to a call later, from anywhere (`handleCall` returned `{ noreply: true }`). */

@@ -1,5 +1,6 @@
 import diagnostics from 'node:diagnostics_channel';
 import { InvalidArgumentError, toError } from '../errors.js';
+import type { MessageFlow } from './tracing.js';
 
 /** Numbers of an event (durations in milliseconds, counts). */
 export type Measurements = Record<string, number>;
@@ -59,6 +60,11 @@ export class TelemetryBus implements Telemetry {
    * Read-only to everyone but the bus.
    */
   version = 0;
+  /**
+   * Message-flow tracing, while a tracer is installed (`bridgeOpenTelemetry(node, { messageFlow: true })`);
+   * undefined otherwise. A plain field: the hot paths' one check is `telemetry.flow !== undefined`.
+   */
+  flow: MessageFlow | undefined = undefined;
 
   constructor(options: { monotonicClock: () => number; report: (message: string, error: Error) => void }) {
     this.#monotonicClock = options.monotonicClock;

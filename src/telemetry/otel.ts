@@ -1,7 +1,9 @@
-import type { Attributes, Counter, Histogram, Meter, Span, Tracer } from '@opentelemetry/api';
+import type { Attributes, Counter, Histogram, Meter, Span, SpanContext, Tracer } from '@opentelemetry/api';
+import { createRequire } from 'node:module';
 import { types } from 'node:util';
 import { describe, InvalidArgumentError, isError } from '../errors.js';
-import type { Measurements, Metadata, Telemetry } from './Telemetry.js';
+import { type Measurements, type Metadata, type Telemetry, TelemetryBus } from './Telemetry.js';
+import { type FlowTracer, MessageFlow } from './tracing.js';
 
 /** `SpanStatusCode.ERROR` of `@opentelemetry/api` (a constant, so this module loads no OpenTelemetry code itself). */
 const STATUS_ERROR = 2;
@@ -13,6 +15,12 @@ export interface OpenTelemetryBridgeOptions {
   meter?: Meter;
   /** Which events to bridge: exact names or `'prefix*'` (default every event, `['*']`). */
   events?: string[];
+  /**
+   * Message-flow tracing with `tracer` (default false): the trace context travels with supervised
+   * messages, router deliveries, calls and casts, and each hop is a span, the receiving handler's a
+   * child of the sending one (see "Message-flow tracing" in the README). One per node.
+   */
+  messageFlow?: boolean;
 }
 
 /** How many bridges each node's telemetry has had: their handler ids (per node: nothing is global). */
@@ -35,9 +43,10 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry }, opt
     throw new InvalidArgumentError('node', 'a Node', node);
   }
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ tracer?, meter?, events? }', options);
-  const { tracer, meter, events = ['*'] } = options;
+  const { tracer, meter, events = ['*'], messageFlow = false } = options;
   if (tracer !== undefined && typeof tracer.startSpan !== 'function') throw new InvalidArgumentError('options.tracer', 'an OpenTelemetry Tracer', tracer);
   if (meter !== undefined && typeof meter.createHistogram !== 'function') throw new InvalidArgumentError('options.meter', 'an OpenTelemetry Meter', meter);
+  const flow = messageFlow === false ? undefined : installFlow(node.telemetry, tracer, messageFlow);
   const spans = new Map<unknown, Span>();
   const histograms = new Map<string, Histogram>();
   const counters = new Map<string, Counter>();
@@ -88,9 +97,65 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry }, opt
   node.telemetry.attach(id, events, onEvent);
   return {
     detach: () => {
+      if (flow !== undefined && (node.telemetry as TelemetryBus).flow === flow) (node.telemetry as TelemetryBus).flow = undefined;
       node.telemetry.detach(id);
       for (const span of spans.values()) span.end();
       spans.clear();
+    },
+  };
+}
+
+/** The OpenTelemetry API, loaded once message-flow tracing is asked for (an optional peer dependency). */
+type OtelApi = typeof import('@opentelemetry/api');
+let otelApi: OtelApi | undefined;
+
+function loadApi(): OtelApi {
+  if (otelApi === undefined) {
+    try {
+      otelApi = createRequire(import.meta.url)('@opentelemetry/api') as OtelApi;
+    } catch (e) {
+      throw new InvalidArgumentError('options.messageFlow', 'true only where @opentelemetry/api is installed', true, `loading it threw ${describe(e)}`);
+    }
+  }
+  return otelApi;
+}
+
+/** Installs message-flow tracing on a node's telemetry bus. */
+function installFlow(telemetry: Telemetry, tracer: Tracer | undefined, messageFlow: unknown): MessageFlow {
+  if (messageFlow !== true) throw new InvalidArgumentError('options.messageFlow', 'a boolean', messageFlow);
+  if (tracer === undefined) throw new InvalidArgumentError('options.tracer', 'an OpenTelemetry Tracer (messageFlow needs one)', tracer);
+  if (!(telemetry instanceof TelemetryBus)) throw new InvalidArgumentError('node', "a Keel node (its telemetry carries the message flow)", telemetry);
+  if (telemetry.flow !== undefined) {
+    throw new InvalidArgumentError('options.messageFlow', 'one message-flow tracer per node', true, 'detach the bridge that traces the message flow first');
+  }
+  const flow = new MessageFlow(flowTracer(loadApi(), tracer));
+  telemetry.flow = flow;
+  return flow;
+}
+
+/** Message-flow spans as OpenTelemetry spans: a parent is a `SpanContext` (a W3C traceparent, parsed). */
+function flowTracer(api: OtelApi, tracer: Tracer): FlowTracer {
+  return {
+    start(name, parent, attributes) {
+      const active = api.context.active();
+      const span = tracer.startSpan(name, { attributes }, parent === undefined ? active : api.trace.setSpanContext(active, parent as SpanContext));
+      return {
+        context: span.spanContext(),
+        end(error?: unknown) {
+          if (error !== undefined) {
+            if (isError(error)) span.recordException(error);
+            span.setStatus({ code: STATUS_ERROR, message: errorMessage(error) });
+          }
+          span.end();
+        },
+      };
+    },
+    run(context, fn) {
+      return api.context.with(api.trace.setSpanContext(api.context.active(), context as SpanContext), fn);
+    },
+    active() {
+      const span = api.trace.getSpan(api.context.active());
+      return span === undefined || !api.trace.isSpanContextValid(span.spanContext()) ? undefined : span.spanContext();
     },
   };
 }

@@ -1,6 +1,7 @@
 import { InvalidArgumentError, isKeelError, toError } from '../../errors.js';
 import { deadLetterAndReport, type DeadLetterResult } from '../../delivery/deadLetter.js';
 import { sendSupervised, type SendOutcome } from '../../delivery/sendSupervised.js';
+import { flowOf } from '../../telemetry/tracing.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { isDown } from '../../runtime/messages.js';
@@ -68,7 +69,10 @@ function launch(state: State, ctx: Context<any>, c: Circuit, entry: Entry, kind:
   if (kind !== 'direct') c.draining = true;
   let sent: Promise<SendOutcome>;
   try {
-    sent = sendSupervised(ctx, c.target, entry.message, {
+    const flow = flowOf(ctx.node.telemetry);
+    // message-flow tracing: a buffered message is sent later, in another handler, as the child of the coordinate call that brought it
+    const traced = flow === undefined ? undefined : flow.tagOf(entry);
+    const send = (): Promise<SendOutcome> => sendSupervised(ctx, c.target, entry.message, {
       ack: state.s.ack,
       timeout: timed ? Infinity : state.s.timeout,
       retries: 0,
@@ -77,6 +81,7 @@ function launch(state: State, ctx: Context<any>, c: Circuit, entry: Entry, kind:
       metadata: { sender: entry.sender, coordinator: ctx.self },
       ...(flight.abort !== undefined ? { signal: flight.abort.signal } : {}),
     });
+    sent = traced === undefined ? send() : flow!.within(traced, send);
     if (timed) flight.timer = ctx.sendAfter(ctx.self, new FlightTimeout(entry.id) as never, state.s.timeout);
   } catch (e) {
     sent = Promise.reject(e);
@@ -172,6 +177,8 @@ function coordinate(
   const c = circuitFor(state, ctx, req.receiver);
   if (c === undefined) return failedWith(state, id, 'noproc');
   const entry: Entry = { id, sender: req.sender, message: req.message };
+  const flow = flowOf(ctx.node.telemetry);
+  if (flow !== undefined) flow.tag(entry, flow.contextOf(ctx));
   if (c.breaker.state === 'closed' && c.buffer.length === 0) {
     launch(state, ctx, c, entry, 'direct', from);
     return undefined;

@@ -7,6 +7,7 @@ import { isDown } from '../../runtime/messages.js';
 import { kernelOf, type Proc } from '../../runtime/kernel.js';
 import { isPid, Pid, targetText } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
+import type { MessageFlow } from '../../telemetry/tracing.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
 import { componentState, endsForGood, releaseComponentState } from '../internal/componentState.js';
 import { watchProcess, type WatchRef } from '../internal/watch.js';
@@ -100,6 +101,9 @@ function offer(state: State, sub: Sub, signal: Signal): number {
 
 function route(state: State, signal: Signal): void {
   state.published++;
+  // message-flow tracing: the signal's deliveries are children of the span routing it
+  const flow = state.node.telemetry.flow;
+  if (flow !== undefined) flow.tag(signal, flow.contextOf(state.proc));
   state.spanWatched = state.spanProbe.active;
   const { subs, patterns } = matchOf(state, signal.type);
   let accepted = 0;
@@ -279,6 +283,16 @@ function resume(state: State): void {
   }
 }
 
+/** Message-flow tracing: the publish in a span (ended once the signal is cast), the parent of the router's handling of it. */
+function publishTraced(flow: MessageFlow, node: Node, router: Pid, signal: Signal): void {
+  const span = flow.start('keel.signal_router.publish', flow.contextOf(undefined), { type: signal.type, id: signal.id });
+  try {
+    flow.within(span.context, () => GenServer.cast<SignalRouterCast>(node, router, { type: 'publish', signal }));
+  } finally {
+    span.end();
+  }
+}
+
 const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, InitArg> = keelServer({
   init(arg, ctx) {
     const node = kernelOf(ctx);
@@ -407,7 +421,9 @@ export const SignalRouter = {
         validateSignal(signal);
         const router = node.lookupTarget(name);
         if (router === undefined) return { ok: false, id: signal.id, reason: 'noproc' };
-        GenServer.cast<SignalRouterCast>(node, router.self, { type: 'publish', signal });
+        const flow = node.telemetry.flow;
+        if (flow !== undefined) publishTraced(flow, node, router.self, signal);
+        else GenServer.cast<SignalRouterCast>(node, router.self, { type: 'publish', signal });
         return { ok: true, id: signal.id };
       },
       async stats() {

@@ -2,6 +2,7 @@ import { sendSupervised, type FailureReason, type SendOutcome } from '../../deli
 import { Delivery, type EnvelopeListener } from '../../runtime/kernel.js';
 import { unwatch } from '../internal/watch.js';
 import type { Signal } from '../Signal.js';
+import type { MessageFlow } from '../../telemetry/tracing.js';
 import { count, dropEvent, type State, type Sub } from './table.js';
 
 /**
@@ -49,6 +50,7 @@ export class InFlight implements EnvelopeListener {
     if (this.outcome !== undefined) return;
     this.outcome = outcome;
     const state = this.state;
+    if (state.node.telemetry.flow !== undefined) state.node.telemetry.flow.release(this, outcome === 'ok' ? undefined : outcome);
     state.settledQueue[state.settledCount++] = this;
     if (!state.drainQueued) {
       state.drainQueued = true;
@@ -67,6 +69,10 @@ export function pump(state: State, sub: Sub): void {
     state.inFlight++;
     const node = state.node;
     const id = node.nextMessageId();
+    if (node.telemetry.flow !== undefined) {
+      pumpTraced(node.telemetry.flow, state, sub, signal, id);
+      continue;
+    }
     if (state.spanWatched) {
       const f = new InFlight(state, sub, signal, id, Infinity);
       sub.flights.push(f);
@@ -86,6 +92,24 @@ export function pump(state: State, sub: Sub): void {
     // one timer for all: armed when none is, or when this deadline is earlier (a restart with a shorter timeout)
     else if (f.outcome === undefined && f.deadline !== Infinity && (state.timer === undefined || f.deadline < state.timerAt)) arm(state, f.deadline, f.deadline - timeout);
   }
+}
+
+/**
+ * Message-flow tracing: a delivery in a span (the child of the span that routed the signal, ended
+ * when the delivery settles), through `sendSupervised`, so the subscriber's handler span is a child
+ * of the send's. Deliveries of a signal routed untraced are made as `sendSupervised` makes them.
+ */
+function pumpTraced(flow: MessageFlow, state: State, sub: Sub, signal: Signal, id: string): void {
+  const f = new InFlight(state, sub, signal, id, Infinity);
+  sub.flights.push(f);
+  const parent = flow.tagOf(signal);
+  const span = parent === undefined ? undefined : flow.start('keel.signal_router.deliver', parent, { router: state.name, subscriber: String(sub.pid), type: signal.type });
+  if (span !== undefined) flow.hold(f, span);
+  const send = (): Promise<SendOutcome> => sendSupervised(state.node, sub.pid, signal, { ...state.send, id });
+  (span === undefined ? send() : flow.within(span.context, send)).then(
+    (r: SendOutcome) => f.settle(r.ok ? 'ok' : r.reason),
+    () => f.settle('aborted'),
+  );
 }
 
 /** Counts the settled deliveries (a microtask per batch), then keeps their subscribers' deliveries going. */

@@ -13,6 +13,7 @@ import { formatReason, type ExitReason } from '../../runtime/messages.js';
 import { captureResolvers, capturedResolvers } from './promiseExecutor.js';
 import { checkTarget, isPid, nameOf, type Target, targetText } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
+import type { MessageFlow } from '../../telemetry/tracing.js';
 
 /** @internal */
 export function validateTimeout(timeout: unknown, argument = 'timeout'): asserts timeout is number {
@@ -171,7 +172,7 @@ export class PendingCall extends NextTurnWatcher {
   reply(value: unknown): void {
     const resolve = this.resolveFn;
     if (resolve === undefined) return;
-    this.finish();
+    this.finish(false, undefined);
     if (resolve === TO_LISTENER) tellListener(kernelOfProcess(this.server), this.rejectFn as CallListener, value, true);
     else resolve(value);
   }
@@ -179,7 +180,7 @@ export class PendingCall extends NextTurnWatcher {
   fail(error: unknown): void {
     const resolve = this.resolveFn;
     if (resolve === undefined) return;
-    this.finish();
+    this.finish(true, error);
     if (resolve === TO_LISTENER) tellListener(kernelOfProcess(this.server), this.rejectFn as CallListener, error, false);
     else (this.rejectFn as (error: unknown) => void)(error);
   }
@@ -268,9 +269,10 @@ export class PendingCall extends NextTurnWatcher {
     signal.addEventListener('abort', onAbort, { once: true });
   }
 
-  private finish(): void {
+  private finish(failed: boolean, error: unknown): void {
     this.resolveFn = undefined;
     const node = kernelOfProcess(this.server);
+    if (node.telemetry.flow !== undefined) endCallSpan(node.telemetry.flow, this, failed, error);
     if (this.turnQueued) node.cancelNextTurn(this);
     if (this.timer !== undefined) node.cancelEntry(this.timer);
     this.timer = undefined;
@@ -382,6 +384,7 @@ function makeCall(
   else if (signal?.aborted === true) error = new AbortedError(`the call to ${targetText(target, server.self)}`, signal.reason);
   else {
     const call = new PendingCall(request, server, target, resolve, reject);
+    if (node.telemetry.flow !== undefined) startCallSpan(node.telemetry.flow, call, caller);
     const delivered = node.enqueueTo(server, call, caller);
     if (delivered === Delivery.Enqueued) call.arm(timeoutMs, caller, signal);
     else if (delivered === Delivery.MailboxFull) call.fail(new MailboxFullError(call.serverText, nameOf(target)));
@@ -390,6 +393,19 @@ function makeCall(
   }
   if (resolve === TO_LISTENER) tellListener(node, reject as CallListener, error, false);
   else (reject as (error: unknown) => void)(error);
+}
+
+/** Message-flow tracing: the caller's span of a call, the parent of the server's `handle_call` span. */
+function startCallSpan(flow: MessageFlow, call: PendingCall, caller: Proc | undefined): void {
+  flow.hold(call, flow.start('keel.gen_server.call', flow.contextOf(caller), { server: call.serverText }));
+}
+
+/** The reply (a span, the child of the server's handler span if it replies from there), then the call's span ends. */
+function endCallSpan(flow: MessageFlow, call: PendingCall, failed: boolean, error: unknown): void {
+  const context = flow.heldContext(call);
+  if (context === undefined) return;
+  if (!failed) flow.start('keel.gen_server.reply', flow.contextOf(call.server) ?? context, { server: call.serverText }).end();
+  flow.release(call, failed ? error : undefined);
 }
 
 /**

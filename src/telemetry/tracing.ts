@@ -1,0 +1,205 @@
+import { types } from 'node:util';
+
+/**
+ * Message-flow tracing: a trace context that travels with supervised envelopes, router deliveries,
+ * calls and casts, so one trace follows a message from process to process. This module loads no
+ * tracing library: a tracer ({@link FlowTracer}) is installed on a node's telemetry by the
+ * OpenTelemetry bridge (`bridgeOpenTelemetry(node, { tracer, messageFlow: true })`), and every hook
+ * on a hot path is one check of `telemetry.flow !== undefined`.
+ *
+ * The context never rides inside a user's message: it is kept beside the carrier (the supervised
+ * message's id, the pending call, the cast), in tables that exist only while a tracer is installed.
+ */
+
+/** An opaque span context: OpenTelemetry's `SpanContext` (the parsed W3C `traceparent`). */
+export type TraceContext = object;
+
+/** Attributes of a flow span. */
+export type FlowAttributes = Record<string, string | number | boolean>;
+
+/** A span of a message flow, as the installed tracer made it. */
+export interface FlowSpan {
+  /** Its context: what a message sent under it carries. */
+  readonly context: TraceContext;
+  /** Ends it; an error (or a failure reason) marks it failed. */
+  end(error?: unknown): void;
+}
+
+/** What a tracing library provides to message-flow tracing (see `keel/otel`). */
+export interface FlowTracer {
+  /** Starts a span, the child of `parent`, or of the ambient context (the library's active span) when undefined. */
+  start(name: string, parent: TraceContext | undefined, attributes: FlowAttributes): FlowSpan;
+  /** The ambient context of a sender outside any traced handler (the library's active span), if any. */
+  active(): TraceContext | undefined;
+  /**
+   * Runs a handler with `context` as the library's active context (so that the user's own spans made
+   * in the handler are its children, and, with an async context manager, also after an `await`).
+   */
+  run?<T>(context: TraceContext, fn: () => T): T;
+}
+
+/** How many contexts of supervised messages wait for their handler at most (the oldest are let go). */
+export const MAX_PENDING_MESSAGES = 10_000;
+
+/**
+ * @internal A node's message-flow tracing, installed as `telemetry.flow`. Each process's current
+ * span is the span of the handler it is running: a process handles one message at a time (an async
+ * handler keeps it busy until it settles), so what it sends from there, also after an `await`, is a
+ * child of that span.
+ */
+export class MessageFlow {
+  readonly tracer: FlowTracer;
+  /** The span of the handler each process (its record) is running. */
+  readonly #current = new WeakMap<object, FlowSpan>();
+  /** Contexts of supervised messages not yet handled, by message id (insertion order: oldest first). */
+  readonly #byMessageId = new Map<string, TraceContext>();
+  /** Contexts attached to carriers: a cast's message, a signal in a router's buffer. */
+  readonly #tags = new WeakMap<object, TraceContext>();
+  /** Spans held open by an operation in flight (a call, a router delivery). */
+  readonly #held = new WeakMap<object, FlowSpan>();
+  /** A context that stands for the sender during {@link MessageFlow.within}. */
+  #override: TraceContext | undefined = undefined;
+  /** The span of the handler running synchronously now, if any: the sender of what the node sends from there. */
+  #running: FlowSpan | undefined = undefined;
+
+  constructor(tracer: FlowTracer) {
+    this.tracer = tracer;
+  }
+
+  /**
+   * The context a message from `sender` (a process record, or undefined for the node) carries: the
+   * span of the sender's handler; for the node, that of the handler running synchronously now (a
+   * `router.publish(...)` from a handler); else the tracer's active context.
+   */
+  contextOf(sender: object | undefined): TraceContext | undefined {
+    if (this.#override !== undefined) return this.#override;
+    const span = sender === undefined ? this.#running : this.#current.get(sender);
+    return span !== undefined ? span.context : this.tracer.active();
+  }
+
+  /** Runs `fn` with `context` as the sender's context (for a send made on behalf of a span). */
+  within<T>(context: TraceContext | undefined, fn: () => T): T {
+    const previous = this.#override;
+    this.#override = context;
+    try {
+      return fn();
+    } finally {
+      this.#override = previous;
+    }
+  }
+
+  start(name: string, parent: TraceContext | undefined, attributes: FlowAttributes): FlowSpan {
+    return this.tracer.start(name, parent, attributes);
+  }
+
+  /**
+   * Runs a process's handler `fn` in a span, the child of `parent`: the process's current span
+   * until `fn` returns or its thenable settles. Nothing is opened without a parent: a trace begins
+   * where a traced sender sent something, not at every message.
+   */
+  handle<T>(name: string, proc: object, parent: TraceContext | undefined, attributes: FlowAttributes, fn: () => T): T {
+    if (parent === undefined) return fn();
+    const span = this.tracer.start(name, parent, attributes);
+    const previous = this.#current.get(proc);
+    this.#current.set(proc, span);
+    const restore = (): void => {
+      if (this.#current.get(proc) !== span) return;
+      if (previous === undefined) this.#current.delete(proc);
+      else this.#current.set(proc, previous);
+    };
+    const running = this.#running;
+    this.#running = span;
+    let r: T;
+    try {
+      r = this.tracer.run === undefined ? fn() : this.tracer.run(span.context, fn);
+    } catch (e) {
+      this.#running = running;
+      restore();
+      span.end(isExitSentinel(e) ? undefined : e); // a handler that ended its process with ctx.exit did not fail
+      throw e;
+    }
+    this.#running = running;
+    if (isThenable(r)) {
+      return r.then(
+        (value) => {
+          restore();
+          span.end();
+          return value;
+        },
+        (e: unknown) => {
+          restore();
+          span.end(e);
+          throw e;
+        },
+      ) as T;
+    }
+    restore();
+    span.end();
+    return r;
+  }
+
+  /** Keeps the context of supervised message `id` for its handler. */
+  stash(id: string, context: TraceContext): void {
+    const pending = this.#byMessageId;
+    pending.delete(id); // a redelivery (a retry, a dead letter retried) is kept as the newest
+    pending.set(id, context);
+    if (pending.size > MAX_PENDING_MESSAGES) pending.delete(pending.keys().next().value!);
+  }
+
+  /** The context of supervised message `id`, taken (its handler runs). */
+  take(id: string | undefined): TraceContext | undefined {
+    if (id === undefined) return undefined;
+    const context = this.#byMessageId.get(id);
+    if (context !== undefined) this.#byMessageId.delete(id);
+    return context;
+  }
+
+  /** How many supervised messages' contexts wait for their handler. */
+  get pendingMessages(): number {
+    return this.#byMessageId.size;
+  }
+
+  tag(carrier: object, context: TraceContext | undefined): void {
+    if (context !== undefined) this.#tags.set(carrier, context);
+  }
+
+  tagOf(carrier: object): TraceContext | undefined {
+    return this.#tags.get(carrier);
+  }
+
+  /** Holds `span` open for `operation` until {@link MessageFlow.release}. */
+  hold(operation: object, span: FlowSpan): void {
+    this.#held.set(operation, span);
+  }
+
+  heldContext(operation: object): TraceContext | undefined {
+    return this.#held.get(operation)?.context;
+  }
+
+  /** Ends the span held for `operation`, if any. */
+  release(operation: object, error?: unknown): void {
+    const span = this.#held.get(operation);
+    if (span === undefined) return;
+    this.#held.delete(operation);
+    span.end(error);
+  }
+}
+
+/** @internal A node's message-flow tracing, from its public telemetry (for layers that hold a `Node`). */
+export function flowOf(telemetry: object): MessageFlow | undefined {
+  return (telemetry as { flow?: MessageFlow }).flow;
+}
+
+/** True for the value `ctx.exit` throws to end a handler (read without running a proxy's traps). */
+function isExitSentinel(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && !types.isProxy(e) && (e as { keelExitSentinel?: unknown }).keelExitSentinel === true;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/** A span context as a W3C `traceparent` header value (`00-<trace id>-<span id>-<flags>`). */
+export function toTraceparent(context: { readonly traceId: string; readonly spanId: string; readonly traceFlags: number }): string {
+  return `00-${context.traceId}-${context.spanId}-${(context.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
+}
