@@ -616,25 +616,8 @@ export function reviveValue(value: unknown, pids: PidFactory): unknown {
 }
 
 export function decodeBatch(text: string, pids: PidFactory): unknown {
-  if (typeof text !== 'string') malformed('a JSON text', text);
-  let out: unknown;
-  try {
-    out = JSON.parse(text) as unknown;
-  } catch (e) {
-    throw new MalformedFrameError('JSON text', `text that does not parse (${thrownText(e)})`, e);
-  }
-  if (typeof out !== 'object' || out === null || !NEEDS_WALK.test(text)) return out;
-  const outer = factory; // a factory may itself decode
-  factory = pids;
-  try {
-    return revive(out);
-  } catch (e) {
-    if (e instanceof MalformedFrameError) throw e;
-    if (e instanceof RangeError) throw new MalformedFrameError('a value nested no deeper than the stack allows', `one nested deeper (${thrownText(e)})`, e);
-    throw e; // the pid factory's own error
-  } finally {
-    factory = outer;
-  }
+  const { value, tagged } = parseBatch(text);
+  return tagged ? reviveValue(value, pids) : value;
 }
 
 /** Decodes one value {@link encodeValue} wrote (the same as {@link decodeBatch}). */
