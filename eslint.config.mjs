@@ -12,6 +12,9 @@ import tseslint from 'typescript-eslint';
 // before it builds, and a clean clone has no dist/).
 const keel = await createJiti(import.meta.url).import('./src/lint/index.ts', { default: true });
 
+// what the observer page's modules may use: the browser's own objects
+const BROWSER_GLOBALS = ['window', 'document', 'location', 'history', 'console', 'fetch', 'EventSource', 'URLSearchParams', 'Intl', 'setTimeout', 'clearTimeout'];
+
 const layers = ['cli', 'observer', 'agents', 'cluster', 'services', 'delivery', 'monitors', 'otp', 'runtime', 'telemetry'];
 const sideEntries = ['testing', 'lint'];
 
@@ -63,4 +66,20 @@ export default defineConfig(
   // a test's process handles what that test sends it, and a message it drops is often the point
   // (a flood, a probe's peer): its handlers need no report of unexpected messages
   { files: ['test/**/*.ts'], rules: { 'keel/handle-unexpected-messages': 'off' } },
+  // the observer's page: plain browser modules (no build step), every value set as text, never as
+  // markup (innerHTML and its kin are refused here, whatever they would be given)
+  {
+    files: ['src/observer/assets/**/*.js'],
+    languageOptions: { sourceType: 'module', ecmaVersion: 2023, globals: Object.fromEntries(BROWSER_GLOBALS.map((g) => [g, 'readonly'])) },
+    rules: {
+      'no-undef': 'error',
+      'no-restricted-properties': ['error', ...['innerHTML', 'outerHTML'].map((property) => ({ property, message: 'the observer page sets text only (textContent): data never becomes markup' }))],
+      'no-restricted-syntax': [
+        'error',
+        { selector: "CallExpression[callee.property.name=/^(insertAdjacentHTML|write|writeln|createContextualFragment|parseFromString)$/]", message: 'the observer page builds nodes, it never parses markup' },
+        { selector: "CallExpression[callee.property.name='setAttribute'][arguments.0.value=/^(on|style$|srcdoc$)/]", message: 'no inline handlers or styles (the page runs under a strict CSP)' },
+        { selector: "CallExpression[callee.name='eval'], NewExpression[callee.name='Function']", message: 'no code from strings' },
+      ],
+    },
+  },
 );

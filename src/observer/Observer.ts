@@ -12,7 +12,7 @@ import type { ObserverHandle, ObserverOptions } from '../runtime/serviceSlots.js
 import type { Node } from '../runtime/types.js';
 import { EventHub } from './events.js';
 import { ApiError, BASE_HEADERS, enumParam, intParam, readJsonBody, sendError, sendJson, textParam } from './http.js';
-import { APP_JS, CSP, PAGE_HTML } from './page.js';
+import { CSP, loadAssets } from './page.js';
 import { allowedHosts, bearerOf, cookieOf, freshToken, hostOf, originAllowed, sameToken, sessionCookie } from './security.js';
 import { deadLetterFilter, deadLetterRow, monitorRow, parsePid, processDetail, processPage, Sampler, SORT_KEYS, supervisionTrees } from './snapshots.js';
 
@@ -75,11 +75,15 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
   const kernel = kernelOf(node, 'node');
   const s = settings(options);
   const sampler = new Sampler(node);
+  const assets = loadAssets();
+  if (assets.html === undefined) node.logger.warn('the observer page is missing (src/observer/assets was not copied to the build): the API works, the page does not');
+  // the page offers kill, retry and purge, and shows payloads, only as the overview says
+  const overview = async () => ({ ...(await sampler.overview()), readOnly: s.readOnly, allowPayloads: s.allowPayloads });
   const hub = new EventHub({
     sampleMs: s.sampleMs,
     keepAliveMs: s.keepAliveMs,
-    sample: () => sampler.overview(),
-    snapshot: async () => ({ overview: await sampler.overview(), processes: processPage(node, 'mailbox', 20, undefined) }),
+    sample: overview,
+    snapshot: async () => ({ overview: await overview(), processes: processPage(node, 'mailbox', 20, undefined) }),
     watching: (on) => sampler.watchLag(on),
     onError: (e) => node.logger.error('the observer failed to sample the node', e),
   });
@@ -115,9 +119,11 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
     const path = url.pathname;
     const method = req.method ?? 'GET';
 
-    if (path === '/app.js' && method === 'GET') {
-      res.writeHead(200, { ...BASE_HEADERS, 'content-type': 'text/javascript; charset=utf-8', 'content-security-policy': CSP });
-      res.end(APP_JS);
+    const asset = method === 'GET' || method === 'HEAD' ? assets.files.get(path) : undefined;
+    if (asset !== undefined) {
+      // the page's static files hold no data: served without the token, like any script
+      res.writeHead(200, { ...BASE_HEADERS, 'content-type': asset.type, 'content-length': asset.body.length, 'content-security-policy': CSP });
+      res.end(method === 'HEAD' ? undefined : asset.body);
       return;
     }
     if (path === '/') {
@@ -131,8 +137,9 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
         return;
       }
       if (authOf(req) === undefined) throw new ApiError('unauthorized', 'a valid token is required: open the link the observer printed');
+      if (assets.html === undefined) throw new ApiError('not_found', 'the observer page is missing from this build: the API works');
       res.writeHead(200, { ...BASE_HEADERS, 'content-type': 'text/html; charset=utf-8', 'content-security-policy': CSP });
-      res.end(PAGE_HTML);
+      res.end(assets.html);
       return;
     }
     if (!path.startsWith('/api/')) throw new ApiError('not_found', 'no such page');
@@ -161,7 +168,7 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
   async function read(path: string, q: URLSearchParams): Promise<unknown> {
     switch (path) {
       case '/api/overview':
-        return sampler.overview();
+        return overview();
       case '/api/processes': {
         const sort = enumParam(q, 'sort', SORT_KEYS, 'mailbox')!;
         const limit = intParam(q, 'limit', 50, 1, MAX_LIMIT);

@@ -1,51 +1,62 @@
 /**
- * The placeholder page (the real pages come later): static HTML and one script, no build step,
- * every value rendered as text (`textContent`), never as markup.
+ * The observer's page: static files under `assets/` (index.html, app.css, app.js and the modules it
+ * imports), read once when an observer starts and served as they are. No build step, no framework,
+ * no dependency: the build script copies the folder next to the compiled code (`dist/observer/assets`).
+ * The script sets every value with `textContent`, never as markup.
  */
-
-/** The page, served at `/` once the session cookie is set. */
-export const PAGE_HTML = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>Keel observer</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-</head>
-<body>
-<h1>Keel observer</h1>
-<p id="status">connecting</p>
-<pre id="overview"></pre>
-<table id="processes"><thead><tr><th>pid</th><th>name</th><th>status</th><th>mailbox</th><th>handled</th></tr></thead><tbody></tbody></table>
-<script src="/app.js"></script>
-</body>
-</html>
-`;
-
-/** The page's script: an event stream, rendered with `textContent` only. */
-export const APP_JS = `'use strict';
-(function () {
-  var frames = 0;
-  var status = document.getElementById('status');
-  var overview = document.getElementById('overview');
-  var body = document.querySelector('#processes tbody');
-  function cell(row, text) { var td = document.createElement('td'); td.textContent = text == null ? '' : String(text); row.appendChild(td); }
-  function render(rows) {
-    body.textContent = '';
-    rows.forEach(function (p) { var tr = document.createElement('tr'); cell(tr, p.pid); cell(tr, p.name); cell(tr, p.status); cell(tr, p.mailbox); cell(tr, p.handled); body.appendChild(tr); });
-  }
-  var source = new EventSource('/api/events');
-  source.addEventListener('snapshot', function (e) {
-    frames++; document.body.dataset.frames = String(frames);
-    var s = JSON.parse(e.data); overview.textContent = JSON.stringify(s.overview, null, 2); render(s.processes.processes || []);
-    status.textContent = 'live';
-  });
-  source.addEventListener('overview', function (e) {
-    frames++; document.body.dataset.frames = String(frames);
-    overview.textContent = JSON.stringify(JSON.parse(e.data), null, 2);
-  });
-  source.onerror = function () { status.textContent = 'reconnecting'; };
-})();
-`;
+import { readdirSync, readFileSync } from 'node:fs';
+import { extname, join, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** The Content-Security-Policy of every answer: nothing inline, nothing from elsewhere. */
 export const CSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/** One static file of the page. */
+export interface Asset {
+  readonly type: string;
+  readonly body: Buffer;
+}
+
+/** The page's files by URL path (`/`, `/app.js`, `/app.css`, `/pages/tree.js`, ...). */
+export interface PageAssets {
+  /** The HTML page (`index.html`), or undefined when the assets are missing (a build that did not copy them). */
+  readonly html: Buffer | undefined;
+  readonly files: ReadonlyMap<string, Asset>;
+}
+
+const TYPES: Readonly<Record<string, string>> = {
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+};
+
+/** The folder the page's files are read from: `assets/` beside this module, in src/ and in dist/ alike. */
+export const ASSETS_DIR = fileURLToPath(new URL('./assets/', import.meta.url));
+
+/** Reads every file of the page (a few dozen KiB) from `dir`; empty when the folder is missing. */
+export function loadAssets(dir: string = ASSETS_DIR): PageAssets {
+  const files = new Map<string, Asset>();
+  let html: Buffer | undefined;
+  const visit = (folder: string): void => {
+    for (const entry of readdirSync(folder, { withFileTypes: true })) {
+      const full = join(folder, entry.name);
+      if (entry.isDirectory()) {
+        visit(full);
+        continue;
+      }
+      const path = '/' + relative(dir, full).split(sep).join('/');
+      if (path === '/index.html') {
+        html = readFileSync(full);
+        continue;
+      }
+      const type = TYPES[extname(entry.name)];
+      if (type !== undefined) files.set(path, { type, body: readFileSync(full) });
+    }
+  };
+  try {
+    visit(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  return { html, files };
+}

@@ -1,0 +1,223 @@
+// The observer page: hash routes (#/overview, #/processes?sort=mailbox, #/process/<pid>, ...), one
+// event stream for live data, and a page module per route that fetches only what it shows. Every
+// frame of the stream is handled in order, then counted in document.body.dataset.frames (tests
+// await that count instead of sleeping); every finished page render is counted in dataset.renders.
+import { get } from './lib/api.js';
+import { badge, bytes, dec, h, int, ms, replace } from './lib/dom.js';
+import * as circuits from './pages/circuits.js';
+import * as deadLetters from './pages/deadLetters.js';
+import * as monitors from './pages/monitors.js';
+import * as overview from './pages/overview.js';
+import * as processDetail from './pages/process.js';
+import * as processes from './pages/processes.js';
+import * as registry from './pages/registry.js';
+import * as telemetry from './pages/telemetry.js';
+import * as tree from './pages/tree.js';
+import * as workflows from './pages/workflows.js';
+
+const PAGES = {
+  overview,
+  tree,
+  processes,
+  process: processDetail,
+  monitors,
+  'dead-letters': deadLetters,
+  telemetry,
+  registry,
+  workflows,
+  circuits,
+};
+const SERIES_MAX = 900;
+
+const main = document.getElementById('main');
+const conn = document.getElementById('conn');
+let frames = 0;
+let renders = 0;
+let chain = Promise.resolve();
+let current = null; // { name, instance }
+let latest = null; // the latest overview
+const series = []; // overview samples since the page opened: the charts' fallback history
+const stores = new Map(); // a page's memory across visits (its own history, selections)
+
+function counted(key, n) {
+  document.body.dataset[key] = String(n);
+}
+
+/** Runs `fn` after every render and frame scheduled before it: one thing at a time, in order. */
+function schedule(fn) {
+  const run = chain.then(fn);
+  chain = run.catch((e) => {
+    console.error('observer page:', e);
+  });
+  return chain;
+}
+
+function parseRoute() {
+  const raw = location.hash.replace(/^#\/?/, '');
+  const q = raw.indexOf('?');
+  const path = q < 0 ? raw : raw.slice(0, q);
+  const params = new URLSearchParams(q < 0 ? '' : raw.slice(q + 1));
+  const slash = path.indexOf('/');
+  const name = slash < 0 ? path : path.slice(0, slash);
+  let arg = '';
+  try {
+    arg = slash < 0 ? '' : decodeURIComponent(path.slice(slash + 1));
+  } catch {
+    arg = '';
+  }
+  return { name: Object.hasOwn(PAGES, name) ? name : 'overview', arg, params };
+}
+
+function context(route) {
+  return {
+    arg: route.arg,
+    params: route.params,
+    get overview() {
+      return latest;
+    },
+    series,
+    /** Kill, retry, purge and redrive are offered only when the server says it is not read-only. */
+    get canAct() {
+      return latest !== null && latest.readOnly === false;
+    },
+    get payloads() {
+      return latest !== null && latest.allowPayloads === true;
+    },
+    store() {
+      if (!stores.has(route.name)) stores.set(route.name, {});
+      return stores.get(route.name);
+    },
+    /** The href of this page with `params` changed (null or '' removes one). */
+    href(params) {
+      const q = new URLSearchParams(route.params);
+      for (const [k, v] of Object.entries(params)) {
+        if (v === null || v === undefined || v === '') q.delete(k);
+        else q.set(k, String(v));
+      }
+      const text = q.toString();
+      return `#/${route.name}${route.arg ? `/${encodeURIComponent(route.arg)}` : ''}${text ? `?${text}` : ''}`;
+    },
+    /** Changes this page's params in the address bar without mounting the page again. */
+    remember(params) {
+      const href = this.href(params);
+      route.params = new URLSearchParams(href.includes('?') ? href.slice(href.indexOf('?') + 1) : '');
+      history.replaceState(null, '', href);
+    },
+    /** Renders this page again now (after an action). */
+    refresh() {
+      return schedule(() => render());
+    },
+    notify,
+  };
+}
+
+/** A short message over the page (an action's outcome). */
+function notify(message, tone) {
+  const box = document.getElementById('notice') ?? document.body.appendChild(h('div', { id: 'notice', role: 'status' }));
+  replace(box, h('span', { class: `badge ${tone ?? ''}` }, tone === 'bad' ? 'failed' : 'done'), ' ', message);
+  box.className = 'show';
+}
+
+async function render() {
+  if (current === null) return;
+  const { instance } = current;
+  await instance.refresh();
+  if (current === null || current.instance !== instance) return;
+  counted('renders', ++renders);
+}
+
+function mount() {
+  const route = parseRoute();
+  for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.page === route.name || (route.name === 'process' && a.dataset.page === 'processes'));
+  if (current !== null && current.instance.unmount) current.instance.unmount();
+  replace(main);
+  const ctx = context(route);
+  current = { name: route.name, instance: PAGES[route.name].mount(main, ctx) };
+  document.body.dataset.view = route.name;
+  schedule(() => render());
+}
+
+// ---- the header --------------------------------------------------------------------------------
+
+function header(o) {
+  document.getElementById('node-name').textContent = o.node ?? '';
+  const lag = o.eventLoopLagMs ? `${dec(o.eventLoopLagMs.mean)} ms lag` : null;
+  const parts = [`up ${ms(o.uptimeMs)}`, `${int(o.processes)} processes`, o.messageRate === null || o.messageRate === undefined ? null : `${int(o.messageRate)} msg/s`, lag, `heap ${bytes(o.heap && o.heap.used)}`];
+  document.getElementById('facts').textContent = parts.filter(Boolean).join(' · ');
+  const mode = document.getElementById('mode');
+  const rw = o.readOnly === false;
+  replace(mode, badge(rw ? 'read-write' : 'read-only', rw ? 'warn' : ''), o.allowPayloads === true ? badge('payloads visible', 'warn') : null);
+}
+
+function sample(o) {
+  if (!o || typeof o !== 'object') return;
+  latest = o;
+  series.push({
+    at: o.at ?? Date.now(),
+    processes: o.processes,
+    runQueue: o.runQueue,
+    messageRate: o.messageRate,
+    heapUsed: o.heap ? o.heap.used : null,
+    lag: o.eventLoopLagMs ? o.eventLoopLagMs.mean : null,
+    busy: o.busyPercent ?? null,
+  });
+  if (series.length > SERIES_MAX) series.shift();
+  header(o);
+}
+
+// ---- the event stream --------------------------------------------------------------------------
+
+function setConn(state) {
+  conn.textContent = state;
+  conn.className = `pill ${state}`;
+  document.body.dataset.conn = state;
+}
+
+async function onFrame(event, raw) {
+  let data;
+  try {
+    data = JSON.parse(raw);
+  } catch {
+    return;
+  }
+  if (event === 'snapshot') sample(data.overview);
+  else if (event === 'overview') sample(data);
+  if (current === null) return;
+  const { instance } = current;
+  if (event === 'snapshot' || event === 'overview') {
+    // the page on view reads its data again: only what someone looks at is sampled
+    await render();
+  } else if (instance.frame) {
+    await instance.frame(event, data);
+  }
+}
+
+function connect() {
+  const source = new EventSource('/api/events');
+  source.onopen = () => setConn('live');
+  source.onerror = () => {
+    if (source.readyState === EventSource.CLOSED) {
+      // refused (a new token, the server gone for good): try again now and then, quietly
+      setConn('offline');
+      setTimeout(connect, 5000);
+    } else setConn('reconnecting');
+  };
+  for (const event of ['snapshot', 'overview', 'processes', 'telemetry', 'job']) {
+    source.addEventListener(event, (e) => {
+      schedule(() => onFrame(event, e.data)).then(() => counted('frames', ++frames));
+    });
+  }
+}
+
+// ---- start ---------------------------------------------------------------------------------------
+
+window.addEventListener('hashchange', mount);
+counted('frames', 0);
+counted('renders', 0);
+if (location.hash === '' || location.hash === '#') history.replaceState(null, '', '#/overview');
+get('/api/overview').then((a) => {
+  if (a.ok) sample(a.data);
+  else if (a.status === 401) setConn('signed out');
+  mount();
+  connect();
+});

@@ -1,0 +1,104 @@
+// Registry and routing: registered names, process groups, the routers' subscriptions (buffered,
+// capacity, overflow, dropped) and the schedulers' jobs. Each part says so quietly when this
+// observer or node does not have it.
+import { get, query } from '../lib/api.js';
+import { ago, clock, h, int, pidLink, pidList, replace, section, table, text, unavailable } from '../lib/dom.js';
+
+const nameOf = (x) => text(x.name ?? x.pid ?? '');
+
+export function mount(root, ctx) {
+  const store = ctx.store();
+  const filter = h('input', { type: 'search', placeholder: 'filter names', value: store.filter ?? '', 'aria-label': 'filter names' });
+  let timer;
+  filter.addEventListener('input', () => {
+    store.filter = filter.value;
+    clearTimeout(timer);
+    timer = setTimeout(() => ctx.refresh(), 250);
+  });
+  const names = h('div');
+  const groups = h('div');
+  const routers = h('div');
+  const schedules = h('div');
+  root.append(
+    h('h1', null, 'Registry & routing'),
+    h('div', { class: 'cols' }, section('Registered names', h('div', { class: 'toolbar' }, filter), names), section('Process groups', groups)),
+    section('Router subscriptions', routers),
+    section('Scheduled jobs', schedules),
+  );
+  return {
+    unmount() {
+      clearTimeout(timer);
+    },
+    async refresh() {
+      const [r, g, ro, sc] = await Promise.all([get(`/api/registry${query({ filter: store.filter, limit: 200 })}`), get('/api/groups'), get('/api/router'), get('/api/schedules')]);
+      if (!r.ok) replace(names, unavailable('Registry', r));
+      else {
+        const rows = r.data.names ?? [];
+        replace(
+          names,
+          table([{ label: 'name', cell: (n) => text(n.name), cls: 'ellipsis' }, { label: 'pid', cell: (n) => pidLink(n.pid), cls: 'w-pid' }], rows, { empty: 'no registered name' }),
+          h('p', { class: 'muted foot' }, `${int(rows.length)} shown of ${int(r.data.total ?? rows.length)}`),
+        );
+      }
+      if (!g.ok) replace(groups, unavailable('Process groups', g));
+      else replace(groups, table([{ label: 'group', cell: (x) => text(x.group), cls: 'w-kind ellipsis' }, { label: 'members', cell: (x) => pidList(x.members) }], g.data.groups ?? [], { empty: 'no process group' }));
+
+      if (!ro.ok) replace(routers, unavailable('Routers', ro));
+      else {
+        const list = ro.data.routers ?? [];
+        replace(
+          routers,
+          list.length === 0 ? h('p', { class: 'muted' }, 'no router running') : null,
+          list.map((rt) =>
+            h(
+              'div',
+              { class: 'sub' },
+              h('h3', null, nameOf(rt), ' ', rt.pid ? pidLink(rt.pid) : null),
+              table(
+                [
+                  { label: 'pattern', cell: (x) => h('code', null, text(x.pattern)), cls: 'ellipsis' },
+                  { label: 'subscriber', cell: (x) => pidLink(x.subscriber), cls: 'w-pid' },
+                  { label: 'buffered', num: true, cell: (x) => `${int(x.buffered)} / ${int(x.capacity)}`, cls: 'w-age' },
+                  { label: 'overflow', cell: (x) => text(x.overflow), cls: 'w-kind' },
+                  { label: 'in flight', num: true, cell: (x) => int(x.inFlight), cls: 'w-num' },
+                  { label: 'dropped', num: true, cell: (x) => h('span', { class: x.dropped > 0 ? 'hot' : null }, int(x.dropped)), cls: 'w-num' },
+                ],
+                rt.subscriptions ?? [],
+                { empty: 'no subscription' },
+              ),
+            ),
+          ),
+        );
+      }
+
+      if (!sc.ok) replace(schedules, unavailable('Schedulers', sc));
+      else {
+        const list = sc.data.schedulers ?? [];
+        replace(
+          schedules,
+          list.length === 0 ? h('p', { class: 'muted' }, 'no scheduler running') : null,
+          list.map((s) =>
+            h(
+              'div',
+              { class: 'sub' },
+              h('h3', null, nameOf(s), ' ', s.pid ? pidLink(s.pid) : null),
+              table(
+                [
+                  { label: 'job', cell: (j) => text(j.id), cls: 'ellipsis' },
+                  { label: 'schedule', cell: (j) => h('code', null, text(j.schedule ?? j.cron ?? (j.every === undefined ? null : `every ${j.every} ms`))), cls: 'w-kind' },
+                  { label: 'target', cell: (j) => (typeof j.target === 'string' && j.target.startsWith('<') ? pidLink(j.target) : text(j.target)), cls: 'w-pid' },
+                  { label: 'next run', cell: (j) => `${clock(j.nextRunAt)} (${ago(j.nextRunAt)})`, cls: 'w-time' },
+                  { label: 'last run', cell: (j) => (j.lastRunAt ? ago(j.lastRunAt) : 'never'), cls: 'w-age' },
+                  { label: 'runs', num: true, cell: (j) => int(j.runs), cls: 'w-num' },
+                  { label: 'failures', num: true, cell: (j) => h('span', { class: j.failures > 0 ? 'hot' : null }, int(j.failures)), cls: 'w-num' },
+                ],
+                s.jobs ?? [],
+                { empty: 'no job' },
+              ),
+            ),
+          ),
+        );
+      }
+    },
+  };
+}

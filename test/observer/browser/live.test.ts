@@ -1,0 +1,212 @@
+// The observer's page in Chromium: the live snapshot, the processes table (server-side sort and
+// top N), kill from the page, read-only mode, reconnect after a server restart, hostile names.
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isDown, Pid, startObserver, type Down, type Node } from '../../../src/index.js';
+import { probe } from '../../../src/testing/index.js';
+import { deferred, useNodes } from '../../support.js';
+import { dataset, frames, framesAfter, go, launch, nextFrame, openObserver, renders, rendered, skipWithoutChromium } from './browser.js';
+
+const track = useNodes();
+
+/** A process whose first message keeps it busy until `release`: what it is sent next stays queued. */
+async function stuck(node: Node, name?: string): Promise<{ pid: Pid; release: () => void }> {
+  const started = deferred();
+  const gate = deferred();
+  const pid = node.spawn<string>(
+    () => async (m) => {
+      if (m === 'hold') {
+        started.resolve();
+        await gate.promise;
+      }
+    },
+    name === undefined ? undefined : { name },
+  );
+  node.send(pid, 'hold');
+  await started.promise;
+  return { pid, release: () => gate.resolve() };
+}
+
+// frames come only when a test pushes one: no timer races the assertions
+const QUIET = { sampleMs: 3_600_000 };
+
+describe.skipIf(skipWithoutChromium)('observer page (Chromium)', () => {
+  let browser: Browser;
+  beforeAll(async () => {
+    browser = await launch();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('shows a live snapshot, and the next pushed frame updates it', async () => {
+    const node = track();
+    const obs = await startObserver(node, QUIET);
+    const view = await openObserver(browser, obs);
+    try {
+      const { page } = view;
+      await expect.poll(() => page.textContent('[data-tile="Processes"] .value')).toBe(String(node.processes().length));
+      expect(await page.textContent('#conn')).toBe('live');
+      expect(await page.textContent('#node-name')).toBe(node.name);
+      for (let i = 0; i < 1234; i++) node.spawn(() => () => undefined);
+      await nextFrame(page, obs);
+      expect(await page.textContent('[data-tile="Processes"] .value')).toBe(node.processes().length.toLocaleString('en-US'));
+      expect(view.problems).toEqual([]);
+    } finally {
+      await view.close();
+      await obs.close();
+    }
+  });
+
+  it('sorts by mailbox on the server after flooding one process: the flooded pid first, with the total', async () => {
+    const node = track();
+    for (let i = 0; i < 30; i++) node.spawn(() => () => undefined);
+    const obs = await startObserver(node, QUIET);
+    const view = await openObserver(browser, obs, '#/processes?sort=handled');
+    const flooded = await stuck(node, 'flooded');
+    try {
+      const { page } = view;
+      for (let i = 0; i < 321; i++) node.send(flooded.pid, `m${i}`);
+      await go(page, '#/processes?sort=mailbox');
+      const first = page.locator('table.processes tbody tr').first();
+      expect(await first.getAttribute('data-pid')).toBe(Pid.format(flooded.pid));
+      expect(await first.locator('td').nth(4).textContent()).toBe('321');
+      expect(await page.textContent('#count')).toBe(`showing ${node.processes().length} of ${node.processes().length} · sorted by mailbox on the server`);
+      // the next frame re-reads the table: more messages, the new length
+      for (let i = 0; i < 100; i++) node.send(flooded.pid, `n${i}`);
+      await nextFrame(page, obs);
+      expect(await first.locator('td').nth(4).textContent()).toBe('421');
+      expect(view.problems).toEqual([]);
+    } finally {
+      flooded.release();
+      await node.idle();
+      await view.close();
+      await obs.close();
+    }
+  });
+
+  it('10,000 processes: the table renders the top N rows only, and says of how many', async () => {
+    const node = track();
+    for (let i = 0; i < 10_000; i++) node.spawn(() => () => undefined);
+    const obs = await startObserver(node, QUIET);
+    const view = await openObserver(browser, obs, '#/processes?sort=age&limit=50');
+    try {
+      const { page } = view;
+      const total = node.processes().length;
+      expect(await page.locator('table.processes tbody tr').count()).toBe(50);
+      expect(await page.textContent('#total')).toBe(`50 shown of ${total.toLocaleString('en-US')} matching processes`);
+      // a filter narrows on the server, with its own total
+      const before = await renders(page);
+      await page.fill('#filter', `.${Pid.format(node.processes()[9_999]!).split('.')[1]}.`);
+      await rendered(page, before);
+      expect(await page.locator('table.processes tbody tr').count()).toBe(1);
+      expect(await page.textContent('#total')).toBe('1 shown of 1 matching processes');
+    } finally {
+      await view.close();
+      await obs.close();
+    }
+  });
+
+  it('kills from the page (two clicks): the kill reaches a probe as a Down', async () => {
+    const node = track();
+    const obs = await startObserver(node, { ...QUIET, readOnly: false });
+    const victim = node.spawn(() => () => undefined, { name: 'victim' });
+    const p = probe<Down>(node);
+    // eslint-disable-next-line keel/no-unmanaged-monitor -- a raw monitor is the plainest witness that the kill arrived as a Down
+    const ref = p.ctx.monitor(victim);
+    const view = await openObserver(browser, obs, '#/processes?filter=victim');
+    try {
+      const { page } = view;
+      expect(await page.textContent('#mode')).toBe('read-write');
+      const button = page.locator(`button[data-kill="${Pid.format(victim)}"]`);
+      await button.click();
+      expect(await button.textContent()).toBe('confirm kill');
+      await button.click();
+      const down = (await p.receive(isDown)) as Down;
+      expect(down).toMatchObject({ ref, reason: 'killed' });
+      // the detail page of the dead pid says so
+      await go(page, `#/process/${encodeURIComponent(Pid.format(victim))}`);
+      expect(await page.textContent('#gone')).toContain('is not alive');
+      expect(view.problems).toEqual([]);
+    } finally {
+      await view.close();
+      await obs.close();
+    }
+  });
+
+  it('read-only (the default): no kill button anywhere, and the API refuses a kill sent from the page', async () => {
+    const node = track();
+    const obs = await startObserver(node, QUIET);
+    const victim = node.spawn(() => () => undefined, { name: 'victim' });
+    const view = await openObserver(browser, obs, '#/processes');
+    try {
+      const { page } = view;
+      expect(await page.textContent('#mode')).toBe('read-only');
+      expect(await page.locator('table.processes tbody tr').count()).toBeGreaterThan(0);
+      expect(await page.locator('button[data-kill]').count()).toBe(0);
+      await go(page, `#/process/${encodeURIComponent(Pid.format(victim))}`);
+      expect(await page.locator('dl.facts').first().textContent()).toContain('mailbox');
+      expect(await page.locator('button[data-kill]').count()).toBe(0);
+      await go(page, '#/dead-letters');
+      expect(await page.locator('#purge, #retry-all, #retry-selected').count()).toBe(0);
+      const answer = await page.evaluate(async (pid) => {
+        const r = await fetch('/api/kill', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pid }) });
+        return { status: r.status, body: await r.json() };
+      }, Pid.format(victim));
+      expect(answer).toMatchObject({ status: 403, body: { error: { code: 'read_only' } } });
+      expect(node.isAlive(victim)).toBe(true);
+    } finally {
+      await view.close();
+      await obs.close();
+    }
+  });
+
+  it('a process named like an HTML tag renders as text, in the table and in its detail', async () => {
+    const node = track();
+    const name = '<img src=x onerror="document.body.dataset.pwned=1">';
+    const pid = node.spawn(() => () => undefined, { name });
+    const obs = await startObserver(node, QUIET);
+    const view = await openObserver(browser, obs, '#/processes?filter=onerror');
+    try {
+      const { page } = view;
+      const row = page.locator(`tr[data-pid="${Pid.format(pid)}"]`);
+      expect(await row.locator('td').nth(1).textContent()).toBe(name);
+      expect(await page.locator('main img').count()).toBe(0);
+      await go(page, `#/process/${encodeURIComponent(Pid.format(pid))}`);
+      expect(await page.textContent('main h1')).toBe(`Process ${Pid.format(pid)} ${name}`);
+      expect(await page.locator('main img').count()).toBe(0);
+      expect(await dataset(page, 'pwned')).toBeUndefined();
+      expect(view.problems).toEqual([]);
+    } finally {
+      await view.close();
+      await obs.close();
+    }
+  });
+
+  it('reconnects after the server restarts on the same port: a fresh snapshot, live again', async () => {
+    const node = track();
+    const token = 'a-fixed-token-for-restart-0123456789';
+    const first = await startObserver(node, { ...QUIET, token });
+    const port = first.port;
+    const view = await openObserver(browser, first);
+    try {
+      const { page } = view;
+      await first.close();
+      await page.waitForFunction("document.body.dataset.conn !== 'live'");
+      node.spawn(() => () => undefined);
+      const framesBefore = await frames(page);
+      const second = await startObserver(node, { ...QUIET, token, port });
+      try {
+        // EventSource retries on its own (retry: 2000): the new server's snapshot is the next frame
+        await framesAfter(page, framesBefore, 15_000);
+        expect(await page.textContent('#conn')).toBe('live');
+        expect(await page.textContent('[data-tile="Processes"] .value')).toBe(String(node.processes().length));
+        expect(second.clients).toBe(1);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await view.close();
+    }
+  });
+});
