@@ -61,16 +61,19 @@ describe.skipIf(skipWithoutChromium)('observer pages over the services (Chromium
     const view = await openObserver(browser, obs, '#/monitors');
     try {
       const { page } = view;
-      const rows = page.locator('table.leaks tbody tr');
+      const rows = page.locator('table.leaks tbody tr:not(.stackrow)');
       expect(await rows.count()).toBe(3);
       expect(await rows.first().locator('td').first().textContent()).toBe('duplicate');
       expect(await rows.first().locator('td').nth(5).textContent()).toBe('×3');
       expect(await rows.first().locator('td').nth(1).textContent()).toBe(Pid.format(owner));
-      const summary = await rows.first().locator('details.stack summary').textContent();
-      expect(summary).toContain('services.test.ts');
+      const place = await rows.first().locator('button.stack-toggle').textContent();
+      expect(place).toMatch(/^▸ services\.test\.ts:\d+:\d+$/);
       expect(await page.textContent('[data-tile="Suspected now"] .value')).toBe('3');
-      await rows.first().locator('details.stack summary').click();
-      expect(await rows.first().locator('details.stack pre').textContent()).toContain('services.test.ts');
+      expect(await page.locator('tr.stackrow pre').first().isVisible()).toBe(false);
+      await rows.first().locator('button.stack-toggle').click();
+      const stack = page.locator('tr.stackrow pre').first();
+      expect(await stack.isVisible()).toBe(true);
+      expect(await stack.textContent()).toContain('test/observer/browser/services.test.ts');
       expect(view.problems).toEqual([]);
     } finally {
       node.exit(target, 'kill'); // the monitors end with their target

@@ -142,9 +142,9 @@ export function tile(label, value, sub, tone) {
 }
 
 /** The quiet note for an endpoint this server does not have (404) or a service that is not running (503). */
-export function unavailable(what, answer) {
+export function unavailable(what, answer, more) {
   const why = answer && answer.status === 503 ? 'not running on this node' : answer && answer.status === 404 ? 'not available from this observer' : `unavailable (${answer && answer.status ? answer.status : 'offline'})`;
-  return h('p', { class: 'muted na' }, `${what}: ${why}`);
+  return h('p', { class: 'muted na', dataset: { unavailable: what } }, `${what}: ${why}${more ? `; ${more}` : ''}`);
 }
 
 /**

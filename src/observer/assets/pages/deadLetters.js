@@ -166,7 +166,7 @@ export function mount(root, ctx) {
         { label: 'reason', cell: (d) => d.reason, cls: 'w-kind ellipsis' },
         { label: 'status', cell: (d) => badge(d.status, d.status === 'parked' ? 'warn' : ''), cls: 'w-status' },
         { label: 'attempts', num: true, cell: (d) => int(d.attempts), cls: 'w-num' },
-        { label: 'last attempt', cell: (d) => ago(d.lastAttemptAt), cls: 'w-age' },
+        { label: 'last try', cell: (d) => ago(d.lastAttemptAt), cls: 'w-age' },
       ];
       if (ctx.canAct) {
         columns.unshift({

@@ -11,7 +11,13 @@ function origin(stack) {
   if (typeof stack !== 'string') return null;
   const frames = stack.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('at '));
   const user = frames.find((l) => !/[/\\](src|dist)[/\\](monitors|runtime|otp|services)[/\\]/.test(l) && !l.includes('node:'));
-  return user ?? frames[0] ?? null;
+  const line = user ?? frames[0];
+  if (line === undefined) return null;
+  // "at fn (/long/path/to/file.ts:12:5)" → "fn · to/file.ts:12:5": the place, short; the full stack is below
+  const m = /^at (?:(.*?) \()?(?:file:\/\/)?(.*?)\)?$/.exec(line);
+  if (m === null) return line;
+  const place = m[2].split(/[/\\]/).pop();
+  return m[1] ? `${m[1]} · ${place}` : place;
 }
 
 export function mount(root, ctx) {
@@ -36,9 +42,9 @@ export function mount(root, ctx) {
       const list = a.data.leaks ?? [];
       replace(
         tiles,
-        tile('Active', int(st.active), 'managed monitors held now'),
+        tile('Active', int(st.active), 'held now'),
         tile('Created', int(st.created), 'since the node started'),
-        tile('Cleaned', int(st.cleaned), 'demonitored or ended by a death'),
+        tile('Cleaned', int(st.cleaned), 'demonitored, or a death'),
         tile('Reported leaks', int(st.leaked), 'by the periodic check', st.leaked > 0 ? 'warn' : ''),
         tile('Suspected now', int(list.length), 'too old, or duplicates', list.length > 0 ? 'bad' : ''),
       );
@@ -61,7 +67,7 @@ export function mount(root, ctx) {
               label: 'created at',
               cell: (m) =>
                 m.stack
-                  ? h('details', { class: 'stack' }, h('summary', null, origin(m.stack) ?? 'stack'), h('pre', null, m.stack))
+                  ? h('button', { type: 'button', class: 'linkish stack-toggle', dataset: { ref: m.ref }, title: 'show the stack that created this monitor' }, `▸ ${origin(m.stack) ?? 'stack'}`)
                   : h('span', { class: 'muted' }, 'no stack (captureStacks is off)'),
               cls: 'ellipsis',
             },
@@ -70,14 +76,16 @@ export function mount(root, ctx) {
           { empty: 'no suspected leak', cls: 'leaks' },
         ),
       );
-      // an opened stack stays open across re-renders
-      for (const d of leaks.querySelectorAll('details')) {
-        const key = d.querySelector('pre').textContent;
-        if (store.open && store.open.has(key)) d.open = true;
-        d.addEventListener('toggle', () => {
-          store.open ??= new Set();
-          if (d.open) store.open.add(key);
-          else store.open.delete(key);
+      // a stack opens in a full-width row under its monitor, and stays open across re-renders
+      store.open ??= new Set();
+      for (const btn of leaks.querySelectorAll('button.stack-toggle')) {
+        const m = list.find((x) => x.ref === btn.dataset.ref);
+        const row = h('tr', { class: 'stackrow', hidden: !store.open.has(m.ref) }, h('td', { colspan: 7 }, h('pre', { class: 'stack' }, m.stack)));
+        btn.closest('tr').after(row);
+        btn.addEventListener('click', () => {
+          row.hidden = !row.hidden;
+          if (row.hidden) store.open.delete(m.ref);
+          else store.open.add(m.ref);
         });
       }
     },

@@ -24,8 +24,9 @@ export function mount(root, ctx) {
           tile('Run queue', int(o.runQueue), 'processes ready to run', o.runQueue > 1000 ? 'warn' : ''),
           tile('Event-loop lag', lag ? `${dec(lag.mean)} ms` : '–', lag ? `p99 ${dec(lag.p99)} · max ${dec(lag.max)} ms` : 'measured while watched', lag && lag.p99 > 100 ? 'warn' : ''),
           tile('Busy', o.busyPercent === null || o.busyPercent === undefined ? '–' : `${dec(o.busyPercent)} %`, 'event-loop utilization', o.busyPercent > 90 ? 'warn' : ''),
-          tile('Heap', bytes(o.heap && o.heap.used), `of ${bytes(o.heap && o.heap.total)} · rss ${bytes(o.heap && o.heap.rss)}`),
-          tile('Message rate', o.messageRate === null || o.messageRate === undefined ? '–' : `${int(o.messageRate)}/s`, 'handled by live processes'),
+          tile('Heap', bytes(o.heap && o.heap.used), `of ${bytes(o.heap && o.heap.total)}`),
+          tile('RSS', bytes(o.heap && o.heap.rss), 'resident set size'),
+          tile('Message rate', o.messageRate === null || o.messageRate === undefined ? '–' : `${int(o.messageRate)}/s`, 'handled, all processes'),
           h(
             'a',
             { href: '#/dead-letters', class: 'tilelink' },

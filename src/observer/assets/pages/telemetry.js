@@ -64,7 +64,7 @@ export function mount(root, ctx) {
   return {
     async refresh() {
       const history = await historyOf(ctx, win);
-      replace(note, history.server ? null : unavailable('Server-side history', history.answer), history.server ? null : h('p', { class: 'muted' }, 'Showing what this page has seen since it opened.'));
+      replace(note, history.server ? null : unavailable('Server-side history', history.answer, 'showing what this page has seen since it opened'));
       replace(
         figures,
         chart('processes', history.series('processes'), { format: int }),
