@@ -159,7 +159,7 @@ function sample(o) {
     messageRate: o.messageRate,
     heapUsed: o.heap ? o.heap.used : null,
     lag: o.eventLoopLagMs ? o.eventLoopLagMs.mean : null,
-    busy: o.busyPercent ?? null,
+    busyPercent: o.busyPercent ?? null,
   });
   if (series.length > SERIES_MAX) series.shift();
   header(o);

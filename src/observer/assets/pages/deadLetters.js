@@ -53,7 +53,8 @@ export function mount(root, ctx) {
   function renderProgress() {
     if (job === null) return replace(progress);
     const bar = h('progress', { max: String(Math.max(1, job.total)), value: String(job.total > 0 ? job.done : 1) });
-    replace(progress, h('div', { class: 'progress' }, h('span', null, `retry ${job.done >= job.total ? 'done' : 'running'}: ${int(job.done)} of ${int(job.total)}`), bar, h('span', { class: 'muted' }, `${int(job.succeeded)} ok · ${int(job.failed)} failed`)));
+    const finished = job.finished === true || job.done >= job.total;
+    replace(progress, h('div', { class: 'progress' }, h('span', null, `retry ${finished ? 'done' : 'running'}: ${int(job.done)} of ${int(job.total)}`), bar, h('span', { class: 'muted' }, `${int(job.succeeded)} ok · ${int(job.failed)} failed${job.error ? ` · ${job.error}` : ''}`)));
   }
 
   function buildActions() {
@@ -76,11 +77,13 @@ export function mount(root, ctx) {
       renderProgress();
       const a = await post('/api/dead-letters/retry', { filter: bodyFilter(), ...(ratePerSecond ? { ratePerSecond } : {}) });
       if (a.ok && a.data.jobId !== undefined) {
-        job = { jobId: a.data.jobId, total: a.data.total ?? 0, done: 0, succeeded: 0, failed: 0 };
+        // a job at the rate asked: its progress comes as `job` frames (and is read again at each render)
+        job = { jobId: a.data.jobId, total: a.data.total ?? 0, done: 0, succeeded: 0, failed: 0, finished: a.data.total === 0 };
         renderProgress();
-        return;
+        ctx.notify(`retrying ${int(job.total)} matching at ${int(ratePerSecond)}/s`, 'ok');
+        return ctx.refresh();
       }
-      if (a.ok) job = { total: a.data.retried, done: a.data.retried, succeeded: a.data.succeeded, failed: a.data.retried - a.data.succeeded };
+      if (a.ok) job = { total: a.data.retried, done: a.data.retried, succeeded: a.data.succeeded, failed: a.data.retried - a.data.succeeded, finished: true };
       else job = null;
       renderProgress();
       await done((d) => `retried ${int(d.retried)} matching, ${int(d.succeeded)} delivered`, a);
@@ -93,7 +96,12 @@ export function mount(root, ctx) {
       const ids = [...selected];
       selected.clear();
       const a = await post('/api/dead-letters/redrive', { ids, to: to.value.trim() });
-      await done((d) => `redrove ${int(d.redriven)} to ${to.value.trim()}`, a.status === 404 ? { ok: false, error: { message: 'redrive is not available from this observer' } } : a);
+      if (a.ok && a.data.jobId !== undefined) {
+        job = { jobId: a.data.jobId, total: a.data.total ?? ids.length, done: 0, succeeded: 0, failed: 0 };
+        renderProgress();
+        return ctx.refresh();
+      }
+      await done((d) => `redrove ${int(d.redriven ?? d.succeeded ?? ids.length)} to ${to.value.trim()}`, a.status === 404 ? { ok: false, error: { message: 'redrive is not available from this observer' } } : a);
     });
     const purge = h('button', { type: 'button', class: 'danger', id: 'purge' }, 'purge matching…');
     purge.addEventListener('click', async () => {
@@ -141,7 +149,7 @@ export function mount(root, ctx) {
   return {
     async frame(event, data) {
       if (event !== 'job' || job === null || (job.jobId !== undefined && data.id !== job.jobId && data.jobId !== job.jobId)) return;
-      job = { ...job, total: data.total ?? job.total, done: data.done ?? job.done, succeeded: data.succeeded ?? job.succeeded, failed: data.failed ?? job.failed };
+      job = { ...job, total: data.total ?? job.total, done: data.done ?? job.done, succeeded: data.succeeded ?? job.succeeded, failed: data.failed ?? job.failed, finished: data.finished ?? job.finished, error: data.error ?? null };
       renderProgress();
     },
     async refresh() {
@@ -153,9 +161,9 @@ export function mount(root, ctx) {
         replace(detail);
         return;
       }
-      if (job !== null && job.jobId !== undefined && job.done < job.total) {
+      if (job !== null && job.jobId !== undefined && !job.finished) {
         const j = await get(`/api/dead-letters/jobs/${encodeURIComponent(job.jobId)}`);
-        if (j.ok) job = { ...job, ...j.data };
+        if (j.ok) job = { ...job, ...j.data, jobId: job.jobId };
       }
       renderProgress();
       entries = a.data.entries ?? [];
