@@ -1,7 +1,7 @@
 // A process's detail: its figures, links, monitors and monitored-by (pids link on), timers, names,
 // pending calls, restart history, and its state when the process opted in with a redactor.
 import { get } from '../lib/api.js';
-import { ago, badge, clock, facts, h, int, ms, pidList, replace, section, table, text } from '../lib/dom.js';
+import { ago, badge, clock, facts, h, int, ms, pidLink, pidList, replace, section, table, text } from '../lib/dom.js';
 import { killButton } from './processes.js';
 
 function list(values) {
@@ -32,7 +32,8 @@ export function mount(root, ctx) {
         h('span', { class: 'spacer' }),
         ctx.canAct ? killButton(ctx, p.pid, armed, () => ctx.refresh()) : null,
       );
-      const restarts = Array.isArray(p.restarts) ? p.restarts : [];
+      const restarts = Array.isArray(p.restarts) ? [...p.restarts].reverse() : []; // newest first
+      const intensity = p.intensity ? `max ${int(p.intensity.maxRestarts)} restarts in ${ms(p.intensity.periodMs ?? p.intensity.withinMs)}` : null;
       replace(
         body,
         h(
@@ -50,18 +51,23 @@ export function mount(root, ctx) {
               ['pending calls', pending === undefined ? '–' : h('span', { class: 'num' }, int(pending))],
               ['traps exits', p.trapExits ? 'yes' : 'no'],
               ['names', list(p.names ?? (p.name ? [p.name] : []))],
+              p.groups === undefined ? null : ['groups', list(p.groups)],
+              p.strategy === undefined ? null : ['strategy', `${p.strategy}${intensity ? ` · ${intensity}` : ''}`],
+              p.restartsInWindow === undefined || p.restartsInWindow === null ? null : ['restarts in window', h('span', { class: 'num' }, int(p.restartsInWindow))],
             ]),
           ),
           section(
             'Relations',
             facts([
+              p.parent === undefined ? null : ['parent', p.parent === null ? '–' : p.parent === 'node' ? 'the node' : pidLink(p.parent)],
               ['links', pidList(p.links)],
               ['monitors', list(p.monitors)],
               ['monitored by', pidList(p.monitoredBy)],
+              p.waitingOn === undefined ? null : ['waiting on (calls)', pidList(p.waitingOn)],
             ]),
           ),
         ),
-        p.restarts === undefined
+        p.restarts === undefined || p.restarts === null
           ? null
           : section(
               'Restart history',
@@ -77,7 +83,9 @@ export function mount(root, ctx) {
             ),
         section(
           'State',
-          p.state === null || p.state === undefined
+          p.stateError
+            ? h('p', { class: 'muted na' }, `not read: ${text(p.stateError)}`)
+            : p.state === null || p.state === undefined
             ? h('p', { class: 'muted' }, 'not shown: a process shows its state only when it opts in with a redactor')
             : h('pre', { class: 'state' }, JSON.stringify(p.state, null, 2)),
         ),

@@ -4,7 +4,7 @@ import { get, post, query } from '../lib/api.js';
 import { badge, dec, h, int, ms, pidLink, replace, table, unavailable } from '../lib/dom.js';
 
 const LIMITS = [25, 50, 100, 250, 1000];
-const STATUSES = ['', 'running', 'waiting', 'busy', 'suspended', 'exiting'];
+const STATUSES = ['', 'initializing', 'running', 'runnable', 'busy', 'waiting'];
 
 /**
  * A two-step kill button: the first click arms it ("confirm kill"), the second kills. `armed` (a

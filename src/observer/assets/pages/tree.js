@@ -12,7 +12,7 @@ function childPid(c) {
 
 function supervisor(node, seen, path) {
   if (node.error !== undefined) return h('div', { class: 'sup error' }, h('div', { class: 'suphead' }, h('span', { class: 'mono' }, text(node.root ?? 'subtree')), badge(`error: ${text(node.error)}`, 'bad')));
-  const intensity = node.intensity ? `max ${int(node.intensity.maxRestarts)} in ${ms(node.intensity.periodMs)}` : null;
+  const intensity = node.intensity ? `max ${int(node.intensity.maxRestarts)} restarts in ${ms(node.intensity.periodMs ?? node.intensity.withinMs)}` : null;
   const inWindow = node.restartsInWindow;
   const head = h(
     'div',
@@ -21,7 +21,7 @@ function supervisor(node, seen, path) {
     pidLink(node.supervisor),
     node.strategy ? badge(node.strategy) : null,
     intensity ? h('span', { class: 'muted' }, intensity) : null,
-    inWindow === undefined ? null : badge(`${int(inWindow)} restarts in window`, inWindow > 0 ? 'warn' : ''),
+    inWindow === undefined || inWindow === null ? null : badge(`${int(inWindow)} restarts in window`, inWindow > 0 ? 'warn' : ''),
   );
   const rows = h('div', { class: 'children' });
   for (const c of node.children ?? []) {
