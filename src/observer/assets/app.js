@@ -196,11 +196,15 @@ function connect() {
   const source = new EventSource('/api/events');
   source.onopen = () => setConn('live');
   source.onerror = () => {
-    if (source.readyState === EventSource.CLOSED) {
-      // refused (a new token, the server gone for good): try again now and then, quietly
-      setConn('offline');
+    if (source.readyState !== EventSource.CLOSED) return setConn('reconnecting');
+    // refused: signed out (a server started with another token), or gone; try again now and then
+    get('/api/overview').then((a) => {
+      if (a.status === 401) {
+        setConn('signed out');
+        notify('the observer no longer knows this session: open the link it printed', 'bad');
+      } else setConn('offline');
       setTimeout(connect, 5000);
-    } else setConn('reconnecting');
+    });
   };
   for (const event of ['snapshot', 'overview', 'processes', 'telemetry', 'job']) {
     source.addEventListener(event, (e) => {

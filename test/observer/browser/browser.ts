@@ -11,7 +11,8 @@ import type { ObserverHandle } from '../../../src/index.js';
 declare const document: { body: { dataset: Record<string, string | undefined> } };
 declare const location: { hash: string };
 
-export const CHROMIUM = '/usr/bin/chromium';
+/** Debian's Chromium (KEEL_CHROMIUM names another build of it). */
+export const CHROMIUM = process.env.KEEL_CHROMIUM ?? '/usr/bin/chromium';
 const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 
 /** True when the browser tests skip: no Chromium here, and not under CI (where its absence is a failure). */
@@ -19,7 +20,7 @@ export const skipWithoutChromium = !fs.existsSync(CHROMIUM) && process.env.CI !=
 
 /** Launches Chromium (one per test file, in beforeAll); `args` adds flags (a host-resolver rule, say). */
 export async function launch(args: string[] = []): Promise<Browser> {
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`the observer's browser tests need Chromium at ${CHROMIUM} (apt-get install -y chromium)`);
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`the observer's browser tests need Chromium at ${CHROMIUM} (apt-get install -y chromium, or KEEL_CHROMIUM=<path>)`);
   return chromium.launch({ executablePath: CHROMIUM, args: [...FLAGS, ...args] });
 }
 
