@@ -34,8 +34,8 @@ export interface ObserverPage {
 }
 
 /** Opens the observer's link (token → cookie → the page) at 1280x800, and waits for its first frame. */
-export async function openObserver(browser: Browser, obs: ObserverHandle, route = '#/overview'): Promise<ObserverPage> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
+export async function openObserver(browser: Browser, obs: ObserverHandle, route = '#/overview', colorScheme: 'light' | 'dark' = 'light'): Promise<ObserverPage> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme });
   const page = await context.newPage();
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));

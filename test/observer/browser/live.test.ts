@@ -176,6 +176,13 @@ describe.skipIf(skipWithoutChromium)('observer page (Chromium)', () => {
       expect(await page.textContent('main h1')).toBe(`Process ${Pid.format(pid)} ${name}`);
       expect(await page.locator('main img').count()).toBe(0);
       expect(await dataset(page, 'pwned')).toBeUndefined();
+      // a name far wider than the window wraps or is cut, and never widens the page
+      const long = node.spawn(() => () => undefined, { name: `very-long-name-${'x'.repeat(400)}` });
+      for (const route of ['#/processes?filter=very-long', `#/process/${encodeURIComponent(Pid.format(long))}`]) {
+        await go(page, route);
+        expect(await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth'), route).toBe(0);
+        expect(await page.evaluate("document.querySelector('main').scrollWidth - document.querySelector('main').clientWidth"), route).toBe(0);
+      }
       expect(view.problems).toEqual([]);
     } finally {
       await view.close();

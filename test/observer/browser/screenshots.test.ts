@@ -146,6 +146,11 @@ describe.skipIf(skipWithoutChromium)('observer screenshots (Chromium)', () => {
       await go(page, '#/circuits');
       await shoot(browser, page, 'circuits');
       expect(view.problems).toEqual([]);
+      // the dark theme follows the system's
+      const dark = await openObserver(browser, obs, '#/tree', 'dark');
+      await shoot(browser, dark.page, 'tree-dark');
+      expect(dark.problems).toEqual([]);
+      await dark.close();
     } finally {
       for (const release of releases) release();
       node.exit(target, 'kill');
