@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GenServer, isDown, Pid, startObserver, Supervisor, type Down, type Node } from '../../../src/index.js';
+import { Agent, AgentScheduler, CoordinationManager, CoordinatorAgent, createSignal, GenServer, isDown, Pid, SignalRouter, startObserver, Supervisor, type Down, type Node } from '../../../src/index.js';
 import { probe } from '../../../src/testing/index.js';
 import { deferred, useNodes } from '../../support.js';
 import { go, launch, nextFrame, openObserver, skipWithoutChromium } from './browser.js';
@@ -75,6 +75,50 @@ async function stuck(node: Node, name: string, queued: number): Promise<() => vo
   return () => gate.resolve();
 }
 
+/**
+ * The agent layer with something to show: a router with subscriptions, a scheduler with jobs, a
+ * coordinator with a finished workflow, a running one and a stuck one, and circuits (one open).
+ * Answers what ends it.
+ */
+async function agents(node: Node): Promise<() => Promise<void>> {
+  const router = await SignalRouter.start(node, { name: 'events' });
+  const subscriber = (name: string) => node.spawn(() => () => undefined, { name });
+  await router.subscribe('order.created', subscriber('invoicing'));
+  await router.subscribe('order.*', subscriber('dashboard'), { capacity: 100, overflow: 'drop_oldest' });
+  await router.subscribe('order.**', subscriber('audit'), { overflow: 'reject' });
+  for (let i = 0; i < 5; i++) router.publish(createSignal({ type: 'order.created', source: '/shop', data: { n: i } }));
+  const gate = deferred<string>();
+  const worker = await Agent.start(node, { name: 'worker-1', capabilities: ['http'], tasks: { fetch: () => 'page', parse: () => ['a', 'b'] }, onMessage: () => undefined });
+  // one GPU slot: a render holds it, the next render waits with nothing running (stuck)
+  const gpu = await Agent.start(node, { name: 'gpu-1', capabilities: ['gpu'], maxConcurrentTasks: 1, tasks: { render: () => gate.promise } });
+  const scheduler = await AgentScheduler.start(node, { name: 'cron' });
+  await scheduler.registerPeriodic(worker.pid, 'heartbeat', 60_000, { type: 'heartbeat' });
+  await scheduler.registerPeriodic(worker.pid, 'report', 300_000, { type: 'report' });
+  const coordinator = await CoordinatorAgent.start(node, { name: 'crawler', workers: [worker.pid, gpu.pid], taskTimeoutMs: 60_000 });
+  await coordinator.run({ id: 'crawl-1', tasks: [{ id: 'a', kind: 'fetch', payload: '/a' }, { id: 'parse', kind: 'parse', dependsOn: ['a'] }] });
+  const stuckSeen = deferred();
+  node.telemetry.attach('screenshots-stuck', ['keel.coordinator.workflow_stuck'], () => stuckSeen.resolve());
+  const running = coordinator.run({ id: 'render-0', tasks: [{ id: 'frame', kind: 'render', requires: ['gpu'] }] });
+  const stuck = coordinator.run({ id: 'render-1', stuckAfterMs: 20, tasks: [{ id: 'frame', kind: 'render', requires: ['gpu'] }] });
+  await stuckSeen.promise;
+  const cm = await CoordinationManager.start(node, { name: 'links', failureThreshold: 1, resetAfterMs: 3_600_000 });
+  const planner = node.spawn(() => () => undefined, { name: 'planner' });
+  const executor = node.spawn(() => () => undefined, { name: 'executor' });
+  await cm.coordinate(planner, executor, { type: 'step', n: 1 });
+  const gone = node.spawn(() => () => undefined);
+  const witness = probe<Down>(node);
+  // eslint-disable-next-line keel/no-unmanaged-monitor -- the witness that the executor is gone
+  witness.ctx.monitor(gone);
+  node.exit(gone, 'kill');
+  await witness.receive(isDown);
+  await cm.coordinate(planner, gone, { type: 'step', n: 2 });
+  return async () => {
+    gate.resolve('done');
+    await Promise.all([running, stuck]);
+    node.telemetry.detach('screenshots-stuck');
+  };
+}
+
 describe.skipIf(skipWithoutChromium)('observer screenshots (Chromium)', () => {
   let browser: Browser;
   beforeAll(async () => {
@@ -109,6 +153,7 @@ describe.skipIf(skipWithoutChromium)('observer screenshots (Chromium)', () => {
     for (let i = 0; i < 4; i++) await node.deadLetters.add({ recipient: 'mailer-v1', message: { to: `user${i}@example.com`, template: 'welcome' }, reason: 'noproc', metadata: { traceId: `t-${i}` } });
     for (let i = 0; i < 3; i++) await node.deadLetters.add({ recipient: 'billing', message: { invoice: 1000 + i }, reason: 'timeout' });
 
+    const endAgents = await agents(node);
     const obs = await startObserver(node, { sampleMs: 3_600_000, readOnly: false, allowPayloads: true, supervisors: ['app_sup'] });
     const view = await openObserver(browser, obs);
     try {
@@ -153,6 +198,7 @@ describe.skipIf(skipWithoutChromium)('observer screenshots (Chromium)', () => {
       await dark.close();
     } finally {
       for (const release of releases) release();
+      await endAgents();
       node.exit(target, 'kill');
       for (let i = 0; i < 3; i++) await owner.receive(isDown);
       await node.idle();
