@@ -1,6 +1,7 @@
 // Circuits: the coordination manager's circuit breakers (state, failures, buffered messages).
 import { get } from '../lib/api.js';
 import { ago, badge, h, int, pidLink, replace, section, table, text, tile, unavailable } from '../lib/dom.js';
+import { totals } from './registry.js';
 
 const TONE = { closed: 'ok', open: 'bad', half_open: 'warn' };
 
@@ -24,14 +25,17 @@ export function mount(root) {
         body,
         managers.map((m) =>
           section(
-            text(m.name ?? m.pid),
+            `${text(m.name ?? m.pid)}${m.error ? ` (unreadable: ${text(m.error)})` : ''}`,
+            totals(m.totals, ['delivered', 'failed', 'buffered', 'flushed', 'deadLettered', 'open', 'halfOpen']),
             table(
               [
                 { label: 'target', cell: (c) => (typeof (c.target ?? c.key) === 'string' && String(c.target ?? c.key).startsWith('<') ? pidLink(c.target ?? c.key) : text(c.key ?? c.target)), cls: 'ellipsis' },
                 { label: 'state', cell: (c) => badge(text(c.state).replace('_', '-'), TONE[c.state]), cls: 'w-status' },
                 { label: 'failures', num: true, cell: (c) => int(c.failures), cls: 'w-num' },
                 { label: 'buffered', num: true, cell: (c) => int(c.buffered), cls: 'w-num' },
-                { label: 'opened', cell: (c) => (c.openedAt ? ago(c.openedAt) : '–'), cls: 'w-age' },
+                { label: 'in flight', num: true, cell: (c) => (c.inFlight === undefined ? '–' : int(c.inFlight)), cls: 'w-num' },
+                { label: 'openings', num: true, cell: (c) => (c.openings === undefined ? '–' : int(c.openings)), cls: 'w-num' },
+                { label: 'opened / resets', cell: (c) => (c.openedAt ? ago(c.openedAt) : c.resetAt ? `resets ${ago(c.resetAt)}` : '–'), cls: 'w-time' },
               ],
               m.circuits ?? [],
               { empty: 'no circuit', rowAttrs: (c) => ({ class: c.state === 'open' ? 'alert' : null }) },

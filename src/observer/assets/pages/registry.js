@@ -2,7 +2,14 @@
 // capacity, overflow, dropped) and the schedulers' jobs. Each part says so quietly when this
 // observer or node does not have it.
 import { get, query } from '../lib/api.js';
-import { ago, clock, h, int, pidLink, pidList, replace, section, table, text, unavailable } from '../lib/dom.js';
+import { ago, badge, clock, h, int, ms, pidLink, pidList, replace, section, table, text, unavailable } from '../lib/dom.js';
+
+/** A component's totals as one quiet line (`published 12 · delivered 12 · …`). */
+export function totals(t, keys) {
+  if (!t || typeof t !== 'object') return null;
+  const parts = keys.filter((k) => typeof t[k] === 'number').map((k) => `${k} ${int(t[k])}`);
+  return parts.length ? h('p', { class: 'muted foot totals' }, parts.join(' · ')) : null;
+}
 
 const nameOf = (x) => text(x.name ?? x.pid ?? '');
 
@@ -53,12 +60,13 @@ export function mount(root, ctx) {
             h(
               'div',
               { class: 'sub' },
-              h('h3', null, nameOf(rt), ' ', rt.pid ? pidLink(rt.pid) : null),
+              h('h3', null, nameOf(rt), ' ', rt.pid ? pidLink(rt.pid) : null, rt.error ? [' ', badge(`unreadable: ${text(rt.error)}`, 'bad')] : null),
+              totals(rt.totals, ['published', 'delivered', 'failed', 'buffered', 'inFlight', 'dropped']),
               table(
                 [
                   { label: 'pattern', cell: (x) => h('code', null, text(x.pattern)), cls: 'ellipsis' },
                   { label: 'subscriber', cell: (x) => pidLink(x.subscriber), cls: 'w-pid' },
-                  { label: 'buffered', num: true, cell: (x) => `${int(x.buffered)} / ${int(x.capacity)}`, cls: 'w-age' },
+                  { label: 'buffered', num: true, cell: (x) => `${int(x.buffered)} / ${x.capacity === null ? '∞' : int(x.capacity)}`, cls: 'w-age' },
                   { label: 'overflow', cell: (x) => text(x.overflow), cls: 'w-kind' },
                   { label: 'in flight', num: true, cell: (x) => int(x.inFlight), cls: 'w-num' },
                   { label: 'dropped', num: true, cell: (x) => h('span', { class: x.dropped > 0 ? 'hot' : null }, int(x.dropped)), cls: 'w-num' },
@@ -81,14 +89,15 @@ export function mount(root, ctx) {
             h(
               'div',
               { class: 'sub' },
-              h('h3', null, nameOf(s), ' ', s.pid ? pidLink(s.pid) : null),
+              h('h3', null, nameOf(s), ' ', s.pid ? pidLink(s.pid) : null, s.error ? [' ', badge(`unreadable: ${text(s.error)}`, 'bad')] : null),
+              totals(s.totals, ['delivered', 'failed', 'skipped', 'dropped']),
               table(
                 [
                   { label: 'job', cell: (j) => text(j.id), cls: 'ellipsis' },
-                  { label: 'schedule', cell: (j) => h('code', null, text(j.schedule ?? j.cron ?? (j.every === undefined ? null : `every ${j.every} ms`))), cls: 'w-kind' },
-                  { label: 'target', cell: (j) => (typeof j.target === 'string' && j.target.startsWith('<') ? pidLink(j.target) : text(j.target)), cls: 'w-pid' },
+                  { label: 'schedule', cell: (j) => h('code', null, text(j.schedule ?? j.cron ?? (j.every === undefined ? null : `every ${ms(j.every)}`))), cls: 'w-kind' },
+                  { label: 'target', cell: (j) => (j.targetPid ? h('a', { class: 'pid', href: `#/process/${encodeURIComponent(j.targetPid)}` }, text(j.target)) : typeof j.target === 'string' && j.target.startsWith('<') ? pidLink(j.target) : text(j.target)), cls: 'w-pid' },
                   { label: 'next run', cell: (j) => `${clock(j.nextRunAt)} (${ago(j.nextRunAt)})`, cls: 'w-time' },
-                  { label: 'last run', cell: (j) => (j.lastRunAt ? ago(j.lastRunAt) : 'never'), cls: 'w-age' },
+                  { label: 'last run', cell: (j) => (j.lastRunAt ? ago(j.lastRunAt) : '–'), cls: 'w-age' },
                   { label: 'runs', num: true, cell: (j) => int(j.runs), cls: 'w-num' },
                   { label: 'failures', num: true, cell: (j) => h('span', { class: j.failures > 0 ? 'hot' : null }, int(j.failures)), cls: 'w-num' },
                 ],

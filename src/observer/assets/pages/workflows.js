@@ -28,7 +28,7 @@ function timeline(w) {
       h('span', { class: 'tid ellipsis' }, text(t.id)),
       badge(text(t.status), TONE[t.status]),
       h('span', { class: 'w-pid' }, t.worker ? pidLink(t.worker) : h('span', { class: 'muted' }, 'no worker')),
-      h('span', { class: 'num muted' }, `${int(t.attempts ?? 0)} att · ${int(t.reassignments ?? 0)} reassigned`),
+      h('span', { class: 'num muted' }, `${int(t.attempts ?? 0)} att${t.reassignments === null || t.reassignments === undefined ? '' : ` · ${int(t.reassignments)} reassigned`}`),
       svg,
       h('span', { class: 'num muted' }, typeof t.startedAt === 'number' ? ms((typeof t.endedAt === 'number' ? t.endedAt : now) - t.startedAt) : '–'),
       t.error ? h('span', { class: 'err ellipsis', title: text(t.error) }, text(t.error)) : null,
@@ -49,7 +49,8 @@ function workflow(w) {
       badge(text(w.status), TONE[w.status]),
       w.stuck ? badge('stuck', 'bad') : null,
       h('span', { class: 'spacer' }),
-      h('span', { class: 'muted' }, `started ${ago(w.startedAt)}`),
+      w.stuck && w.progressAt ? h('span', { class: 'hot' }, `no progress for ${ms(Date.now() - w.progressAt)}`) : null,
+      h('span', { class: 'muted' }, w.finishedAt ? `finished ${ago(w.finishedAt)} · took ${ms(w.finishedAt - w.startedAt)}` : `started ${ago(w.startedAt)}`),
     ),
     timeline(w),
   );
@@ -70,8 +71,10 @@ export function mount(root) {
           const active = c.active ?? [];
           const recent = c.recent ?? [];
           const stuck = active.filter((w) => w.stuck).length;
+          const workers = Array.isArray(c.workers) ? c.workers : [];
           return section(
-            `${text(c.name ?? c.pid)} · ${int(active.length)} active${stuck ? ` · ${stuck} stuck` : ''}`,
+            `${text(c.name ?? c.pid)} · ${int(active.length)} active${stuck ? ` · ${stuck} stuck` : ''}${c.error ? ` · unreadable: ${text(c.error)}` : ''}`,
+            workers.length ? h('p', { class: 'muted foot workers' }, 'workers: ', workers.map((w) => h('span', { class: 'worker' }, pidLink(w.pid), ` load ${int(w.load)}${w.capabilities && w.capabilities.length ? ` [${w.capabilities.join(', ')}]` : ''} `))) : null,
             active.length ? active.map(workflow) : h('p', { class: 'muted' }, 'no active workflow'),
             recent.length ? [h('h3', null, 'Recent'), recent.map(workflow)] : null,
           );
