@@ -72,6 +72,7 @@ export function mount(root, ctx) {
         chart('run queue', history.series('runQueue'), { format: int }),
         chart('heap used', history.series('heapUsed'), { format: bytes }),
         chart('event-loop lag (ms)', history.series('lag'), { format: dec }),
+        chart('event-loop busy %', history.series('busyPercent'), { format: dec }),
       );
       const list = history.events();
       if (list.length === 0) {
