@@ -164,16 +164,16 @@ export class MessageFlow {
    */
   inject(context: TraceContext | undefined): TraceCarrier | undefined {
     if (context === undefined || this.tracer.inject === undefined) return undefined;
-    let carrier: TraceCarrier | undefined;
+    let traceparent: unknown, tracestate: unknown;
     try {
-      carrier = this.tracer.inject(context);
+      const carrier = this.tracer.inject(context);
+      if (typeof carrier !== 'object' || carrier === null) return undefined;
+      ({ traceparent, tracestate } = carrier); // read once: a getter or a proxy that throws is nothing to carry
     } catch {
       return undefined;
     }
-    if (typeof carrier !== 'object' || carrier === null) return undefined;
-    const { traceparent, tracestate } = carrier;
     if (parseTraceparent(traceparent) === undefined) return undefined;
-    return tracestate !== undefined && tracestate !== '' && isTracestate(tracestate) ? { traceparent, tracestate } : { traceparent };
+    return tracestate !== '' && isTracestate(tracestate) ? { traceparent: traceparent as string, tracestate } : { traceparent: traceparent as string };
   }
 
   /**

@@ -194,6 +194,26 @@ describe('message-flow tracing across nodes', () => {
     expect(toTraceparent(call.spanContext())).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
   });
 
+  it('a remote call that fails ends the caller\'s span as an error, and the server\'s handler span too', async () => {
+    const { a, b } = await tappedPair(track);
+    const ta = traced(a);
+    const tb = traced(b);
+    const server = await GenServer.start(b, {
+      init: () => null,
+      handleCall: (r: string) => {
+        throw new Error(`boom ${r}`);
+      },
+    });
+    const handlerDone = tb.waiter.ended('keel.gen_server.handle_call');
+    await expect(GenServer.call(a, server, 'x', 5000)).rejects.toMatchObject({ code: 'ERR_CALL_EXIT' });
+    await handlerDone;
+    const call = ta.exporter.getFinishedSpans().find((s) => s.name === 'keel.gen_server.call')!;
+    const handler = tb.exporter.getFinishedSpans().find((s) => s.name === 'keel.gen_server.handle_call')!;
+    expect([call.status.code, handler.status.code, handler.status.message]).toEqual([2, 2, 'boom x']);
+    expect(parentOf(handler)).toBe(call.spanContext().spanId);
+    expect(tb.exporter.getFinishedSpans().map((s) => s.name)).toEqual(['keel.gen_server.handle_call']); // no second call span, no reply
+  });
+
   it('an untraced sender puts no trace field in its frames, and a traced receiver handles them without a remote parent', async () => {
     const { a, b, frames } = await tappedPair(track);
     const tb = traced(b);
