@@ -18,7 +18,8 @@ export interface OpenTelemetryBridgeOptions {
   /**
    * Message-flow tracing with `tracer` (default false): the trace context travels with supervised
    * messages, router deliveries, calls and casts, and each hop is a span, the receiving handler's a
-   * child of the sending one (see "Message-flow tracing" in the README). One per node.
+   * child of the sending one (see "Message-flow tracing" in the README), across the nodes of a
+   * cluster too (as a W3C `traceparent` and `tracestate`, see docs/cluster.md). One per node.
    */
   messageFlow?: boolean;
 }

@@ -9,6 +9,9 @@ import { types } from 'node:util';
  *
  * The context never rides inside a user's message: it is kept beside the carrier (the supervised
  * message's id, the pending call, the cast), in tables that exist only while a tracer is installed.
+ * Across nodes (src/cluster) it travels as W3C Trace Context headers ({@link TraceCarrier}), written
+ * by the tracer's `inject` and read back, after a strict check ({@link parseTraceparent}), by its
+ * `extract` on the receiving node.
  */
 
 /** An opaque span context: OpenTelemetry's `SpanContext` (the parsed W3C `traceparent`). */
