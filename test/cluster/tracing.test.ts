@@ -17,7 +17,7 @@ import type { Pid } from '../../src/runtime/Pid.js';
 import type { Node } from '../../src/runtime/types.js';
 import { bridgeOpenTelemetry } from '../../src/telemetry/otel.js';
 import type { TelemetryBus } from '../../src/telemetry/Telemetry.js';
-import { toTraceparent } from '../../src/telemetry/tracing.js';
+import { MessageFlow, toTraceparent } from '../../src/telemetry/tracing.js';
 import { captureEvents } from '../../src/testing/index.js';
 import { deferred, type TrackNode, useNodes } from '../support.js';
 import { useNatsServer } from './natsServer.js';
@@ -235,6 +235,16 @@ describe('message-flow tracing across nodes', () => {
       ['keel.gen_server.handle_call', false],
     ]);
     expect(spans.find((s) => s.name === 'keel.gen_server.call')!.parentSpanContext).toBeUndefined();
+    // a node tracing with a FlowTracer that cannot write contexts (no inject) sends untraced frames too
+    const made: string[] = [];
+    (a.telemetry as TelemetryBus).flow = new MessageFlow({ start: (name) => (made.push(name), { context: { name }, end: () => undefined }), active: () => undefined });
+    try {
+      expect(await GenServer.call(a, server, 5, 5000)).toBe(10);
+    } finally {
+      (a.telemetry as TelemetryBus).flow = undefined;
+    }
+    expect(made).toEqual(['keel.gen_server.call']);
+    expect(frames().at(-1)).toBe(`["c",2,0,${server.id},5,5000]`);
   });
 
   it('GenServer.cast to a pid of another node: handled there; to a dead pid, dropped with noproc on the receiving node', async () => {
@@ -356,6 +366,15 @@ describe('message-flow tracing across nodes', () => {
     expect(ta.flow().pendingMessages).toBe(0); // the sender's context left with the message
     const handler = tb.exporter.getFinishedSpans().find((s) => s.name === 'keel.gen_server.handle_info')!;
     expect(handler.parentSpanContext).toMatchObject({ traceId: send.spanContext().traceId, spanId: send.spanContext().spanId, isRemote: true });
+    // SupervisedDelivery.send to a name on another node: its own span, whose context travels the same way
+    b.registry.register('named', server);
+    tb.exporter.reset();
+    const named = ta.waiter.ended('keel.supervised_send');
+    expect(await sa.send(a, { node: 'b', name: 'named' }, 'by name', { ack: 'handled', id: 'n-1' })).toMatchObject({ ok: true });
+    await named;
+    const byName = ta.exporter.getFinishedSpans().find((s) => s.attributes.id === 'n-1')!;
+    expect([byName.name, byName.attributes.to]).toEqual(['keel.supervised_send', 'named@b']);
+    expect(parentOf(tb.exporter.getFinishedSpans().find((s) => s.name === 'keel.gen_server.handle_info')!)).toBe(byName.spanContext().spanId);
     // a hostile traceparent published straight to the stream: handled, untraced, counted
     const events = captureEvents(b, ['keel.cluster.trace_context_dropped', 'keel.cluster.supervised_dropped']);
     tb.exporter.reset();
@@ -366,7 +385,7 @@ describe('message-flow tracing across nodes', () => {
     const head = { id: 'h-1', to: { pid: [server.creation, server.id] as const }, ack: 'handled' as const, timeout: 5000, attempts: 1, retryOnCrash: false, backoff: { initialMs: 1, factor: 2, maxMs: 1, jitter: 'none' as const }, expires: 0, reply };
     await jetstream(nc).publish(`keel.${cluster}.sup.b`, encodeSend(head, 'hostile', 10_000, { traceparent: `00-${'0'.repeat(32)}-${'b'.repeat(16)}-01` }));
     expect(await replied).toEqual({ t: 'f', ok: true, n: 1 });
-    expect(handled).toEqual(['untraced', 'traced', 'hostile']);
+    expect(handled).toEqual(['untraced', 'traced', 'by name', 'hostile']);
     expect(events.events.map((e) => [e.event, e.metadata])).toEqual([
       ['keel.cluster.trace_context_dropped', { node: 'b', from: 'mallory', carrier: 'supervised', field: 'traceparent', reason: 'malformed' }],
     ]);
