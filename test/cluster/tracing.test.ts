@@ -320,17 +320,19 @@ describe('message-flow tracing across nodes', () => {
     events.stop();
   });
 
-  it('a valid traceparent with a tracestate: the handler continues that trace and keeps the vendors\' state; a hostile tracestate alone is dropped', async () => {
+  it('a valid traceparent with a tracestate: the handler continues that trace and keeps the vendors\' state; a hostile tracestate alone is dropped; an unsampled one records nothing', async () => {
     const { b, inject } = await tappedPair(track);
     const tb = traced(b);
     const seen = deferred<void>();
     let count = 0;
-    const server = await GenServer.start(b, { init: () => null, handleCast: (_r: unknown, s: null) => (++count === 2 && seen.resolve(), s) });
+    const server = await GenServer.start(b, { init: () => null, handleCast: (_r: unknown, s: null) => (++count === 3 && seen.resolve(), s) });
     const events = captureEvents(b, ['keel.cluster.trace_context_dropped']);
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
     inject(`["k",${server.id},0,1,"00-${traceId}-00f067aa0ba902b7-01","vendor=abc,other=1"]`);
     inject(`["k",${server.id},0,2,"00-${traceId}-00f067aa0ba902b8-01",${JSON.stringify('v=' + 'x'.repeat(600))}]`);
+    inject(`["k",${server.id},0,3,"00-${traceId}-00f067aa0ba902b9-00"]`); // not sampled: the handler's span does not record
     await seen.promise;
+    expect(tb.exporter.getFinishedSpans()).toHaveLength(2);
     const [first, second] = tb.exporter.getFinishedSpans();
     expect(first!.spanContext().traceId).toBe(traceId);
     expect(first!.parentSpanContext).toMatchObject({ traceId, spanId: '00f067aa0ba902b7', traceFlags: 1, isRemote: true });
