@@ -395,9 +395,12 @@ function makeCall(
   else (reject as (error: unknown) => void)(error);
 }
 
-/** Message-flow tracing: the caller's span of a call, the parent of the server's `handle_call` span. */
+/**
+ * Message-flow tracing: the caller's span of a call, the parent of the server's `handle_call` span
+ * (a call served for a caller of another node holds that caller's span: see `MessageFlow.serving`).
+ */
 function startCallSpan(flow: MessageFlow, call: PendingCall, caller: Proc | undefined): void {
-  flow.hold(call, flow.start('keel.gen_server.call', flow.contextOf(caller), { server: call.serverText }));
+  flow.hold(call, flow.adoptCall() ?? flow.start('keel.gen_server.call', flow.contextOf(caller), { server: call.serverText }));
 }
 
 /** The reply (a span, the child of the server's handler span if it replies from there), then the call's span ends. */
