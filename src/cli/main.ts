@@ -6,6 +6,7 @@ import { DEMO_COMMAND, runDemoCommand } from './demoCommand.js';
 import { runServicesDemo } from './demoServices.js';
 import { dlqUsage, runDlq } from './dlq.js';
 import { runSoakCommand, SOAK_COMMAND } from './soakCommand.js';
+import { runTop, TOP_COMMAND } from './top.js';
 
 export const TOUR_COMMAND: CommandSpec<Record<string, never>> = {
   name: 'tour',
@@ -39,17 +40,19 @@ const COMMANDS: Readonly<Record<string, Entry>> = {
   },
   dlq: { summary: 'inspect and manage a SQLite dead letter store: list, show, retry, purge', usage: dlqUsage, run: (argv, io) => runDlq(argv, io) },
   audit: { ...single(AUDIT_COMMAND), run: (argv, io) => runAudit(argv, io) },
+  top: { ...single(TOP_COMMAND), run: (argv, io) => runTop(argv, io) },
 };
 
 const NAMES = Object.keys(COMMANDS);
+const WIDTH = Math.max(...NAMES.map((n) => n.length));
 
 /** `keel help`: the commands, one line each. */
 export const KEEL_USAGE = [
   'usage: keel <command> [options]',
   '',
   'commands:',
-  ...NAMES.map((n) => `  ${n.padEnd(6)} ${COMMANDS[n]!.summary}`),
-  `  ${'help'.padEnd(6)} this overview; keel help <command> prints the usage of a command`,
+  ...NAMES.map((n) => `  ${n.padEnd(WIDTH)} ${COMMANDS[n]!.summary}`),
+  `  ${'help'.padEnd(WIDTH)} this overview; keel help <command> prints the usage of a command`,
   '',
   'keel <command> --help (or -h) prints the usage of a command, keel --version the version of Keel.',
   'Options take their value as --name value or --name=value. Bad usage exits with code 2.',
