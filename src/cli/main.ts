@@ -5,6 +5,7 @@ import { runDemo } from './demo.js';
 import { DEMO_COMMAND, runDemoCommand } from './demoCommand.js';
 import { runServicesDemo } from './demoServices.js';
 import { dlqUsage, runDlq } from './dlq.js';
+import { OBSERVE_COMMAND, runObserve } from './observe.js';
 import { runSoakCommand, SOAK_COMMAND } from './soakCommand.js';
 import { runTop, TOP_COMMAND } from './top.js';
 
@@ -26,6 +27,8 @@ const single = (spec: CommandSpec): Pick<Entry, 'summary' | 'usage'> => ({ summa
 
 const COMMANDS: Readonly<Record<string, Entry>> = {
   demo: { ...single(DEMO_COMMAND), run: (argv, io, progress) => runDemoCommand(argv, io, progress) },
+  observe: { ...single(OBSERVE_COMMAND), run: (argv, io, progress) => runObserve(argv, io, progress === undefined ? {} : { progress }) },
+  top: { ...single(TOP_COMMAND), run: (argv, io) => runTop(argv, io) },
   soak: { ...single(SOAK_COMMAND), run: (argv, io) => runSoakCommand(argv, io.out, io.err) },
   tour: {
     ...single(TOUR_COMMAND),
@@ -40,7 +43,6 @@ const COMMANDS: Readonly<Record<string, Entry>> = {
   },
   dlq: { summary: 'inspect and manage a SQLite dead letter store: list, show, retry, purge', usage: dlqUsage, run: (argv, io) => runDlq(argv, io) },
   audit: { ...single(AUDIT_COMMAND), run: (argv, io) => runAudit(argv, io) },
-  top: { ...single(TOP_COMMAND), run: (argv, io) => runTop(argv, io) },
 };
 
 const NAMES = Object.keys(COMMANDS);

@@ -87,7 +87,7 @@ describe('the built keel', () => {
     expect(badFlag).toEqual({
       code: 2,
       stdout: '',
-      stderr: "keel demo: Unknown option '--nope'. keel demo takes --workers, --workflows, --chaos, --seed, --duration, --fail-rate, --json, --simulate, --nodes and --help\n",
+      stderr: "keel demo: Unknown option '--nope'. keel demo takes --workers, --workflows, --chaos, --seed, --duration, --fail-rate, --json, --simulate, --observe, --nodes and --help\n",
     });
     expect(badValue).toEqual({ code: 2, stdout: '', stderr: 'keel demo: --workers must be a number, got "NaN"\n' });
     expect(demoHelp).toEqual({ code: 0, stdout: `${usageOf(DEMO_COMMAND)}\n`, stderr: '' });
