@@ -73,6 +73,8 @@ export interface TopEnvironment {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Stops the refreshing (exit 0); default: SIGINT or SIGTERM. */
   readonly signal?: AbortSignal;
+  /** How long one request may take (default TOP_REQUEST_TIMEOUT_MS). */
+  readonly requestTimeoutMs?: number;
 }
 
 const TOKEN_TEXT = /^[\x21-\x7e]{1,512}$/;
@@ -127,29 +129,52 @@ export function parseTopArgs(argv: readonly string[], env: Readonly<Record<strin
 /** A request's outcome: the JSON, a failure to show (one line), or aborted (top is stopping). */
 type Got<T> = { ok: true; value: T } | { ok: false; message: string } | { ok: false; aborted: true };
 
+/**
+ * A signal for one request: aborted when `stop` is, or after `ms`. Its own listener and timer, both
+ * gone with `done()` (no AbortSignal.any: nothing accumulates on the long-lived `stop`).
+ */
+function requestSignal(stop: AbortSignal, ms: number): { signal: AbortSignal; timedOut(): boolean; done(): void } {
+  const controller = new AbortController();
+  let timedOut = false;
+  const onStop = (): void => controller.abort();
+  stop.addEventListener('abort', onStop, { once: true });
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, ms);
+  return {
+    signal: controller.signal,
+    timedOut: () => timedOut,
+    done: () => {
+      clearTimeout(timer);
+      stop.removeEventListener('abort', onStop);
+    },
+  };
+}
+
 /** GET `path` of the observer: its JSON object, or why not, in one line. */
-async function get(args: TopArgs, path: string, signal: AbortSignal): Promise<Got<Record<string, unknown>>> {
+async function get(args: TopArgs, path: string, stop: AbortSignal, timeoutMs: number): Promise<Got<Record<string, unknown>>> {
   const where = `the observer at ${args.base}`;
+  const request = requestSignal(stop, timeoutMs);
+  const late = (): Got<never> | undefined =>
+    stop.aborted ? { ok: false, aborted: true } : request.timedOut() ? { ok: false, message: `${where} did not answer within ${timeoutMs / 1000} s` } : undefined;
   let res: Response;
-  try {
-    res = await fetch(`${args.base}${path}`, {
-      headers: { authorization: `Bearer ${args.token}`, accept: 'application/json' },
-      redirect: 'error',
-      signal: AbortSignal.any([signal, AbortSignal.timeout(TOP_REQUEST_TIMEOUT_MS)]),
-    });
-  } catch (e) {
-    if (signal.aborted) return { ok: false, aborted: true };
-    const err = e as { name?: unknown; cause?: { code?: unknown; message?: unknown } };
-    if (err.name === 'TimeoutError') return { ok: false, message: `${where} did not answer within ${TOP_REQUEST_TIMEOUT_MS / 1000} s` };
-    const why = typeof err.cause?.code === 'string' ? err.cause.code : typeof err.cause?.message === 'string' ? err.cause.message : 'no answer';
-    return { ok: false, message: `cannot reach ${where} (${clean(why.slice(0, 200))}): is it running? keel observe prints its url` };
-  }
   let body: unknown;
   try {
-    body = await res.json();
-  } catch {
-    if (signal.aborted) return { ok: false, aborted: true };
-    return { ok: false, message: `${where} did not answer like a Keel observer (HTTP ${res.status}, ${clean((res.headers.get('content-type') ?? 'no content type').slice(0, 100))})` };
+    try {
+      res = await fetch(`${args.base}${path}`, { headers: { authorization: `Bearer ${args.token}`, accept: 'application/json' }, redirect: 'error', signal: request.signal });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: unknown; message?: unknown } }).cause;
+      const why = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : 'no answer';
+      return late() ?? { ok: false, message: `cannot reach ${where} (${clean(why.slice(0, 200))}): is it running? keel observe prints its url` };
+    }
+    try {
+      body = await res.json();
+    } catch {
+      return late() ?? { ok: false, message: `${where} did not answer like a Keel observer (HTTP ${res.status}, ${clean((res.headers.get('content-type') ?? 'no content type').slice(0, 100))})` };
+    }
+  } finally {
+    request.done();
   }
   const error = typeof body === 'object' && body !== null ? (body as { error?: { code?: unknown; message?: unknown } }).error : undefined;
   if (!res.ok || typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -162,10 +187,10 @@ async function get(args: TopArgs, path: string, signal: AbortSignal): Promise<Go
 }
 
 /** One snapshot: the overview and the processes (or the process), fetched together. */
-async function snapshot(args: TopArgs, signal: AbortSignal): Promise<Got<TopSnapshot>> {
+async function snapshot(args: TopArgs, signal: AbortSignal, timeoutMs: number): Promise<Got<TopSnapshot>> {
   const query = new URLSearchParams({ sort: args.sort, limit: String(args.limit), ...(args.filter === undefined ? {} : { filter: args.filter }) });
   const second = args.pid === undefined ? `/api/processes?${query.toString()}` : `/api/process/${encodeURIComponent(args.pid)}`;
-  const [overview, other] = await Promise.all([get(args, '/api/overview', signal), get(args, second, signal)]);
+  const [overview, other] = await Promise.all([get(args, '/api/overview', signal, timeoutMs), get(args, second, signal, timeoutMs)]);
   if (!overview.ok) return overview;
   if (!other.ok) return other;
   return { ok: true, value: args.pid === undefined ? { overview: overview.value, processes: other.value } : { overview: overview.value, process: other.value } };
@@ -181,13 +206,14 @@ export const CLEAR = '\x1b[H\x1b[2J';
  */
 export function runTop(argv: readonly string[], io: Io, environment: TopEnvironment = {}): number | Promise<number> {
   const env = environment.env ?? process.env;
+  const timeoutMs = environment.requestTimeoutMs ?? TOP_REQUEST_TIMEOUT_MS;
   return runCommand(TOP_COMMAND, argv, io, (values) => topArgs(values, env), async (args) => {
     const fail = (message: string): number => {
       io.err(`keel top: ${message}`);
       return 1;
     };
     if (args.json) {
-      const got = await snapshot(args, environment.signal ?? new AbortController().signal);
+      const got = await snapshot(args, environment.signal ?? new AbortController().signal, timeoutMs);
       if (!got.ok) return 'aborted' in got ? 0 : fail(got.message);
       io.out(JSON.stringify('process' in got.value ? got.value.process : got.value, null, 2));
       return 0;
@@ -198,7 +224,7 @@ export function runTop(argv: readonly string[], io: Io, environment: TopEnvironm
       const out = environment.stdout ?? process.stdout;
       const tty = out.isTTY === true;
       while (!stop.signal.aborted) {
-        const got = await snapshot(args, stop.signal);
+        const got = await snapshot(args, stop.signal, timeoutMs);
         if (!got.ok) return 'aborted' in got ? 0 : fail(got.message);
         const frame = renderFrame(got.value, tty ? out.columns : undefined);
         out.write(tty ? `${CLEAR}${frame}\n` : `${frame}\n\n`);
@@ -248,10 +274,11 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
  */
 function watchEvents(args: TopArgs, signal: AbortSignal): { close(): Promise<void> } {
   const controller = new AbortController();
-  const both = AbortSignal.any([signal, controller.signal]);
+  const onStop = (): void => controller.abort();
+  signal.addEventListener('abort', onStop, { once: true });
   const reading = (async () => {
     try {
-      const res = await fetch(`${args.base}/api/events`, { headers: { authorization: `Bearer ${args.token}`, accept: 'text/event-stream' }, redirect: 'error', signal: both });
+      const res = await fetch(`${args.base}/api/events`, { headers: { authorization: `Bearer ${args.token}`, accept: 'text/event-stream' }, redirect: 'error', signal: controller.signal });
       if (!res.ok || res.body === null) {
         await res.body?.cancel();
         return;
@@ -265,6 +292,7 @@ function watchEvents(args: TopArgs, signal: AbortSignal): { close(): Promise<voi
   })();
   return {
     close: async () => {
+      signal.removeEventListener('abort', onStop);
       controller.abort();
       await reading;
     },

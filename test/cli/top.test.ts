@@ -199,6 +199,39 @@ describe('keel top: failures are one line, never a stack', () => {
   });
 });
 
+describe('keel top: an observer that never answers', () => {
+  it('is given up after the request timeout: one line, exit 1', async () => {
+    const server = http.createServer(() => undefined); // takes every request, answers none
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      expect(await top(['--url', `${base}/?token=${'a'.repeat(32)}`, '--json'], { requestTimeoutMs: 50 })).toEqual({
+        code: 1,
+        out: '',
+        err: `keel top: the observer at ${base} did not answer within 0.05 s`,
+      });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('stops at once, exit 0, when stopped while a request waits', async () => {
+    const stop = new AbortController();
+    const server = http.createServer(() => stop.abort()); // stopped while top waits for the answer
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const frames: string[] = [];
+    try {
+      expect(await top(['--url', `${base}/?token=${'a'.repeat(32)}`], { stdout: { write: (t: string) => frames.push(t) }, signal: stop.signal })).toEqual({ code: 0, out: '', err: '' });
+      expect(frames).toEqual([]);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
 describe('keel top: bad usage is a typed error and exit 2', () => {
   const token = 'a'.repeat(32);
   const url = `http://127.0.0.1:4000/?token=${token}`;
