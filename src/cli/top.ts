@@ -3,6 +3,7 @@
 import { MAX_LIMIT } from '../observer/index.js';
 import { Pid } from '../index.js';
 import { type CommandSpec, type Io, parseWith, runCommand, UsageError, type Values } from './args.js';
+import { watchOverview } from './observerStream.js';
 import { renderFrame, clean, type TopSnapshot } from './topView.js';
 
 /** The sort keys `keel top` passes on (the observer answers 400 for one it does not know, and top shows its message). */
@@ -38,7 +39,8 @@ export const TOP_COMMAND: CommandSpec<typeof options> = {
   footer: [
     `token: --token, else the url's ?token=, else the environment variable ${TOKEN_ENV}.`,
     'The event-loop lag is measured by the observer only while someone watches: top holds its event',
-    'stream open while it refreshes (with --json the lag is null).',
+    'stream open while it refreshes and shows the overview the observer pushes there (every second by',
+    'default: its message rate and lag cover that second); with --json the lag is null.',
     '',
     'exit code: 0 after Ctrl-C or a --json snapshot, 1 when the observer cannot be read (unreachable,',
     'the token refused, an error answer), 2 on bad usage. More: docs/observer.md.',
@@ -186,11 +188,17 @@ async function get(args: TopArgs, path: string, stop: AbortSignal, timeoutMs: nu
   return { ok: true, value: body as Record<string, unknown> };
 }
 
-/** One snapshot: the overview and the processes (or the process), fetched together. */
-async function snapshot(args: TopArgs, signal: AbortSignal, timeoutMs: number): Promise<Got<TopSnapshot>> {
+/**
+ * One snapshot: the overview and the processes (or the process), fetched together; the overview
+ * is `streamed` instead when the event stream has pushed one.
+ */
+async function snapshot(args: TopArgs, signal: AbortSignal, timeoutMs: number, streamed?: Record<string, unknown>): Promise<Got<TopSnapshot>> {
   const query = new URLSearchParams({ sort: args.sort, limit: String(args.limit), ...(args.filter === undefined ? {} : { filter: args.filter }) });
   const second = args.pid === undefined ? `/api/processes?${query.toString()}` : `/api/process/${encodeURIComponent(args.pid)}`;
-  const [overview, other] = await Promise.all([get(args, '/api/overview', signal, timeoutMs), get(args, second, signal, timeoutMs)]);
+  const [overview, other] = await Promise.all([
+    streamed === undefined ? get(args, '/api/overview', signal, timeoutMs) : ({ ok: true, value: streamed } as const),
+    get(args, second, signal, timeoutMs),
+  ]);
   if (!overview.ok) return overview;
   if (!other.ok) return other;
   return { ok: true, value: args.pid === undefined ? { overview: overview.value, processes: other.value } : { overview: overview.value, process: other.value } };
@@ -219,12 +227,13 @@ export function runTop(argv: readonly string[], io: Io, environment: TopEnvironm
       return 0;
     }
     const stop = environment.signal === undefined ? stopOnSignals() : { signal: environment.signal, release: () => undefined };
-    const watching = watchEvents(args, stop.signal);
+    // the overview from the event stream once it pushed one: the observer then measures the lag
+    const watching = watchOverview(args.base, args.token, stop.signal);
     try {
       const out = environment.stdout ?? process.stdout;
       const tty = out.isTTY === true;
       while (!stop.signal.aborted) {
-        const got = await snapshot(args, stop.signal, timeoutMs);
+        const got = await snapshot(args, stop.signal, timeoutMs, watching.latest());
         if (!got.ok) return 'aborted' in got ? 0 : fail(got.message);
         const frame = renderFrame(got.value, tty ? out.columns : undefined);
         out.write(tty ? `${CLEAR}${frame}\n` : `${frame}\n\n`);
@@ -265,36 +274,4 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms);
     signal.addEventListener('abort', done, { once: true });
   });
-}
-
-/**
- * Holds the observer's event stream open while top refreshes, reading and dropping its frames: the
- * observer measures the event-loop lag only while someone watches. A stream refused (64 watchers
- * already) or lost is no failure: the lag then shows '-'.
- */
-function watchEvents(args: TopArgs, signal: AbortSignal): { close(): Promise<void> } {
-  const controller = new AbortController();
-  const onStop = (): void => controller.abort();
-  signal.addEventListener('abort', onStop, { once: true });
-  const reading = (async () => {
-    try {
-      const res = await fetch(`${args.base}/api/events`, { headers: { authorization: `Bearer ${args.token}`, accept: 'text/event-stream' }, redirect: 'error', signal: controller.signal });
-      if (!res.ok || res.body === null) {
-        await res.body?.cancel();
-        return;
-      }
-      for await (const _chunk of res.body) {
-        // dropped: top polls the JSON API at its own interval
-      }
-    } catch {
-      // aborted, refused or lost: the lag shows '-'
-    }
-  })();
-  return {
-    close: async () => {
-      signal.removeEventListener('abort', onStop);
-      controller.abort();
-      await reading;
-    },
-  };
 }

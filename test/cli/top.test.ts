@@ -344,6 +344,47 @@ describe('keel top (refreshing)', () => {
   });
 });
 
+describe('keel top (refreshing) with an event stream', () => {
+  it('shows the overview the observer pushes on its event stream once there is one', async () => {
+    const token = 'c'.repeat(32);
+    const seen: string[] = [];
+    const server = http.createServer((req, res) => {
+      seen.push(`${req.url} ${req.headers.authorization}`);
+      const json = (value: unknown): void => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(value));
+      };
+      if (req.url === '/api/events') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(`retry: 2000\n\nid: x.1\nevent: snapshot\ndata: ${JSON.stringify({ overview: { node: 'streamed' }, processes: {} })}\n\n`);
+        return; // held open, like an observer's
+      }
+      if (req.url === '/api/overview') return json({ node: 'polled' });
+      return json({ total: 0, sort: 'mailbox', limit: 20, processes: [] });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const stop = new AbortController();
+    const frames: string[] = [];
+    try {
+      const r = await top(['--url', `${base}/?token=${token}`, '--interval', '100'], {
+        stdout: { write: (t: string) => (frames.push(t), t.startsWith('node streamed ') && stop.abort()) },
+        signal: stop.signal,
+      });
+      expect(r).toEqual({ code: 0, out: '', err: '' });
+      // the frames before the stream's first overview polled it; none after
+      const first = frames.findIndex((f) => f.startsWith('node streamed '));
+      expect(first).toBe(frames.length - 1);
+      expect(frames.slice(0, first).every((f) => f.startsWith('node polled '))).toBe(true);
+      expect(seen).toContain(`/api/events Bearer ${token}`);
+      expect(seen.filter((s) => s.startsWith('/api/overview'))).toHaveLength(first);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
 describe('renderFrame', () => {
   const overview = {
     node: 'app',
