@@ -84,17 +84,22 @@ export function watchOverview(base: string, token: string, stop: AbortSignal): O
   let latest: Record<string, unknown> | undefined;
   let open = true;
   const waiters: ((o: Record<string, unknown> | undefined) => void)[] = [];
+  // read by hand: an abort does not always end a pending read of undici's body on Node 20, a cancel does
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   const reading = (async () => {
     try {
       const res = await fetch(`${base}/api/events`, { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' }, redirect: 'error', signal: controller.signal });
-      if (!res.ok || res.body === null || !(res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
+      if (controller.signal.aborted || !res.ok || res.body === null || !(res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
         await res.body?.cancel();
         return;
       }
       const parser = sseParser();
       const decoder = new TextDecoder();
-      for await (const chunk of res.body) {
-        for (const e of parser.push(decoder.decode(chunk, { stream: true }))) {
+      reader = res.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        for (const e of parser.push(decoder.decode(value, { stream: true }))) {
           const overview = overviewOf(e);
           if (overview === undefined) continue;
           latest = overview;
@@ -114,6 +119,7 @@ export function watchOverview(base: string, token: string, stop: AbortSignal): O
     close: async () => {
       stop.removeEventListener('abort', onStop);
       controller.abort();
+      await reader?.cancel().catch(() => undefined);
       await reading;
     },
   };

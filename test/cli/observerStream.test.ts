@@ -69,6 +69,25 @@ describe('watchOverview', () => {
     expect(await watch.next()).toBeUndefined();
   });
 
+  it('closes while a read waits, after its stop signal aborted (a cancel, not only an abort, ends the read)', async () => {
+    const node = track({ name: 'watched' });
+    const obs = await startObserver(node);
+    try {
+      for (let i = 0; i < 20; i++) {
+        const stop = new AbortController();
+        const watch = watchOverview(`http://127.0.0.1:${obs.port}`, obs.token, stop.signal);
+        expect(await watch.next()).toMatchObject({ node: 'watched' }); // the stream is open and a read waits
+        const ended = watch.next();
+        stop.abort();
+        await watch.close();
+        expect(await ended).toBeUndefined();
+        expect(watch.latest()).toBeUndefined();
+      }
+    } finally {
+      await obs.close();
+    }
+  });
+
   it('a refused token or a server that is not an observer leaves it empty, no failure', async () => {
     const node = track({ name: 'watched' });
     const obs = await startObserver(node);
