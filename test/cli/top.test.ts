@@ -216,6 +216,25 @@ describe('keel top: an observer that never answers', () => {
     }
   });
 
+  it('is given up after the request timeout when the body never ends', async () => {
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+      res.write('{"node":'); // and never the rest
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      expect(await top(['--url', `${base}/?token=${'a'.repeat(32)}`, '--json'], { requestTimeoutMs: 50 })).toEqual({
+        code: 1,
+        out: '',
+        err: `keel top: the observer at ${base} did not answer within 0.05 s`,
+      });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it('stops at once, exit 0, when stopped while a request waits', async () => {
     const stop = new AbortController();
     const server = http.createServer(() => stop.abort()); // stopped while top waits for the answer
