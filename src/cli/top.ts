@@ -28,7 +28,7 @@ const options = {
 export const TOP_COMMAND: CommandSpec<typeof options> = {
   name: 'top',
   summary: "a running node's processes in the terminal, like etop, from its observer (keel observe prints a url)",
-  synopsis: '--url <url> [--token <token>] [--sort <key>] [--limit <n>] [--pid <pid>] [--interval <ms>] [--json]',
+  synopsis: '--url <url> [--token <token>] [--sort <key>] [--limit <n>] [--filter <text>] [--pid <pid>] [--interval <ms>] [--json]',
   description: [
     'Reads an observer (node.observer(), or keel observe) over HTTP: a header with the node\'s figures',
     '(uptime, processes, run queue, event-loop lag, heap, message rate, dead letters, suspected leaks)',
