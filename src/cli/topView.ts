@@ -80,36 +80,59 @@ export function renderOverview(overview: unknown): string[] {
   const lagText = num(lag.mean) === undefined ? '-' : `${show(lag.mean)} ms (p99 ${show(lag.p99)}, max ${show(lag.max)})`;
   const rate = num(o.messageRate) === undefined ? '-' : `${show(o.messageRate)}/s`;
   const deadLetters = o.deadLetters === null || o.deadLetters === undefined ? '-' : `${show(dl.pending)} pending, ${show(dl.parked)} parked`;
+  // the event loop's utilization, from an observer that measures it
+  const busy = Object.hasOwn(o, 'busyPercent') ? `   event loop busy ${num(o.busyPercent) === undefined ? '-' : `${show(o.busyPercent)}%`}` : '';
   return [
     `node ${show(o.node, 80)}   uptime ${duration(o.uptimeMs)}   at ${clock(o.at)}`,
-    `processes ${show(o.processes)}   run queue ${show(o.runQueue)}   timers ${show(o.timers)}   event-loop lag ${lagText}`,
+    `processes ${show(o.processes)}   run queue ${show(o.runQueue)}   timers ${show(o.timers)}   event-loop lag ${lagText}${busy}`,
     `heap ${mb(heap.used)} of ${mb(heap.total)} (rss ${mb(heap.rss)})   messages ${rate}   dead letters ${deadLetters}   suspected leaks ${show(o.suspectedLeaks)}`,
   ];
 }
 
-/** The columns every row has, in order; any other field the server sends (but `id`) becomes a column after them. */
+/** The columns every row has, in order; any other field the server sends (but those hidden) becomes a column after them. */
 const KNOWN = ['pid', 'name', 'status', 'mailbox', 'handled'] as const;
-const HIDDEN = new Set<string>(['id', 'longMailbox']);
+/** Fields an observer may add, where they go (after `after`) and their heads. */
+const OPTIONAL: Readonly<Record<string, { after: string; head: string }>> = {
+  kind: { after: 'name', head: 'KIND' },
+  rate: { after: 'handled', head: 'RATE/S' },
+  busyPercent: { after: 'rate', head: 'BUSY%' },
+  ageMs: { after: 'busyPercent', head: 'AGE' },
+};
+const HIDDEN = new Set<string>(['id', 'longMailbox', 'ageExact']);
 const NAME_WIDTH = 32;
+
+/** The columns for `rows`: the known ones, the optional ones present (in their places), then the others (at most 8). */
+function columnsOf(rows: readonly Fields[]): string[] {
+  const present = new Set<string>();
+  for (const row of rows) for (const key of Object.keys(row)) present.add(key);
+  const columns: string[] = [...KNOWN];
+  for (const [key, { after }] of Object.entries(OPTIONAL)) {
+    if (!present.has(key)) continue;
+    let at = columns.indexOf(after);
+    // an optional column after another that is absent: after the last column it would follow
+    for (let k = after; at < 0 && OPTIONAL[k] !== undefined; k = OPTIONAL[k]!.after) at = columns.indexOf(OPTIONAL[k]!.after);
+    columns.splice(at + 1, 0, key);
+  }
+  const others = [...present].filter((k) => !HIDDEN.has(k) && !columns.includes(k));
+  return [...columns, ...others.slice(0, 8)];
+}
+
+/** A cell: an age as a duration (`>` when the observer knows only a lower bound), a long mailbox flagged `!`. */
+function cell(row: Fields, column: string): string {
+  if (column === 'ageMs' && num(row.ageMs) !== undefined) return `${row.ageExact === false ? '>' : ''}${duration(row.ageMs)}`;
+  const text = show(row[column], column === 'name' ? NAME_WIDTH : 40);
+  return column === 'mailbox' && row.longMailbox === true ? `${text}!` : text;
+}
 
 /** The processes table from `GET /api/processes`: a title line, the column heads, a row per process. */
 export function renderProcesses(page: unknown): string[] {
   const p = fields(page);
   const rows = Array.isArray(p.processes) ? p.processes.map(fields) : [];
-  const extra: string[] = [];
-  for (const row of rows) {
-    for (const key of Object.keys(row)) if (!HIDDEN.has(key) && !(KNOWN as readonly string[]).includes(key) && !extra.includes(key)) extra.push(key);
-  }
-  const columns = [...KNOWN, ...extra.slice(0, 8)];
+  const columns = columnsOf(rows);
   const long = rows.some((r) => r.longMailbox === true);
-  const cells = rows.map((r) =>
-    columns.map((c) => {
-      const text = show(r[c], c === 'name' ? NAME_WIDTH : 40);
-      return c === 'mailbox' && r.longMailbox === true ? `${text}!` : text;
-    }),
-  );
-  const heads = columns.map((c) => clean(c).toUpperCase());
-  const numeric = columns.map((c) => rows.length > 0 && rows.every((r) => r[c] === null || typeof r[c] === 'number'));
+  const cells = rows.map((r) => columns.map((c) => cell(r, c)));
+  const heads = columns.map((c) => OPTIONAL[c]?.head ?? clean(c).toUpperCase());
+  const numeric = columns.map((c) => rows.length > 0 && rows.every((r) => r[c] === null || r[c] === undefined || typeof r[c] === 'number'));
   const widths = columns.map((_, i) => Math.max(heads[i]!.length, ...cells.map((row) => row[i]!.length)));
   const line = (row: string[]): string =>
     row

@@ -34,13 +34,35 @@ describe('renderFrame', () => {
         '',
         'top 2 of 3 processes by rate',
         '',
-        'PID         NAME      STATUS   MAILBOX  HANDLED  RATE',
-        '<app.7.1>   worker-7  busy       1200!        5  12.5',
-        '<app.12.1>  -         waiting        0   123456     0',
+        'PID         NAME      STATUS   MAILBOX  HANDLED  RATE/S',
+        '<app.7.1>   worker-7  busy       1200!        5    12.5',
+        '<app.12.1>  -         waiting        0   123456       0',
         '',
         "! a long mailbox (past the node's long-mailbox threshold)",
       ].join('\n'),
     );
+  });
+
+  it("places the columns an observer adds (kind, rate, busy share, age) and shows any other field after them", () => {
+    const processes = {
+      total: 2,
+      sort: 'busy',
+      limit: 2,
+      measuring: true,
+      processes: [
+        { pid: '<app.3.1>', id: 3, name: 'cache', status: 'busy', mailbox: 2, handled: 40, longMailbox: false, rate: 3.5, ageMs: 65_000, ageExact: true, busyPercent: 12.5, kind: 'gen_server', queue: 'x' },
+        { pid: '<app.4.1>', id: 4, name: null, status: 'waiting', mailbox: 0, handled: 7, longMailbox: false, rate: null, ageMs: 3_700_000, ageExact: false, busyPercent: null, kind: 'process' },
+      ],
+    };
+    expect(renderFrame({ overview: { ...overview, busyPercent: 41.2 }, processes }).split('\n').slice(1, 2).concat(renderFrame({ overview, processes }).split('\n').slice(4))).toEqual([
+      'processes 3   run queue 1   timers 2   event-loop lag 0.5 ms (p99 1.5, max 3.25)   event loop busy 41.2%',
+      'top 2 of 2 processes by busy',
+      '',
+      'PID        NAME   KIND        STATUS   MAILBOX  HANDLED  RATE/S  BUSY%      AGE  QUEUE',
+      '<app.3.1>  cache  gen_server  busy           2       40     3.5   12.5   1m 05s  x',
+      // an age the observer knows only a lower bound of: '>'
+      '<app.4.1>  -      process     waiting        0        7       -      -  >1h 01m  -',
+    ]);
   });
 
   it('renders a detail field by field, and what the observer does not know as -', () => {
