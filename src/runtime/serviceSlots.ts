@@ -230,6 +230,12 @@ export interface ObserverOptions {
   sampleMs?: number;
   /** Ms between two keep-alive comments of the event stream (default 15000). */
   keepAliveMs?: number;
+  /**
+   * The telemetry events counted in the observer's history (names, or prefixes written `'prefix*'`).
+   * Default: the rare ones (supervisor restarts, dead letters, drops, long mailboxes, workflows,
+   * circuits...), none on a per-message path: listening to an event makes its emitter build it.
+   */
+  telemetryEvents?: readonly string[];
 }
 
 /** A running observer (`node.observer`). */

@@ -26,14 +26,33 @@ export class ServerLifecycle implements ExitReport {
   readonly #name: string | undefined;
   readonly #initProbe: { readonly active: boolean };
   readonly #startedAt: number;
+  readonly #parent: Pid | 'node';
+  readonly #redacts: boolean;
 
-  constructor(node: Kernel, spec: object, name: string | undefined) {
+  constructor(node: Kernel, spec: object, name: string | undefined, parent: Pid | 'node' = 'node') {
     this.#node = node;
     this.#behaviour = behaviours.get(spec) ?? 'gen_server';
     this.#name = name;
+    this.#parent = parent;
+    this.#redacts = typeof (spec as { formatStatus?: unknown }).formatStatus === 'function';
     this.#initProbe = node.telemetry.probe('keel.gen_server.init');
     // read always (one clock read per start), so that a handler attached while init runs gets its duration
     this.#startedAt = node.clock.now();
+  }
+
+  /** The behaviour the server runs (an observer tells a supervisor from a worker by it). */
+  get behaviour(): Behaviour {
+    return this.#behaviour;
+  }
+
+  /** The process that started the server, or `'node'`. */
+  get parent(): Pid | 'node' {
+    return this.#parent;
+  }
+
+  /** True when the spec has a `formatStatus` redactor: an observer shows the state it formats, and only then. */
+  get redacts(): boolean {
+    return this.#redacts;
   }
 
   /** `init` finished (`error` undefined) or the start failed with `error` (whose `reason` says why). */
