@@ -1,4 +1,6 @@
 import { InvalidArgumentError } from '../errors.js';
+import { markComponent } from '../otp/internal/lifecycle.js';
+import { observeScheduler } from './observe.js';
 import { type SendOptions, type SendOutcome, sendSupervised } from '../delivery/sendSupervised.js';
 import type { GenServerSpec } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
@@ -444,6 +446,7 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, SchedulerArg
     return state;
   },
 }, 'an agent scheduler (use its handle)', 'bare');
+markComponent(schedulerSpec, 'agent_scheduler', observeScheduler); // an observer finds it, and reads it through the `observe` system call
 
 /** Starts the server and makes its handle (options already validated). */
 async function startScheduler(from: Node | Context<any>, node: Node, name: string, sendOptions: ScheduledSendOptions, store: AgentStore | undefined): Promise<AgentSchedulerHandle> {

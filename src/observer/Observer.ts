@@ -238,7 +238,7 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
       case '/api/schedules':
       case '/api/workflows':
       case '/api/circuits':
-        return readComponents(node, path.slice('/api/'.length) as 'router' | 'schedules' | 'workflows' | 'circuits');
+        return readComponents(node, kernel, path.slice('/api/'.length) as 'router' | 'schedules' | 'workflows' | 'circuits');
       case '/api/dead-letters': {
         if (!node.deadLetters.available) throw new ApiError('service_unavailable', 'the node has no dead letter queue running');
         const filter = deadLetterFilter({ get: (k) => q.get(k) });

@@ -1,4 +1,6 @@
 import { checkKeys, InvalidArgumentError, toError } from '../../errors.js';
+import { markComponent } from '../../otp/internal/lifecycle.js';
+import { observeRouter } from '../observe.js';
 import { deadLetterAndReport } from '../../delivery/deadLetter.js';
 import { type SendOptions, toSettings, SEND_SPAN_EVENTS } from '../../delivery/sendSupervised.js';
 import { GenServer, type GenServerSpec } from '../../otp/GenServer.js';
@@ -368,6 +370,7 @@ const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, I
     return state;
   },
 }, 'a signal router (use its handle)', 'bare');
+markComponent(routerSpec, 'signal_router', observeRouter); // an observer finds it, and reads it through the `observe` system call
 
 function isValid(signal: unknown): boolean {
   try {

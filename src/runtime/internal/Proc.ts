@@ -75,6 +75,8 @@ export interface ExitReport {
   readonly parent?: Pid | 'node';
   /** True when the behaviour's spec shows its state through a redactor (`formatStatus`): an observer may then ask for it. */
   readonly redacts?: boolean;
+  /** The agent-layer component the process is (`'signal_router'`, `'coordinator'`...), if it is one. */
+  readonly component?: string | undefined;
 }
 
 /** @internal The per-process data most processes never need, allocated on first use. */
