@@ -291,10 +291,7 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
           if ((ids === undefined) === (filter === undefined)) throw new ApiError('bad_request', 'give either `ids` or `filter`', { field: 'ids' });
           target = ids !== undefined ? `${ids.length} ids` : 'filter';
           if (s.readOnly) throw new ApiError('read_only', 'the observer is read-only: start it with readOnly: false to retry');
-          const rate = body.ratePerSecond;
-          if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0 || rate > 100_000)) {
-            throw new ApiError('bad_request', '`ratePerSecond` must be a number from 0 (excluded) to 100,000', { field: 'ratePerSecond' });
-          }
+          const rate = rateOf(body.ratePerSecond);
           if (!node.deadLetters.available) throw new ApiError('service_unavailable', 'the dead letter queue is not running');
           if (rate !== undefined) {
             // at a rate: a job, answered at once; its progress is GET /api/dead-letters/jobs/<id> and `job` frames
@@ -306,6 +303,23 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
           const results = await serviceCall(() => node.deadLetters.retry(ids ?? filter!));
           action(name, target, 'ok');
           return { results, retried: results.length, succeeded: results.filter((r) => r.ok).length };
+        }
+        case 'dead-letters/redrive': {
+          const ids = idsOf(body.ids);
+          if (ids === undefined) throw new ApiError('bad_request', '`ids` is required', { field: 'ids' });
+          const to = recipientOf(body.to);
+          target = `${ids.length} ids`;
+          if (s.readOnly) throw new ApiError('read_only', 'the observer is read-only: start it with readOnly: false to redrive');
+          const rate = rateOf(body.ratePerSecond);
+          if (!node.deadLetters.available) throw new ApiError('service_unavailable', 'the dead letter queue is not running');
+          if (rate !== undefined) {
+            const job = jobs.start('redrive', ids, rate, (chunk) => serviceCall(() => node.deadLetters.retry(chunk, { to })));
+            action(name, target, 'ok');
+            return { jobId: job.id, total: job.total };
+          }
+          const results = await serviceCall(() => node.deadLetters.retry(ids, { to }));
+          action(name, target, 'ok');
+          return { redriven: results.filter((r) => r.ok).length, results };
         }
         case 'dead-letters/purge': {
           const filter = deadLetterFilter(fieldsOf(body.filter ?? {}));
@@ -376,6 +390,22 @@ function idsOf(value: unknown): string[] | undefined {
     throw new ApiError('bad_request', `\`ids\` must be an array of 1 to ${MAX_LIMIT} entry ids`, { field: 'ids' });
   }
   return value as string[];
+}
+
+function rateOf(rate: unknown): number | undefined {
+  if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0 || rate > 100_000)) {
+    throw new ApiError('bad_request', '`ratePerSecond` must be a number from 0 (excluded) to 100,000', { field: 'ratePerSecond' });
+  }
+  return rate;
+}
+
+/** A redrive's recipient: a pid text of this node (`<node.id.creation>`) or a registered name. */
+function recipientOf(value: unknown): Target {
+  if (typeof value === 'string' && value.startsWith('<')) return parsePid(value, 'to');
+  if (typeof value !== 'string' || value.length === 0 || value.length > 300) {
+    throw new ApiError('bad_request', '`to` must be a pid text or a registered name of 1 to 300 characters', { field: 'to' });
+  }
+  return value;
 }
 
 function fieldsOf(value: unknown): { get(key: string): unknown } {

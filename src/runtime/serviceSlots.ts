@@ -145,7 +145,8 @@ export interface DeadLetterQueue {
   add(entry: { recipient: Target; message: unknown; reason: string; metadata?: object }): Promise<string>;
   list(filter?: DeadLetterFilter & { limit?: number; cursor?: string }): Promise<{ entries: DeadLetter[]; cursor?: string }>;
   get(id: string): Promise<DeadLetter | undefined>;
-  retry(filter: DeadLetterFilter | string[], options?: { ratePerSecond?: number; signal?: AbortSignal }): Promise<{ id: string; ok: boolean; reason?: string }[]>;
+  /** Delivers entries again (parked ones too); with `to`, to that recipient instead of theirs (a redrive). */
+  retry(filter: DeadLetterFilter | string[], options?: { ratePerSecond?: number; signal?: AbortSignal; to?: Target }): Promise<{ id: string; ok: boolean; reason?: string }[]>;
   purge(filter: DeadLetterFilter): Promise<number>;
   stats(): Promise<DeadLetterStats>;
 }

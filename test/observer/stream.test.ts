@@ -2,6 +2,7 @@
 // `processes` and `job` frames of the event stream, and dead-letter jobs at a rate.
 import { describe, expect, it } from 'vitest';
 import { Pid, startObserver } from '../../src/index.js';
+import { probe } from '../../src/testing/index.js';
 import { clockedNode, deferred, useNodes } from '../support.js';
 import { bearer, openStream, request, type SseFrame } from './client.js';
 
@@ -185,6 +186,53 @@ describe('POST /api/dead-letters/retry with ratePerSecond', () => {
       expect((await job(a.json.jobId)).json).toEqual(last);
       expect((await job('nope')).status).toBe(404);
       await s.close();
+    } finally {
+      await ro.close();
+      await obs.close();
+    }
+  });
+});
+
+describe('POST /api/dead-letters/redrive', () => {
+  it('delivers the entries to another recipient, removes them; a recipient not alive leaves them; read-only refuses', async () => {
+    const node = track();
+    const inbox = probe(node);
+    node.registry.register('inbox2', inbox);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push(await node.deadLetters.add({ recipient: 'gone', message: { n: i }, reason: 'noproc' }));
+    const ro = await startObserver(node);
+    const obs = await startObserver(node, { readOnly: false });
+    const post = (port: number, token: string, body: object) => request(port, { method: 'POST', path: '/api/dead-letters/redrive', headers: bearer(token), body });
+    try {
+      expect((await post(ro.port, ro.token, { ids, to: 'inbox2' })).status).toBe(403);
+      for (const [body, field] of [
+        [{ to: 'inbox2' }, 'ids'],
+        [{ ids, to: 123 }, 'to'],
+        [{ ids, to: '' }, 'to'],
+        [{ ids, to: '<not a pid>' }, 'to'],
+        [{ ids, to: { __proto__: { x: 1 } } }, 'to'],
+        [{ ids: [1, 2], to: 'inbox2' }, 'ids'],
+      ] as const) {
+        const a = await post(obs.port, obs.token, body);
+        expect(a.status, JSON.stringify(body)).toBe(400);
+        expect(a.json.error.field).toBe(field);
+      }
+      const dead = node.spawn(() => () => undefined);
+      node.exit(dead, 'kill');
+      await node.idle();
+      for (const to of ['nobody_here', Pid.format(dead)]) {
+        const miss = await post(obs.port, obs.token, { ids: [ids[0]], to });
+        expect(miss.json).toEqual({ redriven: 0, results: [{ id: ids[0], ok: false, reason: 'noproc' }] });
+      }
+      expect((await node.deadLetters.stats()).pending).toBe(3);
+      const ok = await post(obs.port, obs.token, { ids: ids.slice(0, 2), to: 'inbox2' });
+      expect(ok.json).toEqual({ redriven: 2, results: [{ id: ids[0], ok: true }, { id: ids[1], ok: true }] });
+      expect(await inbox.receive()).toEqual({ n: 0 });
+      expect(await inbox.receive()).toEqual({ n: 1 });
+      expect((await node.deadLetters.list({})).entries.map((e) => e.id)).toEqual([ids[2]]);
+      const job = await post(obs.port, obs.token, { ids: [ids[2]], to: Pid.format(inbox), ratePerSecond: 100 });
+      expect(job.json).toEqual({ jobId: expect.any(String), total: 1 });
+      expect(await inbox.receive()).toEqual({ n: 2 });
     } finally {
       await ro.close();
       await obs.close();
