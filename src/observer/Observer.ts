@@ -344,13 +344,20 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
     }
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(s.port, s.host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(s.port, s.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (e) {
+    // the port is taken, say: nothing the observer switched on stays on
+    history.stop();
+    stopSpawnTimes();
+    throw e;
+  }
   const port = (server.address() as AddressInfo).port;
   hosts = allowedHosts(s.host, port, s.allowedHosts);
   cookieName = `keel_observer_${port}`;

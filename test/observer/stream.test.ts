@@ -239,3 +239,24 @@ describe('POST /api/dead-letters/redrive', () => {
     }
   });
 });
+
+describe('startObserver on a taken port', () => {
+  it('fails and leaves nothing switched on: no telemetry handler, no spawn times', async () => {
+    const node = track();
+    const first = await startObserver(node);
+    try {
+      await expect(startObserver(node, { port: first.port })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    } finally {
+      await first.close();
+    }
+    expect(node.telemetry.isAttached('keel.supervisor.child_restarted')).toBe(false);
+    const later = node.spawn(() => () => undefined);
+    const obs = await startObserver(node);
+    try {
+      const page = (await request(obs.port, { path: '/api/processes?limit=1000', headers: bearer(obs.token) })).json;
+      expect(page.processes.find((r: { pid: string }) => r.pid === Pid.format(later))).toMatchObject({ ageExact: false });
+    } finally {
+      await obs.close();
+    }
+  });
+});
