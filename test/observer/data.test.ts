@@ -343,6 +343,33 @@ describe('GET /api/tree', () => {
       await obs.close();
     }
   });
+
+  it('a supervisor busy past the 1 s bound shows error timeout, in the tree and in its detail', async () => {
+    const node = track();
+    const sup = await Supervisor.start(node, [], { name: 'stuck_sup' });
+    const entered = deferred();
+    const gate = deferred();
+    const starting = Supervisor.startChild(node, sup, {
+      id: 'slow',
+      start: async (ctx) => {
+        entered.resolve();
+        await gate.promise;
+        return ctx.spawnLink(() => () => undefined);
+      },
+    });
+    await entered.promise;
+    const obs = await startObserver(node);
+    try {
+      const trees = (await get(obs.port, obs.token, '/api/tree')).json.trees;
+      expect(trees).toContainEqual({ root: Pid.format(sup), error: 'timeout' });
+      const d = (await get(obs.port, obs.token, `/api/process/${encodeURIComponent(Pid.format(sup))}`)).json;
+      expect(d).toMatchObject({ kind: 'supervisor', restarts: null, stateError: 'timeout' });
+    } finally {
+      gate.resolve();
+      await starting;
+      await obs.close();
+    }
+  });
 });
 
 export type { Node };
