@@ -260,3 +260,20 @@ describe('startObserver on a taken port', () => {
     }
   });
 });
+
+describe('dead-letter actions without a dead letter queue', () => {
+  it('retry at a rate and redrive answer 503 service_unavailable', async () => {
+    const node = track({ services: false });
+    const obs = await startObserver(node, { readOnly: false });
+    try {
+      const retry = await request(obs.port, { method: 'POST', path: '/api/dead-letters/retry', headers: bearer(obs.token), body: { filter: {}, ratePerSecond: 5 } });
+      expect(retry.status).toBe(503);
+      expect(retry.json.error.code).toBe('service_unavailable');
+      const redrive = await request(obs.port, { method: 'POST', path: '/api/dead-letters/redrive', headers: bearer(obs.token), body: { ids: ['1'], to: 'x' } });
+      expect(redrive.status).toBe(503);
+      expect((await request(obs.port, { path: '/api/dead-letters/jobs/abc', headers: bearer(obs.token) })).status).toBe(404);
+    } finally {
+      await obs.close();
+    }
+  });
+});
