@@ -8,6 +8,7 @@ import { Pid, targetText, type Target } from '../runtime/Pid.js';
 import type { State as CircuitsState } from './coordination/state.js';
 import type { Run, State as CoordinatorState, TaskRun } from './coordinator/state.js';
 import type { State as RouterState } from './router/table.js';
+import type { State as PoolState } from './pool/server.js';
 import type { State as SchedulerState } from './scheduler/state.js';
 
 /** The most rows one snapshot carries per list (subscriptions, jobs, workflows, circuits). */
@@ -173,4 +174,23 @@ export function observeCircuits(s: CircuitsState): unknown {
     });
   }
   return { circuits, totals: { ...s.n } };
+}
+
+/** A resource pool: its size, what is lent (to whom, since when), who waits. */
+export function observePool(s: PoolState): unknown {
+  const lent = [];
+  for (const e of s.entries.values()) {
+    if (!e.lent || lent.length >= MAX_ROWS) continue;
+    lent.push({ holder: pidText(e.holderPid), lentAt: e.lentAt });
+  }
+  return {
+    size: s.size,
+    maxOverflow: s.maxOverflow,
+    resources: s.entries.size,
+    idle: s.idle.length,
+    lent,
+    waiting: s.waiters.size,
+    creating: s.creating,
+    totals: { ...s.counts },
+  };
 }

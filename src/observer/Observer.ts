@@ -21,7 +21,7 @@ import { Sampler } from './overview.js';
 import { ProcessSampler, SORT_KEYS, STATUSES, type SortKey, type ProcessStatus } from './processes.js';
 import { DEFAULT_HISTORY_EVENTS, HISTORY_SECONDS, TelemetryHistory } from './telemetryHistory.js';
 import { supervisionTrees } from './tree.js';
-import { readComponents } from './components.js';
+import { listComponents, readComponents, type ComponentPage } from './components.js';
 
 export type { ObserverHandle, ObserverOptions } from '../runtime/serviceSlots.js';
 
@@ -234,11 +234,15 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
         const groups = node.groups.groups().sort();
         return { groups: groups.slice(0, limit).map((group) => ({ group, members: node.groups.members(group).map((p) => Pid.format(p)) })), total: groups.length };
       }
+      case '/api/components':
+        return { components: listComponents(node, kernel) };
       case '/api/router':
       case '/api/schedules':
       case '/api/workflows':
       case '/api/circuits':
-        return readComponents(node, kernel, path.slice('/api/'.length) as 'router' | 'schedules' | 'workflows' | 'circuits');
+      case '/api/agents':
+      case '/api/pools':
+        return readComponents(node, kernel, path.slice('/api/'.length) as ComponentPage);
       case '/api/dead-letters': {
         if (!node.deadLetters.available) throw new ApiError('service_unavailable', 'the node has no dead letter queue running');
         const filter = deadLetterFilter({ get: (k) => q.get(k) });

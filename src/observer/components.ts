@@ -1,7 +1,7 @@
 /**
  * The agent components of a node, found and read for the observer: every process whose behaviour
  * marks it as a component (`markComponent`: signal routers, agent schedulers, coordinators,
- * coordination managers) answers the `observe` system call with a snapshot of its state. One pass
+ * coordination managers, agent registries, resource pools) answers the `observe` system call with a snapshot of its state. One pass
  * over the processes, one call per component, each bounded by {@link COMPONENT_CALL_TIMEOUT_MS}.
  */
 import { isKeelError } from '../errors.js';
@@ -14,14 +14,27 @@ import { ApiError } from './http.js';
 /** How long the observer waits for one component's snapshot (a busy one shows `error: 'timeout'`). */
 export const COMPONENT_CALL_TIMEOUT_MS = 1000;
 
-export type ComponentPage = 'router' | 'schedules' | 'workflows' | 'circuits';
+export type ComponentPage = 'router' | 'schedules' | 'workflows' | 'circuits' | 'agents' | 'pools';
 
 const PAGES: Record<ComponentPage, { kind: string; list: string; what: string }> = {
   router: { kind: 'signal_router', list: 'routers', what: 'signal router' },
   schedules: { kind: 'agent_scheduler', list: 'schedulers', what: 'agent scheduler' },
   workflows: { kind: 'coordinator', list: 'coordinators', what: 'coordinator' },
   circuits: { kind: 'coordination_manager', list: 'managers', what: 'coordination manager' },
+  agents: { kind: 'agent_registry', list: 'registries', what: 'agent registry' },
+  pools: { kind: 'resource_pool', list: 'pools', what: 'resource pool' },
 };
+
+/** Every agent component of the node: `{ kind, name, pid }`, oldest first (no call: what each process is). */
+export function listComponents(node: Node, kernel: Kernel): { kind: string; name: string | null; pid: string }[] {
+  const out = [];
+  for (const pid of node.processes()) {
+    const p = kernel.resolve(pid);
+    const kind = p === undefined ? undefined : exitReportOf(p)?.component;
+    if (kind !== undefined) out.push({ kind, name: node.info(pid)?.name ?? null, pid: Pid.format(pid) });
+  }
+  return out;
+}
 
 /** The live components of `kind` on the node, oldest first. */
 export function componentsOf(node: Node, kernel: Kernel, kind: string): Pid[] {

@@ -1,7 +1,7 @@
 // The observer's agent-component pages: routers, schedules, workflows and circuits, found on the
 // node without being told, read through the `observe` system call; the node's registry and groups.
 import { describe, expect, it } from 'vitest';
-import { Agent, AgentScheduler, CoordinationManager, CoordinatorAgent, Pid, SignalRouter, startObserver } from '../../src/index.js';
+import { Agent, AgentRegistry, AgentScheduler, CoordinationManager, CoordinatorAgent, Pid, ResourcePool, SignalRouter, startObserver } from '../../src/index.js';
 import { clockedNode, deferred, useNodes } from '../support.js';
 import { bearer, request } from './client.js';
 
@@ -16,7 +16,7 @@ describe('component pages', () => {
     const node = track();
     const obs = await startObserver(node);
     try {
-      for (const page of ['router', 'schedules', 'workflows', 'circuits']) {
+      for (const page of ['router', 'schedules', 'workflows', 'circuits', 'agents', 'pools']) {
         const a = await get(obs.port, obs.token, `/api/${page}`);
         expect(a.status, page).toBe(503);
         expect(a.json.error.code, page).toBe('service_unavailable');
@@ -119,6 +119,38 @@ describe('component pages', () => {
       expect(c.managers[0].circuits).toEqual([expect.objectContaining({ target: Pid.format(executor), state: 'closed', failures: 0, buffered: 0, openedAt: null })]);
       expect(c.managers[0].totals).toMatchObject({ delivered: 1 });
     } finally {
+      await obs.close();
+    }
+  });
+});
+
+describe('GET /api/agents, /api/pools and /api/components', () => {
+  it('an agent registry with its agents; a pool with what it lent and to whom; every component by kind', async () => {
+    const node = track();
+    const worker = node.spawn(() => () => undefined);
+    const registry = await AgentRegistry.start(node, { name: 'agents' });
+    await registry.register(worker, { capabilities: ['ocr'], team: 'docs' }, { key: 'w1' });
+    let n = 0;
+    const pool = await ResourcePool.start(node, { name: 'db', create: () => ({ id: ++n }), size: 2 });
+    const conn = await pool.checkout();
+    const obs = await startObserver(node);
+    try {
+      const a = (await get(obs.port, obs.token, '/api/agents')).json;
+      expect(a.registries).toHaveLength(1);
+      expect(a.registries[0]).toMatchObject({ name: 'agents', pid: Pid.format(registry.pid) });
+      expect(a.registries[0].agents).toEqual([expect.objectContaining({ key: 'w1', pid: Pid.format(worker), capabilities: ['ocr'], team: 'docs', health: 'healthy' })]);
+      const p = (await get(obs.port, obs.token, '/api/pools')).json;
+      expect(p.pools[0]).toMatchObject({ name: 'db', size: 2, resources: 2, idle: 1, waiting: 0 });
+      expect(p.pools[0].lent).toHaveLength(1);
+      const c = (await get(obs.port, obs.token, '/api/components')).json;
+      expect(c.components).toEqual(
+        expect.arrayContaining([
+          { kind: 'agent_registry', name: 'agents', pid: Pid.format(registry.pid) },
+          { kind: 'resource_pool', name: 'db', pid: Pid.format(pool.pid) },
+        ]),
+      );
+    } finally {
+      await pool.checkin(conn);
       await obs.close();
     }
   });
