@@ -182,3 +182,25 @@ describe('GET /api/registry and /api/groups', () => {
     }
   });
 });
+
+describe('the new pages and actions need the token', () => {
+  it('answers 401 without it, for every one of them', async () => {
+    const node = track();
+    const obs = await startObserver(node, { readOnly: false });
+    try {
+      for (const path of ['/api/telemetry', '/api/registry', '/api/groups', '/api/router', '/api/schedules', '/api/workflows', '/api/circuits', '/api/agents', '/api/pools', '/api/components', '/api/dead-letters/jobs/x', '/api/events?view=processes']) {
+        expect((await request(obs.port, { path })).status, path).toBe(401);
+      }
+      const redrive = await request(obs.port, { method: 'POST', path: '/api/dead-letters/redrive', body: { ids: ['1'], to: 'x' } });
+      expect(redrive.status).toBe(401);
+      // a browser's cookie alone, without an Origin, does not make a POST
+      const login = await request(obs.port, { path: `/?token=${obs.token}` });
+      const cookie = login.headers['set-cookie']![0]!.split(';')[0]!;
+      const csrf = await request(obs.port, { method: 'POST', path: '/api/dead-letters/redrive', headers: { cookie }, body: { ids: ['1'], to: 'x' } });
+      expect(csrf.status).toBe(403);
+      expect(csrf.json.error.code).toBe('origin_not_allowed');
+    } finally {
+      await obs.close();
+    }
+  });
+});
