@@ -66,6 +66,8 @@ interface Sample {
   readonly schedAt: number;
   readonly handled: Map<number, number>;
   readonly busy: Map<number, number> | undefined;
+  /** Which run of measuring the handler times belong to (times start again from 0 with each). */
+  readonly epoch: number;
 }
 
 /** Takes the samples behind the rates and busy shares; switches handler-time measuring on while watched. */
@@ -76,6 +78,7 @@ export class ProcessSampler {
   #viewers = 0;
   #lease: NodeJS.Timeout | undefined;
   #stopMeasuring: (() => void) | undefined;
+  #epoch = 0;
 
   constructor(node: Node, kernel: Kernel) {
     this.#node = node;
@@ -112,7 +115,10 @@ export class ProcessSampler {
 
   #update(): void {
     const on = this.#viewers > 0 || this.#lease !== undefined;
-    if (on && this.#stopMeasuring === undefined) this.#stopMeasuring = this.#kernel.measureHandlerTime();
+    if (on && this.#stopMeasuring === undefined) {
+      this.#stopMeasuring = this.#kernel.measureHandlerTime();
+      this.#epoch++;
+    }
     else if (!on && this.#stopMeasuring !== undefined) {
       this.#stopMeasuring();
       this.#stopMeasuring = undefined;
@@ -148,13 +154,15 @@ export class ProcessSampler {
       if (needle !== undefined && !Pid.format(pid).toLowerCase().includes(needle) && !(info.name?.toLowerCase().includes(needle) ?? false)) continue;
       const before = prev?.handled.get(id);
       const rate = before === undefined || dt <= 0 ? null : round1(((info.messagesHandled - before) * 1000) / dt);
-      const busyBefore = prev?.busy?.get(id);
+      const busyBefore = prev?.epoch === this.#epoch ? prev.busy?.get(id) : undefined;
       const busyPercent = time === undefined || busyBefore === undefined || dSched <= 0 ? null : clampPercent(((time - busyBefore) * 100) / dSched);
       const key = sort === 'mailbox' ? info.mailboxLength : sort === 'handled' ? info.messagesHandled : sort === 'rate' ? rate : sort === 'busy' ? busyPercent : -id;
       entries.push({ id, key, p, info, rate, busyPercent });
     }
     // a sample right after another is measured against the older one, which stays the reference
-    if (prev === undefined || dt >= MIN_INTERVAL_MS || (prev.busy === undefined && busy !== undefined)) this.#prev = { at, schedAt, handled, busy };
+    if (prev === undefined || dt >= MIN_INTERVAL_MS || (busy !== undefined && (prev.busy === undefined || prev.epoch !== this.#epoch))) {
+      this.#prev = { at, schedAt, handled, busy, epoch: this.#epoch };
+    }
     const rows = topN(entries, limit, byKey).map((e): ProcessRow => {
       const born = kernel.spawnedAt(e.p);
       return {

@@ -4,6 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { GenServer, Pid, startObserver, StateMachine, Supervisor, type Node } from '../../src/index.js';
 import { clockedNode, deferred, useNodes } from '../support.js';
 import { bearer, request } from './client.js';
+import { ProcessSampler } from '../../src/observer/processes.js';
+import { kernelOf } from '../../src/runtime/kernel.js';
 
 const track = useNodes();
 
@@ -87,6 +89,32 @@ describe('GET /api/processes rows', () => {
     } finally {
       await obs.close();
     }
+  });
+
+  it('busyPercent after measuring stopped and started again: null for one sample (times start from 0), never a wrong 0', async () => {
+    let now = 0;
+    const node = track({ scheduler: { now: () => now } });
+    const hot = node.spawn<number>(() => (ms) => {
+      now += ms;
+    });
+    await node.idle();
+    const sampler = new ProcessSampler(node, kernelOf(node));
+    sampler.viewers(1);
+    sampler.page('busy', 10, undefined, undefined);
+    node.send(hot, 40);
+    await node.idle();
+    expect(sampler.page('busy', 10, undefined, undefined).processes[0]).toMatchObject({ pid: Pid.format(hot), busyPercent: 100 });
+    sampler.viewers(0);
+    expect(sampler.measuring).toBe(false);
+    sampler.viewers(1);
+    node.send(hot, 10);
+    await node.idle();
+    const again = sampler.page('mailbox', 1000, undefined, undefined);
+    expect(row(again, hot)!.busyPercent).toBeNull();
+    node.send(hot, 10);
+    await node.idle();
+    expect(row(sampler.page('mailbox', 1000, undefined, undefined), hot)!.busyPercent).toBe(100);
+    sampler.close();
   });
 
   it('kind: gen_server, supervisor, statem, process', async () => {
