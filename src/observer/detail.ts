@@ -42,6 +42,7 @@ export async function processDetail(node: Node, kernel: Kernel, pid: Pid): Promi
     names: info.name === undefined ? [] : [info.name],
     groups,
     kind,
+    component: report?.component ?? null,
     parent: report?.parent === undefined ? null : report.parent === 'node' ? 'node' : Pid.format(report.parent),
     status: info.status,
     mailbox: info.mailboxLength,

@@ -10,6 +10,7 @@ import { Supervisor, type ChildInfo } from '../otp/Supervisor.js';
 import { exitReportOf, type Kernel } from '../runtime/kernel.js';
 import { Pid, type Target } from '../runtime/Pid.js';
 import type { Node } from '../runtime/types.js';
+import { kindOf } from './processes.js';
 
 /** How long the walk waits for one supervisor's answer (a busy supervisor shows `error: 'timeout'`). */
 export const TREE_CALL_TIMEOUT_MS = 1000;
@@ -29,6 +30,8 @@ export interface TreeChild {
   readonly status: string;
   /** Its mailbox length while alive, else null. */
   readonly mailbox: number | null;
+  /** What the child process runs (as a process row's `kind`) while alive, else null. */
+  readonly kind: string | null;
   tree?: TreeNode | { error: string };
 }
 
@@ -102,7 +105,7 @@ async function walk(node: Node, kernel: Kernel, sup: Pid, depth: number): Promis
       intensity: null,
       restartsInWindow: null,
       restarts: [],
-      children: rows.map((c) => childRow(node, { id: null, pid: c.pid, type: c.type, restart: c.restart, restarts: null, modules: c.modules, significant: false })),
+      children: rows.map((c) => childRow(node, kernel, { id: null, pid: c.pid, type: c.type, restart: c.restart, restarts: null, modules: c.modules, significant: false })),
     };
   } else {
     const s = await Supervisor.status(node, sup, TREE_CALL_TIMEOUT_MS);
@@ -114,7 +117,7 @@ async function walk(node: Node, kernel: Kernel, sup: Pid, depth: number): Promis
       intensity: s.intensity,
       restartsInWindow: s.restartsInWindow,
       restarts: s.restarts,
-      children: s.children.map((c: ChildInfo) => childRow(node, c)),
+      children: s.children.map((c: ChildInfo) => childRow(node, kernel, c)),
     };
   }
   for (const c of tree.children) {
@@ -130,6 +133,7 @@ async function walk(node: Node, kernel: Kernel, sup: Pid, depth: number): Promis
 
 function childRow(
   node: Node,
+  kernel: Kernel,
   c: { id: string | null; pid: Pid | 'restarting' | undefined; type: 'worker' | 'supervisor'; restart: string; restarts: number | null; modules: readonly string[] | 'dynamic'; significant: boolean },
 ): TreeChild {
   const info = c.pid === undefined || c.pid === 'restarting' ? undefined : node.info(c.pid);
@@ -143,7 +147,13 @@ function childRow(
     significant: c.significant,
     status: c.pid === 'restarting' ? 'restarting' : info === undefined ? 'stopped' : info.status,
     mailbox: info === undefined ? null : info.mailboxLength,
+    kind: info === undefined ? null : kindOfPid(kernel, info.pid),
   };
+}
+
+function kindOfPid(kernel: Kernel, pid: Pid): string | null {
+  const p = kernel.resolve(pid);
+  return p === undefined ? null : kindOf(p);
 }
 
 /** A call's promise, or a timeout error after {@link TREE_CALL_TIMEOUT_MS} on the node's clock (the call itself goes on). */

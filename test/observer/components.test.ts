@@ -45,6 +45,8 @@ describe('component pages', () => {
         expect.objectContaining({ pattern: 'order.created', subscriber: Pid.format(b), buffered: 0 }),
       ]);
       expect(orders.totals).toMatchObject({ published: 0, dropped: 0 });
+      const detail = (await get(obs.port, obs.token, `/api/process/${encodeURIComponent(Pid.format(router.pid))}`)).json;
+      expect(detail).toMatchObject({ kind: 'gen_server', component: 'signal_router', name: 'orders' });
     } finally {
       await obs.close();
     }

@@ -254,7 +254,7 @@ describe('GET /api/process/<pid>', () => {
     const obs = await startObserver(node);
     try {
       const d = (await get(obs.port, obs.token, `/api/process/${encodeURIComponent(Pid.format(server))}`)).json;
-      expect(d).toMatchObject({ kind: 'gen_server', names: ['slow'], groups: ['workers'], parent: 'node', pendingCalls: 3, waitingOn: [], state: null, restarts: null });
+      expect(d).toMatchObject({ kind: 'gen_server', component: null, names: ['slow'], groups: ['workers'], parent: 'node', pendingCalls: 3, waitingOn: [], state: null, restarts: null });
       expect(d.ageExact).toBe(false);
       const c = (await get(obs.port, obs.token, `/api/process/${encodeURIComponent(Pid.format(caller))}`)).json;
       expect(c).toMatchObject({ kind: 'process', pendingCalls: 0, waitingOn: [Pid.format(server)] });
@@ -349,11 +349,11 @@ describe('GET /api/tree', () => {
       expect(t).toMatchObject({ kind: 'supervisor', strategy: 'rest_for_one', intensity: { maxRestarts: 4, periodMs: 60_000 }, restartsInWindow: 1 });
       expect(t.restarts).toEqual([expect.objectContaining({ child: 'w', reason: 'killed' })]);
       expect(t.children).toEqual([
-        expect.objectContaining({ id: 'w', type: 'worker', restarts: 1, status: 'waiting', mailbox: 0 }),
-        expect.objectContaining({ id: 'inner', type: 'supervisor', restarts: 1, status: 'waiting', mailbox: 0 }),
+        expect.objectContaining({ id: 'w', type: 'worker', restarts: 1, status: 'waiting', mailbox: 0, kind: 'process' }),
+        expect.objectContaining({ id: 'inner', type: 'supervisor', restarts: 1, status: 'waiting', mailbox: 0, kind: 'supervisor' }),
       ]);
       const innerTree = t.children[1].tree;
-      expect(innerTree.children).toEqual([expect.objectContaining({ id: 'leaf', status: 'waiting' })]);
+      expect(innerTree.children).toEqual([expect.objectContaining({ id: 'leaf', status: 'waiting', kind: 'gen_server' })]);
       // the inner supervisor is in its parent's tree, not a root of its own
       expect(sups).not.toContain(innerTree.supervisor);
     } finally {
