@@ -169,7 +169,7 @@ export function observeCircuits(s: CircuitsState): unknown {
       openings: c.breaker.openings,
       buffered: c.buffer.length,
       inFlight: c.inFlight,
-      openedAt: null,
+      openedAt: c.breaker.openedAt ?? null,
       resetAt: c.breaker.state === 'closed' || !Number.isFinite(c.breaker.resetAt) ? null : c.breaker.resetAt,
     });
   }

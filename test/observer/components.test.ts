@@ -118,8 +118,17 @@ describe('component pages', () => {
       const c = (await get(obs.port, obs.token, '/api/circuits')).json;
       expect(c.managers).toHaveLength(1);
       expect(c.managers[0]).toMatchObject({ name: 'coord', pid: Pid.format(cm.pid) });
-      expect(c.managers[0].circuits).toEqual([expect.objectContaining({ target: Pid.format(executor), state: 'closed', failures: 0, buffered: 0, openedAt: null })]);
+      expect(c.managers[0].circuits).toEqual([expect.objectContaining({ target: Pid.format(executor), state: "closed", failures: 0, buffered: 0, openedAt: null })]);
       expect(c.managers[0].totals).toMatchObject({ delivered: 1 });
+      // a name nobody holds: noproc, three times, opens its circuit; the next message is buffered
+      const before = node.clock.now();
+      for (let i = 0; i < 3; i++) await cm.coordinate(planner, 'billing', { n: i });
+      expect((await cm.coordinate(planner, 'billing', { n: 9 })).outcome).toBe('buffered');
+      const open = (await get(obs.port, obs.token, '/api/circuits')).json.managers[0].circuits;
+      const row = open.find((x: { target: string }) => x.target === 'billing');
+      expect(row).toMatchObject({ state: 'open', failures: 3, buffered: 1 });
+      expect(row.openedAt).toBeGreaterThanOrEqual(before);
+      expect(row.resetAt).toBe(row.openedAt + 2000);
     } finally {
       await obs.close();
     }
