@@ -119,6 +119,7 @@ function watchAgent(state: State, pid: Pid, ctx: Context<any>): AgentEntry | und
 function deliver(state: State, s: Schedule, lateMs: number, forced: boolean, ctx: Context<any>): void {
   const telemetry = ctx.node.telemetry;
   const agent = s.agent.pid;
+  s.lastRunAt = ctx.node.clock.now();
   sendSupervised(ctx, agent, s.message, s.sendOptions).then((outcome: SendOutcome) => {
     // the scheduler has exited (its pending sends were aborted with it): its counts and events are over
     if (ctx.signal.aborted) return;
@@ -222,6 +223,7 @@ function newSchedule(
     generation: 1,
     timer: undefined,
     nextDueAt,
+    lastRunAt: undefined,
     deliveries: 0,
     failures: 0,
     skipped: 0,

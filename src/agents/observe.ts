@@ -70,8 +70,7 @@ export function observeScheduler(s: SchedulerState): unknown {
       target: sch.agentName ?? Pid.format(sch.agent.pid),
       targetPid: Pid.format(sch.agent.pid),
       nextRunAt: sch.nextDueAt,
-      // a schedule keeps no time of its last run; the page shows nextRunAt and the counts
-      lastRunAt: null,
+      lastRunAt: sch.lastRunAt ?? null,
       runs: sch.deliveries,
       failures: sch.failures,
       skipped: sch.skipped,

@@ -65,7 +65,7 @@ describe('component pages', () => {
       expect(s.schedulers).toHaveLength(1);
       expect(s.schedulers[0]).toMatchObject({ name: 'cron', pid: Pid.format(scheduler.pid) });
       expect(s.schedulers[0].jobs).toEqual([
-        { id: 'heartbeat', every: 1000, target: Pid.format(agent), targetPid: Pid.format(agent), nextRunAt: node.clock.now() + 1000, lastRunAt: null, runs: 1, failures: 0, skipped: 0, missed: expect.any(String) },
+        { id: 'heartbeat', every: 1000, target: Pid.format(agent), targetPid: Pid.format(agent), nextRunAt: node.clock.now() + 1000, lastRunAt: node.clock.now(), runs: 1, failures: 0, skipped: 0, missed: expect.any(String) },
       ]);
     } finally {
       await obs.close();
