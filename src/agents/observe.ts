@@ -94,8 +94,8 @@ function taskRow(t: TaskRun): unknown {
     // an attempt lost with its worker (it died or timed out) is given to another
     reassignments: t.lost,
     errors: t.errors,
-    startedAt: t.current?.startedAt ?? null,
-    endedAt: null,
+    startedAt: t.startedAt ?? null,
+    endedAt: t.endedAt ?? null,
     error: errorText(t.error),
   };
 }

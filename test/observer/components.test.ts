@@ -89,7 +89,7 @@ describe('component pages', () => {
     });
     const coordinator = await CoordinatorAgent.start(node, { name: 'flow', workers: [worker.pid] });
     await coordinator.run({ id: 'done-1', tasks: [{ id: 'a', kind: 'quick' }] });
-    const { id } = await coordinator.submit({ id: 'wf-slow', tasks: [{ id: 's', kind: 'slow' }] });
+    const { id } = await coordinator.submit({ id: 'wf-slow', tasks: [{ id: 'q', kind: 'quick' }, { id: 's', kind: 'slow', dependsOn: ['q'] }] });
     await started.promise;
     const obs = await startObserver(node);
     try {
@@ -97,7 +97,15 @@ describe('component pages', () => {
       const c = w.coordinators[0];
       expect(c).toMatchObject({ name: 'flow', pid: Pid.format(coordinator.pid) });
       expect(c.active).toEqual([
-        expect.objectContaining({ id, status: 'running', stuck: false, tasks: [expect.objectContaining({ id: 's', status: 'running', worker: Pid.format(worker.pid), attempts: 1, reassignments: 0, error: null })] }),
+        expect.objectContaining({
+          id,
+          status: 'running',
+          stuck: false,
+          tasks: [
+            expect.objectContaining({ id: 'q', status: 'completed', worker: Pid.format(worker.pid), attempts: 1, startedAt: expect.any(Number), endedAt: expect.any(Number) }),
+            expect.objectContaining({ id: 's', status: 'running', worker: Pid.format(worker.pid), attempts: 1, reassignments: 0, error: null, startedAt: expect.any(Number), endedAt: null }),
+          ],
+        }),
       ]);
       expect(c.recent).toEqual([expect.objectContaining({ id: 'done-1', status: 'completed', tasks: [expect.objectContaining({ id: 'a', status: 'completed', worker: Pid.format(worker.pid), attempts: 1 })] })]);
     } finally {
