@@ -45,8 +45,7 @@ export function observeRouter(s: RouterState): unknown {
         buffered: sub.buffer.size,
         capacity: Number.isFinite(sub.buffer.capacity) ? sub.buffer.capacity : null,
         overflow: sub.buffer.overflow,
-        // drops are counted per router (by reason), not per subscriber
-        dropped: null,
+        dropped: sub.dropped,
         inFlight: sub.inFlight,
         maxInFlight: Number.isFinite(sub.maxInFlight) ? sub.maxInFlight : null,
       });

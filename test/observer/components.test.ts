@@ -1,7 +1,7 @@
 // The observer's agent-component pages: routers, schedules, workflows and circuits, found on the
 // node without being told, read through the `observe` system call; the node's registry and groups.
 import { describe, expect, it } from 'vitest';
-import { Agent, AgentRegistry, AgentScheduler, CoordinationManager, CoordinatorAgent, Pid, ResourcePool, SignalRouter, startObserver } from '../../src/index.js';
+import { Agent, AgentRegistry, AgentScheduler, CoordinationManager, CoordinatorAgent, createSignal, Pid, ResourcePool, SignalRouter, startObserver } from '../../src/index.js';
 import { clockedNode, deferred, useNodes } from '../support.js';
 import { bearer, request } from './client.js';
 
@@ -41,10 +41,24 @@ describe('component pages', () => {
       const orders = r.routers[0];
       expect(orders.pid).toBe(Pid.format(router.pid));
       expect(orders.subscriptions).toEqual([
-        { pattern: 'order.*', subscriber: Pid.format(a), buffered: 0, capacity: 100, overflow: 'drop_oldest', dropped: null, inFlight: 0, maxInFlight: expect.any(Number) },
+        { pattern: 'order.*', subscriber: Pid.format(a), buffered: 0, capacity: 100, overflow: 'drop_oldest', dropped: 0, inFlight: 0, maxInFlight: expect.any(Number) },
         expect.objectContaining({ pattern: 'order.created', subscriber: Pid.format(b), buffered: 0 }),
       ]);
       expect(orders.totals).toMatchObject({ published: 0, dropped: 0 });
+      // a subscriber stuck on its first signal: one in flight, one buffered, the other three dropped
+      const gate = deferred();
+      const entered = deferred();
+      const stuck = node.spawn(() => async () => {
+        entered.resolve();
+        await gate.promise;
+      });
+      await router.subscribe('audit.*', stuck, { capacity: 1, overflow: 'drop_newest', maxInFlight: 1 });
+      router.publish(createSignal({ type: 'audit.x', source: '/t' }));
+      await entered.promise;
+      for (let i = 0; i < 4; i++) router.publish(createSignal({ type: 'audit.x', source: '/t' }));
+      const after = (await get(obs.port, obs.token, '/api/router')).json.routers[0];
+      expect(after.subscriptions.find((x: { pattern: string }) => x.pattern === 'audit.*')).toMatchObject({ subscriber: Pid.format(stuck), inFlight: 1, buffered: 1, capacity: 1, dropped: 3 });
+      gate.resolve();
       const detail = (await get(obs.port, obs.token, `/api/process/${encodeURIComponent(Pid.format(router.pid))}`)).json;
       expect(detail).toMatchObject({ kind: 'gen_server', component: 'signal_router', name: 'orders' });
     } finally {

@@ -86,6 +86,7 @@ function offer(state: State, sub: Sub, signal: Signal): number {
     for (let i = 0; i < drops; i++) {
       state.buffered--;
       count(state, 'evicted', 1);
+      sub.dropped++;
       dropEvent(state, 'evicted', sub, 1, evicted[i]);
     }
     evicted.length = 0;
@@ -93,9 +94,11 @@ function offer(state: State, sub: Sub, signal: Signal): number {
   }
   if (sub.buffer.overflow === 'reject') {
     count(state, 'rejected', 1);
+    sub.dropped++;
     deadLetter(state, sub, signal);
   } else {
     count(state, 'buffer_full', 1);
+    sub.dropped++;
     dropEvent(state, 'buffer_full', sub, 1, signal, { pattern: sub.pattern });
   }
   return -1;
