@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { NATS_BENCHES, NATS_URL, natsReachable } from './remote.mjs';
 
-const BENCHES = ['pingpong', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor', 'genserver_call', 'statem_call', 'supervisor_restart', 'managed_monitor', 'supervised_send_enqueued', 'supervised_send_handled', 'broadcast_10k', 'dlq_ingest_memory', 'dlq_ingest_sqlite', 'coordinator_tasks', 'coordinator_tasks_chaos', 'router_fanout', 'registry_dispatch', 'agent_registry_query', 'thread_send', 'scale_2_threads', 'remote_send', 'remote_call'];
+const BENCHES = ['pingpong', 'pingpong_observed', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor', 'genserver_call', 'genserver_call_observed', 'statem_call', 'supervisor_restart', 'managed_monitor', 'supervised_send_enqueued', 'supervised_send_handled', 'broadcast_10k', 'dlq_ingest_memory', 'dlq_ingest_sqlite', 'coordinator_tasks', 'coordinator_tasks_chaos', 'router_fanout', 'registry_dispatch', 'agent_registry_query', 'thread_send', 'scale_2_threads', 'remote_send', 'remote_call'];
 /** Benches with no baseline counterpart: reported on their own (informational). */
 const KEEL_ONLY = new Set(['supervisor_restart']);
 /** Benches also measured against a bare loop of raw sends. */
@@ -116,6 +116,7 @@ for (const bench of wanted.length > 0 ? wanted : BENCHES) {
     line.raw_pubsub_p50_us = round(median(raw.map((r) => r.pubsub_p50_us)), 1);
     line.pubsub_p50_ratio = round(median(keel.map((k, i) => k.p50_us / raw[i].pubsub_p50_us)));
   }
+  if (bench.endsWith('_observed')) line.observer = 'node.observer({ port: 0 }) started before the workload, no client connected; compare with the unobserved bench';
   if (bench === 'router_fanout') line.baseline = 'raw fan-out to 1,000 receivers (shared workloads.fanout), messages/s to all';
   if (bench.startsWith('dlq_ingest')) line.baseline = bench.endsWith('memory') ? 'array push' : 'bare better-sqlite3 insert, one transaction';
   console.log(JSON.stringify(line));

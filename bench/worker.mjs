@@ -15,6 +15,7 @@ import { registryDispatch } from './registry_dispatch.mjs';
 import { agentRegistryQuery } from './agent_registry.mjs';
 import { scale2Threads, threadSend } from './thread.mjs';
 import { remoteCall, remoteSend } from './remote.mjs';
+import { observed } from './observed.mjs';
 
 const [system, bench] = process.argv.slice(-2);
 const sys = bench === 'managed_monitor' ? keel.createSystem({ captureStacks: false }) : (system === 'raw' ? raw : keel).createSystem();
@@ -34,6 +35,13 @@ async function run() {
         ? { ops_per_s: spawned.n / spawned.seconds, bytes_per_process: spawned.heap_bytes_per_actor }
         : { ops_per_s: stopped.n / stopped.seconds, bytes_per_process_after_stop: stopped.heap_bytes_per_actor_after_stop };
     }
+    case 'pingpong_observed':
+      return observed(system, sys, async () => {
+        const r = await workloads.pingpong(sys, workloads.defaults.pingpong);
+        return { ops_per_s: r.n / r.seconds };
+      });
+    case 'genserver_call_observed':
+      return observed(system, sys, () => genserverCall(system, sys));
     case 'monitor_demonitor':
       return monitorDemonitor(system, sys);
     case 'genserver_call':

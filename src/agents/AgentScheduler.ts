@@ -1,4 +1,6 @@
 import { InvalidArgumentError } from '../errors.js';
+import { markComponent } from '../otp/internal/lifecycle.js';
+import { observeScheduler } from './observe.js';
 import { type SendOptions, type SendOutcome, sendSupervised } from '../delivery/sendSupervised.js';
 import type { GenServerSpec } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
@@ -117,6 +119,7 @@ function watchAgent(state: State, pid: Pid, ctx: Context<any>): AgentEntry | und
 function deliver(state: State, s: Schedule, lateMs: number, forced: boolean, ctx: Context<any>): void {
   const telemetry = ctx.node.telemetry;
   const agent = s.agent.pid;
+  s.lastRunAt = ctx.node.clock.now();
   sendSupervised(ctx, agent, s.message, s.sendOptions).then((outcome: SendOutcome) => {
     // the scheduler has exited (its pending sends were aborted with it): its counts and events are over
     if (ctx.signal.aborted) return;
@@ -220,6 +223,7 @@ function newSchedule(
     generation: 1,
     timer: undefined,
     nextDueAt,
+    lastRunAt: undefined,
     deliveries: 0,
     failures: 0,
     skipped: 0,
@@ -444,6 +448,7 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, SchedulerArg
     return state;
   },
 }, 'an agent scheduler (use its handle)', 'bare');
+markComponent(schedulerSpec, 'agent_scheduler', observeScheduler); // an observer finds it, and reads it through the `observe` system call
 
 /** Starts the server and makes its handle (options already validated). */
 async function startScheduler(from: Node | Context<any>, node: Node, name: string, sendOptions: ScheduledSendOptions, store: AgentStore | undefined): Promise<AgentSchedulerHandle> {

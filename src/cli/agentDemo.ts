@@ -17,7 +17,6 @@ import {
   type GenServerSpec,
   type Node,
   type Workflow,
-  type WorkflowResult,
 } from '../index.js';
 
 /** The demo's knobs (`keel demo --workers 8 --workflows 300 --chaos 0.2 --seed 1 --duration 30 --fail-rate 0.01 --json`). */
@@ -44,6 +43,14 @@ export interface AgentDemoOptions {
   simulate: boolean;
   /** @internal Faults a test injects to prove a check fails (not a CLI flag). */
   inject?: { leakedMonitor?: 'short' | 'long' };
+  /**
+   * @internal `keel observe`: run until this signal aborts, the workflows started again and again
+   * (under fresh ids) at a pace a person can watch, `workflows` and `duration` ignored; then the demo
+   * winds down and reports as usual.
+   */
+  until?: AbortSignal;
+  /** @internal Called once the demo's processes run, before the first workflow (`keel observe` starts the observer here). */
+  onStarted?: (node: Node, supervisors: readonly Pid[]) => Promise<void> | void;
 }
 
 /** Everything the demo accounts for. */
@@ -126,6 +133,8 @@ function capabilitiesOf(i: number): string[] {
 }
 
 const LEDGERS = 3;
+/** Under `until` (keel observe), each of the 32 lanes waits this long between two workflows: a pace a person can watch. */
+export const OBSERVE_PACE_MS = 1000;
 /** The slow subscriber handles at most one signal per this many published while workflows run. */
 const SLOW_PACE = 10;
 
@@ -313,6 +322,7 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
     // ledgers come back slowly (a restart backoff), so receipts sent meanwhile exhaust their retries
     // and land in the dead letter queue, whose own retries deliver them once the ledger is back
     const ledgers = await Supervisor.start(node, ledgerSpecs, { maxRestarts: 1000, withinMs: 1000, backoff: { initialMs: 60, factor: 1.5, maxMs: 150, jitter: 'none' } });
+    await options.onStarted?.(node, [supervisor, ledgers]);
 
     // the chaos process: the agent scheduler ticks it; each tick may kill a worker or a ledger
     const chaos = node.spawn<{ type: 'tick' }>((ctx) => () => {
@@ -336,48 +346,73 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
       });
     }
 
-    // the driver: keeps up to 32 workflows running; each finished one sends a receipt to a ledger
-    const results: WorkflowResult[] = [];
-    const receipts: Promise<void>[] = [];
+    // the driver: keeps up to 32 workflows running; each finished one sends a receipt to a ledger.
+    // Under `until` (keel observe) the workflows start again and again, paced, until it aborts: what
+    // the report needs is counted as they finish, and a receipt is forgotten once settled
+    const until = options.until;
+    const results = { finished: 0, completed: 0, failedBy: {} as Record<string, number> };
+    const receipts = new Set<Promise<void>>();
     let next = 0;
     let notStarted = 0;
     // the duration counts from the first workflow, not from the node's start
     const deadline = node.clock.now() + options.duration * 1000;
     const line = (): string =>
-      `workflows ${results.length}/${options.workflows}  kills ${kills}  restarts ${restarts}  signals ${published}  receipts ${counters.sent}  dead letters ${counters.deadLettered.size}`;
+      `workflows ${results.finished}${until === undefined ? `/${options.workflows}` : ''}  kills ${kills}  restarts ${restarts}  signals ${published}  receipts ${counters.sent}  dead letters ${counters.deadLettered.size}`;
     // the progress line is for a person watching in real time: not in a simulation
     if (clock === undefined && progress !== undefined) ticker = setInterval(() => progress(line()), 250);
+    // the lanes' pauses under `until`: one listener on the signal wakes them all when it aborts
+    const sleepers = new Set<() => void>();
+    const wakeAll = (): void => {
+      for (const wake of sleepers) wake();
+    };
+    until?.addEventListener('abort', wakeAll, { once: true });
+    const pause = (): Promise<void> =>
+      new Promise((resolve) => {
+        if (until?.aborted !== false) return resolve();
+        const wake = (): void => {
+          sleepers.delete(wake);
+          node.clock.clearTimer(timer);
+          resolve();
+        };
+        const timer = node.clock.setTimer(OBSERVE_PACE_MS, wake);
+        sleepers.add(wake);
+      });
     const lane = async (): Promise<void> => {
-      while (next < flows.length) {
-        if (node.clock.now() > deadline) {
+      while (until === undefined ? next < flows.length : !until.aborted) {
+        if (until === undefined && node.clock.now() > deadline) {
           notStarted += flows.length - next;
           next = flows.length;
           return;
         }
-        const flow = flows[next++]!;
+        const i = next++;
+        const flow = until === undefined ? flows[i]! : { ...flows[i % flows.length]!, id: `wf-${i + 1}` };
         const result = await coordinator.run(flow);
-        results.push(result);
+        results.finished++;
+        if (result.status === 'completed') results.completed++;
+        else results.failedBy[failureLabel(result.error)] = (results.failedBy[failureLabel(result.error)] ?? 0) + 1;
         publish(`workflow.${result.status}`, { workflow: result.id });
         counters.sent++;
-        receipts.push(
-          sendSupervised(node, `ledger-${results.length % LEDGERS}`, { type: 'receipt', workflow: result.id, status: result.status }, {
-            ack: 'handled', timeout: 1000, retries: 2, backoff: { initialMs: 2, maxMs: 20 }, onError: 'dead_letter',
-          }).then((outcome) => {
-            if (outcome.ok) return;
-            if (outcome.deadLetterId !== undefined) counters.deadLettered.add(outcome.id);
-            else counters.failedReported.add(outcome.id);
-          }),
-        );
+        const receipt = sendSupervised(node, `ledger-${results.finished % LEDGERS}`, { type: 'receipt', workflow: result.id, status: result.status }, {
+          ack: 'handled', timeout: 1000, retries: 2, backoff: { initialMs: 2, maxMs: 20 }, onError: 'dead_letter',
+        }).then((outcome) => {
+          receipts.delete(receipt);
+          if (outcome.ok) return;
+          if (outcome.deadLetterId !== undefined) counters.deadLettered.add(outcome.id);
+          else counters.failedReported.add(outcome.id);
+        });
+        receipts.add(receipt);
+        if (until !== undefined) await pause();
       }
     };
     await Promise.all(Array.from({ length: 32 }, lane));
+    until?.removeEventListener('abort', wakeAll);
     clearInterval(ticker);
     ticker = undefined;
     unpace();
 
     // chaos off; what is still in flight settles; the dead letter queue retries what is pending now
     await scheduler.unregisterAgent(chaos);
-    await Promise.all(receipts);
+    await Promise.all([...receipts]);
     await node.idle();
     await node.deadLetters.retry({ status: 'pending' });
     await node.idle();
@@ -405,10 +440,11 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
     const metrics = await coordinator.metrics();
     const rstats = await router.stats();
     const dl = await node.deadLetters.stats();
-    const completed = results.filter((r) => r.status === 'completed').length;
-    const failed = results.length - completed;
-    const failedBy: Record<string, number> = {};
-    for (const r of results) if (r.status !== 'completed') failedBy[failureLabel(r.error)] = (failedBy[failureLabel(r.error)] ?? 0) + 1;
+    const completed = results.completed;
+    const failed = results.finished - completed;
+    const failedBy = results.failedBy;
+    // under `until`, the workflows are those started
+    const total = until === undefined ? options.workflows : next;
 
     // the receipts: each handle counted by a ledger is a first delivery, unless its send was dead-lettered
     let delivered = 0;
@@ -421,11 +457,11 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
     }
     const m = { sent: counters.sent, delivered, deadLettered: counters.deadLettered.size, failedReported: counters.failedReported.size, duplicates };
     const dlTotal = Object.values(deadLetterReasons).reduce((a, b) => a + b, 0);
-    const { inject: _inject, ...shown } = options;
+    const { inject: _inject, until: _until, onStarted: _onStarted, ...shown } = options;
     const out: AgentDemoReport = {
       options: shown,
       durationMs: node.clock.now() - started,
-      workflows: { total: options.workflows, completed, failed, notStarted, failedBy },
+      workflows: { total, completed, failed, notStarted, failedBy },
       tasks: { completed: metrics.tasks.completed, failed: metrics.tasks.failed, reassigned: metrics.tasks.reassigned, timedOut: metrics.tasks.timedOut },
       restarts,
       kills,
@@ -448,7 +484,7 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
         // the router's count against the subscribers' own, and every matched signal routed or dropped
         signalsAccounted: rstats.published === published && rstats.delivered === received && rstats.buffered + rstats.inFlight === 0 &&
           rstats.routed === rstats.delivered + rstats.failed + droppedAfterRouting(rstats.dropped.byReason),
-        workflowsAccounted: completed + failed + notStarted === options.workflows && failed === metrics.workflows.failed + metrics.workflows.cancelled,
+        workflowsAccounted: completed + failed + notStarted === total && failed === metrics.workflows.failed + metrics.workflows.cancelled,
         noMonitorLeaks: leaked === 0,
       },
     };
@@ -488,7 +524,7 @@ function printReport(r: AgentDemoReport, print: (line: string) => void): void {
   const row = (label: string, text: string) => print(`  ${label.padEnd(13)}  ${text}`);
   print('');
   print(
-    `keel demo: ${r.options.workflows} workflows over ${r.options.workers} workers, chaos ${r.options.chaos}, seed ${r.options.seed}, ` +
+    `keel demo: ${r.workflows.total} workflows over ${r.options.workers} workers, chaos ${r.options.chaos}, seed ${r.options.seed}, ` +
       `in ${(r.durationMs / 1000).toFixed(1)} s${r.options.simulate ? ' of virtual time (simulated: replay it with the same --seed)' : ''}`,
   );
   row('workflows', `completed ${w.completed}, failed ${w.failed} (${by(w.failedBy)}), not started ${w.notStarted}  [${ok(c.workflowsAccounted)}]`);

@@ -1,6 +1,7 @@
 import { type CommandSpec, ioOf, type Output, parseWith, runCommand, UsageError, type Values } from './args.js';
 import { type AgentDemoOptions, DEMO_DEFAULTS, DEMO_LIMITS, demoOptions, demoPassed, runAgentDemo } from './agentDemo.js';
 import { CLUSTER_DEMO_LIMITS, clusterDemoPassed, runClusterDemo } from './clusterDemo.js';
+import { runObserve } from './observe.js';
 
 const options = {
   workers: { type: 'number', value: '<n>', description: `worker agents in the supervised pool, 1 to ${DEMO_LIMITS.workers}`, default: DEMO_DEFAULTS.workers },
@@ -11,6 +12,7 @@ const options = {
   'fail-rate': { type: 'number', value: '<rate>', description: 'chance that a task gets bad input and fails its workflow, 0 to 1', default: DEMO_DEFAULTS.failRate },
   json: { type: 'boolean', description: 'print one JSON object instead of the progress and the report' },
   simulate: { type: 'boolean', description: 'run on virtual time with deterministic scheduling: the same --seed, the same report, byte for byte' },
+  observe: { type: 'boolean', description: "keel observe: the demo with an observer, until Ctrl-C (takes keel observe's options: keel observe --help)" },
   nodes: {
     type: 'number',
     value: '<n>',
@@ -83,6 +85,10 @@ export function parseDemoArgs(argv: readonly string[]): DemoArgs | undefined {
  */
 export function runDemoCommand(argv: readonly string[], output: Output, progress?: (line: string) => void): Promise<number> | number {
   const io = ioOf(output);
+  // `keel demo --observe …` (npm start -- --observe) is `keel observe …`
+  const end = argv.indexOf('--');
+  const head = end < 0 ? argv : argv.slice(0, end);
+  if (head.includes('--observe')) return runObserve(argv.filter((a, i) => !(a === '--observe' && (end < 0 || i < end))), io, progress === undefined ? {} : { progress });
   return runCommand(DEMO_COMMAND, argv, io, toOptions, async (o) => {
     if (o.nodes !== undefined) return clusterDemoPassed(await runClusterDemo({ nodes: o.nodes }, (line) => io.out(line))) ? 0 : 1;
     const report = await runAgentDemo(o, (line) => io.out(line), o.json === true ? undefined : progress);

@@ -5,7 +5,9 @@ import { runDemo } from './demo.js';
 import { DEMO_COMMAND, runDemoCommand } from './demoCommand.js';
 import { runServicesDemo } from './demoServices.js';
 import { dlqUsage, runDlq } from './dlq.js';
+import { OBSERVE_COMMAND, runObserve } from './observe.js';
 import { runSoakCommand, SOAK_COMMAND } from './soakCommand.js';
+import { runTop, TOP_COMMAND } from './top.js';
 
 export const TOUR_COMMAND: CommandSpec<Record<string, never>> = {
   name: 'tour',
@@ -25,6 +27,8 @@ const single = (spec: CommandSpec): Pick<Entry, 'summary' | 'usage'> => ({ summa
 
 const COMMANDS: Readonly<Record<string, Entry>> = {
   demo: { ...single(DEMO_COMMAND), run: (argv, io, progress) => runDemoCommand(argv, io, progress) },
+  observe: { ...single(OBSERVE_COMMAND), run: (argv, io, progress) => runObserve(argv, io, progress === undefined ? {} : { progress }) },
+  top: { ...single(TOP_COMMAND), run: (argv, io) => runTop(argv, io) },
   soak: { ...single(SOAK_COMMAND), run: (argv, io) => runSoakCommand(argv, io.out, io.err) },
   tour: {
     ...single(TOUR_COMMAND),
@@ -42,14 +46,15 @@ const COMMANDS: Readonly<Record<string, Entry>> = {
 };
 
 const NAMES = Object.keys(COMMANDS);
+const WIDTH = Math.max(...NAMES.map((n) => n.length));
 
 /** `keel help`: the commands, one line each. */
 export const KEEL_USAGE = [
   'usage: keel <command> [options]',
   '',
   'commands:',
-  ...NAMES.map((n) => `  ${n.padEnd(6)} ${COMMANDS[n]!.summary}`),
-  `  ${'help'.padEnd(6)} this overview; keel help <command> prints the usage of a command`,
+  ...NAMES.map((n) => `  ${n.padEnd(WIDTH + 1)} ${COMMANDS[n]!.summary}`),
+  `  ${'help'.padEnd(WIDTH + 1)} this overview; keel help <command> prints the usage of a command`,
   '',
   'keel <command> --help (or -h) prints the usage of a command, keel --version the version of Keel.',
   'Options take their value as --name value or --name=value. Bad usage exits with code 2.',

@@ -285,13 +285,15 @@ export class DeadLetterService implements DeadLetterQueue {
 
   async retry(
     selection: DeadLetterFilter | string[],
-    options: { ratePerSecond?: number; signal?: AbortSignal } = {},
+    options: { ratePerSecond?: number; signal?: AbortSignal; to?: Target } = {},
   ): Promise<{ id: string; ok: boolean; reason?: string }[]> {
     if (!this.available) throw this.#unavailable('retry');
     const ids = idList(selection);
     const filter = ids === undefined ? checkFilter(selection) : undefined;
-    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ ratePerSecond?, signal? }', options);
-    checkKeys(options, ['ratePerSecond', 'signal'], 'options');
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ ratePerSecond?, signal?, to? }', options);
+    checkKeys(options, ['ratePerSecond', 'signal', 'to'], 'options');
+    const to = options.to;
+    if (to !== undefined) checkTarget(to, 'options.to');
     const rate = options.ratePerSecond;
     if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0)) throw new InvalidArgumentError('options.ratePerSecond', 'a positive number', rate);
     if (options.signal !== undefined && !isInstance(options.signal, AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
@@ -316,7 +318,7 @@ export class DeadLetterService implements DeadLetterQueue {
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
       if (i > 0 && rate !== undefined && !aborted()) await this.#pause(1000 / rate, signal);
-      results.push(aborted() ? { id: r.id, ok: false, reason: 'aborted' } : await this.#redeliver(r, true));
+      results.push(aborted() ? { id: r.id, ok: false, reason: 'aborted' } : await this.#redeliver(r, true, to));
     }
     return results;
   }
@@ -352,9 +354,10 @@ export class DeadLetterService implements DeadLetterQueue {
   /**
    * Delivers one entry again: a name is resolved now; a pid of a dead process is parked at once as
    * unrecoverable. Success removes the entry; a failure counts an attempt, and past `maxRetries`
-   * parks it. `manual` retries (from `retry()`) also take parked entries.
+   * parks it. `manual` retries (from `retry()`) also take parked entries. With `to` (a redrive) the
+   * entry goes there instead of to its recipient; a `to` not alive here leaves the entry untouched.
    */
-  async #redeliver(snapshot: Record_, manual: boolean): Promise<{ id: string; ok: boolean; reason?: string }> {
+  async #redeliver(snapshot: Record_, manual: boolean, to?: Target): Promise<{ id: string; ok: boolean; reason?: string }> {
     if (this.#busy.has(snapshot.id)) return { id: snapshot.id, ok: false, reason: 'in_progress' };
     this.#busy.add(snapshot.id);
     const node = this.#node;
@@ -369,7 +372,9 @@ export class DeadLetterService implements DeadLetterQueue {
         this.#park(r, now, 'undecodable', `the stored message and metadata (${r.undecodable.bytes} bytes) could not be decoded (${r.undecodable.error})`);
         return { id: r.id, ok: false, reason: 'undecodable' };
       }
-      const target = recipientOf(r.recipient);
+      // a redrive to a process or name not alive here is the operator's mistake, not the entry's
+      if (to !== undefined && (typeof to === 'string' || !isPid(to) || to.node === node.name) && !node.isAlive(to)) return { id: r.id, ok: false, reason: 'noproc' };
+      const target = to ?? recipientOf(r.recipient);
       // a pid of this node that died never comes back; one of another node is the cluster's to try
       if (typeof target !== 'string' && (!isPid(target) || target.node === node.name) && !node.isAlive(target)) {
         this.#park(r, now, 'noproc', 'the recipient pid is dead: it never comes back');

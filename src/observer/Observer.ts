@@ -14,7 +14,14 @@ import { EventHub } from './events.js';
 import { ApiError, BASE_HEADERS, enumParam, intParam, readJsonBody, sendError, sendJson, textParam } from './http.js';
 import { CSP, loadAssets } from './page.js';
 import { allowedHosts, bearerOf, cookieOf, freshToken, hostOf, originAllowed, sameToken, sessionCookie } from './security.js';
-import { deadLetterFilter, deadLetterRow, monitorRow, parsePid, processDetail, processPage, Sampler, SORT_KEYS, supervisionTrees } from './snapshots.js';
+import { deadLetterFilter, deadLetterRow, monitorRow } from './deadLetters.js';
+import { parsePid, processDetail } from './detail.js';
+import { Jobs } from './jobs.js';
+import { Sampler } from './overview.js';
+import { ProcessSampler, SORT_KEYS, STATUSES, type SortKey, type ProcessStatus } from './processes.js';
+import { DEFAULT_HISTORY_EVENTS, HISTORY_SECONDS, TelemetryHistory } from './telemetryHistory.js';
+import { supervisionTrees } from './tree.js';
+import { listComponents, readComponents, type ComponentPage } from './components.js';
 
 export type { ObserverHandle, ObserverOptions } from '../runtime/serviceSlots.js';
 
@@ -32,6 +39,7 @@ interface Settings {
   allowedHosts: readonly string[];
   sampleMs: number;
   keepAliveMs: number;
+  telemetryEvents: readonly string[];
 }
 
 function settings(options: ObserverOptions): Settings {
@@ -42,7 +50,7 @@ function settings(options: ObserverOptions): Settings {
   } catch {
     throw new InvalidArgumentError('options', 'an object whose fields can be read', '(unreadable)');
   }
-  const { port = 0, host = '127.0.0.1', token, readOnly = true, allowPayloads = false, supervisors = [], allowedHosts = [], sampleMs = 1000, keepAliveMs = 15_000 } = read;
+  const { port = 0, host = '127.0.0.1', token, readOnly = true, allowPayloads = false, supervisors = [], allowedHosts = [], sampleMs = 1000, keepAliveMs = 15_000, telemetryEvents = DEFAULT_HISTORY_EVENTS } = read;
   if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('port', 'an integer from 0 to 65535', port);
   if (typeof host !== 'string' || host.length === 0 || host.length > 255) throw new InvalidArgumentError('host', 'a host name or address', host);
   if (token !== undefined && (typeof token !== 'string' || !TOKEN_TEXT.test(token))) {
@@ -54,10 +62,13 @@ function settings(options: ObserverOptions): Settings {
   if (!Array.isArray(allowedHosts) || !allowedHosts.every((h) => typeof h === 'string' && h.length > 0 && h.length <= 300)) {
     throw new InvalidArgumentError('allowedHosts', 'an array of host:port strings', allowedHosts);
   }
+  if (!Array.isArray(telemetryEvents) || telemetryEvents.length > 100 || !telemetryEvents.every((e) => typeof e === 'string' && e.length > 0 && e.length <= 200)) {
+    throw new InvalidArgumentError('telemetryEvents', 'an array of at most 100 event names or `prefix*` patterns', telemetryEvents);
+  }
   for (const [name, v] of [['sampleMs', sampleMs], ['keepAliveMs', keepAliveMs]] as const) {
     if (!Number.isSafeInteger(v) || v < 10 || v > 3_600_000) throw new InvalidArgumentError(name, 'an integer number of ms from 10 to 3,600,000', v);
   }
-  return { port, host, token: token ?? freshToken(), readOnly, allowPayloads, supervisors: [...supervisors], allowedHosts: [...allowedHosts], sampleMs, keepAliveMs };
+  return { port, host, token: token ?? freshToken(), readOnly, allowPayloads, supervisors: [...supervisors], allowedHosts: [...allowedHosts], sampleMs, keepAliveMs, telemetryEvents: [...telemetryEvents] };
 }
 
 /**
@@ -74,19 +85,35 @@ function settings(options: ObserverOptions): Settings {
 export async function startObserver(node: Node, options: ObserverOptions = {}): Promise<ObserverHandle> {
   const kernel = kernelOf(node, 'node');
   const s = settings(options);
-  const sampler = new Sampler(node);
+  const sampler = new Sampler(node, { readOnly: s.readOnly, allowPayloads: s.allowPayloads });
   const assets = loadAssets();
   if (assets.html === undefined) node.logger.warn('the observer page is missing (src/observer/assets was not copied to the build): the API works, the page does not');
-  // the page offers kill, retry and purge, and shows payloads, only as the overview says
-  const overview = async () => ({ ...(await sampler.overview()), readOnly: s.readOnly, allowPayloads: s.allowPayloads });
-  const hub = new EventHub({
+  const processes = new ProcessSampler(node, kernel);
+  const history = new TelemetryHistory(node, s.telemetryEvents);
+  const stopSpawnTimes = kernel.recordSpawnTimes();
+  let telemetryFrom = Date.now();
+  const sample = async () => {
+    const o = await sampler.overview();
+    history.record(o);
+    return o;
+  };
+  const hub: EventHub = new EventHub({
     sampleMs: s.sampleMs,
     keepAliveMs: s.keepAliveMs,
-    sample: overview,
-    snapshot: async () => ({ overview: await overview(), processes: processPage(node, 'mailbox', 20, undefined) }),
+    sample,
+    snapshot: async () => ({ overview: await sample(), processes: processes.page('mailbox', 20, undefined, undefined), telemetry: history.snapshot() }),
     watching: (on) => sampler.watchLag(on),
+    processes: (v) => processes.page(v.sort as SortKey, v.limit, v.filter, v.status as ProcessStatus | undefined),
+    viewers: (n) => processes.viewers(n),
+    telemetry: () => {
+      const from = Math.floor(telemetryFrom / 1000) * 1000;
+      telemetryFrom = Date.now();
+      return { buckets: history.since(from) };
+    },
     onError: (e) => node.logger.error('the observer failed to sample the node', e),
   });
+  const jobs = new Jobs(kernel, (job) => hub.broadcast('job', job));
+  history.start();
   let hosts = new Set<string>();
   let cookieName = 'keel_observer';
   const server: Server = createServer((req, res) => {
@@ -150,7 +177,16 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
       if (path === '/api/events') {
         if (!originAllowed(req, hosts)) throw new ApiError('origin_not_allowed', 'the Origin header does not name this observer');
         const last = req.headers['last-event-id'];
-        await hub.connect(res, typeof last === 'string' && last.length <= 100 ? last : undefined);
+        const q = url.searchParams;
+        const page = enumParam(q, 'view', ['overview', 'processes'] as const, 'overview')!;
+        const view = {
+          page,
+          sort: enumParam(q, 'sort', SORT_KEYS, 'mailbox')!,
+          limit: intParam(q, 'limit', page === 'processes' ? 50 : 20, 1, MAX_LIMIT),
+          filter: textParam(q, 'filter'),
+          status: enumParam(q, 'status', STATUSES, undefined),
+        };
+        await hub.connect(res, typeof last === 'string' && last.length <= 100 ? last : undefined, view);
         return;
       }
       return sendJson(res, 200, await read(path, url.searchParams));
@@ -168,18 +204,50 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
   async function read(path: string, q: URLSearchParams): Promise<unknown> {
     switch (path) {
       case '/api/overview':
-        return overview();
+        return sample();
       case '/api/processes': {
         const sort = enumParam(q, 'sort', SORT_KEYS, 'mailbox')!;
         const limit = intParam(q, 'limit', 50, 1, MAX_LIMIT);
-        return processPage(node, sort, limit, textParam(q, 'filter'));
+        const status = enumParam(q, 'status', STATUSES, undefined);
+        processes.touch();
+        return processes.page(sort, limit, textParam(q, 'filter'), status);
       }
       case '/api/tree':
       case '/api/supervisors': {
         const roots: Target[] = [...s.supervisors];
         if (node.registry.whereis('keel.services') !== undefined) roots.push('keel.services');
-        return { trees: await supervisionTrees(node, roots) };
+        return { trees: await supervisionTrees(node, kernel, roots) };
       }
+      case '/api/telemetry':
+        return history.snapshot(intParam(q, 'window', HISTORY_SECONDS, 1, HISTORY_SECONDS));
+      case '/api/registry': {
+        const needle = textParam(q, 'filter')?.toLowerCase();
+        const limit = intParam(q, 'limit', 100, 1, MAX_LIMIT);
+        const names = node.registry
+          .names()
+          .filter((n) => needle === undefined || n.toLowerCase().includes(needle))
+          .sort();
+        const rows = [];
+        for (const name of names.slice(0, limit)) {
+          const pid = node.registry.whereis(name);
+          if (pid !== undefined) rows.push({ name, pid: Pid.format(pid) });
+        }
+        return { names: rows, total: names.length };
+      }
+      case '/api/groups': {
+        const limit = intParam(q, 'limit', 100, 1, MAX_LIMIT);
+        const groups = node.groups.groups().sort();
+        return { groups: groups.slice(0, limit).map((group) => ({ group, members: node.groups.members(group).map((p) => Pid.format(p)) })), total: groups.length };
+      }
+      case '/api/components':
+        return { components: listComponents(node, kernel) };
+      case '/api/router':
+      case '/api/schedules':
+      case '/api/workflows':
+      case '/api/circuits':
+      case '/api/agents':
+      case '/api/pools':
+        return readComponents(node, kernel, path.slice('/api/'.length) as ComponentPage);
       case '/api/dead-letters': {
         if (!node.deadLetters.available) throw new ApiError('service_unavailable', 'the node has no dead letter queue running');
         const filter = deadLetterFilter({ get: (k) => q.get(k) });
@@ -201,7 +269,12 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
           } catch {
             throw new ApiError('bad_request', 'the pid is not valid percent-encoded text', { field: 'pid' });
           }
-          return processDetail(node, parsePid(text));
+          return processDetail(node, kernel, parsePid(text));
+        }
+        if (path.startsWith('/api/dead-letters/jobs/')) {
+          const job = jobs.get(path.slice('/api/dead-letters/jobs/'.length));
+          if (job === undefined) throw new ApiError('not_found', 'no such job (finished jobs are kept for a while, then forgotten)');
+          return job;
         }
         throw new ApiError('not_found', 'no such API');
     }
@@ -227,13 +300,35 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
           if ((ids === undefined) === (filter === undefined)) throw new ApiError('bad_request', 'give either `ids` or `filter`', { field: 'ids' });
           target = ids !== undefined ? `${ids.length} ids` : 'filter';
           if (s.readOnly) throw new ApiError('read_only', 'the observer is read-only: start it with readOnly: false to retry');
-          const rate = body.ratePerSecond;
-          if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0 || rate > 100_000)) {
-            throw new ApiError('bad_request', '`ratePerSecond` must be a number from 0 (excluded) to 100,000', { field: 'ratePerSecond' });
+          const rate = rateOf(body.ratePerSecond);
+          if (!node.deadLetters.available) throw new ApiError('service_unavailable', 'the dead letter queue is not running');
+          if (rate !== undefined) {
+            // at a rate: a job, answered at once; its progress is GET /api/dead-letters/jobs/<id> and `job` frames
+            const all = ids ?? (await serviceCall(() => matchingIds(node, filter!)));
+            const job = jobs.start('retry', all, rate, (chunk) => serviceCall(() => node.deadLetters.retry(chunk)));
+            action(name, target, 'ok');
+            return { jobId: job.id, total: job.total };
           }
-          const results = await serviceCall(() => node.deadLetters.retry(ids ?? filter!, rate === undefined ? {} : { ratePerSecond: rate }));
+          const results = await serviceCall(() => node.deadLetters.retry(ids ?? filter!));
           action(name, target, 'ok');
           return { results, retried: results.length, succeeded: results.filter((r) => r.ok).length };
+        }
+        case 'dead-letters/redrive': {
+          const ids = idsOf(body.ids);
+          if (ids === undefined) throw new ApiError('bad_request', '`ids` is required', { field: 'ids' });
+          const to = recipientOf(body.to);
+          target = `${ids.length} ids`;
+          if (s.readOnly) throw new ApiError('read_only', 'the observer is read-only: start it with readOnly: false to redrive');
+          const rate = rateOf(body.ratePerSecond);
+          if (!node.deadLetters.available) throw new ApiError('service_unavailable', 'the dead letter queue is not running');
+          if (rate !== undefined) {
+            const job = jobs.start('redrive', ids, rate, (chunk) => serviceCall(() => node.deadLetters.retry(chunk, { to })));
+            action(name, target, 'ok');
+            return { jobId: job.id, total: job.total };
+          }
+          const results = await serviceCall(() => node.deadLetters.retry(ids, { to }));
+          action(name, target, 'ok');
+          return { redriven: results.filter((r) => r.ok).length, results };
         }
         case 'dead-letters/purge': {
           const filter = deadLetterFilter(fieldsOf(body.filter ?? {}));
@@ -258,13 +353,20 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
     }
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(s.port, s.host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(s.port, s.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (e) {
+    // the port is taken, say: nothing the observer switched on stays on
+    history.stop();
+    stopSpawnTimes();
+    throw e;
+  }
   const port = (server.address() as AddressInfo).port;
   hosts = allowedHosts(s.host, port, s.allowedHosts);
   cookieName = `keel_observer_${port}`;
@@ -275,6 +377,10 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
     closing ??= new Promise<void>((resolve) => {
       hook.remove?.();
       hub.close();
+      processes.close();
+      history.stop();
+      jobs.close();
+      stopSpawnTimes();
       sampler.watchLag(false);
       server.close(() => resolve());
       server.closeAllConnections();
@@ -302,10 +408,37 @@ function idsOf(value: unknown): string[] | undefined {
   return value as string[];
 }
 
+function rateOf(rate: unknown): number | undefined {
+  if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0 || rate > 100_000)) {
+    throw new ApiError('bad_request', '`ratePerSecond` must be a number from 0 (excluded) to 100,000', { field: 'ratePerSecond' });
+  }
+  return rate;
+}
+
+/** A redrive's recipient: a pid text of this node (`<node.id.creation>`) or a registered name. */
+function recipientOf(value: unknown): Target {
+  if (typeof value === 'string' && value.startsWith('<')) return parsePid(value, 'to');
+  if (typeof value !== 'string' || value.length === 0 || value.length > 300) {
+    throw new ApiError('bad_request', '`to` must be a pid text or a registered name of 1 to 300 characters', { field: 'to' });
+  }
+  return value;
+}
+
 function fieldsOf(value: unknown): { get(key: string): unknown } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ApiError('bad_request', '`filter` must be an object', { field: 'filter' });
   const obj = value as Record<string, unknown>;
   return { get: (k) => (Object.hasOwn(obj, k) ? obj[k] : undefined) };
+}
+
+async function matchingIds(node: Node, filter: ReturnType<typeof deadLetterFilter>): Promise<string[]> {
+  const ids: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await node.deadLetters.list({ ...filter, limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+    for (const e of page.entries) ids.push(e.id);
+    cursor = page.cursor;
+  } while (cursor !== undefined && ids.length < 100_000);
+  return ids;
 }
 
 async function countDeadLetters(node: Node, filter: ReturnType<typeof deadLetterFilter>): Promise<number> {

@@ -1,7 +1,9 @@
 /**
- * The observer's server-sent events: a snapshot on connect, then `overview` frames every sample
- * interval, ids `<instance>.<seq>`, `Last-Event-ID` resumed from a short history (or answered with a
- * fresh snapshot), and a keep-alive comment. The one timer runs only while a client is connected.
+ * The observer's server-sent events: a snapshot on connect, then `overview` and `telemetry` frames
+ * every sample interval, `processes` delta frames for the clients that view the processes page,
+ * `job` frames for dead-letter jobs, ids `<instance>.<seq>`, `Last-Event-ID` resumed from a short
+ * history (or answered with a fresh snapshot), and a keep-alive comment. The one timer runs only
+ * while a client is connected; the processes page is sampled only while a client views it.
  */
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
@@ -18,6 +20,27 @@ const HISTORY = 64;
 /** The most event streams open at once: one more is refused (503) rather than let a loop of tabs exhaust the node. */
 export const MAX_CLIENTS = 64;
 
+/** What a client views: the processes page is sampled for it, with its sort, limit and filters. */
+export interface View {
+  readonly page: 'overview' | 'processes';
+  readonly sort: string;
+  readonly limit: number;
+  readonly filter: string | undefined;
+  readonly status: string | undefined;
+}
+
+/** The rows of a processes page, as the hub diffs them (by `pid`). */
+export interface RowsPage {
+  readonly total: number;
+  readonly processes: readonly { readonly pid: string }[];
+}
+
+interface Client {
+  readonly view: View;
+  /** The rows last sent, by pid: their JSON without `ageMs` (which changes at every sample). */
+  last: Map<string, string>;
+}
+
 export interface EventHubOptions {
   /** Ms between two `overview` frames (default 1000). */
   readonly sampleMs: number;
@@ -29,6 +52,12 @@ export interface EventHubOptions {
   readonly sample: () => Promise<unknown>;
   /** Told when the first client connects (true) and the last one leaves (false). */
   readonly watching: (on: boolean) => void;
+  /** The processes page of a view (sampled once per distinct view and frame). */
+  readonly processes: (view: View) => RowsPage;
+  /** Told how many clients view the processes page, whenever it changes. */
+  readonly viewers: (n: number) => void;
+  /** The data of a `telemetry` frame after a sample (undefined: none). */
+  readonly telemetry: () => unknown;
   readonly onError: (e: unknown) => void;
 }
 
@@ -36,7 +65,7 @@ export class EventHub {
   readonly #opts: EventHubOptions;
   /** Tells a frame id of this instance from one of an earlier run (a restarted server). */
   readonly #instance = randomBytes(4).toString('hex');
-  readonly #clients = new Set<ServerResponse>();
+  readonly #clients = new Map<ServerResponse, Client>();
   readonly #history: Frame[] = [];
   #seq = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -57,23 +86,34 @@ export class EventHub {
     return this.#timer !== undefined;
   }
 
-  /** Opens an event stream on `res`; resumes after `lastEventId` when that frame is still in the history. */
-  async connect(res: ServerResponse, lastEventId: string | undefined): Promise<void> {
+  /**
+   * Opens an event stream on `res` for `view`; resumes after `lastEventId` when that frame is still in
+   * the history (a processes view then gets its whole page again, in a `processes` frame with `full`).
+   */
+  async connect(res: ServerResponse, lastEventId: string | undefined, view: View = OVERVIEW): Promise<void> {
     if (this.#closed) throw new ApiError('service_unavailable', 'the observer is closing');
     if (this.#clients.size >= MAX_CLIENTS) throw new ApiError('service_unavailable', `at most ${MAX_CLIENTS} event streams may be open at once`);
     res.writeHead(200, { ...BASE_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive' });
     res.write('retry: 2000\n\n');
-    this.#clients.add(res);
+    const client: Client = { view, last: new Map() };
+    this.#clients.set(res, client);
     res.on('close', () => this.#leave(res));
     if (this.#clients.size === 1) this.#start();
+    if (view.page === 'processes') this.#opts.viewers(this.#viewers());
     const resumed = lastEventId === undefined ? undefined : this.#after(lastEventId);
     if (resumed !== undefined) {
       for (const f of resumed) write(res, f);
+      if (view.page === 'processes') this.#sendProcesses(new Map([[res, client]]));
       return;
     }
     let data: unknown;
     try {
       data = await this.#opts.snapshot();
+      if (view.page === 'processes') {
+        const page = this.#opts.processes(view);
+        client.last = rowMap(page);
+        data = { ...(data as object), processes: page };
+      }
     } catch (e) {
       this.#opts.onError(e);
       data = { error: 'snapshot_failed' };
@@ -81,21 +121,69 @@ export class EventHub {
     if (this.#clients.has(res)) write(res, this.#frame('snapshot', data, false));
   }
 
-  /** Samples now and sends an `overview` frame to every client; the frame (undefined when nobody watches). */
+  /** Sends a frame of `event` to every client (kept in the history: a `job` frame, say). */
+  broadcast(event: string, data: unknown): void {
+    if (this.#clients.size === 0) return;
+    const frame = this.#frame(event, data, true);
+    for (const c of this.#clients.keys()) write(c, frame);
+  }
+
+  #viewers(): number {
+    let n = 0;
+    for (const c of this.#clients.values()) if (c.view.page === 'processes') n++;
+    return n;
+  }
+
+  /** Sends each of `clients` its `processes` delta: the rows changed since its last frame, those gone, the order, the total. */
+  #sendProcesses(clients: Map<ServerResponse, Client>): void {
+    const pages = new Map<string, RowsPage>();
+    for (const [res, client] of clients) {
+      if (client.view.page !== 'processes') continue;
+      const key = JSON.stringify(client.view);
+      let page = pages.get(key);
+      if (page === undefined) {
+        page = this.#opts.processes(client.view);
+        pages.set(key, page);
+      }
+      const next = rowMap(page);
+      const changed = page.processes.filter((r) => client.last.get(r.pid) !== next.get(r.pid));
+      const removed = [...client.last.keys()].filter((pid) => !next.has(pid));
+      const full = client.last.size === 0;
+      client.last = next;
+      write(res, this.#frame('processes', { changed, removed, order: page.processes.map((r) => r.pid), total: page.total, full }, false));
+    }
+  }
+
+  /**
+   * Samples now and sends an `overview` frame to every client, a `telemetry` frame with the latest
+   * buckets, and each processes viewer its `processes` frame; the overview frame (undefined when
+   * nobody watches).
+   */
   async push(): Promise<Frame | undefined> {
     if (this.#clients.size === 0) return undefined;
     const data = await this.#opts.sample();
     if (this.#clients.size === 0) return undefined;
     const frame = this.#frame('overview', data, true);
-    for (const c of this.#clients) write(c, frame);
+    for (const c of this.#clients.keys()) write(c, frame);
+    const telemetry = this.#opts.telemetry();
+    if (telemetry !== undefined) {
+      const t = this.#frame('telemetry', telemetry, true);
+      for (const c of this.#clients.keys()) write(c, t);
+    }
+    try {
+      this.#sendProcesses(this.#clients);
+    } catch (e) {
+      this.#opts.onError(e);
+    }
     return frame;
   }
 
   /** Ends every stream and stops the timer. */
   close(): void {
     this.#closed = true;
-    for (const c of [...this.#clients]) c.end();
+    for (const c of [...this.#clients.keys()]) c.end();
     this.#clients.clear();
+    this.#opts.viewers(0);
     this.#stop();
   }
 
@@ -137,14 +225,17 @@ export class EventHub {
   }
 
   #leave(res: ServerResponse): void {
+    const client = this.#clients.get(res);
+    if (client === undefined) return;
     this.#clients.delete(res);
+    if (client.view.page === 'processes') this.#opts.viewers(this.#viewers());
     if (this.#clients.size === 0) this.#stop();
   }
 
   #tick(): void {
     this.#ticks++;
     if ((this.#ticks * this.#opts.sampleMs) % this.#opts.keepAliveMs < this.#opts.sampleMs) {
-      for (const c of this.#clients) c.write(': keep-alive\n\n');
+      for (const c of this.#clients.keys()) c.write(': keep-alive\n\n');
     }
     if (this.#sampling) return; // a slow sample is not stacked
     this.#sampling = true;
@@ -156,6 +247,15 @@ export class EventHub {
       },
     );
   }
+}
+
+const OVERVIEW: View = { page: 'overview', sort: 'mailbox', limit: 20, filter: undefined, status: undefined };
+
+/** A page's rows by pid, each as its JSON without `ageMs`: what tells a changed row. */
+function rowMap(page: RowsPage): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const r of page.processes) m.set(r.pid, JSON.stringify({ ...r, ageMs: undefined }));
+  return m;
 }
 
 function write(res: ServerResponse, f: Frame): void {

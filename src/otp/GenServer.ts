@@ -343,7 +343,7 @@ function start<S, P extends CallProtocol, Cast, Arg>(
   const timeout = options.timeout ?? 5000;
   validateTimeout(timeout, 'options.timeout');
   const parent: Pid | 'node' = caller === undefined ? 'node' : caller.self;
-  const lifecycle = new ServerLifecycle(node, spec, nameOf(options.name));
+  const lifecycle = new ServerLifecycle(node, spec, nameOf(options.name), parent);
   return new Promise((resolve, reject) => {
     let settled = false;
     const guards: { timer?: { cancel(): boolean }; unhook?: (() => void) | undefined } = {};

@@ -1,7 +1,7 @@
 import { checkKeys, InvalidArgumentError } from '../errors.js';
 import { isProcess } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
-import { isExit, type ExitReason } from '../runtime/messages.js';
+import { formatReason, isExit, type ExitReason } from '../runtime/messages.js';
 import type { Name, Pid, Target } from '../runtime/Pid.js';
 import type { BackoffOptions } from '../backoff.js';
 import type { Context, Node } from '../runtime/types.js';
@@ -45,8 +45,24 @@ export interface ChildInfo {
   readonly significant: boolean;
 }
 
+/** What `Supervisor.status` answers: the supervisor's settings, its restarts, its children. */
+export interface SupervisorStatus {
+  readonly strategy: 'one_for_one' | 'one_for_all' | 'rest_for_one';
+  /** OTP's intensity and period: more than `maxRestarts` restarts within `withinMs` and it gives up. */
+  readonly intensity: { readonly maxRestarts: number; readonly periodMs: number };
+  /** Restarts counted in the current window (it gives up past `maxRestarts`). */
+  readonly restartsInWindow: number;
+  /** The last {@link RESTART_HISTORY} restarts it decided, oldest first: when (node clock), which child, why (the exit reason as text). */
+  readonly restarts: readonly { readonly at: number; readonly child: string; readonly reason: string }[];
+  readonly children: readonly ChildInfo[];
+}
+
+/** How many restarts `Supervisor.status` remembers. */
+export const RESTART_HISTORY = 20;
+
 type Request =
   | { op: 'which' }
+  | { op: 'status' }
   | { op: 'count' }
   | { op: 'getspec'; id: string }
   | { op: 'start'; spec: ChildSpec }
@@ -67,6 +83,8 @@ interface State {
   readonly children: Child[];
   readonly options: Required<Pick<SupervisorOptions, 'strategy' | 'maxRestarts' | 'withinMs' | 'autoShutdown'>> & Pick<SupervisorOptions, 'backoff'>;
   readonly restartTimes: number[];
+  /** The last restarts decided (see {@link SupervisorStatus.restarts}). */
+  readonly history: { at: number; child: string; reason: string }[];
 }
 
 /** Raised inside the supervisor when it exceeds its restart intensity or shuts itself down automatically; it exits with `'shutdown'`. */
@@ -129,6 +147,8 @@ async function onChildExit(ctx: Context<any>, state: State, child: Child, reason
     return;
   }
   if (!allowRestart(ctx, state)) throw new GiveUp('shutdown', 'max_restart_intensity');
+  state.history.push({ at: ctx.node.clock.now(), child: child.id, reason: formatReason(reason) });
+  if (state.history.length > RESTART_HISTORY) state.history.shift();
   const i = children.indexOf(child);
   const stopped = options.strategy === 'one_for_one' ? [child] : options.strategy === 'one_for_all' ? [...children] : children.slice(i);
   await stopAll(ctx, stopped.filter((c) => c !== child));
@@ -188,6 +208,18 @@ async function restartAll(ctx: Context<any>, state: State, affected: Child[], ca
   }
 }
 
+function childRows(state: State): ChildInfo[] {
+  return state.children.map<ChildInfo>((c) => ({
+    id: c.id,
+    pid: c.status === 'restarting' ? 'restarting' : c.pid,
+    type: c.type,
+    restart: c.restart,
+    restarts: c.restarts,
+    modules: c.modules,
+    significant: c.significant,
+  }));
+}
+
 function findChild(state: State, id: string): Child | undefined {
   return state.children.find((c) => c.id === id);
 }
@@ -195,7 +227,7 @@ function findChild(state: State, id: string): Child | undefined {
 const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, { children: Child[]; options: State['options'] }> = keelServer({
   async init({ children, options }, ctx) {
     ctx.trapExits();
-    const state: State = { ctx, children, options, restartTimes: [] };
+    const state: State = { ctx, children, options, restartTimes: [], history: [] };
     try {
       await startAll(ctx, children);
     } catch (e) {
@@ -208,18 +240,19 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
   async handleCall(request, _from, state, ctx) {
     switch (request.op) {
       case 'which':
-        return {
-          reply: state.children.map<ChildInfo>((c) => ({
-            id: c.id,
-            pid: c.status === 'restarting' ? 'restarting' : c.pid,
-            type: c.type,
-            restart: c.restart,
-            restarts: c.restarts,
-            modules: c.modules,
-            significant: c.significant,
-          })),
-          state,
+        return { reply: childRows(state), state };
+      case 'status': {
+        const { strategy, maxRestarts, withinMs } = state.options;
+        const now = ctx.node.clock.now();
+        const status: SupervisorStatus = {
+          strategy,
+          intensity: { maxRestarts, periodMs: withinMs },
+          restartsInWindow: state.restartTimes.filter((t) => now - t < withinMs).length,
+          restarts: state.history.map((h) => ({ ...h })),
+          children: childRows(state),
         };
+        return { reply: status, state };
+      }
       case 'count': {
         const active = state.children.filter((c) => c.pid !== undefined).length;
         const supervisors = state.children.filter((c) => c.type === 'supervisor').length;
@@ -401,6 +434,15 @@ export const Supervisor = {
 
   whichChildren(from: Node | Context<any>, supervisor: Target): Promise<ChildInfo[]> {
     return request(from, supervisor, { op: 'which' });
+  },
+
+  /**
+   * The supervisor's strategy, intensity, restarts in the current window, its last restarts (when,
+   * which child, why) and its children: what an observer shows of it. A call, failing as
+   * `GenServer.call` does (`ERR_CALL_TIMEOUT` after `timeout`, default 5000 ms).
+   */
+  status(from: Node | Context<any>, supervisor: Target, timeout = 5000): Promise<SupervisorStatus> {
+    return GenServer.call(from, supervisor, { op: 'status' } as Request, { timeout }) as Promise<SupervisorStatus>;
   },
 
   /**

@@ -53,3 +53,11 @@ export const Sys = {
     return sysCall(from, server, 'replace_state', timeout, fn) as Promise<S>;
   },
 };
+
+/**
+ * @internal An agent-layer component's snapshot (what its `markComponent` view shows), for the
+ * observer: a system call, answered between two of its callbacks; undefined from any other server.
+ */
+export function sysObserve(from: Node | Context<any>, server: Target, timeout = 5000): Promise<unknown> {
+  return sysCall(from, server, 'observe', timeout);
+}

@@ -76,6 +76,11 @@ export class KeelNode implements Node {
   #deadLetters: DeadLetterQueue = unavailableDeadLetters.disabled;
   readonly #observer: ServiceSlots['observer'];
   #nextId = 0;
+  /** Spawn times (the coarse clock) while an observer records them; undefined otherwise (one check per spawn). */
+  #spawnTimes: WeakMap<Proc, number> | undefined = undefined;
+  #spawnRecorders = 0;
+  /** The highest pid id spawned before spawn times were last switched on, and when that was. */
+  #spawnTimesFrom = { id: 0, at: 0 };
   /** Whether anyone listens to `keel.process.spawned`: a spawn builds the event only then. */
   readonly #spawnedProbe: { readonly active: boolean };
 
@@ -158,6 +163,7 @@ export class KeelNode implements Node {
       if (spec.name !== undefined) this.registry.registerProc(spec.name, p);
     }
     if (link && parent !== undefined) this.#deaths.addLink(parent, p);
+    if (this.#spawnTimes !== undefined) this.#spawnTimes.set(p, this.#sched.coarseNow());
     this.#sched.wake(p);
     if (this.#spawnedProbe.active) {
       this.telemetry.execute('keel.process.spawned', {}, { pid, parent: parent === undefined ? 'node' : parent.self, name: spec?.name });
@@ -467,6 +473,46 @@ export class KeelNode implements Node {
   /** @internal The clock's time, read at most once per scheduler slice. */
   coarseNow(): number {
     return this.#sched.coarseNow();
+  }
+
+  // ---- observation (an observer's switches: off, one check on the paths they touch) -------------
+
+  /** @internal */
+  recordSpawnTimes(): () => void {
+    if (this.#spawnRecorders++ === 0) {
+      this.#spawnTimes = new WeakMap();
+      this.#spawnTimesFrom = { id: this.#nextId, at: this.clock.now() };
+    }
+    let removed = false;
+    return () => {
+      if (removed) return;
+      removed = true;
+      if (--this.#spawnRecorders === 0) this.#spawnTimes = undefined;
+    };
+  }
+
+  /** @internal */
+  spawnedAt(p: Proc): { at: number; exact: boolean } | undefined {
+    const at = this.#spawnTimes?.get(p);
+    if (at !== undefined) return { at, exact: true };
+    if (this.#spawnTimes === undefined) return undefined;
+    // spawned before recording started: it is at least as old as the recording
+    return p.self.id <= this.#spawnTimesFrom.id ? { at: this.#spawnTimesFrom.at, exact: false } : undefined;
+  }
+
+  /** @internal */
+  measureHandlerTime(): () => void {
+    return this.#sched.measureHandlerTime();
+  }
+
+  /** @internal */
+  handlerTimeOf(p: Proc): number | undefined {
+    return this.#sched.handlerTimeOf(p);
+  }
+
+  /** @internal */
+  schedulerNow(): number {
+    return this.#sched.now();
   }
 
   /** @internal Calls `task.nextTurn()` at the next turn of the event loop. */

@@ -103,6 +103,24 @@ export interface Kernel extends ProcHost {
   deferToNextTurn(task: NextTurnWatcher): void;
   cancelNextTurn(task: NextTurnWatcher): void;
 
+  // observation: an observer's switches, each off until asked for (then one check on the path it touches)
+  /**
+   * Records each new process's spawn time (the coarse clock: at most a slice stale) until the
+   * returned remover is called (counted: several observers may record at once).
+   */
+  recordSpawnTimes(): () => void;
+  /**
+   * When `p` was spawned (node clock, ms) while spawn times are recorded: `exact` false for a process
+   * older than the recording (then `at` is when recording started: it is at least that old).
+   */
+  spawnedAt(p: Proc): { at: number; exact: boolean } | undefined;
+  /** Measures each process's handler time until the returned remover is called (counted); while on, every turn is timed. */
+  measureHandlerTime(): () => void;
+  /** `p`'s handler time so far (ms of {@link Kernel.schedulerNow}) while measured, else undefined. */
+  handlerTimeOf(p: Proc): number | undefined;
+  /** The scheduler's real-time source (ms): what handler times are measured on. */
+  schedulerNow(): number;
+
   // lifecycle
   /** Counts service I/O as in flight until it settles (`idle()` waits for it). */
   trackIo<T>(work: Promise<T>): Promise<T>;
@@ -155,6 +173,22 @@ export function monitorSlotOf(p: Proc): unknown {
 export function setMonitorSlot(p: Proc, value: unknown): void {
   if (value !== undefined) p.ext().monitorBucket = value;
   else if (p.x !== undefined) p.x.monitorBucket = undefined;
+}
+
+/**
+ * What a behaviour says of its process (its exit report: a started GenServer's, a Supervisor's...):
+ * `behaviour`, `parent` and the rest, or undefined for a plain process. Costs nothing to keep: the
+ * report exists for the lifecycle events anyway.
+ */
+export function exitReportOf(p: Proc): ExitReport | undefined {
+  return p.x?.exitReport;
+}
+
+/** The exit watchers of a live process (pending calls to it, callers waiting, ...), for an observer's counts. */
+export function exitWatchersOf(p: Proc): ExitWatcher[] {
+  const out: ExitWatcher[] = [];
+  for (let w = p.x?.watchers; w !== undefined; w = w.watchNext) out.push(w);
+  return out;
 }
 
 /** True for the value `ctx.exit` throws to unwind its own handler (swallowed by the runtime, never a crash). */

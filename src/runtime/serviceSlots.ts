@@ -145,7 +145,8 @@ export interface DeadLetterQueue {
   add(entry: { recipient: Target; message: unknown; reason: string; metadata?: object }): Promise<string>;
   list(filter?: DeadLetterFilter & { limit?: number; cursor?: string }): Promise<{ entries: DeadLetter[]; cursor?: string }>;
   get(id: string): Promise<DeadLetter | undefined>;
-  retry(filter: DeadLetterFilter | string[], options?: { ratePerSecond?: number; signal?: AbortSignal }): Promise<{ id: string; ok: boolean; reason?: string }[]>;
+  /** Delivers entries again (parked ones too); with `to`, to that recipient instead of theirs (a redrive). */
+  retry(filter: DeadLetterFilter | string[], options?: { ratePerSecond?: number; signal?: AbortSignal; to?: Target }): Promise<{ id: string; ok: boolean; reason?: string }[]>;
   purge(filter: DeadLetterFilter): Promise<number>;
   stats(): Promise<DeadLetterStats>;
 }
@@ -230,6 +231,12 @@ export interface ObserverOptions {
   sampleMs?: number;
   /** Ms between two keep-alive comments of the event stream (default 15000). */
   keepAliveMs?: number;
+  /**
+   * The telemetry events counted in the observer's history (names, or prefixes written `'prefix*'`).
+   * Default: the rare ones (supervisor restarts, dead letters, drops, long mailboxes, workflows,
+   * circuits...), none on a per-message path: listening to an event makes its emitter build it.
+   */
+  telemetryEvents?: readonly string[];
 }
 
 /** A running observer (`node.observer`). */

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { types } from 'node:util';
 import { describe, InvalidArgumentError, isError } from '../errors.js';
 import { type Measurements, type Metadata, type Telemetry, TelemetryBus } from './Telemetry.js';
-import { type FlowTracer, MessageFlow } from './tracing.js';
+import { type FlowTracer, MessageFlow, parseTraceparent, toTraceparent } from './tracing.js';
 
 /** `SpanStatusCode.ERROR` of `@opentelemetry/api` (a constant, so this module loads no OpenTelemetry code itself). */
 const STATUS_ERROR = 2;
@@ -18,7 +18,8 @@ export interface OpenTelemetryBridgeOptions {
   /**
    * Message-flow tracing with `tracer` (default false): the trace context travels with supervised
    * messages, router deliveries, calls and casts, and each hop is a span, the receiving handler's a
-   * child of the sending one (see "Message-flow tracing" in the README). One per node.
+   * child of the sending one (see "Message-flow tracing" in the README), across the nodes of a
+   * cluster too (as a W3C `traceparent` and `tracestate`, see docs/cluster.md). One per node.
    */
   messageFlow?: boolean;
 }
@@ -156,6 +157,20 @@ function flowTracer(api: OtelApi, tracer: Tracer): FlowTracer {
     active() {
       const span = api.trace.getSpan(api.context.active());
       return span === undefined || !api.trace.isSpanContextValid(span.spanContext()) ? undefined : span.spanContext();
+    },
+    // W3C Trace Context, as the W3C propagator writes and reads it (`00-<trace id>-<span id>-<flags>`)
+    inject(context) {
+      const sc = context as SpanContext;
+      if (!api.trace.isSpanContextValid(sc)) return undefined;
+      const tracestate = sc.traceState?.serialize();
+      return tracestate === undefined || tracestate === '' ? { traceparent: toTraceparent(sc) } : { traceparent: toTraceparent(sc), tracestate };
+    },
+    extract({ traceparent, tracestate }) {
+      const parsed = parseTraceparent(traceparent);
+      if (parsed === undefined) return undefined;
+      const sc: SpanContext = { ...parsed, isRemote: true };
+      if (tracestate !== undefined) sc.traceState = api.createTraceState(tracestate);
+      return sc;
     },
   };
 }

@@ -9,6 +9,9 @@ import { types } from 'node:util';
  *
  * The context never rides inside a user's message: it is kept beside the carrier (the supervised
  * message's id, the pending call, the cast), in tables that exist only while a tracer is installed.
+ * Across nodes (src/cluster) it travels as W3C Trace Context headers ({@link TraceCarrier}), written
+ * by the tracer's `inject` and read back, after a strict check ({@link parseTraceparent}), by its
+ * `extract` on the receiving node.
  */
 
 /** An opaque span context: OpenTelemetry's `SpanContext` (the parsed W3C `traceparent`). */
@@ -36,6 +39,46 @@ export interface FlowTracer {
    * in the handler are its children, and, with an async context manager, also after an `await`).
    */
   run?<T>(context: TraceContext, fn: () => T): T;
+  /**
+   * The context as W3C Trace Context headers, for a message that leaves the node (the cluster's
+   * frames); undefined: it does not travel. Without `inject` and `extract`, traces end at the node.
+   */
+  inject?(context: TraceContext): TraceCarrier | undefined;
+  /** The context of headers a message from another node carried (already checked by {@link parseTraceparent}). */
+  extract?(carrier: TraceCarrier): TraceContext | undefined;
+}
+
+/** A trace context as W3C Trace Context headers: what travels between nodes. */
+export interface TraceCarrier {
+  /** `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`, lowercase, ids not all zero. */
+  readonly traceparent: string;
+  /** The vendors' list (`key=value,...`), at most {@link MAX_TRACESTATE_LENGTH} printable ASCII characters. */
+  readonly tracestate?: string;
+}
+
+/** The longest `tracestate` carried between nodes (W3C: vendors propagate at least 512 characters). */
+export const MAX_TRACESTATE_LENGTH = 512;
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+const ZERO_TRACE_ID = '0'.repeat(32);
+const ZERO_SPAN_ID = '0'.repeat(16);
+const TRACESTATE = /^[\x20-\x7e]*$/;
+
+/**
+ * A W3C `traceparent` read strictly: version `00` only, exactly 55 characters, lowercase hex, trace
+ * and span ids not all zero. Anything else (not a string, too long, another version, uppercase, a
+ * zero id) is undefined; it never throws.
+ */
+export function parseTraceparent(text: unknown): { traceId: string; spanId: string; traceFlags: number } | undefined {
+  if (typeof text !== 'string' || text.length !== 55) return undefined;
+  const m = TRACEPARENT.exec(text);
+  if (m === null || m[1] === ZERO_TRACE_ID || m[2] === ZERO_SPAN_ID) return undefined;
+  return { traceId: m[1]!, spanId: m[2]!, traceFlags: parseInt(m[3]!, 16) };
+}
+
+/** A `tracestate` fit to travel: a string of at most {@link MAX_TRACESTATE_LENGTH} printable ASCII characters. */
+export function isTracestate(text: unknown): text is string {
+  return typeof text === 'string' && text.length <= MAX_TRACESTATE_LENGTH && TRACESTATE.test(text);
 }
 
 /** How many contexts of supervised messages wait for their handler at most (the oldest are let go). */
@@ -59,6 +102,8 @@ export class MessageFlow {
   readonly #held = new WeakMap<object, FlowSpan>();
   /** A context that stands for the sender during {@link MessageFlow.within}. */
   #override: TraceContext | undefined = undefined;
+  /** A remote caller's context, adopted by the call served during {@link MessageFlow.serving}. */
+  #served: TraceContext | undefined = undefined;
   /** The span of the handler running synchronously now, if any: the sender of what the node sends from there. */
   #running: FlowSpan | undefined = undefined;
 
@@ -90,6 +135,70 @@ export class MessageFlow {
 
   start(name: string, parent: TraceContext | undefined, attributes: FlowAttributes): FlowSpan {
     return this.tracer.start(name, parent, attributes);
+  }
+
+  /**
+   * Runs `fn`, which makes one call on behalf of a caller of another node whose span is `context`:
+   * the call takes that span as its own ({@link MessageFlow.adoptCall}), so the server's handler
+   * span is the child of the remote caller's span, with no second call span in between.
+   */
+  serving<T>(context: TraceContext, fn: () => T): T {
+    const previous = this.#served;
+    this.#served = context;
+    try {
+      return fn();
+    } finally {
+      this.#served = previous;
+    }
+  }
+
+  /** The span a call made during {@link MessageFlow.serving} holds: the remote caller's (ended there, so a no-op here), taken once. */
+  adoptCall(): FlowSpan | undefined {
+    const context = this.#served;
+    if (context === undefined) return undefined;
+    this.#served = undefined;
+    return { context, end: noop };
+  }
+
+  /**
+   * `context` as headers for a message leaving the node: undefined when the tracer cannot say it
+   * (no `inject`), says nothing, throws, or says something that is not a valid `traceparent` (a
+   * `tracestate` that is not fit to travel is left out).
+   */
+  inject(context: TraceContext | undefined): TraceCarrier | undefined {
+    if (context === undefined || this.tracer.inject === undefined) return undefined;
+    let traceparent: unknown, tracestate: unknown;
+    try {
+      const carrier = this.tracer.inject(context);
+      if (typeof carrier !== 'object' || carrier === null) return undefined;
+      ({ traceparent, tracestate } = carrier); // read once: a getter or a proxy that throws is nothing to carry
+    } catch {
+      return undefined;
+    }
+    if (parseTraceparent(traceparent) === undefined) return undefined;
+    return tracestate !== '' && isTracestate(tracestate) ? { traceparent: traceparent as string, tracestate } : { traceparent: traceparent as string };
+  }
+
+  /**
+   * The context of headers a message from another node carried, read strictly: a `traceparent` that
+   * {@link parseTraceparent} refuses is `'malformed'`, as is a tracer's `extract` that throws; a
+   * `tracestate` that is not fit ({@link isTracestate}) is left out and reported through `badTracestate`.
+   * Never throws. Undefined: the tracer cannot read contexts (no `extract`).
+   */
+  extract(traceparent: unknown, tracestate: unknown, badTracestate: () => void): TraceContext | 'malformed' | undefined {
+    if (parseTraceparent(traceparent) === undefined) return 'malformed';
+    if (this.tracer.extract === undefined) return undefined;
+    let state: string | undefined;
+    if (tracestate !== undefined) {
+      if (isTracestate(tracestate)) state = tracestate;
+      else badTracestate();
+    }
+    try {
+      const context = this.tracer.extract(state === undefined || state === '' ? { traceparent: traceparent as string } : { traceparent: traceparent as string, tracestate: state });
+      return typeof context === 'object' && context !== null ? context : 'malformed';
+    } catch {
+      return 'malformed';
+    }
   }
 
   /**
@@ -184,6 +293,8 @@ export class MessageFlow {
     span.end(error);
   }
 }
+
+function noop(): void {}
 
 /** @internal A node's message-flow tracing, from its public telemetry (for layers that hold a `Node`). */
 export function flowOf(telemetry: object): MessageFlow | undefined {

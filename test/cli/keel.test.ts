@@ -22,7 +22,7 @@ describe('keel (the command line)', () => {
   it('keel help, --help and -h print the overview of every command (exit 0); keel alone prints it on stderr (exit 2)', async () => {
     for (const argv of [['help'], ['--help'], ['-h'], ['help', '--help']]) expect(await keel(...argv), argv.join(' ')).toEqual({ code: 0, out: KEEL_USAGE, err: '' });
     expect(await keel()).toEqual({ code: 2, out: '', err: KEEL_USAGE });
-    for (const command of ['demo', 'soak', 'tour', 'dlq', 'audit', 'help']) expect(KEEL_USAGE).toContain(`\n  ${command} `);
+    for (const command of ['demo', 'observe', 'top', 'soak', 'tour', 'dlq', 'audit', 'help']) expect(KEEL_USAGE).toContain(`\n  ${command} `);
     expect(KEEL_USAGE).toContain('--name value or --name=value');
   });
 
@@ -52,7 +52,7 @@ describe('keel (the command line)', () => {
       const r = await keel(...argv);
       expect(r.code, argv.join(' ')).toBe(2);
       expect(r.out).toBe('');
-      expect(r.err).toBe(`keel help: no command '${argv.slice(1).join(' ')}'; the commands are demo, soak, tour, dlq, audit (keel help dlq lists the dlq commands)`);
+      expect(r.err).toBe(`keel help: no command '${argv.slice(1).join(' ')}'; the commands are demo, observe, top, soak, tour, dlq, audit (keel help dlq lists the dlq commands)`);
     }
   });
 
@@ -66,12 +66,12 @@ describe('keel (the command line)', () => {
     expect(await keel('frobnicate')).toEqual({
       code: 2,
       out: '',
-      err: "keel: unknown command 'frobnicate'; the commands are demo, soak, tour, dlq, audit and help (keel help prints what each does)",
+      err: "keel: unknown command 'frobnicate'; the commands are demo, observe, top, soak, tour, dlq, audit and help (keel help prints what each does)",
     });
     expect(await keel('--workers=4')).toEqual({
       code: 2,
       out: '',
-      err: "keel: unknown option '--workers=4': keel takes a command, --help or --version; the commands are demo, soak, tour, dlq, audit and help (keel help prints what each does)",
+      err: "keel: unknown option '--workers=4': keel takes a command, --help or --version; the commands are demo, observe, top, soak, tour, dlq, audit and help (keel help prints what each does)",
     });
   });
 
@@ -85,7 +85,7 @@ describe('keel (the command line)', () => {
 
   it('every command names an unknown option with its valid ones, on stderr (exit 2)', async () => {
     const cases: [string[], string][] = [
-      [['demo', '--workers=4', '--nope'], "keel demo: Unknown option '--nope'. keel demo takes --workers, --workflows, --chaos, --seed, --duration, --fail-rate, --json, --simulate, --nodes and --help"],
+      [['demo', '--workers=4', '--nope'], "keel demo: Unknown option '--nope'. keel demo takes --workers, --workflows, --chaos, --seed, --duration, --fail-rate, --json, --simulate, --observe, --nodes and --help"],
       [['soak', '--nope'], "keel soak: Unknown option '--nope'. keel soak takes --duration, --rate, --kill, --seed, --json, --simulate, --overload and --help"],
       [['soak', '--overload', '--nope=1'], "keel soak: Unknown option '--nope'. keel soak takes --duration, --rate, --kill, --seed, --json, --simulate, --overload and --help"],
       [['tour', '--fast'], "keel tour: Unknown option '--fast'. keel tour takes no options (only --help)"],

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { usageOf } from '../../src/cli/args.js';
 import { DEMO_COMMAND } from '../../src/cli/demoCommand.js';
 import { KEEL_USAGE } from '../../src/cli/main.js';
+import { OBSERVE_COMMAND } from '../../src/cli/observe.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string; bin: { keel: string }; scripts: Record<string, string> };
@@ -87,7 +88,7 @@ describe('the built keel', () => {
     expect(badFlag).toEqual({
       code: 2,
       stdout: '',
-      stderr: "keel demo: Unknown option '--nope'. keel demo takes --workers, --workflows, --chaos, --seed, --duration, --fail-rate, --json, --simulate, --nodes and --help\n",
+      stderr: "keel demo: Unknown option '--nope'. keel demo takes --workers, --workflows, --chaos, --seed, --duration, --fail-rate, --json, --simulate, --observe, --nodes and --help\n",
     });
     expect(badValue).toEqual({ code: 2, stdout: '', stderr: 'keel demo: --workers must be a number, got "NaN"\n' });
     expect(demoHelp).toEqual({ code: 0, stdout: `${usageOf(DEMO_COMMAND)}\n`, stderr: '' });
@@ -103,6 +104,11 @@ describe('npm start', () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toContain(`${usageOf(DEMO_COMMAND)}\n`);
     expect(mtime(PKG.bin.keel)).toBe(before);
+
+    // npm start -- --observe is keel observe (its run until a signal: test/cli/observe.test.ts)
+    const observe = await run(NPM, ['start', '--', '--observe', '--help'], copy);
+    expect(observe.code).toBe(0);
+    expect(observe.stdout).toContain(`${usageOf(OBSERVE_COMMAND)}\n`);
 
     const demo = await run(NPM, ['start', '--', '--workers=4', '--workflows', '3', '--chaos=0', '--simulate', '--json'], copy);
     expect(demo.code).toBe(0);

@@ -392,6 +392,44 @@ describe('process groups', () => {
     expect(a.global.members('others')).toEqual([]);
     expect(a.global.groups()).toEqual(['workers']);
   });
+
+  it('a partition does not take a live member from its own node: its key comes back when the peers meet again', async () => {
+    const { members, net, bucket } = await nodes(['a', 'b'], {}, { heartbeatMs: 50, suspectAfterMs: 150, downAfterMs: 400, probeTimeoutMs: 50 });
+    const [a, b] = members as [Member, Member];
+    const pa = a.node.spawn(() => () => undefined);
+    await a.global.join('workers', pa);
+    const key = memberKey('workers', 'a', a.node.creation, pa.id);
+    const kv = await new Kvm(a.nc).open(bucket);
+    const ops: string[] = [];
+    const watch = await kv.watch({ key, include: 'updates' as never });
+    void (async () => {
+      for await (const e of watch) ops.push(e.operation);
+    })();
+    // b is cut off from the cluster (not from NATS): it takes a for down and reaps a's member key
+    const downs = [nextEvent(b.node, 'keel.cluster.node_down', (m) => m.node === 'a'), nextEvent(a.node, 'keel.cluster.node_down', (m) => m.node === 'b')];
+    net.isolate('b');
+    await Promise.all(downs);
+    await b.global.sync(); // b's delete is done
+    await a.global.sync(); // a saw it (and put the key back once: b, which still takes a for down, deletes it again)
+    await b.global.sync();
+    await a.global.sync();
+    expect(ops[0]).toBe('DEL');
+    expect(ops.filter((o) => o === 'PUT').length).toBeLessThanOrEqual(1); // no ping-pong
+    // a's own view never lost its member
+    expect(a.global.members('workers')).toEqual([pa]);
+    expect(a.global.groups()).toEqual(['workers']);
+    // the partition heals: a puts its member back, and b shows it again
+    const ups = [nextEvent(b.node, 'keel.cluster.node_up', (m) => m.node === 'a'), nextEvent(a.node, 'keel.cluster.node_up', (m) => m.node === 'b')];
+    net.heal('b');
+    await Promise.all(ups);
+    await a.global.sync();
+    await b.global.sync();
+    await a.global.sync();
+    await b.global.sync();
+    expect((await kv.get(key))?.operation).toBe('PUT');
+    expect(b.global.members('workers').map((p) => `${p.node}.${p.id}`)).toEqual([`a.${pa.id}`]);
+    watch.stop();
+  });
 });
 
 describe('options', () => {

@@ -63,9 +63,9 @@ export interface Stream {
   close(): Promise<void>;
 }
 
-export function openStream(port: number, headers: Record<string, string>): Promise<Stream> {
+export function openStream(port: number, headers: Record<string, string>, path = '/api/events'): Promise<Stream> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/api/events', headers: { host: `127.0.0.1:${port}`, ...headers }, agent: false }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path, headers: { host: `127.0.0.1:${port}`, ...headers }, agent: false }, (res) => {
       const frames: SseFrame[] = [];
       let taken = 0;
       let waiter: { predicate: (f: SseFrame) => boolean; resolve: (f: SseFrame) => void } | undefined;

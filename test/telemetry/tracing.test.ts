@@ -7,7 +7,7 @@ import { SignalRouter } from '../../src/agents/router/SignalRouter.js';
 import { CoordinationManager } from '../../src/agents/coordination/CoordinationManager.js';
 import { bridgeOpenTelemetry } from '../../src/telemetry/otel.js';
 import type { TelemetryBus } from '../../src/telemetry/Telemetry.js';
-import { MAX_PENDING_MESSAGES, MessageFlow, toTraceparent } from '../../src/telemetry/tracing.js';
+import { type FlowTracer, isTracestate, MAX_PENDING_MESSAGES, MAX_TRACESTATE_LENGTH, MessageFlow, parseTraceparent, toTraceparent } from '../../src/telemetry/tracing.js';
 import { deferred, useNodes } from '../support.js';
 
 const track = useNodes();
@@ -379,5 +379,93 @@ describe('message-flow tracing (bridgeOpenTelemetry with messageFlow)', () => {
     expect(f.take(`m${MAX_PENDING_MESSAGES}`)).toBe(ctx);
     expect(f.take(`m${MAX_PENDING_MESSAGES}`)).toBeUndefined();
     expect(f.take(undefined)).toBeUndefined();
+  });
+});
+
+describe('W3C trace context (what crosses nodes)', () => {
+  const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const SPAN = '00f067aa0ba902b7';
+
+  it('parseTraceparent reads version 00 strictly and refuses everything else without throwing', () => {
+    expect(parseTraceparent(`00-${TRACE}-${SPAN}-01`)).toEqual({ traceId: TRACE, spanId: SPAN, traceFlags: 1 });
+    expect(parseTraceparent(`00-${TRACE}-${SPAN}-ff`)).toEqual({ traceId: TRACE, spanId: SPAN, traceFlags: 255 });
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const hostile: unknown[] = [
+      `00-${TRACE}-${SPAN}-01-extra`, // a later version's tail is no version 00
+      `00-${TRACE}-${SPAN}-01`.padEnd(1_000_000, 'a'), // huge
+      `01-${TRACE}-${SPAN}-01`,
+      `ff-${TRACE}-${SPAN}-01`,
+      `00-${'0'.repeat(32)}-${SPAN}-01`,
+      `00-${TRACE}-${'0'.repeat(16)}-01`,
+      `00-${TRACE.toUpperCase()}-${SPAN}-01`,
+      `00-${TRACE.replace('4', 'g')}-${SPAN}-01`,
+      `00-${TRACE}-${SPAN}-1`,
+      `00_${TRACE}_${SPAN}_01`,
+      ` 00-${TRACE}-${SPAN}-0`,
+      '', undefined, null, NaN, 0, 1n, true, Symbol('tp'), [`00-${TRACE}-${SPAN}-01`], { toString: () => `00-${TRACE}-${SPAN}-01` }, proxy,
+      Object.defineProperty({}, 'length', { get: () => { throw new Error('getter'); } }),
+    ];
+    for (const h of hostile) expect(parseTraceparent(h)).toBeUndefined();
+    expect(isTracestate('a=1,b=2')).toBe(true);
+    expect(isTracestate('a'.repeat(MAX_TRACESTATE_LENGTH))).toBe(true);
+    expect([isTracestate('a'.repeat(MAX_TRACESTATE_LENGTH + 1)), isTracestate('a=\n'), isTracestate('a=é'), isTracestate(42), isTracestate(proxy)]).toEqual([false, false, false, false, false]);
+  });
+
+  it('MessageFlow.inject checks what the tracer writes: nothing travels from a tracer that cannot say it, throws, or says something malformed', () => {
+    const context = { traceId: TRACE, spanId: SPAN, traceFlags: 1 };
+    const base = { start: () => ({ context, end: () => undefined }), active: () => undefined };
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const flowWith = (inject: NonNullable<FlowTracer['inject']>) => new MessageFlow({ ...base, inject });
+    expect(new MessageFlow(base).inject(context)).toBeUndefined();
+    expect(flowWith(() => ({ traceparent: `00-${TRACE}-${SPAN}-01` })).inject(undefined)).toBeUndefined();
+    expect(flowWith(() => ({ traceparent: `00-${TRACE}-${SPAN}-01`, tracestate: 'k=v' })).inject(context)).toEqual({ traceparent: `00-${TRACE}-${SPAN}-01`, tracestate: 'k=v' });
+    // a tracestate unfit to travel is left out, the traceparent goes
+    expect(flowWith(() => ({ traceparent: `00-${TRACE}-${SPAN}-01`, tracestate: 'k=v\n'.repeat(200) })).inject(context)).toEqual({ traceparent: `00-${TRACE}-${SPAN}-01` });
+    expect(flowWith(() => ({ traceparent: `00-${TRACE}-${SPAN}-01`, tracestate: '' })).inject(context)).toEqual({ traceparent: `00-${TRACE}-${SPAN}-01` });
+    for (const bad of [
+      () => { throw new Error('inject'); },
+      () => undefined,
+      () => ({ traceparent: 'nonsense' }),
+      () => proxy as never,
+      () => Object.defineProperty({}, 'traceparent', { get: () => { throw new Error('getter'); } }) as never,
+    ]) expect(flowWith(bad).inject(context)).toBeUndefined();
+  });
+
+  it('MessageFlow.extract: a malformed traceparent or a throwing tracer is malformed, a bad tracestate is left out and reported, never a throw', () => {
+    const made: unknown[] = [];
+    const flow = new MessageFlow({ start: () => ({ context: {}, end: () => undefined }), active: () => undefined, extract: (c) => (made.push(c), { parsed: c.traceparent }) });
+    let bad = 0;
+    const onBad = (): void => void bad++;
+    expect(flow.extract(`00-${TRACE}-${SPAN}-01`, undefined, onBad)).toEqual({ parsed: `00-${TRACE}-${SPAN}-01` });
+    expect(flow.extract(`00-${TRACE}-${SPAN}-01`, 'a=1', onBad)).toEqual({ parsed: `00-${TRACE}-${SPAN}-01` });
+    expect(flow.extract(`00-${TRACE}-${SPAN}-01`, 'a'.repeat(513), onBad)).toEqual({ parsed: `00-${TRACE}-${SPAN}-01` });
+    expect(flow.extract(`00-${TRACE}-${SPAN}-01`, { length: 1 }, onBad)).toEqual({ parsed: `00-${TRACE}-${SPAN}-01` });
+    expect(made).toEqual([{ traceparent: `00-${TRACE}-${SPAN}-01` }, { traceparent: `00-${TRACE}-${SPAN}-01`, tracestate: 'a=1' }, { traceparent: `00-${TRACE}-${SPAN}-01` }, { traceparent: `00-${TRACE}-${SPAN}-01` }]);
+    expect(bad).toBe(2);
+    expect(flow.extract(`00-${'0'.repeat(32)}-${SPAN}-01`, undefined, onBad)).toBe('malformed');
+    expect(made).toHaveLength(4); // the tracer never saw it
+    const throwing = new MessageFlow({ start: () => ({ context: {}, end: () => undefined }), active: () => undefined, extract: () => { throw new Error('extract'); } });
+    expect(throwing.extract(`00-${TRACE}-${SPAN}-01`, undefined, onBad)).toBe('malformed');
+    const blind = new MessageFlow({ start: () => ({ context: {}, end: () => undefined }), active: () => undefined });
+    expect(blind.extract(`00-${TRACE}-${SPAN}-01`, undefined, onBad)).toBeUndefined(); // a tracer without extract reads nothing
+  });
+
+  it('the OpenTelemetry bridge writes a span\'s context as traceparent and tracestate, and reads them back as a remote parent', () => {
+    const node = track();
+    const { tracer } = setup();
+    bridgeOpenTelemetry(node, { tracer, messageFlow: true, events: ['app.none'] });
+    const flow = (node.telemetry as TelemetryBus).flow!;
+    const parent = flow.extract(`00-${TRACE}-${SPAN}-01`, 'vendor=abc,other=1', () => undefined);
+    expect(parent).toMatchObject({ traceId: TRACE, spanId: SPAN, traceFlags: 1, isRemote: true });
+    const span = flow.start('child', parent as object, {});
+    const carrier = flow.inject(span.context)!;
+    expect(carrier.traceparent).toMatch(new RegExp(`^00-${TRACE}-[0-9a-f]{16}-01$`));
+    expect(carrier.traceparent).not.toContain(SPAN);
+    expect(carrier.tracestate).toBe('vendor=abc,other=1');
+    span.end();
+    // an invalid span context (a non-recording one of no trace) has nothing to carry
+    expect(flow.inject({ traceId: '0'.repeat(32), spanId: '0'.repeat(16), traceFlags: 0 })).toBeUndefined();
   });
 });

@@ -38,6 +38,7 @@ export class CircuitBreaker {
   #failures = 0;
   #resetAt = Infinity;
   #openings = 0;
+  #openedAt: number | undefined = undefined;
 
   constructor(options: CircuitBreakerOptions) {
     const { failureThreshold, resetAfterMs } = options;
@@ -61,6 +62,11 @@ export class CircuitBreaker {
     return this.#resetAt;
   }
 
+  /** When the circuit last opened; undefined once a trial's success closed it (or it never opened). */
+  get openedAt(): number | undefined {
+    return this.#openedAt;
+  }
+
   /** Times the circuit has opened: a reset timer armed at one opening is stale at the next. */
   get openings(): number {
     return this.#openings;
@@ -71,6 +77,7 @@ export class CircuitBreaker {
     this.#failures = 0;
     if (!trial || this.#state !== 'half_open') return undefined;
     this.#state = 'closed';
+    this.#openedAt = undefined;
     return 'closed';
   }
 
@@ -80,6 +87,7 @@ export class CircuitBreaker {
     if (trial ? this.#state === 'open' : this.#state !== 'closed' || this.#failures < this.#threshold) return undefined;
     this.#state = 'open';
     this.#openings++;
+    this.#openedAt = now;
     this.#resetAt = now + this.#resetAfterMs;
     return 'opened';
   }

@@ -1,4 +1,6 @@
 import { InvalidArgumentError, isKeelError, toError } from '../../errors.js';
+import { markComponent } from '../../otp/internal/lifecycle.js';
+import { observeCircuits } from '../observe.js';
 import { deadLetterAndReport, type DeadLetterResult } from '../../delivery/deadLetter.js';
 import { sendSupervised, type SendOutcome } from '../../delivery/sendSupervised.js';
 import { flowOf } from '../../telemetry/tracing.js';
@@ -464,6 +466,7 @@ const spec: GenServerSpec<State, CoordinationProtocol, never, { s: Settings; nam
     await Promise.all(adds);
   },
 }, 'a coordination manager (use its handle)', 'bare');
+markComponent(spec, 'coordination_manager', observeCircuits); // an observer finds it, and reads it through the `observe` system call
 
 /**
  * Coordination between agents: every message goes through one supervised send to its receiver

@@ -1,4 +1,6 @@
 import { InvalidArgumentError } from '../../errors.js';
+import { markComponent } from '../../otp/internal/lifecycle.js';
+import { observeCoordinator } from '../observe.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { isDown, type Down } from '../../runtime/messages.js';
@@ -204,6 +206,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
     if (!kernelOf(state.ctx).stopping) storeWrite(state, '', (store) => store.transaction(() => (store.deleteAll(state.name, WORKFLOW), store.deleteAll(state.name, RESULT))));
   },
 }, 'a coordinator (use its handle)', 'bare');
+markComponent(coordinatorSpec, 'coordinator', (s: State) => observeCoordinator(s, s.ctx.node.clock.now())); // an observer finds it, and reads it through the `observe` system call
 
 // ---- the handle -------------------------------------------------------------------------------------------
 

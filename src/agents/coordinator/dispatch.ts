@@ -258,6 +258,7 @@ function begin(state: State, task: TaskRun, worker: Worker | undefined): TaskAtt
     task.waitTimer = undefined;
   }
   task.state = 'running';
+  task.startedAt ??= state.ctx.node.clock.now();
   task.current = attempt;
   task.avoid = undefined;
   task.attempts++;
@@ -407,6 +408,7 @@ function retry(state: State, attempt: Attempt, reason: string, reassigned: boole
 
 function completeTask(state: State, task: TaskRun, result: unknown): void {
   task.state = 'completed';
+  task.endedAt = state.ctx.node.clock.now();
   task.result = result;
   task.error = undefined;
   task.prefer = undefined;
@@ -431,6 +433,7 @@ function completeTask(state: State, task: TaskRun, result: unknown): void {
 
 export function failTask(state: State, task: TaskRun, error: unknown): void {
   task.state = 'failed';
+  task.endedAt = state.ctx.node.clock.now();
   task.error = error;
   if (task.waitTimer !== undefined) {
     state.ctx.cancelTimer(task.waitTimer as never);

@@ -163,7 +163,7 @@ export function newRun(state: State, id: string, workflow: Workflow, startedAt: 
     const t: TaskRun = {
       wf, spec, role: 'task', undoes: undefined, kind: spec.kind, requires: spec.requires ?? NO_REQUIREMENTS, retry: toRetry(spec.retry),
       state: 'blocked', blockers: spec.dependsOn?.length ?? 0, dependents: NO_DEPENDENTS, attempts: 0, lost: 0, errors: 0,
-      current: undefined, avoid: undefined, prefer: undefined, dueAt: 0, worker: undefined, result: undefined, error: undefined, waitTimer: undefined, delayTimer: undefined,
+      current: undefined, avoid: undefined, prefer: undefined, dueAt: 0, worker: undefined, result: undefined, error: undefined, waitTimer: undefined, delayTimer: undefined, startedAt: undefined, endedAt: undefined,
     };
     wf.tasks.set(spec.id, t);
     wf.order.push(t);

@@ -28,7 +28,7 @@ export function buildUndo(wf: Run): void {
     wf.undo.push({
       wf, spec: t.spec, role: 'compensation', undoes: t, kind: c.kind, requires: c.requires ?? [], retry: undefined,
       state: 'blocked', avoid: undefined, blockers: 0, dependents: NO_DEPENDENTS, attempts: 0, lost: 0, errors: 0,
-      current: undefined, prefer: undefined, dueAt: 0, worker: undefined, result: undefined, error: undefined, waitTimer: undefined, delayTimer: undefined,
+      current: undefined, prefer: undefined, dueAt: 0, worker: undefined, result: undefined, error: undefined, waitTimer: undefined, delayTimer: undefined, startedAt: undefined, endedAt: undefined,
     });
   }
 }

@@ -102,6 +102,9 @@ export interface TaskRun {
   lost: number;
   errors: number;
   current: Attempt | undefined;
+  /** When its first attempt started, and when it completed or failed (node clock), for an observer's timeline. */
+  startedAt: number | undefined;
+  endedAt: number | undefined;
   /** The pid of its last attempt's worker (the coordinator's for an aggregate step). */
   worker: Pid | undefined;
   result: unknown;

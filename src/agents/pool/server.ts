@@ -1,5 +1,7 @@
 // The resource pool's process: its state, its handling of checkouts, checkins, creations and
 // monitors (poolboy's semantics; docs/agents/ResourcePool.md). ResourcePool.ts starts it.
+import { markComponent } from '../../otp/internal/lifecycle.js';
+import { observePool } from '../observe.js';
 import { InvalidArgumentError, PoolTimeoutError, toError } from '../../errors.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
@@ -87,7 +89,8 @@ export interface Config {
 
 type Counters = { -readonly [K in 'created' | 'createFailed' | 'destroyed' | 'destroyFailed' | 'checkouts' | 'checkins' | 'timeouts' | 'holderDown' | 'resourceDown' | 'badCheckins']: number };
 
-interface State extends Config {
+/** @internal The pool's state (exported for its observer view, `../observe.ts`). */
+export interface State extends Config {
   /** The node (terminate has no context). */
   readonly node: Node;
   /** Live resources, idle or lent, by key (a Pid by its pidKey, anything else by identity). */
@@ -512,4 +515,5 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
   },
 
 }, 'a resource pool (use its handle)', 'bare');
+markComponent(poolSpec, 'resource_pool', observePool); // an observer finds it, and reads it through the `observe` system call
 

@@ -1,4 +1,5 @@
 import { InvalidArgumentError, toError } from '../../errors.js';
+import { markComponent } from '../../otp/internal/lifecycle.js';
 import { type GenServerSpec } from '../../otp/GenServer.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { type ExitReason, isDown } from '../../runtime/messages.js';
@@ -271,6 +272,11 @@ const registrySpec: GenServerSpec<State, Protocol, never, InitArg> = keelServer(
   'an agent registry (use its handle)',
   'bare',
 );
+// an observer finds it, and reads it through the `observe` system call
+markComponent(registrySpec, 'agent_registry', (state: State) => ({
+  agents: [...state.index.byKey.values()].slice(0, 1000).map((r) => ({ key: r.key, pid: Pid.format(r.pid), ...r.meta })),
+  totals: stats(state),
+}));
 
 function stats(state: State): AgentRegistryStats {
   const c = state.index.counts;

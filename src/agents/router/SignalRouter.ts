@@ -1,4 +1,6 @@
 import { checkKeys, InvalidArgumentError, toError } from '../../errors.js';
+import { markComponent } from '../../otp/internal/lifecycle.js';
+import { observeRouter } from '../observe.js';
 import { deadLetterAndReport } from '../../delivery/deadLetter.js';
 import { type SendOptions, toSettings, SEND_SPAN_EVENTS } from '../../delivery/sendSupervised.js';
 import { GenServer, type GenServerSpec } from '../../otp/GenServer.js';
@@ -84,6 +86,7 @@ function offer(state: State, sub: Sub, signal: Signal): number {
     for (let i = 0; i < drops; i++) {
       state.buffered--;
       count(state, 'evicted', 1);
+      sub.dropped++;
       dropEvent(state, 'evicted', sub, 1, evicted[i]);
     }
     evicted.length = 0;
@@ -91,9 +94,11 @@ function offer(state: State, sub: Sub, signal: Signal): number {
   }
   if (sub.buffer.overflow === 'reject') {
     count(state, 'rejected', 1);
+    sub.dropped++;
     deadLetter(state, sub, signal);
   } else {
     count(state, 'buffer_full', 1);
+    sub.dropped++;
     dropEvent(state, 'buffer_full', sub, 1, signal, { pattern: sub.pattern });
   }
   return -1;
@@ -368,6 +373,7 @@ const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, I
     return state;
   },
 }, 'a signal router (use its handle)', 'bare');
+markComponent(routerSpec, 'signal_router', observeRouter); // an observer finds it, and reads it through the `observe` system call
 
 function isValid(signal: unknown): boolean {
   try {

@@ -154,6 +154,7 @@ function settled(state: State, f: InFlight): void {
   else {
     state.failed++;
     count(state, 'delivery_failed', 1);
+    sub.dropped++;
     dropEvent(state, 'delivery_failed', sub, 1, f.signal, { failure: f.outcome });
     // the subscriber died: what it has buffered is dropped as subscriber_down now, as its Down
     // (which may still be queued behind this settlement) would; the Down then finds no entry

@@ -33,6 +33,8 @@ export interface Sub {
   removed: boolean;
   /** The pattern through which the signal being routed matched it. */
   pattern: string;
+  /** Signals lost for it while subscribed (evicted, rejected, buffer full, delivery failed), for an observer. */
+  dropped: number;
 }
 
 /** The subscribers (and through which pattern each) that one signal type matches: cached per type until the subscriptions change. */
@@ -103,6 +105,7 @@ export function newSub(key: string, pid: Pid, ref: Ref, managed: boolean, capaci
     managed,
     removed: false,
     pattern: '',
+    dropped: 0,
   };
 }
 

@@ -19,6 +19,8 @@ export interface Schedule {
   generation: number;
   timer: TimerRef | undefined;
   nextDueAt: number;
+  /** When its last delivery started (node clock), for an observer; undefined before the first. */
+  lastRunAt: number | undefined;
   deliveries: number;
   failures: number;
   skipped: number;

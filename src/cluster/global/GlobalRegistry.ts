@@ -139,7 +139,11 @@ export class GlobalRegistry {
       if (event === 'keel.cluster.node_down') {
         if (meta.reason !== 'left') this.#nodeDown(node, inc);
       }
-      else this.#reaper.nodeUp(node, inc);
+      else {
+        this.#reaper.nodeUp(node, inc);
+        // a peer (back) up may have reaped this node's member keys while it took this node for down
+        if (!this.#stopped) this.#groups.reassert();
+      }
     });
     const watch = await this.#kv.watch();
     this.#watch = watch;

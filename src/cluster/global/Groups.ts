@@ -25,9 +25,12 @@ interface Member {
 }
 
 interface Joined {
+  readonly group: string;
   readonly proc: Proc;
   /** The put in flight (or done): a leave waits for it, so a late put never resurrects a member. */
   op: Promise<unknown>;
+  /** Its key was put back once since the last node up (see `changed`). */
+  putBack: boolean;
   unhook: (() => void) | undefined;
 }
 
@@ -64,7 +67,7 @@ export class Groups {
       await existing.op;
       return;
     }
-    const joined: Joined = { proc, op: this.#host.track(this.#host.kv.put(key, '1')), unhook: undefined };
+    const joined: Joined = { group, proc, op: this.#host.track(this.#host.kv.put(key, '1')), putBack: false, unhook: undefined };
     this.#joined.set(key, joined);
     joined.unhook = kernel.onProcExit(proc, () => void this.#drop(key, joined));
     if (joined.unhook === undefined) void this.#drop(key, joined); // died before the hook
@@ -99,22 +102,23 @@ export class Groups {
     const kernel = this.#host.kernel;
     const out: Pid[] = [];
     for (const m of this.#members.get(group)?.values() ?? []) {
-      if (!this.#host.visible(m.node, m.inc)) continue;
-      const pid = new PidImpl(m.node, m.inc, m.id, undefined);
-      if (m.node !== kernel.name) {
-        // as Erlang's pg: the members of the nodes this node is connected to (a member of a node
-        // nobody saw go down, which left its key behind, is not shown)
-        if (this.#host.connected(m.node, m.inc)) out.push(pid);
-        continue;
-      }
-      const proc = kernel.resolve(pid);
-      if (proc !== undefined && !isDead(proc)) out.push(proc.self);
+      // as Erlang's pg: the members of the nodes this node is connected to (a member of a node
+      // nobody saw go down, which left its key behind, is not shown)
+      if (m.node === kernel.name || !this.#host.visible(m.node, m.inc)) continue;
+      if (this.#host.connected(m.node, m.inc)) out.push(new PidImpl(m.node, m.inc, m.id, undefined));
+    }
+    // this node's own members are what it joined, whatever the bucket says now (a node on the
+    // other side of a partition may have deleted their keys: see `changed`)
+    for (const joined of this.#joined.values()) {
+      if (joined.group === group && !isDead(joined.proc)) out.push(joined.proc.self);
     }
     return out;
   }
 
   names(): string[] {
-    return [...this.#members.keys()].filter((g) => this.members(g).length > 0).sort();
+    const groups = new Set(this.#members.keys());
+    for (const joined of this.#joined.values()) groups.add(joined.group);
+    return [...groups].filter((g) => this.members(g).length > 0).sort();
   }
 
   /** The watch told of a member key. */
@@ -126,9 +130,33 @@ export class Groups {
       if (!this.#host.visible(member.node, member.inc)) void this.#host.track(this.#host.kv.delete(key)).catch(() => undefined);
       return;
     }
+    // a key of a live member of this node was deleted by someone else: a node that took this one
+    // for down (across a partition, or while this node was cut off) reaped it. The owner's word
+    // wins: the key is put back, once; a peer that still takes this node for down deletes it again,
+    // and it is put back for good at the next node up (`reassert`), as Erlang's pg syncs on nodeup.
+    const own = this.#joined.get(key);
+    if (own !== undefined && !own.putBack) {
+      own.putBack = true;
+      this.#put(key, own);
+    }
     if (byKey === undefined) return;
     byKey.delete(key);
     if (byKey.size === 0) this.#members.delete(member.group);
+  }
+
+  /** A peer came (back) up: this node's live members whose keys are gone from the bucket are put back. */
+  reassert(): void {
+    for (const [key, joined] of this.#joined) {
+      joined.putBack = false;
+      if (this.#members.get(joined.group)?.has(key) !== true) this.#put(key, joined);
+    }
+  }
+
+  #put(key: string, joined: Joined): void {
+    if (isDead(joined.proc)) return; // its exit hook deletes the key
+    const previous = joined.op;
+    joined.op = this.#host.track(previous.catch(() => undefined).then(() => this.#host.kv.put(key, '1')));
+    joined.op.catch(() => undefined);
   }
 
   /** Deletes the keys of the members on `node` whose incarnation `dead` accepts. */

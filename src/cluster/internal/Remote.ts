@@ -9,13 +9,16 @@
  * that the peer's death answers each once, with `noconnection`) and in the local process's book (so
  * that the local death tells the peer: exit signals to links, `Down`s to monitors, demonitors).
  */
+import { types } from 'node:util';
 import { AbortedError, CallTimeoutError, NoConnectionError } from '../../errors.js';
+import { CastMessage } from '../../otp/GenServer.js';
 import { callListening, type CallListener, noProcError } from '../../otp/internal/calls.js';
 import { Delivery, type Kernel, type Proc, type RemoteRouter } from '../../runtime/kernel.js';
 import { DownMessage, type ExitReason, isExitReason } from '../../runtime/messages.js';
 import { type Pid, PidImpl, type RefImpl, targetText } from '../../runtime/Pid.js';
 import { encodeValue } from '../codec.js';
 import type { CallOut, LinkEntry, MonitorIn, MonitorOut, Peer } from './Peer.js';
+import { incoming, traceFields } from './trace.js';
 
 /** A local process's ties to other nodes' processes. */
 class Book {
@@ -59,6 +62,8 @@ export class Remote implements RemoteRouter {
   // ---- the kernel's calls (a local process or the node acts on a remote pid) ------------------
 
   send(from: Proc | undefined, to: Pid, message: unknown): Delivery {
+    // a GenServer.cast travels as its request, in a cast frame (with its trace context, if traced)
+    if (typeof message === 'object' && message !== null && !types.isProxy(message) && message instanceof CastMessage) return this.#cast(from, to, message);
     const peer = this.#host.peerOf(to);
     const encoded = encodeValue(message, this.#host.maxValueLength()); // a typed error at send time
     if (peer === undefined) {
@@ -70,6 +75,18 @@ export class Remote implements RemoteRouter {
       return Delivery.NoProc;
     }
     this.#host.push(peer, `["m",${to.id},${from === undefined ? 0 : from.self.id},${encoded}]`);
+    return Delivery.Enqueued;
+  }
+
+  #cast(from: Proc | undefined, to: Pid, cast: CastMessage): Delivery {
+    const peer = this.#host.peerOf(to);
+    const encoded = encodeValue(cast.request, this.#host.maxValueLength());
+    if (peer === undefined || to.creation !== peer.incarnation) {
+      this.#host.dropped(peer === undefined ? 'noconnection' : 'noproc', { to, from: from?.self ?? 'node' });
+      return Delivery.NoProc;
+    }
+    const flow = this.#kernel.telemetry.flow;
+    this.#host.push(peer, `["k",${to.id},${from === undefined ? 0 : from.self.id},${encoded}${flow === undefined ? '' : traceFields(flow, flow.tagOf(cast))}]`);
     return Delivery.Enqueued;
   }
 
@@ -142,7 +159,19 @@ export class Remote implements RemoteRouter {
       settle(false, e);
       return;
     }
-    this.#startCall(peer, to, caller, timeoutMs, signal, settle, `${to.id},${encoded},${Number.isFinite(timeoutMs) ? timeoutMs : -1}`, 'c');
+    let body = `${to.id},${encoded},${Number.isFinite(timeoutMs) ? timeoutMs : -1}`;
+    const flow = this.#kernel.telemetry.flow;
+    if (flow !== undefined) {
+      // message-flow tracing: the caller's span, until the reply or the error; its context travels with the call
+      const span = flow.start('keel.gen_server.call', flow.contextOf(caller), { server: targetText(to) });
+      body += traceFields(flow, span.context);
+      const told = settle;
+      settle = (ok, value) => {
+        span.end(ok ? undefined : value);
+        told(ok, value);
+      };
+    }
+    this.#startCall(peer, to, caller, timeoutMs, signal, settle, body, 'c');
   }
 
   /** Asks a peer which of its processes holds a registered name (`undefined`: nobody); `nameText`: the name as JSON. */
@@ -199,6 +228,18 @@ export class Remote implements RemoteRouter {
         const to = this.#local(f[1]);
         if (to !== undefined) this.#kernel.enqueueTo(to, f[3], undefined);
         else this.#host.dropped('noproc', { to: this.#localPid(f[1]), from: this.#remotePid(peer, f[2]) });
+        return;
+      }
+      case 'k': {
+        const to = this.#local(f[1]);
+        if (to === undefined) {
+          this.#host.dropped('noproc', { to: this.#localPid(f[1]), from: this.#remotePid(peer, f[2]) });
+          return;
+        }
+        const cast = new CastMessage(f[3]);
+        const flow = this.#kernel.telemetry.flow;
+        if (flow !== undefined && f[4] !== undefined) flow.tag(cast, incoming(this.#kernel, flow, f[4], f[5], peer.name, 'cast'));
+        this.#kernel.enqueueTo(to, cast, undefined);
         return;
       }
       case 'n': {
@@ -307,7 +348,11 @@ export class Remote implements RemoteRouter {
       host.push(peer, `["r",${id},${ok ? 1 : 0},${encoded}]`);
     };
     const listener: CallListener = { callReplied: (v) => reply(true, v), callFailed: (e) => reply(false, e) };
-    callListening(this.#kernel, target, f[4], timeout, listener);
+    const flow = this.#kernel.telemetry.flow;
+    const parent = flow === undefined || f[6] === undefined ? undefined : incoming(this.#kernel, flow, f[6], f[7], peer.name, 'call');
+    // traced: the call made here holds the remote caller's span, the parent of the server's handler span
+    if (parent !== undefined) flow!.serving(parent, () => callListening(this.#kernel, target, f[4], timeout, listener));
+    else callListening(this.#kernel, target, f[4], timeout, listener);
   }
 
   // ---- a peer went down -----------------------------------------------------------------------

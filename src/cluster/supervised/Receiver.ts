@@ -9,7 +9,9 @@
 import { backoffDelay } from '../../backoff.js';
 import { Delivery, type EnvelopeListener, type Kernel, type Proc, type TimerEntry } from '../../runtime/kernel.js';
 import { PidImpl } from '../../runtime/Pid.js';
+import type { MessageFlow } from '../../telemetry/tracing.js';
 import type { PidFactory } from '../codec.js';
+import { incoming } from '../internal/trace.js';
 import type { HandledIds } from './HandledIds.js';
 import { decodeSend, errorText, type WireReply, type WireSend } from './wire.js';
 
@@ -33,6 +35,9 @@ export interface ReceiverHost {
   /** @internal A test hook run after the id is recorded and before the JetStream ack. */
   readonly beforeAck: ((id: string) => void | Promise<void>) | undefined;
 }
+
+/** The sending node, as its reply subject names it (`_INBOX.keel.<cluster>.<node>.sup...`): for events only. */
+const SENDER = /^_INBOX\.keel\.[^.]+\.([A-Za-z0-9_-]{1,64})\./;
 
 interface Failure {
   readonly reason: 'noproc' | 'process_down' | 'timeout' | 'mailbox_full';
@@ -160,8 +165,12 @@ export class Receiver {
     }
     const target = this.#target(send);
     if (target === undefined) return this.#failed(send, msg, n, 'name' in send.to ? { reason: 'noproc', retry: true, error: 'noproc' } : { reason: 'noproc', retry: false, error: 'noproc' });
+    // message-flow tracing: the handler of the message (by its id) is the child of the sender's span
+    const flow = this.#kernel.telemetry.flow;
+    const traced = flow !== undefined && send.traceparent !== undefined && this.#traced(flow, send);
     if (send.ack === 'enqueued') {
       const r = this.#kernel.deliverEnvelope(undefined, target, send.message, send.id);
+      if (r !== Delivery.Enqueued && traced) flow.take(send.id);
       if (r !== Delivery.Enqueued) return this.#failed(send, msg, n, r === Delivery.MailboxFull ? { reason: 'mailbox_full', retry: true, error: 'mailbox_full' } : { reason: 'noproc', retry: false, error: 'noproc' });
       await this.#host.handled.add(send.id);
       await this.#ack(send, msg, n);
@@ -171,6 +180,7 @@ export class Receiver {
     this.#inflight.set(send.id, flight);
     const r = this.#kernel.deliverEnvelope(undefined, target, send.message, send.id, flight);
     if (r !== Delivery.Enqueued) {
+      if (traced) flow.take(send.id);
       this.#inflight.delete(send.id);
       return this.#failed(send, msg, n, r === Delivery.MailboxFull ? { reason: 'mailbox_full', retry: true, error: 'mailbox_full' } : { reason: 'noproc', retry: false, error: 'noproc' });
     }
@@ -199,6 +209,14 @@ export class Receiver {
       flight.keepAlive = this.#kernel.setTimer(every, tick, true);
     };
     flight.keepAlive = this.#kernel.setTimer(every, tick, true);
+  }
+
+  /** Keeps the context the send carried for its handler; false when it carried a malformed one (evented: handled untraced). */
+  #traced(flow: MessageFlow, send: WireSend): boolean {
+    const context = incoming(this.#kernel, flow, send.traceparent, send.tracestate, SENDER.exec(send.reply)?.[1] ?? 'unknown', 'supervised');
+    if (context === undefined) return false;
+    flow.stash(send.id, context);
+    return true;
   }
 
   /** @internal An in-flight message ended: handled (`f` undefined) or failed. */

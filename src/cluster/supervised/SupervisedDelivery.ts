@@ -26,6 +26,7 @@ import { onFailure, type SendOptions, type SendOutcome, type Settings, toSetting
 import { type Kernel, kernelOf, originOf, type Proc } from '../../runtime/kernel.js';
 import { type Pid, PidImpl } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
+import type { TraceContext } from '../../telemetry/tracing.js';
 import type { PidFactory } from '../codec.js';
 import type { Cluster } from '../Cluster.js';
 import { type HandledBucket, HandledIds } from './HandledIds.js';
@@ -217,7 +218,8 @@ export class SupervisedDelivery {
       self.#unhook = kernel.onShutdown(() => void self.close());
       if (options.attach !== undefined) {
         const attach = options.attach;
-        attach.attachSupervised((from, to, message, settings, id) => self.#send(from, to, message, settings as Settings, id));
+        // a traced sendSupervised left its span's context by the message's id: it travels with the message
+        attach.attachSupervised((from, to, message, settings, id) => self.#send(from, to, message, settings as Settings, id, kernel.telemetry.flow?.take(id)));
         self.#detach = () => attach.attachSupervised(undefined);
       }
       return self;
@@ -239,7 +241,28 @@ export class SupervisedDelivery {
     const target = remoteTarget(to);
     if (target.node === node.name) throw new InvalidArgumentError('to', 'a pid of another node or { node, name } (for this node: sendSupervised)', to);
     const s = toSettings(options);
-    return this.#send(caller, target, message, s, s.id ?? node.nextMessageId());
+    const id = s.id ?? node.nextMessageId();
+    const flow = node.telemetry.flow;
+    if (flow === undefined) return this.#send(caller, target, message, s, id, undefined);
+    // message-flow tracing: the send in a span (as sendSupervised's), whose context travels with the message
+    const span = flow.start('keel.supervised_send', flow.contextOf(caller), { to: String(recipient(target)), ack: s.ack, id });
+    let sent: Promise<SendOutcome>;
+    try {
+      sent = this.#send(caller, target, message, s, id, span.context);
+    } catch (e) {
+      span.end(e);
+      throw e;
+    }
+    return sent.then(
+      (outcome) => {
+        span.end(outcome.ok ? undefined : outcome.reason);
+        return outcome;
+      },
+      (e: unknown) => {
+        span.end(e);
+        throw e;
+      },
+    );
   }
 
   /** Counts for leak checks: sends awaiting an outcome, messages being handled here, ids in memory. */
@@ -275,7 +298,7 @@ export class SupervisedDelivery {
     p.finish(outcome, taken);
   }
 
-  #send(sender: Proc | undefined, to: Pid | RemoteName, message: unknown, s: Settings, id: string): Promise<SendOutcome> {
+  #send(sender: Proc | undefined, to: Pid | RemoteName, message: unknown, s: Settings, id: string, traced: TraceContext | undefined): Promise<SendOutcome> {
     if (!isWireId(id)) throw new InvalidArgumentError('options.id', `a message id of at most ${MAX_ID_BYTES} bytes of UTF-8, without line breaks or lone surrogates`, id);
     const joined = this.#byId.get(id);
     if (joined !== undefined) return joined; // the same id in flight from here: one send, one outcome
@@ -285,7 +308,8 @@ export class SupervisedDelivery {
     const key = ++this.#nextReply;
     const reply = `${this.#inbox}.${key}`;
     // the encoding is a snapshot taken now; a value it cannot carry throws its typed error here
-    const payload = encodeSend({ id, to: target, ack: s.ack, timeout: s.ack === 'handled' && s.timeout !== Infinity ? s.timeout : -1, attempts: s.retries + 1, retryOnCrash: s.retryOnCrash, backoff: s.backoff, expires: bound === Infinity ? 0 : Date.now() + bound, reply }, message, this.#maxLength);
+    const trace = traced === undefined ? undefined : this.#kernel.telemetry.flow?.inject(traced);
+    const payload = encodeSend({ id, to: target, ack: s.ack, timeout: s.ack === 'handled' && s.timeout !== Infinity ? s.timeout : -1, attempts: s.retries + 1, retryOnCrash: s.retryOnCrash, backoff: s.backoff, expires: bound === Infinity ? 0 : Date.now() + bound, reply }, message, this.#maxLength, trace);
     if (this.#closed) return Promise.resolve({ ok: false, id, reason: 'noproc', attempts: 0, firstError: 'the supervised delivery stopped', lastError: 'the supervised delivery stopped' });
     const promise = new Promise<SendOutcome>((resolve, reject) => {
       const p: Pending = {

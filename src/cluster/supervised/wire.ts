@@ -4,6 +4,7 @@
  * cluster codec (a snapshot at send time; a value it cannot carry is a typed error then).
  */
 import type { Backoff } from '../../backoff.js';
+import type { TraceCarrier } from '../../telemetry/tracing.js';
 import { decodeBatch, encodeValue, type PidFactory } from '../codec.js';
 
 /** Where the message goes on the receiving node: a pid (its creation and id) or a registered name. */
@@ -25,6 +26,9 @@ export interface WireSend {
   /** The sender's reply subject for this send. */
   readonly reply: string;
   readonly message: unknown;
+  /** Message-flow tracing: the sender's span as a W3C `traceparent` (`tp`), and its `tracestate` (`ts`), as received (unchecked). */
+  readonly traceparent?: unknown;
+  readonly tracestate?: unknown;
 }
 
 /** What the receiver tells the sender: one failed attempt (`a`), or the end (`f`). */
@@ -34,8 +38,12 @@ export type WireReply =
   | { readonly t: 'f'; readonly ok: false; readonly n: number; readonly reason: string; readonly error: string };
 
 /** The JSON text of a send (the message encoded with `maxLength`: a typed error when it is too large). */
-export function encodeSend(send: Omit<WireSend, 'message'>, message: unknown, maxLength: number): string {
-  const head = JSON.stringify({ v: 1, id: send.id, to: send.to, ack: send.ack, timeout: send.timeout, attempts: send.attempts, retryOnCrash: send.retryOnCrash, backoff: send.backoff, expires: send.expires, reply: send.reply });
+export function encodeSend(send: Omit<WireSend, 'message' | 'traceparent' | 'tracestate'>, message: unknown, maxLength: number, trace?: TraceCarrier): string {
+  const head = JSON.stringify({
+    v: 1, id: send.id, to: send.to, ack: send.ack, timeout: send.timeout, attempts: send.attempts, retryOnCrash: send.retryOnCrash, backoff: send.backoff, expires: send.expires, reply: send.reply,
+    // only when the sender traces the message flow: an untraced send carries no byte of it
+    ...(trace === undefined ? {} : trace.tracestate === undefined ? { tp: trace.traceparent } : { tp: trace.traceparent, ts: trace.tracestate }),
+  });
   return `${head.slice(0, -1)},"m":${encodeValue(message, maxLength)}}`;
 }
 
@@ -63,7 +71,9 @@ export function decodeSend(text: string, pids: PidFactory): WireSend {
   if (typeof b !== 'object' || b === null || typeof b.initialMs !== 'number' || typeof b.factor !== 'number' || typeof b.maxMs !== 'number' || (b.jitter !== 'full' && b.jitter !== 'none')) {
     throw new TypeError('a supervised send needs a backoff');
   }
-  return { id, to: target(to), ack, timeout, attempts, retryOnCrash, backoff: b as unknown as Backoff, expires, reply, message: v.m };
+  const send: WireSend = { id, to: target(to), ack, timeout, attempts, retryOnCrash, backoff: b as unknown as Backoff, expires, reply, message: v.m };
+  // a trace context is read (strictly) by the receiver only while it traces; a malformed one is not the send's fault
+  return v.tp === undefined ? send : { ...send, traceparent: v.tp, tracestate: v.ts };
 }
 
 function target(to: unknown): WireTarget {

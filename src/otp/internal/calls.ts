@@ -8,10 +8,10 @@ import {
   MailboxFullError,
   NoProcError,
 } from '../../errors.js';
-import { Delivery, ExitWatcher, type Kernel, kernelOfProcess, NextTurnWatcher, isProcess, kernelOf, type Proc, type TimerEntry } from '../../runtime/kernel.js';
+import { Delivery, ExitWatcher, exitWatchersOf, type Kernel, kernelOfProcess, NextTurnWatcher, isProcess, kernelOf, type Proc, type TimerEntry } from '../../runtime/kernel.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
 import { captureResolvers, capturedResolvers } from './promiseExecutor.js';
-import { checkTarget, isPid, nameOf, type Target, targetText } from '../../runtime/Pid.js';
+import { checkTarget, isPid, nameOf, type Pid, type Target, targetText } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import type { MessageFlow } from '../../telemetry/tracing.js';
 
@@ -395,9 +395,12 @@ function makeCall(
   else (reject as (error: unknown) => void)(error);
 }
 
-/** Message-flow tracing: the caller's span of a call, the parent of the server's `handle_call` span. */
+/**
+ * Message-flow tracing: the caller's span of a call, the parent of the server's `handle_call` span
+ * (a call served for a caller of another node holds that caller's span: see `MessageFlow.serving`).
+ */
 function startCallSpan(flow: MessageFlow, call: PendingCall, caller: Proc | undefined): void {
-  flow.hold(call, flow.start('keel.gen_server.call', flow.contextOf(caller), { server: call.serverText }));
+  flow.hold(call, flow.adoptCall() ?? flow.start('keel.gen_server.call', flow.contextOf(caller), { server: call.serverText }));
 }
 
 /** The reply (a span, the child of the server's handler span if it replies from there), then the call's span ends. */
@@ -417,4 +420,19 @@ export function noProcError(target: Target, operation: string): NoProcError {
   return registeredName === undefined
     ? new NoProcError(targetText(target), `cannot ${operation} a process that is not alive`)
     : new NoProcError(targetText(target), `cannot ${operation}`, { registeredName, unregistered: true });
+}
+
+/**
+ * @internal The calls around a live process, from its exit watchers: `incoming`, the calls made to it
+ * not yet answered (queued, being handled, or deferred with `noreply`); `waitingOn`, the servers of
+ * the calls it made and waits on. For an observer: a walk of one process's watchers.
+ */
+export function pendingCallsOf(p: Proc): { incoming: number; waitingOn: Pid[] } {
+  let incoming = 0;
+  const waitingOn: Pid[] = [];
+  for (const w of exitWatchersOf(p)) {
+    if (w instanceof PendingCall && w.server === p) incoming++;
+    else if (w instanceof CallerWatch) waitingOn.push(w.call.server.self);
+  }
+  return { incoming, waitingOn };
 }

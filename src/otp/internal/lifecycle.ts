@@ -8,6 +8,29 @@ export type Behaviour = 'gen_server' | 'supervisor' | 'dynamic_supervisor' | 'va
 
 const behaviours = new WeakMap<object, Behaviour>();
 
+/** @internal What an agent-layer component is, and how it shows itself to an observer (a snapshot of its state, JSON-safe). */
+export interface ComponentView {
+  /** `'signal_router'`, `'agent_scheduler'`, `'coordinator'`, `'coordination_manager'`... */
+  readonly kind: string;
+  readonly observe: (state: any) => unknown;
+}
+
+const components = new WeakMap<object, ComponentView>();
+
+/**
+ * @internal Marks `spec` as the spec of an agent-layer component of `kind`: its processes say so
+ * (their exit report's `component`), and answer the `observe` system call with `observe(state)`.
+ */
+export function markComponent<T extends object>(spec: T, kind: string, observe: (state: any) => unknown): T {
+  components.set(spec, { kind, observe });
+  return spec;
+}
+
+/** @internal The component view of a spec, if it is a component's. */
+export function componentOf(spec: object): ComponentView | undefined {
+  return components.get(spec);
+}
+
 /** @internal Marks `spec` as the spec of a behaviour built on GenServer (a supervisor, the value agent). */
 export function markBehaviour<T extends object>(spec: T, behaviour: Behaviour): T {
   behaviours.set(spec, behaviour);
@@ -26,14 +49,40 @@ export class ServerLifecycle implements ExitReport {
   readonly #name: string | undefined;
   readonly #initProbe: { readonly active: boolean };
   readonly #startedAt: number;
+  readonly #parent: Pid | 'node';
+  readonly #redacts: boolean;
+  readonly #spec: object;
 
-  constructor(node: Kernel, spec: object, name: string | undefined) {
+  constructor(node: Kernel, spec: object, name: string | undefined, parent: Pid | 'node' = 'node') {
     this.#node = node;
     this.#behaviour = behaviours.get(spec) ?? 'gen_server';
     this.#name = name;
+    this.#parent = parent;
+    this.#spec = spec;
+    this.#redacts = typeof (spec as { formatStatus?: unknown }).formatStatus === 'function';
     this.#initProbe = node.telemetry.probe('keel.gen_server.init');
     // read always (one clock read per start), so that a handler attached while init runs gets its duration
     this.#startedAt = node.clock.now();
+  }
+
+  /** The behaviour the server runs (an observer tells a supervisor from a worker by it). */
+  get behaviour(): Behaviour {
+    return this.#behaviour;
+  }
+
+  /** The agent-layer component the server is (`'signal_router'`...), if it is one. */
+  get component(): string | undefined {
+    return components.get(this.#spec)?.kind;
+  }
+
+  /** The process that started the server, or `'node'`. */
+  get parent(): Pid | 'node' {
+    return this.#parent;
+  }
+
+  /** True when the spec has a `formatStatus` redactor: an observer shows the state it formats, and only then. */
+  get redacts(): boolean {
+    return this.#redacts;
   }
 
   /** `init` finished (`error` undefined) or the start failed with `error` (whose `reason` says why). */

@@ -4,9 +4,10 @@ import { isExit } from '../../runtime/messages.js';
 import { isInstance } from '../../runtime/safe.js';
 import type { Pid } from '../../runtime/Pid.js';
 import { PendingCall } from './calls.js';
+import { componentOf } from './lifecycle.js';
 
 /** @internal The system operations of Erlang's `sys` module that Keel's servers answer. */
-export type SysOp = 'get_state' | 'get_status' | 'suspend' | 'resume' | 'replace_state';
+export type SysOp = 'get_state' | 'get_status' | 'suspend' | 'resume' | 'replace_state' | 'observe';
 
 /** @internal A system request: the request of a call that a server answers before its own callbacks. */
 export class SysRequest {
@@ -114,6 +115,20 @@ export function handleSys(host: SysHost, call: PendingCall): void | Promise<void
         state,
       };
       call.reply(status);
+      return;
+    }
+    case 'observe': {
+      // an agent-layer component's snapshot for an observer (undefined for any other server)
+      const view = componentOf(host.spec);
+      if (view === undefined) {
+        call.reply(undefined);
+        return;
+      }
+      try {
+        call.reply(view.observe(host.state));
+      } catch (e) {
+        call.fail(toError(e));
+      }
       return;
     }
     case 'suspend':

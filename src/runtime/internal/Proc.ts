@@ -69,6 +69,14 @@ export class Monitor {
 /** What a behaviour reports of its process's exit (see {@link ProcExtras.exitReport}); it must not throw. */
 export interface ExitReport {
   exited(pid: Pid, reason: ExitReason): void;
+  /** The behaviour the process runs (`'gen_server'`, `'supervisor'`, ...), for an observer. */
+  readonly behaviour?: string;
+  /** The process that started it, or `'node'`. */
+  readonly parent?: Pid | 'node';
+  /** True when the behaviour's spec shows its state through a redactor (`formatStatus`): an observer may then ask for it. */
+  readonly redacts?: boolean;
+  /** The agent-layer component the process is (`'signal_router'`, `'coordinator'`...), if it is one. */
+  readonly component?: string | undefined;
 }
 
 /** @internal The per-process data most processes never need, allocated on first use. */

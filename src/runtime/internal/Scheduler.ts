@@ -76,6 +76,12 @@ export class Scheduler implements Waker {
   readonly #longScheduleChannel = diagnostics.channel('keel.process.long_schedule');
   /** Processes whose async handler (or init) has not settled yet. */
   busy = 0;
+  /**
+   * Each process's handler time (ms, on the scheduler's `now`) while an observer measures it (see
+   * {@link Scheduler.measureHandlerTime}); undefined otherwise: the loop then pays one check per run.
+   */
+  #handlerTimes: WeakMap<Proc, number> | undefined = undefined;
+  #measurers = 0;
   /** The lifecycle's idle check, set once by the node right after both exist (each needs the other). */
   idle!: { readonly waiting: number; checkIdle(): void };
 
@@ -148,7 +154,7 @@ export class Scheduler implements Waker {
     this.#pending = false;
     this.#running = true;
     const budget = this.#budget;
-    const timed = this.#longScheduleWatched();
+    const timed = this.#handlerTimes !== undefined || this.#longScheduleWatched();
     // A slice spans every run of the loop until the event loop has had a turn: runs started as
     // microtasks (an async handler settling, a send from outside) share the slice of the run before.
     if (!this.#sliceOpen) {
@@ -230,6 +236,31 @@ export class Scheduler implements Waker {
     return this.#longScheduleAttached || this.#longScheduleChannel.hasSubscribers;
   }
 
+  /**
+   * Measures each process's handler time from now until the returned remover is called (counted:
+   * several observers may measure at once). While on, every turn is a timed turn.
+   */
+  measureHandlerTime(): () => void {
+    this.#measurers++;
+    this.#handlerTimes ??= new WeakMap();
+    let removed = false;
+    return () => {
+      if (removed) return;
+      removed = true;
+      if (--this.#measurers === 0) this.#handlerTimes = undefined;
+    };
+  }
+
+  /** The handler time of `p` measured so far (ms), or undefined when not measuring (0 for a process not run since). */
+  handlerTimeOf(p: Proc): number | undefined {
+    return this.#handlerTimes === undefined ? undefined : (this.#handlerTimes.get(p) ?? 0);
+  }
+
+  /** The scheduler's real-time source (ms): the clock of {@link Scheduler.handlerTimeOf}. */
+  now(): number {
+    return this.#now();
+  }
+
   /** Yields to the event loop so timers and I/O run, and resumes after them. */
   #yield(): void {
     this.#running = false;
@@ -237,13 +268,15 @@ export class Scheduler implements Waker {
     setImmediate(this.#drain);
   }
 
-  /** A turn measured for `keel.process.long_schedule` (while someone listens to it). */
+  /** A turn measured for `keel.process.long_schedule` (while someone listens to it) or for an observer's handler times. */
   #timedTurn(p: Proc, budget: number): number {
     const started = this.#now();
     const before = p.handled;
     const n = this.#turn(p, budget);
     const took = this.#now() - started;
-    if (took >= this.#longScheduleMs) {
+    const times = this.#handlerTimes;
+    if (times !== undefined) times.set(p, (times.get(p) ?? 0) + took);
+    if (took >= this.#longScheduleMs && this.#longScheduleWatched()) {
       this.#host.telemetry.execute('keel.process.long_schedule', { durationMs: took, messages: p.handled - before }, { pid: p.self });
     }
     return n;

@@ -158,3 +158,19 @@ describe('CircuitBreaker: reset timing and the half-open trial', () => {
     expect(snapshot(b)).toEqual({ state: 'half_open', failures: 0, resetAt: Infinity, openings: 1 });
   });
 });
+
+describe('CircuitBreaker.openedAt', () => {
+  it('is when it last opened, kept while half-open, gone once a trial closes it', () => {
+    const b = new CircuitBreaker({ failureThreshold: 1, resetAfterMs: 100 });
+    expect(b.openedAt).toBeUndefined();
+    b.failure(50, false);
+    expect(b.openedAt).toBe(50);
+    b.halfOpen(150);
+    expect(b.openedAt).toBe(50);
+    b.failure(160, true);
+    expect(b.openedAt).toBe(160);
+    b.halfOpen(260);
+    b.success(true);
+    expect(b.openedAt).toBeUndefined();
+  });
+});

@@ -1,0 +1,194 @@
+/**
+ * @internal What each agent-layer component shows an observer (the `observe` system call, see
+ * `markComponent`): a JSON-safe snapshot of its state in the observer's shapes (docs/observer.md).
+ * Each runs inside the component, between two of its callbacks, and only when an observer asks.
+ */
+import { formatReason, isExitReason } from '../runtime/messages.js';
+import { Pid, targetText, type Target } from '../runtime/Pid.js';
+import type { State as CircuitsState } from './coordination/state.js';
+import type { Run, State as CoordinatorState, TaskRun } from './coordinator/state.js';
+import type { State as RouterState } from './router/table.js';
+import type { State as PoolState } from './pool/server.js';
+import type { State as SchedulerState } from './scheduler/state.js';
+
+/** The most rows one snapshot carries per list (subscriptions, jobs, workflows, circuits). */
+const MAX_ROWS = 1000;
+
+function pidText(p: Pid | undefined): string | null {
+  return p === undefined ? null : Pid.format(p);
+}
+
+function target(t: Target): string {
+  return Pid.is(t) ? Pid.format(t) : targetText(t).replace(/^'(.*)'$/, '$1');
+}
+
+function errorText(e: unknown): string | null {
+  if (e === undefined || e === null) return null;
+  if (e instanceof Error) return `${e.name}: ${e.message}`;
+  if (isExitReason(e)) return formatReason(e);
+  try {
+    return typeof e === 'string' ? e : JSON.stringify(e).slice(0, 500);
+  } catch {
+    return '(unreadable)';
+  }
+}
+
+/** A signal router: its subscriptions (one row per subscriber and pattern) and its totals. */
+export function observeRouter(s: RouterState): unknown {
+  const subscriptions = [];
+  for (const sub of s.subs.values()) {
+    for (const pattern of sub.patterns) {
+      if (subscriptions.length >= MAX_ROWS) break;
+      subscriptions.push({
+        pattern,
+        subscriber: Pid.format(sub.pid),
+        buffered: sub.buffer.size,
+        capacity: Number.isFinite(sub.buffer.capacity) ? sub.buffer.capacity : null,
+        overflow: sub.buffer.overflow,
+        dropped: sub.dropped,
+        inFlight: sub.inFlight,
+        maxInFlight: Number.isFinite(sub.maxInFlight) ? sub.maxInFlight : null,
+      });
+    }
+  }
+  return {
+    subscriptions,
+    totals: { published: s.published, routed: s.routed, delivered: s.delivered, failed: s.failed, buffered: s.buffered, inFlight: s.inFlight, dropped: s.droppedTotal, byReason: { ...s.byReason }, restarts: s.restarts },
+  };
+}
+
+/** An agent scheduler: its schedules as jobs. */
+export function observeScheduler(s: SchedulerState): unknown {
+  const jobs = [];
+  for (const sch of s.kept.schedules) {
+    if (sch.removed) continue;
+    if (jobs.length >= MAX_ROWS) break;
+    jobs.push({
+      id: sch.id,
+      every: sch.intervalMs,
+      target: sch.agentName ?? Pid.format(sch.agent.pid),
+      targetPid: Pid.format(sch.agent.pid),
+      nextRunAt: sch.nextDueAt,
+      lastRunAt: sch.lastRunAt ?? null,
+      runs: sch.deliveries,
+      failures: sch.failures,
+      skipped: sch.skipped,
+      missed: sch.missed,
+    });
+  }
+  const k = s.kept;
+  return { jobs, totals: { delivered: k.delivered, failed: k.failed, skipped: k.skipped, dropped: k.dropped, resumed: k.resumed } };
+}
+
+const ACTIVE = new Set(['running', 'paused', 'compensating']);
+
+function taskRow(t: TaskRun): unknown {
+  return {
+    id: t.spec.id,
+    kind: t.kind,
+    role: t.role,
+    status: t.state,
+    worker: pidText(t.worker),
+    attempts: t.attempts,
+    // an attempt lost with its worker (it died or timed out) is given to another
+    reassignments: t.lost,
+    errors: t.errors,
+    startedAt: t.startedAt ?? null,
+    endedAt: t.endedAt ?? null,
+    error: errorText(t.error),
+  };
+}
+
+function stuck(wf: Run, now: number): boolean {
+  if (!ACTIVE.has(wf.state)) return false;
+  if (wf.stuckReported) return true;
+  let running = false;
+  for (const t of wf.tasks.values()) if (t.current !== undefined) running = true;
+  return !running && now - wf.progressAt >= wf.stuckMs;
+}
+
+/** A coordinator: its active workflows (with their tasks) and the recent finished ones it remembers. */
+export function observeCoordinator(s: CoordinatorState, now: number): unknown {
+  const active = [];
+  for (const wf of s.kept.runs.values()) {
+    if (active.length >= MAX_ROWS) break;
+    active.push({
+      id: wf.id,
+      name: null,
+      status: wf.state,
+      startedAt: wf.startedAt,
+      stuck: stuck(wf, now),
+      progressAt: wf.progressAt,
+      completed: wf.completed,
+      reassigned: wf.reassigned,
+      tasks: [...wf.order, ...wf.undo].map(taskRow),
+    });
+  }
+  const recent = [];
+  for (const [id, h] of [...s.kept.history].reverse()) {
+    if (recent.length >= MAX_ROWS) break;
+    const r = h.result;
+    recent.push({
+      id,
+      name: null,
+      status: r.status,
+      startedAt: r.startedAt,
+      finishedAt: r.finishedAt,
+      stuck: false,
+      reassigned: r.reassigned,
+      failedTask: r.failedTask ?? null,
+      error: errorText(r.error),
+      tasks: Object.entries(r.tasks).map(([tid, o]) => ({
+        id: tid,
+        status: o.state,
+        worker: pidText(o.worker),
+        attempts: o.attempts,
+        reassignments: null,
+        startedAt: null,
+        endedAt: null,
+        error: errorText(o.error),
+      })),
+    });
+  }
+  const workers = [...s.kept.workers.values()].slice(0, MAX_ROWS).map((w) => ({ pid: Pid.format(w.pid), load: w.load, capabilities: [...w.capabilities] }));
+  return { active, recent, workers, totals: { ...s.kept.m } };
+}
+
+/** A coordination manager: its circuits. */
+export function observeCircuits(s: CircuitsState): unknown {
+  const circuits = [];
+  for (const c of s.circuits.values()) {
+    if (circuits.length >= MAX_ROWS) break;
+    circuits.push({
+      key: c.key,
+      target: target(c.target),
+      state: c.breaker.state,
+      failures: c.breaker.failures,
+      openings: c.breaker.openings,
+      buffered: c.buffer.length,
+      inFlight: c.inFlight,
+      openedAt: c.breaker.openedAt ?? null,
+      resetAt: c.breaker.state === 'closed' || !Number.isFinite(c.breaker.resetAt) ? null : c.breaker.resetAt,
+    });
+  }
+  return { circuits, totals: { ...s.n } };
+}
+
+/** A resource pool: its size, what is lent (to whom, since when), who waits. */
+export function observePool(s: PoolState): unknown {
+  const lent = [];
+  for (const e of s.entries.values()) {
+    if (!e.lent || lent.length >= MAX_ROWS) continue;
+    lent.push({ holder: pidText(e.holderPid), lentAt: e.lentAt });
+  }
+  return {
+    size: s.size,
+    maxOverflow: s.maxOverflow,
+    resources: s.entries.size,
+    idle: s.idle.length,
+    lent,
+    waiting: s.waiters.size,
+    creating: s.creating,
+    totals: { ...s.counts },
+  };
+}

@@ -1,0 +1,165 @@
+// What `keel top` shows: the observer's JSON as text, like Erlang's etop (a header of the node's
+// figures, then the top processes or one process's detail). Pure functions of the data: the same
+// snapshot renders the same text. Everything comes from the network, so nothing is trusted: a
+// field of the wrong type renders as '-', and every string is cleaned of control characters (a
+// process named with an escape sequence must not drive the terminal).
+
+/** What one refresh fetched: the overview and the top processes, or the overview and one process. */
+export type TopSnapshot = { overview: unknown; processes: unknown } | { overview: unknown; process: unknown };
+
+/** Control characters (C0, DEL, C1), the line and paragraph separators and the bidirectional overrides, shown escaped. */
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** `text` with every control character shown as `\xNN` / `\uNNNN`: safe to write to a terminal. */
+export function clean(text: string): string {
+  return text.replace(UNSAFE, (c) => {
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+type Fields = Record<string, unknown>;
+
+function fields(value: unknown): Fields {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Fields) : {};
+}
+
+function num(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+/** A value of the observer's JSON as one short cleaned piece of text. */
+export function show(value: unknown, max = 200): string {
+  let text: string;
+  if (value === null || value === undefined) text = '-';
+  else if (typeof value === 'string') text = value;
+  else if (typeof value === 'number' || typeof value === 'boolean') text = String(value);
+  else if (Array.isArray(value)) text = value.length === 0 ? '(none)' : value.map((v) => show(v, max)).join(', ');
+  else {
+    try {
+      text = JSON.stringify(value) ?? '-';
+    } catch {
+      text = '(unprintable)';
+    }
+  }
+  const safe = clean(text);
+  return safe.length > max ? `${safe.slice(0, max - 1)}…` : safe;
+}
+
+/** 83 s as `1m 23s`, 1 h 2 min as `1h 02m`, 3 days as `3d 00h`. */
+export function duration(ms: unknown): string {
+  const n = num(ms);
+  if (n === undefined || n < 0) return '-';
+  const s = Math.floor(n / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h ${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`;
+  return `${Math.floor(s / 86_400)}d ${String(Math.floor(s / 3600) % 24).padStart(2, '0')}h`;
+}
+
+/** Bytes as MB with one decimal. */
+function mb(bytes: unknown): string {
+  const n = num(bytes);
+  return n === undefined ? '-' : `${(n / 1_048_576).toFixed(1)} MB`;
+}
+
+/** The time of day of `at` (ms since the epoch), UTC. */
+function clock(at: unknown): string {
+  const n = num(at);
+  if (n === undefined) return '-';
+  const d = new Date(n);
+  return Number.isNaN(d.getTime()) ? '-' : `${d.toISOString().slice(11, 19)} UTC`;
+}
+
+/** The header: the node's figures from `GET /api/overview`, three lines. */
+export function renderOverview(overview: unknown): string[] {
+  const o = fields(overview);
+  const lag = fields(o.eventLoopLagMs);
+  const heap = fields(o.heap);
+  const dl = fields(o.deadLetters);
+  const lagText = num(lag.mean) === undefined ? '-' : `${show(lag.mean)} ms (p99 ${show(lag.p99)}, max ${show(lag.max)})`;
+  const rate = num(o.messageRate) === undefined ? '-' : `${show(o.messageRate)}/s`;
+  const deadLetters = o.deadLetters === null || o.deadLetters === undefined ? '-' : `${show(dl.pending)} pending, ${show(dl.parked)} parked`;
+  // the event loop's utilization, from an observer that measures it
+  const busy = Object.hasOwn(o, 'busyPercent') ? `   event loop busy ${num(o.busyPercent) === undefined ? '-' : `${show(o.busyPercent)}%`}` : '';
+  return [
+    `node ${show(o.node, 80)}   uptime ${duration(o.uptimeMs)}   at ${clock(o.at)}`,
+    `processes ${show(o.processes)}   run queue ${show(o.runQueue)}   timers ${show(o.timers)}   event-loop lag ${lagText}${busy}`,
+    `heap ${mb(heap.used)} of ${mb(heap.total)} (rss ${mb(heap.rss)})   messages ${rate}   dead letters ${deadLetters}   suspected leaks ${show(o.suspectedLeaks)}`,
+  ];
+}
+
+/** The columns every row has, in order; any other field the server sends (but those hidden) becomes a column after them. */
+const KNOWN = ['pid', 'name', 'status', 'mailbox', 'handled'] as const;
+/** Fields an observer may add, where they go (after `after`) and their heads. */
+const OPTIONAL: Readonly<Record<string, { after: string; head: string }>> = {
+  kind: { after: 'name', head: 'KIND' },
+  rate: { after: 'handled', head: 'RATE/S' },
+  busyPercent: { after: 'rate', head: 'BUSY%' },
+  ageMs: { after: 'busyPercent', head: 'AGE' },
+};
+const HIDDEN = new Set<string>(['id', 'longMailbox', 'ageExact']);
+const NAME_WIDTH = 32;
+
+/** The columns for `rows`: the known ones, the optional ones present (in their places), then the others (at most 8). */
+function columnsOf(rows: readonly Fields[]): string[] {
+  const present = new Set<string>();
+  for (const row of rows) for (const key of Object.keys(row)) present.add(key);
+  const columns: string[] = [...KNOWN];
+  for (const [key, { after }] of Object.entries(OPTIONAL)) {
+    if (!present.has(key)) continue;
+    let at = columns.indexOf(after);
+    // an optional column after another that is absent: after the last column it would follow
+    for (let k = after; at < 0 && OPTIONAL[k] !== undefined; k = OPTIONAL[k]!.after) at = columns.indexOf(OPTIONAL[k]!.after);
+    columns.splice(at + 1, 0, key);
+  }
+  const others = [...present].filter((k) => !HIDDEN.has(k) && !columns.includes(k));
+  return [...columns, ...others.slice(0, 8)];
+}
+
+/** A cell: an age as a duration (`>` when the observer knows only a lower bound), a long mailbox flagged `!`. */
+function cell(row: Fields, column: string): string {
+  if (column === 'ageMs' && num(row.ageMs) !== undefined) return `${row.ageExact === false ? '>' : ''}${duration(row.ageMs)}`;
+  const text = show(row[column], column === 'name' ? NAME_WIDTH : 40);
+  return column === 'mailbox' && row.longMailbox === true ? `${text}!` : text;
+}
+
+/** The processes table from `GET /api/processes`: a title line, the column heads, a row per process. */
+export function renderProcesses(page: unknown): string[] {
+  const p = fields(page);
+  const rows = Array.isArray(p.processes) ? p.processes.map(fields) : [];
+  const columns = columnsOf(rows);
+  const long = rows.some((r) => r.longMailbox === true);
+  const cells = rows.map((r) => columns.map((c) => cell(r, c)));
+  const heads = columns.map((c) => OPTIONAL[c]?.head ?? clean(c).toUpperCase());
+  const numeric = columns.map((c) => rows.length > 0 && rows.every((r) => r[c] === null || r[c] === undefined || typeof r[c] === 'number'));
+  const widths = columns.map((_, i) => Math.max(heads[i]!.length, ...cells.map((row) => row[i]!.length)));
+  const line = (row: string[]): string =>
+    row
+      .map((text, i) => (numeric[i] ? text.padStart(widths[i]!) : text.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  const title = `top ${rows.length} of ${show(p.total)} processes by ${show(p.sort, 20)}`;
+  const out = [title, '', line(heads), ...cells.map(line)];
+  if (long) out.push('', "! a long mailbox (past the node's long-mailbox threshold)");
+  return out;
+}
+
+/** The order of a process's fields in its detail; the server's other fields follow. */
+const DETAIL = ['pid', 'name', 'status', 'mailbox', 'handled', 'longMailbox', 'trapExits', 'timers', 'links', 'monitors', 'monitoredBy', 'state'];
+
+/** A process's detail from `GET /api/process/<pid>`: one field a line. */
+export function renderProcess(detail: unknown): string[] {
+  const d = fields(detail);
+  const keys = [...DETAIL.filter((k) => Object.hasOwn(d, k)), ...Object.keys(d).filter((k) => !DETAIL.includes(k))];
+  const width = Math.max(0, ...keys.map((k) => clean(k).length));
+  return [`process ${show(d.pid)}`, '', ...keys.map((k) => `${clean(k).padEnd(width)}  ${show(d[k], 2000)}`)];
+}
+
+/** One refresh of `keel top`: the header, a blank line, then the table or the detail; lines cut at `columns` when given. */
+export function renderFrame(snapshot: TopSnapshot, columns?: number): string {
+  const body = 'process' in snapshot ? renderProcess(snapshot.process) : renderProcesses(snapshot.processes);
+  const lines = [...renderOverview(snapshot.overview), '', ...body];
+  const cut = columns !== undefined && Number.isSafeInteger(columns) && columns > 0 ? lines.map((l) => (l.length > columns ? l.slice(0, columns) : l)) : lines;
+  return cut.join('\n');
+}

@@ -1,0 +1,122 @@
+/**
+ * A process's detail: what `node.info` tells, pids as text, with its kind, age, names, the calls
+ * around it, a supervisor's restart history, and the state of a server that opted in with a
+ * redactor (its spec's `formatStatus`, as Erlang's `format_status`: read through `Sys.getStatus`).
+ */
+import { isKeelError } from '../errors.js';
+import { pendingCallsOf } from '../otp/internal/calls.js';
+import { Supervisor } from '../otp/Supervisor.js';
+import { Sys } from '../otp/Sys.js';
+import { exitReportOf, type Kernel } from '../runtime/kernel.js';
+import { Pid } from '../runtime/Pid.js';
+import type { Node } from '../runtime/types.js';
+import { ApiError } from './http.js';
+import { kindOf } from './processes.js';
+
+/** How long the detail waits for a server's status or a supervisor's restarts (it is busy: the field says so). */
+export const DETAIL_CALL_TIMEOUT_MS = 1000;
+
+/** A pid of this node from its text (`<node.id.creation>`); 400 for bad text. */
+export function parsePid(text: unknown, field = 'pid'): Pid {
+  if (typeof text !== 'string' || text.length > 300) throw new ApiError('bad_request', `\`${field}\` must be a pid formatted '<node.id.creation>'`, { field });
+  try {
+    return Pid.parse(text);
+  } catch {
+    throw new ApiError('bad_request', `\`${field}\` must be a pid formatted '<node.id.creation>'`, { field });
+  }
+}
+
+/** A process's detail (see the file comment); 404 when it is not alive. */
+export async function processDetail(node: Node, kernel: Kernel, pid: Pid): Promise<Record<string, unknown>> {
+  const info = node.info(pid);
+  const p = kernel.resolve(pid);
+  if (info === undefined || p === undefined) throw new ApiError('not_found', 'no live process of this node has this pid');
+  const report = exitReportOf(p);
+  const kind = kindOf(p);
+  const born = kernel.spawnedAt(p);
+  const calls = pendingCallsOf(p);
+  const groups = node.groups.groups().filter((g) => node.groups.members(g).some((m) => m.id === pid.id && Pid.format(m) === Pid.format(pid)));
+  const detail: Record<string, unknown> = {
+    pid: Pid.format(info.pid),
+    name: info.name ?? null,
+    names: info.name === undefined ? [] : [info.name],
+    groups,
+    kind,
+    component: report?.component ?? null,
+    parent: report?.parent === undefined ? null : report.parent === 'node' ? 'node' : Pid.format(report.parent),
+    status: info.status,
+    mailbox: info.mailboxLength,
+    handled: info.messagesHandled,
+    ageMs: born === undefined ? null : Math.max(0, node.clock.now() - born.at),
+    ageExact: born?.exact ?? false,
+    links: info.links.map((q) => Pid.format(q)),
+    monitors: info.monitors.map((r) => String(r)),
+    monitoredBy: info.monitoredBy.map((q) => Pid.format(q)),
+    trapExits: info.trapExits,
+    timers: info.timers,
+    longMailbox: info.longMailbox,
+    pendingCalls: calls.incoming,
+    waitingOn: calls.waitingOn.map((q) => Pid.format(q)),
+    restarts: null,
+    state: null,
+    stateError: null,
+  };
+  if (kind === 'supervisor') {
+    try {
+      const s = await Supervisor.status(node, pid, DETAIL_CALL_TIMEOUT_MS);
+      detail.restarts = s.restarts;
+      detail.strategy = s.strategy;
+      detail.intensity = s.intensity;
+      detail.restartsInWindow = s.restartsInWindow;
+    } catch (e) {
+      detail.stateError = callError(e);
+    }
+  } else if (report?.redacts === true) {
+    try {
+      detail.state = jsonSafe((await Sys.getStatus(node, pid, DETAIL_CALL_TIMEOUT_MS)).state);
+    } catch (e) {
+      detail.stateError = callError(e);
+    }
+  }
+  return detail;
+}
+
+function callError(e: unknown): string {
+  return isKeelError(e, 'ERR_CALL_TIMEOUT') ? 'timeout' : isKeelError(e) ? e.code : 'failed';
+}
+
+/**
+ * A redactor's value as JSON-safe data: plain objects, arrays and primitives, at most 6 levels and
+ * 200 entries per level; a cycle, a function, a getter that throws or a proxy that refuses becomes a
+ * string saying so. Never throws.
+ */
+export function jsonSafe(value: unknown, depth = 6, seen: Set<object> = new Set()): unknown {
+  try {
+    if (value === null || typeof value === 'boolean' || typeof value === 'string') return value;
+    if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
+    if (typeof value === 'bigint') return value.toString();
+    if (value === undefined) return null;
+    if (typeof value !== 'object') return `[${typeof value}]`;
+    if (seen.has(value)) return '[cycle]';
+    if (depth <= 0) return '[deeper]';
+    seen.add(value);
+    try {
+      if (Pid.is(value)) return Pid.format(value);
+      if (value instanceof Date) return value.toISOString();
+      if (value instanceof Error) return { name: value.name, message: value.message };
+      if (Array.isArray(value)) return value.slice(0, 200).map((v) => jsonSafe(v, depth - 1, seen));
+      if (value instanceof Map) return [...value].slice(0, 200).map(([k, v]) => [jsonSafe(k, depth - 1, seen), jsonSafe(v, depth - 1, seen)]);
+      if (value instanceof Set) return [...value].slice(0, 200).map((v) => jsonSafe(v, depth - 1, seen));
+      const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+      for (const k of Object.keys(value).slice(0, 200)) {
+        // a `__proto__` key is an own data key of `out` (no prototype): JSON text keeps it as a plain key
+        out[k] = jsonSafe((value as Record<string, unknown>)[k], depth - 1, seen);
+      }
+      return out;
+    } finally {
+      seen.delete(value);
+    }
+  } catch {
+    return '[unreadable]';
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Dead-letter jobs: a retry (or a redrive) of many entries at a rate, run in chunks on the node's
+ * clock, its progress readable (`GET /api/dead-letters/jobs/<id>`) and pushed (`job` frames).
+ */
+import { randomBytes } from 'node:crypto';
+import type { Kernel } from '../runtime/kernel.js';
+
+/** How many jobs are remembered (the oldest finished ones are forgotten first). */
+export const MAX_JOBS = 50;
+/** The most ticks per second a job runs (a rate above it retries several entries a tick). */
+const TICKS_PER_SECOND = 10;
+
+/** A job's progress, as answered and pushed. */
+export interface JobProgress {
+  readonly id: string;
+  readonly kind: 'retry' | 'redrive';
+  readonly total: number;
+  /** Entries tried so far (`succeeded + failed`). */
+  readonly done: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly ratePerSecond: number;
+  /** True once every entry was tried, or the job stopped on an error (`error` says which). */
+  readonly finished: boolean;
+  readonly error: string | null;
+}
+
+type Step = (ids: string[]) => Promise<readonly { ok: boolean }[]>;
+
+interface Job {
+  progress: JobProgress;
+  timer: { cancel(): boolean } | undefined;
+}
+
+export class Jobs {
+  readonly #kernel: Kernel;
+  readonly #report: (p: JobProgress) => void;
+  readonly #jobs = new Map<string, Job>();
+  #closed = false;
+
+  constructor(kernel: Kernel, report: (p: JobProgress) => void) {
+    this.#kernel = kernel;
+    this.#report = report;
+  }
+
+  get(id: string): JobProgress | undefined {
+    return this.#jobs.get(id)?.progress;
+  }
+
+  /** Starts a job over `ids` at `ratePerSecond`, each chunk done by `step`; its first progress. */
+  start(kind: JobProgress['kind'], ids: readonly string[], ratePerSecond: number, step: Step): JobProgress {
+    this.#forget();
+    const id = randomBytes(8).toString('hex');
+    const job: Job = { progress: { id, kind, total: ids.length, done: 0, succeeded: 0, failed: 0, ratePerSecond, finished: ids.length === 0, error: null }, timer: undefined };
+    this.#jobs.set(id, job);
+    const ticks = Math.min(TICKS_PER_SECOND, ratePerSecond);
+    const tickMs = 1000 / ticks;
+    const perTick = ratePerSecond / ticks;
+    let credit = 0;
+    let next = 0;
+    const tick = (): void => {
+      job.timer = undefined;
+      if (this.#closed) return;
+      credit += perTick;
+      const n = Math.floor(credit);
+      credit -= n;
+      const chunk = ids.slice(next, next + n);
+      next += chunk.length;
+      const run = chunk.length === 0 ? Promise.resolve([]) : step(chunk);
+      run.then(
+        (results) => {
+          const ok = results.filter((r) => r.ok).length;
+          const p = job.progress;
+          const done = p.done + chunk.length;
+          job.progress = { ...p, done, succeeded: p.succeeded + ok, failed: p.failed + chunk.length - ok, finished: done >= p.total };
+          if (chunk.length > 0) this.#report(job.progress);
+          if (!job.progress.finished && !this.#closed) job.timer = this.#kernel.setTimer(tickMs, tick, true);
+        },
+        (e: unknown) => {
+          job.progress = { ...job.progress, finished: true, error: typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : 'failed' };
+          this.#report(job.progress);
+        },
+      );
+    };
+    if (!job.progress.finished) job.timer = this.#kernel.setTimer(0, tick, true);
+    return job.progress;
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const j of this.#jobs.values()) j.timer?.cancel();
+  }
+
+  #forget(): void {
+    if (this.#jobs.size < MAX_JOBS) return;
+    for (const [id, j] of this.#jobs) {
+      if (j.progress.finished) {
+        this.#jobs.delete(id);
+        if (this.#jobs.size < MAX_JOBS) return;
+      }
+    }
+    // all running: the oldest goes (it keeps running, unseen)
+    const oldest = this.#jobs.keys().next().value;
+    if (oldest !== undefined) this.#jobs.delete(oldest);
+  }
+}

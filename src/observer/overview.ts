@@ -1,0 +1,106 @@
+/**
+ * The overview: the node's figures now (processes, run queue, heap, message rate, event-loop lag
+ * and utilization, dead letters, suspected leaks) and what the observer allows.
+ */
+import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
+import { isKeelError } from '../errors.js';
+import { kernelOf } from '../runtime/kernel.js';
+import type { Node } from '../runtime/types.js';
+
+export interface Overview {
+  readonly node: string;
+  readonly at: number;
+  readonly uptimeMs: number;
+  readonly processes: number;
+  readonly runQueue: number;
+  readonly timers: number;
+  /** Mean and max of the event-loop delay since the last sample, while a client watches; null otherwise. */
+  readonly eventLoopLagMs: { readonly mean: number; readonly max: number; readonly p99: number } | null;
+  /** The event loop's utilization since the previous overview (`performance.eventLoopUtilization`), 0 to 100; null for the first. */
+  readonly busyPercent: number | null;
+  readonly heap: { readonly used: number; readonly total: number; readonly rss: number };
+  /** Messages handled per second by the live processes since the previous overview (null for the first). */
+  readonly messageRate: number | null;
+  readonly deadLetters: { readonly pending: number; readonly parked: number } | null;
+  readonly suspectedLeaks: number | null;
+  /** The observer refuses kill, retry, redrive and purge: the page hides them. */
+  readonly readOnly: boolean;
+  /** The observer shows dead letters' payloads. */
+  readonly allowPayloads: boolean;
+}
+
+/** Reads the node's figures; holds the previous sample (for the rates) and the lag histogram while enabled. */
+export class Sampler {
+  readonly #node: Node;
+  readonly #flags: { readonly readOnly: boolean; readonly allowPayloads: boolean };
+  readonly #startedAt = Date.now();
+  #last: { at: number; handled: number } | undefined;
+  #elu: EventLoopUtilization | undefined;
+  #lag: IntervalHistogram | undefined;
+
+  constructor(node: Node, flags: { readonly readOnly: boolean; readonly allowPayloads: boolean }) {
+    this.#node = node;
+    this.#flags = flags;
+  }
+
+  /** Starts measuring the event-loop delay (while a client watches). */
+  watchLag(on: boolean): void {
+    if (on && this.#lag === undefined) {
+      this.#lag = monitorEventLoopDelay({ resolution: 20 });
+      this.#lag.enable();
+    } else if (!on && this.#lag !== undefined) {
+      this.#lag.disable();
+      this.#lag = undefined;
+    }
+  }
+
+  async overview(): Promise<Overview> {
+    const node = this.#node;
+    const internals = kernelOf(node, 'node').internals();
+    let handled = 0;
+    for (const pid of node.processes()) handled += node.info(pid)?.messagesHandled ?? 0;
+    const at = Date.now();
+    const last = this.#last;
+    this.#last = { at, handled };
+    const messageRate = last === undefined || at <= last.at ? null : Math.max(0, Math.round(((handled - last.handled) * 1000) / (at - last.at)));
+    const elu = performance.eventLoopUtilization();
+    const busyPercent = this.#elu === undefined ? null : round(Math.min(100, Math.max(0, performance.eventLoopUtilization(elu, this.#elu).utilization * 100)));
+    this.#elu = elu;
+    const lag = this.#lag;
+    const eventLoopLagMs =
+      lag === undefined || lag.count === 0 ? null : { mean: round(lag.mean / 1e6), max: round(lag.max / 1e6), p99: round(lag.percentile(99) / 1e6) };
+    lag?.reset();
+    const mem = process.memoryUsage();
+    return {
+      node: node.name,
+      at,
+      uptimeMs: at - this.#startedAt,
+      processes: internals.processes,
+      runQueue: internals.runQueue,
+      timers: internals.timers,
+      eventLoopLagMs,
+      busyPercent,
+      heap: { used: mem.heapUsed, total: mem.heapTotal, rss: mem.rss },
+      messageRate,
+      deadLetters: await deadLetterCounts(node),
+      suspectedLeaks: node.monitors.available ? node.monitors.findLeaks().length : null,
+      readOnly: this.#flags.readOnly,
+      allowPayloads: this.#flags.allowPayloads,
+    };
+  }
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+async function deadLetterCounts(node: Node): Promise<Overview['deadLetters']> {
+  if (!node.deadLetters.available) return null;
+  try {
+    const s = await node.deadLetters.stats();
+    return { pending: s.pending, parked: s.parked };
+  } catch (e) {
+    if (isKeelError(e, 'ERR_SERVICE_UNAVAILABLE')) return null;
+    throw e;
+  }
+}

@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { clean, renderFrame } from '../../src/cli/topView.js';
+
+describe('renderFrame', () => {
+  const overview = {
+    node: 'app',
+    at: Date.UTC(2026, 0, 2, 3, 4, 5),
+    uptimeMs: 3_725_000,
+    processes: 3,
+    runQueue: 1,
+    timers: 2,
+    eventLoopLagMs: { mean: 0.5, max: 3.25, p99: 1.5 },
+    heap: { used: 10 * 1_048_576, total: 20 * 1_048_576, rss: 50.5 * 1_048_576 },
+    messageRate: 1234,
+    deadLetters: { pending: 2, parked: 1 },
+    suspectedLeaks: 0,
+  };
+
+  it('renders the header and the table exactly, with the server\'s other fields as columns and a long mailbox flagged', () => {
+    const processes = {
+      total: 3,
+      sort: 'rate',
+      limit: 2,
+      processes: [
+        { pid: '<app.7.1>', id: 7, name: 'worker-7', status: 'busy', mailbox: 1200, handled: 5, longMailbox: true, rate: 12.5 },
+        { pid: '<app.12.1>', id: 12, name: null, status: 'waiting', mailbox: 0, handled: 123456, longMailbox: false, rate: 0 },
+      ],
+    };
+    expect(renderFrame({ overview, processes })).toBe(
+      [
+        'node app   uptime 1h 02m   at 03:04:05 UTC',
+        'processes 3   run queue 1   timers 2   event-loop lag 0.5 ms (p99 1.5, max 3.25)',
+        'heap 10.0 MB of 20.0 MB (rss 50.5 MB)   messages 1234/s   dead letters 2 pending, 1 parked   suspected leaks 0',
+        '',
+        'top 2 of 3 processes by rate',
+        '',
+        'PID         NAME      STATUS   MAILBOX  HANDLED  RATE/S',
+        '<app.7.1>   worker-7  busy       1200!        5    12.5',
+        '<app.12.1>  -         waiting        0   123456       0',
+        '',
+        "! a long mailbox (past the node's long-mailbox threshold)",
+      ].join('\n'),
+    );
+  });
+
+  it("places the columns an observer adds (kind, rate, busy share, age) and shows any other field after them", () => {
+    const processes = {
+      total: 2,
+      sort: 'busy',
+      limit: 2,
+      measuring: true,
+      processes: [
+        { pid: '<app.3.1>', id: 3, name: 'cache', status: 'busy', mailbox: 2, handled: 40, longMailbox: false, rate: 3.5, ageMs: 65_000, ageExact: true, busyPercent: 12.5, kind: 'gen_server', queue: 'x' },
+        { pid: '<app.4.1>', id: 4, name: null, status: 'waiting', mailbox: 0, handled: 7, longMailbox: false, rate: null, ageMs: 3_700_000, ageExact: false, busyPercent: null, kind: 'process' },
+      ],
+    };
+    expect(renderFrame({ overview: { ...overview, busyPercent: 41.2 }, processes }).split('\n').slice(1, 2).concat(renderFrame({ overview, processes }).split('\n').slice(4))).toEqual([
+      'processes 3   run queue 1   timers 2   event-loop lag 0.5 ms (p99 1.5, max 3.25)   event loop busy 41.2%',
+      'top 2 of 2 processes by busy',
+      '',
+      'PID        NAME   KIND        STATUS   MAILBOX  HANDLED  RATE/S  BUSY%      AGE  QUEUE',
+      '<app.3.1>  cache  gen_server  busy           2       40     3.5   12.5   1m 05s  x',
+      // an age the observer knows only a lower bound of: '>'
+      '<app.4.1>  -      process     waiting        0        7       -      -  >1h 01m  -',
+    ]);
+  });
+
+  it('renders a detail field by field, and what the observer does not know as -', () => {
+    const detail = { pid: '<app.7.1>', name: 'worker-7', status: 'waiting', mailbox: 0, handled: 3, links: ['<app.1.1>', '<app.2.1>'], monitors: [], monitoredBy: [], trapExits: true, timers: 1, longMailbox: false, state: null, restarts: { count: 2 } };
+    expect(renderFrame({ overview: { node: 'app', eventLoopLagMs: null, deadLetters: null, suspectedLeaks: null, messageRate: null }, process: detail })).toBe(
+      [
+        'node app   uptime -   at -',
+        'processes -   run queue -   timers -   event-loop lag -',
+        'heap - of - (rss -)   messages -   dead letters -   suspected leaks -',
+        '',
+        'process <app.7.1>',
+        '',
+        'pid          <app.7.1>',
+        'name         worker-7',
+        'status       waiting',
+        'mailbox      0',
+        'handled      3',
+        'longMailbox  false',
+        'trapExits    true',
+        'timers       1',
+        'links        <app.1.1>, <app.2.1>',
+        'monitors     (none)',
+        'monitoredBy  (none)',
+        'state        -',
+        'restarts     {"count":2}',
+      ].join('\n'),
+    );
+  });
+
+  it('shows a hostile name as text: escape sequences, bidi overrides and line breaks are escaped, long names cut', () => {
+    const processes = {
+      total: 2,
+      sort: 'mailbox',
+      processes: [
+        { pid: '<app.1.1>', name: '\u001b]0;owned\u0007\u202e', status: 'waiting', mailbox: 0, handled: 0 },
+        { pid: '<app.2.1>', name: '\u001b[2J\n' + 'n'.repeat(100), status: 'waiting', mailbox: 0, handled: 0 },
+      ],
+    };
+    const frame = renderFrame({ overview, processes });
+    expect(frame).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
+    expect(frame.split('\n').slice(7, 9).map((row) => row.split('  ')[1])).toEqual(['\\x1b]0;owned\\x07\\u202e', `\\x1b[2J\\x0a${'n'.repeat(20)}…`]);
+    expect(clean('ok\u0085\u2028')).toBe('ok\\x85\\u2028');
+    // what is not an object or a number renders as '-', and a total that is text stays text
+    expect(renderFrame({ overview: 'nope', processes: { total: '<b>', processes: 'nope' } }).split('\n').slice(4)).toEqual(['top 0 of <b> processes by -', '', 'PID  NAME  STATUS  MAILBOX  HANDLED']);
+  });
+});
