@@ -163,6 +163,8 @@ describe.skipIf(skipWithoutChromium)('observer screenshots (Chromium)', () => {
       for (let i = 0; i < 12; i++) {
         for (let j = 0; j < 10 * (i % 4); j++) node.spawn(() => () => undefined);
         for (let j = 0; j < 200 * ((i * 7) % 5); j++) node.send(echo, j);
+        // rare events for the telemetry history: dead letters now and then
+        for (let j = 0; j < (i * 5) % 3; j++) await node.deadLetters.add({ recipient: 'reports', message: { week: i }, reason: 'timeout' });
         await nextFrame(page, obs);
       }
       await shoot(browser, page, 'overview');

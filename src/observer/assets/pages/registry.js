@@ -12,6 +12,7 @@ export function totals(t, keys) {
 }
 
 const nameOf = (x) => text(x.name ?? x.pid ?? '');
+const NAMES = 25;
 
 export function mount(root, ctx) {
   const store = ctx.store();
@@ -28,23 +29,23 @@ export function mount(root, ctx) {
   const schedules = h('div');
   root.append(
     h('h1', null, 'Registry & routing'),
-    h('div', { class: 'cols' }, section('Registered names', h('div', { class: 'toolbar' }, filter), names), section('Process groups', groups)),
     section('Router subscriptions', routers),
     section('Scheduled jobs', schedules),
+    h('div', { class: 'cols' }, section('Registered names', h('div', { class: 'toolbar' }, filter), names), section('Process groups', groups)),
   );
   return {
     unmount() {
       clearTimeout(timer);
     },
     async refresh() {
-      const [r, g, ro, sc] = await Promise.all([get(`/api/registry${query({ filter: store.filter, limit: 200 })}`), get('/api/groups'), get('/api/router'), get('/api/schedules')]);
+      const [r, g, ro, sc] = await Promise.all([get(`/api/registry${query({ filter: store.filter, limit: NAMES })}`), get('/api/groups'), get('/api/router'), get('/api/schedules')]);
       if (!r.ok) replace(names, unavailable('Registry', r));
       else {
         const rows = r.data.names ?? [];
         replace(
           names,
           table([{ label: 'name', cell: (n) => text(n.name), cls: 'ellipsis' }, { label: 'pid', cell: (n) => pidLink(n.pid), cls: 'w-pid' }], rows, { empty: 'no registered name' }),
-          h('p', { class: 'muted foot' }, `${int(rows.length)} shown of ${int(r.data.total ?? rows.length)}`),
+          h('p', { class: 'muted foot' }, `${int(rows.length)} shown of ${int(r.data.total ?? rows.length)}${(r.data.total ?? 0) > rows.length ? ': filter to narrow' : ''}`),
         );
       }
       if (!g.ok) replace(groups, unavailable('Process groups', g));

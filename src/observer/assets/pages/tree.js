@@ -21,19 +21,21 @@ function supervisor(node, seen, path) {
     pidLink(node.supervisor),
     node.strategy ? badge(node.strategy) : null,
     intensity ? h('span', { class: 'muted' }, intensity) : null,
-    inWindow === undefined || inWindow === null ? null : badge(`${int(inWindow)} restarts in window`, inWindow > 0 ? 'warn' : ''),
+    inWindow === undefined || inWindow === null ? null : badge(`${int(inWindow)} ${inWindow === 1 ? 'restart' : 'restarts'} in window`, inWindow > 0 ? 'warn' : ''),
   );
   const rows = h('div', { class: 'children' });
   for (const c of node.children ?? []) {
-    const key = `${path}/${c.id}`;
-    const before = seen.get(key);
-    const restarted = (before !== undefined && before !== c.pid) || c.restarts > 0;
-    if (before !== c.pid) seen.set(key, c.pid);
+    // a child with an id keeps it across restarts: a new pid under the same id is a restart (a
+    // dynamic supervisor's children have no id: a new pid there is a new child)
+    const key = c.id === null || c.id === undefined ? null : `${path}/${c.id}`;
+    const before = key === null ? undefined : seen.get(key);
     const changed = before !== undefined && before !== c.pid;
+    const restarted = changed || c.restarts > 0;
+    if (key !== null && before !== c.pid) seen.set(key, c.pid);
     const row = h(
       'div',
-      { class: `child${restarted ? ' restarted' : ''}${changed ? ' changed' : ''}`, dataset: { child: c.id } },
-      h('span', { class: 'cid' }, text(c.id)),
+      { class: `child${restarted ? ' restarted' : ''}${changed ? ' changed' : ''}`, dataset: { child: c.id ?? c.pid } },
+      h('span', { class: 'cid' }, c.id === null || c.id === undefined ? h('span', { class: 'muted' }, c.kind ?? 'child') : text(c.id)),
       childPid(c),
       h('span', { class: 'muted w-type' }, c.type),
       h('span', { class: 'muted w-type' }, c.restart),
