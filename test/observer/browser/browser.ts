@@ -89,3 +89,9 @@ export function dataset(page: Page, key: string): Promise<string | undefined> {
 export async function framesAfter(page: Page, n: number, timeout?: number): Promise<void> {
   await page.waitForFunction((m) => Number(document.body.dataset.frames) > m, n, timeout === undefined ? {} : { timeout });
 }
+
+/** Waits until the page's connection state (`live`, `reconnecting`, `offline`, ...) is not `state`. */
+export async function connLeaves(page: Page, state: string): Promise<void> {
+  // a function, not a string: a string predicate is evaluated with eval, which the page's CSP refuses
+  await page.waitForFunction((s) => document.body.dataset.conn !== s, state);
+}

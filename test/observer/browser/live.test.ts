@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isDown, Pid, startObserver, type Down, type Node } from '../../../src/index.js';
 import { probe } from '../../../src/testing/index.js';
 import { deferred, useNodes } from '../../support.js';
-import { dataset, frames, framesAfter, go, launch, nextFrame, openObserver, renders, rendered, skipWithoutChromium } from './browser.js';
+import { connLeaves, dataset, frames, framesAfter, go, launch, nextFrame, openObserver, renders, rendered, skipWithoutChromium } from './browser.js';
 
 const track = useNodes();
 
@@ -199,7 +199,7 @@ describe.skipIf(skipWithoutChromium)('observer page (Chromium)', () => {
     try {
       const { page } = view;
       await first.close();
-      await page.waitForFunction("document.body.dataset.conn !== 'live'");
+      await connLeaves(page, 'live');
       node.spawn(() => () => undefined);
       const framesBefore = await frames(page);
       const second = await startObserver(node, { ...QUIET, token, port });
