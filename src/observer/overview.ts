@@ -29,13 +29,23 @@ export interface Overview {
   readonly allowPayloads: boolean;
 }
 
+/** A reading of the figures the rates are measured over. */
+interface Reading {
+  readonly at: number;
+  readonly handled: number;
+  readonly elu: EventLoopUtilization;
+}
+
+/** The shortest window a rate is measured over (ms). */
+export const MIN_WINDOW_MS = 250;
+
 /** Reads the node's figures; holds the previous sample (for the rates) and the lag histogram while enabled. */
 export class Sampler {
   readonly #node: Node;
   readonly #flags: { readonly readOnly: boolean; readonly allowPayloads: boolean };
-  readonly #startedAt = Date.now();
-  #last: { at: number; handled: number } | undefined;
-  #elu: EventLoopUtilization | undefined;
+  /** The reading the rates are measured from, and the one after it (see {@link Sampler.overview}). */
+  #anchor: Reading | undefined;
+  #latest: Reading | undefined;
   #lag: IntervalHistogram | undefined;
 
   constructor(node: Node, flags: { readonly readOnly: boolean; readonly allowPayloads: boolean }) {
@@ -60,12 +70,19 @@ export class Sampler {
     let handled = 0;
     for (const pid of node.processes()) handled += node.info(pid)?.messagesHandled ?? 0;
     const at = Date.now();
-    const last = this.#last;
-    this.#last = { at, handled };
-    const messageRate = last === undefined || at <= last.at ? null : Math.max(0, Math.round(((handled - last.handled) * 1000) / (at - last.at)));
-    const elu = performance.eventLoopUtilization();
-    const busyPercent = this.#elu === undefined ? null : round(Math.min(100, Math.max(0, performance.eventLoopUtilization(elu, this.#elu).utilization * 100)));
-    this.#elu = elu;
+    // rates are measured on the node's clock (a TestClock in tests, a virtual one in a simulation)
+    const now: Reading = { at: node.clock.now(), handled, elu: performance.eventLoopUtilization() };
+    // Rates are measured over at least MIN_WINDOW_MS: a reading taken sooner than that after the
+    // latest one (a second client, `keel top --json`, a GET beside the stream) is measured from the
+    // same anchor and moves nothing, so readers do not shrink each other's window.
+    if (this.#latest === undefined || now.at - this.#latest.at >= MIN_WINDOW_MS) {
+      this.#anchor = this.#latest;
+      this.#latest = now;
+    }
+    // (before two readings MIN_WINDOW_MS apart, from the first one)
+    const from = this.#anchor ?? (this.#latest === now ? undefined : this.#latest);
+    const messageRate = from === undefined || now.at <= from.at ? null : Math.max(0, Math.round(((handled - from.handled) * 1000) / (now.at - from.at)));
+    const busyPercent = from === undefined ? null : round(Math.min(100, Math.max(0, performance.eventLoopUtilization(now.elu, from.elu).utilization * 100)));
     const lag = this.#lag;
     const eventLoopLagMs =
       lag === undefined || lag.count === 0 ? null : { mean: round(lag.mean / 1e6), max: round(lag.max / 1e6), p99: round(lag.percentile(99) / 1e6) };
@@ -74,7 +91,7 @@ export class Sampler {
     return {
       node: node.name,
       at,
-      uptimeMs: at - this.#startedAt,
+      uptimeMs: Math.max(0, node.clock.now() - internals.startedAt),
       processes: internals.processes,
       runQueue: internals.runQueue,
       timers: internals.timers,

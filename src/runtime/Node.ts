@@ -35,6 +35,8 @@ export interface KernelInternals {
   busy: number;
   envelopes: number;
   longMailboxes: number;
+  /** When the node started, on its clock. */
+  startedAt: number;
 }
 
 /** @internal Factories for the node's service slots; the layers above plug the real services in. */
@@ -61,6 +63,7 @@ export class KeelNode implements Node {
   readonly registry: NameTable<Proc>;
   readonly groups: GroupTable<Proc>;
   readonly #procs = new ProcTable();
+  readonly #startedAt: number;
   readonly #timers: TimerHeap;
   readonly #mail: Mailboxes;
   readonly #sched: Scheduler;
@@ -91,6 +94,7 @@ export class KeelNode implements Node {
     // repeats its pids' text and its message ids as well
     this.creation = freshCreation(s.deterministic ? s.random : undefined);
     this.clock = s.clock;
+    this.#startedAt = s.clock.now();
     this.random = s.random;
     this.logger = s.logger;
     this.#fresh = s.deterministic ? 0 : F_FRESH;
@@ -630,6 +634,7 @@ export class KeelNode implements Node {
       busy: this.#sched.busy,
       envelopes: this.#mail.envelopes,
       longMailboxes: this.#mail.long,
+      startedAt: this.#startedAt,
     };
   }
 }

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { GenServer, Pid, startObserver, StateMachine, Supervisor, type Node } from '../../src/index.js';
 import { clockedNode, deferred, useNodes } from '../support.js';
 import { bearer, request } from './client.js';
+import { MIN_WINDOW_MS } from '../../src/observer/overview.js';
 import { ProcessSampler } from '../../src/observer/processes.js';
 import { kernelOf } from '../../src/runtime/kernel.js';
 
@@ -18,6 +19,37 @@ function row(page: { processes: { pid: string }[] }, pid: Pid) {
 }
 
 const counter = { init: (n: number) => n, handleCall: (_r: unknown, _f: unknown, s: number) => ({ reply: s, state: s }) };
+
+describe('GET /api/overview rates', () => {
+  it('messageRate is measured on the node clock over at least MIN_WINDOW_MS: a reader soon after another does not shrink the window; uptime is the node\'s', async () => {
+    const { node, clock } = clockedNode(track);
+    const pid = node.spawn<string>(() => () => undefined);
+    await node.idle();
+    await clock.advance(700);
+    const obs = await startObserver(node);
+    const overview = async () => (await get(obs.port, obs.token, '/api/overview')).json as { messageRate: number | null; uptimeMs: number };
+    const handle = async (n: number) => {
+      for (let i = 0; i < n; i++) node.send(pid, 'x');
+      await node.idle();
+    };
+    try {
+      expect(await overview()).toMatchObject({ messageRate: null, uptimeMs: 700 });
+      await handle(10);
+      await clock.advance(1000);
+      expect((await overview()).messageRate).toBe(10); // 10 over 1 s, from the first reading
+      await handle(12);
+      await clock.advance(100); // sooner than MIN_WINDOW_MS after the latest reading: measured from the same anchor
+      expect(MIN_WINDOW_MS).toBeGreaterThan(100);
+      expect((await overview()).messageRate).toBe(20); // 22 over 1.1 s
+      await clock.advance(900); // 1 s after the second reading, which is the anchor now
+      const last = await overview();
+      expect(last.messageRate).toBe(12); // the 12 handled since that reading, over 1 s
+      expect(last.uptimeMs).toBe(2700);
+    } finally {
+      await obs.close();
+    }
+  });
+});
 
 describe('GET /api/processes rows', () => {
   it('rate: messages handled per second of node clock between two samples, exact under a TestClock; null on the first', async () => {
