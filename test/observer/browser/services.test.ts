@@ -83,6 +83,29 @@ describe.skipIf(skipWithoutChromium)('observer pages over the services (Chromium
     }
   });
 
+  it('charts event rates from the history the server keeps: a reload shows them again', async () => {
+    const node = track({ services: { deadLetters: { backoff: { initialMs: 3_600_000, factor: 2, maxMs: 7_200_000 } } } });
+    const obs = await startObserver(node, QUIET);
+    const view = await openObserver(browser, obs, '#/telemetry?window=60');
+    try {
+      const { page } = view;
+      for (let i = 0; i < 4; i++) await node.deadLetters.add({ recipient: 'nobody', message: i, reason: 'noproc' });
+      await nextFrame(page, obs);
+      const chart = page.locator('[data-chart="keel.dead_letter_queue.message_added"]');
+      expect(await chart.count()).toBe(1);
+      expect(await chart.locator('svg path.line').count()).toBe(1);
+      // a new page load: the history comes from the server, not from what the page had seen
+      await page.reload();
+      await page.waitForFunction(() => (globalThis as any).document.body.dataset.view === 'telemetry' && Number((globalThis as any).document.body.dataset.renders) >= 1);
+      expect(await chart.count()).toBe(1);
+      expect(await page.locator('[data-unavailable]').count()).toBe(0);
+      expect(view.problems).toEqual([]);
+    } finally {
+      await view.close();
+      await obs.close();
+    }
+  });
+
   it('dead letters: retry the selected one, retry all matching at a rate with progress, purge after a confirm showing the count', async () => {
     // the queue's own retries wait an hour: only the page's actions deliver in this test
     const node = track({ services: { deadLetters: { backoff: { initialMs: 3_600_000, factor: 2, maxMs: 7_200_000 } } } });

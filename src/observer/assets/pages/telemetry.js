@@ -40,9 +40,15 @@ export async function historyOf(ctx, windowSec) {
     events() {
       if (d === null || !Array.isArray(d.buckets)) return [];
       const names = Array.isArray(d.names) ? d.names : [...new Set(d.buckets.flatMap((b) => Object.keys(b.counts ?? {})))];
+      // one point per second over the history kept (a second without a bucket counted 0), at least two
+      const ats = [...d.buckets.map((b) => b.at), ...(Array.isArray(serverSeries) ? serverSeries.map((p) => p.at) : [])].filter((t) => typeof t === 'number');
+      const last = Math.floor(Math.max(Date.now(), ...ats) / 1000) * 1000;
+      const first = Math.max(last - windowSec * 1000, Math.floor(Math.min(last - 1000, ...ats) / 1000) * 1000);
+      const byAt = new Map(d.buckets.map((b) => [Math.floor(b.at / 1000) * 1000, b.counts ?? {}]));
       return names
         .map((name) => {
-          const pts = d.buckets.map((b) => [b.at, (b.counts && b.counts[name]) || 0]);
+          const pts = [];
+          for (let t = first; t <= last; t += 1000) pts.push([t, (byAt.get(t) ?? {})[name] || 0]);
           return { name: String(name), points: pts, total: pts.reduce((n, p) => n + p[1], 0) };
         })
         .sort((x, y) => y.total - x.total || (x.name < y.name ? -1 : 1));
