@@ -173,8 +173,8 @@ describe.skipIf(skipWithoutChromium)('observer screenshots (Chromium)', () => {
       await shoot(browser, page, 'tree');
       await go(page, '#/processes?sort=mailbox&limit=25');
       await shoot(browser, page, 'processes');
-      const sessions = (await Supervisor.whichChildren(node, 'app_sup')).find((c) => c.id === 'sessions')!.pid as Pid;
-      await go(page, `#/process/${encodeURIComponent(Pid.format(sessions))}`);
+      // a supervisor's detail: its strategy and restart history
+      await go(page, `#/process/${encodeURIComponent(Pid.format(node.registry.whereis('app_sup')!))}`);
       await shoot(browser, page, 'process');
       await go(page, '#/monitors');
       await nextFrame(page, obs);
