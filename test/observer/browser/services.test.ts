@@ -106,7 +106,7 @@ describe.skipIf(skipWithoutChromium)('observer pages over the services (Chromium
     }
   });
 
-  it('dead letters: retry the selected one, retry all matching at a rate with progress, purge after a confirm showing the count', async () => {
+  it('dead letters: retry the selected one, redrive one to another recipient, retry all matching at a rate with progress, purge after a confirm showing the count', async () => {
     // the queue's own retries wait an hour: only the page's actions deliver in this test
     const node = track({ services: { deadLetters: { backoff: { initialMs: 3_600_000, factor: 2, maxMs: 7_200_000 } } } });
     const inbox = probe<{ n: number }>(node);
@@ -133,6 +133,17 @@ describe.skipIf(skipWithoutChromium)('observer pages over the services (Chromium
       expect(await inbox.receive((m) => (m as { n: number }).n === (first.message as { n: number }).n)).toEqual(first.message);
       expect(await rows.count()).toBe(4);
 
+      // redrive one of those sent to 'gone' to the inbox instead
+      const lost = (await node.deadLetters.list({ recipient: 'gone', limit: 1 })).entries[0]!;
+      await page.check(`input[data-select="${lost.id}"]`);
+      await page.fill('#redrive-to', 'inbox');
+      before = await renders(page);
+      await page.click('#redrive');
+      await rendered(page, before);
+      expect(await inbox.receive((m) => (m as { n: number }).n === (lost.message as { n: number }).n)).toEqual(lost.message);
+      expect(await page.textContent('#notice')).toContain('redrove 1 to inbox');
+      expect(await rows.count()).toBe(3);
+
       // retry all matching recipient=inbox at 50/s: the progress says 2 of 2, both arrive
       await page.fill('input[data-filter="recipient"]', 'inbox');
       before = await renders(page);
@@ -146,19 +157,19 @@ describe.skipIf(skipWithoutChromium)('observer pages over the services (Chromium
       const got = [await inbox.receive(), await inbox.receive()].map((m) => (m as { n: number }).n).sort();
       expect(got).toEqual([1, 2, 3].filter((n) => n !== (first.message as { n: number }).n));
 
-      // purge all (no filter): the confirm shows the count the server reports, then purges exactly that
+      // purge all (no filter: the one left for 'gone'): the confirm shows the count the server reports, then purges exactly that
       await page.fill('input[data-filter="recipient"]', '');
       before = await renders(page);
       await page.click('text=apply');
       await rendered(page, before);
       await page.click('#purge');
       await page.waitForSelector('#confirm:not([hidden])');
-      expect(await page.textContent('#confirm')).toContain('Purge 2 entries');
-      expect(await page.textContent('#purge-confirm')).toBe('purge 2');
+      expect(await page.textContent('#confirm')).toContain('Purge 1 entry');
+      expect(await page.textContent('#purge-confirm')).toBe('purge 1');
       before = await renders(page);
       await page.click('#purge-confirm');
       await rendered(page, before);
-      expect(await page.textContent('#notice')).toContain('purged 2');
+      expect(await page.textContent('#notice')).toContain('purged 1');
       const stats = await node.deadLetters.stats();
       expect(stats.pending + stats.parked).toBe(0);
       expect(await page.textContent('main table.grid tbody')).toBe('no dead letter matches');
