@@ -10,6 +10,12 @@ export class NextTurn {
   readonly #onError: (error: unknown) => void;
   #head: NextTurnWatcher | undefined = undefined;
   #tail: NextTurnWatcher | undefined = undefined;
+  /**
+   * The one task of a turn that has one (the common case: a call made and answered at a time), kept
+   * out of the list: a young task written into this long-lived object costs the engine a
+   * remembered-set entry per store, and the list costs two (its head and its tail).
+   */
+  #single: NextTurnWatcher | undefined = undefined;
   #scheduled = false;
   /** While a turn runs: its last task (tasks queued after it wait for the next turn). */
   #batchEnd: NextTurnWatcher | undefined = undefined;
@@ -22,6 +28,15 @@ export class NextTurn {
   defer(task: NextTurnWatcher): void {
     if (task.turnQueued) return;
     task.turnQueued = true;
+    if (this.#head === undefined && this.#single === undefined) {
+      this.#single = task;
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(this.#run);
+      }
+      return;
+    }
+    this.#spill(); // a second task: the first goes into the list ahead of it, keeping their order
     task.turnNext = undefined;
     task.turnPrev = this.#tail;
     if (this.#tail === undefined) this.#head = task;
@@ -37,6 +52,10 @@ export class NextTurn {
   cancel(task: NextTurnWatcher): void {
     if (!task.turnQueued) return;
     task.turnQueued = false;
+    if (task === this.#single) {
+      this.#single = undefined;
+      return;
+    }
     const { turnPrev: prev, turnNext: next } = task;
     if (task === this.#batchEnd) this.#batchEnd = prev; // the running turn now ends before it
     if (prev === undefined) this.#head = next;
@@ -46,6 +65,18 @@ export class NextTurn {
     task.turnPrev = task.turnNext = undefined;
   }
 
+  /** Moves the single task, if any, to the tail of the list. */
+  #spill(): void {
+    const t = this.#single;
+    if (t === undefined) return;
+    this.#single = undefined;
+    t.turnNext = undefined;
+    t.turnPrev = this.#tail;
+    if (this.#tail === undefined) this.#head = t;
+    else this.#tail.turnNext = t;
+    this.#tail = t;
+  }
+
   /**
    * Runs the tasks queued when the turn began, taking each off the head of the one list as it runs:
    * a task may cancel a later one of the same turn (it then does not run), and a task deferred while
@@ -53,6 +84,7 @@ export class NextTurn {
    */
   #run = (): void => {
     this.#scheduled = false;
+    this.#spill();
     this.#batchEnd = this.#tail;
     while (this.#batchEnd !== undefined) {
       const t = this.#head!;

@@ -13,7 +13,8 @@ function chunkOf(id: number): number {
 }
 
 class Chunk {
-  readonly slots: (Proc | undefined)[] = new Array<Proc | undefined>(CHUNK).fill(undefined);
+  // holey, never filled: an empty slot reads as undefined (a chunk is made per 1,024 spawns)
+  readonly slots: (Proc | undefined)[] = new Array<Proc | undefined>(CHUNK);
   live = 0;
 }
 

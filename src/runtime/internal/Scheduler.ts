@@ -56,7 +56,7 @@ export class Scheduler implements Waker {
   readonly #deterministic: boolean;
   readonly #now: () => number;
   // run queue: a FIFO ring of ready processes
-  #rq: (Proc | null)[] = new Array<Proc | null>(RQ_INITIAL).fill(null);
+  #rq: (Proc | null | undefined)[] = rqArray(RQ_INITIAL);
   #rqMask = RQ_INITIAL - 1;
   #rqHead = 0;
   #rqSize = 0;
@@ -129,7 +129,7 @@ export class Scheduler implements Waker {
   /** Doubles the run queue (out of line: the push stays small enough to inline into every send). */
   #rqGrow(): void {
     const n = this.#rqMask + 1;
-    const nb = new Array<Proc | null>(n * 2).fill(null);
+    const nb = rqArray(n * 2);
     for (let i = 0; i < this.#rqSize; i++) nb[i] = this.#rq[(this.#rqHead + i) & this.#rqMask]!;
     this.#rq = nb;
     this.#rqMask = n * 2 - 1;
@@ -204,7 +204,7 @@ export class Scheduler implements Waker {
     // a burst (100,000 spawns, say) grew the run queue past the size of steady work (a fan-out to
     // 10,000): once it is empty, it goes back to its initial size
     if (this.#rqMask >= RQ_SHRINK_ABOVE) {
-      this.#rq = new Array<Proc | null>(RQ_INITIAL).fill(null);
+      this.#rq = rqArray(RQ_INITIAL);
       this.#rqMask = RQ_INITIAL - 1;
       this.#rqHead = 0;
     }
@@ -371,6 +371,8 @@ export class Scheduler implements Waker {
     if ((p.flags & F_INIT) !== 0) {
       this.#runInit(p);
       if ((p.flags & (F_DEAD | F_BUSY | F_INIT)) !== 0) return 1;
+      // nothing queued yet (a burst of spawns): the turn ends with its init, as the loop below would
+      if (p.size === 0 && (p.flags & F_LONG) === 0) return 0;
     }
     const handler = p.handler as Handler<unknown>;
     const mail = this.#mail;
@@ -593,6 +595,19 @@ export class Scheduler implements Waker {
     if (p.buf.length > SHRINK_ABOVE) shrink(p);
     this.#host.checkIdle();
   }
+}
+
+/**
+ * A run-queue ring of `n` slots, never filled: an unwritten slot reads as undefined, and a burst's
+ * growth copies only what is queued (filling 262,144 slots to grow to 131,072 cost as much as the
+ * copies). One `null` written at once gives it the element kind of a queue of objects from the
+ * start: a ring made of small-integer holes would change kind at its first push, and the send path
+ * would see two kinds (measured: +1% instructions per message in a ping-pong).
+ */
+function rqArray(n: number): (Proc | null | undefined)[] {
+  const ring = new Array<Proc | null | undefined>(n);
+  ring[0] = null;
+  return ring;
 }
 
 type ThenFn = (this: unknown, onFulfilled: (value: unknown) => void, onRejected: (reason: unknown) => void) => unknown;

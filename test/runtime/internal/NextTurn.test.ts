@@ -70,6 +70,27 @@ describe('NextTurn', () => {
     expect(errors).toEqual([]);
   });
 
+  it('runs a lone task (kept out of the list) once, and a lone task cancelled not at all', async () => {
+    const { list, ran, tasks } = setup();
+    const [a, b] = tasks('a', 'b');
+    list.defer(a!);
+    list.cancel(a!);
+    expect(links(a!)).toEqual([false, undefined, undefined]);
+    await nextTurn();
+    expect(ran).toEqual([]);
+    list.defer(b!);
+    await nextTurn();
+    expect(ran).toEqual(['b']);
+    // a lone task deferred by the last task of a turn waits for the next turn
+    const [c, d] = tasks('c', 'd');
+    c!.then = () => list.defer(d!);
+    list.defer(c!);
+    await nextTurn();
+    expect(ran).toEqual(['b', 'c']);
+    await nextTurn();
+    expect(ran).toEqual(['b', 'c', 'd']);
+  });
+
   describe('cancel', () => {
     it.each([
       ['the head', 0, ['b', 'c', 'd', 'e']],
