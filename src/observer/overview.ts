@@ -67,7 +67,7 @@ export class Sampler {
   async overview(): Promise<Overview> {
     const node = this.#node;
     const internals = kernelOf(node, 'node').internals();
-    let handled = 0;
+    let handled = internals.handledByDead; // a process that died takes none of the rate with it
     for (const pid of node.processes()) handled += node.info(pid)?.messagesHandled ?? 0;
     const at = Date.now();
     // rates are measured on the node's clock (a TestClock in tests, a virtual one in a simulation)

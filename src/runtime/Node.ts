@@ -37,6 +37,8 @@ export interface KernelInternals {
   longMailboxes: number;
   /** When the node started, on its clock. */
   startedAt: number;
+  /** Messages handled by processes that have died (the live ones' counts are in `info`). */
+  handledByDead: number;
 }
 
 /** @internal Factories for the node's service slots; the layers above plug the real services in. */
@@ -635,6 +637,7 @@ export class KeelNode implements Node {
       envelopes: this.#mail.envelopes,
       longMailboxes: this.#mail.long,
       startedAt: this.#startedAt,
+      handledByDead: this.#procs.handledByDead,
     };
   }
 }

@@ -49,6 +49,23 @@ describe('GET /api/overview rates', () => {
       await obs.close();
     }
   });
+  it('a process that dies does not pull the rate down: what it handled still counts', async () => {
+    const { node, clock } = clockedNode(track);
+    const pids = [node.spawn<string>(() => () => undefined), node.spawn<string>(() => () => undefined)];
+    await node.idle();
+    const obs = await startObserver(node);
+    try {
+      expect(((await get(obs.port, obs.token, '/api/overview')).json as { messageRate: unknown }).messageRate).toBeNull();
+      for (const pid of pids) for (let i = 0; i < 4; i++) node.send(pid, 'x');
+      await node.idle();
+      node.exit(pids[0]!, 'kill');
+      await node.idle();
+      await clock.advance(1000);
+      expect(((await get(obs.port, obs.token, '/api/overview')).json as { messageRate: unknown }).messageRate).toBe(8);
+    } finally {
+      await obs.close();
+    }
+  });
 });
 
 describe('GET /api/processes rows', () => {

@@ -82,6 +82,7 @@ export class DeathWatch {
     p.flags = (p.flags | F_DEAD) & ~(F_SCHEDULED | F_LONG);
     this.#sched.clearBusy(p);
     this.#procs.delete(p.self.id);
+    this.#procs.handledByDead += p.handled;
     PidImpl.setProc(p.self, undefined);
     // 1. the runtime's own bookkeeping, with no user code in between
     const left = p.size; // what the process never handled is reported below, in one event
@@ -197,6 +198,7 @@ export class DeathWatch {
   #bury(p: Proc, flag: number): void {
     p.flags = (p.flags | F_DEAD | flag) & ~F_SCHEDULED;
     this.#procs.delete(p.self.id);
+    this.#procs.handledByDead += p.handled;
     PidImpl.setProc(p.self, undefined);
     p.handler = null;
     // written only when there is something to give back: a field no process ever rewrote stays

@@ -28,6 +28,8 @@ export class ProcTable {
   #base = 0; // the chunk number of #chunks[0]
   #size = 0;
   #maxId = 0;
+  /** Messages handled by the processes that died (for a node-wide message rate that a death does not pull down). */
+  handledByDead = 0;
 
   get size(): number {
     return this.#size;
