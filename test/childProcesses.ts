@@ -33,7 +33,13 @@ export function useBuiltPackage(): () => string {
           compile(from);
           continue;
         }
-        if (!entry.name.endsWith('.ts')) continue;
+        if (!entry.name.endsWith('.ts')) {
+          // what the build copies as it is (the observer's page: src/observer/assets)
+          const to = path.join(out, path.relative(SRC, from));
+          fs.mkdirSync(path.dirname(to), { recursive: true });
+          fs.copyFileSync(from, to);
+          continue;
+        }
         const { outputText, diagnostics } = ts.transpileModule(fs.readFileSync(from, 'utf8'), { compilerOptions: options, fileName: from, reportDiagnostics: true });
         if (diagnostics !== undefined && diagnostics.length > 0) {
           throw new Error(`${from} does not compile: ${ts.flattenDiagnosticMessageText(diagnostics[0]!.messageText, '\n')}`);

@@ -111,7 +111,7 @@ describe('death cleans up everything the process owned', () => {
 
     expect(node.processes()).toEqual([]);
     expect(node.registry.names()).toEqual([]);
-    expect(node.internals()).toEqual({ processes: 0, names: 0, groups: 0, timers: 0, runQueue: 0, runQueueCapacity: expect.any(Number) as number, busy: 0, envelopes: 0, longMailboxes: 0 });
+    expect(node.internals()).toEqual({ processes: 0, names: 0, groups: 0, timers: 0, runQueue: 0, runQueueCapacity: expect.any(Number) as number, busy: 0, envelopes: 0, longMailboxes: 0, startedAt: 0, handledByDead: expect.any(Number) as number });
     expect(clock.pendingTimers).toBe(0);
   });
 });
