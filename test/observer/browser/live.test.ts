@@ -4,7 +4,8 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isDown, Pid, startObserver, type Down, type Node } from '../../../src/index.js';
 import { probe } from '../../../src/testing/index.js';
-import { deferred, useNodes } from '../../support.js';
+import { clockedNode, deferred, useNodes } from '../../support.js';
+import { bearer, openStream } from '../client.js';
 import { connLeaves, dataset, frames, framesAfter, go, launch, nextDelta, nextFrame, openObserver, renders, rendered, skipWithoutChromium } from './browser.js';
 
 const track = useNodes();
@@ -154,6 +155,38 @@ describe.skipIf(skipWithoutChromium)('observer page (Chromium)', () => {
     } finally {
       flooded.release();
       await node.idle();
+      await view.close();
+      await obs.close();
+    }
+  });
+
+  it('the processes page ages the rows a frame does not send again, by the node\'s uptime', async () => {
+    const { node, clock } = clockedNode(track);
+    const obs = await startObserver(node, QUIET);
+    const sleeper = node.spawn(() => () => undefined, { name: 'sleeper' });
+    const view = await openObserver(browser, obs, '#/processes?filter=sleeper');
+    // a second client of the same view: it is sent the same rows as the page, and shows them
+    const witness = await openStream(obs.port, bearer(obs.token), '/api/events?view=processes&sort=mailbox&limit=50&filter=sleeper');
+    try {
+      const { page } = view;
+      await witness.next((f) => f.event === 'snapshot');
+      const row = page.locator(`table.processes tbody tr[data-pid="${Pid.format(sleeper)}"]`);
+      expect(await row.locator('td').nth(7).textContent()).toBe('0 ms');
+      // the first frame after a second: a rate (0/s) where there was none, so the row is sent
+      await clock.advance(1_000);
+      await nextDelta(page, obs);
+      expect(JSON.parse((await witness.next((f) => f.event === 'processes')).data!).changed).toMatchObject([{ pid: Pid.format(sleeper), ageMs: 1_000, rate: 0 }]);
+      expect(await row.locator('td').nth(7).textContent()).toBe('1.0 s');
+      await row.evaluate((tr) => tr.setAttribute('data-kept', 'yes'));
+      // 1.5 s later only its age changed: the row is not sent, the page ages it in place
+      await clock.advance(1_500);
+      await nextDelta(page, obs);
+      expect(JSON.parse((await witness.next((f) => f.event === 'processes')).data!).changed).toEqual([]);
+      expect(await row.locator('td').nth(7).textContent()).toBe('2.5 s');
+      expect(await row.getAttribute('data-kept')).toBe('yes');
+      expect(view.problems).toEqual([]);
+    } finally {
+      await witness.close();
       await view.close();
       await obs.close();
     }
