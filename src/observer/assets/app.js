@@ -134,6 +134,7 @@ async function render() {
   const { instance } = current;
   await instance.refresh();
   if (current === null || current.instance !== instance) return;
+  current.rendered = true;
   counted('renders', ++renders);
 }
 
@@ -233,6 +234,8 @@ function stream(force) {
   };
   s.onerror = () => {
     if (s !== source) return;
+    // a page waiting for this stream's snapshot reads its data itself (and says it is unavailable)
+    if (current !== null && !current.instance.view && !current.rendered) schedule(() => render());
     if (s.readyState !== EventSource.CLOSED) return setConn('reconnecting');
     // refused: signed out (a server started with another token), or gone; try again now and then
     get('/api/overview').then((a) => {
