@@ -108,9 +108,11 @@ export class EventHub {
     }
     let data: unknown;
     try {
+      // the viewed page first: the snapshot's own sample of the processes, taken right after, would
+      // leave it no time to measure rates against
+      const page = view.page === 'processes' ? this.#opts.processes(view) : undefined;
       data = await this.#opts.snapshot();
-      if (view.page === 'processes') {
-        const page = this.#opts.processes(view);
+      if (page !== undefined) {
         client.last = rowMap(page);
         data = { ...(data as object), processes: page };
       }

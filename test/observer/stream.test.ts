@@ -134,6 +134,26 @@ describe('the event stream', () => {
     }
   });
 
+  it('view=processes: the snapshot page has rates, measured against the sample before the stream opened', async () => {
+    const { node, clock } = clockedNode(track);
+    const busy = node.spawn<string>(() => () => undefined, { name: 'busy' });
+    const obs = await startObserver(node, { sampleMs: 3_600_000 });
+    try {
+      // the reference sample, then 5 messages handled in one second of the node's clock
+      expect((await request(obs.port, { path: '/api/processes?filter=busy', headers: bearer(obs.token) })).json.processes).toMatchObject([{ name: 'busy', rate: null }]);
+      for (let i = 0; i < 5; i++) node.send(busy, 'x');
+      await node.idle();
+      await clock.advance(1000);
+      const s = await openStream(obs.port, bearer(obs.token), '/api/events?view=processes&filter=busy');
+      const snap = JSON.parse((await s.next((f) => f.event === 'snapshot')).data!);
+      await s.close();
+      // the overview's own top 20 is sampled after the viewed page: it does not take the reference away
+      expect(snap.processes.processes).toMatchObject([{ pid: Pid.format(busy), handled: 5, rate: 5 }]);
+    } finally {
+      await obs.close();
+    }
+  });
+
   it('an overview-only client costs no processes sampling; bad view parameters are 400', async () => {
     const node = track();
     const obs = await startObserver(node, { sampleMs: 3_600_000 });

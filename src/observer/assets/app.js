@@ -1,8 +1,12 @@
 // The observer page: hash routes (#/overview, #/processes?sort=mailbox, #/process/<pid>, ...), one
-// event stream for live data, and a page module per route that fetches only what it shows. Every
-// frame of the stream is handled in order, then counted in document.body.dataset.frames (tests
-// await that count instead of sleeping); every finished page render is counted in dataset.renders.
-import { get } from './lib/api.js';
+// event stream for live data, and a page module per route that fetches only what it shows. A page
+// that lives on the stream (the processes page: its `view()` names what it shows) gets the stream
+// opened again with its view whenever that changes, and renders the snapshot then applies the
+// deltas itself; the other pages read their data again on every overview frame. Every frame of the
+// current stream is handled in order, then counted in document.body.dataset.frames and in a count
+// per event (dataset.framesProcesses, ...): tests await those counts instead of sleeping. Every
+// finished page render (for a live page: its snapshot) is counted in dataset.renders.
+import { get, query } from './lib/api.js';
 import { badge, bytes, dec, h, int, ms, replace } from './lib/dom.js';
 import * as circuits from './pages/circuits.js';
 import * as deadLetters from './pages/deadLetters.js';
@@ -32,7 +36,10 @@ const SERIES_MAX = 900;
 const main = document.getElementById('main');
 const conn = document.getElementById('conn');
 let frames = 0;
+const framesBy = new Map(); // event → frames of it handled
 let renders = 0;
+let source = null; // the open EventSource
+let sourceUrl = null; // its URL (with the view of a live page)
 let chain = Promise.resolve();
 let current = null; // { name, instance }
 let latest = null; // the latest overview
@@ -103,8 +110,12 @@ function context(route) {
       route.params = new URLSearchParams(href.includes('?') ? href.slice(href.indexOf('?') + 1) : '');
       history.replaceState(null, '', href);
     },
-    /** Renders this page again now (after an action). */
+    /** Renders this page again now (after an action; a live page: opens its stream again for a fresh snapshot). */
     refresh() {
+      if (current !== null && current.instance.view) {
+        stream(true);
+        return Promise.resolve();
+      }
       return schedule(() => render());
     },
     notify,
@@ -123,6 +134,7 @@ async function render() {
   const { instance } = current;
   await instance.refresh();
   if (current === null || current.instance !== instance) return;
+  current.rendered = true;
   counted('renders', ++renders);
 }
 
@@ -134,7 +146,9 @@ function mount() {
   const ctx = context(route);
   current = { name: route.name, instance: PAGES[route.name].mount(main, ctx) };
   document.body.dataset.view = route.name;
-  schedule(() => render());
+  // a live page renders from its stream's snapshot; so does any page when the stream changes view
+  const reopened = stream(current.instance.view !== undefined);
+  if (!reopened) schedule(() => render());
 }
 
 // ---- the header --------------------------------------------------------------------------------
@@ -184,6 +198,12 @@ async function onFrame(event, raw) {
   else if (event === 'overview') sample(data);
   if (current === null) return;
   const { instance } = current;
+  if (instance.view) {
+    // a live page applies its own frames; a snapshot (or a full frame) is a whole render
+    const whole = await instance.frame(event, data);
+    if (whole === true && current !== null && current.instance === instance) counted('renders', ++renders);
+    return;
+  }
   if (event === 'snapshot' || event === 'overview') {
     // the page on view reads its data again: only what someone looks at is sampled
     await render();
@@ -192,25 +212,59 @@ async function onFrame(event, raw) {
   }
 }
 
-function connect() {
-  const source = new EventSource('/api/events');
-  source.onopen = () => setConn('live');
-  source.onerror = () => {
-    if (source.readyState !== EventSource.CLOSED) return setConn('reconnecting');
+/** The stream's URL: the view of the live page on view, or the overview. */
+function streamUrl() {
+  const view = current !== null && current.instance.view ? current.instance.view() : null;
+  return `/api/events${view === null ? '' : query(view)}`;
+}
+
+/**
+ * Opens the event stream when none is open or the view changed (or `force`: a fresh snapshot),
+ * closing the previous one: its frames still queued are dropped. True when a stream was opened.
+ */
+function stream(force) {
+  const url = streamUrl();
+  if (!force && source !== null && url === sourceUrl) return false;
+  if (source !== null) source.close();
+  const s = new EventSource(url);
+  source = s;
+  sourceUrl = url;
+  s.onopen = () => {
+    if (s === source) setConn('live');
+  };
+  s.onerror = () => {
+    if (s !== source) return;
+    // a page waiting for this stream's snapshot reads its data itself (and says it is unavailable)
+    if (current !== null && !current.instance.view && !current.rendered) schedule(() => render());
+    if (s.readyState !== EventSource.CLOSED) return setConn('reconnecting');
     // refused: signed out (a server started with another token), or gone; try again now and then
     get('/api/overview').then((a) => {
+      if (s !== source) return;
       if (a.status === 401) {
         setConn('signed out');
         notify('the observer no longer knows this session: open the link it printed', 'bad');
       } else setConn('offline');
-      setTimeout(connect, 5000);
+      setTimeout(() => {
+        if (s === source) stream(true);
+      }, 5000);
     });
   };
   for (const event of ['snapshot', 'overview', 'processes', 'telemetry', 'job']) {
-    source.addEventListener(event, (e) => {
-      schedule(() => onFrame(event, e.data)).then(() => counted('frames', ++frames));
+    s.addEventListener(event, (e) => {
+      if (s !== source) return;
+      schedule(async () => {
+        if (s !== source) return; // a frame of a stream closed since
+        try {
+          await onFrame(event, e.data);
+        } finally {
+          framesBy.set(event, (framesBy.get(event) ?? 0) + 1);
+          counted(`frames${event[0].toUpperCase()}${event.slice(1)}`, framesBy.get(event));
+          counted('frames', ++frames);
+        }
+      });
     });
   }
+  return true;
 }
 
 // ---- start ---------------------------------------------------------------------------------------
@@ -223,5 +277,4 @@ get('/api/overview').then((a) => {
   if (a.ok) sample(a.data);
   else if (a.status === 401) setConn('signed out');
   mount();
-  connect();
 });

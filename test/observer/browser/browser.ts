@@ -63,6 +63,22 @@ export async function nextFrame(page: Page, obs: ObserverHandle): Promise<void> 
   await page.waitForFunction((n) => Number(document.body.dataset.frames) > n, before);
 }
 
+/** The page's count of handled frames of `event` (`processes`, `overview`, ...). */
+export function framesOf(page: Page, event: string): Promise<number> {
+  const key = `frames${event[0]!.toUpperCase()}${event.slice(1)}`;
+  return page.evaluate((k) => Number(document.body.dataset[k] ?? 0), key);
+}
+
+/**
+ * Pushes one frame and waits until the processes page has applied its `processes` delta (the last
+ * frame of a push: the overview and telemetry frames before it are handled too).
+ */
+export async function nextDelta(page: Page, obs: ObserverHandle): Promise<void> {
+  const before = await framesOf(page, 'processes');
+  expect(await obs.pushFrame()).toBe(true);
+  await page.waitForFunction((n) => Number(document.body.dataset.framesProcesses ?? 0) > n, before);
+}
+
 /** Navigates to `route` (`#/processes?sort=mailbox`) and waits for that page's first render. */
 export async function go(page: Page, route: string): Promise<void> {
   const before = await page.evaluate(() => Number(document.body.dataset.renders));

@@ -4,8 +4,9 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isDown, Pid, startObserver, type Down, type Node } from '../../../src/index.js';
 import { probe } from '../../../src/testing/index.js';
-import { deferred, useNodes } from '../../support.js';
-import { connLeaves, dataset, frames, framesAfter, go, launch, nextFrame, openObserver, renders, rendered, skipWithoutChromium } from './browser.js';
+import { clockedNode, deferred, useNodes } from '../../support.js';
+import { bearer, openStream } from '../client.js';
+import { connLeaves, dataset, frames, framesAfter, go, launch, nextDelta, nextFrame, openObserver, renders, rendered, skipWithoutChromium } from './browser.js';
 
 const track = useNodes();
 
@@ -72,14 +73,120 @@ describe.skipIf(skipWithoutChromium)('observer page (Chromium)', () => {
       expect(await first.getAttribute('data-pid')).toBe(Pid.format(flooded.pid));
       expect(await first.locator('td').nth(4).textContent()).toBe('321');
       expect(await page.textContent('#count')).toBe(`showing ${node.processes().length} of ${node.processes().length} · sorted by mailbox on the server`);
-      // the next frame re-reads the table: more messages, the new length
+      // the next frame's delta updates the row: more messages, the new length
       for (let i = 0; i < 100; i++) node.send(flooded.pid, `n${i}`);
-      await nextFrame(page, obs);
+      await nextDelta(page, obs);
       expect(await first.locator('td').nth(4).textContent()).toBe('421');
       expect(view.problems).toEqual([]);
     } finally {
       flooded.release();
       await node.idle();
+      await view.close();
+      await obs.close();
+    }
+  });
+
+  it('the processes page lives on the stream: a flooded row changes in place after a frame, without reading /api/processes again', async () => {
+    const node = track();
+    for (let i = 0; i < 12; i++) node.spawn(() => () => undefined);
+    const doomed = node.spawn(() => () => undefined, { name: 'doomed' });
+    const obs = await startObserver(node, QUIET);
+    const view = await openObserver(browser, obs);
+    const flooded = await stuck(node, 'flooded');
+    try {
+      const { page } = view;
+      const reads: string[] = [];
+      const streams: string[] = [];
+      page.on('request', (r) => {
+        const url = new URL(r.url());
+        if (url.pathname === '/api/processes') reads.push(url.search);
+        if (url.pathname === '/api/events') streams.push(url.search);
+      });
+      await go(page, '#/processes?sort=mailbox');
+      // the page named its view to the stream and rendered the snapshot: no read of its own
+      expect(streams).toEqual(['?view=processes&sort=mailbox&limit=50']);
+      const total = node.processes().length;
+      expect(await page.locator('table.processes tbody tr').count()).toBe(total);
+      expect(await page.textContent('#total')).toBe(`${total} shown of ${total} matching processes`);
+      const row = (pid: Pid) => page.locator(`table.processes tbody tr[data-pid="${Pid.format(pid)}"]`);
+      expect(await row(flooded.pid).locator('td').nth(4).textContent()).toBe('0');
+      // marks on two DOM rows: a row updated in place keeps its mark, a row built again would not
+      const other = node.processes().find((p) => p.id !== flooded.pid.id && p.id !== doomed.id)!;
+      for (const pid of [flooded.pid, other]) await row(pid).evaluate((tr) => tr.setAttribute('data-kept', 'yes'));
+
+      for (let i = 0; i < 250; i++) node.send(flooded.pid, `m${i}`);
+      await nextDelta(page, obs);
+      const first = page.locator('table.processes tbody tr').first();
+      expect(await first.getAttribute('data-pid')).toBe(Pid.format(flooded.pid));
+      expect(await first.locator('td').nth(4).textContent()).toBe('250');
+      expect(await first.getAttribute('data-kept')).toBe('yes');
+      expect(await row(other).getAttribute('data-kept')).toBe('yes');
+      expect(reads).toEqual([]);
+      expect(streams).toHaveLength(1);
+
+      // a process that exits leaves the table at the next frame, and the total follows
+      const witness = probe<Down>(node);
+      // eslint-disable-next-line keel/no-unmanaged-monitor -- the witness that the process is gone before the frame
+      witness.ctx.monitor(doomed);
+      node.exit(doomed, 'kill');
+      await witness.receive(isDown);
+      expect(await row(doomed).count()).toBe(1);
+      await nextDelta(page, obs);
+      expect(await row(doomed).count()).toBe(0);
+      const after = node.processes().length;
+      expect(await page.locator('table.processes tbody tr').count()).toBe(after);
+      expect(await page.textContent('#total')).toBe(`${after} shown of ${after} matching processes`);
+      expect(await row(other).getAttribute('data-kept')).toBe('yes');
+      expect(reads).toEqual([]);
+      expect(streams).toHaveLength(1);
+
+      // a new filter opens the stream again with it: a fresh snapshot, still no read
+      const before = await renders(page);
+      await page.fill('#filter', 'flooded');
+      await rendered(page, before);
+      expect(streams).toEqual(['?view=processes&sort=mailbox&limit=50', '?view=processes&sort=mailbox&limit=50&filter=flooded']);
+      expect(await page.locator('table.processes tbody tr').count()).toBe(1);
+      expect(await page.textContent('#total')).toBe('1 shown of 1 matching processes');
+      // leaving the page leaves the processes view: the stream is the overview's again
+      await go(page, '#/tree');
+      expect(streams[2]).toBe('');
+      expect(reads).toEqual([]);
+      expect(view.problems).toEqual([]);
+    } finally {
+      flooded.release();
+      await node.idle();
+      await view.close();
+      await obs.close();
+    }
+  });
+
+  it('the processes page ages the rows a frame does not send again, by the node\'s uptime', async () => {
+    const { node, clock } = clockedNode(track);
+    const obs = await startObserver(node, QUIET);
+    const sleeper = node.spawn(() => () => undefined, { name: 'sleeper' });
+    const view = await openObserver(browser, obs, '#/processes?filter=sleeper');
+    // a second client of the same view: it is sent the same rows as the page, and shows them
+    const witness = await openStream(obs.port, bearer(obs.token), '/api/events?view=processes&sort=mailbox&limit=50&filter=sleeper');
+    try {
+      const { page } = view;
+      await witness.next((f) => f.event === 'snapshot');
+      const row = page.locator(`table.processes tbody tr[data-pid="${Pid.format(sleeper)}"]`);
+      expect(await row.locator('td').nth(7).textContent()).toBe('0 ms');
+      // the first frame after a second: a rate (0/s) where there was none, so the row is sent
+      await clock.advance(1_000);
+      await nextDelta(page, obs);
+      expect(JSON.parse((await witness.next((f) => f.event === 'processes')).data!).changed).toMatchObject([{ pid: Pid.format(sleeper), ageMs: 1_000, rate: 0 }]);
+      expect(await row.locator('td').nth(7).textContent()).toBe('1.0 s');
+      await row.evaluate((tr) => tr.setAttribute('data-kept', 'yes'));
+      // 1.5 s later only its age changed: the row is not sent, the page ages it in place
+      await clock.advance(1_500);
+      await nextDelta(page, obs);
+      expect(JSON.parse((await witness.next((f) => f.event === 'processes')).data!).changed).toEqual([]);
+      expect(await row.locator('td').nth(7).textContent()).toBe('2.5 s');
+      expect(await row.getAttribute('data-kept')).toBe('yes');
+      expect(view.problems).toEqual([]);
+    } finally {
+      await witness.close();
       await view.close();
       await obs.close();
     }

@@ -77,7 +77,8 @@ async function stuck(node: Node, name: string, queued: number): Promise<() => vo
 
 /**
  * The agent layer with something to show: a router with subscriptions, a scheduler with jobs, a
- * coordinator with a finished workflow, a running one and a stuck one, and circuits (one open).
+ * coordinator with a finished workflow, a running one and a stuck one, and circuits (one closed,
+ * one open past its failure threshold with a message buffered).
  * Answers what ends it.
  */
 async function agents(node: Node): Promise<() => Promise<void>> {
@@ -101,17 +102,16 @@ async function agents(node: Node): Promise<() => Promise<void>> {
   const running = coordinator.run({ id: 'render-0', tasks: [{ id: 'frame', kind: 'render', requires: ['gpu'] }] });
   const stuck = coordinator.run({ id: 'render-1', stuckAfterMs: 20, tasks: [{ id: 'frame', kind: 'render', requires: ['gpu'] }] });
   await stuckSeen.promise;
-  const cm = await CoordinationManager.start(node, { name: 'links', failureThreshold: 1, resetAfterMs: 3_600_000 });
+  const cm = await CoordinationManager.start(node, { name: 'links', failureThreshold: 2, resetAfterMs: 3_600_000 });
   const planner = node.spawn(() => () => undefined, { name: 'planner' });
   const executor = node.spawn(() => () => undefined, { name: 'executor' });
-  await cm.coordinate(planner, executor, { type: 'step', n: 1 });
-  const gone = node.spawn(() => () => undefined);
-  const witness = probe<Down>(node);
-  // eslint-disable-next-line keel/no-unmanaged-monitor -- the witness that the executor is gone
-  witness.ctx.monitor(gone);
-  node.exit(gone, 'kill');
-  await witness.receive(isDown);
-  await cm.coordinate(planner, gone, { type: 'step', n: 2 });
+  // a healthy receiver: its circuit stays closed
+  expect(await cm.coordinate(planner, executor, { type: 'step', n: 1 })).toMatchObject({ outcome: 'delivered' });
+  // a receiver by a name nobody holds: each delivery fails (noproc); the second reaches the
+  // threshold and opens its circuit, and the next message waits in its buffer
+  for (let n = 2; n <= 3; n++) expect(await cm.coordinate(planner, 'payments', { type: 'charge', n })).toMatchObject({ outcome: 'failed', reason: 'noproc' });
+  expect(await cm.circuit('payments')).toEqual({ state: 'open', consecutiveFailures: 2, buffered: 0, inFlight: 0 });
+  expect(await cm.coordinate(planner, 'payments', { type: 'charge', n: 4 })).toMatchObject({ outcome: 'buffered', position: 1 });
   return async () => {
     gate.resolve('done');
     await Promise.all([running, stuck]);
@@ -191,6 +191,12 @@ describe.skipIf(skipWithoutChromium)('observer screenshots (Chromium)', () => {
       await go(page, '#/workflows');
       await shoot(browser, page, 'workflows');
       await go(page, '#/circuits');
+      // one circuit of each: the executor's closed, the one of 'payments' open with a message buffered
+      expect(await page.textContent('[data-tile="Closed"] .value')).toBe('1');
+      expect(await page.textContent('[data-tile="Open"] .value')).toBe('1');
+      expect(await page.textContent('[data-tile="Buffered"] .value')).toBe('1');
+      expect(await page.locator('tr.alert').count()).toBe(1);
+      expect(await page.locator('tr.alert td').first().textContent()).toBe('payments');
       await shoot(browser, page, 'circuits');
       expect(view.problems).toEqual([]);
       // the dark theme follows the system's

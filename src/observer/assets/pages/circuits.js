@@ -29,7 +29,7 @@ export function mount(root) {
             totals(m.totals, ['delivered', 'failed', 'buffered', 'flushed', 'deadLettered', 'open', 'halfOpen']),
             table(
               [
-                { label: 'target', cell: (c) => (typeof (c.target ?? c.key) === 'string' && String(c.target ?? c.key).startsWith('<') ? pidLink(c.target ?? c.key) : text(c.key ?? c.target)), cls: 'ellipsis' },
+                { label: 'target', cell: (c) => (typeof c.target === 'string' && c.target.startsWith('<') ? pidLink(c.target) : text(c.target ?? c.key)), cls: 'ellipsis' },
                 { label: 'state', cell: (c) => badge(text(c.state).replace('_', '-'), TONE[c.state]), cls: 'w-status' },
                 { label: 'failures', num: true, cell: (c) => int(c.failures), cls: 'w-num' },
                 { label: 'buffered', num: true, cell: (c) => int(c.buffered), cls: 'w-num' },
