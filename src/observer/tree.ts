@@ -32,6 +32,8 @@ export interface TreeChild {
   readonly mailbox: number | null;
   /** What the child process runs (as a process row's `kind`) while alive, else null. */
   readonly kind: string | null;
+  /** The child process's registered name, if any (what tells a dynamic supervisor's children apart). */
+  readonly name: string | null;
   tree?: TreeNode | { error: string };
 }
 
@@ -148,6 +150,7 @@ function childRow(
     status: c.pid === 'restarting' ? 'restarting' : info === undefined ? 'stopped' : info.status,
     mailbox: info === undefined ? null : info.mailboxLength,
     kind: info === undefined ? null : kindOfPid(kernel, info.pid),
+    name: info?.name ?? null,
   };
 }
 

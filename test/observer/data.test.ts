@@ -1,7 +1,7 @@
 // The observer's data pages: process rows (rate, age, busy share, kind), the overview's flags and
 // utilization, process detail (kind, names, calls, a redactor's state, restarts) and the trees.
 import { describe, expect, it } from 'vitest';
-import { GenServer, Pid, startObserver, StateMachine, Supervisor, type Node } from '../../src/index.js';
+import { DynamicSupervisor, GenServer, Pid, startObserver, StateMachine, Supervisor, type Node } from '../../src/index.js';
 import { clockedNode, deferred, useNodes } from '../support.js';
 import { bearer, request } from './client.js';
 import { MIN_WINDOW_MS } from '../../src/observer/overview.js';
@@ -398,13 +398,32 @@ describe('GET /api/tree', () => {
       expect(t).toMatchObject({ kind: 'supervisor', strategy: 'rest_for_one', intensity: { maxRestarts: 4, periodMs: 60_000 }, restartsInWindow: 1 });
       expect(t.restarts).toEqual([expect.objectContaining({ child: 'w', reason: 'killed' })]);
       expect(t.children).toEqual([
-        expect.objectContaining({ id: 'w', type: 'worker', restarts: 1, status: 'waiting', mailbox: 0, kind: 'process' }),
-        expect.objectContaining({ id: 'inner', type: 'supervisor', restarts: 1, status: 'waiting', mailbox: 0, kind: 'supervisor' }),
+        expect.objectContaining({ id: 'w', type: 'worker', restarts: 1, status: 'waiting', mailbox: 0, kind: 'process', name: null }),
+        expect.objectContaining({ id: 'inner', type: 'supervisor', restarts: 1, status: 'waiting', mailbox: 0, kind: 'supervisor', name: null }),
       ]);
       const innerTree = t.children[1].tree;
       expect(innerTree.children).toEqual([expect.objectContaining({ id: 'leaf', status: 'waiting', kind: 'gen_server' })]);
       // the inner supervisor is in its parent's tree, not a root of its own
       expect(sups).not.toContain(innerTree.supervisor);
+    } finally {
+      await obs.close();
+    }
+  });
+
+  it("a dynamic supervisor's children (no ids) carry their registered names", async () => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node);
+    const named = await DynamicSupervisor.startChild(node, sup, { start: (ctx) => GenServer.startLink(ctx, counter, 0, { name: 'orders' }) });
+    const plain = await DynamicSupervisor.startChild(node, sup, { start: (ctx) => ctx.spawnLink(() => () => undefined) });
+    const obs = await startObserver(node);
+    try {
+      const trees = (await get(obs.port, obs.token, '/api/tree')).json.trees as { supervisor: string; kind: string; children: unknown[] }[];
+      const t = trees.find((x) => x.supervisor === Pid.format(sup))!;
+      expect(t.kind).toBe('dynamic_supervisor');
+      expect(t.children).toEqual([
+        expect.objectContaining({ id: null, pid: Pid.format(named), name: 'orders', kind: 'gen_server' }),
+        expect.objectContaining({ id: null, pid: Pid.format(plain), name: null, kind: 'process' }),
+      ]);
     } finally {
       await obs.close();
     }

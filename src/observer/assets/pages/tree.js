@@ -35,7 +35,7 @@ function supervisor(node, seen, path) {
     const row = h(
       'div',
       { class: `child${restarted ? ' restarted' : ''}${changed ? ' changed' : ''}`, dataset: { child: c.id ?? c.pid } },
-      h('span', { class: 'cid' }, c.id === null || c.id === undefined ? h('span', { class: 'muted' }, c.kind ?? 'child') : text(c.id)),
+      h('span', { class: 'cid' }, c.id !== null && c.id !== undefined ? text(c.id) : c.name ? text(c.name) : h('span', { class: 'muted' }, c.kind ?? 'child')),
       childPid(c),
       h('span', { class: 'muted w-type' }, c.type),
       h('span', { class: 'muted w-type' }, c.restart),
