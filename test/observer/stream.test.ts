@@ -12,6 +12,23 @@ function sum(buckets: { counts: Record<string, number> }[], name: string): numbe
   return buckets.reduce((n, b) => n + (b.counts[name] ?? 0), 0);
 }
 
+describe('an observer nobody watches', () => {
+  it('listens to no event that costs a turn or a message: the scheduler times no turn, no spawn or call builds its event', async () => {
+    const node = track();
+    const perTurn = ['keel.process.long_schedule', 'keel.process.spawned', 'keel.process.exited', 'keel.gen_server.call', 'keel.signal_router.deliver'];
+    const before = perTurn.map((e) => node.telemetry.isAttached(e));
+    expect(before).toEqual(perTurn.map(() => false));
+    const obs = await startObserver(node);
+    try {
+      expect(perTurn.map((e) => node.telemetry.isAttached(e))).toEqual(perTurn.map(() => false));
+      expect(node.telemetry.isAttached('keel.supervisor.child_restarted')).toBe(true); // the history counts the rare ones
+    } finally {
+      await obs.close();
+    }
+    expect(node.telemetry.isAttached('keel.supervisor.child_restarted')).toBe(false);
+  });
+});
+
 describe('GET /api/telemetry', () => {
   it('counts the listened events per second, exactly, and ignores the others', async () => {
     const node = track();
