@@ -22,6 +22,7 @@ import { ProcessSampler, SORT_KEYS, STATUSES, type SortKey, type ProcessStatus }
 import { DEFAULT_HISTORY_EVENTS, HISTORY_SECONDS, TelemetryHistory } from './telemetryHistory.js';
 import { supervisionTrees } from './tree.js';
 import { listComponents, readComponents, type ComponentPage } from './components.js';
+import { hideErrorTexts } from './redact.js';
 
 export type { ObserverHandle, ObserverOptions } from '../runtime/serviceSlots.js';
 
@@ -201,6 +202,9 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
     return sendJson(res, 200, await act(name, req));
   }
 
+  /** Errors and exit reasons carry the data a process worked on: without `allowPayloads`, only their kind. */
+  const errorTexts = (value: unknown): unknown => (s.allowPayloads ? value : hideErrorTexts(value));
+
   async function read(path: string, q: URLSearchParams): Promise<unknown> {
     switch (path) {
       case '/api/overview':
@@ -216,7 +220,7 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
       case '/api/supervisors': {
         const roots: Target[] = [...s.supervisors];
         if (node.registry.whereis('keel.services') !== undefined) roots.push('keel.services');
-        return { trees: await supervisionTrees(node, kernel, roots) };
+        return errorTexts({ trees: await supervisionTrees(node, kernel, roots) });
       }
       case '/api/telemetry':
         return history.snapshot(intParam(q, 'window', HISTORY_SECONDS, 1, HISTORY_SECONDS));
@@ -247,7 +251,7 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
       case '/api/circuits':
       case '/api/agents':
       case '/api/pools':
-        return readComponents(node, kernel, path.slice('/api/'.length) as ComponentPage);
+        return errorTexts(await readComponents(node, kernel, path.slice('/api/'.length) as ComponentPage));
       case '/api/dead-letters': {
         if (!node.deadLetters.available) throw new ApiError('service_unavailable', 'the node has no dead letter queue running');
         const filter = deadLetterFilter({ get: (k) => q.get(k) });
@@ -269,7 +273,9 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
           } catch {
             throw new ApiError('bad_request', 'the pid is not valid percent-encoded text', { field: 'pid' });
           }
-          return processDetail(node, kernel, parsePid(text));
+          const detail = await processDetail(node, kernel, parsePid(text));
+          // (the state a redactor chose to show is shown as it is)
+          return { ...detail, restarts: errorTexts(detail.restarts) };
         }
         if (path.startsWith('/api/dead-letters/jobs/')) {
           const job = jobs.get(path.slice('/api/dead-letters/jobs/'.length));

@@ -1,0 +1,59 @@
+// Adversarial review of the observer: each test names a bug it proved (and now guards).
+import { describe, expect, it } from 'vitest';
+import { Agent, CoordinatorAgent, Pid, startObserver, Supervisor } from '../../src/index.js';
+import { reasonKind } from '../../src/observer/redact.js';
+import { useNodes } from '../support.js';
+import { bearer, request } from './client.js';
+
+const track = useNodes();
+
+describe('observer review', () => {
+  it('without allowPayloads, workflow task errors and restart reasons show their kind, never their text', async () => {
+    const node = track();
+    const worker = await Agent.start(node, {
+      capabilities: [],
+      tasks: {
+        boom: () => {
+          throw new TypeError('card 4111-1111 of alice');
+        },
+      },
+    });
+    const coordinator = await CoordinatorAgent.start(node, { name: 'flow', workers: [worker.pid] });
+    const { id } = await coordinator.submit({ id: 'wf-1', tasks: [{ id: 't', kind: 'boom' }] });
+    await coordinator.wait(id).catch(() => undefined);
+    const sup = await Supervisor.start(node, [{ id: 'w', start: (ctx) => ctx.spawnLink(() => () => { throw new Error('order 4111 of bob'); }) }], { maxRestarts: 5, withinMs: 10_000 });
+    const [child] = await Supervisor.whichChildren(node, sup);
+    node.send(child!.pid as Pid, 'go');
+    await node.idle();
+    const hidden = await startObserver(node);
+    const shown = await startObserver(node, { allowPayloads: true });
+    try {
+      const read = async (obs: typeof hidden) => {
+        const get = async (path: string) => (await request(obs.port, { path, headers: bearer(obs.token) })).json;
+        return { wf: await get('/api/workflows'), tree: await get('/api/tree'), detail: await get(`/api/process/${encodeURIComponent(Pid.format(sup))}`) };
+      };
+      const h = await read(hidden);
+      expect(JSON.stringify(h)).not.toContain('4111');
+      expect(h.wf.coordinators[0].recent[0]).toMatchObject({ error: 'TypeError', tasks: [expect.objectContaining({ id: 't', error: 'TypeError' })] });
+      expect(h.tree.trees.find((t: { supervisor: string }) => t.supervisor === Pid.format(sup)).restarts).toEqual([expect.objectContaining({ child: 'w', reason: 'Error' })]);
+      expect(h.detail.restarts).toEqual([expect.objectContaining({ child: 'w', reason: 'Error' })]);
+      // with allowPayloads the texts are whole
+      const s = await read(shown);
+      expect(s.wf.coordinators[0].recent[0].error).toBe('TypeError: card 4111-1111 of alice');
+      expect(s.detail.restarts).toEqual([expect.objectContaining({ reason: 'Error: order 4111 of bob' })]);
+    } finally {
+      await hidden.close();
+      await shown.close();
+    }
+  });
+
+  it('reasonKind keeps a code, an error name, a shutdown shape; hides free text', () => {
+    expect(reasonKind('killed')).toBe('killed');
+    expect(reasonKind('worker_lost')).toBe('worker_lost');
+    expect(reasonKind('TypeError: secret')).toBe('TypeError');
+    expect(reasonKind('{ shutdown: {"card":"4111"} }')).toBe('{ shutdown: … }');
+    expect(reasonKind('card 4111 of alice')).toBe('(hidden)');
+    expect(reasonKind('4111111111111111')).toBe('(hidden)');
+    expect(reasonKind('{"card":"4111"}')).toBe('(hidden)');
+  });
+});
