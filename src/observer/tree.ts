@@ -67,21 +67,26 @@ export function topSupervisors(node: Node, kernel: Kernel): Pid[] {
 export async function supervisionTrees(node: Node, kernel: Kernel, named: readonly Target[], depth = 8): Promise<TreeRoot[]> {
   const roots: Target[] = [...named, ...topSupervisors(node, kernel)];
   const seen = new Set<number>();
-  const out: TreeRoot[] = [];
+  const walks: Promise<TreeRoot>[] = [];
   for (const root of roots) {
     const p = kernel.lookupTarget(root);
     if (p !== undefined) {
       if (seen.has(p.self.id)) continue;
       seen.add(p.self.id);
     }
-    try {
-      if (p === undefined) throw Object.assign(new Error('no such supervisor'), { code: 'not_found' });
-      out.push(await walk(node, kernel, p.self, depth));
-    } catch (e) {
-      out.push({ root: typeof root === 'string' ? root : Pid.is(root) ? Pid.format(root) : String(root), error: errorCode(e) });
-    }
+    // the roots are walked side by side: n busy supervisors cost one call timeout, not n
+    walks.push(
+      (async (): Promise<TreeRoot> => {
+        try {
+          if (p === undefined) throw Object.assign(new Error('no such supervisor'), { code: 'not_found' });
+          return await walk(node, kernel, p.self, depth);
+        } catch (e) {
+          return { root: typeof root === 'string' ? root : Pid.is(root) ? Pid.format(root) : String(root), error: errorCode(e) };
+        }
+      })(),
+    );
   }
-  return out;
+  return Promise.all(walks);
 }
 
 function errorCode(e: unknown): string {
@@ -120,14 +125,17 @@ async function walk(node: Node, kernel: Kernel, sup: Pid, depth: number): Promis
       children: s.children.map((c: ChildInfo) => childRow(node, kernel, c)),
     };
   }
-  for (const c of tree.children) {
-    if (c.type !== 'supervisor' || depth <= 0 || c.pid === null || c.pid === 'restarting') continue;
-    try {
-      c.tree = await walk(node, kernel, Pid.parse(c.pid), depth - 1);
-    } catch (e) {
-      c.tree = { error: errorCode(e) };
-    }
-  }
+  // (the child supervisors side by side too)
+  await Promise.all(
+    tree.children.map(async (c) => {
+      if (c.type !== 'supervisor' || depth <= 0 || c.pid === null || c.pid === 'restarting') return;
+      try {
+        c.tree = await walk(node, kernel, Pid.parse(c.pid), depth - 1);
+      } catch (e) {
+        c.tree = { error: errorCode(e) };
+      }
+    }),
+  );
   return tree;
 }
 

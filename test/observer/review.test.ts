@@ -1,8 +1,10 @@
 // Adversarial review of the observer: each test names a bug it proved (and now guards).
 import { describe, expect, it } from 'vitest';
-import { Agent, CoordinatorAgent, Pid, startObserver, Supervisor } from '../../src/index.js';
+import { Agent, CoordinatorAgent, Pid, startObserver, Supervisor, Sys } from '../../src/index.js';
 import { reasonKind } from '../../src/observer/redact.js';
-import { useNodes } from '../support.js';
+import { supervisionTrees, TREE_CALL_TIMEOUT_MS, type TreeNode } from '../../src/observer/tree.js';
+import { kernelOf } from '../../src/runtime/kernel.js';
+import { clockedNode, useNodes, watch } from '../support.js';
 import { bearer, request } from './client.js';
 
 const track = useNodes();
@@ -55,5 +57,29 @@ describe('observer review', () => {
     expect(reasonKind('card 4111 of alice')).toBe('(hidden)');
     expect(reasonKind('4111111111111111')).toBe('(hidden)');
     expect(reasonKind('{"card":"4111"}')).toBe('(hidden)');
+  });
+
+  it('the tree walk waits for busy supervisors side by side: n of them cost one call timeout, not n', async () => {
+    const { node, clock } = clockedNode(track);
+    const worker = { id: 'w', start: (ctx: Parameters<Parameters<typeof Supervisor.start>[1][number]['start']>[0]) => ctx.spawnLink(() => () => undefined) };
+    const busy: Pid[] = [];
+    for (let i = 0; i < 3; i++) {
+      const sup = await Supervisor.start(node, [worker]);
+      await Sys.suspend(node, sup);
+      busy.push(sup);
+    }
+    const inner = await Supervisor.start(node, [{ id: 'inner', type: 'supervisor', start: (ctx) => Supervisor.startLink(ctx, [worker]) }]);
+    const [innerChild] = await Supervisor.whichChildren(node, inner);
+    await Sys.suspend(node, innerChild!.pid as Pid);
+    const trees = watch(supervisionTrees(node, kernelOf(node, 'node'), []));
+    await node.idle();
+    await clock.advance(TREE_CALL_TIMEOUT_MS);
+    await node.idle();
+    expect(trees.status).toBe('resolved');
+    const roots = trees.value!;
+    for (const sup of busy) expect(roots).toContainEqual({ root: Pid.format(sup), error: 'timeout' });
+    const top = roots.find((t) => 'supervisor' in t && t.supervisor === Pid.format(inner)) as TreeNode;
+    expect(top.children[0]!.tree).toEqual({ error: 'timeout' });
+    for (const sup of [...busy, innerChild!.pid as Pid]) await Sys.resume(node, sup);
   });
 });
