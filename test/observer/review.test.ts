@@ -1,4 +1,6 @@
 // Adversarial review of the observer: each test names a bug it proved (and now guards).
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { Agent, CoordinatorAgent, Pid, startObserver, Supervisor, Sys } from '../../src/index.js';
 import { reasonKind } from '../../src/observer/redact.js';
@@ -81,5 +83,33 @@ describe('observer review', () => {
     const top = roots.find((t) => 'supervisor' in t && t.supervisor === Pid.format(inner)) as TreeNode;
     expect(top.children[0]!.tree).toEqual({ error: 'timeout' });
     for (const sup of [...busy, innerChild!.pid as Pid]) await Sys.resume(node, sup);
+  });
+});
+
+describe('observer review: event streams', () => {
+  it('a client that stops reading (a `keel top` put in the background) is dropped, not buffered without end', async () => {
+    const node = track();
+    const pids = Array.from({ length: 1000 }, (_, i) => node.spawn(() => () => undefined, { name: `worker-${i}-${'x'.repeat(200)}` }));
+    const obs = await startObserver(node);
+    const socket = connect(obs.port, '127.0.0.1');
+    try {
+      await once(socket, 'connect');
+      socket.write(`GET /api/events?view=processes&limit=1000 HTTP/1.1\r\nHost: 127.0.0.1:${obs.port}\r\nAuthorization: Bearer ${obs.token}\r\n\r\n`);
+      await once(socket, 'data'); // the stream's head: it is open
+      socket.pause(); // and never read again
+      expect(obs.clients).toBe(1);
+      // each frame carries 1,000 changed rows (~300 KB): past the socket's buffers, then past the bound
+      let pushes = 0;
+      while (obs.clients > 0 && pushes < 500) {
+        for (const pid of pids) node.send(pid, 'tick');
+        await obs.pushFrame();
+        pushes++;
+      }
+      expect(obs.clients).toBe(0);
+      expect(pushes).toBeLessThan(500);
+    } finally {
+      socket.destroy();
+      await obs.close();
+    }
   });
 });
