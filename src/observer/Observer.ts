@@ -415,8 +415,9 @@ function idsOf(value: unknown): string[] | undefined {
 }
 
 function rateOf(rate: unknown): number | undefined {
-  if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0 || rate > 100_000)) {
-    throw new ApiError('bad_request', '`ratePerSecond` must be a number from 0 (excluded) to 100,000', { field: 'ratePerSecond' });
+  // (from 0.001: a smaller rate's tick is too far to time, 1/5e-324 s is Infinity)
+  if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate < 0.001 || rate > 100_000)) {
+    throw new ApiError('bad_request', '`ratePerSecond` must be a number from 0.001 to 100,000', { field: 'ratePerSecond' });
   }
   return rate;
 }

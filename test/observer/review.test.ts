@@ -6,7 +6,8 @@ import { Agent, CoordinatorAgent, Pid, startObserver, Supervisor, Sys } from '..
 import { reasonKind } from '../../src/observer/redact.js';
 import { supervisionTrees, TREE_CALL_TIMEOUT_MS, type TreeNode } from '../../src/observer/tree.js';
 import { kernelOf } from '../../src/runtime/kernel.js';
-import { clockedNode, useNodes, watch } from '../support.js';
+import { clockedNode, deferred, useNodes, watch } from '../support.js';
+import { Jobs, type JobProgress } from '../../src/observer/jobs.js';
 import { bearer, request } from './client.js';
 
 const track = useNodes();
@@ -111,5 +112,36 @@ describe('observer review: event streams', () => {
       socket.destroy();
       await obs.close();
     }
+  });
+});
+
+describe('observer review: dead-letter jobs', () => {
+  it('a rate so small its tick is infinite is refused (400), and a job whose timer cannot be set ends with an error, never an unhandled rejection', async () => {
+    const { node, clock } = clockedNode(track, { services: { deadLetters: { backoff: { initialMs: 1e9, maxMs: 1e9, jitter: 'none' } } } });
+    node.spawn(() => () => undefined, { name: 'inbox' });
+    for (let i = 0; i < 2; i++) await node.deadLetters.add({ recipient: 'inbox', message: i, reason: 'noproc' });
+    const obs = await startObserver(node, { readOnly: false });
+    try {
+      for (const rate of [5e-324, 1e-300, 0.0001]) {
+        const bad = await request(obs.port, { method: 'POST', path: '/api/dead-letters/retry', headers: bearer(obs.token), body: { filter: {}, ratePerSecond: rate } });
+        expect(bad.status, String(rate)).toBe(400);
+        expect(bad.json.error.field).toBe('ratePerSecond');
+      }
+    } finally {
+      await obs.close();
+    }
+    // the job runner itself: a step whose next tick cannot be timed ends the job with its error
+    const reports: JobProgress[] = [];
+    const jobs = new Jobs(kernelOf(node, 'node'), (p) => reports.push(p));
+    const stepped = deferred();
+    jobs.start('retry', ['a', 'b'], 5e-324, async (ids) => {
+      stepped.resolve();
+      return ids.map(() => ({ ok: true }));
+    });
+    await clock.advance(0);
+    await stepped.promise;
+    await node.idle();
+    expect(reports.at(-1)).toMatchObject({ finished: true, error: 'ERR_INVALID_ARGUMENT', done: 1 });
+    jobs.close();
   });
 });
