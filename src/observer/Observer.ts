@@ -257,8 +257,9 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
         const filter = deadLetterFilter({ get: (k) => q.get(k) });
         const limit = intParam(q, 'limit', 50, 1, MAX_LIMIT);
         const cursor = textParam(q, 'cursor');
-        const page = await node.deadLetters.list({ ...filter, limit, ...(cursor === undefined ? {} : { cursor }) });
-        const stats = await node.deadLetters.stats();
+        // (a cursor that is not one is the queue's ERR_INVALID_ARGUMENT: a 400, not a failure of the observer)
+        const page = await serviceCall(() => node.deadLetters.list({ ...filter, limit, ...(cursor === undefined ? {} : { cursor }) }));
+        const stats = await serviceCall(() => node.deadLetters.stats());
         return { pending: stats.pending, parked: stats.parked, entries: page.entries.map((d) => deadLetterRow(d, s.allowPayloads)), cursor: page.cursor ?? null };
       }
       case '/api/leaks': {

@@ -145,3 +145,19 @@ describe('observer review: dead-letter jobs', () => {
     jobs.close();
   });
 });
+
+describe('observer review: hostile queries', () => {
+  it('GET /api/dead-letters with a cursor that is not one answers 400, not 500 (and logs no failure)', async () => {
+    const node = track();
+    const obs = await startObserver(node);
+    try {
+      for (const cursor of ['zzz', '-1', '%00', 'x'.repeat(200)]) {
+        const a = await request(obs.port, { path: `/api/dead-letters?cursor=${encodeURIComponent(cursor)}`, headers: bearer(obs.token) });
+        expect(a.status, cursor).toBe(400);
+        expect(a.json.error.code).toBe('bad_request');
+      }
+    } finally {
+      await obs.close();
+    }
+  });
+});
