@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { Agent, CoordinatorAgent, Pid, startObserver, Supervisor, Sys } from '../../src/index.js';
+import { jsonSafe } from '../../src/observer/detail.js';
 import { reasonKind } from '../../src/observer/redact.js';
 import { supervisionTrees, TREE_CALL_TIMEOUT_MS, type TreeNode } from '../../src/observer/tree.js';
 import { kernelOf } from '../../src/runtime/kernel.js';
@@ -159,5 +160,19 @@ describe('observer review: hostile queries', () => {
     } finally {
       await obs.close();
     }
+  });
+});
+
+describe('observer review: a redactor state', () => {
+  it('jsonSafe bounds the whole value, not only each level: 200 x 200 x 200 entries show at most MAX_STATE_VALUES', () => {
+    const row = Array.from({ length: 200 }, (_, i) => i);
+    const table = Array.from({ length: 200 }, () => row);
+    const state = Array.from({ length: 200 }, () => table); // 8,000,000 numbers at depth 3
+    const out = jsonSafe(state);
+    const text = JSON.stringify(out);
+    expect(text.length).toBeLessThan(200_000);
+    expect(text).toContain('[truncated]');
+    // a small value is whole
+    expect(jsonSafe({ a: [1, 2, { b: 3 }] })).toEqual({ a: [1, 2, { b: 3 }] });
   });
 });
