@@ -32,7 +32,8 @@ export interface Overview {
 /** A reading of the figures the rates are measured over. */
 interface Reading {
   readonly at: number;
-  readonly handled: number;
+  /** Messages handled so far by each live process, by pid id (a sum would drop by a dead process's whole count). */
+  readonly handled: Map<number, number>;
   readonly elu: EventLoopUtilization;
 }
 
@@ -67,8 +68,11 @@ export class Sampler {
   async overview(): Promise<Overview> {
     const node = this.#node;
     const internals = kernelOf(node, 'node').internals();
-    let handled = 0;
-    for (const pid of node.processes()) handled += node.info(pid)?.messagesHandled ?? 0;
+    const handled = new Map<number, number>();
+    for (const pid of node.processes()) {
+      const n = node.info(pid)?.messagesHandled;
+      if (n !== undefined) handled.set(pid.id, n);
+    }
     const at = Date.now();
     // rates are measured on the node's clock (a TestClock in tests, a virtual one in a simulation)
     const now: Reading = { at: node.clock.now(), handled, elu: performance.eventLoopUtilization() };
@@ -81,7 +85,7 @@ export class Sampler {
     }
     // (before two readings MIN_WINDOW_MS apart, from the first one)
     const from = this.#anchor ?? (this.#latest === now ? undefined : this.#latest);
-    const messageRate = from === undefined || now.at <= from.at ? null : Math.max(0, Math.round(((handled - from.handled) * 1000) / (now.at - from.at)));
+    const messageRate = from === undefined || now.at <= from.at ? null : Math.round((handledSince(handled, from.handled) * 1000) / (now.at - from.at));
     const busyPercent = from === undefined ? null : round(Math.min(100, Math.max(0, performance.eventLoopUtilization(now.elu, from.elu).utilization * 100)));
     const lag = this.#lag;
     const eventLoopLagMs =
@@ -105,6 +109,17 @@ export class Sampler {
       allowPayloads: this.#flags.allowPayloads,
     };
   }
+}
+
+/**
+ * Messages the processes alive `now` handled since `before`: each one's count less its count then (a
+ * process spawned since counts whole). A process that died in between takes its window with it,
+ * never more: the rate is a lower bound, not zero because a busy process exited.
+ */
+function handledSince(now: ReadonlyMap<number, number>, before: ReadonlyMap<number, number>): number {
+  let n = 0;
+  for (const [id, h] of now) n += Math.max(0, h - (before.get(id) ?? 0));
+  return n;
 }
 
 function round(n: number): number {

@@ -176,3 +176,25 @@ describe('observer review: a redactor state', () => {
     expect(jsonSafe({ a: [1, 2, { b: 3 }] })).toEqual({ a: [1, 2, { b: 3 }] });
   });
 });
+
+describe('observer review: rates', () => {
+  it("the overview's message rate counts what the live processes handled in the window, even when a busy process died in it", async () => {
+    const { node, clock } = clockedNode(track, { services: false });
+    const old = node.spawn(() => () => undefined);
+    for (let i = 0; i < 100; i++) node.send(old, i);
+    await node.idle();
+    const obs = await startObserver(node);
+    try {
+      const overview = async () => (await request(obs.port, { path: '/api/overview', headers: bearer(obs.token) })).json;
+      expect((await overview()).messageRate).toBeNull();
+      await clock.advance(1000);
+      node.exit(old, 'kill'); // its 100 messages were handled before the window
+      const fresh = node.spawn(() => () => undefined);
+      for (let i = 0; i < 50; i++) node.send(fresh, i);
+      await node.idle();
+      expect((await overview()).messageRate).toBe(50);
+    } finally {
+      await obs.close();
+    }
+  });
+});
