@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { InvalidArgumentError, isKeelError } from '../errors.js';
+import { InvalidArgumentError, isKeelError, NodeStoppedError } from '../errors.js';
 import { kernelOf } from '../runtime/kernel.js';
 import { Pid, type Target } from '../runtime/Pid.js';
 import type { ObserverHandle, ObserverOptions } from '../runtime/serviceSlots.js';
@@ -86,6 +86,7 @@ function settings(options: ObserverOptions): Settings {
 export async function startObserver(node: Node, options: ObserverOptions = {}): Promise<ObserverHandle> {
   const kernel = kernelOf(node, 'node');
   const s = settings(options);
+  if (kernel.stopping) throw new NodeStoppedError(node.name, 'observer');
   const sampler = new Sampler(node, { readOnly: s.readOnly, allowPayloads: s.allowPayloads });
   const assets = loadAssets();
   if (assets.html === undefined) node.logger.warn('the observer page is missing (src/observer/assets was not copied to the build): the API works, the page does not');
@@ -394,6 +395,11 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
     });
     return closing;
   };
+  if (kernel.stopping) {
+    // the node began to shut down while the server started: its hooks ran without this one
+    await close();
+    throw new NodeStoppedError(node.name, 'observer');
+  }
   hook.remove = kernel.onShutdown(close);
   return {
     url: `http://${urlHost}:${port}/?token=${encodeURIComponent(s.token)}`,

@@ -198,3 +198,17 @@ describe('observer review: rates', () => {
     }
   });
 });
+
+describe('observer review: lifecycle', () => {
+  it('refuses to start on a stopped node, and a shutdown while it starts leaves no server behind', async () => {
+    const stopped = track();
+    await stopped.shutdown();
+    await expect(startObserver(stopped)).rejects.toMatchObject({ code: 'ERR_NODE_STOPPED' });
+    const node = track();
+    const starting = startObserver(node);
+    const shutdown = node.shutdown();
+    await expect(starting).rejects.toMatchObject({ code: 'ERR_NODE_STOPPED' });
+    await shutdown;
+    expect(node.telemetry.isAttached('keel.supervisor.child_restarted')).toBe(false); // its history detached
+  });
+});
