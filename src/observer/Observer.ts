@@ -23,6 +23,7 @@ import { DEFAULT_HISTORY_EVENTS, HISTORY_SECONDS, TelemetryHistory } from './tel
 import { supervisionTrees } from './tree.js';
 import { listComponents, readComponents, type ComponentPage } from './components.js';
 import { hideErrorTexts } from './redact.js';
+import { SharedCalls } from './calls.js';
 
 export type { ObserverHandle, ObserverOptions } from '../runtime/serviceSlots.js';
 
@@ -91,6 +92,8 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
   const assets = loadAssets();
   if (assets.html === undefined) node.logger.warn('the observer page is missing (src/observer/assets was not copied to the build): the API works, the page does not');
   const processes = new ProcessSampler(node, kernel);
+  // one call in flight per process shown: a page polling a busy one queues no more than that
+  const calls = new SharedCalls(kernel);
   const history = new TelemetryHistory(node, s.telemetryEvents);
   const stopSpawnTimes = kernel.recordSpawnTimes();
   let telemetryFrom = Date.now();
@@ -221,7 +224,7 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
       case '/api/supervisors': {
         const roots: Target[] = [...s.supervisors];
         if (node.registry.whereis('keel.services') !== undefined) roots.push('keel.services');
-        return errorTexts({ trees: await supervisionTrees(node, kernel, roots) });
+        return errorTexts({ trees: await supervisionTrees(node, kernel, roots, 8, calls) });
       }
       case '/api/telemetry':
         return history.snapshot(intParam(q, 'window', HISTORY_SECONDS, 1, HISTORY_SECONDS));
@@ -252,7 +255,7 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
       case '/api/circuits':
       case '/api/agents':
       case '/api/pools':
-        return errorTexts(await readComponents(node, kernel, path.slice('/api/'.length) as ComponentPage));
+        return errorTexts(await readComponents(node, kernel, path.slice('/api/'.length) as ComponentPage, calls));
       case '/api/dead-letters': {
         if (!node.deadLetters.available) throw new ApiError('service_unavailable', 'the node has no dead letter queue running');
         const filter = deadLetterFilter({ get: (k) => q.get(k) });
@@ -275,7 +278,7 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
           } catch {
             throw new ApiError('bad_request', 'the pid is not valid percent-encoded text', { field: 'pid' });
           }
-          const detail = await processDetail(node, kernel, parsePid(text));
+          const detail = await processDetail(node, kernel, parsePid(text), calls);
           // (the state a redactor chose to show is shown as it is)
           return { ...detail, restarts: errorTexts(detail.restarts) };
         }

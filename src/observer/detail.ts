@@ -12,6 +12,7 @@ import { Pid } from '../runtime/Pid.js';
 import type { Node } from '../runtime/types.js';
 import { ApiError } from './http.js';
 import { kindOf } from './processes.js';
+import { callErrorCode, SharedCalls } from './calls.js';
 
 /** How long the detail waits for a server's status or a supervisor's restarts (it is busy: the field says so). */
 export const DETAIL_CALL_TIMEOUT_MS = 1000;
@@ -30,7 +31,7 @@ export function parsePid(text: unknown, field = 'pid'): Pid {
 }
 
 /** A process's detail (see the file comment); 404 when it is not alive. */
-export async function processDetail(node: Node, kernel: Kernel, pid: Pid): Promise<Record<string, unknown>> {
+export async function processDetail(node: Node, kernel: Kernel, pid: Pid, shared: SharedCalls = new SharedCalls(kernel)): Promise<Record<string, unknown>> {
   const info = node.info(pid);
   const p = kernel.resolve(pid);
   if (info === undefined || p === undefined) throw new ApiError('not_found', 'no live process of this node has this pid');
@@ -66,7 +67,7 @@ export async function processDetail(node: Node, kernel: Kernel, pid: Pid): Promi
   };
   if (kind === 'supervisor') {
     try {
-      const s = await Supervisor.status(node, pid, DETAIL_CALL_TIMEOUT_MS);
+      const s = await shared.call(`status ${Pid.format(pid)}`, (limitMs) => Supervisor.status(node, pid, limitMs), DETAIL_CALL_TIMEOUT_MS);
       detail.restarts = s.restarts;
       detail.strategy = s.strategy;
       detail.intensity = s.intensity;
@@ -76,7 +77,7 @@ export async function processDetail(node: Node, kernel: Kernel, pid: Pid): Promi
     }
   } else if (report?.redacts === true) {
     try {
-      detail.state = jsonSafe((await Sys.getStatus(node, pid, DETAIL_CALL_TIMEOUT_MS)).state);
+      detail.state = jsonSafe((await shared.call(`get_status ${Pid.format(pid)}`, (limitMs) => Sys.getStatus(node, pid, limitMs), DETAIL_CALL_TIMEOUT_MS)).state);
     } catch (e) {
       detail.stateError = callError(e);
     }
@@ -85,7 +86,7 @@ export async function processDetail(node: Node, kernel: Kernel, pid: Pid): Promi
 }
 
 function callError(e: unknown): string {
-  return isKeelError(e, 'ERR_CALL_TIMEOUT') ? 'timeout' : isKeelError(e) ? e.code : 'failed';
+  return isKeelError(e) || typeof (e as { code?: unknown }).code === 'string' ? callErrorCode(e) : 'failed';
 }
 
 /**

@@ -9,6 +9,7 @@ import { supervisionTrees, TREE_CALL_TIMEOUT_MS, type TreeNode } from '../../src
 import { kernelOf } from '../../src/runtime/kernel.js';
 import { clockedNode, deferred, useNodes, watch } from '../support.js';
 import { Jobs, type JobProgress } from '../../src/observer/jobs.js';
+import { SharedCalls } from '../../src/observer/calls.js';
 import { bearer, request } from './client.js';
 
 const track = useNodes();
@@ -210,5 +211,32 @@ describe('observer review: lifecycle', () => {
     await expect(starting).rejects.toMatchObject({ code: 'ERR_NODE_STOPPED' });
     await shutdown;
     expect(node.telemetry.isAttached('keel.supervisor.child_restarted')).toBe(false); // its history detached
+  });
+});
+
+describe('observer review: a busy process polled', () => {
+  it('a supervisor that does not answer gets one queued status call, however often the tree is polled', async () => {
+    const { node, clock } = clockedNode(track);
+    const kernel = kernelOf(node, 'node');
+    const sup = await Supervisor.start(node, [{ id: 'w', start: (ctx) => ctx.spawnLink(() => () => undefined) }]);
+    await Sys.suspend(node, sup);
+    const calls = new SharedCalls(kernel);
+    for (let poll = 0; poll < 3; poll++) {
+      const trees = watch(supervisionTrees(node, kernel, [sup], 8, calls));
+      await node.idle();
+      await clock.advance(TREE_CALL_TIMEOUT_MS);
+      await node.idle();
+      expect(trees.status).toBe('resolved');
+      expect(trees.value![0]).toEqual({ root: Pid.format(sup), error: 'timeout' });
+    }
+    // (a suspended server keeps the calls it receives aside: `queued` counts them)
+    expect((await Sys.getStatus(node, sup)).queued).toBe(1);
+    expect(calls.pending).toBe(1);
+    await Sys.resume(node, sup);
+    await node.idle();
+    expect(calls.pending).toBe(0);
+    const trees = watch(supervisionTrees(node, kernel, [sup], 8, calls));
+    await node.idle();
+    expect(trees.value![0]).toMatchObject({ supervisor: Pid.format(sup), strategy: 'one_for_one' });
   });
 });
