@@ -18,7 +18,9 @@ export const MAX_EVENT_NAMES = 200;
  * The events counted by default: the rare ones (restarts, dead letters, drops, long mailboxes, leaks,
  * workflows, circuits, the cluster, the observer's own actions). Per-message events
  * (`keel.process.spawned`, `keel.gen_server.call`, `keel.signal_router.deliver`...) are left out:
- * listening to them would cost every message.
+ * listening to them would cost every message. So is `keel.process.long_schedule`: while anyone
+ * listens to it, the scheduler times every turn of every process (two clock reads a turn), and the
+ * observer is to cost nothing while nobody watches.
  */
 export const DEFAULT_HISTORY_EVENTS: readonly string[] = [
   'keel.supervisor.*',
@@ -26,7 +28,6 @@ export const DEFAULT_HISTORY_EVENTS: readonly string[] = [
   'keel.message.dropped',
   'keel.process.long_mailbox',
   'keel.process.long_mailbox_cleared',
-  'keel.process.long_schedule',
   'keel.process.zombie_call',
   'keel.gen_server.unexpected_message',
   'keel.monitor_manager.leaks_detected',

@@ -240,3 +240,17 @@ describe('observer review: a busy process polled', () => {
     expect(trees.value![0]).toMatchObject({ supervisor: Pid.format(sup), strategy: 'one_for_one' });
   });
 });
+
+describe('observer review: nobody watching', () => {
+  it("an observer with no client leaves the scheduler's turns untimed: its history does not listen to keel.process.long_schedule", async () => {
+    const node = track();
+    const obs = await startObserver(node);
+    try {
+      // listening to it makes every turn of every process read the clock twice (Scheduler#timedTurn)
+      expect(node.telemetry.isAttached('keel.process.long_schedule')).toBe(false);
+      expect(obs.clients).toBe(0);
+    } finally {
+      await obs.close();
+    }
+  });
+});
