@@ -29,6 +29,8 @@ export type { ObserverHandle, ObserverOptions } from '../runtime/serviceSlots.js
 
 /** The most rows one `GET /api/processes` or `/api/dead-letters` answers. */
 export const MAX_LIMIT = 1000;
+/** The most members `GET /api/groups` lists per group (with the group's `size`): a group of 100,000 stays one small answer. */
+export const MAX_GROUP_MEMBERS = 100;
 const TOKEN_TEXT = /^[\x21-\x7e]{16,512}$/;
 
 interface Settings {
@@ -245,7 +247,13 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
       case '/api/groups': {
         const limit = intParam(q, 'limit', 100, 1, MAX_LIMIT);
         const groups = node.groups.groups().sort();
-        return { groups: groups.slice(0, limit).map((group) => ({ group, members: node.groups.members(group).map((p) => Pid.format(p)) })), total: groups.length };
+        return {
+          groups: groups.slice(0, limit).map((group) => {
+            const members = node.groups.members(group);
+            return { group, size: members.length, members: members.slice(0, MAX_GROUP_MEMBERS).map((p) => Pid.format(p)) };
+          }),
+          total: groups.length,
+        };
       }
       case '/api/components':
         return { components: listComponents(node, kernel) };

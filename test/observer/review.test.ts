@@ -10,6 +10,7 @@ import { kernelOf } from '../../src/runtime/kernel.js';
 import { clockedNode, deferred, useNodes, watch } from '../support.js';
 import { Jobs, type JobProgress } from '../../src/observer/jobs.js';
 import { SharedCalls } from '../../src/observer/calls.js';
+import { MAX_GROUP_MEMBERS } from '../../src/observer/Observer.js';
 import { bearer, request } from './client.js';
 
 const track = useNodes();
@@ -249,6 +250,22 @@ describe('observer review: nobody watching', () => {
       // listening to it makes every turn of every process read the clock twice (Scheduler#timedTurn)
       expect(node.telemetry.isAttached('keel.process.long_schedule')).toBe(false);
       expect(obs.clients).toBe(0);
+    } finally {
+      await obs.close();
+    }
+  });
+});
+
+describe('observer review: big groups', () => {
+  it('GET /api/groups lists at most MAX_GROUP_MEMBERS members of a group, with the group size', async () => {
+    const node = track();
+    for (let i = 0; i < 1500; i++) node.groups.join('crowd', node.spawn(() => () => undefined));
+    const obs = await startObserver(node);
+    try {
+      const g = (await request(obs.port, { path: '/api/groups', headers: bearer(obs.token) })).json;
+      expect(g.total).toBe(1);
+      expect(g.groups[0]).toMatchObject({ group: 'crowd', size: 1500 });
+      expect(g.groups[0].members).toHaveLength(MAX_GROUP_MEMBERS);
     } finally {
       await obs.close();
     }
