@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { InvalidArgumentError, isKeelError } from '../errors.js';
+import { InvalidArgumentError, isKeelError, NodeStoppedError } from '../errors.js';
 import { kernelOf } from '../runtime/kernel.js';
 import { Pid, type Target } from '../runtime/Pid.js';
 import type { ObserverHandle, ObserverOptions } from '../runtime/serviceSlots.js';
@@ -22,11 +22,15 @@ import { ProcessSampler, SORT_KEYS, STATUSES, type SortKey, type ProcessStatus }
 import { DEFAULT_HISTORY_EVENTS, HISTORY_SECONDS, TelemetryHistory } from './telemetryHistory.js';
 import { supervisionTrees } from './tree.js';
 import { listComponents, readComponents, type ComponentPage } from './components.js';
+import { hideErrorTexts } from './redact.js';
+import { SharedCalls } from './calls.js';
 
 export type { ObserverHandle, ObserverOptions } from '../runtime/serviceSlots.js';
 
 /** The most rows one `GET /api/processes` or `/api/dead-letters` answers. */
 export const MAX_LIMIT = 1000;
+/** The most members `GET /api/groups` lists per group (with the group's `size`): a group of 100,000 stays one small answer. */
+export const MAX_GROUP_MEMBERS = 100;
 const TOKEN_TEXT = /^[\x21-\x7e]{16,512}$/;
 
 interface Settings {
@@ -85,10 +89,13 @@ function settings(options: ObserverOptions): Settings {
 export async function startObserver(node: Node, options: ObserverOptions = {}): Promise<ObserverHandle> {
   const kernel = kernelOf(node, 'node');
   const s = settings(options);
+  if (kernel.stopping) throw new NodeStoppedError(node.name, 'observer');
   const sampler = new Sampler(node, { readOnly: s.readOnly, allowPayloads: s.allowPayloads });
   const assets = loadAssets();
   if (assets.html === undefined) node.logger.warn('the observer page is missing (src/observer/assets was not copied to the build): the API works, the page does not');
   const processes = new ProcessSampler(node, kernel);
+  // one call in flight per process shown: a page polling a busy one queues no more than that
+  const calls = new SharedCalls(kernel);
   const history = new TelemetryHistory(node, s.telemetryEvents);
   const stopSpawnTimes = kernel.recordSpawnTimes();
   let telemetryFrom = Date.now();
@@ -201,6 +208,9 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
     return sendJson(res, 200, await act(name, req));
   }
 
+  /** Errors and exit reasons carry the data a process worked on: without `allowPayloads`, only their kind. */
+  const errorTexts = (value: unknown): unknown => (s.allowPayloads ? value : hideErrorTexts(value));
+
   async function read(path: string, q: URLSearchParams): Promise<unknown> {
     switch (path) {
       case '/api/overview':
@@ -216,7 +226,7 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
       case '/api/supervisors': {
         const roots: Target[] = [...s.supervisors];
         if (node.registry.whereis('keel.services') !== undefined) roots.push('keel.services');
-        return { trees: await supervisionTrees(node, kernel, roots) };
+        return errorTexts({ trees: await supervisionTrees(node, kernel, roots, 8, calls) });
       }
       case '/api/telemetry':
         return history.snapshot(intParam(q, 'window', HISTORY_SECONDS, 1, HISTORY_SECONDS));
@@ -237,7 +247,13 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
       case '/api/groups': {
         const limit = intParam(q, 'limit', 100, 1, MAX_LIMIT);
         const groups = node.groups.groups().sort();
-        return { groups: groups.slice(0, limit).map((group) => ({ group, members: node.groups.members(group).map((p) => Pid.format(p)) })), total: groups.length };
+        return {
+          groups: groups.slice(0, limit).map((group) => {
+            const members = node.groups.members(group);
+            return { group, size: members.length, members: members.slice(0, MAX_GROUP_MEMBERS).map((p) => Pid.format(p)) };
+          }),
+          total: groups.length,
+        };
       }
       case '/api/components':
         return { components: listComponents(node, kernel) };
@@ -247,14 +263,15 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
       case '/api/circuits':
       case '/api/agents':
       case '/api/pools':
-        return readComponents(node, kernel, path.slice('/api/'.length) as ComponentPage);
+        return errorTexts(await readComponents(node, kernel, path.slice('/api/'.length) as ComponentPage, calls));
       case '/api/dead-letters': {
         if (!node.deadLetters.available) throw new ApiError('service_unavailable', 'the node has no dead letter queue running');
         const filter = deadLetterFilter({ get: (k) => q.get(k) });
         const limit = intParam(q, 'limit', 50, 1, MAX_LIMIT);
         const cursor = textParam(q, 'cursor');
-        const page = await node.deadLetters.list({ ...filter, limit, ...(cursor === undefined ? {} : { cursor }) });
-        const stats = await node.deadLetters.stats();
+        // (a cursor that is not one is the queue's ERR_INVALID_ARGUMENT: a 400, not a failure of the observer)
+        const page = await serviceCall(() => node.deadLetters.list({ ...filter, limit, ...(cursor === undefined ? {} : { cursor }) }));
+        const stats = await serviceCall(() => node.deadLetters.stats());
         return { pending: stats.pending, parked: stats.parked, entries: page.entries.map((d) => deadLetterRow(d, s.allowPayloads)), cursor: page.cursor ?? null };
       }
       case '/api/leaks': {
@@ -269,7 +286,9 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
           } catch {
             throw new ApiError('bad_request', 'the pid is not valid percent-encoded text', { field: 'pid' });
           }
-          return processDetail(node, kernel, parsePid(text));
+          const detail = await processDetail(node, kernel, parsePid(text), calls);
+          // (the state a redactor chose to show is shown as it is)
+          return { ...detail, restarts: errorTexts(detail.restarts) };
         }
         if (path.startsWith('/api/dead-letters/jobs/')) {
           const job = jobs.get(path.slice('/api/dead-letters/jobs/'.length));
@@ -387,6 +406,11 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
     });
     return closing;
   };
+  if (kernel.stopping) {
+    // the node began to shut down while the server started: its hooks ran without this one
+    await close();
+    throw new NodeStoppedError(node.name, 'observer');
+  }
   hook.remove = kernel.onShutdown(close);
   return {
     url: `http://${urlHost}:${port}/?token=${encodeURIComponent(s.token)}`,
@@ -409,8 +433,9 @@ function idsOf(value: unknown): string[] | undefined {
 }
 
 function rateOf(rate: unknown): number | undefined {
-  if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0 || rate > 100_000)) {
-    throw new ApiError('bad_request', '`ratePerSecond` must be a number from 0 (excluded) to 100,000', { field: 'ratePerSecond' });
+  // (from 0.001: a smaller rate's tick is too far to time, 1/5e-324 s is Infinity)
+  if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate < 0.001 || rate > 100_000)) {
+    throw new ApiError('bad_request', '`ratePerSecond` must be a number from 0.001 to 100,000', { field: 'ratePerSecond' });
   }
   return rate;
 }

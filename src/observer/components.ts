@@ -10,6 +10,7 @@ import { exitReportOf, type Kernel } from '../runtime/kernel.js';
 import { Pid } from '../runtime/Pid.js';
 import type { Node } from '../runtime/types.js';
 import { ApiError } from './http.js';
+import { callErrorCode, SharedCalls } from './calls.js';
 
 /** How long the observer waits for one component's snapshot (a busy one shows `error: 'timeout'`). */
 export const COMPONENT_CALL_TIMEOUT_MS = 1000;
@@ -50,7 +51,7 @@ export function componentsOf(node: Node, kernel: Kernel, kind: string): Pid[] {
  * The page's components, each `{ name, pid, ...its snapshot }` (or `{ name, pid, error }`);
  * 503 `service_unavailable` when none runs on the node.
  */
-export async function readComponents(node: Node, kernel: Kernel, page: ComponentPage): Promise<Record<string, unknown>> {
+export async function readComponents(node: Node, kernel: Kernel, page: ComponentPage, calls: SharedCalls = new SharedCalls(kernel)): Promise<Record<string, unknown>> {
   const { kind, list, what } = PAGES[page];
   const pids = componentsOf(node, kernel, kind);
   if (pids.length === 0) throw new ApiError('service_unavailable', `no ${what} runs on this node`);
@@ -58,10 +59,10 @@ export async function readComponents(node: Node, kernel: Kernel, page: Component
     pids.map(async (pid) => {
       const head = { name: node.info(pid)?.name ?? null, pid: Pid.format(pid) };
       try {
-        const snapshot = await sysObserve(node, pid, COMPONENT_CALL_TIMEOUT_MS);
+        const snapshot = await calls.call(`observe ${head.pid}`, (limitMs) => sysObserve(node, pid, limitMs), COMPONENT_CALL_TIMEOUT_MS);
         return { ...head, ...(typeof snapshot === 'object' && snapshot !== null ? snapshot : {}) };
       } catch (e) {
-        return { ...head, error: isKeelError(e, 'ERR_CALL_TIMEOUT') ? 'timeout' : isKeelError(e) ? e.code : 'failed' };
+        return { ...head, error: isKeelError(e) || typeof (e as { code?: unknown }).code === 'string' ? callErrorCode(e) : 'failed' };
       }
     }),
   );

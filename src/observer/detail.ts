@@ -12,9 +12,13 @@ import { Pid } from '../runtime/Pid.js';
 import type { Node } from '../runtime/types.js';
 import { ApiError } from './http.js';
 import { kindOf } from './processes.js';
+import { callErrorCode, SharedCalls } from './calls.js';
 
 /** How long the detail waits for a server's status or a supervisor's restarts (it is busy: the field says so). */
 export const DETAIL_CALL_TIMEOUT_MS = 1000;
+
+/** The most values a process's state shows (its detail stays small whatever the state holds). */
+export const MAX_STATE_VALUES = 5000;
 
 /** A pid of this node from its text (`<node.id.creation>`); 400 for bad text. */
 export function parsePid(text: unknown, field = 'pid'): Pid {
@@ -27,7 +31,7 @@ export function parsePid(text: unknown, field = 'pid'): Pid {
 }
 
 /** A process's detail (see the file comment); 404 when it is not alive. */
-export async function processDetail(node: Node, kernel: Kernel, pid: Pid): Promise<Record<string, unknown>> {
+export async function processDetail(node: Node, kernel: Kernel, pid: Pid, shared: SharedCalls = new SharedCalls(kernel)): Promise<Record<string, unknown>> {
   const info = node.info(pid);
   const p = kernel.resolve(pid);
   if (info === undefined || p === undefined) throw new ApiError('not_found', 'no live process of this node has this pid');
@@ -63,7 +67,7 @@ export async function processDetail(node: Node, kernel: Kernel, pid: Pid): Promi
   };
   if (kind === 'supervisor') {
     try {
-      const s = await Supervisor.status(node, pid, DETAIL_CALL_TIMEOUT_MS);
+      const s = await shared.call(`status ${Pid.format(pid)}`, (limitMs) => Supervisor.status(node, pid, limitMs), DETAIL_CALL_TIMEOUT_MS);
       detail.restarts = s.restarts;
       detail.strategy = s.strategy;
       detail.intensity = s.intensity;
@@ -73,7 +77,7 @@ export async function processDetail(node: Node, kernel: Kernel, pid: Pid): Promi
     }
   } else if (report?.redacts === true) {
     try {
-      detail.state = jsonSafe((await Sys.getStatus(node, pid, DETAIL_CALL_TIMEOUT_MS)).state);
+      detail.state = jsonSafe((await shared.call(`get_status ${Pid.format(pid)}`, (limitMs) => Sys.getStatus(node, pid, limitMs), DETAIL_CALL_TIMEOUT_MS)).state);
     } catch (e) {
       detail.stateError = callError(e);
     }
@@ -82,15 +86,17 @@ export async function processDetail(node: Node, kernel: Kernel, pid: Pid): Promi
 }
 
 function callError(e: unknown): string {
-  return isKeelError(e, 'ERR_CALL_TIMEOUT') ? 'timeout' : isKeelError(e) ? e.code : 'failed';
+  return isKeelError(e) || typeof (e as { code?: unknown }).code === 'string' ? callErrorCode(e) : 'failed';
 }
 
 /**
- * A redactor's value as JSON-safe data: plain objects, arrays and primitives, at most 6 levels and
- * 200 entries per level; a cycle, a function, a getter that throws or a proxy that refuses becomes a
- * string saying so. Never throws.
+ * A redactor's value as JSON-safe data: plain objects, arrays and primitives, at most 6 levels,
+ * 200 entries per level and {@link MAX_STATE_VALUES} values in all (past it, `'[truncated]'`: 200
+ * entries on each of 6 levels would be 200^6); a cycle, a function, a getter that throws or a proxy
+ * that refuses becomes a string saying so. Never throws.
  */
-export function jsonSafe(value: unknown, depth = 6, seen: Set<object> = new Set()): unknown {
+export function jsonSafe(value: unknown, depth = 6, seen: Set<object> = new Set(), budget: { left: number } = { left: MAX_STATE_VALUES }): unknown {
+  if (budget.left-- <= 0) return '[truncated]';
   try {
     if (value === null || typeof value === 'boolean' || typeof value === 'string') return value;
     if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
@@ -104,13 +110,13 @@ export function jsonSafe(value: unknown, depth = 6, seen: Set<object> = new Set(
       if (Pid.is(value)) return Pid.format(value);
       if (value instanceof Date) return value.toISOString();
       if (value instanceof Error) return { name: value.name, message: value.message };
-      if (Array.isArray(value)) return value.slice(0, 200).map((v) => jsonSafe(v, depth - 1, seen));
-      if (value instanceof Map) return [...value].slice(0, 200).map(([k, v]) => [jsonSafe(k, depth - 1, seen), jsonSafe(v, depth - 1, seen)]);
-      if (value instanceof Set) return [...value].slice(0, 200).map((v) => jsonSafe(v, depth - 1, seen));
+      if (Array.isArray(value)) return value.slice(0, 200).map((v) => jsonSafe(v, depth - 1, seen, budget));
+      if (value instanceof Map) return firstOf(value, 200).map(([k, v]) => [jsonSafe(k, depth - 1, seen, budget), jsonSafe(v, depth - 1, seen, budget)]);
+      if (value instanceof Set) return firstOf(value, 200).map((v) => jsonSafe(v, depth - 1, seen, budget));
       const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
       for (const k of Object.keys(value).slice(0, 200)) {
         // a `__proto__` key is an own data key of `out` (no prototype): JSON text keeps it as a plain key
-        out[k] = jsonSafe((value as Record<string, unknown>)[k], depth - 1, seen);
+        out[k] = jsonSafe((value as Record<string, unknown>)[k], depth - 1, seen, budget);
       }
       return out;
     } finally {
@@ -119,4 +125,14 @@ export function jsonSafe(value: unknown, depth = 6, seen: Set<object> = new Set(
   } catch {
     return '[unreadable]';
   }
+}
+
+/** The first `n` entries of a Map or Set (without spreading a million of them first). */
+function firstOf<T>(items: Iterable<T>, n: number): T[] {
+  const out: T[] = [];
+  for (const item of items) {
+    if (out.length >= n) break;
+    out.push(item);
+  }
+  return out;
 }

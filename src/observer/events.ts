@@ -17,6 +17,12 @@ export interface Frame {
 }
 
 const HISTORY = 64;
+/**
+ * The most a stream may have buffered, unsent, when a frame is due: a client that stopped reading (a
+ * `keel top` suspended in its terminal, a stalled network) is dropped then, rather than the node
+ * buffering every frame for it without end. It reconnects with its `Last-Event-ID` once it reads again.
+ */
+export const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 /** The most event streams open at once: one more is refused (503) rather than let a loop of tabs exhaust the node. */
 export const MAX_CLIENTS = 64;
 
@@ -102,7 +108,7 @@ export class EventHub {
     if (view.page === 'processes') this.#opts.viewers(this.#viewers());
     const resumed = lastEventId === undefined ? undefined : this.#after(lastEventId);
     if (resumed !== undefined) {
-      for (const f of resumed) write(res, f);
+      for (const f of resumed) this.#write(res, f);
       if (view.page === 'processes') this.#sendProcesses(new Map([[res, client]]));
       return;
     }
@@ -120,14 +126,14 @@ export class EventHub {
       this.#opts.onError(e);
       data = { error: 'snapshot_failed' };
     }
-    if (this.#clients.has(res)) write(res, this.#frame('snapshot', data, false));
+    if (this.#clients.has(res)) this.#write(res, this.#frame('snapshot', data, false));
   }
 
   /** Sends a frame of `event` to every client (kept in the history: a `job` frame, say). */
   broadcast(event: string, data: unknown): void {
     if (this.#clients.size === 0) return;
     const frame = this.#frame(event, data, true);
-    for (const c of this.#clients.keys()) write(c, frame);
+    for (const c of this.#clients.keys()) this.#write(c, frame);
   }
 
   #viewers(): number {
@@ -152,7 +158,7 @@ export class EventHub {
       const removed = [...client.last.keys()].filter((pid) => !next.has(pid));
       const full = client.last.size === 0;
       client.last = next;
-      write(res, this.#frame('processes', { changed, removed, order: page.processes.map((r) => r.pid), total: page.total, full }, false));
+      this.#write(res, this.#frame('processes', { changed, removed, order: page.processes.map((r) => r.pid), total: page.total, full }, false));
     }
   }
 
@@ -166,11 +172,11 @@ export class EventHub {
     const data = await this.#opts.sample();
     if (this.#clients.size === 0) return undefined;
     const frame = this.#frame('overview', data, true);
-    for (const c of this.#clients.keys()) write(c, frame);
+    for (const c of this.#clients.keys()) this.#write(c, frame);
     const telemetry = this.#opts.telemetry();
     if (telemetry !== undefined) {
       const t = this.#frame('telemetry', telemetry, true);
-      for (const c of this.#clients.keys()) write(c, t);
+      for (const c of this.#clients.keys()) this.#write(c, t);
     }
     try {
       this.#sendProcesses(this.#clients);
@@ -226,6 +232,21 @@ export class EventHub {
     this.#opts.watching(false);
   }
 
+  #write(res: ServerResponse, f: Frame): void {
+    this.#send(res, `id: ${f.id}\nevent: ${f.event}\ndata: ${f.data}\n\n`);
+  }
+
+  /** Writes `text` to a stream, or drops the stream (and its client, at once) when it has {@link MAX_BUFFERED_BYTES} unsent. */
+  #send(res: ServerResponse, text: string): void {
+    if (res.destroyed) return;
+    if (res.writableLength > MAX_BUFFERED_BYTES) {
+      res.destroy();
+      this.#leave(res);
+      return;
+    }
+    res.write(text);
+  }
+
   #leave(res: ServerResponse): void {
     const client = this.#clients.get(res);
     if (client === undefined) return;
@@ -237,7 +258,7 @@ export class EventHub {
   #tick(): void {
     this.#ticks++;
     if ((this.#ticks * this.#opts.sampleMs) % this.#opts.keepAliveMs < this.#opts.sampleMs) {
-      for (const c of this.#clients.keys()) c.write(': keep-alive\n\n');
+      for (const c of this.#clients.keys()) this.#send(c, ': keep-alive\n\n');
     }
     if (this.#sampling) return; // a slow sample is not stacked
     this.#sampling = true;
@@ -258,8 +279,4 @@ function rowMap(page: RowsPage): Map<string, string> {
   const m = new Map<string, string>();
   for (const r of page.processes) m.set(r.pid, JSON.stringify({ ...r, ageMs: undefined }));
   return m;
-}
-
-function write(res: ServerResponse, f: Frame): void {
-  res.write(`id: ${f.id}\nevent: ${f.event}\ndata: ${f.data}\n\n`);
 }

@@ -74,13 +74,13 @@ export class Jobs {
           const done = p.done + chunk.length;
           job.progress = { ...p, done, succeeded: p.succeeded + ok, failed: p.failed + chunk.length - ok, finished: done >= p.total };
           if (chunk.length > 0) this.#report(job.progress);
+          // (a timer that cannot be set ends the job with its error: thrown here, it was an unhandled rejection)
           if (!job.progress.finished && !this.#closed) job.timer = this.#kernel.setTimer(tickMs, tick, true);
         },
-        (e: unknown) => {
-          job.progress = { ...job.progress, finished: true, error: typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : 'failed' };
-          this.#report(job.progress);
-        },
-      );
+      ).catch((e: unknown) => {
+        job.progress = { ...job.progress, finished: true, error: codeOf(e) };
+        this.#report(job.progress);
+      });
     };
     if (!job.progress.finished) job.timer = this.#kernel.setTimer(0, tick, true);
     return job.progress;
@@ -102,5 +102,14 @@ export class Jobs {
     // all running: the oldest goes (it keeps running, unseen)
     const oldest = this.#jobs.keys().next().value;
     if (oldest !== undefined) this.#jobs.delete(oldest);
+  }
+}
+
+function codeOf(e: unknown): string {
+  try {
+    const code = (e as { code?: unknown } | null)?.code;
+    return typeof code === 'string' ? code : 'failed';
+  } catch {
+    return 'failed';
   }
 }

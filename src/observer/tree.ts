@@ -11,6 +11,7 @@ import { exitReportOf, type Kernel } from '../runtime/kernel.js';
 import { Pid, type Target } from '../runtime/Pid.js';
 import type { Node } from '../runtime/types.js';
 import { kindOf } from './processes.js';
+import { SharedCalls, withTimeout } from './calls.js';
 
 /** How long the walk waits for one supervisor's answer (a busy supervisor shows `error: 'timeout'`). */
 export const TREE_CALL_TIMEOUT_MS = 1000;
@@ -66,24 +67,29 @@ export function topSupervisors(node: Node, kernel: Kernel): Pid[] {
 }
 
 /** The tree under each of `named` and of every top-level supervisor, each root once. */
-export async function supervisionTrees(node: Node, kernel: Kernel, named: readonly Target[], depth = 8): Promise<TreeRoot[]> {
+export async function supervisionTrees(node: Node, kernel: Kernel, named: readonly Target[], depth = 8, calls: SharedCalls = new SharedCalls(kernel)): Promise<TreeRoot[]> {
   const roots: Target[] = [...named, ...topSupervisors(node, kernel)];
   const seen = new Set<number>();
-  const out: TreeRoot[] = [];
+  const walks: Promise<TreeRoot>[] = [];
   for (const root of roots) {
     const p = kernel.lookupTarget(root);
     if (p !== undefined) {
       if (seen.has(p.self.id)) continue;
       seen.add(p.self.id);
     }
-    try {
-      if (p === undefined) throw Object.assign(new Error('no such supervisor'), { code: 'not_found' });
-      out.push(await walk(node, kernel, p.self, depth));
-    } catch (e) {
-      out.push({ root: typeof root === 'string' ? root : Pid.is(root) ? Pid.format(root) : String(root), error: errorCode(e) });
-    }
+    // the roots are walked side by side: n busy supervisors cost one call timeout, not n
+    walks.push(
+      (async (): Promise<TreeRoot> => {
+        try {
+          if (p === undefined) throw Object.assign(new Error('no such supervisor'), { code: 'not_found' });
+          return await walk(node, kernel, p.self, depth, calls);
+        } catch (e) {
+          return { root: typeof root === 'string' ? root : Pid.is(root) ? Pid.format(root) : String(root), error: errorCode(e) };
+        }
+      })(),
+    );
   }
-  return out;
+  return Promise.all(walks);
 }
 
 function errorCode(e: unknown): string {
@@ -92,13 +98,13 @@ function errorCode(e: unknown): string {
   return typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : 'failed';
 }
 
-async function walk(node: Node, kernel: Kernel, sup: Pid, depth: number): Promise<TreeNode> {
+async function walk(node: Node, kernel: Kernel, sup: Pid, depth: number, calls: SharedCalls): Promise<TreeNode> {
   const p = kernel.resolve(sup);
   const kind = p === undefined ? undefined : exitReportOf(p)?.behaviour;
   const name = node.info(sup)?.name ?? null;
   let tree: TreeNode;
   if (kind === 'dynamic_supervisor') {
-    const rows = await withTimeout(kernel, DynamicSupervisor.whichChildren(node, sup));
+    const rows = await calls.call(`children ${Pid.format(sup)}`, (limitMs) => withTimeout(kernel, DynamicSupervisor.whichChildren(node, sup), limitMs), TREE_CALL_TIMEOUT_MS);
     tree = {
       supervisor: Pid.format(sup),
       name,
@@ -110,7 +116,7 @@ async function walk(node: Node, kernel: Kernel, sup: Pid, depth: number): Promis
       children: rows.map((c) => childRow(node, kernel, { id: null, pid: c.pid, type: c.type, restart: c.restart, restarts: null, modules: c.modules, significant: false })),
     };
   } else {
-    const s = await Supervisor.status(node, sup, TREE_CALL_TIMEOUT_MS);
+    const s = await calls.call(`status ${Pid.format(sup)}`, (limitMs) => Supervisor.status(node, sup, limitMs), TREE_CALL_TIMEOUT_MS);
     tree = {
       supervisor: Pid.format(sup),
       name,
@@ -122,14 +128,17 @@ async function walk(node: Node, kernel: Kernel, sup: Pid, depth: number): Promis
       children: s.children.map((c: ChildInfo) => childRow(node, kernel, c)),
     };
   }
-  for (const c of tree.children) {
-    if (c.type !== 'supervisor' || depth <= 0 || c.pid === null || c.pid === 'restarting') continue;
-    try {
-      c.tree = await walk(node, kernel, Pid.parse(c.pid), depth - 1);
-    } catch (e) {
-      c.tree = { error: errorCode(e) };
-    }
-  }
+  // (the child supervisors side by side too)
+  await Promise.all(
+    tree.children.map(async (c) => {
+      if (c.type !== 'supervisor' || depth <= 0 || c.pid === null || c.pid === 'restarting') return;
+      try {
+        c.tree = await walk(node, kernel, Pid.parse(c.pid), depth - 1, calls);
+      } catch (e) {
+        c.tree = { error: errorCode(e) };
+      }
+    }),
+  );
   return tree;
 }
 
@@ -157,21 +166,4 @@ function childRow(
 function kindOfPid(kernel: Kernel, pid: Pid): string | null {
   const p = kernel.resolve(pid);
   return p === undefined ? null : kindOf(p);
-}
-
-/** A call's promise, or a timeout error after {@link TREE_CALL_TIMEOUT_MS} on the node's clock (the call itself goes on). */
-function withTimeout<T>(kernel: Kernel, work: Promise<T>): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = kernel.setTimer(TREE_CALL_TIMEOUT_MS, () => reject(Object.assign(new Error('timeout'), { code: 'timeout' })), true);
-    work.then(
-      (v) => {
-        timer.cancel();
-        resolve(v);
-      },
-      (e: unknown) => {
-        timer.cancel();
-        reject(e);
-      },
-    );
-  });
 }

@@ -206,7 +206,7 @@ describe('GET /api/registry and /api/groups', () => {
       expect(all.names).toContainEqual({ name: 'alpha', pid: Pid.format(a) });
       expect(all.names).toContainEqual({ name: '<b>gamma</b>', pid: expect.any(String) });
       const g = (await get(obs.port, obs.token, '/api/groups')).json;
-      expect(g).toEqual({ groups: [{ group: 'workers', members: [Pid.format(a), Pid.format(b)] }], total: 1 });
+      expect(g).toEqual({ groups: [{ group: 'workers', size: 2, members: [Pid.format(a), Pid.format(b)] }], total: 1 });
       expect((await get(obs.port, obs.token, '/api/registry?limit=0')).status).toBe(400);
       expect((await get(obs.port, obs.token, '/api/groups?limit=x')).status).toBe(400);
       expect((await get(obs.port, obs.token, '/api/registry?limit=1000')).text).not.toMatch(/[<>]/);

@@ -1,0 +1,273 @@
+// Adversarial review of the observer: each test names a bug it proved (and now guards).
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { Agent, CoordinatorAgent, Pid, startObserver, Supervisor, Sys } from '../../src/index.js';
+import { jsonSafe } from '../../src/observer/detail.js';
+import { reasonKind } from '../../src/observer/redact.js';
+import { supervisionTrees, TREE_CALL_TIMEOUT_MS, type TreeNode } from '../../src/observer/tree.js';
+import { kernelOf } from '../../src/runtime/kernel.js';
+import { clockedNode, deferred, useNodes, watch } from '../support.js';
+import { Jobs, type JobProgress } from '../../src/observer/jobs.js';
+import { SharedCalls } from '../../src/observer/calls.js';
+import { MAX_GROUP_MEMBERS } from '../../src/observer/Observer.js';
+import { bearer, request } from './client.js';
+
+const track = useNodes();
+
+describe('observer review', () => {
+  it('without allowPayloads, workflow task errors and restart reasons show their kind, never their text', async () => {
+    const node = track();
+    const worker = await Agent.start(node, {
+      capabilities: [],
+      tasks: {
+        boom: () => {
+          throw new TypeError('card 4111-1111 of alice');
+        },
+      },
+    });
+    const coordinator = await CoordinatorAgent.start(node, { name: 'flow', workers: [worker.pid] });
+    const { id } = await coordinator.submit({ id: 'wf-1', tasks: [{ id: 't', kind: 'boom' }] });
+    await coordinator.wait(id).catch(() => undefined);
+    const sup = await Supervisor.start(node, [{ id: 'w', start: (ctx) => ctx.spawnLink(() => () => { throw new Error('order 4111 of bob'); }) }], { maxRestarts: 5, withinMs: 10_000 });
+    const [child] = await Supervisor.whichChildren(node, sup);
+    node.send(child!.pid as Pid, 'go');
+    await node.idle();
+    const hidden = await startObserver(node);
+    const shown = await startObserver(node, { allowPayloads: true });
+    try {
+      const read = async (obs: typeof hidden) => {
+        const get = async (path: string) => (await request(obs.port, { path, headers: bearer(obs.token) })).json;
+        return { wf: await get('/api/workflows'), tree: await get('/api/tree'), detail: await get(`/api/process/${encodeURIComponent(Pid.format(sup))}`) };
+      };
+      const h = await read(hidden);
+      expect(JSON.stringify(h)).not.toContain('4111');
+      expect(h.wf.coordinators[0].recent[0]).toMatchObject({ error: 'TypeError', tasks: [expect.objectContaining({ id: 't', error: 'TypeError' })] });
+      expect(h.tree.trees.find((t: { supervisor: string }) => t.supervisor === Pid.format(sup)).restarts).toEqual([expect.objectContaining({ child: 'w', reason: 'Error' })]);
+      expect(h.detail.restarts).toEqual([expect.objectContaining({ child: 'w', reason: 'Error' })]);
+      // with allowPayloads the texts are whole
+      const s = await read(shown);
+      expect(s.wf.coordinators[0].recent[0].error).toBe('TypeError: card 4111-1111 of alice');
+      expect(s.detail.restarts).toEqual([expect.objectContaining({ reason: 'Error: order 4111 of bob' })]);
+    } finally {
+      await hidden.close();
+      await shown.close();
+    }
+  });
+
+  it('reasonKind keeps a code, an error name, a shutdown shape; hides free text', () => {
+    expect(reasonKind('killed')).toBe('killed');
+    expect(reasonKind('worker_lost')).toBe('worker_lost');
+    expect(reasonKind('TypeError: secret')).toBe('TypeError');
+    expect(reasonKind('{ shutdown: {"card":"4111"} }')).toBe('{ shutdown: … }');
+    expect(reasonKind('card 4111 of alice')).toBe('(hidden)');
+    expect(reasonKind('4111111111111111')).toBe('(hidden)');
+    expect(reasonKind('{"card":"4111"}')).toBe('(hidden)');
+  });
+
+  it('the tree walk waits for busy supervisors side by side: n of them cost one call timeout, not n', async () => {
+    const { node, clock } = clockedNode(track);
+    const worker = { id: 'w', start: (ctx: Parameters<Parameters<typeof Supervisor.start>[1][number]['start']>[0]) => ctx.spawnLink(() => () => undefined) };
+    const busy: Pid[] = [];
+    for (let i = 0; i < 3; i++) {
+      const sup = await Supervisor.start(node, [worker]);
+      await Sys.suspend(node, sup);
+      busy.push(sup);
+    }
+    const inner = await Supervisor.start(node, [{ id: 'inner', type: 'supervisor', start: (ctx) => Supervisor.startLink(ctx, [worker]) }]);
+    const [innerChild] = await Supervisor.whichChildren(node, inner);
+    await Sys.suspend(node, innerChild!.pid as Pid);
+    const trees = watch(supervisionTrees(node, kernelOf(node, 'node'), []));
+    await node.idle();
+    await clock.advance(TREE_CALL_TIMEOUT_MS);
+    await node.idle();
+    expect(trees.status).toBe('resolved');
+    const roots = trees.value!;
+    for (const sup of busy) expect(roots).toContainEqual({ root: Pid.format(sup), error: 'timeout' });
+    const top = roots.find((t) => 'supervisor' in t && t.supervisor === Pid.format(inner)) as TreeNode;
+    expect(top.children[0]!.tree).toEqual({ error: 'timeout' });
+    for (const sup of [...busy, innerChild!.pid as Pid]) await Sys.resume(node, sup);
+  });
+});
+
+describe('observer review: event streams', () => {
+  it('a client that stops reading (a `keel top` put in the background) is dropped, not buffered without end', async () => {
+    const node = track();
+    const pids = Array.from({ length: 1000 }, (_, i) => node.spawn(() => () => undefined, { name: `worker-${i}-${'x'.repeat(200)}` }));
+    const obs = await startObserver(node);
+    const socket = connect(obs.port, '127.0.0.1');
+    try {
+      await once(socket, 'connect');
+      socket.write(`GET /api/events?view=processes&limit=1000 HTTP/1.1\r\nHost: 127.0.0.1:${obs.port}\r\nAuthorization: Bearer ${obs.token}\r\n\r\n`);
+      await once(socket, 'data'); // the stream's head: it is open
+      socket.pause(); // and never read again
+      expect(obs.clients).toBe(1);
+      // each frame carries 1,000 changed rows (~300 KB): past the socket's buffers, then past the bound
+      let pushes = 0;
+      while (obs.clients > 0 && pushes < 500) {
+        for (const pid of pids) node.send(pid, 'tick');
+        await obs.pushFrame();
+        pushes++;
+      }
+      expect(obs.clients).toBe(0);
+      expect(pushes).toBeLessThan(500);
+    } finally {
+      socket.destroy();
+      await obs.close();
+    }
+  });
+});
+
+describe('observer review: dead-letter jobs', () => {
+  it('a rate so small its tick is infinite is refused (400), and a job whose timer cannot be set ends with an error, never an unhandled rejection', async () => {
+    const { node, clock } = clockedNode(track, { services: { deadLetters: { backoff: { initialMs: 1e9, maxMs: 1e9, jitter: 'none' } } } });
+    node.spawn(() => () => undefined, { name: 'inbox' });
+    for (let i = 0; i < 2; i++) await node.deadLetters.add({ recipient: 'inbox', message: i, reason: 'noproc' });
+    const obs = await startObserver(node, { readOnly: false });
+    try {
+      for (const rate of [5e-324, 1e-300, 0.0001]) {
+        const bad = await request(obs.port, { method: 'POST', path: '/api/dead-letters/retry', headers: bearer(obs.token), body: { filter: {}, ratePerSecond: rate } });
+        expect(bad.status, String(rate)).toBe(400);
+        expect(bad.json.error.field).toBe('ratePerSecond');
+      }
+    } finally {
+      await obs.close();
+    }
+    // the job runner itself: a step whose next tick cannot be timed ends the job with its error
+    const reports: JobProgress[] = [];
+    const jobs = new Jobs(kernelOf(node, 'node'), (p) => reports.push(p));
+    const stepped = deferred();
+    jobs.start('retry', ['a', 'b'], 5e-324, async (ids) => {
+      stepped.resolve();
+      return ids.map(() => ({ ok: true }));
+    });
+    await clock.advance(0);
+    await stepped.promise;
+    await node.idle();
+    expect(reports.at(-1)).toMatchObject({ finished: true, error: 'ERR_INVALID_ARGUMENT', done: 1 });
+    jobs.close();
+  });
+});
+
+describe('observer review: hostile queries', () => {
+  it('GET /api/dead-letters with a cursor that is not one answers 400, not 500 (and logs no failure)', async () => {
+    const node = track();
+    const obs = await startObserver(node);
+    try {
+      for (const cursor of ['zzz', '-1', '%00', 'x'.repeat(200)]) {
+        const a = await request(obs.port, { path: `/api/dead-letters?cursor=${encodeURIComponent(cursor)}`, headers: bearer(obs.token) });
+        expect(a.status, cursor).toBe(400);
+        expect(a.json.error.code).toBe('bad_request');
+      }
+    } finally {
+      await obs.close();
+    }
+  });
+});
+
+describe('observer review: a redactor state', () => {
+  it('jsonSafe bounds the whole value, not only each level: 200 x 200 x 200 entries show at most MAX_STATE_VALUES', () => {
+    const row = Array.from({ length: 200 }, (_, i) => i);
+    const table = Array.from({ length: 200 }, () => row);
+    const state = Array.from({ length: 200 }, () => table); // 8,000,000 numbers at depth 3
+    const out = jsonSafe(state);
+    const text = JSON.stringify(out);
+    expect(text.length).toBeLessThan(200_000);
+    expect(text).toContain('[truncated]');
+    // a small value is whole
+    expect(jsonSafe({ a: [1, 2, { b: 3 }] })).toEqual({ a: [1, 2, { b: 3 }] });
+  });
+});
+
+describe('observer review: rates', () => {
+  it("the overview's message rate counts what the live processes handled in the window, even when a busy process died in it", async () => {
+    const { node, clock } = clockedNode(track, { services: false });
+    const old = node.spawn(() => () => undefined);
+    for (let i = 0; i < 100; i++) node.send(old, i);
+    await node.idle();
+    const obs = await startObserver(node);
+    try {
+      const overview = async () => (await request(obs.port, { path: '/api/overview', headers: bearer(obs.token) })).json;
+      expect((await overview()).messageRate).toBeNull();
+      await clock.advance(1000);
+      node.exit(old, 'kill'); // its 100 messages were handled before the window
+      const fresh = node.spawn(() => () => undefined);
+      for (let i = 0; i < 50; i++) node.send(fresh, i);
+      await node.idle();
+      expect((await overview()).messageRate).toBe(50);
+    } finally {
+      await obs.close();
+    }
+  });
+});
+
+describe('observer review: lifecycle', () => {
+  it('refuses to start on a stopped node, and a shutdown while it starts leaves no server behind', async () => {
+    const stopped = track();
+    await stopped.shutdown();
+    await expect(startObserver(stopped)).rejects.toMatchObject({ code: 'ERR_NODE_STOPPED' });
+    const node = track();
+    const starting = startObserver(node);
+    const shutdown = node.shutdown();
+    await expect(starting).rejects.toMatchObject({ code: 'ERR_NODE_STOPPED' });
+    await shutdown;
+    expect(node.telemetry.isAttached('keel.supervisor.child_restarted')).toBe(false); // its history detached
+  });
+});
+
+describe('observer review: a busy process polled', () => {
+  it('a supervisor that does not answer gets one queued status call, however often the tree is polled', async () => {
+    const { node, clock } = clockedNode(track);
+    const kernel = kernelOf(node, 'node');
+    const sup = await Supervisor.start(node, [{ id: 'w', start: (ctx) => ctx.spawnLink(() => () => undefined) }]);
+    await Sys.suspend(node, sup);
+    const calls = new SharedCalls(kernel);
+    for (let poll = 0; poll < 3; poll++) {
+      const trees = watch(supervisionTrees(node, kernel, [sup], 8, calls));
+      await node.idle();
+      await clock.advance(TREE_CALL_TIMEOUT_MS);
+      await node.idle();
+      expect(trees.status).toBe('resolved');
+      expect(trees.value![0]).toEqual({ root: Pid.format(sup), error: 'timeout' });
+    }
+    // (a suspended server keeps the calls it receives aside: `queued` counts them)
+    expect((await Sys.getStatus(node, sup)).queued).toBe(1);
+    expect(calls.pending).toBe(1);
+    await Sys.resume(node, sup);
+    await node.idle();
+    expect(calls.pending).toBe(0);
+    const trees = watch(supervisionTrees(node, kernel, [sup], 8, calls));
+    await node.idle();
+    expect(trees.value![0]).toMatchObject({ supervisor: Pid.format(sup), strategy: 'one_for_one' });
+  });
+});
+
+describe('observer review: nobody watching', () => {
+  it("an observer with no client leaves the scheduler's turns untimed: its history does not listen to keel.process.long_schedule", async () => {
+    const node = track();
+    const obs = await startObserver(node);
+    try {
+      // listening to it makes every turn of every process read the clock twice (Scheduler#timedTurn)
+      expect(node.telemetry.isAttached('keel.process.long_schedule')).toBe(false);
+      expect(obs.clients).toBe(0);
+    } finally {
+      await obs.close();
+    }
+  });
+});
+
+describe('observer review: big groups', () => {
+  it('GET /api/groups lists at most MAX_GROUP_MEMBERS members of a group, with the group size', async () => {
+    const node = track();
+    for (let i = 0; i < 1500; i++) node.groups.join('crowd', node.spawn(() => () => undefined));
+    const obs = await startObserver(node);
+    try {
+      const g = (await request(obs.port, { path: '/api/groups', headers: bearer(obs.token) })).json;
+      expect(g.total).toBe(1);
+      expect(g.groups[0]).toMatchObject({ group: 'crowd', size: 1500 });
+      expect(g.groups[0].members).toHaveLength(MAX_GROUP_MEMBERS);
+    } finally {
+      await obs.close();
+    }
+  });
+});
