@@ -1,4 +1,4 @@
-// Adversarial review of the observer: each test names a bug it proved (and now guards).
+// The observer under hostile input and failure: payloads hidden without allowPayloads, absurd rates, clients that stop reading, busy supervisors and components, huge states, a stopped node, big groups, bad cursors.
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
