@@ -49,7 +49,7 @@ export function mount(root, ctx) {
         );
       }
       if (!g.ok) replace(groups, unavailable('Process groups', g));
-      else replace(groups, table([{ label: 'group', cell: (x) => text(x.group), cls: 'w-kind ellipsis' }, { label: 'members', cell: (x) => pidList(x.members) }], g.data.groups ?? [], { empty: 'no process group' }));
+      else replace(groups, table([{ label: 'group', cell: (x) => text(x.group), cls: 'w-kind ellipsis' }, { label: 'members', cell: (x) => (typeof x.size === 'number' && x.size > x.members.length ? h('span', null, pidList(x.members), h('span', { class: 'muted' }, ` (the first ${x.members.length} of ${int(x.size)})`)) : pidList(x.members)) }], g.data.groups ?? [], { empty: 'no process group' }));
 
       if (!ro.ok) replace(routers, unavailable('Routers', ro));
       else {
