@@ -215,6 +215,28 @@ export function failingWith(mode: FailureMode, error: unknown): (() => never) | 
 /** An init whose process handles everything and does nothing. */
 export const idleInit = () => (): void => undefined;
 
+/**
+ * A process busy on its first message (a promise) until `release`: what it is sent next stays
+ * queued, `queued` messages (`m0`, `m1`...) already are. For a long mailbox or a busy status to look at.
+ */
+export async function heldProcess(node: Node, name?: string, queued = 0): Promise<{ pid: Pid; release: () => void }> {
+  const started = deferred();
+  const gate = deferred();
+  const pid = node.spawn<string>(
+    () => async (m) => {
+      if (m === 'hold') {
+        started.resolve();
+        await gate.promise;
+      }
+    },
+    name === undefined ? undefined : { name },
+  );
+  node.send(pid, 'hold');
+  await started.promise;
+  for (let i = 0; i < queued; i++) node.send(pid, `m${i}`);
+  return { pid, release: () => gate.resolve() };
+}
+
 /** Spawns a process that handles everything and does nothing. */
 export function idler(node: Node, options?: SpawnOptions): Pid {
   return node.spawn(idleInit, options);

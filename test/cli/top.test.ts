@@ -5,7 +5,7 @@ import { usageOf } from '../../src/cli/args.js';
 import { runKeel } from '../../src/cli/main.js';
 import { CLEAR, parseTopArgs, runTop, TOKEN_ENV, TOP_COMMAND, type TopEnvironment } from '../../src/cli/top.js';
 import { Pid, startObserver, type Node } from '../../src/index.js';
-import { deferred, expectKeelError, thrown, useNodes } from '../support.js';
+import { expectKeelError, heldProcess, thrown, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -20,25 +20,12 @@ async function top(argv: string[], environment: TopEnvironment = {}): Promise<{ 
 /** A node with a process named 'flooded' busy on its first message while five more wait in its mailbox. */
 async function floodedNode(): Promise<{ node: Node; pid: Pid; release: () => Promise<void> }> {
   const node = track({ name: 'top-test' });
-  const started = deferred();
-  const gate = deferred();
-  const pid = node.spawn<string>(
-    () => async (m) => {
-      if (m === 'hold') {
-        started.resolve();
-        await gate.promise;
-      }
-    },
-    { name: 'flooded' },
-  );
-  node.send(pid, 'hold');
-  await started.promise;
-  for (let i = 0; i < 5; i++) node.send(pid, `m${i}`);
+  const { pid, release } = await heldProcess(node, 'flooded', 5);
   return {
     node,
     pid,
     release: async () => {
-      gate.resolve();
+      release();
       await node.idle();
     },
   };

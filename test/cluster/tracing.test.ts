@@ -4,7 +4,8 @@
 // its own tracer provider and in-memory exporter; supervised sends across them go through a
 // nats-server with JetStream started for this file.
 import { connect } from '@nats-io/transport-node';
-import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { EndWaiter } from '../telemetry/endWaiter.js';
 import { describe, expect, it } from 'vitest';
 import { Cluster } from '../../src/cluster/Cluster.js';
 import { SupervisedDelivery } from '../../src/cluster/supervised/index.js';
@@ -25,26 +26,6 @@ import { useNatsServer } from './natsServer.js';
 const nats = useNatsServer({ jetstream: true });
 const track = useNodes();
 
-/** A span processor that resolves a waiter when a span of a given name ends (no polling, no sleeps). */
-class EndWaiter implements SpanProcessor {
-  readonly #waiters: { name: string; resolve: () => void }[] = [];
-  onStart(): void {}
-  onEnd(span: ReadableSpan): void {
-    for (const w of this.#waiters.filter((x) => x.name === span.name)) {
-      this.#waiters.splice(this.#waiters.indexOf(w), 1);
-      w.resolve();
-    }
-  }
-  ended(name: string): Promise<void> {
-    return new Promise((resolve) => this.#waiters.push({ name, resolve }));
-  }
-  forceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-  shutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 /** `node` bridged to OpenTelemetry with message-flow tracing, to a provider and exporter of its own. */
 function traced(node: Node) {

@@ -1,5 +1,6 @@
 import { type Context as OtelContext, type ContextManager, context as otelContext, ROOT_CONTEXT, trace, type Tracer } from '@opentelemetry/api';
-import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { EndWaiter } from './endWaiter.js';
 import { describe, expect, it } from 'vitest';
 import { GenServer, isKeelError, type Node, sendSupervised } from '../../src/index.js';
 import { createSignal } from '../../src/agents/Signal.js';
@@ -12,26 +13,6 @@ import { deferred, useNodes } from '../support.js';
 
 const track = useNodes();
 
-/** A span processor that resolves a waiter when a span of a given name ends (no polling, no sleeps). */
-class EndWaiter implements SpanProcessor {
-  readonly #waiters: { name: string; resolve: () => void }[] = [];
-  onStart(): void {}
-  onEnd(span: ReadableSpan): void {
-    for (const w of this.#waiters.filter((x) => x.name === span.name)) {
-      this.#waiters.splice(this.#waiters.indexOf(w), 1);
-      w.resolve();
-    }
-  }
-  ended(name: string): Promise<void> {
-    return new Promise((resolve) => this.#waiters.push({ name, resolve }));
-  }
-  forceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-  shutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 function setup() {
   const exporter = new InMemorySpanExporter();

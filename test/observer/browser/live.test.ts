@@ -4,29 +4,13 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isDown, Pid, startObserver, type Down, type Node } from '../../../src/index.js';
 import { probe } from '../../../src/testing/index.js';
-import { clockedNode, deferred, useNodes } from '../../support.js';
+import { clockedNode, heldProcess, useNodes } from '../../support.js';
 import { bearer, openStream } from '../client.js';
 import { connLeaves, dataset, frames, framesAfter, go, launch, nextDelta, nextFrame, openObserver, renders, rendered, skipWithoutChromium } from './browser.js';
 
 const track = useNodes();
 
-/** A process whose first message keeps it busy until `release`: what it is sent next stays queued. */
-async function stuck(node: Node, name?: string): Promise<{ pid: Pid; release: () => void }> {
-  const started = deferred();
-  const gate = deferred();
-  const pid = node.spawn<string>(
-    () => async (m) => {
-      if (m === 'hold') {
-        started.resolve();
-        await gate.promise;
-      }
-    },
-    name === undefined ? undefined : { name },
-  );
-  node.send(pid, 'hold');
-  await started.promise;
-  return { pid, release: () => gate.resolve() };
-}
+const stuck = (node: Node, name?: string) => heldProcess(node, name);
 
 // frames come only when a test pushes one: no timer races the assertions
 const QUIET = { sampleMs: 3_600_000 };

@@ -10,7 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, AgentScheduler, CoordinationManager, CoordinatorAgent, createSignal, GenServer, isDown, Pid, SignalRouter, startObserver, Supervisor, type Down, type Node } from '../../../src/index.js';
 import { probe } from '../../../src/testing/index.js';
-import { deferred, useNodes } from '../../support.js';
+import { deferred, heldProcess, useNodes } from '../../support.js';
 import { go, launch, nextFrame, openObserver, skipWithoutChromium } from './browser.js';
 
 const track = useNodes();
@@ -56,24 +56,7 @@ async function shoot(browser: Browser, page: Page, name: string): Promise<void> 
   expect(c.dominant, `${name}: one colour covers the page`).toBeLessThan(0.97);
 }
 
-/** A process that holds its first message until released: what it is sent next stays queued. */
-async function stuck(node: Node, name: string, queued: number): Promise<() => void> {
-  const started = deferred();
-  const gate = deferred();
-  const pid = node.spawn<string>(
-    () => async (m) => {
-      if (m === 'hold') {
-        started.resolve();
-        await gate.promise;
-      }
-    },
-    { name },
-  );
-  node.send(pid, 'hold');
-  await started.promise;
-  for (let i = 0; i < queued; i++) node.send(pid, `m${i}`);
-  return () => gate.resolve();
-}
+const stuck = async (node: Node, name: string, queued: number): Promise<() => void> => (await heldProcess(node, name, queued)).release;
 
 /**
  * The agent layer with something to show: a router with subscriptions, a scheduler with jobs, a
