@@ -9,7 +9,7 @@ import { checkTarget, nameOf, PidImpl, type Target, targetText } from '../runtim
 import type { Context, Node } from '../runtime/types.js';
 import { type Backoff, backoffDelay, type BackoffOptions, toBackoff } from '../backoff.js';
 import { deadLetterAndReport } from './deadLetter.js';
-import type { MessageFlow } from '../telemetry/tracing.js';
+import { endWithOutcome, type MessageFlow } from '../telemetry/tracing.js';
 
 /** Why a supervised send failed. */
 export type FailureReason = 'noproc' | 'process_down' | 'timeout' | 'mailbox_full' | 'aborted' | 'noconnection';
@@ -543,16 +543,7 @@ function sendTraced(flow: MessageFlow, node: Kernel, sender: Proc | undefined, t
   const id = s.id ?? node.nextMessageId();
   const span = flow.start('keel.supervised_send', flow.contextOf(sender), { to: targetText(to), ack: s.ack, id });
   flow.stash(id, span.context);
-  return sendWatched(node, sender, to, message, s.id === id ? s : { ...s, id }).then(
-    (outcome) => {
-      span.end(outcome.ok ? undefined : outcome.reason);
-      return outcome;
-    },
-    (e: unknown) => {
-      span.end(e);
-      throw e;
-    },
-  );
+  return endWithOutcome(span, sendWatched(node, sender, to, message, s.id === id ? s : { ...s, id }));
 }
 
 /** The send, in the `keel.supervised_send.send` telemetry span while anyone listens to it. */

@@ -296,6 +296,20 @@ export class MessageFlow {
 
 function noop(): void {}
 
+/** Ends `span` when a send's outcome settles: failed with the outcome's reason, or the rejection. */
+export function endWithOutcome<T extends { readonly ok: boolean }>(span: FlowSpan, sent: Promise<T>): Promise<T> {
+  return sent.then(
+    (outcome) => {
+      span.end(outcome.ok ? undefined : (outcome as { readonly reason?: unknown }).reason);
+      return outcome;
+    },
+    (e: unknown) => {
+      span.end(e);
+      throw e;
+    },
+  );
+}
+
 /** @internal A node's message-flow tracing, from its public telemetry (for layers that hold a `Node`). */
 export function flowOf(telemetry: object): MessageFlow | undefined {
   return (telemetry as { flow?: MessageFlow }).flow;

@@ -26,7 +26,7 @@ import { onFailure, type SendOptions, type SendOutcome, type Settings, toSetting
 import { type Kernel, kernelOf, originOf, type Proc } from '../../runtime/kernel.js';
 import { type Pid, PidImpl } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
-import type { TraceContext } from '../../telemetry/tracing.js';
+import { endWithOutcome, type TraceContext } from '../../telemetry/tracing.js';
 import type { PidFactory } from '../codec.js';
 import type { Cluster } from '../Cluster.js';
 import { type HandledBucket, HandledIds } from './HandledIds.js';
@@ -253,16 +253,7 @@ export class SupervisedDelivery {
       span.end(e);
       throw e;
     }
-    return sent.then(
-      (outcome) => {
-        span.end(outcome.ok ? undefined : outcome.reason);
-        return outcome;
-      },
-      (e: unknown) => {
-        span.end(e);
-        throw e;
-      },
-    );
+    return endWithOutcome(span, sent);
   }
 
   /** Counts for leak checks: sends awaiting an outcome, messages being handled here, ids in memory. */
