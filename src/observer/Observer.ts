@@ -18,7 +18,7 @@ import { deadLetterFilter, deadLetterRow, monitorRow } from './deadLetters.js';
 import { parsePid, processDetail } from './detail.js';
 import { Jobs } from './jobs.js';
 import { Sampler } from './overview.js';
-import { ProcessSampler, SORT_KEYS, STATUSES, type SortKey, type ProcessStatus } from './processes.js';
+import { MEASURE_LEASE_MS, ProcessSampler, SORT_KEYS, STATUSES, type SortKey, type ProcessStatus } from './processes.js';
 import { DEFAULT_HISTORY_EVENTS, HISTORY_SECONDS, TelemetryHistory } from './telemetryHistory.js';
 import { supervisionTrees } from './tree.js';
 import { listComponents, readComponents, type ComponentPage } from './components.js';
@@ -97,7 +97,30 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
   // one call in flight per process shown: a page polling a busy one queues no more than that
   const calls = new SharedCalls(kernel);
   const history = new TelemetryHistory(node, s.telemetryEvents);
-  const stopSpawnTimes = kernel.recordSpawnTimes();
+  // spawn times (ages) are recorded only while someone watches: an event stream open, or an API
+  // read within the last MEASURE_LEASE_MS (`keel top --json`, a script); an observer nobody
+  // watches costs a spawn one check
+  let closed = false;
+  let streams = false;
+  let readLease: NodeJS.Timeout | undefined;
+  let stopSpawnTimes: (() => void) | undefined;
+  const spawnTimes = (): void => {
+    const on = !closed && (streams || readLease !== undefined);
+    if (on && stopSpawnTimes === undefined) stopSpawnTimes = kernel.recordSpawnTimes();
+    else if (!on && stopSpawnTimes !== undefined) {
+      stopSpawnTimes();
+      stopSpawnTimes = undefined;
+    }
+  };
+  const touchSpawnTimes = (): void => {
+    if (readLease !== undefined) clearTimeout(readLease);
+    readLease = setTimeout(() => {
+      readLease = undefined;
+      spawnTimes();
+    }, MEASURE_LEASE_MS);
+    readLease.unref();
+    spawnTimes();
+  };
   let telemetryFrom = Date.now();
   const sample = async () => {
     const o = await sampler.overview();
@@ -109,7 +132,11 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
     keepAliveMs: s.keepAliveMs,
     sample,
     snapshot: async () => ({ overview: await sample(), processes: processes.page('mailbox', 20, undefined, undefined), telemetry: history.snapshot() }),
-    watching: (on) => sampler.watchLag(on),
+    watching: (on) => {
+      sampler.watchLag(on);
+      streams = on;
+      spawnTimes();
+    },
     processes: (v) => processes.page(v.sort as SortKey, v.limit, v.filter, v.status as ProcessStatus | undefined),
     viewers: (n) => processes.viewers(n),
     telemetry: () => {
@@ -212,6 +239,7 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
   const errorTexts = (value: unknown): unknown => (s.allowPayloads ? value : hideErrorTexts(value));
 
   async function read(path: string, q: URLSearchParams): Promise<unknown> {
+    touchSpawnTimes();
     switch (path) {
       case '/api/overview':
         return sample();
@@ -383,7 +411,9 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
   } catch (e) {
     // the port is taken, say: nothing the observer switched on stays on
     history.stop();
-    stopSpawnTimes();
+    closed = true;
+    if (readLease !== undefined) clearTimeout(readLease);
+    spawnTimes();
     throw e;
   }
   const port = (server.address() as AddressInfo).port;
@@ -399,7 +429,9 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
       processes.close();
       history.stop();
       jobs.close();
-      stopSpawnTimes();
+      closed = true;
+      if (readLease !== undefined) clearTimeout(readLease);
+      spawnTimes();
       sampler.watchLag(false);
       server.close(() => resolve());
       server.closeAllConnections();
