@@ -8,6 +8,7 @@ import { type CommandSpec, type Io, parseWith, runCommand, UsageError, type Valu
 const options = {
   port: { type: 'number', value: '<port>', integer: true, min: 0, max: 65535, description: "the observer's port, 0 for a free one", default: 0 },
   host: { type: 'string', value: '<address>', description: 'the address the observer listens on; another than loopback exposes the node to that network, guarded by the token alone', default: '127.0.0.1' },
+  'allowed-host': { type: 'string', value: '<host:port,...>', description: 'more Host values the observer answers to (the name or address it is reached by with --host), comma-separated' },
   writable: { type: 'boolean', description: 'allow the actions that change the node: kill a process, retry and purge dead letters (read-only without it)' },
   payloads: { type: 'boolean', description: "show dead letters' messages, metadata and last errors (hidden without it)" },
   workers: { type: 'number', value: '<n>', description: `worker agents in the supervised pool, 1 to ${DEMO_LIMITS.workers}`, default: DEMO_DEFAULTS.workers },
@@ -40,6 +41,7 @@ export const OBSERVE_COMMAND: CommandSpec<typeof options> = {
 export interface ObserveArgs {
   readonly port: number;
   readonly host: string;
+  readonly allowedHosts: readonly string[];
   readonly readOnly: boolean;
   readonly allowPayloads: boolean;
   readonly demo: Partial<AgentDemoOptions>;
@@ -54,7 +56,11 @@ function observeArgs(values: Values<typeof options>): ObserveArgs {
   demoOptions(demo); // a bad value is refused here, with the flag's name, before anything starts
   const host = values.host ?? '127.0.0.1';
   if (!/^[\x21-\x7e]{1,255}$/.test(host)) throw new UsageError(`--host must be a host name or address (1 to 255 printable characters, no spaces), got ${JSON.stringify(host.slice(0, 100))}`);
-  return { port: values.port ?? 0, host, readOnly: values.writable !== true, allowPayloads: values.payloads === true, demo };
+  const allowedHosts = values['allowed-host'] === undefined ? [] : values['allowed-host'].split(',').map((h) => h.trim());
+  for (const h of allowedHosts) {
+    if (!/^[\x21-\x7e]{1,300}$/.test(h)) throw new UsageError(`--allowed-host must be host:port values separated by commas, got ${JSON.stringify(h.slice(0, 100))}`);
+  }
+  return { port: values.port ?? 0, host, allowedHosts, readOnly: values.writable !== true, allowPayloads: values.payloads === true, demo };
 }
 
 /** Parses `keel observe`'s flags (undefined for `--help`); bad usage throws `ERR_INVALID_ARGUMENT` naming the flag. */
@@ -83,7 +89,7 @@ export function runObserve(argv: readonly string[], io: Io, environment: Observe
     let failed: string | undefined;
     const onStarted = async (node: Node, supervisors: readonly Pid[]): Promise<void> => {
       try {
-        const observer = await node.observer({ port: args.port, host: args.host, readOnly: args.readOnly, allowPayloads: args.allowPayloads, supervisors: [...supervisors] });
+        const observer = await node.observer({ port: args.port, host: args.host, allowedHosts: [...args.allowedHosts], readOnly: args.readOnly, allowPayloads: args.allowPayloads, supervisors: [...supervisors] });
         io.out(`observer: ${observer.url}`);
         // the link carries the token: printed once, never again (keel top takes the same link)
         io.out("  open it in a browser, or watch it in a terminal: keel top --url '<the link above>'");

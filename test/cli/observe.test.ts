@@ -102,6 +102,13 @@ describe('keel observe (in this process)', () => {
   });
 });
 
+describe('keel observe: --allowed-host', () => {
+  it('passes more Host values to the observer, comma-separated', () => {
+    expect(parseObserveArgs(['--host', '0.0.0.0', '--allowed-host', 'box.lan:8080, 10.0.0.5:8080'])).toMatchObject({ host: '0.0.0.0', allowedHosts: ['box.lan:8080', '10.0.0.5:8080'] });
+    expect(parseObserveArgs([])).toMatchObject({ host: '127.0.0.1', allowedHosts: [] });
+  });
+});
+
 describe('keel observe: bad usage is a typed error and exit 2', () => {
   it('refuses bad values, naming the flag', async () => {
     const cases: [string[], string][] = [
@@ -113,7 +120,9 @@ describe('keel observe: bad usage is a typed error and exit 2', () => {
       [['--host', 'a b'], '--host must be a host name or address (1 to 255 printable characters, no spaces), got "a b"'],
       [['--workers', '0'], 'expected `--workers` to be an integer from 1 to 10000, got 0'],
       [['--chaos', '2'], 'expected `--chaos` to be a rate from 0 to 1, got 2'],
-      [['--json'], "Unknown option '--json'. keel observe takes --port, --host, --writable, --payloads, --workers, --chaos, --seed, --fail-rate and --help"],
+      [['--allowed-host', 'a:1,'], '--allowed-host must be host:port values separated by commas, got ""'],
+      [['--allowed-host', 'a b:1'], '--allowed-host must be host:port values separated by commas, got "a b:1"'],
+      [['--json'], "Unknown option '--json'. keel observe takes --port, --host, --allowed-host, --writable, --payloads, --workers, --chaos, --seed, --fail-rate and --help"],
     ];
     for (const [argv, message] of cases) {
       expectKeelError(thrown(() => parseObserveArgs(argv)), 'ERR_INVALID_ARGUMENT', message);
