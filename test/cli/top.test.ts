@@ -33,10 +33,15 @@ async function floodedNode(): Promise<{ node: Node; pid: Pid; release: () => Pro
 
 /** A plain HTTP server answering every request with `status`, `type` and `body`; closed after `fn`. */
 async function withServer(status: number, type: string, body: string, fn: (base: string) => Promise<void>): Promise<void> {
-  const server = http.createServer((_req, res) => {
+  return withHandler((_req, res) => {
     res.writeHead(status, { 'content-type': type });
     res.end(body);
-  });
+  }, fn);
+}
+
+/** A plain HTTP server running `handler` on 127.0.0.1 (a free port); closed after `fn`. */
+async function withHandler(handler: http.RequestListener, fn: (base: string) => Promise<void>): Promise<void> {
+  const server = http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {
     await fn(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
@@ -190,53 +195,38 @@ describe('keel top: failures are one line, never a stack', () => {
 
 describe('keel top: an observer that never answers', () => {
   it('is given up after the request timeout: one line, exit 1', async () => {
-    const server = http.createServer(() => undefined); // takes every request, answers none
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    try {
+    // takes every request, answers none
+    await withHandler(() => undefined, async (base) => {
       expect(await top(['--url', `${base}/?token=${'a'.repeat(32)}`, '--json'], { requestTimeoutMs: 50 })).toEqual({
         code: 1,
         out: '',
         err: `keel top: the observer at ${base} did not answer within 0.05 s`,
       });
-    } finally {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
+    });
   });
 
   it('is given up after the request timeout when the body never ends', async () => {
-    const server = http.createServer((_req, res) => {
+    const neverEnds: http.RequestListener = (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
       res.write('{"node":'); // and never the rest
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    try {
+    };
+    await withHandler(neverEnds, async (base) => {
       expect(await top(['--url', `${base}/?token=${'a'.repeat(32)}`, '--json'], { requestTimeoutMs: 50 })).toEqual({
         code: 1,
         out: '',
         err: `keel top: the observer at ${base} did not answer within 0.05 s`,
       });
-    } finally {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
+    });
   });
 
   it('stops at once, exit 0, when stopped while a request waits', async () => {
     const stop = new AbortController();
-    const server = http.createServer(() => stop.abort()); // stopped while top waits for the answer
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const frames: string[] = [];
-    try {
+    // stopped while top waits for the answer
+    await withHandler(() => stop.abort(), async (base) => {
       expect(await top(['--url', `${base}/?token=${'a'.repeat(32)}`], { stdout: { write: (t: string) => frames.push(t) }, signal: stop.signal })).toEqual({ code: 0, out: '', err: '' });
       expect(frames).toEqual([]);
-    } finally {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
+    });
   });
 });
 
