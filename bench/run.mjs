@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { NATS_BENCHES, NATS_URL, natsReachable } from './remote.mjs';
+import { median, round } from './stats.mjs';
 
 const BENCHES = ['pingpong', 'pingpong_observed', 'ring', 'fanout', 'spawn', 'stop', 'monitor_demonitor', 'genserver_call', 'genserver_call_observed', 'statem_call', 'supervisor_restart', 'managed_monitor', 'supervised_send_enqueued', 'supervised_send_handled', 'broadcast_10k', 'dlq_ingest_memory', 'dlq_ingest_sqlite', 'coordinator_tasks', 'coordinator_tasks_chaos', 'router_fanout', 'registry_dispatch', 'agent_registry_query', 'thread_send', 'scale_2_threads', 'remote_send', 'remote_call'];
 /** Benches with no baseline counterpart: reported on their own (informational). */
@@ -19,11 +20,6 @@ function once(system, bench) {
   return JSON.parse(out.trim().split('\n').pop());
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const round = (x, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 
 /** Asked once, before the first NATS bench: without a server they are skipped, one line each. */
 let natsUp;
