@@ -2,7 +2,6 @@ import { checkKeys, InvalidArgumentError, ProcessExitedError, ServiceUnavailable
 import type { GenServerSpec } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { isDead, isProcess, type Kernel, kernelOf, kernelOfProcess, type Proc } from '../runtime/kernel.js';
-import { isInstance } from '../runtime/safe.js';
 import { RefImpl, type Ref, type Target } from '../runtime/Pid.js';
 import type { MonitorEntry, MonitorManager, MonitorStats, ServicesOptions } from '../runtime/serviceSlots.js';
 import type { Context } from '../runtime/types.js';
@@ -133,7 +132,7 @@ export class ManagedMonitors implements MonitorManager {
   demonitor(ctx: Context<any>, ref: Ref, options?: { flush?: boolean }): 'ok' | 'not_found' | 'not_owner' {
     if (this.#node.stopped) throw this.#unavailable('demonitor');
     const owner = this.#owner(ctx, 'demonitor');
-    if (!isInstance(ref, RefImpl)) throw new InvalidArgumentError('ref', 'a Ref returned by monitor', ref);
+    if (!RefImpl.is(ref)) throw new InvalidArgumentError('ref', 'a Ref returned by monitor', ref);
     if (this.#node.stopped) throw this.#unavailable('demonitor');
     const entry = this.ledger.get(ref);
     if (entry === undefined) {

@@ -234,10 +234,20 @@ export class RefImpl {
   readonly id: number;
   readonly node: string;
   /** @internal What a layer above keeps about this monitor (the monitor manager's ledger entry). */
-  attachment: unknown = undefined;
+  declare attachment: unknown;
+  readonly #brand = true;
   constructor(node: string, id: number) {
     this.id = id;
     this.node = node;
+    this.attachment = undefined;
+  }
+  /**
+   * True for a ref of this copy of the package: a brand check, which never runs a proxy's traps and,
+   * unlike asking the engine whether a value is a proxy, costs no call out of JavaScript (a monitor
+   * and demonitor pair checks its ref once).
+   */
+  static is(value: unknown): value is RefImpl {
+    return typeof value === 'object' && value !== null && #brand in value;
   }
   toString(): string {
     return `#Ref<${this.node}.${this.id}>`;

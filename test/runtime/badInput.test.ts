@@ -460,6 +460,48 @@ describe('ctx.demonitor and ctx.cancelTimer given a proxy', () => {
   });
 });
 
+describe('ctx.monitor and ctx.demonitor given a proxy of a real pid or ref', () => {
+  /** A proxy of `target` that counts every trap run (and answers as the target would). */
+  function watched<T extends object>(target: T): { proxy: T; traps: () => number } {
+    let traps = 0;
+    const handler: ProxyHandler<T> = {};
+    for (const trap of ['get', 'has', 'getPrototypeOf', 'ownKeys', 'getOwnPropertyDescriptor', 'set', 'defineProperty'] as const) {
+      (handler as Record<string, unknown>)[trap] = (...args: unknown[]) => {
+        traps++;
+        return (Reflect[trap] as (...a: unknown[]) => unknown)(...args);
+      };
+    }
+    return { proxy: new Proxy(target, handler), traps: () => traps };
+  }
+
+  it('refuse it without running a trap, and the real monitor is untouched', async () => {
+    const node = track();
+    const target = idler(node);
+    const p = probe(node);
+    const pid = watched(target);
+    expectKeelError(thrown(() => p.ctx.monitor(pid.proxy)), 'ERR_INVALID_ARGUMENT', 'expected `target` to be a Pid or a');
+    expect(pid.traps()).toBe(0);
+    const ref = p.ctx.monitor(target);
+    const proxied = watched(ref as object);
+    expectKeelError(thrown(() => p.ctx.demonitor(proxied.proxy as never)), 'ERR_INVALID_ARGUMENT', 'expected `ref` to be a Ref returned by ctx.monitor');
+    expectKeelError(thrown(() => node.monitors.demonitor(p.ctx, proxied.proxy as never)), 'ERR_INVALID_ARGUMENT', '`ref`');
+    expect(proxied.traps()).toBe(0);
+    expect(node.info(target)!.monitoredBy).toEqual([p.ctx.self]);
+    expect(p.ctx.demonitor(ref)).toBe(true);
+    expect(node.info(target)!.monitoredBy).toEqual([]);
+  });
+
+  it('ctx.monitor of a live pid of another node in this process (no cluster) gets a noproc Down at once', async () => {
+    const [a, b] = [track(), track()];
+    const elsewhere = idler(b);
+    const p = probe(a);
+    const ref = p.ctx.monitor(elsewhere);
+    const down = await p.receive(isDown);
+    expect(down).toMatchObject({ ref, pid: elsewhere, reason: 'noproc' });
+    expect(b.info(elsewhere)!.monitoredBy).toEqual([]);
+  });
+});
+
 describe('a pid-shaped value with no string form of its own', () => {
   // the same defect as GenServer.call's (fuzz seed -140833145, path 476): String(pid) threw while the
   // ERR_NOPROC message was built

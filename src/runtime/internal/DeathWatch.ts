@@ -378,9 +378,14 @@ export class DeathWatch {
   /** Monitors `target` for `p`; a target that is not alive gets `p` a `noproc` Down at once. */
   monitor(p: Proc, target: Target): RefImpl {
     const ref = this.newRef();
-    checkTarget(target);
-    const name = nameOf(target);
-    const q = name !== undefined ? this.#host.registry.lookup(name) : this.#host.resolve(target as Pid);
+    // a live pid of this node (the common case) is its process at once; anything else is checked
+    let name: string | undefined;
+    let q = PidImpl.procOfAny<Proc>(target); // a brand check: never runs a proxy's traps
+    if (q === undefined || (q.rt as unknown) !== this.#host) {
+      checkTarget(target);
+      name = nameOf(target);
+      q = name !== undefined ? this.#host.registry.lookup(name) : this.#host.resolve(target as Pid);
+    }
     if (q === undefined) {
       const pid = name !== undefined ? this.#placeholder : (target as Pid);
       this.#mail.enqueue(p, new DownMessage(ref, pid, 'noproc', name), undefined);

@@ -269,7 +269,7 @@ export class Proc implements Context<any> {
   }
 
   demonitor(ref: Ref, options?: { flush?: boolean }): boolean {
-    if (!isInstance(ref, RefImpl)) throw new InvalidArgumentError('ref', 'a Ref returned by ctx.monitor', ref);
+    if (!RefImpl.is(ref)) throw new InvalidArgumentError('ref', 'a Ref returned by ctx.monitor', ref);
     if ((this.flags & F_DEAD) !== 0) {
       this.rt.zombieCall(this, 'demonitor');
       return false;
