@@ -1,7 +1,7 @@
 // `npm run bench:ab -- --base <checkout> [--runs N] <name>...`: before and after. Runs each named
 // bench on Keel in this tree and in another built checkout of it (the base: a `git worktree` of the
-// commit before, say), each run a cold process, interleaved pair by pair (this tree, then the base,
-// then this tree...). `change` is the median of the per-pair ratios (this tree / base): 1.1 is 10%
+// commit before, say), each run a cold process, interleaved pair by pair (the two sides of a pair
+// take turns going first). `change` is the median of the per-pair ratios (this tree / base): 1.1 is 10%
 // faster here. A change to a hot path is then measured against the drift of a loaded machine, which
 // two separate `npm run bench` runs (minutes apart) do not cancel. Default: 15 pairs.
 import { execFileSync } from 'node:child_process';
@@ -38,8 +38,15 @@ for (const bench of positionals) {
   const ours = [];
   const theirs = [];
   for (let i = 0; i < runs; i++) {
-    ours.push(once(here, bench));
-    theirs.push(once(base, bench));
+    // who goes first alternates: a machine that favours the second run of a pair (seen here: an A/A
+    // comparison of one build with itself gave 0.85) biases neither side
+    if (i % 2 === 0) {
+      ours.push(once(here, bench));
+      theirs.push(once(base, bench));
+    } else {
+      theirs.push(once(base, bench));
+      ours.push(once(here, bench));
+    }
   }
   console.log(JSON.stringify({ bench, ...pairedChange(ours, theirs), runs }));
 }
