@@ -4,6 +4,7 @@
 import type { Node, Pid } from '../index.js';
 import { type AgentDemoOptions, DEMO_DEFAULTS, DEMO_LIMITS, demoOptions, demoPassed, OBSERVE_PACE_MS, runAgentDemo } from './agentDemo.js';
 import { type CommandSpec, type Io, parseWith, runCommand, UsageError, type Values } from './args.js';
+import { stopOnSignals } from './signals.js';
 
 const options = {
   port: { type: 'number', value: '<port>', integer: true, min: 0, max: 65535, description: "the observer's port, 0 for a free one", default: 0 },
@@ -85,7 +86,7 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
  */
 export function runObserve(argv: readonly string[], io: Io, environment: ObserveEnvironment = {}): number | Promise<number> {
   return runCommand(OBSERVE_COMMAND, argv, io, observeArgs, async (args) => {
-    const stop = environment.signal === undefined ? stopOnSignals(io) : { signal: environment.signal, release: () => undefined };
+    const stop = environment.signal === undefined ? stopOnSignals((signal) => io.err(`keel observe: stopped by a second ${signal}, before the report`)) : { signal: environment.signal, release: () => undefined };
     let failed: string | undefined;
     const onStarted = async (node: Node, supervisors: readonly Pid[]): Promise<void> => {
       try {
@@ -112,26 +113,4 @@ export function runObserve(argv: readonly string[], io: Io, environment: Observe
       stop.release();
     }
   });
-}
-
-/** Aborted by the first SIGINT or SIGTERM; a second one exits at once (130 or 143). */
-function stopOnSignals(io: Io): { signal: AbortSignal; release: () => void } {
-  const controller = new AbortController();
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (!controller.signal.aborted) {
-      controller.abort();
-      return;
-    }
-    io.err(`keel observe: stopped by a second ${signal}, before the report`);
-    process.exit(signal === 'SIGINT' ? 130 : 143);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return {
-    signal: controller.signal,
-    release: () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    },
-  };
 }

@@ -4,6 +4,7 @@ import { MAX_LIMIT } from '../observer/index.js';
 import { Pid } from '../index.js';
 import { type CommandSpec, type Io, parseWith, runCommand, UsageError, type Values } from './args.js';
 import { watchOverview } from './observerStream.js';
+import { stopOnSignals } from './signals.js';
 import { renderFrame, clean, type TopSnapshot } from './topView.js';
 
 /** The sort keys `keel top` passes on (the observer answers 400 for one it does not know, and top shows its message). */
@@ -247,22 +248,6 @@ export function runTop(argv: readonly string[], io: Io, environment: TopEnvironm
   });
 }
 
-/** Aborted by the first SIGINT or SIGTERM (the listeners removed by `release`). */
-function stopOnSignals(): { signal: AbortSignal; release: () => void } {
-  const controller = new AbortController();
-  const onSignal = (): void => controller.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  return {
-    signal: controller.signal,
-    release: () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    },
-  };
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
 function pause(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
