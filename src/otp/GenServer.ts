@@ -187,9 +187,9 @@ class Server<S> {
       return this.crash(new InvalidArgumentError('handleCall result', '{ reply, state } | { noreply: true, state } | { stop, reply?, state }', res));
     }
     this.state = r.state;
-    if ('reply' in r) call.reply(r.reply);
-    else if (r.noreply === true) call.deferred();
-    if ('stop' in r) return this.terminate(r.stop!);
+    if (!('reply' in r) && r.noreply === true) call.deferred();
+    // as gen_server: a stop's reply is sent once terminate has finished, right before the exit
+    if ('stop' in r) return 'reply' in r ? this.terminate(r.stop!, () => call.reply(r.reply)) : this.terminate(r.stop!);
     if (r.continue !== undefined) return this.continueWith(r.continue);
   }
 
@@ -267,10 +267,13 @@ class Server<S> {
     return undefined;
   }
 
-  /** Runs `terminate`, then exits the server with `reason`. */
-  terminate(reason: ExitReason): void | Promise<void> {
+  /** Runs `terminate`, then `beforeExit` (a `{ stop, reply }`'s reply), then exits the server with `reason`. */
+  terminate(reason: ExitReason, beforeExit?: () => void): void | Promise<void> {
     if (this.#dead) return;
-    const exit = (): void => this.ctx.exit(reason);
+    const exit = (): void => {
+      beforeExit?.();
+      this.ctx.exit(reason);
+    };
     const t = this.#runTerminate(reason);
     if (isThenable(t)) return t.then(exit, exit);
     exit();

@@ -1,4 +1,5 @@
-import { InvalidArgumentError, ProcessExitedError } from '../errors.js';
+import { types } from 'node:util';
+import { checkStrayKeys, InvalidArgumentError, ProcessExitedError } from '../errors.js';
 import { isProcess, type Kernel, kernelOfProcess, type Proc } from '../runtime/kernel.js';
 import { isTarget, type Pid, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
@@ -410,6 +411,7 @@ function readOptions(options: unknown): { keys: 'duplicate' | 'unique'; partitio
     throw new InvalidArgumentError('options', 'an object of plain data properties', options);
   }
   if (keys !== 'duplicate' && keys !== 'unique') throw new InvalidArgumentError('options.keys', "'duplicate' | 'unique'", keys);
+  checkStrayKeys(o, ['keys', 'partitions', 'listeners', 'meta'], 'options'); // a key it does not know is refused, never ignored
   const read = (name: string): unknown => {
     try {
       return o[name];
@@ -422,8 +424,15 @@ function readOptions(options: unknown): { keys: 'duplicate' | 'unique'; partitio
     throw new InvalidArgumentError('options.partitions', `an integer from 1 to ${MAX_PARTITIONS}`, partitions);
   }
   const rawListeners = read('listeners') ?? [];
-  if (!Array.isArray(rawListeners)) throw new InvalidArgumentError('options.listeners', 'an array of Pids or registered names', rawListeners);
-  const listeners = [...(rawListeners as unknown[])];
+  const badListeners = (): InvalidArgumentError => new InvalidArgumentError('options.listeners', 'an array of Pids or registered names', rawListeners);
+  // a proxy first (Array.isArray throws on a revoked one); an element that cannot be read is no listener
+  if (typeof rawListeners !== 'object' || rawListeners === null || types.isProxy(rawListeners) || !Array.isArray(rawListeners)) throw badListeners();
+  let listeners: unknown[];
+  try {
+    listeners = Array.from(rawListeners as unknown[]);
+  } catch {
+    throw badListeners();
+  }
   listeners.forEach((l, i) => {
     if (!isTarget(l)) throw new InvalidArgumentError(`options.listeners[${i}]`, 'a Pid or a non-empty registered name', l);
   });

@@ -1,4 +1,4 @@
-import { InvalidArgumentError, TaskExitError, TaskTimeoutError, toError } from '../errors.js';
+import { checkKeys, InvalidArgumentError, TaskExitError, TaskTimeoutError, toError } from '../errors.js';
 import { isDead, isProcess, type Kernel, originOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { type ExitReason, formatReason } from '../runtime/messages.js';
@@ -149,6 +149,9 @@ function settledOrTimeout(node: Kernel, tasks: readonly TaskImpl<unknown>[], tim
 
 function awaitTask<T>(task: Task<T>, options: { timeout?: number }): Promise<T> {
   const t = checkTask(task);
+  // an option it does not know ({ timout }) is refused, never ignored (it would wait the default 5000 ms)
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ timeout? }', options);
+  checkKeys(options, ['timeout'], 'options');
   const timeout = options.timeout ?? 5000;
   validateTimeout(timeout);
   const result = (): T => {
@@ -207,6 +210,7 @@ export function streamOptions(items: unknown, options: AsyncStreamOptions): Omit
     throw new InvalidArgumentError('items', 'an iterable or async iterable', items);
   }
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an AsyncStreamOptions object', options);
+  checkKeys(options, ['concurrency', 'maxConcurrency', 'ordered', 'timeout', 'onTimeout'], 'options');
   const given = options.concurrency ?? options.maxConcurrency;
   if (options.concurrency !== undefined && options.maxConcurrency !== undefined && options.concurrency !== options.maxConcurrency) {
     throw new InvalidArgumentError('options.maxConcurrency', `the same as options.concurrency (${String(options.concurrency)}), or left out`, options.maxConcurrency);

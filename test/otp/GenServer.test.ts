@@ -439,6 +439,33 @@ describe('GenServer.call', () => {
     expect(seen).toEqual([[reason, 'stopping']]);
   });
 
+  it('sends the reply of { stop, reply, state } only once an async terminate has finished, as gen_server does', async () => {
+    const node = track();
+    const p = probe(node);
+    const gate = deferred();
+    const entered = deferred();
+    const log: string[] = [];
+    const spec: Spec<string> = {
+      init: () => 'running',
+      handleCall: () => ({ stop: 'normal', reply: 'bye', state: 'stopping' }),
+      terminate: async () => {
+        entered.resolve();
+        await gate.promise;
+        log.push('terminated');
+      },
+    };
+    const pid = await GenServer.start(node, spec);
+    const ref = p.ctx.monitor(pid);
+    const call = GenServer.call(node, pid, 'stop').then((reply) => log.push(`reply ${String(reply)}`));
+    await entered.promise;
+    await node.settle();
+    expect(log).toEqual([]);
+    gate.resolve();
+    await call;
+    expect(log).toEqual(['terminated', 'reply bye']);
+    expect((await receiveDown(p, ref)).reason).toBe('normal');
+  });
+
   it('fails the caller with ERR_CALL_EXIT and the stop reason on { stop, state } without a reply', async () => {
     const node = track();
     const spec: Spec<null> = { init: () => null, handleCall: (_request, _from, state) => ({ stop: 'shutdown', state }) };

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { Pid, Registry, type Context, type KeyRegistry, type Node, type RegistryEntry, type RegistryEvent } from '../../src/index.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { probe } from '../../src/testing/index.js';
-import { expectKeelError, receiveDown, receiver, seeded, shuffle, spawnWithContext, thrown, useNodes } from '../support.js';
+import { expectKeelError, receiveDown, receiver, revokedProxy, seeded, shuffle, spawnWithContext, thrown, trappingProxy, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -739,6 +739,20 @@ describe('Registry hostile input', () => {
       },
     });
     expectKeelError(thrown(() => Registry.create(node, { keys: 'unique', meta: hostileMeta })), 'ERR_INVALID_ARGUMENT', 'options.meta');
+  });
+
+  it('options with a key it does not know, or listeners that cannot be read (proxies, a throwing index), throw ERR_INVALID_ARGUMENT', () => {
+    const node = track();
+    expectKeelError(thrown(() => Registry.create(node, { keys: 'duplicate', partition: 4 } as never)), 'ERR_INVALID_ARGUMENT', 'options.partition');
+    expectKeelError(thrown(() => Registry.create(node, { keys: 'unique', listeners: revokedProxy() as never })), 'ERR_INVALID_ARGUMENT', 'options.listeners');
+    expectKeelError(thrown(() => Registry.create(node, { keys: 'unique', listeners: trappingProxy() as never })), 'ERR_INVALID_ARGUMENT', 'options.listeners');
+    const hostileIndex = Object.defineProperty([], 0, {
+      enumerable: true,
+      get() {
+        throw new Error('hostile');
+      },
+    });
+    expectKeelError(thrown(() => Registry.create(node, { keys: 'unique', listeners: hostileIndex })), 'ERR_INVALID_ARGUMENT', 'options.listeners');
   });
 
   it('values with throwing getters or proxies never match a pattern that reads them, and never throw', async () => {

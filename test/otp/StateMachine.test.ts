@@ -191,6 +191,37 @@ describe('StateMachine: postponed events', () => {
     expect(log).toEqual(['a/p', 'a/same', 'a/repeat', 'a/change', 'b/p']);
   });
 
+  it('compares cyclic states structurally without overflowing the stack: an equal one is no change, a different one is', async () => {
+    const { node } = clockedNode(track);
+    type Cyclic = { phase: string; self?: Cyclic };
+    const cyclic = (phase: string): Cyclic => {
+      const s: Cyclic = { phase };
+      s.self = s;
+      return s;
+    };
+    const log: string[] = [];
+    const pid = await StateMachine.start<Cyclic, number, CallProtocol, string>(node, {
+      init: () => ({ state: cyclic('a'), data: 0 }),
+      stateEnter: true,
+      handleEvent: (ev, state) => {
+        if (ev.type === 'enter') log.push(`enter ${state.phase}`);
+        else if (ev.type === 'cast') log.push(`${state.phase}/${ev.content}`);
+        if (ev.type !== 'cast') return { keepState: true };
+        if (ev.content === 'same') return { nextState: cyclic(state.phase) };
+        if (ev.content === 'change') return { nextState: cyclic('b') };
+        return { keepState: true, actions: ['postpone'] };
+      },
+    });
+    const p = probe(node);
+    const ref = p.ctx.monitor(pid);
+    for (const m of ['p', 'same', 'change']) StateMachine.cast(node, pid, m);
+    await node.idle();
+    expect(log).toEqual(['enter a', 'a/p', 'a/same', 'a/change', 'enter b', 'b/p']);
+    expect(node.isAlive(pid)).toBe(true);
+    await StateMachine.stop(node, pid);
+    expect((await receiveDown(p, ref)).reason).toBe('normal');
+  });
+
   it('postpones a call: it is answered once replayed, and its caller waits meanwhile', async () => {
     const { node } = clockedNode(track);
     const { pid } = await recorder(node, (ev, state) => {

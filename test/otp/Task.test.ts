@@ -353,6 +353,9 @@ describe('Task bad input', () => {
     ['Task.await of something that is not a task', (node) => Task.await({ pid: node.spawn(() => () => undefined) } as never), 'task'],
     ['Task.await with a negative timeout', (node) => Task.await(Task.asyncNolink(node, () => 1), { timeout: -1 }), 'timeout'],
     ['Task.await with a NaN timeout', (node) => Task.await(Task.asyncNolink(node, () => 1), { timeout: Number.NaN }), 'timeout'],
+    ['Task.await with an option it does not know ({ timout })', (node) => Task.await(Task.asyncNolink(node, () => 1), { timout: 10 } as never), 'options.timout'],
+    ['Task.await with null options', (node) => Task.await(Task.asyncNolink(node, () => 1), null as never), 'options'],
+    ['Task.await with options whose timeout getter throws', (node) => Task.await(Task.asyncNolink(node, () => 1), Object.defineProperty({}, 'timeout', { enumerable: true, get: () => { throw new Error('getter'); } })), 'options.timeout'],
     ['Task.asyncStream from a node', (node) => Task.asyncStream(node as never, [1], (x) => x), 'ctx'],
     ['Task.asyncStream over a non-iterable', (_node, ctx) => Task.asyncStream(ctx, 42 as never, (x) => x), 'items'],
     ['Task.asyncStream over null', (_node, ctx) => Task.asyncStream(ctx, null as never, (x) => x), 'items'],
@@ -648,6 +651,7 @@ describe('Task.asyncStream options', () => {
     ['a NaN timeout', { timeout: Number.NaN }, 'options.timeout'],
     ['ordered: "yes"', { ordered: 'yes' }, 'options.ordered'],
     ['onTimeout: "later"', { onTimeout: 'later' }, 'options.onTimeout'],
+    ['an option it does not know ({ concurency })', { concurency: 2 }, 'options.concurency'],
   ])('refuses %s with ERR_INVALID_ARGUMENT', async (_label, options, argument) => {
     const node = track();
     const p = probe(node);
