@@ -1,6 +1,6 @@
 /* eslint-disable keel/no-unmanaged-monitor -- tests observe exits by a monitor's Down and report to probes with raw sends, the way STYLE.md 10 asks tests to wait */
 import { describe, expect, it } from 'vitest';
-import { DynamicSupervisor, GenServer, isDown, Pid, type Context, type DynamicChildSpec, type ExitReason, type Init, type Node } from '../../src/index.js';
+import { DynamicSupervisor, GenServer, isDown, isExit, Pid, type Context, type DynamicChildSpec, type ExitReason, type Init, type Node } from '../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
 import { expectKeelError, failure, receiveDown, thrown, UNREADABLE, useNodes } from '../support.js';
 
@@ -373,6 +373,47 @@ describe('stopping a DynamicSupervisor', () => {
     const downs = p.messages.filter(isDown);
     expect(downs.map((d) => Pid.format(d.pid))).toEqual([...pids].reverse().map((x) => Pid.format(x)));
     expect(downs.every((d) => d.reason === 'shutdown')).toBe(true);
+  });
+});
+
+describe('stopping a DynamicSupervisor whose children take their whole shutdown time', () => {
+  it('stops them all at once, as simple_one_for_one does: three children with 1,000 ms each take 1,000 ms, not 3,000', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const p = probe(node);
+    const sup = await DynamicSupervisor.start(node);
+    // children that trap exits and ignore the supervisor's 'shutdown' (telling the probe they saw it):
+    // only the kill after their shutdown time stops them
+    const stubborn: DynamicChildSpec = {
+      start: (ctx: Context) =>
+        ctx.spawnLink((c) => {
+          c.trapExits(true);
+          return (m) => {
+            // eslint-disable-next-line keel/no-raw-send -- a report to the test's probe
+            if (isExit(m)) c.send(p, 'ignored the shutdown');
+          };
+        }),
+      shutdown: 1000,
+    };
+    const pids: Pid[] = [];
+    for (let i = 0; i < 3; i++) pids.push(await DynamicSupervisor.startChild(node, sup, stubborn));
+    for (const pid of pids) p.ctx.monitor(pid);
+    const supRef = p.ctx.monitor(sup);
+    const stopped = GenServer.stop(node, sup, 'shutdown');
+    // every child is told at once, before any of them has used up its shutdown time
+    for (let i = 0; i < 3; i++) await p.receive((m) => m === 'ignored the shutdown');
+    expect(p.messages.filter(isDown)).toEqual([]);
+    await clock.advance(999);
+    expect(p.messages.filter(isDown)).toEqual([]);
+    await clock.advance(1);
+    await stopped;
+    const downs = p.messages.filter(isDown);
+    expect(downs.map((d) => [Pid.format(d.pid), d.reason])).toEqual([
+      ...[...pids].reverse().map((x) => [Pid.format(x), 'killed']),
+      [Pid.format(sup), 'shutdown'],
+    ]);
+    expect(downs[3]!.ref).toBe(supRef);
+    expect(clock.now()).toBe(1000);
   });
 });
 
