@@ -10,7 +10,7 @@ import { isDown, isExit, type Down, type Exit } from '../../src/runtime/messages
 import type { Pid } from '../../src/runtime/Pid.js';
 import type { Node } from '../../src/runtime/types.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
-import { failure, useNodes } from '../support.js';
+import { deferred, failure, useNodes } from '../support.js';
 import { memoryPair } from './support.js';
 
 const track = useNodes();
@@ -163,6 +163,34 @@ describe('remote call', () => {
     const e = (await call) as { code: string; node: string };
     expect(e.code).toBe('ERR_NOCONNECTION');
     expect(e.node).toBe('b');
+  });
+});
+
+describe('remote call: the caller', () => {
+  it('a caller that dies while waiting has its call rejected with ERR_CALL_EXIT, as a local call is (never left pending)', async () => {
+    const { a, b, ca } = await pair();
+    const served = probe(b);
+    const server = await GenServer.start(b, {
+      init: () => 0,
+      handleCall: (_req: string, _from: unknown, s: number) => {
+        b.send(served, 'holding');
+        return { noreply: true as const, state: s };
+      },
+    });
+    const outcome = deferred<unknown>();
+    const caller = a.spawn((ctx) => () => {
+      GenServer.call(ctx, server, 'hold', { timeout: 60_000 }).then(
+        (v) => outcome.resolve(['replied', v]),
+        (e: unknown) => outcome.resolve(e),
+      );
+    });
+    a.send(caller, 'go');
+    await served.receive((m) => m === 'holding');
+    a.exit(caller, 'kill');
+    const e = (await outcome.promise) as { code?: string; message?: string };
+    expect(e.code).toBe('ERR_CALL_EXIT');
+    expect(e.message).toContain('the caller exited');
+    expect(ca.internals().entries).toBe(0);
   });
 });
 

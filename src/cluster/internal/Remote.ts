@@ -10,7 +10,7 @@
  * that the local death tells the peer: exit signals to links, `Down`s to monitors, demonitors).
  */
 import { types } from 'node:util';
-import { AbortedError, CallTimeoutError, NoConnectionError } from '../../errors.js';
+import { AbortedError, CallExitError, CallTimeoutError, NoConnectionError } from '../../errors.js';
 import { CastMessage } from '../../otp/GenServer.js';
 import { callListening, type CallListener, noProcError } from '../../otp/internal/calls.js';
 import { Delivery, type Kernel, type Proc, type RemoteRouter } from '../../runtime/kernel.js';
@@ -197,8 +197,11 @@ export class Remote implements RemoteRouter {
     }
     const releases: (() => void)[] = [];
     if (caller !== undefined) {
-      // the caller's death releases the call: a late reply is dropped
-      const remove = this.#kernel.onProcExit(caller, () => finish());
+      // the caller's death releases the call (a late reply is dropped) and fails it, as a local call's does
+      const remove = this.#kernel.onProcExit(caller, () => {
+        finish();
+        settle(false, new CallExitError(targetText(to), 'noproc', 'the caller exited'));
+      });
       if (remove !== undefined) releases.push(remove);
     }
     if (signal !== undefined) {
