@@ -58,6 +58,14 @@ describe('cluster membership', () => {
     expect(ca.isConnected('c')).toBe(false);
   });
 
+  it('waitFor still waiting when its node shuts down rejects with ERR_NODE_STOPPED (its timer stops with the node)', async () => {
+    const { a, ca } = await pair();
+    const waiting = failure(() => ca.waitFor(['c'], { timeoutMs: 60_000 }));
+    await a.shutdown();
+    const e = (await waiting) as { code?: string };
+    expect(e.code).toBe('ERR_NODE_STOPPED');
+  });
+
   it('refuses a node name that cannot be a subject token', async () => {
     const net = new MemoryNetwork();
     const n = track({ name: 'a.b' });
