@@ -111,6 +111,25 @@ describe('remote send', () => {
     expect(() => a.send(sink, { f: () => 1 })).toThrow(expect.objectContaining({ code: 'ERR_NOT_SERIALIZABLE' }) as Error);
   });
 
+  it('sendAfter to a remote pid: a message that cannot be serialized is a typed error at the sendAfter, not a lost timer', async () => {
+    const { a, b } = await pair();
+    const sink = probe(b);
+    const sender = probe(a);
+    const timers = a.internals().timers; // the cluster's heartbeat
+    expect(() => sender.ctx.sendAfter(sink, { f: () => 1 }, 1)).toThrow(expect.objectContaining({ code: 'ERR_NOT_SERIALIZABLE' }) as Error);
+    expect(a.internals().timers).toBe(timers);
+  });
+
+  it('sendAfter to a remote pid sends a snapshot taken at the sendAfter (as a send does)', async () => {
+    const { a, b } = await pair();
+    const sink = probe(b);
+    const sender = probe(a);
+    const message = { n: 1 };
+    sender.ctx.sendAfter(sink, message, 1);
+    message.n = 2;
+    expect(await sink.receive(undefined, { timeout: 5000 })).toEqual({ n: 1 });
+  });
+
   it('a message to a node that is not connected is dropped with a noconnection event', async () => {
     const { a } = await pair();
     const events = captureEvents(a, ['keel.message.dropped']);

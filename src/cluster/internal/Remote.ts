@@ -31,6 +31,11 @@ class Book {
   }
 }
 
+/** A `GenServer.cast` (it travels as its request, in a cast frame). */
+function isCast(message: unknown): message is CastMessage {
+  return typeof message === 'object' && message !== null && !types.isProxy(message) && message instanceof CastMessage;
+}
+
 /** What the router needs of the cluster around it. */
 export interface RemoteHost {
   readonly kernel: Kernel;
@@ -63,9 +68,21 @@ export class Remote implements RemoteRouter {
 
   send(from: Proc | undefined, to: Pid, message: unknown): Delivery {
     // a GenServer.cast travels as its request, in a cast frame (with its trace context, if traced)
-    if (typeof message === 'object' && message !== null && !types.isProxy(message) && message instanceof CastMessage) return this.#cast(from, to, message);
+    if (isCast(message)) return this.#castEncoded(from, to, message, encodeValue(message.request, this.#host.maxValueLength()));
+    return this.#sendEncoded(from, to, encodeValue(message, this.#host.maxValueLength())); // a typed error at send time
+  }
+
+  sendLater(from: Proc, to: Pid, message: unknown): () => void {
+    if (isCast(message)) {
+      const request = encodeValue(message.request, this.#host.maxValueLength());
+      return () => void this.#castEncoded(from, to, message, request);
+    }
+    const encoded = encodeValue(message, this.#host.maxValueLength());
+    return () => void this.#sendEncoded(from, to, encoded);
+  }
+
+  #sendEncoded(from: Proc | undefined, to: Pid, encoded: string): Delivery {
     const peer = this.#host.peerOf(to);
-    const encoded = encodeValue(message, this.#host.maxValueLength()); // a typed error at send time
     if (peer === undefined) {
       this.#host.dropped('noconnection', { to, from: from?.self ?? 'node' });
       return Delivery.NoProc;
@@ -78,9 +95,8 @@ export class Remote implements RemoteRouter {
     return Delivery.Enqueued;
   }
 
-  #cast(from: Proc | undefined, to: Pid, cast: CastMessage): Delivery {
+  #castEncoded(from: Proc | undefined, to: Pid, cast: CastMessage, encoded: string): Delivery {
     const peer = this.#host.peerOf(to);
-    const encoded = encodeValue(cast.request, this.#host.maxValueLength());
     if (peer === undefined || to.creation !== peer.incarnation) {
       this.#host.dropped(peer === undefined ? 'noconnection' : 'noproc', { to, from: from?.self ?? 'node' });
       return Delivery.NoProc;
