@@ -161,6 +161,18 @@ describe('remote call', () => {
     expect(bad.code).toBe('ERR_NOT_SERIALIZABLE');
   });
 
+  it('a call with timeout 0 is a call (handled, replied or timed out as a local one), not a malformed frame to the server', async () => {
+    const { a, b } = await pair();
+    const server = await GenServer.start(b, counter, 0);
+    const dropped = captureEvents(b, ['keel.cluster.frame_dropped']);
+    // the caller's deadline fires a turn later at the earliest: the reply may beat it, as on one node
+    const outcome = await GenServer.call(a, server, { type: 'add', n: 1 }, 0).catch((e: { code: string }) => e.code);
+    expect([1, 'ERR_CALL_TIMEOUT']).toContain(outcome);
+    expect(await GenServer.call(a, server, { type: 'add', n: 0 })).toBe(1); // the first request was handled
+    expect(dropped.events).toEqual([]);
+    dropped.stop();
+  });
+
   it('a call to a dead remote pid fails with noproc', async () => {
     const { a, b } = await pair();
     const server = await GenServer.start(b, counter, 0);

@@ -352,7 +352,7 @@ export class Remote implements RemoteRouter {
   #served(peer: Peer, f: unknown[]): void {
     const id = this.#id(f[1]);
     const timeout = f[5] === -1 ? Infinity : f[5];
-    if (typeof timeout !== 'number' || !(timeout > 0)) throw new TypeError('a call needs a timeout');
+    if (typeof timeout !== 'number' || !(timeout >= 0)) throw new TypeError('a call needs a timeout'); // 0 is one (validateTimeout's range)
     const target = this.#local(f[3])?.self ?? this.#localPid(f[3]);
     const host = this.#host;
     const reply = (ok: boolean, value: unknown): void => {
