@@ -87,7 +87,8 @@ export class Cluster {
   #lastTick = 0;
   #left = false;
   #removeShutdown: (() => void) | undefined;
-  readonly #upWaiters = new Set<() => void>();
+  /** The waiters of `waitFor`: called when a peer comes up, and with `stopped` when the node shuts down. */
+  readonly #upWaiters = new Set<(stopped?: boolean) => void>();
   readonly #pids: PidFactory;
 
   private constructor(kernel: Kernel, options: ClusterOptions) {
@@ -218,15 +219,18 @@ export class Cluster {
     return this.#peers.has(name);
   }
 
-  /** Resolves when every named peer is up (`timeoutMs` on the node clock, default 10,000: then rejects). */
+  /** Resolves when every named peer is up (`timeoutMs` on the node clock, default 10,000: then rejects; `ERR_NODE_STOPPED` if the node shuts down first). */
   waitFor(names: readonly string[], options?: { timeoutMs?: number }): Promise<void> {
     const timeoutMs = positive(options?.timeoutMs, 'timeoutMs', 10_000);
+    if (this.#kernel.stopping) return Promise.reject(new NodeStoppedError(this.name, 'cluster.waitFor'));
     return new Promise<void>((resolve, reject) => {
-      const check = (): void => {
-        if (!names.every((n) => this.#peers.has(n))) return;
+      const check = (stopped?: boolean): void => {
+        // the node's timers stop with it: a waiter still waiting then would never be told
+        if (stopped !== true && !names.every((n) => this.#peers.has(n))) return;
         this.#upWaiters.delete(check);
         timer.cancel();
-        resolve();
+        if (stopped === true) reject(new NodeStoppedError(this.name, 'cluster.waitFor'));
+        else resolve();
       };
       const timer = this.#kernel.setTimer(timeoutMs, () => {
         this.#upWaiters.delete(check);
@@ -288,6 +292,7 @@ export class Cluster {
     this.#flush();
     this.#broadcast('["g"]');
     for (const peer of [...this.#peers.values()]) this.#down(peer, 'left');
+    if (this.#kernel.stopping) for (const check of [...this.#upWaiters]) check(true);
     this.#kernel.attachRemote(undefined);
     await this.#transport.flush().catch(() => undefined);
     await this.#transport.close();

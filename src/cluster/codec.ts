@@ -365,7 +365,8 @@ function walkError(w: Walk, e: Error): unknown {
     props[key(w, e as unknown as Record<string, unknown>, k)] = member(w, e, k);
     any = true;
   }
-  if (any) tag.props = props;
+  // props are user data: one with a `$keel` key of its own is escaped, as a plain object's is
+  if (any) tag.props = Object.hasOwn(props, '$keel') ? new ValueTag('esc', Object.entries(props)) : props;
   budget -= message.length + (typeof stack === 'string' ? stack.length : 0);
   if (budget < 0) throw TOO_LARGE;
   return tag;

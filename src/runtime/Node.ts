@@ -437,12 +437,15 @@ export class KeelNode implements Node {
       this.zombieCall(p, 'sendAfter');
       return new TimerRefImpl(new TimerEntry(0, -1, noop, true)) as unknown as TimerRef; // inert: never scheduled
     }
+    // to another node's process: encoded now (a snapshot, a typed error at the sendAfter), as a send is
+    const later = this.#remote !== undefined && nameOf(to) === undefined && (to as Pid).node !== this.name ? this.#remote.sendLater(p, to as Pid, message) : undefined;
     const timers = (p.ext().timers ??= new Set());
     const entry = this.#timers.schedule(
       ms,
       () => {
         timers.delete(entry);
-        this.deliver(p, to, message);
+        if (later !== undefined) later();
+        else this.deliver(p, to, message);
       },
       unref,
     );

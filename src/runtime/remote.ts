@@ -12,6 +12,11 @@ import type { Pid, RefImpl } from './Pid.js';
 export interface RemoteRouter {
   /** A message to a process of another node (at most once). A typed error for a message it cannot carry. */
   send(from: Proc | undefined, to: Pid, message: unknown): Delivery;
+  /**
+   * A message to a process of another node, to be sent later (`ctx.sendAfter`): encoded now, as a
+   * send is (a snapshot; a typed error for a message it cannot carry), the returned function sends it.
+   */
+  sendLater(from: Proc, to: Pid, message: unknown): () => void;
   /** Links `p` to a process of another node (a dead or unreachable one: `p` gets `noproc`/`noconnection`). */
   link(p: Proc, to: Pid): void;
   unlink(p: Proc, to: Pid): void;

@@ -10,7 +10,7 @@ import { isDown, isExit, type Down, type Exit } from '../../src/runtime/messages
 import type { Pid } from '../../src/runtime/Pid.js';
 import type { Node } from '../../src/runtime/types.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
-import { failure, useNodes } from '../support.js';
+import { deferred, failure, useNodes } from '../support.js';
 import { memoryPair } from './support.js';
 
 const track = useNodes();
@@ -58,6 +58,14 @@ describe('cluster membership', () => {
     expect(ca.isConnected('c')).toBe(false);
   });
 
+  it('waitFor still waiting when its node shuts down rejects with ERR_NODE_STOPPED (its timer stops with the node)', async () => {
+    const { a, ca } = await pair();
+    const waiting = failure(() => ca.waitFor(['c'], { timeoutMs: 60_000 }));
+    await a.shutdown();
+    const e = (await waiting) as { code?: string };
+    expect(e.code).toBe('ERR_NODE_STOPPED');
+  });
+
   it('refuses a node name that cannot be a subject token', async () => {
     const net = new MemoryNetwork();
     const n = track({ name: 'a.b' });
@@ -103,6 +111,25 @@ describe('remote send', () => {
     expect(() => a.send(sink, { f: () => 1 })).toThrow(expect.objectContaining({ code: 'ERR_NOT_SERIALIZABLE' }) as Error);
   });
 
+  it('sendAfter to a remote pid: a message that cannot be serialized is a typed error at the sendAfter, not a lost timer', async () => {
+    const { a, b } = await pair();
+    const sink = probe(b);
+    const sender = probe(a);
+    const timers = a.internals().timers; // the cluster's heartbeat
+    expect(() => sender.ctx.sendAfter(sink, { f: () => 1 }, 1)).toThrow(expect.objectContaining({ code: 'ERR_NOT_SERIALIZABLE' }) as Error);
+    expect(a.internals().timers).toBe(timers);
+  });
+
+  it('sendAfter to a remote pid sends a snapshot taken at the sendAfter (as a send does)', async () => {
+    const { a, b } = await pair();
+    const sink = probe(b);
+    const sender = probe(a);
+    const message = { n: 1 };
+    sender.ctx.sendAfter(sink, message, 1);
+    message.n = 2;
+    expect(await sink.receive(undefined, { timeout: 5000 })).toEqual({ n: 1 });
+  });
+
   it('a message to a node that is not connected is dropped with a noconnection event', async () => {
     const { a } = await pair();
     const events = captureEvents(a, ['keel.message.dropped']);
@@ -134,6 +161,18 @@ describe('remote call', () => {
     expect(bad.code).toBe('ERR_NOT_SERIALIZABLE');
   });
 
+  it('a call with timeout 0 is a call (handled, replied or timed out as a local one), not a malformed frame to the server', async () => {
+    const { a, b } = await pair();
+    const server = await GenServer.start(b, counter, 0);
+    const dropped = captureEvents(b, ['keel.cluster.frame_dropped']);
+    // the caller's deadline fires a turn later at the earliest: the reply may beat it, as on one node
+    const outcome = await GenServer.call(a, server, { type: 'add', n: 1 }, 0).catch((e: { code: string }) => e.code);
+    expect([1, 'ERR_CALL_TIMEOUT']).toContain(outcome);
+    expect(await GenServer.call(a, server, { type: 'add', n: 0 })).toBe(1); // the first request was handled
+    expect(dropped.events).toEqual([]);
+    dropped.stop();
+  });
+
   it('a call to a dead remote pid fails with noproc', async () => {
     const { a, b } = await pair();
     const server = await GenServer.start(b, counter, 0);
@@ -163,6 +202,34 @@ describe('remote call', () => {
     const e = (await call) as { code: string; node: string };
     expect(e.code).toBe('ERR_NOCONNECTION');
     expect(e.node).toBe('b');
+  });
+});
+
+describe('remote call: the caller', () => {
+  it('a caller that dies while waiting has its call rejected with ERR_CALL_EXIT, as a local call is (never left pending)', async () => {
+    const { a, b, ca } = await pair();
+    const served = probe(b);
+    const server = await GenServer.start(b, {
+      init: () => 0,
+      handleCall: (_req: string, _from: unknown, s: number) => {
+        b.send(served, 'holding');
+        return { noreply: true as const, state: s };
+      },
+    });
+    const outcome = deferred<unknown>();
+    const caller = a.spawn((ctx) => () => {
+      GenServer.call(ctx, server, 'hold', { timeout: 60_000 }).then(
+        (v) => outcome.resolve(['replied', v]),
+        (e: unknown) => outcome.resolve(e),
+      );
+    });
+    a.send(caller, 'go');
+    await served.receive((m) => m === 'holding');
+    a.exit(caller, 'kill');
+    const e = (await outcome.promise) as { code?: string; message?: string };
+    expect(e.code).toBe('ERR_CALL_EXIT');
+    expect(e.message).toContain('the caller exited');
+    expect(ca.internals().entries).toBe(0);
   });
 });
 

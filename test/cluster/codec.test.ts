@@ -128,6 +128,16 @@ describe('encodeValue / decodeValue: what is carried', () => {
     expect((e.cause as { remote?: boolean }).remote).toBe(true);
   });
 
+  it('carries an Error whose own props include a $keel key (escaped as any user object is, never read as a tag)', () => {
+    const err = Object.assign(new Error('tagged'), { $keel: 'pid', n: 'x' });
+    const back = roundTrip({ reason: err }) as { reason: Error & { $keel: unknown; n: unknown } };
+    expect(back.reason).toBeInstanceOf(Error);
+    expect(back.reason.message).toBe('tagged');
+    expect(Object.keys(back.reason)).toEqual(['$keel', 'n']);
+    expect(back.reason.$keel).toBe('pid');
+    expect(back.reason.n).toBe('x');
+  });
+
   it('carries a Keel error so that isKeelError and its code still hold on the other side', () => {
     const err = new NotSerializableError('message.f', 'a function');
     const back = roundTrip(err) as Error & { path: string };

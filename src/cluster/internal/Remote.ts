@@ -10,7 +10,7 @@
  * that the local death tells the peer: exit signals to links, `Down`s to monitors, demonitors).
  */
 import { types } from 'node:util';
-import { AbortedError, CallTimeoutError, NoConnectionError } from '../../errors.js';
+import { AbortedError, CallExitError, CallTimeoutError, NoConnectionError } from '../../errors.js';
 import { CastMessage } from '../../otp/GenServer.js';
 import { callListening, type CallListener, noProcError } from '../../otp/internal/calls.js';
 import { Delivery, type Kernel, type Proc, type RemoteRouter } from '../../runtime/kernel.js';
@@ -29,6 +29,11 @@ class Book {
   get empty(): boolean {
     return this.links.size === 0 && this.monitorsOut.size === 0 && this.monitorsIn.size === 0;
   }
+}
+
+/** A `GenServer.cast` (it travels as its request, in a cast frame). */
+function isCast(message: unknown): message is CastMessage {
+  return typeof message === 'object' && message !== null && !types.isProxy(message) && message instanceof CastMessage;
 }
 
 /** What the router needs of the cluster around it. */
@@ -63,9 +68,21 @@ export class Remote implements RemoteRouter {
 
   send(from: Proc | undefined, to: Pid, message: unknown): Delivery {
     // a GenServer.cast travels as its request, in a cast frame (with its trace context, if traced)
-    if (typeof message === 'object' && message !== null && !types.isProxy(message) && message instanceof CastMessage) return this.#cast(from, to, message);
+    if (isCast(message)) return this.#castEncoded(from, to, message, encodeValue(message.request, this.#host.maxValueLength()));
+    return this.#sendEncoded(from, to, encodeValue(message, this.#host.maxValueLength())); // a typed error at send time
+  }
+
+  sendLater(from: Proc, to: Pid, message: unknown): () => void {
+    if (isCast(message)) {
+      const request = encodeValue(message.request, this.#host.maxValueLength());
+      return () => void this.#castEncoded(from, to, message, request);
+    }
+    const encoded = encodeValue(message, this.#host.maxValueLength());
+    return () => void this.#sendEncoded(from, to, encoded);
+  }
+
+  #sendEncoded(from: Proc | undefined, to: Pid, encoded: string): Delivery {
     const peer = this.#host.peerOf(to);
-    const encoded = encodeValue(message, this.#host.maxValueLength()); // a typed error at send time
     if (peer === undefined) {
       this.#host.dropped('noconnection', { to, from: from?.self ?? 'node' });
       return Delivery.NoProc;
@@ -78,9 +95,8 @@ export class Remote implements RemoteRouter {
     return Delivery.Enqueued;
   }
 
-  #cast(from: Proc | undefined, to: Pid, cast: CastMessage): Delivery {
+  #castEncoded(from: Proc | undefined, to: Pid, cast: CastMessage, encoded: string): Delivery {
     const peer = this.#host.peerOf(to);
-    const encoded = encodeValue(cast.request, this.#host.maxValueLength());
     if (peer === undefined || to.creation !== peer.incarnation) {
       this.#host.dropped(peer === undefined ? 'noconnection' : 'noproc', { to, from: from?.self ?? 'node' });
       return Delivery.NoProc;
@@ -197,8 +213,11 @@ export class Remote implements RemoteRouter {
     }
     const releases: (() => void)[] = [];
     if (caller !== undefined) {
-      // the caller's death releases the call: a late reply is dropped
-      const remove = this.#kernel.onProcExit(caller, () => finish());
+      // the caller's death releases the call (a late reply is dropped) and fails it, as a local call's does
+      const remove = this.#kernel.onProcExit(caller, () => {
+        finish();
+        settle(false, new CallExitError(targetText(to), 'noproc', 'the caller exited'));
+      });
       if (remove !== undefined) releases.push(remove);
     }
     if (signal !== undefined) {
@@ -333,7 +352,7 @@ export class Remote implements RemoteRouter {
   #served(peer: Peer, f: unknown[]): void {
     const id = this.#id(f[1]);
     const timeout = f[5] === -1 ? Infinity : f[5];
-    if (typeof timeout !== 'number' || !(timeout > 0)) throw new TypeError('a call needs a timeout');
+    if (typeof timeout !== 'number' || !(timeout >= 0)) throw new TypeError('a call needs a timeout'); // 0 is one (validateTimeout's range)
     const target = this.#local(f[3])?.self ?? this.#localPid(f[3]);
     const host = this.#host;
     const reply = (ok: boolean, value: unknown): void => {
