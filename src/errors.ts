@@ -29,6 +29,7 @@ export type KeelErrorCode =
   | 'ERR_CALL_TIMEOUT'
   | 'ERR_CALL_EXIT'
   | 'ERR_NOCONNECTION'
+  | 'ERR_PEERS_TIMEOUT'
   | 'ERR_DEADLOCK'
   | 'ERR_START_FAILED'
   | 'ERR_MAILBOX_FULL'
@@ -237,6 +238,19 @@ export class NoConnectionError extends KeelError {
     super('ERR_NOCONNECTION', `${what} ${target}: node ${node} is not connected (noconnection); check that it runs and has joined this cluster`);
     this.target = target;
     this.node = node;
+  }
+}
+
+/**
+ * `cluster.waitFor` gave up: the named nodes did not join this node's cluster within its timeout
+ * (they are not running, are on another transport, or use another cluster name).
+ */
+export class PeersTimeoutError extends KeelError {
+  /** The nodes that had not joined when it gave up. */
+  readonly missing: readonly string[];
+  constructor(node: string, missing: readonly string[], timeoutMs: number) {
+    super('ERR_PEERS_TIMEOUT', `cluster ${node}: no hello from ${missing.join(', ')} within ${timeoutMs} ms; check that they run and join the same cluster`);
+    this.missing = missing;
   }
 }
 

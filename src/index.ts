@@ -37,6 +37,7 @@ export {
   MissingPeerError,
   NotSerializableError,
   NoConnectionError,
+  PeersTimeoutError,
   MessageTooLargeError,
   MalformedFrameError,
   StoreInUseError,

@@ -16,7 +16,7 @@
  * const orders = await cluster.whereis('orders', 'orders'); // a pid on the node 'orders'
  * ```
  */
-import { InvalidArgumentError, MessageTooLargeError, NodeStoppedError } from '../errors.js';
+import { InvalidArgumentError, MessageTooLargeError, NodeStoppedError, PeersTimeoutError } from '../errors.js';
 import { GenServer, type GenServerSpec } from '../otp/GenServer.js';
 import { Supervisor } from '../otp/Supervisor.js';
 import { isProcess, type Kernel, kernelOf, type RemoteRouter } from '../runtime/kernel.js';
@@ -235,7 +235,7 @@ export class Cluster {
       const timer = this.#kernel.setTimer(timeoutMs, () => {
         this.#upWaiters.delete(check);
         const missing = names.filter((n) => !this.#peers.has(n));
-        reject(new Error(`cluster ${this.name}: no hello from ${missing.join(', ')} within ${timeoutMs} ms`));
+        reject(new PeersTimeoutError(this.name, missing, timeoutMs));
       });
       this.#upWaiters.add(check);
       check();

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
 import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
-import { CallExitError, KeelError, NoProcError } from '../../src/errors.js';
+import { CallExitError, KeelError, NoProcError, PeersTimeoutError } from '../../src/errors.js';
 import { GenServer, type GenServerSpec } from '../../src/otp/GenServer.js';
 import { isDown, isExit, type Down, type Exit } from '../../src/runtime/messages.js';
 import type { Pid } from '../../src/runtime/Pid.js';
@@ -64,6 +64,15 @@ describe('cluster membership', () => {
     await a.shutdown();
     const e = (await waiting) as { code?: string };
     expect(e.code).toBe('ERR_NODE_STOPPED');
+  });
+
+  it('waitFor that gives up rejects with ERR_PEERS_TIMEOUT naming the nodes that had not joined', async () => {
+    const { ca } = await pair();
+    const e = await failure(() => ca.waitFor(['b', 'c', 'd'], { timeoutMs: 1 }));
+    expect(e).toBeInstanceOf(PeersTimeoutError);
+    expect((e as PeersTimeoutError).code).toBe('ERR_PEERS_TIMEOUT');
+    expect((e as PeersTimeoutError).missing).toEqual(['c', 'd']);
+    expect((e as PeersTimeoutError).message).toBe('cluster a: no hello from c, d within 1 ms; check that they run and join the same cluster');
   });
 
   it('refuses a node name that cannot be a subject token', async () => {
