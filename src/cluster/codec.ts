@@ -24,6 +24,7 @@ import { Buffer } from 'node:buffer';
 import { types } from 'node:util';
 import { InvalidArgumentError, isError, MessageTooLargeError, NotSerializableError, thrownText } from '../errors.js';
 import { NameImpl, PidImpl, RefImpl, type Pid } from '../runtime/Pid.js';
+import { MAX_BIGINT_DIGITS } from './decode.js';
 
 /** Makes the pid of a decoded `{ node, creation, id }`: the cluster resolves its own node's pids to live processes. */
 export type PidFactory = (node: string, creation: number, id: number) => Pid;
@@ -131,9 +132,12 @@ function replacer(this: Record<string, unknown>, key: string, _value: unknown): 
     case 'undefined':
       if ((budget -= 13) < 0) throw TOO_LARGE; // {"$keel":"u"}
       return UNDEFINED_TAG;
-    case 'bigint':
+    case 'bigint': {
       if ((budget -= 2) < 0) throw TOO_LARGE; // and its digits, as a string
-      return new ValueTag('big', raw.toString());
+      const digits = raw.toString();
+      if (digits.length > MAX_BIGINT_DIGITS) throw SLOW; // the walk refuses it, at its path
+      return new ValueTag('big', digits);
+    }
     case 'object': {
       if (raw === null) return null;
       if ((budget -= 2) < 0) throw TOO_LARGE;
@@ -217,9 +221,13 @@ function walk(w: Walk, v: unknown): unknown {
     case 'undefined':
       if ((budget -= 13) < 0) throw TOO_LARGE;
       return UNDEFINED_TAG;
-    case 'bigint':
+    case 'bigint': {
       if ((budget -= 2) < 0) throw TOO_LARGE;
-      return new ValueTag('big', v.toString());
+      const digits = v.toString();
+      // the receiver takes no more digits (decode.ts): refused here, at send time, not dropped there
+      if (digits.length - (v < 0n ? 1 : 0) > MAX_BIGINT_DIGITS) return w.refuse(`a bigint of ${digits.length - (v < 0n ? 1 : 0)} digits (at most ${MAX_BIGINT_DIGITS})`);
+      return new ValueTag('big', digits);
+    }
     case 'function':
       return w.refuse(`a function${v.name ? ` (${v.name})` : ''}`);
     case 'symbol':

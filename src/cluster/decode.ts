@@ -10,6 +10,10 @@ import { MalformedFrameError, thrownText } from '../errors.js';
 import { Name, RefImpl } from '../runtime/Pid.js';
 import type { PidFactory } from './codec.js';
 
+/** The most decimal digits a bigint may have on the wire: a sender refuses more (codec.ts), a receiver drops a frame with more. */
+export const MAX_BIGINT_DIGITS = 100_000;
+const BIGINT_TEXT = new RegExp(`^-?\\d{1,${MAX_BIGINT_DIGITS}}$`);
+
 let factory: PidFactory = () => {
   throw new Error('no pid factory');
 };
@@ -86,7 +90,7 @@ function untag(t: Record<string, unknown>, kind: unknown): unknown {
       return n;
     }
     case 'big':
-      if (typeof t.v !== 'string' || !/^-?\d{1,100000}$/.test(t.v)) malformed('a bigint tag with a decimal string', t);
+      if (typeof t.v !== 'string' || !BIGINT_TEXT.test(t.v)) malformed('a bigint tag with a decimal string', t);
       return BigInt(t.v);
     case 'ref':
       if (typeof t.n !== 'string' || !Number.isSafeInteger(t.i)) malformed('a ref tag {"$keel":"ref","n":node,"i":id}', t);

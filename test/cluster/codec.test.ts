@@ -196,6 +196,13 @@ describe('encodeValue: what is refused, with the exact path', () => {
 
   it('names the root it is given (an exit reason)', () => refusedAt({ f: () => 1 }, 'reason.f', 'a function', 'reason'));
 
+  it('refuses a bigint with more digits than a receiver takes, at send time (the receiver would drop the frame as malformed)', () => {
+    const most = 10n ** 99_999n; // 100,000 digits: carried, either sign
+    expect(roundTrip({ n: most, m: -most })).toEqual({ n: most, m: -most });
+    refusedAt({ n: 10n ** 100_000n }, 'message.n', 'a bigint of 100001 digits (at most 100000)');
+    refusedAt([-(10n ** 100_000n)], 'message[0]', 'a bigint of 100001 digits (at most 100000)');
+  });
+
   it('refuses a cyclic structure at the reference that closes the cycle', () => {
     const o: { a: { b?: unknown } } = { a: {} };
     o.a.b = o;
