@@ -275,11 +275,28 @@ describe('AgentScheduler.registerPeriodic', () => {
     const { node, scheduler } = await setup();
     const a = recorder(node);
     for (const ms of [7.7e-209, Number.MIN_VALUE, 1e-4, 0.999]) {
-      expectKeelError(thrown(() => scheduler.registerPeriodic(a.pid, 'x', ms, 'm')), 'ERR_INVALID_ARGUMENT', '`intervalMs`', 'a finite number of ms >= 1');
+      expectKeelError(thrown(() => scheduler.registerPeriodic(a.pid, 'x', ms, 'm')), 'ERR_INVALID_ARGUMENT', '`intervalMs`', 'a finite number of ms >= 1 and <= Number.MAX_SAFE_INTEGER');
       expectKeelError(thrown(() => scheduler.updateInterval(a.pid, 'x', ms)), 'ERR_INVALID_ARGUMENT', '`intervalMs`');
     }
     expect(await scheduler.registerPeriodic(a.pid, 'x', 1, 'm')).toBe('ok');
     expect(await scheduler.stats()).toMatchObject({ schedules: 1 });
+  });
+
+  it('refuses an interval above Number.MAX_SAFE_INTEGER ms, and goes on with the largest it takes and its largest jitter', async () => {
+    // found by test/reliability/fuzz.agents.test.ts (fast-check seed -893654670): an interval of 1.8e308 ms
+    // with a jitter of 1.8e308 was taken; due time plus jitter overflowed to Infinity, the timer refused
+    // that delay, and the scheduler crashed
+    const { node, clock, scheduler } = await setup();
+    const a = recorder(node);
+    for (const ms of [1.7976931348623151e308, Number.MAX_VALUE, Number.MAX_SAFE_INTEGER + 2]) {
+      expectKeelError(thrown(() => scheduler.registerPeriodic(a.pid, 'x', ms, 'm', { jitter: ms / 2 })), 'ERR_INVALID_ARGUMENT', '`intervalMs`', '<= Number.MAX_SAFE_INTEGER');
+      expectKeelError(thrown(() => scheduler.updateInterval(a.pid, 'x', ms)), 'ERR_INVALID_ARGUMENT', '`intervalMs`');
+    }
+    const most = Number.MAX_SAFE_INTEGER;
+    expect(await scheduler.registerPeriodic(a.pid, 'x', most, 'm', { jitter: most - 1 })).toBe('ok');
+    await advance(node, clock, 2000);
+    expect(await scheduler.list(a.pid)).toMatchObject([{ id: 'x', intervalMs: most, jitter: most - 1, nextDueAt: START + most, deliveries: 0 }]);
+    expect(await scheduler.stats()).toMatchObject({ schedules: 1, delivered: 0 });
   });
 });
 

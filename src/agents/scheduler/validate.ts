@@ -14,10 +14,14 @@ export function checkId(id: unknown): asserts id is string {
 /**
  * At least 1 ms, the resolution of the node's timers: an interval below the clock's resolution at
  * the current time (`now + intervalMs === now`) would never move a schedule's due time on, and under
- * a virtual clock its ticks would fire at one instant for ever.
+ * a virtual clock its ticks would fire at one instant for ever. At most `Number.MAX_SAFE_INTEGER` ms
+ * (285,000 years): a due time plus a jitter below the interval then stays a finite, exact number
+ * (a larger finite interval and its jitter overflowed to Infinity, a delay no timer takes).
  */
 export function checkInterval(ms: unknown): asserts ms is number {
-  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 1) throw new InvalidArgumentError('intervalMs', 'a finite number of ms >= 1', ms);
+  if (typeof ms !== 'number' || !(ms >= 1 && ms <= Number.MAX_SAFE_INTEGER)) {
+    throw new InvalidArgumentError('intervalMs', 'a finite number of ms >= 1 and <= Number.MAX_SAFE_INTEGER', ms);
+  }
 }
 
 export function periodicOptions(options: unknown, intervalMs: number): { jitter: number; missed: MissedPolicy } {
