@@ -1,4 +1,4 @@
-import { IdleTimeoutError, InvalidArgumentError } from '../../errors.js';
+import { checkKeys, IdleTimeoutError, InvalidArgumentError } from '../../errors.js';
 import type { TelemetryBus } from '../../telemetry/Telemetry.js';
 import { monotonicClock } from '../Clock.js';
 import { Cause, type DeathWatch } from './DeathWatch.js';
@@ -106,6 +106,7 @@ export class Lifecycle {
   }
 
   idle(options: { timeoutMs?: number } = {}): Promise<void> {
+    checkTimeoutOptions(options);
     const timeoutMs = options.timeoutMs;
     if (timeoutMs !== undefined) validateDelay(timeoutMs, 'timeoutMs');
     const w = this.#wait(Quiet.All);
@@ -139,6 +140,7 @@ export class Lifecycle {
   }
 
   shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
+    checkTimeoutOptions(options);
     const timeoutMs = options.timeoutMs ?? 5000;
     validateDelay(timeoutMs, 'timeoutMs');
     this.#shutdown ??= this.#stop(timeoutMs);
@@ -220,6 +222,15 @@ export class Lifecycle {
       if (this.#host.onProcExit(p, () => resolve()) === undefined) resolve();
     });
   }
+}
+
+/**
+ * The options of `idle` and `shutdown`: an object whose one option is `timeoutMs`. A typo is refused,
+ * not ignored, and an object that throws when read is a typed error, as for every other call.
+ */
+function checkTimeoutOptions(options: unknown): asserts options is { timeoutMs?: number } {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an object { timeoutMs }', options);
+  checkKeys(options, ['timeoutMs'], 'options');
 }
 
 /** The longest delay a host timer takes: a longer one fires after 1 ms (Node's TimeoutOverflowWarning). */
