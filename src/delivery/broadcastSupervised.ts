@@ -1,8 +1,8 @@
-import { InvalidArgumentError } from '../errors.js';
+import { checkKeys, InvalidArgumentError, isKeelError, thrownText } from '../errors.js';
 import { Delivery, originOf, type Proc } from '../runtime/kernel.js';
 import { checkTarget, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
-import { afterEnqueue, onFailure, type SendOptions, type SendOutcome, sendOnce, toSettings } from './sendSupervised.js';
+import { afterEnqueue, onFailure, SEND_OPTIONS, type SendOptions, type SendOutcome, sendOnce, toSettings } from './sendSupervised.js';
 
 export type BroadcastStrategy = 'best_effort' | 'at_least_one' | 'all_or_nothing' | { quorum: number };
 
@@ -20,6 +20,25 @@ export interface BroadcastOutcome {
   results: { target: Target; outcome: SendOutcome }[];
   delivered: number;
   failed: number;
+}
+
+const BROADCAST_OPTIONS: readonly string[] = [...SEND_OPTIONS, 'strategy', 'concurrency'];
+
+/**
+ * The targets, copied once (read once, so that a getter or a proxy's trap that throws is a typed
+ * error here, and a caller that changes its array meanwhile changes nothing), each checked.
+ */
+function targetList(targets: unknown): Target[] {
+  let list: unknown[];
+  try {
+    if (!Array.isArray(targets)) throw new InvalidArgumentError('targets', 'an array of Pids or names', targets);
+    list = Array.from(targets as unknown[]);
+  } catch (e) {
+    if (isKeelError(e)) throw e;
+    throw new InvalidArgumentError('targets', 'an array of Pids or names that can be read', targets, `reading it threw ${thrownText(e)}`);
+  }
+  list.forEach((t, i) => checkTarget(t, `targets[${i}]`));
+  return list as Target[];
 }
 
 function strategyOf(options: BroadcastOptions | undefined, targets: number): BroadcastStrategy {
@@ -46,10 +65,13 @@ function strategyOf(options: BroadcastOptions | undefined, targets: number): Bro
  * if (!r.ok) console.log(r.reason, r.failed);
  * ```
  */
-export async function broadcastSupervised<M>(from: Node | Context<any>, targets: Target<M>[], message: M, options?: BroadcastOptions): Promise<BroadcastOutcome> {
+export async function broadcastSupervised<M>(from: Node | Context<any>, given: Target<M>[], message: M, options?: BroadcastOptions): Promise<BroadcastOutcome> {
   const { node, caller: sender } = originOf(from);
-  if (!Array.isArray(targets)) throw new InvalidArgumentError('targets', 'an array of Pids or names', targets);
-  targets.forEach((t, i) => checkTarget(t, `targets[${i}]`));
+  const targets = targetList(given);
+  if (options !== undefined) {
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a BroadcastOptions object', options);
+    checkKeys(options, BROADCAST_OPTIONS, 'options'); // an option that throws when read is a typed error here
+  }
   const strategy = strategyOf(options, targets.length);
   const concurrency = options?.concurrency ?? 64;
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new InvalidArgumentError('options.concurrency', 'a positive integer', concurrency);

@@ -66,7 +66,8 @@ export interface Settings {
 }
 
 const ON_ERROR = ['log', 'dead_letter', 'ignore', 'raise'] as const;
-const SEND_OPTIONS = ['ack', 'timeout', 'deadline', 'retries', 'backoff', 'onError', 'metadata', 'id', 'retryOnCrash', 'signal'];
+/** @internal The options of a send, which a broadcast takes too. */
+export const SEND_OPTIONS: readonly string[] = ['ack', 'timeout', 'deadline', 'retries', 'backoff', 'onError', 'metadata', 'id', 'retryOnCrash', 'signal'];
 const EMPTY_METADATA: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 const DEFAULTS: Settings = Object.freeze({
   ack: 'enqueued',

@@ -9,7 +9,7 @@ import {
 } from '../../src/index.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
-import { clockedNode, deadPid, type Deferred, deferred, expectKeelError, failure, fakeLogger, ok, type Receiver, receiver, useNodes, watch } from '../support.js';
+import { clockedNode, deadPid, type Deferred, deferred, expectKeelError, failure, fakeLogger, ok, type Receiver, receiver, UNREADABLE, useNodes, watch } from '../support.js';
 
 const track = useNodes();
 
@@ -473,6 +473,30 @@ describe('broadcastSupervised: bad arguments', () => {
     const a = receiver(node);
     const e = await failure(() => broadcastSupervised(node, [a.pid], 'm', options as BroadcastOptions));
     expectKeelError(e, 'ERR_INVALID_ARGUMENT', argument);
+    await node.idle();
+    expect(a.seen).toEqual([]);
+  });
+
+  const throwingAt = <T extends object>(into: T, key: string): T =>
+    Object.defineProperty(into, key, {
+      enumerable: true,
+      get: () => {
+        throw new Error(`${key} getter`);
+      },
+    });
+  it.each<[string, (a: Pid) => unknown, unknown, string[]]>([
+    ['targets a revoked proxy', () => UNREADABLE[0]![1](), undefined, ['`targets`']],
+    ['targets a proxy whose traps throw', () => UNREADABLE[1]![1](), undefined, ['`targets`']],
+    ['a target whose getter throws', (a) => throwingAt([a], '1'), undefined, ['`targets`', 'reading it threw Error: 1 getter']],
+    ['options a revoked proxy', (a) => [a], UNREADABLE[0]![1](), ['`options`']],
+    ['options a proxy whose traps throw', (a) => [a], UNREADABLE[1]![1](), ['`options`']],
+    ['options.strategy a getter that throws', (a) => [a], throwingAt({}, 'strategy'), ['`options.strategy`', 'reading it threw Error: strategy getter']],
+    ['options.concurrency a getter that throws', (a) => [a], throwingAt({}, 'concurrency'), ['`options.concurrency`', 'reading it threw Error: concurrency getter']],
+  ])('%s: ERR_INVALID_ARGUMENT (not a raw error) and nothing is sent', async (_what, targets, options, fragments) => {
+    const node = track();
+    const a = receiver(node);
+    const e = await failure(() => broadcastSupervised(node, targets(a.pid) as Target[], 'm', options as BroadcastOptions));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', ...fragments);
     await node.idle();
     expect(a.seen).toEqual([]);
   });

@@ -408,6 +408,39 @@ describe('sendSupervised: the receiver crashed while handling it', () => {
   });
 });
 
+describe('sendSupervised: a clean exit signal ends the receiver while its handler runs', () => {
+  it("a linked process's 'shutdown', set off by the handler itself, is process_down ('shutdown'), not handled: the rest of the handler never ran", async () => {
+    const { node } = clocked();
+    const after: string[] = [];
+    const pid = node.spawn((ctx) => {
+      const partner = ctx.spawnLink(() => () => undefined); // does not trap exits: its 'shutdown' comes back over the link
+      return (m) => {
+        ctx.exit(partner, 'shutdown');
+        after.push(String(m)); // never runs: the link's signal ended this process
+      };
+    });
+    const outcome = await sendSupervised(node, pid, 'job', { ack: 'handled', onError: 'ignore' });
+    expect(outcome).toEqual({ ok: false, id: outcome.id, reason: 'process_down', attempts: 1, firstError: 'shutdown', lastError: 'shutdown' });
+    expect(after).toEqual([]);
+    expect(node.isAlive(pid)).toBe(false);
+  });
+
+  it("node.exit(ctx.self, 'shutdown') from the handler is the node's signal: process_down ('shutdown')", async () => {
+    const { node } = clocked();
+    const pid = node.spawn((ctx) => () => node.exit(ctx.self, 'shutdown'));
+    const outcome = await sendSupervised(node, pid, 'job', { ack: 'handled', onError: 'ignore' });
+    expect(outcome).toEqual({ ok: false, id: outcome.id, reason: 'process_down', attempts: 1, firstError: 'shutdown', lastError: 'shutdown' });
+  });
+
+  it("ctx.exit(ctx.self, 'shutdown') from the handler ends the process itself: success", async () => {
+    const { node } = clocked();
+    const pid = node.spawn((ctx) => () => ctx.exit(ctx.self, 'shutdown'));
+    const outcome = await sendSupervised(node, pid, 'job', { ack: 'handled', onError: 'ignore' });
+    expect(outcome).toEqual({ ok: true, id: outcome.id, attempts: 1 });
+    expect(node.isAlive(pid)).toBe(false);
+  });
+});
+
 describe('sendSupervised: the receiver exited normally right after handling', () => {
   it("ctx.exit('normal') in a synchronous handler is success", async () => {
     const { node } = clocked();

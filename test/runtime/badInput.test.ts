@@ -327,6 +327,33 @@ describe('ctx.demonitor', () => {
   });
 });
 
+describe('ctx.demonitor options', () => {
+  const throwing = (): object =>
+    Object.defineProperty({}, 'flush', {
+      enumerable: true,
+      get: () => {
+        throw new Error('flush getter');
+      },
+    });
+  it.each<[string, () => unknown, string[]]>([
+    ['null', () => null, ['`options`', 'got null']],
+    ['an unknown option (a typo of flush)', () => ({ flsuh: true }), ['`options.flsuh`', 'no such option']],
+    ['a revoked proxy', () => UNREADABLE[0]![1](), ['`options`']],
+    ['a proxy whose traps throw', () => UNREADABLE[1]![1](), ['`options`']],
+    ['a getter that throws', throwing, ['`options.flush`', 'reading it threw Error: flush getter']],
+  ])('throws ERR_INVALID_ARGUMENT for %s, and the monitor stays active', async (_label, options, fragments) => {
+    const node = track();
+    const p = probe(node);
+    const target = idler(node);
+    const ref = p.ctx.monitor(target);
+    expectKeelError(thrown(() => p.ctx.demonitor(ref, options() as never)), 'ERR_INVALID_ARGUMENT', ...fragments);
+    expect(node.info(p)?.monitors).toEqual([ref]);
+    node.exit(target, 'kill');
+    const down = await p.receive(isDown);
+    expect(isDown(down) && down.ref).toBe(ref);
+  });
+});
+
 describe('ctx.cancelTimer', () => {
   it('throws ERR_INVALID_ARGUMENT for something that is not a TimerRef, and the real timer still fires', async () => {
     const clock = new TestClock({ start: 0 });
@@ -353,6 +380,36 @@ describe('node.idle and node.shutdown', () => {
   it('idle throws ERR_INVALID_ARGUMENT for a NaN timeoutMs', async () => {
     const node = track();
     expectKeelError(await failure(() => node.idle({ timeoutMs: NaN })), 'ERR_INVALID_ARGUMENT', '`timeoutMs`', 'got NaN');
+  });
+
+  const throwing = (): object =>
+    Object.defineProperty({}, 'timeoutMs', {
+      enumerable: true,
+      get: () => {
+        throw new Error('timeoutMs getter');
+      },
+    });
+  const badOptions: [string, () => unknown, string[]][] = [
+    ['null', () => null, ['`options`', 'got null']],
+    ['an unknown option (timeout for timeoutMs)', () => ({ timeout: 1 }), ['`options.timeout`', 'no such option']],
+    ['a revoked proxy', () => UNREADABLE[0]![1](), ['`options`']],
+    ['a proxy whose traps throw', () => UNREADABLE[1]![1](), ['`options`']],
+    ['a getter that throws', throwing, ['`options.timeoutMs`', 'reading it threw Error: timeoutMs getter']],
+  ];
+
+  it.each(badOptions)('idle throws ERR_INVALID_ARGUMENT for options that are %s', async (_label, options, fragments) => {
+    const node = track();
+    expectKeelError(await failure(() => node.idle(options() as never)), 'ERR_INVALID_ARGUMENT', ...fragments);
+    await node.idle({ timeoutMs: 1000 });
+  });
+
+  it.each(badOptions)('shutdown throws ERR_INVALID_ARGUMENT for options that are %s, and leaves the node running', async (_label, options, fragments) => {
+    const node = track();
+    const p = probe(node);
+    expectKeelError(await failure(() => node.shutdown(options() as never)), 'ERR_INVALID_ARGUMENT', ...fragments);
+    expect(node.stopping).toBe(false);
+    node.send(p, 'still running');
+    expect(await p.receive()).toBe('still running');
   });
 
   it('shutdown throws ERR_INVALID_ARGUMENT for a negative timeoutMs and leaves the node running', async () => {

@@ -6,7 +6,7 @@ import { checkTarget, nameOf, type Pid, PidImpl, RefImpl, type Target } from '..
 import type { GroupTable } from '../ProcessGroups.js';
 import type { Envelope } from './Envelope.js';
 import { type Mailboxes, removeWhere, shrink } from './Mailbox.js';
-import { EMPTY, EXIT_SENTINEL, type ExitReport, type ExitWatcher, F_BUSY, F_DEAD, F_KILLED, F_LONG, F_RUNNING, F_SCHEDULED, F_SHUTDOWN, F_TRAP, Monitor, type Proc } from './Proc.js';
+import { EMPTY, EXIT_SENTINEL, type ExitReport, type ExitWatcher, F_BUSY, F_DEAD, F_KILLED, F_LONG, F_SCHEDULED, F_SHUTDOWN, F_TRAP, Monitor, type Proc } from './Proc.js';
 import type { ProcTable } from './ProcTable.js';
 import type { Scheduler } from './Scheduler.js';
 import type { TimerHeap } from './TimerHeap.js';
@@ -23,6 +23,11 @@ export const Cause = {
   OwnExit: 1,
   /** An exit signal from a link, another process, the node, or a kill. */
   Signal: 2,
+  /**
+   * An exit signal the process sent itself (`ctx.exit(ctx.self, reason)`): logged as a signal is, but
+   * on a clean reason the message it was handling counts as handled, as after `ctx.exit(reason)`.
+   */
+  SelfSignal: 3,
 } as const;
 export type Cause = (typeof Cause)[keyof typeof Cause];
 
@@ -76,8 +81,9 @@ export class DeathWatch {
       this.#dieAlone(p, reason, cause);
       return;
     }
-    // the process ended itself (ctx.exit), from its handler's frame or its async continuation
-    const wasRunning = cause === Cause.OwnExit || (p.flags & F_RUNNING) !== 0;
+    // the process ended itself (ctx.exit), from its handler's frame or its async continuation; a
+    // signal from another process or the node ends it, even delivered while its handler runs
+    const endedItself = cause === Cause.OwnExit || cause === Cause.SelfSignal;
     this.#mail.forget(p);
     p.flags = (p.flags | F_DEAD) & ~(F_SCHEDULED | F_LONG);
     this.#sched.clearBusy(p);
@@ -150,7 +156,7 @@ export class DeathWatch {
     // 2. then what user code hears of it: envelope senders, the abort signal, death hooks, telemetry
     if (inflight !== undefined) {
       // exiting from its own handler cleanly counts as having handled the message
-      if (wasRunning && isCleanExit(reason)) this.#mail.settleEnvelope(inflight, 'handled');
+      if (endedItself && isCleanExit(reason)) this.#mail.settleEnvelope(inflight, 'handled');
       else this.#mail.settleEnvelope(inflight, 'crashed', reason);
     }
     if (queued !== undefined) for (const env of queued) this.#mail.settleEnvelope(env, 'down', reason);
@@ -165,7 +171,7 @@ export class DeathWatch {
     if (!isCleanExit(reason)) {
       if (this.#exitedActive()) this.#host.telemetry.execute('keel.process.exited', {}, { pid: p.self, reason, watched });
       // a crash report, as OTP's: only for a failure of the process's own that nobody else hears of
-      if (!watched && cause !== Cause.Signal) this.#crashReport(p, reason);
+      if (!watched && cause <= Cause.OwnExit) this.#crashReport(p, reason);
     }
     this.#flushSignals();
     this.idle.checkIdle();
@@ -180,7 +186,7 @@ export class DeathWatch {
     this.#bury(p, reason === 'killed' ? F_KILLED : reason === 'shutdown' ? F_SHUTDOWN : 0);
     if (reason === 'killed') {
       if (this.#exitedActive()) this.#host.telemetry.execute('keel.process.exited', {}, { pid: p.self, reason, watched: false });
-      if (cause !== Cause.Signal) this.#crashReport(p, reason);
+      if (cause <= Cause.OwnExit) this.#crashReport(p, reason);
     }
     this.#flushSignals();
     if (this.idle.waiting !== 0) this.idle.checkIdle();
@@ -332,10 +338,10 @@ export class DeathWatch {
       return;
     }
     if (reason === 'normal') {
-      if (from === q.self) this.die(q, 'normal', Cause.Signal);
+      if (from === q.self) this.die(q, 'normal', Cause.SelfSignal);
       return;
     }
-    this.die(q, reason, Cause.Signal);
+    this.die(q, reason, from === q.self ? Cause.SelfSignal : Cause.Signal);
   }
 
   /** An exit signal to `target` from a process or the node, delivered synchronously. */

@@ -1,4 +1,4 @@
-import { IdleTimeoutError, InvalidArgumentError } from '../../errors.js';
+import { checkKeys, IdleTimeoutError, InvalidArgumentError } from '../../errors.js';
 import type { TelemetryBus } from '../../telemetry/Telemetry.js';
 import { monotonicClock } from '../Clock.js';
 import { Cause, type DeathWatch } from './DeathWatch.js';
@@ -106,20 +106,21 @@ export class Lifecycle {
   }
 
   idle(options: { timeoutMs?: number } = {}): Promise<void> {
+    checkTimeoutOptions(options);
     const timeoutMs = options.timeoutMs;
     if (timeoutMs !== undefined) validateDelay(timeoutMs, 'timeoutMs');
     const w = this.#wait(Quiet.All);
     if (timeoutMs === undefined) return w.promise;
     return new Promise<void>((resolve, reject) => {
       // a failure guard in real time: under a TestClock the node's clock only moves when told to
-      const guard = setTimeout(() => {
+      const guard = realTimeout(() => {
         w.cancel();
         const busy = this.#procs.values().filter((p) => (p.flags & (F_BUSY | F_SCHEDULED | F_RUNNING)) !== 0);
         const detail = this.#io > 0 ? `${this.#io} service I/O operation(s) in flight` : 'the run queue did not empty';
         reject(new IdleTimeoutError(this.#host.name, timeoutMs, busy.map((p) => String(p.self)), detail));
       }, timeoutMs);
       w.promise.then(() => {
-        clearTimeout(guard);
+        guard.clear();
         resolve();
       }, reject);
     });
@@ -139,6 +140,7 @@ export class Lifecycle {
   }
 
   shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
+    checkTimeoutOptions(options);
     const timeoutMs = options.timeoutMs ?? 5000;
     validateDelay(timeoutMs, 'timeoutMs');
     this.#shutdown ??= this.#stop(timeoutMs);
@@ -154,7 +156,7 @@ export class Lifecycle {
       onTimeout = resolve;
     });
     // a real-time guard, like idle()'s: a node under a TestClock must still be able to stop
-    const guard = setTimeout(() => {
+    const guard = realTimeout(() => {
       timedOut = true;
       onTimeout();
     }, timeoutMs);
@@ -176,7 +178,7 @@ export class Lifecycle {
       this.#deaths.flushSignals();
       await Promise.race([Promise.all(deaths), timeout, timedOut ? new Promise((r) => setImmediate(r)) : timeout]);
     }
-    clearTimeout(guard);
+    guard.clear();
     this.spawnClosed = true; // from here on nothing spawns, not even a death hook
     let killed = 0;
     for (let left = this.#procs.values(); left.length > 0; left = this.#procs.values()) {
@@ -203,9 +205,9 @@ export class Lifecycle {
     if (settling.length > 0) {
       let done!: () => void;
       const bound = new Promise<void>((resolve) => (done = resolve));
-      const hookGuard = setTimeout(done, timeoutMs);
+      const hookGuard = realTimeout(done, timeoutMs);
       await Promise.race([Promise.all(settling), bound]);
-      clearTimeout(hookGuard);
+      hookGuard.clear();
     }
     this.state = 'stopped';
     this.#host.released();
@@ -220,6 +222,31 @@ export class Lifecycle {
       if (this.#host.onProcExit(p, () => resolve()) === undefined) resolve();
     });
   }
+}
+
+/**
+ * The options of `idle` and `shutdown`: an object whose one option is `timeoutMs`. A typo is refused,
+ * not ignored, and an object that throws when read is a typed error, as for every other call.
+ */
+function checkTimeoutOptions(options: unknown): asserts options is { timeoutMs?: number } {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an object { timeoutMs }', options);
+  checkKeys(options, ['timeoutMs'], 'options');
+}
+
+/** The longest delay a host timer takes: a longer one fires after 1 ms (Node's TimeoutOverflowWarning). */
+const MAX_HOST_DELAY = 2 ** 31 - 1;
+
+/**
+ * A real-time guard of `ms`, any finite delay `validateDelay` accepts: one longer than a host timer
+ * takes is waited for in steps, never cut to the 1 ms a host timer overflows to.
+ */
+function realTimeout(fn: () => void, ms: number): { clear(): void } {
+  let handle: ReturnType<typeof setTimeout>;
+  const arm = (left: number): void => {
+    handle = left > MAX_HOST_DELAY ? setTimeout(() => arm(left - MAX_HOST_DELAY), MAX_HOST_DELAY) : setTimeout(fn, left);
+  };
+  arm(ms);
+  return { clear: () => clearTimeout(handle) };
 }
 
 /** @internal Throws a typed error unless `ms` is a finite number of milliseconds >= 0. */

@@ -1,5 +1,5 @@
 import { types } from 'node:util';
-import { InvalidArgumentError, ProcessExitedError } from '../../errors.js';
+import { checkKeys, InvalidArgumentError, ProcessExitedError } from '../../errors.js';
 import type { ExitReason } from '../messages.js';
 import { isExitReason } from '../messages.js';
 import { isPid, type Pid, PidImpl, type Ref, RefImpl, type Target, type TimerRef } from '../Pid.js';
@@ -270,6 +270,10 @@ export class Proc implements Context<any> {
 
   demonitor(ref: Ref, options?: { flush?: boolean }): boolean {
     if (!RefImpl.is(ref)) throw new InvalidArgumentError('ref', 'a Ref returned by ctx.monitor', ref);
+    if (options !== undefined) {
+      if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an object { flush }', options);
+      checkKeys(options, ['flush'], 'options'); // a typo is refused, and an option that throws when read is a typed error
+    }
     if ((this.flags & F_DEAD) !== 0) {
       this.rt.zombieCall(this, 'demonitor');
       return false;

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { isKeelError } from '../../../src/errors.js';
 import { Cause } from '../../../src/runtime/internal/DeathWatch.js';
 import type { Envelope } from '../../../src/runtime/internal/Envelope.js';
-import { EMPTY, EXIT_SENTINEL, ExitWatcher, F_BUSY, F_DEAD, F_KILLED, F_LONG, F_SCHEDULED, F_SHUTDOWN, F_TOP, F_TRAP, type Proc } from '../../../src/runtime/internal/Proc.js';
+import { EMPTY, EXIT_SENTINEL, ExitWatcher, F_BUSY, F_DEAD, F_KILLED, F_LONG, F_RUNNING, F_SCHEDULED, F_SHUTDOWN, F_TOP, F_TRAP, type Proc } from '../../../src/runtime/internal/Proc.js';
 import { DownMessage, type ExitReason, ExitMessage } from '../../../src/runtime/messages.js';
 import { PidImpl, RefImpl } from '../../../src/runtime/Pid.js';
 import { CREATION, kernel, type Kernel, listener, NODE, queued, take } from './fakes.js';
@@ -278,6 +278,26 @@ describe('die', () => {
     expect(l.calls).toHaveLength(1);
     expect(l.calls[0]!.slice(0, expected.length)).toEqual(expected);
     if (expected[0] === 'failed' && expected.length === 2) expect(l.calls[0]![2]).toBe(reason);
+    expect(k.mail.envelopes).toBe(0);
+  });
+
+  it.each<[string, 'other' | 'node' | 'self', unknown[]]>([
+    ['from a linked process its own handler stopped (ctx.exit(linked, shutdown))', 'other', ['failed', 'crashed', 'shutdown']],
+    ['from the node (node.exit(ctx.self, shutdown))', 'node', ['failed', 'crashed', 'shutdown']],
+    ['it sent itself (ctx.exit(ctx.self, shutdown)): it ended itself', 'self', ['handled']],
+  ])('settles the envelope being handled at a clean exit signal delivered while its handler runs, %s', (_label, from, expected) => {
+    const k = kernel();
+    const a = k.spawn();
+    const b = k.spawn();
+    k.deaths.addLink(a, b);
+    const l = listener();
+    k.mail.deliverEnvelope(undefined, a, 'job', 'id', l);
+    k.mail.opened(a, take(a) as Envelope);
+    a.flags |= F_RUNNING; // its handler is on the stack: the signal is delivered synchronously from there
+    if (from === 'other') k.deaths.signal(b, a.self, 'shutdown'); // b dies, and its link's 'shutdown' ends a
+    else k.deaths.signal(a, from === 'node' ? 'node' : a.self, 'shutdown');
+    expect(a.flags & F_DEAD).toBe(F_DEAD);
+    expect(l.calls).toEqual([expected]);
     expect(k.mail.envelopes).toBe(0);
   });
 

@@ -152,6 +152,22 @@ describe('idle and settle', () => {
     await expect(s.life.idle({ timeoutMs: 1000 })).resolves.toBeUndefined();
   });
 
+  it('idle({ timeoutMs }) waits a timeoutMs beyond the host timer range in full, not 1 ms (a host timer overflows to 1 ms)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const s = idleSetup();
+      s.sched.busy = 1;
+      const idle = watch(s.life.idle({ timeoutMs: 2 ** 31 + 1000 }));
+      await vi.advanceTimersByTimeAsync(2 ** 31 - 1);
+      expect(idle.status).toBe('pending');
+      await vi.advanceTimersByTimeAsync(1001);
+      expect(idle.status).toBe('rejected');
+      expect((idle.error as Error).message).toBe(`node ${NODE} was not idle after ${2 ** 31 + 1000} ms: the run queue did not empty`);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('idle({ timeoutMs }) names the io in flight when no process is busy', async () => {
     const s = idleSetup();
     void s.life.trackIo(new Promise(() => {}));
@@ -312,6 +328,22 @@ describe('onShutdown and shutdown', () => {
       await vi.advanceTimersByTimeAsync(4999);
       expect([stubborn.flags & F_DEAD, done.status]).toEqual([0, 'pending']);
       await vi.advanceTimersByTimeAsync(1);
+      expect([stubborn.flags & F_DEAD, done.status]).toEqual([F_DEAD, 'resolved']);
+      expect(k.events[0]!.measurements.killed).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it.each([2 ** 31, 30 * 24 * 3600 * 1000])('waits a timeoutMs beyond the host timer range (%s ms) in full, not 1 ms (a host timer overflows to 1 ms)', async (timeoutMs) => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const k = kernel({ events: ['keel.node.shutdown'] });
+      const stubborn = k.spawn(F_TOP | F_TRAP);
+      const done = watch(k.life.shutdown({ timeoutMs }));
+      await vi.advanceTimersByTimeAsync(2 ** 31 - 1);
+      expect([stubborn.flags & F_DEAD, done.status]).toEqual([0, 'pending']);
+      await vi.advanceTimersByTimeAsync(timeoutMs - (2 ** 31 - 1));
       expect([stubborn.flags & F_DEAD, done.status]).toEqual([F_DEAD, 'resolved']);
       expect(k.events[0]!.measurements.killed).toBe(1);
     } finally {
