@@ -119,3 +119,32 @@ describe('CoordinatorAgent with an agent store', () => {
     expect(store.loadAll('flow').records).toEqual([]);
   });
 });
+
+describe('CoordinatorAgent with an agent store: a dropped workflow', () => {
+  it('leaves none of its records: a later workflow of the same id does not take its task results for its own after a restart', async () => {
+    const store = new MemoryAgentStore();
+    // a workflow a coordinator with a 'merge' aggregator left, its task 'a' completed with 'old'
+    const base = { state: 'running', startedAt: 1, deadline: undefined, reassigned: 0, attempts: [['a', 1]], completedOrder: ['a'], failure: undefined, compensations: [] };
+    store.put('flow', 'workflow', 'job', { ...base, id: 'job', workflow: { id: 'job', tasks: [{ id: 'a', kind: 'k' }, { id: 'm', kind: 'merge', aggregate: true, dependsOn: ['a'] }] } });
+    store.insert('flow', 'result', JSON.stringify(['job', 'a']), { result: 'old', attempts: 1 });
+
+    // started without that aggregator: the workflow is dropped
+    const { node: first } = clockedNode(track);
+    const w1 = await Agent.start(first, { capabilities: [], tasks: { k: () => 'new', hang: () => new Promise(() => undefined) } });
+    const events = captureEvents(first, ['keel.coordinator.resumed']);
+    const c1 = await CoordinatorAgent.start(first, { name: 'flow', store, workers: [w1.pid] });
+    expect(resumedOf(events)).toEqual([[{ workflows: 0, rerun: 0, dropped: 1 }, 'store']]);
+    expect(store.loadAll('flow').records).toEqual([]);
+
+    // the job is submitted again under its id: 'a' completes with 'new', 'b' is still running at the shutdown
+    await c1.submit({ id: 'job', tasks: [{ id: 'a', kind: 'k' }, { id: 'b', kind: 'hang', dependsOn: ['a'] }] });
+    await first.idle();
+    await first.shutdown({ timeoutMs: 1000 });
+
+    const { node: second } = clockedNode(track);
+    const w2 = await Agent.start(second, { capabilities: [], tasks: { hang: () => 'done' } });
+    const c2 = await CoordinatorAgent.start(second, { name: 'flow', store, workers: [w2.pid] });
+    expect(await c2.wait('job')).toMatchObject({ status: 'completed', results: { a: 'new', b: 'done' } });
+    expect(store.loadAll('flow').records).toEqual([]);
+  });
+});
