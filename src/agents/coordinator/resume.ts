@@ -135,6 +135,12 @@ export function resumeStored(state: State): Resumed {
     }
   };
   let dropped = workflows.corrupt.length;
+  for (const c of workflows.corrupt) {
+    // a record that cannot be decoded is dropped once, as one that is not a workflow: reported and deleted
+    state.ctx.node.logger.error(`coordinator ${state.name}: stored workflow ${c.key} cannot be read (${c.error}); its records are deleted`);
+    event(state, 'workflow_dropped', {}, { workflow: c.key, reason: c.error });
+    storeWrite(state, c.key, (s) => s.delete(state.name, WORKFLOW, c.key));
+  }
   let resumed = 0;
   let rerun = 0;
   for (const record of workflows.records) {
