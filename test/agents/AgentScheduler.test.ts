@@ -281,6 +281,24 @@ describe('AgentScheduler.registerPeriodic', () => {
     expect(await scheduler.registerPeriodic(a.pid, 'x', 1, 'm')).toBe('ok');
     expect(await scheduler.stats()).toMatchObject({ schedules: 1 });
   });
+
+  it('takes an interval and a jitter near Number.MAX_VALUE (finite, valid): the firing delay does not overflow to Infinity and crash the scheduler', async () => {
+    // due time + jitter was past Number.MAX_VALUE: sendAfter refused Infinity in the scheduler's turn, and
+    // every restart resumed the schedule into the same throw until keel.agents gave up (its siblings with it)
+    const { node, clock, scheduler } = await setup(() => 0.5);
+    const a = recorder(node);
+    const pid = scheduler.pid;
+    expect(await scheduler.registerPeriodic(a.pid, 'far', Number.MAX_VALUE, 'm', { jitter: 1e300 })).toBe('ok');
+    expect(await scheduler.list(a.pid)).toEqual([
+      { id: 'far', intervalMs: Number.MAX_VALUE, jitter: 1e300, missed: 'skip', nextDueAt: Number.MAX_VALUE, generation: 1, deliveries: 0, failures: 0, skipped: 0 },
+    ]);
+    expect(await scheduler.forceExecution(a.pid, 'far')).toBe('ok');
+    expect(await scheduler.updateInterval(a.pid, 'far', Number.MAX_VALUE / 2)).toBe('ok');
+    await advance(node, clock, 10_000);
+    expect(a.got).toEqual([{ at: START, message: 'm' }]);
+    expect(scheduler.pid).toBe(pid);
+    expect(await scheduler.stats()).toMatchObject({ schedules: 1, delivered: 1, forced: 1, failed: 0 });
+  });
 });
 
 // ---- forceExecution and updateInterval ----------------------------------------------------------
