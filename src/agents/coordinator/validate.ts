@@ -1,7 +1,8 @@
 import { type AgentQuery, isAgentQuery } from '../registry/query.js';
 import { types } from 'node:util';
 import { toBackoff } from '../../backoff.js';
-import { InvalidArgumentError } from '../../errors.js';
+import { InvalidArgumentError, thrownText } from '../../errors.js';
+import { isInstance } from '../../runtime/safe.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
 import type { AgentStore, AgentStoreConfig } from '../store/AgentStore.js';
 import { checkStoreOption } from '../store/stores.js';
@@ -87,8 +88,20 @@ export function validateOptions(options: CoordinatorOptions): Init {
 
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
-/** Checks a workflow's shape: unique task ids, known dependencies, no cycle. */
+/**
+ * Checks a workflow's shape: unique task ids, known dependencies, no cycle. A workflow that cannot be
+ * read (a revoked proxy, a getter that throws, in it or in a task) is `ERR_INVALID_ARGUMENT` too.
+ */
 export function validateWorkflow(workflow: Workflow): void {
+  try {
+    checkWorkflow(workflow);
+  } catch (e) {
+    if (isInstance(e, InvalidArgumentError)) throw e;
+    throw new InvalidArgumentError('workflow', 'a workflow that can be read (plain data)', workflow, `reading it threw: ${thrownText(e)}`);
+  }
+}
+
+function checkWorkflow(workflow: Workflow): void {
   if (typeof workflow !== 'object' || workflow === null) throw new InvalidArgumentError('workflow', '{ id?, tasks: WorkflowTask[], timeoutMs? }', workflow);
   if (workflow.id !== undefined && (typeof workflow.id !== 'string' || workflow.id === '')) throw new InvalidArgumentError('workflow.id', 'a non-empty string', workflow.id);
   if (workflow.timeoutMs !== undefined) positive(workflow.timeoutMs, 'workflow.timeoutMs', false);

@@ -20,7 +20,7 @@ import {
 } from '../../../src/index.js';
 import type { Kernel } from '../../../src/runtime/kernel.js';
 import { captureEvents, probe } from '../../../src/testing/index.js';
-import { clockedNode, deferred, exitAndWait, expectKeelError, failure, idler, listOf, thrown, UNREADABLE, useNodes, watch, type Deferred } from '../../support.js';
+import { clockedNode, deferred, exitAndWait, expectKeelError, failure, idler, listOf, revokedProxy, thrown, UNREADABLE, useNodes, watch, type Deferred } from '../../support.js';
 
 const track = useNodes();
 
@@ -1116,6 +1116,13 @@ describe('CoordinatorAgent: bad input', () => {
     ['dependsOn not an array', { tasks: [{ ...task, dependsOn: 'a' }] }, 'workflow.tasks[0].dependsOn'],
     ['a bad task timeoutMs', { tasks: [{ ...task, timeoutMs: -1 }] }, 'workflow.tasks[0].timeoutMs'],
     ['an Infinity task timeoutMs', { tasks: [{ ...task, timeoutMs: Infinity }] }, 'workflow.tasks[0].timeoutMs'],
+    // hostile objects: reading them throws (a revoked proxy, a getter), which is the caller's typed error, not a raw TypeError
+    ['a revoked proxy', revokedProxy(), 'workflow'],
+    ['tasks a revoked proxy', { tasks: revokedProxy() }, 'workflow'],
+    ['a task a revoked proxy', { tasks: [revokedProxy()] }, 'workflow'],
+    ['a throwing getter', Object.defineProperty({}, 'tasks', { enumerable: true, get: () => { throw new Error('no tasks'); } }), 'workflow'],
+    ['a getter that throws a revoked proxy', Object.defineProperty({}, 'tasks', { enumerable: true, get: () => { throw revokedProxy(); } }), 'workflow'],
+    ['a task with a throwing getter', { tasks: [Object.defineProperty({ id: 't' }, 'kind', { enumerable: true, get: () => { throw new Error('no kind'); } })] }, 'workflow'],
   ];
 
   it.each(badWorkflows)('validateWorkflow, run and submit throw ERR_INVALID_ARGUMENT for %s', async (_what, workflow, argument) => {
