@@ -22,6 +22,8 @@ export interface Init {
   readonly query: AgentQuery | undefined;
   /** The store option as checked (opened at the start). */
   readonly store: AgentStoreConfig | AgentStore | undefined;
+  /** `options.name` as given (checked by nameFor). */
+  readonly name: unknown;
 }
 
 function positive(value: unknown, argument: string, integer: boolean): void {
@@ -55,8 +57,20 @@ function aggregatorsOf(value: unknown): Map<string, Aggregator> {
   return map;
 }
 
-/** @internal Checks a coordinator's options and gives them their defaults; throws `ERR_INVALID_ARGUMENT`. */
+/**
+ * @internal Checks a coordinator's options and gives them their defaults; throws `ERR_INVALID_ARGUMENT`,
+ * also for options that cannot be read (a revoked proxy, a getter that throws).
+ */
 export function validateOptions(options: CoordinatorOptions): Init {
+  try {
+    return readOptions(options);
+  } catch (e) {
+    if (isInstance(e, InvalidArgumentError)) throw e;
+    throw new InvalidArgumentError('options', 'CoordinatorOptions that can be read (plain data)', options, `reading them threw: ${thrownText(e)}`);
+  }
+}
+
+function readOptions(options: CoordinatorOptions): Init {
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a CoordinatorOptions object', options);
   const given = options.workers ?? [];
   const query = isAgentQuery(given) ? given : undefined;
@@ -83,7 +97,7 @@ export function validateOptions(options: CoordinatorOptions): Init {
   positive(o.maxTasksPerWorker, 'options.maxTasksPerWorker', true);
   if (!Number.isSafeInteger(o.historySize) || o.historySize < 0) throw new InvalidArgumentError('options.historySize', 'an integer >= 0', o.historySize);
   const store = options.store === undefined ? undefined : checkStoreOption(options.store, 'options.store');
-  return { options: o, workers, query, store };
+  return { options: o, workers, query, store, name: options.name };
 }
 
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');

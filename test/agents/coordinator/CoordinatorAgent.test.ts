@@ -1186,6 +1186,11 @@ describe('CoordinatorAgent: bad input', () => {
     ['workers not an array', { workers: 'w' }, 'options.workers'],
     ['workers not pids', { workers: ['<a.1.1>'] }, 'options.workers[0]'],
     ['an empty name', { name: '' }, 'options.name'],
+    // options that cannot be read: the caller's typed error, not a raw TypeError or the getter's own
+    ['options a revoked proxy', revokedProxy(), 'options'],
+    ['a throwing workers getter', Object.defineProperty({}, 'workers', { enumerable: true, get: () => { throw new Error('no workers'); } }), 'options'],
+    ['a throwing taskTimeoutMs getter', Object.defineProperty({}, 'taskTimeoutMs', { enumerable: true, get: () => { throw new Error('no timeout'); } }), 'options'],
+    ['a throwing name getter', Object.defineProperty({}, 'name', { enumerable: true, get: () => { throw new Error('no name'); } }), 'options'],
   ])('start throws ERR_INVALID_ARGUMENT for %s, before starting anything', (_what, options, argument) => {
     const node = track();
     const before = node.processes().length;
