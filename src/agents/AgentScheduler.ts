@@ -48,10 +48,14 @@ function entryOf(state: State, agent: Target, ctx: Context<any>): AgentEntry | u
   return pid === undefined ? undefined : state.agents.get(Pid.format(pid));
 }
 
-/** Arms the schedule's one timer: at its base due time plus a fresh jitter draw. */
+/**
+ * Arms the schedule's one timer: at its base due time plus a fresh jitter draw. The delay is at most
+ * Number.MAX_VALUE: a due time and a jitter near it (each finite, so valid) add up to Infinity, which
+ * sendAfter refuses, in the scheduler's turn and again at each restart that resumes the schedule.
+ */
 function arm(s: Schedule, now: number, ctx: Context<any>): void {
   const jitter = s.jitter > 0 ? ctx.node.random() * s.jitter : 0;
-  s.timer = ctx.sendAfter(ctx.self, new Tick(s, s.generation), Math.max(0, s.nextDueAt - now + jitter));
+  s.timer = ctx.sendAfter(ctx.self, new Tick(s, s.generation), Math.min(Number.MAX_VALUE, Math.max(0, s.nextDueAt - now + jitter)));
 }
 
 /** Retires the schedule's chain: a new generation (a tick already queued is stale) and no timer. */

@@ -271,7 +271,7 @@ export const CoordinatorAgent = {
   start(from: Node | Context<any>, options: CoordinatorOptions = {}): Promise<CoordinatorHandle> {
     const init = validateOptions(options);
     const node = componentNode(from);
-    const name = nameFor(node, 'coordinator', options.name);
+    const name = nameFor(node, 'coordinator', init.name);
     // opened now: a store that cannot be opened is a typed error of the start (ERR_STORE_UNAVAILABLE, ERR_PEER_MISSING)
     const store = agentStoreFor(node, init.store);
     return startComponent(from, coordinatorSpec, { options: init.options, workers: init.workers, query: init.query, name, store }, name).then((pid) => handleFor(node, name, pid, store));

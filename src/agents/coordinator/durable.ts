@@ -19,6 +19,16 @@ export const RESULT = 'result';
 /** The record key of a task's result (unambiguous for any two strings). */
 export const resultKey = (workflow: string, task: string): string => JSON.stringify([workflow, task]);
 
+/** The workflow id of a result record's key, or undefined for a key that is not one. */
+export function workflowOfResult(key: string): string | undefined {
+  try {
+    const parsed: unknown = JSON.parse(key);
+    return Array.isArray(parsed) && parsed.length === 2 && typeof parsed[0] === 'string' ? parsed[0] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface StoredWorkflow {
   readonly id: string;
   readonly workflow: Workflow;

@@ -1,6 +1,6 @@
 import { checkId, validateWorkflow } from './validate.js';
 import { addWorker, dispatch, enqueue, event, put, Requeue, wanted, WorkflowTimeout, type Run, type State, type TaskRun, type Worker } from './dispatch.js';
-import { RESULT, resultKey, storeWrite, WORKFLOW, type StoredResult, type StoredWorkflow } from './durable.js';
+import { RESULT, resultKey, storeWrite, WORKFLOW, workflowOfResult, type StoredResult, type StoredWorkflow } from './durable.js';
 import { finish, newRun } from './runs.js';
 import { buildUndo, next } from './saga.js';
 import { StuckCheck, touch } from './stuck.js';
@@ -122,7 +122,25 @@ export function resumeStored(state: State): Resumed {
     return { workflows: 0, rerun: 0, dropped: 0 };
   }
   const byKey = new Map(results.records.map((r) => [r.key, r.value as StoredResult]));
+  // result records no resumed workflow can use (a dropped or corrupt workflow's, or one that cannot be
+  // read) are deleted once the workflows are: a result is written with `insert` (the first wins), so a
+  // stale one would stand in for the result of a later workflow of the same id, or of the task's re-run
+  const unusable = (key: string, value: unknown): boolean => {
+    const wf = workflowOfResult(key);
+    return wf === undefined || !state.runs.has(wf) || typeof value !== 'object' || value === null;
+  };
+  const sweep = (): void => {
+    for (const r of [...results.records, ...results.corrupt]) {
+      if (unusable(r.key, 'value' in r ? r.value : undefined)) storeWrite(state, workflowOfResult(r.key) ?? '', (s) => s.delete(state.name, RESULT, r.key));
+    }
+  };
   let dropped = workflows.corrupt.length;
+  for (const c of workflows.corrupt) {
+    // a record that cannot be decoded is dropped once, as one that is not a workflow: reported and deleted
+    state.ctx.node.logger.error(`coordinator ${state.name}: stored workflow ${c.key} cannot be read (${c.error}); its records are deleted`);
+    event(state, 'workflow_dropped', {}, { workflow: c.key, reason: c.error });
+    storeWrite(state, c.key, (s) => s.delete(state.name, WORKFLOW, c.key));
+  }
   let resumed = 0;
   let rerun = 0;
   for (const record of workflows.records) {
@@ -193,6 +211,7 @@ export function resumeStored(state: State): Resumed {
       enqueue(state, t);
     }
   }
+  sweep();
   dispatch(state);
   return { workflows: resumed, rerun, dropped };
 }

@@ -1,7 +1,8 @@
 import { type AgentQuery, isAgentQuery } from '../registry/query.js';
 import { types } from 'node:util';
 import { toBackoff } from '../../backoff.js';
-import { InvalidArgumentError } from '../../errors.js';
+import { InvalidArgumentError, thrownText } from '../../errors.js';
+import { isInstance } from '../../runtime/safe.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
 import type { AgentStore, AgentStoreConfig } from '../store/AgentStore.js';
 import { checkStoreOption } from '../store/stores.js';
@@ -21,6 +22,8 @@ export interface Init {
   readonly query: AgentQuery | undefined;
   /** The store option as checked (opened at the start). */
   readonly store: AgentStoreConfig | AgentStore | undefined;
+  /** `options.name` as given (checked by nameFor). */
+  readonly name: unknown;
 }
 
 function positive(value: unknown, argument: string, integer: boolean): void {
@@ -54,8 +57,20 @@ function aggregatorsOf(value: unknown): Map<string, Aggregator> {
   return map;
 }
 
-/** @internal Checks a coordinator's options and gives them their defaults; throws `ERR_INVALID_ARGUMENT`. */
+/**
+ * @internal Checks a coordinator's options and gives them their defaults; throws `ERR_INVALID_ARGUMENT`,
+ * also for options that cannot be read (a revoked proxy, a getter that throws).
+ */
 export function validateOptions(options: CoordinatorOptions): Init {
+  try {
+    return readOptions(options);
+  } catch (e) {
+    if (isInstance(e, InvalidArgumentError)) throw e;
+    throw new InvalidArgumentError('options', 'CoordinatorOptions that can be read (plain data)', options, `reading them threw: ${thrownText(e)}`);
+  }
+}
+
+function readOptions(options: CoordinatorOptions): Init {
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a CoordinatorOptions object', options);
   const given = options.workers ?? [];
   const query = isAgentQuery(given) ? given : undefined;
@@ -82,13 +97,25 @@ export function validateOptions(options: CoordinatorOptions): Init {
   positive(o.maxTasksPerWorker, 'options.maxTasksPerWorker', true);
   if (!Number.isSafeInteger(o.historySize) || o.historySize < 0) throw new InvalidArgumentError('options.historySize', 'an integer >= 0', o.historySize);
   const store = options.store === undefined ? undefined : checkStoreOption(options.store, 'options.store');
-  return { options: o, workers, query, store };
+  return { options: o, workers, query, store, name: options.name };
 }
 
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
-/** Checks a workflow's shape: unique task ids, known dependencies, no cycle. */
+/**
+ * Checks a workflow's shape: unique task ids, known dependencies, no cycle. A workflow that cannot be
+ * read (a revoked proxy, a getter that throws, in it or in a task) is `ERR_INVALID_ARGUMENT` too.
+ */
 export function validateWorkflow(workflow: Workflow): void {
+  try {
+    checkWorkflow(workflow);
+  } catch (e) {
+    if (isInstance(e, InvalidArgumentError)) throw e;
+    throw new InvalidArgumentError('workflow', 'a workflow that can be read (plain data)', workflow, `reading it threw: ${thrownText(e)}`);
+  }
+}
+
+function checkWorkflow(workflow: Workflow): void {
   if (typeof workflow !== 'object' || workflow === null) throw new InvalidArgumentError('workflow', '{ id?, tasks: WorkflowTask[], timeoutMs? }', workflow);
   if (workflow.id !== undefined && (typeof workflow.id !== 'string' || workflow.id === '')) throw new InvalidArgumentError('workflow.id', 'a non-empty string', workflow.id);
   if (workflow.timeoutMs !== undefined) positive(workflow.timeoutMs, 'workflow.timeoutMs', false);

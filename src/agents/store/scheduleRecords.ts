@@ -31,7 +31,8 @@ export function decodeSchedule(value: unknown): StoredSchedule | string {
   const v = value as Record<string, unknown>;
   if (typeof v.agent !== 'string' || v.agent === '') return 'agent is not a name';
   if (typeof v.id !== 'string' || v.id === '') return 'id is not a non-empty string';
-  if (!finite(v.intervalMs) || v.intervalMs < 1) return 'intervalMs is not a number >= 1';
+  // the door's range (validate.ts checkInterval): a record with more would overflow its firing delay
+  if (!finite(v.intervalMs) || v.intervalMs < 1 || v.intervalMs > Number.MAX_SAFE_INTEGER) return 'intervalMs is not a number from 1 to Number.MAX_SAFE_INTEGER';
   if (!finite(v.jitter) || v.jitter < 0 || v.jitter >= v.intervalMs) return 'jitter is not a number in [0, intervalMs)';
   if (v.missed !== 'skip' && v.missed !== 'catch_up') return "missed is not 'skip' | 'catch_up'";
   if (!finite(v.nextDueAt)) return 'nextDueAt is not a finite time';

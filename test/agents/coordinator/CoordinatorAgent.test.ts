@@ -20,7 +20,7 @@ import {
 } from '../../../src/index.js';
 import type { Kernel } from '../../../src/runtime/kernel.js';
 import { captureEvents, probe } from '../../../src/testing/index.js';
-import { clockedNode, deferred, exitAndWait, expectKeelError, failure, idler, listOf, thrown, UNREADABLE, useNodes, watch, type Deferred } from '../../support.js';
+import { clockedNode, deferred, exitAndWait, expectKeelError, failure, idler, listOf, revokedProxy, thrown, UNREADABLE, useNodes, watch, type Deferred } from '../../support.js';
 
 const track = useNodes();
 
@@ -1116,6 +1116,13 @@ describe('CoordinatorAgent: bad input', () => {
     ['dependsOn not an array', { tasks: [{ ...task, dependsOn: 'a' }] }, 'workflow.tasks[0].dependsOn'],
     ['a bad task timeoutMs', { tasks: [{ ...task, timeoutMs: -1 }] }, 'workflow.tasks[0].timeoutMs'],
     ['an Infinity task timeoutMs', { tasks: [{ ...task, timeoutMs: Infinity }] }, 'workflow.tasks[0].timeoutMs'],
+    // hostile objects: reading them throws (a revoked proxy, a getter), which is the caller's typed error, not a raw TypeError
+    ['a revoked proxy', revokedProxy(), 'workflow'],
+    ['tasks a revoked proxy', { tasks: revokedProxy() }, 'workflow'],
+    ['a task a revoked proxy', { tasks: [revokedProxy()] }, 'workflow'],
+    ['a throwing getter', Object.defineProperty({}, 'tasks', { enumerable: true, get: () => { throw new Error('no tasks'); } }), 'workflow'],
+    ['a getter that throws a revoked proxy', Object.defineProperty({}, 'tasks', { enumerable: true, get: () => { throw revokedProxy(); } }), 'workflow'],
+    ['a task with a throwing getter', { tasks: [Object.defineProperty({ id: 't' }, 'kind', { enumerable: true, get: () => { throw new Error('no kind'); } })] }, 'workflow'],
   ];
 
   it.each(badWorkflows)('validateWorkflow, run and submit throw ERR_INVALID_ARGUMENT for %s', async (_what, workflow, argument) => {
@@ -1179,6 +1186,11 @@ describe('CoordinatorAgent: bad input', () => {
     ['workers not an array', { workers: 'w' }, 'options.workers'],
     ['workers not pids', { workers: ['<a.1.1>'] }, 'options.workers[0]'],
     ['an empty name', { name: '' }, 'options.name'],
+    // options that cannot be read: the caller's typed error, not a raw TypeError or the getter's own
+    ['options a revoked proxy', revokedProxy(), 'options'],
+    ['a throwing workers getter', Object.defineProperty({}, 'workers', { enumerable: true, get: () => { throw new Error('no workers'); } }), 'options'],
+    ['a throwing taskTimeoutMs getter', Object.defineProperty({}, 'taskTimeoutMs', { enumerable: true, get: () => { throw new Error('no timeout'); } }), 'options'],
+    ['a throwing name getter', Object.defineProperty({}, 'name', { enumerable: true, get: () => { throw new Error('no name'); } }), 'options'],
   ])('start throws ERR_INVALID_ARGUMENT for %s, before starting anything', (_what, options, argument) => {
     const node = track();
     const before = node.processes().length;

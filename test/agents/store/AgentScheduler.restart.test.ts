@@ -1,5 +1,6 @@
 // The AgentScheduler across restarts: killed and restarted under its name in the same node (its
 // table), and started in a new node on the same SQLite file (the store: schedules by name only).
+import v8 from 'node:v8';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { AgentScheduler } from '../../../src/agents/AgentScheduler.js';
@@ -153,6 +154,34 @@ describe('AgentScheduler with a SQLite store (a new node on the same file)', () 
     const s2 = await AgentScheduler.start(node2, { name: 'ticks' });
     expect(await s2.stats()).toMatchObject({ schedules: 1, resumed: 1, dropped: 0, corrupt: 2 });
     expect(await s2.list('w2')).toMatchObject([{ id: 'beat', nextDueAt: START + 100 }]);
+    await (node2.clock as TestClock).advance(100);
+    await node2.idle();
+    expect(w2.at).toEqual([START + 100]);
+  });
+
+  it('counts as corrupt a stored record whose interval the door refuses (above Number.MAX_SAFE_INTEGER ms), and goes on', async () => {
+    // such a record (written before the door refused it, or by hand) would overflow its firing delay
+    const file = tmpfile();
+    const node1 = track({ clock: new TestClock({ start: START }), services: { agents: { store: { kind: 'sqlite', path: file } } } });
+    recorder(node1, 'w1');
+    recorder(node1, 'w2');
+    const s1 = await AgentScheduler.start(node1, { name: 'ticks' });
+    await s1.registerPeriodic('w1', 'beat', 100, 'one');
+    await s1.registerPeriodic('w2', 'beat', 100, 'two');
+    await node1.shutdown();
+    const db = new Database(file);
+    const key = JSON.stringify(['w1', 'beat']);
+    const row = db.prepare('SELECT value FROM agent_records WHERE key = ?').get(key) as { value: Buffer };
+    const record = v8.deserialize(row.value) as Record<string, unknown>;
+    expect(record).toMatchObject({ intervalMs: 100, jitter: 0 });
+    db.prepare('UPDATE agent_records SET value = ? WHERE key = ?').run(v8.serialize({ ...record, intervalMs: Number.MAX_VALUE, jitter: 1e300 }), key);
+    db.close();
+    const node2 = track({ clock: new TestClock({ start: START }), services: { agents: { store: { kind: 'sqlite', path: file } } } });
+    recorder(node2, 'w1');
+    const w2 = recorder(node2, 'w2');
+    const s2 = await AgentScheduler.start(node2, { name: 'ticks' });
+    expect(await s2.stats()).toMatchObject({ schedules: 1, resumed: 1, dropped: 0, corrupt: 1 });
+    expect(await s2.list('w1')).toEqual([]);
     await (node2.clock as TestClock).advance(100);
     await node2.idle();
     expect(w2.at).toEqual([START + 100]);

@@ -1,7 +1,9 @@
 // The coordinator with an agent store: its active workflows outlive the node (a new node with a
 // coordinator of the same name on the same store resumes them, waiting for workers), and what cannot
 // be stored or resumed is refused, dropped or reported, never silent.
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { SqliteAgentStore } from '../../../src/agents/store/SqliteAgentStore.js';
 import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
 import { agentStoreFor } from '../../../src/agents/store/stores.js';
 import { Agent, CoordinatorAgent, GenServer, type Node } from '../../../src/index.js';
@@ -117,5 +119,58 @@ describe('CoordinatorAgent with an agent store', () => {
     expect(await again.status('w')).toMatchObject({ state: 'running' });
     await GenServer.stop(next, again.pid, 'normal');
     expect(store.loadAll('flow').records).toEqual([]);
+  });
+});
+
+describe('CoordinatorAgent with an agent store: a dropped workflow', () => {
+  it('leaves none of its records: a later workflow of the same id does not take its task results for its own after a restart', async () => {
+    const store = new MemoryAgentStore();
+    // a workflow a coordinator with a 'merge' aggregator left, its task 'a' completed with 'old'
+    const base = { state: 'running', startedAt: 1, deadline: undefined, reassigned: 0, attempts: [['a', 1]], completedOrder: ['a'], failure: undefined, compensations: [] };
+    store.put('flow', 'workflow', 'job', { ...base, id: 'job', workflow: { id: 'job', tasks: [{ id: 'a', kind: 'k' }, { id: 'm', kind: 'merge', aggregate: true, dependsOn: ['a'] }] } });
+    store.insert('flow', 'result', JSON.stringify(['job', 'a']), { result: 'old', attempts: 1 });
+
+    // started without that aggregator: the workflow is dropped
+    const { node: first } = clockedNode(track);
+    const w1 = await Agent.start(first, { capabilities: [], tasks: { k: () => 'new', hang: () => new Promise(() => undefined) } });
+    const events = captureEvents(first, ['keel.coordinator.resumed']);
+    const c1 = await CoordinatorAgent.start(first, { name: 'flow', store, workers: [w1.pid] });
+    expect(resumedOf(events)).toEqual([[{ workflows: 0, rerun: 0, dropped: 1 }, 'store']]);
+    expect(store.loadAll('flow').records).toEqual([]);
+
+    // the job is submitted again under its id: 'a' completes with 'new', 'b' is still running at the shutdown
+    await c1.submit({ id: 'job', tasks: [{ id: 'a', kind: 'k' }, { id: 'b', kind: 'hang', dependsOn: ['a'] }] });
+    await first.idle();
+    await first.shutdown({ timeoutMs: 1000 });
+
+    const { node: second } = clockedNode(track);
+    const w2 = await Agent.start(second, { capabilities: [], tasks: { hang: () => 'done' } });
+    const c2 = await CoordinatorAgent.start(second, { name: 'flow', store, workers: [w2.pid] });
+    expect(await c2.wait('job')).toMatchObject({ status: 'completed', results: { a: 'new', b: 'done' } });
+    expect(store.loadAll('flow').records).toEqual([]);
+  });
+});
+
+describe('CoordinatorAgent with a SQLite store: a workflow row that cannot be decoded', () => {
+  it('is dropped once: reported (workflow_dropped) and deleted, not counted again at every start', async () => {
+    const file = tmpfile();
+    new SqliteAgentStore(file).close();
+    const db = new Database(file);
+    db.prepare("INSERT INTO agent_records VALUES ('flow', 'workflow', 'bad', x'00ff13')").run();
+    db.close();
+    const first = track({ services: { agents: { store: { kind: 'sqlite', path: file } } } });
+    const events = captureEvents(first, ['keel.coordinator.resumed', 'keel.coordinator.workflow_dropped']);
+    await CoordinatorAgent.start(first, { name: 'flow' });
+    expect(resumedOf(events)).toEqual([[{ workflows: 0, rerun: 0, dropped: 1 }, 'store']]);
+    expect(events.events.filter((e) => e.event === 'keel.coordinator.workflow_dropped').map((e) => e.metadata.workflow)).toEqual(['bad']);
+    await first.shutdown({ timeoutMs: 1000 });
+    const check = new Database(file, { readonly: true });
+    expect(check.prepare('SELECT count(*) AS n FROM agent_records').get()).toEqual({ n: 0 });
+    check.close();
+
+    const second = track({ services: { agents: { store: { kind: 'sqlite', path: file } } } });
+    const again = captureEvents(second, ['keel.coordinator.resumed']);
+    await CoordinatorAgent.start(second, { name: 'flow' });
+    expect(resumedOf(again)).toEqual([[{ workflows: 0, rerun: 0, dropped: 0 }, 'store']]);
   });
 });
