@@ -1,7 +1,7 @@
 import { type AgentQuery, isAgentQuery } from '../registry/query.js';
 import { types } from 'node:util';
 import { toBackoff } from '../../backoff.js';
-import { InvalidArgumentError, thrownText } from '../../errors.js';
+import { checkStrayKeys, InvalidArgumentError, thrownText } from '../../errors.js';
 import { isInstance } from '../../runtime/safe.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
 import type { AgentStore, AgentStoreConfig } from '../store/AgentStore.js';
@@ -70,8 +70,24 @@ export function validateOptions(options: CoordinatorOptions): Init {
   }
 }
 
+const COORDINATOR_OPTIONS: readonly string[] = [
+  'workers',
+  'maxConcurrentWorkflows',
+  'taskTimeoutMs',
+  'maxTaskAttempts',
+  'maxTasksPerWorker',
+  'historySize',
+  'aggregators',
+  'waitForWorkersMs',
+  'stuckAfterMs',
+  'store',
+  'name',
+];
+
 function readOptions(options: CoordinatorOptions): Init {
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a CoordinatorOptions object', options);
+  // a misspelt option ({ taskTimeOutMs }) is refused, never ignored, as every other component's
+  checkStrayKeys(options, COORDINATOR_OPTIONS, 'options');
   const given = options.workers ?? [];
   const query = isAgentQuery(given) ? given : undefined;
   const workers = query === undefined ? given : [];

@@ -1186,6 +1186,7 @@ describe('CoordinatorAgent: bad input', () => {
     ['workers not an array', { workers: 'w' }, 'options.workers'],
     ['workers not pids', { workers: ['<a.1.1>'] }, 'options.workers[0]'],
     ['an empty name', { name: '' }, 'options.name'],
+    ['a misspelt option', { taskTimeOutMs: 5 }, 'options.taskTimeOutMs'],
     // options that cannot be read: the caller's typed error, not a raw TypeError or the getter's own
     ['options a revoked proxy', revokedProxy(), 'options'],
     ['a throwing workers getter', Object.defineProperty({}, 'workers', { enumerable: true, get: () => { throw new Error('no workers'); } }), 'options'],
