@@ -18,11 +18,19 @@ export function reasonKind(text: string): string {
 }
 
 /**
- * `value` (JSON data an answer carries) with every string under an `error` or `reason` key reduced
- * to its {@link reasonKind}. A new value; the given one is left as it is.
+ * How deep {@link hideErrorTexts} goes: past it, a value is hidden whole. A supervision tree 8
+ * supervisors deep (as far as the walk goes) nests 3 levels per supervisor: well within it.
  */
-export function hideErrorTexts(value: unknown, depth = 16): unknown {
-  if (depth <= 0 || typeof value !== 'object' || value === null) return value;
+const HIDE_DEPTH = 64;
+
+/**
+ * `value` (JSON data an answer carries) with every string under an `error` or `reason` key reduced
+ * to its {@link reasonKind}. A new value; the given one is left as it is. Fails closed: an object
+ * nested deeper than {@link HIDE_DEPTH} is `'(hidden)'`, never shown unread.
+ */
+export function hideErrorTexts(value: unknown, depth = HIDE_DEPTH): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (depth <= 0) return '(hidden)';
   if (Array.isArray(value)) return value.map((v) => hideErrorTexts(v, depth - 1));
   const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const [k, v] of Object.entries(value)) {

@@ -271,3 +271,35 @@ describe('observer review: big groups', () => {
     }
   });
 });
+
+describe('observer review: a deep supervision tree', () => {
+  it('without allowPayloads, a restart reason is hidden however deep its supervisor is in the tree', async () => {
+    const node = track();
+    type Spec = Parameters<typeof Supervisor.start>[1][number];
+    const crashing: Spec = { id: 'w', start: (ctx) => ctx.spawnLink(() => () => { throw new Error('card 4111 of carol'); }) };
+    // a chain of 6 supervisors: top > s1 > s2 > s3 > s4 > s5 > w (a depth the walk goes down to)
+    let spec: Spec = crashing;
+    for (let level = 5; level >= 1; level--) {
+      const inner = spec;
+      spec = { id: `s${level}`, type: 'supervisor', start: (ctx) => Supervisor.startLink(ctx, [inner], { maxRestarts: 5, withinMs: 10_000 }) };
+    }
+    const top = await Supervisor.start(node, [spec]);
+    let sup = top;
+    for (let level = 1; level <= 5; level++) sup = (await Supervisor.whichChildren(node, sup))[0]!.pid as Pid;
+    const [worker] = await Supervisor.whichChildren(node, sup);
+    node.send(worker!.pid as Pid, 'go');
+    await node.idle();
+    const obs = await startObserver(node);
+    try {
+      const a = await request(obs.port, { path: '/api/tree', headers: bearer(obs.token) });
+      expect(a.status).toBe(200);
+      let t = a.json.trees.find((r: { supervisor: string }) => r.supervisor === Pid.format(top));
+      for (let level = 1; level <= 5; level++) t = t.children[0].tree;
+      expect(t.supervisor).toBe(Pid.format(sup));
+      expect(t.restarts).toEqual([expect.objectContaining({ child: 'w', reason: 'Error' })]);
+      expect(a.text).not.toContain('4111');
+    } finally {
+      await obs.close();
+    }
+  });
+});
