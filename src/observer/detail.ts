@@ -90,7 +90,7 @@ function callError(e: unknown): string {
 }
 
 /**
- * A redactor's value as JSON-safe data: plain objects, arrays and primitives, at most 6 levels,
+ * A redactor's value as JSON-safe data: plain objects, arrays (a typed array as one) and primitives, at most 6 levels,
  * 200 entries per level and {@link MAX_STATE_VALUES} values in all (past it, `'[truncated]'`: 200
  * entries on each of 6 levels would be 200^6); a cycle, a function, a getter that throws or a proxy
  * that refuses becomes a string saying so. Never throws.
@@ -111,6 +111,13 @@ export function jsonSafe(value: unknown, depth = 6, seen: Set<object> = new Set(
       if (value instanceof Date) return value.toISOString();
       if (value instanceof Error) return { name: value.name, message: value.message };
       if (Array.isArray(value)) return value.slice(0, 200).map((v) => jsonSafe(v, depth - 1, seen, budget));
+      // a typed array (a Buffer) as an array of its first entries: listing the keys of a 10 MB one took seconds
+      if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
+        const view = value as unknown as ArrayLike<unknown>;
+        const out: unknown[] = [];
+        for (let i = 0; i < Math.min(view.length, 200); i++) out.push(jsonSafe(view[i], depth - 1, seen, budget));
+        return out;
+      }
       if (value instanceof Map) return firstOf(value, 200).map(([k, v]) => [jsonSafe(k, depth - 1, seen, budget), jsonSafe(v, depth - 1, seen, budget)]);
       if (value instanceof Set) return firstOf(value, 200).map((v) => jsonSafe(v, depth - 1, seen, budget));
       const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;

@@ -177,6 +177,12 @@ describe('observer review: a redactor state', () => {
     // a small value is whole
     expect(jsonSafe({ a: [1, 2, { b: 3 }] })).toEqual({ a: [1, 2, { b: 3 }] });
   });
+
+  it('a huge typed array (a Buffer kept in the state) shows its first 200 entries, like an array: its 10,000,000 keys are never listed', () => {
+    // Object.keys of it took seconds and hundreds of MB, at every poll of the detail page
+    const buffer = Buffer.alloc(10_000_000, 7);
+    expect(jsonSafe({ buffer, big: new BigInt64Array(3).fill(5n) })).toEqual({ buffer: Array.from({ length: 200 }, () => 7), big: ['5', '5', '5'] });
+  });
 });
 
 describe('observer review: rates', () => {
