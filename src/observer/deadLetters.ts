@@ -1,9 +1,10 @@
 /** Dead letters and managed monitors as the API shows them, and the dead-letter filter of a query or a body. */
 import type { DeadLetter, DeadLetterFilter, MonitorEntry } from '../runtime/serviceSlots.js';
 import { Pid } from '../runtime/Pid.js';
+import { jsonSafe } from './detail.js';
 import { ApiError } from './http.js';
 
-/** A dead letter as the API shows it: the message, metadata and last error only when payloads are allowed. */
+/** A dead letter as the API shows it: the message, metadata and last error (JSON-safe, as {@link jsonSafe} shows a state) only when payloads are allowed. */
 export function deadLetterRow(d: DeadLetter, payloads: boolean): Record<string, unknown> {
   const row: Record<string, unknown> = {
     id: d.id,
@@ -17,9 +18,11 @@ export function deadLetterRow(d: DeadLetter, payloads: boolean): Record<string, 
     undecodable: d.undecodable ?? null,
   };
   if (payloads) {
-    row.message = d.message;
-    row.metadata = d.metadata;
-    row.lastError = d.lastError instanceof Error ? { name: d.lastError.name, message: d.lastError.message } : d.lastError;
+    // as a redactor's state is shown: the queue keeps cycles, Maps and typed arrays, which JSON
+    // alone turned into a 500 for the whole list, `{}`, or every byte
+    row.message = jsonSafe(d.message);
+    row.metadata = jsonSafe(d.metadata);
+    row.lastError = jsonSafe(d.lastError);
   }
   return row;
 }

@@ -309,3 +309,27 @@ describe('observer review: a deep supervision tree', () => {
     }
   });
 });
+
+describe('observer review: dead-letter payloads', () => {
+  it('with allowPayloads, a cyclic message, a Map and a typed array are listed as JSON-safe data, never a 500', async () => {
+    const node = track();
+    const cyclic: Record<string, unknown> = { order: 7 };
+    cyclic.self = cyclic;
+    const meta: Record<string, unknown> = { tries: 1 };
+    meta.again = meta;
+    await node.deadLetters.add({ recipient: 'inbox', message: cyclic, reason: 'noproc', metadata: meta });
+    await node.deadLetters.add({ recipient: 'inbox', message: new Map([['k', 1n]]), reason: 'noproc' });
+    await node.deadLetters.add({ recipient: 'inbox', message: new Uint8Array(300).fill(9), reason: 'noproc' });
+    const obs = await startObserver(node, { allowPayloads: true });
+    try {
+      const a = await request(obs.port, { path: '/api/dead-letters', headers: bearer(obs.token) });
+      expect(a.status).toBe(200);
+      const [first, second, third] = a.json.entries;
+      expect(first).toMatchObject({ message: { order: 7, self: '[cycle]' }, metadata: { tries: 1, again: '[cycle]' }, lastError: 'noproc' });
+      expect(second.message).toEqual([['k', '1']]);
+      expect(third.message).toEqual(Array.from({ length: 200 }, () => 9));
+    } finally {
+      await obs.close();
+    }
+  });
+});
