@@ -13,7 +13,7 @@ import type { Node } from '../runtime/types.js';
 import { EventHub } from './events.js';
 import { ApiError, BASE_HEADERS, enumParam, intParam, readJsonBody, sendError, sendJson, textParam } from './http.js';
 import { CSP, loadAssets } from './page.js';
-import { allowedHosts, bearerOf, cookieOf, freshToken, hostOf, originAllowed, sameToken, sessionCookie } from './security.js';
+import { allowedHosts, bearerOf, cookieOf, cookieValue, freshToken, hostOf, originAllowed, sameToken, sessionCookie } from './security.js';
 import { deadLetterFilter, deadLetterRow, monitorRow } from './deadLetters.js';
 import { parsePid, processDetail } from './detail.js';
 import { Jobs } from './jobs.js';
@@ -167,7 +167,7 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
     const bearer = bearerOf(req);
     if (bearer !== undefined && sameToken(bearer, s.token)) return 'bearer';
     const cookie = cookieOf(req, cookieName);
-    if (cookie !== undefined && sameToken(cookie, s.token)) return 'cookie';
+    if (cookie !== undefined && sameToken(cookie, cookieValue(s.token))) return 'cookie';
     return undefined;
   };
 

@@ -68,7 +68,15 @@ export function cookieOf(req: IncomingMessage, name: string): string | undefined
   return undefined;
 }
 
+/**
+ * The cookie's value for `token`: percent-encoded, since a given token may hold `;`, `,` or `"`,
+ * which end or break a cookie value (a browser would keep what comes before the `;`).
+ */
+export function cookieValue(token: string): string {
+  return encodeURIComponent(token);
+}
+
 /** The session cookie: HttpOnly, SameSite=Strict, for the whole observer; named by port (cookies are not port-scoped). */
 export function sessionCookie(name: string, token: string): string {
-  return `${name}=${token}; HttpOnly; SameSite=Strict; Path=/`;
+  return `${name}=${cookieValue(token)}; HttpOnly; SameSite=Strict; Path=/`;
 }

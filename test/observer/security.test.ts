@@ -86,6 +86,27 @@ describe('observer security', () => {
     }
   });
 
+  it('a given token with a semicolon or a comma still makes a working session cookie (its value is encoded)', async () => {
+    const node = track();
+    const token = 'keel;observer,"secret"=1234';
+    const obs = await observe(node, { token });
+    try {
+      const a = await request(obs.port, { path: `/?token=${encodeURIComponent(token)}` });
+      expect(a.status).toBe(303);
+      const cookie = a.headers['set-cookie']![0]!;
+      expect(cookie).toBe(`keel_observer_${obs.port}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`);
+      const pair = cookie.split(';')[0]!; // what a browser keeps: the value ends at the first ';'
+      expect((await request(obs.port, { path: '/api/overview', headers: { cookie: pair } })).status).toBe(200);
+      expect((await request(obs.port, { path: '/', headers: { cookie: pair } })).status).toBe(200);
+      // the raw token is no cookie value, and the encoded one no bearer token
+      expect((await request(obs.port, { path: '/api/overview', headers: { cookie: `keel_observer_${obs.port}=keel` } })).status).toBe(401);
+      expect((await request(obs.port, { path: '/api/overview', headers: bearer(encodeURIComponent(token)) })).status).toBe(401);
+      expect((await request(obs.port, { path: '/api/overview', headers: bearer(token) })).status).toBe(200);
+    } finally {
+      await obs.close();
+    }
+  });
+
   it('refuses a Host header that does not name the bound host:port (DNS rebinding), token or not', async () => {
     const node = track();
     const obs = await observe(node);
