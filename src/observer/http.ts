@@ -48,8 +48,12 @@ export class ApiError extends Error {
   }
 }
 
-/** Headers every answer carries. */
+/** The Content-Security-Policy of every answer: nothing inline, nothing from elsewhere. */
+export const CSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/** Headers every answer carries (the JSON answers, the errors, the redirect and the event stream too). */
 export const BASE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'content-security-policy': CSP,
   'cache-control': 'no-store',
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',

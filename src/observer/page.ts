@@ -8,8 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { extname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The Content-Security-Policy of every answer: nothing inline, nothing from elsewhere. */
-export const CSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+export { CSP } from './http.js';
 
 /** One static file of the page. */
 export interface Asset {

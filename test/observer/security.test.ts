@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { isDown, startObserver, type Down, type Node } from '../../src/index.js';
 import { probe } from '../../src/testing/index.js';
 import { createRuntimeNode } from '../../src/runtime/kernel.js';
+import { CSP } from '../../src/observer/page.js';
 import { fakeLogger, useNodes } from '../support.js';
 import { bearer, openStream, request } from './client.js';
 
@@ -102,6 +103,33 @@ describe('observer security', () => {
       expect((await request(obs.port, { path: '/api/overview', headers: { cookie: `keel_observer_${obs.port}=keel` } })).status).toBe(401);
       expect((await request(obs.port, { path: '/api/overview', headers: bearer(encodeURIComponent(token)) })).status).toBe(401);
       expect((await request(obs.port, { path: '/api/overview', headers: bearer(token) })).status).toBe(200);
+    } finally {
+      await obs.close();
+    }
+  });
+
+  it('every answer carries the documented headers, the CSP included: JSON, errors, the redirect and the event stream', async () => {
+    const node = track();
+    const obs = await observe(node);
+    const expected = {
+      'content-security-policy': CSP,
+      'x-frame-options': 'DENY',
+      'x-content-type-options': 'nosniff',
+      'cache-control': 'no-store',
+      'referrer-policy': 'no-referrer',
+    };
+    try {
+      const answers = {
+        json: await request(obs.port, { path: '/api/overview', headers: bearer(obs.token) }),
+        unauthorized: await request(obs.port, { path: '/api/overview' }),
+        badRequest: await request(obs.port, { path: '/api/processes?limit=0', headers: bearer(obs.token) }),
+        hostNotAllowed: await request(obs.port, { path: '/api/overview', host: 'evil.example', headers: bearer(obs.token) }),
+        redirect: await request(obs.port, { path: `/?token=${obs.token}` }),
+      };
+      for (const [what, a] of Object.entries(answers)) expect(a.headers, what).toMatchObject(expected);
+      const stream = await openStream(obs.port, bearer(obs.token));
+      expect(stream.headers).toMatchObject(expected);
+      await stream.close();
     } finally {
       await obs.close();
     }
