@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { type Stats, statSync } from 'node:fs';
 import { StoreUnavailableError } from '../errors.js';
 import { type Record_ } from '../delivery/stores/DeadLetterStore.js';
 import { SqliteStore, type SqliteStoreOptions } from '../delivery/stores/SqliteStore.js';
@@ -247,8 +247,19 @@ export function runDlq(argv: readonly string[], output: Output, now: () => numbe
 
 /** Opens the store, runs the command on it, closes it, and prints the outcome once the file has it. */
 function open(args: Parsed, io: Io, t: number, internal: SqliteStoreOptions): number {
-  if (!existsSync(args.store)) {
+  let stat: Stats | undefined;
+  try {
+    stat = statSync(args.store);
+  } catch {
+    // ENOENT, ENOTDIR, ENAMETOOLONG, EACCES on a directory on the way: no file to open there
+  }
+  if (stat === undefined) {
     io.err(`keel dlq: no store at ${args.store}`);
+    return 2;
+  }
+  // SQLite would wait forever on a named pipe (<(…)) for data that never comes; a directory is SQLite's to refuse
+  if (!stat.isFile() && !stat.isDirectory()) {
+    io.err(`keel dlq: ${args.store} is not a regular file (a pipe, a socket or a device): give the path of a dead letter store file`);
     return 2;
   }
   // the first write the store could not make (updates are written behind: at the latest in close())

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -685,9 +685,10 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
  * every module again on each start, several seconds on a loaded machine; the compiled one starts in
  * a fraction of that.
  */
-function keel(entry: string, argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function keel(entry: string, argv: string[], timeoutMs = 0): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [entry, ...argv], { cwd: ROOT }, (error, stdout, stderr) => {
+    // timeoutMs (0: none) is a failure guard for a child that would never exit: it is killed, code null
+    execFile(process.execPath, [entry, ...argv], { cwd: ROOT, timeout: timeoutMs, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout, stderr });
     });
   });
@@ -707,6 +708,16 @@ describe('keel dlq through the keel entry point', () => {
     expect((JSON.parse(listed.stdout) as { id: string }[]).map((r) => r.id)).toEqual(['1', '2', '3']);
     expect(usage).toEqual({ code: 2, stdout: '', stderr: `${run(['list']).out}\n` });
     expect(usage.stderr).toContain('--store <file> is missing');
+  }, 30_000);
+
+  it.skipIf(process.platform === 'win32')('a path that is no regular file (a named pipe, as <(…) gives) is bad usage (exit 2) at once: SQLite would wait on it forever', async () => {
+    const fifo = tmpfile();
+    execFileSync('mkfifo', [fifo]);
+    const [list, retry] = await Promise.all([keel(entry(), ['dlq', 'list', '--store', fifo], 20_000), keel(entry(), ['dlq', 'retry', '--all', '--store', fifo], 20_000)]);
+    const stderr = `keel dlq: ${fifo} is not a regular file (a pipe, a socket or a device): give the path of a dead letter store file\n`;
+    expect(list).toEqual({ code: 2, stdout: '', stderr });
+    expect(retry).toEqual({ code: 2, stdout: '', stderr });
+    expect(fs.statSync(fifo).isFIFO()).toBe(true);
   }, 30_000);
 
   it('a store SQLite cannot open is one line on stderr and exit 1, never a stack trace', async () => {
