@@ -117,6 +117,9 @@ function toParsed(command: Command, values: AnyValues, ids: string[]): Parsed {
     ...(values.recipient === undefined ? {} : { recipient: values.recipient }),
     ...(values['older-than'] === undefined ? {} : { olderThanMs: values['older-than'] }),
   };
+  // the ids select alone: a filter beside them would be ignored, marking entries it excludes
+  const filterFlags = (['status', 'reason', 'recipient', 'older-than'] as const).filter((k) => values[k] !== undefined);
+  if (command === 'retry' && ids.length > 0 && filterFlags.length > 0) throw new UsageError(`give ids or a filter, not both: got ids ${ids.join(' ')} and --${filterFlags.join(', --')}`);
   const selects = ids.length > 0 || Object.keys(filter).length > 0 || values.all === true;
   if (command === 'retry' && !selects) throw new UsageError('give ids, a filter, or --all to mark every entry');
   if (command === 'purge' && !selects) throw new UsageError('give a filter, or --all to delete every entry');

@@ -500,6 +500,19 @@ describe('keel dlq ids', () => {
   });
 });
 
+describe('keel dlq retry, ids or a filter', () => {
+  it('refuses ids with a filter (exit 2, nothing marked): the filter was silently ignored and entries it excludes were marked', async () => {
+    const file = await knownStore();
+    const before = rows(file);
+    const cases: [string[], string][] = [
+      [['retry', '1', '--reason', 'noproc'], 'keel dlq retry: give ids or a filter, not both: got ids 1 and --reason'],
+      [['retry', '1', '3', '--status', 'pending', '--older-than', '0'], 'keel dlq retry: give ids or a filter, not both: got ids 1 3 and --status, --older-than'],
+    ];
+    for (const [argv, message] of cases) expect(run([...argv, '--store', file], T + 1), argv.join(' ')).toEqual({ code: 2, out: message });
+    expect(rows(file)).toEqual(before);
+  });
+});
+
 describe('keel dlq on a file that is not a Keel store', () => {
   /** A SQLite file of another application, with a dead_letters table of its own (rollback journal, as SQLite creates it). */
   function foreignFile(columns = 'id INTEGER PRIMARY KEY, body TEXT, created TEXT'): string {
