@@ -214,7 +214,9 @@ function failure(command: string, file: string, error: unknown, opening: boolean
   const why = `${error instanceof Error ? error.message : String(error)}${code === undefined ? '' : ` (${code})`}`;
   const writes = command === 'retry' || command === 'purge';
   const verb = opening ? 'open' : writes ? 'write' : 'read';
-  const todo = locked(code) ? 'another connection holds a write lock on the file: run the command again once it is released' : hint;
+  // the store's hint for a file it cannot open is about the path (its directory, its permissions): a damaged file is none of that
+  const damaged = code?.startsWith('SQLITE_CORRUPT') === true ? "the file is damaged: restore it from a backup, or salvage its rows with the sqlite3 shell's .recover" : undefined;
+  const todo = locked(code) ? 'another connection holds a write lock on the file: run the command again once it is released' : (damaged ?? hint);
   return `keel dlq ${command}: could not ${verb} ${file}: ${why}${writes ? '; no dead letter was changed' : ''}${todo === undefined ? '' : `; ${todo}`}`;
 }
 

@@ -677,6 +677,21 @@ describe('keel dlq on a store that cannot be written', () => {
     }
   });
 
+  it('a damaged store (SQLITE_CORRUPT, here truncated) is a failure (exit 1) that says the file is damaged, not to check the permissions of its directory', async () => {
+    const file = await knownStore();
+    fs.truncateSync(file, 8192);
+    const dir = path.dirname(file);
+    for (const command of ['list', 'retry']) {
+      const r = run([command, '--all', '--store', file].filter((a) => command === 'retry' || a !== '--all'), T, SHORT_BUSY);
+      expect(r, command).toEqual({
+        code: 1,
+        out: `keel dlq ${command}: could not open ${file}: database disk image is malformed (SQLITE_CORRUPT)${command === 'retry' ? '; no dead letter was changed' : ''}; the file is damaged: restore it from a backup, or salvage its rows with the sqlite3 shell's .recover`,
+      });
+      expect(r.out).not.toContain(dir + ' exists');
+    }
+    expect(fs.statSync(file).size).toBe(8192);
+  });
+
   it('list and show still read the store while another connection holds the write lock (WAL)', async () => {
     const file = await knownStore();
     const lock = writeLock(file);
