@@ -171,19 +171,21 @@ export function runCommand<O extends OptionSpecs, T, R extends number | Promise<
   convert: (values: Values<O>, positionals: string[]) => T,
   run: (args: T) => R,
 ): R | number {
-  let args: T | undefined;
+  // help is the parser's answer, never the converted arguments: a command may convert to undefined
+  let args: { help: true } | { help: false; value: T };
   try {
-    args = parseWith(spec, argv, convert);
+    const parsed = parseCommand(spec, argv);
+    args = parsed.help ? parsed : { help: false, value: convert(parsed.values, parsed.positionals) };
   } catch (e) {
     if (!isUsageError(e)) throw e;
     io.err(`keel ${spec.name}: ${e.message}`);
     return 2;
   }
-  if (args === undefined) {
+  if (args.help) {
     io.out(usageOf(spec));
     return 0;
   }
-  return run(args);
+  return run(args.value);
 }
 
 /** A flag's number: decimal text, finite, within the spec's bounds; else an error that names the flag. */

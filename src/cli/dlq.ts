@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { type Stats, statSync } from 'node:fs';
 import { StoreUnavailableError } from '../errors.js';
 import { type Record_ } from '../delivery/stores/DeadLetterStore.js';
 import { SqliteStore, type SqliteStoreOptions } from '../delivery/stores/SqliteStore.js';
@@ -117,6 +117,9 @@ function toParsed(command: Command, values: AnyValues, ids: string[]): Parsed {
     ...(values.recipient === undefined ? {} : { recipient: values.recipient }),
     ...(values['older-than'] === undefined ? {} : { olderThanMs: values['older-than'] }),
   };
+  // the ids select alone: a filter beside them would be ignored, marking entries it excludes
+  const filterFlags = (['status', 'reason', 'recipient', 'older-than'] as const).filter((k) => values[k] !== undefined);
+  if (command === 'retry' && ids.length > 0 && filterFlags.length > 0) throw new UsageError(`give ids or a filter, not both: got ids ${ids.join(' ')} and --${filterFlags.join(', --')}`);
   const selects = ids.length > 0 || Object.keys(filter).length > 0 || values.all === true;
   if (command === 'retry' && !selects) throw new UsageError('give ids, a filter, or --all to mark every entry');
   if (command === 'purge' && !selects) throw new UsageError('give a filter, or --all to delete every entry');
@@ -211,7 +214,9 @@ function failure(command: string, file: string, error: unknown, opening: boolean
   const why = `${error instanceof Error ? error.message : String(error)}${code === undefined ? '' : ` (${code})`}`;
   const writes = command === 'retry' || command === 'purge';
   const verb = opening ? 'open' : writes ? 'write' : 'read';
-  const todo = locked(code) ? 'another connection holds a write lock on the file: run the command again once it is released' : hint;
+  // the store's hint for a file it cannot open is about the path (its directory, its permissions): a damaged file is none of that
+  const damaged = code?.startsWith('SQLITE_CORRUPT') === true ? "the file is damaged: restore it from a backup, or salvage its rows with the sqlite3 shell's .recover" : undefined;
+  const todo = locked(code) ? 'another connection holds a write lock on the file: run the command again once it is released' : (damaged ?? hint);
   return `keel dlq ${command}: could not ${verb} ${file}: ${why}${writes ? '; no dead letter was changed' : ''}${todo === undefined ? '' : `; ${todo}`}`;
 }
 
@@ -247,8 +252,19 @@ export function runDlq(argv: readonly string[], output: Output, now: () => numbe
 
 /** Opens the store, runs the command on it, closes it, and prints the outcome once the file has it. */
 function open(args: Parsed, io: Io, t: number, internal: SqliteStoreOptions): number {
-  if (!existsSync(args.store)) {
+  let stat: Stats | undefined;
+  try {
+    stat = statSync(args.store);
+  } catch {
+    // ENOENT, ENOTDIR, ENAMETOOLONG, EACCES on a directory on the way: no file to open there
+  }
+  if (stat === undefined) {
     io.err(`keel dlq: no store at ${args.store}`);
+    return 2;
+  }
+  // SQLite would wait forever on a named pipe (<(…)) for data that never comes; a directory is SQLite's to refuse
+  if (!stat.isFile() && !stat.isDirectory()) {
+    io.err(`keel dlq: ${args.store} is not a regular file (a pipe, a socket or a device): give the path of a dead letter store file`);
     return 2;
   }
   // the first write the store could not make (updates are written behind: at the latest in close())

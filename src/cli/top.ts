@@ -43,8 +43,9 @@ export const TOP_COMMAND: CommandSpec<typeof options> = {
     'stream open while it refreshes and shows the overview the observer pushes there (every second by',
     'default: its message rate and lag cover that second); with --json the lag is null.',
     '',
-    'exit code: 0 after Ctrl-C or a --json snapshot, 1 when the observer cannot be read (unreachable,',
-    'the token refused, an error answer), 2 on bad usage. More: docs/observer.md.',
+    'exit code: 0 after Ctrl-C, a --json snapshot, or once the reader of its output is gone (keel top |',
+    'head), 1 when the observer cannot be read (unreachable, the token refused, an error answer) or',
+    'stdout cannot be written, 2 on bad usage. More: docs/observer.md.',
   ].join('\n'),
 };
 
@@ -66,6 +67,9 @@ export interface TopStream {
   write(text: string): unknown;
   readonly isTTY?: boolean;
   readonly columns?: number;
+  /** A stream's write errors come as 'error' events (process.stdout's EPIPE once its reader is gone): top stops at one. */
+  on?(event: 'error', listener: (error: Error) => void): unknown;
+  off?(event: 'error', listener: (error: Error) => void): unknown;
 }
 
 /** What `keel top` runs with besides its arguments (the real process's by default). */
@@ -228,20 +232,34 @@ export function runTop(argv: readonly string[], io: Io, environment: TopEnvironm
       return 0;
     }
     const stop = environment.signal === undefined ? stopOnSignals() : { signal: environment.signal, release: () => undefined };
+    // top stops at the signal, or at a write error of its stream: EPIPE once its reader is gone (keel top | head)
+    const out = environment.stdout ?? process.stdout;
+    const halt = new AbortController();
+    let writeError: Error | undefined;
+    const onStop = (): void => halt.abort();
+    const onWriteError = (e: Error): void => {
+      writeError ??= e;
+      halt.abort();
+    };
+    stop.signal.addEventListener('abort', onStop, { once: true });
+    if (stop.signal.aborted) halt.abort();
+    out.on?.('error', onWriteError);
+    const ended = (): number => (writeError === undefined || (writeError as { code?: unknown }).code === 'EPIPE' ? 0 : fail(`cannot write to stdout: ${clean(writeError.message.slice(0, 200))}`));
     // the overview from the event stream once it pushed one: the observer then measures the lag
-    const watching = watchOverview(args.base, args.token, stop.signal);
+    const watching = watchOverview(args.base, args.token, halt.signal);
     try {
-      const out = environment.stdout ?? process.stdout;
       const tty = out.isTTY === true;
-      while (!stop.signal.aborted) {
-        const got = await snapshot(args, stop.signal, timeoutMs, watching.latest());
-        if (!got.ok) return 'aborted' in got ? 0 : fail(got.message);
+      while (!halt.signal.aborted) {
+        const got = await snapshot(args, halt.signal, timeoutMs, watching.latest());
+        if (!got.ok) return 'aborted' in got ? ended() : fail(got.message);
         const frame = renderFrame(got.value, tty ? out.columns : undefined);
         out.write(tty ? `${CLEAR}${frame}\n` : `${frame}\n\n`);
-        await pause(args.intervalMs, stop.signal);
+        await pause(args.intervalMs, halt.signal);
       }
-      return 0;
+      return ended();
     } finally {
+      stop.signal.removeEventListener('abort', onStop);
+      out.off?.('error', onWriteError);
       stop.release();
       await watching.close();
     }

@@ -147,6 +147,16 @@ describe('runCommand', () => {
     expect(run(['--store', 'f', '--count=2'])).toEqual({ code: 0, out: [], err: [], ran: { store: 'f', count: 2 } });
   });
 
+  it('runs a command whose converted arguments are undefined (a command without options): only --help prints the usage', () => {
+    let ran = 0;
+    const out: string[] = [];
+    const code = runCommand({ name: 'bare', summary: 'no options', options: {} }, [], { out: (t) => out.push(t), err: (t) => out.push(t) }, () => undefined, () => {
+      ran++;
+      return 3;
+    });
+    expect({ code, ran, out }).toEqual({ code: 3, ran: 1, out: [] });
+  });
+
   it('lets an error that is no usage error through', () => {
     const e = thrown(() => runCommand(SPEC, ['--store', 'f'], { out: () => {}, err: () => {} }, () => {
       throw new TypeError('a bug');

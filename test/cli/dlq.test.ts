@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -500,6 +500,19 @@ describe('keel dlq ids', () => {
   });
 });
 
+describe('keel dlq retry, ids or a filter', () => {
+  it('refuses ids with a filter (exit 2, nothing marked): the filter was silently ignored and entries it excludes were marked', async () => {
+    const file = await knownStore();
+    const before = rows(file);
+    const cases: [string[], string][] = [
+      [['retry', '1', '--reason', 'noproc'], 'keel dlq retry: give ids or a filter, not both: got ids 1 and --reason'],
+      [['retry', '1', '3', '--status', 'pending', '--older-than', '0'], 'keel dlq retry: give ids or a filter, not both: got ids 1 3 and --status, --older-than'],
+    ];
+    for (const [argv, message] of cases) expect(run([...argv, '--store', file], T + 1), argv.join(' ')).toEqual({ code: 2, out: message });
+    expect(rows(file)).toEqual(before);
+  });
+});
+
 describe('keel dlq on a file that is not a Keel store', () => {
   /** A SQLite file of another application, with a dead_letters table of its own (rollback journal, as SQLite creates it). */
   function foreignFile(columns = 'id INTEGER PRIMARY KEY, body TEXT, created TEXT'): string {
@@ -664,6 +677,21 @@ describe('keel dlq on a store that cannot be written', () => {
     }
   });
 
+  it('a damaged store (SQLITE_CORRUPT, here truncated) is a failure (exit 1) that says the file is damaged, not to check the permissions of its directory', async () => {
+    const file = await knownStore();
+    fs.truncateSync(file, 8192);
+    const dir = path.dirname(file);
+    for (const command of ['list', 'retry']) {
+      const r = run([command, '--all', '--store', file].filter((a) => command === 'retry' || a !== '--all'), T, SHORT_BUSY);
+      expect(r, command).toEqual({
+        code: 1,
+        out: `keel dlq ${command}: could not open ${file}: database disk image is malformed (SQLITE_CORRUPT)${command === 'retry' ? '; no dead letter was changed' : ''}; the file is damaged: restore it from a backup, or salvage its rows with the sqlite3 shell's .recover`,
+      });
+      expect(r.out).not.toContain(dir + ' exists');
+    }
+    expect(fs.statSync(file).size).toBe(8192);
+  });
+
   it('list and show still read the store while another connection holds the write lock (WAL)', async () => {
     const file = await knownStore();
     const lock = writeLock(file);
@@ -685,9 +713,10 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
  * every module again on each start, several seconds on a loaded machine; the compiled one starts in
  * a fraction of that.
  */
-function keel(entry: string, argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function keel(entry: string, argv: string[], timeoutMs = 0): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [entry, ...argv], { cwd: ROOT }, (error, stdout, stderr) => {
+    // timeoutMs (0: none) is a failure guard for a child that would never exit: it is killed, code null
+    execFile(process.execPath, [entry, ...argv], { cwd: ROOT, timeout: timeoutMs, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout, stderr });
     });
   });
@@ -707,6 +736,16 @@ describe('keel dlq through the keel entry point', () => {
     expect((JSON.parse(listed.stdout) as { id: string }[]).map((r) => r.id)).toEqual(['1', '2', '3']);
     expect(usage).toEqual({ code: 2, stdout: '', stderr: `${run(['list']).out}\n` });
     expect(usage.stderr).toContain('--store <file> is missing');
+  }, 30_000);
+
+  it.skipIf(process.platform === 'win32')('a path that is no regular file (a named pipe, as <(…) gives) is bad usage (exit 2) at once: SQLite would wait on it forever', async () => {
+    const fifo = tmpfile();
+    execFileSync('mkfifo', [fifo]);
+    const [list, retry] = await Promise.all([keel(entry(), ['dlq', 'list', '--store', fifo], 20_000), keel(entry(), ['dlq', 'retry', '--all', '--store', fifo], 20_000)]);
+    const stderr = `keel dlq: ${fifo} is not a regular file (a pipe, a socket or a device): give the path of a dead letter store file\n`;
+    expect(list).toEqual({ code: 2, stdout: '', stderr });
+    expect(retry).toEqual({ code: 2, stdout: '', stderr });
+    expect(fs.statSync(fifo).isFIFO()).toBe(true);
   }, 30_000);
 
   it('a store SQLite cannot open is one line on stderr and exit 1, never a stack trace', async () => {

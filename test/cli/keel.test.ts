@@ -56,6 +56,17 @@ describe('keel (the command line)', () => {
     }
   });
 
+  it('keel tour runs the tour (exit 0), not its usage: a command whose arguments convert to undefined still runs', async () => {
+    const r = await keel('tour');
+    expect(r.code).toBe(0);
+    expect(r.err).toBe('');
+    const lines = r.out.split('\n');
+    expect(lines[0]).toBe('-- processes, links, monitors and exits');
+    expect(lines).toContain('crashes seen and recovered: 1; jobs unanswered: 0');
+    expect(lines).toContain('-- supervisors, GenServers, supervised send, dead letters, managed monitors');
+    expect(lines.at(-1)).toBe('node demo-otp shut down');
+  });
+
   it('keel --version prints the version of package.json, read at run time', async () => {
     expect(PACKAGE_VERSION).toMatch(/^\d+\.\d+\.\d+/);
     expect(version()).toBe(PACKAGE_VERSION);

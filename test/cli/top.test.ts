@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
@@ -339,6 +340,56 @@ describe('keel top (refreshing)', () => {
         expect(lines[0]).toMatch(/^node top-test {3}uptime /);
         for (const l of lines) expect(l.length).toBeLessThanOrEqual(40);
       }
+    } finally {
+      await release();
+      await obs.close();
+    }
+  });
+});
+
+describe('keel top (refreshing) into a pipe its reader closed', () => {
+  it('stops at the write error (EPIPE: keel top | head), exit 0 and nothing on stderr, instead of an unhandled error event', async () => {
+    const { node, release } = await floodedNode();
+    const obs = await startObserver(node);
+    const guard = new AbortController(); // a failure guard: top that goes on writing is stopped at its third frame
+    const frames: string[] = [];
+    // a stream like process.stdout once its reader has gone: the write is taken, its EPIPE comes as an 'error' event
+    const stdout = Object.assign(new EventEmitter(), {
+      isTTY: false,
+      write: (t: string) => {
+        frames.push(t);
+        if (frames.length === 3) guard.abort();
+        process.nextTick(() => stdout.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE', errno: -32, syscall: 'write' })));
+        return true;
+      },
+    });
+    try {
+      const r = await top(['--url', obs.url, '--interval', '100'], { stdout, signal: guard.signal });
+      expect(r).toEqual({ code: 0, out: '', err: '' });
+      expect(frames).toHaveLength(1);
+      expect(guard.signal.aborted).toBe(false);
+      expect(stdout.listenerCount('error')).toBe(0);
+    } finally {
+      await release();
+      await obs.close();
+    }
+  });
+
+  it('another write error stops it too, in one line (exit 1)', async () => {
+    const { node, release } = await floodedNode();
+    const obs = await startObserver(node);
+    const guard = new AbortController();
+    let writes = 0;
+    const stdout = Object.assign(new EventEmitter(), {
+      write: () => {
+        if (++writes === 3) guard.abort();
+        process.nextTick(() => stdout.emit('error', Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' })));
+        return true;
+      },
+    });
+    try {
+      expect(await top(['--url', obs.url, '--interval', '100'], { stdout, signal: guard.signal })).toEqual({ code: 1, out: '', err: 'keel top: cannot write to stdout: EIO: i/o error, write' });
+      expect(writes).toBe(1);
     } finally {
       await release();
       await obs.close();
