@@ -1371,6 +1371,20 @@ describe.each<[string, () => StoreOption]>([
         expect(typeof (await add(node, 'x', 'stored'))).toBe('string');
       });
 
+      it('a damaged store (SQLITE_CORRUPT: a store file cut short) is ERR_STORE_UNAVAILABLE that says the file is damaged, not to check its directory', async () => {
+        const file = (makeStore() as { kind: 'sqlite'; path: string }).path;
+        const { node } = dlqNode({ kind: 'sqlite', path: file });
+        for (let i = 0; i < 200; i++) await add(node, 'x', { n: i, pad: 'p'.repeat(200) });
+        await node.shutdown();
+        expect(fs.statSync(file).size).toBeGreaterThan(8192);
+        fs.truncateSync(file, 8192);
+        const e = thrown(() => createNode({ services: { deadLetters: { store: { kind: 'sqlite', path: file } } } }));
+        expectKeelError(e, 'ERR_STORE_UNAVAILABLE');
+        expect((e as Error).message).toBe(
+          `the dead letter store ${path.resolve(file)} could not be opened: database disk image is malformed (SQLITE_CORRUPT); ${path.resolve(file)} is damaged: restore it from a backup, or salvage its rows with the sqlite3 shell's .recover`,
+        );
+      });
+
       it("a SQLite file of another application (its own dead_letters table) is ERR_STORE_UNAVAILABLE, and is left as it was: no WAL switch, no table created", () => {
         const file = (makeStore() as { kind: 'sqlite'; path: string }).path;
         const db = new Database(file);

@@ -63,6 +63,7 @@ export function openFailure(file: string, error: unknown, store: string): StoreU
   else if (!isDirectory(dir)) hint = `its directory ${dir} does not exist: create it, or give a path in an existing directory`;
   else if (code === 'SQLITE_NOTADB') hint = `${file} is not a SQLite database: give the path of a ${store}, or of a file to create`;
   else if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') hint = 'another connection holds a write lock on the file: try again once it is released';
+  else if (code?.startsWith('SQLITE_CORRUPT') === true) hint = `${file} is damaged: restore it from a backup, or salvage its rows with the sqlite3 shell's .recover`;
   else hint = `check that ${dir} exists and that this process may create and write files there, or give another path`;
   return new StoreUnavailableError(file, why, code, hint, error, store);
 }
