@@ -19,6 +19,16 @@ export const DETAIL_CALL_TIMEOUT_MS = 1000;
 
 /** The most values a process's state shows (its detail stays small whatever the state holds). */
 export const MAX_STATE_VALUES = 5000;
+/**
+ * The longest text {@link jsonSafe} shows whole (a string, a key, an error's name or message); a
+ * longer one is cut, saying how long it was: a few values of hundreds of megabytes would make an
+ * answer JSON cannot hold (one such dead letter made the whole list a 500).
+ */
+export const MAX_TEXT = 10_000;
+
+function text(s: string): string {
+  return s.length <= MAX_TEXT ? s : `${s.slice(0, MAX_TEXT)}… [${s.length} characters]`;
+}
 
 /** A pid of this node from its text (`<node.id.creation>`); 400 for bad text. */
 export function parsePid(text: unknown, field = 'pid'): Pid {
@@ -98,7 +108,8 @@ function callError(e: unknown): string {
 export function jsonSafe(value: unknown, depth = 6, seen: Set<object> = new Set(), budget: { left: number } = { left: MAX_STATE_VALUES }): unknown {
   if (budget.left-- <= 0) return '[truncated]';
   try {
-    if (value === null || typeof value === 'boolean' || typeof value === 'string') return value;
+    if (value === null || typeof value === 'boolean') return value;
+    if (typeof value === 'string') return text(value);
     if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
     if (typeof value === 'bigint') return value.toString();
     if (value === undefined) return null;
@@ -109,7 +120,10 @@ export function jsonSafe(value: unknown, depth = 6, seen: Set<object> = new Set(
     try {
       if (Pid.is(value)) return Pid.format(value);
       if (value instanceof Date) return value.toISOString();
-      if (value instanceof Error) return { name: value.name, message: value.message };
+      if (value instanceof Error) {
+        const { name, message } = value;
+        return { name: typeof name === 'string' ? text(name) : jsonSafe(name, 1, seen, budget), message: typeof message === 'string' ? text(message) : jsonSafe(message, 1, seen, budget) };
+      }
       if (Array.isArray(value)) return value.slice(0, 200).map((v) => jsonSafe(v, depth - 1, seen, budget));
       // a typed array (a Buffer) as an array of its first entries: listing the keys of a 10 MB one took seconds
       if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
@@ -123,7 +137,7 @@ export function jsonSafe(value: unknown, depth = 6, seen: Set<object> = new Set(
       const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
       for (const k of Object.keys(value).slice(0, 200)) {
         // a `__proto__` key is an own data key of `out` (no prototype): JSON text keeps it as a plain key
-        out[k] = jsonSafe((value as Record<string, unknown>)[k], depth - 1, seen, budget);
+        out[text(k)] = jsonSafe((value as Record<string, unknown>)[k], depth - 1, seen, budget);
       }
       return out;
     } finally {

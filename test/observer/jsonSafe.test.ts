@@ -17,6 +17,16 @@ describe('jsonSafe', () => {
     expect(jsonSafe(new Date(0))).toBe('1970-01-01T00:00:00.000Z');
   });
 
+  it('cuts a text longer than 10,000 characters (a string, a key, an error message), saying how long it was', () => {
+    const long = 'x'.repeat(10_001);
+    const cut = `${'x'.repeat(10_000)}… [10001 characters]`;
+    expect(jsonSafe('y'.repeat(10_000))).toBe('y'.repeat(10_000));
+    expect(jsonSafe({ s: long, [long]: 1, e: new Error(long) })).toEqual({ s: cut, [cut]: 1, e: { name: 'Error', message: cut } });
+    // two strings of 2^28 characters: whole, their JSON would pass V8's longest string and throw
+    const huge = 'z'.repeat(2 ** 28);
+    expect(JSON.stringify(jsonSafe({ a: huge, b: huge }))).toBe(JSON.stringify({ a: `${'z'.repeat(10_000)}… [268435456 characters]`, b: `${'z'.repeat(10_000)}… [268435456 characters]` }));
+  });
+
   it('a throwing getter, a revoked proxy, a __proto__ key, depth and width: no throw, no prototype pollution', () => {
     const getter = Object.defineProperty({}, 'secret', { enumerable: true, get: () => { throw new Error('no'); } });
     expect(jsonSafe({ g: getter })).toEqual({ g: '[unreadable]' });
