@@ -140,6 +140,42 @@ describe('global names', () => {
     expect(a.global.internals().owned).toBe(0);
   });
 
+  it('unregister while a renewal is in flight resolves once the name is gone from the bucket: it can be registered again at once', async () => {
+    const { members, bucket } = await nodes(['a'], { leaseMs: 900, marginMs: 300 });
+    const [a] = members as [Member];
+    const p1 = a.node.spawn(() => () => undefined);
+    await a.global.register('r', p1);
+    // the next write of the name is its renewal: the server applies it, its answer is held back
+    // until the name is released (and then let through at the next turn of the event loop)
+    const subject = `$KV.${bucket}.n.${Buffer.from('r').toString('base64url')}`;
+    const nc = a.nc as NatsConnection & { request: NatsConnection['request'] };
+    const request = nc.request.bind(nc);
+    let held: (() => void) | undefined;
+    const renewing = new Promise<void>((resolve) => {
+      nc.request = (subj, data, opts) => {
+        const answer = request(subj, data, opts);
+        if (subj !== subject || held !== undefined) return answer;
+        const gate = new Promise<void>((open) => (held = open));
+        resolve();
+        return answer.then(async (m) => {
+          await gate;
+          return m;
+        });
+      };
+    });
+    onTestFinished(() => void (nc.request = request));
+    await renewing;
+    const released = nextEvent(a.node, 'keel.global.released', (m) => m.name === 'r');
+    void released.then(() => setImmediate(() => held!()));
+    expect(await a.global.unregister('r')).toBe(true);
+    const kv = await new Kvm(a.nc).open(bucket);
+    expect((await kv.get(`n.${Buffer.from('r').toString('base64url')}`))?.operation).toBe('DEL');
+    const p2 = a.node.spawn(() => () => undefined);
+    await a.global.register('r', p2);
+    await a.global.sync();
+    expect(a.global.whereis('r')).toEqual({ node: 'a', creation: a.node.creation, id: p2.id });
+  });
+
   it('unregister releases the name; a process of another node cannot be registered here', async () => {
     const { members } = await nodes(['a', 'b']);
     const [a, b] = members as [Member, Member];
