@@ -328,6 +328,22 @@ describe('leases, fencing and reaping (in-process nodes)', () => {
     expect(a.global.whereis('kept')?.id).toBe(owner.id);
   });
 
+  it("a dead owner's lease beyond a timer's range (a clock far ahead, a hostile write) is reaped by a timer within range, not one that fires every millisecond", async () => {
+    const { members, bucket } = await nodes(['a'], { leaseMs: 900, marginMs: 300 });
+    const [a] = members as [Member];
+    const kv = await new Kvm(a.nc).open(bucket);
+    const timers = vi.spyOn(globalThis, 'setTimeout');
+    onTestFinished(() => timers.mockRestore());
+    // an earlier incarnation of this node (dead for sure) whose clock ran 50 days ahead: its lease ends then
+    const lease = Date.now() + 50 * 86_400_000;
+    await kv.put('n.' + Buffer.from('far').toString('base64url'), JSON.stringify({ v: 1, node: 'a', inc: a.node.creation === 1 ? 2 : 1, id: 3, lease }));
+    await a.global.sync();
+    expect(a.global.whereis('far')).toBeUndefined();
+    expect(a.global.internals().reaps).toBe(1);
+    // past 2^31 - 1 ms Node fires a timer after 1 ms: the reap would find the lease not due and wait again, every millisecond
+    expect(timers.mock.calls.map(([, ms]) => ms ?? 0).filter((ms) => ms > 2 ** 31 - 1)).toEqual([]);
+  });
+
   it('a group member of a node this node is not connected to (it died unseen, its key left behind) is not shown', async () => {
     const { members, bucket } = await nodes(['a', 'b']);
     const [a, b] = members as [Member, Member];
