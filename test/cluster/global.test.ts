@@ -445,6 +445,30 @@ describe('process groups', () => {
     expect(a.global.groups()).toEqual(['workers']);
   });
 
+  it('a join whose write fails (NATS did not answer) leaves no membership behind: the pid is not listed, and joining again works', async () => {
+    const { members, bucket } = await nodes(['a']);
+    const [a] = members as [Member];
+    const p = a.node.spawn(() => () => undefined);
+    const subject = `$KV.${bucket}.${memberKey('crew', 'a', a.node.creation, p.id)}`;
+    const nc = a.nc as NatsConnection & { request: NatsConnection['request'] };
+    const request = nc.request.bind(nc);
+    let failed = false;
+    nc.request = (subj, data, opts) => {
+      if (subj !== subject || failed) return request(subj, data, opts);
+      failed = true;
+      return Promise.reject(new Error('simulated: no answer from NATS'));
+    };
+    onTestFinished(() => void (nc.request = request));
+    expect(((await failure(() => a.global.join('crew', p))) as Error).message).toBe('simulated: no answer from NATS');
+    expect(a.global.members('crew')).toEqual([]);
+    expect(a.global.groups()).toEqual([]);
+    expect(a.global.internals().joined).toBe(0);
+    await a.global.join('crew', p);
+    await a.global.sync();
+    expect(a.global.members('crew')).toEqual([p]);
+    expect(a.global.internals().joined).toBe(1);
+  });
+
   it('a partition does not take a live member from its own node: its key comes back when the peers meet again', async () => {
     const { members, net, bucket } = await nodes(['a', 'b'], {}, { heartbeatMs: 50, suspectAfterMs: 150, downAfterMs: 400, probeTimeoutMs: 50 });
     const [a, b] = members as [Member, Member];
