@@ -140,6 +140,42 @@ describe('global names', () => {
     expect(a.global.internals().owned).toBe(0);
   });
 
+  it('unregister while a renewal is in flight resolves once the name is gone from the bucket: it can be registered again at once', async () => {
+    const { members, bucket } = await nodes(['a'], { leaseMs: 900, marginMs: 300 });
+    const [a] = members as [Member];
+    const p1 = a.node.spawn(() => () => undefined);
+    await a.global.register('r', p1);
+    // the next write of the name is its renewal: the server applies it, its answer is held back
+    // until the name is released (and then let through at the next turn of the event loop)
+    const subject = `$KV.${bucket}.n.${Buffer.from('r').toString('base64url')}`;
+    const nc = a.nc as NatsConnection & { request: NatsConnection['request'] };
+    const request = nc.request.bind(nc);
+    let held: (() => void) | undefined;
+    const renewing = new Promise<void>((resolve) => {
+      nc.request = (subj, data, opts) => {
+        const answer = request(subj, data, opts);
+        if (subj !== subject || held !== undefined) return answer;
+        const gate = new Promise<void>((open) => (held = open));
+        resolve();
+        return answer.then(async (m) => {
+          await gate;
+          return m;
+        });
+      };
+    });
+    onTestFinished(() => void (nc.request = request));
+    await renewing;
+    const released = nextEvent(a.node, 'keel.global.released', (m) => m.name === 'r');
+    void released.then(() => setImmediate(() => held!()));
+    expect(await a.global.unregister('r')).toBe(true);
+    const kv = await new Kvm(a.nc).open(bucket);
+    expect((await kv.get(`n.${Buffer.from('r').toString('base64url')}`))?.operation).toBe('DEL');
+    const p2 = a.node.spawn(() => () => undefined);
+    await a.global.register('r', p2);
+    await a.global.sync();
+    expect(a.global.whereis('r')).toEqual({ node: 'a', creation: a.node.creation, id: p2.id });
+  });
+
   it('unregister releases the name; a process of another node cannot be registered here', async () => {
     const { members } = await nodes(['a', 'b']);
     const [a, b] = members as [Member, Member];
@@ -292,6 +328,22 @@ describe('leases, fencing and reaping (in-process nodes)', () => {
     expect(a.global.whereis('kept')?.id).toBe(owner.id);
   });
 
+  it("a dead owner's lease beyond a timer's range (a clock far ahead, a hostile write) is reaped by a timer within range, not one that fires every millisecond", async () => {
+    const { members, bucket } = await nodes(['a'], { leaseMs: 900, marginMs: 300 });
+    const [a] = members as [Member];
+    const kv = await new Kvm(a.nc).open(bucket);
+    const timers = vi.spyOn(globalThis, 'setTimeout');
+    onTestFinished(() => timers.mockRestore());
+    // an earlier incarnation of this node (dead for sure) whose clock ran 50 days ahead: its lease ends then
+    const lease = Date.now() + 50 * 86_400_000;
+    await kv.put('n.' + Buffer.from('far').toString('base64url'), JSON.stringify({ v: 1, node: 'a', inc: a.node.creation === 1 ? 2 : 1, id: 3, lease }));
+    await a.global.sync();
+    expect(a.global.whereis('far')).toBeUndefined();
+    expect(a.global.internals().reaps).toBe(1);
+    // past 2^31 - 1 ms Node fires a timer after 1 ms: the reap would find the lease not due and wait again, every millisecond
+    expect(timers.mock.calls.map(([, ms]) => ms ?? 0).filter((ms) => ms > 2 ** 31 - 1)).toEqual([]);
+  });
+
   it('a group member of a node this node is not connected to (it died unseen, its key left behind) is not shown', async () => {
     const { members, bucket } = await nodes(['a', 'b']);
     const [a, b] = members as [Member, Member];
@@ -391,6 +443,30 @@ describe('process groups', () => {
     await down;
     expect(a.global.members('others')).toEqual([]);
     expect(a.global.groups()).toEqual(['workers']);
+  });
+
+  it('a join whose write fails (NATS did not answer) leaves no membership behind: the pid is not listed, and joining again works', async () => {
+    const { members, bucket } = await nodes(['a']);
+    const [a] = members as [Member];
+    const p = a.node.spawn(() => () => undefined);
+    const subject = `$KV.${bucket}.${memberKey('crew', 'a', a.node.creation, p.id)}`;
+    const nc = a.nc as NatsConnection & { request: NatsConnection['request'] };
+    const request = nc.request.bind(nc);
+    let failed = false;
+    nc.request = (subj, data, opts) => {
+      if (subj !== subject || failed) return request(subj, data, opts);
+      failed = true;
+      return Promise.reject(new Error('simulated: no answer from NATS'));
+    };
+    onTestFinished(() => void (nc.request = request));
+    expect(((await failure(() => a.global.join('crew', p))) as Error).message).toBe('simulated: no answer from NATS');
+    expect(a.global.members('crew')).toEqual([]);
+    expect(a.global.groups()).toEqual([]);
+    expect(a.global.internals().joined).toBe(0);
+    await a.global.join('crew', p);
+    await a.global.sync();
+    expect(a.global.members('crew')).toEqual([p]);
+    expect(a.global.internals().joined).toBe(1);
   });
 
   it('a partition does not take a live member from its own node: its key comes back when the peers meet again', async () => {

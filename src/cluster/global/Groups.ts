@@ -71,7 +71,13 @@ export class Groups {
     this.#joined.set(key, joined);
     joined.unhook = kernel.onProcExit(proc, () => void this.#drop(key, joined));
     if (joined.unhook === undefined) void this.#drop(key, joined); // died before the hook
-    await joined.op;
+    try {
+      await joined.op;
+    } catch (e) {
+      // the write failed (it may have landed all the same): no membership is left, its key goes, and a join again starts afresh
+      void this.#drop(key, joined);
+      throw e;
+    }
   }
 
   async leave(group: string, pid: Pid): Promise<boolean> {

@@ -48,6 +48,8 @@ export interface Owned {
    */
   until: number;
   renewing: boolean;
+  /** The renewal in flight: settles once it landed (and, when the name was dropped meanwhile, once its revision is deleted). */
+  renewal: Promise<void> | undefined;
   /** Dropped while a renewal was in flight: that renewal's revision is deleted when it lands. */
   released: boolean;
   fence: NodeJS.Timeout | undefined;
@@ -95,7 +97,7 @@ export class Leases {
   /** Records a name just written for `proc` at `revision`: released when the process exits, fenced at the deadline. */
   hold(name: string, key: string, proc: Proc, revision: number, deadline: number, until: number): void {
     const kernel = this.#host.kernel;
-    const own: Owned = { name, key, proc, pid: proc.self, revision, deadline, until, renewing: false, released: false, fence: undefined, unhook: undefined };
+    const own: Owned = { name, key, proc, pid: proc.self, revision, deadline, until, renewing: false, renewal: undefined, released: false, fence: undefined, unhook: undefined };
     this.#owned.set(name, own);
     own.unhook = kernel.onProcExit(proc, () => this.release(own, 'exit'));
     this.#armFence(own);
@@ -125,13 +127,12 @@ export class Leases {
       const until = performance.now() + leaseMs;
       const deadline = Date.now() + leaseMs;
       const value = encodeRecord({ node: kernel.name, inc: kernel.creation, id: own.pid.id, lease: deadline });
-      this.#host.track(kv.update(own.key, value, own.revision)).then(
+      own.renewal = this.#host.track(kv.update(own.key, value, own.revision)).then(
         (revision) => {
           own.renewing = false;
           if (own.released || this.#owned.get(own.name) !== own) {
             // dropped (fenced, released) meanwhile: this revision is ours, so it goes
-            void this.#host.track(kv.delete(own.key, { previousSeq: revision })).catch(() => undefined);
-            return;
+            return this.#host.track(kv.delete(own.key, { previousSeq: revision })).catch(() => undefined);
           }
           if (revision > own.revision) own.revision = revision;
           own.deadline = deadline;
@@ -143,7 +144,7 @@ export class Leases {
           own.renewing = false;
           if (this.#owned.get(own.name) !== own) {
             // released meanwhile: the revision it knew is still the last one written
-            if (own.released) void this.#host.track(kv.delete(own.key, { previousSeq: own.revision })).catch(() => undefined);
+            if (own.released) return this.#host.track(kv.delete(own.key, { previousSeq: own.revision })).catch(() => undefined);
             return;
           }
           if (isCasFailure(e)) this.#lose(own);
@@ -199,10 +200,10 @@ export class Leases {
     own.unhook = undefined;
   }
 
-  /** Deletes the name by CAS on our revision (a renewal in flight deletes its own when it lands). */
+  /** Deletes the name by CAS on our revision (a renewal in flight deletes its own when it lands: this waits for that). */
   #releaseKv(own: Owned): Promise<void> {
     own.released = true;
-    if (own.renewing) return Promise.resolve();
+    if (own.renewing) return own.renewal ?? Promise.resolve();
     return this.#host.track(this.#host.kv.delete(own.key, { previousSeq: own.revision })).catch(() => undefined);
   }
 }

@@ -11,6 +11,12 @@ import { type Entry, nameKey, type NameRecord, ownerPid } from './store.js';
 
 /** How many down nodes (`node:incarnation`) a registry remembers. */
 const DOWN_REMEMBERED = 1024;
+/**
+ * The longest reap timer (ms). A lease read from the bucket may end far ahead (its owner's clock ran
+ * ahead, or anyone wrote it): past a Node timer's range (2^31 - 1 ms) a timer fires after 1 ms, and a
+ * reap not yet due would wait again every millisecond. A timer that fires early waits again.
+ */
+const MAX_WAIT_MS = 2 ** 30;
 
 /** What the reaper needs of its registry. */
 export interface ReaperHost {
@@ -100,7 +106,7 @@ export class Reaper {
     if (host.stopped() || this.#reaps.has(name)) return;
     const entry = host.names.get(name);
     if (entry === undefined) return;
-    const wait = Math.max(0, entry.record.lease + host.marginMs + 1 - Date.now());
+    const wait = Math.min(MAX_WAIT_MS, Math.max(0, entry.record.lease + host.marginMs + 1 - Date.now()));
     this.#reaps.set(
       name,
       setTimeout(() => {
