@@ -5,6 +5,7 @@ import {
   type BroadcastOutcome,
   type BroadcastStrategy,
   Pid,
+  sendSupervised,
   type Target,
 } from '../../src/index.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
@@ -307,6 +308,20 @@ describe('broadcastSupervised: all_or_nothing', () => {
     expect(r.results[0]!.outcome).toMatchObject({ ok: false, reason: 'aborted' });
     await node.idle();
     expect(a.messages).toEqual([]);
+  });
+
+  it("an already aborted signal: every copy is aborted after no attempt, with the signal's reason, as a send's outcome says", async () => {
+    const node = track();
+    const a = probe(node);
+    const b = probe(node);
+    const controller = new AbortController();
+    controller.abort('stop');
+    const r = await broadcastSupervised(node, [a, b], 'x', { strategy: 'all_or_nothing', signal: controller.signal, onError: 'ignore' });
+    const alone = await sendSupervised(node, a, 'x', { signal: controller.signal, onError: 'ignore' });
+    expect(alone).toEqual({ ok: false, id: alone.id, reason: 'aborted', attempts: 0, firstError: 'stop', lastError: 'stop' });
+    expect(r.results.map((x) => x.outcome)).toEqual(
+      r.results.map((x) => ({ ok: false, id: x.outcome.id, reason: 'aborted', attempts: 0, firstError: 'stop', lastError: 'stop' })),
+    );
   });
 });
 
