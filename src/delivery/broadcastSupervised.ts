@@ -1,5 +1,5 @@
-import { checkKeys, InvalidArgumentError, isKeelError, thrownText } from '../errors.js';
-import { Delivery, originOf, type Proc } from '../runtime/kernel.js';
+import { checkKeys, DeadlockError, InvalidArgumentError, isKeelError, thrownText } from '../errors.js';
+import { Delivery, inHandler, originOf, type Proc } from '../runtime/kernel.js';
 import { checkTarget, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { afterEnqueue, onFailure, SEND_OPTIONS, type SendOptions, type SendOutcome, sendOnce, toSettings } from './sendSupervised.js';
@@ -110,6 +110,11 @@ export async function broadcastSupervised<M>(from: Node | Context<any>, given: T
     return { ok: allFit, ...(allFit ? {} : { reason: 'not_all_deliverable' as const }), results, delivered, failed: results.length - delivered };
   }
 
+  // a handler waiting for its own process to handle a copy: refused before any copy is sent, as a
+  // send's deadlock is (found per send, the copies sent before it would go on without a result)
+  if (s.ack === 'handled' && sender !== undefined && inHandler(sender) && targets.some((t) => node.lookupTarget(t) === sender)) {
+    throw new DeadlockError(String(sender.self), "broadcast a message with ack 'handled' to its own process from its own handler");
+  }
   const results: { target: Target; outcome: SendOutcome }[] = new Array(targets.length);
   let next = 0;
   const worker = async (): Promise<void> => {

@@ -415,6 +415,35 @@ describe('broadcastSupervised: concurrent fan-out', () => {
 
 // ---- bad arguments ----------------------------------------------------------------------------
 
+describe("broadcastSupervised from a handler to a list that includes its own process, with ack 'handled'", () => {
+  it.each([
+    ['its pid, listed last, one send at a time', false, 1],
+    ['its name, listed first, all at once', true, 64],
+  ] as const)('to %s: rejects with ERR_DEADLOCK before any copy is sent', async (_what, first, concurrency) => {
+    const node = track();
+    const p = probe(node);
+    const a = receiver(node);
+    const b = receiver(node);
+    const pid = node.spawn(
+      (ctx) => async (m: unknown) => {
+        if (m !== 'go') return;
+        const targets = first ? ['me', a.pid, b.pid] : [a.pid, b.pid, ctx.self];
+        await broadcastSupervised(ctx, targets, 'job', { ack: 'handled', timeout: 100, onError: 'ignore', concurrency }).then(
+          (result) => node.send(p, { result }),
+          (error: unknown) => node.send(p, { error }),
+        );
+      },
+      { name: 'me' },
+    );
+    node.send(pid, 'go');
+    const report = (await p.receive()) as { error?: unknown; result?: unknown };
+    expect(report.result).toBeUndefined();
+    expectKeelError(report.error, 'ERR_DEADLOCK');
+    await node.idle();
+    expect([a.seen, b.seen]).toEqual([[], []]);
+  });
+});
+
 describe('broadcastSupervised: bad arguments', () => {
   it.each<[string, unknown]>([
     ['options.strategy', 'most'],
