@@ -257,7 +257,12 @@ export class DeadLetterService implements DeadLetterQueue {
     this.added++;
     if (this.#addedProbe.active) this.#node.telemetry.execute('keel.dead_letter_queue.message_added', {}, { id, recipient: recipientText(recipient), reason });
     this.#start();
-    // the process sleeps until `armedAt`: wake it earlier only for an entry due before that, once
+    this.#wakeFor(nextRetryAt);
+    return id;
+  }
+
+  /** The process sleeps until `armedAt`: wakes it earlier only for an entry due before that, once. */
+  #wakeFor(nextRetryAt: number): void {
     if (nextRetryAt < this.armedAt && !this.#rearmSent) {
       const process = this.#node.registry.whereis(DLQ_PROCESS);
       if (process !== undefined) {
@@ -265,7 +270,6 @@ export class DeadLetterService implements DeadLetterQueue {
         this.#node.send(process, REARM);
       }
     }
-    return id;
   }
 
   async list(filter: DeadLetterFilter & { limit?: number; cursor?: string } = {}): Promise<{ entries: DeadLetter[]; cursor?: string }> {
@@ -364,6 +368,8 @@ export class DeadLetterService implements DeadLetterQueue {
     const now = node.clock.now();
     // the entry as it is now: a batch taken earlier may hold entries purged, delivered or parked since
     const r = this.store.get(snapshot.id);
+    /** The entry's next retry time when it is left pending. */
+    let pendingAt: number | undefined;
     try {
       if (r === undefined) return { id: snapshot.id, ok: false, reason: 'not_found' };
       if (!manual && (r.status !== 'pending' || r.nextRetryAt > now)) return { id: r.id, ok: false, reason: 'not_due' };
@@ -398,13 +404,8 @@ export class DeadLetterService implements DeadLetterQueue {
       if (attempts >= this.#settings.maxRetries) {
         this.#park({ ...r, attempts }, ended, outcome.reason, outcome.lastError);
       } else {
-        this.store.update(r.id, {
-          attempts,
-          lastAttemptAt: ended,
-          lastError: outcome.lastError,
-          status: 'pending',
-          nextRetryAt: ended + Math.round(backoffDelay(this.#settings.backoff, attempts + 1, node.random)),
-        });
+        pendingAt = ended + Math.round(backoffDelay(this.#settings.backoff, attempts + 1, node.random));
+        this.store.update(r.id, { attempts, lastAttemptAt: ended, lastError: outcome.lastError, status: 'pending', nextRetryAt: pendingAt });
       }
       return { id: r.id, ok: false, reason: outcome.reason };
     } catch (e) {
@@ -413,6 +414,9 @@ export class DeadLetterService implements DeadLetterQueue {
       return { id: snapshot.id, ok: false, reason: 'unrecoverable' };
     } finally {
       this.#busy.delete(snapshot.id);
+      // the process does not wake for an entry in flight (see nextWake): once a manual retry leaves
+      // it pending, its new retry time is one to wake for (the automatic run re-arms by itself)
+      if (manual && pendingAt !== undefined) this.#wakeFor(pendingAt);
     }
   }
 
@@ -451,7 +455,13 @@ export class DeadLetterService implements DeadLetterQueue {
   /** @internal The next time the queue has something to do, if any. */
   nextWake(): number | undefined {
     if (!this.available) return undefined;
-    const pending = this.store.earliest();
+    let pending = this.store.earliest();
+    // entries due but in flight (a manual retry) are not due again: were they all, waking for them
+    // would find nothing to do, again and again, until their retry ended
+    if (pending !== undefined && this.#busy.size > 0) {
+      const now = this.#node.clock.now();
+      if (pending <= now && this.store.due(now, this.#busy.size + 1).every((r) => this.#busy.has(r.id))) pending = this.store.earliest(now);
+    }
     const parked = this.store.earliestParked();
     const expiry = parked === undefined ? undefined : parked + this.#settings.parkedTtlMs;
     if (pending === undefined) return expiry;

@@ -1,5 +1,5 @@
-import { checkKeys, InvalidArgumentError, isKeelError, thrownText } from '../errors.js';
-import { Delivery, originOf, type Proc } from '../runtime/kernel.js';
+import { checkKeys, DeadlockError, InvalidArgumentError, isKeelError, thrownText } from '../errors.js';
+import { Delivery, inHandler, originOf, type Proc } from '../runtime/kernel.js';
 import { checkTarget, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { afterEnqueue, onFailure, SEND_OPTIONS, type SendOptions, type SendOutcome, sendOnce, toSettings } from './sendSupervised.js';
@@ -83,10 +83,11 @@ export async function broadcastSupervised<M>(from: Node | Context<any>, given: T
   if (strategy === 'all_or_nothing') {
     if (s.ack !== 'enqueued') throw new InvalidArgumentError('options.ack', "'enqueued' with strategy 'all_or_nothing' (an atomic step cannot wait for handlers)", s.ack);
     // check every target (alive, room for every copy it is listed for), then enqueue all, in one synchronous step
-    const procs = s.signal?.aborted === true ? targets.map(() => undefined) : targets.map((t) => node.lookupTarget(t));
+    const aborted = s.signal?.aborted === true;
+    const procs = aborted ? targets.map(() => undefined) : targets.map((t) => node.lookupTarget(t));
     const copies = new Map<Proc, number>();
     for (const p of procs) if (p !== undefined) copies.set(p, (copies.get(p) ?? 0) + 1);
-    const refused = procs.map((p) => (s.signal?.aborted === true ? 'aborted' : p === undefined ? 'noproc' : node.canAccept(p, copies.get(p)!) ? undefined : 'mailbox_full'));
+    const refused = procs.map((p) => (aborted ? 'aborted' : p === undefined ? 'noproc' : node.canAccept(p, copies.get(p)!) ? undefined : 'mailbox_full'));
     const allFit = refused.every((r) => r === undefined);
     const results = targets.map((target, i) => {
       const id = s.id ?? node.nextMessageId();
@@ -95,7 +96,9 @@ export async function broadcastSupervised<M>(from: Node | Context<any>, given: T
         if (r === Delivery.Enqueued) return { target, outcome: { ok: true, id, attempts: 1 } as SendOutcome };
       }
       const reason = refused[i] ?? 'aborted';
-      return { target, outcome: { ok: false, id, reason, attempts: refused[i] === undefined ? 0 : 1, firstError: reason, lastError: reason } as SendOutcome };
+      // an already aborted signal: nothing was tried, and the error is its reason (as a send's outcome says)
+      const error = aborted ? s.signal!.reason : reason;
+      return { target, outcome: { ok: false, id, reason, attempts: refused[i] === undefined || aborted ? 0 : 1, firstError: error, lastError: error } as SendOutcome };
     });
     // nobody got it: every copy's failure goes through the onError policy, as a failed send's does
     // (dead-lettered copies are then redelivered one by one, no longer atomically)
@@ -107,6 +110,11 @@ export async function broadcastSupervised<M>(from: Node | Context<any>, given: T
     return { ok: allFit, ...(allFit ? {} : { reason: 'not_all_deliverable' as const }), results, delivered, failed: results.length - delivered };
   }
 
+  // a handler waiting for its own process to handle a copy: refused before any copy is sent, as a
+  // send's deadlock is (found per send, the copies sent before it would go on without a result)
+  if (s.ack === 'handled' && sender !== undefined && inHandler(sender) && targets.some((t) => node.lookupTarget(t) === sender)) {
+    throw new DeadlockError(String(sender.self), "broadcast a message with ack 'handled' to its own process from its own handler");
+  }
   const results: { target: Target; outcome: SendOutcome }[] = new Array(targets.length);
   let next = 0;
   const worker = async (): Promise<void> => {

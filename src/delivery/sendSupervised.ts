@@ -316,10 +316,10 @@ class Send extends NextTurnWatcher {
 
   #failed(f: Failure): void {
     if (this.done) return;
-    // a node shutting down kills the receivers: nothing more is tried
-    if (this.node.stopping) return this.finish(this.#fail({ reason: 'noproc', retry: false, error: 'the node shut down' }));
     if (this.attempts === 1) this.firstError = f.error;
     this.lastError = f.error;
+    // a node shutting down kills the receivers: nothing more is tried (the attempt's error is kept)
+    if (this.node.stopping) return this.finish(this.#fail({ reason: 'noproc', retry: false, error: 'the node shut down' }));
     if (!f.retry || this.attempts > this.s.retries) return this.finish(this.#fail(f));
     let delay: number;
     try {

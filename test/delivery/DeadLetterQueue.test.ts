@@ -1055,6 +1055,43 @@ describe.each<[string, () => StoreOption]>([
       expect(await node.deadLetters.get(fast)).toBeUndefined();
       expect((await entry(node, slow)).attempts).toBe(0);
     });
+
+    it('does not wake again and again for an entry due while a manual retry of it is in flight; it wakes for its next retry time once that retry fails', async () => {
+      const clock = new TestClock();
+      const node = track({ clock, random: () => 1, services: { deadLetters: { store: makeStore(), backoff: { initialMs: 100, factor: 2, jitter: 'none' } } } });
+      const queue = node.deadLetters as unknown as DeadLetterService;
+      const wakes: number[] = [];
+      const runDue = queue.runDue.bind(queue);
+      const gate = deferred();
+      queue.runDue = () => {
+        wakes.push(clock.now());
+        if (wakes.length === 20) gate.resolve(); // a guard: ends a loop of wake-ups (the handler finishes, the retry with it)
+        return runDue();
+      };
+      const started: unknown[] = [];
+      const inbox = node.spawn(() => async (m: unknown) => {
+        started.push(m);
+        if (started.length === 1) await gate.promise;
+      });
+      node.registry.register('inbox', inbox);
+      // due at 100; a manual retry of it at 0 waits for the handler up to the entry's timeout, 1000 ms
+      const id = ok(await node.deadLetters.add({ recipient: 'inbox', message: 'm', reason: 'timeout', metadata: { ack: 'handled', timeout: 1000 } }));
+      await node.settle();
+      const manual = node.deadLetters.retry([id]);
+      await node.settle();
+      expect(started).toEqual(['m']);
+      await clock.advance(1000); // the entry is due at 100, in flight until the retry times out at 1000
+      const results = ok(await manual);
+      expect(wakes).toEqual([100]);
+      expect(results).toEqual([{ id, ok: false, reason: 'timeout' }]);
+      expect(ok(await node.deadLetters.get(id))).toMatchObject({ status: 'pending', attempts: 1, nextRetryAt: 1200 });
+      gate.resolve();
+      await clock.advance(200);
+      await node.idle();
+      expect(wakes).toEqual([100, 1200]);
+      expect(started).toEqual(['m', 'm']);
+      expect(await node.deadLetters.get(id)).toBeUndefined();
+    });
   });
 
   describe("the queue's process", () => {

@@ -5,6 +5,7 @@ import {
   type BroadcastOutcome,
   type BroadcastStrategy,
   Pid,
+  sendSupervised,
   type Target,
 } from '../../src/index.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
@@ -308,6 +309,20 @@ describe('broadcastSupervised: all_or_nothing', () => {
     await node.idle();
     expect(a.messages).toEqual([]);
   });
+
+  it("an already aborted signal: every copy is aborted after no attempt, with the signal's reason, as a send's outcome says", async () => {
+    const node = track();
+    const a = probe(node);
+    const b = probe(node);
+    const controller = new AbortController();
+    controller.abort('stop');
+    const r = await broadcastSupervised(node, [a, b], 'x', { strategy: 'all_or_nothing', signal: controller.signal, onError: 'ignore' });
+    const alone = await sendSupervised(node, a, 'x', { signal: controller.signal, onError: 'ignore' });
+    expect(alone).toEqual({ ok: false, id: alone.id, reason: 'aborted', attempts: 0, firstError: 'stop', lastError: 'stop' });
+    expect(r.results.map((x) => x.outcome)).toEqual(
+      r.results.map((x) => ({ ok: false, id: x.outcome.id, reason: 'aborted', attempts: 0, firstError: 'stop', lastError: 'stop' })),
+    );
+  });
 });
 
 describe('broadcastSupervised: one result shape for every strategy', () => {
@@ -399,6 +414,35 @@ describe('broadcastSupervised: concurrent fan-out', () => {
 });
 
 // ---- bad arguments ----------------------------------------------------------------------------
+
+describe("broadcastSupervised from a handler to a list that includes its own process, with ack 'handled'", () => {
+  it.each([
+    ['its pid, listed last, one send at a time', false, 1],
+    ['its name, listed first, all at once', true, 64],
+  ] as const)('to %s: rejects with ERR_DEADLOCK before any copy is sent', async (_what, first, concurrency) => {
+    const node = track();
+    const p = probe(node);
+    const a = receiver(node);
+    const b = receiver(node);
+    const pid = node.spawn(
+      (ctx) => async (m: unknown) => {
+        if (m !== 'go') return;
+        const targets = first ? ['me', a.pid, b.pid] : [a.pid, b.pid, ctx.self];
+        await broadcastSupervised(ctx, targets, 'job', { ack: 'handled', timeout: 100, onError: 'ignore', concurrency }).then(
+          (result) => node.send(p, { result }),
+          (error: unknown) => node.send(p, { error }),
+        );
+      },
+      { name: 'me' },
+    );
+    node.send(pid, 'go');
+    const report = (await p.receive()) as { error?: unknown; result?: unknown };
+    expect(report.result).toBeUndefined();
+    expectKeelError(report.error, 'ERR_DEADLOCK');
+    await node.idle();
+    expect([a.seen, b.seen]).toEqual([[], []]);
+  });
+});
 
 describe('broadcastSupervised: bad arguments', () => {
   it.each<[string, unknown]>([

@@ -1163,6 +1163,28 @@ describe('sendSupervised: node shutdown', () => {
     expect(w.status).toBe('resolved');
     expect(w.value).toMatchObject({ ok: false, reason: 'noproc' });
   });
+
+  it("a send in flight (ack 'handled') when the node shuts down is noproc after its one attempt, with the receiver's exit as its error", async () => {
+    const { node } = clocked();
+    const r = receiver(node);
+    await r.hold();
+    const w = watch(sendSupervised(node, r.pid, 'job', { ack: 'handled', retries: 3, onError: 'ignore' }));
+    await node.settle();
+    expect(w.status).toBe('pending');
+    await node.shutdown({ timeoutMs: 1000 });
+    expect(w.value).toEqual({ ok: false, id: w.value?.id, reason: 'noproc', attempts: 1, firstError: 'shutdown', lastError: 'shutdown' });
+    expect(r.seen).toEqual([]);
+  });
+
+  it('a send made after the node shut down is noproc after one attempt, with noproc as its error', async () => {
+    const { node } = clocked();
+    await node.shutdown({ timeoutMs: 1000 });
+    const outcomes = await Promise.all([
+      sendSupervised(node, 'nobody', 'x', { retries: 3, onError: 'ignore' }),
+      sendSupervised(node, 'nobody', 'x', { retries: 3, onError: 'ignore', ack: 'handled' }),
+    ]);
+    for (const o of outcomes) expect(o).toEqual({ ok: false, id: o.id, reason: 'noproc', attempts: 1, firstError: 'noproc', lastError: 'noproc' });
+  });
 });
 
 describe('sendSupervised given a from or a signal that cannot be inspected', () => {

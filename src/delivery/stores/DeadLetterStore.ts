@@ -32,8 +32,8 @@ export interface DeadLetterStore {
    * different times are retried at their own times).
    */
   due(now: number, limit: number): Record_[];
-  /** The earliest `nextRetryAt` of a pending entry. */
-  earliest(): number | undefined;
+  /** The earliest `nextRetryAt` of a pending entry (of one due strictly after `after`, if given). */
+  earliest(after?: number): number | undefined;
   /** The earliest `lastAttemptAt` of a parked entry (its TTL runs from there). */
   earliestParked(): number | undefined;
   /** Removes parked entries whose last attempt is at or before `before`; returns how many. */

@@ -90,9 +90,9 @@ export class MemoryStore implements DeadLetterStore {
     return out;
   }
 
-  earliest(): number | undefined {
+  earliest(after = -Infinity): number | undefined {
     let min: number | undefined;
-    for (const r of this.#records.values()) if (r.status === 'pending' && (min === undefined || r.nextRetryAt < min)) min = r.nextRetryAt;
+    for (const r of this.#records.values()) if (r.status === 'pending' && r.nextRetryAt > after && (min === undefined || r.nextRetryAt < min)) min = r.nextRetryAt;
     return min;
   }
 

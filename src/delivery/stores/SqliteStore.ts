@@ -332,9 +332,13 @@ export class SqliteStore implements DeadLetterStore {
     return (this.#statement("SELECT * FROM dead_letters WHERE status = 'pending' AND next_retry_at <= ? ORDER BY seq LIMIT ?").all(now, limit) as Row[]).map(toRecord);
   }
 
-  earliest(): number | undefined {
+  earliest(after?: number): number | undefined {
     this.#flushWrites();
-    const row = this.#statement("SELECT MIN(next_retry_at) AS at FROM dead_letters WHERE status = 'pending'").get() as { at: number | null };
+    const row = (
+      after === undefined
+        ? this.#statement("SELECT MIN(next_retry_at) AS at FROM dead_letters WHERE status = 'pending'").get()
+        : this.#statement("SELECT MIN(next_retry_at) AS at FROM dead_letters WHERE status = 'pending' AND next_retry_at > ?").get(after)
+    ) as { at: number | null };
     return row.at ?? undefined;
   }
 
