@@ -1,5 +1,5 @@
 import { AlreadyRegisteredError, InvalidArgumentError, NameTakenError, NoProcError, ReservedNameError } from '../errors.js';
-import { isPid, type Name, nameOf, type Pid, targetText } from './Pid.js';
+import { isPid, isPidText, type Name, nameOf, type Pid, targetText } from './Pid.js';
 
 /**
  * The node's unique names (`node.registry`), as Erlang's `register/2`: one name per process, one
@@ -75,6 +75,9 @@ export class NameTable<Proc extends NamedRecord = NamedRecord> implements NameRe
   checkFree(given: unknown): string {
     const name = validateName(given);
     this.#checkReserved(name, 'register');
+    // where a target is kept as text (a dead letter's recipient, the CLI, the observer) a pid's text
+    // is read as that pid: a name spelt so would be taken for another node's process
+    if (isPidText(name)) throw new InvalidArgumentError('name', "a name that is not a pid's text ('<node.id.creation>')", given);
     const owner = this.#byName.get(name);
     if (owner !== undefined) throw new NameTakenError(name, String(owner.self));
     return name;

@@ -147,6 +147,12 @@ function formatPid(pid: Pid): string {
 export const NODE_NAME = /^[A-Za-z0-9_@.-]{1,255}$/;
 const PID_TEXT = /^<(.+)\.(\d+)\.(\d+)>$/;
 
+/** @internal True for the text of a pid (`Pid.format`'s `<node.id.creation>`): what `Pid.parse` takes. */
+export function isPidText(text: string): boolean {
+  const m = PID_TEXT.exec(text);
+  return m !== null && NODE_NAME.test(m[1]!) && Number.isSafeInteger(Number(m[2])) && Number.isSafeInteger(Number(m[3]));
+}
+
 /**
  * Helpers for pids.
  *

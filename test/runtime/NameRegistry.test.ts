@@ -24,6 +24,25 @@ describe('NameRegistry.register', () => {
     expect(node.info(pid)?.name).toBe('cache');
   });
 
+  it("refuses a name that is a pid's text (ERR_INVALID_ARGUMENT), by register and by spawn: a dead letter kept for it was redelivered to that pid", async () => {
+    const node = track({ name: 'n' });
+    const pid = idler(node);
+    for (const text of ['<billing.1.2>', Pid.format(pid)]) {
+      expectKeelError(thrown(() => node.registry.register(text, pid)), 'ERR_INVALID_ARGUMENT', '`name`', "not a pid's text");
+      expectKeelError(thrown(() => node.spawn(idleInit, { name: text })), 'ERR_INVALID_ARGUMENT', '`name`');
+    }
+    expect(node.registry.names()).toEqual([]);
+    // texts a pid's text is not: names as before
+    for (const text of ['<billing.1>', '<bil ling.1.2>', 'billing.1.2', '<billing.x.2>']) node.registry.register(text, idler(node));
+    expect(node.registry.names()).toEqual(['<billing.1>', '<bil ling.1.2>', 'billing.1.2', '<billing.x.2>']);
+    // a dead letter keeps its recipient as text: a name that is not a pid's text is retried to the name
+    const p = probe(node);
+    node.registry.register('<billing.1.3', p);
+    const id = await node.deadLetters.add({ recipient: '<billing.1.3', message: 'm', reason: 'noproc' });
+    expect(await node.deadLetters.retry([id as string])).toMatchObject([{ ok: true }]);
+    expect(await p.receive()).toBe('m');
+  });
+
   it('lists names in registration order', () => {
     const node = track();
     node.registry.register('b', idler(node));
