@@ -243,6 +243,22 @@ describe('worker transport', () => {
     expect(await a.call('received', { count: 1, summary: true })).toEqual([['main', DEFAULT_WORKER_MAX_BATCH, 'xxxxxxxx', 'xxxxxx\u00e9!']]);
   }, 60_000);
 
+  it("a worker whose node throws an uncaught error is peerGone, and the thread that started it lives on (nobody listening for the Worker's 'error')", async () => {
+    const script = fileURLToPath(new URL('./fixtures/throwMain.mjs', import.meta.url));
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, [script, transportModule()], { timeout: 60_000 }, (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)));
+    });
+    expect(JSON.parse(out.trim())).toEqual({
+      first: 'w:hello',
+      gone: 'w',
+      workerCode: 1,
+      nodes: ['main'],
+      // the error is not lost: a process warning says which node it ended
+      warnings: [['Warning', 'KEEL_WORKER_NODE_ERROR', true]],
+      code: 0,
+    });
+  }, 60_000);
+
   it('a closed cluster lets the process exit by itself', async () => {
     const script = fileURLToPath(new URL('./fixtures/exitMain.mjs', import.meta.url));
     const out = await new Promise<string>((resolve, reject) => {

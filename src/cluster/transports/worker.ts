@@ -69,7 +69,9 @@ export interface WorkerHub {
   /**
    * Starts `script` on a new worker thread as the node `name`. The script calls
    * {@link workerTransport}`()` to get its transport (and {@link workerNode}`()` for its name and
-   * data). Throws `ERR_NAME_TAKEN` while a node of that name is attached to this hub.
+   * data). Throws `ERR_NAME_TAKEN` while a node of that name is attached to this hub. The worker's
+   * uncaught error ends its thread only: without an `'error'` listener of the caller's, it is a
+   * process warning (`KEEL_WORKER_NODE_ERROR`).
    */
   spawnNode(script: string | URL, options: SpawnNodeOptions): Worker;
   /** A transport for a node `name` in this thread (beside the workers'). Throws `ERR_NAME_TAKEN` as `spawnNode`. */
@@ -231,6 +233,13 @@ export function createWorkerHub(): WorkerHub {
       member.worker = worker;
       // a worker that ends before its port is read (a failed load) frees its name as well
       worker.once('exit', () => detach(member));
+      // a node's uncaught error ends its thread, not the one that started it (an 'error' nobody
+      // listens for would throw here and take every other node down): its peers see it gone, and
+      // unless the caller listens for 'error' itself, a process warning keeps the error visible
+      worker.on('error', (e: unknown) => {
+        if (worker.listenerCount('error') > 1) return;
+        process.emitWarning(`the worker node '${name}' ended with an uncaught error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`, { code: 'KEEL_WORKER_NODE_ERROR' });
+      });
       return worker;
     },
     transport(name: string, options?: WorkerTransportOptions): Transport {
