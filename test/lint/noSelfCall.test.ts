@@ -79,6 +79,7 @@ untyped.run('no-self-call (without types: by name)', noSelfCall, {
   ],
   invalid: [
     { code: `await GenServer.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall' }] },
+    { code: `const { self } = ctx;\nawait GenServer.call(ctx, self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
     { code: `import { GenServer as G } from 'keel';\nawait G.call(this.ctx, this.ctx.self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
     {
       code: `GenServer.startLink(ctx, {\n  init: () => 0,\n  handleInfo: async (m, s, c) => { await GenServer.call(c, 'me', m); return s; },\n}, undefined, { name: 'me' });`,

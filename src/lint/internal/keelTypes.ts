@@ -172,7 +172,7 @@ export function findVariable(context: Context, id: TSESTree.Identifier): TSESLin
 
 /**
  * True when `target` is `<from>.self` (the same receiver, compared as written), or a `const`
- * initialised with it (`const me = ctx.self`).
+ * initialised with it (`const me = ctx.self`, `const { self } = ctx`).
  */
 export function isSelfOf(context: Context, target: TSESTree.Node, from: TSESTree.Node): boolean {
   const text = (n: TSESTree.Node): string => context.sourceCode.getText(n).replace(/\s+/g, '');
@@ -182,6 +182,12 @@ export function isSelfOf(context: Context, target: TSESTree.Node, from: TSESTree
   if (target.type === 'Identifier') {
     const def = findVariable(context, target)?.defs[0];
     if (def?.type === 'Variable' && def.parent.kind === 'const' && def.node.init != null) {
+      // `const { self } = ctx` (or `{ self: me }`): the pattern's own `self` property
+      const prop = def.name.parent;
+      if (def.node.id.type === 'ObjectPattern' && prop?.type === 'Property' && prop.parent === def.node.id && prop.value === def.name) {
+        return !prop.computed && prop.key.type === 'Identifier' && prop.key.name === 'self' && text(def.node.init) === text(from);
+      }
+      if (def.node.id !== def.name) return false;
       return isSelfOf(context, def.node.init, from);
     }
   }
