@@ -106,6 +106,17 @@ untyped.run('no-raw-send (without types: by name)', noRawSend, {
       errors: [{ messageId: 'rawSend', column: 60, suggestions: [] }, { messageId: 'rawSend', column: 79, suggestions: [] }],
     },
     {
+      // a const that refers to itself (a TDZ error at run time, but it parses) is not followed for ever
+      code: `const a = a;\nctx.send(a, 'hi');`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          line: 2,
+          suggestions: [{ messageId: 'useSendSupervised', data: { from: 'ctx' }, output: `import { sendSupervised } from 'keel';\nconst a = a;\nvoid sendSupervised(ctx, a, 'hi');` }],
+        },
+      ],
+    },
+    {
       code: `const p = node.spawn((c) => (m) => { c.send(m.replyTo, 'pong'); });`,
       errors: [
         {

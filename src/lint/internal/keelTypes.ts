@@ -174,13 +174,17 @@ export function findVariable(context: Context, id: TSESTree.Identifier): TSESLin
  * True when `target` is `<from>.self` (the same receiver, compared as written), or a `const`
  * initialised with it (`const me = ctx.self`, `const { self } = ctx`).
  */
-export function isSelfOf(context: Context, target: TSESTree.Node, from: TSESTree.Node): boolean {
+export function isSelfOf(context: Context, target: TSESTree.Node, from: TSESTree.Node, seen: Set<TSESLint.Scope.Variable> = new Set()): boolean {
   const text = (n: TSESTree.Node): string => context.sourceCode.getText(n).replace(/\s+/g, '');
   if (target.type === 'MemberExpression' && !target.computed && target.property.type === 'Identifier' && target.property.name === 'self') {
     return text(target.object) === text(from);
   }
   if (target.type === 'Identifier') {
-    const def = findVariable(context, target)?.defs[0];
+    const variable = findVariable(context, target);
+    const def = variable?.defs[0];
+    // consts that refer to each other (`const a = b, b = a`: a TDZ error, but it parses) are followed once
+    if (variable === undefined || seen.has(variable)) return false;
+    seen.add(variable);
     if (def?.type === 'Variable' && def.parent.kind === 'const' && def.node.init != null) {
       // `const { self } = ctx` (or `{ self: me }`): the pattern's own `self` property
       const prop = def.name.parent;
@@ -188,7 +192,7 @@ export function isSelfOf(context: Context, target: TSESTree.Node, from: TSESTree
         return !prop.computed && prop.key.type === 'Identifier' && prop.key.name === 'self' && text(def.node.init) === text(from);
       }
       if (def.node.id !== def.name) return false;
-      return isSelfOf(context, def.node.init, from);
+      return isSelfOf(context, def.node.init, from, seen);
     }
   }
   return false;
