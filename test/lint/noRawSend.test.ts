@@ -11,6 +11,10 @@ typed.run('no-raw-send (with types)', noRawSend, {
     // a send to oneself is how a behaviour drives itself
     `${spawnHeader}node.spawn((ctx) => () => { ctx.send(ctx.self, 'tick'); });`,
     `${spawnHeader}node.spawn((ctx) => { const me = ctx.self; return () => { ctx.send(me, 'tick'); }; });`,
+    // a cast or a non-null assertion does not change who the receiver is
+    `${spawnHeader}node.spawn((ctx) => () => { (ctx as Context<string>).send(ctx.self, 'tick'); });`,
+    `${spawnHeader}declare const maybe: Context<string> | undefined;
+maybe!.send(maybe.self as Pid<string>, 'tick');`,
     // `self` destructured from the context is oneself too
     `${spawnHeader}node.spawn((ctx) => { const { self } = ctx; return () => { ctx.send(self, 'tick'); }; });`,
     `${spawnHeader}node.spawn((ctx) => { const { self: me } = ctx; return () => { ctx.send(me, 'tick'); }; });`,
@@ -104,6 +108,16 @@ untyped.run('no-raw-send (without types: by name)', noRawSend, {
       code: `const { self } = other; const { node: { self: s } } = ctx; ctx.send(self, 1); ctx.send(s, 2);`,
       filename: 'relay.cjs',
       errors: [{ messageId: 'rawSend', column: 60, suggestions: [] }, { messageId: 'rawSend', column: 79, suggestions: [] }],
+    },
+    {
+      // a non-null assertion on a context by name is still that context
+      code: `ctx!.send(peer, 'hi');`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          suggestions: [{ messageId: 'useSendSupervised', data: { from: 'ctx!' }, output: `import { sendSupervised } from 'keel';\nvoid sendSupervised(ctx!, peer, 'hi');` }],
+        },
+      ],
     },
     {
       // a const that refers to itself (a TDZ error at run time, but it parses) is not followed for ever
