@@ -144,6 +144,22 @@ untyped.run('handle-unexpected-messages', handleUnexpectedMessages, {
 });`,
     },
     {
+      // a branch without braces that ends in an if of its own: an added else would bind to that inner if (reported, not fixed)
+      code: `node.spawn((ctx) => (m) => {
+  if (m.type === 'ping') if (m.from) ctx.send(m.from, 'pong');
+});`,
+      errors: [{ messageId: 'noElse', line: 2 }],
+      output: null,
+    },
+    {
+      code: `node.spawn((ctx) => (m) => {
+  if (m.type === 'a') a();
+  else if (m.type === 'each') for (const x of m.xs) if (x) each(x);
+});`,
+      errors: [{ messageId: 'noElse', line: 2 }],
+      output: null,
+    },
+    {
       // sequential ifs: an else on the last would also run for what an earlier one took (reported, not fixed)
       code: `node.spawn((ctx) => (msg) => {
   if (msg.type === 'a') count++;

@@ -11,6 +11,13 @@ typed.run('no-raw-send (with types)', noRawSend, {
     // a send to oneself is how a behaviour drives itself
     `${spawnHeader}node.spawn((ctx) => () => { ctx.send(ctx.self, 'tick'); });`,
     `${spawnHeader}node.spawn((ctx) => { const me = ctx.self; return () => { ctx.send(me, 'tick'); }; });`,
+    // a cast or a non-null assertion does not change who the receiver is
+    `${spawnHeader}node.spawn((ctx) => () => { (ctx as Context<string>).send(ctx.self, 'tick'); });`,
+    `${spawnHeader}declare const maybe: Context<string> | undefined;
+maybe!.send(maybe.self as Pid<string>, 'tick');`,
+    // `self` destructured from the context is oneself too
+    `${spawnHeader}node.spawn((ctx) => { const { self } = ctx; return () => { ctx.send(self, 'tick'); }; });`,
+    `${spawnHeader}node.spawn((ctx) => { const { self: me } = ctx; return () => { ctx.send(me, 'tick'); }; });`,
     // node.send is from outside any process
     `${spawnHeader}node.send(other, 'hello');`,
     // a send on an unrelated object with a context-like name is not Keel's
@@ -96,6 +103,33 @@ untyped.run('no-raw-send (without types: by name)', noRawSend, {
     `ctx.send('x');`,
   ],
   invalid: [
+    {
+      // only the `self` of the pattern itself, of the same receiver, is oneself
+      code: `const { self } = other; const { node: { self: s } } = ctx; ctx.send(self, 1); ctx.send(s, 2);`,
+      filename: 'relay.cjs',
+      errors: [{ messageId: 'rawSend', column: 60, suggestions: [] }, { messageId: 'rawSend', column: 79, suggestions: [] }],
+    },
+    {
+      // a non-null assertion on a context by name is still that context
+      code: `ctx!.send(peer, 'hi');`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          suggestions: [{ messageId: 'useSendSupervised', data: { from: 'ctx!' }, output: `import { sendSupervised } from 'keel';\nvoid sendSupervised(ctx!, peer, 'hi');` }],
+        },
+      ],
+    },
+    {
+      // a const that refers to itself (a TDZ error at run time, but it parses) is not followed for ever
+      code: `const a = a;\nctx.send(a, 'hi');`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          line: 2,
+          suggestions: [{ messageId: 'useSendSupervised', data: { from: 'ctx' }, output: `import { sendSupervised } from 'keel';\nconst a = a;\nvoid sendSupervised(ctx, a, 'hi');` }],
+        },
+      ],
+    },
     {
       code: `const p = node.spawn((c) => (m) => { c.send(m.replyTo, 'pong'); });`,
       errors: [

@@ -76,9 +76,12 @@ untyped.run('no-self-call (without types: by name)', noSelfCall, {
      GenServer.start(node, spec);`,
     // a call to the server's name from outside its callbacks
     `GenServer.start(node, { init: () => 0 }, undefined, { name: 'billing' }); await GenServer.call(node, 'billing', 'x');`,
+    // consts that refer to each other (a TDZ error at run time, but it parses) are not followed for ever
+    `const a = b, b = a; await GenServer.call(ctx, a, 'x');`,
   ],
   invalid: [
     { code: `await GenServer.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall' }] },
+    { code: `const { self } = ctx;\nawait GenServer.call(ctx, self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
     { code: `import { GenServer as G } from 'keel';\nawait G.call(this.ctx, this.ctx.self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
     {
       code: `GenServer.startLink(ctx, {\n  init: () => 0,\n  handleInfo: async (m, s, c) => { await GenServer.call(c, 'me', m); return s; },\n}, undefined, { name: 'me' });`,

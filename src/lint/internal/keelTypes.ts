@@ -132,7 +132,8 @@ export const CONTEXT_NAMES: readonly string[] = ['ctx', 'context'];
  * The name heuristic: `ctx`, `context`, `<anything>.ctx`, or the first parameter of an `init`
  * passed to `spawn` / `spawnLink`.
  */
-export function looksLikeContext(context: Context, receiver: TSESTree.Node): boolean {
+export function looksLikeContext(context: Context, written: TSESTree.Node): boolean {
+  const receiver = unwrapTs(written);
   if (receiver.type === 'MemberExpression') {
     return !receiver.computed && receiver.property.type === 'Identifier' && CONTEXT_NAMES.includes(receiver.property.name);
   }
@@ -170,19 +171,37 @@ export function findVariable(context: Context, id: TSESTree.Identifier): TSESLin
   return undefined;
 }
 
+/** `e` without the TypeScript-only wrappers that do not change its value: `x as T`, `<T>x`, `x!`, `x satisfies T`. */
+export function unwrapTs(e: TSESTree.Node): TSESTree.Node {
+  let n = e;
+  while (n.type === 'TSAsExpression' || n.type === 'TSTypeAssertion' || n.type === 'TSNonNullExpression' || n.type === 'TSSatisfiesExpression') n = n.expression;
+  return n;
+}
+
 /**
  * True when `target` is `<from>.self` (the same receiver, compared as written), or a `const`
- * initialised with it (`const me = ctx.self`).
+ * initialised with it (`const me = ctx.self`, `const { self } = ctx`).
  */
-export function isSelfOf(context: Context, target: TSESTree.Node, from: TSESTree.Node): boolean {
-  const text = (n: TSESTree.Node): string => context.sourceCode.getText(n).replace(/\s+/g, '');
+export function isSelfOf(context: Context, target: TSESTree.Node, from: TSESTree.Node, seen: Set<TSESLint.Scope.Variable> = new Set()): boolean {
+  const text = (n: TSESTree.Node): string => context.sourceCode.getText(unwrapTs(n)).replace(/\s+/g, '');
+  target = unwrapTs(target);
   if (target.type === 'MemberExpression' && !target.computed && target.property.type === 'Identifier' && target.property.name === 'self') {
     return text(target.object) === text(from);
   }
   if (target.type === 'Identifier') {
-    const def = findVariable(context, target)?.defs[0];
+    const variable = findVariable(context, target);
+    const def = variable?.defs[0];
+    // consts that refer to each other (`const a = b, b = a`: a TDZ error, but it parses) are followed once
+    if (variable === undefined || seen.has(variable)) return false;
+    seen.add(variable);
     if (def?.type === 'Variable' && def.parent.kind === 'const' && def.node.init != null) {
-      return isSelfOf(context, def.node.init, from);
+      // `const { self } = ctx` (or `{ self: me }`): the pattern's own `self` property
+      const prop = def.name.parent;
+      if (def.node.id.type === 'ObjectPattern' && prop?.type === 'Property' && prop.parent === def.node.id && prop.value === def.name) {
+        return !prop.computed && prop.key.type === 'Identifier' && prop.key.name === 'self' && text(def.node.init) === text(from);
+      }
+      if (def.node.id !== def.name) return false;
+      return isSelfOf(context, def.node.init, from, seen);
     }
   }
   return false;

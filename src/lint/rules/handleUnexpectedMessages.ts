@@ -115,7 +115,8 @@ function checkIfChain(context: RuleContext, h: Handler): void {
     tail = tail.alternate;
   }
   const earlier = body.body.slice(0, -1).some((st) => st.type === 'IfStatement' && isDispatchTest(context, st.test, h.message));
-  const canFix = h.ctx !== undefined && !earlier;
+  // a last branch without braces that ends in an `if` of its own: an added `else` would bind to that inner `if`
+  const canFix = h.ctx !== undefined && !earlier && !endsInOpenIf(tail.consequent);
   const final = tail;
   context.report({
     node: last,
@@ -124,6 +125,23 @@ function checkIfChain(context: RuleContext, h: Handler): void {
     data: { message: h.message.name },
     ...(canFix ? { fix: (fixer: TSESLint.RuleFixer) => addElse(fixer, context, last, final, h) } : {}),
   });
+}
+
+/** True when `s` ends, outside braces, with an `if` that has no `else` (`if (a) x();`, `for (…) if (a) x();`): an `else` written after it is that `if`'s. */
+function endsInOpenIf(s: TSESTree.Statement): boolean {
+  switch (s.type) {
+    case 'IfStatement':
+      return s.alternate === null || endsInOpenIf(s.alternate);
+    case 'ForStatement':
+    case 'ForInStatement':
+    case 'ForOfStatement':
+    case 'WhileStatement':
+    case 'WithStatement':
+    case 'LabeledStatement':
+      return endsInOpenIf(s.body);
+    default:
+      return false;
+  }
 }
 
 /** `msg.type === 'a'` (either side, `==` too), or several of those joined by `||`. */

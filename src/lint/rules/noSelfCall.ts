@@ -46,12 +46,16 @@ export const noSelfCall = createRule<Options, 'selfCall'>({
 type Context = Parameters<(typeof noSelfCall)['create']>[0];
 
 /** A string literal (a template without expressions too), or a `const` initialised with one. */
-function stringValue(context: Context, e: TSESTree.Node): string | undefined {
+function stringValue(context: Context, e: TSESTree.Node, seen: Set<unknown> = new Set()): string | undefined {
   if (e.type === 'Literal' && typeof e.value === 'string') return e.value;
   if (e.type === 'TemplateLiteral' && e.expressions.length === 0) return e.quasis[0]?.value.cooked ?? undefined;
   if (e.type === 'Identifier') {
-    const def = findVariable(context, e)?.defs[0];
-    if (def?.type === 'Variable' && def.parent.kind === 'const' && def.node.init != null && def.node.init !== e) return stringValue(context, def.node.init);
+    const variable = findVariable(context, e);
+    const def = variable?.defs[0];
+    // consts that refer to each other (`const a = b, b = a`: a TDZ error, but it parses) are followed once
+    if (variable === undefined || seen.has(variable)) return undefined;
+    seen.add(variable);
+    if (def?.type === 'Variable' && def.parent.kind === 'const' && def.node.init != null && def.node.id === def.name) return stringValue(context, def.node.init, seen);
   }
   return undefined;
 }
