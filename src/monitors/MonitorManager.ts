@@ -38,6 +38,9 @@ function settings(options: MonitorManagerOptions | undefined): Settings {
   };
 }
 
+/** The options of a demonitor that flushes (one object for every call). */
+const FLUSH: { flush: boolean } = Object.freeze({ flush: true });
+
 /**
  * @internal The node's monitor manager: a ledger of managed monitors (node-owned), and a process
  * under the node's services supervisor that owns only the leak-check timer.
@@ -137,11 +140,12 @@ export class ManagedMonitors implements MonitorManager {
     const entry = this.ledger.get(ref);
     if (entry === undefined) {
       // gone already (its target died): a Down may still wait in the mailbox, and flush removes it
-      if (options?.flush === true) owner.demonitor(ref, { flush: true });
+      if (options?.flush === true) owner.demonitor(ref, FLUSH);
       return 'not_found';
     }
     if (entry.owner.proc !== owner) return 'not_owner';
-    owner.demonitor(ref, { flush: options?.flush === true });
+    // no options object unless it flushes: ctx.demonitor checks the options it is given, once per call
+    owner.demonitor(ref, options?.flush === true ? FLUSH : undefined);
     this.ledger.remove(entry);
     this.#event(entry, false);
     return 'ok';
