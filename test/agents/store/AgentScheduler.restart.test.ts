@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { AgentScheduler } from '../../../src/agents/AgentScheduler.js';
 import { componentStates } from '../../../src/agents/internal/componentState.js';
 import type { AgentStore } from '../../../src/agents/store/AgentStore.js';
+import type { AgentSchedulerHandle } from '../../../src/agents/scheduler/types.js';
 import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
 import { GenServer, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../../src/testing/index.js';
@@ -135,7 +136,8 @@ describe('AgentScheduler with a SQLite store (a new node on the same file)', () 
     expect(new Database(file, { readonly: true }).prepare('SELECT count(*) AS n FROM agent_records').get()).toEqual({ n: 0 });
   });
 
-  it('counts and skips a corrupt record, and resumes the others', async () => {
+  /** A store file holding two schedules by name (w1's and w2's 'beat', every 100 ms), its node shut down. */
+  async function twoSchedulesStored(): Promise<string> {
     const file = tmpfile();
     const node1 = track({ clock: new TestClock({ start: START }), services: { agents: { store: { kind: 'sqlite', path: file } } } });
     recorder(node1, 'w1');
@@ -144,31 +146,36 @@ describe('AgentScheduler with a SQLite store (a new node on the same file)', () 
     await s1.registerPeriodic('w1', 'beat', 100, 'one');
     await s1.registerPeriodic('w2', 'beat', 100, 'two');
     await node1.shutdown();
-    const db = new Database(file);
-    db.prepare("UPDATE agent_records SET value = x'00ff13' WHERE key = ?").run(JSON.stringify(['w1', 'beat']));
-    db.prepare("INSERT INTO agent_records VALUES ('ticks', 'schedule', 'stray', ?)").run(Buffer.from([0xff, 0x0f, 0x49, 0x02])); // v8 for the number 1: not a schedule
-    db.close();
+    return file;
+  }
+
+  /** A new node on `file` whose scheduler resumed w2's schedule alone (w1's record was spoilt): w2 fires at +100, w1 has none. */
+  async function resumesW2Only(file: string): Promise<AgentSchedulerHandle> {
     const node2 = track({ clock: new TestClock({ start: START }), services: { agents: { store: { kind: 'sqlite', path: file } } } });
     recorder(node2, 'w1');
     const w2 = recorder(node2, 'w2');
     const s2 = await AgentScheduler.start(node2, { name: 'ticks' });
-    expect(await s2.stats()).toMatchObject({ schedules: 1, resumed: 1, dropped: 0, corrupt: 2 });
+    expect(await s2.list('w1')).toEqual([]);
     expect(await s2.list('w2')).toMatchObject([{ id: 'beat', nextDueAt: START + 100 }]);
     await (node2.clock as TestClock).advance(100);
     await node2.idle();
     expect(w2.at).toEqual([START + 100]);
+    return s2;
+  }
+
+  it('counts and skips a corrupt record, and resumes the others', async () => {
+    const file = await twoSchedulesStored();
+    const db = new Database(file);
+    db.prepare("UPDATE agent_records SET value = x'00ff13' WHERE key = ?").run(JSON.stringify(['w1', 'beat']));
+    db.prepare("INSERT INTO agent_records VALUES ('ticks', 'schedule', 'stray', ?)").run(Buffer.from([0xff, 0x0f, 0x49, 0x02])); // v8 for the number 1: not a schedule
+    db.close();
+    const s2 = await resumesW2Only(file);
+    expect(await s2.stats()).toMatchObject({ schedules: 1, resumed: 1, dropped: 0, corrupt: 2 });
   });
 
   it('counts as corrupt a stored record whose interval the door refuses (above Number.MAX_SAFE_INTEGER ms), and goes on', async () => {
     // such a record (written before the door refused it, or by hand) would overflow its firing delay
-    const file = tmpfile();
-    const node1 = track({ clock: new TestClock({ start: START }), services: { agents: { store: { kind: 'sqlite', path: file } } } });
-    recorder(node1, 'w1');
-    recorder(node1, 'w2');
-    const s1 = await AgentScheduler.start(node1, { name: 'ticks' });
-    await s1.registerPeriodic('w1', 'beat', 100, 'one');
-    await s1.registerPeriodic('w2', 'beat', 100, 'two');
-    await node1.shutdown();
+    const file = await twoSchedulesStored();
     const db = new Database(file);
     const key = JSON.stringify(['w1', 'beat']);
     const row = db.prepare('SELECT value FROM agent_records WHERE key = ?').get(key) as { value: Buffer };
@@ -176,15 +183,8 @@ describe('AgentScheduler with a SQLite store (a new node on the same file)', () 
     expect(record).toMatchObject({ intervalMs: 100, jitter: 0 });
     db.prepare('UPDATE agent_records SET value = ? WHERE key = ?').run(v8.serialize({ ...record, intervalMs: Number.MAX_VALUE, jitter: 1e300 }), key);
     db.close();
-    const node2 = track({ clock: new TestClock({ start: START }), services: { agents: { store: { kind: 'sqlite', path: file } } } });
-    recorder(node2, 'w1');
-    const w2 = recorder(node2, 'w2');
-    const s2 = await AgentScheduler.start(node2, { name: 'ticks' });
+    const s2 = await resumesW2Only(file);
     expect(await s2.stats()).toMatchObject({ schedules: 1, resumed: 1, dropped: 0, corrupt: 1 });
-    expect(await s2.list('w1')).toEqual([]);
-    await (node2.clock as TestClock).advance(100);
-    await node2.idle();
-    expect(w2.at).toEqual([START + 100]);
   });
 
   it('refuses a message that is not plain data for a schedule by name, at the call (ERR_NOT_SERIALIZABLE); a schedule by pid takes it', async () => {
