@@ -20,10 +20,13 @@ export type Probe<M = unknown> = Pid<M> & {
   readonly ctx: Context<M>;
   /**
    * Takes the first message not yet taken that matches `predicate`, waiting for it if needed.
-   * `timeout` (real ms, default 2000) is a failure guard: it rejects with `ERR_RECEIVE_TIMEOUT`.
+   * `timeout` (real ms, default 2000, at most 2^31 - 1) is a failure guard: it rejects with `ERR_RECEIVE_TIMEOUT`.
    */
   receive(predicate?: (message: M | SystemMessage) => boolean, options?: { timeout?: number }): Promise<M | SystemMessage>;
 };
+
+/** The longest failure guard: a host timer's range (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMEOUT = 2 ** 31 - 1;
 
 interface Waiter {
   readonly predicate: (message: unknown) => boolean;
@@ -64,8 +67,9 @@ export function probe<M = unknown>(node: Node): Probe<M> {
   const receive = (predicate: (message: unknown) => boolean = () => true, options: { timeout?: number } = {}): Promise<unknown> => {
     if (typeof predicate !== 'function') throw new InvalidArgumentError('predicate', 'a function', predicate);
     const timeout = options.timeout ?? 2000;
-    if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0) {
-      throw new InvalidArgumentError('timeout', 'a finite number of milliseconds >= 0', timeout);
+    // at most what a host timer takes: past 2^31 - 1 ms Node fires it after 1 ms
+    if (typeof timeout !== 'number' || !(timeout >= 0 && timeout <= MAX_TIMEOUT)) {
+      throw new InvalidArgumentError('timeout', `a number of milliseconds from 0 to ${MAX_TIMEOUT}`, timeout);
     }
     const i = untaken.findIndex(predicate);
     if (i >= 0) return Promise.resolve(untaken.splice(i, 1)[0]);

@@ -113,6 +113,8 @@ describe('probe.receive', () => {
     const invalid = expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' });
     expect(() => p.receive('x' as never)).toThrow(invalid);
     expect(() => p.receive(undefined, { timeout: -1 })).toThrow(invalid);
+    // past a host timer's range Node fires after 1 ms: such a guard would reject at once
+    for (const timeout of [2 ** 31, Infinity, NaN]) expect(() => p.receive(undefined, { timeout })).toThrow(invalid);
   });
 });
 
