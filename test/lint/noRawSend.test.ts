@@ -31,6 +31,26 @@ maybe!.send(maybe.self as Pid<string>, 'tick');`,
   ],
   invalid: [
     {
+      // the method named in brackets, found by its type
+      code: `${spawnHeader}node.spawn((c: Context<string>) => () => { c['send'](other, 'hi'); });`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          line: 4,
+          suggestions: [
+            {
+              messageId: 'useSendSupervised',
+              data: { from: 'c' },
+              output: `import { createNode, type Context, type Pid, sendSupervised } from 'keel';
+const node = createNode();
+declare const other: Pid<string>;
+node.spawn((c: Context<string>) => () => { void sendSupervised(c, other, 'hi'); });`,
+            },
+          ],
+        },
+      ],
+    },
+    {
       code: `${spawnHeader}node.spawn((ctx: Context<string>) => () => { ctx.send(other, 'hi'); });`,
       errors: [
         {
@@ -108,6 +128,16 @@ untyped.run('no-raw-send (without types: by name)', noRawSend, {
       code: `const { self } = other; const { node: { self: s } } = ctx; ctx.send(self, 1); ctx.send(s, 2);`,
       filename: 'relay.cjs',
       errors: [{ messageId: 'rawSend', column: 60, suggestions: [] }, { messageId: 'rawSend', column: 79, suggestions: [] }],
+    },
+    {
+      // the method named in brackets is the same method
+      code: `ctx['send'](peer, 'hi');`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          suggestions: [{ messageId: 'useSendSupervised', data: { from: 'ctx' }, output: `import { sendSupervised } from 'keel';\nvoid sendSupervised(ctx, peer, 'hi');` }],
+        },
+      ],
     },
     {
       // a non-null assertion on a context by name is still that context

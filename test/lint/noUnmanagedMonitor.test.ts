@@ -41,6 +41,8 @@ untyped.run('no-unmanaged-monitor (without types: by name)', noUnmanagedMonitor,
   invalid: [
     { code: `const ref = ctx.monitor(pid);`, errors: [{ messageId: 'unmanaged' }] },
     { code: `p.ctx.monitor(pid);`, errors: [{ messageId: 'unmanagedDropped' }] },
+    { code: `const ref = ctx['monitor'](pid);`, errors: [{ messageId: 'unmanaged' }] },
+    { code: 'ctx[`monitor`](pid);', errors: [{ messageId: 'unmanagedDropped' }] },
     { code: `void context.monitor(pid);`, errors: [{ messageId: 'unmanagedDropped' }] },
     { code: `node.spawn((self) => () => { self.monitor(pid); });`, errors: [{ messageId: 'unmanagedDropped' }] },
     { code: `ctx.node.monitors.monitor(ctx, pid);`, errors: [{ messageId: 'droppedRef' }] },

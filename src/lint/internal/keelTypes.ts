@@ -217,12 +217,15 @@ export function isDiscarded(call: TSESTree.Node): boolean {
   return parent.type === 'SequenceExpression' && parent.expressions.at(-1) !== call;
 }
 
-/** `receiver.name(...)` as written (not computed), else undefined. */
+/** `receiver.name(...)`, or `receiver['name'](...)` with the name a string literal, else undefined. */
 export function methodCall(node: TSESTree.CallExpression, name: string): TSESTree.MemberExpression | undefined {
   const callee = node.callee;
-  return callee.type === 'MemberExpression' && !callee.computed && callee.property.type === 'Identifier' && callee.property.name === name
-    ? callee
-    : undefined;
+  if (callee.type !== 'MemberExpression') return undefined;
+  const p = callee.property;
+  const named = callee.computed
+    ? (p.type === 'Literal' && p.value === name) || (p.type === 'TemplateLiteral' && p.expressions.length === 0 && p.quasis[0]?.value.cooked === name)
+    : p.type === 'Identifier' && p.name === name;
+  return named ? callee : undefined;
 }
 
 /** The local name under which `imported` is imported from `source` (`import { imported as local } from source`), if it is. */
