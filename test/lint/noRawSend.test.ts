@@ -6,6 +6,32 @@ const node = createNode();
 declare const other: Pid<string>;
 `;
 
+/**
+ * A send to another process from a context named `receiver` in a spawned init (`send` as written,
+ * `ctx.send` or `ctx['send']`), flagged on line 4 with its suggestion: `sendSupervised` added to the import.
+ */
+function spawnedSend(receiver: string, send: string) {
+  return {
+    code: `${spawnHeader}node.spawn((${receiver}: Context<string>) => () => { ${send}(other, 'hi'); });`,
+    errors: [
+      {
+        messageId: 'rawSend' as const,
+        line: 4,
+        suggestions: [
+          {
+            messageId: 'useSendSupervised' as const,
+            data: { from: receiver },
+            output: `import { createNode, type Context, type Pid, sendSupervised } from 'keel';
+const node = createNode();
+declare const other: Pid<string>;
+node.spawn((${receiver}: Context<string>) => () => { void sendSupervised(${receiver}, other, 'hi'); });`,
+          },
+        ],
+      },
+    ],
+  };
+}
+
 typed.run('no-raw-send (with types)', noRawSend, {
   valid: [
     // a send to oneself is how a behaviour drives itself
@@ -30,45 +56,9 @@ maybe!.send(maybe.self as Pid<string>, 'tick');`,
      context.send('a', 'b');`,
   ],
   invalid: [
-    {
-      // the method named in brackets, found by its type
-      code: `${spawnHeader}node.spawn((c: Context<string>) => () => { c['send'](other, 'hi'); });`,
-      errors: [
-        {
-          messageId: 'rawSend',
-          line: 4,
-          suggestions: [
-            {
-              messageId: 'useSendSupervised',
-              data: { from: 'c' },
-              output: `import { createNode, type Context, type Pid, sendSupervised } from 'keel';
-const node = createNode();
-declare const other: Pid<string>;
-node.spawn((c: Context<string>) => () => { void sendSupervised(c, other, 'hi'); });`,
-            },
-          ],
-        },
-      ],
-    },
-    {
-      code: `${spawnHeader}node.spawn((ctx: Context<string>) => () => { ctx.send(other, 'hi'); });`,
-      errors: [
-        {
-          messageId: 'rawSend',
-          line: 4,
-          suggestions: [
-            {
-              messageId: 'useSendSupervised',
-              data: { from: 'ctx' },
-              output: `import { createNode, type Context, type Pid, sendSupervised } from 'keel';
-const node = createNode();
-declare const other: Pid<string>;
-node.spawn((ctx: Context<string>) => () => { void sendSupervised(ctx, other, 'hi'); });`,
-            },
-          ],
-        },
-      ],
-    },
+    // the method named in brackets is found by its type as the dotted one is
+    spawnedSend('c', `c['send']`),
+    spawnedSend('ctx', 'ctx.send'),
     {
       // a context under another name is found by its type; an existing import is reused
       code: `import { sendSupervised as supervised, type Context, type Pid } from 'keel';

@@ -5,6 +5,7 @@ import { Cause, type DeathWatch } from './DeathWatch.js';
 import { F_BUSY, F_DEAD, F_RUNNING, F_SCHEDULED, F_TOP, type Proc } from './Proc.js';
 import type { ProcTable } from './ProcTable.js';
 import type { Scheduler } from './Scheduler.js';
+import { MAX_HOST_DELAY } from './TimerHeap.js';
 
 /** What an idle waiter waits for: no runnable process; and no service I/O; and no busy handler either. */
 const Quiet = { Runnable: 0, Io: 1, All: 2 } as const;
@@ -232,9 +233,6 @@ function checkTimeoutOptions(options: unknown): asserts options is { timeoutMs?:
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an object { timeoutMs }', options);
   checkKeys(options, ['timeoutMs'], 'options');
 }
-
-/** The longest delay a host timer takes: a longer one fires after 1 ms (Node's TimeoutOverflowWarning). */
-const MAX_HOST_DELAY = 2 ** 31 - 1;
 
 /**
  * A real-time guard of `ms`, any finite delay `validateDelay` accepts: one longer than a host timer

@@ -22,7 +22,8 @@ export class TimerEntry {
   }
 }
 
-const MAX_HOST_DELAY = 2 ** 31 - 1;
+/** @internal The longest delay a host timer takes: a longer one fires after 1 ms (Node's TimeoutOverflowWarning). */
+export const MAX_HOST_DELAY = 2 ** 31 - 1;
 
 /**
  * @internal A node's timers: a binary min-heap on (deadline, sequence) behind one host timer on the
