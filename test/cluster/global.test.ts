@@ -2,11 +2,12 @@
 // The global registry (names and process groups on a JetStream KV bucket), with nodes of this OS
 // process joined over the in-memory network and one nats-server (JetStream) for the file.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
 import { conflictName, fencedName, GlobalRegistry, type GlobalOptions } from '../../src/cluster/global/index.js';
-import { memberKey } from '../../src/cluster/global/store.js';
+import { memberKey, nameKey, openBucket } from '../../src/cluster/global/store.js';
 import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
 import { GenServer, type GenServerSpec } from '../../src/otp/GenServer.js';
 import { isDown, isExit, type Down, type Exit } from '../../src/runtime/messages.js';
@@ -508,6 +509,86 @@ describe('process groups', () => {
   });
 });
 
+describe('delete markers', () => {
+  /** What the bucket's stream holds, key by key: the operation of each key's last message. */
+  async function contents(nc: NatsConnection, bucket: string): Promise<{ messages: number; ops: string[] }> {
+    const jsm = await jetstreamManager(nc);
+    const messages = (await jsm.streams.info(`KV_${bucket}`)).state.messages;
+    const kv = await new Kvm(nc).open(bucket);
+    const history = await kv.history({ key: '>' });
+    const ops: string[] = [];
+    for await (const e of history) ops.push(e.operation);
+    return { messages, ops };
+  }
+
+  it('a sweep removes the markers that released names and departed members left, and a node starting after it reads only live keys', async () => {
+    const { members, bucket, net } = await nodes(['a'], { markerGraceMs: 0 });
+    const [a] = members as [Member];
+    const pids = Array.from({ length: 10 }, () => a.node.spawn(() => () => undefined));
+    for (const [i, p] of pids.entries()) await a.global.register(`n${i}`, p);
+    for (const p of pids.slice(0, 5)) await a.global.join('workers', p);
+    const keep = a.node.spawn(() => () => undefined);
+    await a.global.register('kept', keep);
+    for (let i = 0; i < 10; i++) expect(await a.global.unregister(`n${i}`)).toBe(true);
+    for (const p of pids.slice(0, 5)) await a.global.leave('workers', p);
+    await a.global.sync();
+    const before = await contents(a.nc, bucket);
+    expect(before.ops.filter((op) => op === 'DEL')).toHaveLength(15);
+    const { events } = captureEvents(a.node, ['keel.global.swept']);
+    expect(await a.global.sweepMarkers()).toBe(15);
+    expect(events.map((e) => e.measurements)).toEqual([{ count: 15 }]);
+    const after = await contents(a.nc, bucket);
+    expect(after.ops).not.toContain('DEL');
+    expect(after.messages).toBe(before.messages - 15);
+    // a second sweep finds nothing left
+    expect(await a.global.sweepMarkers()).toBe(0);
+    // the live name is untouched, here and for a node that starts now
+    expect(a.global.whereis('kept')?.id).toBe(keep.id);
+    const b = track({ name: 'b' });
+    const cb = await Cluster.join(b, { transport: net.transport() });
+    await cb.waitFor(['a']);
+    const gb = await GlobalRegistry.start(b, { cluster: cb, connection: a.nc, bucket });
+    registries.push(gb);
+    expect(gb.names()).toEqual(['kept']);
+    expect(gb.whereis('kept')?.id).toBe(keep.id);
+    expect(gb.members('workers')).toEqual([]);
+  });
+
+  it('purging through a marker never removes a write made after it: a name registered again keeps its owner', async () => {
+    const { members, bucket } = await nodes(['a', 'b'], { markerGraceMs: 0 });
+    const [a, b] = members as [Member, Member];
+    const p1 = a.node.spawn(() => () => undefined);
+    await a.global.register('again', p1);
+    expect(await a.global.unregister('again')).toBe(true);
+    const kv = await new Kvm(a.nc).open(bucket);
+    const marker = await kv.get(nameKey('again'));
+    expect(marker?.operation).toBe('DEL');
+    const p2 = a.node.spawn(() => () => undefined);
+    await a.global.register('again', p2);
+    // what a sweep does with a marker it read just before the name was registered again
+    const { purgeThrough, close } = await openBucket({ connection: a.nc }, bucket);
+    expect(await purgeThrough(nameKey('again'), marker!.revision)).toBe(0);
+    await close();
+    expect((await kv.get(nameKey('again')))?.operation).toBe('PUT');
+    await b.global.sync();
+    expect(b.global.whereis('again')?.id).toBe(p2.id);
+  });
+
+  it('a sweep whose connection is gone rejects and says so with an event; the registry still stops', async () => {
+    const { members } = await nodes(['a'], { markerGraceMs: 0 });
+    const [a] = members as [Member];
+    const { events } = captureEvents(a.node, ['keel.global.sweep_failed']);
+    await a.nc.close();
+    const e = await failure(() => a.global.sweepMarkers());
+    expect(e).toBeInstanceOf(Error);
+    expect(events).toHaveLength(1);
+    expect(events[0]!.measurements).toEqual({ count: 1 });
+    expect(events[0]!.metadata.error).toBe(e);
+    await a.global.stop();
+    expect(((await failure(() => a.global.sweepMarkers())) as { code: string }).code).toBe('ERR_NODE_STOPPED');
+  });
+});
+
 describe('options', () => {
   it('refuses a cluster of another node, a bad bucket, bad leases and unknown keys', async () => {
     const net = new MemoryNetwork();
@@ -522,6 +603,10 @@ describe('options', () => {
       // past a Node timer's range (2^31 - 1 ms) setTimeout/setInterval fire after 1 ms: a renewal loop every millisecond
       { cluster: ca, servers: nats().url, leaseMs: 2 ** 31 * 3 },
       { cluster: ca, servers: nats().url, marginMs: 2 ** 31 },
+      { cluster: ca, servers: nats().url, markerGraceMs: -1 },
+      { cluster: ca, servers: nats().url, markerGraceMs: NaN },
+      { cluster: ca, servers: nats().url, markerGraceMs: 2 ** 31 },
+      { cluster: ca, servers: nats().url, markerGraceMs: '0' },
       { cluster: ca, servers: nats().url, extra: 1 },
       { cluster: {}, servers: nats().url },
       null,

@@ -34,8 +34,9 @@ import type { Node } from '../../runtime/types.js';
 import { Cluster } from '../Cluster.js';
 import { Groups } from './Groups.js';
 import { Leases, leaseOver } from './Leases.js';
+import { sweepMarkers } from './Markers.js';
 import { Reaper } from './Reaper.js';
-import { checkName, type ConnectionChoice, decodeRecord, encodeRecord, type Entry, isCasFailure, nameKey, type NameRecord, openBucket, ownerPid, parseKey, syncKey } from './store.js';
+import { type Bucket, checkName, type ConnectionChoice, decodeRecord, encodeRecord, type Entry, isCasFailure, nameKey, type NameRecord, openBucket, ownerPid, parseKey, syncKey } from './store.js';
 
 export { conflictName, fencedName, type GlobalExitReason } from './Leases.js';
 
@@ -49,9 +50,15 @@ export interface GlobalOptions extends ConnectionChoice {
   readonly leaseMs?: number;
   /** How long past a lease's deadline another node waits before taking the name (ms): bounds clock drift and queue delay. Default 1000. */
   readonly marginMs?: number;
+  /**
+   * How long a delete's marker stays in the bucket before a sweep removes it (ms). A watch that
+   * lost its connection for longer may miss a delete. Each node sweeps every `markerGraceMs / 2`.
+   * Default 1,800,000 (30 minutes, as `kv.purgeDeletes`); 0 sweeps every marker.
+   */
+  readonly markerGraceMs?: number;
 }
 
-const KNOWN = ['cluster', 'connection', 'servers', 'connectionOptions', 'bucket', 'leaseMs', 'marginMs'];
+const KNOWN = ['cluster', 'connection', 'servers', 'connectionOptions', 'bucket', 'leaseMs', 'marginMs', 'markerGraceMs'];
 const BUCKET = /^[A-Za-z0-9_-]{1,64}$/;
 
 export class GlobalRegistry {
@@ -59,7 +66,9 @@ export class GlobalRegistry {
   readonly #cluster: Cluster;
   readonly #kv: KV;
   readonly #close: () => Promise<void>;
+  readonly #purgeThrough: (key: string, revision: number) => Promise<number>;
   readonly #leaseMs: number;
+  readonly #markerGraceMs: number;
   readonly #routerName: string;
   readonly #names = new Map<string, Entry>();
   readonly #leases: Leases;
@@ -71,19 +80,25 @@ export class GlobalRegistry {
   #seen = 0;
   #watch: Awaited<ReturnType<KV['watch']>> | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #sweeping: Promise<number> | undefined;
   #router: Proc | undefined;
   #stopped = false;
   #stopping: Promise<void> | undefined;
   #removeShutdown: (() => void) | undefined;
 
-  private constructor(kernel: Kernel, cluster: Cluster, kv: KV, close: () => Promise<void>, bucket: string, leaseMs: number, marginMs: number) {
+  private constructor(kernel: Kernel, cluster: Cluster, bucket: Bucket, name: string, times: { leaseMs: number; marginMs: number; markerGraceMs: number }) {
+    const { leaseMs, marginMs } = times;
+    const kv = bucket.kv;
     this.#kernel = kernel;
     this.#cluster = cluster;
     this.#kv = kv;
-    this.#close = close;
+    this.#close = bucket.close;
+    this.#purgeThrough = bucket.purgeThrough;
     this.#leaseMs = leaseMs;
-    this.#routerName = `keel.global.${bucket}`;
-    this.#telemetryId = `keel.global.${bucket}.${kernel.name}.${kernel.creation}`;
+    this.#markerGraceMs = times.markerGraceMs;
+    this.#routerName = `keel.global.${name}`;
+    this.#telemetryId = `keel.global.${name}.${kernel.name}.${kernel.creation}`;
     const track = <T>(work: Promise<T>): Promise<T> => this.#track(work);
     this.#leases = new Leases({ kernel, kv, leaseMs, track });
     this.#reaper = new Reaper({ kernel, kv, marginMs, names: this.#names, owns: (name) => this.#leases.has(name), stopped: () => this.#stopped, track });
@@ -114,8 +129,9 @@ export class GlobalRegistry {
     if (typeof bucket !== 'string' || !BUCKET.test(bucket)) throw new InvalidArgumentError('options.bucket', 'a bucket name of 1 to 64 letters, digits, `_` or `-`', bucket);
     const leaseMs = positive(options.leaseMs, 'options.leaseMs', 5000);
     const marginMs = positive(options.marginMs, 'options.marginMs', 1000);
-    const { kv, close } = await kernel.trackIo(openBucket(options, bucket));
-    const registry = new GlobalRegistry(kernel, cluster, kv, close, bucket, leaseMs, marginMs);
+    const markerGraceMs = options.markerGraceMs === 0 ? 0 : positive(options.markerGraceMs, 'options.markerGraceMs', 1_800_000);
+    const opened = await kernel.trackIo(openBucket(options, bucket));
+    const registry = new GlobalRegistry(kernel, cluster, opened, bucket, { leaseMs, marginMs, markerGraceMs });
     try {
       await registry.#begin();
     } catch (e) {
@@ -165,6 +181,12 @@ export class GlobalRegistry {
       this.#reaper.reapExpired();
       this.#leases.renewAll();
     }, Math.max(1, Math.floor(this.#leaseMs / 3)));
+    // every node sweeps, at its own moments (a restart does not sweep at once; two sweeps at once are harmless)
+    const every = Math.max(1000, this.#markerGraceMs / 2);
+    this.#sweepTimer = setTimeout(() => {
+      this.#sweepTimer = setInterval(() => void this.sweepMarkers().catch(() => undefined), every);
+      void this.sweepMarkers().catch(() => undefined);
+    }, every * (0.5 + Math.random() / 2));
     this.#removeShutdown = kernel.onShutdown(() => void this.stop());
   }
 
@@ -299,6 +321,36 @@ export class GlobalRegistry {
     return { owned: this.#leases.size, reaps: this.#reaper.pending, joined: this.#groups.joinedCount, inflight: this.#inflight.size };
   }
 
+  /**
+   * Removes the bucket's delete markers older than `markerGraceMs` now (each node also does it every
+   * `markerGraceMs / 2`): a delete leaves a marker on its key, and without a sweep the bucket, and the
+   * time a node takes to read it at start, would grow with every name and group member that ever
+   * left. A key written again after its marker keeps that write. Resolves with how many markers
+   * went (those another node's sweep removed first are not counted); a sweep already running is
+   * joined. Emits `keel.global.swept`, or `keel.global.sweep_failed` and rejects.
+   */
+  sweepMarkers(): Promise<number> {
+    if (this.#stopped) return Promise.reject(new NodeStoppedError(this.#kernel.name, 'GlobalRegistry.sweepMarkers'));
+    if (this.#sweeping !== undefined) return this.#sweeping;
+    const telemetry = this.#kernel.telemetry;
+    const sweep = this.#track(sweepMarkers(this.#kv, this.#purgeThrough, this.#markerGraceMs)).then(
+      (count) => {
+        telemetry.execute('keel.global.swept', { count }, {});
+        return count;
+      },
+      (error: unknown) => {
+        telemetry.execute('keel.global.sweep_failed', { count: 1 }, { error });
+        throw error;
+      },
+    );
+    const done = (): void => {
+      this.#sweeping = undefined;
+    };
+    sweep.then(done, done);
+    this.#sweeping = sweep;
+    return sweep;
+  }
+
   /** Stops the registry: releases this node's names and memberships, stops the watch, closes a connection it opened. Idempotent. */
   stop(): Promise<void> {
     this.#stopping ??= this.#stop();
@@ -310,6 +362,7 @@ export class GlobalRegistry {
     this.#removeShutdown?.();
     this.#kernel.telemetry.detach(this.#telemetryId);
     clearInterval(this.#renewTimer);
+    clearTimeout(this.#sweepTimer); // a timeout, then an interval: clearTimeout clears either
     this.#reaper.stop();
     this.#leases.releaseAll();
     this.#groups.leaveAll();

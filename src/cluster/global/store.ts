@@ -135,8 +135,20 @@ export interface ConnectionChoice {
   readonly connectionOptions?: Omit<ConnectionOptions, 'servers'>;
 }
 
+/** The bucket as a registry uses it. */
+export interface Bucket {
+  readonly kv: KV;
+  /**
+   * Removes the messages of `key` up to and including the stream sequence `revision` (a delete
+   * marker's): never a write made after it. Resolves with how many messages went.
+   */
+  readonly purgeThrough: (key: string, revision: number) => Promise<number>;
+  /** Closes the connection when this registry opened it. */
+  readonly close: () => Promise<void>;
+}
+
 /** Opens (or creates) the bucket; `close` closes the connection when this registry opened it. */
-export async function openBucket(choice: ConnectionChoice, bucket: string): Promise<{ kv: KV; close: () => Promise<void> }> {
+export async function openBucket(choice: ConnectionChoice, bucket: string): Promise<Bucket> {
   let nc = choice.connection;
   let owned = false;
   if (nc === undefined) {
@@ -156,7 +168,16 @@ export async function openBucket(choice: ConnectionChoice, bucket: string): Prom
       // several nodes creating the bucket at once: the losers open the winner's
       kv = await kvm.open(bucket).catch(() => Promise.reject(e));
     }
-    return { kv, close: () => (owned ? connection.close() : Promise.resolve()) };
+    const { jetstreamManager } = await load(() => import('@nats-io/jetstream'));
+    const jsm = await jetstreamManager(connection);
+    // the stream and subjects of a bucket made with the KV defaults, as `kvm.create` above makes it
+    const stream = `KV_${bucket}`;
+    return {
+      kv,
+      // `seq`: up to but not including it, so a write after the marker (a higher sequence) stays
+      purgeThrough: async (key, revision) => (await jsm.streams.purge(stream, { filter: `$KV.${bucket}.${key}`, seq: revision + 1 })).purged,
+      close: () => (owned ? connection.close() : Promise.resolve()),
+    };
   } catch (e) {
     if (owned) await connection.close().catch(() => undefined);
     throw e;
