@@ -299,6 +299,65 @@ describe('remote monitor and link', () => {
     expect((exit.reason as Error).message).toBe('partner failed');
   });
 
+  it('a link and an unlink that cross leave both sides unlinked: an unlink is acknowledged (as since OTP 23)', async () => {
+    const { a, b, ca, cb } = await pair();
+    const pa = probe<Exit>(a);
+    const pb = probe<Exit>(b);
+    pa.ctx.trapExits(true);
+    pb.ctx.trapExits(true);
+    // all before either node's batch goes out: a links and unlinks b, while b links a
+    pa.ctx.link(pb);
+    pa.ctx.unlink(pb);
+    pb.ctx.link(pa);
+    // b's unlink acknowledgement travels back after b handled a's frames
+    await roundTrip(a, b);
+    await roundTrip(b, a);
+    expect(ca.internals()).toMatchObject({ entries: 0, books: 0 });
+    expect(cb.internals()).toMatchObject({ entries: 0, books: 0 });
+    // neither death reaches the other: no side kept a link
+    a.exit(pa, 'kill');
+    b.exit(pb, 'kill');
+    await roundTrip(a, b);
+    await roundTrip(b, a);
+    expect(pa.messages.filter(isExit)).toEqual([]);
+    expect(pb.messages.filter(isExit)).toEqual([]);
+  });
+
+  it('an exit of a link being unlinked is not delivered, and a link made again after an unlink stands on both sides', async () => {
+    const { a, b, ca, cb } = await pair();
+    const pa = probe<Exit>(a);
+    pa.ctx.trapExits(true);
+    const partner = b.spawn<string>(() => (m) => {
+      if (m === 'crash') throw new Error('partner failed');
+    });
+    pa.ctx.link(partner);
+    await roundTrip(a, b);
+    // the partner dies while a's unlink is on its way: its exit signal crosses the unlink
+    pa.ctx.unlink(partner);
+    b.send(partner, 'crash');
+    await b.idle();
+    await roundTrip(b, a);
+    await roundTrip(a, b);
+    await roundTrip(b, a);
+    expect(pa.messages.filter(isExit)).toEqual([]);
+    expect(ca.internals()).toMatchObject({ entries: 0, books: 0 });
+    expect(cb.internals()).toMatchObject({ entries: 0, books: 0 });
+    // unlink, then link again at once: the late acknowledgement of the unlink does not undo the new link
+    const other = b.spawn<string>(() => (m) => {
+      if (m === 'crash') throw new Error('other failed');
+    });
+    pa.ctx.link(other);
+    pa.ctx.unlink(other);
+    pa.ctx.link(other);
+    await roundTrip(a, b);
+    await roundTrip(b, a);
+    expect(ca.internals()).toMatchObject({ entries: 1, books: 1 });
+    expect(cb.internals()).toMatchObject({ entries: 1, books: 1 });
+    b.send(other, 'crash');
+    const exit = (await pa.receive(isExit)) as Exit;
+    expect((exit.reason as Error).message).toBe('other failed');
+  });
+
   it('a local death kills a linked remote process that does not trap exits', async () => {
     const { a, b } = await pair();
     const remote = probe<Down>(b);

@@ -13,6 +13,12 @@ export interface LinkEntry {
   readonly peer: Peer;
   readonly local: Proc;
   readonly remote: Pid;
+  /**
+   * 0 while the link stands; the id of the local process's unlink while its acknowledgement is on
+   * its way (the link is then gone for the local process: no exit signal either way, a crossing
+   * `l` frame is ignored), as Erlang's link protocol since OTP 23.
+   */
+  unlinking: number;
 }
 
 /** A local process's monitor of one of the peer's processes. */

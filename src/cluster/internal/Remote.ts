@@ -53,6 +53,7 @@ export class Remote implements RemoteRouter {
   readonly #kernel: Kernel;
   readonly #books = new Map<Proc, Book>();
   #nextCall = 0;
+  #nextUnlink = 0;
 
   constructor(host: RemoteHost) {
     this.#host = host;
@@ -113,18 +114,24 @@ export class Remote implements RemoteRouter {
       return;
     }
     const key = `${p.self.id}:${to.id}`;
-    if (peer.links.has(key)) return;
-    this.#addLink(peer, p, to, key);
+    const entry = peer.links.get(key);
+    if (entry === undefined) this.#addLink(peer, p, to, key);
+    else if (entry.unlinking === 0) return;
+    else entry.unlinking = 0; // linked again before the unlink was acknowledged: the late acknowledgement will not match
     this.#host.push(peer, `["l",${p.self.id},${to.id}]`);
   }
 
+  /**
+   * The link is gone for `p` at once; the entry stays until the peer acknowledges the unlink, so that
+   * a link frame the peer sent before it saw the unlink does not link the pair again on this side only.
+   */
   unlink(p: Proc, to: Pid): void {
     const peer = this.#host.peerOf(to);
     if (peer === undefined || to.creation !== peer.incarnation) return; // an earlier incarnation's pid: never linked
     const entry = peer.links.get(`${p.self.id}:${to.id}`);
-    if (entry === undefined) return;
-    this.#removeLink(entry);
-    this.#host.push(peer, `["u",${p.self.id},${to.id}]`);
+    if (entry === undefined || entry.unlinking !== 0) return;
+    entry.unlinking = ++this.#nextUnlink;
+    this.#host.push(peer, `["u",${p.self.id},${to.id},${entry.unlinking}]`);
   }
 
   monitor(p: Proc, ref: RefImpl, to: Pid): void {
@@ -277,9 +284,20 @@ export class Remote implements RemoteRouter {
         return;
       }
       case 'u': {
+        // the peer's process unlinked: the link goes (standing, or being unlinked from here as well),
+        // and the unlink is acknowledged whatever this side held
+        const from = this.#remotePid(peer, f[1]);
+        const to = Number(f[2]);
+        const entry = peer.links.get(`${to}:${from.id}`);
+        if (entry !== undefined) this.#removeLink(entry);
+        if (f[3] !== undefined) this.#host.push(peer, `["U",${to},${from.id},${this.#id(f[3])}]`);
+        return;
+      }
+      case 'U': {
+        // an acknowledgement of an unlink of ours: the entry goes, unless the pair was linked again since
         const from = this.#remotePid(peer, f[1]);
         const entry = peer.links.get(`${Number(f[2])}:${from.id}`);
-        if (entry !== undefined) this.#removeLink(entry);
+        if (entry !== undefined && entry.unlinking !== 0 && entry.unlinking === this.#id(f[3])) this.#removeLink(entry);
         return;
       }
       case 'x': {
@@ -296,6 +314,7 @@ export class Remote implements RemoteRouter {
           const entry = peer.links.get(`${to.self.id}:${from.id}`);
           if (entry === undefined) return;
           this.#removeLink(entry);
+          if (entry.unlinking !== 0) return; // unlinked here before the death: the peer's process is gone, and so is the entry
         }
         this.#kernel.remoteSignal(to, from, reason);
         return;
@@ -392,7 +411,7 @@ export class Remote implements RemoteRouter {
       peer.outboxLength = 0;
     }
     for (const entry of monitors) this.#kernel.enqueueTo(entry.owner, new DownMessage(entry.ref, entry.target, 'noconnection', undefined), undefined);
-    for (const entry of links) this.#kernel.remoteSignal(entry.local, entry.remote, 'noconnection');
+    for (const entry of links) if (entry.unlinking === 0) this.#kernel.remoteSignal(entry.local, entry.remote, 'noconnection');
     for (const call of calls) call.settle(false, new NoConnectionError(targetText(call.target), peer.name, 'no reply from'));
   }
 
@@ -427,7 +446,8 @@ export class Remote implements RemoteRouter {
     }
     for (const entry of book.links) {
       entry.peer.links.delete(`${p.self.id}:${entry.remote.id}`);
-      this.#host.push(entry.peer, `["x",${p.self.id},${entry.remote.id},${reasonText()},1]`);
+      // a link being unlinked is gone for this process: its death is not an exit signal to the peer
+      if (entry.unlinking === 0) this.#host.push(entry.peer, `["x",${p.self.id},${entry.remote.id},${reasonText()},1]`);
     }
     for (const entry of book.monitorsOut) {
       entry.peer.monitorsOut.delete(entry.ref.id);
@@ -446,7 +466,7 @@ export class Remote implements RemoteRouter {
   }
 
   #addLink(peer: Peer, local: Proc, remote: Pid, key: string): void {
-    const entry: LinkEntry = { peer, local, remote };
+    const entry: LinkEntry = { peer, local, remote, unlinking: 0 };
     peer.links.set(key, entry);
     this.#book(local).links.add(entry);
   }
