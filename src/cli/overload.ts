@@ -8,6 +8,7 @@ import {
   type Pid,
   type SendOutcome,
 } from '../index.js';
+import { InvalidArgumentError } from '../errors.js';
 import { heapLine, HeapSampler, type HeapReport } from './heapSampler.js';
 import { checkRunOptions, count } from './soak.js';
 
@@ -32,10 +33,21 @@ export const OVERLOAD_DEFAULTS: OverloadOptions = { duration: 60, rate: 100_000,
 
 export const OVERLOAD_POLICIES = ['reject', 'drop_newest', 'drop_oldest'] as const;
 export type OverloadPolicy = (typeof OVERLOAD_POLICIES)[number];
-/** Each consumer's bounded mailbox. */
+/** Each consumer's bounded mailbox, at most (a run too short to fill it gets a smaller one: {@link overloadCapacity}). */
 export const OVERLOAD_CAPACITY = 1000;
 /** The producer is this many times faster than its consumer. */
 export const OVERLOAD_FACTOR = 10;
+/** The fewest messages a producer may send: a consumer then falls at least 18 behind, past a mailbox of 2. */
+export const OVERLOAD_MIN_MESSAGES = 20;
+
+/**
+ * Each consumer's mailbox for a run: {@link OVERLOAD_CAPACITY}, or a tenth of what a producer sends
+ * when that is less, so that every run overflows (its consumer falls nine tenths behind): a short
+ * run's mailbox of 1,000 never filled, and its policies could not be seen at work.
+ */
+export function overloadCapacity(o: { duration: number; rate: number }): number {
+  return Math.max(2, Math.min(OVERLOAD_CAPACITY, Math.floor((o.rate * o.duration) / OVERLOAD_FACTOR)));
+}
 const TICK_MS = 10;
 const MAX_BURST_S = 0.25;
 const SETTLE_GRACE_MS = 30_000;
@@ -104,6 +116,9 @@ export interface OverloadReport {
 export function overloadOptions(input: Partial<OverloadOptions>): OverloadOptions {
   const o = { ...OVERLOAD_DEFAULTS, ...input };
   checkRunOptions(o);
+  if (o.rate * o.duration < OVERLOAD_MIN_MESSAGES) {
+    throw new InvalidArgumentError('--rate', `with --duration, at least ${OVERLOAD_MIN_MESSAGES} messages per producer (rate x duration): fewer overflow no mailbox`, o.rate);
+  }
   return o;
 }
 
@@ -226,8 +241,9 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
         wake();
       }
     };
+    const capacity = overloadCapacity(o);
     for (const lane of lanes) {
-      lane.consumer = node.spawn(consumerInit(lane), { name: `overload.${lane.policy}`, mailbox: { capacity: OVERLOAD_CAPACITY, overflow: lane.policy } });
+      lane.consumer = node.spawn(consumerInit(lane), { name: `overload.${lane.policy}`, mailbox: { capacity, overflow: lane.policy } });
     }
 
     const perTick = (ms: number) => Math.floor(o.rate * (ms / 1000));
@@ -317,7 +333,7 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
       const keptLast = lane.lastHandledSeq === lastSeq;
       return {
         policy: lane.policy,
-        capacity: OVERLOAD_CAPACITY,
+        capacity,
         producerRate: Math.round(sent / seconds),
         consumerRate: Math.round(lane.handledAtLoadEnd / seconds),
         sent,
@@ -367,7 +383,7 @@ function printReport(r: OverloadReport, print: (line: string) => void): void {
   const o = r.options;
   print('');
   print(
-    `keel soak --overload: ${o.duration} s, each producer ${count(o.rate)} msg/s, ${OVERLOAD_FACTOR}x faster than its consumer (a bounded mailbox of ${count(OVERLOAD_CAPACITY)}), seed ${o.seed}` +
+    `keel soak --overload: ${o.duration} s, each producer ${count(o.rate)} msg/s, ${OVERLOAD_FACTOR}x faster than its consumer (a bounded mailbox of ${count(r.lanes[0]?.capacity ?? OVERLOAD_CAPACITY)}), seed ${o.seed}` +
       (o.simulate ? ', on virtual time (simulated: the same --seed replays this report byte for byte)' : `, in ${((r.elapsedMs ?? 0) / 1000).toFixed(1)} s of real time`),
   );
   for (const l of r.lanes) {

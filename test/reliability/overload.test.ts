@@ -2,7 +2,7 @@
 // its consumer, the three at once for 10 s (KEEL_LONG=1: 60 s at 100,000 msg/s a producer). The
 // assertions are the counts, not the rates: a loaded CI machine sends less, never differently.
 import { describe, expect, it } from 'vitest';
-import { OVERLOAD_CAPACITY, OVERLOAD_FACTOR, OVERLOAD_POLICIES, overloadOptions, overloadPassed, runOverload } from '../../src/cli/overload.js';
+import { OVERLOAD_CAPACITY, OVERLOAD_FACTOR, OVERLOAD_POLICIES, overloadCapacity, overloadOptions, overloadPassed, runOverload } from '../../src/cli/overload.js';
 import { expectKeelError, thrown } from '../support.js';
 
 const LONG = process.env.KEEL_LONG === '1';
@@ -24,7 +24,8 @@ describe('keel soak --overload (runOverload)', () => {
       expect(l.dropped).toBeGreaterThan(0);
       // one message handled per ten sent during the load, then what its mailbox still held
       expect(l.handled).toBeGreaterThanOrEqual(Math.floor(l.sent / OVERLOAD_FACTOR));
-      expect(l.handled).toBeLessThanOrEqual(Math.floor(l.sent / OVERLOAD_FACTOR) + OVERLOAD_CAPACITY + 1);
+      expect(l.capacity).toBe(OVERLOAD_CAPACITY);
+      expect(l.handled).toBeLessThanOrEqual(Math.floor(l.sent / OVERLOAD_FACTOR) + l.capacity + 1);
       expect(raw.handled + raw.dropped).toBe(raw.sent);
       expect(enqueued.handled + enqueued.dropped).toBe(enqueued.sent);
       expect(handled.handled + handled.dropped).toBe(handled.sent);
@@ -56,7 +57,10 @@ describe('keel soak --overload (runOverload)', () => {
   it('catches a message its consumer loses: unaccounted 1 and a failed check', async () => {
     const lines: string[] = [];
     const r = await runOverload({ duration: 1, rate: 5000, seed: 4, simulate: true, inject: { loseOne: true } }, (l) => lines.push(l), () => {});
-    const [lossy, ...others] = r.lanes;
+    // the lane whose consumer first took a raw message past its hundredth forgets it: exactly one
+    const lossy = r.lanes.find((l) => l.unaccounted !== 0);
+    const others = r.lanes.filter((l) => l !== lossy);
+    expect(others).toHaveLength(2);
     expect(lossy!.unaccounted).toBe(1);
     expect(lossy!.sent).toBe(5000);
     expect(lossy!.handled + lossy!.dropped).toBe(4999);
@@ -69,7 +73,26 @@ describe('keel soak --overload (runOverload)', () => {
     expect(lines).toContain('  replay        npm run soak -- --overload --seed 4 --duration 1 --rate 5000 --simulate');
   }, 60_000);
 
+  it('a run too short to fill a mailbox of 1,000 gets a smaller one, and its policies are seen at work', async () => {
+    // 1,000 messages a producer: the consumer falls 900 behind, which a mailbox of 1,000 held whole
+    expect(overloadCapacity({ duration: 1, rate: 1000 })).toBe(100);
+    expect(overloadCapacity({ duration: 2, rate: 10 })).toBe(2);
+    expect(overloadCapacity({ duration: 60, rate: 100_000 })).toBe(OVERLOAD_CAPACITY);
+    const lines: string[] = [];
+    const r = await runOverload({ duration: 1, rate: 1000, seed: 1, simulate: true }, (l) => lines.push(l), () => {});
+    expect(r.checks).toEqual({ countsExact: true, outcomesExact: true, ordered: true, policiesHeld: true, noStrayDrops: true });
+    for (const l of r.lanes) {
+      expect(l.capacity).toBe(100);
+      expect(l.sent).toBe(1000);
+      expect(l.dropped, l.policy).toBeGreaterThan(0);
+    }
+    expect(lines.join('\n')).toContain('(a bounded mailbox of 100)');
+  }, 60_000);
+
   it('validates its options with typed errors naming the flag', () => {
+    // fewer than 20 messages a producer overflow no mailbox: a usage error, not a run that must fail
+    expectKeelError(thrown(() => overloadOptions({ duration: 1, rate: 19 })), 'ERR_INVALID_ARGUMENT', '--rate');
+    expect(overloadOptions({ duration: 1, rate: 20 }).rate).toBe(20);
     expect(overloadOptions({})).toEqual({ duration: 60, rate: 100_000, seed: 1, json: false, simulate: false });
     expectKeelError(thrown(() => overloadOptions({ duration: -1 })), 'ERR_INVALID_ARGUMENT', '--duration');
     expectKeelError(thrown(() => overloadOptions({ rate: Number.NaN })), 'ERR_INVALID_ARGUMENT', '--rate');
