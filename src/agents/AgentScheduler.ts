@@ -12,7 +12,7 @@ import type { Context, Node } from '../runtime/types.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from './component.js';
 import { componentState, endsForGood, releaseComponentState } from './internal/componentState.js';
 import { unwatch, watchProcess } from './internal/watch.js';
-import { type AgentStore, type AgentStoreRecord, type CorruptRecord, encodeValue } from './store/AgentStore.js';
+import { type AgentStore, type AgentStoreRecord, type CorruptRecord, encodeValue, recordKey } from './store/AgentStore.js';
 import { decodeSchedule, SCHEDULE, scheduleKey, type StoredSchedule } from './store/scheduleRecords.js';
 import { agentStoreFor } from './store/stores.js';
 import { type AgentEntry, type Kept, type Schedule, type State, Tick } from './scheduler/state.js';
@@ -293,13 +293,13 @@ function resumeStored(state: State, store: AgentStore, ctx: Context<any>): numbe
     return 0;
   }
   for (const c of corrupt) {
-    const key = readKey(c);
+    const key = recordKey(c);
     dropped(state, '', key ?? '', 'corrupt', key, ctx);
   }
   const now = ctx.node.clock.now();
   let resumed = 0;
   for (const record of records) {
-    const key = readKey(record);
+    const key = recordKey(record);
     let d: StoredSchedule | string;
     try {
       // a custom store may answer values that are not plain data: a getter or a proxy trap that throws makes the record corrupt, not the start
@@ -322,16 +322,6 @@ function resumeStored(state: State, store: AgentStore, ctx: Context<any>): numbe
     resumed++;
   }
   return resumed;
-}
-
-/** A stored record's key, or undefined when it is not a string or reading it throws (a custom store's record). */
-function readKey(record: { readonly key: string }): string | undefined {
-  try {
-    const key: unknown = record.key;
-    return typeof key === 'string' && key !== '' ? key : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function newKept(): Kept {
