@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, thrownText } from '../errors.js';
 import { markComponent } from '../otp/internal/lifecycle.js';
 import { observeScheduler } from './observe.js';
 import { type SendOptions, type SendOutcome, sendSupervised } from '../delivery/sendSupervised.js';
@@ -12,7 +12,7 @@ import type { Context, Node } from '../runtime/types.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from './component.js';
 import { componentState, endsForGood, releaseComponentState } from './internal/componentState.js';
 import { unwatch, watchProcess } from './internal/watch.js';
-import { type AgentStore, encodeValue } from './store/AgentStore.js';
+import { type AgentStore, type AgentStoreRecord, type CorruptRecord, encodeValue, recordKey } from './store/AgentStore.js';
 import { decodeSchedule, SCHEDULE, scheduleKey, type StoredSchedule } from './store/scheduleRecords.js';
 import { agentStoreFor } from './store/stores.js';
 import { type AgentEntry, type Kept, type Schedule, type State, Tick } from './scheduler/state.js';
@@ -279,23 +279,37 @@ function resumeKept(state: State, ctx: Context<any>): number {
 
 /** Started anew (a new OS process) with a store: each schedule by name resumes on the process that holds the name now. */
 function resumeStored(state: State, store: AgentStore, ctx: Context<any>): number {
-  let loaded: ReturnType<AgentStore['loadAll']>;
+  let records: AgentStoreRecord[];
+  let corrupt: CorruptRecord[];
   try {
-    loaded = store.loadAll(state.name, SCHEDULE);
+    const loaded = store.loadAll(state.name, SCHEDULE);
+    // a load that is not one (a custom store's) is a store that cannot be read, as a throw is
+    records = [...loaded.records];
+    corrupt = [...loaded.corrupt];
   } catch (e) {
     storeWrite(state, ctx, () => {
       throw e;
     });
     return 0;
   }
-  for (const c of loaded.corrupt) dropped(state, '', c.key, 'corrupt', c.key, ctx);
+  for (const c of corrupt) {
+    const key = recordKey(c);
+    dropped(state, '', key ?? '', 'corrupt', key, ctx);
+  }
   const now = ctx.node.clock.now();
   let resumed = 0;
-  for (const record of loaded.records) {
-    const d = decodeSchedule(record.value);
-    if (typeof d === 'string' || scheduleKey(d.agent, d.id) !== record.key) {
-      ctx.node.logger.error(`agent scheduler ${state.name}: store record ${record.key} is not a schedule (${typeof d === 'string' ? d : 'its key does not match'}); skipped`);
-      dropped(state, '', record.key, 'corrupt', record.key, ctx);
+  for (const record of records) {
+    const key = recordKey(record);
+    let d: StoredSchedule | string;
+    try {
+      // a custom store may answer values that are not plain data: a getter or a proxy trap that throws makes the record corrupt, not the start
+      d = key === undefined ? 'its key cannot be read' : decodeSchedule(record.value);
+    } catch (e) {
+      d = `reading it threw ${thrownText(e)}`;
+    }
+    if (typeof d === 'string' || scheduleKey(d.agent, d.id) !== key) {
+      ctx.node.logger.error(`agent scheduler ${state.name}: store record ${key ?? '(unreadable key)'} is not a schedule (${typeof d === 'string' ? d : 'its key does not match'}); skipped`);
+      dropped(state, '', key ?? '', 'corrupt', key, ctx);
       continue;
     }
     const pid = ctx.node.registry.whereis(d.agent);

@@ -1,3 +1,5 @@
+import { thrownText } from '../../errors.js';
+import { type AgentStoreRecord, type CorruptRecord, recordKey } from '../store/AgentStore.js';
 import { checkId, validateWorkflow } from './validate.js';
 import { addWorker, dispatch, enqueue, event, put, Requeue, wanted, WorkflowTimeout, type Run, type State, type TaskRun, type Worker } from './dispatch.js';
 import { RESULT, resultKey, storeWrite, WORKFLOW, workflowOfResult, type StoredResult, type StoredWorkflow } from './durable.js';
@@ -23,7 +25,8 @@ export interface Resumed {
   readonly dropped: number;
 }
 
-const after = (state: State, at: number): number => Math.max(0, at - state.ctx.node.clock.now());
+// at most Number.MAX_VALUE: a kept time plus a finite wait (a start far ahead, its stuck check far after) may add up to Infinity, which no timer takes
+const after = (state: State, at: number): number => Math.min(Number.MAX_VALUE, Math.max(0, at - state.ctx.node.clock.now()));
 
 /** Re-arms the workflow's own timers (timeout, stuck check) from its kept deadlines. */
 function rearmRun(state: State, wf: Run): void {
@@ -83,76 +86,119 @@ export function resumeKept(state: State): Resumed {
   return { workflows: state.runs.size, rerun, dropped: 0 };
 }
 
-/** Why a stored workflow record cannot be resumed, or undefined. */
-function invalid(state: State, key: string, value: unknown): string | undefined {
+/**
+ * The stored workflow, read once into a plain record, or why it cannot be resumed. A custom store may
+ * answer values that are not plain data: a getter or a proxy trap that throws makes the record
+ * unresumable (dropped as a corrupt one is), not the coordinator's start.
+ */
+function decodeWorkflow(state: State, key: string, record: AgentStoreRecord): StoredWorkflow | string {
+  try {
+    return readWorkflow(state, key, record.value);
+  } catch (e) {
+    return `reading it threw ${thrownText(e)}`;
+  }
+}
+
+function readWorkflow(state: State, key: string, value: unknown): StoredWorkflow | string {
   if (typeof value !== 'object' || value === null) return 'not an object';
   const v = value as Partial<StoredWorkflow>;
+  const { id, workflow } = v;
   try {
-    checkId(v.id);
-    if (v.id !== key) return 'its key does not match its id';
-    validateWorkflow(v.workflow as never);
+    checkId(id);
+    if (id !== key) return 'its key does not match its id';
+    validateWorkflow(workflow as never);
   } catch (e) {
     return e instanceof Error ? e.message : String(e);
   }
-  if (v.state !== 'running' && v.state !== 'paused' && v.state !== 'compensating') return 'state is not running | paused | compensating';
-  if (typeof v.startedAt !== 'number' || !Number.isFinite(v.startedAt)) return 'startedAt is not a time';
-  if (v.deadline !== undefined && (typeof v.deadline !== 'number' || Number.isNaN(v.deadline))) return 'deadline is not a time';
-  if (!Array.isArray(v.attempts) || !Array.isArray(v.completedOrder) || !Array.isArray(v.compensations)) return 'attempts, completedOrder or compensations is not an array';
-  if (v.state === 'compensating' && (typeof v.failure !== 'object' || v.failure === null)) return 'a compensating workflow without its failure';
-  if (!v.attempts.every((a) => Array.isArray(a) && typeof a[0] === 'string' && typeof a[1] === 'number')) return 'attempts is not a list of [task id, count]';
-  if (!v.compensations.every((c) => typeof c === 'object' && c !== null && typeof c.task === 'string' && typeof c.ok === 'boolean')) return 'compensations is not a list of { task, ok }';
-  for (const t of v.workflow!.tasks) {
+  const { state: at, startedAt, deadline, reassigned, attempts, budgets, completedOrder, failure, compensations, undoAttempts } = v;
+  if (at !== 'running' && at !== 'paused' && at !== 'compensating') return 'state is not running | paused | compensating';
+  if (typeof startedAt !== 'number' || !Number.isFinite(startedAt)) return 'startedAt is not a time';
+  // the coordinator writes a finite one (its start plus a finite timeoutMs): no timer takes Infinity
+  if (deadline !== undefined && (typeof deadline !== 'number' || !Number.isFinite(deadline))) return 'deadline is not a time';
+  if (!Array.isArray(attempts) || !Array.isArray(completedOrder) || !Array.isArray(compensations)) return 'attempts, completedOrder or compensations is not an array';
+  if (at === 'compensating' && (typeof failure !== 'object' || failure === null)) return 'a compensating workflow without its failure';
+  const pairs = attempts.map((a: unknown) => (Array.isArray(a) ? ([a[0], a[1]] as const) : undefined));
+  if (!pairs.every((a) => a !== undefined && typeof a[0] === 'string' && typeof a[1] === 'number')) return 'attempts is not a list of [task id, count]';
+  const settled = compensations.map((c: unknown) => (typeof c === 'object' && c !== null ? { ...c } : c) as CompensationOutcome);
+  if (!settled.every((c) => typeof c === 'object' && c !== null && typeof c.task === 'string' && typeof c.ok === 'boolean')) return 'compensations is not a list of { task, ok }';
+  for (const t of workflow!.tasks) {
     if (t.aggregate === true && !state.options.aggregators.has(t.kind)) return `no aggregator ${t.kind} in this coordinator`;
   }
-  return undefined;
+  return {
+    id: id!,
+    workflow: workflow!,
+    state: at,
+    startedAt,
+    deadline,
+    reassigned: reassigned!,
+    attempts: pairs as (readonly [string, number])[],
+    budgets: Array.isArray(budgets) ? budgets.map((b: unknown) => (Array.isArray(b) ? ([b[0], b[1], b[2]] as const) : b) as readonly [string, number, number]) : [],
+    completedOrder: [...completedOrder],
+    failure: failure === undefined || failure === null || typeof failure !== 'object' ? undefined : { failedTask: failure.failedTask, error: failure.error },
+    compensations: settled,
+    ...(undoAttempts !== undefined ? { undoAttempts } : {}),
+  };
 }
 
 /** Started anew (a new OS process) with a store: the stored active workflows resume; their tasks wait for workers. */
 export function resumeStored(state: State): Resumed {
   const store = state.store!;
-  let workflows: ReturnType<typeof store.loadAll>;
-  let results: ReturnType<typeof store.loadAll>;
+  let workflows: AgentStoreRecord[];
+  let corrupt: CorruptRecord[];
+  let results: (AgentStoreRecord | CorruptRecord)[];
   try {
-    workflows = store.loadAll(state.name, WORKFLOW);
-    results = store.loadAll(state.name, RESULT);
+    const w = store.loadAll(state.name, WORKFLOW);
+    const r = store.loadAll(state.name, RESULT);
+    // a load that is not one (a custom store's) is a store that cannot be read, as a throw is
+    workflows = [...w.records];
+    corrupt = [...w.corrupt];
+    results = [...r.records, ...r.corrupt];
   } catch (e) {
     storeWrite(state, '', () => {
       throw e;
     });
     return { workflows: 0, rerun: 0, dropped: 0 };
   }
-  const byKey = new Map(results.records.map((r) => [r.key, r.value as StoredResult]));
+  // each result record read once, here: one whose reading throws is of no use, as a corrupt one (its task runs again)
+  const rows: { key: string; value: { result: unknown } | undefined }[] = [];
+  for (const r of results) {
+    const key = recordKey(r);
+    if (key !== undefined) rows.push({ key, value: readResult(r) });
+  }
+  const byKey = new Map(rows.map((r) => [r.key, r.value]));
   // result records no resumed workflow can use (a dropped or corrupt workflow's, or one that cannot be
   // read) are deleted once the workflows are: a result is written with `insert` (the first wins), so a
   // stale one would stand in for the result of a later workflow of the same id, or of the task's re-run
   const unusable = (key: string, value: unknown): boolean => {
     const wf = workflowOfResult(key);
-    return wf === undefined || !state.runs.has(wf) || typeof value !== 'object' || value === null;
+    return wf === undefined || !state.runs.has(wf) || value === undefined;
   };
   const sweep = (): void => {
-    for (const r of [...results.records, ...results.corrupt]) {
-      if (unusable(r.key, 'value' in r ? r.value : undefined)) storeWrite(state, workflowOfResult(r.key) ?? '', (s) => s.delete(state.name, RESULT, r.key));
+    for (const r of rows) {
+      if (unusable(r.key, r.value)) storeWrite(state, workflowOfResult(r.key) ?? '', (s) => s.delete(state.name, RESULT, r.key));
     }
   };
-  let dropped = workflows.corrupt.length;
-  for (const c of workflows.corrupt) {
+  let dropped = corrupt.length;
+  for (const c of corrupt) {
     // a record that cannot be decoded is dropped once, as one that is not a workflow: reported and deleted
-    state.ctx.node.logger.error(`coordinator ${state.name}: stored workflow ${c.key} cannot be read (${c.error}); its records are deleted`);
-    event(state, 'workflow_dropped', {}, { workflow: c.key, reason: c.error });
-    storeWrite(state, c.key, (s) => s.delete(state.name, WORKFLOW, c.key));
+    const key = recordKey(c);
+    const error = corruptError(c);
+    state.ctx.node.logger.error(`coordinator ${state.name}: stored workflow ${key ?? '(unreadable key)'} cannot be read (${error}); its records are deleted`);
+    event(state, 'workflow_dropped', {}, { workflow: key ?? '', reason: error });
+    if (key !== undefined) storeWrite(state, key, (s) => s.delete(state.name, WORKFLOW, key));
   }
   let resumed = 0;
   let rerun = 0;
-  for (const record of workflows.records) {
-    const why = invalid(state, record.key, record.value);
-    if (why !== undefined) {
-      state.ctx.node.logger.error(`coordinator ${state.name}: stored workflow ${record.key} cannot be resumed (${why}); its records are deleted`);
-      event(state, 'workflow_dropped', {}, { workflow: record.key, reason: why });
-      storeWrite(state, record.key, (s) => s.delete(state.name, WORKFLOW, record.key));
+  for (const record of workflows) {
+    const key = recordKey(record);
+    const stored = key === undefined ? 'its key cannot be read' : decodeWorkflow(state, key, record);
+    if (typeof stored === 'string') {
+      state.ctx.node.logger.error(`coordinator ${state.name}: stored workflow ${key ?? '(unreadable key)'} cannot be resumed (${stored}); its records are deleted`);
+      event(state, 'workflow_dropped', {}, { workflow: key ?? '', reason: stored });
+      if (key !== undefined) storeWrite(state, key, (s) => s.delete(state.name, WORKFLOW, key));
       dropped++;
       continue;
     }
-    const stored = record.value as StoredWorkflow;
     const wf = newRun(state, stored.id, stored.workflow, stored.startedAt);
     wf.deadline = stored.deadline;
     wf.reassigned = typeof stored.reassigned === 'number' ? stored.reassigned : 0;
@@ -171,7 +217,7 @@ export function resumeStored(state: State): Resumed {
     const order = [...stored.completedOrder.filter((id) => wf.tasks.has(id)), ...wf.tasks.keys()];
     for (const id of new Set(order)) {
       const r = byKey.get(resultKey(wf.id, id));
-      if (typeof r !== 'object' || r === null) continue; // none, or a corrupt one: the task runs again
+      if (r === undefined) continue; // none, or a corrupt or unreadable one: the task runs again
       const t = wf.tasks.get(id)!;
       t.state = 'completed';
       t.result = r.result;
@@ -214,4 +260,23 @@ export function resumeStored(state: State): Resumed {
   sweep();
   dispatch(state);
   return { workflows: resumed, rerun, dropped };
+}
+
+/** A result record's value as far as a resume uses it, or undefined: none (a corrupt row), not an object, or reading it threw. */
+function readResult(r: AgentStoreRecord | CorruptRecord): { result: unknown } | undefined {
+  try {
+    const value: unknown = 'value' in r ? r.value : undefined;
+    return typeof value === 'object' && value !== null ? { result: (value as StoredResult).result } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Why a corrupt record could not be decoded, as the store said (read without throwing). */
+function corruptError(c: CorruptRecord): string {
+  try {
+    return String(c.error);
+  } catch (e) {
+    return `reading it threw ${thrownText(e)}`;
+  }
 }

@@ -7,7 +7,7 @@ import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { PendingCall } from '../../otp/internal/calls.js';
 import { isDown } from '../../runtime/messages.js';
-import { isPid, type Pid, type Ref, type TimerRef } from '../../runtime/Pid.js';
+import { isPid, type Pid, PidImpl, type Ref, type TimerRef } from '../../runtime/Pid.js';
 import { isInstance } from '../../runtime/safe.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { pidKey, unwatch, watchProcess, type WatchRef } from '../patterns/shared.js';
@@ -115,8 +115,17 @@ export interface State extends Config {
   readonly counts: Counters;
 }
 
+/**
+ * Whether a resource is a process: a pid of the runtime (`PidImpl`), never plain data of its shape
+ * (`{ node, creation, id }` is a resource like any other: a row, a config, an address), which
+ * `isPid` takes for a copy of a pid.
+ */
+function isProcessResource(resource: unknown): resource is Pid {
+  return PidImpl.is(resource);
+}
+
 function keyOf(resource: unknown): unknown {
-  return isPid(resource) ? `pid:${pidKey(resource)}` : resource;
+  return isProcessResource(resource) ? `pid:${pidKey(resource)}` : resource;
 }
 
 function emit(ctx: Context<any>, state: State, event: string, measurements: Record<string, number>, metadata: Record<string, unknown> = {}): void {
@@ -169,7 +178,7 @@ function runDestroy(state: Config & { counts?: Counters }, node: Node, resource:
   let r: unknown;
   try {
     if (state.destroy !== undefined) r = state.destroy(resource);
-    else if (isPid(resource) && node.isAlive(resource)) (ctx ?? node).exit(resource, 'shutdown');
+    else if (isProcessResource(resource) && node.isAlive(resource)) (ctx ?? node).exit(resource, 'shutdown');
   } catch (e) {
     report(false, toError(e));
     return;
@@ -277,7 +286,7 @@ function added(state: State, ctx: Context<any>, resource: unknown): void {
   if (resource === undefined || resource === null) return refuse('a resource (not undefined or null)');
   if (state.entries.has(key) || state.retired.has(key)) return refuse('a resource not already in the pool');
   const entry: Entry = { resource, key, watch: undefined, lent: false, holder: undefined, holderPid: undefined, lentAt: 0 };
-  if (isPid(resource)) {
+  if (isProcessResource(resource)) {
     const watch = watchProcess(ctx, resource, 'resource_pool.resource');
     if (watch === 'noproc') return refuse('a live process');
     entry.watch = watch;

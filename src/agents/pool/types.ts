@@ -3,7 +3,8 @@ import type { Context } from '../../runtime/types.js';
 
 export interface ResourcePoolOptions<R> {
   /**
-   * Makes one resource (sync or async). A `Pid` resource is monitored: when it dies it is replaced.
+   * Makes one resource (sync or async). A `Pid` resource (a pid of the runtime, not plain data of its
+   * shape `{ node, creation, id }`, which is a resource like any other) is monitored: when it dies it is replaced.
    * A throw, a rejection, `undefined`/`null`, or a resource already in the pool is a failed
    * creation: counted, reported (`keel.resource_pool.create_failed`), retried after `createRetryMs`.
    */

@@ -81,3 +81,13 @@ export function checkIdentity(component: unknown, kind: unknown, key: unknown): 
     if (typeof v !== 'string' || v === '') throw new InvalidArgumentError(name, 'a non-empty string', v);
   }
 }
+
+/** @internal A loaded record's key, or undefined when it is not a non-empty string or reading it throws (a custom store's record). */
+export function recordKey(record: { readonly key: string }): string | undefined {
+  try {
+    const key: unknown = record.key;
+    return typeof key === 'string' && key !== '' ? key : undefined;
+  } catch {
+    return undefined;
+  }
+}

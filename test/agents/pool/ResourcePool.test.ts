@@ -211,6 +211,28 @@ describe('ResourcePool', () => {
     expect(made.filter((p) => node.isAlive(p))).toEqual([]);
   });
 
+  it('a resource that is plain data shaped like a pid ({ node, creation, id }) is a resource like any other: neither refused, monitored, keyed by its shape nor exited', async () => {
+    const node = track();
+    const live = idler(node);
+    const row = { node: 'db-primary', creation: 1, id: 7 };
+    // two distinct objects of one shape, and one with the shape of a live process of this node
+    const shaped = [row, { ...row }, { node: live.node, creation: live.creation, id: live.id }];
+    let i = 0;
+    const events = captureEvents(node, ['keel.resource_pool.']);
+    const pool = await ResourcePool.start(node, { create: () => shaped[i++]!, size: 3 });
+    expect(names(events.events)).toEqual(['created', 'created', 'created']);
+    expect(await pool.stats()).toMatchObject({ resources: 3, idle: 3, created: 3, createFailed: 0 });
+    expect(node.monitors.list().filter((e) => e.tag === 'resource_pool.resource')).toEqual([]);
+    const lent = [await pool.checkout(), await pool.checkout(), await pool.checkout()];
+    expect(shaped.every((r) => lent.includes(r))).toBe(true);
+    for (const r of lent) expect(await pool.checkin(r)).toBe('returned');
+    await pool.stop();
+    await node.idle();
+    // the default destroy exits a Pid resource only: the live process whose shape a resource has lives on
+    expect(node.isAlive(live)).toBe(true);
+    expect(events.events.filter((e) => e.event === 'keel.resource_pool.destroyed').map((e) => e.metadata.ok)).toEqual([true, true, true]);
+  });
+
   it('create failing (throws, rejects, undefined, a duplicate) is counted, reported and retried on the node clock; callers time out, nothing wedges', async () => {
     const { node, clock } = clockedNode(track);
     const events = captureEvents(node, ['keel.resource_pool.create_failed', 'keel.resource_pool.created']);

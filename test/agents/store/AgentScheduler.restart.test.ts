@@ -5,12 +5,13 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { AgentScheduler } from '../../../src/agents/AgentScheduler.js';
 import { componentStates } from '../../../src/agents/internal/componentState.js';
-import type { AgentStore } from '../../../src/agents/store/AgentStore.js';
+import type { AgentStore, AgentStoreLoad } from '../../../src/agents/store/AgentStore.js';
 import type { AgentSchedulerHandle } from '../../../src/agents/scheduler/types.js';
 import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
+import { scheduleKey } from '../../../src/agents/store/scheduleRecords.js';
 import { GenServer, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../../src/testing/index.js';
-import { advance, clockedNode, exitAndWait, expectKeelError, thrown, useNodes, useTempFiles } from '../../support.js';
+import { advance, clockedNode, exitAndWait, expectKeelError, fakeLogger, thrown, useNodes, useTempFiles } from '../../support.js';
 
 const tmpfile = useTempFiles('keel-agent-store-', 'agents.db');
 const track = useNodes();
@@ -265,5 +266,60 @@ describe('AgentScheduler with a store that fails', () => {
     const scheduler = await AgentScheduler.start(node, { name: 'ticks', store });
     expect(await scheduler.stats()).toMatchObject({ schedules: 0, resumed: 0, storeFailures: 1 });
     expect(events.events.map((e) => e.event)).toEqual(['keel.agent_scheduler.store_failed', 'keel.agent_scheduler.resumed']);
+  });
+
+  /** A store over `inner` whose loadAll answers `load` for it (a custom AgentStore, given as is). */
+  function loadingStore(inner: MemoryAgentStore, load: (component: string, kind?: string) => AgentStoreLoad): AgentStore {
+    return {
+      kind: 'memory',
+      put: (c, k, key, v) => inner.put(c, k, key, v),
+      insert: (c, k, key, v) => inner.insert(c, k, key, v),
+      delete: (c, k, key) => inner.delete(c, k, key),
+      deleteAll: (c, k) => inner.deleteAll(c, k),
+      loadAll: load,
+      transaction: (fn) => inner.transaction(fn),
+      close: () => inner.close(),
+    };
+  }
+
+  it('a stored record that throws when it is read is counted as corrupt, logged once, reported and deleted; the scheduler starts and resumes the others', async () => {
+    const logger = fakeLogger();
+    const { node } = clockedNode(track, { logger });
+    const inner = new MemoryAgentStore();
+    const record = (agent: string) => ({ agent, id: 'beat', intervalMs: 100, message: agent, jitter: 0, missed: 'skip', nextDueAt: START + 100 });
+    for (const agent of ['w1', 'w2', 'w3']) inner.put('ticks', 'schedule', scheduleKey(agent, 'beat'), record(agent));
+    const spoilt = scheduleKey('w2', 'beat');
+    // w2's record, as a custom store may answer it: a field whose getter throws
+    const unreadable = { ...record('w2'), get agent(): string { throw new Error('EIO: the record cannot be read'); } };
+    const store = loadingStore(inner, (c, k) => {
+      const load = inner.loadAll(c, k);
+      return { ...load, records: load.records.map((r) => (r.key === spoilt ? { ...r, value: unreadable } : r)) };
+    });
+    recorder(node, 'w1');
+    recorder(node, 'w2');
+    recorder(node, 'w3');
+    const events = captureEvents(node, ['keel.agent_scheduler.']);
+    const scheduler = await AgentScheduler.start(node, { name: 'ticks', store });
+    expect(events.events).toEqual([
+      { event: 'keel.agent_scheduler.dropped', measurements: {}, metadata: { scheduler: 'ticks', agent: '', id: spoilt, reason: 'corrupt' } },
+      { event: 'keel.agent_scheduler.resumed', measurements: { schedules: 2, dropped: 0, corrupt: 1 }, metadata: { scheduler: 'ticks', from: 'store' } },
+    ]);
+    expect(logger.errors).toEqual([[`agent scheduler ticks: store record ${spoilt} is not a schedule (reading it threw Error: EIO: the record cannot be read); skipped`]]);
+    expect(await scheduler.stats()).toMatchObject({ schedules: 2, resumed: 2, dropped: 0, corrupt: 1, storeFailures: 0 });
+    expect((await scheduler.list('w1')).map((s) => s.id)).toEqual(['beat']);
+    expect(await scheduler.list('w2')).toEqual([]);
+    expect((await scheduler.list('w3')).map((s) => s.id)).toEqual(['beat']); // the records after it resume too
+    expect(inner.loadAll('ticks').records.map((r) => r.key)).toEqual([scheduleKey('w1', 'beat'), scheduleKey('w3', 'beat')]);
+    expect(node.registry.whereis('keel.agents')).toBeDefined();
+  });
+
+  it('a store whose loadAll answers something that is not a load is a store that cannot be read: counted and reported; the scheduler starts empty', async () => {
+    const { node } = clockedNode(track);
+    const store = loadingStore(new MemoryAgentStore(), () => ({ records: 42, corrupt: [] }) as unknown as AgentStoreLoad);
+    const events = captureEvents(node, ['keel.agent_scheduler.']);
+    const scheduler = await AgentScheduler.start(node, { name: 'ticks', store });
+    expect(await scheduler.stats()).toMatchObject({ schedules: 0, resumed: 0, corrupt: 0, storeFailures: 1 });
+    expect(events.events.map((e) => e.event)).toEqual(['keel.agent_scheduler.store_failed', 'keel.agent_scheduler.resumed']);
+    expect(events.events[0]!.metadata.error).toBeInstanceOf(TypeError);
   });
 });

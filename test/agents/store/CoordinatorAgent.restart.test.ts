@@ -4,11 +4,12 @@
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { SqliteAgentStore } from '../../../src/agents/store/SqliteAgentStore.js';
+import type { AgentStore, AgentStoreLoad } from '../../../src/agents/store/AgentStore.js';
 import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
 import { agentStoreFor } from '../../../src/agents/store/stores.js';
 import { Agent, CoordinatorAgent, GenServer, type Node } from '../../../src/index.js';
 import { captureEvents, probe } from '../../../src/testing/index.js';
-import { clockedNode, deferred, expectKeelError, thrown, useNodes, useTempFiles } from '../../support.js';
+import { clockedNode, deferred, expectKeelError, fakeLogger, thrown, useNodes, useTempFiles } from '../../support.js';
 
 const tmpfile = useTempFiles('keel-coordinator-store-', 'agents.db');
 const track = useNodes();
@@ -172,5 +173,83 @@ describe('CoordinatorAgent with a SQLite store: a workflow row that cannot be de
     const again = captureEvents(second, ['keel.coordinator.resumed']);
     await CoordinatorAgent.start(second, { name: 'flow' });
     expect(resumedOf(again)).toEqual([[{ workflows: 0, rerun: 0, dropped: 0 }, 'store']]);
+  });
+});
+
+describe('CoordinatorAgent with an agent store: a stored record whose resume would throw', () => {
+  /** A store over `inner` whose loadAll answers `load` for it (a custom AgentStore, given as is). */
+  function loadingStore(inner: MemoryAgentStore, load: (component: string, kind?: string) => AgentStoreLoad): AgentStore {
+    return {
+      kind: 'memory',
+      put: (c, k, key, v) => inner.put(c, k, key, v),
+      insert: (c, k, key, v) => inner.insert(c, k, key, v),
+      delete: (c, k, key) => inner.delete(c, k, key),
+      deleteAll: (c, k) => inner.deleteAll(c, k),
+      loadAll: load,
+      transaction: (fn) => inner.transaction(fn),
+      close: () => inner.close(),
+    };
+  }
+
+  it('is dropped as a corrupt one is (logged once, workflow_dropped, deleted) or resumed, never failing the start; a result that throws when read runs its task again', async () => {
+    const logger = fakeLogger();
+    const { node } = clockedNode(track, { logger });
+    const inner = new MemoryAgentStore();
+    const base = { state: 'running', startedAt: 1, deadline: undefined, reassigned: 0, attempts: [], completedOrder: [], failure: undefined, compensations: [] };
+    const one = { tasks: [{ id: 't', kind: 'k' }] };
+    // plain data, but a deadline no timer takes: its resume threw (sendAfter(Infinity))
+    inner.put('flow', 'workflow', 'forever', { ...base, id: 'forever', workflow: one, deadline: Infinity });
+    // started far in the future, stuck check far after that: the check's due time overflowed to Infinity
+    inner.put('flow', 'workflow', 'far', { ...base, id: 'far', startedAt: Number.MAX_VALUE, workflow: { ...one, stuckAfterMs: Number.MAX_VALUE } });
+    inner.put('flow', 'workflow', 'getter', { ...base, id: 'getter', workflow: one });
+    inner.put('flow', 'workflow', 'ok', { ...base, id: 'ok', workflow: { tasks: [{ id: 'a', kind: 'k' }, { id: 'b', kind: 'k', dependsOn: ['a'] }] }, attempts: [['a', 1]], completedOrder: ['a'] });
+    inner.insert('flow', 'result', JSON.stringify(['ok', 'a']), { result: 'old', attempts: 1 });
+    const fail = (): never => {
+      throw new Error('EIO: the record cannot be read');
+    };
+    // as a custom store may answer them: 'getter' with a state whose getter throws, ok/a's result likewise
+    const answered = (key: string, value: unknown): unknown =>
+      key === 'getter' ? Object.defineProperty({ ...(value as object) }, 'state', { get: fail, enumerable: true })
+        : key === JSON.stringify(['ok', 'a']) ? Object.defineProperty({ attempts: 1 }, 'result', { get: fail, enumerable: true })
+          : value;
+    const store = loadingStore(inner, (c, k) => {
+      const load = inner.loadAll(c, k);
+      return { ...load, records: load.records.map((r) => ({ ...r, value: answered(r.key, r.value) })) };
+    });
+    const worker = await Agent.start(node, { capabilities: [], tasks: { k: () => 'done' } });
+    const events = captureEvents(node, ['keel.coordinator.resumed', 'keel.coordinator.workflow_dropped']);
+    const coordinator = await CoordinatorAgent.start(node, { name: 'flow', store, workers: [worker.pid] });
+    expect(resumedOf(events)).toEqual([[{ workflows: 2, rerun: 1, dropped: 2 }, 'store']]);
+    const why = 'reading it threw Error: EIO: the record cannot be read';
+    expect(events.events.filter((e) => e.event === 'keel.coordinator.workflow_dropped').map((e) => [e.metadata.workflow, e.metadata.reason])).toEqual([
+      ['forever', 'deadline is not a time'],
+      ['getter', why],
+    ]);
+    expect(logger.errors).toEqual([
+      ['coordinator flow: stored workflow forever cannot be resumed (deadline is not a time); its records are deleted'],
+      [`coordinator flow: stored workflow getter cannot be resumed (${why}); its records are deleted`],
+    ]);
+    expect(await coordinator.wait('ok')).toMatchObject({ status: 'completed', results: { a: 'done', b: 'done' } });
+    expect(await coordinator.wait('far')).toMatchObject({ status: 'completed', results: { t: 'done' } });
+    expect(inner.loadAll('flow').records).toEqual([]);
+  });
+
+  it('a store whose loadAll throws, or answers something that is not a load, cannot be read: logged and reported (store_failed); the coordinator starts with no stored workflow', async () => {
+    const loads: [string, () => AgentStoreLoad][] = [
+      ['throws', () => {
+        throw new Error('SQLITE_IOERR: disk I/O error');
+      }],
+      ['not a load', () => ({ records: 42, corrupt: [] }) as unknown as AgentStoreLoad],
+    ];
+    for (const [what, load] of loads) {
+      const logger = fakeLogger();
+      const { node } = clockedNode(track, { logger });
+      const events = captureEvents(node, ['keel.coordinator.resumed', 'keel.coordinator.store_failed']);
+      const coordinator = await CoordinatorAgent.start(node, { name: 'flow', store: loadingStore(new MemoryAgentStore(), load) });
+      expect([what, events.events.map((e) => e.event)]).toEqual([what, ['keel.coordinator.store_failed', 'keel.coordinator.resumed']]);
+      expect(resumedOf(events)).toEqual([[{ workflows: 0, rerun: 0, dropped: 0 }, 'store']]);
+      expect(logger.errors).toHaveLength(1);
+      expect((await coordinator.metrics()).workflows.active).toBe(0);
+    }
   });
 });
