@@ -228,6 +228,14 @@ export function methodCall(node: TSESTree.CallExpression, name: string): TSESTre
   return named ? callee : undefined;
 }
 
+/** True when `id` is the local name of a namespace import of `source` (`import * as id from source`). */
+export function isNamespaceOf(context: Context, source: string, id: TSESTree.Identifier): boolean {
+  const def = findVariable(context, id)?.defs[0];
+  if (def?.type !== 'ImportBinding' || def.node.type !== 'ImportNamespaceSpecifier') return false;
+  const declaration = def.node.parent;
+  return declaration.source.value === source && declaration.importKind !== 'type';
+}
+
 /** The local name under which `imported` is imported from `source` (`import { imported as local } from source`), if it is. */
 export function importedAs(context: Context, source: string, imported: string): string | undefined {
   for (const statement of context.sourceCode.ast.body) {
