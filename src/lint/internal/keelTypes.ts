@@ -129,13 +129,14 @@ function keelValueOf(context: Context, id: TSESTree.Node): Verdict {
 export const CONTEXT_NAMES: readonly string[] = ['ctx', 'context'];
 
 /**
- * The name heuristic: `ctx`, `context`, `<anything>.ctx`, or the first parameter of an `init`
- * passed to `spawn` / `spawnLink`.
+ * The name heuristic: `ctx`, `context`, `<anything>.ctx` (a private field too: `this.#ctx`), or the
+ * first parameter of an `init` passed to `spawn` / `spawnLink`.
  */
 export function looksLikeContext(context: Context, written: TSESTree.Node): boolean {
   const receiver = unwrapTs(written);
   if (receiver.type === 'MemberExpression') {
-    return !receiver.computed && receiver.property.type === 'Identifier' && CONTEXT_NAMES.includes(receiver.property.name);
+    const p = receiver.property;
+    return !receiver.computed && (p.type === 'Identifier' || p.type === 'PrivateIdentifier') && CONTEXT_NAMES.includes(p.name);
   }
   if (receiver.type !== 'Identifier') return false;
   if (CONTEXT_NAMES.includes(receiver.name)) return true;
