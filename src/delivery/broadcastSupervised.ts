@@ -1,8 +1,8 @@
 import { checkKeys, DeadlockError, InvalidArgumentError, isKeelError, thrownText } from '../errors.js';
-import { Delivery, inHandler, originOf, type Proc } from '../runtime/kernel.js';
+import { Delivery, type EnvelopeListener, inHandler, isDead, type Kernel, originOf, type Proc } from '../runtime/kernel.js';
 import { checkTarget, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
-import { afterEnqueue, onFailure, SEND_OPTIONS, type SendOptions, type SendOutcome, sendOnce, toSettings } from './sendSupervised.js';
+import { afterEnqueue, onFailure, SEND_OPTIONS, type SendOptions, type SendOutcome, sendOnce, type Settings, toSettings } from './sendSupervised.js';
 
 export type BroadcastStrategy = 'best_effort' | 'at_least_one' | 'all_or_nothing' | { quorum: number };
 
@@ -55,6 +55,51 @@ function strategyOf(options: BroadcastOptions | undefined, targets: number): Bro
 }
 
 /**
+ * The listener of a copy no `onError` policy listens to (the others have their own, one per copy):
+ * by its identity the copy, and only it, can be taken back, even when a given `id` is shared by every copy.
+ */
+class Copy implements EnvelopeListener {
+  handled(): void {}
+  failed(): void {}
+}
+
+/**
+ * The enqueues of an `all_or_nothing` broadcast whose targets were all checked: the outcome of each
+ * copy tried, all of them accepted when every copy was. An enqueue runs user code (telemetry
+ * handlers and the logger, when a mailbox becomes long) that may kill a later target or fill its
+ * mailbox, so each copy is checked again right before its enqueue. When one no longer fits it is
+ * the last tried: the copies queued before it are taken back (`aborted`, after one attempt). A copy
+ * that can no longer be taken back, its receiver having died with it queued (or a `drop_oldest`
+ * mailbox having evicted it), stays accepted and meets the fate of any accepted copy: dead-lettered
+ * with `onError: 'dead_letter'`, the drop event otherwise.
+ */
+function enqueueAll(node: Kernel, sender: Proc | undefined, procs: readonly Proc[], message: unknown, s: Settings, ids: readonly string[], targets: readonly Target[]): SendOutcome[] {
+  const outcomes: SendOutcome[] = [];
+  const listeners: EnvelopeListener[] = [];
+  for (let i = 0; i < procs.length; i++) {
+    const p = procs[i]!;
+    const id = ids[i]!;
+    const listener = afterEnqueue(node, targets[i]!, message, s, id) ?? new Copy();
+    // room for this copy without evicting anything (the first check counted it; user code since may have taken it)
+    const r = node.canAccept(p, 1) ? node.deliverEnvelope(sender, p, message, id, listener) : isDead(p) ? Delivery.NoProc : Delivery.MailboxFull;
+    if (r === Delivery.Enqueued) {
+      outcomes.push({ ok: true, id, attempts: 1 });
+      listeners.push(listener);
+      continue;
+    }
+    const reason = r === Delivery.MailboxFull ? 'mailbox_full' : 'noproc';
+    outcomes.push({ ok: false, id, reason, attempts: 1, firstError: reason, lastError: reason });
+    for (let j = 0; j < i; j++) {
+      if (node.withdrawEnvelope(procs[j]!.self, ids[j]!, listeners[j])) {
+        outcomes[j] = { ok: false, id: ids[j]!, reason: 'aborted', attempts: 1, firstError: 'aborted', lastError: 'aborted' };
+      }
+    }
+    break;
+  }
+  return outcomes;
+}
+
+/**
  * Sends one message to many targets concurrently under a strategy: `best_effort`, `at_least_one`,
  * `all_or_nothing` (atomic on a local node: every target checked and enqueued in one synchronous
  * step, or none; only with `ack: 'enqueued'`), or `{ quorum: n }`.
@@ -88,26 +133,26 @@ export async function broadcastSupervised<M>(from: Node | Context<any>, given: T
     const copies = new Map<Proc, number>();
     for (const p of procs) if (p !== undefined) copies.set(p, (copies.get(p) ?? 0) + 1);
     const refused = procs.map((p) => (aborted ? 'aborted' : p === undefined ? 'noproc' : node.canAccept(p, copies.get(p)!) ? undefined : 'mailbox_full'));
-    const allFit = refused.every((r) => r === undefined);
+    const ids = targets.map(() => s.id ?? node.nextMessageId());
+    const tried = refused.every((r) => r === undefined) ? enqueueAll(node, sender, procs as Proc[], message, s, ids, targets) : [];
+    const allAccepted = tried.length === targets.length && tried.every((o) => o.ok);
     const results = targets.map((target, i) => {
-      const id = s.id ?? node.nextMessageId();
-      if (allFit) {
-        const r = node.deliverEnvelope(sender, procs[i]!, message, id, afterEnqueue(node, target, message, s, id));
-        if (r === Delivery.Enqueued) return { target, outcome: { ok: true, id, attempts: 1 } as SendOutcome };
-      }
+      const outcome = tried[i];
+      if (outcome !== undefined) return { target, outcome };
       const reason = refused[i] ?? 'aborted';
       // an already aborted signal: nothing was tried, and the error is its reason (as a send's outcome says)
       const error = aborted ? s.signal!.reason : reason;
-      return { target, outcome: { ok: false, id, reason, attempts: refused[i] === undefined || aborted ? 0 : 1, firstError: error, lastError: error } as SendOutcome };
+      return { target, outcome: { ok: false, id: ids[i]!, reason, attempts: refused[i] === undefined || aborted ? 0 : 1, firstError: error, lastError: error } as SendOutcome };
     });
-    // nobody got it: every copy's failure goes through the onError policy, as a failed send's does
-    // (dead-lettered copies are then redelivered one by one, no longer atomically)
-    if (!allFit) {
+    // not all accepted: every copy's failure goes through the onError policy, as a failed send's does
+    // (dead-lettered copies are then redelivered one by one, no longer atomically); a copy accepted
+    // before its receiver died stays accepted (see enqueueAll)
+    if (!allAccepted) {
       const outcomes = await Promise.all(results.map((r) => onFailure(node, r.target, message, s, r.outcome)));
       outcomes.forEach((outcome, i) => (results[i]!.outcome = outcome));
     }
     const delivered = results.filter((r) => r.outcome.ok).length;
-    return { ok: allFit, ...(allFit ? {} : { reason: 'not_all_deliverable' as const }), results, delivered, failed: results.length - delivered };
+    return { ok: allAccepted, ...(allAccepted ? {} : { reason: 'not_all_deliverable' as const }), results, delivered, failed: results.length - delivered };
   }
 
   // a handler waiting for its own process to handle a copy: refused before any copy is sent, as a

@@ -323,6 +323,102 @@ describe('broadcastSupervised: all_or_nothing', () => {
       r.results.map((x) => ({ ok: false, id: x.outcome.id, reason: 'aborted', attempts: 0, firstError: 'stop', lastError: 'stop' })),
     );
   });
+
+  // A mailbox that reaches longMailbox.above emits keel.process.long_mailbox from inside the
+  // enqueue: with above 1 every copy's enqueue into an empty mailbox runs the handlers, between the
+  // enqueues of the copies, after the targets were checked.
+  /** A node whose every first message into an empty mailbox emits keel.process.long_mailbox. */
+  function longOnFirst(): KeelNode {
+    return track({ longMailbox: { above: 1, below: 0 } });
+  }
+
+  /** Runs `onLong` for each keel.process.long_mailbox of `node`, with the pid whose mailbox became long. */
+  function betweenCopies(node: KeelNode, onLong: (pid: Pid) => void): void {
+    node.telemetry.attach('between-copies', ['keel.process.long_mailbox'], (_event, _m, meta) => onLong(meta.pid as Pid));
+  }
+
+  it('a telemetry handler that kills a later target between the enqueues: nobody gets it, the copies queued are taken back', async () => {
+    const node = longOnFirst();
+    const a = receiver(node);
+    const b = receiver(node);
+    const c = receiver(node);
+    await node.idle();
+    betweenCopies(node, (pid) => {
+      if (pid === a.pid) node.exit(c.pid, 'kill');
+    });
+    const targets = [a.pid, b.pid, c.pid];
+    const r = await broadcastSupervised(node, targets, 'commit', { strategy: 'all_or_nothing', onError: 'ignore' });
+    expect(node.isAlive(c.pid)).toBe(false);
+    expect(r).toMatchObject({ ok: false, reason: 'not_all_deliverable', delivered: 0, failed: 3 });
+    expectShape(r, targets);
+    // a and b were queued, then taken back (one attempt each); c was found dead at its enqueue
+    expect(r.results.map((x) => [x.outcome.ok ? true : x.outcome.reason, x.outcome.attempts])).toEqual([
+      ['aborted', 1],
+      ['aborted', 1],
+      ['noproc', 1],
+    ]);
+    await node.idle();
+    expect(a.seen).toEqual([]);
+    expect(b.seen).toEqual([]);
+  });
+
+  it("a target killed after its copy was queued keeps its copy's fate: with onError 'dead_letter' every copy is handled or dead-lettered", async () => {
+    const { node } = clockedNode(track, { longMailbox: { above: 1, below: 0 } }); // the dead letters' retries wait for the clock
+    const a = receiver(node);
+    const b = receiver(node);
+    const c = receiver(node);
+    await node.idle();
+    betweenCopies(node, (pid) => {
+      if (pid !== b.pid) return;
+      node.exit(a.pid, 'kill'); // a's copy is already queued
+      node.exit(c.pid, 'kill'); // c's is not yet
+    });
+    const targets = [a.pid, b.pid, c.pid];
+    const r = await broadcastSupervised(node, targets, 'commit', { strategy: 'all_or_nothing', onError: 'dead_letter' });
+    expect(r).toMatchObject({ ok: false, reason: 'not_all_deliverable', delivered: 1, failed: 2 });
+    // a's copy was accepted (its receiver then died with it queued); b's was taken back; c was dead
+    expect(r.results.map((x) => x.outcome)).toEqual([
+      { ok: true, id: r.results[0]!.outcome.id, attempts: 1 },
+      { ok: false, id: r.results[1]!.outcome.id, reason: 'aborted', attempts: 1, firstError: 'aborted', lastError: 'aborted', deadLetterId: expect.any(String) },
+      { ok: false, id: r.results[2]!.outcome.id, reason: 'noproc', attempts: 1, firstError: 'noproc', lastError: 'noproc', deadLetterId: expect.any(String) },
+    ]);
+    await node.idle();
+    expect(b.seen).toEqual([]);
+    // three copies sent: none handled, three dead-lettered, each once
+    const entries = ok(await node.deadLetters.list()).entries;
+    const byRecipient = new Map(entries.map((e) => [e.recipient, e]));
+    expect(entries).toHaveLength(3);
+    expect([a.pid, b.pid, c.pid].map((p) => [byRecipient.get(Pid.format(p))?.reason, byRecipient.get(Pid.format(p))?.message])).toEqual([
+      ['receiver_exited', 'commit'],
+      ['aborted', 'commit'],
+      ['noproc', 'commit'],
+    ]);
+    const dl = (i: number): unknown => (r.results[i]!.outcome.ok ? undefined : r.results[i]!.outcome.deadLetterId);
+    expect([dl(1), dl(2)]).toEqual([byRecipient.get(Pid.format(b.pid))?.id, byRecipient.get(Pid.format(c.pid))?.id]);
+  });
+
+  it.each(['reject', 'drop_oldest'] as const)(
+    'a telemetry handler that fills a later bounded mailbox (%s) between the enqueues: nobody gets it, nothing is evicted',
+    async (overflow) => {
+      const node = longOnFirst();
+      const a = receiver(node);
+      const c = receiver(node, { mailbox: { capacity: 1, overflow } });
+      await node.idle();
+      await c.hold();
+      betweenCopies(node, (pid) => {
+        if (pid === a.pid) node.send(c.pid, 'fill');
+      });
+      const targets = [a.pid, c.pid];
+      const r = await broadcastSupervised(node, targets, 'commit', { strategy: 'all_or_nothing', onError: 'ignore' });
+      expect(r).toMatchObject({ ok: false, reason: 'not_all_deliverable', delivered: 0, failed: 2 });
+      expect(reasons(r)).toEqual(['aborted', 'mailbox_full']);
+      expectShape(r, targets);
+      c.release();
+      await node.idle();
+      expect(a.seen).toEqual([]);
+      expect(messagesOf(c)).toEqual(['fill']);
+    },
+  );
 });
 
 describe('broadcastSupervised: one result shape for every strategy', () => {

@@ -80,6 +80,26 @@ export function relay(c: Context<unknown>, n: number) { return void supervised(c
       ],
     },
     {
+      // a private field typed any: the types say nothing, its name makes it a context
+      code: `${spawnHeader}export class Relay { #ctx: any; forward(m: string) { this.#ctx.send(other, m); } }`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          line: 4,
+          suggestions: [
+            {
+              messageId: 'useSendSupervised',
+              data: { from: 'this.#ctx' },
+              output: `import { createNode, type Context, type Pid, sendSupervised } from 'keel';
+const node = createNode();
+declare const other: Pid<string>;
+export class Relay { #ctx: any; forward(m: string) { void sendSupervised(this.#ctx, other, m); } }`,
+            },
+          ],
+        },
+      ],
+    },
+    {
       // only a type import from keel: a new import line
       code: `import type { Context, Pid } from 'keel';
 declare const peer: Pid<string>;
@@ -107,6 +127,9 @@ untyped.run('no-raw-send (without types: by name)', noRawSend, {
   valid: [
     `ctx.send(ctx.self, 'tick');`,
     `this.ctx.send(this.ctx.self, 'tick');`,
+    `class Server { #ctx; tick() { this.#ctx.send(this.#ctx.self, 'tick'); } }`,
+    // a private field by another name is not a context: the name decides, as for a public one
+    `class Link { #socket; #other; push(d) { this.#socket.send(peer, d); this.#other.send(peer, d); } }`,
     `socket.send(data, cb);`,
     `node.send(pid, 'x');`,
     // a single argument is not a process send
@@ -179,6 +202,28 @@ untyped.run('no-raw-send (without types: by name)', noRawSend, {
           ],
         },
       ],
+    },
+    {
+      // a context held in a private field
+      code: `import { createNode } from 'keel';\nclass Relay { #ctx; forward(m) { this.#ctx.send(peer, m); } }`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          line: 2,
+          suggestions: [
+            {
+              messageId: 'useSendSupervised',
+              data: { from: 'this.#ctx' },
+              output: `import { createNode, sendSupervised } from 'keel';\nclass Relay { #ctx; forward(m) { void sendSupervised(this.#ctx, peer, m); } }`,
+            },
+          ],
+        },
+      ],
+    },
+    {
+      code: `class Relay { #context; forward(m) { this.#context['send'](peer, m); } }`,
+      filename: 'relay.cjs',
+      errors: [{ messageId: 'rawSend', suggestions: [] }],
     },
     {
       // no suggestion for a spread or a script

@@ -13,6 +13,10 @@ typed.run('no-self-call (with types)', noSelfCall, {
     `const GenServer = { call: async (_a: unknown, _b: unknown, _c: unknown) => 1 };
      declare const ctx: { self: number };
      export const r = GenServer.call(ctx, ctx.self, 'x');`,
+    // through a namespace import, a call to another process
+    `import * as keel from 'keel';
+     declare const other: keel.Pid;
+     export async function f(ctx: keel.Context) { await keel.GenServer.call(ctx, other, 'get'); }`,
   ],
   invalid: [
     {
@@ -34,6 +38,25 @@ export async function f(c: Context) { const me = c.self; await call(c, me, 'x');
       code: `import { GenServer as GS, type Context } from 'keel';
 export async function f(ctx: Context) { await GS.call(ctx, ctx.self, 'x'); }`,
       errors: [{ messageId: 'selfCall' }],
+    },
+    {
+      // GenServer reached through a namespace import
+      code: `import * as keel from 'keel';
+export async function f(ctx: keel.Context) { await keel.GenServer.call(ctx, ctx.self, 'x'); }`,
+      errors: [{ messageId: 'selfCall', line: 2 }],
+    },
+    {
+      // a call to the server's own name, the server started through a namespace import too
+      code: `import * as keel from 'keel';
+declare const node: keel.Context;
+export const started = keel.GenServer.start(node, {
+  init: () => 0,
+  async handleCall(req: string, _from: unknown, state: number, ctx: keel.Context) {
+    const n = await keel.GenServer.call<any>(ctx, 'billing', 'count');
+    return { reply: [req, n], state };
+  },
+}, undefined, { name: 'billing' });`,
+      errors: [{ messageId: 'selfCall', line: 6 }],
     },
     {
       // a call to the name the server is started under, from its own callback
@@ -78,11 +101,23 @@ untyped.run('no-self-call (without types: by name)', noSelfCall, {
     `GenServer.start(node, { init: () => 0 }, undefined, { name: 'billing' }); await GenServer.call(node, 'billing', 'x');`,
     // consts that refer to each other (a TDZ error at run time, but it parses) are not followed for ever
     `const a = b, b = a; await GenServer.call(ctx, a, 'x');`,
+    // a namespace import of Keel, a call to another process
+    `import * as keel from 'keel';\nawait keel.GenServer.call(ctx, other, 'x');`,
+    // a GenServer member of a namespace that is not Keel's
+    `import * as mine from './mine.js';\nawait mine.GenServer.call(ctx, ctx.self, 'x');`,
+    // nor of an object not imported at all: only a namespace import of Keel stands for it
+    `await lib.GenServer.call(ctx, ctx.self, 'x');`,
   ],
   invalid: [
     { code: `await GenServer.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall' }] },
     { code: `const { self } = ctx;\nawait GenServer.call(ctx, self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
     { code: `import { GenServer as G } from 'keel';\nawait G.call(this.ctx, this.ctx.self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
+    // GenServer reached through a namespace import of Keel
+    { code: `import * as keel from 'keel';\nawait keel.GenServer.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
+    {
+      code: `import * as k from 'keel';\nk.GenServer.startLink(ctx, {\n  init: () => 0,\n  handleInfo: async (m, s, c) => { await k.GenServer.call(c, 'me', m); return s; },\n}, undefined, { name: 'me' });`,
+      errors: [{ messageId: 'selfCall', line: 4 }],
+    },
     {
       code: `GenServer.startLink(ctx, {\n  init: () => 0,\n  handleInfo: async (m, s, c) => { await GenServer.call(c, 'me', m); return s; },\n}, undefined, { name: 'me' });`,
       errors: [{ messageId: 'selfCall', line: 3 }],

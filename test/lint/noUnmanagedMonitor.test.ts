@@ -37,10 +37,15 @@ untyped.run('no-unmanaged-monitor (without types: by name)', noUnmanagedMonitor,
     `const ref = ctx.node.monitors.monitor(ctx, pid, { tag: 'x' });`,
     `observer.monitor(el);`,
     `ctx.monitor();`,
+    // a private field by another name is not a context
+    `class Watch { #observer; start(el) { this.#observer.monitor(el); } }`,
   ],
   invalid: [
     { code: `const ref = ctx.monitor(pid);`, errors: [{ messageId: 'unmanaged' }] },
     { code: `p.ctx.monitor(pid);`, errors: [{ messageId: 'unmanagedDropped' }] },
+    // a context held in a private field
+    { code: `class W { #ctx; watch(pid) { this.#ctx.monitor(pid); } }`, errors: [{ messageId: 'unmanagedDropped' }] },
+    { code: `class W { #context; watch(pid) { return this.#context.monitor(pid); } }`, errors: [{ messageId: 'unmanaged' }] },
     { code: `const ref = ctx['monitor'](pid);`, errors: [{ messageId: 'unmanaged' }] },
     { code: 'ctx[`monitor`](pid);', errors: [{ messageId: 'unmanagedDropped' }] },
     { code: `void context.monitor(pid);`, errors: [{ messageId: 'unmanagedDropped' }] },

@@ -129,13 +129,14 @@ function keelValueOf(context: Context, id: TSESTree.Node): Verdict {
 export const CONTEXT_NAMES: readonly string[] = ['ctx', 'context'];
 
 /**
- * The name heuristic: `ctx`, `context`, `<anything>.ctx`, or the first parameter of an `init`
- * passed to `spawn` / `spawnLink`.
+ * The name heuristic: `ctx`, `context`, `<anything>.ctx` (a private field too: `this.#ctx`), or the
+ * first parameter of an `init` passed to `spawn` / `spawnLink`.
  */
 export function looksLikeContext(context: Context, written: TSESTree.Node): boolean {
   const receiver = unwrapTs(written);
   if (receiver.type === 'MemberExpression') {
-    return !receiver.computed && receiver.property.type === 'Identifier' && CONTEXT_NAMES.includes(receiver.property.name);
+    const p = receiver.property;
+    return !receiver.computed && (p.type === 'Identifier' || p.type === 'PrivateIdentifier') && CONTEXT_NAMES.includes(p.name);
   }
   if (receiver.type !== 'Identifier') return false;
   if (CONTEXT_NAMES.includes(receiver.name)) return true;
@@ -226,6 +227,14 @@ export function methodCall(node: TSESTree.CallExpression, name: string): TSESTre
     ? (p.type === 'Literal' && p.value === name) || (p.type === 'TemplateLiteral' && p.expressions.length === 0 && p.quasis[0]?.value.cooked === name)
     : p.type === 'Identifier' && p.name === name;
   return named ? callee : undefined;
+}
+
+/** True when `id` is the local name of a namespace import of `source` (`import * as id from source`). */
+export function isNamespaceOf(context: Context, source: string, id: TSESTree.Identifier): boolean {
+  const def = findVariable(context, id)?.defs[0];
+  if (def?.type !== 'ImportBinding' || def.node.type !== 'ImportNamespaceSpecifier') return false;
+  const declaration = def.node.parent;
+  return declaration.source.value === source && declaration.importKind !== 'type';
 }
 
 /** The local name under which `imported` is imported from `source` (`import { imported as local } from source`), if it is. */
