@@ -51,6 +51,11 @@ export interface SoakOptions {
   inject?: { loseOne?: boolean; leak?: boolean };
   /** @internal The heap sampler's full GC (a test passes a fake to prove the memory check fails). */
   gc?: () => void;
+  /**
+   * @internal Ends the load early when aborted (`keel soak`'s first Ctrl-C): the soak then drains,
+   * accounts for every message sent and reports, as at the end of its duration.
+   */
+  stop?: AbortSignal;
 }
 
 export const SOAK_DEFAULTS: SoakOptions = { duration: 60, rate: 100_000, kill: 0.1, seed: 1, json: false, simulate: false };
@@ -122,7 +127,7 @@ export interface SoakReport {
   options: { duration: number; rate: number; kill: number; seed: number; simulate: boolean };
   workers: { total: number; named: number; lossy: number; pool: number };
   /** `seconds` of load on the node's clock (virtual under --simulate); `target` the messages the rate asks for; `rate` achieved. */
-  load: { seconds: number; target: number; sent: number; rate: number; reached: boolean };
+  load: { seconds: number; target: number; sent: number; rate: number; reached: boolean; interrupted?: true };
   /**
    * Every message sent is in exactly one class: `handled` (by unique message id, the dead letter
    * queue's redeliveries included), `deadLettered` (in the queue at the end), `failedReported` (its
@@ -220,6 +225,9 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
   const o = soakOptions(input);
   const clock = o.simulate ? new SimulatedClock({ start: 0 }) : undefined;
   const dir = mkdtempSync(join(tmpdir(), 'keel-soak-'));
+  // a process that exits before the soak's end (a second Ctrl-C) removes it too
+  const removeDir = (): void => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', removeDir);
   const log = { warnings: 0, errors: 0 };
   const logger: Logger = { info: () => undefined, warn: () => void log.warnings++, error: () => void log.errors++ };
   const node = createNode({
@@ -232,6 +240,18 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
   const realStart = performance.now();
   const durationMs = o.duration * 1000;
   const perProducer = dueBy(o.rate, durationMs);
+  /** When the load started, on the node's clock (set just before the producers start; -1 before). */
+  let loadStart = -1;
+  /** When the load ends, after its start: its duration, or the moment it was interrupted. */
+  let endMs = durationMs;
+  let interrupted = false;
+  const interrupt = (): void => {
+    if (interrupted) return;
+    interrupted = true;
+    endMs = loadStart < 0 ? 0 : Math.min(endMs, node.clock.now() - loadStart);
+  };
+  if (o.stop?.aborted === true) interrupt();
+  else o.stop?.addEventListener('abort', interrupt, { once: true });
   const ledger = new SoakLedger(perProducer * PRODUCERS);
   const heap = new HeapSampler(node, o.duration, o.gc);
 
@@ -321,8 +341,6 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
       return n;
     };
 
-    /** When the load started, on the node's clock (set just before the producers start). */
-    let loadStart = 0;
 
     // ---- the chaos: its share of the kills at each tick, victims drawn from the node's seeded random ----
     let missed = 0;
@@ -330,7 +348,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
       let struck = 0;
       return () => {
         // the kills due by now on the node's clock (a tick that comes late strikes what it owes)
-        const due = Math.floor((o.kill * WORKERS * Math.min(node.clock.now() - loadStart, durationMs)) / 1000);
+        const due = Math.floor((o.kill * WORKERS * Math.min(node.clock.now() - loadStart, endMs)) / 1000);
         for (; struck < due; struck++) {
           // a worker that is restarting is no victim: draw again, a few times
           let victim: Pid | undefined;
@@ -377,10 +395,10 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
         };
         return () => {
           const elapsed = node.clock.now() - loadStart;
-          const n = Math.min(dueBy(o.rate, Math.min(elapsed, durationMs)) - mine, maxBurst);
+          const n = Math.min(dueBy(o.rate, Math.min(elapsed, endMs)) - mine, maxBurst);
           for (let i = 0; i < n; i++) send();
           mine += n;
-          if (elapsed >= durationMs && ++finished === PRODUCERS) loadDone();
+          if (elapsed >= endMs && ++finished === PRODUCERS) loadDone();
         };
       });
       producers.push(producer);
@@ -394,7 +412,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
         for (const p of producers) ctx.send(p, 'tick');
         // eslint-disable-next-line keel/no-raw-send -- the soak's own clockwork: a tick to its own chaos process
         ctx.send(chaos, 'tick');
-        if (node.clock.now() - loadStart < durationMs) ctx.sendAfter(ctx.self, 'tick', TICK_MS);
+        if (node.clock.now() - loadStart < endMs) ctx.sendAfter(ctx.self, 'tick', TICK_MS);
         else ctx.exit('normal');
       };
     });
@@ -448,7 +466,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
     const report: SoakReport = {
       options: { duration: o.duration, rate: o.rate, kill: o.kill, seed: o.seed, simulate: o.simulate },
       workers: { total: WORKERS, ...SOAK_WORKERS },
-      load: { seconds, target, sent: ledger.sent, rate: Math.round(ledger.sent / seconds), reached: ledger.sent === target },
+      load: { seconds, target, sent: ledger.sent, rate: seconds > 0 ? Math.round(ledger.sent / seconds) : 0, reached: ledger.sent === target, ...(interrupted ? { interrupted: true as const } : {}) },
       messages: {
         sent: t.sent,
         handled: t.handled,
@@ -487,8 +505,10 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
     if (o.simulate) aside(`  memory        (real heap, not part of the replayable report) ${heapLine(memory)}`);
     return report;
   } finally {
+    o.stop?.removeEventListener('abort', interrupt);
     await node.shutdown();
-    rmSync(dir, { recursive: true, force: true });
+    process.off('exit', removeDir);
+    removeDir();
   }
 }
 
@@ -527,7 +547,7 @@ function printReport(r: SoakReport, print: (line: string) => void): void {
   );
   print(
     `  load          sent ${count(l.sent)} of ${count(l.target)} in ${l.seconds.toFixed(1)} s: ${count(l.rate)} msg/s` +
-      (l.reached ? ' (target reached)' : ` (TARGET NOT REACHED: ${count(l.target - l.sent)} messages short; this machine could not send ${count(o.rate)} msg/s)`),
+      (l.reached ? ' (target reached)' : l.interrupted === true ? ' (interrupted: the load was stopped early)' : ` (TARGET NOT REACHED: ${count(l.target - l.sent)} messages short; this machine could not send ${count(o.rate)} msg/s)`),
   );
   print(
     `  messages      sent ${count(m.sent)} = handled ${count(m.handled)} + dead-lettered ${count(m.deadLettered)} + reported failed ${count(m.failedReported)}` +

@@ -1,5 +1,6 @@
 import { type CommandSpec, ioOf, parseWith, runCommand, UsageError, type Values } from './args.js';
 import { overloadOptions, overloadPassed, runOverload, type OverloadOptions } from './overload.js';
+import { stopOnSignals } from './signals.js';
 import { runSoak, SOAK_DEFAULTS, SOAK_LIMITS, soakOptions, soakPassed, type SoakOptions } from './soak.js';
 
 const options = {
@@ -27,6 +28,9 @@ export const SOAK_COMMAND: CommandSpec<typeof options> = {
     'interleavings, so on real time the counts vary from run to run; with --simulate the run is on',
     'virtual time and the same --seed prints the same report, byte for byte (on stdout; the real heap',
     'figures go to stderr).',
+    '',
+    'Ctrl-C (or SIGTERM): the load stops at once, and the soak drains, accounts for every message sent',
+    'and reports (its load line says interrupted); a second one quits at once with 130 (143).',
     '',
     'exit code: 0 when every check passed, 1 when one failed, 2 on bad usage. More: docs/reliability.md.',
   ].join('\n'),
@@ -76,6 +80,14 @@ function overloadOptionsOf(options: Partial<SoakOptions>): Partial<OverloadOptio
 export async function runSoakCommand(argv: readonly string[], print: (line: string) => void, aside: (line: string) => void): Promise<number> {
   return runCommand(SOAK_COMMAND, argv, ioOf({ out: print, err: aside }), toCommand, async (command) => {
     if (command.overload) return overloadPassed(await runOverload(command.options, print, aside)) ? 0 : 1;
-    return soakPassed(await runSoak(command.options, print, aside)) ? 0 : 1;
+    // the first Ctrl-C (or SIGTERM) ends the load: the soak drains, accounts and reports; a second quits at once (its temporary directory removed)
+    const stop = stopOnSignals(() => aside('keel soak: stopped before its report'));
+    const announce = (): void => aside('keel soak: the load stops now; draining and accounting for every message sent (again to quit at once)');
+    stop.signal.addEventListener('abort', announce, { once: true });
+    try {
+      return soakPassed(await runSoak({ ...command.options, stop: stop.signal }, print, aside)) ? 0 : 1;
+    } finally {
+      stop.release();
+    }
   });
 }

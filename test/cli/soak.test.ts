@@ -1,0 +1,101 @@
+// `keel soak` stopped early: the first Ctrl-C (SIGINT or SIGTERM) ends the load, and the soak still
+// drains, accounts for every message sent and reports; a second quits at once. Either way the
+// temporary directory of its dead letter store goes.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runSoak, soakPassed } from '../../src/cli/soak.js';
+import { useBuiltPackage } from '../childProcesses.js';
+
+describe('runSoak with a stop signal', () => {
+  it('ends the load when the signal aborts, then accounts for every message sent and reports it as interrupted', async () => {
+    const stop = new AbortController();
+    const lines: string[] = [];
+    // the heap sampler's first sample (after its warm-up, a few seconds into the load) aborts it
+    const report = await runSoak({ duration: 10, rate: 5000, seed: 2, simulate: true, stop: stop.signal, gc: () => stop.abort() }, (l) => lines.push(l), () => {});
+    expect(stop.signal.aborted).toBe(true);
+    expect(report.load.interrupted).toBe(true);
+    expect(report.load.reached).toBe(false);
+    expect(report.load.seconds).toBeGreaterThan(0);
+    expect(report.load.seconds).toBeLessThan(10);
+    expect(report.load.sent).toBeLessThan(report.load.target);
+    expect(report.load.sent).toBe(report.messages.sent);
+    expect(report.messages.unaccounted).toBe(0);
+    expect(report.messages.sent).toBe(report.messages.handled + report.messages.deadLettered + report.messages.failedReported + report.messages.droppedReported);
+    expect(soakPassed(report)).toBe(true);
+    expect(lines.find((l) => l.startsWith('  load '))).toContain('(interrupted: the load was stopped early)');
+  }, 60_000);
+
+  it('a signal aborted before the start sends nothing and still reports', async () => {
+    const stop = new AbortController();
+    stop.abort();
+    const report = await runSoak({ duration: 10, rate: 5000, seed: 2, simulate: true, json: true, stop: stop.signal }, () => {}, () => {});
+    expect(report.load).toMatchObject({ sent: 0, rate: 0, reached: false, interrupted: true });
+    expect(report.messages.sent).toBe(0);
+    expect(soakPassed(report)).toBe(true);
+  }, 60_000);
+});
+
+describe('keel soak and Ctrl-C (the built keel, a child process)', () => {
+  const builtKeel = useBuiltPackage();
+  const dirs: string[] = [];
+  const children: ReturnType<typeof spawn>[] = [];
+  afterEach(() => {
+    for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  /** `keel soak` with a temporary directory of its own (TMPDIR), and a way to await its lines. */
+  function soak() {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-soak-test-'));
+    dirs.push(tmp);
+    const entry = fileURLToPath(new URL('cli/keel.js', builtKeel()));
+    const child = spawn(process.execPath, [entry, 'soak', '--duration', '120', '--rate', '2000'], { env: { ...process.env, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let stdout = '';
+    let stderr = '';
+    const waiters: { test: RegExp; resolve: () => void }[] = [];
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => void (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+      for (const w of waiters.splice(0)) (w.test.test(stderr) ? w.resolve : () => waiters.push(w))();
+    });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+    /** Resolves once stderr matches `test` (rejects if the child ends first). */
+    const told = (test: RegExp): Promise<void> =>
+      Promise.race([
+        new Promise<void>((resolve) => (test.test(stderr) ? resolve() : waiters.push({ test, resolve }))),
+        exited.then((e) => Promise.reject(new Error(`keel soak ended (${e.code}, ${e.signal}):\n${stdout}\n${stderr}`))),
+      ]);
+    return { tmp, child, exited, told, stdout: () => stdout, stderr: () => stderr };
+  }
+
+  it('the first Ctrl-C ends the load: the soak drains, reports every message accounted for, and removes its directory', async () => {
+    const s = soak();
+    await s.told(/^ {2}1 s: sent \d/m); // a second of load has run
+    expect(fs.readdirSync(s.tmp)).toHaveLength(1); // its keel-soak-* directory, with the dead letter store
+    s.child.kill('SIGINT');
+    const { code, signal } = await s.exited;
+    expect(signal).toBe(null);
+    expect(s.stderr()).toContain('keel soak: the load stops now; draining and accounting for every message sent (again to quit at once)');
+    const out = s.stdout();
+    expect(out).toContain('(interrupted: the load was stopped early)');
+    expect(out).toMatch(/unaccounted 0 {2}\[ok\]/);
+    expect(code).toBe(out.includes('  checks        all passed') ? 0 : 1);
+    expect(fs.readdirSync(s.tmp)).toEqual([]);
+  }, 120_000);
+
+  it('a second Ctrl-C quits at once with 130, and the directory still goes', async () => {
+    const s = soak();
+    await s.told(/^ {2}1 s: sent \d/m);
+    s.child.kill('SIGINT');
+    await s.told(/the load stops now/);
+    s.child.kill('SIGINT');
+    expect(await s.exited).toEqual({ code: 130, signal: null });
+    expect(s.stderr()).toContain('keel soak: stopped before its report');
+    expect(fs.readdirSync(s.tmp)).toEqual([]);
+  }, 120_000);
+});
