@@ -22,6 +22,7 @@ import { Supervisor } from '../otp/Supervisor.js';
 import { isProcess, type Kernel, kernelOf, type RemoteRouter } from '../runtime/kernel.js';
 import { type Pid, PidImpl } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
+import { MAX_TRACESTATE_LENGTH } from '../telemetry/tracing.js';
 import { encodeValue, parseBatch, type PidFactory, reviveValue } from './codec.js';
 import { Peer } from './internal/Peer.js';
 import { Remote } from './internal/Remote.js';
@@ -54,7 +55,15 @@ export interface ClusterNodeInfo {
 export type NodeDownReason = 'no_responders' | 'heartbeat' | 'new_incarnation' | 'goodbye' | 'port_closed' | 'disconnected' | 'left';
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
-const HEADER_ROOM = 256;
+/**
+ * What a batch holds besides its frames' values: the batch's own header, a frame's name and ids,
+ * and the trace context a call or a cast may carry (its `traceparent`, and a `tracestate` of up to
+ * {@link MAX_TRACESTATE_LENGTH} characters, each of which JSON may write as two). A value may be as
+ * long as the batch limit less this: the largest traced frame then still fits in one batch (with
+ * 256 alone, a value at the limit and a long `tracestate` made a batch over it, which a NATS server
+ * refuses past its `max_payload`).
+ */
+const HEADER_ROOM = 256 + ',"'.length + 55 + '",'.length + 2 + 2 * MAX_TRACESTATE_LENGTH;
 /** The cluster process's heartbeat message. */
 const TICK = Symbol('keel.cluster.tick');
 /** Incarnations downed for good (replaced, or gone with a goodbye) that are remembered, per cluster. */

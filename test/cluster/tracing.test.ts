@@ -324,6 +324,54 @@ describe('message-flow tracing across nodes', () => {
     events.stop();
   });
 
+  it('a frame as large as the cluster lets a value be, with the longest trace context, still fits in a batch', async () => {
+    // both nodes on a network whose batches are small, b's batches tapped
+    const net = new MemoryNetwork({ maxBatchSize: 4096 });
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const inner = net.transport();
+    const sent: string[] = [];
+    const tapped: Transport = {
+      kind: 'memory',
+      get maxBatchSize() {
+        return inner.maxBatchSize;
+      },
+      start: (self, handler) => inner.start(self, handler),
+      send: (peer, batch) => {
+        sent.push(batch);
+        inner.send(peer, batch);
+      },
+      broadcast: (batch) => inner.broadcast(batch),
+      probe: (peer, timeoutMs) => inner.probe(peer, timeoutMs),
+      flush: () => inner.flush(),
+      close: () => inner.close(),
+    };
+    const ofA = net.transport();
+    const ca = await Cluster.join(a, { transport: ofA });
+    const cb = await Cluster.join(b, { transport: tapped });
+    await ca.waitFor(['b']);
+    await cb.waitFor(['a']);
+    traced(b);
+    const got = deferred<string>();
+    const sink = await GenServer.start(a, { init: () => null, handleCast: (r: string, s: null) => (got.resolve(r), s) });
+    let limit = 0;
+    try {
+      GenServer.cast(b, sink, 'x'.repeat(10_000));
+    } catch (e) {
+      limit = (e as { limit: number }).limit;
+    }
+    expect(limit).toBeGreaterThan(0);
+    const largest = 'x'.repeat(limit - 2); // a string encodes with its two quotes: exactly the limit
+    // b's handler runs under a remote parent with the longest tracestate Keel carries (4 x 125 + 3 = 503 characters)
+    const tracestate = ['k0', 'k1', 'k2', 'k3'].map((k) => `${k}=${'a'.repeat(122)}`).join(',');
+    const relay = await GenServer.start(b, { init: () => null, handleCast: (_r: unknown, s: null, ctx) => (GenServer.cast(ctx, sink, largest), s) });
+    ofA.send('b', `[1,"a",${a.creation},${b.creation},[["k",${relay.id},0,"go","00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",${JSON.stringify(tracestate)}]]]`);
+    expect(await got.promise).toBe(largest);
+    const frame = sent.find((batch) => batch.includes(largest))!;
+    expect(frame).toContain(JSON.stringify(tracestate)); // the context travelled with it
+    expect(frame.length).toBeLessThanOrEqual(4096);
+  });
+
   it('a supervised send carries the traceparent only from a traced sender; a hostile one in the stream is handled untraced', async () => {
     const { a, b, ca, cb } = await tappedPair(track);
     const cluster = `trace${++clusters}`;
