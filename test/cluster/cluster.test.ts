@@ -565,6 +565,25 @@ describe('hostile frames', () => {
     events.stop();
   });
 
+  it('an unlink or its acknowledgement with a bad id is dropped whole: the link it names still stands', async () => {
+    const { net, a, b, cb } = await pair();
+    const linked = probe<Exit>(b);
+    linked.ctx.trapExits(true);
+    const events = captureEvents(b, ['keel.cluster.frame_dropped']);
+    const id = linked.id;
+    const frames = [`["l",77,${id}]`, `["u",77,${id},"1"]`, `["u",77,${id},-1]`, `["u",77,"${id}",1]`, `["U",77,${id},1.5]`];
+    net.deliver('a', 'b', `[1,"a",${a.creation},${b.creation},[${frames.join(',')}]]`, false);
+    await roundTrip(a, b);
+    expect(events.events.map((e) => e.metadata.reason)).toEqual(['malformed', 'malformed', 'malformed', 'malformed']);
+    expect(cb.internals()).toMatchObject({ entries: 1, books: 1 });
+    // the link stands: the remote process's death reaches the local one
+    net.deliver('a', 'b', `[1,"a",${a.creation},${b.creation},[["x",77,${id},{"shutdown":"gone"},1]]]`, false);
+    const exit = (await linked.receive(isExit)) as Exit;
+    expect([exit.from, exit.reason]).toEqual([{ node: 'a', creation: a.creation, id: 77 }, { shutdown: 'gone' }]);
+    expect(cb.internals()).toMatchObject({ entries: 0, books: 0 });
+    events.stop();
+  });
+
   it('a message larger than the transport carries is a typed error at send time', async () => {
     const net = new MemoryNetwork({ maxBatchSize: 4096 });
     const a = track({ name: 'a' });

@@ -285,19 +285,23 @@ export class Remote implements RemoteRouter {
       }
       case 'u': {
         // the peer's process unlinked: the link goes (standing, or being unlinked from here as well),
-        // and the unlink is acknowledged whatever this side held
+        // and the unlink is acknowledged whatever this side held; every id is read first, so that a
+        // malformed frame is dropped whole (not a link removed and then no acknowledgement)
         const from = this.#remotePid(peer, f[1]);
-        const to = Number(f[2]);
+        const to = this.#id(f[2]);
+        const unlinkId = f[3] === undefined ? undefined : this.#id(f[3]);
         const entry = peer.links.get(`${to}:${from.id}`);
         if (entry !== undefined) this.#removeLink(entry);
-        if (f[3] !== undefined) this.#host.push(peer, `["U",${to},${from.id},${this.#id(f[3])}]`);
+        if (unlinkId !== undefined) this.#host.push(peer, `["U",${to},${from.id},${unlinkId}]`);
         return;
       }
       case 'U': {
         // an acknowledgement of an unlink of ours: the entry goes, unless the pair was linked again since
         const from = this.#remotePid(peer, f[1]);
-        const entry = peer.links.get(`${Number(f[2])}:${from.id}`);
-        if (entry !== undefined && entry.unlinking !== 0 && entry.unlinking === this.#id(f[3])) this.#removeLink(entry);
+        const to = this.#id(f[2]);
+        const unlinkId = this.#id(f[3]);
+        const entry = peer.links.get(`${to}:${from.id}`);
+        if (entry !== undefined && entry.unlinking !== 0 && entry.unlinking === unlinkId) this.#removeLink(entry);
         return;
       }
       case 'x': {
