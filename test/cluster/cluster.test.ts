@@ -358,6 +358,33 @@ describe('remote monitor and link', () => {
     expect((exit.reason as Error).message).toBe('other failed');
   });
 
+  it('two unlinks that cross, one side linking again before the other unlink reaches it, leave both sides unlinked', async () => {
+    const { a, b, ca, cb } = await pair();
+    const pa = probe<Exit>(a);
+    const pb = probe<Exit>(b);
+    pa.ctx.trapExits(true);
+    pb.ctx.trapExits(true);
+    pa.ctx.link(pb);
+    await roundTrip(a, b);
+    expect([ca.internals().entries, cb.internals().entries]).toEqual([1, 1]);
+    // all before either node's batch goes out: both unlink, and b links again before it hears of a's unlink
+    pa.ctx.unlink(pb);
+    pb.ctx.unlink(pa);
+    pb.ctx.link(pa);
+    // the acknowledgements travel back after each side handled the other's frames
+    await roundTrip(a, b);
+    await roundTrip(b, a);
+    await roundTrip(a, b);
+    expect(ca.internals()).toMatchObject({ entries: 0, books: 0 });
+    expect(cb.internals()).toMatchObject({ entries: 0, books: 0 });
+    a.exit(pa, 'kill');
+    b.exit(pb, 'kill');
+    await roundTrip(a, b);
+    await roundTrip(b, a);
+    expect(pa.messages.filter(isExit)).toEqual([]);
+    expect(pb.messages.filter(isExit)).toEqual([]);
+  });
+
   it('a local death kills a linked remote process that does not trap exits', async () => {
     const { a, b } = await pair();
     const remote = probe<Down>(b);

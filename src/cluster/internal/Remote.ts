@@ -284,14 +284,16 @@ export class Remote implements RemoteRouter {
         return;
       }
       case 'u': {
-        // the peer's process unlinked: the link goes (standing, or being unlinked from here as well),
-        // and the unlink is acknowledged whatever this side held; every id is read first, so that a
-        // malformed frame is dropped whole (not a link removed and then no acknowledgement)
+        // the peer's process unlinked: a standing link goes, and the unlink is acknowledged whatever
+        // this side held; every id is read first, so that a malformed frame is dropped whole. An entry
+        // being unlinked from here as well stays until its own acknowledgement (as in Erlang): removed
+        // now, a link frame the peer sent after its unlink and before it saw ours would make a new
+        // entry here, while the peer drops its own at our unlink, one side linked
         const from = this.#remotePid(peer, f[1]);
         const to = this.#id(f[2]);
         const unlinkId = f[3] === undefined ? undefined : this.#id(f[3]);
         const entry = peer.links.get(`${to}:${from.id}`);
-        if (entry !== undefined) this.#removeLink(entry);
+        if (entry !== undefined && entry.unlinking === 0) this.#removeLink(entry);
         if (unlinkId !== undefined) this.#host.push(peer, `["U",${to},${from.id},${unlinkId}]`);
         return;
       }
