@@ -247,8 +247,10 @@ export class Remote implements RemoteRouter {
 
   /** Handles one frame from `peer`; throws on a malformed one (the caller counts it). */
   frame(peer: Peer, f: unknown[]): void {
-    // asked before the peer knew it had been down here: its reset has answered these on its side
-    if (peer.awaitingReset && (f[0] === 'l' || f[0] === 'o' || f[0] === 'c' || f[0] === 'w')) return;
+    // asked before the peer knew it had been down here: its reset has answered these on its side (an
+    // unlink then names a link of before the reset, gone here, and its entry goes there: nothing to
+    // acknowledge, and a link made here since is not the one it meant)
+    if (peer.awaitingReset && (f[0] === 'l' || f[0] === 'u' || f[0] === 'o' || f[0] === 'c' || f[0] === 'w')) return;
     switch (f[0]) {
       case 'm': {
         const to = this.#local(f[1]);
