@@ -358,6 +358,33 @@ describe('remote monitor and link', () => {
     expect((exit.reason as Error).message).toBe('other failed');
   });
 
+  it('two unlinks that cross, one side linking again before the other unlink reaches it, leave both sides unlinked', async () => {
+    const { a, b, ca, cb } = await pair();
+    const pa = probe<Exit>(a);
+    const pb = probe<Exit>(b);
+    pa.ctx.trapExits(true);
+    pb.ctx.trapExits(true);
+    pa.ctx.link(pb);
+    await roundTrip(a, b);
+    expect([ca.internals().entries, cb.internals().entries]).toEqual([1, 1]);
+    // all before either node's batch goes out: both unlink, and b links again before it hears of a's unlink
+    pa.ctx.unlink(pb);
+    pb.ctx.unlink(pa);
+    pb.ctx.link(pa);
+    // the acknowledgements travel back after each side handled the other's frames
+    await roundTrip(a, b);
+    await roundTrip(b, a);
+    await roundTrip(a, b);
+    expect(ca.internals()).toMatchObject({ entries: 0, books: 0 });
+    expect(cb.internals()).toMatchObject({ entries: 0, books: 0 });
+    a.exit(pa, 'kill');
+    b.exit(pb, 'kill');
+    await roundTrip(a, b);
+    await roundTrip(b, a);
+    expect(pa.messages.filter(isExit)).toEqual([]);
+    expect(pb.messages.filter(isExit)).toEqual([]);
+  });
+
   it('a local death kills a linked remote process that does not trap exits', async () => {
     const { a, b } = await pair();
     const remote = probe<Down>(b);
@@ -562,6 +589,25 @@ describe('hostile frames', () => {
     expect(sink.messages).toEqual(['before', new Date(0)]);
     expect(events.events.map((e) => e.metadata.reason)).toEqual(['malformed', 'malformed']);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    events.stop();
+  });
+
+  it('an unlink or its acknowledgement with a bad id is dropped whole: the link it names still stands', async () => {
+    const { net, a, b, cb } = await pair();
+    const linked = probe<Exit>(b);
+    linked.ctx.trapExits(true);
+    const events = captureEvents(b, ['keel.cluster.frame_dropped']);
+    const id = linked.id;
+    const frames = [`["l",77,${id}]`, `["u",77,${id},"1"]`, `["u",77,${id},-1]`, `["u",77,"${id}",1]`, `["U",77,${id},1.5]`];
+    net.deliver('a', 'b', `[1,"a",${a.creation},${b.creation},[${frames.join(',')}]]`, false);
+    await roundTrip(a, b);
+    expect(events.events.map((e) => e.metadata.reason)).toEqual(['malformed', 'malformed', 'malformed', 'malformed']);
+    expect(cb.internals()).toMatchObject({ entries: 1, books: 1 });
+    // the link stands: the remote process's death reaches the local one
+    net.deliver('a', 'b', `[1,"a",${a.creation},${b.creation},[["x",77,${id},{"shutdown":"gone"},1]]]`, false);
+    const exit = (await linked.receive(isExit)) as Exit;
+    expect([exit.from, exit.reason]).toEqual([{ node: 'a', creation: a.creation, id: 77 }, { shutdown: 'gone' }]);
+    expect(cb.internals()).toMatchObject({ entries: 0, books: 0 });
     events.stop();
   });
 

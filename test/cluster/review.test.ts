@@ -5,7 +5,8 @@ import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
 import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
 import type { Transport } from '../../src/cluster/Transport.js';
 import { GenServer } from '../../src/otp/GenServer.js';
-import { isDown, isExit, type Down } from '../../src/runtime/messages.js';
+import { isDown, isExit, type Down, type Exit } from '../../src/runtime/messages.js';
+import type { Node } from '../../src/runtime/types.js';
 import { PidImpl, type Pid } from '../../src/runtime/Pid.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
 import { failure, useNodes } from '../support.js';
@@ -19,6 +20,14 @@ const echo = {
   init: () => 0,
   handleCall: (req: string, _from: unknown, s: number) => ({ reply: `echo:${req}`, state: s }),
 };
+
+/** Resolves once what `from` sent before it has reached `to` (frames of one pair arrive in order). */
+async function roundTrip(from: Node, to: Node): Promise<void> {
+  const p = probe(to);
+  from.send(p, 'round-trip');
+  await p.receive((m) => m === 'round-trip');
+  to.exit(p, 'kill');
+}
 
 describe('review: pids of an earlier incarnation', () => {
   it('a call to a pid of an earlier incarnation of a peer fails with noproc, never reaching the process of the same id now', async () => {
@@ -254,6 +263,42 @@ describe("review: the '!' reset", () => {
     await back.receive((m) => m === 'back', { timeout: 5000 });
     expect(ca.internals()).toMatchObject({ entries: 0, books: 0 });
     expect(cb.internals()).toMatchObject({ entries: 0, books: 0 });
+  });
+
+  it('an unlink the peer sent before it learned it was down does not undo a link made since: both sides stay linked', async () => {
+    const net = new MemoryNetwork();
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const ca = await Cluster.join(a, { transport: net.transport(), heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 200, probeTimeoutMs: 30 });
+    const cb = await Cluster.join(b, { transport: net.transport(), heartbeatMs: 20, suspectAfterMs: 60_000, downAfterMs: 120_000 });
+    await ca.waitFor(['b']);
+    await cb.waitFor(['a']);
+    const local = probe(a);
+    const remote = probe(b);
+    local.ctx.trapExits(true);
+    remote.ctx.trapExits(true);
+    local.ctx.link(remote);
+    await roundTrip(a, b);
+    const downed = new Promise<void>((resolve) => a.telemetry.attach('downed', ['keel.cluster.node_down'], () => resolve()));
+    net.isolate('b'); // a takes b for down; b, patient, does not take a for down
+    await downed;
+    a.telemetry.detach('downed');
+    expect(((await local.receive(isExit, { timeout: 5000 })) as Exit).reason).toBe('noconnection');
+    net.heal('b');
+    await ca.waitFor(['b']); // b's heartbeat: a takes it up again and tells it so ('!') first
+    // a links again after its '!'; b, not yet told, unlinks the link it still holds
+    local.ctx.link(remote);
+    remote.ctx.unlink(local);
+    await roundTrip(a, b);
+    await roundTrip(b, a);
+    await roundTrip(a, b);
+    expect(ca.internals()).toMatchObject({ entries: 1, books: 1 });
+    expect(cb.internals()).toMatchObject({ entries: 1, books: 1 });
+    // the new link stands both ways: b's process's death reaches a's
+    b.exit(remote, 'kill');
+    const exit = (await local.receive(isExit, { timeout: 5000 })) as Exit;
+    expect([exit.from, exit.reason]).toEqual([{ node: 'b', creation: b.creation, id: remote.id }, 'killed']);
+    expect(ca.internals()).toMatchObject({ entries: 0, books: 0 });
   });
 
   it('both sides downed each other: after the heal, each resets once and new ties work both ways', async () => {

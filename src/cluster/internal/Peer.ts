@@ -16,7 +16,8 @@ export interface LinkEntry {
   /**
    * 0 while the link stands; the id of the local process's unlink while its acknowledgement is on
    * its way (the link is then gone for the local process: no exit signal either way, a crossing
-   * `l` frame is ignored), as Erlang's link protocol since OTP 23.
+   * `l` frame is ignored, a crossing `u` leaves the entry to this acknowledgement), as Erlang's link
+   * protocol since OTP 23.
    */
   unlinking: number;
 }

@@ -247,8 +247,10 @@ export class Remote implements RemoteRouter {
 
   /** Handles one frame from `peer`; throws on a malformed one (the caller counts it). */
   frame(peer: Peer, f: unknown[]): void {
-    // asked before the peer knew it had been down here: its reset has answered these on its side
-    if (peer.awaitingReset && (f[0] === 'l' || f[0] === 'o' || f[0] === 'c' || f[0] === 'w')) return;
+    // asked before the peer knew it had been down here: its reset has answered these on its side (an
+    // unlink then names a link of before the reset, gone here, and its entry goes there: nothing to
+    // acknowledge, and a link made here since is not the one it meant)
+    if (peer.awaitingReset && (f[0] === 'l' || f[0] === 'u' || f[0] === 'o' || f[0] === 'c' || f[0] === 'w')) return;
     switch (f[0]) {
       case 'm': {
         const to = this.#local(f[1]);
@@ -284,20 +286,26 @@ export class Remote implements RemoteRouter {
         return;
       }
       case 'u': {
-        // the peer's process unlinked: the link goes (standing, or being unlinked from here as well),
-        // and the unlink is acknowledged whatever this side held
+        // the peer's process unlinked: a standing link goes, and the unlink is acknowledged whatever
+        // this side held; every id is read first, so that a malformed frame is dropped whole. An entry
+        // being unlinked from here as well stays until its own acknowledgement (as in Erlang): removed
+        // now, a link frame the peer sent after its unlink and before it saw ours would make a new
+        // entry here, while the peer drops its own at our unlink, one side linked
         const from = this.#remotePid(peer, f[1]);
-        const to = Number(f[2]);
+        const to = this.#id(f[2]);
+        const unlinkId = f[3] === undefined ? undefined : this.#id(f[3]);
         const entry = peer.links.get(`${to}:${from.id}`);
-        if (entry !== undefined) this.#removeLink(entry);
-        if (f[3] !== undefined) this.#host.push(peer, `["U",${to},${from.id},${this.#id(f[3])}]`);
+        if (entry !== undefined && entry.unlinking === 0) this.#removeLink(entry);
+        if (unlinkId !== undefined) this.#host.push(peer, `["U",${to},${from.id},${unlinkId}]`);
         return;
       }
       case 'U': {
         // an acknowledgement of an unlink of ours: the entry goes, unless the pair was linked again since
         const from = this.#remotePid(peer, f[1]);
-        const entry = peer.links.get(`${Number(f[2])}:${from.id}`);
-        if (entry !== undefined && entry.unlinking !== 0 && entry.unlinking === this.#id(f[3])) this.#removeLink(entry);
+        const to = this.#id(f[2]);
+        const unlinkId = this.#id(f[3]);
+        const entry = peer.links.get(`${to}:${from.id}`);
+        if (entry !== undefined && entry.unlinking !== 0 && entry.unlinking === unlinkId) this.#removeLink(entry);
         return;
       }
       case 'x': {
