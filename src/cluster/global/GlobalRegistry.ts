@@ -52,7 +52,8 @@ export interface GlobalOptions extends ConnectionChoice {
   readonly marginMs?: number;
   /**
    * How long a delete's marker stays in the bucket before a sweep removes it (ms). A watch that
-   * lost its connection for longer may miss a delete. Each node sweeps every `markerGraceMs / 2`.
+   * lost its connection for longer may miss a delete. Each node sweeps every `markerGraceMs / 2`
+   * (at least a second apart).
    * Default 1,800,000 (30 minutes, as `kv.purgeDeletes`); 0 sweeps every marker.
    */
   readonly markerGraceMs?: number;
