@@ -10,7 +10,7 @@ import { isInstance } from '../runtime/safe.js';
 import { checkTarget, nameOf, Pid, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from './component.js';
-import { componentState, endsForGood, releaseComponentState } from './internal/componentState.js';
+import { componentState, endsForGood, releaseComponentState, releaseIfInitFails } from './internal/componentState.js';
 import { unwatch, watchProcess } from './internal/watch.js';
 import { type AgentStore, type AgentStoreRecord, type CorruptRecord, encodeValue, recordKey } from './store/AgentStore.js';
 import { decodeSchedule, SCHEDULE, scheduleKey, type StoredSchedule } from './store/scheduleRecords.js';
@@ -369,9 +369,10 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, SchedulerArg
     const sendsWait = (sendOptions.retries ?? 0) > 0 || sendOptions.ack === 'handled';
     // the table of a predecessor under this name (killed, restarted by its supervisor), or a new one
     const { state: kept, resumed } = componentState(ctx.node, name, 'agent_scheduler', newKept);
+    const initialized = releaseIfInitFails(ctx, name, kept, resumed); // an init that throws leaves no half-built table
     const state: State = { name, sendOptions, sendsWait, agents: new Map(), byRef: new Map(), kept, store, ctx };
     const before = { dropped: kept.dropped, corrupt: kept.corrupt };
-    if (!resumed && store === undefined) return state;
+    if (!resumed && store === undefined) return (initialized(), state);
     kept.resumed = resumed ? resumeKept(state, ctx) : resumeStored(state, store!, ctx);
     ctx.node.telemetry.execute(
       'keel.agent_scheduler.resumed',
@@ -380,6 +381,7 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, SchedulerArg
     );
     // a predecessor in this node could not read the store: this one tries again
     if (resumed && kept.storeUnread && store !== undefined) loadLate(state, store, ctx);
+    initialized();
     return state;
   },
 

@@ -20,7 +20,7 @@ import { checkId, type Settings, validateOptions, validateWorkflow } from './val
 import { forget, persist, RESULT, storeWrite, WORKFLOW } from './durable.js';
 import { loadLate, resumeKept, resumeStored } from './resume.js';
 import type { Kept } from './state.js';
-import { componentState, endsForGood, releaseComponentState } from '../internal/componentState.js';
+import { componentState, endsForGood, releaseComponentState, releaseIfInitFails } from '../internal/componentState.js';
 import { type AgentStore, encodeValue } from '../store/AgentStore.js';
 import { agentStoreFor } from '../store/stores.js';
 import { kernelOf } from '../../runtime/kernel.js';
@@ -71,6 +71,8 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
   async init({ options, workers: given, query, name, store }, ctx) {
     // the table of a predecessor under this name (killed, restarted by its supervisor), or a new one
     const { state: kept, resumed } = componentState(ctx.node, name, 'coordinator', newKept);
+    // killed while it awaits its workers' statuses: a table made here goes with it (a later start reads its store)
+    const initialized = releaseIfInitFails(ctx, name, kept, resumed);
     const state: State = { ctx, name, kept, store, options, workers: kept.workers, pool: [], fullBelow: 0, runs: kept.runs, history: kept.history, ready: [], head: 0, tail: 0, free: 0, m: kept.m, follow: undefined, dead: ctx.signal.aborted, probes: new Map() };
     ctx.signal.addEventListener('abort', () => (state.dead = true), { once: true });
     if (resumed) {
@@ -93,6 +95,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
       const r = resumeStored(state);
       event(state, 'resumed', { workflows: r.workflows, rerun: r.rerun, dropped: r.dropped }, { from: 'store' });
     } else if (kept.storeUnread && store !== undefined) loadLate(state); // its predecessor could not read the store: this one tries again
+    initialized();
     return state;
   },
 

@@ -7,6 +7,7 @@ import { SqliteAgentStore } from '../../../src/agents/store/SqliteAgentStore.js'
 import type { AgentStore, AgentStoreLoad } from '../../../src/agents/store/AgentStore.js';
 import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
 import { agentStoreFor } from '../../../src/agents/store/stores.js';
+import { componentStates } from '../../../src/agents/internal/componentState.js';
 import { Agent, CoordinatorAgent, GenServer, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents, probe } from '../../../src/testing/index.js';
 import { clockedNode, deferred, exitAndWait, expectKeelError, failure, fakeLogger, thrown, useNodes, useTempFiles } from '../../support.js';
@@ -313,6 +314,24 @@ describe('CoordinatorAgent with an agent store: a stored record whose resume wou
     expect(resumedOf(events)).toEqual([[{ workflows: 0, rerun: 0, dropped: 0 }, 'table'], [{ workflows: 2, rerun: 0, dropped: 0 }, 'store']]);
     expect(await coordinator.wait('wf-1')).toMatchObject({ status: 'completed', results: { t: 'stored 1' } });
     expect(await coordinator.wait('wf-2')).toMatchObject({ status: 'completed', results: { t: 'stored 2' } });
+  });
+
+  it('a coordinator killed while its init awaits its workers leaves no half-built table: a later start under the name reads its store', async () => {
+    const inner = await twoStored();
+    const { node } = clockedNode(track);
+    const silent = probe(node); // never answers its status: the init waits (on the test clock)
+    const first = started(node, inner, [silent]).then(() => 'started', (e: unknown) => e);
+    await silent.receive(); // the status request: the init is waiting for it, its table made
+    expect(componentStates(node)).toContain('flow');
+    await exitAndWait(node, node.registry.whereis('flow')!);
+    expectKeelError(await first, 'ERR_START_FAILED', 'killed');
+    expect(componentStates(node)).not.toContain('flow');
+    const events = captureEvents(node, ['keel.coordinator.resumed']);
+    const worker = await Agent.start(node, { capabilities: [], tasks: { k: (t) => t.payload } });
+    const again = await started(node, inner, [worker.pid]);
+    expect(resumedOf(events)).toEqual([[{ workflows: 2, rerun: 0, dropped: 0 }, 'store']]);
+    expect(await again.wait('wf-1')).toMatchObject({ status: 'completed', results: { t: 'stored 1' } });
+    expect(await again.wait('wf-2')).toMatchObject({ status: 'completed', results: { t: 'stored 2' } });
   });
 
   it('a store whose loadAll throws, or answers something that is not a load, cannot be read: logged and reported (store_failed); the coordinator starts with no stored workflow', async () => {
