@@ -10,7 +10,7 @@ import { isInstance } from '../runtime/safe.js';
 import { checkTarget, nameOf, Pid, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from './component.js';
-import { componentState, endsForGood, releaseComponentState } from './internal/componentState.js';
+import { componentState, endsForGood, releaseComponentState, releaseIfInitFails } from './internal/componentState.js';
 import { unwatch, watchProcess } from './internal/watch.js';
 import { type AgentStore, type AgentStoreRecord, type CorruptRecord, encodeValue, recordKey } from './store/AgentStore.js';
 import { decodeSchedule, SCHEDULE, scheduleKey, type StoredSchedule } from './store/scheduleRecords.js';
@@ -76,16 +76,39 @@ function remove(state: State, s: Schedule, ctx: Context<any>): void {
   if (s.agentName !== undefined && !kernelOf(ctx).stopping) storeWrite(state, ctx, (store) => store.delete(state.name, SCHEDULE, scheduleKey(s.agentName!, s.id)));
 }
 
-/** A write to the durable store: a failure (disk full, closed) is counted, logged and reported; the schedule runs on in memory. */
+/**
+ * A write to the durable store: a failure (disk full, closed) is counted, logged and reported; the
+ * schedule runs on in memory. A store that could not be read at the start is read first (its
+ * records resume now, before this write can touch them).
+ */
 function storeWrite(state: State, ctx: Context<any>, write: (store: AgentStore) => unknown): void {
   if (state.store === undefined) return;
+  if (state.kept.storeUnread) loadLate(state, state.store, ctx);
   try {
     write(state.store);
   } catch (e) {
-    state.kept.storeFailures++;
-    ctx.node.logger.error(`agent scheduler ${state.name}: a write to its store failed`, e);
-    ctx.node.telemetry.execute('keel.agent_scheduler.store_failed', {}, { scheduler: state.name, error: e });
+    storeFailed(state, ctx, 'a write to its store failed', e);
   }
+}
+
+/** A store operation failed: counted, logged and reported. */
+function storeFailed(state: State, ctx: Context<any>, what: string, e: unknown): void {
+  state.kept.storeFailures++;
+  ctx.node.logger.error(`agent scheduler ${state.name}: ${what}`, e);
+  ctx.node.telemetry.execute('keel.agent_scheduler.store_failed', {}, { scheduler: state.name, error: e });
+}
+
+/** The store could not be read at the start: read it now; what it holds resumes (reported as a start's resume is). */
+function loadLate(state: State, store: AgentStore, ctx: Context<any>): void {
+  const before = { dropped: state.kept.dropped, corrupt: state.kept.corrupt };
+  const resumed = resumeStored(state, store, ctx);
+  if (state.kept.storeUnread) return; // still unreadable (counted and reported)
+  state.kept.resumed += resumed;
+  ctx.node.telemetry.execute(
+    'keel.agent_scheduler.resumed',
+    { schedules: resumed, dropped: state.kept.dropped - before.dropped, corrupt: state.kept.corrupt - before.corrupt },
+    { scheduler: state.name, from: 'store' },
+  );
 }
 
 /** Keeps a schedule by name in the durable store (its due time moved, or it is new). */
@@ -287,11 +310,15 @@ function resumeStored(state: State, store: AgentStore, ctx: Context<any>): numbe
     records = [...loaded.records];
     corrupt = [...loaded.corrupt];
   } catch (e) {
-    storeWrite(state, ctx, () => {
-      throw e;
-    });
+    // its records are not this scheduler's to delete until it has read them (see terminate)
+    state.kept.storeUnread = true;
+    storeFailed(state, ctx, 'its store cannot be read', e);
     return 0;
   }
+  state.kept.storeUnread = false;
+  // read after a failed start (a late load): a schedule registered meanwhile under a stored key is the newer one, and stays
+  const held = new Map<string, Schedule>();
+  for (const s of state.kept.schedules) if (s.agentName !== undefined) held.set(scheduleKey(s.agentName, s.id), s);
   for (const c of corrupt) {
     const key = recordKey(c);
     dropped(state, '', key ?? '', 'corrupt', key, ctx);
@@ -312,6 +339,7 @@ function resumeStored(state: State, store: AgentStore, ctx: Context<any>): numbe
       dropped(state, '', key ?? '', 'corrupt', key, ctx);
       continue;
     }
+    if (held.has(key!)) continue;
     const pid = ctx.node.registry.whereis(d.agent);
     const entry = pid === undefined || Pid.equals(pid, ctx.self) ? undefined : watchAgent(state, pid, ctx);
     if (entry === undefined || entry.schedules.has(d.id)) {
@@ -321,11 +349,13 @@ function resumeStored(state: State, store: AgentStore, ctx: Context<any>): numbe
     rearm(state, newSchedule(state, entry, d.agent, d, d.nextDueAt), now, ctx);
     resumed++;
   }
+  // those registered while the store could not be read: written now (a write of theirs may have failed with the read)
+  for (const s of held.values()) persist(state, s, ctx);
   return resumed;
 }
 
 function newKept(): Kept {
-  return { schedules: new Set(), delivered: 0, failed: 0, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0 };
+  return { schedules: new Set(), delivered: 0, failed: 0, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0, storeUnread: false };
 }
 
 interface SchedulerArg {
@@ -339,15 +369,19 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, SchedulerArg
     const sendsWait = (sendOptions.retries ?? 0) > 0 || sendOptions.ack === 'handled';
     // the table of a predecessor under this name (killed, restarted by its supervisor), or a new one
     const { state: kept, resumed } = componentState(ctx.node, name, 'agent_scheduler', newKept);
+    const initialized = releaseIfInitFails(ctx, name, kept, resumed); // an init that throws leaves no half-built table
     const state: State = { name, sendOptions, sendsWait, agents: new Map(), byRef: new Map(), kept, store, ctx };
     const before = { dropped: kept.dropped, corrupt: kept.corrupt };
-    if (!resumed && store === undefined) return state;
+    if (!resumed && store === undefined) return (initialized(), state);
     kept.resumed = resumed ? resumeKept(state, ctx) : resumeStored(state, store!, ctx);
     ctx.node.telemetry.execute(
       'keel.agent_scheduler.resumed',
       { schedules: kept.resumed, dropped: kept.dropped - before.dropped, corrupt: kept.corrupt - before.corrupt },
       { scheduler: name, from: resumed ? 'table' : 'store' },
     );
+    // a predecessor in this node could not read the store: this one tries again
+    if (resumed && kept.storeUnread && store !== undefined) loadLate(state, store, ctx);
+    initialized();
     return state;
   },
 
@@ -355,7 +389,21 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, SchedulerArg
     // asked to stop (a normal exit): it ends for good, with its table and its store records
     if (!endsForGood(reason)) return;
     releaseComponentState(state.ctx.node, state.name);
-    if (state.store !== undefined) storeWrite(state, state.ctx, (store) => store.deleteAll(state.name, SCHEDULE));
+    const store = state.store;
+    if (store === undefined) return;
+    if (!state.kept.storeUnread) {
+      storeWrite(state, state.ctx, () => store.deleteAll(state.name, SCHEDULE));
+      return;
+    }
+    // its store was never read: the records it did not load are not its to delete, only those of the schedules it holds
+    const keys = [...state.kept.schedules].flatMap((s) => (s.agentName === undefined ? [] : [scheduleKey(s.agentName, s.id)]));
+    try {
+      store.transaction(() => {
+        for (const key of keys) store.delete(state.name, SCHEDULE, key);
+      });
+    } catch (e) {
+      storeFailed(state, state.ctx, 'a write to its store failed', e);
+    }
   },
 
   handleCall(request, _from, state, ctx) {

@@ -17,10 +17,10 @@ import { abortCompensations } from './saga.js';
 import { StuckCheck, stuckCheck } from './stuck.js';
 import type { CancelResult, CoordinatorHandle, CoordinatorMetrics, CoordinatorOptions, Workflow, WorkflowResult, WorkflowStatus } from './types.js';
 import { checkId, type Settings, validateOptions, validateWorkflow } from './validate.js';
-import { persist, RESULT, storeWrite, WORKFLOW } from './durable.js';
-import { resumeKept, resumeStored } from './resume.js';
+import { forget, persist, RESULT, storeWrite, WORKFLOW } from './durable.js';
+import { loadLate, resumeKept, resumeStored } from './resume.js';
 import type { Kept } from './state.js';
-import { componentState, endsForGood, releaseComponentState } from '../internal/componentState.js';
+import { componentState, endsForGood, releaseComponentState, releaseIfInitFails } from '../internal/componentState.js';
 import { type AgentStore, encodeValue } from '../store/AgentStore.js';
 import { agentStoreFor } from '../store/stores.js';
 import { kernelOf } from '../../runtime/kernel.js';
@@ -61,6 +61,8 @@ function newKept(): Kept {
     history: new Map(),
     seq: 0,
     removed: new Set(),
+    storeUnread: false,
+    shadowed: new Set(),
     m: { completed: 0, failed: 0, cancelled: 0, rejected: 0, tasksCompleted: 0, tasksFailed: 0, reassigned: 0, timedOut: 0, left: 0, retried: 0 },
   };
 }
@@ -69,6 +71,8 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
   async init({ options, workers: given, query, name, store }, ctx) {
     // the table of a predecessor under this name (killed, restarted by its supervisor), or a new one
     const { state: kept, resumed } = componentState(ctx.node, name, 'coordinator', newKept);
+    // killed while it awaits its workers' statuses: a table made here goes with it (a later start reads its store)
+    const initialized = releaseIfInitFails(ctx, name, kept, resumed);
     const state: State = { ctx, name, kept, store, options, workers: kept.workers, pool: [], fullBelow: 0, runs: kept.runs, history: kept.history, ready: [], head: 0, tail: 0, free: 0, m: kept.m, follow: undefined, dead: ctx.signal.aborted, probes: new Map() };
     ctx.signal.addEventListener('abort', () => (state.dead = true), { once: true });
     if (resumed) {
@@ -90,13 +94,16 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
       // a new OS process: the store's active workflows resume, their tasks wait for workers that run them
       const r = resumeStored(state);
       event(state, 'resumed', { workflows: r.workflows, rerun: r.rerun, dropped: r.dropped }, { from: 'store' });
-    }
+    } else if (kept.storeUnread && store !== undefined) loadLate(state); // its predecessor could not read the store: this one tries again
+    initialized();
     return state;
   },
 
   handleCall(request, from, state, ctx) {
     switch (request?.op) {
       case 'run': {
+        // the store could not be read at the start: read before a new workflow may take a stored one's id
+        if (state.kept.storeUnread && state.store !== undefined) loadLate(state);
         const wf = startRun(state, request.workflow);
         if (wf instanceof Error) return { reply: wf, state };
         if (!request.wait) return { reply: { id: wf.id }, state };
@@ -203,7 +210,10 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
     // asked to stop (a normal exit): it ends for good, its table and its store records with it
     if (!endsForGood(reason)) return;
     releaseComponentState(state.ctx.node, state.name);
-    if (!kernelOf(state.ctx).stopping) storeWrite(state, '', (store) => store.transaction(() => (store.deleteAll(state.name, WORKFLOW), store.deleteAll(state.name, RESULT))));
+    // its store never read: its workflows ran in memory only, and the records it did not read are not its to delete
+    if (kernelOf(state.ctx).stopping || state.kept.storeUnread) return;
+    if (state.kept.shadowed.size === 0) storeWrite(state, '', (store) => store.transaction(() => (store.deleteAll(state.name, WORKFLOW), store.deleteAll(state.name, RESULT))));
+    else for (const wf of state.runs.values()) forget(state, wf); // its own only: the shadowed ones stay for a later start
   },
 }, 'a coordinator (use its handle)', 'bare');
 markComponent(coordinatorSpec, 'coordinator', (s: State) => observeCoordinator(s, s.ctx.node.clock.now())); // an observer finds it, and reads it through the `observe` system call

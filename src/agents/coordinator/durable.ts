@@ -102,14 +102,14 @@ function recordOf(wf: Run): StoredWorkflow {
 
 /** Keeps the active workflow's record (a transition). */
 export function persist(state: State, wf: Run): void {
-  if (state.store === undefined) return; // no store: no record, nor a closure to write it
+  if (state.store === undefined || wf.unstored) return; // no store: no record, nor a closure to write it
   storeWrite(state, wf.id, (store) => store.put(state.name, WORKFLOW, wf.id, recordOf(wf)));
 }
 
 /** A task completed: its result recorded once, with its workflow's record, in one transaction. */
 export function recordResult(state: State, task: TaskRun): void {
-  if (state.store === undefined) return;
   const wf = task.wf;
+  if (state.store === undefined || wf.unstored) return;
   storeWrite(state, wf.id, (store) =>
     store.transaction(() => {
       store.insert(state.name, RESULT, resultKey(wf.id, task.spec.id), { result: task.result, attempts: task.attempts } satisfies StoredResult);
@@ -120,7 +120,7 @@ export function recordResult(state: State, task: TaskRun): void {
 
 /** The workflow finished: its records go. */
 export function forget(state: State, wf: Run): void {
-  if (state.store === undefined) return;
+  if (state.store === undefined || wf.unstored) return;
   storeWrite(state, wf.id, (store) =>
     store.transaction(() => {
       store.delete(state.name, WORKFLOW, wf.id);

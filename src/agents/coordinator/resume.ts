@@ -154,11 +154,14 @@ export function resumeStored(state: State): Resumed {
     corrupt = [...w.corrupt];
     results = [...r.records, ...r.corrupt];
   } catch (e) {
+    // its records are not this coordinator's to write over or delete until it has read them
+    state.kept.storeUnread = true;
     storeWrite(state, '', () => {
       throw e;
     });
     return { workflows: 0, rerun: 0, dropped: 0 };
   }
+  state.kept.storeUnread = false;
   // each result record read once, here: one whose reading throws is of no use, as a corrupt one (its task runs again)
   const rows: { key: string; value: { result: unknown } | undefined }[] = [];
   for (const r of results) {
@@ -171,6 +174,7 @@ export function resumeStored(state: State): Resumed {
   // stale one would stand in for the result of a later workflow of the same id, or of the task's re-run
   const unusable = (key: string, value: unknown): boolean => {
     const wf = workflowOfResult(key);
+    if (wf !== undefined && state.kept.shadowed.has(wf)) return false; // left for a later start, with its workflow
     return wf === undefined || !state.runs.has(wf) || value === undefined;
   };
   const sweep = (): void => {
@@ -197,6 +201,12 @@ export function resumeStored(state: State): Resumed {
       event(state, 'workflow_dropped', {}, { workflow: key ?? '', reason: stored });
       if (key !== undefined) storeWrite(state, key, (s) => s.delete(state.name, WORKFLOW, key));
       dropped++;
+      continue;
+    }
+    if (state.runs.has(stored.id) || state.history.has(stored.id) || state.kept.shadowed.has(stored.id)) {
+      // a late read (the store could not be read at the start): a workflow started meanwhile, in memory only, has its id
+      state.kept.shadowed.add(stored.id);
+      state.ctx.node.logger.warn(`coordinator ${state.name}: stored workflow ${stored.id} is not resumed (a workflow started while the store could not be read has its id); it stays in the store for a later start`);
       continue;
     }
     const wf = newRun(state, stored.id, stored.workflow, stored.startedAt);
@@ -260,6 +270,12 @@ export function resumeStored(state: State): Resumed {
   sweep();
   dispatch(state);
   return { workflows: resumed, rerun, dropped };
+}
+
+/** The store could not be read at the start: read it now, before a new workflow may take a stored one's id; what it holds resumes (reported as at a start). */
+export function loadLate(state: State): void {
+  const r = resumeStored(state);
+  if (!state.kept.storeUnread) event(state, 'resumed', { workflows: r.workflows, rerun: r.rerun, dropped: r.dropped }, { from: 'store' });
 }
 
 /** A result record's value as far as a resume uses it, or undefined: none (a corrupt row), not an object, or reading it threw. */

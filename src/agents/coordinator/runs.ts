@@ -109,8 +109,8 @@ export function startRun(state: State, workflow: Workflow): Run | Error {
   let id = workflow.id;
   if (id === undefined) {
     do id = `wf-${++state.kept.seq}`;
-    while (state.runs.has(id) || state.history.has(id));
-  } else if (state.runs.has(id) || state.history.has(id)) {
+    while (state.runs.has(id) || state.history.has(id) || state.kept.shadowed.has(id));
+  } else if (state.runs.has(id) || state.history.has(id) || state.kept.shadowed.has(id)) {
     return new InvalidArgumentError('workflow.id', 'an id not used by an active or remembered workflow', id);
   }
   for (let i = 0; i < workflow.tasks.length; i++) {
@@ -157,6 +157,7 @@ export function newRun(state: State, id: string, workflow: Workflow, startedAt: 
     id, spec: workflow, deadline: undefined, tasks: new Map(), order: [], state: 'running', completed: 0, reassigned: 0, results: {}, startedAt, waiters: [], timer: undefined,
     waitMs: workflow.waitForWorkersMs ?? state.options.waitForWorkersMs, stuckMs: workflow.stuckAfterMs ?? state.options.stuckAfterMs,
     progressAt: startedAt, stuckTimer: undefined, stuckReported: false, completedOrder: [], undo: [], compensations: [], failure: undefined,
+    unstored: state.kept.storeUnread,
   };
   for (let i = 0; i < workflow.tasks.length; i++) {
     const spec = workflow.tasks[i]!;

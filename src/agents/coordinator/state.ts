@@ -144,6 +144,8 @@ export interface Run {
   readonly undo: TaskRun[];
   readonly compensations: CompensationOutcome[];
   failure: { failedTask: string | undefined; error: unknown } | undefined;
+  /** Started while the coordinator's store could not be read: it runs in memory only, never written (its id may be a stored workflow's). */
+  readonly unstored: boolean;
 }
 
 /** The counts behind `metrics()`. */
@@ -162,6 +164,14 @@ export interface Kept {
   seq: number;
   /** Agents taken out with `removeWorker` (pid keys): a followed registry query does not bring them back. */
   readonly removed: Set<string>;
+  /**
+   * The store could not be read at the start (its `loadAll` failed): its records are not this
+   * coordinator's to write over or delete. It is read again before each new workflow and at a
+   * restart; until then new workflows run in memory only and a normal stop deletes nothing.
+   */
+  storeUnread: boolean;
+  /** Stored workflows a late read found under the id of a workflow started while the store could not be read: left in the store, untouched, for a later start; their ids are not given again. */
+  readonly shadowed: Set<string>;
 }
 
 export interface State {

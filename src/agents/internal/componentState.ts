@@ -1,5 +1,5 @@
 import type { ExitReason } from '../../runtime/messages.js';
-import type { Node } from '../../runtime/types.js';
+import type { Context, Node } from '../../runtime/types.js';
 
 /**
  * @internal State of an agent-layer component that outlives the component's process, as an ETS
@@ -61,6 +61,23 @@ export function componentState<T extends object>(node: Node, name: string, kind:
 export function peekComponentState<T extends object>(node: Node, name: string, kind: string): T | undefined {
   const held = tables.get(node)?.get(name);
   return held?.kind === kind ? (held.state as T) : undefined;
+}
+
+/**
+ * Until the returned function runs (at the end of the component's `init`), a table this start made
+ * goes if the process exits: an init that throws, or is killed while it awaits, leaves no half-built
+ * table that a later start under the name would resume "from table" (and then skip its store). A
+ * table resumed from a predecessor stays: it is the predecessor's, as after any crash.
+ */
+export function releaseIfInitFails(ctx: Context<any>, name: string, state: object, resumed: boolean): () => void {
+  if (resumed) return () => {};
+  const node = ctx.node;
+  const release = (): void => {
+    const byName = tables.get(node);
+    if (byName?.get(name)?.state === state) byName.delete(name);
+  };
+  ctx.signal.addEventListener('abort', release, { once: true });
+  return () => ctx.signal.removeEventListener('abort', release);
 }
 
 /** Whether `reason` ends the component for good (its table is released) rather than before a restart. */

@@ -41,6 +41,12 @@ export interface Kept {
   dropped: number;
   corrupt: number;
   storeFailures: number;
+  /**
+   * The store could not be read at the start (its `loadAll` failed): its records were not resumed,
+   * so they are not this scheduler's to delete. The load is tried again at each store write and at a
+   * restart; until one succeeds, a normal stop deletes only the records of the schedules it holds.
+   */
+  storeUnread: boolean;
 }
 
 export interface AgentEntry {

@@ -268,6 +268,113 @@ describe('AgentScheduler with a store that fails', () => {
     expect(events.events.map((e) => e.event)).toEqual(['keel.agent_scheduler.store_failed', 'keel.agent_scheduler.resumed']);
   });
 
+  /** A store over `inner` whose first `failures` loadAll calls throw (the database briefly locked), then answer. */
+  function lockedAtFirst(inner: MemoryAgentStore, failures: number): AgentStore & { loads: number } {
+    const store = loadingStore(inner, (c, k) => {
+      store.loads++;
+      if (store.loads <= failures) throw new Error('SQLITE_BUSY: database is locked');
+      return inner.loadAll(c, k);
+    }) as AgentStore & { loads: number };
+    store.loads = 0;
+    return store;
+  }
+
+  /** A store holding w1's and w2's 'beat' (every 100 ms from START), written by a scheduler whose node has shut down. */
+  async function twoStored(): Promise<MemoryAgentStore> {
+    const inner = new MemoryAgentStore();
+    const { node } = clockedNode(track);
+    recorder(node, 'w1');
+    recorder(node, 'w2');
+    const first = await AgentScheduler.start(node, { name: 'ticks', store: lockedAtFirst(inner, 0) });
+    expect(await first.registerPeriodic('w1', 'beat', 100, 'one')).toBe('ok');
+    expect(await first.registerPeriodic('w2', 'beat', 100, 'two')).toBe('ok');
+    await node.shutdown();
+    expect(inner.loadAll('ticks').records.map((r) => r.key)).toEqual([scheduleKey('w1', 'beat'), scheduleKey('w2', 'beat')]);
+    return inner;
+  }
+
+  it('a normal stop of a scheduler that could not read its store at the start deletes none of the records it never loaded: a later start resumes every one', async () => {
+    const inner = await twoStored();
+    const { node, clock } = clockedNode(track);
+    const w1 = recorder(node, 'w1');
+    const w2 = recorder(node, 'w2');
+    const events = captureEvents(node, ['keel.agent_scheduler.']);
+    const locked = await AgentScheduler.start(node, { name: 'ticks', store: lockedAtFirst(inner, 1) });
+    expect(await locked.stats()).toMatchObject({ schedules: 0, resumed: 0, storeFailures: 1 });
+    expect(events.events.map((e) => e.event)).toEqual(['keel.agent_scheduler.store_failed', 'keel.agent_scheduler.resumed']);
+    await GenServer.stop(node, locked.pid); // a normal stop: it ends for good
+    expect(inner.loadAll('ticks').records.map((r) => r.key)).toEqual([scheduleKey('w1', 'beat'), scheduleKey('w2', 'beat')]);
+    // started again on the store, readable now: every schedule resumes and fires
+    events.events.length = 0;
+    const again = await AgentScheduler.start(node, { name: 'ticks', store: lockedAtFirst(inner, 0) });
+    expect(events.events).toEqual([
+      { event: 'keel.agent_scheduler.resumed', measurements: { schedules: 2, dropped: 0, corrupt: 0 }, metadata: { scheduler: 'ticks', from: 'store' } },
+    ]);
+    expect(await again.list('w1')).toMatchObject([{ id: 'beat', intervalMs: 100, nextDueAt: START + 100 }]);
+    expect(await again.list('w2')).toMatchObject([{ id: 'beat', intervalMs: 100, nextDueAt: START + 100 }]);
+    await advance(node, clock, 100);
+    expect(w1.at).toEqual([START + 100]);
+    expect(w2.at).toEqual([START + 100]);
+  });
+
+  it('a scheduler that could not read its store at the start reads it at its next write: the stored schedules resume then, one registered meanwhile under a stored key stays', async () => {
+    const inner = await twoStored();
+    const { node, clock } = clockedNode(track);
+    const w1 = recorder(node, 'w1');
+    const w2 = recorder(node, 'w2');
+    const w3 = recorder(node, 'w3');
+    const store = lockedAtFirst(inner, 1);
+    const scheduler = await AgentScheduler.start(node, { name: 'ticks', store });
+    const events = captureEvents(node, ['keel.agent_scheduler.resumed']);
+    // unknown to it (not loaded): registered anew, then the load it tries first resumes w2's and w3's, not w1's older one
+    expect(await scheduler.registerPeriodic('w1', 'beat', 250, 'one, slower')).toBe('ok');
+    expect(store.loads).toBe(2);
+    expect(events.events).toEqual([
+      { event: 'keel.agent_scheduler.resumed', measurements: { schedules: 1, dropped: 0, corrupt: 0 }, metadata: { scheduler: 'ticks', from: 'store' } },
+    ]);
+    expect(await scheduler.registerPeriodic('w3', 'beat', 100, 'three')).toBe('ok');
+    expect(store.loads).toBe(2); // read once, for good
+    expect(await scheduler.stats()).toMatchObject({ schedules: 3, resumed: 1, storeFailures: 1 });
+    expect(inner.loadAll('ticks').records.map((r) => [r.key, (r.value as { intervalMs: number }).intervalMs])).toEqual([
+      [scheduleKey('w1', 'beat'), 250],
+      [scheduleKey('w2', 'beat'), 100],
+      [scheduleKey('w3', 'beat'), 100],
+    ]);
+    await advance(node, clock, 250);
+    expect(w1.at).toEqual([START + 250]);
+    expect(w2.at).toEqual([START + 100, START + 200]);
+    expect(w3.at).toEqual([START + 100, START + 200]);
+    // loaded: a normal stop deletes its records, as any scheduler's
+    await GenServer.stop(node, scheduler.pid);
+    expect(inner.loadAll('ticks').records).toEqual([]);
+  });
+
+  it('a scheduler that could not read its store at the start, killed and restarted in its node, reads it at the restart', async () => {
+    const inner = await twoStored();
+    const { node } = clockedNode(track);
+    recorder(node, 'w1');
+    recorder(node, 'w2');
+    const scheduler = await AgentScheduler.start(node, { name: 'ticks', store: lockedAtFirst(inner, 1) });
+    const events = captureEvents(node, ['keel.agent_scheduler.resumed']);
+    await exitAndWait(node, scheduler.pid);
+    expect(node.registry.whereis('ticks')).toEqual(scheduler.pid); // restarted by keel.agents
+    expect(events.events.map((e) => [e.measurements.schedules, e.metadata.from])).toEqual([[0, 'table'], [2, 'store']]);
+    expect(await scheduler.stats()).toMatchObject({ schedules: 2, resumed: 2, storeFailures: 1 });
+  });
+
+  it('a scheduler whose store stays unreadable deletes, at a normal stop, only the records of the schedules it holds', async () => {
+    const inner = await twoStored();
+    const { node } = clockedNode(track);
+    recorder(node, 'w1');
+    recorder(node, 'w2');
+    const scheduler = await AgentScheduler.start(node, { name: 'ticks', store: lockedAtFirst(inner, Infinity) });
+    // w1's is replaced by the caller (its key written over), w2's is not the scheduler's
+    expect(await scheduler.registerPeriodic('w1', 'beat', 250, 'one, slower')).toBe('ok');
+    expect(await scheduler.stats()).toMatchObject({ schedules: 1, resumed: 0, storeFailures: 2 });
+    await GenServer.stop(node, scheduler.pid);
+    expect(inner.loadAll('ticks').records.map((r) => r.key)).toEqual([scheduleKey('w2', 'beat')]);
+  });
+
   /** A store over `inner` whose loadAll answers `load` for it (a custom AgentStore, given as is). */
   function loadingStore(inner: MemoryAgentStore, load: (component: string, kind?: string) => AgentStoreLoad): AgentStore {
     return {

@@ -7,9 +7,10 @@ import { SqliteAgentStore } from '../../../src/agents/store/SqliteAgentStore.js'
 import type { AgentStore, AgentStoreLoad } from '../../../src/agents/store/AgentStore.js';
 import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
 import { agentStoreFor } from '../../../src/agents/store/stores.js';
-import { Agent, CoordinatorAgent, GenServer, type Node } from '../../../src/index.js';
+import { componentStates } from '../../../src/agents/internal/componentState.js';
+import { Agent, CoordinatorAgent, GenServer, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents, probe } from '../../../src/testing/index.js';
-import { clockedNode, deferred, expectKeelError, fakeLogger, thrown, useNodes, useTempFiles } from '../../support.js';
+import { clockedNode, deferred, exitAndWait, expectKeelError, failure, fakeLogger, thrown, useNodes, useTempFiles } from '../../support.js';
 
 const tmpfile = useTempFiles('keel-coordinator-store-', 'agents.db');
 const track = useNodes();
@@ -232,6 +233,105 @@ describe('CoordinatorAgent with an agent store: a stored record whose resume wou
     expect(await coordinator.wait('ok')).toMatchObject({ status: 'completed', results: { a: 'done', b: 'done' } });
     expect(await coordinator.wait('far')).toMatchObject({ status: 'completed', results: { t: 'done' } });
     expect(inner.loadAll('flow').records).toEqual([]);
+  });
+
+  /** A store over `inner` whose first `failures` loadAll calls throw (the database briefly locked), then answer. */
+  function lockedAtFirst(inner: MemoryAgentStore, failures: number): AgentStore {
+    let loads = 0;
+    return loadingStore(inner, (c, k) => {
+      if (++loads <= failures) throw new Error('SQLITE_BUSY: database is locked');
+      return inner.loadAll(c, k);
+    });
+  }
+
+  /** A store holding the workflows wf-1 and wf-2 (one task each, of kind k, payload 'stored 1' / 'stored 2'), written by a coordinator whose node has shut down. */
+  async function twoStored(): Promise<MemoryAgentStore> {
+    const inner = new MemoryAgentStore();
+    const { node } = clockedNode(track);
+    const first = await CoordinatorAgent.start(node, { name: 'flow', store: inner, waitForWorkersMs: Infinity });
+    expect(await first.submit({ tasks: [{ id: 't', kind: 'k', payload: 'stored 1' }] })).toEqual({ id: 'wf-1' });
+    expect(await first.submit({ tasks: [{ id: 't', kind: 'k', payload: 'stored 2' }] })).toEqual({ id: 'wf-2' });
+    await node.shutdown({ timeoutMs: 1000 });
+    expect(inner.loadAll('flow').records.map((r) => r.key)).toEqual(['wf-1', 'wf-2']);
+    return inner;
+  }
+
+  const started = (node: Node, store: AgentStore, workers: Pid[]) => CoordinatorAgent.start(node, { name: 'flow', store, workers, waitForWorkersMs: Infinity });
+
+  it('a normal stop of a coordinator that could not read its store at the start deletes none of the workflows it never loaded: a later start resumes every one', async () => {
+    const inner = await twoStored();
+    const { node } = clockedNode(track);
+    const worker = await Agent.start(node, { capabilities: [], tasks: { k: (t) => t.payload } });
+    const events = captureEvents(node, ['keel.coordinator.resumed', 'keel.coordinator.store_failed']);
+    const locked = await started(node, lockedAtFirst(inner, 1), [worker.pid]);
+    expect(events.events.map((e) => e.event)).toEqual(['keel.coordinator.store_failed', 'keel.coordinator.resumed']);
+    expect((await locked.metrics()).workflows.active).toBe(0);
+    await GenServer.stop(node, locked.pid); // a normal stop: it ends for good
+    expect(inner.loadAll('flow').records.map((r) => r.key)).toEqual(['wf-1', 'wf-2']);
+    // started again on the store, readable now: every workflow resumes and completes
+    events.events.length = 0;
+    const again = await started(node, lockedAtFirst(inner, 0), [worker.pid]);
+    expect(resumedOf(events)).toEqual([[{ workflows: 2, rerun: 0, dropped: 0 }, 'store']]);
+    expect(await again.wait('wf-1')).toMatchObject({ status: 'completed', results: { t: 'stored 1' } });
+    expect(await again.wait('wf-2')).toMatchObject({ status: 'completed', results: { t: 'stored 2' } });
+    expect(inner.loadAll('flow').records).toEqual([]);
+  });
+
+  it('until it reads its store, a coordinator runs new workflows in memory only (a stored one of the same id untouched); it reads the store before each new workflow, and a stored one whose id was taken meanwhile stays for a later start', async () => {
+    const inner = await twoStored();
+    const stored = inner.loadAll('flow').records;
+    const { node } = clockedNode(track);
+    const worker = await Agent.start(node, { capabilities: [], tasks: { k: (t) => t.payload } });
+    // unreadable at the start and again at the first submit
+    const coordinator = await started(node, lockedAtFirst(inner, 2), [worker.pid]);
+    const events = captureEvents(node, ['keel.coordinator.resumed']);
+    expect(await coordinator.submit({ tasks: [{ id: 't', kind: 'k', payload: 'new 1' }] })).toEqual({ id: 'wf-1' });
+    expect(await coordinator.wait('wf-1')).toMatchObject({ status: 'completed', results: { t: 'new 1' } });
+    expect(inner.loadAll('flow').records).toEqual(stored); // neither written over nor deleted
+    expect(events.events).toEqual([]);
+    // readable now: read before this workflow; wf-2 resumes, the stored wf-1 (its id taken) is left, the new one is wf-3
+    expect(await coordinator.submit({ tasks: [{ id: 't', kind: 'k', payload: 'new 3' }] })).toEqual({ id: 'wf-3' });
+    expect(resumedOf(events)).toEqual([[{ workflows: 1, rerun: 0, dropped: 0 }, 'store']]);
+    expect(await coordinator.wait('wf-2')).toMatchObject({ status: 'completed', results: { t: 'stored 2' } });
+    expect(await coordinator.wait('wf-3')).toMatchObject({ status: 'completed', results: { t: 'new 3' } });
+    expectKeelError(await failure(() => coordinator.submit({ id: 'wf-1', tasks: [{ id: 't', kind: 'k' }] })), 'ERR_INVALID_ARGUMENT', 'workflow.id'); // the stored one's
+    expect(await coordinator.submit({ id: 'held', tasks: [{ id: 't', kind: 'nobody' }] })).toEqual({ id: 'held' }); // waits for a worker
+    expect(inner.loadAll('flow', 'workflow').records.map((r) => r.key)).toEqual(['held', 'wf-1']);
+    await GenServer.stop(node, coordinator.pid); // its own records go, not the stored wf-1
+    expect(inner.loadAll('flow').records).toEqual([stored[0]]);
+    const later = await started(node, lockedAtFirst(inner, 0), [worker.pid]);
+    expect(await later.wait('wf-1')).toMatchObject({ status: 'completed', results: { t: 'stored 1' } });
+    expect(inner.loadAll('flow').records).toEqual([]);
+  });
+
+  it('a coordinator that could not read its store at the start, killed and restarted in its node, reads it at the restart', async () => {
+    const inner = await twoStored();
+    const { node } = clockedNode(track);
+    const worker = await Agent.start(node, { capabilities: [], tasks: { k: (t) => t.payload } });
+    const coordinator = await started(node, lockedAtFirst(inner, 1), [worker.pid]);
+    const events = captureEvents(node, ['keel.coordinator.resumed']);
+    await exitAndWait(node, coordinator.pid); // keel.agents restarts it under 'flow'
+    expect(resumedOf(events)).toEqual([[{ workflows: 0, rerun: 0, dropped: 0 }, 'table'], [{ workflows: 2, rerun: 0, dropped: 0 }, 'store']]);
+    expect(await coordinator.wait('wf-1')).toMatchObject({ status: 'completed', results: { t: 'stored 1' } });
+    expect(await coordinator.wait('wf-2')).toMatchObject({ status: 'completed', results: { t: 'stored 2' } });
+  });
+
+  it('a coordinator killed while its init awaits its workers leaves no half-built table: a later start under the name reads its store', async () => {
+    const inner = await twoStored();
+    const { node } = clockedNode(track);
+    const silent = probe(node); // never answers its status: the init waits (on the test clock)
+    const first = started(node, inner, [silent]).then(() => 'started', (e: unknown) => e);
+    await silent.receive(); // the status request: the init is waiting for it, its table made
+    expect(componentStates(node)).toContain('flow');
+    await exitAndWait(node, node.registry.whereis('flow')!);
+    expectKeelError(await first, 'ERR_START_FAILED', 'killed');
+    expect(componentStates(node)).not.toContain('flow');
+    const events = captureEvents(node, ['keel.coordinator.resumed']);
+    const worker = await Agent.start(node, { capabilities: [], tasks: { k: (t) => t.payload } });
+    const again = await started(node, inner, [worker.pid]);
+    expect(resumedOf(events)).toEqual([[{ workflows: 2, rerun: 0, dropped: 0 }, 'store']]);
+    expect(await again.wait('wf-1')).toMatchObject({ status: 'completed', results: { t: 'stored 1' } });
+    expect(await again.wait('wf-2')).toMatchObject({ status: 'completed', results: { t: 'stored 2' } });
   });
 
   it('a store whose loadAll throws, or answers something that is not a load, cannot be read: logged and reported (store_failed); the coordinator starts with no stored workflow', async () => {

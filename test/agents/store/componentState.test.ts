@@ -1,9 +1,9 @@
 // The node-owned table a component keeps under its name: found again by a successor, released on
 // a normal stop only, separate per node and per name.
 import { describe, expect, it } from 'vitest';
-import { componentState, componentStates, endsForGood, peekComponentState, releaseComponentState } from '../../../src/agents/internal/componentState.js';
-import { captureEvents } from '../../../src/testing/index.js';
-import { useNodes } from '../../support.js';
+import { componentState, componentStates, endsForGood, peekComponentState, releaseComponentState, releaseIfInitFails } from '../../../src/agents/internal/componentState.js';
+import { captureEvents, probe } from '../../../src/testing/index.js';
+import { exitAndWait, useNodes } from '../../support.js';
 
 const track = useNodes();
 
@@ -45,6 +45,25 @@ describe('componentState', () => {
     });
     expect(componentState(a, 'y', 'other', () => ({ ok: true }))).toEqual({ state: { ok: true }, resumed: false });
     expect(events.events[1]?.metadata).toMatchObject({ name: 'y', kind: 'router', by: 'other', error: { message: 'boom' } });
+  });
+
+  it('releases a table made by a start whose process exits before its init is done; keeps a resumed one, and one whose init was done', async () => {
+    const node = track();
+    const made = probe(node);
+    const table = componentState(node, 'made', 'k', () => ({}));
+    releaseIfInitFails(made.ctx, 'made', table.state, table.resumed);
+    await exitAndWait(node, made);
+    expect(componentStates(node)).not.toContain('made');
+    const done = probe(node);
+    const kept = componentState(node, 'done', 'k', () => ({}));
+    releaseIfInitFails(done.ctx, 'done', kept.state, kept.resumed)();
+    await exitAndWait(node, done);
+    const again = probe(node);
+    const resumed = componentState(node, 'done', 'k', () => ({}));
+    expect(resumed).toEqual({ state: kept.state, resumed: true });
+    releaseIfInitFails(again.ctx, 'done', resumed.state, resumed.resumed);
+    await exitAndWait(node, again);
+    expect(componentStates(node)).toEqual(['done']);
   });
 
   it('ends for good on a normal exit only', () => {
