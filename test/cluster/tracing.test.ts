@@ -40,13 +40,9 @@ function traced(node: Node) {
  * Two nodes, `a` and `b`, over an in-memory network; a's transport is tapped: `sent` holds every
  * batch a sent to b, and `inject(frame)` sends b a batch of one raw frame as a would.
  */
-async function tappedPair(trackNode: TrackNode) {
-  const net = new MemoryNetwork();
-  const a = trackNode({ name: 'a' });
-  const b = trackNode({ name: 'b' });
-  const inner = net.transport();
-  const sent: string[] = [];
-  const transport: Transport = {
+/** `inner`, with every batch it sends also pushed onto `sent`. */
+function tapped(inner: Transport, sent: string[]): Transport {
+  return {
     kind: 'memory',
     get maxBatchSize() {
       return inner.maxBatchSize;
@@ -61,6 +57,15 @@ async function tappedPair(trackNode: TrackNode) {
     flush: () => inner.flush(),
     close: () => inner.close(),
   };
+}
+
+async function tappedPair(trackNode: TrackNode) {
+  const net = new MemoryNetwork();
+  const a = trackNode({ name: 'a' });
+  const b = trackNode({ name: 'b' });
+  const inner = net.transport();
+  const sent: string[] = [];
+  const transport = tapped(inner, sent);
   const ca = await Cluster.join(a, { transport });
   const cb = await Cluster.join(b, { transport: net.transport() });
   await ca.waitFor(['b']);
@@ -329,26 +334,10 @@ describe('message-flow tracing across nodes', () => {
     const net = new MemoryNetwork({ maxBatchSize: 4096 });
     const a = track({ name: 'a' });
     const b = track({ name: 'b' });
-    const inner = net.transport();
     const sent: string[] = [];
-    const tapped: Transport = {
-      kind: 'memory',
-      get maxBatchSize() {
-        return inner.maxBatchSize;
-      },
-      start: (self, handler) => inner.start(self, handler),
-      send: (peer, batch) => {
-        sent.push(batch);
-        inner.send(peer, batch);
-      },
-      broadcast: (batch) => inner.broadcast(batch),
-      probe: (peer, timeoutMs) => inner.probe(peer, timeoutMs),
-      flush: () => inner.flush(),
-      close: () => inner.close(),
-    };
     const ofA = net.transport();
     const ca = await Cluster.join(a, { transport: ofA });
-    const cb = await Cluster.join(b, { transport: tapped });
+    const cb = await Cluster.join(b, { transport: tapped(net.transport(), sent) });
     await ca.waitFor(['b']);
     await cb.waitFor(['a']);
     traced(b);
