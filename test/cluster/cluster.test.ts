@@ -38,6 +38,29 @@ function nextEvent(node: Node, event: string): Promise<{ measurements: Record<st
 
 const pair = (options?: Partial<ClusterOptions>) => memoryPair(track, options);
 
+/**
+ * Two nodes with a probe trapping exits on each; `unlinked()` checks that no tie is left between
+ * them, then kills both probes and checks that neither death reached the other.
+ */
+async function trappingPair() {
+  const { a, b, ca, cb } = await pair();
+  const pa = probe<Exit>(a);
+  const pb = probe<Exit>(b);
+  pa.ctx.trapExits(true);
+  pb.ctx.trapExits(true);
+  const unlinked = async (): Promise<void> => {
+    expect(ca.internals()).toMatchObject({ entries: 0, books: 0 });
+    expect(cb.internals()).toMatchObject({ entries: 0, books: 0 });
+    a.exit(pa, 'kill');
+    b.exit(pb, 'kill');
+    await roundTrip(a, b);
+    await roundTrip(b, a);
+    expect(pa.messages.filter(isExit)).toEqual([]);
+    expect(pb.messages.filter(isExit)).toEqual([]);
+  };
+  return { a, b, ca, cb, pa, pb, unlinked };
+}
+
 type CounterCall = { type: 'add'; n: number } | { type: 'boom' } | { type: 'never' } | { type: 'fn' };
 const counter: GenServerSpec<number, { request: CounterCall; reply: unknown }, never, number> = {
   init: (n: number) => n,
@@ -300,11 +323,7 @@ describe('remote monitor and link', () => {
   });
 
   it('a link and an unlink that cross leave both sides unlinked: an unlink is acknowledged (as since OTP 23)', async () => {
-    const { a, b, ca, cb } = await pair();
-    const pa = probe<Exit>(a);
-    const pb = probe<Exit>(b);
-    pa.ctx.trapExits(true);
-    pb.ctx.trapExits(true);
+    const { a, b, pa, pb, unlinked } = await trappingPair();
     // all before either node's batch goes out: a links and unlinks b, while b links a
     pa.ctx.link(pb);
     pa.ctx.unlink(pb);
@@ -312,15 +331,7 @@ describe('remote monitor and link', () => {
     // b's unlink acknowledgement travels back after b handled a's frames
     await roundTrip(a, b);
     await roundTrip(b, a);
-    expect(ca.internals()).toMatchObject({ entries: 0, books: 0 });
-    expect(cb.internals()).toMatchObject({ entries: 0, books: 0 });
-    // neither death reaches the other: no side kept a link
-    a.exit(pa, 'kill');
-    b.exit(pb, 'kill');
-    await roundTrip(a, b);
-    await roundTrip(b, a);
-    expect(pa.messages.filter(isExit)).toEqual([]);
-    expect(pb.messages.filter(isExit)).toEqual([]);
+    await unlinked();
   });
 
   it('an exit of a link being unlinked is not delivered, and a link made again after an unlink stands on both sides', async () => {
@@ -359,11 +370,7 @@ describe('remote monitor and link', () => {
   });
 
   it('two unlinks that cross, one side linking again before the other unlink reaches it, leave both sides unlinked', async () => {
-    const { a, b, ca, cb } = await pair();
-    const pa = probe<Exit>(a);
-    const pb = probe<Exit>(b);
-    pa.ctx.trapExits(true);
-    pb.ctx.trapExits(true);
+    const { a, b, ca, cb, pa, pb, unlinked } = await trappingPair();
     pa.ctx.link(pb);
     await roundTrip(a, b);
     expect([ca.internals().entries, cb.internals().entries]).toEqual([1, 1]);
@@ -375,14 +382,7 @@ describe('remote monitor and link', () => {
     await roundTrip(a, b);
     await roundTrip(b, a);
     await roundTrip(a, b);
-    expect(ca.internals()).toMatchObject({ entries: 0, books: 0 });
-    expect(cb.internals()).toMatchObject({ entries: 0, books: 0 });
-    a.exit(pa, 'kill');
-    b.exit(pb, 'kill');
-    await roundTrip(a, b);
-    await roundTrip(b, a);
-    expect(pa.messages.filter(isExit)).toEqual([]);
-    expect(pb.messages.filter(isExit)).toEqual([]);
+    await unlinked();
   });
 
   it('a local death kills a linked remote process that does not trap exits', async () => {
