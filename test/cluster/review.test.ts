@@ -231,22 +231,33 @@ describe('review: hostile link and monitor frames', () => {
   });
 });
 
+/** Two nodes: `a` takes a silent peer for down within 200 ms, `b` is patient (two minutes). */
+async function impatientPair() {
+  const net = new MemoryNetwork();
+  const a = track({ name: 'a' });
+  const b = track({ name: 'b' });
+  const ca = await Cluster.join(a, { transport: net.transport(), heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 200, probeTimeoutMs: 30 });
+  const cb = await Cluster.join(b, { transport: net.transport(), heartbeatMs: 20, suspectAfterMs: 60_000, downAfterMs: 120_000 });
+  await ca.waitFor(['b']);
+  await cb.waitFor(['a']);
+  return { net, a, b, ca, cb };
+}
+
+/** Cuts `b` off until `a` takes it for down. */
+async function aDownsB(net: MemoryNetwork, a: Node): Promise<void> {
+  const downed = new Promise<void>((resolve) => a.telemetry.attach('downed', ['keel.cluster.node_down'], () => resolve()));
+  net.isolate('b');
+  await downed;
+  a.telemetry.detach('downed');
+}
+
 describe("review: the '!' reset", () => {
   it('ties a peer made before it learned it was down leave no entry behind on the side that downed it', async () => {
-    const net = new MemoryNetwork();
-    const a = track({ name: 'a' });
-    const b = track({ name: 'b' });
-    const ca = await Cluster.join(a, { transport: net.transport(), heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 200, probeTimeoutMs: 30 });
-    const cb = await Cluster.join(b, { transport: net.transport(), heartbeatMs: 20, suspectAfterMs: 60_000, downAfterMs: 120_000 });
-    await ca.waitFor(['b']);
-    await cb.waitFor(['a']);
+    const { net, a, b, ca, cb } = await impatientPair();
     const target = probe(a);
     const watcher = probe(b);
     watcher.ctx.trapExits(true);
-    const downed = new Promise<void>((resolve) => a.telemetry.attach('downed', ['keel.cluster.node_down'], () => resolve()));
-    net.isolate('b'); // a takes b for down; b, patient, does not take a for down
-    await downed;
-    a.telemetry.detach('downed');
+    await aDownsB(net, a); // b, patient, does not take a for down
     net.heal('b');
     // b ties its process to a's before it hears that a had taken it for down
     watcher.ctx.monitor(target);
@@ -266,23 +277,14 @@ describe("review: the '!' reset", () => {
   });
 
   it('an unlink the peer sent before it learned it was down does not undo a link made since: both sides stay linked', async () => {
-    const net = new MemoryNetwork();
-    const a = track({ name: 'a' });
-    const b = track({ name: 'b' });
-    const ca = await Cluster.join(a, { transport: net.transport(), heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 200, probeTimeoutMs: 30 });
-    const cb = await Cluster.join(b, { transport: net.transport(), heartbeatMs: 20, suspectAfterMs: 60_000, downAfterMs: 120_000 });
-    await ca.waitFor(['b']);
-    await cb.waitFor(['a']);
+    const { net, a, b, ca, cb } = await impatientPair();
     const local = probe(a);
     const remote = probe(b);
     local.ctx.trapExits(true);
     remote.ctx.trapExits(true);
     local.ctx.link(remote);
     await roundTrip(a, b);
-    const downed = new Promise<void>((resolve) => a.telemetry.attach('downed', ['keel.cluster.node_down'], () => resolve()));
-    net.isolate('b'); // a takes b for down; b, patient, does not take a for down
-    await downed;
-    a.telemetry.detach('downed');
+    await aDownsB(net, a); // b, patient, does not take a for down
     expect(((await local.receive(isExit, { timeout: 5000 })) as Exit).reason).toBe('noconnection');
     net.heal('b');
     await ca.waitFor(['b']); // b's heartbeat: a takes it up again and tells it so ('!') first
@@ -347,17 +349,8 @@ describe('review: joining again after leave', () => {
 
 describe('review: a goodbye from a peer already down', () => {
   it('is not taken for the peer coming up (no node_up, no reset sent to a leaving node)', async () => {
-    const net = new MemoryNetwork();
-    const a = track({ name: 'a' });
-    const b = track({ name: 'b' });
-    const ca = await Cluster.join(a, { transport: net.transport(), heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 200, probeTimeoutMs: 30 });
-    const cb = await Cluster.join(b, { transport: net.transport(), heartbeatMs: 20, suspectAfterMs: 60_000, downAfterMs: 120_000 });
-    await ca.waitFor(['b']);
-    await cb.waitFor(['a']);
-    const downed = new Promise<void>((resolve) => a.telemetry.attach('downed', ['keel.cluster.node_down'], () => resolve()));
-    net.isolate('b');
-    await downed;
-    a.telemetry.detach('downed');
+    const { net, a, ca, cb } = await impatientPair();
+    await aDownsB(net, a);
     const events = captureEvents(a, ['keel.cluster.node_']);
     net.heal('b');
     await cb.leave(); // its goodbye is the first word a hears from it again
