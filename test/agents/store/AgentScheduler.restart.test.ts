@@ -8,6 +8,7 @@ import { componentStates } from '../../../src/agents/internal/componentState.js'
 import type { AgentStore, AgentStoreLoad } from '../../../src/agents/store/AgentStore.js';
 import type { AgentSchedulerHandle } from '../../../src/agents/scheduler/types.js';
 import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
+import { loadingStore, lockedAtFirst } from './fakeStores.js';
 import { scheduleKey } from '../../../src/agents/store/scheduleRecords.js';
 import { GenServer, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../../src/testing/index.js';
@@ -268,16 +269,6 @@ describe('AgentScheduler with a store that fails', () => {
     expect(events.events.map((e) => e.event)).toEqual(['keel.agent_scheduler.store_failed', 'keel.agent_scheduler.resumed']);
   });
 
-  /** A store over `inner` whose first `failures` loadAll calls throw (the database briefly locked), then answer. */
-  function lockedAtFirst(inner: MemoryAgentStore, failures: number): AgentStore & { loads: number } {
-    const store = loadingStore(inner, (c, k) => {
-      store.loads++;
-      if (store.loads <= failures) throw new Error('SQLITE_BUSY: database is locked');
-      return inner.loadAll(c, k);
-    }) as AgentStore & { loads: number };
-    store.loads = 0;
-    return store;
-  }
 
   /** A store holding w1's and w2's 'beat' (every 100 ms from START), written by a scheduler whose node has shut down. */
   async function twoStored(): Promise<MemoryAgentStore> {
@@ -375,19 +366,6 @@ describe('AgentScheduler with a store that fails', () => {
     expect(inner.loadAll('ticks').records.map((r) => r.key)).toEqual([scheduleKey('w2', 'beat')]);
   });
 
-  /** A store over `inner` whose loadAll answers `load` for it (a custom AgentStore, given as is). */
-  function loadingStore(inner: MemoryAgentStore, load: (component: string, kind?: string) => AgentStoreLoad): AgentStore {
-    return {
-      kind: 'memory',
-      put: (c, k, key, v) => inner.put(c, k, key, v),
-      insert: (c, k, key, v) => inner.insert(c, k, key, v),
-      delete: (c, k, key) => inner.delete(c, k, key),
-      deleteAll: (c, k) => inner.deleteAll(c, k),
-      loadAll: load,
-      transaction: (fn) => inner.transaction(fn),
-      close: () => inner.close(),
-    };
-  }
 
   it('a stored record that throws when it is read is counted as corrupt, logged once, reported and deleted; the scheduler starts and resumes the others', async () => {
     const logger = fakeLogger();

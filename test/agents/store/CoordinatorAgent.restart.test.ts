@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { SqliteAgentStore } from '../../../src/agents/store/SqliteAgentStore.js';
 import type { AgentStore, AgentStoreLoad } from '../../../src/agents/store/AgentStore.js';
 import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
+import { loadingStore, lockedAtFirst } from './fakeStores.js';
 import { agentStoreFor } from '../../../src/agents/store/stores.js';
 import { componentStates } from '../../../src/agents/internal/componentState.js';
 import { Agent, CoordinatorAgent, GenServer, type Node, type Pid } from '../../../src/index.js';
@@ -178,19 +179,6 @@ describe('CoordinatorAgent with a SQLite store: a workflow row that cannot be de
 });
 
 describe('CoordinatorAgent with an agent store: a stored record whose resume would throw', () => {
-  /** A store over `inner` whose loadAll answers `load` for it (a custom AgentStore, given as is). */
-  function loadingStore(inner: MemoryAgentStore, load: (component: string, kind?: string) => AgentStoreLoad): AgentStore {
-    return {
-      kind: 'memory',
-      put: (c, k, key, v) => inner.put(c, k, key, v),
-      insert: (c, k, key, v) => inner.insert(c, k, key, v),
-      delete: (c, k, key) => inner.delete(c, k, key),
-      deleteAll: (c, k) => inner.deleteAll(c, k),
-      loadAll: load,
-      transaction: (fn) => inner.transaction(fn),
-      close: () => inner.close(),
-    };
-  }
 
   it('is dropped as a corrupt one is (logged once, workflow_dropped, deleted) or resumed, never failing the start; a result that throws when read runs its task again', async () => {
     const logger = fakeLogger();
@@ -235,14 +223,6 @@ describe('CoordinatorAgent with an agent store: a stored record whose resume wou
     expect(inner.loadAll('flow').records).toEqual([]);
   });
 
-  /** A store over `inner` whose first `failures` loadAll calls throw (the database briefly locked), then answer. */
-  function lockedAtFirst(inner: MemoryAgentStore, failures: number): AgentStore {
-    let loads = 0;
-    return loadingStore(inner, (c, k) => {
-      if (++loads <= failures) throw new Error('SQLITE_BUSY: database is locked');
-      return inner.loadAll(c, k);
-    });
-  }
 
   /** A store holding the workflows wf-1 and wf-2 (one task each, of kind k, payload 'stored 1' / 'stored 2'), written by a coordinator whose node has shut down. */
   async function twoStored(): Promise<MemoryAgentStore> {
