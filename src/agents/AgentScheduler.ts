@@ -11,6 +11,7 @@ import { checkTarget, nameOf, Pid, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from './component.js';
 import { componentState, endsForGood, releaseComponentState, releaseIfInitFails } from './internal/componentState.js';
+import { RetryStoreRead, retryStoreRead, retryStoreReadLater } from './internal/storeRetry.js';
 import { unwatch, watchProcess } from './internal/watch.js';
 import { type AgentStore, type AgentStoreRecord, type CorruptRecord, encodeValue, recordKey } from './store/AgentStore.js';
 import { decodeSchedule, SCHEDULE, scheduleKey, type StoredSchedule } from './store/scheduleRecords.js';
@@ -381,6 +382,8 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, SchedulerArg
     );
     // a predecessor in this node could not read the store: this one tries again
     if (resumed && kept.storeUnread && store !== undefined) loadLate(state, store, ctx);
+    // still unread: tried again on its own, not only at its next write
+    if (kept.storeUnread && store !== undefined) retryStoreRead(ctx);
     initialized();
     return state;
   },
@@ -498,6 +501,13 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, SchedulerArg
   handleInfo(message, state, ctx) {
     if (isInstance(message, Tick)) {
       onTick(state, message, ctx);
+      return state;
+    }
+    if (isInstance(message, RetryStoreRead)) {
+      if (state.kept.storeUnread && state.store !== undefined) {
+        loadLate(state, state.store, ctx);
+        if (state.kept.storeUnread) retryStoreReadLater(ctx, message);
+      }
       return state;
     }
     if (isDown(message)) {

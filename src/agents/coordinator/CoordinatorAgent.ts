@@ -11,6 +11,7 @@ import { statusOf } from '../Agent.js';
 import type { AgentQuery } from '../registry/query.js';
 import { follow, FollowQuery, kindsOf, lookAgain, QueryJoined, queryJoined, unfollow } from './follow.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
+import { RetryStoreRead, retryStoreRead, retryStoreReadLater } from '../internal/storeRetry.js';
 import { addWorker, AggregateTimeout, aggregateTimeout, cancelRunning, dispatch, enqueue, event, Joined, NoWorkerDue, noWorkerDue, pidKey, removeWorker, readyAgain, Requeue, WorkflowTimeout, type State } from './dispatch.js';
 import { finish, metricsOf, startRun, statusOfRun } from './runs.js';
 import { abortCompensations } from './saga.js';
@@ -95,6 +96,8 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
       const r = resumeStored(state);
       event(state, 'resumed', { workflows: r.workflows, rerun: r.rerun, dropped: r.dropped }, { from: 'store' });
     } else if (kept.storeUnread && store !== undefined) loadLate(state); // its predecessor could not read the store: this one tries again
+    // still unread: tried again on its own (its stored workflows go on then), not only before a new workflow
+    if (kept.storeUnread && store !== undefined) retryStoreRead(ctx);
     initialized();
     return state;
   },
@@ -176,8 +179,13 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
     }
   },
 
-  handleInfo(message, state) {
-    if (isInstance(message, Joined)) {
+  handleInfo(message, state, ctx) {
+    if (isInstance(message, RetryStoreRead)) {
+      if (state.kept.storeUnread && state.store !== undefined) {
+        loadLate(state);
+        if (state.kept.storeUnread) retryStoreReadLater(ctx, message);
+      }
+    } else if (isInstance(message, Joined)) {
       GenServer.reply(message.from, message.capabilities === undefined ? { error: 'noproc' } : addWorker(state, message.pid, message.capabilities, message.kinds));
     } else if (message === FollowQuery.message) {
       if (state.follow !== undefined) lookAgain(state, state.follow);

@@ -308,6 +308,35 @@ describe('AgentScheduler with a store that fails', () => {
     expect(w2.at).toEqual([START + 100]);
   });
 
+  it('a scheduler that could not read its store at the start reads it again on its own, a second later, then twice as late each time, at most a minute apart: its stored schedules fire with nothing registered', async () => {
+    const inner = await twoStored();
+    const { node, clock } = clockedNode(track);
+    const w1 = recorder(node, 'w1');
+    const w2 = recorder(node, 'w2');
+    const events = captureEvents(node, ['keel.agent_scheduler.resumed', 'keel.agent_scheduler.store_failed']);
+    const store = lockedAtFirst(inner, 8); // unreadable at the start and at its first seven retries
+    const scheduler = await AgentScheduler.start(node, { name: 'ticks', store });
+    // retries 1, 2, 4, 8, 16, 32, 60 and 60 seconds apart: the eighth reads it
+    const gaps = [1000, 2000, 4000, 8000, 16_000, 32_000, 60_000, 60_000];
+    for (const [i, gap] of gaps.entries()) {
+      await advance(node, clock, gap - 1);
+      expect(store.loads, `before retry ${i + 1}`).toBe(i + 1);
+      await advance(node, clock, 1);
+      expect(store.loads, `at retry ${i + 1}`).toBe(i + 2);
+    }
+    const readAt = START + gaps.reduce((a, b) => a + b, 0);
+    expect(events.events.filter((e) => e.event === 'keel.agent_scheduler.store_failed')).toHaveLength(8);
+    expect(events.events.filter((e) => e.event === 'keel.agent_scheduler.resumed').map((e) => e.measurements.schedules)).toEqual([0, 2]);
+    expect(await scheduler.stats()).toMatchObject({ schedules: 2, resumed: 2, storeFailures: 8 });
+    // both come due at once (missed ticks skipped), then every 100 ms
+    await advance(node, clock, 100);
+    expect(w1.at.length).toBeGreaterThan(0);
+    expect(w2.at.length).toBe(w1.at.length);
+    expect(w1.at.every((t) => t >= readAt)).toBe(true);
+    await advance(node, clock, 120_000);
+    expect(store.loads).toBe(9); // read for good: no more retries
+  });
+
   it('a scheduler that could not read its store at the start reads it at its next write: the stored schedules resume then, one registered meanwhile under a stored key stays', async () => {
     const inner = await twoStored();
     const { node, clock } = clockedNode(track);

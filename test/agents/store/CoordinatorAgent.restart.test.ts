@@ -11,7 +11,7 @@ import { agentStoreFor } from '../../../src/agents/store/stores.js';
 import { componentStates } from '../../../src/agents/internal/componentState.js';
 import { Agent, CoordinatorAgent, GenServer, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents, probe } from '../../../src/testing/index.js';
-import { clockedNode, deferred, exitAndWait, expectKeelError, failure, fakeLogger, thrown, useNodes, useTempFiles } from '../../support.js';
+import { advance, clockedNode, deferred, exitAndWait, expectKeelError, failure, fakeLogger, thrown, useNodes, useTempFiles } from '../../support.js';
 
 const tmpfile = useTempFiles('keel-coordinator-store-', 'agents.db');
 const track = useNodes();
@@ -282,6 +282,33 @@ describe('CoordinatorAgent with an agent store: a stored record whose resume wou
     const later = await started(node, lockedAtFirst(inner, 0), [worker.pid]);
     expect(await later.wait('wf-1')).toMatchObject({ status: 'completed', results: { t: 'stored 1' } });
     expect(inner.loadAll('flow').records).toEqual([]);
+  });
+
+  it('a coordinator that could not read its store at the start reads it again on its own, a second later, then twice as late each time: its stored workflows go on with no new one submitted', async () => {
+    const inner = await twoStored();
+    const { node, clock } = clockedNode(track);
+    const worker = await Agent.start(node, { capabilities: [], tasks: { k: (t) => t.payload } });
+    const events = captureEvents(node, ['keel.coordinator.resumed', 'keel.coordinator.store_failed']);
+    const store = lockedAtFirst(inner, 2); // unreadable at the start and at the first retry
+    const coordinator = await started(node, store, [worker.pid]);
+    expect(store.loads).toBe(1);
+    await advance(node, clock, 999);
+    expect(store.loads).toBe(1);
+    await advance(node, clock, 1);
+    expect(store.loads).toBe(2); // the first retry, a second after the start: unreadable still
+    await advance(node, clock, 1999);
+    expect(store.loads).toBe(2);
+    await advance(node, clock, 1);
+    expect(store.loads).toBe(4); // the second, two seconds later: read (its workflows, then their results)
+    expect(resumedOf(events)).toEqual([
+      [{ workflows: 0, rerun: 0, dropped: 0 }, 'store'],
+      [{ workflows: 2, rerun: 0, dropped: 0 }, 'store'],
+    ]);
+    expect(events.events.filter((e) => e.event === 'keel.coordinator.store_failed')).toHaveLength(2);
+    expect(await coordinator.wait('wf-1')).toMatchObject({ status: 'completed', results: { t: 'stored 1' } });
+    expect(await coordinator.wait('wf-2')).toMatchObject({ status: 'completed', results: { t: 'stored 2' } });
+    await advance(node, clock, 120_000);
+    expect(store.loads).toBe(4); // read for good: no more retries
   });
 
   it('a coordinator that could not read its store at the start, killed and restarted in its node, reads it at the restart', async () => {
