@@ -704,6 +704,8 @@ function describeUnsafe(value: unknown): string {
       return value.toString();
     default: {
       if (Array.isArray(value)) return `an array of length ${value.length}`;
+      // a promise where a value belongs is most often a missing `await` (of a start, a call, ...)
+      if (types.isPromise(value)) return 'a Promise (a missing await?)';
       const ctor = (value as { constructor?: { name?: string } }).constructor?.name;
       return ctor && ctor !== 'Object' ? `an instance of ${ctor}` : 'an object';
     }

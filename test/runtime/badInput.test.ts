@@ -583,4 +583,12 @@ describe('the first mistakes, in words a newcomer can act on', () => {
     expect(far).toBe('`options.priority`: no such option (options takes name, mailbox), got "high"');
     expect((thrown(() => node.spawn(() => () => {}, { priority: 'high' } as never)) as { argument: string }).argument).toBe('options.priority');
   });
+
+  it('a promise given where a pid belongs (a start not awaited) says an await may be missing', async () => {
+    const node = track();
+    const started = GenServer.start(node, { init: () => 0, handleCall: (_: 'get', _from, n: number) => ({ reply: n, state: n }) });
+    expectKeelError(thrown(() => node.send(started as never, 'x')), 'ERR_INVALID_ARGUMENT', 'expected `to` to be a Pid', 'got a Promise (a missing await?)');
+    expectKeelError(await failure(() => GenServer.call(node, started as never, 'get')), 'ERR_INVALID_ARGUMENT', 'got a Promise (a missing await?)');
+    await started;
+  });
 });
