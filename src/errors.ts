@@ -580,7 +580,60 @@ function scanOptions(options: object, known: readonly string[], argument: string
   } catch (e) {
     throw new InvalidArgumentError(reading === undefined ? argument : `${argument}.${reading}`, 'an option that can be read', options, `reading it threw ${thrownText(e)}`);
   }
-  if (stray !== undefined) throw new InvalidArgumentError(`${argument}.${stray}`, `no such option (${argument} takes ${known.join(', ')})`, value);
+  if (stray !== undefined) throw new UnknownOptionError(argument, stray, known, value);
+}
+
+/**
+ * An options object's key that is none of its options (a misspelt one): `ERR_INVALID_ARGUMENT`,
+ * `argument` naming the key (`options.nmae`). The message lists the options there are and, when one
+ * is a near miss (a letter off, swapped or another case), names it as the one likely meant.
+ */
+export class UnknownOptionError extends InvalidArgumentError {
+  constructor(argument: string, key: string, known: readonly string[], given: unknown) {
+    super(`${argument}.${key}`, 'an option', given);
+    const meant = nearMiss(key, known);
+    this.message =
+      `\`${argument}.${key}\`: no such option (${argument} takes ${known.join(', ')}), got ${describe(given)}` +
+      (meant === undefined ? '' : `; did you mean \`${meant}\`?`);
+  }
+}
+
+/** The one of `known` that `key` most likely misspells: another case, or two edits at most (one for a short key). */
+function nearMiss(key: string, known: readonly string[]): string | undefined {
+  if (key.length > 64) return undefined;
+  const lower = key.toLowerCase();
+  const sameCase = known.find((k) => k.toLowerCase() === lower);
+  if (sameCase !== undefined) return sameCase;
+  const most = key.length <= 4 ? 1 : 2;
+  let best: string | undefined;
+  let bestDistance = most + 1;
+  for (const k of known) {
+    const d = editDistance(lower, k.toLowerCase(), most);
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Damerau-Levenshtein distance (optimal string alignment) between a and b, or more than `most` once it must be. */
+function editDistance(a: string, b: string, most: number): number {
+  if (Math.abs(a.length - b.length) > most) return most + 1;
+  let before: number[] = [];
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min((previous[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, (before[j - 2] ?? 0) + 1);
+      row.push(d);
+    }
+    before = previous;
+    previous = row;
+  }
+  return previous[b.length] ?? most + 1;
 }
 
 function isPlainObject(o: object): boolean {
@@ -651,6 +704,8 @@ function describeUnsafe(value: unknown): string {
       return value.toString();
     default: {
       if (Array.isArray(value)) return `an array of length ${value.length}`;
+      // a promise where a value belongs is most often a missing `await` (of a start, a call, ...)
+      if (types.isPromise(value)) return 'a Promise (a missing await?)';
       const ctor = (value as { constructor?: { name?: string } }).constructor?.name;
       return ctor && ctor !== 'Object' ? `an instance of ${ctor}` : 'an object';
     }

@@ -48,6 +48,7 @@ export {
   HandlerReturnedError,
   IdleTimeoutError,
   InvalidArgumentError,
+  UnknownOptionError,
   InvalidSignalError,
   WorkflowLimitError,
   PoolTimeoutError,

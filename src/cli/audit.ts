@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { InvalidArgumentError, isKeelError } from '../errors.js';
 import type { AuditFinding, AuditOptions, AuditReport } from '../lint/audit.js';
-import { type CommandSpec, ioOf, type Output, parseWith, runCommand, type Values } from './args.js';
+import { type CommandSpec, ioOf, type Output, parseWith, runCommand, UsageError, type Values } from './args.js';
 
 const options = {
   format: { type: 'string', value: '<format>', choices: ['md', 'json'], description: 'a Markdown report, or one JSON object', default: 'md' },
@@ -33,7 +33,7 @@ interface Args {
 function toArgs(values: Values<typeof options>, positionals: string[]): Args {
   const [dir, ...more] = positionals;
   if (more.length > 0) throw new InvalidArgumentError('<dir>', 'one directory', positionals.join(' '));
-  if (dir === undefined) throw new InvalidArgumentError('<dir>', 'the directory to audit', undefined);
+  if (dir === undefined) throw new UsageError('<dir> is missing: the directory to audit, as in keel audit src (keel audit --help prints the usage)');
   if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidArgumentError('<dir>', 'an existing directory', dir);
   return { dir, format: values.format === 'json' ? 'json' : 'md', fix: values.fix === true };
 }

@@ -13,7 +13,14 @@ export const TOUR_COMMAND: CommandSpec<Record<string, never>> = {
   name: 'tour',
   summary: 'a short walk through processes, links, supervisors, GenServers and supervised send',
   synopsis: '',
+  description: [
+    'Two short programs that print what happens as they run, in well under a second: a coordinator',
+    'that links its workers, traps the exit of one that crashes and starts it again; then a supervisor',
+    'restarting a crashed GenServer, supervised send with a dead letter, and a managed monitor.',
+    'Their source, to read along: src/cli/demo.ts and src/cli/demoServices.ts.',
+  ].join('\n'),
   options: {},
+  footer: 'exit code: 0 when the tour ran, 2 on bad usage. The concepts: README.md, docs/runtime.md, docs/otp.md.',
 };
 
 interface Entry {

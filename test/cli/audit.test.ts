@@ -178,7 +178,7 @@ describe('keel audit', () => {
     [['.', '--format'], "Option '--format <value>' argument missing: give it as --format <format> or --format=<format>"],
     [['--json', '.'], "Unknown option '--json'. keel audit takes --format, --fix and --help"],
     [['.', '--fix=yes'], "Option '--fix' does not take an argument"],
-    [[], 'expected `<dir>` to be the directory to audit, got undefined'],
+    [[], '<dir> is missing: the directory to audit, as in keel audit src (keel audit --help prints the usage)'],
     [['/no/such/dir'], 'expected `<dir>` to be an existing directory, got "/no/such/dir"'],
     [['a', 'b'], 'expected `<dir>` to be one directory, got "a b"'],
   ])('rejects %j with exit code 2 and one line that says what is wrong, on stderr', async (argv, text) => {

@@ -23,6 +23,8 @@ describe('keel (the command line)', () => {
     for (const argv of [['help'], ['--help'], ['-h'], ['help', '--help']]) expect(await keel(...argv), argv.join(' ')).toEqual({ code: 0, out: KEEL_USAGE, err: '' });
     expect(await keel()).toEqual({ code: 2, out: '', err: KEEL_USAGE });
     for (const command of ['demo', 'observe', 'top', 'soak', 'tour', 'dlq', 'audit', 'help']) expect(KEEL_USAGE).toContain(`\n  ${command} `);
+    // every command's usage says what it does, not only its flags
+    for (const spec of [DEMO_COMMAND, SOAK_COMMAND, TOUR_COMMAND, AUDIT_COMMAND]) expect(spec.description, spec.name).toMatch(/\w/);
     expect(KEEL_USAGE).toContain('--name value or --name=value');
   });
 

@@ -931,7 +931,7 @@ describe('Supervisor management calls', () => {
     ['a bad shutdown', { id: 'x', start: () => undefined, shutdown: -1 }, 'spec.shutdown', "expected `spec.shutdown` to be a number of ms >= 0, 'brutal_kill' or 'infinity', got -1; in the spec of child 'x'"],
     ['no id', { start: () => undefined }, 'spec.id', 'expected `spec.id` to be a non-empty string, got undefined'],
     ['a spec that is not an object', 'worker', 'spec', 'expected `spec` to be a child spec { id, start, restart?, shutdown?, type?, significant?, modules? }, got "worker"'],
-    ['a misspelt option', { id: 'x', start: () => undefined, restrat: 'temporary' }, 'spec.restrat', 'expected `spec.restrat` to be no such option (spec takes id, start, restart, shutdown, type, significant, modules), got "temporary"'],
+    ['a misspelt option', { id: 'x', start: () => undefined, restrat: 'temporary' }, 'spec.restrat', '`spec.restrat`: no such option (spec takes id, start, restart, shutdown, type, significant, modules), got "temporary"; did you mean `restart`?'],
   ])('startChild names the spec it was given, not a list of children, for %s', async (_label, spec, argument, message) => {
     const node = track();
     const sup = await Supervisor.start(node, [child('a')]);

@@ -569,3 +569,26 @@ describe('a pid-shaped value with no string form of its own', () => {
     expectKeelError(thrown(() => node.groups.join('g', ghost as never)), 'ERR_NOPROC', '<elsewhere.7>');
   });
 });
+
+describe('the first mistakes, in words a newcomer can act on', () => {
+  it('a misspelt option names the options there are and the one likely meant', async () => {
+    const node = track();
+    expect((thrown(() => createNode({ nmae: 'app' } as never)) as Error).message).toBe(
+      '`options.nmae`: no such option (options takes name, clock, random, logger, services, scheduler, longMailbox), got "app"; did you mean `name`?',
+    );
+    expectKeelError(thrown(() => node.spawn(() => () => {}, { Mailbox: { capacity: 1 } } as never)), 'ERR_INVALID_ARGUMENT', '`options.Mailbox`', 'did you mean `mailbox`?');
+    expectKeelError(await failure(() => sendSupervised(node, 'x', 1, { retires: 3 } as never)), 'ERR_INVALID_ARGUMENT', '`options.retires`', 'did you mean `retries`?');
+    // nothing near: no guess
+    const far = (thrown(() => node.spawn(() => () => {}, { priority: 'high' } as never)) as Error).message;
+    expect(far).toBe('`options.priority`: no such option (options takes name, mailbox), got "high"');
+    expect((thrown(() => node.spawn(() => () => {}, { priority: 'high' } as never)) as { argument: string }).argument).toBe('options.priority');
+  });
+
+  it('a promise given where a pid belongs (a start not awaited) says an await may be missing', async () => {
+    const node = track();
+    const started = GenServer.start(node, { init: () => 0, handleCall: (_: 'get', _from, n: number) => ({ reply: n, state: n }) });
+    expectKeelError(thrown(() => node.send(started as never, 'x')), 'ERR_INVALID_ARGUMENT', 'expected `to` to be a Pid', 'got a Promise (a missing await?)');
+    expectKeelError(await failure(() => GenServer.call(node, started as never, 'get')), 'ERR_INVALID_ARGUMENT', 'got a Promise (a missing await?)');
+    await started;
+  });
+});
