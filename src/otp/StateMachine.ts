@@ -134,7 +134,7 @@ class Machine {
   eventTimeout: Timeout | undefined = undefined;
   stateTimeout: Timeout | undefined = undefined;
   readonly generic = new Map<string, Timeout>();
-  /** The event timeout the transition being made asked for (started once it is done, if nothing is queued). */
+  /** The event timeout (not 0 ms) the transition being made asked for (started once it is done, if nothing is queued). */
   pendingEventTimeout: { ms: number; content: unknown } | undefined = undefined;
   stopped = false;
   terminated = false;
@@ -266,11 +266,19 @@ class Machine {
   #setTimeout(a: Exclude<StateMachineAction, string>): void {
     const { type, name = '', ms, content, cancel } = a as { type: TimeoutKind; name?: string; ms?: number; content?: unknown; cancel?: true };
     if (type === 'timeout') {
-      // started once the transition is done, and only if no event is queued then
-      this.pendingEventTimeout = cancel === true || ms === Infinity ? undefined : { ms: ms!, content };
-      return;
+      // the last event timeout of the transition (its enter call's included) wins
+      this.pendingEventTimeout = undefined;
+      if (this.eventTimeout !== undefined) this.#cancel(this.eventTimeout);
+      if (cancel === true || ms === Infinity) return;
+      if (ms !== 0) {
+        // started once the transition is done, and only if no event is queued then (one would cancel it)
+        this.pendingEventTimeout = { ms: ms!, content };
+        return;
+      }
+      // a 0 ms one is queued like the other 0 ms timeouts, in the order of its action, as
+      // gen_statem's (OTP 23.2+): before the mailbox, and cancelled by any event handled before it
     }
-    const old = type === 'state_timeout' ? this.stateTimeout : this.generic.get(name);
+    const old = type === 'state_timeout' ? this.stateTimeout : type === 'generic_timeout' ? this.generic.get(name) : undefined;
     if (old !== undefined) this.#cancel(old);
     if (cancel === true || ms === Infinity) return;
     const t = new Timeout(type, name, content);
@@ -284,13 +292,6 @@ class Machine {
     this.pendingEventTimeout = undefined;
     if (p === undefined || this.stopped || this.queue.length > 0) return;
     const t = new Timeout('timeout', '', p.content);
-    if (p.ms === 0) {
-      // delivered before the mailbox, as gen_statem's zero timeouts (OTP 23.2+): no external event
-      // can come first and cancel it
-      this.#store(t);
-      this.queue.push(t);
-      return;
-    }
     this.#store(t);
     t.ref = this.ctx.sendAfter(this.ctx.self, t, p.ms);
   }

@@ -424,6 +424,29 @@ describe('StateMachine: timeouts on the node clock', () => {
     expect(log).toEqual(['a/cast:idle0', 'a/timeout:e', 'a/cast:idle0', 'a/timeout:e', 'a/cast:waiting']);
   });
 
+  it('a 0 ms event timeout takes its place among the 0 ms timeouts of its transition: before a later one it fires, after an earlier one it is cancelled (as OTP)', async () => {
+    const { node } = clockedNode(track);
+    const { pid, log } = await recorder(node, (ev, state) => {
+      if (ev.type === 'cast' && ev.content === 'event first') return { keepState: true, actions: [{ type: 'timeout', ms: 0, content: 'e' }, { type: 'state_timeout', ms: 0, content: 's' }] };
+      if (ev.type === 'cast' && ev.content === 'state first') return { keepState: true, actions: [{ type: 'state_timeout', ms: 0, content: 's' }, { type: 'timeout', ms: 0, content: 'e' }] };
+      if (ev.type === 'cast' && ev.content === 'move') return { nextState: 'b', actions: [{ type: 'timeout', ms: 0, content: 'e' }] };
+      if (ev.type === 'enter' && state === 'b') return { keepState: true, actions: [{ type: 'generic_timeout', name: 'g', ms: 0, content: 'g' }] };
+      return keep;
+    }, { stateEnter: true });
+    StateMachine.cast(node, pid, 'event first');
+    StateMachine.cast(node, pid, 'state first');
+    // the event transition's timeouts come before its enter call's, as gen_statem collects both
+    StateMachine.cast(node, pid, 'move');
+    await node.idle();
+    expect(log).toEqual([
+      'a/enter<-a',
+      'a/cast:event first', 'a/timeout:e', 'a/state_timeout:s',
+      'a/cast:state first', 'a/state_timeout:s',
+      'a/cast:move', 'b/enter<-a', 'b/timeout:e', 'b/generic_timeout:g:g',
+    ]);
+    expect(node.internals().timers).toBe(0);
+  });
+
   it('a cancelled 0 ms timeout leaves the queue: it holds back no event timeout', async () => {
     const { node, clock } = clockedNode(track);
     const { pid, log } = await recorder(node, (ev) => {
