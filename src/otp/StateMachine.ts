@@ -175,8 +175,7 @@ class Machine {
     // any event cancels the event timeout
     if (this.eventTimeout !== undefined) this.#cancel(this.eventTimeout);
     if (ev.type === 'call') (ev.from as PendingCall).taken();
-    const res = this.#callback(ev);
-    return isThenable(res) ? res.then((r) => this.transition(ev, r, false)) : this.transition(ev, res, false);
+    return then(this.#callback(ev), (r) => this.transition(ev, r, false));
   }
 
   #callback(ev: Ev): unknown {
@@ -345,7 +344,7 @@ class Machine {
     };
     try {
       const r = terminate.call(this.spec, reason, this.state, this.data);
-      if (isThenable(r)) return r.then(undefined, report);
+      if (isThenable(r)) return Promise.resolve(r).then(undefined, report);
     } catch (e) {
       report(e);
     }
@@ -400,9 +399,12 @@ function isThenable(value: unknown): value is Promise<unknown> {
   return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
-/** `f(value)`, after `value` settles if it is a promise. */
+/**
+ * `f(value)`, after `value` settles if it is a promise. A thenable that is no Promise is adopted
+ * (its `then` may return nothing, or call back twice): what is returned is a Promise, always awaited.
+ */
 function then<T>(value: unknown, f: (v: any) => T): T | Promise<Awaited<T>> {
-  return isThenable(value) ? (value.then(f) as Promise<Awaited<T>>) : f(value);
+  return isThenable(value) ? (Promise.resolve(value).then(f) as Promise<Awaited<T>>) : f(value);
 }
 
 function validateSpec(spec: unknown): asserts spec is AnySpec {

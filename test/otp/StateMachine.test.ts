@@ -13,7 +13,7 @@ import {
   type Transition,
 } from '../../src/index.js';
 import { probe } from '../../src/testing/index.js';
-import { clockedNode, expectKeelError, failure, receiveDown, revokedProxy, useNodes, watch, type Watched } from '../support.js';
+import { clockedNode, deferred, expectKeelError, failure, receiveDown, revokedProxy, useNodes, watch, type Watched } from '../support.js';
 
 const track = useNodes();
 
@@ -643,6 +643,43 @@ describe('StateMachine: calls, stop and errors', () => {
     await node.idle();
     expect(log).toEqual(['a/info', 'a/cast']);
     expect(node.isAlive(pid)).toBe(true);
+  });
+
+  it('takes a thenable result (no Promise) as a promise: the next event waits for it, its rejection crashes the machine', async () => {
+    const { node } = clockedNode(track);
+    let called = deferred();
+    let settle: ((value: unknown) => void) | undefined;
+    let fail: ((reason: unknown) => void) | undefined;
+    // a PromiseLike whose then() returns nothing, as a hand-written or foreign thenable may
+    const thenable = {
+      then: (ok: (value: unknown) => void, ko: (reason: unknown) => void): void => {
+        settle = ok;
+        fail = ko;
+        called.resolve();
+      },
+    };
+    const { pid, log } = await recorder(node, (ev, state) => {
+      if (ev.type === 'cast' && ev.content === 'slow') return thenable as never;
+      if (ev.type === 'call') return { keepState: true, actions: [{ type: 'reply', from: ev.from, reply: state }] };
+      return keep;
+    });
+    StateMachine.cast(node, pid, 'slow');
+    const next = watch(StateMachine.call(node, pid, 'state?'));
+    await called.promise;
+    await node.settle();
+    expect(next.status).toBe('pending');
+    settle!({ nextState: 'b' });
+    settle!({ nextState: 'c' }); // a second call back is nothing
+    await node.idle();
+    expect(log).toEqual(['a/cast:slow', 'b/call:state?']);
+    expect(next).toMatchObject({ status: 'resolved', value: 'b' });
+    called = deferred();
+    const p = probe(node);
+    const ref = p.ctx.monitor(pid);
+    StateMachine.cast(node, pid, 'slow');
+    await called.promise;
+    fail!(new Error('thenable failed'));
+    expect(String((await receiveDown(p, ref)).reason)).toBe('Error: thenable failed');
   });
 
   it('runs async callbacks one event at a time, in order', async () => {
