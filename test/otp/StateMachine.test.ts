@@ -222,6 +222,33 @@ describe('StateMachine: postponed events', () => {
     expect((await receiveDown(p, ref)).reason).toBe('normal');
   });
 
+  it('replays a huge postponed queue in linear time, in order, with the events it inserts first', async () => {
+    const { node } = clockedNode(track);
+    const n = 200_000;
+    const handled: number[] = []; // a replayed cast k as k, the event it inserted as -(k + 1)
+    const pid = await StateMachine.start<string, null, CallProtocol, number | 'go', number>(node, {
+      init: () => ({ state: 'a', data: null }),
+      handleEvent: (ev, state) => {
+        if (ev.type === 'internal') {
+          handled.push(-(ev.content + 1));
+          return keep;
+        }
+        if (ev.type !== 'cast') return keep;
+        const k = ev.content;
+        if (k === 'go') return { nextState: 'b' };
+        if (state === 'a') return { keepState: true, actions: ['postpone'] };
+        handled.push(k);
+        // every 1000th inserts an event, handled before the next postponed one
+        return k % 1000 === 0 ? { keepState: true, actions: [{ type: 'next_event', content: k }] } : keep;
+      },
+    });
+    for (let i = 0; i < n; i++) StateMachine.cast(node, pid, i);
+    await node.idle();
+    StateMachine.cast(node, pid, 'go');
+    await node.idle();
+    expect(handled).toEqual(Array.from({ length: n }, (_, i) => (i % 1000 === 0 ? [i, -(i + 1)] : [i])).flat());
+  }, 5000); // a failure guard: taking one event off the front of an array made this quadratic (10 s, not 0.1)
+
   it('postpones a call: it is answered once replayed, and its caller waits meanwhile', async () => {
     const { node } = clockedNode(track);
     const { pid } = await recorder(node, (ev, state) => {
