@@ -129,12 +129,17 @@ class Machine {
   data: unknown;
   /** Events postponed in the current state, oldest first. */
   postponed: Ev[] = [];
-  /** Events to handle before the mailbox's next: inserted, replayed postponed ones, 0 ms timeouts. */
-  queue: (Ev | Timeout)[] = [];
+  /**
+   * Events to handle before the mailbox's next (inserted, replayed postponed ones), the next one
+   * last: taking one and putting some in front are O(1) each, however many are queued.
+   */
+  readonly events: Ev[] = [];
+  /** The 0 ms timeouts, handled once no event is queued (gen_statem's `t0q`), in the order they were set. */
+  readonly zero = new Set<Timeout>();
   eventTimeout: Timeout | undefined = undefined;
   stateTimeout: Timeout | undefined = undefined;
   readonly generic = new Map<string, Timeout>();
-  /** The event timeout the transition being made asked for (started once it is done, if nothing is queued). */
+  /** The event timeout (not 0 ms) the transition being made asked for (started once it is done, if nothing is queued). */
   pendingEventTimeout: { ms: number; content: unknown } | undefined = undefined;
   stopped = false;
   terminated = false;
@@ -152,12 +157,22 @@ class Machine {
   run(ev: Ev | Timeout): void | Promise<void> {
     const r = this.dispatch(ev);
     if (isThenable(r)) return r.then(() => this.drain());
-    if (this.queue.length > 0) return this.drain();
+    if (this.queued()) return this.drain();
+  }
+
+  queued(): boolean {
+    return this.events.length > 0 || this.zero.size > 0;
   }
 
   drain(): void | Promise<void> {
-    while (this.queue.length > 0 && !this.stopped) {
-      const r = this.dispatch(this.queue.shift()!);
+    while (!this.stopped) {
+      let next: Ev | Timeout | undefined = this.events.pop();
+      if (next === undefined) {
+        next = this.zero.values().next().value;
+        if (next === undefined) return;
+        this.zero.delete(next);
+      }
+      const r = this.dispatch(next);
       if (isThenable(r)) return r.then(() => this.drain());
     }
   }
@@ -175,8 +190,7 @@ class Machine {
     // any event cancels the event timeout
     if (this.eventTimeout !== undefined) this.#cancel(this.eventTimeout);
     if (ev.type === 'call') (ev.from as PendingCall).taken();
-    const res = this.#callback(ev);
-    return isThenable(res) ? res.then((r) => this.transition(ev, r, false)) : this.transition(ev, res, false);
+    return then(this.#callback(ev), (r) => this.transition(ev, r, false));
   }
 
   #callback(ev: Ev): unknown {
@@ -240,13 +254,13 @@ class Machine {
     if (changed) {
       // a state change replays the postponed events, oldest first, and cancels the state timeout
       if (this.postponed.length > 0) {
-        this.queue = [...this.postponed, ...this.queue];
+        pushReversed(this.events, this.postponed);
         this.postponed = [];
       }
       if (this.stateTimeout !== undefined) this.#cancel(this.stateTimeout);
     }
     // inserted events come first, in the order of their actions
-    if (inserted !== undefined) this.queue = [...inserted, ...this.queue];
+    if (inserted !== undefined) pushReversed(this.events, inserted);
     if (timeouts !== undefined) for (const t of timeouts) this.#setTimeout(t);
     if (this.spec.stateEnter === true && (changed || kind === REPEAT || init)) {
       // a repeat asked by an enter call enters again from the state before the whole transition,
@@ -266,31 +280,32 @@ class Machine {
   #setTimeout(a: Exclude<StateMachineAction, string>): void {
     const { type, name = '', ms, content, cancel } = a as { type: TimeoutKind; name?: string; ms?: number; content?: unknown; cancel?: true };
     if (type === 'timeout') {
-      // started once the transition is done, and only if no event is queued then
-      this.pendingEventTimeout = cancel === true || ms === Infinity ? undefined : { ms: ms!, content };
-      return;
+      // the last event timeout of the transition (its enter call's included) wins
+      this.pendingEventTimeout = undefined;
+      if (this.eventTimeout !== undefined) this.#cancel(this.eventTimeout);
+      if (cancel === true || ms === Infinity) return;
+      if (ms !== 0) {
+        // started once the transition is done, and only if no event is queued then (one would cancel it)
+        this.pendingEventTimeout = { ms: ms!, content };
+        return;
+      }
+      // a 0 ms one is queued like the other 0 ms timeouts, in the order of its action, as
+      // gen_statem's (OTP 23.2+): before the mailbox, and cancelled by any event handled before it
     }
-    const old = type === 'state_timeout' ? this.stateTimeout : this.generic.get(name);
+    const old = type === 'state_timeout' ? this.stateTimeout : type === 'generic_timeout' ? this.generic.get(name) : undefined;
     if (old !== undefined) this.#cancel(old);
     if (cancel === true || ms === Infinity) return;
     const t = new Timeout(type, name, content);
     this.#store(t);
-    if (ms === 0) this.queue.push(t);
+    if (ms === 0) this.zero.add(t);
     else t.ref = this.ctx.sendAfter(this.ctx.self, t, ms!);
   }
 
   #startEventTimeout(): void {
     const p = this.pendingEventTimeout;
     this.pendingEventTimeout = undefined;
-    if (p === undefined || this.stopped || this.queue.length > 0) return;
+    if (p === undefined || this.stopped || this.queued()) return;
     const t = new Timeout('timeout', '', p.content);
-    if (p.ms === 0) {
-      // delivered before the mailbox, as gen_statem's zero timeouts (OTP 23.2+): no external event
-      // can come first and cancel it
-      this.#store(t);
-      this.queue.push(t);
-      return;
-    }
     this.#store(t);
     t.ref = this.ctx.sendAfter(this.ctx.self, t, p.ms);
   }
@@ -317,11 +332,7 @@ class Machine {
 
   #cancel(t: Timeout): void {
     if (t.ref !== undefined) this.ctx.cancelTimer(t.ref);
-    else {
-      // a 0 ms timeout waits in the queue: it goes, so that it delays no event timeout
-      const i = this.queue.indexOf(t);
-      if (i >= 0) this.queue.splice(i, 1);
-    }
+    else this.zero.delete(t); // a 0 ms timeout waits in the queue: it goes, so that it delays no event timeout
     this.#forget(t);
   }
 
@@ -336,7 +347,7 @@ class Machine {
     this.terminated = true;
     this.stopped = true;
     // the calls still waiting in the machine were never handled
-    for (const e of [...this.postponed, ...this.queue]) if (!(e instanceof Timeout) && e.type === 'call') (e.from as PendingCall).held();
+    for (const e of [...this.postponed, ...this.events]) if (e.type === 'call') (e.from as PendingCall).held();
     const terminate = this.spec.terminate;
     if (terminate === undefined) return;
     const report = (e: unknown): void => {
@@ -344,7 +355,7 @@ class Machine {
     };
     try {
       const r = terminate.call(this.spec, reason, this.state, this.data);
-      if (isThenable(r)) return r.then(undefined, report);
+      if (isThenable(r)) return Promise.resolve(r).then(undefined, report);
     } catch (e) {
       report(e);
     }
@@ -395,13 +406,21 @@ function equal(a: unknown, b: unknown, seen?: Map<object, Set<object>>): boolean
   return ka.length === kb.length && ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && equal((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], seen));
 }
 
+/** Puts `items` on the stack `events` so that the first of them is taken first. */
+function pushReversed(events: Ev[], items: readonly Ev[]): void {
+  for (let i = items.length - 1; i >= 0; i--) events.push(items[i]!);
+}
+
 function isThenable(value: unknown): value is Promise<unknown> {
   return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
-/** `f(value)`, after `value` settles if it is a promise. */
+/**
+ * `f(value)`, after `value` settles if it is a promise. A thenable that is no Promise is adopted
+ * (its `then` may return nothing, or call back twice): what is returned is a Promise, always awaited.
+ */
 function then<T>(value: unknown, f: (v: any) => T): T | Promise<Awaited<T>> {
-  return isThenable(value) ? (value.then(f) as Promise<Awaited<T>>) : f(value);
+  return isThenable(value) ? (Promise.resolve(value).then(f) as Promise<Awaited<T>>) : f(value);
 }
 
 function validateSpec(spec: unknown): asserts spec is AnySpec {

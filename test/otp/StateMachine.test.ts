@@ -13,7 +13,7 @@ import {
   type Transition,
 } from '../../src/index.js';
 import { probe } from '../../src/testing/index.js';
-import { clockedNode, expectKeelError, failure, receiveDown, revokedProxy, useNodes, watch, type Watched } from '../support.js';
+import { clockedNode, deferred, expectKeelError, failure, receiveDown, revokedProxy, useNodes, watch, type Watched } from '../support.js';
 
 const track = useNodes();
 
@@ -222,6 +222,33 @@ describe('StateMachine: postponed events', () => {
     expect((await receiveDown(p, ref)).reason).toBe('normal');
   });
 
+  it('replays a huge postponed queue in linear time, in order, with the events it inserts first', async () => {
+    const { node } = clockedNode(track);
+    const n = 200_000;
+    const handled: number[] = []; // a replayed cast k as k, the event it inserted as -(k + 1)
+    const pid = await StateMachine.start<string, null, CallProtocol, number | 'go', number>(node, {
+      init: () => ({ state: 'a', data: null }),
+      handleEvent: (ev, state) => {
+        if (ev.type === 'internal') {
+          handled.push(-(ev.content + 1));
+          return keep;
+        }
+        if (ev.type !== 'cast') return keep;
+        const k = ev.content;
+        if (k === 'go') return { nextState: 'b' };
+        if (state === 'a') return { keepState: true, actions: ['postpone'] };
+        handled.push(k);
+        // every 1000th inserts an event, handled before the next postponed one
+        return k % 1000 === 0 ? { keepState: true, actions: [{ type: 'next_event', content: k }] } : keep;
+      },
+    });
+    for (let i = 0; i < n; i++) StateMachine.cast(node, pid, i);
+    await node.idle();
+    StateMachine.cast(node, pid, 'go');
+    await node.idle();
+    expect(handled).toEqual(Array.from({ length: n }, (_, i) => (i % 1000 === 0 ? [i, -(i + 1)] : [i])).flat());
+  }, 5000); // a failure guard: taking one event off the front of an array made this quadratic (10 s, not 0.1)
+
   it('postpones a call: it is answered once replayed, and its caller waits meanwhile', async () => {
     const { node } = clockedNode(track);
     const { pid } = await recorder(node, (ev, state) => {
@@ -424,6 +451,29 @@ describe('StateMachine: timeouts on the node clock', () => {
     expect(log).toEqual(['a/cast:idle0', 'a/timeout:e', 'a/cast:idle0', 'a/timeout:e', 'a/cast:waiting']);
   });
 
+  it('a 0 ms event timeout takes its place among the 0 ms timeouts of its transition: before a later one it fires, after an earlier one it is cancelled (as OTP)', async () => {
+    const { node } = clockedNode(track);
+    const { pid, log } = await recorder(node, (ev, state) => {
+      if (ev.type === 'cast' && ev.content === 'event first') return { keepState: true, actions: [{ type: 'timeout', ms: 0, content: 'e' }, { type: 'state_timeout', ms: 0, content: 's' }] };
+      if (ev.type === 'cast' && ev.content === 'state first') return { keepState: true, actions: [{ type: 'state_timeout', ms: 0, content: 's' }, { type: 'timeout', ms: 0, content: 'e' }] };
+      if (ev.type === 'cast' && ev.content === 'move') return { nextState: 'b', actions: [{ type: 'timeout', ms: 0, content: 'e' }] };
+      if (ev.type === 'enter' && state === 'b') return { keepState: true, actions: [{ type: 'generic_timeout', name: 'g', ms: 0, content: 'g' }] };
+      return keep;
+    }, { stateEnter: true });
+    StateMachine.cast(node, pid, 'event first');
+    StateMachine.cast(node, pid, 'state first');
+    // the event transition's timeouts come before its enter call's, as gen_statem collects both
+    StateMachine.cast(node, pid, 'move');
+    await node.idle();
+    expect(log).toEqual([
+      'a/enter<-a',
+      'a/cast:event first', 'a/timeout:e', 'a/state_timeout:s',
+      'a/cast:state first', 'a/state_timeout:s',
+      'a/cast:move', 'b/enter<-a', 'b/timeout:e', 'b/generic_timeout:g:g',
+    ]);
+    expect(node.internals().timers).toBe(0);
+  });
+
   it('a cancelled 0 ms timeout leaves the queue: it holds back no event timeout', async () => {
     const { node, clock } = clockedNode(track);
     const { pid, log } = await recorder(node, (ev) => {
@@ -620,6 +670,43 @@ describe('StateMachine: calls, stop and errors', () => {
     await node.idle();
     expect(log).toEqual(['a/info', 'a/cast']);
     expect(node.isAlive(pid)).toBe(true);
+  });
+
+  it('takes a thenable result (no Promise) as a promise: the next event waits for it, its rejection crashes the machine', async () => {
+    const { node } = clockedNode(track);
+    let called = deferred();
+    let settle: ((value: unknown) => void) | undefined;
+    let fail: ((reason: unknown) => void) | undefined;
+    // a PromiseLike whose then() returns nothing, as a hand-written or foreign thenable may
+    const thenable = {
+      then: (ok: (value: unknown) => void, ko: (reason: unknown) => void): void => {
+        settle = ok;
+        fail = ko;
+        called.resolve();
+      },
+    };
+    const { pid, log } = await recorder(node, (ev, state) => {
+      if (ev.type === 'cast' && ev.content === 'slow') return thenable as never;
+      if (ev.type === 'call') return { keepState: true, actions: [{ type: 'reply', from: ev.from, reply: state }] };
+      return keep;
+    });
+    StateMachine.cast(node, pid, 'slow');
+    const next = watch(StateMachine.call(node, pid, 'state?'));
+    await called.promise;
+    await node.settle();
+    expect(next.status).toBe('pending');
+    settle!({ nextState: 'b' });
+    settle!({ nextState: 'c' }); // a second call back is nothing
+    await node.idle();
+    expect(log).toEqual(['a/cast:slow', 'b/call:state?']);
+    expect(next).toMatchObject({ status: 'resolved', value: 'b' });
+    called = deferred();
+    const p = probe(node);
+    const ref = p.ctx.monitor(pid);
+    StateMachine.cast(node, pid, 'slow');
+    await called.promise;
+    fail!(new Error('thenable failed'));
+    expect(String((await receiveDown(p, ref)).reason)).toBe('Error: thenable failed');
   });
 
   it('runs async callbacks one event at a time, in order', async () => {
