@@ -9,6 +9,7 @@ import { ServerLifecycle } from './internal/lifecycle.js';
 import { handleSys, holdWhileSuspended, isSysCall, SYS_VIEW, type SysView } from './internal/sys.js';
 import type { TelemetryBus } from '../telemetry/Telemetry.js';
 import type { MessageFlow } from '../telemetry/tracing.js';
+import { adopt, isThenable } from './internal/thenable.js';
 
 export type { From } from './internal/calls.js';
 
@@ -170,7 +171,7 @@ class Server<S> {
     } catch (e) {
       return this.crash(e);
     }
-    if (isThenable(r)) return r.then((res) => this.#afterCall(call, res), (e: unknown) => this.crash(e));
+    if (isThenable(r)) return adopt(r).then((res) => this.#afterCall(call, res), (e: unknown) => this.crash(e));
     return this.#afterCall(call, r);
   }
 
@@ -219,7 +220,7 @@ class Server<S> {
       return this.crash(e);
     }
     if (isThenable(r)) {
-      return r.then((s) => {
+      return adopt(r).then((s) => {
         this.state = s as S;
       }, (e: unknown) => this.crash(e));
     }
@@ -246,7 +247,7 @@ class Server<S> {
         return this.crash(e);
       }
       if (isThenable(r)) {
-        return r.then((res) => {
+        return adopt(r).then((res) => {
           const next = this.setState(res);
           if (next !== undefined) return this.continueWith(next.continue);
         }, (e: unknown) => this.crash(e));
@@ -275,7 +276,7 @@ class Server<S> {
       this.ctx.exit(reason);
     };
     const t = this.#runTerminate(reason);
-    if (isThenable(t)) return t.then(exit, exit);
+    if (isThenable(t)) return adopt(t).then(exit, exit);
     exit();
   }
 
@@ -288,7 +289,7 @@ class Server<S> {
     const rethrow = (): never => {
       throw error;
     };
-    if (isThenable(t)) return t.then(rethrow, rethrow);
+    if (isThenable(t)) return adopt(t).then(rethrow, rethrow);
     throw error;
   }
 
@@ -300,7 +301,7 @@ class Server<S> {
     };
     try {
       const r = terminate.call(this.spec, reason, this.state);
-      return isThenable(r) ? r.then(undefined, report) : undefined;
+      return isThenable(r) ? adopt(r).then(undefined, report) : undefined;
     } catch (e) {
       report(e);
       return undefined;
@@ -312,9 +313,6 @@ class Server<S> {
 const CALL_OPTIONS: readonly string[] = ['timeout', 'signal'];
 
 /** A thenable result of a callback (typed as a Promise: only its `then` is used). */
-function isThenable(value: unknown): value is Promise<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
-}
 
 function isContinue(value: unknown): value is { state: unknown; continue: unknown } {
   if (typeof value !== 'object' || value === null) return false;
@@ -386,7 +384,7 @@ function start<S, P extends CallProtocol, Cast, Arg>(
         throw e;
       }
       if (isThenable(r)) {
-        return r.then(ready, (e: unknown) => {
+        return adopt(r).then(ready, (e: unknown) => {
           fail(ctx, e);
           throw e;
         });

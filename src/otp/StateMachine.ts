@@ -7,6 +7,7 @@ import type { Context, Node } from '../runtime/types.js';
 import { type CallProtocol, GenServer, type GenServerSpec, type ReplyOf, type ServerName, type ServerPid, type StartOptions } from './GenServer.js';
 import { type From, PendingCall, validateTimeout } from './internal/calls.js';
 import { SYS_VIEW, type SysView } from './internal/sys.js';
+import { isThenable } from './internal/thenable.js';
 
 /**
  * What a state machine's callback is given, after `gen_statem`'s event types: a call (reply with a
@@ -411,9 +412,6 @@ function pushReversed(events: Ev[], items: readonly Ev[]): void {
   for (let i = items.length - 1; i >= 0; i--) events.push(items[i]!);
 }
 
-function isThenable(value: unknown): value is Promise<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
-}
 
 /**
  * `f(value)`, after `value` settles if it is a promise. A thenable that is no Promise is adopted

@@ -58,7 +58,8 @@ const spec: GenServerSpec<Box, Calls, Op, () => unknown> = markBehaviour(
   {
     init(initial) {
       const value = initial();
-      return isThenable(value) ? value.then((v) => ({ value: v })) : { value };
+      // adopted as `await` would: a thenable whose `then` returns nothing is waited for all the same
+      return isThenable(value) ? Promise.resolve(value).then((v) => ({ value: v })) : { value };
     },
     handleCall(op, _from, box) {
       if (!isInstance(op, Op)) {

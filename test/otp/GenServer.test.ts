@@ -1672,3 +1672,71 @@ describe('a pid-shaped target with no string form of its own', () => {
     expectKeelError(await failure(() => GenServer.stop(node, ghost as never)), 'ERR_NOPROC', '<elsewhere.7>');
   });
 });
+
+describe('a callback that returns a thenable which is no Promise', () => {
+  /** A thenable whose `then` returns nothing (as some libraries' do), settled by hand; `asked` resolves once its `then` was called. */
+  function handThenable<T>() {
+    let settle: ((v: T) => void) | undefined;
+    let fail: ((e: unknown) => void) | undefined;
+    const asked = deferred<void>();
+    const thenable = {
+      then(onFulfilled: (v: T) => void, onRejected: (e: unknown) => void): void {
+        settle = onFulfilled;
+        fail = onRejected;
+        asked.resolve();
+      },
+    };
+    return { thenable, asked: asked.promise, resolve: (v: T) => settle!(v), reject: (e: unknown) => fail!(e) };
+  }
+
+  /** Resolves once `node`'s scheduler has run a turn after now (a probe got a message sent now). */
+  async function aTurnLater(node: KeelNode): Promise<void> {
+    const p = probe(node);
+    node.send(p, 'turn');
+    await p.receive();
+  }
+
+  it('is waited for as a promise is: a call, a cast and a continue after it are handled in the state it gives', async () => {
+    const node = track();
+    const pending = handThenable<{ reply: string; state: number; continue: string }>();
+    const seen: string[] = [];
+    const server = await GenServer.start(node, {
+      init: () => 0,
+      handleCall: (req: string, _from, n: number) => {
+        seen.push(`call ${req} in ${n}`);
+        return req === 'slow' ? (pending.thenable as never) : { reply: `${req}@${n}`, state: n };
+      },
+      handleCast: (msg: string, n: number) => (seen.push(`cast ${msg} in ${n}`), n),
+      handleContinue: (c: string, n: number) => (seen.push(`continue ${c} in ${n}`), n + 1),
+    });
+    const slow = GenServer.call(node, server, 'slow');
+    const next = GenServer.call(node, server, 'next');
+    GenServer.cast(node, server, 'after');
+    await pending.asked;
+    await aTurnLater(node);
+    expect(seen).toEqual(['call slow in 0']); // the others wait for the thenable, as for a promise
+    pending.resolve({ reply: 'done', state: 5, continue: 'c' });
+    expect(await slow).toBe('done');
+    expect(await next).toBe('next@6');
+    await node.idle();
+    expect(seen).toEqual(['call slow in 0', 'continue c in 5', 'call next in 6', 'cast after in 6']);
+  });
+
+  it('init may return one; a rejected one crashes the server with its reason', async () => {
+    const node = track();
+    const started = handThenable<number>();
+    const starting = GenServer.start(node, { init: () => started.thenable as never, handleCall: (_r: string, _f, n: number) => ({ reply: n, state: n }) });
+    await started.asked;
+    started.resolve(7);
+    const server = await starting;
+    expect(await GenServer.call(node, server, 'x')).toBe(7);
+    const failing = handThenable<number>();
+    const other = await GenServer.start(node, { init: () => 0, handleCast: (_m: string) => failing.thenable as never });
+    const watcher = probe(node);
+    watcher.ctx.monitor(other);
+    GenServer.cast(node, other, 'go');
+    await failing.asked;
+    failing.reject(new Error('thenable failed'));
+    expect(((await receiveDown(watcher)).reason as Error).message).toBe('thenable failed');
+  });
+});

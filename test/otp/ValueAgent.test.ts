@@ -265,3 +265,23 @@ describe('ValueAgent', () => {
     });
   });
 });
+
+describe('ValueAgent with a thenable initial value which is no Promise', () => {
+  const track = useNodes();
+  it('waits for it as for a promise: the first get sees its value', async () => {
+    const node = track();
+    let settle: ((v: number) => void) | undefined;
+    const asked = deferred<void>();
+    const thenable = {
+      then(onFulfilled: (v: number) => void): void {
+        settle = onFulfilled; // returns nothing, as some libraries' thenables do
+        asked.resolve();
+      },
+    };
+    const starting = ValueAgent.start(node, () => thenable as unknown as number);
+    await asked.promise;
+    settle!(41);
+    const agent = await starting;
+    expect(await ValueAgent.get(node, agent, (n) => n + 1)).toBe(42);
+  });
+});

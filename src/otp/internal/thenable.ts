@@ -1,0 +1,13 @@
+/** @internal True for a value with a `then` method: a Promise, or a thenable of another library. */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/**
+ * @internal A callback's thenable result as a Promise, to be awaited: a Promise as it is; another
+ * thenable adopted, as `await` does (its `then` may return nothing, or call back twice: the
+ * behaviour must wait for it all the same, and take its first outcome only).
+ */
+export function adopt<T>(value: PromiseLike<T>): Promise<T> {
+  return Promise.resolve(value);
+}
