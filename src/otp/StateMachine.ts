@@ -7,7 +7,7 @@ import type { Context, Node } from '../runtime/types.js';
 import { type CallProtocol, GenServer, type GenServerSpec, type ReplyOf, type ServerName, type ServerPid, type StartOptions } from './GenServer.js';
 import { type From, PendingCall, validateTimeout } from './internal/calls.js';
 import { SYS_VIEW, type SysView } from './internal/sys.js';
-import { isThenable } from './internal/thenable.js';
+import { adopt, isThenable } from './internal/thenable.js';
 
 /**
  * What a state machine's callback is given, after `gen_statem`'s event types: a call (reply with a
@@ -191,7 +191,9 @@ class Machine {
     // any event cancels the event timeout
     if (this.eventTimeout !== undefined) this.#cancel(this.eventTimeout);
     if (ev.type === 'call') (ev.from as PendingCall).taken();
-    return then(this.#callback(ev), (r) => this.transition(ev, r, false));
+    // inline rather than through then(): its callback would be a closure made for every event
+    const res = this.#callback(ev);
+    return isThenable(res) ? adopt(res).then((r) => this.transition(ev, r, false)) : this.transition(ev, res, false);
   }
 
   #callback(ev: Ev): unknown {
@@ -418,7 +420,7 @@ function pushReversed(events: Ev[], items: readonly Ev[]): void {
  * (its `then` may return nothing, or call back twice): what is returned is a Promise, always awaited.
  */
 function then<T>(value: unknown, f: (v: any) => T): T | Promise<Awaited<T>> {
-  return isThenable(value) ? (Promise.resolve(value).then(f) as Promise<Awaited<T>>) : f(value);
+  return isThenable(value) ? (adopt(value).then(f) as Promise<Awaited<T>>) : f(value);
 }
 
 function validateSpec(spec: unknown): asserts spec is AnySpec {

@@ -169,7 +169,7 @@ export async function openBucket(choice: ConnectionChoice, bucket: string): Prom
       kv = await kvm.open(bucket).catch(() => Promise.reject(e));
     }
     const { jetstreamManager } = await load(() => import('@nats-io/jetstream'));
-    const jsm = await jetstreamManager(connection);
+    const jsm = await jetstreamManager(connection, { checkAPI: false }); // no account check: only the purge request is sent, when a sweep runs
     // the stream and subjects of a bucket made with the KV defaults, as `kvm.create` above makes it
     const stream = `KV_${bucket}`;
     return {
