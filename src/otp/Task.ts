@@ -5,6 +5,7 @@ import { type ExitReason, formatReason } from '../runtime/messages.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Init, Node } from '../runtime/types.js';
 import { validateTimeout } from './internal/calls.js';
+import { adopt, isThenable } from './internal/thenable.js';
 
 /** A computation running in its own process; `Task.await` gets its result. */
 export interface Task<T> {
@@ -87,10 +88,9 @@ export function taskInit<T>(task: TaskImpl<T>, fn: (ctx: Context<unknown>) => T 
     const run = (): (() => void) | Promise<() => void> => {
       if (linkTo !== undefined) ctx.link(linkTo);
       const r = fn(ctx);
-      if (typeof r === 'object' && r !== null && typeof (r as { then?: unknown }).then === 'function') {
-        return (r as Promise<T>).then(done);
-      }
-      return done(r);
+      // a thenable that is no Promise is adopted as await adopts it: its then may return nothing, or
+      // call back twice, and its rejection must end the task (then(done) alone dropped both)
+      return isThenable(r) ? adopt(r).then(done) : done(r);
     };
     return gate === undefined ? run() : gate.then(run);
   };

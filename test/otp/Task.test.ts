@@ -1,6 +1,6 @@
 /* eslint-disable keel/no-unmanaged-monitor -- tests observe exits by a monitor's Down and report to probes with raw sends, the way STYLE.md 10 asks tests to wait */
 import { describe, expect, it } from 'vitest';
-import { isExit, isKeelError, Pid, Task, type Context, type Node } from '../../src/index.js';
+import { isExit, isKeelError, Pid, Task, TaskSupervisor, type Context, type Node } from '../../src/index.js';
 import { probe, TestClock, type Probe } from '../../src/testing/index.js';
 import { collect, deferred, expectKeelError, failure, receiveDown, spawnWithContext, thrown, useNodes, type Deferred } from '../support.js';
 
@@ -656,5 +656,59 @@ describe('Task.asyncStream options', () => {
     const node = track();
     const p = probe(node);
     expectKeelError(await failure(() => Task.asyncStream(p.ctx, [1], (x) => x, options as never)), 'ERR_INVALID_ARGUMENT', argument);
+  });
+});
+
+describe('Task with a thenable result which is no Promise', () => {
+  it('waits for a thenable whose then returns nothing, and Task.await gets its value', async () => {
+    const node = track();
+    let settle: ((v: number) => void) | undefined;
+    const asked = deferred<void>();
+    const thenable = {
+      then(onFulfilled: (v: number) => void): void {
+        settle = onFulfilled; // returns nothing, as some libraries' thenables do
+        asked.resolve();
+      },
+    };
+    const task = Task.asyncNolink(node, () => thenable as unknown as Promise<number>);
+    await asked.promise;
+    await roundTrip(node, probe(node)); // the task's init turn is over: it waits, it did not crash
+    expect(node.isAlive(task.pid)).toBe(true);
+    settle!(42);
+    expect(await Task.await(task)).toBe(42);
+  });
+
+  it('a thenable that rejects ends the task with the rejection as its exit reason', async () => {
+    const node = track();
+    let fail: ((e: unknown) => void) | undefined;
+    const asked = deferred<void>();
+    const thenable = {
+      then(_onFulfilled: unknown, onRejected: (e: unknown) => void): void {
+        fail = onRejected;
+        asked.resolve();
+      },
+    };
+    const task = Task.asyncNolink(node, () => thenable as unknown as Promise<number>);
+    await asked.promise;
+    const boom = new Error('thenable rejected');
+    fail!(boom);
+    expect(await Task.yield(task, Infinity)).toEqual({ ok: false, exit: boom });
+  });
+
+  it('a supervised task waits for it too', async () => {
+    const node = track();
+    const sup = await TaskSupervisor.start(node);
+    let settle: ((v: string) => void) | undefined;
+    const asked = deferred<void>();
+    const thenable = {
+      then(onFulfilled: (v: string) => void): void {
+        settle = onFulfilled;
+        asked.resolve();
+      },
+    };
+    const task = await TaskSupervisor.asyncNolink(node, sup, () => thenable as unknown as Promise<string>);
+    await asked.promise;
+    settle!('late');
+    expect(await Task.yield(task, Infinity)).toEqual({ ok: true, value: 'late' });
   });
 });
