@@ -1,7 +1,7 @@
 import { types } from 'node:util';
 import { checkStrayKeys, InvalidArgumentError, ProcessExitedError } from '../errors.js';
 import { isProcess, type Kernel, kernelOfProcess, type Proc } from '../runtime/kernel.js';
-import { isTarget, type Pid, type Target } from '../runtime/Pid.js';
+import { isPid, isTarget, type Pid, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { ANY, compilePattern, matches, type Pattern } from './internal/registryMatch.js';
 
@@ -265,9 +265,14 @@ class KeyTable<K, V, Meta extends object> implements KeyRegistry<K, V, Meta> {
     let map: ((e: RegistrySelected<K, V>) => R) | undefined;
     if (typeof query === 'function') where = query;
     else if (query !== undefined) {
-      if (typeof query !== 'object' || query === null) throw new InvalidArgumentError('query', 'a predicate or { where?, map? }', query);
-      where = query.where;
-      map = query.map;
+      const bad = (): InvalidArgumentError => new InvalidArgumentError('query', 'a predicate or { where?, map? } of plain data properties', query);
+      if (typeof query !== 'object' || query === null || types.isProxy(query)) throw bad();
+      try {
+        where = query.where;
+        map = query.map;
+      } catch {
+        throw bad();
+      }
       if (where !== undefined && typeof where !== 'function') throw new InvalidArgumentError('query.where', 'a function (entry) => boolean', where);
       if (map !== undefined && typeof map !== 'function') throw new InvalidArgumentError('query.map', 'a function (entry) => R', map);
     }
@@ -297,11 +302,13 @@ class KeyTable<K, V, Meta extends object> implements KeyRegistry<K, V, Meta> {
   }
 
   keysOf(pid: Pid): K[] {
+    checkPid(pid);
     const proc = this.#node.resolve(pid);
     return proc === undefined ? [] : [...(this.#byOwner.get(proc)?.rows.keys() ?? [])];
   }
 
   values(key: K, pid: Pid): V[] {
+    checkPid(pid);
     const proc = this.#node.resolve(pid);
     if (proc === undefined) return [];
     return (this.#byOwner.get(proc)?.rows.get(key) ?? []).map((r) => r.entry.value);
@@ -377,6 +384,10 @@ class KeyTable<K, V, Meta extends object> implements KeyRegistry<K, V, Meta> {
   #notify(from: Proc | undefined, event: RegistryEvent<K, V>): void {
     for (const l of this.#listeners) this.#node.deliver(from, l, event);
   }
+}
+
+function checkPid(pid: unknown): void {
+  if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
 }
 
 function first<K, V>(slot: KeySlot<K, V>): Row<K, V> | undefined {
@@ -462,7 +473,13 @@ export const Registry = {
   any: ANY,
   create<K = string, V = unknown, Meta extends object = Record<string, unknown>>(node: Node, options: RegistryOptions<K, V, Meta>): KeyRegistry<K, V, Meta> {
     // a node by its shape (another copy of the package makes nodes too)
-    if (typeof (node as Partial<Kernel>).onProcExit !== 'function') throw new InvalidArgumentError('node', 'a Node', node);
+    let isNode = false;
+    try {
+      isNode = typeof node === 'object' && node !== null && !types.isProxy(node) && typeof (node as Partial<Kernel>).onProcExit === 'function';
+    } catch {
+      // a getter that throws: no node
+    }
+    if (!isNode) throw new InvalidArgumentError('node', 'a Node', node);
     const kernel = node as Kernel;
     const o = readOptions(options);
     const table = new KeyTable<K, V, Meta>(kernel, o.keys, o.partitions, o.listeners, o.meta);

@@ -857,3 +857,36 @@ describe('Registry.unregisterMatch with a guard that changes the registry', () =
     expect(reg.size).toBe(0);
   });
 });
+
+describe('Registry hostile arguments to its readers', () => {
+  it('Registry.create with a revoked proxy as the node throws ERR_INVALID_ARGUMENT', () => {
+    expectKeelError(thrown(() => Registry.create(revokedProxy() as Node, { keys: 'unique' })), 'ERR_INVALID_ARGUMENT', 'node');
+  });
+
+  it.each<[string, () => unknown]>([
+    ['a revoked proxy', revokedProxy],
+    ['a throwing proxy', trappingProxy],
+    ['a string', () => 'a name'],
+    ['a getter that throws', () => Object.defineProperty({ node: 'n', creation: 1 }, 'id', { get: () => { throw new Error('hostile'); }, enumerable: true })],
+  ])('keysOf and values with %s as the pid throw ERR_INVALID_ARGUMENT', async (_label, make) => {
+    const node = track();
+    const reg = Registry.create(node, { keys: 'duplicate' });
+    const a = await spawnWithContext(node);
+    reg.register(a.ctx, 'k', 1);
+    expectKeelError(thrown(() => reg.keysOf(make() as Pid)), 'ERR_INVALID_ARGUMENT', 'pid');
+    expectKeelError(thrown(() => reg.values('k', make() as Pid)), 'ERR_INVALID_ARGUMENT', 'pid');
+    expect(reg.keysOf(a.pid)).toEqual(['k']);
+  });
+
+  it.each<[string, () => unknown]>([
+    ['a revoked proxy', revokedProxy],
+    ['a throwing proxy', trappingProxy],
+    ['a getter that throws', () => Object.defineProperty({}, 'where', { get: () => { throw new Error('hostile'); }, enumerable: true })],
+  ])('select with %s as the query throws ERR_INVALID_ARGUMENT', async (_label, make) => {
+    const node = track();
+    const reg = Registry.create(node, { keys: 'duplicate' });
+    const a = await spawnWithContext(node);
+    reg.register(a.ctx, 'k', 1);
+    expectKeelError(thrown(() => reg.select(make() as never)), 'ERR_INVALID_ARGUMENT', 'query');
+  });
+});
