@@ -206,9 +206,13 @@ export interface StreamSpec<I, T> {
 
 /** @internal Validates the items and the options of a stream. */
 export function streamOptions(items: unknown, options: AsyncStreamOptions): Omit<StreamSpec<unknown, unknown>, 'node' | 'start'> {
-  if (items === null || typeof items !== 'object' || !(Symbol.iterator in items || Symbol.asyncIterator in items)) {
-    throw new InvalidArgumentError('items', 'an iterable or async iterable', items);
+  let iterable = false;
+  try {
+    iterable = items !== null && typeof items === 'object' && (Symbol.iterator in items || Symbol.asyncIterator in items);
+  } catch {
+    // a revoked proxy, or one whose has trap throws: no iterable
   }
+  if (!iterable) throw new InvalidArgumentError('items', 'an iterable or async iterable', items);
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an AsyncStreamOptions object', options);
   checkKeys(options, ['concurrency', 'maxConcurrency', 'ordered', 'timeout', 'onTimeout'], 'options');
   const given = options.concurrency ?? options.maxConcurrency;
@@ -403,8 +407,15 @@ export const Task = {
    * as `Task.yield` does, `undefined` for one still running.
    */
   async yieldMany<T>(tasks: readonly Task<T>[], timeoutMs = 5000): Promise<(YieldResult<T> | undefined)[]> {
-    if (!Array.isArray(tasks)) throw new InvalidArgumentError('tasks', 'an array of Tasks', tasks);
-    const ts = Array.from({ length: tasks.length }, (_, i) => checkTask(tasks[i] as Task<T>, `tasks[${i}]`));
+    let ts: TaskImpl<T>[];
+    try {
+      if (!Array.isArray(tasks)) throw new InvalidArgumentError('tasks', 'an array of Tasks', tasks);
+      ts = Array.from({ length: tasks.length }, (_, i) => checkTask(tasks[i] as Task<T>, `tasks[${i}]`));
+    } catch (e) {
+      // a revoked proxy (Array.isArray throws on it) or an element getter that throws
+      if (e instanceof InvalidArgumentError) throw e;
+      throw new InvalidArgumentError('tasks', 'an array of Tasks (plain data)', tasks);
+    }
     validateTimeout(timeoutMs, 'timeoutMs');
     if (ts.length === 0) return [];
     await settledOrTimeout(ts[0]!.node, ts, timeoutMs);
@@ -419,7 +430,12 @@ export const Task = {
    */
   async shutdown<T>(task: Task<T>, how: number | { brutalKill: true } = 5000): Promise<YieldResult<T> | undefined> {
     const t = checkTask(task);
-    const brutal = typeof how === 'object' && how !== null && (how as { brutalKill?: unknown }).brutalKill === true;
+    let brutal = false;
+    try {
+      brutal = typeof how === 'object' && how !== null && (how as { brutalKill?: unknown }).brutalKill === true;
+    } catch {
+      throw new InvalidArgumentError('how', 'a number of milliseconds >= 0, Infinity or { brutalKill: true }', how);
+    }
     if (!brutal) validateTimeout(how, 'how');
     if (t.outcome !== undefined) return toResult(t.outcome);
     stopTask(t as TaskImpl<unknown>, brutal ? 'kill' : 'shutdown');

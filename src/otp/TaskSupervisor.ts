@@ -99,7 +99,14 @@ export const TaskSupervisor = {
   /** A child spec that starts a task supervisor under a Supervisor (`id` defaults to `'task_supervisor'`). */
   childSpec(opts: TaskSupervisorOptions & { id?: string } = {}): ChildSpec {
     if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options', 'a TaskSupervisorOptions object', opts);
-    const { id = 'task_supervisor', ...rest } = opts;
+    let id: string;
+    let rest: TaskSupervisorOptions;
+    try {
+      ({ id = 'task_supervisor', ...rest } = opts);
+    } catch {
+      // a revoked proxy, or a getter that throws
+      throw new InvalidArgumentError('options', 'a TaskSupervisorOptions object of plain data properties', opts);
+    }
     return { id, start: (ctx) => DynamicSupervisor.startLink(ctx, rest), type: 'supervisor' };
   },
 

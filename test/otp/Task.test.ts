@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { isExit, isKeelError, Pid, Task, TaskSupervisor, type Context, type Node } from '../../src/index.js';
 import { probe, TestClock, type Probe } from '../../src/testing/index.js';
-import { collect, deferred, expectKeelError, failure, receiveDown, spawnWithContext, thrown, useNodes, type Deferred } from '../support.js';
+import { collect, deferred, expectKeelError, failure, receiveDown, revokedProxy, spawnWithContext, thrown, trappingProxy, useNodes, type Deferred } from '../support.js';
 
 const track = useNodes();
 
@@ -363,6 +363,12 @@ describe('Task bad input', () => {
     ['Task.asyncStream with concurrency 0', (_node, ctx) => Task.asyncStream(ctx, [1], (x) => x, { concurrency: 0 }), 'options.concurrency'],
     ['Task.asyncStream with a fractional concurrency', (_node, ctx) => Task.asyncStream(ctx, [1], (x) => x, { concurrency: 1.5 }), 'options.concurrency'],
     ['Task.asyncStream with a negative timeout', (_node, ctx) => Task.asyncStream(ctx, [1], (x) => x, { timeout: -1 }), 'options.timeout'],
+    ['Task.asyncStream over a revoked proxy', (_node, ctx) => Task.asyncStream(ctx, revokedProxy() as never, (x) => x), 'items'],
+    ['Task.asyncStream over a throwing proxy', (_node, ctx) => Task.asyncStream(ctx, trappingProxy() as never, (x) => x), 'items'],
+    ['Task.yieldMany of a revoked proxy', () => Task.yieldMany(revokedProxy() as never), 'tasks'],
+    ['Task.yieldMany of an array whose element getter throws', () => Task.yieldMany(Object.defineProperty([], 0, { enumerable: true, get: () => { throw new Error('getter'); } }) as never), 'tasks'],
+    ['Task.shutdown with a revoked proxy', (node) => Task.shutdown(Task.asyncNolink(node, () => 1), revokedProxy() as never), 'how'],
+    ['Task.shutdown with a brutalKill getter that throws', (node) => Task.shutdown(Task.asyncNolink(node, () => 1), Object.defineProperty({}, 'brutalKill', { enumerable: true, get: () => { throw new Error('getter'); } }) as never), 'how'],
   ])('%s throws ERR_INVALID_ARGUMENT', async (_label, call, argument) => {
     const node = track();
     const p = probe(node);

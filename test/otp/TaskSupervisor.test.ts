@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { DynamicSupervisor, isExit, Pid, Supervisor, Task, TaskSupervisor, type Node } from '../../src/index.js';
 import { probe, TestClock } from '../../src/testing/index.js';
-import { collect, deferred, expectKeelError, failure, receiveDown, spawnWithContext, useNodes } from '../support.js';
+import { collect, deferred, expectKeelError, failure, receiveDown, revokedProxy, spawnWithContext, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -254,6 +254,9 @@ describe('TaskSupervisor bad input', () => {
     ['terminateChild with a non-pid', (node, sup) => TaskSupervisor.terminateChild(node, sup, 'pid' as never), 'pid'],
     ['start with an unknown option', (node) => TaskSupervisor.start(node, { maxTasks: 3 } as never), 'maxTasks'],
     ['start with maxChildren NaN', (node) => TaskSupervisor.start(node, { maxChildren: Number.NaN }), 'maxChildren'],
+    ['childSpec with a revoked proxy', () => TaskSupervisor.childSpec(revokedProxy() as never), 'options'],
+    ['childSpec with an id getter that throws', () => TaskSupervisor.childSpec(Object.defineProperty({}, 'id', { enumerable: true, get: () => { throw new Error('getter'); } }) as never), 'options'],
+    ['asyncStreamNolink over a revoked proxy', (node, sup) => TaskSupervisor.asyncStreamNolink(node, sup, revokedProxy() as never, (x) => x), 'items'],
   ])('%s throws ERR_INVALID_ARGUMENT', async (_label, call, argument) => {
     const node = track();
     const sup = await TaskSupervisor.start(node);
