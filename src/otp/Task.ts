@@ -436,7 +436,8 @@ export const Task = {
     } catch {
       throw new InvalidArgumentError('how', 'a number of milliseconds >= 0, Infinity or { brutalKill: true }', how);
     }
-    if (!brutal) validateTimeout(how, 'how');
+    if (brutal) checkKeys(how as object, ['brutalKill'], 'how'); // a misspelt key is refused, as in every options object
+    else validateTimeout(how, 'how');
     if (t.outcome !== undefined) return toResult(t.outcome);
     stopTask(t as TaskImpl<unknown>, brutal ? 'kill' : 'shutdown');
     if (!brutal) {

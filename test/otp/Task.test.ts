@@ -369,6 +369,7 @@ describe('Task bad input', () => {
     ['Task.yieldMany of an array whose element getter throws', () => Task.yieldMany(Object.defineProperty([], 0, { enumerable: true, get: () => { throw new Error('getter'); } }) as never), 'tasks'],
     ['Task.shutdown with a revoked proxy', (node) => Task.shutdown(Task.asyncNolink(node, () => 1), revokedProxy() as never), 'how'],
     ['Task.shutdown with a brutalKill getter that throws', (node) => Task.shutdown(Task.asyncNolink(node, () => 1), Object.defineProperty({}, 'brutalKill', { enumerable: true, get: () => { throw new Error('getter'); } }) as never), 'how'],
+    ['Task.shutdown with a misspelt key beside brutalKill', (node) => Task.shutdown(Task.asyncNolink(node, () => 1), { brutalKill: true, timout: 5 } as never), 'how.timout'],
   ])('%s throws ERR_INVALID_ARGUMENT', async (_label, call, argument) => {
     const node = track();
     const p = probe(node);
