@@ -344,7 +344,7 @@ function resumeStored(state: State, store: AgentStore, ctx: Context<any>): numbe
     const pid = ctx.node.registry.whereis(d.agent);
     const entry = pid === undefined || Pid.equals(pid, ctx.self) ? undefined : watchAgent(state, pid, ctx);
     if (entry === undefined || entry.schedules.has(d.id)) {
-      dropped(state, d.agent, d.id, entry === undefined ? 'noproc' : 'duplicate', record.key, ctx);
+      dropped(state, d.agent, d.id, entry === undefined ? 'noproc' : 'duplicate', key, ctx); // the key read once, above: a custom store's getter may not answer twice
       continue;
     }
     rearm(state, newSchedule(state, entry, d.agent, d, d.nextDueAt), now, ctx);
