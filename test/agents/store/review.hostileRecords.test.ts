@@ -6,7 +6,7 @@ import { AgentScheduler } from '../../../src/agents/AgentScheduler.js';
 import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
 import type { AgentStoreRecord } from '../../../src/agents/store/AgentStore.js';
 import { scheduleKey } from '../../../src/agents/store/scheduleRecords.js';
-import { GenServer, type Node } from '../../../src/index.js';
+import { Agent, CoordinatorAgent, GenServer, type Node } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
 import { advance, clockedNode, useNodes } from '../../support.js';
 import { loadingStore } from './fakeStores.js';
@@ -90,5 +90,40 @@ describe('AgentScheduler, a stored record whose key throws on its second read', 
     expect(w2.at).toEqual([START + 1000, START + 1100]);
     await GenServer.stop(node, scheduler.pid);
     expect(inner.loadAll('ticks').records).toEqual([]);
+  });
+});
+
+describe('CoordinatorAgent, a stored workflow whose task list throws when it is read once more', () => {
+  it('starts: the workflow is resumed from what was read, or dropped, never a failed start', async () => {
+    const { node } = clockedNode(track);
+    const inner = new MemoryAgentStore();
+    const first = await CoordinatorAgent.start(node, { name: 'flow', store: inner, waitForWorkersMs: Infinity });
+    expect(await first.submit({ id: 'hostile', tasks: [{ id: 't', kind: 'k', payload: 'h' }] })).toEqual({ id: 'hostile' });
+    expect(await first.submit({ id: 'plain', tasks: [{ id: 't', kind: 'k', payload: 'p' }] })).toEqual({ id: 'plain' });
+    await node.shutdown({ timeoutMs: 1000 });
+    // the workflow's `tasks` reads as it should twice (what the record's check reads), then throws
+    const withTasksReadTwice = (value: { workflow: { tasks: unknown } }): unknown => {
+      let reads = 0;
+      const { tasks, ...rest } = value.workflow;
+      const workflow = Object.defineProperty({ ...rest }, 'tasks', {
+        enumerable: true,
+        get: () => {
+          if (++reads > 2) throw new Error('EIO: the record cannot be read again');
+          return tasks;
+        },
+      });
+      return { ...value, workflow };
+    };
+    const store = loadingStore(inner, (c, k) => {
+      const load = inner.loadAll(c, k);
+      return { ...load, records: load.records.map((r) => (r.key === 'hostile' ? { ...r, value: withTasksReadTwice(r.value as never) } : r)) };
+    });
+    const { node: second } = clockedNode(track);
+    const worker = await Agent.start(second, { capabilities: [], tasks: { k: (t) => t.payload } });
+    const events = captureEvents(second, ['keel.coordinator.resumed', 'keel.coordinator.workflow_dropped']);
+    const coordinator = await CoordinatorAgent.start(second, { name: 'flow', store, workers: [worker.pid], waitForWorkersMs: Infinity });
+    expect(events.events.filter((e) => e.event === 'keel.coordinator.resumed').map((e) => e.measurements)).toEqual([{ workflows: 2, rerun: 0, dropped: 0 }]);
+    expect(await coordinator.wait('plain')).toMatchObject({ status: 'completed', results: { t: 'p' } });
+    expect(await coordinator.wait('hostile')).toMatchObject({ status: 'completed', results: { t: 'h' } });
   });
 });
