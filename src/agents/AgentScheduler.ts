@@ -68,6 +68,9 @@ function retire(s: Schedule, ctx: Context<any>): void {
 
 /** Removes a schedule: no timer, no further delivery, pending retries aborted. */
 function remove(state: State, s: Schedule, ctx: Context<any>): void {
+  // a store unread since the start is read before the schedule goes (not at its record's delete): its
+  // own record, written when it was registered, would otherwise be found and resumed as a stored one
+  if (s.agentName !== undefined && state.kept.storeUnread && state.store !== undefined && !kernelOf(ctx).stopping) loadLate(state, state.store, ctx);
   retire(s, ctx);
   s.removed = true;
   s.abort.abort();
