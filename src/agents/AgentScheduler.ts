@@ -368,6 +368,9 @@ interface SchedulerArg {
   readonly store: AgentStore | undefined;
 }
 
+/** The calls that change or remove existing schedules (a registration reads the store at its write). */
+const CHANGES: ReadonlySet<string> = new Set(['unregister', 'unregister_agent', 'update_interval', 'force']);
+
 const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, SchedulerArg> = keelServer({
   init({ name, sendOptions, store }, ctx) {
     const sendsWait = (sendOptions.retries ?? 0) > 0 || sendOptions.ack === 'handled';
@@ -414,6 +417,9 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, SchedulerArg
 
   handleCall(request, _from, state, ctx) {
     const now = ctx.node.clock.now();
+    // a request that changes or removes schedules reads a store unread since the start first: the
+    // stored schedules it concerns are known then (unregisterAgent removes them too, unregister finds one)
+    if (state.kept.storeUnread && state.store !== undefined && typeof request?.type === 'string' && CHANGES.has(request.type)) loadLate(state, state.store, ctx);
     switch (request?.type) {
       case 'register': {
         const name = nameOf(request.agent);

@@ -54,4 +54,36 @@ describe('AgentScheduler whose store becomes readable at a removal', () => {
     await advance(node, clock, 300);
     expect(w1.at).toEqual([[START + 250, 'two']]);
   });
+
+  it('unregisterAgent removes the stored schedules of the agent too when the store is read at it: none survives it', async () => {
+    const { node, clock } = clockedNode(track);
+    const inner = new MemoryAgentStore();
+    for (const id of ['a', 'b']) inner.put('ticks', 'schedule', scheduleKey('w1', id), { agent: 'w1', id, intervalMs: 100, message: id, jitter: 0, missed: 'skip', nextDueAt: START + 100 });
+    const w1 = recorder(node, 'w1');
+    const store = lockedAtFirst(inner, 2);
+    const scheduler = await AgentScheduler.start(node, { name: 'ticks', store });
+    expect(await scheduler.registerPeriodic('w1', 'c', 100, 'c')).toBe('ok');
+    expect(await scheduler.unregisterAgent('w1')).toBe(3);
+    expect(store.loads).toBe(3);
+    expect(await scheduler.list('w1')).toEqual([]);
+    expect(await scheduler.stats()).toMatchObject({ agents: 0, schedules: 0 });
+    expect(inner.loadAll('ticks').records).toEqual([]);
+    await advance(node, clock, 300);
+    expect(w1.at).toEqual([]);
+  });
+
+  it('unregister of a stored schedule the scheduler could not read at its start reads the store and removes it: it never fires', async () => {
+    const { node, clock } = clockedNode(track);
+    const inner = new MemoryAgentStore();
+    inner.put('ticks', 'schedule', scheduleKey('w1', 'a'), { agent: 'w1', id: 'a', intervalMs: 100, message: 'a', jitter: 0, missed: 'skip', nextDueAt: START + 2000 });
+    const w1 = recorder(node, 'w1');
+    const store = lockedAtFirst(inner, 1);
+    const scheduler = await AgentScheduler.start(node, { name: 'ticks', store });
+    expect(await scheduler.unregister('w1', 'a')).toBe('ok');
+    expect(store.loads).toBe(2);
+    expect(inner.loadAll('ticks').records).toEqual([]);
+    await advance(node, clock, 3000); // past the stored due time and the retries
+    expect(w1.at).toEqual([]);
+    expect(await scheduler.stats()).toMatchObject({ agents: 0, schedules: 0, resumed: 1 });
+  });
 });
