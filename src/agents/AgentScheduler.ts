@@ -85,9 +85,9 @@ function remove(state: State, s: Schedule, ctx: Context<any>): void {
  * schedule runs on in memory. A store that could not be read at the start is read first (its
  * records resume now, before this write can touch them).
  */
-function storeWrite(state: State, ctx: Context<any>, write: (store: AgentStore) => unknown): void {
+function storeWrite(state: State, ctx: Context<any>, write: (store: AgentStore) => unknown, readFirst = true): void {
   if (state.store === undefined) return;
-  if (state.kept.storeUnread) loadLate(state, state.store, ctx);
+  if (readFirst && state.kept.storeUnread) loadLate(state, state.store, ctx);
   try {
     write(state.store);
   } catch (e) {
@@ -273,10 +273,10 @@ function rearm(state: State, s: Schedule, now: number, ctx: Context<any>): void 
 }
 
 /** A schedule that cannot be resumed: counted, reported, and gone from the store. */
-function dropped(state: State, agent: Pid | string, id: string, reason: 'noproc' | 'corrupt' | 'duplicate', key: string | undefined, ctx: Context<any>): void {
+function dropped(state: State, agent: Pid | string, id: string, reason: 'noproc' | 'corrupt' | 'duplicate', key: string | undefined, ctx: Context<any>, readFirst = true): void {
   state.kept.dropped += reason === 'corrupt' ? 0 : 1;
   state.kept.corrupt += reason === 'corrupt' ? 1 : 0;
-  if (key !== undefined) storeWrite(state, ctx, (store) => store.delete(state.name, SCHEDULE, key));
+  if (key !== undefined) storeWrite(state, ctx, (store) => store.delete(state.name, SCHEDULE, key), readFirst);
   ctx.node.telemetry.execute('keel.agent_scheduler.dropped', {}, { scheduler: state.name, agent, id, reason });
 }
 
@@ -289,7 +289,9 @@ function resumeKept(state: State, ctx: Context<any>): number {
     if (entry === undefined || entry.schedules.has(s.id)) {
       s.removed = true;
       state.kept.schedules.delete(s);
-      dropped(state, s.agent.pid, s.id, 'noproc', s.agentName === undefined ? undefined : scheduleKey(s.agentName, s.id), ctx);
+      // its own record (with the store unread since the start, every kept schedule was registered after it): deleted
+      // without a read first, which would find that record, no schedule's now, and drop it a second time
+      dropped(state, s.agent.pid, s.id, 'noproc', s.agentName === undefined ? undefined : scheduleKey(s.agentName, s.id), ctx, false);
       continue;
     }
     s.agent = entry;
