@@ -68,6 +68,9 @@ function retire(s: Schedule, ctx: Context<any>): void {
 
 /** Removes a schedule: no timer, no further delivery, pending retries aborted. */
 function remove(state: State, s: Schedule, ctx: Context<any>): void {
+  // a store unread since the start is read before the schedule goes (not at its record's delete): its
+  // own record, written when it was registered, would otherwise be found and resumed as a stored one
+  if (s.agentName !== undefined && state.kept.storeUnread && state.store !== undefined && !kernelOf(ctx).stopping) loadLate(state, state.store, ctx);
   retire(s, ctx);
   s.removed = true;
   s.abort.abort();
@@ -82,9 +85,9 @@ function remove(state: State, s: Schedule, ctx: Context<any>): void {
  * schedule runs on in memory. A store that could not be read at the start is read first (its
  * records resume now, before this write can touch them).
  */
-function storeWrite(state: State, ctx: Context<any>, write: (store: AgentStore) => unknown): void {
+function storeWrite(state: State, ctx: Context<any>, write: (store: AgentStore) => unknown, readFirst = true): void {
   if (state.store === undefined) return;
-  if (state.kept.storeUnread) loadLate(state, state.store, ctx);
+  if (readFirst && state.kept.storeUnread) loadLate(state, state.store, ctx);
   try {
     write(state.store);
   } catch (e) {
@@ -270,10 +273,10 @@ function rearm(state: State, s: Schedule, now: number, ctx: Context<any>): void 
 }
 
 /** A schedule that cannot be resumed: counted, reported, and gone from the store. */
-function dropped(state: State, agent: Pid | string, id: string, reason: 'noproc' | 'corrupt' | 'duplicate', key: string | undefined, ctx: Context<any>): void {
+function dropped(state: State, agent: Pid | string, id: string, reason: 'noproc' | 'corrupt' | 'duplicate', key: string | undefined, ctx: Context<any>, readFirst = true): void {
   state.kept.dropped += reason === 'corrupt' ? 0 : 1;
   state.kept.corrupt += reason === 'corrupt' ? 1 : 0;
-  if (key !== undefined) storeWrite(state, ctx, (store) => store.delete(state.name, SCHEDULE, key));
+  if (key !== undefined) storeWrite(state, ctx, (store) => store.delete(state.name, SCHEDULE, key), readFirst);
   ctx.node.telemetry.execute('keel.agent_scheduler.dropped', {}, { scheduler: state.name, agent, id, reason });
 }
 
@@ -286,7 +289,9 @@ function resumeKept(state: State, ctx: Context<any>): number {
     if (entry === undefined || entry.schedules.has(s.id)) {
       s.removed = true;
       state.kept.schedules.delete(s);
-      dropped(state, s.agent.pid, s.id, 'noproc', s.agentName === undefined ? undefined : scheduleKey(s.agentName, s.id), ctx);
+      // its own record (with the store unread since the start, every kept schedule was registered after it): deleted
+      // without a read first, which would find that record, no schedule's now, and drop it a second time
+      dropped(state, s.agent.pid, s.id, 'noproc', s.agentName === undefined ? undefined : scheduleKey(s.agentName, s.id), ctx, false);
       continue;
     }
     s.agent = entry;
@@ -344,7 +349,7 @@ function resumeStored(state: State, store: AgentStore, ctx: Context<any>): numbe
     const pid = ctx.node.registry.whereis(d.agent);
     const entry = pid === undefined || Pid.equals(pid, ctx.self) ? undefined : watchAgent(state, pid, ctx);
     if (entry === undefined || entry.schedules.has(d.id)) {
-      dropped(state, d.agent, d.id, entry === undefined ? 'noproc' : 'duplicate', record.key, ctx);
+      dropped(state, d.agent, d.id, entry === undefined ? 'noproc' : 'duplicate', key, ctx); // the key read once, above: a custom store's getter may not answer twice
       continue;
     }
     rearm(state, newSchedule(state, entry, d.agent, d, d.nextDueAt), now, ctx);
@@ -364,6 +369,9 @@ interface SchedulerArg {
   readonly sendOptions: ScheduledSendOptions;
   readonly store: AgentStore | undefined;
 }
+
+/** The calls that change or remove existing schedules (a registration reads the store at its write). */
+const CHANGES: ReadonlySet<string> = new Set(['unregister', 'unregister_agent', 'update_interval', 'force']);
 
 const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, SchedulerArg> = keelServer({
   init({ name, sendOptions, store }, ctx) {
@@ -411,6 +419,9 @@ const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, SchedulerArg
 
   handleCall(request, _from, state, ctx) {
     const now = ctx.node.clock.now();
+    // a request that changes or removes schedules reads a store unread since the start first: the
+    // stored schedules it concerns are known then (unregisterAgent removes them too, unregister finds one)
+    if (state.kept.storeUnread && state.store !== undefined && typeof request?.type === 'string' && CHANGES.has(request.type)) loadLate(state, state.store, ctx);
     switch (request?.type) {
       case 'register': {
         const name = nameOf(request.agent);

@@ -68,6 +68,15 @@ function newKept(): Kept {
   };
 }
 
+/**
+ * A request about a workflow this coordinator does not know, while its store is unread since the
+ * start: the store is read first, so that a stored workflow is found (a cancel of it is not answered
+ * not_found, to see it resume and run at the next read).
+ */
+function readFor(state: State, id: unknown): void {
+  if (state.kept.storeUnread && state.store !== undefined && typeof id === 'string' && !state.runs.has(id) && !state.history.has(id)) loadLate(state);
+}
+
 const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, Arg> = keelServer({
   async init({ options, workers: given, query, name, store }, ctx) {
     // the table of a predecessor under this name (killed, restarted by its supervisor), or a new one
@@ -117,6 +126,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
         return { reply: state.history.get(wf.id)!.result, state };
       }
       case 'wait': {
+        readFor(state, request.id);
         const wf = state.runs.get(request.id);
         if (wf !== undefined) {
           wf.waiters.push(from as From<WorkflowResult>);
@@ -125,6 +135,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
         return { reply: state.history.get(request.id)?.result ?? { error: 'not_found' }, state };
       }
       case 'cancel': {
+        readFor(state, request.id);
         const wf = state.runs.get(request.id);
         if (wf === undefined) return { reply: { error: state.history.has(request.id) ? 'finished' : 'not_found' }, state };
         const notified = cancelRunning(state, wf);
@@ -136,6 +147,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
       }
       case 'pause':
       case 'resume': {
+        readFor(state, request.id);
         const wf = state.runs.get(request.id);
         if (wf === undefined || wf.state === 'compensating') return { reply: { error: wf !== undefined || state.history.has(request.id) ? 'finished' : 'not_found' }, state };
         wf.state = request.op === 'pause' ? 'paused' : 'running';
@@ -149,6 +161,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
         return { reply: 'ok', state };
       }
       case 'status': {
+        readFor(state, request.id);
         const wf = state.runs.get(request.id);
         return { reply: wf !== undefined ? statusOfRun(wf) : (state.history.get(request.id)?.status ?? { error: 'not_found' }), state };
       }

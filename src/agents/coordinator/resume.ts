@@ -102,7 +102,9 @@ function decodeWorkflow(state: State, key: string, record: AgentStoreRecord): St
 function readWorkflow(state: State, key: string, value: unknown): StoredWorkflow | string {
   if (typeof value !== 'object' || value === null) return 'not an object';
   const v = value as Partial<StoredWorkflow>;
-  const { id, workflow } = v;
+  // copied once (a custom store's getter may not answer twice): the checks and the resumed run read the copy
+  const { id, workflow: answered } = v;
+  const workflow: unknown = structuredClone(answered);
   try {
     checkId(id);
     if (id !== key) return 'its key does not match its id';
@@ -121,12 +123,12 @@ function readWorkflow(state: State, key: string, value: unknown): StoredWorkflow
   if (!pairs.every((a) => a !== undefined && typeof a[0] === 'string' && typeof a[1] === 'number')) return 'attempts is not a list of [task id, count]';
   const settled = compensations.map((c: unknown) => (typeof c === 'object' && c !== null ? { ...c } : c) as CompensationOutcome);
   if (!settled.every((c) => typeof c === 'object' && c !== null && typeof c.task === 'string' && typeof c.ok === 'boolean')) return 'compensations is not a list of { task, ok }';
-  for (const t of workflow!.tasks) {
+  for (const t of (workflow as StoredWorkflow['workflow']).tasks) {
     if (t.aggregate === true && !state.options.aggregators.has(t.kind)) return `no aggregator ${t.kind} in this coordinator`;
   }
   return {
     id: id!,
-    workflow: workflow!,
+    workflow: workflow as StoredWorkflow['workflow'],
     state: at,
     startedAt,
     deadline,
