@@ -95,6 +95,24 @@ export interface Deferred<T> {
 }
 
 /** A promise with its resolve and reject at hand: a gate to open, or a signal to wait for. */
+/**
+ * A thenable that is no Promise and whose `then` returns nothing (as some libraries' do), settled by
+ * hand: `asked` resolves once its `then` was called, `resolve` / `reject` call what `then` was given.
+ */
+export function handThenable<T>(): { thenable: PromiseLike<T>; asked: Promise<void>; resolve: (v: T) => void; reject: (e: unknown) => void } {
+  let settle: ((v: T) => void) | undefined;
+  let fail: ((e: unknown) => void) | undefined;
+  const asked = deferred<void>();
+  const thenable = {
+    then(onFulfilled: (v: T) => void, onRejected: (e: unknown) => void): void {
+      settle = onFulfilled;
+      fail = onRejected;
+      asked.resolve();
+    },
+  };
+  return { thenable: thenable as unknown as PromiseLike<T>, asked: asked.promise, resolve: (v: T) => settle!(v), reject: (e: unknown) => fail!(e) };
+}
+
 export function deferred<T = void>(): Deferred<T> {
   let resolve!: (value: T) => void;
   let reject!: (error: unknown) => void;

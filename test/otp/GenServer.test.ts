@@ -26,6 +26,7 @@ import {
   failingWith,
   failure,
   failureModes,
+  handThenable,
   type FakeLogger,
   type Forwarded,
   idleInit,
@@ -1674,21 +1675,6 @@ describe('a pid-shaped target with no string form of its own', () => {
 });
 
 describe('a callback that returns a thenable which is no Promise', () => {
-  /** A thenable whose `then` returns nothing (as some libraries' do), settled by hand; `asked` resolves once its `then` was called. */
-  function handThenable<T>() {
-    let settle: ((v: T) => void) | undefined;
-    let fail: ((e: unknown) => void) | undefined;
-    const asked = deferred<void>();
-    const thenable = {
-      then(onFulfilled: (v: T) => void, onRejected: (e: unknown) => void): void {
-        settle = onFulfilled;
-        fail = onRejected;
-        asked.resolve();
-      },
-    };
-    return { thenable, asked: asked.promise, resolve: (v: T) => settle!(v), reject: (e: unknown) => fail!(e) };
-  }
-
   /** Resolves once `node`'s scheduler has run a turn after now (a probe got a message sent now). */
   async function aTurnLater(node: KeelNode): Promise<void> {
     const p = probe(node);

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { isExit, isKeelError, Pid, Task, TaskSupervisor, type Context, type Node } from '../../src/index.js';
 import { probe, TestClock, type Probe } from '../../src/testing/index.js';
-import { collect, deferred, expectKeelError, failure, receiveDown, revokedProxy, spawnWithContext, thrown, trappingProxy, useNodes, type Deferred } from '../support.js';
+import { collect, deferred, expectKeelError, failure, handThenable, receiveDown, revokedProxy, spawnWithContext, thrown, trappingProxy, useNodes, type Deferred } from '../support.js';
 
 const track = useNodes();
 
@@ -669,53 +669,32 @@ describe('Task.asyncStream options', () => {
 describe('Task with a thenable result which is no Promise', () => {
   it('waits for a thenable whose then returns nothing, and Task.await gets its value', async () => {
     const node = track();
-    let settle: ((v: number) => void) | undefined;
-    const asked = deferred<void>();
-    const thenable = {
-      then(onFulfilled: (v: number) => void): void {
-        settle = onFulfilled; // returns nothing, as some libraries' thenables do
-        asked.resolve();
-      },
-    };
-    const task = Task.asyncNolink(node, () => thenable as unknown as Promise<number>);
-    await asked.promise;
+    const h = handThenable<number>();
+    const task = Task.asyncNolink(node, () => h.thenable as Promise<number>);
+    await h.asked;
     await roundTrip(node, probe(node)); // the task's init turn is over: it waits, it did not crash
     expect(node.isAlive(task.pid)).toBe(true);
-    settle!(42);
+    h.resolve(42);
     expect(await Task.await(task)).toBe(42);
   });
 
   it('a thenable that rejects ends the task with the rejection as its exit reason', async () => {
     const node = track();
-    let fail: ((e: unknown) => void) | undefined;
-    const asked = deferred<void>();
-    const thenable = {
-      then(_onFulfilled: unknown, onRejected: (e: unknown) => void): void {
-        fail = onRejected;
-        asked.resolve();
-      },
-    };
-    const task = Task.asyncNolink(node, () => thenable as unknown as Promise<number>);
-    await asked.promise;
+    const h = handThenable<number>();
+    const task = Task.asyncNolink(node, () => h.thenable as Promise<number>);
+    await h.asked;
     const boom = new Error('thenable rejected');
-    fail!(boom);
+    h.reject(boom);
     expect(await Task.yield(task, Infinity)).toEqual({ ok: false, exit: boom });
   });
 
   it('a supervised task waits for it too', async () => {
     const node = track();
     const sup = await TaskSupervisor.start(node);
-    let settle: ((v: string) => void) | undefined;
-    const asked = deferred<void>();
-    const thenable = {
-      then(onFulfilled: (v: string) => void): void {
-        settle = onFulfilled;
-        asked.resolve();
-      },
-    };
-    const task = await TaskSupervisor.asyncNolink(node, sup, () => thenable as unknown as Promise<string>);
-    await asked.promise;
-    settle!('late');
+    const h = handThenable<string>();
+    const task = await TaskSupervisor.asyncNolink(node, sup, () => h.thenable as Promise<string>);
+    await h.asked;
+    h.resolve('late');
     expect(await Task.yield(task, Infinity)).toEqual({ ok: true, value: 'late' });
   });
 });

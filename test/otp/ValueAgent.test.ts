@@ -1,7 +1,7 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { CallExitError, GenServer, InvalidArgumentError, isExit, ValueAgent, type ValueAgentPid } from '../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
-import { deferred, expectKeelError, failure, revokedProxy, thrown, UNREADABLE, useNodes, watch } from '../support.js';
+import { deferred, expectKeelError, failure, handThenable, revokedProxy, thrown, UNREADABLE, useNodes, watch } from '../support.js';
 
 const track = useNodes();
 
@@ -270,17 +270,10 @@ describe('ValueAgent with a thenable initial value which is no Promise', () => {
   const track = useNodes();
   it('waits for it as for a promise: the first get sees its value', async () => {
     const node = track();
-    let settle: ((v: number) => void) | undefined;
-    const asked = deferred<void>();
-    const thenable = {
-      then(onFulfilled: (v: number) => void): void {
-        settle = onFulfilled; // returns nothing, as some libraries' thenables do
-        asked.resolve();
-      },
-    };
-    const starting = ValueAgent.start(node, () => thenable as unknown as number);
-    await asked.promise;
-    settle!(41);
+    const h = handThenable<number>();
+    const starting = ValueAgent.start(node, () => h.thenable as unknown as number);
+    await h.asked;
+    h.resolve(41);
     const agent = await starting;
     expect(await ValueAgent.get(node, agent, (n) => n + 1)).toBe(42);
   });
