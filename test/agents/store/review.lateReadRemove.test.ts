@@ -21,14 +21,24 @@ function recorder(node: Node, name: string): { at: unknown[] } {
   return { at };
 }
 
+/**
+ * A node with w1 recording what it gets, and a scheduler 'ticks' on a store over `inner` whose first
+ * `failures` reads throw (`stored` put in the store before the start, each a w1 schedule due at `dueAt`).
+ */
+async function started(failures: number, stored: readonly string[] = [], dueAt = START + 100) {
+  const { node, clock } = clockedNode(track);
+  const inner = new MemoryAgentStore();
+  for (const id of stored) inner.put('ticks', 'schedule', scheduleKey('w1', id), { agent: 'w1', id, intervalMs: 100, message: id, jitter: 0, missed: 'skip', nextDueAt: dueAt });
+  const w1 = recorder(node, 'w1');
+  const store = lockedAtFirst(inner, failures);
+  const scheduler = await AgentScheduler.start(node, { name: 'ticks', store });
+  return { node, clock, inner, w1, store, scheduler };
+}
+
 describe('AgentScheduler whose store becomes readable at a removal', () => {
   it('an unregistered schedule stays unregistered: not resumed from its own record, which is deleted', async () => {
-    const { node, clock } = clockedNode(track);
-    const inner = new MemoryAgentStore();
-    const w1 = recorder(node, 'w1');
     // unreadable at the start and at the registration's write, readable at the unregistration's
-    const store = lockedAtFirst(inner, 2);
-    const scheduler = await AgentScheduler.start(node, { name: 'ticks', store });
+    const { node, clock, inner, w1, store, scheduler } = await started(2);
     expect(await scheduler.registerPeriodic('w1', 'beat', 100, 'one')).toBe('ok');
     expect(inner.loadAll('ticks').records.map((r) => r.key)).toEqual([scheduleKey('w1', 'beat')]);
     expect(await scheduler.unregister('w1', 'beat')).toBe('ok');
@@ -41,11 +51,7 @@ describe('AgentScheduler whose store becomes readable at a removal', () => {
   });
 
   it('a schedule replaced by a new registration is replaced: the old one is not resumed beside it', async () => {
-    const { node, clock } = clockedNode(track);
-    const inner = new MemoryAgentStore();
-    const w1 = recorder(node, 'w1');
-    const store = lockedAtFirst(inner, 2);
-    const scheduler = await AgentScheduler.start(node, { name: 'ticks', store });
+    const { node, clock, inner, w1, store, scheduler } = await started(2);
     expect(await scheduler.registerPeriodic('w1', 'beat', 100, 'one')).toBe('ok');
     expect(await scheduler.registerPeriodic('w1', 'beat', 250, 'two')).toBe('replaced');
     expect(store.loads).toBe(3);
@@ -56,12 +62,7 @@ describe('AgentScheduler whose store becomes readable at a removal', () => {
   });
 
   it('unregisterAgent removes the stored schedules of the agent too when the store is read at it: none survives it', async () => {
-    const { node, clock } = clockedNode(track);
-    const inner = new MemoryAgentStore();
-    for (const id of ['a', 'b']) inner.put('ticks', 'schedule', scheduleKey('w1', id), { agent: 'w1', id, intervalMs: 100, message: id, jitter: 0, missed: 'skip', nextDueAt: START + 100 });
-    const w1 = recorder(node, 'w1');
-    const store = lockedAtFirst(inner, 2);
-    const scheduler = await AgentScheduler.start(node, { name: 'ticks', store });
+    const { node, clock, inner, w1, store, scheduler } = await started(2, ['a', 'b']);
     expect(await scheduler.registerPeriodic('w1', 'c', 100, 'c')).toBe('ok');
     expect(await scheduler.unregisterAgent('w1')).toBe(3);
     expect(store.loads).toBe(3);
@@ -73,12 +74,7 @@ describe('AgentScheduler whose store becomes readable at a removal', () => {
   });
 
   it('unregister of a stored schedule the scheduler could not read at its start reads the store and removes it: it never fires', async () => {
-    const { node, clock } = clockedNode(track);
-    const inner = new MemoryAgentStore();
-    inner.put('ticks', 'schedule', scheduleKey('w1', 'a'), { agent: 'w1', id: 'a', intervalMs: 100, message: 'a', jitter: 0, missed: 'skip', nextDueAt: START + 2000 });
-    const w1 = recorder(node, 'w1');
-    const store = lockedAtFirst(inner, 1);
-    const scheduler = await AgentScheduler.start(node, { name: 'ticks', store });
+    const { node, clock, inner, w1, store, scheduler } = await started(1, ['a'], START + 2000);
     expect(await scheduler.unregister('w1', 'a')).toBe('ok');
     expect(store.loads).toBe(2);
     expect(inner.loadAll('ticks').records).toEqual([]);
