@@ -4,6 +4,7 @@
 // A usage error is `ERR_INVALID_ARGUMENT`: the command prints it on stderr and exits 2.
 import { parseArgs } from 'node:util';
 import { InvalidArgumentError, isKeelError, KeelError } from '../errors.js';
+import { nearMiss } from '../nearMiss.js';
 
 /** Where a command prints: `out` its output, `err` what is not (a usage error, progress, ...). */
 export interface Io {
@@ -121,7 +122,7 @@ export function parseCommand<O extends OptionSpecs>(spec: CommandSpec<O>, argv: 
       continue;
     }
     const o = Object.hasOwn(spec.options, t.name) ? spec.options[t.name] : undefined;
-    if (o === undefined) throw new UsageError(`Unknown option '${t.rawName}'. ${validOptions(spec)}`);
+    if (o === undefined) throw new UsageError(`Unknown option '${t.rawName}'${meant(t.rawName, t.name, spec)}. ${validOptions(spec)}`);
     if (o.type === 'boolean') {
       if (t.value !== undefined) throw new UsageError(`Option '--${t.name}' does not take an argument`);
       given[t.name] = true;
@@ -208,6 +209,19 @@ function expectedNumber(o: Pick<NumberOption, 'integer' | 'min' | 'max'>): strin
 }
 
 /** `keel demo takes --workers, ..., --help`. */
+/** `' (did you mean --count?)'` when a long option misspells one of the command's; else nothing. */
+function meant(rawName: string, name: string, spec: CommandSpec): string {
+  if (!rawName.startsWith('--')) return '';
+  const known = nearMiss(name, [...Object.keys(spec.options), 'help']);
+  return known === undefined ? '' : ` (did you mean --${known}?)`;
+}
+
+/** `' (did you mean list?)'` when `word` misspells one of `names`; else nothing. */
+export function meantCommand(word: string, names: readonly string[]): string {
+  const known = nearMiss(word, names);
+  return known === undefined ? '' : ` (did you mean ${known}?)`;
+}
+
 function validOptions(spec: CommandSpec): string {
   const names = Object.keys(spec.options).map((n) => `--${n}`);
   if (names.length === 0) return `keel ${spec.name} takes no options (only --help)`;

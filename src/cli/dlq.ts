@@ -3,7 +3,7 @@ import { StoreUnavailableError } from '../errors.js';
 import { type Record_ } from '../delivery/stores/DeadLetterStore.js';
 import { SqliteStore, type SqliteStoreOptions } from '../delivery/stores/SqliteStore.js';
 import type { DeadLetterFilter } from '../runtime/serviceSlots.js';
-import { type CommandSpec, type Io, ioOf, type Output, runCommand, UsageError, usageOf, type Values } from './args.js';
+import { type CommandSpec, type Io, ioOf, meantCommand, type Output, runCommand, UsageError, usageOf, type Values } from './args.js';
 
 type Command = 'list' | 'show' | 'retry' | 'purge';
 
@@ -241,7 +241,7 @@ export function runDlq(argv: readonly string[], output: Output, now: () => numbe
         ? 'give a command: list, show, retry or purge'
         : command.startsWith('-')
           ? `give the command (list, show, retry or purge) first, then its options: got '${command}'`
-          : `unknown command '${command}': the dlq commands are list, show, retry and purge`;
+          : `unknown command '${command}'${meantCommand(command, NAMES)}: the dlq commands are list, show, retry and purge`;
     io.err(`keel dlq: ${what} (keel dlq --help prints the usage)`);
     return 2;
   }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { type CommandSpec, type Io, runCommand, usageOf } from './args.js';
+import { type CommandSpec, type Io, meantCommand, runCommand, usageOf } from './args.js';
 import { AUDIT_COMMAND, runAudit } from './audit.js';
 import { runDemo } from './demo.js';
 import { DEMO_COMMAND, runDemoCommand } from './demoCommand.js';
@@ -107,7 +107,7 @@ export async function runKeel(argv: readonly string[], io: Io, progress?: (line:
   }
   const entry = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (entry === undefined) {
-    const what = command.startsWith('-') ? `unknown option '${command}': keel takes a command, --help or --version` : `unknown command '${command}'`;
+    const what = command.startsWith('-') ? `unknown option '${command}'${meantCommand(command.replace(/^--?/, '--'), ['--help', '--version'])}: keel takes a command, --help or --version` : `unknown command '${command}'${meantCommand(command, [...NAMES, 'help'])}`;
     io.err(`keel: ${what}; the commands are ${NAMES.join(', ')} and help (keel help prints what each does)`);
     return 2;
   }
@@ -124,7 +124,8 @@ function help(argv: readonly string[], io: Io): number {
   const entry = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   const text = extra.length > 0 ? undefined : entry?.usage(sub);
   if (text === undefined) {
-    io.err(`keel help: no command '${argv.join(' ')}'; the commands are ${NAMES.join(', ')} (keel help dlq lists the dlq commands)`);
+    const meant = entry === undefined && sub === undefined ? meantCommand(command, NAMES) : '';
+    io.err(`keel help: no command '${argv.join(' ')}'${meant}; the commands are ${NAMES.slice(0, -1).join(', ')} and ${NAMES.at(-1)} (keel help dlq lists the dlq commands)`);
     return 2;
   }
   io.out(text);

@@ -46,6 +46,20 @@ describe('parseCommand', () => {
     }
   });
 
+  it('says which option a misspelt long one most likely meant, and nothing for a short one or a word too far', () => {
+    const cases: [string, string][] = [
+      ['--stor', " (did you mean --store?)"],
+      ['--Verbose', " (did you mean --verbose?)"],
+      ['--fromat=md', " (did you mean --format?)"],
+      ['--hlep', " (did you mean --help?)"],
+      ['--bogus', ''],
+      ['-x', ''],
+    ];
+    for (const [flag, meant] of cases) {
+      expectKeelError(thrown(() => parseCommand(SPEC, ['--store', 'f', flag])), 'ERR_INVALID_ARGUMENT', `Unknown option '${flag.split('=')[0]}'${meant}. keel thing takes --count, --rate, --name, --store, --format, --verbose and --help`);
+    }
+  });
+
   it("takes an object's own property names for no option: --__proto__, --constructor and --toString are unknown", () => {
     for (const flag of ['--__proto__=1', '--constructor', '--toString', '--hasOwnProperty=x']) {
       expectKeelError(thrown(() => parseCommand(SPEC, ['--store', 'f', flag])), 'ERR_INVALID_ARGUMENT', `Unknown option '${flag.split('=')[0]}'.`);

@@ -54,7 +54,7 @@ describe('keel (the command line)', () => {
       const r = await keel(...argv);
       expect(r.code, argv.join(' ')).toBe(2);
       expect(r.out).toBe('');
-      expect(r.err).toBe(`keel help: no command '${argv.slice(1).join(' ')}'; the commands are demo, observe, top, soak, tour, dlq, audit (keel help dlq lists the dlq commands)`);
+      expect(r.err).toBe(`keel help: no command '${argv.slice(1).join(' ')}'; the commands are demo, observe, top, soak, tour, dlq and audit (keel help dlq lists the dlq commands)`);
     }
   });
 
@@ -86,6 +86,15 @@ describe('keel (the command line)', () => {
       out: '',
       err: "keel: unknown option '--workers=4': keel takes a command, --help or --version; the commands are demo, observe, top, soak, tour, dlq, audit and help (keel help prints what each does)",
     });
+  });
+
+  it('says which command or option a misspelt one most likely meant', async () => {
+    const rest = 'the commands are demo, observe, top, soak, tour, dlq, audit and help (keel help prints what each does)';
+    expect(await keel('dmeo')).toEqual({ code: 2, out: '', err: `keel: unknown command 'dmeo' (did you mean demo?); ${rest}` });
+    expect(await keel('--verison')).toEqual({ code: 2, out: '', err: `keel: unknown option '--verison' (did you mean --version?): keel takes a command, --help or --version; ${rest}` });
+    expect((await keel('help', 'soka')).err).toBe("keel help: no command 'soka' (did you mean soak?); the commands are demo, observe, top, soak, tour, dlq and audit (keel help dlq lists the dlq commands)");
+    expect((await keel('dlq', 'lsit', '--store', 'x.db')).err).toBe("keel dlq: unknown command 'lsit' (did you mean list?): the dlq commands are list, show, retry and purge (keel dlq --help prints the usage)");
+    expect((await keel('demo', '--worker', '2')).err).toBe("keel demo: Unknown option '--worker' (did you mean --workers?). keel demo takes --workers, --workflows, --chaos, --seed, --duration, --fail-rate, --json, --simulate, --observe, --nodes and --help");
   });
 
   it("takes no object's own property name for a command: __proto__, constructor, toString", async () => {
