@@ -46,6 +46,14 @@ export async function f(ctx: keel.Context) { await keel.GenServer.call(ctx, ctx.
       errors: [{ messageId: 'selfCall', line: 2 }],
     },
     {
+      // computed members with string keys: keel['GenServer']['call'], GenServer[`call`]
+      code: `import * as keel from 'keel';
+import { GenServer } from 'keel';
+export async function f(ctx: keel.Context) { await keel['GenServer']['call'](ctx, ctx.self, 'x'); }
+export async function g(ctx: keel.Context) { await GenServer[\`call\`](ctx, ctx.self, 'x'); }`,
+      errors: [{ messageId: 'selfCall', line: 3 }, { messageId: 'selfCall', line: 4 }],
+    },
+    {
       // a call to the server's own name, the server started through a namespace import too
       code: `import * as keel from 'keel';
 declare const node: keel.Context;
@@ -107,6 +115,11 @@ untyped.run('no-self-call (without types: by name)', noSelfCall, {
     `import * as mine from './mine.js';\nawait mine.GenServer.call(ctx, ctx.self, 'x');`,
     // nor of an object not imported at all: only a namespace import of Keel stands for it
     `await lib.GenServer.call(ctx, ctx.self, 'x');`,
+    // a computed member that is no string key
+    `await GenServer[method](ctx, ctx.self, 'x');`,
+    // a module loaded by require or import() that is not Keel
+    `const mine = require('./mine.js');\nawait mine.GenServer.call(ctx, ctx.self, 'x');`,
+    `const { GenServer: G } = await import('./mine.js');\nawait G.call(ctx, ctx.self, 'x');`,
   ],
   invalid: [
     { code: `await GenServer.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall' }] },
@@ -114,6 +127,12 @@ untyped.run('no-self-call (without types: by name)', noSelfCall, {
     { code: `import { GenServer as G } from 'keel';\nawait G.call(this.ctx, this.ctx.self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
     // GenServer reached through a namespace import of Keel
     { code: `import * as keel from 'keel';\nawait keel.GenServer.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
+    // Keel loaded by require or import()
+    { code: `const keel = require('keel');\nawait keel.GenServer.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
+    { code: `const k = await import('keel');\nawait k.GenServer.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
+    { code: `const { GenServer: G } = require('keel');\nawait G.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
+    { code: `const { GenServer: S } = await import('keel');\nawait S.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
+    { code: `import * as keel from 'keel';\nawait keel['GenServer'].call(ctx, ctx.self, 'x');\nawait GenServer['call'](ctx, ctx.self, 'y');`, errors: [{ messageId: 'selfCall', line: 2 }, { messageId: 'selfCall', line: 3 }] },
     {
       code: `import * as k from 'keel';\nk.GenServer.startLink(ctx, {\n  init: () => 0,\n  handleInfo: async (m, s, c) => { await k.GenServer.call(c, 'me', m); return s; },\n}, undefined, { name: 'me' });`,
       errors: [{ messageId: 'selfCall', line: 4 }],

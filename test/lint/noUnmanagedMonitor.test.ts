@@ -51,5 +51,6 @@ untyped.run('no-unmanaged-monitor (without types: by name)', noUnmanagedMonitor,
     { code: `void context.monitor(pid);`, errors: [{ messageId: 'unmanagedDropped' }] },
     { code: `node.spawn((self) => () => { self.monitor(pid); });`, errors: [{ messageId: 'unmanagedDropped' }] },
     { code: `ctx.node.monitors.monitor(ctx, pid);`, errors: [{ messageId: 'droppedRef' }] },
+    { code: `ctx.node['monitors'].monitor(ctx, pid);`, errors: [{ messageId: 'droppedRef' }] },
   ],
 });

@@ -221,25 +221,50 @@ export function isDiscarded(call: TSESTree.Node): boolean {
 /** `receiver.name(...)`, or `receiver['name'](...)` with the name a string literal, else undefined. */
 export function methodCall(node: TSESTree.CallExpression, name: string): TSESTree.MemberExpression | undefined {
   const callee = node.callee;
-  if (callee.type !== 'MemberExpression') return undefined;
-  const p = callee.property;
-  const named = callee.computed
-    ? (p.type === 'Literal' && p.value === name) || (p.type === 'TemplateLiteral' && p.expressions.length === 0 && p.quasis[0]?.value.cooked === name)
-    : p.type === 'Identifier' && p.name === name;
-  return named ? callee : undefined;
+  return callee.type === 'MemberExpression' && propertyName(callee) === name ? callee : undefined;
+}
+
+/** The name of `receiver.name`, or of `receiver['name']` (a string literal, or a template without expressions); else undefined. */
+export function propertyName(member: TSESTree.MemberExpression): string | undefined {
+  const p = member.property;
+  if (!member.computed) return p.type === 'Identifier' ? p.name : undefined;
+  if (p.type === 'Literal') return typeof p.value === 'string' ? p.value : undefined;
+  return p.type === 'TemplateLiteral' && p.expressions.length === 0 ? (p.quasis[0]?.value.cooked ?? undefined) : undefined;
 }
 
 /** True when `id` is the local name of a namespace import of `source` (`import * as id from source`). */
 export function isNamespaceOf(context: Context, source: string, id: TSESTree.Identifier): boolean {
   const def = findVariable(context, id)?.defs[0];
+  // `const id = require(source)`, `const id = await import(source)`
+  if (def?.type === 'Variable') return def.node.id === def.name && def.parent.kind === 'const' && def.node.init != null && loadedModule(def.node.init) === source;
   if (def?.type !== 'ImportBinding' || def.node.type !== 'ImportNamespaceSpecifier') return false;
   const declaration = def.node.parent;
   return declaration.source.value === source && declaration.importKind !== 'type';
 }
 
+/** The module `require('m')`, `import('m')` or `await import('m')` loads, when `e` is one of them with a string literal. */
+function loadedModule(e: TSESTree.Node): string | undefined {
+  let n = unwrapTs(e);
+  if (n.type === 'AwaitExpression') n = unwrapTs(n.argument);
+  let source: TSESTree.Node | undefined;
+  if (n.type === 'ImportExpression') source = n.source;
+  else if (n.type === 'CallExpression' && n.callee.type === 'Identifier' && n.callee.name === 'require' && n.arguments.length === 1) source = n.arguments[0];
+  return source?.type === 'Literal' && typeof source.value === 'string' ? source.value : undefined;
+}
+
 /** The local name under which `imported` is imported from `source` (`import { imported as local } from source`), if it is. */
 export function importedAs(context: Context, source: string, imported: string): string | undefined {
   for (const statement of context.sourceCode.ast.body) {
+    // `const { imported: local } = require(source)` (or `await import(source)`), at the top of the module
+    if (statement.type === 'VariableDeclaration' && statement.kind === 'const') {
+      for (const d of statement.declarations) {
+        if (d.id.type !== 'ObjectPattern' || d.init == null || loadedModule(d.init) !== source) continue;
+        for (const p of d.id.properties) {
+          if (p.type === 'Property' && !p.computed && p.key.type === 'Identifier' && p.key.name === imported && p.value.type === 'Identifier') return p.value.name;
+        }
+      }
+      continue;
+    }
     if (statement.type !== 'ImportDeclaration' || statement.source.value !== source || statement.importKind === 'type') continue;
     for (const s of statement.specifiers) {
       if (s.type === 'ImportSpecifier' && s.importKind !== 'type' && (s.imported.type === 'Identifier' ? s.imported.name : s.imported.value) === imported) {

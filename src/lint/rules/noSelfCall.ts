@@ -1,6 +1,6 @@
 import { createRule, importSourceSchema } from '../internal/createRule.js';
 import type { TSESTree } from '@typescript-eslint/utils';
-import { findVariable, importedAs, isNamespaceOf, isSelfOf, keelValue } from '../internal/keelTypes.js';
+import { findVariable, importedAs, isNamespaceOf, isSelfOf, keelValue, propertyName } from '../internal/keelTypes.js';
 
 type Options = [{ importSource?: string }];
 
@@ -95,14 +95,16 @@ function ownNames(context: Context, node: TSESTree.Node, importSource: string): 
  */
 function isGenServerMethod(context: Context, call: TSESTree.CallExpression, methods: readonly string[], importSource: string): boolean {
   const callee = call.callee;
-  if (callee.type !== 'MemberExpression' || callee.computed || callee.property.type !== 'Identifier' || !methods.includes(callee.property.name)) return false;
+  if (callee.type !== 'MemberExpression' || !methods.includes(propertyName(callee) ?? '')) return false;
   const object = callee.object;
   if (object.type === 'Identifier') {
     const verdict = keelValue(context, object);
     return verdict === 'keel' || (verdict === 'unknown' && (object.name === 'GenServer' || object.name === importedAs(context, importSource, 'GenServer')));
   }
-  // `<namespace>.GenServer`: by the type of the member, else a namespace import of the import source
-  if (object.type !== 'MemberExpression' || object.computed || object.property.type !== 'Identifier' || object.object.type !== 'Identifier') return false;
+  // `<namespace>.GenServer` (or `<namespace>['GenServer']`): by the type of the member, else a namespace import of the import source
+  if (object.type !== 'MemberExpression' || object.object.type !== 'Identifier') return false;
+  const name = propertyName(object);
+  if (name === undefined) return false;
   const verdict = keelValue(context, object.property);
-  return verdict === 'keel' || (verdict === 'unknown' && object.property.name === 'GenServer' && isNamespaceOf(context, importSource, object.object));
+  return verdict === 'keel' || (verdict === 'unknown' && name === 'GenServer' && isNamespaceOf(context, importSource, object.object));
 }

@@ -1,5 +1,5 @@
 import { createRule } from '../internal/createRule.js';
-import { isDiscarded, keelMember, looksLikeContext, methodCall } from '../internal/keelTypes.js';
+import { isDiscarded, keelMember, looksLikeContext, methodCall, propertyName } from '../internal/keelTypes.js';
 
 /**
  * `no-unmanaged-monitor`: `ctx.monitor(target)` bypasses the monitor manager (no ledger entry, no
@@ -38,8 +38,7 @@ export const noUnmanagedMonitor = createRule<[], 'unmanaged' | 'unmanagedDropped
         }
         if (!dropped) return;
         const onManager = keelMember(context, callee, ['MonitorManager', 'ManagedMonitors']);
-        const managerByName =
-          callee.object.type === 'MemberExpression' && !callee.object.computed && callee.object.property.type === 'Identifier' && callee.object.property.name === 'monitors';
+        const managerByName = callee.object.type === 'MemberExpression' && propertyName(callee.object) === 'monitors';
         if (onManager === 'keel' || (onManager === 'unknown' && managerByName)) context.report({ node, messageId: 'droppedRef' });
       },
     };
