@@ -268,41 +268,50 @@ class Server<S> {
     return undefined;
   }
 
-  /** Runs `terminate`, then `beforeExit` (a `{ stop, reply }`'s reply), then exits the server with `reason`. */
+  /**
+   * Runs `terminate`, then `beforeExit` (a `{ stop, reply }`'s reply), then exits the server with
+   * `reason`; with the error `terminate` threw instead, if it threw (as gen_server: the reply is
+   * still sent).
+   */
   terminate(reason: ExitReason, beforeExit?: () => void): void | Promise<void> {
     if (this.#dead) return;
     const exit = (): void => {
       beforeExit?.();
-      this.ctx.exit(reason);
+      this.ctx.exit(this.#terminateError ?? reason);
     };
     const t = this.#runTerminate(reason);
     if (isThenable(t)) return adopt(t).then(exit, exit);
     exit();
   }
 
-  /** A callback threw: `terminate(error)`, then the process exits with the error. */
+  /** A callback threw: `terminate(error)`, then the process exits with the error (or with `terminate`'s, if it threw too). */
   crash(thrown: unknown): void | Promise<void> {
     if (isExitSentinel(thrown)) throw thrown; // the callback ended the process with ctx.exit: not a crash
     if (this.#dead) return; // a late failure of a process already gone: no terminate
     const error = toError(thrown);
     const t = this.#runTerminate(error);
     const rethrow = (): never => {
-      throw error;
+      throw this.#terminateError ?? error;
     };
     if (isThenable(t)) return adopt(t).then(rethrow, rethrow);
-    throw error;
+    return rethrow();
   }
+
+  /** What `terminate` threw (or rejected with), if it did: the server exits with it, as gen_server does. */
+  #terminateError: Error | undefined = undefined;
 
   #runTerminate(reason: ExitReason): unknown {
     const terminate = this.spec.terminate;
     if (terminate === undefined) return undefined;
     const report = (e: unknown): void => {
+      this.#terminateError = toError(e);
       this.ctx.node.logger.error(`terminate of ${String(this.ctx.self)} threw`, e);
     };
     try {
       const r = terminate.call(this.spec, reason, this.state);
       return isThenable(r) ? adopt(r).then(undefined, report) : undefined;
     } catch (e) {
+      if (isExitSentinel(e)) throw e; // terminate ended the process itself (ctx.exit): it exits with that reason
       report(e);
       return undefined;
     }

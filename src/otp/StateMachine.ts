@@ -1,6 +1,7 @@
 import { markBehaviour } from './internal/lifecycle.js';
-import { describe, InvalidArgumentError, StartError } from '../errors.js';
+import { describe, InvalidArgumentError, StartError, toError } from '../errors.js';
 import { isInstance } from '../runtime/safe.js';
+import { isExitSentinel } from '../runtime/kernel.js';
 import { isExitReason, type ExitReason } from '../runtime/messages.js';
 import type { Target, TimerRef } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
@@ -339,12 +340,24 @@ class Machine {
     this.#forget(t);
   }
 
-  /** A `stop` result: `terminate`, then exit with `reason`. */
+  /** A `stop` result: `terminate`, then exit with `reason` (with the error `terminate` threw instead, if it threw: as gen_statem). */
   stop(reason: ExitReason): void | Promise<void> {
     this.stopped = true;
-    return then(this.terminate(reason), () => this.ctx.exit(reason));
+    const failed = (e: unknown): void => {
+      if (isExitSentinel(e)) throw e; // terminate ended the process itself (ctx.exit): it exits with that reason
+      this.ctx.node.logger.error(`terminate of ${String(this.ctx.self)} threw`, e);
+      this.ctx.exit(toError(e));
+    };
+    let t: void | Promise<void>;
+    try {
+      t = this.terminate(reason);
+    } catch (e) {
+      return failed(e);
+    }
+    return isThenable(t) ? adopt(t).then(() => this.ctx.exit(reason), failed) : this.ctx.exit(reason);
   }
 
+  /** Runs the spec's `terminate` once; what it throws (or rejects with) is the caller's to report. */
   terminate(reason: ExitReason): void | Promise<void> {
     if (this.terminated) return;
     this.terminated = true;
@@ -353,15 +366,8 @@ class Machine {
     for (const e of [...this.postponed, ...this.events]) if (e.type === 'call') (e.from as PendingCall).held();
     const terminate = this.spec.terminate;
     if (terminate === undefined) return;
-    const report = (e: unknown): void => {
-      this.ctx.node.logger.error(`terminate of ${String(this.ctx.self)} threw`, e);
-    };
-    try {
-      const r = terminate.call(this.spec, reason, this.state, this.data);
-      if (isThenable(r)) return Promise.resolve(r).then(undefined, report);
-    } catch (e) {
-      report(e);
-    }
+    const r = terminate.call(this.spec, reason, this.state, this.data);
+    if (isThenable(r)) return adopt(r).then(() => undefined);
   }
 }
 

@@ -7,7 +7,9 @@ import {
   isExit,
   isKeelError,
   Pid,
+  type CallExitError,
   type CallProtocol,
+  type Context,
   type Exit,
   type ExitReason,
   type From,
@@ -1078,19 +1080,97 @@ describe('terminate', () => {
     expect(stop.status).toBe('resolved');
   });
 
-  it('logs a terminate that throws, and the server still exits with its reason', async () => {
+  it.each(failureModes)('logs a terminate that %s, and the server exits with its error instead of the reason (as gen_server: a stop is then a crash)', async (mode) => {
     const node = track();
     const p = probe(node);
+    const failed = new Error('terminate failed');
+    const pid = await GenServer.start(node, { init: () => null, terminate: failingWith(mode, failed) });
+    const ref = p.ctx.monitor(pid);
+    const e = await failure(() => GenServer.stop(node, pid, 'shutdown'));
+    expectKeelError(e, 'ERR_CALL_EXIT', 'terminate failed');
+    expect((e as CallExitError).reason).toBe(failed);
+    expect((await receiveDown(p, ref)).reason).toBe(failed);
+    expect((node.logger as FakeLogger).errors.filter((args) => args.includes(failed))).toHaveLength(1);
+  });
+
+  it.each(failureModes)("still replies to a { stop, reply } when its terminate %s, then exits with terminate's error", async (mode) => {
+    const node = track();
+    const p = probe(node);
+    const failed = new Error('terminate failed');
     const pid = await GenServer.start(node, {
-      init: () => null,
-      terminate: () => {
-        throw new Error('terminate failed');
+      init: () => 0,
+      handleCall: (_r: 'bye', _f, state: number) => ({ stop: 'normal', reply: 'bye!', state }),
+      terminate: failingWith(mode, failed),
+    });
+    const ref = p.ctx.monitor(pid);
+    expect(await GenServer.call(node, pid, 'bye')).toBe('bye!');
+    expect((await receiveDown(p, ref)).reason).toBe(failed);
+  });
+
+  it.each(failureModes)("exits with terminate's error when terminate %s after a callback threw", async (mode) => {
+    const node = track();
+    const p = probe(node);
+    const failed = new Error('terminate failed');
+    const seen: ExitReason[] = [];
+    const pid = await GenServer.start(node, {
+      init: () => 0,
+      handleCast: (_m: 'go'): number => {
+        throw new Error('cast failed');
+      },
+      terminate: (reason) => {
+        seen.push(reason);
+        return failingWith(mode, failed)();
       },
     });
     const ref = p.ctx.monitor(pid);
-    await GenServer.stop(node, pid, 'shutdown');
-    expect((await receiveDown(p, ref)).reason).toBe('shutdown');
-    expect((node.logger as FakeLogger).errors.some((args) => args.some((a) => a instanceof Error && a.message === 'terminate failed'))).toBe(true);
+    GenServer.cast(node, pid, 'go');
+    expect((await receiveDown(p, ref)).reason).toBe(failed);
+    expect(seen).toHaveLength(1);
+    expect((seen[0] as Error).message).toBe('cast failed');
+  });
+
+  it('a transient child whose terminate throws on a normal stop is restarted: the exit was no normal one', async () => {
+    const node = track();
+    let starts = 0;
+    const sup = await Supervisor.start(node, [
+      {
+        id: 'w',
+        restart: 'transient',
+        start: (ctx) => {
+          starts++;
+          return GenServer.startLink(ctx, {
+            init: () => 0,
+            handleCall: (_m: 'stop', _f, state: number) => ({ stop: 'normal', reply: 'ok', state }),
+            terminate: () => {
+              if (starts === 1) throw new Error('terminate failed');
+            },
+          });
+        },
+      },
+    ]);
+    const [first] = await Supervisor.whichChildren(node, sup);
+    expect(await GenServer.call(node, first!.pid as Pid, 'stop')).toBe('ok');
+    await node.idle();
+    expect(starts).toBe(2);
+    const [second] = await Supervisor.whichChildren(node, sup);
+    expect(second!.restarts).toBe(1);
+    // the second one's terminate does not throw: a normal stop of a transient child is final
+    expect(await GenServer.call(node, second!.pid as Pid, 'stop')).toBe('ok');
+    await node.idle();
+    expect(starts).toBe(2);
+  });
+
+  it('a terminate that ends the process with ctx.exit exits with that reason, and is no failure of terminate', async () => {
+    const node = track();
+    const p = probe(node);
+    const pid = await GenServer.start(node, {
+      init: (_a: undefined, ctx) => ctx,
+      terminate: (_r, ctx: Context) => ctx.exit({ shutdown: 'from terminate' }),
+    } as Spec<Context>);
+    const ref = p.ctx.monitor(pid);
+    await failure(() => GenServer.stop(node, pid, 'normal'));
+    expect((await receiveDown(p, ref)).reason).toEqual({ shutdown: 'from terminate' });
+    expect((node.logger as FakeLogger).errors).toEqual([]);
   });
 
   it('runs no terminate for a late failure of a server that was killed (it did not trap exits)', async () => {

@@ -13,7 +13,7 @@ import {
   type Transition,
 } from '../../src/index.js';
 import { probe } from '../../src/testing/index.js';
-import { clockedNode, deferred, expectKeelError, failure, receiveDown, revokedProxy, useNodes, watch, type Watched } from '../support.js';
+import { clockedNode, deferred, expectKeelError, failingWith, failure, failureModes, type FakeLogger, receiveDown, revokedProxy, useNodes, watch, type Watched } from '../support.js';
 
 const track = useNodes();
 
@@ -622,6 +622,32 @@ describe('StateMachine: calls, stop and errors', () => {
     StateMachine.cast(node, crashing.pid, 1);
     await receiveDown(p, ref);
     expect(seen).toEqual(['shutdown', 'a', 'Error: bad']);
+  });
+
+  it.each(failureModes)("exits with terminate's error when terminate %s, on a stop result (the replies still sent), on StateMachine.stop and after a crash, and logs it once", async (mode) => {
+    const { node } = clockedNode(track);
+    const p = probe(node);
+    const failed = new Error('terminate failed');
+    const terminate = failingWith(mode, failed) as () => void;
+    // a stop result with a reply
+    const stopping = await recorder(node, (ev) => (ev.type === 'call' ? { stop: 'normal', actions: [{ type: 'reply', from: ev.from, reply: 'bye' }] } : keep), { terminate });
+    let ref = p.ctx.monitor(stopping.pid);
+    expect(await StateMachine.call(node, stopping.pid, 'stop')).toBe('bye');
+    expect((await receiveDown(p, ref)).reason).toBe(failed);
+    // StateMachine.stop
+    const stopped = await recorder(node, () => keep, { terminate });
+    ref = p.ctx.monitor(stopped.pid);
+    const e = await failure(() => StateMachine.stop(node, stopped.pid, 'shutdown'));
+    expectKeelError(e, 'ERR_CALL_EXIT', 'terminate failed');
+    expect((await receiveDown(p, ref)).reason).toBe(failed);
+    // a crash
+    const crashing = await recorder(node, () => {
+      throw new Error('bad');
+    }, { terminate });
+    ref = p.ctx.monitor(crashing.pid);
+    StateMachine.cast(node, crashing.pid, 1);
+    expect((await receiveDown(p, ref)).reason).toBe(failed);
+    expect((node.logger as FakeLogger).errors.filter((args) => args.includes(failed))).toHaveLength(3);
   });
 
   it('crashes on a result that is no transition, or a missing state function', async () => {
