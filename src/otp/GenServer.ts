@@ -36,8 +36,16 @@ export type ServerName<P extends CallProtocol = any, Cast = any> = Name<any> & {
   readonly __casts?: (cast: Cast) => Cast;
 };
 
-/** What `init` and `handleContinue` return: the state, or the state and a continue term for `handleContinue`. */
+/** What `init` returns: the state, or exactly `{ state, continue }` (the state and a term for `handleContinue`). */
 export type StateResult<S> = S | { state: S; continue: unknown };
+
+/**
+ * What `handleCast`, `handleInfo` and `handleContinue` return: the new state; exactly `{ state,
+ * continue }` to run `handleContinue` next (gen_server's `{noreply, State, {continue, C}}`); or
+ * exactly `{ stop, state }` to run `terminate` and exit with `stop` (`{stop, Reason, State}`).
+ * Exactly: an object with those two keys and no others, so that a state is never misread.
+ */
+export type NoReplyResult<S> = S | { state: S; continue: unknown } | { stop: ExitReason; state: S };
 
 /** What `handleCall` returns. */
 export type CallResult<S, R> =
@@ -52,10 +60,10 @@ export type CallResult<S, R> =
 export interface GenServerSpec<S, P extends CallProtocol = CallProtocol, Cast = never, Arg = any> {
   init(arg: Arg, ctx: Context<any>): StateResult<S> | Promise<StateResult<S>>;
   handleCall?(request: P['request'], from: From<P['reply']>, state: S, ctx: Context<any>): CallResult<S, P['reply']> | Promise<CallResult<S, P['reply']>>;
-  handleCast?(request: Cast, state: S, ctx: Context<any>): S | Promise<S>;
+  handleCast?(request: Cast, state: S, ctx: Context<any>): NoReplyResult<S> | Promise<NoReplyResult<S>>;
   /** Any other message. Default: reported as `keel.gen_server.unexpected_message`, state kept. */
-  handleInfo?(message: unknown, state: S, ctx: Context<any>): S | Promise<S>;
-  handleContinue?(info: unknown, state: S, ctx: Context<any>): StateResult<S> | Promise<StateResult<S>>;
+  handleInfo?(message: unknown, state: S, ctx: Context<any>): NoReplyResult<S> | Promise<NoReplyResult<S>>;
+  handleContinue?(info: unknown, state: S, ctx: Context<any>): NoReplyResult<S> | Promise<NoReplyResult<S>>;
   /** Runs when the server traps exits and its parent (or the node) shuts it down, on `GenServer.stop`, and after a crash inside a callback. */
   terminate?(reason: ExitReason, state: S): void | Promise<void>;
   /** What `Sys.getStatus` shows of the state (to redact secrets); default: the state itself. */
@@ -211,20 +219,34 @@ class Server<S> {
     return this.#update(handleInfo, msg);
   }
 
-  /** Runs a callback that returns the new state (`handleCast`, `handleInfo`), sync or async. */
-  #update(callback: (arg: any, state: S, ctx: Context<any>) => S | Promise<S>, arg: unknown): void | Promise<void> {
+  /** Runs `handleCast` or `handleInfo`, sync or async, and acts on its result (a {@link NoReplyResult}). */
+  #update(callback: (arg: any, state: S, ctx: Context<any>) => unknown, arg: unknown): void | Promise<void> {
     let r: unknown;
     try {
       r = callback.call(this.spec, arg, this.state, this.ctx);
     } catch (e) {
       return this.crash(e);
     }
-    if (isThenable(r)) {
-      return adopt(r).then((s) => {
-        this.state = s as S;
-      }, (e: unknown) => this.crash(e));
+    if (isThenable(r)) return adopt(r).then((res) => this.#noReply(res), (e: unknown) => this.crash(e));
+    return this.#noReply(r);
+  }
+
+  /** Keeps a {@link NoReplyResult}'s state, then continues or stops as it says. */
+  #noReply(res: unknown): void | Promise<void> {
+    const shape = shapeOf(res);
+    if (shape === PLAIN) {
+      this.state = res as S;
+      return;
     }
-    this.state = r as S;
+    this.state = (res as { state: S }).state;
+    if (shape === STOPS) return this.#stopWith((res as { stop: unknown }).stop);
+    return this.continueWith((res as { continue: unknown }).continue);
+  }
+
+  /** A `{ stop, state }` result: `terminate`, then exit; a stop that is no exit reason is a crash. */
+  #stopWith(reason: unknown): void | Promise<void> {
+    if (!isExitReason(reason)) return this.crash(new InvalidArgumentError('stop', "an exit reason ('normal', 'shutdown', { shutdown }, an Error, ...)", reason));
+    return this.terminate(reason);
   }
 
   /** True once the process has exited: a continuation then runs no more callbacks. */
@@ -246,23 +268,19 @@ class Server<S> {
       } catch (e) {
         return this.crash(e);
       }
-      if (isThenable(r)) {
-        return adopt(r).then((res) => {
-          const next = this.setState(res);
-          if (next !== undefined) return this.continueWith(next.continue);
-        }, (e: unknown) => this.crash(e));
-      }
-      const next = this.setState(r);
-      if (next === undefined) return;
-      info = next.continue;
+      if (isThenable(r)) return adopt(r).then((res) => this.#noReply(res), (e: unknown) => this.crash(e));
+      const shape = shapeOf(r);
+      if (shape !== CONTINUES) return this.#noReply(r);
+      this.state = (r as { state: S }).state;
+      info = (r as { continue: unknown }).continue;
     }
   }
 
-  /** Stores an `init`/`handleContinue` result; returns the continue term, if any. */
+  /** Stores an `init` result (a `{ stop, state }` is a state there: init fails by throwing); returns the continue term, if any. */
   setState(res: unknown): { continue: unknown } | undefined {
-    if (isContinue(res)) {
-      this.state = res.state as S;
-      return { continue: res.continue };
+    if (shapeOf(res) === CONTINUES) {
+      this.state = (res as { state: S }).state;
+      return { continue: (res as { continue: unknown }).continue };
     }
     this.state = res as S;
     return undefined;
@@ -323,10 +341,26 @@ const CALL_OPTIONS: readonly string[] = ['timeout', 'signal'];
 
 /** A thenable result of a callback (typed as a Promise: only its `then` is used). */
 
-function isContinue(value: unknown): value is { state: unknown; continue: unknown } {
-  if (typeof value !== 'object' || value === null) return false;
-  const keys = Object.keys(value);
-  return keys.length === 2 && 'state' in value && 'continue' in value;
+/** The shapes of a callback's result: a plain state, exactly `{ state, continue }`, exactly `{ stop, state }`. */
+const PLAIN = 0;
+const CONTINUES = 1;
+const STOPS = 2;
+
+/**
+ * Which of the shapes `value` has. Two own-property checks for most states (no allocation); the
+ * keys are counted only for an object with an own `continue` or `stop`. An object that cannot be
+ * inspected (a revoked proxy) is a plain state, as it always was.
+ */
+function shapeOf(value: unknown): number {
+  if (typeof value !== 'object' || value === null) return PLAIN;
+  try {
+    const continues = Object.hasOwn(value, 'continue');
+    if (!continues && !Object.hasOwn(value, 'stop')) return PLAIN;
+    if (!Object.hasOwn(value, 'state') || Object.keys(value).length !== 2) return PLAIN;
+    return continues ? CONTINUES : STOPS;
+  } catch {
+    return PLAIN;
+  }
 }
 
 function validateSpec(spec: unknown): asserts spec is GenServerSpec<unknown, CallProtocol, unknown> {

@@ -8,6 +8,7 @@ export {
   type ServerName,
   type ServerPid,
   type StartOptions,
+  type NoReplyResult,
   type StateResult,
 } from './GenServer.js';
 export { Supervisor, type ChildInfo, type ChildSpec, type SupervisorOptions, type SupervisorStatus } from './Supervisor.js';

@@ -969,6 +969,125 @@ describe('handleContinue', () => {
   });
 });
 
+// ---- stop and continue from handleCast, handleInfo and handleContinue --------------------------
+
+describe('{ stop, state } and { state, continue } from handleCast, handleInfo and handleContinue', () => {
+  /** A server that stops (or continues) on what it is cast or sent, recording terminate(reason, state) and the continues. */
+  function stopper(seen: unknown[], mode: 'sync' | 'async' = 'sync'): Spec<number> {
+    const result = (m: unknown, n: number): unknown => {
+      if (m === 'stop') return { stop: 'normal', state: n + 1 };
+      if (m === 'shutdown') return { stop: { shutdown: 'asked' }, state: n + 1 };
+      if (m === 'continue') return { state: n + 1, continue: 'then' };
+      if (m === 'continue-stop') return { state: n + 1, continue: 'stop' };
+      return n + 1;
+    };
+    const run = (m: unknown, n: number): any => (mode === 'sync' ? result(m, n) : Promise.resolve().then(() => result(m, n)));
+    return {
+      init: () => 0,
+      handleCall: (_r, _f, n) => ({ reply: n, state: n }),
+      handleCast: (m: unknown, n) => run(m, n),
+      handleInfo: (m, n) => run(m, n),
+      handleContinue: (info, n) => {
+        seen.push(`continue:${String(info)}@${n}`);
+        return info === 'stop' ? { stop: 'normal', state: n * 10 } : n;
+      },
+      terminate: (reason, n) => void seen.push(reason, n),
+    };
+  }
+
+  it.each(['sync', 'async'] as const)('a %s handleCast or handleInfo that returns { stop, state } runs terminate with that state and exits with the reason', async (mode) => {
+    const node = track();
+    const p = probe(node);
+    const seen: unknown[] = [];
+    const a = await GenServer.start(node, stopper(seen, mode));
+    let ref = p.ctx.monitor(a);
+    GenServer.cast(node, a, 1);
+    GenServer.cast(node, a, 'stop');
+    GenServer.cast(node, a, 'never handled');
+    expect((await receiveDown(p, ref)).reason).toBe('normal');
+    expect(seen).toEqual(['normal', 2]);
+    const b = await GenServer.start(node, stopper(seen, mode));
+    ref = p.ctx.monitor(b);
+    node.send(b, 'shutdown');
+    expect((await receiveDown(p, ref)).reason).toEqual({ shutdown: 'asked' });
+    expect(seen).toEqual(['normal', 2, { shutdown: 'asked' }, 1]);
+  });
+
+  it.each(['sync', 'async'] as const)('a %s handleCast or handleInfo that returns { state, continue } runs handleContinue before the next message', async (mode) => {
+    const node = track();
+    const seen: unknown[] = [];
+    const pid = await GenServer.start(node, stopper(seen, mode));
+    GenServer.cast(node, pid, 'continue');
+    node.send(pid, 'continue');
+    expect(await GenServer.call(node, pid, 'n')).toBe(2);
+    expect(seen).toEqual(['continue:then@1', 'continue:then@2']);
+  });
+
+  it('a handleContinue that returns { stop, state } stops the server', async () => {
+    const node = track();
+    const p = probe(node);
+    const seen: unknown[] = [];
+    const pid = await GenServer.start(node, stopper(seen));
+    const ref = p.ctx.monitor(pid);
+    GenServer.cast(node, pid, 'continue-stop');
+    expect((await receiveDown(p, ref)).reason).toBe('normal');
+    expect(seen).toEqual(['continue:stop@1', 'normal', 10]);
+  });
+
+  it('a transient child that stops itself with { stop: normal } from handleInfo is not restarted; one that stops with an error is', async () => {
+    const node = track();
+    let starts = 0;
+    const sup = await Supervisor.start(node, [
+      {
+        id: 'w',
+        restart: 'transient',
+        start: (ctx) => {
+          starts++;
+          return GenServer.startLink(ctx, { init: () => 0, handleInfo: (m, n: number) => ({ stop: m === 'fail' ? new Error('failed') : 'normal', state: n }) });
+        },
+      },
+    ]);
+    const pidOf = async () => (await Supervisor.whichChildren(node, sup))[0]!.pid as Pid;
+    node.send(await pidOf(), 'fail');
+    await node.idle();
+    expect(starts).toBe(2);
+    node.send(await pidOf(), 'done');
+    await node.idle();
+    expect(starts).toBe(2);
+    expect(await Supervisor.countChildren(node, sup)).toMatchObject({ specs: 1, active: 0 });
+  });
+
+  it('takes only exactly { stop, state } and { state, continue }: a state with more keys, with the key on its prototype, or that cannot be inspected stays the state', async () => {
+    const node = track();
+    class Job {
+      state = 'idle';
+      stop(): void {}
+    }
+    // a proxy that answers `then` (it is no thenable) but whose own keys cannot be read
+    const opaque = new Proxy({}, { getOwnPropertyDescriptor: () => { throw new TypeError('trap'); }, ownKeys: () => { throw new TypeError('trap'); } });
+    const states: unknown[] = [{ stop: 'normal', state: 1, more: true }, { state: 1, continue: 'x', more: true }, new Job(), Object.create({ stop: 'normal', state: 1 }), opaque, { stop: 'normal' }, { continue: 'x' }];
+    const pid = await GenServer.start(node, {
+      init: () => null as unknown,
+      handleCall: (_r, _f, state) => ({ reply: state, state }),
+      handleCast: (i: number) => states[i],
+    });
+    for (let i = 0; i < states.length; i++) {
+      GenServer.cast(node, pid, i);
+      expect(await GenServer.call(node, pid, 'state')).toBe(states[i]);
+    }
+    expect(node.isAlive(pid)).toBe(true);
+  });
+
+  it('crashes, with ERR_INVALID_ARGUMENT, on { stop, state } whose stop is no exit reason', async () => {
+    const node = track();
+    const p = probe(node);
+    const pid = await GenServer.start(node, { init: () => 0, handleCast: (_m: 'go', n) => ({ stop: 42 as never, state: n }) });
+    const ref = p.ctx.monitor(pid);
+    GenServer.cast(node, pid, 'go');
+    expectKeelError((await receiveDown(p, ref)).reason, 'ERR_INVALID_ARGUMENT', '`stop`', '42');
+  });
+});
+
 // ---- terminate --------------------------------------------------------------------------------
 
 describe('terminate', () => {
