@@ -188,7 +188,7 @@ function recentRestarts(ctx: Context<any>, state: State, child: Child): number {
 }
 
 /** Starts the affected children again in start order; a failed start counts as a restart and is retried. */
-async function restartAll(ctx: Context<any>, state: State, affected: Child[], cause: Child, reason: ExitReason | 'retry'): Promise<void> {
+async function restartAll(ctx: Context<any>, state: State, affected: Child[], cause: Pick<Child, 'id'>, reason: ExitReason | 'retry'): Promise<void> {
   for (const c of state.children) {
     if (!affected.includes(c) || c.status !== 'restarting') continue;
     try {
@@ -325,12 +325,15 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
         if (child !== undefined) await onChildExit(ctx, state, child, message.reason);
       } else if (isInstance(message, RetryRestart)) {
         const child = findChild(state, message.id);
-        if (child !== undefined && child.status === 'restarting') {
-          // one_for_one: that child alone (another one restarting waits for its own backoff); the
-          // other strategies stopped their children together, and restart them together
-          const affected = state.options.strategy === 'one_for_one' ? [child] : state.children.filter((c) => c.status === 'restarting');
-          await restartAll(ctx, state, affected, child, 'retry');
-        }
+        // one_for_one: that child alone (another one restarting waits for its own backoff); the
+        // other strategies stopped their children together, and restart them together, even when
+        // the child whose crash began it was terminated (or deleted) meanwhile: its siblings would
+        // otherwise stay 'restarting' for good, which restartChild and deleteChild refuse
+        const affected =
+          state.options.strategy === 'one_for_one'
+            ? child !== undefined && child.status === 'restarting' ? [child] : []
+            : state.children.filter((c) => c.status === 'restarting');
+        if (affected.length > 0) await restartAll(ctx, state, affected, child ?? { id: message.id }, 'retry');
       }
     } catch (e) {
       if (!isInstance(e, GiveUp)) throw e;

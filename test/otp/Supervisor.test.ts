@@ -656,6 +656,33 @@ describe('restart backoff counts recent restarts only', () => {
     expect(starts).toEqual(['f', 'f']);
     expect(node.isAlive(await pidOf(node, sup, 'f'))).toBe(true);
   });
+
+  it.each(['one_for_all', 'rest_for_one'] as const)(
+    '%s: the group waiting for its backoff still restarts when the child whose crash began it is terminated meanwhile',
+    async (strategy) => {
+      const clock = new TestClock({ start: 0 });
+      const node = track({ clock });
+      const starts: string[] = [];
+      const sup = await Supervisor.start(node, [child('a', starts), child('b', starts), child('c', starts)], {
+        strategy,
+        backoff: { initialMs: 100, jitter: 'none' },
+        maxRestarts: 10,
+      });
+      starts.length = 0;
+      node.send(await pidOf(node, sup, 'a'), 'crash');
+      await node.idle();
+      expect(Object.values(await rows(node, sup)).map((r) => r.pid)).toEqual(['restarting', 'restarting', 'restarting']);
+      expect(await Supervisor.terminateChild(node, sup, 'a')).toBe('ok');
+      await clock.advance(100);
+      await node.idle();
+      // a stays stopped (terminated); b and c are started again, not left 'restarting' for good
+      expect(starts).toEqual(['b', 'c']);
+      const after = await rows(node, sup);
+      expect(after.a?.pid).toBeUndefined();
+      expect(node.isAlive(running(after.b?.pid))).toBe(true);
+      expect(node.isAlive(running(after.c?.pid))).toBe(true);
+    },
+  );
 });
 
 // ---- shutdown ---------------------------------------------------------------------------------
