@@ -1097,6 +1097,32 @@ describe('Supervisor management calls', () => {
     expect(node.isAlive(u2)).toBe(true);
   });
 
+  it('a child its start did not link still goes with a supervisor killed while that start ran', async () => {
+    const node = track();
+    const p = probe(node);
+    const gate = deferred();
+    const spawned = deferred<Pid>();
+    const sup = await Supervisor.start(node, []);
+    const result = Supervisor.startChild(node, sup, {
+      id: 'u',
+      start: async (ctx) => {
+        const pid = ctx.spawn(worker('u'));
+        spawned.resolve(pid);
+        await gate.promise;
+        return pid;
+      },
+    }).catch((e: unknown) => e);
+    const u = await spawned.promise;
+    const uRef = p.ctx.monitor(u);
+    const supRef = p.ctx.monitor(sup);
+    node.exit(sup, 'kill');
+    expect((await receiveDown(p, supRef)).reason).toBe('killed');
+    gate.resolve();
+    expectKeelError(await result, 'ERR_CALL_EXIT');
+    // the link the supervisor makes comes too late: the child gets what it would have carried
+    expect((await receiveDown(p, uRef)).reason).toBe('killed');
+  });
+
   it('a supervisor that is killed takes its children with it', async () => {
     const node = track();
     const p = probe(node);

@@ -1,7 +1,7 @@
 import { types } from 'node:util';
 import { checkKeys, describe, InvalidArgumentError, StartError, thrownText, toError } from '../../errors.js';
 import { formatReason, isCleanExit, type ExitReason } from '../../runtime/messages.js';
-import { kernelOf } from '../../runtime/kernel.js';
+import { exitReasonOf, isDead, kernelOf, type Proc } from '../../runtime/kernel.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
 import type { Context } from '../../runtime/types.js';
 
@@ -168,12 +168,21 @@ export async function startChild(ctx: Context<any>, child: Child): Promise<Pid> 
   if (!isPid(pid)) {
     throw new StartError(`child '${child.id}'`, new InvalidArgumentError(`start of child '${child.id}'`, 'a Pid', pid), `start returned ${describe(pid)}`);
   }
-  const proc = kernelOf(ctx.node).resolve(pid);
+  const node = kernelOf(ctx.node);
+  const proc = node.resolve(pid);
   if (proc === undefined) throw new StartError(`child '${child.id}'`, 'noproc', 'it exited as it started');
   if (proc.self === ctx.self) {
     // its own child: stopping that child would be waiting for itself (for ever, with shutdown 'infinity')
     const e = new InvalidArgumentError(`start of child '${child.id}'`, "a Pid of a process other than the supervisor (start it with ctx.spawnLink, or a behaviour's startLink)", pid);
     throw new StartError(`child '${child.id}'`, e, "start returned the supervisor's own pid");
+  }
+  const sup = ctx as unknown as Proc; // a supervisor's context is its process
+  if (isDead(sup)) {
+    // the supervisor died while `start` ran (an async start, a kill meanwhile): a link made now would
+    // tie the child to no one, and a child its start did not link would live on unsupervised; it
+    // gets the exit signal that link would have carried
+    node.exitSignal(proc.self, sup, exitReasonOf(sup));
+    throw new StartError(`child '${child.id}'`, 'noproc', 'the supervisor exited while it started');
   }
   ctx.link(proc.self);
   child.pid = proc.self; // the runtime's own pid object: exits are matched against it
