@@ -131,7 +131,8 @@ function backoffDelay(ctx: Context<any>, backoff: BackoffOptions, attempt: numbe
   const initial = backoff.initialMs ?? 10;
   const factor = backoff.factor ?? 2;
   const max = backoff.maxMs ?? 5000;
-  const cap = Math.min(max, initial * factor ** attempt);
+  // initialMs 0 is no delay however large factor^n grows (0 × Infinity would be NaN, a delay the timer refuses)
+  const cap = initial === 0 ? 0 : Math.min(max, initial * factor ** attempt);
   return backoff.jitter === 'none' ? cap : ctx.node.random() * cap;
 }
 

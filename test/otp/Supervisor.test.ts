@@ -583,6 +583,25 @@ describe('jittered restart backoff', () => {
       expect(starts).toEqual(['a']);
     }
   });
+
+  it('initialMs 0 restarts at once however large factor^n grows (0 × Infinity is no delay)', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const p = probe(node);
+    const starts: string[] = [];
+    const sup = await Supervisor.start(node, [child('a', starts)], { backoff: { initialMs: 0, factor: 1e200, jitter: 'none' }, maxRestarts: 10 });
+    const supRef = p.ctx.monitor(sup);
+    starts.length = 0;
+    for (let i = 0; i < 4; i++) {
+      node.send(await pidOf(node, sup, 'a'), 'crash');
+      await node.idle();
+      await clock.advance(0);
+      await node.idle();
+    }
+    expect(starts).toEqual(['a', 'a', 'a', 'a']);
+    expect(node.isAlive(sup)).toBe(true);
+    p.ctx.demonitor(supRef);
+  });
 });
 
 describe('restart backoff counts recent restarts only', () => {
