@@ -85,6 +85,11 @@ interface State {
   readonly restartTimes: number[];
   /** The last restarts decided (see {@link SupervisorStatus.restarts}). */
   readonly history: { at: number; child: string; reason: string }[];
+  /**
+   * one_for_all / rest_for_one: the retry last scheduled for the children waiting together. An
+   * earlier one is stale: a later crash stopped more of them (rest_for_one) and its own backoff decides.
+   */
+  groupRetry: RetryRestart | undefined;
 }
 
 /** Raised inside the supervisor when it exceeds its restart intensity or shuts itself down automatically; it exits with `'shutdown'`. */
@@ -161,10 +166,17 @@ async function onChildExit(ctx: Context<any>, state: State, child: Child, reason
     c.status = 'restarting';
   }
   if (options.backoff !== undefined) {
-    ctx.sendAfter(ctx.self, new RetryRestart(child.id), backoffDelay(ctx, options.backoff, recentRestarts(ctx, state, child)));
+    ctx.sendAfter(ctx.self, retry(state, child), backoffDelay(ctx, options.backoff, recentRestarts(ctx, state, child)));
     return;
   }
   await restartAll(ctx, state, affected, child, reason);
+}
+
+/** A retry of `child`'s restart; under one_for_all / rest_for_one the group's latest. */
+function retry(state: State, child: Child): RetryRestart {
+  const message = new RetryRestart(child.id);
+  if (state.options.strategy !== 'one_for_one') state.groupRetry = message;
+  return message;
 }
 
 /**
@@ -202,8 +214,8 @@ async function restartAll(ctx: Context<any>, state: State, affected: Child[], ca
       c.restarts++;
       // tried again at once, as OTP's try_again_restart; with a backoff, after it
       const backoff = state.options.backoff;
-      if (backoff === undefined) ctx.send(ctx.self, new RetryRestart(c.id));
-      else ctx.sendAfter(ctx.self, new RetryRestart(c.id), backoffDelay(ctx, backoff, recentRestarts(ctx, state, c)));
+      if (backoff === undefined) ctx.send(ctx.self, retry(state, c));
+      else ctx.sendAfter(ctx.self, retry(state, c), backoffDelay(ctx, backoff, recentRestarts(ctx, state, c)));
       return;
     }
   }
@@ -228,7 +240,7 @@ function findChild(state: State, id: string): Child | undefined {
 const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, { children: Child[]; options: State['options'] }> = keelServer({
   async init({ children, options }, ctx) {
     ctx.trapExits();
-    const state: State = { ctx, children, options, restartTimes: [], history: [] };
+    const state: State = { ctx, children, options, restartTimes: [], history: [], groupRetry: undefined };
     try {
       await startAll(ctx, children);
     } catch (e) {
@@ -325,6 +337,10 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
         const child = state.children.find((c) => c.pid !== undefined && c.pid === message.from);
         if (child !== undefined) await onChildExit(ctx, state, child, message.reason);
       } else if (isInstance(message, RetryRestart)) {
+        if (state.options.strategy !== 'one_for_one') {
+          if (message !== state.groupRetry) return state; // stale: a later crash's retry restarts the group
+          state.groupRetry = undefined;
+        }
         const child = findChild(state, message.id);
         // one_for_one: that child alone (another one restarting waits for its own backoff); the
         // other strategies stopped their children together, and restart them together, even when

@@ -676,6 +676,37 @@ describe('restart backoff counts recent restarts only', () => {
     expect(node.isAlive(await pidOf(node, sup, 'f'))).toBe(true);
   });
 
+  it('rest_for_one: a later child waiting for its backoff does not start the group that an earlier crash stopped before that crash\'s own backoff', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const starts: string[] = [];
+    const sup = await Supervisor.start(node, [child('a', starts), child('b', starts), child('c', starts)], {
+      strategy: 'rest_for_one',
+      backoff: { initialMs: 100, factor: 3, jitter: 'none' },
+      maxRestarts: 10,
+    });
+    // a's first restart, so that its next one waits 300 ms
+    node.send(await pidOf(node, sup, 'a'), 'crash');
+    await node.idle();
+    await clock.advance(100);
+    starts.length = 0;
+    // c crashes (its restart waits 100 ms), then a (its second restart waits 300 ms): a, b, c all wait for a's
+    node.send(await pidOf(node, sup, 'c'), 'crash');
+    await node.idle();
+    node.send(await pidOf(node, sup, 'a'), 'crash');
+    await node.idle();
+    await clock.advance(100);
+    await node.idle();
+    expect(starts).toEqual([]);
+    expect(Object.values(await rows(node, sup)).map((r) => r.pid)).toEqual(['restarting', 'restarting', 'restarting']);
+    await clock.advance(199);
+    await node.idle();
+    expect(starts).toEqual([]);
+    await clock.advance(1);
+    await node.idle();
+    expect(starts).toEqual(['a', 'b', 'c']);
+  });
+
   it.each(['one_for_all', 'rest_for_one'] as const)(
     '%s: the group waiting for its backoff still restarts when the child whose crash began it is terminated meanwhile',
     async (strategy) => {
