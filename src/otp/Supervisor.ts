@@ -379,12 +379,13 @@ function options(opts: SupervisorOptions): State['options'] {
   if (!Number.isSafeInteger(maxRestarts) || maxRestarts < 0) throw new InvalidArgumentError('options.maxRestarts', 'an integer >= 0', maxRestarts);
   const withinMs = opts.withinMs ?? 5000;
   if (typeof withinMs !== 'number' || !Number.isFinite(withinMs) || withinMs <= 0) throw new InvalidArgumentError('options.withinMs', 'a positive number of ms', withinMs);
-  if (opts.backoff !== undefined) validateBackoff(opts.backoff);
+  // a snapshot of what was validated: the options object is the user's, and read no more after this
+  const backoff = opts.backoff === undefined ? undefined : validateBackoff(opts.backoff);
   const autoShutdown = opts.autoShutdown ?? 'never';
   if (!['never', 'any_significant', 'all_significant'].includes(autoShutdown)) {
     throw new InvalidArgumentError('options.autoShutdown', "'never' | 'any_significant' | 'all_significant'", autoShutdown);
   }
-  return { strategy, maxRestarts, withinMs, autoShutdown, ...(opts.backoff === undefined ? {} : { backoff: opts.backoff }) };
+  return { strategy, maxRestarts, withinMs, autoShutdown, ...(backoff === undefined ? {} : { backoff }) };
 }
 
 /** As OTP: with `autoShutdown: 'never'` a significant child is refused (it could end nothing). */
@@ -407,14 +408,20 @@ function startArg(children: ChildSpec[], opts: SupervisorOptions): { children: C
   return { children: list, options: options_ };
 }
 
-function validateBackoff(b: BackoffOptions): void {
+/** Validates a backoff and returns a frozen copy of what it read (each field read once). */
+function validateBackoff(b: BackoffOptions): BackoffOptions {
   if (typeof b !== 'object' || b === null) throw new InvalidArgumentError('options.backoff', '{ initialMs?, factor?, maxMs?, jitter? }', b);
   checkKeys(b, ['initialMs', 'factor', 'maxMs', 'jitter'], 'options.backoff');
+  const copy: BackoffOptions = {};
   for (const k of ['initialMs', 'factor', 'maxMs'] as const) {
     const v = b[k];
     if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) throw new InvalidArgumentError(`options.backoff.${k}`, 'a finite number >= 0', v);
+    if (v !== undefined) copy[k] = v;
   }
-  if (b.jitter !== undefined && b.jitter !== 'full' && b.jitter !== 'none') throw new InvalidArgumentError('options.backoff.jitter', "'full' | 'none'", b.jitter);
+  const jitter = b.jitter;
+  if (jitter !== undefined && jitter !== 'full' && jitter !== 'none') throw new InvalidArgumentError('options.backoff.jitter', "'full' | 'none'", jitter);
+  if (jitter !== undefined) copy.jitter = jitter;
+  return Object.freeze(copy);
 }
 
 async function request<T>(from: Node | Context<any>, supervisor: Target, req: Request): Promise<T> {

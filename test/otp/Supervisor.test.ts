@@ -584,6 +584,23 @@ describe('jittered restart backoff', () => {
     }
   });
 
+  it('uses the backoff as it was when the supervisor started: a later change to the options object is not read', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const starts: string[] = [];
+    const backoff = { initialMs: 100, jitter: 'none' as const };
+    const sup = await Supervisor.start(node, [child('a', starts)], { backoff, maxRestarts: 10 });
+    backoff.initialMs = Number.NaN;
+    starts.length = 0;
+    node.send(await pidOf(node, sup, 'a'), 'crash');
+    await node.idle();
+    await clock.advance(99);
+    expect(starts).toEqual([]);
+    await clock.advance(1);
+    expect(starts).toEqual(['a']);
+    expect(node.isAlive(await pidOf(node, sup, 'a'))).toBe(true);
+  });
+
   it('initialMs 0 restarts at once however large factor^n grows (0 × Infinity is no delay)', async () => {
     const clock = new TestClock({ start: 0 });
     const node = track({ clock });
