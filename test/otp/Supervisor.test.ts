@@ -1698,6 +1698,20 @@ describe('whichChildren modules and getChildSpec', () => {
     ]);
   });
 
+  it('a start function whose name cannot be read names no module: the child starts, its modules []', async () => {
+    const node = track();
+    const start = (ctx: Context) => ctx.spawnLink(worker('a'));
+    Object.defineProperty(start, 'name', {
+      get() {
+        throw new Error('name getter');
+      },
+    });
+    const sup = await Supervisor.start(node, [{ id: 'a', start }]);
+    expect((await Supervisor.whichChildren(node, sup)).map((c) => [c.id, c.modules])).toEqual([['a', []]]);
+    await Supervisor.startChild(node, sup, { id: 'b', start });
+    expect((await Supervisor.getChildSpec(node, sup, 'b') as Required<ChildSpec>).modules).toEqual([]);
+  });
+
   it.each<[string, unknown]>([
     ['a string', 'CacheServer'],
     ['an array with a non-string', ['a', 1]],

@@ -89,8 +89,13 @@ export function toChild(spec: unknown, where: string, defaultId?: string): Child
 function toModules(modules: unknown, start: (...args: never[]) => unknown, where: string, which: string | undefined): readonly string[] | 'dynamic' {
   if (modules === undefined) {
     // an inline `start: (ctx) => …` is given the name 'start' by JavaScript: that names nothing;
-    // a proxy's name is not read (a revoked one throws, another one's trap would run)
-    const name: unknown = types.isProxy(start) ? '' : start.name;
+    // a proxy's name is not read (a revoked one throws, another one's trap would run), nor is a name that throws
+    let name: unknown = '';
+    try {
+      if (!types.isProxy(start)) name = start.name;
+    } catch {
+      // a `name` getter that throws: it names nothing either
+    }
     return typeof name !== 'string' || name === '' || name === 'start' ? [] : [name];
   }
   if (modules === 'dynamic') return 'dynamic';
