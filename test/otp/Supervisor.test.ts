@@ -1319,6 +1319,34 @@ describe('a child whose start fails at supervisor start', () => {
   });
 });
 
+describe('a child spec whose getters answer once', () => {
+  /** A spec whose every field is a getter that answers `values[key]` the first time and throws after. */
+  function once(values: Record<string, unknown>): ChildSpec {
+    const spec = {};
+    for (const [key, value] of Object.entries(values)) {
+      let read = false;
+      Object.defineProperty(spec, key, {
+        enumerable: true,
+        get() {
+          if (read) throw new Error(`${key} read twice`);
+          read = true;
+          return value;
+        },
+      });
+    }
+    return spec as ChildSpec;
+  }
+
+  it('is read once: a valid one starts, an invalid one is ERR_INVALID_ARGUMENT naming the value it gave', async () => {
+    const node = track();
+    const sup = await Supervisor.start(node, [once({ id: 'a', start: (ctx: Context) => ctx.spawnLink(worker('a')), restart: 'transient', shutdown: 100 })]);
+    expect((await rows(node, sup)).a?.restart).toBe('transient');
+    expect(await Supervisor.startChild(node, sup, once({ id: 'b', start: (ctx: Context) => ctx.spawnLink(worker('b')) }))).toBeInstanceOf(Object);
+    const e = await failure(() => Supervisor.start(node, [once({ id: 'c', start: (ctx: Context) => ctx.spawnLink(worker('c')), restart: 'sometimes' })]));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', '`children[0].restart`', 'got "sometimes"', "in the spec of child 'c'");
+  });
+});
+
 describe('Supervisor.start given children that are not a list of specs', () => {
   // found by test/reliability/fuzz.otp.test.ts: an array proxy whose traps throw (fast-check seed
   // -1834514795, path 438) threw a raw TypeError; a sparse array of length 2**32-1 (seed 1157950883,

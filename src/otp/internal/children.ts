@@ -1,5 +1,5 @@
 import { types } from 'node:util';
-import { checkKeys, describe, InvalidArgumentError, StartError, thrownText, toError } from '../../errors.js';
+import { checkStrayKeys, describe, InvalidArgumentError, StartError, thrownText, toError } from '../../errors.js';
 import { formatReason, isCleanExit, type ExitReason } from '../../runtime/messages.js';
 import { exitReasonOf, isDead, kernelOf, type Proc } from '../../runtime/kernel.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
@@ -46,6 +46,7 @@ export interface Child {
   readonly recentRestarts: number[];
 }
 
+const SPEC_KEYS = ['id', 'start', 'restart', 'shutdown', 'type', 'significant', 'modules'] as const;
 const RESTARTS = ['permanent', 'transient', 'temporary'] as const;
 const TYPES = ['worker', 'supervisor'] as const;
 
@@ -57,8 +58,19 @@ const TYPES = ['worker', 'supervisor'] as const;
  */
 export function toChild(spec: unknown, where: string, defaultId?: string): Child {
   if (typeof spec !== 'object' || spec === null) throw new InvalidArgumentError(where, 'a child spec { id, start, restart?, shutdown?, type?, significant?, modules? }', spec);
-  const s = spec as Partial<ChildSpec>;
-  checkKeys(s, ['id', 'start', 'restart', 'shutdown', 'type', 'significant', 'modules'], where);
+  checkStrayKeys(spec, SPEC_KEYS, where);
+  // each field read once, here: a getter is not asked again (for an error message, or the start
+  // kept) and what was validated is what is kept
+  const s: Partial<ChildSpec> = {};
+  let reading = '';
+  try {
+    for (const key of SPEC_KEYS) {
+      reading = key;
+      (s as Record<string, unknown>)[key] = (spec as Record<string, unknown>)[key];
+    }
+  } catch (e) {
+    throw new InvalidArgumentError(`${where}.${reading}`, 'an option that can be read', spec, `reading it threw ${thrownText(e)}`);
+  }
   const id = s.id ?? defaultId;
   if (typeof id !== 'string' || id === '') throw new InvalidArgumentError(`${where}.id`, 'a non-empty string', s.id);
   // the id the user gave says which child (a default id says nothing the user wrote)
