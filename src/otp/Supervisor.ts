@@ -1,4 +1,4 @@
-import { checkKeys, InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import { isProcess } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { formatReason, isExit, type ExitReason } from '../runtime/messages.js';
@@ -6,7 +6,7 @@ import type { Name, Pid, Target } from '../runtime/Pid.js';
 import type { BackoffOptions } from '../backoff.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
-import { type Child, type ChildSpec, recordRestart, shouldRestart, specOf, startChild, stopChild, toChild, toChildren, unexpectedRequest } from './internal/children.js';
+import { type Child, type ChildSpec, readOnce, recordRestart, shouldRestart, specOf, startChild, stopChild, toChild, toChildren, unexpectedRequest } from './internal/children.js';
 import { keelServer } from './internal/keelServer.js';
 import { markBehaviour } from './internal/lifecycle.js';
 
@@ -368,9 +368,10 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
 }, 'a supervisor (use the Supervisor functions)');
 markBehaviour(supervisorSpec, 'supervisor'); // its lifecycle events say what it is
 
-function options(opts: SupervisorOptions): State['options'] {
-  if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options', 'a SupervisorOptions object', opts);
-  checkKeys(opts, ['strategy', 'maxRestarts', 'withinMs', 'backoff', 'name', 'autoShutdown'], 'options');
+function options(given: SupervisorOptions): State['options'] & { name?: string | Name } {
+  if (typeof given !== 'object' || given === null) throw new InvalidArgumentError('options', 'a SupervisorOptions object', given);
+  // each option read once (a getter is not asked again for what is validated and kept)
+  const opts = readOnce(given, ['strategy', 'maxRestarts', 'withinMs', 'backoff', 'name', 'autoShutdown'], 'options') as SupervisorOptions;
   const strategy = opts.strategy ?? 'one_for_one';
   if (!['one_for_one', 'one_for_all', 'rest_for_one'].includes(strategy)) {
     throw new InvalidArgumentError('options.strategy', "'one_for_one' | 'one_for_all' | 'rest_for_one'", strategy);
@@ -385,7 +386,7 @@ function options(opts: SupervisorOptions): State['options'] {
   if (!['never', 'any_significant', 'all_significant'].includes(autoShutdown)) {
     throw new InvalidArgumentError('options.autoShutdown', "'never' | 'any_significant' | 'all_significant'", autoShutdown);
   }
-  return { strategy, maxRestarts, withinMs, autoShutdown, ...(backoff === undefined ? {} : { backoff }) };
+  return { strategy, maxRestarts, withinMs, autoShutdown, ...(backoff === undefined ? {} : { backoff }), ...(opts.name === undefined ? {} : { name: opts.name }) };
 }
 
 /** As OTP: with `autoShutdown: 'never'` a significant child is refused (it could end nothing). */
@@ -401,17 +402,17 @@ function checkSignificance(child: Child, autoShutdown: State['options']['autoShu
 }
 
 /** The children and options of a supervisor to start, validated together. */
-function startArg(children: ChildSpec[], opts: SupervisorOptions): { children: Child[]; options: State['options'] } {
-  const options_ = options(opts);
+function startArg(children: ChildSpec[], opts: SupervisorOptions): { arg: { children: Child[]; options: State['options'] }; name: { name?: string | Name } } {
+  const { name, ...options_ } = options(opts);
   const list = toChildren(children);
   list.forEach((c, i) => checkSignificance(c, options_.autoShutdown, `children[${i}]`));
-  return { children: list, options: options_ };
+  return { arg: { children: list, options: options_ }, name: name === undefined ? {} : { name } };
 }
 
 /** Validates a backoff and returns a frozen copy of what it read (each field read once). */
-function validateBackoff(b: BackoffOptions): BackoffOptions {
-  if (typeof b !== 'object' || b === null) throw new InvalidArgumentError('options.backoff', '{ initialMs?, factor?, maxMs?, jitter? }', b);
-  checkKeys(b, ['initialMs', 'factor', 'maxMs', 'jitter'], 'options.backoff');
+function validateBackoff(given: BackoffOptions): BackoffOptions {
+  if (typeof given !== 'object' || given === null) throw new InvalidArgumentError('options.backoff', '{ initialMs?, factor?, maxMs?, jitter? }', given);
+  const b = readOnce(given, ['initialMs', 'factor', 'maxMs', 'jitter'], 'options.backoff') as BackoffOptions;
   const copy: BackoffOptions = {};
   for (const k of ['initialMs', 'factor', 'maxMs'] as const) {
     const v = b[k];
@@ -448,15 +449,15 @@ function unwrap(reply: { pid?: Pid; error?: unknown }): Pid {
 export const Supervisor = {
   /** Starts a supervisor (not linked); resolves once every child has started. */
   start(from: Node | Context<any>, children: ChildSpec[], opts: SupervisorOptions = {}): Promise<Pid> {
-    const arg = startArg(children, opts);
-    return GenServer.start(from, supervisorSpec, arg, { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
+    const { arg, name } = startArg(children, opts);
+    return GenServer.start(from, supervisorSpec, arg, { timeout: Infinity, ...name });
   },
 
   /** Starts a supervisor linked to the calling process (a supervisor's child, say). */
   startLink(from: Context<any>, children: ChildSpec[], opts: SupervisorOptions = {}): Promise<Pid> {
     if (!isProcess(from)) throw new InvalidArgumentError('from', 'a process Context', from);
-    const arg = startArg(children, opts);
-    return GenServer.startLink(from, supervisorSpec, arg, { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
+    const { arg, name } = startArg(children, opts);
+    return GenServer.startLink(from, supervisorSpec, arg, { timeout: Infinity, ...name });
   },
 
   whichChildren(from: Node | Context<any>, supervisor: Target): Promise<ChildInfo[]> {

@@ -1345,6 +1345,15 @@ describe('a child spec whose getters answer once', () => {
     const e = await failure(() => Supervisor.start(node, [once({ id: 'c', start: (ctx: Context) => ctx.spawnLink(worker('c')), restart: 'sometimes' })]));
     expectKeelError(e, 'ERR_INVALID_ARGUMENT', '`children[0].restart`', 'got "sometimes"', "in the spec of child 'c'");
   });
+
+  it('options and their backoff are read once too', async () => {
+    const node = track();
+    const options = once({ strategy: 'one_for_all', maxRestarts: 7, withinMs: 100, name: 'once-sup', backoff: once({ initialMs: 5, jitter: 'none' }) });
+    const sup = await Supervisor.start(node, [child('a')], options as SupervisorOptions);
+    expect(node.isAlive(sup)).toBe(true);
+    const status = await Supervisor.status(node, 'once-sup'); // by the name it was given
+    expect([status.strategy, status.intensity]).toEqual(['one_for_all', { maxRestarts: 7, periodMs: 100 }]);
+  });
 });
 
 describe('Supervisor.start given children that are not a list of specs', () => {

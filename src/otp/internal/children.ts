@@ -29,6 +29,26 @@ export interface ChildSpec {
   modules?: string[] | 'dynamic';
 }
 
+/**
+ * @internal The fields `keys` of an options object (or a spec) `value`, each read once, after its
+ * stray keys are refused as `checkKeys` refuses them: a read that throws is `ERR_INVALID_ARGUMENT`
+ * naming the field, and a getter is not asked again for what is validated and kept.
+ */
+export function readOnce<K extends string>(value: object, keys: readonly K[], where: string): Partial<Record<K, unknown>> {
+  checkStrayKeys(value, keys, where);
+  const fields: Partial<Record<K, unknown>> = {};
+  let reading = '';
+  try {
+    for (const key of keys) {
+      reading = key;
+      fields[key] = (value as Record<string, unknown>)[key];
+    }
+  } catch (e) {
+    throw new InvalidArgumentError(`${where}.${reading}`, 'an option that can be read', value, `reading it threw ${thrownText(e)}`);
+  }
+  return fields;
+}
+
 /** @internal A validated child spec with its defaults filled in. */
 export interface Child {
   readonly id: string;
@@ -58,19 +78,9 @@ const TYPES = ['worker', 'supervisor'] as const;
  */
 export function toChild(spec: unknown, where: string, defaultId?: string): Child {
   if (typeof spec !== 'object' || spec === null) throw new InvalidArgumentError(where, 'a child spec { id, start, restart?, shutdown?, type?, significant?, modules? }', spec);
-  checkStrayKeys(spec, SPEC_KEYS, where);
-  // each field read once, here: a getter is not asked again (for an error message, or the start
-  // kept) and what was validated is what is kept
-  const s: Partial<ChildSpec> = {};
-  let reading = '';
-  try {
-    for (const key of SPEC_KEYS) {
-      reading = key;
-      (s as Record<string, unknown>)[key] = (spec as Record<string, unknown>)[key];
-    }
-  } catch (e) {
-    throw new InvalidArgumentError(`${where}.${reading}`, 'an option that can be read', spec, `reading it threw ${thrownText(e)}`);
-  }
+  // each field read once: a getter is not asked again (for an error message, or the start kept)
+  // and what was validated is what is kept
+  const s = readOnce(spec, SPEC_KEYS, where) as Partial<ChildSpec>;
   const id = s.id ?? defaultId;
   if (typeof id !== 'string' || id === '') throw new InvalidArgumentError(`${where}.id`, 'a non-empty string', s.id);
   // the id the user gave says which child (a default id says nothing the user wrote)
