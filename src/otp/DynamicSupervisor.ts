@@ -1,11 +1,11 @@
-import { checkKeys, InvalidArgumentError, MaxChildrenError } from '../errors.js';
+import { InvalidArgumentError, MaxChildrenError } from '../errors.js';
 import { isProcess, kernelOf } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { isExit } from '../runtime/messages.js';
 import { isPid, type Name, type Pid, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
-import { type Child, type ChildSpec, recordRestart, shouldRestart, startChild, stopChild, toChild, unexpectedRequest } from './internal/children.js';
+import { type Child, type ChildSpec, readOnce, recordRestart, shouldRestart, startChild, stopChild, toChild, unexpectedRequest } from './internal/children.js';
 import { keelServer } from './internal/keelServer.js';
 import { markBehaviour } from './internal/lifecycle.js';
 
@@ -187,9 +187,12 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
 }, 'a dynamic supervisor (use the DynamicSupervisor functions)');
 markBehaviour(dynamicSpec, 'dynamic_supervisor'); // its lifecycle events say what it is
 
-function options(opts: DynamicSupervisorOptions): Omit<State, 'ctx' | 'children' | 'restarting' | 'restartTimes'> {
-  if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options', 'a DynamicSupervisorOptions object', opts);
-  checkKeys(opts, ['maxChildren', 'maxRestarts', 'withinMs', 'name'], 'options');
+type Settings = Omit<State, 'ctx' | 'children' | 'restarting' | 'restartTimes'>;
+
+/** The validated settings, and the name option to start with; each option read once. */
+function options(given: DynamicSupervisorOptions): { settings: Settings; name: { name?: string | Name } } {
+  if (typeof given !== 'object' || given === null) throw new InvalidArgumentError('options', 'a DynamicSupervisorOptions object', given);
+  const opts = readOnce(given, ['maxChildren', 'maxRestarts', 'withinMs', 'name'], 'options') as DynamicSupervisorOptions;
   const maxChildren = opts.maxChildren ?? Infinity;
   if (maxChildren !== Infinity && (!Number.isSafeInteger(maxChildren) || maxChildren < 0)) {
     throw new InvalidArgumentError('options.maxChildren', 'an integer >= 0', opts.maxChildren);
@@ -198,7 +201,7 @@ function options(opts: DynamicSupervisorOptions): Omit<State, 'ctx' | 'children'
   if (!Number.isSafeInteger(maxRestarts) || maxRestarts < 0) throw new InvalidArgumentError('options.maxRestarts', 'an integer >= 0', maxRestarts);
   const withinMs = opts.withinMs ?? 5000;
   if (typeof withinMs !== 'number' || !Number.isFinite(withinMs) || withinMs <= 0) throw new InvalidArgumentError('options.withinMs', 'a positive number of ms', withinMs);
-  return { maxChildren, maxRestarts, withinMs };
+  return { settings: { maxChildren, maxRestarts, withinMs }, name: opts.name === undefined ? {} : { name: opts.name } };
 }
 
 function request<T>(from: Node | Context<any>, supervisor: Target, req: Request): Promise<T> {
@@ -216,12 +219,14 @@ function request<T>(from: Node | Context<any>, supervisor: Target, req: Request)
  */
 export const DynamicSupervisor = {
   start(from: Node | Context<any>, opts: DynamicSupervisorOptions = {}): Promise<Pid> {
-    return GenServer.start(from, dynamicSpec, options(opts), { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
+    const { settings, name } = options(opts);
+    return GenServer.start(from, dynamicSpec, settings, { timeout: Infinity, ...name });
   },
 
   startLink(from: Context<any>, opts: DynamicSupervisorOptions = {}): Promise<Pid> {
     if (!isProcess(from)) throw new InvalidArgumentError('from', 'a process Context', from);
-    return GenServer.startLink(from, dynamicSpec, options(opts), { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
+    const { settings, name } = options(opts);
+    return GenServer.startLink(from, dynamicSpec, settings, { timeout: Infinity, ...name });
   },
 
   /** Starts a child; rejects with `ERR_MAX_CHILDREN` past `maxChildren`, or with the child's start error. */

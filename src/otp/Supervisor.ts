@@ -1,4 +1,4 @@
-import { checkKeys, InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import { isProcess } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { formatReason, isExit, type ExitReason } from '../runtime/messages.js';
@@ -6,7 +6,7 @@ import type { Name, Pid, Target } from '../runtime/Pid.js';
 import type { BackoffOptions } from '../backoff.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
-import { type Child, type ChildSpec, recordRestart, shouldRestart, specOf, startChild, stopChild, toChild, toChildren, unexpectedRequest } from './internal/children.js';
+import { type Child, type ChildSpec, readOnce, recordRestart, shouldRestart, specOf, startChild, stopChild, toChild, toChildren, unexpectedRequest } from './internal/children.js';
 import { keelServer } from './internal/keelServer.js';
 import { markBehaviour } from './internal/lifecycle.js';
 
@@ -85,6 +85,11 @@ interface State {
   readonly restartTimes: number[];
   /** The last restarts decided (see {@link SupervisorStatus.restarts}). */
   readonly history: { at: number; child: string; reason: string }[];
+  /**
+   * one_for_all / rest_for_one: the retry last scheduled for the children waiting together. An
+   * earlier one is stale: a later crash stopped more of them (rest_for_one) and its own backoff decides.
+   */
+  groupRetry: RetryRestart | undefined;
 }
 
 /** Raised inside the supervisor when it exceeds its restart intensity or shuts itself down automatically; it exits with `'shutdown'`. */
@@ -131,7 +136,8 @@ function backoffDelay(ctx: Context<any>, backoff: BackoffOptions, attempt: numbe
   const initial = backoff.initialMs ?? 10;
   const factor = backoff.factor ?? 2;
   const max = backoff.maxMs ?? 5000;
-  const cap = Math.min(max, initial * factor ** attempt);
+  // initialMs 0 is no delay however large factor^n grows (0 × Infinity would be NaN, a delay the timer refuses)
+  const cap = initial === 0 ? 0 : Math.min(max, initial * factor ** attempt);
   return backoff.jitter === 'none' ? cap : ctx.node.random() * cap;
 }
 
@@ -160,10 +166,17 @@ async function onChildExit(ctx: Context<any>, state: State, child: Child, reason
     c.status = 'restarting';
   }
   if (options.backoff !== undefined) {
-    ctx.sendAfter(ctx.self, new RetryRestart(child.id), backoffDelay(ctx, options.backoff, recentRestarts(ctx, state, child)));
+    ctx.sendAfter(ctx.self, retry(state, child), backoffDelay(ctx, options.backoff, recentRestarts(ctx, state, child)));
     return;
   }
   await restartAll(ctx, state, affected, child, reason);
+}
+
+/** A retry of `child`'s restart; under one_for_all / rest_for_one the group's latest. */
+function retry(state: State, child: Child): RetryRestart {
+  const message = new RetryRestart(child.id);
+  if (state.options.strategy !== 'one_for_one') state.groupRetry = message;
+  return message;
 }
 
 /**
@@ -188,7 +201,7 @@ function recentRestarts(ctx: Context<any>, state: State, child: Child): number {
 }
 
 /** Starts the affected children again in start order; a failed start counts as a restart and is retried. */
-async function restartAll(ctx: Context<any>, state: State, affected: Child[], cause: Child, reason: ExitReason | 'retry'): Promise<void> {
+async function restartAll(ctx: Context<any>, state: State, affected: Child[], cause: Pick<Child, 'id'>, reason: ExitReason | 'retry'): Promise<void> {
   for (const c of state.children) {
     if (!affected.includes(c) || c.status !== 'restarting') continue;
     try {
@@ -201,8 +214,8 @@ async function restartAll(ctx: Context<any>, state: State, affected: Child[], ca
       c.restarts++;
       // tried again at once, as OTP's try_again_restart; with a backoff, after it
       const backoff = state.options.backoff;
-      if (backoff === undefined) ctx.send(ctx.self, new RetryRestart(c.id));
-      else ctx.sendAfter(ctx.self, new RetryRestart(c.id), backoffDelay(ctx, backoff, recentRestarts(ctx, state, c)));
+      if (backoff === undefined) ctx.send(ctx.self, retry(state, c));
+      else ctx.sendAfter(ctx.self, retry(state, c), backoffDelay(ctx, backoff, recentRestarts(ctx, state, c)));
       return;
     }
   }
@@ -227,7 +240,7 @@ function findChild(state: State, id: string): Child | undefined {
 const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, { children: Child[]; options: State['options'] }> = keelServer({
   async init({ children, options }, ctx) {
     ctx.trapExits();
-    const state: State = { ctx, children, options, restartTimes: [], history: [] };
+    const state: State = { ctx, children, options, restartTimes: [], history: [], groupRetry: undefined };
     try {
       await startAll(ctx, children);
     } catch (e) {
@@ -324,13 +337,20 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
         const child = state.children.find((c) => c.pid !== undefined && c.pid === message.from);
         if (child !== undefined) await onChildExit(ctx, state, child, message.reason);
       } else if (isInstance(message, RetryRestart)) {
-        const child = findChild(state, message.id);
-        if (child !== undefined && child.status === 'restarting') {
-          // one_for_one: that child alone (another one restarting waits for its own backoff); the
-          // other strategies stopped their children together, and restart them together
-          const affected = state.options.strategy === 'one_for_one' ? [child] : state.children.filter((c) => c.status === 'restarting');
-          await restartAll(ctx, state, affected, child, 'retry');
+        if (state.options.strategy !== 'one_for_one') {
+          if (message !== state.groupRetry) return state; // stale: a later crash's retry restarts the group
+          state.groupRetry = undefined;
         }
+        const child = findChild(state, message.id);
+        // one_for_one: that child alone (another one restarting waits for its own backoff); the
+        // other strategies stopped their children together, and restart them together, even when
+        // the child whose crash began it was terminated (or deleted) meanwhile: its siblings would
+        // otherwise stay 'restarting' for good, which restartChild and deleteChild refuse
+        const affected =
+          state.options.strategy === 'one_for_one'
+            ? child !== undefined && child.status === 'restarting' ? [child] : []
+            : state.children.filter((c) => c.status === 'restarting');
+        if (affected.length > 0) await restartAll(ctx, state, affected, child ?? { id: message.id }, 'retry');
       }
     } catch (e) {
       if (!isInstance(e, GiveUp)) throw e;
@@ -348,9 +368,10 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
 }, 'a supervisor (use the Supervisor functions)');
 markBehaviour(supervisorSpec, 'supervisor'); // its lifecycle events say what it is
 
-function options(opts: SupervisorOptions): State['options'] {
-  if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options', 'a SupervisorOptions object', opts);
-  checkKeys(opts, ['strategy', 'maxRestarts', 'withinMs', 'backoff', 'name', 'autoShutdown'], 'options');
+function options(given: SupervisorOptions): State['options'] & { name?: string | Name } {
+  if (typeof given !== 'object' || given === null) throw new InvalidArgumentError('options', 'a SupervisorOptions object', given);
+  // each option read once (a getter is not asked again for what is validated and kept)
+  const opts = readOnce(given, ['strategy', 'maxRestarts', 'withinMs', 'backoff', 'name', 'autoShutdown'], 'options') as SupervisorOptions;
   const strategy = opts.strategy ?? 'one_for_one';
   if (!['one_for_one', 'one_for_all', 'rest_for_one'].includes(strategy)) {
     throw new InvalidArgumentError('options.strategy', "'one_for_one' | 'one_for_all' | 'rest_for_one'", strategy);
@@ -359,12 +380,13 @@ function options(opts: SupervisorOptions): State['options'] {
   if (!Number.isSafeInteger(maxRestarts) || maxRestarts < 0) throw new InvalidArgumentError('options.maxRestarts', 'an integer >= 0', maxRestarts);
   const withinMs = opts.withinMs ?? 5000;
   if (typeof withinMs !== 'number' || !Number.isFinite(withinMs) || withinMs <= 0) throw new InvalidArgumentError('options.withinMs', 'a positive number of ms', withinMs);
-  if (opts.backoff !== undefined) validateBackoff(opts.backoff);
+  // a snapshot of what was validated: the options object is the user's, and read no more after this
+  const backoff = opts.backoff === undefined ? undefined : validateBackoff(opts.backoff);
   const autoShutdown = opts.autoShutdown ?? 'never';
   if (!['never', 'any_significant', 'all_significant'].includes(autoShutdown)) {
     throw new InvalidArgumentError('options.autoShutdown', "'never' | 'any_significant' | 'all_significant'", autoShutdown);
   }
-  return { strategy, maxRestarts, withinMs, autoShutdown, ...(opts.backoff === undefined ? {} : { backoff: opts.backoff }) };
+  return { strategy, maxRestarts, withinMs, autoShutdown, ...(backoff === undefined ? {} : { backoff }), ...(opts.name === undefined ? {} : { name: opts.name }) };
 }
 
 /** As OTP: with `autoShutdown: 'never'` a significant child is refused (it could end nothing). */
@@ -380,21 +402,27 @@ function checkSignificance(child: Child, autoShutdown: State['options']['autoShu
 }
 
 /** The children and options of a supervisor to start, validated together. */
-function startArg(children: ChildSpec[], opts: SupervisorOptions): { children: Child[]; options: State['options'] } {
-  const options_ = options(opts);
+function startArg(children: ChildSpec[], opts: SupervisorOptions): { arg: { children: Child[]; options: State['options'] }; name: { name?: string | Name } } {
+  const { name, ...options_ } = options(opts);
   const list = toChildren(children);
   list.forEach((c, i) => checkSignificance(c, options_.autoShutdown, `children[${i}]`));
-  return { children: list, options: options_ };
+  return { arg: { children: list, options: options_ }, name: name === undefined ? {} : { name } };
 }
 
-function validateBackoff(b: BackoffOptions): void {
-  if (typeof b !== 'object' || b === null) throw new InvalidArgumentError('options.backoff', '{ initialMs?, factor?, maxMs?, jitter? }', b);
-  checkKeys(b, ['initialMs', 'factor', 'maxMs', 'jitter'], 'options.backoff');
+/** Validates a backoff and returns a frozen copy of what it read (each field read once). */
+function validateBackoff(given: BackoffOptions): BackoffOptions {
+  if (typeof given !== 'object' || given === null) throw new InvalidArgumentError('options.backoff', '{ initialMs?, factor?, maxMs?, jitter? }', given);
+  const b = readOnce(given, ['initialMs', 'factor', 'maxMs', 'jitter'], 'options.backoff') as BackoffOptions;
+  const copy: BackoffOptions = {};
   for (const k of ['initialMs', 'factor', 'maxMs'] as const) {
     const v = b[k];
     if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) throw new InvalidArgumentError(`options.backoff.${k}`, 'a finite number >= 0', v);
+    if (v !== undefined) copy[k] = v;
   }
-  if (b.jitter !== undefined && b.jitter !== 'full' && b.jitter !== 'none') throw new InvalidArgumentError('options.backoff.jitter', "'full' | 'none'", b.jitter);
+  const jitter = b.jitter;
+  if (jitter !== undefined && jitter !== 'full' && jitter !== 'none') throw new InvalidArgumentError('options.backoff.jitter', "'full' | 'none'", jitter);
+  if (jitter !== undefined) copy.jitter = jitter;
+  return Object.freeze(copy);
 }
 
 async function request<T>(from: Node | Context<any>, supervisor: Target, req: Request): Promise<T> {
@@ -421,15 +449,15 @@ function unwrap(reply: { pid?: Pid; error?: unknown }): Pid {
 export const Supervisor = {
   /** Starts a supervisor (not linked); resolves once every child has started. */
   start(from: Node | Context<any>, children: ChildSpec[], opts: SupervisorOptions = {}): Promise<Pid> {
-    const arg = startArg(children, opts);
-    return GenServer.start(from, supervisorSpec, arg, { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
+    const { arg, name } = startArg(children, opts);
+    return GenServer.start(from, supervisorSpec, arg, { timeout: Infinity, ...name });
   },
 
   /** Starts a supervisor linked to the calling process (a supervisor's child, say). */
   startLink(from: Context<any>, children: ChildSpec[], opts: SupervisorOptions = {}): Promise<Pid> {
     if (!isProcess(from)) throw new InvalidArgumentError('from', 'a process Context', from);
-    const arg = startArg(children, opts);
-    return GenServer.startLink(from, supervisorSpec, arg, { timeout: Infinity, ...(opts.name === undefined ? {} : { name: opts.name }) });
+    const { arg, name } = startArg(children, opts);
+    return GenServer.startLink(from, supervisorSpec, arg, { timeout: Infinity, ...name });
   },
 
   whichChildren(from: Node | Context<any>, supervisor: Target): Promise<ChildInfo[]> {

@@ -9,7 +9,7 @@
 import { types } from 'node:util';
 import { InvalidArgumentError, ProcessExitedError } from '../errors.js';
 import type { EnvelopeListener } from './internal/Envelope.js';
-import { EXIT_SENTINEL, type ExitReport, ExitWatcher, F_BUSY, F_DEAD, F_RUNNING, isProc, NextTurnWatcher, type Proc, type ProcHost } from './internal/Proc.js';
+import { EXIT_SENTINEL, type ExitReport, ExitWatcher, F_BUSY, F_DEAD, F_KILLED, F_RUNNING, F_SHUTDOWN, isProc, NextTurnWatcher, type Proc, type ProcHost } from './internal/Proc.js';
 import type { TimerEntry } from './internal/TimerHeap.js';
 import type { ExitReason } from './messages.js';
 import type { NameTable } from './NameRegistry.js';
@@ -157,6 +157,11 @@ export function isKernel(value: unknown): value is Kernel {
 /** True once the process has exited (its context is a zombie's). */
 export function isDead(p: Proc): boolean {
   return (p.flags & F_DEAD) !== 0;
+}
+
+/** The reason a dead process exited with (kept in its extras, or in a flag when it has none). */
+export function exitReasonOf(p: Proc): ExitReason {
+  return p.x?.reason ?? ((p.flags & F_SHUTDOWN) !== 0 ? 'shutdown' : (p.flags & F_KILLED) !== 0 ? 'killed' : 'normal');
 }
 
 /** True while the process is in its own handler: running it, or busy with an async handler's promise. */

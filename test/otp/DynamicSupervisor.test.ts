@@ -447,6 +447,28 @@ describe('DynamicSupervisor given a pid or a spec that cannot be used', () => {
   });
 });
 
+describe('options whose getters answer once', () => {
+  it('are read once: the supervisor starts with them, under its name', async () => {
+    const node = track();
+    const options = {};
+    for (const [key, value] of Object.entries({ maxChildren: 1, maxRestarts: 2, withinMs: 100, name: 'once-dyn' })) {
+      let read = false;
+      Object.defineProperty(options, key, {
+        enumerable: true,
+        get() {
+          if (read) throw new Error(`${key} read twice`);
+          read = true;
+          return value;
+        },
+      });
+    }
+    const sup = await DynamicSupervisor.start(node, options);
+    expect(node.isAlive(sup)).toBe(true);
+    await DynamicSupervisor.startChild(node, 'once-dyn', spec()); // by the name it was given
+    expectKeelError(await failure(() => DynamicSupervisor.startChild(node, sup, spec())), 'ERR_MAX_CHILDREN');
+  });
+});
+
 describe("a child whose start returns the supervisor's own pid", () => {
   // found by test/reliability/fuzz.otp.test.ts (fast-check seed -294603019, path 891): the supervisor
   // took itself for its child, and stopping that child (shutdown 'infinity', a supervisor's default)

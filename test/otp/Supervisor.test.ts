@@ -583,6 +583,42 @@ describe('jittered restart backoff', () => {
       expect(starts).toEqual(['a']);
     }
   });
+
+  it('uses the backoff as it was when the supervisor started: a later change to the options object is not read', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const starts: string[] = [];
+    const backoff = { initialMs: 100, jitter: 'none' as const };
+    const sup = await Supervisor.start(node, [child('a', starts)], { backoff, maxRestarts: 10 });
+    backoff.initialMs = Number.NaN;
+    starts.length = 0;
+    node.send(await pidOf(node, sup, 'a'), 'crash');
+    await node.idle();
+    await clock.advance(99);
+    expect(starts).toEqual([]);
+    await clock.advance(1);
+    expect(starts).toEqual(['a']);
+    expect(node.isAlive(await pidOf(node, sup, 'a'))).toBe(true);
+  });
+
+  it('initialMs 0 restarts at once however large factor^n grows (0 × Infinity is no delay)', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const p = probe(node);
+    const starts: string[] = [];
+    const sup = await Supervisor.start(node, [child('a', starts)], { backoff: { initialMs: 0, factor: 1e200, jitter: 'none' }, maxRestarts: 10 });
+    const supRef = p.ctx.monitor(sup);
+    starts.length = 0;
+    for (let i = 0; i < 4; i++) {
+      node.send(await pidOf(node, sup, 'a'), 'crash');
+      await node.idle();
+      await clock.advance(0);
+      await node.idle();
+    }
+    expect(starts).toEqual(['a', 'a', 'a', 'a']);
+    expect(node.isAlive(sup)).toBe(true);
+    p.ctx.demonitor(supRef);
+  });
 });
 
 describe('restart backoff counts recent restarts only', () => {
@@ -656,6 +692,64 @@ describe('restart backoff counts recent restarts only', () => {
     expect(starts).toEqual(['f', 'f']);
     expect(node.isAlive(await pidOf(node, sup, 'f'))).toBe(true);
   });
+
+  it('rest_for_one: a later child waiting for its backoff does not start the group that an earlier crash stopped before that crash\'s own backoff', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const starts: string[] = [];
+    const sup = await Supervisor.start(node, [child('a', starts), child('b', starts), child('c', starts)], {
+      strategy: 'rest_for_one',
+      backoff: { initialMs: 100, factor: 3, jitter: 'none' },
+      maxRestarts: 10,
+    });
+    // a's first restart, so that its next one waits 300 ms
+    node.send(await pidOf(node, sup, 'a'), 'crash');
+    await node.idle();
+    await clock.advance(100);
+    starts.length = 0;
+    // c crashes (its restart waits 100 ms), then a (its second restart waits 300 ms): a, b, c all wait for a's
+    node.send(await pidOf(node, sup, 'c'), 'crash');
+    await node.idle();
+    node.send(await pidOf(node, sup, 'a'), 'crash');
+    await node.idle();
+    await clock.advance(100);
+    await node.idle();
+    expect(starts).toEqual([]);
+    expect(Object.values(await rows(node, sup)).map((r) => r.pid)).toEqual(['restarting', 'restarting', 'restarting']);
+    await clock.advance(199);
+    await node.idle();
+    expect(starts).toEqual([]);
+    await clock.advance(1);
+    await node.idle();
+    expect(starts).toEqual(['a', 'b', 'c']);
+  });
+
+  it.each(['one_for_all', 'rest_for_one'] as const)(
+    '%s: the group waiting for its backoff still restarts when the child whose crash began it is terminated meanwhile',
+    async (strategy) => {
+      const clock = new TestClock({ start: 0 });
+      const node = track({ clock });
+      const starts: string[] = [];
+      const sup = await Supervisor.start(node, [child('a', starts), child('b', starts), child('c', starts)], {
+        strategy,
+        backoff: { initialMs: 100, jitter: 'none' },
+        maxRestarts: 10,
+      });
+      starts.length = 0;
+      node.send(await pidOf(node, sup, 'a'), 'crash');
+      await node.idle();
+      expect(Object.values(await rows(node, sup)).map((r) => r.pid)).toEqual(['restarting', 'restarting', 'restarting']);
+      expect(await Supervisor.terminateChild(node, sup, 'a')).toBe('ok');
+      await clock.advance(100);
+      await node.idle();
+      // a stays stopped (terminated); b and c are started again, not left 'restarting' for good
+      expect(starts).toEqual(['b', 'c']);
+      const after = await rows(node, sup);
+      expect(after.a?.pid).toBeUndefined();
+      expect(node.isAlive(running(after.b?.pid))).toBe(true);
+      expect(node.isAlive(running(after.c?.pid))).toBe(true);
+    },
+  );
 });
 
 // ---- shutdown ---------------------------------------------------------------------------------
@@ -1070,6 +1164,32 @@ describe('Supervisor management calls', () => {
     expect(node.isAlive(u2)).toBe(true);
   });
 
+  it('a child its start did not link still goes with a supervisor killed while that start ran', async () => {
+    const node = track();
+    const p = probe(node);
+    const gate = deferred();
+    const spawned = deferred<Pid>();
+    const sup = await Supervisor.start(node, []);
+    const result = Supervisor.startChild(node, sup, {
+      id: 'u',
+      start: async (ctx) => {
+        const pid = ctx.spawn(worker('u'));
+        spawned.resolve(pid);
+        await gate.promise;
+        return pid;
+      },
+    }).catch((e: unknown) => e);
+    const u = await spawned.promise;
+    const uRef = p.ctx.monitor(u);
+    const supRef = p.ctx.monitor(sup);
+    node.exit(sup, 'kill');
+    expect((await receiveDown(p, supRef)).reason).toBe('killed');
+    gate.resolve();
+    expectKeelError(await result, 'ERR_CALL_EXIT');
+    // the link the supervisor makes comes too late: the child gets what it would have carried
+    expect((await receiveDown(p, uRef)).reason).toBe('killed');
+  });
+
   it('a supervisor that is killed takes its children with it', async () => {
     const node = track();
     const p = probe(node);
@@ -1196,6 +1316,43 @@ describe('a child whose start fails at supervisor start', () => {
     await node.idle();
     expect(named(events.events, 'child_terminated').map((ev) => ev.metadata.id)).toEqual(['b', 'a']);
     expect(node.processes().filter((pid) => !Pid.equals(pid, p))).toEqual([]);
+  });
+});
+
+describe('a child spec whose getters answer once', () => {
+  /** A spec whose every field is a getter that answers `values[key]` the first time and throws after. */
+  function once(values: Record<string, unknown>): ChildSpec {
+    const spec = {};
+    for (const [key, value] of Object.entries(values)) {
+      let read = false;
+      Object.defineProperty(spec, key, {
+        enumerable: true,
+        get() {
+          if (read) throw new Error(`${key} read twice`);
+          read = true;
+          return value;
+        },
+      });
+    }
+    return spec as ChildSpec;
+  }
+
+  it('is read once: a valid one starts, an invalid one is ERR_INVALID_ARGUMENT naming the value it gave', async () => {
+    const node = track();
+    const sup = await Supervisor.start(node, [once({ id: 'a', start: (ctx: Context) => ctx.spawnLink(worker('a')), restart: 'transient', shutdown: 100 })]);
+    expect((await rows(node, sup)).a?.restart).toBe('transient');
+    expect(await Supervisor.startChild(node, sup, once({ id: 'b', start: (ctx: Context) => ctx.spawnLink(worker('b')) }))).toBeInstanceOf(Object);
+    const e = await failure(() => Supervisor.start(node, [once({ id: 'c', start: (ctx: Context) => ctx.spawnLink(worker('c')), restart: 'sometimes' })]));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT', '`children[0].restart`', 'got "sometimes"', "in the spec of child 'c'");
+  });
+
+  it('options and their backoff are read once too', async () => {
+    const node = track();
+    const options = once({ strategy: 'one_for_all', maxRestarts: 7, withinMs: 100, name: 'once-sup', backoff: once({ initialMs: 5, jitter: 'none' }) });
+    const sup = await Supervisor.start(node, [child('a')], options as SupervisorOptions);
+    expect(node.isAlive(sup)).toBe(true);
+    const status = await Supervisor.status(node, 'once-sup'); // by the name it was given
+    expect([status.strategy, status.intensity]).toEqual(['one_for_all', { maxRestarts: 7, periodMs: 100 }]);
   });
 });
 
@@ -1576,6 +1733,20 @@ describe('whichChildren modules and getChildSpec', () => {
       ['given', 'worker', ['CacheServer', 'CacheStore']],
       ['dyn', 'worker', 'dynamic'],
     ]);
+  });
+
+  it('a start function whose name cannot be read names no module: the child starts, its modules []', async () => {
+    const node = track();
+    const start = (ctx: Context) => ctx.spawnLink(worker('a'));
+    Object.defineProperty(start, 'name', {
+      get() {
+        throw new Error('name getter');
+      },
+    });
+    const sup = await Supervisor.start(node, [{ id: 'a', start }]);
+    expect((await Supervisor.whichChildren(node, sup)).map((c) => [c.id, c.modules])).toEqual([['a', []]]);
+    await Supervisor.startChild(node, sup, { id: 'b', start });
+    expect((await Supervisor.getChildSpec(node, sup, 'b') as Required<ChildSpec>).modules).toEqual([]);
   });
 
   it.each<[string, unknown]>([

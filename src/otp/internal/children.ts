@@ -1,7 +1,7 @@
 import { types } from 'node:util';
-import { checkKeys, describe, InvalidArgumentError, StartError, thrownText, toError } from '../../errors.js';
+import { checkStrayKeys, describe, InvalidArgumentError, StartError, thrownText, toError } from '../../errors.js';
 import { formatReason, isCleanExit, type ExitReason } from '../../runtime/messages.js';
-import { kernelOf } from '../../runtime/kernel.js';
+import { exitReasonOf, isDead, kernelOf, type Proc } from '../../runtime/kernel.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
 import type { Context } from '../../runtime/types.js';
 
@@ -29,6 +29,26 @@ export interface ChildSpec {
   modules?: string[] | 'dynamic';
 }
 
+/**
+ * @internal The fields `keys` of an options object (or a spec) `value`, each read once, after its
+ * stray keys are refused as `checkKeys` refuses them: a read that throws is `ERR_INVALID_ARGUMENT`
+ * naming the field, and a getter is not asked again for what is validated and kept.
+ */
+export function readOnce<K extends string>(value: object, keys: readonly K[], where: string): Partial<Record<K, unknown>> {
+  checkStrayKeys(value, keys, where);
+  const fields: Partial<Record<K, unknown>> = {};
+  let reading = '';
+  try {
+    for (const key of keys) {
+      reading = key;
+      fields[key] = (value as Record<string, unknown>)[key];
+    }
+  } catch (e) {
+    throw new InvalidArgumentError(`${where}.${reading}`, 'an option that can be read', value, `reading it threw ${thrownText(e)}`);
+  }
+  return fields;
+}
+
 /** @internal A validated child spec with its defaults filled in. */
 export interface Child {
   readonly id: string;
@@ -46,6 +66,7 @@ export interface Child {
   readonly recentRestarts: number[];
 }
 
+const SPEC_KEYS = ['id', 'start', 'restart', 'shutdown', 'type', 'significant', 'modules'] as const;
 const RESTARTS = ['permanent', 'transient', 'temporary'] as const;
 const TYPES = ['worker', 'supervisor'] as const;
 
@@ -57,8 +78,9 @@ const TYPES = ['worker', 'supervisor'] as const;
  */
 export function toChild(spec: unknown, where: string, defaultId?: string): Child {
   if (typeof spec !== 'object' || spec === null) throw new InvalidArgumentError(where, 'a child spec { id, start, restart?, shutdown?, type?, significant?, modules? }', spec);
-  const s = spec as Partial<ChildSpec>;
-  checkKeys(s, ['id', 'start', 'restart', 'shutdown', 'type', 'significant', 'modules'], where);
+  // each field read once: a getter is not asked again (for an error message, or the start kept)
+  // and what was validated is what is kept
+  const s = readOnce(spec, SPEC_KEYS, where) as Partial<ChildSpec>;
   const id = s.id ?? defaultId;
   if (typeof id !== 'string' || id === '') throw new InvalidArgumentError(`${where}.id`, 'a non-empty string', s.id);
   // the id the user gave says which child (a default id says nothing the user wrote)
@@ -89,8 +111,13 @@ export function toChild(spec: unknown, where: string, defaultId?: string): Child
 function toModules(modules: unknown, start: (...args: never[]) => unknown, where: string, which: string | undefined): readonly string[] | 'dynamic' {
   if (modules === undefined) {
     // an inline `start: (ctx) => …` is given the name 'start' by JavaScript: that names nothing;
-    // a proxy's name is not read (a revoked one throws, another one's trap would run)
-    const name: unknown = types.isProxy(start) ? '' : start.name;
+    // a proxy's name is not read (a revoked one throws, another one's trap would run), nor is a name that throws
+    let name: unknown = '';
+    try {
+      if (!types.isProxy(start)) name = start.name;
+    } catch {
+      // a `name` getter that throws: it names nothing either
+    }
     return typeof name !== 'string' || name === '' || name === 'start' ? [] : [name];
   }
   if (modules === 'dynamic') return 'dynamic';
@@ -168,12 +195,21 @@ export async function startChild(ctx: Context<any>, child: Child): Promise<Pid> 
   if (!isPid(pid)) {
     throw new StartError(`child '${child.id}'`, new InvalidArgumentError(`start of child '${child.id}'`, 'a Pid', pid), `start returned ${describe(pid)}`);
   }
-  const proc = kernelOf(ctx.node).resolve(pid);
+  const node = kernelOf(ctx.node);
+  const proc = node.resolve(pid);
   if (proc === undefined) throw new StartError(`child '${child.id}'`, 'noproc', 'it exited as it started');
   if (proc.self === ctx.self) {
     // its own child: stopping that child would be waiting for itself (for ever, with shutdown 'infinity')
     const e = new InvalidArgumentError(`start of child '${child.id}'`, "a Pid of a process other than the supervisor (start it with ctx.spawnLink, or a behaviour's startLink)", pid);
     throw new StartError(`child '${child.id}'`, e, "start returned the supervisor's own pid");
+  }
+  const sup = ctx as unknown as Proc; // a supervisor's context is its process
+  if (isDead(sup)) {
+    // the supervisor died while `start` ran (an async start, a kill meanwhile): a link made now would
+    // tie the child to no one, and a child its start did not link would live on unsupervised; it
+    // gets the exit signal that link would have carried
+    node.exitSignal(proc.self, sup, exitReasonOf(sup));
+    throw new StartError(`child '${child.id}'`, 'noproc', 'the supervisor exited while it started');
   }
   ctx.link(proc.self);
   child.pid = proc.self; // the runtime's own pid object: exits are matched against it
