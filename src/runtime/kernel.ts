@@ -9,7 +9,7 @@
 import { types } from 'node:util';
 import { InvalidArgumentError, ProcessExitedError } from '../errors.js';
 import type { EnvelopeListener } from './internal/Envelope.js';
-import { EXIT_SENTINEL, type ExitReport, ExitWatcher, F_BUSY, F_DEAD, F_KILLED, F_RUNNING, F_SHUTDOWN, isProc, NextTurnWatcher, type Proc, type ProcHost } from './internal/Proc.js';
+import { EXIT_SENTINEL, exitReasonOf, type ExitReport, ExitWatcher, F_BUSY, F_DEAD, F_RUNNING, isProc, NextTurnWatcher, type Proc, type ProcHost } from './internal/Proc.js';
 import type { TimerEntry } from './internal/TimerHeap.js';
 import type { ExitReason } from './messages.js';
 import type { NameTable } from './NameRegistry.js';
@@ -21,7 +21,7 @@ import type { RemoteRouter } from './remote.js';
 import type { TelemetryBus } from '../telemetry/Telemetry.js';
 import type { Context, Init, Node, SpawnOptions } from './types.js';
 
-export { Delivery, EXIT_SENTINEL, ExitWatcher, NextTurnWatcher };
+export { Delivery, EXIT_SENTINEL, exitReasonOf, ExitWatcher, NextTurnWatcher };
 export type { EnvelopeListener, ExitReport, KernelInternals, Proc, RemoteRouter, TimerEntry };
 /** Making a node with its service slots filled: for `keel`'s `createNode` and the services' factories. */
 export { createRuntimeNode, type ServiceSlots } from './Node.js';
@@ -157,11 +157,6 @@ export function isKernel(value: unknown): value is Kernel {
 /** True once the process has exited (its context is a zombie's). */
 export function isDead(p: Proc): boolean {
   return (p.flags & F_DEAD) !== 0;
-}
-
-/** The reason a dead process exited with (kept in its extras, or in a flag when it has none). */
-export function exitReasonOf(p: Proc): ExitReason {
-  return p.x?.reason ?? ((p.flags & F_SHUTDOWN) !== 0 ? 'shutdown' : (p.flags & F_KILLED) !== 0 ? 'killed' : 'normal');
 }
 
 /** True while the process is in its own handler: running it, or busy with an async handler's promise. */

@@ -31,6 +31,11 @@ export const F_KILLED = 4096;
 /** @internal The shared empty mailbox of every process that has not received a message yet. */
 export const EMPTY: unknown[] = [];
 
+/** @internal The reason a dead process exited with: kept in its extras, or in a flag when it has none. */
+export function exitReasonOf(p: Proc): ExitReason {
+  return p.x?.reason ?? ((p.flags & F_SHUTDOWN) !== 0 ? 'shutdown' : (p.flags & F_KILLED) !== 0 ? 'killed' : 'normal');
+}
+
 /**
  * @internal What a process record asks of its node: the operations of a `Context` that the kernel
  * carries out. The node implements it (and the whole kernel interface of `src/runtime/kernel.ts`);
@@ -221,7 +226,7 @@ export class Proc implements Context<any> {
     const x = this.ext();
     if (x.abort === undefined) {
       x.abort = new AbortController();
-      if ((this.flags & F_DEAD) !== 0) x.abort.abort(x.reason ?? ((this.flags & F_SHUTDOWN) !== 0 ? 'shutdown' : (this.flags & F_KILLED) !== 0 ? 'killed' : 'normal'));
+      if ((this.flags & F_DEAD) !== 0) x.abort.abort(exitReasonOf(this));
     }
     return x.abort.signal;
   }
