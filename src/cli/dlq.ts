@@ -4,6 +4,7 @@ import { type Record_ } from '../delivery/stores/DeadLetterStore.js';
 import { SqliteStore, type SqliteStoreOptions } from '../delivery/stores/SqliteStore.js';
 import type { DeadLetterFilter } from '../runtime/serviceSlots.js';
 import { type CommandSpec, type Io, ioOf, type Output, runCommand, UsageError, usageOf, type Values } from './args.js';
+import { clean } from './topView.js';
 
 type Command = 'list' | 'show' | 'retry' | 'purge';
 
@@ -134,10 +135,11 @@ function toParsed(command: Command, values: AnyValues, ids: string[]): Parsed {
 }
 
 function table(records: Record_[]): string {
+  // what a record holds is anyone's text (a recipient, a reason): shown with its control characters escaped
   const rows = records.map((r) => [
     r.id, r.status, r.recipient, r.reason, String(r.attempts), new Date(r.nextRetryAt).toISOString(),
     r.undecodable === undefined ? preview(r.message) : `(undecodable: ${r.undecodable.bytes} bytes)`,
-  ]);
+  ].map((cell) => clean(String(cell))));
   const head = ['id', 'status', 'recipient', 'reason', 'attempts', 'next retry', 'message'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
@@ -147,7 +149,7 @@ function table(records: Record_[]): string {
 function preview(message: unknown): string {
   let text: string;
   try {
-    text = JSON.stringify(message, replacer) ?? String(message);
+    text = json(message, 0);
   } catch {
     text = String(message);
   }
@@ -158,8 +160,13 @@ function replacer(_key: string, v: unknown): unknown {
   return typeof v === 'bigint' ? `${v}n` : v instanceof Map ? Object.fromEntries(v) : v instanceof Set ? [...v] : v;
 }
 
-function json(value: unknown): string {
-  return JSON.stringify(value, replacer, 2);
+/** What JSON.stringify leaves as it is and a terminal may act on: DEL, C1 controls, line separators, bidirectional overrides. */
+const UNSAFE_IN_JSON = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** JSON that a terminal shows as text: every control character in it escaped (`\u009b`), as JSON allows. */
+function json(value: unknown, indent = 2): string {
+  const text = JSON.stringify(value, replacer, indent) ?? String(value);
+  return text.replace(UNSAFE_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** A record as --json prints it: an undecodable one without the message and metadata it does not have. */
@@ -183,11 +190,11 @@ function attemptsNote(r: Record_): string {
 /** One record, field by field. */
 function fields(r: Record_): string {
   const shown = (k: string, v: unknown): string => {
-    if (r.undecodable !== undefined && k === 'message') return `(undecodable: ${r.undecodable.bytes} bytes) ${r.undecodable.error}`;
+    if (r.undecodable !== undefined && k === 'message') return `(undecodable: ${r.undecodable.bytes} bytes) ${clean(r.undecodable.error)}`;
     if (r.undecodable !== undefined && k === 'metadata') return '(undecodable: stored with the message)';
     if (k === 'message' || k === 'metadata' || k === 'lastError') return json(v);
     if (k === 'attempts') return `${String(v)} (${attemptsNote(r)})`;
-    return k.endsWith('At') && typeof v === 'number' ? new Date(v).toISOString() : String(v);
+    return k.endsWith('At') && typeof v === 'number' ? new Date(v).toISOString() : clean(String(v));
   };
   return Object.entries(r)
     .filter(([k]) => k !== 'undecodable')

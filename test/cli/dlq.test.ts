@@ -162,6 +162,51 @@ describe('keel dlq list', () => {
   });
 });
 
+/** A store file holding `records` as ids 1, 2, … (written the way a node writes, then closed). */
+async function storeOf(records: NewRecord[]): Promise<string> {
+  const file = tmpfile();
+  const store = new SqliteStore(file, undefined);
+  try {
+    await Promise.all(records.map((r) => store.add(r)));
+  } finally {
+    store.close();
+  }
+  return file;
+}
+
+/** What a terminal would act on: C0 and C1 controls, DEL, line/paragraph separators, bidirectional overrides. */
+const TERMINAL_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
+describe('keel dlq output with hostile strings', () => {
+  const HOSTILE: NewRecord = {
+    ...RECORDS[0]!,
+    recipient: 'evil\x1b[2Jname',
+    reason: 'why\u009b31m',
+    message: { t: '\x1b]0;x\x07', c: '\u009b2J', b: '\u202e' },
+    metadata: { id: 'm-\x1b[5m' },
+    lastError: 'boom\x1b[31m\r',
+  };
+
+  it('list, show and their --json print every control character escaped (a name, a reason or a message cannot drive the terminal); --json still parses back to the values', async () => {
+    const file = await storeOf([HOSTILE]);
+    for (const argv of [['list'], ['show', '1'], ['list', '--json'], ['show', '1', '--json']]) {
+      const { code, out } = run([...argv, '--store', file]);
+      expect(code).toBe(0);
+      expect(out).not.toMatch(TERMINAL_CONTROL);
+    }
+    const list = run(['list', '--store', file]).out.split('\n');
+    expect(list[1]).toBe(
+      '1   pending  evil\\x1b[2Jname  why\\x9b31m  2         2025-01-01T12:00:30.000Z  {"t":"\\u001b]0;x\\u0007","c":"\\u009b2J","b":"\\u202e"}',
+    );
+    const show = run(['show', '1', '--store', file]).out.split('\n');
+    expect(show).toContain('recipient      evil\\x1b[2Jname');
+    expect(show).toContain('reason         why\\x9b31m');
+    expect(show).toContain('lastError      "boom\\u001b[31m\\r"');
+    expect(JSON.parse(run(['show', '1', '--store', file, '--json']).out)).toEqual({ id: '1', ...HOSTILE });
+    expect(JSON.parse(run(['list', '--store', file, '--json']).out)).toEqual([{ id: '1', ...HOSTILE }]);
+  });
+});
+
 describe('keel dlq show', () => {
   it('prints one record, field by field', async () => {
     const file = await knownStore();
