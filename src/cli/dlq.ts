@@ -156,8 +156,25 @@ function preview(message: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
-function replacer(_key: string, v: unknown): unknown {
-  return typeof v === 'bigint' ? `${v}n` : v instanceof Map ? Object.fromEntries(v) : v instanceof Set ? [...v] : v;
+/**
+ * A stored value as JSON takes it: bigints as `10n`, Maps as objects, Sets as arrays, and a value met
+ * again on its own path (a cycle, which a node stores) as "[Circular]"; a value met on two paths is
+ * printed on both. Everything else as JSON.stringify prints it.
+ */
+function jsonable(value: unknown, path = new Set<object>()): unknown {
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value !== 'object' || value === null) return value;
+  if (path.has(value)) return '[Circular]';
+  path.add(value);
+  try {
+    if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]: [unknown, unknown]) => [k, jsonable(v, path)]));
+    if (value instanceof Set) return [...value].map((v: unknown) => jsonable(v, path));
+    if (Array.isArray(value)) return value.map((v: unknown) => jsonable(v, path));
+    if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value; // a Date
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, jsonable(v, path)]));
+  } finally {
+    path.delete(value);
+  }
 }
 
 /** What JSON.stringify leaves as it is and a terminal may act on: DEL, C1 controls, line separators, bidirectional overrides. */
@@ -165,7 +182,7 @@ const UNSAFE_IN_JSON = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
 /** JSON that a terminal shows as text: every control character in it escaped (`\u009b`), as JSON allows. */
 function json(value: unknown, indent = 2): string {
-  const text = JSON.stringify(value, replacer, indent) ?? String(value);
+  const text = JSON.stringify(jsonable(value), null, indent) ?? String(value);
   return text.replace(UNSAFE_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 

@@ -207,6 +207,37 @@ describe('keel dlq output with hostile strings', () => {
   });
 });
 
+describe('keel dlq on a message with a cycle', () => {
+  // a node stores one (the structural check and v8.serialize both take cycles)
+  function cyclic(): { message: unknown; printed: unknown } {
+    const shared = { x: 1 };
+    const message: Record<string, unknown> = { a: 1, shared, again: shared };
+    message.self = message;
+    const tags = new Map<string, unknown>([['k', 1]]);
+    tags.set('me', tags);
+    message.tags = tags;
+    // a value met again on its own path is "[Circular]"; one met on two paths is printed on both
+    return { message, printed: { a: 1, shared: { x: 1 }, again: { x: 1 }, self: '[Circular]', tags: { k: 1, me: '[Circular]' } } };
+  }
+
+  it('list, show and their --json print it, the cycle as "[Circular]" (they threw a TypeError with a stack trace)', async () => {
+    const { message, printed } = cyclic();
+    const file = await storeOf([{ ...RECORDS[0]!, message, metadata: { id: 'm-1', loop: message } }]);
+    const list = run(['list', '--store', file]);
+    expect(list.code).toBe(0);
+    expect(list.out.split('\n')[1]).toBe('1   pending  billing    timeout  2         2025-01-01T12:00:30.000Z  {"a":1,"shared":{"x":1},"again":{"x":1},"self":"[Circular...');
+    const listJson = run(['list', '--store', file, '--json']);
+    expect(listJson.code).toBe(0);
+    expect(JSON.parse(listJson.out)).toEqual([{ id: '1', ...RECORDS[0], message: printed, metadata: { id: 'm-1', loop: printed } }]);
+    const show = run(['show', '1', '--store', file]);
+    expect(show.code).toBe(0);
+    expect(show.out).toContain('"self": "[Circular]"');
+    const showJson = run(['show', '1', '--store', file, '--json']);
+    expect(showJson.code).toBe(0);
+    expect(JSON.parse(showJson.out)).toEqual({ id: '1', ...RECORDS[0], message: printed, metadata: { id: 'm-1', loop: printed } });
+  });
+});
+
 describe('keel dlq show', () => {
   it('prints one record, field by field', async () => {
     const file = await knownStore();
