@@ -137,13 +137,19 @@ function toParsed(command: Command, values: AnyValues, ids: string[]): Parsed {
 function table(records: Record_[]): string {
   // what a record holds is anyone's text (a recipient, a reason): shown with its control characters escaped
   const rows = records.map((r) => [
-    r.id, r.status, r.recipient, r.reason, String(r.attempts), new Date(r.nextRetryAt).toISOString(),
+    r.id, r.status, r.recipient, r.reason, String(r.attempts), when(r.nextRetryAt),
     r.undecodable === undefined ? preview(r.message) : `(undecodable: ${r.undecodable.bytes} bytes)`,
   ].map((cell) => clean(String(cell))));
   const head = ['id', 'status', 'recipient', 'reason', 'attempts', 'next retry', 'message'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(head), ...rows.map(line)].join('\n');
+}
+
+/** A time of a record as ISO text; one a Date cannot hold (1e17, a text another connection wrote) as it is. */
+function when(ms: unknown): string {
+  const d = typeof ms === 'number' ? new Date(ms) : undefined;
+  return d === undefined || Number.isNaN(d.getTime()) ? clean(String(ms)) : d.toISOString();
 }
 
 function preview(message: unknown): string {
@@ -211,7 +217,7 @@ function fields(r: Record_): string {
     if (r.undecodable !== undefined && k === 'metadata') return '(undecodable: stored with the message)';
     if (k === 'message' || k === 'metadata' || k === 'lastError') return json(v);
     if (k === 'attempts') return `${String(v)} (${attemptsNote(r)})`;
-    return k.endsWith('At') && typeof v === 'number' ? new Date(v).toISOString() : clean(String(v));
+    return k.endsWith('At') ? when(v) : clean(String(v));
   };
   return Object.entries(r)
     .filter(([k]) => k !== 'undecodable')

@@ -238,6 +238,27 @@ describe('keel dlq on a message with a cycle', () => {
   });
 });
 
+describe('keel dlq on times past the range of a Date', () => {
+  it('list and show print such a time as its number (they threw a RangeError: a node with a long backoff, initialMs and maxMs 1e17, writes one; so can another connection)', async () => {
+    const file = await storeOf([{ ...RECORDS[0]!, nextRetryAt: 1e17 }, RECORDS[1]!]);
+    const db = new Database(file);
+    try {
+      db.prepare("UPDATE dead_letters SET first_failed_at = 'soon' WHERE seq = 2").run();
+    } finally {
+      db.close();
+    }
+    const list = run(['list', '--store', file]);
+    expect(list.code).toBe(0);
+    expect(list.out.split('\n')[1]).toBe('1   pending  billing       timeout  2         100000000000000000        {"charge":500,"currency":"EUR"}');
+    const show = run(['show', '1', '--store', file]);
+    expect(show.code).toBe(0);
+    expect(show.out.split('\n')).toContain('nextRetryAt    100000000000000000');
+    const other = run(['show', '2', '--store', file]);
+    expect(other.code).toBe(0);
+    expect(other.out.split('\n')).toContain('firstFailedAt  soon');
+  });
+});
+
 describe('keel dlq show', () => {
   it('prints one record, field by field', async () => {
     const file = await knownStore();
