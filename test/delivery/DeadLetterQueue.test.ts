@@ -27,6 +27,7 @@ import {
   deferred,
   expectKeelError,
   failure,
+  fakeLogger,
   idler,
   ok,
   receiveDown,
@@ -1684,5 +1685,47 @@ describe('dead letter queue with services: false', () => {
     await node.idle();
     expect(node.registry.whereis(DLQ_PROCESS)).toBeUndefined();
     expect(node.registry.whereis('keel.services')).toBeUndefined();
+  });
+});
+
+/** Every entry's retry comes 1 s after it is added (with random 1). */
+const SECOND = { initialMs: 1000, factor: 1, maxMs: 1000 };
+
+describe('the SQLite dead letter queue removing a delivered entry while another connection holds the write lock', () => {
+  it('counts the redelivery a success and never delivers it again: the delete waits for the lock (reads leave the entry out meanwhile); it was parked as unrecoverable, to be delivered again by a later retry', async () => {
+    const file = tmpfile();
+    const logger = fakeLogger();
+    const { node, clock } = clockedNode(track, { random: () => 1, logger, services: { deadLetters: { store: { kind: 'sqlite', path: file, busyTimeoutMs: 20 } as StoreOption, backoff: SECOND } } }, T0);
+    const events = captureEvents(node, [`${EVENTS}succeeded`, `${EVENTS}parked`]);
+    const billing = receiver(node, { name: 'billing' });
+    const id = await add(node, 'billing', 'invoice');
+    const lock = new Database(file);
+    lock.exec('BEGIN IMMEDIATE');
+    try {
+      expect(ok(await node.deadLetters.retry([id]))).toEqual([{ id, ok: true }]);
+      expect(billing.seen).toEqual([{ message: 'invoice', id: `dead-letter-${id}-${T0}` }]);
+      expect(events.events.map((e) => [e.event, e.metadata.id])).toEqual([[`${EVENTS}succeeded`, id]]);
+      // still locked: the entry is gone for every read, and its retry time passing delivers nothing
+      expect(await node.deadLetters.get(id)).toBeUndefined();
+      expect(await ids(node)).toEqual([]);
+      expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, retried: 1, succeeded: 1 });
+      await advance(node, clock, 6000); // past its retry time and the 5 s look at the file
+      expect(billing.seen).toHaveLength(1);
+      expect(ok(await node.deadLetters.retry([id]))).toEqual([{ id, ok: false, reason: 'not_found' }]);
+    } finally {
+      lock.exec('ROLLBACK');
+      lock.close();
+    }
+    expect(logger.errors.length).toBeGreaterThan(0);
+    expect(logger.errors[0]![0]).toBe(`the dead letter store ${file} could not write 1 update(s); they are kept for the next try`);
+    // the lock released: the next read writes the delete
+    expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, succeeded: 1 });
+    const db = new Database(file, { readonly: true });
+    try {
+      expect(db.prepare('SELECT COUNT(*) AS n FROM dead_letters').get()).toEqual({ n: 0 });
+    } finally {
+      db.close();
+    }
+    expect(billing.seen).toHaveLength(1);
   });
 });
