@@ -434,7 +434,15 @@ export class DeadLetterService implements DeadLetterQueue {
     if (!this.available) return undefined;
     const node = this.#node;
     const now = node.clock.now();
-    const expired = this.store.expire(now - this.#settings.parkedTtlMs);
+    let expired = 0;
+    try {
+      expired = this.store.expire(now - this.#settings.parkedTtlMs);
+    } catch (e) {
+      // a durable file that cannot be written now (locked by another connection, full): the parked
+      // entries wait for the next wake; the due ones are retried all the same, and the process lives on
+      const where = this.store.kind === 'sqlite' ? ` from ${(this.store as SqliteStore).file}` : '';
+      node.logger.error(`the dead letter queue could not purge its expired parked entries${where}; it tries again at its next wake`, e);
+    }
     if (expired > 0) node.telemetry.execute('keel.dead_letter_queue.purged', { count: expired }, { ttl: true });
     // a bounded batch per wake: the process wakes again at once if more are due
     const due = this.store.due(now, this.#settings.retryConcurrency * 64).filter((r) => !this.#busy.has(r.id));

@@ -1729,3 +1729,32 @@ describe('the SQLite dead letter queue removing a delivered entry while another 
     expect(billing.seen).toHaveLength(1);
   });
 });
+
+describe('the SQLite dead letter queue while another connection holds the write lock', () => {
+  it('goes on retrying its due entries, and its process and the services supervisor keep running: its wake-up purge of expired parked entries threw SQLITE_BUSY and crashed the process, until the services supervisor gave up, again and again', async () => {
+    const file = tmpfile();
+    const logger = fakeLogger();
+    const { node, clock } = clockedNode(track, { random: () => 1, logger, services: { deadLetters: { store: { kind: 'sqlite', path: file, busyTimeoutMs: 20 } as StoreOption, backoff: SECOND } } }, T0);
+    const billing = receiver(node, { name: 'billing' });
+    const id = await add(node, 'billing', 'invoice');
+    await node.idle();
+    const queue = node.registry.whereis(DLQ_PROCESS);
+    const services = node.registry.whereis('keel.services');
+    expect(queue).toBeDefined();
+    const lock = new Database(file);
+    lock.exec('BEGIN IMMEDIATE');
+    try {
+      // past the entry's retry time (1 s), then through two of the queue's 5 s looks at the file
+      for (const ms of [1000, 5000, 5000]) await advance(node, clock, ms);
+      expect(billing.seen).toEqual([{ message: 'invoice', id: `dead-letter-${id}-${T0}` }]);
+      expect(node.registry.whereis(DLQ_PROCESS)).toBe(queue);
+      expect(node.registry.whereis('keel.services')).toBe(services);
+      expect(logger.errors.map((e) => e[0]).filter((m) => String(m).includes('services'))).toEqual([]);
+      expect(logger.errors.map((e) => e[0])).toContain(`the dead letter queue could not purge its expired parked entries from ${file}; it tries again at its next wake`);
+    } finally {
+      lock.exec('ROLLBACK');
+      lock.close();
+    }
+    expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, succeeded: 1 });
+  });
+});
