@@ -1080,6 +1080,19 @@ describe('sendSupervised: telemetry', () => {
     expect(failed(w.value).reason).toBe('noproc');
   });
 
+  it("the events' own keys (id, to, reason, ack, outcome) win over same-named keys of the send's metadata, as in its dead letter: a metadata id replaced the message id of the retry event", async () => {
+    const { node, clock } = clocked();
+    const captured = captureEvents(node, ['keel.supervised_send.']);
+    const metadata = { id: 'order-7', to: 'elsewhere', reason: 'mine', ack: 'never', outcome: 'mine', tenant: 't3' };
+    const w = watch(sendSupervised(node, 'nobody', 'x', { retries: 1, onError: 'ignore', metadata, id: 'msg-1' }));
+    await clock.advance(5);
+    expect(w.status).toBe('resolved');
+    const [start, retry, stop] = captured.events;
+    expect(start!.metadata).toEqual({ ...metadata, to: 'nobody', ack: 'enqueued' });
+    expect(retry!.metadata).toEqual({ ...metadata, id: 'msg-1', to: 'nobody', reason: 'noproc' });
+    expect(stop!.metadata).toEqual({ ...metadata, to: 'nobody', ack: 'enqueued', outcome: w.value });
+  });
+
   it("a throw ('raise') is a span start then exception", async () => {
     const { node } = clocked();
     const captured = captureEvents(node, ['keel.supervised_send.']);
