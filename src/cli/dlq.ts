@@ -4,7 +4,7 @@ import { type Record_ } from '../delivery/stores/DeadLetterStore.js';
 import { SqliteStore, type SqliteStoreOptions } from '../delivery/stores/SqliteStore.js';
 import type { DeadLetterFilter } from '../runtime/serviceSlots.js';
 import { type CommandSpec, type Io, ioOf, type Output, runCommand, UsageError, usageOf, type Values } from './args.js';
-import { clean } from './topView.js';
+import { clean, cleanJson } from './topView.js';
 
 type Command = 'list' | 'show' | 'retry' | 'purge';
 
@@ -183,13 +183,9 @@ function jsonable(value: unknown, path = new Set<object>()): unknown {
   }
 }
 
-/** What JSON.stringify leaves as it is and a terminal may act on: DEL, C1 controls, line separators, bidirectional overrides. */
-const UNSAFE_IN_JSON = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-
 /** JSON that a terminal shows as text: every control character in it escaped (`\u009b`), as JSON allows. */
 function json(value: unknown, indent = 2): string {
-  const text = JSON.stringify(jsonable(value), null, indent) ?? String(value);
-  return text.replace(UNSAFE_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return cleanJson(JSON.stringify(jsonable(value), null, indent) ?? String(value));
 }
 
 /** A record as --json prints it: an undecodable one without the message and metadata it does not have. */
