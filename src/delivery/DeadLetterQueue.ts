@@ -537,6 +537,7 @@ export function deadLetterProcessSpec(queue: DeadLetterService): GenServerSpec<{
  * crashes on it or does not finish it in time leaves it pending (and the unstarted copy withdrawn).
  */
 function redeliverySettings(metadata: Record<string, unknown>, id: string): ReturnType<typeof toSettings> {
-  const timeout = typeof metadata.timeout === 'number' && metadata.timeout >= 0 ? metadata.timeout : 5000;
+  // a 'handled' send's own timeout only: a `timeout` alone in the metadata is the application's (an HTTP call's, say)
+  const timeout = metadata.ack === 'handled' && typeof metadata.timeout === 'number' && metadata.timeout >= 0 ? metadata.timeout : 5000;
   return toSettings({ ack: 'handled', onError: 'ignore', timeout, id });
 }

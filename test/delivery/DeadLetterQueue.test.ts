@@ -353,6 +353,21 @@ describe.each<[string, () => StoreOption]>([
       gate.resolve();
     });
 
+    it("a timeout in the metadata of an entry that is not a 'handled' send's (no ack: 'handled' beside it: the application's own) is not the redelivery's: it waits the default 5000 ms", async () => {
+      const { node, clock } = dlqNode(makeStore(), { backoff: { initialMs: 100, factor: 2, maxMs: 1000, jitter: 'none' } });
+      const r = receiver(node, { name: 'inbox' });
+      await r.hold();
+      const id = await add(node, 'inbox', 'm', 'noproc', { id: 'm-10', timeout: 600_000 }); // say, an HTTP call's
+      await step(node, clock, 100);
+      expect(node.info(r.pid)?.mailboxLength).toBe(1);
+      await step(node, clock, 4999);
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 0 });
+      await step(node, clock, 1);
+      expect(node.info(r.pid)?.mailboxLength).toBe(0);
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 1, lastError: 'not handled within 5000 ms' });
+      r.release();
+    });
+
     it("an entry of an 'enqueued' send is redelivered as 'handled' too: it stays in the queue until the receiver's handler finished it (default timeout 5000 ms)", async () => {
       const { node, clock } = dlqNode(makeStore(), { backoff: { initialMs: 100, factor: 2, maxMs: 1000, jitter: 'none' } });
       const events = captureEvents(node, [EVENTS]);
