@@ -299,7 +299,10 @@ export class DeadLetterService implements DeadLetterQueue {
     const to = options.to;
     if (to !== undefined) checkTarget(to, 'options.to');
     const rate = options.ratePerSecond;
-    if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0)) throw new InvalidArgumentError('options.ratePerSecond', 'a positive number', rate);
+    // a rate so small that the spacing (1000 / rate ms) is no finite number is refused too, before anything is retried
+    if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0 || !Number.isFinite(1000 / rate))) {
+      throw new InvalidArgumentError('options.ratePerSecond', 'a positive number (whose 1000 / rate ms is finite)', rate);
+    }
     if (options.signal !== undefined && !isInstance(options.signal, AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
     const records: Record_[] = [];
     if (ids !== undefined) {

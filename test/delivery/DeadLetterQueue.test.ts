@@ -418,6 +418,18 @@ describe.each<[string, () => StoreOption]>([
       expect(await stats(node)).toMatchObject({ succeeded: 0 });
     });
 
+    it('a ratePerSecond so small that its spacing is no number of ms (Number.MIN_VALUE: 1000 / rate is Infinity) is ERR_INVALID_ARGUMENT before anything is retried: the first entry was redelivered, then the retry rejected with an error about `ms`, the others neither retried nor reported', async () => {
+      const { node } = dlqNode(makeStore());
+      const r = receiver(node, { name: 'inbox' });
+      const a = await add(node, 'inbox', 'a');
+      const b = await add(node, 'inbox', 'b');
+      const e = await failure(() => node.deadLetters.retry([a, b], { ratePerSecond: Number.MIN_VALUE }));
+      expectKeelError(e, 'ERR_INVALID_ARGUMENT', 'options.ratePerSecond');
+      await node.idle();
+      expect(r.seen).toEqual([]);
+      expect(await ids(node)).toEqual([a, b]);
+    });
+
     it('ratePerSecond spaces the retries on the node clock', async () => {
       const { node, clock } = dlqNode(makeStore());
       const p = probe(node);
