@@ -362,11 +362,12 @@ function command(args: Parsed, store: SqliteStore, t: number, io: Io): number {
       const { limit: _limit, ...filter } = args.filter;
       const found = args.ids.map((id) => [id, store.get(id)] as const);
       const missing = found.filter(([, r]) => r === undefined).map(([id]) => id);
-      const targets = args.ids.length > 0 ? found.flatMap(([, r]) => (r === undefined ? [] : [r])) : store.list(filter, t, 1_000_000, undefined).entries;
-      for (const r of targets) store.update(r.id, { status: 'pending', nextRetryAt: t });
+      // every entry the filter selects (their ids only: the messages are not read)
+      const targets = args.ids.length > 0 ? found.flatMap(([id, r]) => (r === undefined ? [] : [id])) : store.ids(filter, t);
+      for (const id of targets) store.update(id, { status: 'pending', nextRetryAt: t });
       io.out(
         args.json
-          ? json({ marked: targets.map((r) => r.id), ...(missing.length > 0 ? { notFound: missing } : {}) })
+          ? json({ marked: targets, ...(missing.length > 0 ? { notFound: missing } : {}) })
           : `marked ${targets.length} dead letter(s) due now; ${deliveredBy(store)}${missing.length > 0 ? `\nno dead letter ${missing.join(', ')}` : ''}`,
       );
       return missing.length > 0 ? 1 : 0;

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { serialize } from 'node:v8';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { type DeadLetter, sendSupervised } from '../../src/index.js';
@@ -257,6 +258,32 @@ describe('keel dlq on times past the range of a Date', () => {
     expect(other.code).toBe(0);
     expect(other.out.split('\n')).toContain('firstFailedAt  soon');
   });
+});
+
+describe('keel dlq retry on more entries than a page', () => {
+  it('--all (as a filter) marks every entry it selects, past the first 1,000,000 (they marked those only, and said so as if they were all)', () => {
+    const file = tmpfile();
+    new SqliteStore(file, undefined).close(); // the schema
+    const n = 1_000_003;
+    const db = new Database(file);
+    try {
+      const payload = serialize(['m', {}]);
+      db.prepare(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) INSERT INTO dead_letters (recipient, payload, reason, attempts, first_failed_at, last_attempt_at, next_retry_at, last_error, status) SELECT 'r', ?, 'noproc', 0, 0, 0, 0, NULL, 'parked' FROM c",
+      ).run(n, payload);
+    } finally {
+      db.close();
+    }
+    const { code, out } = run(['retry', '--all', '--store', file]);
+    expect(code).toBe(0);
+    expect(out.split('\n')[0]).toMatch(/^marked 1000003 dead letter\(s\) due now; /);
+    const check = new Database(file, { readonly: true });
+    try {
+      expect(check.prepare("SELECT status, next_retry_at AS at, COUNT(*) AS n FROM dead_letters GROUP BY status, next_retry_at").all()).toEqual([{ status: 'pending', at: T, n }]);
+    } finally {
+      check.close();
+    }
+  }, 60_000);
 });
 
 describe('keel dlq show', () => {

@@ -286,6 +286,14 @@ export class SqliteStore implements DeadLetterStore {
     return rows.length > limit ? { entries, cursor: entries[entries.length - 1]!.id } : { entries };
   }
 
+  /** @internal The ids of every entry a filter selects, in insertion order, without reading their messages (`keel dlq retry`). */
+  ids(filter: DeadLetterFilter, now: number): string[] {
+    const { where, args } = whereOf(filter, now);
+    this.#flushWrites();
+    const kept = this.#kept();
+    return (this.#statement(`SELECT seq FROM dead_letters WHERE 1 = 1${where}${kept.where} ORDER BY seq`).all(...args, ...kept.args) as { seq: number }[]).map((r) => String(r.seq));
+  }
+
   /** Updates are written behind, in one transaction per turn; every read flushes them first. */
   update(id: string, changes: Partial<Pick<Record_, 'attempts' | 'lastAttemptAt' | 'nextRetryAt' | 'lastError' | 'status'>>): void {
     const keys = Object.keys(changes).sort();
