@@ -4,6 +4,7 @@ import { type Record_ } from '../delivery/stores/DeadLetterStore.js';
 import { SqliteStore, type SqliteStoreOptions } from '../delivery/stores/SqliteStore.js';
 import type { DeadLetterFilter } from '../runtime/serviceSlots.js';
 import { type CommandSpec, type Io, ioOf, meantCommand, type Output, runCommand, UsageError, usageOf, type Values } from './args.js';
+import { clean, cleanJson } from './topView.js';
 
 type Command = 'list' | 'show' | 'retry' | 'purge';
 
@@ -134,32 +135,57 @@ function toParsed(command: Command, values: AnyValues, ids: string[]): Parsed {
 }
 
 function table(records: Record_[]): string {
+  // what a record holds is anyone's text (a recipient, a reason): shown with its control characters escaped
   const rows = records.map((r) => [
-    r.id, r.status, r.recipient, r.reason, String(r.attempts), new Date(r.nextRetryAt).toISOString(),
+    r.id, r.status, r.recipient, r.reason, String(r.attempts), when(r.nextRetryAt),
     r.undecodable === undefined ? preview(r.message) : `(undecodable: ${r.undecodable.bytes} bytes)`,
-  ]);
+  ].map((cell) => clean(String(cell))));
   const head = ['id', 'status', 'recipient', 'reason', 'attempts', 'next retry', 'message'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(head), ...rows.map(line)].join('\n');
 }
 
+/** A time of a record as ISO text; one a Date cannot hold (1e17, a text another connection wrote) as it is. */
+function when(ms: unknown): string {
+  const d = typeof ms === 'number' ? new Date(ms) : undefined;
+  return d === undefined || Number.isNaN(d.getTime()) ? clean(String(ms)) : d.toISOString();
+}
+
 function preview(message: unknown): string {
   let text: string;
   try {
-    text = JSON.stringify(message, replacer) ?? String(message);
+    text = json(message, 0);
   } catch {
     text = String(message);
   }
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
-function replacer(_key: string, v: unknown): unknown {
-  return typeof v === 'bigint' ? `${v}n` : v instanceof Map ? Object.fromEntries(v) : v instanceof Set ? [...v] : v;
+/**
+ * A stored value as JSON takes it: bigints as `10n`, Maps as objects, Sets as arrays, and a value met
+ * again on its own path (a cycle, which a node stores) as "[Circular]"; a value met on two paths is
+ * printed on both. Everything else as JSON.stringify prints it.
+ */
+function jsonable(value: unknown, path = new Set<object>()): unknown {
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value !== 'object' || value === null) return value;
+  if (path.has(value)) return '[Circular]';
+  path.add(value);
+  try {
+    if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]: [unknown, unknown]) => [k, jsonable(v, path)]));
+    if (value instanceof Set) return [...value].map((v: unknown) => jsonable(v, path));
+    if (Array.isArray(value)) return value.map((v: unknown) => jsonable(v, path));
+    if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value; // a Date
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, jsonable(v, path)]));
+  } finally {
+    path.delete(value);
+  }
 }
 
-function json(value: unknown): string {
-  return JSON.stringify(value, replacer, 2);
+/** JSON that a terminal shows as text: every control character in it escaped (`\u009b`), as JSON allows. */
+function json(value: unknown, indent = 2): string {
+  return cleanJson(JSON.stringify(jsonable(value), null, indent) ?? String(value));
 }
 
 /** A record as --json prints it: an undecodable one without the message and metadata it does not have. */
@@ -183,11 +209,11 @@ function attemptsNote(r: Record_): string {
 /** One record, field by field. */
 function fields(r: Record_): string {
   const shown = (k: string, v: unknown): string => {
-    if (r.undecodable !== undefined && k === 'message') return `(undecodable: ${r.undecodable.bytes} bytes) ${r.undecodable.error}`;
+    if (r.undecodable !== undefined && k === 'message') return `(undecodable: ${r.undecodable.bytes} bytes) ${clean(r.undecodable.error)}`;
     if (r.undecodable !== undefined && k === 'metadata') return '(undecodable: stored with the message)';
     if (k === 'message' || k === 'metadata' || k === 'lastError') return json(v);
     if (k === 'attempts') return `${String(v)} (${attemptsNote(r)})`;
-    return k.endsWith('At') && typeof v === 'number' ? new Date(v).toISOString() : String(v);
+    return k.endsWith('At') ? when(v) : clean(String(v));
   };
   return Object.entries(r)
     .filter(([k]) => k !== 'undecodable')
@@ -336,11 +362,12 @@ function command(args: Parsed, store: SqliteStore, t: number, io: Io): number {
       const { limit: _limit, ...filter } = args.filter;
       const found = args.ids.map((id) => [id, store.get(id)] as const);
       const missing = found.filter(([, r]) => r === undefined).map(([id]) => id);
-      const targets = args.ids.length > 0 ? found.flatMap(([, r]) => (r === undefined ? [] : [r])) : store.list(filter, t, 1_000_000, undefined).entries;
-      for (const r of targets) store.update(r.id, { status: 'pending', nextRetryAt: t });
+      // every entry the filter selects (their ids only: the messages are not read)
+      const targets = args.ids.length > 0 ? found.flatMap(([id, r]) => (r === undefined ? [] : [id])) : store.ids(filter, t);
+      for (const id of targets) store.update(id, { status: 'pending', nextRetryAt: t });
       io.out(
         args.json
-          ? json({ marked: targets.map((r) => r.id), ...(missing.length > 0 ? { notFound: missing } : {}) })
+          ? json({ marked: targets, ...(missing.length > 0 ? { notFound: missing } : {}) })
           : `marked ${targets.length} dead letter(s) due now; ${deliveredBy(store)}${missing.length > 0 ? `\nno dead letter ${missing.join(', ')}` : ''}`,
       );
       return missing.length > 0 ? 1 : 0;

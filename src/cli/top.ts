@@ -5,7 +5,7 @@ import { Pid } from '../index.js';
 import { type CommandSpec, type Io, parseWith, runCommand, UsageError, type Values } from './args.js';
 import { watchOverview } from './observerStream.js';
 import { stopOnSignals } from './signals.js';
-import { renderFrame, clean, type TopSnapshot } from './topView.js';
+import { renderFrame, clean, cleanJson, type TopSnapshot } from './topView.js';
 
 /** The sort keys `keel top` passes on (the observer answers 400 for one it does not know, and top shows its message). */
 export const TOP_SORT_KEYS = ['mailbox', 'handled', 'age', 'rate', 'busy'] as const;
@@ -228,7 +228,7 @@ export function runTop(argv: readonly string[], io: Io, environment: TopEnvironm
     if (args.json) {
       const got = await snapshot(args, environment.signal ?? new AbortController().signal, timeoutMs);
       if (!got.ok) return 'aborted' in got ? 0 : fail(got.message);
-      io.out(JSON.stringify('process' in got.value ? got.value.process : got.value, null, 2));
+      io.out(cleanJson(JSON.stringify('process' in got.value ? got.value.process : got.value, null, 2)));
       return 0;
     }
     const stop = environment.signal === undefined ? stopOnSignals() : { signal: environment.signal, release: () => undefined };

@@ -18,6 +18,14 @@ export function clean(text: string): string {
   });
 }
 
+/** What JSON.stringify leaves as it is (it escapes C0 only) and a terminal may act on. */
+const UNSAFE_IN_JSON = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** JSON text with those characters escaped as `\uNNNN` too: the same JSON, safe to write to a terminal. */
+export function cleanJson(text: string): string {
+  return text.replace(UNSAFE_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 type Fields = Record<string, unknown>;
 
 function fields(value: unknown): Fields {

@@ -299,7 +299,10 @@ export class DeadLetterService implements DeadLetterQueue {
     const to = options.to;
     if (to !== undefined) checkTarget(to, 'options.to');
     const rate = options.ratePerSecond;
-    if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0)) throw new InvalidArgumentError('options.ratePerSecond', 'a positive number', rate);
+    // a rate so small that the spacing (1000 / rate ms) is no finite number is refused too, before anything is retried
+    if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0 || !Number.isFinite(1000 / rate))) {
+      throw new InvalidArgumentError('options.ratePerSecond', 'a positive number (whose 1000 / rate ms is finite)', rate);
+    }
     if (options.signal !== undefined && !isInstance(options.signal, AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
     const records: Record_[] = [];
     if (ids !== undefined) {
@@ -434,7 +437,15 @@ export class DeadLetterService implements DeadLetterQueue {
     if (!this.available) return undefined;
     const node = this.#node;
     const now = node.clock.now();
-    const expired = this.store.expire(now - this.#settings.parkedTtlMs);
+    let expired = 0;
+    try {
+      expired = this.store.expire(now - this.#settings.parkedTtlMs);
+    } catch (e) {
+      // a durable file that cannot be written now (locked by another connection, full): the parked
+      // entries wait for the next wake; the due ones are retried all the same, and the process lives on
+      const where = this.store.kind === 'sqlite' ? ` from ${(this.store as SqliteStore).file}` : '';
+      node.logger.error(`the dead letter queue could not purge its expired parked entries${where}; it tries again at its next wake`, e);
+    }
     if (expired > 0) node.telemetry.execute('keel.dead_letter_queue.purged', { count: expired }, { ttl: true });
     // a bounded batch per wake: the process wakes again at once if more are due
     const due = this.store.due(now, this.#settings.retryConcurrency * 64).filter((r) => !this.#busy.has(r.id));
@@ -529,6 +540,7 @@ export function deadLetterProcessSpec(queue: DeadLetterService): GenServerSpec<{
  * crashes on it or does not finish it in time leaves it pending (and the unstarted copy withdrawn).
  */
 function redeliverySettings(metadata: Record<string, unknown>, id: string): ReturnType<typeof toSettings> {
-  const timeout = typeof metadata.timeout === 'number' && metadata.timeout >= 0 ? metadata.timeout : 5000;
+  // a 'handled' send's own timeout only: a `timeout` alone in the metadata is the application's (an HTTP call's, say)
+  const timeout = metadata.ack === 'handled' && typeof metadata.timeout === 'number' && metadata.timeout >= 0 ? metadata.timeout : 5000;
   return toSettings({ ack: 'handled', onError: 'ignore', timeout, id });
 }

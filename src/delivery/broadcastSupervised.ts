@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import { checkKeys, DeadlockError, InvalidArgumentError, isKeelError, thrownText } from '../errors.js';
 import { Delivery, type EnvelopeListener, inHandler, isDead, type Kernel, originOf, type Proc } from '../runtime/kernel.js';
 import { checkTarget, type Target } from '../runtime/Pid.js';
@@ -44,12 +45,18 @@ function targetList(targets: unknown): Target[] {
 function strategyOf(options: BroadcastOptions | undefined, targets: number): BroadcastStrategy {
   const strategy = options?.strategy ?? 'best_effort';
   if (strategy === 'best_effort' || strategy === 'at_least_one' || strategy === 'all_or_nothing') return strategy;
-  if (typeof strategy === 'object' && strategy !== null && 'quorum' in strategy) {
-    const n = strategy.quorum;
-    if (!Number.isSafeInteger(n) || n < 1 || n > targets) {
+  // a proxy is no strategy (its traps would run, or throw, at `in`); a quorum that throws when read is named
+  if (typeof strategy === 'object' && strategy !== null && !types.isProxy(strategy) && 'quorum' in strategy) {
+    let n: unknown;
+    try {
+      n = strategy.quorum;
+    } catch (e) {
+      throw new InvalidArgumentError('options.strategy.quorum', 'an integer that can be read', strategy, `reading it threw ${thrownText(e)}`);
+    }
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1 || n > targets) {
       throw new InvalidArgumentError('options.strategy.quorum', `an integer from 1 to the number of targets (${targets})`, n);
     }
-    return strategy;
+    return { quorum: n }; // read once: a getter is not asked again when the quorum is counted
   }
   throw new InvalidArgumentError('options.strategy', "'best_effort' | 'at_least_one' | 'all_or_nothing' | { quorum: n }", strategy);
 }

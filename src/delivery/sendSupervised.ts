@@ -196,6 +196,10 @@ class Send extends NextTurnWatcher {
   #inflight: PidImpl | undefined = undefined;
   #onAbort: (() => void) | undefined = undefined;
   #unhookShutdown: (() => void) | undefined = undefined;
+  /** True during an `'enqueued'` attempt's enqueue (user code may run there: telemetry handlers, the logger). */
+  #enqueueing = false;
+  /** An abort that came during that enqueue: applied only if the message was not enqueued. */
+  #abortedDuring: { error: unknown } | undefined = undefined;
 
   constructor(node: Kernel, sender: Proc | undefined, to: Target, message: unknown, s: Settings, id: string, resolve: (outcome: SendOutcome) => void, reject: (error: unknown) => void) {
     super();
@@ -235,6 +239,11 @@ class Send extends NextTurnWatcher {
 
   abort(error: unknown): void {
     if (this.done) return;
+    // during an 'enqueued' attempt's own enqueue: the enqueue decides (a message in the mailbox is a success)
+    if (this.#enqueueing) {
+      this.#abortedDuring ??= { error };
+      return;
+    }
     this.#cancelTimer();
     if (this.#inflight !== undefined) this.node.withdrawEnvelope(this.#inflight, this.id, this);
     this.#inflight = undefined;
@@ -248,9 +257,22 @@ class Send extends NextTurnWatcher {
     const target = node.lookupTarget(this.to);
     if (target === undefined) return this.#failed(nameOf(this.to) !== undefined ? NOPROC_NAME : NOPROC_PID);
     if (s.ack === 'enqueued') {
-      const r = node.deliverEnvelope(this.sender, target, this.message, this.id, afterEnqueue(node, this.to, this.message, s, this.id));
+      // user code run by the enqueue (a long_mailbox handler) may abort the send or kill its sender:
+      // once the message is in the mailbox it was acknowledged, so the abort waits for the enqueue's answer
+      let r: Delivery;
+      this.#enqueueing = true;
+      try {
+        r = node.deliverEnvelope(this.sender, target, this.message, this.id, afterEnqueue(node, this.to, this.message, s, this.id));
+      } finally {
+        this.#enqueueing = false;
+      }
       if (r === Delivery.Enqueued) return this.#succeeded();
-      return this.#failed(r === Delivery.MailboxFull ? MAILBOX_FULL : NOPROC_PID);
+      const f = r === Delivery.MailboxFull ? MAILBOX_FULL : NOPROC_PID;
+      const aborted = this.#abortedDuring;
+      if (aborted === undefined) return this.#failed(f);
+      this.lastError = f.error;
+      if (this.attempts === 1) this.firstError = f.error;
+      return this.abort(aborted.error);
     }
     // in flight from before the delivery: user code run by it (a drop event handler) may settle it
     this.#inflight = target.self;
@@ -329,7 +351,7 @@ class Send extends NextTurnWatcher {
     }
     if (delay > this.#remaining()) return this.finish(this.#fail(f));
     this.#watchShutdown();
-    this.node.telemetry.execute('keel.supervised_send.retry', { attempt: this.attempts + 1, delayMs: delay }, { id: this.id, to: this.to, reason: f.reason, ...this.s.metadata });
+    this.node.telemetry.execute('keel.supervised_send.retry', { attempt: this.attempts + 1, delayMs: delay }, { ...this.s.metadata, id: this.id, to: this.to, reason: f.reason });
     this.#timer = this.node.schedule(delay, Send.prototype.retryNow, false, this);
   }
 
@@ -553,7 +575,8 @@ function sendWatched(node: Kernel, sender: Proc | undefined, to: Target, message
   const telemetry = node.telemetry;
   // the span: start, then stop with the outcome (a failed outcome too), or exception for a throw
   const started = monotonicClock();
-  const metadata = { to, ack: s.ack, ...s.metadata };
+  // the event's own keys win over the send's metadata (as in its dead letter)
+  const metadata = { ...s.metadata, to, ack: s.ack };
   telemetry.execute('keel.supervised_send.send.start', { monotonicTime: started }, metadata);
   return sendOnce(node, sender, to, message, s).then(
     (outcome) => {

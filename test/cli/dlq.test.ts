@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { serialize } from 'node:v8';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { type DeadLetter, sendSupervised } from '../../src/index.js';
@@ -160,6 +161,129 @@ describe('keel dlq list', () => {
       { id: '3', ...RECORDS[2], message: { items: ['apple', 'banana', 'cherry', 'damson', 'elderberry'], total: '10n', tags: { a: 1 } } },
     ]);
   });
+});
+
+/** A store file holding `records` as ids 1, 2, … (written the way a node writes, then closed). */
+async function storeOf(records: NewRecord[]): Promise<string> {
+  const file = tmpfile();
+  const store = new SqliteStore(file, undefined);
+  try {
+    await Promise.all(records.map((r) => store.add(r)));
+  } finally {
+    store.close();
+  }
+  return file;
+}
+
+/** What a terminal would act on: C0 and C1 controls, DEL, line/paragraph separators, bidirectional overrides. */
+const TERMINAL_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
+describe('keel dlq output with hostile strings', () => {
+  const HOSTILE: NewRecord = {
+    ...RECORDS[0]!,
+    recipient: 'evil\x1b[2Jname',
+    reason: 'why\u009b31m',
+    message: { t: '\x1b]0;x\x07', c: '\u009b2J', b: '\u202e' },
+    metadata: { id: 'm-\x1b[5m' },
+    lastError: 'boom\x1b[31m\r',
+  };
+
+  it('list, show and their --json print every control character escaped (a name, a reason or a message cannot drive the terminal); --json still parses back to the values', async () => {
+    const file = await storeOf([HOSTILE]);
+    for (const argv of [['list'], ['show', '1'], ['list', '--json'], ['show', '1', '--json']]) {
+      const { code, out } = run([...argv, '--store', file]);
+      expect(code).toBe(0);
+      expect(out).not.toMatch(TERMINAL_CONTROL);
+    }
+    const list = run(['list', '--store', file]).out.split('\n');
+    expect(list[1]).toBe(
+      '1   pending  evil\\x1b[2Jname  why\\x9b31m  2         2025-01-01T12:00:30.000Z  {"t":"\\u001b]0;x\\u0007","c":"\\u009b2J","b":"\\u202e"}',
+    );
+    const show = run(['show', '1', '--store', file]).out.split('\n');
+    expect(show).toContain('recipient      evil\\x1b[2Jname');
+    expect(show).toContain('reason         why\\x9b31m');
+    expect(show).toContain('lastError      "boom\\u001b[31m\\r"');
+    expect(JSON.parse(run(['show', '1', '--store', file, '--json']).out)).toEqual({ id: '1', ...HOSTILE });
+    expect(JSON.parse(run(['list', '--store', file, '--json']).out)).toEqual([{ id: '1', ...HOSTILE }]);
+  });
+});
+
+describe('keel dlq on a message with a cycle', () => {
+  // a node stores one (the structural check and v8.serialize both take cycles)
+  function cyclic(): { message: unknown; printed: unknown } {
+    const shared = { x: 1 };
+    const message: Record<string, unknown> = { a: 1, shared, again: shared };
+    message.self = message;
+    const tags = new Map<string, unknown>([['k', 1]]);
+    tags.set('me', tags);
+    message.tags = tags;
+    // a value met again on its own path is "[Circular]"; one met on two paths is printed on both
+    return { message, printed: { a: 1, shared: { x: 1 }, again: { x: 1 }, self: '[Circular]', tags: { k: 1, me: '[Circular]' } } };
+  }
+
+  it('list, show and their --json print it, the cycle as "[Circular]" (they threw a TypeError with a stack trace)', async () => {
+    const { message, printed } = cyclic();
+    const file = await storeOf([{ ...RECORDS[0]!, message, metadata: { id: 'm-1', loop: message } }]);
+    const list = run(['list', '--store', file]);
+    expect(list.code).toBe(0);
+    expect(list.out.split('\n')[1]).toBe('1   pending  billing    timeout  2         2025-01-01T12:00:30.000Z  {"a":1,"shared":{"x":1},"again":{"x":1},"self":"[Circular...');
+    const listJson = run(['list', '--store', file, '--json']);
+    expect(listJson.code).toBe(0);
+    expect(JSON.parse(listJson.out)).toEqual([{ id: '1', ...RECORDS[0], message: printed, metadata: { id: 'm-1', loop: printed } }]);
+    const show = run(['show', '1', '--store', file]);
+    expect(show.code).toBe(0);
+    expect(show.out).toContain('"self": "[Circular]"');
+    const showJson = run(['show', '1', '--store', file, '--json']);
+    expect(showJson.code).toBe(0);
+    expect(JSON.parse(showJson.out)).toEqual({ id: '1', ...RECORDS[0], message: printed, metadata: { id: 'm-1', loop: printed } });
+  });
+});
+
+describe('keel dlq on times past the range of a Date', () => {
+  it('list and show print such a time as its number (they threw a RangeError: a node with a long backoff, initialMs and maxMs 1e17, writes one; so can another connection)', async () => {
+    const file = await storeOf([{ ...RECORDS[0]!, nextRetryAt: 1e17 }, RECORDS[1]!]);
+    const db = new Database(file);
+    try {
+      db.prepare("UPDATE dead_letters SET first_failed_at = 'soon' WHERE seq = 2").run();
+    } finally {
+      db.close();
+    }
+    const list = run(['list', '--store', file]);
+    expect(list.code).toBe(0);
+    expect(list.out.split('\n')[1]).toBe('1   pending  billing       timeout  2         100000000000000000        {"charge":500,"currency":"EUR"}');
+    const show = run(['show', '1', '--store', file]);
+    expect(show.code).toBe(0);
+    expect(show.out.split('\n')).toContain('nextRetryAt    100000000000000000');
+    const other = run(['show', '2', '--store', file]);
+    expect(other.code).toBe(0);
+    expect(other.out.split('\n')).toContain('firstFailedAt  soon');
+  });
+});
+
+describe('keel dlq retry on more entries than a page', () => {
+  it('--all (as a filter) marks every entry it selects, past the first 1,000,000 (they marked those only, and said so as if they were all)', () => {
+    const file = tmpfile();
+    new SqliteStore(file, undefined).close(); // the schema
+    const n = 1_000_003;
+    const db = new Database(file);
+    try {
+      const payload = serialize(['m', {}]);
+      db.prepare(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) INSERT INTO dead_letters (recipient, payload, reason, attempts, first_failed_at, last_attempt_at, next_retry_at, last_error, status) SELECT 'r', ?, 'noproc', 0, 0, 0, 0, NULL, 'parked' FROM c",
+      ).run(n, payload);
+    } finally {
+      db.close();
+    }
+    const { code, out } = run(['retry', '--all', '--store', file]);
+    expect(code).toBe(0);
+    expect(out.split('\n')[0]).toMatch(/^marked 1000003 dead letter\(s\) due now; /);
+    const check = new Database(file, { readonly: true });
+    try {
+      expect(check.prepare("SELECT status, next_retry_at AS at, COUNT(*) AS n FROM dead_letters GROUP BY status, next_retry_at").all()).toEqual([{ status: 'pending', at: T, n }]);
+    } finally {
+      check.close();
+    }
+  }, 60_000);
 });
 
 describe('keel dlq show', () => {

@@ -194,6 +194,20 @@ describe('keel top: failures are one line, never a stack', () => {
   });
 });
 
+describe('keel top --json with control characters in what the observer sends', () => {
+  it('prints them escaped (JSON.stringify leaves C1 controls, DEL and bidirectional overrides raw), and the JSON still parses back to what was sent', async () => {
+    const body = { node: 'n\u009b2J', processes: [{ pid: '<n.1.2>', name: '\u001b]0;x\u0007\u009b31m\u007f\u202e\u2028', mailbox: 0 }], total: 1, sort: 'mailbox', limit: 20 };
+    await withServer(200, 'application/json', JSON.stringify(body), async (base) => {
+      const r = await top(['--url', `${base}/?token=secret-token-123`, '--json']);
+      expect(r.err).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/);
+      expect(r.out).toContain('"name": "\\u001b]0;x\\u0007\\u009b31m\\u007f\\u202e\\u2028"');
+      expect(JSON.parse(r.out)).toEqual({ overview: body, processes: body });
+    });
+  });
+});
+
 describe('keel top: an observer that never answers', () => {
   it('is given up after the request timeout: one line, exit 1', async () => {
     // takes every request, answers none

@@ -27,6 +27,7 @@ import {
   deferred,
   expectKeelError,
   failure,
+  fakeLogger,
   idler,
   ok,
   receiveDown,
@@ -352,6 +353,21 @@ describe.each<[string, () => StoreOption]>([
       gate.resolve();
     });
 
+    it("a timeout in the metadata of an entry that is not a 'handled' send's (no ack: 'handled' beside it: the application's own) is not the redelivery's: it waits the default 5000 ms", async () => {
+      const { node, clock } = dlqNode(makeStore(), { backoff: { initialMs: 100, factor: 2, maxMs: 1000, jitter: 'none' } });
+      const r = receiver(node, { name: 'inbox' });
+      await r.hold();
+      const id = await add(node, 'inbox', 'm', 'noproc', { id: 'm-10', timeout: 600_000 }); // say, an HTTP call's
+      await step(node, clock, 100);
+      expect(node.info(r.pid)?.mailboxLength).toBe(1);
+      await step(node, clock, 4999);
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 0 });
+      await step(node, clock, 1);
+      expect(node.info(r.pid)?.mailboxLength).toBe(0);
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 1, lastError: 'not handled within 5000 ms' });
+      r.release();
+    });
+
     it("an entry of an 'enqueued' send is redelivered as 'handled' too: it stays in the queue until the receiver's handler finished it (default timeout 5000 ms)", async () => {
       const { node, clock } = dlqNode(makeStore(), { backoff: { initialMs: 100, factor: 2, maxMs: 1000, jitter: 'none' } });
       const events = captureEvents(node, [EVENTS]);
@@ -400,6 +416,18 @@ describe.each<[string, () => StoreOption]>([
       expect(ok(await node.deadLetters.retry([id]))).toEqual([{ id, ok: false, reason: 'process_down' }]);
       expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 1 });
       expect(await stats(node)).toMatchObject({ succeeded: 0 });
+    });
+
+    it('a ratePerSecond so small that its spacing is no number of ms (Number.MIN_VALUE: 1000 / rate is Infinity) is ERR_INVALID_ARGUMENT before anything is retried: the first entry was redelivered, then the retry rejected with an error about `ms`, the others neither retried nor reported', async () => {
+      const { node } = dlqNode(makeStore());
+      const r = receiver(node, { name: 'inbox' });
+      const a = await add(node, 'inbox', 'a');
+      const b = await add(node, 'inbox', 'b');
+      const e = await failure(() => node.deadLetters.retry([a, b], { ratePerSecond: Number.MIN_VALUE }));
+      expectKeelError(e, 'ERR_INVALID_ARGUMENT', 'options.ratePerSecond');
+      await node.idle();
+      expect(r.seen).toEqual([]);
+      expect(await ids(node)).toEqual([a, b]);
     });
 
     it('ratePerSecond spaces the retries on the node clock', async () => {
@@ -1684,5 +1712,76 @@ describe('dead letter queue with services: false', () => {
     await node.idle();
     expect(node.registry.whereis(DLQ_PROCESS)).toBeUndefined();
     expect(node.registry.whereis('keel.services')).toBeUndefined();
+  });
+});
+
+/** Every entry's retry comes 1 s after it is added (with random 1). */
+const SECOND = { initialMs: 1000, factor: 1, maxMs: 1000 };
+
+describe('the SQLite dead letter queue removing a delivered entry while another connection holds the write lock', () => {
+  it('counts the redelivery a success and never delivers it again: the delete waits for the lock (reads leave the entry out meanwhile); it was parked as unrecoverable, to be delivered again by a later retry', async () => {
+    const file = tmpfile();
+    const logger = fakeLogger();
+    const { node, clock } = clockedNode(track, { random: () => 1, logger, services: { deadLetters: { store: { kind: 'sqlite', path: file, busyTimeoutMs: 20 } as StoreOption, backoff: SECOND } } }, T0);
+    const events = captureEvents(node, [`${EVENTS}succeeded`, `${EVENTS}parked`]);
+    const billing = receiver(node, { name: 'billing' });
+    const id = await add(node, 'billing', 'invoice');
+    const lock = new Database(file);
+    lock.exec('BEGIN IMMEDIATE');
+    try {
+      expect(ok(await node.deadLetters.retry([id]))).toEqual([{ id, ok: true }]);
+      expect(billing.seen).toEqual([{ message: 'invoice', id: `dead-letter-${id}-${T0}` }]);
+      expect(events.events.map((e) => [e.event, e.metadata.id])).toEqual([[`${EVENTS}succeeded`, id]]);
+      // still locked: the entry is gone for every read, and its retry time passing delivers nothing
+      expect(await node.deadLetters.get(id)).toBeUndefined();
+      expect(await ids(node)).toEqual([]);
+      expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, retried: 1, succeeded: 1 });
+      await advance(node, clock, 6000); // past its retry time and the 5 s look at the file
+      expect(billing.seen).toHaveLength(1);
+      expect(ok(await node.deadLetters.retry([id]))).toEqual([{ id, ok: false, reason: 'not_found' }]);
+    } finally {
+      lock.exec('ROLLBACK');
+      lock.close();
+    }
+    expect(logger.errors.length).toBeGreaterThan(0);
+    expect(logger.errors[0]![0]).toBe(`the dead letter store ${file} could not write 1 update(s); they are kept for the next try`);
+    // the lock released: the next read writes the delete
+    expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, succeeded: 1 });
+    const db = new Database(file, { readonly: true });
+    try {
+      expect(db.prepare('SELECT COUNT(*) AS n FROM dead_letters').get()).toEqual({ n: 0 });
+    } finally {
+      db.close();
+    }
+    expect(billing.seen).toHaveLength(1);
+  });
+});
+
+describe('the SQLite dead letter queue while another connection holds the write lock', () => {
+  it('goes on retrying its due entries, and its process and the services supervisor keep running: its wake-up purge of expired parked entries threw SQLITE_BUSY and crashed the process, until the services supervisor gave up, again and again', async () => {
+    const file = tmpfile();
+    const logger = fakeLogger();
+    const { node, clock } = clockedNode(track, { random: () => 1, logger, services: { deadLetters: { store: { kind: 'sqlite', path: file, busyTimeoutMs: 20 } as StoreOption, backoff: SECOND } } }, T0);
+    const billing = receiver(node, { name: 'billing' });
+    const id = await add(node, 'billing', 'invoice');
+    await node.idle();
+    const queue = node.registry.whereis(DLQ_PROCESS);
+    const services = node.registry.whereis('keel.services');
+    expect(queue).toBeDefined();
+    const lock = new Database(file);
+    lock.exec('BEGIN IMMEDIATE');
+    try {
+      // past the entry's retry time (1 s), then through two of the queue's 5 s looks at the file
+      for (const ms of [1000, 5000, 5000]) await advance(node, clock, ms);
+      expect(billing.seen).toEqual([{ message: 'invoice', id: `dead-letter-${id}-${T0}` }]);
+      expect(node.registry.whereis(DLQ_PROCESS)).toBe(queue);
+      expect(node.registry.whereis('keel.services')).toBe(services);
+      expect(logger.errors.map((e) => e[0]).filter((m) => String(m).includes('services'))).toEqual([]);
+      expect(logger.errors.map((e) => e[0])).toContain(`the dead letter queue could not purge its expired parked entries from ${file}; it tries again at its next wake`);
+    } finally {
+      lock.exec('ROLLBACK');
+      lock.close();
+    }
+    expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, succeeded: 1 });
   });
 });

@@ -21,6 +21,7 @@ import {
   ok,
   otherCreation,
   receiver,
+  spawnWithContext,
   type Seen,
   UNREADABLE,
   useNodes,
@@ -1080,6 +1081,19 @@ describe('sendSupervised: telemetry', () => {
     expect(failed(w.value).reason).toBe('noproc');
   });
 
+  it("the events' own keys (id, to, reason, ack, outcome) win over same-named keys of the send's metadata, as in its dead letter: a metadata id replaced the message id of the retry event", async () => {
+    const { node, clock } = clocked();
+    const captured = captureEvents(node, ['keel.supervised_send.']);
+    const metadata = { id: 'order-7', to: 'elsewhere', reason: 'mine', ack: 'never', outcome: 'mine', tenant: 't3' };
+    const w = watch(sendSupervised(node, 'nobody', 'x', { retries: 1, onError: 'ignore', metadata, id: 'msg-1' }));
+    await clock.advance(5);
+    expect(w.status).toBe('resolved');
+    const [start, retry, stop] = captured.events;
+    expect(start!.metadata).toEqual({ ...metadata, to: 'nobody', ack: 'enqueued' });
+    expect(retry!.metadata).toEqual({ ...metadata, id: 'msg-1', to: 'nobody', reason: 'noproc' });
+    expect(stop!.metadata).toEqual({ ...metadata, to: 'nobody', ack: 'enqueued', outcome: w.value });
+  });
+
   it("a throw ('raise') is a span start then exception", async () => {
     const { node } = clocked();
     const captured = captureEvents(node, ['keel.supervised_send.']);
@@ -1242,5 +1256,36 @@ describe('sendSupervised given metadata that cannot be read', () => {
     const outcome = await sent;
     const entry = ok(await node.deadLetters.get((outcome as { deadLetterId: string }).deadLetterId));
     expect(entry?.metadata).toMatchObject({ tag: 'before' });
+  });
+});
+
+describe('sendSupervised: aborted from inside its own enqueue', () => {
+  // with longMailbox.above 1, the enqueue into an empty mailbox runs the long_mailbox handlers
+  // before it returns: one of them aborts the send's signal, or kills its sender
+  it("a message enqueued is the send's success, even when the signal aborts during that enqueue: it was reported aborted (and dead-lettered with onError 'dead_letter') while the receiver handled it", async () => {
+    const node = track({ longMailbox: { above: 1, below: 0 } });
+    const r = receiver(node);
+    await node.idle();
+    const controller = new AbortController();
+    node.telemetry.attach('abort-in-enqueue', ['keel.process.long_mailbox'], () => controller.abort('stop'));
+    const outcome = await sendSupervised(node, r.pid, 'pay', { signal: controller.signal, onError: 'dead_letter' });
+    await node.idle();
+    expect(r.seen.map((s) => s.message)).toEqual(['pay']);
+    expect(outcome).toEqual({ ok: true, id: outcome.id, attempts: 1 });
+    expect((await node.deadLetters.stats()).added).toBe(0);
+  });
+
+  it('so is one whose sender is killed during that enqueue (it was aborted too, and dead-lettered)', async () => {
+    const node = track({ longMailbox: { above: 1, below: 0 } });
+    const r = receiver(node);
+    const { pid: sender, ctx } = await spawnWithContext(node);
+    await node.idle();
+    node.telemetry.attach('kill-in-enqueue', ['keel.process.long_mailbox'], () => node.exit(sender, 'kill'));
+    const outcome = await sendSupervised(ctx, r.pid, 'pay', { signal: new AbortController().signal, onError: 'dead_letter' });
+    await node.idle();
+    expect(node.isAlive(sender)).toBe(false);
+    expect(r.seen.map((x) => x.message)).toEqual(['pay']);
+    expect(outcome).toEqual({ ok: true, id: outcome.id, attempts: 1 });
+    expect((await node.deadLetters.stats()).added).toBe(0);
   });
 });

@@ -23,7 +23,8 @@ export interface DeadLetterStore {
   /** In insertion order, after `cursor` (an id) if given. */
   list(filter: DeadLetterFilter, now: number, limit: number, cursor: string | undefined): { entries: Record_[]; cursor?: string };
   update(id: string, changes: Partial<Pick<Record_, 'attempts' | 'lastAttemptAt' | 'nextRetryAt' | 'lastError' | 'status'>>): void;
-  remove(id: string): boolean;
+  /** Removes a delivered entry; a durable store that cannot write it now (a locked file) queues it as an update rather than throw. */
+  remove(id: string): void;
   /** Removes every entry matching the filter; returns how many. */
   purge(filter: DeadLetterFilter, now: number): number;
   /**

@@ -63,9 +63,9 @@ export class MemoryStore implements DeadLetterStore {
     if (r !== undefined) Object.assign(r, changes);
   }
 
-  remove(id: string): boolean {
+  remove(id: string): void {
     const seq = seqOf(id);
-    return seq !== undefined && this.#records.delete(seq);
+    if (seq !== undefined) this.#records.delete(seq);
   }
 
   purge(filter: DeadLetterFilter, now: number): number {

@@ -106,7 +106,12 @@ export class SqliteStore implements DeadLetterStore {
   #batch: { record: NewRecord; payload: Buffer; resolve: (id: string) => void; reject: (e: unknown) => void }[] = [];
   readonly #maxPayloadBytes: number;
   readonly #onError: (message: string, error: unknown) => void;
-  #writes: { sql: string; args: unknown[] }[] = [];
+  #writes: { sql: string; args: unknown[]; removes?: number }[] = [];
+  /**
+   * Entries removed (delivered) whose delete is still queued, because the file could not be written
+   * (locked, full): every read leaves them out, so that a delivered entry is not delivered again.
+   */
+  readonly #removed = new Set<number>();
   readonly #statements = new Map<string, Statement>();
   readonly #applyWrites: (writes: { sql: string; args: unknown[] }[]) => void;
   #closed = false;
@@ -266,6 +271,7 @@ export class SqliteStore implements DeadLetterStore {
     this.#flushWrites();
     const seq = seqOf(id);
     if (seq === undefined) return undefined;
+    if (this.#removed.has(seq)) return undefined;
     const row = this.#statement('SELECT * FROM dead_letters WHERE seq = ?').get(seq) as Row | undefined;
     return row === undefined ? undefined : toRecord(row);
   }
@@ -274,9 +280,18 @@ export class SqliteStore implements DeadLetterStore {
     const { where, args } = whereOf(filter, now);
     const after = cursor === undefined ? 0 : Number(cursor);
     this.#flushWrites();
-    const rows = this.#statement(`SELECT * FROM dead_letters WHERE seq > ?${where} ORDER BY seq LIMIT ?`).all(after, ...args, limit + 1) as Row[];
+    const kept = this.#kept();
+    const rows = this.#statement(`SELECT * FROM dead_letters WHERE seq > ?${where}${kept.where} ORDER BY seq LIMIT ?`).all(after, ...args, ...kept.args, limit + 1) as Row[];
     const entries = rows.slice(0, limit).map(toRecord);
     return rows.length > limit ? { entries, cursor: entries[entries.length - 1]!.id } : { entries };
+  }
+
+  /** @internal The ids of every entry a filter selects, in insertion order, without reading their messages (`keel dlq retry`). */
+  ids(filter: DeadLetterFilter, now: number): string[] {
+    const { where, args } = whereOf(filter, now);
+    this.#flushWrites();
+    const kept = this.#kept();
+    return (this.#statement(`SELECT seq FROM dead_letters WHERE 1 = 1${where}${kept.where} ORDER BY seq`).all(...args, ...kept.args) as { seq: number }[]).map((r) => String(r.seq));
   }
 
   /** Updates are written behind, in one transaction per turn; every read flushes them first. */
@@ -299,6 +314,7 @@ export class SqliteStore implements DeadLetterStore {
     this.#writes = [];
     try {
       this.#applyWrites(writes);
+      for (const w of writes) if (w.removes !== undefined) this.#removed.delete(w.removes);
     } catch (e) {
       if (final) {
         this.#onError(`the dead letter store ${this.file} could not write ${writes.length} update(s) before it closed; they are lost`, e);
@@ -315,10 +331,32 @@ export class SqliteStore implements DeadLetterStore {
     return st;
   }
 
-  remove(id: string): boolean {
-    this.#flushWrites();
+  /**
+   * Deletes a delivered entry at once (a kill -9 right after does not bring it back). When the file
+   * cannot be written (locked past the busy timeout, full) the delete is not thrown, which would
+   * make a delivered entry a failed one: it is queued as updates are, for the next try, and every
+   * read leaves the entry out meanwhile, so that it is not delivered again.
+   */
+  remove(id: string): void {
     const seq = seqOf(id);
-    return seq !== undefined && this.#statement('DELETE FROM dead_letters WHERE seq = ?').run(seq).changes > 0;
+    if (seq === undefined) return;
+    this.#flushWrites();
+    if (this.#writes.length === 0) {
+      try {
+        this.#statement('DELETE FROM dead_letters WHERE seq = ?').run(seq);
+        return;
+      } catch (e) {
+        if (!DATABASE_WIDE.test(sqliteCode(e) ?? '')) throw e;
+      }
+    }
+    // behind the updates still queued (they could not be written either), in order
+    this.#removed.add(seq);
+    if (this.#writes.push({ sql: 'DELETE FROM dead_letters WHERE seq = ?', args: [seq], removes: seq }) === 1) setImmediate(() => this.#flushWrites());
+  }
+
+  /** The clause that leaves out the entries whose delete is still queued (none once the writes are in the file). */
+  #kept(): { where: string; args: unknown[] } {
+    return this.#removed.size === 0 ? NO_CLAUSE : { where: ' AND seq NOT IN (SELECT value FROM json_each(?))', args: [JSON.stringify([...this.#removed])] };
   }
 
   purge(filter: DeadLetterFilter, now: number): number {
@@ -329,22 +367,25 @@ export class SqliteStore implements DeadLetterStore {
 
   due(now: number, limit: number): Record_[] {
     this.#flushWrites();
-    return (this.#statement("SELECT * FROM dead_letters WHERE status = 'pending' AND next_retry_at <= ? ORDER BY seq LIMIT ?").all(now, limit) as Row[]).map(toRecord);
+    const kept = this.#kept();
+    return (this.#statement(`SELECT * FROM dead_letters WHERE status = 'pending' AND next_retry_at <= ?${kept.where} ORDER BY seq LIMIT ?`).all(now, ...kept.args, limit) as Row[]).map(toRecord);
   }
 
   earliest(after?: number): number | undefined {
     this.#flushWrites();
+    const kept = this.#kept();
     const row = (
       after === undefined
-        ? this.#statement("SELECT MIN(next_retry_at) AS at FROM dead_letters WHERE status = 'pending'").get()
-        : this.#statement("SELECT MIN(next_retry_at) AS at FROM dead_letters WHERE status = 'pending' AND next_retry_at > ?").get(after)
+        ? this.#statement(`SELECT MIN(next_retry_at) AS at FROM dead_letters WHERE status = 'pending'${kept.where}`).get(...kept.args)
+        : this.#statement(`SELECT MIN(next_retry_at) AS at FROM dead_letters WHERE status = 'pending' AND next_retry_at > ?${kept.where}`).get(after, ...kept.args)
     ) as { at: number | null };
     return row.at ?? undefined;
   }
 
   earliestParked(): number | undefined {
     this.#flushWrites();
-    const row = this.#statement("SELECT MIN(last_attempt_at) AS at FROM dead_letters WHERE status = 'parked'").get() as { at: number | null };
+    const kept = this.#kept();
+    const row = this.#statement(`SELECT MIN(last_attempt_at) AS at FROM dead_letters WHERE status = 'parked'${kept.where}`).get(...kept.args) as { at: number | null };
     return row.at ?? undefined;
   }
 
@@ -355,7 +396,8 @@ export class SqliteStore implements DeadLetterStore {
 
   counts(): { pending: number; parked: number } {
     this.#flushWrites();
-    const rows = this.#statement('SELECT status, COUNT(*) AS n FROM dead_letters GROUP BY status').all() as { status: string; n: number }[];
+    const kept = this.#kept();
+    const rows = this.#statement(`SELECT status, COUNT(*) AS n FROM dead_letters WHERE 1 = 1${kept.where} GROUP BY status`).all(...kept.args) as { status: string; n: number }[];
     return { pending: rows.find((r) => r.status === 'pending')?.n ?? 0, parked: rows.find((r) => r.status === 'parked')?.n ?? 0 };
   }
 
@@ -385,6 +427,8 @@ export class SqliteStore implements DeadLetterStore {
     }
   }
 }
+
+const NO_CLAUSE: { where: string; args: unknown[] } = { where: '', args: [] };
 
 function whereOf(filter: DeadLetterFilter, now: number): { where: string; args: unknown[] } {
   let where = '';
