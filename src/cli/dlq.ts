@@ -83,8 +83,9 @@ export const DLQ_USAGE = [
   '',
   '  keel dlq <command> --help prints the options of a command. More: docs/delivery.md.',
   '',
-  'exit code: 0 done; 1 not done (an unknown id, a store that could not be opened, read or written:',
-  'nothing was changed); 2 bad usage, no file at --store, or a file that is not a dead letter store.',
+  'exit code: 0 done; 1 not all done (an unknown id: the ids found are done, the others named; a store',
+  'that could not be opened, read or written: nothing was changed); 2 bad usage, no file at --store,',
+  'or a file that is not a dead letter store.',
 ].join('\n');
 
 /** The usage of `keel dlq <command>` (or of `keel dlq` with none), for `keel help dlq [command]`. */

@@ -432,6 +432,9 @@ describe('keel dlq retry', () => {
       ['pending', T + 1],
     ]);
     expect(run(['retry', '404', '--store', file, '--json'])).toEqual({ code: 1, out: JSON.stringify({ marked: [], notFound: ['404'] }, null, 2) });
+    // the ids found are marked, the others named (exit 1: not all done)
+    expect(run(['retry', '1', '404', '--store', file, '--json'], T + 2)).toEqual({ code: 1, out: JSON.stringify({ marked: ['1'], notFound: ['404'] }, null, 2) });
+    expect(rows(file)[0]!.next_retry_at).toBe(T + 2);
     expect(run(['retry', '--store', file]).code).toBe(2); // no selection: --all is required to mark everything
   });
 
