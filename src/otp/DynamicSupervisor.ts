@@ -172,6 +172,7 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
     if (child === undefined) return state;
     state.children.delete(message.from.id);
     child.pid = undefined;
+    child.proc = undefined;
     if (!shouldRestart(child, message.reason)) {
       event(ctx, 'child_terminated', {}, { id: child.id, pid: message.from, reason: message.reason });
       return state;

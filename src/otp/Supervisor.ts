@@ -145,6 +145,7 @@ function backoffDelay(ctx: Context<any>, backoff: BackoffOptions, attempt: numbe
 async function onChildExit(ctx: Context<any>, state: State, child: Child, reason: ExitReason): Promise<void> {
   const { children, options } = state;
   child.pid = undefined;
+  child.proc = undefined;
   child.status = 'stopped';
   if (!shouldRestart(child, reason)) {
     event(ctx, 'child_terminated', {}, { id: child.id, reason });

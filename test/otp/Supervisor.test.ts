@@ -797,6 +797,28 @@ describe('stopping children', () => {
     ]);
   });
 
+  it('reports a child that died on its own while an earlier one was stopping with the reason it died with (as OTP), not noproc', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const p = probe(node);
+    const sup = await Supervisor.start(node, [child('a'), trapping('stubborn', p, false, { shutdown: 1000 })]);
+    const pids = await pidsOf(node, sup);
+    const aRef = p.ctx.monitor(pids.a!);
+    const supRef = p.ctx.monitor(sup);
+    const events = supervisorEvents(node);
+    node.exit(sup, 'shutdown');
+    await p.receive((m) => isGot(m, 'stubborn'));
+    node.send(pids.a!, 'crash');
+    const crash = (await receiveDown(p, aRef)).reason;
+    expect((crash as Error).message).toBe('a crashed');
+    await clock.advance(1000);
+    expect((await receiveDown(p, supRef)).reason).toBe('shutdown');
+    expect(named(events.events, 'child_terminated').map((e) => [e.metadata.id, e.metadata.reason])).toEqual([
+      ['stubborn', 'killed'],
+      ['a', crash],
+    ]);
+  });
+
   it('defaults a worker to 5000 ms of shutdown time', async () => {
     const clock = new TestClock({ start: 0 });
     const node = track({ clock });

@@ -59,6 +59,8 @@ export interface Child {
   readonly significant: boolean;
   readonly modules: readonly string[] | 'dynamic';
   pid: Pid | undefined;
+  /** The record of the process at `pid`, kept so that the reason it died with can be read after its death. */
+  proc: Proc | undefined;
   /** `'restarting'` while a restart waits for its backoff or retries a failed start. */
   status: 'running' | 'restarting' | 'stopped';
   restarts: number;
@@ -105,7 +107,7 @@ export function toChild(spec: unknown, where: string, defaultId?: string): Child
     throw new InvalidArgumentError(`${where}.significant`, "false for a permanent child (a significant child is 'transient' or 'temporary')", s.significant, which);
   }
   const modules = toModules(s.modules, s.start, `${where}.modules`, which);
-  return { id, start: s.start, restart, shutdown, type, significant, modules, pid: undefined, status: 'stopped', restarts: 0, recentRestarts: [] };
+  return { id, start: s.start, restart, shutdown, type, significant, modules, pid: undefined, proc: undefined, status: 'stopped', restarts: 0, recentRestarts: [] };
 }
 
 function toModules(modules: unknown, start: (...args: never[]) => unknown, where: string, which: string | undefined): readonly string[] | 'dynamic' {
@@ -213,6 +215,7 @@ export async function startChild(ctx: Context<any>, child: Child): Promise<Pid> 
   }
   ctx.link(proc.self);
   child.pid = proc.self; // the runtime's own pid object: exits are matched against it
+  child.proc = proc;
   child.status = 'running';
   return proc.self;
 }
@@ -223,7 +226,9 @@ export async function startChild(ctx: Context<any>, child: Child): Promise<Pid> 
  */
 export function stopChild(ctx: Context<any>, child: Child): Promise<ExitReason | undefined> {
   const pid = child.pid;
+  const proc = child.proc;
   child.pid = undefined;
+  child.proc = undefined;
   child.status = 'stopped';
   if (pid === undefined) return Promise.resolve(undefined);
   const node = kernelOf(ctx.node);
@@ -236,7 +241,8 @@ export function stopChild(ctx: Context<any>, child: Child): Promise<ExitReason |
       resolve(reason);
     });
     if (unhook === undefined) {
-      resolve(undefined);
+      // it died before it was stopped (its Exit still in the supervisor's mailbox): the reason it died with, as OTP reports it
+      resolve(proc !== undefined && isDead(proc) ? exitReasonOf(proc) : undefined);
       return;
     }
     if (child.shutdown === 'brutal_kill') {
