@@ -14,6 +14,7 @@ import {
   type ExitReason,
   type From,
   type GenServerSpec,
+  type Node,
   type ServerPid,
   Supervisor,
   Task,
@@ -92,6 +93,16 @@ function logServer(hooks: Partial<Spec<unknown[]>> = {}): Spec<unknown[]> {
     handleCast: (request, log) => [...log, request],
     ...hooks,
   };
+}
+
+/**
+ * A supervisor of one transient GenServer child, started from `spec(n)` at its n-th start: `starts()`
+ * counts the starts, `pid()` is the child's current pid.
+ */
+async function transientChild(node: Node, spec: (start: number) => Spec<number>): Promise<{ sup: Pid; starts: () => number; pid: () => Promise<Pid> }> {
+  let starts = 0;
+  const sup = await Supervisor.start(node, [{ id: 'w', restart: 'transient', start: (ctx) => GenServer.startLink(ctx, spec(++starts)) }]);
+  return { sup, starts: () => starts, pid: async () => (await Supervisor.whichChildren(node, sup))[0]!.pid as Pid };
 }
 
 /** A server that traps exits in init and records every terminate(reason, state) in `seen`. */
@@ -1036,25 +1047,14 @@ describe('{ stop, state } and { state, continue } from handleCast, handleInfo an
 
   it('a transient child that stops itself with { stop: normal } from handleInfo is not restarted; one that stops with an error is', async () => {
     const node = track();
-    let starts = 0;
-    const sup = await Supervisor.start(node, [
-      {
-        id: 'w',
-        restart: 'transient',
-        start: (ctx) => {
-          starts++;
-          return GenServer.startLink(ctx, { init: () => 0, handleInfo: (m, n: number) => ({ stop: m === 'fail' ? new Error('failed') : 'normal', state: n }) });
-        },
-      },
-    ]);
-    const pidOf = async () => (await Supervisor.whichChildren(node, sup))[0]!.pid as Pid;
-    node.send(await pidOf(), 'fail');
+    const w = await transientChild(node, () => ({ init: () => 0, handleInfo: (m, n) => ({ stop: m === 'fail' ? new Error('failed') : 'normal', state: n }) }));
+    node.send(await w.pid(), 'fail');
     await node.idle();
-    expect(starts).toBe(2);
-    node.send(await pidOf(), 'done');
+    expect(w.starts()).toBe(2);
+    node.send(await w.pid(), 'done');
     await node.idle();
-    expect(starts).toBe(2);
-    expect(await Supervisor.countChildren(node, sup)).toMatchObject({ specs: 1, active: 0 });
+    expect(w.starts()).toBe(2);
+    expect(await Supervisor.countChildren(node, w.sup)).toMatchObject({ specs: 1, active: 0 });
   });
 
   it('takes only exactly { stop, state } and { state, continue }: a state with more keys, with the key on its prototype, or that cannot be inspected stays the state', async () => {
@@ -1250,33 +1250,21 @@ describe('terminate', () => {
 
   it('a transient child whose terminate throws on a normal stop is restarted: the exit was no normal one', async () => {
     const node = track();
-    let starts = 0;
-    const sup = await Supervisor.start(node, [
-      {
-        id: 'w',
-        restart: 'transient',
-        start: (ctx) => {
-          starts++;
-          return GenServer.startLink(ctx, {
-            init: () => 0,
-            handleCall: (_m: 'stop', _f, state: number) => ({ stop: 'normal', reply: 'ok', state }),
-            terminate: () => {
-              if (starts === 1) throw new Error('terminate failed');
-            },
-          });
-        },
+    const w = await transientChild(node, (start) => ({
+      init: () => 0,
+      handleCall: (_m: 'stop', _f, state) => ({ stop: 'normal', reply: 'ok', state }),
+      terminate: () => {
+        if (start === 1) throw new Error('terminate failed');
       },
-    ]);
-    const [first] = await Supervisor.whichChildren(node, sup);
-    expect(await GenServer.call(node, first!.pid as Pid, 'stop')).toBe('ok');
+    }));
+    expect(await GenServer.call(node, await w.pid(), 'stop')).toBe('ok');
     await node.idle();
-    expect(starts).toBe(2);
-    const [second] = await Supervisor.whichChildren(node, sup);
-    expect(second!.restarts).toBe(1);
+    expect(w.starts()).toBe(2);
+    expect((await Supervisor.whichChildren(node, w.sup))[0]!.restarts).toBe(1);
     // the second one's terminate does not throw: a normal stop of a transient child is final
-    expect(await GenServer.call(node, second!.pid as Pid, 'stop')).toBe('ok');
+    expect(await GenServer.call(node, await w.pid(), 'stop')).toBe('ok');
     await node.idle();
-    expect(starts).toBe(2);
+    expect(w.starts()).toBe(2);
   });
 
   it('a terminate that ends the process with ctx.exit exits with that reason, and is no failure of terminate', async () => {
