@@ -2,7 +2,7 @@ import { CallExitError, CallTimeoutError, checkKeys, DeadlockError, InvalidArgum
 import { isDead, isExitSentinel, isProcess, kernelOfProcess, originOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { formatReason, isExit, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
-import { checkTarget, Name, nameOf, type Pid, type Target, targetText } from '../runtime/Pid.js';
+import { checkTarget, Name, nameOf, type Pid, type Target, targetText, type TimerRef } from '../runtime/Pid.js';
 import type { Context, Handler, Init, Node } from '../runtime/types.js';
 import { callProcess, type From, noProcError, PendingCall, validateTimeout } from './internal/calls.js';
 import { ServerLifecycle } from './internal/lifecycle.js';
@@ -36,21 +36,26 @@ export type ServerName<P extends CallProtocol = any, Cast = any> = Name<any> & {
   readonly __casts?: (cast: Cast) => Cast;
 };
 
-/** What `init` returns: the state, or exactly `{ state, continue }` (the state and a term for `handleContinue`). */
-export type StateResult<S> = S | { state: S; continue: unknown };
+/**
+ * What `init` returns: the state, exactly `{ state, continue }` (the state and a term for
+ * `handleContinue`), or exactly `{ state, timeout }` (see {@link NoReplyResult}).
+ */
+export type StateResult<S> = S | { state: S; continue: unknown } | { state: S; timeout: number };
 
 /**
  * What `handleCast`, `handleInfo` and `handleContinue` return: the new state; exactly `{ state,
- * continue }` to run `handleContinue` next (gen_server's `{noreply, State, {continue, C}}`); or
- * exactly `{ stop, state }` to run `terminate` and exit with `stop` (`{stop, Reason, State}`).
- * Exactly: an object with those two keys and no others, so that a state is never misread.
+ * continue }` to run `handleContinue` next (gen_server's `{noreply, State, {continue, C}}`); exactly
+ * `{ state, timeout }` to get `GenServer.TIMEOUT` in `handleInfo` if no message comes within
+ * `timeout` ms (`{noreply, State, Timeout}`); or exactly `{ stop, state }` to run `terminate` and
+ * exit with `stop` (`{stop, Reason, State}`). Exactly: an object with those two keys and no
+ * others, so that a state is never misread.
  */
-export type NoReplyResult<S> = S | { state: S; continue: unknown } | { stop: ExitReason; state: S };
+export type NoReplyResult<S> = S | { state: S; continue: unknown } | { state: S; timeout: number } | { stop: ExitReason; state: S };
 
 /** What `handleCall` returns. */
 export type CallResult<S, R> =
-  | { reply: R; state: S; continue?: unknown }
-  | { noreply: true; state: S; continue?: unknown }
+  | { reply: R; state: S; continue?: unknown; timeout?: number }
+  | { noreply: true; state: S; continue?: unknown; timeout?: number }
   | { stop: ExitReason; reply?: R; state: S };
 
 /**
@@ -87,6 +92,15 @@ export class CastMessage {
   }
 }
 
+/**
+ * What `handleInfo` gets when a `timeout` a callback returned passed with no message: gen_server's
+ * `timeout` message. A symbol, so that no message sent to the server (from another node, say) is it.
+ */
+export const TIMEOUT: unique symbol = Symbol('keel.gen_server.timeout');
+
+/** @internal The timer's message of a `timeout` result; only the latest one armed counts. */
+class TimeoutMessage {}
+
 /** @internal `GenServer.stop`'s message. */
 export class StopMessage {
   readonly reason: ExitReason;
@@ -99,8 +113,9 @@ const INFO = 0;
 const CALL = 1;
 const CAST = 2;
 const STOP = 3;
+const TIMED_OUT = 4;
 /** The handler spans of message-flow tracing, by kind. */
-const HANDLE_SPANS = ['keel.gen_server.handle_info', 'keel.gen_server.handle_call', 'keel.gen_server.handle_cast', 'keel.gen_server.terminate'];
+const HANDLE_SPANS = ['keel.gen_server.handle_info', 'keel.gen_server.handle_call', 'keel.gen_server.handle_cast', 'keel.gen_server.terminate', 'keel.gen_server.handle_info'];
 
 /**
  * What a server's message is. A message may be any value a process was sent: one whose inspection
@@ -108,7 +123,7 @@ const HANDLE_SPANS = ['keel.gen_server.handle_info', 'keel.gen_server.handle_cal
  */
 function kindOf(msg: unknown): number {
   try {
-    return msg instanceof PendingCall ? CALL : msg instanceof CastMessage ? CAST : msg instanceof StopMessage ? STOP : INFO;
+    return msg instanceof PendingCall ? CALL : msg instanceof CastMessage ? CAST : msg instanceof StopMessage ? STOP : msg instanceof TimeoutMessage ? TIMED_OUT : INFO;
   } catch {
     return INFO;
   }
@@ -139,6 +154,11 @@ class Server<S> {
     if (this.telemetry.flow !== undefined && !this.inSpan) return this.#traced(this.telemetry.flow, msg);
     const kind = kindOf(msg);
     if (this.suspended !== undefined && holdWhileSuspended(this, msg, kind === STOP)) return;
+    if (this.#timeout !== undefined) {
+      // a message came: the timeout a callback returned is off (a Sys call is none: it keeps it)
+      if (kind === TIMED_OUT) return this.#timedOut(msg as TimeoutMessage);
+      if (!(kind === CALL && isSysCall(msg as PendingCall))) this.#cancelTimeout();
+    } else if (kind === TIMED_OUT) return; // a stale timer's: its timeout was off before it came
     switch (kind) {
       case CALL:
         if (isSysCall(msg as PendingCall)) return handleSys(this, msg as PendingCall);
@@ -184,12 +204,13 @@ class Server<S> {
   }
 
   #afterCall(call: PendingCall, res: unknown): void | Promise<void> {
-    const r = res as { reply?: unknown; noreply?: true; stop?: ExitReason; state: S; continue?: unknown };
+    const r = res as { reply?: unknown; noreply?: true; stop?: ExitReason; state: S; continue?: unknown; timeout?: unknown };
     if (typeof res === 'object' && res !== null && 'reply' in r && !('stop' in r)) {
       // the common case first: { reply, state }
       this.state = r.state;
       call.reply(r.reply);
-      if (r.continue !== undefined) return this.continueWith(r.continue);
+      if (r.continue !== undefined) return r.timeout === undefined ? this.continueWith(r.continue) : this.#bothContinueAndTimeout(res);
+      if (r.timeout !== undefined) return this.#arm(r.timeout);
       return;
     }
     if (typeof res !== 'object' || res === null || !('state' in res) || (r.noreply !== true && !('stop' in r))) {
@@ -199,7 +220,13 @@ class Server<S> {
     if (!('reply' in r) && r.noreply === true) call.deferred();
     // as gen_server: a stop's reply is sent once terminate has finished, right before the exit
     if ('stop' in r) return 'reply' in r ? this.terminate(r.stop!, () => call.reply(r.reply)) : this.terminate(r.stop!);
-    if (r.continue !== undefined) return this.continueWith(r.continue);
+    if (r.continue !== undefined) return r.timeout === undefined ? this.continueWith(r.continue) : this.#bothContinueAndTimeout(res);
+    if (r.timeout !== undefined) return this.#arm(r.timeout);
+  }
+
+  /** As gen_server, a result continues or sets a timeout, not both. */
+  #bothContinueAndTimeout(res: unknown): void | Promise<void> {
+    return this.crash(new InvalidArgumentError('handleCall result', 'a continue or a timeout, not both', res));
   }
 
   #cast(request: unknown): void | Promise<void> {
@@ -240,7 +267,33 @@ class Server<S> {
     }
     this.state = (res as { state: S }).state;
     if (shape === STOPS) return this.#stopWith((res as { stop: unknown }).stop);
+    if (shape === TIMES) return this.#arm((res as { timeout: unknown }).timeout);
     return this.continueWith((res as { continue: unknown }).continue);
+  }
+
+  /** The `timeout` of a callback's result, armed: `GenServer.TIMEOUT` comes unless a message does first. */
+  #timeout: TimeoutMessage | undefined = undefined;
+  #timeoutTimer: TimerRef | undefined = undefined;
+
+  /** Arms a result's `timeout` (Infinity: none); one that is no number of ms >= 0 is a crash. */
+  #arm(ms: unknown): void | Promise<void> {
+    if (typeof ms !== 'number' || !(ms >= 0)) return this.crash(new InvalidArgumentError('timeout', 'a number of ms >= 0 (Infinity: none)', ms));
+    if (ms === Infinity) return;
+    const t = new TimeoutMessage();
+    this.#timeout = t;
+    this.#timeoutTimer = this.ctx.sendAfter(this.ctx.self, t, ms);
+  }
+
+  #cancelTimeout(): void {
+    this.ctx.cancelTimer(this.#timeoutTimer!);
+    this.#timeout = this.#timeoutTimer = undefined;
+  }
+
+  /** A timer's message: `handleInfo(GenServer.TIMEOUT)` if it is the timeout still armed; a stale one is dropped. */
+  #timedOut(t: TimeoutMessage): void | Promise<void> {
+    if (t !== this.#timeout) return;
+    this.#timeout = this.#timeoutTimer = undefined;
+    return this.#info(TIMEOUT);
   }
 
   /** A `{ stop, state }` result: `terminate`, then exit; a stop that is no exit reason is a crash. */
@@ -276,11 +329,22 @@ class Server<S> {
     }
   }
 
-  /** Stores an `init` result (a `{ stop, state }` is a state there: init fails by throwing); returns the continue term, if any. */
+  /**
+   * Stores an `init` result (a `{ stop, state }` is a state there: init fails by throwing) and arms
+   * its timeout, if any; returns the continue term, if any.
+   */
   setState(res: unknown): { continue: unknown } | undefined {
-    if (shapeOf(res) === CONTINUES) {
+    const shape = shapeOf(res);
+    if (shape === CONTINUES) {
       this.state = (res as { state: S }).state;
       return { continue: (res as { continue: unknown }).continue };
+    }
+    if (shape === TIMES) {
+      const timeout = (res as { timeout: unknown }).timeout;
+      if (typeof timeout !== 'number' || !(timeout >= 0)) throw new InvalidArgumentError('timeout', 'a number of ms >= 0 (Infinity: none)', timeout);
+      this.state = (res as { state: S }).state;
+      void this.#arm(timeout);
+      return undefined;
     }
     this.state = res as S;
     return undefined;
@@ -341,23 +405,23 @@ const CALL_OPTIONS: readonly string[] = ['timeout', 'signal'];
 
 /** A thenable result of a callback (typed as a Promise: only its `then` is used). */
 
-/** The shapes of a callback's result: a plain state, exactly `{ state, continue }`, exactly `{ stop, state }`. */
+/** The shapes of a callback's result: a plain state, exactly `{ state, continue }`, `{ stop, state }` or `{ state, timeout }`. */
 const PLAIN = 0;
 const CONTINUES = 1;
 const STOPS = 2;
+const TIMES = 3;
 
 /**
- * Which of the shapes `value` has. Two own-property checks for most states (no allocation); the
- * keys are counted only for an object with an own `continue` or `stop`. An object that cannot be
- * inspected (a revoked proxy) is a plain state, as it always was.
+ * Which of the shapes `value` has. Three own-property checks for most states, no allocation (a
+ * state may well have an own `state`, as a StateMachine's has); the keys are counted only for an
+ * object with an own `continue`, `stop` or `timeout`. An object that cannot be inspected (a revoked
+ * proxy) is a plain state, as it always was.
  */
 function shapeOf(value: unknown): number {
   if (typeof value !== 'object' || value === null) return PLAIN;
   try {
-    const continues = Object.hasOwn(value, 'continue');
-    if (!continues && !Object.hasOwn(value, 'stop')) return PLAIN;
-    if (!Object.hasOwn(value, 'state') || Object.keys(value).length !== 2) return PLAIN;
-    return continues ? CONTINUES : STOPS;
+    const shape = Object.hasOwn(value, 'continue') ? CONTINUES : Object.hasOwn(value, 'stop') ? STOPS : Object.hasOwn(value, 'timeout') ? TIMES : PLAIN;
+    return shape !== PLAIN && Object.hasOwn(value, 'state') && Object.keys(value).length === 2 ? shape : PLAIN;
   } catch {
     return PLAIN;
   }
@@ -465,6 +529,9 @@ function start<S, P extends CallProtocol, Cast, Arg>(
  * ```
  */
 export const GenServer = {
+  /** What `handleInfo` gets when the `timeout` of a callback's result passed with no message (gen_server's `timeout`). */
+  TIMEOUT,
+
   /** A typed name for a server of calls `P` and casts `Cast` (see {@link ServerName}). */
   name<P extends CallProtocol, Cast = never>(text: string): ServerName<P, Cast> {
     return Name.of(text) as ServerName<P, Cast>;

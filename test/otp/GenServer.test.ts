@@ -17,12 +17,15 @@ import {
   type Node,
   type ServerPid,
   Supervisor,
+  Sys,
   Task,
 } from '../../src/index.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
 import {
+  advance,
   attempt,
+  clockedNode,
   deferred,
   drainThrough,
   expectKeelError,
@@ -1085,6 +1088,119 @@ describe('{ stop, state } and { state, continue } from handleCast, handleInfo an
     const ref = p.ctx.monitor(pid);
     GenServer.cast(node, pid, 'go');
     expectKeelError((await receiveDown(p, ref)).reason, 'ERR_INVALID_ARGUMENT', '`stop`', '42');
+  });
+});
+
+// ---- timeouts (gen_server's {noreply, State, Timeout}) ------------------------------------------
+
+describe('a timeout from a callback', () => {
+  /** A server that logs what handleInfo gets, and returns the timeout its request or message asks for. */
+  function timed(log: unknown[], initTimeout?: number): Spec<number> {
+    return {
+      init: () => (initTimeout === undefined ? 0 : { state: 0, timeout: initTimeout }),
+      handleCall: (request, _from, n) => {
+        const r = request as { timeout?: number; noreply?: true } | 'n';
+        if (r === 'n') return { reply: n, state: n };
+        return r.noreply === true ? { noreply: true, state: n + 1, timeout: r.timeout! } : { reply: 'ok', state: n + 1, timeout: r.timeout! };
+      },
+      handleCast: (request: unknown, n) => (typeof request === 'number' ? { state: n + 1, timeout: request } : typeof request === 'object' && request !== null ? { state: n + 1, timeout: (request as { timeout: number }).timeout } : n + 1),
+      handleInfo: (m, n) => {
+        log.push(m === GenServer.TIMEOUT ? 'TIMEOUT' : m);
+        return n;
+      },
+    };
+  }
+
+  it('gives handleInfo GenServer.TIMEOUT once no message came within it, on the node clock, not a millisecond before', async () => {
+    const { node, clock } = clockedNode(track);
+    const log: unknown[] = [];
+    await GenServer.start(node, timed(log, 100));
+    await advance(node, clock, 99);
+    expect(log).toEqual([]);
+    await advance(node, clock, 1);
+    expect(log).toEqual(['TIMEOUT']);
+    await advance(node, clock, 1000);
+    expect(log).toEqual(['TIMEOUT']); // once: handleInfo's plain result set none
+  });
+
+  it('is off once any message comes first (a call, a cast, an info); a Sys call does not count', async () => {
+    const { node, clock } = clockedNode(track);
+    const log: unknown[] = [];
+    const pid = await GenServer.start(node, timed(log));
+    GenServer.cast(node, pid, 100);
+    await advance(node, clock, 50);
+    expect(await Sys.getState(node, pid)).toBe(1);
+    await advance(node, clock, 50);
+    expect(log).toEqual(['TIMEOUT']);
+    GenServer.cast(node, pid, 100);
+    await advance(node, clock, 99);
+    GenServer.cast(node, pid, 'no timeout');
+    await advance(node, clock, 500);
+    expect(log).toEqual(['TIMEOUT']);
+    expect(await GenServer.call(node, pid, 'n')).toBe(3);
+    node.send(pid, 'hello');
+    GenServer.cast(node, pid, 100);
+    node.send(pid, 'again'); // before the timeout: it is off
+    await advance(node, clock, 500);
+    expect(log).toEqual(['TIMEOUT', 'hello', 'again']);
+  });
+
+  it('comes from handleCall results too, after the reply ({ reply, state, timeout } and { noreply, state, timeout })', async () => {
+    const { node, clock } = clockedNode(track);
+    const log: unknown[] = [];
+    const pid = await GenServer.start(node, timed(log));
+    expect(await GenServer.call(node, pid, { timeout: 10 })).toBe('ok');
+    await advance(node, clock, 10);
+    expect(log).toEqual(['TIMEOUT']);
+    const deferred = watch(GenServer.call(node, pid, { timeout: 20, noreply: true }, 5000));
+    await advance(node, clock, 20);
+    expect(log).toEqual(['TIMEOUT', 'TIMEOUT']);
+    expect(deferred.status).toBe('pending');
+  });
+
+  it('0 lets the messages already queued come first; Infinity is none', async () => {
+    const { node, clock } = clockedNode(track);
+    const log: unknown[] = [];
+    const pid = await GenServer.start(node, timed(log));
+    GenServer.cast(node, pid, 0);
+    node.send(pid, 'queued');
+    await advance(node, clock, 0);
+    expect(log).toEqual(['queued']);
+    GenServer.cast(node, pid, 0);
+    await advance(node, clock, 0);
+    expect(log).toEqual(['queued', 'TIMEOUT']);
+    GenServer.cast(node, pid, Infinity);
+    await advance(node, clock, 1e9);
+    expect(log).toEqual(['queued', 'TIMEOUT']);
+  });
+
+  it("is a symbol no message sent can be: a 'timeout' sent is an ordinary message", async () => {
+    const { node } = clockedNode(track);
+    const log: unknown[] = [];
+    const pid = await GenServer.start(node, timed(log));
+    node.send(pid, 'timeout');
+    await node.idle();
+    expect(log).toEqual(['timeout']);
+    expect(typeof GenServer.TIMEOUT).toBe('symbol');
+  });
+
+  it('crashes on a timeout that is no number of ms >= 0, or on a continue with a timeout; an init with one fails the start', async () => {
+    for (const bad of [-1, Number.NaN, '5', null]) {
+      const { node } = clockedNode(track);
+      const p = probe(node);
+      const pid = await GenServer.start(node, timed([]));
+      const ref = p.ctx.monitor(pid);
+      GenServer.cast(node, pid, { timeout: bad });
+      expectKeelError((await receiveDown(p, ref)).reason, 'ERR_INVALID_ARGUMENT', '`timeout`');
+      const e = await failure(() => GenServer.start(node, timed([], bad as number)));
+      expectKeelError(e, 'ERR_START_FAILED', 'timeout');
+    }
+    const { node } = clockedNode(track);
+    const p = probe(node);
+    const pid = await GenServer.start(node, { init: () => 0, handleCall: (_r, _f, state) => ({ reply: 1, state, continue: 'x', timeout: 5 }), handleContinue: (_c, s) => s });
+    const ref = p.ctx.monitor(pid);
+    await GenServer.call(node, pid, 'go');
+    expectKeelError((await receiveDown(p, ref)).reason, 'ERR_INVALID_ARGUMENT', 'not both');
   });
 });
 
