@@ -1,12 +1,12 @@
 import { CallExitError, CallTimeoutError, checkKeys, DeadlockError, InvalidArgumentError, StartError, toError } from '../errors.js';
 import { isDead, isExitSentinel, isProcess, kernelOfProcess, originOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
-import { formatReason, isExit, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
+import { type Exit, formatReason, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
 import { checkTarget, Name, nameOf, type Pid, type Target, targetText } from '../runtime/Pid.js';
 import type { Context, Handler, Init, Node } from '../runtime/types.js';
 import { callProcess, type From, noProcError, PendingCall, validateTimeout } from './internal/calls.js';
 import { ServerLifecycle } from './internal/lifecycle.js';
-import { handleSys, holdWhileSuspended, isSysCall, SYS_VIEW, type SysView } from './internal/sys.js';
+import { handleSys, holdWhileSuspended, isParentExit, isSysCall, SYS_VIEW, type SysView } from './internal/sys.js';
 import type { TelemetryBus } from '../telemetry/Telemetry.js';
 import type { MessageFlow } from '../telemetry/tracing.js';
 import { adopt, isThenable } from './internal/thenable.js';
@@ -148,9 +148,7 @@ class Server<S> {
       case STOP:
         return this.terminate((msg as StopMessage).reason);
     }
-    if (isExit(msg) && (msg.from === this.parent || (msg.from === 'node' && (this.parent === 'node' || kernelOfProcess(this.ctx).stopping)))) {
-      return this.terminate(msg.reason);
-    }
+    if (isParentExit(this.ctx, this.parent, msg)) return this.terminate((msg as Exit).reason);
     return this.#info(msg);
   };
 
