@@ -196,7 +196,7 @@ class Server<S> {
     this.state = r.state;
     if (!('reply' in r) && r.noreply === true) call.deferred();
     // as gen_server: a stop's reply is sent once terminate has finished, right before the exit
-    if ('stop' in r) return 'reply' in r ? this.terminate(r.stop!, () => call.reply(r.reply)) : this.terminate(r.stop!);
+    if ('stop' in r) return 'reply' in r ? this.#stopWith(r.stop, () => call.reply(r.reply)) : this.#stopWith(r.stop);
     if (r.continue !== undefined) return this.continueWith(r.continue);
   }
 
@@ -241,10 +241,10 @@ class Server<S> {
     return this.continueWith((res as { continue: unknown }).continue);
   }
 
-  /** A `{ stop, state }` result: `terminate`, then exit; a stop that is no exit reason is a crash. */
-  #stopWith(reason: unknown): void | Promise<void> {
+  /** A stop result: `terminate`, then `beforeExit` (a `{ stop, reply }`'s reply), then exit; a stop that is no exit reason is a crash (no reply). */
+  #stopWith(reason: unknown, beforeExit?: () => void): void | Promise<void> {
     if (!isExitReason(reason)) return this.crash(new InvalidArgumentError('stop', "an exit reason ('normal', 'shutdown', { shutdown }, an Error, ...)", reason));
-    return this.terminate(reason);
+    return this.terminate(reason, beforeExit);
   }
 
   /** True once the process has exited: a continuation then runs no more callbacks. */

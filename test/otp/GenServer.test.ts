@@ -469,6 +469,22 @@ describe('GenServer.call', () => {
     expect((await receiveDown(p, ref)).reason).toBe('normal');
   });
 
+  it.each([
+    ['{ stop, reply, state }', { stop: 42, reply: 'bye', state: 'stopping' }],
+    ['{ stop, state }', { stop: 42, state: 'stopping' }],
+  ])('crashes, with ERR_INVALID_ARGUMENT and its terminate told so, on a handleCall %s whose stop is no exit reason; its reply is not sent', async (_shape, result) => {
+    const node = track();
+    const p = probe(node);
+    const seen: unknown[] = [];
+    const pid = await GenServer.start(node, { init: () => 'running', handleCall: () => result as never, terminate: (reason) => void seen.push(reason) });
+    const ref = p.ctx.monitor(pid);
+    const e = await failure(() => GenServer.call(node, pid, 'stop'));
+    expectKeelError(e, 'ERR_CALL_EXIT');
+    expectKeelError((e as { reason: unknown }).reason, 'ERR_INVALID_ARGUMENT', '`stop`', '42');
+    expect((await receiveDown(p, ref)).reason).toBe((e as { reason: unknown }).reason);
+    expect(seen).toEqual([(e as { reason: unknown }).reason]);
+  });
+
   it('fails the caller with ERR_CALL_EXIT and the stop reason on { stop, state } without a reply', async () => {
     const node = track();
     const spec: Spec<null> = { init: () => null, handleCall: (_request, _from, state) => ({ stop: 'shutdown', state }) };
