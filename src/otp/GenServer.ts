@@ -183,7 +183,7 @@ class Server<S> {
 
   #afterCall(call: PendingCall, res: unknown): void | Promise<void> {
     const r = res as { reply?: unknown; noreply?: true; stop?: ExitReason; state: S; continue?: unknown };
-    if (typeof res === 'object' && res !== null && 'reply' in r && !('stop' in r)) {
+    if (typeof res === 'object' && res !== null && 'reply' in r && 'state' in r && !('stop' in r)) {
       // the common case first: { reply, state }
       this.state = r.state;
       call.reply(r.reply);

@@ -485,6 +485,23 @@ describe('GenServer.call', () => {
     expect(seen).toEqual([(e as { reason: unknown }).reason]);
   });
 
+  it('crashes, with ERR_INVALID_ARGUMENT and no reply, on a handleCall { reply } without a state (gen_server: bad_return_value), rather than taking undefined for the state', async () => {
+    const node = track();
+    const p = probe(node);
+    const seen: unknown[] = [];
+    const pid = await GenServer.start(node, {
+      init: () => 'running',
+      handleCall: () => ({ reply: 'x' }) as never,
+      terminate: (reason, state) => void seen.push(reason, state),
+    });
+    const ref = p.ctx.monitor(pid);
+    const e = await failure(() => GenServer.call(node, pid, 'get'));
+    expectKeelError(e, 'ERR_CALL_EXIT');
+    expectKeelError((e as { reason: unknown }).reason, 'ERR_INVALID_ARGUMENT', 'handleCall result');
+    expect((await receiveDown(p, ref)).reason).toBe((e as { reason: unknown }).reason);
+    expect(seen).toEqual([(e as { reason: unknown }).reason, 'running']);
+  });
+
   it('fails the caller with ERR_CALL_EXIT and the stop reason on { stop, state } without a reply', async () => {
     const node = track();
     const spec: Spec<null> = { init: () => null, handleCall: (_request, _from, state) => ({ stop: 'shutdown', state }) };
