@@ -35,6 +35,7 @@ import {
   isForwarded,
   otherCreation,
   receiveDown,
+  revokedProxy,
   spawnWithContext,
   thrown,
   UNREADABLE,
@@ -1108,6 +1109,33 @@ describe('{ stop, state } and { state, continue } from handleCast, handleInfo an
       GenServer.cast(node, pid, i);
       expect(await GenServer.call(node, pid, 'state')).toBe(states[i]);
     }
+    expect(node.isAlive(pid)).toBe(true);
+  });
+
+  it('keeps a revoked proxy, or an object whose `then` getter throws, returned by init, handleCast, handleInfo or handleContinue as the state (no thenable)', async () => {
+    const node = track();
+    const proxy = revokedProxy();
+    const thenThrows = Object.defineProperty({}, 'then', {
+      get() {
+        throw new Error('then getter');
+      },
+    });
+    const pid = await GenServer.start(node, {
+      init: () => proxy,
+      // (a reply cannot be either: a promise resolved with it reads its `then`)
+      handleCall: (_r: 'state', _f, state) => ({ reply: state === proxy ? 'proxy' : state === thenThrows ? 'then throws' : 'other', state }),
+      handleCast: (m: 'then' | 'continue') => (m === 'then' ? thenThrows : { state: null, continue: 'proxy' }),
+      handleInfo: () => proxy,
+      handleContinue: () => proxy,
+    });
+    expect(await GenServer.call(node, pid, 'state')).toBe('proxy');
+    GenServer.cast(node, pid, 'then');
+    expect(await GenServer.call(node, pid, 'state')).toBe('then throws');
+    node.send(pid, 'info');
+    expect(await GenServer.call(node, pid, 'state')).toBe('proxy');
+    GenServer.cast(node, pid, 'then');
+    GenServer.cast(node, pid, 'continue');
+    expect(await GenServer.call(node, pid, 'state')).toBe('proxy');
     expect(node.isAlive(pid)).toBe(true);
   });
 
