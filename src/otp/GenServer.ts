@@ -182,22 +182,38 @@ class Server<S> {
   }
 
   #afterCall(call: PendingCall, res: unknown): void | Promise<void> {
-    const r = res as { reply?: unknown; noreply?: true; stop?: ExitReason; state: S; continue?: unknown };
-    if (typeof res === 'object' && res !== null && 'reply' in r && 'state' in r && !('stop' in r)) {
-      // the common case first: { reply, state }
-      this.state = r.state;
-      call.reply(r.reply);
-      if (r.continue !== undefined) return this.continueWith(r.continue);
-      return;
+    // read once, up front: a result that cannot be read (a revoked proxy, a getter that throws) is
+    // a crash of the callback, its terminate run, as a throw is
+    let kind = INVALID;
+    let state: S | undefined;
+    let reply: unknown;
+    let hasReply = false;
+    let stop: unknown;
+    let next: unknown;
+    try {
+      if (typeof res === 'object' && res !== null && 'state' in res) {
+        const r = res as { reply?: unknown; noreply?: true; stop?: unknown; state: S; continue?: unknown };
+        hasReply = 'reply' in r;
+        if ('stop' in r) {
+          kind = STOPS;
+          stop = r.stop;
+        } else if (hasReply || r.noreply === true) {
+          kind = hasReply ? REPLIES : DEFERS;
+          next = r.continue;
+        }
+        if (hasReply) reply = r.reply;
+        state = r.state;
+      }
+    } catch (e) {
+      return this.crash(e);
     }
-    if (typeof res !== 'object' || res === null || !('state' in res) || (r.noreply !== true && !('stop' in r))) {
-      return this.crash(new InvalidArgumentError('handleCall result', '{ reply, state } | { noreply: true, state } | { stop, reply?, state }', res));
-    }
-    this.state = r.state;
-    if (!('reply' in r) && r.noreply === true) call.deferred();
+    if (kind === INVALID) return this.crash(new InvalidArgumentError('handleCall result', '{ reply, state } | { noreply: true, state } | { stop, reply?, state }', res));
+    this.state = state as S;
+    if (kind === REPLIES) call.reply(reply);
     // as gen_server: a stop's reply is sent once terminate has finished, right before the exit
-    if ('stop' in r) return 'reply' in r ? this.#stopWith(r.stop, () => call.reply(r.reply)) : this.#stopWith(r.stop);
-    if (r.continue !== undefined) return this.continueWith(r.continue);
+    else if (kind === STOPS) return hasReply ? this.#stopWith(stop, () => call.reply(reply)) : this.#stopWith(stop);
+    else call.deferred();
+    if (next !== undefined) return this.continueWith(next);
   }
 
   #cast(request: unknown): void | Promise<void> {
@@ -236,9 +252,15 @@ class Server<S> {
       this.state = res as S;
       return;
     }
-    this.state = (res as { state: S }).state;
-    if (shape === STOPS) return this.#stopWith((res as { stop: unknown }).stop);
-    return this.continueWith((res as { continue: unknown }).continue);
+    let next: unknown;
+    try {
+      // a getter that throws is a crash of the callback, as a throw is
+      next = shape === STOPS ? (res as { stop: unknown }).stop : (res as { continue: unknown }).continue;
+      this.state = (res as { state: S }).state;
+    } catch (e) {
+      return this.crash(e);
+    }
+    return shape === STOPS ? this.#stopWith(next) : this.continueWith(next);
   }
 
   /** A stop result: `terminate`, then `beforeExit` (a `{ stop, reply }`'s reply), then exit; a stop that is no exit reason is a crash (no reply). */
@@ -267,10 +289,13 @@ class Server<S> {
         return this.crash(e);
       }
       if (isThenable(r)) return adopt(r).then((res) => this.#noReply(res), (e: unknown) => this.crash(e));
-      const shape = shapeOf(r);
-      if (shape !== CONTINUES) return this.#noReply(r);
-      this.state = (r as { state: S }).state;
-      info = (r as { continue: unknown }).continue;
+      if (shapeOf(r) !== CONTINUES) return this.#noReply(r);
+      try {
+        info = (r as { continue: unknown }).continue;
+        this.state = (r as { state: S }).state;
+      } catch (e) {
+        return this.crash(e);
+      }
     }
   }
 
@@ -343,6 +368,10 @@ const CALL_OPTIONS: readonly string[] = ['timeout', 'signal'];
 const PLAIN = 0;
 const CONTINUES = 1;
 const STOPS = 2;
+/** The shapes of a handleCall result besides STOPS: `{ reply, state }`, `{ noreply: true, state }`, none. */
+const REPLIES = 3;
+const DEFERS = 4;
+const INVALID = 5;
 
 /**
  * Which of the shapes `value` has. Two own-property checks for most states (no allocation); the

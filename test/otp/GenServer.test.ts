@@ -1139,6 +1139,30 @@ describe('{ stop, state } and { state, continue } from handleCast, handleInfo an
     expect(node.isAlive(pid)).toBe(true);
   });
 
+  it.each([
+    ['handleCall', 'a revoked proxy', () => revokedProxy()],
+    ['handleCall', '{ reply, state } whose reply getter throws', () => ({ state: 1, get reply() { throw new Error('getter'); } })],
+    ['handleCast', '{ stop, state } whose state getter throws', () => ({ stop: 'normal', get state() { throw new Error('getter'); } })],
+    ['handleContinue', '{ state, continue } whose continue getter throws', () => ({ state: 1, get continue() { throw new Error('getter'); } })],
+  ])('crashes as a throw does, terminate run with the error and the state before, when a %s result cannot be read (%s)', async (callback, _label, result) => {
+    const node = track();
+    const p = probe(node);
+    const seen: unknown[] = [];
+    const pid = await GenServer.start(node, {
+      init: () => 'before',
+      handleCall: () => (callback === 'handleCall' ? result() : { reply: 'ok', state: 'before', continue: 'go' }) as never,
+      handleCast: (_m: string) => result() as never,
+      handleContinue: () => result() as never,
+      terminate: (reason, state) => void seen.push(String(reason), state),
+    });
+    const ref = p.ctx.monitor(pid);
+    if (callback === 'handleCast') GenServer.cast(node, pid, 'x');
+    else void GenServer.call(node, pid, 'x').catch(() => undefined);
+    const reason = (await receiveDown(p, ref)).reason;
+    expect(reason).toBeInstanceOf(Error);
+    expect(seen).toEqual([String(reason), 'before']);
+  });
+
   it('crashes, with ERR_INVALID_ARGUMENT, on { stop, state } whose stop is no exit reason', async () => {
     const node = track();
     const p = probe(node);
