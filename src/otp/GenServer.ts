@@ -1,12 +1,12 @@
 import { CallExitError, CallTimeoutError, checkKeys, DeadlockError, InvalidArgumentError, StartError, toError } from '../errors.js';
 import { isDead, isExitSentinel, isProcess, kernelOfProcess, originOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
-import { formatReason, isExit, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
+import { type Exit, formatReason, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
 import { checkTarget, Name, nameOf, type Pid, type Target, targetText, type TimerRef } from '../runtime/Pid.js';
 import type { Context, Handler, Init, Node } from '../runtime/types.js';
 import { callProcess, type From, noProcError, PendingCall, validateTimeout } from './internal/calls.js';
 import { ServerLifecycle } from './internal/lifecycle.js';
-import { handleSys, holdWhileSuspended, isSysCall, SYS_VIEW, type SysView } from './internal/sys.js';
+import { handleSys, holdWhileSuspended, isParentExit, isSysCall, SYS_VIEW, type SysView } from './internal/sys.js';
 import type { TelemetryBus } from '../telemetry/Telemetry.js';
 import type { MessageFlow } from '../telemetry/tracing.js';
 import { adopt, isThenable } from './internal/thenable.js';
@@ -36,21 +36,23 @@ export type ServerName<P extends CallProtocol = any, Cast = any> = Name<any> & {
   readonly __casts?: (cast: Cast) => Cast;
 };
 
-/**
- * What `init` returns: the state, exactly `{ state, continue }` (the state and a term for
- * `handleContinue`), or exactly `{ state, timeout }` (see {@link NoReplyResult}).
- */
-export type StateResult<S> = S | { state: S; continue: unknown } | { state: S; timeout: number };
+/** What `init` returns: the state, or exactly `{ state, continue }` (the state and a term for `handleContinue`). */
+export type StateResult<S> = S | { state: S; continue: unknown };
 
 /**
- * What `handleCast`, `handleInfo` and `handleContinue` return: the new state; exactly `{ state,
- * continue }` to run `handleContinue` next (gen_server's `{noreply, State, {continue, C}}`); exactly
- * `{ state, timeout }` to get `GenServer.TIMEOUT` in `handleInfo` if no message comes within
- * `timeout` ms (`{noreply, State, Timeout}`); or exactly `{ stop, state }` to run `terminate` and
- * exit with `stop` (`{stop, Reason, State}`). Exactly: an object with those two keys and no
- * others, so that a state is never misread.
+ * What `handleCast`, `handleInfo` and `handleContinue` return, as gen_server's `{noreply, State}`,
+ * `{noreply, State, Timeout | {continue, C}}` and `{stop, Reason, State}`: the new state;
+ * `{ noreply: true, state, timeout?, continue? }` (a `timeout` in ms: `handleInfo` gets
+ * `GenServer.TIMEOUT` if no message comes within it; a `continue`: `handleContinue` runs before the
+ * next message; not both); exactly `{ state, continue }` (as `init`'s); or exactly `{ stop, state }`
+ * with `stop` an exit reason, to run `terminate` and exit. The two forms with a marker are read as
+ * such only in a plain object (not a class's instance), so that a state is never misread.
  */
-export type NoReplyResult<S> = S | { state: S; continue: unknown } | { state: S; timeout: number } | { stop: ExitReason; state: S };
+export type NoReplyResult<S> =
+  | S
+  | { noreply: true; state: S; timeout?: number; continue?: unknown }
+  | { state: S; continue: unknown }
+  | { stop: ExitReason; state: S };
 
 /** What `handleCall` returns. */
 export type CallResult<S, R> =
@@ -168,9 +170,7 @@ class Server<S> {
       case STOP:
         return this.terminate((msg as StopMessage).reason);
     }
-    if (isExit(msg) && (msg.from === this.parent || (msg.from === 'node' && (this.parent === 'node' || kernelOfProcess(this.ctx).stopping)))) {
-      return this.terminate(msg.reason);
-    }
+    if (isParentExit(this.ctx, this.parent, msg)) return this.terminate((msg as Exit).reason);
     return this.#info(msg);
   };
 
@@ -204,29 +204,49 @@ class Server<S> {
   }
 
   #afterCall(call: PendingCall, res: unknown): void | Promise<void> {
-    const r = res as { reply?: unknown; noreply?: true; stop?: ExitReason; state: S; continue?: unknown; timeout?: unknown };
-    if (typeof res === 'object' && res !== null && 'reply' in r && !('stop' in r)) {
-      // the common case first: { reply, state }
-      this.state = r.state;
-      call.reply(r.reply);
-      if (r.continue !== undefined) return r.timeout === undefined ? this.continueWith(r.continue) : this.#bothContinueAndTimeout(res);
-      if (r.timeout !== undefined) return this.#arm(r.timeout);
-      return;
+    // read once, up front: a result that cannot be read (a revoked proxy, a getter that throws) is
+    // a crash of the callback, its terminate run, as a throw is
+    let kind = INVALID;
+    let state: S | undefined;
+    let reply: unknown;
+    let hasReply = false;
+    let stop: unknown;
+    let next: unknown;
+    let timeout: unknown;
+    try {
+      if (typeof res === 'object' && res !== null && 'state' in res) {
+        const r = res as { reply?: unknown; noreply?: true; stop?: unknown; state: S; continue?: unknown; timeout?: unknown };
+        hasReply = 'reply' in r;
+        if ('stop' in r) {
+          kind = STOPS;
+          stop = r.stop;
+        } else if (hasReply || r.noreply === true) {
+          kind = hasReply ? REPLIES : DEFERS;
+          next = r.continue;
+          timeout = r.timeout;
+        }
+        if (hasReply) reply = r.reply;
+        state = r.state;
+      }
+    } catch (e) {
+      return this.crash(e);
     }
-    if (typeof res !== 'object' || res === null || !('state' in res) || (r.noreply !== true && !('stop' in r))) {
-      return this.crash(new InvalidArgumentError('handleCall result', '{ reply, state } | { noreply: true, state } | { stop, reply?, state }', res));
-    }
-    this.state = r.state;
-    if (!('reply' in r) && r.noreply === true) call.deferred();
+    if (kind === INVALID) return this.crash(new InvalidArgumentError('handleCall result', '{ reply, state } | { noreply: true, state } | { stop, reply?, state }', res));
+    this.state = state as S;
+    if (kind === REPLIES) call.reply(reply);
     // as gen_server: a stop's reply is sent once terminate has finished, right before the exit
-    if ('stop' in r) return 'reply' in r ? this.terminate(r.stop!, () => call.reply(r.reply)) : this.terminate(r.stop!);
-    if (r.continue !== undefined) return r.timeout === undefined ? this.continueWith(r.continue) : this.#bothContinueAndTimeout(res);
-    if (r.timeout !== undefined) return this.#arm(r.timeout);
+    else if (kind === STOPS) return hasReply ? this.#stopWith(stop, () => call.reply(reply)) : this.#stopWith(stop);
+    else call.deferred();
+    return this.#then(next, timeout, res);
   }
 
-  /** As gen_server, a result continues or sets a timeout, not both. */
-  #bothContinueAndTimeout(res: unknown): void | Promise<void> {
-    return this.crash(new InvalidArgumentError('handleCall result', 'a continue or a timeout, not both', res));
+  /** After a result: its `continue` (handleContinue before the next message) or its `timeout` (armed), not both. */
+  #then(next: unknown, timeout: unknown, res: unknown): void | Promise<void> {
+    if (next !== undefined) {
+      if (timeout !== undefined) return this.crash(new InvalidArgumentError('result', 'a continue or a timeout, not both', res));
+      return this.continueWith(next);
+    }
+    if (timeout !== undefined) return this.#arm(timeout);
   }
 
   #cast(request: unknown): void | Promise<void> {
@@ -265,10 +285,17 @@ class Server<S> {
       this.state = res as S;
       return;
     }
-    this.state = (res as { state: S }).state;
-    if (shape === STOPS) return this.#stopWith((res as { stop: unknown }).stop);
-    if (shape === TIMES) return this.#arm((res as { timeout: unknown }).timeout);
-    return this.continueWith((res as { continue: unknown }).continue);
+    let next: unknown;
+    let timeout: unknown;
+    try {
+      // a getter that throws is a crash of the callback, as a throw is
+      next = shape === STOPS ? (res as { stop: unknown }).stop : (res as { continue: unknown }).continue;
+      if (shape === NOREPLY) timeout = (res as { timeout: unknown }).timeout;
+      this.state = (res as { state: S }).state;
+    } catch (e) {
+      return this.crash(e);
+    }
+    return shape === STOPS ? this.#stopWith(next) : this.#then(next, timeout, res);
   }
 
   /** The `timeout` of a callback's result, armed: `GenServer.TIMEOUT` comes unless a message does first. */
@@ -296,10 +323,10 @@ class Server<S> {
     return this.#info(TIMEOUT);
   }
 
-  /** A `{ stop, state }` result: `terminate`, then exit; a stop that is no exit reason is a crash. */
-  #stopWith(reason: unknown): void | Promise<void> {
+  /** A stop result: `terminate`, then `beforeExit` (a `{ stop, reply }`'s reply), then exit; a stop that is no exit reason is a crash (no reply). */
+  #stopWith(reason: unknown, beforeExit?: () => void): void | Promise<void> {
     if (!isExitReason(reason)) return this.crash(new InvalidArgumentError('stop', "an exit reason ('normal', 'shutdown', { shutdown }, an Error, ...)", reason));
-    return this.terminate(reason);
+    return this.terminate(reason, beforeExit);
   }
 
   /** True once the process has exited: a continuation then runs no more callbacks. */
@@ -322,29 +349,21 @@ class Server<S> {
         return this.crash(e);
       }
       if (isThenable(r)) return adopt(r).then((res) => this.#noReply(res), (e: unknown) => this.crash(e));
-      const shape = shapeOf(r);
-      if (shape !== CONTINUES) return this.#noReply(r);
-      this.state = (r as { state: S }).state;
-      info = (r as { continue: unknown }).continue;
+      if (shapeOf(r) !== CONTINUES) return this.#noReply(r);
+      try {
+        info = (r as { continue: unknown }).continue;
+        this.state = (r as { state: S }).state;
+      } catch (e) {
+        return this.crash(e);
+      }
     }
   }
 
-  /**
-   * Stores an `init` result (a `{ stop, state }` is a state there: init fails by throwing) and arms
-   * its timeout, if any; returns the continue term, if any.
-   */
+  /** Stores an `init` result (a `{ stop, state }` is a state there: init fails by throwing); returns the continue term, if any. */
   setState(res: unknown): { continue: unknown } | undefined {
-    const shape = shapeOf(res);
-    if (shape === CONTINUES) {
+    if (shapeOf(res) === CONTINUES) {
       this.state = (res as { state: S }).state;
       return { continue: (res as { continue: unknown }).continue };
-    }
-    if (shape === TIMES) {
-      const timeout = (res as { timeout: unknown }).timeout;
-      if (typeof timeout !== 'number' || !(timeout >= 0)) throw new InvalidArgumentError('timeout', 'a number of ms >= 0 (Infinity: none)', timeout);
-      this.state = (res as { state: S }).state;
-      void this.#arm(timeout);
-      return undefined;
     }
     this.state = res as S;
     return undefined;
@@ -405,26 +424,47 @@ const CALL_OPTIONS: readonly string[] = ['timeout', 'signal'];
 
 /** A thenable result of a callback (typed as a Promise: only its `then` is used). */
 
-/** The shapes of a callback's result: a plain state, exactly `{ state, continue }`, `{ stop, state }` or `{ state, timeout }`. */
+/** The shapes of a callback's result: a plain state, exactly `{ state, continue }`, exactly `{ stop, state }`, `{ noreply: true, state, … }`. */
 const PLAIN = 0;
 const CONTINUES = 1;
 const STOPS = 2;
-const TIMES = 3;
+const NOREPLY = 6;
+/** The shapes of a handleCall result besides STOPS: `{ reply, state }`, `{ noreply: true, state }`, none. */
+const REPLIES = 3;
+const DEFERS = 4;
+const INVALID = 5;
+/** The keys a `{ noreply: true, state }` result may have. */
+const NOREPLY_KEYS: ReadonlySet<string> = new Set(['noreply', 'state', 'continue', 'timeout']);
 
 /**
  * Which of the shapes `value` has. Three own-property checks for most states, no allocation (a
- * state may well have an own `state`, as a StateMachine's has); the keys are counted only for an
- * object with an own `continue`, `stop` or `timeout`. An object that cannot be inspected (a revoked
- * proxy) is a plain state, as it always was.
+ * state may have an own `state`, as a StateMachine's does); the keys are counted only for an
+ * object with an own `noreply`, `continue` or `stop`. `{ stop, state }` and `{ noreply, state }`
+ * are read so in a plain object only, the first with an exit reason for `stop` (a state `{ state:
+ * 'idle', stop: false }` stays one). An object that cannot be inspected (a revoked proxy) is a plain
+ * state, as it always was.
  */
 function shapeOf(value: unknown): number {
   if (typeof value !== 'object' || value === null) return PLAIN;
   try {
-    const shape = Object.hasOwn(value, 'continue') ? CONTINUES : Object.hasOwn(value, 'stop') ? STOPS : Object.hasOwn(value, 'timeout') ? TIMES : PLAIN;
-    return shape !== PLAIN && Object.hasOwn(value, 'state') && Object.keys(value).length === 2 ? shape : PLAIN;
+    if (Object.hasOwn(value, 'noreply')) {
+      if ((value as { noreply: unknown }).noreply !== true || !Object.hasOwn(value, 'state') || !isPlain(value)) return PLAIN;
+      return Object.keys(value).every((k) => NOREPLY_KEYS.has(k)) ? NOREPLY : PLAIN;
+    }
+    const continues = Object.hasOwn(value, 'continue');
+    if (!continues && !Object.hasOwn(value, 'stop')) return PLAIN;
+    if (!Object.hasOwn(value, 'state') || Object.keys(value).length !== 2) return PLAIN;
+    if (continues) return CONTINUES;
+    return isPlain(value) && isExitReason((value as { stop: unknown }).stop) ? STOPS : PLAIN;
   } catch {
     return PLAIN;
   }
+}
+
+/** An object literal's (or `Object.create(null)`'s), not a class's instance. */
+function isPlain(value: object): boolean {
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
 }
 
 function validateSpec(spec: unknown): asserts spec is GenServerSpec<unknown, CallProtocol, unknown> {

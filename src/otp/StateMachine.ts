@@ -200,7 +200,8 @@ class Machine {
   #callback(ev: Ev): unknown {
     const spec = this.spec;
     if (spec.handleEvent !== undefined) return spec.handleEvent(ev, this.state, this.data, this.ctx);
-    const f = typeof this.state === 'string' ? spec.states![this.state] : undefined;
+    // Object.prototype's functions ('toString', 'constructor', ...) are no state functions (a class's methods are)
+    const f = typeof this.state === 'string' && (Object.hasOwn(spec.states!, this.state) || !(this.state in Object.prototype)) ? spec.states![this.state] : undefined;
     if (typeof f !== 'function') throw new InvalidArgumentError('states', `a state function for the state ${describe(this.state)}`, f);
     return f.call(spec.states, ev, this.data, this.ctx);
   }

@@ -39,6 +39,7 @@ import {
   isForwarded,
   otherCreation,
   receiveDown,
+  revokedProxy,
   spawnWithContext,
   thrown,
   UNREADABLE,
@@ -481,6 +482,39 @@ describe('GenServer.call', () => {
     await call;
     expect(log).toEqual(['terminated', 'reply bye']);
     expect((await receiveDown(p, ref)).reason).toBe('normal');
+  });
+
+  it.each([
+    ['{ stop, reply, state }', { stop: 42, reply: 'bye', state: 'stopping' }],
+    ['{ stop, state }', { stop: 42, state: 'stopping' }],
+  ])('crashes, with ERR_INVALID_ARGUMENT and its terminate told so, on a handleCall %s whose stop is no exit reason; its reply is not sent', async (_shape, result) => {
+    const node = track();
+    const p = probe(node);
+    const seen: unknown[] = [];
+    const pid = await GenServer.start(node, { init: () => 'running', handleCall: () => result as never, terminate: (reason) => void seen.push(reason) });
+    const ref = p.ctx.monitor(pid);
+    const e = await failure(() => GenServer.call(node, pid, 'stop'));
+    expectKeelError(e, 'ERR_CALL_EXIT');
+    expectKeelError((e as { reason: unknown }).reason, 'ERR_INVALID_ARGUMENT', '`stop`', '42');
+    expect((await receiveDown(p, ref)).reason).toBe((e as { reason: unknown }).reason);
+    expect(seen).toEqual([(e as { reason: unknown }).reason]);
+  });
+
+  it('crashes, with ERR_INVALID_ARGUMENT and no reply, on a handleCall { reply } without a state (gen_server: bad_return_value), rather than taking undefined for the state', async () => {
+    const node = track();
+    const p = probe(node);
+    const seen: unknown[] = [];
+    const pid = await GenServer.start(node, {
+      init: () => 'running',
+      handleCall: () => ({ reply: 'x' }) as never,
+      terminate: (reason, state) => void seen.push(reason, state),
+    });
+    const ref = p.ctx.monitor(pid);
+    const e = await failure(() => GenServer.call(node, pid, 'get'));
+    expectKeelError(e, 'ERR_CALL_EXIT');
+    expectKeelError((e as { reason: unknown }).reason, 'ERR_INVALID_ARGUMENT', 'handleCall result');
+    expect((await receiveDown(p, ref)).reason).toBe((e as { reason: unknown }).reason);
+    expect(seen).toEqual([(e as { reason: unknown }).reason, 'running']);
   });
 
   it('fails the caller with ERR_CALL_EXIT and the stop reason on { stop, state } without a reply', async () => {
@@ -1081,29 +1115,90 @@ describe('{ stop, state } and { state, continue } from handleCast, handleInfo an
     expect(node.isAlive(pid)).toBe(true);
   });
 
-  it('crashes, with ERR_INVALID_ARGUMENT, on { stop, state } whose stop is no exit reason', async () => {
+  it('keeps a revoked proxy, or an object whose `then` getter throws, returned by init, handleCast, handleInfo or handleContinue as the state (no thenable)', async () => {
+    const node = track();
+    const proxy = revokedProxy();
+    const thenThrows = Object.defineProperty({}, 'then', {
+      get() {
+        throw new Error('then getter');
+      },
+    });
+    const pid = await GenServer.start(node, {
+      init: () => proxy,
+      // (a reply cannot be either: a promise resolved with it reads its `then`)
+      handleCall: (_r: 'state', _f, state) => ({ reply: state === proxy ? 'proxy' : state === thenThrows ? 'then throws' : 'other', state }),
+      handleCast: (m: 'then' | 'continue') => (m === 'then' ? thenThrows : { state: null, continue: 'proxy' }),
+      handleInfo: () => proxy,
+      handleContinue: () => proxy,
+    });
+    expect(await GenServer.call(node, pid, 'state')).toBe('proxy');
+    GenServer.cast(node, pid, 'then');
+    expect(await GenServer.call(node, pid, 'state')).toBe('then throws');
+    node.send(pid, 'info');
+    expect(await GenServer.call(node, pid, 'state')).toBe('proxy');
+    GenServer.cast(node, pid, 'then');
+    GenServer.cast(node, pid, 'continue');
+    expect(await GenServer.call(node, pid, 'state')).toBe('proxy');
+    expect(node.isAlive(pid)).toBe(true);
+  });
+
+  it.each([
+    ['handleCall', 'a revoked proxy', () => revokedProxy()],
+    ['handleCall', '{ reply, state } whose reply getter throws', () => ({ state: 1, get reply() { throw new Error('getter'); } })],
+    ['handleCast', '{ stop, state } whose state getter throws', () => ({ stop: 'normal', get state() { throw new Error('getter'); } })],
+    ['handleContinue', '{ state, continue } whose continue getter throws', () => ({ state: 1, get continue() { throw new Error('getter'); } })],
+  ])('crashes as a throw does, terminate run with the error and the state before, when a %s result cannot be read (%s)', async (callback, _label, result) => {
     const node = track();
     const p = probe(node);
-    const pid = await GenServer.start(node, { init: () => 0, handleCast: (_m: 'go', n) => ({ stop: 42 as never, state: n }) });
+    const seen: unknown[] = [];
+    const pid = await GenServer.start(node, {
+      init: () => 'before',
+      handleCall: () => (callback === 'handleCall' ? result() : { reply: 'ok', state: 'before', continue: 'go' }) as never,
+      handleCast: (_m: string) => result() as never,
+      handleContinue: () => result() as never,
+      terminate: (reason, state) => void seen.push(String(reason), state),
+    });
     const ref = p.ctx.monitor(pid);
-    GenServer.cast(node, pid, 'go');
-    expectKeelError((await receiveDown(p, ref)).reason, 'ERR_INVALID_ARGUMENT', '`stop`', '42');
+    if (callback === 'handleCast') GenServer.cast(node, pid, 'x');
+    else void GenServer.call(node, pid, 'x').catch(() => undefined);
+    const reason = (await receiveDown(p, ref)).reason;
+    expect(reason).toBeInstanceOf(Error);
+    expect(seen).toEqual([String(reason), 'before']);
+  });
+
+  it('takes { stop, state } whose stop is no exit reason, or in a class instance, for a state ({ state: "idle", stop: false } is one)', async () => {
+    const node = track();
+    class Stopper {
+      stop = 'normal';
+      state = 1;
+    }
+    const states: unknown[] = [{ state: 'idle', stop: false }, { stop: 42, state: 1 }, new Stopper()];
+    const pid = await GenServer.start(node, {
+      init: () => null as unknown,
+      handleCall: (_r, _f, state) => ({ reply: state, state }),
+      handleCast: (i: number) => states[i],
+    });
+    for (let i = 0; i < states.length; i++) {
+      GenServer.cast(node, pid, i);
+      expect(await GenServer.call(node, pid, 'state')).toBe(states[i]);
+    }
   });
 });
 
 // ---- timeouts (gen_server's {noreply, State, Timeout}) ------------------------------------------
 
 describe('a timeout from a callback', () => {
-  /** A server that logs what handleInfo gets, and returns the timeout its request or message asks for. */
+  /** A server that logs what handleInfo gets, and returns the timeout its request or message asks for (init's through handleContinue). */
   function timed(log: unknown[], initTimeout?: number): Spec<number> {
     return {
-      init: () => (initTimeout === undefined ? 0 : { state: 0, timeout: initTimeout }),
+      init: () => (initTimeout === undefined ? 0 : { state: 0, continue: initTimeout }),
+      handleContinue: (timeout, n) => ({ noreply: true, state: n, timeout: timeout as number }),
       handleCall: (request, _from, n) => {
         const r = request as { timeout?: number; noreply?: true } | 'n';
         if (r === 'n') return { reply: n, state: n };
         return r.noreply === true ? { noreply: true, state: n + 1, timeout: r.timeout! } : { reply: 'ok', state: n + 1, timeout: r.timeout! };
       },
-      handleCast: (request: unknown, n) => (typeof request === 'number' ? { state: n + 1, timeout: request } : typeof request === 'object' && request !== null ? { state: n + 1, timeout: (request as { timeout: number }).timeout } : n + 1),
+      handleCast: (request: unknown, n) => (typeof request === 'number' ? { noreply: true, state: n + 1, timeout: request } : typeof request === 'object' && request !== null ? { noreply: true, state: n + 1, timeout: (request as { timeout: number }).timeout } : n + 1),
       handleInfo: (m, n) => {
         log.push(m === GenServer.TIMEOUT ? 'TIMEOUT' : m);
         return n;
@@ -1184,7 +1279,7 @@ describe('a timeout from a callback', () => {
     expect(typeof GenServer.TIMEOUT).toBe('symbol');
   });
 
-  it('crashes on a timeout that is no number of ms >= 0, or on a continue with a timeout; an init with one fails the start', async () => {
+  it('crashes on a timeout that is no number of ms >= 0 (from a cast, or from the continue of init), or on a continue with a timeout', async () => {
     for (const bad of [-1, Number.NaN, '5', null]) {
       const { node } = clockedNode(track);
       const p = probe(node);
@@ -1192,15 +1287,63 @@ describe('a timeout from a callback', () => {
       const ref = p.ctx.monitor(pid);
       GenServer.cast(node, pid, { timeout: bad });
       expectKeelError((await receiveDown(p, ref)).reason, 'ERR_INVALID_ARGUMENT', '`timeout`');
-      const e = await failure(() => GenServer.start(node, timed([], bad as number)));
-      expectKeelError(e, 'ERR_START_FAILED', 'timeout');
+      // the continue runs as the start resolves: its crash comes to a linked starter that traps exits
+      p.ctx.trapExits();
+      const other = await GenServer.startLink(p.ctx, timed([], bad as number));
+      const exit = (await p.receive((m) => isExit(m) && m.from === other)) as Exit;
+      expectKeelError(exit.reason, 'ERR_INVALID_ARGUMENT', '`timeout`');
     }
     const { node } = clockedNode(track);
     const p = probe(node);
-    const pid = await GenServer.start(node, { init: () => 0, handleCall: (_r, _f, state) => ({ reply: 1, state, continue: 'x', timeout: 5 }), handleContinue: (_c, s) => s });
+    const pid = await GenServer.start(node, {
+      init: () => 0,
+      handleCall: (_r, _f, state) => ({ reply: 1, state, continue: 'x', timeout: 5 }),
+      handleCast: (_r: 'go', state) => ({ noreply: true, state, continue: 'x', timeout: 5 }),
+      handleContinue: (_c, s) => s,
+    });
     const ref = p.ctx.monitor(pid);
-    await GenServer.call(node, pid, 'go');
+    expect(await GenServer.call(node, pid, 'go')).toBe(1); // replied, as gen_server does, then crashed
     expectKeelError((await receiveDown(p, ref)).reason, 'ERR_INVALID_ARGUMENT', 'not both');
+    const other = await GenServer.start(node, { init: () => 0, handleCast: (_r: 'go', state) => ({ noreply: true, state, continue: 'x', timeout: 5 }), handleContinue: (_c, s) => s });
+    const otherRef = p.ctx.monitor(other);
+    GenServer.cast(node, other, 'go');
+    expectKeelError((await receiveDown(p, otherRef)).reason, 'ERR_INVALID_ARGUMENT', 'not both');
+  });
+
+  it('reads { noreply: true, state } with a timeout or a continue (or neither) from handleCast, handleInfo and handleContinue; a class instance or a key more is a state', async () => {
+    const { node, clock } = clockedNode(track);
+    const log: unknown[] = [];
+    class Noreply {
+      noreply = true;
+      state = 7;
+      timeout = 5;
+    }
+    const instance = new Noreply();
+    const extra = { noreply: true, state: 8, timeout: 5, other: 1 };
+    const pid = await GenServer.start(node, {
+      init: () => 0 as unknown,
+      handleCall: (_r, _f, state) => ({ reply: state, state }),
+      handleCast: (m: 'plain' | 'continue' | 'instance' | 'extra') =>
+        m === 'plain' ? { noreply: true, state: 1 } : m === 'continue' ? { noreply: true, state: 2, continue: 'c' } : m === 'instance' ? instance : extra,
+      handleContinue: (c, state) => {
+        log.push(`continue:${String(c)}@${String(state)}`);
+        return state;
+      },
+      handleInfo: (m, state) => {
+        log.push(m === GenServer.TIMEOUT ? 'TIMEOUT' : m);
+        return state;
+      },
+    });
+    GenServer.cast(node, pid, 'plain');
+    expect(await GenServer.call(node, pid, 'state')).toBe(1);
+    GenServer.cast(node, pid, 'continue');
+    expect(await GenServer.call(node, pid, 'state')).toBe(2);
+    GenServer.cast(node, pid, 'instance');
+    expect(await GenServer.call(node, pid, 'state')).toBe(instance);
+    GenServer.cast(node, pid, 'extra');
+    expect(await GenServer.call(node, pid, 'state')).toBe(extra);
+    await advance(node, clock, 100);
+    expect(log).toEqual(['continue:c@2']);
   });
 });
 

@@ -668,6 +668,30 @@ describe('StateMachine: calls, stop and errors', () => {
     expectKeelError((await receiveDown(p, ref)).reason, 'ERR_INVALID_ARGUMENT', 'state function', '"b"');
   });
 
+  it.each(['toString', 'constructor', 'hasOwnProperty'])("finds no state function for the state '%s' on the states object's prototype: the machine crashes saying so", async (state) => {
+    const { node } = clockedNode(track);
+    const pid = await StateMachine.start<string, null, CallProtocol, string>(node, { init: () => ({ state: 'a', data: null }), states: { a: () => ({ nextState: state }) } });
+    const p = probe(node);
+    const ref = p.ctx.monitor(pid);
+    StateMachine.cast(node, pid, 'go'); // to the state
+    StateMachine.cast(node, pid, 'go'); // no function for it
+    expectKeelError((await receiveDown(p, ref)).reason, 'ERR_INVALID_ARGUMENT', 'state function', `"${state}"`);
+  });
+
+  it("takes a state's function from the states object's class, and an own one named as Object.prototype's", async () => {
+    const { node } = clockedNode(track);
+    class States {
+      a(): Transition<string, null> {
+        return { nextState: 'toString' };
+      }
+    }
+    const states = Object.assign(new States(), { toString: () => ({ keepState: true, data: 'in toString' }) }) as unknown as Record<string, () => Transition<string, null>>;
+    const pid = await StateMachine.start<string, null, CallProtocol, string>(node, { init: () => ({ state: 'a', data: null }), states });
+    StateMachine.cast(node, pid, 'go');
+    StateMachine.cast(node, pid, 'go');
+    expect(await Sys.getState(node, pid)).toEqual({ state: 'toString', data: 'in toString' });
+  });
+
   it('refuses a bad spec at once, and fails the start of a bad init with ERR_START_FAILED', async () => {
     const { node } = clockedNode(track);
     const both = { init: () => ({ state: 'a', data: 0 }), handleEvent: () => ({ keepState: true }), states: {} };

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { type CallProtocol, GenServer, type GenServerSpec, StateMachine, Sys } from '../../src/index.js';
 import { probe } from '../../src/testing/index.js';
-import { clockedNode, deferred, expectKeelError, failure, receiveDown, revokedProxy, useNodes, watch } from '../support.js';
+import { clockedNode, deferred, expectKeelError, failure, receiveDown, revokedProxy, spawnWithContext, useNodes, watch } from '../support.js';
 
 const track = useNodes();
 
@@ -105,6 +105,29 @@ describe('Sys on a GenServer', () => {
     await Sys.suspend(node, pid);
     await GenServer.stop(node, pid, 'shutdown');
     expect(stopped).toEqual(['shutdown']);
+  });
+
+  it("holds the node's exit signal to a trapping server whose parent is a process (an info message for it) until resume", async () => {
+    const { node } = clockedNode(track);
+    const { ctx: parent } = await spawnWithContext(node);
+    const infos: unknown[] = [];
+    const pid = await GenServer.start(parent, {
+      init: (_arg: undefined, ctx) => {
+        ctx.trapExits();
+        return 0;
+      },
+      handleInfo: (m, n: number) => {
+        infos.push(m);
+        return n + 1;
+      },
+    });
+    await Sys.suspend(node, pid);
+    node.exit(pid, { shutdown: 'from the node' });
+    expect(await Sys.getStatus(node, pid)).toMatchObject({ status: 'suspended', queued: 1 });
+    expect(infos).toEqual([]);
+    await Sys.resume(node, pid);
+    expect(await Sys.getState(node, pid)).toBe(1);
+    expect(infos).toMatchObject([{ from: 'node', reason: { shutdown: 'from the node' } }]);
   });
 
   it('holds an unreadable message while suspended and hands it to handleInfo on resume', async () => {

@@ -1,5 +1,5 @@
 import { toError } from '../../errors.js';
-import { isDead, type Proc } from '../../runtime/kernel.js';
+import { isDead, kernelOfProcess, type Proc } from '../../runtime/kernel.js';
 import { isExit } from '../../runtime/messages.js';
 import { isInstance } from '../../runtime/safe.js';
 import type { Pid } from '../../runtime/Pid.js';
@@ -70,8 +70,16 @@ export function isSysCall(call: PendingCall): boolean {
 }
 
 /**
+ * @internal True for the exit signal of a server's parent (which runs its `terminate`): its parent's,
+ * or the node's for a server the node started or while the node shuts down.
+ */
+export function isParentExit(ctx: Proc, parent: Pid | 'node', msg: unknown): boolean {
+  return isExit(msg) && (msg.from === parent || (msg.from === 'node' && (parent === 'node' || kernelOfProcess(ctx).stopping)));
+}
+
+/**
  * @internal While suspended, holds `msg` unless it is a system call, a stop or its parent's exit
- * signal (which a suspended server still obeys, as in OTP); true when held.
+ * signal ({@link isParentExit}: a suspended server still obeys it, as in OTP); true when held.
  */
 export function holdWhileSuspended(host: SysHost, msg: unknown, isStop: boolean): boolean {
   if (isStop) return false;
@@ -79,7 +87,7 @@ export function holdWhileSuspended(host: SysHost, msg: unknown, isStop: boolean)
     if (msg instanceof PendingCall) {
       if (isSysCall(msg)) return false;
       msg.held();
-    } else if (isExit(msg) && (msg.from === host.parent || msg.from === 'node')) return false;
+    } else if (isParentExit(host.ctx, host.parent, msg)) return false;
   } catch {
     // an unreadable message (a revoked proxy) is held like any other
   }

@@ -1,6 +1,15 @@
-/** @internal True for a value with a `then` method: a Promise, or a thenable of another library. */
+/**
+ * @internal True for a value with a `then` method: a Promise, or a thenable of another library. A
+ * value whose `then` cannot be read (a revoked proxy, a getter that throws) is no thenable: a
+ * callback's result that cannot be inspected is taken as it is (a state), never a crash.
+ */
 export function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+  if (typeof value !== 'object' || value === null) return false;
+  try {
+    return typeof (value as { then?: unknown }).then === 'function';
+  } catch {
+    return false;
+  }
 }
 
 /**
