@@ -125,7 +125,10 @@ function isProcessResource(resource: unknown): resource is Pid {
 }
 
 function keyOf(resource: unknown): unknown {
-  return isProcessResource(resource) ? `pid:${pidKey(resource)}` : resource;
+  // a Pid by its text (a copy of it is the same resource); a string by a text of another form, so no
+  // string resource is ever taken for a Pid resource (or the other way round); anything else by identity
+  if (isProcessResource(resource)) return `pid:${pidKey(resource)}`;
+  return typeof resource === 'string' ? `str:${resource}` : resource;
 }
 
 function emit(ctx: Context<any>, state: State, event: string, measurements: Record<string, number>, metadata: Record<string, unknown> = {}): void {

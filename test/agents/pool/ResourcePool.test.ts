@@ -233,6 +233,24 @@ describe('ResourcePool', () => {
     expect(events.events.filter((e) => e.event === 'keel.resource_pool.destroyed').map((e) => e.metadata.ok)).toEqual([true, true, true]);
   });
 
+  it('a string resource is keyed by itself, never taken for a Pid resource whose key text it spells', async () => {
+    const node = track();
+    const worker = idler(node);
+    // the text the pool once keyed the worker by: another resource, not the worker
+    const text = `pid:${worker.node}.${worker.id}.${worker.creation}`;
+    const made: unknown[] = [worker, text];
+    let i = 0;
+    const pool = await ResourcePool.start(node, { create: () => made[i++]!, size: 2, destroy: () => {} });
+    expect(await pool.stats()).toMatchObject({ resources: 2, idle: 2, created: 2, createFailed: 0 });
+    const lent = [await pool.checkout(), await pool.checkout()];
+    expect(lent).toEqual([text, worker]);
+    expect(await pool.checkin(text as never)).toBe('returned');
+    expect(await pool.checkin(text as never).catch((e: unknown) => (e as { code: string }).code)).toBe('ERR_INVALID_ARGUMENT'); // idle now: not the worker
+    expect(await pool.checkin(worker as never)).toBe('returned');
+    expect(await pool.stats()).toMatchObject({ resources: 2, idle: 2, checkins: 2, badCheckins: 1 });
+    await pool.stop();
+  });
+
   it('create failing (throws, rejects, undefined, a duplicate) is counted, reported and retried on the node clock; callers time out, nothing wedges', async () => {
     const { node, clock } = clockedNode(track);
     const events = captureEvents(node, ['keel.resource_pool.create_failed', 'keel.resource_pool.created']);
