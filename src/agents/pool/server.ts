@@ -403,11 +403,13 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
         const key = keyOf(request.resource);
         const entry = state.entries.get(key);
         const by: unknown = request.by;
-        if (entry !== undefined && entry.lent && entry.holderPid !== undefined && !(isPid(by) && pidKey(by) === pidKey(entry.holderPid))) {
+        // the one lent (or, a Pid resource that died while out, the one retired), and the process it is lent to
+        const out = entry !== undefined && entry.lent ? entry : state.retired.get(key);
+        if (out !== undefined && out.holderPid !== undefined && !(isPid(by) && pidKey(by) === pidKey(out.holderPid))) {
           // lent to a process: only that process gives it back (a stale checkin must not free what another holds)
           state.counts.badCheckins++;
           emit(ctx, state, 'checkin', { heldMs: 0 }, { resource: request.resource, outcome: 'not_checked_out' });
-          const hint = `it is held by ${String(entry.holderPid)}: check it in from that process (options.caller)`;
+          const hint = `it is held by ${String(out.holderPid)}: check it in from that process (options.caller)`;
           return { reply: new InvalidArgumentError('resource', 'a resource checked out by the caller', request.resource, hint) as never, state };
         }
         if (entry !== undefined && entry.lent) {

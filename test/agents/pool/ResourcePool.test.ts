@@ -362,6 +362,25 @@ describe('ResourcePool', () => {
     node.exit(b.pid, 'kill');
   });
 
+  it('a Pid resource that died while lent to a process is taken back as retired from that process only: a stale checkin cannot take its place', async () => {
+    const node = track();
+    const pool = await ResourcePool.start<Pid>(node, { create: () => idler(node), size: 1 });
+    const a = await spawnWithContext(node);
+    const b = await spawnWithContext(node);
+    const r = await pool.checkout({ caller: a.ctx });
+    expect(await pool.checkin(r, { caller: a.ctx })).toBe('returned');
+    expect(await pool.checkout({ caller: b.ctx })).toBe(r);
+    node.exit(r, 'kill'); // dies while b holds it
+    await node.idle();
+    expectKeelError(await rejection(() => pool.checkin(r, { caller: a.ctx })), 'ERR_INVALID_ARGUMENT', `held by ${String(b.pid)}`);
+    expectKeelError(await rejection(() => pool.checkin(r)), 'ERR_INVALID_ARGUMENT', 'options.caller');
+    expect(await pool.checkin(r, { caller: b.ctx })).toBe('retired');
+    expect(await pool.stats()).toMatchObject({ resourceDown: 1, badCheckins: 2, checkins: 2, resources: 1, idle: 1 });
+    expect(node.monitors.list().filter((e) => e.tag === 'resource_pool.holder')).toEqual([]);
+    node.exit(a.pid, 'kill');
+    node.exit(b.pid, 'kill');
+  });
+
   it('withResource checks in after fn, also when fn throws; discardOnError replaces the resource', async () => {
     const node = track();
     const f = factory();
