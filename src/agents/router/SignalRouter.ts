@@ -14,7 +14,7 @@ import { componentCaller, componentHandle, componentNode, nameFor, startComponen
 import { componentState, endsForGood, releaseComponentState } from '../internal/componentState.js';
 import { watchProcess, type WatchRef } from '../internal/watch.js';
 import { parsePattern, PatternTrie } from '../internal/PatternTrie.js';
-import { isKnownSignal, type Signal, validateSignal } from '../Signal.js';
+import { type Signal, stableSignal, validateSignal } from '../Signal.js';
 import { close, expire, pump, removeSub } from './deliveries.js';
 import { count, dropEvent, type Match, newSub, REASONS, type State, type Sub } from './table.js';
 import type {
@@ -357,8 +357,9 @@ const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, I
   },
 
   handleCast(cast, state, ctx) {
-    const signal = cast?.type === 'publish' ? cast.signal : undefined;
-    if (signal !== undefined && (isKnownSignal(signal) || isValid(signal))) route(state, signal);
+    // a signal that could change (a mutable object, a getter) is routed as a frozen copy read once
+    const signal = publishedSignal(cast);
+    if (signal !== undefined) route(state, signal);
     else ctx.node.telemetry.execute('keel.gen_server.unexpected_message', {}, { pid: ctx.self, message: cast });
     return state;
   },
@@ -375,12 +376,13 @@ const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, I
 }, 'a signal router (use its handle)', 'bare');
 markComponent(routerSpec, 'signal_router', observeRouter); // an observer finds it, and reads it through the `observe` system call
 
-function isValid(signal: unknown): boolean {
+/** The signal a publish cast carries, as {@link stableSignal} makes it; undefined for anything else (a cast that cannot be read included). */
+function publishedSignal(cast: unknown): Signal | undefined {
   try {
-    validateSignal(signal);
-    return true;
+    const c = cast as { type?: unknown; signal?: unknown } | null | undefined;
+    return c?.type === 'publish' ? stableSignal(c.signal) : undefined;
   } catch {
-    return false;
+    return undefined; // a revoked proxy, a getter that throws: not a publish
   }
 }
 
