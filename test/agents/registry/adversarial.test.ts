@@ -361,3 +361,24 @@ describe('AgentRegistry at node shutdown', () => {
     expect(logger.warn.mock.calls.filter((c) => String(c[0]).includes('messages queued'))).toEqual([]);
   });
 });
+
+describe('messages it did not send', () => {
+  it('a revoked proxy, or an object whose getters throw, sent to the registry is an unexpected message: it keeps running and keeps its entries', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node, { heartbeatIntervalMs: 1000 });
+    const agent = node.spawn(() => () => {});
+    await registry.register(agent, { capabilities: ['ocr'] }, { key: 'ocr-1' });
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const throwing = (key: string): object => Object.defineProperty({}, key, { enumerable: true, get: () => { throw new Error(`${key} getter`); } });
+    const unexpected: unknown[] = [];
+    node.telemetry.attach('unexpected', ['keel.gen_server.unexpected_message'], (_e, _m, meta) => unexpected.push(meta.pid));
+    const pid = registry.pid;
+    for (const m of [proxy, throwing('token'), throwing('type'), { type: 'sweep', token: {} }]) node.send(pid, m);
+    await node.idle();
+    expect(node.isAlive(pid)).toBe(true);
+    expect(unexpected).toEqual([pid, pid, pid, pid]);
+    expect((await registry.stats()).unregistered).toEqual({ down: 0, explicit: 0, replaced: 0 });
+    expect(registry.pids({ capability: 'ocr' })).toEqual([agent]);
+  });
+});
