@@ -342,6 +342,30 @@ function statsOf(state: State): ResourcePoolStats {
   };
 }
 
+/**
+ * A call's fields, each read once before anything changes (a getter, on the request or its
+ * prototype, runs here and nowhere else); undefined when reading one threw.
+ */
+function readCall(raw: Calls['request']): Calls['request'] | undefined {
+  try {
+    const r = raw as unknown as Record<string, unknown>;
+    const type = r.type;
+    if (type === 'checkout') return { type, holder: pidCopy(r.holder), timeout: r.timeout as number };
+    if (type === 'checkin') return { type, resource: r.resource, broken: r.broken as boolean, by: pidCopy(r.by) };
+    return { type } as Calls['request'];
+  } catch {
+    return undefined;
+  }
+}
+
+/** A runtime pid as it is; anything else as a plain copy of a pid's fields, read once (checked later by `isPid`). */
+function pidCopy(value: unknown): Pid | undefined {
+  if (value === undefined || PidImpl.is(value)) return value as Pid | undefined;
+  if (typeof value !== 'object' || value === null) return value as never;
+  const v = value as Record<string, unknown>;
+  return Object.freeze({ node: v.node, creation: v.creation, id: v.id }) as unknown as Pid;
+}
+
 /** @internal The pool process (see ResourcePool.ts). */
 export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
   init(config, ctx) {
@@ -373,8 +397,10 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
     return state;
   },
 
-  handleCall(request, from, state, ctx) {
-    switch (request?.type) {
+  handleCall(raw, from, state, ctx) {
+    const request = readCall(raw);
+    if (request === undefined) return { reply: new InvalidArgumentError('request', "{ type: 'checkout' | 'checkin' | 'stats' } whose fields can be read", raw) as never, state };
+    switch (request.type) {
       case 'checkout': {
         const { holder, timeout } = request;
         if ((holder !== undefined && !isPid(holder)) || typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
@@ -445,7 +471,7 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
         state.readyWaiters.push(from as From<'ok'>);
         return { noreply: true, state };
       default:
-        return { reply: new InvalidArgumentError('request', "{ type: 'checkout' | 'checkin' | 'stats' }", request) as never, state };
+        return { reply: new InvalidArgumentError('request', "{ type: 'checkout' | 'checkin' | 'stats' }", raw) as never, state };
     }
   },
 

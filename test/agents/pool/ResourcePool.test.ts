@@ -474,3 +474,33 @@ describe('ResourcePool sent what it cannot read', () => {
     expect(await pool.withResource((c) => c.id)).toBe(1);
   });
 });
+
+describe('ResourcePool: calls whose fields run code', () => {
+  it('a call whose type or fields are getters (on its prototype, hidden, or throwing at a later read) is refused with the typed error; the pool keeps its lent resources', async () => {
+    const node = track();
+    const f = factory();
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, size: 1 });
+    const held = await pool.checkout();
+    const pid = pool.pid;
+    class Prototyped {
+      get type(): string {
+        throw new Error('prototype getter');
+      }
+    }
+    const hidden = Object.defineProperty({}, 'type', { get: () => { throw new Error('hidden getter'); } });
+    const resource = Object.defineProperty({ type: 'checkin' }, 'resource', { get: () => { throw new Error('resource getter'); } });
+    let reads = 0;
+    // a pid-shaped holder whose node answers once, then throws
+    const holder = { creation: 0, id: 1, get node(): string { if (++reads > 1) throw new Error('a later read'); return 'keel-x'; } };
+    for (const request of [new Prototyped(), hidden, resource]) {
+      expectKeelError(await GenServer.call(node, pid, request as never), 'ERR_INVALID_ARGUMENT', '`request`');
+    }
+    expect(node.isAlive(pid)).toBe(true);
+    expect(f.destroyed).toEqual([]);
+    expect(await pool.checkin(held)).toBe('returned');
+    // lent from the idle one: the holder is read once, found not alive, and nothing is lent
+    expectKeelError(await GenServer.call(node, pid, { type: 'checkout', timeout: 0, holder } as never), 'ERR_INVALID_ARGUMENT', '`request.holder`');
+    expect(node.isAlive(pid)).toBe(true);
+    expect(await pool.stats()).toMatchObject({ resources: 1, idle: 1, created: 1, checkins: 1, checkouts: 1 });
+  });
+});
