@@ -212,6 +212,8 @@ const registrySpec: GenServerSpec<State, Protocol, never, InitArg> = keelServer(
       const state: State = { name: arg.name, ctx, node, index, settings: arg.settings, polling: new Set(), token: {} };
       index.open = true;
       if (resumed) {
+        // the predecessor's status calls died with it (their answers are dropped): this registry asks afresh
+        for (const rec of index.byKey.values()) rec.asked = false;
         // the predecessor's monitors died with it: watch every registered process again
         for (const owner of [...index.byPid.values()]) {
           const w = watchProcess(ctx, owner.pid, TAG);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Agent, AgentRegistry, type AgentRegistryHandle, GenServer, Pid, resolveAgents, SignalRouter, Supervisor } from '../../../src/index.js';
+import { Agent, AgentRegistry, type AgentRegistryHandle, type From, GenServer, Pid, resolveAgents, SignalRouter, Supervisor } from '../../../src/index.js';
 import { componentStates, peekComponentState } from '../../../src/agents/internal/componentState.js';
 import { captureEvents, expectNoLeaks } from '../../../src/testing/index.js';
 import { advance, clockedNode, fakeLogger, idler, listOf, otherCreation, spawnWithContext, useNodes } from '../../support.js';
@@ -380,5 +380,35 @@ describe('messages it did not send', () => {
     expect(unexpected).toEqual([pid, pid, pid, pid]);
     expect((await registry.stats()).unregistered).toEqual({ down: 0, explicit: 0, replaced: 0 });
     expect(registry.pids({ capability: 'ocr' })).toEqual([agent]);
+  });
+});
+
+describe('poll across a restart of the registry', () => {
+  it('a status call its dead predecessor made (whose answer is lost) does not count against the agent: the new registry asks before it declares it unhealthy', async () => {
+    const { node, clock } = clockedNode(track);
+    const registry = await AgentRegistry.start(node, { heartbeatIntervalMs: 100, missedHeartbeats: 1, poll: true });
+    // an agent that holds its first status call, then answers every call at once
+    let answering = false;
+    const held: From<unknown>[] = [];
+    const agent = await GenServer.start(node, {
+      init: () => null,
+      handleCall: (_request: unknown, from: From<unknown>, state: null) => {
+        if (answering) return { reply: { load: 0 }, state };
+        held.push(from);
+        return { noreply: true as const, state };
+      },
+    });
+    const health: string[] = [];
+    node.telemetry.attach('health', ['keel.agent_registry.unhealthy', 'keel.agent_registry.healthy'], (event) => health.push(event));
+    await registry.register(agent, {}, { key: 'a' });
+    await advance(node, clock, 100); // late: asked
+    expect(held).toHaveLength(1);
+    node.exit(registry.pid, 'kill');
+    await node.idle();
+    answering = true;
+    for (const f of held) GenServer.reply(f, { load: 0 }); // to the dead registry: lost
+    for (let i = 0; i < 5; i++) await advance(node, clock, 100);
+    expect(health).toEqual([]);
+    expect(registry.lookup('a')!.meta.health).toBe('healthy');
   });
 });
