@@ -105,8 +105,42 @@ export function validateSignal(value: unknown): asserts value is Signal {
     // a getter that throws
     throw new InvalidSignalError('signal', `a CloudEvents 1.0 object whose attributes can be read (reading one threw ${thrownText(e)})`, value);
   }
-  // a frozen signal cannot change: it need not be checked again
-  if (Object.isFrozen(value)) known.add(value);
+  // a frozen signal of data properties cannot change: it need not be checked again (a getter may
+  // answer something else at each read, frozen or not)
+  if (Object.isFrozen(value) && dataOnly(value)) known.add(value);
+}
+
+function dataOnly(value: object): boolean {
+  const descriptors = Object.getOwnPropertyDescriptors(value);
+  for (const key of Object.keys(descriptors)) if (!('value' in descriptors[key]!)) return false;
+  return true;
+}
+
+/**
+ * @internal `value` as a signal that cannot change: itself when known valid, else a frozen copy of
+ * its attributes, each read once, validated; undefined when it is not a signal (a getter that
+ * throws included). The router routes and delivers this copy, so no code of the published object
+ * runs while it routes (a getter answering another type, or throwing, at a later read).
+ */
+export function stableSignal(value: unknown): Signal | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  if (known.has(value)) return value as Signal;
+  if (types.isProxy(value) || Array.isArray(value)) return undefined;
+  const copy: Record<string, unknown> = {};
+  try {
+    const s = value as Record<string, unknown>;
+    for (const key of KNOWN) {
+      const v = s[key];
+      if (v !== undefined || (key === 'data' && key in s)) copy[key] = v;
+    }
+    for (const key of Object.keys(s)) if (!KNOWN.has(key)) copy[key] = s[key];
+    validateAttributes(copy);
+  } catch {
+    return undefined;
+  }
+  Object.freeze(copy);
+  known.add(copy);
+  return copy as unknown as Signal;
 }
 
 function validateAttributes(s: Record<string, unknown>): void {

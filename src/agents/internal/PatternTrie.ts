@@ -122,21 +122,31 @@ export class PatternTrie<V> {
    * dedupes).
    */
   match(segments: readonly string[], visit: (value: V, pattern: string) => void): void {
-    this.#walk(this.#root, segments, 0, visit);
-  }
-
-  #walk(node: TrieNode<V>, segments: readonly string[], i: number, visit: (value: V, pattern: string) => void): void {
-    if (i === segments.length) {
-      if (node.exact !== undefined) for (const v of node.exact.values()) visit(v, node.path);
-      return;
+    // depth first, the literal child before the star child, as a recursion would; with a stack of its
+    // own, so a pattern and a type of any number of segments cannot overflow the call stack
+    const nodes: TrieNode<V>[] = [this.#root];
+    const depths: number[] = [0];
+    while (nodes.length > 0) {
+      const node = nodes.pop()!;
+      const i = depths.pop()!;
+      if (i === segments.length) {
+        if (node.exact !== undefined) for (const v of node.exact.values()) visit(v, node.path);
+        continue;
+      }
+      if (node.rest !== undefined) {
+        const pattern = node.path === '' ? '**' : `${node.path}.**`;
+        for (const v of node.rest.values()) visit(v, pattern);
+      }
+      if (node.star !== undefined) {
+        nodes.push(node.star);
+        depths.push(i + 1);
+      }
+      const child = node.children?.get(segments[i]!);
+      if (child !== undefined) {
+        nodes.push(child);
+        depths.push(i + 1);
+      }
     }
-    if (node.rest !== undefined) {
-      const pattern = node.path === '' ? '**' : `${node.path}.**`;
-      for (const v of node.rest.values()) visit(v, pattern);
-    }
-    const child = node.children?.get(segments[i]!);
-    if (child !== undefined) this.#walk(child, segments, i + 1, visit);
-    if (node.star !== undefined) this.#walk(node.star, segments, i + 1, visit);
   }
 
   #child(node: TrieNode<V>, segment: string): TrieNode<V> {

@@ -125,7 +125,10 @@ function isProcessResource(resource: unknown): resource is Pid {
 }
 
 function keyOf(resource: unknown): unknown {
-  return isProcessResource(resource) ? `pid:${pidKey(resource)}` : resource;
+  // a Pid by its text (a copy of it is the same resource); a string by a text of another form, so no
+  // string resource is ever taken for a Pid resource (or the other way round); anything else by identity
+  if (isProcessResource(resource)) return `pid:${pidKey(resource)}`;
+  return typeof resource === 'string' ? `str:${resource}` : resource;
 }
 
 function emit(ctx: Context<any>, state: State, event: string, measurements: Record<string, number>, metadata: Record<string, unknown> = {}): void {
@@ -339,6 +342,30 @@ function statsOf(state: State): ResourcePoolStats {
   };
 }
 
+/**
+ * A call's fields, each read once before anything changes (a getter, on the request or its
+ * prototype, runs here and nowhere else); undefined when reading one threw.
+ */
+function readCall(raw: Calls['request']): Calls['request'] | undefined {
+  try {
+    const r = raw as unknown as Record<string, unknown>;
+    const type = r.type;
+    if (type === 'checkout') return { type, holder: pidCopy(r.holder), timeout: r.timeout as number };
+    if (type === 'checkin') return { type, resource: r.resource, broken: r.broken as boolean, by: pidCopy(r.by) };
+    return { type } as Calls['request'];
+  } catch {
+    return undefined;
+  }
+}
+
+/** A runtime pid as it is; anything else as a plain copy of a pid's fields, read once (checked later by `isPid`). */
+function pidCopy(value: unknown): Pid | undefined {
+  if (value === undefined || PidImpl.is(value)) return value as Pid | undefined;
+  if (typeof value !== 'object' || value === null) return value as never;
+  const v = value as Record<string, unknown>;
+  return Object.freeze({ node: v.node, creation: v.creation, id: v.id }) as unknown as Pid;
+}
+
 /** @internal The pool process (see ResourcePool.ts). */
 export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
   init(config, ctx) {
@@ -370,8 +397,10 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
     return state;
   },
 
-  handleCall(request, from, state, ctx) {
-    switch (request?.type) {
+  handleCall(raw, from, state, ctx) {
+    const request = readCall(raw);
+    if (request === undefined) return { reply: new InvalidArgumentError('request', "{ type: 'checkout' | 'checkin' | 'stats' } whose fields can be read", raw) as never, state };
+    switch (request.type) {
       case 'checkout': {
         const { holder, timeout } = request;
         if ((holder !== undefined && !isPid(holder)) || typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
@@ -400,11 +429,13 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
         const key = keyOf(request.resource);
         const entry = state.entries.get(key);
         const by: unknown = request.by;
-        if (entry !== undefined && entry.lent && entry.holderPid !== undefined && !(isPid(by) && pidKey(by) === pidKey(entry.holderPid))) {
+        // the one lent (or, a Pid resource that died while out, the one retired), and the process it is lent to
+        const out = entry !== undefined && entry.lent ? entry : state.retired.get(key);
+        if (out !== undefined && out.holderPid !== undefined && !(isPid(by) && pidKey(by) === pidKey(out.holderPid))) {
           // lent to a process: only that process gives it back (a stale checkin must not free what another holds)
           state.counts.badCheckins++;
           emit(ctx, state, 'checkin', { heldMs: 0 }, { resource: request.resource, outcome: 'not_checked_out' });
-          const hint = `it is held by ${String(entry.holderPid)}: check it in from that process (options.caller)`;
+          const hint = `it is held by ${String(out.holderPid)}: check it in from that process (options.caller)`;
           return { reply: new InvalidArgumentError('resource', 'a resource checked out by the caller', request.resource, hint) as never, state };
         }
         if (entry !== undefined && entry.lent) {
@@ -440,7 +471,7 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
         state.readyWaiters.push(from as From<'ok'>);
         return { noreply: true, state };
       default:
-        return { reply: new InvalidArgumentError('request', "{ type: 'checkout' | 'checkin' | 'stats' }", request) as never, state };
+        return { reply: new InvalidArgumentError('request', "{ type: 'checkout' | 'checkin' | 'stats' }", raw) as never, state };
     }
   },
 

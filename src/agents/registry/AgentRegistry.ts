@@ -4,6 +4,7 @@ import { type GenServerSpec } from '../../otp/GenServer.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { type ExitReason, isDown } from '../../runtime/messages.js';
 import { isProcess, kernelOf, type Kernel } from '../../runtime/kernel.js';
+import { isInstance } from '../../runtime/safe.js';
 import { isPid, Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { statusOf } from '../Agent.js';
@@ -53,6 +54,15 @@ interface State {
 }
 
 const TAG = 'agent_registry';
+
+// the registry's own messages: instances of these classes (another process's message is never read
+// as one, and no code of it runs), with the token of the incarnation that sent them
+class Sweep {
+  constructor(readonly token: object) {}
+}
+class Polled {
+  constructor(readonly token: object, readonly key: string, readonly pid: Pid, readonly load: number | undefined) {}
+}
 
 // ---- events -----------------------------------------------------------------------------------
 
@@ -140,7 +150,7 @@ function change(state: State, ref: Ref, patch: MetaPatch, reason: 'update' | 'he
 
 function armSweep(state: State): void {
   const interval = state.settings.intervalMs;
-  if (interval !== undefined) state.ctx.sendAfter(state.ctx.self, { type: 'sweep', token: state.token }, interval);
+  if (interval !== undefined) state.ctx.sendAfter(state.ctx.self, new Sweep(state.token), interval);
 }
 
 /**
@@ -171,7 +181,7 @@ function poll(state: State, rec: Rec, timeout: number): void {
   const self = state.ctx.self;
   const node = state.node;
   const answer = (load: number | undefined): void => {
-    if (node.isAlive(self)) node.send(self, { type: 'polled', token: state.token, key: rec.key, pid: rec.pid, load });
+    if (node.isAlive(self)) node.send(self, new Polled(state.token, rec.key, rec.pid, load));
   };
   statusOf(node, rec.pid, { timeout }).then(
     (s) => answer(typeof s?.load === 'number' && Number.isFinite(s.load) && s.load >= 0 ? s.load : undefined),
@@ -193,9 +203,6 @@ function readRef(ref: unknown): Ref {
   return text(ref, 'ref', MAX_KEY);
 }
 
-function isOwn(state: State, m: unknown, type: string): m is { type: string; key: string; pid: Pid; load: number | undefined } {
-  return typeof m === 'object' && m !== null && (m as { token?: unknown }).token === state.token && (m as { type?: unknown }).type === type;
-}
 
 const registrySpec: GenServerSpec<State, Protocol, never, InitArg> = keelServer(
   {
@@ -205,6 +212,8 @@ const registrySpec: GenServerSpec<State, Protocol, never, InitArg> = keelServer(
       const state: State = { name: arg.name, ctx, node, index, settings: arg.settings, polling: new Set(), token: {} };
       index.open = true;
       if (resumed) {
+        // the predecessor's status calls died with it (their answers are dropped): this registry asks afresh
+        for (const rec of index.byKey.values()) rec.asked = false;
         // the predecessor's monitors died with it: watch every registered process again
         for (const owner of [...index.byPid.values()]) {
           const w = watchProcess(ctx, owner.pid, TAG);
@@ -263,8 +272,8 @@ const registrySpec: GenServerSpec<State, Protocol, never, InitArg> = keelServer(
           owner.watch = undefined;
           for (const rec of [...owner.recs]) removeRec(state, rec, 'down');
         }
-      } else if (isOwn(state, message, 'sweep')) sweep(state);
-      else if (isOwn(state, message, 'polled')) polled(state, message);
+      } else if (isInstance(message, Sweep) && message.token === state.token) sweep(state);
+      else if (isInstance(message, Polled) && message.token === state.token) polled(state, message);
       else ctx.node.telemetry.execute('keel.gen_server.unexpected_message', {}, { pid: ctx.self, message });
       return state;
     },

@@ -1,4 +1,5 @@
-import { checkKeys, InvalidArgumentError, toError } from '../../errors.js';
+import { types } from 'node:util';
+import { checkKeys, checkStrayKeys, InvalidArgumentError, toError } from '../../errors.js';
 import { markComponent } from '../../otp/internal/lifecycle.js';
 import { observeRouter } from '../observe.js';
 import { deadLetterAndReport } from '../../delivery/deadLetter.js';
@@ -7,14 +8,14 @@ import { GenServer, type GenServerSpec } from '../../otp/GenServer.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { isDown } from '../../runtime/messages.js';
 import { kernelOf, type Proc } from '../../runtime/kernel.js';
-import { isPid, Pid, targetText } from '../../runtime/Pid.js';
+import { isPid, Pid, PidImpl, targetText } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import type { MessageFlow } from '../../telemetry/tracing.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
 import { componentState, endsForGood, releaseComponentState } from '../internal/componentState.js';
 import { watchProcess, type WatchRef } from '../internal/watch.js';
 import { parsePattern, PatternTrie } from '../internal/PatternTrie.js';
-import { isKnownSignal, type Signal, validateSignal } from '../Signal.js';
+import { type Signal, stableSignal, validateSignal } from '../Signal.js';
 import { close, expire, pump, removeSub } from './deliveries.js';
 import { count, dropEvent, type Match, newSub, REASONS, type State, type Sub } from './table.js';
 import type {
@@ -160,6 +161,30 @@ function checkSubscribeOptions(options: unknown): asserts options is SubscribeOp
   positiveInt('options.capacity', o.capacity);
   positiveInt('options.maxInFlight', o.maxInFlight);
   if (o.overflow !== undefined && !OVERFLOWS.includes(o.overflow)) throw new InvalidArgumentError('options.overflow', "'drop_newest' | 'drop_oldest' | 'reject'", o.overflow);
+}
+
+/** A call's pattern, checked (read once by the caller). */
+function readPattern(pattern: unknown): string {
+  parsePattern(pattern);
+  return pattern as string;
+}
+
+/** A call's subscriber: a runtime pid as it is, a copy of a pid as plain data read once, checked. */
+function readSubscriber(pid: unknown): Pid {
+  const p = PidImpl.is(pid) || typeof pid !== 'object' || pid === null || types.isProxy(pid) ? pid : { node: (pid as Pid).node, creation: (pid as Pid).creation, id: (pid as Pid).id };
+  checkSubscriber(p);
+  return p;
+}
+
+/** A call's options as a plain copy, each read once, checked. */
+function readSubscribeOptions(options: unknown): SubscribeOptions {
+  if (options === undefined) return {};
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ capacity?, overflow?, maxInFlight? }', options);
+  checkStrayKeys(options, ['capacity', 'overflow', 'maxInFlight'], 'options');
+  const o = options as SubscribeOptions;
+  const copy = { capacity: o.capacity, overflow: o.overflow, maxInFlight: o.maxInFlight } as SubscribeOptions;
+  checkSubscribeOptions(copy);
+  return copy;
 }
 
 function checkRouterOptions(options: unknown): asserts options is SignalRouterOptions | undefined {
@@ -333,16 +358,18 @@ const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, I
     state.spanWatched = state.spanProbe.active;
     try {
       switch (request?.type) {
-        case 'subscribe':
-          parsePattern(request.pattern);
-          checkSubscriber(request.pid);
-          checkSubscribeOptions(request.options);
-          if (Pid.equals(request.pid, state.ctx.self)) throw new InvalidArgumentError('subscriber', 'a process other than the router itself', request.pid);
-          return { reply: subscribe(state, request.pattern, request.pid, request.options ?? {}), state };
-        case 'unsubscribe':
-          parsePattern(request.pattern);
-          checkSubscriber(request.pid);
-          return { reply: unsubscribe(state, request.pattern, request.pid), state };
+        case 'subscribe': {
+          // each field read once, and what was read is what is checked and used
+          const pattern = readPattern(request.pattern);
+          const pid = readSubscriber(request.pid);
+          const options = readSubscribeOptions(request.options);
+          if (Pid.equals(pid, state.ctx.self)) throw new InvalidArgumentError('subscriber', 'a process other than the router itself', pid);
+          return { reply: subscribe(state, pattern, pid, options), state };
+        }
+        case 'unsubscribe': {
+          const pattern = readPattern(request.pattern);
+          return { reply: unsubscribe(state, pattern, readSubscriber(request.pid)), state };
+        }
         case 'stats':
           return { reply: stats(state), state };
         case 'internals':
@@ -357,8 +384,9 @@ const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, I
   },
 
   handleCast(cast, state, ctx) {
-    const signal = cast?.type === 'publish' ? cast.signal : undefined;
-    if (signal !== undefined && (isKnownSignal(signal) || isValid(signal))) route(state, signal);
+    // a signal that could change (a mutable object, a getter) is routed as a frozen copy read once
+    const signal = publishedSignal(cast);
+    if (signal !== undefined) route(state, signal);
     else ctx.node.telemetry.execute('keel.gen_server.unexpected_message', {}, { pid: ctx.self, message: cast });
     return state;
   },
@@ -375,12 +403,13 @@ const routerSpec: GenServerSpec<State, SignalRouterProtocol, SignalRouterCast, I
 }, 'a signal router (use its handle)', 'bare');
 markComponent(routerSpec, 'signal_router', observeRouter); // an observer finds it, and reads it through the `observe` system call
 
-function isValid(signal: unknown): boolean {
+/** The signal a publish cast carries, as {@link stableSignal} makes it; undefined for anything else (a cast that cannot be read included). */
+function publishedSignal(cast: unknown): Signal | undefined {
   try {
-    validateSignal(signal);
-    return true;
+    const c = cast as { type?: unknown; signal?: unknown } | null | undefined;
+    return c?.type === 'publish' ? stableSignal(c.signal) : undefined;
   } catch {
-    return false;
+    return undefined; // a revoked proxy, a getter that throws: not a publish
   }
 }
 

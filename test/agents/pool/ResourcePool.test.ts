@@ -233,6 +233,24 @@ describe('ResourcePool', () => {
     expect(events.events.filter((e) => e.event === 'keel.resource_pool.destroyed').map((e) => e.metadata.ok)).toEqual([true, true, true]);
   });
 
+  it('a string resource is keyed by itself, never taken for a Pid resource whose key text it spells', async () => {
+    const node = track();
+    const worker = idler(node);
+    // the text the pool once keyed the worker by: another resource, not the worker
+    const text = `pid:${worker.node}.${worker.id}.${worker.creation}`;
+    const made: unknown[] = [worker, text];
+    let i = 0;
+    const pool = await ResourcePool.start(node, { create: () => made[i++]!, size: 2, destroy: () => {} });
+    expect(await pool.stats()).toMatchObject({ resources: 2, idle: 2, created: 2, createFailed: 0 });
+    const lent = [await pool.checkout(), await pool.checkout()];
+    expect(lent).toEqual([text, worker]);
+    expect(await pool.checkin(text as never)).toBe('returned');
+    expect(await pool.checkin(text as never).catch((e: unknown) => (e as { code: string }).code)).toBe('ERR_INVALID_ARGUMENT'); // idle now: not the worker
+    expect(await pool.checkin(worker as never)).toBe('returned');
+    expect(await pool.stats()).toMatchObject({ resources: 2, idle: 2, checkins: 2, badCheckins: 1 });
+    await pool.stop();
+  });
+
   it('create failing (throws, rejects, undefined, a duplicate) is counted, reported and retried on the node clock; callers time out, nothing wedges', async () => {
     const { node, clock } = clockedNode(track);
     const events = captureEvents(node, ['keel.resource_pool.create_failed', 'keel.resource_pool.created']);
@@ -344,6 +362,25 @@ describe('ResourcePool', () => {
     node.exit(b.pid, 'kill');
   });
 
+  it('a Pid resource that died while lent to a process is taken back as retired from that process only: a stale checkin cannot take its place', async () => {
+    const node = track();
+    const pool = await ResourcePool.start<Pid>(node, { create: () => idler(node), size: 1 });
+    const a = await spawnWithContext(node);
+    const b = await spawnWithContext(node);
+    const r = await pool.checkout({ caller: a.ctx });
+    expect(await pool.checkin(r, { caller: a.ctx })).toBe('returned');
+    expect(await pool.checkout({ caller: b.ctx })).toBe(r);
+    node.exit(r, 'kill'); // dies while b holds it
+    await node.idle();
+    expectKeelError(await rejection(() => pool.checkin(r, { caller: a.ctx })), 'ERR_INVALID_ARGUMENT', `held by ${String(b.pid)}`);
+    expectKeelError(await rejection(() => pool.checkin(r)), 'ERR_INVALID_ARGUMENT', 'options.caller');
+    expect(await pool.checkin(r, { caller: b.ctx })).toBe('retired');
+    expect(await pool.stats()).toMatchObject({ resourceDown: 1, badCheckins: 2, checkins: 2, resources: 1, idle: 1 });
+    expect(node.monitors.list().filter((e) => e.tag === 'resource_pool.holder')).toEqual([]);
+    node.exit(a.pid, 'kill');
+    node.exit(b.pid, 'kill');
+  });
+
   it('withResource checks in after fn, also when fn throws; discardOnError replaces the resource', async () => {
     const node = track();
     const f = factory();
@@ -435,5 +472,35 @@ describe('ResourcePool sent what it cannot read', () => {
     await node.idle();
     expect(node.isAlive(pid)).toBe(true);
     expect(await pool.withResource((c) => c.id)).toBe(1);
+  });
+});
+
+describe('ResourcePool: calls whose fields run code', () => {
+  it('a call whose type or fields are getters (on its prototype, hidden, or throwing at a later read) is refused with the typed error; the pool keeps its lent resources', async () => {
+    const node = track();
+    const f = factory();
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, size: 1 });
+    const held = await pool.checkout();
+    const pid = pool.pid;
+    class Prototyped {
+      get type(): string {
+        throw new Error('prototype getter');
+      }
+    }
+    const hidden = Object.defineProperty({}, 'type', { get: () => { throw new Error('hidden getter'); } });
+    const resource = Object.defineProperty({ type: 'checkin' }, 'resource', { get: () => { throw new Error('resource getter'); } });
+    let reads = 0;
+    // a pid-shaped holder whose node answers once, then throws
+    const holder = { creation: 0, id: 1, get node(): string { if (++reads > 1) throw new Error('a later read'); return 'keel-x'; } };
+    for (const request of [new Prototyped(), hidden, resource]) {
+      expectKeelError(await GenServer.call(node, pid, request as never), 'ERR_INVALID_ARGUMENT', '`request`');
+    }
+    expect(node.isAlive(pid)).toBe(true);
+    expect(f.destroyed).toEqual([]);
+    expect(await pool.checkin(held)).toBe('returned');
+    // lent from the idle one: the holder is read once, found not alive, and nothing is lent
+    expectKeelError(await GenServer.call(node, pid, { type: 'checkout', timeout: 0, holder } as never), 'ERR_INVALID_ARGUMENT', '`request.holder`');
+    expect(node.isAlive(pid)).toBe(true);
+    expect(await pool.stats()).toMatchObject({ resources: 1, idle: 1, created: 1, checkins: 1, checkouts: 1 });
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Agent, AgentRegistry, type AgentRegistryHandle, GenServer, Pid, resolveAgents, SignalRouter, Supervisor } from '../../../src/index.js';
+import { Agent, AgentRegistry, type AgentRegistryHandle, type From, GenServer, Pid, resolveAgents, SignalRouter, Supervisor } from '../../../src/index.js';
 import { componentStates, peekComponentState } from '../../../src/agents/internal/componentState.js';
 import { captureEvents, expectNoLeaks } from '../../../src/testing/index.js';
 import { advance, clockedNode, fakeLogger, idler, listOf, otherCreation, spawnWithContext, useNodes } from '../../support.js';
@@ -359,5 +359,56 @@ describe('AgentRegistry at node shutdown', () => {
     const crossings = events.events.filter((e) => e.event === 'keel.process.long_mailbox');
     expect(crossings.map((e) => e.metadata.name)).toEqual(['keel.agent_registry.1']);
     expect(logger.warn.mock.calls.filter((c) => String(c[0]).includes('messages queued'))).toEqual([]);
+  });
+});
+
+describe('messages it did not send', () => {
+  it('a revoked proxy, or an object whose getters throw, sent to the registry is an unexpected message: it keeps running and keeps its entries', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node, { heartbeatIntervalMs: 1000 });
+    const agent = node.spawn(() => () => {});
+    await registry.register(agent, { capabilities: ['ocr'] }, { key: 'ocr-1' });
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const throwing = (key: string): object => Object.defineProperty({}, key, { enumerable: true, get: () => { throw new Error(`${key} getter`); } });
+    const unexpected: unknown[] = [];
+    node.telemetry.attach('unexpected', ['keel.gen_server.unexpected_message'], (_e, _m, meta) => unexpected.push(meta.pid));
+    const pid = registry.pid;
+    for (const m of [proxy, throwing('token'), throwing('type'), { type: 'sweep', token: {} }]) node.send(pid, m);
+    await node.idle();
+    expect(node.isAlive(pid)).toBe(true);
+    expect(unexpected).toEqual([pid, pid, pid, pid]);
+    expect((await registry.stats()).unregistered).toEqual({ down: 0, explicit: 0, replaced: 0 });
+    expect(registry.pids({ capability: 'ocr' })).toEqual([agent]);
+  });
+});
+
+describe('poll across a restart of the registry', () => {
+  it('a status call its dead predecessor made (whose answer is lost) does not count against the agent: the new registry asks before it declares it unhealthy', async () => {
+    const { node, clock } = clockedNode(track);
+    const registry = await AgentRegistry.start(node, { heartbeatIntervalMs: 100, missedHeartbeats: 1, poll: true });
+    // an agent that holds its first status call, then answers every call at once
+    let answering = false;
+    const held: From<unknown>[] = [];
+    const agent = await GenServer.start(node, {
+      init: () => null,
+      handleCall: (_request: unknown, from: From<unknown>, state: null) => {
+        if (answering) return { reply: { load: 0 }, state };
+        held.push(from);
+        return { noreply: true as const, state };
+      },
+    });
+    const health: string[] = [];
+    node.telemetry.attach('health', ['keel.agent_registry.unhealthy', 'keel.agent_registry.healthy'], (event) => health.push(event));
+    await registry.register(agent, {}, { key: 'a' });
+    await advance(node, clock, 100); // late: asked
+    expect(held).toHaveLength(1);
+    node.exit(registry.pid, 'kill');
+    await node.idle();
+    answering = true;
+    for (const f of held) GenServer.reply(f, { load: 0 }); // to the dead registry: lost
+    for (let i = 0; i < 5; i++) await advance(node, clock, 100);
+    expect(health).toEqual([]);
+    expect(registry.lookup('a')!.meta.health).toBe('healthy');
   });
 });

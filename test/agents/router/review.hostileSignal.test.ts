@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { GenServer } from '../../../src/index.js';
+import { isSignal, validateSignal } from '../../../src/agents/Signal.js';
+import { useNodes } from '../../support.js';
+import { expectBalanced, routerEvents, signal, sink, startRouter } from './routerKit.js';
+
+const track = useNodes();
+
+// A published object whose attributes are getters is read once by the router: it routes and
+// delivers a frozen copy, so a getter that throws (or answers another type) at a later read cannot
+// crash the router or route a type that was never checked.
+describe('a signal whose attributes are getters', () => {
+  it('a getter that throws after the checks neither crashes the router nor loses the signal unaccounted: the copy read once is delivered', async () => {
+    const node = track();
+    const router = await startRouter(node);
+    const events = routerEvents(node);
+    const s = sink(node);
+    expect(await router.subscribe('a.*', s.pid)).toBe('ok');
+    let reads = 0;
+    const hostile = Object.defineProperty({ ...signal('a.b', 1) }, 'type', {
+      enumerable: true,
+      get: () => {
+        if (++reads > 2) throw new Error('a later read');
+        return 'a.b';
+      },
+    });
+    const pid = router.pid;
+    expect(router.publish(hostile as never)).toEqual({ ok: true, id: hostile.id });
+    await s.until(1);
+    await node.idle();
+    expect(node.isAlive(pid)).toBe(true);
+    expect(events.of('resumed')).toEqual([]);
+    expect(s.got[0] === hostile).toBe(false); // (not toBe: its message would read the getter)
+    expect([s.got[0]!.type, s.got[0]!.data, Object.isFrozen(s.got[0])]).toEqual(['a.b', 1, true]);
+    const stats = await router.stats();
+    expect([stats.published, stats.matched, stats.delivered, stats.restarts]).toEqual([1, 1, 1, 0]);
+    expectBalanced(stats);
+  });
+
+  it('a frozen object whose type is a getter is not remembered as valid: a type that turns bad later is refused, not routed', async () => {
+    const node = track();
+    const router = await startRouter(node);
+    const s = sink(node);
+    expect(await router.subscribe('**', s.pid)).toBe('ok');
+    let type = 'a.b';
+    const frozen = Object.freeze(Object.defineProperty({ ...signal('a.b', 1) }, 'type', { enumerable: true, get: () => type }));
+    validateSignal(frozen);
+    type = 'a..b';
+    expect(isSignal(frozen)).toBe(false);
+    const unexpected: unknown[] = [];
+    node.telemetry.attach('unexpected', ['keel.gen_server.unexpected_message'], (_e, _m, meta) => unexpected.push(meta.pid));
+    GenServer.cast(node, router.pid, { type: 'publish', signal: frozen });
+    await node.idle();
+    expect(unexpected).toEqual([router.pid]);
+    expect(s.got).toEqual([]);
+    expect((await router.stats()).published).toBe(0);
+  });
+
+  it('a publish cast that cannot be read (a revoked proxy, a throwing getter) sent straight to the router is an unexpected message; the router keeps running', async () => {
+    const node = track();
+    const router = await startRouter(node);
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const getter = Object.defineProperty({}, 'type', { get: () => { throw new Error('no'); } });
+    const unexpected: unknown[] = [];
+    node.telemetry.attach('unexpected', ['keel.gen_server.unexpected_message'], (_e, _m, meta) => unexpected.push(meta.pid));
+    const pid = router.pid;
+    GenServer.cast(node, pid, proxy as never);
+    GenServer.cast(node, pid, getter as never);
+    await node.idle();
+    expect(node.isAlive(pid)).toBe(true);
+    expect(unexpected).toEqual([pid, pid]);
+  });
+});
