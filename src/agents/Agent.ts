@@ -104,7 +104,9 @@ export interface AgentRegistration {
    * Sends the registry a heartbeat with the agent's load (its running tasks) every this many ms on
    * the node's clock (default: none; a registry with `heartbeatIntervalMs` then needs `poll: true`
    * or other heartbeats to keep the agent healthy). A beat the registry answers `not_registered`
-   * (it came back without its table, or the entry was removed) makes the agent register again.
+   * (it came back without its table) makes the agent register again; one answered `replaced` or
+   * `unregistered` (its entry was removed on purpose: another live process registered its key, or
+   * someone unregistered it) stops its beats, and it stays unregistered until it restarts.
    */
   readonly heartbeatMs?: number;
 }
@@ -144,6 +146,8 @@ interface State {
   failed: number;
   /** A heartbeat call to the registry is in flight (at most one: a slow registry gets no pile of calls). */
   beating?: boolean;
+  /** The registry removed its entry on purpose (answered a beat `replaced` or `unregistered`): it beats no more. */
+  removed?: boolean;
 }
 
 function isCancelTask(m: unknown): m is AgentCast {
@@ -351,13 +355,18 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServ
 
   async handleInfo(message, state, ctx) {
     if (message === HEARTBEAT) {
-      heartbeat(state, ctx);
+      if (state.removed !== true) heartbeat(state, ctx);
       return state;
     }
     if (message === REGISTER) {
       // the registry answered a beat with not_registered (it came back without its table): register again;
       // a registry that is down now is tried again after the next beat
       await register(state, ctx).catch(() => undefined);
+      return state;
+    }
+    if (message === REMOVED) {
+      // the registry removed its entry on purpose (replaced, unregistered): the removal stands, the beats stop
+      state.removed = true;
       return state;
     }
     // cancel_task also arrives as a plain message: a coordinator sends it through sendSupervised
@@ -377,8 +386,11 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServ
 /** The agent's own timer message: send the registry a heartbeat. */
 const HEARTBEAT = Symbol('keel.agent.heartbeat');
 
-/** The agent's own message: its registry no longer knows it, register again. */
+/** The agent's own message: its registry no longer knows it (it lost its table), register again. */
 const REGISTER = Symbol('keel.agent.register');
+
+/** The agent's own message: its registry removed its entry on purpose, stop beating. */
+const REMOVED = Symbol('keel.agent.removed');
 
 /** Registers the agent in its registry with its capabilities, kinds, team, role and load now. */
 function register(state: State, ctx: Context<any>): Promise<{ key: string } | { error: string }> {
@@ -398,8 +410,10 @@ function register(state: State, ctx: Context<any>): Promise<{ key: string } | { 
  * Tells the registry the agent's load, without waiting for the answer; the next one is armed at
  * once. While a beat is unanswered (a slow or restarting registry: the call times out) the next
  * beats are skipped, so calls do not pile up; the registry's own sweep decides what a missed beat
- * means. A registry that answers `not_registered` (restarted without its table, or the entry was
- * removed) gets a new registration: the agent is found by queries again.
+ * means. A registry that answers `not_registered` (restarted without its table) gets a new
+ * registration: the agent is found by queries again. One that answers `replaced` or `unregistered`
+ * removed the entry on purpose: the agent beats no more (as an Erlang process whose name was taken
+ * does not take it back), until it restarts and registers afresh.
  */
 function heartbeat(state: State, ctx: Context<any>): void {
   const registration = state.registration!;
@@ -409,12 +423,20 @@ function heartbeat(state: State, ctx: Context<any>): void {
   registration.registry.heartbeat(ctx.self, { load: state.running.size }).then(
     (r) => {
       state.beating = false;
-      if (r !== 'ok' && !ctx.signal.aborted) ctx.send(ctx.self, REGISTER);
+      if (r === 'ok' || ctx.signal.aborted) return;
+      ctx.send(ctx.self, removedOnPurpose(r) ? REMOVED : REGISTER);
     },
     () => {
       state.beating = false;
     },
   );
+}
+
+/** A beat's answer says the entry was removed on purpose (`replaced`, `unregistered`); read without running a caller's code. */
+function removedOnPurpose(r: unknown): boolean {
+  if (typeof r !== 'object' || r === null || types.isProxy(r)) return false;
+  const d = Object.getOwnPropertyDescriptor(r, 'error');
+  return d !== undefined && 'value' in d && (d.value === 'replaced' || d.value === 'unregistered');
 }
 
 /** `options.registry` as the agent keeps it: each field read once, checked. */

@@ -27,6 +27,12 @@ export interface Owner {
 
 export type RemoveReason = 'down' | 'explicit' | 'replaced';
 
+/** Why a live process's last entry was removed on purpose: what its heartbeats and updates are answered. */
+export type Removed = 'replaced' | 'unregistered';
+
+/** The size under which {@link AgentIndex.forget} never purges the dead. */
+const PURGE_MIN = 64;
+
 const EMPTY: ReadonlySet<Rec> = new Set();
 
 /**
@@ -119,6 +125,17 @@ export class AgentIndex {
   /** False once the registry stopped for good: reads answer nothing. */
   open = true;
   readonly counts = { registered: 0, down: 0, explicit: 0, replaced: 0, heartbeats: 0, polls: 0 };
+  /**
+   * The processes whose last entry was removed on purpose (replaced by another process's
+   * registration, or unregistered), by pid text: their heartbeats are answered that, not
+   * `not_registered` (which makes an agent register again), so a removal is not undone. Kept with the
+   * table (a resumed registry still knows; one that lost its table forgets). Not monitored (the
+   * registry keeps one monitor per registered process): a dead pid is dropped when asked about,
+   * and all of them once the map doubled since its last purge, so it holds at most about twice the
+   * live processes it names.
+   */
+  readonly removed = new Map<string, { readonly pid: Pid; readonly reason: Removed }>();
+  #purgeAt = PURGE_MIN;
 
   get capabilities(): number {
     return this.#caps.size;
@@ -142,6 +159,24 @@ export class AgentIndex {
     this.#unlink(rec);
     this.bySeen.delete(rec);
     if (reason !== undefined) this.counts[reason]++;
+  }
+
+  /** Remembers that `owner`'s last entry was removed on purpose (see {@link removed}). */
+  remember(owner: Owner, reason: Removed, isAlive: (pid: Pid) => boolean): void {
+    this.removed.delete(owner.text); // re-inserted last: the order is that of removal
+    this.removed.set(owner.text, { pid: owner.pid, reason });
+    if (this.removed.size <= this.#purgeAt) return;
+    for (const [text, r] of this.removed) if (!isAlive(r.pid)) this.removed.delete(text);
+    this.#purgeAt = Math.max(PURGE_MIN, 2 * this.removed.size);
+  }
+
+  /** Why the live process `text` names had its last entry removed on purpose, if it did (a dead one is forgotten). */
+  removedReason(text: string, isAlive: (pid: Pid) => boolean): Removed | undefined {
+    const r = this.removed.get(text);
+    if (r === undefined) return undefined;
+    if (isAlive(r.pid)) return r.reason;
+    this.removed.delete(text);
+    return undefined;
   }
 
   /** Applies `patch` (and, when `seen`, hears from it now); answers the entry's health before and after. */

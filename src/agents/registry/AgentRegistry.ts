@@ -83,6 +83,8 @@ function removeRec(state: State, rec: Rec, reason: RemoveReason): void {
   if (owner.recs.size === 0) {
     state.index.byPid.delete(owner.text);
     if (reason !== 'down' && owner.watch !== undefined) unwatch(state.ctx, owner.watch);
+    // removed on purpose while it lives: its heartbeats are answered so, and do not register it again
+    if (reason !== 'down') state.index.remember(owner, reason === 'explicit' ? 'unregistered' : 'replaced', (p) => state.node.isAlive(p));
   }
   emit(state, 'unregistered', rec, { reason });
 }
@@ -99,6 +101,7 @@ function register(state: State, givenPid: Pid, given: string | undefined, patch:
     if (watch === 'noproc') return { error: 'noproc' };
     owner = { pid, text, recs: new Set(), watch };
     index.byPid.set(text, owner);
+    index.removed.delete(text); // registered again: an entry like any other
   }
   const key = given ?? node.info(pid)?.name ?? text;
   const now = node.clock.now();
@@ -137,7 +140,12 @@ function recsOf(state: State, ref: Ref): Rec[] {
 
 function change(state: State, ref: Ref, patch: MetaPatch, reason: 'update' | 'heartbeat' | 'poll'): AgentUpdateResult {
   const recs = recsOf(state, ref);
-  if (recs.length === 0) return { error: 'not_registered' };
+  if (recs.length === 0) {
+    // a live process whose entries were removed on purpose is told so (an agent then stops beating);
+    // not_registered (a registry that lost its table, or never knew it) makes an agent register again
+    const removed = typeof ref === 'string' ? undefined : state.index.removedReason(Pid.format(ref), (p) => state.node.isAlive(p));
+    return { error: removed ?? 'not_registered' };
+  }
   const now = state.node.clock.now();
   for (const rec of recs) {
     const { before, after } = state.index.change(rec, patch, now);

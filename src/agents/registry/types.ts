@@ -81,7 +81,13 @@ export interface RegisterOptions {
 export type AgentRef = string | Pid | Context<any>;
 
 export type AgentRegisterResult = { readonly key: string } | { readonly error: 'noproc' };
-export type AgentUpdateResult = 'ok' | { readonly error: 'not_registered' };
+/**
+ * `'not_registered'`: no entry (never registered, or the registry lost its table: an agent then
+ * registers again). `'replaced'` / `'unregistered'` (a pid's update or heartbeat only): that live
+ * process's entries were removed on purpose, by another process's registration of its key or by
+ * `unregister` (an agent then stops beating and stays unregistered).
+ */
+export type AgentUpdateResult = 'ok' | { readonly error: 'not_registered' | 'replaced' | 'unregistered' };
 
 export interface AgentRegistryStats {
   readonly agents: number;

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { Agent, AgentRegistry, type AgentRegistryHandle, GenServer, type Pid, isDown, isKeelError, Supervisor } from '../../../src/index.js';
 import { captureEvents, probe } from '../../../src/testing/index.js';
-import { advance, clockedNode, exitAndWait, spawnWithContext as spawnWithContextLocal, useNodes } from '../../support.js';
+import { peekComponentState } from '../../../src/agents/internal/componentState.js';
+import { Pid as PidOf } from '../../../src/runtime/Pid.js';
+import { advance, clockedNode, exitAndWait, idler, spawnWithContext as spawnWithContextLocal, useNodes } from '../../support.js';
 
 // Agent.start({ registry }): an agent registers itself at each start, so a restart is found again.
 
@@ -137,5 +139,93 @@ describe('Agent.start({ registry }) with its registry gone for good', () => {
     await node.idle();
     expect(node.registry.whereis('w')).toBe(undefined);
     expect(registry.count()).toBe(0);
+  });
+});
+
+describe('Agent.start({ registry: { heartbeatMs } }): an entry removed on purpose stays removed (found in review)', () => {
+  const names = (ev: { events: { event: string; metadata: Record<string, unknown> }[] }, pids: Record<string, Pid>): string[] =>
+    ev.events.map((e) => {
+      const who = Object.keys(pids).find((k) => pids[k] === e.metadata.pid) ?? '?';
+      return `${e.event.slice('keel.agent_registry.'.length)}:${who}${e.metadata.reason === undefined ? '' : `:${String(e.metadata.reason)}`}`;
+    });
+
+  it('two live agents with the same key: the second holds it, the first is answered replaced at its next beat and stops beating (no swap per beat)', async () => {
+    const { node, clock } = clockedNode(track);
+    const ev = captureEvents(node, ['keel.agent_registry.registered', 'keel.agent_registry.unregistered']);
+    const registry = await AgentRegistry.start(node);
+    const a = await Agent.start(node, { capabilities: ['x'], runTask: () => 1, registry: { registry, key: 'k', heartbeatMs: 100 } });
+    const b = await Agent.start(node, { capabilities: ['x'], runTask: () => 2, registry: { registry, key: 'k', heartbeatMs: 100 } });
+    expect(await registry.heartbeat(a.pid)).toEqual({ error: 'replaced' });
+    for (let i = 0; i < 5; i++) await advance(node, clock, 100);
+    expect(names(ev, { a: a.pid, b: b.pid })).toEqual(['registered:a', 'unregistered:a:replaced', 'registered:b']);
+    expect(registry.lookup('k')!.pid).toBe(b.pid);
+    expect(registry.count()).toBe(1);
+    // the first beat of each, then b's alone: a stopped beating
+    expect((await registry.stats()).heartbeats).toBe(1 + 2 + 4);
+    expect(node.isAlive(a.pid)).toBe(true);
+  });
+
+  it('registry.unregister of a beating agent is not undone at its next beat: answered unregistered, it stops beating', async () => {
+    const { node, clock } = clockedNode(track);
+    const ev = captureEvents(node, ['keel.agent_registry.registered', 'keel.agent_registry.unregistered']);
+    const registry = await AgentRegistry.start(node);
+    const solo = await Agent.start(node, { name: 'solo', capabilities: ['x'], runTask: () => 1, registry: { registry, heartbeatMs: 100 } });
+    await advance(node, clock, 100);
+    expect(await registry.unregister('solo')).toBe('ok');
+    for (let i = 0; i < 5; i++) await advance(node, clock, 100);
+    expect(names(ev, { solo: solo.pid })).toEqual(['registered:solo', 'unregistered:solo:explicit']);
+    expect(registry.lookup('solo')).toBe(undefined);
+    expect((await registry.stats()).heartbeats).toBe(2);
+    expect(await registry.heartbeat(solo.pid)).toEqual({ error: 'unregistered' });
+    expect(await registry.update(solo.pid, { load: 1 })).toEqual({ error: 'unregistered' });
+    // registered again by hand: it is an entry like any other (its beats do not resume until it restarts)
+    expect(await registry.register(solo.pid, { capabilities: ['x'] })).toEqual({ key: 'solo' });
+    expect(await registry.heartbeat(solo.pid)).toBe('ok');
+  });
+
+  it('a registry that lost its table (stopped, started again empty) is re-populated by the beats of the agents it still has, not of those it had removed', async () => {
+    const { node, clock } = clockedNode(track);
+    const reg = await AgentRegistry.start(node, { name: 'reg' });
+    const a = await Agent.start(node, { capabilities: ['x'], runTask: () => 1, registry: { registry: reg, key: 'k', heartbeatMs: 100 } });
+    const b = await Agent.start(node, { capabilities: ['x'], runTask: () => 2, registry: { registry: reg, key: 'k', heartbeatMs: 100 } });
+    const c = await Agent.start(node, { name: 'c', capabilities: ['y'], runTask: () => 3, registry: { registry: reg, heartbeatMs: 100 } });
+    await advance(node, clock, 100); // a is answered replaced: it stops beating
+    await GenServer.stop(node, node.registry.whereis('reg')!, 'normal'); // its table (and what it remembered) released
+    await node.idle();
+    await AgentRegistry.start(node, { name: 'reg' });
+    expect(reg.count()).toBe(0);
+    await advance(node, clock, 100); // answered not_registered: b and c register again
+    await advance(node, clock, 100);
+    expect([reg.count(), reg.lookup('k')?.pid, reg.lookup('c')?.pid]).toEqual([2, b.pid, c.pid]);
+    expect(node.isAlive(a.pid)).toBe(true);
+  });
+
+  it('a registry that crashed and resumed its table still knows which agents it removed on purpose', async () => {
+    const { node, clock } = clockedNode(track);
+    let registry!: AgentRegistryHandle;
+    await Supervisor.start(node, [{ id: 'r', start: (ctx) => AgentRegistry.start(ctx, { name: 'reg' }).then((r) => (registry = r).pid) }]);
+    const solo = await Agent.start(node, { name: 'solo', capabilities: ['x'], runTask: () => 1, registry: { registry, heartbeatMs: 100 } });
+    expect(await registry.unregister('solo')).toBe('ok');
+    await exitAndWait(node, node.registry.whereis('reg')!, new Error('crash'));
+    for (let i = 0; i < 3; i++) await advance(node, clock, 100);
+    expect(registry.lookup('solo')).toBe(undefined);
+    expect(await registry.heartbeat(solo.pid)).toEqual({ error: 'unregistered' });
+  });
+
+  it('what it remembers is of live processes only: the dead are forgotten as more are remembered, and a dead pid is answered not_registered', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node, { name: 'reg' });
+    const removed = (): Map<string, unknown> => peekComponentState<{ removed: Map<string, unknown> }>(node, 'reg', 'agent_registry')!.removed;
+    const first = Array.from({ length: 100 }, () => idler(node));
+    for (const p of first) await registry.register(p, {}, { key: 'k' });
+    expect(removed().size).toBe(99);
+    for (const p of first.slice(0, 99)) node.exit(p, 'kill');
+    await node.idle();
+    expect(await registry.heartbeat(first[0]!)).toEqual({ error: 'not_registered' });
+    const more = Array.from({ length: 100 }, () => idler(node));
+    for (const p of more) await registry.register(p, {}, { key: 'k' });
+    // the dead were dropped once the table grew to twice what was live at its last purge
+    expect(new Set(removed().keys())).toEqual(new Set([first[99]!, ...more.slice(0, 99)].map((p) => PidOf.format(p))));
+    expect(await registry.heartbeat(first[99]!)).toEqual({ error: 'replaced' });
   });
 });

@@ -41,6 +41,14 @@ describe('AgentRegistry: index against brute force (seeded random operations)', 
       const pool: Pid[] = Array.from({ length: 8 }, () => idler(node));
       const model = new Map<string, Model>();
       const keysOf = (pid: Pid): string[] => [...model].filter(([, m]) => m.pid === pid).map(([k]) => k);
+      // live pids whose last entry was removed on purpose: their updates and heartbeats are answered so
+      const removed = new Map<string, 'replaced' | 'unregistered'>();
+      const removeKeys = (keys: readonly string[], reason: 'replaced' | 'unregistered'): void => {
+        const owners = new Set(keys.map((k) => model.get(k)!.pid));
+        for (const k of keys) model.delete(k);
+        for (const p of owners) if (keysOf(p).length === 0) removed.set(Pid.format(p), reason);
+      };
+      const missing = (ref: string | Pid) => ({ error: (typeof ref === 'string' ? undefined : removed.get(Pid.format(ref))) ?? 'not_registered' });
       const randomWhere = (): AgentWhere => {
         const w: { -readonly [K in keyof AgentWhere]: AgentWhere[K] } = {};
         if (random() < 0.4) w.capability = pick(CAPS);
@@ -94,6 +102,8 @@ describe('AgentRegistry: index against brute force (seeded random operations)', 
           const res = await registry.register(pid, meta, key === undefined ? undefined : { key });
           const k = key ?? Pid.format(pid);
           expect(res).toEqual({ key: k });
+          removed.delete(Pid.format(pid));
+          if (model.has(k) && model.get(k)!.pid !== pid) removeKeys([k], 'replaced');
           model.set(k, {
             pid,
             capabilities: (meta.capabilities as string[] | undefined) ?? [],
@@ -109,7 +119,7 @@ describe('AgentRegistry: index against brute force (seeded random operations)', 
           const ref = byPid ? pick(pool) : pick([...model.keys(), 'nope']);
           op = `update ${String(ref)} ${JSON.stringify(patch)}`;
           const keys = typeof ref === 'string' ? (model.has(ref) ? [ref] : []) : keysOf(ref);
-          expect(await registry.update(ref, patch)).toEqual(keys.length === 0 ? { error: 'not_registered' } : 'ok');
+          expect(await registry.update(ref, patch)).toEqual(keys.length === 0 ? missing(ref) : 'ok');
           for (const k of keys) {
             const m = model.get(k)!;
             Object.assign(m, Object.fromEntries(Object.entries(patch).map(([f, v]) => [f, v])));
@@ -119,7 +129,7 @@ describe('AgentRegistry: index against brute force (seeded random operations)', 
           op = `unregister ${String(ref)}`;
           const keys = typeof ref === 'string' ? (model.has(ref) ? [ref] : []) : keysOf(ref);
           expect(await registry.unregister(ref)).toBe(keys.length === 0 ? 'not_found' : 'ok');
-          for (const k of keys) model.delete(k);
+          removeKeys(keys, 'unregistered');
         } else if (r < 0.7) {
           const i = Math.floor(random() * pool.length);
           const pid = pool[i]!;
@@ -128,12 +138,13 @@ describe('AgentRegistry: index against brute force (seeded random operations)', 
           pool[i] = idler(node);
           await node.idle();
           for (const k of keysOf(pid)) model.delete(k);
+          removed.delete(Pid.format(pid));
         } else if (r < 0.85) {
           const ref = random() < 0.5 ? pick(pool) : pick([...model.keys(), 'nope']);
           const beat = random() < 0.5 ? { load: Math.floor(random() * 5) } : random() < 0.5 ? { status: pick(['healthy', 'unhealthy'] as const) } : {};
           op = `heartbeat ${String(ref)} ${JSON.stringify(beat)}`;
           const keys = typeof ref === 'string' ? (model.has(ref) ? [ref] : []) : keysOf(ref);
-          expect(await registry.heartbeat(ref, beat)).toEqual(keys.length === 0 ? { error: 'not_registered' } : 'ok');
+          expect(await registry.heartbeat(ref, beat)).toEqual(keys.length === 0 ? missing(ref) : 'ok');
           for (const k of keys) Object.assign(model.get(k)!, beat);
         } else if (r < 0.95) {
           const ms = pick([1, 50, 99, 100, 101, 200, 1000]);
