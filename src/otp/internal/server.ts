@@ -1,0 +1,390 @@
+// A running GenServer: the messages a server is sent besides its info messages, the state machine
+// of its callbacks (calls, casts, infos, continues, timeouts, terminate) and how their results are
+// read. GenServer.ts holds the public face: the types, start, call, cast, stop.
+import { InvalidArgumentError, toError } from '../../errors.js';
+import { isDead, isExitSentinel, kernelOfProcess, type Proc } from '../../runtime/kernel.js';
+import { type Exit, isExitReason, type ExitReason } from '../../runtime/messages.js';
+import type { Pid, TimerRef } from '../../runtime/Pid.js';
+import type { Context, Handler } from '../../runtime/types.js';
+import type { TelemetryBus } from '../../telemetry/Telemetry.js';
+import type { MessageFlow } from '../../telemetry/tracing.js';
+import type { CallProtocol, GenServerSpec } from '../GenServer.js';
+import { type From, PendingCall } from './calls.js';
+import { handleSys, holdWhileSuspended, isParentExit, isSysCall } from './sys.js';
+import { adopt, isThenable } from './thenable.js';
+/** @internal A cast's message (a StateMachine is cast to the same way). */
+export class CastMessage {
+  readonly request: unknown;
+  constructor(request: unknown) {
+    this.request = request;
+  }
+}
+
+/**
+ * What `handleInfo` gets when a `timeout` a callback returned passed with no message: gen_server's
+ * `timeout` message. A symbol, so that no message sent to the server (from another node, say) is it.
+ */
+export const TIMEOUT: unique symbol = Symbol('keel.gen_server.timeout');
+
+/** @internal The timer's message of a `timeout` result; only the latest one armed counts. */
+class TimeoutMessage {}
+
+/** @internal `GenServer.stop`'s message. */
+export class StopMessage {
+  readonly reason: ExitReason;
+  constructor(reason: ExitReason) {
+    this.reason = reason;
+  }
+}
+
+const INFO = 0;
+const CALL = 1;
+const CAST = 2;
+const STOP = 3;
+const TIMED_OUT = 4;
+/** The handler spans of message-flow tracing, by kind. */
+const HANDLE_SPANS = ['keel.gen_server.handle_info', 'keel.gen_server.handle_call', 'keel.gen_server.handle_cast', 'keel.gen_server.terminate', 'keel.gen_server.handle_info'];
+
+/**
+ * What a server's message is. A message may be any value a process was sent: one whose inspection
+ * throws (a revoked proxy) is an info message like any other, never a crash of the server.
+ */
+function kindOf(msg: unknown): number {
+  try {
+    return msg instanceof PendingCall ? CALL : msg instanceof CastMessage ? CAST : msg instanceof StopMessage ? STOP : msg instanceof TimeoutMessage ? TIMED_OUT : INFO;
+  } catch {
+    return INFO;
+  }
+}
+
+/** @internal A running server: its state machine over the callbacks. */
+export class Server<S> {
+  readonly spec: GenServerSpec<S, CallProtocol, unknown>;
+  /** The server's own context: its process record. */
+  readonly ctx: Proc;
+  readonly parent: Pid | 'node';
+  state!: S;
+  /** The messages held while `Sys.suspend` holds the server (undefined: running). */
+  suspended: unknown[] | undefined = undefined;
+  readonly telemetry: TelemetryBus;
+  /** True while {@link Server.handle} runs inside its message-flow span. */
+  inSpan = false;
+
+  constructor(spec: GenServerSpec<S, CallProtocol, unknown>, ctx: Proc, parent: Pid | 'node') {
+    this.spec = spec;
+    this.ctx = ctx;
+    this.parent = parent;
+    this.telemetry = kernelOfProcess(ctx).telemetry;
+  }
+
+  readonly handle: Handler<unknown> = (msg: unknown): void | Promise<void> => {
+    // message-flow tracing: one check while no tracer is installed
+    if (this.telemetry.flow !== undefined && !this.inSpan) return this.#traced(this.telemetry.flow, msg);
+    const kind = kindOf(msg);
+    if (this.suspended !== undefined && holdWhileSuspended(this, msg, kind === STOP)) return;
+    if (this.#timeout !== undefined) {
+      // a message came: the timeout a callback returned is off (a Sys call is none: it keeps it)
+      if (kind === TIMED_OUT) return this.#timedOut(msg as TimeoutMessage);
+      if (!(kind === CALL && isSysCall(msg as PendingCall))) this.#cancelTimeout();
+    } else if (kind === TIMED_OUT) return; // a stale timer's: its timeout was off before it came
+    switch (kind) {
+      case CALL:
+        if (isSysCall(msg as PendingCall)) return handleSys(this, msg as PendingCall);
+        return this.#call(msg as PendingCall);
+      case CAST:
+        return this.#cast((msg as CastMessage).request);
+      case STOP:
+        return this.terminate((msg as StopMessage).reason);
+    }
+    if (isParentExit(this.ctx, this.parent, msg)) return this.terminate((msg as Exit).reason);
+    return this.#info(msg);
+  };
+
+  /** A message handled in a span, the child of the one its sender sent it under (if it carried one). */
+  #traced(flow: MessageFlow, msg: unknown): void | Promise<void> {
+    const kind = kindOf(msg);
+    const parent = kind === CALL ? flow.heldContext(msg as PendingCall) : kind === CAST ? flow.tagOf(msg as CastMessage) : kind === INFO ? flow.take(this.ctx.messageId) : undefined;
+    return flow.handle(HANDLE_SPANS[kind]!, this.ctx, parent, { pid: String(this.ctx.self) }, () => {
+      this.inSpan = true;
+      try {
+        return this.handle(msg);
+      } finally {
+        this.inSpan = false;
+      }
+    });
+  }
+
+  #call(call: PendingCall): void | Promise<void> {
+    const spec = this.spec;
+    if (spec.handleCall === undefined) {
+      return this.crash(new InvalidArgumentError('handleCall', 'a handleCall callback on a server that is called', undefined));
+    }
+    let r: unknown;
+    try {
+      r = spec.handleCall(call.request, call as From, this.state, this.ctx);
+    } catch (e) {
+      return this.crash(e);
+    }
+    if (isThenable(r)) return adopt(r).then((res) => this.#afterCall(call, res), (e: unknown) => this.crash(e));
+    return this.#afterCall(call, r);
+  }
+
+  #afterCall(call: PendingCall, res: unknown): void | Promise<void> {
+    // read once, up front: a result that cannot be read (a revoked proxy, a getter that throws) is
+    // a crash of the callback, its terminate run, as a throw is
+    let kind = INVALID;
+    let state: S | undefined;
+    let reply: unknown;
+    let hasReply = false;
+    let stop: unknown;
+    let next: unknown;
+    let timeout: unknown;
+    try {
+      if (typeof res === 'object' && res !== null && 'state' in res) {
+        const r = res as { reply?: unknown; noreply?: true; stop?: unknown; state: S; continue?: unknown; timeout?: unknown };
+        hasReply = 'reply' in r;
+        if ('stop' in r) {
+          kind = STOPS;
+          stop = r.stop;
+        } else if (hasReply || r.noreply === true) {
+          kind = hasReply ? REPLIES : DEFERS;
+          next = r.continue;
+          timeout = r.timeout;
+        }
+        if (hasReply) reply = r.reply;
+        state = r.state;
+      }
+    } catch (e) {
+      return this.crash(e);
+    }
+    if (kind === INVALID) return this.crash(new InvalidArgumentError('handleCall result', '{ reply, state } | { noreply: true, state } | { stop, reply?, state }', res));
+    this.state = state as S;
+    if (kind === REPLIES) call.reply(reply);
+    // as gen_server: a stop's reply is sent once terminate has finished, right before the exit
+    else if (kind === STOPS) return hasReply ? this.#stopWith(stop, () => call.reply(reply)) : this.#stopWith(stop);
+    else call.deferred();
+    return this.#then(next, timeout, res);
+  }
+
+  /** After a result: its `continue` (handleContinue before the next message) or its `timeout` (armed), not both. */
+  #then(next: unknown, timeout: unknown, res: unknown): void | Promise<void> {
+    if (next !== undefined) {
+      if (timeout !== undefined) return this.crash(new InvalidArgumentError('result', 'a continue or a timeout, not both', res));
+      return this.continueWith(next);
+    }
+    if (timeout !== undefined) return this.#arm(timeout);
+  }
+
+  #cast(request: unknown): void | Promise<void> {
+    const handleCast = this.spec.handleCast;
+    if (handleCast === undefined) {
+      return this.crash(new InvalidArgumentError('handleCast', 'a handleCast callback on a server that is cast to', undefined));
+    }
+    return this.#update(handleCast, request);
+  }
+
+  #info(msg: unknown): void | Promise<void> {
+    const handleInfo = this.spec.handleInfo;
+    if (handleInfo === undefined) {
+      this.ctx.node.telemetry.execute('keel.gen_server.unexpected_message', {}, { pid: this.ctx.self, message: msg });
+      return;
+    }
+    return this.#update(handleInfo, msg);
+  }
+
+  /** Runs `handleCast` or `handleInfo`, sync or async, and acts on its result (a {@link NoReplyResult}). */
+  #update(callback: (arg: any, state: S, ctx: Context<any>) => unknown, arg: unknown): void | Promise<void> {
+    let r: unknown;
+    try {
+      r = callback.call(this.spec, arg, this.state, this.ctx);
+    } catch (e) {
+      return this.crash(e);
+    }
+    if (isThenable(r)) return adopt(r).then((res) => this.#noReply(res), (e: unknown) => this.crash(e));
+    return this.#noReply(r);
+  }
+
+  /** Keeps a {@link NoReplyResult}'s state, then continues or stops as it says. */
+  #noReply(res: unknown): void | Promise<void> {
+    const shape = shapeOf(res);
+    if (shape === PLAIN) {
+      this.state = res as S;
+      return;
+    }
+    let next: unknown;
+    let timeout: unknown;
+    try {
+      // a getter that throws is a crash of the callback, as a throw is
+      next = shape === STOPS ? (res as { stop: unknown }).stop : (res as { continue: unknown }).continue;
+      if (shape === NOREPLY) timeout = (res as { timeout: unknown }).timeout;
+      this.state = (res as { state: S }).state;
+    } catch (e) {
+      return this.crash(e);
+    }
+    return shape === STOPS ? this.#stopWith(next) : this.#then(next, timeout, res);
+  }
+
+  /** The `timeout` of a callback's result, armed: `GenServer.TIMEOUT` comes unless a message does first. */
+  #timeout: TimeoutMessage | undefined = undefined;
+  #timeoutTimer: TimerRef | undefined = undefined;
+
+  /** Arms a result's `timeout` (Infinity: none); one that is no number of ms >= 0 is a crash. */
+  #arm(ms: unknown): void | Promise<void> {
+    if (typeof ms !== 'number' || !(ms >= 0)) return this.crash(new InvalidArgumentError('timeout', 'a number of ms >= 0 (Infinity: none)', ms));
+    if (ms === Infinity) return;
+    const t = new TimeoutMessage();
+    this.#timeout = t;
+    this.#timeoutTimer = this.ctx.sendAfter(this.ctx.self, t, ms);
+  }
+
+  #cancelTimeout(): void {
+    this.ctx.cancelTimer(this.#timeoutTimer!);
+    this.#timeout = this.#timeoutTimer = undefined;
+  }
+
+  /** A timer's message: `handleInfo(GenServer.TIMEOUT)` if it is the timeout still armed; a stale one is dropped. */
+  #timedOut(t: TimeoutMessage): void | Promise<void> {
+    if (t !== this.#timeout) return;
+    this.#timeout = this.#timeoutTimer = undefined;
+    return this.#info(TIMEOUT);
+  }
+
+  /** A stop result: `terminate`, then `beforeExit` (a `{ stop, reply }`'s reply), then exit; a stop that is no exit reason is a crash (no reply). */
+  #stopWith(reason: unknown, beforeExit?: () => void): void | Promise<void> {
+    if (!isExitReason(reason)) return this.crash(new InvalidArgumentError('stop', "an exit reason ('normal', 'shutdown', { shutdown }, an Error, ...)", reason));
+    return this.terminate(reason, beforeExit);
+  }
+
+  /** True once the process has exited: a continuation then runs no more callbacks. */
+  get #dead(): boolean {
+    return isDead(this.ctx);
+  }
+
+  /** Runs `handleContinue` until it returns a plain state. */
+  continueWith(info: unknown): void | Promise<void> {
+    const spec = this.spec;
+    for (;;) {
+      if (this.#dead) return;
+      if (spec.handleContinue === undefined) {
+        return this.crash(new InvalidArgumentError('handleContinue', 'a handleContinue callback for a { continue } result', undefined));
+      }
+      let r: unknown;
+      try {
+        r = spec.handleContinue(info, this.state, this.ctx);
+      } catch (e) {
+        return this.crash(e);
+      }
+      if (isThenable(r)) return adopt(r).then((res) => this.#noReply(res), (e: unknown) => this.crash(e));
+      if (shapeOf(r) !== CONTINUES) return this.#noReply(r);
+      try {
+        info = (r as { continue: unknown }).continue;
+        this.state = (r as { state: S }).state;
+      } catch (e) {
+        return this.crash(e);
+      }
+    }
+  }
+
+  /** Stores an `init` result (a `{ stop, state }` is a state there: init fails by throwing); returns the continue term, if any. */
+  setState(res: unknown): { continue: unknown } | undefined {
+    if (shapeOf(res) === CONTINUES) {
+      this.state = (res as { state: S }).state;
+      return { continue: (res as { continue: unknown }).continue };
+    }
+    this.state = res as S;
+    return undefined;
+  }
+
+  /**
+   * Runs `terminate`, then `beforeExit` (a `{ stop, reply }`'s reply), then exits the server with
+   * `reason`; with the error `terminate` threw instead, if it threw (as gen_server: the reply is
+   * still sent).
+   */
+  terminate(reason: ExitReason, beforeExit?: () => void): void | Promise<void> {
+    if (this.#dead) return;
+    const exit = (): void => {
+      beforeExit?.();
+      this.ctx.exit(this.#terminateError ?? reason);
+    };
+    const t = this.#runTerminate(reason);
+    if (isThenable(t)) return adopt(t).then(exit, exit);
+    exit();
+  }
+
+  /** A callback threw: `terminate(error)`, then the process exits with the error (or with `terminate`'s, if it threw too). */
+  crash(thrown: unknown): void | Promise<void> {
+    if (isExitSentinel(thrown)) throw thrown; // the callback ended the process with ctx.exit: not a crash
+    if (this.#dead) return; // a late failure of a process already gone: no terminate
+    const error = toError(thrown);
+    const t = this.#runTerminate(error);
+    const rethrow = (): never => {
+      throw this.#terminateError ?? error;
+    };
+    if (isThenable(t)) return adopt(t).then(rethrow, rethrow);
+    return rethrow();
+  }
+
+  /** What `terminate` threw (or rejected with), if it did: the server exits with it, as gen_server does. */
+  #terminateError: Error | undefined = undefined;
+
+  #runTerminate(reason: ExitReason): unknown {
+    const terminate = this.spec.terminate;
+    if (terminate === undefined) return undefined;
+    const report = (e: unknown): void => {
+      this.#terminateError = toError(e);
+      this.ctx.node.logger.error(`terminate of ${String(this.ctx.self)} threw`, e);
+    };
+    try {
+      const r = terminate.call(this.spec, reason, this.state);
+      return isThenable(r) ? adopt(r).then(undefined, report) : undefined;
+    } catch (e) {
+      if (isExitSentinel(e)) throw e; // terminate ended the process itself (ctx.exit): it exits with that reason
+      report(e);
+      return undefined;
+    }
+  }
+}
+
+/** The shapes of a callback's result: a plain state, exactly `{ state, continue }`, exactly `{ stop, state }`, `{ noreply: true, state, … }`. */
+const PLAIN = 0;
+const CONTINUES = 1;
+const STOPS = 2;
+const NOREPLY = 6;
+/** The shapes of a handleCall result besides STOPS: `{ reply, state }`, `{ noreply: true, state }`, none. */
+const REPLIES = 3;
+const DEFERS = 4;
+const INVALID = 5;
+/** The keys a `{ noreply: true, state }` result may have. */
+const NOREPLY_KEYS: ReadonlySet<string> = new Set(['noreply', 'state', 'continue', 'timeout']);
+
+/**
+ * Which of the shapes `value` has. Three own-property checks for most states, no allocation (a
+ * state may have an own `state`, as a StateMachine's does); the keys are counted only for an
+ * object with an own `noreply`, `continue` or `stop`. `{ stop, state }` and `{ noreply, state }`
+ * are read so in a plain object only, the first with an exit reason for `stop` (a state `{ state:
+ * 'idle', stop: false }` stays one). An object that cannot be inspected (a revoked proxy) is a plain
+ * state, as it always was.
+ */
+function shapeOf(value: unknown): number {
+  if (typeof value !== 'object' || value === null) return PLAIN;
+  try {
+    if (Object.hasOwn(value, 'noreply')) {
+      if ((value as { noreply: unknown }).noreply !== true || !Object.hasOwn(value, 'state') || !isPlain(value)) return PLAIN;
+      return Object.keys(value).every((k) => NOREPLY_KEYS.has(k)) ? NOREPLY : PLAIN;
+    }
+    const continues = Object.hasOwn(value, 'continue');
+    if (!continues && !Object.hasOwn(value, 'stop')) return PLAIN;
+    if (!Object.hasOwn(value, 'state') || Object.keys(value).length !== 2) return PLAIN;
+    if (continues) return CONTINUES;
+    return isPlain(value) && isExitReason((value as { stop: unknown }).stop) ? STOPS : PLAIN;
+  } catch {
+    return PLAIN;
+  }
+}
+
+/** An object literal's (or `Object.create(null)`'s), not a class's instance. */
+function isPlain(value: object): boolean {
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
