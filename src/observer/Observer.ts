@@ -175,8 +175,14 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
     const host = hostOf(req);
     if (host === undefined || !hosts.has(host)) throw new ApiError('host_not_allowed', 'the Host header does not name this observer');
     const raw = req.url ?? '';
-    if (!raw.startsWith('/') || raw.startsWith('//') || raw.length > 4096) throw new ApiError('bad_request', 'bad request target');
-    const url = new URL(raw, 'http://observer.invalid');
+    // (a URL parser reads `/\` as `//`, an authority: refused as `//` is, never parsed into a 500)
+    if (!raw.startsWith('/') || raw.startsWith('//') || raw.startsWith('/\\') || raw.length > 4096) throw new ApiError('bad_request', 'bad request target');
+    let url: URL;
+    try {
+      url = new URL(raw, 'http://observer.invalid');
+    } catch {
+      throw new ApiError('bad_request', 'bad request target');
+    }
     const path = url.pathname;
     const method = req.method ?? 'GET';
 

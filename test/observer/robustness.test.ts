@@ -1,7 +1,7 @@
 // The observer under hostile input and failure: payloads hidden without allowPayloads, absurd rates, clients that stop reading, busy supervisors and components, huge states, a stopped node, big groups, bad cursors.
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Agent, CoordinatorAgent, Pid, startObserver, Supervisor, Sys } from '../../src/index.js';
 import { jsonSafe } from '../../src/observer/detail.js';
 import { reasonKind } from '../../src/observer/redact.js';
@@ -329,6 +329,24 @@ describe('observer review: dead-letter payloads', () => {
       expect(first).toMatchObject({ message: { order: 7, self: '[cycle]' }, metadata: { tries: 1, again: '[cycle]' }, lastError: 'noproc' });
       expect(second.message).toEqual([['k', '1']]);
       expect(third.message).toEqual(Array.from({ length: 200 }, () => 9));
+    } finally {
+      await obs.close();
+    }
+  });
+});
+
+describe('observer review: request targets', () => {
+  it('a request target that opens with a backslash (a URL parser reads `/\\` as `//`) is a 400, never a 500 logged as a failure', async () => {
+    const node = track();
+    const obs = await startObserver(node);
+    try {
+      for (const path of ['/\\', '/\\[', '/\\evil.example/api/overview', '/\\\\evil.example/']) {
+        const a = await request(obs.port, { path, headers: bearer(obs.token) });
+        expect(a.status, path).toBe(400);
+        expect(a.json.error.code).toBe('bad_request');
+      }
+      expect(vi.mocked(node.logger.error)).not.toHaveBeenCalled();
+      expect((await request(obs.port, { path: '/api/overview', headers: bearer(obs.token) })).status).toBe(200);
     } finally {
       await obs.close();
     }
