@@ -411,6 +411,9 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
       server.once('error', reject);
       server.listen(s.port, s.host, () => {
         server.off('error', reject);
+        // a listening server emits 'error' when an accept fails (EMFILE: the process is out of file
+        // descriptors): with no listener, that event would be thrown and end the node
+        server.on('error', (e: unknown) => node.logger.error('the observer failed to accept a connection', e));
         resolve();
       });
     });
