@@ -352,3 +352,25 @@ describe('observer review: request targets', () => {
     }
   });
 });
+
+describe('observer review: a client that hangs up', () => {
+  it('a POST whose client hangs up before its body ends is a bad request, not a failure of the observer logged as an error', async () => {
+    const node = track();
+    const obs = await startObserver(node, { readOnly: false });
+    const outcome = new Promise<unknown>((resolve) => node.telemetry.attach('review-hang-up', ['keel.observer.action'], (_e, _m, meta) => resolve(meta.outcome)));
+    const socket = connect(obs.port, '127.0.0.1');
+    try {
+      await once(socket, 'connect');
+      // (with Expect: 100-continue, the server answers 100 once its handler runs: the body is awaited then)
+      socket.write(`POST /api/kill HTTP/1.1\r\nHost: 127.0.0.1:${obs.port}\r\nAuthorization: Bearer ${obs.token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n`);
+      const [head] = (await once(socket, 'data')) as [Buffer];
+      expect(head.toString('latin1')).toMatch(/^HTTP\/1\.1 100 Continue/);
+      socket.end('{"pid":'); // 7 bytes of 1000, and gone
+      expect(await outcome).toBe('bad_request');
+      expect(vi.mocked(node.logger.error)).not.toHaveBeenCalled();
+    } finally {
+      socket.destroy();
+      await obs.close();
+    }
+  });
+});
