@@ -310,7 +310,9 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
       }
       case '/api/leaks': {
         if (!node.monitors.available) throw new ApiError('service_unavailable', 'the node has no monitor manager running');
-        return { stats: node.monitors.stats(), leaks: node.monitors.findLeaks().map(monitorRow) };
+        // (bounded as every list: 100,000 leaked monitors, each with its stack, would make an answer of hundreds of MB)
+        const leaks = node.monitors.findLeaks();
+        return { stats: node.monitors.stats(), leaks: leaks.slice(0, MAX_LIMIT).map(monitorRow), total: leaks.length };
       }
       default:
         if (path.startsWith('/api/process/')) {

@@ -10,7 +10,7 @@ import { kernelOf } from '../../src/runtime/kernel.js';
 import { clockedNode, deferred, useNodes, watch } from '../support.js';
 import { Jobs, type JobProgress } from '../../src/observer/jobs.js';
 import { SharedCalls } from '../../src/observer/calls.js';
-import { MAX_GROUP_MEMBERS } from '../../src/observer/Observer.js';
+import { MAX_GROUP_MEMBERS, MAX_LIMIT } from '../../src/observer/Observer.js';
 import { bearer, request } from './client.js';
 
 const track = useNodes();
@@ -371,6 +371,31 @@ describe('observer review: a client that hangs up', () => {
     } finally {
       socket.destroy();
       await obs.close();
+    }
+  });
+});
+
+describe('observer review: bounded answers', () => {
+  it('GET /api/leaks lists at most MAX_LIMIT leaks, with their total: 1,500 duplicate monitors make one bounded answer', async () => {
+    const node = track();
+    const target = node.spawn(() => () => undefined);
+    const owner = node.spawn((ctx) => () => {
+      // eslint-disable-next-line keel/no-unmanaged-monitor -- leaked on purpose: the leaks the answer lists
+      for (let i = 0; i < 1500; i++) node.monitors.monitor(ctx, target);
+    });
+    node.send(owner, 'go');
+    await node.idle();
+    expect(node.monitors.findLeaks().length).toBe(1500);
+    const obs = await startObserver(node);
+    try {
+      const a = await request(obs.port, { path: '/api/leaks', headers: bearer(obs.token) });
+      expect(a.status).toBe(200);
+      expect(a.json.leaks.length).toBe(MAX_LIMIT);
+      expect(a.json.total).toBe(1500);
+    } finally {
+      await obs.close();
+      node.exit(owner, 'kill'); // its monitors go with it
+      await node.idle();
     }
   });
 });
