@@ -2,7 +2,7 @@
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { describe, expect, it, vi } from 'vitest';
-import { Agent, CoordinatorAgent, Pid, startObserver, Supervisor, Sys } from '../../src/index.js';
+import { Agent, CoordinatorAgent, DynamicSupervisor, Pid, startObserver, Supervisor, Sys } from '../../src/index.js';
 import { jsonSafe } from '../../src/observer/detail.js';
 import { reasonKind } from '../../src/observer/redact.js';
 import { supervisionTrees, TREE_CALL_TIMEOUT_MS, type TreeNode } from '../../src/observer/tree.js';
@@ -396,6 +396,24 @@ describe('observer review: bounded answers', () => {
       await obs.close();
       node.exit(owner, 'kill'); // its monitors go with it
       await node.idle();
+    }
+  });
+});
+
+describe('observer review: a big dynamic supervisor', () => {
+  it('GET /api/tree lists at most MAX_LIMIT children of a supervisor, with childrenTotal', async () => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node);
+    for (let i = 0; i < 1200; i++) await DynamicSupervisor.startChild(node, sup, { start: (ctx) => ctx.spawnLink(() => () => undefined) });
+    const obs = await startObserver(node, { supervisors: [sup] });
+    try {
+      const a = await request(obs.port, { path: '/api/tree', headers: bearer(obs.token) });
+      expect(a.status).toBe(200);
+      const root = (a.json.trees as { supervisor: string; children: unknown[]; childrenTotal: number }[]).find((t) => t.supervisor === Pid.format(sup))!;
+      expect(root.children.length).toBe(MAX_LIMIT);
+      expect(root.childrenTotal).toBe(1200);
+    } finally {
+      await obs.close();
     }
   });
 });
