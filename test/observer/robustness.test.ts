@@ -417,3 +417,23 @@ describe('observer review: a big dynamic supervisor', () => {
     }
   });
 });
+
+describe('observer review: a process with many links', () => {
+  it('GET /api/process/<pid> lists at most MAX_LIMIT links, monitors, monitored-by and groups, each with its total', async () => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node);
+    for (let i = 0; i < 1200; i++) await DynamicSupervisor.startChild(node, sup, { start: (ctx) => ctx.spawnLink(() => () => undefined) });
+    const obs = await startObserver(node);
+    try {
+      const a = await request(obs.port, { path: `/api/process/${encodeURIComponent(Pid.format(sup))}`, headers: bearer(obs.token) });
+      expect(a.status).toBe(200);
+      expect(a.json.links.length).toBe(MAX_LIMIT);
+      expect(a.json.linksTotal).toBe(1200);
+      expect(a.json.monitoredBy.length).toBe(a.json.monitoredByTotal);
+      expect(a.json.monitors.length).toBe(a.json.monitorsTotal);
+      expect(a.json.groups.length).toBe(a.json.groupsTotal);
+    } finally {
+      await obs.close();
+    }
+  });
+});
