@@ -175,8 +175,14 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
     const host = hostOf(req);
     if (host === undefined || !hosts.has(host)) throw new ApiError('host_not_allowed', 'the Host header does not name this observer');
     const raw = req.url ?? '';
-    if (!raw.startsWith('/') || raw.startsWith('//') || raw.length > 4096) throw new ApiError('bad_request', 'bad request target');
-    const url = new URL(raw, 'http://observer.invalid');
+    // (a URL parser reads `/\` as `//`, an authority: refused as `//` is, never parsed into a 500)
+    if (!raw.startsWith('/') || raw.startsWith('//') || raw.startsWith('/\\') || raw.length > 4096) throw new ApiError('bad_request', 'bad request target');
+    let url: URL;
+    try {
+      url = new URL(raw, 'http://observer.invalid');
+    } catch {
+      throw new ApiError('bad_request', 'bad request target');
+    }
     const path = url.pathname;
     const method = req.method ?? 'GET';
 
@@ -304,7 +310,9 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
       }
       case '/api/leaks': {
         if (!node.monitors.available) throw new ApiError('service_unavailable', 'the node has no monitor manager running');
-        return { stats: node.monitors.stats(), leaks: node.monitors.findLeaks().map(monitorRow) };
+        // (bounded as every list: 100,000 leaked monitors, each with its stack, would make an answer of hundreds of MB)
+        const leaks = node.monitors.findLeaks();
+        return { stats: node.monitors.stats(), leaks: leaks.slice(0, MAX_LIMIT).map(monitorRow), total: leaks.length };
       }
       default:
         if (path.startsWith('/api/process/')) {
@@ -405,6 +413,9 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
       server.once('error', reject);
       server.listen(s.port, s.host, () => {
         server.off('error', reject);
+        // a listening server emits 'error' when an accept fails (EMFILE: the process is out of file
+        // descriptors): with no listener, that event would be thrown and end the node
+        server.on('error', (e: unknown) => node.logger.error('the observer failed to accept a connection', e));
         resolve();
       });
     });

@@ -25,6 +25,8 @@ export const MAX_STATE_VALUES = 5000;
  * answer JSON cannot hold (one such dead letter made the whole list a 500).
  */
 export const MAX_TEXT = 10_000;
+/** The most pids a detail lists per list (links, monitors, monitored-by, groups): a dynamic supervisor links to each of its 100,000 children. */
+export const MAX_DETAIL_ROWS = 1000;
 
 function text(s: string): string {
   return s.length <= MAX_TEXT ? s : `${s.slice(0, MAX_TEXT)}… [${s.length} characters]`;
@@ -54,7 +56,8 @@ export async function processDetail(node: Node, kernel: Kernel, pid: Pid, shared
     pid: Pid.format(info.pid),
     name: info.name ?? null,
     names: info.name === undefined ? [] : [info.name],
-    groups,
+    groups: groups.slice(0, MAX_DETAIL_ROWS),
+    groupsTotal: groups.length,
     kind,
     component: report?.component ?? null,
     parent: report?.parent === undefined ? null : report.parent === 'node' ? 'node' : Pid.format(report.parent),
@@ -63,14 +66,17 @@ export async function processDetail(node: Node, kernel: Kernel, pid: Pid, shared
     handled: info.messagesHandled,
     ageMs: born === undefined ? null : Math.max(0, node.clock.now() - born.at),
     ageExact: born?.exact ?? false,
-    links: info.links.map((q) => Pid.format(q)),
-    monitors: info.monitors.map((r) => String(r)),
-    monitoredBy: info.monitoredBy.map((q) => Pid.format(q)),
+    links: info.links.slice(0, MAX_DETAIL_ROWS).map((q) => Pid.format(q)),
+    linksTotal: info.links.length,
+    monitors: info.monitors.slice(0, MAX_DETAIL_ROWS).map((r) => String(r)),
+    monitorsTotal: info.monitors.length,
+    monitoredBy: info.monitoredBy.slice(0, MAX_DETAIL_ROWS).map((q) => Pid.format(q)),
+    monitoredByTotal: info.monitoredBy.length,
     trapExits: info.trapExits,
     timers: info.timers,
     longMailbox: info.longMailbox,
     pendingCalls: calls.incoming,
-    waitingOn: calls.waitingOn.map((q) => Pid.format(q)),
+    waitingOn: calls.waitingOn.slice(0, MAX_DETAIL_ROWS).map((q) => Pid.format(q)),
     restarts: null,
     state: null,
     stateError: null,

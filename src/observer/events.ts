@@ -75,7 +75,8 @@ export class EventHub {
   readonly #history: Frame[] = [];
   #seq = 0;
   #timer: NodeJS.Timeout | undefined;
-  #ticks = 0;
+  /** The keep-alive comments' own timer: every `keepAliveMs`, however rare the frames (`sampleMs` may be longer). */
+  #keepAlive: NodeJS.Timeout | undefined;
   #sampling = false;
   #closed = false;
 
@@ -220,15 +221,20 @@ export class EventHub {
   #start(): void {
     if (this.#closed || this.#timer !== undefined) return;
     this.#opts.watching(true);
-    this.#ticks = 0;
     this.#timer = setInterval(() => this.#tick(), this.#opts.sampleMs);
     this.#timer.unref();
+    this.#keepAlive = setInterval(() => {
+      for (const c of this.#clients.keys()) this.#send(c, ': keep-alive\n\n');
+    }, this.#opts.keepAliveMs);
+    this.#keepAlive.unref();
   }
 
   #stop(): void {
     if (this.#timer === undefined) return;
     clearInterval(this.#timer);
     this.#timer = undefined;
+    clearInterval(this.#keepAlive);
+    this.#keepAlive = undefined;
     this.#opts.watching(false);
   }
 
@@ -256,10 +262,6 @@ export class EventHub {
   }
 
   #tick(): void {
-    this.#ticks++;
-    if ((this.#ticks * this.#opts.sampleMs) % this.#opts.keepAliveMs < this.#opts.sampleMs) {
-      for (const c of this.#clients.keys()) this.#send(c, ': keep-alive\n\n');
-    }
     if (this.#sampling) return; // a slow sample is not stacked
     this.#sampling = true;
     this.push().then(

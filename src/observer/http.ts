@@ -95,10 +95,16 @@ export async function readJsonBody(req: IncomingMessage): Promise<Record<string,
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new ApiError('payload_too_large', `the body must be at most ${MAX_BODY} bytes`);
-    chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_BODY) throw new ApiError('payload_too_large', `the body must be at most ${MAX_BODY} bytes`);
+      chunks.push(chunk as Buffer);
+    }
+  } catch (e) {
+    if (e instanceof ApiError) throw e;
+    // the client hung up before its body ended ('aborted'): its request, not a failure of the observer
+    throw new ApiError('bad_request', 'the body ended before its length');
   }
   let parsed: unknown;
   try {

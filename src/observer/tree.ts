@@ -47,8 +47,14 @@ export interface TreeNode {
   readonly intensity: { readonly maxRestarts: number; readonly periodMs: number } | null;
   readonly restartsInWindow: number | null;
   readonly restarts: readonly { readonly at: number; readonly child: string; readonly reason: string }[];
+  /** The first {@link MAX_TREE_CHILDREN} children. */
   readonly children: readonly TreeChild[];
+  /** How many children the supervisor has (a dynamic one may have 100,000). */
+  readonly childrenTotal: number;
 }
+
+/** The most children listed per supervisor (an answer lists at most 1000 rows per list). */
+export const MAX_TREE_CHILDREN = 1000;
 
 export type TreeRoot = TreeNode | { root: string; error: string };
 
@@ -113,7 +119,8 @@ async function walk(node: Node, kernel: Kernel, sup: Pid, depth: number, calls: 
       intensity: null,
       restartsInWindow: null,
       restarts: [],
-      children: rows.map((c) => childRow(node, kernel, { id: null, pid: c.pid, type: c.type, restart: c.restart, restarts: null, modules: c.modules, significant: false })),
+      childrenTotal: rows.length,
+      children: rows.slice(0, MAX_TREE_CHILDREN).map((c) => childRow(node, kernel, { id: null, pid: c.pid, type: c.type, restart: c.restart, restarts: null, modules: c.modules, significant: false })),
     };
   } else {
     const s = await calls.call(`status ${Pid.format(sup)}`, (limitMs) => Supervisor.status(node, sup, limitMs), TREE_CALL_TIMEOUT_MS);
@@ -125,7 +132,8 @@ async function walk(node: Node, kernel: Kernel, sup: Pid, depth: number, calls: 
       intensity: s.intensity,
       restartsInWindow: s.restartsInWindow,
       restarts: s.restarts,
-      children: s.children.map((c: ChildInfo) => childRow(node, kernel, c)),
+      childrenTotal: s.children.length,
+      children: s.children.slice(0, MAX_TREE_CHILDREN).map((c: ChildInfo) => childRow(node, kernel, c)),
     };
   }
   // (the child supervisors side by side too)

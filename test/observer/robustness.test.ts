@@ -1,8 +1,8 @@
 // The observer under hostile input and failure: payloads hidden without allowPayloads, absurd rates, clients that stop reading, busy supervisors and components, huge states, a stopped node, big groups, bad cursors.
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { describe, expect, it } from 'vitest';
-import { Agent, CoordinatorAgent, Pid, startObserver, Supervisor, Sys } from '../../src/index.js';
+import { describe, expect, it, vi } from 'vitest';
+import { Agent, CoordinatorAgent, DynamicSupervisor, Pid, startObserver, Supervisor, Sys } from '../../src/index.js';
 import { jsonSafe } from '../../src/observer/detail.js';
 import { reasonKind } from '../../src/observer/redact.js';
 import { supervisionTrees, TREE_CALL_TIMEOUT_MS, type TreeNode } from '../../src/observer/tree.js';
@@ -10,7 +10,7 @@ import { kernelOf } from '../../src/runtime/kernel.js';
 import { clockedNode, deferred, useNodes, watch } from '../support.js';
 import { Jobs, type JobProgress } from '../../src/observer/jobs.js';
 import { SharedCalls } from '../../src/observer/calls.js';
-import { MAX_GROUP_MEMBERS } from '../../src/observer/Observer.js';
+import { MAX_GROUP_MEMBERS, MAX_LIMIT } from '../../src/observer/Observer.js';
 import { bearer, request } from './client.js';
 
 const track = useNodes();
@@ -329,6 +329,109 @@ describe('observer review: dead-letter payloads', () => {
       expect(first).toMatchObject({ message: { order: 7, self: '[cycle]' }, metadata: { tries: 1, again: '[cycle]' }, lastError: 'noproc' });
       expect(second.message).toEqual([['k', '1']]);
       expect(third.message).toEqual(Array.from({ length: 200 }, () => 9));
+    } finally {
+      await obs.close();
+    }
+  });
+});
+
+describe('observer review: request targets', () => {
+  it('a request target that opens with a backslash (a URL parser reads `/\\` as `//`) is a 400, never a 500 logged as a failure', async () => {
+    const node = track();
+    const obs = await startObserver(node);
+    try {
+      for (const path of ['/\\', '/\\[', '/\\evil.example/api/overview', '/\\\\evil.example/']) {
+        const a = await request(obs.port, { path, headers: bearer(obs.token) });
+        expect(a.status, path).toBe(400);
+        expect(a.json.error.code).toBe('bad_request');
+      }
+      expect(vi.mocked(node.logger.error)).not.toHaveBeenCalled();
+      expect((await request(obs.port, { path: '/api/overview', headers: bearer(obs.token) })).status).toBe(200);
+    } finally {
+      await obs.close();
+    }
+  });
+});
+
+describe('observer review: a client that hangs up', () => {
+  it('a POST whose client hangs up before its body ends is a bad request, not a failure of the observer logged as an error', async () => {
+    const node = track();
+    const obs = await startObserver(node, { readOnly: false });
+    const outcome = new Promise<unknown>((resolve) => node.telemetry.attach('review-hang-up', ['keel.observer.action'], (_e, _m, meta) => resolve(meta.outcome)));
+    const socket = connect(obs.port, '127.0.0.1');
+    try {
+      await once(socket, 'connect');
+      // (with Expect: 100-continue, the server answers 100 once its handler runs: the body is awaited then)
+      socket.write(`POST /api/kill HTTP/1.1\r\nHost: 127.0.0.1:${obs.port}\r\nAuthorization: Bearer ${obs.token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n`);
+      const [head] = (await once(socket, 'data')) as [Buffer];
+      expect(head.toString('latin1')).toMatch(/^HTTP\/1\.1 100 Continue/);
+      socket.end('{"pid":'); // 7 bytes of 1000, and gone
+      expect(await outcome).toBe('bad_request');
+      expect(vi.mocked(node.logger.error)).not.toHaveBeenCalled();
+    } finally {
+      socket.destroy();
+      await obs.close();
+    }
+  });
+});
+
+describe('observer review: bounded answers', () => {
+  it('GET /api/leaks lists at most MAX_LIMIT leaks, with their total: 1,500 duplicate monitors make one bounded answer', async () => {
+    const node = track();
+    const target = node.spawn(() => () => undefined);
+    const owner = node.spawn((ctx) => () => {
+      // eslint-disable-next-line keel/no-unmanaged-monitor -- leaked on purpose: the leaks the answer lists
+      for (let i = 0; i < 1500; i++) node.monitors.monitor(ctx, target);
+    });
+    node.send(owner, 'go');
+    await node.idle();
+    expect(node.monitors.findLeaks().length).toBe(1500);
+    const obs = await startObserver(node);
+    try {
+      const a = await request(obs.port, { path: '/api/leaks', headers: bearer(obs.token) });
+      expect(a.status).toBe(200);
+      expect(a.json.leaks.length).toBe(MAX_LIMIT);
+      expect(a.json.total).toBe(1500);
+    } finally {
+      await obs.close();
+      node.exit(owner, 'kill'); // its monitors go with it
+      await node.idle();
+    }
+  });
+});
+
+describe('observer review: a big dynamic supervisor', () => {
+  it('GET /api/tree lists at most MAX_LIMIT children of a supervisor, with childrenTotal', async () => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node);
+    for (let i = 0; i < 1200; i++) await DynamicSupervisor.startChild(node, sup, { start: (ctx) => ctx.spawnLink(() => () => undefined) });
+    const obs = await startObserver(node, { supervisors: [sup] });
+    try {
+      const a = await request(obs.port, { path: '/api/tree', headers: bearer(obs.token) });
+      expect(a.status).toBe(200);
+      const root = (a.json.trees as { supervisor: string; children: unknown[]; childrenTotal: number }[]).find((t) => t.supervisor === Pid.format(sup))!;
+      expect(root.children.length).toBe(MAX_LIMIT);
+      expect(root.childrenTotal).toBe(1200);
+    } finally {
+      await obs.close();
+    }
+  });
+});
+
+describe('observer review: a process with many links', () => {
+  it('GET /api/process/<pid> lists at most MAX_LIMIT links, monitors, monitored-by and groups, each with its total', async () => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node);
+    for (let i = 0; i < 1200; i++) await DynamicSupervisor.startChild(node, sup, { start: (ctx) => ctx.spawnLink(() => () => undefined) });
+    const obs = await startObserver(node);
+    try {
+      const a = await request(obs.port, { path: `/api/process/${encodeURIComponent(Pid.format(sup))}`, headers: bearer(obs.token) });
+      expect(a.status).toBe(200);
+      expect(a.json.links.length).toBe(MAX_LIMIT);
+      expect(a.json.linksTotal).toBe(1200);
+      expect(a.json.monitoredBy.length).toBe(a.json.monitoredByTotal);
+      expect(a.json.monitors.length).toBe(a.json.monitorsTotal);
+      expect(a.json.groups.length).toBe(a.json.groupsTotal);
     } finally {
       await obs.close();
     }

@@ -1,6 +1,9 @@
 // The observer's server-side history and live frames: GET /api/telemetry, the `telemetry`,
 // `processes` and `job` frames of the event stream, and dead-letter jobs at a rate.
-import { describe, expect, it } from 'vitest';
+import { EventEmitter } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import { describe, expect, it, vi } from 'vitest';
+import { EventHub } from '../../src/observer/events.js';
 import { Pid, startObserver } from '../../src/index.js';
 import { probe } from '../../src/testing/index.js';
 import { clockedNode, deferred, useNodes } from '../support.js';
@@ -311,6 +314,47 @@ describe('dead-letter actions without a dead letter queue', () => {
       expect((await request(obs.port, { path: '/api/dead-letters/jobs/abc', headers: bearer(obs.token) })).status).toBe(404);
     } finally {
       await obs.close();
+    }
+  });
+});
+
+describe('the event stream: keep-alive', () => {
+  it('sends a keep-alive comment every keepAliveMs even when frames are rarer (sampleMs > keepAliveMs)', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const written: string[] = [];
+      const res = Object.assign(new EventEmitter(), {
+        destroyed: false,
+        writableLength: 0,
+        writeHead: () => res,
+        write: (text: string) => written.push(text) > 0,
+        end: () => undefined,
+        destroy: () => undefined,
+      });
+      const hub = new EventHub({
+        sampleMs: 60_000,
+        keepAliveMs: 15_000,
+        snapshot: () => Promise.resolve({}),
+        sample: () => Promise.resolve({}),
+        watching: () => undefined,
+        processes: () => ({ total: 0, processes: [] }),
+        viewers: () => undefined,
+        telemetry: () => undefined,
+        onError: (e) => {
+          throw e;
+        },
+      });
+      await hub.connect(res as unknown as ServerResponse, undefined);
+      const keepAlives = (): number => written.filter((t) => t === ': keep-alive\n\n').length;
+      expect(keepAlives()).toBe(0);
+      vi.advanceTimersByTime(15_000);
+      expect(keepAlives()).toBe(1);
+      vi.advanceTimersByTime(45_000);
+      expect(keepAlives()).toBe(4);
+      hub.close();
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
     }
   });
 });

@@ -37,16 +37,18 @@ export function mount(root, ctx) {
         return;
       }
       const st = a.data.stats ?? {};
-      store.samples.push({ at: Date.now(), active: st.active, created: st.created, cleaned: st.cleaned, leaks: (a.data.leaks ?? []).length });
-      if (store.samples.length > KEEP) store.samples.shift();
       const list = a.data.leaks ?? [];
+      // (the answer lists the first 1000: `total` counts them all)
+      const suspected = typeof a.data.total === 'number' ? a.data.total : list.length;
+      store.samples.push({ at: Date.now(), active: st.active, created: st.created, cleaned: st.cleaned, leaks: suspected });
+      if (store.samples.length > KEEP) store.samples.shift();
       replace(
         tiles,
         tile('Active', int(st.active), 'held now'),
         tile('Created', int(st.created), 'since the node started'),
         tile('Cleaned', int(st.cleaned), 'demonitored, or a death'),
         tile('Reported leaks', int(st.leaked), 'by the periodic check', st.leaked > 0 ? 'warn' : ''),
-        tile('Suspected now', int(list.length), 'too old, or duplicates', list.length > 0 ? 'bad' : ''),
+        tile('Suspected now', int(suspected), suspected > list.length ? `too old, or duplicates (the first ${int(list.length)} listed)` : 'too old, or duplicates', suspected > 0 ? 'bad' : ''),
       );
       const pts = (k) => store.samples.map((p) => [p.at, p[k]]);
       replace(charts, chart('active', pts('active'), { format: int }), chart('created', pts('created'), { format: int }), chart('suspected leaks', pts('leaks'), { format: int }));

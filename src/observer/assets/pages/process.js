@@ -60,9 +60,9 @@ export function mount(root, ctx) {
             'Relations',
             facts([
               p.parent === undefined ? null : ['parent', p.parent === null ? '–' : p.parent === 'node' ? 'the node' : pidLink(p.parent)],
-              ['links', pidList(p.links)],
-              ['monitors', list(p.monitors)],
-              ['monitored by', pidList(p.monitoredBy)],
+              ['links', more(pidList(p.links), p.links, p.linksTotal)],
+              ['monitors', more(list(p.monitors), p.monitors, p.monitorsTotal)],
+              ['monitored by', more(pidList(p.monitoredBy), p.monitoredBy, p.monitoredByTotal)],
               p.waitingOn === undefined ? null : ['waiting on (calls)', pidList(p.waitingOn)],
             ]),
           ),
@@ -92,4 +92,10 @@ export function mount(root, ctx) {
       );
     },
   };
+}
+
+/** A list the server cut (it lists the first 1000 of each), followed by how many more there are. */
+function more(shown, items, total) {
+  if (!Array.isArray(items) || typeof total !== 'number' || total <= items.length) return shown;
+  return h('span', null, shown, h('span', { class: 'muted' }, ` … and ${int(total - items.length)} more`));
 }
