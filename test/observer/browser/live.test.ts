@@ -2,7 +2,7 @@
 // top N), kill from the page, read-only mode, reconnect after a server restart, hostile names.
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isDown, Pid, startObserver, type Down, type Node } from '../../../src/index.js';
+import { DynamicSupervisor, isDown, Pid, startObserver, type Down, type Node } from '../../../src/index.js';
 import { probe } from '../../../src/testing/index.js';
 import { clockedNode, heldProcess, useNodes } from '../../support.js';
 import { bearer, openStream } from '../client.js';
@@ -274,6 +274,25 @@ describe.skipIf(skipWithoutChromium)('observer page (Chromium)', () => {
         expect(await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth'), route).toBe(0);
         expect(await page.evaluate("document.querySelector('main').scrollWidth - document.querySelector('main').clientWidth"), route).toBe(0);
       }
+      expect(view.problems).toEqual([]);
+    } finally {
+      await view.close();
+      await obs.close();
+    }
+  });
+
+  it('a supervisor of 1,003 children: the tree and its process page list the first 1,000 and say how many more', async () => {
+    const node = track();
+    const sup = await DynamicSupervisor.start(node, { name: 'many' });
+    for (let i = 0; i < 1003; i++) await DynamicSupervisor.startChild(node, sup, { id: `c${i}`, start: (ctx) => ctx.spawnLink(() => () => undefined) });
+    const obs = await startObserver(node, QUIET);
+    const view = await openObserver(browser, obs, '#/tree');
+    try {
+      const { page } = view;
+      const box = page.locator('[data-supervisor="many"]');
+      await expect.poll(() => box.locator('.muted.child').last().textContent()).toBe('… and 3 more children (the first 1,000 are listed)');
+      await go(page, `#/process/${encodeURIComponent(Pid.format(sup))}`);
+      await expect.poll(() => page.locator('main').textContent()).toContain('… and 3 more');
       expect(view.problems).toEqual([]);
     } finally {
       await view.close();
