@@ -46,10 +46,10 @@ function supervisor(node, seen, path) {
     rows.appendChild(row);
     if (c.tree) rows.appendChild(h('div', { class: 'nested' }, supervisor(c.tree, seen, key)));
   }
-  if ((node.children ?? []).length === 0) rows.appendChild(h('div', { class: 'muted child' }, 'no children'));
+  if ((node.children ?? []).length === 0) rows.appendChild(h('div', { class: 'muted child note' }, 'no children'));
   // (the server lists the first 1000 children of a supervisor)
   else if (typeof node.childrenTotal === 'number' && node.childrenTotal > node.children.length) {
-    rows.appendChild(h('div', { class: 'muted child' }, `… and ${int(node.childrenTotal - node.children.length)} more children (the first ${int(node.children.length)} are listed)`));
+    rows.appendChild(h('div', { class: 'muted child note' }, `… and ${int(node.childrenTotal - node.children.length)} more children (the first ${int(node.children.length)} are listed)`));
   }
   return h('div', { class: 'sup', dataset: { supervisor: node.name ?? node.supervisor } }, head, rows);
 }
