@@ -1020,6 +1020,20 @@ describe('handleContinue', () => {
 // ---- stop and continue from handleCast, handleInfo and handleContinue --------------------------
 
 describe('{ stop, state } and { state, continue } from handleCast, handleInfo and handleContinue', () => {
+  /** Each of `states`, returned by handleCast, is the server's state after it (no result read into it), and the server lives. */
+  async function expectKeptAsStates(node: Node, states: readonly unknown[]): Promise<void> {
+    const pid = await GenServer.start(node, {
+      init: () => null as unknown,
+      handleCall: (_r, _f, state) => ({ reply: state, state }),
+      handleCast: (i: number) => states[i],
+    });
+    for (let i = 0; i < states.length; i++) {
+      GenServer.cast(node, pid, i);
+      expect(await GenServer.call(node, pid, 'state')).toBe(states[i]);
+    }
+    expect(node.isAlive(pid)).toBe(true);
+  }
+
   /** A server that stops (or continues) on what it is cast or sent, recording terminate(reason, state) and the continues. */
   function stopper(seen: unknown[], mode: 'sync' | 'async' = 'sync'): Spec<number> {
     const result = (m: unknown, n: number): unknown => {
@@ -1103,16 +1117,7 @@ describe('{ stop, state } and { state, continue } from handleCast, handleInfo an
     // a proxy that answers `then` (it is no thenable) but whose own keys cannot be read
     const opaque = new Proxy({}, { getOwnPropertyDescriptor: () => { throw new TypeError('trap'); }, ownKeys: () => { throw new TypeError('trap'); } });
     const states: unknown[] = [{ stop: 'normal', state: 1, more: true }, { state: 1, continue: 'x', more: true }, new Job(), Object.create({ stop: 'normal', state: 1 }), opaque, { stop: 'normal' }, { continue: 'x' }];
-    const pid = await GenServer.start(node, {
-      init: () => null as unknown,
-      handleCall: (_r, _f, state) => ({ reply: state, state }),
-      handleCast: (i: number) => states[i],
-    });
-    for (let i = 0; i < states.length; i++) {
-      GenServer.cast(node, pid, i);
-      expect(await GenServer.call(node, pid, 'state')).toBe(states[i]);
-    }
-    expect(node.isAlive(pid)).toBe(true);
+    await expectKeptAsStates(node, states);
   });
 
   it('keeps a revoked proxy, or an object whose `then` getter throws, returned by init, handleCast, handleInfo or handleContinue as the state (no thenable)', async () => {
@@ -1173,15 +1178,7 @@ describe('{ stop, state } and { state, continue } from handleCast, handleInfo an
       state = 1;
     }
     const states: unknown[] = [{ state: 'idle', stop: false }, { stop: 42, state: 1 }, new Stopper()];
-    const pid = await GenServer.start(node, {
-      init: () => null as unknown,
-      handleCall: (_r, _f, state) => ({ reply: state, state }),
-      handleCast: (i: number) => states[i],
-    });
-    for (let i = 0; i < states.length; i++) {
-      GenServer.cast(node, pid, i);
-      expect(await GenServer.call(node, pid, 'state')).toBe(states[i]);
-    }
+    await expectKeptAsStates(node, states);
   });
 });
 
