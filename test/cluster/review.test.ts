@@ -363,3 +363,26 @@ describe('review: a goodbye from a peer already down', () => {
     events.stop();
   });
 });
+
+describe('review: ties to another node\'s pids after this node left its cluster', () => {
+  it('are answered with noconnection (as once net_kernel is gone), not noproc: a call, a monitor, a link, a send', async () => {
+    const { a, b, ca } = await pair();
+    const target = probe(b);
+    const server = await GenServer.start(b, echo);
+    await ca.leave();
+    const watcher = probe<Down | Exit>(a);
+    watcher.ctx.trapExits(true);
+    watcher.ctx.monitor(target);
+    expect(((await watcher.receive(isDown)) as Down).reason).toBe('noconnection');
+    watcher.ctx.link(target);
+    expect(((await watcher.receive(isExit)) as Exit).reason).toBe('noconnection');
+    const e = (await failure(() => GenServer.call(a, server, 'x', 60_000))) as { code: string; node: string };
+    expect(e.code).toBe('ERR_NOCONNECTION');
+    expect(e.node).toBe('b');
+    const dropped = captureEvents(a, ['keel.message.dropped']);
+    a.send(target, 'lost');
+    expect(dropped.events.map((d) => d.metadata.reason)).toEqual(['noconnection']);
+    dropped.stop();
+    expect(ca.internals()).toEqual({ peers: 0, entries: 0, books: 0, outbox: 0 });
+  });
+});
