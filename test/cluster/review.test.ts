@@ -386,3 +386,25 @@ describe('review: ties to another node\'s pids after this node left its cluster'
     expect(ca.internals()).toEqual({ peers: 0, entries: 0, books: 0, outbox: 0 });
   });
 });
+
+describe('review: hostile reply frames', () => {
+  it('a whereis answered with a value that is not a pid, or a call failed with one that is not an error, is a dropped frame: nobody is handed it', async () => {
+    const { net, a, b, ca } = await pair();
+    const dropped = captureEvents(a, ['keel.cluster.frame_dropped']);
+    const asked = ca.whereis('b', 'nobody').then(
+      (v) => ['resolved', v],
+      (e: { code?: string }) => e.code,
+    );
+    net.deliver('b', 'a', `[1,"b",${b.creation},${a.creation},[["r",1,1,42]]]`, false); // call id 1: a's first
+    expect(await asked).toEqual(['resolved', undefined]); // b's own answer, after the forged one was dropped
+    const server = await GenServer.start(b, { init: () => 0, handleCall: (_r: string, _f: unknown, s: number) => ({ noreply: true as const, state: s }) });
+    const called = GenServer.call(a, server, 'x', 50).then(
+      (v) => ['replied', v],
+      (e: { code?: string }) => e.code,
+    );
+    net.deliver('b', 'a', `[1,"b",${b.creation},${a.creation},[["r",2,0,42],["r",2,7,"yes"]]]`, false);
+    expect(await called).toBe('ERR_CALL_TIMEOUT');
+    expect(dropped.events.map((e) => e.metadata.reason)).toEqual(['malformed', 'malformed', 'malformed']);
+    dropped.stop();
+  });
+});
