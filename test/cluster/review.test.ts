@@ -408,3 +408,16 @@ describe('review: hostile reply frames', () => {
     dropped.stop();
   });
 });
+
+describe('review: send and cast frames without their value', () => {
+  it('are dropped as malformed, not delivered as undefined (a sender always writes the value, undefined as its tag)', async () => {
+    const { net, a, b } = await pair();
+    const dropped = captureEvents(b, ['keel.cluster.frame_dropped']);
+    const sink = probe(b);
+    net.deliver('a', 'b', `[1,"a",${a.creation},${b.creation},[["m",${sink.id},0],["k",${sink.id},0],["n","x",0],["m",${sink.id},0,"sync"]]]`, false);
+    await sink.receive((m) => m === 'sync', { timeout: 5000 });
+    expect(sink.messages).toEqual(['sync']);
+    expect(dropped.events.map((e) => e.metadata.reason)).toEqual(['malformed', 'malformed', 'malformed']);
+    dropped.stop();
+  });
+});

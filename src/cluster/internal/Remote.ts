@@ -251,6 +251,8 @@ export class Remote implements RemoteRouter {
     // unlink then names a link of before the reset, gone here, and its entry goes there: nothing to
     // acknowledge, and a link made here since is not the one it meant)
     if (peer.awaitingReset && (f[0] === 'l' || f[0] === 'u' || f[0] === 'o' || f[0] === 'c' || f[0] === 'w')) return;
+    // a sender always writes a send's or a cast's value (undefined as its tag): without it, the frame is malformed
+    if ((f[0] === 'm' || f[0] === 'k' || f[0] === 'n') && f.length < 4) throw new TypeError(`a '${f[0]}' frame carries a value`);
     switch (f[0]) {
       case 'm': {
         const to = this.#local(f[1]);
