@@ -302,7 +302,10 @@ export class Cluster {
     this.#broadcast('["g"]');
     for (const peer of [...this.#peers.values()]) this.#down(peer, 'left');
     if (this.#kernel.stopping) for (const check of [...this.#upWaiters]) check(true);
-    this.#kernel.attachRemote(undefined);
+    // the router stays, with no peer up: a pid of another node is then an unreachable one (a call,
+    // a monitor, a link and a send answered with noconnection, as once Erlang's net_kernel is gone),
+    // not a dead one; supervised sends are unplugged (they fall back to this node's own path)
+    (this.#remote as RemoteRouter).supervised = undefined;
     await this.#transport.flush().catch(() => undefined);
     await this.#transport.close();
   }

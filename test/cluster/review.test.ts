@@ -363,3 +363,61 @@ describe('review: a goodbye from a peer already down', () => {
     events.stop();
   });
 });
+
+describe('review: ties to another node\'s pids after this node left its cluster', () => {
+  it('are answered with noconnection (as once net_kernel is gone), not noproc: a call, a monitor, a link, a send', async () => {
+    const { a, b, ca } = await pair();
+    const target = probe(b);
+    const server = await GenServer.start(b, echo);
+    await ca.leave();
+    const watcher = probe<Down | Exit>(a);
+    watcher.ctx.trapExits(true);
+    watcher.ctx.monitor(target);
+    expect(((await watcher.receive(isDown)) as Down).reason).toBe('noconnection');
+    watcher.ctx.link(target);
+    expect(((await watcher.receive(isExit)) as Exit).reason).toBe('noconnection');
+    const e = (await failure(() => GenServer.call(a, server, 'x', 60_000))) as { code: string; node: string };
+    expect(e.code).toBe('ERR_NOCONNECTION');
+    expect(e.node).toBe('b');
+    const dropped = captureEvents(a, ['keel.message.dropped']);
+    a.send(target, 'lost');
+    expect(dropped.events.map((d) => d.metadata.reason)).toEqual(['noconnection']);
+    dropped.stop();
+    expect(ca.internals()).toEqual({ peers: 0, entries: 0, books: 0, outbox: 0 });
+  });
+});
+
+describe('review: hostile reply frames', () => {
+  it('a whereis answered with a value that is not a pid, or a call failed with one that is not an error, is a dropped frame: nobody is handed it', async () => {
+    const { net, a, b, ca } = await pair();
+    const dropped = captureEvents(a, ['keel.cluster.frame_dropped']);
+    const asked = ca.whereis('b', 'nobody').then(
+      (v) => ['resolved', v],
+      (e: { code?: string }) => e.code,
+    );
+    net.deliver('b', 'a', `[1,"b",${b.creation},${a.creation},[["r",1,1,42]]]`, false); // call id 1: a's first
+    expect(await asked).toEqual(['resolved', undefined]); // b's own answer, after the forged one was dropped
+    const server = await GenServer.start(b, { init: () => 0, handleCall: (_r: string, _f: unknown, s: number) => ({ noreply: true as const, state: s }) });
+    const called = GenServer.call(a, server, 'x', 50).then(
+      (v) => ['replied', v],
+      (e: { code?: string }) => e.code,
+    );
+    net.deliver('b', 'a', `[1,"b",${b.creation},${a.creation},[["r",2,0,42],["r",2,7,"yes"]]]`, false);
+    expect(await called).toBe('ERR_CALL_TIMEOUT');
+    expect(dropped.events.map((e) => e.metadata.reason)).toEqual(['malformed', 'malformed', 'malformed']);
+    dropped.stop();
+  });
+});
+
+describe('review: send and cast frames without their value', () => {
+  it('are dropped as malformed, not delivered as undefined (a sender always writes the value, undefined as its tag)', async () => {
+    const { net, a, b } = await pair();
+    const dropped = captureEvents(b, ['keel.cluster.frame_dropped']);
+    const sink = probe(b);
+    net.deliver('a', 'b', `[1,"a",${a.creation},${b.creation},[["m",${sink.id},0],["k",${sink.id},0],["n","x",0],["m",${sink.id},0,"sync"]]]`, false);
+    await sink.receive((m) => m === 'sync', { timeout: 5000 });
+    expect(sink.messages).toEqual(['sync']);
+    expect(dropped.events.map((e) => e.metadata.reason)).toEqual(['malformed', 'malformed', 'malformed']);
+    dropped.stop();
+  });
+});

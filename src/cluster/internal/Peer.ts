@@ -42,6 +42,8 @@ export interface MonitorIn {
 export interface CallOut {
   readonly id: number;
   readonly target: Pid;
+  /** A whereis (its answer is a pid or undefined), not a call. */
+  readonly whereis: boolean;
   readonly settle: (ok: boolean, value: unknown) => void;
   timer: TimerEntry | undefined;
   /** Removes the caller's death hook and the abort listener. */

@@ -15,7 +15,7 @@ import { CastMessage } from '../../otp/GenServer.js';
 import { callListening, type CallListener, noProcError } from '../../otp/internal/calls.js';
 import { Delivery, type Kernel, type Proc, type RemoteRouter } from '../../runtime/kernel.js';
 import { DownMessage, type ExitReason, isExitReason } from '../../runtime/messages.js';
-import { type Pid, PidImpl, type RefImpl, targetText } from '../../runtime/Pid.js';
+import { isPid, type Pid, PidImpl, type RefImpl, targetText } from '../../runtime/Pid.js';
 import { encodeValue } from '../codec.js';
 import type { CallOut, LinkEntry, MonitorIn, MonitorOut, Peer } from './Peer.js';
 import { incoming, traceFields } from './trace.js';
@@ -204,7 +204,7 @@ export class Remote implements RemoteRouter {
 
   #startCall(peer: Peer, to: Pid, caller: Proc | undefined, timeoutMs: number, signal: AbortSignal | undefined, settle: (ok: boolean, value: unknown) => void, body: string, kind: 'c' | 'w'): void {
     const id = ++this.#nextCall;
-    const call: CallOut = { id, target: to, settle, timer: undefined, release: undefined };
+    const call: CallOut = { id, target: to, whereis: kind === 'w', settle, timer: undefined, release: undefined };
     peer.calls.set(id, call);
     const finish = (): void => {
       peer.calls.delete(id);
@@ -251,6 +251,8 @@ export class Remote implements RemoteRouter {
     // unlink then names a link of before the reset, gone here, and its entry goes there: nothing to
     // acknowledge, and a link made here since is not the one it meant)
     if (peer.awaitingReset && (f[0] === 'l' || f[0] === 'u' || f[0] === 'o' || f[0] === 'c' || f[0] === 'w')) return;
+    // a sender always writes a send's or a cast's value (undefined as its tag): without it, the frame is malformed
+    if ((f[0] === 'm' || f[0] === 'k' || f[0] === 'n') && f.length < 4) throw new TypeError(`a '${f[0]}' frame carries a value`);
     switch (f[0]) {
       case 'm': {
         const to = this.#local(f[1]);
@@ -366,8 +368,15 @@ export class Remote implements RemoteRouter {
         return;
       }
       case 'r': {
+        // a reply is checked before anyone is handed it: a success or an error, an error's value an
+        // Error (every failure a node sends is one), a whereis's a pid or undefined
         const call = peer.calls.get(this.#id(f[1]));
-        if (call !== undefined) call.settle(f[2] === 1, f[3]);
+        const ok = f[2];
+        if (ok !== 0 && ok !== 1) throw new TypeError('a reply is a success (1) or a failure (0)');
+        if (ok === 0 && !(f[3] instanceof Error)) throw new TypeError('a failed reply carries an error');
+        if (call === undefined) return;
+        if (ok === 1 && call.whereis && f[3] !== undefined && !isPid(f[3])) throw new TypeError('a whereis is answered with a pid or undefined');
+        call.settle(ok === 1, f[3]);
         return;
       }
       default:
