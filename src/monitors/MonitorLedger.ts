@@ -147,7 +147,8 @@ export class MonitorLedger {
         if (list === undefined) perTarget.set(e.target, [e]);
         else list.push(e);
       }
-      for (const list of perTarget.values()) if (list.length > duplicateThreshold) duplicates.push(...list);
+      // one push each: a spread of a long list (`push(...list)`) overflows the stack past ~120,000
+      for (const list of perTarget.values()) if (list.length > duplicateThreshold) for (const e of list) duplicates.push(e);
     }
     return { old, duplicates };
   }

@@ -184,12 +184,22 @@ export class ManagedMonitors implements MonitorManager {
   checkLeaks(): void {
     const now = this.#node.clock.now();
     const { old, duplicates } = this.ledger.findLeaks(now, this.#settings.leakAgeMs, this.#settings.duplicateThreshold);
-    const fresh = [...new Set([...old, ...duplicates])].filter((e) => !e.reported);
-    if (fresh.length === 0) return;
-    for (const e of fresh) e.reported = true;
-    this.ledger.leaked += fresh.length;
-    const tags = [...new Set(fresh.map((e) => e.tag ?? '(untagged)'))];
-    this.#node.telemetry.execute('keel.monitor_manager.leaks_detected', { count: fresh.length }, { tags, duplicates: duplicates.filter((e) => fresh.includes(e)).length });
+    // linear in the findings (an entry both old and a duplicate counts once, as a duplicate too)
+    let freshDuplicates = 0;
+    for (const e of duplicates) if (!e.reported) freshDuplicates++;
+    const tags = new Set<string>();
+    let count = 0;
+    for (const list of [old, duplicates]) {
+      for (const e of list) {
+        if (e.reported) continue;
+        e.reported = true;
+        count++;
+        tags.add(e.tag ?? '(untagged)');
+      }
+    }
+    if (count === 0) return;
+    this.ledger.leaked += count;
+    this.#node.telemetry.execute('keel.monitor_manager.leaks_detected', { count }, { tags: [...tags], duplicates: freshDuplicates });
   }
 
   #cleaned(entries: LedgerEntry[], side: 'owner' | 'target'): void {
