@@ -38,6 +38,10 @@ function settings(options: MonitorManagerOptions | undefined): Settings {
   };
 }
 
+const MONITOR_KEYS: readonly string[] = ['tag', 'expectedLifetime'];
+const DEMONITOR_KEYS: readonly string[] = ['flush'];
+const FIND_LEAKS_KEYS: readonly string[] = ['olderThanMs'];
+
 /** The options of a demonitor that flushes (one object for every call). */
 const FLUSH: { flush: boolean } = Object.freeze({ flush: true });
 
@@ -107,6 +111,9 @@ export class ManagedMonitors implements MonitorManager {
     if (this.#node.stopped) throw this.#unavailable('monitor');
     const owner = this.#owner(ctx, 'monitor');
     if (options !== undefined && (typeof options !== 'object' || options === null)) throw new InvalidArgumentError('options', '{ tag?, expectedLifetime? }', options);
+    // a misspelt key, or options that cannot be read (a revoked proxy, a getter that throws), are
+    // ERR_INVALID_ARGUMENT here, not a raw error from the reads below
+    if (options !== undefined) checkKeys(options, MONITOR_KEYS, 'options');
     const tag = options?.tag;
     const expectedLifetime = options?.expectedLifetime ?? 'short';
     if (tag !== undefined && typeof tag !== 'string') throw new InvalidArgumentError('options.tag', 'a string', tag);
@@ -136,6 +143,10 @@ export class ManagedMonitors implements MonitorManager {
     if (this.#node.stopped) throw this.#unavailable('demonitor');
     const owner = this.#owner(ctx, 'demonitor');
     if (!RefImpl.is(ref)) throw new InvalidArgumentError('ref', 'a Ref returned by monitor', ref);
+    if (options !== undefined) {
+      if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ flush? }', options);
+      checkKeys(options, DEMONITOR_KEYS, 'options');
+    }
     if (this.#node.stopped) throw this.#unavailable('demonitor');
     const entry = this.ledger.get(ref);
     if (entry === undefined) {
@@ -165,7 +176,9 @@ export class ManagedMonitors implements MonitorManager {
 
   findLeaks(options: { olderThanMs?: number } = {}): MonitorEntry[] {
     if (this.#node.stopped) throw this.#unavailable('findLeaks');
-    const olderThanMs = options?.olderThanMs ?? this.#settings.leakAgeMs;
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ olderThanMs? }', options);
+    checkKeys(options, FIND_LEAKS_KEYS, 'options');
+    const olderThanMs = options.olderThanMs ?? this.#settings.leakAgeMs;
     if (typeof olderThanMs !== 'number' || !Number.isFinite(olderThanMs) || olderThanMs < 0) {
       throw new InvalidArgumentError('options.olderThanMs', 'a number of ms >= 0', olderThanMs);
     }

@@ -1,4 +1,4 @@
-import { InvalidArgumentError, NoProcError } from '../errors.js';
+import { checkKeys, InvalidArgumentError, NoProcError } from '../errors.js';
 import { isProcess, kernelOfProcess } from '../runtime/kernel.js';
 import { type Ref, type Target, targetText } from '../runtime/Pid.js';
 import type { Context } from '../runtime/types.js';
@@ -22,6 +22,9 @@ export async function withMonitor<T>(
 ): Promise<T> {
   if (!isProcess(ctx)) throw new InvalidArgumentError('ctx', 'a process Context', ctx);
   if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function (ref, signal) => result', fn);
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ tag? }', options);
+  // a misspelt key, or options that cannot be read (a revoked proxy, a getter that throws)
+  checkKeys(options, ['tag'], 'options');
   const node = kernelOfProcess(ctx);
   const t = node.lookupTarget(target);
   if (t === undefined) throw new NoProcError(targetText(target), 'cannot monitor a process that is not alive');

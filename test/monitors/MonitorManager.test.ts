@@ -752,4 +752,22 @@ describe('monitors under a flood', () => {
     await node.idle();
     expect(statsOf(node)).toEqual({ created: 200_000, cleaned: 200_000, active: 0, leaked: 200_000 });
   }, 5_000);
+
+  it('throws ERR_INVALID_ARGUMENT for options that cannot be read or hold a misspelt key, and records nothing', async () => {
+    const node = track();
+    const target = idler(node);
+    const p = probe(node);
+    const getter = { get tag(): string { throw new Error('boom'); } };
+    for (const make of [...UNREADABLE.map(([, m]) => m), () => getter, () => ({ tga: 'x' })]) {
+      expectKeelError(thrown(() => node.monitors.monitor(p.ctx, target, make() as never)), 'ERR_INVALID_ARGUMENT', '`options');
+      expectKeelError(await failure(() => withMonitor(p.ctx, target, () => 1, make() as never)), 'ERR_INVALID_ARGUMENT', '`options');
+    }
+    const ref = refOf(node.monitors.monitor(p.ctx, target));
+    for (const [, make] of UNREADABLE) {
+      expectKeelError(thrown(() => node.monitors.demonitor(p.ctx, ref, make() as never)), 'ERR_INVALID_ARGUMENT', '`options');
+      expectKeelError(thrown(() => node.monitors.findLeaks(make() as never)), 'ERR_INVALID_ARGUMENT', '`options');
+    }
+    expectKeelError(await failure(() => withMonitor(p.ctx, target, () => 1, null as never)), 'ERR_INVALID_ARGUMENT', '`options');
+    expect(statsOf(node)).toEqual({ created: 1, cleaned: 0, active: 1, leaked: 0 });
+  });
 });
