@@ -1,5 +1,5 @@
 import { checkKeys, InvalidArgumentError, NoProcError } from '../errors.js';
-import { isProcess, kernelOfProcess } from '../runtime/kernel.js';
+import { isProcess, kernelOfProcess, type Proc } from '../runtime/kernel.js';
 import { type Ref, type Target, targetText } from '../runtime/Pid.js';
 import type { Context } from '../runtime/types.js';
 import { ManagedMonitors } from './MonitorManager.js';
@@ -40,10 +40,14 @@ export async function withMonitor<T>(
   else ref = ctx.monitor(t.self);
   const controller = new AbortController();
   const unhook = node.onProcExit(t, (reason) => controller.abort(reason));
+  // an owner that dies while fn runs (fn may never settle) takes the hook on the target with it:
+  // else a long-lived target would hold one closure per dead owner until it died itself
+  const unhookOwner = unhook === undefined || t === ctx ? undefined : node.onProcExit(ctx as Proc, unhook);
   try {
     return await fn(ref, controller.signal);
   } finally {
     unhook?.();
+    unhookOwner?.();
     // an owner that died meanwhile lost its monitors with it
     if (node.isAlive(ctx.self)) {
       if (managed && node.monitors.available) node.monitors.demonitor(ctx, ref, { flush: true });

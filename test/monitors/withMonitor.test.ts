@@ -1,6 +1,7 @@
 /* eslint-disable keel/no-raw-send -- tests observe exits by a monitor's Down and report to probes with raw sends, the way STYLE.md 10 asks tests to wait */
 import { describe, expect, it } from 'vitest';
-import { type MonitorEntry, type Node, type Pid, type Ref, type Target, withMonitor } from '../../src/index.js';
+import { isDown, type MonitorEntry, type Node, type Pid, type Ref, type Target, withMonitor } from '../../src/index.js';
+import type { KeelNode } from '../../src/runtime/Node.js';
 import { probe, type Probe } from '../../src/testing/index.js';
 import {
   deferred,
@@ -279,5 +280,24 @@ describe('withMonitor and the ledger', () => {
       stack = (node.monitors.list() as MonitorEntry[])[0]?.stack;
     });
     expect(stack?.split('\n')[0]).toContain('withMonitor.test.ts');
+  });
+});
+
+describe('withMonitor when its owner dies while fn runs', () => {
+  it("leaves nothing on a live target: no ledger entry and no death hook, though fn never settles", async () => {
+    const node = track() as KeelNode;
+    const p = probe(node);
+    const target = idler(node);
+    const hooksBefore = node.resolve(target)?.x?.exitHooks?.size ?? 0;
+    const owner = await runner(node, p);
+    const started = deferred();
+    node.send(owner.pid, { run: { target, fn: () => { started.resolve(); return new Promise(() => undefined); }, options: { tag: 'stuck' } } });
+    await started.promise;
+    expect(statsOf(node)).toEqual({ created: 1, cleaned: 0, active: 1, leaked: 0 });
+    const down = p.ctx.monitor(owner.pid); // eslint-disable-line keel/no-unmanaged-monitor -- waits for the owner's death (STYLE.md 10)
+    node.exit(owner.pid, 'kill');
+    await p.receive((m) => isDown(m) && m.ref === down);
+    expect(statsOf(node)).toEqual({ created: 1, cleaned: 1, active: 0, leaked: 0 });
+    expect(node.resolve(target)?.x?.exitHooks?.size ?? 0).toBe(hooksBefore);
   });
 });
