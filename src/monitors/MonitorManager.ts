@@ -150,8 +150,9 @@ export class ManagedMonitors implements MonitorManager {
     if (this.#node.stopped) throw this.#unavailable('demonitor');
     const entry = this.ledger.get(ref);
     if (entry === undefined) {
-      // gone already (its target died): a Down may still wait in the mailbox, and flush removes it
-      if (options?.flush === true) owner.demonitor(ref, FLUSH);
+      // gone already (its target died): a Down may still wait in the mailbox, and flush removes it;
+      // a ref the owner still monitors with is a plain ctx.monitor's, not ours: left alone
+      if (options?.flush === true && owner.x?.monitors?.has(ref) !== true) owner.demonitor(ref, FLUSH);
       return 'not_found';
     }
     if (entry.owner.proc !== owner) return 'not_owner';

@@ -271,6 +271,17 @@ describe('monitors.demonitor', () => {
     expect((await receiveDown(p, raw)).reason).toBe('killed');
   });
 
+  it("answers 'not_found' for a plain runtime monitor's ref also with flush, and leaves that monitor alone", async () => {
+    const node = track();
+    const p = probe(node);
+    const target = idler(node);
+    const raw = p.ctx.monitor(target);
+    expect(node.monitors.demonitor(p.ctx, raw, { flush: true })).toBe('not_found');
+    expect(node.info(p)?.monitors).toEqual([raw]);
+    node.exit(target, 'kill');
+    expect((await receiveDown(p, raw)).reason).toBe('killed');
+  });
+
   it.each<[string, string, { flush: true } | undefined, number]>([
     ['without flush leaves', 'the control for the flush test', undefined, 1],
     ['with flush removes', 'the target died while the owner was busy', { flush: true }, 0],
