@@ -53,6 +53,11 @@ export class Bucket extends ExitWatcher {
   onExit(): void {
     this.#ledger.died(this);
   }
+
+  /** True when this bucket is `ledger`'s (a ref may come from another node's manager). */
+  of(ledger: MonitorLedger): boolean {
+    return this.#ledger === ledger;
+  }
 }
 
 /** @internal What a check found: monitors too old, and owners holding too many monitors on one target. */
@@ -114,7 +119,8 @@ export class MonitorLedger {
 
   get(ref: RefImpl): LedgerEntry | undefined {
     const entry = ref.attachment;
-    return entry instanceof LedgerEntry && entry.live ? entry : undefined;
+    // another node's entry (its ref handed to this node's manager) is not found here
+    return entry instanceof LedgerEntry && entry.live && entry.owner.of(this) ? entry : undefined;
   }
 
   /**

@@ -271,6 +271,17 @@ describe('monitors.demonitor', () => {
     expect((await receiveDown(p, raw)).reason).toBe('killed');
   });
 
+  it("answers 'not_found' for another node's managed ref, and leaves both monitors in place", () => {
+    const [node, other] = [track(), track()];
+    const [p, q] = [probe(node), probe(other)];
+    const mine = refOf(node.monitors.monitor(p.ctx, idler(node)));
+    const theirs = refOf(other.monitors.monitor(q.ctx, idler(other)));
+    expect(node.monitors.demonitor(p.ctx, theirs)).toBe('not_found');
+    expect(other.monitors.demonitor(q.ctx, mine, { flush: true })).toBe('not_found');
+    expect(statsOf(node)).toEqual({ created: 1, cleaned: 0, active: 1, leaked: 0 });
+    expect(statsOf(other)).toEqual({ created: 1, cleaned: 0, active: 1, leaked: 0 });
+  });
+
   it("answers 'not_found' for a plain runtime monitor's ref also with flush, and leaves that monitor alone", async () => {
     const node = track();
     const p = probe(node);
