@@ -26,13 +26,19 @@ function settings(options: MonitorManagerOptions | undefined): Settings {
     if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new InvalidArgumentError(`services.monitors.${name}`, 'a positive number', value);
     return value;
   };
+  // a number of monitors: 0.5 would make every single monitor a duplicate ("more than 0.5")
+  const count = (name: string, value: unknown, fallback: number): number => {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(`services.monitors.${name}`, 'an integer >= 1', value);
+    return value;
+  };
   if (o.captureStacks !== undefined && typeof o.captureStacks !== 'boolean') {
     throw new InvalidArgumentError('services.monitors.captureStacks', 'a boolean', o.captureStacks);
   }
   return {
     leakCheckIntervalMs: positive('leakCheckIntervalMs', o.leakCheckIntervalMs, 60_000),
     leakAgeMs: positive('leakAgeMs', o.leakAgeMs, 300_000),
-    duplicateThreshold: positive('duplicateThreshold', o.duplicateThreshold, 10),
+    duplicateThreshold: count('duplicateThreshold', o.duplicateThreshold, 10),
     // stacks help in development and tests; production pays nothing for them unless asked
     captureStacks: o.captureStacks ?? process.env.NODE_ENV !== 'production',
   };

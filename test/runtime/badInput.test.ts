@@ -261,6 +261,8 @@ describe('createNode', () => {
     ['scheduler.sliceMs -1', { scheduler: { sliceMs: -1 } }, ['`scheduler.sliceMs`', 'a positive number', 'got -1']],
     ['scheduler.longScheduleMs NaN', { scheduler: { longScheduleMs: NaN } }, ['`scheduler.longScheduleMs`', 'got NaN']],
     ['a scheduler option that is not an object', { scheduler: null }, ['`scheduler`', 'got null']],
+    ['services.monitors.duplicateThreshold 0.5 (a count of monitors)', { services: { monitors: { duplicateThreshold: 0.5 } } }, ['`services.monitors.duplicateThreshold`', 'an integer >= 1', 'got 0.5']],
+    ['services.monitors.duplicateThreshold 0', { services: { monitors: { duplicateThreshold: 0 } } }, ['`services.monitors.duplicateThreshold`', 'an integer >= 1', 'got 0']],
   ] as const) {
     it(`throws ERR_INVALID_ARGUMENT for ${label}`, () => {
       expectKeelError(thrown(() => createNode(options as never)), 'ERR_INVALID_ARGUMENT', ...fragments);
