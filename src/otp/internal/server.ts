@@ -349,11 +349,11 @@ export class Server<S> {
 const PLAIN = 0;
 const CONTINUES = 1;
 const STOPS = 2;
-const NOREPLY = 6;
+const NOREPLY = 3;
 /** The shapes of a handleCall result besides STOPS: `{ reply, state }`, `{ noreply: true, state }`, none. */
-const REPLIES = 3;
-const DEFERS = 4;
-const INVALID = 5;
+const REPLIES = 4;
+const DEFERS = 5;
+const INVALID = 6;
 /** The keys a `{ noreply: true, state }` result may have. */
 const NOREPLY_KEYS: ReadonlySet<string> = new Set(['noreply', 'state', 'continue', 'timeout']);
 
