@@ -1,12 +1,13 @@
-import { ExitWatcher, type Kernel, monitorSlotOf, type Proc, setMonitorSlot } from '../runtime/kernel.js';
-import type { RefImpl } from '../runtime/Pid.js';
+import { ExitWatcher, type Kernel, monitorSlotOf, type Proc, RemoteMonitorWatch, setMonitorSlot } from '../runtime/kernel.js';
+import type { Pid, RefImpl } from '../runtime/Pid.js';
 import type { MonitorEntry } from '../runtime/serviceSlots.js';
 
 /**
  * @internal One managed monitor. It sits in two intrusive lists at once, its owner's and its
- * target's, so adding and removing it touches a few pointers and allocates nothing else.
+ * target's, so adding and removing it touches a few pointers and allocates nothing else. Attached
+ * to its ref, it is told when a monitor of another node's process ends by its Down.
  */
-export class LedgerEntry {
+export class LedgerEntry extends RemoteMonitorWatch {
   readonly ref: RefImpl;
   readonly owner: Bucket;
   readonly target: Bucket;
@@ -23,6 +24,7 @@ export class LedgerEntry {
   targetPrev: LedgerEntry | undefined = undefined;
 
   constructor(ref: RefImpl, owner: Bucket, target: Bucket, tag: string | undefined, createdAt: number, stack: string | undefined, longLived: boolean) {
+    super();
     this.ref = ref;
     this.owner = owner;
     this.target = target;
@@ -31,27 +33,41 @@ export class LedgerEntry {
     this.stack = stack;
     this.longLived = longLived;
   }
+
+  /** The monitor of another node's process ended by its Down: the entry goes, as a local target's death takes it. */
+  remoteMonitorEnded(): void {
+    this.target.ended(this);
+  }
 }
 
 /**
  * @internal A process that owns or is the target of managed monitors: the heads of its two lists,
- * and the exit watcher (itself) that clears them when the process dies.
+ * and the exit watcher (itself) that clears them when the process dies. A process of another node is
+ * only ever a target: its bucket has no record (`proc` undefined), is watched by no exit watcher (its
+ * entries go one by one, as their Downs come), and goes when its last entry does.
  */
 export class Bucket extends ExitWatcher {
-  readonly proc: Proc;
+  readonly proc: Proc | undefined;
+  readonly pid: Pid;
   readonly #ledger: MonitorLedger;
   owned: LedgerEntry | undefined = undefined;
   targeted: LedgerEntry | undefined = undefined;
   count = 0;
 
-  constructor(proc: Proc, ledger: MonitorLedger) {
+  constructor(proc: Proc | undefined, pid: Pid, ledger: MonitorLedger) {
     super();
     this.proc = proc;
+    this.pid = pid;
     this.#ledger = ledger;
   }
 
   onExit(): void {
     this.#ledger.died(this);
+  }
+
+  /** One entry's monitor of this process of another node ended by its Down. */
+  ended(entry: LedgerEntry): void {
+    this.#ledger.ended(entry);
   }
 
   /** True when this bucket is `ledger`'s (a ref may come from another node's manager). */
@@ -76,6 +92,8 @@ export interface LeakFindings {
 export class MonitorLedger {
   readonly #node: Kernel;
   readonly #buckets = new Map<Proc, Bucket>();
+  /** The buckets of processes of other nodes that are targets, by pid ("node/creation/id"). */
+  readonly #remote = new Map<string, Bucket>();
   readonly #onCleaned: (entries: LedgerEntry[], side: 'owner' | 'target') => void;
   #size = 0;
   created = 0;
@@ -93,13 +111,21 @@ export class MonitorLedger {
 
   /** Sizes of the indexes, for leak tests: all zero once every owner and target has died. */
   indexSizes(): { entries: number; buckets: number } {
-    return { entries: this.#size, buckets: this.#buckets.size };
+    return { entries: this.#size, buckets: this.#buckets.size + this.#remote.size };
   }
 
   /** Records a monitor `ref` of `owner` on `target`; both must be alive. */
   add(ref: RefImpl, owner: Proc, target: Proc, tag: string | undefined, createdAt: number, stack: string | undefined, longLived: boolean): LedgerEntry {
     const ob = this.#bucket(owner);
-    const tb = owner === target ? ob : this.#bucket(target);
+    return this.#link(ref, ob, owner === target ? ob : this.#bucket(target), tag, createdAt, stack, longLived);
+  }
+
+  /** Records a monitor `ref` of `owner` on `target`, a process of another node; the entry goes when {@link ended}. */
+  addRemote(ref: RefImpl, owner: Proc, target: Pid, tag: string | undefined, createdAt: number, stack: string | undefined, longLived: boolean): LedgerEntry {
+    return this.#link(ref, this.#bucket(owner), this.#remoteBucket(target), tag, createdAt, stack, longLived);
+  }
+
+  #link(ref: RefImpl, ob: Bucket, tb: Bucket, tag: string | undefined, createdAt: number, stack: string | undefined, longLived: boolean): LedgerEntry {
     const entry = new LedgerEntry(ref, ob, tb, tag, createdAt, stack, longLived);
     const oh = ob.owned;
     entry.ownerNext = oh;
@@ -159,10 +185,18 @@ export class MonitorLedger {
     return { old, duplicates };
   }
 
+  /** A monitor of another node's process ended by its Down: its entry goes (told as a target's death is). */
+  ended(entry: LedgerEntry): void {
+    if (!entry.live) return;
+    this.#unlink(entry);
+    this.#onCleaned([entry], 'target');
+  }
+
   /** A process died: every entry where it is the owner or the target goes. */
   died(b: Bucket): void {
-    this.#buckets.delete(b.proc);
-    setMonitorSlot(b.proc, undefined);
+    const p = b.proc!; // only a local process's bucket is watched
+    this.#buckets.delete(p);
+    setMonitorSlot(p, undefined);
     const owned: LedgerEntry[] = [];
     for (let e = b.owned; e !== undefined; e = e.ownerNext) owned.push(e);
     const targeted: LedgerEntry[] = [];
@@ -176,10 +210,17 @@ export class MonitorLedger {
   #bucket(p: Proc): Bucket {
     const known = monitorSlotOf(p);
     if (known instanceof Bucket) return known;
-    const b = new Bucket(p, this);
+    const b = new Bucket(p, p.self, this);
     this.#node.watchExit(p, b);
     this.#buckets.set(p, b);
     setMonitorSlot(p, b);
+    return b;
+  }
+
+  #remoteBucket(pid: Pid): Bucket {
+    const key = remoteKey(pid);
+    let b = this.#remote.get(key);
+    if (b === undefined) this.#remote.set(key, (b = new Bucket(undefined, pid, this)));
     return b;
   }
 
@@ -196,6 +237,7 @@ export class MonitorLedger {
     else if (tb.targeted === e) tb.targeted = e.targetNext;
     if (e.targetNext !== undefined) e.targetNext.targetPrev = e.targetPrev;
     tb.count--;
+    if (tb.proc === undefined && tb.count === 0) this.#remote.delete(remoteKey(tb.pid));
     e.ownerNext = e.ownerPrev = e.targetNext = e.targetPrev = undefined;
     this.#size--;
     this.cleaned++;
@@ -205,14 +247,19 @@ export class MonitorLedger {
   view(entry: LedgerEntry, now: number, leak?: 'age' | 'duplicate'): MonitorEntry {
     return {
       ref: entry.ref,
-      target: entry.target.proc.self,
-      owner: entry.owner.proc.self,
+      target: entry.target.pid,
+      owner: entry.owner.pid,
       tag: entry.tag,
       createdAt: entry.createdAt,
       ageMs: now - entry.createdAt,
       ...(entry.stack === undefined ? {} : { stack: entry.stack }),
-      targetAlive: this.#node.isAlive(entry.target.proc.self),
+      // a process of another node: alive as far as this node knows, its Down not come yet
+      targetAlive: entry.target.proc === undefined || this.#node.isAlive(entry.target.pid),
       ...(leak === undefined ? {} : { leak }),
     };
   }
+}
+
+function remoteKey(pid: Pid): string {
+  return `${pid.node}/${pid.creation}/${pid.id}`;
 }

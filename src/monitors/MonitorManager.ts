@@ -2,7 +2,7 @@ import { checkKeys, InvalidArgumentError, ProcessExitedError, ServiceUnavailable
 import type { GenServerSpec } from '../otp/GenServer.js';
 import { keelServer } from '../otp/internal/keelServer.js';
 import { isDead, isProcess, type Kernel, kernelOf, kernelOfProcess, type Proc } from '../runtime/kernel.js';
-import { RefImpl, type Ref, type Target } from '../runtime/Pid.js';
+import { type Pid, RefImpl, type Ref, type Target } from '../runtime/Pid.js';
 import type { MonitorEntry, MonitorManager, MonitorStats, ServicesOptions } from '../runtime/serviceSlots.js';
 import type { Context } from '../runtime/types.js';
 import { type LedgerEntry, MonitorLedger } from './MonitorLedger.js';
@@ -127,21 +127,29 @@ export class ManagedMonitors implements MonitorManager {
     const node = this.#node;
     if (node.stopped) throw this.#unavailable('monitor');
     const t = node.lookupTarget(target);
-    // not alive: as ctx.monitor (and erlang:monitor/2), a ref and at once a Down with 'noproc';
-    // nothing to record, the monitor is over before it began
-    // eslint-disable-next-line keel/no-unmanaged-monitor -- the monitor manager's own monitor of a dead target: its noproc Down is its whole life
-    if (t === undefined) return owner.monitor(target);
+    let ref: RefImpl;
     let stack: string | undefined;
+    if (t === undefined) {
+      // not alive here: as ctx.monitor (and erlang:monitor/2), a ref and at once a Down with
+      // 'noproc', nothing to record (the monitor is over before it began); but a process of another
+      // node that the cluster now monitors is recorded, until its Down comes
+      // eslint-disable-next-line keel/no-unmanaged-monitor -- the monitor manager's own monitor: recorded below when it lives on
+      ref = owner.monitor(target) as RefImpl;
+      if (node.remote?.monitoring?.(owner, ref) !== true) return ref;
+    } else {
+      // eslint-disable-next-line keel/no-unmanaged-monitor -- the monitor manager's own monitor: the ledger entry it creates is what manages it
+      ref = owner.monitor(t.self) as RefImpl;
+    }
     if (this.#settings.captureStacks) {
       const holder: { stack?: string } = {};
       Error.captureStackTrace(holder, caller); // the caller's line first
       stack = holder.stack?.split('\n').slice(1).join('\n');
     }
-    // eslint-disable-next-line keel/no-unmanaged-monitor -- the monitor manager's own monitor: the ledger entry it creates is what manages it
-    const ref = owner.monitor(t.self) as RefImpl;
-    this.ledger.add(ref, owner, t, tag, node.coarseNow(), stack, expectedLifetime === 'long');
+    const targetPid = t === undefined ? (target as Pid) : t.self;
+    if (t === undefined) this.ledger.addRemote(ref, owner, targetPid, tag, node.coarseNow(), stack, expectedLifetime === 'long');
+    else this.ledger.add(ref, owner, t, tag, node.coarseNow(), stack, expectedLifetime === 'long');
     if (!this.#started) this.#start();
-    if (this.#createdProbe.active) node.telemetry.execute('keel.monitor_manager.monitor_created', {}, { ref, owner: owner.self, target: t.self, tag });
+    if (this.#createdProbe.active) node.telemetry.execute('keel.monitor_manager.monitor_created', {}, { ref, owner: owner.self, target: targetPid, tag });
     return ref;
   }
 
@@ -158,7 +166,7 @@ export class ManagedMonitors implements MonitorManager {
     if (entry === undefined) {
       // gone already (its target died): a Down may still wait in the mailbox, and flush removes it;
       // a ref the owner still monitors with is a plain ctx.monitor's, not ours: left alone
-      if (options?.flush === true && owner.x?.monitors?.has(ref) !== true) owner.demonitor(ref, FLUSH);
+      if (options?.flush === true && owner.x?.monitors?.has(ref) !== true && this.#node.remote?.monitoring?.(owner, ref) !== true) owner.demonitor(ref, FLUSH);
       return 'not_found';
     }
     if (entry.owner.proc !== owner) return 'not_owner';
@@ -224,7 +232,7 @@ export class ManagedMonitors implements MonitorManager {
 
   #cleaned(entries: LedgerEntry[], side: 'owner' | 'target'): void {
     if (side === 'owner') {
-      this.#node.telemetry.execute('keel.monitor_manager.caller_cleanup', { count: entries.length }, { owner: entries[0]!.owner.proc.self });
+      this.#node.telemetry.execute('keel.monitor_manager.caller_cleanup', { count: entries.length }, { owner: entries[0]!.owner.pid });
     }
     for (const e of entries) this.#event(e, true);
   }

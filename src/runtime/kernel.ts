@@ -164,6 +164,21 @@ export function inHandler(p: Proc): boolean {
   return (p.flags & (F_RUNNING | F_BUSY)) !== 0;
 }
 
+/**
+ * What a service attaches to the ref of a monitor of another node's process (the monitor manager's
+ * ledger entry), told once when the monitor ends by its `Down`: the process died, or its node went
+ * out of reach. A demonitor does not tell it (whoever demonitors knows).
+ */
+export abstract class RemoteMonitorWatch {
+  abstract remoteMonitorEnded(): void;
+}
+
+/** Called by the router that carries remote monitors when one ends by its `Down`, before the `Down` is queued. */
+export function remoteMonitorEnded(ref: RefImpl): void {
+  const a = ref.attachment;
+  if (a instanceof RemoteMonitorWatch) a.remoteMonitorEnded();
+}
+
 /** The monitor manager's data for a process (service slot 0), kept on its record; undefined until set. */
 export function monitorSlotOf(p: Proc): unknown {
   return p.x?.monitorBucket;

@@ -24,6 +24,11 @@ export interface RemoteRouter {
   monitor(p: Proc, ref: RefImpl, to: Pid): void;
   /** Removes `p`'s monitor `ref` of a process of another node; false when it is not one. */
   demonitor(p: Proc, ref: RefImpl): boolean;
+  /**
+   * True while `p`'s monitor `ref` of a process of another node is in place (its `Down` is still to
+   * come); false for any other ref, and for one whose `Down` was queued at once (an unknown node).
+   */
+  monitoring?(p: Proc, ref: RefImpl): boolean;
   /** An exit signal from a process or the node to a process of another node. */
   exit(from: Proc | 'node', to: Pid, reason: ExitReason | 'kill'): void;
   /**

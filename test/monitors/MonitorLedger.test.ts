@@ -7,6 +7,7 @@ import { Bucket, type LedgerEntry, MonitorLedger } from '../../src/monitors/Moni
 import { ProcExtras, type Proc } from '../../src/runtime/internal/Proc.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { PidImpl, RefImpl } from '../../src/runtime/Pid.js';
+import { remoteMonitorEnded } from '../../src/runtime/kernel.js';
 import { seeded, shuffle } from '../support.js';
 
 /** A stand-in process: the slot the ledger keeps its bucket in, and a pid. */
@@ -371,5 +372,38 @@ describe('MonitorLedger.view', () => {
     const withStack = t.ledger.add(t.ref(), a, b, undefined, 1000, 'at somewhere', false);
     expect(t.ledger.view(withStack, 1000, 'duplicate')).toMatchObject({ tag: undefined, ageMs: 0, stack: 'at somewhere', targetAlive: false, leak: 'duplicate' });
     expect(t.ledger.view(e, 3000, 'age')).toMatchObject({ ageMs: 2000, leak: 'age', targetAlive: false });
+  });
+});
+
+describe('MonitorLedger entries on a process of another node', () => {
+  it('keeps one unwatched bucket per remote pid, drops an entry when its Down comes (told as a target side), and the bucket with its last entry', () => {
+    const t = ledger();
+    const [a, b] = [t.proc(), t.proc()];
+    const remote = new PidImpl('elsewhere', 7, 42, undefined);
+    const same = new PidImpl('elsewhere', 7, 42, undefined); // another copy of the same pid (as decoded from a frame)
+    const [r1, r2, r3] = [t.ref(), t.ref(), t.ref()];
+    const e1 = t.ledger.addRemote(r1, a, remote, 'a->r', 10, undefined, false);
+    const e2 = t.ledger.addRemote(r2, b, same, 'b->r', 20, undefined, false);
+    const e3 = t.ledger.addRemote(r3, a, new PidImpl('elsewhere', 8, 42, undefined), 'a->r2', 30, undefined, false);
+    expect(e2.target).toBe(e1.target);
+    expect(e3.target).not.toBe(e1.target); // another incarnation of that node: another process
+    expect(e1.target.proc).toBeUndefined();
+    expect(t.watched.map(([p]) => p)).toEqual([a, b]); // only this node's processes are watched
+    expect(t.ledger.indexSizes()).toEqual({ entries: 3, buckets: 4 });
+    expect(t.ledger.view(e1, 15)).toEqual({ ref: r1, target: remote, owner: a.self, tag: 'a->r', createdAt: 10, ageMs: 5, targetAlive: true });
+    // the Down of r1 came: the entry goes, once, told as a target side
+    remoteMonitorEnded(r1); // what the cluster's router calls, through the ref's attachment
+    e1.remoteMonitorEnded(); // a second time: nothing more
+    expect(t.cleaned).toEqual([[['a->r'], 'target']]);
+    expect(t.ledger.get(r1)).toBeUndefined();
+    expect(lists(e2.target)).toEqual({ owned: [], targeted: ['b->r'] });
+    expect(t.ledger.indexSizes()).toEqual({ entries: 2, buckets: 4 });
+    t.ledger.remove(e2); // a demonitor: the remote bucket goes with its last entry
+    expect(t.ledger.indexSizes()).toEqual({ entries: 1, buckets: 3 });
+    t.die(a); // the owner dies: its remote entry goes with it, and that pid's bucket too
+    expect(t.cleaned).toEqual([[['a->r'], 'target'], [['a->r2'], 'owner']]);
+    expect(t.ledger.indexSizes()).toEqual({ entries: 0, buckets: 1 });
+    t.die(b);
+    expect(t.ledger.indexSizes()).toEqual({ entries: 0, buckets: 0 });
   });
 });

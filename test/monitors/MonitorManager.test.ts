@@ -13,8 +13,9 @@ import {
   withMonitor,
 } from '../../src/index.js';
 import { ManagedMonitors } from '../../src/monitors/MonitorManager.js';
+import { memoryPair } from '../cluster/support.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
-import { captureEvents, type CapturedEvent, probe, type Probe, TestClock } from '../../src/testing/index.js';
+import { captureEvents, type CapturedEvent, expectNoLeaks, probe, type Probe, TestClock } from '../../src/testing/index.js';
 import {
   clockedNode,
   deferred,
@@ -791,5 +792,91 @@ describe('monitors under a flood', () => {
     }
     expectKeelError(await failure(() => withMonitor(p.ctx, target, () => 1, null as never)), 'ERR_INVALID_ARGUMENT', '`options');
     expect(statsOf(node)).toEqual({ created: 1, cleaned: 0, active: 1, leaked: 0 });
+  });
+});
+
+describe('managed monitors of processes of another node', () => {
+  const pair = () => memoryPair(track);
+
+  it('records the monitor until the Down comes, then cleans it as a local target death does', async () => {
+    const { a, b } = await pair();
+    const watcher = probe(a);
+    const target = b.spawn<string>(() => (m) => {
+      if (m === 'crash') throw new Error('boom');
+    });
+    const cleaned = captureEvents(a, ['keel.monitor_manager.monitor_cleaned']);
+    const ref = a.monitors.monitor(watcher.ctx, target, { tag: 'remote' });
+    expect(a.monitors.stats()).toEqual({ created: 1, cleaned: 0, active: 1, leaked: 0 });
+    expect(a.monitors.list().map((e) => [e.ref, e.owner, e.target, e.tag, e.targetAlive])).toEqual([[ref, watcher, target, 'remote', true]]);
+    expectNoLeaks(a); // a target of another node is alive as far as this node knows
+    const placed = probe(b);
+    watcher.ctx.send(placed, 'placed'); // frames of one pair travel in order: the monitor is in place on b
+    await placed.receive();
+    b.send(target, 'crash');
+    const down = await receiveDown(watcher, ref);
+    expect((down.reason as Error).message).toBe('boom');
+    // the entry went before the Down was queued: its handler sees the ledger without it
+    expect(a.monitors.stats()).toEqual({ created: 1, cleaned: 1, active: 0, leaked: 0 });
+    expect(managed(a).ledger.indexSizes()).toEqual({ entries: 0, buckets: 1 }); // the watcher's own bucket stays while it lives; the target's went
+    expect(cleaned.events.map((e) => e.metadata.ref)).toEqual([ref]);
+    expect(cleaned.events[0]!.metadata.automatic).toBe(true);
+    cleaned.stop();
+  });
+
+  it('cleans every monitor of a node that goes away (noconnection), and keeps none of a node it does not know', async () => {
+    const { a, b, cb } = await pair();
+    const watcher = probe(a);
+    const targets = [0, 1, 2].map(() => b.spawn(() => () => undefined));
+    const refs = targets.map((t) => a.monitors.monitor(watcher.ctx, t));
+    expect(a.monitors.stats().active).toBe(3);
+    await b.idle();
+    await cb.leave();
+    for (const ref of refs) expect((await receiveDown(watcher, ref)).reason).toBe('noconnection');
+    expect(a.monitors.stats()).toEqual({ created: 3, cleaned: 3, active: 0, leaked: 0 });
+    // a pid of a node this one has no connection to: its Down comes at once, nothing is recorded
+    const ref = a.monitors.monitor(watcher.ctx, targets[0]!);
+    expect((await receiveDown(watcher, ref)).reason).toBe('noconnection');
+    expect(a.monitors.stats()).toEqual({ created: 3, cleaned: 3, active: 0, leaked: 0 });
+    expect(managed(a).ledger.indexSizes()).toEqual({ entries: 0, buckets: 1 }); // the watcher's own bucket stays while it lives
+  });
+
+  it('demonitors a managed remote monitor (no Down comes), and leaves a plain remote monitor alone on flush', async () => {
+    const { a, b } = await pair();
+    const watcher = probe(a);
+    const target = b.spawn(() => () => undefined);
+    const managedRef = a.monitors.monitor(watcher.ctx, target);
+    const plainRef = watcher.ctx.monitor(target);
+    expect(a.monitors.demonitor(watcher.ctx, plainRef, { flush: true })).toBe('not_found');
+    expect(a.monitors.demonitor(watcher.ctx, managedRef)).toBe('ok');
+    expect(a.monitors.stats()).toEqual({ created: 1, cleaned: 1, active: 0, leaked: 0 });
+    const placed = probe(b);
+    watcher.ctx.send(placed, 'placed'); // frames of one pair travel in order: the monitors are in place on b
+    await placed.receive();
+    b.exit(target, 'kill');
+    // the plain monitor was left in place: its Down comes; the managed one's never does
+    expect((await receiveDown(watcher, plainRef)).reason).toBe('killed');
+    const marker = probe(b);
+    watcher.ctx.send(marker, 'sync');
+    await marker.receive();
+    b.send(watcher, 'after');
+    await watcher.receive((m) => m === 'after');
+    expect(watcher.messages.filter(isDown).map((d) => d.ref)).toEqual([plainRef]);
+  });
+
+  it('counts many monitors of one remote process by one owner as duplicates, and cleans them all when the owner dies', async () => {
+    const { a, b } = await pair();
+    const target = b.spawn(() => () => undefined);
+    const owner = probe(a);
+    for (let i = 0; i < 12; i++) a.monitors.monitor(owner.ctx, target, { tag: 'dup' });
+    const found = a.monitors.findLeaks();
+    expect(found.length).toBe(12);
+    expect(new Set(found.map((e) => e.leak))).toEqual(new Set(['duplicate']));
+    expect(found.every((e) => e.target === target)).toBe(true);
+    const w = probe(a);
+    const wref = w.ctx.monitor(owner);
+    a.exit(owner, 'kill');
+    await receiveDown(w, wref);
+    expect(a.monitors.stats()).toMatchObject({ created: 12, cleaned: 12, active: 0 });
+    expect(managed(a).ledger.indexSizes()).toEqual({ entries: 0, buckets: 0 });
   });
 });

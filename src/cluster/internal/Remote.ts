@@ -13,7 +13,7 @@ import { types } from 'node:util';
 import { AbortedError, CallExitError, CallTimeoutError, NoConnectionError } from '../../errors.js';
 import { CastMessage } from '../../otp/GenServer.js';
 import { callListening, type CallListener, noProcError } from '../../otp/internal/calls.js';
-import { Delivery, type Kernel, type Proc, type RemoteRouter } from '../../runtime/kernel.js';
+import { Delivery, type Kernel, type Proc, remoteMonitorEnded, type RemoteRouter } from '../../runtime/kernel.js';
 import { DownMessage, type ExitReason, isExitReason } from '../../runtime/messages.js';
 import { isPid, type Pid, PidImpl, type RefImpl, targetText } from '../../runtime/Pid.js';
 import { encodeValue } from '../codec.js';
@@ -144,6 +144,13 @@ export class Remote implements RemoteRouter {
     peer.monitorsOut.set(ref.id, entry);
     this.#book(p).monitorsOut.add(entry);
     this.#host.push(peer, `["o",${p.self.id},${ref.id},${to.id}]`);
+  }
+
+  monitoring(p: Proc, ref: RefImpl): boolean {
+    const book = this.#books.get(p);
+    if (book === undefined) return false;
+    for (const entry of book.monitorsOut) if (entry.ref === ref) return true;
+    return false;
   }
 
   demonitor(p: Proc, ref: RefImpl): boolean {
@@ -354,6 +361,7 @@ export class Remote implements RemoteRouter {
         if (!isExitReason(reason)) throw new TypeError('a Down needs an exit reason');
         if (entry === undefined) return;
         this.#removeMonitorOut(entry);
+        remoteMonitorEnded(entry.ref);
         this.#kernel.enqueueTo(entry.owner, new DownMessage(entry.ref, entry.target, reason, undefined), undefined);
         return;
       }
@@ -422,6 +430,7 @@ export class Remote implements RemoteRouter {
     for (const entry of peer.monitorsIn.values()) this.#removeMonitorIn(entry);
     for (const entry of links) this.#removeLink(entry);
     for (const entry of monitors) this.#removeMonitorOut(entry);
+    for (const entry of monitors) remoteMonitorEnded(entry.ref);
     const calls = [...peer.calls.values()];
     if (!reset) {
       peer.outbox.length = 0;
