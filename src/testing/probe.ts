@@ -78,6 +78,7 @@ export function probe<M = unknown>(node: Node): Probe<M> {
   });
   const receive = (predicate: (message: unknown) => boolean = () => true, options: { timeout?: number } = {}): Promise<unknown> => {
     if (typeof predicate !== 'function') throw new InvalidArgumentError('predicate', 'a function', predicate);
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an object { timeout? }', options);
     const timeout = options.timeout ?? 2000;
     // at most what a host timer takes: past 2^31 - 1 ms Node fires it after 1 ms
     if (typeof timeout !== 'number' || !(timeout >= 0 && timeout <= MAX_TIMEOUT)) {

@@ -145,6 +145,14 @@ describe('probe.receive', () => {
     ).rejects.toBe(boom);
     expect(await p.receive()).toBe(null);
   });
+
+  it('refuses options that are not an object with ERR_INVALID_ARGUMENT', () => {
+    const node = track();
+    const p = probe(node);
+    const invalid = expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(() => p.receive(undefined, null as never)).toThrow(invalid);
+    expect(() => p.receive(undefined, 5 as never)).toThrow(invalid);
+  });
 });
 
 describe('probe.ctx', () => {
