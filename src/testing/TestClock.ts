@@ -30,6 +30,7 @@ export class TestClock implements Clock {
   #chain: Promise<void> = Promise.resolve();
 
   constructor(options: { start?: number } = {}) {
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ start? }', options);
     const start = options.start ?? 0;
     if (typeof start !== 'number' || !Number.isFinite(start)) throw new InvalidArgumentError('start', 'a finite number (epoch ms)', start);
     this.#now = start;

@@ -28,6 +28,10 @@ describe('TestClock', () => {
   it('refuses a start that is not a finite number with ERR_INVALID_ARGUMENT', () => {
     expect(() => new TestClock({ start: Number.NaN })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
   });
+
+  it('refuses options that are not an object with ERR_INVALID_ARGUMENT', () => {
+    expect(() => new TestClock(null as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+  });
 });
 
 describe('TestClock.advance', () => {
