@@ -41,6 +41,9 @@ export class TestClock implements Clock {
   }
 
   setTimer(ms: number, fn: () => void): TimerHandle {
+    // a NaN deadline is never due: the timer would stay pending, silently, for ever
+    if (typeof ms !== 'number' || Number.isNaN(ms)) throw new InvalidArgumentError('ms', 'a number of milliseconds', ms);
+    if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function', fn);
     const seq = ++this.#seq;
     this.#timers.set(seq, { at: this.#now + Math.max(0, ms), seq, fn });
     return seq;

@@ -32,6 +32,15 @@ describe('TestClock', () => {
   it('refuses options that are not an object with ERR_INVALID_ARGUMENT', () => {
     expect(() => new TestClock(null as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
   });
+
+  it('refuses a timer whose delay is NaN or whose callback is not a function, as a SimulatedClock does', () => {
+    const clock = new TestClock({ start: 0 });
+    const invalid = expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(() => clock.setTimer(Number.NaN, () => undefined)).toThrow(invalid);
+    expect(() => clock.setTimer('5' as never, () => undefined)).toThrow(invalid);
+    expect(() => clock.setTimer(5, 'fn' as never)).toThrow(invalid);
+    expect(clock.pendingTimers).toBe(0);
+  });
 });
 
 describe('TestClock.advance', () => {
