@@ -70,6 +70,8 @@ export class TestClock implements Clock {
 
   async #advance(ms: number): Promise<void> {
     const target = this.#now + ms;
+    // an Infinity now() would refuse every timer a node sets from then on (its deadlines must be finite)
+    if (!Number.isFinite(target)) throw new InvalidArgumentError('ms', `a delay that keeps now() (${this.#now}) finite`, ms);
     await this.#settle();
     for (;;) {
       let next: Pending | undefined;

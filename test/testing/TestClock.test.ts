@@ -44,6 +44,13 @@ describe('TestClock', () => {
 });
 
 describe('TestClock.advance', () => {
+  it('rejects an advance that would move now() past the largest finite time, and leaves now() where it was', async () => {
+    const clock = new TestClock({ start: 0 });
+    await clock.advance(Number.MAX_VALUE);
+    await expect(clock.advance(Number.MAX_VALUE)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(clock.now()).toBe(Number.MAX_VALUE);
+  });
+
   it('moves now() forward by ms', async () => {
     const clock = new TestClock({ start: 100 });
     await clock.advance(250);
