@@ -97,4 +97,18 @@ describe('SimulatedClock', () => {
     expectKeelError(thrown(() => new SimulatedClock({ start: NaN })), 'ERR_INVALID_ARGUMENT');
     expectKeelError(thrown(() => new SimulatedClock().setTimer(NaN, () => undefined)), 'ERR_INVALID_ARGUMENT');
   });
+
+  it('refuses an infinite delay, which would move virtual time to Infinity and refuse every node timer after it', async () => {
+    const { clock, node } = simulated();
+    expectKeelError(thrown(() => clock.setTimer(Infinity, () => undefined)), 'ERR_INVALID_ARGUMENT');
+    expect(clock.pendingTimers).toBe(0);
+    clock.setTimer(Number.MAX_VALUE, () => undefined);
+    await clock.drained();
+    expect(clock.now()).toBe(Number.MAX_VALUE);
+    // from there any further delay would end past the largest finite time
+    expectKeelError(thrown(() => clock.setTimer(Number.MAX_VALUE, () => undefined)), 'ERR_INVALID_ARGUMENT');
+    expect(clock.pendingTimers).toBe(0);
+    expect(clock.now()).toBe(Number.MAX_VALUE);
+    await node.shutdown();
+  });
 });
