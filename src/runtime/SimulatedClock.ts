@@ -100,7 +100,8 @@ export class SimulatedClock implements Clock {
   }
 
   clearTimer(handle: unknown): void {
-    if (!(handle instanceof SimulatedTimer) || handle.index < 0) return;
+    // a timer of another clock has an index into that clock's heap, not this one's
+    if (!(handle instanceof SimulatedTimer) || handle.index < 0 || this.#queue.items[handle.index] !== handle) return;
     this.#queue.removeAt(handle.index);
     if (handle.hasRef()) this.refChanged(-1);
   }
