@@ -111,6 +111,19 @@ describe('TestClock.advance', () => {
     expect(fired).toEqual([]);
   });
 
+  it('clearTimer with a timer of another TestClock leaves this clock’s timers alone', async () => {
+    const a = new TestClock();
+    const b = new TestClock();
+    const fired: string[] = [];
+    a.setTimer(5, () => fired.push('a'));
+    const ofB = b.setTimer(5, () => fired.push('b'));
+    a.clearTimer(ofB);
+    expect(a.pendingTimers).toBe(1);
+    await a.advance(5);
+    await b.advance(5);
+    expect(fired).toEqual(['a', 'b']);
+  });
+
   it('lets a node run until nothing is runnable between timers: a chain of sendAfter fires within one advance', async () => {
     const clock = new TestClock();
     const node = track({ clock });
