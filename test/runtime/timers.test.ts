@@ -401,4 +401,12 @@ describe('bad values from an injected random or clock', () => {
     expect(() => p.ctx.sendAfter(p, 'x', 10)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('clock.now()') }));
     expect(node.internals().timers).toBe(0);
   });
+
+  it('a clock whose now() is a numeric string is refused too: its deadline would be the text \'510\', ordered as text', () => {
+    const clock: Clock = { now: () => '5' as never, setTimer: realClock.setTimer, clearTimer: realClock.clearTimer };
+    const node = track({ clock, services: false });
+    const p = probe(node);
+    expect(() => p.ctx.sendAfter(p, 'x', 10)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('clock.now()') }));
+    expect(node.internals().timers).toBe(0);
+  });
 });

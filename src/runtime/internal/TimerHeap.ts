@@ -64,8 +64,10 @@ export class TimerHeap {
    */
   schedule(ms: number, fn: (this: any) => void, unref = false, receiver?: unknown): TimerEntry {
     if (!(ms >= 0 && ms <= Number.MAX_VALUE)) throw new InvalidArgumentError('ms', 'a finite number of milliseconds >= 0', ms);
-    const at = this.#clock.now() + ms;
-    if (!(at - at === 0)) throw new InvalidArgumentError('clock.now()', 'a finite number (epoch ms)', at - ms);
+    const now = this.#clock.now();
+    const at = now + ms;
+    // a string now() ('5') would make the deadline the text '510', which '-' still reads as a number
+    if (typeof at !== 'number' || !(at - at === 0)) throw new InvalidArgumentError('clock.now()', 'a finite number (epoch ms)', now);
     const entry = new TimerEntry(at, this.#seq++, fn, unref, receiver);
     if (!unref) this.#refCount++;
     this.#queue.push(entry);
