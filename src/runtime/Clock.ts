@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { InvalidArgumentError } from '../errors.js';
 
 /** An opaque handle of a clock's timer. */
 export type TimerHandle = unknown;
@@ -73,6 +74,9 @@ monotonicClock(); // load the timing machinery now, not inside the first schedul
  * ```
  */
 export function seededRandom(seed: number): () => number {
+  // `>>> 0` would make NaN, undefined or a string seed 0 (and 1.5 the seed 1): a simulation seeded from
+  // an unset variable would quietly be the same run every time
+  if (!Number.isSafeInteger(seed)) throw new InvalidArgumentError('seed', 'an integer', seed);
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

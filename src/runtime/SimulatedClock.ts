@@ -90,14 +90,18 @@ export class SimulatedClock implements Clock {
     if (typeof ms !== 'number' || Number.isNaN(ms)) throw new InvalidArgumentError('ms', 'a number of milliseconds', ms);
     if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function', fn);
     // as setTimeout does: a negative delay is no delay
-    const t = new SimulatedTimer(this, this.#now + Math.max(0, ms), this.#seq++, fn);
+    const at = this.#now + Math.max(0, ms);
+    // a deadline of Infinity would move virtual time there, and every node timer after it is refused
+    if (!Number.isFinite(at)) throw new InvalidArgumentError('ms', `a delay that keeps the deadline finite (now is ${this.#now})`, ms);
+    const t = new SimulatedTimer(this, at, this.#seq++, fn);
     this.#queue.push(t);
     this.refChanged(1);
     return t;
   }
 
   clearTimer(handle: unknown): void {
-    if (!(handle instanceof SimulatedTimer) || handle.index < 0) return;
+    // a timer of another clock has an index into that clock's heap, not this one's
+    if (!(handle instanceof SimulatedTimer) || handle.index < 0 || this.#queue.items[handle.index] !== handle) return;
     this.#queue.removeAt(handle.index);
     if (handle.hasRef()) this.refChanged(-1);
   }

@@ -25,11 +25,13 @@ interface Pending {
 export class TestClock implements Clock {
   #now: number;
   #seq = 0;
-  readonly #timers = new Map<number, Pending>();
+  /** The pending timers, each its own handle. */
+  readonly #timers = new Set<Pending>();
   readonly #nodes = new Set<ClockNode>();
   #chain: Promise<void> = Promise.resolve();
 
   constructor(options: { start?: number } = {}) {
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ start? }', options);
     const start = options.start ?? 0;
     if (typeof start !== 'number' || !Number.isFinite(start)) throw new InvalidArgumentError('start', 'a finite number (epoch ms)', start);
     this.#now = start;
@@ -40,13 +42,19 @@ export class TestClock implements Clock {
   }
 
   setTimer(ms: number, fn: () => void): TimerHandle {
+    // a NaN deadline is never due: the timer would stay pending, silently, for ever
+    if (typeof ms !== 'number' || Number.isNaN(ms)) throw new InvalidArgumentError('ms', 'a number of milliseconds', ms);
+    if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function', fn);
     const seq = ++this.#seq;
-    this.#timers.set(seq, { at: this.#now + Math.max(0, ms), seq, fn });
-    return seq;
+    const timer: Pending = { at: this.#now + Math.max(0, ms), seq, fn };
+    this.#timers.add(timer);
+    // the handle is the timer itself, not its number: another TestClock's handle of the same number
+    // must not clear this clock's timer
+    return timer;
   }
 
   clearTimer(handle: TimerHandle): void {
-    this.#timers.delete(handle as number);
+    this.#timers.delete(handle as Pending); // by identity: reads nothing of the handle
   }
 
   /** Timers pending on this clock (each node keeps at most one here). */
@@ -66,14 +74,16 @@ export class TestClock implements Clock {
 
   async #advance(ms: number): Promise<void> {
     const target = this.#now + ms;
+    // an Infinity now() would refuse every timer a node sets from then on (its deadlines must be finite)
+    if (!Number.isFinite(target)) throw new InvalidArgumentError('ms', `a delay that keeps now() (${this.#now}) finite`, ms);
     await this.#settle();
     for (;;) {
       let next: Pending | undefined;
-      for (const t of this.#timers.values()) {
+      for (const t of this.#timers) {
         if (t.at <= target && (next === undefined || t.at < next.at || (t.at === next.at && t.seq < next.seq))) next = t;
       }
       if (next === undefined) break;
-      this.#timers.delete(next.seq);
+      this.#timers.delete(next);
       if (next.at > this.#now) this.#now = next.at;
       next.fn();
       await this.#settle();

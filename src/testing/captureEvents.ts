@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '../errors.js';
 import type { Measurements, Metadata, Telemetry } from '../telemetry/Telemetry.js';
 import type { Node } from '../runtime/types.js';
 
@@ -22,13 +23,14 @@ const captureCounts = new WeakMap<Telemetry, number>();
  * ```
  */
 export function captureEvents(node: Node, prefixes: readonly string[]): { readonly events: CapturedEvent[]; stop(): void } {
+  const patterns = patternsOf(prefixes);
   const seq = (captureCounts.get(node.telemetry) ?? 0) + 1;
   captureCounts.set(node.telemetry, seq);
   const id = `keel.testing.capture-${seq}`;
   const events: CapturedEvent[] = [];
   node.telemetry.attach(
     id,
-    prefixes.map((p) => `${p}*`),
+    patterns,
     (event, measurements, metadata) => {
       events.push({ event, measurements, metadata });
     },
@@ -39,4 +41,18 @@ export function captureEvents(node: Node, prefixes: readonly string[]): { readon
       node.telemetry.detach(id);
     },
   };
+}
+
+/** The telemetry patterns of `prefixes`, read once; anything but an array of strings is a typed error. */
+function patternsOf(prefixes: readonly string[]): string[] {
+  const fail = (): never => {
+    throw new InvalidArgumentError('prefixes', 'an array of event-name prefixes (strings)', prefixes);
+  };
+  let copy: unknown[];
+  try {
+    copy = Array.isArray(prefixes) ? [...(prefixes as readonly unknown[])] : fail();
+  } catch {
+    return fail(); // a revoked proxy, a throwing iterator
+  }
+  return copy.map((p) => (typeof p === 'string' ? `${p}*` : fail()));
 }

@@ -21,6 +21,7 @@ export type Probe<M = unknown> = Pid<M> & {
   /**
    * Takes the first message not yet taken that matches `predicate`, waiting for it if needed.
    * `timeout` (real ms, default 2000, at most 2^31 - 1) is a failure guard: it rejects with `ERR_RECEIVE_TIMEOUT`.
+   * A predicate that throws rejects this receive with its error; the probe and the message stay.
    */
   receive(predicate?: (message: M | SystemMessage) => boolean, options?: { timeout?: number }): Promise<M | SystemMessage>;
 };
@@ -31,6 +32,7 @@ const MAX_TIMEOUT = 2 ** 31 - 1;
 interface Waiter {
   readonly predicate: (message: unknown) => boolean;
   readonly resolve: (message: unknown) => void;
+  readonly reject: (error: unknown) => void;
 }
 
 /**
@@ -55,7 +57,17 @@ export function probe<M = unknown>(node: Node): Probe<M> {
       // a probe that traps exits still obeys the node's shutdown
       if (isExit(message) && message.from === 'node' && kernel.stopping) ctx.exit(message.reason);
       for (const w of waiters) {
-        if (w.predicate(message)) {
+        let matched: boolean;
+        try {
+          matched = w.predicate(message);
+        } catch (error) {
+          // the predicate's failure is that receive's, never the probe's: the probe lives on and
+          // the message stays for the next receive
+          waiters.delete(w);
+          w.reject(error);
+          continue;
+        }
+        if (matched) {
           waiters.delete(w);
           w.resolve(message);
           return;
@@ -66,12 +78,18 @@ export function probe<M = unknown>(node: Node): Probe<M> {
   });
   const receive = (predicate: (message: unknown) => boolean = () => true, options: { timeout?: number } = {}): Promise<unknown> => {
     if (typeof predicate !== 'function') throw new InvalidArgumentError('predicate', 'a function', predicate);
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an object { timeout? }', options);
     const timeout = options.timeout ?? 2000;
     // at most what a host timer takes: past 2^31 - 1 ms Node fires it after 1 ms
     if (typeof timeout !== 'number' || !(timeout >= 0 && timeout <= MAX_TIMEOUT)) {
       throw new InvalidArgumentError('timeout', `a number of milliseconds from 0 to ${MAX_TIMEOUT}`, timeout);
     }
-    const i = untaken.findIndex(predicate);
+    let i: number;
+    try {
+      i = untaken.findIndex((m) => predicate(m));
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (i >= 0) return Promise.resolve(untaken.splice(i, 1)[0]);
     return new Promise((resolve, reject) => {
       const guard = setTimeout(() => {
@@ -83,6 +101,10 @@ export function probe<M = unknown>(node: Node): Probe<M> {
         resolve: (m) => {
           clearTimeout(guard);
           resolve(m);
+        },
+        reject: (error) => {
+          clearTimeout(guard);
+          reject(error);
         },
       };
       waiters.add(waiter);

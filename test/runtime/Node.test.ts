@@ -499,4 +499,13 @@ describe('seededRandom', () => {
     // mulberry32's sequence for 42: a seed recorded by one version replays the same run on the next
     expect(a.slice(0, 3)).toEqual([0.6011037519201636, 0.44829055899754167, 0.8524657934904099]);
   });
+
+  it('refuses a seed that is not an integer with ERR_INVALID_ARGUMENT: Number(process.env.SEED) unset is NaN, which was seed 0 every run', async () => {
+    const { seededRandom } = await import('../../src/index.js');
+    for (const seed of [Number.NaN, Infinity, 1.5, '42', undefined]) {
+      expect(() => seededRandom(seed as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    }
+    // any safe integer is a seed, negative ones included (a seed mixed with ^ is an int32)
+    expect(Array.from({ length: 3 }, seededRandom(-7))).toEqual(Array.from({ length: 3 }, seededRandom(-7)));
+  });
 });

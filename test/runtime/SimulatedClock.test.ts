@@ -97,4 +97,32 @@ describe('SimulatedClock', () => {
     expectKeelError(thrown(() => new SimulatedClock({ start: NaN })), 'ERR_INVALID_ARGUMENT');
     expectKeelError(thrown(() => new SimulatedClock().setTimer(NaN, () => undefined)), 'ERR_INVALID_ARGUMENT');
   });
+
+  it('clearTimer with a timer of another SimulatedClock leaves this clock’s timers alone', async () => {
+    const a = new SimulatedClock({ start: 0 });
+    const b = new SimulatedClock({ start: 0 });
+    const fired: string[] = [];
+    a.setTimer(10, () => fired.push('a1'));
+    a.setTimer(20, () => fired.push('a2'));
+    const b1 = b.setTimer(5, () => fired.push('b1'));
+    a.clearTimer(b1);
+    expect(a.pendingTimers).toBe(2);
+    expect(b.pendingTimers).toBe(1);
+    await Promise.all([a.drained(), b.drained()]);
+    expect(fired.sort()).toEqual(['a1', 'a2', 'b1']);
+  });
+
+  it('refuses an infinite delay, which would move virtual time to Infinity and refuse every node timer after it', async () => {
+    const { clock, node } = simulated();
+    expectKeelError(thrown(() => clock.setTimer(Infinity, () => undefined)), 'ERR_INVALID_ARGUMENT');
+    expect(clock.pendingTimers).toBe(0);
+    clock.setTimer(Number.MAX_VALUE, () => undefined);
+    await clock.drained();
+    expect(clock.now()).toBe(Number.MAX_VALUE);
+    // from there any further delay would end past the largest finite time
+    expectKeelError(thrown(() => clock.setTimer(Number.MAX_VALUE, () => undefined)), 'ERR_INVALID_ARGUMENT');
+    expect(clock.pendingTimers).toBe(0);
+    expect(clock.now()).toBe(Number.MAX_VALUE);
+    await node.shutdown();
+  });
 });

@@ -253,6 +253,19 @@ describe('createNode', () => {
     expectKeelError(thrown(() => createNode({ logger: { info: () => undefined, warn: () => undefined } as never })), 'ERR_INVALID_ARGUMENT', '`logger`');
   });
 
+  it('throws ERR_INVALID_ARGUMENT, not a raw TypeError, for a clock or a logger that cannot be read (a revoked proxy, a throwing getter)', () => {
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const throwing = {
+      get now(): never {
+        throw new Error('unreadable');
+      },
+    };
+    expectKeelError(thrown(() => createNode({ clock: proxy as never })), 'ERR_INVALID_ARGUMENT', '`clock`', 'reading it threw TypeError');
+    expectKeelError(thrown(() => createNode({ clock: throwing as never })), 'ERR_INVALID_ARGUMENT', '`clock`', 'reading it threw Error: unreadable');
+    expectKeelError(thrown(() => createNode({ logger: proxy as never })), 'ERR_INVALID_ARGUMENT', '`logger`', 'reading it threw TypeError');
+  });
+
   for (const [label, options, fragments] of [
     ['a random that is not a function', { random: 0.5 }, ['`random`', 'got 0.5']],
     ['services that are neither a boolean nor an object', { services: 'yes' }, ['`services`', 'got "yes"']],

@@ -401,4 +401,37 @@ describe('bad values from an injected random or clock', () => {
     expect(() => p.ctx.sendAfter(p, 'x', 10)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('clock.now()') }));
     expect(node.internals().timers).toBe(0);
   });
+
+  it('a sendAfter whose host timer the clock refused to set leaves nothing behind: its message is never sent later', async () => {
+    const inner = new TestClock({ start: 0 });
+    let refuse = false;
+    const clock: Clock = {
+      now: () => inner.now(),
+      setTimer: (ms, fn) => {
+        if (refuse) throw new Error('no timers now');
+        return inner.setTimer(ms, fn);
+      },
+      clearTimer: (h) => inner.clearTimer(h),
+    };
+    const node = track({ clock, services: false });
+    const p = probe(node);
+    p.ctx.sendAfter(p, 'pending before', 30);
+    refuse = true;
+    expect(() => p.ctx.sendAfter(p, 'refused', 10)).toThrow('no timers now');
+    expect(node.internals().timers).toBe(1);
+    expect(node.info(p)?.timers).toBe(1);
+    refuse = false;
+    p.ctx.sendAfter(p, 'later', 20);
+    await inner.advance(30);
+    await node.idle();
+    expect(p.messages).toEqual(['later', 'pending before']);
+  });
+
+  it('a clock whose now() is a numeric string is refused too: its deadline would be the text \'510\', ordered as text', () => {
+    const clock: Clock = { now: () => '5' as never, setTimer: realClock.setTimer, clearTimer: realClock.clearTimer };
+    const node = track({ clock, services: false });
+    const p = probe(node);
+    expect(() => p.ctx.sendAfter(p, 'x', 10)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('clock.now()') }));
+    expect(node.internals().timers).toBe(0);
+  });
 });

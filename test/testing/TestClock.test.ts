@@ -28,9 +28,29 @@ describe('TestClock', () => {
   it('refuses a start that is not a finite number with ERR_INVALID_ARGUMENT', () => {
     expect(() => new TestClock({ start: Number.NaN })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
   });
+
+  it('refuses options that are not an object with ERR_INVALID_ARGUMENT', () => {
+    expect(() => new TestClock(null as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+  });
+
+  it('refuses a timer whose delay is NaN or whose callback is not a function, as a SimulatedClock does', () => {
+    const clock = new TestClock({ start: 0 });
+    const invalid = expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(() => clock.setTimer(Number.NaN, () => undefined)).toThrow(invalid);
+    expect(() => clock.setTimer('5' as never, () => undefined)).toThrow(invalid);
+    expect(() => clock.setTimer(5, 'fn' as never)).toThrow(invalid);
+    expect(clock.pendingTimers).toBe(0);
+  });
 });
 
 describe('TestClock.advance', () => {
+  it('rejects an advance that would move now() past the largest finite time, and leaves now() where it was', async () => {
+    const clock = new TestClock({ start: 0 });
+    await clock.advance(Number.MAX_VALUE);
+    await expect(clock.advance(Number.MAX_VALUE)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(clock.now()).toBe(Number.MAX_VALUE);
+  });
+
   it('moves now() forward by ms', async () => {
     const clock = new TestClock({ start: 100 });
     await clock.advance(250);
@@ -89,6 +109,19 @@ describe('TestClock.advance', () => {
     clock.clearTimer(handle);
     await clock.advance(10);
     expect(fired).toEqual([]);
+  });
+
+  it('clearTimer with a timer of another TestClock leaves this clock’s timers alone', async () => {
+    const a = new TestClock();
+    const b = new TestClock();
+    const fired: string[] = [];
+    a.setTimer(5, () => fired.push('a'));
+    const ofB = b.setTimer(5, () => fired.push('b'));
+    a.clearTimer(ofB);
+    expect(a.pendingTimers).toBe(1);
+    await a.advance(5);
+    await b.advance(5);
+    expect(fired).toEqual(['a', 'b']);
   });
 
   it('lets a node run until nothing is runnable between timers: a chain of sendAfter fires within one advance', async () => {

@@ -65,4 +65,13 @@ describe('captureEvents', () => {
     expect(first.events.map((e) => e.event)).toEqual(['keel.test.both']);
     expect(second.events.map((e) => e.event)).toEqual(['keel.test.both', 'keel.test.second_only']);
   });
+
+  it('refuses prefixes that are not an array of strings with ERR_INVALID_ARGUMENT, attaching nothing', () => {
+    const node = track();
+    const invalid = expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(() => captureEvents(node, 'keel.' as never)).toThrow(invalid);
+    expect(() => captureEvents(node, null as never)).toThrow(invalid);
+    expect(() => captureEvents(node, [1] as never)).toThrow(invalid);
+    expect((node.telemetry as TelemetryBus).isListening('keel.x')).toBe(false);
+  });
 });

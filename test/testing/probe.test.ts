@@ -116,6 +116,43 @@ describe('probe.receive', () => {
     // past a host timer's range Node fires after 1 ms: such a guard would reject at once
     for (const timeout of [2 ** 31, Infinity, NaN]) expect(() => p.receive(undefined, { timeout })).toThrow(invalid);
   });
+  it('rejects a receive whose predicate throws with that error, and the probe lives on with the message kept', async () => {
+    const node = track();
+    const p = probe(node);
+    const boom = new Error('predicate failed');
+    const failing = p.receive((m) => {
+      if (m === 'bad') throw boom;
+      return false;
+    });
+    node.send(p, 'bad');
+    await expect(failing).rejects.toBe(boom);
+    expect(node.isAlive(p)).toBe(true);
+    node.send(p, 'next');
+    expect(await p.receive()).toBe('bad');
+    expect(await p.receive()).toBe('next');
+  });
+
+  it('rejects at once when the predicate throws on a message already there', async () => {
+    const node = track();
+    const p = probe(node);
+    node.send(p, null);
+    await node.idle();
+    const boom = new Error('predicate failed');
+    await expect(
+      p.receive(() => {
+        throw boom;
+      }),
+    ).rejects.toBe(boom);
+    expect(await p.receive()).toBe(null);
+  });
+
+  it('refuses options that are not an object with ERR_INVALID_ARGUMENT', () => {
+    const node = track();
+    const p = probe(node);
+    const invalid = expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(() => p.receive(undefined, null as never)).toThrow(invalid);
+    expect(() => p.receive(undefined, 5 as never)).toThrow(invalid);
+  });
 });
 
 describe('probe.ctx', () => {

@@ -64,14 +64,39 @@ export class TimerHeap {
    */
   schedule(ms: number, fn: (this: any) => void, unref = false, receiver?: unknown): TimerEntry {
     if (!(ms >= 0 && ms <= Number.MAX_VALUE)) throw new InvalidArgumentError('ms', 'a finite number of milliseconds >= 0', ms);
-    const at = this.#clock.now() + ms;
-    if (!(at - at === 0)) throw new InvalidArgumentError('clock.now()', 'a finite number (epoch ms)', at - ms);
+    const now = this.#clock.now();
+    const at = now + ms;
+    // a string now() ('5') would make the deadline the text '510', which '-' still reads as a number
+    if (typeof at !== 'number' || !(at - at === 0)) throw new InvalidArgumentError('clock.now()', 'a finite number (epoch ms)', now);
     const entry = new TimerEntry(at, this.#seq++, fn, unref, receiver);
     if (!unref) this.#refCount++;
     this.#queue.push(entry);
-    if (entry.at < this.#hostAt) this.#arm();
-    else if (!unref && !this.#hostRefed) this.#setRef(true);
+    if (entry.at < this.#hostAt) {
+      try {
+        this.#arm();
+      } catch (error) {
+        this.#refused(entry);
+        throw error;
+      }
+    } else if (!unref && !this.#hostRefed) this.#setRef(true);
     return entry;
+  }
+
+  /**
+   * The clock threw setting the host timer for `entry`: the entry leaves the heap (the caller's
+   * schedule failed, so its callback must never run later), and the timers pending before it get
+   * their host timer back if the clock lets them.
+   */
+  #refused(entry: TimerEntry): void {
+    if (entry.index >= 0) {
+      this.#queue.removeAt(entry.index);
+      if (!entry.unref) this.#refCount--;
+    }
+    try {
+      this.#arm();
+    } catch {
+      // the clock refuses still: the next schedule tries again
+    }
   }
 
   /**

@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { checkKeys, InvalidArgumentError } from '../../errors.js';
+import { checkKeys, InvalidArgumentError, thrownText } from '../../errors.js';
 import { type Clock, isDeterministic, monotonicClock, realClock } from '../Clock.js';
 import { NODE_NAME } from '../Pid.js';
 import type { Logger, NodeOptions } from '../types.js';
@@ -28,9 +28,9 @@ export function nodeSettings(options: NodeOptions): NodeSettings {
   if (name !== undefined && (typeof name !== 'string' || !NODE_NAME.test(name))) {
     throw new InvalidArgumentError('name', 'a node name of 1 to 255 letters, digits, or . _ - @', name);
   }
-  if (!isClock(clock)) throw new InvalidArgumentError('clock', 'a Clock with now(), setTimer() and clearTimer()', clock);
+  if (!readable('clock', clock, isClock)) throw new InvalidArgumentError('clock', 'a Clock with now(), setTimer() and clearTimer()', clock);
   if (typeof random !== 'function') throw new InvalidArgumentError('random', 'a function returning numbers in [0, 1)', random);
-  if (!isLogger(logger)) throw new InvalidArgumentError('logger', 'a Logger with info(), warn() and error()', logger);
+  if (!readable('logger', logger, isLogger)) throw new InvalidArgumentError('logger', 'a Logger with info(), warn() and error()', logger);
   if (typeof services !== 'boolean' && (typeof services !== 'object' || services === null)) {
     throw new InvalidArgumentError('services', 'a boolean or a services options object', services);
   }
@@ -54,6 +54,18 @@ export function nodeSettings(options: NodeOptions): NodeSettings {
     deterministic: isDeterministic(clock),
     longMailbox: longMailboxBounds(options.longMailbox),
   };
+}
+
+/**
+ * `check(value)`, where reading the value may throw (a revoked proxy, a throwing getter): that is a
+ * typed error naming the option and what reading it threw, never a raw TypeError.
+ */
+function readable<T>(argument: string, value: unknown, check: (value: unknown) => value is T): value is T {
+  try {
+    return check(value);
+  } catch (e) {
+    throw new InvalidArgumentError(argument, 'an option that can be read', value, `reading it threw ${thrownText(e)}`);
+  }
 }
 
 function isClock(value: unknown): value is Clock {
