@@ -1329,3 +1329,22 @@ describe('CoordinatorAgent sent a message that cannot be inspected', () => {
     expect(await coordinator.workers()).toEqual([]);
   });
 });
+
+describe('CoordinatorAgent: a worker whose run_task answer is not a TaskResult', () => {
+  // found in review: `result.ok` was read in a call's microtask; null threw there (an unhandled
+  // rejection) with the attempt half-settled, and the workflow never ended
+  const ANSWERS: readonly (readonly [string, () => unknown])[] = [['null', () => null], ['a number', () => 42], ...UNREADABLE];
+  for (const [label, make] of ANSWERS) {
+    it(`${label}: the task fails with it as its error, the workflow ends`, async () => {
+      const node = track();
+      const answer = make();
+      const w = await protocolWorker(node, () => answer as TaskResult);
+      const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid] });
+      const r = await coordinator.run({ id: 'x', tasks: [{ id: 't', kind: 'k' }] });
+      expect(r.status).toBe('failed');
+      expect(r.failedTask).toBe('t');
+      expect(r.error).toBe(answer);
+      expect(await coordinator.metrics()).toMatchObject({ workflows: { active: 0, failed: 1 }, tasks: { running: 0 }, workers: { busy: 0 } });
+    });
+  }
+});
