@@ -116,14 +116,11 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
       case 'run': {
         // the store could not be read at the start: read before a new workflow may take a stored one's id
         if (state.kept.storeUnread && state.store !== undefined) loadLate(state);
-        const wf = startRun(state, request.workflow);
+        // a run's caller waits from the start: a workflow that ends at once (no worker) answers it then
+        const wf = startRun(state, request.workflow, request.wait ? (from as From<WorkflowResult>) : undefined);
         if (wf instanceof Error) return { reply: wf, state };
         if (!request.wait) return { reply: { id: wf.id }, state };
-        if (wf.state === 'running' || wf.state === 'paused') {
-          wf.waiters.push(from as From<WorkflowResult>);
-          return { noreply: true, state };
-        }
-        return { reply: state.history.get(wf.id)!.result, state };
+        return { noreply: true, state };
       }
       case 'wait': {
         readFor(state, request.id);

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, WorkflowLimitError } from '../../errors.js';
-import { GenServer } from '../../otp/GenServer.js';
+import { GenServer, type From } from '../../otp/GenServer.js';
 import type { Pid } from '../../runtime/Pid.js';
 import { anyEligible, cancelRunning, dispatch, enqueue, event, listening, NO_DEPENDENTS, noWorkerError, put, stopTaskTimers, WorkflowTimeout, type Run, type State, type TaskRun } from './dispatch.js';
 import { toRetry } from './policy.js';
@@ -92,7 +92,8 @@ export function finalize(state: State, wf: Run, status: 'completed' | 'failed' |
   wf.waiters.length = 0;
 }
 
-export function startRun(state: State, workflow: Workflow): Run | Error {
+/** `waiter`: a `run` caller, answered with the result when the workflow ends (even at once, as a no_worker failure does). */
+export function startRun(state: State, workflow: Workflow, waiter?: From<WorkflowResult>): Run | Error {
   // checked again here, in the coordinator's turn: the handle checked it in the caller's, but the
   // caller may have changed it since (a task pushed after submit: a duplicate id, an unknown
   // dependency, a cycle), and a raw call to the coordinator skips the handle
@@ -121,6 +122,8 @@ export function startRun(state: State, workflow: Workflow): Run | Error {
   }
   const wf = newRun(state, id, workflow, state.ctx.node.clock.now());
   state.runs.set(id, wf);
+  // a waiter from the start: a workflow that ends here answers it, whatever the history keeps (historySize 0)
+  if (waiter !== undefined) wf.waiters.push(waiter);
   if (listening(state, 'workflow_started')) event(state, 'workflow_started', { tasks: wf.tasks.size }, { workflow: id });
   // a kind no worker runs fails the workflow at once (unless it may wait for a worker to join)
   if (wf.waitMs === 0) {

@@ -1348,3 +1348,17 @@ describe('CoordinatorAgent: a worker whose run_task answer is not a TaskResult',
     });
   }
 });
+
+describe('CoordinatorAgent: historySize 0', () => {
+  // found in review: a workflow that failed at once (no worker for its kind) was looked up in the
+  // history to answer `run`; with historySize 0 it was gone, and the coordinator crashed on it
+  it('run of a workflow that fails at once answers its result, and the coordinator lives on', async () => {
+    const node = track();
+    const coordinator = await CoordinatorAgent.start(node, { workers: [], historySize: 0 });
+    const pid = coordinator.pid;
+    const r = await coordinator.run({ id: 'x', tasks: [{ id: 't', kind: 'k' }] });
+    expect(r).toMatchObject({ id: 'x', status: 'failed', failedTask: 't', error: { code: 'no_worker', kind: 'k', requires: [], task: 't' } });
+    expect(node.isAlive(pid)).toBe(true);
+    expect(await coordinator.metrics()).toMatchObject({ workflows: { active: 0, failed: 1 }, history: 0 });
+  });
+});
