@@ -1362,3 +1362,35 @@ describe('CoordinatorAgent: historySize 0', () => {
     expect(await coordinator.metrics()).toMatchObject({ workflows: { active: 0, failed: 1 }, history: 0 });
   });
 });
+
+describe('CoordinatorAgent: a worker whose status answer is malformed', () => {
+  // found in review: a status of null left addWorker's call unanswered for ever (a throw in a promise
+  // reaction), and capabilities that were not an array of strings crashed the coordinator (new Set(42))
+  // or were split into letters ('http' -> h, t, p)
+  async function statusWorker(node: Kernel, status: () => unknown): Promise<Pid> {
+    const spec: GenServerSpec<null, { request: any; reply: unknown }, unknown, null> = {
+      init: () => null,
+      handleCall: (request, _from, state) => ({ reply: request?.type === 'status' ? status() : { ok: true, result: 'ran' }, state }),
+    };
+    return GenServer.start(node, spec, null);
+  }
+  const STATUSES: readonly (readonly [string, () => unknown])[] = [
+    ['null', () => null],
+    ['capabilities 42', () => ({ load: 0, capabilities: 42 })],
+    ["capabilities 'http'", () => ({ load: 0, capabilities: 'http' })],
+    ['capabilities [1]', () => ({ load: 0, capabilities: [1] })],
+    ...UNREADABLE,
+  ];
+  for (const [label, status] of STATUSES) {
+    it(`${label}: addWorker answers noproc, a start leaves it out, and the coordinator lives on`, async () => {
+      const node = track();
+      const w = await statusWorker(node, status);
+      const coordinator = await CoordinatorAgent.start(node, { workers: [w] });
+      const pid = coordinator.pid;
+      expect(await coordinator.workers()).toEqual([]);
+      expect(await coordinator.addWorker(w)).toEqual({ error: 'noproc' });
+      expect(node.isAlive(pid)).toBe(true);
+      expect(await coordinator.workers()).toEqual([]);
+    });
+  }
+});
