@@ -1,4 +1,6 @@
+import { deserialize } from 'node:v8';
 import { InvalidArgumentError, WorkflowLimitError } from '../../errors.js';
+import { encodeValue } from '../store/AgentStore.js';
 import { GenServer, type From } from '../../otp/GenServer.js';
 import type { Pid } from '../../runtime/Pid.js';
 import { anyEligible, cancelRunning, dispatch, enqueue, event, listening, NO_DEPENDENTS, noWorkerError, put, stopTaskTimers, WorkflowTimeout, type Run, type State, type TaskRun } from './dispatch.js';
@@ -98,6 +100,9 @@ export function startRun(state: State, workflow: Workflow, waiter?: From<Workflo
   // caller may have changed it since (a task pushed after submit: a duplicate id, an unknown
   // dependency, a cycle), and a raw call to the coordinator skips the handle
   try {
+    // written to a store: the coordinator keeps its own copy, as the store does, so that what it writes
+    // at each transition is the workflow it accepted, not the caller's object as changed since
+    if (state.store !== undefined && !state.kept.storeUnread) workflow = deserialize(encodeValue(workflow, 'workflow')) as Workflow;
     validateWorkflow(workflow);
   } catch (e) {
     return e instanceof Error ? e : new InvalidArgumentError('workflow', 'a workflow that can be read', workflow);
