@@ -1,5 +1,5 @@
 import { deserialize } from 'node:v8';
-import { InvalidArgumentError, WorkflowLimitError } from '../../errors.js';
+import { InvalidArgumentError, thrownText, WorkflowLimitError } from '../../errors.js';
 import { encodeValue } from '../store/AgentStore.js';
 import { GenServer, type From } from '../../otp/GenServer.js';
 import type { Pid } from '../../runtime/Pid.js';
@@ -112,20 +112,30 @@ export function startRun(state: State, workflow: Workflow, waiter?: From<Workflo
     state.m.rejected++;
     return new WorkflowLimitError(state.options.maxConcurrentWorkflows);
   }
-  let id = workflow.id;
-  if (id === undefined) {
-    do id = `wf-${++state.kept.seq}`;
-    while (state.runs.has(id) || state.history.has(id) || state.kept.shadowed.has(id));
-  } else if (state.runs.has(id) || state.history.has(id) || state.kept.shadowed.has(id)) {
-    return new InvalidArgumentError('workflow.id', 'an id not used by an active or remembered workflow', id);
-  }
-  for (let i = 0; i < workflow.tasks.length; i++) {
-    const spec = workflow.tasks[i]!;
-    if (spec.aggregate === true && !state.options.aggregators.has(spec.kind)) {
-      return new InvalidArgumentError(`workflow.tasks[${i}].kind`, `an aggregator of this coordinator (${[...state.options.aggregators.keys()].join(', ') || 'none'})`, spec.kind);
+  // the workflow is read again here (its id, its tasks to build the run): a getter that throws only now,
+  // after the checks, is the caller's typed error too, not a crash of the coordinator
+  let id: string | undefined;
+  let wf: Run;
+  let timeoutMs: number | undefined;
+  try {
+    timeoutMs = workflow.timeoutMs;
+    id = workflow.id;
+    if (id === undefined) {
+      do id = `wf-${++state.kept.seq}`;
+      while (state.runs.has(id) || state.history.has(id) || state.kept.shadowed.has(id));
+    } else if (state.runs.has(id) || state.history.has(id) || state.kept.shadowed.has(id)) {
+      return new InvalidArgumentError('workflow.id', 'an id not used by an active or remembered workflow', id);
     }
+    for (let i = 0; i < workflow.tasks.length; i++) {
+      const spec = workflow.tasks[i]!;
+      if (spec.aggregate === true && !state.options.aggregators.has(spec.kind)) {
+        return new InvalidArgumentError(`workflow.tasks[${i}].kind`, `an aggregator of this coordinator (${[...state.options.aggregators.keys()].join(', ') || 'none'})`, spec.kind);
+      }
+    }
+    wf = newRun(state, id, workflow, state.ctx.node.clock.now());
+  } catch (e) {
+    return new InvalidArgumentError('workflow', 'a workflow that can be read (plain data)', workflow, `reading it threw: ${thrownText(e)}`);
   }
-  const wf = newRun(state, id, workflow, state.ctx.node.clock.now());
   state.runs.set(id, wf);
   // a waiter from the start: a workflow that ends here answers it, whatever the history keeps (historySize 0)
   if (waiter !== undefined) wf.waiters.push(waiter);
@@ -148,9 +158,9 @@ export function startRun(state: State, workflow: Workflow, waiter?: From<Workflo
     const t = wf.order[i]!;
     if (t.blockers === 0) enqueue(state, t);
   }
-  if (workflow.timeoutMs !== undefined && isActive(wf)) {
-    wf.deadline = wf.startedAt + workflow.timeoutMs;
-    wf.timer = state.ctx.sendAfter(state.ctx.self, new WorkflowTimeout(id), workflow.timeoutMs);
+  if (timeoutMs !== undefined && isActive(wf)) {
+    wf.deadline = wf.startedAt + timeoutMs;
+    wf.timer = state.ctx.sendAfter(state.ctx.self, new WorkflowTimeout(id), timeoutMs);
   }
   if (isActive(wf)) persist(state, wf);
   dispatch(state);

@@ -1394,3 +1394,26 @@ describe('CoordinatorAgent: a worker whose status answer is malformed', () => {
     });
   }
 });
+
+describe('CoordinatorAgent: a workflow whose reading throws only after it was checked', () => {
+  // found in review: the coordinator checked the workflow, then read it again to build its run; a getter
+  // that threw on that later read crashed the coordinator (its other callers got ERR_CALL_EXIT)
+  it('is refused with ERR_INVALID_ARGUMENT, and the coordinator lives on', async () => {
+    const node = track();
+    const w = await Agent.start(node, { capabilities: [], tasks: { k: () => 'done' } });
+    const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid] });
+    const pid = coordinator.pid;
+    let reads = 0;
+    const task = Object.defineProperty({ id: 't', kind: 'k' }, 'retry', {
+      enumerable: true,
+      get: () => {
+        if (++reads > 2) throw new Error('read once too often'); // the handle's check and the coordinator's pass
+        return undefined;
+      },
+    });
+    expectKeelError(await failure(() => coordinator.run({ id: 'x', tasks: [task] })), 'ERR_INVALID_ARGUMENT', 'workflow');
+    expect(coordinator.pid).toBe(pid);
+    expect(node.isAlive(pid)).toBe(true);
+    expect(await coordinator.run({ id: 'y', tasks: [{ id: 't', kind: 'k' }] })).toMatchObject({ status: 'completed', results: { t: 'done' } });
+  });
+});
