@@ -1,4 +1,4 @@
-import { InvalidArgumentError, toError } from '../../errors.js';
+import { checkKeys, InvalidArgumentError, toError } from '../../errors.js';
 import { checkTarget, isPid } from '../../runtime/Pid.js';
 import type { CoordinationManagerOptions } from './types.js';
 
@@ -15,9 +15,13 @@ export interface Settings {
   readonly onBufferFull: 'dead_letter' | 'reject';
 }
 
+const OPTIONS: readonly string[] = ['name', 'ack', 'timeout', 'failureThreshold', 'resetAfterMs', 'bufferCapacity', 'onBufferFull'];
+
 export function toSettings(options: CoordinationManagerOptions | undefined): Settings {
   if (options === undefined) options = {};
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a CoordinationManagerOptions object', options);
+  // a misspelt option is refused, never ignored, and options that cannot be read are a typed error
+  checkKeys(options, OPTIONS, 'options');
   const ack = options.ack ?? 'handled';
   if (ack !== 'enqueued' && ack !== 'handled') throw new InvalidArgumentError('options.ack', "'enqueued' | 'handled'", options.ack);
   const timeout = options.timeout ?? 5000;

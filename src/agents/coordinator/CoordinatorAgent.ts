@@ -9,7 +9,7 @@ import { isPid, type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { statusOf } from '../Agent.js';
 import type { AgentQuery } from '../registry/query.js';
-import { follow, FollowQuery, kindsOf, lookAgain, QueryJoined, queryJoined, unfollow } from './follow.js';
+import { capabilitiesOf, follow, FollowQuery, kindsOf, lookAgain, QueryJoined, queryJoined, unfollow } from './follow.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
 import { RetryStoreRead, retryStoreRead, retryStoreReadLater } from '../internal/storeRetry.js';
 import { addWorker, AggregateTimeout, aggregateTimeout, cancelRunning, dispatch, enqueue, event, Joined, NoWorkerDue, noWorkerDue, pidKey, removeWorker, readyAgain, Requeue, WorkflowTimeout, type State } from './dispatch.js';
@@ -96,9 +96,12 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
     // the initial pool: each worker says what it can do; one that does not answer is left out
     const statuses = await Promise.allSettled(workers.map((w) => statusOf(ctx, w, { timeout: Math.min(options.taskTimeoutMs, STATUS_AT_START_MS) })));
     statuses.forEach((s, i) => {
-      if (s.status === 'fulfilled') {
-        if (!state.workers.has(pidKey(workers[i]!))) addWorker(state, workers[i]!, s.value.capabilities, kindsOf(s.value));
-      } else event(state, 'worker_refused', {}, { worker: workers[i], error: s.reason });
+      // a status without readable capabilities (an array of strings) is refused as no answer is
+      const status = s.status === 'fulfilled' ? s.value : undefined;
+      const capabilities = capabilitiesOf(status);
+      if (capabilities !== undefined) {
+        if (!state.workers.has(pidKey(workers[i]!))) addWorker(state, workers[i]!, capabilities, kindsOf(status));
+      } else event(state, 'worker_refused', {}, { worker: workers[i], error: s.status === 'rejected' ? s.reason : 'malformed_status' });
     });
     if (!resumed && store !== undefined) {
       // a new OS process: the store's active workflows resume, their tasks wait for workers that run them
@@ -116,14 +119,11 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
       case 'run': {
         // the store could not be read at the start: read before a new workflow may take a stored one's id
         if (state.kept.storeUnread && state.store !== undefined) loadLate(state);
-        const wf = startRun(state, request.workflow);
+        // a run's caller waits from the start: a workflow that ends at once (no worker) answers it then
+        const wf = startRun(state, request.workflow, request.wait ? (from as From<WorkflowResult>) : undefined);
         if (wf instanceof Error) return { reply: wf, state };
         if (!request.wait) return { reply: { id: wf.id }, state };
-        if (wf.state === 'running' || wf.state === 'paused') {
-          wf.waiters.push(from as From<WorkflowResult>);
-          return { noreply: true, state };
-        }
-        return { reply: state.history.get(wf.id)!.result, state };
+        return { noreply: true, state };
       }
       case 'wait': {
         readFor(state, request.id);
@@ -174,7 +174,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
         state.kept.removed.delete(pidKey(request.pid)); // asked for again: a followed query may bring it back too
         // ask for its capabilities without blocking the coordinator
         statusOf(ctx, request.pid, { timeout: state.options.taskTimeoutMs }).then(
-          (s) => ctx.send(ctx.self, new Joined(request.pid, s.capabilities, kindsOf(s), from)),
+          (s) => ctx.send(ctx.self, new Joined(request.pid, capabilitiesOf(s), kindsOf(s), from)),
           () => ctx.send(ctx.self, new Joined(request.pid, undefined, undefined, from)),
         );
         return { noreply: true, state };

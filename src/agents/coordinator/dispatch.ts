@@ -240,12 +240,37 @@ class TaskAttempt implements Attempt, CallListener {
   }
 
   callReplied(reply: unknown): void {
-    settled(this.state, this, reply as TaskResult, undefined);
+    settled(this.state, this, taskResultOf(reply), undefined);
   }
 
   callFailed(error: unknown): void {
     settled(this.state, this, undefined, error);
   }
+}
+
+/**
+ * A worker's answer as a TaskResult: one whose `ok` is a boolean and whose fields can be read is
+ * taken as it is; anything else (null, a number, a revoked proxy, a getter that throws) is a task
+ * error whose error is the answer itself.
+ */
+function taskResultOf(reply: unknown): TaskResult {
+  try {
+    if (typeof reply === 'object' && reply !== null) {
+      const r = reply as TaskResult;
+      const ok = r.ok;
+      if (ok === true) {
+        void r.result;
+        return r;
+      }
+      if (ok === false) {
+        void r.error;
+        return r;
+      }
+    }
+  } catch {
+    // unreadable: the answer is the error
+  }
+  return { ok: false, error: reply };
 }
 
 function begin(state: State, task: TaskRun, worker: Worker | undefined): TaskAttempt {

@@ -70,7 +70,11 @@ export function lookAgain(state: State, f: Follow): void {
     if (state.workers.has(key) || f.joining.has(key) || removed.has(key)) continue;
     f.joining.add(key);
     statusOf(ctx, pid, { timeout: state.options.taskTimeoutMs }).then(
-      (s) => ctx.send(ctx.self, new QueryJoined(pid, s.capabilities, kindsOf(s))),
+      (s) => {
+        const capabilities = capabilitiesOf(s);
+        ctx.send(ctx.self, new QueryJoined(pid, capabilities, kindsOf(s)));
+        if (capabilities === undefined) event(state, 'worker_refused', {}, { worker: pid, error: 'malformed_status' });
+      },
       (error: unknown) => {
         ctx.send(ctx.self, new QueryJoined(pid, undefined, undefined));
         event(state, 'worker_refused', {}, { worker: pid, error });
@@ -85,6 +89,21 @@ export function lookAgain(state: State, f: Follow): void {
 export function queryJoined(state: State, f: Follow, m: QueryJoined): void {
   f.joining.delete(pidKey(m.pid));
   if (m.capabilities !== undefined) addWorker(state, m.pid, m.capabilities, m.kinds);
+}
+
+/**
+ * The capabilities a status names, copied, or undefined when it names none that can be read (a status
+ * that is not an object, capabilities that are not an array of strings, a getter or proxy that throws):
+ * such a worker is not taken into the pool, as one that did not answer.
+ */
+export function capabilitiesOf(status: unknown): string[] | undefined {
+  try {
+    if (typeof status !== 'object' || status === null) return undefined;
+    const capabilities = (status as { capabilities?: unknown }).capabilities;
+    return Array.isArray(capabilities) && capabilities.every((c) => typeof c === 'string') ? [...(capabilities as string[])] : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The kinds a status names (undefined: any kind). */

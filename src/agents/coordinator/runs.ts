@@ -1,5 +1,7 @@
-import { InvalidArgumentError, WorkflowLimitError } from '../../errors.js';
-import { GenServer } from '../../otp/GenServer.js';
+import { deserialize } from 'node:v8';
+import { InvalidArgumentError, thrownText, WorkflowLimitError } from '../../errors.js';
+import { encodeValue } from '../store/AgentStore.js';
+import { GenServer, type From } from '../../otp/GenServer.js';
 import type { Pid } from '../../runtime/Pid.js';
 import { anyEligible, cancelRunning, dispatch, enqueue, event, listening, NO_DEPENDENTS, noWorkerError, put, stopTaskTimers, WorkflowTimeout, type Run, type State, type TaskRun } from './dispatch.js';
 import { toRetry } from './policy.js';
@@ -92,11 +94,15 @@ export function finalize(state: State, wf: Run, status: 'completed' | 'failed' |
   wf.waiters.length = 0;
 }
 
-export function startRun(state: State, workflow: Workflow): Run | Error {
+/** `waiter`: a `run` caller, answered with the result when the workflow ends (even at once, as a no_worker failure does). */
+export function startRun(state: State, workflow: Workflow, waiter?: From<WorkflowResult>): Run | Error {
   // checked again here, in the coordinator's turn: the handle checked it in the caller's, but the
   // caller may have changed it since (a task pushed after submit: a duplicate id, an unknown
   // dependency, a cycle), and a raw call to the coordinator skips the handle
   try {
+    // written to a store: the coordinator keeps its own copy, as the store does, so that what it writes
+    // at each transition is the workflow it accepted, not the caller's object as changed since
+    if (state.store !== undefined && !state.kept.storeUnread) workflow = deserialize(encodeValue(workflow, 'workflow')) as Workflow;
     validateWorkflow(workflow);
   } catch (e) {
     return e instanceof Error ? e : new InvalidArgumentError('workflow', 'a workflow that can be read', workflow);
@@ -106,21 +112,33 @@ export function startRun(state: State, workflow: Workflow): Run | Error {
     state.m.rejected++;
     return new WorkflowLimitError(state.options.maxConcurrentWorkflows);
   }
-  let id = workflow.id;
-  if (id === undefined) {
-    do id = `wf-${++state.kept.seq}`;
-    while (state.runs.has(id) || state.history.has(id) || state.kept.shadowed.has(id));
-  } else if (state.runs.has(id) || state.history.has(id) || state.kept.shadowed.has(id)) {
-    return new InvalidArgumentError('workflow.id', 'an id not used by an active or remembered workflow', id);
-  }
-  for (let i = 0; i < workflow.tasks.length; i++) {
-    const spec = workflow.tasks[i]!;
-    if (spec.aggregate === true && !state.options.aggregators.has(spec.kind)) {
-      return new InvalidArgumentError(`workflow.tasks[${i}].kind`, `an aggregator of this coordinator (${[...state.options.aggregators.keys()].join(', ') || 'none'})`, spec.kind);
+  // the workflow is read again here (its id, its tasks to build the run): a getter that throws only now,
+  // after the checks, is the caller's typed error too, not a crash of the coordinator
+  let id: string | undefined;
+  let wf: Run;
+  let timeoutMs: number | undefined;
+  try {
+    timeoutMs = workflow.timeoutMs;
+    id = workflow.id;
+    if (id === undefined) {
+      do id = `wf-${++state.kept.seq}`;
+      while (state.runs.has(id) || state.history.has(id) || state.kept.shadowed.has(id));
+    } else if (state.runs.has(id) || state.history.has(id) || state.kept.shadowed.has(id)) {
+      return new InvalidArgumentError('workflow.id', 'an id not used by an active or remembered workflow', id);
     }
+    for (let i = 0; i < workflow.tasks.length; i++) {
+      const spec = workflow.tasks[i]!;
+      if (spec.aggregate === true && !state.options.aggregators.has(spec.kind)) {
+        return new InvalidArgumentError(`workflow.tasks[${i}].kind`, `an aggregator of this coordinator (${[...state.options.aggregators.keys()].join(', ') || 'none'})`, spec.kind);
+      }
+    }
+    wf = newRun(state, id, workflow, state.ctx.node.clock.now());
+  } catch (e) {
+    return new InvalidArgumentError('workflow', 'a workflow that can be read (plain data)', workflow, `reading it threw: ${thrownText(e)}`);
   }
-  const wf = newRun(state, id, workflow, state.ctx.node.clock.now());
   state.runs.set(id, wf);
+  // a waiter from the start: a workflow that ends here answers it, whatever the history keeps (historySize 0)
+  if (waiter !== undefined) wf.waiters.push(waiter);
   if (listening(state, 'workflow_started')) event(state, 'workflow_started', { tasks: wf.tasks.size }, { workflow: id });
   // a kind no worker runs fails the workflow at once (unless it may wait for a worker to join)
   if (wf.waitMs === 0) {
@@ -140,9 +158,9 @@ export function startRun(state: State, workflow: Workflow): Run | Error {
     const t = wf.order[i]!;
     if (t.blockers === 0) enqueue(state, t);
   }
-  if (workflow.timeoutMs !== undefined && isActive(wf)) {
-    wf.deadline = wf.startedAt + workflow.timeoutMs;
-    wf.timer = state.ctx.sendAfter(state.ctx.self, new WorkflowTimeout(id), workflow.timeoutMs);
+  if (timeoutMs !== undefined && isActive(wf)) {
+    wf.deadline = wf.startedAt + timeoutMs;
+    wf.timer = state.ctx.sendAfter(state.ctx.self, new WorkflowTimeout(id), timeoutMs);
   }
   if (isActive(wf)) persist(state, wf);
   dispatch(state);

@@ -74,6 +74,19 @@ describe('CoordinationManager.start', () => {
     expect(node.registry.whereis('keel.agents')).toBeUndefined();
   });
 
+  // found in review: a misspelt option was ignored (every other component refuses it), and options that
+  // cannot be read threw a raw TypeError
+  it('refuses a misspelt option, and options that cannot be read, with ERR_INVALID_ARGUMENT', async () => {
+    const { node } = setup();
+    const stray = await failure(() => CoordinationManager.start(node, { timeOut: 100 } as CoordinationManagerOptions));
+    expectKeelError(stray, 'ERR_INVALID_ARGUMENT', '`options.timeOut`');
+    for (const [, make] of UNREADABLE) {
+      const e = await failure(() => CoordinationManager.start(node, make() as CoordinationManagerOptions));
+      expectKeelError(e, 'ERR_INVALID_ARGUMENT', 'options');
+    }
+    expect(node.registry.whereis('keel.agents')).toBeUndefined();
+  });
+
   it('runs a named, supervised manager and answers stats', async () => {
     const { node } = setup();
     const cm = await start(node, { name: 'coord' });

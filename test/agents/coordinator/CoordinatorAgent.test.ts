@@ -1329,3 +1329,91 @@ describe('CoordinatorAgent sent a message that cannot be inspected', () => {
     expect(await coordinator.workers()).toEqual([]);
   });
 });
+
+describe('CoordinatorAgent: a worker whose run_task answer is not a TaskResult', () => {
+  // found in review: `result.ok` was read in a call's microtask; null threw there (an unhandled
+  // rejection) with the attempt half-settled, and the workflow never ended
+  const ANSWERS: readonly (readonly [string, () => unknown])[] = [['null', () => null], ['a number', () => 42], ...UNREADABLE];
+  for (const [label, make] of ANSWERS) {
+    it(`${label}: the task fails with it as its error, the workflow ends`, async () => {
+      const node = track();
+      const answer = make();
+      const w = await protocolWorker(node, () => answer as TaskResult);
+      const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid] });
+      const r = await coordinator.run({ id: 'x', tasks: [{ id: 't', kind: 'k' }] });
+      expect(r.status).toBe('failed');
+      expect(r.failedTask).toBe('t');
+      expect(r.error).toBe(answer);
+      expect(await coordinator.metrics()).toMatchObject({ workflows: { active: 0, failed: 1 }, tasks: { running: 0 }, workers: { busy: 0 } });
+    });
+  }
+});
+
+describe('CoordinatorAgent: historySize 0', () => {
+  // found in review: a workflow that failed at once (no worker for its kind) was looked up in the
+  // history to answer `run`; with historySize 0 it was gone, and the coordinator crashed on it
+  it('run of a workflow that fails at once answers its result, and the coordinator lives on', async () => {
+    const node = track();
+    const coordinator = await CoordinatorAgent.start(node, { workers: [], historySize: 0 });
+    const pid = coordinator.pid;
+    const r = await coordinator.run({ id: 'x', tasks: [{ id: 't', kind: 'k' }] });
+    expect(r).toMatchObject({ id: 'x', status: 'failed', failedTask: 't', error: { code: 'no_worker', kind: 'k', requires: [], task: 't' } });
+    expect(node.isAlive(pid)).toBe(true);
+    expect(await coordinator.metrics()).toMatchObject({ workflows: { active: 0, failed: 1 }, history: 0 });
+  });
+});
+
+describe('CoordinatorAgent: a worker whose status answer is malformed', () => {
+  // found in review: a status of null left addWorker's call unanswered for ever (a throw in a promise
+  // reaction), and capabilities that were not an array of strings crashed the coordinator (new Set(42))
+  // or were split into letters ('http' -> h, t, p)
+  async function statusWorker(node: Kernel, status: () => unknown): Promise<Pid> {
+    const spec: GenServerSpec<null, { request: any; reply: unknown }, unknown, null> = {
+      init: () => null,
+      handleCall: (request, _from, state) => ({ reply: request?.type === 'status' ? status() : { ok: true, result: 'ran' }, state }),
+    };
+    return GenServer.start(node, spec, null);
+  }
+  const STATUSES: readonly (readonly [string, () => unknown])[] = [
+    ['null', () => null],
+    ['capabilities 42', () => ({ load: 0, capabilities: 42 })],
+    ["capabilities 'http'", () => ({ load: 0, capabilities: 'http' })],
+    ['capabilities [1]', () => ({ load: 0, capabilities: [1] })],
+    ...UNREADABLE,
+  ];
+  for (const [label, status] of STATUSES) {
+    it(`${label}: addWorker answers noproc, a start leaves it out, and the coordinator lives on`, async () => {
+      const node = track();
+      const w = await statusWorker(node, status);
+      const coordinator = await CoordinatorAgent.start(node, { workers: [w] });
+      const pid = coordinator.pid;
+      expect(await coordinator.workers()).toEqual([]);
+      expect(await coordinator.addWorker(w)).toEqual({ error: 'noproc' });
+      expect(node.isAlive(pid)).toBe(true);
+      expect(await coordinator.workers()).toEqual([]);
+    });
+  }
+});
+
+describe('CoordinatorAgent: a workflow whose reading throws only after it was checked', () => {
+  // found in review: the coordinator checked the workflow, then read it again to build its run; a getter
+  // that threw on that later read crashed the coordinator (its other callers got ERR_CALL_EXIT)
+  it('is refused with ERR_INVALID_ARGUMENT, and the coordinator lives on', async () => {
+    const node = track();
+    const w = await Agent.start(node, { capabilities: [], tasks: { k: () => 'done' } });
+    const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid] });
+    const pid = coordinator.pid;
+    let reads = 0;
+    const task = Object.defineProperty({ id: 't', kind: 'k' }, 'retry', {
+      enumerable: true,
+      get: () => {
+        if (++reads > 2) throw new Error('read once too often'); // the handle's check and the coordinator's pass
+        return undefined;
+      },
+    });
+    expectKeelError(await failure(() => coordinator.run({ id: 'x', tasks: [task] })), 'ERR_INVALID_ARGUMENT', 'workflow');
+    expect(coordinator.pid).toBe(pid);
+    expect(node.isAlive(pid)).toBe(true);
+    expect(await coordinator.run({ id: 'y', tasks: [{ id: 't', kind: 'k' }] })).toMatchObject({ status: 'completed', results: { t: 'done' } });
+  });
+});

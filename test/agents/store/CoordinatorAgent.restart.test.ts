@@ -360,3 +360,30 @@ describe('CoordinatorAgent with an agent store: a stored record whose resume wou
     }
   });
 });
+
+describe('CoordinatorAgent with an agent store: a workflow its caller changes after submit', () => {
+  // found in review: the coordinator kept the caller's workflow object and wrote it to the store at
+  // each transition, so a task the caller pushed after submit (a duplicate id) went into the record;
+  // a new node then dropped the workflow as invalid, though the run itself never had that task
+  it('the stored record is the workflow as accepted: a new node resumes it', async () => {
+    const file = tmpfile();
+    const first = track({ services: { agents: { store: { kind: 'sqlite', path: file } } } });
+    const slowStarted = deferred<void>();
+    const gate = deferred<string>();
+    const a = await Agent.start(first, { capabilities: [], tasks: { k: () => gate.promise, slow: () => (slowStarted.resolve(), new Promise(() => undefined)) } });
+    const c1 = await CoordinatorAgent.start(first, { name: 'flow', workers: [a.pid] });
+    const workflow = { id: 'w', tasks: [{ id: 'a', kind: 'k' }, { id: 'b', kind: 'slow', dependsOn: ['a'] }] };
+    await c1.submit(workflow);
+    workflow.tasks.push({ id: 'a', kind: 'k' }); // the caller's object, changed after the coordinator took it
+    gate.resolve('a-done');
+    await slowStarted.promise;
+    await first.shutdown({ timeoutMs: 1000 });
+
+    const second = track({ services: { agents: { store: { kind: 'sqlite', path: file } } } });
+    const b = await Agent.start(second, { capabilities: [], tasks: { slow: (t) => `b-done ${String(t.inputs.a)}` } });
+    const events = captureEvents(second, ['keel.coordinator.resumed']);
+    const c2 = await CoordinatorAgent.start(second, { name: 'flow', workers: [b.pid] });
+    expect(resumedOf(events)).toEqual([[{ workflows: 1, rerun: 1, dropped: 0 }, 'store']]);
+    expect(await c2.wait('w')).toMatchObject({ status: 'completed', results: { a: 'a-done', b: 'b-done a-done' } });
+  });
+});
