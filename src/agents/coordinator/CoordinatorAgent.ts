@@ -13,7 +13,7 @@ import { capabilitiesOf, follow, FollowQuery, kindsOf, lookAgain, QueryJoined, q
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
 import { RetryStoreRead, retryStoreRead, retryStoreReadLater } from '../internal/storeRetry.js';
 import { addWorker, AggregateTimeout, aggregateTimeout, cancelRunning, dispatch, enqueue, event, Joined, NoWorkerDue, noWorkerDue, pidKey, removeWorker, readyAgain, Requeue, WorkflowTimeout, type State } from './dispatch.js';
-import { finish, metricsOf, startRun, statusOfRun } from './runs.js';
+import { addWaiter, finish, metricsOf, startRun, statusOfRun } from './runs.js';
 import { abortCompensations } from './saga.js';
 import { StuckCheck, stuckCheck } from './stuck.js';
 import type { CancelResult, CoordinatorHandle, CoordinatorMetrics, CoordinatorOptions, Workflow, WorkflowResult, WorkflowStatus } from './types.js';
@@ -129,7 +129,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
         readFor(state, request.id);
         const wf = state.runs.get(request.id);
         if (wf !== undefined) {
-          wf.waiters.push(from as From<WorkflowResult>);
+          addWaiter(wf, from as From<WorkflowResult>);
           return { noreply: true, state };
         }
         return { reply: state.history.get(request.id)?.result ?? { error: 'not_found' }, state };

@@ -2,6 +2,7 @@ import { deserialize } from 'node:v8';
 import { InvalidArgumentError, thrownText, WorkflowLimitError } from '../../errors.js';
 import { encodeValue } from '../store/AgentStore.js';
 import { GenServer, type From } from '../../otp/GenServer.js';
+import { callWaiting } from '../../otp/internal/calls.js';
 import type { Pid } from '../../runtime/Pid.js';
 import { anyEligible, cancelRunning, dispatch, enqueue, event, listening, NO_DEPENDENTS, noWorkerError, put, stopTaskTimers, WorkflowTimeout, type Run, type State, type TaskRun } from './dispatch.js';
 import { toRetry } from './policy.js';
@@ -94,6 +95,21 @@ export function finalize(state: State, wf: Run, status: 'completed' | 'failed' |
   wf.waiters.length = 0;
 }
 
+/**
+ * Adds a caller to a workflow's waiters. Each time the list reaches a power of two (8 or more), the
+ * callers that gave up are dropped first (a call that timed out, a caller that died): a workflow that
+ * runs for long is waited on by callers that come and go, and it would hold every one of them.
+ */
+export function addWaiter(wf: Run, from: From<WorkflowResult>): void {
+  const n = wf.waiters.length;
+  if (n >= 8 && (n & (n - 1)) === 0) {
+    let kept = 0;
+    for (const w of wf.waiters) if (callWaiting(w)) wf.waiters[kept++] = w;
+    wf.waiters.length = kept;
+  }
+  wf.waiters.push(from);
+}
+
 /** `waiter`: a `run` caller, answered with the result when the workflow ends (even at once, as a no_worker failure does). */
 export function startRun(state: State, workflow: Workflow, waiter?: From<WorkflowResult>): Run | Error {
   // checked again here, in the coordinator's turn: the handle checked it in the caller's, but the
@@ -138,7 +154,7 @@ export function startRun(state: State, workflow: Workflow, waiter?: From<Workflo
   }
   state.runs.set(id, wf);
   // a waiter from the start: a workflow that ends here answers it, whatever the history keeps (historySize 0)
-  if (waiter !== undefined) wf.waiters.push(waiter);
+  if (waiter !== undefined) addWaiter(wf, waiter);
   if (listening(state, 'workflow_started')) event(state, 'workflow_started', { tasks: wf.tasks.size }, { workflow: id });
   // a kind no worker runs fails the workflow at once (unless it may wait for a worker to join)
   if (wf.waitMs === 0) {

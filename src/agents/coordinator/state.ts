@@ -232,7 +232,19 @@ export class WorkflowTimeout {
 export const NO_DEPENDENTS: readonly TaskRun[] = Object.freeze([]);
 
 /** The id a task carries to its agent: unique across the coordinator's workflows. */
-export const agentTaskId = (task: TaskRun): string => (task.role === 'task' ? `${task.wf.id}/${task.spec.id}` : `${task.wf.id}/${task.spec.id}/compensate`);
+export const agentTaskId = (task: TaskRun): string => {
+  const id = `${idPart(task.wf.id)}/${idPart(task.spec.id)}`;
+  return task.role === 'task' ? id : `${id}/compensate`;
+};
+
+/**
+ * One part of an agent's task id, with `%` and `/` escaped (`%25`, `%2F`), so that the id names one
+ * task: workflow `a/b`'s task `c` and workflow `a`'s task `b/c` would both be `a/b/c` otherwise, and
+ * a task `y/compensate` would be named as task `y`'s compensation. An id without either is as is.
+ */
+function idPart(id: string): string {
+  return id.includes('/') || id.includes('%') ? id.replaceAll('%', '%25').replaceAll('/', '%2F') : id;
+}
 export const pidKey = (pid: Pid): string => Pid.format(pid);
 
 /** Whether anyone would see `keel.coordinator.<name>` (a hot path builds an event's data only then). */

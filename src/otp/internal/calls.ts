@@ -307,6 +307,15 @@ class CallerWatch extends ExitWatcher {
   }
 }
 
+/**
+ * @internal False once the call `from` answers is over (answered, timed out, aborted, or its caller
+ * died): a reply to it would go nowhere. True while it waits, and for a caller of another node (this
+ * node cannot tell).
+ */
+export function callWaiting(from: From<never>): boolean {
+  return !(from instanceof PendingCall) || from.pending;
+}
+
 /** @internal Sends a request to a live process and returns the promise of its reply. */
 export function callProcess(
   node: Kernel,

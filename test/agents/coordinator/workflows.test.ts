@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Agent, CoordinatorAgent, Pid, validateWorkflow, type AgentTask, type Workflow, type WorkflowTask } from '../../../src/index.js';
+import { Agent, CoordinatorAgent, GenServer, Pid, Sys, validateWorkflow, type AgentTask, type Workflow, type WorkflowTask } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
 import { clockedNode, deferred, expectKeelError, failure, thrown, useNodes, watch } from '../../support.js';
 
@@ -348,6 +348,62 @@ describe('CoordinatorAgent: retry policy', () => {
     expectKeelError(thrown(() => validateWorkflow({ tasks })), 'ERR_INVALID_ARGUMENT', 't0, t1, t2');
     const chain: Workflow = { tasks: Array.from({ length: 20_000 }, (_, i) => ({ id: `c${i}`, kind: 'k', ...(i === 0 ? {} : { dependsOn: [`c${i - 1}`] }) })) };
     expect(() => validateWorkflow(chain)).not.toThrow();
+  });
+});
+
+describe('CoordinatorAgent: the task ids agents are given', () => {
+  it('names each task once: a / or a % in a workflow or task id is escaped, so no two tasks (or a task and a compensation) share an id', async () => {
+    const node = track();
+    const ids: string[] = [];
+    const w = await Agent.start(node, { capabilities: [], tasks: { work: (t) => void ids.push(t.id), fail: (t) => {
+      ids.push(t.id);
+      throw new Error('no');
+    } } });
+    const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid] });
+    expect(await coordinator.run({ id: 'a/b', tasks: [{ id: 'c', kind: 'work' }] })).toMatchObject({ status: 'completed' });
+    expect(await coordinator.run({ id: 'a', tasks: [{ id: 'b/c', kind: 'work' }] })).toMatchObject({ status: 'completed' });
+    expect(await coordinator.run({ id: '100%', tasks: [{ id: '%2F', kind: 'work' }] })).toMatchObject({ status: 'completed' });
+    const saga = await coordinator.run({
+      id: 'x',
+      tasks: [
+        { id: 'y', kind: 'work', compensate: { kind: 'work' } },
+        { id: 'y/compensate', kind: 'fail', dependsOn: ['y'] },
+      ],
+    });
+    expect(saga).toMatchObject({ status: 'failed', failedTask: 'y/compensate' });
+    expect(ids).toEqual(['a%2Fb/c', 'a/b%2Fc', '100%25/%252F', 'x/y', 'x/y%2Fcompensate', 'x/y/compensate']);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+});
+
+describe('CoordinatorAgent: callers waiting on a workflow', () => {
+  it('drops the waiters that gave up (a caller that died) as more come, and answers the ones that wait', async () => {
+    const node = track();
+    const coordinator = await CoordinatorAgent.start(node, { waitForWorkersMs: Infinity });
+    const { id } = await coordinator.submit({ id: 'long', tasks: [{ id: 't', kind: 'nobody-runs-this' }] });
+    const waitersOf = async (): Promise<number> => {
+      const state = (await Sys.getState(node, coordinator.pid)) as { runs: Map<string, { waiters: unknown[] }> };
+      return state.runs.get(id)!.waiters.length;
+    };
+    // 100 processes wait on it and die while they wait
+    const callers = Array.from({ length: 100 }, () => node.spawn((ctx) => {
+      void GenServer.call(ctx, coordinator.pid, { op: 'wait', id }, Infinity).catch(() => undefined);
+      return () => undefined;
+    }));
+    await node.idle();
+    expect(await waitersOf()).toBe(100);
+    for (const pid of callers) node.exit(pid, 'kill');
+    await node.idle();
+    // the waiter that finds the list at a power of two (128) drops them: what is left is what still waits
+    const living = watch(coordinator.wait(id));
+    const more = Array.from({ length: 28 }, () => watch(coordinator.wait(id)));
+    await node.idle();
+    expect(await waitersOf()).toBe(29);
+    await coordinator.cancel(id);
+    await node.idle();
+    expect(living.status).toBe('resolved');
+    expect(living.value).toMatchObject({ id, status: 'cancelled' });
+    expect(more.map((w) => w.status)).toEqual(Array(28).fill('resolved'));
   });
 });
 
