@@ -104,7 +104,9 @@ export class KeelNode implements Node {
     this.#spawnedProbe = this.telemetry.probe('keel.process.spawned');
     this.registry = new NameTable<Proc>((pid) => this.resolve(pid));
     this.groups = new GroupTable<Proc>((pid) => this.resolve(pid));
-    this.#timers = new TimerHeap(s.clock, (error) => this.log('error', `a timer callback of node ${this.name} threw`, error));
+    this.#timers = new TimerHeap(s.clock, (error, source) =>
+      this.log('error', source === 'clock' ? `the clock of node ${this.name} threw; its timers wait until the next one is set` : `a timer callback of node ${this.name} threw`, error),
+    );
     this.#messageIds = new IdSequence(`${this.name}-${this.creation}-`);
     this.#nextTurn = new NextTurn((e) => this.log('error', 'a deferred task threw', e));
     // the parts, wired once: each asks the node (its host) only what its own interface declares

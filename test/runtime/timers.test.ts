@@ -434,4 +434,46 @@ describe('bad values from an injected random or clock', () => {
     expect(() => p.ctx.sendAfter(p, 'x', 10)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('clock.now()') }));
     expect(node.internals().timers).toBe(0);
   });
+
+  it('a clock that throws while the node\'s host timer fires is logged, loses no timer, and the next timer set brings them all back', async () => {
+    const inner = new TestClock({ start: 0 });
+    let broken: 'now' | 'setTimer' | undefined;
+    const clock: Clock = {
+      now: () => {
+        if (broken === 'now') throw new Error('clock gone');
+        return inner.now();
+      },
+      setTimer: (ms, fn) => {
+        if (broken === 'setTimer') throw new Error('no timers now');
+        return inner.setTimer(ms, fn);
+      },
+      clearTimer: (h) => inner.clearTimer(h),
+    };
+    const logger = fakeLogger();
+    const node = track({ clock, logger, services: false });
+    const p = probe(node);
+    p.ctx.sendAfter(p, 'a', 10);
+    p.ctx.sendAfter(p, 'b', 20);
+    p.ctx.sendAfter(p, 'c', 30);
+    broken = 'now';
+    await inner.advance(10); // the host timer fires, the clock throws: nothing is lost, nothing escapes
+    broken = undefined;
+    expect(node.internals().timers).toBe(3);
+    expect(logger.error).toHaveBeenCalledWith(`the clock of node ${node.name} threw; its timers wait until the next one is set`, expect.objectContaining({ message: 'clock gone' }));
+    p.ctx.sendAfter(p, 'd', 5); // the next timer set arms the host timer again
+    await inner.advance(5);
+    await node.idle();
+    expect(p.messages).toEqual(['a', 'd']);
+    broken = 'setTimer';
+    await inner.advance(5); // 'b' is due: it fires, and re-arming for 'c' is refused
+    broken = undefined;
+    await node.idle();
+    expect(p.messages).toEqual(['a', 'd', 'b']);
+    expect(logger.error).toHaveBeenCalledWith(`the clock of node ${node.name} threw; its timers wait until the next one is set`, expect.objectContaining({ message: 'no timers now' }));
+    p.ctx.sendAfter(p, 'e', 100);
+    await inner.advance(100);
+    await node.idle();
+    expect(p.messages).toEqual(['a', 'd', 'b', 'c', 'e']);
+    expect(node.internals().timers).toBe(0);
+  });
 });

@@ -31,7 +31,7 @@ export const MAX_HOST_DELAY = 2 ** 31 - 1;
  */
 export class TimerHeap {
   readonly #clock: Clock;
-  readonly #onError: (error: unknown) => void;
+  readonly #onError: (error: unknown, source: 'callback' | 'clock') => void;
   readonly #queue = new DeadlineHeap<TimerEntry>();
   /** The entries in heap order (`#heap[0]` is the earliest). */
   readonly #heap = this.#queue.items;
@@ -43,7 +43,7 @@ export class TimerHeap {
   #stopped = false;
   #tidyQueued = false;
 
-  constructor(clock: Clock, onError: (error: unknown) => void) {
+  constructor(clock: Clock, onError: (error: unknown, source: 'callback' | 'clock') => void) {
     this.#clock = clock;
     this.#onError = onError;
   }
@@ -133,7 +133,14 @@ export class TimerHeap {
   #fire = (): void => {
     this.#host = undefined;
     this.#hostAt = Infinity;
-    const now = this.#clock.now();
+    let now: number;
+    try {
+      now = this.#clock.now();
+    } catch (error) {
+      // a clock that throws: reported, and the timers wait, armed again by the next one set
+      this.#onError(error, 'clock');
+      return;
+    }
     const heap = this.#heap;
     while (heap.length > 0 && heap[0]!.at <= now) {
       const entry = heap[0]!;
@@ -142,10 +149,14 @@ export class TimerHeap {
       try {
         entry.fn.call(entry.receiver);
       } catch (error) {
-        this.#onError(error);
+        this.#onError(error, 'callback');
       }
     }
-    this.#arm();
+    try {
+      this.#arm();
+    } catch (error) {
+      this.#onError(error, 'clock');
+    }
   };
 
   #arm(): void {
