@@ -12,7 +12,8 @@ export interface CapturedEvent {
 const captureCounts = new WeakMap<Telemetry, number>();
 
 /**
- * Records every event of `node` whose name starts with one of `prefixes`, until `stop()`.
+ * Records every event of `node` whose name starts with one of `prefixes`, until `stop()`. A prefix
+ * may end in `*`, as `telemetry.attach` patterns do (`'keel.process.*'` is `'keel.process.'`).
  *
  * @example
  * ```ts
@@ -54,5 +55,7 @@ function patternsOf(prefixes: readonly string[]): string[] {
   } catch {
     return fail(); // a revoked proxy, a throwing iterator
   }
-  return copy.map((p) => (typeof p === 'string' ? `${p}*` : fail()));
+  // 'keel.process.*', written as telemetry.attach takes a prefix, is the prefix 'keel.process.' (not one
+  // that ends in a star, which no event name does: the capture would record nothing, and pass)
+  return copy.map((p) => (typeof p !== 'string' ? fail() : p.endsWith('*') ? p : `${p}*`));
 }

@@ -20,6 +20,14 @@ describe('captureEvents', () => {
     ]);
   });
 
+  it("takes a prefix written as telemetry.attach's pattern ('keel.test.*') as that prefix, not one that ends in a star", () => {
+    const node = track();
+    const captured = captureEvents(node, ['keel.test.*']);
+    node.telemetry.execute('keel.test.one', { n: 1 }, {});
+    node.telemetry.execute('keel.other', { n: 2 }, {});
+    expect(captured.events.map((e) => e.event)).toEqual(['keel.test.one']);
+  });
+
   it('records the runtime’s own events, such as a message dropped for a dead target', () => {
     const node = track();
     const captured = captureEvents(node, ['keel.message.']);
