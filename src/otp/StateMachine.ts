@@ -39,6 +39,8 @@ export type StateMachineAction<P extends CallProtocol = CallProtocol, Cast = nev
   | { readonly type: 'next_event'; readonly kind?: 'internal'; readonly content: Msg }
   | { readonly type: 'next_event'; readonly kind: 'cast'; readonly content: Cast }
   | { readonly type: 'next_event'; readonly kind: 'info'; readonly content: unknown }
+  /** A call event with a call's `from` (`{next_event, {call, From}, Request}`): answered when it is handled. */
+  | { readonly type: 'next_event'; readonly kind: 'call'; readonly from: From<P['reply']>; readonly content: P['request'] }
   | { readonly type: 'timeout' | 'state_timeout'; readonly ms: number; readonly content: Msg }
   | { readonly type: 'timeout' | 'state_timeout'; readonly cancel: true }
   | { readonly type: 'generic_timeout'; readonly name: string; readonly ms: number; readonly content: Msg }
@@ -232,7 +234,14 @@ class Machine {
       } else if (type === 'next_event') {
         if (enter) throw new InvalidArgumentError('action of a state enter call', 'no next_event', a);
         const { kind: k = 'internal', content } = a as { kind?: unknown; content: unknown };
-        if (k !== 'internal' && k !== 'cast' && k !== 'info') throw new InvalidArgumentError('next_event kind', "'internal', 'cast' or 'info'", k);
+        if (k === 'call') {
+          // a call event again, with a call's from (this one's or one held): its reply is the inserted event's
+          const { from } = a as { from?: unknown };
+          if (!isInstance(from, PendingCall)) throw new InvalidArgumentError('next_event from', "a call event's `from`", from);
+          (inserted ??= []).push({ type: 'call', request: content, from } as Ev);
+          continue;
+        }
+        if (k !== 'internal' && k !== 'cast' && k !== 'info') throw new InvalidArgumentError('next_event kind', "'internal', 'cast', 'info' or 'call'", k);
         (inserted ??= []).push({ type: k, content } as Ev);
       } else if (type === 'timeout' || type === 'state_timeout' || type === 'generic_timeout') {
         checkTimeout(a as Record<string, unknown>);

@@ -279,6 +279,40 @@ describe('StateMachine: inserted events and enter calls', () => {
     expect(log).toEqual(['a/cast:start', 'a/internal:1', 'a/cast:2', 'a/info:3', 'a/cast:later']);
   });
 
+  it("inserts a call event with a call's from (kind: 'call'): the call is answered when that event is handled", async () => {
+    const { node } = clockedNode(track);
+    const seen: string[] = [];
+    const pid = await StateMachine.start(node, {
+      init: () => ({ state: 'idle' as string, data: 0 }),
+      handleEvent: (ev, state) => {
+        if (ev.type !== 'call') return { keepState: true };
+        seen.push(`${state}/${String(ev.request)}`);
+        // an alias: handled again as the call it stands for, in the state it leads to
+        if (ev.request === 'alias') return { nextState: 'busy', actions: [{ type: 'next_event', kind: 'call', from: ev.from, content: 'real' }] };
+        return { keepState: true, actions: [{ type: 'reply', from: ev.from, reply: `${state}:${String(ev.request)}` }] };
+      },
+    });
+    expect(await StateMachine.call(node, pid, 'alias')).toBe('busy:real');
+    expect(seen).toEqual(['idle/alias', 'busy/real']);
+  });
+
+  it("refuses a next_event of kind 'call' whose from is not a call's (the machine crashes with ERR_INVALID_ARGUMENT)", async () => {
+    const { node } = clockedNode(track);
+    const pid = await StateMachine.start(node, {
+      init: () => ({ state: 'a', data: 0 }),
+      handleEvent: () => ({ keepState: true, actions: [{ type: 'next_event', kind: 'call', from: {} as never, content: 'x' }] }),
+    });
+    const p = probe(node);
+    const ref = p.ctx.monitor(pid);
+    const call = watch(StateMachine.call(node, pid, 'go'));
+    const down = await receiveDown(p, ref);
+    expectKeelError(down.reason, 'ERR_INVALID_ARGUMENT');
+    await node.idle();
+    expect(call.status).toBe('rejected');
+    expectKeelError(call.error, 'ERR_CALL_EXIT');
+    expect(String((down.reason as Error).message)).toContain('next_event from');
+  });
+
   it("runs init's inserted events after the first enter call, before the mailbox", async () => {
     const { node } = clockedNode(track);
     const { pid, log } = await recorder(node, () => keep, { stateEnter: true, actions: [{ type: 'next_event', content: 'boot' }] });
