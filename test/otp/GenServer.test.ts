@@ -736,6 +736,31 @@ describe('GenServer.call', () => {
     });
   });
 
+  it('rejects a call with ERR_INVALID_ARGUMENT, not the engine\'s TypeError, when the reply is a revoked proxy or its `then` getter throws (from handleCall or GenServer.reply); the server lives on', async () => {
+    const node = track();
+    const thenThrows = Object.defineProperty({}, 'then', {
+      get() {
+        throw new Error('then getter');
+      },
+    });
+    const pid = await GenServer.start(node, {
+      init: () => 0,
+      handleCall: (r: 'proxy' | 'then' | 'later' | 'ok', from, state) => {
+        if (r === 'later') {
+          GenServer.reply(from, revokedProxy());
+          return { noreply: true, state };
+        }
+        return { reply: r === 'proxy' ? revokedProxy() : r === 'then' ? thenThrows : 'fine', state };
+      },
+    });
+    for (const r of ['proxy', 'then', 'later'] as const) {
+      const e = await failure(() => GenServer.call(node, pid, r));
+      expectKeelError(e, 'ERR_INVALID_ARGUMENT');
+      expect(String((e as Error).message)).toContain('reply');
+    }
+    expect(await GenServer.call(node, pid, 'ok')).toBe('fine');
+  });
+
   it.each(['its pid', 'its name'])('rejects at once with ERR_DEADLOCK when a server calls itself by %s', async (by) => {
     const clock = new TestClock();
     const node = track({ clock });

@@ -172,6 +172,12 @@ export class PendingCall extends NextTurnWatcher {
   reply(value: unknown): void {
     const resolve = this.resolveFn;
     if (resolve === undefined) return;
+    if (resolve !== TO_LISTENER && typeof value === 'object' && value !== null && !thenReadable(value)) {
+      // a promise reads a reply's `then`: one that throws (a revoked proxy) would reject the caller
+      // with the engine's raw TypeError
+      this.fail(new InvalidArgumentError('reply', 'a value whose `then` can be read (a promise settles with it)', value));
+      return;
+    }
     this.finish(false, undefined);
     if (resolve === TO_LISTENER) tellListener(kernelOfProcess(this.server), this.rejectFn as CallListener, value, true);
     else resolve(value);
@@ -444,4 +450,14 @@ export function pendingCallsOf(p: Proc): { incoming: number; waitingOn: Pid[] } 
     else if (w instanceof CallerWatch) waitingOn.push(w.call.server.self);
   }
   return { incoming, waitingOn };
+}
+
+/** False for an object whose `then` cannot be read (a revoked proxy, a getter or trap that throws). */
+function thenReadable(value: object): boolean {
+  try {
+    void (value as { then?: unknown }).then;
+    return true;
+  } catch {
+    return false;
+  }
 }
