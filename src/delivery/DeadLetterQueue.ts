@@ -22,6 +22,7 @@ interface Settings {
   readonly backoff: Backoff;
   readonly parkedTtlMs: number;
   readonly retryConcurrency: number;
+  readonly maxRedeliveryWaitMs: number;
 }
 
 /** The registered name of the queue's process. */
@@ -29,7 +30,7 @@ export const DLQ_PROCESS = 'keel.dead_letter_queue';
 const PID_TEXT = /^<.+\.\d+\.\d+>$/;
 
 function settings(o: DeadLetterOptions): Settings {
-  checkKeys(o, ['store', 'capacity', 'maxRetries', 'backoff', 'parkedTtlMs', 'retryConcurrency'], 'services.deadLetters');
+  checkKeys(o, ['store', 'capacity', 'maxRetries', 'backoff', 'parkedTtlMs', 'retryConcurrency', 'maxRedeliveryWaitMs'], 'services.deadLetters');
   const int = (key: 'capacity' | 'maxRetries' | 'retryConcurrency', fallback: number, min: number): number => {
     const v = o[key];
     if (v === undefined) return fallback;
@@ -38,12 +39,16 @@ function settings(o: DeadLetterOptions): Settings {
   };
   const ttl = o.parkedTtlMs ?? 7 * 24 * 3600 * 1000;
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) throw new InvalidArgumentError('services.deadLetters.parkedTtlMs', 'a number of ms >= 0', ttl);
+  const wait = o.maxRedeliveryWaitMs ?? 300_000;
+  // finite: a redelivery that could wait for ever would hold one of the retry slots for ever
+  if (typeof wait !== 'number' || !Number.isFinite(wait) || wait < 0) throw new InvalidArgumentError('services.deadLetters.maxRedeliveryWaitMs', 'a finite number of ms >= 0', wait);
   return {
     capacity: int('capacity', 10_000, 1),
     maxRetries: int('maxRetries', 5, 0),
     backoff: toBackoff(o.backoff ?? { initialMs: 1000, factor: 2, maxMs: 300_000 }, 'services.deadLetters.backoff'),
     parkedTtlMs: ttl,
     retryConcurrency: int('retryConcurrency', 8, 1),
+    maxRedeliveryWaitMs: wait,
   };
 }
 
@@ -392,7 +397,7 @@ export class DeadLetterService implements DeadLetterQueue {
       // one message id per entry, the same at every redelivery (after a restart too), so that a
       // receiver can dedupe: the original send's, else one made of the entry's own stable fields
       const id = typeof r.metadata.id === 'string' && r.metadata.id !== '' ? r.metadata.id : `dead-letter-${r.id}-${r.firstFailedAt}`;
-      const outcome = await sendOnce(node, undefined, target, r.message, redeliverySettings(r.metadata, id));
+      const outcome = await sendOnce(node, undefined, target, r.message, redeliverySettings(r.metadata, id, this.#settings.maxRedeliveryWaitMs));
       // a redelivery waits for the handler (up to its timeout): the backoff counts from when it ended
       const ended = node.clock.now();
       this.retried++;
@@ -536,11 +541,13 @@ export function deadLetterProcessSpec(queue: DeadLetterService): GenServerSpec<{
  * `ack`. The entry is the only durable copy of its message, and success removes it: a message that
  * is only in a mailbox (`'enqueued'`) would be lost with the OS process. So the entry goes only once
  * the receiver's handler has finished it, within the original send's `timeout` if it had one (a
- * `'handled'` send's metadata carries it), else 5000 ms; a receiver that dies with it still queued,
- * crashes on it or does not finish it in time leaves it pending (and the unstarted copy withdrawn).
+ * `'handled'` send's metadata carries it), else 5000 ms, and never longer than `maxWaitMs` (a send
+ * whose timeout was Infinity would otherwise hold a retry slot for ever); a receiver that dies with
+ * it still queued, crashes on it or does not finish it in time leaves it pending (and the unstarted
+ * copy withdrawn).
  */
-function redeliverySettings(metadata: Record<string, unknown>, id: string): ReturnType<typeof toSettings> {
+function redeliverySettings(metadata: Record<string, unknown>, id: string, maxWaitMs: number): ReturnType<typeof toSettings> {
   // a 'handled' send's own timeout only: a `timeout` alone in the metadata is the application's (an HTTP call's, say)
-  const timeout = metadata.ack === 'handled' && typeof metadata.timeout === 'number' && metadata.timeout >= 0 ? metadata.timeout : 5000;
-  return toSettings({ ack: 'handled', onError: 'ignore', timeout, id });
+  const own = metadata.ack === 'handled' && typeof metadata.timeout === 'number' && metadata.timeout >= 0 ? metadata.timeout : 5000;
+  return toSettings({ ack: 'handled', onError: 'ignore', timeout: Math.min(own, maxWaitMs), id });
 }

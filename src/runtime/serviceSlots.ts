@@ -160,6 +160,8 @@ export interface ServicesOptions {
     backoff?: BackoffOptions;
     parkedTtlMs?: number;
     retryConcurrency?: number;
+    /** The longest a redelivery waits for the receiver's handler (default 5 minutes); a send's own shorter `timeout` applies. */
+    maxRedeliveryWaitMs?: number;
   };
   /**
    * The agent components' durable store (docs/agents/AgentScheduler.md and CoordinatorAgent.md,

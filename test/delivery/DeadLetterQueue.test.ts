@@ -1040,6 +1040,33 @@ describe.each<[string, () => StoreOption]>([
       expect(ok(await node.deadLetters.stats())).toMatchObject({ succeeded: 5, pending: 1 });
     });
 
+    it("waits at most maxRedeliveryWaitMs for a receiver that never finishes, even for a send whose timeout was Infinity: the slot is freed and the others go on", async () => {
+      const clock = new TestClock();
+      const node = track({ clock, random: () => 1, services: { deadLetters: { store: makeStore(), retryConcurrency: 1, maxRedeliveryWaitMs: 1000, backoff: { initialMs: 100, jitter: 'none' } } } });
+      const stuck = node.spawn(() => () => new Promise<void>(() => undefined)); // takes it, never finishes
+      node.registry.register('stuck', stuck);
+      const p = probe(node);
+      node.registry.register('inbox', p);
+      const hung = ok(await node.deadLetters.add({ recipient: 'stuck', message: 'hang', reason: 'timeout', metadata: { ack: 'handled', timeout: Infinity } }));
+      await clock.advance(50);
+      ok(await node.deadLetters.add({ recipient: 'inbox', message: 'next', reason: 'noproc' }));
+      await clock.advance(50); // both due: the hung one first, in the only slot
+      await node.settle();
+      expect(p.messages).toEqual([]);
+      await clock.advance(1000); // its wait ends: it stays pending, and the slot goes to the next
+      await node.settle();
+      await clock.advance(100);
+      await node.settle();
+      expect(p.messages).toEqual(['next']);
+      expect(ok(await node.deadLetters.get(hung))).toMatchObject({ status: 'pending', attempts: 1 });
+    });
+
+    it('refuses a maxRedeliveryWaitMs that is not a finite number of ms >= 0', () => {
+      for (const v of [Infinity, -1, NaN, '5']) {
+        expect(() => createNode({ services: { deadLetters: { maxRedeliveryWaitMs: v as number } } })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('maxRedeliveryWaitMs') }));
+      }
+    });
+
     it('retries the entries due together oldest first, whatever their retry times', async () => {
       const clock = new TestClock();
       const node = track({ clock, random: () => 1, services: { deadLetters: { store: makeStore(), retryConcurrency: 1, backoff: { initialMs: 1000, jitter: 'none' } } } });
