@@ -1,5 +1,6 @@
 import { deserialize } from 'node:v8';
-import { InvalidArgumentError, thrownText, WorkflowLimitError } from '../../errors.js';
+import { InvalidArgumentError, KeelError, thrownText, WorkflowLimitError } from '../../errors.js';
+import { isInstance } from '../../runtime/safe.js';
 import { encodeValue } from '../store/AgentStore.js';
 import { GenServer, type From } from '../../otp/GenServer.js';
 import { callWaiting } from '../../otp/internal/calls.js';
@@ -110,6 +111,41 @@ export function addWaiter(wf: Run, from: From<WorkflowResult>): void {
   wf.waiters.push(from);
 }
 
+/**
+ * A workflow's structure as plain objects the coordinator owns, each read once: the workflow, its
+ * task list, each task and its `requires`, `dependsOn`, `retry` (and its backoff and
+ * `nonRetryable`) and `compensate`. Payloads stay the caller's values, passed on by reference. Only
+ * plain objects and arrays are copied (an instance of a class is kept as it is); what is not an
+ * object is left for the checks to refuse.
+ */
+function snapshot(workflow: Workflow): Workflow {
+  const wf = plainCopy(workflow);
+  if (wf === workflow || !Array.isArray(wf.tasks)) return wf;
+  const tasks = [...(wf.tasks as readonly unknown[])].map((t) => {
+    const task = plainCopy(t as Record<string, unknown>);
+    if (task === t) return task;
+    for (const k of ['requires', 'dependsOn']) if (Array.isArray(task[k])) task[k] = [...(task[k] as unknown[])];
+    if (task.retry !== undefined) {
+      const retry = (task.retry = plainCopy(task.retry as Record<string, unknown>));
+      if (retry.backoff !== undefined) retry.backoff = plainCopy(retry.backoff as Record<string, unknown>);
+      if (Array.isArray(retry.nonRetryable)) retry.nonRetryable = [...(retry.nonRetryable as unknown[])];
+    }
+    if (task.compensate !== undefined) {
+      const c = (task.compensate = plainCopy(task.compensate as Record<string, unknown>));
+      if (Array.isArray(c.requires)) c.requires = [...(c.requires as unknown[])];
+    }
+    return task;
+  });
+  return { ...wf, tasks } as unknown as Workflow;
+}
+
+/** A shallow copy of a plain object (its own enumerable keys, each read once); anything else as it is. */
+function plainCopy<T>(value: T): T & Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return value as T & Record<string, unknown>;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return (proto === Object.prototype || proto === null ? { ...value } : value) as T & Record<string, unknown>;
+}
+
 /** `waiter`: a `run` caller, answered with the result when the workflow ends (even at once, as a no_worker failure does). */
 export function startRun(state: State, workflow: Workflow, waiter?: From<WorkflowResult>): Run | Error {
   // checked again here, in the coordinator's turn: the handle checked it in the caller's, but the
@@ -119,9 +155,12 @@ export function startRun(state: State, workflow: Workflow, waiter?: From<Workflo
     // written to a store: the coordinator keeps its own copy, as the store does, so that what it writes
     // at each transition is the workflow it accepted, not the caller's object as changed since
     if (state.store !== undefined && !state.kept.storeUnread) workflow = deserialize(encodeValue(workflow, 'workflow')) as Workflow;
+    // without a store, its structure (not its payloads) is read once now: a getter that throws only
+    // later, while its tasks are dispatched, would crash the coordinator
+    else workflow = snapshot(workflow);
     validateWorkflow(workflow);
   } catch (e) {
-    return e instanceof Error ? e : new InvalidArgumentError('workflow', 'a workflow that can be read', workflow);
+    return isInstance(e, KeelError) ? e : new InvalidArgumentError('workflow', 'a workflow that can be read (plain data)', workflow, `reading it threw: ${thrownText(e)}`);
   }
   const active = state.runs.size;
   if (active >= state.options.maxConcurrentWorkflows) {

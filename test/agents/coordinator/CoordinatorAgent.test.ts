@@ -16,6 +16,7 @@ import {
   type GenServerSpec,
   type TaskResult,
   type Workflow,
+  type WorkflowTask,
   type WorkflowResult,
 } from '../../../src/index.js';
 import type { Kernel } from '../../../src/runtime/kernel.js';
@@ -1396,22 +1397,40 @@ describe('CoordinatorAgent: a worker whose status answer is malformed', () => {
 });
 
 describe('CoordinatorAgent: a workflow whose reading throws only after it was checked', () => {
-  // found in review: the coordinator checked the workflow, then read it again to build its run; a getter
-  // that threw on that later read crashed the coordinator (its other callers got ERR_CALL_EXIT)
-  it('is refused with ERR_INVALID_ARGUMENT, and the coordinator lives on', async () => {
+  // found in review: the coordinator checked the workflow, then read it again to build its run and
+  // while dispatching; a getter that threw on a later read crashed the coordinator (its other callers
+  // got ERR_CALL_EXIT). It now reads the workflow's structure once, into its own copy.
+  const counted = (key: string, value: unknown, throwAfter: number): { task: object; reads: () => number } => {
+    let reads = 0;
+    const task = Object.defineProperty({ id: 't', kind: 'k' }, key, {
+      enumerable: true,
+      get: () => {
+        if (++reads > throwAfter) throw new Error('read once too often');
+        return value;
+      },
+    });
+    return { task, reads: () => reads };
+  };
+
+  it('is read once by the coordinator (a getter that throws on any later read never runs again), and runs', async () => {
+    const node = track();
+    const w = await Agent.start(node, { capabilities: [], tasks: { k: () => 'done' } });
+    const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid] });
+    // [key, value, how often the handle's check reads it (in the caller)]
+    for (const [key, value, checked] of [['retry', undefined, 1], ['timeoutMs', 10_000, 2], ['requires', [], 2]] as const) {
+      const { task, reads } = counted(key, value, checked + 1); // the coordinator reads it once, into its copy
+      expect(await coordinator.run({ tasks: [task as WorkflowTask] })).toMatchObject({ status: 'completed', results: { t: 'done' } });
+      expect(reads()).toBe(checked + 1);
+    }
+  });
+
+  it('is refused with ERR_INVALID_ARGUMENT when the coordinator\'s one read throws, and the coordinator lives on', async () => {
     const node = track();
     const w = await Agent.start(node, { capabilities: [], tasks: { k: () => 'done' } });
     const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid] });
     const pid = coordinator.pid;
-    let reads = 0;
-    const task = Object.defineProperty({ id: 't', kind: 'k' }, 'retry', {
-      enumerable: true,
-      get: () => {
-        if (++reads > 2) throw new Error('read once too often'); // the handle's check and the coordinator's pass
-        return undefined;
-      },
-    });
-    expectKeelError(await failure(() => coordinator.run({ id: 'x', tasks: [task] })), 'ERR_INVALID_ARGUMENT', 'workflow');
+    const { task } = counted('retry', undefined, 1); // the handle's check passes; the coordinator's read throws
+    expectKeelError(await failure(() => coordinator.run({ id: 'x', tasks: [task as WorkflowTask] })), 'ERR_INVALID_ARGUMENT', 'workflow');
     expect(coordinator.pid).toBe(pid);
     expect(node.isAlive(pid)).toBe(true);
     expect(await coordinator.run({ id: 'y', tasks: [{ id: 't', kind: 'k' }] })).toMatchObject({ status: 'completed', results: { t: 'done' } });
