@@ -121,6 +121,17 @@ describe('global names', () => {
     expect(((await failure(() => a.global.register('x', p2))) as { code: string }).code).toBe('ERR_NAME_TAKEN');
   });
 
+  it('registering the name for the same process twice at once is a no-op, as one after the other is (found in review)', async () => {
+    const { members } = await nodes(['a']);
+    const [a] = members as [Member];
+    const p1 = a.node.spawn(() => () => undefined);
+    const outcomes = await Promise.allSettled([a.global.register('twice', p1), a.global.register('twice', p1)]);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled']);
+    expect(a.global.internals().owned).toBe(1);
+    await a.global.sync();
+    expect(a.global.whereis('twice')).toBe(p1);
+  });
+
   it('the owner process dies: the name is released everywhere', async () => {
     const { members } = await nodes(['a', 'b']);
     const [a, b] = members as [Member, Member];
