@@ -197,6 +197,21 @@ describe('sendSupervised to a pid of another node', () => {
     await Promise.all([sa.close(), sb.close()]);
   }, 30_000);
 
+  it('a signal aborted before the send: nothing is published, and onError applies (a dead letter), as on one node (found in review)', async () => {
+    const { a, b, sa, sb } = await pair();
+    const { pid } = recorder(b, a);
+    const outcome = await sendSupervised(a, pid, { never: true }, { ack: 'handled', signal: AbortSignal.abort('stop'), onError: 'dead_letter' });
+    expect(outcome).toMatchObject({ ok: false, reason: 'aborted', attempts: 0, lastError: 'stop', deadLetterId: '1' });
+    expect(await a.deadLetters.get('1')).toMatchObject({ message: { never: true }, reason: 'aborted' });
+    expect(sa.internals().pending).toBe(0);
+    // the id is free again: a send of it now is delivered, not the aborted one's outcome once more
+    const { pid: next, seen } = recorder(b, a);
+    const again = await sendSupervised(a, next, 'now', { ack: 'handled', id: outcome.id });
+    expect(again).toEqual({ ok: true, id: outcome.id, attempts: 1 });
+    expect(await seen.receive()).toEqual({ id: outcome.id, message: 'now' });
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
   it('a malformed message on the stream is terminated with an event, and what follows is delivered', async () => {
     const { cluster, a, b, sa, sb } = await pair();
     const dropped = new Promise<Record<string, unknown>>((resolve) => b.telemetry.attach('t', ['keel.cluster.supervised_dropped'], (_e, _m, meta) => resolve(meta as Record<string, unknown>)));

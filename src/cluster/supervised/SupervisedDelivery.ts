@@ -321,7 +321,8 @@ export class SupervisedDelivery {
       // the sender's death ends its sends (as on one node): its message is taken out of the stream if still there
       const unwatch = sender === undefined ? undefined : this.#kernel.onProcExit(sender, () => void this.#giveUp(p, fail(p, 'aborted', 'the sender has exited')));
       if (s.signal !== undefined) {
-        if (s.signal.aborted) return onAbort();
+        // aborted before anything was published: nothing to take back, the send failed here (onError applies)
+        if (s.signal.aborted) return p.finish(fail(p, 'aborted', s.signal.reason));
         s.signal.addEventListener('abort', onAbort, { once: true });
       }
       // past the bound (and a margin for the receiver's last answer) the sender gives up; the receiver drops it after `expires`
@@ -370,7 +371,7 @@ export class SupervisedDelivery {
       };
       publish(id, 0);
     });
-    this.#byId.set(id, promise);
+    if (this.#pending.has(key)) this.#byId.set(id, promise); // not when it ended at once (an aborted signal)
     return promise;
   }
 
