@@ -226,6 +226,17 @@ describe('sendSupervised to a pid of another node', () => {
     await Promise.all([sa.close(), sb.close()]);
   }, 30_000);
 
+  it('start refuses durations past what JetStream can hold (nanoseconds in an int64), and a getter that throws, with typed errors (found in review)', async () => {
+    const node = track({ name: 'huge' });
+    for (const key of ['ackWaitMs', 'dedupeWindowMs', 'handledRetentionMs'] as const) {
+      const e = await SupervisedDelivery.start(node, { cluster: 'huge1', servers: nats().url, [key]: 2 ** 53 }).then(() => undefined, (x: unknown) => x);
+      expect(e).toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    }
+    const throwing = { servers: nats().url, get cluster(): string { throw new Error('boom'); } };
+    const e = await SupervisedDelivery.start(node, throwing).then(() => undefined, (x: unknown) => x);
+    expect(e).toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+  }, 30_000);
+
   it('hostile arguments are typed errors at the send', async () => {
     const { a, sa, sb } = await pair();
     const throwing = { node: 'b', get name(): string { throw new Error('boom'); } };
