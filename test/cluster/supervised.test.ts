@@ -388,6 +388,18 @@ describe('review: duplicates and expiry on the receiver', () => {
     await Promise.all([sa.close(), sb.close()]);
   }, 30_000);
 
+  it("a send after close() publishes nothing and applies onError (a dead letter; 'raise' rejects), as a send on a stopped node does (found in review)", async () => {
+    const { a, b, sa, sb } = await pair();
+    const { pid } = recorder(b, a);
+    await sa.close();
+    const outcome = await sa.send(a, pid, { late: true }, { onError: 'dead_letter', id: 'after-close' });
+    expect(outcome).toMatchObject({ ok: false, id: 'after-close', reason: 'noproc', attempts: 0, deadLetterId: '1' });
+    expect(await a.deadLetters.get('1')).toMatchObject({ message: { late: true }, reason: 'noproc' });
+    const raised = await sa.send(a, pid, 'x', { onError: 'raise' }).then(() => undefined, (e: unknown) => e);
+    expect(raised).toMatchObject({ code: 'ERR_DELIVERY', outcome: { ok: false, reason: 'noproc', attempts: 0 } });
+    await sb.close();
+  }, 30_000);
+
   it('close() on a borrowed connection leaves no subscription of its own behind', async () => {
     const cluster = `sup${++clusters}`;
     const n = track({ name: 'solo' });

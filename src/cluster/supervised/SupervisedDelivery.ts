@@ -302,7 +302,8 @@ export class SupervisedDelivery {
     // the encoding is a snapshot taken now; a value it cannot carry throws its typed error here
     const trace = traced === undefined ? undefined : this.#kernel.telemetry.flow?.inject(traced);
     const payload = encodeSend({ id, to: target, ack: s.ack, timeout: s.ack === 'handled' && s.timeout !== Infinity ? s.timeout : -1, attempts: s.retries + 1, retryOnCrash: s.retryOnCrash, backoff: s.backoff, expires: bound === Infinity ? 0 : Date.now() + bound, reply }, message, this.#maxLength, trace);
-    if (this.#closed) return Promise.resolve({ ok: false, id, reason: 'noproc', attempts: 0, firstError: 'the supervised delivery stopped', lastError: 'the supervised delivery stopped' });
+    // nothing was published: the send failed here, and its onError applies (as on a stopped node)
+    if (this.#closed) return onFailure(this.#kernel, recipient(to), message, s, { ok: false, id, reason: 'noproc', attempts: 0, firstError: 'the supervised delivery stopped', lastError: 'the supervised delivery stopped' });
     const promise = new Promise<SendOutcome>((resolve, reject) => {
       const p: Pending = {
         node: this.#kernel, to, message, s, id, firstError: undefined, lastError: undefined, attempts: 0, timer: undefined,
