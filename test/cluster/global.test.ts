@@ -320,6 +320,27 @@ describe('leases, fencing and reaping (in-process nodes)', () => {
     expect(b.global.whereis('svc')).toEqual({ node: 'c', creation: c.node.creation, id: next.id });
   });
 
+  it("a reap pending for a down node's name is called off when the name is released meanwhile, and stays off when the node comes back (found in review)", async () => {
+    const { members, net } = await nodes(['a', 'b'], {}, { heartbeatMs: 50, suspectAfterMs: 150, downAfterMs: 400, probeTimeoutMs: 50 });
+    const [a, b] = members as [Member, Member];
+    const pb = b.node.spawn(() => () => undefined);
+    await b.global.register('held', pb);
+    await a.global.sync();
+    const downs = [nextEvent(a.node, 'keel.cluster.node_down', (m) => m.node === 'b'), nextEvent(b.node, 'keel.cluster.node_down', (m) => m.node === 'a')];
+    net.isolate('b');
+    await Promise.all(downs);
+    expect(a.global.internals().reaps).toBe(1); // due at b's lease + margin (10.5 s)
+    // b, cut off from the cluster only, releases the name; a reads the delete from the bucket
+    expect(await b.global.unregister('held')).toBe(true);
+    await a.global.sync();
+    expect(a.global.whereis('held')).toBe(undefined);
+    expect(a.global.internals().reaps).toBe(0);
+    const ups = [nextEvent(a.node, 'keel.cluster.node_up', (m) => m.node === 'b'), nextEvent(b.node, 'keel.cluster.node_up', (m) => m.node === 'a')];
+    net.heal('b');
+    await Promise.all(ups);
+    expect(a.global.internals().reaps).toBe(0);
+  });
+
   it('a name left by a node nobody saw go down (it died before the others started) is hidden once its lease + margin passed, and reaped', async () => {
     const { members, bucket } = await nodes(['a'], { leaseMs: 900, marginMs: 300 });
     const [a] = members as [Member];
