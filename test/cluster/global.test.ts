@@ -502,6 +502,29 @@ describe('process groups', () => {
     expect(a.global.internals().joined).toBe(1);
   });
 
+  it("a join right after a leave not awaited is not undone by that leave's late delete (found in review)", async () => {
+    const { members, bucket } = await nodes(['a']);
+    const [a] = members as [Member];
+    const pa = a.node.spawn(() => () => undefined);
+    const key = memberKey('workers', 'a', a.node.creation, pa.id);
+    const kv = await new Kvm(a.nc).open(bucket);
+    const ops: string[] = [];
+    const watch = await kv.watch({ key, include: 'updates' as never });
+    void (async () => {
+      for await (const e of watch) ops.push(e.operation);
+    })();
+    await a.global.join('workers', pa);
+    const left = a.global.leave('workers', pa);
+    await a.global.join('workers', pa);
+    expect(await left).toBe(true);
+    await a.global.sync();
+    // join, leave, join: the bucket ends with the member, written after the leave's delete
+    expect(ops.slice(0, 3)).toEqual(['PUT', 'DEL', 'PUT']);
+    expect((await kv.get(key))?.operation).toBe('PUT');
+    expect(a.global.members('workers')).toEqual([pa]);
+    watch.stop();
+  });
+
   it('a partition does not take a live member from its own node: its key comes back when the peers meet again', async () => {
     const { members, net, bucket } = await nodes(['a', 'b'], {}, { heartbeatMs: 50, suspectAfterMs: 150, downAfterMs: 400, probeTimeoutMs: 50 });
     const [a, b] = members as [Member, Member];
