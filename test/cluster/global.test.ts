@@ -121,6 +121,17 @@ describe('global names', () => {
     expect(((await failure(() => a.global.register('x', p2))) as { code: string }).code).toBe('ERR_NAME_TAKEN');
   });
 
+  it('registering the name for the same process twice at once is a no-op, as one after the other is (found in review)', async () => {
+    const { members } = await nodes(['a']);
+    const [a] = members as [Member];
+    const p1 = a.node.spawn(() => () => undefined);
+    const outcomes = await Promise.allSettled([a.global.register('twice', p1), a.global.register('twice', p1)]);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled']);
+    expect(a.global.internals().owned).toBe(1);
+    await a.global.sync();
+    expect(a.global.whereis('twice')).toBe(p1);
+  });
+
   it('the owner process dies: the name is released everywhere', async () => {
     const { members } = await nodes(['a', 'b']);
     const [a, b] = members as [Member, Member];
@@ -309,6 +320,27 @@ describe('leases, fencing and reaping (in-process nodes)', () => {
     expect(b.global.whereis('svc')).toEqual({ node: 'c', creation: c.node.creation, id: next.id });
   });
 
+  it("a reap pending for a down node's name is called off when the name is released meanwhile, and stays off when the node comes back (found in review)", async () => {
+    const { members, net } = await nodes(['a', 'b'], {}, { heartbeatMs: 50, suspectAfterMs: 150, downAfterMs: 400, probeTimeoutMs: 50 });
+    const [a, b] = members as [Member, Member];
+    const pb = b.node.spawn(() => () => undefined);
+    await b.global.register('held', pb);
+    await a.global.sync();
+    const downs = [nextEvent(a.node, 'keel.cluster.node_down', (m) => m.node === 'b'), nextEvent(b.node, 'keel.cluster.node_down', (m) => m.node === 'a')];
+    net.isolate('b');
+    await Promise.all(downs);
+    expect(a.global.internals().reaps).toBe(1); // due at b's lease + margin (10.5 s)
+    // b, cut off from the cluster only, releases the name; a reads the delete from the bucket
+    expect(await b.global.unregister('held')).toBe(true);
+    await a.global.sync();
+    expect(a.global.whereis('held')).toBe(undefined);
+    expect(a.global.internals().reaps).toBe(0);
+    const ups = [nextEvent(a.node, 'keel.cluster.node_up', (m) => m.node === 'b'), nextEvent(b.node, 'keel.cluster.node_up', (m) => m.node === 'a')];
+    net.heal('b');
+    await Promise.all(ups);
+    expect(a.global.internals().reaps).toBe(0);
+  });
+
   it('a name left by a node nobody saw go down (it died before the others started) is hidden once its lease + margin passed, and reaped', async () => {
     const { members, bucket } = await nodes(['a'], { leaseMs: 900, marginMs: 300 });
     const [a] = members as [Member];
@@ -468,6 +500,29 @@ describe('process groups', () => {
     await a.global.sync();
     expect(a.global.members('crew')).toEqual([p]);
     expect(a.global.internals().joined).toBe(1);
+  });
+
+  it("a join right after a leave not awaited is not undone by that leave's late delete (found in review)", async () => {
+    const { members, bucket } = await nodes(['a']);
+    const [a] = members as [Member];
+    const pa = a.node.spawn(() => () => undefined);
+    const key = memberKey('workers', 'a', a.node.creation, pa.id);
+    const kv = await new Kvm(a.nc).open(bucket);
+    const ops: string[] = [];
+    const watch = await kv.watch({ key, include: 'updates' as never });
+    void (async () => {
+      for await (const e of watch) ops.push(e.operation);
+    })();
+    await a.global.join('workers', pa);
+    const left = a.global.leave('workers', pa);
+    await a.global.join('workers', pa);
+    expect(await left).toBe(true);
+    await a.global.sync();
+    // join, leave, join: the bucket ends with the member, written after the leave's delete
+    expect(ops.slice(0, 3)).toEqual(['PUT', 'DEL', 'PUT']);
+    expect((await kv.get(key))?.operation).toBe('PUT');
+    expect(a.global.members('workers')).toEqual([pa]);
+    watch.stop();
   });
 
   it('a partition does not take a live member from its own node: its key comes back when the peers meet again', async () => {

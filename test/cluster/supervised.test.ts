@@ -197,6 +197,21 @@ describe('sendSupervised to a pid of another node', () => {
     await Promise.all([sa.close(), sb.close()]);
   }, 30_000);
 
+  it('a signal aborted before the send: nothing is published, and onError applies (a dead letter), as on one node (found in review)', async () => {
+    const { a, b, sa, sb } = await pair();
+    const { pid } = recorder(b, a);
+    const outcome = await sendSupervised(a, pid, { never: true }, { ack: 'handled', signal: AbortSignal.abort('stop'), onError: 'dead_letter' });
+    expect(outcome).toMatchObject({ ok: false, reason: 'aborted', attempts: 0, lastError: 'stop', deadLetterId: '1' });
+    expect(await a.deadLetters.get('1')).toMatchObject({ message: { never: true }, reason: 'aborted' });
+    expect(sa.internals().pending).toBe(0);
+    // the id is free again: a send of it now is delivered, not the aborted one's outcome once more
+    const { pid: next, seen } = recorder(b, a);
+    const again = await sendSupervised(a, next, 'now', { ack: 'handled', id: outcome.id });
+    expect(again).toEqual({ ok: true, id: outcome.id, attempts: 1 });
+    expect(await seen.receive()).toEqual({ id: outcome.id, message: 'now' });
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
   it('a malformed message on the stream is terminated with an event, and what follows is delivered', async () => {
     const { cluster, a, b, sa, sb } = await pair();
     const dropped = new Promise<Record<string, unknown>>((resolve) => b.telemetry.attach('t', ['keel.cluster.supervised_dropped'], (_e, _m, meta) => resolve(meta as Record<string, unknown>)));
@@ -209,6 +224,17 @@ describe('sendSupervised to a pid of another node', () => {
     expect(await sendSupervised(a, pid, 'fine', { ack: 'handled' })).toMatchObject({ ok: true });
     expect(await seen.receive()).toMatchObject({ message: 'fine' });
     await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
+  it('start refuses durations past what JetStream can hold (nanoseconds in an int64), and a getter that throws, with typed errors (found in review)', async () => {
+    const node = track({ name: 'huge' });
+    for (const key of ['ackWaitMs', 'dedupeWindowMs', 'handledRetentionMs'] as const) {
+      const e = await SupervisedDelivery.start(node, { cluster: 'huge1', servers: nats().url, [key]: 2 ** 53 }).then(() => undefined, (x: unknown) => x);
+      expect(e).toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    }
+    const throwing = { servers: nats().url, get cluster(): string { throw new Error('boom'); } };
+    const e = await SupervisedDelivery.start(node, throwing).then(() => undefined, (x: unknown) => x);
+    expect(e).toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
   }, 30_000);
 
   it('hostile arguments are typed errors at the send', async () => {
@@ -360,6 +386,18 @@ describe('review: duplicates and expiry on the receiver', () => {
     expect(await seen.receive()).toEqual({ id: fits, message: 'wide' });
     expect(sb.internals().inflight).toBe(0);
     await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
+  it("a send after close() publishes nothing and applies onError (a dead letter; 'raise' rejects), as a send on a stopped node does (found in review)", async () => {
+    const { a, b, sa, sb } = await pair();
+    const { pid } = recorder(b, a);
+    await sa.close();
+    const outcome = await sa.send(a, pid, { late: true }, { onError: 'dead_letter', id: 'after-close' });
+    expect(outcome).toMatchObject({ ok: false, id: 'after-close', reason: 'noproc', attempts: 0, deadLetterId: '1' });
+    expect(await a.deadLetters.get('1')).toMatchObject({ message: { late: true }, reason: 'noproc' });
+    const raised = await sa.send(a, pid, 'x', { onError: 'raise' }).then(() => undefined, (e: unknown) => e);
+    expect(raised).toMatchObject({ code: 'ERR_DELIVERY', outcome: { ok: false, reason: 'noproc', attempts: 0 } });
+    await sb.close();
   }, 30_000);
 
   it('close() on a borrowed connection leaves no subscription of its own behind', async () => {

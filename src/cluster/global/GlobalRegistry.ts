@@ -75,6 +75,8 @@ export class GlobalRegistry {
   readonly #leases: Leases;
   readonly #reaper: Reaper;
   readonly #inflight = new Set<Promise<unknown>>();
+  /** Registrations on their way, by name: the same process registering the same name again joins its call. */
+  readonly #registering = new Map<string, { readonly proc: Proc; readonly done: Promise<void> }>();
   readonly #syncWaiters = new Set<{ revision: number; resolve: () => void }>();
   readonly #telemetryId: string;
   readonly #groups: Groups;
@@ -208,6 +210,22 @@ export class GlobalRegistry {
       if (held.proc === proc) return;
       throw new NameTakenError(name, String(held.pid));
     }
+    // the same process registering the same name again while the first is on its way: the same call
+    const pending = this.#registering.get(name);
+    if (pending !== undefined && pending.proc === proc) return pending.done;
+    const done = this.#register(name, proc);
+    if (pending === undefined) {
+      const entry = { proc, done };
+      this.#registering.set(name, entry);
+      const settled = (): void => {
+        if (this.#registering.get(name) === entry) this.#registering.delete(name);
+      };
+      done.then(settled, settled);
+    }
+    return done;
+  }
+
+  async #register(name: string, proc: Proc): Promise<void> {
     const key = nameKey(name);
     const until = performance.now() + this.#leaseMs;
     const deadline = Date.now() + this.#leaseMs;

@@ -50,6 +50,8 @@ export class Groups {
   readonly #members = new Map<string, Map<string, Member>>();
   /** key -> a membership of a process of this node. */
   readonly #joined = new Map<string, Joined>();
+  /** key -> the delete of a membership that left, while on its way (a join again waits for it). */
+  readonly #leaving = new Map<string, Promise<void>>();
 
   constructor(host: GroupsHost) {
     this.#host = host;
@@ -67,7 +69,10 @@ export class Groups {
       await existing.op;
       return;
     }
-    const joined: Joined = { group, proc, op: this.#host.track(this.#host.kv.put(key, '1')), putBack: false, unhook: undefined };
+    // a leave of the same membership still on its way: its delete goes first, so it cannot undo this put
+    const leaving = this.#leaving.get(key);
+    const put = leaving === undefined ? this.#host.kv.put(key, '1') : leaving.then(() => this.#host.kv.put(key, '1'));
+    const joined: Joined = { group, proc, op: this.#host.track(put), putBack: false, unhook: undefined };
     this.#joined.set(key, joined);
     joined.unhook = kernel.onProcExit(proc, () => void this.#drop(key, joined));
     if (joined.unhook === undefined) void this.#drop(key, joined); // died before the hook
@@ -100,8 +105,13 @@ export class Groups {
     this.#joined.delete(key);
     joined.unhook?.();
     joined.unhook = undefined;
-    await joined.op.catch(() => undefined);
-    await this.#host.track(this.#host.kv.delete(key)).catch(() => undefined);
+    const gone = this.#host.track(joined.op.catch(() => undefined).then(() => this.#host.kv.delete(key))).then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#leaving.set(key, gone);
+    await gone;
+    if (this.#leaving.get(key) === gone) this.#leaving.delete(key);
   }
 
   members(group: string): Pid[] {

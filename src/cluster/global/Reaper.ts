@@ -67,7 +67,14 @@ export class Reaper {
 
   /** The watch told of `name`'s record: reaped in time when its owner is dead or its lease expired. */
   changed(name: string, record: NameRecord | undefined): void {
-    if (record !== undefined && (!this.alive(record.node, record.inc) || this.expired(record))) this.schedule(name);
+    if (record === undefined) {
+      // released (or reaped) meanwhile: a reap still pending for it has nothing left to do
+      const t = this.#reaps.get(name);
+      if (t !== undefined) clearTimeout(t);
+      this.#reaps.delete(name);
+      return;
+    }
+    if (!this.alive(record.node, record.inc) || this.expired(record)) this.schedule(name);
   }
 
   /** Names whose owner stopped renewing without anyone seeing its node go down (it died before this node started, or while nobody watched). */

@@ -139,10 +139,11 @@ export class SupervisedDelivery {
    * Starts supervised sends across nodes for `node`: the cluster's stream and KV bucket (made if
    * missing), this node's durable consumer, and a reply subject. Stops when the node shuts down.
    */
-  static async start(node: Node, options: SupervisedDeliveryOptions): Promise<SupervisedDelivery> {
+  static async start(node: Node, given: SupervisedDeliveryOptions): Promise<SupervisedDelivery> {
     const kernel = kernelOf(node, 'node');
     if (kernel.stopping) throw new NodeStoppedError(kernel.name, 'SupervisedDelivery.start');
-    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'SupervisedDeliveryOptions', options);
+    if (typeof given !== 'object' || given === null || types.isProxy(given)) throw new InvalidArgumentError('options', 'SupervisedDeliveryOptions', given);
+    const options = readOptions(given);
     const cluster = options.cluster;
     if (typeof cluster !== 'string' || !NAME.test(cluster)) throw new InvalidArgumentError('options.cluster', 'a cluster name: 1 to 64 of A-Z a-z 0-9 _ -', cluster);
     if (!NAME.test(kernel.name)) throw new InvalidArgumentError('node.name', 'a cluster node name: 1 to 64 of A-Z a-z 0-9 _ -', kernel.name);
@@ -173,7 +174,7 @@ export class SupervisedDelivery {
         subjects: [`keel.${cluster}.sup.*`],
         retention: jetstream.RetentionPolicy.Workqueue,
         storage: jetstream.StorageType.File,
-        duplicate_window: dedupeMs * 1_000_000,
+        duplicate_window: Math.round(dedupeMs * 1_000_000),
       };
       await jsm.streams.add(config).catch(async (e: unknown) => {
         // made by another node already (with its own settings): used as it is
@@ -184,7 +185,7 @@ export class SupervisedDelivery {
         durable_name: durable,
         filter_subject: `keel.${cluster}.sup.${kernel.name}`,
         ack_policy: jetstream.AckPolicy.Explicit,
-        ack_wait: ackWaitMs * 1_000_000,
+        ack_wait: Math.round(ackWaitMs * 1_000_000),
         max_deliver: -1,
         deliver_policy: jetstream.DeliverPolicy.All,
       };
@@ -301,7 +302,8 @@ export class SupervisedDelivery {
     // the encoding is a snapshot taken now; a value it cannot carry throws its typed error here
     const trace = traced === undefined ? undefined : this.#kernel.telemetry.flow?.inject(traced);
     const payload = encodeSend({ id, to: target, ack: s.ack, timeout: s.ack === 'handled' && s.timeout !== Infinity ? s.timeout : -1, attempts: s.retries + 1, retryOnCrash: s.retryOnCrash, backoff: s.backoff, expires: bound === Infinity ? 0 : Date.now() + bound, reply }, message, this.#maxLength, trace);
-    if (this.#closed) return Promise.resolve({ ok: false, id, reason: 'noproc', attempts: 0, firstError: 'the supervised delivery stopped', lastError: 'the supervised delivery stopped' });
+    // nothing was published: the send failed here, and its onError applies (as on a stopped node)
+    if (this.#closed) return onFailure(this.#kernel, recipient(to), message, s, { ok: false, id, reason: 'noproc', attempts: 0, firstError: 'the supervised delivery stopped', lastError: 'the supervised delivery stopped' });
     const promise = new Promise<SendOutcome>((resolve, reject) => {
       const p: Pending = {
         node: this.#kernel, to, message, s, id, firstError: undefined, lastError: undefined, attempts: 0, timer: undefined,
@@ -321,7 +323,8 @@ export class SupervisedDelivery {
       // the sender's death ends its sends (as on one node): its message is taken out of the stream if still there
       const unwatch = sender === undefined ? undefined : this.#kernel.onProcExit(sender, () => void this.#giveUp(p, fail(p, 'aborted', 'the sender has exited')));
       if (s.signal !== undefined) {
-        if (s.signal.aborted) return onAbort();
+        // aborted before anything was published: nothing to take back, the send failed here (onError applies)
+        if (s.signal.aborted) return p.finish(fail(p, 'aborted', s.signal.reason));
         s.signal.addEventListener('abort', onAbort, { once: true });
       }
       // past the bound (and a margin for the receiver's last answer) the sender gives up; the receiver drops it after `expires`
@@ -370,7 +373,7 @@ export class SupervisedDelivery {
       };
       publish(id, 0);
     });
-    this.#byId.set(id, promise);
+    if (this.#pending.has(key)) this.#byId.set(id, promise); // not when it ended at once (an aborted signal)
     return promise;
   }
 
@@ -428,8 +431,31 @@ function remoteTarget(to: unknown): Pid | RemoteName {
   return { node, name };
 }
 
+/** The options, each read once (a getter that throws: a typed error, not a raw one from deep inside start). */
+function readOptions(options: SupervisedDeliveryOptions): SupervisedDeliveryOptions {
+  const copy: Record<string, unknown> = {};
+  for (const key of OPTION_KEYS) {
+    try {
+      copy[key] = (options as unknown as Record<string, unknown>)[key];
+    } catch {
+      throw new InvalidArgumentError(`options.${key}`, 'an option that can be read', options, 'reading it threw');
+    }
+  }
+  const max = copy.maxMessageLength;
+  if (max !== undefined && (typeof max !== 'number' || !Number.isSafeInteger(max) || max < 1)) throw new InvalidArgumentError('options.maxMessageLength', 'an integer >= 1 (bytes)', max);
+  return copy as unknown as SupervisedDeliveryOptions;
+}
+
+const OPTION_KEYS = ['cluster', 'servers', 'connectOptions', 'connection', 'ackWaitMs', 'dedupeWindowMs', 'handledIds', 'handledRetentionMs', 'attach', 'maxMessageLength', 'beforeAck'] as const;
+
+/**
+ * The longest duration (ms): JetStream holds durations as nanoseconds in an int64, and a JSON number
+ * past 1e21 is written with an exponent, which the server does not read (about 285 years).
+ */
+const MAX_MS = 9e12;
+
 function positive(value: number | undefined, argument: string, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) throw new InvalidArgumentError(argument, 'a positive number of milliseconds', value);
+  if (typeof value !== 'number' || !(value > 0) || !(value <= MAX_MS)) throw new InvalidArgumentError(argument, `a positive number of milliseconds, at most ${MAX_MS}`, value);
   return value;
 }
