@@ -235,6 +235,9 @@ describe('sendSupervised to a pid of another node', () => {
     const throwing = { servers: nats().url, get cluster(): string { throw new Error('boom'); } };
     const e = await SupervisedDelivery.start(node, throwing).then(() => undefined, (x: unknown) => x);
     expect(e).toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    // a misspelt option is refused, never ignored
+    const misspelt = await SupervisedDelivery.start(node, { cluster: 'huge1', servers: nats().url, ackWaitMS: 5 } as never).then(() => undefined, (x: unknown) => x);
+    expect(misspelt).toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('ackWaitMS') });
   }, 30_000);
 
   it('hostile arguments are typed errors at the send', async () => {

@@ -21,7 +21,7 @@
  * ```
  */
 import { types } from 'node:util';
-import { InvalidArgumentError, MissingPeerError, NodeStoppedError } from '../../errors.js';
+import { checkKeys, InvalidArgumentError, MissingPeerError, NodeStoppedError } from '../../errors.js';
 import { onFailure, type SendOptions, type SendOutcome, type Settings, toSettings } from '../../delivery/sendSupervised.js';
 import { type Kernel, kernelOf, originOf, type Proc } from '../../runtime/kernel.js';
 import { type Pid, PidImpl } from '../../runtime/Pid.js';
@@ -433,6 +433,7 @@ function remoteTarget(to: unknown): Pid | RemoteName {
 
 /** The options, each read once (a getter that throws: a typed error, not a raw one from deep inside start). */
 function readOptions(options: SupervisedDeliveryOptions): SupervisedDeliveryOptions {
+  checkKeys(options, OPTION_KEYS, 'options'); // a misspelt option is refused, never ignored
   const copy: Record<string, unknown> = {};
   for (const key of OPTION_KEYS) {
     try {
