@@ -136,6 +136,23 @@ describe('bridgeOpenTelemetry', () => {
   });
 });
 
+describe('bridgeOpenTelemetry with bad events (found in review)', () => {
+  it('refuses events that are not a list with ERR_INVALID_ARGUMENT and leaves no message-flow tracer installed', () => {
+    const node = track();
+    const { tracer } = setup();
+    let error: unknown;
+    try {
+      bridgeOpenTelemetry(node, { tracer, messageFlow: true, events: 'keel.*' as never });
+    } catch (e) {
+      error = e;
+    }
+    expect(isKeelError(error, 'ERR_INVALID_ARGUMENT')).toBe(true);
+    expect((node.telemetry as { flow?: unknown }).flow).toBe(undefined);
+    // so a corrected bridge can trace the message flow
+    bridgeOpenTelemetry(node, { tracer, messageFlow: true, events: [] }).detach();
+  });
+});
+
 describe("diagnostics_channel tracingChannel('keel.call')", () => {
   it('traces GenServer.call: start, then asyncEnd with the reply, or error for a failed call', async () => {
     const node = track();
