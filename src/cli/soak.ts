@@ -544,7 +544,7 @@ function printReport(r: SoakReport, print: (line: string) => void): void {
   const o = r.options;
   print('');
   print(
-    `keel soak: ${o.duration} s at ${count(o.rate)} msg/s, killing ${o.kill * 100}% of the ${r.workers.total} workers a second, seed ${o.seed}` +
+    `keel soak: ${o.duration} s at ${count(o.rate)} msg/s, killing ${Number((o.kill * 100).toPrecision(12))}% of the ${r.workers.total} workers a second, seed ${o.seed}` +
       (o.simulate ? ', on virtual time (simulated: the same --seed replays this report byte for byte)' : `, in ${((r.elapsedMs ?? 0) / 1000).toFixed(1)} s of real time`),
   );
   print(

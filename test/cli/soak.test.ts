@@ -37,6 +37,16 @@ describe('runSoak with a stop signal', () => {
     expect(report.messages.sent).toBe(0);
     expect(soakPassed(report)).toBe(true);
   }, 60_000);
+
+  it('prints the kill fraction as a percentage without a float artefact (found in review)', async () => {
+    const stop = new AbortController();
+    stop.abort();
+    const lines: string[] = [];
+    await runSoak({ duration: 1, rate: 100, kill: 0.07, seed: 1, simulate: true, stop: stop.signal }, (l) => lines.push(l), () => {});
+    expect(lines.find((l) => l.startsWith('keel soak: '))).toBe(
+      'keel soak: 1 s at 100 msg/s, killing 7% of the 60 workers a second, seed 1, on virtual time (simulated: the same --seed replays this report byte for byte)',
+    );
+  }, 60_000);
 });
 
 describe('keel soak and Ctrl-C (the built keel, a child process)', () => {
