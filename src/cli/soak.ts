@@ -534,7 +534,9 @@ function sorted(o: Record<string, number>): Record<string, number> {
 
 /** An integer with thousands separators (the same whatever the locale: the report must replay byte for byte). */
 export function count(n: number): string {
-  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  // the integer part only: a fractional --rate's digits after the point are not grouped
+  const [whole, fraction] = String(n).split('.');
+  return whole!.replace(/\B(?=(\d{3})+(?!\d))/g, ',') + (fraction === undefined ? '' : `.${fraction}`);
 }
 
 function printReport(r: SoakReport, print: (line: string) => void): void {

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runSoak, soakPassed } from '../../src/cli/soak.js';
+import { count, runSoak, soakPassed } from '../../src/cli/soak.js';
 import { useBuiltPackage } from '../childProcesses.js';
 
 describe('runSoak with a stop signal', () => {
@@ -108,4 +108,13 @@ describe('keel soak and Ctrl-C (the built keel, a child process)', () => {
     expect(s.stderr()).toContain('keel soak: stopped before its report');
     expect(fs.readdirSync(s.tmp)).toEqual([]);
   }, 120_000);
+});
+
+describe('count, the reports\' numbers (found in review)', () => {
+  it('groups the thousands of the integer part only: a fractional --rate is not split after its point', () => {
+    expect(count(1234.5678)).toBe('1,234.5678');
+    expect(count(1234567)).toBe('1,234,567');
+    expect(count(0.0001234)).toBe('0.0001234');
+    expect(count(-1234)).toBe('-1,234');
+  });
 });
