@@ -1,6 +1,6 @@
 import diagnostics from 'node:diagnostics_channel';
 import { types } from 'node:util';
-import { InvalidArgumentError, toError } from '../errors.js';
+import { describe, InvalidArgumentError, toError } from '../errors.js';
 import type { MessageFlow } from './tracing.js';
 
 /** Numbers of an event (durations in milliseconds, counts). */
@@ -102,6 +102,8 @@ export class TelemetryBus implements Telemetry {
 
   execute(event: string, measurements: Measurements, metadata: Metadata = {}): void {
     if (typeof event !== 'string') throw new InvalidArgumentError('event', 'an event name (a string)', event);
+    if (typeof measurements !== 'object' || measurements === null) throw new InvalidArgumentError('measurements', 'an object of numbers', measurements);
+    if (typeof metadata !== 'object' || metadata === null) throw new InvalidArgumentError('metadata', 'an object', metadata);
     const exact = this.#exact.get(event);
     if (exact !== undefined) for (const a of exact.slice()) this.#invoke(a, event, measurements, metadata);
     if (this.#prefixed.length > 0) {
@@ -163,9 +165,16 @@ export class TelemetryBus implements Telemetry {
 
   span<T>(event: string, spanMetadata: Metadata, fn: () => T): T {
     if (typeof event !== 'string') throw new InvalidArgumentError('event', 'an event name (a string)', event);
+    if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function', fn);
+    let copy: Metadata;
+    try {
+      copy = { ...spanMetadata };
+    } catch (e) {
+      throw new InvalidArgumentError('metadata', 'an object that can be read', spanMetadata, `reading it threw ${describe(e)}`);
+    }
     const started = this.#monotonicClock();
     // spanId ties a span's start to its stop or exception (spans of async work overlap)
-    const metadata = { ...spanMetadata, spanId: ++this.#spanSeq };
+    const metadata = { ...copy, spanId: ++this.#spanSeq };
     this.execute(`${event}.start`, { monotonicTime: started }, metadata);
     let result: T;
     try {

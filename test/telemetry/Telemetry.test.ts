@@ -401,6 +401,20 @@ describe('hostile handlers and arguments (found in review)', () => {
     }
   });
 
+  it('execute refuses measurements or metadata that are not objects, and span a fn that is not a function or metadata it cannot read, before any handler runs', () => {
+    const node = track();
+    const seen = record(node, 'rec', ['app.*']);
+    for (const measurements of [undefined, null, 7, 'x']) {
+      expectKeelError(thrown(() => node.telemetry.execute('app.x', measurements as never)), 'ERR_INVALID_ARGUMENT', '`measurements`');
+    }
+    for (const metadata of [null, 7, 'x']) {
+      expectKeelError(thrown(() => node.telemetry.execute('app.x', {}, metadata as never)), 'ERR_INVALID_ARGUMENT', '`metadata`');
+    }
+    expectKeelError(thrown(() => node.telemetry.span('app.s', {}, 'not a function' as never)), 'ERR_INVALID_ARGUMENT', '`fn`');
+    expectKeelError(thrown(() => node.telemetry.span('app.s', revokedProxy() as never, () => 1)), 'ERR_INVALID_ARGUMENT', '`metadata`');
+    expect(seen).toEqual([]);
+  });
+
   it('span returns a result whose then cannot be read as a plain value, with .stop', () => {
     const node = track();
     const seen = record(node, 'rec', ['app.s.*']);
