@@ -177,7 +177,6 @@ export interface SoakReport {
 export function soakOptions(input: Partial<SoakOptions>): SoakOptions {
   const o = { ...SOAK_DEFAULTS, ...input };
   checkRunOptions(o);
-  if (o.rate * o.duration > 2e9) throw new InvalidArgumentError('--rate', 'at most 2e9 messages over the run (rate x duration)', o.rate * o.duration);
   if (typeof o.kill !== 'number' || !(o.kill >= 0 && o.kill <= 1)) throw new InvalidArgumentError('--kill', 'a fraction of the workers per second, from 0 to 1', o.kill);
   return o;
 }
@@ -188,7 +187,7 @@ export function soakOptions(input: Partial<SoakOptions>): SoakOptions {
  */
 export const SOAK_LIMITS = { duration: 7 * 86_400, seed: 0xffff_ffff } as const;
 
-/** The options the soak and the overload run share: `--duration` and `--rate` positive, `--seed` an integer >= 0, within SOAK_LIMITS. */
+/** The options the soak and the overload run share: `--duration` and `--rate` positive, `--seed` an integer >= 0, within SOAK_LIMITS, at most 2e9 messages over the run. */
 export function checkRunOptions(o: { duration: unknown; rate: unknown; seed: unknown }): void {
   for (const [key, what] of [['duration', 'a positive number of seconds'], ['rate', 'a positive number of messages per second']] as const) {
     const v = o[key];
@@ -197,6 +196,9 @@ export function checkRunOptions(o: { duration: unknown; rate: unknown; seed: unk
   if ((o.duration as number) > SOAK_LIMITS.duration) throw new InvalidArgumentError('--duration', `at most ${SOAK_LIMITS.duration} seconds (a week)`, o.duration);
   if (!Number.isSafeInteger(o.seed) || (o.seed as number) < 0) throw new InvalidArgumentError('--seed', 'an integer >= 0', o.seed);
   if ((o.seed as number) > SOAK_LIMITS.seed) throw new InvalidArgumentError('--seed', `an integer from 0 to ${SOAK_LIMITS.seed}`, o.seed);
+  // the overload run's too (per producer): past it, a tick's burst alone runs the heap out
+  const messages = (o.rate as number) * (o.duration as number);
+  if (messages > 2e9) throw new InvalidArgumentError('--rate', 'at most 2e9 messages over the run (rate x duration)', messages);
 }
 
 /** True when every check of the report passed. */
@@ -532,7 +534,9 @@ function sorted(o: Record<string, number>): Record<string, number> {
 
 /** An integer with thousands separators (the same whatever the locale: the report must replay byte for byte). */
 export function count(n: number): string {
-  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  // the integer part only: a fractional --rate's digits after the point are not grouped
+  const [whole, fraction] = String(n).split('.');
+  return whole!.replace(/\B(?=(\d{3})+(?!\d))/g, ',') + (fraction === undefined ? '' : `.${fraction}`);
 }
 
 function printReport(r: SoakReport, print: (line: string) => void): void {
@@ -542,7 +546,7 @@ function printReport(r: SoakReport, print: (line: string) => void): void {
   const o = r.options;
   print('');
   print(
-    `keel soak: ${o.duration} s at ${count(o.rate)} msg/s, killing ${o.kill * 100}% of the ${r.workers.total} workers a second, seed ${o.seed}` +
+    `keel soak: ${o.duration} s at ${count(o.rate)} msg/s, killing ${Number((o.kill * 100).toPrecision(12))}% of the ${r.workers.total} workers a second, seed ${o.seed}` +
       (o.simulate ? ', on virtual time (simulated: the same --seed replays this report byte for byte)' : `, in ${((r.elapsedMs ?? 0) / 1000).toFixed(1)} s of real time`),
   );
   print(

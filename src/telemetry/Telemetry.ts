@@ -1,5 +1,6 @@
 import diagnostics from 'node:diagnostics_channel';
-import { InvalidArgumentError, toError } from '../errors.js';
+import { types } from 'node:util';
+import { describe, InvalidArgumentError, toError } from '../errors.js';
 import type { MessageFlow } from './tracing.js';
 
 /** Numbers of an event (durations in milliseconds, counts). */
@@ -100,6 +101,9 @@ export class TelemetryBus implements Telemetry {
   }
 
   execute(event: string, measurements: Measurements, metadata: Metadata = {}): void {
+    if (typeof event !== 'string') throw new InvalidArgumentError('event', 'an event name (a string)', event);
+    if (typeof measurements !== 'object' || measurements === null) throw new InvalidArgumentError('measurements', 'an object of numbers', measurements);
+    if (typeof metadata !== 'object' || metadata === null) throw new InvalidArgumentError('metadata', 'an object', metadata);
     const exact = this.#exact.get(event);
     if (exact !== undefined) for (const a of exact.slice()) this.#invoke(a, event, measurements, metadata);
     if (this.#prefixed.length > 0) {
@@ -113,14 +117,22 @@ export class TelemetryBus implements Telemetry {
 
   attach(id: string, events: readonly string[], handler: TelemetryHandler): void {
     if (typeof id !== 'string' || id === '') throw new InvalidArgumentError('id', 'a non-empty string', id);
-    if (!Array.isArray(events) || events.some((e) => typeof e !== 'string' || e === '')) {
+    // read once, into a copy that is then checked: a proxy or a getter cannot throw a raw error or change an event after its check
+    let names: string[];
+    try {
+      names = Array.isArray(events) ? [...new Set<unknown>(events)] as string[] : [];
+    } catch {
+      throw new InvalidArgumentError('events', 'an array of non-empty event names', events);
+    }
+    if (!Array.isArray(events) || names.some((e) => typeof e !== 'string' || e === '')) {
       throw new InvalidArgumentError('events', 'an array of non-empty event names', events);
     }
     if (typeof handler !== 'function') throw new InvalidArgumentError('handler', 'a function', handler);
     if (this.#byId.has(id)) {
       throw new InvalidArgumentError('id', 'an id not already attached', id, 'detach the old handler first');
     }
-    const attachment: Attachment = { id, events: [...events], handler };
+    // an event named twice is one: the handler runs once per event
+    const attachment: Attachment = { id, events: names, handler };
     this.#byId.set(id, attachment);
     this.version++;
     for (const e of attachment.events) {
@@ -152,9 +164,17 @@ export class TelemetryBus implements Telemetry {
   }
 
   span<T>(event: string, spanMetadata: Metadata, fn: () => T): T {
+    if (typeof event !== 'string') throw new InvalidArgumentError('event', 'an event name (a string)', event);
+    if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function', fn);
+    let copy: Metadata;
+    try {
+      copy = { ...spanMetadata };
+    } catch (e) {
+      throw new InvalidArgumentError('metadata', 'an object that can be read', spanMetadata, `reading it threw ${describe(e)}`);
+    }
     const started = this.#monotonicClock();
     // spanId ties a span's start to its stop or exception (spans of async work overlap)
-    const metadata = { ...spanMetadata, spanId: ++this.#spanSeq };
+    const metadata = { ...copy, spanId: ++this.#spanSeq };
     this.execute(`${event}.start`, { monotonicTime: started }, metadata);
     let result: T;
     try {
@@ -164,7 +184,9 @@ export class TelemetryBus implements Telemetry {
       throw error;
     }
     if (isThenable(result)) {
-      return result.then(
+      let then: PromiseLike<unknown>;
+      try {
+        then = result.then(
         (value) => {
           this.execute(`${event}.stop`, { duration: this.#monotonicClock() - started }, metadata);
           return value;
@@ -173,7 +195,13 @@ export class TelemetryBus implements Telemetry {
           this.execute(`${event}.exception`, { duration: this.#monotonicClock() - started }, { ...metadata, error });
           throw error;
         },
-      ) as T;
+      );
+      } catch (error) {
+        // a thenable whose then throws: the span ends as an exception, never left open
+        this.execute(`${event}.exception`, { duration: this.#monotonicClock() - started }, { ...metadata, error });
+        throw error;
+      }
+      return then as T;
     }
     this.execute(`${event}.stop`, { duration: this.#monotonicClock() - started }, metadata);
     return result;
@@ -184,7 +212,8 @@ export class TelemetryBus implements Telemetry {
       a.handler(event, measurements, metadata);
     } catch (thrown) {
       // a handler that ended its own process with ctx.exit is not a failing handler
-      if (typeof thrown === 'object' && thrown !== null && (thrown as { keelExitSentinel?: unknown }).keelExitSentinel === true) return;
+      // (read without running a proxy's traps: a revoked proxy thrown is a failing handler too)
+      if (typeof thrown === 'object' && thrown !== null && !types.isProxy(thrown) && (thrown as { keelExitSentinel?: unknown }).keelExitSentinel === true) return;
       const error = toError(thrown);
       this.detach(a.id);
       this.#report(`telemetry handler '${a.id}' failed on ${event} and was detached`, error);
@@ -202,12 +231,14 @@ export class TelemetryBus implements Telemetry {
   }
 }
 
+/** A thenable; a value whose `then` cannot be read (a revoked proxy, a throwing getter) is a plain value. */
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return false;
+  try {
+    return typeof (value as { then?: unknown }).then === 'function';
+  } catch {
+    return false;
+  }
 }
 
 /** A cached "does anyone listen to this event" check; see `TelemetryBus.probe`. */

@@ -47,7 +47,6 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry }, opt
   const { tracer, meter, events = ['*'], messageFlow = false } = options;
   if (tracer !== undefined && typeof tracer.startSpan !== 'function') throw new InvalidArgumentError('options.tracer', 'an OpenTelemetry Tracer', tracer);
   if (meter !== undefined && typeof meter.createHistogram !== 'function') throw new InvalidArgumentError('options.meter', 'an OpenTelemetry Meter', meter);
-  const flow = messageFlow === false ? undefined : installFlow(node.telemetry, tracer, messageFlow);
   const spans = new Map<unknown, Span>();
   const histograms = new Map<string, Histogram>();
   const counters = new Map<string, Counter>();
@@ -95,7 +94,14 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry }, opt
   const seq = (bridgeCounts.get(node.telemetry) ?? 0) + 1;
   bridgeCounts.set(node.telemetry, seq);
   const id = `keel.otel-bridge-${seq}`;
-  node.telemetry.attach(id, events, onEvent);
+  node.telemetry.attach(id, events, onEvent); // checks `events` before a message-flow tracer is installed
+  let flow: MessageFlow | undefined;
+  try {
+    flow = messageFlow === false ? undefined : installFlow(node.telemetry, tracer, messageFlow);
+  } catch (e) {
+    node.telemetry.detach(id); // a refused bridge leaves nothing behind
+    throw e;
+  }
   return {
     detach: () => {
       if (flow !== undefined && (node.telemetry as TelemetryBus).flow === flow) (node.telemetry as TelemetryBus).flow = undefined;

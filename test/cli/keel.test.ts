@@ -137,6 +137,9 @@ describe('keel (the command line)', () => {
       [['soak', '--duration', '1e7'], 'keel soak: expected `--duration` to be at most 604800 seconds (a week), got 10000000'],
       [['soak', '--rate=-5'], 'keel soak: expected `--rate` to be a positive number of messages per second, got -5'],
       [['soak', '--overload', '--rate', 'NaN'], 'keel soak: --rate must be a number, got "NaN"'],
+      // --rate's help: at most 2e9 messages over the run, with --overload too (per producer); found in review
+      [['soak', '--overload', '--rate', '1e10'], 'keel soak: expected `--rate` to be at most 2e9 messages over the run (rate x duration), got 600000000000'],
+      [['soak', '--overload', '--rate', '1e8', '--duration', '21'], 'keel soak: expected `--rate` to be at most 2e9 messages over the run (rate x duration), got 2100000000'],
       [['soak', '--overload', '--seed', '1e999'], 'keel soak: expected `--seed` to be a finite number, got "1e999"'],
       [['dlq', 'list', '--store', 'x.db', '--limit', '1e999'], 'keel dlq list: expected `--limit` to be an integer from 1 to 1000000, got "1e999"'],
     ];

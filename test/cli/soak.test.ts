@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runSoak, soakPassed } from '../../src/cli/soak.js';
+import { count, runSoak, soakPassed } from '../../src/cli/soak.js';
 import { useBuiltPackage } from '../childProcesses.js';
 
 describe('runSoak with a stop signal', () => {
@@ -36,6 +36,16 @@ describe('runSoak with a stop signal', () => {
     expect(report.load).toMatchObject({ sent: 0, rate: 0, reached: false, interrupted: true });
     expect(report.messages.sent).toBe(0);
     expect(soakPassed(report)).toBe(true);
+  }, 60_000);
+
+  it('prints the kill fraction as a percentage without a float artefact (found in review)', async () => {
+    const stop = new AbortController();
+    stop.abort();
+    const lines: string[] = [];
+    await runSoak({ duration: 1, rate: 100, kill: 0.07, seed: 1, simulate: true, stop: stop.signal }, (l) => lines.push(l), () => {});
+    expect(lines.find((l) => l.startsWith('keel soak: '))).toBe(
+      'keel soak: 1 s at 100 msg/s, killing 7% of the 60 workers a second, seed 1, on virtual time (simulated: the same --seed replays this report byte for byte)',
+    );
   }, 60_000);
 });
 
@@ -98,4 +108,13 @@ describe('keel soak and Ctrl-C (the built keel, a child process)', () => {
     expect(s.stderr()).toContain('keel soak: stopped before its report');
     expect(fs.readdirSync(s.tmp)).toEqual([]);
   }, 120_000);
+});
+
+describe('count, the reports\' numbers (found in review)', () => {
+  it('groups the thousands of the integer part only: a fractional --rate is not split after its point', () => {
+    expect(count(1234.5678)).toBe('1,234.5678');
+    expect(count(1234567)).toBe('1,234,567');
+    expect(count(0.0001234)).toBe('0.0001234');
+    expect(count(-1234)).toBe('-1,234');
+  });
 });

@@ -4,7 +4,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { type Measurements, type Metadata, type Node } from '../../src/index.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { TelemetryBus } from '../../src/telemetry/Telemetry.js';
-import { deferred, fakeLogger, useNodes } from '../support.js';
+import { deferred, expectKeelError, fakeLogger, revokedProxy, thrown, useNodes } from '../support.js';
 
 interface Seen {
   readonly event: string;
@@ -341,6 +341,96 @@ describe('failing telemetry handlers', () => {
     });
     expect(() => node.telemetry.execute('keel.test.a', {}, {})).not.toThrow();
     expect(node.telemetry.detach('bad')).toBe(false); // detached for it
+  });
+});
+
+describe('hostile handlers and arguments (found in review)', () => {
+  it('a handler that throws a revoked proxy is detached and reported; execute does not throw', () => {
+    const node = track();
+    const failures = record(node, 'watch', ['keel.telemetry.handler_failed']);
+    const proxy = revokedProxy();
+    node.telemetry.attach('bad', ['keel.test.a'], () => {
+      throw proxy;
+    });
+    expect(thrown(() => node.telemetry.execute('keel.test.a', {}, {}))).toBe('nothing was thrown');
+    expect(node.telemetry.detach('bad')).toBe(false);
+    expect(failures.length).toBe(1);
+    expect(failures[0]!.metadata.handlerId).toBe('bad');
+    expectKeelError(failures[0]!.metadata.error, 'ERR_THROWN_VALUE');
+  });
+
+  it('a handler attached to the same event name twice runs once per event, and is reported once when it throws', () => {
+    const node = track();
+    const failures = record(node, 'watch', ['keel.telemetry.handler_failed']);
+    let calls = 0;
+    node.telemetry.attach('bad', ['keel.test.a', 'keel.test.a'], () => {
+      calls++;
+      throw new Error('handler bug');
+    });
+    node.telemetry.execute('keel.test.a', {}, {});
+    expect(calls).toBe(1);
+    expect(failures.length).toBe(1);
+  });
+
+  it('refuses events it cannot read with ERR_INVALID_ARGUMENT and attaches nothing; reads them once', () => {
+    const node = track();
+    let reads = 0;
+    const shifty = new Proxy(['keel.test.a'], {
+      get(target, key, receiver) {
+        if (key === '0') return reads++ === 0 ? 'keel.test.a' : 42;
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    });
+    const throwing = Object.defineProperty([] as string[], 0, { get: () => { throw new Error('getter'); }, enumerable: true });
+    for (const events of [revokedProxy(), throwing]) {
+      expectKeelError(thrown(() => node.telemetry.attach('h', events as never, () => undefined)), 'ERR_INVALID_ARGUMENT');
+      expect(node.telemetry.detach('h')).toBe(false);
+    }
+    // read once: the names checked are the names attached
+    const seen = record(node, 'shifty', shifty);
+    node.telemetry.execute('keel.test.a', {}, {});
+    expect(seen.map((s) => s.event)).toEqual(['keel.test.a']);
+    expect(reads).toBe(1);
+  });
+
+  it('execute and span refuse an event name that is not a string with ERR_INVALID_ARGUMENT', () => {
+    const node = track();
+    for (const event of [undefined, 42, {}]) {
+      expectKeelError(thrown(() => node.telemetry.execute(event as never, {})), 'ERR_INVALID_ARGUMENT');
+      expectKeelError(thrown(() => node.telemetry.span(event as never, {}, () => 1)), 'ERR_INVALID_ARGUMENT');
+    }
+  });
+
+  it('execute refuses measurements or metadata that are not objects, and span a fn that is not a function or metadata it cannot read, before any handler runs', () => {
+    const node = track();
+    const seen = record(node, 'rec', ['app.*']);
+    for (const measurements of [undefined, null, 7, 'x']) {
+      expectKeelError(thrown(() => node.telemetry.execute('app.x', measurements as never)), 'ERR_INVALID_ARGUMENT', '`measurements`');
+    }
+    for (const metadata of [null, 7, 'x']) {
+      expectKeelError(thrown(() => node.telemetry.execute('app.x', {}, metadata as never)), 'ERR_INVALID_ARGUMENT', '`metadata`');
+    }
+    expectKeelError(thrown(() => node.telemetry.span('app.s', {}, 'not a function' as never)), 'ERR_INVALID_ARGUMENT', '`fn`');
+    expectKeelError(thrown(() => node.telemetry.span('app.s', revokedProxy() as never, () => 1)), 'ERR_INVALID_ARGUMENT', '`metadata`');
+    expect(seen).toEqual([]);
+  });
+
+  it('span returns a result whose then cannot be read as a plain value, with .stop', () => {
+    const node = track();
+    const seen = record(node, 'rec', ['app.s.*']);
+    const proxy = revokedProxy();
+    expect(node.telemetry.span('app.s', {}, () => proxy)).toBe(proxy);
+    expect(seen.map((s) => s.event)).toEqual(['app.s.start', 'app.s.stop']);
+  });
+
+  it('span ends with .exception when the result’s then throws, and rethrows it', () => {
+    const node = track();
+    const seen = record(node, 'rec', ['app.s.*']);
+    const bug = new Error('then bug');
+    const bad = { then: () => { throw bug; } };
+    expect(thrown(() => node.telemetry.span('app.s', {}, () => bad))).toBe(bug);
+    expect(seen.map((s) => s.event)).toEqual(['app.s.start', 'app.s.exception']);
+    expect(seen[1]!.metadata.error).toBe(bug);
   });
 });
 

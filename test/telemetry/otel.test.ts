@@ -1,5 +1,6 @@
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { type HistogramMetricData, MeterProvider, MetricReader, type SumMetricData } from '@opentelemetry/sdk-metrics';
+import diagnostics from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import { GenServer, isKeelError } from '../../src/index.js';
 import { bridgeOpenTelemetry } from '../../src/telemetry/otel.js';
@@ -136,6 +137,23 @@ describe('bridgeOpenTelemetry', () => {
   });
 });
 
+describe('bridgeOpenTelemetry with bad events (found in review)', () => {
+  it('refuses events that are not a list with ERR_INVALID_ARGUMENT and leaves no message-flow tracer installed', () => {
+    const node = track();
+    const { tracer } = setup();
+    let error: unknown;
+    try {
+      bridgeOpenTelemetry(node, { tracer, messageFlow: true, events: 'keel.*' as never });
+    } catch (e) {
+      error = e;
+    }
+    expect(isKeelError(error, 'ERR_INVALID_ARGUMENT')).toBe(true);
+    expect((node.telemetry as { flow?: unknown }).flow).toBe(undefined);
+    // so a corrected bridge can trace the message flow
+    bridgeOpenTelemetry(node, { tracer, messageFlow: true, events: [] }).detach();
+  });
+});
+
 describe("diagnostics_channel tracingChannel('keel.call')", () => {
   it('traces GenServer.call: start, then asyncEnd with the reply, or error for a failed call', async () => {
     const node = track();
@@ -151,5 +169,24 @@ describe("diagnostics_channel tracingChannel('keel.call')", () => {
     // and nothing once nobody listens
     await GenServer.call(node, server, 1);
     expect(seen).toHaveLength(9);
+  });
+
+  it('traces for a subscriber to some of the five channels only (an error tracer): found in review', async () => {
+    const node = track();
+    const server = await GenServer.start(node, { init: () => 0, handleCall: (n: number, _f, s: number) => ({ reply: n * 2, state: s }) });
+    const seen: string[] = [];
+    const handlers = {
+      error: (m: unknown) => void seen.push(`error ${(m as { error: { code: string } }).error.code}`),
+      asyncEnd: (m: unknown) => void seen.push(`asyncEnd ${String((m as { result?: unknown }).result)}`),
+    };
+    const channel = diagnostics.tracingChannel('keel.call');
+    channel.subscribe(handlers as never);
+    try {
+      expect(await GenServer.call(node, server, 21)).toBe(42);
+      await expect(GenServer.call(node, 'nobody', 1)).rejects.toMatchObject({ code: 'ERR_NOPROC' });
+    } finally {
+      channel.unsubscribe(handlers as never);
+    }
+    expect(seen).toEqual(['asyncEnd 42', 'error ERR_NOPROC', 'asyncEnd undefined']);
   });
 });

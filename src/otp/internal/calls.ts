@@ -108,8 +108,6 @@ function tellListener(node: Kernel, listener: CallListener, value: unknown, repl
 }
 
 const callChannel = diagnostics.tracingChannel('keel.call');
-// one channel stands for the five: tracers subscribe to all of them (checking all five costs a call each)
-const callStart = diagnostics.channel('tracing:keel.call:start');
 
 // where a call stood when its server died (see CallStage): taken by the server's handler unless marked
 const TAKEN = 0;
@@ -331,7 +329,8 @@ export function callProcess(
   timeoutMs: number,
   signal: AbortSignal | undefined,
 ): Promise<unknown> {
-  if (callStart.hasSubscribers) {
+  // any of the five channels: a tracer may subscribe to some only (`error`, `asyncEnd`)
+  if (callChannel.hasSubscribers) {
     const context = { target, request, caller: caller?.self ?? 'node', node: node.name };
     return callChannel.tracePromise(() => startCall(node, caller, target, request, timeoutMs, signal), context);
   }
@@ -357,7 +356,8 @@ export function callListening(from: Node | Context<any>, target: Target, request
   const node = kernelOf(from);
   const caller = isProcess(from) ? from : undefined;
   validateTimeout(timeout);
-  if (callStart.hasSubscribers) {
+  // any of the five channels: a tracer may subscribe to some only (`error`, `asyncEnd`)
+  if (callChannel.hasSubscribers) {
     // traced: the promise the tracer follows, forwarded to the listener
     callProcess(node, caller, target, request, timeout, undefined).then(
       (reply) => listener.callReplied(reply),
