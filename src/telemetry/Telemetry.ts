@@ -74,7 +74,7 @@ export class TelemetryBus implements Telemetry {
 
   /** True when an attached handler or a `diagnostics_channel` subscriber would see `event`. */
   isListening(event: string): boolean {
-    return this.isAttached(event) || this.#channel(event).hasSubscribers;
+    return this.isAttached(event) || diagnostics.hasSubscribers(event);
   }
 
   /** True when an attached handler (not a `diagnostics_channel` subscriber) would see `event`. */
@@ -111,8 +111,9 @@ export class TelemetryBus implements Telemetry {
         if (event.startsWith(p.prefix)) this.#invoke(p.attachment, event, measurements, metadata);
       }
     }
-    const channel = this.#channel(event);
-    if (channel.hasSubscribers) channel.publish({ event, measurements, metadata });
+    // asked by name, not through a channel kept per event: an application's events may have names
+    // without end (`app.request.<id>`), and a channel kept for each would be kept for ever
+    if (diagnostics.hasSubscribers(event)) diagnostics.channel(event).publish({ event, measurements, metadata });
   }
 
   attach(id: string, events: readonly string[], handler: TelemetryHandler): void {
@@ -219,6 +220,11 @@ export class TelemetryBus implements Telemetry {
       this.#report(`telemetry handler '${a.id}' failed on ${event} and was detached`, error);
       this.execute('keel.telemetry.handler_failed', {}, { handlerId: a.id, event, error });
     }
+  }
+
+  /** @internal The channels kept for probes (Keel's own event names, a bounded set), for leak tests. */
+  get keptChannels(): number {
+    return this.#channels.size;
   }
 
   #channel(event: string): Channel {

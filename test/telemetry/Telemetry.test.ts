@@ -449,6 +449,31 @@ describe('telemetry and diagnostics_channel', () => {
     expect(published).toEqual([{ event: name, measurements: { n: 2 }, metadata: { tag: 'x' } }]);
   });
 
+  it('keeps nothing per event name it emits or is asked about: an application\'s names without end (app.request.<id>) cost no memory', () => {
+    const node = track();
+    const bus = node.telemetry as TelemetryBus;
+    const before = bus.keptChannels;
+    expect(typeof before).toBe('number');
+    for (let i = 0; i < 1000; i++) {
+      const name = `${freshEvent('unbounded')}.${i}`;
+      node.telemetry.execute(name, { n: i }, {});
+      expect(bus.isListening(name)).toBe(false);
+    }
+    expect(bus.keptChannels).toBe(before);
+    // and a subscriber that comes for one of them still gets it
+    const name = freshEvent('late');
+    const published: unknown[] = [];
+    const onMessage = (message: unknown) => published.push(message);
+    diagnostics.subscribe(name, onMessage);
+    try {
+      expect(bus.isListening(name)).toBe(true);
+      node.telemetry.execute(name, { n: 1 }, {});
+    } finally {
+      diagnostics.unsubscribe(name, onMessage);
+    }
+    expect(published).toEqual([{ event: name, measurements: { n: 1 }, metadata: {} }]);
+  });
+
   it('publishes span events on their own channels', () => {
     const node = track();
     const name = freshEvent('span');
