@@ -61,7 +61,7 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry }, opt
     return c;
   };
   const onEvent = (event: string, measurements: Measurements, metadata: Metadata): void => {
-    const spanId = metadata.spanId;
+    const spanId = field(metadata, 'spanId');
     const phase = spanId === undefined ? undefined : /\.(start|stop|exception)$/.exec(event)?.[1];
     if (phase !== undefined) {
       const name = event.slice(0, event.length - phase.length - 1);
@@ -73,7 +73,7 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry }, opt
       spans.delete(spanId);
       if (span !== undefined) {
         if (phase === 'exception') {
-          const error = metadata.error;
+          const error = field(metadata, 'error');
           if (isError(error)) span.recordException(error);
           span.setStatus({ code: STATUS_ERROR, message: errorMessage(error) });
         }
@@ -87,7 +87,7 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry }, opt
     if (meter === undefined) return;
     const attributes = toAttributes(metadata);
     counter(event).add(1, attributes);
-    for (const [key, value] of Object.entries(measurements)) {
+    for (const [key, value] of entriesOf(measurements)) {
       if (typeof value === 'number' && Number.isFinite(value)) histogram(`${event}.${key}`).record(value, attributes);
     }
   };
@@ -184,12 +184,33 @@ function flowTracer(api: OtelApi, tracer: Tracer): FlowTracer {
 /** Event metadata as span/metric attributes: primitives as they are, pids and refs as text, errors by message. */
 function toAttributes(metadata: Metadata): Attributes {
   const out: Attributes = {};
-  for (const [key, value] of Object.entries(metadata)) {
+  for (const [key, value] of entriesOf(metadata)) {
     if (key === 'spanId') continue;
     const a = attribute(value);
     if (a !== undefined) out[key] = a;
   }
   return out;
+}
+
+/**
+ * An event's measurements or metadata as entries; none when they cannot be read (a revoked proxy, a
+ * getter that throws: an application's own event data). The event is still counted, its span still
+ * ended: one unreadable event does not cost the bridge, which the bus would detach for good.
+ */
+function entriesOf(data: object): [string, unknown][] {
+  try {
+    return Object.entries(data);
+  } catch {
+    return [];
+  }
+}
+
+function field(metadata: Metadata, key: string): unknown {
+  try {
+    return metadata[key];
+  } catch {
+    return undefined;
+  }
 }
 
 /** A span's status message: an error's message, else the value as text; never throws. */

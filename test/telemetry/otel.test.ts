@@ -106,10 +106,14 @@ describe('bridgeOpenTelemetry', () => {
     const throwing = Object.defineProperty(new Error('x'), 'message', { get: () => { throw new Error('getter'); } });
     node.telemetry.execute('app.odd', { n: 1 }, { error: throwing, toStringThrows: { toString: () => { throw new Error('no'); } } });
     node.telemetry.execute('app.odd', { n: 1 }, { kind: 'fine' });
+    // metadata or measurements that cannot be read at all (a revoked proxy, a getter that throws): counted, no attributes
+    for (const [, make] of UNREADABLE) node.telemetry.execute('app.odd', { n: 1 }, make() as never);
+    for (const [, make] of UNREADABLE) node.telemetry.execute('app.odd', make() as never, {});
+    node.telemetry.execute('app.odd', { n: 1 }, Object.defineProperty({}, 'spanId', { enumerable: true, get: () => { throw new Error('spanId'); } }));
     expect(failed.events).toEqual([]);
     const metrics = await metricsByName(reader);
     expect((metrics.get('keel.message.dropped') as SumMetricData).dataPoints.reduce((n, p) => n + p.value, 0)).toBe(UNREADABLE.length);
-    expect((metrics.get('app.odd') as SumMetricData).dataPoints.reduce((n, p) => n + p.value, 0)).toBe(2);
+    expect((metrics.get('app.odd') as SumMetricData).dataPoints.reduce((n, p) => n + p.value, 0)).toBe(3 + 2 * UNREADABLE.length);
   });
 
   it('bridges only the events asked for, and nothing after detach', () => {
