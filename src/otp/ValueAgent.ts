@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import { InvalidArgumentError } from '../errors.js';
 import type { ExitReason } from '../runtime/messages.js';
 import { Name, type Target } from '../runtime/Pid.js';
@@ -70,7 +71,7 @@ const spec: GenServerSpec<Box, Calls, Op, () => unknown> = markBehaviour(
         case GET:
           return { reply: op.fn(box.value), state: box };
         case UPDATE:
-          box.value = op.fn(box.value);
+          box.value = held(op.fn(box.value));
           return { reply: undefined, state: box };
         default: {
           const pair = op.fn(box.value);
@@ -78,7 +79,7 @@ const spec: GenServerSpec<Box, Calls, Op, () => unknown> = markBehaviour(
             throw new InvalidArgumentError('getAndUpdate function result', 'a [reply, newState] pair', pair);
           }
           const [reply, next] = pair as [unknown, unknown];
-          box.value = next;
+          box.value = held(next);
           return { reply, state: box };
         }
       }
@@ -88,12 +89,24 @@ const spec: GenServerSpec<Box, Calls, Op, () => unknown> = markBehaviour(
         ctx.node.telemetry.execute('keel.gen_server.unexpected_message', {}, { pid: ctx.self, message: op });
         return box;
       }
-      box.value = op.fn(box.value);
+      box.value = held(op.fn(box.value));
       return box;
     },
   },
   'value_agent',
 );
+
+/**
+ * A new state as it is; a promise that rejects (an async update function that threw) is held as
+ * the state, and marked handled: held, it would otherwise end the OS process as an unhandled
+ * rejection. Whoever gets it (a `get` of it) sees the rejection.
+ */
+function held(state: unknown): unknown {
+  if (types.isPromise(state)) state.then(undefined, noop);
+  return state;
+}
+
+function noop(): void {}
 
 /** A thenable initial value (awaited); a value whose `then` cannot be read (a revoked proxy) is a plain value. */
 function isThenable(value: unknown): value is Promise<unknown> {

@@ -266,6 +266,30 @@ describe('ValueAgent', () => {
   });
 });
 
+describe('ValueAgent with a state that is a promise', () => {
+  it('holds a promise that rejects (an async update that threw) as the state without an unhandled rejection; a get of it sees the rejection', async () => {
+    const node = track();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const pid = await ValueAgent.start<unknown>(node, () => 0);
+      await ValueAgent.update(node, pid, async () => {
+        throw new Error('async update');
+      });
+      ValueAgent.cast(node, pid, () => Promise.reject(new Error('async cast')));
+      expect(await ValueAgent.getAndUpdate(node, pid, (_s) => [1, Promise.reject(new Error('async next'))] as const)).toBe(1);
+      await new Promise<void>((resolve) => setImmediate(resolve)); // the turn in which Node reports unhandled rejections
+      expect(unhandled).toEqual([]);
+      const e = await failure(() => ValueAgent.get(node, pid, (s) => s));
+      expect((e as Error).message).toBe('async next');
+      expect(node.isAlive(pid)).toBe(true);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+});
+
 describe('ValueAgent with a thenable initial value which is no Promise', () => {
   const track = useNodes();
   it('waits for it as for a promise: the first get sees its value', async () => {
