@@ -47,6 +47,16 @@ interface Member {
 }
 
 /** `names.length` nodes in one cluster (memory network), each with its own NATS connection to one fresh bucket. */
+/** The operations (PUT, DEL) written to `key` of a bucket from now on, as they come; `watch.stop()` ends it. */
+async function operationsOn(kv: Awaited<ReturnType<Kvm['open']>>, key: string) {
+  const ops: string[] = [];
+  const watch = await kv.watch({ key, include: 'updates' as never });
+  void (async () => {
+    for await (const e of watch) ops.push(e.operation);
+  })();
+  return { ops, watch };
+}
+
 async function nodes(names: readonly string[], options: Partial<GlobalOptions> = {}, clusterOptions: Partial<ClusterOptions> = {}) {
   const net = new MemoryNetwork();
   const bucket = `global_${process.pid}_${++buckets}`;
@@ -508,11 +518,7 @@ describe('process groups', () => {
     const pa = a.node.spawn(() => () => undefined);
     const key = memberKey('workers', 'a', a.node.creation, pa.id);
     const kv = await new Kvm(a.nc).open(bucket);
-    const ops: string[] = [];
-    const watch = await kv.watch({ key, include: 'updates' as never });
-    void (async () => {
-      for await (const e of watch) ops.push(e.operation);
-    })();
+    const { ops, watch } = await operationsOn(kv, key);
     await a.global.join('workers', pa);
     const left = a.global.leave('workers', pa);
     await a.global.join('workers', pa);
@@ -532,11 +538,7 @@ describe('process groups', () => {
     await a.global.join('workers', pa);
     const key = memberKey('workers', 'a', a.node.creation, pa.id);
     const kv = await new Kvm(a.nc).open(bucket);
-    const ops: string[] = [];
-    const watch = await kv.watch({ key, include: 'updates' as never });
-    void (async () => {
-      for await (const e of watch) ops.push(e.operation);
-    })();
+    const { ops, watch } = await operationsOn(kv, key);
     // b is cut off from the cluster (not from NATS): it takes a for down and reaps a's member key
     const downs = [nextEvent(b.node, 'keel.cluster.node_down', (m) => m.node === 'a'), nextEvent(a.node, 'keel.cluster.node_down', (m) => m.node === 'b')];
     net.isolate('b');

@@ -355,6 +355,24 @@ describe('node timers', () => {
   });
 });
 
+/** A clock over a TestClock whose now() ('clock gone') or setTimer ('no timers now') throws while `fault.in` names it. */
+function faultyClock(): { inner: TestClock; clock: Clock; fault: { in: 'now' | 'setTimer' | undefined } } {
+  const inner = new TestClock({ start: 0 });
+  const fault: { in: 'now' | 'setTimer' | undefined } = { in: undefined };
+  const clock: Clock = {
+    now: () => {
+      if (fault.in === 'now') throw new Error('clock gone');
+      return inner.now();
+    },
+    setTimer: (ms, fn) => {
+      if (fault.in === 'setTimer') throw new Error('no timers now');
+      return inner.setTimer(ms, fn);
+    },
+    clearTimer: (h) => inner.clearTimer(h),
+  };
+  return { inner, clock, fault };
+}
+
 describe('bad values from an injected random or clock', () => {
   const BAD = [NaN, 1.5, -0.1, Infinity, '0.5' as unknown as number, undefined as unknown as number];
 
@@ -394,8 +412,11 @@ describe('bad values from an injected random or clock', () => {
     expect(node.internals().timers).toBe(0);
   });
 
-  it('a clock whose now() is NaN is refused when a timer is set, and the heap stays empty', () => {
-    const clock: Clock = { now: () => NaN, setTimer: realClock.setTimer, clearTimer: realClock.clearTimer };
+  it.each([
+    ['NaN', NaN],
+    ["a numeric string, whose deadline would be the text '510', ordered as text", '5'],
+  ])('a clock whose now() is %s is refused when a timer is set, and the heap stays empty', (_label, now) => {
+    const clock: Clock = { now: () => now as number, setTimer: realClock.setTimer, clearTimer: realClock.clearTimer };
     const node = track({ clock, services: false });
     const p = probe(node);
     expect(() => p.ctx.sendAfter(p, 'x', 10)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('clock.now()') }));
@@ -403,70 +424,41 @@ describe('bad values from an injected random or clock', () => {
   });
 
   it('a sendAfter whose host timer the clock refused to set leaves nothing behind: its message is never sent later', async () => {
-    const inner = new TestClock({ start: 0 });
-    let refuse = false;
-    const clock: Clock = {
-      now: () => inner.now(),
-      setTimer: (ms, fn) => {
-        if (refuse) throw new Error('no timers now');
-        return inner.setTimer(ms, fn);
-      },
-      clearTimer: (h) => inner.clearTimer(h),
-    };
+    const { inner, clock, fault } = faultyClock();
     const node = track({ clock, services: false });
     const p = probe(node);
     p.ctx.sendAfter(p, 'pending before', 30);
-    refuse = true;
+    fault.in = 'setTimer';
     expect(() => p.ctx.sendAfter(p, 'refused', 10)).toThrow('no timers now');
     expect(node.internals().timers).toBe(1);
     expect(node.info(p)?.timers).toBe(1);
-    refuse = false;
+    fault.in = undefined;
     p.ctx.sendAfter(p, 'later', 20);
     await inner.advance(30);
     await node.idle();
     expect(p.messages).toEqual(['later', 'pending before']);
   });
 
-  it('a clock whose now() is a numeric string is refused too: its deadline would be the text \'510\', ordered as text', () => {
-    const clock: Clock = { now: () => '5' as never, setTimer: realClock.setTimer, clearTimer: realClock.clearTimer };
-    const node = track({ clock, services: false });
-    const p = probe(node);
-    expect(() => p.ctx.sendAfter(p, 'x', 10)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('clock.now()') }));
-    expect(node.internals().timers).toBe(0);
-  });
-
   it('a clock that throws while the node\'s host timer fires is logged, loses no timer, and the next timer set brings them all back', async () => {
-    const inner = new TestClock({ start: 0 });
-    let broken: 'now' | 'setTimer' | undefined;
-    const clock: Clock = {
-      now: () => {
-        if (broken === 'now') throw new Error('clock gone');
-        return inner.now();
-      },
-      setTimer: (ms, fn) => {
-        if (broken === 'setTimer') throw new Error('no timers now');
-        return inner.setTimer(ms, fn);
-      },
-      clearTimer: (h) => inner.clearTimer(h),
-    };
+    const { inner, clock, fault } = faultyClock();
     const logger = fakeLogger();
     const node = track({ clock, logger, services: false });
     const p = probe(node);
     p.ctx.sendAfter(p, 'a', 10);
     p.ctx.sendAfter(p, 'b', 20);
     p.ctx.sendAfter(p, 'c', 30);
-    broken = 'now';
+    fault.in = 'now';
     await inner.advance(10); // the host timer fires, the clock throws: nothing is lost, nothing escapes
-    broken = undefined;
+    fault.in = undefined;
     expect(node.internals().timers).toBe(3);
     expect(logger.error).toHaveBeenCalledWith(`the clock of node ${node.name} threw; its timers wait until the next one is set`, expect.objectContaining({ message: 'clock gone' }));
     p.ctx.sendAfter(p, 'd', 5); // the next timer set arms the host timer again
     await inner.advance(5);
     await node.idle();
     expect(p.messages).toEqual(['a', 'd']);
-    broken = 'setTimer';
+    fault.in = 'setTimer';
     await inner.advance(5); // 'b' is due: it fires, and re-arming for 'c' is refused
-    broken = undefined;
+    fault.in = undefined;
     await node.idle();
     expect(p.messages).toEqual(['a', 'd', 'b']);
     expect(logger.error).toHaveBeenCalledWith(`the clock of node ${node.name} threw; its timers wait until the next one is set`, expect.objectContaining({ message: 'no timers now' }));
