@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AgentScheduler, type AgentSchedulerHandle, MAX_CATCH_UP } from '../../src/agents/AgentScheduler.js';
-import { isKeelError, type Clock, type Node, type Pid, type SpawnOptions } from '../../src/index.js';
+import { GenServer, isKeelError, type Clock, type Node, type Pid, type SpawnOptions } from '../../src/index.js';
 import { type ClockNode, kAttachNode } from '../../src/runtime/Clock.js';
 import type { Kernel } from '../../src/runtime/kernel.js';
 import { captureEvents, expectNoLeaks, probe, TestClock } from '../../src/testing/index.js';
@@ -662,6 +662,17 @@ describe('AgentScheduler review regressions', () => {
     expect(schedulerMonitors(node, scheduler)).toBe(0);
     expect(managedMonitorsTagged(node, 'agent_scheduler')).toBe(0);
     expect(node.isAlive(scheduler.pid)).toBe(true);
+  });
+  it('a registration by name refused for a message the store cannot keep leaves no monitor of the agent behind', async () => {
+    const { node } = clockedNode(track, { random: () => 0.5 }, START);
+    const scheduler = await AgentScheduler.start(node, { name: 'kept', store: { kind: 'memory' } });
+    recorder(node, { name: 'worker' });
+    // sent straight to the scheduler (the handle refuses it at the call): the server refuses it too
+    const reply = await GenServer.call(node, 'kept', { type: 'register', agent: 'worker', id: 'x', intervalMs: 100, message: () => 1, jitter: 0, missed: 'skip' });
+    expectKeelError(reply, 'ERR_NOT_SERIALIZABLE');
+    expect(await scheduler.stats()).toMatchObject({ agents: 0, schedules: 0 });
+    expect(schedulerMonitors(node, scheduler)).toBe(0);
+    expect(managedMonitorsTagged(node, 'agent_scheduler')).toBe(0);
   });
 });
 

@@ -417,13 +417,15 @@ export const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, Sched
           // its own ticks would come back to it as stray messages (or deadlock, with ack 'handled')
           return { reply: new InvalidArgumentError('agent', 'a process other than the scheduler itself', request.agent) as never, state };
         }
-        const entry = pid === undefined ? undefined : watchAgent(state, pid, ctx);
-        if (entry === undefined) return { reply: { error: 'noproc' as const }, state };
+        if (pid === undefined || !ctx.node.isAlive(pid)) return { reply: { error: 'noproc' as const }, state };
         if (name !== undefined && state.store !== undefined) {
           // kept in the store: a message that is not plain data is refused before anything changes
+          // (before the agent is watched: a refused registration leaves no monitor behind)
           const bad = refusal(() => encodeValue(request.message, 'message'));
           if (bad !== undefined) return { reply: bad as never, state };
         }
+        const entry = watchAgent(state, pid, ctx);
+        if (entry === undefined) return { reply: { error: 'noproc' as const }, state };
         const old = entry.schedules.get(request.id);
         if (old !== undefined) remove(state, old, ctx);
         const s = newSchedule(state, entry, name, request, now + request.intervalMs);
