@@ -1,4 +1,4 @@
-import { InvalidArgumentError, isKeelError } from '../../errors.js';
+import { checkKeys, InvalidArgumentError, isKeelError } from '../../errors.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { isProcess, kernelOf } from '../../runtime/kernel.js';
@@ -181,6 +181,7 @@ export function barrier(from: Node | Context<any>, parties: number, options: Bar
   const node = componentNode(from);
   checkPositiveInteger(parties, 'parties');
   checkObject(options, 'options', '{ timeout?, name? }');
+  checkKeys(options, ['timeout', 'name'], 'options'); // a misspelt option is an error, never silently ignored; a getter that throws is one too
   const defaultTimeout = options.timeout ?? 5000;
   checkTimeout(defaultTimeout, 'options.timeout');
   const name = nameFor(node, 'barrier', options.name);
@@ -194,6 +195,7 @@ async function start(from: Node | Context<any>, node: Node, config: Config, defa
   const wait = (waitFrom: Node | Context<any>, o: { timeout?: number; signal?: AbortSignal } = {}): Promise<BarrierWait> => {
     kernelOf(waitFrom, 'from');
     checkObject(o, 'options', '{ timeout?, signal? }');
+    checkKeys(o, ['timeout', 'signal'], 'options');
     const timeout = o.timeout ?? defaultTimeout;
     checkTimeout(timeout, 'options.timeout');
     checkSignal(o.signal);

@@ -147,6 +147,16 @@ describe('barrier', () => {
     expect(await b.arrived()).toBe(0);
   });
 
+  it('options it does not take, or that cannot be read, are ERR_INVALID_ARGUMENT naming them', async () => {
+    const node = track();
+    expectKeelError(thrown(() => barrier(node, 2, { timout: 10 } as never)), 'ERR_INVALID_ARGUMENT', '`options.timout`');
+    expectKeelError(thrown(() => barrier(node, 2, { get timeout(): number { throw new Error('getter'); } })), 'ERR_INVALID_ARGUMENT', '`options.timeout`');
+    const b = await barrier(node, 2);
+    expectKeelError(thrown(() => b.wait(node, { timout: 10 } as never)), 'ERR_INVALID_ARGUMENT', '`options.timout`');
+    expectKeelError(thrown(() => b.wait(node, { get signal(): AbortSignal { throw new Error('getter'); } })), 'ERR_INVALID_ARGUMENT', '`options.signal`');
+    expect(await b.arrived()).toBe(0);
+  });
+
   it('a malformed wait sent straight to its process is refused, and the barrier keeps its waiters', async () => {
     const node = track();
     const b = await barrier(node, 2, { timeout: Infinity });
