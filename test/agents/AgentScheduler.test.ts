@@ -676,6 +676,33 @@ describe('AgentScheduler review regressions', () => {
   });
 });
 
+describe('AgentScheduler sent a malformed call straight to its process', () => {
+  it('answers ERR_INVALID_ARGUMENT naming the field, keeps running and keeps its schedules', async () => {
+    const { node, clock } = clockedNode(track, { random: () => 0.5 }, START);
+    const scheduler = await AgentScheduler.start(node, { name: 'strict' });
+    const a = recorder(node);
+    expect(await scheduler.registerPeriodic(a.pid, 'ok', 100, 'tick')).toBe('ok');
+    const pid = scheduler.pid;
+    const register = { type: 'register', agent: a.pid, id: 'x', intervalMs: 100, message: 1, jitter: 0, missed: 'skip' };
+    const bad: [unknown, string][] = [
+      [{ type: 'list', agent: {} }, '`agent`'],
+      [{ type: 'unregister_agent', agent: UNREADABLE[0]![1]() }, '`agent`'],
+      [{ type: 'unregister', agent: 42, id: 'ok' }, '`agent`'],
+      [{ type: 'force', agent: a.pid, id: {} }, '`id`'],
+      [{ ...register, intervalMs: NaN }, '`intervalMs`'],
+      [{ ...register, intervalMs: -5 }, '`intervalMs`'],
+      [{ ...register, jitter: 'x' }, '`options.jitter`'],
+      [{ ...register, missed: 'bogus' }, '`options.missed`'],
+      [{ type: 'update_interval', agent: a.pid, id: 'ok', intervalMs: Infinity }, '`intervalMs`'],
+    ];
+    for (const [request, field] of bad) expectKeelError(await GenServer.call(node, 'strict', request as never), 'ERR_INVALID_ARGUMENT', field);
+    expect(scheduler.pid).toBe(pid);
+    expect((await scheduler.list(a.pid)).map((s) => [s.id, s.intervalMs, s.generation])).toEqual([['ok', 100, 1]]);
+    await advance(node, clock, 100);
+    expect(a.got.map((g) => [g.at, g.message])).toEqual([[START + 100, 'tick']]);
+  });
+});
+
 describe('AgentScheduler sent a message that cannot be inspected', () => {
   // the same defect as the supervisors' (fuzz seed 1005273782, path 93): `message instanceof C` throws on a
   // proxy whose traps throw, and the process crashed
