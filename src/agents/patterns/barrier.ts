@@ -107,6 +107,8 @@ const barrierSpec: GenServerSpec<State, Calls, Cast, Config> = keelServer({
         // one bad client cannot crash the barrier and cost every other waiter its place
         const refused = badWait(request);
         if (refused !== undefined) return { reply: refused as never, state };
+        // a token already waiting would take that wait's place: its caller never answered, its timer the new one's
+        if (state.waiting.has(request.token)) return { reply: new InvalidArgumentError('request.token', 'a token no wait is waiting with', request.token) as never, state };
         let watch: WatchRef | undefined;
         if (request.waiter !== undefined) {
           const w = watchProcess(ctx, request.waiter, 'barrier');

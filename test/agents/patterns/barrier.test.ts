@@ -157,6 +157,18 @@ describe('barrier', () => {
     expect(await b.arrived()).toBe(0);
   });
 
+  it("a wait sent straight to its process with the token of a wait still waiting is refused: it does not take that waiter's place", async () => {
+    const node = track();
+    const b = await barrier(node, 2, { timeout: Infinity });
+    const request = { type: 'wait', token: 'mine', waiter: undefined, timeout: Infinity };
+    const first = GenServer.call(node, b.name, request as never, { timeout: Infinity });
+    expect(await b.arrived()).toBe(1);
+    expectKeelError(await GenServer.call(node, b.name, request as never), 'ERR_INVALID_ARGUMENT', '`request.token`');
+    expect(await b.arrived()).toBe(1);
+    expect(await b.wait(node)).toEqual({ ok: true, generation: 0 });
+    expect(await first).toEqual({ ok: true, generation: 0 });
+  });
+
   it('a malformed wait sent straight to its process is refused, and the barrier keeps its waiters', async () => {
     const node = track();
     const b = await barrier(node, 2, { timeout: Infinity });
