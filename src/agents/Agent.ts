@@ -1,5 +1,5 @@
 import { types } from 'node:util';
-import { InvalidArgumentError, toError } from '../errors.js';
+import { checkKeys, InvalidArgumentError, thrownText, toError } from '../errors.js';
 import { type CallResult, GenServer, type From, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
 import type { PendingCall } from '../otp/internal/calls.js';
 import { keelServer } from '../otp/internal/keelServer.js';
@@ -500,11 +500,41 @@ function handlersOf(tasks: unknown): Map<string, TaskHandler> {
   return handlers;
 }
 
-function validateOptions(options: AgentOptions): Init {
-  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an AgentOptions object', options);
-  if (!Array.isArray(options.capabilities) || options.capabilities.some((c) => typeof c !== 'string')) {
-    throw new InvalidArgumentError('options.capabilities', 'an array of strings', options.capabilities);
+const AGENT_OPTIONS = ['capabilities', 'runTask', 'tasks', 'vote', 'onMessage', 'name', 'maxConcurrentTasks', 'registry'] as const;
+
+/**
+ * The options as the agent keeps them: each read once (a getter or a proxy trap that throws is
+ * ERR_INVALID_ARGUMENT naming it), `capabilities` copied by index (a hole is checked, not skipped).
+ */
+function readOptions(given: unknown): AgentOptions {
+  if (typeof given !== 'object' || given === null) throw new InvalidArgumentError('options', 'an AgentOptions object', given);
+  checkKeys(given, AGENT_OPTIONS, 'options'); // a misspelt option is an error, never silently ignored
+  const options: Record<string, unknown> = {};
+  for (const key of AGENT_OPTIONS) {
+    let value: unknown;
+    try {
+      value = (given as Record<string, unknown>)[key];
+    } catch (e) {
+      throw new InvalidArgumentError(`options.${key}`, 'an option that can be read', given, `reading it threw ${thrownText(e)}`);
+    }
+    if (value !== undefined) options[key] = value;
   }
+  const given_ = options.capabilities;
+  let capabilities: unknown[] | undefined;
+  try {
+    if (Array.isArray(given_) && !types.isProxy(given_)) capabilities = Array.from(given_ as unknown[]);
+  } catch {
+    capabilities = undefined; // an element that cannot be read
+  }
+  if (capabilities === undefined || capabilities.some((c) => typeof c !== 'string')) {
+    throw new InvalidArgumentError('options.capabilities', 'an array of strings', given_);
+  }
+  options.capabilities = capabilities;
+  return options as unknown as AgentOptions;
+}
+
+function validateOptions(given: AgentOptions): Init {
+  const options = readOptions(given);
   if (options.runTask !== undefined && typeof options.runTask !== 'function') throw new InvalidArgumentError('options.runTask', 'a function (task, ctx, { signal }) => result', options.runTask);
   const handlers = handlersOf(options.tasks);
   if (options.runTask === undefined && handlers.size === 0) throw new InvalidArgumentError('options.runTask', 'a function (task, ctx, { signal }) => result, or handlers in options.tasks', options.runTask);
@@ -547,7 +577,7 @@ export const Agent = {
   start(from: Node | Context<any>, options: AgentOptions): Promise<AgentHandle> {
     const init = validateOptions(options);
     const node = componentNode(from);
-    const name = nameFor(node, 'agent', options.name);
+    const name = nameFor(node, 'agent', init.options.name);
     return startComponent(from, agentSpec, init, name).then((pid) => handleFor(node, name, pid));
   },
 };

@@ -213,6 +213,21 @@ describe('Agent', () => {
   });
 });
 
+describe('Agent options it does not take, or that cannot be read', () => {
+  it('are ERR_INVALID_ARGUMENT naming the option, and nothing is started', async () => {
+    const node = track();
+    const before = node.processes().length;
+    expectKeelError(thrown(() => Agent.start(node, { capabilities: [], runTask: () => 1, maxConcurentTasks: 2 } as never)), 'ERR_INVALID_ARGUMENT', '`options.maxConcurentTasks`');
+    const getter = { capabilities: [], runTask: () => 1, get maxConcurrentTasks(): number { throw new Error('getter'); } };
+    expectKeelError(thrown(() => Agent.start(node, getter)), 'ERR_INVALID_ARGUMENT', '`options.maxConcurrentTasks`');
+    const { proxy, revoke } = Proxy.revocable<string[]>([], {});
+    revoke();
+    expectKeelError(thrown(() => Agent.start(node, { capabilities: proxy, runTask: () => 1 })), 'ERR_INVALID_ARGUMENT', '`options.capabilities`');
+    await node.idle();
+    expect(node.processes().length).toBe(before);
+  });
+});
+
 describe("components named under 'keel.'", () => {
   it('refuse a name a user gives under keel. with ERR_RESERVED_NAME, and take their own default names there', async () => {
     const node = track();

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AgentScheduler, type AgentSchedulerHandle, MAX_CATCH_UP } from '../../src/agents/AgentScheduler.js';
-import { isKeelError, type Clock, type Node, type Pid, type SpawnOptions } from '../../src/index.js';
+import { GenServer, isKeelError, type Clock, type Node, type Pid, type SpawnOptions } from '../../src/index.js';
 import { type ClockNode, kAttachNode } from '../../src/runtime/Clock.js';
 import type { Kernel } from '../../src/runtime/kernel.js';
 import { captureEvents, expectNoLeaks, probe, TestClock } from '../../src/testing/index.js';
@@ -662,6 +662,44 @@ describe('AgentScheduler review regressions', () => {
     expect(schedulerMonitors(node, scheduler)).toBe(0);
     expect(managedMonitorsTagged(node, 'agent_scheduler')).toBe(0);
     expect(node.isAlive(scheduler.pid)).toBe(true);
+  });
+  it('a registration by name refused for a message the store cannot keep leaves no monitor of the agent behind', async () => {
+    const { node } = clockedNode(track, { random: () => 0.5 }, START);
+    const scheduler = await AgentScheduler.start(node, { name: 'kept', store: { kind: 'memory' } });
+    recorder(node, { name: 'worker' });
+    // sent straight to the scheduler (the handle refuses it at the call): the server refuses it too
+    const reply = await GenServer.call(node, 'kept', { type: 'register', agent: 'worker', id: 'x', intervalMs: 100, message: () => 1, jitter: 0, missed: 'skip' });
+    expectKeelError(reply, 'ERR_NOT_SERIALIZABLE');
+    expect(await scheduler.stats()).toMatchObject({ agents: 0, schedules: 0 });
+    expect(schedulerMonitors(node, scheduler)).toBe(0);
+    expect(managedMonitorsTagged(node, 'agent_scheduler')).toBe(0);
+  });
+});
+
+describe('AgentScheduler sent a malformed call straight to its process', () => {
+  it('answers ERR_INVALID_ARGUMENT naming the field, keeps running and keeps its schedules', async () => {
+    const { node, clock } = clockedNode(track, { random: () => 0.5 }, START);
+    const scheduler = await AgentScheduler.start(node, { name: 'strict' });
+    const a = recorder(node);
+    expect(await scheduler.registerPeriodic(a.pid, 'ok', 100, 'tick')).toBe('ok');
+    const pid = scheduler.pid;
+    const register = { type: 'register', agent: a.pid, id: 'x', intervalMs: 100, message: 1, jitter: 0, missed: 'skip' };
+    const bad: [unknown, string][] = [
+      [{ type: 'list', agent: {} }, '`agent`'],
+      [{ type: 'unregister_agent', agent: UNREADABLE[0]![1]() }, '`agent`'],
+      [{ type: 'unregister', agent: 42, id: 'ok' }, '`agent`'],
+      [{ type: 'force', agent: a.pid, id: {} }, '`id`'],
+      [{ ...register, intervalMs: NaN }, '`intervalMs`'],
+      [{ ...register, intervalMs: -5 }, '`intervalMs`'],
+      [{ ...register, jitter: 'x' }, '`options.jitter`'],
+      [{ ...register, missed: 'bogus' }, '`options.missed`'],
+      [{ type: 'update_interval', agent: a.pid, id: 'ok', intervalMs: Infinity }, '`intervalMs`'],
+    ];
+    for (const [request, field] of bad) expectKeelError(await GenServer.call(node, 'strict', request as never), 'ERR_INVALID_ARGUMENT', field);
+    expect(scheduler.pid).toBe(pid);
+    expect((await scheduler.list(a.pid)).map((s) => [s.id, s.intervalMs, s.generation])).toEqual([['ok', 100, 1]]);
+    await advance(node, clock, 100);
+    expect(a.got.map((g) => [g.at, g.message])).toEqual([[START + 100, 'tick']]);
   });
 });
 

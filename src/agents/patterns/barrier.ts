@@ -1,4 +1,4 @@
-import { InvalidArgumentError, isKeelError } from '../../errors.js';
+import { checkKeys, InvalidArgumentError, isKeelError } from '../../errors.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { isProcess, kernelOf } from '../../runtime/kernel.js';
@@ -107,6 +107,8 @@ const barrierSpec: GenServerSpec<State, Calls, Cast, Config> = keelServer({
         // one bad client cannot crash the barrier and cost every other waiter its place
         const refused = badWait(request);
         if (refused !== undefined) return { reply: refused as never, state };
+        // a token already waiting would take that wait's place: its caller never answered, its timer the new one's
+        if (state.waiting.has(request.token)) return { reply: new InvalidArgumentError('request.token', 'a token no wait is waiting with', request.token) as never, state };
         let watch: WatchRef | undefined;
         if (request.waiter !== undefined) {
           const w = watchProcess(ctx, request.waiter, 'barrier');
@@ -181,6 +183,7 @@ export function barrier(from: Node | Context<any>, parties: number, options: Bar
   const node = componentNode(from);
   checkPositiveInteger(parties, 'parties');
   checkObject(options, 'options', '{ timeout?, name? }');
+  checkKeys(options, ['timeout', 'name'], 'options'); // a misspelt option is an error, never silently ignored; a getter that throws is one too
   const defaultTimeout = options.timeout ?? 5000;
   checkTimeout(defaultTimeout, 'options.timeout');
   const name = nameFor(node, 'barrier', options.name);
@@ -194,6 +197,7 @@ async function start(from: Node | Context<any>, node: Node, config: Config, defa
   const wait = (waitFrom: Node | Context<any>, o: { timeout?: number; signal?: AbortSignal } = {}): Promise<BarrierWait> => {
     kernelOf(waitFrom, 'from');
     checkObject(o, 'options', '{ timeout?, signal? }');
+    checkKeys(o, ['timeout', 'signal'], 'options');
     const timeout = o.timeout ?? defaultTimeout;
     checkTimeout(timeout, 'options.timeout');
     checkSignal(o.signal);

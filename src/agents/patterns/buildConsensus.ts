@@ -1,10 +1,10 @@
-import { InvalidArgumentError } from '../../errors.js';
+import { checkKeys, InvalidArgumentError } from '../../errors.js';
 import { broadcastSupervised, type BroadcastOutcome } from '../../delivery/broadcastSupervised.js';
 import { kernelOf } from '../../runtime/kernel.js';
 import type { Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { voteOn, type Vote } from '../Agent.js';
-import { callFailure, checkObject, checkSignal, checkTimeout, type CallFailure } from './shared.js';
+import { callFailure, checkObject, checkSignal, checkTimeout, readArgument, type CallFailure } from './shared.js';
 import { AgentQuery, checkAgents, resolveSource, type AgentsOrQuery } from './agentSource.js';
 
 /** How many approvals carry a proposal. */
@@ -57,17 +57,21 @@ export interface ConsensusResult {
   readonly ok: boolean;
 }
 
+const OPTIONS = ['proposal', 'participants', 'type', 'timeout', 'signal'] as const;
+
 function validate(options: unknown): asserts options is ConsensusOptions {
   checkObject(options, 'options', '{ proposal, participants, type?, timeout?, signal? }');
+  checkKeys(options, OPTIONS, 'options'); // a misspelt option is an error, never silently ignored; a getter that throws is one too
   checkAgents(options.participants, 'options.participants');
   // a query's size is known only at the vote: a quorum above it is then not reached
   const n = AgentQuery.is(options.participants) ? Number.MAX_SAFE_INTEGER : (options.participants as unknown[]).length;
   const type = options.type ?? 'majority';
   if (type !== 'majority' && type !== 'unanimous') {
-    if (typeof type !== 'object' || type === null || !('quorum' in type)) {
-      throw new InvalidArgumentError('options.type', "'majority' | 'unanimous' | { quorum: n }", type);
+    const shape = "'majority' | 'unanimous' | { quorum: n }";
+    if (typeof type !== 'object' || type === null || !readArgument(() => 'quorum' in type, 'options.type', shape, type)) {
+      throw new InvalidArgumentError('options.type', shape, type);
     }
-    const q = (type as { quorum: unknown }).quorum;
+    const q = readArgument(() => (type as { quorum: unknown }).quorum, 'options.type.quorum', 'a positive integer', type);
     if (typeof q !== 'number' || !Number.isSafeInteger(q) || q < 1 || q > n) {
       throw new InvalidArgumentError('options.type.quorum', n === Number.MAX_SAFE_INTEGER ? 'a positive integer' : `an integer from 1 to the number of participants (${n})`, q);
     }

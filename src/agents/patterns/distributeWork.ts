@@ -1,10 +1,10 @@
-import { InvalidArgumentError } from '../../errors.js';
+import { checkKeys, InvalidArgumentError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
 import { kernelOf } from '../../runtime/kernel.js';
 import type { Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { runTaskOn, statusOf, type AgentCast, type AgentTask, type TaskRequest } from '../Agent.js';
-import { callFailure, pidKey, checkObject, checkPositiveInteger, checkSignal, checkTimeout } from './shared.js';
+import { callFailure, pidKey, checkObject, checkPositiveInteger, checkSignal, checkTimeout, isArray, readArgument } from './shared.js';
 import { AgentQuery, checkAgents, newcomers, resolveSource, type AgentsOrQuery } from './agentSource.js';
 
 export type WorkStrategy = 'round_robin' | 'least_loaded' | 'capability';
@@ -92,9 +92,15 @@ interface Plan<T> {
   readonly run: string;
 }
 
-function plan<T>(items: unknown, options: unknown): Plan<T> {
-  if (!Array.isArray(items)) throw new InvalidArgumentError('items', 'an array', items);
+const OPTIONS = ['workers', 'strategy', 'maxPerWorker', 'timeout', 'toTask', 'requires', 'signal'] as const;
+
+function plan<T>(given: unknown, options: unknown): Plan<T> {
+  if (!isArray(given, 'items', 'an array')) throw new InvalidArgumentError('items', 'an array', given);
+  // a copy read by index: a hole is the item undefined (map and forEach would skip it, and the run
+  // would wait for ever for its result)
+  const items = readArgument(() => Array.from(given as T[]), 'items', 'an array', given);
   checkObject(options, 'options', '{ workers, strategy?, maxPerWorker?, timeout?, toTask?, requires?, signal? }');
+  checkKeys(options, OPTIONS, 'options'); // a misspelt option is an error, never silently ignored; a getter that throws is one too
   checkAgents(options.workers, 'options.workers');
   const strategy = options.strategy ?? 'round_robin';
   if (!(STRATEGIES as readonly unknown[]).includes(strategy)) throw new InvalidArgumentError('options.strategy', "'round_robin' | 'least_loaded' | 'capability'", strategy);

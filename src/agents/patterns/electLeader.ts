@@ -153,7 +153,13 @@ async function elect(state: State, ctx: Context<any>): Promise<State> {
     { term: state.term, candidates: state.candidates.length, notified },
     { election: state.name, leader, previous },
   );
-  for (const w of state.waiters.splice(0)) GenServer.reply(w.from, leadership);
+  // only those whose term is now passed: a wait for a term further ahead goes on waiting
+  const waiting = state.waiters;
+  state.waiters = [];
+  for (const w of waiting) {
+    if (state.term > w.afterTerm) GenServer.reply(w.from, leadership);
+    else state.waiters.push(w);
+  }
   if (state.onChange !== undefined) {
     // the user's callback: its failure is reported, the election goes on; an async one that
     // rejects is reported the same way (never left an unhandled rejection)

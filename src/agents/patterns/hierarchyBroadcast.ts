@@ -4,7 +4,7 @@ import type { Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { broadcastSupervised, type BroadcastOptions, type BroadcastOutcome } from '../../delivery/broadcastSupervised.js';
 import type { SendOutcome } from '../../delivery/sendSupervised.js';
-import { checkBroadcastOptions, checkObject, checkPid, pidKey } from './shared.js';
+import { checkBroadcastOptions, checkObject, checkPid, isArray, pidKey, readArgument } from './shared.js';
 import { AgentQuery } from './agentSource.js';
 import { isRegistryHierarchy, readsOf, type RegistryHierarchy } from './hierarchy.js';
 import type { AgentEntry } from '../registry/types.js';
@@ -46,28 +46,48 @@ export interface HierarchyBroadcastOutcome {
 
 const LEVELS = ['all', 'leads', 'members'] as const;
 
-function validateHierarchy(hierarchy: unknown): asserts hierarchy is Hierarchy {
-  checkObject(hierarchy, 'hierarchy', '{ supervisor: Pid, teams: { lead: Pid, members: Pid[] }[] }');
-  checkPid(hierarchy.supervisor, 'hierarchy.supervisor');
-  const teams = hierarchy.teams;
-  if (!Array.isArray(teams)) throw new InvalidArgumentError('hierarchy.teams', 'an array of { lead: Pid, members: Pid[] }', teams);
+/**
+ * The hierarchy as checked: each field read once (a getter or a proxy trap that throws is
+ * ERR_INVALID_ARGUMENT naming it, not a raw error), each array by index (a hole is checked, not
+ * skipped), and the snapshot is what is sent to.
+ */
+function validateHierarchy(hierarchy: unknown): Hierarchy {
+  const shape = '{ supervisor: Pid, teams: { lead: Pid, members: Pid[] }[] }';
+  checkObject(hierarchy, 'hierarchy', shape);
+  const supervisor: unknown = readArgument(() => hierarchy.supervisor, 'hierarchy.supervisor', 'a Pid', hierarchy);
+  checkPid(supervisor, 'hierarchy.supervisor');
+  const teamsShape = 'an array of { lead: Pid, members: Pid[] }';
+  const teams: unknown = readArgument(() => hierarchy.teams, 'hierarchy.teams', teamsShape, hierarchy);
+  if (!isArray(teams, 'hierarchy.teams', teamsShape)) throw new InvalidArgumentError('hierarchy.teams', teamsShape, teams);
   // a hierarchy is a tree: every agent sits in one place, so that each one gets one copy
-  const seen = new Set<string>([pidKey(hierarchy.supervisor)]);
+  const seen = new Set<string>([pidKey(supervisor)]);
   const once = (pid: Pid, argument: string): void => {
     const key = pidKey(pid);
     if (seen.has(key)) throw new InvalidArgumentError(argument, 'an agent that appears once in the hierarchy', pid, 'a hierarchy is a tree: list each agent in one place');
     seen.add(key);
   };
-  teams.forEach((team: unknown, t) => {
-    checkObject(team, `hierarchy.teams[${t}]`, '{ lead: Pid, members: Pid[] }');
-    checkPid(team.lead, `hierarchy.teams[${t}].lead`);
-    once(team.lead, `hierarchy.teams[${t}].lead`);
-    if (!Array.isArray(team.members)) throw new InvalidArgumentError(`hierarchy.teams[${t}].members`, 'an array of Pids', team.members);
-    team.members.forEach((m: unknown, i) => {
-      checkPid(m, `hierarchy.teams[${t}].members[${i}]`);
-      once(m, `hierarchy.teams[${t}].members[${i}]`);
-    });
-  });
+  const out: { lead: Pid; members: Pid[] }[] = [];
+  const nTeams = readArgument(() => teams.length, 'hierarchy.teams', teamsShape, teams);
+  for (let t = 0; t < nTeams; t++) {
+    const at = `hierarchy.teams[${t}]`;
+    const team: unknown = readArgument(() => teams[t], at, '{ lead: Pid, members: Pid[] }', teams);
+    checkObject(team, at, '{ lead: Pid, members: Pid[] }');
+    const lead: unknown = readArgument(() => team.lead, `${at}.lead`, 'a Pid', team);
+    checkPid(lead, `${at}.lead`);
+    once(lead, `${at}.lead`);
+    const members: unknown = readArgument(() => team.members, `${at}.members`, 'an array of Pids', team);
+    if (!isArray(members, `${at}.members`, 'an array of Pids')) throw new InvalidArgumentError(`${at}.members`, 'an array of Pids', members);
+    const pids: Pid[] = [];
+    const nMembers = readArgument(() => members.length, `${at}.members`, 'an array of Pids', members);
+    for (let i = 0; i < nMembers; i++) {
+      const m: unknown = readArgument(() => members[i], `${at}.members[${i}]`, 'a Pid', members);
+      checkPid(m, `${at}.members[${i}]`);
+      once(m, `${at}.members[${i}]`);
+      pids.push(m);
+    }
+    out.push({ lead, members: pids });
+  }
+  return { supervisor, teams: out };
 }
 
 /**
@@ -97,7 +117,7 @@ export function hierarchyBroadcast<M>(
 ): Promise<HierarchyBroadcastOutcome> {
   kernelOf(from);
   const registryBacked = isRegistryHierarchy(hierarchy) || AgentQuery.is(hierarchy);
-  if (!registryBacked) validateHierarchy(hierarchy);
+  const checked = registryBacked ? undefined : validateHierarchy(hierarchy);
   checkObject(options, 'options', 'a HierarchyBroadcastOptions object');
   const level: unknown = options.level ?? 'all';
   if (!(LEVELS as readonly unknown[]).includes(level)) throw new InvalidArgumentError('options.level', "'all' | 'leads' | 'members'", level);
@@ -106,7 +126,7 @@ export function hierarchyBroadcast<M>(
   if (isRegistryHierarchy(hierarchy)) ({ selected, unregistered } = fromRegistry(hierarchy, level as Level));
   else if (AgentQuery.is(hierarchy)) selected = fromQuery(hierarchy, level as Level);
   else {
-    hierarchy.teams.forEach((team, t) => {
+    checked!.teams.forEach((team, t) => {
       if (level !== 'members') selected.push({ pid: team.lead, role: 'lead', team: t });
       if (level !== 'leads') for (const pid of team.members) selected.push({ pid, role: 'member', team: t });
     });

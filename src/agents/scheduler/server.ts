@@ -12,7 +12,7 @@ import { keelServer } from '../../otp/internal/keelServer.js';
 import { kernelOf } from '../../runtime/kernel.js';
 import { isDown } from '../../runtime/messages.js';
 import { isInstance } from '../../runtime/safe.js';
-import { nameOf, Pid, type Target } from '../../runtime/Pid.js';
+import { checkTarget, nameOf, Pid, type Target } from '../../runtime/Pid.js';
 import type { Context } from '../../runtime/types.js';
 import { componentState, endsForGood, releaseComponentState, releaseIfInitFails } from '../internal/componentState.js';
 import { RetryStoreRead, retryStoreRead, retryStoreReadLater } from '../internal/storeRetry.js';
@@ -27,7 +27,7 @@ import {
   type ScheduleInfo,
   type SchedulerProtocol,
 } from './types.js';
-import { refusal } from './validate.js';
+import { checkId, checkInterval, periodicOptions, refusal } from './validate.js';
 
 /** The agent's entry: a name is resolved to the pid registered under it now. */
 function entryOf(state: State, agent: Target, ctx: Context<any>): AgentEntry | undefined {
@@ -357,6 +357,37 @@ interface SchedulerArg {
   readonly store: AgentStore | undefined;
 }
 
+/** Why a call's fields are not what the handle would have sent, or undefined. */
+function malformed(request: SchedulerProtocol['request']): Error | undefined {
+  const r = request as { type?: unknown; agent?: unknown; id?: unknown; intervalMs?: unknown; jitter?: unknown; missed?: unknown };
+  switch (r?.type) {
+    case 'register':
+      return refusal(() => {
+        checkTarget(r.agent, 'agent');
+        checkId(r.id);
+        checkInterval(r.intervalMs);
+        periodicOptions({ jitter: r.jitter, missed: r.missed }, r.intervalMs);
+      });
+    case 'update_interval':
+      return refusal(() => {
+        checkTarget(r.agent, 'agent');
+        checkId(r.id);
+        checkInterval(r.intervalMs);
+      });
+    case 'unregister':
+    case 'force':
+      return refusal(() => {
+        checkTarget(r.agent, 'agent');
+        checkId(r.id);
+      });
+    case 'unregister_agent':
+    case 'list':
+      return refusal(() => checkTarget(r.agent, 'agent'));
+    default:
+      return undefined;
+  }
+}
+
 /** The calls that change or remove existing schedules (a registration reads the store at its write). */
 const CHANGES: ReadonlySet<string> = new Set(['unregister', 'unregister_agent', 'update_interval', 'force']);
 
@@ -405,6 +436,10 @@ export const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, Sched
   },
 
   handleCall(request, _from, state, ctx) {
+    // the handle sends well-formed calls; one sent straight here is checked as the handle checks it,
+    // so that one bad client cannot crash the scheduler (and, crash after crash, end it)
+    const refused = malformed(request);
+    if (refused !== undefined) return { reply: refused as never, state };
     const now = ctx.node.clock.now();
     // a request that changes or removes schedules reads a store unread since the start first: the
     // stored schedules it concerns are known then (unregisterAgent removes them too, unregister finds one)
@@ -417,13 +452,15 @@ export const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, Sched
           // its own ticks would come back to it as stray messages (or deadlock, with ack 'handled')
           return { reply: new InvalidArgumentError('agent', 'a process other than the scheduler itself', request.agent) as never, state };
         }
-        const entry = pid === undefined ? undefined : watchAgent(state, pid, ctx);
-        if (entry === undefined) return { reply: { error: 'noproc' as const }, state };
+        if (pid === undefined || !ctx.node.isAlive(pid)) return { reply: { error: 'noproc' as const }, state };
         if (name !== undefined && state.store !== undefined) {
           // kept in the store: a message that is not plain data is refused before anything changes
+          // (before the agent is watched: a refused registration leaves no monitor behind)
           const bad = refusal(() => encodeValue(request.message, 'message'));
           if (bad !== undefined) return { reply: bad as never, state };
         }
+        const entry = watchAgent(state, pid, ctx);
+        if (entry === undefined) return { reply: { error: 'noproc' as const }, state };
         const old = entry.schedules.get(request.id);
         if (old !== undefined) remove(state, old, ctx);
         const s = newSchedule(state, entry, name, request, now + request.intervalMs);

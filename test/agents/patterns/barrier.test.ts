@@ -147,6 +147,28 @@ describe('barrier', () => {
     expect(await b.arrived()).toBe(0);
   });
 
+  it('options it does not take, or that cannot be read, are ERR_INVALID_ARGUMENT naming them', async () => {
+    const node = track();
+    expectKeelError(thrown(() => barrier(node, 2, { timout: 10 } as never)), 'ERR_INVALID_ARGUMENT', '`options.timout`');
+    expectKeelError(thrown(() => barrier(node, 2, { get timeout(): number { throw new Error('getter'); } })), 'ERR_INVALID_ARGUMENT', '`options.timeout`');
+    const b = await barrier(node, 2);
+    expectKeelError(thrown(() => b.wait(node, { timout: 10 } as never)), 'ERR_INVALID_ARGUMENT', '`options.timout`');
+    expectKeelError(thrown(() => b.wait(node, { get signal(): AbortSignal { throw new Error('getter'); } })), 'ERR_INVALID_ARGUMENT', '`options.signal`');
+    expect(await b.arrived()).toBe(0);
+  });
+
+  it("a wait sent straight to its process with the token of a wait still waiting is refused: it does not take that waiter's place", async () => {
+    const node = track();
+    const b = await barrier(node, 2, { timeout: Infinity });
+    const request = { type: 'wait', token: 'mine', waiter: undefined, timeout: Infinity };
+    const first = GenServer.call(node, b.name, request as never, { timeout: Infinity });
+    expect(await b.arrived()).toBe(1);
+    expectKeelError(await GenServer.call(node, b.name, request as never), 'ERR_INVALID_ARGUMENT', '`request.token`');
+    expect(await b.arrived()).toBe(1);
+    expect(await b.wait(node)).toEqual({ ok: true, generation: 0 });
+    expect(await first).toEqual({ ok: true, generation: 0 });
+  });
+
   it('a malformed wait sent straight to its process is refused, and the barrier keeps its waiters', async () => {
     const node = track();
     const b = await barrier(node, 2, { timeout: Infinity });

@@ -169,4 +169,21 @@ describe('buildConsensus', () => {
     ];
     for (const [options, argument] of bad) expectKeelError(thrown(() => buildConsensus(node, options as never)), 'ERR_INVALID_ARGUMENT', `\`${argument}\``);
   });
+
+  it('options it does not take, or that cannot be read, are ERR_INVALID_ARGUMENT naming them, and nobody is asked to vote', async () => {
+    const node = track();
+    const inbox = probe(node);
+    const a = await participant(node, inbox, 'approve');
+    const { proxy, revoke } = Proxy.revocable({ quorum: 1 }, {});
+    revoke();
+    const bad: [unknown, string][] = [
+      [{ proposal: 1, participants: [a.pid], timout: 10 }, 'options.timout'],
+      [{ proposal: 1, participants: [a.pid], get timeout(): number { throw new Error('getter'); } }, 'options.timeout'],
+      [{ proposal: 1, participants: [a.pid], type: proxy }, 'options.type'],
+      [{ proposal: 1, participants: [a.pid], type: { get quorum(): number { throw new Error('getter'); } } }, 'options.type.quorum'],
+    ];
+    for (const [options, argument] of bad) expectKeelError(thrown(() => buildConsensus(node, options as never)), 'ERR_INVALID_ARGUMENT', `\`${argument}\``);
+    await drainThrough(node, inbox);
+    expect(decisionsAt(inbox)).toEqual([]);
+  });
 });

@@ -206,4 +206,25 @@ describe('distributeWork', () => {
     expect(r.results.map((x) => [x.ok, x.worker])).toEqual([[true, good], [true, good]]);
     expect(r.perWorker[0]).toEqual({ worker: liar, assigned: 0, completed: 0, failed: 0 });
   });
+
+  it('a sparse items array runs a hole as the item undefined: one result per index, never a hang', async () => {
+    const node = track();
+    const workers = [await worker(node, 'a')];
+    const items: unknown[] = [1];
+    items[2] = 3; // items[1] is a hole
+    const r = await distributeWork(node, items, { workers });
+    expect(r.results.map((x) => [x.index, x.item, x.result])).toEqual([[0, 1, 'a:1'], [1, undefined, 'a:undefined'], [2, 3, 'a:3']]);
+    expect(r).toMatchObject({ completed: 3, failed: 0 });
+  });
+
+  it('items or options that cannot be read, and an option it does not take, are ERR_INVALID_ARGUMENT naming them', async () => {
+    const node = track();
+    const workers = [await worker(node, 'a')];
+    const { proxy, revoke } = Proxy.revocable<unknown[]>([], {});
+    revoke();
+    expectKeelError(thrown(() => distributeWork(node, proxy, { workers })), 'ERR_INVALID_ARGUMENT', '`items`');
+    expectKeelError(thrown(() => distributeWork(node, [1], { workers, timout: 10 } as never)), 'ERR_INVALID_ARGUMENT', '`options.timout`');
+    const getter = { workers, get timeout(): number { throw new Error('getter'); } };
+    expectKeelError(thrown(() => distributeWork(node, [1], getter)), 'ERR_INVALID_ARGUMENT', '`options.timeout`');
+  });
 });

@@ -95,6 +95,25 @@ describe('electLeader', () => {
     await election.stop();
   });
 
+  it('whenChanged(afterTerm) for a term ahead waits until the term is past it, not for the next change', async () => {
+    const node = track();
+    const inbox = probe(node);
+    const [p0, p1, p2] = (await Promise.all([0, 1, 2].map(() => candidate(node, inbox)))).map((c) => c.pid) as [Pid, Pid, Pid];
+    const election = await electLeader(node, { candidates: [p0, p1, p2] });
+    expect(await election.current()).toEqual({ leader: p0, term: 1 });
+    const ahead = election.whenChanged(2);
+    let answered: unknown;
+    void ahead.then((l) => (answered = l));
+    const next = election.whenChanged(1);
+    node.exit(p0, 'kill');
+    expect(await next).toEqual({ leader: p1, term: 2 });
+    await node.idle();
+    expect(answered).toBe(undefined); // term 2 is not past 2
+    node.exit(p1, 'kill');
+    expect(await ahead).toEqual({ leader: p2, term: 3 });
+    await election.stop();
+  });
+
   it('with no candidate left the leader is undefined (a new term, an event), and no retry is scheduled', async () => {
     const { node, clock } = clockedNode(track);
     const inbox = probe(node);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { hierarchyBroadcast, type Hierarchy } from '../../../src/agents/patterns/index.js';
 import type { Kernel } from '../../../src/runtime/kernel.js';
 import { probe } from '../../../src/testing/index.js';
-import { deadPid, expectKeelError, receiver, thrown, useNodes, type Receiver } from '../../support.js';
+import { deadPid, expectKeelError, receiver, revokedProxy, thrown, useNodes, type Receiver } from '../../support.js';
 
 const track = useNodes();
 
@@ -122,5 +122,22 @@ describe('hierarchyBroadcast', () => {
     await node.idle();
     expect(seen(by)).toEqual([]);
   });
-});
 
+  it('a hierarchy that cannot be read (a hole, a revoked proxy, a throwing getter) is ERR_INVALID_ARGUMENT naming the field, and nothing is sent', async () => {
+    const node = track();
+    const { hierarchy, sup, by } = org(node);
+    const team1 = hierarchy.teams[1]!;
+    const m = [by.m00!.pid, by.m01!.pid];
+    const holed = [m[0], , m[1]];
+    const cases: [unknown, string][] = [
+      [{ supervisor: sup.pid, teams: [team1, { lead: by.lead0!.pid, members: holed }] }, '`hierarchy.teams[1].members[1]`'],
+      [{ supervisor: sup.pid, teams: revokedProxy() }, '`hierarchy.teams`'],
+      [{ supervisor: sup.pid, teams: [team1, { lead: by.lead0!.pid, members: revokedProxy() }] }, '`hierarchy.teams[1].members`'],
+      [{ supervisor: sup.pid, get teams(): never { throw new Error('getter'); } }, '`hierarchy.teams`'],
+      [{ supervisor: sup.pid, teams: [{ get lead(): never { throw new Error('getter'); }, members: [] }] }, '`hierarchy.teams[0].lead`'],
+    ];
+    for (const [h, field] of cases) expectKeelError(thrown(() => hierarchyBroadcast(node, h as Hierarchy, 'x')), 'ERR_INVALID_ARGUMENT', field);
+    await node.idle();
+    expect(seen(by)).toEqual([]);
+  });
+});
