@@ -441,9 +441,14 @@ export class Cluster {
     if (peer === undefined) {
       peer = new Peer(name, incarnation, now);
       this.#peers.set(name, peer);
-      if (this.#silenced.get(name) === incarnation) {
+      const silenced = this.#silenced.get(name);
+      if (silenced === incarnation) {
         this.#push(peer, '["!"]'); // it was down to us: say so first
         peer.awaitingReset = true;
+      } else if (silenced !== undefined) {
+        // a new incarnation of a peer downed for silence: the old one is gone for good, and its late
+        // words are stale (taken for it coming back, they would down the new one and bar it for good)
+        this.#remember(name, silenced);
       }
       this.#silenced.delete(name);
       this.#kernel.telemetry.execute('keel.cluster.node_up', {}, { node: name, incarnation });

@@ -500,6 +500,28 @@ describe('node down', () => {
     expect(['new_incarnation', 'port_closed']).toContain(reasons[0]);
     events.stop();
   });
+
+  it('a peer downed for silence and then restarted: a late batch of its old incarnation is stale, not the old one up again', async () => {
+    const { net, a, b, ca } = await pair({ heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 200, probeTimeoutMs: 30 });
+    const down = nextEvent(a, 'keel.cluster.node_down');
+    net.isolate('b'); // b freezes: a takes it for down (silence)
+    expect((await down).metadata).toMatchObject({ node: 'b', reason: 'heartbeat' });
+    net.heal('b');
+    (net as unknown as { detach(name: string): void }).detach('b'); // and a new incarnation of b starts
+    const reborn = track({ name: 'b' });
+    const cReborn = await Cluster.join(reborn, { transport: net.transport() });
+    await ca.waitFor(['b']);
+    await cReborn.waitFor(['a']);
+    expect(ca.incarnationOf('b')).toBe(reborn.creation);
+    const events = captureEvents(a, ['keel.cluster.node_', 'keel.cluster.frame_dropped']);
+    // the old incarnation resumes: its next word reaches a
+    net.deliver('b', 'a', `[1,"b",${b.creation},0,[["b"]]]`, true);
+    await roundTrip(reborn, a);
+    expect(events.events.filter((e) => e.event !== 'keel.cluster.frame_dropped')).toEqual([]);
+    expect(events.events[0]?.metadata).toMatchObject({ from: 'b', reason: 'stale_incarnation', incarnation: b.creation });
+    expect(ca.incarnationOf('b')).toBe(reborn.creation);
+    events.stop();
+  });
 });
 
 describe('the cluster process', () => {
