@@ -215,6 +215,16 @@ describe('encodeValue: what is refused, with the exact path', () => {
     refusedAt(m, 'message.get("self")', 'a cyclic reference');
   });
 
+  it('refuses a value nested deeper than the stack allows with ERR_NOT_SERIALIZABLE, not a raw RangeError', () => {
+    let arrays: unknown = 1;
+    for (let i = 0; i < 200_000; i++) arrays = [arrays];
+    refusedAt(arrays, 'message', 'a value nested deeper than the stack allows');
+    let objects: unknown = undefined;
+    for (let i = 0; i < 200_000; i++) objects = { a: objects };
+    refusedAt(objects, 'message', 'a value nested deeper than the stack allows');
+    expect(encodeValue({ after: [1] })).toBe('{"after":[1]}'); // no state left behind
+  });
+
   it('carries a shared (acyclic) sub-object twice', () => {
     const shared = { x: 1 };
     expect(roundTrip({ a: shared, b: shared, c: [shared] })).toStrictEqual({ a: { x: 1 }, b: { x: 1 }, c: [{ x: 1 }] });
