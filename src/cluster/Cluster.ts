@@ -371,7 +371,8 @@ export class Cluster {
       return;
     }
     const [, sender, incarnation, toIncarnation, frames] = data as [number, unknown, unknown, unknown, unknown[]];
-    if (sender !== from) {
+    // a batch in this node's own name is forged too (a publish on its own subject): a node is never its own peer
+    if (sender !== from || from === this.name) {
       this.#frameDropped('forged_sender', from, undefined, { claimed: String(sender) });
       return;
     }

@@ -601,6 +601,21 @@ describe('hostile frames', () => {
     events.stop();
   });
 
+  it("a batch in this node's own name (a forged subject) is dropped: a node is never its own peer", async () => {
+    const { net, a, b, cb } = await pair();
+    const events = captureEvents(b, ['keel.cluster.']);
+    net.deliver('b', 'b', `[1,"b",${b.creation},0,[["h"]]]`, true);
+    net.deliver('b', 'b', `[1,"b",${b.creation},${b.creation},[["b"]]]`, false);
+    await roundTrip(a, b);
+    expect(events.events.map((e) => [e.event, e.metadata.reason])).toEqual([
+      ['keel.cluster.frame_dropped', 'forged_sender'],
+      ['keel.cluster.frame_dropped', 'forged_sender'],
+    ]);
+    expect(cb.nodes().map((n) => n.name)).toEqual(['a']);
+    expect(cb.isConnected('b')).toBe(false);
+    events.stop();
+  });
+
   it('a bad value costs its frame, not the batch: the frames around it are handled', async () => {
     const { net, a, b } = await pair();
     const sink = probe(b);
