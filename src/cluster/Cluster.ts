@@ -16,7 +16,7 @@
  * const orders = await cluster.whereis('orders', 'orders'); // a pid on the node 'orders'
  * ```
  */
-import { InvalidArgumentError, MessageTooLargeError, NodeStoppedError, PeersTimeoutError } from '../errors.js';
+import { checkKeys, InvalidArgumentError, MessageTooLargeError, NodeStoppedError, PeersTimeoutError } from '../errors.js';
 import { GenServer, type GenServerSpec } from '../otp/GenServer.js';
 import { Supervisor } from '../otp/Supervisor.js';
 import { isProcess, type Kernel, kernelOf, type RemoteRouter } from '../runtime/kernel.js';
@@ -134,6 +134,8 @@ export class Cluster {
     if (typeof options !== 'object' || options === null || typeof options.transport?.start !== 'function') {
       throw new InvalidArgumentError('options.transport', 'a Transport (natsTransport, workerTransport, memory network transport)', options?.transport);
     }
+    // a misspelt option (heartbeatMS) is an error, never silently the default
+    checkKeys(options, ['transport', 'heartbeatMs', 'suspectAfterMs', 'downAfterMs', 'probeTimeoutMs'], 'options');
     if (!NAME.test(kernel.name)) throw new InvalidArgumentError('node.name', 'a cluster node name: 1 to 64 of A-Z a-z 0-9 _ - (it becomes a subject token)', kernel.name);
     // once joined, never again: peers remember an incarnation that said goodbye as dead (a pid never
     // comes back), so a node that left would be heard by nobody; a new node has a new incarnation
@@ -230,6 +232,7 @@ export class Cluster {
 
   /** Resolves when every named peer is up (`timeoutMs` on the node clock, default 10,000: then rejects; `ERR_NODE_STOPPED` if the node shuts down first). */
   waitFor(names: readonly string[], options?: { timeoutMs?: number }): Promise<void> {
+    timeoutOptions(options);
     const timeoutMs = positive(options?.timeoutMs, 'timeoutMs', 10_000);
     if (this.#kernel.stopping) return Promise.reject(new NodeStoppedError(this.name, 'cluster.waitFor'));
     return new Promise<void>((resolve, reject) => {
@@ -256,6 +259,7 @@ export class Cluster {
    * `rpc:call(Node, erlang, whereis, [Name])`. Rejects with `ERR_NOCONNECTION` when the peer is not up.
    */
   whereis(node: string, name: string, options?: { timeoutMs?: number }): Promise<Pid | undefined> {
+    timeoutOptions(options);
     const timeoutMs = positive(options?.timeoutMs, 'timeoutMs', 5000);
     // a name that is not a string would make the whole batch unreadable (other processes' frames with it)
     if (typeof name !== 'string') return Promise.reject(new InvalidArgumentError('name', 'a registered name (a string)', name));
@@ -584,4 +588,11 @@ function positive(value: number | undefined, argument: string, fallback: number)
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) throw new InvalidArgumentError(argument, 'a positive number of milliseconds', value);
   return value;
+}
+
+/** `{ timeoutMs? }` or nothing: a misspelt key is refused. */
+function timeoutOptions(options: unknown): void {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ timeoutMs? }', options);
+  checkKeys(options, ['timeoutMs'], 'options');
 }

@@ -98,6 +98,19 @@ describe('cluster membership', () => {
     expect((e as PeersTimeoutError).message).toBe('cluster a: no hello from c, d within 1 ms; check that they run and join the same cluster');
   });
 
+  it('refuses a misspelt option of join, waitFor and whereis (ERR_INVALID_ARGUMENT naming it), as every other component does', async () => {
+    const net = new MemoryNetwork();
+    const n = track({ name: 'a' });
+    const e = await failure(() => Cluster.join(n, { transport: net.transport(), heartbeatMS: 20 } as ClusterOptions));
+    expect([(e as { code: string }).code, (e as { argument: string }).argument]).toEqual(['ERR_INVALID_ARGUMENT', 'options.heartbeatMS']);
+    expect(net.names).toEqual([]); // refused before the transport started: the node may join yet
+    const cn = await Cluster.join(n, { transport: net.transport() });
+    const w = await failure(() => cn.waitFor(['b'], { timeoutMS: 1 } as unknown as { timeoutMs: number }));
+    expect([(w as { code: string }).code, (w as { argument: string }).argument]).toEqual(['ERR_INVALID_ARGUMENT', 'options.timeoutMS']);
+    const r = await failure(() => cn.whereis('b', 'x', { timeoutMS: 1 } as unknown as { timeoutMs: number }));
+    expect([(r as { code: string }).code, (r as { argument: string }).argument]).toEqual(['ERR_INVALID_ARGUMENT', 'options.timeoutMS']);
+  });
+
   it('refuses a node name that cannot be a subject token', async () => {
     const net = new MemoryNetwork();
     const n = track({ name: 'a.b' });
