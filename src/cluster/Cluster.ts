@@ -232,6 +232,9 @@ export class Cluster {
 
   /** Resolves when every named peer is up (`timeoutMs` on the node clock, default 10,000: then rejects; `ERR_NODE_STOPPED` if the node shuts down first). */
   waitFor(names: readonly string[], options?: { timeoutMs?: number }): Promise<void> {
+    // checked here: a waiter whose names cannot be read would throw in the hello of every peer that comes up
+    if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) throw new InvalidArgumentError('names', 'an array of node names', names);
+    names = [...names];
     timeoutOptions(options);
     const timeoutMs = positive(options?.timeoutMs, 'timeoutMs', 10_000);
     if (this.#kernel.stopping) return Promise.reject(new NodeStoppedError(this.name, 'cluster.waitFor'));

@@ -111,6 +111,16 @@ describe('cluster membership', () => {
     expect([(r as { code: string }).code, (r as { argument: string }).argument]).toEqual(['ERR_INVALID_ARGUMENT', 'options.timeoutMS']);
   });
 
+  it('waitFor given a name instead of a list is ERR_INVALID_ARGUMENT, and leaves no waiter that throws when a peer comes up', async () => {
+    const { net, ca } = await pair();
+    const e = await failure(() => ca.waitFor('c' as unknown as string[]));
+    expect([(e as { code: string }).code, (e as { argument: string }).argument]).toEqual(['ERR_INVALID_ARGUMENT', 'names']);
+    const c = track({ name: 'c' });
+    await Cluster.join(c, { transport: net.transport() });
+    await ca.waitFor(['c']); // the peer came up, and its hello was handled to the end
+    expect(ca.nodes().map((n) => n.name)).toEqual(['b', 'c']);
+  });
+
   it('refuses a node name that cannot be a subject token', async () => {
     const net = new MemoryNetwork();
     const n = track({ name: 'a.b' });
