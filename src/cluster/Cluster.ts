@@ -380,7 +380,9 @@ export class Cluster {
     const [, sender, incarnation, toIncarnation, frames] = data as [number, unknown, unknown, unknown, unknown[]];
     // a batch in this node's own name is forged too (a publish on its own subject): a node is never its own peer
     if (sender !== from || from === this.name) {
-      this.#frameDropped('forged_sender', from, undefined, { claimed: String(sender) });
+      // JSON text, not String(): a parsed object with a key `toString` cannot be made text
+      const claimed = typeof sender === 'string' ? sender : JSON.stringify(sender);
+      this.#frameDropped('forged_sender', from, undefined, { claimed: claimed.length > 120 ? `${claimed.slice(0, 117)}...` : claimed });
       return;
     }
     if (typeof incarnation !== 'number' || !Number.isSafeInteger(incarnation) || incarnation <= 0) {

@@ -639,6 +639,17 @@ describe('hostile frames', () => {
     events.stop();
   });
 
+  it('a batch whose sender is an object that cannot be made text is dropped as forged, not an exception out of the transport', async () => {
+    const { net, a, b } = await pair();
+    const sink = probe(b);
+    const events = captureEvents(b, ['keel.cluster.frame_dropped']);
+    net.deliver('a', 'b', `[1,{"toString":1},${a.creation},${b.creation},[["m",${sink.id},0,"forged"]]]`, false);
+    net.deliver('a', 'b', `[1,"a",${a.creation},${b.creation},[["m",${sink.id},0,"ok"]]]`, false);
+    expect(await sink.receive()).toBe('ok');
+    expect(events.events.map((e) => [e.metadata.reason, e.metadata.claimed])).toEqual([['forged_sender', '{"toString":1}']]);
+    events.stop();
+  });
+
   it('a bad value costs its frame, not the batch: the frames around it are handled', async () => {
     const { net, a, b } = await pair();
     const sink = probe(b);
