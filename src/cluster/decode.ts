@@ -105,7 +105,9 @@ function untag(t: Record<string, unknown>, kind: unknown): unknown {
     case 'u8': {
       if (!isBase64(t.v)) malformed('a bytes tag with base64 text', t);
       const b = Buffer.from(t.v, 'base64');
-      return kind === 'buf' ? b : new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+      // a small Buffer is a view of Node's shared pool: a Uint8Array gets memory of its own (a
+      // copy), so that its `buffer` holds its bytes and nothing of what else the node decoded
+      return kind === 'buf' ? b : new Uint8Array(b);
     }
     case 'map': {
       const v = t.v;

@@ -47,6 +47,14 @@ describe('encodeValue / decodeValue: what is carried', () => {
     if (value instanceof Uint8Array) expect(Object.getPrototypeOf(back)).toBe(Object.getPrototypeOf(value));
   });
 
+  it('decodes a Uint8Array into memory of its own: its buffer holds its bytes and nothing of other values the node decoded', () => {
+    const other = decodeValue(encodeValue(Buffer.from('secret of another process')), pids) as Buffer;
+    expect(other.toString()).toBe('secret of another process');
+    const back = roundTrip(new Uint8Array([1, 2, 3])) as Uint8Array;
+    expect([back.byteOffset, back.byteLength, back.buffer.byteLength]).toEqual([0, 3, 3]);
+    expect([...new Uint8Array(back.buffer)]).toEqual([1, 2, 3]);
+  });
+
   it('carries a null-prototype object as a plain object with the same keys', () => {
     const back = roundTrip(Object.assign(Object.create(null) as object, { a: 1, u: undefined }));
     expect(Object.getPrototypeOf(back)).toBe(Object.prototype);
