@@ -395,7 +395,8 @@ export class Cluster {
     }
     if (broadcast && frames.length === 1 && Array.isArray(frames[0]) && frames[0][0] === 'g' && this.#peers.get(from)?.incarnation !== incarnation) {
       // the goodbye of a peer that is not up here (downed for silence meanwhile): it is gone, not back
-      this.#silenced.delete(from);
+      // (the goodbye of another incarnation leaves the reset owed to the one downed for silence)
+      if (this.#silenced.get(from) === incarnation) this.#silenced.delete(from);
       this.#remember(from, incarnation);
       return;
     }
