@@ -52,8 +52,9 @@ function revive(v: object): unknown {
     if (k === '__proto__') malformed("no '__proto__' key", k);
     const x = o[k];
     if (typeof x === 'object' && x !== null) {
-      if (k === 'constructor' && Object.hasOwn(x, 'prototype')) malformed("no 'prototype' key under 'constructor'", 'constructor.prototype');
       const y = revive(x);
+      // checked on the revived value: an escape tag under 'constructor' has its 'prototype' key only once revived
+      if (k === 'constructor' && typeof y === 'object' && y !== null && Object.hasOwn(y, 'prototype')) malformed("no 'prototype' key under 'constructor'", 'constructor.prototype');
       if (y !== x) o[k] = y;
     }
   }

@@ -343,6 +343,9 @@ describe('decodeBatch: hostile text', () => {
     malformed('{"constructor":{"prototype":{"polluted":1}}}', "no 'prototype' key under 'constructor'");
     malformed('[{"a":{"constructor":{"prototype":1}}}]', "no 'prototype' key under 'constructor'");
     malformed('{"$keel":"esc","v":[["constructor",{"prototype":1}]]}', "no 'prototype' key under 'constructor'");
+    // the object under 'constructor' spelt as an escape tag: its 'prototype' key exists only once revived
+    malformed('{"constructor":{"$keel":"esc","v":[["prototype",{"polluted":1}]]}}', "no 'prototype' key under 'constructor'");
+    malformed('{"$keel":"err","name":"Error","message":"m","props":{"constructor":{"$keel":"esc","v":[["$keel",1],["prototype",1]]}}}', "no 'prototype' key under 'constructor'");
     expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
     // a 'prototype' or 'constructor' key alone is data
     const data = decodeBatch('{"prototype":1,"constructor":{"a":1}}', pids) as Record<string, unknown>;
