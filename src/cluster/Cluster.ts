@@ -16,7 +16,7 @@
  * const orders = await cluster.whereis('orders', 'orders'); // a pid on the node 'orders'
  * ```
  */
-import { InvalidArgumentError, MessageTooLargeError, NodeStoppedError, PeersTimeoutError } from '../errors.js';
+import { checkKeys, InvalidArgumentError, MessageTooLargeError, NodeStoppedError, PeersTimeoutError } from '../errors.js';
 import { GenServer, type GenServerSpec } from '../otp/GenServer.js';
 import { Supervisor } from '../otp/Supervisor.js';
 import { isProcess, type Kernel, kernelOf, type RemoteRouter } from '../runtime/kernel.js';
@@ -134,6 +134,8 @@ export class Cluster {
     if (typeof options !== 'object' || options === null || typeof options.transport?.start !== 'function') {
       throw new InvalidArgumentError('options.transport', 'a Transport (natsTransport, workerTransport, memory network transport)', options?.transport);
     }
+    // a misspelt option (heartbeatMS) is an error, never silently the default
+    checkKeys(options, ['transport', 'heartbeatMs', 'suspectAfterMs', 'downAfterMs', 'probeTimeoutMs'], 'options');
     if (!NAME.test(kernel.name)) throw new InvalidArgumentError('node.name', 'a cluster node name: 1 to 64 of A-Z a-z 0-9 _ - (it becomes a subject token)', kernel.name);
     // once joined, never again: peers remember an incarnation that said goodbye as dead (a pid never
     // comes back), so a node that left would be heard by nobody; a new node has a new incarnation
@@ -230,6 +232,10 @@ export class Cluster {
 
   /** Resolves when every named peer is up (`timeoutMs` on the node clock, default 10,000: then rejects; `ERR_NODE_STOPPED` if the node shuts down first). */
   waitFor(names: readonly string[], options?: { timeoutMs?: number }): Promise<void> {
+    // checked here: a waiter whose names cannot be read would throw in the hello of every peer that comes up
+    if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) throw new InvalidArgumentError('names', 'an array of node names', names);
+    names = [...names];
+    timeoutOptions(options);
     const timeoutMs = positive(options?.timeoutMs, 'timeoutMs', 10_000);
     if (this.#kernel.stopping) return Promise.reject(new NodeStoppedError(this.name, 'cluster.waitFor'));
     return new Promise<void>((resolve, reject) => {
@@ -256,6 +262,7 @@ export class Cluster {
    * `rpc:call(Node, erlang, whereis, [Name])`. Rejects with `ERR_NOCONNECTION` when the peer is not up.
    */
   whereis(node: string, name: string, options?: { timeoutMs?: number }): Promise<Pid | undefined> {
+    timeoutOptions(options);
     const timeoutMs = positive(options?.timeoutMs, 'timeoutMs', 5000);
     // a name that is not a string would make the whole batch unreadable (other processes' frames with it)
     if (typeof name !== 'string') return Promise.reject(new InvalidArgumentError('name', 'a registered name (a string)', name));
@@ -371,8 +378,11 @@ export class Cluster {
       return;
     }
     const [, sender, incarnation, toIncarnation, frames] = data as [number, unknown, unknown, unknown, unknown[]];
-    if (sender !== from) {
-      this.#frameDropped('forged_sender', from, undefined, { claimed: String(sender) });
+    // a batch in this node's own name is forged too (a publish on its own subject): a node is never its own peer
+    if (sender !== from || from === this.name) {
+      // JSON text, not String(): a parsed object with a key `toString` cannot be made text
+      const claimed = typeof sender === 'string' ? sender : JSON.stringify(sender);
+      this.#frameDropped('forged_sender', from, undefined, { claimed: claimed.length > 120 ? `${claimed.slice(0, 117)}...` : claimed });
       return;
     }
     if (typeof incarnation !== 'number' || !Number.isSafeInteger(incarnation) || incarnation <= 0) {
@@ -385,7 +395,8 @@ export class Cluster {
     }
     if (broadcast && frames.length === 1 && Array.isArray(frames[0]) && frames[0][0] === 'g' && this.#peers.get(from)?.incarnation !== incarnation) {
       // the goodbye of a peer that is not up here (downed for silence meanwhile): it is gone, not back
-      this.#silenced.delete(from);
+      // (the goodbye of another incarnation leaves the reset owed to the one downed for silence)
+      if (this.#silenced.get(from) === incarnation) this.#silenced.delete(from);
       this.#remember(from, incarnation);
       return;
     }
@@ -441,9 +452,14 @@ export class Cluster {
     if (peer === undefined) {
       peer = new Peer(name, incarnation, now);
       this.#peers.set(name, peer);
-      if (this.#silenced.get(name) === incarnation) {
+      const silenced = this.#silenced.get(name);
+      if (silenced === incarnation) {
         this.#push(peer, '["!"]'); // it was down to us: say so first
         peer.awaitingReset = true;
+      } else if (silenced !== undefined) {
+        // a new incarnation of a peer downed for silence: the old one is gone for good, and its late
+        // words are stale (taken for it coming back, they would down the new one and bar it for good)
+        this.#remember(name, silenced);
       }
       this.#silenced.delete(name);
       this.#kernel.telemetry.execute('keel.cluster.node_up', {}, { node: name, incarnation });
@@ -578,4 +594,11 @@ function positive(value: number | undefined, argument: string, fallback: number)
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) throw new InvalidArgumentError(argument, 'a positive number of milliseconds', value);
   return value;
+}
+
+/** `{ timeoutMs? }` or nothing: a misspelt key is refused. */
+function timeoutOptions(options: unknown): void {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ timeoutMs? }', options);
+  checkKeys(options, ['timeoutMs'], 'options');
 }

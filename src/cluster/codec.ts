@@ -412,6 +412,8 @@ export function encodeValue(value: unknown, maxLength = Infinity, root = 'messag
         tree = walk(new Walk(root), value);
       } catch (e) {
         if (e === TOO_LARGE) throw new MessageTooLargeError(maxLength - budget, maxLength, false, SUBJECT);
+        // the stack ran out (JSON.stringify's did too): a typed refusal, not a raw RangeError from a send
+        if (e instanceof RangeError) throw new NotSerializableError(root, 'a value nested deeper than the stack allows', SUBJECT, CARRIED);
         throw e;
       }
       text = JSON.stringify(tree);

@@ -52,8 +52,9 @@ function revive(v: object): unknown {
     if (k === '__proto__') malformed("no '__proto__' key", k);
     const x = o[k];
     if (typeof x === 'object' && x !== null) {
-      if (k === 'constructor' && Object.hasOwn(x, 'prototype')) malformed("no 'prototype' key under 'constructor'", 'constructor.prototype');
       const y = revive(x);
+      // checked on the revived value: an escape tag under 'constructor' has its 'prototype' key only once revived
+      if (k === 'constructor' && typeof y === 'object' && y !== null && Object.hasOwn(y, 'prototype')) malformed("no 'prototype' key under 'constructor'", 'constructor.prototype');
       if (y !== x) o[k] = y;
     }
   }
@@ -105,7 +106,9 @@ function untag(t: Record<string, unknown>, kind: unknown): unknown {
     case 'u8': {
       if (!isBase64(t.v)) malformed('a bytes tag with base64 text', t);
       const b = Buffer.from(t.v, 'base64');
-      return kind === 'buf' ? b : new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+      // a small Buffer is a view of Node's shared pool: a Uint8Array gets memory of its own (a
+      // copy), so that its `buffer` holds its bytes and nothing of what else the node decoded
+      return kind === 'buf' ? b : new Uint8Array(b);
     }
     case 'map': {
       const v = t.v;

@@ -98,6 +98,29 @@ describe('cluster membership', () => {
     expect((e as PeersTimeoutError).message).toBe('cluster a: no hello from c, d within 1 ms; check that they run and join the same cluster');
   });
 
+  it('refuses a misspelt option of join, waitFor and whereis (ERR_INVALID_ARGUMENT naming it), as every other component does', async () => {
+    const net = new MemoryNetwork();
+    const n = track({ name: 'a' });
+    const e = await failure(() => Cluster.join(n, { transport: net.transport(), heartbeatMS: 20 } as ClusterOptions));
+    expect([(e as { code: string }).code, (e as { argument: string }).argument]).toEqual(['ERR_INVALID_ARGUMENT', 'options.heartbeatMS']);
+    expect(net.names).toEqual([]); // refused before the transport started: the node may join yet
+    const cn = await Cluster.join(n, { transport: net.transport() });
+    const w = await failure(() => cn.waitFor(['b'], { timeoutMS: 1 } as unknown as { timeoutMs: number }));
+    expect([(w as { code: string }).code, (w as { argument: string }).argument]).toEqual(['ERR_INVALID_ARGUMENT', 'options.timeoutMS']);
+    const r = await failure(() => cn.whereis('b', 'x', { timeoutMS: 1 } as unknown as { timeoutMs: number }));
+    expect([(r as { code: string }).code, (r as { argument: string }).argument]).toEqual(['ERR_INVALID_ARGUMENT', 'options.timeoutMS']);
+  });
+
+  it('waitFor given a name instead of a list is ERR_INVALID_ARGUMENT, and leaves no waiter that throws when a peer comes up', async () => {
+    const { net, ca } = await pair();
+    const e = await failure(() => ca.waitFor('c' as unknown as string[]));
+    expect([(e as { code: string }).code, (e as { argument: string }).argument]).toEqual(['ERR_INVALID_ARGUMENT', 'names']);
+    const c = track({ name: 'c' });
+    await Cluster.join(c, { transport: net.transport() });
+    await ca.waitFor(['c']); // the peer came up, and its hello was handled to the end
+    expect(ca.nodes().map((n) => n.name)).toEqual(['b', 'c']);
+  });
+
   it('refuses a node name that cannot be a subject token', async () => {
     const net = new MemoryNetwork();
     const n = track({ name: 'a.b' });
@@ -500,6 +523,28 @@ describe('node down', () => {
     expect(['new_incarnation', 'port_closed']).toContain(reasons[0]);
     events.stop();
   });
+
+  it('a peer downed for silence and then restarted: a late batch of its old incarnation is stale, not the old one up again', async () => {
+    const { net, a, b, ca } = await pair({ heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 200, probeTimeoutMs: 30 });
+    const down = nextEvent(a, 'keel.cluster.node_down');
+    net.isolate('b'); // b freezes: a takes it for down (silence)
+    expect((await down).metadata).toMatchObject({ node: 'b', reason: 'heartbeat' });
+    net.heal('b');
+    (net as unknown as { detach(name: string): void }).detach('b'); // and a new incarnation of b starts
+    const reborn = track({ name: 'b' });
+    const cReborn = await Cluster.join(reborn, { transport: net.transport() });
+    await ca.waitFor(['b']);
+    await cReborn.waitFor(['a']);
+    expect(ca.incarnationOf('b')).toBe(reborn.creation);
+    const events = captureEvents(a, ['keel.cluster.node_', 'keel.cluster.frame_dropped']);
+    // the old incarnation resumes: its next word reaches a
+    net.deliver('b', 'a', `[1,"b",${b.creation},0,[["b"]]]`, true);
+    await roundTrip(reborn, a);
+    expect(events.events.filter((e) => e.event !== 'keel.cluster.frame_dropped')).toEqual([]);
+    expect(events.events[0]?.metadata).toMatchObject({ from: 'b', reason: 'stale_incarnation', incarnation: b.creation });
+    expect(ca.incarnationOf('b')).toBe(reborn.creation);
+    events.stop();
+  });
 });
 
 describe('the cluster process', () => {
@@ -576,6 +621,32 @@ describe('hostile frames', () => {
     expect(sink.messages).toEqual(['ok']);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(events.events.map((e) => e.metadata.reason)).toEqual(['malformed', 'malformed', 'forged_sender', 'stale_incarnation', 'malformed', 'malformed']);
+    events.stop();
+  });
+
+  it("a batch in this node's own name (a forged subject) is dropped: a node is never its own peer", async () => {
+    const { net, a, b, cb } = await pair();
+    const events = captureEvents(b, ['keel.cluster.']);
+    net.deliver('b', 'b', `[1,"b",${b.creation},0,[["h"]]]`, true);
+    net.deliver('b', 'b', `[1,"b",${b.creation},${b.creation},[["b"]]]`, false);
+    await roundTrip(a, b);
+    expect(events.events.map((e) => [e.event, e.metadata.reason])).toEqual([
+      ['keel.cluster.frame_dropped', 'forged_sender'],
+      ['keel.cluster.frame_dropped', 'forged_sender'],
+    ]);
+    expect(cb.nodes().map((n) => n.name)).toEqual(['a']);
+    expect(cb.isConnected('b')).toBe(false);
+    events.stop();
+  });
+
+  it('a batch whose sender is an object that cannot be made text is dropped as forged, not an exception out of the transport', async () => {
+    const { net, a, b } = await pair();
+    const sink = probe(b);
+    const events = captureEvents(b, ['keel.cluster.frame_dropped']);
+    net.deliver('a', 'b', `[1,{"toString":1},${a.creation},${b.creation},[["m",${sink.id},0,"forged"]]]`, false);
+    net.deliver('a', 'b', `[1,"a",${a.creation},${b.creation},[["m",${sink.id},0,"ok"]]]`, false);
+    expect(await sink.receive()).toBe('ok');
+    expect(events.events.map((e) => [e.metadata.reason, e.metadata.claimed])).toEqual([['forged_sender', '{"toString":1}']]);
     events.stop();
   });
 

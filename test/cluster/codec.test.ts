@@ -47,6 +47,14 @@ describe('encodeValue / decodeValue: what is carried', () => {
     if (value instanceof Uint8Array) expect(Object.getPrototypeOf(back)).toBe(Object.getPrototypeOf(value));
   });
 
+  it('decodes a Uint8Array into memory of its own: its buffer holds its bytes and nothing of other values the node decoded', () => {
+    const other = decodeValue(encodeValue(Buffer.from('secret of another process')), pids) as Buffer;
+    expect(other.toString()).toBe('secret of another process');
+    const back = roundTrip(new Uint8Array([1, 2, 3])) as Uint8Array;
+    expect([back.byteOffset, back.byteLength, back.buffer.byteLength]).toEqual([0, 3, 3]);
+    expect([...new Uint8Array(back.buffer)]).toEqual([1, 2, 3]);
+  });
+
   it('carries a null-prototype object as a plain object with the same keys', () => {
     const back = roundTrip(Object.assign(Object.create(null) as object, { a: 1, u: undefined }));
     expect(Object.getPrototypeOf(back)).toBe(Object.prototype);
@@ -215,6 +223,16 @@ describe('encodeValue: what is refused, with the exact path', () => {
     refusedAt(m, 'message.get("self")', 'a cyclic reference');
   });
 
+  it('refuses a value nested deeper than the stack allows with ERR_NOT_SERIALIZABLE, not a raw RangeError', () => {
+    let arrays: unknown = 1;
+    for (let i = 0; i < 200_000; i++) arrays = [arrays];
+    refusedAt(arrays, 'message', 'a value nested deeper than the stack allows');
+    let objects: unknown = undefined;
+    for (let i = 0; i < 200_000; i++) objects = { a: objects };
+    refusedAt(objects, 'message', 'a value nested deeper than the stack allows');
+    expect(encodeValue({ after: [1] })).toBe('{"after":[1]}'); // no state left behind
+  });
+
   it('carries a shared (acyclic) sub-object twice', () => {
     const shared = { x: 1 };
     expect(roundTrip({ a: shared, b: shared, c: [shared] })).toStrictEqual({ a: { x: 1 }, b: { x: 1 }, c: [{ x: 1 }] });
@@ -325,6 +343,9 @@ describe('decodeBatch: hostile text', () => {
     malformed('{"constructor":{"prototype":{"polluted":1}}}', "no 'prototype' key under 'constructor'");
     malformed('[{"a":{"constructor":{"prototype":1}}}]', "no 'prototype' key under 'constructor'");
     malformed('{"$keel":"esc","v":[["constructor",{"prototype":1}]]}', "no 'prototype' key under 'constructor'");
+    // the object under 'constructor' spelt as an escape tag: its 'prototype' key exists only once revived
+    malformed('{"constructor":{"$keel":"esc","v":[["prototype",{"polluted":1}]]}}', "no 'prototype' key under 'constructor'");
+    malformed('{"$keel":"err","name":"Error","message":"m","props":{"constructor":{"$keel":"esc","v":[["$keel",1],["prototype",1]]}}}', "no 'prototype' key under 'constructor'");
     expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
     // a 'prototype' or 'constructor' key alone is data
     const data = decodeBatch('{"prototype":1,"constructor":{"a":1}}', pids) as Record<string, unknown>;

@@ -348,6 +348,20 @@ describe('review: joining again after leave', () => {
 });
 
 describe('review: a goodbye from a peer already down', () => {
+  it('a goodbye of another incarnation does not cancel the reset owed to the one downed for silence: its monitor still gets its Down', async () => {
+    const { net, a, b } = await impatientPair();
+    const target = a.spawn(() => () => undefined);
+    const watcher = probe(b);
+    watcher.ctx.monitor(target);
+    await roundTrip(b, a); // the monitor is on a
+    await aDownsB(net, a); // a answered its side; b, patient, still holds its monitor
+    net.heal('b');
+    net.deliver('b', 'a', `[1,"b",${b.creation + 1},0,[["g"]]]`, true); // a goodbye in b's name, of an incarnation a never had up
+    // b's next heartbeat: a tells it it was down, and b answers its monitor
+    const down = await watcher.receive(isDown, { timeout: 5000 });
+    expect((down as Down).reason).toBe('noconnection');
+  });
+
   it('is not taken for the peer coming up (no node_up, no reset sent to a leaving node)', async () => {
     const { net, a, ca, cb } = await impatientPair();
     await aDownsB(net, a);
