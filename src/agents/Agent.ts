@@ -138,6 +138,11 @@ interface State {
   readonly capabilities: readonly string[];
   /** The running tasks by id (a table that does not allocate as one task in, one out churns it). */
   readonly running: KeyedTable<Running>;
+  /**
+   * Handlers still executing, a cancelled task's included until its handler returns (or its promise
+   * settles): what `maxConcurrentTasks` bounds, since a handler may ignore its signal.
+   */
+  executing: number;
   /** Whether anyone listens to `keel.agent.task` (its measurements and metadata are built only then). */
   readonly taskProbe: { readonly active: boolean };
   /** handleCall's answer to a run_task it took (the reply comes later): one object for the agent's life. */
@@ -287,9 +292,17 @@ function runTask(task: AgentTask, from: From<TaskResult>, state: State, ctx: Con
     running.ok(r);
     return;
   }
+  // its slot is held until the handler is done, cancelled or not (a handler may ignore its signal)
+  state.executing++;
   Promise.resolve(r).then(
-    (result) => running.ok(result),
-    (e: unknown) => running.failed(e),
+    (result) => {
+      state.executing--;
+      running.ok(result);
+    },
+    (e: unknown) => {
+      state.executing--;
+      running.failed(e);
+    },
   );
 }
 
@@ -312,6 +325,7 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServ
       taken: undefined as never,
       completed: 0,
       failed: 0,
+      executing: 0,
     };
     (state as { taken: CallResult<State, TaskResult> }).taken = Object.freeze({ noreply: true as const, state });
     if (registration !== undefined) {
@@ -334,7 +348,7 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServ
         const task = validateTask(request.task);
         if (task === undefined) return { reply: { ok: false, error: new InvalidArgumentError('task', '{ id: non-empty string, kind: string, payload, inputs?: object }', request.task) }, state };
         if (state.running.has(task.id)) return { reply: { ok: false, error: 'duplicate_task' }, state };
-        if (state.running.size >= (state.options.maxConcurrentTasks ?? Infinity)) return { reply: { ok: false, error: 'busy' }, state };
+        if (state.executing >= (state.options.maxConcurrentTasks ?? Infinity)) return { reply: { ok: false, error: 'busy' }, state };
         runTask(task, from as From<TaskResult>, state, ctx);
         return state.taken;
       }

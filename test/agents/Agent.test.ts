@@ -135,6 +135,33 @@ describe('Agent', () => {
     expect(await first).toEqual({ ok: true, result: undefined });
   });
 
+  it('holds a cancelled task\'s slot until its handler is done: a handler that ignores its signal still counts toward maxConcurrentTasks', async () => {
+    const node = track();
+    const gate = deferred<void>();
+    let executing = 0;
+    let peak = 0;
+    const agent = await Agent.start(node, {
+      capabilities: [],
+      maxConcurrentTasks: 1,
+      runTask: async (t) => {
+        peak = Math.max(peak, ++executing);
+        if (t.id === 'slow') await gate.promise; // deaf to its signal
+        executing--;
+        return t.id;
+      },
+    });
+    const slow = agent.runTask({ id: 'slow', kind: 'k', payload: null });
+    await node.idle();
+    agent.cancel('slow');
+    expect(await slow).toEqual({ ok: false, error: 'cancelled' });
+    // its handler still runs: a second task would be two at once
+    expect(await agent.runTask({ id: 'next', kind: 'k', payload: null })).toEqual({ ok: false, error: 'busy' });
+    gate.resolve();
+    await node.idle();
+    expect(await agent.runTask({ id: 'next', kind: 'k', payload: null })).toEqual({ ok: true, result: 'next' });
+    expect(peak).toBe(1);
+  });
+
   it('votes reject without a vote function, and passes other messages to onMessage', async () => {
     const node = track();
     const seen: unknown[] = [];
