@@ -389,6 +389,11 @@ export class Cluster {
       this.#frameDropped('malformed', from);
       return;
     }
+    // the incarnation it is for (0: any): anything but a count is malformed, not carried raw into an event
+    if (typeof toIncarnation !== 'number' || !Number.isSafeInteger(toIncarnation) || toIncarnation < 0) {
+      this.#frameDropped('malformed', from);
+      return;
+    }
     if (toIncarnation !== 0 && toIncarnation !== this.#kernel.creation) {
       this.#frameDropped('stale_incarnation', from, undefined, { incarnation: toIncarnation });
       return;

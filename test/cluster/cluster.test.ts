@@ -650,6 +650,23 @@ describe('hostile frames', () => {
     events.stop();
   });
 
+  it('a batch for an incarnation that is not a count is malformed, never an event carrying what it was', async () => {
+    const { net, a, b } = await pair();
+    const sink = probe(b);
+    const events = captureEvents(b, ['keel.cluster.frame_dropped']);
+    const huge = JSON.stringify({ filler: 'x'.repeat(10_000) });
+    for (const to of [huge, '"7"', '-1', '1.5', '1e300']) net.deliver('a', 'b', `[1,"a",${a.creation},${to},[["m",${sink.id},0,"bad"]]]`, false);
+    net.deliver('a', 'b', `[1,"a",${a.creation},12345,[["m",${sink.id},0,"stale"]]]`, false);
+    net.deliver('a', 'b', `[1,"a",${a.creation},${b.creation},[["m",${sink.id},0,"ok"]]]`, false);
+    expect(await sink.receive()).toBe('ok');
+    expect(sink.messages).toEqual(['ok']);
+    expect(events.events.map((e) => [e.metadata.reason, e.metadata.incarnation])).toEqual([
+      ...Array(5).fill(['malformed', undefined]),
+      ['stale_incarnation', 12345],
+    ]);
+    events.stop();
+  });
+
   it('a bad value costs its frame, not the batch: the frames around it are handled', async () => {
     const { net, a, b } = await pair();
     const sink = probe(b);
