@@ -25,6 +25,7 @@ import type { Context, Node } from '../runtime/types.js';
 import { MAX_TRACESTATE_LENGTH } from '../telemetry/tracing.js';
 import { encodeValue, parseBatch, type PidFactory, reviveValue } from './codec.js';
 import { Peer } from './internal/Peer.js';
+import { positive, timeoutOptions, timingsOf } from './internal/options.js';
 import { Remote } from './internal/Remote.js';
 import type { ProbeResult, Transport, TransportHandler } from './Transport.js';
 
@@ -103,10 +104,11 @@ export class Cluster {
   private constructor(kernel: Kernel, options: ClusterOptions) {
     this.#kernel = kernel;
     this.#transport = options.transport;
-    this.#heartbeatMs = positive(options.heartbeatMs, 'heartbeatMs', 200);
-    this.#suspectAfterMs = positive(options.suspectAfterMs, 'suspectAfterMs', 3 * this.#heartbeatMs);
-    this.#downAfterMs = positive(options.downAfterMs, 'downAfterMs', Math.max(2000, this.#suspectAfterMs + this.#heartbeatMs));
-    this.#probeTimeoutMs = positive(options.probeTimeoutMs, 'probeTimeoutMs', 500);
+    const t = timingsOf(options);
+    this.#heartbeatMs = t.heartbeatMs;
+    this.#suspectAfterMs = t.suspectAfterMs;
+    this.#downAfterMs = t.downAfterMs;
+    this.#probeTimeoutMs = t.probeTimeoutMs;
     this.#remote = new Remote({
       kernel,
       maxValueLength: () => this.#maxValueLength,
@@ -593,17 +595,4 @@ export class Cluster {
   #frameDropped(reason: string, from: string, error?: unknown, extra?: Record<string, unknown>): void {
     this.#kernel.telemetry.execute('keel.cluster.frame_dropped', { count: 1 }, { node: this.name, from, reason, error, ...extra });
   }
-}
-
-function positive(value: number | undefined, argument: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) throw new InvalidArgumentError(argument, 'a positive number of milliseconds', value);
-  return value;
-}
-
-/** `{ timeoutMs? }` or nothing: a misspelt key is refused. */
-function timeoutOptions(options: unknown): void {
-  if (options === undefined) return;
-  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ timeoutMs? }', options);
-  checkKeys(options, ['timeoutMs'], 'options');
 }
