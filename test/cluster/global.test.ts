@@ -109,6 +109,8 @@ describe('global names', () => {
     expect(await GenServer.call(a.node, pid!, 'hi')).toBe('b:hi');
     const sink = probe(b.node);
     await b.global.register('sink', sink);
+    // the registering node reads its own write at once, before its watch brings it back
+    expect(b.global.whereis('sink')).toEqual({ node: 'b', creation: b.node.creation, id: sink.id });
     await a.global.sync();
     expect(a.global.send('sink', { n: 1 })).toBe(true);
     expect(b.global.send('sink', { n: 2 })).toBe(true);

@@ -243,6 +243,9 @@ export class GlobalRegistry {
       throw new NoProcError(String(proc.self), 'cannot register a global name for a process that is not alive');
     }
     this.#leases.hold(name, key, proc, revision, deadline, until);
+    // read your own write, as after erlang's global:register_name: this node's cache knows the name
+    // now, not when the watch brings it back (nothing later for this key came yet if it has not)
+    if (this.#seen < revision) this.#names.set(name, { record: { node: this.#kernel.name, inc: this.#kernel.creation, id: proc.self.id, lease: deadline }, revision });
   }
 
   /** A name held by someone else: taken over when its lease ran out `marginMs` ago (CAS on the revision read), else `ERR_NAME_TAKEN`. */
