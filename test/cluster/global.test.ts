@@ -206,6 +206,9 @@ describe('global names', () => {
     const p = a.node.spawn(() => () => undefined);
     await a.global.register('u', p);
     expect(await a.global.unregister('u')).toBe(true);
+    // the unregistering node reads its own delete at once, before its watch brings it back
+    expect(a.global.whereis('u')).toBeUndefined();
+    expect(a.global.names()).toEqual([]);
     expect(await a.global.unregister('u')).toBe(false);
     await b.global.sync();
     expect(b.global.whereis('u')).toBeUndefined();

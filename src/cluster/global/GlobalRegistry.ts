@@ -270,6 +270,14 @@ export class GlobalRegistry {
     const own = this.#leases.get(name);
     if (own === undefined) return false;
     await this.#leases.release(own, 'unregistered');
+    // read your own delete, as after erlang's global:unregister_name: this node's cache forgets the
+    // name now, not when the watch brings the delete back, unless it already shows a later holder
+    // (another node's, or this process's again after a new register)
+    const cached = this.#names.get(name);
+    if (cached !== undefined && !this.#leases.has(name) && cached.record.node === this.#kernel.name && cached.record.inc === this.#kernel.creation && cached.record.id === own.pid.id) {
+      this.#names.delete(name);
+      this.#reaper.changed(name, undefined);
+    }
     return true;
   }
 
