@@ -24,6 +24,7 @@ import { type Pid, PidImpl } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { MAX_TRACESTATE_LENGTH } from '../telemetry/tracing.js';
 import { encodeValue, parseBatch, type PidFactory, reviveValue } from './codec.js';
+import { Incarnations } from './internal/Incarnations.js';
 import { Peer } from './internal/Peer.js';
 import { positive, timeoutOptions, timingsOf } from './internal/options.js';
 import { Remote } from './internal/Remote.js';
@@ -67,8 +68,6 @@ const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const HEADER_ROOM = 256 + ',"'.length + 55 + '",'.length + 2 + 2 * MAX_TRACESTATE_LENGTH;
 /** The cluster process's heartbeat message. */
 const TICK = Symbol('keel.cluster.tick');
-/** Incarnations downed for good (replaced, or gone with a goodbye) that are remembered, per cluster. */
-const DEAD_INCARNATIONS = 1024;
 /** Nodes that have joined a cluster (a node joins once). */
 const joined = new WeakSet<Kernel>();
 
@@ -77,10 +76,8 @@ export class Cluster {
   readonly #transport: Transport;
   readonly #remote: Remote;
   readonly #peers = new Map<string, Peer>();
-  /** `name:incarnation` of peers gone for good: their late frames are dropped. */
-  readonly #dead = new Set<string>();
-  /** Peers downed for silence, by name: if the same incarnation speaks again, it is told so first. */
-  readonly #silenced = new Map<string, number>();
+  /** Peers gone for good (their late frames are dropped) and peers downed for silence (told so first if they speak again). */
+  readonly #gone = new Incarnations();
   readonly #dirty = new Set<Peer>();
   #flushQueued = false;
   readonly #heartbeatMs: number;
@@ -403,8 +400,8 @@ export class Cluster {
     if (broadcast && frames.length === 1 && Array.isArray(frames[0]) && frames[0][0] === 'g' && this.#peers.get(from)?.incarnation !== incarnation) {
       // the goodbye of a peer that is not up here (downed for silence meanwhile): it is gone, not back
       // (the goodbye of another incarnation leaves the reset owed to the one downed for silence)
-      if (this.#silenced.get(from) === incarnation) this.#silenced.delete(from);
-      this.#remember(from, incarnation);
+      if (this.#gone.silenced(from) === incarnation) this.#gone.unsilence(from);
+      this.#gone.dead(from, incarnation);
       return;
     }
     const peer = this.#heard(from, incarnation);
@@ -421,7 +418,7 @@ export class Cluster {
           // a heartbeat: hearing it was the point
         } else if (f[0] === 'g') {
           this.#down(peer, 'goodbye');
-          this.#remember(peer.name, peer.incarnation);
+          this.#gone.dead(peer.name, peer.incarnation);
           return;
         } else if (f[0] === '!') {
           if (peer.awaitingReset) {
@@ -445,7 +442,7 @@ export class Cluster {
 
   /** The peer a batch came from, brought up (or replaced by its new incarnation) as needed. */
   #heard(name: string, incarnation: number): Peer | undefined {
-    if (this.#dead.has(`${name}:${incarnation}`)) {
+    if (this.#gone.isDead(name, incarnation)) {
       this.#frameDropped('stale_incarnation', name, undefined, { incarnation });
       return undefined;
     }
@@ -453,22 +450,22 @@ export class Cluster {
     let peer = this.#peers.get(name);
     if (peer !== undefined && peer.incarnation !== incarnation) {
       this.#down(peer, 'new_incarnation');
-      this.#remember(peer.name, peer.incarnation);
+      this.#gone.dead(peer.name, peer.incarnation);
       peer = undefined;
     }
     if (peer === undefined) {
       peer = new Peer(name, incarnation, now);
       this.#peers.set(name, peer);
-      const silenced = this.#silenced.get(name);
+      const silenced = this.#gone.silenced(name);
       if (silenced === incarnation) {
         this.#push(peer, '["!"]'); // it was down to us: say so first
         peer.awaitingReset = true;
       } else if (silenced !== undefined) {
         // a new incarnation of a peer downed for silence: the old one is gone for good, and its late
         // words are stale (taken for it coming back, they would down the new one and bar it for good)
-        this.#remember(name, silenced);
+        this.#gone.dead(name, silenced);
       }
-      this.#silenced.delete(name);
+      this.#gone.unsilence(name);
       this.#kernel.telemetry.execute('keel.cluster.node_up', {}, { node: name, incarnation });
       for (const check of [...this.#upWaiters]) check();
     } else {
@@ -479,11 +476,6 @@ export class Cluster {
       }
     }
     return peer;
-  }
-
-  #remember(name: string, incarnation: number): void {
-    this.#dead.add(`${name}:${incarnation}`);
-    if (this.#dead.size > DEAD_INCARNATIONS) this.#dead.delete(this.#dead.values().next().value!);
   }
 
   // ---- membership: heartbeats, suspicion, probes, down ----------------------------------------
@@ -548,7 +540,7 @@ export class Cluster {
     peer.status = 'down';
     // a peer downed for anything but its own word may speak again as itself (silence, or a transport
     // that took it for gone): it is told first that it was down, so that it answers its ties too
-    if (reason !== 'goodbye' && reason !== 'new_incarnation' && reason !== 'left') this.#silenced.set(peer.name, peer.incarnation);
+    if (reason !== 'goodbye' && reason !== 'new_incarnation' && reason !== 'left') this.#gone.silence(peer.name, peer.incarnation);
     const detectionMs = this.#kernel.clock.now() - peer.lastHeard;
     this.#remote.peerDown(peer);
     this.#kernel.telemetry.execute('keel.cluster.node_down', { detectionMs }, { node: peer.name, incarnation: peer.incarnation, reason });

@@ -545,6 +545,34 @@ describe('node down', () => {
     expect(ca.incarnationOf('b')).toBe(reborn.creation);
     events.stop();
   });
+  it('keeps the last 1,024 peers downed for silence: an older one that speaks again is a dead incarnation, a newer one is told it was down', async () => {
+    const { net, a, b, ca } = await pair({ heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 200, probeTimeoutMs: 30 });
+    const n = 1025;
+    const downed = new Set<string>();
+    const allDown = new Promise<void>((resolve) => {
+      a.telemetry.attach('downs', ['keel.cluster.node_down'], (_e, _m, meta) => {
+        if (typeof meta.node === 'string' && meta.node.startsWith('x')) downed.add(meta.node);
+        if (downed.size === n) resolve();
+      });
+    });
+    // n peers that speak once and then fall silent, x0 first
+    for (let i = 0; i < n; i++) net.deliver(`x${i}`, 'a', `[1,"x${i}",7,0,[["h"]]]`, true);
+    await allDown;
+    a.telemetry.detach('downs');
+    const events = captureEvents(a, ['keel.cluster.node_up', 'keel.cluster.frame_dropped']);
+    // x0, downed first, was forgotten as silenced when the 1,025th was downed: its word is stale
+    net.deliver('x0', 'a', '[1,"x0",7,0,[["b"]]]', true);
+    // x1 is still remembered: it is up again (and told first that it was down)
+    net.deliver('x1', 'a', '[1,"x1",7,0,[["b"]]]', true);
+    await roundTrip(b, a); // the network delivers in order: what was delivered before has arrived
+    expect(events.events.map((e) => [e.event, e.metadata.from ?? e.metadata.node, e.metadata.reason])).toEqual([
+      ['keel.cluster.frame_dropped', 'x0', 'stale_incarnation'],
+      ['keel.cluster.node_up', 'x1', undefined],
+    ]);
+    expect(ca.incarnationOf('x0')).toBeUndefined();
+    expect(ca.incarnationOf('x1')).toBe(7);
+    events.stop();
+  });
 });
 
 describe('the cluster process', () => {
