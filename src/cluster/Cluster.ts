@@ -512,25 +512,31 @@ export class Cluster {
     if (!this.#left) this.#arm(); // a telemetry handler run by this tick may have left
   }
 
-  /** Asks the transport whether `peer` is attached; `gone` downs it now. */
+  /**
+   * Asks the transport whether `peer` is attached; `gone` downs it now. A port that closes while a
+   * probe is out is probed again once that one answers (its answer may predate the close), and a
+   * peer found gone then goes down for the closed port.
+   */
   #probe(peer: Peer, reason: NodeDownReason): void {
-    if (peer.probing) return;
+    if (peer.probing) {
+      if (reason === 'port_closed') peer.probeAgain = reason;
+      return;
+    }
     peer.probing = true;
-    this.#transport.probe(peer.name, this.#probeTimeoutMs).then(
-      (result: ProbeResult) => {
-        peer.probing = false;
-        if (this.#peers.get(peer.name) !== peer) return;
-        if (result === 'gone') this.#down(peer, reason);
-        else if (result === 'alive' && peer.status === 'suspect') {
-          peer.status = 'up';
-          peer.suspectSince = 0;
-          peer.lastHeard = this.#kernel.clock.now();
-        }
-      },
-      () => {
-        peer.probing = false;
-      },
-    );
+    const settled = (result: ProbeResult | undefined): void => {
+      peer.probing = false;
+      const again = peer.probeAgain;
+      peer.probeAgain = undefined;
+      if (this.#peers.get(peer.name) !== peer) return;
+      if (result === 'gone') this.#down(peer, again ?? reason);
+      else if (again !== undefined) this.#probe(peer, again);
+      else if (result === 'alive' && peer.status === 'suspect') {
+        peer.status = 'up';
+        peer.suspectSince = 0;
+        peer.lastHeard = this.#kernel.clock.now();
+      }
+    };
+    this.#transport.probe(peer.name, this.#probeTimeoutMs).then(settled, () => settled(undefined));
   }
 
   #down(peer: Peer, reason: NodeDownReason): void {

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
 import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
+import type { ProbeResult, Transport, TransportHandler } from '../../src/cluster/Transport.js';
 import { CallExitError, KeelError, NoProcError, PeersTimeoutError } from '../../src/errors.js';
 import { GenServer, type GenServerSpec } from '../../src/otp/GenServer.js';
 import { isDown, isExit, type Down, type Exit } from '../../src/runtime/messages.js';
@@ -545,6 +546,51 @@ describe('node down', () => {
     expect(ca.incarnationOf('b')).toBe(reborn.creation);
     events.stop();
   });
+  it('a port closed while a probe for silence is out is probed again when that one answers alive: the peer goes down as port_closed', async () => {
+    const net = new MemoryNetwork();
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const inner = net.transport();
+    let handler: TransportHandler | undefined;
+    const firstProbe = deferred<ProbeResult>();
+    const probes: string[] = [];
+    const transport: Transport = {
+      kind: 'memory',
+      get maxBatchSize() {
+        return inner.maxBatchSize;
+      },
+      start: (self, h) => {
+        handler = h;
+        return inner.start(self, h);
+      },
+      send: (p, batch) => inner.send(p, batch),
+      broadcast: (batch) => inner.broadcast(batch),
+      // the probe sent for b's silence is answered when the test says; any later one finds b gone
+      probe: (p) => {
+        probes.push(p);
+        return probes.length === 1 ? firstProbe.promise : Promise.resolve('gone' as const);
+      },
+      flush: () => inner.flush(),
+      close: () => inner.close(),
+    };
+    const ca = await Cluster.join(a, { transport, heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 600_000, probeTimeoutMs: 30 });
+    const cb = await Cluster.join(b, { transport: net.transport() });
+    await ca.waitFor(['b']);
+    await cb.waitFor(['a']);
+    const suspected = nextEvent(a, 'keel.cluster.node_suspect');
+    const downs = captureEvents(a, ['keel.cluster.node_down']);
+    net.isolate('b');
+    await suspected; // a's tick probes b for its silence
+    expect(probes).toEqual(['b']);
+    handler!.peerGone('b'); // then b's port closes, while that probe is out
+    firstProbe.resolve('alive'); // the probe was answered before the port closed
+    await new Promise<void>((resolve) => setImmediate(resolve)); // the answers' microtasks have run
+    expect(probes).toEqual(['b', 'b']);
+    expect(downs.events.map((e) => e.metadata.reason)).toEqual(['port_closed']);
+    expect(ca.isConnected('b')).toBe(false);
+    downs.stop();
+  });
+
   it('keeps the last 1,024 peers downed for silence: an older one that speaks again is a dead incarnation, a newer one is told it was down', async () => {
     const { net, a, b, ca } = await pair({ heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 200, probeTimeoutMs: 30 });
     const n = 1025;

@@ -60,6 +60,8 @@ export class Peer {
   suspectSince = 0;
   /** A probe is in flight. */
   probing = false;
+  /** The reason of a probe asked for while one was in flight (the transport saw its port close): probed again once that one answers. */
+  probeAgain: 'port_closed' | undefined = undefined;
   /**
    * This node told the peer '!' (it had been down here) and waits for its '!!': until then, ties the
    * peer asks for were asked before it knew (its reset answers them on its side), so none is made.
