@@ -616,6 +616,29 @@ describe('GenServer.call', () => {
       expect(node.internals().timers).toBe(0);
     });
 
+    it('a reply that is a promise which never settles still times out: the deadline holds until the caller has its value', async () => {
+      const clock = new TestClock();
+      const node = track({ clock });
+      const later = deferred<string>();
+      const pid = await GenServer.start(node, {
+        init: () => 0,
+        handleCall: (req: string, _from, n: number) => ({ reply: req === 'never' ? new Promise<string>(() => undefined) : req === 'later' ? later.promise : req, state: n }),
+      });
+      const never = watch(GenServer.call(node, pid, 'never', { timeout: 100 }));
+      const settles = watch(GenServer.call(node, pid, 'later', { timeout: 100 }));
+      await clock.advance(50);
+      later.resolve('done');
+      await node.idle();
+      expect(settles.status).toBe('resolved');
+      expect(settles.value).toBe('done'); // a promise reply is still the value it settles with
+      expect(never.status).toBe('pending');
+      await clock.advance(50);
+      expect(never.status).toBe('rejected');
+      expectKeelError(never.error, 'ERR_CALL_TIMEOUT', '100 ms');
+      expect(await GenServer.call(node, pid, 'after')).toBe('after'); // the server was never held
+      expect(node.internals().timers).toBe(0);
+    });
+
     it('refuses options it does not know, or of the wrong type, with ERR_INVALID_ARGUMENT rather than ignoring them', async () => {
       const node = track();
       const pid = await GenServer.start(node, holder());

@@ -170,11 +170,24 @@ export class PendingCall extends NextTurnWatcher {
   reply(value: unknown): void {
     const resolve = this.resolveFn;
     if (resolve === undefined) return;
-    if (resolve !== TO_LISTENER && typeof value === 'object' && value !== null && !thenReadable(value)) {
-      // a promise reads a reply's `then`: one that throws (a revoked proxy) would reject the caller
-      // with the engine's raw TypeError
-      this.fail(new InvalidArgumentError('reply', 'a value whose `then` can be read (a promise settles with it)', value));
-      return;
+    if (resolve !== TO_LISTENER && (typeof value === 'object' || typeof value === 'function') && value !== null) {
+      const then = thenOf(value);
+      if (then === UNREADABLE) {
+        // a promise reads a reply's `then`: one that throws (a revoked proxy) would reject the caller
+        // with the engine's raw TypeError
+        this.fail(new InvalidArgumentError('reply', 'a value whose `then` can be read (a promise settles with it)', value));
+        return;
+      }
+      if (typeof then === 'function') {
+        // a promise (or thenable) as the reply: the caller gets what it settles with, and the call's
+        // deadline holds until then (adopted by the caller's promise, one that never settled would
+        // keep the caller waiting past its timeout)
+        Promise.resolve(value).then(
+          (settled) => this.reply(settled),
+          (error: unknown) => this.fail(error),
+        );
+        return;
+      }
     }
     this.finish(false, undefined);
     if (resolve === TO_LISTENER) tellListener(kernelOfProcess(this.server), this.rejectFn as CallListener, value, true);
@@ -453,11 +466,13 @@ export function pendingCallsOf(p: Proc): { incoming: number; waitingOn: Pid[] } 
 }
 
 /** False for an object whose `then` cannot be read (a revoked proxy, a getter or trap that throws). */
-function thenReadable(value: object): boolean {
+const UNREADABLE: unique symbol = Symbol('unreadable');
+
+/** A value's `then`, or UNREADABLE when reading it throws (a revoked proxy, a throwing getter). */
+function thenOf(value: object): unknown {
   try {
-    void (value as { then?: unknown }).then;
-    return true;
+    return (value as { then?: unknown }).then;
   } catch {
-    return false;
+    return UNREADABLE;
   }
 }
