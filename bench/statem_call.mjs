@@ -33,7 +33,7 @@ export async function statemCallBench(system, sys) {
   const gen = [];
   const statem = [];
   for (let round = 0; round < 2; round++) {
-    gen.push((await genserverCall(system, sys)).ops_per_s);
+    gen.push((await genserverCall(system, sys, false)).ops_per_s);
     statem.push(await statemCall(sys.node));
   }
   const ops = statem[1];
