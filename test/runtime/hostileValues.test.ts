@@ -160,6 +160,48 @@ describe('a hostile value returned, thrown or given as a reason', () => {
   });
 });
 
+describe('the value ctx.exit throws to unwind its own handler, kept and thrown again by a live process', () => {
+  /** The value `ctx.exit` threw inside a handler, caught and kept by user code. */
+  async function leakedUnwinder(node: ReturnType<typeof track>): Promise<unknown> {
+    let kept: unknown;
+    const pid = node.spawn((ctx) => () => {
+      try {
+        ctx.exit('normal');
+      } catch (e) {
+        kept = e;
+        throw e;
+      }
+    });
+    node.send(pid, 'go');
+    await node.idle();
+    expect(kept).toBeDefined();
+    return kept;
+  }
+
+  it.each([
+    ['a handler throwing it', (v: unknown) => () => () => {
+      throw v;
+    }],
+    ['an async handler rejecting with it', (v: unknown) => () => () => Promise.reject(v)],
+    ['an init throwing it', (v: unknown) => (): never => {
+      throw v;
+    }],
+    ['an async init rejecting with it', (v: unknown) => () => Promise.reject(v) as never],
+  ] as const)('%s crashes the process, which does not stay alive with its mailbox stranded', async (_what, init) => {
+    const node = track();
+    const kept = await leakedUnwinder(node);
+    const pid = node.spawn(init(kept) as never);
+    const p = probe(node);
+    const ref = p.ctx.monitor(pid);
+    node.send(pid, 'first');
+    node.send(pid, 'second');
+    const down = (await p.receive((m) => isDown(m) && m.ref === ref)) as Down;
+    expect(down.reason).toMatchObject({ code: 'ERR_THROWN_VALUE' });
+    expect((down.reason as unknown as { value: unknown }).value).toBe(kept);
+    expect(node.isAlive(pid)).toBe(false);
+  });
+});
+
 describe('a hostile value given as a pid', () => {
   it('node.exit refuses a proxy without running any of its traps', () => {
     const node = track();

@@ -355,7 +355,7 @@ export class Scheduler implements Waker {
    */
   #turnFailed(p: Proc, e: unknown): void {
     p.flags &= ~F_RUNNING;
-    if (e === EXIT_SENTINEL) return;
+    if (e === EXIT_SENTINEL && (p.flags & F_DEAD) !== 0) return;
     this.#host.log('error', `the turn of ${String(p.self)} threw outside its handler; the process exits`, e);
     if ((p.flags & F_DEAD) === 0) {
       this.#mail.settleInflight(p, 'crashed', e);
@@ -435,8 +435,10 @@ export class Scheduler implements Waker {
   /** The handler threw: the process exits with the error (after `ctx.exit` it is dead already). */
   #threw(p: Proc, env: Envelope | undefined, e: unknown): void {
     p.flags &= ~F_RUNNING;
-    // after ctx.exit the death cleanup has already settled the message; a throw settles it here
-    if (e !== EXIT_SENTINEL && (p.flags & F_DEAD) === 0) {
+    // after ctx.exit the death cleanup has already settled the message; a throw settles it here. The
+    // value ctx.exit unwinds with means "already dead" only from a dead process: one that user code
+    // kept and threw again from a live process is a crash like any other value
+    if ((p.flags & F_DEAD) === 0) {
       if (env !== undefined) this.#mail.settleInflight(p, 'crashed', e);
       this.#host.crash(p, toError(e));
     }
@@ -503,7 +505,7 @@ export class Scheduler implements Waker {
       if (typeof r !== 'function') then = thenOf(r);
     } catch (e) {
       p.flags &= ~F_RUNNING;
-      if (e !== EXIT_SENTINEL && (p.flags & F_DEAD) === 0) this.#host.crash(p, toError(e));
+      if ((p.flags & F_DEAD) === 0) this.#host.crash(p, toError(e)); // the unwinding value of ctx.exit included (see #threw)
       return;
     }
     p.flags &= ~F_RUNNING;
@@ -578,8 +580,8 @@ export class Scheduler implements Waker {
 
   #asyncFailed(p: Proc, env: Envelope | undefined, e: unknown): void {
     this.clearBusy(p);
-    if ((p.flags & F_DEAD) !== 0 || e === EXIT_SENTINEL) {
-      this.#host.checkIdle(); // a zombie's late rejection is swallowed
+    if ((p.flags & F_DEAD) !== 0) {
+      this.#host.checkIdle(); // a zombie's late rejection is swallowed (ctx.exit's unwinding value too)
       return;
     }
     if (env !== undefined) this.#mail.settleInflight(p, 'crashed', e);
