@@ -370,7 +370,9 @@ export class Scheduler implements Waker {
   #turn(p: Proc, budget: number): number {
     if ((p.flags & F_INIT) !== 0) {
       this.#runInit(p);
-      if ((p.flags & (F_DEAD | F_BUSY | F_INIT)) !== 0) return 1;
+      // F_SCHEDULED: an init's thenable that called back from inside its `then` has queued the
+      // process again already (#initDone); running its messages here too would give it two turns a round
+      if ((p.flags & (F_DEAD | F_BUSY | F_INIT | F_SCHEDULED)) !== 0) return 1;
       // nothing queued yet (a burst of spawns): the turn ends with its init, as the loop below would
       if (p.size === 0 && (p.flags & F_LONG) === 0) return 0;
     }
