@@ -1,4 +1,4 @@
-import { checkKeys, InvalidArgumentError, KeelError, NodeStoppedError } from '../errors.js';
+import { checkKeys, InvalidArgumentError, KeelError, NodeStoppedError, thrownText } from '../errors.js';
 import { TelemetryBus } from '../telemetry/Telemetry.js';
 import { type Clock, isAttachable, kAttachNode, monotonicClock } from './Clock.js';
 import { IdSequence } from './IdSequence.js';
@@ -183,24 +183,23 @@ export class KeelNode implements Node {
   #spawnOptions(options: SpawnOptions): { capacity: number; overflow: (typeof OVERFLOWS)[number]; name: string | undefined } {
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a SpawnOptions object', options);
     checkKeys(options, ['name', 'mailbox'], 'options');
-    let capacity = Infinity;
-    let overflow: (typeof OVERFLOWS)[number] = 'reject';
-    const given = options.name;
+    // each option read once: what is checked is what is used (a getter may answer differently, or
+    // throw, when read again)
+    const given = readOption(options, 'name', 'options');
     const name = given === undefined ? undefined : this.registry.checkFree(given);
-    const mb = options.mailbox;
-    if (mb !== undefined) {
-      if (typeof mb !== 'object' || mb === null) throw new InvalidArgumentError('mailbox', '{ capacity, overflow }', mb);
-      checkKeys(mb, ['capacity', 'overflow'], 'mailbox');
-      if (!Number.isSafeInteger(mb.capacity) || mb.capacity < 1) {
-        throw new InvalidArgumentError('mailbox.capacity', 'a positive integer', mb.capacity);
-      }
-      if (!OVERFLOWS.includes(mb.overflow)) {
-        throw new InvalidArgumentError('mailbox.overflow', "'reject' | 'drop_newest' | 'drop_oldest'", mb.overflow);
-      }
-      capacity = mb.capacity;
-      overflow = mb.overflow;
+    const mb = readOption(options, 'mailbox', 'options') as SpawnOptions['mailbox'];
+    if (mb === undefined) return { capacity: Infinity, overflow: 'reject', name };
+    if (typeof mb !== 'object' || mb === null) throw new InvalidArgumentError('mailbox', '{ capacity, overflow }', mb);
+    checkKeys(mb, ['capacity', 'overflow'], 'mailbox');
+    const capacity = readOption(mb, 'capacity', 'mailbox');
+    const overflow = readOption(mb, 'overflow', 'mailbox');
+    if (typeof capacity !== 'number' || !Number.isSafeInteger(capacity) || capacity < 1) {
+      throw new InvalidArgumentError('mailbox.capacity', 'a positive integer', capacity);
     }
-    return { capacity, overflow, name };
+    if (!OVERFLOWS.includes(overflow as (typeof OVERFLOWS)[number])) {
+      throw new InvalidArgumentError('mailbox.overflow', "'reject' | 'drop_newest' | 'drop_oldest'", overflow);
+    }
+    return { capacity, overflow: overflow as (typeof OVERFLOWS)[number], name };
   }
 
   isAlive(target: Target): boolean {
@@ -656,3 +655,12 @@ export function createRuntimeNode(options?: NodeOptions, slots?: ServiceSlots): 
 }
 
 function noop(): void {}
+
+/** Reads one option once; a getter that throws is a typed error naming the option. */
+function readOption(o: object, key: string, argument: string): unknown {
+  try {
+    return (o as Record<string, unknown>)[key];
+  } catch (e) {
+    throw new InvalidArgumentError(`${argument}.${key}`, 'an option that can be read', o, `reading it threw ${thrownText(e)}`);
+  }
+}
