@@ -105,7 +105,15 @@ export class KeelNode implements Node {
     this.registry = new NameTable<Proc>((pid) => this.resolve(pid));
     this.groups = new GroupTable<Proc>((pid) => this.resolve(pid));
     this.#timers = new TimerHeap(s.clock, (error, source) =>
-      this.log('error', source === 'clock' ? `the clock of node ${this.name} threw; its timers wait until the next one is set` : `a timer callback of node ${this.name} threw`, error),
+      this.log(
+        'error',
+        source === 'clock'
+          ? `the clock of node ${this.name} threw; its timers wait until the next one is set`
+          : source === 'clear'
+            ? `the clock of node ${this.name} threw clearing its host timer`
+            : `a timer callback of node ${this.name} threw`,
+        error,
+      ),
     );
     this.#messageIds = new IdSequence(`${this.name}-${this.creation}-`);
     this.#nextTurn = new NextTurn((e) => this.log('error', 'a deferred task threw', e));
