@@ -437,6 +437,22 @@ describe('node.idle and node.shutdown', () => {
     await node.shutdown();
     expect(node.isAlive(p)).toBe(false);
   });
+
+  it('idle and shutdown refuse a timeoutMs that throws when read again with ERR_INVALID_ARGUMENT, not a raw error', async () => {
+    const node = track();
+    const once = (): { timeoutMs: number } => {
+      let reads = 0;
+      return {
+        get timeoutMs(): number {
+          if (++reads > 1) throw new TypeError('timeoutMs read again');
+          return 1000;
+        },
+      };
+    };
+    expectKeelError(await failure(() => node.idle(once())), 'ERR_INVALID_ARGUMENT', '`options.timeoutMs`', 'reading it threw TypeError: timeoutMs read again');
+    expectKeelError(await failure(() => node.shutdown(once())), 'ERR_INVALID_ARGUMENT', '`options.timeoutMs`', 'reading it threw TypeError: timeoutMs read again');
+    expect(node.stopping).toBe(false);
+  });
 });
 
 describe('options a call does not know', () => {
