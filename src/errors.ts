@@ -555,6 +555,15 @@ export function checkStrayKeys(options: object, known: readonly string[], argume
   scanOptions(options, known, argument, false);
 }
 
+/** @internal Reads one option once; a getter that throws is a typed error naming the option. */
+export function readOption(options: object, key: string, argument: string): unknown {
+  try {
+    return (options as Record<string, unknown>)[key];
+  } catch (e) {
+    throw new InvalidArgumentError(`${argument}.${key}`, 'an option that can be read', options, `reading it threw ${thrownText(e)}`);
+  }
+}
+
 function scanOptions(options: object, known: readonly string[], argument: string, readKnown: boolean): void {
   const o = options as Record<string, unknown>;
   // the key being read; its text (`${argument}.${key}`) is made only when reading it throws

@@ -1,4 +1,4 @@
-import { checkKeys, InvalidArgumentError, KeelError, NodeStoppedError } from '../errors.js';
+import { checkKeys, InvalidArgumentError, KeelError, NodeStoppedError, readOption } from '../errors.js';
 import { TelemetryBus } from '../telemetry/Telemetry.js';
 import { type Clock, isAttachable, kAttachNode, monotonicClock } from './Clock.js';
 import { IdSequence } from './IdSequence.js';
@@ -15,7 +15,7 @@ import { TimerEntry, TimerHeap } from './internal/TimerHeap.js';
 import { type ExitReason, isExitReason } from './messages.js';
 import { NameTable } from './NameRegistry.js';
 import { GroupTable } from './ProcessGroups.js';
-import { checkTarget, isPid, nameOf, type Pid, PidImpl, type RefImpl, type Target, type TimerRef } from './Pid.js';
+import { checkTarget, nameOf, type Pid, PidImpl, type RefImpl, type Target, type TimerRef, toPid } from './Pid.js';
 import { type DeadLetterQueue, type MonitorManager, type ObserverHandle, type ObserverOptions, unavailableDeadLetters, unavailableMonitors } from './serviceSlots.js';
 import type { RemoteRouter } from './remote.js';
 import type { Init, Logger, Node, NodeOptions, ProcessInfo, SpawnOptions } from './types.js';
@@ -104,8 +104,9 @@ export class KeelNode implements Node {
     this.#spawnedProbe = this.telemetry.probe('keel.process.spawned');
     this.registry = new NameTable<Proc>((pid) => this.resolve(pid));
     this.groups = new GroupTable<Proc>((pid) => this.resolve(pid));
+    const timerFault = { clock: 'threw; its timers wait until the next one is set', clear: 'threw clearing its host timer' } as const;
     this.#timers = new TimerHeap(s.clock, (error, source) =>
-      this.log('error', source === 'clock' ? `the clock of node ${this.name} threw; its timers wait until the next one is set` : `a timer callback of node ${this.name} threw`, error),
+      this.log('error', source === 'callback' ? `a timer callback of node ${this.name} threw` : `the clock of node ${this.name} ${timerFault[source]}`, error),
     );
     this.#messageIds = new IdSequence(`${this.name}-${this.creation}-`);
     this.#nextTurn = new NextTurn((e) => this.log('error', 'a deferred task threw', e));
@@ -183,24 +184,23 @@ export class KeelNode implements Node {
   #spawnOptions(options: SpawnOptions): { capacity: number; overflow: (typeof OVERFLOWS)[number]; name: string | undefined } {
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a SpawnOptions object', options);
     checkKeys(options, ['name', 'mailbox'], 'options');
-    let capacity = Infinity;
-    let overflow: (typeof OVERFLOWS)[number] = 'reject';
-    const given = options.name;
+    // each option read once: what is checked is what is used (a getter may answer differently, or
+    // throw, when read again)
+    const given = readOption(options, 'name', 'options');
     const name = given === undefined ? undefined : this.registry.checkFree(given);
-    const mb = options.mailbox;
-    if (mb !== undefined) {
-      if (typeof mb !== 'object' || mb === null) throw new InvalidArgumentError('mailbox', '{ capacity, overflow }', mb);
-      checkKeys(mb, ['capacity', 'overflow'], 'mailbox');
-      if (!Number.isSafeInteger(mb.capacity) || mb.capacity < 1) {
-        throw new InvalidArgumentError('mailbox.capacity', 'a positive integer', mb.capacity);
-      }
-      if (!OVERFLOWS.includes(mb.overflow)) {
-        throw new InvalidArgumentError('mailbox.overflow', "'reject' | 'drop_newest' | 'drop_oldest'", mb.overflow);
-      }
-      capacity = mb.capacity;
-      overflow = mb.overflow;
+    const mb = readOption(options, 'mailbox', 'options') as SpawnOptions['mailbox'];
+    if (mb === undefined) return { capacity: Infinity, overflow: 'reject', name };
+    if (typeof mb !== 'object' || mb === null) throw new InvalidArgumentError('mailbox', '{ capacity, overflow }', mb);
+    checkKeys(mb, ['capacity', 'overflow'], 'mailbox');
+    const capacity = readOption(mb, 'capacity', 'mailbox');
+    const overflow = readOption(mb, 'overflow', 'mailbox');
+    if (typeof capacity !== 'number' || !Number.isSafeInteger(capacity) || capacity < 1) {
+      throw new InvalidArgumentError('mailbox.capacity', 'a positive integer', capacity);
     }
-    return { capacity, overflow, name };
+    if (!OVERFLOWS.includes(overflow as (typeof OVERFLOWS)[number])) {
+      throw new InvalidArgumentError('mailbox.overflow', "'reject' | 'drop_newest' | 'drop_oldest'", overflow);
+    }
+    return { capacity, overflow: overflow as (typeof OVERFLOWS)[number], name };
   }
 
   isAlive(target: Target): boolean {
@@ -251,8 +251,9 @@ export class KeelNode implements Node {
   #lookup(target: Target): Proc | undefined {
     const name = nameOf(target);
     if (name !== undefined) return this.registry.lookup(name);
-    if (!isPid(target)) throw new InvalidArgumentError('target', 'a Pid or a registered name', target);
-    return this.resolve(target);
+    const pid = toPid(target);
+    if (pid === undefined) throw new InvalidArgumentError('target', 'a Pid or a registered name', target);
+    return this.resolve(pid);
   }
 
   // ---- delivery -------------------------------------------------------------------------------
@@ -269,10 +270,19 @@ export class KeelNode implements Node {
   }
 
   #deliverSlow(from: Proc | undefined, to: Target, message: unknown): Delivery {
-    checkTarget(to, 'to');
     const name = nameOf(to);
-    if (name === undefined && this.#remote !== undefined && (to as Pid).node !== this.name) return this.#remote.send(from, to as Pid, message);
-    const p = name !== undefined ? this.registry.lookup(name) : this.resolve(to as Pid);
+    let p: Proc | undefined;
+    if (name !== undefined) {
+      checkTarget(to, 'to'); // an empty name
+      p = this.registry.lookup(name);
+    } else {
+      // a pid's fields read once: a copy of a pid is plain data, whose getters may answer only once
+      const pid = toPid(to);
+      if (pid === undefined) throw new InvalidArgumentError('to', 'a Pid or a non-empty registered name', to);
+      if (this.#remote !== undefined && pid.node !== this.name) return this.#remote.send(from, pid, message);
+      p = this.resolve(pid);
+      to = pid;
+    }
     if (p !== undefined) return this.#mail.enqueue(p, message, from);
     this.#mail.dropped(from, to, message, 'noproc');
     return Delivery.NoProc;
@@ -315,7 +325,9 @@ export class KeelNode implements Node {
       return;
     }
     if (p === undefined || p.rt !== this) {
-      if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
+      const copy = toPid(pid); // a copy of a pid: its fields read once
+      if (copy === undefined) throw new InvalidArgumentError('pid', 'a Pid', pid);
+      pid = copy;
     }
     if (reason !== 'kill' && !isExitReason(reason)) {
       throw new InvalidArgumentError('reason', "an exit reason ('normal', 'shutdown', { shutdown }, an Error, ...) or 'kill'", reason);
@@ -387,10 +399,13 @@ export class KeelNode implements Node {
 
   /** @internal */
   monitor(p: Proc, target: Target): RefImpl {
-    if (this.#remote !== undefined && isPid(target) && target.node !== this.name) {
-      const ref = this.#deaths.newRef();
-      this.#remote.monitor(p, ref, target);
-      return ref;
+    if (this.#remote !== undefined && nameOf(target) === undefined) {
+      const pid = toPid(target);
+      if (pid !== undefined && pid.node !== this.name) {
+        const ref = this.#deaths.newRef();
+        this.#remote.monitor(p, ref, pid);
+        return ref;
+      }
     }
     return this.#deaths.monitor(p, target);
   }
@@ -434,7 +449,13 @@ export class KeelNode implements Node {
   /** @internal A process's timer: `message` to `to` after `ms`, cancelled when the process dies. */
   sendAfter(p: Proc, to: Target, message: unknown, ms: number, unref = false): TimerRef {
     validateDelay(ms);
-    checkTarget(to, 'to');
+    if (nameOf(to) === undefined) {
+      const pid = toPid(to); // read once now: the timer sends to what was checked
+      if (pid === undefined) throw new InvalidArgumentError('to', 'a Pid or a non-empty registered name', to);
+      to = pid;
+    } else {
+      checkTarget(to, 'to');
+    }
     if ((p.flags & F_DEAD) !== 0) {
       this.zombieCall(p, 'sendAfter');
       return new TimerRefImpl(new TimerEntry(0, -1, noop, true)) as unknown as TimerRef; // inert: never scheduled

@@ -227,6 +227,27 @@ export function isPid(value: unknown): value is Pid {
   }
 }
 
+/**
+ * @internal `value` as a runtime pid: itself when it is one; for a copy of a pid (plain data), a new
+ * pid of its fields, each read once, so that what was checked is what is used (a getter may answer
+ * differently, or throw, when read again); undefined when it is no pid. Never throws, and never runs
+ * a proxy's traps. For the slow paths that take a pid from user code; a runtime pid costs a brand check.
+ */
+export function toPid(value: unknown): PidImpl | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  if (PidImpl.is(value)) return value;
+  if (types.isProxy(value)) return undefined;
+  try {
+    const v = value as Record<string, unknown>;
+    const node = v.node;
+    const creation = v.creation;
+    const id = v.id;
+    return typeof node === 'string' && Number.isSafeInteger(creation) && Number.isSafeInteger(id) ? new PidImpl(node, creation as number, id as number, undefined) : undefined;
+  } catch {
+    return undefined; // a getter that throws
+  }
+}
+
 declare const refBrand: unique symbol;
 /** A monitor reference, unique on its node. */
 export interface Ref {

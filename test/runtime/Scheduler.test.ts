@@ -1,7 +1,7 @@
 /* eslint-disable keel/no-raw-send -- this file tests the runtime's own primitives: raw sends and monitors are what it exercises */
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { createNode, type Node, type Pid } from '../../src/index.js';
+import { createNode, type Node, type Pid, SimulatedClock } from '../../src/index.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
 import { useNodes } from '../support.js';
 
@@ -317,6 +317,26 @@ describe('scheduler options', () => {
     await f.start();
     await node.idle();
     expect(f.log.join('')).toBe(expected);
+  });
+
+  it('an init whose thenable calls back at once takes its turns like any other process, not two per round', async () => {
+    // a virtual clock: no new process is measured on its own, so budget 1 alone decides the turns
+    const node = track({ clock: new SimulatedClock(), scheduler: { budget: 1 } });
+    const log: string[] = [];
+    const handler = (name: string) => (m: unknown) => {
+      log.push(`${name}${String(m)}`);
+    };
+    // a thenable that resolves synchronously, from inside its then: the handler is known within init's turn
+    const a = node.spawn(() => ({ then: (resolve: (h: unknown) => void) => resolve(handler('a')) }) as never);
+    const b = node.spawn(() => handler('b'));
+    for (let i = 0; i < 4; i++) {
+      node.send(a, i);
+      node.send(b, i);
+    }
+    await node.idle();
+    // a's init takes its turn alone (it was queued again from inside it), then the two alternate
+    expect(log.join(' ')).toBe('b0 a0 b1 a1 b2 a2 b3 a3');
+    expect(node.internals().runQueue).toBe(0);
   });
 
   it.each<[string, number, (remaining: number) => void]>([

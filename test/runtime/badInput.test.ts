@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { createNode, DynamicSupervisor, GenServer, isDown, Pid, sendSupervised, Supervisor, type Context, type Node } from '../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
-import { expectKeelError, failure, idler, thrown, UNREADABLE, useNodes } from '../support.js';
+import { deferred, expectKeelError, failure, idler, thrown, UNREADABLE, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -437,6 +437,22 @@ describe('node.idle and node.shutdown', () => {
     await node.shutdown();
     expect(node.isAlive(p)).toBe(false);
   });
+
+  it('idle and shutdown refuse a timeoutMs that throws when read again with ERR_INVALID_ARGUMENT, not a raw error', async () => {
+    const node = track();
+    const once = (): { timeoutMs: number } => {
+      let reads = 0;
+      return {
+        get timeoutMs(): number {
+          if (++reads > 1) throw new TypeError('timeoutMs read again');
+          return 1000;
+        },
+      };
+    };
+    expectKeelError(await failure(() => node.idle(once())), 'ERR_INVALID_ARGUMENT', '`options.timeoutMs`', 'reading it threw TypeError: timeoutMs read again');
+    expectKeelError(await failure(() => node.shutdown(once())), 'ERR_INVALID_ARGUMENT', '`options.timeoutMs`', 'reading it threw TypeError: timeoutMs read again');
+    expect(node.stopping).toBe(false);
+  });
 });
 
 describe('options a call does not know', () => {
@@ -516,6 +532,43 @@ describe('options that cannot be read', () => {
     // a proxy that can be read is an options object like any other
     const spawned = node.spawn(init, new Proxy({ name: 'by-proxy' }, {}));
     expect(node.registry.whereis('by-proxy')).toBe(spawned);
+  });
+});
+
+describe('spawn options whose getters answer differently each time they are read', () => {
+  it('bound the mailbox with the capacity and overflow that were checked, not with a later reading', async () => {
+    const node = track();
+    let capacityReads = 0;
+    let overflowReads = 0;
+    // valid when first read, garbage from the third reading on
+    const mailbox = {
+      get capacity(): number {
+        return ++capacityReads <= 2 ? 1 : NaN;
+      },
+      get overflow(): string {
+        return ++overflowReads <= 2 ? 'drop_oldest' : 'bogus';
+      },
+    };
+    const gate = deferred();
+    const started = deferred();
+    const pid = node.spawn(
+      () => async (m) => {
+        if (m === 'hold') {
+          started.resolve();
+          await gate.promise;
+        }
+      },
+      { mailbox: mailbox as never },
+    );
+    node.send(pid, 'hold');
+    await started.promise;
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    node.send(pid, 'm1');
+    node.send(pid, 'm2');
+    expect(dropped.events.map((e) => e.metadata)).toEqual([{ from: 'node', to: pid, message: 'm1', reason: 'mailbox_full', overflow: 'drop_oldest' }]);
+    expect(node.info(pid)?.mailboxLength).toBe(1);
+    gate.resolve();
+    await node.idle();
   });
 });
 

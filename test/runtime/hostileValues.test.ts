@@ -1,9 +1,9 @@
-/* eslint-disable keel/no-unmanaged-monitor -- this file tests the runtime's own primitives: monitors are what it exercises */
+/* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- this file tests the runtime's own primitives: raw sends and monitors are what it exercises */
 // Hostile values as messages, handler results, thrown values and exit reasons: whatever a process
 // is given or returns, it either handles it or exits with a reason, its watchers hear of it, and the
 // scheduler goes on.
 import { describe, expect, it } from 'vitest';
-import { GenServer, isDown, isExit, sendSupervised, type Down, type Pid } from '../../src/index.js';
+import { GenServer, isDown, isExit, Pid, sendSupervised, type Down } from '../../src/index.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
 import { fakeLogger, useNodes } from '../support.js';
 
@@ -160,7 +160,89 @@ describe('a hostile value returned, thrown or given as a reason', () => {
   });
 });
 
+describe('the value ctx.exit throws to unwind its own handler, kept and thrown again by a live process', () => {
+  /** The value `ctx.exit` threw inside a handler, caught and kept by user code. */
+  async function leakedUnwinder(node: ReturnType<typeof track>): Promise<unknown> {
+    let kept: unknown;
+    const pid = node.spawn((ctx) => () => {
+      try {
+        ctx.exit('normal');
+      } catch (e) {
+        kept = e;
+        throw e;
+      }
+    });
+    node.send(pid, 'go');
+    await node.idle();
+    expect(kept).toBeDefined();
+    return kept;
+  }
+
+  it.each([
+    ['a handler throwing it', (v: unknown) => () => () => {
+      throw v;
+    }],
+    ['an async handler rejecting with it', (v: unknown) => () => () => Promise.reject(v)],
+    ['an init throwing it', (v: unknown) => (): never => {
+      throw v;
+    }],
+    ['an async init rejecting with it', (v: unknown) => () => Promise.reject(v) as never],
+  ] as const)('%s crashes the process, which does not stay alive with its mailbox stranded', async (_what, init) => {
+    const node = track();
+    const kept = await leakedUnwinder(node);
+    const pid = node.spawn(init(kept) as never);
+    const p = probe(node);
+    const ref = p.ctx.monitor(pid);
+    node.send(pid, 'first');
+    node.send(pid, 'second');
+    const down = (await p.receive((m) => isDown(m) && m.ref === ref)) as Down;
+    expect(down.reason).toMatchObject({ code: 'ERR_THROWN_VALUE' });
+    expect((down.reason as unknown as { value: unknown }).value).toBe(kept);
+    expect(node.isAlive(pid)).toBe(false);
+  });
+});
+
 describe('a hostile value given as a pid', () => {
+  /** A copy of `pid` whose fields read well once each, and throw from the second reading on. */
+  function readOnce(pid: Pid): Pid {
+    const reads = { node: 0, creation: 0, id: 0 };
+    const field = <K extends keyof typeof reads>(key: K, value: unknown) => ({
+      enumerable: true,
+      get: () => {
+        if (++reads[key] > 1) throw new TypeError(`${key} read again`);
+        return value;
+      },
+    });
+    return Object.defineProperties({}, { node: field('node', pid.node), creation: field('creation', pid.creation), id: field('id', pid.id) }) as Pid;
+  }
+
+  it('a pid-shaped object whose fields throw when read again names its process once, and never escapes as a raw error', async () => {
+    const node = track();
+    const p = probe(node);
+    const target = probe(node);
+    node.send(readOnce(target), 'by node.send');
+    p.ctx.send(readOnce(target), 'by ctx.send');
+    expect(node.isAlive(readOnce(target))).toBe(true);
+    expect(Pid.equals(node.info(readOnce(target))!.pid, target)).toBe(true);
+    p.ctx.link(readOnce(target));
+    expect(node.info(target)?.links.map(String)).toEqual([String(p)]);
+    p.ctx.unlink(readOnce(target));
+    expect(node.info(target)?.links).toEqual([]);
+    const ref = p.ctx.monitor(readOnce(target));
+    expect(node.info(target)?.monitoredBy.map(String)).toEqual([String(p)]);
+    p.ctx.demonitor(ref);
+    p.ctx.sendAfter(readOnce(target), 'by sendAfter', 0);
+    await target.receive((m) => m === 'by sendAfter');
+    expect(target.messages).toEqual(['by node.send', 'by ctx.send', 'by sendAfter']);
+    const victim = probe(node);
+    node.exit(readOnce(victim), 'shutdown');
+    expect(node.isAlive(victim)).toBe(false);
+    const other = probe(node);
+    p.ctx.exit(readOnce(other), 'shutdown');
+    expect(node.isAlive(other)).toBe(false);
+  });
+
+
   it('node.exit refuses a proxy without running any of its traps', () => {
     const node = track();
     let traps = 0;

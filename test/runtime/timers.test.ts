@@ -356,9 +356,9 @@ describe('node timers', () => {
 });
 
 /** A clock over a TestClock whose now() ('clock gone') or setTimer ('no timers now') throws while `fault.in` names it. */
-function faultyClock(): { inner: TestClock; clock: Clock; fault: { in: 'now' | 'setTimer' | undefined } } {
+function faultyClock(): { inner: TestClock; clock: Clock; fault: { in: 'now' | 'setTimer' | 'clearTimer' | undefined } } {
   const inner = new TestClock({ start: 0 });
-  const fault: { in: 'now' | 'setTimer' | undefined } = { in: undefined };
+  const fault: { in: 'now' | 'setTimer' | 'clearTimer' | undefined } = { in: undefined };
   const clock: Clock = {
     now: () => {
       if (fault.in === 'now') throw new Error('clock gone');
@@ -368,7 +368,10 @@ function faultyClock(): { inner: TestClock; clock: Clock; fault: { in: 'now' | '
       if (fault.in === 'setTimer') throw new Error('no timers now');
       return inner.setTimer(ms, fn);
     },
-    clearTimer: (h) => inner.clearTimer(h),
+    clearTimer: (h) => {
+      if (fault.in === 'clearTimer') throw new Error('cannot clear');
+      inner.clearTimer(h);
+    },
   };
   return { inner, clock, fault };
 }
@@ -467,5 +470,36 @@ describe('bad values from an injected random or clock', () => {
     await node.idle();
     expect(p.messages).toEqual(['a', 'd', 'b', 'c', 'e']);
     expect(node.internals().timers).toBe(0);
+  });
+  it('a clock whose clearTimer throws when the node stops is logged, and the shutdown still completes', async () => {
+    const { clock, fault } = faultyClock();
+    const logger = fakeLogger();
+    const node = track({ clock, logger, services: false });
+    const p = probe(node);
+    p.ctx.sendAfter(p, 'never', 1000); // the host timer is armed: stopping clears it
+    const events = captureEvents(node, ['keel.node.shutdown']);
+    fault.in = 'clearTimer';
+    await expect(node.shutdown()).resolves.toBeUndefined();
+    fault.in = undefined;
+    expect(node.stopped).toBe(true);
+    expect(events.events.map((e) => e.event)).toEqual(['keel.node.shutdown']);
+    expect(logger.error).toHaveBeenCalledWith(`the clock of node ${node.name} threw clearing its host timer`, expect.objectContaining({ message: 'cannot clear' }));
+  });
+
+  it('a clock whose clearTimer throws when the last timer is cancelled is logged, not thrown at the next turn of the event loop', async () => {
+    const { inner, clock, fault } = faultyClock();
+    const logger = fakeLogger();
+    const node = track({ clock, logger, services: false });
+    const p = probe(node);
+    const t = p.ctx.sendAfter(p, 'cancelled', 1000);
+    fault.in = 'clearTimer';
+    expect(p.ctx.cancelTimer(t)).toBe(true); // the heap is empty: its host timer is cleared at the next turn
+    await node.idle();
+    fault.in = undefined;
+    expect(logger.error).toHaveBeenCalledWith(`the clock of node ${node.name} threw clearing its host timer`, expect.objectContaining({ message: 'cannot clear' }));
+    p.ctx.sendAfter(p, 'later', 10); // timers still work
+    await inner.advance(1000);
+    await node.idle();
+    expect(p.messages).toEqual(['later']);
   });
 });

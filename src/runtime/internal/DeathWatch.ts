@@ -2,7 +2,8 @@ import diagnostics from 'node:diagnostics_channel';
 import type { TelemetryBus } from '../../telemetry/Telemetry.js';
 import { DownMessage, type ExitReason, ExitMessage, isCleanExit, isDown, reasonReport } from '../messages.js';
 import type { NameTable } from '../NameRegistry.js';
-import { checkTarget, nameOf, type Pid, PidImpl, RefImpl, type Target } from '../Pid.js';
+import { checkTarget, nameOf, type Pid, PidImpl, RefImpl, type Target, toPid } from '../Pid.js';
+import { InvalidArgumentError } from '../../errors.js';
 import type { GroupTable } from '../ProcessGroups.js';
 import type { Envelope } from './Envelope.js';
 import { type Mailboxes, removeWhere, shrink } from './Mailbox.js';
@@ -388,9 +389,16 @@ export class DeathWatch {
     let name: string | undefined;
     let q = PidImpl.procOfAny<Proc>(target); // a brand check: never runs a proxy's traps
     if (q === undefined || (q.rt as unknown) !== this.#host) {
-      checkTarget(target);
       name = nameOf(target);
-      q = name !== undefined ? this.#host.registry.lookup(name) : this.#host.resolve(target as Pid);
+      if (name !== undefined) {
+        checkTarget(target); // an empty name
+        q = this.#host.registry.lookup(name);
+      } else {
+        const pid = toPid(target); // a copy of a pid: its fields read once
+        if (pid === undefined) throw new InvalidArgumentError('target', 'a Pid or a non-empty registered name', target);
+        target = pid;
+        q = this.#host.resolve(pid);
+      }
     }
     if (q === undefined) {
       const pid = name !== undefined ? this.#placeholder : (target as Pid);

@@ -1,4 +1,4 @@
-import { checkKeys, IdleTimeoutError, InvalidArgumentError } from '../../errors.js';
+import { checkKeys, IdleTimeoutError, InvalidArgumentError, readOption } from '../../errors.js';
 import type { TelemetryBus } from '../../telemetry/Telemetry.js';
 import { monotonicClock } from '../Clock.js';
 import { Cause, type DeathWatch } from './DeathWatch.js';
@@ -107,8 +107,7 @@ export class Lifecycle {
   }
 
   idle(options: { timeoutMs?: number } = {}): Promise<void> {
-    checkTimeoutOptions(options);
-    const timeoutMs = options.timeoutMs;
+    const timeoutMs = timeoutOption(options);
     if (timeoutMs !== undefined) validateDelay(timeoutMs, 'timeoutMs');
     const w = this.#wait(Quiet.All);
     if (timeoutMs === undefined) return w.promise;
@@ -141,8 +140,7 @@ export class Lifecycle {
   }
 
   shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
-    checkTimeoutOptions(options);
-    const timeoutMs = options.timeoutMs ?? 5000;
+    const timeoutMs = timeoutOption(options) ?? 5000;
     validateDelay(timeoutMs, 'timeoutMs');
     this.#shutdown ??= this.#stop(timeoutMs);
     return this.#shutdown;
@@ -229,9 +227,10 @@ export class Lifecycle {
  * The options of `idle` and `shutdown`: an object whose one option is `timeoutMs`. A typo is refused,
  * not ignored, and an object that throws when read is a typed error, as for every other call.
  */
-function checkTimeoutOptions(options: unknown): asserts options is { timeoutMs?: number } {
+function timeoutOption(options: unknown): unknown {
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an object { timeoutMs }', options);
   checkKeys(options, ['timeoutMs'], 'options');
+  return readOption(options, 'timeoutMs', 'options'); // read once: what is checked is what is used
 }
 
 /**

@@ -2,7 +2,7 @@ import { types } from 'node:util';
 import { checkKeys, InvalidArgumentError, ProcessExitedError } from '../../errors.js';
 import type { ExitReason } from '../messages.js';
 import { isExitReason } from '../messages.js';
-import { isPid, type Pid, PidImpl, type Ref, RefImpl, type Target, type TimerRef } from '../Pid.js';
+import { isPid, type Pid, PidImpl, type Ref, RefImpl, type Target, type TimerRef, toPid } from '../Pid.js';
 import type { Context, Handler, Init, MailboxOptions, Node, SpawnOptions } from '../types.js';
 import type { Envelope } from './Envelope.js';
 import type { TimerEntry } from './TimerHeap.js';
@@ -254,15 +254,17 @@ export class Proc implements Context<any> {
   }
 
   link(pid: Pid): void {
-    if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
+    const q = toPid(pid); // a copy of a pid: its fields read once
+    if (q === undefined) throw new InvalidArgumentError('pid', 'a Pid', pid);
     if ((this.flags & F_DEAD) !== 0) return this.rt.zombieCall(this, 'link');
-    this.rt.link(this, pid);
+    this.rt.link(this, q);
   }
 
   unlink(pid: Pid): void {
-    if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
+    const q = toPid(pid);
+    if (q === undefined) throw new InvalidArgumentError('pid', 'a Pid', pid);
     if ((this.flags & F_DEAD) !== 0) return this.rt.zombieCall(this, 'unlink');
-    this.rt.unlink(this, pid);
+    this.rt.unlink(this, q);
   }
 
   monitor(target: Target): Ref {
@@ -297,12 +299,13 @@ export class Proc implements Context<any> {
   exit(pid: Pid, reason: ExitReason | 'kill'): void;
   exit(a?: unknown, b?: unknown): void {
     if (arguments.length >= 2 || isPid(a)) {
-      if (!isPid(a)) throw new InvalidArgumentError('pid', 'a Pid', a);
+      const pid = toPid(a); // a copy of a pid: its fields read once
+      if (pid === undefined) throw new InvalidArgumentError('pid', 'a Pid', a);
       if (b !== 'kill' && !isExitReason(b)) {
         throw new InvalidArgumentError('reason', "an exit reason ('normal', 'shutdown', { shutdown }, 'killed', an Error, ...) or 'kill'", b);
       }
       if ((this.flags & F_DEAD) !== 0) return this.rt.zombieCall(this, 'exit');
-      this.rt.exitSignal(a, this, b);
+      this.rt.exitSignal(pid, this, b);
       this.rt.throwIfExitedInHandler(this);
       return;
     }

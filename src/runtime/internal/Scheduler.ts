@@ -355,7 +355,7 @@ export class Scheduler implements Waker {
    */
   #turnFailed(p: Proc, e: unknown): void {
     p.flags &= ~F_RUNNING;
-    if (e === EXIT_SENTINEL) return;
+    if (e === EXIT_SENTINEL && (p.flags & F_DEAD) !== 0) return;
     this.#host.log('error', `the turn of ${String(p.self)} threw outside its handler; the process exits`, e);
     if ((p.flags & F_DEAD) === 0) {
       this.#mail.settleInflight(p, 'crashed', e);
@@ -370,7 +370,9 @@ export class Scheduler implements Waker {
   #turn(p: Proc, budget: number): number {
     if ((p.flags & F_INIT) !== 0) {
       this.#runInit(p);
-      if ((p.flags & (F_DEAD | F_BUSY | F_INIT)) !== 0) return 1;
+      // F_SCHEDULED: an init's thenable that called back from inside its `then` has queued the
+      // process again already (#initDone); running its messages here too would give it two turns a round
+      if ((p.flags & (F_DEAD | F_BUSY | F_INIT | F_SCHEDULED)) !== 0) return 1;
       // nothing queued yet (a burst of spawns): the turn ends with its init, as the loop below would
       if (p.size === 0 && (p.flags & F_LONG) === 0) return 0;
     }
@@ -435,8 +437,10 @@ export class Scheduler implements Waker {
   /** The handler threw: the process exits with the error (after `ctx.exit` it is dead already). */
   #threw(p: Proc, env: Envelope | undefined, e: unknown): void {
     p.flags &= ~F_RUNNING;
-    // after ctx.exit the death cleanup has already settled the message; a throw settles it here
-    if (e !== EXIT_SENTINEL && (p.flags & F_DEAD) === 0) {
+    // after ctx.exit the death cleanup has already settled the message; a throw settles it here. The
+    // value ctx.exit unwinds with means "already dead" only from a dead process: one that user code
+    // kept and threw again from a live process is a crash like any other value
+    if ((p.flags & F_DEAD) === 0) {
       if (env !== undefined) this.#mail.settleInflight(p, 'crashed', e);
       this.#host.crash(p, toError(e));
     }
@@ -503,7 +507,7 @@ export class Scheduler implements Waker {
       if (typeof r !== 'function') then = thenOf(r);
     } catch (e) {
       p.flags &= ~F_RUNNING;
-      if (e !== EXIT_SENTINEL && (p.flags & F_DEAD) === 0) this.#host.crash(p, toError(e));
+      if ((p.flags & F_DEAD) === 0) this.#host.crash(p, toError(e)); // the unwinding value of ctx.exit included (see #threw)
       return;
     }
     p.flags &= ~F_RUNNING;
@@ -578,8 +582,8 @@ export class Scheduler implements Waker {
 
   #asyncFailed(p: Proc, env: Envelope | undefined, e: unknown): void {
     this.clearBusy(p);
-    if ((p.flags & F_DEAD) !== 0 || e === EXIT_SENTINEL) {
-      this.#host.checkIdle(); // a zombie's late rejection is swallowed
+    if ((p.flags & F_DEAD) !== 0) {
+      this.#host.checkIdle(); // a zombie's late rejection is swallowed (ctx.exit's unwinding value too)
       return;
     }
     if (env !== undefined) this.#mail.settleInflight(p, 'crashed', e);

@@ -31,7 +31,7 @@ export const MAX_HOST_DELAY = 2 ** 31 - 1;
  */
 export class TimerHeap {
   readonly #clock: Clock;
-  readonly #onError: (error: unknown, source: 'callback' | 'clock') => void;
+  readonly #onError: (error: unknown, source: 'callback' | 'clock' | 'clear') => void;
   readonly #queue = new DeadlineHeap<TimerEntry>();
   /** The entries in heap order (`#heap[0]` is the earliest). */
   readonly #heap = this.#queue.items;
@@ -43,7 +43,7 @@ export class TimerHeap {
   #stopped = false;
   #tidyQueued = false;
 
-  constructor(clock: Clock, onError: (error: unknown, source: 'callback' | 'clock') => void) {
+  constructor(clock: Clock, onError: (error: unknown, source: 'callback' | 'clock' | 'clear') => void) {
     this.#clock = clock;
     this.#onError = onError;
   }
@@ -189,8 +189,16 @@ export class TimerHeap {
   }
 
   #disarm(): void {
-    if (this.#host !== undefined) this.#clock.clearTimer(this.#host);
+    const host = this.#host;
     this.#host = undefined;
     this.#hostAt = Infinity;
+    if (host === undefined) return;
+    try {
+      this.#clock.clearTimer(host);
+    } catch (error) {
+      // reported, never thrown: a clear runs at the next turn (nothing would catch it there), when
+      // the node stops, and before a timer is armed (a wake-up it did not clear finds nothing due)
+      this.#onError(error, 'clear');
+    }
   }
 }
