@@ -1,5 +1,5 @@
 import { CallExitError, CallTimeoutError, checkKeys, DeadlockError, InvalidArgumentError, StartError, toError } from '../errors.js';
-import { isExitSentinel, isProcess, originOf, type Proc } from '../runtime/kernel.js';
+import { exitedWith, isProcess, originOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { formatReason, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
 import { checkTarget, Name, nameOf, type Pid, type Target, targetText } from '../runtime/Pid.js';
@@ -150,7 +150,7 @@ function start<S, P extends CallProtocol, Cast, Arg>(
       } catch (e) {
         // init ended the process itself (ctx.exit): its death hook has failed the start already,
         // and, as in OTP, a linked starter receives the exit signal
-        if (!isExitSentinel(e)) fail(ctx, e);
+        if (!exitedWith(ctx as Proc, e)) fail(ctx, e);
         throw e;
       }
       if (isThenable(r)) {

@@ -1,7 +1,7 @@
 import { markBehaviour } from './internal/lifecycle.js';
 import { describe, InvalidArgumentError, StartError, toError } from '../errors.js';
 import { isInstance } from '../runtime/safe.js';
-import { isExitSentinel } from '../runtime/kernel.js';
+import { exitedWith, type Proc } from '../runtime/kernel.js';
 import { isExitReason, type ExitReason } from '../runtime/messages.js';
 import type { Target, TimerRef } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
@@ -354,7 +354,7 @@ class Machine {
   stop(reason: ExitReason): void | Promise<void> {
     this.stopped = true;
     const failed = (e: unknown): void => {
-      if (isExitSentinel(e)) throw e; // terminate ended the process itself (ctx.exit): it exits with that reason
+      if (exitedWith(this.ctx as Proc, e)) throw e; // terminate ended the process itself (ctx.exit): it exits with that reason
       this.ctx.node.logger.error(`terminate of ${String(this.ctx.self)} threw`, e);
       this.ctx.exit(toError(e));
     };

@@ -206,9 +206,13 @@ export function exitWatchersOf(p: Proc): ExitWatcher[] {
   return out;
 }
 
-/** True for the value `ctx.exit` throws to unwind its own handler (swallowed by the runtime, never a crash). */
-export function isExitSentinel(e: unknown): boolean {
-  return e === EXIT_SENTINEL;
+/**
+ * True when `e` is the value `ctx.exit` throws to unwind `p`'s own handler and `p` has exited: it is
+ * then no crash (swallowed by the runtime). The same value kept by user code and thrown again from a
+ * live process is a crash like any other value.
+ */
+export function exitedWith(p: Proc, e: unknown): boolean {
+  return e === EXIT_SENTINEL && (p.flags & F_DEAD) !== 0;
 }
 
 /**

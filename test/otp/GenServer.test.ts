@@ -1630,6 +1630,44 @@ describe('ctx.exit inside a callback', () => {
     expect(down.reason).toBe('normal');
     expect(terminated).toEqual([]);
   });
+
+  it('the value ctx.exit unwinds with, kept and thrown again by a live server, is a crash: terminate runs, the caller gets ERR_CALL_EXIT', async () => {
+    const node = track();
+    let kept: unknown;
+    const first = await GenServer.start(node, {
+      init: () => 0,
+      handleCast: (_req: 'stop', state: number, ctx) => {
+        try {
+          ctx.exit('normal');
+        } catch (e) {
+          kept = e; // user code that keeps what unwound its handler
+          throw e;
+        }
+        return state;
+      },
+    });
+    const w = probe(node);
+    w.ctx.monitor(first);
+    GenServer.cast(node, first, 'stop');
+    expect((await receiveDown(w)).reason).toBe('normal');
+    const terminated: unknown[] = [];
+    const second = await GenServer.start(node, {
+      init: () => 0,
+      handleCall: () => {
+        throw kept;
+      },
+      terminate: (reason) => {
+        terminated.push(reason);
+      },
+    });
+    w.ctx.monitor(second);
+    const call = watch(GenServer.call(node, second, 'x'));
+    const down = await receiveDown(w);
+    expect(down.reason).toBeInstanceOf(Error);
+    expect(terminated).toEqual([down.reason]);
+    await node.idle();
+    expectKeelError(call.error, 'ERR_CALL_EXIT');
+  });
 });
 
 describe('GenServer.stop', () => {

@@ -2,7 +2,7 @@
 // of its callbacks (calls, casts, infos, continues, timeouts, terminate) and how their results are
 // read. GenServer.ts holds the public face: the types, start, call, cast, stop.
 import { InvalidArgumentError, toError } from '../../errors.js';
-import { isDead, isExitSentinel, kernelOfProcess, type Proc } from '../../runtime/kernel.js';
+import { exitedWith, isDead, kernelOfProcess, type Proc } from '../../runtime/kernel.js';
 import { type Exit, isExitReason, type ExitReason } from '../../runtime/messages.js';
 import type { Pid, TimerRef } from '../../runtime/Pid.js';
 import type { Context, Handler } from '../../runtime/types.js';
@@ -313,7 +313,7 @@ export class Server<S> {
 
   /** A callback threw: `terminate(error)`, then the process exits with the error (or with `terminate`'s, if it threw too). */
   crash(thrown: unknown): void | Promise<void> {
-    if (isExitSentinel(thrown)) throw thrown; // the callback ended the process with ctx.exit: not a crash
+    if (exitedWith(this.ctx as Proc, thrown)) throw thrown; // the callback ended the process with ctx.exit: not a crash
     if (this.#dead) return; // a late failure of a process already gone: no terminate
     const error = toError(thrown);
     const t = this.#runTerminate(error);
@@ -338,7 +338,7 @@ export class Server<S> {
       const r = terminate.call(this.spec, reason, this.state);
       return isThenable(r) ? adopt(r).then(undefined, report) : undefined;
     } catch (e) {
-      if (isExitSentinel(e)) throw e; // terminate ended the process itself (ctx.exit): it exits with that reason
+      if (exitedWith(this.ctx as Proc, e)) throw e; // terminate ended the process itself (ctx.exit): it exits with that reason
       report(e);
       return undefined;
     }
