@@ -104,7 +104,7 @@ export class KeelNode implements Node {
     this.#spawnedProbe = this.telemetry.probe('keel.process.spawned');
     this.registry = new NameTable<Proc>((pid) => this.resolve(pid));
     this.groups = new GroupTable<Proc>((pid) => this.resolve(pid));
-    const timerFault = { clock: 'threw; its timers wait until the next one is set', clear: 'threw clearing its host timer' } as const;
+    const timerFault = { clock: 'threw; its timers wait until the next one is set', clear: 'threw clearing its host timer', ref: 'threw (un)refing its host timer' } as const;
     this.#timers = new TimerHeap(s.clock, (error, source) =>
       this.log('error', source === 'callback' ? `a timer callback of node ${this.name} threw` : `the clock of node ${this.name} ${timerFault[source]}`, error),
     );

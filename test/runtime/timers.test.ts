@@ -486,6 +486,37 @@ describe('bad values from an injected random or clock', () => {
     expect(logger.error).toHaveBeenCalledWith(`the clock of node ${node.name} threw clearing its host timer`, expect.objectContaining({ message: 'cannot clear' }));
   });
 
+  it('a host timer whose ref or unref throws is logged: not thrown from the schedule nor at the next turn of the event loop', async () => {
+    const inner = new TestClock({ start: 0 });
+    const refusing = { on: false };
+    const clock: Clock = {
+      now: () => inner.now(),
+      setTimer: (ms, fn) => {
+        const h = inner.setTimer(ms, fn);
+        const fail = (what: string) => () => {
+          if (refusing.on) throw new Error(`no ${what}`);
+        };
+        return { h, ref: fail('ref'), unref: fail('unref') };
+      },
+      clearTimer: (x) => inner.clearTimer((x as { h: unknown }).h as never),
+    };
+    const logger = fakeLogger();
+    const node = track({ clock, logger, services: false }) as unknown as ReturnType<typeof track> & { setTimer(ms: number, fn: () => void, unref?: boolean): { cancel(): boolean } };
+    const fired: string[] = [];
+    node.setTimer(100, () => fired.push('unref'), true); // the host timer is armed unref'd
+    refusing.on = true;
+    const held = node.setTimer(200, () => fired.push('ref')); // a ref'd timer refs the host timer
+    expect(held.cancel()).toBe(true); // only unref'd ones left: the host timer is unref'd at the next turn
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    refusing.on = false;
+    expect(logger.error.mock.calls.map((c: unknown[]) => [c[0], (c[1] as Error).message])).toEqual([
+      [`the clock of node ${node.name} threw (un)refing its host timer`, 'no ref'],
+      [`the clock of node ${node.name} threw (un)refing its host timer`, 'no unref'],
+    ]);
+    await inner.advance(100);
+    expect(fired).toEqual(['unref']); // the timers still work
+  });
+
   it('a clock whose clearTimer throws when the last timer is cancelled is logged, not thrown at the next turn of the event loop', async () => {
     const { inner, clock, fault } = faultyClock();
     const logger = fakeLogger();

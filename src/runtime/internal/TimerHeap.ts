@@ -31,7 +31,7 @@ export const MAX_HOST_DELAY = 2 ** 31 - 1;
  */
 export class TimerHeap {
   readonly #clock: Clock;
-  readonly #onError: (error: unknown, source: 'callback' | 'clock' | 'clear') => void;
+  readonly #onError: (error: unknown, source: 'callback' | 'clock' | 'clear' | 'ref') => void;
   readonly #queue = new DeadlineHeap<TimerEntry>();
   /** The entries in heap order (`#heap[0]` is the earliest). */
   readonly #heap = this.#queue.items;
@@ -43,7 +43,7 @@ export class TimerHeap {
   #stopped = false;
   #tidyQueued = false;
 
-  constructor(clock: Clock, onError: (error: unknown, source: 'callback' | 'clock' | 'clear') => void) {
+  constructor(clock: Clock, onError: (error: unknown, source: 'callback' | 'clock' | 'clear' | 'ref') => void) {
     this.#clock = clock;
     this.#onError = onError;
   }
@@ -182,9 +182,14 @@ export class TimerHeap {
   #setRef(on: boolean): void {
     this.#hostRefed = on;
     const h = this.#host as { ref?: () => void; unref?: () => void } | undefined;
-    if (h !== null && typeof h === 'object') {
+    if (h === null || typeof h !== 'object') return;
+    try {
       if (on) h.ref?.();
       else h.unref?.();
+    } catch (error) {
+      // reported, never thrown: as a clear, this runs at the next turn (nothing would catch it
+      // there), and in a schedule whose timer is set already
+      this.#onError(error, 'ref');
     }
   }
 
