@@ -182,5 +182,22 @@ untyped.run('handle-unexpected-messages', handleUnexpectedMessages, {
     ctx.node.logger.warn('unexpected message', msg);
     break; } });`,
     },
+    {
+      // \`ctx\` where the fix would write its line is another variable (a loop's, a case's own const): the
+      // added \`ctx.node.logger.warn\` would read that one and throw on every unexpected message (reported, not fixed)
+      code: `node.spawn((ctx) => (msg) => { for (const ctx of peers) { switch (msg.type) { case 'a': ctx.send(1); break; } } });`,
+      errors: [{ messageId: 'noDefault' }],
+      output: null,
+    },
+    {
+      code: `node.spawn((ctx) => (msg) => { switch (msg.type) { case 'a': const ctx = open(); ctx.run(); break; } });`,
+      errors: [{ messageId: 'noDefault' }],
+      output: null,
+    },
+    {
+      code: `node.spawn((ctx) => (msg) => { const ctx = sessions.get(msg.id); if (msg.type === 'a') ctx.run(); });`,
+      errors: [{ messageId: 'noElse' }],
+      output: null,
+    },
   ],
 });
