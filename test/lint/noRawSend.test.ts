@@ -134,6 +134,10 @@ untyped.run('no-raw-send (without types: by name)', noRawSend, {
     `node.send(pid, 'x');`,
     // a single argument is not a process send
     `ctx.send('x');`,
+    // oneself, written with optional chaining
+    `ctx?.send(ctx?.self, 'tick');`,
+    `ctx.send(ctx?.self, 'tick');`,
+    `this.ctx?.send(this?.ctx.self, 'tick');`,
   ],
   invalid: [
     {
