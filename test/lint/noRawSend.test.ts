@@ -141,6 +141,26 @@ untyped.run('no-raw-send (without types: by name)', noRawSend, {
   ],
   invalid: [
     {
+      // a comma expression (an argument, or the receiver) keeps its parentheses: unwrapped, it would be two arguments
+      code: `ctx.send(peer, (log(), 'hi'));`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          suggestions: [{ messageId: 'useSendSupervised', data: { from: 'ctx' }, output: `import { sendSupervised } from 'keel';\nvoid sendSupervised(ctx, peer, (log(), 'hi'));` }],
+        },
+      ],
+    },
+    {
+      // a value read further (a member of it) is read of the \`void\`, as it was of \`send\`'s: the \`void\` in parentheses
+      code: `ctx.send(peer, 'hi')?.toString();`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          suggestions: [{ messageId: 'useSendSupervised', data: { from: 'ctx' }, output: `import { sendSupervised } from 'keel';\n(void sendSupervised(ctx, peer, 'hi'))?.toString();` }],
+        },
+      ],
+    },
+    {
       // only the `self` of the pattern itself, of the same receiver, is oneself
       code: `const { self } = other; const { node: { self: s } } = ctx; ctx.send(self, 1); ctx.send(s, 2);`,
       filename: 'relay.cjs',

@@ -68,12 +68,22 @@ function suggestion(
   importSource: string,
 ): TSESLint.RuleFix[] {
   const text = (n: TSESTree.Node): string => context.sourceCode.getText(n);
+  // a comma expression's parentheses are not part of its node: without them, it would be several arguments
+  const argument = (n: TSESTree.Node): string => (n.type === 'SequenceExpression' ? `(${text(n)})` : text(n));
   const existing = importedAs(context, importSource, 'sendSupervised');
   const local = existing ?? 'sendSupervised';
-  const args = [callee.object, ...node.arguments].map(text).join(', ');
+  const args = [callee.object, ...node.arguments].map(argument).join(', ');
   // a call whose value was used keeps its place in the expression: `void` makes it undefined, as `send`'s void was
   const typeArgs = node.typeArguments === undefined ? '' : text(node.typeArguments);
-  const fixes = [fixer.replaceText(node, `void ${local}${typeArgs}(${args})`)];
+  const replacement = `void ${local}${typeArgs}(${args})`;
+  // a member, call or tagged template of the call's value would otherwise be taken into the `void`
+  const parent = node.parent;
+  const grouped =
+    (parent.type === 'MemberExpression' && parent.object === node) ||
+    (parent.type === 'CallExpression' && parent.callee === node) ||
+    (parent.type === 'TaggedTemplateExpression' && parent.tag === node) ||
+    (parent.type === 'BinaryExpression' && parent.operator === '**' && parent.left === node);
+  const fixes = [fixer.replaceText(node, grouped ? `(${replacement})` : replacement)];
   if (existing === undefined) fixes.push(addImport(fixer, context, importSource));
   return fixes;
 }
