@@ -10,6 +10,9 @@ untyped.run('handle-unexpected-messages', handleUnexpectedMessages, {
     `function f(msg) { switch (msg.type) { case 'a': break; } }`,
     // a switch in a nested function is that function's business
     `node.spawn((ctx) => (msg) => { const g = (x) => { switch (msg.type) { case 'a': break; } }; });`,
+    // methods named as Object.prototype's are no callbacks of a GenServer spec
+    `const widget = { init() { return 0; }, toString(style) { switch (style) { case 'short': return 'w'; } }, valueOf(m) { if (m === 1) return 1; } };`,
+    `const o = { init: () => 0, constructor(msg) { switch (msg.type) { case 'a': break; } }, hasOwnProperty(key) { if (key === 'x') return true; } };`,
     // an object with handleInfo but no init is not a GenServer spec
     `const x = { handleInfo(msg) { switch (msg.type) { case 'a': return 1; } } };`,
     // an if chain with a final else

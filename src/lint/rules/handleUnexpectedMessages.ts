@@ -14,7 +14,11 @@ interface Handler {
 }
 
 /** GenServer callbacks that get messages, with the index of their `ctx` parameter. */
-const CALLBACK_CTX_INDEX: Record<string, number> = { handleCall: 3, handleCast: 2, handleInfo: 2 };
+const CALLBACK_CTX_INDEX: ReadonlyMap<string, number> = new Map([
+  ['handleCall', 3],
+  ['handleCast', 2],
+  ['handleInfo', 2],
+]);
 
 /**
  * `handle-unexpected-messages`: a handler that switches on its message with no `default` branch,
@@ -73,7 +77,8 @@ export const handleUnexpectedMessages = createRule<[], 'noDefault' | 'noElse'>({
         const props = obj.properties.filter((p): p is TSESTree.Property => p.type === 'Property' && !p.computed && p.key.type === 'Identifier');
         if (!props.some((p) => (p.key as TSESTree.Identifier).name === 'init')) return;
         for (const p of props) {
-          const index = CALLBACK_CTX_INDEX[(p.key as TSESTree.Identifier).name];
+          // a Map: a method named as one of Object.prototype's (`toString`, `constructor`) is no callback
+          const index = CALLBACK_CTX_INDEX.get((p.key as TSESTree.Identifier).name);
           const fn = p.value;
           if (index === undefined || (fn.type !== 'FunctionExpression' && fn.type !== 'ArrowFunctionExpression')) continue;
           const message = fn.params[0];
