@@ -28,7 +28,11 @@ export class NameImpl<M = any> {
   declare readonly __name?: (message: M) => M;
   readonly #brand = true;
   constructor(text: string) {
+    // checked here, not only in Name.of: the class is reachable from any name (its constructor), and
+    // the registry and the sends take a branded name's text as a string
+    if (typeof text !== 'string' || text.length === 0) throw new InvalidArgumentError('text', 'a non-empty string', text);
     this.text = text;
+    Object.freeze(this); // nor can its text be changed to something else afterwards
   }
   static is(value: unknown): value is NameImpl {
     return typeof value === 'object' && value !== null && #brand in value;
@@ -65,8 +69,7 @@ export type Name<M = any> = NameImpl<M>;
 export const Name = {
   /** A typed name; `text` is what the registry holds (non-empty; names under `keel.` are Keel's own). */
   of<M>(text: string): Name<M> {
-    if (typeof text !== 'string' || text.length === 0) throw new InvalidArgumentError('text', 'a non-empty string', text);
-    return Object.freeze(new NameImpl<M>(text)) as NameImpl<M>;
+    return new NameImpl<M>(text);
   },
   /** True for a name made by {@link Name.of}. */
   is(value: unknown): value is Name {
