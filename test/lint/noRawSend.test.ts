@@ -151,6 +151,16 @@ untyped.run('no-raw-send (without types: by name)', noRawSend, {
       ],
     },
     {
+      // a file that starts with a hashbang keeps it first: the import goes after it
+      code: `#!/usr/bin/env node\nctx.send(peer, 'hi');`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          suggestions: [{ messageId: 'useSendSupervised', data: { from: 'ctx' }, output: `#!/usr/bin/env node\nimport { sendSupervised } from 'keel';\nvoid sendSupervised(ctx, peer, 'hi');` }],
+        },
+      ],
+    },
+    {
       // a value read further (a member of it) is read of the \`void\`, as it was of \`send\`'s: the \`void\` in parentheses
       code: `ctx.send(peer, 'hi')?.toString();`,
       errors: [

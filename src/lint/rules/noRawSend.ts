@@ -101,5 +101,10 @@ function addImport(fixer: TSESLint.RuleFixer, context: Readonly<TSESLint.RuleCon
   }
   const line = `import { sendSupervised } from '${source}';`;
   const lastImport = imports.at(-1);
-  return lastImport === undefined ? fixer.insertTextBeforeRange([0, 0], `${line}\n`) : fixer.insertTextAfter(lastImport, `\n${line}`);
+  if (lastImport !== undefined) return fixer.insertTextAfter(lastImport, `\n${line}`);
+  // a hashbang (`#!/usr/bin/env node`) must stay the file's first line
+  const text = context.sourceCode.text;
+  if (!text.startsWith('#!')) return fixer.insertTextBeforeRange([0, 0], `${line}\n`);
+  const eol = text.indexOf('\n');
+  return eol === -1 ? fixer.insertTextAfterRange([0, text.length], `\n${line}`) : fixer.insertTextAfterRange([0, eol + 1], `${line}\n`);
 }
