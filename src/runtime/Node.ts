@@ -185,8 +185,6 @@ export class KeelNode implements Node {
     checkKeys(options, ['name', 'mailbox'], 'options');
     let capacity = Infinity;
     let overflow: (typeof OVERFLOWS)[number] = 'reject';
-    const given = options.name;
-    const name = given === undefined ? undefined : this.registry.checkFree(given);
     const mb = options.mailbox;
     if (mb !== undefined) {
       if (typeof mb !== 'object' || mb === null) throw new InvalidArgumentError('mailbox', '{ capacity, overflow }', mb);
@@ -200,6 +198,10 @@ export class KeelNode implements Node {
       capacity = mb.capacity;
       overflow = mb.overflow;
     }
+    // the name last: no user code (an option's getter) runs between its check and its registration,
+    // so a name found free is still free when the process takes it
+    const given = options.name;
+    const name = given === undefined ? undefined : this.registry.checkFree(given);
     return { capacity, overflow, name };
   }
 
