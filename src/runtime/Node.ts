@@ -113,7 +113,7 @@ export class KeelNode implements Node {
     this.#mail = new Mailboxes(this, s.longMailbox);
     this.#sched = new Scheduler(this, this.#mail, s);
     this.#mail.waker = this.#sched;
-    this.#deaths = new DeathWatch(this, this.#procs, this.#mail, this.#sched, this.#timers, new PidImpl(this.name, this.creation, 0, undefined));
+    this.#deaths = new DeathWatch(this, this.#procs, this.#mail, this.#sched, this.#timers, new PidImpl(this.name, this.creation, 0));
     this.#life = new Lifecycle(this, this.#procs, this.#sched, this.#deaths);
     this.#deaths.idle = this.#life;
     this.#sched.idle = this.#life;
@@ -157,7 +157,7 @@ export class KeelNode implements Node {
     if (typeof init !== 'function') throw new InvalidArgumentError('init', 'a function (ctx) => handler', init);
     const spec = options === undefined ? undefined : this.#spawnOptions(options);
     const id = ++this.#nextId;
-    const pid = new PidImpl(this.name, this.creation, id, undefined);
+    const pid = new PidImpl(this.name, this.creation, id);
     const p = new Proc(this, pid, init as Init<unknown>, parent === undefined ? F_INIT | this.#fresh | F_TOP : F_INIT | this.#fresh);
     PidImpl.setProc(pid, p);
     this.#procs.set(id, p);
@@ -350,7 +350,7 @@ export class KeelNode implements Node {
    * as an `Exit` message, or the process dies (a `'normal'` one is ignored, as from a local process).
    */
   remoteSignal(target: Proc, from: Pid, reason: ExitReason | 'kill'): void {
-    this.#deaths.signal(target, PidImpl.is(from) ? from : new PidImpl(from.node, from.creation, from.id, undefined), reason);
+    this.#deaths.signal(target, PidImpl.is(from) ? from : new PidImpl(from.node, from.creation, from.id), reason);
   }
 
   /** @internal The cluster's router for pids of other nodes (undefined: such pids are dead pids). */

@@ -96,12 +96,13 @@ export class PidImpl {
   readonly id: number;
   // the record's type is the kernel's business (`Proc`): this file knows no process record, so that
   // the records, which hold pids, and the pids do not import each other
-  #proc: unknown;
-  constructor(node: string, creation: number, id: number, proc: unknown) {
+  // set only by the kernel (setProc), never by the constructor: the class is reachable from any pid
+  // (its constructor), and a pid made with a forged record would be taken for a live process
+  #proc: unknown = undefined;
+  constructor(node: string, creation: number, id: number) {
     this.node = node;
     this.creation = creation;
     this.id = id;
-    this.#proc = proc;
   }
   /** The live process of a runtime pid, if it is one and its process is alive. */
   static procOf<P>(value: PidImpl): P | undefined {
@@ -184,7 +185,7 @@ export const Pid = {
     if (!Number.isSafeInteger(id) || !Number.isSafeInteger(creation)) {
       throw new InvalidArgumentError('text', "a pid formatted '<node.id.creation>' with integer parts", text);
     }
-    return new PidImpl(m[1]!, creation, id, undefined);
+    return new PidImpl(m[1]!, creation, id);
   },
   /** True when both name the same process (same node, creation and id). */
   equals(a: Pid, b: Pid): boolean {

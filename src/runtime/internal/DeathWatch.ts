@@ -363,7 +363,7 @@ export class DeathWatch {
     const q = this.#host.resolve(pid);
     if (q === p) return;
     if (q === undefined) {
-      this.#signals.push(p, PidImpl.is(pid) ? pid : new PidImpl(pid.node, pid.creation, pid.id, undefined), 'noproc');
+      this.#signals.push(p, PidImpl.is(pid) ? pid : new PidImpl(pid.node, pid.creation, pid.id), 'noproc');
       this.#flushSignals();
       return;
     }

@@ -65,7 +65,7 @@ const recordHost = {} as ProcHost;
 
 /** A process record on no node, its pid resolving to it (as a spawn leaves it). */
 export function makeProc(id: number, flags = 0, init: Init<any> = () => () => undefined): Proc {
-  const pid = new PidImpl(NODE, CREATION, id, undefined);
+  const pid = new PidImpl(NODE, CREATION, id);
   const p = new Proc(recordHost, pid, init, flags);
   PidImpl.setProc(pid, p);
   return p;
@@ -169,7 +169,7 @@ export function kernel(options: { events?: readonly string[]; settings?: Partial
   const sched = new Scheduler(schedHost, mail, { budget: 64, sliceMs: 5, longScheduleMs: 50, deterministic: true, now: () => 0, ...options.settings });
   const waker = recordingWaker();
   mail.waker = waker;
-  const placeholder = new PidImpl(NODE, CREATION, 0, undefined);
+  const placeholder = new PidImpl(NODE, CREATION, 0);
   const deathHost: DeathWatchHost = { name: NODE, telemetry: bus, registry, groups, log: log.log, resolve };
   const deaths = new DeathWatch(deathHost, procs, mail, sched, timers, placeholder);
   const counts = { released: 0, idleChecks: 0 };
