@@ -15,7 +15,7 @@ import { TimerEntry, TimerHeap } from './internal/TimerHeap.js';
 import { type ExitReason, isExitReason } from './messages.js';
 import { NameTable } from './NameRegistry.js';
 import { GroupTable } from './ProcessGroups.js';
-import { checkTarget, isPid, nameOf, type Pid, PidImpl, type RefImpl, type Target, type TimerRef } from './Pid.js';
+import { checkTarget, isPid, nameOf, type Pid, PidImpl, setProc, type RefImpl, type Target, type TimerRef } from './Pid.js';
 import { type DeadLetterQueue, type MonitorManager, type ObserverHandle, type ObserverOptions, unavailableDeadLetters, unavailableMonitors } from './serviceSlots.js';
 import type { RemoteRouter } from './remote.js';
 import type { Init, Logger, Node, NodeOptions, ProcessInfo, SpawnOptions } from './types.js';
@@ -159,7 +159,7 @@ export class KeelNode implements Node {
     const id = ++this.#nextId;
     const pid = new PidImpl(this.name, this.creation, id);
     const p = new Proc(this, pid, init as Init<unknown>, parent === undefined ? F_INIT | this.#fresh | F_TOP : F_INIT | this.#fresh);
-    PidImpl.setProc(pid, p);
+    setProc(pid, p);
     this.#procs.set(id, p);
     if (spec !== undefined) {
       if (spec.capacity !== Infinity) {

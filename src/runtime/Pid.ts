@@ -85,6 +85,15 @@ export function nameOf(target: unknown): string | undefined {
   return typeof target === 'string' ? target : NameImpl.is(target) ? target.text : undefined;
 }
 
+// the writer of a pid's process record: a module function, not a static of the class, which any
+// pid leads to (its constructor) and through which a pid could be given a forged record
+let writeProc: (pid: PidImpl, proc: unknown) => void;
+
+/** @internal Sets (or, at its death, clears) the live process record of a runtime pid: the kernel's alone. */
+export function setProc(pid: PidImpl, proc: unknown): void {
+  writeProc(pid, proc);
+}
+
 /**
  * @internal The runtime's pid instances. The live process sits in a private slot, so that a copy of
  * a pid (`{ ...pid }`, `structuredClone`, a message that crossed a worker) is a plain
@@ -129,8 +138,10 @@ export class PidImpl {
   static is(value: unknown): value is PidImpl {
     return typeof value === 'object' && value !== null && #proc in value;
   }
-  static setProc(pid: PidImpl, proc: unknown): void {
-    pid.#proc = proc;
+  static {
+    writeProc = (pid, proc) => {
+      pid.#proc = proc;
+    };
   }
   toString(): string {
     return `<${this.node}.${this.id}>`;

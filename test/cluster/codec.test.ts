@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { decodeBatch, decodeValue, encodeValue, type PidFactory } from '../../src/cluster/codec.js';
 import { isKeelError, MalformedFrameError, MessageTooLargeError, NotSerializableError } from '../../src/errors.js';
-import { Name, PidImpl, RefImpl, type Pid } from '../../src/runtime/Pid.js';
+import { Name, PidImpl, setProc, RefImpl, type Pid } from '../../src/runtime/Pid.js';
 import { expectKeelError, revokedProxy, thrown, trappingProxy } from '../support.js';
 
 const pids: PidFactory = (node, creation, id) => new PidImpl(node, creation, id);
@@ -83,7 +83,7 @@ describe('encodeValue / decodeValue: what is carried', () => {
   it('carries a runtime pid (PidImpl, whose toJSON is a string) through the factory with its exact parts', () => {
     const factory = vi.fn(pids);
     const pid = new PidImpl('node-a', 1234567, 42);
-    PidImpl.setProc(pid, { live: true });
+    setProc(pid, { live: true });
     const text = encodeValue({ from: pid, list: [pid] });
     expect(text).toBe('{"from":{"$keel":"pid","n":"node-a","c":1234567,"i":42},"list":[{"$keel":"pid","n":"node-a","c":1234567,"i":42}]}');
     const back = decodeValue(text, factory) as { from: Pid; list: Pid[] };
@@ -106,7 +106,7 @@ describe('encodeValue / decodeValue: what is carried', () => {
 
   it('returns what the factory gives for a pid of this node (the live process)', () => {
     const live = new PidImpl('self', 5, 1);
-    PidImpl.setProc(live, { proc: true });
+    setProc(live, { proc: true });
     const back = decodeValue(encodeValue([new PidImpl('self', 5, 1)]), (node, creation, id) => (node === 'self' && creation === 5 && id === 1 ? live : pids(node, creation, id)));
     expect((back as Pid[])[0]).toBe(live);
   });

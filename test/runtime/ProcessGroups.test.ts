@@ -125,6 +125,8 @@ describe('node.groups', () => {
     expectKeelError(thrown(() => node.registry.register('forged', forged)), 'ERR_NOPROC');
     expect(node.isAlive(forged)).toBe(false);
     expect(thrown(() => node.send(forged, 'x'))).toBe('nothing was thrown'); // dropped as to a dead process
+    // nor can a record be given to a pid afterwards through the class: it has no setter to reach
+    expect((PidClass as unknown as { setProc?: unknown }).setProc).toBe(undefined);
     // made with the real process's id it is that process, as a copy of its pid is
     const copy = new PidClass(real.node, real.creation, real.id, { rt: node });
     node.groups.join('g', copy);

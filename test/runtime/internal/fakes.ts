@@ -13,7 +13,7 @@ import { Scheduler, type SchedulerHost, type SchedulerSettings } from '../../../
 import { TimerHeap } from '../../../src/runtime/internal/TimerHeap.js';
 import type { ExitReason } from '../../../src/runtime/messages.js';
 import { NameTable } from '../../../src/runtime/NameRegistry.js';
-import { type Pid, PidImpl } from '../../../src/runtime/Pid.js';
+import { type Pid, PidImpl, setProc } from '../../../src/runtime/Pid.js';
 import { GroupTable } from '../../../src/runtime/ProcessGroups.js';
 import type { Init } from '../../../src/runtime/types.js';
 import { type Measurements, type Metadata, TelemetryBus } from '../../../src/telemetry/Telemetry.js';
@@ -67,7 +67,7 @@ const recordHost = {} as ProcHost;
 export function makeProc(id: number, flags = 0, init: Init<any> = () => () => undefined): Proc {
   const pid = new PidImpl(NODE, CREATION, id);
   const p = new Proc(recordHost, pid, init, flags);
-  PidImpl.setProc(pid, p);
+  setProc(pid, p);
   return p;
 }
 
