@@ -116,8 +116,8 @@ export class Cluster {
     const name = kernel.name;
     const creation = kernel.creation;
     this.#pids = (node, c, id) => {
-      if (node === name && c === creation) return kernel.resolve({ node, creation: c, id })?.self ?? new PidImpl(node, c, id, undefined);
-      return new PidImpl(node, c, id, undefined);
+      if (node === name && c === creation) return kernel.resolve({ node, creation: c, id })?.self ?? new PidImpl(node, c, id);
+      return new PidImpl(node, c, id);
     };
   }
 
@@ -271,7 +271,7 @@ export class Cluster {
     return new Promise((resolve, reject) => {
       const peer = this.#up(node);
       const settle = (ok: boolean, value: unknown): void => (ok ? resolve(value as Pid | undefined) : reject(value));
-      if (peer === undefined) this.#remote.call(undefined, new PidImpl(node, 0, 0, undefined), undefined, timeoutMs, undefined, settle);
+      if (peer === undefined) this.#remote.call(undefined, new PidImpl(node, 0, 0), undefined, timeoutMs, undefined, settle);
       else this.#remote.whereis(peer, nameText, timeoutMs, settle);
     });
   }

@@ -18,7 +18,7 @@ export function loadPeer<T>(name: string, feature: string, load: PeerLoader = re
   try {
     return load(name) as T;
   } catch (e) {
-    const code = (e as { code?: unknown }).code;
+    const code = (e as { code?: unknown } | null | undefined)?.code; // a peer may throw anything, null too
     if (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') {
       // only when the peer itself is missing, not a module the peer needs
       const message = String((e as Error).message);

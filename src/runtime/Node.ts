@@ -15,7 +15,7 @@ import { TimerEntry, TimerHeap } from './internal/TimerHeap.js';
 import { type ExitReason, isExitReason } from './messages.js';
 import { NameTable } from './NameRegistry.js';
 import { GroupTable } from './ProcessGroups.js';
-import { checkTarget, nameOf, type Pid, PidImpl, type RefImpl, type Target, type TimerRef, toPid } from './Pid.js';
+import { checkTarget, nameOf, type Pid, PidImpl, type RefImpl, setProc, type Target, type TimerRef, toPid } from './Pid.js';
 import { type DeadLetterQueue, type MonitorManager, type ObserverHandle, type ObserverOptions, unavailableDeadLetters, unavailableMonitors } from './serviceSlots.js';
 import type { RemoteRouter } from './remote.js';
 import type { Init, Logger, Node, NodeOptions, ProcessInfo, SpawnOptions } from './types.js';
@@ -114,7 +114,7 @@ export class KeelNode implements Node {
     this.#mail = new Mailboxes(this, s.longMailbox);
     this.#sched = new Scheduler(this, this.#mail, s);
     this.#mail.waker = this.#sched;
-    this.#deaths = new DeathWatch(this, this.#procs, this.#mail, this.#sched, this.#timers, new PidImpl(this.name, this.creation, 0, undefined));
+    this.#deaths = new DeathWatch(this, this.#procs, this.#mail, this.#sched, this.#timers, new PidImpl(this.name, this.creation, 0));
     this.#life = new Lifecycle(this, this.#procs, this.#sched, this.#deaths);
     this.#deaths.idle = this.#life;
     this.#sched.idle = this.#life;
@@ -158,9 +158,9 @@ export class KeelNode implements Node {
     if (typeof init !== 'function') throw new InvalidArgumentError('init', 'a function (ctx) => handler', init);
     const spec = options === undefined ? undefined : this.#spawnOptions(options);
     const id = ++this.#nextId;
-    const pid = new PidImpl(this.name, this.creation, id, undefined);
+    const pid = new PidImpl(this.name, this.creation, id);
     const p = new Proc(this, pid, init as Init<unknown>, parent === undefined ? F_INIT | this.#fresh | F_TOP : F_INIT | this.#fresh);
-    PidImpl.setProc(pid, p);
+    setProc(pid, p);
     this.#procs.set(id, p);
     if (spec !== undefined) {
       if (spec.capacity !== Infinity) {
@@ -185,22 +185,26 @@ export class KeelNode implements Node {
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a SpawnOptions object', options);
     checkKeys(options, ['name', 'mailbox'], 'options');
     // each option read once: what is checked is what is used (a getter may answer differently, or
-    // throw, when read again)
+    // throw, when read again); the name checked last: no user code (an option's getter) runs between
+    // its check and its registration, so a name found free is still free when the process takes it
     const given = readOption(options, 'name', 'options');
-    const name = given === undefined ? undefined : this.registry.checkFree(given);
     const mb = readOption(options, 'mailbox', 'options') as SpawnOptions['mailbox'];
-    if (mb === undefined) return { capacity: Infinity, overflow: 'reject', name };
-    if (typeof mb !== 'object' || mb === null) throw new InvalidArgumentError('mailbox', '{ capacity, overflow }', mb);
-    checkKeys(mb, ['capacity', 'overflow'], 'mailbox');
-    const capacity = readOption(mb, 'capacity', 'mailbox');
-    const overflow = readOption(mb, 'overflow', 'mailbox');
-    if (typeof capacity !== 'number' || !Number.isSafeInteger(capacity) || capacity < 1) {
-      throw new InvalidArgumentError('mailbox.capacity', 'a positive integer', capacity);
+    let capacity: unknown = Infinity;
+    let overflow: unknown = 'reject';
+    if (mb !== undefined) {
+      if (typeof mb !== 'object' || mb === null) throw new InvalidArgumentError('mailbox', '{ capacity, overflow }', mb);
+      checkKeys(mb, ['capacity', 'overflow'], 'mailbox');
+      capacity = readOption(mb, 'capacity', 'mailbox');
+      overflow = readOption(mb, 'overflow', 'mailbox');
+      if (typeof capacity !== 'number' || !Number.isSafeInteger(capacity) || capacity < 1) {
+        throw new InvalidArgumentError('mailbox.capacity', 'a positive integer', capacity);
+      }
+      if (!OVERFLOWS.includes(overflow as (typeof OVERFLOWS)[number])) {
+        throw new InvalidArgumentError('mailbox.overflow', "'reject' | 'drop_newest' | 'drop_oldest'", overflow);
+      }
     }
-    if (!OVERFLOWS.includes(overflow as (typeof OVERFLOWS)[number])) {
-      throw new InvalidArgumentError('mailbox.overflow', "'reject' | 'drop_newest' | 'drop_oldest'", overflow);
-    }
-    return { capacity, overflow: overflow as (typeof OVERFLOWS)[number], name };
+    const name = given === undefined ? undefined : this.registry.checkFree(given);
+    return { capacity: capacity as number, overflow: overflow as (typeof OVERFLOWS)[number], name };
   }
 
   isAlive(target: Target): boolean {
@@ -360,7 +364,7 @@ export class KeelNode implements Node {
    * as an `Exit` message, or the process dies (a `'normal'` one is ignored, as from a local process).
    */
   remoteSignal(target: Proc, from: Pid, reason: ExitReason | 'kill'): void {
-    this.#deaths.signal(target, PidImpl.is(from) ? from : new PidImpl(from.node, from.creation, from.id, undefined), reason);
+    this.#deaths.signal(target, PidImpl.is(from) ? from : new PidImpl(from.node, from.creation, from.id), reason);
   }
 
   /** @internal The cluster's router for pids of other nodes (undefined: such pids are dead pids). */

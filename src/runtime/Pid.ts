@@ -28,7 +28,11 @@ export class NameImpl<M = any> {
   declare readonly __name?: (message: M) => M;
   readonly #brand = true;
   constructor(text: string) {
+    // checked here, not only in Name.of: the class is reachable from any name (its constructor), and
+    // the registry and the sends take a branded name's text as a string
+    if (typeof text !== 'string' || text.length === 0) throw new InvalidArgumentError('text', 'a non-empty string', text);
     this.text = text;
+    Object.freeze(this); // nor can its text be changed to something else afterwards
   }
   static is(value: unknown): value is NameImpl {
     return typeof value === 'object' && value !== null && #brand in value;
@@ -65,8 +69,7 @@ export type Name<M = any> = NameImpl<M>;
 export const Name = {
   /** A typed name; `text` is what the registry holds (non-empty; names under `keel.` are Keel's own). */
   of<M>(text: string): Name<M> {
-    if (typeof text !== 'string' || text.length === 0) throw new InvalidArgumentError('text', 'a non-empty string', text);
-    return Object.freeze(new NameImpl<M>(text)) as NameImpl<M>;
+    return new NameImpl<M>(text);
   },
   /** True for a name made by {@link Name.of}. */
   is(value: unknown): value is Name {
@@ -82,6 +85,12 @@ export function nameOf(target: unknown): string | undefined {
   return typeof target === 'string' ? target : NameImpl.is(target) ? target.text : undefined;
 }
 
+// the writer of a pid's process record: a module function, not a static of the class, which any
+// pid leads to (its constructor) and through which a pid could be given a forged record
+// (a binding assigned once, by the class's static block below, not a wrapper: one call per spawn and death)
+/** @internal Sets (or, at its death, clears) the live process record of a runtime pid: the kernel's alone. */
+export let setProc: (pid: PidImpl, proc: unknown) => void;
+
 /**
  * @internal The runtime's pid instances. The live process sits in a private slot, so that a copy of
  * a pid (`{ ...pid }`, `structuredClone`, a message that crossed a worker) is a plain
@@ -93,12 +102,13 @@ export class PidImpl {
   readonly id: number;
   // the record's type is the kernel's business (`Proc`): this file knows no process record, so that
   // the records, which hold pids, and the pids do not import each other
-  #proc: unknown;
-  constructor(node: string, creation: number, id: number, proc: unknown) {
+  // set only by the kernel (setProc), never by the constructor: the class is reachable from any pid
+  // (its constructor), and a pid made with a forged record would be taken for a live process
+  #proc: unknown = undefined;
+  constructor(node: string, creation: number, id: number) {
     this.node = node;
     this.creation = creation;
     this.id = id;
-    this.#proc = proc;
   }
   /** The live process of a runtime pid, if it is one and its process is alive. */
   static procOf<P>(value: PidImpl): P | undefined {
@@ -125,8 +135,10 @@ export class PidImpl {
   static is(value: unknown): value is PidImpl {
     return typeof value === 'object' && value !== null && #proc in value;
   }
-  static setProc(pid: PidImpl, proc: unknown): void {
-    pid.#proc = proc;
+  static {
+    setProc = (pid, proc) => {
+      pid.#proc = proc;
+    };
   }
   toString(): string {
     return `<${this.node}.${this.id}>`;
@@ -181,7 +193,7 @@ export const Pid = {
     if (!Number.isSafeInteger(id) || !Number.isSafeInteger(creation)) {
       throw new InvalidArgumentError('text', "a pid formatted '<node.id.creation>' with integer parts", text);
     }
-    return new PidImpl(m[1]!, creation, id, undefined);
+    return new PidImpl(m[1]!, creation, id);
   },
   /** True when both name the same process (same node, creation and id). */
   equals(a: Pid, b: Pid): boolean {
@@ -242,7 +254,7 @@ export function toPid(value: unknown): PidImpl | undefined {
     const node = v.node;
     const creation = v.creation;
     const id = v.id;
-    return typeof node === 'string' && Number.isSafeInteger(creation) && Number.isSafeInteger(id) ? new PidImpl(node, creation as number, id as number, undefined) : undefined;
+    return typeof node === 'string' && Number.isSafeInteger(creation) && Number.isSafeInteger(id) ? new PidImpl(node, creation as number, id as number) : undefined;
   } catch {
     return undefined; // a getter that throws
   }

@@ -2,10 +2,10 @@ import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { decodeBatch, decodeValue, encodeValue, type PidFactory } from '../../src/cluster/codec.js';
 import { isKeelError, MalformedFrameError, MessageTooLargeError, NotSerializableError } from '../../src/errors.js';
-import { Name, PidImpl, RefImpl, type Pid } from '../../src/runtime/Pid.js';
+import { Name, PidImpl, setProc, RefImpl, type Pid } from '../../src/runtime/Pid.js';
 import { expectKeelError, revokedProxy, thrown, trappingProxy } from '../support.js';
 
-const pids: PidFactory = (node, creation, id) => new PidImpl(node, creation, id, undefined);
+const pids: PidFactory = (node, creation, id) => new PidImpl(node, creation, id);
 const roundTrip = (value: unknown): unknown => decodeValue(encodeValue(value), pids);
 
 /** Asserts `encodeValue(value)` is refused with ERR_NOT_SERIALIZABLE at exactly `path`. */
@@ -82,7 +82,8 @@ describe('encodeValue / decodeValue: what is carried', () => {
 
   it('carries a runtime pid (PidImpl, whose toJSON is a string) through the factory with its exact parts', () => {
     const factory = vi.fn(pids);
-    const pid = new PidImpl('node-a', 1234567, 42, { live: true });
+    const pid = new PidImpl('node-a', 1234567, 42);
+    setProc(pid, { live: true });
     const text = encodeValue({ from: pid, list: [pid] });
     expect(text).toBe('{"from":{"$keel":"pid","n":"node-a","c":1234567,"i":42},"list":[{"$keel":"pid","n":"node-a","c":1234567,"i":42}]}');
     const back = decodeValue(text, factory) as { from: Pid; list: Pid[] };
@@ -104,8 +105,9 @@ describe('encodeValue / decodeValue: what is carried', () => {
   });
 
   it('returns what the factory gives for a pid of this node (the live process)', () => {
-    const live = new PidImpl('self', 5, 1, { proc: true });
-    const back = decodeValue(encodeValue([new PidImpl('self', 5, 1, undefined)]), (node, creation, id) => (node === 'self' && creation === 5 && id === 1 ? live : pids(node, creation, id)));
+    const live = new PidImpl('self', 5, 1);
+    setProc(live, { proc: true });
+    const back = decodeValue(encodeValue([new PidImpl('self', 5, 1)]), (node, creation, id) => (node === 'self' && creation === 5 && id === 1 ? live : pids(node, creation, id)));
     expect((back as Pid[])[0]).toBe(live);
   });
 
@@ -168,9 +170,9 @@ describe('encodeValue / decodeValue: what is carried', () => {
   });
 
   it('decodes a batch as one JSON value', () => {
-    const frames = [`["m",4,${encodeValue(new PidImpl('a', 1, 2, undefined))},${encodeValue({ n: 1, u: undefined })}]`, `["b"]`];
+    const frames = [`["m",4,${encodeValue(new PidImpl('a', 1, 2))},${encodeValue({ n: 1, u: undefined })}]`, `["b"]`];
     const batch = `[1,"a",1,0,[${frames.join(',')}]]`;
-    expect(decodeBatch(batch, pids)).toStrictEqual([1, 'a', 1, 0, [['m', 4, new PidImpl('a', 1, 2, undefined), { n: 1, u: undefined }], ['b']]]);
+    expect(decodeBatch(batch, pids)).toStrictEqual([1, 'a', 1, 0, [['m', 4, new PidImpl('a', 1, 2), { n: 1, u: undefined }], ['b']]]);
   });
 });
 
@@ -417,7 +419,7 @@ describe('property: JSON-ish values round-trip', () => {
     fc.bigInt(),
     fc.date({ noInvalidDate: false }),
     fc.uint8Array({ maxLength: 8 }),
-    fc.constantFrom(new PidImpl('n', 1, 2, undefined), new RefImpl('n', 3), Name.of('x')),
+    fc.constantFrom(new PidImpl('n', 1, 2), new RefImpl('n', 3), Name.of('x')),
   );
   const value = fc.letrec((tie) => ({
     v: fc.oneof({ depthSize: 'small', withCrossShrink: true }, leaf, tie('arr'), tie('obj'), tie('map'), tie('set'), tie('err')),

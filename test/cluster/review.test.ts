@@ -33,7 +33,7 @@ describe('review: pids of an earlier incarnation', () => {
   it('a call to a pid of an earlier incarnation of a peer fails with noproc, never reaching the process of the same id now', async () => {
     const { a, b } = await pair();
     const server = await GenServer.start(b, echo, undefined);
-    const old = new PidImpl('b', b.creation - 1, server.id, undefined) as unknown as Pid;
+    const old = new PidImpl('b', b.creation - 1, server.id) as unknown as Pid;
     const error = await failure(() => GenServer.call(a, old, 'hi', { timeout: 5000 }));
     expect((error as { code?: string }).code).toBe('ERR_NOPROC');
   });
@@ -44,7 +44,7 @@ describe('review: pids of an earlier incarnation', () => {
     watcher.ctx.trapExits(true);
     const target = b.spawn(() => () => undefined);
     watcher.ctx.link(target);
-    const old = new PidImpl('b', b.creation - 1, target.id, undefined) as unknown as Pid;
+    const old = new PidImpl('b', b.creation - 1, target.id) as unknown as Pid;
     watcher.ctx.unlink(old);
     await a.idle();
     await b.idle();
@@ -102,7 +102,7 @@ describe('review: a peer downed while its batch is processed', () => {
     });
     const watcher = probe(b);
     watcher.ctx.trapExits(true);
-    const dead = new PidImpl('a', a.creation, 999_999, undefined) as unknown as Pid;
+    const dead = new PidImpl('a', a.creation, 999_999) as unknown as Pid;
     // one batch from b: a message to a dead pid (its drop runs the handler), then a link and a monitor
     watcher.ctx.send(dead, 'x');
     watcher.ctx.link(live);

@@ -10,6 +10,9 @@ untyped.run('handle-unexpected-messages', handleUnexpectedMessages, {
     `function f(msg) { switch (msg.type) { case 'a': break; } }`,
     // a switch in a nested function is that function's business
     `node.spawn((ctx) => (msg) => { const g = (x) => { switch (msg.type) { case 'a': break; } }; });`,
+    // methods named as Object.prototype's are no callbacks of a GenServer spec
+    `const widget = { init() { return 0; }, toString(style) { switch (style) { case 'short': return 'w'; } }, valueOf(m) { if (m === 1) return 1; } };`,
+    `const o = { init: () => 0, constructor(msg) { switch (msg.type) { case 'a': break; } }, hasOwnProperty(key) { if (key === 'x') return true; } };`,
     // an object with handleInfo but no init is not a GenServer spec
     `const x = { handleInfo(msg) { switch (msg.type) { case 'a': return 1; } } };`,
     // an if chain with a final else
@@ -181,6 +184,23 @@ untyped.run('handle-unexpected-messages', handleUnexpectedMessages, {
   default:
     ctx.node.logger.warn('unexpected message', msg);
     break; } });`,
+    },
+    {
+      // \`ctx\` where the fix would write its line is another variable (a loop's, a case's own const): the
+      // added \`ctx.node.logger.warn\` would read that one and throw on every unexpected message (reported, not fixed)
+      code: `node.spawn((ctx) => (msg) => { for (const ctx of peers) { switch (msg.type) { case 'a': ctx.send(1); break; } } });`,
+      errors: [{ messageId: 'noDefault' }],
+      output: null,
+    },
+    {
+      code: `node.spawn((ctx) => (msg) => { switch (msg.type) { case 'a': const ctx = open(); ctx.run(); break; } });`,
+      errors: [{ messageId: 'noDefault' }],
+      output: null,
+    },
+    {
+      code: `node.spawn((ctx) => (msg) => { const ctx = sessions.get(msg.id); if (msg.type === 'a') ctx.run(); });`,
+      errors: [{ messageId: 'noElse' }],
+      output: null,
     },
   ],
 });

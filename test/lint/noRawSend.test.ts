@@ -134,8 +134,42 @@ untyped.run('no-raw-send (without types: by name)', noRawSend, {
     `node.send(pid, 'x');`,
     // a single argument is not a process send
     `ctx.send('x');`,
+    // oneself, written with optional chaining
+    `ctx?.send(ctx?.self, 'tick');`,
+    `ctx.send(ctx?.self, 'tick');`,
+    `this.ctx?.send(this?.ctx.self, 'tick');`,
   ],
   invalid: [
+    {
+      // a comma expression (an argument, or the receiver) keeps its parentheses: unwrapped, it would be two arguments
+      code: `ctx.send(peer, (log(), 'hi'));`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          suggestions: [{ messageId: 'useSendSupervised', data: { from: 'ctx' }, output: `import { sendSupervised } from 'keel';\nvoid sendSupervised(ctx, peer, (log(), 'hi'));` }],
+        },
+      ],
+    },
+    {
+      // a file that starts with a hashbang keeps it first: the import goes after it
+      code: `#!/usr/bin/env node\nctx.send(peer, 'hi');`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          suggestions: [{ messageId: 'useSendSupervised', data: { from: 'ctx' }, output: `#!/usr/bin/env node\nimport { sendSupervised } from 'keel';\nvoid sendSupervised(ctx, peer, 'hi');` }],
+        },
+      ],
+    },
+    {
+      // a value read further (a member of it) is read of the \`void\`, as it was of \`send\`'s: the \`void\` in parentheses
+      code: `ctx.send(peer, 'hi')?.toString();`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          suggestions: [{ messageId: 'useSendSupervised', data: { from: 'ctx' }, output: `import { sendSupervised } from 'keel';\n(void sendSupervised(ctx, peer, 'hi'))?.toString();` }],
+        },
+      ],
+    },
     {
       // only the `self` of the pattern itself, of the same receiver, is oneself
       code: `const { self } = other; const { node: { self: s } } = ctx; ctx.send(self, 1); ctx.send(s, 2);`,

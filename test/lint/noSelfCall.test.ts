@@ -20,6 +20,16 @@ typed.run('no-self-call (with types)', noSelfCall, {
   ],
   invalid: [
     {
+      // a typed name, by the types
+      code: `import { GenServer, Name, createNode } from 'keel';
+const Me = Name.of<string>('me');
+await GenServer.start(createNode(), {
+  init: () => 0,
+  handleInfo: async (m: unknown, s: number, c) => { await GenServer.call(c, Me, 'x'); return { noreply: true, state: s }; },
+}, undefined, { name: Me });`,
+      errors: [{ messageId: 'selfCall', line: 5 }],
+    },
+    {
       code: `${header}export const spec = {
   init: () => 0,
   async handleCall(req: string, _from: unknown, state: number, ctx: Context) {
@@ -117,6 +127,9 @@ untyped.run('no-self-call (without types: by name)', noSelfCall, {
     `await lib.GenServer.call(ctx, ctx.self, 'x');`,
     // a computed member that is no string key
     `await GenServer[method](ctx, ctx.self, 'x');`,
+    // another typed name, or an \`of\` that is not Keel's Name.of
+    `const Me = Name.of('me'), Other = Name.of('other');\nGenServer.start(node, { init: () => 0, handleInfo: async (m, s, c) => { await GenServer.call(c, Other, m); return s; } }, undefined, { name: Me });`,
+    `const Me = Names.of('me');\nGenServer.start(node, { init: () => 0, handleInfo: async (m, s, c) => { await GenServer.call(c, Me, m); return s; } }, undefined, { name: 'me' });`,
     // a module loaded by require or import() that is not Keel
     `const mine = require('./mine.js');\nawait mine.GenServer.call(ctx, ctx.self, 'x');`,
     `const { GenServer: G } = await import('./mine.js');\nawait G.call(ctx, ctx.self, 'x');`,
@@ -139,6 +152,15 @@ untyped.run('no-self-call (without types: by name)', noSelfCall, {
     },
     {
       code: `GenServer.startLink(ctx, {\n  init: () => 0,\n  handleInfo: async (m, s, c) => { await GenServer.call(c, 'me', m); return s; },\n}, undefined, { name: 'me' });`,
+      errors: [{ messageId: 'selfCall', line: 3 }],
+    },
+    {
+      // a typed name (Name.of) is its text: the server started under it calling it, or its text
+      code: `import { GenServer, Name as N } from 'keel';\nconst Me = N.of<string>('me');\nGenServer.start(node, {\n  init: () => 0,\n  handleInfo: async (m, s, c) => { await GenServer.call(c, Me, m); await GenServer.call(c, 'me', m); return s; },\n}, undefined, { name: Me });`,
+      errors: [{ messageId: 'selfCall', line: 5 }, { messageId: 'selfCall', line: 5 }],
+    },
+    {
+      code: `GenServer.start(node, {\n  init: () => 0,\n  handleInfo: async (m, s, c) => { await GenServer.call(c, Name.of('me'), m); return s; },\n}, undefined, { name: Name.of('me') });`,
       errors: [{ messageId: 'selfCall', line: 3 }],
     },
   ],

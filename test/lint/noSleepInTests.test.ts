@@ -65,6 +65,20 @@ untyped.run('no-sleep-in-tests (without types)', noSleepInTests, {
       filename: testFile,
       errors: [{ messageId: 'sleep', data: { what: 'await scheduler.wait(…)' } }],
     },
+    {
+      // the module's default import is its namespace too (a builtin's CommonJS exports), and its scheduler the same scheduler
+      code: `import timers from 'node:timers/promises';\nawait timers.setTimeout(20);\nawait timers.scheduler.wait(20);`,
+      filename: testFile,
+      errors: [
+        { messageId: 'sleep', line: 2, data: { what: 'await timers.setTimeout(…)' } },
+        { messageId: 'sleep', line: 3, data: { what: 'await timers.scheduler.wait(…)' } },
+      ],
+    },
+    {
+      code: `import * as t from 'timers/promises';\nawait t.scheduler.wait(20);`,
+      filename: testFile,
+      errors: [{ messageId: 'sleep', line: 2, data: { what: 'await t.scheduler.wait(…)' } }],
+    },
     { code: `await delay(100); await wait(ms * 2);`, filename: 'a.test.js', errors: [{ messageId: 'sleep' }, { messageId: 'sleep' }] },
     {
       code: `await nap(5);`,

@@ -22,6 +22,20 @@ describe('loadPeer', () => {
   it('rethrows when a module the peer needs is missing (a broken install is not a missing peer)', () => {
     expect(() => loadPeer('eslint', 'keel audit', notFound('espree'))).toThrow("Cannot find module 'espree'");
   });
+
+  it('rethrows what a peer that fails to load threw as it is, a thrown null or undefined too (not a TypeError of its own)', () => {
+    for (const value of [null, undefined, 'broken']) {
+      let err: unknown = 'nothing thrown';
+      try {
+        loadPeer('eslint', 'keel audit', () => {
+          throw value;
+        });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBe(value);
+    }
+  });
 });
 
 describe('keel/eslint-plugin', () => {

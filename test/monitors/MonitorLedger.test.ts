@@ -21,7 +21,7 @@ let nextId = 0;
 function fakeProc(): FakeProc {
   const p: FakeProc = {
     x: undefined,
-    self: new PidImpl('ledger-test', 1, ++nextId, undefined),
+    self: new PidImpl('ledger-test', 1, ++nextId),
     ext: () => (p.x ??= new ProcExtras()),
   };
   return p;
@@ -379,12 +379,12 @@ describe('MonitorLedger entries on a process of another node', () => {
   it('keeps one unwatched bucket per remote pid, drops an entry when its Down comes (told as a target side), and the bucket with its last entry', () => {
     const t = ledger();
     const [a, b] = [t.proc(), t.proc()];
-    const remote = new PidImpl('elsewhere', 7, 42, undefined);
-    const same = new PidImpl('elsewhere', 7, 42, undefined); // another copy of the same pid (as decoded from a frame)
+    const remote = new PidImpl('elsewhere', 7, 42);
+    const same = new PidImpl('elsewhere', 7, 42); // another copy of the same pid (as decoded from a frame)
     const [r1, r2, r3] = [t.ref(), t.ref(), t.ref()];
     const e1 = t.ledger.addRemote(r1, a, remote, 'a->r', 10, undefined, false);
     const e2 = t.ledger.addRemote(r2, b, same, 'b->r', 20, undefined, false);
-    const e3 = t.ledger.addRemote(r3, a, new PidImpl('elsewhere', 8, 42, undefined), 'a->r2', 30, undefined, false);
+    const e3 = t.ledger.addRemote(r3, a, new PidImpl('elsewhere', 8, 42), 'a->r2', 30, undefined, false);
     expect(e2.target).toBe(e1.target);
     expect(e3.target).not.toBe(e1.target); // another incarnation of that node: another process
     expect(e1.target.proc).toBeUndefined();

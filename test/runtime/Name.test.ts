@@ -106,6 +106,31 @@ describe('Name.of', () => {
     expect(Name.is({ text: 'a' })).toBe(false);
     expect(Object.isFrozen(Name.of('a'))).toBe(true);
   });
+
+  it("refuses a name made with its class's constructor from text that is not a non-empty string (ERR_INVALID_ARGUMENT, not a raw TypeError)", () => {
+    const node = track();
+    const pid = node.spawn(() => () => {});
+    // the class is not exported, but any name leads to it
+    const NameClass = Object.getPrototypeOf(Name.of('a')).constructor as new (text: unknown) => Name;
+    for (const text of [42, '', undefined, { length: 3 }]) {
+      const e = (() => {
+        try {
+          new NameClass(text);
+          return 'no error';
+        } catch (error) {
+          return error;
+        }
+      })();
+      expect(isKeelError(e, 'ERR_INVALID_ARGUMENT'), String(text)).toBe(true);
+    }
+    expect(node.registry.names()).toEqual([]);
+    expect(node.info(pid)?.name).toBeUndefined();
+    // a well-made one is a name as Name.of's
+    const made = new NameClass('made');
+    expect(Object.isFrozen(made)).toBe(true); // its text cannot be swapped for a number afterwards
+    node.registry.register(made, pid);
+    expect(node.registry.whereis('made')).toBe(pid);
+  });
 });
 
 type CounterCalls = { request: { type: 'get' }; reply: number } | { request: { type: 'add'; n: number }; reply: number };

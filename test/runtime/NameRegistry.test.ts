@@ -207,6 +207,25 @@ describe('node.spawn with { name }', () => {
     expect(node.info(pid)?.name).toBe('svc');
   });
 
+  it('a name taken while the options are read (by a getter) spawns nothing: no half-made process is left in the table', () => {
+    const node = track();
+    const other = idler(node);
+    const before = node.processes().length;
+    let reads = 0;
+    const options = {
+      name: 'svc',
+      get mailbox() {
+        // user code run between the name's check and its registration (the options' own check reads it first)
+        if (++reads === 2) node.registry.register('svc', other);
+        return undefined;
+      },
+    };
+    expectKeelError(thrown(() => node.spawn(idleInit, options as never)), 'ERR_NAME_TAKEN', "'svc'");
+    expect(node.processes().length).toBe(before);
+    expect(same(node.registry.whereis('svc'), other)).toBe(true);
+    expect(node.internals().processes).toBe(before);
+  });
+
   it('ctx.spawn with a name registers the child', () => {
     const node = track();
     const p = probe(node);

@@ -114,6 +114,25 @@ describe('node.groups', () => {
     expectKeelError(thrown(() => node.groups.leave('g', pid as Pid)), 'ERR_INVALID_ARGUMENT', 'pid');
   });
 
+  it("a pid made with its class's constructor and a forged process record is no live process: join refuses it and the group stays empty", () => {
+    const node = track();
+    const real = idler(node);
+    const PidClass = Object.getPrototypeOf(real).constructor as new (...args: unknown[]) => Pid;
+    const forged = new PidClass(real.node, real.creation, 999, { rt: node });
+    expectKeelError(thrown(() => node.groups.join('g', forged)), 'ERR_NOPROC');
+    expect(node.groups.members('g')).toEqual([]);
+    expect(node.groups.groups()).toEqual([]);
+    expectKeelError(thrown(() => node.registry.register('forged', forged)), 'ERR_NOPROC');
+    expect(node.isAlive(forged)).toBe(false);
+    expect(thrown(() => node.send(forged, 'x'))).toBe('nothing was thrown'); // dropped as to a dead process
+    // nor can a record be given to a pid afterwards through the class: it has no setter to reach
+    expect((PidClass as unknown as { setProc?: unknown }).setProc).toBe(undefined);
+    // made with the real process's id it is that process, as a copy of its pid is
+    const copy = new PidClass(real.node, real.creation, real.id, { rt: node });
+    node.groups.join('g', copy);
+    expect(formatted(node.groups.members('g'))).toEqual(formatted([real]));
+  });
+
   it('internals().groups is back to 0 after every member died', async () => {
     const node: KeelNode = track();
     const p = probe(node);

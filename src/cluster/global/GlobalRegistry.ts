@@ -254,9 +254,9 @@ export class GlobalRegistry {
     try {
       if (entry === null || entry.operation !== 'PUT') return await this.#track(this.#kv.create(key, value));
       const record = decodeRecord(entry.value);
-      if (record !== undefined && !this.#reaper.expired(record)) throw new NameTakenError(name, String(new PidImpl(record.node, record.inc, record.id, undefined)));
+      if (record !== undefined && !this.#reaper.expired(record)) throw new NameTakenError(name, String(new PidImpl(record.node, record.inc, record.id)));
       const revision = await this.#track(this.#kv.update(key, value, entry.revision));
-      this.#kernel.telemetry.execute('keel.global.taken_over', {}, { name, previous: record === undefined ? undefined : new PidImpl(record.node, record.inc, record.id, undefined) });
+      this.#kernel.telemetry.execute('keel.global.taken_over', {}, { name, previous: record === undefined ? undefined : new PidImpl(record.node, record.inc, record.id) });
       return revision;
     } catch (e) {
       if (isCasFailure(e)) throw new NameTakenError(name, 'a process of another node (it registered first)');

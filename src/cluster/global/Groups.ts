@@ -121,7 +121,7 @@ export class Groups {
       // as Erlang's pg: the members of the nodes this node is connected to (a member of a node
       // nobody saw go down, which left its key behind, is not shown)
       if (m.node === kernel.name || !this.#host.visible(m.node, m.inc)) continue;
-      if (this.#host.connected(m.node, m.inc)) out.push(new PidImpl(m.node, m.inc, m.id, undefined));
+      if (this.#host.connected(m.node, m.inc)) out.push(new PidImpl(m.node, m.inc, m.id));
     }
     // this node's own members are what it joined, whatever the bucket says now (a node on the
     // other side of a partition may have deleted their keys: see `changed`)

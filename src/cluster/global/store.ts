@@ -27,7 +27,7 @@ export interface Entry {
 
 /** The pid a name's record stands for: this node's live process itself when it is one of ours. */
 export function ownerPid(kernel: Kernel, node: string, inc: number, id: number): Pid {
-  const pid = new PidImpl(node, inc, id, undefined);
+  const pid = new PidImpl(node, inc, id);
   return node === kernel.name ? (kernel.resolve(pid)?.self ?? pid) : pid;
 }
 

@@ -206,7 +206,7 @@ export class Remote implements RemoteRouter {
 
   /** Asks a peer which of its processes holds a registered name (`undefined`: nobody); `nameText`: the name as JSON. */
   whereis(peer: Peer, nameText: string, timeoutMs: number, settle: (ok: boolean, value: unknown) => void): void {
-    this.#startCall(peer, new PidImpl(peer.name, peer.incarnation, 0, undefined), undefined, timeoutMs, undefined, settle, nameText, 'w');
+    this.#startCall(peer, new PidImpl(peer.name, peer.incarnation, 0), undefined, timeoutMs, undefined, settle, nameText, 'w');
   }
 
   #startCall(peer: Peer, to: Pid, caller: Proc | undefined, timeoutMs: number, signal: AbortSignal | undefined, settle: (ok: boolean, value: unknown) => void, body: string, kind: 'c' | 'w'): void {
@@ -535,11 +535,11 @@ export class Remote implements RemoteRouter {
   }
 
   #localPid(value: unknown): Pid {
-    return new PidImpl(this.#kernel.name, this.#kernel.creation, this.#id(value), undefined);
+    return new PidImpl(this.#kernel.name, this.#kernel.creation, this.#id(value));
   }
 
   /** A pid of the sending peer (id 0: the peer node itself). */
   #remotePid(peer: Peer, value: unknown): Pid {
-    return new PidImpl(peer.name, peer.incarnation, this.#id(value), undefined);
+    return new PidImpl(peer.name, peer.incarnation, this.#id(value));
   }
 }

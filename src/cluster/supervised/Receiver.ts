@@ -269,7 +269,7 @@ export class Receiver {
     if ('name' in send.to) return k.lookupTarget(send.to.name);
     const [creation, id] = send.to.pid;
     if (creation !== k.creation) return undefined; // a pid of an earlier incarnation of this node never comes back
-    return k.resolve(new PidImpl(k.name, creation, id, undefined));
+    return k.resolve(new PidImpl(k.name, creation, id));
   }
 
   #release(flight: InFlight): void {

@@ -207,7 +207,7 @@ export class SupervisedDelivery {
       };
       const name = kernel.name;
       const creation = kernel.creation;
-      const pids: PidFactory = (n, c, i) => (n === name && c === creation ? (kernel.resolve({ node: n, creation: c, id: i })?.self ?? new PidImpl(n, c, i, undefined)) : new PidImpl(n, c, i, undefined));
+      const pids: PidFactory = (n, c, i) => (n === name && c === creation ? (kernel.resolve({ node: n, creation: c, id: i })?.self ?? new PidImpl(n, c, i)) : new PidImpl(n, c, i));
       const self = new SupervisedDelivery(kernel, cluster, nats, handled, options, inbox, pids, (nc as { info?: { max_payload?: number } }).info?.max_payload);
       consuming.replies = nc.subscribe(`${inbox}.*`, {
         callback: (err, msg) => {

@@ -179,13 +179,26 @@ export function unwrapTs(e: TSESTree.Node): TSESTree.Node {
   return n;
 }
 
+/** `e` without TypeScript's wrappers (see {@link unwrapTs}) nor an optional chain's: `ctx?.self` as `ctx.self`. */
+function unwrapChain(e: TSESTree.Node): TSESTree.Node {
+  let n = unwrapTs(e);
+  while (n.type === 'ChainExpression') n = unwrapTs(n.expression);
+  return n;
+}
+
 /**
  * True when `target` is `<from>.self` (the same receiver, compared as written), or a `const`
  * initialised with it (`const me = ctx.self`, `const { self } = ctx`).
  */
 export function isSelfOf(context: Context, target: TSESTree.Node, from: TSESTree.Node, seen: Set<TSESLint.Scope.Variable> = new Set()): boolean {
-  const text = (n: TSESTree.Node): string => context.sourceCode.getText(unwrapTs(n)).replace(/\s+/g, '');
-  target = unwrapTs(target);
+  // optional chaining reads the same value when there is one: `ctx?.self` is `ctx.self`
+  const text = (n: TSESTree.Node): string =>
+    context.sourceCode
+      .getText(unwrapChain(n))
+      .replace(/\s+/g, '')
+      .replace(/\?\.(?=[[(])/g, '')
+      .replace(/\?\./g, '.');
+  target = unwrapChain(target);
   if (target.type === 'MemberExpression' && !target.computed && target.property.type === 'Identifier' && target.property.name === 'self') {
     return text(target.object) === text(from);
   }

@@ -6,15 +6,19 @@ import { findVariable, isSpawnInit } from '../internal/keelTypes.js';
 type RuleContext = Readonly<TSESLint.RuleContext<string, readonly unknown[]>>;
 type Fn = TSESTree.ArrowFunctionExpression | TSESTree.FunctionExpression;
 
-/** A message handler: the function, its message parameter and the context in scope (if any). */
+/** A message handler: the function, its message parameter and the context parameter in scope (if any). */
 interface Handler {
   fn: Fn;
   message: TSESTree.Identifier;
-  ctx: string | undefined;
+  ctx: TSESTree.Identifier | undefined;
 }
 
 /** GenServer callbacks that get messages, with the index of their `ctx` parameter. */
-const CALLBACK_CTX_INDEX: Record<string, number> = { handleCall: 3, handleCast: 2, handleInfo: 2 };
+const CALLBACK_CTX_INDEX: ReadonlyMap<string, number> = new Map([
+  ['handleCall', 3],
+  ['handleCast', 2],
+  ['handleInfo', 2],
+]);
 
 /**
  * `handle-unexpected-messages`: a handler that switches on its message with no `default` branch,
@@ -47,7 +51,8 @@ export const handleUnexpectedMessages = createRule<[], 'noDefault' | 'noElse'>({
       checkIfChain(context, h);
       for (const sw of switchesIn(context, h.fn.body)) {
         if (sw.cases.some((c) => c.test === null) || !rootedAt(context, sw.discriminant, h.message)) continue;
-        const canFix = h.ctx !== undefined && !fallsThroughAtEnd(sw);
+        // the default is written inside the switch: its own scope (a case's `const`) counts
+        const canFix = h.ctx !== undefined && !fallsThroughAtEnd(sw) && reportable(context, sw, h);
         context.report({
           node: sw,
           loc: context.sourceCode.getFirstToken(sw)!.loc,
@@ -61,7 +66,7 @@ export const handleUnexpectedMessages = createRule<[], 'noDefault' | 'noElse'>({
       // node.spawn((ctx) => (msg) => …) and ctx.spawn / spawnLink
       'ArrowFunctionExpression, FunctionExpression'(fn: Fn) {
         if (!isSpawnInit(fn)) return;
-        const ctxParam = fn.params[0]?.type === 'Identifier' ? fn.params[0].name : undefined;
+        const ctxParam = fn.params[0]?.type === 'Identifier' ? fn.params[0] : undefined;
         for (const handler of returnedFunctions(context, fn)) {
           const message = handler.params[0];
           if (message?.type === 'Identifier') check({ fn: handler, message, ctx: ctxParam });
@@ -72,12 +77,13 @@ export const handleUnexpectedMessages = createRule<[], 'noDefault' | 'noElse'>({
         const props = obj.properties.filter((p): p is TSESTree.Property => p.type === 'Property' && !p.computed && p.key.type === 'Identifier');
         if (!props.some((p) => (p.key as TSESTree.Identifier).name === 'init')) return;
         for (const p of props) {
-          const index = CALLBACK_CTX_INDEX[(p.key as TSESTree.Identifier).name];
+          // a Map: a method named as one of Object.prototype's (`toString`, `constructor`) is no callback
+          const index = CALLBACK_CTX_INDEX.get((p.key as TSESTree.Identifier).name);
           const fn = p.value;
           if (index === undefined || (fn.type !== 'FunctionExpression' && fn.type !== 'ArrowFunctionExpression')) continue;
           const message = fn.params[0];
           const ctxParam = fn.params[index];
-          if (message?.type === 'Identifier') check({ fn, message, ctx: ctxParam?.type === 'Identifier' ? ctxParam.name : undefined });
+          if (message?.type === 'Identifier') check({ fn, message, ctx: ctxParam?.type === 'Identifier' ? ctxParam : undefined });
         }
       },
     };
@@ -116,7 +122,7 @@ function checkIfChain(context: RuleContext, h: Handler): void {
   }
   const earlier = body.body.slice(0, -1).some((st) => st.type === 'IfStatement' && isDispatchTest(context, st.test, h.message));
   // a last branch without braces that ends in an `if` of its own: an added `else` would bind to that inner `if`
-  const canFix = h.ctx !== undefined && !earlier && !endsInOpenIf(tail.consequent);
+  const canFix = h.ctx !== undefined && !earlier && !endsInOpenIf(tail.consequent) && reportable(context, last, h);
   const final = tail;
   context.report({
     node: last,
@@ -155,7 +161,7 @@ function isDispatchTest(context: RuleContext, test: TSESTree.Expression, message
 /** Adds `else { <ctx>.node.logger.warn('unexpected message', msg); }` after the chain's last branch. */
 function addElse(fixer: TSESLint.RuleFixer, context: RuleContext, chain: TSESTree.IfStatement, tail: TSESTree.IfStatement, h: Handler): TSESLint.RuleFix {
   const indent = indentOf(context, chain);
-  const report = `${h.ctx}.node.logger.warn('unexpected message', ${h.message.name});`;
+  const report = `${h.ctx!.name}.node.logger.warn('unexpected message', ${h.message.name});`;
   if (tail.consequent.type === 'BlockStatement') return fixer.insertTextAfter(tail.consequent, ` else {\n${indent}  ${report}\n${indent}}`);
   return fixer.insertTextAfter(tail.consequent, `\n${indent}else ${report}`);
 }
@@ -184,6 +190,22 @@ function rootedAt(context: RuleContext, expr: TSESTree.Node, message: TSESTree.I
   return def?.name === message;
 }
 
+/**
+ * True when, in the scope of `at` (where the fix writes its line), the context's and the message's
+ * names still denote the handler's parameters: a `ctx` of a loop, a block or a case in between would
+ * be the one the added `ctx.node.logger.warn(…)` reads.
+ */
+function reportable(context: RuleContext, at: TSESTree.Node, h: Handler): boolean {
+  const sees = (param: TSESTree.Identifier): boolean => {
+    for (let scope: TSESLint.Scope.Scope | null = context.sourceCode.getScope(at); scope !== null; scope = scope.upper) {
+      const v = scope.set.get(param.name);
+      if (v !== undefined) return v.defs[0]?.name === param;
+    }
+    return false;
+  };
+  return h.ctx !== undefined && sees(h.ctx) && sees(h.message);
+}
+
 /** True when the last case's statements can run on past the end of the switch (no break/return/throw/continue last). */
 function fallsThroughAtEnd(sw: TSESTree.SwitchStatement): boolean {
   const last = sw.cases.at(-1);
@@ -205,7 +227,7 @@ function addDefault(fixer: TSESLint.RuleFixer, context: RuleContext, sw: TSESTre
   const bodyIndent = last?.consequent[0] !== undefined && last.consequent[0].loc.start.line !== last.loc.start.line ? indentOf(context, last.consequent[0]) : `${caseIndent}  `;
   const text =
     `\n${caseIndent}default:` +
-    `\n${bodyIndent}${h.ctx}.node.logger.warn('unexpected message', ${h.message.name});` +
+    `\n${bodyIndent}${h.ctx!.name}.node.logger.warn('unexpected message', ${h.message.name});` +
     `\n${bodyIndent}break;`;
   if (last !== undefined) return fixer.insertTextAfter(last, text);
   const open = context.sourceCode.getTokenAfter(sw.discriminant, { filter: (t) => t.value === '{' })!;

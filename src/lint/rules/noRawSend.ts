@@ -68,12 +68,22 @@ function suggestion(
   importSource: string,
 ): TSESLint.RuleFix[] {
   const text = (n: TSESTree.Node): string => context.sourceCode.getText(n);
+  // a comma expression's parentheses are not part of its node: without them, it would be several arguments
+  const argument = (n: TSESTree.Node): string => (n.type === 'SequenceExpression' ? `(${text(n)})` : text(n));
   const existing = importedAs(context, importSource, 'sendSupervised');
   const local = existing ?? 'sendSupervised';
-  const args = [callee.object, ...node.arguments].map(text).join(', ');
+  const args = [callee.object, ...node.arguments].map(argument).join(', ');
   // a call whose value was used keeps its place in the expression: `void` makes it undefined, as `send`'s void was
   const typeArgs = node.typeArguments === undefined ? '' : text(node.typeArguments);
-  const fixes = [fixer.replaceText(node, `void ${local}${typeArgs}(${args})`)];
+  const replacement = `void ${local}${typeArgs}(${args})`;
+  // a member, call or tagged template of the call's value would otherwise be taken into the `void`
+  const parent = node.parent;
+  const grouped =
+    (parent.type === 'MemberExpression' && parent.object === node) ||
+    (parent.type === 'CallExpression' && parent.callee === node) ||
+    (parent.type === 'TaggedTemplateExpression' && parent.tag === node) ||
+    (parent.type === 'BinaryExpression' && parent.operator === '**' && parent.left === node);
+  const fixes = [fixer.replaceText(node, grouped ? `(${replacement})` : replacement)];
   if (existing === undefined) fixes.push(addImport(fixer, context, importSource));
   return fixes;
 }
@@ -91,5 +101,10 @@ function addImport(fixer: TSESLint.RuleFixer, context: Readonly<TSESLint.RuleCon
   }
   const line = `import { sendSupervised } from '${source}';`;
   const lastImport = imports.at(-1);
-  return lastImport === undefined ? fixer.insertTextBeforeRange([0, 0], `${line}\n`) : fixer.insertTextAfter(lastImport, `\n${line}`);
+  if (lastImport !== undefined) return fixer.insertTextAfter(lastImport, `\n${line}`);
+  // a hashbang (`#!/usr/bin/env node`) must stay the file's first line
+  const text = context.sourceCode.text;
+  if (!text.startsWith('#!')) return fixer.insertTextBeforeRange([0, 0], `${line}\n`);
+  const eol = text.indexOf('\n');
+  return eol === -1 ? fixer.insertTextAfterRange([0, text.length], `\n${line}`) : fixer.insertTextAfterRange([0, eol + 1], `${line}\n`);
 }

@@ -36,7 +36,7 @@ export const noSelfCall = createRule<Options, 'selfCall'>({
           return;
         }
         // a call, from one of a server's own callbacks, to the name the server is started under
-        const name = stringValue(context, target);
+        const name = stringValue(context, target, importSource);
         if (name !== undefined && ownNames(context, node, importSource).includes(name)) context.report({ node, messageId: 'selfCall' });
       },
     };
@@ -45,19 +45,30 @@ export const noSelfCall = createRule<Options, 'selfCall'>({
 
 type Context = Parameters<(typeof noSelfCall)['create']>[0];
 
-/** A string literal (a template without expressions too), or a `const` initialised with one. */
-function stringValue(context: Context, e: TSESTree.Node, seen: Set<unknown> = new Set()): string | undefined {
+/**
+ * A string literal (a template without expressions too), Keel's typed name of one (`Name.of('x')`:
+ * a name is its text), or a `const` initialised with one of those.
+ */
+function stringValue(context: Context, e: TSESTree.Node, importSource: string, seen: Set<unknown> = new Set()): string | undefined {
   if (e.type === 'Literal' && typeof e.value === 'string') return e.value;
   if (e.type === 'TemplateLiteral' && e.expressions.length === 0) return e.quasis[0]?.value.cooked ?? undefined;
+  if (e.type === 'CallExpression' && e.arguments.length === 1 && isNameOf(context, e.callee, importSource)) return stringValue(context, e.arguments[0]!, importSource, seen);
   if (e.type === 'Identifier') {
     const variable = findVariable(context, e);
     const def = variable?.defs[0];
     // consts that refer to each other (`const a = b, b = a`: a TDZ error, but it parses) are followed once
     if (variable === undefined || seen.has(variable)) return undefined;
     seen.add(variable);
-    if (def?.type === 'Variable' && def.parent.kind === 'const' && def.node.init != null && def.node.id === def.name) return stringValue(context, def.node.init, seen);
+    if (def?.type === 'Variable' && def.parent.kind === 'const' && def.node.init != null && def.node.id === def.name) return stringValue(context, def.node.init, importSource, seen);
   }
   return undefined;
+}
+
+/** `Name.of`: Keel's `Name` by type, else by name (`Name`, or the local name it is imported under from the import source). */
+function isNameOf(context: Context, callee: TSESTree.Node, importSource: string): boolean {
+  if (callee.type !== 'MemberExpression' || propertyName(callee) !== 'of' || callee.object.type !== 'Identifier') return false;
+  const verdict = keelValue(context, callee.object);
+  return verdict === 'keel' || (verdict === 'unknown' && (callee.object.name === 'Name' || callee.object.name === importedAs(context, importSource, 'Name')));
 }
 
 /**
@@ -80,7 +91,7 @@ function ownNames(context: Context, node: TSESTree.Node, importSource: string): 
       if (options?.type !== 'ObjectExpression') continue;
       for (const p of options.properties) {
         if (p.type === 'Property' && !p.computed && p.key.type === 'Identifier' && p.key.name === 'name') {
-          const name = stringValue(context, p.value);
+          const name = stringValue(context, p.value, importSource);
           if (name !== undefined) names.push(name);
         }
       }

@@ -78,6 +78,18 @@ function sleepOf(context: RuleContext, awaited: TSESTree.Expression, sleepFuncti
     const name = callee.property.name;
     if (object.type === 'Identifier' && importedFromTimers(context, object) === '*' && name === 'setTimeout') return `await ${object.name}.setTimeout(…)`;
     if (object.type === 'Identifier' && importedFromTimers(context, object) === 'scheduler' && name === 'wait') return `await ${object.name}.wait(…)`;
+    // `<namespace>.scheduler.wait(…)`
+    if (
+      name === 'wait' &&
+      object.type === 'MemberExpression' &&
+      !object.computed &&
+      object.property.type === 'Identifier' &&
+      object.property.name === 'scheduler' &&
+      object.object.type === 'Identifier' &&
+      importedFromTimers(context, object.object) === '*'
+    ) {
+      return `await ${object.object.name}.scheduler.wait(…)`;
+    }
   }
   // await sleep(ms): a helper by name, when its first argument is a duration
   if (callee.type === 'Identifier' && sleepFunctions.includes(callee.name) && isDuration(context, awaited.arguments[0]!)) {
@@ -86,14 +98,14 @@ function sleepOf(context: RuleContext, awaited: TSESTree.Expression, sleepFuncti
   return undefined;
 }
 
-/** The name imported from timers/promises that `id` is bound to ('*' for a namespace), if any. */
+/** The name imported from timers/promises that `id` is bound to ('*' for a namespace, or the default import: a builtin's default export is its namespace), if any. */
 function importedFromTimers(context: RuleContext, id: TSESTree.Identifier): string | undefined {
   const def = findVariable(context, id)?.defs[0];
   if (def?.type !== 'ImportBinding') return undefined;
   const decl = def.parent;
   if (decl.type !== 'ImportDeclaration' || !TIMER_MODULES.has(decl.source.value)) return undefined;
   const spec = def.node;
-  if (spec.type === 'ImportNamespaceSpecifier') return '*';
+  if (spec.type === 'ImportNamespaceSpecifier' || spec.type === 'ImportDefaultSpecifier') return '*';
   if (spec.type === 'ImportSpecifier') return spec.imported.type === 'Identifier' ? spec.imported.name : spec.imported.value;
   return undefined;
 }

@@ -2,7 +2,7 @@ import diagnostics from 'node:diagnostics_channel';
 import type { TelemetryBus } from '../../telemetry/Telemetry.js';
 import { DownMessage, type ExitReason, ExitMessage, isCleanExit, isDown, reasonReport } from '../messages.js';
 import type { NameTable } from '../NameRegistry.js';
-import { checkTarget, nameOf, type Pid, PidImpl, RefImpl, type Target, toPid } from '../Pid.js';
+import { checkTarget, nameOf, type Pid, PidImpl, RefImpl, setProc, type Target, toPid } from '../Pid.js';
 import { InvalidArgumentError } from '../../errors.js';
 import type { GroupTable } from '../ProcessGroups.js';
 import type { Envelope } from './Envelope.js';
@@ -90,7 +90,7 @@ export class DeathWatch {
     this.#sched.clearBusy(p);
     this.#procs.delete(p.self.id);
     this.#procs.handledByDead += p.handled;
-    PidImpl.setProc(p.self, undefined);
+    setProc(p.self, undefined);
     // 1. the runtime's own bookkeeping, with no user code in between
     const left = p.size; // what the process never handled is reported below, in one event
     const queued = this.#mail.discard(p);
@@ -206,7 +206,7 @@ export class DeathWatch {
     p.flags = (p.flags | F_DEAD | flag) & ~F_SCHEDULED;
     this.#procs.delete(p.self.id);
     this.#procs.handledByDead += p.handled;
-    PidImpl.setProc(p.self, undefined);
+    setProc(p.self, undefined);
     p.handler = null;
     // written only when there is something to give back: a field no process ever rewrote stays
     // constant for the compiler, and a mass kill should not deoptimize the scheduler's turn
@@ -364,7 +364,7 @@ export class DeathWatch {
     const q = this.#host.resolve(pid);
     if (q === p) return;
     if (q === undefined) {
-      this.#signals.push(p, PidImpl.is(pid) ? pid : new PidImpl(pid.node, pid.creation, pid.id, undefined), 'noproc');
+      this.#signals.push(p, PidImpl.is(pid) ? pid : new PidImpl(pid.node, pid.creation, pid.id), 'noproc');
       this.#flushSignals();
       return;
     }

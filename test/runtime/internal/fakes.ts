@@ -13,7 +13,7 @@ import { Scheduler, type SchedulerHost, type SchedulerSettings } from '../../../
 import { TimerHeap } from '../../../src/runtime/internal/TimerHeap.js';
 import type { ExitReason } from '../../../src/runtime/messages.js';
 import { NameTable } from '../../../src/runtime/NameRegistry.js';
-import { type Pid, PidImpl } from '../../../src/runtime/Pid.js';
+import { type Pid, PidImpl, setProc } from '../../../src/runtime/Pid.js';
 import { GroupTable } from '../../../src/runtime/ProcessGroups.js';
 import type { Init } from '../../../src/runtime/types.js';
 import { type Measurements, type Metadata, TelemetryBus } from '../../../src/telemetry/Telemetry.js';
@@ -65,9 +65,9 @@ const recordHost = {} as ProcHost;
 
 /** A process record on no node, its pid resolving to it (as a spawn leaves it). */
 export function makeProc(id: number, flags = 0, init: Init<any> = () => () => undefined): Proc {
-  const pid = new PidImpl(NODE, CREATION, id, undefined);
+  const pid = new PidImpl(NODE, CREATION, id);
   const p = new Proc(recordHost, pid, init, flags);
-  PidImpl.setProc(pid, p);
+  setProc(pid, p);
   return p;
 }
 
@@ -169,7 +169,7 @@ export function kernel(options: { events?: readonly string[]; settings?: Partial
   const sched = new Scheduler(schedHost, mail, { budget: 64, sliceMs: 5, longScheduleMs: 50, deterministic: true, now: () => 0, ...options.settings });
   const waker = recordingWaker();
   mail.waker = waker;
-  const placeholder = new PidImpl(NODE, CREATION, 0, undefined);
+  const placeholder = new PidImpl(NODE, CREATION, 0);
   const deathHost: DeathWatchHost = { name: NODE, telemetry: bus, registry, groups, log: log.log, resolve };
   const deaths = new DeathWatch(deathHost, procs, mail, sched, timers, placeholder);
   const counts = { released: 0, idleChecks: 0 };
