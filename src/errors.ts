@@ -102,16 +102,24 @@ export class NoProcError extends KeelError {
 export class NameTakenError extends KeelError {
   readonly registeredName: string;
   constructor(name: string, owner: string) {
-    super('ERR_NAME_TAKEN', `the name '${name}' is already registered to ${owner}; unregister it first or pick another name`);
+    super('ERR_NAME_TAKEN', `the name ${quotedName(name)} is already registered to ${owner}; unregister it first or pick another name`);
     this.registeredName = name;
   }
+}
+
+/** The longest part of a name an error's message quotes (a name has no length limit; a message should). */
+const NAME_IN_MESSAGE = 200;
+
+/** A name quoted as an error's message quotes it: whole up to {@link NAME_IN_MESSAGE} characters, else its start and its length. */
+function quotedName(name: string): string {
+  return name.length <= NAME_IN_MESSAGE ? `'${name}'` : `'${name.slice(0, NAME_IN_MESSAGE)}…' (${name.length} characters)`;
 }
 
 /** A name under `keel.` is Keel's own: its services and components find each other by such names. */
 export class ReservedNameError extends KeelError {
   readonly registeredName: string;
   constructor(name: string, operation: string) {
-    super('ERR_RESERVED_NAME', `cannot ${operation} '${name}': names under 'keel.' are reserved for Keel's own services and components; pick a name outside 'keel.'`);
+    super('ERR_RESERVED_NAME', `cannot ${operation} ${quotedName(name)}: names under 'keel.' are reserved for Keel's own services and components; pick a name outside 'keel.'`);
     this.registeredName = name;
   }
 }
@@ -119,7 +127,7 @@ export class ReservedNameError extends KeelError {
 /** A process that already has a unique name was given a second one (as on the BEAM, one name per process). */
 export class AlreadyRegisteredError extends KeelError {
   constructor(pid: string, name: string) {
-    super('ERR_ALREADY_REGISTERED', `${pid} is already registered as '${name}'; a process has at most one unique name`);
+    super('ERR_ALREADY_REGISTERED', `${pid} is already registered as ${quotedName(name)}; a process has at most one unique name`);
   }
 }
 

@@ -61,6 +61,21 @@ describe('NameRegistry.register', () => {
     expect(node.info(other)?.name).toBeUndefined();
   });
 
+  it('quotes a huge name in its errors by its first 200 characters and its length, not whole', () => {
+    const node = track();
+    const huge = 'n'.repeat(1_000_000);
+    const owner = idler(node);
+    node.registry.register(huge, owner);
+    const quoted = `'${'n'.repeat(200)}…' (1000000 characters)`;
+    const taken = thrown(() => node.registry.register(huge, idler(node))) as Error & { registeredName: string };
+    expect(taken.message).toBe(`the name ${quoted} is already registered to ${String(owner)}; unregister it first or pick another name`);
+    expect(taken.registeredName).toBe(huge); // the name itself is still there, whole
+    const second = thrown(() => node.registry.register('other', owner)) as Error;
+    expect(second.message).toBe(`${String(owner)} is already registered as ${quoted}; a process has at most one unique name`);
+    const reserved = thrown(() => node.registry.register(`keel.${huge}`, idler(node))) as Error;
+    expect(reserved.message).toContain(`cannot register 'keel.${'n'.repeat(195)}…' (1000005 characters): names under`);
+  });
+
   it('throws ERR_NAME_TAKEN when the process registers the name it already holds', () => {
     const node = track();
     const owner = idler(node);
