@@ -1,5 +1,5 @@
 import { AlreadyRegisteredError, InvalidArgumentError, NameTakenError, NoProcError, ReservedNameError } from '../errors.js';
-import { isPid, isPidText, type Name, nameOf, type Pid, targetText } from './Pid.js';
+import { isPidText, type Name, nameOf, type Pid, targetText, toPid } from './Pid.js';
 
 /**
  * The node's unique names (`node.registry`), as Erlang's `register/2`: one name per process, one
@@ -100,9 +100,10 @@ export class NameTable<Proc extends NamedRecord = NamedRecord> implements NameRe
 
   register(name: string | Name, pid: Pid): void {
     validateName(name);
-    if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
-    const p = this.#resolve(pid);
-    if (p === undefined) throw new NoProcError(targetText(pid), 'cannot register a name for a process that is not alive');
+    const q = toPid(pid); // a copy of a pid: its fields read once
+    if (q === undefined) throw new InvalidArgumentError('pid', 'a Pid', pid);
+    const p = this.#resolve(q);
+    if (p === undefined) throw new NoProcError(targetText(q), 'cannot register a name for a process that is not alive');
     this.registerProc(name, p);
   }
 

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, NoProcError } from '../errors.js';
-import { isPid, type Pid, targetText } from './Pid.js';
+import { type Pid, targetText, toPid } from './Pid.js';
 
 /**
  * The node's process groups (`node.groups`), after Erlang's `pg`: named sets of processes, for
@@ -44,9 +44,10 @@ export class GroupTable<Proc extends GroupedRecord = GroupedRecord> implements P
 
   join(group: string, pid: Pid): void {
     validateGroup(group);
-    if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
-    const p = this.#resolve(pid);
-    if (p === undefined) throw new NoProcError(targetText(pid), 'cannot join a group with a process that is not alive');
+    const q = toPid(pid); // a copy of a pid: its fields read once
+    if (q === undefined) throw new InvalidArgumentError('pid', 'a Pid', pid);
+    const p = this.#resolve(q);
+    if (p === undefined) throw new NoProcError(targetText(q), 'cannot join a group with a process that is not alive');
     let members = this.#groups.get(group);
     if (members === undefined) this.#groups.set(group, (members = new Set()));
     members.add(p);
@@ -55,8 +56,9 @@ export class GroupTable<Proc extends GroupedRecord = GroupedRecord> implements P
 
   leave(group: string, pid: Pid): boolean {
     validateGroup(group);
-    if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
-    const p = this.#resolve(pid);
+    const q = toPid(pid);
+    if (q === undefined) throw new InvalidArgumentError('pid', 'a Pid', pid);
+    const p = this.#resolve(q);
     if (p === undefined) return false;
     p.x?.groups?.delete(group);
     return this.#remove(group, p);

@@ -149,3 +149,27 @@ describe('node.groups', () => {
     expect(node.internals().groups).toBe(0);
   });
 });
+
+describe('a copy of a pid whose fields can be read only once', () => {
+  /** A plain copy of `pid` whose fields answer their first reading and throw at every later one. */
+  function readOnce(pid: Pid): Pid {
+    const read = new Set<string>();
+    const field = (key: 'node' | 'creation' | 'id') => () => {
+      if (read.has(key)) throw new Error(`${key} read twice`);
+      read.add(key);
+      return pid[key];
+    };
+    return Object.defineProperties({}, { node: { get: field('node') }, creation: { get: field('creation') }, id: { get: field('id') } }) as Pid;
+  }
+
+  it('joins and leaves a group, and registers a name, with the fields it read once', () => {
+    const node = track();
+    const pid = idler(node);
+    node.groups.join('g', readOnce(pid));
+    expect(node.groups.members('g')).toEqual([pid]);
+    expect(node.groups.leave('g', readOnce(pid))).toBe(true);
+    expect(node.groups.members('g')).toEqual([]);
+    node.registry.register('once', readOnce(pid));
+    expect(node.registry.whereis('once')).toBe(pid);
+  });
+});
