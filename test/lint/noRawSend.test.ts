@@ -151,6 +151,26 @@ untyped.run('no-raw-send (without types: by name)', noRawSend, {
       ],
     },
     {
+      // sendSupervised imported as a type only (an inline \`type\`): the suggestion makes that import a value one, not a second one
+      code: `import { type sendSupervised, createNode } from 'keel';\nctx.send(peer, 'hi');`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          suggestions: [{ messageId: 'useSendSupervised', data: { from: 'ctx' }, output: `import { sendSupervised, createNode } from 'keel';\nvoid sendSupervised(ctx, peer, 'hi');` }],
+        },
+      ],
+    },
+    {
+      // in a type-only import declaration, under an alias: the declaration keeps its other names as types, and the alias is used
+      code: `import type { Pid, sendSupervised as supervised } from 'keel';\nctx.send(peer, 'hi');`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          suggestions: [{ messageId: 'useSendSupervised', data: { from: 'ctx' }, output: `import { type Pid, sendSupervised as supervised } from 'keel';\nvoid supervised(ctx, peer, 'hi');` }],
+        },
+      ],
+    },
+    {
       // a file that starts with a hashbang keeps it first: the import goes after it
       code: `#!/usr/bin/env node\nctx.send(peer, 'hi');`,
       errors: [

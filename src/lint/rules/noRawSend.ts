@@ -71,7 +71,9 @@ function suggestion(
   // a comma expression's parentheses are not part of its node: without them, it would be several arguments
   const argument = (n: TSESTree.Node): string => (n.type === 'SequenceExpression' ? `(${text(n)})` : text(n));
   const existing = importedAs(context, importSource, 'sendSupervised');
-  const local = existing ?? 'sendSupervised';
+  // imported as a type only: that import becomes a value one (a second import would clash with it)
+  const typeOnly = existing === undefined ? typeOnlyImport(context, importSource) : undefined;
+  const local = existing ?? typeOnly?.specifier.local.name ?? 'sendSupervised';
   const args = [callee.object, ...node.arguments].map(argument).join(', ');
   // a call whose value was used keeps its place in the expression: `void` makes it undefined, as `send`'s void was
   const typeArgs = node.typeArguments === undefined ? '' : text(node.typeArguments);
@@ -84,8 +86,40 @@ function suggestion(
     (parent.type === 'TaggedTemplateExpression' && parent.tag === node) ||
     (parent.type === 'BinaryExpression' && parent.operator === '**' && parent.left === node);
   const fixes = [fixer.replaceText(node, grouped ? `(${replacement})` : replacement)];
-  if (existing === undefined) fixes.push(addImport(fixer, context, importSource));
+  if (typeOnly !== undefined) fixes.push(asValueImport(fixer, context, typeOnly));
+  else if (existing === undefined) fixes.push(addImport(fixer, context, importSource));
   return fixes;
+}
+
+interface TypeOnlyImport {
+  readonly declaration: TSESTree.ImportDeclaration;
+  readonly specifier: TSESTree.ImportSpecifier;
+}
+
+/** `sendSupervised` imported from `source` as a type only (`import { type sendSupervised }`, `import type { sendSupervised }`). */
+function typeOnlyImport(context: Readonly<TSESLint.RuleContext<string, readonly unknown[]>>, source: string): TypeOnlyImport | undefined {
+  for (const statement of context.sourceCode.ast.body) {
+    if (statement.type !== 'ImportDeclaration' || statement.source.value !== source) continue;
+    for (const specifier of statement.specifiers) {
+      if (specifier.type !== 'ImportSpecifier') continue;
+      const imported = specifier.imported.type === 'Identifier' ? specifier.imported.name : specifier.imported.value;
+      if (imported === 'sendSupervised' && (statement.importKind === 'type' || specifier.importKind === 'type')) return { declaration: statement, specifier };
+    }
+  }
+  return undefined;
+}
+
+/** Makes a type-only import of `sendSupervised` a value import; the declaration's other names stay types. */
+function asValueImport(fixer: TSESLint.RuleFixer, context: Readonly<TSESLint.RuleContext<string, readonly unknown[]>>, { declaration, specifier }: TypeOnlyImport): TSESLint.RuleFix {
+  const code = context.sourceCode;
+  if (declaration.importKind !== 'type') {
+    // `type sendSupervised`: the modifier goes
+    const modifier = code.getFirstToken(specifier)!;
+    return fixer.removeRange([modifier.range[0], code.getTokenAfter(modifier)!.range[0]]);
+  }
+  // `import type { A, sendSupervised }`: `import { type A, sendSupervised }`
+  const names = declaration.specifiers.map((s) => (s === specifier ? code.getText(s) : `type ${code.getText(s)}`));
+  return fixer.replaceText(declaration, `import { ${names.join(', ')} } from ${code.getText(declaration.source)};`);
 }
 
 /** Adds `sendSupervised` to an existing value import from `source`, or a new import after the last one. */
