@@ -3,6 +3,7 @@ import { InvalidArgumentError, toError } from '../errors.js';
 import { type CallResult, GenServer, type From, type GenServerSpec, type ServerPid } from '../otp/GenServer.js';
 import type { PendingCall } from '../otp/internal/calls.js';
 import { keelServer } from '../otp/internal/keelServer.js';
+import { adopt, isThenable } from '../otp/internal/thenable.js';
 import { kernelOf } from '../runtime/kernel.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
@@ -299,9 +300,30 @@ function runTask(task: AgentTask, from: From<TaskResult>, state: State, ctx: Con
   );
 }
 
-async function voteCall(proposal: unknown, state: State, ctx: Context<any>): Promise<CallResult<State, Vote>> {
-  const vote = state.options.vote === undefined ? 'reject' : await state.options.vote(proposal, ctx);
-  return { reply: vote === 'approve' ? 'approve' : 'reject', state };
+/**
+ * A vote, answered as a task is: a vote function that returns a promise does not hold the agent (its
+ * status, tasks and other votes are answered meanwhile), and one that throws or rejects counts as a
+ * reject (an agent that cannot judge a proposal does not approve it), logged, the agent running on.
+ */
+function voteCall(proposal: unknown, from: From<Vote>, state: State, ctx: Context<any>): CallResult<State, Vote> {
+  const vote = state.options.vote;
+  if (vote === undefined) return { reply: 'reject', state };
+  const failed = (e: unknown): Vote => {
+    ctx.node.logger.warn(`the vote of agent ${String(ctx.self)} failed; it counts as a reject`, e);
+    return 'reject';
+  };
+  let r: unknown;
+  try {
+    r = vote(proposal, ctx);
+  } catch (e) {
+    return { reply: failed(e), state };
+  }
+  if (!isThenable(r)) return { reply: r === 'approve' ? 'approve' : 'reject', state };
+  adopt(r).then(
+    (v) => GenServer.reply(from, v === 'approve' ? 'approve' : 'reject'),
+    (e: unknown) => GenServer.reply(from, failed(e)),
+  );
+  return state.taken as unknown as CallResult<State, Vote>;
 }
 
 const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServer({
@@ -346,7 +368,7 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServ
         return state.taken;
       }
       case 'vote':
-        return voteCall(request.proposal, state, ctx);
+        return voteCall(request.proposal, from as From<Vote>, state, ctx);
       case 'status':
         return { reply: { load: state.running.size, capabilities: state.capabilities, kinds: state.kinds, completed: state.completed, failed: state.failed }, state };
       default:

@@ -173,6 +173,37 @@ describe('Agent', () => {
     expect(seen).toEqual([{ type: 'signal' }]);
   });
 
+  it('a vote that throws or rejects is a reject, logged; the agent keeps running', async () => {
+    const warned: unknown[][] = [];
+    const node = track({ logger: { info: () => undefined, warn: (...a: unknown[]) => void warned.push(a), error: () => undefined } });
+    const agent = await Agent.start(node, {
+      capabilities: [],
+      runTask: () => 1,
+      vote: (proposal) => {
+        if (proposal === 'throw') throw new Error('cannot judge');
+        return Promise.reject(new Error('cannot judge later'));
+      },
+    });
+    expect(await agent.vote('throw')).toBe('reject');
+    expect(await agent.vote('reject')).toBe('reject');
+    expect(node.isAlive(agent.pid)).toBe(true);
+    expect(warned.map((a) => [a[0], (a[1] as Error).message])).toEqual([
+      [`the vote of agent ${String(agent.pid)} failed; it counts as a reject`, 'cannot judge'],
+      [`the vote of agent ${String(agent.pid)} failed; it counts as a reject`, 'cannot judge later'],
+    ]);
+  });
+
+  it('a vote that takes long does not hold the agent: its status and tasks are answered meanwhile', async () => {
+    const node = track();
+    const pending = deferred<'approve'>();
+    const agent = await Agent.start(node, { capabilities: [], runTask: (t) => t.id, vote: () => pending.promise });
+    const vote = agent.vote('slow', { timeout: 60_000 });
+    expect(await agent.runTask({ id: 'meanwhile', kind: 'k', payload: null })).toEqual({ ok: true, result: 'meanwhile' });
+    expect((await agent.status()).load).toBe(0);
+    pending.resolve('approve');
+    expect(await vote).toBe('approve');
+  });
+
   it('a task still running when the agent dies fails its caller with the exit reason, and its signal aborts', async () => {
     const node = track();
     const aborted = deferred<void>();

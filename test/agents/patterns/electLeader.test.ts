@@ -138,29 +138,32 @@ describe('electLeader', () => {
 
   it('a candidate that does not answer status in time is passed over; when none answers it retries after retryMs', async () => {
     const { node, clock } = clockedNode(track);
-    const slowGate = deferred<'approve'>();
+    const slowGate = deferred<void>();
     const asked = deferred<void>();
-    // busy voting, so its status waits
-    const busy = await Agent.start(node, {
-      capabilities: [],
-      runTask: () => undefined,
-      vote: () => {
-        asked.resolve();
-        return slowGate.promise;
+    // an agent busy with something else (its handler awaits the gate), so its status waits
+    const busy = await GenServer.start(node, {
+      init: () => 0,
+      async handleCall(request: { type: string }, _from, n: number) {
+        if (request.type === 'hold') {
+          asked.resolve();
+          await slowGate.promise;
+          return { reply: 'held', state: n };
+        }
+        return { reply: { load: 0, capabilities: [], completed: 0, failed: 0 }, state: n };
       },
     });
-    const vote = busy.vote('p', { timeout: Infinity });
+    const held = GenServer.call(node, busy, { type: 'hold' }, { timeout: Infinity });
     await asked.promise;
-    const w = electLeader(node, { candidates: [busy.pid], timeout: 100, retryMs: 500 });
+    const w = electLeader(node, { candidates: [busy], timeout: 100, retryMs: 500 });
     await node.settle();
     await clock.advance(100);
     const election = await w;
     expect(await election.current()).toEqual({ leader: undefined, term: 1 });
-    slowGate.resolve('approve');
-    await vote;
+    slowGate.resolve();
+    expect(await held).toBe('held');
     const next = election.whenChanged(1);
     await clock.advance(500);
-    expect(await next).toEqual({ leader: busy.pid, term: 2 });
+    expect(await next).toEqual({ leader: busy, term: 2 });
   });
 
   it('throws at once for bad options', () => {
