@@ -27,6 +27,7 @@ import {
   attempt,
   clockedNode,
   deferred,
+  exitAndWait,
   drainThrough,
   expectKeelError,
   failingWith,
@@ -637,6 +638,19 @@ describe('GenServer.call', () => {
       expectKeelError(never.error, 'ERR_CALL_TIMEOUT', '100 ms');
       expect(await GenServer.call(node, pid, 'after')).toBe('after'); // the server was never held
       expect(node.internals().timers).toBe(0);
+    });
+
+    it('a reply that is a promise is given: the server exiting before it settles does not fail the call', async () => {
+      const node = track();
+      const later = deferred<string>();
+      const pid = await GenServer.start(node, { init: () => 0, handleCall: (_req: string, _from, n: number) => ({ reply: later.promise, state: n }) });
+      const call = watch(GenServer.call(node, pid, 'x'));
+      await node.idle();
+      await exitAndWait(node, pid, 'kill');
+      later.resolve('after');
+      await node.idle();
+      expect(call.status).toBe('resolved');
+      expect(call.value).toBe('after');
     });
 
     it('refuses options it does not know, or of the wrong type, with ERR_INVALID_ARGUMENT rather than ignoring them', async () => {

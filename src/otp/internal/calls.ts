@@ -181,7 +181,9 @@ export class PendingCall extends NextTurnWatcher {
       if (typeof then === 'function') {
         // a promise (or thenable) as the reply: the caller gets what it settles with, and the call's
         // deadline holds until then (adopted by the caller's promise, one that never settled would
-        // keep the caller waiting past its timeout)
+        // keep the caller waiting past its timeout). The reply is given: the server's exit meanwhile
+        // does not fail the call
+        kernelOfProcess(this.server).unwatchExit(this);
         Promise.resolve(value).then(
           (settled) => this.reply(settled),
           (error: unknown) => this.fail(error),
