@@ -80,6 +80,21 @@ export function version(): string | undefined {
 }
 
 /**
+ * Ends the process on a write error of `stream` (process.stdout) instead of leaving it to Node, which
+ * dies of it as an unhandled 'error' event with a stack trace: EPIPE, once the reader of the output
+ * is gone (keel demo | head), exits 0 at once, as keel top does; another error is one line on `err`
+ * and exit 1. A command that listens for the stream's errors itself (keel top) handles them instead.
+ */
+export function exitOnWriteError(stream: NodeJS.EventEmitter, err: (text: string) => void, exit: (code: number) => void): void {
+  stream.on('error', (e: Error) => {
+    if (stream.listenerCount('error') > 1) return;
+    if ((e as { code?: unknown }).code === 'EPIPE') return exit(0);
+    err(`keel: cannot write to stdout: ${e.message}`);
+    exit(1);
+  });
+}
+
+/**
  * The `keel` command line: runs the command `argv` names and answers its exit code (0 done, 1 a
  * check or an operation failed, 2 bad usage). `progress` gets the demo's live progress line.
  */

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { usageOf } from '../../src/cli/args.js';
 import { AUDIT_COMMAND } from '../../src/cli/audit.js';
@@ -6,6 +7,7 @@ import { DEMO_COMMAND, parseDemoArgs } from '../../src/cli/demoCommand.js';
 import { DLQ_USAGE, dlqUsage } from '../../src/cli/dlq.js';
 import { KEEL_USAGE, runKeel, TOUR_COMMAND, version } from '../../src/cli/main.js';
 import { parseSoakArgs, SOAK_COMMAND } from '../../src/cli/soakCommand.js';
+import { useBuiltPackage, useChildren } from '../childProcesses.js';
 import { expectKeelError, thrown } from '../support.js';
 
 /** Runs `keel …` in this process; answers the exit code and what went to stdout and stderr. */
@@ -183,5 +185,26 @@ describe('keel (the command line)', () => {
     const other = await keel(...argv.map((a) => (a === '--seed=7' ? '--seed=8' : a)));
     expect(other.code).toBe(0);
     expect(other.out).not.toBe(first.out);
+  }, 60_000);
+});
+
+describe('keel (the built keel, a child process) writing into a pipe its reader closed', () => {
+  const builtKeel = useBuiltPackage();
+  const fork = useChildren();
+
+  it('exits 0 with nothing on stderr (keel observe | head), instead of dying of an unhandled EPIPE with a stack trace', async () => {
+    const child = fork(fileURLToPath(new URL('cli/keel.js', builtKeel())), ['observe', '--seed', '5']);
+    let stdout = '';
+    const linked = new Promise<void>((resolve) => {
+      child.process.stdout!.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+        if (/^observer: /m.test(stdout)) resolve();
+      });
+    });
+    await Promise.race([linked, child.exited.then((e) => Promise.reject(new Error(`keel observe exited (${e.code}, ${e.signal}):\n${stdout}\n${child.stderr()}`)))]);
+    // the reader goes away: the next progress line (once a second when stdout is no terminal) meets EPIPE
+    child.process.stdout!.destroy();
+    expect(await child.exited).toEqual({ code: 0, signal: null });
+    expect(child.stderr()).toBe('');
   }, 60_000);
 });
