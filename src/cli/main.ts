@@ -79,6 +79,34 @@ export function version(): string | undefined {
   }
 }
 
+/** Where the live progress line goes: process.stdout, and whether it is a terminal (and how wide). */
+export interface ProgressStream {
+  write(text: string): unknown;
+  readonly isTTY?: boolean;
+  readonly columns?: number;
+}
+
+/**
+ * The demo's live progress line: on a terminal rewritten in place, cut to the terminal's width
+ * (a line that wrapped would leave its first rows behind at every rewrite) and cleared to the end
+ * of the line; otherwise one line a second at most.
+ */
+export function progressPrinter(stream: ProgressStream, now: () => number = Date.now): (line: string) => void {
+  if (stream.isTTY === true) {
+    return (line) => {
+      const columns = stream.columns;
+      const fits = columns !== undefined && Number.isSafeInteger(columns) && columns > 1 && line.length >= columns ? line.slice(0, columns - 1) : line;
+      stream.write(`\r${fits}\x1b[K`);
+    };
+  }
+  let printed = -Infinity;
+  return (line) => {
+    if (now() - printed < 1000) return;
+    printed = now();
+    stream.write(`${line}\n`);
+  };
+}
+
 /**
  * Ends the process on a write error of `stream` (process.stdout) instead of leaving it to Node, which
  * dies of it as an unhandled 'error' event with a stack trace: EPIPE, once the reader of the output

@@ -5,7 +5,7 @@ import { usageOf } from '../../src/cli/args.js';
 import { AUDIT_COMMAND } from '../../src/cli/audit.js';
 import { DEMO_COMMAND, parseDemoArgs } from '../../src/cli/demoCommand.js';
 import { DLQ_USAGE, dlqUsage } from '../../src/cli/dlq.js';
-import { KEEL_USAGE, runKeel, TOUR_COMMAND, version } from '../../src/cli/main.js';
+import { KEEL_USAGE, progressPrinter, runKeel, TOUR_COMMAND, version } from '../../src/cli/main.js';
 import { parseSoakArgs, SOAK_COMMAND } from '../../src/cli/soakCommand.js';
 import { useBuiltPackage, useChildren } from '../childProcesses.js';
 import { expectKeelError, thrown } from '../support.js';
@@ -207,4 +207,31 @@ describe('keel (the built keel, a child process) writing into a pipe its reader 
     expect(await child.exited).toEqual({ code: 0, signal: null });
     expect(child.stderr()).toBe('');
   }, 60_000);
+});
+
+describe("the demo's live progress line", () => {
+  const LINE = 'workflows 12/300  kills 3  restarts 3  signals 80  receipts 12  dead letters 0';
+
+  it('on a terminal narrower than the line: cut to one column less than its width and cleared to the end, so that rewriting it in place leaves no wrapped rows behind', () => {
+    const writes: string[] = [];
+    const print = progressPrinter({ isTTY: true, columns: 20, write: (t) => writes.push(t) });
+    print(LINE);
+    print(LINE.replace('12/300', '13/300'));
+    expect(writes).toEqual(['\rworkflows 12/300  k\x1b[K', '\rworkflows 13/300  k\x1b[K']);
+  });
+
+  it('on a wide terminal, whole; when not a terminal, a line a second at most', () => {
+    const writes: string[] = [];
+    progressPrinter({ isTTY: true, columns: 500, write: (t) => writes.push(t) })(LINE);
+    expect(writes).toEqual([`\r${LINE}\x1b[K`]);
+    const lines: string[] = [];
+    let t = 5000;
+    const print = progressPrinter({ isTTY: false, write: (x) => lines.push(x) }, () => t);
+    print('a');
+    t = 5999;
+    print('b');
+    t = 6000;
+    print('c');
+    expect(lines).toEqual(['a\n', 'c\n']);
+  });
 });
