@@ -107,6 +107,12 @@ describe('keel (the command line)', () => {
     }
   });
 
+  it("--help given a value is refused as taking none, not as an unknown option that meant itself; -h in a group of short options is -h", async () => {
+    expect(await keel('tour', '--help=yes')).toEqual({ code: 2, out: '', err: "keel tour: Option '--help' does not take an argument" });
+    expect(await keel('audit', '.', '--help=1')).toEqual({ code: 2, out: '', err: "keel audit: Option '--help' does not take an argument" });
+    expect(await keel('tour', '-hh')).toEqual({ code: 0, out: usageOf(TOUR_COMMAND), err: '' });
+  });
+
   it('every command names an unknown option with its valid ones, on stderr (exit 2)', async () => {
     const cases: [string[], string][] = [
       [['demo', '--workers=4', '--nope'], "keel demo: Unknown option '--nope'. keel demo takes --workers, --workflows, --chaos, --seed, --duration, --fail-rate, --json, --simulate, --observe, --nodes and --help"],
