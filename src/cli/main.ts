@@ -160,7 +160,8 @@ export async function runKeel(argv: readonly string[], io: Io, progress?: (line:
 /** `keel help [command [subcommand]]`. */
 function help(argv: readonly string[], io: Io): number {
   const [command, sub, ...extra] = argv;
-  if (command === undefined || command === '--help' || command === '-h') {
+  // keel help help: help is one of the commands the overview lists
+  if (command === undefined || command === '--help' || command === '-h' || (command === 'help' && sub === undefined)) {
     io.out(KEEL_USAGE);
     return 0;
   }

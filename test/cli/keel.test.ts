@@ -107,6 +107,10 @@ describe('keel (the command line)', () => {
     }
   });
 
+  it('keel help help prints the overview, where help is listed as a command (exit 0)', async () => {
+    expect(await keel('help', 'help')).toEqual({ code: 0, out: KEEL_USAGE, err: '' });
+  });
+
   it("--help given a value is refused as taking none, not as an unknown option that meant itself; -h in a group of short options is -h", async () => {
     expect(await keel('tour', '--help=yes')).toEqual({ code: 2, out: '', err: "keel tour: Option '--help' does not take an argument" });
     expect(await keel('audit', '.', '--help=1')).toEqual({ code: 2, out: '', err: "keel audit: Option '--help' does not take an argument" });
