@@ -173,6 +173,11 @@ async function get(args: TopArgs, path: string, stop: AbortSignal, timeoutMs: nu
     } catch (e) {
       const cause = (e as { cause?: { code?: unknown; message?: unknown } }).cause;
       const why = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : 'no answer';
+      // undici refuses the ports browsers block (6000, 6665-6669, ...) before it connects: the observer may well be running there
+      if (why === 'bad port') {
+        const port = new URL(args.base).port;
+        return late() ?? { ok: false, message: `cannot reach ${where}: fetch refuses port ${port}, as browsers do (a port of another protocol): start the observer on another port (keel observe --port)` };
+      }
       return late() ?? { ok: false, message: `cannot reach ${where} (${clean(why.slice(0, 200))}): is it running? keel observe prints its url` };
     }
     try {

@@ -178,6 +178,15 @@ describe('keel top: failures are one line, never a stack', () => {
     expect(frames).toEqual([]);
   });
 
+  it("an observer on a port fetch refuses (6000, which browsers block too) is told as that, not as one that may not be running", async () => {
+    const url = `http://127.0.0.1:6000/?token=${'a'.repeat(32)}`;
+    expect(await top(['--url', url, '--json'])).toEqual({
+      code: 1,
+      out: '',
+      err: 'keel top: cannot reach the observer at http://127.0.0.1:6000: fetch refuses port 6000, as browsers do (a port of another protocol): start the observer on another port (keel observe --port)',
+    });
+  });
+
   it('a server that is not an observer, or answers control characters, is one clean line', async () => {
     await withServer(200, 'text/html', '<html></html>', async (base) => {
       expect(await top(['--url', `${base}/?token=${'a'.repeat(32)}`, '--json'])).toEqual({
