@@ -233,7 +233,14 @@ export function runTop(argv: readonly string[], io: Io, environment: TopEnvironm
     if (args.json) {
       const got = await snapshot(args, environment.signal ?? new AbortController().signal, timeoutMs);
       if (!got.ok) return 'aborted' in got ? 0 : fail(got.message);
-      io.out(cleanJson(JSON.stringify('process' in got.value ? got.value.process : got.value, null, 2)));
+      let text: string;
+      try {
+        text = JSON.stringify('process' in got.value ? got.value.process : got.value, null, 2);
+      } catch {
+        // JSON.parse takes any depth, JSON.stringify overflows the stack on one a few thousand deep
+        return fail(`the observer at ${args.base} answered JSON nested too deeply to print`);
+      }
+      io.out(cleanJson(text));
       return 0;
     }
     const stop = environment.signal === undefined ? stopOnSignals() : { signal: environment.signal, release: () => undefined };

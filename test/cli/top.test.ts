@@ -203,6 +203,19 @@ describe('keel top: failures are one line, never a stack', () => {
   });
 });
 
+describe('keel top --json with JSON no observer sends', () => {
+  it('JSON nested deeper than JSON.stringify can print is one line (exit 1), not a RangeError with its stack', async () => {
+    const deep = `{"processes":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    await withServer(200, 'application/json', deep, async (base) => {
+      expect(await top(['--url', `${base}/?token=${'a'.repeat(32)}`, '--json'])).toEqual({
+        code: 1,
+        out: '',
+        err: `keel top: the observer at ${base} answered JSON nested too deeply to print`,
+      });
+    });
+  });
+});
+
 describe('keel top --json with control characters in what the observer sends', () => {
   it('prints them escaped (JSON.stringify leaves C1 controls, DEL and bidirectional overrides raw), and the JSON still parses back to what was sent', async () => {
     const body = { node: 'n\u009b2J', processes: [{ pid: '<n.1.2>', name: '\u001b]0;x\u0007\u009b31m\u007f\u202e\u2028', mailbox: 0 }], total: 1, sort: 'mailbox', limit: 20 };
