@@ -189,7 +189,10 @@ async function get(args: TopArgs, path: string, stop: AbortSignal, timeoutMs: nu
     request.done();
   }
   const error = typeof body === 'object' && body !== null ? (body as { error?: { code?: unknown; message?: unknown } }).error : undefined;
-  if (!res.ok || typeof body !== 'object' || body === null || Array.isArray(body)) {
+  const object = typeof body === 'object' && body !== null && !Array.isArray(body);
+  // a success whose JSON is no object (null, 42, an array) is no observer's answer, and no error answer either
+  if (res.ok && !object) return { ok: false, message: `${where} did not answer like a Keel observer (HTTP ${res.status}, ${clean((res.headers.get('content-type') ?? 'no content type').slice(0, 100))})` };
+  if (!res.ok || !object) {
     const code = typeof error?.code === 'string' ? clean(error.code.slice(0, 50)) : `HTTP ${res.status}`;
     const message = typeof error?.message === 'string' ? clean(error.message.slice(0, 300)) : 'an error';
     if (res.status === 401) return { ok: false, message: `${where} refused the token (401 ${code}): give the token it printed (the url's ?token=, --token or ${TOKEN_ENV})` };

@@ -214,6 +214,16 @@ describe('keel top --json with JSON no observer sends', () => {
       });
     });
   });
+
+  it('a 200 whose JSON is not an object is a server that does not answer like an observer, not an error answer', async () => {
+    await withServer(200, 'application/json', 'null', async (base) => {
+      expect(await top(['--url', `${base}/?token=${'a'.repeat(32)}`, '--json'])).toEqual({
+        code: 1,
+        out: '',
+        err: `keel top: the observer at ${base} did not answer like a Keel observer (HTTP 200, application/json)`,
+      });
+    });
+  });
 });
 
 describe('keel top --json with control characters in what the observer sends', () => {
