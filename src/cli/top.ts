@@ -67,6 +67,7 @@ export interface TopStream {
   write(text: string): unknown;
   readonly isTTY?: boolean;
   readonly columns?: number;
+  readonly rows?: number;
   /** A stream's write errors come as 'error' events (process.stdout's EPIPE once its reader is gone): top stops at one. */
   on?(event: 'error', listener: (error: Error) => void): unknown;
   off?(event: 'error', listener: (error: Error) => void): unknown;
@@ -268,7 +269,7 @@ export function runTop(argv: readonly string[], io: Io, environment: TopEnvironm
         const got = await snapshot(args, halt.signal, timeoutMs, watching.latest());
         if (!got.ok) return 'aborted' in got ? ended() : fail(got.message);
         const frame = renderFrame(got.value, tty ? out.columns : undefined);
-        out.write(tty ? `${CLEAR}${frame}\n` : `${frame}\n\n`);
+        out.write(tty ? `${CLEAR}${fitRows(frame, out.rows)}\n` : `${frame}\n\n`);
         await pause(args.intervalMs, halt.signal);
       }
       return ended();
@@ -279,6 +280,16 @@ export function runTop(argv: readonly string[], io: Io, environment: TopEnvironm
       await watching.close();
     }
   });
+}
+
+/**
+ * A frame cut to one line less than the terminal's height: a taller one would scroll its header off
+ * the screen at every refresh (the default 20 processes make 27 lines, a terminal has 24).
+ */
+function fitRows(frame: string, rows: number | undefined): string {
+  if (rows === undefined || !Number.isSafeInteger(rows) || rows < 2) return frame;
+  const lines = frame.split('\n');
+  return lines.length < rows ? frame : lines.slice(0, rows - 1).join('\n');
 }
 
 function pause(ms: number, signal: AbortSignal): Promise<void> {

@@ -391,6 +391,33 @@ describe('keel top (refreshing)', () => {
       await obs.close();
     }
   });
+
+  it('on a terminal shorter than the frame: the frame is cut to one line less than its height, so that the header is not scrolled off at every refresh', async () => {
+    const { node, release } = await floodedNode();
+    const obs = await startObserver(node);
+    const stop = new AbortController();
+    const frames: string[] = [];
+    try {
+      const r = await top(['--url', obs.url, '--interval', '100'], {
+        stdout: { isTTY: true, columns: 200, rows: 6, write: (t: string) => (frames.push(t), frames.length === 2 && stop.abort()) },
+        signal: stop.signal,
+      });
+      expect(r.code).toBe(0);
+      expect(frames).toHaveLength(2);
+      for (const frame of frames) {
+        expect(frame.startsWith(CLEAR)).toBe(true);
+        const lines = frame.slice(CLEAR.length).split('\n');
+        expect(lines).toHaveLength(6); // five lines, each ended by a newline
+        expect(lines[0]).toMatch(/^node top-test {3}uptime /);
+        expect(lines[3]).toBe('');
+        expect(lines[4]).toMatch(/^top \d+ of \d+ processes by mailbox$/);
+        expect(lines[5]).toBe('');
+      }
+    } finally {
+      await release();
+      await obs.close();
+    }
+  });
 });
 
 describe('keel top (refreshing) into a pipe its reader closed', () => {
