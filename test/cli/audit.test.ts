@@ -290,6 +290,18 @@ describe('the files keel audit scans', () => {
     expect(listSourceFiles(dir)).toEqual(['a.ts', 'keep.gen.ts', 'sub/c.tsx', 'sub/top.js']);
   });
 
+  it('takes a .gitignore that is no file (a directory of that name) as none outside git, as git does, instead of dying of EISDIR', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-audit-files-'));
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    fs.writeFileSync(path.join(dir, 'a.ts'), '');
+    fs.mkdirSync(path.join(dir, '.gitignore'));
+    fs.mkdirSync(path.join(dir, 'sub', '.gitignore'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'sub', 'b.ts'), '');
+    expect(listSourceFiles(dir)).toEqual(['a.ts', 'sub/b.ts']);
+    execFileSync('git', ['init', '-q', dir]);
+    expect(listSourceFiles(dir)).toEqual(['a.ts', 'sub/b.ts']);
+  });
+
   it('parses .gitignore patterns as git does', () => {
     const rules = parseGitignore('**/logs\ndoc/**/*.txt\n[ab].js\nnot\\#comment\n', '');
     expect(isIgnored(rules, 'x/y/logs', true)).toBe(true);
