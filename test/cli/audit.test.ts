@@ -212,6 +212,14 @@ describe('keel audit', () => {
     expect(out[0]).toBe(`keel audit: ${(err as Error).message}`);
   });
 
+  it('a tree it cannot read (a folder it may not list: EACCES) is one line naming it (exit code 2), not a stack trace', async () => {
+    const denied = Object.assign(new Error("EACCES: permission denied, scandir '/srv/app/secret'"), { code: 'EACCES', syscall: 'scandir', path: '/srv/app/secret' });
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runAudit(['.'], { out: (s) => out.push(s), err: (s) => err.push(s) }, () => Promise.resolve({ audit: () => Promise.reject(denied) }));
+    expect({ code, out, err }).toEqual({ code: 2, out: [], err: ["keel audit: cannot read the tree: EACCES: permission denied, scandir '/srv/app/secret'"] });
+  });
+
   it('names every missing peer at once, with the one command that installs them all (exit code 2)', async () => {
     const absent = new Set(['eslint', 'typescript', 'ignore']);
     const loadPeer = (name: string): unknown => {
