@@ -159,7 +159,8 @@ export async function runKeel(argv: readonly string[], io: Io, progress?: (line:
 
 /** `keel help [command [subcommand]]`. */
 function help(argv: readonly string[], io: Io): number {
-  const [command, sub, ...extra] = argv;
+  // keel help top --help: the usage asked for twice
+  const [command, sub, ...extra] = argv.filter((a, i) => i === 0 || (a !== '--help' && a !== '-h'));
   // keel help help: help is one of the commands the overview lists
   if (command === undefined || command === '--help' || command === '-h' || (command === 'help' && sub === undefined)) {
     io.out(KEEL_USAGE);

@@ -111,6 +111,12 @@ describe('keel (the command line)', () => {
     expect(await keel('help', 'help')).toEqual({ code: 0, out: KEEL_USAGE, err: '' });
   });
 
+  it('keel help <command> --help (or -h) prints the usage of the command, as keel help <command> does', async () => {
+    expect(await keel('help', 'tour', '--help')).toEqual({ code: 0, out: usageOf(TOUR_COMMAND), err: '' });
+    expect(await keel('help', 'dlq', '-h')).toEqual({ code: 0, out: DLQ_USAGE, err: '' });
+    expect(await keel('help', 'dlq', 'list', '--help')).toEqual({ code: 0, out: dlqUsage('list'), err: '' });
+  });
+
   it("--help given a value is refused as taking none, not as an unknown option that meant itself; -h in a group of short options is -h", async () => {
     expect(await keel('tour', '--help=yes')).toEqual({ code: 2, out: '', err: "keel tour: Option '--help' does not take an argument" });
     expect(await keel('audit', '.', '--help=1')).toEqual({ code: 2, out: '', err: "keel audit: Option '--help' does not take an argument" });
