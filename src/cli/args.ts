@@ -121,6 +121,11 @@ export function parseCommand<O extends OptionSpecs>(spec: CommandSpec<O>, argv: 
       positionals.push(t.value);
       continue;
     }
+    // --help=x, or -h in a group of short options (-hv): what the check for --help above did not see
+    if (t.rawName === '--help' || t.rawName === '-h') {
+      if (t.value !== undefined) throw new UsageError(`Option '${t.rawName}' does not take an argument`);
+      return { help: true };
+    }
     const o = Object.hasOwn(spec.options, t.name) ? spec.options[t.name] : undefined;
     if (o === undefined) throw new UsageError(`Unknown option '${t.rawName}'${meant(t.rawName, t.name, spec)}. ${validOptions(spec)}`);
     if (o.type === 'boolean') {

@@ -21,7 +21,7 @@ export const AUDIT_COMMAND: CommandSpec<typeof options> = {
   options,
   // <dir> is checked by toArgs, which says what is wrong with it
   positionals: Infinity,
-  footer: 'exit code: 1 when migration is needed, 0 when the tree is clean, 2 on bad usage or a missing peer.\nMore: docs/lint/README.md.',
+  footer: 'exit code: 1 when migration is needed, 0 when the tree is clean, 2 on bad usage, a missing peer or a\ntree it cannot read. More: docs/lint/README.md.',
 };
 
 interface Args {
@@ -64,6 +64,11 @@ export async function runAudit(
     } catch (e) {
       if (isKeelError(e, 'ERR_PEER_MISSING')) {
         io.err(`keel audit: ${e.message}`);
+        return 2;
+      }
+      // a system error of the file system (EACCES on a folder of the tree, EMFILE, EIO): its message names the path
+      if (e instanceof Error && typeof (e as { code?: unknown }).code === 'string' && typeof (e as { syscall?: unknown }).syscall === 'string') {
+        io.err(`keel audit: cannot read the tree: ${e.message}`);
         return 2;
       }
       throw e;

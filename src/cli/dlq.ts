@@ -163,15 +163,20 @@ function preview(message: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
+/** How many objects deep a value is printed (the outermost is 1); a deeper one is "[Nested too deeply]". */
+const MAX_DEPTH = 100;
+
 /**
  * A stored value as JSON takes it: bigints as `10n`, Maps as objects, Sets as arrays, and a value met
  * again on its own path (a cycle, which a node stores) as "[Circular]"; a value met on two paths is
- * printed on both. Everything else as JSON.stringify prints it.
+ * printed on both; one past MAX_DEPTH as "[Nested too deeply]". Everything else as JSON.stringify prints it.
  */
 function jsonable(value: unknown, path = new Set<object>()): unknown {
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value !== 'object' || value === null) return value;
   if (path.has(value)) return '[Circular]';
+  // a node stores a message of any depth (v8.serialize takes thousands of levels): printing one needs a stack as deep
+  if (path.size >= MAX_DEPTH) return '[Nested too deeply]';
   path.add(value);
   try {
     if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]: [unknown, unknown]) => [k, jsonable(v, path)]));

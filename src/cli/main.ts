@@ -79,6 +79,49 @@ export function version(): string | undefined {
   }
 }
 
+/** Where the live progress line goes: process.stdout, and whether it is a terminal (and how wide). */
+export interface ProgressStream {
+  write(text: string): unknown;
+  readonly isTTY?: boolean;
+  readonly columns?: number;
+}
+
+/**
+ * The demo's live progress line: on a terminal rewritten in place, cut to the terminal's width
+ * (a line that wrapped would leave its first rows behind at every rewrite) and cleared to the end
+ * of the line; otherwise one line a second at most.
+ */
+export function progressPrinter(stream: ProgressStream, now: () => number = Date.now): (line: string) => void {
+  if (stream.isTTY === true) {
+    return (line) => {
+      const columns = stream.columns;
+      const fits = columns !== undefined && Number.isSafeInteger(columns) && columns > 1 && line.length >= columns ? line.slice(0, columns - 1) : line;
+      stream.write(`\r${fits}\x1b[K`);
+    };
+  }
+  let printed = -Infinity;
+  return (line) => {
+    if (now() - printed < 1000) return;
+    printed = now();
+    stream.write(`${line}\n`);
+  };
+}
+
+/**
+ * Ends the process on a write error of `stream` (process.stdout) instead of leaving it to Node, which
+ * dies of it as an unhandled 'error' event with a stack trace: EPIPE, once the reader of the output
+ * is gone (keel demo | head), exits 0 at once, as keel top does; another error is one line on `err`
+ * and exit 1. A command that listens for the stream's errors itself (keel top) handles them instead.
+ */
+export function exitOnWriteError(stream: NodeJS.EventEmitter, err: (text: string) => void, exit: (code: number) => void): void {
+  stream.on('error', (e: Error) => {
+    if (stream.listenerCount('error') > 1) return;
+    if ((e as { code?: unknown }).code === 'EPIPE') return exit(0);
+    err(`keel: cannot write to stdout: ${e.message}`);
+    exit(1);
+  });
+}
+
 /**
  * The `keel` command line: runs the command `argv` names and answers its exit code (0 done, 1 a
  * check or an operation failed, 2 bad usage). `progress` gets the demo's live progress line.
@@ -116,8 +159,10 @@ export async function runKeel(argv: readonly string[], io: Io, progress?: (line:
 
 /** `keel help [command [subcommand]]`. */
 function help(argv: readonly string[], io: Io): number {
-  const [command, sub, ...extra] = argv;
-  if (command === undefined || command === '--help' || command === '-h') {
+  // keel help top --help: the usage asked for twice
+  const [command, sub, ...extra] = argv.filter((a, i) => i === 0 || (a !== '--help' && a !== '-h'));
+  // keel help help: help is one of the commands the overview lists
+  if (command === undefined || command === '--help' || command === '-h' || (command === 'help' && sub === undefined)) {
     io.out(KEEL_USAGE);
     return 0;
   }

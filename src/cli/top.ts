@@ -67,6 +67,7 @@ export interface TopStream {
   write(text: string): unknown;
   readonly isTTY?: boolean;
   readonly columns?: number;
+  readonly rows?: number;
   /** A stream's write errors come as 'error' events (process.stdout's EPIPE once its reader is gone): top stops at one. */
   on?(event: 'error', listener: (error: Error) => void): unknown;
   off?(event: 'error', listener: (error: Error) => void): unknown;
@@ -173,6 +174,11 @@ async function get(args: TopArgs, path: string, stop: AbortSignal, timeoutMs: nu
     } catch (e) {
       const cause = (e as { cause?: { code?: unknown; message?: unknown } }).cause;
       const why = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : 'no answer';
+      // undici refuses the ports browsers block (6000, 6665-6669, ...) before it connects: the observer may well be running there
+      if (why === 'bad port') {
+        const port = new URL(args.base).port;
+        return late() ?? { ok: false, message: `cannot reach ${where}: fetch refuses port ${port}, as browsers do (a port of another protocol): start the observer on another port (keel observe --port)` };
+      }
       return late() ?? { ok: false, message: `cannot reach ${where} (${clean(why.slice(0, 200))}): is it running? keel observe prints its url` };
     }
     try {
@@ -184,7 +190,10 @@ async function get(args: TopArgs, path: string, stop: AbortSignal, timeoutMs: nu
     request.done();
   }
   const error = typeof body === 'object' && body !== null ? (body as { error?: { code?: unknown; message?: unknown } }).error : undefined;
-  if (!res.ok || typeof body !== 'object' || body === null || Array.isArray(body)) {
+  const object = typeof body === 'object' && body !== null && !Array.isArray(body);
+  // a success whose JSON is no object (null, 42, an array) is no observer's answer, and no error answer either
+  if (res.ok && !object) return { ok: false, message: `${where} did not answer like a Keel observer (HTTP ${res.status}, ${clean((res.headers.get('content-type') ?? 'no content type').slice(0, 100))})` };
+  if (!res.ok || !object) {
     const code = typeof error?.code === 'string' ? clean(error.code.slice(0, 50)) : `HTTP ${res.status}`;
     const message = typeof error?.message === 'string' ? clean(error.message.slice(0, 300)) : 'an error';
     if (res.status === 401) return { ok: false, message: `${where} refused the token (401 ${code}): give the token it printed (the url's ?token=, --token or ${TOKEN_ENV})` };
@@ -228,7 +237,14 @@ export function runTop(argv: readonly string[], io: Io, environment: TopEnvironm
     if (args.json) {
       const got = await snapshot(args, environment.signal ?? new AbortController().signal, timeoutMs);
       if (!got.ok) return 'aborted' in got ? 0 : fail(got.message);
-      io.out(cleanJson(JSON.stringify('process' in got.value ? got.value.process : got.value, null, 2)));
+      let text: string;
+      try {
+        text = JSON.stringify('process' in got.value ? got.value.process : got.value, null, 2);
+      } catch {
+        // JSON.parse takes any depth, JSON.stringify overflows the stack on one a few thousand deep
+        return fail(`the observer at ${args.base} answered JSON nested too deeply to print`);
+      }
+      io.out(cleanJson(text));
       return 0;
     }
     const stop = environment.signal === undefined ? stopOnSignals() : { signal: environment.signal, release: () => undefined };
@@ -253,7 +269,7 @@ export function runTop(argv: readonly string[], io: Io, environment: TopEnvironm
         const got = await snapshot(args, halt.signal, timeoutMs, watching.latest());
         if (!got.ok) return 'aborted' in got ? ended() : fail(got.message);
         const frame = renderFrame(got.value, tty ? out.columns : undefined);
-        out.write(tty ? `${CLEAR}${frame}\n` : `${frame}\n\n`);
+        out.write(tty ? `${CLEAR}${fitRows(frame, out.rows)}\n` : `${frame}\n\n`);
         await pause(args.intervalMs, halt.signal);
       }
       return ended();
@@ -264,6 +280,16 @@ export function runTop(argv: readonly string[], io: Io, environment: TopEnvironm
       await watching.close();
     }
   });
+}
+
+/**
+ * A frame cut to one line less than the terminal's height: a taller one would scroll its header off
+ * the screen at every refresh (the default 20 processes make 27 lines, a terminal has 24).
+ */
+function fitRows(frame: string, rows: number | undefined): string {
+  if (rows === undefined || !Number.isSafeInteger(rows) || rows < 2) return frame;
+  const lines = frame.split('\n');
+  return lines.length < rows ? frame : lines.slice(0, rows - 1).join('\n');
 }
 
 function pause(ms: number, signal: AbortSignal): Promise<void> {

@@ -36,13 +36,16 @@ function num(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
 }
 
+/** How deep `show` lists arrays in arrays; deeper ones are JSON text (or unprintable: nested past what JSON.stringify can print). */
+const LIST_DEPTH = 8;
+
 /** A value of the observer's JSON as one short cleaned piece of text. */
-export function show(value: unknown, max = 200): string {
+export function show(value: unknown, max = 200, depth = 0): string {
   let text: string;
   if (value === null || value === undefined) text = '-';
   else if (typeof value === 'string') text = value;
   else if (typeof value === 'number' || typeof value === 'boolean') text = String(value);
-  else if (Array.isArray(value)) text = value.length === 0 ? '(none)' : value.map((v) => show(v, max)).join(', ');
+  else if (Array.isArray(value) && depth < LIST_DEPTH) text = value.length === 0 ? '(none)' : value.map((v) => show(v, max, depth + 1)).join(', ');
   else {
     try {
       text = JSON.stringify(value) ?? '-';

@@ -212,6 +212,14 @@ describe('keel audit', () => {
     expect(out[0]).toBe(`keel audit: ${(err as Error).message}`);
   });
 
+  it('a tree it cannot read (a folder it may not list: EACCES) is one line naming it (exit code 2), not a stack trace', async () => {
+    const denied = Object.assign(new Error("EACCES: permission denied, scandir '/srv/app/secret'"), { code: 'EACCES', syscall: 'scandir', path: '/srv/app/secret' });
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runAudit(['.'], { out: (s) => out.push(s), err: (s) => err.push(s) }, () => Promise.resolve({ audit: () => Promise.reject(denied) }));
+    expect({ code, out, err }).toEqual({ code: 2, out: [], err: ["keel audit: cannot read the tree: EACCES: permission denied, scandir '/srv/app/secret'"] });
+  });
+
   it('names every missing peer at once, with the one command that installs them all (exit code 2)', async () => {
     const absent = new Set(['eslint', 'typescript', 'ignore']);
     const loadPeer = (name: string): unknown => {
@@ -288,6 +296,18 @@ describe('the files keel audit scans', () => {
     // the same answer from git itself in a git work tree (untracked files count, ignored ones do not)
     execFileSync('git', ['init', '-q', dir]);
     expect(listSourceFiles(dir)).toEqual(['a.ts', 'keep.gen.ts', 'sub/c.tsx', 'sub/top.js']);
+  });
+
+  it('takes a .gitignore that is no file (a directory of that name) as none outside git, as git does, instead of dying of EISDIR', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-audit-files-'));
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    fs.writeFileSync(path.join(dir, 'a.ts'), '');
+    fs.mkdirSync(path.join(dir, '.gitignore'));
+    fs.mkdirSync(path.join(dir, 'sub', '.gitignore'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'sub', 'b.ts'), '');
+    expect(listSourceFiles(dir)).toEqual(['a.ts', 'sub/b.ts']);
+    execFileSync('git', ['init', '-q', dir]);
+    expect(listSourceFiles(dir)).toEqual(['a.ts', 'sub/b.ts']);
   });
 
   it('parses .gitignore patterns as git does', () => {

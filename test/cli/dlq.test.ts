@@ -239,6 +239,33 @@ describe('keel dlq on a message with a cycle', () => {
   });
 });
 
+describe('keel dlq on a message nested deeper than JSON can print', () => {
+  /** `leaf` in `levels` arrays. */
+  const nested = (levels: number, leaf: unknown): unknown => {
+    let v = leaf;
+    for (let i = 0; i < levels; i++) v = [v];
+    return v;
+  };
+
+  it('list, show and their --json print it down to 100 levels, deeper as "[Nested too deeply]" (they died of a RangeError with a stack trace)', async () => {
+    // a node stores it: v8.serialize takes a message 3000 levels deep
+    const file = await storeOf([{ ...RECORDS[0]!, message: nested(3000, 1) }]);
+    const list = run(['list', '--store', file]);
+    expect(list.code).toBe(0);
+    expect(list.out.split('\n')[1]).toBe(`1   pending  billing    timeout  2         2025-01-01T12:00:30.000Z  ${'['.repeat(57)}...`);
+    const listJson = run(['list', '--store', file, '--json']);
+    expect(listJson.code).toBe(0);
+    // the array of entries is level 1, an entry level 2: its message's arrays start at level 3
+    expect(JSON.parse(listJson.out)).toEqual([{ id: '1', ...RECORDS[0], message: nested(98, '[Nested too deeply]') }]);
+    const showJson = run(['show', '1', '--store', file, '--json']);
+    expect(showJson.code).toBe(0);
+    expect(JSON.parse(showJson.out)).toEqual({ id: '1', ...RECORDS[0], message: nested(99, '[Nested too deeply]') });
+    const show = run(['show', '1', '--store', file]);
+    expect(show.code).toBe(0);
+    expect(show.out).toContain('"[Nested too deeply]"');
+  });
+});
+
 describe('keel dlq on times past the range of a Date', () => {
   it('list and show print such a time as its number (they threw a RangeError: a node with a long backoff, initialMs and maxMs 1e17, writes one; so can another connection)', async () => {
     const file = await storeOf([{ ...RECORDS[0]!, nextRetryAt: 1e17 }, RECORDS[1]!]);

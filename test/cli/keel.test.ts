@@ -1,11 +1,13 @@
 import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { usageOf } from '../../src/cli/args.js';
 import { AUDIT_COMMAND } from '../../src/cli/audit.js';
 import { DEMO_COMMAND, parseDemoArgs } from '../../src/cli/demoCommand.js';
 import { DLQ_USAGE, dlqUsage } from '../../src/cli/dlq.js';
-import { KEEL_USAGE, runKeel, TOUR_COMMAND, version } from '../../src/cli/main.js';
+import { KEEL_USAGE, progressPrinter, runKeel, TOUR_COMMAND, version } from '../../src/cli/main.js';
 import { parseSoakArgs, SOAK_COMMAND } from '../../src/cli/soakCommand.js';
+import { useBuiltPackage, useChildren } from '../childProcesses.js';
 import { expectKeelError, thrown } from '../support.js';
 
 /** Runs `keel …` in this process; answers the exit code and what went to stdout and stderr. */
@@ -105,6 +107,22 @@ describe('keel (the command line)', () => {
     }
   });
 
+  it('keel help help prints the overview, where help is listed as a command (exit 0)', async () => {
+    expect(await keel('help', 'help')).toEqual({ code: 0, out: KEEL_USAGE, err: '' });
+  });
+
+  it('keel help <command> --help (or -h) prints the usage of the command, as keel help <command> does', async () => {
+    expect(await keel('help', 'tour', '--help')).toEqual({ code: 0, out: usageOf(TOUR_COMMAND), err: '' });
+    expect(await keel('help', 'dlq', '-h')).toEqual({ code: 0, out: DLQ_USAGE, err: '' });
+    expect(await keel('help', 'dlq', 'list', '--help')).toEqual({ code: 0, out: dlqUsage('list'), err: '' });
+  });
+
+  it("--help given a value is refused as taking none, not as an unknown option that meant itself; -h in a group of short options is -h", async () => {
+    expect(await keel('tour', '--help=yes')).toEqual({ code: 2, out: '', err: "keel tour: Option '--help' does not take an argument" });
+    expect(await keel('audit', '.', '--help=1')).toEqual({ code: 2, out: '', err: "keel audit: Option '--help' does not take an argument" });
+    expect(await keel('tour', '-hh')).toEqual({ code: 0, out: usageOf(TOUR_COMMAND), err: '' });
+  });
+
   it('every command names an unknown option with its valid ones, on stderr (exit 2)', async () => {
     const cases: [string[], string][] = [
       [['demo', '--workers=4', '--nope'], "keel demo: Unknown option '--nope'. keel demo takes --workers, --workflows, --chaos, --seed, --duration, --fail-rate, --json, --simulate, --observe, --nodes and --help"],
@@ -184,4 +202,52 @@ describe('keel (the command line)', () => {
     expect(other.code).toBe(0);
     expect(other.out).not.toBe(first.out);
   }, 60_000);
+});
+
+describe('keel (the built keel, a child process) writing into a pipe its reader closed', () => {
+  const builtKeel = useBuiltPackage();
+  const fork = useChildren();
+
+  it('exits 0 with nothing on stderr (keel observe | head), instead of dying of an unhandled EPIPE with a stack trace', async () => {
+    const child = fork(fileURLToPath(new URL('cli/keel.js', builtKeel())), ['observe', '--seed', '5']);
+    let stdout = '';
+    const linked = new Promise<void>((resolve) => {
+      child.process.stdout!.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+        if (/^observer: /m.test(stdout)) resolve();
+      });
+    });
+    await Promise.race([linked, child.exited.then((e) => Promise.reject(new Error(`keel observe exited (${e.code}, ${e.signal}):\n${stdout}\n${child.stderr()}`)))]);
+    // the reader goes away: the next progress line (once a second when stdout is no terminal) meets EPIPE
+    child.process.stdout!.destroy();
+    expect(await child.exited).toEqual({ code: 0, signal: null });
+    expect(child.stderr()).toBe('');
+  }, 60_000);
+});
+
+describe("the demo's live progress line", () => {
+  const LINE = 'workflows 12/300  kills 3  restarts 3  signals 80  receipts 12  dead letters 0';
+
+  it('on a terminal narrower than the line: cut to one column less than its width and cleared to the end, so that rewriting it in place leaves no wrapped rows behind', () => {
+    const writes: string[] = [];
+    const print = progressPrinter({ isTTY: true, columns: 20, write: (t) => writes.push(t) });
+    print(LINE);
+    print(LINE.replace('12/300', '13/300'));
+    expect(writes).toEqual(['\rworkflows 12/300  k\x1b[K', '\rworkflows 13/300  k\x1b[K']);
+  });
+
+  it('on a wide terminal, whole; when not a terminal, a line a second at most', () => {
+    const writes: string[] = [];
+    progressPrinter({ isTTY: true, columns: 500, write: (t) => writes.push(t) })(LINE);
+    expect(writes).toEqual([`\r${LINE}\x1b[K`]);
+    const lines: string[] = [];
+    let t = 5000;
+    const print = progressPrinter({ isTTY: false, write: (x) => lines.push(x) }, () => t);
+    print('a');
+    t = 5999;
+    print('b');
+    t = 6000;
+    print('c');
+    expect(lines).toEqual(['a\n', 'c\n']);
+  });
 });

@@ -178,6 +178,15 @@ describe('keel top: failures are one line, never a stack', () => {
     expect(frames).toEqual([]);
   });
 
+  it("an observer on a port fetch refuses (6000, which browsers block too) is told as that, not as one that may not be running", async () => {
+    const url = `http://127.0.0.1:6000/?token=${'a'.repeat(32)}`;
+    expect(await top(['--url', url, '--json'])).toEqual({
+      code: 1,
+      out: '',
+      err: 'keel top: cannot reach the observer at http://127.0.0.1:6000: fetch refuses port 6000, as browsers do (a port of another protocol): start the observer on another port (keel observe --port)',
+    });
+  });
+
   it('a server that is not an observer, or answers control characters, is one clean line', async () => {
     await withServer(200, 'text/html', '<html></html>', async (base) => {
       expect(await top(['--url', `${base}/?token=${'a'.repeat(32)}`, '--json'])).toEqual({
@@ -190,6 +199,29 @@ describe('keel top: failures are one line, never a stack', () => {
     await withServer(500, 'application/json', hostile, async (base) => {
       const r = await top(['--url', `${base}/?token=${'a'.repeat(32)}`, '--json']);
       expect(r).toEqual({ code: 1, out: '', err: `keel top: the observer at ${base} answered 500 x\\x1b[2J: \\x1b]0;owned\\x07 \\u202etxt` });
+    });
+  });
+});
+
+describe('keel top --json with JSON no observer sends', () => {
+  it('JSON nested deeper than JSON.stringify can print is one line (exit 1), not a RangeError with its stack', async () => {
+    const deep = `{"processes":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    await withServer(200, 'application/json', deep, async (base) => {
+      expect(await top(['--url', `${base}/?token=${'a'.repeat(32)}`, '--json'])).toEqual({
+        code: 1,
+        out: '',
+        err: `keel top: the observer at ${base} answered JSON nested too deeply to print`,
+      });
+    });
+  });
+
+  it('a 200 whose JSON is not an object is a server that does not answer like an observer, not an error answer', async () => {
+    await withServer(200, 'application/json', 'null', async (base) => {
+      expect(await top(['--url', `${base}/?token=${'a'.repeat(32)}`, '--json'])).toEqual({
+        code: 1,
+        out: '',
+        err: `keel top: the observer at ${base} did not answer like a Keel observer (HTTP 200, application/json)`,
+      });
     });
   });
 });
@@ -353,6 +385,33 @@ describe('keel top (refreshing)', () => {
         const lines = frame.slice(CLEAR.length).split('\n');
         expect(lines[0]).toMatch(/^node top-test {3}uptime /);
         for (const l of lines) expect(l.length).toBeLessThanOrEqual(40);
+      }
+    } finally {
+      await release();
+      await obs.close();
+    }
+  });
+
+  it('on a terminal shorter than the frame: the frame is cut to one line less than its height, so that the header is not scrolled off at every refresh', async () => {
+    const { node, release } = await floodedNode();
+    const obs = await startObserver(node);
+    const stop = new AbortController();
+    const frames: string[] = [];
+    try {
+      const r = await top(['--url', obs.url, '--interval', '100'], {
+        stdout: { isTTY: true, columns: 200, rows: 6, write: (t: string) => (frames.push(t), frames.length === 2 && stop.abort()) },
+        signal: stop.signal,
+      });
+      expect(r.code).toBe(0);
+      expect(frames).toHaveLength(2);
+      for (const frame of frames) {
+        expect(frame.startsWith(CLEAR)).toBe(true);
+        const lines = frame.slice(CLEAR.length).split('\n');
+        expect(lines).toHaveLength(6); // five lines, each ended by a newline
+        expect(lines[0]).toMatch(/^node top-test {3}uptime /);
+        expect(lines[3]).toBe('');
+        expect(lines[4]).toMatch(/^top \d+ of \d+ processes by mailbox$/);
+        expect(lines[5]).toBe('');
       }
     } finally {
       await release();

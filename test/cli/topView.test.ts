@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clean, renderFrame } from '../../src/cli/topView.js';
+import { clean, renderFrame, show } from '../../src/cli/topView.js';
 
 describe('renderFrame', () => {
   const overview = {
@@ -107,5 +107,22 @@ describe('renderFrame', () => {
     expect(clean('ok\u0085\u2028')).toBe('ok\\x85\\u2028');
     // what is not an object or a number renders as '-', and a total that is text stays text
     expect(renderFrame({ overview: 'nope', processes: { total: '<b>', processes: 'nope' } }).split('\n').slice(4)).toEqual(['top 0 of <b> processes by -', '', 'PID  NAME  STATUS  MAILBOX  HANDLED']);
+  });
+
+  it('renders a value nested too deeply to print (any server may send one: JSON.parse takes it) as (unprintable), with no stack overflow', () => {
+    const deep: unknown = JSON.parse(`${'['.repeat(100_000)}${']'.repeat(100_000)}`);
+    expect(show(deep)).toBe('(unprintable)');
+    expect(show([1, [2, [3]]])).toBe('1, 2, 3');
+    expect(renderFrame({ overview: { node: deep }, processes: { total: 1, processes: [{ pid: '<a.1.2>', name: deep }] } }).split('\n')).toEqual([
+      'node (unprintable)   uptime -   at -',
+      'processes -   run queue -   timers -   event-loop lag -',
+      'heap - of - (rss -)   messages -   dead letters -   suspected leaks -',
+      '',
+      'top 1 of 1 processes by -',
+      '',
+      'PID      NAME           STATUS  MAILBOX  HANDLED',
+      '<a.1.2>  (unprintable)       -        -        -',
+    ]);
+    expect(renderFrame({ overview: {}, process: { pid: '<a.1.2>', links: deep } }).split('\n').slice(4)).toEqual(['process <a.1.2>', '', 'pid    <a.1.2>', 'links  (unprintable)']);
   });
 });

@@ -85,7 +85,8 @@ function walk(root: string, ignore: IgnoreFactory): string[] {
   // a folder that is ignored is not entered: as in git, nothing under it can be re-included
   const visit = (dir: string, layers: Layer[]): void => {
     const ignoreFile = path.join(root, dir, '.gitignore');
-    const here = fs.existsSync(ignoreFile) ? [...layers, ...parseGitignore(fs.readFileSync(ignoreFile, 'utf8'), dir, ignore)] : layers;
+    // git reads a .gitignore that is a file, and takes one that is not (a directory of that name) as none
+    const here = fs.statSync(ignoreFile, { throwIfNoEntry: false })?.isFile() === true ? [...layers, ...parseGitignore(fs.readFileSync(ignoreFile, 'utf8'), dir, ignore)] : layers;
     for (const entry of fs.readdirSync(path.join(root, dir), { withFileTypes: true })) {
       const rel = dir === '' ? entry.name : `${dir}/${entry.name}`;
       if (entry.isDirectory()) {
