@@ -16,7 +16,7 @@ import { componentState, endsForGood, peekComponentState, releaseComponentState 
 import { watchProcess } from '../internal/watch.js';
 import { CircuitBreaker } from './CircuitBreaker.js';
 import { badCoordinate, refusal, type Settings, toSettings } from './options.js';
-import { type Circuit, type Counts, DeadLettered, type Entry, type Flight, FlightTimeout, HalfOpen, type Kept, Settled, type State } from './state.js';
+import { type Circuit, type Counts, DeadLettered, type Entry, type Flight, FlightTimeout, HalfOpen, type Kept, Quiet, Settled, type State } from './state.js';
 import type {
   CoordinationFailure,
   CoordinationManagerHandle,
@@ -112,6 +112,9 @@ function opened(ctx: Context<any>, c: Circuit, now: number, reason: Coordination
 }
 
 /** A timer for the breaker's reset time, tagged with its opening. */
+/** The least time a name's idle circuit keeps its breaker's memory (see {@link quietMs}). */
+const QUIET_MS = 60_000;
+
 function armReset(ctx: Context<any>, c: Circuit, now: number): void {
   c.timer = ctx.sendAfter(ctx.self, new HalfOpen(c.key, c.breaker.openings) as never, c.breaker.resetAt - now);
 }
@@ -123,9 +126,36 @@ function drainNext(state: State, ctx: Context<any>, c: Circuit): void {
   if (next !== undefined) launch(state, ctx, c, next, 'drain');
 }
 
-/** Forgets a name receiver's circuit once it holds nothing worth keeping (a pid's goes with its Down). */
+/**
+ * Forgets a name receiver's circuit once it holds nothing worth keeping (a pid's goes with its Down).
+ * One that holds nothing but its breaker's memory (failures counted, or half-open) is forgotten after
+ * {@link quietMs} with nothing sent to it: a name nobody registers again (a name per user, say)
+ * leaves no circuit behind for ever.
+ */
 function releaseIfIdle(state: State, c: Circuit): void {
-  if (c.ref === undefined && c.breaker.state === 'closed' && c.breaker.failures === 0 && c.buffer.length === 0 && c.inFlight === 0) state.circuits.delete(c.key);
+  if (c.ref !== undefined || c.buffer.length > 0 || c.inFlight > 0 || c.breaker.state === 'open') return;
+  if (c.breaker.state === 'closed' && c.breaker.failures === 0) state.circuits.delete(c.key);
+  else if (c.quiet === undefined) c.quiet = state.ctx.sendAfter(state.ctx.self, new Quiet(c.key, ++c.quiets) as never, quietMs(state.s));
+}
+
+/** How long a name's circuit holding only its breaker's memory waits for traffic before it is forgotten: a minute, or ten reset periods if longer. */
+function quietMs(s: Settings): number {
+  return Math.max(QUIET_MS, 10 * s.resetAfterMs);
+}
+
+/** Something came for the circuit: its quiet timer, if armed, is off. */
+function stirred(state: State, c: Circuit): void {
+  if (c.quiet === undefined) return;
+  state.ctx.cancelTimer(c.quiet);
+  c.quiet = undefined;
+  c.quiets++; // a Quiet already queued is stale
+}
+
+function quiet(state: State, msg: Quiet): void {
+  const c = state.circuits.get(msg.key);
+  if (c === undefined || c.quiets !== msg.n) return;
+  c.quiet = undefined;
+  if (c.ref === undefined && c.buffer.length === 0 && c.inFlight === 0 && c.breaker.state !== 'open') state.circuits.delete(c.key);
 }
 
 /** The receiver died: its circuit goes, its buffered messages are dead-lettered, its timer is cancelled. */
@@ -133,6 +163,7 @@ function release(state: State, ctx: Context<any>, c: Circuit, reason: string): v
   state.circuits.delete(c.key);
   if (c.ref !== undefined) state.byRef.delete(c.ref);
   if (c.timer !== undefined) ctx.cancelTimer(c.timer);
+  stirred(state, c);
   const buffered = c.buffer.splice(0);
   for (const entry of buffered) {
     state.held.delete(entry.id);
@@ -145,7 +176,10 @@ function release(state: State, ctx: Context<any>, c: Circuit, reason: string): v
 function circuitFor(state: State, ctx: Context<any>, receiver: Target): Circuit | undefined {
   const key = keyOf(receiver);
   const known = state.circuits.get(key);
-  if (known !== undefined) return known;
+  if (known !== undefined) {
+    stirred(state, known);
+    return known;
+  }
   let ref: Ref | undefined;
   if (nameOf(receiver) === undefined) {
     if (!ctx.node.isAlive(receiver)) return undefined;
@@ -153,7 +187,7 @@ function circuitFor(state: State, ctx: Context<any>, receiver: Target): Circuit 
     if (watch === 'noproc') return undefined;
     ref = watch.ref;
   }
-  const c: Circuit = { key, target: receiver, breaker: new CircuitBreaker(state.s), buffer: [], inFlight: 0, draining: false, timer: undefined, ref };
+  const c: Circuit = { key, target: receiver, breaker: new CircuitBreaker(state.s), buffer: [], inFlight: 0, draining: false, timer: undefined, ref, quiet: undefined, quiets: 0 };
   state.circuits.set(key, c);
   if (ref !== undefined) state.byRef.set(ref, key);
   return c;
@@ -256,6 +290,7 @@ function settled(state: State, ctx: Context<any>, msg: Settled): void {
   // a direct delivery's failure counts towards the threshold
   const now = ctx.node.clock.now();
   if (c.breaker.failure(now, f.kind !== 'direct') === 'opened') opened(ctx, c, now, result.reason);
+  releaseIfIdle(state, c);
 }
 
 function halfOpen(state: State, ctx: Context<any>, msg: HalfOpen): void {
@@ -269,6 +304,7 @@ function halfOpen(state: State, ctx: Context<any>, msg: HalfOpen): void {
   }
   emit(ctx, 'circuit_half_open', { buffered: c.buffer.length }, { receiver: c.target });
   drainNext(state, ctx, c); // the first buffered message is the probe (else the next coordinate)
+  releaseIfIdle(state, c); // nothing to probe with: a name's circuit is forgotten if nothing comes
 }
 
 function deadLettered(state: State, ctx: Context<any>, msg: DeadLettered): void {
@@ -335,7 +371,8 @@ function discardKept(node: Node, kept: Kept): void {
  */
 function resume(state: State, ctx: Context<any>): void {
   for (const c of [...state.circuits.values()]) {
-    c.timer = undefined;
+    c.timer = undefined; // the predecessor's timers went with it
+    c.quiet = undefined;
     c.ref = undefined;
     if (nameOf(c.target) !== undefined) continue;
     const watch = watchProcess(ctx, c.target as Pid, 'coordination');
@@ -435,6 +472,7 @@ const spec: GenServerSpec<State, CoordinationProtocol, never, { s: Settings; nam
   handleInfo(message, state, ctx) {
     if (isInstance(message, Settled)) settled(state, ctx, message);
     else if (isInstance(message, HalfOpen)) halfOpen(state, ctx, message);
+    else if (isInstance(message, Quiet)) quiet(state, message);
     else if (isInstance(message, FlightTimeout)) flightTimedOut(state, ctx, message);
     else if (isInstance(message, DeadLettered)) deadLettered(state, ctx, message);
     else if (isDown(message)) {

@@ -50,6 +50,12 @@ export interface Circuit {
   timer: TimerRef | undefined;
   /** The monitor on a pid receiver (a name receiver has none). */
   ref: Ref | undefined;
+  /**
+   * A name receiver's quiet timer: its circuit, idle but still counting failures or half-open, is
+   * forgotten when it fires (see {@link Quiet}); `quiets` tells a stale one from the current one.
+   */
+  quiet: TimerRef | undefined;
+  quiets: number;
 }
 
 /** The counts of {@link CoordinationStats} a manager keeps since its first start under its name. */
@@ -113,6 +119,16 @@ export class FlightTimeout {
 }
 
 /** An open circuit's reset timer fired (`opening`: the breaker's opening it was armed for; an earlier one's is ignored). */
+/** A name receiver's circuit was idle long enough: forgotten unless something came for it since. */
+export class Quiet {
+  readonly key: string;
+  readonly n: number;
+  constructor(key: string, n: number) {
+    this.key = key;
+    this.n = n;
+  }
+}
+
 export class HalfOpen {
   readonly key: string;
   readonly opening: number;

@@ -235,6 +235,30 @@ describe('CoordinationManager: circuit breaker', () => {
     expect(await cm.stats()).toMatchObject({ agents: 1, open: 1, failed: 5, delivered: 1 });
   });
 
+  it("a name's circuit that still counts failures, or waits half-open, is forgotten after a minute with nothing sent to it", async () => {
+    const { node, clock } = setup();
+    const cm = await start(node, { failureThreshold: 2, resetAfterMs: 100 });
+    const sender = idler(node);
+    // names nobody registers (a name per user, say): each failed once, below the threshold
+    for (let i = 0; i < 3; i++) expect(await cm.coordinate(sender, `user-${i}`, 'hi')).toMatchObject({ outcome: 'failed', reason: 'noproc' });
+    expect(await cm.stats()).toMatchObject({ agents: 3, failed: 3 });
+    await clock.advance(30_000);
+    expect(await cm.coordinate(sender, 'user-0', 'again')).toMatchObject({ outcome: 'failed', reason: 'noproc' }); // user-0 opens
+    await clock.advance(29_999);
+    expect(await cm.stats()).toMatchObject({ agents: 3 });
+    await clock.advance(1);
+    // user-1 and user-2 were quiet for a minute: forgotten; user-0 half-opened 100 ms after it opened, with nothing to probe
+    expect(await cm.stats()).toMatchObject({ agents: 1, open: 0, halfOpen: 1 });
+    expect(await cm.circuit('user-1')).toBeUndefined();
+    await clock.advance(30_099);
+    expect(await cm.circuit('user-0')).toMatchObject({ state: 'half_open' });
+    await clock.advance(1); // a minute after it half-opened
+    expect(await cm.stats()).toMatchObject({ agents: 0, open: 0, halfOpen: 0 });
+    // what was forgotten starts afresh: one failure does not open it
+    expect(await cm.coordinate(sender, 'user-0', 'later')).toMatchObject({ outcome: 'failed', reason: 'noproc' });
+    expect(await cm.circuit('user-0')).toMatchObject({ state: 'closed', consecutiveFailures: 1 });
+  });
+
   it('while open, a message is buffered, not delivered: the receiver has not seen it', async () => {
     const { node } = setup();
     const cm = await start(node, { failureThreshold: 2 });
