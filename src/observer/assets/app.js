@@ -219,6 +219,31 @@ function streamUrl() {
 }
 
 /**
+ * Why the server refuses the event stream at `url` (its error's message), or null when it does not
+ * (an EventSource tells no status: the stream is asked again, and left at once when it opens).
+ */
+async function refusal(url) {
+  const abort = new AbortController();
+  let res;
+  try {
+    res = await fetch(url, { headers: { accept: 'text/event-stream' }, credentials: 'same-origin', signal: abort.signal });
+  } catch {
+    return null;
+  }
+  if (res.ok) {
+    abort.abort();
+    return null;
+  }
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    data = null;
+  }
+  return data && data.error && typeof data.error.message === 'string' ? data.error.message : `${res.status} ${res.statusText}`.trim();
+}
+
+/**
  * Opens the event stream when none is open or the view changed (or `force`: a fresh snapshot),
  * closing the previous one: its frames still queued are dropped. True when a stream was opened.
  */
@@ -237,13 +262,20 @@ function stream(force) {
     // a page waiting for this stream's snapshot reads its data itself (and says it is unavailable)
     if (current !== null && !current.instance.view && !current.rendered) schedule(() => render());
     if (s.readyState !== EventSource.CLOSED) return setConn('reconnecting');
-    // refused: signed out (a server started with another token), or gone; try again now and then
-    get('/api/overview').then((a) => {
+    // refused: signed out (a server started with another token), gone, or the server is up and
+    // refused this stream (a view it does not accept: 400; too many streams: 503); try again now and then
+    get('/api/overview').then(async (a) => {
+      if (s !== source) return;
+      const why = a.ok ? await refusal(url) : null;
       if (s !== source) return;
       if (a.status === 401) {
         setConn('signed out');
         notify('the observer no longer knows this session: open the link it printed', 'bad');
-      } else setConn('offline');
+      } else if (why !== null) {
+        setConn('refused');
+        notify(`the event stream was refused: ${why}`, 'bad');
+        if (current !== null && current.instance.refused) current.instance.refused(`the event stream was refused: ${why}`);
+      } else setConn(a.ok ? 'reconnecting' : 'offline');
       setTimeout(() => {
         if (s === source) stream(true);
       }, 5000);
