@@ -11,7 +11,7 @@ import { Pid, type Target } from '../runtime/Pid.js';
 import type { ObserverHandle, ObserverOptions } from '../runtime/serviceSlots.js';
 import type { Node } from '../runtime/types.js';
 import { EventHub } from './events.js';
-import { ApiError, BASE_HEADERS, enumParam, intParam, readJsonBody, sendError, sendJson, textParam } from './http.js';
+import { ApiError, BASE_HEADERS, enumParam, intParam, nameText, readJsonBody, sendError, sendJson, textParam } from './http.js';
 import { CSP, loadAssets } from './page.js';
 import { allowedHosts, bearerOf, cookieOf, cookieValue, freshToken, hostOf, originAllowed, sameToken, sessionCookie } from './security.js';
 import { deadLetterFilter, deadLetterRow, monitorRow } from './deadLetters.js';
@@ -274,7 +274,7 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
         const rows = [];
         for (const name of names.slice(0, limit)) {
           const pid = node.registry.whereis(name);
-          if (pid !== undefined) rows.push({ name, pid: Pid.format(pid) });
+          if (pid !== undefined) rows.push({ name: nameText(name), pid: Pid.format(pid) });
         }
         return { names: rows, total: names.length };
       }

@@ -10,7 +10,7 @@ import { Sys } from '../otp/Sys.js';
 import { exitReportOf, type Kernel } from '../runtime/kernel.js';
 import { Pid } from '../runtime/Pid.js';
 import type { Node } from '../runtime/types.js';
-import { ApiError } from './http.js';
+import { ApiError, nameText } from './http.js';
 import { kindOf } from './processes.js';
 import { callErrorCode, SharedCalls } from './calls.js';
 
@@ -54,8 +54,8 @@ export async function processDetail(node: Node, kernel: Kernel, pid: Pid, shared
   const groups = node.groups.groups().filter((g) => node.groups.members(g).some((m) => m.id === pid.id && Pid.format(m) === Pid.format(pid)));
   const detail: Record<string, unknown> = {
     pid: Pid.format(info.pid),
-    name: info.name ?? null,
-    names: info.name === undefined ? [] : [info.name],
+    name: nameText(info.name),
+    names: info.name === undefined ? [] : [nameText(info.name)],
     groups: groups.slice(0, MAX_DETAIL_ROWS),
     groupsTotal: groups.length,
     kind,
