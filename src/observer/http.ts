@@ -38,10 +38,13 @@ const STATUS: Record<ObserverErrorCode, number> = {
 export class ApiError extends Error {
   readonly code: ObserverErrorCode;
   readonly details: Record<string, unknown>;
-  constructor(code: ObserverErrorCode, message: string, details: Record<string, unknown> = {}) {
+  /** Headers of the answer (a 405's `Allow`). */
+  readonly headers: Record<string, string>;
+  constructor(code: ObserverErrorCode, message: string, details: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
     super(message);
     this.code = code;
     this.details = details;
+    this.headers = headers;
   }
   get status(): number {
     return STATUS[this.code];
@@ -82,7 +85,7 @@ export function sendError(res: ServerResponse, e: ApiError): void {
     res.destroy();
     return;
   }
-  sendJson(res, e.status, { error: { code: e.code, message: e.message, ...e.details } });
+  sendJson(res, e.status, { error: { code: e.code, message: e.message, ...e.details } }, e.headers);
 }
 
 const MAX_BODY = 64 * 1024;
