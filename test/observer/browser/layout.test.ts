@@ -1,5 +1,6 @@
-// The observer's page with long names: a name holds no spaces to wrap at, and it must neither run
-// out of its card nor push the page's figures out of the window.
+// The observer's page with long names and long lists: a name holds no spaces to wrap at, and it must
+// neither run out of its card nor push the page's figures out of the window; a list the server cuts
+// says how many there are.
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Pid, startObserver, Supervisor } from '../../../src/index.js';
@@ -13,7 +14,7 @@ const QUIET = { sampleMs: 3_600_000 };
 
 declare const document: { querySelector(s: string): { scrollWidth: number; clientWidth: number } | null };
 
-describe.skipIf(skipWithoutChromium)('observer page: long names (Chromium)', () => {
+describe.skipIf(skipWithoutChromium)('observer page: long names, long lists (Chromium)', () => {
   let browser: Browser;
   beforeAll(async () => {
     browser = await launch();
@@ -56,6 +57,22 @@ describe.skipIf(skipWithoutChromium)('observer page: long names (Chromium)', () 
       expect(figures!.y).toBeLessThan(800);
       const title = await page.locator('.titlebar h1').boundingBox();
       expect(title!.height).toBeLessThan(40);
+    } finally {
+      await view.close();
+      await obs.close();
+    }
+  });
+
+  it('150 process groups: the registry lists the first 100 the server sends and says of how many', async () => {
+    const node = track();
+    const member = node.spawn(() => () => undefined);
+    for (let i = 0; i < 150; i++) node.groups.join(`group-${String(i).padStart(3, '0')}`, member);
+    const obs = await startObserver(node, QUIET);
+    const view = await openObserver(browser, obs, '#/registry');
+    try {
+      const { page } = view;
+      expect(await page.locator('#groups table tbody tr').count()).toBe(100);
+      expect(await page.textContent('#groups-total')).toBe('100 shown of 150 groups: the first by name');
     } finally {
       await view.close();
       await obs.close();
