@@ -287,7 +287,7 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
         return {
           groups: groups.slice(0, limit).map((group) => {
             const members = node.groups.members(group);
-            return { group, size: members.length, members: members.slice(0, MAX_GROUP_MEMBERS).map((p) => Pid.format(p)) };
+            return { group: nameText(group), size: members.length, members: members.slice(0, MAX_GROUP_MEMBERS).map((p) => Pid.format(p)) };
           }),
           total: groups.length,
         };

@@ -56,7 +56,7 @@ export async function processDetail(node: Node, kernel: Kernel, pid: Pid, shared
     pid: Pid.format(info.pid),
     name: nameText(info.name),
     names: info.name === undefined ? [] : [nameText(info.name)],
-    groups: groups.slice(0, MAX_DETAIL_ROWS),
+    groups: groups.slice(0, MAX_DETAIL_ROWS).map((g) => nameText(g)),
     groupsTotal: groups.length,
     kind,
     component: report?.component ?? null,

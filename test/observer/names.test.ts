@@ -9,6 +9,27 @@ const track = useNodes();
 const MAX_NAME_TEXT = 1000;
 
 describe('observer: long names', () => {
+  it('a 10 MB process group is quoted by its first 1000 characters and its length in the groups and a detail', async () => {
+    const node = track();
+    const group = 'g'.repeat(10_000_000);
+    const shown = `${'g'.repeat(MAX_NAME_TEXT)}… [10000000 characters]`;
+    const pid = node.spawn(() => () => undefined);
+    node.groups.join(group, pid);
+    const obs = await startObserver(node, { sampleMs: 3_600_000 });
+    try {
+      const get = async (path: string) => {
+        const a = await request(obs.port, { path, headers: bearer(obs.token) });
+        expect(a.status).toBe(200);
+        expect(a.text.length).toBeLessThan(100_000);
+        return a.json;
+      };
+      expect((await get('/api/groups')).groups).toEqual([{ group: shown, size: 1, members: [Pid.format(pid)] }]);
+      expect((await get(`/api/process/${encodeURIComponent(Pid.format(pid))}`)).groups).toEqual([shown]);
+    } finally {
+      await obs.close();
+    }
+  });
+
   it('a 10 MB name is quoted by its first 1000 characters and its length in the processes list, the registry, a detail, the tree and the stream', async () => {
     const node = track();
     const long = 'n'.repeat(10_000_000);
