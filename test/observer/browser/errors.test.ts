@@ -1,10 +1,10 @@
-// The observer's page when the server refuses what it asks: the server's own message is shown, not
-// swallowed into "offline" or a bare status code.
+// The observer's page when the server refuses or is slow: the server's own message is shown, not
+// swallowed into "offline" or a bare status code; a read slower than the frames is not queued per frame.
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startObserver } from '../../../src/index.js';
+import { startObserver, Supervisor } from '../../../src/index.js';
 import { useNodes } from '../../support.js';
-import { launch, openObserver, skipWithoutChromium } from './browser.js';
+import { framesOf, launch, openObserver, skipWithoutChromium } from './browser.js';
 
 const track = useNodes();
 
@@ -34,6 +34,37 @@ describe.skipIf(skipWithoutChromium)('observer page: refusals shown (Chromium)',
       expect(await page.textContent('#conn')).toBe('refused');
       expect(await page.textContent('#notice')).toBe('failed the event stream was refused: `filter` must be at most 200 characters');
       expect(await page.textContent('main [data-unavailable="Processes"]')).toBe('Processes: the event stream was refused: `filter` must be at most 200 characters');
+    } finally {
+      await view.close();
+      await obs.close();
+    }
+  });
+
+  it('a page whose read is slower than the frames reads once for the latest frame queued, not once per frame', async () => {
+    const node = track();
+    await Supervisor.start(node, [{ id: 'w', start: (ctx) => ctx.spawnLink(() => () => undefined) }]);
+    const obs = await startObserver(node, QUIET);
+    const view = await openObserver(browser, obs, '#/tree');
+    try {
+      const { page } = view;
+      // the next read of the tree is held (a busy supervisor answers in 1 s) while six frames arrive
+      const held: (() => Promise<void>)[] = [];
+      let reads = 0;
+      await page.route('**/api/tree', async (route) => {
+        reads++;
+        if (reads === 1) await new Promise<void>((release) => held.push(async () => release()));
+        await route.continue();
+      });
+      const overviews = await framesOf(page, 'overview');
+      const received = Number(await page.evaluate(() => document.body.dataset.received));
+      expect(await obs.pushFrame()).toBe(true);
+      await expect.poll(() => held.length).toBe(1);
+      for (let i = 0; i < 5; i++) expect(await obs.pushFrame()).toBe(true);
+      // 6 pushes of an overview and a telemetry frame each
+      await page.waitForFunction((n) => Number(document.body.dataset.received) >= n, received + 12);
+      await held[0]!();
+      await page.waitForFunction((n) => Number(document.body.dataset.framesOverview) >= n, overviews + 6);
+      expect(reads).toBe(2);
     } finally {
       await view.close();
       await obs.close();
