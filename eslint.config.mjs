@@ -13,7 +13,7 @@ import tseslint from 'typescript-eslint';
 const keel = await createJiti(import.meta.url).import('./src/lint/index.ts', { default: true });
 
 // what the observer page's modules may use: the browser's own objects
-const BROWSER_GLOBALS = ['window', 'document', 'location', 'history', 'console', 'fetch', 'EventSource', 'URLSearchParams', 'Intl', 'setTimeout', 'clearTimeout'];
+const BROWSER_GLOBALS = ['window', 'document', 'location', 'history', 'console', 'fetch', 'EventSource', 'AbortController', 'URLSearchParams', 'Intl', 'setTimeout', 'clearTimeout'];
 
 const layers = ['cli', 'observer', 'agents', 'cluster', 'services', 'delivery', 'monitors', 'otp', 'runtime', 'telemetry'];
 const sideEntries = ['testing', 'lint'];

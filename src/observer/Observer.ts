@@ -11,7 +11,7 @@ import { Pid, type Target } from '../runtime/Pid.js';
 import type { ObserverHandle, ObserverOptions } from '../runtime/serviceSlots.js';
 import type { Node } from '../runtime/types.js';
 import { EventHub } from './events.js';
-import { ApiError, BASE_HEADERS, enumParam, intParam, readJsonBody, sendError, sendJson, textParam } from './http.js';
+import { ApiError, BASE_HEADERS, enumParam, intParam, nameText, readJsonBody, sendError, sendJson, textParam } from './http.js';
 import { CSP, loadAssets } from './page.js';
 import { allowedHosts, bearerOf, cookieOf, cookieValue, freshToken, hostOf, originAllowed, sameToken, sessionCookie } from './security.js';
 import { deadLetterFilter, deadLetterRow, monitorRow } from './deadLetters.js';
@@ -194,7 +194,7 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
       return;
     }
     if (path === '/') {
-      if (method !== 'GET') throw new ApiError('method_not_allowed', 'GET only');
+      if (method !== 'GET') throw new ApiError('method_not_allowed', 'GET only', {}, { allow: 'GET' });
       const given = url.searchParams.get('token');
       if (given !== null) {
         if (!sameToken(given, s.token)) throw new ApiError('unauthorized', 'a valid token is required');
@@ -212,6 +212,10 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
     if (!path.startsWith('/api/')) throw new ApiError('not_found', 'no such page');
     const auth = authOf(req);
     if (auth === undefined) throw new ApiError('unauthorized', 'a valid token is required (Authorization: Bearer <token>)');
+    // the actions take POST, everything else GET: another method is a 405 naming the one it takes
+    const allow = ACTIONS.has(path.slice('/api/'.length)) ? 'POST' : isRead(path) ? 'GET' : undefined;
+    if (allow === undefined) throw new ApiError('not_found', 'no such API');
+    if (method !== allow) throw new ApiError('method_not_allowed', `${allow} only`, {}, { allow });
 
     if (method === 'GET') {
       if (path === '/api/events') {
@@ -231,7 +235,6 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
       }
       return sendJson(res, 200, await read(path, url.searchParams));
     }
-    if (method !== 'POST') throw new ApiError('method_not_allowed', 'GET or POST only');
     const name = path.slice('/api/'.length);
     // a cookie is sent by the browser on its own: a POST it carries must say where it comes from
     if (!originAllowed(req, hosts) || (auth === 'cookie' && req.headers.origin === undefined)) {
@@ -274,7 +277,7 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
         const rows = [];
         for (const name of names.slice(0, limit)) {
           const pid = node.registry.whereis(name);
-          if (pid !== undefined) rows.push({ name, pid: Pid.format(pid) });
+          if (pid !== undefined) rows.push({ name: nameText(name), pid: Pid.format(pid) });
         }
         return { names: rows, total: names.length };
       }
@@ -284,7 +287,7 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
         return {
           groups: groups.slice(0, limit).map((group) => {
             const members = node.groups.members(group);
-            return { group, size: members.length, members: members.slice(0, MAX_GROUP_MEMBERS).map((p) => Pid.format(p)) };
+            return { group: nameText(group), size: members.length, members: members.slice(0, MAX_GROUP_MEMBERS).map((p) => Pid.format(p)) };
           }),
           total: groups.length,
         };
@@ -465,6 +468,15 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
     pushFrame: async () => (await hub.push()) !== undefined,
     close,
   };
+}
+
+/** The actions (`POST /api/<name>`). */
+const ACTIONS: ReadonlySet<string> = new Set(['kill', 'dead-letters/retry', 'dead-letters/redrive', 'dead-letters/purge']);
+/** The paths `GET` reads (besides a process's detail and a job's progress, by prefix). */
+const READS: ReadonlySet<string> = new Set(['/api/overview', '/api/events', '/api/processes', '/api/tree', '/api/supervisors', '/api/telemetry', '/api/registry', '/api/groups', '/api/components', '/api/router', '/api/schedules', '/api/workflows', '/api/circuits', '/api/agents', '/api/pools', '/api/dead-letters', '/api/leaks']);
+
+function isRead(path: string): boolean {
+  return READS.has(path) || path.startsWith('/api/process/') || path.startsWith('/api/dead-letters/jobs/');
 }
 
 function idsOf(value: unknown): string[] | undefined {

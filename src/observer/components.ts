@@ -9,7 +9,7 @@ import { sysObserve } from '../otp/Sys.js';
 import { exitReportOf, type Kernel } from '../runtime/kernel.js';
 import { Pid } from '../runtime/Pid.js';
 import type { Node } from '../runtime/types.js';
-import { ApiError } from './http.js';
+import { ApiError, nameText } from './http.js';
 import { callErrorCode, SharedCalls } from './calls.js';
 
 /** How long the observer waits for one component's snapshot (a busy one shows `error: 'timeout'`). */
@@ -32,7 +32,7 @@ export function listComponents(node: Node, kernel: Kernel): { kind: string; name
   for (const pid of node.processes()) {
     const p = kernel.resolve(pid);
     const kind = p === undefined ? undefined : exitReportOf(p)?.component;
-    if (kind !== undefined) out.push({ kind, name: node.info(pid)?.name ?? null, pid: Pid.format(pid) });
+    if (kind !== undefined) out.push({ kind, name: nameText(node.info(pid)?.name), pid: Pid.format(pid) });
   }
   return out;
 }
@@ -57,7 +57,7 @@ export async function readComponents(node: Node, kernel: Kernel, page: Component
   if (pids.length === 0) throw new ApiError('service_unavailable', `no ${what} runs on this node`);
   const rows = await Promise.all(
     pids.map(async (pid) => {
-      const head = { name: node.info(pid)?.name ?? null, pid: Pid.format(pid) };
+      const head = { name: nameText(node.info(pid)?.name), pid: Pid.format(pid) };
       try {
         const snapshot = await calls.call(`observe ${head.pid}`, (limitMs) => sysObserve(node, pid, limitMs), COMPONENT_CALL_TIMEOUT_MS);
         return { ...head, ...(typeof snapshot === 'object' && snapshot !== null ? snapshot : {}) };

@@ -10,7 +10,7 @@ import { Sys } from '../otp/Sys.js';
 import { exitReportOf, type Kernel } from '../runtime/kernel.js';
 import { Pid } from '../runtime/Pid.js';
 import type { Node } from '../runtime/types.js';
-import { ApiError } from './http.js';
+import { ApiError, nameText } from './http.js';
 import { kindOf } from './processes.js';
 import { callErrorCode, SharedCalls } from './calls.js';
 
@@ -28,8 +28,33 @@ export const MAX_TEXT = 10_000;
 /** The most pids a detail lists per list (links, monitors, monitored-by, groups): a dynamic supervisor links to each of its 100,000 children. */
 export const MAX_DETAIL_ROWS = 1000;
 
+/**
+ * The most characters of text (strings and keys, each cut at {@link MAX_TEXT}) one value shows in
+ * all: past them a text is `'[truncated]'`. The count of values alone let 5,000 texts of 10,000
+ * characters make one detail 50 MB.
+ */
+export const MAX_STATE_CHARS = 1_000_000;
+
+interface Budget {
+  /** Values left to show. */
+  left: number;
+  /** Characters of text left to show. */
+  chars: number;
+}
+
 function text(s: string): string {
   return s.length <= MAX_TEXT ? s : `${s.slice(0, MAX_TEXT)}… [${s.length} characters]`;
+}
+
+/** `text(s)` when the budget's characters still hold it, else `'[truncated]'` (and none are left). */
+function textIn(s: string, budget: Budget): string {
+  const t = text(s);
+  if (t.length > budget.chars) {
+    budget.chars = 0;
+    return '[truncated]';
+  }
+  budget.chars -= t.length;
+  return t;
 }
 
 /** A pid of this node from its text (`<node.id.creation>`); 400 for bad text. */
@@ -54,9 +79,9 @@ export async function processDetail(node: Node, kernel: Kernel, pid: Pid, shared
   const groups = node.groups.groups().filter((g) => node.groups.members(g).some((m) => m.id === pid.id && Pid.format(m) === Pid.format(pid)));
   const detail: Record<string, unknown> = {
     pid: Pid.format(info.pid),
-    name: info.name ?? null,
-    names: info.name === undefined ? [] : [info.name],
-    groups: groups.slice(0, MAX_DETAIL_ROWS),
+    name: nameText(info.name),
+    names: info.name === undefined ? [] : [nameText(info.name)],
+    groups: groups.slice(0, MAX_DETAIL_ROWS).map((g) => nameText(g)),
     groupsTotal: groups.length,
     kind,
     component: report?.component ?? null,
@@ -111,11 +136,11 @@ function callError(e: unknown): string {
  * entries on each of 6 levels would be 200^6); a cycle, a function, a getter that throws or a proxy
  * that refuses becomes a string saying so. Never throws.
  */
-export function jsonSafe(value: unknown, depth = 6, seen: Set<object> = new Set(), budget: { left: number } = { left: MAX_STATE_VALUES }): unknown {
+export function jsonSafe(value: unknown, depth = 6, seen: Set<object> = new Set(), budget: Budget = { left: MAX_STATE_VALUES, chars: MAX_STATE_CHARS }): unknown {
   if (budget.left-- <= 0) return '[truncated]';
   try {
     if (value === null || typeof value === 'boolean') return value;
-    if (typeof value === 'string') return text(value);
+    if (typeof value === 'string') return textIn(value, budget);
     if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
     if (typeof value === 'bigint') return value.toString();
     if (value === undefined) return null;
@@ -128,7 +153,7 @@ export function jsonSafe(value: unknown, depth = 6, seen: Set<object> = new Set(
       if (value instanceof Date) return value.toISOString();
       if (value instanceof Error) {
         const { name, message } = value;
-        return { name: typeof name === 'string' ? text(name) : jsonSafe(name, 1, seen, budget), message: typeof message === 'string' ? text(message) : jsonSafe(message, 1, seen, budget) };
+        return { name: typeof name === 'string' ? textIn(name, budget) : jsonSafe(name, 1, seen, budget), message: typeof message === 'string' ? textIn(message, budget) : jsonSafe(message, 1, seen, budget) };
       }
       if (Array.isArray(value)) return value.slice(0, 200).map((v) => jsonSafe(v, depth - 1, seen, budget));
       // a typed array (a Buffer) as an array of its first entries: listing the keys of a 10 MB one took seconds
@@ -143,7 +168,9 @@ export function jsonSafe(value: unknown, depth = 6, seen: Set<object> = new Set(
       const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
       for (const k of Object.keys(value).slice(0, 200)) {
         // a `__proto__` key is an own data key of `out` (no prototype): JSON text keeps it as a plain key
-        out[text(k)] = jsonSafe((value as Record<string, unknown>)[k], depth - 1, seen, budget);
+        const key = text(k);
+        budget.chars = Math.max(0, budget.chars - key.length); // a key counts, but stays a key: keys do not collide as '[truncated]'
+        out[key] = jsonSafe((value as Record<string, unknown>)[k], depth - 1, seen, budget);
       }
       return out;
     } finally {

@@ -38,10 +38,13 @@ const STATUS: Record<ObserverErrorCode, number> = {
 export class ApiError extends Error {
   readonly code: ObserverErrorCode;
   readonly details: Record<string, unknown>;
-  constructor(code: ObserverErrorCode, message: string, details: Record<string, unknown> = {}) {
+  /** Headers of the answer (a 405's `Allow`). */
+  readonly headers: Record<string, string>;
+  constructor(code: ObserverErrorCode, message: string, details: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
     super(message);
     this.code = code;
     this.details = details;
+    this.headers = headers;
   }
   get status(): number {
     return STATUS[this.code];
@@ -82,7 +85,7 @@ export function sendError(res: ServerResponse, e: ApiError): void {
     res.destroy();
     return;
   }
-  sendJson(res, e.status, { error: { code: e.code, message: e.message, ...e.details } });
+  sendJson(res, e.status, { error: { code: e.code, message: e.message, ...e.details } }, e.headers);
 }
 
 const MAX_BODY = 64 * 1024;
@@ -132,6 +135,19 @@ export function enumParam<T extends string>(query: URLSearchParams, name: string
   if (raw === null) return fallback;
   if (!(values as readonly string[]).includes(raw)) throw new ApiError('bad_request', `\`${name}\` must be one of ${values.join(', ')}`, { field: name });
   return raw as T;
+}
+
+/**
+ * The longest registered name an answer quotes whole. A name has no length limit: a longer one is
+ * quoted by its start and its length (`nnn… [10000000 characters]`), or one 10 MB name would make
+ * every list, snapshot and frame that shows it 10 MB. A filter still matches the whole name.
+ */
+export const MAX_NAME_TEXT = 1000;
+
+/** A registered name as answers quote it (see {@link MAX_NAME_TEXT}); null for none. */
+export function nameText(name: string | undefined): string | null {
+  if (name === undefined) return null;
+  return name.length <= MAX_NAME_TEXT ? name : `${name.slice(0, MAX_NAME_TEXT)}… [${name.length} characters]`;
 }
 
 /** A free-text parameter of at most `max` characters, or undefined; 400 when too long. */

@@ -8,6 +8,7 @@
 import { exitReportOf, type Kernel, type Proc } from '../runtime/kernel.js';
 import { Pid } from '../runtime/Pid.js';
 import type { Node, ProcessInfo } from '../runtime/types.js';
+import { nameText } from './http.js';
 
 /** The keys `GET /api/processes` sorts by: largest first, except `age` (oldest first). */
 export const SORT_KEYS = ['mailbox', 'handled', 'age', 'rate', 'busy'] as const;
@@ -168,7 +169,7 @@ export class ProcessSampler {
       return {
         pid: Pid.format(e.info.pid),
         id: e.id,
-        name: e.info.name ?? null,
+        name: nameText(e.info.name),
         status: e.info.status,
         mailbox: e.info.mailboxLength,
         handled: e.info.messagesHandled,

@@ -12,6 +12,7 @@ import { Pid, type Target } from '../runtime/Pid.js';
 import type { Node } from '../runtime/types.js';
 import { kindOf } from './processes.js';
 import { SharedCalls, withTimeout } from './calls.js';
+import { nameText } from './http.js';
 
 /** How long the walk waits for one supervisor's answer (a busy supervisor shows `error: 'timeout'`). */
 export const TREE_CALL_TIMEOUT_MS = 1000;
@@ -107,7 +108,7 @@ function errorCode(e: unknown): string {
 async function walk(node: Node, kernel: Kernel, sup: Pid, depth: number, calls: SharedCalls): Promise<TreeNode> {
   const p = kernel.resolve(sup);
   const kind = p === undefined ? undefined : exitReportOf(p)?.behaviour;
-  const name = node.info(sup)?.name ?? null;
+  const name = nameText(node.info(sup)?.name);
   let tree: TreeNode;
   if (kind === 'dynamic_supervisor') {
     const rows = await calls.call(`children ${Pid.format(sup)}`, (limitMs) => withTimeout(kernel, DynamicSupervisor.whichChildren(node, sup), limitMs), TREE_CALL_TIMEOUT_MS);
@@ -167,7 +168,7 @@ function childRow(
     status: c.pid === 'restarting' ? 'restarting' : info === undefined ? 'stopped' : info.status,
     mailbox: info === undefined ? null : info.mailboxLength,
     kind: info === undefined ? null : kindOfPid(kernel, info.pid),
-    name: info?.name ?? null,
+    name: nameText(info?.name),
   };
 }
 

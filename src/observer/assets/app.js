@@ -38,6 +38,8 @@ const conn = document.getElementById('conn');
 let frames = 0;
 const framesBy = new Map(); // event → frames of it handled
 let renders = 0;
+let received = 0; // frames received, before they are handled (dataset.received: what a test awaits to know a frame is queued)
+let overviews = 0; // snapshot and overview frames received: only the latest one queued renders a page that reads its data
 let source = null; // the open EventSource
 let sourceUrl = null; // its URL (with the view of a live page)
 let chain = Promise.resolve();
@@ -187,7 +189,7 @@ function setConn(state) {
   document.body.dataset.conn = state;
 }
 
-async function onFrame(event, raw) {
+async function onFrame(event, raw, overview) {
   let data;
   try {
     data = JSON.parse(raw);
@@ -205,7 +207,10 @@ async function onFrame(event, raw) {
     return;
   }
   if (event === 'snapshot' || event === 'overview') {
-    // the page on view reads its data again: only what someone looks at is sampled
+    // the page on view reads its data again: only what someone looks at is sampled. Once, for the
+    // latest of the frames queued: a read slower than the frames (a busy supervisor's 1 s in the
+    // tree) would otherwise queue one read per frame, the page falling further behind at each
+    if (overview !== overviews) return;
     await render();
   } else if (instance.frame) {
     await instance.frame(event, data);
@@ -216,6 +221,31 @@ async function onFrame(event, raw) {
 function streamUrl() {
   const view = current !== null && current.instance.view ? current.instance.view() : null;
   return `/api/events${view === null ? '' : query(view)}`;
+}
+
+/**
+ * Why the server refuses the event stream at `url` (its error's message), or null when it does not
+ * (an EventSource tells no status: the stream is asked again, and left at once when it opens).
+ */
+async function refusal(url) {
+  const abort = new AbortController();
+  let res;
+  try {
+    res = await fetch(url, { headers: { accept: 'text/event-stream' }, credentials: 'same-origin', signal: abort.signal });
+  } catch {
+    return null;
+  }
+  if (res.ok) {
+    abort.abort();
+    return null;
+  }
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    data = null;
+  }
+  return data && data.error && typeof data.error.message === 'string' ? data.error.message : `${res.status} ${res.statusText}`.trim();
 }
 
 /**
@@ -237,13 +267,20 @@ function stream(force) {
     // a page waiting for this stream's snapshot reads its data itself (and says it is unavailable)
     if (current !== null && !current.instance.view && !current.rendered) schedule(() => render());
     if (s.readyState !== EventSource.CLOSED) return setConn('reconnecting');
-    // refused: signed out (a server started with another token), or gone; try again now and then
-    get('/api/overview').then((a) => {
+    // refused: signed out (a server started with another token), gone, or the server is up and
+    // refused this stream (a view it does not accept: 400; too many streams: 503); try again now and then
+    get('/api/overview').then(async (a) => {
+      if (s !== source) return;
+      const why = a.ok ? await refusal(url) : null;
       if (s !== source) return;
       if (a.status === 401) {
         setConn('signed out');
         notify('the observer no longer knows this session: open the link it printed', 'bad');
-      } else setConn('offline');
+      } else if (why !== null) {
+        setConn('refused');
+        notify(`the event stream was refused: ${why}`, 'bad');
+        if (current !== null && current.instance.refused) current.instance.refused(`the event stream was refused: ${why}`);
+      } else setConn(a.ok ? 'reconnecting' : 'offline');
       setTimeout(() => {
         if (s === source) stream(true);
       }, 5000);
@@ -252,10 +289,12 @@ function stream(force) {
   for (const event of ['snapshot', 'overview', 'processes', 'telemetry', 'job']) {
     s.addEventListener(event, (e) => {
       if (s !== source) return;
+      const overview = event === 'snapshot' || event === 'overview' ? ++overviews : overviews;
+      counted('received', ++received);
       schedule(async () => {
         if (s !== source) return; // a frame of a stream closed since
         try {
-          await onFrame(event, e.data);
+          await onFrame(event, e.data, overview);
         } finally {
           framesBy.set(event, (framesBy.get(event) ?? 0) + 1);
           counted(`frames${event[0].toUpperCase()}${event.slice(1)}`, framesBy.get(event));
@@ -272,6 +311,7 @@ function stream(force) {
 window.addEventListener('hashchange', mount);
 counted('frames', 0);
 counted('renders', 0);
+counted('received', 0);
 if (location.hash === '' || location.hash === '#') history.replaceState(null, '', '#/overview');
 get('/api/overview').then((a) => {
   if (a.ok) sample(a.data);

@@ -143,7 +143,10 @@ export function tile(label, value, sub, tone) {
 
 /** The quiet note for an endpoint this server does not have (404) or a service that is not running (503). */
 export function unavailable(what, answer, more) {
-  const why = answer && answer.status === 503 ? 'not running on this node' : answer && answer.status === 404 ? 'not available from this observer' : `unavailable (${answer && answer.status ? answer.status : 'offline'})`;
+  const status = answer && answer.status ? answer.status : 0;
+  // any other refusal says the server's own words (a 400's, a 500's): a bare status tells nobody why
+  const message = status !== 0 && answer.error && typeof answer.error.message === 'string' && answer.error.message !== '' ? `: ${answer.error.message}` : '';
+  const why = status === 503 ? 'not running on this node' : status === 404 ? 'not available from this observer' : `unavailable (${status !== 0 ? `${status}${message}` : 'offline'})`;
   return h('p', { class: 'muted na', dataset: { unavailable: what } }, `${what}: ${why}${more ? `; ${more}` : ''}`);
 }
 

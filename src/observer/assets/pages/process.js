@@ -26,7 +26,7 @@ export function mount(root, ctx) {
       const pending = Array.isArray(p.pendingCalls) ? p.pendingCalls.length : p.pendingCalls;
       replace(
         title,
-        h('h1', null, 'Process ', h('span', { class: 'mono' }, p.pid), p.name ? h('span', { class: 'muted' }, ` ${p.name}`) : null),
+        h('h1', null, 'Process ', h('span', { class: 'mono' }, p.pid), p.name ? [' ', h('span', { class: 'muted pname', title: p.name }, p.name)] : null),
         badge(p.status, p.status === 'busy' ? 'warn' : ''),
         p.kind ? badge(p.kind) : null,
         h('span', { class: 'spacer' }),

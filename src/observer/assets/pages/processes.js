@@ -177,6 +177,12 @@ export function mount(root, ctx) {
     unmount() {
       clearTimeout(timer);
     },
+    /** The server refused this page's stream: its words instead of a table that no frame will update. */
+    refused(message) {
+      tbody = null;
+      count.textContent = '';
+      replace(body, h('p', { class: 'muted na', dataset: { unavailable: 'Processes' } }, `Processes: ${message}`));
+    },
     async frame(event, data) {
       if (event === 'snapshot') {
         const page = data && data.processes;

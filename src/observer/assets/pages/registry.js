@@ -24,7 +24,7 @@ export function mount(root, ctx) {
     timer = setTimeout(() => ctx.refresh(), 250);
   });
   const names = h('div');
-  const groups = h('div');
+  const groups = h('div', { id: 'groups' });
   const routers = h('div');
   const schedules = h('div');
   root.append(
@@ -49,7 +49,16 @@ export function mount(root, ctx) {
         );
       }
       if (!g.ok) replace(groups, unavailable('Process groups', g));
-      else replace(groups, table([{ label: 'group', cell: (x) => text(x.group), cls: 'w-kind ellipsis' }, { label: 'members', cell: (x) => (typeof x.size === 'number' && x.size > x.members.length ? h('span', null, pidList(x.members), h('span', { class: 'muted' }, ` (the first ${x.members.length} of ${int(x.size)})`)) : pidList(x.members)) }], g.data.groups ?? [], { empty: 'no process group' }));
+      else {
+        // the server sends the first groups by name (100 by default): say so when there are more
+        const shown = g.data.groups ?? [];
+        const total = typeof g.data.total === 'number' ? g.data.total : shown.length;
+        replace(
+          groups,
+          table([{ label: 'group', cell: (x) => text(x.group), cls: 'w-kind ellipsis' }, { label: 'members', cell: (x) => (typeof x.size === 'number' && x.size > x.members.length ? h('span', null, pidList(x.members), h('span', { class: 'muted' }, ` (the first ${x.members.length} of ${int(x.size)})`)) : pidList(x.members)) }], shown, { empty: 'no process group' }),
+          h('p', { class: 'muted foot', id: 'groups-total' }, `${int(shown.length)} shown of ${int(total)} groups${total > shown.length ? ': the first by name' : ''}`),
+        );
+      }
 
       if (!ro.ok) replace(routers, unavailable('Routers', ro));
       else {

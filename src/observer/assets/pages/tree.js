@@ -17,7 +17,7 @@ function supervisor(node, seen, path) {
   const head = h(
     'div',
     { class: 'suphead' },
-    h('span', { class: 'supname' }, node.name ?? 'supervisor'),
+    h('span', { class: 'supname', title: node.name ?? null }, node.name ?? 'supervisor'),
     pidLink(node.supervisor),
     node.strategy ? badge(node.strategy) : null,
     intensity ? h('span', { class: 'muted' }, intensity) : null,

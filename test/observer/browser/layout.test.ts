@@ -1,0 +1,81 @@
+// The observer's page with long names and long lists: a name holds no spaces to wrap at, and it must
+// neither run out of its card nor push the page's figures out of the window; a list the server cuts
+// says how many there are.
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Pid, startObserver, Supervisor } from '../../../src/index.js';
+import { useNodes } from '../../support.js';
+import { go, launch, openObserver, skipWithoutChromium } from './browser.js';
+
+const track = useNodes();
+
+// frames come only when a test pushes one: no timer races the assertions
+const QUIET = { sampleMs: 3_600_000 };
+
+declare const document: { querySelector(s: string): { scrollWidth: number; clientWidth: number } | null };
+
+describe.skipIf(skipWithoutChromium)('observer page: long names, long lists (Chromium)', () => {
+  let browser: Browser;
+  beforeAll(async () => {
+    browser = await launch();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('a supervisor named with 900 characters stays inside its card in the tree, cut with its whole name as the title', async () => {
+    const node = track();
+    const name = 'S'.repeat(900);
+    await Supervisor.start(node, [{ id: 'w', start: (ctx) => ctx.spawnLink(() => () => undefined) }], { name });
+    const obs = await startObserver(node, QUIET);
+    const view = await openObserver(browser, obs, '#/tree');
+    try {
+      const { page } = view;
+      const overflow = await page.evaluate(() => {
+        const main = document.querySelector('main')!;
+        return main.scrollWidth - main.clientWidth;
+      });
+      expect(overflow).toBe(0);
+      expect(await page.getAttribute('.suphead .supname', 'title')).toBe(name);
+    } finally {
+      await view.close();
+      await obs.close();
+    }
+  });
+
+  it('a process named with 1000 characters: its detail\'s title is one line, the figures in the window', async () => {
+    const node = track();
+    const name = 'W'.repeat(1000);
+    const pid = node.spawn(() => () => undefined, { name });
+    const obs = await startObserver(node, QUIET);
+    const view = await openObserver(browser, obs);
+    try {
+      const { page } = view;
+      await go(page, `#/process/${encodeURIComponent(Pid.format(pid))}`);
+      expect(await page.getAttribute('.titlebar h1 .pname', 'title')).toBe(name);
+      const figures = await page.locator('section.card').first().boundingBox();
+      expect(figures!.y).toBeLessThan(800);
+      const title = await page.locator('.titlebar h1').boundingBox();
+      expect(title!.height).toBeLessThan(40);
+    } finally {
+      await view.close();
+      await obs.close();
+    }
+  });
+
+  it('150 process groups: the registry lists the first 100 the server sends and says of how many', async () => {
+    const node = track();
+    const member = node.spawn(() => () => undefined);
+    for (let i = 0; i < 150; i++) node.groups.join(`group-${String(i).padStart(3, '0')}`, member);
+    const obs = await startObserver(node, QUIET);
+    const view = await openObserver(browser, obs, '#/registry');
+    try {
+      const { page } = view;
+      expect(await page.locator('#groups table tbody tr').count()).toBe(100);
+      expect(await page.textContent('#groups-total')).toBe('100 shown of 150 groups: the first by name');
+    } finally {
+      await view.close();
+      await obs.close();
+    }
+  });
+});

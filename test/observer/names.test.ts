@@ -1,0 +1,74 @@
+// Names of any length: a registered name has no length limit, and the observer's answers quote a
+// long one by its start and its length (a 10 MB name made every list, snapshot and frame 10 MB).
+import { describe, expect, it } from 'vitest';
+import { Pid, startObserver, Supervisor } from '../../src/index.js';
+import { useNodes } from '../support.js';
+import { bearer, openStream, request } from './client.js';
+
+const track = useNodes();
+const MAX_NAME_TEXT = 1000;
+
+describe('observer: long names', () => {
+  it('a 10 MB process group is quoted by its first 1000 characters and its length in the groups and a detail', async () => {
+    const node = track();
+    const group = 'g'.repeat(10_000_000);
+    const shown = `${'g'.repeat(MAX_NAME_TEXT)}… [10000000 characters]`;
+    const pid = node.spawn(() => () => undefined);
+    node.groups.join(group, pid);
+    const obs = await startObserver(node, { sampleMs: 3_600_000 });
+    try {
+      const get = async (path: string) => {
+        const a = await request(obs.port, { path, headers: bearer(obs.token) });
+        expect(a.status).toBe(200);
+        expect(a.text.length).toBeLessThan(100_000);
+        return a.json;
+      };
+      expect((await get('/api/groups')).groups).toEqual([{ group: shown, size: 1, members: [Pid.format(pid)] }]);
+      expect((await get(`/api/process/${encodeURIComponent(Pid.format(pid))}`)).groups).toEqual([shown]);
+    } finally {
+      await obs.close();
+    }
+  });
+
+  it('a 10 MB name is quoted by its first 1000 characters and its length in the processes list, the registry, a detail, the tree and the stream', async () => {
+    const node = track();
+    const long = 'n'.repeat(10_000_000);
+    const shown = `${'n'.repeat(MAX_NAME_TEXT)}… [10000000 characters]`;
+    const pid = node.spawn(() => () => undefined, { name: long });
+    const sup = await Supervisor.start(node, [{ id: 'w', start: (ctx) => ctx.spawnLink(() => () => undefined, { name: `child-${long}` }) }], { name: `sup-${long}` });
+    const obs = await startObserver(node, { sampleMs: 3_600_000 });
+    try {
+      const get = async (path: string) => {
+        const a = await request(obs.port, { path, headers: bearer(obs.token) });
+        expect(a.status).toBe(200);
+        expect(a.text.length).toBeLessThan(100_000);
+        return a.json;
+      };
+      const list = await get('/api/processes?filter=nnn&limit=10');
+      expect(list.total).toBe(3);
+      expect(list.processes.find((r: { pid: string }) => r.pid === Pid.format(pid)).name).toBe(shown);
+      const registry = await get('/api/registry');
+      expect(registry.names.find((r: { pid: string }) => r.pid === Pid.format(pid)).name).toBe(shown);
+      const detail = await get(`/api/process/${encodeURIComponent(Pid.format(pid))}`);
+      expect(detail.name).toBe(shown);
+      expect(detail.names).toEqual([shown]);
+      const tree = await get('/api/tree');
+      const root = tree.trees.find((t: { supervisor: string }) => t.supervisor === Pid.format(sup));
+      expect(root.name).toBe(`sup-${'n'.repeat(MAX_NAME_TEXT - 4)}… [10000004 characters]`);
+      expect(root.children[0].name).toBe(`child-${'n'.repeat(MAX_NAME_TEXT - 6)}… [10000006 characters]`);
+      const stream = await openStream(obs.port, bearer(obs.token));
+      try {
+        const snapshot = await stream.next((f) => f.event === 'snapshot');
+        expect(snapshot.data!.length).toBeLessThan(100_000);
+      } finally {
+        await stream.close();
+      }
+      // a name of 1000 characters is whole
+      const whole = 'w'.repeat(MAX_NAME_TEXT);
+      const other = node.spawn(() => () => undefined, { name: whole });
+      expect((await get(`/api/process/${encodeURIComponent(Pid.format(other))}`)).name).toBe(whole);
+    } finally {
+      await obs.close();
+    }
+  });
+});
