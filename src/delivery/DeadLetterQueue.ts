@@ -363,6 +363,13 @@ export class DeadLetterService implements DeadLetterQueue {
     return { ...this.store.counts(), added: this.added, retried: this.retried, succeeded: this.succeeded, evicted: this.evicted, refused: this.refused };
   }
 
+  /** True when `target` is the queue's own process (by its name, or its pid). */
+  #isOwnProcess(target: Target): boolean {
+    const own = this.#node.registry.whereis(DLQ_PROCESS);
+    if (own === undefined) return nameOf(target) === DLQ_PROCESS;
+    return nameOf(target) === DLQ_PROCESS || (isPid(target) && Pid.equals(target, own));
+  }
+
   /**
    * Delivers one entry again: a name is resolved now; a pid of a dead process is parked at once as
    * unrecoverable. Success removes the entry; a failure counts an attempt, and past `maxRetries`
@@ -389,6 +396,12 @@ export class DeadLetterService implements DeadLetterQueue {
       // a redrive to a process or name not alive here is the operator's mistake, not the entry's
       if (to !== undefined && (typeof to === 'string' || !isPid(to) || to.node === node.name) && !node.isAlive(to)) return { id: r.id, ok: false, reason: 'noproc' };
       const target = to ?? recipientOf(r.recipient);
+      if (this.#isOwnProcess(target)) {
+        // the queue's own process takes no messages, and a redelivery from it to itself would wait
+        // for a handler that cannot run until the redelivery ends
+        this.#park(r, now, 'unrecoverable', "the recipient is the dead letter queue's own process, which takes no messages");
+        return { id: r.id, ok: false, reason: 'unrecoverable' };
+      }
       // a pid of this node that died never comes back; one of another node is the cluster's to try
       if (typeof target !== 'string' && (!isPid(target) || target.node === node.name) && !node.isAlive(target)) {
         this.#park(r, now, 'noproc', 'the recipient pid is dead: it never comes back');

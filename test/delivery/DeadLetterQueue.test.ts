@@ -877,6 +877,24 @@ describe.each<[string, () => StoreOption]>([
       expect(named(events.events, 'retried')).toEqual([]);
     });
 
+    it("parks an entry for the queue's own process (by name or pid) as unrecoverable, rather than wait for itself to handle it", async () => {
+      const { node, clock } = retryNode();
+      const events = captureEvents(node, [EVENTS]);
+      const byName = await add(node, 'keel.dead_letter_queue', 'to the queue itself');
+      await advance(node, clock, 100);
+      await node.idle({ timeoutMs: 2000 }); // it waits for nothing
+      const self = node.registry.whereis('keel.dead_letter_queue')!;
+      expect(node.isAlive(self)).toBe(true);
+      const byPid = await add(node, self, 'to its pid');
+      await advance(node, clock, 100);
+      await node.idle({ timeoutMs: 2000 });
+      for (const id of [byName, byPid]) expect(await entry(node, id)).toMatchObject({ status: 'parked', attempts: 0 });
+      expect(named(events.events, 'parked').map((e) => e.metadata.reason)).toEqual(['unrecoverable', 'unrecoverable']);
+      expect(named(events.events, 'retried')).toEqual([]);
+      // a manual retry says so too
+      expect(await node.deadLetters.retry([byName])).toEqual([{ id: byName, ok: false, reason: 'unrecoverable' }]);
+    });
+
     it('delivers to a live pid recipient', async () => {
       const { node, clock } = retryNode();
       const p = probe(node);
