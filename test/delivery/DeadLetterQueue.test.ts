@@ -1006,6 +1006,32 @@ describe.each<[string, () => StoreOption]>([
       expect(node.registry.whereis('keel.dead_letter_queue')).toBe(queueProcess);
     });
 
+    it('parks an entry whose re-read before its retry throws (a store fault), and a later retry delivers it: the entry was left marked in progress for good, every retry answering in_progress', async () => {
+      const { node } = dlqNode(makeStore());
+      const events = captureEvents(node, ['keel.dead_letter_queue.parked']);
+      const p = probe(node);
+      node.registry.register('inbox', p);
+      const id = await add(node, 'inbox', 'x');
+      const faulty = storeOf(node);
+      const get = faulty.get.bind(faulty);
+      let faults = 1;
+      faulty.get = (i) => {
+        if (faults > 0) {
+          faults--;
+          throw new Error('disk on fire');
+        }
+        return get(i);
+      };
+      // a filter: the entries are listed, and the one read of the store that throws is the re-read before the retry
+      expect(ok(await node.deadLetters.retry({}))).toEqual([{ id, ok: false, reason: 'unrecoverable' }]);
+      expect(ok(await node.deadLetters.get(id))).toMatchObject({ status: 'parked', attempts: 0, lastError: new Error('disk on fire') });
+      expect(events.events.map((e) => e.metadata)).toEqual([{ id, recipient: 'inbox', reason: 'unrecoverable' }]);
+      expect(p.messages).toEqual([]);
+      expect(ok(await node.deadLetters.retry([id]))).toEqual([{ id, ok: true }]);
+      expect(await p.receive()).toBe('x');
+      expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, added: 1, retried: 1, succeeded: 1 });
+    });
+
     it('runs at most retryConcurrency automatic redeliveries at once, and add and list answer meanwhile', async () => {
       const clock = new TestClock();
       const node = track({ clock, random: () => 1, services: { deadLetters: { store: makeStore(), retryConcurrency: 2, backoff: { initialMs: 100, jitter: 'none' } } } });
