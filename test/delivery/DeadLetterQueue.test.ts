@@ -285,6 +285,25 @@ describe.each<[string, () => StoreOption]>([
       ]);
     });
 
+    it('a redelivery that fails with an error the store cannot serialize (a thrown object with a function) counts the attempt and leaves the entry pending: on SQLite it was parked as unrecoverable after one try, its attempt uncounted', async () => {
+      const { node, clock } = dlqNode(makeStore(), { backoff: { initialMs: 1000, factor: 2, maxMs: 60_000 } });
+      const thrownValue = { code: 'E_RATE', retryAfter: () => 5 };
+      node.registry.register('inbox', node.spawn(() => () => {
+        throw thrownValue;
+      }));
+      const id = await add(node, 'inbox', 'x');
+      await advance(node, clock, 10);
+      const events = captureEvents(node, [EVENTS]);
+      expect(ok(await node.deadLetters.retry([id]))).toEqual([{ id, ok: false, reason: 'process_down' }]);
+      const after = await entry(node, id);
+      expect(after).toMatchObject({ status: 'pending', attempts: 1, lastAttemptAt: T0 + 10, nextRetryAt: T0 + 10 + 2000 });
+      // the memory store keeps it by reference; SQLite, which cannot serialize it, keeps what it says
+      expect(after.lastError).toEqual(kind === 'sqlite' ? "{ code: 'E_RATE', retryAfter: [Function: retryAfter] }" : thrownValue);
+      expect(named(events.events, 'parked')).toEqual([]);
+      expect(named(events.events, 'retried').map((e) => e.metadata)).toEqual([{ id, recipient: 'inbox', reason: 'process_down', manual: true }]);
+      expect(await stats(node)).toMatchObject({ pending: 1, parked: 0, added: 1, retried: 1, succeeded: 0 });
+    });
+
     it('retry(filter) retries only the matching entries, parked ones included', async () => {
       const { node } = dlqNode(makeStore());
       const p = probe(node);
