@@ -1,4 +1,4 @@
-import { types } from 'node:util';
+import { inspect, types } from 'node:util';
 import { checkStrayKeys, DeadlockError, DeliveryError, InvalidArgumentError, isKeelError, thrownText, toError } from '../errors.js';
 import { captureResolvers, capturedResolvers } from '../otp/internal/promiseExecutor.js';
 import { Delivery, type EnvelopeListener, inHandler, isDead, type Kernel, NextTurnWatcher, originOf, type Proc, type TimerEntry } from '../runtime/kernel.js';
@@ -9,6 +9,7 @@ import { checkTarget, nameOf, PidImpl, type Target, targetText } from '../runtim
 import type { Context, Node } from '../runtime/types.js';
 import { type Backoff, backoffDelay, type BackoffOptions, toBackoff } from '../backoff.js';
 import { deadLetterAndReport } from './deadLetter.js';
+import { checkSerializable } from './stores/DeadLetterStore.js';
 import { endWithOutcome, type MessageFlow } from '../telemetry/tracing.js';
 
 /** Why a supervised send failed. */
@@ -481,6 +482,15 @@ async function deadLetter(node: Kernel, to: Target, message: unknown, s: Setting
 function describeError(e: unknown): unknown {
   if (e instanceof Error) return `${e.name}: ${e.message}`;
   if (typeof e === 'object' && e !== null && 'shutdown' in e) return formatReason(e as never);
+  if ((typeof e === 'object' && e !== null) || typeof e === 'function' || typeof e === 'symbol') {
+    // only a diagnostic: a value the queue could not store (a thrown object holding a function, a
+    // class instance) goes as its text, rather than have the queue refuse the message with it
+    try {
+      checkSerializable(e, 'lastError');
+    } catch {
+      return inspect(e);
+    }
+  }
   return e;
 }
 

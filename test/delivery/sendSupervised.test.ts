@@ -1025,6 +1025,22 @@ describe('sendSupervised: onError', () => {
     expect(entry?.metadata).toEqual({ tenant: 't2', id: outcome.id, attempts: 1, lastError: expected.lastError, ack: 'handled', timeout: expected.timeout });
   });
 
+  it("'dead_letter' of a send whose receiver crashed with a thrown value that cannot be stored (an object holding a function): the message is dead-lettered, its lastError the value's text; the whole entry was refused for that diagnostic, the message lost to the queue", async () => {
+    const logger = fakeLogger();
+    const { node } = clockedNode(track, { random: () => 0.5, logger });
+    const pid = node.spawn(crasher({ code: 'E_RATE', retryAfter: () => 5 }));
+    await node.settle();
+    const outcome = failed(await sendSupervised(node, pid, { job: 2 }, { ack: 'handled', onError: 'dead_letter' }));
+    expect(outcome).toMatchObject({ reason: 'process_down', attempts: 1, deadLetterId: '1' });
+    expect(outcome.deadLetterUnavailable).toBeUndefined();
+    const entry = ok(await node.deadLetters.get('1'));
+    const text = "{ code: 'E_RATE', retryAfter: [Function: retryAfter] }";
+    expect(entry).toMatchObject({ message: { job: 2 }, reason: 'process_down', lastError: text, status: 'pending' });
+    expect(entry?.metadata).toEqual({ id: outcome.id, attempts: 1, lastError: text, ack: 'handled', timeout: 5000 });
+    expect(ok(await node.deadLetters.stats())).toMatchObject({ pending: 1, added: 1, refused: 0 });
+    expect(logger.error.mock.calls.filter(([line]) => String(line).includes('dead letter queue refused'))).toEqual([]);
+  });
+
   it.each([
     ['the message holds a function', { order: { onDone: () => undefined } }, {}, 'message.order.onDone'],
     ['the metadata holds a function', { order: 1 }, { callback: () => undefined }, 'metadata.callback'],
