@@ -303,8 +303,10 @@ class Send extends NextTurnWatcher {
   /** The attempt's timeout passed (a timer method: no closure per send). */
   timedOut(): void {
     this.#timer = undefined;
-    // take back a copy not yet started, so that a retry does not deliver it twice
-    if (this.#inflight !== undefined) this.node.withdrawEnvelope(this.#inflight, this.id, this);
+    // take back a copy not yet started, so that a retry does not deliver it twice; a copy already
+    // started is let go of: its handler goes on, and its late end (a crash, say) is not the retry's
+    const inflight = this.#inflight;
+    if (inflight !== undefined && !this.node.withdrawEnvelope(inflight, this.id, this)) this.node.disownEnvelope(inflight, this.id, this);
     this.#inflight = undefined;
     this.#failed({ reason: 'timeout', retry: true, error: `not handled within ${this.#timeoutMs} ms` });
   }

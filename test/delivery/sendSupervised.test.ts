@@ -517,6 +517,40 @@ describe("sendSupervised: 'handled' not finished within the timeout", () => {
     expect(r.seen).toHaveLength(1);
   });
 
+  it("a copy that timed out once started is no longer the send's: its handler's late crash does not fail the retry's copy, which another process (the name's new holder) handles; the crash was taken for the retry's and the send dead-lettered a message that was then handled", async () => {
+    const { node, clock } = clocked();
+    const gateA = deferred();
+    const startedA = deferred();
+    const a = node.spawn(() => async () => {
+      startedA.resolve();
+      await gateA.promise;
+      throw new Error('late crash');
+    });
+    const gateB = deferred();
+    const handledB: unknown[] = [];
+    const b = node.spawn((ctx) => async (m: unknown) => {
+      if (m === 'block') await gateB.promise;
+      else handledB.push(ctx.messageId);
+    });
+    node.send(b, 'block');
+    node.registry.register('svc', a);
+    const w = watch(sendSupervised(node, 'svc', 'job', { ack: 'handled', timeout: 100, retries: 1, backoff: { initialMs: 10, jitter: 'none' }, onError: 'dead_letter' }));
+    await startedA;
+    // the name moves to another process while the first copy is being handled
+    node.registry.unregister('svc');
+    node.registry.register('svc', b);
+    await clock.advance(110); // the first attempt times out (its copy started: not withdrawn); the retry's copy waits in b's mailbox
+    expect(node.info(b)?.mailboxLength).toBe(1);
+    gateA.resolve(); // the first copy's handler crashes now
+    await node.settle();
+    expect(w.status).toBe('pending');
+    gateB.resolve();
+    await node.idle();
+    expect(w.value).toEqual({ ok: true, id: w.value?.id, attempts: 2 });
+    expect(handledB).toEqual([w.value?.id]);
+    expect(ok(await node.deadLetters.stats())).toMatchObject({ added: 0, pending: 0 });
+  });
+
   it("withdraws only its own copy on a timeout: another send with the same id still completes", async () => {
     const clock = new TestClock();
     const node = track({ clock });
