@@ -411,6 +411,8 @@ export class DeadLetterService implements DeadLetterQueue {
       }
       const attempts = r.attempts + 1;
       node.telemetry.execute('keel.dead_letter_queue.retried', { attempt: attempts }, { id: r.id, recipient: r.recipient, reason: outcome.reason, manual });
+      // purged while the redelivery waited for its receiver: nothing to park or reschedule
+      if (this.store.get(r.id) === undefined) return { id: r.id, ok: false, reason: outcome.reason };
       if (attempts >= this.#settings.maxRetries) {
         this.#park({ ...r, attempts }, ended, outcome.reason, outcome.lastError);
       } else {
