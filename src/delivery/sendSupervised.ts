@@ -482,18 +482,23 @@ async function deadLetter(node: Kernel, to: Target, message: unknown, s: Setting
 }
 
 function describeError(e: unknown): unknown {
-  if (e instanceof Error) return `${e.name}: ${e.message}`;
-  if (typeof e === 'object' && e !== null && 'shutdown' in e) return formatReason(e as never);
-  if ((typeof e === 'object' && e !== null) || typeof e === 'function' || typeof e === 'symbol') {
-    // only a diagnostic: a value the queue could not store (a thrown object holding a function, a
-    // class instance) goes as its text, rather than have the queue refuse the message with it
-    try {
-      checkSerializable(e, 'lastError');
-    } catch {
-      return inspect(e);
+  // only a diagnostic: what cannot be read (an Error whose message getter throws) or stored (a
+  // thrown object holding a function, a class instance) goes as a text, rather than have the queue
+  // refuse the message with it
+  try {
+    if (e instanceof Error) return `${e.name}: ${e.message}`;
+    if (typeof e === 'object' && e !== null && 'shutdown' in e) return formatReason(e as never);
+    if ((typeof e === 'object' && e !== null) || typeof e === 'function' || typeof e === 'symbol') {
+      try {
+        checkSerializable(e, 'lastError');
+      } catch {
+        return inspect(e);
+      }
     }
+    return e;
+  } catch {
+    return thrownText(e);
   }
-  return e;
 }
 
 /** @internal The send itself, without telemetry (broadcast reuses it). */

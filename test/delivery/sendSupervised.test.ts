@@ -1075,6 +1075,25 @@ describe('sendSupervised: onError', () => {
     expect(logger.error.mock.calls.filter(([line]) => String(line).includes('dead letter queue refused'))).toEqual([]);
   });
 
+  it("'dead_letter' of a send whose receiver crashed with an Error whose message throws when read: the message is dead-lettered, its lastError saying the error could not be read; the entry was refused for that diagnostic", async () => {
+    const logger = fakeLogger();
+    const { node } = clockedNode(track, { random: () => 0.5, logger });
+    const hostile = new Error('x');
+    Object.defineProperty(hostile, 'message', {
+      get() {
+        throw new Error('no message for you');
+      },
+    });
+    const pid = node.spawn(crasher(hostile));
+    await node.settle();
+    const outcome = failed(await sendSupervised(node, pid, { job: 3 }, { ack: 'handled', onError: 'dead_letter' }));
+    expect(outcome).toMatchObject({ reason: 'process_down', attempts: 1, deadLetterId: '1' });
+    const entry = ok(await node.deadLetters.get('1'));
+    expect(entry).toMatchObject({ message: { job: 3 }, lastError: 'a value that cannot be inspected', status: 'pending' });
+    expect(ok(await node.deadLetters.stats())).toMatchObject({ pending: 1, added: 1, refused: 0 });
+    expect(logger.error.mock.calls.filter(([line]) => String(line).includes('dead letter queue refused'))).toEqual([]);
+  });
+
   it.each([
     ['the message holds a function', { order: { onDone: () => undefined } }, {}, 'message.order.onDone'],
     ['the metadata holds a function', { order: 1 }, { callback: () => undefined }, 'metadata.callback'],
