@@ -728,6 +728,10 @@ describe.each<[string, () => StoreOption]>([
         ['a revoked Proxy', revoked.proxy, undefined, 'message'],
         ['a nested revoked Proxy', { p: revoked.proxy }, undefined, 'message.p'],
         ['a Proxy whose traps throw', { deep: [hostileProxy] }, undefined, 'message.deep[0]'],
+        // the memory store took these, SQLite's serializer (which reads an Error's name, message and stack) refused them as 'message'
+        ['an Error whose message getter throws', { err: Object.defineProperty(new Error('x'), 'message', { get: boom }) }, undefined, 'message.err.message'],
+        ['an Error whose name getter throws', [Object.defineProperty(new Error('x'), 'name', { get: boom })], undefined, 'message[0].name'],
+        ['an Error whose stack getter throws', Object.defineProperty(new Error('x'), 'stack', { get: boom }), undefined, 'message.stack'],
       ];
       for (const [what, message, metadata, path] of hostile) {
         const e = await failure(() => node.deadLetters.add({ recipient: 'x', message, reason: 'noproc', ...(metadata === undefined ? {} : { metadata }) }));
