@@ -263,7 +263,7 @@ class Send extends NextTurnWatcher {
       let r: Delivery;
       this.#enqueueing = true;
       try {
-        r = node.deliverEnvelope(this.sender, target, this.message, this.id, afterEnqueue(node, this.to, this.message, s, this.id));
+        r = node.deliverEnvelope(this.sender, target, this.message, this.id, afterEnqueue(node, this.to, this.message, s, this.id, this.attempts));
       } finally {
         this.#enqueueing = false;
       }
@@ -426,25 +426,28 @@ class AfterEnqueue implements EnvelopeListener {
   readonly #message: unknown;
   readonly #s: Settings;
   readonly #id: string;
-  constructor(node: Kernel, to: Target, message: unknown, s: Settings, id: string) {
+  /** The attempts the send took to enqueue it (its dead letter's `metadata.attempts`). */
+  readonly #attempts: number;
+  constructor(node: Kernel, to: Target, message: unknown, s: Settings, id: string, attempts: number) {
     this.#node = node;
     this.#to = to;
     this.#message = message;
     this.#s = s;
     this.#id = id;
+    this.#attempts = attempts;
   }
   handled(): void {}
   failed(outcome: 'crashed' | 'down' | 'dropped' | 'withdrawn', error?: unknown): void {
     if (outcome !== 'down' && outcome !== 'dropped') return; // a crash while handling it was the receiver's own exit
     const reason = outcome === 'down' ? 'receiver_exited' : 'mailbox_full';
-    const outcomeOf: SendOutcome = { ok: false, id: this.#id, reason: 'process_down', attempts: 1, firstError: error ?? reason, lastError: error ?? reason };
+    const outcomeOf: SendOutcome = { ok: false, id: this.#id, reason: 'process_down', attempts: this.#attempts, firstError: error ?? reason, lastError: error ?? reason };
     void deadLetter(this.#node, this.#to, this.#message, this.#s, outcomeOf, reason);
   }
 }
 
 /** @internal The listener of an `'enqueued'` envelope, when its policy wants one (see {@link AfterEnqueue}). */
-export function afterEnqueue(node: Kernel, to: Target, message: unknown, s: Settings, id: string): EnvelopeListener | undefined {
-  return s.onError === 'dead_letter' ? new AfterEnqueue(node, to, message, s, id) : undefined;
+export function afterEnqueue(node: Kernel, to: Target, message: unknown, s: Settings, id: string, attempts = 1): EnvelopeListener | undefined {
+  return s.onError === 'dead_letter' ? new AfterEnqueue(node, to, message, s, id, attempts) : undefined;
 }
 
 /** @internal Runs the final-failure policy: log, dead-letter, ignore or raise. */
