@@ -195,7 +195,8 @@ class Send extends NextTurnWatcher {
   #timeoutFor = 0;
   #timeoutMs = 0;
   #inflight: PidImpl | undefined = undefined;
-  #onAbort: (() => void) | undefined = undefined;
+  /** True while the send is among its signal's watchers. */
+  #abortWatched = false;
   #unhookShutdown: (() => void) | undefined = undefined;
   /** True during an `'enqueued'` attempt's enqueue (user code may run there: telemetry handlers, the logger). */
   #enqueueing = false;
@@ -225,8 +226,8 @@ class Send extends NextTurnWatcher {
     if (sender !== undefined && !this.node.watchExit(sender, this)) return this.finish(this.#fail({ reason: 'aborted', retry: false, error: 'the sender has exited' }));
     if (s.signal !== undefined) {
       if (s.signal.aborted) return this.finish(this.#fail({ reason: 'aborted', retry: false, error: s.signal.reason }));
-      this.#onAbort = () => this.abort(s.signal!.reason);
-      s.signal.addEventListener('abort', this.#onAbort, { once: true });
+      watchAbort(s.signal, this);
+      this.#abortWatched = true;
     }
     if (firstFailure === undefined) return this.attempt();
     this.attempts = 1;
@@ -408,9 +409,48 @@ class Send extends NextTurnWatcher {
     this.node.unwatchExit(this);
     this.#unhookShutdown?.();
     this.#unhookShutdown = undefined;
-    if (this.#onAbort !== undefined) this.s.signal!.removeEventListener('abort', this.#onAbort);
+    if (this.#abortWatched) {
+      this.#abortWatched = false;
+      unwatchAbort(this.s.signal!, this);
+    }
     return resolve;
   }
+}
+
+/**
+ * The sends pending on one signal, behind one abort listener on it (one listener per send would make
+ * Node warn of an EventTarget memory leak past 10 sends on a signal, a broadcast's copies say).
+ */
+class AbortWatchers {
+  readonly sends = new Set<Send>();
+  readonly signal: AbortSignal;
+  constructor(signal: AbortSignal) {
+    this.signal = signal;
+    signal.addEventListener('abort', this, { once: true });
+  }
+  /** The signal aborted: every send pending on it ends `aborted`. */
+  handleEvent(): void {
+    abortWatchers.delete(this.signal);
+    const sends = [...this.sends];
+    this.sends.clear();
+    for (const send of sends) send.abort(this.signal.reason);
+  }
+}
+
+const abortWatchers = new WeakMap<AbortSignal, AbortWatchers>();
+
+function watchAbort(signal: AbortSignal, send: Send): void {
+  let w = abortWatchers.get(signal);
+  if (w === undefined) abortWatchers.set(signal, (w = new AbortWatchers(signal)));
+  w.sends.add(send);
+}
+
+/** The send ended: it leaves its signal's watchers, and the last to leave takes the listener. */
+function unwatchAbort(signal: AbortSignal, send: Send): void {
+  const w = abortWatchers.get(signal);
+  if (w === undefined || !w.sends.delete(send) || w.sends.size > 0) return;
+  abortWatchers.delete(signal);
+  signal.removeEventListener('abort', w);
 }
 
 /**

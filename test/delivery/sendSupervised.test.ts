@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import {
   isKeelError,
@@ -797,6 +798,24 @@ describe('sendSupervised: the signal aborted', () => {
     expect(outcome).toEqual({ ok: false, id: outcome.id, reason: 'aborted', attempts: 0, firstError: 'stop', lastError: 'stop' });
     await node.idle();
     expect(r.seen).toEqual([]);
+  });
+
+  it('many sends pending on one signal add one abort listener to it, not one each (past 10, Node warned of an EventTarget memory leak); an abort still ends every one, and the listener goes with the last', async () => {
+    const { node, clock } = clocked();
+    const ac = new AbortController();
+    const pending = Array.from({ length: 20 }, (_, i) => sendSupervised(node, 'nobody', i, { retries: 1, backoff: { initialMs: 100, jitter: 'none' }, signal: ac.signal, onError: 'ignore' }));
+    expect(getEventListeners(ac.signal, 'abort')).toHaveLength(1);
+    ac.abort('stop');
+    const outcomes = await Promise.all(pending);
+    expect(outcomes.map((o) => [o.ok, !o.ok && o.reason, o.attempts])).toEqual(Array.from({ length: 20 }, () => [false, 'aborted', 1]));
+    expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
+    // sends that end by themselves take their listener with them too
+    const other = new AbortController();
+    const done = Array.from({ length: 12 }, (_, i) => sendSupervised(node, 'nobody', i, { retries: 1, backoff: { initialMs: 100, jitter: 'none' }, signal: other.signal, onError: 'ignore' }));
+    expect(getEventListeners(other.signal, 'abort')).toHaveLength(1);
+    await clock.advance(100);
+    expect((await Promise.all(done)).map((o) => o.attempts)).toEqual(Array.from({ length: 12 }, () => 2));
+    expect(getEventListeners(other.signal, 'abort')).toHaveLength(0);
   });
 
   it('an abort during the backoff: aborted at once, the retry timer is gone, no further attempt', async () => {
