@@ -381,11 +381,13 @@ export class DeadLetterService implements DeadLetterQueue {
     this.#busy.add(snapshot.id);
     const node = this.#node;
     const now = node.clock.now();
-    // the entry as it is now: a batch taken earlier may hold entries purged, delivered or parked since
-    const r = this.store.get(snapshot.id);
+    let r: Record_ | undefined;
     /** The entry's next retry time when it is left pending. */
     let pendingAt: number | undefined;
     try {
+      // the entry as it is now: a batch taken earlier may hold entries purged, delivered or parked
+      // since (read under the guard: a store that throws here must not leave the entry marked busy)
+      r = this.store.get(snapshot.id);
       if (r === undefined) return { id: snapshot.id, ok: false, reason: 'not_found' };
       if (!manual && (r.status !== 'pending' || r.nextRetryAt > now)) return { id: r.id, ok: false, reason: 'not_due' };
       if (r.undecodable !== undefined) {
@@ -422,6 +424,8 @@ export class DeadLetterService implements DeadLetterQueue {
       }
       const attempts = r.attempts + 1;
       node.telemetry.execute('keel.dead_letter_queue.retried', { attempt: attempts }, { id: r.id, recipient: r.recipient, reason: outcome.reason, manual });
+      // purged while the redelivery waited for its receiver: nothing to park or reschedule
+      if (this.store.get(r.id) === undefined) return { id: r.id, ok: false, reason: outcome.reason };
       if (attempts >= this.#settings.maxRetries) {
         this.#park({ ...r, attempts }, ended, outcome.reason, outcome.lastError);
       } else {
@@ -430,8 +434,9 @@ export class DeadLetterService implements DeadLetterQueue {
       }
       return { id: r.id, ok: false, reason: outcome.reason };
     } catch (e) {
-      // one bad entry never crashes the queue: it is parked with the error
-      if (r !== undefined) this.#park(r, now, 'unrecoverable', e);
+      // one bad entry never crashes the queue: it is parked with the error (as it was listed, when
+      // the store could not even read it again)
+      this.#park(r ?? snapshot, now, 'unrecoverable', e);
       return { id: snapshot.id, ok: false, reason: 'unrecoverable' };
     } finally {
       this.#busy.delete(snapshot.id);

@@ -1,4 +1,4 @@
-import { types } from 'node:util';
+import { inspect, types } from 'node:util';
 import { checkStrayKeys, DeadlockError, DeliveryError, InvalidArgumentError, isKeelError, thrownText, toError } from '../errors.js';
 import { captureResolvers, capturedResolvers } from '../otp/internal/promiseExecutor.js';
 import { Delivery, type EnvelopeListener, inHandler, isDead, type Kernel, NextTurnWatcher, originOf, type Proc, type TimerEntry } from '../runtime/kernel.js';
@@ -9,6 +9,7 @@ import { checkTarget, nameOf, PidImpl, type Target, targetText } from '../runtim
 import type { Context, Node } from '../runtime/types.js';
 import { type Backoff, backoffDelay, type BackoffOptions, toBackoff } from '../backoff.js';
 import { deadLetterAndReport } from './deadLetter.js';
+import { checkSerializable } from './stores/DeadLetterStore.js';
 import { endWithOutcome, type MessageFlow } from '../telemetry/tracing.js';
 
 /** Why a supervised send failed. */
@@ -194,7 +195,8 @@ class Send extends NextTurnWatcher {
   #timeoutFor = 0;
   #timeoutMs = 0;
   #inflight: PidImpl | undefined = undefined;
-  #onAbort: (() => void) | undefined = undefined;
+  /** True while the send is among its signal's watchers. */
+  #abortWatched = false;
   #unhookShutdown: (() => void) | undefined = undefined;
   /** True during an `'enqueued'` attempt's enqueue (user code may run there: telemetry handlers, the logger). */
   #enqueueing = false;
@@ -224,8 +226,8 @@ class Send extends NextTurnWatcher {
     if (sender !== undefined && !this.node.watchExit(sender, this)) return this.finish(this.#fail({ reason: 'aborted', retry: false, error: 'the sender has exited' }));
     if (s.signal !== undefined) {
       if (s.signal.aborted) return this.finish(this.#fail({ reason: 'aborted', retry: false, error: s.signal.reason }));
-      this.#onAbort = () => this.abort(s.signal!.reason);
-      s.signal.addEventListener('abort', this.#onAbort, { once: true });
+      watchAbort(s.signal, this);
+      this.#abortWatched = true;
     }
     if (firstFailure === undefined) return this.attempt();
     this.attempts = 1;
@@ -262,7 +264,7 @@ class Send extends NextTurnWatcher {
       let r: Delivery;
       this.#enqueueing = true;
       try {
-        r = node.deliverEnvelope(this.sender, target, this.message, this.id, afterEnqueue(node, this.to, this.message, s, this.id));
+        r = node.deliverEnvelope(this.sender, target, this.message, this.id, afterEnqueue(node, this.to, this.message, s, this.id, this.attempts));
       } finally {
         this.#enqueueing = false;
       }
@@ -302,8 +304,10 @@ class Send extends NextTurnWatcher {
   /** The attempt's timeout passed (a timer method: no closure per send). */
   timedOut(): void {
     this.#timer = undefined;
-    // take back a copy not yet started, so that a retry does not deliver it twice
-    if (this.#inflight !== undefined) this.node.withdrawEnvelope(this.#inflight, this.id, this);
+    // take back a copy not yet started, so that a retry does not deliver it twice; a copy already
+    // started is let go of: its handler goes on, and its late end (a crash, say) is not the retry's
+    const inflight = this.#inflight;
+    if (inflight !== undefined && !this.node.withdrawEnvelope(inflight, this.id, this)) this.node.disownEnvelope(inflight, this.id, this);
     this.#inflight = undefined;
     this.#failed({ reason: 'timeout', retry: true, error: `not handled within ${this.#timeoutMs} ms` });
   }
@@ -405,9 +409,48 @@ class Send extends NextTurnWatcher {
     this.node.unwatchExit(this);
     this.#unhookShutdown?.();
     this.#unhookShutdown = undefined;
-    if (this.#onAbort !== undefined) this.s.signal!.removeEventListener('abort', this.#onAbort);
+    if (this.#abortWatched) {
+      this.#abortWatched = false;
+      unwatchAbort(this.s.signal!, this);
+    }
     return resolve;
   }
+}
+
+/**
+ * The sends pending on one signal, behind one abort listener on it (one listener per send would make
+ * Node warn of an EventTarget memory leak past 10 sends on a signal, a broadcast's copies say).
+ */
+class AbortWatchers {
+  readonly sends = new Set<Send>();
+  readonly signal: AbortSignal;
+  constructor(signal: AbortSignal) {
+    this.signal = signal;
+    signal.addEventListener('abort', this, { once: true });
+  }
+  /** The signal aborted: every send pending on it ends `aborted`. */
+  handleEvent(): void {
+    abortWatchers.delete(this.signal);
+    const sends = [...this.sends];
+    this.sends.clear();
+    for (const send of sends) send.abort(this.signal.reason);
+  }
+}
+
+const abortWatchers = new WeakMap<AbortSignal, AbortWatchers>();
+
+function watchAbort(signal: AbortSignal, send: Send): void {
+  let w = abortWatchers.get(signal);
+  if (w === undefined) abortWatchers.set(signal, (w = new AbortWatchers(signal)));
+  w.sends.add(send);
+}
+
+/** The send ended: it leaves its signal's watchers, and the last to leave takes the listener. */
+function unwatchAbort(signal: AbortSignal, send: Send): void {
+  const w = abortWatchers.get(signal);
+  if (w === undefined || !w.sends.delete(send) || w.sends.size > 0) return;
+  abortWatchers.delete(signal);
+  signal.removeEventListener('abort', w);
 }
 
 /**
@@ -423,25 +466,28 @@ class AfterEnqueue implements EnvelopeListener {
   readonly #message: unknown;
   readonly #s: Settings;
   readonly #id: string;
-  constructor(node: Kernel, to: Target, message: unknown, s: Settings, id: string) {
+  /** The attempts the send took to enqueue it (its dead letter's `metadata.attempts`). */
+  readonly #attempts: number;
+  constructor(node: Kernel, to: Target, message: unknown, s: Settings, id: string, attempts: number) {
     this.#node = node;
     this.#to = to;
     this.#message = message;
     this.#s = s;
     this.#id = id;
+    this.#attempts = attempts;
   }
   handled(): void {}
   failed(outcome: 'crashed' | 'down' | 'dropped' | 'withdrawn', error?: unknown): void {
     if (outcome !== 'down' && outcome !== 'dropped') return; // a crash while handling it was the receiver's own exit
     const reason = outcome === 'down' ? 'receiver_exited' : 'mailbox_full';
-    const outcomeOf: SendOutcome = { ok: false, id: this.#id, reason: 'process_down', attempts: 1, firstError: error ?? reason, lastError: error ?? reason };
+    const outcomeOf: SendOutcome = { ok: false, id: this.#id, reason: 'process_down', attempts: this.#attempts, firstError: error ?? reason, lastError: error ?? reason };
     void deadLetter(this.#node, this.#to, this.#message, this.#s, outcomeOf, reason);
   }
 }
 
 /** @internal The listener of an `'enqueued'` envelope, when its policy wants one (see {@link AfterEnqueue}). */
-export function afterEnqueue(node: Kernel, to: Target, message: unknown, s: Settings, id: string): EnvelopeListener | undefined {
-  return s.onError === 'dead_letter' ? new AfterEnqueue(node, to, message, s, id) : undefined;
+export function afterEnqueue(node: Kernel, to: Target, message: unknown, s: Settings, id: string, attempts = 1): EnvelopeListener | undefined {
+  return s.onError === 'dead_letter' ? new AfterEnqueue(node, to, message, s, id, attempts) : undefined;
 }
 
 /** @internal Runs the final-failure policy: log, dead-letter, ignore or raise. */
@@ -479,9 +525,23 @@ async function deadLetter(node: Kernel, to: Target, message: unknown, s: Setting
 }
 
 function describeError(e: unknown): unknown {
-  if (e instanceof Error) return `${e.name}: ${e.message}`;
-  if (typeof e === 'object' && e !== null && 'shutdown' in e) return formatReason(e as never);
-  return e;
+  // only a diagnostic: what cannot be read (an Error whose message getter throws) or stored (a
+  // thrown object holding a function, a class instance) goes as a text, rather than have the queue
+  // refuse the message with it
+  try {
+    if (e instanceof Error) return `${e.name}: ${e.message}`;
+    if (typeof e === 'object' && e !== null && 'shutdown' in e) return formatReason(e as never);
+    if ((typeof e === 'object' && e !== null) || typeof e === 'function' || typeof e === 'symbol') {
+      try {
+        checkSerializable(e, 'lastError');
+      } catch {
+        return inspect(e);
+      }
+    }
+    return e;
+  } catch {
+    return thrownText(e);
+  }
 }
 
 /** @internal The send itself, without telemetry (broadcast reuses it). */

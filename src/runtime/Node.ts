@@ -308,6 +308,12 @@ export class KeelNode implements Node {
     return p !== undefined && this.#mail.withdrawEnvelope(p, id, listener);
   }
 
+  /** @internal Lets go of the envelope `id` of `listener` that `to` is handling (its end is then told to no one). */
+  disownEnvelope(to: Pid, id: string, listener: EnvelopeListener): void {
+    const p = this.resolve(to);
+    if (p !== undefined) this.#mail.disownInflight(p, id, listener);
+  }
+
   /** @internal True when `p` is alive and its mailbox has room for `n` more messages without refusing or evicting any. */
   canAccept(p: Proc, n: number): boolean {
     return this.#mail.canAccept(p, n);

@@ -75,6 +75,8 @@ export interface Kernel extends ProcHost {
   deliverEnvelope(from: Proc | undefined, to: Proc, message: unknown, id: string, listener?: EnvelopeListener): Delivery;
   /** Takes back a queued, not yet started envelope; false when it is no longer queued. */
   withdrawEnvelope(to: Pid, id: string, listener?: EnvelopeListener): boolean;
+  /** Lets go of the envelope `id` of `listener` that `to` is handling: its handler goes on, and how it ends is told to no one. */
+  disownEnvelope(to: Pid, id: string, listener: EnvelopeListener): void;
   /** True when `p` is alive and its mailbox takes `n` more messages without refusing or evicting any. */
   canAccept(p: Proc, n: number): boolean;
   /** A fresh message id, `<node>-<creation>-<seq>`. */

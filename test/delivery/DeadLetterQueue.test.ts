@@ -285,6 +285,25 @@ describe.each<[string, () => StoreOption]>([
       ]);
     });
 
+    it('a redelivery that fails with an error the store cannot serialize (a thrown object with a function) counts the attempt and leaves the entry pending: on SQLite it was parked as unrecoverable after one try, its attempt uncounted', async () => {
+      const { node, clock } = dlqNode(makeStore(), { backoff: { initialMs: 1000, factor: 2, maxMs: 60_000 } });
+      const thrownValue = { code: 'E_RATE', retryAfter: () => 5 };
+      node.registry.register('inbox', node.spawn(() => () => {
+        throw thrownValue;
+      }));
+      const id = await add(node, 'inbox', 'x');
+      await advance(node, clock, 10);
+      const events = captureEvents(node, [EVENTS]);
+      expect(ok(await node.deadLetters.retry([id]))).toEqual([{ id, ok: false, reason: 'process_down' }]);
+      const after = await entry(node, id);
+      expect(after).toMatchObject({ status: 'pending', attempts: 1, lastAttemptAt: T0 + 10, nextRetryAt: T0 + 10 + 2000 });
+      // the memory store keeps it by reference; SQLite, which cannot serialize it, keeps what it says
+      expect(after.lastError).toEqual(kind === 'sqlite' ? "{ code: 'E_RATE', retryAfter: [Function: retryAfter] }" : thrownValue);
+      expect(named(events.events, 'parked')).toEqual([]);
+      expect(named(events.events, 'retried').map((e) => e.metadata)).toEqual([{ id, recipient: 'inbox', reason: 'process_down', manual: true }]);
+      expect(await stats(node)).toMatchObject({ pending: 1, parked: 0, added: 1, retried: 1, succeeded: 0 });
+    });
+
     it('retry(filter) retries only the matching entries, parked ones included', async () => {
       const { node } = dlqNode(makeStore());
       const p = probe(node);
@@ -554,6 +573,28 @@ describe.each<[string, () => StoreOption]>([
       expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, added: 4 });
     });
 
+    it('an entry purged while its redelivery waits for the receiver stays purged when that redelivery fails: no parked event for it, nothing parked; a parked event was emitted for an entry no longer there', async () => {
+      const { node } = dlqNode(makeStore(), { maxRetries: 1 });
+      const events = captureEvents(node, [EVENTS]);
+      const gate = deferred();
+      const started = deferred();
+      node.registry.register('inbox', node.spawn(() => async () => {
+        started.resolve();
+        await gate.promise;
+        throw new Error('poison');
+      }));
+      const id = await add(node, 'inbox', 'x', 'timeout', { ack: 'handled', timeout: 60_000 });
+      const retrying = node.deadLetters.retry([id]);
+      await started.promise;
+      expect(await node.deadLetters.purge({})).toBe(1);
+      gate.resolve();
+      expect(ok(await retrying)).toEqual([{ id, ok: false, reason: 'process_down' }]);
+      expect(await node.deadLetters.get(id)).toBeUndefined();
+      expect(named(events.events, 'parked')).toEqual([]);
+      expect(named(events.events, 'purged').map((e) => e.measurements.count)).toEqual([1]);
+      expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, added: 1, retried: 1, succeeded: 0 });
+    });
+
     it('stats() counts pending, parked, added, retried, succeeded, evicted and refused', async () => {
       const { node } = dlqNode(makeStore());
       expect(await stats(node)).toEqual({ pending: 0, parked: 0, added: 0, retried: 0, succeeded: 0, evicted: 0, refused: 0 });
@@ -687,6 +728,10 @@ describe.each<[string, () => StoreOption]>([
         ['a revoked Proxy', revoked.proxy, undefined, 'message'],
         ['a nested revoked Proxy', { p: revoked.proxy }, undefined, 'message.p'],
         ['a Proxy whose traps throw', { deep: [hostileProxy] }, undefined, 'message.deep[0]'],
+        // the memory store took these, SQLite's serializer (which reads an Error's name, message and stack) refused them as 'message'
+        ['an Error whose message getter throws', { err: Object.defineProperty(new Error('x'), 'message', { get: boom }) }, undefined, 'message.err.message'],
+        ['an Error whose name getter throws', [Object.defineProperty(new Error('x'), 'name', { get: boom })], undefined, 'message[0].name'],
+        ['an Error whose stack getter throws', Object.defineProperty(new Error('x'), 'stack', { get: boom }), undefined, 'message.stack'],
       ];
       for (const [what, message, metadata, path] of hostile) {
         const e = await failure(() => node.deadLetters.add({ recipient: 'x', message, reason: 'noproc', ...(metadata === undefined ? {} : { metadata }) }));
@@ -1022,6 +1067,32 @@ describe.each<[string, () => StoreOption]>([
       expect(await node.deadLetters.get(good)).toBeUndefined();
       expect(events.events.map((e) => e.metadata)).toEqual([{ id: bad, recipient: 'inbox', reason: 'unrecoverable' }]);
       expect(node.registry.whereis('keel.dead_letter_queue')).toBe(queueProcess);
+    });
+
+    it('parks an entry whose re-read before its retry throws (a store fault), and a later retry delivers it: the entry was left marked in progress for good, every retry answering in_progress', async () => {
+      const { node } = dlqNode(makeStore());
+      const events = captureEvents(node, ['keel.dead_letter_queue.parked']);
+      const p = probe(node);
+      node.registry.register('inbox', p);
+      const id = await add(node, 'inbox', 'x');
+      const faulty = storeOf(node);
+      const get = faulty.get.bind(faulty);
+      let faults = 1;
+      faulty.get = (i) => {
+        if (faults > 0) {
+          faults--;
+          throw new Error('disk on fire');
+        }
+        return get(i);
+      };
+      // a filter: the entries are listed, and the one read of the store that throws is the re-read before the retry
+      expect(ok(await node.deadLetters.retry({}))).toEqual([{ id, ok: false, reason: 'unrecoverable' }]);
+      expect(ok(await node.deadLetters.get(id))).toMatchObject({ status: 'parked', attempts: 0, lastError: new Error('disk on fire') });
+      expect(events.events.map((e) => e.metadata)).toEqual([{ id, recipient: 'inbox', reason: 'unrecoverable' }]);
+      expect(p.messages).toEqual([]);
+      expect(ok(await node.deadLetters.retry([id]))).toEqual([{ id, ok: true }]);
+      expect(await p.receive()).toBe('x');
+      expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, added: 1, retried: 1, succeeded: 1 });
     });
 
     it('runs at most retryConcurrency automatic redeliveries at once, and add and list answer meanwhile', async () => {

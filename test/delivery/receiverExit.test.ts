@@ -63,6 +63,22 @@ describe('a receiver that exits with supervised messages still queued', () => {
     expect(p.messages.map((x) => (x as { id: unknown }).id)).toEqual(entries.map((e) => e.metadata.id));
   });
 
+  it('dead-letters a message acknowledged at a retry with the attempts it took (metadata.attempts was always 1)', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock, random: () => 1 });
+    const w = sendSupervised(node, 'billing', 'late', { retries: 2, backoff: { initialMs: 100, jitter: 'none' }, onError: 'dead_letter' });
+    await node.settle();
+    const r = stuckReceiver(node, 'billing');
+    node.send(r.pid, 'first'); // taken by the receiver: the send's message stays queued behind it
+    await r.started;
+    await clock.advance(100);
+    expect(await w).toMatchObject({ ok: true, attempts: 2 });
+    node.exit(r.pid, 'kill');
+    await node.idle();
+    const { entries } = ok(await node.deadLetters.list());
+    expect(entries.map((e) => [e.message, e.reason, e.metadata.attempts, e.metadata.lastError])).toEqual([['late', 'receiver_exited', 2, 'killed']]);
+  });
+
   it("dead-letters a message a drop_oldest mailbox evicts after it was acknowledged (reason mailbox_full)", async () => {
     const node = track();
     const gate = deferred();

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import {
   isKeelError,
@@ -517,6 +518,40 @@ describe("sendSupervised: 'handled' not finished within the timeout", () => {
     expect(r.seen).toHaveLength(1);
   });
 
+  it("a copy that timed out once started is no longer the send's: its handler's late crash does not fail the retry's copy, which another process (the name's new holder) handles; the crash was taken for the retry's and the send dead-lettered a message that was then handled", async () => {
+    const { node, clock } = clocked();
+    const gateA = deferred();
+    const startedA = deferred();
+    const a = node.spawn(() => async () => {
+      startedA.resolve();
+      await gateA.promise;
+      throw new Error('late crash');
+    });
+    const gateB = deferred();
+    const handledB: unknown[] = [];
+    const b = node.spawn((ctx) => async (m: unknown) => {
+      if (m === 'block') await gateB.promise;
+      else handledB.push(ctx.messageId);
+    });
+    node.send(b, 'block');
+    node.registry.register('svc', a);
+    const w = watch(sendSupervised(node, 'svc', 'job', { ack: 'handled', timeout: 100, retries: 1, backoff: { initialMs: 10, jitter: 'none' }, onError: 'dead_letter' }));
+    await startedA;
+    // the name moves to another process while the first copy is being handled
+    node.registry.unregister('svc');
+    node.registry.register('svc', b);
+    await clock.advance(110); // the first attempt times out (its copy started: not withdrawn); the retry's copy waits in b's mailbox
+    expect(node.info(b)?.mailboxLength).toBe(1);
+    gateA.resolve(); // the first copy's handler crashes now
+    await node.settle();
+    expect(w.status).toBe('pending');
+    gateB.resolve();
+    await node.idle();
+    expect(w.value).toEqual({ ok: true, id: w.value?.id, attempts: 2 });
+    expect(handledB).toEqual([w.value?.id]);
+    expect(ok(await node.deadLetters.stats())).toMatchObject({ added: 0, pending: 0 });
+  });
+
   it("withdraws only its own copy on a timeout: another send with the same id still completes", async () => {
     const clock = new TestClock();
     const node = track({ clock });
@@ -763,6 +798,24 @@ describe('sendSupervised: the signal aborted', () => {
     expect(outcome).toEqual({ ok: false, id: outcome.id, reason: 'aborted', attempts: 0, firstError: 'stop', lastError: 'stop' });
     await node.idle();
     expect(r.seen).toEqual([]);
+  });
+
+  it('many sends pending on one signal add one abort listener to it, not one each (past 10, Node warned of an EventTarget memory leak); an abort still ends every one, and the listener goes with the last', async () => {
+    const { node, clock } = clocked();
+    const ac = new AbortController();
+    const pending = Array.from({ length: 20 }, (_, i) => sendSupervised(node, 'nobody', i, { retries: 1, backoff: { initialMs: 100, jitter: 'none' }, signal: ac.signal, onError: 'ignore' }));
+    expect(getEventListeners(ac.signal, 'abort')).toHaveLength(1);
+    ac.abort('stop');
+    const outcomes = await Promise.all(pending);
+    expect(outcomes.map((o) => [o.ok, !o.ok && o.reason, o.attempts])).toEqual(Array.from({ length: 20 }, () => [false, 'aborted', 1]));
+    expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
+    // sends that end by themselves take their listener with them too
+    const other = new AbortController();
+    const done = Array.from({ length: 12 }, (_, i) => sendSupervised(node, 'nobody', i, { retries: 1, backoff: { initialMs: 100, jitter: 'none' }, signal: other.signal, onError: 'ignore' }));
+    expect(getEventListeners(other.signal, 'abort')).toHaveLength(1);
+    await clock.advance(100);
+    expect((await Promise.all(done)).map((o) => o.attempts)).toEqual(Array.from({ length: 12 }, () => 2));
+    expect(getEventListeners(other.signal, 'abort')).toHaveLength(0);
   });
 
   it('an abort during the backoff: aborted at once, the retry timer is gone, no further attempt', async () => {
@@ -1023,6 +1076,41 @@ describe('sendSupervised: onError', () => {
     const entry = ok(await node.deadLetters.get(outcome.deadLetterId!));
     expect(entry).toMatchObject({ recipient: `<${node.name}.${pid.id}.${pid.creation}>`, message: { job: 1 }, reason: expected.reason, status: 'pending' });
     expect(entry?.metadata).toEqual({ tenant: 't2', id: outcome.id, attempts: 1, lastError: expected.lastError, ack: 'handled', timeout: expected.timeout });
+  });
+
+  it("'dead_letter' of a send whose receiver crashed with a thrown value that cannot be stored (an object holding a function): the message is dead-lettered, its lastError the value's text; the whole entry was refused for that diagnostic, the message lost to the queue", async () => {
+    const logger = fakeLogger();
+    const { node } = clockedNode(track, { random: () => 0.5, logger });
+    const pid = node.spawn(crasher({ code: 'E_RATE', retryAfter: () => 5 }));
+    await node.settle();
+    const outcome = failed(await sendSupervised(node, pid, { job: 2 }, { ack: 'handled', onError: 'dead_letter' }));
+    expect(outcome).toMatchObject({ reason: 'process_down', attempts: 1, deadLetterId: '1' });
+    expect(outcome.deadLetterUnavailable).toBeUndefined();
+    const entry = ok(await node.deadLetters.get('1'));
+    const text = "{ code: 'E_RATE', retryAfter: [Function: retryAfter] }";
+    expect(entry).toMatchObject({ message: { job: 2 }, reason: 'process_down', lastError: text, status: 'pending' });
+    expect(entry?.metadata).toEqual({ id: outcome.id, attempts: 1, lastError: text, ack: 'handled', timeout: 5000 });
+    expect(ok(await node.deadLetters.stats())).toMatchObject({ pending: 1, added: 1, refused: 0 });
+    expect(logger.error.mock.calls.filter(([line]) => String(line).includes('dead letter queue refused'))).toEqual([]);
+  });
+
+  it("'dead_letter' of a send whose receiver crashed with an Error whose message throws when read: the message is dead-lettered, its lastError saying the error could not be read; the entry was refused for that diagnostic", async () => {
+    const logger = fakeLogger();
+    const { node } = clockedNode(track, { random: () => 0.5, logger });
+    const hostile = new Error('x');
+    Object.defineProperty(hostile, 'message', {
+      get() {
+        throw new Error('no message for you');
+      },
+    });
+    const pid = node.spawn(crasher(hostile));
+    await node.settle();
+    const outcome = failed(await sendSupervised(node, pid, { job: 3 }, { ack: 'handled', onError: 'dead_letter' }));
+    expect(outcome).toMatchObject({ reason: 'process_down', attempts: 1, deadLetterId: '1' });
+    const entry = ok(await node.deadLetters.get('1'));
+    expect(entry).toMatchObject({ message: { job: 3 }, lastError: 'a value that cannot be inspected', status: 'pending' });
+    expect(ok(await node.deadLetters.stats())).toMatchObject({ pending: 1, added: 1, refused: 0 });
+    expect(logger.error.mock.calls.filter(([line]) => String(line).includes('dead letter queue refused'))).toEqual([]);
   });
 
   it.each([

@@ -171,6 +171,14 @@ function classify(obj: object): number | string {
   return `an instance of ${(proto as { constructor?: { name?: string } }).constructor?.name ?? 'a class'} (its behaviour would be lost)`;
 }
 
+/** The fields of an Error that v8's serializer reads (and so runs their getters). */
+const ERROR_FIELDS = ['name', 'message', 'stack'] as const;
+
+/** Reads them as the serializer would; throws what a getter throws. */
+function readErrorFields(e: Error): void {
+  for (const key of ERROR_FIELDS) void e[key];
+}
+
 /** True when an object has an enumerable symbol-keyed property (structured clone would drop it). */
 function hasSymbolKeys(obj: object): boolean {
   const symbols = Object.getOwnPropertySymbols(obj);
@@ -245,6 +253,7 @@ function scan(value: unknown, depth: number, state: Scan): number {
     case LEAF:
       return OK;
     case ERROR:
+      readErrorFields(value as Error); // a getter that throws: the walk below says which
       return scan((value as { cause?: unknown }).cause, next, state);
     case MAP:
       for (const [k, v] of value as Map<unknown, unknown>) {
@@ -354,7 +363,9 @@ function walk(value: unknown, root: string, keys: Step[], seen: Set<object>): vo
     case LEAF:
       return;
     case ERROR:
-      // an Error's cause is cloned too
+      // the serializer reads an Error's name, message and stack (a getter that throws is refused
+      // here, at its path, as by the durable store); its cause is cloned too
+      for (const key of ERROR_FIELDS) inner(key, () => void (obj as unknown as Record<string, unknown>)[key]);
       return inner('cause', () => (obj as { cause?: unknown }).cause);
     case MAP:
       for (const [k, v] of obj as Map<unknown, unknown>) {

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { inspect } from 'node:util';
 import { deserialize, serialize } from 'node:v8';
 import { DeadLetterTooLargeError, isKeelError, KeelError, NotSerializableError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
 import type { DeadLetterFilter } from '../../runtime/serviceSlots.js';
@@ -461,8 +462,23 @@ function serializes(value: unknown): boolean {
   }
 }
 
+/**
+ * A last error as stored: text stays text, anything else serialized. An error that cannot be
+ * serialized (a receiver's thrown object holding a function, say) is only a diagnostic: it is
+ * stored as what it says (`util.inspect`), rather than making the entry's update fail.
+ */
 function errorColumn(error: unknown): Buffer | string | null {
-  return error === undefined ? null : typeof error === 'string' ? error : serialize(error);
+  if (error === undefined) return null;
+  if (typeof error === 'string') return error;
+  try {
+    return serialize(error);
+  } catch (e) {
+    try {
+      return inspect(error);
+    } catch {
+      return `an error that could not be stored (${thrownText(e)})`;
+    }
+  }
 }
 
 /**

@@ -206,6 +206,15 @@ export class Mailboxes {
     return removed.length > 0;
   }
 
+  /**
+   * Lets go of the envelope `id` of `listener` that `p` is handling, if it is: its handler goes on,
+   * and how it ends is told to no one (a send that timed out on it and may have sent a new copy).
+   */
+  disownInflight(p: Proc, id: string, listener: EnvelopeListener): void {
+    const env = p.x?.inflight;
+    if (env !== undefined && env.id === id && env.listener === listener) env.listener = undefined;
+  }
+
   /** A supervised message is being handled: its id is `ctx.messageId` until it is settled. */
   opened(p: Proc, env: Envelope): unknown {
     p.ext().inflight = env;
