@@ -11,7 +11,7 @@ import { defaultNodeName, freshCreation, nodeSettings, releaseCreation } from '.
 import { EXIT_SENTINEL, type ExitWatcher, F_BOUNDED, F_BUSY, F_DEAD, F_FRESH, F_INIT, F_LONG, F_RUNNING, F_TOP, F_TRAP, type NextTurnWatcher, Proc, TimerRefImpl } from './internal/Proc.js';
 import { ProcTable } from './internal/ProcTable.js';
 import { Scheduler } from './internal/Scheduler.js';
-import { TimerEntry, TimerHeap } from './internal/TimerHeap.js';
+import { TimerEntry, TimerHeap, timerFaultText } from './internal/TimerHeap.js';
 import { type ExitReason, isExitReason } from './messages.js';
 import { NameTable } from './NameRegistry.js';
 import { GroupTable } from './ProcessGroups.js';
@@ -104,10 +104,7 @@ export class KeelNode implements Node {
     this.#spawnedProbe = this.telemetry.probe('keel.process.spawned');
     this.registry = new NameTable<Proc>((pid) => this.resolve(pid));
     this.groups = new GroupTable<Proc>((pid) => this.resolve(pid));
-    const timerFault = { clock: 'threw; its timers wait until the next one is set', clear: 'threw clearing its host timer', ref: 'threw (un)refing its host timer' } as const;
-    this.#timers = new TimerHeap(s.clock, (error, source) =>
-      this.log('error', source === 'callback' ? `a timer callback of node ${this.name} threw` : `the clock of node ${this.name} ${timerFault[source]}`, error),
-    );
+    this.#timers = new TimerHeap(s.clock, (error, source) => this.log('error', timerFaultText(source, this.name), error));
     this.#messageIds = new IdSequence(`${this.name}-${this.creation}-`);
     this.#nextTurn = new NextTurn((e) => this.log('error', 'a deferred task threw', e));
     // the parts, wired once: each asks the node (its host) only what its own interface declares

@@ -25,13 +25,23 @@ export class TimerEntry {
 /** @internal The longest delay a host timer takes: a longer one fires after 1 ms (Node's TimeoutOverflowWarning). */
 export const MAX_HOST_DELAY = 2 ** 31 - 1;
 
+/** Where a timer fault came from: a timer's callback, or the clock (reading it, clearing or (un)refing its host timer). */
+export type TimerFault = 'callback' | 'clock' | 'clear' | 'ref';
+
+/** @internal The log line of a timer fault of node `node`. */
+export function timerFaultText(source: TimerFault, node: string): string {
+  if (source === 'callback') return `a timer callback of node ${node} threw`;
+  const what = source === 'clock' ? 'threw; its timers wait until the next one is set' : source === 'clear' ? 'threw clearing its host timer' : 'threw (un)refing its host timer';
+  return `the clock of node ${node} ${what}`;
+}
+
 /**
  * @internal A node's timers: a binary min-heap on (deadline, sequence) behind one host timer on the
  * node's clock. The host timer is `unref()`ed while only service timers are pending.
  */
 export class TimerHeap {
   readonly #clock: Clock;
-  readonly #onError: (error: unknown, source: 'callback' | 'clock' | 'clear' | 'ref') => void;
+  readonly #onError: (error: unknown, source: TimerFault) => void;
   readonly #queue = new DeadlineHeap<TimerEntry>();
   /** The entries in heap order (`#heap[0]` is the earliest). */
   readonly #heap = this.#queue.items;
@@ -43,7 +53,7 @@ export class TimerHeap {
   #stopped = false;
   #tidyQueued = false;
 
-  constructor(clock: Clock, onError: (error: unknown, source: 'callback' | 'clock' | 'clear' | 'ref') => void) {
+  constructor(clock: Clock, onError: (error: unknown, source: TimerFault) => void) {
     this.#clock = clock;
     this.#onError = onError;
   }
