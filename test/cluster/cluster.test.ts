@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
 import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
-import type { ProbeResult, Transport, TransportHandler } from '../../src/cluster/Transport.js';
+import type { ProbeResult, TransportHandler } from '../../src/cluster/Transport.js';
 import { CallExitError, KeelError, NoProcError, PeersTimeoutError } from '../../src/errors.js';
 import { GenServer, type GenServerSpec } from '../../src/otp/GenServer.js';
 import { isDown, isExit, type Down, type Exit } from '../../src/runtime/messages.js';
@@ -12,7 +12,7 @@ import type { Pid } from '../../src/runtime/Pid.js';
 import type { Node } from '../../src/runtime/types.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
 import { deferred, failure, useNodes } from '../support.js';
-import { memoryPair } from './support.js';
+import { memoryPair, probedTransport } from './support.js';
 
 const track = useNodes();
 
@@ -554,25 +554,15 @@ describe('node down', () => {
     let handler: TransportHandler | undefined;
     const firstProbe = deferred<ProbeResult>();
     const probes: string[] = [];
-    const transport: Transport = {
-      kind: 'memory',
-      get maxBatchSize() {
-        return inner.maxBatchSize;
-      },
-      start: (self, h) => {
-        handler = h;
-        return inner.start(self, h);
-      },
-      send: (p, batch) => inner.send(p, batch),
-      broadcast: (batch) => inner.broadcast(batch),
-      // the probe sent for b's silence is answered when the test says; any later one finds b gone
-      probe: (p) => {
+    // the probe sent for b's silence is answered when the test says; any later one finds b gone
+    const transport = probedTransport(
+      inner,
+      (p) => {
         probes.push(p);
         return probes.length === 1 ? firstProbe.promise : Promise.resolve('gone' as const);
       },
-      flush: () => inner.flush(),
-      close: () => inner.close(),
-    };
+      (h) => (handler = h),
+    );
     const ca = await Cluster.join(a, { transport, heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 600_000, probeTimeoutMs: 30 });
     const cb = await Cluster.join(b, { transport: net.transport() });
     await ca.waitFor(['b']);

@@ -10,7 +10,7 @@ import type { Node } from '../../src/runtime/types.js';
 import { PidImpl, type Pid } from '../../src/runtime/Pid.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
 import { failure, useNodes } from '../support.js';
-import { memoryPair } from './support.js';
+import { memoryPair, probedTransport } from './support.js';
 
 const track = useNodes();
 
@@ -140,22 +140,8 @@ describe('review: a peer downed by a probe that was wrong', () => {
     const inner = net.transport();
     let handlerOfA: Parameters<Transport['start']>[1] | undefined;
     let lie = false;
-    const transport: Transport = {
-      kind: 'memory',
-      get maxBatchSize() {
-        return inner.maxBatchSize;
-      },
-      start: (self, handler) => {
-        handlerOfA = handler;
-        return inner.start(self, handler);
-      },
-      send: (p, batch) => inner.send(p, batch),
-      broadcast: (batch) => inner.broadcast(batch),
-      // a transport that answers 'gone' once for a peer that is there (NATS: no responders while the peer reconnects)
-      probe: (p, t) => (lie ? ((lie = false), Promise.resolve('gone' as const)) : inner.probe(p, t)),
-      flush: () => inner.flush(),
-      close: () => inner.close(),
-    };
+    // a transport that answers 'gone' once for a peer that is there (NATS: no responders while the peer reconnects)
+    const transport = probedTransport(inner, (p, t) => (lie ? ((lie = false), Promise.resolve('gone' as const)) : inner.probe(p, t)), (h) => (handlerOfA = h));
     const ca = await Cluster.join(a, { transport });
     const cb = await Cluster.join(b, { transport: net.transport() });
     await ca.waitFor(['b']);

@@ -1,6 +1,7 @@
 // Helpers the cluster's test files share.
 import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
 import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
+import type { Transport, TransportHandler } from '../../src/cluster/Transport.js';
 import type { TrackNode } from '../support.js';
 
 /** Two nodes, `a` and `b`, joined over a fresh in-memory network, each up with the other. */
@@ -28,4 +29,26 @@ export async function sync(from: DrivenNode, to: DrivenNode): Promise<void> {
   const sink = await to.rpc<string>('collector', { name });
   await from.rpc('sendMany', { to: sink, count: 0 });
   await to.rpc('collectedUntil', { name, count: 1 });
+}
+
+/**
+ * A transport over `inner` (a memory network's) whose probe is `probe`; `started` is given the
+ * cluster's handler, so that a test can play the transport's side (a port that closes, say).
+ */
+export function probedTransport(inner: Transport, probe: Transport['probe'], started: (handler: TransportHandler) => void): Transport {
+  return {
+    kind: 'memory',
+    get maxBatchSize() {
+      return inner.maxBatchSize;
+    },
+    start: (self, handler) => {
+      started(handler);
+      return inner.start(self, handler);
+    },
+    send: (p, batch) => inner.send(p, batch),
+    broadcast: (batch) => inner.broadcast(batch),
+    probe,
+    flush: () => inner.flush(),
+    close: () => inner.close(),
+  };
 }
