@@ -3,7 +3,8 @@ import { checkKeys, DeadlockError, InvalidArgumentError, isKeelError, thrownText
 import { Delivery, type EnvelopeListener, inHandler, isDead, type Kernel, originOf, type Proc } from '../runtime/kernel.js';
 import { checkTarget, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
-import { afterEnqueue, onFailure, SEND_OPTIONS, type SendOptions, type SendOutcome, sendOnce, type Settings, toSettings } from './sendSupervised.js';
+import { afterEnqueue, onFailure } from './failurePolicy.js';
+import { SEND_OPTIONS, type SendOptions, type SendOutcome, sendOnce, type Settings, toSettings } from './sendSupervised.js';
 
 export type BroadcastStrategy = 'best_effort' | 'at_least_one' | 'all_or_nothing' | { quorum: number };
 

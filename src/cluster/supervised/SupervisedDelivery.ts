@@ -22,7 +22,8 @@
  */
 import { types } from 'node:util';
 import { checkKeys, InvalidArgumentError, MissingPeerError, NodeStoppedError } from '../../errors.js';
-import { onFailure, type SendOptions, type SendOutcome, type Settings, toSettings } from '../../delivery/sendSupervised.js';
+import { onFailure } from '../../delivery/failurePolicy.js';
+import { type SendOptions, type SendOutcome, type Settings, toSettings } from '../../delivery/sendSupervised.js';
 import { type Kernel, kernelOf, originOf, type Proc } from '../../runtime/kernel.js';
 import { type Pid, PidImpl } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
