@@ -4,7 +4,7 @@
 // observer.pushFrame(), or its render counter (dataset.renders) after a navigation.
 import fs from 'node:fs';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import type { ObserverHandle } from '../../../src/index.js';
 
 // what the functions run in the page use of it (the project's types are Node's, not the DOM's)
@@ -23,6 +23,24 @@ export async function launch(args: string[] = []): Promise<Browser> {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`the observer's browser tests need Chromium at ${CHROMIUM} (apt-get install -y chromium, or KEEL_CHROMIUM=<path>)`);
   return chromium.launch({ executablePath: CHROMIUM, args: [...FLAGS, ...args] });
 }
+
+/**
+ * Launches Chromium once for the enclosing describe (beforeAll), hands it to `set`, and closes it
+ * after its tests (afterAll); `args` adds flags, as {@link launch}.
+ */
+export function useBrowser(set: (browser: Browser) => void, args: string[] = []): void {
+  let browser: Browser | undefined;
+  beforeAll(async () => {
+    browser = await launch(args);
+    set(browser);
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+}
+
+/** Observer options for a page test: frames come only when a test pushes one, so no timer races its assertions. */
+export const QUIET = { sampleMs: 3_600_000 } as const;
 
 /** A page of the observer, its problems (page errors, CSP refusals, console errors) collected. */
 export interface ObserverPage {

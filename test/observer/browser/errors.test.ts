@@ -1,27 +1,20 @@
 // The observer's page when the server refuses or is slow: the server's own message is shown, not
 // swallowed into "offline" or a bare status code; a read slower than the frames is not queued per frame.
 import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startObserver, Supervisor } from '../../../src/index.js';
 import { useNodes } from '../../support.js';
-import { framesOf, launch, openObserver, skipWithoutChromium } from './browser.js';
+import { framesOf, openObserver, QUIET, skipWithoutChromium, useBrowser } from './browser.js';
 
 const track = useNodes();
 
-// frames come only when a test pushes one: no timer races the assertions
-const QUIET = { sampleMs: 3_600_000 };
 
 declare const document: { body: { dataset: Record<string, string | undefined> } };
 declare const location: { hash: string };
 
 describe.skipIf(skipWithoutChromium)('observer page: refusals shown (Chromium)', () => {
   let browser: Browser;
-  beforeAll(async () => {
-    browser = await launch();
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
+  useBrowser((b) => (browser = b));
 
   it('a refused event stream (a filter over 200 characters: 400) says why, and the connection is not "offline"', async () => {
     const node = track();

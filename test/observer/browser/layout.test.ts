@@ -2,26 +2,19 @@
 // neither run out of its card nor push the page's figures out of the window; a list the server cuts
 // says how many there are.
 import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Pid, startObserver, Supervisor } from '../../../src/index.js';
 import { useNodes } from '../../support.js';
-import { go, launch, openObserver, skipWithoutChromium } from './browser.js';
+import { go, openObserver, QUIET, skipWithoutChromium, useBrowser } from './browser.js';
 
 const track = useNodes();
 
-// frames come only when a test pushes one: no timer races the assertions
-const QUIET = { sampleMs: 3_600_000 };
 
 declare const document: { querySelector(s: string): { scrollWidth: number; clientWidth: number } | null };
 
 describe.skipIf(skipWithoutChromium)('observer page: long names, long lists (Chromium)', () => {
   let browser: Browser;
-  beforeAll(async () => {
-    browser = await launch();
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
+  useBrowser((b) => (browser = b));
 
   it('a supervisor named with 900 characters stays inside its card in the tree, cut with its whole name as the title', async () => {
     const node = track();

@@ -1,28 +1,21 @@
 // The observer's page in Chromium: the live snapshot, the processes table (server-side sort and
 // top N), kill from the page, read-only mode, reconnect after a server restart, hostile names.
 import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DynamicSupervisor, isDown, Pid, startObserver, type Down, type Node } from '../../../src/index.js';
 import { probe } from '../../../src/testing/index.js';
 import { clockedNode, heldProcess, useNodes } from '../../support.js';
 import { bearer, openStream } from '../client.js';
-import { connLeaves, dataset, frames, framesAfter, go, launch, nextDelta, nextFrame, openObserver, renders, rendered, skipWithoutChromium } from './browser.js';
+import { connLeaves, dataset, frames, framesAfter, go, nextDelta, nextFrame, openObserver, QUIET, rendered, renders, skipWithoutChromium, useBrowser } from './browser.js';
 
 const track = useNodes();
 
 const stuck = (node: Node, name?: string) => heldProcess(node, name);
 
-// frames come only when a test pushes one: no timer races the assertions
-const QUIET = { sampleMs: 3_600_000 };
 
 describe.skipIf(skipWithoutChromium)('observer page (Chromium)', () => {
   let browser: Browser;
-  beforeAll(async () => {
-    browser = await launch();
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
+  useBrowser((b) => (browser = b));
 
   it('shows a live snapshot, and the next pushed frame updates it', async () => {
     const node = track();

@@ -7,11 +7,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Agent, AgentScheduler, CoordinationManager, CoordinatorAgent, createSignal, GenServer, isDown, Pid, SignalRouter, startObserver, Supervisor, type Down, type Node } from '../../../src/index.js';
 import { probe } from '../../../src/testing/index.js';
 import { deferred, heldProcess, useNodes } from '../../support.js';
-import { go, launch, nextFrame, openObserver, skipWithoutChromium } from './browser.js';
+import { go, nextFrame, openObserver, skipWithoutChromium, useBrowser } from './browser.js';
 
 const track = useNodes();
 const OUT = process.env.KEEL_UPDATE_SCREENSHOTS === '1' ? path.resolve('docs/images') : fs.mkdtempSync(path.join(os.tmpdir(), 'keel-observer-shots-'));
@@ -104,12 +104,7 @@ async function agents(node: Node): Promise<() => Promise<void>> {
 
 describe.skipIf(skipWithoutChromium)('observer screenshots (Chromium)', () => {
   let browser: Browser;
-  beforeAll(async () => {
-    browser = await launch();
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
+  useBrowser((b) => (browser = b));
 
   it('takes a screenshot of every page: none blank, none wider than the window', { timeout: 60_000 }, async () => {
     const node = track({

@@ -5,13 +5,12 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Pid, startObserver } from '../../../src/index.js';
 import { useNodes } from '../../support.js';
-import { launch, openObserver, skipWithoutChromium } from './browser.js';
+import { openObserver, QUIET, skipWithoutChromium, useBrowser } from './browser.js';
 
 const track = useNodes();
-const QUIET = { sampleMs: 3_600_000 };
 
 /** A page of another origin (another port of 127.0.0.1: the same site, so the cookie goes along). */
 async function foreignSite(): Promise<{ origin: string; close: () => Promise<void> }> {
@@ -26,12 +25,7 @@ async function foreignSite(): Promise<{ origin: string; close: () => Promise<voi
 
 describe.skipIf(skipWithoutChromium)('observer security in the browser (Chromium)', () => {
   let browser: Browser;
-  beforeAll(async () => {
-    browser = await launch(['--host-resolver-rules=MAP evil.test 127.0.0.1']);
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
+  useBrowser((b) => (browser = b), ['--host-resolver-rules=MAP evil.test 127.0.0.1']);
 
   it('refuses the page without the token or with a wrong one, and opens it with the link: the token becomes an HttpOnly cookie', async () => {
     const node = track();

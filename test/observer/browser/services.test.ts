@@ -2,23 +2,17 @@
 // monitor leak with the stack that made it, and the dead-letter actions (retry selected, retry all
 // matching at a rate, purge after a confirm that shows the count).
 import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GenServer, isDown, Pid, startObserver, Supervisor, type Down } from '../../../src/index.js';
 import { probe } from '../../../src/testing/index.js';
 import { useNodes } from '../../support.js';
-import { go, launch, nextFrame, openObserver, renders, rendered, skipWithoutChromium } from './browser.js';
+import { go, nextFrame, openObserver, QUIET, rendered, renders, skipWithoutChromium, useBrowser } from './browser.js';
 
 const track = useNodes();
-const QUIET = { sampleMs: 3_600_000 };
 
 describe.skipIf(skipWithoutChromium)('observer pages over the services (Chromium)', () => {
   let browser: Browser;
-  beforeAll(async () => {
-    browser = await launch();
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
+  useBrowser((b) => (browser = b));
 
   it('shows a restart in the supervision tree: a new pid and the restart count', async () => {
     const node = track();
