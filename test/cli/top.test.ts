@@ -368,54 +368,41 @@ describe('keel top (refreshing)', () => {
     }
   });
 
-  it('on a terminal: each frame clears the screen first, and no line is wider than the terminal', async () => {
+  /** The first two frames `keel top` writes to a terminal of `columns` × `rows`, each after its screen clear, split into lines. */
+  async function terminalFrames(columns: number, rows?: number): Promise<string[][]> {
     const { node, release } = await floodedNode();
     const obs = await startObserver(node);
     const stop = new AbortController();
     const frames: string[] = [];
     try {
       const r = await top(['--url', obs.url, '--interval', '100'], {
-        stdout: { isTTY: true, columns: 40, write: (t: string) => (frames.push(t), frames.length === 2 && stop.abort()) },
+        stdout: { isTTY: true, columns, ...(rows === undefined ? {} : { rows }), write: (t: string) => (frames.push(t), frames.length === 2 && stop.abort()) },
         signal: stop.signal,
       });
       expect(r.code).toBe(0);
       expect(frames).toHaveLength(2);
-      for (const frame of frames) {
-        expect(frame.startsWith(CLEAR)).toBe(true);
-        const lines = frame.slice(CLEAR.length).split('\n');
-        expect(lines[0]).toMatch(/^node top-test {3}uptime /);
-        for (const l of lines) expect(l.length).toBeLessThanOrEqual(40);
-      }
+      for (const frame of frames) expect(frame.startsWith(CLEAR)).toBe(true);
+      return frames.map((frame) => frame.slice(CLEAR.length).split('\n'));
     } finally {
       await release();
       await obs.close();
     }
+  }
+
+  it('on a terminal: each frame clears the screen first, and no line is wider than the terminal', async () => {
+    for (const lines of await terminalFrames(40)) {
+      expect(lines[0]).toMatch(/^node top-test {3}uptime /);
+      for (const l of lines) expect(l.length).toBeLessThanOrEqual(40);
+    }
   });
 
   it('on a terminal shorter than the frame: the frame is cut to one line less than its height, so that the header is not scrolled off at every refresh', async () => {
-    const { node, release } = await floodedNode();
-    const obs = await startObserver(node);
-    const stop = new AbortController();
-    const frames: string[] = [];
-    try {
-      const r = await top(['--url', obs.url, '--interval', '100'], {
-        stdout: { isTTY: true, columns: 200, rows: 6, write: (t: string) => (frames.push(t), frames.length === 2 && stop.abort()) },
-        signal: stop.signal,
-      });
-      expect(r.code).toBe(0);
-      expect(frames).toHaveLength(2);
-      for (const frame of frames) {
-        expect(frame.startsWith(CLEAR)).toBe(true);
-        const lines = frame.slice(CLEAR.length).split('\n');
-        expect(lines).toHaveLength(6); // five lines, each ended by a newline
-        expect(lines[0]).toMatch(/^node top-test {3}uptime /);
-        expect(lines[3]).toBe('');
-        expect(lines[4]).toMatch(/^top \d+ of \d+ processes by mailbox$/);
-        expect(lines[5]).toBe('');
-      }
-    } finally {
-      await release();
-      await obs.close();
+    for (const lines of await terminalFrames(200, 6)) {
+      expect(lines).toHaveLength(6); // five lines, each ended by a newline
+      expect(lines[0]).toMatch(/^node top-test {3}uptime /);
+      expect(lines[3]).toBe('');
+      expect(lines[4]).toMatch(/^top \d+ of \d+ processes by mailbox$/);
+      expect(lines[5]).toBe('');
     }
   });
 });

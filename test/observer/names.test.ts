@@ -1,12 +1,20 @@
 // Names of any length: a registered name has no length limit, and the observer's answers quote a
 // long one by its start and its length (a 10 MB name made every list, snapshot and frame 10 MB).
 import { describe, expect, it } from 'vitest';
-import { Pid, startObserver, Supervisor } from '../../src/index.js';
+import { type ObserverHandle, Pid, startObserver, Supervisor } from '../../src/index.js';
 import { useNodes } from '../support.js';
 import { bearer, openStream, request } from './client.js';
 
 const track = useNodes();
 const MAX_NAME_TEXT = 1000;
+
+/** A 200 answer of `path`, under 100,000 characters: no name was copied into it whole. */
+async function small(obs: ObserverHandle, path: string) {
+  const a = await request(obs.port, { path, headers: bearer(obs.token) });
+  expect(a.status).toBe(200);
+  expect(a.text.length).toBeLessThan(100_000);
+  return a.json;
+}
 
 describe('observer: long names', () => {
   it('a 10 MB process group is quoted by its first 1000 characters and its length in the groups and a detail', async () => {
@@ -17,12 +25,7 @@ describe('observer: long names', () => {
     node.groups.join(group, pid);
     const obs = await startObserver(node, { sampleMs: 3_600_000 });
     try {
-      const get = async (path: string) => {
-        const a = await request(obs.port, { path, headers: bearer(obs.token) });
-        expect(a.status).toBe(200);
-        expect(a.text.length).toBeLessThan(100_000);
-        return a.json;
-      };
+      const get = (path: string) => small(obs, path);
       expect((await get('/api/groups')).groups).toEqual([{ group: shown, size: 1, members: [Pid.format(pid)] }]);
       expect((await get(`/api/process/${encodeURIComponent(Pid.format(pid))}`)).groups).toEqual([shown]);
     } finally {
@@ -38,12 +41,7 @@ describe('observer: long names', () => {
     const sup = await Supervisor.start(node, [{ id: 'w', start: (ctx) => ctx.spawnLink(() => () => undefined, { name: `child-${long}` }) }], { name: `sup-${long}` });
     const obs = await startObserver(node, { sampleMs: 3_600_000 });
     try {
-      const get = async (path: string) => {
-        const a = await request(obs.port, { path, headers: bearer(obs.token) });
-        expect(a.status).toBe(200);
-        expect(a.text.length).toBeLessThan(100_000);
-        return a.json;
-      };
+      const get = (path: string) => small(obs, path);
       const list = await get('/api/processes?filter=nnn&limit=10');
       expect(list.total).toBe(3);
       expect(list.processes.find((r: { pid: string }) => r.pid === Pid.format(pid)).name).toBe(shown);
