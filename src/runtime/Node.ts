@@ -15,7 +15,7 @@ import { TimerEntry, TimerHeap, timerFaultText } from './internal/TimerHeap.js';
 import { type ExitReason, isExitReason } from './messages.js';
 import { NameTable } from './NameRegistry.js';
 import { GroupTable } from './ProcessGroups.js';
-import { checkTarget, nameOf, type Pid, PidImpl, type RefImpl, setProc, type Target, type TimerRef, toPid } from './Pid.js';
+import { checkTarget, nameOf, type Pid, liveProc, PidImpl, procOfAny, type RefImpl, setProc, type Target, type TimerRef, toPid } from './Pid.js';
 import { type DeadLetterQueue, type MonitorManager, type ObserverHandle, type ObserverOptions, unavailableDeadLetters, unavailableMonitors } from './serviceSlots.js';
 import type { RemoteRouter } from './remote.js';
 import type { Init, Logger, Node, NodeOptions, ProcessInfo, SpawnOptions } from './types.js';
@@ -236,7 +236,7 @@ export class KeelNode implements Node {
 
   /** @internal The live process of a pid on this node, if any. */
   resolve(pid: Pid): Proc | undefined {
-    const direct = PidImpl.live<Proc>(pid);
+    const direct = liveProc<Proc>(pid);
     if (direct !== undefined) return direct.rt === this ? direct : undefined;
     if (pid.node !== this.name || pid.creation !== this.creation) return undefined;
     return this.#procs.get(pid.id);
@@ -244,7 +244,7 @@ export class KeelNode implements Node {
 
   /** @internal The live process of a pid or a registered name on this node. */
   lookupTarget(target: Target): Proc | undefined {
-    const p = PidImpl.live<Proc>(target);
+    const p = liveProc<Proc>(target);
     if (p !== undefined && p.rt === this) return p;
     return this.#lookup(target);
   }
@@ -265,7 +265,7 @@ export class KeelNode implements Node {
 
   /** @internal The one path every raw message takes. */
   deliver(from: Proc | undefined, to: Target, message: unknown): Delivery {
-    const p = PidImpl.live<Proc>(to);
+    const p = liveProc<Proc>(to);
     if (p !== undefined && p.rt === this) return this.#mail.enqueue(p, message, from);
     return this.#deliverSlow(from, to, message);
   }
@@ -326,7 +326,7 @@ export class KeelNode implements Node {
   exit(pid: Pid, reason: ExitReason | 'kill'): void {
     // a live pid of this node is resolved once (the common case: no second look at the pid); a brand
     // check first, never `instanceof`: a proxy's getPrototypeOf trap must not run before it is refused
-    const p = PidImpl.procOfAny<Proc>(pid);
+    const p = procOfAny<Proc>(pid);
     if (reason === 'kill' && p !== undefined && p.rt === this) {
       this.#deaths.kill(p); // the common case of a burst of kills, checked first
       return;

@@ -90,6 +90,19 @@ export function nameOf(target: unknown): string | undefined {
 // (a binding assigned once, by the class's static block below, not a wrapper: one call per spawn and death)
 /** @internal Sets (or, at its death, clears) the live process record of a runtime pid: the kernel's alone. */
 export let setProc: (pid: PidImpl, proc: unknown) => void;
+// the readers of the record are module functions too: a static of the class would hand any pid's
+// holder its process's record (its Context, and through it the kernel)
+/** @internal The live process of a runtime pid, if its process is alive. */
+export let procOf: <P>(pid: PidImpl) => P | undefined;
+/**
+ * @internal The live process of `value` when it is a runtime pid (of any node) whose process is
+ * alive. On the path of every send: `instanceof` is the fastest test there (a private brand check
+ * `#proc in` cost a tenth of the message rate), and the `try` keeps a proxy that throws from its
+ * `getPrototypeOf` trap from escaping as a raw TypeError (it is then no pid: the send refuses it).
+ */
+export let liveProc: <P>(value: unknown) => P | undefined;
+/** @internal The live process of `value` when it is a runtime pid whose process is alive; a brand check first (never runs a proxy's traps). */
+export let procOfAny: <P>(value: unknown) => P | undefined;
 
 /**
  * @internal The runtime's pid instances. The live process sits in a private slot, so that a copy of
@@ -110,28 +123,7 @@ export class PidImpl {
     this.creation = creation;
     this.id = id;
   }
-  /** The live process of a runtime pid, if it is one and its process is alive. */
-  static procOf<P>(value: PidImpl): P | undefined {
-    return value.#proc as P | undefined;
-  }
-  /**
-   * The live process of `value` when it is a runtime pid (of any node) whose process is alive. On
-   * the path of every send: `instanceof` is the fastest test there (a private brand check `#proc in`
-   * cost a tenth of the message rate), and the `try` keeps a proxy that throws from its
-   * `getPrototypeOf` trap from escaping as a raw TypeError (it is then no pid: the send refuses it).
-   */
-  static live<P>(value: unknown): P | undefined {
-    try {
-      return value instanceof PidImpl ? (value.#proc as P | undefined) : undefined;
-    } catch {
-      return undefined;
-    }
-  }
   /** True for the runtime's own pid instances (a brand check: never runs a proxy's traps). */
-  /** The live process of `value` when it is a runtime pid whose process is alive; a brand check first (never runs a proxy's traps). */
-  static procOfAny<P>(value: unknown): P | undefined {
-    return typeof value === 'object' && value !== null && #proc in value ? ((value as PidImpl).#proc as P | undefined) : undefined;
-  }
   static is(value: unknown): value is PidImpl {
     return typeof value === 'object' && value !== null && #proc in value;
   }
@@ -139,6 +131,16 @@ export class PidImpl {
     setProc = (pid, proc) => {
       pid.#proc = proc;
     };
+    procOf = <P>(pid: PidImpl) => pid.#proc as P | undefined;
+    liveProc = <P>(value: unknown) => {
+      try {
+        return value instanceof PidImpl ? (value.#proc as P | undefined) : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    procOfAny = <P>(value: unknown) =>
+      typeof value === 'object' && value !== null && #proc in value ? ((value as PidImpl).#proc as P | undefined) : undefined;
   }
   toString(): string {
     return `<${this.node}.${this.id}>`;

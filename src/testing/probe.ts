@@ -2,12 +2,12 @@ import { InvalidArgumentError, ReceiveTimeoutError } from '../errors.js';
 import { isExit, type SystemMessage } from '../runtime/messages.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
-import { PidImpl } from '../runtime/Pid.js';
+import { liveProc } from '../runtime/Pid.js';
 import { kernelOf } from '../runtime/kernel.js';
 
 /** The context of a process just spawned (a process record is its own context). */
 function contextOf<M>(pid: Pid<M>): Context<M> {
-  const proc = PidImpl.live(pid);
+  const proc = liveProc(pid);
   if (proc === undefined) throw new Error('probe: the process exited as it was spawned');
   return proc as unknown as Context<M>;
 }

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { decodeBatch, decodeValue, encodeValue, type PidFactory } from '../../src/cluster/codec.js';
 import { isKeelError, MalformedFrameError, MessageTooLargeError, NotSerializableError } from '../../src/errors.js';
-import { Name, PidImpl, setProc, RefImpl, type Pid } from '../../src/runtime/Pid.js';
+import { Name, PidImpl, procOf, setProc, RefImpl, type Pid } from '../../src/runtime/Pid.js';
 import { expectKeelError, revokedProxy, thrown, trappingProxy } from '../support.js';
 
 const pids: PidFactory = (node, creation, id) => new PidImpl(node, creation, id);
@@ -92,7 +92,7 @@ describe('encodeValue / decodeValue: what is carried', () => {
     expect(factory).toHaveBeenNthCalledWith(2, 'node-a', 1234567, 42);
     expect(back.from).toBeInstanceOf(PidImpl);
     expect([back.from.node, back.from.creation, back.from.id]).toEqual(['node-a', 1234567, 42]);
-    expect(PidImpl.procOf(back.from as PidImpl)).toBeUndefined(); // the live record never travels
+    expect(procOf(back.from as PidImpl)).toBeUndefined(); // the live record never travels
   });
 
   it('carries a plain copy of a pid ({ node, creation, id }) as a pid', () => {

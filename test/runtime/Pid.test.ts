@@ -257,3 +257,21 @@ describe('pid ids', () => {
     expect(p.messages).toEqual(['marker']);
   });
 });
+
+describe("a pid's class", () => {
+  it('gives no way to its process record: a pid leads to its constructor, and nothing reachable from that reads the record', () => {
+    const node = track({ name: 'app' });
+    const pid = idler(node);
+    const PidClass = Object.getPrototypeOf(pid).constructor as object;
+    // every function reachable as a static of the class, called with the pid: none answers with an object
+    // (the record would be the process's own Context: its send, exit and kernel)
+    const answers: Record<string, unknown> = {};
+    for (const key of Reflect.ownKeys(PidClass)) {
+      const value = (PidClass as Record<PropertyKey, unknown>)[key];
+      if (typeof value !== 'function' || key === 'prototype') continue;
+      answers[String(key)] = typeof (value as (v: unknown) => unknown)(pid);
+    }
+    expect(Object.values(answers).filter((kind) => kind === 'object')).toEqual([]);
+    expect(Object.keys(answers)).toEqual(['is']);
+  });
+});

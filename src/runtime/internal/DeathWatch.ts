@@ -2,7 +2,7 @@ import diagnostics from 'node:diagnostics_channel';
 import type { TelemetryBus } from '../../telemetry/Telemetry.js';
 import { DownMessage, type ExitReason, ExitMessage, isCleanExit, isDown, reasonReport } from '../messages.js';
 import type { NameTable } from '../NameRegistry.js';
-import { checkTarget, nameOf, type Pid, PidImpl, RefImpl, setProc, type Target, toPid } from '../Pid.js';
+import { checkTarget, nameOf, type Pid, PidImpl, procOfAny, RefImpl, setProc, type Target, toPid } from '../Pid.js';
 import { InvalidArgumentError } from '../../errors.js';
 import type { GroupTable } from '../ProcessGroups.js';
 import type { Envelope } from './Envelope.js';
@@ -387,7 +387,7 @@ export class DeathWatch {
     const ref = this.newRef();
     // a live pid of this node (the common case) is its process at once; anything else is checked
     let name: string | undefined;
-    let q = PidImpl.procOfAny<Proc>(target); // a brand check: never runs a proxy's traps
+    let q = procOfAny<Proc>(target); // a brand check: never runs a proxy's traps
     if (q === undefined || (q.rt as unknown) !== this.#host) {
       name = nameOf(target);
       if (name !== undefined) {

@@ -2,7 +2,7 @@ import { types } from 'node:util';
 import { checkKeys, InvalidArgumentError, ProcessExitedError } from '../../errors.js';
 import type { ExitReason } from '../messages.js';
 import { isExitReason } from '../messages.js';
-import { isPid, type Pid, PidImpl, type Ref, RefImpl, type Target, type TimerRef, toPid } from '../Pid.js';
+import { isPid, type Pid, PidImpl, procOf, type Ref, RefImpl, type Target, type TimerRef, toPid } from '../Pid.js';
 import type { Context, Handler, Init, MailboxOptions, Node, SpawnOptions } from '../types.js';
 import type { Envelope } from './Envelope.js';
 import type { TimerEntry } from './TimerHeap.js';
@@ -342,7 +342,7 @@ export function isProc(value: unknown): value is Proc {
     if (!(value instanceof Proc)) return false;
     // a live process is its own pid's record, and a proxy of one is not (this costs no call into
     // the engine, unlike asking whether it is a proxy, which is left to a dead process's context)
-    const live = PidImpl.procOf(value.self);
+    const live = procOf(value.self);
     return live === value || (live === undefined && !types.isProxy(value));
   } catch {
     return false; // a proxy whose getPrototypeOf trap throws, a revoked proxy

@@ -7,7 +7,7 @@ import { Cause } from '../../../src/runtime/internal/DeathWatch.js';
 import type { Envelope } from '../../../src/runtime/internal/Envelope.js';
 import { EMPTY, EXIT_SENTINEL, ExitWatcher, F_BUSY, F_DEAD, F_KILLED, F_LONG, F_RUNNING, F_SCHEDULED, F_SHUTDOWN, F_TOP, F_TRAP, type Proc } from '../../../src/runtime/internal/Proc.js';
 import { DownMessage, type ExitReason, ExitMessage } from '../../../src/runtime/messages.js';
-import { PidImpl, RefImpl } from '../../../src/runtime/Pid.js';
+import { PidImpl, procOf, RefImpl } from '../../../src/runtime/Pid.js';
 import { CREATION, kernel, type Kernel, listener, NODE, queued, take } from './fakes.js';
 
 /** Records the deaths of `ps` (through a death hook each) as [id, reason], in the order they happen. */
@@ -198,7 +198,7 @@ describe('die', () => {
     expect(k.procs.size).toBe(before - 1);
     expect(k.procs.get(a.self.id)).toBeUndefined();
     expect(k.resolve(a.self)).toBeUndefined();
-    expect(PidImpl.procOf(a.self)).toBeUndefined();
+    expect(procOf(a.self)).toBeUndefined();
     expect(a.x!.reason).toBe(boom);
     expect(a.signal.aborted).toBe(true);
     expect(a.signal.reason).toBe(boom);
@@ -536,7 +536,7 @@ describe('the kill fast path', () => {
       head: p.head,
       size: p.size,
       x: p.x,
-      resolves: k.resolve(p.self) !== undefined || PidImpl.procOf(p.self) !== undefined || k.procs.get(p.self.id) !== undefined,
+      resolves: k.resolve(p.self) !== undefined || procOf(p.self) !== undefined || k.procs.get(p.self.id) !== undefined,
       signal: p.signal.reason as unknown,
     };
   }

@@ -13,7 +13,7 @@ import { Scheduler, type SchedulerHost, type SchedulerSettings } from '../../../
 import { TimerHeap } from '../../../src/runtime/internal/TimerHeap.js';
 import type { ExitReason } from '../../../src/runtime/messages.js';
 import { NameTable } from '../../../src/runtime/NameRegistry.js';
-import { type Pid, PidImpl, setProc } from '../../../src/runtime/Pid.js';
+import { liveProc, type Pid, PidImpl, setProc } from '../../../src/runtime/Pid.js';
 import { GroupTable } from '../../../src/runtime/ProcessGroups.js';
 import type { Init } from '../../../src/runtime/types.js';
 import { type Measurements, type Metadata, TelemetryBus } from '../../../src/telemetry/Telemetry.js';
@@ -148,7 +148,7 @@ export function kernel(options: { events?: readonly string[]; settings?: Partial
   const { bus, events } = telemetry(options.events);
   const procs = new ProcTable();
   const resolve = (pid: Pid): Proc | undefined => {
-    const direct = PidImpl.live<Proc>(pid);
+    const direct = liveProc<Proc>(pid);
     if (direct !== undefined) return direct;
     if (pid.node !== NODE || pid.creation !== CREATION) return undefined;
     return procs.get(pid.id);
