@@ -244,7 +244,8 @@ export class DeadLetterService implements DeadLetterQueue {
         lastAttemptAt: now,
         nextRetryAt,
         lastError: lastError ?? reason,
-        status: 'pending' as const,
+        // with maxRetries 0 the queue never retries on its own: the entry waits, parked, for a manual retry
+        status: this.#settings.maxRetries === 0 ? ('parked' as const) : ('pending' as const),
     };
     const stored = this.store.add(record);
     if (typeof stored === 'string') return this.#added(stored, recipient, reason, nextRetryAt);
@@ -262,7 +263,9 @@ export class DeadLetterService implements DeadLetterQueue {
     this.added++;
     if (this.#addedProbe.active) this.#node.telemetry.execute('keel.dead_letter_queue.message_added', {}, { id, recipient: recipientText(recipient), reason });
     this.#start();
-    this.#wakeFor(nextRetryAt);
+    if (this.#settings.maxRetries === 0) {
+      this.#node.telemetry.execute('keel.dead_letter_queue.parked', { attempts: 0 }, { id, recipient: recipientText(recipient), reason });
+    } else this.#wakeFor(nextRetryAt);
     return id;
   }
 

@@ -896,6 +896,25 @@ describe.each<[string, () => StoreOption]>([
       expect(await stats(node)).toMatchObject({ pending: 0, parked: 0 });
     });
 
+    it('with maxRetries: 0 never retries on its own: an entry is parked as it is added (its reason the original failure), and a manual retry still delivers it', async () => {
+      const { node, clock } = dlqNode(makeStore(), { ...RETRYING, maxRetries: 0 });
+      const events = captureEvents(node, [EVENTS]);
+      const id = await add(node, 'late', { n: 1 }, 'timeout');
+      expect(await entry(node, id)).toMatchObject({ status: 'parked', attempts: 0, reason: 'timeout' });
+      expect(events.events.map((e) => [e.event, e.metadata.reason])).toEqual([
+        [`${EVENTS}message_added`, 'timeout'],
+        [`${EVENTS}parked`, 'timeout'],
+      ]);
+      const p = probe(node);
+      node.registry.register('late', p);
+      await advance(node, clock, 5000);
+      expect(p.messages).toEqual([]);
+      expect(await stats(node)).toMatchObject({ pending: 0, parked: 1, retried: 0 });
+      expect(ok(await node.deadLetters.retry([id]))).toEqual([{ id, ok: true }]);
+      expect(p.messages).toEqual([{ n: 1 }]);
+      expect(await node.deadLetters.get(id)).toBeUndefined();
+    });
+
     it('draws each delay with full jitter from the node random (0.5: 50, then 100 ms)', async () => {
       const { node, clock } = retryNode(0.5);
       const id = await add(node, 'nobody', 'x');
