@@ -1064,6 +1064,22 @@ describe('handleContinue', () => {
     },
   );
 
+  it.each([
+    ['{ state, continue }', (state: number, left: number) => ({ state, continue: left })],
+    ['{ noreply: true, state, continue }', (state: number, left: number) => ({ noreply: true as const, state, continue: left })],
+  ])('chains 100,000 sync handleContinue callbacks returning %s without growing the stack', async (_form, result) => {
+    const node = track();
+    const spec: Spec<number> = {
+      init: () => 0,
+      handleCast: (n, state) => result(state, n as number),
+      handleContinue: (left, n) => ((left as number) === 0 ? n : result(n + 1, (left as number) - 1)),
+      handleCall: (_request, _from, n) => ({ reply: n, state: n }),
+    };
+    const pid = await GenServer.start(node, spec);
+    GenServer.cast(node, pid, 100_000);
+    expect(await GenServer.call(node, pid, 'count')).toBe(100_000);
+  });
+
   it('runs after a handleCall result that carries continue, after the reply and before the next message', async () => {
     const node = track();
     const spec: Spec<string[]> = {

@@ -275,13 +275,22 @@ export class Server<S> {
         return this.crash(e);
       }
       if (isThenable(r)) return adopt(r).then((res) => this.#noReply(res), (e: unknown) => this.crash(e));
-      if (shapeOf(r) !== CONTINUES) return this.#noReply(r);
+      const shape = shapeOf(r);
+      if (shape !== CONTINUES && shape !== NOREPLY) return this.#noReply(r);
+      let next: unknown;
+      let timeout: unknown;
       try {
-        info = (r as { continue: unknown }).continue;
+        // each field read once, as #noReply reads them
+        next = (r as { continue: unknown }).continue;
+        if (shape === NOREPLY) timeout = (r as { timeout: unknown }).timeout;
         this.state = (r as { state: S }).state;
       } catch (e) {
         return this.crash(e);
       }
+      // a { noreply: true, state, continue } continues in this loop too (through #noReply and #then
+      // it recursed, a few stack frames per continue, until the stack overflowed)
+      if (shape === NOREPLY && (next === undefined || timeout !== undefined)) return this.#then(next, timeout, r);
+      info = next;
     }
   }
 
