@@ -90,6 +90,11 @@ interface State {
    * earlier one is stale: a later crash stopped more of them (rest_for_one) and its own backoff decides.
    */
   groupRetry: RetryRestart | undefined;
+  /**
+   * one_for_one: the retry last scheduled for each child. An earlier one is stale: the restart it was
+   * for ended meanwhile (terminateChild, restartChild), and the child's later crash waits for its own backoff.
+   */
+  readonly retries: WeakMap<Child, RetryRestart>;
 }
 
 /** Raised inside the supervisor when it exceeds its restart intensity or shuts itself down automatically; it exits with `'shutdown'`. */
@@ -177,6 +182,7 @@ async function onChildExit(ctx: Context<any>, state: State, child: Child, reason
 function retry(state: State, child: Child): RetryRestart {
   const message = new RetryRestart(child.id);
   if (state.options.strategy !== 'one_for_one') state.groupRetry = message;
+  else state.retries.set(child, message);
   return message;
 }
 
@@ -241,7 +247,7 @@ function findChild(state: State, id: string): Child | undefined {
 const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown }, never, { children: Child[]; options: State['options'] }> = keelServer({
   async init({ children, options }, ctx) {
     ctx.trapExits();
-    const state: State = { ctx, children, options, restartTimes: [], history: [], groupRetry: undefined };
+    const state: State = { ctx, children, options, restartTimes: [], history: [], groupRetry: undefined, retries: new WeakMap() };
     try {
       await startAll(ctx, children);
     } catch (e) {
@@ -349,7 +355,7 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
         // otherwise stay 'restarting' for good, which restartChild and deleteChild refuse
         const affected =
           state.options.strategy === 'one_for_one'
-            ? child !== undefined && child.status === 'restarting' ? [child] : []
+            ? child !== undefined && child.status === 'restarting' && state.retries.get(child) === message ? [child] : []
             : state.children.filter((c) => c.status === 'restarting');
         if (affected.length > 0) await restartAll(ctx, state, affected, child ?? { id: message.id }, 'retry');
       }

@@ -666,6 +666,28 @@ describe('restart backoff counts recent restarts only', () => {
     expect(starts).toEqual(['b', 'a']);
   });
 
+  it('one_for_one: a backoff begun before terminateChild and restartChild does not cut short the backoff of a later crash', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const starts: string[] = [];
+    const sup = await Supervisor.start(node, [child('a', starts)], { backoff: { initialMs: 100, factor: 3, jitter: 'none' }, maxRestarts: 10 });
+    node.send(await pidOf(node, sup, 'a'), 'crash'); // its restart waits 100 ms (until 100)
+    await node.idle();
+    await clock.advance(10);
+    expect(await Supervisor.terminateChild(node, sup, 'a')).toBe('ok');
+    running(await Supervisor.restartChild(node, sup, 'a') as ChildInfo['pid']);
+    starts.length = 0;
+    node.send(await pidOf(node, sup, 'a'), 'crash'); // its second restart in a row waits 300 ms (until 310)
+    await node.idle();
+    await clock.advance(90); // 100: the first backoff's time, for a restart that is no longer waiting
+    expect(starts).toEqual([]);
+    expect((await rows(node, sup)).a?.pid).toBe('restarting');
+    await clock.advance(209);
+    expect(starts).toEqual([]);
+    await clock.advance(1);
+    expect(starts).toEqual(['a']);
+  });
+
   it('a restart whose start fails is tried again after the backoff, not at once', async () => {
     const clock = new TestClock({ start: 0 });
     const node = track({ clock });
