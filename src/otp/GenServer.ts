@@ -1,4 +1,4 @@
-import { CallExitError, CallTimeoutError, checkKeys, DeadlockError, InvalidArgumentError, StartError, toError } from '../errors.js';
+import { CallExitError, CallTimeoutError, checkKeys, checkStrayKeys, DeadlockError, InvalidArgumentError, readOption, StartError, toError } from '../errors.js';
 import { exitedWith, isProcess, originOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { formatReason, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
@@ -242,12 +242,14 @@ export const GenServer = {
       timeout = options;
     } else if (options !== undefined) {
       if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ timeout?, signal? } or a timeout in ms', options);
-      checkKeys(options, CALL_OPTIONS, 'options');
-      if (options.timeout !== undefined) {
-        validateTimeout(options.timeout, 'options.timeout');
-        timeout = options.timeout;
+      // each option read once: what is checked is what is used (a getter may answer differently)
+      checkStrayKeys(options, CALL_OPTIONS, 'options');
+      const given = readOption(options, 'timeout', 'options');
+      if (given !== undefined) {
+        validateTimeout(given, 'options.timeout');
+        timeout = given as number;
       }
-      signal = options.signal;
+      signal = readOption(options, 'signal', 'options') as AbortSignal | undefined;
     }
     if (signal !== undefined && !isInstance(signal, AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', signal);
     return callProcess(node, caller, target, request, timeout, signal) as Promise<ReplyOf<P, R>>;

@@ -672,6 +672,29 @@ describe('GenServer.call', () => {
       expect(node.info(pid)?.mailboxLength).toBe(0);
     });
 
+    it('reads each call option once: a getter that answers 100, then NaN, gives a call that times out at 100 ms', async () => {
+      const clock = new TestClock();
+      const node = track({ clock });
+      const held: From[] = [];
+      const pid = await GenServer.start(node, holder(held));
+      const reads = { timeout: 0, signal: 0 };
+      const options = {
+        get timeout() {
+          return reads.timeout++ === 0 ? 100 : NaN;
+        },
+        get signal() {
+          reads.signal++;
+          return undefined;
+        },
+      };
+      const call = watch(GenServer.call(node, pid, 'hold', options as never));
+      expect(reads).toEqual({ timeout: 1, signal: 1 });
+      await clock.advance(99);
+      expect(call.status).toBe('pending');
+      await clock.advance(1);
+      expectKeelError(call.error, 'ERR_CALL_TIMEOUT');
+    });
+
     it('discards a reply given after the timeout: the calling process gets no stray message and nothing throws', async () => {
       const clock = new TestClock();
       const node = track({ clock });
