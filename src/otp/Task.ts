@@ -1,4 +1,4 @@
-import { checkKeys, InvalidArgumentError, TaskExitError, TaskTimeoutError, toError } from '../errors.js';
+import { checkKeys, InvalidArgumentError, ProcessExitedError, TaskExitError, TaskTimeoutError, toError } from '../errors.js';
 import { isDead, isProcess, type Kernel, originOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { type ExitReason, formatReason } from '../runtime/messages.js';
@@ -197,6 +197,8 @@ export type StreamOutcome<T> = Outcome<T> & { readonly timedOut?: true };
 /** @internal How a stream starts and stops its tasks, with its validated options. */
 export interface StreamSpec<I, T> {
   readonly node: Kernel;
+  /** The calling process, if the stream has one: its death stops the stream's tasks (`'kill'`) and ends the stream. */
+  readonly owner: Pid | undefined;
   readonly start: (item: I) => TaskImpl<T> | Promise<TaskImpl<T>>;
   readonly concurrency: number;
   readonly ordered: boolean;
@@ -205,7 +207,7 @@ export interface StreamSpec<I, T> {
 }
 
 /** @internal Validates the items and the options of a stream. */
-export function streamOptions(items: unknown, options: AsyncStreamOptions): Omit<StreamSpec<unknown, unknown>, 'node' | 'start'> {
+export function streamOptions(items: unknown, options: AsyncStreamOptions): Omit<StreamSpec<unknown, unknown>, 'node' | 'start' | 'owner'> {
   let iterable = false;
   try {
     iterable = items !== null && typeof items === 'object' && (Symbol.iterator in items || Symbol.asyncIterator in items);
@@ -268,9 +270,33 @@ export async function* runStream<I, T>(items: Iterable<I> | AsyncIterable<I>, s:
     ready.set(i, outcome);
     signal();
   };
+  /** Stops the running tasks (the stream's end, or its caller's death). */
+  const stopAll = (reason: 'shutdown' | 'kill'): void => {
+    for (const e of running.values()) {
+      e.timer?.cancel();
+      e.unwait?.();
+      stopTask(e.task, reason);
+    }
+    running.clear();
+  };
+  // the caller's death kills the tasks still running, as Elixir's stream monitor does: a task not
+  // linked to its caller (TaskSupervisor.asyncStreamNolink) would otherwise outlive it, for ever if it never ends
+  let ownerGone = false;
+  const onOwnerExit = (): void => {
+    ownerGone = true;
+    failure ??= new ProcessExitedError(String(s.owner), 'asyncStream');
+    stopAll('kill');
+    signal();
+  };
+  const unwatchOwner = s.owner === undefined ? undefined : s.node.onExit(s.owner, onOwnerExit);
+  if (s.owner !== undefined && unwatchOwner === undefined) onOwnerExit();
   const launch = async (item: I): Promise<void> => {
     const i = next++;
     const task = await s.start(item);
+    if (ownerGone) {
+      stopTask(task, 'kill'); // started while its caller died
+      return;
+    }
     const entry: Entry = { task };
     running.set(i, entry);
     if (task.outcome !== undefined) return finish(i, task.outcome);
@@ -312,12 +338,8 @@ export async function* runStream<I, T>(items: Iterable<I> | AsyncIterable<I>, s:
       });
     }
   } finally {
-    for (const e of running.values()) {
-      e.timer?.cancel();
-      e.unwait?.();
-      stopTask(e.task, 'shutdown');
-    }
-    running.clear();
+    unwatchOwner?.();
+    stopAll('shutdown');
     if (!exhausted) await it.return?.();
   }
 }
@@ -347,7 +369,7 @@ function asyncStream<I, T>(
   if (!isProcess(ctx)) throw new InvalidArgumentError('ctx', 'a process Context', ctx);
   checkFn(fn, 'a function (item, ctx) => value');
   const opts = streamOptions(items, options);
-  const spec: StreamSpec<I, T> = { ...opts, node: originOf(ctx, 'ctx').node, start: (item) => spawnTask(ctx, (tctx) => fn(item, tctx), true) };
+  const spec: StreamSpec<I, T> = { ...opts, node: originOf(ctx, 'ctx').node, owner: ctx.self, start: (item) => spawnTask(ctx, (tctx) => fn(item, tctx), true) };
   const results = opts.onTimeout === 'kill_task';
   return {
     async *[Symbol.asyncIterator](): AsyncGenerator<T | YieldResult<T>> {

@@ -161,10 +161,11 @@ export const TaskSupervisor = {
     options: AsyncStreamOptions = {},
   ): AsyncIterable<YieldResult<T>> {
     checkFn(fn, 'a function (item, ctx) => value');
-    const { node } = originOf(from);
+    const { node, caller } = originOf(from);
     const spec: StreamSpec<I, T> = {
       ...streamOptions(items, options),
       node,
+      owner: caller?.self,
       start: (item) => superviseTask(from, supervisor, (tctx) => fn(item, tctx), undefined, {}),
     };
     return {

@@ -232,6 +232,33 @@ describe('TaskSupervisor.asyncStreamNolink', () => {
     expect(await TaskSupervisor.children(node, sup)).toEqual([]);
   });
 
+  it("stops the running tasks when the calling process dies mid-iteration (as Elixir's stream monitor kills them): none outlives it", async () => {
+    const node = track();
+    const sup = await TaskSupervisor.start(node);
+    const { pid: caller, ctx } = await spawnWithContext(node);
+    const started = [deferred(), deferred()];
+    const out = collect(
+      TaskSupervisor.asyncStreamNolink(ctx, sup, [0, 1, 2], (i) => {
+        (started[i] ??= deferred()).resolve();
+        return deferred<number>().promise; // never settles
+      }, { concurrency: 2, timeout: Infinity }),
+    );
+    await started[0]!.promise;
+    await started[1]!.promise;
+    const tasks = await TaskSupervisor.children(node, sup);
+    expect(tasks).toHaveLength(2);
+    const p = probe(node);
+    const refs = tasks.map((t) => p.ctx.monitor(t));
+    node.exit(caller, 'kill');
+    for (const ref of refs) expect((await receiveDown(p, ref)).reason).toBe('killed');
+    // the stream ends (its caller is gone) and item 2 never starts
+    expectKeelError(await failure(() => out.done), 'ERR_PROCESS_EXITED', String(caller));
+    await node.idle();
+    expect(await TaskSupervisor.children(node, sup)).toEqual([]);
+    expect(out.seen).toEqual([]);
+    expect(started).toHaveLength(2);
+  });
+
   it('a start refused past maxChildren rejects the iteration with ERR_MAX_CHILDREN', async () => {
     const node = track();
     const sup = await TaskSupervisor.start(node, { maxChildren: 1 });
