@@ -217,7 +217,7 @@ class Machine {
     if (!enter) this.pendingEventTimeout = undefined;
     let postpone = false;
     let inserted: Ev[] | undefined;
-    let timeouts: Exclude<StateMachineAction, string>[] | undefined;
+    let timeouts: TimeoutAction[] | undefined;
     for (const a of actions as unknown[]) {
       const type = typeof a === 'string' ? a : typeof a === 'object' && a !== null ? (a as { type?: unknown }).type : undefined;
       if (type === 'reply') {
@@ -244,8 +244,7 @@ class Machine {
         if (k !== 'internal' && k !== 'cast' && k !== 'info') throw new InvalidArgumentError('next_event kind', "'internal', 'cast', 'info' or 'call'", k);
         (inserted ??= []).push({ type: k, content } as Ev);
       } else if (type === 'timeout' || type === 'state_timeout' || type === 'generic_timeout') {
-        checkTimeout(a as Record<string, unknown>);
-        (timeouts ??= []).push(a as Exclude<StateMachineAction, string>);
+        (timeouts ??= []).push(readTimeout(a as Record<string, unknown>, type));
       } else {
         throw new InvalidArgumentError('action', 'reply, postpone, hibernate, next_event, timeout, state_timeout or generic_timeout', a);
       }
@@ -291,16 +290,16 @@ class Machine {
     return then(this.#callback(ev), (res) => this.transition(ev, res, true));
   }
 
-  #setTimeout(a: Exclude<StateMachineAction, string>): void {
-    const { type, name = '', ms, content, cancel } = a as { type: TimeoutKind; name?: string; ms?: number; content?: unknown; cancel?: true };
+  #setTimeout(a: TimeoutAction): void {
+    const { type, name, ms, content, cancel } = a;
     if (type === 'timeout') {
       // the last event timeout of the transition (its enter call's included) wins
       this.pendingEventTimeout = undefined;
       if (this.eventTimeout !== undefined) this.#cancel(this.eventTimeout);
-      if (cancel === true || ms === Infinity) return;
+      if (cancel || ms === Infinity) return;
       if (ms !== 0) {
         // started once the transition is done, and only if no event is queued then (one would cancel it)
-        this.pendingEventTimeout = { ms: ms!, content };
+        this.pendingEventTimeout = { ms, content };
         return;
       }
       // a 0 ms one is queued like the other 0 ms timeouts, in the order of its action, as
@@ -308,11 +307,11 @@ class Machine {
     }
     const old = type === 'state_timeout' ? this.stateTimeout : type === 'generic_timeout' ? this.generic.get(name) : undefined;
     if (old !== undefined) this.#cancel(old);
-    if (cancel === true || ms === Infinity) return;
+    if (cancel || ms === Infinity) return;
     const t = new Timeout(type, name, content);
     this.#store(t);
     if (ms === 0) this.zero.add(t);
-    else t.ref = this.ctx.sendAfter(this.ctx.self, t, ms!);
+    else t.ref = this.ctx.sendAfter(this.ctx.self, t, ms);
   }
 
   #startEventTimeout(): void {
@@ -399,10 +398,24 @@ function kindOfResult(res: unknown, enter: boolean): number {
   );
 }
 
-function checkTimeout(a: Record<string, unknown>): void {
-  if (a.type === 'generic_timeout' && typeof a.name !== 'string') throw new InvalidArgumentError('generic_timeout name', 'a string', a.name);
-  if (a.cancel === true) return;
-  validateTimeout(a.ms, `${String(a.type)} ms`);
+/** A timeout action as read, each field once (a getter may answer differently when read again). */
+interface TimeoutAction {
+  readonly type: TimeoutKind;
+  readonly name: string;
+  readonly ms: number;
+  readonly content: unknown;
+  readonly cancel: boolean;
+}
+
+/** Reads a timeout action's fields once and checks them: what is checked is what is used. */
+function readTimeout(a: Record<string, unknown>, type: TimeoutKind): TimeoutAction {
+  const name = type === 'generic_timeout' ? a.name : '';
+  if (typeof name !== 'string') throw new InvalidArgumentError('generic_timeout name', 'a string', name);
+  const ms = a.ms;
+  const content = a.content;
+  const cancel = a.cancel === true;
+  if (!cancel) validateTimeout(ms, `${type} ms`);
+  return { type, name, ms: ms as number, content, cancel };
 }
 
 /**

@@ -418,6 +418,35 @@ describe('StateMachine: timeouts on the node clock', () => {
     expect(node.internals().timers).toBe(0);
   });
 
+  it('reads each field of a timeout action once: an ms getter that answers 100, then NaN, sets a 100 ms timeout', async () => {
+    const { node, clock } = clockedNode(track);
+    const reads: Record<string, number> = {};
+    const counted = (fields: Record<string, unknown[]>): object =>
+      Object.defineProperties(
+        {},
+        Object.fromEntries(
+          Object.entries(fields).map(([key, answers]) => [
+            key,
+            { enumerable: true, get: () => answers[Math.min((reads[key] = (reads[key] ?? 0) + 1) - 1, answers.length - 1)] },
+          ]),
+        ),
+      );
+    const { pid, log } = await recorder(node, (ev) => {
+      if (ev.type === 'cast' && ev.content === 'arm') {
+        return { keepState: true, actions: [counted({ type: ['generic_timeout'], name: ['t', 7], ms: [100, NaN], content: ['fired', 'other'], cancel: [undefined, true] }) as never] };
+      }
+      return keep;
+    });
+    StateMachine.cast(node, pid, 'arm');
+    await node.idle();
+    expect(reads).toEqual({ type: 1, name: 1, ms: 1, content: 1, cancel: 1 });
+    await clock.advance(99);
+    expect(log.filter((l) => l.includes('timeout'))).toEqual([]);
+    await clock.advance(1);
+    expect(log.at(-1)).toBe('a/generic_timeout:t:fired');
+    expect(node.isAlive(pid)).toBe(true);
+  });
+
   it('a state timeout set in the transition that changes state runs in the new state; cancel and Infinity cancel it', async () => {
     const { node, clock } = clockedNode(track);
     const { pid, log } = await recorder(node, (ev, state) => {
