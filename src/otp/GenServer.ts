@@ -1,4 +1,4 @@
-import { CallExitError, CallTimeoutError, checkKeys, checkStrayKeys, DeadlockError, InvalidArgumentError, readOption, StartError, toError } from '../errors.js';
+import { CallExitError, CallTimeoutError, checkStrayKeys, DeadlockError, InvalidArgumentError, readOption, StartError, toError } from '../errors.js';
 import { exitedWith, isProcess, originOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { formatReason, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
@@ -110,11 +110,13 @@ function start<S, P extends CallProtocol, Cast, Arg>(
   const { node, caller } = originOf(from);
   validateSpec(spec);
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ name?, timeout? }', options);
-  checkKeys(options, ['name', 'timeout'], 'options');
-  const timeout = options.timeout ?? 5000;
+  // each option read once: what is checked is what is used (a getter may answer differently)
+  checkStrayKeys(options, ['name', 'timeout'], 'options');
+  const name = readOption(options, 'name', 'options') as StartOptions['name'];
+  const timeout = readOption(options, 'timeout', 'options') ?? 5000;
   validateTimeout(timeout, 'options.timeout');
   const parent: Pid | 'node' = caller === undefined ? 'node' : caller.self;
-  const lifecycle = new ServerLifecycle(node, spec, nameOf(options.name), parent);
+  const lifecycle = new ServerLifecycle(node, spec, nameOf(name), parent);
   return new Promise((resolve, reject) => {
     let settled = false;
     const guards: { timer?: { cancel(): boolean }; unhook?: (() => void) | undefined } = {};
@@ -161,7 +163,7 @@ function start<S, P extends CallProtocol, Cast, Arg>(
       }
       return ready(r);
     };
-    const spawnOptions = options.name === undefined ? undefined : { name: options.name };
+    const spawnOptions = name === undefined ? undefined : { name };
     const pid = caller === undefined ? node.spawn(init, spawnOptions) : link ? caller.spawnLink(init, spawnOptions) : caller.spawn(init, spawnOptions);
     guards.unhook = node.onExit(pid, (reason) => settle(new StartError('GenServer', reason, formatReason(reason)), pid));
     if (timeout !== Infinity) {

@@ -333,6 +333,27 @@ describe('GenServer.start', () => {
     expect(String(node.registry.whereis('taken'))).toBe(String(first));
   });
 
+  it('reads each start option once: a name getter that answers another name, or a timeout getter NaN, when read again changes nothing', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const reads = { name: 0, timeout: 0 };
+    const options = {
+      get name() {
+        return reads.name++ === 0 ? 'first' : 'second';
+      },
+      get timeout() {
+        return reads.timeout++ === 0 ? 100 : NaN;
+      },
+    };
+    const gate = deferred();
+    const start = watch(GenServer.start(node, { init: () => gate.promise.then(() => 0) }, undefined, options as never));
+    await node.settle();
+    expect(reads).toEqual({ name: 1, timeout: 1 });
+    expect(node.registry.names()).toEqual(['first']);
+    await clock.advance(100);
+    expectKeelError(start.error, 'ERR_START_FAILED', '100 ms');
+  });
+
   it('fails with ERR_START_FAILED and kills the server when init outlasts options.timeout on the node clock', async () => {
     const clock = new TestClock();
     const node = track({ clock });
