@@ -381,10 +381,13 @@ export const AgentRegistry = {
       pids: (where) => read(readWhere(where)).map((e) => e.pid),
       select(where) {
         const validated = readWhere(where);
-        // the query as given, detached from the caller's arrays (it was read without running its code)
-        const given: { -readonly [K in keyof AgentWhere]: AgentWhere[K] } = { ...where };
-        if (given.capabilities !== undefined) given.capabilities = Object.freeze([...given.capabilities]);
-        return new AgentQuery(name, read, Object.freeze(given), validated);
+        // the query as given, detached from the caller's arrays, copied as it was read: its own string
+        // keys' data values and its array's elements, without running any of its code (a spread would
+        // run a symbol-keyed getter, an array's own iterator)
+        const given: Record<string, unknown> = {};
+        if (where !== undefined) for (const key of Object.keys(where)) given[key] = (Object.getOwnPropertyDescriptor(where, key) as { value: unknown }).value;
+        if (Array.isArray(given.capabilities)) given.capabilities = Object.freeze(Array.from({ length: (given.capabilities as unknown[]).length }, (_, i) => (Object.getOwnPropertyDescriptor(given.capabilities, i) as { value: unknown }).value));
+        return new AgentQuery(name, read, Object.freeze(given) as AgentWhere, validated);
       },
       count() {
         const index = table();

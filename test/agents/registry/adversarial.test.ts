@@ -55,6 +55,21 @@ describe('AgentRegistry: answers and their order', () => {
     expect(q.where).toEqual({ capabilities: ['x'] });
     expect(Object.isFrozen(q.where.capabilities)).toBe(true);
   });
+
+  it('select runs no code of the query: an own iterator on its array, a symbol-keyed getter', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node);
+    let ran = 0;
+    const caps = ['x'];
+    Object.defineProperty(caps, Symbol.iterator, { value: () => { ran++; throw new Error('iterator ran'); } });
+    const where = { capabilities: caps };
+    Object.defineProperty(where, Symbol('hidden'), { get: () => { ran++; throw new Error('getter ran'); }, enumerable: true });
+    const q = registry.select(where);
+    expect(ran).toBe(0);
+    expect(q.where).toEqual({ capabilities: ['x'] });
+    expect(Object.getOwnPropertySymbols(q.where)).toEqual([]);
+    expect(Object.isFrozen(q.where.capabilities)).toBe(true);
+  });
 });
 
 describe('AgentRegistry: processes and keys', () => {
