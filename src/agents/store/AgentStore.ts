@@ -82,6 +82,12 @@ export function checkIdentity(component: unknown, kind: unknown, key: unknown): 
   }
 }
 
+/** @internal Checks what `deleteAll` and `loadAll` address: a non-empty string component, and kind if given. */
+export function checkScope(component: unknown, kind: unknown): void {
+  if (typeof component !== 'string' || component === '') throw new InvalidArgumentError('component', 'a non-empty string', component);
+  if (kind !== undefined && (typeof kind !== 'string' || kind === '')) throw new InvalidArgumentError('kind', 'a non-empty string (or undefined: every kind)', kind);
+}
+
 /** @internal A loaded record's key, or undefined when it is not a non-empty string or reading it throws (a custom store's record). */
 export function recordKey(record: { readonly key: string }): string | undefined {
   try {

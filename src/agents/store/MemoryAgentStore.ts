@@ -1,6 +1,6 @@
 import { deserialize } from 'node:v8';
 import { StoreUnavailableError } from '../../errors.js';
-import { type AgentStore, type AgentStoreLoad, type AgentStoreRecord, checkIdentity, type CorruptRecord, encodeValue } from './AgentStore.js';
+import { type AgentStore, type AgentStoreLoad, type AgentStoreRecord, checkIdentity, checkScope, type CorruptRecord, encodeValue } from './AgentStore.js';
 
 /**
  * @internal The memory store: the same contract as the SQLite one (values copied in, checked, read
@@ -70,6 +70,7 @@ export class MemoryAgentStore implements AgentStore {
 
   deleteAll(component: string, kind?: string): number {
     this.#open();
+    checkScope(component, kind);
     let n = 0;
     for (const r of this.#list(component, kind)) {
       this.#set(component, r.kind, r.key, undefined);
@@ -91,6 +92,7 @@ export class MemoryAgentStore implements AgentStore {
 
   loadAll(component: string, kind?: string): AgentStoreLoad {
     this.#open();
+    checkScope(component, kind);
     const records: AgentStoreRecord[] = [];
     const corrupt: CorruptRecord[] = [];
     for (const r of this.#list(component, kind)) {

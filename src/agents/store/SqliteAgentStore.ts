@@ -3,7 +3,7 @@ import path from 'node:path';
 import { deserialize } from 'node:v8';
 import { isKeelError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
 import { loadSqliteDriver, openFailure, osProcessAlive, type SqliteDatabase, type SqliteStatement } from '../../delivery/stores/sqliteFile.js';
-import { type AgentStore, type AgentStoreLoad, type AgentStoreRecord, checkIdentity, type CorruptRecord, encodeValue } from './AgentStore.js';
+import { type AgentStore, type AgentStoreLoad, type AgentStoreRecord, checkIdentity, checkScope, type CorruptRecord, encodeValue } from './AgentStore.js';
 
 type Statement = SqliteStatement;
 type Database = SqliteDatabase;
@@ -156,11 +156,13 @@ export class SqliteAgentStore implements AgentStore {
 
   deleteAll(component: string, kind?: string): number {
     this.#open();
+    checkScope(component, kind);
     return (kind === undefined ? this.#deleteAll.run(component) : this.#deleteKind.run(component, kind)).changes;
   }
 
   loadAll(component: string, kind?: string): AgentStoreLoad {
     this.#open();
+    checkScope(component, kind);
     const rows = (kind === undefined ? this.#load.all(component) : this.#loadKind.all(component, kind)) as { kind: unknown; key: unknown; value: unknown }[];
     const records: AgentStoreRecord[] = [];
     const corrupt: CorruptRecord[] = [];

@@ -126,6 +126,17 @@ describe.each(['memory', 'sqlite'] as const)('the %s agent store', (kind) => {
     expect(store.loadAll('c').records).toEqual([]);
   });
 
+  it('refuses an empty or non-string component or kind for deleteAll and loadAll with ERR_INVALID_ARGUMENT, and removes nothing', () => {
+    const store = make(kind);
+    store.put('c', 'k', 'x', 1);
+    expectKeelError(thrown(() => store.deleteAll(undefined as never)), 'ERR_INVALID_ARGUMENT', '`component`');
+    expectKeelError(thrown(() => store.deleteAll({} as never)), 'ERR_INVALID_ARGUMENT', '`component`');
+    expectKeelError(thrown(() => store.deleteAll('c', '')), 'ERR_INVALID_ARGUMENT', '`kind`');
+    expectKeelError(thrown(() => store.loadAll(42 as never)), 'ERR_INVALID_ARGUMENT', '`component`');
+    expectKeelError(thrown(() => store.loadAll('c', {} as never)), 'ERR_INVALID_ARGUMENT', '`kind`');
+    expect(store.loadAll('c').records.map((r) => r.key)).toEqual(['x']);
+  });
+
   it('throws ERR_STORE_UNAVAILABLE once closed', () => {
     const store = make(kind);
     store.close();
