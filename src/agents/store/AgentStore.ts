@@ -82,6 +82,29 @@ export function checkIdentity(component: unknown, kind: unknown, key: unknown): 
   }
 }
 
+/**
+ * @internal `transaction`'s fn, made to refuse what breaks all-or-none: a `fn` that is not a function,
+ * or one that answers a promise (an async fn: its writes after an await would land outside the
+ * transaction, and its rejection would undo nothing). The returned function throws
+ * `ERR_INVALID_ARGUMENT` inside the transaction, so the writes made before it are undone.
+ */
+export function synchronousFn<T>(fn: unknown): () => T {
+  if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a synchronous function () => result', fn);
+  return () => {
+    const result = (fn as () => T)();
+    let then: unknown;
+    try {
+      then = (typeof result === 'object' || typeof result === 'function') && result !== null ? (result as { then?: unknown }).then : undefined;
+    } catch {
+      then = undefined; // a result that cannot be read (a revoked proxy) is not a promise: answered as it is
+    }
+    if (typeof then === 'function') {
+      throw new InvalidArgumentError('fn', 'a synchronous function (a transaction cannot span an await: its later writes would not be part of it)', result);
+    }
+    return result;
+  };
+}
+
 /** @internal Checks what `deleteAll` and `loadAll` address: a non-empty string component, and kind if given. */
 export function checkScope(component: unknown, kind: unknown): void {
   if (typeof component !== 'string' || component === '') throw new InvalidArgumentError('component', 'a non-empty string', component);

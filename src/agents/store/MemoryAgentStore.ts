@@ -1,6 +1,6 @@
 import { deserialize } from 'node:v8';
 import { StoreUnavailableError } from '../../errors.js';
-import { type AgentStore, type AgentStoreLoad, type AgentStoreRecord, checkIdentity, checkScope, type CorruptRecord, encodeValue } from './AgentStore.js';
+import { type AgentStore, type AgentStoreLoad, type AgentStoreRecord, checkIdentity, checkScope, type CorruptRecord, synchronousFn, encodeValue } from './AgentStore.js';
 
 /**
  * @internal The memory store: the same contract as the SQLite one (values copied in, checked, read
@@ -105,8 +105,9 @@ export class MemoryAgentStore implements AgentStore {
     return { records, corrupt };
   }
 
-  transaction<T>(fn: () => T): T {
+  transaction<T>(given: () => T): T {
     this.#open();
+    const fn = synchronousFn<T>(given);
     const outer = this.#undo;
     if (outer !== undefined) {
       // nested (a savepoint): its writes are undone if it throws, the outer one's kept

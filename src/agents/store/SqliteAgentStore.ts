@@ -3,7 +3,7 @@ import path from 'node:path';
 import { deserialize } from 'node:v8';
 import { isKeelError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
 import { loadSqliteDriver, openFailure, osProcessAlive, type SqliteDatabase, type SqliteStatement } from '../../delivery/stores/sqliteFile.js';
-import { type AgentStore, type AgentStoreLoad, type AgentStoreRecord, checkIdentity, checkScope, type CorruptRecord, encodeValue } from './AgentStore.js';
+import { type AgentStore, type AgentStoreLoad, type AgentStoreRecord, checkIdentity, checkScope, type CorruptRecord, synchronousFn, encodeValue } from './AgentStore.js';
 
 type Statement = SqliteStatement;
 type Database = SqliteDatabase;
@@ -188,7 +188,7 @@ export class SqliteAgentStore implements AgentStore {
   transaction<T>(fn: () => T): T {
     this.#open();
     // nested in another: better-sqlite3 makes it a savepoint (undone alone if it throws)
-    return this.#db.transaction(fn)();
+    return this.#db.transaction(synchronousFn<T>(fn))();
   }
 
   close(): void {

@@ -137,6 +137,19 @@ describe.each(['memory', 'sqlite'] as const)('the %s agent store', (kind) => {
     expect(store.loadAll('c').records.map((r) => r.key)).toEqual(['x']);
   });
 
+  it('refuses a transaction whose fn is not a function or answers a promise (ERR_INVALID_ARGUMENT), and keeps none of its writes', () => {
+    const store = make(kind);
+    expectKeelError(thrown(() => store.transaction(42 as never)), 'ERR_INVALID_ARGUMENT', '`fn`');
+    const err = thrown(() =>
+      store.transaction(() => {
+        store.put('c', 'k', 'before-await', 1);
+        return Promise.resolve('later');
+      }),
+    );
+    expectKeelError(err, 'ERR_INVALID_ARGUMENT', '`fn`');
+    expect(store.loadAll('c').records).toEqual([]);
+  });
+
   it('throws ERR_STORE_UNAVAILABLE once closed', () => {
     const store = make(kind);
     store.close();
