@@ -87,7 +87,7 @@ export class MemoryAgentStore implements AgentStore {
       if (kind !== undefined && k !== kind) continue;
       for (const [key, value] of keys) out.push({ kind: k, key, value });
     }
-    return out.sort((a, b) => (a.kind === b.kind ? (a.key < b.key ? -1 : a.key > b.key ? 1 : 0) : a.kind < b.kind ? -1 : 1));
+    return out.sort((a, b) => (a.kind === b.kind ? byCodePoint(a.key, b.key) : byCodePoint(a.kind, b.kind)));
   }
 
   loadAll(component: string, kind?: string): AgentStoreLoad {
@@ -135,4 +135,25 @@ export class MemoryAgentStore implements AgentStore {
     this.#closed = true;
     this.#rows.clear();
   }
+}
+
+/**
+ * Orders two strings by code point, as SQLite orders text (its BINARY collation compares UTF-8
+ * bytes): `<` compares UTF-16 code units, which puts a character above U+FFFF (a surrogate pair)
+ * before U+E000..U+FFFF, so the two stores would load the same keys in different orders.
+ */
+function byCodePoint(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // a surrogate (0xD800..0xDFFF) stands for a code point above every BMP unit that is not one
+    const sx = x >= 0xd800 && x <= 0xdfff;
+    const sy = y >= 0xd800 && y <= 0xdfff;
+    if (sx !== sy) return sx ? 1 : -1;
+    return x < y ? -1 : 1;
+  }
+  return a.length - b.length;
 }

@@ -150,6 +150,12 @@ describe.each(['memory', 'sqlite'] as const)('the %s agent store', (kind) => {
     expect(store.loadAll('c').records).toEqual([]);
   });
 
+  it('loads keys in code point order (as SQLite orders its text), astral characters included', () => {
+    const store = make(kind);
+    for (const key of ['\u{1F600}', '\uFFFF', 'a']) store.put('c', 'k', key, key);
+    expect(store.loadAll('c').records.map((r) => r.key)).toEqual(['a', '\uFFFF', '\u{1F600}']);
+  });
+
   it('throws ERR_STORE_UNAVAILABLE once closed', () => {
     const store = make(kind);
     store.close();
