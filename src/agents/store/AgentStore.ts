@@ -75,10 +75,21 @@ export function encodeValue(value: unknown, path = 'value'): Buffer {
   }
 }
 
-/** @internal Checks the record's identity: non-empty strings. */
+/**
+ * Whether `v` is a non-empty well-formed string: a lone surrogate has no UTF-8 form (SQLite stores
+ * its bytes as they are and reads them back as U+FFFD, so the key read is not the key written, and
+ * two such keys read back as one).
+ */
+function identityText(v: unknown): v is string {
+  return typeof v === 'string' && v !== '' && !/\p{Cs}/u.test(v);
+}
+
+const IDENTITY = 'a non-empty string without lone surrogates';
+
+/** @internal Checks the record's identity: non-empty well-formed strings. */
 export function checkIdentity(component: unknown, kind: unknown, key: unknown): void {
   for (const [name, v] of [['component', component], ['kind', kind], ['key', key]] as const) {
-    if (typeof v !== 'string' || v === '') throw new InvalidArgumentError(name, 'a non-empty string', v);
+    if (!identityText(v)) throw new InvalidArgumentError(name, IDENTITY, v);
   }
 }
 
@@ -107,8 +118,8 @@ export function synchronousFn<T>(fn: unknown): () => T {
 
 /** @internal Checks what `deleteAll` and `loadAll` address: a non-empty string component, and kind if given. */
 export function checkScope(component: unknown, kind: unknown): void {
-  if (typeof component !== 'string' || component === '') throw new InvalidArgumentError('component', 'a non-empty string', component);
-  if (kind !== undefined && (typeof kind !== 'string' || kind === '')) throw new InvalidArgumentError('kind', 'a non-empty string (or undefined: every kind)', kind);
+  if (!identityText(component)) throw new InvalidArgumentError('component', IDENTITY, component);
+  if (kind !== undefined && !identityText(kind)) throw new InvalidArgumentError('kind', `${IDENTITY} (or undefined: every kind)`, kind);
 }
 
 /** @internal A loaded record's key, or undefined when it is not a non-empty string or reading it throws (a custom store's record). */
