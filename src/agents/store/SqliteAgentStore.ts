@@ -136,26 +136,44 @@ export class SqliteAgentStore implements AgentStore {
     if (this.#closed) throw new StoreUnavailableError(this.path, 'it is closed (its node has shut down)', undefined, 'use a store of a running node', undefined, STORE);
   }
 
-  put(component: string, kind: string, key: string, value: unknown): void {
+  /**
+   * Before a write: the store is open and its path still names the file it opened. A file deleted
+   * (or replaced) under a running node is kept open by SQLite, which would go on writing into the
+   * unlinked file: every write accepted, all of them lost with the OS process. A stat per write.
+   */
+  #writable(): void {
     this.#open();
+    let now: string | undefined;
+    try {
+      now = fileId(this.path);
+    } catch {
+      now = undefined;
+    }
+    if (now !== this.#fileId) {
+      throw new StoreUnavailableError(this.path, 'its file was deleted or replaced while it was open (a write now would be lost with the unlinked file)', undefined, 'restore the file, or restart the node to open the store again', undefined, STORE);
+    }
+  }
+
+  put(component: string, kind: string, key: string, value: unknown): void {
+    this.#writable();
     checkIdentity(component, kind, key);
     this.#put.run(component, kind, key, encodeValue(value));
   }
 
   insert(component: string, kind: string, key: string, value: unknown): boolean {
-    this.#open();
+    this.#writable();
     checkIdentity(component, kind, key);
     return this.#insert.run(component, kind, key, encodeValue(value)).changes === 1;
   }
 
   delete(component: string, kind: string, key: string): boolean {
-    this.#open();
+    this.#writable();
     checkIdentity(component, kind, key);
     return this.#delete.run(component, kind, key).changes === 1;
   }
 
   deleteAll(component: string, kind?: string): number {
-    this.#open();
+    this.#writable();
     checkScope(component, kind);
     return (kind === undefined ? this.#deleteAll.run(component) : this.#deleteKind.run(component, kind)).changes;
   }
@@ -186,7 +204,7 @@ export class SqliteAgentStore implements AgentStore {
   }
 
   transaction<T>(fn: () => T): T {
-    this.#open();
+    this.#writable();
     // nested in another: better-sqlite3 makes it a savepoint (undone alone if it throws)
     return this.#db.transaction(synchronousFn<T>(fn))();
   }

@@ -190,6 +190,20 @@ describe('the SQLite agent store', () => {
     b.close();
   });
 
+  it('a file deleted or replaced while open: writes are refused with ERR_STORE_UNAVAILABLE, not made into the unlinked file and lost', () => {
+    const file = tmpfile();
+    const store = new SqliteAgentStore(file);
+    opened.push(store);
+    store.put('c', 'k', 'before', 1);
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) fs.rmSync(f, { force: true });
+    expectKeelError(thrown(() => store.put('c', 'k', 'after', 2)), 'ERR_STORE_UNAVAILABLE', file, 'deleted or replaced');
+    expectKeelError(thrown(() => store.insert('c', 'k', 'after', 2)), 'ERR_STORE_UNAVAILABLE', 'deleted or replaced');
+    expectKeelError(thrown(() => store.transaction(() => 1)), 'ERR_STORE_UNAVAILABLE', 'deleted or replaced');
+    // a new file under the path is another store: still refused
+    new Database(file).close();
+    expectKeelError(thrown(() => store.delete('c', 'k', 'before')), 'ERR_STORE_UNAVAILABLE', 'deleted or replaced');
+  });
+
   it('skips and counts a row it cannot decode, and loads the others', () => {
     const file = tmpfile();
     const a = new SqliteAgentStore(file);
