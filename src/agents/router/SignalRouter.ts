@@ -1,5 +1,5 @@
 import { types } from 'node:util';
-import { checkKeys, checkStrayKeys, InvalidArgumentError, toError } from '../../errors.js';
+import { checkKeys, checkStrayKeys, InvalidArgumentError, InvalidSignalError, toError } from '../../errors.js';
 import { markComponent } from '../../otp/internal/lifecycle.js';
 import { observeRouter } from '../observe.js';
 import { deadLetterAndReport } from '../../delivery/deadLetter.js';
@@ -452,8 +452,13 @@ export const SignalRouter = {
         checkSubscriber(subscriber);
         return call({ type: 'unsubscribe', pattern, pid: subscriber });
       },
-      publish(signal) {
-        validateSignal(signal);
+      publish(given) {
+        validateSignal(given);
+        // the signal as it is now, read once (itself when it cannot change: a createSignal signal): the
+        // router handles the cast later, and a publisher that reuses its object meanwhile must not
+        // change what was accepted, or make it invalid (as a message is copied at send in OTP)
+        const signal = stableSignal(given);
+        if (signal === undefined) throw new InvalidSignalError('signal', 'attributes that read the same each time (plain data)', given);
         const router = node.lookupTarget(name);
         if (router === undefined) return { ok: false, id: signal.id, reason: 'noproc' };
         const flow = node.telemetry.flow;

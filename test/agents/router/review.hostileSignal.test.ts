@@ -56,6 +56,36 @@ describe('a signal whose attributes are getters', () => {
     expect((await router.stats()).published).toBe(0);
   });
 
+  it('a plain (unfrozen) signal changed by its publisher right after publish is routed and delivered as it was published, never lost', async () => {
+    const node = track();
+    const router = await startRouter(node);
+    const s = sink(node);
+    const other = sink(node);
+    expect(await router.subscribe('a.*', s.pid)).toBe('ok');
+    expect(await router.subscribe('x.*', other.pid)).toBe('ok');
+    const unexpected: unknown[] = [];
+    node.telemetry.attach('unexpected', ['keel.gen_server.unexpected_message'], (_e, _m, meta) => unexpected.push(meta.pid));
+    // accepted at publish: the caller then reuses its object (as a message is copied at send in OTP)
+    const plain: { type: string; data?: unknown } = { ...signal('a.b', 1) };
+    expect(router.publish(plain as never)).toEqual({ ok: true, id: (plain as unknown as { id: string }).id });
+    plain.type = 'x.y';
+    plain.data = 2;
+    const broken: { type: string } = { ...signal('a.c', 3) };
+    expect(router.publish(broken as never).ok).toBe(true);
+    broken.type = 'a..c'; // no longer a valid type
+    await s.until(2);
+    await node.idle();
+    expect(s.got.map((g) => [g.type, g.data])).toEqual([
+      ['a.b', 1],
+      ['a.c', 3],
+    ]);
+    expect(other.got).toEqual([]);
+    expect(unexpected).toEqual([]);
+    const stats = await router.stats();
+    expect([stats.published, stats.matched, stats.delivered]).toEqual([2, 2, 2]);
+    expectBalanced(stats);
+  });
+
   it('a publish cast that cannot be read (a revoked proxy, a throwing getter) sent straight to the router is an unexpected message; the router keeps running', async () => {
     const node = track();
     const router = await startRouter(node);
