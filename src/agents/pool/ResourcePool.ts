@@ -1,6 +1,7 @@
 import { checkKeys, InvalidArgumentError, isKeelError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
-import { isPid, type Pid } from '../../runtime/Pid.js';
+import { isProcess } from '../../runtime/kernel.js';
+import { type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { componentHandle, componentNode, nameFor, startComponent, unwrapReply } from '../component.js';
 import { checkObject, checkTimeout, stopComponent } from '../patterns/shared.js';
@@ -34,8 +35,10 @@ function configOf(node: Node, options: unknown): Config {
 
 function checkCaller(caller: unknown, argument: string): Context<any> | undefined {
   if (caller === undefined) return undefined;
-  if (typeof caller !== 'object' || caller === null || !isPid((caller as { self?: unknown }).self)) throw new InvalidArgumentError(argument, 'a process Context', caller);
-  return caller as Context<any>;
+  // a brand check (no code of the value runs: a revoked proxy or a getter standing for `self` is
+  // refused, not read): the pool monitors the holder, and only a process's own context names it
+  if (!isProcess(caller)) throw new InvalidArgumentError(argument, 'a process Context (the ctx a process is given)', caller);
+  return caller as unknown as Context<any>;
 }
 
 /**

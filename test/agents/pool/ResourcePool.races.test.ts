@@ -364,4 +364,22 @@ describe('ResourcePool handle calls given what they cannot read', () => {
     expect(await pool.checkin(c)).toBe('returned');
     await pool.stop();
   });
+
+  it('a caller that is not a process context (a revoked proxy, a throwing or shifting self getter, a plain { self: pid }) is ERR_INVALID_ARGUMENT naming options.caller, and nothing is lent', async () => {
+    const node = track();
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, { create: () => ({ id: ++n }), size: 1 });
+    const holder = await spawnWithContext(node);
+    const throwingSelf = Object.defineProperty({}, 'self', { get: () => { throw new Error('no'); } });
+    let reads = 0;
+    const shifting = Object.defineProperty({}, 'self', { get: () => (++reads === 1 ? holder.pid : 'not a pid') });
+    for (const caller of [revokedProxy(), throwingSelf, shifting, { self: holder.pid }]) {
+      expectKeelError(await failure(() => pool.checkout({ caller: caller as never })), 'ERR_INVALID_ARGUMENT', '`options.caller`');
+      expectKeelError(await failure(() => pool.withResource(() => 1, { caller: caller as never })), 'ERR_INVALID_ARGUMENT', '`options.caller`');
+      expectKeelError(await failure(() => pool.checkin({ id: 1 }, { caller: caller as never })), 'ERR_INVALID_ARGUMENT', '`options.caller`');
+    }
+    expect(await pool.stats()).toMatchObject({ checkouts: 0, checkedOut: 0, idle: 1, checkins: 0, badCheckins: 0 });
+    expect(await pool.withResource((c) => c.id, { caller: holder.ctx })).toBe(1);
+    await pool.stop();
+  });
 });
