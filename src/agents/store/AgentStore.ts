@@ -11,7 +11,11 @@ import { isInstance } from '../../runtime/safe.js';
  */
 export type AgentStoreConfig = { kind: 'memory' } | { kind: 'sqlite'; path: string };
 
-/** One record: a component's (its registered name), of a `kind` it defines, under a `key` unique within the kind. */
+/**
+ * One record: a component's (its registered name), of a `kind` it defines, under a `key` unique
+ * within the kind. All three are non-empty well-formed strings (a lone surrogate has no UTF-8 form):
+ * anything else is refused with `ERR_INVALID_ARGUMENT`, by `loadAll` and `deleteAll` too.
+ */
 export interface AgentStoreRecord {
   readonly component: string;
   readonly kind: string;
@@ -58,7 +62,7 @@ export interface AgentStore {
   deleteAll(component: string, kind?: string): number;
   /** Every record of `component` (of one `kind`, if given), in key order; rows that cannot be decoded are in `corrupt` (a SQLite row whose kind or key is not text, which no call can address, is removed as it is reported). */
   loadAll(component: string, kind?: string): AgentStoreLoad;
-  /** Runs `fn`'s writes as one: all or none (SQLite: one transaction; `fn` must be synchronous). Nested in another, it is a savepoint: undone alone if it throws. */
+  /** Runs `fn`'s writes as one: all or none (SQLite: one transaction). `fn` must be synchronous: one that answers a promise is refused with `ERR_INVALID_ARGUMENT` and its writes undone. Nested in another, it is a savepoint: undone alone if it throws. */
   transaction<T>(fn: () => T): T;
   /** Closes it (the node's stores close when the node has shut down); later calls throw `StoreUnavailableError`. */
   close(): void;
