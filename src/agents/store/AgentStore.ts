@@ -13,8 +13,9 @@ export type AgentStoreConfig = { kind: 'memory' } | { kind: 'sqlite'; path: stri
 
 /**
  * One record: a component's (its registered name), of a `kind` it defines, under a `key` unique
- * within the kind. All three are non-empty well-formed strings (a lone surrogate has no UTF-8 form):
- * anything else is refused with `ERR_INVALID_ARGUMENT`, by `loadAll` and `deleteAll` too.
+ * within the kind. All three are non-empty strings, the kind and key well-formed (a lone surrogate has
+ * no UTF-8 form: they are read back): anything else is refused with `ERR_INVALID_ARGUMENT`, by
+ * `loadAll` and `deleteAll` too.
  */
 export interface AgentStoreRecord {
   readonly component: string;
@@ -90,9 +91,19 @@ function identityText(v: unknown): v is string {
 
 const IDENTITY = 'a non-empty string without lone surrogates';
 
-/** @internal Checks the record's identity: non-empty well-formed strings. */
+/**
+ * A component: a non-empty string. A registered name may hold a lone surrogate, and the component
+ * is only ever matched, never read back from a row (`loadAll` answers the one it was given), so
+ * SQLite's bytes for it cannot mislead.
+ */
+function checkComponent(component: unknown): void {
+  if (typeof component !== 'string' || component === '') throw new InvalidArgumentError('component', 'a non-empty string', component);
+}
+
+/** @internal Checks the record's identity: a non-empty component, a kind and key non-empty and well-formed (they are read back). */
 export function checkIdentity(component: unknown, kind: unknown, key: unknown): void {
-  for (const [name, v] of [['component', component], ['kind', kind], ['key', key]] as const) {
+  checkComponent(component);
+  for (const [name, v] of [['kind', kind], ['key', key]] as const) {
     if (!identityText(v)) throw new InvalidArgumentError(name, IDENTITY, v);
   }
 }
@@ -122,7 +133,7 @@ export function synchronousFn<T>(fn: unknown): () => T {
 
 /** @internal Checks what `deleteAll` and `loadAll` address: a non-empty string component, and kind if given. */
 export function checkScope(component: unknown, kind: unknown): void {
-  if (!identityText(component)) throw new InvalidArgumentError('component', IDENTITY, component);
+  checkComponent(component);
   if (kind !== undefined && !identityText(kind)) throw new InvalidArgumentError('kind', `${IDENTITY} (or undefined: every kind)`, kind);
 }
 
