@@ -250,7 +250,8 @@ class TaskAttempt implements Attempt, CallListener {
 
 /**
  * A worker's answer as a TaskResult: one whose `ok` is a boolean and whose fields can be read is
- * taken as it is; anything else (null, a number, a revoked proxy, a getter that throws) is a task
+ * read once, into a TaskResult of the coordinator's own (a getter that answers once, then throws, is
+ * not read again); anything else (null, a number, a revoked proxy, a getter that throws) is a task
  * error whose error is the answer itself.
  */
 function taskResultOf(reply: unknown): TaskResult {
@@ -258,14 +259,8 @@ function taskResultOf(reply: unknown): TaskResult {
     if (typeof reply === 'object' && reply !== null) {
       const r = reply as TaskResult;
       const ok = r.ok;
-      if (ok === true) {
-        void r.result;
-        return r;
-      }
-      if (ok === false) {
-        void r.error;
-        return r;
-      }
+      if (ok === true) return { ok: true, result: (r as { result: unknown }).result };
+      if (ok === false) return { ok: false, error: (r as { error: unknown }).error };
     }
   } catch {
     // unreadable: the answer is the error

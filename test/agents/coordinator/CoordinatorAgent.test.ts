@@ -698,6 +698,26 @@ describe('CoordinatorAgent: failures', () => {
     expect([...failer.casts, ...failer.infos]).toEqual([]);
   });
 
+  it('an answer whose fields answer once, then throw, is read once: the task completes with what it answered, nothing wedges', async () => {
+    const node = track();
+    const once = (value: unknown): (() => unknown) => {
+      let reads = 0;
+      return () => {
+        if (reads++ > 0) throw new Error('read twice');
+        return value;
+      };
+    };
+    const w = await protocolWorker(node, () => Object.defineProperties({}, { ok: { get: once(true), enumerable: true }, result: { get: once('r'), enumerable: true } }) as TaskResult);
+    const f = await protocolWorker(node, () => Object.defineProperties({}, { ok: { get: once(false), enumerable: true }, error: { get: once('nope'), enumerable: true } }) as TaskResult, ['f']);
+    const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid, f.pid] });
+    expect(await coordinator.run({ id: 'once', tasks: [{ id: 'a', kind: 'k' }, { id: 'b', kind: 'k', dependsOn: ['a'] }] })).toMatchObject({
+      status: 'completed',
+      results: { a: 'r', b: 'r' },
+    });
+    expect(await coordinator.run({ id: 'once-f', tasks: [{ id: 'a', kind: 'k', requires: ['f'] }] })).toMatchObject({ status: 'failed', failedTask: 'a', error: 'nope' });
+    expect((await coordinator.metrics()).tasks).toMatchObject({ completed: 2, failed: 1, running: 0 });
+  });
+
   it('workflow timeoutMs: the workflow fails with "timeout" (no failedTask); cancel_task goes to its running task', async () => {
     const { node, clock } = clockedNode(track);
     const w1 = await protocolWorker(node, () => undefined);
