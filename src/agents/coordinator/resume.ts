@@ -227,13 +227,16 @@ export function resumeStored(state: State): Resumed {
     }
     // completed tasks: those with a recorded result, in the recorded completion order first
     const order = [...stored.completedOrder.filter((id) => wf.tasks.has(id)), ...wf.tasks.keys()];
+    // compensating, every task its record lists as completed is (its result perhaps not recorded: a write
+    // that failed): it runs no more, and its compensation must run, at its place in the reverse order
+    const listed = stored.state === 'compensating' ? new Set(stored.completedOrder) : undefined;
     for (const id of new Set(order)) {
       const r = byKey.get(resultKey(wf.id, id));
-      if (r === undefined) continue; // none, or a corrupt or unreadable one: the task runs again
+      if (r === undefined && listed?.has(id) !== true) continue; // none, or a corrupt or unreadable one: the task runs again
       const t = wf.tasks.get(id)!;
       t.state = 'completed';
-      t.result = r.result;
-      put(wf.results, id, r.result);
+      t.result = r?.result;
+      if (r !== undefined) put(wf.results, id, r.result);
       wf.completed++;
       wf.completedOrder.push(t);
       for (let i = 0; i < t.dependents.length; i++) t.dependents[i]!.blockers--;

@@ -154,6 +154,57 @@ describe('CoordinatorAgent with an agent store: a dropped workflow', () => {
   });
 });
 
+describe('CoordinatorAgent with an agent store: compensations across a new node', () => {
+  it('a completed task whose result could not be stored is still compensated after a new node resumes the saga, in reverse completion order, each once', async () => {
+    const store = new MemoryAgentStore();
+    const { node: first } = clockedNode(track);
+    const undoStarted = deferred<void>();
+    const fn = (): number => 1; // b's result: not plain data, its record cannot be written (store_failed)
+    const w1 = await Agent.start(first, {
+      capabilities: [],
+      tasks: {
+        a: () => 'A',
+        b: () => fn,
+        c: () => 'C',
+        boom: () => {
+          throw new Error('boom');
+        },
+        undo: (t) => (t.payload === 'c' ? 'undid c' : (undoStarted.resolve(), new Promise(() => undefined))), // b's undo hangs
+      },
+    });
+    const failed = captureEvents(first, ['keel.coordinator.store_failed']);
+    const c1 = await CoordinatorAgent.start(first, { name: 'saga', store, workers: [w1.pid] });
+    await c1.submit({
+      id: 's',
+      tasks: [
+        { id: 'a', kind: 'a', compensate: { kind: 'undo', payload: 'a' } },
+        { id: 'b', kind: 'b', dependsOn: ['a'], compensate: { kind: 'undo', payload: 'b' } },
+        { id: 'c', kind: 'c', dependsOn: ['b'], compensate: { kind: 'undo', payload: 'c' } },
+        { id: 'boom', kind: 'boom', dependsOn: ['c'] },
+      ],
+    });
+    await undoStarted.promise;
+    expect(failed.events).toHaveLength(1); // b's result
+    await first.shutdown({ timeoutMs: 1000 });
+
+    const { node: second } = clockedNode(track);
+    const undone: unknown[] = [];
+    const w2 = await Agent.start(second, { capabilities: [], tasks: { undo: (t) => (undone.push(t.payload), `undid ${String(t.payload)}`) } });
+    const c2 = await CoordinatorAgent.start(second, { name: 'saga', store, workers: [w2.pid] });
+    expect(await c2.wait('s')).toMatchObject({
+      status: 'failed',
+      failedTask: 'boom',
+      compensations: [
+        { task: 'c', ok: true, result: 'undid c' },
+        { task: 'b', ok: true, result: 'undid b' },
+        { task: 'a', ok: true, result: 'undid a' },
+      ],
+    });
+    expect(undone).toEqual(['b', 'a']);
+    expect(store.loadAll('saga').records).toEqual([]);
+  });
+});
+
 describe('CoordinatorAgent with a SQLite store: a workflow row that cannot be decoded', () => {
   it('is dropped once: reported (workflow_dropped) and deleted, not counted again at every start', async () => {
     const file = tmpfile();
