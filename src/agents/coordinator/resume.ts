@@ -248,6 +248,12 @@ export function resumeStored(state: State): Resumed {
     if (stored.state === 'compensating') {
       wf.state = 'compensating';
       wf.failure = { failedTask: stored.failure!.failedTask, error: stored.failure!.error };
+      // the task that failed it is failed in its result, as in the node that ran it (not 'waiting')
+      const failed = typeof wf.failure.failedTask === 'string' ? wf.tasks.get(wf.failure.failedTask) : undefined;
+      if (failed !== undefined && failed.state !== 'completed') {
+        failed.state = 'failed';
+        failed.error = wf.failure.error;
+      }
       buildUndo(wf);
       for (const c of stored.compensations.slice(0, wf.undo.length)) wf.compensations.push(c as CompensationOutcome);
       for (const c of wf.undo.slice(0, wf.compensations.length)) c.state = wf.compensations[wf.undo.indexOf(c)]!.ok ? 'completed' : 'failed';

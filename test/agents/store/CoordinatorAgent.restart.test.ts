@@ -54,6 +54,11 @@ describe('CoordinatorAgent with an agent store', () => {
       compensations: [{ task: 'book', ok: true, result: 'unbooked' }],
     });
     expect(undone).toEqual([['trip-1/book/compensate', 'r1', { book: 'booked' }]]);
+    // the task that failed it is failed in the result of the new node too, with its error; the task that never ran is waiting
+    expect((result as { tasks: Record<string, unknown> }).tasks).toMatchObject({
+      book: { state: 'completed', result: 'booked' },
+      pay: { state: 'failed', error: { message: 'card declined' } },
+    });
     expect(agentStoreFor(second, undefined)!.loadAll('trip').records).toEqual([]);
   });
 
