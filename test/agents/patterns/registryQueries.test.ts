@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions } from '../../../src/agents/Agent.js';
 import { buildConsensus, distributeWork, electLeader, monitorLeader, type LeaderElected, type Leadership } from '../../../src/agents/patterns/index.js';
-import { AgentRegistry, type AgentRegistryHandle, GenServer, isDown, type Node, type Pid, resolveAgents, Supervisor } from '../../../src/index.js';
+import { AgentRegistry, type AgentRegistryHandle, GenServer, type Node, type Pid, resolveAgents, Supervisor } from '../../../src/index.js';
 import { probe, type Probe } from '../../../src/testing/index.js';
 import { clockedNode, deferred, drainThrough, exitAndWait, expectKeelError, thrown, useNodes } from '../../support.js';
 
@@ -283,11 +283,14 @@ describe('distributeWork over a registry query', () => {
     const on = (pid: Pid) => (m: unknown): boolean => (m as { at?: Pid }).at?.id === pid.id;
     await started.receive(on(a1));
     await started.receive(on(b));
-    const p = probe(node);
-    // eslint-disable-next-line keel/no-unmanaged-monitor -- the test awaits this Down
-    p.ctx.monitor(a1);
+    // the registry's own Down of a1 (not a probe's, which may be handled first) unregisters it
+    const unregistered = deferred();
+    node.telemetry.attach('test.a1-unregistered', ['keel.agent_registry.unregistered'], (_event, _m, metadata) => {
+      if ((metadata.pid as Pid).id === a1.id) unregistered.resolve();
+    });
     node.exit(a1, new Error('crash'));
-    await p.receive(isDown);
+    await unregistered.promise;
+    node.telemetry.detach('test.a1-unregistered');
     // b is full and a2 is not registered: item 0 waits (no timer, nothing else would wake it) until a2 registers
     expect(registry.lookup('a')?.pid.id).not.toBe(a1.id);
     registerAgain.resolve();
