@@ -13,7 +13,7 @@ import type { Node } from '../runtime/types.js';
 import { EventHub } from './events.js';
 import { ApiError, BASE_HEADERS, enumParam, intParam, nameText, readJsonBody, sendError, sendJson, textParam } from './http.js';
 import { CSP, loadAssets } from './page.js';
-import { allowedHosts, bearerOf, cookieOf, cookieValue, freshToken, hostOf, originAllowed, sameToken, sessionCookie } from './security.js';
+import { allowedHosts, bearerOf, browsersRefuse, cookieOf, cookieValue, freshToken, hostOf, originAllowed, sameToken, sessionCookie } from './security.js';
 import { deadLetterFilter, deadLetterRow, monitorRow } from './deadLetters.js';
 import { parsePid, processDetail } from './detail.js';
 import { Jobs } from './jobs.js';
@@ -431,6 +431,9 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
     throw e;
   }
   const port = (server.address() as AddressInfo).port;
+  if (browsersRefuse(port)) {
+    kernel.log('warn', `the observer listens on port ${port}, which browsers (and fetch, so keel top) refuse to connect to, as a port of another protocol: start it on another port to open it`);
+  }
   hosts = allowedHosts(s.host, port, s.allowedHosts);
   cookieName = `keel_observer_${port}`;
   const urlHost = s.host.includes(':') ? `[${s.host}]` : s.host;

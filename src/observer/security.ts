@@ -80,3 +80,19 @@ export function cookieValue(token: string): string {
 export function sessionCookie(name: string, token: string): string {
   return `${name}=${cookieValue(token)}; HttpOnly; SameSite=Strict; Path=/`;
 }
+
+/**
+ * The ports browsers refuse to connect to (the Fetch standard's "bad ports", ports of other
+ * protocols): an observer listening on one of them cannot be opened in a browser, nor by `fetch`
+ * (so not by `keel top` either).
+ */
+const BAD_PORTS: ReadonlySet<number> = new Set([
+  1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137,
+  139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723,
+  2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080,
+]);
+
+/** True for a port browsers (and `fetch`) refuse to connect to. */
+export function browsersRefuse(port: number): boolean {
+  return BAD_PORTS.has(port);
+}

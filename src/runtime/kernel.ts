@@ -39,6 +39,8 @@ export interface Kernel extends ProcHost {
   /** True from the start of `shutdown()` on. */
   readonly stopping: boolean;
   readonly stopped: boolean;
+  /** Logs through the node's logger; a logger that throws is ignored, never the caller's failure. */
+  log(level: 'info' | 'warn' | 'error', message: string, detail?: unknown): void;
 
   // processes
   /** Spawns a process; `parent` (a context) is the spawner, linked to it when `link`. */

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { isDown, startObserver, type Down, type Node } from '../../src/index.js';
 import { probe } from '../../src/testing/index.js';
 import { createRuntimeNode } from '../../src/runtime/kernel.js';
@@ -372,5 +372,33 @@ describe('observer security', () => {
     });
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await expect(node.observer()).rejects.toMatchObject({ code: 'ERR_NODE_STOPPED' });
+  });
+});
+
+describe('an observer on a port browsers refuse', () => {
+  it('says so through the node logger: browsers and fetch cannot open it (a free port of the list is found by trying)', async () => {
+    const node = track({ logger: fakeLogger() });
+    // ports of other protocols that browsers refuse; the first one free on this machine is used
+    const refused = [6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080, 6566, 5060, 5061, 4190, 4045, 3659, 2049, 1719, 1720, 1723, 6000];
+    let obs: Awaited<ReturnType<typeof startObserver>> | undefined;
+    let port = 0;
+    for (const p of refused) {
+      try {
+        obs = await startObserver(node, { port: p });
+        port = p;
+        break;
+      } catch (e) {
+        if ((e as { code?: unknown }).code !== 'EADDRINUSE' && (e as { code?: unknown }).code !== 'EACCES') throw e;
+      }
+    }
+    expect(obs).toBeDefined();
+    expect(vi.mocked(node.logger.warn).mock.calls.map((c) => c[0])).toEqual([
+      `the observer listens on port ${port}, which browsers (and fetch, so keel top) refuse to connect to, as a port of another protocol: start it on another port to open it`,
+    ]);
+    await obs!.close();
+    // a free port of the system is never one of them
+    const other = await startObserver(node);
+    expect(vi.mocked(node.logger.warn)).toHaveBeenCalledTimes(1);
+    await other.close();
   });
 });
