@@ -409,8 +409,24 @@ export class Cluster {
     for (const raw of frames) {
       // a frame may run user code (a telemetry handler, a death's hooks) that downs the peer or leaves
       if (this.#left || this.#peers.get(from) !== peer) return;
+      let f: unknown;
       try {
-        const f = tagged ? reviveValue(raw, this.#pids) : raw;
+        f = tagged ? reviveValue(raw, this.#pids) : raw;
+      } catch (e) {
+        this.#frameDropped('malformed', from, e);
+        // a value this node cannot decode (malformed, or nested deeper than its stack allows: a thread
+        // with a larger stack wrote it): what waits on the frame (a call, a monitor, a link) is answered
+        // with the error, never left waiting for ever
+        if (!broadcast && Array.isArray(raw) && e instanceof Error) {
+          try {
+            this.#remote.unreadable(peer, raw, e);
+          } catch (bad) {
+            this.#frameDropped('malformed', from, bad);
+          }
+        }
+        continue;
+      }
+      try {
         if (!Array.isArray(f)) throw new TypeError('a frame is an array');
         if (f[0] === 'h') {
           if (broadcast) this.#push(peer, '["h"]');

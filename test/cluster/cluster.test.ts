@@ -763,6 +763,50 @@ describe('hostile frames', () => {
     events.stop();
   });
 
+  it("a value this node cannot decode (nested deeper than its stack: a thread with a larger one sent it) answers what waited on it with the error, not a hang", async () => {
+    // a's outbound batches carry "DEEP" as a value nested 100,000 deep (one tag inside, so it is revived):
+    // a worker thread's 4 MB stack encodes deeper than the main thread's decodes
+    const deep = `${'['.repeat(100_000)}{"$keel":"u"}${']'.repeat(100_000)}`;
+    const net = new MemoryNetwork();
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const inner = net.transport();
+    const rewriting = probedTransport(inner, (p, t) => inner.probe(p, t), () => undefined);
+    const ca = await Cluster.join(a, { transport: { ...rewriting, send: (p, batch) => inner.send(p, batch.replaceAll('"DEEP"', deep)) } });
+    const cb = await Cluster.join(b, { transport: net.transport() });
+    await ca.waitFor(['b']);
+    await cb.waitFor(['a']);
+    const events = captureEvents(b, ['keel.cluster.frame_dropped']);
+    // a call's reply b cannot read fails the call (no timeout: it would have waited for ever)
+    const server = await GenServer.start(a, { init: () => 0, handleCall: () => ({ reply: 'DEEP', state: 0 }) });
+    const replied = (await failure(() => GenServer.call(b, server, 'ask', Infinity))) as { code: string };
+    expect(replied.code).toBe('ERR_MALFORMED_FRAME');
+    // a Down and a link's exit signal whose reason b cannot read still arrive, with the error as their reason
+    const watcher = probe<Down | Exit>(b);
+    watcher.ctx.trapExits(true);
+    const monitored = a.spawn(() => () => undefined);
+    const linked = a.spawn(() => () => undefined);
+    watcher.ctx.monitor(monitored);
+    watcher.ctx.link(linked);
+    await roundTrip(b, a);
+    a.exit(monitored, { shutdown: 'DEEP' });
+    a.exit(linked, { shutdown: 'DEEP' });
+    const down = (await watcher.receive(isDown)) as Down;
+    expect(down.pid).toEqual({ node: 'a', creation: a.creation, id: monitored.id });
+    expect((down.reason as { code?: string }).code).toBe('ERR_MALFORMED_FRAME');
+    const exit = (await watcher.receive(isExit)) as Exit;
+    expect(exit.from).toEqual({ node: 'a', creation: a.creation, id: linked.id });
+    expect((exit.reason as { code?: string }).code).toBe('ERR_MALFORMED_FRAME');
+    // a call's request b cannot read fails the caller on a
+    const onB = await GenServer.start(b, counter, 0);
+    const asked = (await failure(() => GenServer.call(a, onB, 'DEEP' as unknown as CounterCall, Infinity))) as { code: string };
+    expect(asked.code).toBe('ERR_MALFORMED_FRAME');
+    expect(events.events.map((e) => e.metadata.reason)).toEqual(['malformed', 'malformed', 'malformed', 'malformed']);
+    expect(cb.internals()).toMatchObject({ entries: 0, books: 0 });
+    expect(ca.internals()).toMatchObject({ entries: 0, books: 0 });
+    events.stop();
+  });
+
   it('a message larger than the transport carries is a typed error at send time', async () => {
     const net = new MemoryNetwork({ maxBatchSize: 4096 });
     const a = track({ name: 'a' });

@@ -392,6 +392,32 @@ export class Remote implements RemoteRouter {
     }
   }
 
+  /**
+   * A frame whose value this node could not decode (a malformed tag, or one nested deeper than this
+   * thread's stack allows, which a thread with a larger stack could write): what waits on it is
+   * answered with `error` rather than left waiting for ever. A call's reply fails the call; a Down
+   * and an exit signal arrive with the error as their reason; a call's request fails the caller.
+   * Its ids are read as {@link frame} reads them (a bad one throws). Anything else stays dropped.
+   */
+  unreadable(peer: Peer, f: unknown[], error: Error): void {
+    switch (f[0]) {
+      case 'r':
+        this.frame(peer, ['r', f[1], 0, error]);
+        return;
+      case 'x':
+        this.frame(peer, ['x', f[1], f[2], error, f[4]]);
+        return;
+      case 'D':
+        this.frame(peer, ['D', f[1], f[2], f[3], error]);
+        return;
+      case 'c':
+        if (!peer.awaitingReset) this.#host.push(peer, `["r",${this.#id(f[1])},0,${this.#encodeReason(error)}]`);
+        return;
+      default:
+        return;
+    }
+  }
+
   /** A call from a peer's process: made here from the node, its outcome sent back as a reply frame. */
   #served(peer: Peer, f: unknown[]): void {
     const id = this.#id(f[1]);
