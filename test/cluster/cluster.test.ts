@@ -807,6 +807,20 @@ describe('hostile frames', () => {
     events.stop();
   });
 
+  it('a malformed reply to a waiting call fails the call with ERR_MALFORMED_FRAME (counted), never leaves it waiting', async () => {
+    const { net, a, b, cb } = await pair();
+    const server = await GenServer.start(a, counter, 0);
+    const events = captureEvents(b, ['keel.cluster.frame_dropped']);
+    // b's first call is its call 1; a's server never answers it
+    const call = failure(() => GenServer.call(b, server, { type: 'never' }, Infinity));
+    await roundTrip(b, a);
+    net.deliver('a', 'b', `[1,"a",${a.creation},${b.creation},[["r",1,0,"not an error"]]]`, false);
+    expect(((await call) as { code: string }).code).toBe('ERR_MALFORMED_FRAME');
+    expect(events.events.map((e) => e.metadata.reason)).toEqual(['malformed']);
+    expect(cb.internals()).toMatchObject({ entries: 0, outbox: 0 });
+    events.stop();
+  });
+
   it('a message larger than the transport carries is a typed error at send time', async () => {
     const net = new MemoryNetwork({ maxBatchSize: 4096 });
     const a = track({ name: 'a' });

@@ -10,7 +10,7 @@
  * that the local death tells the peer: exit signals to links, `Down`s to monitors, demonitors).
  */
 import { types } from 'node:util';
-import { AbortedError, CallExitError, CallTimeoutError, NoConnectionError } from '../../errors.js';
+import { AbortedError, CallExitError, CallTimeoutError, MalformedFrameError, NoConnectionError } from '../../errors.js';
 import { CastMessage } from '../../otp/GenServer.js';
 import { callListening, type CallListener, noProcError } from '../../otp/internal/calls.js';
 import { Delivery, type Kernel, type Proc, remoteMonitorEnded, type RemoteRouter } from '../../runtime/kernel.js';
@@ -378,13 +378,19 @@ export class Remote implements RemoteRouter {
       case 'r': {
         // a reply is checked before anyone is handed it: a success or an error, an error's value an
         // Error (every failure a node sends is one), a whereis's a pid or undefined
+        // a malformed one still answers the call it names (with the error, and is counted): left
+        // waiting, a call with no timeout would wait for ever
         const call = peer.calls.get(this.#id(f[1]));
         const ok = f[2];
-        if (ok !== 0 && ok !== 1) throw new TypeError('a reply is a success (1) or a failure (0)');
-        if (ok === 0 && !(f[3] instanceof Error)) throw new TypeError('a failed reply carries an error');
-        if (call === undefined) return;
-        if (ok === 1 && call.whereis && f[3] !== undefined && !isPid(f[3])) throw new TypeError('a whereis is answered with a pid or undefined');
-        call.settle(ok === 1, f[3]);
+        let wrong: string | undefined;
+        if (ok !== 0 && ok !== 1) wrong = 'a reply that is a success (1) or a failure (0)';
+        else if (ok === 0 && !(f[3] instanceof Error)) wrong = 'a failed reply that carries an error';
+        else if (ok === 1 && call?.whereis === true && f[3] !== undefined && !isPid(f[3])) wrong = 'a whereis answered with a pid or undefined';
+        if (wrong !== undefined) {
+          call?.settle(false, new MalformedFrameError(wrong, 'a reply frame that is not'));
+          throw new TypeError(wrong);
+        }
+        call?.settle(ok === 1, f[3]);
         return;
       }
       default:
