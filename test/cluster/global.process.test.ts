@@ -4,7 +4,7 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { type Child, useBuiltPackage, useChildren } from '../childProcesses.js';
-import { useNatsServer } from './natsServer.js';
+import { useNatsServer, skipWithoutNats } from './natsServer.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/global-node.mjs', import.meta.url));
 const LEASE_MS = 2000;
@@ -97,7 +97,7 @@ const isEvent =
   (r: Report): boolean =>
     'event' in r && r.event === event && Object.entries(match).every(([k, v]) => (r as Record<string, unknown>)[k] === v);
 
-describe('global names across OS processes', () => {
+describe.skipIf(skipWithoutNats)('global names across OS processes', () => {
   it('three nodes register one name at once: exactly one wins, and every cache agrees on the owner', async () => {
     const procs = await startNodes(['a', 'b', 'c']);
     const outcomes = await Promise.allSettled(procs.map((p) => p.call<{ id: number }>('register', { name: 'leader' })));

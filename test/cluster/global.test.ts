@@ -14,7 +14,7 @@ import { isDown, isExit, type Down, type Exit } from '../../src/runtime/messages
 import type { Node } from '../../src/runtime/types.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
 import { failure, useNodes } from '../support.js';
-import { useNatsServer } from './natsServer.js';
+import { useNatsServer, skipWithoutNats } from './natsServer.js';
 
 const nats = useNatsServer({ jetstream: true });
 const track = useNodes();
@@ -83,7 +83,7 @@ const echo: GenServerSpec<string, { request: string; reply: string }, never, str
   handleCall: (req, _from, tag) => ({ reply: `${tag}:${req}`, state: tag }),
 };
 
-describe('global names', () => {
+describe.skipIf(skipWithoutNats)('global names', () => {
   it('three nodes register one name at once: exactly one wins, and every cache agrees on the owner', async () => {
     const { members } = await nodes(['a', 'b', 'c']);
     const pids = members.map((m) => m.node.spawn(() => () => undefined));
@@ -306,7 +306,7 @@ describe('global names', () => {
   });
 });
 
-describe('leases, fencing and reaping (in-process nodes)', () => {
+describe.skipIf(skipWithoutNats)('leases, fencing and reaping (in-process nodes)', () => {
   it('a node cut off from NATS and the cluster is fenced at its lease deadline; the survivors reap the name after lease + margin', async () => {
     const { members, net } = await nodes(['a', 'b', 'c'], { leaseMs: 900, marginMs: 300 }, { heartbeatMs: 50, suspectAfterMs: 150, downAfterMs: 400, probeTimeoutMs: 50 });
     const [a, b, c] = members as [Member, Member, Member];
@@ -459,7 +459,7 @@ describe('leases, fencing and reaping (in-process nodes)', () => {
   });
 });
 
-describe('process groups', () => {
+describe.skipIf(skipWithoutNats)('process groups', () => {
   it('members across nodes; leave, death and node down remove them', async () => {
     const { members, net } = await nodes(['a', 'b', 'c'], {}, { heartbeatMs: 50, suspectAfterMs: 150, downAfterMs: 400, probeTimeoutMs: 50 });
     const [a, b, c] = members as [Member, Member, Member];
@@ -571,7 +571,7 @@ describe('process groups', () => {
   });
 });
 
-describe('delete markers', () => {
+describe.skipIf(skipWithoutNats)('delete markers', () => {
   /** What the bucket's stream holds, key by key: the operation of each key's last message. */
   async function contents(nc: NatsConnection, bucket: string): Promise<{ messages: number; ops: string[] }> {
     const jsm = await jetstreamManager(nc);
@@ -651,7 +651,7 @@ describe('delete markers', () => {
   });
 });
 
-describe('options', () => {
+describe.skipIf(skipWithoutNats)('options', () => {
   it('refuses a cluster of another node, a bad bucket, bad leases and unknown keys', async () => {
     const net = new MemoryNetwork();
     const a = track({ name: 'a' });

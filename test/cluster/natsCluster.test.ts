@@ -6,7 +6,7 @@ import { clusterPermissions, natsTransport } from '../../src/cluster/transports/
 import { GenServer, type GenServerSpec } from '../../src/otp/GenServer.js';
 import { probe } from '../../src/testing/index.js';
 import { failure, useNodes } from '../support.js';
-import { type NatsServer, startNatsServer } from './natsServer.js';
+import { type NatsServer, startNatsServer, skipWithoutNats } from './natsServer.js';
 
 const track = useNodes();
 const password = (node: string): string => `pw-${node}`;
@@ -16,7 +16,7 @@ const doubler: GenServerSpec<null, { request: number; reply: number }, never, nu
   handleCall: (n, _from, state) => ({ reply: n * 2, state }),
 };
 
-describe('a cluster over NATS under per-node permissions', () => {
+describe.skipIf(skipWithoutNats)('a cluster over NATS under per-node permissions', () => {
   let server: NatsServer | undefined;
   beforeAll(async () => {
     const users = ['a', 'b', 'c'].map((n) => `    { user: "${n}", password: "${password(n)}", permissions: ${JSON.stringify(clusterPermissions('locked', n))} }`);
@@ -52,7 +52,7 @@ describe('a cluster over NATS under per-node permissions', () => {
   });
 });
 
-describe('two clusters on one NATS server', () => {
+describe.skipIf(skipWithoutNats)('two clusters on one NATS server', () => {
   let server: NatsServer | undefined;
   beforeAll(async () => {
     server = await startNatsServer();

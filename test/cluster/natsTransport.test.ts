@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { isKeelError } from '../../src/errors.js';
 import { clusterPermissions, natsTransport } from '../../src/cluster/transports/nats.js';
 import type { Transport } from '../../src/cluster/Transport.js';
-import { type NatsServer, startNatsServer, useNatsServer } from './natsServer.js';
+import { type NatsServer, startNatsServer, useNatsServer, skipWithoutNats } from './natsServer.js';
 import { Recorder, startAll, transportSuite } from './transportSuite.js';
 
 const server = useNatsServer();
@@ -16,14 +16,16 @@ let clusters = 0;
 /** A fresh cluster name per test, so the tests on the shared server never see each other's traffic. */
 const freshCluster = (): string => `t${++clusters}-${process.pid}`;
 
-transportSuite(
-  'nats',
-  async (names) => {
-    const cluster = freshCluster();
-    return { transports: names.map(() => natsTransport({ servers: server().url, cluster })), close: async () => {} };
-  },
-  { probeUnknown: 'gone', knowsGone: false },
-);
+describe.skipIf(skipWithoutNats)('nats transport: the shared behaviour suite', () => {
+  transportSuite(
+    'nats',
+    async (names) => {
+      const cluster = freshCluster();
+      return { transports: names.map(() => natsTransport({ servers: server().url, cluster })), close: async () => {} };
+    },
+    { probeUnknown: 'gone', knowsGone: false },
+  );
+});
 
 /** Errors and statuses of a raw client, awaitable. */
 function watchStatus(nc: NatsConnection): { errors: Error[]; next(pred: (e: Error) => boolean): Promise<Error> } {
@@ -49,7 +51,7 @@ function watchStatus(nc: NatsConnection): { errors: Error[]; next(pred: (e: Erro
   };
 }
 
-describe('nats transport: cluster isolation and the sender token', () => {
+describe.skipIf(skipWithoutNats)('nats transport: cluster isolation and the sender token', () => {
   it('two clusters on one server never mix: sends, broadcasts and probes stay inside each', async () => {
     const make = (cluster: string) => async (names: readonly string[]) => ({
       transports: names.map(() => natsTransport({ servers: server().url, cluster })),
@@ -130,7 +132,7 @@ describe('nats transport: cluster isolation and the sender token', () => {
   }, 30_000);
 });
 
-describe('nats transport: under the cluster permissions', () => {
+describe.skipIf(skipWithoutNats)('nats transport: under the cluster permissions', () => {
   const cluster = 'perm';
   const password = (node: string): string => `pw-${node}`;
   let permServer: NatsServer | undefined;
@@ -203,7 +205,7 @@ describe('nats transport: under the cluster permissions', () => {
   }, 30_000);
 });
 
-describe('nats transport: connection options pass through', () => {
+describe.skipIf(skipWithoutNats)('nats transport: connection options pass through', () => {
   let tokenServer: NatsServer | undefined;
   beforeAll(async () => {
     tokenServer = await startNatsServer({ config: 'authorization { token: "s3cret-token" }\n' });
@@ -230,7 +232,7 @@ describe('nats transport: connection options pass through', () => {
   }, 30_000);
 });
 
-describe('nats-server harness', () => {
+describe.skipIf(skipWithoutNats)('nats-server harness', () => {
   it('a JetStream server has its store in storeDir, keeps it across restart (a new pid, the same port), and removes it on stop', async () => {
     const js = await startNatsServer({ jetstream: true });
     try {
@@ -252,7 +254,7 @@ describe('nats-server harness', () => {
   }, 30_000);
 });
 
-describe('nats transport: nats-server killed and restarted', () => {
+describe.skipIf(skipWithoutNats)('nats transport: nats-server killed and restarted', () => {
   // this test's own server (it is killed): stopped in afterAll too, which runs even when the test times out
   let own: NatsServer | undefined;
   afterAll(async () => {
@@ -292,7 +294,7 @@ describe('nats transport: nats-server killed and restarted', () => {
   }, 60_000);
 });
 
-describe('nats transport: hostile arguments', () => {
+describe.skipIf(skipWithoutNats)('nats transport: hostile arguments', () => {
   const code = (f: () => unknown): string | undefined => {
     try {
       f();

@@ -4,7 +4,7 @@
 import { connect } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { useBuiltPackage, useChildren } from '../childProcesses.js';
-import { useNatsServer } from './natsServer.js';
+import { useNatsServer, skipWithoutNats } from './natsServer.js';
 import { type NodeProcess, type NodeProcessOptions, startNodeProcess } from './nodeProcess.js';
 import { sync } from './support.js';
 
@@ -40,7 +40,7 @@ async function cluster(names: readonly string[], options: NodeProcessOptions = T
   return { nodes, name };
 }
 
-describe('a cluster of OS processes over NATS', () => {
+describe.skipIf(skipWithoutNats)('a cluster of OS processes over NATS', () => {
   it('three nodes discover one another', async () => {
     const { nodes } = await cluster(['n1', 'n2', 'n3']);
     for (const node of nodes) {

@@ -13,7 +13,7 @@ import type { Node } from '../../src/runtime/types.js';
 import { probe } from '../../src/testing/index.js';
 import { useBuiltPackage, useChildren } from '../childProcesses.js';
 import { useNodes } from '../support.js';
-import { useNatsServer } from './natsServer.js';
+import { useNatsServer, skipWithoutNats } from './natsServer.js';
 import { memoryPair } from './support.js';
 
 const nats = useNatsServer({ jetstream: true });
@@ -42,7 +42,7 @@ function recorder(node: Node, report: Node): { pid: Pid; seen: ReturnType<typeof
   return { pid, seen };
 }
 
-describe('sendSupervised to a pid of another node', () => {
+describe.skipIf(skipWithoutNats)('sendSupervised to a pid of another node', () => {
   it("ack 'handled': the handler ran with ctx.messageId = the send's id, then the outcome is ok after 1 attempt", async () => {
     const { a, b, sa, sb } = await pair();
     const { pid, seen } = recorder(b, a);
@@ -258,7 +258,7 @@ describe('sendSupervised to a pid of another node', () => {
   }, 30_000);
 });
 
-describe('the dead letter queue and pids of other nodes', () => {
+describe.skipIf(skipWithoutNats)('the dead letter queue and pids of other nodes', () => {
   it('retries a dead letter to a live pid of another node through the cluster: delivered, the entry removed', async () => {
     const { a, b, sa, sb } = await pair();
     const { pid, seen } = recorder(b, a);
@@ -270,7 +270,7 @@ describe('the dead letter queue and pids of other nodes', () => {
   }, 30_000);
 });
 
-describe('review: duplicates and expiry on the receiver', () => {
+describe.skipIf(skipWithoutNats)('review: duplicates and expiry on the receiver', () => {
   it('two copies of one id arriving together (past the dedupe window) are handled once', async () => {
     const { cluster, a, b, sa, sb } = await pair();
     const { pid, seen } = recorder(b, a);
@@ -467,7 +467,7 @@ describe('review: duplicates and expiry on the receiver', () => {
   }, 30_000);
 });
 
-describe('handled once across a crash of the receiving node', () => {
+describe.skipIf(skipWithoutNats)('handled once across a crash of the receiving node', () => {
   it('SIGKILL between enqueue and ack, restarted under the same name: JetStream redelivers, the record acks it unhandled; sent = handled + dead-lettered', async () => {
     const cluster = `sup${++clusters}`;
     const sender = track({ name: 'send' });

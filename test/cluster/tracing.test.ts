@@ -21,7 +21,7 @@ import type { TelemetryBus } from '../../src/telemetry/Telemetry.js';
 import { MessageFlow, toTraceparent } from '../../src/telemetry/tracing.js';
 import { captureEvents } from '../../src/testing/index.js';
 import { deferred, type TrackNode, useNodes } from '../support.js';
-import { useNatsServer } from './natsServer.js';
+import { useNatsServer, skipWithoutNats } from './natsServer.js';
 
 const nats = useNatsServer({ jetstream: true });
 const track = useNodes();
@@ -100,7 +100,7 @@ function chain(spans: readonly ReadableSpan[], root: ReadableSpan, nodeOf: (s: R
 
 let clusters = 0;
 
-describe('message-flow tracing across nodes', () => {
+describe.skipIf(skipWithoutNats)('message-flow tracing across nodes', () => {
   it('a call from a to a server on b, which sends supervised to a server on a that replies by a cast: one trace, each handler the child of its sender', async () => {
     const { a, b, ca, cb } = await tappedPair(track);
     const cluster = `trace${++clusters}`;
