@@ -110,13 +110,15 @@ export function progressPrinter(stream: ProgressStream, now: () => number = Date
 /**
  * Ends the process on a write error of `stream` (process.stdout) instead of leaving it to Node, which
  * dies of it as an unhandled 'error' event with a stack trace: EPIPE, once the reader of the output
- * is gone (keel demo | head), exits 0 at once, as keel top does; another error is one line on `err`
- * and exit 1. A command that listens for the stream's errors itself (keel top) handles them instead.
+ * is gone, exits at once, with the command's own exit code if it has one by then (`code()`: keel
+ * audit | head still says 1, migration needed, to a shell that asks), else 0 (keel demo | head: a
+ * command still running stops, as keel top does); another error is one line on `err` and exit 1.
+ * A command that listens for the stream's errors itself (keel top) handles them instead.
  */
-export function exitOnWriteError(stream: NodeJS.EventEmitter, err: (text: string) => void, exit: (code: number) => void): void {
+export function exitOnWriteError(stream: NodeJS.EventEmitter, err: (text: string) => void, exit: (code: number) => void, code: () => number | undefined): void {
   stream.on('error', (e: Error) => {
     if (stream.listenerCount('error') > 1) return;
-    if ((e as { code?: unknown }).code === 'EPIPE') return exit(0);
+    if ((e as { code?: unknown }).code === 'EPIPE') return exit(code() ?? 0);
     err(`keel: cannot write to stdout: ${e.message}`);
     exit(1);
   });

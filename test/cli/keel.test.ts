@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -5,7 +6,7 @@ import { usageOf } from '../../src/cli/args.js';
 import { AUDIT_COMMAND } from '../../src/cli/audit.js';
 import { DEMO_COMMAND, parseDemoArgs } from '../../src/cli/demoCommand.js';
 import { DLQ_USAGE, dlqUsage } from '../../src/cli/dlq.js';
-import { KEEL_USAGE, progressPrinter, runKeel, TOUR_COMMAND, version } from '../../src/cli/main.js';
+import { exitOnWriteError, KEEL_USAGE, progressPrinter, runKeel, TOUR_COMMAND, version } from '../../src/cli/main.js';
 import { parseSoakArgs, SOAK_COMMAND } from '../../src/cli/soakCommand.js';
 import { useBuiltPackage, useChildren } from '../childProcesses.js';
 import { expectKeelError, thrown } from '../support.js';
@@ -223,6 +224,30 @@ describe('keel (the built keel, a child process) writing into a pipe its reader 
     expect(await child.exited).toEqual({ code: 0, signal: null });
     expect(child.stderr()).toBe('');
   }, 60_000);
+});
+
+describe('exitOnWriteError', () => {
+  const epipe = (): Error => Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
+
+  it("on EPIPE exits with the command's own exit code once it has one (keel audit | head: 1, migration needed), else 0 at once", () => {
+    const exits: number[] = [];
+    const command: { code?: number } = {};
+    const stream = new EventEmitter();
+    exitOnWriteError(stream, () => undefined, (c) => exits.push(c), () => command.code);
+    stream.emit('error', epipe()); // a long command (keel demo | head) has no code yet: it stops, 0
+    command.code = 1;
+    stream.emit('error', epipe()); // a command that is done (keel audit | head) keeps its code
+    expect(exits).toEqual([0, 1]);
+  });
+
+  it('on another write error says so on err and exits 1', () => {
+    const exits: number[] = [];
+    const errors: string[] = [];
+    const stream = new EventEmitter();
+    exitOnWriteError(stream, (t) => errors.push(t), (c) => exits.push(c), () => 0);
+    stream.emit('error', Object.assign(new Error('write ENOSPC'), { code: 'ENOSPC' }));
+    expect({ exits, errors }).toEqual({ exits: [1], errors: ['keel: cannot write to stdout: write ENOSPC'] });
+  });
 });
 
 describe("the demo's live progress line", () => {
