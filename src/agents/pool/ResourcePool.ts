@@ -1,6 +1,6 @@
 import { checkKeys, InvalidArgumentError, isKeelError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
-import { isProcess } from '../../runtime/kernel.js';
+import { isProcess, kernelOf } from '../../runtime/kernel.js';
 import { type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { componentHandle, componentNode, nameFor, startComponent, unwrapReply } from '../component.js';
@@ -106,7 +106,14 @@ export const ResourcePool = {
           await checkinTo(lender ?? name, resource, { broken, ...(o?.caller === undefined ? {} : { caller: o.caller }) });
         } catch (e) {
           // the pool is gone (its resources with it): nothing to give back to
-          if (!isKeelError(e, 'ERR_NOPROC') && !isKeelError(e, 'ERR_CALL_EXIT') && !isKeelError(e, 'ERR_PROCESS_EXITED')) throw e;
+          if (isKeelError(e, 'ERR_NOPROC') || isKeelError(e, 'ERR_CALL_EXIT') || isKeelError(e, 'ERR_PROCESS_EXITED')) return;
+          if (isKeelError(e, 'ERR_CALL_TIMEOUT')) {
+            // the checkin was delivered and waits in the pool's mailbox (a busy or suspended pool): the
+            // resource goes back when the pool gets to it. fn's work is done: its outcome is the answer
+            kernelOf(node).log('warn', `withResource: the pool ${name} did not confirm the checkin within 5000 ms; the checkin waits in its mailbox, and fn's outcome is given`, e);
+            return;
+          }
+          throw e;
         }
       };
       let result: T;

@@ -1,8 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ResourcePool } from '../../../src/agents/pool/ResourcePool.js';
-import { GenServer, type Pid } from '../../../src/index.js';
+import { GenServer, type Pid, Sys } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
-import { clockedNode, deferred, expectKeelError, idler, rejection, revokedProxy, spawnWithContext, thrown, UNREADABLE, useNodes, watch } from '../../support.js';
+import { clockedNode, deferred, expectKeelError, fakeLogger, idler, rejection, revokedProxy, spawnWithContext, thrown, UNREADABLE, useNodes, watch } from '../../support.js';
 
 const track = useNodes();
 
@@ -391,6 +391,32 @@ describe('ResourcePool', () => {
     await expect(pool.withResource(() => { throw new Error('bad state'); }, { discardOnError: true })).rejects.toThrow('bad state');
     expect(f.destroyed).toEqual([1]);
     expect(await pool.withResource((c) => c.id)).toBe(2);
+  });
+
+  it("withResource gives fn's outcome when the checkin after it is not confirmed in time (a suspended pool): the checkin waits in the pool, the resource comes back, and it is logged", async () => {
+    const { node, clock } = clockedNode(track, { logger: fakeLogger() });
+    const f = factory();
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, destroy: f.destroy, size: 1 });
+    const inside = deferred<Conn>();
+    const release = deferred<number>();
+    const done = watch(pool.withResource((c) => (inside.resolve(c), release.promise)));
+    const failed = watch(pool.withResource(() => Promise.reject(new Error('boom')), { timeout: Infinity }));
+    await inside.promise;
+    await Sys.suspend(node, pool.pid);
+    release.resolve(42);
+    await node.settle();
+    await clock.advance(5000); // the checkin's call times out: the pool is suspended
+    expect(done.status).toBe('resolved');
+    expect(done.value).toBe(42);
+    expect(vi.mocked(node.logger.warn).mock.calls.map((c) => String(c[0]))).toEqual([
+      expect.stringContaining('did not confirm the checkin within 5000 ms'),
+    ]);
+    await Sys.resume(node, pool.pid);
+    await node.settle();
+    // the checkin waited in the pool's mailbox: the resource went back, and the next borrower's fn ran (and failed)
+    expect(failed.status).toBe('rejected');
+    expect(String(failed.error)).toContain('boom');
+    expect(await pool.stats()).toMatchObject({ idle: 1, checkedOut: 0, checkouts: 2, checkins: 2, destroyed: 0 });
   });
 
   it('stop destroys lent resources too; waiters get ERR_CALL_EXIT', async () => {
