@@ -40,6 +40,12 @@ interface Attachment {
   readonly id: string;
   readonly events: readonly string[];
   readonly handler: TelemetryHandler;
+  /** The exact names it is attached to. */
+  readonly exact: ReadonlySet<string>;
+  /** The prefixes it is attached to (its patterns `'prefix*'`, without the `*`). */
+  readonly prefixes: readonly string[];
+  /** False from its detach on: a dispatch under way calls it no more. */
+  attached: boolean;
 }
 
 type Channel = ReturnType<typeof diagnostics.channel>;
@@ -47,7 +53,8 @@ type Channel = ReturnType<typeof diagnostics.channel>;
 /** The implementation behind `node.telemetry`. */
 export class TelemetryBus implements Telemetry {
   readonly #exact = new Map<string, Attachment[]>();
-  #prefixed: { prefix: string; attachment: Attachment }[] = [];
+  /** The attachments with at least one prefix, once each (a handler runs once per event, however many of its patterns match). */
+  #prefixed: Attachment[] = [];
   readonly #byId = new Map<string, Attachment>();
   readonly #channels = new Map<string, Channel>();
   readonly #monotonicClock: () => number;
@@ -80,7 +87,7 @@ export class TelemetryBus implements Telemetry {
   /** True when an attached handler (not a `diagnostics_channel` subscriber) would see `event`. */
   isAttached(event: string): boolean {
     if (this.#exact.has(event)) return true;
-    for (const p of this.#prefixed) if (event.startsWith(p.prefix)) return true;
+    for (const a of this.#prefixed) if (matchesPrefix(a, event)) return true;
     return false;
   }
 
@@ -104,11 +111,15 @@ export class TelemetryBus implements Telemetry {
     if (typeof event !== 'string') throw new InvalidArgumentError('event', 'an event name (a string)', event);
     if (typeof measurements !== 'object' || measurements === null) throw new InvalidArgumentError('measurements', 'an object of numbers', measurements);
     if (typeof metadata !== 'object' || metadata === null) throw new InvalidArgumentError('metadata', 'an object', metadata);
+    // the handlers attached when the event came, each once (an exact name and a prefix, or two
+    // prefixes, that match one event call it once), and none after its detach (by itself, by
+    // another handler, or for a failure)
     const exact = this.#exact.get(event);
-    if (exact !== undefined) for (const a of exact.slice()) this.#invoke(a, event, measurements, metadata);
-    if (this.#prefixed.length > 0) {
-      for (const p of this.#prefixed.slice()) {
-        if (event.startsWith(p.prefix)) this.#invoke(p.attachment, event, measurements, metadata);
+    const prefixed = this.#prefixed.length > 0 ? this.#prefixed.slice() : undefined;
+    if (exact !== undefined) for (const a of exact.slice()) if (a.attached) this.#invoke(a, event, measurements, metadata);
+    if (prefixed !== undefined) {
+      for (const a of prefixed) {
+        if (a.attached && !a.exact.has(event) && matchesPrefix(a, event)) this.#invoke(a, event, measurements, metadata);
       }
     }
     // asked by name, not through a channel kept per event: an application's events may have names
@@ -133,34 +144,33 @@ export class TelemetryBus implements Telemetry {
       throw new InvalidArgumentError('id', 'an id not already attached', id, 'detach the old handler first');
     }
     // an event named twice is one: the handler runs once per event
-    const attachment: Attachment = { id, events: names, handler };
+    const exact = new Set(names.filter((e) => !e.endsWith('*')));
+    const prefixes = names.filter((e) => e.endsWith('*')).map((e) => e.slice(0, -1));
+    const attachment: Attachment = { id, events: names, handler, exact, prefixes, attached: true };
     this.#byId.set(id, attachment);
     this.version++;
-    for (const e of attachment.events) {
-      if (e.endsWith('*')) {
-        this.#prefixed = [...this.#prefixed, { prefix: e.slice(0, -1), attachment }];
-      } else {
-        const list = this.#exact.get(e);
-        if (list === undefined) this.#exact.set(e, [attachment]);
-        else list.push(attachment);
-      }
+    for (const e of exact) {
+      const list = this.#exact.get(e);
+      if (list === undefined) this.#exact.set(e, [attachment]);
+      else list.push(attachment);
     }
+    if (prefixes.length > 0) this.#prefixed = [...this.#prefixed, attachment];
   }
 
   detach(id: string): boolean {
     const attachment = this.#byId.get(id);
     if (attachment === undefined) return false;
     this.#byId.delete(id);
+    attachment.attached = false;
     this.version++;
-    for (const e of attachment.events) {
-      if (e.endsWith('*')) continue;
+    for (const e of attachment.exact) {
       const list = this.#exact.get(e);
       if (list === undefined) continue;
       const rest = list.filter((a) => a !== attachment);
       if (rest.length === 0) this.#exact.delete(e);
       else this.#exact.set(e, rest);
     }
-    this.#prefixed = this.#prefixed.filter((p) => p.attachment !== attachment);
+    if (attachment.prefixes.length > 0) this.#prefixed = this.#prefixed.filter((a) => a !== attachment);
     return true;
   }
 
@@ -213,8 +223,7 @@ export class TelemetryBus implements Telemetry {
       a.handler(event, measurements, metadata);
     } catch (thrown) {
       // a handler that ended its own process with ctx.exit is not a failing handler
-      // (read without running a proxy's traps: a revoked proxy thrown is a failing handler too)
-      if (typeof thrown === 'object' && thrown !== null && !types.isProxy(thrown) && (thrown as { keelExitSentinel?: unknown }).keelExitSentinel === true) return;
+      if (isExitSentinel(thrown)) return;
       const error = toError(thrown);
       this.detach(a.id);
       this.#report(`telemetry handler '${a.id}' failed on ${event} and was detached`, error);
@@ -235,6 +244,22 @@ export class TelemetryBus implements Telemetry {
     }
     return channel;
   }
+}
+
+/** True when one of the attachment's prefixes starts `event`. */
+function matchesPrefix(a: Attachment, event: string): boolean {
+  for (const p of a.prefixes) if (event.startsWith(p)) return true;
+  return false;
+}
+
+/**
+ * @internal True for the value `ctx.exit` throws to end a handler. Read without running user code: a
+ * proxy's traps or a getter (a thrown revoked proxy, or an object whose `keelExitSentinel` getter
+ * throws, is a failing handler, not an error out of the catch).
+ */
+export function isExitSentinel(thrown: unknown): boolean {
+  if (typeof thrown !== 'object' || thrown === null || types.isProxy(thrown)) return false;
+  return Object.getOwnPropertyDescriptor(thrown, 'keelExitSentinel')?.value === true;
 }
 
 /** A thenable; a value whose `then` cannot be read (a revoked proxy, a throwing getter) is a plain value. */

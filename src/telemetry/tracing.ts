@@ -1,4 +1,4 @@
-import { types } from 'node:util';
+import { isExitSentinel } from './Telemetry.js';
 
 /**
  * Message-flow tracing: a trace context that travels with supervised envelopes, router deliveries,
@@ -313,11 +313,6 @@ export function endWithOutcome<T extends { readonly ok: boolean }>(span: FlowSpa
 /** @internal A node's message-flow tracing, from its public telemetry (for layers that hold a `Node`). */
 export function flowOf(telemetry: object): MessageFlow | undefined {
   return (telemetry as { flow?: MessageFlow }).flow;
-}
-
-/** True for the value `ctx.exit` throws to end a handler (read without running a proxy's traps). */
-function isExitSentinel(e: unknown): boolean {
-  return typeof e === 'object' && e !== null && !types.isProxy(e) && (e as { keelExitSentinel?: unknown }).keelExitSentinel === true;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

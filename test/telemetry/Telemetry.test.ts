@@ -432,6 +432,71 @@ describe('hostile handlers and arguments (found in review)', () => {
     expect(seen.map((s) => s.event)).toEqual(['app.s.start', 'app.s.exception']);
     expect(seen[1]!.metadata.error).toBe(bug);
   });
+
+  it('a handler whose patterns overlap (an exact name and prefixes matching one event) runs once per event', () => {
+    const node = track();
+    const seen = record(node, 'h', ['keel.test.a', 'keel.test.*', 'keel.*', '*']);
+    node.telemetry.execute('keel.test.a', {}, {});
+    node.telemetry.execute('keel.test.b', {}, {});
+    node.telemetry.execute('keel.other', {}, {});
+    expect(seen.map((s) => s.event)).toEqual(['keel.test.a', 'keel.test.b', 'keel.other']);
+  });
+
+  it('a handler that throws under two matching prefixes is run once and reported once, not re-run after its detach', () => {
+    const node = track();
+    const failures = record(node, 'watch', ['keel.telemetry.handler_failed']);
+    let calls = 0;
+    node.telemetry.attach('bad', ['keel.test.*', 'keel.*'], () => {
+      calls++;
+      throw new Error('handler bug');
+    });
+    node.telemetry.execute('keel.test.a', {}, {});
+    expect(calls).toBe(1);
+    expect(failures.map((f) => f.metadata.handlerId)).toEqual(['bad']);
+  });
+
+  it('a handler detached by an earlier handler of the same event is not called after its detach returned true', () => {
+    const node = track();
+    const detached: boolean[] = [];
+    node.telemetry.attach('first', ['keel.test.a'], () => {
+      detached.push(node.telemetry.detach('second'), node.telemetry.detach('third'));
+    });
+    const second = record(node, 'second', ['keel.test.a']);
+    const third = record(node, 'third', ['keel.test.*']);
+    node.telemetry.execute('keel.test.a', {}, {});
+    expect(detached).toEqual([true, true]);
+    expect(second).toEqual([]);
+    expect(third).toEqual([]);
+  });
+
+  it('a handler attached mid-dispatch sees the next event, not the one being dispatched', () => {
+    const node = track();
+    const late: string[] = [];
+    node.telemetry.attach('first', ['keel.test.*'], (event) => {
+      if (event === 'keel.test.a') node.telemetry.attach('late', ['keel.test.a', 'keel.test.*'], (e) => late.push(e));
+    });
+    node.telemetry.execute('keel.test.a', {}, {});
+    expect(late).toEqual([]);
+    node.telemetry.execute('keel.test.b', {}, {});
+    expect(late).toEqual(['keel.test.b']);
+  });
+
+  it('a handler that throws an object whose keelExitSentinel getter throws is detached and reported; execute does not throw', () => {
+    const node = track();
+    const failures = record(node, 'watch', ['keel.telemetry.handler_failed']);
+    const hostile = {
+      get keelExitSentinel(): never {
+        throw new Error('getter');
+      },
+    };
+    node.telemetry.attach('bad', ['keel.test.a'], () => {
+      throw hostile;
+    });
+    expect(thrown(() => node.telemetry.execute('keel.test.a', {}, {}))).toBe('nothing was thrown');
+    expect(node.telemetry.detach('bad')).toBe(false);
+    expect(failures.map((f) => f.metadata.handlerId)).toEqual(['bad']);
+    expectKeelError(failures[0]!.metadata.error, 'ERR_THROWN_VALUE');
+  });
 });
 
 describe('telemetry and diagnostics_channel', () => {
