@@ -172,7 +172,14 @@ class KeyTable<K, V, Meta extends object> implements KeyRegistry<K, V, Meta> {
   register(ctx: Context<any>, key: K, value: V): 'ok' | { error: 'already_registered'; pid: Pid } {
     const proc = ownerOf(ctx, this.#node);
     let slot = this.#byKey.get(key);
-    if (this.keys === 'unique' && slot !== undefined) return { error: 'already_registered', pid: first(slot)!.entry.pid };
+    if (this.keys === 'unique' && slot !== undefined) {
+      const owner = first(slot)!;
+      if (this.#node.isAlive(owner.entry.pid)) return { error: 'already_registered', pid: owner.entry.pid };
+      // the owner has died, and user code run during its death (before its death hook) registers:
+      // the key is free, as Elixir's register checks the owner is alive; its entries go now (told once)
+      this.#release(owner.proc);
+      slot = this.#byKey.get(key);
+    }
     let owned = this.#byOwner.get(proc);
     if (owned === undefined) {
       const unhook = this.#node.onProcExit(proc, () => this.#release(proc))!; // ownerOf checked it is alive

@@ -216,6 +216,32 @@ describe("Registry.create(node, { keys: 'unique' })", () => {
     expect(pidsOf(reg, 'leader')).toEqual([Pid.format(b.pid)]);
   });
 
+  it('takes a key whose owner has died before the registry has heard of it (its death hook not run yet), as Elixir checks the owner is alive', async () => {
+    const node = track();
+    const events = receiver(node);
+    const reg = Registry.create<string, string>(node, { keys: 'unique', listeners: [events.pid] });
+    const a = await spawnWithContext(node);
+    const b = await spawnWithContext(node);
+    expect(reg.register(a.ctx, 'leader', 'a')).toBe('ok');
+    // user code that runs during a's death, before the registry's death hook: a listener of its signal
+    let during: unknown;
+    a.ctx.signal.addEventListener('abort', () => {
+      during = reg.register(b.ctx, 'leader', 'b');
+    });
+    node.exit(a.pid, 'kill');
+    expect(during).toBe('ok');
+    expect(reg.lookup('leader')).toEqual([{ pid: b.pid, value: 'b' }]);
+    expect(reg.keysOf(a.pid)).toEqual([]);
+    expect(reg.count()).toBe(1);
+    await node.idle();
+    // a's leaving is told once, before b's registration
+    expect(events.seen.map((s) => { const ev = s.message as RegistryEvent<string, string>; return `${ev.kind} ${Pid.format(ev.pid)}`; })).toEqual([
+      `registry_register ${Pid.format(a.pid)}`,
+      `registry_unregister ${Pid.format(a.pid)}`,
+      `registry_register ${Pid.format(b.pid)}`,
+    ]);
+  });
+
   it('frees a key on unregister', async () => {
     const node = track();
     const reg = Registry.create(node, { keys: 'unique' });
