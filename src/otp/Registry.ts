@@ -456,9 +456,10 @@ function readOptions(options: unknown): { keys: 'duplicate' | 'unique'; partitio
   });
   const rawMeta = read('meta') ?? {};
   if (typeof rawMeta !== 'object' || rawMeta === null) throw new InvalidArgumentError('options.meta', 'an object', rawMeta);
-  let meta: [PropertyKey, unknown][];
+  const meta: [PropertyKey, unknown][] = [];
   try {
-    meta = Object.entries(rawMeta);
+    // symbol keys too (Object.entries leaves them out): a meta key given is never lost
+    for (const k of Reflect.ownKeys(rawMeta)) if (Object.prototype.propertyIsEnumerable.call(rawMeta, k)) meta.push([k, (rawMeta as Record<PropertyKey, unknown>)[k]]);
   } catch {
     throw new InvalidArgumentError('options.meta', 'an object of plain data properties', '(a getter that throws)');
   }

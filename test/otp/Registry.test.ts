@@ -847,6 +847,21 @@ describe('Registry hostile input', () => {
     expect(reg.lookup('constructor')).toEqual([]);
   });
 
+  it('a symbol-keyed pattern property is matched, not ignored; a symbol-keyed meta key is kept', async () => {
+    const node = track();
+    const tag = Symbol('tag');
+    const reg = Registry.create<string, { [tag]?: number; n: number }, { [tag]: string }>(node, { keys: 'duplicate', meta: { [tag]: 'm' } });
+    expect(reg.meta(tag)).toBe('m');
+    const a = await spawnWithContext(node);
+    reg.register(a.ctx, 'k', { [tag]: 1, n: 1 });
+    reg.register(a.ctx, 'k', { [tag]: 2, n: 2 });
+    reg.register(a.ctx, 'k', { n: 3 });
+    expect(reg.match('k', { [tag]: 1 }).map((e) => e.value.n)).toEqual([1]);
+    expect(reg.countMatch('k', { [tag]: Registry.any })).toBe(2);
+    expect(reg.unregisterMatch(a.ctx, 'k', { [tag]: 2 })).toBe(1);
+    expect(reg.lookup('k').map((e) => e.value.n)).toEqual([1, 3]);
+  });
+
   it('NaN is one key, and a NaN pattern matches a NaN value', async () => {
     const node = track();
     const reg = Registry.create<number, number>(node, { keys: 'unique' });

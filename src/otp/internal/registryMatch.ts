@@ -43,7 +43,7 @@ export const MAX_PATTERN_DEPTH = 64;
 type Compiled =
   | { readonly t: 0 } // any
   | { readonly t: 1; readonly v: unknown } // equal
-  | { readonly t: 2; readonly keys: readonly string[]; readonly subs: readonly Compiled[] } // object subset
+  | { readonly t: 2; readonly keys: readonly PropertyKey[]; readonly subs: readonly Compiled[] } // object subset
   | { readonly t: 3; readonly subs: readonly Compiled[] }; // array
 
 const ANY_C: Compiled = { t: 0 };
@@ -65,14 +65,15 @@ function compile(p: unknown, depth: number, argument: string): Compiled {
   }
   const proto: unknown = Object.getPrototypeOf(p);
   if (proto !== Object.prototype && proto !== null) return { t: 1, v: p }; // a class instance, a Date, a Pid: by identity
-  const keys = Object.keys(p);
+  // every own property, symbols included: a property the pattern has is never ignored
+  const keys = Reflect.ownKeys(p);
   return { t: 2, keys, subs: keys.map((k) => compile(dataOf(p, k, argument), depth + 1, argument)) };
 }
 
-function dataOf(p: object, key: string, argument: string): unknown {
+function dataOf(p: object, key: PropertyKey, argument: string): unknown {
   const d = Object.getOwnPropertyDescriptor(p, key);
   if (d === undefined) return undefined; // a hole in an array
-  if (!('value' in d)) throw new InvalidArgumentError(`${argument}.${key}`, 'a data property (a pattern runs no getter)', p);
+  if (!('value' in d)) throw new InvalidArgumentError(`${argument}.${String(key)}`, 'a data property (a pattern runs no getter)', p);
   return d.value;
 }
 
