@@ -301,11 +301,18 @@ class KeyTable<K, V, Meta extends object> implements KeyRegistry<K, V, Meta> {
       fn(slot.parts[0]!.snapshot());
       return true;
     }
-    // the snapshots first: fn may register or unregister
-    const snaps: (readonly RegistryEntry<V>[])[] = [];
-    for (const b of slot.parts) if (b !== undefined && b.rows.size > 0) snaps.push(b.snapshot());
-    for (const s of snaps) fn(s);
-    return snaps.length > 0;
+    // the snapshots first: fn may register or unregister (an entry registered meanwhile is not handed out)
+    const taken: [Bucket<K, V>, readonly RegistryEntry<V>[]][] = [];
+    for (const b of slot.parts) if (b !== undefined && b.rows.size > 0) taken.push([b, b.snapshot()]);
+    let called = false;
+    for (const [b, snap] of taken) {
+      // an earlier call changed this partition (killed or unregistered owners): only the entries still in it
+      const entries = b.snap === snap ? snap : stillIn(b, snap);
+      if (entries.length === 0) continue;
+      called = true;
+      fn(entries);
+    }
+    return called;
   }
 
   keysOf(pid: Pid): K[] {
@@ -395,6 +402,13 @@ class KeyTable<K, V, Meta extends object> implements KeyRegistry<K, V, Meta> {
 
 function checkPid(pid: unknown): void {
   if (!isPid(pid)) throw new InvalidArgumentError('pid', 'a Pid', pid);
+}
+
+/** The entries of `snap` still registered in `b` (an entry removed since is gone from its rows), in the snapshot's order. */
+function stillIn<K, V>(b: Bucket<K, V>, snap: readonly RegistryEntry<V>[]): readonly RegistryEntry<V>[] {
+  const live = new Set<RegistryEntry<V>>();
+  for (const r of b.rows) live.add(r.entry);
+  return snap.filter((e) => live.has(e));
 }
 
 function first<K, V>(slot: KeySlot<K, V>): Row<K, V> | undefined {

@@ -609,6 +609,48 @@ describe('Registry entries and their owners', () => {
     expect(reg.count()).toBeGreaterThanOrEqual(4);
   });
 
+  it('an fn that kills or unregisters owners is not handed their entries in a later partition’s call', async () => {
+    const node = track();
+    const reg = Registry.create<string, number>(node, { keys: 'duplicate', partitions: 4 });
+    const owners = await Promise.all(Array.from({ length: 8 }, () => spawnWithContext(node)));
+    owners.forEach((o, i) => reg.register(o.ctx, 'k', i));
+    expect(new Set(owners.map((o) => o.pid.id % 4)).size).toBe(4); // every partition holds some
+    const handed: number[][] = [];
+    reg.dispatch('k', (es) => {
+      handed.push(es.map((e) => e.value));
+      if (handed.length === 1) {
+        // the first call ends every owner outside its own partition: half killed, half unregistered
+        const mine = es[0]!.pid.id % 4;
+        owners.forEach((o, i) => {
+          if (o.pid.id % 4 === mine) return;
+          if (i % 2 === 0) node.exit(o.pid, 'kill');
+          else reg.unregister(o.ctx, 'k');
+        });
+      }
+    });
+    expect(handed).toHaveLength(1);
+    expect(reg.count()).toBe(2);
+  });
+
+  it('an fn that removes some entries of a later partition hands that partition’s call the entries left', async () => {
+    const node = track();
+    const reg = Registry.create<string, number>(node, { keys: 'duplicate', partitions: 2 });
+    const owners = await Promise.all(Array.from({ length: 6 }, () => spawnWithContext(node)));
+    owners.forEach((o, i) => reg.register(o.ctx, 'k', i));
+    const even = owners.map((o, i) => [o, i] as const).filter(([o]) => o.pid.id % 2 === 0);
+    const odd = owners.map((o, i) => [o, i] as const).filter(([o]) => o.pid.id % 2 === 1);
+    expect(even).toHaveLength(3);
+    const handed: number[][] = [];
+    reg.dispatch('k', (es) => {
+      handed.push(es.map((e) => e.value));
+      if (handed.length === 1) {
+        node.exit(odd[0]![0].pid, 'kill');
+        reg.unregister(odd[2]![0].ctx, 'k');
+      }
+    });
+    expect(handed).toEqual([even.map(([, i]) => i), [odd[1]![1]]]);
+  });
+
   it('10,000 owners of one key die in random order: each removal is constant work, and the key ends empty', async () => {
     const node = track();
     const reg = Registry.create<string, number>(node, { keys: 'duplicate', partitions: 8 });
