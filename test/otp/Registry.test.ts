@@ -871,6 +871,22 @@ describe('Registry hostile input', () => {
     expect(reg.count()).toBe(1);
   });
 
+  it('an array pattern longer than 100,000 elements (a sparse one costs nothing to make) throws ERR_INVALID_ARGUMENT at once, instead of a walk over every hole', async () => {
+    const node = track();
+    const reg = Registry.create<string, unknown>(node, { keys: 'duplicate' });
+    const a = await spawnWithContext(node);
+    reg.register(a.ctx, 'k', [1]);
+    for (const length of [100_001, 2 ** 32 - 1]) {
+      const sparse = new Array<unknown>(length);
+      expectKeelError(thrown(() => reg.countMatch('k', sparse)), 'ERR_INVALID_ARGUMENT', 'at most 100000 elements');
+      expectKeelError(thrown(() => reg.match('k', { nested: [sparse] })), 'ERR_INVALID_ARGUMENT', 'at most 100000 elements');
+    }
+    // up to the bound an array pattern is an array pattern, holes included (a hole matches undefined)
+    expect(reg.countMatch('k', [1])).toBe(1);
+    expect(reg.countMatch('k', new Array<unknown>(1))).toBe(0);
+    expect(reg.count()).toBe(1);
+  });
+
   it('__proto__ as a key, a meta key and a pattern property is an ordinary name', async () => {
     const node = track();
     const reg = Registry.create<string, unknown, Record<string, unknown>>(node, { keys: 'duplicate', meta: JSON.parse('{"__proto__": "m"}') as Record<string, unknown> });

@@ -39,6 +39,11 @@ export type Pattern<T> =
 
 /** The deepest pattern accepted (a cyclic pattern is refused, not a stack overflow). */
 export const MAX_PATTERN_DEPTH = 64;
+/**
+ * The longest array pattern accepted: an array pattern is compiled element by element, holes
+ * included, and a sparse array of any length costs nothing to make (`new Array(2 ** 32 - 1)`).
+ */
+export const MAX_ARRAY_PATTERN = 100_000;
 
 type Compiled =
   | { readonly t: 0 } // any
@@ -59,6 +64,7 @@ function compile(p: unknown, depth: number, argument: string): Compiled {
   if (depth >= MAX_PATTERN_DEPTH) throw new InvalidArgumentError(argument, `an acyclic pattern at most ${MAX_PATTERN_DEPTH} levels deep`, p);
   if (types.isProxy(p)) throw new InvalidArgumentError(argument, 'a pattern made of plain objects, arrays and values (no proxy)', p);
   if (Array.isArray(p)) {
+    if (p.length > MAX_ARRAY_PATTERN) throw new InvalidArgumentError(argument, `an array pattern of at most ${MAX_ARRAY_PATTERN} elements`, p);
     const subs: Compiled[] = [];
     for (let i = 0; i < p.length; i++) subs.push(compile(dataOf(p, String(i), argument), depth + 1, argument));
     return { t: 3, subs };
