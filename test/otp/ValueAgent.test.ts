@@ -1,5 +1,5 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { CallExitError, GenServer, InvalidArgumentError, isExit, ValueAgent, type ValueAgentPid } from '../../src/index.js';
+import { CallExitError, type Down, GenServer, InvalidArgumentError, isDown, isExit, ValueAgent, type ValueAgentPid } from '../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
 import { deferred, expectKeelError, failure, handThenable, revokedProxy, thrown, UNREADABLE, useNodes, watch } from '../support.js';
 
@@ -135,6 +135,21 @@ describe('ValueAgent', () => {
       expect((e as CallExitError).reason).toBe(boom);
       expect(node.isAlive(pid)).toBe(false);
       expectKeelError(await failure(() => ValueAgent.get(node, pid, (n) => n)), 'ERR_NOPROC');
+    });
+
+    it("a thrown non-Error ('normal') is the reason wrapped in ERR_THROWN_VALUE: never taken for a clean exit", async () => {
+      const node = track();
+      const pid = await ValueAgent.start(node, () => 1);
+      const watcher = probe(node);
+      // eslint-disable-next-line keel/no-unmanaged-monitor -- the test awaits this Down
+      const ref = watcher.ctx.monitor(pid);
+      const e = await failure(() => ValueAgent.update(node, pid, () => { throw 'normal'; }));
+      expectKeelError(e, 'ERR_CALL_EXIT');
+      const reason = (e as CallExitError).reason;
+      expectKeelError(reason, 'ERR_THROWN_VALUE');
+      expect((reason as { value?: unknown }).value).toBe('normal');
+      const down = await watcher.receive((m) => isDown(m) && m.ref === ref);
+      expect((down as Down).reason).toBe(reason);
     });
 
     it('a cast whose function throws crashes the agent: a later call gets ERR_NOPROC, a pending one ERR_CALL_EXIT', async () => {
