@@ -50,7 +50,8 @@ export type KeelErrorCode =
   | 'ERR_PEER_MISSING'
   | 'ERR_INVALID_SIGNAL'
   | 'ERR_WORKFLOW_LIMIT'
-  | 'ERR_POOL_TIMEOUT';
+  | 'ERR_POOL_TIMEOUT'
+  | 'ERR_TELEMETRY_RECURSION';
 
 /** Base class of every Keel error: a literal `code`, a readable message and an optional `cause`. */
 export class KeelError extends Error {

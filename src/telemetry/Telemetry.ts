@@ -1,6 +1,6 @@
 import diagnostics from 'node:diagnostics_channel';
 import { types } from 'node:util';
-import { describe, InvalidArgumentError, toError } from '../errors.js';
+import { describe, InvalidArgumentError, KeelError, toError } from '../errors.js';
 import type { MessageFlow } from './tracing.js';
 
 /** Numbers of an event (durations in milliseconds, counts). */
@@ -46,7 +46,16 @@ interface Attachment {
   readonly prefixes: readonly string[];
   /** False from its detach on: a dispatch under way calls it no more. */
   attached: boolean;
+  /** How many of its calls are running now, one inside another (its handler executing an event it handles). */
+  depth: number;
 }
+
+/**
+ * How deep a handler may run inside itself (its handler executes an event it handles, which runs it
+ * again). Past it, it is detached and reported as a failing handler is, with the stack to spare that
+ * a recursion without end, left to overflow, would not leave for the report.
+ */
+export const MAX_HANDLER_DEPTH = 32;
 
 type Channel = ReturnType<typeof diagnostics.channel>;
 
@@ -147,7 +156,7 @@ export class TelemetryBus implements Telemetry {
     // an event named twice is one: the handler runs once per event
     const exact = new Set(names.filter((e) => !e.endsWith('*')));
     const prefixes = names.filter((e) => e.endsWith('*')).map((e) => e.slice(0, -1));
-    const attachment: Attachment = { id, events: names, handler, exact, prefixes, attached: true };
+    const attachment: Attachment = { id, events: names, handler, exact, prefixes, attached: true, depth: 0 };
     this.#byId.set(id, attachment);
     this.version++;
     for (const e of exact) {
@@ -219,16 +228,28 @@ export class TelemetryBus implements Telemetry {
   }
 
   #invoke(a: Attachment, event: string, measurements: Measurements, metadata: Metadata): void {
+    if (a.depth >= MAX_HANDLER_DEPTH) {
+      const error = new KeelError('ERR_TELEMETRY_RECURSION', `telemetry handler '${a.id}' ran ${MAX_HANDLER_DEPTH} levels deep inside itself on ${event} (it executes an event it handles): a recursion without end`);
+      this.#failed(a, event, error);
+      return;
+    }
+    a.depth++;
     try {
       a.handler(event, measurements, metadata);
     } catch (thrown) {
       // a handler that ended its own process with ctx.exit is not a failing handler
       if (isExitSentinel(thrown)) return;
-      const error = toError(thrown);
-      this.detach(a.id);
-      this.#report(`telemetry handler '${a.id}' failed on ${event} and was detached`, error);
-      this.execute('keel.telemetry.handler_failed', {}, { handlerId: a.id, event, error });
+      this.#failed(a, event, toError(thrown));
+    } finally {
+      a.depth--;
     }
+  }
+
+  /** A handler failed: detached, then reported once, to the log and as an event. */
+  #failed(a: Attachment, event: string, error: Error): void {
+    this.detach(a.id);
+    this.#report(`telemetry handler '${a.id}' failed on ${event} and was detached`, error);
+    this.execute('keel.telemetry.handler_failed', {}, { handlerId: a.id, event, error });
   }
 
   /** @internal The channels kept for probes (Keel's own event names, a bounded set), for leak tests. */

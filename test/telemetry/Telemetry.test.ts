@@ -322,6 +322,34 @@ describe('failing telemetry handlers', () => {
     expect(failures[0]!.metadata.error).toBe(bug);
   });
 
+  it('detach a handler that re-enters itself without end (its handler executes its own event) at 32 levels, and report it on both channels, once', () => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const failures = record(node, 'watch', ['keel.telemetry.handler_failed']);
+    let calls = 0;
+    node.telemetry.attach('again', ['app.r'], () => {
+      calls++;
+      node.telemetry.execute('app.r', {}, {});
+    });
+    node.telemetry.execute('app.r', {}, {});
+    expect(calls).toBe(32);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]!.metadata).toMatchObject({ handlerId: 'again', event: 'app.r' });
+    expectKeelError(failures[0]!.metadata.error, 'ERR_TELEMETRY_RECURSION', "'again'", '32');
+    expect(vi.mocked(logger.warn)).toHaveBeenCalledTimes(1);
+    expect(vi.mocked(logger.warn).mock.calls[0]![0]).toBe("telemetry handler 'again' failed on app.r and was detached");
+    node.telemetry.execute('app.r', {}, {});
+    expect(calls).toBe(32); // detached
+    // a handler that re-enters a few levels, and ends, is left alone
+    let depth = 0;
+    node.telemetry.attach('bounded', ['app.b'], () => {
+      if (++depth < 10) node.telemetry.execute('app.b', {}, {});
+    });
+    node.telemetry.execute('app.b', {}, {});
+    expect(depth).toBe(10);
+    expect(failures).toHaveLength(1);
+  });
+
   it('report a throwing handler to the node’s logger.warn', () => {
     const logger = fakeLogger();
     const node = track({ logger });
