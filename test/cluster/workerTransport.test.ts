@@ -286,6 +286,11 @@ describe('worker transport', () => {
       for (const maxBatchSize of [0, -1, NaN, Infinity, 1.5, '10']) {
         expect(() => hub!.transport('m', { maxBatchSize: maxBatchSize as number })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
       }
+      // past 2^28 code units a batch could not be joined into one string (V8's largest is 2^29 - 24)
+      for (const maxBatchSize of [2 ** 28 + 1, 2 ** 40]) {
+        expect(() => hub!.transport('m', { maxBatchSize })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', argument: 'options.maxBatchSize' }));
+      }
+      transports.push(hub.transport('largest', { maxBatchSize: 2 ** 28 }));
       // '__proto__' is a valid name and an ordinary one
       transports.push(hub.transport('__proto__'));
       expect(() => hub!.transport('__proto__')).toThrow(expect.objectContaining({ code: 'ERR_NAME_TAKEN' }));

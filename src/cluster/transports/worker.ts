@@ -27,6 +27,12 @@ const HANDLE_KEY = 'keelWorkerNode';
 const NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
 /** The default {@link Transport.maxBatchSize}: 8 Mi UTF-16 code units. */
 export const DEFAULT_WORKER_MAX_BATCH = 8 * 1024 * 1024;
+/**
+ * The largest {@link Transport.maxBatchSize}: 256 Mi code units. A batch is one string, joined from
+ * its frames, and V8's longest string is 2^29 - 24: a larger bound would let a join throw inside the
+ * flush, where nothing could catch it.
+ */
+export const MAX_WORKER_MAX_BATCH = 2 ** 28;
 /** How long a join waits for the older nodes to acknowledge the newcomer's port (a blocked thread does not answer). */
 const JOIN_ACK_TIMEOUT_MS = 2000;
 
@@ -102,7 +108,9 @@ function toMaxBatch(options: WorkerTransportOptions | undefined, argument: strin
   checkKeys(options, ['maxBatchSize'], argument);
   const v = options.maxBatchSize;
   if (v === undefined) return DEFAULT_WORKER_MAX_BATCH;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new InvalidArgumentError(`${argument}.maxBatchSize`, 'a positive safe integer', v);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > MAX_WORKER_MAX_BATCH) {
+    throw new InvalidArgumentError(`${argument}.maxBatchSize`, `a positive integer up to ${MAX_WORKER_MAX_BATCH} (2^28 code units)`, v);
+  }
   return v;
 }
 
