@@ -101,6 +101,17 @@ describe('keel soak (runSoak)', () => {
     expectKeelError(thrown(() => soakOptions({ seed: -1 })), 'ERR_INVALID_ARGUMENT', '--seed');
     expectKeelError(thrown(() => soakOptions({ seed: 0.5 })), 'ERR_INVALID_ARGUMENT', '--seed');
   });
+
+  it('refuses a run too small to send each producer a message: a soak of nothing would pass every check (found in review)', async () => {
+    // 3 msg/s for 1 s is 0.75 of a message per producer: nothing was sent, and "sent 0 = handled 0 + ..." passed
+    expectKeelError(thrown(() => soakOptions({ rate: 3, duration: 1 })), 'ERR_INVALID_ARGUMENT', '--rate', 'at least 4 messages');
+    expectKeelError(thrown(() => soakOptions({ rate: 1000, duration: 0.001 })), 'ERR_INVALID_ARGUMENT', '--rate', 'at least 4 messages');
+    expect(soakOptions({ rate: 4, duration: 1 })).toMatchObject({ rate: 4, duration: 1 });
+    const err: string[] = [];
+    expect(await runSoakCommand(['--simulate', '--rate', '3', '--duration', '1'], () => {}, (l) => err.push(l))).toBe(2);
+    expect(err).toHaveLength(1);
+    expect(err[0]).toContain('at least 4 messages');
+  });
 });
 
 describe('keel soak (the lossy workers)', () => {
