@@ -68,6 +68,12 @@ const PRODUCERS = 4;
 const TICK_MS = 10;
 /** ...at most this much of their backlog at once (a quarter of a second's worth), so a stall does not end in one giant burst. */
 const MAX_BURST_S = 0.25;
+/**
+ * ...and never more than this many messages per producer in one tick, whatever `--rate` asks: a rate
+ * no machine sends (2e9 msg/s) made a single turn of hundreds of millions of sends, and the heap ran
+ * out. Past it the load falls behind, and the report says TARGET NOT REACHED.
+ */
+export const SOAK_MAX_BURST = 10_000;
 /** How long, after the load, the soak waits for the last outcomes before it accounts (on the node's clock): past it, a send still waiting is unaccounted. */
 const SETTLE_GRACE_MS = 30_000;
 /** How long, after the load, the soak waits for the last victims to come back (on the node's clock). */
@@ -372,7 +378,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
     });
     if (shares.length !== 100) throw new Error(`the soak's traffic shares add up to ${shares.length}%, not 100%`);
     const onOutcome = (outcome: SendOutcome): void => ledger.outcome(outcome);
-    const maxBurst = Math.max(1, Math.ceil((o.rate / PRODUCERS) * MAX_BURST_S));
+    const maxBurst = Math.min(SOAK_MAX_BURST, Math.max(1, Math.ceil((o.rate / PRODUCERS) * MAX_BURST_S)));
     let finished = 0;
     let loadDone!: () => void;
     const load = new Promise<void>((resolve) => {

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { count, runSoak, soakPassed } from '../../src/cli/soak.js';
+import { count, runSoak, soakPassed, type SoakReport } from '../../src/cli/soak.js';
 import { useBuiltPackage } from '../childProcesses.js';
 
 describe('runSoak with a stop signal', () => {
@@ -96,6 +96,26 @@ describe('keel soak and Ctrl-C (the built keel, a child process)', () => {
     expect(out).toMatch(/unaccounted 0 {2}\[ok\]/);
     expect(code).toBe(out.includes('  checks        all passed') ? 0 : 1);
     expect(fs.readdirSync(s.tmp)).toEqual([]);
+  }, 120_000);
+
+  it('a rate no machine sends is capped per tick, not sent in one burst that runs the heap out (found in review)', async () => {
+    // --rate 2e9 for 10 ms: 5,000,000 sends per producer were due at the first tick, all sent in one turn (a V8 OOM, exit 134)
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-soak-test-'));
+    dirs.push(tmp);
+    const entry = fileURLToPath(new URL('cli/keel.js', builtKeel()));
+    const child = spawn(process.execPath, ['--max-old-space-size=128', entry, 'soak', '--rate', '2e9', '--duration', '0.01', '--simulate', '--json'], {
+      env: { ...process.env, TMPDIR: tmp },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => void (stdout += chunk));
+    child.stderr.resume();
+    const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+    expect(code).toBe(0);
+    const report = JSON.parse(stdout) as SoakReport;
+    expect(report.load).toMatchObject({ target: 20_000_000, reached: false, sent: 40_000 });
+    expect(report.messages.unaccounted).toBe(0);
   }, 120_000);
 
   it('a second Ctrl-C quits at once with 130, and the directory still goes', async () => {
