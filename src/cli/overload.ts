@@ -10,7 +10,7 @@ import {
 } from '../index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { heapLine, HeapSampler, type HeapReport } from './heapSampler.js';
-import { checkRunOptions, count } from './soak.js';
+import { checkRunOptions, count, SOAK_MAX_BURST } from './soak.js';
 
 /** `keel soak --overload`'s knobs. */
 export interface OverloadOptions {
@@ -247,7 +247,9 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
     }
 
     const perTick = (ms: number) => Math.floor(o.rate * (ms / 1000));
-    const maxBurst = Math.max(1, Math.ceil(o.rate * MAX_BURST_S));
+    // never more than SOAK_MAX_BURST in one tick: a rate no machine sends would otherwise be one turn of
+    // hundreds of millions of sends, and the heap would run out
+    const maxBurst = Math.min(SOAK_MAX_BURST, Math.max(1, Math.ceil(o.rate * MAX_BURST_S)));
     let finished = 0;
     let loadDone!: () => void;
     const load = new Promise<void>((resolve) => {

@@ -118,6 +118,25 @@ describe('keel soak and Ctrl-C (the built keel, a child process)', () => {
     expect(report.messages.unaccounted).toBe(0);
   }, 120_000);
 
+  it("--overload caps a tick's sends too: a rate no machine sends does not run the heap out (found in review)", async () => {
+    // --rate 2e8 for 10 ms: 50,000,000 sends per lane were due at the first tick, all sent in one turn (a V8 OOM, exit 134)
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-soak-test-'));
+    dirs.push(tmp);
+    const entry = fileURLToPath(new URL('cli/keel.js', builtKeel()));
+    const child = spawn(process.execPath, ['--max-old-space-size=128', entry, 'soak', '--overload', '--rate', '2e8', '--duration', '0.01', '--simulate', '--json'], {
+      env: { ...process.env, TMPDIR: tmp },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => void (stdout += chunk));
+    child.stderr.resume();
+    const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+    expect(code).toBe(0);
+    const report = JSON.parse(stdout) as { lanes: { sent: number; unaccounted: number }[] };
+    expect(report.lanes.map((l) => [l.sent, l.unaccounted])).toEqual(report.lanes.map(() => [10_000, 0]));
+  }, 120_000);
+
   it('a second Ctrl-C quits at once with 130, and the directory still goes', async () => {
     const s = soak();
     await s.told(/^ {2}1 s: sent \d/m);
