@@ -22,6 +22,12 @@ export interface HeapReport {
   readonly growthBytes: number;
   readonly toleranceBytes: number;
   readonly flat: boolean;
+  /**
+   * Whether the samples span at least a second (two samples, a second apart or more). A load that
+   * ended within a second of its warm-up (a short run, or a stop before the warm-up) is not
+   * measured: its one sample, or two taken together, are flat by construction, and prove nothing.
+   */
+  readonly measured: boolean;
   /** Every sample, bytes, one a second from the warm-up on. */
   readonly series: readonly number[];
 }
@@ -62,6 +68,8 @@ export class HeapSampler {
   readonly #warmupS: number;
   /** Bytes at each second of the load from the warm-up on. */
   readonly #samples: number[] = [];
+  /** When the first sample was taken, on the node's clock. */
+  #firstAt: number | undefined = undefined;
   #startedAt = 0;
   /** When the last sample was taken, on the node's clock. */
   #sampledAt = -Infinity;
@@ -89,6 +97,7 @@ export class HeapSampler {
 
   #sample(): number {
     this.#sampledAt = this.#node.clock.now();
+    this.#firstAt ??= this.#sampledAt;
     this.#gc?.();
     return process.memoryUsage().heapUsed;
   }
@@ -121,6 +130,7 @@ export class HeapSampler {
       growthBytes,
       toleranceBytes,
       flat: growthBytes <= toleranceBytes,
+      measured: samples.length >= 2 && this.#firstAt !== undefined && this.#sampledAt - this.#firstAt >= 1000,
       series: [...samples],
     };
   }
@@ -135,6 +145,9 @@ export function mb(bytes: number): string {
 export function heapLine(h: HeapReport): string {
   // no '-0.0 MB': a shrink under 0.05 MB reads as +0.0
   const growth = `${h.growthBytes >= 0 || mb(-h.growthBytes) === mb(0) ? '+' : '-'}${mb(Math.abs(h.growthBytes))}`;
+  if (!h.measured) {
+    return `heap not measured: the load ended within a second of its warm-up (${h.warmupS} s), ${h.samples} sample${h.samples === 1 ? '' : 's'} at ${mb(h.endBytes)}; a run longer than ${h.warmupS + 1} s measures it`;
+  }
   return (
     `heap start ${mb(h.startBytes)} (at ${h.warmupS} s), end ${mb(h.endBytes)}, max ${mb(h.maxBytes)}: ${growth}, ` +
     `${h.flat ? 'flat' : 'GREW'} (tolerance ${mb(h.toleranceBytes)}: ${HEAP_TOLERANCE_FRACTION * 100}% of start, at least ${mb(HEAP_TOLERANCE_MIN_BYTES)}; ` +

@@ -368,7 +368,7 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
         ordered: all('ordered'),
         policiesHeld: all('policyHeld'),
         noStrayDrops: strayDrops === 0,
-        ...(o.simulate ? {} : { memoryFlat: memory.flat }),
+        ...(o.simulate || !memory.measured ? {} : { memoryFlat: memory.flat }),
       },
     };
     if (o.json) print(JSON.stringify(report));
@@ -403,7 +403,7 @@ function printReport(r: OverloadReport, print: (line: string) => void): void {
   }
   print(`  stray drops   ${r.strayDrops}  [${ok(r.checks.noStrayDrops)}]`);
   print(`  log           warnings ${count(r.log.warnings)}, errors ${count(r.log.errors)}`);
-  if (r.memory !== undefined) print(`  memory        ${heapLine(r.memory)}  [${ok(r.checks.memoryFlat)}]`);
+  if (r.memory !== undefined) print(`  memory        ${heapLine(r.memory)}${r.memory.measured ? `  [${ok(r.checks.memoryFlat)}]` : ''}`);
   const failed = Object.entries(r.checks).filter(([, v]) => !v).map(([k]) => k);
   if (failed.length === 0) print('  checks        all passed');
   else {

@@ -508,7 +508,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
         // every kill of a running child restarted once, every kill during a start a failed start retried
         supervisionHeld:
           supervisorsGaveUp === 0 && workersAlive === WORKERS && restarts === chaosKills.kills - chaosKills.duringStart && restartsFailed === chaosKills.duringStart,
-        ...(o.simulate ? {} : { memoryFlat: memory.flat }),
+        ...(o.simulate || !memory.measured ? {} : { memoryFlat: memory.flat }),
       },
     };
     await GenServer.stop(node, root, 'shutdown');
@@ -582,7 +582,7 @@ function printReport(r: SoakReport, print: (line: string) => void): void {
   print(`  dropped       keel.message.dropped events counted ${by(r.droppedEvents)} message(s)`);
   print(`  leaks         ${r.leaks.count}${r.leaks.found.map((f) => `\n                - ${f}`).join('')}  [${ok(checks.noLeaks)}]`);
   print(`  log           warnings ${count(r.log.warnings)}, errors ${count(r.log.errors)}`);
-  if (r.memory !== undefined) print(`  memory        ${heapLine(r.memory)}  [${ok(checks.memoryFlat)}]`);
+  if (r.memory !== undefined) print(`  memory        ${heapLine(r.memory)}${r.memory.measured ? `  [${ok(checks.memoryFlat)}]` : ''}`);
   const failed = Object.entries(checks).filter(([, v]) => !v).map(([k]) => k);
   if (failed.length === 0) print('  checks        all passed');
   else {

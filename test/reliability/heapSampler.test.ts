@@ -7,7 +7,7 @@ const MB = 1024 * 1024;
 const track = useNodes();
 
 function report(overrides: Partial<HeapReport>): HeapReport {
-  return { samples: 3, gc: true, warmupS: 2, startBytes: 10 * MB, endBytes: 10 * MB, maxBytes: 10 * MB, growthBytes: 0, toleranceBytes: 4 * MB, flat: true, series: [], ...overrides };
+  return { samples: 3, gc: true, warmupS: 2, startBytes: 10 * MB, endBytes: 10 * MB, maxBytes: 10 * MB, growthBytes: 0, toleranceBytes: 4 * MB, flat: true, measured: true, series: [], ...overrides };
 }
 
 describe('HeapSampler', () => {
@@ -35,6 +35,28 @@ describe('HeapSampler', () => {
     expect(r.growthBytes).toBe(r.endBytes - r.startBytes);
     expect(r.toleranceBytes).toBe(Math.max(HEAP_TOLERANCE_MIN_BYTES, Math.round(r.startBytes * 0.1)));
     expect(r.flat).toBe(r.growthBytes <= r.toleranceBytes);
+  });
+
+  it('is measured only when its samples span a second: a load that ends within a second of the warm-up proves nothing, and says so', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    const short = new HeapSampler(node, 2, () => undefined);
+    short.start();
+    await clock.advance(2000); // the warm sample, at 2 s
+    await clock.advance(500);
+    short.stop(); // and the last, half a second later
+    const r = short.report();
+    expect([r.samples, r.flat, r.measured]).toEqual([2, r.growthBytes <= r.toleranceBytes, false]);
+    expect(heapLine(r)).toBe(`heap not measured: the load ended within a second of its warm-up (2 s), 2 samples at ${(r.endBytes / MB).toFixed(1)} MB; a run longer than 3 s measures it`);
+    const stopped = new HeapSampler(node, 2, () => undefined);
+    stopped.start();
+    stopped.stop(); // before the warm-up: one sample
+    expect([stopped.report().samples, stopped.report().measured]).toEqual([1, false]);
+    const long = new HeapSampler(node, 10, () => undefined);
+    long.start();
+    await clock.advance(3000);
+    long.stop();
+    expect([long.report().samples, long.report().measured]).toEqual([2, true]);
   });
 
   it('takes a last sample at stop when the timer took none at that time: end is the end of the load', async () => {
