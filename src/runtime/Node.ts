@@ -112,7 +112,7 @@ export class KeelNode implements Node {
     this.#sched = new Scheduler(this, this.#mail, s);
     this.#mail.waker = this.#sched;
     this.#deaths = new DeathWatch(this, this.#procs, this.#mail, this.#sched, this.#timers, new PidImpl(this.name, this.creation, 0));
-    this.#life = new Lifecycle(this, this.#procs, this.#sched, this.#deaths);
+    this.#life = new Lifecycle(this, this.#procs, this.#sched, this.#deaths, s.deterministic ? s.clock : undefined);
     this.#deaths.idle = this.#life;
     this.#sched.idle = this.#life;
     this.#detachClock = isAttachable(s.clock) ? s.clock[kAttachNode](this) : undefined;

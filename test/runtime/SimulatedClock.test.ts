@@ -125,4 +125,40 @@ describe('SimulatedClock', () => {
     expect(clock.now()).toBe(Number.MAX_VALUE);
     await node.shutdown();
   });
+  it('guards a shutdown on virtual time: a stubborn process is killed after timeoutMs of the clock, the same at every run', async () => {
+    const run = async (): Promise<[number, number]> => {
+      const { clock, node } = simulated();
+      let ticks = 0;
+      const ticker = node.spawn((ctx) => (m) => {
+        if (m === 'tick') {
+          ticks++;
+          ctx.sendAfter(ctx.self, 'tick', 1000);
+        }
+      });
+      node.send(ticker, 'tick');
+      // traps exits and never stops: the shutdown waits for it until its guard runs out
+      node.spawn((ctx) => {
+        ctx.trapExits(true);
+        return () => undefined;
+      });
+      await node.idle();
+      // on real time the guard let the ticker run for 50 real ms: hundreds of thousands of virtual ms, a different number at each run
+      await node.shutdown({ timeoutMs: 5000 });
+      return [clock.now(), ticks];
+    };
+    const first = await run();
+    expect(first).toEqual([5000, 5]);
+    expect(await run()).toEqual(first);
+  });
+
+  it('guards idle({ timeoutMs }) on virtual time: a process busy on a timer of the clock times it out after timeoutMs of the clock', async () => {
+    const { clock, node } = simulated();
+    const pid = node.spawn(() => () => new Promise<void>(() => undefined));
+    node.send(pid, 'hang');
+    clock.setTimer(60_000, () => undefined);
+    const e = await node.idle({ timeoutMs: 1000 }).catch((error: unknown) => error);
+    expectKeelError(e, 'ERR_IDLE_TIMEOUT');
+    expect(clock.now()).toBe(1000);
+    await node.shutdown();
+  });
 });

@@ -1,6 +1,6 @@
 import { checkKeys, IdleTimeoutError, InvalidArgumentError, readOption } from '../../errors.js';
 import type { TelemetryBus } from '../../telemetry/Telemetry.js';
-import { monotonicClock } from '../Clock.js';
+import { type Clock, monotonicClock } from '../Clock.js';
 import { Cause, type DeathWatch } from './DeathWatch.js';
 import { F_BUSY, F_DEAD, F_RUNNING, F_SCHEDULED, F_TOP, type Proc } from './Proc.js';
 import type { ProcTable } from './ProcTable.js';
@@ -47,11 +47,57 @@ export class Lifecycle {
   /** Set when shutdown starts killing what is left: no spawn after it. */
   spawnClosed = false;
 
-  constructor(host: LifecycleHost, procs: ProcTable, sched: Scheduler, deaths: DeathWatch) {
+  /** A virtual clock (a SimulatedClock) the guards of idle() and shutdown() run on; undefined: real time. */
+  readonly #virtual: Clock | undefined;
+
+  constructor(host: LifecycleHost, procs: ProcTable, sched: Scheduler, deaths: DeathWatch, virtual?: Clock) {
     this.#host = host;
     this.#procs = procs;
     this.#sched = sched;
     this.#deaths = deaths;
+    this.#virtual = virtual;
+  }
+
+  /**
+   * A guard of `ms`: on real time; under a virtual clock on that clock's time, so that a simulated
+   * shutdown or idle() runs out at the same virtual time at every run (a real-time guard let the
+   * virtual clock race on for as long as the real time lasted: another run each time). A real-time
+   * guard of the same length stays behind it, for a node that never goes idle (the virtual clock then
+   * never moves): nothing wedges.
+   */
+  #guard(fn: () => void, ms: number): { clear(): void } {
+    let done = false;
+    const once = (): void => {
+      if (done) return;
+      done = true;
+      clear();
+      fn();
+    };
+    const real = realTimeout(once, ms);
+    const clock = this.#virtual;
+    let handle: unknown;
+    let armed = false;
+    if (clock !== undefined) {
+      try {
+        handle = clock.setTimer(ms, once);
+        armed = true;
+      } catch {
+        // a deadline past the clock's largest finite time: the real-time guard alone
+      }
+    }
+    const clear = (): void => {
+      real.clear();
+      if (armed) {
+        armed = false;
+        clock!.clearTimer(handle);
+      }
+    };
+    return {
+      clear: () => {
+        done = true;
+        clear();
+      },
+    };
   }
 
   /** Service I/O operations in flight. */
@@ -113,7 +159,7 @@ export class Lifecycle {
     if (timeoutMs === undefined) return w.promise;
     return new Promise<void>((resolve, reject) => {
       // a failure guard in real time: under a TestClock the node's clock only moves when told to
-      const guard = realTimeout(() => {
+      const guard = this.#guard(() => {
         w.cancel();
         const busy = this.#procs.values().filter((p) => (p.flags & (F_BUSY | F_SCHEDULED | F_RUNNING)) !== 0);
         const detail = this.#io > 0 ? `${this.#io} service I/O operation(s) in flight` : 'the run queue did not empty';
@@ -154,8 +200,9 @@ export class Lifecycle {
     const timeout = new Promise<void>((resolve) => {
       onTimeout = resolve;
     });
-    // a real-time guard, like idle()'s: a node under a TestClock must still be able to stop
-    const guard = realTimeout(() => {
+    // a real-time guard, like idle()'s: a node under a TestClock must still be able to stop (on a
+    // virtual clock, on its time: see #guard)
+    const guard = this.#guard(() => {
       timedOut = true;
       onTimeout();
     }, timeoutMs);
@@ -204,6 +251,7 @@ export class Lifecycle {
     if (settling.length > 0) {
       let done!: () => void;
       const bound = new Promise<void>((resolve) => (done = resolve));
+      // on real time even on a virtual clock: a hook's work (a transport's goodbye) is outside the clock
       const hookGuard = realTimeout(done, timeoutMs);
       await Promise.race([Promise.all(settling), bound]);
       hookGuard.clear();
