@@ -392,6 +392,18 @@ describe('scheduler options', () => {
     await p.receive((m) => m === 'done');
   });
 
+  it('with a source that stands still (a TestClock’s now), a self-sending storm still yields to the event loop', async () => {
+    const node = track({ scheduler: { now: () => 0 } });
+    const p = probe(node);
+    // past the 1,048,576 messages a slice runs while its source stands still
+    const s = storm(node, p, 1_200_000);
+    const atImmediate = new Promise<number>((resolve) => setImmediate(() => resolve(s.remaining())));
+    node.send(s.pid, 'storm');
+    // the event loop had a turn before the storm ended: before, the slice never ended and nothing else ever ran
+    expect(await atImmediate).toBeGreaterThan(0);
+    await p.receive((m) => m === 'done', { timeout: 60_000 });
+  }, 60_000);
+
   it('refuses a budget, sliceMs or longScheduleMs that is not positive with ERR_INVALID_ARGUMENT', () => {
     const invalid = expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' });
     expect(() => createNode({ scheduler: { budget: 0 } })).toThrow(invalid);

@@ -15,6 +15,14 @@ const RQ_SHRINK_ABOVE = 65_536;
 const MAX_INTERVAL = 64;
 /** Under a virtual clock a slice is this many messages: a deterministic yield, no real clock read. */
 const DETERMINISTIC_SLICE = 1024;
+/**
+ * The most messages a slice runs while its time source stands still: one that never moves (a
+ * TestClock's `now` injected as `scheduler.now`) would otherwise never end a slice, and a process
+ * sending itself messages would hold the event loop for ever. The real monotonic clock always moves
+ * over far fewer messages, so on real time this never ends a slice; and a burst that a test runs on
+ * a frozen source in one turn (70,000 messages, say) still runs in one.
+ */
+const MAX_STILL_MESSAGES = 1_048_576;
 
 /** @internal What the scheduler needs of the node. */
 export interface SchedulerHost {
@@ -67,6 +75,8 @@ export class Scheduler implements Waker {
   /** Messages left before the clock is read again, and how many the current interval started with. */
   #countdown = 1;
   #interval = 1;
+  /** Messages run in this slice since the time source last moved (see MAX_STILL_MESSAGES). */
+  #stillMessages = 0;
   /** When the clock was last read in this slice. */
   #checkedAt = 0;
   #coarseAt = -1;
@@ -163,6 +173,7 @@ export class Scheduler implements Waker {
         this.#countdown = this.#interval = DETERMINISTIC_SLICE;
       } else {
         this.#sliceStart = this.#checkedAt = this.#now();
+        this.#stillMessages = 0;
         this.#countdown = this.#interval = 1; // the first message of a slice measures the pace
       }
       setImmediate(this.#closeSlice);
@@ -334,7 +345,8 @@ export class Scheduler implements Waker {
       if (p.handled > 0) p.flags &= ~F_FRESH;
     }
     const left = this.#sliceMs - (now - this.#sliceStart);
-    if (left <= 0) {
+    this.#stillMessages = took > 0 ? 0 : this.#stillMessages + n;
+    if (left <= 0 || this.#stillMessages >= MAX_STILL_MESSAGES) {
       this.#countdown = this.#interval = 1;
       return true;
     }
