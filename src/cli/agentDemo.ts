@@ -293,7 +293,9 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
     const publish = (type: string, data: unknown) => {
       published++;
       if (published % SLOW_PACE === 0) paceWaiters.shift()?.();
-      router.publish(createSignal({ type, source: 'keel-demo', data }));
+      // the id and time come from the run (a count, the node's clock), not from a random UUID and the
+      // real clock: under --simulate the same seed then publishes the same signals
+      router.publish(createSignal({ type, source: 'keel-demo', data, id: `${node.creation}-${published}`, time: node.clock.now() }));
     };
 
     // the coordinator, then the workers under a supervisor: each worker joins the pool as it starts

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import diagnostics from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import { chaosSchedule, demoOptions, demoPassed, makeWorkflows, REPORT_DOC, REPORT_LEGEND, runAgentDemo, verdict, type AgentDemoReport } from '../../src/cli/agentDemo.js';
 import { parseDemoArgs } from '../../src/cli/demoCommand.js';
@@ -89,6 +90,25 @@ describe('keel demo (npm start)', () => {
     expect(first).toContain('of virtual time (simulated: replay it with the same --seed)');
     expect(await run(7)).toBe(first);
     expect(await run(8)).not.toBe(first);
+  }, 30_000);
+
+  it('--simulate publishes the same signals for the same seed: their ids come from the run, not from a random UUID', async () => {
+    const ids = async (): Promise<string[]> => {
+      const seen: string[] = [];
+      const listen = (message: unknown): void => {
+        seen.push(String((message as { metadata: { id: unknown } }).metadata.id));
+      };
+      diagnostics.subscribe('keel.signal_router.routed', listen);
+      try {
+        await runAgentDemo({ workers: 2, workflows: 5, chaos: 0, seed: 3, simulate: true }, () => undefined);
+      } finally {
+        diagnostics.unsubscribe('keel.signal_router.routed', listen);
+      }
+      return seen;
+    };
+    const first = await ids();
+    expect(first.length).toBeGreaterThan(0);
+    expect(await ids()).toEqual(first);
   }, 30_000);
 
   it('prints a readable report with its checks', async () => {
