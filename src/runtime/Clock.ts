@@ -38,6 +38,19 @@ export interface ClockNode {
  */
 export const kDeterministic: unique symbol = Symbol('keel.clock.deterministic');
 
+/**
+ * @internal Set on a clock whose timers take any finite delay (the SimulatedClock, the TestClock): a
+ * node arms its timer there for the whole delay, not in steps of a host timer's 2^31 - 1 ms (a
+ * virtual clock would otherwise wake up every 2^31 - 1 ms of its time on the way: 10^290 times for a
+ * 1e300 ms timer, a simulation that never ends).
+ */
+export const kAnyDelay: unique symbol = Symbol('keel.clock.anyDelay');
+
+/** @internal */
+export function takesAnyDelay(clock: Clock): boolean {
+  return (clock as { [kAnyDelay]?: unknown })[kAnyDelay] === true;
+}
+
 /** @internal */
 export function isDeterministic(clock: Clock): boolean {
   return (clock as { [kDeterministic]?: unknown })[kDeterministic] === true;

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../errors.js';
-import { type Clock, type ClockNode, kAttachNode, kDeterministic } from './Clock.js';
+import { type Clock, type ClockNode, kAnyDelay, kAttachNode, kDeterministic } from './Clock.js';
 import { DeadlineHeap } from './internal/DeadlineHeap.js';
 
 /** A timer of a {@link SimulatedClock}: `ref()` / `unref()` as Node's own timers. */
@@ -66,6 +66,8 @@ export class SimulatedTimer {
 export class SimulatedClock implements Clock {
   /** @internal */
   readonly [kDeterministic] = true;
+  /** @internal */
+  readonly [kAnyDelay] = true;
   #now: number;
   #seq = 0;
   readonly #queue = new DeadlineHeap<SimulatedTimer>();

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../errors.js';
-import { type Clock, type ClockNode, kAttachNode, type TimerHandle } from '../runtime/Clock.js';
+import { type Clock, type ClockNode, kAnyDelay, kAttachNode, type TimerHandle } from '../runtime/Clock.js';
 
 interface Pending {
   readonly at: number;
@@ -23,6 +23,8 @@ interface Pending {
  * ```
  */
 export class TestClock implements Clock {
+  /** @internal */
+  readonly [kAnyDelay] = true;
   #now: number;
   #seq = 0;
   /** The pending timers, each its own handle. */

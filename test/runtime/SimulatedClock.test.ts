@@ -161,4 +161,18 @@ describe('SimulatedClock', () => {
     expect(clock.now()).toBe(1000);
     await node.shutdown();
   });
+  it('jumps straight to a node timer far in the future: no wake-up every 2^31 - 1 ms (a host timer’s limit) on the way', async () => {
+    const { clock, node } = simulated();
+    const got: number[] = [];
+    node.spawn((ctx) => {
+      ctx.sendAfter(ctx.self, 'late', 1e300);
+      return (m) => {
+        if (m === 'late') got.push(clock.now());
+      };
+    });
+    // 1e300 / 2^31 wake-ups: the simulation never ended
+    await clock.drained();
+    expect(got).toEqual([1e300]);
+    await node.shutdown();
+  });
 });

@@ -144,6 +144,18 @@ describe('TestClock.advance', () => {
     ]);
   });
 
+  it('fires a node timer far in the future in one step: no wake-up every 2^31 - 1 ms (a host timer’s limit) on the way', async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const p = probe(node);
+    p.ctx.sendAfter(p, 'late', 1e300);
+    expect(clock.pendingTimers).toBe(1);
+    // 1e300 / 2^31 wake-ups: the advance never ended
+    await clock.advance(1e300);
+    expect(p.messages).toEqual(['late']);
+    expect(clock.now()).toBe(1e300);
+  });
+
   it('lets the messages a timer caused be handled before the next timer fires', async () => {
     const clock = new TestClock();
     const node = track({ clock });

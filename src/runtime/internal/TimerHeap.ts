@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../../errors.js';
-import type { Clock, TimerHandle } from '../Clock.js';
+import { type Clock, type TimerHandle, takesAnyDelay } from '../Clock.js';
 import { DeadlineHeap } from './DeadlineHeap.js';
 
 /** @internal One pending timer. `index` is its place in the heap, -1 once fired or cancelled. */
@@ -41,6 +41,8 @@ export function timerFaultText(source: TimerFault, node: string): string {
  */
 export class TimerHeap {
   readonly #clock: Clock;
+  /** The longest delay the clock's timers take (any finite one on a virtual clock). */
+  readonly #maxDelay: number;
   readonly #onError: (error: unknown, source: TimerFault) => void;
   readonly #queue = new DeadlineHeap<TimerEntry>();
   /** The entries in heap order (`#heap[0]` is the earliest). */
@@ -55,6 +57,7 @@ export class TimerHeap {
 
   constructor(clock: Clock, onError: (error: unknown, source: TimerFault) => void) {
     this.#clock = clock;
+    this.#maxDelay = takesAnyDelay(clock) ? Number.MAX_VALUE : MAX_HOST_DELAY;
     this.#onError = onError;
   }
 
@@ -183,8 +186,9 @@ export class TimerHeap {
       return;
     }
     this.#disarm();
-    // a host timer cannot wait longer than 2^31 - 1 ms: wake then, find nothing due, and re-arm
-    this.#host = this.#clock.setTimer(Math.min(MAX_HOST_DELAY, Math.max(0, at - this.#clock.now())), this.#fire);
+    // a host timer cannot wait longer than 2^31 - 1 ms: wake then, find nothing due, and re-arm (a
+    // virtual clock's timer takes the whole delay)
+    this.#host = this.#clock.setTimer(Math.min(this.#maxDelay, Math.max(0, at - this.#clock.now())), this.#fire);
     this.#hostAt = at;
     this.#setRef(wantRef);
   }
