@@ -47,8 +47,12 @@ export class TestClock implements Clock {
     // a NaN deadline is never due: the timer would stay pending, silently, for ever
     if (typeof ms !== 'number' || Number.isNaN(ms)) throw new InvalidArgumentError('ms', 'a number of milliseconds', ms);
     if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function', fn);
+    const at = this.#now + Math.max(0, ms);
+    // an infinite deadline is never due: the timer would stay pending, silently, for ever (as a
+    // SimulatedClock, refused)
+    if (!Number.isFinite(at)) throw new InvalidArgumentError('ms', `a delay that keeps the deadline finite (now is ${this.#now})`, ms);
     const seq = ++this.#seq;
-    const timer: Pending = { at: this.#now + Math.max(0, ms), seq, fn };
+    const timer: Pending = { at, seq, fn };
     this.#timers.add(timer);
     // the handle is the timer itself, not its number: another TestClock's handle of the same number
     // must not clear this clock's timer

@@ -41,6 +41,20 @@ describe('TestClock', () => {
     expect(() => clock.setTimer(5, 'fn' as never)).toThrow(invalid);
     expect(clock.pendingTimers).toBe(0);
   });
+
+  it('refuses a delay that makes the deadline infinite, as a SimulatedClock does: that timer was pending for ever, never due', async () => {
+    const clock = new TestClock({ start: 0 });
+    const invalid = expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(() => clock.setTimer(Infinity, () => undefined)).toThrow(invalid);
+    expect(clock.pendingTimers).toBe(0);
+    const fired: number[] = [];
+    clock.setTimer(Number.MAX_VALUE, () => fired.push(clock.now()));
+    await clock.advance(Number.MAX_VALUE);
+    expect(fired).toEqual([Number.MAX_VALUE]);
+    // from there any further positive delay would end past the largest finite time
+    expect(() => clock.setTimer(Number.MAX_VALUE, () => undefined)).toThrow(invalid);
+    expect(clock.pendingTimers).toBe(0);
+  });
 });
 
 describe('TestClock.advance', () => {
