@@ -98,12 +98,12 @@ describe('keel soak and Ctrl-C (the built keel, a child process)', () => {
     expect(fs.readdirSync(s.tmp)).toEqual([]);
   }, 120_000);
 
-  it('a rate no machine sends is capped per tick, not sent in one burst that runs the heap out (found in review)', async () => {
-    // --rate 2e9 for 10 ms: 5,000,000 sends per producer were due at the first tick, all sent in one turn (a V8 OOM, exit 134)
+  /** `keel soak <args> --simulate --json` of the built keel with a 128 MB heap: its exit code and its JSON report. */
+  async function smallHeap<R>(args: string[]): Promise<{ code: number | null; report: R }> {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-soak-test-'));
     dirs.push(tmp);
     const entry = fileURLToPath(new URL('cli/keel.js', builtKeel()));
-    const child = spawn(process.execPath, ['--max-old-space-size=128', entry, 'soak', '--rate', '2e9', '--duration', '0.01', '--simulate', '--json'], {
+    const child = spawn(process.execPath, ['--max-old-space-size=128', entry, 'soak', ...args, '--simulate', '--json'], {
       env: { ...process.env, TMPDIR: tmp },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -112,28 +112,21 @@ describe('keel soak and Ctrl-C (the built keel, a child process)', () => {
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => void (stdout += chunk));
     child.stderr.resume();
     const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+    return { code, report: JSON.parse(stdout) as R };
+  }
+
+  it('a rate no machine sends is capped per tick, not sent in one burst that runs the heap out (found in review)', async () => {
+    // --rate 2e9 for 10 ms: 5,000,000 sends per producer were due at the first tick, all sent in one turn (a V8 OOM, exit 134)
+    const { code, report } = await smallHeap<SoakReport>(['--rate', '2e9', '--duration', '0.01']);
     expect(code).toBe(0);
-    const report = JSON.parse(stdout) as SoakReport;
     expect(report.load).toMatchObject({ target: 20_000_000, reached: false, sent: 40_000 });
     expect(report.messages.unaccounted).toBe(0);
   }, 120_000);
 
   it("--overload caps a tick's sends too: a rate no machine sends does not run the heap out (found in review)", async () => {
     // --rate 2e8 for 10 ms: 50,000,000 sends per lane were due at the first tick, all sent in one turn (a V8 OOM, exit 134)
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-soak-test-'));
-    dirs.push(tmp);
-    const entry = fileURLToPath(new URL('cli/keel.js', builtKeel()));
-    const child = spawn(process.execPath, ['--max-old-space-size=128', entry, 'soak', '--overload', '--rate', '2e8', '--duration', '0.01', '--simulate', '--json'], {
-      env: { ...process.env, TMPDIR: tmp },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.push(child);
-    let stdout = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => void (stdout += chunk));
-    child.stderr.resume();
-    const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+    const { code, report } = await smallHeap<{ lanes: { sent: number; unaccounted: number }[] }>(['--overload', '--rate', '2e8', '--duration', '0.01']);
     expect(code).toBe(0);
-    const report = JSON.parse(stdout) as { lanes: { sent: number; unaccounted: number }[] };
     expect(report.lanes.map((l) => [l.sent, l.unaccounted])).toEqual(report.lanes.map(() => [10_000, 0]));
   }, 120_000);
 
