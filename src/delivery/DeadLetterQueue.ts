@@ -420,6 +420,9 @@ export class DeadLetterService implements DeadLetterQueue {
       const ended = node.clock.now();
       this.retried++;
       if (outcome.ok) {
+        // purged while the redelivery waited for its receiver: the purge was its end, counted then
+        // (the receiver handled it all the same, as the result says)
+        if (this.store.get(r.id) === undefined) return { id: r.id, ok: true };
         this.store.remove(r.id);
         this.succeeded++;
         node.telemetry.execute('keel.dead_letter_queue.succeeded', { attempts: r.attempts + 1 }, { id: r.id, recipient: r.recipient, manual });

@@ -595,6 +595,31 @@ describe.each<[string, () => StoreOption]>([
       expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, added: 1, retried: 1, succeeded: 0 });
     });
 
+    it('an entry purged while its redelivery waits for the receiver stays purged when that redelivery succeeds: counted once (purged), no succeeded event, retry() answers ok', async () => {
+      const { node } = dlqNode(makeStore(), { maxRetries: 1 });
+      const events = captureEvents(node, [EVENTS]);
+      const gate = deferred();
+      const started = deferred();
+      const handled: unknown[] = [];
+      node.registry.register('inbox', node.spawn(() => async (m) => {
+        started.resolve();
+        await gate.promise;
+        handled.push(m);
+      }));
+      const id = await add(node, 'inbox', 'x', 'timeout', { ack: 'handled', timeout: 60_000 });
+      const retrying = node.deadLetters.retry([id]);
+      await started.promise;
+      expect(await node.deadLetters.purge({})).toBe(1);
+      gate.resolve();
+      expect(ok(await retrying)).toEqual([{ id, ok: true }]);
+      expect(handled).toEqual(['x']);
+      expect(await node.deadLetters.get(id)).toBeUndefined();
+      // one end per entry: the purge (the receiver handled it too, as retry() says)
+      expect(named(events.events, 'succeeded')).toEqual([]);
+      expect(named(events.events, 'purged').map((e) => e.measurements.count)).toEqual([1]);
+      expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, added: 1, retried: 1, succeeded: 0 });
+    });
+
     it('stats() counts pending, parked, added, retried, succeeded, evicted and refused', async () => {
       const { node } = dlqNode(makeStore());
       expect(await stats(node)).toEqual({ pending: 0, parked: 0, added: 0, retried: 0, succeeded: 0, evicted: 0, refused: 0 });
