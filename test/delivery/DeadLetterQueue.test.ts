@@ -620,6 +620,30 @@ describe.each<[string, () => StoreOption]>([
       expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, added: 1, retried: 1, succeeded: 0 });
     });
 
+    it('a retry() awaited in the recipient\'s own async handler waits out the redelivery timeout (the node cannot tell its caller): the entry stays pending, its copy withdrawn', async () => {
+      const { node, clock } = dlqNode(makeStore(), { maxRetries: 3 });
+      const seen: unknown[] = [];
+      let answered: unknown;
+      const done = deferred();
+      let id = '';
+      node.registry.register('self', node.spawn(() => async (m) => {
+        seen.push(m);
+        if (m !== 'go') return;
+        answered = ok(await node.deadLetters.retry([id]));
+        done.resolve();
+      }));
+      id = await add(node, 'self', 'x', 'timeout', { ack: 'handled', timeout: 1000 });
+      node.send('self', 'go');
+      await step(node, clock, 999);
+      expect(answered).toBeUndefined();
+      await step(node, clock, 1);
+      await done.promise;
+      expect(answered).toEqual([{ id, ok: false, reason: 'timeout' }]);
+      await node.settle();
+      expect(seen).toEqual(['go']);
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 1 });
+    });
+
     it('stats() counts pending, parked, added, retried, succeeded, evicted and refused', async () => {
       const { node } = dlqNode(makeStore());
       expect(await stats(node)).toEqual({ pending: 0, parked: 0, added: 0, retried: 0, succeeded: 0, evicted: 0, refused: 0 });
