@@ -144,7 +144,7 @@ const SLOW_PACE = 10;
  * same seed gives the same schedule.
  */
 export function chaosSchedule(seed: number, rate: number, workers: number): () => string | undefined {
-  const random = seededRandom(seed ^ 0x9e3779b9);
+  const random = seededRandom((seed ^ 0x9e3779b9) >>> 0);
   return () => {
     const strike = random();
     const pick = random();
@@ -193,8 +193,9 @@ function failureLabel(error: unknown): string {
 }
 
 /**
- * The largest values the demo takes: a seed past 2^32 - 1 would wrap (`seededRandom` reads 32 bits)
- * and give another seed's run; the others only keep a typo (`--workers 80000000`) from a run that
+ * The largest values the demo takes: its streams are drawn from seeds derived in 32 bits (`seed ^ k`,
+ * `seed + 1`, each `>>> 0`, as they always were: a recorded seed replays the same run), so a seed
+ * past 2^32 - 1 would share them with another seed's run; the others only keep a typo (`--workers 80000000`) from a run that
  * exhausts the machine or never ends.
  */
 export const DEMO_LIMITS = { workers: 10_000, workflows: 1_000_000, seed: 0xffff_ffff, duration: 86_400 } as const;
@@ -232,7 +233,7 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
   const node: Node = createNode({
     name: 'keel-demo',
     ...(clock === undefined ? {} : { clock }),
-    random: seededRandom(options.seed + 1),
+    random: seededRandom((options.seed + 1) >>> 0),
     services: {
       monitors: { leakAgeMs: LEAK_AGE_MS, leakCheckIntervalMs: 1000 },
       deadLetters: { backoff: { initialMs: 50, factor: 2, maxMs: 400 }, maxRetries: 8 },

@@ -192,8 +192,8 @@ export function soakOptions(input: Partial<SoakOptions>): SoakOptions {
 }
 
 /**
- * The largest `--duration` and `--seed`: a seed past 2^32 - 1 would wrap (`seededRandom` reads 32
- * bits) and replay another seed's run; a week keeps a typo from a run that never ends.
+ * The largest `--duration` and `--seed`: the producers' seeds are derived from it in 32 bits
+ * (`Math.imul`), so a seed past 2^32 - 1 would replay another seed's producers; a week keeps a typo from a run that never ends.
  */
 export const SOAK_LIMITS = { duration: 7 * 86_400, seed: 0xffff_ffff } as const;
 

@@ -78,8 +78,11 @@ export const monotonicClock = (): number => performance.now();
 monotonicClock(); // load the timing machinery now, not inside the first scheduler turn
 
 /**
- * A seeded pseudo-random generator (mulberry32) for a node's `random`: the same seed gives the same
- * sequence, so backoff jitter and anything else drawn from `node.random` repeat from run to run.
+ * A seeded pseudo-random generator for a node's `random`: the same seed gives the same sequence, so
+ * backoff jitter and anything else drawn from `node.random` repeat from run to run. Every safe
+ * integer is a seed of its own: 0 to 2^32 - 1 seed mulberry32 (as they always have: a recorded seed
+ * replays the same run), and any other (negative, or 2^32 and above) seeds sfc32 with all of its
+ * bits, so no two seeds share a sequence.
  *
  * @example
  * ```ts
@@ -90,6 +93,14 @@ export function seededRandom(seed: number): () => number {
   // `>>> 0` would make NaN, undefined or a string seed 0 (and 1.5 the seed 1): a simulation seeded from
   // an unset variable would quietly be the same run every time
   if (!Number.isSafeInteger(seed)) throw new InvalidArgumentError('seed', 'an integer', seed);
+  if (seed >= 0 && seed <= 0xffff_ffff) return mulberry32(seed);
+  // mulberry32's state is 32 bits: seeds past them would wrap onto another seed's run (2^32 onto 0,
+  // -7 onto 2^32 - 7); sfc32 takes the magnitude's low and high words and the sign in its 128 bits
+  const magnitude = Math.abs(seed);
+  return sfc32(magnitude >>> 0, Math.floor(magnitude / 0x1_0000_0000) >>> 0, seed < 0 ? 1 : 2, 0x9e3779b9);
+}
+
+function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -98,4 +109,19 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** sfc32 (Chris Doty-Humphrey's small fast counting generator), its first draws discarded to mix the seed in. */
+function sfc32(a: number, b: number, c: number, d: number): () => number {
+  const next = (): number => {
+    const t = (((a + b) | 0) + d) | 0;
+    d = (d + 1) | 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) | 0;
+    c = (c << 21) | (c >>> 11);
+    c = (c + t) | 0;
+    return (t >>> 0) / 4294967296;
+  };
+  for (let i = 0; i < 15; i++) next();
+  return next;
 }

@@ -505,7 +505,28 @@ describe('seededRandom', () => {
     for (const seed of [Number.NaN, Infinity, 1.5, '42', undefined]) {
       expect(() => seededRandom(seed as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
     }
-    // any safe integer is a seed, negative ones included (a seed mixed with ^ is an int32)
+    // any safe integer is a seed, negative ones included
     expect(Array.from({ length: 3 }, seededRandom(-7))).toEqual(Array.from({ length: 3 }, seededRandom(-7)));
+  });
+
+  it('gives every safe integer a sequence of its own: seeds 2^32 apart, and a negative seed and its 32-bit wrap, no longer share one', async () => {
+    const { seededRandom } = await import('../../src/index.js');
+    const first = (seed: number): number[] => Array.from({ length: 8 }, seededRandom(seed));
+    const seeds = [0, 1, 2 ** 32 - 7, 2 ** 32, 2 ** 32 + 1, 2 ** 33, -7, -1, -(2 ** 32), Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER];
+    const runs = seeds.map(first);
+    expect(new Set(runs.map((r) => r.join())).size).toBe(seeds.length);
+    for (const run of runs) {
+      expect(run.every((x) => x >= 0 && x < 1)).toBe(true);
+      expect(new Set(run).size).toBe(8);
+    }
+    // each still repeats
+    expect(first(2 ** 32 + 1)).toEqual(runs[4]);
+    expect(first(-(2 ** 32))).toEqual(runs[8]);
+    // and spreads: 10,000 draws of a large seed fall in each tenth about equally
+    const draw = seededRandom(2 ** 40 + 3);
+    const tenths = new Array<number>(10).fill(0);
+    for (let i = 0; i < 10_000; i++) tenths[Math.floor(draw() * 10)]!++;
+    for (const n of tenths) expect(n).toBeGreaterThan(850);
+    for (const n of tenths) expect(n).toBeLessThan(1150);
   });
 });
