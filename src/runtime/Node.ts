@@ -1,4 +1,4 @@
-import { checkKeys, InvalidArgumentError, KeelError, NodeStoppedError, readOption } from '../errors.js';
+import { InvalidArgumentError, KeelError, NodeStoppedError } from '../errors.js';
 import { TelemetryBus } from '../telemetry/Telemetry.js';
 import { type Clock, isAttachable, kAttachNode, monotonicClock } from './Clock.js';
 import { IdSequence } from './IdSequence.js';
@@ -7,7 +7,7 @@ import type { EnvelopeListener } from './internal/Envelope.js';
 import { Lifecycle, validateDelay } from './internal/Lifecycle.js';
 import { Delivery, Mailboxes } from './internal/Mailbox.js';
 import { NextTurn } from './internal/NextTurn.js';
-import { defaultNodeName, freshCreation, nodeSettings, releaseCreation } from './internal/options.js';
+import { defaultNodeName, freshCreation, nodeSettings, releaseCreation, spawnSettings } from './internal/options.js';
 import { EXIT_SENTINEL, type ExitWatcher, F_BOUNDED, F_BUSY, F_DEAD, F_FRESH, F_INIT, F_LONG, F_RUNNING, F_TOP, F_TRAP, type NextTurnWatcher, Proc, TimerRefImpl } from './internal/Proc.js';
 import { ProcTable } from './internal/ProcTable.js';
 import { Scheduler } from './internal/Scheduler.js';
@@ -22,7 +22,6 @@ import type { Init, Logger, Node, NodeOptions, ProcessInfo, SpawnOptions } from 
 
 export { Delivery };
 
-const OVERFLOWS = ['reject', 'drop_newest', 'drop_oldest'] as const;
 
 /** @internal The sizes of a node's internal indexes, for leak tests (`expectNoLeaks`, the soak). */
 export interface KernelInternals {
@@ -153,7 +152,7 @@ export class KeelNode implements Node {
   spawnProc<M>(init: Init<M>, options: SpawnOptions | undefined, parent: Proc | undefined, link: boolean): Pid<M> {
     if (this.#life.spawnClosed) throw new NodeStoppedError(this.name, 'spawn');
     if (typeof init !== 'function') throw new InvalidArgumentError('init', 'a function (ctx) => handler', init);
-    const spec = options === undefined ? undefined : this.#spawnOptions(options);
+    const spec = options === undefined ? undefined : spawnSettings(options, (name) => this.registry.checkFree(name));
     const id = ++this.#nextId;
     const pid = new PidImpl(this.name, this.creation, id);
     const p = new Proc(this, pid, init as Init<unknown>, parent === undefined ? F_INIT | this.#fresh | F_TOP : F_INIT | this.#fresh);
@@ -175,33 +174,6 @@ export class KeelNode implements Node {
       this.telemetry.execute('keel.process.spawned', {}, { pid, parent: parent === undefined ? 'node' : parent.self, name: spec?.name });
     }
     return pid as Pid<M>;
-  }
-
-  /** Validates spawn options before anything is created (a taken name spawns nothing). */
-  #spawnOptions(options: SpawnOptions): { capacity: number; overflow: (typeof OVERFLOWS)[number]; name: string | undefined } {
-    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a SpawnOptions object', options);
-    checkKeys(options, ['name', 'mailbox'], 'options');
-    // each option read once: what is checked is what is used (a getter may answer differently, or
-    // throw, when read again); the name checked last: no user code (an option's getter) runs between
-    // its check and its registration, so a name found free is still free when the process takes it
-    const given = readOption(options, 'name', 'options');
-    const mb = readOption(options, 'mailbox', 'options') as SpawnOptions['mailbox'];
-    let capacity: unknown = Infinity;
-    let overflow: unknown = 'reject';
-    if (mb !== undefined) {
-      if (typeof mb !== 'object' || mb === null) throw new InvalidArgumentError('mailbox', '{ capacity, overflow }', mb);
-      checkKeys(mb, ['capacity', 'overflow'], 'mailbox');
-      capacity = readOption(mb, 'capacity', 'mailbox');
-      overflow = readOption(mb, 'overflow', 'mailbox');
-      if (typeof capacity !== 'number' || !Number.isSafeInteger(capacity) || capacity < 1) {
-        throw new InvalidArgumentError('mailbox.capacity', 'a positive integer', capacity);
-      }
-      if (!OVERFLOWS.includes(overflow as (typeof OVERFLOWS)[number])) {
-        throw new InvalidArgumentError('mailbox.overflow', "'reject' | 'drop_newest' | 'drop_oldest'", overflow);
-      }
-    }
-    const name = given === undefined ? undefined : this.registry.checkFree(given);
-    return { capacity: capacity as number, overflow: overflow as (typeof OVERFLOWS)[number], name };
   }
 
   isAlive(target: Target): boolean {
@@ -578,6 +550,11 @@ export class KeelNode implements Node {
   /** @internal Counts a piece of service I/O as in flight until it settles (`idle()` waits for it). */
   trackIo<T>(work: Promise<T>): Promise<T> {
     return this.#life.trackIo(work);
+  }
+
+  /** @internal A failure guard of `ms` (real time; under a SimulatedClock on its time, a real-time one behind it). */
+  guard(fn: () => void, ms: number): { clear(): void } {
+    return this.#life.guard(fn, ms);
   }
 
   /** @internal Registers work the layers above must settle when the node stops (pending calls and sends). */

@@ -130,6 +130,13 @@ export interface Kernel extends ProcHost {
   trackIo<T>(work: Promise<T>): Promise<T>;
   /** Resolves when no process is runnable; with `io`, also when no service I/O is in flight. */
   settle(options?: { io?: boolean }): Promise<void>;
+  /**
+   * A failure guard: runs `fn` once after `ms`, unless cleared. On real time; under a virtual clock
+   * (a SimulatedClock) on that clock's time, so that it runs out at the same virtual time at every
+   * run, with a real-time guard of the same length behind it (a node that never goes idle never moves
+   * the virtual clock: nothing wedges).
+   */
+  guard(fn: () => void, ms: number): { clear(): void };
   /** Work to settle when the node stops (pending calls and sends); returns its remover. */
   onShutdown(fn: () => unknown): () => void;
   /** What dead processes left behind (for `expectNoLeaks`). */

@@ -20,7 +20,8 @@ export type Probe<M = unknown> = Pid<M> & {
   readonly ctx: Context<M>;
   /**
    * Takes the first message not yet taken that matches `predicate`, waiting for it if needed.
-   * `timeout` (real ms, default 2000, at most 2^31 - 1) is a failure guard: it rejects with `ERR_RECEIVE_TIMEOUT`.
+   * `timeout` (ms, default 2000, at most 2^31 - 1) is a failure guard: it rejects with `ERR_RECEIVE_TIMEOUT`. It runs
+   * on real time, or on the node's virtual time under a `SimulatedClock` (with a real-time guard behind it).
    * A predicate that throws rejects this receive with its error; the probe and the message stay.
    */
   receive(predicate?: (message: M | SystemMessage) => boolean, options?: { timeout?: number }): Promise<M | SystemMessage>;
@@ -92,18 +93,20 @@ export function probe<M = unknown>(node: Node): Probe<M> {
     }
     if (i >= 0) return Promise.resolve(untaken.splice(i, 1)[0]);
     return new Promise((resolve, reject) => {
-      const guard = setTimeout(() => {
+      // on the node's virtual time under a SimulatedClock (which would otherwise race on while a
+      // real-time guard ran, to another virtual time at each run), else on real time
+      const guard = kernel.guard(() => {
         waiters.delete(waiter);
         reject(new ReceiveTimeoutError(String(pid), timeout, messages.length));
       }, timeout);
       const waiter: Waiter = {
         predicate,
         resolve: (m) => {
-          clearTimeout(guard);
+          guard.clear();
           resolve(m);
         },
         reject: (error) => {
-          clearTimeout(guard);
+          guard.clear();
           reject(error);
         },
       };

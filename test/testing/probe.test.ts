@@ -1,6 +1,6 @@
 /* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- this file tests the test kit, whose probes are raw processes that send and monitor */
 import { describe, expect, it } from 'vitest';
-import { createNode, isDown, isExit, Pid } from '../../src/index.js';
+import { createNode, isDown, isExit, Pid, seededRandom, SimulatedClock } from '../../src/index.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
 import { crasher, idler, useNodes } from '../support.js';
 
@@ -105,6 +105,27 @@ describe('probe.receive', () => {
     await expect(p.receive((m) => m === 'late', { timeout: 0 })).rejects.toMatchObject({ code: 'ERR_RECEIVE_TIMEOUT' });
     node.send(p, 'late');
     expect(await p.receive((m) => m === 'late')).toBe('late');
+  });
+
+  it('under a SimulatedClock, times out on virtual time: a message due after the timeout never wins, whatever the machine\'s speed', async () => {
+    const clock = new SimulatedClock();
+    const node = track({ clock, random: seededRandom(3) });
+    const p = probe(node);
+    const t0 = clock.now();
+    // a timer that keeps virtual time busy up to 5,000 ms, then the awaited message at 3,000 ms
+    node.spawn((ctx) => {
+      ctx.sendAfter(ctx.self, 'tick', 100);
+      ctx.sendAfter(p, 'late', 3000);
+      return (m) => {
+        if (m === 'tick' && clock.now() - t0 < 5000) ctx.sendAfter(ctx.self, 'tick', 100);
+      };
+    });
+    const error = await p.receive((m) => m === 'late', { timeout: 1000 }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'ERR_RECEIVE_TIMEOUT' });
+    expect(clock.now() - t0).toBe(1000);
+    // one due before its timeout is taken
+    expect(await p.receive((m) => m === 'late', { timeout: 2500 })).toBe('late');
+    expect(clock.now() - t0).toBe(3000);
   });
 
   it('refuses a bad predicate or timeout with ERR_INVALID_ARGUMENT', () => {

@@ -65,7 +65,7 @@ export class Lifecycle {
    * guard of the same length stays behind it, for a node that never goes idle (the virtual clock then
    * never moves): nothing wedges.
    */
-  #guard(fn: () => void, ms: number): { clear(): void } {
+  guard(fn: () => void, ms: number): { clear(): void } {
     let done = false;
     const once = (): void => {
       if (done) return;
@@ -159,7 +159,7 @@ export class Lifecycle {
     if (timeoutMs === undefined) return w.promise;
     return new Promise<void>((resolve, reject) => {
       // a failure guard in real time: under a TestClock the node's clock only moves when told to
-      const guard = this.#guard(() => {
+      const guard = this.guard(() => {
         w.cancel();
         const busy = this.#procs.values().filter((p) => (p.flags & (F_BUSY | F_SCHEDULED | F_RUNNING)) !== 0);
         const detail = this.#io > 0 ? `${this.#io} service I/O operation(s) in flight` : 'the run queue did not empty';
@@ -201,8 +201,8 @@ export class Lifecycle {
       onTimeout = resolve;
     });
     // a real-time guard, like idle()'s: a node under a TestClock must still be able to stop (on a
-    // virtual clock, on its time: see #guard)
-    const guard = this.#guard(() => {
+    // virtual clock, on its time: see guard)
+    const guard = this.guard(() => {
       timedOut = true;
       onTimeout();
     }, timeoutMs);

@@ -1,8 +1,8 @@
 import { randomInt } from 'node:crypto';
-import { checkKeys, InvalidArgumentError, thrownText } from '../../errors.js';
+import { checkKeys, InvalidArgumentError, readOption, thrownText } from '../../errors.js';
 import { type Clock, isDeterministic, monotonicClock, realClock } from '../Clock.js';
 import { NODE_NAME } from '../Pid.js';
-import type { Logger, NodeOptions } from '../types.js';
+import type { Logger, NodeOptions, SpawnOptions } from '../types.js';
 
 /** @internal A node's options, validated: what its constructor wires its parts with. */
 export interface NodeSettings {
@@ -185,4 +185,43 @@ export function freshCreation(random: (() => number) | undefined): number {
 /** @internal Gives a stopped node's creation back. */
 export function releaseCreation(creation: number): void {
   creationsInUse.delete(creation);
+}
+
+const OVERFLOWS = ['reject', 'drop_newest', 'drop_oldest'] as const;
+
+/** @internal A spawn's options, validated before anything is created (a taken name spawns nothing). */
+export interface SpawnSettings {
+  readonly capacity: number;
+  readonly overflow: (typeof OVERFLOWS)[number];
+  readonly name: string | undefined;
+}
+
+/**
+ * @internal Validates a spawn's options; `checkFree` refuses a name that is taken (or no name) and
+ * answers the registry's text for it.
+ */
+export function spawnSettings(options: SpawnOptions, checkFree: (name: unknown) => string): SpawnSettings {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a SpawnOptions object', options);
+  checkKeys(options, ['name', 'mailbox'], 'options');
+  // each option read once: what is checked is what is used (a getter may answer differently, or
+  // throw, when read again); the name checked last: no user code (an option's getter) runs between
+  // its check and its registration, so a name found free is still free when the process takes it
+  const given = readOption(options, 'name', 'options');
+  const mb = readOption(options, 'mailbox', 'options') as SpawnOptions['mailbox'];
+  let capacity: unknown = Infinity;
+  let overflow: unknown = 'reject';
+  if (mb !== undefined) {
+    if (typeof mb !== 'object' || mb === null) throw new InvalidArgumentError('mailbox', '{ capacity, overflow }', mb);
+    checkKeys(mb, ['capacity', 'overflow'], 'mailbox');
+    capacity = readOption(mb, 'capacity', 'mailbox');
+    overflow = readOption(mb, 'overflow', 'mailbox');
+    if (typeof capacity !== 'number' || !Number.isSafeInteger(capacity) || capacity < 1) {
+      throw new InvalidArgumentError('mailbox.capacity', 'a positive integer', capacity);
+    }
+    if (!OVERFLOWS.includes(overflow as (typeof OVERFLOWS)[number])) {
+      throw new InvalidArgumentError('mailbox.overflow', "'reject' | 'drop_newest' | 'drop_oldest'", overflow);
+    }
+  }
+  const name = given === undefined ? undefined : checkFree(given);
+  return { capacity: capacity as number, overflow: overflow as (typeof OVERFLOWS)[number], name };
 }
