@@ -1,6 +1,6 @@
 import { types } from 'node:util';
 import { checkStrayKeys, InvalidArgumentError, ProcessExitedError } from '../errors.js';
-import { isProcess, type Kernel, kernelOfProcess, type Proc } from '../runtime/kernel.js';
+import { isDead, isProcess, type Kernel, kernelOfProcess, type Proc } from '../runtime/kernel.js';
 import { isPid, isTarget, type Pid, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { ANY, compilePattern, matches, type Pattern } from './internal/registryMatch.js';
@@ -363,7 +363,9 @@ class KeyTable<K, V, Meta extends object> implements KeyRegistry<K, V, Meta> {
     const slot = this.#byKey.get(key);
     if (slot === undefined) return [];
     const out: Row<K, V>[] = [];
-    for (const b of slot.parts) if (b !== undefined) for (const r of b.rows) out.push(r);
+    // an owner dead before its death hook ran (user code during its death asks) is not shown, as
+    // Elixir's lookup checks the owner is alive: its rows go when the hook runs
+    for (const b of slot.parts) if (b !== undefined) for (const r of b.rows) if (!isDead(r.proc)) out.push(r);
     if (slot.parts.length > 1) out.sort((a, b) => a.seq - b.seq);
     return out;
   }

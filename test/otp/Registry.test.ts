@@ -242,6 +242,27 @@ describe("Registry.create(node, { keys: 'unique' })", () => {
     ]);
   });
 
+  it('does not show an owner that has died before the registry has heard of it: lookup, match, countMatch and select skip it, as Elixir\'s lookup checks the owner is alive', async () => {
+    const node = track();
+    const reg = Registry.create<string, string>(node, { keys: 'duplicate' });
+    const a = await spawnWithContext(node);
+    const b = await spawnWithContext(node);
+    expect(reg.register(a.ctx, 'topic', 'a')).toBe('ok');
+    expect(reg.register(b.ctx, 'topic', 'b')).toBe('ok');
+    let seen: unknown;
+    a.ctx.signal.addEventListener('abort', () => {
+      seen = {
+        lookup: reg.lookup('topic'),
+        match: reg.match('topic', Registry.any),
+        countMatch: reg.countMatch('topic', Registry.any),
+        select: reg.select().map((e) => e.value),
+      };
+    });
+    node.exit(a.pid, 'kill');
+    expect(seen).toEqual({ lookup: [{ pid: b.pid, value: 'b' }], match: [{ pid: b.pid, value: 'b' }], countMatch: 1, select: ['b'] });
+    expect(reg.lookup('topic')).toEqual([{ pid: b.pid, value: 'b' }]);
+  });
+
   it('frees a key on unregister', async () => {
     const node = track();
     const reg = Registry.create(node, { keys: 'unique' });
