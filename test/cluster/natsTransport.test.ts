@@ -397,6 +397,35 @@ describe.skipIf(skipWithoutNats)('nats transport: hostile arguments', () => {
     }
   }, 30_000);
 
+  it('keeps the inbound subjects of at most 256 peers: names sent to once (hostile, short-lived) never pile up, and a peer found gone is forgotten', async () => {
+    const cluster = freshCluster();
+    const nodes = await startAll(async (names) => ({ transports: names.map(() => natsTransport({ servers: server().url, cluster })), close: async () => {} }), ['A', 'B']);
+    try {
+      const [a] = nodes.transports as Transport[];
+      const [, rb] = nodes.recorders;
+      const subjects = (): number => (a as unknown as { internals(): { peerSubjects: number } }).internals().peerSubjects;
+      // 10,000 peers that come and go, each sent one batch (nobody listens: the server drops them)
+      for (let i = 0; i < 10_000; i++) a!.send(`ghost-${i}`, 'to-nobody');
+      expect(subjects()).toBe(256);
+      // a peer sent to all along keeps its place, and its batches still arrive
+      for (let i = 0; i < 1_000; i++) {
+        a!.send('B', `b-${i}`);
+        a!.send(`short-${i}`, 'to-nobody');
+      }
+      await rb!.until(() => rb!.received.length >= 1_000);
+      expect(rb!.received.map((r) => r.batch)).toEqual(Array.from({ length: 1_000 }, (_, i) => `b-${i}`));
+      expect(subjects()).toBe(256);
+      // a peer the server answers "no responders" for is gone: its subject is dropped
+      a!.send('gone-peer', 'to-nobody');
+      expect(await a!.probe('gone-peer', 1_000)).toBe('gone');
+      expect(subjects()).toBe(255);
+      expect(await a!.probe('B', 1_000)).toBe('alive');
+      expect(subjects()).toBe(255);
+    } finally {
+      await nodes.release();
+    }
+  }, 30_000);
+
   it('close while start is connecting: both settle, and the node is never left subscribed', async () => {
     const cluster = freshCluster();
     const peer = natsTransport({ servers: server().url, cluster });

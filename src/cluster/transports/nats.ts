@@ -31,6 +31,9 @@ const CLIENT_PACKAGE = '@nats-io/transport-node';
  */
 const HEADER_ROOM = 1024;
 
+/** The most peers whose inbound subject a transport keeps built (the least recently sent to is dropped first). */
+const MAX_PEER_SUBJECTS = 256;
+
 export interface NatsTransportOptions {
   /**
    * The NATS server URL or URLs (`nats://127.0.0.1:4222`). Required unless `connect` is given (then
@@ -167,7 +170,11 @@ class NatsTransport implements Transport {
   #started = false;
   #closed = false;
   #closing: Promise<void> | undefined;
-  /** The inbound subject of each peer sent to, built once per peer. */
+  /**
+   * The inbound subjects of the peers sent to last (least recently used first): at most
+   * {@link MAX_PEER_SUBJECTS}, and a peer found gone is dropped, so that names seen once (hostile or
+   * short-lived peers) never pile up. A subject is cheap to build again.
+   */
   readonly #peerSubjects = new Map<string, string>();
   #allSubject = '';
   #client: NatsModule | undefined;
@@ -291,8 +298,12 @@ class NatsTransport implements Transport {
   send(peer: string, batch: string): void {
     const nc = this.#nc;
     if (this.#closed || nc === undefined) return;
-    let subject = this.#peerSubjects.get(peer);
-    if (subject === undefined) {
+    const subjects = this.#peerSubjects;
+    let subject = subjects.get(peer);
+    if (subject !== undefined) {
+      // the most recently used goes last
+      subjects.delete(peer);
+    } else {
       if (typeof peer !== 'string' || !CLUSTER_NAME_PATTERN.test(peer)) {
         // no node can have this name: nobody is there
         const handler = this.#handler;
@@ -300,8 +311,9 @@ class NatsTransport implements Transport {
         return;
       }
       subject = `keel.${this.cluster}.in.${peer}.${this.#self}`;
-      this.#peerSubjects.set(peer, subject);
+      if (subjects.size >= MAX_PEER_SUBJECTS) subjects.delete(subjects.keys().next().value!);
     }
+    subjects.set(peer, subject);
     try {
       nc.publish(subject, batch);
     } catch {
@@ -319,6 +331,11 @@ class NatsTransport implements Transport {
     }
   }
 
+  /** @internal Counts for leak checks: the peers whose inbound subject is kept. */
+  internals(): { peerSubjects: number } {
+    return { peerSubjects: this.#peerSubjects.size };
+  }
+
   async probe(peer: string, timeoutMs: number): Promise<ProbeResult> {
     if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || timeoutMs === Infinity) {
       throw new InvalidArgumentError('timeoutMs', 'a positive finite number of milliseconds', timeoutMs);
@@ -332,7 +349,11 @@ class NatsTransport implements Transport {
       return 'alive';
     } catch (e) {
       const client = this.#client;
-      if (client !== undefined && e instanceof client.RequestError && e.isNoResponders()) return 'gone';
+      if (client !== undefined && e instanceof client.RequestError && e.isNoResponders()) {
+        // nobody is there: its subject is built again if it comes back
+        this.#peerSubjects.delete(peer);
+        return 'gone';
+      }
       // a timeout, or the connection closing or cut off meanwhile: no answer in time
       return 'timeout';
     }
