@@ -54,7 +54,7 @@ export interface ClusterNodeInfo {
 }
 
 /** Why a peer went down (`keel.cluster.node_down`'s `reason`). */
-export type NodeDownReason = 'no_responders' | 'heartbeat' | 'new_incarnation' | 'goodbye' | 'port_closed' | 'disconnected' | 'left';
+export type NodeDownReason = 'no_responders' | 'heartbeat' | 'new_incarnation' | 'goodbye' | 'port_closed' | 'disconnected' | 'left' | 'oversized';
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 /**
@@ -363,6 +363,17 @@ export class Cluster {
 
   #receive(from: string, batch: string, broadcast: boolean): void {
     if (this.#left) return;
+    const max = this.#transport.maxBatchSize;
+    if (batch.length > max) {
+      // refused before it is parsed: no peer of this transport sends one (its batches are cut at the
+      // limit), and parsing it is the cost a hostile one would impose. Its frames are lost, and a
+      // tie's frames must not be (a reply, a Down, an exit signal): the peer goes down, so what waits
+      // on it is answered with noconnection, and if it speaks again it is told it was down first
+      this.#frameDropped('oversized', from, new MessageTooLargeError(batch.length, max, true, `a batch from node ${from}`));
+      const peer = broadcast ? undefined : this.#peers.get(from);
+      if (peer !== undefined) this.#down(peer, 'oversized');
+      return;
+    }
     let data: unknown;
     let tagged: boolean;
     try {

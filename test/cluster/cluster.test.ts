@@ -821,6 +821,47 @@ describe('hostile frames', () => {
     events.stop();
   });
 
+  it("a batch over the transport's maxBatchSize is refused before it is parsed (counted); the peer goes down, so a call waiting on it is answered with noconnection", async () => {
+    const net = new MemoryNetwork({ maxBatchSize: 4096 });
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const ca = await Cluster.join(a, { transport: net.transport() });
+    const cb = await Cluster.join(b, { transport: net.transport() });
+    await ca.waitFor(['b']);
+    await cb.waitFor(['a']);
+    const server = await GenServer.start(a, counter, 0);
+    const sink = probe(b);
+    const events = captureEvents(b, ['keel.cluster.frame_dropped', 'keel.cluster.node_down', 'keel.cluster.node_up']);
+    // b's first call is its call 1; a's server never answers it
+    const call = failure(() => GenServer.call(b, server, { type: 'never' }, Infinity));
+    await roundTrip(b, a);
+    // the reply to that call and a message, in one batch of 4,097 characters: never parsed (its
+    // value would have been revived, its frames handled), refused whole
+    const head = `[1,"a",${a.creation},${b.creation},[["r",1,1,"answered"],["m",${sink.id},0,"`;
+    const tooBig = `${head}${'x'.repeat(4097 - head.length - 4)}"]]]`;
+    expect(tooBig.length).toBe(4097);
+    net.deliver('a', 'b', tooBig, false);
+    // a broadcast over the limit is refused too; it carries no tie, so the peer is not downed for it
+    const bigBroadcast = `[1,"a",${a.creation},0,[["b"],"${'y'.repeat(5000)}"]]`;
+    net.deliver('a', 'b', bigBroadcast, true);
+    const e = (await call) as { code: string };
+    expect(e.code).toBe('ERR_NOCONNECTION');
+    expect(events.events.map((x) => [x.event, x.metadata.reason, (x.metadata.error as { code?: string; size?: number; limit?: number } | undefined)?.size])).toEqual([
+      ['keel.cluster.frame_dropped', 'oversized', 4097],
+      ['keel.cluster.node_down', 'oversized', undefined],
+      ['keel.cluster.frame_dropped', 'oversized', bigBroadcast.length],
+    ]);
+    expect(events.events[0]!.metadata.error).toMatchObject({ code: 'ERR_MESSAGE_TOO_LARGE', size: 4097, limit: 4096 });
+    expect(sink.messages).toEqual([]);
+    expect(cb.internals()).toMatchObject({ peers: 0, entries: 0, books: 0 });
+    // a speaks again: b takes it up anew (a is told it was down first), and what it sends arrives
+    a.send(sink, 'after');
+    expect(await sink.receive()).toBe('after');
+    expect(cb.isConnected('a')).toBe(true);
+    expect(events.events.map((x) => x.event).at(-1)).toBe('keel.cluster.node_up');
+    events.stop();
+  });
+
   it('a message larger than the transport carries is a typed error at send time', async () => {
     const net = new MemoryNetwork({ maxBatchSize: 4096 });
     const a = track({ name: 'a' });
