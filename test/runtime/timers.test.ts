@@ -486,7 +486,7 @@ describe('bad values from an injected random or clock', () => {
     expect(logger.error).toHaveBeenCalledWith(`the clock of node ${node.name} threw clearing its host timer`, expect.objectContaining({ message: 'cannot clear' }));
   });
 
-  it('a host timer whose ref or unref throws is logged: not thrown from the schedule nor at the next turn of the event loop', async () => {
+  it("a host timer whose ref() throws is logged, not thrown from the schedule, and known to be still unref'd (no unref() for it at the next turn)", async () => {
     const inner = new TestClock({ start: 0 });
     const refusing = { on: false };
     const clock: Clock = {
@@ -506,15 +506,57 @@ describe('bad values from an injected random or clock', () => {
     node.setTimer(100, () => fired.push('unref'), true); // the host timer is armed unref'd
     refusing.on = true;
     const held = node.setTimer(200, () => fired.push('ref')); // a ref'd timer refs the host timer
-    expect(held.cancel()).toBe(true); // only unref'd ones left: the host timer is unref'd at the next turn
+    // only unref'd ones left: the host timer, still unref'd (its ref() threw), is left as it is at the next turn
+    expect(held.cancel()).toBe(true);
     await new Promise<void>((resolve) => setImmediate(resolve));
     refusing.on = false;
-    expect(logger.error.mock.calls.map((c: unknown[]) => [c[0], (c[1] as Error).message])).toEqual([
-      [`the clock of node ${node.name} threw (un)refing its host timer`, 'no ref'],
-      [`the clock of node ${node.name} threw (un)refing its host timer`, 'no unref'],
-    ]);
+    expect(logger.error.mock.calls.map((c: unknown[]) => [c[0], (c[1] as Error).message])).toEqual([[`the clock of node ${node.name} threw ref()ing its host timer`, 'no ref']]);
     await inner.advance(100);
     expect(fired).toEqual(['unref']); // the timers still work
+  });
+
+  it("a clock whose host timers cannot be unref()ed: logged once, saying the node's background timers then keep the OS process alive, and every timer still fires", async () => {
+    const inner = new TestClock({ start: 0 });
+    const refusing = { on: true };
+    let unrefs = 0;
+    const clock: Clock = {
+      now: () => inner.now(),
+      setTimer: (ms, fn) => ({
+        h: inner.setTimer(ms, fn),
+        ref: () => undefined,
+        unref: () => {
+          unrefs++;
+          if (refusing.on) throw new Error('no unref');
+        },
+      }),
+      clearTimer: (x) => inner.clearTimer((x as { h: unknown }).h as never),
+    };
+    const logger = fakeLogger();
+    const node = track({ clock, logger, services: false }) as unknown as ReturnType<typeof track> & { setTimer(ms: number, fn: () => void, unref?: boolean): { cancel(): boolean } };
+    const fired: number[] = [];
+    // background (unref) timers only: each one is armed in turn on a host timer of its own, whose unref throws
+    for (let i = 1; i <= 3; i++) node.setTimer(100 * i, () => fired.push(i), true);
+    // a ref'd timer comes and goes: once it is cancelled, the host timer is unref()ed again (it throws again)
+    expect(node.setTimer(150, () => fired.push(-1)).cancel()).toBe(true);
+    await node.idle();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await inner.advance(300);
+    expect(fired).toEqual([1, 2, 3]);
+    // tried at every host timer (a clock that recovers is used again), told once
+    expect(unrefs).toBe(4);
+    expect(logger.error.mock.calls.map((c: unknown[]) => [c[0], (c[1] as Error).message])).toEqual([
+      [
+        `the clock of node ${node.name} threw unref()ing its host timer, which stays ref'd: the node's background timers (heartbeats, retries, checks) keep the OS process alive until the node shuts down (logged once)`,
+        'no unref',
+      ],
+    ]);
+    // the clock recovers: its next host timer is unref()ed, and nothing more is logged
+    refusing.on = false;
+    node.setTimer(100, () => fired.push(4), true);
+    await inner.advance(100);
+    expect(fired).toEqual([1, 2, 3, 4]);
+    expect(unrefs).toBe(5);
+    expect(logger.error).toHaveBeenCalledTimes(1);
   });
 
   it('a clock whose clearTimer throws when the last timer is cancelled is logged, not thrown at the next turn of the event loop', async () => {

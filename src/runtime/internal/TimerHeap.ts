@@ -25,13 +25,16 @@ export class TimerEntry {
 /** @internal The longest delay a host timer takes: a longer one fires after 1 ms (Node's TimeoutOverflowWarning). */
 export const MAX_HOST_DELAY = 2 ** 31 - 1;
 
-/** Where a timer fault came from: a timer's callback, or the clock (reading it, clearing or (un)refing its host timer). */
-export type TimerFault = 'callback' | 'clock' | 'clear' | 'ref';
+/** Where a timer fault came from: a timer's callback, or the clock (reading it, clearing, ref()ing or unref()ing its host timer). */
+export type TimerFault = 'callback' | 'clock' | 'clear' | 'ref' | 'unref';
 
 /** @internal The log line of a timer fault of node `node`. */
 export function timerFaultText(source: TimerFault, node: string): string {
   if (source === 'callback') return `a timer callback of node ${node} threw`;
-  const what = source === 'clock' ? 'threw; its timers wait until the next one is set' : source === 'clear' ? 'threw clearing its host timer' : 'threw (un)refing its host timer';
+  if (source === 'unref') {
+    return `the clock of node ${node} threw unref()ing its host timer, which stays ref'd: the node's background timers (heartbeats, retries, checks) keep the OS process alive until the node shuts down (logged once)`;
+  }
+  const what = source === 'clock' ? 'threw; its timers wait until the next one is set' : source === 'clear' ? 'threw clearing its host timer' : 'threw ref()ing its host timer';
   return `the clock of node ${node} ${what}`;
 }
 
@@ -54,6 +57,8 @@ export class TimerHeap {
   #hostRefed = false;
   #stopped = false;
   #tidyQueued = false;
+  /** An unref() of the clock threw already (it is told once: it may throw at every host timer). */
+  #unrefFaultTold = false;
 
   constructor(clock: Clock, onError: (error: unknown, source: TimerFault) => void) {
     this.#clock = clock;
@@ -201,9 +206,17 @@ export class TimerHeap {
       if (on) h.ref?.();
       else h.unref?.();
     } catch (error) {
-      // reported, never thrown: as a clear, this runs at the next turn (nothing would catch it
-      // there), and in a schedule whose timer is set already
-      this.#onError(error, 'ref');
+      // the host timer is left as it was (a timer is ref'd when set, as setTimeout's): recorded so,
+      // the next arming tries again. Reported, never thrown: as a clear, this runs at the next turn
+      // (nothing would catch it there), and in a schedule whose timer is set already. A failed
+      // unref() leaves the timers firing (a node's timers are never dropped) with the process held
+      // open: told once, as it may recur at every host timer (each heartbeat)
+      this.#hostRefed = !on;
+      if (on) this.#onError(error, 'ref');
+      else if (!this.#unrefFaultTold) {
+        this.#unrefFaultTold = true;
+        this.#onError(error, 'unref');
+      }
     }
   }
 
