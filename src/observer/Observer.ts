@@ -16,7 +16,7 @@ import { CSP, loadAssets } from './page.js';
 import { allowedHosts, bearerOf, browsersRefuse, cookieOf, cookieValue, freshToken, hostOf, originAllowed, sameToken, sessionCookie } from './security.js';
 import { deadLetterFilter, deadLetterRow, monitorRow } from './deadLetters.js';
 import { parsePid, processDetail } from './detail.js';
-import { Jobs } from './jobs.js';
+import { Jobs, MAX_JOB_ENTRIES } from './jobs.js';
 import { Sampler } from './overview.js';
 import { MEASURE_LEASE_MS, ProcessSampler, SORT_KEYS, STATUSES, type SortKey, type ProcessStatus } from './processes.js';
 import { DEFAULT_HISTORY_EVENTS, HISTORY_SECONDS, TelemetryHistory } from './telemetryHistory.js';
@@ -362,10 +362,11 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
           if (!node.deadLetters.available) throw new ApiError('service_unavailable', 'the dead letter queue is not running');
           if (rate !== undefined) {
             // at a rate: a job, answered at once; its progress is GET /api/dead-letters/jobs/<id> and `job` frames
-            const all = ids ?? (await serviceCall(() => matchingIds(node, filter!)));
-            const job = jobs.start('retry', all, rate, (chunk) => serviceCall(() => node.deadLetters.retry(chunk)));
+            // (the first MAX_JOB_ENTRIES matching; the others are counted, not held, and said: `leftOut`)
+            const all = ids === undefined ? await serviceCall(() => matchingIds(node, filter!)) : { ids, leftOut: 0 };
+            const job = jobs.start('retry', all.ids, rate, (chunk) => serviceCall(() => node.deadLetters.retry(chunk)), all.leftOut);
             action(name, target, 'ok');
-            return { jobId: job.id, total: job.total };
+            return { jobId: job.id, total: job.total, leftOut: job.leftOut };
           }
           const results = await serviceCall(() => node.deadLetters.retry(ids ?? filter!));
           action(name, target, 'ok');
@@ -382,7 +383,7 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
           if (rate !== undefined) {
             const job = jobs.start('redrive', ids, rate, (chunk) => serviceCall(() => node.deadLetters.retry(chunk, { to })));
             action(name, target, 'ok');
-            return { jobId: job.id, total: job.total };
+            return { jobId: job.id, total: job.total, leftOut: job.leftOut };
           }
           const results = await serviceCall(() => node.deadLetters.retry(ids, { to }));
           action(name, target, 'ok');
@@ -513,15 +514,24 @@ function fieldsOf(value: unknown): { get(key: string): unknown } {
   return { get: (k) => (Object.hasOwn(obj, k) ? obj[k] : undefined) };
 }
 
-async function matchingIds(node: Node, filter: ReturnType<typeof deadLetterFilter>): Promise<string[]> {
+/**
+ * The ids of the first {@link MAX_JOB_ENTRIES} entries matching `filter` (the queue's order, oldest
+ * first), and how many more match (`leftOut`): counted, not held. It stopped at the cap and said
+ * nothing, so a job's `total` hid the entries it would never retry.
+ */
+async function matchingIds(node: Node, filter: ReturnType<typeof deadLetterFilter>): Promise<{ ids: string[]; leftOut: number }> {
   const ids: string[] = [];
+  let leftOut = 0;
   let cursor: string | undefined;
   do {
     const page = await node.deadLetters.list({ ...filter, limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
-    for (const e of page.entries) ids.push(e.id);
+    for (const e of page.entries) {
+      if (ids.length < MAX_JOB_ENTRIES) ids.push(e.id);
+      else leftOut++;
+    }
     cursor = page.cursor;
-  } while (cursor !== undefined && ids.length < 100_000);
-  return ids;
+  } while (cursor !== undefined);
+  return { ids, leftOut };
 }
 
 async function countDeadLetters(node: Node, filter: ReturnType<typeof deadLetterFilter>): Promise<number> {

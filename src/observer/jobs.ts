@@ -7,6 +7,11 @@ import type { Kernel } from '../runtime/kernel.js';
 
 /** How many jobs are remembered (the oldest finished ones are forgotten first). */
 export const MAX_JOBS = 50;
+/**
+ * The most entries one job takes (a retry of all matching at a rate): the ids it holds. The entries
+ * past it that match are counted (`leftOut`), not held: a second job retries them.
+ */
+export const MAX_JOB_ENTRIES = 100_000;
 /** The most ticks per second a job runs (a rate above it retries several entries a tick). */
 const TICKS_PER_SECOND = 10;
 
@@ -15,6 +20,8 @@ export interface JobProgress {
   readonly id: string;
   readonly kind: 'retry' | 'redrive';
   readonly total: number;
+  /** Entries that matched past {@link MAX_JOB_ENTRIES}: not in this job (0 when it took them all). */
+  readonly leftOut: number;
   /** Entries tried so far (`succeeded + failed`). */
   readonly done: number;
   readonly succeeded: number;
@@ -48,10 +55,10 @@ export class Jobs {
   }
 
   /** Starts a job over `ids` at `ratePerSecond`, each chunk done by `step`; its first progress. */
-  start(kind: JobProgress['kind'], ids: readonly string[], ratePerSecond: number, step: Step): JobProgress {
+  start(kind: JobProgress['kind'], ids: readonly string[], ratePerSecond: number, step: Step, leftOut = 0): JobProgress {
     this.#forget();
     const id = randomBytes(8).toString('hex');
-    const job: Job = { progress: { id, kind, total: ids.length, done: 0, succeeded: 0, failed: 0, ratePerSecond, finished: ids.length === 0, error: null }, timer: undefined };
+    const job: Job = { progress: { id, kind, total: ids.length, leftOut, done: 0, succeeded: 0, failed: 0, ratePerSecond, finished: ids.length === 0, error: null }, timer: undefined };
     this.#jobs.set(id, job);
     const ticks = Math.min(TICKS_PER_SECOND, ratePerSecond);
     const tickMs = 1000 / ticks;

@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { describe, expect, it, vi } from 'vitest';
 import { EventHub } from '../../src/observer/events.js';
+import { MAX_JOB_ENTRIES } from '../../src/observer/jobs.js';
 import { Pid, startObserver } from '../../src/index.js';
 import { probe } from '../../src/testing/index.js';
 import { clockedNode, deferred, useNodes } from '../support.js';
@@ -214,7 +215,7 @@ describe('POST /api/dead-letters/retry with ratePerSecond', () => {
       await s.next((f) => f.event === 'snapshot');
       const a = await request(obs.port, { method: 'POST', path: '/api/dead-letters/retry', headers: bearer(obs.token), body: { filter: {}, ratePerSecond: 2 } });
       expect(a.status).toBe(200);
-      expect(a.json).toEqual({ jobId: expect.stringMatching(/^[0-9a-f]{16}$/), total: 5 });
+      expect(a.json).toEqual({ jobId: expect.stringMatching(/^[0-9a-f]{16}$/), total: 5, leftOut: 0 });
       const job = (id: string) => request(obs.port, { path: `/api/dead-letters/jobs/${id}`, headers: bearer(obs.token) });
       expect((await job(a.json.jobId)).json).toMatchObject({ total: 5, done: 0, finished: false });
       let last: { done: number; finished: boolean; succeeded: number; failed: number } = { done: 0, finished: false, succeeded: 0, failed: 0 };
@@ -271,7 +272,7 @@ describe('POST /api/dead-letters/redrive', () => {
       expect(await inbox.receive()).toEqual({ n: 1 });
       expect((await node.deadLetters.list({})).entries.map((e) => e.id)).toEqual([ids[2]]);
       const job = await post(obs.port, obs.token, { ids: [ids[2]], to: Pid.format(inbox), ratePerSecond: 100 });
-      expect(job.json).toEqual({ jobId: expect.any(String), total: 1 });
+      expect(job.json).toEqual({ jobId: expect.any(String), total: 1, leftOut: 0 });
       expect(await inbox.receive()).toEqual({ n: 2 });
     } finally {
       await ro.close();
@@ -355,6 +356,24 @@ describe('the event stream: keep-alive', () => {
       expect(vi.getTimerCount()).toBe(0);
     } finally {
       vi.useRealTimers();
+    }
+  });
+});
+
+describe('POST /api/dead-letters/retry of all matching, past the cap', () => {
+  it(`takes the first MAX_JOB_ENTRIES matching into the job and says how many it left out (leftOut), in the answer and the job's progress`, { timeout: 60_000 }, async () => {
+    const extra = 7;
+    const { node } = clockedNode(track, { services: { deadLetters: { capacity: MAX_JOB_ENTRIES + extra, backoff: { initialMs: 1e9, maxMs: 1e9, jitter: 'none' } } } });
+    for (let i = 0; i < MAX_JOB_ENTRIES + extra; i++) await node.deadLetters.add({ recipient: 'nobody', message: i, reason: 'noproc' });
+    const obs = await startObserver(node, { readOnly: false, sampleMs: 3_600_000 });
+    try {
+      const a = await request(obs.port, { method: 'POST', path: '/api/dead-letters/retry', headers: bearer(obs.token), body: { filter: {}, ratePerSecond: 0.001 } });
+      expect(a.status).toBe(200);
+      expect(a.json).toEqual({ jobId: expect.stringMatching(/^[0-9a-f]{16}$/), total: MAX_JOB_ENTRIES, leftOut: extra });
+      const job = await request(obs.port, { path: `/api/dead-letters/jobs/${a.json.jobId}`, headers: bearer(obs.token) });
+      expect(job.json).toMatchObject({ total: MAX_JOB_ENTRIES, leftOut: extra, done: 0, finished: false });
+    } finally {
+      await obs.close();
     }
   });
 });

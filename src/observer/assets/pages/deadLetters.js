@@ -54,7 +54,7 @@ export function mount(root, ctx) {
     if (job === null) return replace(progress);
     const bar = h('progress', { max: String(Math.max(1, job.total)), value: String(job.total > 0 ? job.done : 1) });
     const finished = job.finished === true || job.done >= job.total;
-    replace(progress, h('div', { class: 'progress' }, h('span', null, `retry ${finished ? 'done' : 'running'}: ${int(job.done)} of ${int(job.total)}`), bar, h('span', { class: 'muted' }, `${int(job.succeeded)} ok · ${int(job.failed)} failed${job.error ? ` · ${job.error}` : ''}`)));
+    replace(progress, h('div', { class: 'progress' }, h('span', null, `retry ${finished ? 'done' : 'running'}: ${int(job.done)} of ${int(job.total)}`), bar, h('span', { class: 'muted' }, `${int(job.succeeded)} ok · ${int(job.failed)} failed${job.leftOut > 0 ? ` · ${int(job.leftOut)} more matching left out (a job takes at most 100,000): retry again when it ends` : ''}${job.error ? ` · ${job.error}` : ''}`)));
   }
 
   function buildActions() {
@@ -78,9 +78,9 @@ export function mount(root, ctx) {
       const a = await post('/api/dead-letters/retry', { filter: bodyFilter(), ...(ratePerSecond ? { ratePerSecond } : {}) });
       if (a.ok && a.data.jobId !== undefined) {
         // a job at the rate asked: its progress comes as `job` frames (and is read again at each render)
-        job = { jobId: a.data.jobId, total: a.data.total ?? 0, done: 0, succeeded: 0, failed: 0, finished: a.data.total === 0 };
+        job = { jobId: a.data.jobId, total: a.data.total ?? 0, leftOut: a.data.leftOut ?? 0, done: 0, succeeded: 0, failed: 0, finished: a.data.total === 0 };
         renderProgress();
-        ctx.notify(`retrying ${int(job.total)} matching at ${int(ratePerSecond)}/s`, 'ok');
+        ctx.notify(`retrying ${int(job.total)} matching at ${int(ratePerSecond)}/s${job.leftOut > 0 ? `; ${int(job.leftOut)} more left out` : ''}`, job.leftOut > 0 ? 'bad' : 'ok');
         return ctx.refresh();
       }
       if (a.ok) job = { total: a.data.retried, done: a.data.retried, succeeded: a.data.succeeded, failed: a.data.retried - a.data.succeeded, finished: true };
