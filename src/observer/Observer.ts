@@ -33,6 +33,27 @@ export const MAX_LIMIT = 1000;
 export const MAX_GROUP_MEMBERS = 100;
 const TOKEN_TEXT = /^[\x21-\x7e]{16,512}$/;
 
+/** The HTTP server's bounds on slow requests and on connections. */
+export interface ServerLimits {
+  /** A request's headers and body must have arrived within this (else `408` and the connection closed). */
+  readonly requestTimeoutMs: number;
+  /** A request's headers must have arrived within this (at most `requestTimeoutMs`). */
+  readonly headersTimeoutMs: number;
+  /** How often the server looks for requests past those timeouts (Node's default is 30 s, which let a slow body live 40 s). */
+  readonly checkIntervalMs: number;
+  /** Connections open at once; one past it is closed as soon as it is accepted, unanswered. */
+  readonly maxConnections: number;
+}
+
+/**
+ * The observer's server limits. A local observer's requests are small (a body is at most 64 KiB) and
+ * come from a browser or `keel top` on the same host: 10 s is ample, where Node's defaults (300 s
+ * for a request, 60 s for its headers) let a client that never ends its body hold a connection for 5
+ * minutes. 128 connections: 64 event streams and as many for the API (a browser keeps a few
+ * connections per page open); past that, each new connection costs a file descriptor for nothing.
+ */
+export const SERVER_LIMITS: ServerLimits = Object.freeze({ requestTimeoutMs: 10_000, headersTimeoutMs: 10_000, checkIntervalMs: 1000, maxConnections: 128 });
+
 interface Settings {
   port: number;
   host: string;
@@ -87,6 +108,11 @@ function settings(options: ObserverOptions): Settings {
  * ```
  */
 export async function startObserver(node: Node, options: ObserverOptions = {}): Promise<ObserverHandle> {
+  return startObserverWithLimits(node, options, SERVER_LIMITS);
+}
+
+/** @internal {@link startObserver} with other server limits: for tests, which need a timeout of milliseconds. */
+export async function startObserverWithLimits(node: Node, options: ObserverOptions, limits: ServerLimits): Promise<ObserverHandle> {
   const kernel = kernelOf(node, 'node');
   const s = settings(options);
   if (kernel.stopping) throw new NodeStoppedError(node.name, 'observer');
@@ -150,13 +176,14 @@ export async function startObserver(node: Node, options: ObserverOptions = {}): 
   history.start();
   let hosts = new Set<string>();
   let cookieName = 'keel_observer';
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer({ requestTimeout: limits.requestTimeoutMs, headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: limits.checkIntervalMs }, (req, res) => {
     handle(req, res).catch((e: unknown) => {
       if (e instanceof ApiError) return sendError(res, e);
       node.logger.error('the observer failed to answer a request', e);
       sendError(res, new ApiError('internal', 'the observer failed to answer'));
     });
   });
+  server.maxConnections = limits.maxConnections;
 
   const action = (name: string, target: string, outcome: string): void => {
     node.telemetry.execute('keel.observer.action', {}, { action: name, target, outcome });

@@ -10,7 +10,7 @@ import { kernelOf } from '../../src/runtime/kernel.js';
 import { clockedNode, deferred, useNodes, watch } from '../support.js';
 import { Jobs, type JobProgress } from '../../src/observer/jobs.js';
 import { SharedCalls } from '../../src/observer/calls.js';
-import { MAX_GROUP_MEMBERS, MAX_LIMIT } from '../../src/observer/Observer.js';
+import { MAX_GROUP_MEMBERS, MAX_LIMIT, SERVER_LIMITS, startObserverWithLimits } from '../../src/observer/Observer.js';
 import { bearer, request } from './client.js';
 
 const track = useNodes();
@@ -432,6 +432,70 @@ describe('observer review: a process with many links', () => {
       expect(a.json.monitoredBy.length).toBe(a.json.monitoredByTotal);
       expect(a.json.monitors.length).toBe(a.json.monitorsTotal);
       expect(a.json.groups.length).toBe(a.json.groupsTotal);
+    } finally {
+      await obs.close();
+    }
+  });
+});
+
+describe('observer review: slow requests and too many connections', () => {
+  it('the server has short request and header timeouts and a connection limit by default', async () => {
+    expect(SERVER_LIMITS).toEqual({ requestTimeoutMs: 10_000, headersTimeoutMs: 10_000, checkIntervalMs: 1000, maxConnections: 128 });
+  });
+
+  it('a POST whose body never ends is answered 408 and its connection closed at the request timeout', async () => {
+    const node = track();
+    const obs = await startObserverWithLimits(node, { readOnly: false }, { ...SERVER_LIMITS, requestTimeoutMs: 300, headersTimeoutMs: 300, checkIntervalMs: 50 });
+    try {
+      const socket = connect(obs.port, '127.0.0.1');
+      await once(socket, 'connect');
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      // 100 bytes announced, 2 sent: the body never ends
+      socket.write(`POST /api/kill HTTP/1.1\r\nHost: 127.0.0.1:${obs.port}\r\nAuthorization: Bearer ${obs.token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"`);
+      await once(socket, 'close');
+      expect(Buffer.concat(chunks).toString('latin1').split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout');
+    } finally {
+      await obs.close();
+    }
+  });
+
+  it('a connection past maxConnections is closed unanswered; one is accepted again once another closes', async () => {
+    const node = track();
+    const obs = await startObserverWithLimits(node, {}, { ...SERVER_LIMITS, maxConnections: 2 });
+    const ask = (s: ReturnType<typeof connect>): Promise<string> => {
+      s.write(`GET /api/overview HTTP/1.1\r\nHost: 127.0.0.1:${obs.port}\r\nAuthorization: Bearer ${obs.token}\r\n\r\n`);
+      return once(s, 'data').then(([c]) => (c as Buffer).toString('latin1').split('\r\n')[0]!);
+    };
+    const open = async () => {
+      const s = connect(obs.port, '127.0.0.1');
+      await once(s, 'connect');
+      return s;
+    };
+    try {
+      const a = await open();
+      const b = await open();
+      // both accepted: each answered, and each kept open (keep-alive)
+      expect([await ask(a), await ask(b)]).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK']);
+      const c = await open();
+      const received: Buffer[] = [];
+      c.on('data', (d: Buffer) => received.push(d));
+      c.write(`GET /api/overview HTTP/1.1\r\nHost: 127.0.0.1:${obs.port}\r\nAuthorization: Bearer ${obs.token}\r\n\r\n`);
+      c.on('error', () => undefined); // a reset, depending on timing
+      await once(c, 'close');
+      expect(received.length).toBe(0);
+      a.destroy();
+      await once(a, 'close');
+      // the server counts a connection gone once it has seen it close: ask until it has
+      let status = '';
+      for (let i = 0; status !== 'HTTP/1.1 200 OK' && i < 100; i++) {
+        const d = await open();
+        d.on('error', () => undefined);
+        status = await Promise.race([ask(d), once(d, 'close').then(() => 'closed')]);
+        d.destroy();
+      }
+      expect(status).toBe('HTTP/1.1 200 OK');
+      b.destroy();
     } finally {
       await obs.close();
     }
