@@ -26,6 +26,93 @@ export function cleanJson(text: string): string {
   return text.replace(UNSAFE_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+// ---- display width: what a terminal gives a text, not its length in UTF-16 code units ----------
+
+/** East Asian Wide and Fullwidth code points (Unicode's EastAsianWidth W and F, emoji aside: see {@link displayWidth}). */
+const WIDE: readonly (readonly [number, number])[] = [
+  [0x1100, 0x115f], // Hangul Jamo leads
+  [0x2329, 0x232a],
+  [0x2e80, 0x303e], // CJK radicals, Kangxi, ideographic description, CJK symbols and punctuation
+  [0x3041, 0x33ff], // Hiragana, Katakana, Bopomofo, Hangul compatibility Jamo, Kanbun, CJK strokes, enclosed, compatibility
+  [0x3400, 0x4dbf], // CJK extension A
+  [0x4e00, 0x9fff], // CJK unified ideographs
+  [0xa000, 0xa4cf], // Yi
+  [0xa960, 0xa97f], // Hangul Jamo extended A
+  [0xac00, 0xd7a3], // Hangul syllables
+  [0xf900, 0xfaff], // CJK compatibility ideographs
+  [0xfe10, 0xfe19], // vertical forms
+  [0xfe30, 0xfe6f], // CJK compatibility forms, small form variants
+  [0xff00, 0xff60], // fullwidth forms
+  [0xffe0, 0xffe6],
+  [0x16fe0, 0x18cff], // Tangut, Khitan and their ideographic symbols
+  [0x1b000, 0x1b2ff], // Kana supplement and extensions, Nushu
+  [0x1f200, 0x1f2ff], // enclosed ideographic supplement
+  [0x20000, 0x2fffd], // CJK extensions B to F, compatibility supplement
+  [0x30000, 0x3fffd], // CJK extensions G, H
+];
+
+/** Code points a terminal gives no column: combining and enclosing marks, format characters (zero-width space and joiner, BOM), Hangul vowels and finals. */
+const ZERO = /^[\p{Mn}\p{Me}\p{Cf}\u1160-\u11ff]$/u;
+/** A grapheme shown as an emoji (two columns): one of emoji presentation, or any asking for it (U+FE0F). */
+const EMOJI = /\p{Emoji_Presentation}|\uFE0F/u;
+
+function codePointWidth(cp: number, ch: string): number {
+  if (ZERO.test(ch)) return 0;
+  let lo = 0;
+  let hi = WIDE.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const [from, to] = WIDE[mid]!;
+    if (cp < from) hi = mid - 1;
+    else if (cp > to) lo = mid + 1;
+    else return 2;
+  }
+  return 1;
+}
+
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+
+/** The columns one grapheme (a user-perceived character) takes: 0, 1 or 2. */
+function graphemeWidth(g: string): number {
+  if (EMOJI.test(g)) return 2;
+  let w = 0;
+  for (const ch of g) w += codePointWidth(ch.codePointAt(0)!, ch);
+  return Math.min(2, w);
+}
+
+/** Whether every character of `text` is printable ASCII, whose width is its length (the common case, counted fast). */
+const ASCII = /^[\x20-\x7e]*$/;
+
+/**
+ * The columns `text` takes on a terminal: East Asian wide and fullwidth characters and emoji 2,
+ * combining marks and zero-width characters 0, the others 1. For text already {@link clean}ed.
+ */
+export function displayWidth(text: string): number {
+  if (ASCII.test(text)) return text.length;
+  let w = 0;
+  for (const { segment } of graphemes.segment(text)) w += graphemeWidth(segment);
+  return w;
+}
+
+/** The longest start of `text` at most `width` columns wide, cut between graphemes (never half a wide character, never a mark without its letter). */
+export function cutToWidth(text: string, width: number): string {
+  if (ASCII.test(text)) return text.length > width ? text.slice(0, Math.max(0, width)) : text;
+  let w = 0;
+  let end = 0;
+  for (const { segment, index } of graphemes.segment(text)) {
+    w += graphemeWidth(segment);
+    if (w > width) return text.slice(0, index);
+    end = index + segment.length;
+  }
+  return text.slice(0, end);
+}
+
+/** `text` padded with spaces to `width` columns, at its end or (`start`) its start. */
+function pad(text: string, width: number, start = false): string {
+  const fill = ' '.repeat(Math.max(0, width - displayWidth(text)));
+  return start ? fill + text : text + fill;
+}
+
 type Fields = Record<string, unknown>;
 
 function fields(value: unknown): Fields {
@@ -54,7 +141,8 @@ export function show(value: unknown, max = 200, depth = 0): string {
     }
   }
   const safe = clean(text);
-  return safe.length > max ? `${safe.slice(0, max - 1)}…` : safe;
+  // cut by the columns it takes: a name of wide characters cut by its length was twice as wide as its column
+  return displayWidth(safe) > max ? `${cutToWidth(safe, max - 1)}…` : safe;
 }
 
 /** 83 s as `1m 23s`, 1 h 2 min as `1h 02m`, 3 days as `3d 00h`. */
@@ -144,10 +232,10 @@ export function renderProcesses(page: unknown): string[] {
   const cells = rows.map((r) => columns.map((c) => cell(r, c)));
   const heads = columns.map((c) => OPTIONAL[c]?.head ?? clean(c).toUpperCase());
   const numeric = columns.map((c) => rows.length > 0 && rows.every((r) => r[c] === null || r[c] === undefined || typeof r[c] === 'number'));
-  const widths = columns.map((_, i) => Math.max(heads[i]!.length, ...cells.map((row) => row[i]!.length)));
+  const widths = columns.map((_, i) => Math.max(displayWidth(heads[i]!), ...cells.map((row) => displayWidth(row[i]!))));
   const line = (row: string[]): string =>
     row
-      .map((text, i) => (numeric[i] ? text.padStart(widths[i]!) : text.padEnd(widths[i]!)))
+      .map((text, i) => pad(text, widths[i]!, numeric[i]))
       .join('  ')
       .trimEnd();
   const title = `top ${rows.length} of ${show(p.total)} processes by ${show(p.sort, 20)}`;
@@ -163,14 +251,14 @@ const DETAIL = ['pid', 'name', 'status', 'mailbox', 'handled', 'longMailbox', 't
 export function renderProcess(detail: unknown): string[] {
   const d = fields(detail);
   const keys = [...DETAIL.filter((k) => Object.hasOwn(d, k)), ...Object.keys(d).filter((k) => !DETAIL.includes(k))];
-  const width = Math.max(0, ...keys.map((k) => clean(k).length));
-  return [`process ${show(d.pid)}`, '', ...keys.map((k) => `${clean(k).padEnd(width)}  ${show(d[k], 2000)}`)];
+  const width = Math.max(0, ...keys.map((k) => displayWidth(clean(k))));
+  return [`process ${show(d.pid)}`, '', ...keys.map((k) => `${pad(clean(k), width)}  ${show(d[k], 2000)}`)];
 }
 
 /** One refresh of `keel top`: the header, a blank line, then the table or the detail; lines cut at `columns` when given. */
 export function renderFrame(snapshot: TopSnapshot, columns?: number): string {
   const body = 'process' in snapshot ? renderProcess(snapshot.process) : renderProcesses(snapshot.processes);
   const lines = [...renderOverview(snapshot.overview), '', ...body];
-  const cut = columns !== undefined && Number.isSafeInteger(columns) && columns > 0 ? lines.map((l) => (l.length > columns ? l.slice(0, columns) : l)) : lines;
+  const cut = columns !== undefined && Number.isSafeInteger(columns) && columns > 0 ? lines.map((l) => cutToWidth(l, columns)) : lines;
   return cut.join('\n');
 }

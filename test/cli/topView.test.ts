@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clean, renderFrame, show } from '../../src/cli/topView.js';
+import { clean, cutToWidth, displayWidth, renderFrame, renderProcesses, show } from '../../src/cli/topView.js';
 
 describe('renderFrame', () => {
   const overview = {
@@ -124,5 +124,63 @@ describe('renderFrame', () => {
       '<a.1.2>  (unprintable)       -        -        -',
     ]);
     expect(renderFrame({ overview: {}, process: { pid: '<a.1.2>', links: deep } }).split('\n').slice(4)).toEqual(['process <a.1.2>', '', 'pid    <a.1.2>', 'links  (unprintable)']);
+  });
+});
+
+describe('display width', () => {
+  it('displayWidth: ASCII 1, East Asian wide and fullwidth 2, emoji 2 (a ZWJ sequence, a flag, a keycap one), combining marks and zero-width 0', () => {
+    const cases: [string, number][] = [
+      ['abc', 3],
+      ['名前', 4],
+      ['ｗｏｒｋ', 8], // fullwidth Latin
+      ['한국', 4],
+      ['\u1100\u1161', 2], // a decomposed Hangul syllable: a wide lead, a zero-width vowel
+      ['😀', 2],
+      ['👩‍💻', 2],
+      ['🇯🇵', 2],
+      ['1\uFE0F\u20E3', 2],
+      ['e\u0301', 1],
+      ['a\u200Bb', 2],
+      ['\u200D', 0],
+      ['©', 1],
+      ['…', 1],
+    ];
+    expect(cases.map(([t]) => displayWidth(t))).toEqual(cases.map(([, w]) => w));
+  });
+
+  it('cutToWidth keeps whole characters that fit: never half a wide one, never a mark without its letter', () => {
+    expect(cutToWidth('名前abc', 3)).toBe('名');
+    expect(cutToWidth('名前abc', 5)).toBe('名前a');
+    expect(cutToWidth('e\u0301e\u0301e\u0301', 2)).toBe('e\u0301e\u0301');
+    expect(cutToWidth('😀😀', 3)).toBe('😀');
+    expect(cutToWidth('abc', 10)).toBe('abc');
+  });
+
+  it('a long wide name is cut to NAME_WIDTH columns, and the table aligns by display width', () => {
+    const processes = {
+      total: 3,
+      sort: 'mailbox',
+      limit: 3,
+      processes: [
+        { pid: '<app.1.1>', name: '注文処理', status: 'busy', mailbox: 1, handled: 2 },
+        { pid: '<app.2.1>', name: 'cafe\u0301-😀', status: 'waiting', mailbox: 0, handled: 3 },
+        { pid: '<app.3.1>', name: '長'.repeat(40), status: 'waiting', mailbox: 0, handled: 4 },
+      ],
+    };
+    expect(renderProcesses(processes)).toEqual([
+      'top 3 of 3 processes by mailbox',
+      '',
+      `PID        NAME${' '.repeat(29)}STATUS   MAILBOX  HANDLED`,
+      `<app.1.1>  注文処理${' '.repeat(25)}busy           1        2`,
+      `<app.2.1>  cafe\u0301-😀${' '.repeat(26)}waiting        0        3`,
+      `<app.3.1>  ${'長'.repeat(15)}…  waiting        0        4`,
+    ]);
+    expect(renderProcesses(processes).slice(2).map(displayWidth)).toEqual([69, 69, 69, 69]);
+  });
+
+  it('renderFrame cuts each line at the terminal width in display columns', () => {
+    const frame = renderFrame({ overview: { node: '節点'.repeat(30) }, processes: { total: 0, sort: 'mailbox', processes: [] } }, 20);
+    expect(frame.split('\n')[0]).toBe('node 節点節点節点節');
+    expect(frame.split('\n').map(displayWidth).every((w) => w <= 20)).toBe(true);
   });
 });
