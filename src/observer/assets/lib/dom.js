@@ -117,7 +117,8 @@ export function text(v) {
 /** A pid as a link to its detail page. */
 export function pidLink(pid) {
   if (typeof pid !== 'string' || !pid.startsWith('<')) return h('span', { class: 'muted mono' }, text(pid));
-  return h('a', { class: 'pid', href: `#/process/${encodeURIComponent(pid)}` }, pid);
+  // (the title shows a pid whole where a longer node name still cuts it)
+  return h('a', { class: 'pid', href: `#/process/${encodeURIComponent(pid)}`, title: pid }, pid);
 }
 
 /** A list of pids as links. */
