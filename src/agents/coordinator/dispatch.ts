@@ -1,4 +1,4 @@
-import { CallExitError, CallTimeoutError, isKeelError } from '../../errors.js';
+import { CallExitError, CallTimeoutError, isKeelError, MailboxFullError } from '../../errors.js';
 import { sendSupervised, type SendOutcome } from '../../delivery/sendSupervised.js';
 import { callListening, type CallListener } from '../../otp/internal/calls.js';
 import type { Pid } from '../../runtime/Pid.js';
@@ -25,7 +25,7 @@ export type { Attempt, Run, State, TaskRun, Worker } from './state.js';
  * its `retry` policy. Every function here runs in the coordinator's turn.
  */
 
-/** A task a worker refused ('busy', 'duplicate_task') is offered again after this long. */
+/** A task a worker refused ('busy', 'duplicate_task', or a full mailbox: ERR_MAILBOX_FULL) is offered again after this long. */
 const REFUSED_RETRY_MS = 50;
 
 // ---- workers ----------------------------------------------------------------------------------------
@@ -344,6 +344,12 @@ function settled(state: State, attempt: Attempt, result: TaskResult | undefined,
     if (result.ok) completeTask(state, task, result.result);
     else if (worker !== undefined && (result.error === 'busy' || result.error === 'duplicate_task')) requeue(state, attempt, worker, result.error === 'duplicate_task');
     else taskError(state, task, result.error);
+  } else if (worker !== undefined && (isKeelError(error, 'ERR_MAILBOX_FULL') || error instanceof MailboxFullError)) {
+    // the worker's bounded mailbox refused the call (or dropped it unread): it is busy, and the task did
+    // not run there, as a worker answering 'busy': queued again, no attempt counted, offered again later
+    attempt.done = true;
+    task.current = undefined;
+    requeue(state, attempt, worker, false);
   } else if (worker !== undefined && (isKeelError(error, 'ERR_CALL_TIMEOUT') || error instanceof CallTimeoutError)) {
     state.m.timedOut++;
     event(state, 'task_timeout', { attempt: task.attempts }, { workflow: task.wf.id, task: task.spec.id, worker: worker.pid });

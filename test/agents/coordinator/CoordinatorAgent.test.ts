@@ -20,6 +20,7 @@ import {
   type WorkflowResult,
 } from '../../../src/index.js';
 import type { Kernel } from '../../../src/runtime/kernel.js';
+import { PendingCall } from '../../../src/otp/internal/calls.js';
 import { captureEvents, probe } from '../../../src/testing/index.js';
 import { clockedNode, deferred, exitAndWait, expectKeelError, failure, idler, listOf, revokedProxy, thrown, UNREADABLE, useNodes, watch, type Deferred } from '../../support.js';
 
@@ -513,7 +514,7 @@ describe('CoordinatorAgent: failures', () => {
     await node.idle();
     expect(w1.tasks.map((t) => t.id)).toEqual(['slow/t']);
     await clock.advance(999);
-    expect(run.status).toBe('pending');
+    expect(run).toMatchObject({ status: 'pending' });
     expect(w1.tasks.length + w2.tasks.length).toBe(1);
     await clock.advance(1);
     await node.idle();
@@ -725,7 +726,7 @@ describe('CoordinatorAgent: failures', () => {
     const run = watch(coordinator.run({ id: 'wt', timeoutMs: 500, tasks: [{ id: 't', kind: 'k' }, { id: 'u', kind: 'k', dependsOn: ['t'] }] }));
     await node.idle();
     await clock.advance(499);
-    expect(run.status).toBe('pending');
+    expect(run).toMatchObject({ status: 'pending' });
     await clock.advance(1);
     await node.idle();
     expect(run.value).toMatchObject({ status: 'failed', error: 'timeout', startedAt: 1_000_000, finishedAt: 1_000_500, results: {} });
@@ -840,7 +841,7 @@ describe('CoordinatorAgent: cancel, pause, resume', () => {
     await node.idle();
     expect(other.value).toMatchObject({ status: 'completed' });
     expect(journal.workersOf('p/b')).toEqual([]);
-    expect(run.status).toBe('pending');
+    expect(run).toMatchObject({ status: 'pending' });
 
     expect(await coordinator.resume('p')).toBe('ok');
     await journal.started('p/b');
@@ -1454,5 +1455,115 @@ describe('CoordinatorAgent: a workflow whose reading throws only after it was ch
     expect(coordinator.pid).toBe(pid);
     expect(node.isAlive(pid)).toBe(true);
     expect(await coordinator.run({ id: 'y', tasks: [{ id: 't', kind: 'k' }] })).toMatchObject({ status: 'completed', results: { t: 'done' } });
+  });
+});
+
+describe('CoordinatorAgent: a worker whose mailbox is full', () => {
+  // Known gap: a worker spawned with a bounded mailbox ({ capacity, overflow: 'reject' }) that is busy
+  // refuses the coordinator's run_task call with ERR_MAILBOX_FULL. The request never reached the worker,
+  // so nothing ran: it is the worker saying 'busy', yet it counted as the task's error and failed the
+  // workflow. It must take the busy path: queued again, no attempt counted, offered again after 50 ms.
+
+  /** A hand-made worker with a bounded mailbox: answers status, runs a task once its gate (by task id) opens. */
+  function boundedWorker(node: Kernel, capacity: number): { pid: Pid; runs: string[]; gate(taskId: string): Deferred<void>; hold(): Promise<void>; release(): void } {
+    const runs: string[] = [];
+    const gates = new Map<string, Deferred<void>>();
+    const gate = (taskId: string): Deferred<void> => {
+      let g = gates.get(taskId);
+      if (g === undefined) gates.set(taskId, (g = deferred()));
+      return g;
+    };
+    const HOLD = Symbol('hold');
+    const held = deferred();
+    let holding = deferred();
+    const pid = node.spawn(
+      () => async (m: unknown) => {
+        if (m === HOLD) {
+          holding.resolve();
+          return held.promise; // busy with something else until released
+        }
+        if (!(m instanceof PendingCall)) return;
+        const request = m.request as { type?: string; task?: AgentTask };
+        const from = m as Parameters<typeof GenServer.reply>[0];
+        if (request.type === 'status') return GenServer.reply(from, { load: 0, capabilities: [], completed: 0, failed: 0 });
+        if (request.type !== 'run_task') return;
+        const id = request.task!.id;
+        runs.push(id);
+        await gate(id).promise; // the handler is held busy: the process takes nothing else meanwhile
+        GenServer.reply(from, { ok: true, result: `ran ${id}` } satisfies TaskResult);
+      },
+      { mailbox: { capacity, overflow: 'reject' } },
+    );
+    return {
+      pid,
+      runs,
+      gate,
+      hold: async () => {
+        holding = deferred();
+        node.send(pid, HOLD);
+        await holding.promise;
+      },
+      release: () => held.resolve(),
+    };
+  }
+
+  it('two tasks to a worker of capacity 1: the second is refused as busy (no attempt counted), offered again after 50 ms, and runs once the gate opens', async () => {
+    const { node, clock } = clockedNode(track);
+    const w = boundedWorker(node, 1);
+    const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid], maxTasksPerWorker: 2 });
+    const events = captureEvents(node, ['keel.coordinator.task_retry', 'keel.coordinator.task_reassigned', 'keel.coordinator.workflow_finished']);
+    const run = watch(coordinator.run({ id: 'm', tasks: [{ id: 'a', kind: 'k' }, { id: 'b', kind: 'k' }] }));
+    await node.settle(); // not idle: the worker is held busy in a
+    // both calls went in one turn of the coordinator: a filled the mailbox, b was refused with ERR_MAILBOX_FULL
+    expect(w.runs).toEqual(['m/a']);
+    expect(run).toMatchObject({ status: 'pending' });
+    let status = await coordinator.status('m');
+    expect('tasks' in status && status.tasks).toEqual({ total: 2, completed: 0, running: 1, waiting: 1, failed: 0 });
+    await clock.advance(49);
+    await node.settle();
+    expect(w.runs).toEqual(['m/a']); // not before 50 ms
+    await clock.advance(1);
+    await node.settle(); // offered again: a is taken, so the mailbox has room for b's call
+    status = await coordinator.status('m');
+    expect('tasks' in status && status.tasks).toEqual({ total: 2, completed: 0, running: 2, waiting: 0, failed: 0 });
+    w.gate('m/a').resolve();
+    await node.settle();
+    expect(w.runs).toEqual(['m/a', 'm/b']);
+    w.gate('m/b').resolve();
+    await node.idle();
+    expect(run.value).toMatchObject({ status: 'completed', results: { a: 'ran m/a', b: 'ran m/b' }, reassigned: 0 });
+    const r = run.value as WorkflowResult;
+    expect([r.tasks.a!, r.tasks.b!].map((t) => [t.state, t.attempts, key(t.worker!)])).toEqual([
+      ['completed', 1, key(w.pid)],
+      ['completed', 1, key(w.pid)],
+    ]);
+    expect(await coordinator.metrics()).toEqual({
+      workflows: { active: 0, completed: 1, failed: 0, cancelled: 0, rejected: 0 },
+      tasks: { completed: 2, failed: 0, reassigned: 0, timedOut: 0, retried: 0, queued: 0, running: 0 },
+      workers: { total: 1, busy: 0, left: 0 },
+      history: 1,
+    });
+    expect(events.events.map((e) => e.event)).toEqual(['keel.coordinator.workflow_finished']);
+  });
+
+  it('a worker whose mailbox is full refuses as busy: the task goes to another worker after 50 ms, one attempt', async () => {
+    const { node, clock } = clockedNode(track);
+    const full = boundedWorker(node, 1);
+    const other = await protocolWorker(node, (task) => ({ ok: true, result: `other ${task.id}` }));
+    const coordinator = await CoordinatorAgent.start(node, { workers: [full.pid, other.pid] });
+    await full.hold(); // busy with something else
+    node.send(full.pid, 'filler'); // and its mailbox of 1 is full
+    const run = watch(coordinator.run({ id: 'f', tasks: [{ id: 't', kind: 'k' }] }));
+    await node.settle();
+    expect(run).toMatchObject({ status: 'pending' }); // refused by the first worker (joined first, as idle as the other)
+    expect(other.tasks).toEqual([]);
+    await clock.advance(50);
+    await node.settle();
+    expect(run.value).toMatchObject({ status: 'completed', results: { t: 'other f/t' }, reassigned: 0, tasks: { t: { state: 'completed', attempts: 1 } } });
+    expect(key((run.value as WorkflowResult).tasks.t!.worker!)).toBe(key(other.pid));
+    expect(full.runs).toEqual([]);
+    expect((await coordinator.metrics()).tasks).toEqual({ completed: 1, failed: 0, reassigned: 0, timedOut: 0, retried: 0, queued: 0, running: 0 });
+    full.release();
+    await node.idle();
   });
 });
