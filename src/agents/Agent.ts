@@ -107,7 +107,9 @@ export interface AgentRegistration {
    * or other heartbeats to keep the agent healthy). A beat the registry answers `not_registered`
    * (it came back without its table) makes the agent register again; one answered `replaced` or
    * `unregistered` (its entry was removed on purpose: another live process registered its key, or
-   * someone unregistered it) stops its beats, and it stays unregistered until it restarts.
+   * someone unregistered it) makes the removal stand: the agent does not register itself again
+   * until it restarts, but it goes on beating (it is alive), so once someone registers it again by
+   * hand its beats keep that entry healthy.
    */
   readonly heartbeatMs?: number;
 }
@@ -145,7 +147,11 @@ interface State {
   failed: number;
   /** A heartbeat call to the registry is in flight (at most one: a slow registry gets no pile of calls). */
   beating?: boolean;
-  /** The registry removed its entry on purpose (answered a beat `replaced` or `unregistered`): it beats no more. */
+  /**
+   * The registry removed its entry on purpose (answered a beat `replaced` or `unregistered`): the agent
+   * does not register itself again (until it restarts); its beats go on, and one answered `ok` (it was
+   * registered again by hand) clears this.
+   */
   removed?: boolean;
 }
 
@@ -384,18 +390,14 @@ const agentSpec: GenServerSpec<State, AgentProtocol, AgentCast, Init> = keelServ
 
   async handleInfo(message, state, ctx) {
     if (message === HEARTBEAT) {
-      if (state.removed !== true) heartbeat(state, ctx);
+      heartbeat(state, ctx);
       return state;
     }
     if (message === REGISTER) {
-      // the registry answered a beat with not_registered (it came back without its table): register again;
-      // a registry that is down now is tried again after the next beat
-      await register(state, ctx).catch(() => undefined);
-      return state;
-    }
-    if (message === REMOVED) {
-      // the registry removed its entry on purpose (replaced, unregistered): the removal stands, the beats stop
-      state.removed = true;
+      // the registry answered a beat with not_registered (it came back without its table): register again
+      // (a registry that is down now is tried again after the next beat), unless the registry had removed
+      // the entry on purpose: that removal stands
+      if (state.removed !== true) await register(state, ctx).catch(() => undefined);
       return state;
     }
     // cancel_task also arrives as a plain message: a coordinator sends it through sendSupervised
@@ -418,8 +420,6 @@ const HEARTBEAT = Symbol('keel.agent.heartbeat');
 /** The agent's own message: its registry no longer knows it (it lost its table), register again. */
 const REGISTER = Symbol('keel.agent.register');
 
-/** The agent's own message: its registry removed its entry on purpose, stop beating. */
-const REMOVED = Symbol('keel.agent.removed');
 
 /** Registers the agent in its registry with its capabilities, kinds, team, role and load now. */
 function register(state: State, ctx: Context<any>): Promise<{ key: string } | { error: string }> {
@@ -441,8 +441,11 @@ function register(state: State, ctx: Context<any>): Promise<{ key: string } | { 
  * beats are skipped, so calls do not pile up; the registry's own sweep decides what a missed beat
  * means. A registry that answers `not_registered` (restarted without its table) gets a new
  * registration: the agent is found by queries again. One that answers `replaced` or `unregistered`
- * removed the entry on purpose: the agent beats no more (as an Erlang process whose name was taken
- * does not take it back), until it restarts and registers afresh.
+ * removed the entry on purpose: the agent does not register itself again (as an Erlang process whose
+ * name was taken does not take it back) until it restarts, but it goes on beating: a beat says the
+ * process is alive, which the removal did not change (as a cluster node's failure-detector heartbeats
+ * go on whatever its membership). A beat answered `ok` again means someone registered it again by
+ * hand: its beats keep that entry healthy.
  */
 function heartbeat(state: State, ctx: Context<any>): void {
   const registration = state.registration!;
@@ -452,8 +455,11 @@ function heartbeat(state: State, ctx: Context<any>): void {
   registration.registry.heartbeat(ctx.self, { load: state.running.size }).then(
     (r) => {
       state.beating = false;
-      if (r === 'ok' || ctx.signal.aborted) return;
-      ctx.send(ctx.self, removedOnPurpose(r) ? REMOVED : REGISTER);
+      if (ctx.signal.aborted) return;
+      // the latest answer decides, set at once (as `beating`): a message to itself could be overtaken by the next beat
+      if (r === 'ok') state.removed = false; // known (again: someone registered it by hand after a removal)
+      else if (removedOnPurpose(r)) state.removed = true; // the removal stands; the beats go on
+      else ctx.send(ctx.self, REGISTER);
     },
     () => {
       state.beating = false;

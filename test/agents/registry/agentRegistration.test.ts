@@ -149,7 +149,7 @@ describe('Agent.start({ registry: { heartbeatMs } }): an entry removed on purpos
       return `${e.event.slice('keel.agent_registry.'.length)}:${who}${e.metadata.reason === undefined ? '' : `:${String(e.metadata.reason)}`}`;
     });
 
-  it('two live agents with the same key: the second holds it, the first is answered replaced at its next beat and stops beating (no swap per beat)', async () => {
+  it('two live agents with the same key: the second holds it, the first is answered replaced at each beat and never takes the key back (no swap per beat)', async () => {
     const { node, clock } = clockedNode(track);
     const ev = captureEvents(node, ['keel.agent_registry.registered', 'keel.agent_registry.unregistered']);
     const registry = await AgentRegistry.start(node);
@@ -160,12 +160,13 @@ describe('Agent.start({ registry: { heartbeatMs } }): an entry removed on purpos
     expect(names(ev, { a: a.pid, b: b.pid })).toEqual(['registered:a', 'unregistered:a:replaced', 'registered:b']);
     expect(registry.lookup('k')!.pid).toBe(b.pid);
     expect(registry.count()).toBe(1);
-    // the first beat of each, then b's alone: a stopped beating
-    expect((await registry.stats()).heartbeats).toBe(1 + 2 + 4);
+    // the call by hand, then five beats of each: a beats on (it is alive), answered replaced, and never registers again
+    expect((await registry.stats()).heartbeats).toBe(1 + 5 + 5);
+    expect(await registry.heartbeat(a.pid)).toEqual({ error: 'replaced' });
     expect(node.isAlive(a.pid)).toBe(true);
   });
 
-  it('registry.unregister of a beating agent is not undone at its next beat: answered unregistered, it stops beating', async () => {
+  it('registry.unregister of a beating agent is not undone at its next beat: answered unregistered, it does not register again', async () => {
     const { node, clock } = clockedNode(track);
     const ev = captureEvents(node, ['keel.agent_registry.registered', 'keel.agent_registry.unregistered']);
     const registry = await AgentRegistry.start(node);
@@ -175,12 +176,61 @@ describe('Agent.start({ registry: { heartbeatMs } }): an entry removed on purpos
     for (let i = 0; i < 5; i++) await advance(node, clock, 100);
     expect(names(ev, { solo: solo.pid })).toEqual(['registered:solo', 'unregistered:solo:explicit']);
     expect(registry.lookup('solo')).toBe(undefined);
-    expect((await registry.stats()).heartbeats).toBe(2);
+    expect((await registry.stats()).heartbeats).toBe(6); // it beats on, answered unregistered
     expect(await registry.heartbeat(solo.pid)).toEqual({ error: 'unregistered' });
     expect(await registry.update(solo.pid, { load: 1 })).toEqual({ error: 'unregistered' });
-    // registered again by hand: it is an entry like any other (its beats do not resume until it restarts)
+    // registered again by hand: it is an entry like any other (its beats keep it healthy: see below)
     expect(await registry.register(solo.pid, { capabilities: ['x'] })).toEqual({ key: 'solo' });
     expect(await registry.heartbeat(solo.pid)).toBe('ok');
+  });
+
+  // Known gap: an agent whose entry was removed on purpose stopped its beat timer for good, so registered
+  // again by hand it never beat again: with heartbeatIntervalMs the registry marked it unhealthy (and
+  // queries for healthy agents left it out) though it was alive and well.
+  it('an unregistered agent registered again by hand beats again: it stays healthy past the health window', async () => {
+    const { node, clock } = clockedNode(track);
+    const ev = captureEvents(node, ['keel.agent_registry.unhealthy', 'keel.agent_registry.healthy']);
+    const registry = await AgentRegistry.start(node, { heartbeatIntervalMs: 100, missedHeartbeats: 2 });
+    const solo = await Agent.start(node, { name: 'solo', capabilities: ['x'], runTask: () => 1, registry: { registry, heartbeatMs: 100 } });
+    expect(await registry.unregister('solo')).toBe('ok');
+    await advance(node, clock, 100); // its beat is answered unregistered: the removal stands
+    expect(registry.lookup('solo')).toBe(undefined);
+    expect(await registry.register(solo.pid, { capabilities: ['x'], team: 'by-hand' })).toEqual({ key: 'solo' });
+    for (let i = 0; i < 10; i++) await advance(node, clock, 100);
+    expect(registry.lookup('solo')!.meta).toMatchObject({ health: 'healthy', team: 'by-hand', lastSeen: clock.now() });
+    expect(registry.query({ capability: 'x' }).map((e) => e.key)).toEqual(['solo']);
+    expect(ev.events).toEqual([]);
+    // one beat per interval, the one answered unregistered included
+    expect((await registry.stats()).heartbeats).toBe(11);
+  });
+
+  it('an agent replaced under its key and registered by hand under another key beats that entry (the key it lost stays lost)', async () => {
+    const { node, clock } = clockedNode(track);
+    const ev = captureEvents(node, ['keel.agent_registry.registered', 'keel.agent_registry.unregistered', 'keel.agent_registry.unhealthy']);
+    const registry = await AgentRegistry.start(node, { heartbeatIntervalMs: 100, missedHeartbeats: 2 });
+    const a = await Agent.start(node, { capabilities: ['x'], runTask: () => 1, registry: { registry, key: 'k', heartbeatMs: 100 } });
+    const b = await Agent.start(node, { capabilities: ['x'], runTask: () => 2, registry: { registry, key: 'k', heartbeatMs: 100 } });
+    await advance(node, clock, 100); // a is answered replaced
+    expect(await registry.register(a.pid, { capabilities: ['x'] }, { key: 'k2' })).toEqual({ key: 'k2' });
+    for (let i = 0; i < 10; i++) await advance(node, clock, 100);
+    expect(names(ev, { a: a.pid, b: b.pid })).toEqual(['registered:a', 'unregistered:a:replaced', 'registered:b', 'registered:a']);
+    expect([registry.lookup('k')!.pid, registry.lookup('k2')!.pid]).toEqual([b.pid, a.pid]);
+    expect([registry.lookup('k')!.meta.health, registry.lookup('k2')!.meta.health]).toEqual(['healthy', 'healthy']);
+    expect(registry.lookup('k2')!.meta.lastSeen).toBe(clock.now());
+  });
+
+  // By design: an agent started without `registry` does not know the registry it was registered in by hand,
+  // so it cannot beat there; the registry's poll (the agent protocol's status call) keeps it healthy
+  it('an agent registered by hand only (no registry option) does not beat: unhealthy past the window, unless the registry polls it', async () => {
+    const { node, clock } = clockedNode(track);
+    const silent = await AgentRegistry.start(node, { heartbeatIntervalMs: 100, missedHeartbeats: 2 });
+    const polling = await AgentRegistry.start(node, { heartbeatIntervalMs: 100, missedHeartbeats: 2, poll: true });
+    const agent = await Agent.start(node, { name: 'plain', capabilities: ['x'], runTask: () => 1 });
+    expect(await silent.register(agent.pid, { capabilities: ['x'] })).toEqual({ key: 'plain' });
+    expect(await polling.register(agent.pid, { capabilities: ['x'] })).toEqual({ key: 'plain' });
+    for (let i = 0; i < 10; i++) await advance(node, clock, 100);
+    expect([silent.lookup('plain')!.meta.health, polling.lookup('plain')!.meta.health]).toEqual(['unhealthy', 'healthy']);
+    expect([(await silent.stats()).heartbeats, (await polling.stats()).heartbeats]).toEqual([0, 0]);
   });
 
   it('a registry that lost its table (stopped, started again empty) is re-populated by the beats of the agents it still has, not of those it had removed', async () => {
@@ -189,7 +239,7 @@ describe('Agent.start({ registry: { heartbeatMs } }): an entry removed on purpos
     const a = await Agent.start(node, { capabilities: ['x'], runTask: () => 1, registry: { registry: reg, key: 'k', heartbeatMs: 100 } });
     const b = await Agent.start(node, { capabilities: ['x'], runTask: () => 2, registry: { registry: reg, key: 'k', heartbeatMs: 100 } });
     const c = await Agent.start(node, { name: 'c', capabilities: ['y'], runTask: () => 3, registry: { registry: reg, heartbeatMs: 100 } });
-    await advance(node, clock, 100); // a is answered replaced: it stops beating
+    await advance(node, clock, 100); // a is answered replaced: it will not register again
     await GenServer.stop(node, node.registry.whereis('reg')!, 'normal'); // its table (and what it remembered) released
     await node.idle();
     await AgentRegistry.start(node, { name: 'reg' });
