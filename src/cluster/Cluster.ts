@@ -54,7 +54,7 @@ export interface ClusterNodeInfo {
 }
 
 /** Why a peer went down (`keel.cluster.node_down`'s `reason`). */
-export type NodeDownReason = 'no_responders' | 'heartbeat' | 'new_incarnation' | 'goodbye' | 'port_closed' | 'disconnected' | 'left' | 'oversized';
+export type NodeDownReason = 'no_responders' | 'heartbeat' | 'new_incarnation' | 'goodbye' | 'port_closed' | 'disconnected' | 'left' | 'oversized' | 'overloaded';
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 /**
@@ -344,6 +344,14 @@ export class Cluster {
       peerGone: (peer) => {
         const p = this.#peers.get(peer);
         if (p !== undefined) this.#probe(p, 'port_closed');
+      },
+      overloaded: (peer, size) => {
+        // a batch the transport dropped: the peer has not read what it was sent (a busy or blocked
+        // thread); its frames are lost, so the peer is down for this node (its ties answered with
+        // noconnection), after the flush that is sending (no down in the middle of it)
+        this.#kernel.telemetry.execute('keel.cluster.send_dropped', { count: 1, size }, { node: this.name, to: peer, reason: 'overloaded' });
+        const p = this.#peers.get(peer);
+        if (p !== undefined) queueMicrotask(() => this.#down(p, 'overloaded'));
       },
       connection: (state) => {
         this.#kernel.telemetry.execute(`keel.cluster.${state}`, {}, { node: this.name });

@@ -35,6 +35,12 @@ export interface TransportHandler {
   peerGone(peer: string): void;
   /** The transport's own link to the cluster went down or came back (NATS disconnect / reconnect). */
   connection(state: 'disconnected' | 'reconnected'): void;
+  /**
+   * The transport dropped a batch of `size` code units to `peer` (direct or broadcast) because
+   * `peer` has not read what it was sent before (the worker transport's `maxInFlight`): its frames
+   * are lost, so the cluster takes the peer for down.
+   */
+  overloaded?(peer: string, size: number): void;
 }
 
 /** The answer to {@link Transport.probe}. */

@@ -7,7 +7,11 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createWorkerHub, DEFAULT_WORKER_MAX_BATCH, type WorkerHub, workerNode, workerTransport } from '../../src/cluster/transports/worker.js';
+import { createWorkerHub, DEFAULT_WORKER_MAX_BATCH, DEFAULT_WORKER_MAX_IN_FLIGHT, type WorkerHub, workerNode, workerTransport } from '../../src/cluster/transports/worker.js';
+import { Cluster } from '../../src/cluster/Cluster.js';
+import { GenServer } from '../../src/otp/GenServer.js';
+import { captureEvents, probe } from '../../src/testing/index.js';
+import { useNodes } from '../support.js';
 import type { ProbeResult, Transport, TransportHandler } from '../../src/cluster/Transport.js';
 import { isKeelError } from '../../src/errors.js';
 import { useBuiltPackage } from '../childProcesses.js';
@@ -105,9 +109,9 @@ async function spawn(name: string, incarnation = 1): Promise<Node> {
   return node;
 }
 
-async function mainNode(name = 'main') {
+async function mainNode(name = 'main', options?: { maxBatchSize?: number; maxInFlight?: number }) {
   hub ??= createWorkerHub();
-  const t = hub.transport(name);
+  const t = hub.transport(name, options);
   transports.push(t);
   const r = recorder();
   await t.start({ name, incarnation: 7 }, r.handler);
@@ -353,4 +357,83 @@ describe('worker transport', () => {
       expect(isKeelError(caught, 'ERR_INVALID_ARGUMENT')).toBe(true);
     });
   });
+});
+
+const track = useNodes();
+
+describe('worker transport: a peer that does not read', () => {
+  it('posts at most maxInFlight code units a peer has not read: past it a batch is dropped and the cluster told, and room comes back as the peer reads', async () => {
+    const overloaded: [string, number][] = [];
+    const a = await mainNode('fa', { maxBatchSize: 1000, maxInFlight: 4000 });
+    a.handler.overloaded = (peer, size) => void overloaded.push([peer, size]);
+    const b = await mainNode('fb', { maxBatchSize: 1000, maxInFlight: 4000 });
+    // one turn of this thread: fb reads nothing meanwhile
+    for (let i = 0; i < 10; i++) a.t.send('fb', `${i}`.padEnd(1000, '.'));
+    // once one is dropped, every later one is, even one that would fit: what arrives is a prefix
+    a.t.send('fb', 'z');
+    expect(overloaded).toEqual([...Array.from({ length: 6 }, () => ['fb', 1000]), ['fb', 1]]);
+    await b.until(() => b.received.length === 4);
+    expect(b.received.map(([from, batch]) => `${from}:${batch[0]}:${batch.length}`)).toEqual(['fa:0:1000', 'fa:1:1000', 'fa:2:1000', 'fa:3:1000']);
+    // fb said what it read before it answers this ping (one port, in order): the window is empty again
+    expect(await a.t.probe('fb', 5000)).toBe('alive');
+    for (let i = 0; i < 3; i++) a.t.send('fb', `${i + 10}`.padEnd(1000, '.'));
+    a.t.broadcast('hb');
+    expect(overloaded).toHaveLength(7);
+    await b.until(() => b.received.length === 7 && b.broadcasts.length === 1);
+    expect(b.received.slice(4).map(([, batch]) => batch.slice(0, 2))).toEqual(['10', '11', '12']);
+    // a broadcast past the window is dropped for that peer alone, and told: fb has acknowledged
+    // 3,000 of the 3,002 it read (a read is told past an eighth of the window, 500)
+    const c = await mainNode('fc', { maxBatchSize: 1000, maxInFlight: 4000 });
+    expect(await a.t.probe('fb', 5000)).toBe('alive');
+    expect(await a.t.probe('fc', 5000)).toBe('alive');
+    for (let i = 0; i < 3; i++) a.t.send('fb', 'x'.repeat(1000));
+    a.t.broadcast('y'.repeat(999));
+    expect(overloaded.slice(7)).toEqual([['fb', 999]]);
+    await c.until(() => c.broadcasts.length === 1);
+    expect(c.broadcasts).toEqual([['fa', 'y'.repeat(999)]]);
+    await b.until(() => b.received.length === 10);
+    expect(b.broadcasts).toEqual([['fa', 'hb']]);
+  }, 60_000);
+
+  it('refuses a maxInFlight under twice maxBatchSize; the default is 64 Mi code units, or twice maxBatchSize', () => {
+    hub = createWorkerHub();
+    for (const maxInFlight of [0, -1, NaN, 1.5, '1e9', 1999]) {
+      expect(() => hub!.transport('m', { maxBatchSize: 1000, maxInFlight: maxInFlight as number })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', argument: 'options.maxInFlight' }));
+    }
+    expect(DEFAULT_WORKER_MAX_IN_FLIGHT).toBe(64 * 1024 * 1024);
+    transports.push(hub.transport('m', { maxBatchSize: 1000, maxInFlight: 2000 }));
+  });
+
+  it('in a cluster: a flood to a node that does not read downs it (overloaded), its ties are answered with noconnection, and it comes back once it has read', async () => {
+    hub = createWorkerHub();
+    const na = track({ name: 'na' });
+    const nb = track({ name: 'nb' });
+    const options = { maxBatchSize: 8192, maxInFlight: 16_384 };
+    const ca = await Cluster.join(na, { transport: hub.transport('na', options) });
+    const cb = await Cluster.join(nb, { transport: hub.transport('nb', options) });
+    await ca.waitFor(['nb']);
+    await cb.waitFor(['na']);
+    const server = await GenServer.start(nb, { init: () => 0, handleCall: (n: number, _from: unknown, s: number) => ({ reply: n + 1, state: s }) });
+    expect(await GenServer.call(na, server, 1, { timeout: 5000 })).toBe(2);
+    const events = captureEvents(na, ['keel.cluster.send_dropped', 'keel.cluster.node_down', 'keel.cluster.node_up']);
+    const sink = probe(nb);
+    // one turn: a call, then 40 messages of 2,000 code units (80,000: five times the window)
+    const call = GenServer.call(na, server, 2, { timeout: 60_000 }).then(() => 'replied', (e: unknown) => (e as { code?: string }).code);
+    for (let i = 0; i < 40; i++) na.send(sink, `${i}:`.padEnd(2000, 'm'));
+    expect(await call).toBe('ERR_NOCONNECTION');
+    const dropped = events.events.filter((e) => e.event === 'keel.cluster.send_dropped');
+    expect(dropped.length).toBeGreaterThan(0);
+    expect(dropped[0]!.metadata).toMatchObject({ node: 'na', to: 'nb', reason: 'overloaded' });
+    expect(events.events.filter((e) => e.event === 'keel.cluster.node_down').map((e) => e.metadata.reason)).toEqual(['overloaded']);
+    // what was posted arrived in order; the rest was dropped, never half a batch
+    await ca.waitFor(['nb']);
+    expect(await GenServer.call(na, server, 3, { timeout: 5000 })).toBe(4);
+    // a prefix arrived, in order, with no hole: whole batches were dropped after the window filled
+    const got = sink.messages.length;
+    expect(got).toBeGreaterThan(0);
+    expect(got).toBeLessThan(40);
+    expect(sink.messages).toEqual(Array.from({ length: got }, (_, i) => `${i}:`.padEnd(2000, 'm')));
+    // and nothing past the window was posted: what arrived, with the call, fits in 16,384 code units
+    expect(got * 2000).toBeLessThan(16_384);
+  }, 60_000);
 });

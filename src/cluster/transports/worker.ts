@@ -17,6 +17,12 @@
  *   port, `timeout` when it does not answer in time (a busy or blocked thread).
  * - Threads: a joined node's control port keeps its thread alive until `close()`; pair ports are
  *   unref'ed. `close()` closes every port, so a closed cluster lets the process exit.
+ * - Flow: a `MessagePort` queues without bound, so a peer that does not read (a busy or blocked
+ *   thread) while this one sends would grow its queue until the process runs out of memory. Each
+ *   side counts what it posted on a pair port and the peer has not yet said it read (the receiver
+ *   acknowledges every eighth of the window it reads, `['a', n]`); a batch that would take the unread
+ *   past `maxInFlight` is not posted but dropped, and the cluster is told
+ *   ({@link TransportHandler.overloaded}), as Akka drops what overflows an association's send queue.
  */
 import { isMainThread, MessageChannel, type MessagePort, type Transferable, Worker, type WorkerOptions, workerData } from 'node:worker_threads';
 import { checkKeys, InvalidArgumentError, NameTakenError, NodeStoppedError, thrownText } from '../../errors.js';
@@ -33,13 +39,16 @@ export const DEFAULT_WORKER_MAX_BATCH = 8 * 1024 * 1024;
  * flush, where nothing could catch it.
  */
 export const MAX_WORKER_MAX_BATCH = 2 ** 28;
+/** The default {@link WorkerTransportOptions.maxInFlight}: 64 Mi code units (at least twice `maxBatchSize`). */
+export const DEFAULT_WORKER_MAX_IN_FLIGHT = 64 * 1024 * 1024;
 /** How long a join waits for the older nodes to acknowledge the newcomer's port (a blocked thread does not answer). */
 const JOIN_ACK_TIMEOUT_MS = 2000;
 
 // Control messages (hub <-> node), arrays on the control port:
 //   node -> hub: ['join', name, incarnation]
 //   hub -> node: ['peer', name, port] | ['joined'] | ['refused', reason]
-// Pair port messages: a string is a direct batch; ['b', batch] a broadcast; ['p', id] a ping; ['q', id] its answer.
+// Pair port messages: a string is a direct batch; ['b', batch] a broadcast; ['p', id] a ping; ['q', id] its answer;
+// ['a', n] says n code units of batches were read.
 type ToHub = readonly ['join', string, number] | readonly ['peer-ack', string];
 type ToNode = readonly ['peer', string, MessagePort] | readonly ['joined'] | readonly ['refused', string];
 
@@ -47,6 +56,12 @@ type ToNode = readonly ['peer', string, MessagePort] | readonly ['joined'] | rea
 export interface WorkerTransportOptions {
   /** The largest batch the cluster layer hands this transport, in UTF-16 code units; default 8 Mi. */
   readonly maxBatchSize?: number;
+  /**
+   * The most a peer may have been sent and not yet read, in UTF-16 code units of batches (its
+   * `MessagePort`'s queue): a batch past it is dropped and the cluster told (the peer goes down).
+   * At least twice `maxBatchSize`; default 64 Mi, or twice `maxBatchSize` if that is more.
+   */
+  readonly maxInFlight?: number;
 }
 
 /** Options of {@link WorkerHub.spawnNode}. */
@@ -102,16 +117,26 @@ function checkName(name: unknown, argument: string): string {
   return name;
 }
 
-function toMaxBatch(options: WorkerTransportOptions | undefined, argument: string): number {
-  if (options === undefined) return DEFAULT_WORKER_MAX_BATCH;
-  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError(argument, '{ maxBatchSize? }', options);
-  checkKeys(options, ['maxBatchSize'], argument);
-  const v = options.maxBatchSize;
-  if (v === undefined) return DEFAULT_WORKER_MAX_BATCH;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > MAX_WORKER_MAX_BATCH) {
+interface Limits {
+  readonly maxBatchSize: number;
+  readonly maxInFlight: number;
+}
+
+function toLimits(options: WorkerTransportOptions | undefined, argument: string): Limits {
+  if (options === undefined) return { maxBatchSize: DEFAULT_WORKER_MAX_BATCH, maxInFlight: DEFAULT_WORKER_MAX_IN_FLIGHT };
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError(argument, '{ maxBatchSize?, maxInFlight? }', options);
+  checkKeys(options, ['maxBatchSize', 'maxInFlight'], argument);
+  // each read once: a getter's second answer is not what was checked
+  const { maxBatchSize: v, maxInFlight: w } = options;
+  if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > MAX_WORKER_MAX_BATCH)) {
     throw new InvalidArgumentError(`${argument}.maxBatchSize`, `a positive integer up to ${MAX_WORKER_MAX_BATCH} (2^28 code units)`, v);
   }
-  return v;
+  const maxBatchSize = v ?? DEFAULT_WORKER_MAX_BATCH;
+  // twice a batch: what is left unacknowledged (under an eighth) and the largest batch always fit
+  if (w !== undefined && (typeof w !== 'number' || !Number.isSafeInteger(w) || w < 2 * maxBatchSize)) {
+    throw new InvalidArgumentError(`${argument}.maxInFlight`, `an integer of at least twice maxBatchSize (${2 * maxBatchSize})`, w);
+  }
+  return { maxBatchSize, maxInFlight: w ?? Math.max(DEFAULT_WORKER_MAX_IN_FLIGHT, 2 * maxBatchSize) };
 }
 
 /**
@@ -252,9 +277,9 @@ export function createWorkerHub(): WorkerHub {
     },
     transport(name: string, options?: WorkerTransportOptions): Transport {
       checkName(name, 'name');
-      const maxBatchSize = toMaxBatch(options, 'options');
+      const limits = toLimits(options, 'options');
       const { nodeSide } = attach(name, 'hub.transport');
-      return new WorkerTransport(nodeSide, name, maxBatchSize);
+      return new WorkerTransport(nodeSide, name, limits);
     },
     get nodes(): readonly string[] {
       return [...members.values()].filter((m) => m.joined).map((m) => m.name);
@@ -300,10 +325,10 @@ let taken = false;
 export function workerTransport(options?: WorkerTransportOptions): Transport {
   const handle = readHandle();
   if (handle === undefined) throw new InvalidArgumentError('workerData', "the data of a worker started by a WorkerHub's spawnNode", isMainThread ? 'the main thread' : workerData);
-  const maxBatchSize = toMaxBatch(options, 'options');
+  const limits = toLimits(options, 'options');
   if (taken) throw new InvalidArgumentError('workerTransport()', 'called once per worker', 'a second call');
   taken = true;
-  return new WorkerTransport(handle.port, handle.name, maxBatchSize);
+  return new WorkerTransport(handle.port, handle.name, limits);
 }
 
 interface PendingProbe {
@@ -312,24 +337,46 @@ interface PendingProbe {
   readonly timer: NodeJS.Timeout;
 }
 
+/** One pair port, and what flows on it unread: what this side posted, and what it read and has not yet acknowledged. */
+class Link {
+  readonly port: MessagePort;
+  /** Code units of batches posted and not yet acknowledged by the peer. */
+  inFlight = 0;
+  /** Code units of batches read and not yet acknowledged to the peer. */
+  read = 0;
+  /**
+   * A batch to the peer was dropped: every later one is dropped too until the peer says it read
+   * more, so that what arrives is a prefix of what was sent, never a stream with a hole in it.
+   */
+  dropping = false;
+  constructor(port: MessagePort) {
+    this.port = port;
+  }
+}
+
 /** One node's end of the hub: its control port and a pair port per peer. */
 class WorkerTransport implements Transport {
   readonly kind = 'worker';
   readonly maxBatchSize: number;
+  readonly #maxInFlight: number;
+  /** The peer is told what was read once it reaches this (an eighth of the window). */
+  readonly #ackEvery: number;
   readonly #control: MessagePort;
   readonly #name: string;
   /** peer name -> the open port to that peer */
-  readonly #peers = new Map<string, MessagePort>();
+  readonly #peers = new Map<string, Link>();
   readonly #probes = new Map<number, PendingProbe>();
   #handler: TransportHandler | undefined;
   #state: 'new' | 'starting' | 'started' | 'closed' = 'new';
   #nextProbe = 1;
   #joined: { resolve: () => void; reject: (e: Error) => void } | undefined;
 
-  constructor(control: MessagePort, name: string, maxBatchSize: number) {
+  constructor(control: MessagePort, name: string, limits: Limits) {
     this.#control = control;
     this.#name = name;
-    this.maxBatchSize = maxBatchSize;
+    this.maxBatchSize = limits.maxBatchSize;
+    this.#maxInFlight = limits.maxInFlight;
+    this.#ackEvery = Math.max(1, Math.floor(limits.maxInFlight / 8));
   }
 
   start(self: NodeIdentity, handler: TransportHandler): Promise<void> {
@@ -377,20 +424,41 @@ class WorkerTransport implements Transport {
   #addPeer(name: string, port: MessagePort): void {
     // a new port for a name replaces an old one (the peer restarted): the old port still delivers
     // what is queued on it, but its close is no longer this name's peerGone
-    this.#peers.set(name, port);
+    const link = new Link(port);
+    this.#peers.set(name, link);
     port.on('message', (m: unknown) => {
-      if (typeof m === 'string') this.#handler!.receive(name, m);
-      else this.#onPeerControl(name, port, m);
+      if (typeof m === 'string') {
+        this.#read(link, m.length);
+        this.#handler!.receive(name, m);
+      } else this.#onPeerControl(name, link, m);
     });
     port.on('close', () => this.#onPortClosed(name, port));
     port.unref();
   }
 
-  #onPeerControl(name: string, port: MessagePort, m: unknown): void {
+  /** Counts `n` code units read from `link`; past an eighth of the window, tells the peer. */
+  #read(link: Link, n: number): void {
+    link.read += n;
+    if (link.read < this.#ackEvery) return;
+    const read = link.read;
+    link.read = 0;
+    link.port.postMessage(['a', read]);
+  }
+
+  #onPeerControl(name: string, link: Link, m: unknown): void {
     if (!Array.isArray(m)) return;
     const [kind, value] = m as [unknown, unknown];
-    if (kind === 'b' && typeof value === 'string') this.#handler!.receiveBroadcast(name, value);
-    else if (kind === 'p') port.postMessage(['q', value]);
+    const port = link.port;
+    if (kind === 'b' && typeof value === 'string') {
+      this.#read(link, value.length);
+      this.#handler!.receiveBroadcast(name, value);
+    } else if (kind === 'a') {
+      // never below 0 (a peer cannot make room it was not given), never NaN
+      if (typeof value === 'number' && value > 0) {
+        link.inFlight = Math.max(0, link.inFlight - value);
+        link.dropping = false;
+      }
+    } else if (kind === 'p') port.postMessage(['q', value]);
     else if (kind === 'q' && typeof value === 'number') {
       const probe = this.#probes.get(value);
       if (probe === undefined || probe.port !== port) return;
@@ -407,25 +475,41 @@ class WorkerTransport implements Transport {
       clearTimeout(probe.timer);
       probe.resolve('gone');
     }
-    if (this.#peers.get(name) !== port) return;
+    if (this.#peers.get(name)?.port !== port) return;
     this.#peers.delete(name);
     if (this.#state !== 'closed') this.#handler!.peerGone(name);
   }
 
   send(peer: string, batch: string): void {
     if (typeof batch !== 'string') return;
-    this.#peers.get(peer)?.postMessage(batch);
+    const link = this.#peers.get(peer);
+    if (link !== undefined && this.#room(peer, link, batch.length)) link.port.postMessage(batch);
   }
 
   broadcast(batch: string): void {
     if (typeof batch !== 'string') return;
     const message = ['b', batch];
-    for (const port of this.#peers.values()) port.postMessage(message);
+    for (const [peer, link] of [...this.#peers]) if (this.#room(peer, link, batch.length)) link.port.postMessage(message);
+  }
+
+  /**
+   * Whether `n` more code units fit in what `peer` has been sent and not read; if so they are
+   * counted, else the batch is dropped and the cluster told (so that what waits on the peer is
+   * answered), and so is every later batch until the peer says it read more.
+   */
+  #room(peer: string, link: Link, n: number): boolean {
+    if (!link.dropping && link.inFlight + n <= this.#maxInFlight) {
+      link.inFlight += n;
+      return true;
+    }
+    link.dropping = true;
+    this.#handler?.overloaded?.(peer, n);
+    return false;
   }
 
   probe(peer: string, timeoutMs: number): Promise<ProbeResult> {
     if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) return Promise.reject(new InvalidArgumentError('timeoutMs', 'a finite number >= 0', timeoutMs));
-    const port = this.#state === 'closed' ? undefined : this.#peers.get(peer);
+    const port = this.#state === 'closed' ? undefined : this.#peers.get(peer)?.port;
     if (port === undefined) return Promise.resolve('gone');
     const id = this.#nextProbe++;
     return new Promise<ProbeResult>((resolve) => {
@@ -453,7 +537,7 @@ class WorkerTransport implements Transport {
       clearTimeout(probe.timer);
       probe.resolve('gone');
     }
-    const ports = [...this.#peers.values()];
+    const ports = [...this.#peers.values()].map((l) => l.port);
     this.#peers.clear();
     for (const port of ports) port.close();
     this.#control.close();
