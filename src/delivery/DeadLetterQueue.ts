@@ -11,7 +11,7 @@ import { type Backoff, backoffDelay, toBackoff } from '../backoff.js';
 import { sendOnce, toSettings } from './sendSupervised.js';
 import { checkFilter, checkSerializable, type DeadLetterStore, type Record_, thrownText } from './stores/DeadLetterStore.js';
 import { MemoryStore } from './stores/MemoryStore.js';
-import { SqliteStore, type SqliteStoreOptions } from './stores/SqliteStore.js';
+import { NODE_BUSY_TIMEOUT_MS, NODE_LOCK_WAIT_MS, SqliteStore, type SqliteStoreOptions } from './stores/SqliteStore.js';
 
 /** Dead letter queue options (`createNode({ services: { deadLetters } })`). */
 export type DeadLetterOptions = NonNullable<ServicesOptions['deadLetters']>;
@@ -85,12 +85,12 @@ function recipientOf(text: string): Target {
 
 /**
  * Settings of a SQLite store that are not part of `ServicesOptions` (Keel's tests give them, on the
- * store's options object): `maxPayloadBytes` and `busyTimeoutMs`.
+ * store's options object): `maxPayloadBytes`, `busyTimeoutMs` and `lockWaitMs`.
  */
-function internalStoreOptions(store: object): SqliteStoreOptions {
-  const o = store as { maxPayloadBytes?: unknown; busyTimeoutMs?: unknown };
-  const out: { maxPayloadBytes?: number; busyTimeoutMs?: number } = {};
-  for (const key of ['maxPayloadBytes', 'busyTimeoutMs'] as const) {
+function internalStoreOptions(store: object): { maxPayloadBytes?: number; busyTimeoutMs?: number; lockWaitMs?: number } {
+  const o = store as { maxPayloadBytes?: unknown; busyTimeoutMs?: unknown; lockWaitMs?: unknown };
+  const out: { maxPayloadBytes?: number; busyTimeoutMs?: number; lockWaitMs?: number } = {};
+  for (const key of ['maxPayloadBytes', 'busyTimeoutMs', 'lockWaitMs'] as const) {
     const v = o[key];
     if (v === undefined) continue;
     if (!Number.isSafeInteger(v) || (v as number) < 1) throw new InvalidArgumentError(`services.deadLetters.store.${key}`, 'a positive integer', v);
@@ -147,10 +147,18 @@ export class DeadLetterService implements DeadLetterQueue {
     const store = o.store ?? { kind: 'memory' };
     if (typeof store !== 'object') throw new InvalidArgumentError('services.deadLetters.store', "{ kind: 'memory' } | { kind: 'sqlite', path }", store);
     // maxPayloadBytes and busyTimeoutMs: settings only Keel's own tests give (see internalStoreOptions)
-    checkKeys(store, store.kind === 'sqlite' ? ['kind', 'path', 'maxPayloadBytes', 'busyTimeoutMs'] : ['kind'], 'services.deadLetters.store');
+    checkKeys(store, store.kind === 'sqlite' ? ['kind', 'path', 'maxPayloadBytes', 'busyTimeoutMs', 'lockWaitMs'] : ['kind'], 'services.deadLetters.store');
     if (store.kind === 'sqlite') {
       if (typeof store.path !== 'string' || store.path === '') throw new InvalidArgumentError('services.deadLetters.store.path', 'a file path', store.path);
-      this.store = new SqliteStore(store.path, `${node.name}-${node.creation}`, (message, error) => node.logger.error(message, error), 'create', internalStoreOptions(store));
+      // a statement waits for a lock at most NODE_BUSY_TIMEOUT_MS (the event loop waits with it); an
+      // add that meets one is tried again on the node's clock, up to NODE_LOCK_WAIT_MS in all
+      const options: SqliteStoreOptions = {
+        busyTimeoutMs: NODE_BUSY_TIMEOUT_MS,
+        lockWaitMs: NODE_LOCK_WAIT_MS,
+        ...internalStoreOptions(store),
+        clock: { now: () => node.clock.now(), setTimer: (ms, fn) => node.setTimer(ms, fn) },
+      };
+      this.store = new SqliteStore(store.path, `${node.name}-${node.creation}`, (message, error) => node.logger.error(message, error), 'create', options);
     } else if (store.kind === 'memory') {
       this.store = new MemoryStore(this.#settings.capacity, (r) => {
         this.evicted++;

@@ -1,5 +1,6 @@
 /* eslint-disable keel/no-unmanaged-monitor -- tests observe exits by a monitor's Down and report to probes with raw sends, the way STYLE.md 10 asks tests to wait */
 import fs from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import path from 'node:path';
 import { serialize } from 'node:v8';
 import Database from 'better-sqlite3';
@@ -1568,9 +1569,9 @@ describe.each<[string, () => StoreOption]>([
         expect(ok(await node.deadLetters.list()).entries.map((e) => e.message)).toEqual(['first', 'a', 'c', 'd']);
       });
 
-      it('a group commit that fails for the whole file (locked) fails its adds at once, without a retry per row', async () => {
+      it('a group commit that meets a locked file is tried again as a whole on the clock, one insert per try (never a retry per row), and its adds fail together at their deadline with SQLITE_BUSY', async () => {
         const file = (makeStore() as { kind: 'sqlite'; path: string }).path;
-        const { node } = dlqNode({ kind: 'sqlite', path: file, busyTimeoutMs: 20 } as StoreOption);
+        const { node, clock } = dlqNode({ kind: 'sqlite', path: file, busyTimeoutMs: 20 } as StoreOption);
         await add(node, 'x', 'first');
         const statement = Object.getPrototypeOf(new Database(':memory:').prepare('SELECT 1')) as { run(...args: unknown[]): unknown };
         const lock = new Database(file);
@@ -1579,7 +1580,10 @@ describe.each<[string, () => StoreOption]>([
         let results: unknown[];
         let inserts: number;
         try {
-          results = await Promise.all(['a', 'b', 'c'].map((message) => node.deadLetters.add({ recipient: 'x', message, reason: 'noproc' }).then(ok, (e: unknown) => e)));
+          const adds = Promise.all(['a', 'b', 'c'].map((message) => node.deadLetters.add({ recipient: 'x', message, reason: 'noproc' }).then(ok, (e: unknown) => e)));
+          // the tries: at once, then 25, 50, 100, 200 ms later, then every 400 ms, and a last one at the deadline (5 s after the adds)
+          await clock.advance(5000);
+          results = await adds;
         } finally {
           // the inserts tried (they bind a payload; BEGIN and ROLLBACK run too), read before the restore clears them
           inserts = spy.mock.calls.filter((args) => Buffer.isBuffer(args[1])).length;
@@ -1588,9 +1592,10 @@ describe.each<[string, () => StoreOption]>([
           lock.close();
         }
         expect(results.map((e) => (e as { code?: unknown }).code)).toEqual(['SQLITE_BUSY', 'SQLITE_BUSY', 'SQLITE_BUSY']);
-        // the group's first insert met the lock; no row was tried again on its own (each would wait for the lock again)
-        expect(inserts).toBe(1);
+        // each try's first insert met the lock; no row was tried on its own (each would wait for the lock again)
+        expect(inserts).toBe(17);
         expect(await ids(node)).toEqual(['1']);
+        expect(await stats(node)).toMatchObject({ added: 1, pending: 1 });
       });
 
       it('a path SQLite cannot open is ERR_STORE_UNAVAILABLE, naming the path and what to do: a directory, a missing directory, a file that is not a database, a read-only location', async () => {
@@ -1967,5 +1972,105 @@ describe('the SQLite dead letter queue while another connection holds the write 
       lock.close();
     }
     expect(await stats(node)).toMatchObject({ pending: 0, parked: 0, succeeded: 1 });
+  });
+});
+
+describe('the SQLite dead letter queue adding while another connection holds the write lock (BEGIN EXCLUSIVE)', () => {
+  /** The longest the event loop was blocked while `work` ran, in ms (sampled every 10 ms). */
+  async function longestBlock<T>(work: () => Promise<T>): Promise<{ result: T; blockedMs: number }> {
+    const h = monitorEventLoopDelay({ resolution: 10 });
+    h.enable();
+    try {
+      const result = await work();
+      return { result, blockedMs: h.max / 1e6 };
+    } finally {
+      h.disable();
+    }
+  }
+
+  it("keeps the node running while it waits (each try blocks the event loop for at most the short busy timeout, a process goes on handling messages, a node timer fires), and once the lock is released writes every add it accepted: each add blocked the event loop for better-sqlite3's 5 s busy timeout, then failed", async () => {
+    const file = tmpfile();
+    const { node, clock } = clockedNode(track, { random: () => 1, services: { deadLetters: { store: { kind: 'sqlite', path: file }, backoff: QUIET } } }, T0);
+    await add(node, 'x', 'first');
+    const echo = receiver(node);
+    const lock = new Database(file);
+    lock.exec('BEGIN EXCLUSIVE');
+    let released = false;
+    try {
+      const { result, blockedMs } = await longestBlock(async () => {
+        const settled: string[] = [];
+        const adds = ['a', 'b', 'c'].map((message) =>
+          node.deadLetters.add({ recipient: 'x', message, reason: 'noproc' }).then(
+            (id) => (settled.push(message), ok(id)),
+            (e: unknown) => (settled.push(message), e),
+          ),
+        );
+        await new Promise<void>((resolve) => setImmediate(resolve)); // the first try has met the lock
+        // the node runs meanwhile: a process handles a message, a node timer fires
+        const fired = deferred<number>();
+        node.setTimer(1000, () => fired.resolve(clock.now()));
+        node.send(echo.pid, 'ping');
+        await clock.advance(1000);
+        expect(await fired.promise).toBe(T0 + 1000);
+        expect(echo.seen.map((s) => s.message)).toEqual(['ping']);
+        await clock.advance(2000); // 3 s into the 5 s the adds may wait
+        expect(settled).toEqual([]);
+        lock.exec('COMMIT');
+        released = true;
+        await clock.advance(400); // the next try (every 400 ms by now) finds the file free
+        return Promise.all(adds);
+      });
+      expect(result).toEqual(['2', '3', '4']);
+      expect(blockedMs).toBeLessThan(500);
+    } finally {
+      if (!released) lock.exec('ROLLBACK');
+      lock.close();
+    }
+    // added = stored
+    expect(await stats(node)).toMatchObject({ added: 4, pending: 4, refused: 0 });
+    expect(ok(await node.deadLetters.list()).entries.map((e) => e.message)).toEqual(['first', 'a', 'b', 'c']);
+    const db = new Database(file, { readonly: true });
+    try {
+      expect(db.prepare('SELECT COUNT(*) AS n FROM dead_letters').get()).toEqual({ n: 4 });
+    } finally {
+      db.close();
+    }
+  });
+
+  it('fails an add the lock outlasts 5 s after it was made with SQLITE_BUSY (its supervised send reports the message undelivered and logs why), blocking the event loop only briefly meanwhile; an add made later, while the others wait, keeps its own deadline and is written once the lock goes', async () => {
+    const file = tmpfile();
+    const logger = fakeLogger();
+    const { node, clock } = clockedNode(track, { random: () => 1, logger, services: { deadLetters: { store: { kind: 'sqlite', path: file }, backoff: QUIET } } }, T0);
+    await add(node, 'x', 'first');
+    const lock = new Database(file);
+    lock.exec('BEGIN EXCLUSIVE');
+    let released = false;
+    try {
+      const { result, blockedMs } = await longestBlock(async () => {
+        const early = node.deadLetters.add({ recipient: 'x', message: 'early', reason: 'noproc' }).then(ok, (e: unknown) => e);
+        const lost = sendSupervised(node, deadPid(node), 'undeliverable', { onError: 'dead_letter' }).then((r) => r, (e: unknown) => ({ thrown: e }));
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        await clock.advance(3000);
+        const late = node.deadLetters.add({ recipient: 'x', message: 'late', reason: 'noproc' }).then(ok, (e: unknown) => e);
+        await clock.advance(2000); // the deadline of the first two adds
+        const failed = await early;
+        const sent = await lost;
+        await clock.advance(400);
+        lock.exec('COMMIT');
+        released = true;
+        await clock.advance(400);
+        return { failed, sent, late: await late };
+      });
+      expect((result.failed as { code?: unknown }).code).toBe('SQLITE_BUSY');
+      expect(result.sent).toMatchObject({ ok: false, deadLetterUnavailable: true });
+      expect(result.late).toBe('2');
+      expect(blockedMs).toBeLessThan(500);
+    } finally {
+      if (!released) lock.exec('ROLLBACK');
+      lock.close();
+    }
+    expect(logger.errors.filter((e) => String(e[0]).includes('the dead letter queue refused the message')).map((e) => (e[1] as { code?: unknown }).code)).toEqual(['SQLITE_BUSY']);
+    expect(await stats(node)).toMatchObject({ added: 2, pending: 2 });
+    expect(ok(await node.deadLetters.list()).entries.map((e) => e.message)).toEqual(['first', 'late']);
   });
 });

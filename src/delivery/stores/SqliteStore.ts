@@ -48,11 +48,51 @@ CREATE TABLE IF NOT EXISTS dead_letter_owner (id INTEGER PRIMARY KEY CHECK (id =
 
 /** @internal Settings of a store that only Keel's own callers (the CLI, the tests) give. */
 export interface SqliteStoreOptions {
-  /** How long a write waits for another connection's lock before it fails with SQLITE_BUSY (better-sqlite3's default: 5000). */
+  /**
+   * How long one statement waits for another connection's lock before it fails with SQLITE_BUSY
+   * (better-sqlite3's default: 5000). better-sqlite3 is synchronous: the whole event loop waits with
+   * it, so the node's queue gives {@link NODE_BUSY_TIMEOUT_MS}.
+   */
   readonly busyTimeoutMs?: number;
+  /**
+   * How long in all a write waits for a lock: an `add` that meets a locked file is tried again on
+   * `clock` (with backoff, each try waiting at most `busyTimeoutMs`) until this long after it was
+   * made, then rejects with the driver's SQLITE_BUSY; the open and the final writes of `close()`
+   * (which have no later try) wait this long in one statement. `busyTimeoutMs` by default (no
+   * waiting beyond one statement's); the node's queue gives {@link NODE_LOCK_WAIT_MS}.
+   */
+  readonly lockWaitMs?: number;
+  /** The clock the retries of a locked `add` wait on (the node's); the host's timers by default. */
+  readonly clock?: StoreClock;
   /** The largest serialized message and metadata the store takes ({@link SQLITE_MAX_LENGTH} by default). */
   readonly maxPayloadBytes?: number;
 }
+
+/** A clock to wait on: the node's (a TestClock in tests), or the host's. */
+export interface StoreClock {
+  now(): number;
+  setTimer(ms: number, fn: () => void): { cancel(): unknown };
+}
+
+/** The host's clock (a pending add holds the OS process open until it is written or fails, as its promise is awaited). */
+const HOST_CLOCK: StoreClock = {
+  now: () => Date.now(),
+  setTimer(ms, fn) {
+    const t = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(t) };
+  },
+};
+
+/** How long one statement of the node's dead letter store waits for a lock (the event loop waits with it). */
+export const NODE_BUSY_TIMEOUT_MS = 50;
+/** How long in all an add of the node's dead letter store waits for a lock (better-sqlite3's old single wait). */
+export const NODE_LOCK_WAIT_MS = 5000;
+/** The waits between the tries of an add that met a locked file: 25 ms, doubled up to 400 ms. */
+const LOCK_RETRY_FIRST_MS = 25;
+const LOCK_RETRY_MAX_MS = 400;
+
+/** A lock held by another connection (anything else fails at once). */
+const LOCKED = /^SQLITE_(BUSY|LOCKED)/;
 
 /** The most SQLite takes in one string or blob, and in one row (better-sqlite3 is built with SQLite's default). */
 export const SQLITE_MAX_LENGTH = 1_000_000_000;
@@ -104,7 +144,15 @@ export class SqliteStore implements DeadLetterStore {
   readonly #claimed: boolean;
   readonly #insert: Statement;
   readonly #commit: (rows: { record: NewRecord; payload: Buffer }[]) => number[];
-  #batch: { record: NewRecord; payload: Buffer; resolve: (id: string) => void; reject: (e: unknown) => void }[] = [];
+  /** Adds to write, in the order they came: each waits for a lock until its `deadline` (on `#clock`). */
+  #batch: { record: NewRecord; payload: Buffer; deadline: number; resolve: (id: string) => void; reject: (e: unknown) => void }[] = [];
+  readonly #clock: StoreClock;
+  readonly #busyTimeoutMs: number;
+  readonly #lockWaitMs: number;
+  /** The next try of the adds that met a locked file (new adds wait for it, behind them). */
+  #lockRetry: { cancel(): unknown } | undefined;
+  /** The tries of the adds so far that met a locked file in a row (the backoff). */
+  #lockedTries = 0;
   readonly #maxPayloadBytes: number;
   readonly #onError: (message: string, error: unknown) => void;
   #writes: { sql: string; args: unknown[]; removes?: number }[] = [];
@@ -129,7 +177,11 @@ export class SqliteStore implements DeadLetterStore {
     this.#maxPayloadBytes = options.maxPayloadBytes ?? SQLITE_MAX_LENGTH;
     const Driver = loadSqliteDriver('the SQLite dead letter store');
     if (owner !== undefined && openFiles.has(this.file)) throw new StoreInUseError(this.file, 'another node in this OS process');
-    const timeout = options.busyTimeoutMs === undefined ? {} : { timeout: options.busyTimeoutMs };
+    this.#clock = options.clock ?? HOST_CLOCK;
+    this.#busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    this.#lockWaitMs = Math.max(this.#busyTimeoutMs, options.lockWaitMs ?? this.#busyTimeoutMs);
+    // the open (and the claim) has no later try: it waits for a lock in one statement, as long as a write may in all
+    const timeout = { timeout: this.#lockWaitMs };
     const open = (readonly: boolean): Database => {
       try {
         return new Driver(this.file, readonly ? { ...timeout, readonly: true, fileMustExist: true } : timeout);
@@ -202,6 +254,8 @@ export class SqliteStore implements DeadLetterStore {
       }
       openFiles.add(this.file);
     }
+    // from now on a statement blocks the event loop at most this long; an add that meets a lock is tried again later
+    db.pragma(`busy_timeout = ${this.#busyTimeoutMs}`);
     this.#insert = db.prepare(
       'INSERT INTO dead_letters (recipient, payload, reason, attempts, first_failed_at, last_attempt_at, next_retry_at, last_error, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
@@ -231,8 +285,10 @@ export class SqliteStore implements DeadLetterStore {
     }
     // refused here too, alone: in the group's transaction it would fail the others with it
     if (payload.length > this.#maxPayloadBytes) return Promise.reject(new DeadLetterTooLargeError(payload.length, this.#maxPayloadBytes));
+    const deadline = this.#clock.now() + this.#lockWaitMs;
     return new Promise((resolve, reject) => {
-      if (this.#batch.push({ record, payload, resolve, reject }) === 1) setImmediate(() => this.#flush());
+      // behind a try armed for a locked file, the add waits for it (it would meet the lock too)
+      if (this.#batch.push({ record, payload, deadline, resolve, reject }) === 1 && this.#lockRetry === undefined) setImmediate(() => this.#flush());
     });
   }
 
@@ -241,15 +297,37 @@ export class SqliteStore implements DeadLetterStore {
    * for one row's sake (too big, a constraint), the rows are written again one by one, so that only
    * that row fails; a failure of the whole database (locked, full) fails them all at once.
    */
-  #flush(): void {
+  #flush(final = false): void {
+    this.#lockRetry?.cancel();
+    this.#lockRetry = undefined;
     const batch = this.#batch;
     this.#batch = [];
     if (batch.length === 0) return;
     try {
       const ids = this.#commit(batch);
+      this.#lockedTries = 0;
       batch.forEach((b, i) => b.resolve(String(ids[i])));
     } catch (e) {
-      if (batch.length === 1 || DATABASE_WIDE.test(sqliteCode(e) ?? '')) {
+      const code = sqliteCode(e) ?? '';
+      if (LOCKED.test(code) && !final) {
+        // another connection holds the file: rather than wait in the driver (the whole event loop
+        // with it), the adds are tried again on the clock, until each one's deadline
+        const now = this.#clock.now();
+        const waiting = batch.filter((b) => b.deadline > now);
+        for (const b of batch) if (b.deadline <= now) b.reject(e);
+        if (waiting.length > 0) {
+          this.#batch = waiting.concat(this.#batch);
+          const backoff = Math.min(LOCK_RETRY_FIRST_MS * 2 ** this.#lockedTries++, LOCK_RETRY_MAX_MS);
+          // a last try at the first deadline, so that an add fails no later than it
+          const delay = Math.max(0, Math.min(backoff, waiting[0]!.deadline - now));
+          this.#lockRetry = this.#clock.setTimer(delay, () => {
+            this.#lockRetry = undefined;
+            this.#flush();
+          });
+        }
+        return;
+      }
+      if (batch.length === 1 || DATABASE_WIDE.test(code)) {
         for (const b of batch) b.reject(this.#addError(e, b.payload));
         return;
       }
@@ -413,7 +491,13 @@ export class SqliteStore implements DeadLetterStore {
 
   close(): void {
     if (this.#closed) return;
-    this.#flush();
+    // the last writes have no later try: each waits for a lock as long as a write may in all
+    try {
+      this.#db.pragma(`busy_timeout = ${this.#lockWaitMs}`);
+    } catch {
+      // the timeout stays the short one
+    }
+    this.#flush(true);
     this.#flushWrites(true);
     this.#closed = true;
     try {
