@@ -11,7 +11,8 @@ import { type Backoff, backoffDelay, toBackoff } from '../backoff.js';
 import { sendOnce, toSettings } from './sendSupervised.js';
 import { checkFilter, checkSerializable, type DeadLetterStore, type Record_, thrownText } from './stores/DeadLetterStore.js';
 import { MemoryStore } from './stores/MemoryStore.js';
-import { NODE_BUSY_TIMEOUT_MS, NODE_LOCK_WAIT_MS, SqliteStore, type SqliteStoreOptions } from './stores/SqliteStore.js';
+import { LOCKED, lockRetryDelay, NODE_BUSY_TIMEOUT_MS, NODE_LOCK_WAIT_MS, SqliteStore, type SqliteStoreOptions } from './stores/SqliteStore.js';
+import { sqliteCode } from './stores/sqliteFile.js';
 
 /** Dead letter queue options (`createNode({ services: { deadLetters } })`). */
 export type DeadLetterOptions = NonNullable<ServicesOptions['deadLetters']>;
@@ -364,9 +365,32 @@ export class DeadLetterService implements DeadLetterQueue {
   async purge(filter: DeadLetterFilter): Promise<number> {
     if (!this.available) throw this.#unavailable('purge');
     const f = checkFilter(filter);
-    const count = this.store.purge(f, this.#node.clock.now());
+    const count = await this.#whileLocked('purge', () => this.store.purge(f, this.#node.clock.now()));
     if (count > 0) this.#node.telemetry.execute('keel.dead_letter_queue.purged', { count }, { filter: f });
     return count;
+  }
+
+  /**
+   * Runs a write of a SQLite store; while it meets a locked file (each try waits at most the short
+   * busy timeout, the event loop with it), tries it again on the node's clock, until the store's
+   * `lockWaitMs` has passed: then its SQLITE_BUSY is thrown (`ServiceUnavailableError` once the
+   * node has shut down meanwhile).
+   */
+  async #whileLocked<T>(operation: string, write: () => T): Promise<T> {
+    const store = this.store;
+    if (!(store instanceof SqliteStore)) return write();
+    const clock = this.#node.clock;
+    const deadline = clock.now() + store.lockWaitMs;
+    for (let tries = 0; ; tries++) {
+      try {
+        return write();
+      } catch (e) {
+        const left = deadline - clock.now();
+        if (!LOCKED.test(sqliteCode(e) ?? '') || left <= 0) throw e;
+        await this.#pause(Math.min(lockRetryDelay(tries), left), undefined);
+        if (!this.available) throw this.#unavailable(operation);
+      }
+    }
   }
 
   async stats(): Promise<DeadLetterStats> {

@@ -2074,3 +2074,46 @@ describe('the SQLite dead letter queue adding while another connection holds the
     expect(ok(await node.deadLetters.list()).entries.map((e) => e.message)).toEqual(['first', 'late']);
   });
 });
+
+describe('the SQLite dead letter queue purging while another connection holds the write lock (BEGIN EXCLUSIVE)', () => {
+  it('waits for the lock on the node clock, the node running meanwhile, and purges once it goes; a lock that outlasts 5 s rejects the purge with SQLITE_BUSY, nothing purged: the purge blocked the event loop for the 5 s busy timeout, and with a 50 ms one failed at once', async () => {
+    const file = tmpfile();
+    const { node, clock } = clockedNode(track, { random: () => 1, services: { deadLetters: { store: { kind: 'sqlite', path: file }, backoff: QUIET } } }, T0);
+    for (const m of ['a', 'b', 'c']) await add(node, 'x', m, m === 'b' ? 'timeout' : 'noproc');
+    const lock = new Database(file);
+    lock.exec('BEGIN EXCLUSIVE');
+    let released = false;
+    try {
+      const h = monitorEventLoopDelay({ resolution: 10 });
+      h.enable();
+      let outcome: unknown;
+      try {
+        // past the deadline: refused, nothing purged
+        const failing = node.deadLetters.purge({ reason: 'timeout' }).then((n) => ({ n }), (e: unknown) => ({ e }));
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        const fired = deferred<number>();
+        node.setTimer(1000, () => fired.resolve(clock.now()));
+        await clock.advance(1000);
+        expect(await fired.promise).toBe(T0 + 1000);
+        await clock.advance(4000);
+        outcome = await failing;
+      } finally {
+        h.disable();
+      }
+      expect((outcome as { e: { code?: unknown } }).e.code).toBe('SQLITE_BUSY');
+      expect(h.max / 1e6).toBeLessThan(500);
+      // within the deadline: purged once the lock goes
+      const purging = node.deadLetters.purge({ reason: 'noproc' });
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      await clock.advance(1000);
+      lock.exec('COMMIT');
+      released = true;
+      await clock.advance(400);
+      expect(ok(await purging)).toBe(2);
+    } finally {
+      if (!released) lock.exec('ROLLBACK');
+      lock.close();
+    }
+    expect(ok(await node.deadLetters.list()).entries.map((e) => e.message)).toEqual(['b']);
+  });
+});

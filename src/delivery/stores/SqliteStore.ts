@@ -91,8 +91,13 @@ export const NODE_LOCK_WAIT_MS = 5000;
 const LOCK_RETRY_FIRST_MS = 25;
 const LOCK_RETRY_MAX_MS = 400;
 
-/** A lock held by another connection (anything else fails at once). */
-const LOCKED = /^SQLITE_(BUSY|LOCKED)/;
+/** @internal A lock held by another connection (anything else fails at once). */
+export const LOCKED = /^SQLITE_(BUSY|LOCKED)/;
+
+/** @internal The wait before try `tries + 1` of a write that met a locked file: 25 ms, doubled up to 400 ms. */
+export function lockRetryDelay(tries: number): number {
+  return Math.min(LOCK_RETRY_FIRST_MS * 2 ** tries, LOCK_RETRY_MAX_MS);
+}
 
 /** The most SQLite takes in one string or blob, and in one row (better-sqlite3 is built with SQLite's default). */
 export const SQLITE_MAX_LENGTH = 1_000_000_000;
@@ -272,6 +277,11 @@ export class SqliteStore implements DeadLetterStore {
     );
   }
 
+  /** How long in all a write waits for a lock (see {@link SqliteStoreOptions.lockWaitMs}). */
+  get lockWaitMs(): number {
+    return this.#lockWaitMs;
+  }
+
   add(record: NewRecord): Promise<string> {
     if (this.#closed) return Promise.reject(new KeelError('ERR_NODE_STOPPED', `the dead letter store ${this.file} is closed`));
     let payload: Buffer;
@@ -317,7 +327,7 @@ export class SqliteStore implements DeadLetterStore {
         for (const b of batch) if (b.deadline <= now) b.reject(e);
         if (waiting.length > 0) {
           this.#batch = waiting.concat(this.#batch);
-          const backoff = Math.min(LOCK_RETRY_FIRST_MS * 2 ** this.#lockedTries++, LOCK_RETRY_MAX_MS);
+          const backoff = lockRetryDelay(this.#lockedTries++);
           // a last try at the first deadline, so that an add fails no later than it
           const delay = Math.max(0, Math.min(backoff, waiting[0]!.deadline - now));
           this.#lockRetry = this.#clock.setTimer(delay, () => {
