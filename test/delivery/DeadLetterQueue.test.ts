@@ -2117,3 +2117,37 @@ describe('the SQLite dead letter queue purging while another connection holds th
     expect(ok(await node.deadLetters.list()).entries.map((e) => e.message)).toEqual(['b']);
   });
 });
+
+describe('the SQLite dead letter queue shutting down while its adds wait for a lock', () => {
+  it('writes them at the close once the lock is gone, or, when the lock outlasts the closing wait, rejects them with SQLITE_BUSY (nothing in the file, nothing silent)', async () => {
+    for (const releaseFirst of [true, false]) {
+      const file = tmpfile();
+      const node = track({ name: `dlq-close-${String(releaseFirst)}`, services: { deadLetters: { store: { kind: 'sqlite', path: file, lockWaitMs: 100 } as StoreOption, backoff: QUIET } } });
+      await add(node, 'x', 'first');
+      const lock = new Database(file);
+      lock.exec('BEGIN EXCLUSIVE');
+      let released = false;
+      try {
+        const pending = node.deadLetters.add({ recipient: 'x', message: 'waiting', reason: 'noproc' }).then(ok, (e: unknown) => e);
+        await new Promise<void>((resolve) => setImmediate(resolve)); // its first try met the lock
+        if (releaseFirst) {
+          lock.exec('COMMIT');
+          released = true;
+        }
+        await node.shutdown();
+        const outcome = await pending;
+        if (releaseFirst) expect(outcome).toBe('2');
+        else expect((outcome as { code?: unknown }).code).toBe('SQLITE_BUSY');
+      } finally {
+        if (!released) lock.exec('ROLLBACK');
+        lock.close();
+      }
+      const db = new Database(file, { readonly: true });
+      try {
+        expect(db.prepare('SELECT COUNT(*) AS n FROM dead_letters').get()).toEqual({ n: releaseFirst ? 2 : 1 });
+      } finally {
+        db.close();
+      }
+    }
+  });
+});
