@@ -11,8 +11,8 @@ import { type Backoff, backoffDelay, toBackoff } from '../backoff.js';
 import { sendOnce, toSettings } from './sendSupervised.js';
 import { checkFilter, checkSerializable, type DeadLetterStore, type Record_, thrownText } from './stores/DeadLetterStore.js';
 import { MemoryStore } from './stores/MemoryStore.js';
-import { LOCKED, lockRetryDelay, NODE_BUSY_TIMEOUT_MS, NODE_LOCK_WAIT_MS, SqliteStore, type SqliteStoreOptions } from './stores/SqliteStore.js';
-import { sqliteCode } from './stores/sqliteFile.js';
+import { SqliteStore, type SqliteStoreOptions } from './stores/SqliteStore.js';
+import { LOCKED, lockRetryDelay, NODE_BUSY_TIMEOUT_MS, NODE_LOCK_WAIT_MS, sqliteCode } from './stores/sqliteFile.js';
 
 /** Dead letter queue options (`createNode({ services: { deadLetters } })`). */
 export type DeadLetterOptions = NonNullable<ServicesOptions['deadLetters']>;

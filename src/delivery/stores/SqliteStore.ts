@@ -3,7 +3,7 @@ import { inspect } from 'node:util';
 import { deserialize, serialize } from 'node:v8';
 import { DeadLetterTooLargeError, isKeelError, KeelError, NotSerializableError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
 import type { DeadLetterFilter } from '../../runtime/serviceSlots.js';
-import { loadSqliteDriver, openFailure, osProcessAlive, type SqliteDatabase, type SqliteStatement, sqliteCode } from './sqliteFile.js';
+import { DATABASE_WIDE, HOST_CLOCK, LOCKED, lockRetryDelay, loadSqliteDriver, openFailure, osProcessAlive, type SqliteDatabase, type SqliteStatement, sqliteCode, type StoreClock } from './sqliteFile.js';
 import { type DeadLetterStore, type NewRecord, type Record_, seqOf, thrownText } from './DeadLetterStore.js';
 
 interface Row {
@@ -68,46 +68,8 @@ export interface SqliteStoreOptions {
   readonly maxPayloadBytes?: number;
 }
 
-/** A clock to wait on: the node's (a TestClock in tests), or the host's. */
-export interface StoreClock {
-  now(): number;
-  setTimer(ms: number, fn: () => void): { cancel(): unknown };
-}
-
-/** The host's clock (a pending add holds the OS process open until it is written or fails, as its promise is awaited). */
-const HOST_CLOCK: StoreClock = {
-  now: () => Date.now(),
-  setTimer(ms, fn) {
-    const t = setTimeout(fn, ms);
-    return { cancel: () => clearTimeout(t) };
-  },
-};
-
-/** How long one statement of the node's dead letter store waits for a lock (the event loop waits with it). */
-export const NODE_BUSY_TIMEOUT_MS = 50;
-/** How long in all an add of the node's dead letter store waits for a lock (better-sqlite3's old single wait). */
-export const NODE_LOCK_WAIT_MS = 5000;
-/** The waits between the tries of an add that met a locked file: 25 ms, doubled up to 400 ms. */
-const LOCK_RETRY_FIRST_MS = 25;
-const LOCK_RETRY_MAX_MS = 400;
-
-/** @internal A lock held by another connection (anything else fails at once). */
-export const LOCKED = /^SQLITE_(BUSY|LOCKED)/;
-
-/** @internal The wait before try `tries + 1` of a write that met a locked file: 25 ms, doubled up to 400 ms. */
-export function lockRetryDelay(tries: number): number {
-  return Math.min(LOCK_RETRY_FIRST_MS * 2 ** tries, LOCK_RETRY_MAX_MS);
-}
-
 /** The most SQLite takes in one string or blob, and in one row (better-sqlite3 is built with SQLite's default). */
 export const SQLITE_MAX_LENGTH = 1_000_000_000;
-
-/**
- * A failure of the database as a whole (locked, full, read-only, an I/O error): every row of a
- * group commit would fail alike, so they are not tried again one by one (each would wait out the
- * busy timeout again). Any other failure may be one row's own (too big, a constraint).
- */
-const DATABASE_WIDE = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|READONLY|CORRUPT|NOTADB|CANTOPEN|NOMEM|PERM|AUTH|INTERRUPT|PROTOCOL)/;
 
 const STORE_TABLES = [
   ['dead_letters', ['seq', 'recipient', 'payload', 'reason', 'attempts', 'first_failed_at', 'last_attempt_at', 'next_retry_at', 'last_error', 'status']],

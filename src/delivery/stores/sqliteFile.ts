@@ -81,3 +81,46 @@ export function osProcessAlive(osPid: unknown): boolean {
     return (e as { code?: string }).code === 'EPERM';
   }
 }
+
+// ---- waiting for a lock without blocking the event loop (better-sqlite3 is synchronous) ----
+
+/** A clock to wait on: the node's (a TestClock in tests), or the host's. */
+export interface StoreClock {
+  now(): number;
+  setTimer(ms: number, fn: () => void): { cancel(): unknown };
+}
+
+/** The host's clock (a pending try holds the OS process open until it is written or fails). */
+export const HOST_CLOCK: StoreClock = {
+  now: () => Date.now(),
+  setTimer(ms, fn) {
+    const t = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(t) };
+  },
+};
+
+/** How long one statement of a node's SQLite store (dead letters, agents) waits for a lock (the event loop waits with it). */
+export const NODE_BUSY_TIMEOUT_MS = 50;
+/**
+ * How long in all a write of a node's SQLite store waits for a lock (better-sqlite3's old single
+ * wait): a dead letter add, then rejected; the open and the closing writes, in one statement.
+ */
+export const NODE_LOCK_WAIT_MS = 5000;
+/** The waits between the tries of a write that met a locked file: 25 ms, doubled up to 400 ms. */
+const LOCK_RETRY_FIRST_MS = 25;
+const LOCK_RETRY_MAX_MS = 400;
+
+/** @internal A lock held by another connection (anything else fails at once). */
+export const LOCKED = /^SQLITE_(BUSY|LOCKED)/;
+
+/** @internal The wait before try `tries + 1` of a write that met a locked file: 25 ms, doubled up to 400 ms. */
+export function lockRetryDelay(tries: number): number {
+  return Math.min(LOCK_RETRY_FIRST_MS * 2 ** tries, LOCK_RETRY_MAX_MS);
+}
+
+/**
+ * A failure of the database as a whole (locked, full, read-only, an I/O error): every row of a
+ * group commit would fail alike, so they are not tried again one by one (each would wait out the
+ * busy timeout again). Any other failure may be one row's own (too big, a constraint).
+ */
+export const DATABASE_WIDE = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|READONLY|CORRUPT|NOTADB|CANTOPEN|NOMEM|PERM|AUTH|INTERRUPT|PROTOCOL)/;
