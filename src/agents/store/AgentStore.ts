@@ -39,7 +39,11 @@ export interface AgentStoreLoad {
 
 /**
  * A store of component state records, synchronous (a call returns once the record is written: with
- * SQLite, committed to the WAL, which survives a SIGKILL of the OS process but not a power loss).
+ * SQLite, committed to the WAL, which survives a SIGKILL of the OS process but not a power loss;
+ * except while another connection holds the file's write lock: a node's SQLite store then waits at
+ * most 50 ms per statement, and keeps a `put`, `insert`, `delete` or `deleteAll` that meets the lock,
+ * answered from its state and seen by every read, to write it once the lock goes: see
+ * docs/agents/README.md, "The agent store and a locked file").
  * Values are plain data (what the dead letter queue takes: objects, arrays, primitives, bigints,
  * Dates, Maps, Sets, typed arrays), copied in (`v8.serialize`), so that a later change of the
  * caller's object is not stored; anything else is refused with `NotSerializableError`

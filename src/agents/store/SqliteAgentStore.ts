@@ -2,7 +2,19 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { deserialize } from 'node:v8';
 import { isKeelError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
-import { loadSqliteDriver, openFailure, osProcessAlive, type SqliteDatabase, type SqliteStatement } from '../../delivery/stores/sqliteFile.js';
+import {
+  DATABASE_WIDE,
+  HOST_CLOCK,
+  LOCKED,
+  lockRetryDelay,
+  loadSqliteDriver,
+  openFailure,
+  osProcessAlive,
+  type SqliteDatabase,
+  type SqliteStatement,
+  sqliteCode,
+  type StoreClock,
+} from '../../delivery/stores/sqliteFile.js';
 import { type AgentStore, type AgentStoreLoad, type AgentStoreRecord, checkIdentity, checkScope, type CorruptRecord, synchronousFn, encodeValue } from './AgentStore.js';
 
 type Statement = SqliteStatement;
@@ -55,10 +67,82 @@ function fileId(file: string): string {
 /** Files open in this OS process, by {@link fileId}: two nodes here never share one (each would resume the same schedules). */
 const openFiles = new Set<string>();
 
+/** @internal Settings of a SQLite agent store that only Keel gives (the node's stores, the tests). */
+export interface SqliteAgentStoreOptions {
+  /**
+   * How long one statement waits for another connection's lock before it fails with SQLITE_BUSY
+   * (better-sqlite3's default: 5000). better-sqlite3 is synchronous: the whole event loop waits with
+   * it, so a node's store gives {@link NODE_BUSY_TIMEOUT_MS}.
+   */
+  readonly busyTimeoutMs?: number;
+  /** How long the open and the closing writes (which have no later try) wait for a lock, in one statement: `busyTimeoutMs` by default, at least it. */
+  readonly lockWaitMs?: number;
+  /** The clock the tries of the writes kept behind a lock wait on (the node's); the host's timers by default. */
+  readonly clock?: StoreClock;
+  /** Told what happens to the writes kept behind a lock (the node logs it and emits telemetry). */
+  readonly report?: (report: AgentStoreWriteReport, path: string) => void;
+}
+
+/**
+ * @internal What became of writes kept behind a lock (counted in calls: `put`, `insert`, `delete`,
+ * `deleteAll` accepted while the file could not be written):
+ * - `delayed`: the file could not be written (`error`): `writes` calls are kept, tried again later
+ *   (reported when a write first meets the lock, and once more for each other error after it);
+ * - `written`: the `writes` calls kept are in the file, after `tries` tries;
+ * - `lost`: the `writes` calls could not be written (`error`): at `close()` (a lock that outlasted
+ *   its wait, a full disk, the file replaced), or a record SQLite refuses (too big).
+ */
+export type AgentStoreWriteReport =
+  | { readonly outcome: 'delayed'; readonly writes: number; readonly error: unknown }
+  | { readonly outcome: 'written'; readonly writes: number; readonly tries: number }
+  | { readonly outcome: 'lost'; readonly writes: number; readonly error: unknown };
+
+/** @internal The counts of writes kept behind a lock, in calls: `delayed` = `written` + `lost` + `queued`. */
+export interface AgentStoreWriteCounts {
+  readonly delayed: number;
+  readonly written: number;
+  readonly lost: number;
+  readonly queued: number;
+}
+
+/**
+ * A write kept behind a lock, standing for `calls` accepted calls (a later write of the same key, or
+ * a `deleteAll` of its scope, takes the earlier ones' place: the queue holds at most one write per
+ * key, so it is bounded by the records, not by how long the lock lasts).
+ */
+type Pending =
+  | { op: 'put'; component: string; kind: string; key: string; value: Buffer; calls: number }
+  | { op: 'delete'; component: string; kind: string; key: string; calls: number }
+  | { op: 'deleteAll'; component: string; kind: string | undefined; calls: number }
+  | { op: 'raw'; component: string; kind: unknown; key: unknown; calls: number };
+
+type Row = { kind: unknown; key: unknown; value: unknown };
+
+const keyOf = (component: string, kind: string, key: string): string => JSON.stringify(['k', component, kind, key]);
+
+/** SQLite's order of text (BINARY: the UTF-8 bytes), which JavaScript's order of UTF-16 code units is not. */
+function byBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/** A raw row's column as written: the same value (a blob by its bytes). */
+function sameColumn(a: unknown, b: unknown): boolean {
+  return Buffer.isBuffer(a) && Buffer.isBuffer(b) ? a.equals(b) : Object.is(a, b);
+}
+
 /**
  * @internal The SQLite agent store: better-sqlite3 (synchronous), WAL with `synchronous=NORMAL`:
  * every write is committed when the call returns and survives a SIGKILL of the OS process (not a
  * power loss). One table, `agent_records (component, kind, key, value)`, values `v8.serialize`d.
+ *
+ * A locked file (another connection's write transaction): a statement waits at most
+ * `busyTimeoutMs` (the event loop waits with it). A `put`, `insert`, `delete` or `deleteAll` that
+ * meets the lock is accepted all the same and kept (write-behind): its answer is the store's state
+ * with the kept writes on top of the file's, every read (`loadAll`, `insert`'s check) sees them, and
+ * they are tried again on `clock` (25 ms doubled up to 400 ms) until they are written, in order, in
+ * one transaction; while some are kept, a later write joins them without a try. `close()` writes
+ * them, waiting up to `lockWaitMs`. A `transaction` is not kept: the kept writes are tried first
+ * (they come before it), and a lock fails it with SQLITE_BUSY, all of it undone, as before.
  */
 export class SqliteAgentStore implements AgentStore {
   readonly kind = 'sqlite' as const;
@@ -72,11 +156,36 @@ export class SqliteAgentStore implements AgentStore {
   readonly #deleteRaw: Statement;
   readonly #load: Statement;
   readonly #loadKind: Statement;
+  readonly #exists: Statement;
+  readonly #applyPending: (ops: Pending[]) => void;
   readonly #fileId: string;
+  readonly #clock: StoreClock;
+  readonly #lockWaitMs: number;
+  readonly #report: (report: AgentStoreWriteReport) => void;
+  /** The writes kept behind a lock, in the order they are to be written. */
+  readonly #pending = new Map<string, Pending>();
+  #pendingSeq = 0;
+  /** The next try of the kept writes. */
+  #retry: { cancel(): unknown } | undefined;
+  #tries = 0;
+  /** The error codes reported since the writes were first kept (each once). */
+  readonly #reported = new Set<string>();
+  #counts = { delayed: 0, written: 0, lost: 0 };
   #closed = false;
 
-  constructor(file: string) {
+  constructor(file: string, options: SqliteAgentStoreOptions = {}) {
     this.path = path.resolve(file);
+    const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    this.#lockWaitMs = Math.max(busyTimeoutMs, options.lockWaitMs ?? busyTimeoutMs);
+    this.#clock = options.clock ?? HOST_CLOCK;
+    const report = options.report;
+    this.#report = (r) => {
+      try {
+        report?.(r, this.path);
+      } catch {
+        // a report that throws is not the write's failure
+      }
+    };
     const Driver = loadSqliteDriver('the SQLite agent store');
     const inUse = (): StoreInUseError => new StoreInUseError(this.path, 'another node in this OS process', STORE);
     let known: string | undefined;
@@ -88,7 +197,8 @@ export class SqliteAgentStore implements AgentStore {
     if (known !== undefined && openFiles.has(known)) throw inUse();
     let db: Database;
     try {
-      db = new Driver(this.path);
+      // the open (and the claim) has no later try: it waits for a lock in one statement
+      db = new Driver(this.path, { timeout: this.#lockWaitMs });
     } catch (e) {
       throw openFailure(this.path, e, STORE);
     }
@@ -123,6 +233,12 @@ export class SqliteAgentStore implements AgentStore {
       this.#deleteRaw = db.prepare('DELETE FROM agent_records WHERE component = ? AND kind IS ? AND key IS ?');
       this.#load = db.prepare('SELECT kind, key, value FROM agent_records WHERE component = ? ORDER BY kind, key');
       this.#loadKind = db.prepare('SELECT kind, key, value FROM agent_records WHERE component = ? AND kind = ? ORDER BY key');
+      this.#exists = db.prepare('SELECT 1 FROM agent_records WHERE component = ? AND kind = ? AND key = ?');
+      this.#applyPending = db.transaction((ops: Pending[]) => {
+        for (const op of ops) this.#apply(op);
+      });
+      // from now on a statement blocks the event loop at most this long; a write that meets a lock is kept and tried again later
+      db.pragma(`busy_timeout = ${busyTimeoutMs}`);
     } catch (e) {
       db.close();
       throw isKeelError(e) ? e : openFailure(this.path, e, STORE);
@@ -157,31 +273,237 @@ export class SqliteAgentStore implements AgentStore {
   put(component: string, kind: string, key: string, value: unknown): void {
     this.#writable();
     checkIdentity(component, kind, key);
-    this.#put.run(component, kind, key, encodeValue(value));
+    const encoded = encodeValue(value);
+    this.#write(
+      () => void this.#put.run(component, kind, key, encoded),
+      () => this.#keep({ op: 'put', component, kind, key, value: encoded, calls: 1 }),
+    );
   }
 
   insert(component: string, kind: string, key: string, value: unknown): boolean {
     this.#writable();
     checkIdentity(component, kind, key);
-    return this.#insert.run(component, kind, key, encodeValue(value)).changes === 1;
+    const encoded = encodeValue(value);
+    return this.#write(
+      () => this.#insert.run(component, kind, key, encoded).changes === 1,
+      () => {
+        if (this.#has(component, kind, key)) return false; // kept as it is: the first wins
+        this.#keep({ op: 'put', component, kind, key, value: encoded, calls: 1 });
+        return true;
+      },
+    );
   }
 
   delete(component: string, kind: string, key: string): boolean {
     this.#writable();
     checkIdentity(component, kind, key);
-    return this.#delete.run(component, kind, key).changes === 1;
+    return this.#write(
+      () => this.#delete.run(component, kind, key).changes === 1,
+      () => {
+        if (!this.#has(component, kind, key)) return false;
+        this.#keep({ op: 'delete', component, kind, key, calls: 1 });
+        return true;
+      },
+    );
   }
 
   deleteAll(component: string, kind?: string): number {
     this.#writable();
     checkScope(component, kind);
-    return (kind === undefined ? this.#deleteAll.run(component) : this.#deleteKind.run(component, kind)).changes;
+    return this.#write(
+      () => (kind === undefined ? this.#deleteAll.run(component) : this.#deleteKind.run(component, kind)).changes,
+      () => {
+        const n = this.#rows(component, kind).length;
+        if (n > 0) this.#keep({ op: 'deleteAll', component, kind, calls: 1 });
+        return n;
+      },
+    );
+  }
+
+  /**
+   * A write: made at once, unless the file is locked (by another connection: it met the lock, or
+   * writes kept behind it wait already), when `keep` answers from the store's state with the kept
+   * writes on top and keeps the write for a later try. Inside a transaction a failure is thrown (the
+   * transaction is all or none).
+   */
+  #write<T>(now: () => T, keep: () => T): T {
+    if (this.#db.inTransaction) return now();
+    if (this.#pending.size === 0) {
+      try {
+        return now();
+      } catch (e) {
+        if (!LOCKED.test(sqliteCode(e) ?? '')) throw e;
+        const answer = keep();
+        this.#failed(e);
+        return answer;
+      }
+    }
+    return keep();
+  }
+
+  /** Keeps a write behind the lock, in place of the earlier writes it makes moot, and arms the next try. */
+  #keep(op: Pending): void {
+    let calls = op.calls;
+    let id: string;
+    if (op.op === 'put' || op.op === 'delete') {
+      id = keyOf(op.component, op.kind, op.key);
+      calls += this.#pending.get(id)?.calls ?? 0;
+      this.#pending.delete(id); // the later write decides the record: in its place in the order
+    } else if (op.op === 'deleteAll') {
+      id = JSON.stringify(['a', op.component, op.kind ?? null]);
+      for (const [k, p] of this.#pending) {
+        if (p.component !== op.component || p.op === 'raw') continue;
+        if (op.kind === undefined || p.kind === op.kind) {
+          calls += p.calls;
+          this.#pending.delete(k);
+        }
+      }
+    } else {
+      id = `raw:${this.#pendingSeq++}`;
+    }
+    this.#pending.set(id, { ...op, calls });
+    this.#counts.delayed += op.calls;
+    this.#arm();
+  }
+
+  #arm(): void {
+    if (this.#retry !== undefined || this.#closed) return;
+    this.#retry = this.#clock.setTimer(lockRetryDelay(this.#tries), () => {
+      this.#retry = undefined;
+      this.#flushPending(false);
+    });
+  }
+
+  /** A try of the kept writes failed: reported once per error code until they are written. */
+  #failed(e: unknown): void {
+    const code = sqliteCode(e) ?? (e instanceof Error ? e.name : 'error');
+    if (this.#reported.has(code)) return;
+    this.#reported.add(code);
+    this.#report({ outcome: 'delayed', writes: this.#queued(), error: e });
+  }
+
+  #queued(): number {
+    let n = 0;
+    for (const p of this.#pending.values()) n += p.calls;
+    return n;
+  }
+
+  /** @internal The writes kept behind a lock, counted in calls. */
+  get writeCounts(): AgentStoreWriteCounts {
+    return { ...this.#counts, queued: this.#queued() };
+  }
+
+  #apply(op: Pending): void {
+    if (op.op === 'put') this.#put.run(op.component, op.kind, op.key, op.value);
+    else if (op.op === 'delete') this.#delete.run(op.component, op.kind, op.key);
+    else if (op.op === 'deleteAll') void (op.kind === undefined ? this.#deleteAll.run(op.component) : this.#deleteKind.run(op.component, op.kind));
+    else this.#deleteRaw.run(op.component, op.kind, op.key);
+  }
+
+  /**
+   * Writes the kept writes, in order, in one transaction: the error when they stay kept (and the next
+   * try is armed), undefined when they are written. At `close()` (`final`) there is no later try:
+   * they are lost, and reported so.
+   */
+  #flushPending(final: boolean): unknown {
+    this.#retry?.cancel();
+    this.#retry = undefined;
+    if (this.#pending.size === 0) return undefined;
+    const ops = [...this.#pending.values()];
+    const calls = this.#queued();
+    this.#tries++;
+    let lost = 0;
+    try {
+      let now: string | undefined;
+      try {
+        now = fileId(this.path);
+      } catch {
+        now = undefined;
+      }
+      if (now !== this.#fileId) {
+        throw new StoreUnavailableError(this.path, 'its file was deleted or replaced while it was open (a write now would be lost with the unlinked file)', undefined, 'restore the file, or restart the node to open the store again', undefined, STORE);
+      }
+      try {
+        this.#applyPending(ops);
+      } catch (e) {
+        if (DATABASE_WIDE.test(sqliteCode(e) ?? '')) throw e;
+        // one write's own failure (too big): each alone, so that only it is lost (a write made
+        // again is harmless: each sets its records, so the last one of a record decides it)
+        for (const op of ops) {
+          try {
+            this.#apply(op);
+          } catch (one) {
+            if (DATABASE_WIDE.test(sqliteCode(one) ?? '')) throw one;
+            lost += op.calls;
+            this.#report({ outcome: 'lost', writes: op.calls, error: one });
+          }
+        }
+      }
+    } catch (e) {
+      if (final) {
+        this.#pending.clear();
+        this.#counts.lost += calls;
+        this.#report({ outcome: 'lost', writes: calls, error: e });
+        return e;
+      }
+      this.#failed(e);
+      this.#arm();
+      return e;
+    }
+    const tries = this.#tries;
+    this.#pending.clear();
+    this.#counts.written += calls - lost;
+    this.#counts.lost += lost;
+    this.#tries = 0;
+    this.#reported.clear();
+    if (calls > lost) this.#report({ outcome: 'written', writes: calls - lost, tries });
+    return undefined;
+  }
+
+  /** Whether a record is there: the file's, with the kept writes on top. */
+  #has(component: string, kind: string, key: string): boolean {
+    const own = this.#pending.get(keyOf(component, kind, key));
+    if (own !== undefined) return own.op === 'put';
+    for (const p of this.#pending.values()) {
+      // a deleteAll kept makes the record gone, unless a later write of it (found above) brings it back
+      if (p.op === 'deleteAll' && p.component === component && (p.kind === undefined || p.kind === kind)) return false;
+    }
+    return this.#exists.get(component, kind, key) !== undefined;
+  }
+
+  /** The rows of `component` (of one `kind`, if given): the file's, with the kept writes on top, in key order. */
+  #rows(component: string, kind: string | undefined): Row[] {
+    const rows = (kind === undefined ? this.#load.all(component) : this.#loadKind.all(component, kind)) as Row[];
+    let touched = false;
+    for (const p of this.#pending.values()) if (p.component === component) touched = true;
+    if (!touched) return rows;
+    const text = new Map<string, Row & { kind: string; key: string }>();
+    let raw: Row[] = [];
+    for (const row of rows) {
+      if (typeof row.kind === 'string' && typeof row.key === 'string') text.set(keyOf(component, row.kind, row.key), row as Row & { kind: string; key: string });
+      else raw.push(row);
+    }
+    for (const p of this.#pending.values()) {
+      if (p.component !== component) continue;
+      if (p.op === 'put') {
+        if (kind === undefined || p.kind === kind) text.set(keyOf(component, p.kind, p.key), { kind: p.kind, key: p.key, value: p.value });
+      } else if (p.op === 'delete') {
+        text.delete(keyOf(component, p.kind, p.key));
+      } else if (p.op === 'deleteAll') {
+        for (const [k, row] of text) if (p.kind === undefined || row.kind === p.kind) text.delete(k);
+        if (p.kind === undefined) raw = [];
+      } else {
+        raw = raw.filter((r) => !(sameColumn(r.kind, p.kind) && sameColumn(r.key, p.key)));
+      }
+    }
+    const sorted = [...text.values()].sort((a, b) => byBytes(a.kind, b.kind) || byBytes(a.key, b.key));
+    return [...raw, ...sorted];
   }
 
   loadAll(component: string, kind?: string): AgentStoreLoad {
     this.#open();
     checkScope(component, kind);
-    const rows = (kind === undefined ? this.#load.all(component) : this.#loadKind.all(component, kind)) as { kind: unknown; key: unknown; value: unknown }[];
+    const rows = this.#rows(component, kind);
     const records: AgentStoreRecord[] = [];
     const corrupt: CorruptRecord[] = [];
     for (const row of rows) {
@@ -189,7 +511,10 @@ export class SqliteAgentStore implements AgentStore {
       const key = String(row.key);
       if (typeof row.kind !== 'string' || typeof row.key !== 'string') {
         // a row no caller can address (every kind and key is text): removed here, reported once
-        this.#deleteRaw.run(component, row.kind, row.key);
+        this.#write(
+          () => void this.#deleteRaw.run(component, row.kind, row.key),
+          () => this.#keep({ op: 'raw', component, kind: row.kind, key: row.key, calls: 1 }),
+        );
         corrupt.push({ component, kind: k, key, error: `its ${typeof row.kind !== 'string' ? 'kind' : 'key'} is not text (the row was removed)` });
         continue;
       }
@@ -205,6 +530,11 @@ export class SqliteAgentStore implements AgentStore {
 
   transaction<T>(fn: () => T): T {
     this.#writable();
+    if (!this.#db.inTransaction && this.#pending.size > 0) {
+      // the writes kept behind a lock come before it: still locked, it fails (its caller reports it)
+      const e = this.#flushPending(false);
+      if (e !== undefined) throw e;
+    }
     // nested in another: better-sqlite3 makes it a savepoint (undone alone if it throws)
     return this.#db.transaction(synchronousFn<T>(fn))();
   }
@@ -212,6 +542,13 @@ export class SqliteAgentStore implements AgentStore {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // the last writes have no later try: each waits for a lock as long as the open did
+    try {
+      this.#db.pragma(`busy_timeout = ${this.#lockWaitMs}`);
+    } catch {
+      // the timeout stays the short one
+    }
+    this.#flushPending(true);
     openFiles.delete(this.#fileId);
     try {
       this.#db.prepare('DELETE FROM agent_store_owner WHERE id = 1 AND os_pid = ?').run(process.pid);

@@ -5,7 +5,9 @@ import { kernelOf } from '../../runtime/kernel.js';
 import type { Node } from '../../runtime/types.js';
 import type { AgentStore, AgentStoreConfig } from './AgentStore.js';
 import { MemoryAgentStore } from './MemoryAgentStore.js';
-import { SqliteAgentStore } from './SqliteAgentStore.js';
+import { NODE_BUSY_TIMEOUT_MS, NODE_LOCK_WAIT_MS } from '../../delivery/stores/sqliteFile.js';
+import type { Kernel } from '../../runtime/kernel.js';
+import { SqliteAgentStore, type SqliteAgentStoreOptions } from './SqliteAgentStore.js';
 
 /**
  * @internal The agent stores of a node: the one its options name (`services: { agents: { store } }`)
@@ -115,7 +117,7 @@ export function agentStoreFor(node: Node, option: AgentStoreConfig | AgentStore 
     // nothing would close it (its shutdown has run): a file opened now would stay claimed by this OS process
     throw new StoreUnavailableError(c.kind === 'memory' ? '(memory)' : path.resolve(c.path), 'its node has shut down', undefined, 'use a store of a running node', undefined, 'agent store');
   }
-  const store = c.kind === 'memory' ? new MemoryAgentStore() : new SqliteAgentStore(c.path);
+  const store = c.kind === 'memory' ? new MemoryAgentStore() : new SqliteAgentStore(c.path, nodeStoreOptions(node, kernel));
   if (byId === undefined) {
     byId = new Map();
     open.set(node, byId);
@@ -127,4 +129,28 @@ export function agentStoreFor(node: Node, option: AgentStoreConfig | AgentStore 
   }
   byId.set(id, store);
   return store;
+}
+
+/**
+ * A node's SQLite agent store: a statement waits for a lock at most NODE_BUSY_TIMEOUT_MS (the event
+ * loop waits with it); the writes that meet one are kept and tried again on the node's clock, and
+ * what becomes of them is logged and reported (`keel.agent_store.*`).
+ */
+function nodeStoreOptions(node: Node, kernel: Kernel): SqliteAgentStoreOptions {
+  return {
+    busyTimeoutMs: NODE_BUSY_TIMEOUT_MS,
+    lockWaitMs: NODE_LOCK_WAIT_MS,
+    clock: { now: () => node.clock.now(), setTimer: (ms, fn) => kernel.setTimer(ms, fn) },
+    report(r, file) {
+      if (r.outcome === 'delayed') {
+        kernel.log('warn', `the agent store ${file} could not be written; ${r.writes} write(s) are kept and tried again`, r.error);
+        node.telemetry.execute('keel.agent_store.write_delayed', { writes: r.writes }, { path: file, error: r.error });
+      } else if (r.outcome === 'written') {
+        node.telemetry.execute('keel.agent_store.delayed_written', { writes: r.writes, tries: r.tries }, { path: file });
+      } else {
+        kernel.log('error', `the agent store ${file} could not write ${r.writes} write(s) it had accepted; they are lost`, r.error);
+        node.telemetry.execute('keel.agent_store.write_lost', { writes: r.writes }, { path: file, error: r.error });
+      }
+    },
+  };
 }
