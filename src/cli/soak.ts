@@ -22,7 +22,7 @@ import {
 } from '../index.js';
 import { expectNoLeaks } from '../testing/expectNoLeaks.js';
 import { heapLine, HeapSampler, type HeapReport } from './heapSampler.js';
-import { type KindAccount, SoakLedger } from './soakLedger.js';
+import { type KindAccount, type KindIds, SoakLedger } from './soakLedger.js';
 import { ChaosKills, LossyWorkers } from './soakChaos.js';
 
 /** `keel soak`'s knobs (`--duration 60 --rate 100000 --kill 0.1 --seed 1 --json --simulate`). */
@@ -46,9 +46,12 @@ export interface SoakOptions {
    * @internal Faults a test injects to prove a check fails (not a CLI flag): `loseOne`, a worker that
    * handles a message and forgets it; `leak`, workers that keep {@link KEPT_PER_MESSAGE} bytes of
    * every message they handle (enough that even a loaded machine's few thousand messages a second
-   * outgrow the heap's tolerance within the run).
+   * outgrow the heap's tolerance within the run); `loseLossy`, a lossy worker that handles a message of
+   * the kind `'enqueued, log, by name'` and forgets it (a silent loss of a kind that may be dropped);
+   * `doubleDrop`, the first `receiver_exited` event of a lossy worker taken twice for its first
+   * message (one drop reported twice).
    */
-  inject?: { loseOne?: boolean; leak?: boolean };
+  inject?: { loseOne?: boolean; leak?: boolean; loseLossy?: boolean; doubleDrop?: boolean };
   /** @internal The heap sampler's full GC (a test passes a fake to prove the memory check fails). */
   gc?: () => void;
   /**
@@ -126,6 +129,8 @@ export const SOAK_KINDS: readonly Kind[] = [
   kind('handled, log, by name', 'named', 10, 'handled', 'log', 1),
   kind('handled, ignore, by pid', 'pool', 10, 'handled', 'ignore', 0),
 ];
+/** The kind whose message a lossy worker forgets when a test injects `loseLossy`: the first lossy kind. */
+const LOSE_LOSSY_KIND = SOAK_KINDS.findIndex((k) => k.label === 'enqueued, log, by name');
 const LOSSY_KINDS: ReadonlySet<number> = new Set(SOAK_KINDS.flatMap((k, i) => (k.to === 'lossy' ? [i] : [])));
 
 /** Everything the soak accounts for. */
@@ -135,13 +140,14 @@ export interface SoakReport {
   /** `seconds` of load on the node's clock (virtual under --simulate); `target` the messages the rate asks for; `rate` achieved. */
   load: { seconds: number; target: number; sent: number; rate: number; reached: boolean; interrupted?: true };
   /**
-   * Every message sent is in exactly one class: `handled` (by unique message id, the dead letter
-   * queue's redeliveries included), `deadLettered` (in the queue at the end), `failedReported` (its
-   * outcome said so), `droppedReported` (lossy kinds: counted by the `receiver_exited` events), or
+   * Every message sent is in exactly one class, by its id: `handled` (the dead letter queue's
+   * redeliveries included), `deadLettered` (in the queue at the end), `failedReported` (its outcome
+   * said so), `droppedReported` (lossy kinds: named by a `receiver_exited` event of its receiver), or
    * `unaccounted` (lost without a word: must be 0). `duplicates`: extra deliveries of messages
-   * handled more than once; `overlaps`: messages in two classes; `foreign`: handled ids or dead
-   * letters the soak never sent; `overReported`: drops the events count beyond the lossy messages
-   * missing.
+   * handled more than once; `overlaps`: messages in two classes; `foreign`: handled, dead-lettered
+   * or dropped ids the soak never sent; `overReported`: namings by drop events of messages that
+   * ended otherwise, or named again; `droppedUnnamed`: messages the lossy workers' drop events
+   * counted without naming their id (must be 0).
    */
   messages: {
     sent: number;
@@ -154,9 +160,11 @@ export interface SoakReport {
     overlaps: number;
     foreign: number;
     overReported: number;
+    droppedUnnamed: number;
     rejected: number;
   };
-  byKind: (KindAccount & { kind: string })[];
+  /** Per kind, its messages' classes, and the first ids of those in no class or over-reported. */
+  byKind: (KindAccount & { kind: string; ids: KindIds })[];
   /**
    * `kills` every kill, `killsDuringStart` those of a child its supervisor was still starting (its
    * start fails and is retried: see {@link ChaosKills}); `restarts` the supervisors' restarts (one
@@ -275,8 +283,9 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
   const deadLetterReasons: Record<string, number> = {};
   const droppedEvents: Record<string, number> = {};
   /** The lossy workers, by pid: their deaths' `receiver_exited` counts are the lossy kinds' drops. */
-  const lossyWorkers = new LossyWorkers();
+  const lossyWorkers = new LossyWorkers((id) => ledger.dropped(id));
   const chaosKills = new ChaosKills();
+  let doubleDrop = o.inject?.doubleDrop === true;
   node.telemetry.attach('keel-soak', ['keel.supervisor.child_started', 'keel.supervisor.child_restarted', 'keel.supervisor.child_restart_failed', 'keel.supervisor.shutdown', 'keel.dead_letter_queue.message_added', 'keel.message.dropped'], (event, m, meta) => {
     if (event === 'keel.supervisor.child_started') chaosKills.started(meta);
     else if (event === 'keel.supervisor.child_restarted') {
@@ -291,29 +300,40 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
     } else {
       const count = m.count ?? 1;
       droppedEvents[String(meta.reason)] = (droppedEvents[String(meta.reason)] ?? 0) + count;
+      const before = lossyWorkers.droppedCount;
       lossyWorkers.dropped(meta, count);
+      if (doubleDrop && lossyWorkers.droppedCount > before) {
+        // the fault a test injects: the drop of this event's first message reported twice
+        doubleDrop = false;
+        lossyWorkers.dropped({ ...meta, ...(Array.isArray(meta.ids) ? { ids: meta.ids.slice(0, 1) } : {}) }, 1);
+      }
     }
   });
 
   try {
     // ---- the workers: each handles a message by noting its id in the ledger ----
     let lose = o.inject?.loseOne === true;
+    let loseLossy = o.inject?.loseLossy === true;
     const leaked: string[] | undefined = o.inject?.leak === true ? [] : undefined;
-    const handle = (ctx: Context<any>, lossy: boolean): void => {
+    const handle = (ctx: Context<any>, lossy: boolean, message: unknown): void => {
       // the faults a test injects: a worker that handles a message and forgets it, behind the
       // ledger's back; workers that keep something of every message
       if (lose && !lossy) {
         lose = false;
         return;
       }
+      if (loseLossy && lossy && (message as { k?: unknown }).k === LOSE_LOSSY_KIND) {
+        loseLossy = false;
+        return;
+      }
       leaked?.push(`${ctx.messageId ?? ''}${'.'.repeat(KEPT_PER_MESSAGE)}`);
       ledger.handled(ctx.messageId);
     };
-    const worker = (lossy: boolean) => (ctx: Context<any>) => () => handle(ctx, lossy);
+    const worker = (lossy: boolean) => (ctx: Context<any>) => (message: unknown) => handle(ctx, lossy, message);
     const serverWorker: GenServerSpec<number> = {
       init: () => 0,
-      handleInfo: (_message, n, ctx) => {
-        handle(ctx, false);
+      handleInfo: (message, n, ctx) => {
+        handle(ctx, false, message);
         return n + 1;
       },
     };
@@ -459,7 +479,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
       if (page.cursor === undefined) break;
       cursor = page.cursor;
     }
-    const a = ledger.account(SOAK_KINDS.length, LOSSY_KINDS, lossyWorkers.droppedCount);
+    const a = ledger.account(SOAK_KINDS.length, LOSSY_KINDS);
     const dl = await node.deadLetters.stats();
     let leaks: string[] = [];
     try {
@@ -490,9 +510,10 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
         overlaps: a.overlaps,
         foreign: a.foreign,
         overReported: a.overReported,
+        droppedUnnamed: lossyWorkers.unnamed,
         rejected: ledger.rejected,
       },
-      byKind: a.byKind.map((k, i) => ({ kind: SOAK_KINDS[i]!.label, ...k })),
+      byKind: a.byKind.map((k, i) => ({ kind: SOAK_KINDS[i]!.label, ...k, ids: a.ids[i]! })),
       chaos: { kills: chaosKills.kills, killsDuringStart: chaosKills.duringStart, missed, restarts, restartsFailed, supervisorsGaveUp, workersAlive },
       deadLetters: { added: dl.added, byReason: sorted(deadLetterReasons), recovered: dl.succeeded, pending: dl.pending, parked: dl.parked, evicted: dl.evicted, refused: dl.refused, inQueue },
       droppedEvents: sorted(droppedEvents),
@@ -501,7 +522,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
       ...(o.simulate ? {} : { memory, elapsedMs: Math.round(performance.now() - realStart) }),
       checks: {
         messagesAccounted: t.unaccounted === 0 && ledger.outstanding === 0 && t.sent === t.handled + t.deadLettered + t.failedReported + t.dropped,
-        oneClassEach: a.overlaps === 0 && a.foreign === 0 && a.overReported === 0,
+        oneClassEach: a.overlaps === 0 && a.foreign === 0 && a.overReported === 0 && lossyWorkers.unnamed === 0,
         // every dead letter is the queue's: recovered, pending or parked, none evicted or refused; and the ledger found each one left
         deadLettersAccounted: dl.added === addedEvents && dl.added === dl.succeeded + dl.pending + dl.parked + dl.evicted && dl.evicted === 0 && dl.refused === 0 && inQueue === dl.pending + dl.parked,
         noLeaks: leaks.length === 0,
@@ -565,14 +586,27 @@ function printReport(r: SoakReport, print: (line: string) => void): void {
   );
   print(
     `  messages      sent ${count(m.sent)} = handled ${count(m.handled)} + dead-lettered ${count(m.deadLettered)} + reported failed ${count(m.failedReported)}` +
-      ` + dropped with their receiver and counted by its receiver_exited event ${count(m.droppedReported)}; unaccounted ${count(m.unaccounted)}  [${ok(checks.messagesAccounted)}]`,
+      ` + dropped with their receiver and named by its receiver_exited event ${count(m.droppedReported)}; unaccounted ${count(m.unaccounted)}  [${ok(checks.messagesAccounted)}]`,
   );
-  print(`                duplicates ${count(m.duplicates)} (handled again: at-least-once); in two classes ${m.overlaps}, not ours ${m.foreign}, over-reported ${m.overReported}  [${ok(checks.oneClassEach)}]`);
+  print(
+    `                duplicates ${count(m.duplicates)} (handled again: at-least-once); in two classes ${m.overlaps}, not ours ${m.foreign}, over-reported ${m.overReported}, ` +
+      `dropped unnamed ${m.droppedUnnamed}  [${ok(checks.oneClassEach)}]`,
+  );
   for (const k of r.byKind) {
     print(
       `    ${k.kind.padEnd(32)} sent ${count(k.sent).padStart(9)}  handled ${count(k.handled).padStart(9)}  dead-lettered ${count(k.deadLettered).padStart(6)}` +
-        `  failed ${count(k.failedReported).padStart(6)}  dropped ${count(k.dropped).padStart(6)}  unaccounted ${count(k.unaccounted)}`,
+        `  failed ${count(k.failedReported).padStart(6)}  dropped ${count(k.dropped).padStart(6)}  unaccounted ${count(k.unaccounted)}  over-reported ${count(k.overReported)}`,
     );
+  }
+  // each kind's ids in no class, or reported dropped though they ended otherwise (or twice), by name
+  for (const k of r.byKind) {
+    const some = (n: number, ids: string[]): string => `${ids.join(', ')}${n > ids.length ? ', ...' : ''}`;
+    if (k.unaccounted > 0) {
+      print(`  lost          ${k.kind}: ${count(k.unaccounted)} message id(s) in no class, neither handled, dead-lettered, reported failed nor named by a drop event (${some(k.unaccounted, k.ids.unaccounted)})  [FAILED]`);
+    }
+    if (k.overReported > 0) {
+      print(`  over-reported ${k.kind}: ${count(k.overReported)} drop naming(s) of message ids handled, dead-lettered, reported failed or named already (${some(k.overReported, k.ids.overReported)})  [FAILED]`);
+    }
   }
   print(`  chaos         kills ${count(c.kills)} (${count(c.killsDuringStart)} during a start; no live victim ${c.missed}), supervisor restarts ${count(c.restarts)} (failed starts retried ${count(c.restartsFailed)}), supervisors that gave up ${c.supervisorsGaveUp}, workers alive at the end ${c.workersAlive}/${r.workers.total}  [${ok(checks.supervisionHeld)}]`);
   print(

@@ -15,26 +15,41 @@ export interface KindAccount {
   /** Not handled, and its outcome said so (`ok: false`, not dead-lettered). */
   failedReported: number;
   /**
-   * Not handled, acknowledged at `'enqueued'` with `onError` `'log'` or `'ignore'`: its receiver died
-   * with it queued, which only the `receiver_exited` events' counts report (set by `account`, for
-   * the kinds that go to the lossy receivers).
+   * Not handled, acknowledged at `'enqueued'` with `onError` `'log'` or `'ignore'` (the lossy kinds):
+   * its receiver died with it queued, and that death's `receiver_exited` event named its id, once.
    */
   dropped: number;
-  /** In no class. */
+  /** In no class: a message lost without a word. */
   unaccounted: number;
+  /**
+   * Named by a drop event though it ended otherwise (handled, dead-lettered, reported failed, or not
+   * a lossy kind's), or named more than once: the extra namings.
+   */
+  overReported: number;
 }
+
+/** Up to {@link EXAMPLES} ids of a kind's messages in no class, and of those over-reported (the first by sequence number). */
+export interface KindIds {
+  unaccounted: string[];
+  overReported: string[];
+}
+
+/** How many ids of each kind a report names, at most. */
+export const EXAMPLES = 3;
 
 /** The ledger's verdict on a run. */
 export interface Accounting {
   readonly byKind: KindAccount[];
   readonly total: KindAccount;
+  /** Per kind, the first ids of its messages in no class and of those over-reported. */
+  readonly ids: KindIds[];
   /** Extra deliveries of messages handled more than once (at-least-once retries). */
   readonly duplicates: number;
   /** Messages in two classes: handled and still dead-lettered, or handled yet reported failed, or dead-lettered and reported failed. */
   readonly overlaps: number;
   /** Handled ids, or dead letters, that are no message the soak sent. */
   readonly foreign: number;
-  /** Messages the `receiver_exited` events of the lossy receivers count beyond those missing: reported dropped, but not ours to drop. */
+  /** The extra namings by drop events, all kinds (the sum of {@link KindAccount.overReported}). */
   readonly overReported: number;
 }
 
@@ -52,6 +67,8 @@ export class SoakLedger {
   readonly #handled: Uint8Array;
   /** 1 when the message is in the dead letter queue at the end. */
   readonly #queued: Uint8Array;
+  /** Times a drop event of a lossy receiver named it, saturating at 255. */
+  readonly #dropped: Uint8Array;
   sent = 0;
   /** Sends whose outcome has not arrived yet. */
   outstanding = 0;
@@ -68,6 +85,7 @@ export class SoakLedger {
     this.#outcome = new Uint8Array(capacity);
     this.#handled = new Uint8Array(capacity);
     this.#queued = new Uint8Array(capacity);
+    this.#dropped = new Uint8Array(capacity);
   }
 
   /** A new message of `kind` (0..254): its sequence number. */
@@ -151,25 +169,35 @@ export class SoakLedger {
     }
   }
 
+  /** A `receiver_exited` event of a lossy receiver named this message id among those its death dropped. */
+  dropped(id: unknown): void {
+    const seq = this.seqOf(id);
+    if (seq < 0) this.#foreign++;
+    else if (this.#dropped[seq]! < 255) this.#dropped[seq]!++;
+  }
+
   /**
-   * Puts every message sent in exactly one class: handled; else dead-lettered (still in the queue);
-   * else reported failed by its outcome; else, for the kinds in `lossy` (acknowledged at
-   * `'enqueued'` with `'log'` or `'ignore'`), dropped with its receiver, as many as
-   * `lossyDropped` (the sum of the `receiver_exited` counts of those receivers) can cover. The
-   * rest is unaccounted: a message lost without a word.
+   * Puts every message sent in exactly one class, by its id: handled; else dead-lettered (still in
+   * the queue); else reported failed by its outcome; else, for the kinds in `lossy` (acknowledged at
+   * `'enqueued'` with `'log'` or `'ignore'`), dropped with its receiver when a drop event named its
+   * id. The rest is unaccounted, on its own kind's row: a message lost without a word. A drop event
+   * naming a message that ended otherwise, or naming it again, is over-reported, on that message's
+   * kind: a count of drops cannot make up for a silent loss.
    */
-  account(kinds: number, lossy: ReadonlySet<number>, lossyDropped: number): Accounting {
-    const byKind: KindAccount[] = Array.from({ length: kinds }, () => ({ sent: 0, handled: 0, deadLettered: 0, failedReported: 0, dropped: 0, unaccounted: 0 }));
+  account(kinds: number, lossy: ReadonlySet<number>): Accounting {
+    const byKind: KindAccount[] = Array.from({ length: kinds }, () => ({ sent: 0, handled: 0, deadLettered: 0, failedReported: 0, dropped: 0, unaccounted: 0, overReported: 0 }));
+    const ids: KindIds[] = Array.from({ length: kinds }, () => ({ unaccounted: [], overReported: [] }));
     let duplicates = 0;
     let overlaps = 0;
-    /** Per kind: lossy messages acknowledged and never handled. */
-    const missing = new Array<number>(kinds).fill(0);
     for (let seq = 0; seq < this.sent; seq++) {
       const k = this.#kind[seq]! - 1;
       const a = byKind[k]!;
       const h = this.#handled[seq]!;
       const o = this.#outcome[seq]!;
       const q = this.#queued[seq] === 1;
+      const d = this.#dropped[seq]!;
+      /** The drop events' namings beyond the one a dropped message may have. */
+      let extra = d;
       a.sent++;
       if (h > 0) {
         a.handled++;
@@ -180,24 +208,22 @@ export class SoakLedger {
         if (o === FAILED) overlaps++;
       } else if (o === FAILED) {
         a.failedReported++;
-      } else if (o === OK && lossy.has(k)) {
-        missing[k]!++;
+      } else if (o === OK && lossy.has(k) && d > 0) {
+        a.dropped++;
+        extra = d - 1;
       } else {
-        // no outcome yet (PENDING), or delivered / dead-lettered and then gone without being handled
+        // no outcome yet (PENDING), delivered / dead-lettered and then gone without being handled, or
+        // a lossy message no drop event named
         a.unaccounted++;
+        if (ids[k]!.unaccounted.length < EXAMPLES) ids[k]!.unaccounted.push(SoakLedger.id(seq));
+      }
+      if (extra > 0) {
+        a.overReported += extra;
+        if (ids[k]!.overReported.length < EXAMPLES) ids[k]!.overReported.push(SoakLedger.id(seq));
       }
     }
-    // the receiver_exited counts cover the lossy kinds' missing messages, in kind order
-    let cover = lossyDropped;
-    for (let k = 0; k < kinds; k++) {
-      const m = missing[k]!;
-      const dropped = Math.min(m, cover);
-      cover -= dropped;
-      byKind[k]!.dropped = dropped;
-      byKind[k]!.unaccounted += m - dropped;
-    }
-    const total: KindAccount = { sent: 0, handled: 0, deadLettered: 0, failedReported: 0, dropped: 0, unaccounted: 0 };
+    const total: KindAccount = { sent: 0, handled: 0, deadLettered: 0, failedReported: 0, dropped: 0, unaccounted: 0, overReported: 0 };
     for (const a of byKind) for (const key of Object.keys(total) as (keyof KindAccount)[]) total[key] += a[key];
-    return { byKind, total, duplicates, overlaps, foreign: this.#foreign, overReported: cover };
+    return { byKind, total, ids, duplicates, overlaps, foreign: this.#foreign, overReported: total.overReported };
   }
 }

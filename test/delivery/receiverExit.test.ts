@@ -36,6 +36,8 @@ describe('a receiver that exits with supervised messages still queued', () => {
     expect(dropped.events).toHaveLength(1);
     expect(dropped.events[0]!.measurements).toEqual({ count: 9 });
     expect(dropped.events[0]!.metadata).toMatchObject({ to: r.pid, reason: 'receiver_exited', exitReason: 'killed' });
+    // the ids of the nine left queued (their outcomes' ids), in the order they were queued
+    expect(dropped.events[0]!.metadata.ids).toEqual(outcomes.slice(1).map((o) => o.id));
     expect(await node.deadLetters.stats()).toMatchObject({ added: 0 });
   });
 

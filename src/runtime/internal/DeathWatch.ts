@@ -163,7 +163,10 @@ export class DeathWatch {
     if (queued !== undefined) for (const env of queued) this.#mail.settleEnvelope(env, 'down', reason);
     if (left > 0) {
       // one event per death, however long the mailbox was: a death costs no work per message
-      this.#host.telemetry.execute('keel.message.dropped', { count: left }, { from: 'node', to: p.self, reason: 'receiver_exited', exitReason: reason });
+      // the ids of the supervised messages among them: the envelopes just settled, no further walk of the mailbox
+      const meta: Record<string, unknown> = { from: 'node', to: p.self, reason: 'receiver_exited', exitReason: reason };
+      if (queued !== undefined) meta.ids = queued.map((env) => env.id);
+      this.#host.telemetry.execute('keel.message.dropped', { count: left }, meta);
     }
     if (x?.abort !== undefined && !x.abort.signal.aborted) x.abort.abort(reason);
     if (watchers !== undefined) this.#tellWatchers(p, watchers, reason);

@@ -256,11 +256,17 @@ describe('die', () => {
     k.mail.enqueue(a, 'three', undefined);
     k.deaths.die(a, 'killed', Cause.Signal);
     expect(k.events).toStrictEqual([
-      { event: 'keel.message.dropped', measurements: { count: 3 }, metadata: { from: 'node', to: a.self, reason: 'receiver_exited', exitReason: 'killed' } },
+      // the supervised messages among them by id (the raw ones have none)
+      { event: 'keel.message.dropped', measurements: { count: 3 }, metadata: { from: 'node', to: a.self, reason: 'receiver_exited', exitReason: 'killed', ids: ['id-2'] } },
     ]);
     expect(l.calls).toEqual([['failed', 'down', 'killed']]);
     expect(k.mail.envelopes).toBe(0);
     expect([a.buf, a.size]).toEqual([EMPTY, 0]);
+    // raw messages only: no ids
+    const b = k.spawn();
+    k.mail.enqueue(b, 'four', undefined);
+    k.deaths.die(b, 'killed', Cause.Signal);
+    expect(k.events[1]).toStrictEqual({ event: 'keel.message.dropped', measurements: { count: 1 }, metadata: { from: 'node', to: b.self, reason: 'receiver_exited', exitReason: 'killed' } });
   });
 
   it.each<[string, Cause, ExitReason, unknown[]]>([
