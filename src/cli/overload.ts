@@ -23,8 +23,12 @@ export interface OverloadOptions {
   json: boolean;
   /** On a SimulatedClock: the same seed, the same report, byte for byte (the real heap is printed apart). */
   simulate: boolean;
-  /** @internal A fault a test injects to prove a check fails: a consumer that forgets one raw message it handled. */
-  inject?: { loseOne?: boolean };
+  /**
+   * @internal Faults a test injects to prove a check fails: `loseOne`, a consumer that forgets one raw
+   * message it handled; `doubleDrop`, the first drop event of a raw message after that loss, on its
+   * lane, taken twice (one drop reported twice).
+   */
+  inject?: { loseOne?: boolean; doubleDrop?: boolean };
   /** @internal The heap sampler's full GC. */
   gc?: () => void;
 }
@@ -60,14 +64,24 @@ type KindName = (typeof KINDS)[number];
 /** The mix, out of 10: 5 raw, 3 enqueued, 2 handled. */
 const MIX: readonly number[] = [0, 0, 0, 0, 0, 1, 1, 1, 2, 2];
 
-/** How one kind of send fared on one policy. */
+/**
+ * How one kind of send fared on one policy, message by message (by its sequence number, which the
+ * message carries, and the drop event's `message` with it).
+ */
 export interface OverloadKind {
   sent: number;
+  /** Its messages handled once, and never dropped. */
   handled: number;
-  /** `keel.message.dropped` events (reason `mailbox_full`) for its messages: refused, or (`drop_oldest`) evicted. */
+  /** Its messages a `keel.message.dropped` event (reason `mailbox_full`) named once, never handled: refused, or (`drop_oldest`) evicted. */
   dropped: number;
-  /** Of `dropped`, those a `drop_oldest` mailbox evicted after taking them. */
+  /** Of the drop events of its messages, those a `drop_oldest` mailbox evicted after taking them. */
   evicted: number;
+  /** Its messages neither handled, dropped, nor withdrawn with a `timeout` outcome: lost without a word (must be 0). */
+  unaccounted: number;
+  /** Extra ends of its messages: handled or dropped more than once, or both (must be 0). */
+  twice: number;
+  /** The first sequence numbers (at most 3) of its messages unaccounted, and of those that ended twice. */
+  seqs: { unaccounted: number[]; twice: number[] };
   /** Supervised only: the outcomes. `failed` by reason. */
   ok: number;
   failed: Record<string, number>;
@@ -82,14 +96,14 @@ export interface OverloadLane {
   sent: number;
   handled: number;
   dropped: number;
-  /** `sent - handled - dropped - supervised 'handled' sends that timed out` (withdrawn, reported by their outcome): must be 0. */
+  /** The messages neither handled, dropped, nor supervised `'handled'` sends that timed out (withdrawn, reported by their outcome), by sequence number: must be 0. */
   unaccounted: number;
   byKind: Record<KindName, OverloadKind>;
   /** Whether the first and the last message sent were handled. */
   keptFirst: boolean;
   keptLast: boolean;
   checks: {
-    /** sent = handled + dropped (every drop an event), for the lane and for each kind. */
+    /** Every message ended once, by its sequence number: handled, dropped with an event naming it, or timed out; for each kind. */
     countsExact: boolean;
     /** The supervised sends' outcomes agree with what the consumer handled and the events dropped. */
     outcomesExact: boolean;
@@ -149,6 +163,24 @@ interface LaneState {
   /** Tokens the consumer may spend: a tenth of what its producer sent. */
   tokens: number;
   wake: (() => void) | undefined;
+  /**
+   * Per message, by sequence number: times handled (bits 0-1, saturating at 3), times a drop event
+   * named it (bits 2-3, saturating at 3), a `timeout` outcome (bit 4), its kind (bits 5-6). A byte a
+   * message, allocated once, outside the V8 heap.
+   */
+  ends: Uint8Array;
+}
+
+const TIMED_OUT = 16;
+const KIND_SHIFT = 5;
+/** How many sequence numbers of each kind a report names, at most. */
+const EXAMPLES = 3;
+
+/** One more end of message `seq`: its two-bit count at `shift` (0: handled, 2: dropped), saturating at 3. */
+function bump(ends: Uint8Array, seq: number, shift: number): void {
+  if (seq < 0 || seq >= ends.length) return;
+  const e = ends[seq]!;
+  if (((e >> shift) & 3) < 3) ends[seq] = e + (1 << shift);
 }
 
 /**
@@ -183,8 +215,12 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
     lastHandledSeq: -1,
     tokens: 0,
     wake: undefined,
+    ends: new Uint8Array(Math.floor(o.rate * o.duration)),
   }));
   let strayDrops = 0;
+  /** The lane whose consumer forgot a message (`inject.loseOne`), and whether a drop there is yet to be taken twice (`inject.doubleDrop`). */
+  let lostLane = -1;
+  let doubleDrop = o.inject?.doubleDrop === true;
   node.telemetry.attach('keel-overload', ['keel.message.dropped'], (_event, m, meta) => {
     const message = meta.message;
     const lane = isMessage(message) ? lanes[message.lane] : undefined;
@@ -192,9 +228,14 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
       strayDrops += m.count ?? 1;
       return;
     }
-    const { kind } = message as Message;
-    lane.dropped[kind]!++;
-    if (meta.overflow === 'drop_oldest') lane.evicted[kind]!++;
+    const { kind, seq } = message as Message;
+    // the fault a test injects: a drop reported twice, on the lane that lost a message
+    const times = doubleDrop && kind === 0 && (message as Message).lane === lostLane ? ((doubleDrop = false), 2) : 1;
+    for (let i = 0; i < times; i++) {
+      lane.dropped[kind]!++;
+      if (meta.overflow === 'drop_oldest') lane.evicted[kind]!++;
+      bump(lane.ends, seq, 2);
+    }
   });
   let outstanding = 0;
   let settledWaiter: (() => void) | undefined;
@@ -208,9 +249,11 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
         // the fault a test injects: a consumer that handles a raw message (after its first hundred) and forgets it
         if (lose && m.kind === 0 && m.seq >= 100) {
           lose = false;
+          lostLane = m.lane;
           return;
         }
         lane.handled[m.kind]!++;
+        bump(lane.ends, m.seq, 0);
         if (m.seq <= lane.lastSeq) lane.ordered = false;
         lane.lastSeq = m.seq;
         if (m.seq === 0) lane.firstHandled = true;
@@ -264,12 +307,15 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
         const random = seededRandom((Math.imul(o.seed, 0x9e3779b1) + index + 1) >>> 0);
         let seq = 0;
         let owedTokens = 0;
-        const onOutcome = (kind: number) => (outcome: SendOutcome): void => {
+        const onOutcome = (kind: number, seq: number, outcome: SendOutcome): void => {
           if (outcome.ok) lane.ok[kind]!++;
-          else lane.failed[kind]![outcome.reason] = (lane.failed[kind]![outcome.reason] ?? 0) + 1;
+          else {
+            lane.failed[kind]![outcome.reason] = (lane.failed[kind]![outcome.reason] ?? 0) + 1;
+            // withdrawn: its end is this outcome
+            if (outcome.reason === 'timeout' && seq < lane.ends.length) lane.ends[seq]! |= TIMED_OUT;
+          }
           settle();
         };
-        const outcomes = [onOutcome(0), onOutcome(1), onOutcome(2)] as const;
         const tick = (): void => {
           const elapsed = node.clock.now() - loadStart;
           const n = Math.min(perTick(Math.min(elapsed, durationMs)) - seq, maxBurst);
@@ -277,12 +323,13 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
             const kind = MIX[Math.floor(random() * MIX.length)]!;
             const message: Message = { lane: index, kind, seq: seq++ };
             lane.sent[kind]!++;
+            if (message.seq < lane.ends.length) lane.ends[message.seq] = kind << KIND_SHIFT;
             if (kind === 0) {
               // eslint-disable-next-line keel/no-raw-send -- the overload run measures raw sends too: each one refused or evicted is a keel.message.dropped event
               ctx.send(lane.consumer, message);
             } else {
               outstanding++;
-              void sendSupervised(ctx, lane.consumer, message, kind === 1 ? enqueuedOptions : handledOptions).then(outcomes[kind]);
+              void sendSupervised(ctx, lane.consumer, message, kind === 1 ? enqueuedOptions : handledOptions).then((outcome) => onOutcome(kind, message.seq, outcome));
             }
           }
           // the consumer handles one message for every OVERLOAD_FACTOR sent
@@ -315,16 +362,39 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
     const seconds = loadMs / 1000;
     const reports = lanes.map((lane): OverloadLane => {
       const byKind = Object.fromEntries(
-        KINDS.map((name, k) => [name, { sent: lane.sent[k]!, handled: lane.handled[k]!, dropped: lane.dropped[k]!, evicted: lane.evicted[k]!, ok: lane.ok[k]!, failed: { ...lane.failed[k]! } }]),
+        KINDS.map((name, k): [KindName, OverloadKind] => [
+          name,
+          { sent: lane.sent[k]!, handled: 0, dropped: 0, evicted: lane.evicted[k]!, unaccounted: 0, twice: 0, seqs: { unaccounted: [], twice: [] }, ok: lane.ok[k]!, failed: { ...lane.failed[k]! } },
+        ]),
       ) as Record<KindName, OverloadKind>;
+      // every message sent ends exactly once, by its sequence number: handled, dropped with an event naming it, or timed out
+      const kinds = KINDS.map((name) => byKind[name]);
+      let timedOut = 0;
+      const sent = lane.sent.reduce((a, b) => a + b, 0);
+      for (let seq = 0; seq < Math.min(sent, lane.ends.length); seq++) {
+        const e = lane.ends[seq]!;
+        const k = kinds[e >> KIND_SHIFT]!;
+        const h = e & 3;
+        const d = (e >> 2) & 3;
+        const ends = h + d + ((e & TIMED_OUT) !== 0 && h + d === 0 ? 1 : 0);
+        if (ends === 0) {
+          k.unaccounted++;
+          if (k.seqs.unaccounted.length < EXAMPLES) k.seqs.unaccounted.push(seq);
+        } else if (h === 1 && d === 0) k.handled++;
+        else if (h === 0 && d === 1) k.dropped++;
+        else if (h === 0 && d === 0) timedOut++;
+        if (ends > 1) {
+          k.twice += ends - 1;
+          if (k.seqs.twice.length < EXAMPLES) k.seqs.twice.push(seq);
+        }
+      }
       const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-      const sent = sum(lane.sent);
-      const handled = sum(lane.handled);
-      const dropped = sum(lane.dropped);
-      const timedOut = byKind.handled.failed.timeout ?? 0;
+      const handled = sum(kinds.map((k) => k.handled));
+      const dropped = sum(kinds.map((k) => k.dropped));
+      const unaccounted = sum(kinds.map((k) => k.unaccounted));
       const failedTotal = (k: OverloadKind) => sum(Object.values(k.failed));
-      const { raw, enqueued: enq, handled: h } = byKind;
-      const kindsExact = raw.sent === raw.handled + raw.dropped && enq.sent === enq.handled + enq.dropped && h.sent === h.handled + h.dropped + timedOut;
+      const { enqueued: enq, handled: h } = byKind;
+      const kindsExact = kinds.every((k) => k.unaccounted === 0 && k.twice === 0);
       // refused: a failed outcome and an event; evicted from a drop_oldest mailbox after its acknowledgement: an ok outcome and an event
       const refused = enq.dropped - enq.evicted;
       const outcomesExact =
@@ -341,12 +411,12 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
         sent,
         handled,
         dropped,
-        unaccounted: sent - handled - dropped - timedOut,
+        unaccounted,
         byKind,
         keptFirst,
         keptLast,
         checks: {
-          countsExact: sent === handled + dropped + timedOut && kindsExact,
+          countsExact: sent === handled + dropped + timedOut && sent <= lane.ends.length && kindsExact,
           outcomesExact: outcomesExact && handledExact,
           ordered: lane.ordered,
           policyHeld: dropped > 0 && (lane.policy === 'drop_oldest' ? keptLast : keptFirst),
@@ -398,6 +468,10 @@ function printReport(r: OverloadReport, print: (line: string) => void): void {
       const b = l.byKind[k];
       const outcomes = k === 'raw' ? '' : `; outcomes ok ${count(b.ok)}, failed ${Object.entries(b.failed).map(([why, n]) => `${why} ${count(n)}`).join(', ') || '0'}`;
       print(`      ${k.padEnd(9)} sent ${count(b.sent)}, handled ${count(b.handled)}, dropped ${count(b.dropped)}${b.evicted > 0 ? ` (evicted ${count(b.evicted)})` : ''}${outcomes}`);
+      // a kind's messages that did not end exactly once, by sequence number
+      const some = (n: number, seqs: number[]): string => `${seqs.map((q) => `#${q}`).join(', ')}${n > seqs.length ? ', ...' : ''}`;
+      if (b.unaccounted > 0) print(`      ${k.padEnd(9)} lost: ${count(b.unaccounted)} message(s) neither handled, named by a drop event nor timed out (${some(b.unaccounted, b.seqs.unaccounted)})  [FAILED]`);
+      if (b.twice > 0) print(`      ${k.padEnd(9)} ended twice: ${count(b.twice)} extra end(s), handled or named by a drop event again (${some(b.twice, b.seqs.twice)})  [FAILED]`);
     }
     print(`                supervised outcomes agree  [${ok(l.checks.outcomesExact)}]`);
   }

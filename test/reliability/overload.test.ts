@@ -26,6 +26,7 @@ describe('keel soak --overload (runOverload)', () => {
       expect(l.handled).toBeGreaterThanOrEqual(Math.floor(l.sent / OVERLOAD_FACTOR));
       expect(l.capacity).toBe(OVERLOAD_CAPACITY);
       expect(l.handled).toBeLessThanOrEqual(Math.floor(l.sent / OVERLOAD_FACTOR) + l.capacity + 1);
+      for (const k of [raw, enqueued, handled]) expect([k.unaccounted, k.twice, k.seqs]).toEqual([0, 0, { unaccounted: [], twice: [] }]);
       expect(raw.handled + raw.dropped).toBe(raw.sent);
       expect(enqueued.handled + enqueued.dropped).toBe(enqueued.sent);
       expect(handled.handled + handled.dropped).toBe(handled.sent);
@@ -67,10 +68,35 @@ describe('keel soak --overload (runOverload)', () => {
     expect(lossy!.checks.countsExact).toBe(false);
     for (const l of others) expect(l.checks.countsExact).toBe(true);
     expect(lossy!.byKind.raw.handled + lossy!.byKind.raw.dropped).toBe(lossy!.byKind.raw.sent - 1);
+    // on its own kind's row, by sequence number
+    expect([lossy!.byKind.raw.unaccounted, lossy!.byKind.raw.twice, lossy!.byKind.enqueued.unaccounted, lossy!.byKind.handled.unaccounted]).toEqual([1, 0, 0, 0]);
+    expect(lossy!.byKind.raw.seqs.unaccounted).toHaveLength(1);
     expect(r.checks).toEqual({ countsExact: false, outcomesExact: true, ordered: true, policiesHeld: true, noStrayDrops: true });
     expect(overloadPassed(r)).toBe(false);
     expect(lines).toContain('  checks        FAILED: countsExact');
     expect(lines).toContain('  replay        npm run soak -- --overload --seed 4 --duration 1 --rate 5000 --simulate');
+  }, 60_000);
+
+  it('catches a message its consumer loses though a drop event of its kind is doubled: reconciled by sequence number, not by count (found in review)', async () => {
+    // counted, the doubled drop (one more) made up for the lost message (one missing): raw sent = handled + dropped, every check passed
+    const lines: string[] = [];
+    const r = await runOverload({ duration: 1, rate: 5000, seed: 4, simulate: true, inject: { loseOne: true, doubleDrop: true } }, (l) => lines.push(l), () => {});
+    const [reject, dropNewest, dropOldest] = r.lanes;
+    expect(dropOldest!.policy).toBe('drop_oldest');
+    expect(dropOldest!.byKind.raw).toEqual({
+      sent: 2483, handled: 482, dropped: 1999, evicted: 2001, unaccounted: 1, twice: 1, seqs: { unaccounted: [102], twice: [105] }, ok: 0, failed: {},
+    });
+    expect(dropOldest!.unaccounted).toBe(1);
+    expect([dropOldest!.sent, dropOldest!.handled, dropOldest!.dropped]).toEqual([5000, 995, 4003]);
+    expect(dropOldest!.checks.countsExact).toBe(false);
+    for (const l of [reject!, dropNewest!]) {
+      expect(l.checks.countsExact).toBe(true);
+      for (const k of Object.values(l.byKind)) expect([k.unaccounted, k.twice, k.seqs]).toEqual([0, 0, { unaccounted: [], twice: [] }]);
+    }
+    expect(r.checks).toEqual({ countsExact: false, outcomesExact: true, ordered: true, policiesHeld: true, noStrayDrops: true });
+    expect(lines).toContain('      raw       lost: 1 message(s) neither handled, named by a drop event nor timed out (#102)  [FAILED]');
+    expect(lines).toContain('      raw       ended twice: 1 extra end(s), handled or named by a drop event again (#105)  [FAILED]');
+    expect(lines).toContain('  checks        FAILED: countsExact');
   }, 60_000);
 
   it('a run too short to fill a mailbox of 1,000 gets a smaller one, and its policies are seen at work', async () => {
