@@ -22,7 +22,23 @@ export interface OpenTelemetryBridgeOptions {
    * cluster too (as a W3C `traceparent` and `tracestate`, see docs/cluster.md). One per node.
    */
   messageFlow?: boolean;
+  /**
+   * The most distinct event names the bridge makes instruments for (default 1,000): an instrument is
+   * kept per name, by the bridge and by the meter. Past it, the events of a name not seen yet are not
+   * recorded (their spans are still traced) but counted in the counter `keel.otel.dropped`
+   * (`reason: 'max_event_names'`), and the node's logger warns once, naming the first of them.
+   */
+  maxEventNames?: number;
+  /**
+   * The most spans open at once (started, not yet stopped; default 10,000). A new span past it ends
+   * the oldest open one, with an error status (`keel: open spans past maxOpenSpans`), and counts it
+   * in `keel.otel.dropped` (`reason: 'max_open_spans'`); the node's logger warns once. Its later
+   * `.stop` finds nothing to end.
+   */
+  maxOpenSpans?: number;
 }
+
+export const OTEL_BRIDGE_DEFAULTS = { maxEventNames: 1000, maxOpenSpans: 10_000 } as const;
 
 /** How many bridges each node's telemetry has had: their handler ids (per node: nothing is global). */
 const bridgeCounts = new WeakMap<Telemetry, number>();
@@ -39,17 +55,51 @@ const bridgeCounts = new WeakMap<Telemetry, number>();
  * // ... bridge.detach();
  * ```
  */
-export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry }, options: OpenTelemetryBridgeOptions): { detach(): void } {
+export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry; readonly logger?: { warn(message: string): void } }, options: OpenTelemetryBridgeOptions): { detach(): void } {
   if (typeof node !== 'object' || node === null || typeof node.telemetry?.attach !== 'function') {
     throw new InvalidArgumentError('node', 'a Node', node);
   }
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ tracer?, meter?, events? }', options);
-  const { tracer, meter, events = ['*'], messageFlow = false } = options;
+  const { tracer, meter, events = ['*'], messageFlow = false, maxEventNames = OTEL_BRIDGE_DEFAULTS.maxEventNames, maxOpenSpans = OTEL_BRIDGE_DEFAULTS.maxOpenSpans } = options;
+  for (const [key, v] of [['maxEventNames', maxEventNames], ['maxOpenSpans', maxOpenSpans]] as const) {
+    if (!Number.isSafeInteger(v) || v < 1) throw new InvalidArgumentError(`options.${key}`, 'a positive integer', v);
+  }
   if (tracer !== undefined && typeof tracer.startSpan !== 'function') throw new InvalidArgumentError('options.tracer', 'an OpenTelemetry Tracer', tracer);
   if (meter !== undefined && typeof meter.createHistogram !== 'function') throw new InvalidArgumentError('options.meter', 'an OpenTelemetry Meter', meter);
+  /** The open spans, oldest first (a Map keeps insertion order). */
   const spans = new Map<unknown, Span>();
   const histograms = new Map<string, Histogram>();
   const counters = new Map<string, Counter>();
+  /** The event names the bridge records, at most `maxEventNames`. */
+  const names = new Set<string>();
+  let warnedNames = false;
+  let warnedSpans = false;
+  let dropped: Counter | undefined;
+  const drop = (reason: 'max_event_names' | 'max_open_spans'): void => {
+    if (meter === undefined) return;
+    (dropped ??= meter.createCounter('keel.otel.dropped', { description: 'events and spans the keel OpenTelemetry bridge did not record past its bounds' })).add(1, { reason });
+  };
+  const warn = (message: string): void => {
+    try {
+      node.logger?.warn(message);
+    } catch {
+      // a logger that throws costs the bridge nothing
+    }
+  };
+  /** Whether events of `name` are recorded: a name seen before, or a new one while fewer than `maxEventNames` are. */
+  const admitted = (name: string): boolean => {
+    if (names.has(name)) return true;
+    if (names.size < maxEventNames) {
+      names.add(name);
+      return true;
+    }
+    drop('max_event_names');
+    if (!warnedNames) {
+      warnedNames = true;
+      warn(`keel/otel: ${maxEventNames} event names have instruments (maxEventNames); events of new names, starting with ${JSON.stringify(name)}, are counted in keel.otel.dropped and not recorded: put ids in the metadata, not in event names`);
+    }
+    return false;
+  };
   const histogram = (name: string): Histogram => {
     let h = histograms.get(name);
     if (h === undefined) histograms.set(name, (h = meter!.createHistogram(name)));
@@ -66,7 +116,20 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry }, opt
     if (phase !== undefined) {
       const name = event.slice(0, event.length - phase.length - 1);
       if (phase === 'start') {
-        if (tracer !== undefined) spans.set(spanId, tracer.startSpan(name, { attributes: toAttributes(metadata) }));
+        if (tracer === undefined) return;
+        if (spans.size >= maxOpenSpans && !spans.has(spanId)) {
+          // the oldest open span is the likeliest never to stop: it ends, as an error, and new spans are still traced
+          const [oldestId, oldest] = spans.entries().next().value as [unknown, Span];
+          spans.delete(oldestId);
+          oldest.setStatus({ code: STATUS_ERROR, message: 'keel: open spans past maxOpenSpans' });
+          oldest.end();
+          drop('max_open_spans');
+          if (!warnedSpans) {
+            warnedSpans = true;
+            warn(`keel/otel: ${maxOpenSpans} spans open (maxOpenSpans); the oldest open span ends as an error for each new one, counted in keel.otel.dropped: a span started and never stopped?`);
+          }
+        }
+        spans.set(spanId, tracer.startSpan(name, { attributes: toAttributes(metadata) }));
         return;
       }
       const span = spans.get(spanId);
@@ -79,12 +142,12 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry }, opt
         }
         span.end();
       }
-      if (meter !== undefined && typeof measurements.duration === 'number') {
+      if (meter !== undefined && typeof measurements.duration === 'number' && admitted(name)) {
         histogram(`${name}.duration`).record(measurements.duration, { ...toAttributes(metadata), outcome: phase === 'stop' ? 'ok' : 'error' });
       }
       return;
     }
-    if (meter === undefined) return;
+    if (meter === undefined || !admitted(event)) return;
     const attributes = toAttributes(metadata);
     counter(event).add(1, attributes);
     for (const [key, value] of entriesOf(measurements)) {

@@ -1,11 +1,11 @@
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { type HistogramMetricData, MeterProvider, MetricReader, type SumMetricData } from '@opentelemetry/sdk-metrics';
 import diagnostics from 'node:diagnostics_channel';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { GenServer, isKeelError } from '../../src/index.js';
 import { bridgeOpenTelemetry } from '../../src/telemetry/otel.js';
 import { captureEvents } from '../../src/testing/index.js';
-import { traceCalls, UNREADABLE, useNodes } from '../support.js';
+import { thrown, traceCalls, UNREADABLE, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -192,5 +192,86 @@ describe("diagnostics_channel tracingChannel('keel.call')", () => {
       channel.unsubscribe(handlers as never);
     }
     expect(seen).toEqual(['asyncEnd 42', 'error ERR_NOPROC', 'asyncEnd undefined']);
+  });
+});
+
+/** A meter and a tracer that record what the bridge asks of them. */
+function fakes() {
+  const calls: string[] = [];
+  const instrument = (kind: string, name: string) => ({
+    add: (v: number, a?: Record<string, unknown>) => void calls.push(`${kind} ${name} +${v}${a?.reason === undefined ? '' : ` ${String(a.reason)}`}`),
+    record: (v: number) => void calls.push(`${kind} ${name} ${v}`),
+  });
+  const meter = {
+    createCounter: (name: string) => (calls.push(`new counter ${name}`), instrument('counter', name)),
+    createHistogram: (name: string) => (calls.push(`new histogram ${name}`), instrument('histogram', name)),
+  };
+  const tracer = {
+    startSpan: (name: string) => {
+      calls.push(`start ${name}`);
+      return {
+        setStatus: (s: { code: number; message?: string }) => void calls.push(`status ${name} ${s.code} ${s.message ?? ''}`),
+        recordException: () => undefined,
+        end: () => void calls.push(`end ${name}`),
+      };
+    },
+  };
+  return { calls, meter: meter as never, tracer: tracer as never };
+}
+
+describe('bridgeOpenTelemetry bounds what it keeps (found in review)', () => {
+  it('makes instruments for at most maxEventNames event names: events of a new name past it are counted in keel.otel.dropped, and warned of once', () => {
+    const node = track();
+    const { calls, meter } = fakes();
+    bridgeOpenTelemetry(node, { meter, maxEventNames: 2 });
+    for (const event of ['app.a', 'app.b', 'app.c', 'app.a', 'app.d', 'app.c']) node.telemetry.execute(event, { n: 1 });
+    expect(calls).toEqual([
+      'new counter app.a', 'counter app.a +1', 'new histogram app.a.n', 'histogram app.a.n 1',
+      'new counter app.b', 'counter app.b +1', 'new histogram app.b.n', 'histogram app.b.n 1',
+      'new counter keel.otel.dropped', 'counter keel.otel.dropped +1 max_event_names',
+      'counter app.a +1', 'histogram app.a.n 1',
+      'counter keel.otel.dropped +1 max_event_names',
+      'counter keel.otel.dropped +1 max_event_names',
+    ]);
+    expect((node.logger.warn as ReturnType<typeof vi.fn>).mock.calls).toEqual([
+      ['keel/otel: 2 event names have instruments (maxEventNames); events of new names, starting with "app.c", are counted in keel.otel.dropped and not recorded: put ids in the metadata, not in event names'],
+    ]);
+  });
+
+  it("a span's duration histogram counts as its name, and its span is still traced past maxEventNames", () => {
+    const node = track();
+    const { calls, meter, tracer } = fakes();
+    bridgeOpenTelemetry(node, { meter, tracer, maxEventNames: 1 });
+    node.telemetry.execute('app.a', {});
+    node.telemetry.execute('app.op.start', {}, { spanId: 1 });
+    node.telemetry.execute('app.op.stop', { duration: 5 }, { spanId: 1 });
+    expect(calls).toEqual(['new counter app.a', 'counter app.a +1', 'start app.op', 'end app.op', 'new counter keel.otel.dropped', 'counter keel.otel.dropped +1 max_event_names']);
+  });
+
+  it('keeps at most maxOpenSpans spans open: a new one past it ends the oldest as an error, counted and warned of once', () => {
+    const node = track();
+    const { calls, meter, tracer } = fakes();
+    bridgeOpenTelemetry(node, { meter, tracer, maxOpenSpans: 2 });
+    for (const id of [1, 2, 3, 4]) node.telemetry.execute(`app.s${id}.start`, {}, { spanId: id });
+    // the evicted span's stop finds nothing to end; the open ones end as usual
+    for (const id of [1, 3, 4]) node.telemetry.execute(`app.s${id}.stop`, {}, { spanId: id });
+    expect(calls).toEqual([
+      'start app.s1', 'start app.s2',
+      'status app.s1 2 keel: open spans past maxOpenSpans', 'end app.s1', 'new counter keel.otel.dropped', 'counter keel.otel.dropped +1 max_open_spans', 'start app.s3',
+      'status app.s2 2 keel: open spans past maxOpenSpans', 'end app.s2', 'counter keel.otel.dropped +1 max_open_spans', 'start app.s4',
+      'end app.s3', 'end app.s4',
+    ]);
+    expect((node.logger.warn as ReturnType<typeof vi.fn>).mock.calls).toEqual([
+      ['keel/otel: 2 spans open (maxOpenSpans); the oldest open span ends as an error for each new one, counted in keel.otel.dropped: a span started and never stopped?'],
+    ]);
+  });
+
+  it('refuses a bound that is not a positive integer', () => {
+    const node = track();
+    for (const [key, value] of [['maxEventNames', 0], ['maxEventNames', 1.5], ['maxOpenSpans', -1], ['maxOpenSpans', Infinity]] as const) {
+      const e = thrown(() => bridgeOpenTelemetry(node, { [key]: value }));
+      expect(isKeelError(e, 'ERR_INVALID_ARGUMENT'), `${key} ${value}`).toBe(true);
+      expect(String((e as Error).message)).toContain(`options.${key}`);
+    }
   });
 });
