@@ -395,6 +395,23 @@ describe('worker transport: a peer that does not read', () => {
     expect(b.broadcasts).toEqual([['fa', 'hb']]);
   }, 60_000);
 
+  it('a reader acknowledges at an eighth of the sender\'s window, not its own: a peer with a larger maxInFlight reads all it is sent and the sender never fills up', async () => {
+    const overloaded: [string, number][] = [];
+    const a = await mainNode('wa', { maxBatchSize: 1000, maxInFlight: 2000 });
+    a.handler.overloaded = (peer, size) => void overloaded.push([peer, size]);
+    // wb's own window is 64,000: an eighth of it (8,000) is more than wa may ever have unread
+    const b = await mainNode('wb', { maxBatchSize: 1000, maxInFlight: 64_000 });
+    for (let i = 0; i < 20; i++) {
+      a.t.send('wb', `${i}`.padEnd(1000, '.'));
+      if (overloaded.length > 0) break;
+      await b.until(() => b.received.length === i + 1);
+      // wb has read everything it was sent (and said so before it answers the ping, one port in order)
+      expect(await a.t.probe('wb', 5000)).toBe('alive');
+    }
+    expect(overloaded).toEqual([]);
+    expect(b.received.map(([, batch]) => batch.length)).toEqual(Array.from({ length: 20 }, () => 1000));
+  }, 60_000);
+
   it('refuses a maxInFlight under twice maxBatchSize; the default is 64 Mi code units, or twice maxBatchSize', () => {
     hub = createWorkerHub();
     for (const maxInFlight of [0, -1, NaN, 1.5, '1e9', 1999]) {

@@ -48,7 +48,7 @@ const JOIN_ACK_TIMEOUT_MS = 2000;
 //   node -> hub: ['join', name, incarnation]
 //   hub -> node: ['peer', name, port] | ['joined'] | ['refused', reason]
 // Pair port messages: a string is a direct batch; ['b', batch] a broadcast; ['p', id] a ping; ['q', id] its answer;
-// ['a', n] says n code units of batches were read.
+// ['a', n] says n code units of batches were read; ['w', n] (the first on the port) says the sender's maxInFlight.
 type ToHub = readonly ['join', string, number] | readonly ['peer-ack', string];
 type ToNode = readonly ['peer', string, MessagePort] | readonly ['joined'] | readonly ['refused', string];
 
@@ -349,8 +349,14 @@ class Link {
    * more, so that what arrives is a prefix of what was sent, never a stream with a hole in it.
    */
   dropping = false;
-  constructor(port: MessagePort) {
+  /**
+   * What this side reads before it tells the peer: an eighth of the peer's window (its
+   * `['w', maxInFlight]`, the first message on the port), this side's own until it arrives.
+   */
+  ackEvery: number;
+  constructor(port: MessagePort, ackEvery: number) {
     this.port = port;
+    this.ackEvery = ackEvery;
   }
 }
 
@@ -424,8 +430,12 @@ class WorkerTransport implements Transport {
   #addPeer(name: string, port: MessagePort): void {
     // a new port for a name replaces an old one (the peer restarted): the old port still delivers
     // what is queued on it, but its close is no longer this name's peerGone
-    const link = new Link(port);
+    const link = new Link(port, this.#ackEvery);
     this.#peers.set(name, link);
+    // the peer acknowledges at an eighth of this side's window, whatever its own (a reader that
+    // waited for an eighth of a larger window of its own would never tell a sender with a smaller
+    // one, which would then drop everything it sent once its window filled)
+    port.postMessage(['w', this.#maxInFlight]);
     port.on('message', (m: unknown) => {
       if (typeof m === 'string') {
         this.#read(link, m.length);
@@ -439,7 +449,7 @@ class WorkerTransport implements Transport {
   /** Counts `n` code units read from `link`; past an eighth of the window, tells the peer. */
   #read(link: Link, n: number): void {
     link.read += n;
-    if (link.read < this.#ackEvery) return;
+    if (link.read < link.ackEvery) return;
     const read = link.read;
     link.read = 0;
     link.port.postMessage(['a', read]);
@@ -458,6 +468,8 @@ class WorkerTransport implements Transport {
         link.inFlight = Math.max(0, link.inFlight - value);
         link.dropping = false;
       }
+    } else if (kind === 'w') {
+      if (typeof value === 'number' && Number.isSafeInteger(value) && value > 0) link.ackEvery = Math.max(1, Math.floor(value / 8));
     } else if (kind === 'p') port.postMessage(['q', value]);
     else if (kind === 'q' && typeof value === 'number') {
       const probe = this.#probes.get(value);
