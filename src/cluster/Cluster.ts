@@ -371,10 +371,10 @@ export class Cluster {
 
   #receive(from: string, batch: string, broadcast: boolean): void {
     if (this.#left) return;
-    const max = this.#transport.maxBatchSize;
+    const max = this.#transport.maxReceiveSize ?? this.#transport.maxBatchSize;
     if (batch.length > max) {
-      // refused before it is parsed: no peer of this transport sends one (its batches are cut at the
-      // limit), and parsing it is the cost a hostile one would impose. Its frames are lost, and a
+      // refused before it is parsed: no peer of this transport sends one (its batches are cut at its
+      // limit, at most this), and parsing it is the cost a hostile one would impose. Its frames are lost, and a
       // tie's frames must not be (a reply, a Down, an exit signal): the peer goes down, so what waits
       // on it is answered with noconnection, and if it speaks again it is told it was down first
       this.#frameDropped('oversized', from, new MessageTooLargeError(batch.length, max, true, `a batch from node ${from}`));

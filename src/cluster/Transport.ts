@@ -52,6 +52,12 @@ export interface Transport {
   /** The largest batch, in UTF-16 code units of the encoded string, this transport carries. */
   readonly maxBatchSize: number;
   /**
+   * The largest batch a peer may send this node, when peers may carry larger batches than this
+   * node's own `maxBatchSize` (each worker-transport node chooses its own); `maxBatchSize` when
+   * absent. A longer batch is refused unparsed (`frame_dropped`, `oversized`).
+   */
+  readonly maxReceiveSize?: number;
+  /**
    * Joins the cluster as `self`: subscribes to this node's inbound path and the broadcasts, then
    * resolves. Rejects with a typed error when it cannot (NATS unreachable, name taken by a live
    * port...). Called once.

@@ -453,4 +453,19 @@ describe('worker transport: a peer that does not read', () => {
     // and nothing past the window was posted: what arrived, with the call, fits in 16,384 code units
     expect(got * 2000).toBeLessThan(16_384);
   }, 60_000);
+
+  it('a node takes batches as large as any peer of its transport may send: a peer with a larger maxBatchSize is not refused as oversized', async () => {
+    hub = createWorkerHub();
+    const na = track({ name: 'na' });
+    const nb = track({ name: 'nb' });
+    const ca = await Cluster.join(na, { transport: hub.transport('na', { maxBatchSize: 20_000 }) });
+    const cb = await Cluster.join(nb, { transport: hub.transport('nb', { maxBatchSize: 5000 }) });
+    await ca.waitFor(['nb']);
+    await cb.waitFor(['na']);
+    const events = captureEvents(nb, ['keel.cluster.frame_dropped', 'keel.cluster.node_down']);
+    const sink = probe(nb);
+    na.send(sink, 'x'.repeat(10_000));
+    expect(await sink.receive()).toBe('x'.repeat(10_000));
+    expect(events.events).toEqual([]);
+  }, 60_000);
 });

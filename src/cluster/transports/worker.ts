@@ -364,6 +364,8 @@ class Link {
 class WorkerTransport implements Transport {
   readonly kind = 'worker';
   readonly maxBatchSize: number;
+  /** Each node chooses its own `maxBatchSize`: a peer's batches may be as long as the largest any may choose. */
+  readonly maxReceiveSize = MAX_WORKER_MAX_BATCH;
   readonly #maxInFlight: number;
   /** The peer is told what was read once it reaches this (an eighth of the window). */
   readonly #ackEvery: number;
