@@ -259,6 +259,11 @@ export class SqliteAgentStore implements AgentStore {
    */
   #writable(): void {
     this.#open();
+    this.#sameFile();
+  }
+
+  /** Throws unless the path still names the file the store opened. */
+  #sameFile(): void {
     let now: string | undefined;
     try {
       now = fileId(this.path);
@@ -414,15 +419,7 @@ export class SqliteAgentStore implements AgentStore {
     this.#tries++;
     let lost = 0;
     try {
-      let now: string | undefined;
-      try {
-        now = fileId(this.path);
-      } catch {
-        now = undefined;
-      }
-      if (now !== this.#fileId) {
-        throw new StoreUnavailableError(this.path, 'its file was deleted or replaced while it was open (a write now would be lost with the unlinked file)', undefined, 'restore the file, or restart the node to open the store again', undefined, STORE);
-      }
+      this.#sameFile();
       try {
         this.#applyPending(ops);
       } catch (e) {
