@@ -10,7 +10,8 @@ import {
 } from '../index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { heapLine, HeapSampler, type HeapReport } from './heapSampler.js';
-import { checkRunOptions, count, SOAK_MAX_BURST } from './soak.js';
+import { checkRunOptions, SOAK_MAX_BURST } from './soak.js';
+import { count } from './soakReport.js';
 
 /** `keel soak --overload`'s knobs. */
 export interface OverloadOptions {

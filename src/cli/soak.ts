@@ -22,6 +22,9 @@ import {
 } from '../index.js';
 import { expectNoLeaks } from '../testing/expectNoLeaks.js';
 import { heapLine, HeapSampler, type HeapReport } from './heapSampler.js';
+import { count, printReport } from './soakReport.js';
+
+export { count };
 import { type KindAccount, type KindIds, SoakLedger } from './soakLedger.js';
 import { ChaosKills, LossyWorkers } from './soakChaos.js';
 
@@ -561,66 +564,4 @@ function setProgress(node: Node, print: (line: string) => void, line: () => stri
 
 function sorted(o: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-}
-
-/** An integer with thousands separators (the same whatever the locale: the report must replay byte for byte). */
-export function count(n: number): string {
-  // the integer part only: a fractional --rate's digits after the point are not grouped
-  const [whole, fraction] = String(n).split('.');
-  return whole!.replace(/\B(?=(\d{3})+(?!\d))/g, ',') + (fraction === undefined ? '' : `.${fraction}`);
-}
-
-function printReport(r: SoakReport, print: (line: string) => void): void {
-  const ok = (b: boolean | undefined) => (b === false ? 'FAILED' : 'ok');
-  const by = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${k} ${count(v)}`).join(', ') || 'none';
-  const { load: l, messages: m, chaos: c, deadLetters: d, checks } = r;
-  const o = r.options;
-  print('');
-  print(
-    `keel soak: ${o.duration} s at ${count(o.rate)} msg/s, killing ${Number((o.kill * 100).toPrecision(12))}% of the ${r.workers.total} workers a second, seed ${o.seed}` +
-      (o.simulate ? ', on virtual time (simulated: the same --seed replays this report byte for byte)' : `, in ${((r.elapsedMs ?? 0) / 1000).toFixed(1)} s of real time`),
-  );
-  print(
-    `  load          sent ${count(l.sent)} of ${count(l.target)} in ${l.seconds.toFixed(1)} s: ${count(l.rate)} msg/s` +
-      (l.reached ? ' (target reached)' : l.interrupted === true ? ' (interrupted: the load was stopped early)' : ` (TARGET NOT REACHED: ${count(l.target - l.sent)} messages short; this machine could not send ${count(o.rate)} msg/s)`),
-  );
-  print(
-    `  messages      sent ${count(m.sent)} = handled ${count(m.handled)} + dead-lettered ${count(m.deadLettered)} + reported failed ${count(m.failedReported)}` +
-      ` + dropped with their receiver and named by its receiver_exited event ${count(m.droppedReported)}; unaccounted ${count(m.unaccounted)}  [${ok(checks.messagesAccounted)}]`,
-  );
-  print(
-    `                duplicates ${count(m.duplicates)} (handled again: at-least-once); in two classes ${m.overlaps}, not ours ${m.foreign}, over-reported ${m.overReported}, ` +
-      `dropped unnamed ${m.droppedUnnamed}  [${ok(checks.oneClassEach)}]`,
-  );
-  for (const k of r.byKind) {
-    print(
-      `    ${k.kind.padEnd(32)} sent ${count(k.sent).padStart(9)}  handled ${count(k.handled).padStart(9)}  dead-lettered ${count(k.deadLettered).padStart(6)}` +
-        `  failed ${count(k.failedReported).padStart(6)}  dropped ${count(k.dropped).padStart(6)}  unaccounted ${count(k.unaccounted)}  over-reported ${count(k.overReported)}`,
-    );
-  }
-  // each kind's ids in no class, or reported dropped though they ended otherwise (or twice), by name
-  for (const k of r.byKind) {
-    const some = (n: number, ids: string[]): string => `${ids.join(', ')}${n > ids.length ? ', ...' : ''}`;
-    if (k.unaccounted > 0) {
-      print(`  lost          ${k.kind}: ${count(k.unaccounted)} message id(s) in no class, neither handled, dead-lettered, reported failed nor named by a drop event (${some(k.unaccounted, k.ids.unaccounted)})  [FAILED]`);
-    }
-    if (k.overReported > 0) {
-      print(`  over-reported ${k.kind}: ${count(k.overReported)} drop naming(s) of message ids handled, dead-lettered, reported failed or named already (${some(k.overReported, k.ids.overReported)})  [FAILED]`);
-    }
-  }
-  print(`  chaos         kills ${count(c.kills)} (${count(c.killsDuringStart)} during a start; no live victim ${c.missed}), supervisor restarts ${count(c.restarts)} (failed starts retried ${count(c.restartsFailed)}), supervisors that gave up ${c.supervisorsGaveUp}, workers alive at the end ${c.workersAlive}/${r.workers.total}  [${ok(checks.supervisionHeld)}]`);
-  print(
-    `  dead letters  added ${count(d.added)} (${by(d.byReason)}): recovered by the queue ${count(d.recovered)}, pending ${count(d.pending)}, parked ${count(d.parked)}, ` +
-      `evicted ${d.evicted}, refused ${d.refused}; found by the ledger ${count(d.inQueue)}  [${ok(checks.deadLettersAccounted)}]`,
-  );
-  print(`  dropped       keel.message.dropped events counted ${by(r.droppedEvents)} message(s)`);
-  print(`  leaks         ${r.leaks.count}${r.leaks.found.map((f) => `\n                - ${f}`).join('')}  [${ok(checks.noLeaks)}]`);
-  print(`  log           warnings ${count(r.log.warnings)}, errors ${count(r.log.errors)}`);
-  if (r.memory !== undefined) print(`  memory        ${heapLine(r.memory)}${r.memory.measured ? `  [${ok(checks.memoryFlat)}]` : ''}`);
-  const failed = Object.entries(checks).filter(([, v]) => !v).map(([k]) => k);
-  if (failed.length === 0) print('  checks        all passed');
-  else {
-    print(`  checks        FAILED: ${failed.join(', ')}`);
-    print(`  replay        npm run soak -- --seed ${o.seed} --duration ${o.duration} --rate ${o.rate} --kill ${o.kill} --simulate`);
-  }
 }
