@@ -339,7 +339,9 @@ export class SqliteAgentStore implements AgentStore {
       } catch (e) {
         if (!LOCKED.test(sqliteCode(e) ?? '')) throw e;
         const answer = keep();
-        this.#failed(e);
+        // reported only when a write is kept: a lock met by a write that keeps nothing (a delete of
+        // no record) has nothing to say, and would mark the lock reported until a flush that never comes
+        if (this.#pending.size > 0) this.#failed(e);
         return answer;
       }
     }
