@@ -7,12 +7,12 @@ import { useTempFiles } from '../../support.js';
 
 const tmpfile = useTempFiles('keel-agent-store-revg-', 'agents.db');
 
-function harness(file: string): { store: SqliteAgentStore; clock: TestClock; reports: AgentStoreWriteReport[] } {
+function harness(file: string, busyTimeoutMs = 50, lockWaitMs = 2 * busyTimeoutMs): { store: SqliteAgentStore; clock: TestClock; reports: AgentStoreWriteReport[] } {
   const clock = new TestClock({ start: 1_000_000 });
   const reports: AgentStoreWriteReport[] = [];
   const store = new SqliteAgentStore(file, {
-    busyTimeoutMs: 50,
-    lockWaitMs: 100,
+    busyTimeoutMs,
+    lockWaitMs,
     clock: {
       now: () => clock.now(),
       setTimer(ms, fn) {
@@ -54,3 +54,105 @@ describe('review G: the SQLite agent store behind a lock', () => {
     ]);
   });
 });
+
+describe('review G: kept writes against the same writes made at once (a model check)', () => {
+  it('answers, reads and the file once written are those of a store that was never locked, over random puts, inserts, deletes and deleteAlls of overlapping components, kinds and keys, with locks coming and going and transactions between', async () => {
+    for (let seed = 1; seed <= 12; seed++) {
+      let s = seed;
+      const rand = (n: number): number => {
+        s = (s * 1103515245 + 12345) % 2147483648;
+        return Math.floor((s / 2147483648) * n);
+      };
+      const lockedFile = tmpfile();
+      const plainFile = tmpfile();
+      const { store, clock, reports } = harness(lockedFile, 2);
+      const plain = new SqliteAgentStore(plainFile);
+      const lock = new Database(lockedFile);
+      let held = false;
+      const comps = ['c', 'd'];
+      const kinds = ['k', 'l', 'é', '\u{1F600}'];
+      const keys = ['a', 'b', 'Z', 'ä', '\u{10000}'];
+      const log: string[] = [];
+      try {
+        for (let i = 0; i < 120; i++) {
+          const c = comps[rand(2)]!;
+          const k = kinds[rand(4)]!;
+          const key = keys[rand(5)]!;
+          const op = rand(10);
+          let a: unknown;
+          let b: unknown;
+          if (op === 0) {
+            if (held) lock.exec('COMMIT');
+            else lock.exec('BEGIN EXCLUSIVE');
+            held = !held;
+            log.push(held ? 'lock' : 'unlock');
+            continue;
+          } else if (op === 1) {
+            await clock.advance(500);
+            log.push('advance');
+            continue;
+          } else if (op <= 3) {
+            a = store.put(c, k, key, i);
+            b = plain.put(c, k, key, i);
+            log.push(`put ${c} ${k} ${key} ${i}`);
+          } else if (op <= 5) {
+            a = store.insert(c, k, key, i);
+            b = plain.insert(c, k, key, i);
+            log.push(`insert ${c} ${k} ${key} ${i}`);
+          } else if (op <= 7) {
+            a = store.delete(c, k, key);
+            b = plain.delete(c, k, key);
+            log.push(`delete ${c} ${k} ${key}`);
+          } else if (op === 8) {
+            const kind = rand(2) === 0 ? undefined : k;
+            a = store.deleteAll(c, kind);
+            b = plain.deleteAll(c, kind);
+            log.push(`deleteAll ${c} ${String(kind)}`);
+          } else {
+            try {
+              a = store.transaction(() => {
+                store.put(c, k, key, -i);
+                return 'ok';
+              });
+            } catch (e) {
+              a = (e as { code?: string }).code;
+            }
+            if (a === 'ok') plain.put(c, k, key, -i);
+            log.push(`transaction ${c} ${k} ${key} ${-i} -> ${String(a)}`);
+            b = a;
+            if (!held) expect(a, log.join('\n')).toBe('ok');
+          }
+          expect(a, log.join('\n')).toEqual(b);
+          for (const comp of comps) {
+            expect(store.loadAll(comp), log.join('\n')).toEqual(plain.loadAll(comp));
+            for (const kind of kinds) expect(store.loadAll(comp, kind), log.join('\n')).toEqual(plain.loadAll(comp, kind));
+          }
+        }
+        if (held) lock.exec('COMMIT');
+        held = false;
+        await clock.advance(1000);
+        expect(store.writeCounts.queued, log.join("\n")).toBe(0);
+        const counts = store.writeCounts;
+        expect(counts.delayed).toBe(counts.written + counts.lost);
+        expect(counts.lost).toBe(0);
+        expect(reports.filter((r) => r.outcome === 'lost')).toEqual([]);
+        expect(fileRows(lockedFile), log.join('\n')).toEqual(fileRows(plainFile));
+      } finally {
+        if (held) lock.exec('ROLLBACK');
+        lock.close();
+        store.close();
+        plain.close();
+      }
+    }
+  });
+});
+
+function fileRows(file: string): Record<string, unknown> {
+  const db = new Database(file, { readonly: true });
+  try {
+    const rows = db.prepare('SELECT component, kind, key, hex(value) AS v FROM agent_records ORDER BY component, kind, key').all() as { component: string; kind: string; key: string; v: string }[];
+    return Object.fromEntries(rows.map((r) => [`${r.component}/${r.kind}/${r.key}`, r.v]));
+  } finally {
+    db.close();
+  }
+}
