@@ -1,5 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { deserialize } from 'node:v8';
 import { isKeelError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
 import {
@@ -547,9 +548,13 @@ export class SqliteAgentStore implements AgentStore {
     } catch {
       // the timeout stays the short one
     }
+    const started = performance.now();
     this.#flushPending(true);
     openFiles.delete(this.#fileId);
     try {
+      // one closing wait in all: the release of the claim waits only what the kept writes left of it
+      // (after a lock that outlasted it, not at all: the claim stays, taken over once this process is gone)
+      this.#db.pragma(`busy_timeout = ${Math.max(0, Math.floor(this.#lockWaitMs - (performance.now() - started)))}`);
       this.#db.prepare('DELETE FROM agent_store_owner WHERE id = 1 AND os_pid = ?').run(process.pid);
     } catch {
       // not released (a read-only file by now): the next opener takes the claim over once this process is gone

@@ -1,5 +1,6 @@
 // Review G: the SQLite agent store's write-behind on a locked file, attacked.
 import Database from 'better-sqlite3';
+import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { type AgentStoreWriteReport, SqliteAgentStore } from '../../../src/agents/store/SqliteAgentStore.js';
 import { TestClock } from '../../../src/testing/index.js';
@@ -52,6 +53,39 @@ describe('review G: the SQLite agent store behind a lock', () => {
       ['delayed', 1],
       ['written', 1],
     ]);
+  });
+});
+
+describe('review G: closing behind a lock', () => {
+  it('blocks the event loop for one closing wait (lockWaitMs) in all, not one per statement: the kept writes waited it out, then the release of the claim waited as long again', () => {
+    const file = tmpfile();
+    const { store, reports } = harness(file, 50, 400);
+    const lock = new Database(file);
+    try {
+      store.put('c', 'k', 'a', 1);
+      lock.exec('BEGIN EXCLUSIVE');
+      store.put('c', 'k', 'a', 2); // kept
+      const started = performance.now();
+      store.close();
+      const took = performance.now() - started;
+      expect(took).toBeGreaterThanOrEqual(390);
+      expect(took).toBeLessThan(600); // was 800: 400 for the kept write, 400 more for the claim
+      expect(reports.map((r) => [r.outcome, r.writes, (r as { error?: { code?: string } }).error?.code])).toEqual([
+        ['delayed', 1, 'SQLITE_BUSY'],
+        ['lost', 1, 'SQLITE_BUSY'],
+      ]);
+      expect(store.writeCounts).toEqual({ delayed: 1, written: 0, lost: 1, queued: 0 });
+    } finally {
+      lock.exec('ROLLBACK');
+      lock.close();
+    }
+    // the claim stays in the file (this OS process, alive): this process may open it again
+    const again = new SqliteAgentStore(file);
+    try {
+      expect(again.loadAll('c').records.map((r) => r.value)).toEqual([1]);
+    } finally {
+      again.close();
+    }
   });
 });
 
