@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import { deserialize, serialize } from 'node:v8';
 import { DeadLetterTooLargeError, isKeelError, KeelError, NotSerializableError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
@@ -469,8 +470,19 @@ export class SqliteStore implements DeadLetterStore {
     } catch {
       // the timeout stays the short one
     }
+    // one closing wait in all, not one per statement: each waits only what the ones before it left
+    const started = performance.now();
+    const rest = (): void => {
+      try {
+        this.#db.pragma(`busy_timeout = ${Math.max(0, Math.floor(this.#lockWaitMs - (performance.now() - started)))}`);
+      } catch {
+        // the timeout stays as it was
+      }
+    };
     this.#flush(true);
+    rest();
     this.#flushWrites(true);
+    rest();
     this.#closed = true;
     try {
       if (this.#claimed) this.#db.prepare('DELETE FROM dead_letter_owner WHERE id = 1 AND os_pid = ?').run(process.pid);

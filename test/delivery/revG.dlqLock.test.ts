@@ -1,0 +1,65 @@
+// Review G: the SQLite dead letter store behind a lock, attacked.
+import { performance } from 'node:perf_hooks';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
+import { TestClock } from '../../src/testing/index.js';
+import { useTempFiles } from '../support.js';
+
+const tmpfile = useTempFiles('keel-dlq-revg-', 'dead-letters.db');
+
+function record(message: string): Parameters<SqliteStore['add']>[0] {
+  return { id: '', recipient: 'x', message, reason: 'noproc', metadata: {}, attempts: 0, firstFailedAt: 1, lastAttemptAt: 1, nextRetryAt: 2, lastError: 'noproc', status: 'pending' };
+}
+
+function open(file: string, lockWaitMs: number): { store: SqliteStore; clock: TestClock; errors: string[] } {
+  const clock = new TestClock({ start: 1_000_000 });
+  const errors: string[] = [];
+  const store = new SqliteStore(file, 'node-revg', (message) => errors.push(message), 'create', {
+    busyTimeoutMs: 50,
+    lockWaitMs,
+    clock: {
+      now: () => clock.now(),
+      setTimer(ms, fn) {
+        const t = clock.setTimer(ms, fn);
+        return { cancel: () => clock.clearTimer(t) };
+      },
+    },
+  });
+  return { store, clock, errors };
+}
+
+describe('review G: the SQLite dead letter store closing behind a lock', () => {
+  it('blocks the event loop for one closing wait (lockWaitMs) in all: the adds waiting for the lock, the updates kept, then the release of the claim each waited it out in turn (three times lockWaitMs)', async () => {
+    const file = tmpfile();
+    const { store, errors } = open(file, 300);
+    const first = await store.add(record('first'));
+    const lock = new Database(file);
+    lock.exec('BEGIN EXCLUSIVE');
+    try {
+      const waiting = store.add(record('waiting')).then(
+        (id) => ({ id }),
+        (e: unknown) => ({ code: (e as { code?: unknown }).code }),
+      );
+      store.update(first, { attempts: 1 });
+      await new Promise<void>((resolve) => setImmediate(resolve)); // the add met the lock; the update too
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const started = performance.now();
+      store.close();
+      const took = performance.now() - started;
+      expect(took).toBeGreaterThanOrEqual(290);
+      expect(took).toBeLessThan(500); // was 900
+      expect(await waiting).toEqual({ code: 'SQLITE_BUSY' });
+      expect(errors.filter((m) => m.includes('they are lost'))).toHaveLength(1);
+    } finally {
+      lock.exec('ROLLBACK');
+      lock.close();
+    }
+    const db = new Database(file, { readonly: true });
+    try {
+      expect(db.prepare('SELECT seq, attempts FROM dead_letters').all()).toEqual([{ seq: Number(first), attempts: 0 }]);
+    } finally {
+      db.close();
+    }
+  });
+});
