@@ -4,9 +4,11 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
 import { TestClock } from '../../src/testing/index.js';
-import { useTempFiles } from '../support.js';
+import { advance, clockedNode, receiver, useNodes, useTempFiles } from '../support.js';
 
 const tmpfile = useTempFiles('keel-dlq-revg-', 'dead-letters.db');
+const track = useNodes();
+const T0 = Date.UTC(2025, 0, 1);
 
 function record(message: string): Parameters<SqliteStore['add']>[0] {
   return { id: '', recipient: 'x', message, reason: 'noproc', metadata: {}, attempts: 0, firstFailedAt: 1, lastAttemptAt: 1, nextRetryAt: 2, lastError: 'noproc', status: 'pending' };
@@ -61,5 +63,37 @@ describe('review G: the SQLite dead letter store closing behind a lock', () => {
     } finally {
       db.close();
     }
+  });
+});
+
+describe('review G: the SQLite dead letter queue redelivering while another connection holds the write lock', () => {
+  it('blocks the event loop for a bounded time in all while the lock lasts, not 50 ms at every read of the store while updates are kept', async () => {
+    const file = tmpfile();
+    const { node, clock } = clockedNode(track, { random: () => 1, services: { deadLetters: { store: { kind: 'sqlite', path: file }, backoff: { initialMs: 1000, factor: 1, maxMs: 1000 } } } }, T0);
+    const billing = receiver(node, { name: 'billing' });
+    for (let i = 0; i < 30; i++) await node.deadLetters.add({ recipient: 'billing', message: i, reason: 'noproc' });
+    const lock = new Database(file);
+    lock.exec('BEGIN EXCLUSIVE');
+    let blocked = 0;
+    try {
+      const started = performance.now();
+      await advance(node, clock, 1000); // every entry due: redelivered, each delete kept behind the lock
+      for (let i = 0; i < 10; i++) await node.deadLetters.stats();
+      blocked = performance.now() - started;
+      expect(billing.seen.map((m) => (m as { message: unknown }).message)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    } finally {
+      lock.exec('ROLLBACK');
+      lock.close();
+    }
+    expect(blocked).toBeLessThan(800);
+    // the lock gone: the next read writes the kept deletes
+    expect(await node.deadLetters.stats()).toMatchObject({ pending: 0, parked: 0, succeeded: 30 });
+    const db = new Database(file, { readonly: true });
+    try {
+      expect(db.prepare('SELECT COUNT(*) AS n FROM dead_letters').get()).toEqual({ n: 0 });
+    } finally {
+      db.close();
+    }
+    expect(billing.seen).toHaveLength(30);
   });
 });

@@ -125,6 +125,12 @@ export class SqliteStore implements DeadLetterStore {
   readonly #onError: (message: string, error: unknown) => void;
   #writes: { sql: string; args: unknown[]; removes?: number }[] = [];
   /**
+   * The last try of the kept updates met a locked file: the next tries (made at every read) do not
+   * wait for the lock (each would block the event loop the busy timeout), they only look whether it
+   * is gone.
+   */
+  #writesLocked = false;
+  /**
    * Entries removed (delivered) whose delete is still queued, because the file could not be written
    * (locked, full): every read leaves them out, so that a delivered entry is not delivered again.
    */
@@ -364,16 +370,31 @@ export class SqliteStore implements DeadLetterStore {
     if (this.#writes.length === 0 || this.#closed) return;
     const writes = this.#writes;
     this.#writes = [];
+    const look = !final && this.#writesLocked && this.#busy(0);
     try {
       this.#applyWrites(writes);
+      this.#writesLocked = false;
       for (const w of writes) if (w.removes !== undefined) this.#removed.delete(w.removes);
     } catch (e) {
+      this.#writesLocked = LOCKED.test(sqliteCode(e) ?? '');
       if (final) {
         this.#onError(`the dead letter store ${this.file} could not write ${writes.length} update(s) before it closed; they are lost`, e);
         return;
       }
       this.#writes = writes.concat(this.#writes);
       this.#onError(`the dead letter store ${this.file} could not write ${writes.length} update(s); they are kept for the next try`, e);
+    } finally {
+      if (look) this.#busy(this.#busyTimeoutMs);
+    }
+  }
+
+  /** Sets how long a statement waits for a lock: true when set. */
+  #busy(ms: number): boolean {
+    try {
+      this.#db.pragma(`busy_timeout = ${ms}`);
+      return true;
+    } catch {
+      return false;
     }
   }
 
