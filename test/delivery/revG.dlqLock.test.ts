@@ -1,4 +1,8 @@
 // Review G: the SQLite dead letter store behind a lock, attacked.
+import { fork } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -10,8 +14,8 @@ const tmpfile = useTempFiles('keel-dlq-revg-', 'dead-letters.db');
 const track = useNodes();
 const T0 = Date.UTC(2025, 0, 1);
 
-function record(message: string): Parameters<SqliteStore['add']>[0] {
-  return { id: '', recipient: 'x', message, reason: 'noproc', metadata: {}, attempts: 0, firstFailedAt: 1, lastAttemptAt: 1, nextRetryAt: 2, lastError: 'noproc', status: 'pending' };
+function record(message: string, status: 'pending' | 'parked' = 'pending'): Parameters<SqliteStore['add']>[0] {
+  return { id: '', recipient: 'x', message, reason: 'noproc', metadata: {}, attempts: 0, firstFailedAt: 1, lastAttemptAt: 1, nextRetryAt: 2, lastError: 'noproc', status };
 }
 
 function open(file: string, lockWaitMs: number): { store: SqliteStore; clock: TestClock; errors: string[] } {
@@ -95,5 +99,41 @@ describe('review G: the SQLite dead letter queue redelivering while another conn
       db.close();
     }
     expect(billing.seen).toHaveLength(30);
+  });
+});
+
+describe('review G: a purge while a delivered entry is still to be deleted behind a lock', () => {
+  it.each(['purge', 'expire'] as const)('%s: does not delete (and count) the delivered entry when the lock goes while it waits for it: the kept delete could not be written, and it then deleted the entry as one of its own', async (op) => {
+    const file = tmpfile();
+    // another OS process holds the lock, and releases it 150 ms after it is told to (while the purge waits for it)
+    writeFileSync(
+      path.join(path.dirname(file), 'locker.cjs'),
+      `const db = new (require(process.env.BSQL))(process.env.FILE);
+process.on('message', (m) => {
+  if (m === 'lock') { db.exec('BEGIN EXCLUSIVE'); process.send('locked'); }
+  else setTimeout(() => { db.exec('COMMIT'); process.send('released'); }, 150);
+});`,
+    );
+    const store = new SqliteStore(file, 'node-revg', () => undefined, 'create', { busyTimeoutMs: 400 });
+    const child = fork(path.join(path.dirname(file), 'locker.cjs'), [], { env: { ...process.env, BSQL: createRequire(import.meta.url).resolve('better-sqlite3'), FILE: file }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const next = (): Promise<unknown> => new Promise((resolve) => child.once('message', resolve));
+    try {
+      const delivered = await store.add(record('delivered', 'parked'));
+      await store.add(record('other', 'parked'));
+      let reply = next();
+      child.send('lock');
+      expect(await reply).toBe('locked');
+      store.remove(delivered); // delivered: its delete waits for the lock (kept)
+      expect(store.get(delivered)).toBeUndefined();
+      reply = next();
+      child.send('release');
+      const purged = op === 'purge' ? store.purge({}, 0) : store.expire(10); // the lock goes while it waits
+      expect(await reply).toBe('released');
+      expect(purged).toBe(1); // 'other' only: 'delivered' ended as delivered
+      expect(store.get(delivered)).toBeUndefined();
+    } finally {
+      child.kill();
+      store.close();
+    }
   });
 });

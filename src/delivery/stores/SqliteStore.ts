@@ -435,7 +435,9 @@ export class SqliteStore implements DeadLetterStore {
   purge(filter: DeadLetterFilter, now: number): number {
     const { where, args } = whereOf(filter, now);
     this.#flushWrites();
-    return this.#statement(`DELETE FROM dead_letters WHERE 1 = 1${where}`).run(...args).changes;
+    // an entry whose delete is still kept (delivered) is not purged: it ended as delivered
+    const kept = this.#kept();
+    return this.#statement(`DELETE FROM dead_letters WHERE 1 = 1${where}${kept.where}`).run(...args, ...kept.args).changes;
   }
 
   due(now: number, limit: number): Record_[] {
@@ -464,7 +466,8 @@ export class SqliteStore implements DeadLetterStore {
 
   expire(before: number): number {
     this.#flushWrites();
-    return this.#statement("DELETE FROM dead_letters WHERE status = 'parked' AND last_attempt_at <= ?").run(before).changes;
+    const kept = this.#kept();
+    return this.#statement(`DELETE FROM dead_letters WHERE status = 'parked' AND last_attempt_at <= ?${kept.where}`).run(before, ...kept.args).changes;
   }
 
   counts(): { pending: number; parked: number } {
