@@ -190,3 +190,62 @@ function fileRows(file: string): Record<string, unknown> {
     db.close();
   }
 }
+
+describe('review G: kept writes that cannot all be written', () => {
+  it('a kept write the file refuses alone (a trigger of a hostile file) is lost and reported once, the others written: delayed = written + lost', async () => {
+    const file = tmpfile();
+    const { store, clock, reports } = harness(file);
+    const lock = new Database(file);
+    try {
+      lock.exec("CREATE TRIGGER refuse BEFORE INSERT ON agent_records WHEN NEW.key = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END;");
+      lock.exec('BEGIN EXCLUSIVE');
+      store.put('c', 'k', 'good', 1);
+      store.put('c', 'k', 'bad', 2);
+      store.put('c', 'k', 'good2', 3);
+      store.put('c', 'k', 'good', 4);
+      expect(store.writeCounts).toEqual({ delayed: 4, written: 0, lost: 0, queued: 4 });
+      lock.exec('COMMIT');
+      await clock.advance(1000);
+      expect(store.writeCounts).toEqual({ delayed: 4, written: 3, lost: 1, queued: 0 });
+      expect(reports.map((r) => [r.outcome, r.writes])).toEqual([
+        ['delayed', 1],
+        ['lost', 1],
+        ['written', 3],
+      ]);
+      expect(store.loadAll('c').records.map((r) => [r.key, r.value])).toEqual([
+        ['good', 4],
+        ['good2', 3],
+      ]);
+    } finally {
+      lock.close();
+      store.close();
+    }
+  });
+
+  it('kept writes whose file was replaced meanwhile are not written into the replacement: tried again, then lost at close, reported', async () => {
+    const file = tmpfile();
+    const { store, clock, reports } = harness(file);
+    const lock = new Database(file);
+    try {
+      lock.exec('BEGIN EXCLUSIVE');
+      store.put('c', 'k', 'a', 1);
+      lock.exec('COMMIT');
+      lock.close();
+      const { renameSync, copyFileSync } = await import('node:fs');
+      copyFileSync(file, `${file}.copy`);
+      renameSync(`${file}.copy`, file);
+      await clock.advance(2000);
+      expect(store.writeCounts).toEqual({ delayed: 1, written: 0, lost: 0, queued: 1 });
+      expect(store.loadAll('c').records.map((r) => r.value)).toEqual([1]);
+      expect(() => store.put('c', 'k', 'b', 2)).toThrow(/deleted or replaced/);
+    } finally {
+      store.close();
+    }
+    expect(store.writeCounts).toEqual({ delayed: 1, written: 0, lost: 1, queued: 0 });
+    expect(reports.map((r) => [r.outcome, r.writes])).toEqual([
+      ['delayed', 1],
+      ['delayed', 1],
+      ['lost', 1],
+    ]);
+  });
+});
