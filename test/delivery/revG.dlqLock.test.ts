@@ -137,3 +137,33 @@ process.on('message', (m) => {
     }
   });
 });
+
+describe('review G: the backoff of the adds that meet a lock', () => {
+  it('starts again at 25 ms for a later lock, after the adds of an earlier one were all refused at their deadline: it stayed at 400 ms', async () => {
+    const file = tmpfile();
+    const { store, clock } = open(file, 1000);
+    const lock = new Database(file);
+    try {
+      lock.exec('BEGIN EXCLUSIVE');
+      const refused = store.add(record('refused')).then(
+        () => 'written',
+        (e: unknown) => (e as { code?: unknown }).code,
+      );
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      await clock.advance(1000);
+      expect(await refused).toBe('SQLITE_BUSY');
+      lock.exec('COMMIT');
+      lock.exec('BEGIN EXCLUSIVE');
+      let outcome: unknown;
+      void store.add(record('later')).then((id) => (outcome = id));
+      await new Promise<void>((resolve) => setImmediate(resolve)); // met the lock
+      lock.exec('COMMIT');
+      await clock.advance(25);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      expect(outcome).toBe('1');
+    } finally {
+      lock.close();
+      store.close();
+    }
+  });
+});

@@ -303,7 +303,7 @@ export class SqliteStore implements DeadLetterStore {
             this.#lockRetry = undefined;
             this.#flush();
           });
-        }
+        } else this.#lockedTries = 0; // every add refused: a later lock backs off from the start again
         return;
       }
       if (batch.length === 1 || DATABASE_WIDE.test(code)) {
