@@ -491,7 +491,8 @@ export class SqliteAgentStore implements AgentStore {
         text.delete(keyOf(component, p.kind, p.key));
       } else if (p.op === 'deleteAll') {
         for (const [k, row] of text) if (p.kind === undefined || row.kind === p.kind) text.delete(k);
-        if (p.kind === undefined) raw = [];
+        // a row of the kind whose key is not text goes with it (SQL's kind = ? matches it)
+        raw = p.kind === undefined ? [] : raw.filter((r) => !sameColumn(r.kind, p.kind));
       } else {
         raw = raw.filter((r) => !(sameColumn(r.kind, p.kind) && sameColumn(r.key, p.key)));
       }

@@ -249,3 +249,32 @@ describe('review G: kept writes that cannot all be written', () => {
     ]);
   });
 });
+
+describe('review G: rows no caller can address (a key that is a blob) behind a lock', () => {
+  it('a deleteAll of their kind kept behind a lock removes them from every answer, as it does at once: they were still counted by the next deleteAll and reported by loadAll', () => {
+    for (const locked of [false, true]) {
+      const file = tmpfile();
+      const { store } = harness(file);
+      const other = new Database(file);
+      try {
+        store.put('c', 'k', 'a', 1);
+        store.put('c', 'l', 'b', 2);
+        other.prepare('INSERT INTO agent_records (component, kind, key, value) VALUES (?, ?, ?, ?)').run('c', 'k', Buffer.from('x'), Buffer.from([1]));
+        if (locked) other.exec('BEGIN EXCLUSIVE');
+        expect(store.deleteAll('c', 'k')).toBe(2);
+        expect(store.deleteAll('c', 'k')).toBe(0);
+        expect(store.loadAll('c')).toEqual({ records: [{ component: 'c', kind: 'l', key: 'b', value: 2 }], corrupt: [] });
+        if (locked) other.exec('COMMIT');
+      } finally {
+        other.close();
+        store.close();
+      }
+      const db = new Database(file, { readonly: true });
+      try {
+        expect(db.prepare('SELECT kind, key FROM agent_records ORDER BY kind').all()).toEqual([{ kind: 'l', key: 'b' }]);
+      } finally {
+        db.close();
+      }
+    }
+  });
+});
