@@ -417,45 +417,62 @@ export class SqliteAgentStore implements AgentStore {
     this.#retry?.cancel();
     this.#retry = undefined;
     if (this.#pending.size === 0) return undefined;
-    const ops = [...this.#pending.values()];
+    const ops = [...this.#pending];
     const calls = this.#queued();
     this.#tries++;
-    let lost = 0;
+    /** The writes the file refused alone (too big): lost whatever comes of the others. */
+    const refused: { id: string; op: Pending; error: unknown }[] = [];
+    let failure: { error: unknown } | undefined;
     try {
       this.#sameFile();
       try {
-        this.#applyPending(ops);
+        this.#applyPending(ops.map(([, op]) => op));
       } catch (e) {
         if (DATABASE_WIDE.test(sqliteCode(e) ?? '')) throw e;
         // one write's own failure (too big): each alone, so that only it is lost (a write made
         // again is harmless: each sets its records, so the last one of a record decides it)
-        for (const op of ops) {
+        for (const [id, op] of ops) {
           try {
             this.#apply(op);
           } catch (one) {
             if (DATABASE_WIDE.test(sqliteCode(one) ?? '')) throw one;
-            lost += op.calls;
-            this.#report({ outcome: 'lost', writes: op.calls, error: one });
+            refused.push({ id, op, error: one });
           }
         }
       }
     } catch (e) {
+      failure = { error: e };
+    }
+    // the state is settled before anything is reported: a report's handler may write to the store
+    // (kept behind the writes still kept, or made at once), and a refused write is reported once
+    let lost = 0;
+    for (const r of refused) {
+      this.#pending.delete(r.id);
+      lost += r.op.calls;
+    }
+    this.#counts.lost += lost;
+    if (failure !== undefined) {
       if (final) {
+        const rest = this.#queued();
         this.#pending.clear();
-        this.#counts.lost += calls;
-        this.#report({ outcome: 'lost', writes: calls, error: e });
-        return e;
+        this.#counts.lost += rest;
+        for (const r of refused) this.#report({ outcome: 'lost', writes: r.op.calls, error: r.error });
+        if (rest > 0) this.#report({ outcome: 'lost', writes: rest, error: failure.error });
+        return failure.error;
       }
-      this.#failed(e);
-      this.#arm();
-      return e;
+      for (const r of refused) this.#report({ outcome: 'lost', writes: r.op.calls, error: r.error });
+      if (this.#pending.size > 0) {
+        this.#failed(failure.error);
+        this.#arm();
+      }
+      return failure.error;
     }
     const tries = this.#tries;
     this.#pending.clear();
     this.#counts.written += calls - lost;
-    this.#counts.lost += lost;
     this.#tries = 0;
     this.#reported.clear();
+    for (const r of refused) this.#report({ outcome: 'lost', writes: r.op.calls, error: r.error });
     if (calls > lost) this.#report({ outcome: 'written', writes: calls - lost, tries });
     return undefined;
   }

@@ -278,3 +278,51 @@ describe('review G: rows no caller can address (a key that is a blob) behind a l
     }
   });
 });
+
+describe('review G: a write made by the report of kept writes (a telemetry handler)', () => {
+  it('is kept and written, not dropped with the writes that were being written', async () => {
+    const file = tmpfile();
+    const clock = new TestClock({ start: 1_000_000 });
+    const outcomes: string[] = [];
+    let store!: SqliteAgentStore;
+    store = new SqliteAgentStore(file, {
+      busyTimeoutMs: 50,
+      lockWaitMs: 100,
+      clock: {
+        now: () => clock.now(),
+        setTimer(ms, fn) {
+          const t = clock.setTimer(ms, fn);
+          return { cancel: () => clock.clearTimer(t) };
+        },
+      },
+      report: (r) => {
+        outcomes.push(`${r.outcome} ${r.writes}`);
+        if (r.outcome === 'lost') store.put('c', 'k', 'from-report', 9);
+      },
+    });
+    const lock = new Database(file);
+    try {
+      lock.exec("CREATE TRIGGER refuse BEFORE INSERT ON agent_records WHEN NEW.key = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END;");
+      lock.exec('BEGIN EXCLUSIVE');
+      store.put('c', 'k', 'bad', 1);
+      store.put('c', 'k', 'good', 2);
+      lock.exec('COMMIT');
+      await clock.advance(2000);
+      expect(store.loadAll('c').records.map((r) => [r.key, r.value])).toEqual([
+        ['from-report', 9],
+        ['good', 2],
+      ]);
+      const counts = store.writeCounts;
+      expect(counts.delayed).toBe(counts.written + counts.lost + counts.queued);
+    } finally {
+      lock.close();
+      store.close();
+    }
+    const db = new Database(file, { readonly: true });
+    try {
+      expect(db.prepare('SELECT key FROM agent_records ORDER BY key').all()).toEqual([{ key: 'from-report' }, { key: 'good' }]);
+    } finally {
+      db.close();
+    }
+  });
+});
