@@ -15,7 +15,7 @@ const track = useNodes();
 const T0 = Date.UTC(2025, 0, 1);
 
 function record(message: string, status: 'pending' | 'parked' = 'pending'): Parameters<SqliteStore['add']>[0] {
-  return { id: '', recipient: 'x', message, reason: 'noproc', metadata: {}, attempts: 0, firstFailedAt: 1, lastAttemptAt: 1, nextRetryAt: 2, lastError: 'noproc', status };
+  return { recipient: 'x', message, reason: 'noproc', metadata: {}, attempts: 0, firstFailedAt: 1, lastAttemptAt: 1, nextRetryAt: 2, lastError: 'noproc', status };
 }
 
 function open(file: string, lockWaitMs: number): { store: SqliteStore; clock: TestClock; errors: string[] } {
