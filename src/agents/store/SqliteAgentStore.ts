@@ -173,10 +173,14 @@ export class SqliteAgentStore implements AgentStore {
   readonly #reported = new Set<string>();
   #counts = { delayed: 0, written: 0, lost: 0 };
   #closed = false;
+  /** The last write tried met a lock (and nothing was written since). */
+  #lockSeen = false;
+  readonly #busyTimeoutMs: number;
 
   constructor(file: string, options: SqliteAgentStoreOptions = {}) {
     this.path = path.resolve(file);
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    this.#busyTimeoutMs = busyTimeoutMs;
     this.#lockWaitMs = Math.max(busyTimeoutMs, options.lockWaitMs ?? busyTimeoutMs);
     this.#clock = options.clock ?? HOST_CLOCK;
     const report = options.report;
@@ -335,15 +339,23 @@ export class SqliteAgentStore implements AgentStore {
   #write<T>(now: () => T, keep: () => T): T {
     if (this.#db.inTransaction) return now();
     if (this.#pending.size === 0) {
+      // after a write that met the lock and kept nothing, a write only looks whether it is gone
+      // (each would block the event loop the busy timeout again), until one is made
+      const look = this.#lockSeen && this.#busy(0);
       try {
-        return now();
+        const answer = now();
+        this.#lockSeen = false;
+        return answer;
       } catch (e) {
         if (!LOCKED.test(sqliteCode(e) ?? '')) throw e;
+        this.#lockSeen = true;
         const answer = keep();
         // reported only when a write is kept: a lock met by a write that keeps nothing (a delete of
         // no record) has nothing to say, and would mark the lock reported until a flush that never comes
         if (this.#pending.size > 0) this.#failed(e);
         return answer;
+      } finally {
+        if (look) this.#busy(this.#busyTimeoutMs);
       }
     }
     return keep();
@@ -372,6 +384,16 @@ export class SqliteAgentStore implements AgentStore {
     this.#pending.set(id, { ...op, calls });
     this.#counts.delayed += op.calls;
     this.#arm();
+  }
+
+  /** Sets how long a statement waits for a lock: true when set. */
+  #busy(ms: number): boolean {
+    try {
+      this.#db.pragma(`busy_timeout = ${ms}`);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   #arm(): void {
@@ -468,6 +490,7 @@ export class SqliteAgentStore implements AgentStore {
       return failure.error;
     }
     const tries = this.#tries;
+    this.#lockSeen = false;
     this.#pending.clear();
     this.#counts.written += calls - lost;
     this.#tries = 0;

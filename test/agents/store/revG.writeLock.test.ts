@@ -325,3 +325,45 @@ describe('review G: a write made by the report of kept writes (a telemetry handl
     }
   });
 });
+
+describe('review G: writes that meet a lock but keep nothing, one after another', () => {
+  it('block the event loop the busy timeout once, not at every call: each delete of no record, insert of a taken key or deleteAll of nothing waited 50 ms again', () => {
+    const file = tmpfile();
+    const { store, reports } = harness(file);
+    const lock = new Database(file);
+    try {
+      store.put('c', 'k', 'a', 1);
+      lock.exec('BEGIN EXCLUSIVE');
+      const started = performance.now();
+      for (let i = 0; i < 10; i++) {
+        expect(store.delete('c', 'k', `missing-${i}`)).toBe(false);
+        expect(store.insert('c', 'k', 'a', i)).toBe(false);
+        expect(store.deleteAll('none')).toBe(0);
+      }
+      const took = performance.now() - started;
+      expect(took).toBeLessThan(300); // was 1500: 30 calls, 50 ms each
+      expect(store.writeCounts).toEqual({ delayed: 0, written: 0, lost: 0, queued: 0 });
+      // the lock still there: a write that keeps something is kept and said
+      store.put('c', 'k', 'b', 2);
+      expect(store.writeCounts).toEqual({ delayed: 1, written: 0, lost: 0, queued: 1 });
+      expect(reports.map((r) => [r.outcome, r.writes])).toEqual([['delayed', 1]]);
+      lock.exec('COMMIT');
+    } finally {
+      lock.close();
+      store.close();
+    }
+    expect(reports.map((r) => [r.outcome, r.writes])).toEqual([
+      ['delayed', 1],
+      ['written', 1],
+    ]);
+    const again = new SqliteAgentStore(file);
+    try {
+      expect(again.loadAll('c').records.map((r) => [r.key, r.value])).toEqual([
+        ['a', 1],
+        ['b', 2],
+      ]);
+    } finally {
+      again.close();
+    }
+  });
+});
