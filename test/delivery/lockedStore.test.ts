@@ -1,4 +1,4 @@
-// Review G: the SQLite dead letter store behind a lock, attacked.
+// The SQLite dead letter store while another connection holds its file locked: the closing wait, the kept updates, purge and expiry against kept deletes, the add backoff.
 import { fork } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';

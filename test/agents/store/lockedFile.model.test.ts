@@ -1,4 +1,4 @@
-// Review G: the SQLite agent store's write-behind on a locked file, attacked.
+// The SQLite agent store while another connection holds its file locked: its write-behind against a store never locked (a model check), and each way a kept write ends.
 import Database from 'better-sqlite3';
 import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
