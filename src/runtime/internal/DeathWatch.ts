@@ -161,13 +161,7 @@ export class DeathWatch {
       else this.#mail.settleEnvelope(inflight, 'crashed', reason);
     }
     if (queued !== undefined) for (const env of queued) this.#mail.settleEnvelope(env, 'down', reason);
-    if (left > 0) {
-      // one event per death, however long the mailbox was: a death costs no work per message
-      // the ids of the supervised messages among them: the envelopes just settled, no further walk of the mailbox
-      const meta: Record<string, unknown> = { from: 'node', to: p.self, reason: 'receiver_exited', exitReason: reason };
-      if (queued !== undefined) meta.ids = queued.map((env) => env.id);
-      this.#host.telemetry.execute('keel.message.dropped', { count: left }, meta);
-    }
+    if (left > 0) this.#droppedWith(p, left, queued, reason);
     if (x?.abort !== undefined && !x.abort.signal.aborted) x.abort.abort(reason);
     if (watchers !== undefined) this.#tellWatchers(p, watchers, reason);
     if (hooks !== undefined) this.#runHooks(p, hooks, reason);
@@ -202,6 +196,17 @@ export class DeathWatch {
    */
   #crashReport(p: Proc, reason: ExitReason): void {
     this.#host.log('error', `process ${String(p.self)} exited: ${reasonReport(reason)}`);
+  }
+
+  /**
+   * One event per death, however long the mailbox was (a death costs no work per message), naming
+   * the supervised messages among them: the envelopes just settled, no further walk of the mailbox.
+   * Out of line: the death sequence stays small for the compiler, whose hot path never drops any.
+   */
+  #droppedWith(p: Proc, left: number, queued: readonly Envelope[] | undefined, reason: ExitReason): void {
+    const meta: Record<string, unknown> = { from: 'node', to: p.self, reason: 'receiver_exited', exitReason: reason };
+    if (queued !== undefined) meta.ids = queued.map((env) => env.id);
+    this.#host.telemetry.execute('keel.message.dropped', { count: left }, meta);
   }
 
   /** The steps of every death of a process with no extras: its record (its reason in `flag`) and the table. */
