@@ -131,6 +131,8 @@ export class DeadLetterService implements DeadLetterQueue {
   succeeded = 0;
   evicted = 0;
   refused = 0;
+  /** Adds the store could not write (see {@link DeadLetterStats.failed}). */
+  failed = 0;
   /** When the queue's process will wake next (Infinity when it sleeps with nothing to do). */
   armedAt = Infinity;
   #rearmSent = false;
@@ -261,8 +263,10 @@ export class DeadLetterService implements DeadLetterQueue {
     return this.#node.trackIo(stored).then(
       (id) => this.#added(id, recipient, reason, nextRetryAt),
       (e: unknown) => {
-        // a durable store's own refusal (its serializer, or its size limit): counted as the structural check's refusals are
+        // a durable store's own refusal (its serializer, or its size limit): counted as the structural
+        // check's refusals are; any other failure (a file locked past the wait, full) is the store's
         if (isKeelError(e, 'ERR_NOT_SERIALIZABLE') || isKeelError(e, 'ERR_DEAD_LETTER_TOO_LARGE')) this.refused++;
+        else this.failed++;
         throw e;
       },
     );
@@ -395,7 +399,7 @@ export class DeadLetterService implements DeadLetterQueue {
 
   async stats(): Promise<DeadLetterStats> {
     if (!this.available) throw this.#unavailable('stats');
-    return { ...this.store.counts(), added: this.added, retried: this.retried, succeeded: this.succeeded, evicted: this.evicted, refused: this.refused };
+    return { ...this.store.counts(), added: this.added, retried: this.retried, succeeded: this.succeeded, evicted: this.evicted, refused: this.refused, failed: this.failed };
   }
 
   /** True when `target` is the queue's own process (by its name, or its pid). */

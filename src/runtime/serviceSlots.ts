@@ -131,6 +131,11 @@ export interface DeadLetterStats {
   readonly evicted: number;
   /** Entries refused at `add` (not serializable, too large). */
   readonly refused: number;
+  /**
+   * Adds the store could not write (a SQLite file locked past the wait, full or read-only): rejected
+   * with the store's error. Every add that passed its arguments' check is added, refused or failed.
+   */
+  readonly failed: number;
 }
 
 /**

@@ -72,8 +72,9 @@ describe('service slot types', () => {
       readonly succeeded: number;
       readonly evicted: number;
       readonly refused: number;
+      readonly failed: number;
     }>();
-    expect(s).toEqual({ pending: 0, parked: 0, added: 0, retried: 0, succeeded: 0, evicted: 0, refused: 0 });
+    expect(s).toEqual({ pending: 0, parked: 0, added: 0, retried: 0, succeeded: 0, evicted: 0, refused: 0, failed: 0 });
     expect(pending).toBe(0);
 
     const ref = node.monitors.monitor(p.ctx, target, { tag: 'typed' });
