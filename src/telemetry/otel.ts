@@ -39,6 +39,8 @@ export interface OpenTelemetryBridgeOptions {
 }
 
 export const OTEL_BRIDGE_DEFAULTS = { maxEventNames: 1000, maxOpenSpans: 10_000 } as const;
+/** The most measurement keys of one event that get a histogram (`<event>.<key>`): an instrument is kept per key. */
+export const OTEL_MAX_MEASUREMENT_KEYS = 32;
 
 /** How many bridges each node's telemetry has had: their handler ids (per node: nothing is global). */
 const bridgeCounts = new WeakMap<Telemetry, number>();
@@ -72,10 +74,13 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry; reado
   const counters = new Map<string, Counter>();
   /** The event names the bridge records, at most `maxEventNames`. */
   const names = new Set<string>();
+  /** Per event recorded, the measurement keys with a histogram, at most OTEL_MAX_MEASUREMENT_KEYS. */
+  const keys = new Map<string, Set<string>>();
+  let warnedKeys = false;
   let warnedNames = false;
   let warnedSpans = false;
   let dropped: Counter | undefined;
-  const drop = (reason: 'max_event_names' | 'max_open_spans'): void => {
+  const drop = (reason: 'max_event_names' | 'max_open_spans' | 'max_measurements'): void => {
     if (meter === undefined) return;
     (dropped ??= meter.createCounter('keel.otel.dropped', { description: 'events and spans the keel OpenTelemetry bridge did not record past its bounds' })).add(1, { reason });
   };
@@ -97,6 +102,22 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry; reado
     if (!warnedNames) {
       warnedNames = true;
       warn(`keel/otel: ${maxEventNames} event names have instruments (maxEventNames); events of new names, starting with ${JSON.stringify(name)}, are counted in keel.otel.dropped and not recorded: put ids in the metadata, not in event names`);
+    }
+    return false;
+  };
+  /** Whether `event`'s measurement `key` is recorded: a key seen before, or a new one while the event has fewer than the most. */
+  const measured = (event: string, key: string): boolean => {
+    let seen = keys.get(event);
+    if (seen === undefined) keys.set(event, (seen = new Set()));
+    if (seen.has(key)) return true;
+    if (seen.size < OTEL_MAX_MEASUREMENT_KEYS) {
+      seen.add(key);
+      return true;
+    }
+    drop('max_measurements');
+    if (!warnedKeys) {
+      warnedKeys = true;
+      warn(`keel/otel: event ${JSON.stringify(event)} has histograms for ${OTEL_MAX_MEASUREMENT_KEYS} measurement keys; its measurements of other keys, starting with ${JSON.stringify(key)}, are counted in keel.otel.dropped and not recorded: put ids in the metadata, not in measurement names`);
     }
     return false;
   };
@@ -151,7 +172,7 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry; reado
     const attributes = toAttributes(metadata);
     counter(event).add(1, attributes);
     for (const [key, value] of entriesOf(measurements)) {
-      if (typeof value === 'number' && Number.isFinite(value)) histogram(`${event}.${key}`).record(value, attributes);
+      if (typeof value === 'number' && Number.isFinite(value) && measured(event, key)) histogram(`${event}.${key}`).record(value, attributes);
     }
   };
   const seq = (bridgeCounts.get(node.telemetry) ?? 0) + 1;

@@ -238,6 +238,24 @@ describe('bridgeOpenTelemetry bounds what it keeps (found in review)', () => {
     ]);
   });
 
+  it('makes histograms for at most 32 measurement keys of an event: a key past them (an id in a measurement name) is counted in keel.otel.dropped, and warned of once', () => {
+    const node = track();
+    const { calls, meter } = fakes();
+    bridgeOpenTelemetry(node, { meter });
+    const measurements = Object.fromEntries(Array.from({ length: 34 }, (_, i) => [`k${i}`, i]));
+    node.telemetry.execute('app.wide', measurements);
+    node.telemetry.execute('app.wide', { k0: 7, k33: 7 });
+    expect(calls.filter((c) => c.startsWith('new histogram'))).toHaveLength(32);
+    expect(calls.filter((c) => c.startsWith('histogram app.wide.k0 '))).toEqual(['histogram app.wide.k0 0', 'histogram app.wide.k0 7']);
+    expect(calls.filter((c) => c.includes('k32') || c.includes('k33'))).toEqual([]);
+    expect(calls.filter((c) => c.includes('keel.otel.dropped'))).toEqual([
+      'new counter keel.otel.dropped', 'counter keel.otel.dropped +1 max_measurements', 'counter keel.otel.dropped +1 max_measurements', 'counter keel.otel.dropped +1 max_measurements',
+    ]);
+    expect((node.logger.warn as ReturnType<typeof vi.fn>).mock.calls).toEqual([
+      ['keel/otel: event "app.wide" has histograms for 32 measurement keys; its measurements of other keys, starting with "k32", are counted in keel.otel.dropped and not recorded: put ids in the metadata, not in measurement names'],
+    ]);
+  });
+
   it("a span's duration histogram counts as its name, and its span is still traced past maxEventNames", () => {
     const node = track();
     const { calls, meter, tracer } = fakes();
