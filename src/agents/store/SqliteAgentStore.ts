@@ -86,7 +86,8 @@ export interface SqliteAgentStoreOptions {
 
 /**
  * @internal What became of writes kept behind a lock (counted in calls: `put`, `insert`, `delete`,
- * `deleteAll` accepted while the file could not be written):
+ * `deleteAll` accepted while the file could not be written, and the removals of corrupt rows a
+ * `loadAll` makes meanwhile):
  * - `delayed`: the file could not be written (`error`): `writes` calls are kept, tried again later
  *   (reported when a write first meets the lock, and once more for each other error after it);
  * - `written`: the `writes` calls kept are in the file, after `tries` tries;
