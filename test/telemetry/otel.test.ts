@@ -2,10 +2,10 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '
 import { type HistogramMetricData, MeterProvider, MetricReader, type SumMetricData } from '@opentelemetry/sdk-metrics';
 import diagnostics from 'node:diagnostics_channel';
 import { describe, expect, it, vi } from 'vitest';
-import { GenServer, isKeelError } from '../../src/index.js';
+import { GenServer, isKeelError, sendSupervised } from '../../src/index.js';
 import { bridgeOpenTelemetry } from '../../src/telemetry/otel.js';
 import { captureEvents } from '../../src/testing/index.js';
-import { thrown, traceCalls, UNREADABLE, useNodes } from '../support.js';
+import { deferred, thrown, traceCalls, UNREADABLE, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -291,5 +291,28 @@ describe('bridgeOpenTelemetry bounds what it keeps (found in review)', () => {
       expect(isKeelError(e, 'ERR_INVALID_ARGUMENT'), `${key} ${value}`).toBe(true);
       expect(String((e as Error).message)).toContain(`options.${key}`);
     }
+  });
+});
+
+describe('bridgeOpenTelemetry: metadata that is a list (found in review)', () => {
+  it("a receiver_exited drop's ids (one per message left queued) are no attribute: the counter's series does not carry a text as long as the mailbox, one more per death", async () => {
+    const node = track();
+    const { meter, reader } = setup();
+    bridgeOpenTelemetry(node, { meter });
+    const started = deferred();
+    const gate = deferred();
+    const pid = node.spawn(() => async () => {
+      started.resolve();
+      await gate.promise;
+    });
+    const outcomes = await Promise.all(Array.from({ length: 1001 }, (_, i) => sendSupervised(node, pid, i, { onError: 'ignore' })));
+    expect(outcomes.every((o) => o.ok)).toBe(true);
+    await started.promise;
+    const dropped = captureEvents(node, ['keel.message.dropped']);
+    node.exit(pid, 'kill');
+    // the event still names them, for a handler that reconciles by id
+    expect(dropped.events.map((e) => [e.measurements, (e.metadata.ids as unknown[]).length])).toEqual([[{ count: 1000 }, 1000]]);
+    const counter = (await metricsByName(reader)).get('keel.message.dropped') as SumMetricData;
+    expect(counter.dataPoints.map((p) => [p.value, p.attributes])).toEqual([[1, { from: 'node', to: String(pid), reason: 'receiver_exited', exitReason: 'killed' }]]);
   });
 });
