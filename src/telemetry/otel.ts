@@ -265,7 +265,7 @@ function flowTracer(api: OtelApi, tracer: Tracer): FlowTracer {
   };
 }
 
-/** Event metadata as span/metric attributes: primitives as they are, pids and refs as text, errors by message. */
+/** Event metadata as span/metric attributes: primitives as they are, pids and refs as text, errors by message (a list is none). */
 function toAttributes(metadata: Metadata): Attributes {
   const out: Attributes = {};
   for (const [key, value] of entriesOf(metadata)) {
@@ -315,6 +315,9 @@ function errorMessage(error: unknown): string {
 function attribute(value: unknown): string | number | boolean | undefined {
   if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return value;
   if (typeof value !== 'object' || value === null || types.isProxy(value)) return undefined;
+  // a list is none: its text grows with its length (a receiver_exited drop's ids, one per message its
+  // death left queued), and each distinct list would be a series the meter keeps
+  if (Array.isArray(value)) return undefined;
   try {
     if (isError(value)) return `${String(value.name)}: ${String(value.message)}`;
     const { toString } = value as { toString?: unknown };
