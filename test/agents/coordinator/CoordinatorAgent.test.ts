@@ -1566,4 +1566,28 @@ describe('CoordinatorAgent: a worker whose mailbox is full', () => {
     full.release();
     await node.idle();
   });
+  it('a worker whose mailbox stays full: the task is offered every 50 ms without an attempt, reported stuck (workers_busy), and the workflow still times out', async () => {
+    const { node, clock } = clockedNode(track);
+    const full = boundedWorker(node, 1);
+    const coordinator = await CoordinatorAgent.start(node, { workers: [full.pid] });
+    await full.hold();
+    node.send(full.pid, 'filler');
+    const events = captureEvents(node, ['keel.coordinator.workflow_stuck', 'keel.coordinator.task_retry', 'keel.coordinator.task_timeout', 'keel.coordinator.workflow_finished']);
+    const run = watch(coordinator.run({ id: 'z', stuckAfterMs: 200, timeoutMs: 1000, tasks: [{ id: 't', kind: 'k' }] }));
+    await node.settle();
+    for (let i = 0; i < 19; i++) {
+      await clock.advance(50);
+      await node.settle();
+    }
+    expect(run).toMatchObject({ status: 'pending' });
+    expect(full.runs).toEqual([]);
+    expect(events.events.map((e) => [e.event, e.metadata.waiting])).toEqual([['keel.coordinator.workflow_stuck', [{ task: 't', kind: 'k', reason: 'workers_busy' }]]]);
+    await clock.advance(50);
+    await node.settle();
+    expect(run.value).toMatchObject({ status: 'failed', error: 'timeout', tasks: { t: { attempts: 0 } } });
+    expect(events.events.map((e) => e.event)).toEqual(['keel.coordinator.workflow_stuck', 'keel.coordinator.workflow_finished']);
+    expect((await coordinator.metrics()).tasks).toEqual({ completed: 0, failed: 0, reassigned: 0, timedOut: 0, retried: 0, queued: 0, running: 0 });
+    full.release();
+    await node.idle();
+  });
 });
