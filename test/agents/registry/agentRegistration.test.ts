@@ -250,6 +250,25 @@ describe('Agent.start({ registry: { heartbeatMs } }): an entry removed on purpos
     expect(node.isAlive(a.pid)).toBe(true);
   });
 
+  it('an agent replaced under its key, registered by hand under another, does not take its lost key back when the registry loses its table', async () => {
+    const { node, clock } = clockedNode(track);
+    const ev = captureEvents(node, ['keel.agent_registry.registered', 'keel.agent_registry.unregistered']);
+    const reg = await AgentRegistry.start(node, { name: 'reg' });
+    const a = await Agent.start(node, { capabilities: ['x'], runTask: () => 1, registry: { registry: reg, key: 'k', heartbeatMs: 100 } });
+    const b = await Agent.start(node, { capabilities: ['x'], runTask: () => 2, registry: { registry: reg, key: 'k', heartbeatMs: 100 } });
+    await advance(node, clock, 100); // a is answered replaced: the removal stands
+    expect(await reg.register(a.pid, { capabilities: ['x'] }, { key: 'k2' })).toEqual({ key: 'k2' });
+    await advance(node, clock, 100); // a's beat is answered ok (the entry by hand)
+    await GenServer.stop(node, node.registry.whereis('reg')!, 'normal'); // its table released
+    await node.idle();
+    await AgentRegistry.start(node, { name: 'reg' });
+    for (let i = 0; i < 5; i++) await advance(node, clock, 100); // answered not_registered: b registers again, a does not
+    // the registry's stop tells nothing; after it only b registers (a registering under k again would swap it with b)
+    expect(names(ev, { a: a.pid, b: b.pid })).toEqual(['registered:a', 'unregistered:a:replaced', 'registered:b', 'registered:a', 'registered:b']);
+    expect([reg.count(), reg.lookup('k')?.pid]).toEqual([1, b.pid]);
+    expect(await reg.heartbeat(a.pid)).toEqual({ error: 'not_registered' });
+  });
+
   it('a registry that crashed and resumed its table still knows which agents it removed on purpose', async () => {
     const { node, clock } = clockedNode(track);
     let registry!: AgentRegistryHandle;
