@@ -149,8 +149,9 @@ interface State {
   beating?: boolean;
   /**
    * The registry removed its entry on purpose (answered a beat `replaced` or `unregistered`): the agent
-   * does not register itself again (until it restarts); its beats go on, and one answered `ok` (it was
-   * registered again by hand) clears this.
+   * does not register itself again (until it restarts); its beats go on, and keep healthy an entry made
+   * again by hand, which does not clear this (a registry that later lost its table is not re-populated
+   * with the agent's own registration: its key may be another process's now).
    */
   removed?: boolean;
 }
@@ -445,7 +446,8 @@ function register(state: State, ctx: Context<any>): Promise<{ key: string } | { 
  * name was taken does not take it back) until it restarts, but it goes on beating: a beat says the
  * process is alive, which the removal did not change (as a cluster node's failure-detector heartbeats
  * go on whatever its membership). A beat answered `ok` again means someone registered it again by
- * hand: its beats keep that entry healthy.
+ * hand: its beats keep that entry healthy, and the removal still stands (a `not_registered` later,
+ * from a registry that lost its table, does not make it register its own key again).
  */
 function heartbeat(state: State, ctx: Context<any>): void {
   const registration = state.registration!;
@@ -457,8 +459,10 @@ function heartbeat(state: State, ctx: Context<any>): void {
       state.beating = false;
       if (ctx.signal.aborted) return;
       // the latest answer decides, set at once (as `beating`): a message to itself could be overtaken by the next beat
-      if (r === 'ok') state.removed = false; // known (again: someone registered it by hand after a removal)
-      else if (removedOnPurpose(r)) state.removed = true; // the removal stands; the beats go on
+      // an `ok` after a removal (registered again by hand) does not clear it: the agent's own registration (its
+      // key, which another process may hold now) is never made again, even when the registry later loses its table
+      if (r === 'ok') return;
+      if (removedOnPurpose(r)) state.removed = true; // the removal stands; the beats go on
       else ctx.send(ctx.self, REGISTER);
     },
     () => {
