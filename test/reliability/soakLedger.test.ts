@@ -124,6 +124,20 @@ describe('SoakLedger.account', () => {
     expect(a.foreign).toBe(0);
   });
 
+  it("an id that only spells a sequence number with leading zeros ('s01') is foreign: a drop naming it does not cover the silent loss of s1 (found in review)", () => {
+    const ledger = new SoakLedger(2);
+    for (const k of [1, 1]) ledger.next(k);
+    for (let seq = 0; seq < 2; seq++) ledger.outcome(ok(seq));
+    ledger.dropped(SoakLedger.id(0));
+    for (const foreign of ['s01', 's001', 's00']) ledger.dropped(foreign);
+    ledger.handled('s01');
+    expect(['s0', 's1', 's01', 's00'].map((id) => ledger.seqOf(id))).toEqual([0, 1, -1, -1]);
+    const a = ledger.account(2, LOSSY);
+    expect(a.byKind[1]).toEqual({ sent: 2, handled: 0, deadLettered: 0, failedReported: 0, dropped: 1, unaccounted: 1, overReported: 0 });
+    expect(a.ids[1]).toEqual({ unaccounted: ['s1'], overReported: [] });
+    expect(a.foreign).toBe(4);
+  });
+
   it('refuses a message past its capacity', () => {
     const ledger = new SoakLedger(1);
     ledger.next(0);
