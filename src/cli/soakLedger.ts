@@ -106,6 +106,8 @@ export class SoakLedger {
   /** The sequence number an id carries, or -1 when it is no id of the soak's. */
   seqOf(id: unknown): number {
     if (typeof id !== 'string' || id.length < 2 || id.length > 16 || id.charCodeAt(0) !== 115 /* s */) return -1;
+    // the one spelling SoakLedger.id gives: no leading zero ('s01' is no id of ours, and would alias s1)
+    if (id.length > 2 && id.charCodeAt(1) === 48 /* 0 */) return -1;
     let n = 0;
     for (let i = 1; i < id.length; i++) {
       const d = id.charCodeAt(i) - 48;
