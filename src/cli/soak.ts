@@ -118,7 +118,7 @@ const kind = (label: string, to: Kind['to'], share: number, ack: KindOptions['ac
 
 /**
  * The traffic. Acknowledged at `'enqueued'` with `'log'` or `'ignore'`, a message whose receiver dies
- * with it queued is reported only by that death's `receiver_exited` event (a count, no ids): those
+ * with it queued is reported only by that death's `receiver_exited` event (its count, and the ids of the supervised messages among them): those
  * kinds go to the lossy workers alone, and nothing else does, so that those events' counts are
  * exactly their messages. Every other kind dead-letters, or reports its failure in its outcome.
  */

@@ -141,7 +141,7 @@ function recsOf(state: State, ref: Ref): Rec[] {
 function change(state: State, ref: Ref, patch: MetaPatch, reason: 'update' | 'heartbeat' | 'poll'): AgentUpdateResult {
   const recs = recsOf(state, ref);
   if (recs.length === 0) {
-    // a live process whose entries were removed on purpose is told so (an agent then stops beating);
+    // a live process whose entries were removed on purpose is told so (an agent then does not register itself again; it goes on beating);
     // not_registered (a registry that lost its table, or never knew it) makes an agent register again
     const removed = typeof ref === 'string' ? undefined : state.index.removedReason(Pid.format(ref), (p) => state.node.isAlive(p));
     return { error: removed ?? 'not_registered' };
