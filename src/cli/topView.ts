@@ -53,11 +53,14 @@ const WIDE: readonly (readonly [number, number])[] = [
 
 /** Code points a terminal gives no column: combining and enclosing marks, format characters (zero-width space and joiner, BOM), Hangul vowels and finals. */
 const ZERO = /^[\p{Mn}\p{Me}\p{Cf}\u1160-\u11ff]$/u;
-/** A grapheme shown as an emoji (two columns): one of emoji presentation, or any asking for it (U+FE0F). */
-const EMOJI = /\p{Emoji_Presentation}|\uFE0F/u;
+/** A character shown as an emoji by default (two columns): an emoji, a flag's half, a skin-tone modifier shown alone. */
+const EMOJI_PRESENTATION = /^\p{Emoji_Presentation}$/u;
+/** A character that may be asked to show as an emoji (U+FE0F after it); after any other (a letter), U+FE0F does nothing. */
+const EMOJI_CAPABLE = /^\p{Emoji}$/u;
 
 function codePointWidth(cp: number, ch: string): number {
   if (ZERO.test(ch)) return 0;
+  if (EMOJI_PRESENTATION.test(ch)) return 2;
   let lo = 0;
   let hi = WIDE.length - 1;
   while (lo <= hi) {
@@ -72,12 +75,19 @@ function codePointWidth(cp: number, ch: string): number {
 
 const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
 
-/** The columns one grapheme (a user-perceived character) takes: 0, 1 or 2. */
+/**
+ * The columns one grapheme (a user-perceived character) takes. One that starts with an emoji (a ZWJ
+ * sequence, a flag, a modified or keycap emoji, or an emoji-capable character asking for it with
+ * U+FE0F) is one emoji: 2. Otherwise its characters' widths, as a terminal lays them out: U+FE0F
+ * after a letter is a letter of 1 (it counted 2), and a skin-tone modifier after a letter is shown
+ * alone, a swatch of 2 after it (it counted 2 with the letter).
+ */
 function graphemeWidth(g: string): number {
-  if (EMOJI.test(g)) return 2;
+  const first = String.fromCodePoint(g.codePointAt(0)!);
+  if (EMOJI_PRESENTATION.test(first) || (EMOJI_CAPABLE.test(first) && g.includes('\uFE0F'))) return 2;
   let w = 0;
   for (const ch of g) w += codePointWidth(ch.codePointAt(0)!, ch);
-  return Math.min(2, w);
+  return w;
 }
 
 /** Whether every character of `text` is printable ASCII, whose width is its length (the common case, counted fast). */

@@ -148,6 +148,21 @@ describe('display width', () => {
     expect(cases.map(([t]) => displayWidth(t))).toEqual(cases.map(([, w]) => w));
   });
 
+  it('a variation selector or an emoji modifier after a letter makes no emoji of it: the letter keeps its column, the modifier shown alone takes its two (found in review)', () => {
+    const cases: [string, number][] = [
+      ['a\uFE0F', 1], // VS16 after a letter: no emoji presentation, the letter stays 1 column
+      ['x\uFE0Fy', 2],
+      ['a\u{1F3FB}', 3], // a skin-tone modifier with no emoji before it: the letter, then a swatch of 2
+      ['\u2764\uFE0F', 2], // VS16 after an emoji: still an emoji
+      ['\u{1F44D}\u{1F3FB}', 2], // a modified emoji: one emoji
+      ['\u231A\uFE0E', 2], // text presentation of a wide emoji: a terminal still gives it 2
+    ];
+    expect(cases.map(([t]) => displayWidth(t))).toEqual(cases.map(([, w]) => w));
+    // a name padded by it lines up with the others
+    const page = { total: 2, sort: 'mailbox', processes: [{ pid: '<a.1.1>', name: 'a\uFE0Fb', status: 'busy', mailbox: 1, handled: 2 }, { pid: '<a.2.1>', name: 'abc', status: 'busy', mailbox: 1, handled: 2 }] };
+    expect(renderProcesses(page).slice(3)).toEqual(['<a.1.1>  a\uFE0Fb    busy          1        2', '<a.2.1>  abc   busy          1        2']);
+  });
+
   it('cutToWidth keeps whole characters that fit: never half a wide one, never a mark without its letter', () => {
     expect(cutToWidth('名前abc', 3)).toBe('名');
     expect(cutToWidth('名前abc', 5)).toBe('名前a');
