@@ -51,8 +51,11 @@ const WIDE: readonly (readonly [number, number])[] = [
   [0x30000, 0x3fffd], // CJK extensions G, H
 ];
 
-/** Code points a terminal gives no column: combining and enclosing marks, format characters (zero-width space and joiner, BOM), Hangul vowels and finals. */
-const ZERO = /^[\p{Mn}\p{Me}\p{Cf}\u1160-\u11ff]$/u;
+/**
+ * Code points a terminal gives no column: combining and enclosing marks, format characters (zero-width
+ * space and joiner, BOM) but the soft hyphen (U+00AD: 1, as wcwidth gives it), Hangul vowels and finals.
+ */
+const ZERO = /^(?!\u00AD)[\p{Mn}\p{Me}\p{Cf}\u1160-\u11ff]$/u;
 /** A character shown as an emoji by default (two columns): an emoji, a flag's half, a skin-tone modifier shown alone. */
 const EMOJI_PRESENTATION = /^\p{Emoji_Presentation}$/u;
 /** A character that may be asked to show as an emoji (U+FE0F after it); after any other (a letter), U+FE0F does nothing. */

@@ -163,6 +163,11 @@ describe('display width', () => {
     expect(renderProcesses(page).slice(3)).toEqual(['<a.1.1>  a\uFE0Fb    busy          1        2', '<a.2.1>  abc   busy          1        2']);
   });
 
+  it('a soft hyphen (U+00AD, a format character) takes the column a terminal gives it, 1, as wcwidth does; the other format characters none (found in review)', () => {
+    expect(['co\u00ADop', '\u00AD', 'a\u200Bb', 'a\u2060b', '\uFEFF'].map(displayWidth)).toEqual([5, 1, 2, 2, 0]);
+    expect(cutToWidth('co\u00ADop', 3)).toBe('co\u00AD');
+  });
+
   it('cutToWidth keeps whole characters that fit: never half a wide one, never a mark without its letter', () => {
     expect(cutToWidth('名前abc', 3)).toBe('名');
     expect(cutToWidth('名前abc', 5)).toBe('名前a');
