@@ -377,3 +377,49 @@ describe('POST /api/dead-letters/retry of all matching, past the cap', () => {
     }
   });
 });
+
+describe('POST /api/dead-letters/retry of all matching and /purge walk the queue a page a turn (found in review)', () => {
+  // the walk of a matching set was one chain of microtasks: a queue of 300,000 entries held the event
+  // loop 1 s (no other request, heartbeat or timer ran), growing with the queue now that the walk
+  // goes past MAX_JOB_ENTRIES to count leftOut; each page of the walk now comes in a turn of its own
+  async function pagesAndTurns(path: string, body: object): Promise<{ status: number; turns: number[] }> {
+    const { node } = clockedNode(track, { services: { deadLetters: { capacity: 2500, backoff: { initialMs: 1e9, maxMs: 1e9, jitter: 'none' } } } });
+    for (let i = 0; i < 2500; i++) await node.deadLetters.add({ recipient: 'nobody', message: i, reason: 'noproc' });
+    const obs = await startObserver(node, { readOnly: false, sampleMs: 3_600_000 });
+    let turn = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turn++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const turns: number[] = [];
+    const list = node.deadLetters.list.bind(node.deadLetters);
+    const spy = vi.spyOn(node.deadLetters, 'list').mockImplementation((filter) => {
+      turns.push(turn);
+      return list(filter);
+    });
+    try {
+      const a = await request(obs.port, { method: 'POST', path, headers: bearer(obs.token), body });
+      return { status: a.status, turns };
+    } finally {
+      ticking = false;
+      spy.mockRestore();
+      await obs.close();
+    }
+  }
+
+  it('retry of all matching at a rate: its three pages in three turns', async () => {
+    const { status, turns } = await pagesAndTurns('/api/dead-letters/retry', { filter: {}, ratePerSecond: 0.001 });
+    expect(status).toBe(200);
+    expect(turns).toHaveLength(3);
+    expect(new Set(turns).size).toBe(3);
+  });
+
+  it('purge, counting the matching entries: its three pages in three turns', async () => {
+    const { status, turns } = await pagesAndTurns('/api/dead-letters/purge', { filter: {}, confirm: 1 });
+    expect(status).toBe(409);
+    expect(turns).toHaveLength(3);
+    expect(new Set(turns).size).toBe(3);
+  });
+});
