@@ -53,9 +53,10 @@ const WIDE: readonly (readonly [number, number])[] = [
 
 /**
  * Code points a terminal gives no column: combining and enclosing marks, format characters (zero-width
- * space and joiner, BOM) but the soft hyphen (U+00AD: 1, as wcwidth gives it), Hangul vowels and finals.
+ * space and joiner, BOM) but the soft hyphen (U+00AD: 1, as wcwidth gives it), Hangul vowels and
+ * finals (of the Jamo block and of Jamo Extended-B).
  */
-const ZERO = /^(?!\u00AD)[\p{Mn}\p{Me}\p{Cf}\u1160-\u11ff]$/u;
+const ZERO = /^(?!\u00AD)[\p{Mn}\p{Me}\p{Cf}\u1160-\u11ff\ud7b0-\ud7ff]$/u;
 /** A character shown as an emoji by default (two columns): an emoji, a flag's half, a skin-tone modifier shown alone. */
 const EMOJI_PRESENTATION = /^\p{Emoji_Presentation}$/u;
 /** A character that may be asked to show as an emoji (U+FE0F after it); after any other (a letter), U+FE0F does nothing. */

@@ -168,6 +168,10 @@ describe('display width', () => {
     expect(cutToWidth('co\u00ADop', 3)).toBe('co\u00AD');
   });
 
+  it('an old Hangul syllable of a lead and a vowel or final of Hangul Jamo Extended-B (U+D7B0..U+D7FF) is as wide as its lead, 2, as one of the Jamo block is (found in review)', () => {
+    expect(['\u1100\uD7B0', '\u1100\u1161\uD7CB', '\uA960\u1161', '\uD7B0'].map(displayWidth)).toEqual([2, 2, 2, 0]);
+  });
+
   it('cutToWidth keeps whole characters that fit: never half a wide one, never a mark without its letter', () => {
     expect(cutToWidth('名前abc', 3)).toBe('名');
     expect(cutToWidth('名前abc', 5)).toBe('名前a');
