@@ -271,7 +271,8 @@ function toAttributes(metadata: Metadata): Attributes {
   for (const [key, value] of entriesOf(metadata)) {
     if (key === 'spanId') continue;
     const a = attribute(value);
-    if (a !== undefined) out[key] = a;
+    // defined, not assigned: `out.__proto__ = a` sets no key (a metadata key '__proto__' was lost)
+    if (a !== undefined) Object.defineProperty(out, key, { value: a, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }

@@ -316,3 +316,17 @@ describe('bridgeOpenTelemetry: metadata that is a list (found in review)', () =>
     expect(counter.dataPoints.map((p) => [p.value, p.attributes])).toEqual([[1, { from: 'node', to: String(pid), reason: 'receiver_exited', exitReason: 'killed' }]]);
   });
 });
+
+describe('bridgeOpenTelemetry with metadata keys an object literal treats apart (found in review)', () => {
+  it("keeps a metadata key '__proto__' as an attribute like any other (assigned, it set no key and was lost)", () => {
+    const node = track();
+    const seen: unknown[] = [];
+    const meter = { createCounter: () => ({ add: (_v: number, a?: object) => void seen.push(a) }), createHistogram: () => ({ record: () => undefined }) };
+    bridgeOpenTelemetry(node, { meter: meter as never });
+    node.telemetry.execute('app.e', {}, JSON.parse('{"__proto__": "x", "constructor": "y", "n": 1}') as Record<string, unknown>);
+    expect(seen).toHaveLength(1);
+    const attributes = seen[0] as Record<string, unknown>;
+    expect(Object.entries(attributes)).toEqual([['__proto__', 'x'], ['constructor', 'y'], ['n', 1]]);
+    expect(Object.getPrototypeOf(attributes)).toBe(Object.prototype);
+  });
+});
