@@ -176,7 +176,7 @@ export interface SoakReport {
    */
   chaos: { kills: number; killsDuringStart: number; missed: number; restarts: number; restartsFailed: number; supervisorsGaveUp: number; workersAlive: number };
   /** The queue's own counts (`recovered`: redeliveries its receivers handled), and `inQueue`: its entries the ledger found, at the end. */
-  deadLetters: { added: number; byReason: Record<string, number>; recovered: number; pending: number; parked: number; evicted: number; refused: number; inQueue: number };
+  deadLetters: { added: number; byReason: Record<string, number>; recovered: number; pending: number; parked: number; evicted: number; refused: number; failed: number; inQueue: number };
   /** `keel.message.dropped` events during the run: the messages they count, by reason. */
   droppedEvents: Record<string, number>;
   /** What `expectNoLeaks(node)` found at the end. */
@@ -518,7 +518,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
       },
       byKind: a.byKind.map((k, i) => ({ kind: SOAK_KINDS[i]!.label, ...k, ids: a.ids[i]! })),
       chaos: { kills: chaosKills.kills, killsDuringStart: chaosKills.duringStart, missed, restarts, restartsFailed, supervisorsGaveUp, workersAlive },
-      deadLetters: { added: dl.added, byReason: sorted(deadLetterReasons), recovered: dl.succeeded, pending: dl.pending, parked: dl.parked, evicted: dl.evicted, refused: dl.refused, inQueue },
+      deadLetters: { added: dl.added, byReason: sorted(deadLetterReasons), recovered: dl.succeeded, pending: dl.pending, parked: dl.parked, evicted: dl.evicted, refused: dl.refused, failed: dl.failed, inQueue },
       droppedEvents: sorted(droppedEvents),
       leaks: { count: leaks.length, found: leaks },
       log,
@@ -526,8 +526,8 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
       checks: {
         messagesAccounted: t.unaccounted === 0 && ledger.outstanding === 0 && t.sent === t.handled + t.deadLettered + t.failedReported + t.dropped,
         oneClassEach: a.overlaps === 0 && a.foreign === 0 && a.overReported === 0 && lossyWorkers.unnamed === 0,
-        // every dead letter is the queue's: recovered, pending or parked, none evicted or refused; and the ledger found each one left
-        deadLettersAccounted: dl.added === addedEvents && dl.added === dl.succeeded + dl.pending + dl.parked + dl.evicted && dl.evicted === 0 && dl.refused === 0 && inQueue === dl.pending + dl.parked,
+        // every dead letter is the queue's: recovered, pending or parked, none evicted, refused or failed (its store could not write it); and the ledger found each one left
+        deadLettersAccounted: dl.added === addedEvents && dl.added === dl.succeeded + dl.pending + dl.parked + dl.evicted && dl.evicted === 0 && dl.refused === 0 && dl.failed === 0 && inQueue === dl.pending + dl.parked,
         noLeaks: leaks.length === 0,
         // every kill of a running child restarted once, every kill during a start a failed start retried
         supervisionHeld:

@@ -54,7 +54,7 @@ export function printReport(r: SoakReport, print: (line: string) => void): void 
   print(`  chaos         kills ${count(c.kills)} (${count(c.killsDuringStart)} during a start; no live victim ${c.missed}), supervisor restarts ${count(c.restarts)} (failed starts retried ${count(c.restartsFailed)}), supervisors that gave up ${c.supervisorsGaveUp}, workers alive at the end ${c.workersAlive}/${r.workers.total}  [${ok(checks.supervisionHeld)}]`);
   print(
     `  dead letters  added ${count(d.added)} (${by(d.byReason)}): recovered by the queue ${count(d.recovered)}, pending ${count(d.pending)}, parked ${count(d.parked)}, ` +
-      `evicted ${d.evicted}, refused ${d.refused}; found by the ledger ${count(d.inQueue)}  [${ok(checks.deadLettersAccounted)}]`,
+      `evicted ${d.evicted}, refused ${d.refused}, failed ${d.failed}; found by the ledger ${count(d.inQueue)}  [${ok(checks.deadLettersAccounted)}]`,
   );
   print(`  dropped       keel.message.dropped events counted ${by(r.droppedEvents)} message(s)`);
   print(`  leaks         ${r.leaks.count}${r.leaks.found.map((f) => `\n                - ${f}`).join('')}  [${ok(checks.noLeaks)}]`);

@@ -54,7 +54,7 @@ export function mount(root, ctx) {
     if (job === null) return replace(progress);
     const bar = h('progress', { max: String(Math.max(1, job.total)), value: String(job.total > 0 ? job.done : 1) });
     const finished = job.finished === true || job.done >= job.total;
-    replace(progress, h('div', { class: 'progress' }, h('span', null, `retry ${finished ? 'done' : 'running'}: ${int(job.done)} of ${int(job.total)}`), bar, h('span', { class: 'muted' }, `${int(job.succeeded)} ok · ${int(job.failed)} failed${job.leftOut > 0 ? ` · ${int(job.leftOut)} more matching left out (a job takes at most 100,000): retry again when it ends` : ''}${job.error ? ` · ${job.error}` : ''}`)));
+    replace(progress, h('div', { class: 'progress' }, h('span', null, `retry ${finished ? 'done' : 'running'}: ${int(job.done)} of ${int(job.total)}`), bar, h('span', { class: 'muted' }, `${int(job.succeeded)} ok · ${int(job.failed)} failed${job.leftOut > 0 ? ` · ${int(job.leftOut)} more matching left out (a job takes the oldest 100,000; those it fails to deliver stay first): narrow the filter to reach the others` : ''}${job.error ? ` · ${job.error}` : ''}`)));
   }
 
   function buildActions() {
