@@ -150,6 +150,14 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry; reado
             warn(`keel/otel: ${maxOpenSpans} spans open (maxOpenSpans); the oldest open span ends as an error for each new one, counted in keel.otel.dropped: a span started and never stopped?`);
           }
         }
+        const open = spans.get(spanId);
+        if (open !== undefined) {
+          // an application's own spanId used again before its span stopped: that span ends now (else
+          // replaced, it would never end nor be exported), as an error, and the new one is traced
+          spans.delete(spanId);
+          open.setStatus({ code: STATUS_ERROR, message: 'keel: a span started again with its spanId before it stopped' });
+          open.end();
+        }
         spans.set(spanId, tracer.startSpan(name, { attributes: toAttributes(metadata) }));
         return;
       }

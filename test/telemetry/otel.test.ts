@@ -266,6 +266,16 @@ describe('bridgeOpenTelemetry bounds what it keeps (found in review)', () => {
     expect(calls).toEqual(['new counter app.a', 'counter app.a +1', 'start app.op', 'end app.op', 'new counter keel.otel.dropped', 'counter keel.otel.dropped +1 max_event_names']);
   });
 
+  it('a .start with the spanId of a span still open ends that span first, as an error (it was replaced and never ended, never exported)', () => {
+    const node = track();
+    const { calls, meter, tracer } = fakes();
+    bridgeOpenTelemetry(node, { meter, tracer });
+    node.telemetry.execute('app.op.start', {}, { spanId: 7 });
+    node.telemetry.execute('app.op.start', {}, { spanId: 7 });
+    node.telemetry.execute('app.op.stop', {}, { spanId: 7 });
+    expect(calls).toEqual(['start app.op', 'status app.op 2 keel: a span started again with its spanId before it stopped', 'end app.op', 'start app.op', 'end app.op']);
+  });
+
   it('keeps at most maxOpenSpans spans open: a new one past it ends the oldest as an error, counted and warned of once', () => {
     const node = track();
     const { calls, meter, tracer } = fakes();
