@@ -21,7 +21,7 @@ function record(message: string, status: 'pending' | 'parked' = 'pending'): Para
 function open(file: string, lockWaitMs: number): { store: SqliteStore; clock: TestClock; errors: string[] } {
   const clock = new TestClock({ start: 1_000_000 });
   const errors: string[] = [];
-  const store = new SqliteStore(file, 'node-revg', (message) => errors.push(message), 'create', {
+  const store = new SqliteStore(file, 'node-locked', (message) => errors.push(message), 'create', {
     busyTimeoutMs: 50,
     lockWaitMs,
     clock: {
@@ -35,7 +35,7 @@ function open(file: string, lockWaitMs: number): { store: SqliteStore; clock: Te
   return { store, clock, errors };
 }
 
-describe('review G: the SQLite dead letter store closing behind a lock', () => {
+describe('the SQLite dead letter store closing behind a lock', () => {
   it('blocks the event loop for one closing wait (lockWaitMs) in all: the adds waiting for the lock, the updates kept, then the release of the claim each waited it out in turn (three times lockWaitMs)', async () => {
     const file = tmpfile();
     const { store, errors } = open(file, 300);
@@ -70,7 +70,7 @@ describe('review G: the SQLite dead letter store closing behind a lock', () => {
   });
 });
 
-describe('review G: the SQLite dead letter queue redelivering while another connection holds the write lock', () => {
+describe('the SQLite dead letter queue redelivering while another connection holds the write lock', () => {
   it('blocks the event loop for a bounded time in all while the lock lasts, not 50 ms at every read of the store while updates are kept', async () => {
     const file = tmpfile();
     const { node, clock } = clockedNode(track, { random: () => 1, services: { deadLetters: { store: { kind: 'sqlite', path: file }, backoff: { initialMs: 1000, factor: 1, maxMs: 1000 } } } }, T0);
@@ -102,10 +102,12 @@ describe('review G: the SQLite dead letter queue redelivering while another conn
   });
 });
 
-describe('review G: a purge while a delivered entry is still to be deleted behind a lock', () => {
+describe('a purge while a delivered entry is still to be deleted behind a lock', () => {
   it.each(['purge', 'expire'] as const)('%s: does not delete (and count) the delivered entry when the lock goes while it waits for it: the kept delete could not be written, and it then deleted the entry as one of its own', async (op) => {
     const file = tmpfile();
-    // another OS process holds the lock, and releases it 150 ms after it is told to (while the purge waits for it)
+    // another OS process holds the lock, and releases it 150 ms after it is told to (while the purge
+    // waits for it in one statement: this thread is blocked in SQLite's busy handler then, so the
+    // release cannot be awaited)
     writeFileSync(
       path.join(path.dirname(file), 'locker.cjs'),
       `const db = new (require(process.env.BSQL))(process.env.FILE);
@@ -114,7 +116,7 @@ process.on('message', (m) => {
   else setTimeout(() => { db.exec('COMMIT'); process.send('released'); }, 150);
 });`,
     );
-    const store = new SqliteStore(file, 'node-revg', () => undefined, 'create', { busyTimeoutMs: 400 });
+    const store = new SqliteStore(file, 'node-locked', () => undefined, 'create', { busyTimeoutMs: 400 });
     const child = fork(path.join(path.dirname(file), 'locker.cjs'), [], { env: { ...process.env, BSQL: createRequire(import.meta.url).resolve('better-sqlite3'), FILE: file }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const next = (): Promise<unknown> => new Promise((resolve) => child.once('message', resolve));
     try {
@@ -138,7 +140,7 @@ process.on('message', (m) => {
   });
 });
 
-describe('review G: the backoff of the adds that meet a lock', () => {
+describe('the backoff of the adds that meet a lock', () => {
   it('starts again at 25 ms for a later lock, after the adds of an earlier one were all refused at their deadline: it stayed at 400 ms', async () => {
     const file = tmpfile();
     const { store, clock } = open(file, 1000);

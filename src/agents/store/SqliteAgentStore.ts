@@ -13,6 +13,7 @@ import {
   osProcessAlive,
   type SqliteDatabase,
   type SqliteStatement,
+  setBusyTimeout,
   sqliteCode,
   type StoreClock,
 } from '../../delivery/stores/sqliteFile.js';
@@ -342,7 +343,7 @@ export class SqliteAgentStore implements AgentStore {
     if (this.#pending.size === 0) {
       // after a write that met the lock and kept nothing, a write only looks whether it is gone
       // (each would block the event loop the busy timeout again), until one is made
-      const look = this.#lockSeen && this.#busy(0);
+      const look = this.#lockSeen && setBusyTimeout(this.#db, 0);
       try {
         const answer = now();
         this.#lockSeen = false;
@@ -356,7 +357,7 @@ export class SqliteAgentStore implements AgentStore {
         if (this.#pending.size > 0) this.#failed(e);
         return answer;
       } finally {
-        if (look) this.#busy(this.#busyTimeoutMs);
+        if (look) setBusyTimeout(this.#db, this.#busyTimeoutMs);
       }
     }
     return keep();
@@ -385,16 +386,6 @@ export class SqliteAgentStore implements AgentStore {
     this.#pending.set(id, { ...op, calls });
     this.#counts.delayed += op.calls;
     this.#arm();
-  }
-
-  /** Sets how long a statement waits for a lock: true when set. */
-  #busy(ms: number): boolean {
-    try {
-      this.#db.pragma(`busy_timeout = ${ms}`);
-      return true;
-    } catch {
-      return false;
-    }
   }
 
   #arm(): void {
@@ -585,18 +576,14 @@ export class SqliteAgentStore implements AgentStore {
     if (this.#closed) return;
     this.#closed = true;
     // the last writes have no later try: each waits for a lock as long as the open did
-    try {
-      this.#db.pragma(`busy_timeout = ${this.#lockWaitMs}`);
-    } catch {
-      // the timeout stays the short one
-    }
+    setBusyTimeout(this.#db, this.#lockWaitMs); // else the timeout stays the short one
     const started = performance.now();
     this.#flushPending(true);
     openFiles.delete(this.#fileId);
     try {
       // one closing wait in all: the release of the claim waits only what the kept writes left of it
       // (after a lock that outlasted it, not at all: the claim stays, taken over once this process is gone)
-      this.#db.pragma(`busy_timeout = ${Math.max(0, Math.floor(this.#lockWaitMs - (performance.now() - started)))}`);
+      setBusyTimeout(this.#db, this.#lockWaitMs - (performance.now() - started));
       this.#db.prepare('DELETE FROM agent_store_owner WHERE id = 1 AND os_pid = ?').run(process.pid);
     } catch {
       // not released (a read-only file by now): the next opener takes the claim over once this process is gone

@@ -4,7 +4,7 @@ import { inspect } from 'node:util';
 import { deserialize, serialize } from 'node:v8';
 import { DeadLetterTooLargeError, isKeelError, KeelError, NotSerializableError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
 import type { DeadLetterFilter } from '../../runtime/serviceSlots.js';
-import { DATABASE_WIDE, HOST_CLOCK, LOCKED, lockRetryDelay, loadSqliteDriver, openFailure, osProcessAlive, type SqliteDatabase, type SqliteStatement, sqliteCode, type StoreClock } from './sqliteFile.js';
+import { DATABASE_WIDE, HOST_CLOCK, LOCKED, lockRetryDelay, loadSqliteDriver, openFailure, osProcessAlive, type SqliteDatabase, type SqliteStatement, setBusyTimeout, sqliteCode, type StoreClock } from './sqliteFile.js';
 import { type DeadLetterStore, type NewRecord, type Record_, seqOf, thrownText } from './DeadLetterStore.js';
 
 interface Row {
@@ -370,7 +370,7 @@ export class SqliteStore implements DeadLetterStore {
     if (this.#writes.length === 0 || this.#closed) return;
     const writes = this.#writes;
     this.#writes = [];
-    const look = !final && this.#writesLocked && this.#busy(0);
+    const look = !final && this.#writesLocked && setBusyTimeout(this.#db, 0);
     try {
       this.#applyWrites(writes);
       this.#writesLocked = false;
@@ -384,17 +384,7 @@ export class SqliteStore implements DeadLetterStore {
       this.#writes = writes.concat(this.#writes);
       this.#onError(`the dead letter store ${this.file} could not write ${writes.length} update(s); they are kept for the next try`, e);
     } finally {
-      if (look) this.#busy(this.#busyTimeoutMs);
-    }
-  }
-
-  /** Sets how long a statement waits for a lock: true when set. */
-  #busy(ms: number): boolean {
-    try {
-      this.#db.pragma(`busy_timeout = ${ms}`);
-      return true;
-    } catch {
-      return false;
+      if (look) setBusyTimeout(this.#db, this.#busyTimeoutMs);
     }
   }
 
@@ -489,20 +479,10 @@ export class SqliteStore implements DeadLetterStore {
   close(): void {
     if (this.#closed) return;
     // the last writes have no later try: each waits for a lock as long as a write may in all
-    try {
-      this.#db.pragma(`busy_timeout = ${this.#lockWaitMs}`);
-    } catch {
-      // the timeout stays the short one
-    }
+    setBusyTimeout(this.#db, this.#lockWaitMs); // else the timeout stays the short one
     // one closing wait in all, not one per statement: each waits only what the ones before it left
     const started = performance.now();
-    const rest = (): void => {
-      try {
-        this.#db.pragma(`busy_timeout = ${Math.max(0, Math.floor(this.#lockWaitMs - (performance.now() - started)))}`);
-      } catch {
-        // the timeout stays as it was
-      }
-    };
+    const rest = (): void => void setBusyTimeout(this.#db, this.#lockWaitMs - (performance.now() - started));
     this.#flush(true);
     rest();
     this.#flushWrites(true);

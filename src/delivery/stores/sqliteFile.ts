@@ -124,3 +124,17 @@ export function lockRetryDelay(tries: number): number {
  * busy timeout again). Any other failure may be one row's own (too big, a constraint).
  */
 export const DATABASE_WIDE = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|READONLY|CORRUPT|NOTADB|CANTOPEN|NOMEM|PERM|AUTH|INTERRUPT|PROTOCOL)/;
+
+/**
+ * @internal Sets how long a statement of `db` waits for another connection's lock (the whole event
+ * loop waits with it): true when set (a pragma on a closed or broken connection throws: the timeout
+ * stays as it was).
+ */
+export function setBusyTimeout(db: SqliteDatabase, ms: number): boolean {
+  try {
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(ms))}`);
+    return true;
+  } catch {
+    return false;
+  }
+}

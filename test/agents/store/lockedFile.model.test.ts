@@ -26,7 +26,7 @@ function harness(file: string, busyTimeoutMs = 50, lockWaitMs = 2 * busyTimeoutM
   return { store, clock, reports };
 }
 
-describe('review G: the SQLite agent store behind a lock', () => {
+describe('the SQLite agent store behind a lock', () => {
   it('a write that meets the lock but keeps nothing (a delete of no record, an insert of a taken key, a deleteAll of nothing) is not reported delayed, and does not silence the report of a later lock', () => {
     const file = tmpfile();
     const { store, reports } = harness(file);
@@ -56,7 +56,7 @@ describe('review G: the SQLite agent store behind a lock', () => {
   });
 });
 
-describe('review G: closing behind a lock', () => {
+describe('closing behind a lock', () => {
   it('blocks the event loop for one closing wait (lockWaitMs) in all, not one per statement: the kept writes waited it out, then the release of the claim waited as long again', () => {
     const file = tmpfile();
     const { store, reports } = harness(file, 50, 400);
@@ -89,7 +89,7 @@ describe('review G: closing behind a lock', () => {
   });
 });
 
-describe('review G: kept writes against the same writes made at once (a model check)', () => {
+describe('kept writes against the same writes made at once (a model check)', () => {
   it('answers, reads and the file once written are those of a store that was never locked, over random puts, inserts, deletes and deleteAlls of overlapping components, kinds and keys, with locks coming and going and transactions between', async () => {
     for (let seed = 1; seed <= 12; seed++) {
       let s = seed;
@@ -191,7 +191,7 @@ function fileRows(file: string): Record<string, unknown> {
   }
 }
 
-describe('review G: kept writes that cannot all be written', () => {
+describe('kept writes that cannot all be written', () => {
   it('a kept write the file refuses alone (a trigger of a hostile file) is lost and reported once, the others written: delayed = written + lost', async () => {
     const file = tmpfile();
     const { store, clock, reports } = harness(file);
@@ -250,7 +250,7 @@ describe('review G: kept writes that cannot all be written', () => {
   });
 });
 
-describe('review G: rows no caller can address (a key that is a blob) behind a lock', () => {
+describe('rows no caller can address (a key that is a blob) behind a lock', () => {
   it('a deleteAll of their kind kept behind a lock removes them from every answer, as it does at once: they were still counted by the next deleteAll and reported by loadAll', () => {
     for (const locked of [false, true]) {
       const file = tmpfile();
@@ -279,7 +279,7 @@ describe('review G: rows no caller can address (a key that is a blob) behind a l
   });
 });
 
-describe('review G: a write made by the report of kept writes (a telemetry handler)', () => {
+describe('a write made by the report of kept writes (a telemetry handler)', () => {
   it('is kept and written, not dropped with the writes that were being written', async () => {
     const file = tmpfile();
     const clock = new TestClock({ start: 1_000_000 });
@@ -326,7 +326,7 @@ describe('review G: a write made by the report of kept writes (a telemetry handl
   });
 });
 
-describe('review G: writes that meet a lock but keep nothing, one after another', () => {
+describe('writes that meet a lock but keep nothing, one after another', () => {
   it('block the event loop the busy timeout once, not at every call: each delete of no record, insert of a taken key or deleteAll of nothing waited 50 ms again', () => {
     const file = tmpfile();
     const { store, reports } = harness(file);
