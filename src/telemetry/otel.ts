@@ -76,9 +76,8 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry; reado
   const names = new Set<string>();
   /** Per event recorded, the measurement keys with a histogram, at most OTEL_MAX_MEASUREMENT_KEYS. */
   const keys = new Map<string, Set<string>>();
-  let warnedKeys = false;
-  let warnedNames = false;
-  let warnedSpans = false;
+  /** The bounds already warned of (each once). */
+  const warned = new Set<string>();
   let dropped: Counter | undefined;
   const drop = (reason: 'max_event_names' | 'max_open_spans' | 'max_measurements'): void => {
     if (meter === undefined) return;
@@ -91,35 +90,31 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry; reado
       // a logger that throws costs the bridge nothing
     }
   };
-  /** Whether events of `name` are recorded: a name seen before, or a new one while fewer than `maxEventNames` are. */
-  const admitted = (name: string): boolean => {
-    if (names.has(name)) return true;
-    if (names.size < maxEventNames) {
-      names.add(name);
+  /**
+   * Whether `item` is one of `seen` (at most `max`): one seen before, or a new one while fewer are;
+   * past it, counted as dropped for `reason`, and told once by `warnOnce` (its first item).
+   */
+  const within = (seen: Set<string>, max: number, item: string, reason: 'max_event_names' | 'max_measurements', warnOnce: (item: string) => string): boolean => {
+    if (seen.has(item)) return true;
+    if (seen.size < max) {
+      seen.add(item);
       return true;
     }
-    drop('max_event_names');
-    if (!warnedNames) {
-      warnedNames = true;
-      warn(`keel/otel: ${maxEventNames} event names have instruments (maxEventNames); events of new names, starting with ${JSON.stringify(name)}, are counted in keel.otel.dropped and not recorded: put ids in the metadata, not in event names`);
+    drop(reason);
+    if (!warned.has(reason)) {
+      warned.add(reason);
+      warn(warnOnce(item));
     }
     return false;
   };
-  /** Whether `event`'s measurement `key` is recorded: a key seen before, or a new one while the event has fewer than the most. */
+  /** Whether events of `name` are recorded: at most `maxEventNames` names. */
+  const admitted = (name: string): boolean =>
+    within(names, maxEventNames, name, 'max_event_names', (first) => `keel/otel: ${maxEventNames} event names have instruments (maxEventNames); events of new names, starting with ${JSON.stringify(first)}, are counted in keel.otel.dropped and not recorded: put ids in the metadata, not in event names`);
+  /** Whether `event`'s measurement `key` is recorded: at most OTEL_MAX_MEASUREMENT_KEYS keys an event. */
   const measured = (event: string, key: string): boolean => {
     let seen = keys.get(event);
     if (seen === undefined) keys.set(event, (seen = new Set()));
-    if (seen.has(key)) return true;
-    if (seen.size < OTEL_MAX_MEASUREMENT_KEYS) {
-      seen.add(key);
-      return true;
-    }
-    drop('max_measurements');
-    if (!warnedKeys) {
-      warnedKeys = true;
-      warn(`keel/otel: event ${JSON.stringify(event)} has histograms for ${OTEL_MAX_MEASUREMENT_KEYS} measurement keys; its measurements of other keys, starting with ${JSON.stringify(key)}, are counted in keel.otel.dropped and not recorded: put ids in the metadata, not in measurement names`);
-    }
-    return false;
+    return within(seen, OTEL_MAX_MEASUREMENT_KEYS, key, 'max_measurements', (first) => `keel/otel: event ${JSON.stringify(event)} has histograms for ${OTEL_MAX_MEASUREMENT_KEYS} measurement keys; its measurements of other keys, starting with ${JSON.stringify(first)}, are counted in keel.otel.dropped and not recorded: put ids in the metadata, not in measurement names`);
   };
   const histogram = (name: string): Histogram => {
     let h = histograms.get(name);
@@ -145,8 +140,8 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry; reado
           oldest.setStatus({ code: STATUS_ERROR, message: 'keel: open spans past maxOpenSpans' });
           oldest.end();
           drop('max_open_spans');
-          if (!warnedSpans) {
-            warnedSpans = true;
+          if (!warned.has('max_open_spans')) {
+            warned.add('max_open_spans');
             warn(`keel/otel: ${maxOpenSpans} spans open (maxOpenSpans); the oldest open span ends as an error for each new one, counted in keel.otel.dropped: a span started and never stopped?`);
           }
         }
