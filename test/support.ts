@@ -29,6 +29,7 @@ import {
 } from '../src/index.js';
 import type { KeelNode } from '../src/runtime/Node.js';
 import { expectNoLeaks, probe, type Probe, TestClock } from '../src/testing/index.js';
+import type { StoreClock } from '../src/delivery/stores/sqliteFile.js';
 
 // ---- nodes ------------------------------------------------------------------------------------
 
@@ -536,4 +537,15 @@ export function traceCalls(): { seen: string[]; unsubscribe(): void } {
   const channel = diagnostics.tracingChannel('keel.call');
   channel.subscribe(handlers);
   return { seen, unsubscribe: () => channel.unsubscribe(handlers) };
+}
+
+/** A TestClock as a SQLite store's clock (`{ now, setTimer }` whose timers cancel): a store's lock retries then wait on it. */
+export function storeClockOf(clock: TestClock): StoreClock {
+  return {
+    now: () => clock.now(),
+    setTimer(ms, fn) {
+      const timer = clock.setTimer(ms, fn);
+      return { cancel: () => clock.clearTimer(timer) };
+    },
+  };
 }

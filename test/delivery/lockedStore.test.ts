@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
 import { TestClock } from '../../src/testing/index.js';
-import { advance, clockedNode, receiver, useNodes, useTempFiles } from '../support.js';
+import { advance, clockedNode, receiver, storeClockOf, useNodes, useTempFiles } from '../support.js';
 
 const tmpfile = useTempFiles('keel-dlq-revg-', 'dead-letters.db');
 const track = useNodes();
@@ -24,13 +24,7 @@ function open(file: string, lockWaitMs: number): { store: SqliteStore; clock: Te
   const store = new SqliteStore(file, 'node-locked', (message) => errors.push(message), 'create', {
     busyTimeoutMs: 50,
     lockWaitMs,
-    clock: {
-      now: () => clock.now(),
-      setTimer(ms, fn) {
-        const t = clock.setTimer(ms, fn);
-        return { cancel: () => clock.clearTimer(t) };
-      },
-    },
+    clock: storeClockOf(clock),
   });
   return { store, clock, errors };
 }

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { type AgentStoreWriteReport, SqliteAgentStore } from '../../../src/agents/store/SqliteAgentStore.js';
 import { TestClock } from '../../../src/testing/index.js';
-import { useTempFiles } from '../../support.js';
+import { storeClockOf, useTempFiles } from '../../support.js';
 
 const tmpfile = useTempFiles('keel-agent-store-revg-', 'agents.db');
 
@@ -14,13 +14,7 @@ function harness(file: string, busyTimeoutMs = 50, lockWaitMs = 2 * busyTimeoutM
   const store = new SqliteAgentStore(file, {
     busyTimeoutMs,
     lockWaitMs,
-    clock: {
-      now: () => clock.now(),
-      setTimer(ms, fn) {
-        const t = clock.setTimer(ms, fn);
-        return { cancel: () => clock.clearTimer(t) };
-      },
-    },
+    clock: storeClockOf(clock),
     report: (r) => reports.push(r),
   });
   return { store, clock, reports };

@@ -12,7 +12,8 @@ import { AgentScheduler } from '../../../src/agents/AgentScheduler.js';
 import { type AgentStoreWriteReport, SqliteAgentStore } from '../../../src/agents/store/SqliteAgentStore.js';
 import { agentStoreFor } from '../../../src/agents/store/stores.js';
 import { captureEvents, TestClock } from '../../../src/testing/index.js';
-import { clockedNode, deferred, useNodes, useTempFiles } from '../../support.js';
+import { clockedNode, deferred, storeClockOf, useNodes, useTempFiles } from '../../support.js';
+import type { StoreClock } from '../../../src/delivery/stores/sqliteFile.js';
 
 const tmpfile = useTempFiles('keel-agent-store-lock-', 'agents.db');
 const track = useNodes();
@@ -20,15 +21,8 @@ const T0 = 1_000_000;
 const STORE_EVENTS = 'keel.agent_store.';
 
 /** A TestClock as a store's clock. */
-function storeClock(): { now(): number; setTimer(ms: number, fn: () => void): { cancel(): unknown } } {
-  const clock = new TestClock({ start: T0 });
-  return {
-    now: () => clock.now(),
-    setTimer(ms, fn) {
-      const timer = clock.setTimer(ms, fn);
-      return { cancel: () => clock.clearTimer(timer) };
-    },
-  };
+function storeClock(): StoreClock {
+  return storeClockOf(new TestClock({ start: T0 }));
 }
 
 /** The rows of the file, read by a fresh connection: `component/kind/key` → decoded value. */
