@@ -5,7 +5,9 @@ import { InvalidArgumentError } from '../errors.js';
 export type TimerHandle = unknown;
 
 /**
- * The source of time for a node: wall-clock `now()` in epoch milliseconds and one-shot timers.
+ * The source of time for a node: `now()` in epoch milliseconds and one-shot timers. `now()` must
+ * never go back: the default, {@link realClock}, counts on the monotonic clock from the wall clock
+ * read once.
  * Every Keel timer (call timeouts, restart windows, retry backoff, schedules, `sendAfter`) goes
  * through the node's clock; a node arms at most one host timer at a time over its own timer heap.
  * Tests pass a `TestClock` from `keel/testing`.
@@ -66,9 +68,18 @@ export function isAttachable(clock: Clock): clock is AttachableClock {
   return typeof (clock as Partial<AttachableClock>)[kAttachNode] === 'function';
 }
 
-/** The real clock: `Date.now()` and host timers. */
+/** The wall clock, read once: where the real clock's count starts. */
+const wallAtOrigin = Date.now() - performance.now();
+
+/**
+ * The real clock: epoch milliseconds and host timers. Like the BEAM in its default "no time warp"
+ * mode, it reads the wall clock once, when Keel loads, and counts on from there on the monotonic
+ * clock: the host's wall clock stepped back or forward (by hand, by NTP) neither stretches nor cuts
+ * a node's timers, restart windows, backoffs and deadlines. Its time may drift from the wall clock
+ * by such steps (and, on Linux, by the time the machine was suspended), as the BEAM's does.
+ */
 export const realClock: Clock = {
-  now: () => Date.now(),
+  now: () => Math.floor(wallAtOrigin + performance.now()),
   setTimer: (ms, fn) => setTimeout(fn, ms),
   clearTimer: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };

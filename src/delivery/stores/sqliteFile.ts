@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { MissingPeerError, StoreUnavailableError } from '../../errors.js';
+import { realClock } from '../../runtime/Clock.js';
 
 // What Keel's SQLite stores (the dead letter store, the agent store) share: the part of
 // better-sqlite3 they use (an optional peer, loaded when a store opens), SQLite's error code, why a
@@ -90,9 +91,9 @@ export interface StoreClock {
   setTimer(ms: number, fn: () => void): { cancel(): unknown };
 }
 
-/** The host's clock (a pending try holds the OS process open until it is written or fails). */
+/** The host's clock, counting as the real clock does (a pending try holds the OS process open until it is written or fails). */
 export const HOST_CLOCK: StoreClock = {
-  now: () => Date.now(),
+  now: realClock.now,
   setTimer(ms, fn) {
     const t = setTimeout(fn, ms);
     return { cancel: () => clearTimeout(t) };

@@ -1,0 +1,85 @@
+/* eslint-disable keel/no-unmanaged-monitor -- a probe monitors the supervisor it watches give up, raw as in the runtime tests */
+// The real clock counts from the wall clock read once, on the monotonic clock (the BEAM's default
+// "no time warp" mode): the host's wall clock stepped back or forward never stretches nor cuts a
+// node's timers, its restart windows or its deadlines.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { GenServer, isDown, realClock, Supervisor } from '../../src/index.js';
+import { probe } from '../../src/testing/index.js';
+import { useNodes } from '../support.js';
+
+const track = useNodes();
+const HOUR = 3_600_000;
+
+/** Steps the host's wall clock (`Date.now`) by `ms` from now on. */
+function stepWallClock(ms: number): void {
+  const wall = Date.now.bind(Date);
+  vi.spyOn(Date, 'now').mockImplementation(() => wall() + ms);
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('the real clock', () => {
+  it('reads epoch milliseconds, whole, within a second of the wall clock', () => {
+    const now = realClock.now();
+    expect(Number.isInteger(now)).toBe(true);
+    expect(Math.abs(now - Date.now())).toBeLessThan(1000);
+  });
+
+  it('never goes back, even when the wall clock does', () => {
+    const before = realClock.now();
+    stepWallClock(-HOUR);
+    const after = realClock.now();
+    expect(after).toBeGreaterThanOrEqual(before);
+    expect(after - before).toBeLessThan(1000);
+  });
+
+  it('does not jump forward with the wall clock', () => {
+    const before = realClock.now();
+    stepWallClock(HOUR);
+    expect(realClock.now() - before).toBeLessThan(1000);
+  });
+});
+
+describe("a node's timers on the real clock", () => {
+  it('a sendAfter fires after its delay when the wall clock was stepped back an hour after it was set', async () => {
+    const node = track();
+    const p = probe(node);
+    node.spawn((ctx) => {
+      ctx.sendAfter(p, 'late', 20);
+      return () => undefined;
+    });
+    await node.idle();
+    stepWallClock(-HOUR);
+    // on the wall clock, the timer would wait the hour back before it fired
+    await expect(p.receive(undefined, { timeout: 4000 })).resolves.toBe('late');
+  });
+
+  it('a GenServer.call times out after its timeout when the wall clock was stepped back', async () => {
+    const node = track();
+    const server = await GenServer.start(node, { init: () => 0, handleCall: (_request, _from, state) => ({ noreply: true, state }) });
+    const call = GenServer.call(node, server, 'never answered', { timeout: 30 });
+    await node.idle(); // the call's deadline is armed
+    stepWallClock(-HOUR);
+    await expect(call).rejects.toMatchObject({ code: 'ERR_CALL_TIMEOUT' });
+  });
+
+  it('a supervisor counts restarts in its window on the monotonic clock: a wall clock stepped forward does not forget them', async () => {
+    const node = track();
+    const p = probe(node);
+    const crasher = () => () => {
+      throw new Error('boom');
+    };
+    const sup = await Supervisor.start(node, [{ id: 'w', start: (ctx) => ctx.spawnLink(crasher) }], { maxRestarts: 1, withinMs: 60_000 });
+    p.ctx.monitor(sup);
+    const child = () => Supervisor.whichChildren(node, sup).then((c) => c[0]!.pid!);
+    node.send(await child(), 'crash 1');
+    await node.idle();
+    stepWallClock(2 * 60_000);
+    // the second crash is within the minute on the monotonic clock: past the intensity, the supervisor gives up
+    node.send(await child(), 'crash 2');
+    const down = await p.receive(isDown, { timeout: 4000 });
+    expect(down).toMatchObject({ kind: 'down', reason: 'shutdown' });
+  });
+});
