@@ -16,6 +16,12 @@ export class MemoryStore implements DeadLetterStore {
   #seq = 0;
   /** The ids' text, `String(seq)` without a conversion per add. */
   readonly #ids = new IdSequence('');
+  /**
+   * Every sequence number added, ascending (those removed since are skipped, and dropped when they
+   * outnumber the records): a page after a cursor starts by binary search, not by walking the
+   * entries before it (paging through a queue would cost its length squared).
+   */
+  #order: number[] = [];
 
   constructor(capacity: number, onEvict: (record: Record_) => void) {
     this.#capacity = capacity;
@@ -28,6 +34,8 @@ export class MemoryStore implements DeadLetterStore {
     // the queue hands over a fresh object: it becomes the stored record (no copy)
     (record as Record_).id = id;
     this.#records.set(seq, record as Record_);
+    this.#order.push(seq);
+    this.#compacted();
     if (this.#records.size > this.#capacity) {
       const [oldestSeq, oldest] = this.#records.entries().next().value!;
       this.#records.delete(oldestSeq);
@@ -44,10 +52,11 @@ export class MemoryStore implements DeadLetterStore {
 
   list(filter: DeadLetterFilter, now: number, limit: number, cursor: string | undefined): { entries: Record_[]; cursor?: string } {
     const entries: Record_[] = [];
-    const after = cursor === undefined ? 0 : Number(cursor);
+    const order = this.#compacted();
     let more = false;
-    for (const r of this.#records.values()) {
-      if (Number(r.id) <= after || !matches(r, filter, now)) continue;
+    for (let i = cursor === undefined ? 0 : firstAfter(order, Number(cursor)); i < order.length; i++) {
+      const r = this.#records.get(order[i]!);
+      if (r === undefined || !matches(r, filter, now)) continue;
       if (entries.length === limit) {
         more = true;
         break;
@@ -55,6 +64,12 @@ export class MemoryStore implements DeadLetterStore {
       entries.push({ ...r });
     }
     return more ? { entries, cursor: entries[entries.length - 1]!.id } : { entries };
+  }
+
+  /** The order index, without the removed numbers once they outnumber the records. */
+  #compacted(): number[] {
+    if (this.#order.length > 2 * this.#records.size + 64) this.#order = [...this.#records.keys()];
+    return this.#order;
   }
 
   update(id: string, changes: Partial<Record_>): void {
@@ -126,4 +141,16 @@ export class MemoryStore implements DeadLetterStore {
   close(): void {
     // nothing to release: the records go with the node
   }
+}
+
+/** The index of the first number in `sorted` (ascending) greater than `after`. */
+function firstAfter(sorted: readonly number[], after: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! <= after) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
