@@ -383,6 +383,7 @@ export async function startObserverWithLimits(node: Node, options: ObserverOptio
           const ids = idsOf(body.ids);
           const filter = body.filter === undefined ? undefined : deadLetterFilter(fieldsOf(body.filter));
           if ((ids === undefined) === (filter === undefined)) throw new ApiError('bad_request', 'give either `ids` or `filter`', { field: 'ids' });
+          const after = cursorOf(body.cursor, filter !== undefined);
           target = ids !== undefined ? `${ids.length} ids` : 'filter';
           if (s.readOnly) throw new ApiError('read_only', 'the observer is read-only: start it with readOnly: false to retry');
           const rate = rateOf(body.ratePerSecond);
@@ -390,11 +391,12 @@ export async function startObserverWithLimits(node: Node, options: ObserverOptio
           if (rate !== undefined) {
             // at a rate: a job, answered at once; its progress is GET /api/dead-letters/jobs/<id> and `job` frames
             // (the first MAX_JOB_ENTRIES matching; the others are counted, not held, and said: `leftOut`)
-            const all = ids === undefined ? await serviceCall(() => matchingIds(node, filter!)) : { ids, leftOut: 0 };
+            const all = ids === undefined ? await serviceCall(() => matchingIds(node, filter!, after)) : { ids, leftOut: 0 };
             const job = jobs.start('retry', all.ids, rate, (chunk) => serviceCall(() => node.deadLetters.retry(chunk)), all.leftOut);
             action(name, target, 'ok');
-            return { jobId: job.id, total: job.total, leftOut: job.leftOut };
+            return { jobId: job.id, total: job.total, leftOut: job.leftOut, ...(job.cursor === null ? {} : { cursor: job.cursor }) };
           }
+          if (after !== undefined) throw new ApiError('bad_request', '`cursor` continues a job at a rate (`ratePerSecond`)', { field: 'cursor' });
           const results = await serviceCall(() => node.deadLetters.retry(ids ?? filter!));
           action(name, target, 'ok');
           return { results, retried: results.length, succeeded: results.filter((r) => r.ok).length };
@@ -542,14 +544,25 @@ function fieldsOf(value: unknown): { get(key: string): unknown } {
 }
 
 /**
- * The ids of the first {@link MAX_JOB_ENTRIES} entries matching `filter` (the queue's order, oldest
- * first), and how many more match (`leftOut`): counted, not held. It stopped at the cap and said
- * nothing, so a job's `total` hid the entries it would never retry.
+ * A retry job's `cursor` (where an earlier job with the same filter stopped), if given: a list cursor
+ * (an entry's id), only with a filter.
  */
-async function matchingIds(node: Node, filter: ReturnType<typeof deadLetterFilter>): Promise<{ ids: string[]; leftOut: number }> {
+function cursorOf(value: unknown, withFilter: boolean): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!withFilter) throw new ApiError('bad_request', '`cursor` goes with `filter` (the job continues after it)', { field: 'cursor' });
+  if (typeof value !== 'string' || !/^\d{1,20}$/.test(value)) throw new ApiError('bad_request', '`cursor` must be the `cursor` a job answered', { field: 'cursor' });
+  return value;
+}
+
+/**
+ * The ids of the first {@link MAX_JOB_ENTRIES} entries matching `filter` (the queue's order, oldest
+ * first; after `after`, an entry's id, if given), and how many more match (`leftOut`): counted, not
+ * held. It stopped at the cap and said nothing, so a job's `total` hid the entries it would never retry.
+ */
+async function matchingIds(node: Node, filter: ReturnType<typeof deadLetterFilter>, after: string | undefined): Promise<{ ids: string[]; leftOut: number }> {
   const ids: string[] = [];
   let leftOut = 0;
-  await eachPage(node, filter, (entries) => {
+  await eachPage(node, filter, after, (entries) => {
     for (const e of entries) {
       if (ids.length < MAX_JOB_ENTRIES) ids.push(e.id);
       else leftOut++;
@@ -560,7 +573,7 @@ async function matchingIds(node: Node, filter: ReturnType<typeof deadLetterFilte
 
 async function countDeadLetters(node: Node, filter: ReturnType<typeof deadLetterFilter>): Promise<number> {
   let count = 0;
-  await eachPage(node, filter, (entries) => (count += entries.length));
+  await eachPage(node, filter, undefined, (entries) => (count += entries.length));
   return count;
 }
 
@@ -570,10 +583,10 @@ async function countDeadLetters(node: Node, filter: ReturnType<typeof deadLetter
  * held the event loop for the whole queue (300,000 entries: 1 s, no other request, timer or
  * heartbeat running), and it now walks the whole queue to count `leftOut`.
  */
-async function eachPage(node: Node, filter: ReturnType<typeof deadLetterFilter>, take: (entries: readonly { id: string }[]) => void): Promise<void> {
-  let cursor: string | undefined;
+async function eachPage(node: Node, filter: ReturnType<typeof deadLetterFilter>, after: string | undefined, take: (entries: readonly { id: string }[]) => void): Promise<void> {
+  let cursor = after;
   do {
-    if (cursor !== undefined) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (cursor !== after) await new Promise<void>((resolve) => setImmediate(resolve));
     const page = await node.deadLetters.list({ ...filter, limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
     take(page.entries);
     cursor = page.cursor;

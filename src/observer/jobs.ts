@@ -9,7 +9,8 @@ import type { Kernel } from '../runtime/kernel.js';
 export const MAX_JOBS = 50;
 /**
  * The most entries one job takes (a retry of all matching at a rate): the ids it holds. The entries
- * past it that match are counted (`leftOut`), not held: a second job retries them.
+ * past it that match are counted (`leftOut`), not held: a second job, given the first's `cursor`
+ * with the same filter, retries them.
  */
 export const MAX_JOB_ENTRIES = 100_000;
 /** The most ticks per second a job runs (a rate above it retries several entries a tick). */
@@ -22,6 +23,11 @@ export interface JobProgress {
   readonly total: number;
   /** Entries that matched past {@link MAX_JOB_ENTRIES}: not in this job (0 when it took them all). */
   readonly leftOut: number;
+  /**
+   * When entries were left out: the id of the last entry the job holds. A job given it as `cursor`,
+   * with the same filter, takes the matching entries after it. `null` when none was left out.
+   */
+  readonly cursor: string | null;
   /** Entries tried so far (`succeeded + failed`). */
   readonly done: number;
   readonly succeeded: number;
@@ -58,7 +64,7 @@ export class Jobs {
   start(kind: JobProgress['kind'], ids: readonly string[], ratePerSecond: number, step: Step, leftOut = 0): JobProgress {
     this.#forget();
     const id = randomBytes(8).toString('hex');
-    const job: Job = { progress: { id, kind, total: ids.length, leftOut, done: 0, succeeded: 0, failed: 0, ratePerSecond, finished: ids.length === 0, error: null }, timer: undefined };
+    const job: Job = { progress: { id, kind, total: ids.length, leftOut, cursor: leftOut > 0 && ids.length > 0 ? ids[ids.length - 1]! : null, done: 0, succeeded: 0, failed: 0, ratePerSecond, finished: ids.length === 0, error: null }, timer: undefined };
     this.#jobs.set(id, job);
     const ticks = Math.min(TICKS_PER_SECOND, ratePerSecond);
     const tickMs = 1000 / ticks;

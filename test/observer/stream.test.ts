@@ -369,9 +369,47 @@ describe('POST /api/dead-letters/retry of all matching, past the cap', () => {
     try {
       const a = await request(obs.port, { method: 'POST', path: '/api/dead-letters/retry', headers: bearer(obs.token), body: { filter: {}, ratePerSecond: 0.001 } });
       expect(a.status).toBe(200);
-      expect(a.json).toEqual({ jobId: expect.stringMatching(/^[0-9a-f]{16}$/), total: MAX_JOB_ENTRIES, leftOut: extra });
+      // the memory store's ids count from 1: the job holds '1' to '100000'
+      expect(a.json).toEqual({ jobId: expect.stringMatching(/^[0-9a-f]{16}$/), total: MAX_JOB_ENTRIES, leftOut: extra, cursor: String(MAX_JOB_ENTRIES) });
       const job = await request(obs.port, { path: `/api/dead-letters/jobs/${a.json.jobId}`, headers: bearer(obs.token) });
       expect(job.json).toMatchObject({ total: MAX_JOB_ENTRIES, leftOut: extra, done: 0, finished: false });
+    } finally {
+      await obs.close();
+    }
+  });
+
+  it('answers a cursor where the job stopped, from which a second job with the same filter takes the entries left out (not the oldest again)', { timeout: 60_000 }, async () => {
+    const extra = 7;
+    const { node, clock } = clockedNode(track, { services: { deadLetters: { capacity: MAX_JOB_ENTRIES + extra, backoff: { initialMs: 1e9, maxMs: 1e9, jitter: 'none' } } } });
+    const ids: string[] = [];
+    for (let i = 0; i < MAX_JOB_ENTRIES + extra; i++) ids.push(await node.deadLetters.add({ recipient: 'nobody', message: i, reason: 'noproc' }));
+    const obs = await startObserver(node, { readOnly: false, sampleMs: 3_600_000 });
+    try {
+      const first = await request(obs.port, { method: 'POST', path: '/api/dead-letters/retry', headers: bearer(obs.token), body: { filter: {}, ratePerSecond: 0.001 } });
+      expect(first.json).toEqual({ jobId: expect.any(String), total: MAX_JOB_ENTRIES, leftOut: extra, cursor: ids[MAX_JOB_ENTRIES - 1] });
+      const firstJob = await request(obs.port, { path: `/api/dead-letters/jobs/${first.json.jobId}`, headers: bearer(obs.token) });
+      expect(firstJob.json).toMatchObject({ leftOut: extra, cursor: ids[MAX_JOB_ENTRIES - 1] });
+      // the second job, while the first still holds the oldest: the seven left out, the newest
+      const second = await request(obs.port, { method: 'POST', path: '/api/dead-letters/retry', headers: bearer(obs.token), body: { filter: {}, ratePerSecond: 100_000, cursor: first.json.cursor } });
+      expect(second.json).toEqual({ jobId: expect.any(String), total: extra, leftOut: 0 });
+      const retried = vi.spyOn(node.deadLetters, 'retry');
+      let progress = (await request(obs.port, { path: `/api/dead-letters/jobs/${second.json.jobId}`, headers: bearer(obs.token) })).json;
+      while (!progress.finished) {
+        await clock.advance(100);
+        progress = (await request(obs.port, { path: `/api/dead-letters/jobs/${second.json.jobId}`, headers: bearer(obs.token) })).json;
+      }
+      expect(progress).toMatchObject({ total: extra, leftOut: 0, cursor: null, done: extra, failed: extra });
+      const calls = retried.mock.calls.flatMap(([chunk]) => chunk as string[]);
+      expect(calls.filter((id) => Number(id) > MAX_JOB_ENTRIES)).toEqual(ids.slice(MAX_JOB_ENTRIES));
+      // the first job, at its slow rate, went on with its own oldest entries only
+      const firstDone = (await request(obs.port, { path: `/api/dead-letters/jobs/${first.json.jobId}`, headers: bearer(obs.token) })).json.done as number;
+      expect(calls.filter((id) => Number(id) <= MAX_JOB_ENTRIES)).toEqual(ids.slice(0, firstDone));
+      // a cursor is a list cursor: text of digits, given with a filter
+      for (const body of [{ filter: {}, ratePerSecond: 1, cursor: 'x1' }, { filter: {}, ratePerSecond: 1, cursor: 12 }, { ids: [ids[0]], ratePerSecond: 1, cursor: ids[0] }]) {
+        const bad = await request(obs.port, { method: 'POST', path: '/api/dead-letters/retry', headers: bearer(obs.token), body });
+        expect(bad.status).toBe(400);
+        expect(bad.json.error).toMatchObject({ code: 'bad_request', field: 'cursor' });
+      }
     } finally {
       await obs.close();
     }

@@ -2,10 +2,11 @@
 // monitor leak with the stack that made it, and the dead-letter actions (retry selected, retry all
 // matching at a rate, purge after a confirm that shows the count).
 import type { Browser } from 'playwright-core';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { GenServer, isDown, Pid, startObserver, Supervisor, type Down } from '../../../src/index.js';
 import { probe } from '../../../src/testing/index.js';
-import { useNodes } from '../../support.js';
+import { clockedNode, useNodes } from '../../support.js';
+import { MAX_JOB_ENTRIES } from '../../../src/observer/jobs.js';
 import { go, nextFrame, openObserver, QUIET, rendered, renders, skipWithoutChromium, useBrowser } from './browser.js';
 
 const track = useNodes();
@@ -167,6 +168,39 @@ describe.skipIf(skipWithoutChromium)('observer pages over the services (Chromium
       const stats = await node.deadLetters.stats();
       expect(stats.pending + stats.parked).toBe(0);
       expect(await page.textContent('main table.grid tbody')).toBe('no dead letter matches');
+      expect(view.problems).toEqual([]);
+    } finally {
+      await view.close();
+      await obs.close();
+    }
+  });
+
+  it('follows a retry job that left entries out with one that takes them (retry the next), not the oldest again', { timeout: 60_000 }, async () => {
+    const extra = 3;
+    const { node, clock } = clockedNode(track, { services: { deadLetters: { capacity: MAX_JOB_ENTRIES + extra, backoff: { initialMs: 1e9, maxMs: 1e9, jitter: 'none' } } } });
+    const ids: string[] = [];
+    for (let i = 0; i < MAX_JOB_ENTRIES + extra; i++) ids.push(await node.deadLetters.add({ recipient: 'gone', message: i, reason: 'noproc' }));
+    const obs = await startObserver(node, { ...QUIET, readOnly: false });
+    const view = await openObserver(browser, obs, '#/dead-letters');
+    try {
+      const { page } = view;
+      await page.fill('#rate', '1');
+      await page.click('#retry-all');
+      // the first job holds the oldest 100,000; the page offers the next ones
+      await page.waitForSelector(`#progress :text("${(3).toLocaleString()} more matching left out")`);
+      expect(await page.textContent('#retry-next')).toBe('retry the next 3');
+      // the rate typed stays when the page renders again
+      expect(await page.inputValue('#rate')).toBe('1');
+      expect(await page.textContent('#notice')).toBe(`done retrying ${(100_000).toLocaleString()} matching at 1/s; 3 more left out`);
+      const retried = vi.spyOn(node.deadLetters, 'retry');
+      await page.click('#retry-next');
+      await page.waitForSelector('#progress :text("retry running: 0 of 3")');
+      expect(await page.locator('#retry-next').count()).toBe(0);
+      // the second job runs at the first's rate (1/s) on the node's clock
+      for (let i = 0; i < 3; i++) await clock.advance(1000);
+      await page.waitForSelector('#progress :text("retry done: 3 of 3")');
+      const calls = retried.mock.calls.flatMap(([chunk]) => chunk as string[]);
+      expect(calls.filter((id) => Number(id) > MAX_JOB_ENTRIES)).toEqual(ids.slice(MAX_JOB_ENTRIES));
       expect(view.problems).toEqual([]);
     } finally {
       await view.close();

@@ -11,7 +11,8 @@ export function mount(root, ctx) {
   for (const k of FIELDS) if (ctx.params.get(k)) filter[k] = ctx.params.get(k);
   const selected = new Set();
   let detailId = ctx.params.get('id');
-  let job = null; // a retry at a rate: { jobId?, total, done, succeeded, failed }
+  let job = null; // a retry at a rate: { jobId?, filter?, ratePerSecond?, total, leftOut?, cursor?, done, succeeded, failed }
+  let rateValue = '100';
   let entries = [];
 
   const input = (k, placeholder) => h('input', { type: 'text', placeholder, value: filter[k] ?? '', 'aria-label': k, dataset: { filter: k } });
@@ -54,7 +55,28 @@ export function mount(root, ctx) {
     if (job === null) return replace(progress);
     const bar = h('progress', { max: String(Math.max(1, job.total)), value: String(job.total > 0 ? job.done : 1) });
     const finished = job.finished === true || job.done >= job.total;
-    replace(progress, h('div', { class: 'progress' }, h('span', null, `retry ${finished ? 'done' : 'running'}: ${int(job.done)} of ${int(job.total)}`), bar, h('span', { class: 'muted' }, `${int(job.succeeded)} ok · ${int(job.failed)} failed${job.leftOut > 0 ? ` · ${int(job.leftOut)} more matching left out (a job takes the oldest 100,000; those it fails to deliver stay first): narrow the filter to reach the others` : ''}${job.error ? ` · ${job.error}` : ''}`)));
+    // entries left out: a job started here can be followed by one that takes the next ones (after its cursor, same filter and rate)
+    const next = job.leftOut > 0 && job.cursor && job.filter !== undefined && ctx.canAct ? h('button', { type: 'button', id: 'retry-next' }, `retry the next ${int(Math.min(job.leftOut, 100_000))}`) : null;
+    next?.addEventListener('click', () => startRetry(job.filter, job.ratePerSecond, job.cursor));
+    replace(progress, h('div', { class: 'progress' }, h('span', null, `retry ${finished ? 'done' : 'running'}: ${int(job.done)} of ${int(job.total)}`), bar, h('span', { class: 'muted' }, `${int(job.succeeded)} ok · ${int(job.failed)} failed${job.leftOut > 0 ? ` · ${int(job.leftOut)} more matching left out (a job takes at most 100,000)` : ''}${job.error ? ` · ${job.error}` : ''}`), next));
+  }
+
+  /** Retries all matching `f` (at `ratePerSecond`: a job; after `cursor`: the entries an earlier job left out). */
+  async function startRetry(f, ratePerSecond, cursor) {
+    job = { total: 0, done: 0, succeeded: 0, failed: 0 };
+    renderProgress();
+    const a = await post('/api/dead-letters/retry', { filter: f, ...(ratePerSecond ? { ratePerSecond } : {}), ...(cursor ? { cursor } : {}) });
+    if (a.ok && a.data.jobId !== undefined) {
+      // a job at the rate asked: its progress comes as `job` frames (and is read again at each render)
+      job = { jobId: a.data.jobId, filter: f, ratePerSecond, total: a.data.total ?? 0, leftOut: a.data.leftOut ?? 0, cursor: a.data.cursor ?? null, done: 0, succeeded: 0, failed: 0, finished: a.data.total === 0 };
+      renderProgress();
+      ctx.notify(`retrying ${int(job.total)} matching at ${int(ratePerSecond)}/s${job.leftOut > 0 ? `; ${int(job.leftOut)} more left out` : ''}`, 'ok');
+      return ctx.refresh();
+    }
+    if (a.ok) job = { total: a.data.retried, done: a.data.retried, succeeded: a.data.succeeded, failed: a.data.retried - a.data.succeeded, finished: true };
+    else job = null;
+    renderProgress();
+    await done((d) => `retried ${int(d.retried)} matching, ${int(d.succeeded)} delivered`, a);
   }
 
   function buildActions() {
@@ -69,25 +91,11 @@ export function mount(root, ctx) {
       selected.clear();
       await done((d) => `retried ${int(d.retried ?? ids.length)}, ${int(d.succeeded)} delivered`, await post('/api/dead-letters/retry', { ids }));
     });
-    const rate = h('input', { type: 'number', min: '1', value: '100', class: 'short', 'aria-label': 'rate per second', id: 'rate' });
+    const rate = h('input', { type: 'number', min: '1', value: rateValue, class: 'short', 'aria-label': 'rate per second', id: 'rate' });
+    // the actions are built again at each render: the rate typed stays
+    rate.addEventListener('input', () => (rateValue = rate.value));
     const retryAll = h('button', { type: 'button', id: 'retry-all' }, 'retry all matching');
-    retryAll.addEventListener('click', async () => {
-      const ratePerSecond = Number(rate.value) > 0 ? Number(rate.value) : undefined;
-      job = { total: 0, done: 0, succeeded: 0, failed: 0 };
-      renderProgress();
-      const a = await post('/api/dead-letters/retry', { filter: bodyFilter(), ...(ratePerSecond ? { ratePerSecond } : {}) });
-      if (a.ok && a.data.jobId !== undefined) {
-        // a job at the rate asked: its progress comes as `job` frames (and is read again at each render)
-        job = { jobId: a.data.jobId, total: a.data.total ?? 0, leftOut: a.data.leftOut ?? 0, done: 0, succeeded: 0, failed: 0, finished: a.data.total === 0 };
-        renderProgress();
-        ctx.notify(`retrying ${int(job.total)} matching at ${int(ratePerSecond)}/s${job.leftOut > 0 ? `; ${int(job.leftOut)} more left out` : ''}`, job.leftOut > 0 ? 'bad' : 'ok');
-        return ctx.refresh();
-      }
-      if (a.ok) job = { total: a.data.retried, done: a.data.retried, succeeded: a.data.succeeded, failed: a.data.retried - a.data.succeeded, finished: true };
-      else job = null;
-      renderProgress();
-      await done((d) => `retried ${int(d.retried)} matching, ${int(d.succeeded)} delivered`, a);
-    });
+    retryAll.addEventListener('click', () => startRetry(bodyFilter(), Number(rate.value) > 0 ? Number(rate.value) : undefined, undefined));
     const to = h('input', { type: 'text', placeholder: 'pid or name', class: 'short', 'aria-label': 'redrive to', id: 'redrive-to' });
     const redrive = h('button', { type: 'button', id: 'redrive' }, 'redrive selected to');
     redrive.disabled = selected.size === 0;
