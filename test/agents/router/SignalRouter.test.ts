@@ -375,7 +375,7 @@ describe('SignalRouter.publish', () => {
   });
 });
 
-describe('SignalRouter deliveries (review)', () => {
+describe('SignalRouter deliveries: spans, and a subscriber that leaves and comes back', () => {
   it('each delivery is a supervised send span when someone listens to it (the unwatched hot path skips only the span)', async () => {
     const { node } = clockedNode(track);
     const router = await startRouter(node, { deliveryTimeout: 250 });
