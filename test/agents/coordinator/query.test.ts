@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { Agent, AgentRegistry, CoordinatorAgent, GenServer, Pid, Supervisor } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
-import { exitAndWait, expectKeelError, useNodes } from '../../support.js';
+import { clockedNode, exitAndWait, expectKeelError, useNodes } from '../../support.js';
 
-// A coordinator whose pool is a registry query: the agents it selects, then each that registers.
+// A coordinator whose pool is a registry query: the agents it selects, then each that registers,
+// through the registry's restarts and the loss of its table, removals and re-registrations.
 
 const track = useNodes();
 const key = (pid: Pid): string => Pid.format(pid);
@@ -98,5 +99,73 @@ describe('CoordinatorAgent: workers from a registry query', () => {
       caught = e;
     }
     expectKeelError(caught, 'ERR_INVALID_ARGUMENT', 'options.workers');
+  });
+});
+
+describe('CoordinatorAgent: workers from a registry query that restarts, removes or re-registers', () => {
+  it('the registry crashes and is restarted: agents registering afterwards still join', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node, { name: 'reg' });
+    const coordinator = await CoordinatorAgent.start(node, { workers: registry.select({ kind: 'k' }) });
+    const first = await Agent.start(node, { capabilities: [], tasks: { k: () => 1 }, registry });
+    await node.idle();
+    await exitAndWait(node, node.registry.whereis('reg')!); // restarted by keel.agents with its table
+    const second = await Agent.start(node, { capabilities: [], tasks: { k: () => 2 }, registry });
+    await node.idle();
+    expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([first, second].map((a) => Pid.format(a.pid)));
+  });
+
+  it('removeWorker on a followed pool holds: a later registration in the registry does not bring the removed agent back; addWorker does', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node);
+    const a = await Agent.start(node, { capabilities: [], tasks: { k: () => 'a' }, registry });
+    const coordinator = await CoordinatorAgent.start(node, { workers: registry.select({ kind: 'k' }) });
+    expect(await coordinator.removeWorker(a.pid)).toBe('ok');
+    const b = await Agent.start(node, { capabilities: [], tasks: { k: () => 'b' }, registry });
+    await node.idle();
+    expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([Pid.format(b.pid)]);
+    await exitAndWait(node, coordinator.pid); // restarted in its node: a stays out
+    expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([Pid.format(b.pid)]);
+    expect(await coordinator.addWorker(a.pid)).toBe('ok');
+    expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([b, a].map((x) => Pid.format(x.pid)));
+  });
+
+  it('an agent that registers, dies and is re-registered under the same key before the coordinator looks: only the live pid joins', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node);
+    const coordinator = await CoordinatorAgent.start(node, { workers: registry.select({ kind: 'k' }) });
+    const refused = captureEvents(node, ['keel.coordinator.worker_refused', 'keel.coordinator.worker_joined']);
+    const a = await Agent.start(node, { capabilities: [], tasks: { k: () => 1 } });
+    const b = await Agent.start(node, { capabilities: [], tasks: { k: () => 2 } });
+    // in one turn of this test: register a, kill it, register b under the same key
+    const ra = registry.register(a.pid, { kinds: ['k'] }, { key: 'w' });
+    node.exit(a.pid, 'kill');
+    const rb = registry.register(b.pid, { kinds: ['k'] }, { key: 'w' });
+    await Promise.all([ra, rb]);
+    await node.idle();
+    expect((await coordinator.workers()).map((w) => Pid.format(w.pid))).toEqual([Pid.format(b.pid)]);
+    expect(refused.events.map((e) => e.event)).toEqual(['keel.coordinator.worker_joined']);
+    expect(await coordinator.run({ tasks: [{ id: 't', kind: 'k' }] })).toMatchObject({ status: 'completed', results: { t: 2 } });
+  });
+});
+
+describe('CoordinatorAgent: workers from a registry that lost its table', () => {
+  it('a registry stopped normally and started again comes back empty: an agent with heartbeatMs registers again at its next beat, and a query finds it', async () => {
+    const { node, clock } = clockedNode(track);
+    const registry = await AgentRegistry.start(node, { name: 'reg' });
+    const agent = await Agent.start(node, { name: 'w', capabilities: ['x'], tasks: { k: () => 'ran' }, registry: { registry, heartbeatMs: 100, team: 't' } });
+    expect(registry.lookup('w')).toMatchObject({ pid: agent.pid });
+    await GenServer.stop(node, node.registry.whereis('reg')!, 'normal'); // ended for good: its table released
+    await node.idle();
+    await AgentRegistry.start(node, { name: 'reg' }); // started again under its name, empty
+    expect(registry.count()).toBe(0);
+    await clock.advance(100); // the beat answers not_registered: the agent registers again
+    await node.idle();
+    expect(registry.lookup('w')).toMatchObject({ pid: agent.pid, meta: { capabilities: ['x'], kinds: ['k'], team: 't' } });
+    const coordinator = await CoordinatorAgent.start(node, { workers: registry.select({ kind: 'k' }) });
+    expect(await coordinator.run({ tasks: [{ id: 'a', kind: 'k' }] })).toMatchObject({ status: 'completed', results: { a: 'ran' } });
+    await clock.advance(100); // registered: the next beat is a beat, nothing more
+    await node.idle();
+    expect(registry.count()).toBe(1);
   });
 });

@@ -1,9 +1,11 @@
 // The coordinator across restarts in its node: killed, restarted by its supervisor under the same
 // name, it resumes every active workflow from its table (componentState): completed tasks stay
 // completed, running ones run again (at least once, same task id) on their worker or another, and
-// its timers are re-armed from their kept deadlines.
+// its timers are re-armed from their kept deadlines. Across a new OS process (a store), retry
+// budgets, pauses and running compensations are kept; a storm of kills loses no count.
 import { describe, expect, it } from 'vitest';
 import { componentStates } from '../../../src/agents/internal/componentState.js';
+import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
 import { Agent, CoordinatorAgent, GenServer, Pid, type AgentTask, type Node } from '../../../src/index.js';
 import { captureEvents, probe } from '../../../src/testing/index.js';
 import { clockedNode, deferred, exitAndWait, useNodes, watch } from '../../support.js';
@@ -206,5 +208,137 @@ describe('CoordinatorAgent restarted in its node: paused and compensating workfl
     expect(await coordinator.cancel('paused')).toMatchObject({ cancelled: true, notified: [{ taskId: 'paused/p', outcome: { ok: true } }] });
     await node.idle();
     expect(aborted).toEqual(['long/h', 'paused/p']);
+  });
+});
+
+describe('CoordinatorAgent restarted: retries, pauses and compensations across a new OS process, and restart storms', () => {
+  it('the retry budget survives a new OS process: errors before the crash count against maxAttempts', async () => {
+    const store = new MemoryAgentStore();
+    let runs = 0;
+    const failing = { k: () => (runs++, Promise.reject(new Error('flaky'))) };
+    const { node: first, clock } = clockedNode(track);
+    const w1 = await Agent.start(first, { capabilities: [], tasks: failing });
+    const c1 = await CoordinatorAgent.start(first, { name: 'flow', store, workers: [w1.pid] });
+    await c1.submit({ id: 'w', tasks: [{ id: 't', kind: 'k', retry: { maxAttempts: 3, backoff: { initialMs: 10, maxMs: 10, jitter: 'none' } } }] });
+    await first.idle();
+    await clock.advance(10);
+    await first.idle();
+    expect(runs).toBe(2); // two errors of three
+    await first.shutdown({ timeoutMs: 1000 });
+
+    const { node: second } = clockedNode(track);
+    const w2 = await Agent.start(second, { capabilities: [], tasks: failing });
+    const c2 = await CoordinatorAgent.start(second, { name: 'flow', store, workers: [w2.pid] });
+    const r = await c2.wait('w');
+    expect(r).toMatchObject({ status: 'failed', failedTask: 't' });
+    expect(runs).toBe(3);
+  });
+
+  it('a workflow paused when its OS process died resumes paused from the store (pause and resume are written)', async () => {
+    const store = new MemoryAgentStore();
+    const runs: string[] = [];
+    const tasks = { k: (t: { id: string }) => (runs.push(t.id), 'done') };
+    const { node: first } = clockedNode(track);
+    const c1 = await CoordinatorAgent.start(first, { name: 'flow', store, waitForWorkersMs: Infinity });
+    await c1.submit({ id: 'p', tasks: [{ id: 't', kind: 'k' }] }); // no worker yet: it waits
+    expect(await c1.pause('p')).toBe('ok');
+    await first.shutdown({ timeoutMs: 1000 });
+
+    const { node: second } = clockedNode(track);
+    const w = await Agent.start(second, { capabilities: [], tasks });
+    const c2 = await CoordinatorAgent.start(second, { name: 'flow', store, workers: [w.pid] });
+    await second.idle();
+    expect(await c2.status('p')).toMatchObject({ state: 'paused' });
+    expect(runs).toEqual([]);
+    await second.shutdown({ timeoutMs: 1000 });
+
+    const { node: resumed } = clockedNode(track);
+    const c3 = await CoordinatorAgent.start(resumed, { name: 'flow', store, waitForWorkersMs: Infinity });
+    expect(await c3.resume('p')).toBe('ok'); // no worker in this process: it waits, running
+    await resumed.shutdown({ timeoutMs: 1000 });
+
+    const { node: third } = clockedNode(track);
+    const w3 = await Agent.start(third, { capabilities: [], tasks });
+    const c4 = await CoordinatorAgent.start(third, { name: 'flow', store, workers: [w3.pid] });
+    expect(await c4.wait('p')).toMatchObject({ status: 'completed', results: { t: 'done' } });
+    expect(runs).toEqual(['p/t']);
+  });
+
+  it('a compensation running when the OS process died is counted as a re-run, its attempts kept', async () => {
+    const store = new MemoryAgentStore();
+    const started = deferred<void>();
+    const { node: first } = clockedNode(track);
+    const w1 = await Agent.start(first, {
+      capabilities: [],
+      tasks: { book: () => 'booked', pay: () => Promise.reject(new Error('declined')), unbook: () => (started.resolve(), new Promise(() => undefined)) },
+    });
+    const c1 = await CoordinatorAgent.start(first, { name: 'trip', store, workers: [w1.pid] });
+    await c1.submit({ id: 't1', tasks: [{ id: 'book', kind: 'book', compensate: { kind: 'unbook' } }, { id: 'pay', kind: 'pay', dependsOn: ['book'] }] });
+    await started.promise;
+    await first.shutdown({ timeoutMs: 1000 });
+
+    const { node: second } = clockedNode(track);
+    const events = captureEvents(second, ['keel.coordinator.resumed', 'keel.coordinator.compensation_finished']);
+    const w2 = await Agent.start(second, { capabilities: [], tasks: { unbook: () => 'unbooked' } });
+    const c2 = await CoordinatorAgent.start(second, { name: 'trip', store, workers: [w2.pid] });
+    expect(await c2.wait('t1')).toMatchObject({ status: 'failed', compensations: [{ task: 'book', ok: true, result: 'unbooked' }] });
+    expect(events.events.map((e) => [e.event, e.measurements])).toEqual([
+      ['keel.coordinator.resumed', { workflows: 1, rerun: 1, dropped: 0 }],
+      ['keel.coordinator.compensation_finished', { attempts: 2 }],
+    ]);
+  });
+
+  it('a restart storm (killed 5 times while a task runs): the task stays with the worker that runs it, the workflow completes, each count exact', async () => {
+    const { node, clock } = clockedNode(track);
+    const events = captureEvents(node, ['keel.coordinator.']);
+    const runs: string[] = [];
+    const gate = deferred<void>();
+    const slow = (name: string) => async (): Promise<string> => (runs.push(name), await gate.promise, 'done');
+    const a = await Agent.start(node, { capabilities: [], tasks: { k: slow('a'), after: (t) => t.inputs.a } });
+    const b = await Agent.start(node, { capabilities: [], tasks: { k: slow('b') } });
+    const coordinator = await CoordinatorAgent.start(node, { name: 'storm', workers: [a.pid, b.pid] });
+    await coordinator.submit({ id: 's', stuckAfterMs: 10_000, tasks: [{ id: 'a', kind: 'k' }, { id: 'b', kind: 'after', dependsOn: ['a'] }] });
+    await node.idle();
+    expect(runs).toEqual(['a']);
+    for (let i = 0; i < 5; i++) {
+      await exitAndWait(node, node.registry.whereis('storm')!);
+      await clock.advance(50); // the refused re-run (duplicate_task) is offered again: to the same worker
+      await node.idle();
+    }
+    expect(runs).toEqual(['a']); // never started on b while a still runs it
+    gate.resolve();
+    await node.idle();
+    await clock.advance(50);
+    await node.idle();
+    const r = await coordinator.wait('s');
+    expect(r).toMatchObject({ status: 'completed', results: { a: 'done', b: 'done' } });
+    expect(runs).toEqual(['a', 'a']); // the first run's answer went to a dead coordinator: run again, once, there
+    expect(events.events.filter((e) => e.event === 'keel.coordinator.resumed').map((e) => e.measurements)).toEqual([
+      { workflows: 1, rerun: 1, dropped: 0 },
+      ...Array.from({ length: 4 }, () => ({ workflows: 1, rerun: 0, dropped: 0 })), // refused, waiting: not running
+    ]);
+    expect(events.events.filter((e) => e.event === 'keel.coordinator.workflow_finished')).toHaveLength(1);
+    expect(events.events.filter((e) => e.event === 'keel.coordinator.workflow_stuck')).toEqual([]);
+    const m = await coordinator.metrics();
+    expect(m.workflows).toEqual({ active: 0, completed: 1, failed: 0, cancelled: 0, rejected: 0 });
+    expect(m.tasks).toMatchObject({ completed: 2, failed: 0, reassigned: 0 });
+    expect(m.workers).toEqual({ total: 2, busy: 0, left: 0 });
+  });
+
+  it('cancelled after two restarts: the first run, still going on its worker, is told to stop', async () => {
+    const { node } = clockedNode(track);
+    const stopped = deferred<string>();
+    const w = await Agent.start(node, {
+      capabilities: [],
+      tasks: { k: (_t, _ctx, { signal }) => new Promise((_, reject) => signal.addEventListener('abort', () => (stopped.resolve('aborted'), reject(new Error('aborted'))))) },
+    });
+    const coordinator = await CoordinatorAgent.start(node, { name: 'c2', workers: [w.pid] });
+    await coordinator.submit({ id: 'x', tasks: [{ id: 't', kind: 'k' }] });
+    await node.idle();
+    await exitAndWait(node, node.registry.whereis('c2')!);
+    await exitAndWait(node, node.registry.whereis('c2')!);
+    const r = await coordinator.cancel('x');
+    expect(r).toMatchObject({ cancelled: true, notified: [{ worker: w.pid, taskId: 'x/t' }] });
+    expect(await stopped.promise).toBe('aborted');
   });
 });

@@ -1,14 +1,15 @@
+// The coordinator's bookkeeping (tasks indexed by position, the pool's load index, running-list
+// slots): a workflow changed by its caller after submit is refused, the pool's counts hold through
+// removals, re-adds, kills and cancels, and telemetry probes see events after a late attach.
 import { describe, expect, it } from 'vitest';
 import { Agent, CoordinatorAgent, isKeelError, Pid, type AgentHandle, type Workflow, type WorkflowResult } from '../../../src/index.js';
 import { deferred, expectKeelError, seeded, useNodes, type Deferred } from '../../support.js';
 
 const track = useNodes();
 
-// Adversarial review of the coordinator's perf work (arrays indexed by position, fullBelow, RunningList slots).
-
 type Spec = { id: string; kind: string; dependsOn?: string[] };
 
-describe('CoordinatorAgent review 5: a workflow its caller changes after submit', () => {
+describe('CoordinatorAgent bookkeeping: a workflow its caller changes after submit', () => {
   const cases: [string, (tasks: Spec[]) => void, string][] = [
     ['a duplicate task id', (tasks) => tasks.push({ id: 'a', kind: 'k' }), 'workflow.tasks[1].id'],
     ['an unknown dependency', (tasks) => tasks.push({ id: 'b', kind: 'k', dependsOn: ['zzz'] }), 'workflow.tasks[1].dependsOn'],
@@ -34,7 +35,7 @@ describe('CoordinatorAgent review 5: a workflow its caller changes after submit'
   }
 });
 
-describe('CoordinatorAgent review 5: pool bookkeeping fuzz', () => {
+describe('CoordinatorAgent bookkeeping: pool bookkeeping fuzz', () => {
   for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
     it(`pool bookkeeping holds through removals, re-adds, kills and cancels with workers busy (seed ${seed}): every slot is used again, loads end at 0`, async () => {
       const node = track();
@@ -110,7 +111,7 @@ describe('CoordinatorAgent review 5: pool bookkeeping fuzz', () => {
   }
 });
 
-describe('CoordinatorAgent review 5: events behind telemetry probes', () => {
+describe('CoordinatorAgent bookkeeping: events behind telemetry probes', () => {
   it('a handler attached (or a channel subscribed) after the coordinator and agent emitted unheard events sees the next ones', async () => {
     const node = track();
     const a = await Agent.start(node, { capabilities: [], runTask: (t) => t.id });
