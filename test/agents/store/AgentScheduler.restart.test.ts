@@ -1,5 +1,6 @@
 // The AgentScheduler across restarts: killed and restarted under its name in the same node (its
-// table), and started in a new node on the same SQLite file (the store: schedules by name only).
+// table), and started in a new node on the same SQLite file (the store: schedules by name only);
+// a storm of kills while its schedules fire delivers or counts every due time, none twice.
 import v8 from 'node:v8';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -11,7 +12,7 @@ import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js'
 import { loadingStore, lockedAtFirst } from './fakeStores.js';
 import { scheduleKey } from '../../../src/agents/store/scheduleRecords.js';
 import { GenServer, type Node, type Pid } from '../../../src/index.js';
-import { captureEvents, probe, TestClock } from '../../../src/testing/index.js';
+import { captureEvents, expectNoLeaks, probe, TestClock } from '../../../src/testing/index.js';
 import { advance, clockedNode, exitAndWait, expectKeelError, fakeLogger, thrown, useNodes, useTempFiles } from '../../support.js';
 
 const tmpfile = useTempFiles('keel-agent-store-', 'agents.db');
@@ -435,5 +436,39 @@ describe('AgentScheduler with a store that fails', () => {
     expect(await scheduler.stats()).toMatchObject({ schedules: 0, resumed: 0, corrupt: 0, storeFailures: 1 });
     expect(events.events.map((e) => e.event)).toEqual(['keel.agent_scheduler.store_failed', 'keel.agent_scheduler.resumed']);
     expect(events.events[0]!.metadata.error).toBeInstanceOf(TypeError);
+  });
+});
+
+describe('AgentScheduler restarted: a storm of kills while its schedules fire', () => {
+  it('killed 5 times while schedules fire: delivered + skipped = due times passed, each delivery once', async () => {
+    const { node, clock } = clockedNode(track);
+    const scheduler = await AgentScheduler.start(node, { name: 'storm' });
+    const got: unknown[] = [];
+    const agent = node.spawn(() => (m: unknown) => {
+      got.push(m);
+    }, { name: 'worker' });
+    expect(await scheduler.registerPeriodic('worker', 'a', 100, 'a')).toBe('ok');
+    expect(await scheduler.registerPeriodic(agent, 'b', 100, 'b', { missed: 'catch_up' })).toBe('ok');
+    const resumed = captureEvents(node, ['keel.agent_scheduler.resumed']);
+    for (let k = 0; k < 5; k++) {
+      await clock.advance(250);
+      await node.idle();
+      await exitAndWait(node, scheduler.pid); // restarted by keel.agents at once
+      await clock.advance(330); // due times pass while it is restarted (the first fires at resume)
+      await node.idle();
+    }
+    await clock.advance(120);
+    await node.idle();
+    expect(resumed.events).toHaveLength(5);
+    const elapsed = 5 * (250 + 330) + 120;
+    const dueTimes = Math.floor(elapsed / 100);
+    const stats = await scheduler.stats();
+    const [a, b] = await scheduler.list(agent);
+    expect(a!.deliveries + a!.skipped).toBe(dueTimes);
+    expect(b!.deliveries + b!.skipped).toBe(dueTimes);
+    expect(got.filter((m) => m === 'a')).toHaveLength(a!.deliveries);
+    expect(got.filter((m) => m === 'b')).toHaveLength(b!.deliveries);
+    expect(stats).toMatchObject({ schedules: 2, agents: 1, delivered: a!.deliveries + b!.deliveries, failed: 0, resumed: 2, dropped: 0 });
+    expectNoLeaks(node);
   });
 });

@@ -1,11 +1,21 @@
 // The node-owned table a component keeps under its name: found again by a successor, released on
-// a normal stop only, separate per node and per name.
+// a normal stop only, separate per node and per name; a table another component kind left under
+// the name is discarded, not resumed; and start/stop cycles of the components leave nothing behind.
 import { describe, expect, it } from 'vitest';
+import { AgentScheduler } from '../../../src/agents/AgentScheduler.js';
+import { CoordinationManager } from '../../../src/agents/coordination/CoordinationManager.js';
 import { componentState, componentStates, endsForGood, peekComponentState, releaseComponentState, releaseIfInitFails } from '../../../src/agents/internal/componentState.js';
-import { captureEvents, probe } from '../../../src/testing/index.js';
-import { exitAndWait, useNodes } from '../../support.js';
+import { SignalRouter } from '../../../src/agents/router/SignalRouter.js';
+import { DynamicSupervisor, GenServer, type Pid } from '../../../src/index.js';
+import { captureEvents, expectNoLeaks, probe } from '../../../src/testing/index.js';
+import { clockedNode, exitAndWait, idler, useNodes } from '../../support.js';
 
 const track = useNodes();
+
+/** Stops a component under the node's `keel.agents` supervisor as a supervisor does: exit `shutdown`, not restarted. */
+async function shutDown(node: Parameters<typeof idler>[0], pid: Pid): Promise<void> {
+  expect(await DynamicSupervisor.terminateChild(node, 'keel.agents', pid)).toBe('ok');
+}
 
 describe('componentState', () => {
   it('answers the table a predecessor left under the name (resumed), a new one otherwise; per node and per name', () => {
@@ -69,5 +79,58 @@ describe('componentState', () => {
   it('ends for good on a normal exit only', () => {
     expect(endsForGood('normal')).toBe(true);
     for (const reason of ['shutdown', 'kill', 'killed', 'noproc', new Error('crash'), { shutdown: 'x' }] as const) expect(endsForGood(reason as never)).toBe(false);
+  });
+});
+
+describe('componentState: one name, another component kind', () => {
+  it('a router stopped with shutdown, then a coordination manager and a scheduler under its name: each starts empty', async () => {
+    const { node } = clockedNode(track);
+    const router = await SignalRouter.start(node, { name: 'shared' });
+    const sub = idler(node);
+    await router.subscribe('a.*', sub);
+    await shutDown(node, router.pid);
+    expect(componentStates(node)).toEqual(['shared']); // kept for a router's restart
+    const events = captureEvents(node, ['keel.agent_state.discarded']);
+    const cm = await CoordinationManager.start(node, { name: 'shared' });
+    expect(await cm.stats()).toMatchObject({ agents: 0, open: 0, buffered: 0, inFlight: 0, delivered: 0 });
+    expect(await cm.coordinate(idler(node), sub, 'hi')).toMatchObject({ outcome: 'delivered' });
+    expect(events.events).toMatchObject([{ metadata: { name: 'shared', kind: 'signal_router', by: 'coordination_manager' } }]);
+    await shutDown(node, cm.pid);
+    const scheduler = await AgentScheduler.start(node, { name: 'shared' });
+    expect(await scheduler.stats()).toMatchObject({ schedules: 0, delivered: 0, resumed: 0 });
+    expect(await scheduler.registerPeriodic(sub, 'beat', 1000, 'tick')).toBe('ok');
+    await shutDown(node, scheduler.pid);
+    const again = await SignalRouter.start(node, { name: 'shared' });
+    expect(await again.stats()).toMatchObject({ subscribers: 0, subscriptions: 0, restarts: 0 });
+    expect(events.events.map((e) => [e.metadata.kind, e.metadata.by])).toEqual([
+      ['signal_router', 'coordination_manager'],
+      ['coordination_manager', 'agent_scheduler'],
+      ['agent_scheduler', 'signal_router'],
+    ]);
+    await shutDown(node, again.pid);
+    expect(componentStates(node)).toEqual(['shared']); // one table under the name: the router's
+    expectNoLeaks(node);
+  });
+});
+
+describe('agent components: start/stop cycles', () => {
+  it('100 cycles of each, used then stopped for good: no table, monitor or process left', async () => {
+    const { node } = clockedNode(track);
+    const agent = idler(node);
+    const owner = probe(node); // their supervisor stand-in: started from it, they are not restarted
+    for (let i = 0; i < 100; i++) {
+      const router = await SignalRouter.start(owner.ctx);
+      await router.subscribe('a', agent);
+      const cm = await CoordinationManager.start(owner.ctx);
+      await cm.coordinate(agent, agent, 'x');
+      const scheduler = await AgentScheduler.start(owner.ctx);
+      await scheduler.registerPeriodic(agent, 'p', 1000, 'tick');
+      expect(componentStates(node)).toHaveLength(3);
+      for (const h of [router, cm, scheduler]) await GenServer.stop(node, h.pid);
+      expect(componentStates(node)).toEqual([]);
+    }
+    await node.idle();
+    expect(node.isAlive(owner.ctx.self)).toBe(true);
+    expectNoLeaks(node);
   });
 });

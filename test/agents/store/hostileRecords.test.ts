@@ -1,4 +1,4 @@
-// Review: a custom AgentStore's record whose fields can be read once only (a getter that throws on
+// Hostile records in a custom AgentStore: a record whose fields can be read once only (a getter that throws on
 // its second read). The promise: a record that throws when it is read is corrupt or resumed, never a
 // failed start, and never a crash of a late read (which would leave the rest of the store unread).
 import { describe, expect, it } from 'vitest';

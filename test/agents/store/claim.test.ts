@@ -1,5 +1,6 @@
-// The SQLite agent store's claim, attacked: the same file under another path (a symlink, a hard
-// link) in one OS process, and a claim whose OS pid was reused by another live process.
+// The SQLite agent store's claim on its file: the same file under another path (a symlink, a hard
+// link) in one OS process, a claim whose OS pid was reused by another live process, a corrupt claim
+// row, and a node shut down before its start, which leaves the file free.
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -96,5 +97,16 @@ describe('one node, one file under two paths', () => {
     expect(agentStoreFor(node, { kind: 'sqlite', path: alias })).toBe(store);
     const scheduler = await AgentScheduler.start(node, { name: 's', store: { kind: 'sqlite', path: alias } });
     expect(await scheduler.stats()).toMatchObject({ storeFailures: 0 });
+  });
+});
+
+describe('agent store of a node that has shut down', () => {
+  it('a start on the shut-down node fails and leaves the file free for another node', async () => {
+    const file = tmpfile();
+    const a = track({ services: { agents: { store: { kind: 'sqlite', path: file } } } });
+    await a.shutdown();
+    expectKeelError(thrown(() => AgentScheduler.start(a, { name: 'late' })), 'ERR_STORE_UNAVAILABLE', 'shut down');
+    const b = track({ services: { agents: { store: { kind: 'sqlite', path: file } } } });
+    expect(agentStoreFor(b, undefined)!.loadAll('late')).toEqual({ records: [], corrupt: [] });
   });
 });
