@@ -270,7 +270,7 @@ describe.skipIf(skipWithoutNats)('the dead letter queue and pids of other nodes'
   }, 30_000);
 });
 
-describe.skipIf(skipWithoutNats)('review: duplicates and expiry on the receiver', () => {
+describe.skipIf(skipWithoutNats)('duplicates and expiry on the receiver', () => {
   it('two copies of one id arriving together (past the dedupe window) are handled once', async () => {
     const { cluster, a, b, sa, sb } = await pair();
     const { pid, seen } = recorder(b, a);
