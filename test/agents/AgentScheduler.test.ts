@@ -631,7 +631,7 @@ describe('AgentScheduler deliveries', () => {
   });
 });
 
-describe('AgentScheduler review regressions', () => {
+describe('AgentScheduler: hostile values, messages to itself, and its own death', () => {
   it('reports nothing and counts nothing after it exits: a delivery in flight when it dies is not a failure of it', async () => {
     const { node, clock } = clockedNode(track, { random: () => 0.5 });
     const scheduler = await AgentScheduler.start(node, { sendOptions: { ack: 'handled' } });

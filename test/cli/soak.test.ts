@@ -142,7 +142,7 @@ describe('keel soak and Ctrl-C (the built keel, a child process)', () => {
   }, 120_000);
 });
 
-describe('count, the reports\' numbers (found in review)', () => {
+describe('count, the reports\' numbers', () => {
   it('groups the thousands of the integer part only: a fractional --rate is not split after its point', () => {
     expect(count(1234.5678)).toBe('1,234.5678');
     expect(count(1234567)).toBe('1,234,567');

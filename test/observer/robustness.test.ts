@@ -15,7 +15,7 @@ import { bearer, request } from './client.js';
 
 const track = useNodes();
 
-describe('observer review', () => {
+describe('observer robustness: requests', () => {
   it('without allowPayloads, workflow task errors and restart reasons show their kind, never their text', async () => {
     const node = track();
     const worker = await Agent.start(node, {
@@ -91,7 +91,7 @@ describe('observer review', () => {
   });
 });
 
-describe('observer review: event streams', () => {
+describe('observer robustness: event streams', () => {
   it('a client that stops reading (a `keel top` put in the background) is dropped, not buffered without end', async () => {
     const node = track();
     const pids = Array.from({ length: 1000 }, (_, i) => node.spawn(() => () => undefined, { name: `worker-${i}-${'x'.repeat(200)}` }));
@@ -119,7 +119,7 @@ describe('observer review: event streams', () => {
   });
 });
 
-describe('observer review: dead-letter jobs', () => {
+describe('observer robustness: dead-letter jobs', () => {
   it('a rate so small its tick is infinite is refused (400), and a job whose timer cannot be set ends with an error, never an unhandled rejection', async () => {
     const { node, clock } = clockedNode(track, { services: { deadLetters: { backoff: { initialMs: 1e9, maxMs: 1e9, jitter: 'none' } } } });
     node.spawn(() => () => undefined, { name: 'inbox' });
@@ -150,7 +150,7 @@ describe('observer review: dead-letter jobs', () => {
   });
 });
 
-describe('observer review: hostile queries', () => {
+describe('observer robustness: hostile queries', () => {
   it('GET /api/dead-letters with a cursor that is not one answers 400, not 500 (and logs no failure)', async () => {
     const node = track();
     const obs = await startObserver(node);
@@ -166,7 +166,7 @@ describe('observer review: hostile queries', () => {
   });
 });
 
-describe('observer review: a redactor state', () => {
+describe('observer robustness: a redactor state', () => {
   it('jsonSafe bounds the whole value, not only each level: 200 x 200 x 200 entries show at most MAX_STATE_VALUES', () => {
     const row = Array.from({ length: 200 }, (_, i) => i);
     const table = Array.from({ length: 200 }, () => row);
@@ -186,7 +186,7 @@ describe('observer review: a redactor state', () => {
   });
 });
 
-describe('observer review: rates', () => {
+describe('observer robustness: rates', () => {
   it("the overview's message rate counts what the live processes handled in the window, even when a busy process died in it", async () => {
     const { node, clock } = clockedNode(track, { services: false });
     const old = node.spawn(() => () => undefined);
@@ -208,7 +208,7 @@ describe('observer review: rates', () => {
   });
 });
 
-describe('observer review: lifecycle', () => {
+describe('observer robustness: lifecycle', () => {
   it('refuses to start on a stopped node, and a shutdown while it starts leaves no server behind', async () => {
     const stopped = track();
     await stopped.shutdown();
@@ -222,7 +222,7 @@ describe('observer review: lifecycle', () => {
   });
 });
 
-describe('observer review: a busy process polled', () => {
+describe('observer robustness: a busy process polled', () => {
   it('a supervisor that does not answer gets one queued status call, however often the tree is polled', async () => {
     const { node, clock } = clockedNode(track);
     const kernel = kernelOf(node, 'node');
@@ -249,7 +249,7 @@ describe('observer review: a busy process polled', () => {
   });
 });
 
-describe('observer review: nobody watching', () => {
+describe('observer robustness: nobody watching', () => {
   it("an observer with no client leaves the scheduler's turns untimed: its history does not listen to keel.process.long_schedule", async () => {
     const node = track();
     const obs = await startObserver(node);
@@ -263,7 +263,7 @@ describe('observer review: nobody watching', () => {
   });
 });
 
-describe('observer review: big groups', () => {
+describe('observer robustness: big groups', () => {
   it('GET /api/groups lists at most MAX_GROUP_MEMBERS members of a group, with the group size', async () => {
     const node = track();
     for (let i = 0; i < 1500; i++) node.groups.join('crowd', node.spawn(() => () => undefined));
@@ -279,7 +279,7 @@ describe('observer review: big groups', () => {
   });
 });
 
-describe('observer review: a deep supervision tree', () => {
+describe('observer robustness: a deep supervision tree', () => {
   it('without allowPayloads, a restart reason is hidden however deep its supervisor is in the tree', async () => {
     const node = track();
     type Spec = Parameters<typeof Supervisor.start>[1][number];
@@ -311,7 +311,7 @@ describe('observer review: a deep supervision tree', () => {
   });
 });
 
-describe('observer review: dead-letter payloads', () => {
+describe('observer robustness: dead-letter payloads', () => {
   it('with allowPayloads, a cyclic message, a Map and a typed array are listed as JSON-safe data, never a 500', async () => {
     const node = track();
     const cyclic: Record<string, unknown> = { order: 7 };
@@ -335,7 +335,7 @@ describe('observer review: dead-letter payloads', () => {
   });
 });
 
-describe('observer review: request targets', () => {
+describe('observer robustness: request targets', () => {
   it('a request target that opens with a backslash (a URL parser reads `/\\` as `//`) is a 400, never a 500 logged as a failure', async () => {
     const node = track();
     const obs = await startObserver(node);
@@ -353,7 +353,7 @@ describe('observer review: request targets', () => {
   });
 });
 
-describe('observer review: a client that hangs up', () => {
+describe('observer robustness: a client that hangs up', () => {
   it('a POST whose client hangs up before its body ends is a bad request, not a failure of the observer logged as an error', async () => {
     const node = track();
     const obs = await startObserver(node, { readOnly: false });
@@ -375,7 +375,7 @@ describe('observer review: a client that hangs up', () => {
   });
 });
 
-describe('observer review: bounded answers', () => {
+describe('observer robustness: bounded answers', () => {
   it('GET /api/leaks lists at most MAX_LIMIT leaks, with their total: 1,500 duplicate monitors make one bounded answer', async () => {
     const node = track();
     const target = node.spawn(() => () => undefined);
@@ -400,7 +400,7 @@ describe('observer review: bounded answers', () => {
   });
 });
 
-describe('observer review: a big dynamic supervisor', () => {
+describe('observer robustness: a big dynamic supervisor', () => {
   it('GET /api/tree lists at most MAX_LIMIT children of a supervisor, with childrenTotal', async () => {
     const node = track();
     const sup = await DynamicSupervisor.start(node);
@@ -418,7 +418,7 @@ describe('observer review: a big dynamic supervisor', () => {
   });
 });
 
-describe('observer review: a process with many links', () => {
+describe('observer robustness: a process with many links', () => {
   it('GET /api/process/<pid> lists at most MAX_LIMIT links, monitors, monitored-by and groups, each with its total', async () => {
     const node = track();
     const sup = await DynamicSupervisor.start(node);
@@ -438,7 +438,7 @@ describe('observer review: a process with many links', () => {
   });
 });
 
-describe('observer review: slow requests and too many connections', () => {
+describe('observer robustness: slow requests and too many connections', () => {
   it('the server has short request and header timeouts and a connection limit by default', async () => {
     expect(SERVER_LIMITS).toEqual({ requestTimeoutMs: 10_000, headersTimeoutMs: 10_000, checkIntervalMs: 1000, maxConnections: 128 });
   });

@@ -416,7 +416,7 @@ describe('POST /api/dead-letters/retry of all matching, past the cap', () => {
   });
 });
 
-describe('POST /api/dead-letters/retry of all matching and /purge walk the queue a page a turn (found in review)', () => {
+describe('POST /api/dead-letters/retry of all matching and /purge walk the queue a page a turn', () => {
   // the walk of a matching set was one chain of microtasks: a queue of 300,000 entries held the event
   // loop 1 s (no other request, heartbeat or timer ran), growing with the queue now that the walk
   // goes past MAX_JOB_ENTRIES to count leftOut; each page of the walk now comes in a turn of its own

@@ -372,7 +372,7 @@ describe('failing telemetry handlers', () => {
   });
 });
 
-describe('hostile handlers and arguments (found in review)', () => {
+describe('hostile handlers and arguments', () => {
   it('a handler that throws a revoked proxy is detached and reported; execute does not throw', () => {
     const node = track();
     const failures = record(node, 'watch', ['keel.telemetry.handler_failed']);

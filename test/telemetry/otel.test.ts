@@ -141,7 +141,7 @@ describe('bridgeOpenTelemetry', () => {
   });
 });
 
-describe('bridgeOpenTelemetry with bad events (found in review)', () => {
+describe('bridgeOpenTelemetry with bad events', () => {
   it('refuses events that are not a list with ERR_INVALID_ARGUMENT and leaves no message-flow tracer installed', () => {
     const node = track();
     const { tracer } = setup();
@@ -219,7 +219,7 @@ function fakes() {
   return { calls, meter: meter as never, tracer: tracer as never };
 }
 
-describe('bridgeOpenTelemetry bounds what it keeps (found in review)', () => {
+describe('bridgeOpenTelemetry bounds what it keeps', () => {
   it('makes instruments for at most maxEventNames event names: events of a new name past it are counted in keel.otel.dropped, and warned of once', () => {
     const node = track();
     const { calls, meter } = fakes();
@@ -304,7 +304,7 @@ describe('bridgeOpenTelemetry bounds what it keeps (found in review)', () => {
   });
 });
 
-describe('bridgeOpenTelemetry: metadata that is a list (found in review)', () => {
+describe('bridgeOpenTelemetry: metadata that is a list', () => {
   it("a receiver_exited drop's ids (one per message left queued) are no attribute: the counter's series does not carry a text as long as the mailbox, one more per death", async () => {
     const node = track();
     const { meter, reader } = setup();
@@ -327,7 +327,7 @@ describe('bridgeOpenTelemetry: metadata that is a list (found in review)', () =>
   });
 });
 
-describe('bridgeOpenTelemetry with metadata keys an object literal treats apart (found in review)', () => {
+describe('bridgeOpenTelemetry with metadata keys an object literal treats apart', () => {
   it("keeps a metadata key '__proto__' as an attribute like any other (assigned, it set no key and was lost)", () => {
     const node = track();
     const seen: unknown[] = [];

@@ -1253,7 +1253,7 @@ describe('CoordinatorAgent: bad input', () => {
   });
 });
 
-describe('CoordinatorAgent: review findings', () => {
+describe('CoordinatorAgent: unresponsive and busy workers, cancelled and failing workflows, hostile values', () => {
   // Regression: init awaits every initial worker's status for up to taskTimeoutMs (30 s by default), but the
   // start itself times out after 5 s (GenServer start timeout): one unresponsive initial worker makes
   // CoordinatorAgent.start fail instead of leaving that worker out.

@@ -142,7 +142,7 @@ describe('Agent.start({ registry }) with its registry gone for good', () => {
   });
 });
 
-describe('Agent.start({ registry: { heartbeatMs } }): an entry removed on purpose stays removed (found in review)', () => {
+describe('Agent.start({ registry: { heartbeatMs } }): an entry removed on purpose stays removed', () => {
   const names = (ev: { events: { event: string; metadata: Record<string, unknown> }[] }, pids: Record<string, Pid>): string[] =>
     ev.events.map((e) => {
       const who = Object.keys(pids).find((k) => pids[k] === e.metadata.pid) ?? '?';
