@@ -15,7 +15,7 @@ import { bearer, request } from './client.js';
 
 const track = useNodes();
 
-describe('observer robustness: requests', () => {
+describe('observer robustness: payloads hidden, busy supervisors', () => {
   it('without allowPayloads, workflow task errors and restart reasons show their kind, never their text', async () => {
     const node = track();
     const worker = await Agent.start(node, {
