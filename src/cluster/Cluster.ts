@@ -355,7 +355,21 @@ export class Cluster {
       },
       connection: (state) => {
         this.#kernel.telemetry.execute(`keel.cluster.${state}`, {}, { node: this.name });
-        if (state !== 'disconnected' || this.#left) return;
+        if (this.#left) return;
+        if (state === 'reconnected') {
+          // what either side sent while the link was down may be lost (NATS delivers nothing to a
+          // node that is not subscribed): a Down, a reply or an exit signal lost would leave its tie
+          // waiting for ever. So every tie to each peer still up is answered with noconnection here,
+          // and the peer is told with '!' to answer its own (the reset a peer downed for silence
+          // gets); until its '!!' comes, what it sent before the reset makes no tie here
+          for (const peer of [...this.#peers.values()]) {
+            if (this.#peers.get(peer.name) !== peer) continue;
+            this.#remote.peerDown(peer, true);
+            this.#push(peer, '["!"]');
+            peer.awaitingReset = true;
+          }
+          return;
+        }
         // cut off: every peer is unreachable from now on (suspected at once); those still silent
         // after downAfterMs go down as for any silence, and a global name's lease, not renewed, fences its owner
         const now = this.#kernel.clock.now();

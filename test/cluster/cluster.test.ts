@@ -501,6 +501,40 @@ describe('node down', () => {
     expect(ca.nodes().map((n) => [n.name, n.status])).toEqual([['b', 'up']]);
   });
 
+  it('a link lost and back before downAfterMs: what either side sent meanwhile may be lost, so every tie across it is answered with noconnection on both sides (a Down is never lost for good)', async () => {
+    const { net, a, b, ca, cb } = await pair({ downAfterMs: 600_000 });
+    const onA = probe(a);
+    const onB = probe(b);
+    const targetOnB = b.spawn(() => () => undefined);
+    const targetOnA = a.spawn(() => () => undefined);
+    onA.ctx.monitor(targetOnB);
+    onB.ctx.monitor(targetOnA);
+    await roundTrip(a, b);
+    await roundTrip(b, a);
+    const suspected = nextEvent(a, 'keel.cluster.node_suspect');
+    net.cut('a');
+    await suspected;
+    // both monitored processes die while a is cut off: each Down is sent, and lost on the way
+    b.exit(targetOnB, 'kill');
+    a.exit(targetOnA, 'kill');
+    await a.idle();
+    await b.idle();
+    expect([ca.internals().outbox, cb.internals().outbox]).toEqual([0, 0]);
+    const back = nextEvent(a, 'keel.cluster.reconnected');
+    net.heal('a');
+    await back;
+    await roundTrip(a, b);
+    await roundTrip(b, a);
+    await roundTrip(a, b);
+    expect(onA.messages.filter(isDown).map((d) => [String(d.pid), d.reason])).toEqual([[String(targetOnB), 'noconnection']]);
+    expect(onB.messages.filter(isDown).map((d) => [String(d.pid), d.reason])).toEqual([[String(targetOnA), 'noconnection']]);
+    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
+    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
+    // both are up again, and messages flow
+    expect(ca.nodes().map((n) => [n.name, n.status])).toEqual([['b', 'up']]);
+    expect(cb.nodes().map((n) => [n.name, n.status])).toEqual([['a', 'up']]);
+  });
+
   it('a new incarnation of a peer downs the old one at once', async () => {
     const { net, a, b, ca } = await pair();
     const watcher = probe(a);
