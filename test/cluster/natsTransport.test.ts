@@ -132,6 +132,35 @@ describe.skipIf(skipWithoutNats)('nats transport: cluster isolation and the send
   }, 30_000);
 });
 
+describe.skipIf(skipWithoutNats)('nats transport: a given connection closed under it', () => {
+  it('its owner closing the connection is reported as disconnected (the node is cut off for good), and sends, broadcasts, probes and close after it settle without throwing', async () => {
+    const cluster = freshCluster();
+    const nc = await connect({ servers: server().url });
+    const mine = natsTransport({ cluster, connect: nc });
+    const peer = natsTransport({ servers: server().url, cluster });
+    const rMine = new Recorder();
+    const rPeer = new Recorder();
+    try {
+      await mine.start({ name: 'A', incarnation: 1 }, rMine);
+      await peer.start({ name: 'B', incarnation: 1 }, rPeer);
+      await nc.close();
+      await rMine.until(() => rMine.states.length >= 1);
+      expect(rMine.states).toEqual(['disconnected']);
+      expect(() => mine.send('B', 'after-close')).not.toThrow();
+      expect(() => mine.broadcast('after-close')).not.toThrow();
+      expect(await mine.probe('B', 1_000)).toBe('timeout');
+      await mine.flush();
+      await mine.close();
+      await mine.close();
+      expect(await peer.probe('A', 2_000)).toBe('gone');
+      expect(rMine.states).toEqual(['disconnected']);
+    } finally {
+      await mine.close();
+      await peer.close();
+    }
+  }, 30_000);
+});
+
 describe.skipIf(skipWithoutNats)('nats transport: under the cluster permissions', () => {
   const cluster = 'perm';
   const password = (node: string): string => `pw-${node}`;

@@ -290,6 +290,10 @@ class NatsTransport implements Transport {
           handler.connection('reconnected');
         }
       }
+      // the connection closed under the transport (a given one closed by its owner, or the client
+      // giving up): this node is cut off for good, and the cluster is told so, never left sending
+      // into a closed connection unaware
+      if (!this.#closed && connected) handler.connection('disconnected');
     } catch (e) {
       rethrowLater(e);
     }
