@@ -385,6 +385,13 @@ export class Cluster {
 
   #receive(from: string, batch: string, broadcast: boolean): void {
     if (this.#left) return;
+    if (typeof from !== 'string' || !NAME.test(from)) {
+      // a sender no node can have (NATS takes a literal `*`, `>` or `é` as a subject token, and a
+      // foreign client may publish with one): never a peer, so never up, nor a tie's end
+      const text = String(from);
+      this.#frameDropped('forged_sender', text.length > 120 ? `${text.slice(0, 117)}...` : text);
+      return;
+    }
     const max = this.#transport.maxReceiveSize ?? this.#transport.maxBatchSize;
     if (batch.length > max) {
       // refused before it is parsed: no peer of this transport sends one (its batches are cut at its

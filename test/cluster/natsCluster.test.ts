@@ -1,10 +1,12 @@
 // Clusters over NATS in this process (each node its own connection): under the permissions that
-// confine each node (docs/cluster.md), and two clusters on one server that never mix.
+// confine each node (docs/cluster.md), two clusters on one server that never mix, and a foreign
+// client publishing into a cluster's subjects.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from '../../src/cluster/Cluster.js';
 import { clusterPermissions, natsTransport } from '../../src/cluster/transports/nats.js';
 import { GenServer, type GenServerSpec } from '../../src/otp/GenServer.js';
-import { probe } from '../../src/testing/index.js';
+import { connect } from '@nats-io/transport-node';
+import { captureEvents, probe } from '../../src/testing/index.js';
 import { failure, useNodes } from '../support.js';
 import { type NatsServer, startNatsServer, skipWithoutNats } from './natsServer.js';
 
@@ -83,5 +85,44 @@ describe.skipIf(skipWithoutNats)('two clusters on one NATS server', () => {
     expect(await inX.receive()).toBe('for x');
     expect(await inY.receive()).toBe('for y');
     expect([inX.messages, inY.messages]).toEqual([['for x'], ['for y']]);
+  });
+});
+
+describe.skipIf(skipWithoutNats)('a foreign client publishing into a cluster', () => {
+  let server: NatsServer | undefined;
+  beforeAll(async () => {
+    server = await startNatsServer();
+  }, 30_000);
+  afterAll(async () => {
+    await server?.stop();
+  }, 30_000);
+
+  it('a sender token no node can have (a literal `*`, `>` or a non-ASCII letter: NATS takes them as tokens) is dropped as forged: never a peer, never node_up', async () => {
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const ca = await Cluster.join(a, { transport: natsTransport({ servers: server!.url, cluster: 'hostile' }) });
+    const cb = await Cluster.join(b, { transport: natsTransport({ servers: server!.url, cluster: 'hostile' }) });
+    await Promise.all([ca.waitFor(['b']), cb.waitFor(['a'])]);
+    const events = captureEvents(a, ['keel.cluster.']);
+    const sink = probe(a);
+    const raw = await connect({ servers: server!.url });
+    try {
+      for (const token of ['*', '>', 'é']) {
+        raw.publish(`keel.hostile.all.${token}`, JSON.stringify([1, token, 7, 0, [['h']]]));
+        raw.publish(`keel.hostile.in.a.${token}`, JSON.stringify([1, token, 7, a.creation, [['m', sink.id, 0, `as ${token}`]]]));
+      }
+      // once the server answered this flush, it has passed those on to a before what b sends next
+      await raw.flush();
+    } finally {
+      await raw.close();
+    }
+    b.send(sink, 'from b');
+    expect(await sink.receive()).toBe('from b');
+    expect(sink.messages).toEqual(['from b']);
+    expect(ca.nodes().map((n) => n.name)).toEqual(['b']);
+    const seen = events.events.filter((e) => e.event !== 'keel.cluster.frame_dropped' || e.metadata.reason !== 'forged_sender');
+    expect(seen.filter((e) => e.event !== 'keel.cluster.node_up' || e.metadata.node !== 'b').map((e) => [e.event, e.metadata.node])).toEqual([]);
+    expect(events.events.filter((e) => e.event === 'keel.cluster.frame_dropped').map((e) => e.metadata.from)).toEqual(['*', '*', '>', '>', 'é', 'é']);
+    events.stop();
   });
 });
