@@ -345,13 +345,14 @@ export class Cluster {
         const p = this.#peers.get(peer);
         if (p !== undefined) this.#probe(p, 'port_closed');
       },
-      overloaded: (peer, size) => {
+      overloaded: (peer, size, why) => {
         // a batch the transport dropped: the peer has not read what it was sent (a busy or blocked
-        // thread); its frames are lost, so the peer is down for this node (its ties answered with
-        // noconnection), after the flush that is sending (no down in the middle of it)
-        this.#kernel.telemetry.execute('keel.cluster.send_dropped', { count: 1, size }, { node: this.name, to: peer, reason: 'overloaded' });
+        // thread), or the server refused its size; its frames are lost, so the peer is down for this
+        // node (its ties answered with noconnection), after the flush that is sending (no down in the middle of it)
+        const reason = why === 'oversized' ? 'oversized' : 'overloaded';
+        this.#kernel.telemetry.execute('keel.cluster.send_dropped', { count: 1, size }, { node: this.name, to: peer, reason });
         const p = this.#peers.get(peer);
-        if (p !== undefined) queueMicrotask(() => this.#down(p, 'overloaded'));
+        if (p !== undefined) queueMicrotask(() => this.#down(p, reason));
       },
       connection: (state) => {
         this.#kernel.telemetry.execute(`keel.cluster.${state}`, {}, { node: this.name });

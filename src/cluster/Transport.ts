@@ -36,11 +36,13 @@ export interface TransportHandler {
   /** The transport's own link to the cluster went down or came back (NATS disconnect / reconnect). */
   connection(state: 'disconnected' | 'reconnected'): void;
   /**
-   * The transport dropped a batch of `size` code units to `peer` (direct or broadcast) because
-   * `peer` has not read what it was sent before (the worker transport's `maxInFlight`): its frames
-   * are lost, so the cluster takes the peer for down.
+   * The transport dropped a batch of `size` code units to `peer` (direct or broadcast): `overloaded`
+   * (the default) because `peer` has not read what it was sent before (the worker transport's
+   * `maxInFlight`), `oversized` because the server refused its size (NATS: the `max_payload` of a
+   * server reconnected to is smaller than the one at start). Its frames are lost, so the cluster
+   * takes the peer for down.
    */
-  overloaded?(peer: string, size: number): void;
+  overloaded?(peer: string, size: number, reason?: 'overloaded' | 'oversized'): void;
 }
 
 /** The answer to {@link Transport.probe}. */

