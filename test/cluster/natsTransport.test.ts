@@ -277,6 +277,48 @@ describe.skipIf(skipWithoutNats)('nats transport: under the cluster permissions'
   }, 30_000);
 });
 
+describe.skipIf(skipWithoutNats)('nats transport: a subscription the server revokes after start', () => {
+  let own: NatsServer | undefined;
+  afterAll(async () => {
+    await own?.stop();
+  }, 30_000);
+
+  it("B's inbound subscription revoked by a configuration reload: B says it is cut off and leaves its other subscriptions, so that its peers find it gone (never a node that answers probes but hears nothing)", async () => {
+    const cluster = 'revoked';
+    const password = (node: string): string => `pw-${node}`;
+    const config = (revokeB: boolean): string => {
+      const users = ['A', 'B'].map((n) => {
+        const p = clusterPermissions(cluster, n);
+        const permissions = revokeB && n === 'B' ? { publish: p.publish, subscribe: { allow: p.subscribe.allow.filter((x) => !x.includes('.in.')) } } : p;
+        return `    { user: "${n}", password: "${password(n)}", permissions: ${JSON.stringify(permissions)} }`;
+      });
+      return `authorization {\n  users = [\n${users.join('\n')}\n  ]\n}\n`;
+    };
+    const nats = (own = await startNatsServer({ config: config(false) }));
+    const a = natsTransport({ servers: nats.url, cluster, connection: { user: 'A', pass: password('A') } });
+    const b = natsTransport({ servers: nats.url, cluster, connection: { user: 'B', pass: password('B') } });
+    const ra = new Recorder();
+    const rb = new Recorder();
+    try {
+      await a.start({ name: 'A', incarnation: 1 }, ra);
+      await b.start({ name: 'B', incarnation: 1 }, rb);
+      a.send('B', 'before');
+      await rb.until(() => rb.received.length >= 1);
+      fs.writeFileSync(path.join(nats.storeDir, 'server.conf'), config(true));
+      process.kill(nats.pid, 'SIGHUP'); // nats-server reloads its configuration
+      await rb.until(() => rb.states.includes('disconnected'));
+      expect(rb.states).toEqual(['disconnected']);
+      // once B's connection has passed its unsubscribes on, nobody answers B's ping
+      await b.flush();
+      expect(await a.probe('B', 2_000)).toBe('gone');
+    } finally {
+      await a.close();
+      await b.close();
+      await nats.stop();
+    }
+  }, 30_000);
+});
+
 describe.skipIf(skipWithoutNats)('nats transport: connection options pass through', () => {
   let tokenServer: NatsServer | undefined;
   beforeAll(async () => {

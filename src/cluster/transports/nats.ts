@@ -170,6 +170,8 @@ class NatsTransport implements Transport {
   #started = false;
   #closed = false;
   #closing: Promise<void> | undefined;
+  /** The server revoked a subscription after start: the node has left its others, and is cut off. */
+  #deaf = false;
   /**
    * The inbound subjects of the peers sent to last (least recently used first): at most
    * {@link MAX_PEER_SUBJECTS}, and a peer found gone is dropped, so that names seen once (hostile or
@@ -234,13 +236,19 @@ class NatsTransport implements Transport {
     this.#allSubject = `${prefix}all.${name}`;
     const inPrefixLength = `${prefix}in.${name}.`.length;
     const allPrefixLength = `${prefix}all.`.length;
-    // a subscription the server refuses (permissions) fails it with its error, before the flush's answer
+    // a subscription the server refuses (permissions) fails it with its error, before the flush's
+    // answer; one it revokes later (a configuration reload) leaves the node deaf to that subject
     let refused: Error | undefined;
+    let started = false;
+    const onRefused = (err: Error): void => {
+      if (!started) refused ??= err;
+      else this.#deafened(handler);
+    };
     try {
       this.#subs.push(
         nc.subscribe(`${prefix}in.${name}.*`, {
           callback: (err, msg) => {
-            if (err !== null) return void (refused ??= err);
+            if (err !== null) return void onRefused(err);
             try {
               handler.receive(msg.subject.slice(inPrefixLength), msg.string());
             } catch (e) {
@@ -250,7 +258,7 @@ class NatsTransport implements Transport {
         }),
         nc.subscribe(`${prefix}all.*`, {
           callback: (err, msg) => {
-            if (err !== null) return void (refused ??= err);
+            if (err !== null) return void onRefused(err);
             const from = msg.subject.slice(allPrefixLength);
             if (from === name) return;
             try {
@@ -262,7 +270,7 @@ class NatsTransport implements Transport {
         }),
         nc.subscribe(`${prefix}ping.${name}`, {
           callback: (err, msg) => {
-            if (err !== null) return void (refused ??= err);
+            if (err !== null) return void onRefused(err);
             msg.respond(name);
           },
         }),
@@ -270,6 +278,7 @@ class NatsTransport implements Transport {
       // the server has the subscriptions once it answers a ping: a peer's probe finds this node from now on
       await nc.flush();
       if (refused !== undefined) throw refused;
+      started = true;
     } catch (e) {
       await this.close();
       throw new StartError(`the NATS transport of node '${name}' (cluster '${this.cluster}')`, e, isError(e) ? e.message : describe(e));
@@ -277,11 +286,32 @@ class NatsTransport implements Transport {
     void this.#watchStatus(nc, handler);
   }
 
+  /**
+   * The server revoked one of the node's subscriptions after start: it can no longer hear its
+   * peers, though it may still answer their probes. Rather than a node that looks alive and hears
+   * nothing (its ties never answered), it leaves its other subscriptions too, so that its peers'
+   * probes find it gone, and tells the cluster it is cut off (for good: a new node joins again).
+   */
+  #deafened(handler: TransportHandler): void {
+    if (this.#deaf || this.#closed) return;
+    this.#deaf = true;
+    for (const sub of this.#subs) {
+      try {
+        sub.unsubscribe();
+      } catch {
+        // closed meanwhile: nothing left subscribed
+      }
+    }
+    handler.connection('disconnected');
+  }
+
   async #watchStatus(nc: NatsConnection, handler: TransportHandler): Promise<void> {
     let connected = true;
     try {
       for await (const status of nc.status()) {
         if (this.#closed) break;
+        // cut off for good already: a reconnect brings nothing back
+        if (this.#deaf) continue;
         if (status.type === 'disconnect' && connected) {
           connected = false;
           handler.connection('disconnected');
@@ -293,7 +323,7 @@ class NatsTransport implements Transport {
       // the connection closed under the transport (a given one closed by its owner, or the client
       // giving up): this node is cut off for good, and the cluster is told so, never left sending
       // into a closed connection unaware
-      if (!this.#closed && connected) handler.connection('disconnected');
+      if (!this.#closed && !this.#deaf && connected) handler.connection('disconnected');
     } catch (e) {
       rethrowLater(e);
     }
