@@ -8,6 +8,8 @@ import { GenServer, type GenServerSpec } from '../../src/otp/GenServer.js';
 import { connect } from '@nats-io/transport-node';
 import { captureEvents, probe } from '../../src/testing/index.js';
 import { failure, useNodes } from '../support.js';
+import { isDown, type Down } from '../../src/runtime/messages.js';
+import type { Node } from '../../src/runtime/types.js';
 import { type NatsServer, startNatsServer, skipWithoutNats } from './natsServer.js';
 
 const track = useNodes();
@@ -125,4 +127,56 @@ describe.skipIf(skipWithoutNats)('a foreign client publishing into a cluster', (
     expect(events.events.filter((e) => e.event === 'keel.cluster.frame_dropped').map((e) => e.metadata.from)).toEqual(['*', '*', '>', '>', 'é', 'é']);
     events.stop();
   });
+});
+
+/** The next `event` on `node`'s telemetry. */
+function nextEvent(node: Node, event: string): Promise<void> {
+  const id = `next-${event}-${Math.random()}`;
+  return new Promise((resolve) => {
+    node.telemetry.attach(id, [event], () => {
+      node.telemetry.detach(id);
+      resolve();
+    });
+  });
+}
+
+describe.skipIf(skipWithoutNats)('a cluster over NATS when the nats-server is killed and comes back', () => {
+  let server: NatsServer | undefined;
+  afterAll(async () => {
+    await server?.stop();
+  }, 30_000);
+
+  it('within downAfterMs: a call and a monitor pending across the outage are answered (the call with noconnection, the monitor with its Down), never left waiting', async () => {
+    const nats = (server = await startNatsServer());
+    const timings = { heartbeatMs: 100, suspectAfterMs: 300, downAfterMs: 600_000, probeTimeoutMs: 300 };
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const ca = await Cluster.join(a, { transport: natsTransport({ servers: nats.url, cluster: 'outage' }), ...timings });
+    const cb = await Cluster.join(b, { transport: natsTransport({ servers: nats.url, cluster: 'outage' }), ...timings });
+    await Promise.all([ca.waitFor(['b']), cb.waitFor(['a'])]);
+    const silent: GenServerSpec<null, { request: number; reply: number }, never, null> = { init: () => null, handleCall: (_n, _from, state) => ({ noreply: true, state }) };
+    const silentServer = await GenServer.start(b, silent, null);
+    const target = b.spawn(() => () => undefined);
+    const watcher = probe(a);
+    // eslint-disable-next-line keel/no-unmanaged-monitor -- a raw monitor across nodes is what this test exercises
+    watcher.ctx.monitor(target);
+    const call = GenServer.call(a, silentServer, 1, { timeout: 600_000 });
+    call.catch(() => undefined); // awaited below
+    // the call and the monitor have reached b once b answers a's round trip
+    const rt = probe(a);
+    b.send(rt, 'rt');
+    await rt.receive();
+    const downs = [nextEvent(a, 'keel.cluster.disconnected'), nextEvent(b, 'keel.cluster.disconnected')];
+    await nats.kill('SIGKILL');
+    await Promise.all(downs);
+    b.exit(target, 'kill'); // its Down is sent while both are cut off
+    await b.idle();
+    const backs = [nextEvent(a, 'keel.cluster.reconnected'), nextEvent(b, 'keel.cluster.reconnected')];
+    await nats.restart();
+    await Promise.all(backs);
+    const down = (await watcher.receive(isDown)) as Down;
+    expect(['noconnection', 'kill', 'killed']).toContain(down.reason);
+    const error = (await failure(() => call)) as { code?: string };
+    expect(error.code).toBe('ERR_NOCONNECTION');
+  }, 60_000);
 });
