@@ -408,6 +408,37 @@ describe.skipIf(skipWithoutNats)('nats transport: nats-server killed and restart
   }, 60_000);
 });
 
+describe.skipIf(skipWithoutNats)('nats transport: a frozen nats-server (SIGSTOP)', () => {
+  let own: NatsServer | undefined;
+  afterAll(async () => {
+    await own?.stop();
+  }, 30_000);
+
+  it('flush and close settle (bounded), and close leaves nothing open, though the server never answers: a node leaving is never stuck on it', async () => {
+    const nats = (own = await startNatsServer());
+    const cluster = freshCluster();
+    const nc = await connect({ servers: nats.url });
+    const given = natsTransport({ cluster, connect: nc });
+    const owned = natsTransport({ servers: nats.url, cluster });
+    await given.start({ name: 'A', incarnation: 1 }, new Recorder());
+    await owned.start({ name: 'B', incarnation: 1 }, new Recorder());
+    await nats.kill('SIGSTOP');
+    try {
+      owned.send('A', 'into-the-void');
+      await owned.flush();
+      await given.flush();
+      await Promise.all([owned.close(), given.close()]);
+      // the given connection stays the caller's: left open, the transport's subscriptions gone from it
+      expect(nc.isClosed()).toBe(false);
+      expect((nc as unknown as { protocol: { subscriptions: { size(): number } } }).protocol.subscriptions.size()).toBe(0);
+    } finally {
+      await nats.kill('SIGCONT');
+      await nc.close();
+      await nats.stop();
+    }
+  }, 30_000);
+});
+
 describe.skipIf(skipWithoutNats)('nats transport: hostile arguments', () => {
   const code = (f: () => unknown): string | undefined => {
     try {

@@ -31,6 +31,24 @@ const CLIENT_PACKAGE = '@nats-io/transport-node';
  */
 const HEADER_ROOM = 1024;
 
+/**
+ * How long `flush` and `close` wait for the server's answer (ms): a frozen server, or one behind a
+ * black hole, answers nothing until the client's own ping checks give up (minutes), and a node that
+ * leaves is not held that long. Past it, `flush` resolves (nothing more can be done for what was
+ * sent) and `close` closes without the server's acknowledgement.
+ */
+const SERVER_ANSWER_MS = 2000;
+
+/** `promise`, or undefined once `ms` have passed (an unref'd timer, cleared when it settles). */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms).unref()))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The most peers whose inbound subject a transport keeps built (the least recently sent to is dropped first). */
 const MAX_PEER_SUBJECTS = 256;
 
@@ -400,11 +418,9 @@ class NatsTransport implements Transport {
   async flush(): Promise<void> {
     const nc = this.#nc;
     if (this.#closed || nc === undefined) return;
-    try {
-      await nc.flush();
-    } catch {
-      // closed meanwhile: nothing left to flush
-    }
+    const flushed = nc.flush();
+    flushed.catch(() => undefined); // closed meanwhile, or abandoned below: nothing left to flush
+    await within(flushed, SERVER_ANSWER_MS).catch(() => undefined);
   }
 
   close(): Promise<void> {
@@ -416,15 +432,27 @@ class NatsTransport implements Transport {
     this.#closed = true;
     const nc = this.#nc;
     if (nc === undefined || nc.isClosed()) return;
+    const drained = this.#owned ? nc.drain() : Promise.all(this.#subs.map((s) => s.drain())).then(() => undefined);
+    drained.catch(() => undefined); // handled below, or abandoned
+    let done = false;
     try {
-      if (this.#owned) {
-        await nc.drain();
-      } else {
-        await Promise.all(this.#subs.map((s) => s.drain()));
-      }
+      done = (await within(drained.then(() => true), SERVER_ANSWER_MS)) === true;
     } catch {
       // draining a connection that is already closing: it closes anyway
-      if (this.#owned && !nc.isClosed()) await nc.close();
+    }
+    if (!done) {
+      // no answer in time (a frozen server): closed without its acknowledgement
+      if (this.#owned) {
+        if (!nc.isClosed()) await nc.close().catch(() => undefined);
+      } else {
+        for (const sub of this.#subs) {
+          try {
+            sub.unsubscribe();
+          } catch {
+            // the connection closed meanwhile: nothing left subscribed
+          }
+        }
+      }
     }
     this.#subs = [];
   }
