@@ -50,11 +50,17 @@ interface Member {
 /** The operations (PUT, DEL) written to `key` of a bucket from now on, as they come; `watch.stop()` ends it. */
 async function operationsOn(kv: Awaited<ReturnType<Kvm['open']>>, key: string) {
   const ops: string[] = [];
+  const waiting: { n: number; resolve: () => void }[] = [];
   const watch = await kv.watch({ key, include: 'updates' as never });
   void (async () => {
-    for await (const e of watch) ops.push(e.operation);
+    for await (const e of watch) {
+      ops.push(e.operation);
+      for (const w of waiting.filter((w) => ops.length >= w.n)) w.resolve();
+    }
   })();
-  return { ops, watch };
+  /** Resolves once this watch (another consumer than the registry's: a sync does not wait for it) has seen `n` operations. */
+  const seen = (n: number): Promise<void> => (ops.length >= n ? Promise.resolve() : new Promise((resolve) => waiting.push({ n, resolve })));
+  return { ops, watch, seen };
 }
 
 async function nodes(names: readonly string[], options: Partial<GlobalOptions> = {}, clusterOptions: Partial<ClusterOptions> = {}) {
@@ -523,12 +529,13 @@ describe.skipIf(skipWithoutNats)('process groups', () => {
     const pa = a.node.spawn(() => () => undefined);
     const key = memberKey('workers', 'a', a.node.creation, pa.id);
     const kv = await new Kvm(a.nc).open(bucket);
-    const { ops, watch } = await operationsOn(kv, key);
+    const { ops, watch, seen } = await operationsOn(kv, key);
     await a.global.join('workers', pa);
     const left = a.global.leave('workers', pa);
     await a.global.join('workers', pa);
     expect(await left).toBe(true);
     await a.global.sync();
+    await seen(3);
     // join, leave, join: the bucket ends with the member, written after the leave's delete
     expect(ops.slice(0, 3)).toEqual(['PUT', 'DEL', 'PUT']);
     expect((await kv.get(key))?.operation).toBe('PUT');
@@ -543,7 +550,7 @@ describe.skipIf(skipWithoutNats)('process groups', () => {
     await a.global.join('workers', pa);
     const key = memberKey('workers', 'a', a.node.creation, pa.id);
     const kv = await new Kvm(a.nc).open(bucket);
-    const { ops, watch } = await operationsOn(kv, key);
+    const { ops, watch, seen } = await operationsOn(kv, key);
     // b is cut off from the cluster (not from NATS): it takes a for down and reaps a's member key
     const downs = [nextEvent(b.node, 'keel.cluster.node_down', (m) => m.node === 'a'), nextEvent(a.node, 'keel.cluster.node_down', (m) => m.node === 'b')];
     net.isolate('b');
@@ -552,6 +559,7 @@ describe.skipIf(skipWithoutNats)('process groups', () => {
     await a.global.sync(); // a saw it (and put the key back once: b, which still takes a for down, deletes it again)
     await b.global.sync();
     await a.global.sync();
+    await seen(1);
     expect(ops[0]).toBe('DEL');
     expect(ops.filter((o) => o === 'PUT').length).toBeLessThanOrEqual(1); // no ping-pong
     // a's own view never lost its member
@@ -568,6 +576,74 @@ describe.skipIf(skipWithoutNats)('process groups', () => {
     expect((await kv.get(key))?.operation).toBe('PUT');
     expect(b.global.members('workers').map((p) => `${p.node}.${p.id}`)).toEqual([`a.${pa.id}`]);
     watch.stop();
+  });
+});
+
+describe.skipIf(skipWithoutNats)('the watch that feeds the cache', () => {
+  /** A watch that delivers nothing and never ends until stopped: a push consumer that lost its deliveries. */
+  function silentWatch() {
+    let stop: () => void = () => undefined;
+    const stopped = new Promise<void>((resolve) => (stop = resolve));
+    return {
+      stop,
+      async *[Symbol.asyncIterator]() {
+        await stopped;
+      },
+    };
+  }
+
+  it('a watch that delivers nothing while a sync waits is opened again from the last revision seen, and the sync resolves', async () => {
+    const { Bucket } = await import('@nats-io/kv');
+    const original = Bucket.prototype.watch;
+    let calls = 0;
+    const watch = vi.spyOn(Bucket.prototype, 'watch').mockImplementation(function (this: InstanceType<typeof Bucket>, ...args) {
+      // the first watch of the first registry is silent; every other is the bucket's own
+      if (++calls === 1) return Promise.resolve(silentWatch() as never);
+      return original.apply(this, args);
+    });
+    onTestFinished(() => watch.mockRestore());
+    const net = new MemoryNetwork();
+    const node = track({ name: 'a' });
+    const cluster = await Cluster.join(node, { transport: net.transport() });
+    const restarted = nextEvent(node, 'keel.global.watch_restarted');
+    const nc = await connect({ servers: nats().url });
+    connections.push(nc);
+    // start syncs: its own write never comes back through the silent watch
+    const global = await GlobalRegistry.start(node, { cluster, connection: nc, bucket: `global_${process.pid}_${++buckets}` });
+    registries.push(global);
+    expect(await restarted).toEqual({ node: 'a', reason: 'stalled', from: 1 });
+    expect(watch.mock.calls.map((c) => c[0])).toEqual([undefined, { resumeFromRevision: 1 }]);
+    // the cache is fed again: a name registered now is seen
+    const p = node.spawn(() => () => undefined);
+    await global.register('fed', p);
+    await global.sync();
+    expect(global.whereis('fed')).toEqual({ node: 'a', creation: node.creation, id: p.id });
+  });
+
+  it('a watch that ends while the registry runs (its consumer gone for good) is opened again from the last revision seen', async () => {
+    const { Bucket } = await import('@nats-io/kv');
+    const original = Bucket.prototype.watch;
+    let calls = 0;
+    const watch = vi.spyOn(Bucket.prototype, 'watch').mockImplementation(function (this: InstanceType<typeof Bucket>, ...args) {
+      // the first watch ends at once; every other is the bucket's own
+      if (++calls === 1) return Promise.resolve({ stop() {}, async *[Symbol.asyncIterator]() {} } as never);
+      return original.apply(this, args);
+    });
+    onTestFinished(() => watch.mockRestore());
+    const net = new MemoryNetwork();
+    const node = track({ name: 'a' });
+    const cluster = await Cluster.join(node, { transport: net.transport() });
+    const restarted = nextEvent(node, 'keel.global.watch_restarted');
+    const nc = await connect({ servers: nats().url });
+    connections.push(nc);
+    const global = await GlobalRegistry.start(node, { cluster, connection: nc, bucket: `global_${process.pid}_${++buckets}` });
+    registries.push(global);
+    expect(await restarted).toEqual({ node: 'a', reason: 'ended', from: 1 });
+    const p = node.spawn(() => () => undefined);
+    await global.register('fed', p);
+    await global.sync();
+    expect(global.whereis('fed')).toEqual({ node: 'a', creation: node.creation, id: p.id });
+    expect(calls).toBe(2);
   });
 });
 

@@ -59,6 +59,9 @@ export interface GlobalOptions extends ConnectionChoice {
   readonly markerGraceMs?: number;
 }
 
+/** How long a sync waits for the watch to bring anything before the watch is opened again (ms). */
+const WATCH_STALL_MS = 2000;
+
 const KNOWN = ['cluster', 'connection', 'servers', 'connectionOptions', 'bucket', 'leaseMs', 'marginMs', 'markerGraceMs'];
 const BUCKET = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -82,6 +85,8 @@ export class GlobalRegistry {
   readonly #groups: Groups;
   #seen = 0;
   #watch: Awaited<ReturnType<KV['watch']>> | undefined;
+  #stallTimer: NodeJS.Timeout | undefined;
+  #reopening = false;
   #renewTimer: NodeJS.Timeout | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweeping: Promise<number> | undefined;
@@ -164,18 +169,7 @@ export class GlobalRegistry {
         if (!this.#stopped) this.#groups.reassert();
       }
     });
-    const watch = await this.#kv.watch();
-    this.#watch = watch;
-    void (async () => {
-      for await (const e of watch) {
-        try {
-          this.#apply(e);
-        } catch (error) {
-          // one bad entry (or a throwing event handler) must not end the watch that feeds the cache
-          kernel.telemetry.execute('keel.global.malformed', { count: 1 }, { key: e.key, error });
-        }
-      }
-    })().catch(() => undefined);
+    await this.#openWatch(undefined);
     await this.sync();
     // what an earlier incarnation of this node left behind is dead for sure
     this.#reaper.reapEarlierIncarnations();
@@ -316,7 +310,10 @@ export class GlobalRegistry {
     this.#checkRunning('sync');
     const revision = await this.#track(this.#kv.put(syncKey(this.#kernel.name, this.#kernel.creation), String(Date.now())));
     if (this.#seen >= revision) return;
-    await new Promise<void>((resolve) => this.#syncWaiters.add({ revision, resolve }));
+    await new Promise<void>((resolve) => {
+      this.#syncWaiters.add({ revision, resolve });
+      this.#watchStalls();
+    });
   }
 
   // ---- process groups -------------------------------------------------------------------------
@@ -400,12 +397,74 @@ export class GlobalRegistry {
     void this.#track(this.#kv.delete(syncKey(this.#kernel.name, this.#kernel.creation))).catch(() => undefined);
     while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
     this.#watch?.stop();
+    this.#watch = undefined;
+    clearTimeout(this.#stallTimer);
     for (const w of this.#syncWaiters) w.resolve();
     this.#syncWaiters.clear();
     await this.#close();
   }
 
   // ---- the watch ------------------------------------------------------------------------------
+
+  /**
+   * Opens the watch that feeds the cache (from `from`, a revision, or the bucket's last values). A
+   * watch that ends while the registry runs (its consumer gone for good) is opened again from the
+   * last revision seen; entries of a watch replaced meanwhile are left to the new one.
+   */
+  async #openWatch(from: number | undefined): Promise<void> {
+    const watch = await this.#kv.watch(from === undefined ? undefined : { resumeFromRevision: from });
+    if (this.#stopped) return void watch.stop();
+    this.#watch = watch;
+    void (async () => {
+      for await (const e of watch) {
+        if (this.#watch !== watch) break;
+        try {
+          this.#apply(e);
+        } catch (error) {
+          // one bad entry (or a throwing event handler) must not end the watch that feeds the cache
+          this.#kernel.telemetry.execute('keel.global.malformed', { count: 1 }, { key: e.key, error });
+        }
+      }
+    })()
+      .catch(() => undefined)
+      .then(() => {
+        if (this.#watch === watch) this.#reopenWatch('ended');
+      });
+  }
+
+  /**
+   * While a sync waits, the watch must bring its write back: a watch that brings nothing for
+   * {@link WATCH_STALL_MS} (a push consumer that lost its deliveries: the client's own check takes
+   * two missed 30 s heartbeats) is opened again from the last revision seen.
+   */
+  #watchStalls(): void {
+    if (this.#stallTimer !== undefined) return;
+    const seen = this.#seen;
+    this.#stallTimer = setTimeout(() => {
+      this.#stallTimer = undefined;
+      if (this.#stopped || this.#syncWaiters.size === 0) return;
+      if (this.#seen === seen) this.#reopenWatch('stalled');
+      this.#watchStalls();
+    }, WATCH_STALL_MS).unref();
+  }
+
+  #reopenWatch(reason: 'stalled' | 'ended'): void {
+    if (this.#stopped || this.#reopening) return;
+    const from = this.#seen + 1;
+    const old = this.#watch;
+    this.#watch = undefined;
+    old?.stop();
+    this.#kernel.telemetry.execute('keel.global.watch_restarted', {}, { node: this.#kernel.name, reason, from });
+    this.#reopening = true;
+    this.#openWatch(from)
+      .catch(() => {
+        // the bucket cannot be reached now: tried again a while later
+        setTimeout(() => {
+          if (this.#watch === undefined) this.#reopenWatch(reason);
+        }, WATCH_STALL_MS).unref();
+      })
+      .finally(() => (this.#reopening = false));
+  }
 
   #apply(e: KvWatchEntry): void {
     if (e.revision > this.#seen) this.#seen = e.revision;
