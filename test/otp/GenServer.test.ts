@@ -967,6 +967,19 @@ describe('GenServer.call', () => {
     expect(isKeelError(await second, 'ERR_CALL_EXIT')).toBe(true);
   });
 
+  it.each(['reject', 'drop_newest'] as const)('fails a call at once with ERR_MAILBOX_FULL when a full %s mailbox refuses it', async (overflow) => {
+    const node = track();
+    const gate = deferred();
+    const server = node.spawn(() => async () => gate.promise, { mailbox: { capacity: 1, overflow } });
+    node.send(server, 'busy');
+    await node.settle();
+    node.send(server, 'fills the mailbox');
+    const call = watch(GenServer.call(node, server, 'refused', { timeout: Infinity }));
+    await node.settle();
+    expect(isKeelError(call.error, 'ERR_MAILBOX_FULL')).toBe(true);
+    gate.resolve();
+  });
+
   it('fails a call at once with ERR_MAILBOX_FULL when a drop_oldest mailbox evicts it', async () => {
     const node = track();
     const gate = deferred();
