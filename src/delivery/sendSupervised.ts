@@ -353,7 +353,7 @@ class Send extends NextTurnWatcher {
     }
     if (delay > this.#remaining()) return this.finish(this.#fail(f));
     this.#watchShutdown();
-    this.node.telemetry.execute('keel.supervised_send.retry', { attempt: this.attempts + 1, delayMs: delay }, { ...this.s.metadata, id: this.id, to: this.to, reason: f.reason });
+    this.node.telemetry.execute('keel.supervised_send.retry', { attempt: this.attempts + 1, delayMs: delay }, { ...this.s.metadata, id: this.id, to: nameOf(this.to) ?? this.to, reason: f.reason });
     this.#timer = this.node.schedule(delay, Send.prototype.retryNow, false, this);
   }
 
@@ -542,8 +542,9 @@ function sendWatched(node: Kernel, sender: Proc | undefined, to: Target, message
   const telemetry = node.telemetry;
   // the span: start, then stop with the outcome (a failed outcome too), or exception for a throw
   const started = monotonicClock();
-  // the event's own keys win over the send's metadata (as in its dead letter)
-  const metadata = { ...s.metadata, to, ack: s.ack };
+  // the event's own keys win over the send's metadata (as in its dead letter); a typed name is its
+  // text in telemetry, as in keel.message.dropped
+  const metadata = { ...s.metadata, to: nameOf(to) ?? to, ack: s.ack };
   telemetry.execute('keel.supervised_send.send.start', { monotonicTime: started }, metadata);
   return sendOnce(node, sender, to, message, s).then(
     (outcome) => {

@@ -2,6 +2,7 @@ import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import {
   isKeelError,
+  Name,
   Pid,
   sendSupervised,
   type SendOptions,
@@ -1180,6 +1181,19 @@ describe('sendSupervised: telemetry', () => {
     expect(start!.metadata).toEqual({ ...metadata, to: 'nobody', ack: 'enqueued' });
     expect(retry!.metadata).toEqual({ ...metadata, id: 'msg-1', to: 'nobody', reason: 'noproc' });
     expect(stop!.metadata).toEqual({ ...metadata, to: 'nobody', ack: 'enqueued', outcome: w.value });
+  });
+
+  it("names a typed name's target by its text in the span and retry events, as keel.message.dropped does", async () => {
+    const { node, clock } = clocked();
+    const captured = captureEvents(node, ['keel.supervised_send.']);
+    const w = watch(sendSupervised(node, Name.of<string>('nobody'), 'x', { retries: 1, onError: 'ignore' }));
+    await clock.advance(5);
+    expect(w.status).toBe('resolved');
+    expect(captured.events.map((e) => [e.event, e.metadata.to])).toEqual([
+      ['keel.supervised_send.send.start', 'nobody'],
+      ['keel.supervised_send.retry', 'nobody'],
+      ['keel.supervised_send.send.stop', 'nobody'],
+    ]);
   });
 
   it("a throw ('raise') is a span start then exception", async () => {
