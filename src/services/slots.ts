@@ -51,6 +51,8 @@ export function serviceSlots(options: boolean | ServicesOptions | undefined): Se
         started = false;
         monitors?.stopped();
         deadLetters?.stopped();
+        // a shutdown that came while they started stopped them: nothing failed (as for an exit above)
+        if (node.stopping) return;
         node.logger.error(`the services of node ${node.name} failed to start`, e);
       },
     );

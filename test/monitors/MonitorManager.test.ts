@@ -33,6 +33,7 @@ import {
   UNREADABLE,
   useNodes,
   expectKeelError,
+  fakeLogger,
   thrown,
   failure,
 } from '../support.js';
@@ -724,6 +725,16 @@ describe("the manager's process", () => {
     expect(Pid.equals(await checkerOf(node), before)).toBe(false);
     expect(events.events).toHaveLength(1);
     expect(events.events[0]!.metadata.reason).toBe('killed');
+  });
+
+  it('logs no error when the node shuts down while its services are still starting (right after the first managed monitor)', async () => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const p = probe(node);
+    refOf(node.monitors.monitor(p.ctx, idler(node))); // starts the services; their init has not run yet
+    await node.shutdown({ timeoutMs: 1000 });
+    expect(node.registry.whereis('keel.services')).toBeUndefined();
+    expect(logger.errors).toEqual([]);
   });
 
   it('emits keel.monitor_manager.terminated when the node shuts down', async () => {
