@@ -149,11 +149,12 @@ function backoffDelay(ctx: Context<any>, backoff: BackoffOptions, attempt: numbe
 /** Restarts `child` (and, per strategy, its siblings) after it exited with `reason`. */
 async function onChildExit(ctx: Context<any>, state: State, child: Child, reason: ExitReason): Promise<void> {
   const { children, options } = state;
+  const pid = child.pid;
   child.pid = undefined;
   child.proc = undefined;
   child.status = 'stopped';
   if (!shouldRestart(child, reason)) {
-    event(ctx, 'child_terminated', {}, { id: child.id, reason });
+    event(ctx, 'child_terminated', {}, { id: child.id, pid, reason });
     if (child.restart === 'temporary') children.splice(children.indexOf(child), 1);
     if (autoShutdown(state, child)) throw new GiveUp('shutdown', 'auto_shutdown');
     return;

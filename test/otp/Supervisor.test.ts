@@ -1306,6 +1306,20 @@ describe('supervisor events', () => {
     expect([which.a?.restarts, which.b?.restarts]).toEqual([3, 2]);
   });
 
+  it('child_terminated names the pid of a child that ended by itself and is not restarted, as of one the supervisor stopped', async () => {
+    const node = track();
+    const sup = await Supervisor.start(node, [child('t', [], { restart: 'transient' }), child('tmp', [], { restart: 'temporary' })]);
+    const [t, tmp] = [await pidOf(node, sup, 't'), await pidOf(node, sup, 'tmp')];
+    const events = supervisorEvents(node);
+    node.send(t, { exit: 'normal' });
+    node.send(tmp, 'crash');
+    await node.idle();
+    const terminated = named(events.events, 'child_terminated');
+    expect(terminated.map((e) => e.metadata.id)).toEqual(['t', 'tmp']);
+    expect(samePid(terminated[0]!.metadata.pid, t)).toBe(true);
+    expect(samePid(terminated[1]!.metadata.pid, tmp)).toBe(true);
+  });
+
   it('.shutdown carries the reason the supervisor was stopped with, and child_terminated each child', async () => {
     const node = track();
     const sup = await Supervisor.start(node, [child('a'), child('b')]);
