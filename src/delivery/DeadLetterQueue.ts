@@ -1,7 +1,7 @@
 import { types } from 'node:util';
 import { checkKeys, InvalidArgumentError, isKeelError, NotSerializableError, ServiceUnavailableError } from '../errors.js';
 import type { GenServerSpec } from '../otp/GenServer.js';
-import { keelServer } from '../otp/internal/keelServer.js';
+import { keelServer, unexpectedInfo } from '../otp/internal/keelServer.js';
 import { type Kernel, kernelOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { checkTarget, isPid, nameOf, Pid, type Target } from '../runtime/Pid.js';
@@ -582,7 +582,10 @@ export function deadLetterProcessSpec(queue: DeadLetterService): GenServerSpec<{
         else queue.armed(-Infinity); // re-armed when the run ends
         return state;
       }
-      if (message !== WAKE) return state;
+      if (message !== WAKE) {
+        unexpectedInfo(ctx, message);
+        return state;
+      }
       state.timer = undefined;
       state.running = true;
       try {

@@ -1,6 +1,6 @@
 import { checkKeys, InvalidArgumentError, ProcessExitedError, ServiceUnavailableError } from '../errors.js';
 import type { GenServerSpec } from '../otp/GenServer.js';
-import { keelServer } from '../otp/internal/keelServer.js';
+import { keelServer, unexpectedInfo } from '../otp/internal/keelServer.js';
 import { isDead, isProcess, type Kernel, kernelOf, kernelOfProcess, type Proc } from '../runtime/kernel.js';
 import { type Pid, RefImpl, type Ref, type Target } from '../runtime/Pid.js';
 import type { MonitorEntry, MonitorManager, MonitorStats, ServicesOptions } from '../runtime/serviceSlots.js';
@@ -276,6 +276,8 @@ export function leakCheckerSpec(manager: ManagedMonitors): GenServerSpec<null, n
       if (message === 'check_leaks') {
         manager.checkLeaks();
         schedule(ctx);
+      } else {
+        unexpectedInfo(ctx, message);
       }
       return state;
     },

@@ -6,7 +6,7 @@ import { isPid, type Name, type Pid, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
 import { type Child, type ChildSpec, readOnce, recordRestart, shouldRestart, startChild, stopChild, toChild, unexpectedRequest } from './internal/children.js';
-import { keelServer } from './internal/keelServer.js';
+import { keelServer, unexpectedInfo } from './internal/keelServer.js';
 import { markBehaviour } from './internal/lifecycle.js';
 
 export interface DynamicSupervisorOptions {
@@ -167,7 +167,11 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
       if (state.restarting.has(message.child)) await restart(ctx, state, message.child, 'retry');
       return state;
     }
-    if (!isExit(message) || message.from === 'node') return state;
+    if (!isExit(message)) {
+      unexpectedInfo(ctx, message);
+      return state;
+    }
+    if (message.from === 'node') return state;
     const child = state.children.get(message.from.id);
     if (child === undefined) return state;
     state.children.delete(message.from.id);

@@ -7,7 +7,7 @@ import type { BackoffOptions } from '../backoff.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
 import { type Child, type ChildSpec, readOnce, recordRestart, shouldRestart, specOf, startChild, stopChild, toChild, toChildren, unexpectedRequest } from './internal/children.js';
-import { keelServer } from './internal/keelServer.js';
+import { keelServer, unexpectedInfo } from './internal/keelServer.js';
 import { markBehaviour } from './internal/lifecycle.js';
 
 export type { ChildSpec } from './internal/children.js';
@@ -359,6 +359,8 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
             ? child !== undefined && child.status === 'restarting' && state.retries.get(child) === message ? [child] : []
             : state.children.filter((c) => c.status === 'restarting');
         if (affected.length > 0) await restartAll(ctx, state, affected, child ?? { id: message.id }, 'retry');
+      } else {
+        unexpectedInfo(ctx, message);
       }
     } catch (e) {
       if (!isInstance(e, GiveUp)) throw e;

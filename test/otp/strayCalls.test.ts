@@ -87,3 +87,25 @@ describe("Keel's own servers called or cast to with a request they do not take",
     expect(events.events.filter((e) => e.event !== 'keel.gen_server.unexpected_message')).toEqual([]);
   });
 });
+
+describe("Keel's own servers sent a plain message they do not take", () => {
+  // as OTP's supervisor logs "Supervisor received unexpected message": reported, never dropped unseen
+  it('report it as keel.gen_server.unexpected_message and keep running (the services, the supervisors)', async () => {
+    const node = track();
+    ok(await node.deadLetters.add({ recipient: 'nobody', message: 'starts the services', reason: 'noproc' }));
+    await node.idle();
+    const sup = node.registry.whereis('keel.services')!;
+    const targets = new Map<string, Pid>([['keel.services', sup]]);
+    for (const c of await Supervisor.whichChildren(node, sup)) targets.set(c.id, c.pid as Pid);
+    targets.set('a supervisor', await Supervisor.start(node, []));
+    targets.set('a dynamic supervisor', await DynamicSupervisor.start(node));
+    expect([...targets.keys()]).toEqual(['keel.services', 'monitor_manager', 'dead_letter_queue', 'a supervisor', 'a dynamic supervisor']);
+    const events = captureEvents(node, ['keel.gen_server.unexpected_message', 'keel.process.exited', 'keel.supervisor.']);
+    for (const [name, pid] of targets) node.send(pid, { stray: name });
+    await node.idle();
+    for (const [name, pid] of targets) expect(node.isAlive(pid), name).toBe(true);
+    expect(events.events.map((e) => [e.event, e.metadata.pid, e.metadata.message])).toEqual(
+      [...targets].map(([name, pid]) => ['keel.gen_server.unexpected_message', pid, { stray: name }]),
+    );
+  });
+});

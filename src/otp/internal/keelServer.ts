@@ -1,5 +1,7 @@
 import { types } from 'node:util';
 import { InvalidArgumentError } from '../../errors.js';
+import { isSystemMessage } from '../../runtime/messages.js';
+import type { Context } from '../../runtime/types.js';
 import type { CallProtocol, GenServerSpec } from '../GenServer.js';
 
 /**
@@ -41,8 +43,22 @@ export function keelServer<S, P extends CallProtocol, Cast, Arg>(
       handleCall !== undefined && readable(request) ? handleCall.call(spec, request, from, state, ctx) : { reply: refuse(request), state },
     handleCast: (request, state, ctx) => {
       if (handleCast !== undefined && readable(request)) return handleCast.call(spec, request, state, ctx);
-      ctx.node.telemetry.execute('keel.gen_server.unexpected_message', {}, { pid: ctx.self, message: request });
+      reportUnexpected(ctx, request);
       return state;
     },
   };
+}
+
+/** @internal Reports a message one of Keel's servers does not take: `keel.gen_server.unexpected_message`. */
+export function reportUnexpected(ctx: Context<any>, message: unknown): void {
+  ctx.node.telemetry.execute('keel.gen_server.unexpected_message', {}, { pid: ctx.self, message });
+}
+
+/**
+ * @internal What the `handleInfo` of one of Keel's servers does with a message it does not take: a
+ * plain message is reported (as OTP's supervisor logs one it did not expect), never dropped unseen;
+ * an `Exit` or a `Down` nobody asked about (a stopped child's late `Exit`) is dropped quietly.
+ */
+export function unexpectedInfo(ctx: Context<any>, message: unknown): void {
+  if (!isSystemMessage(message)) reportUnexpected(ctx, message);
 }
