@@ -731,6 +731,19 @@ describe('crash reports', () => {
     expect(logger.errors).toEqual([]);
   });
 
+  it('does not log an unwatched process that sends itself an exit signal (ctx.exit(ctx.self, error)), as exit(self(), Reason) on the BEAM: its event says why', async () => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const events = captureEvents(node, ['keel.process.exited']);
+    const boom = new Error('own signal');
+    const pid = node.spawn((ctx) => () => ctx.exit(ctx.self, boom));
+    node.send(pid, 'go');
+    await node.idle();
+    expect(node.isAlive(pid)).toBe(false);
+    expect(events.events.map((e) => e.metadata)).toEqual([{ pid, reason: boom, watched: false }]);
+    expect(logger.errors).toEqual([]);
+  });
+
   it("logs an unwatched process that ends itself with ctx.exit('killed') (its own exit, though no extras hold the reason)", async () => {
     const logger = fakeLogger();
     const node = track({ logger });
