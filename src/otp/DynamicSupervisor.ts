@@ -92,7 +92,7 @@ async function restart(ctx: Context<any>, state: State, child: Child, reason: un
     const pid = await startChild(ctx, child);
     state.restarting.delete(child);
     state.children.set(pid.id, child);
-    event(ctx, 'child_restarted', { restarts: child.restarts }, { id: child.id, pid, reason });
+    event(ctx, 'child_restarted', { restarts: child.restarts }, { id: child.id, pid, reason, cause: child.id }); // its own exit caused it
   } catch (e) {
     state.restarting.add(child);
     event(ctx, 'child_restart_failed', { restarts: child.restarts }, { id: child.id, error: e });

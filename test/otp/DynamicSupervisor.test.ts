@@ -248,6 +248,30 @@ describe('restarts per restart type', () => {
 // ---- failed restarts --------------------------------------------------------------------------
 
 describe('a restart whose start fails', () => {
+  it("child_restarted names the child as its own cause, with the exit reason, or 'retry' for a restart tried again", async () => {
+    const node = track();
+    let attempts = 0;
+    const sup = await DynamicSupervisor.start(node, { maxRestarts: 5 });
+    const pid = await DynamicSupervisor.startChild(node, sup, {
+      id: 'w',
+      start: (ctx) => {
+        attempts++;
+        if (attempts === 2) throw new Error('second start fails');
+        return ctx.spawnLink(workerInit);
+      },
+    });
+    const events = captureEvents(node, ['keel.supervisor.child_restarted']);
+    node.send(pid, 'crash'); // its restart fails once, and is tried again
+    await node.idle();
+    const [again] = await childPids(node, sup);
+    node.send(again!, 'crash');
+    await node.idle();
+    expect(events.events.map((e) => [e.metadata.id, e.metadata.cause, e.metadata.reason instanceof Error ? e.metadata.reason.message : e.metadata.reason])).toEqual([
+      ['w', 'w', 'retry'],
+      ['w', 'w', 'worker crashed'],
+    ]);
+  });
+
   it('is retried, as OTP does (try_again_restart), until the child runs again', async () => {
     const node = track();
     let attempts = 0;
