@@ -144,8 +144,10 @@ function sameColumn(a: unknown, b: unknown): boolean {
  * with the kept writes on top of the file's, every read (`loadAll`, `insert`'s check) sees them, and
  * they are tried again on `clock` (25 ms doubled up to 400 ms) until they are written, in order, in
  * one transaction; while some are kept, a later write joins them without a try. `close()` writes
- * them, waiting up to `lockWaitMs`. A `transaction` is not kept: the kept writes are tried first
- * (they come before it), and a lock fails it with SQLITE_BUSY, all of it undone, as before.
+ * them, waiting up to `lockWaitMs`. A `transaction` that meets the lock (at its BEGIN IMMEDIATE,
+ * before its function runs, or writes are kept already) is kept the same way: its function
+ * runs once, its writes are kept with the others (all of them are written in one transaction: all
+ * or none), and if it throws they are undone.
  */
 export class SqliteAgentStore implements AgentStore {
   readonly kind = 'sqlite' as const;
@@ -168,6 +170,8 @@ export class SqliteAgentStore implements AgentStore {
   /** The writes kept behind a lock, in the order they are to be written. */
   readonly #pending = new Map<string, Pending>();
   #pendingSeq = 0;
+  /** Set while a transaction runs behind the lock: its writes are kept, never tried. */
+  #keeping = false;
   /** The next try of the kept writes. */
   #retry: { cancel(): unknown } | undefined;
   #tries = 0;
@@ -340,6 +344,7 @@ export class SqliteAgentStore implements AgentStore {
    */
   #write<T>(now: () => T, keep: () => T): T {
     if (this.#db.inTransaction) return now();
+    if (this.#keeping) return keep();
     if (this.#pending.size === 0) {
       // after a write that met the lock and kept nothing, a write only looks whether it is gone
       // (each would block the event loop the busy timeout again), until one is made
@@ -563,13 +568,58 @@ export class SqliteAgentStore implements AgentStore {
 
   transaction<T>(fn: () => T): T {
     this.#writable();
-    if (!this.#db.inTransaction && this.#pending.size > 0) {
-      // the writes kept behind a lock come before it: still locked, it fails (its caller reports it)
-      const e = this.#flushPending(false);
-      if (e !== undefined) throw e;
+    const checked = synchronousFn<T>(fn);
+    // nested in another: better-sqlite3 makes it a savepoint (undone alone if it throws); in a kept
+    // one, it is kept as its parent is (undone alone if it throws)
+    if (this.#db.inTransaction) return this.#db.transaction(checked)();
+    if (this.#keeping) return this.#keptTransaction(checked);
+    // while writes are kept behind a lock, it joins them without a try (as a write does): they come before it
+    if (this.#pending.size > 0) return this.#keptTransaction(checked);
+    // BEGIN IMMEDIATE takes the write lock before `fn` runs: a lock is met there, and `fn` runs once
+    let ran = false;
+    const look = this.#lockSeen && setBusyTimeout(this.#db, 0);
+    try {
+      const answer = this.#db
+        .transaction(() => {
+          ran = true;
+          return checked();
+        })
+        .immediate();
+      this.#lockSeen = false;
+      return answer;
+    } catch (e) {
+      if (ran || !LOCKED.test(sqliteCode(e) ?? '')) throw e;
+      this.#lockSeen = true;
+      const answer = this.#keptTransaction(checked);
+      if (this.#pending.size > 0) this.#failed(e);
+      return answer;
+    } finally {
+      if (look) setBusyTimeout(this.#db, this.#busyTimeoutMs);
     }
-    // nested in another: better-sqlite3 makes it a savepoint (undone alone if it throws)
-    return this.#db.transaction(synchronousFn<T>(fn))();
+  }
+
+  /**
+   * Runs a transaction behind the lock: its writes are kept with the others (all kept writes are
+   * written in one transaction, so it is all or none on the file too), answered from the state with
+   * them on top; if `fn` throws, the kept writes are as they were before it.
+   */
+  #keptTransaction<T>(fn: () => T): T {
+    const pending = [...this.#pending];
+    const counts = { ...this.#counts };
+    const seq = this.#pendingSeq;
+    const keeping = this.#keeping;
+    this.#keeping = true;
+    try {
+      return fn();
+    } catch (e) {
+      this.#pending.clear();
+      for (const [id, op] of pending) this.#pending.set(id, op);
+      this.#counts = counts;
+      this.#pendingSeq = seq;
+      throw e;
+    } finally {
+      this.#keeping = keeping;
+    }
   }
 
   close(): void {

@@ -21,7 +21,8 @@ export interface SqliteDatabase {
   pragma(source: string): unknown;
   exec(source: string): unknown;
   prepare(source: string): SqliteStatement;
-  transaction<F extends (...args: any[]) => unknown>(fn: F): F;
+  /** The function run in a transaction (`BEGIN`), and `.immediate` in one that takes the write lock first (`BEGIN IMMEDIATE`). */
+  transaction<F extends (...args: any[]) => unknown>(fn: F): F & { immediate: F };
   close(): void;
   readonly inTransaction: boolean;
 }

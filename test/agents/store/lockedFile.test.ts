@@ -9,6 +9,7 @@ import { deserialize } from 'node:v8';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { AgentScheduler } from '../../../src/agents/AgentScheduler.js';
+import { Agent, CoordinatorAgent } from '../../../src/index.js';
 import { type AgentStoreWriteReport, SqliteAgentStore } from '../../../src/agents/store/SqliteAgentStore.js';
 import { agentStoreFor } from '../../../src/agents/store/stores.js';
 import { captureEvents, TestClock } from '../../../src/testing/index.js';
@@ -136,6 +137,46 @@ describe('the SQLite agent store of a node while another connection holds the wr
     expect((await s2.stats()).resumed).toBe(1);
   });
 
+  it("a coordinator's task result recorded while the file is locked (a store transaction) is written once the lock goes: a new node on the file resumes the workflow without running that task again (the transaction failed with SQLITE_BUSY, store_failed, and the task ran again)", async () => {
+    const file = tmpfile();
+    const { node, clock } = clockedNode(track, { services: { agents: { store: { kind: 'sqlite', path: file } } } }, T0);
+    const secondStarted = deferred<void>();
+    const runs: string[] = [];
+    const worker = await Agent.start(node, {
+      capabilities: [],
+      tasks: {
+        first: () => (runs.push('first'), 'one'),
+        second: () => (runs.push('second'), secondStarted.resolve(), new Promise(() => undefined)),
+      },
+    });
+    const coordinator = await CoordinatorAgent.start(node, { name: 'flow', workers: [worker.pid] });
+    const events = captureEvents(node, ['keel.coordinator.store_failed', 'keel.agent_store.']);
+    const lock = new Database(file);
+    lock.exec('BEGIN EXCLUSIVE');
+    let released = false;
+    try {
+      await coordinator.submit({ id: 'wf', tasks: [{ id: 'a', kind: 'first' }, { id: 'b', kind: 'second', dependsOn: ['a'] }] });
+      await secondStarted.promise; // the first task's result was recorded behind the lock
+      expect(Object.keys(fileRows(file))).toEqual([]);
+      lock.exec('COMMIT');
+      released = true;
+      await clock.advance(25); // the first try after the lock was met
+    } finally {
+      if (!released) lock.exec('ROLLBACK');
+      lock.close();
+    }
+    expect(events.events.map((e) => e.event)).toEqual(['keel.agent_store.write_delayed', 'keel.agent_store.delayed_written']);
+    expect(Object.keys(fileRows(file)).sort()).toEqual(['flow/result/["wf","a"]', 'flow/workflow/wf']);
+    await node.shutdown();
+    const second = track({ services: { agents: { store: { kind: 'sqlite', path: file } } } });
+    const rerun: string[] = [];
+    const worker2 = await Agent.start(second, { capabilities: [], tasks: { first: () => (rerun.push('first'), 'again'), second: () => (rerun.push('second'), 'two') } });
+    const resumed = await CoordinatorAgent.start(second, { name: 'flow', workers: [worker2.pid] });
+    expect(await resumed.wait('wf')).toMatchObject({ status: 'completed', results: { a: 'one', b: 'two' } });
+    expect(runs).toEqual(['first', 'second']);
+    expect(rerun).toEqual(['second']);
+  });
+
   it('writes the kept writes at the node shutdown once the lock is gone, before their next try', async () => {
     const file = tmpfile();
     const { node } = clockedNode(track, { services: { agents: { store: { kind: 'sqlite', path: file } } } }, T0);
@@ -186,35 +227,78 @@ describe('the SQLite agent store closing while the lock outlasts its closing wai
 });
 
 describe('a SQLite agent store transaction while another connection holds the write lock', () => {
-  it('fails with SQLITE_BUSY after at most the short busy timeout, all of it undone; once the lock goes, the writes kept before it are written first, then it', () => {
+  it('is kept as one behind the writes kept before it: answered from the state, seen by every read, written with them once the lock goes, in order, all or none; it failed with SQLITE_BUSY (its writes lost: a coordinator recorded no result, so the task ran again after a restart)', async () => {
     const file = tmpfile();
-    const clock = storeClock();
-    const store = new SqliteAgentStore(file, { busyTimeoutMs: 50, lockWaitMs: 100, clock });
+    const testClock = new TestClock({ start: T0 });
+    const clock = storeClockOf(testClock);
+    const reports: AgentStoreWriteReport[] = [];
+    const store = new SqliteAgentStore(file, { busyTimeoutMs: 50, lockWaitMs: 100, clock, report: (r) => reports.push(r) });
     try {
+      store.put('c', 'k', 'a', 1);
       const lock = new Database(file);
       lock.exec('BEGIN EXCLUSIVE');
       try {
-        store.put('c', 'k', 'a', 1); // kept
         const started = performance.now();
-        let error: unknown;
-        try {
+        // met at BEGIN IMMEDIATE, before its function runs: it runs once, kept
+        let runs = 0;
+        const answer = store.transaction(() => {
+          runs++;
+          return [store.insert('c', 'k', 'a', 99), store.insert('c', 'k', 'r', 'result'), store.put('c', 'k', 'w', 'workflow'), store.delete('c', 'k', 'a')];
+        });
+        expect(answer).toEqual([false, true, undefined, true]);
+        expect(runs).toBe(1);
+        // behind the lock: a later transaction joins the kept writes without a try
+        expect(store.transaction(() => store.insert('c', 'k', 'r', 'again'))).toBe(false);
+        // one that throws is undone alone, kept writes and all of its own
+        expect(() =>
           store.transaction(() => {
-            store.insert('c', 'k', 'r', 'result');
-            store.put('c', 'k', 'w', 'workflow');
-          });
-        } catch (e) {
-          error = e;
-        }
-        expect(performance.now() - started).toBeLessThan(500);
-        expect((error as { code?: unknown }).code).toBe('SQLITE_BUSY');
+            store.put('c', 'k', 'x', 'undone');
+            store.delete('c', 'k', 'w');
+            throw new Error('no');
+          }),
+        ).toThrow('no');
+        // and a nested one that throws is undone alone, its parent kept
+        store.transaction(() => {
+          store.put('c', 'k', 'p', 'parent');
+          expect(() =>
+            store.transaction(() => {
+              store.put('c', 'k', 'p', 'child');
+              throw new Error('child');
+            }),
+          ).toThrow('child');
+        });
+        expect(performance.now() - started).toBeLessThan(1000);
+        const state = { 'c/k/p': 'parent', 'c/k/r': 'result', 'c/k/w': 'workflow' };
+        expect(Object.fromEntries(store.loadAll('c').records.map((r) => [`${r.component}/${r.kind}/${r.key}`, r.value]))).toEqual(state);
+        expect(fileRows(file)).toEqual({ 'c/k/a': 1 });
+        expect(reports.map((r) => r.outcome)).toEqual(['delayed']);
       } finally {
         lock.exec('COMMIT');
         lock.close();
       }
+      await testClock.advance(25);
+      expect(fileRows(file)).toEqual({ 'c/k/p': 'parent', 'c/k/r': 'result', 'c/k/w': 'workflow' });
+      // in calls: the first transaction's four writes (its refused insert made none: three), the parent's one
+      expect(store.writeCounts).toEqual({ delayed: 4, written: 4, lost: 0, queued: 0 });
+      expect(reports.map((r) => r.outcome)).toEqual(['delayed', 'written']);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('that fails for another reason than the lock is thrown as before, nothing kept', () => {
+    const file = tmpfile();
+    const store = new SqliteAgentStore(file, { busyTimeoutMs: 50, lockWaitMs: 100, clock: storeClock() });
+    try {
+      expect(() => store.transaction(() => Promise.resolve(1))).toThrow(/synchronous function/);
+      expect(() =>
+        store.transaction(() => {
+          store.put('c', 'k', 'a', 1);
+          throw new Error('mine');
+        }),
+      ).toThrow('mine');
       expect(fileRows(file)).toEqual({});
-      expect(store.transaction(() => [store.insert('c', 'k', 'a', 99), store.insert('c', 'k', 'r', 'result')])).toEqual([false, true]);
-      expect(fileRows(file)).toEqual({ 'c/k/a': 1, 'c/k/r': 'result' });
-      expect(store.writeCounts).toEqual({ delayed: 1, written: 1, lost: 0, queued: 0 });
+      expect(store.writeCounts).toEqual({ delayed: 0, written: 0, lost: 0, queued: 0 });
     } finally {
       store.close();
     }
