@@ -580,70 +580,60 @@ describe.skipIf(skipWithoutNats)('process groups', () => {
 });
 
 describe.skipIf(skipWithoutNats)('the watch that feeds the cache', () => {
-  /** A watch that delivers nothing and never ends until stopped: a push consumer that lost its deliveries. */
-  function silentWatch() {
-    let stop: () => void = () => undefined;
-    const stopped = new Promise<void>((resolve) => (stop = resolve));
-    return {
-      stop,
-      async *[Symbol.asyncIterator]() {
-        await stopped;
-      },
-    };
+  /**
+   * A registry on a fresh bucket whose first KV watch is `first` (every later one is the bucket's
+   * own), and the next `keel.global.watch_restarted` of its node.
+   */
+  async function withFirstWatch(first: () => unknown) {
+    const { Bucket } = await import('@nats-io/kv');
+    const original = Bucket.prototype.watch;
+    let calls = 0;
+    const watch = vi.spyOn(Bucket.prototype, 'watch').mockImplementation(function (this: InstanceType<typeof Bucket>, ...args) {
+      if (++calls === 1) return Promise.resolve(first() as never);
+      return original.apply(this, args);
+    });
+    onTestFinished(() => watch.mockRestore());
+    const node = track({ name: 'a' });
+    const cluster = await Cluster.join(node, { transport: new MemoryNetwork().transport() });
+    const restarted = nextEvent(node, 'keel.global.watch_restarted');
+    const nc = await connect({ servers: nats().url });
+    connections.push(nc);
+    // start syncs: its own write must come back through the watch
+    const global = await GlobalRegistry.start(node, { cluster, connection: nc, bucket: `global_${process.pid}_${++buckets}` });
+    registries.push(global);
+    return { node, global, restarted, watch };
+  }
+
+  /** Registers a name now and syncs: the cache is fed (by the watch opened again). */
+  async function expectFed(node: Node, global: GlobalRegistry): Promise<void> {
+    const p = node.spawn(() => () => undefined);
+    await global.register('fed', p);
+    await global.sync();
+    expect(global.whereis('fed')).toEqual({ node: 'a', creation: node.creation, id: p.id });
   }
 
   it('a watch that delivers nothing while a sync waits is opened again from the last revision seen, and the sync resolves', async () => {
-    const { Bucket } = await import('@nats-io/kv');
-    const original = Bucket.prototype.watch;
-    let calls = 0;
-    const watch = vi.spyOn(Bucket.prototype, 'watch').mockImplementation(function (this: InstanceType<typeof Bucket>, ...args) {
-      // the first watch of the first registry is silent; every other is the bucket's own
-      if (++calls === 1) return Promise.resolve(silentWatch() as never);
-      return original.apply(this, args);
+    // a push consumer that lost its deliveries: nothing, and no end until stopped
+    const { node, global, restarted, watch } = await withFirstWatch(() => {
+      let stop: () => void = () => undefined;
+      const stopped = new Promise<void>((resolve) => (stop = resolve));
+      return {
+        stop,
+        async *[Symbol.asyncIterator]() {
+          await stopped;
+        },
+      };
     });
-    onTestFinished(() => watch.mockRestore());
-    const net = new MemoryNetwork();
-    const node = track({ name: 'a' });
-    const cluster = await Cluster.join(node, { transport: net.transport() });
-    const restarted = nextEvent(node, 'keel.global.watch_restarted');
-    const nc = await connect({ servers: nats().url });
-    connections.push(nc);
-    // start syncs: its own write never comes back through the silent watch
-    const global = await GlobalRegistry.start(node, { cluster, connection: nc, bucket: `global_${process.pid}_${++buckets}` });
-    registries.push(global);
     expect(await restarted).toEqual({ node: 'a', reason: 'stalled', from: 1 });
     expect(watch.mock.calls.map((c) => c[0])).toEqual([undefined, { resumeFromRevision: 1 }]);
-    // the cache is fed again: a name registered now is seen
-    const p = node.spawn(() => () => undefined);
-    await global.register('fed', p);
-    await global.sync();
-    expect(global.whereis('fed')).toEqual({ node: 'a', creation: node.creation, id: p.id });
+    await expectFed(node, global);
   });
 
   it('a watch that ends while the registry runs (its consumer gone for good) is opened again from the last revision seen', async () => {
-    const { Bucket } = await import('@nats-io/kv');
-    const original = Bucket.prototype.watch;
-    let calls = 0;
-    const watch = vi.spyOn(Bucket.prototype, 'watch').mockImplementation(function (this: InstanceType<typeof Bucket>, ...args) {
-      // the first watch ends at once; every other is the bucket's own
-      if (++calls === 1) return Promise.resolve({ stop() {}, async *[Symbol.asyncIterator]() {} } as never);
-      return original.apply(this, args);
-    });
-    onTestFinished(() => watch.mockRestore());
-    const net = new MemoryNetwork();
-    const node = track({ name: 'a' });
-    const cluster = await Cluster.join(node, { transport: net.transport() });
-    const restarted = nextEvent(node, 'keel.global.watch_restarted');
-    const nc = await connect({ servers: nats().url });
-    connections.push(nc);
-    const global = await GlobalRegistry.start(node, { cluster, connection: nc, bucket: `global_${process.pid}_${++buckets}` });
-    registries.push(global);
+    const { node, global, restarted, watch } = await withFirstWatch(() => ({ stop() {}, async *[Symbol.asyncIterator]() {} }));
     expect(await restarted).toEqual({ node: 'a', reason: 'ended', from: 1 });
-    const p = node.spawn(() => () => undefined);
-    await global.register('fed', p);
-    await global.sync();
-    expect(global.whereis('fed')).toEqual({ node: 'a', creation: node.creation, id: p.id });
-    expect(calls).toBe(2);
+    await expectFed(node, global);
+    expect(watch).toHaveBeenCalledTimes(2);
   });
 });
 

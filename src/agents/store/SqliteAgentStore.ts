@@ -1,4 +1,3 @@
-import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { deserialize } from 'node:v8';
@@ -10,13 +9,16 @@ import {
   lockRetryDelay,
   loadSqliteDriver,
   openFailure,
-  osProcessAlive,
+  claimHeld,
+  fileId,
+  startOf,
   type SqliteDatabase,
   type SqliteStatement,
   setBusyTimeout,
   sqliteCode,
   type StoreClock,
 } from '../../delivery/stores/sqliteFile.js';
+import { type AgentStoreWriteCounts, type AgentStoreWriteReport, keyOf, type Pending } from './keptWrites.js';
 import { type AgentStore, type AgentStoreLoad, type AgentStoreRecord, checkIdentity, checkScope, type CorruptRecord, synchronousFn, encodeValue } from './AgentStore.js';
 
 type Statement = SqliteStatement;
@@ -34,37 +36,6 @@ CREATE TABLE IF NOT EXISTS agent_records (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agent_store_owner (id INTEGER PRIMARY KEY CHECK (id = 1), os_pid INTEGER NOT NULL, os_start TEXT);
 `;
-
-/**
- * The start identity of the OS process `osPid` (Linux: the boot id and its start time, which tell
- * the process that made a claim from a later one that was given its pid), or undefined where it
- * cannot be read (another OS, no /proc): the claim is then judged by the pid alone.
- */
-function startOf(osPid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${osPid}/stat`, 'utf8');
-    const starttime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-    if (starttime === undefined || !/^\d+$/.test(starttime)) return undefined;
-    return `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}:${starttime}`;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Whether the claim of `osPid` (made by the process whose start identity was `osStart`) is held by a live process. */
-function claimHeld(osPid: number, osStart: string | null): boolean {
-  if (!osProcessAlive(osPid)) return false;
-  if (typeof osStart !== 'string') return true; // an older claim, without the identity: by the pid
-  const now = startOf(osPid);
-  // another process now has the claimer's pid (pid reuse): the claimer is gone
-  return now === undefined || now === osStart;
-}
-
-/** The file's identity (device and inode): the same file under any path, a symlink's or a hard link's. */
-function fileId(file: string): string {
-  const st = statSync(file, { bigint: true });
-  return `${st.dev}:${st.ino}`;
-}
 
 /** Files open in this OS process, by {@link fileId}: two nodes here never share one (each would resume the same schedules). */
 const openFiles = new Set<string>();
@@ -85,43 +56,9 @@ export interface SqliteAgentStoreOptions {
   readonly report?: (report: AgentStoreWriteReport, path: string) => void;
 }
 
-/**
- * @internal What became of writes kept behind a lock (counted in calls: `put`, `insert`, `delete`,
- * `deleteAll` accepted while the file could not be written, and the removals of corrupt rows a
- * `loadAll` makes meanwhile):
- * - `delayed`: the file could not be written (`error`): `writes` calls are kept, tried again later
- *   (reported when a write first meets the lock, and once more for each other error after it);
- * - `written`: the `writes` calls kept are in the file, after `tries` tries;
- * - `lost`: the `writes` calls could not be written (`error`): at `close()` (a lock that outlasted
- *   its wait, a full disk, the file replaced), or a record SQLite refuses (too big).
- */
-export type AgentStoreWriteReport =
-  | { readonly outcome: 'delayed'; readonly writes: number; readonly error: unknown }
-  | { readonly outcome: 'written'; readonly writes: number; readonly tries: number }
-  | { readonly outcome: 'lost'; readonly writes: number; readonly error: unknown };
-
-/** @internal The counts of writes kept behind a lock, in calls: `delayed` = `written` + `lost` + `queued`. */
-export interface AgentStoreWriteCounts {
-  readonly delayed: number;
-  readonly written: number;
-  readonly lost: number;
-  readonly queued: number;
-}
-
-/**
- * A write kept behind a lock, standing for `calls` accepted calls (a later write of the same key, or
- * a `deleteAll` of its scope, takes the earlier ones' place: the queue holds at most one write per
- * key, so it is bounded by the records, not by how long the lock lasts).
- */
-type Pending =
-  | { op: 'put'; component: string; kind: string; key: string; value: Buffer; calls: number }
-  | { op: 'delete'; component: string; kind: string; key: string; calls: number }
-  | { op: 'deleteAll'; component: string; kind: string | undefined; calls: number }
-  | { op: 'raw'; component: string; kind: unknown; key: unknown; calls: number };
+export type { AgentStoreWriteCounts, AgentStoreWriteReport } from './keptWrites.js';
 
 type Row = { kind: unknown; key: unknown; value: unknown };
-
-const keyOf = (component: string, kind: string, key: string): string => JSON.stringify(['k', component, kind, key]);
 
 /** SQLite's order of text (BINARY: the UTF-8 bytes), which JavaScript's order of UTF-16 code units is not. */
 function byBytes(a: string, b: string): number {

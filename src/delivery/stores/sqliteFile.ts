@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { MissingPeerError, StoreUnavailableError } from '../../errors.js';
@@ -139,4 +139,35 @@ export function setBusyTimeout(db: SqliteDatabase, ms: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * @internal The start identity of the OS process `osPid` (Linux: the boot id and its start time, which tell
+ * the process that made a claim from a later one that was given its pid), or undefined where it
+ * cannot be read (another OS, no /proc): the claim is then judged by the pid alone.
+ */
+export function startOf(osPid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${osPid}/stat`, 'utf8');
+    const starttime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    if (starttime === undefined || !/^\d+$/.test(starttime)) return undefined;
+    return `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}:${starttime}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** @internal Whether the claim of `osPid` (made by the process whose start identity was `osStart`) is held by a live process. */
+export function claimHeld(osPid: number, osStart: string | null): boolean {
+  if (!osProcessAlive(osPid)) return false;
+  if (typeof osStart !== 'string') return true; // an older claim, without the identity: by the pid
+  const now = startOf(osPid);
+  // another process now has the claimer's pid (pid reuse): the claimer is gone
+  return now === undefined || now === osStart;
+}
+
+/** @internal The file's identity (device and inode): the same file under any path, a symlink's or a hard link's. */
+export function fileId(file: string): string {
+  const st = statSync(file, { bigint: true });
+  return `${st.dev}:${st.ino}`;
 }

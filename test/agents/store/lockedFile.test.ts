@@ -37,6 +37,25 @@ function fileRows(file: string): Record<string, unknown> {
   }
 }
 
+/**
+ * Runs `body` while another connection holds `file`'s write lock (BEGIN EXCLUSIVE), then releases
+ * it and advances `clock` to the kept writes' first try (25 ms after the lock was met).
+ */
+async function whileLocked(file: string, clock: TestClock, body: () => Promise<void>): Promise<void> {
+  const lock = new Database(file);
+  lock.exec('BEGIN EXCLUSIVE');
+  let released = false;
+  try {
+    await body();
+    lock.exec('COMMIT');
+    released = true;
+    await clock.advance(25);
+  } finally {
+    if (!released) lock.exec('ROLLBACK');
+    lock.close();
+  }
+}
+
 describe('the SQLite agent store of a node while another connection holds the write lock (BEGIN EXCLUSIVE)', () => {
   it("keeps the node running (each call blocks the event loop for at most the 50 ms busy timeout; a node timer fires, a process handles a message), answers every write from its state, and writes each accepted write once the lock is released: each write blocked the event loop for better-sqlite3's 5 s busy timeout, then threw SQLITE_BUSY (the write lost)", async () => {
     const file = tmpfile();
@@ -112,22 +131,13 @@ describe('the SQLite agent store of a node while another connection holds the wr
     const { node, clock } = clockedNode(track, { services: { agents: { store: { kind: 'sqlite', path: file } } } }, T0);
     node.spawn(() => () => {}, { name: 'reporter' });
     const s = await AgentScheduler.start(node, { name: 'reports' });
-    const lock = new Database(file);
-    lock.exec('BEGIN EXCLUSIVE');
-    let released = false;
-    try {
+    await whileLocked(file, clock, async () => {
       const started = performance.now();
       await s.registerPeriodic('reporter', 'daily', 86_400_000, { type: 'report' });
       expect(performance.now() - started).toBeLessThan(500);
       expect((await s.stats()).storeFailures).toBe(0);
       expect(Object.keys(fileRows(file))).toEqual([]);
-      lock.exec('COMMIT');
-      released = true;
-      await clock.advance(25); // the first try after the lock was met
-    } finally {
-      if (!released) lock.exec('ROLLBACK');
-      lock.close();
-    }
+    });
     expect(Object.keys(fileRows(file))).toHaveLength(1);
     await node.shutdown();
     const second = track({ services: { agents: { store: { kind: 'sqlite', path: file } } } });
@@ -151,20 +161,11 @@ describe('the SQLite agent store of a node while another connection holds the wr
     });
     const coordinator = await CoordinatorAgent.start(node, { name: 'flow', workers: [worker.pid] });
     const events = captureEvents(node, ['keel.coordinator.store_failed', 'keel.agent_store.']);
-    const lock = new Database(file);
-    lock.exec('BEGIN EXCLUSIVE');
-    let released = false;
-    try {
+    await whileLocked(file, clock, async () => {
       await coordinator.submit({ id: 'wf', tasks: [{ id: 'a', kind: 'first' }, { id: 'b', kind: 'second', dependsOn: ['a'] }] });
       await secondStarted.promise; // the first task's result was recorded behind the lock
       expect(Object.keys(fileRows(file))).toEqual([]);
-      lock.exec('COMMIT');
-      released = true;
-      await clock.advance(25); // the first try after the lock was met
-    } finally {
-      if (!released) lock.exec('ROLLBACK');
-      lock.close();
-    }
+    });
     expect(events.events.map((e) => e.event)).toEqual(['keel.agent_store.write_delayed', 'keel.agent_store.delayed_written']);
     expect(Object.keys(fileRows(file)).sort()).toEqual(['flow/result/["wf","a"]', 'flow/workflow/wf']);
     await node.shutdown();
