@@ -317,6 +317,47 @@ describe.skipIf(skipWithoutNats)('nats transport: a subscription the server revo
       await nats.stop();
     }
   }, 30_000);
+
+  it("a deaf B goes silent too: its heartbeats (broadcasts) and sends no longer reach its peers, which would keep it up for ever (never suspected, never probed) while it hears nothing", async () => {
+    const cluster = 'revoked2';
+    const password = (node: string): string => `pw-${node}`;
+    const config = (revokeB: boolean): string => {
+      const users = ['A', 'B'].map((n) => {
+        const p = clusterPermissions(cluster, n);
+        const permissions = revokeB && n === 'B' ? { publish: p.publish, subscribe: { allow: p.subscribe.allow.filter((x) => !x.includes('.in.')) } } : p;
+        return `    { user: "${n}", password: "${password(n)}", permissions: ${JSON.stringify(permissions)} }`;
+      });
+      return `authorization {\n  users = [\n${users.join('\n')}\n  ]\n}\n`;
+    };
+    const nats = await startNatsServer({ config: config(false) });
+    const a = natsTransport({ servers: nats.url, cluster, connection: { user: 'A', pass: password('A') } });
+    const b = natsTransport({ servers: nats.url, cluster, connection: { user: 'B', pass: password('B') } });
+    const ra = new Recorder();
+    const rb = new Recorder();
+    try {
+      await a.start({ name: 'A', incarnation: 1 }, ra);
+      await b.start({ name: 'B', incarnation: 1 }, rb);
+      b.broadcast('beat-before');
+      await ra.until(() => ra.broadcasts.length >= 1);
+      fs.writeFileSync(path.join(nats.storeDir, 'server.conf'), config(true));
+      process.kill(nats.pid, 'SIGHUP');
+      await rb.until(() => rb.states.includes('disconnected'));
+      b.broadcast('beat-deaf');
+      b.send('A', 'send-deaf');
+      // the server has taken whatever B published once B's flush is answered; A's own word, published after, comes after it
+      await b.flush();
+      a.send('A', 'marker');
+      await ra.until(() => ra.received.some((r) => r.batch === 'marker'));
+      expect(ra.broadcasts.map((r) => r.batch)).toEqual(['beat-before']);
+      expect(ra.received.map((r) => r.batch)).toEqual(['marker']);
+      // nor does B take A for alive (A answers B's ping, but B would never hear A again): its cluster downs A after downAfterMs
+      expect(await b.probe('A', 60_000)).toBe('timeout');
+    } finally {
+      await a.close();
+      await b.close();
+      await nats.stop();
+    }
+  }, 30_000);
 });
 
 describe.skipIf(skipWithoutNats)('nats transport: connection options pass through', () => {

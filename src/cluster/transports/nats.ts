@@ -349,7 +349,9 @@ class NatsTransport implements Transport {
 
   send(peer: string, batch: string): void {
     const nc = this.#nc;
-    if (this.#closed || nc === undefined) return;
+    // deaf: cut off for good, and silent, so that its peers suspect it, probe it and find it gone
+    // (its heartbeats heard would keep it up for ever, its ties waiting)
+    if (this.#closed || this.#deaf || nc === undefined) return;
     const subjects = this.#peerSubjects;
     let subject = subjects.get(peer);
     if (subject !== undefined) {
@@ -379,7 +381,7 @@ class NatsTransport implements Transport {
 
   broadcast(batch: string): void {
     const nc = this.#nc;
-    if (this.#closed || nc === undefined) return;
+    if (this.#closed || this.#deaf || nc === undefined) return;
     try {
       nc.publish(this.#allSubject, batch);
     } catch {
@@ -398,8 +400,9 @@ class NatsTransport implements Transport {
     }
     if (typeof peer !== 'string' || !CLUSTER_NAME_PATTERN.test(peer)) return 'gone';
     const nc = this.#nc;
-    // a transport that is not attached cannot tell
-    if (this.#closed || nc === undefined) return 'timeout';
+    // a transport that is not attached cannot tell; a deaf one never hears the peer again, whatever
+    // its ping answers ('alive' would keep the peer up here for ever, and the ties to it waiting)
+    if (this.#closed || this.#deaf || nc === undefined) return 'timeout';
     try {
       await nc.request(`keel.${this.cluster}.ping.${peer}`, this.#self, { timeout: Math.max(1, Math.ceil(timeoutMs)) });
       return 'alive';
