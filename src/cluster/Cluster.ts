@@ -480,8 +480,12 @@ export class Cluster {
         } else if (f[0] === '!') {
           if (peer.awaitingReset) {
             // both had taken the other for down (a '!' is the first frame after taking a peer up
-            // again): each answered its old ties then, and each honours the ties made since
+            // again): each answered its old ties then, and each honours the ties made since. The
+            // peer is told so with '!!': this node's own '!' may have been lost (both ends of a link
+            // back at different moments, a server restarted: it went while the peer was not yet
+            // subscribed), and the peer would wait for it for ever, dropping every tie asked of it
             peer.awaitingReset = false;
+            this.#push(peer, '["!!"]');
           } else {
             // the peer had taken this node for down: what tied us is answered, then it is up anew;
             // '!!' tells it where this node's frames sent after the reset begin

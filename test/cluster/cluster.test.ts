@@ -535,6 +535,45 @@ describe('node down', () => {
     expect(cb.nodes().map((n) => [n.name, n.status])).toEqual([['a', 'up']]);
   });
 
+  it("both ends of a link lost and back at different moments (a server restarted: each client reconnects on its own): the '!' of the first back is lost, yet neither end is left waiting for a reset, and a tie made after is honoured", async () => {
+    const { net, a, b, ca, cb } = await pair({ downAfterMs: 600_000 });
+    const cutA = nextEvent(a, 'keel.cluster.disconnected');
+    const cutB = nextEvent(b, 'keel.cluster.disconnected');
+    net.cut('a');
+    net.cut('b');
+    await cutA;
+    await cutB;
+    // a is back first: its '!' to b goes nowhere (b is still cut off)
+    const backA = nextEvent(a, 'keel.cluster.reconnected');
+    net.heal('a');
+    await backA;
+    await a.idle();
+    expect(ca.internals().outbox).toBe(0);
+    const backB = nextEvent(b, 'keel.cluster.reconnected');
+    net.heal('b');
+    await backB;
+    await roundTrip(b, a);
+    await roundTrip(a, b);
+    await roundTrip(b, a);
+    // a tie made now, on either side, is made on the other
+    const onA = probe(a);
+    const onB = probe(b);
+    const targetOnB = b.spawn(() => () => undefined);
+    const targetOnA = a.spawn(() => () => undefined);
+    onA.ctx.monitor(targetOnB);
+    onB.ctx.monitor(targetOnA);
+    await roundTrip(a, b);
+    await roundTrip(b, a);
+    b.exit(targetOnB, 'kill');
+    a.exit(targetOnA, 'kill');
+    await roundTrip(b, a);
+    await roundTrip(a, b);
+    expect(onA.messages.filter(isDown).map((d) => [String(d.pid), d.reason])).toEqual([[String(targetOnB), 'killed']]);
+    expect(onB.messages.filter(isDown).map((d) => [String(d.pid), d.reason])).toEqual([[String(targetOnA), 'killed']]);
+    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
+    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
+  });
+
   it('a new incarnation of a peer downs the old one at once', async () => {
     const { net, a, b, ca } = await pair();
     const watcher = probe(a);
