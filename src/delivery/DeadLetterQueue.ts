@@ -545,7 +545,11 @@ export class DeadLetterService implements DeadLetterQueue {
   }
 }
 
-const WAKE = 'wake';
+/**
+ * The process's wake-up: its own value, so that a plain 'wake' sent by anyone is reported as
+ * unexpected, never taken for its timer (which left the timer armed beside a new one, for good).
+ */
+const WAKE = Symbol('wake');
 const DURABLE_POLL_MS = 5000;
 const REARM = Symbol('rearm');
 

@@ -257,12 +257,18 @@ export class ManagedMonitors implements MonitorManager {
 }
 
 /**
+ * The leak checker's tick: its own value, so that a plain 'check_leaks' sent by anyone is reported as
+ * unexpected, never taken for a tick (which armed one more periodic timer for good).
+ */
+const CHECK_LEAKS = Symbol('check_leaks');
+
+/**
  * @internal The manager's process: it owns the leak-check timer (unref'd, on the node's clock) and
  * nothing else, so its crash and restart lose nothing: the ledger stays with the node.
  */
 export function leakCheckerSpec(manager: ManagedMonitors): GenServerSpec<null, never, never, undefined> {
   const schedule = (ctx: Context<any>): void => {
-    kernelOf(ctx.node).sendAfter(ctx as Proc, ctx.self, 'check_leaks', manager.settings.leakCheckIntervalMs, true);
+    kernelOf(ctx.node).sendAfter(ctx as Proc, ctx.self, CHECK_LEAKS, manager.settings.leakCheckIntervalMs, true);
   };
   return keelServer({
     init(_arg, ctx) {
@@ -273,7 +279,7 @@ export function leakCheckerSpec(manager: ManagedMonitors): GenServerSpec<null, n
       return null;
     },
     handleInfo(message, state, ctx) {
-      if (message === 'check_leaks') {
+      if (message === CHECK_LEAKS) {
         manager.checkLeaks();
         schedule(ctx);
       } else {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DynamicSupervisor, GenServer, isKeelError, type Pid, Supervisor } from '../../src/index.js';
+import { kernelOf } from '../../src/runtime/kernel.js';
 import { captureEvents } from '../../src/testing/index.js';
 import { ok, UNREADABLE, useNodes } from '../support.js';
 
@@ -107,5 +108,33 @@ describe("Keel's own servers sent a plain message they do not take", () => {
     expect(events.events.map((e) => [e.event, e.metadata.pid, e.metadata.message])).toEqual(
       [...targets].map(([name, pid]) => ['keel.gen_server.unexpected_message', pid, { stray: name }]),
     );
+  });
+});
+
+describe("Keel's own servers sent a plain message that spells their own timer's tick", () => {
+  // the leak checker's tick was the string 'check_leaks': one sent by anyone ran a check and armed a
+  // second periodic timer beside the first, for good (each stray one more); the dead letter queue's
+  // was 'wake'. A tick is the server's own value now: the strays are reported as any other
+  it("'check_leaks' to the monitor manager's process and 'wake' to the dead letter queue's are reported, and arm no timer", async () => {
+    const node = track();
+    ok(await node.deadLetters.add({ recipient: 'nobody', message: 'starts the services', reason: 'noproc' }));
+    await node.idle();
+    const sup = node.registry.whereis('keel.services')!;
+    const children = new Map((await Supervisor.whichChildren(node, sup)).map((c) => [c.id, c.pid as Pid]));
+    const checker = children.get('monitor_manager')!;
+    const queue = children.get('dead_letter_queue')!;
+    const timers = kernelOf(node).internals().timers;
+    const events = captureEvents(node, ['keel.gen_server.unexpected_message']);
+    for (let i = 0; i < 3; i++) {
+      node.send(checker, 'check_leaks');
+      node.send(queue, 'wake');
+    }
+    await node.idle();
+    expect(node.isAlive(checker) && node.isAlive(queue)).toBe(true);
+    expect(kernelOf(node).internals().timers).toBe(timers);
+    const reported = (pid: Pid): unknown[] => events.events.filter((e) => e.metadata.pid === pid).map((e) => e.metadata.message);
+    expect(reported(checker)).toEqual(['check_leaks', 'check_leaks', 'check_leaks']);
+    expect(reported(queue)).toEqual(['wake', 'wake', 'wake']);
+    expect(events.events).toHaveLength(6);
   });
 });
