@@ -637,6 +637,63 @@ describe.skipIf(skipWithoutNats)('the watch that feeds the cache', () => {
   });
 });
 
+describe.skipIf(skipWithoutNats)('the watch that feeds the cache, opened again and again', () => {
+  it('a watch that cannot be opened again while a sync waits is retried by one chain of timers, never one more per stall (each reopen of the stall check failing began its own, for good)', async () => {
+    const { Bucket } = await import('@nats-io/kv');
+    const original = Bucket.prototype.watch;
+    const FAILURES = 3;
+    let calls = 0;
+    const watch = vi.spyOn(Bucket.prototype, 'watch').mockImplementation(function (this: InstanceType<typeof Bucket>, ...args) {
+      // the first watch is silent (start's sync waits), the next ones cannot be opened, then the bucket's own
+      const n = ++calls;
+      if (n === 1) {
+        let stop: () => void = () => undefined;
+        const stopped = new Promise<void>((resolve) => (stop = resolve));
+        return Promise.resolve({ stop, async *[Symbol.asyncIterator]() { await stopped; } } as never);
+      }
+      if (n <= 1 + FAILURES) return Promise.reject(new Error('the bucket cannot be reached now'));
+      return original.apply(this, args);
+    });
+    onTestFinished(() => watch.mockRestore());
+    // the registry's stall and retry timers (2 s): how many are pending at once
+    const realSetTimeout = globalThis.setTimeout;
+    const realClearTimeout = globalThis.clearTimeout;
+    const pending = new Set<unknown>();
+    let most = 0;
+    const set = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: (...a: unknown[]) => void, ms?: number, ...rest: unknown[]) => {
+      if (ms !== 2000) return realSetTimeout(() => fn(...rest), ms);
+      const t: ReturnType<typeof setTimeout> = realSetTimeout(() => {
+        pending.delete(t);
+        fn();
+      }, ms);
+      pending.add(t);
+      most = Math.max(most, pending.size);
+      return t;
+    }) as typeof setTimeout);
+    const clear = vi.spyOn(globalThis, 'clearTimeout').mockImplementation(((t?: Parameters<typeof clearTimeout>[0]) => {
+      pending.delete(t);
+      realClearTimeout(t);
+    }) as typeof clearTimeout);
+    onTestFinished(() => {
+      set.mockRestore();
+      clear.mockRestore();
+    });
+    const net = new MemoryNetwork();
+    const node = track({ name: 'a' });
+    const cluster = await Cluster.join(node, { transport: net.transport() });
+    const restarts = captureEvents(node, ['keel.global.watch_restarted']);
+    const nc = await connect({ servers: nats().url });
+    connections.push(nc);
+    const global = await GlobalRegistry.start(node, { cluster, connection: nc, bucket: `global_${process.pid}_${++buckets}` });
+    registries.push(global);
+    // every failed open was tried again, one at a time: the stall check's timer and one retry's
+    expect(calls).toBeGreaterThanOrEqual(2 + FAILURES);
+    expect(restarts.events.length).toBeGreaterThanOrEqual(1 + FAILURES);
+    expect(new Set(restarts.events.map((e) => e.metadata.from))).toEqual(new Set([1]));
+    expect(most).toBeLessThanOrEqual(2);
+  }, 60_000);
+});
+
 describe.skipIf(skipWithoutNats)('delete markers', () => {
   /** What the bucket's stream holds, key by key: the operation of each key's last message. */
   async function contents(nc: NatsConnection, bucket: string): Promise<{ messages: number; ops: string[] }> {

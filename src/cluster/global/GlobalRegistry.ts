@@ -87,6 +87,8 @@ export class GlobalRegistry {
   #watch: Awaited<ReturnType<KV['watch']>> | undefined;
   #stallTimer: NodeJS.Timeout | undefined;
   #reopening = false;
+  /** A watch that could not be opened again is tried again when this fires (one at a time). */
+  #reopenTimer: NodeJS.Timeout | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweeping: Promise<number> | undefined;
@@ -399,6 +401,7 @@ export class GlobalRegistry {
     this.#watch?.stop();
     this.#watch = undefined;
     clearTimeout(this.#stallTimer);
+    clearTimeout(this.#reopenTimer);
     for (const w of this.#syncWaiters) w.resolve();
     this.#syncWaiters.clear();
     await this.#close();
@@ -449,7 +452,8 @@ export class GlobalRegistry {
   }
 
   #reopenWatch(reason: 'stalled' | 'ended'): void {
-    if (this.#stopped || this.#reopening) return;
+    // a failed open already waits to be tried again: the stall check begins no second chain of tries
+    if (this.#stopped || this.#reopening || this.#reopenTimer !== undefined) return;
     const from = this.#seen + 1;
     const old = this.#watch;
     this.#watch = undefined;
@@ -459,7 +463,8 @@ export class GlobalRegistry {
     this.#openWatch(from)
       .catch(() => {
         // the bucket cannot be reached now: tried again a while later
-        setTimeout(() => {
+        this.#reopenTimer = setTimeout(() => {
+          this.#reopenTimer = undefined;
           if (this.#watch === undefined) this.#reopenWatch(reason);
         }, WATCH_STALL_MS).unref();
       })
