@@ -159,7 +159,8 @@ export class DeadLetterService implements DeadLetterQueue {
         busyTimeoutMs: NODE_BUSY_TIMEOUT_MS,
         lockWaitMs: NODE_LOCK_WAIT_MS,
         ...internalStoreOptions(store),
-        clock: { now: () => node.clock.now(), setTimer: (ms, fn) => node.setTimer(ms, fn) },
+        // the time the node's timers count in: a wall clock stepped back does not stretch the wait
+        clock: { now: () => node.timerNow(), setTimer: (ms, fn) => node.setTimer(ms, fn) },
       };
       this.store = new SqliteStore(store.path, `${node.name}-${node.creation}`, (message, error) => node.logger.error(message, error), 'create', options);
     } else if (store.kind === 'memory') {
@@ -383,7 +384,7 @@ export class DeadLetterService implements DeadLetterQueue {
   async #whileLocked<T>(operation: string, write: () => T): Promise<T> {
     const store = this.store;
     if (!(store instanceof SqliteStore)) return write();
-    const clock = this.#node.clock;
+    const clock = { now: () => this.#node.timerNow() }; // durations on the timers' time
     const deadline = clock.now() + store.lockWaitMs;
     for (let tries = 0; ; tries++) {
       try {

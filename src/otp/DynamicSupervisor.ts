@@ -81,7 +81,7 @@ class RetryRestart {
 
 /** Restarts a child; every attempt counts toward the intensity, past which the supervisor gives up. */
 async function restart(ctx: Context<any>, state: State, child: Child, reason: unknown): Promise<void> {
-  if (recordRestart(state.restartTimes, ctx.node.clock.now(), state.withinMs) > state.maxRestarts) {
+  if (recordRestart(state.restartTimes, kernelOf(ctx.node).timerNow(), state.withinMs) > state.maxRestarts) {
     event(ctx, 'shutdown', {}, { reason: 'max_restart_intensity' });
     await stopAll(ctx, state);
     ctx.exit('shutdown');

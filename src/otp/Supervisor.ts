@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../errors.js';
-import { isProcess } from '../runtime/kernel.js';
+import { isProcess, kernelOf } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { formatReason, isExit, type ExitReason } from '../runtime/messages.js';
 import type { Name, Pid, Target } from '../runtime/Pid.js';
@@ -134,7 +134,8 @@ async function stopAll(ctx: Context<any>, children: readonly Child[]): Promise<v
 /** Records a restart; false when the intensity is exceeded. */
 function allowRestart(ctx: Context<any>, state: State): boolean {
   const { maxRestarts, withinMs } = state.options;
-  return recordRestart(state.restartTimes, ctx.node.clock.now(), withinMs) <= maxRestarts;
+  // on the time the node's timers count in: a wall clock stepped forward does not forget the restarts
+  return recordRestart(state.restartTimes, kernelOf(ctx.node).timerNow(), withinMs) <= maxRestarts;
 }
 
 function backoffDelay(ctx: Context<any>, backoff: BackoffOptions, attempt: number): number {
@@ -205,7 +206,7 @@ function autoShutdown(state: State, child: Child): boolean {
  * it at `maxMs` for good).
  */
 function recentRestarts(ctx: Context<any>, state: State, child: Child): number {
-  return recordRestart(child.recentRestarts, ctx.node.clock.now(), state.options.withinMs) - 1;
+  return recordRestart(child.recentRestarts, kernelOf(ctx.node).timerNow(), state.options.withinMs) - 1;
 }
 
 /** Starts the affected children again in start order; a failed start counts as a restart and is retried. */
@@ -264,7 +265,7 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
         return { reply: childRows(state), state };
       case 'status': {
         const { strategy, maxRestarts, withinMs } = state.options;
-        const now = ctx.node.clock.now();
+        const now = kernelOf(ctx.node).timerNow(); // the restart times' own time
         const status: SupervisorStatus = {
           strategy,
           intensity: { maxRestarts, periodMs: withinMs },

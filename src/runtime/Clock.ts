@@ -5,9 +5,7 @@ import { InvalidArgumentError } from '../errors.js';
 export type TimerHandle = unknown;
 
 /**
- * The source of time for a node: `now()` in epoch milliseconds and one-shot timers. `now()` must
- * never go back: the default, {@link realClock}, counts on the monotonic clock from the wall clock
- * read once.
+ * The source of time for a node: wall-clock `now()` in epoch milliseconds and one-shot timers.
  * Every Keel timer (call timeouts, restart windows, retry backoff, schedules, `sendAfter`) goes
  * through the node's clock; a node arms at most one host timer at a time over its own timer heap.
  * Tests pass a `TestClock` from `keel/testing`.
@@ -68,18 +66,15 @@ export function isAttachable(clock: Clock): clock is AttachableClock {
   return typeof (clock as Partial<AttachableClock>)[kAttachNode] === 'function';
 }
 
-/** The wall clock, read once: where the real clock's count starts. */
-const wallAtOrigin = Date.now() - performance.now();
-
 /**
- * The real clock: epoch milliseconds and host timers. Like the BEAM in its default "no time warp"
- * mode, it reads the wall clock once, when Keel loads, and counts on from there on the monotonic
- * clock: the host's wall clock stepped back or forward (by hand, by NTP) neither stretches nor cuts
- * a node's timers, restart windows, backoffs and deadlines. Its time may drift from the wall clock
- * by such steps (and, on Linux, by the time the machine was suspended), as the BEAM's does.
+ * The real clock: `Date.now()` (epoch milliseconds, the wall clock: timestamps that other processes
+ * and machines read) and host timers. A node's timers on it count on the monotonic clock (see
+ * {@link timerTimeOf}): the host's wall clock stepped back or forward (by hand, by NTP) neither
+ * stretches nor cuts a timer, a call timeout or a restart window, as on the BEAM, whose timers run on
+ * its monotonic time while its system time follows the OS.
  */
 export const realClock: Clock = {
-  now: () => Math.floor(wallAtOrigin + performance.now()),
+  now: () => Date.now(),
   setTimer: (ms, fn) => setTimeout(fn, ms),
   clearTimer: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
@@ -87,6 +82,16 @@ export const realClock: Clock = {
 /** @internal Monotonic time in ms for time slices, spans and `long_schedule` (real even under a TestClock). */
 export const monotonicClock = (): number => performance.now();
 monotonicClock(); // load the timing machinery now, not inside the first scheduler turn
+
+/**
+ * @internal The time a node's timers and durations count in on `clock`: the monotonic clock for the
+ * real clock (a wall clock stepped back an hour held every timer an hour; one stepped forward made a
+ * supervisor forget the restarts in its window), the clock's own `now()` for any other (a TestClock's
+ * virtual time).
+ */
+export function timerTimeOf(clock: Clock): () => number {
+  return clock === realClock ? monotonicClock : () => clock.now();
+}
 
 /**
  * A seeded pseudo-random generator for a node's `random`: the same seed gives the same sequence, so

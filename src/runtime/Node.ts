@@ -486,6 +486,11 @@ export class KeelNode implements Node {
     return this.#sched.coarseNow();
   }
 
+  /** @internal The time the node's timers count in (monotonic on the real clock). */
+  timerNow(): number {
+    return this.#timers.now();
+  }
+
   // ---- observation (an observer's switches: off, one check on the paths they touch) -------------
 
   /** @internal */

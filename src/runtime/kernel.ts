@@ -103,6 +103,8 @@ export interface Kernel extends ProcHost {
   sendAfter(p: Proc, to: Target, message: unknown, ms: number, unref?: boolean): TimerRef;
   /** The clock's time, read at most once per scheduler slice: for timestamps that need no precision. */
   coarseNow(): number;
+  /** The time the node's timers count in (ms): for durations and windows, never for timestamps (monotonic on the real clock). */
+  timerNow(): number;
   /** Runs `task.nextTurn()` at the event loop's next turn (one `setImmediate` for all of them). */
   deferToNextTurn(task: NextTurnWatcher): void;
   cancelNextTurn(task: NextTurnWatcher): void;

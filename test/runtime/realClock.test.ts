@@ -1,7 +1,7 @@
 /* eslint-disable keel/no-unmanaged-monitor -- a probe monitors the supervisor it watches give up, raw as in the runtime tests */
-// The real clock counts from the wall clock read once, on the monotonic clock (the BEAM's default
-// "no time warp" mode): the host's wall clock stepped back or forward never stretches nor cuts a
-// node's timers, its restart windows or its deadlines.
+// The real clock reads the wall clock, and a node's timers on it count on the monotonic clock (as the
+// BEAM's timers run on its monotonic time): the host's wall clock stepped back or forward never
+// stretches nor cuts a node's timers, call timeouts or restart windows.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { GenServer, isDown, realClock, Supervisor } from '../../src/index.js';
 import { probe } from '../../src/testing/index.js';
@@ -21,24 +21,10 @@ afterEach(() => {
 });
 
 describe('the real clock', () => {
-  it('reads epoch milliseconds, whole, within a second of the wall clock', () => {
-    const now = realClock.now();
-    expect(Number.isInteger(now)).toBe(true);
-    expect(Math.abs(now - Date.now())).toBeLessThan(1000);
-  });
-
-  it('never goes back, even when the wall clock does', () => {
-    const before = realClock.now();
-    stepWallClock(-HOUR);
-    const after = realClock.now();
-    expect(after).toBeGreaterThanOrEqual(before);
-    expect(after - before).toBeLessThan(1000);
-  });
-
-  it('does not jump forward with the wall clock', () => {
-    const before = realClock.now();
+  it('reads the wall clock (timestamps other processes read: a dead letter written by a node, retried by `keel dlq`)', () => {
     stepWallClock(HOUR);
-    expect(realClock.now() - before).toBeLessThan(1000);
+    const now = realClock.now();
+    expect(now - Date.now()).toBe(0);
   });
 });
 

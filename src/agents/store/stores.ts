@@ -140,7 +140,7 @@ function nodeStoreOptions(node: Node, kernel: Kernel): SqliteAgentStoreOptions {
   return {
     busyTimeoutMs: NODE_BUSY_TIMEOUT_MS,
     lockWaitMs: NODE_LOCK_WAIT_MS,
-    clock: { now: () => node.clock.now(), setTimer: (ms, fn) => kernel.setTimer(ms, fn) },
+    clock: { now: () => kernel.timerNow(), setTimer: (ms, fn) => kernel.setTimer(ms, fn) },
     report(r, file) {
       if (r.outcome === 'delayed') {
         kernel.log('warn', `the agent store ${file} could not be written; ${r.writes} write(s) are kept and tried again`, r.error);

@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { MissingPeerError, StoreUnavailableError } from '../../errors.js';
-import { realClock } from '../../runtime/Clock.js';
+import { monotonicClock } from '../../runtime/Clock.js';
 
 // What Keel's SQLite stores (the dead letter store, the agent store) share: the part of
 // better-sqlite3 they use (an optional peer, loaded when a store opens), SQLite's error code, why a
@@ -86,15 +86,15 @@ export function osProcessAlive(osPid: unknown): boolean {
 
 // ---- waiting for a lock without blocking the event loop (better-sqlite3 is synchronous) ----
 
-/** A clock to wait on: the node's (a TestClock in tests), or the host's. */
+/** A clock to wait on: the node's timers' (a TestClock in tests), or the host's; its `now()` times the waits only, never a timestamp. */
 export interface StoreClock {
   now(): number;
   setTimer(ms: number, fn: () => void): { cancel(): unknown };
 }
 
-/** The host's clock, counting as the real clock does (a pending try holds the OS process open until it is written or fails). */
+/** The host's clock: the monotonic clock and host timers (a pending try holds the OS process open until it is written or fails). */
 export const HOST_CLOCK: StoreClock = {
-  now: realClock.now,
+  now: monotonicClock,
   setTimer(ms, fn) {
     const t = setTimeout(fn, ms);
     return { cancel: () => clearTimeout(t) };

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../../errors.js';
-import { type Clock, type TimerHandle, takesAnyDelay } from '../Clock.js';
+import { type Clock, type TimerHandle, takesAnyDelay, timerTimeOf } from '../Clock.js';
 import { DeadlineHeap } from './DeadlineHeap.js';
 
 /** @internal One pending timer. `index` is its place in the heap, -1 once fired or cancelled. */
@@ -44,6 +44,12 @@ export function timerFaultText(source: TimerFault, node: string): string {
  */
 export class TimerHeap {
   readonly #clock: Clock;
+  /** The time the deadlines count in (the monotonic clock for the real clock: see `timerTimeOf`). */
+  readonly #now: () => number;
+  /** The time the deadlines count in, now. */
+  now(): number {
+    return this.#now();
+  }
   /** The longest delay the clock's timers take (any finite one on a virtual clock). */
   readonly #maxDelay: number;
   readonly #onError: (error: unknown, source: TimerFault) => void;
@@ -62,6 +68,7 @@ export class TimerHeap {
 
   constructor(clock: Clock, onError: (error: unknown, source: TimerFault) => void) {
     this.#clock = clock;
+    this.#now = timerTimeOf(clock);
     this.#maxDelay = takesAnyDelay(clock) ? Number.MAX_VALUE : MAX_HOST_DELAY;
     this.#onError = onError;
   }
@@ -82,7 +89,7 @@ export class TimerHeap {
    */
   schedule(ms: number, fn: (this: any) => void, unref = false, receiver?: unknown): TimerEntry {
     if (!(ms >= 0 && ms <= Number.MAX_VALUE)) throw new InvalidArgumentError('ms', 'a finite number of milliseconds >= 0', ms);
-    const now = this.#clock.now();
+    const now = this.#now();
     const at = now + ms;
     // a string now() ('5') would make the deadline the text '510', which '-' still reads as a number
     if (typeof at !== 'number' || !(at - at === 0)) throw new InvalidArgumentError('clock.now()', 'a finite number (epoch ms)', now);
@@ -153,7 +160,7 @@ export class TimerHeap {
     this.#hostAt = Infinity;
     let now: number;
     try {
-      now = this.#clock.now();
+      now = this.#now();
     } catch (error) {
       // a clock that throws: reported, and the timers wait, armed again by the next one set
       this.#onError(error, 'clock');
@@ -193,7 +200,7 @@ export class TimerHeap {
     this.#disarm();
     // a host timer cannot wait longer than 2^31 - 1 ms: wake then, find nothing due, and re-arm (a
     // virtual clock's timer takes the whole delay)
-    this.#host = this.#clock.setTimer(Math.min(this.#maxDelay, Math.max(0, at - this.#clock.now())), this.#fire);
+    this.#host = this.#clock.setTimer(Math.min(this.#maxDelay, Math.max(0, at - this.#now())), this.#fire);
     this.#hostAt = at;
     this.#setRef(wantRef);
   }
