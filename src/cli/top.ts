@@ -160,6 +160,31 @@ function requestSignal(stop: AbortSignal, ms: number): { signal: AbortSignal; ti
   };
 }
 
+/**
+ * The body of `res` as text, read by hand: on Node 20 an abort does not always end a pending read
+ * of undici's body (`res.json()` then waits for undici's own 300 s body timeout, past top's request
+ * timeout and past Ctrl-C); cancelling the reader does. Rejects once `signal` is aborted.
+ */
+async function bodyText(res: Response, signal: AbortSignal): Promise<string> {
+  if (res.body === null) return '';
+  const reader = res.body.getReader();
+  const cancel = (): void => void reader.cancel().catch(() => undefined);
+  signal.addEventListener('abort', cancel, { once: true });
+  try {
+    if (signal.aborted) cancel();
+    const decoder = new TextDecoder();
+    let text = '';
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (signal.aborted) throw new Error('aborted');
+      if (done) return text + decoder.decode();
+      text += decoder.decode(value, { stream: true });
+    }
+  } finally {
+    signal.removeEventListener('abort', cancel);
+  }
+}
+
 /** GET `path` of the observer: its JSON object, or why not, in one line. */
 async function get(args: TopArgs, path: string, stop: AbortSignal, timeoutMs: number): Promise<Got<Record<string, unknown>>> {
   const where = `the observer at ${args.base}`;
@@ -182,7 +207,7 @@ async function get(args: TopArgs, path: string, stop: AbortSignal, timeoutMs: nu
       return late() ?? { ok: false, message: `cannot reach ${where} (${clean(why.slice(0, 200))}): is it running? keel observe prints its url` };
     }
     try {
-      body = await res.json();
+      body = JSON.parse(await bodyText(res, request.signal));
     } catch {
       return late() ?? { ok: false, message: `${where} did not answer like a Keel observer (HTTP ${res.status}, ${clean((res.headers.get('content-type') ?? 'no content type').slice(0, 100))})` };
     }

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -6,6 +7,7 @@ import { usageOf } from '../../src/cli/args.js';
 import { runKeel } from '../../src/cli/main.js';
 import { CLEAR, parseTopArgs, runTop, TOKEN_ENV, TOP_COMMAND, type TopEnvironment } from '../../src/cli/top.js';
 import { Pid, startObserver, type Node } from '../../src/index.js';
+import { useBuiltPackage } from '../childProcesses.js';
 import { expectKeelError, heldProcess, thrown, useNodes } from '../support.js';
 
 const track = useNodes();
@@ -275,6 +277,32 @@ describe('keel top: an observer that never answers', () => {
       expect(frames).toEqual([]);
     });
   });
+});
+
+describe('keel top (built, in a plain Node process) on an observer whose body never ends', () => {
+  const builtKeel = useBuiltPackage();
+
+  // under vitest the read ends at the abort; in a plain `node` (the CLI) res.json() waited for
+  // undici's own 300 s body timeout, past the request timeout and past Ctrl-C
+  it('is given up after the request timeout: one line, exit 1, instead of a hang', async () => {
+    const neverEnds: http.RequestListener = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+      res.write('{"node":'); // and never the rest
+    };
+    await withHandler(neverEnds, async (base) => {
+      const top = new URL('cli/top.js', builtKeel()).href;
+      const script = [
+        `const { runTop } = await import(${JSON.stringify(top)});`,
+        `const code = await runTop(['--url', ${JSON.stringify(`${base}/?token=${'a'.repeat(32)}`)}, '--json'], { out: (t) => console.log(t), err: (t) => console.error(t) }, { env: {}, requestTimeoutMs: 300 });`,
+        'process.exitCode = code;',
+      ].join('\n');
+      // the bound of a hang: the test fails with the child killed, it does not wait 300 s
+      const ended = await new Promise<{ code: number | null; killed: boolean; stdout: string; stderr: string }>((resolve) => {
+        const child = execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 20_000 }, (_e, stdout, stderr) => resolve({ code: child.exitCode, killed: child.killed, stdout, stderr }));
+      });
+      expect(ended).toEqual({ code: 1, killed: false, stdout: '', stderr: `keel top: the observer at ${base} did not answer within 0.3 s\n` });
+    });
+  }, 30_000);
 });
 
 describe('keel top: bad usage is a typed error and exit 2', () => {
