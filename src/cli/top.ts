@@ -243,6 +243,18 @@ async function snapshot(args: TopArgs, signal: AbortSignal, timeoutMs: number, s
   return { ok: true, value: args.pid === undefined ? { overview: overview.value, processes: other.value } : { overview: overview.value, process: other.value } };
 }
 
+/**
+ * Why a snapshot is no observer's, or undefined: a JSON object without an overview's `node` or a
+ * list's `processes` (another server's API) was printed by --json as a snapshot (exit 0) and drawn
+ * by the refreshing mode as a frame of dashes, forever.
+ */
+function notObserver(args: TopArgs, value: TopSnapshot): string | undefined {
+  const field = (object: unknown, key: string): unknown => (object as Record<string, unknown>)[key];
+  const list = 'processes' in value ? value.processes : undefined;
+  const missing = typeof field(value.overview, 'node') !== 'string' ? 'overview' : args.pid === undefined && !Array.isArray(field(list, 'processes')) ? 'process list' : undefined;
+  return missing === undefined ? undefined : `the observer at ${args.base} did not answer like a Keel observer (its JSON has no ${missing})`;
+}
+
 /** ANSI: cursor home, clear the screen. */
 export const CLEAR = '\x1b[H\x1b[2J';
 
@@ -269,6 +281,8 @@ export function runTop(argv: readonly string[], io: Io, environment: TopEnvironm
         // JSON.parse takes any depth, JSON.stringify overflows the stack on one a few thousand deep
         return fail(`the observer at ${args.base} answered JSON nested too deeply to print`);
       }
+      const wrong = notObserver(args, got.value);
+      if (wrong !== undefined) return fail(wrong);
       io.out(cleanJson(text));
       return 0;
     }
@@ -293,6 +307,8 @@ export function runTop(argv: readonly string[], io: Io, environment: TopEnvironm
       while (!halt.signal.aborted) {
         const got = await snapshot(args, halt.signal, timeoutMs, watching.latest());
         if (!got.ok) return 'aborted' in got ? ended() : fail(got.message);
+        const wrong = notObserver(args, got.value);
+        if (wrong !== undefined) return fail(wrong);
         const frame = renderFrame(got.value, tty ? out.columns : undefined);
         out.write(tty ? `${CLEAR}${fitRows(frame, out.rows)}\n` : `${frame}\n\n`);
         await pause(args.intervalMs, halt.signal);

@@ -228,6 +228,27 @@ describe('keel top --json with JSON no observer sends', () => {
   });
 });
 
+describe('keel top with a JSON API that is not an observer', () => {
+  // --json printed it as a snapshot (exit 0); the refreshing mode drew a frame of dashes, forever
+  it('is one line, exit 1, in --json and in the refreshing mode', async () => {
+    await withServer(200, 'application/json', '{"status":"ok"}', async (base) => {
+      const url = `${base}/?token=${'a'.repeat(32)}`;
+      const err = `keel top: the observer at ${base} did not answer like a Keel observer (its JSON has no overview)`;
+      expect(await top(['--url', url, '--json'])).toEqual({ code: 1, out: '', err });
+      const frames: string[] = [];
+      expect(await top(['--url', url], { stdout: { write: (t: string) => frames.push(t) }, signal: new AbortController().signal })).toEqual({ code: 1, out: '', err });
+      expect(frames).toEqual([]);
+    });
+    await withServer(200, 'application/json', '{"node":"app"}', async (base) => {
+      expect(await top(['--url', `${base}/?token=${'a'.repeat(32)}`, '--json'])).toEqual({
+        code: 1,
+        out: '',
+        err: `keel top: the observer at ${base} did not answer like a Keel observer (its JSON has no process list)`,
+      });
+    });
+  });
+});
+
 describe('keel top --json with control characters in what the observer sends', () => {
   it('prints them escaped (JSON.stringify leaves C1 controls, DEL and bidirectional overrides raw), and the JSON still parses back to what was sent', async () => {
     const body = { node: 'n\u009b2J', processes: [{ pid: '<n.1.2>', name: '\u001b]0;x\u0007\u009b31m\u007f\u202e\u2028', mailbox: 0 }], total: 1, sort: 'mailbox', limit: 20 };
