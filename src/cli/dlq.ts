@@ -109,6 +109,8 @@ const ID = /^[1-9][0-9]*$/;
 type AnyValues = Values<(typeof SUBCOMMANDS)['list']['options'] & (typeof SUBCOMMANDS)['retry']['options']>;
 
 function toParsed(command: Command, values: AnyValues, ids: string[]): Parsed {
+  // --store= (an unset variable: --store=$DLQ) said "no store at " and named no path
+  if (values.store === '') throw new UsageError('--store is empty: give the path of the dead letter store file');
   if (command === 'show' && ids.length > 1) throw new UsageError(`show takes one id, got ${ids.join(' ')}`);
   if (command === 'show' && ids.length === 0) throw new UsageError('give the id of the dead letter to show (keel dlq list prints the ids)');
   const bad = ids.find((id) => !ID.test(id) || !Number.isSafeInteger(Number(id)));

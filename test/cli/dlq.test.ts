@@ -579,6 +579,12 @@ describe('keel dlq arguments', () => {
     expect(rows(file)).toHaveLength(3);
   });
 
+  it('an empty --store (--store=$UNSET) is bad usage that says so, not "no store at " with no path', () => {
+    for (const argv of [['list', '--store='], ['retry', '--all', '--store', ''], ['purge', '--all', '--store=']]) {
+      expect(run(argv)).toEqual({ code: 2, out: `keel dlq ${argv[0]!}: --store is empty: give the path of the dead letter store file` });
+    }
+  });
+
   it('takes --name=value as well as --name value', async () => {
     const file = await knownStore();
     const ids = (argv: string[]): string[] => (JSON.parse(run(argv).out) as { id: string }[]).map((r) => r.id);
