@@ -376,7 +376,7 @@ function command(args: Parsed, store: SqliteStore, t: number, io: Io): number {
       io.out(
         args.json
           ? json({ marked: targets, ...(missing.length > 0 ? { notFound: missing } : {}) })
-          : `marked ${targets.length} dead letter(s) due now; ${deliveredBy(store)}${missing.length > 0 ? `\nno dead letter ${missing.join(', ')}` : ''}`,
+          : `${targets.length === 0 ? `marked no dead letter: ${args.ids.length > 0 ? 'none of the ids is in the store' : 'none matches'}` : `marked ${targets.length} dead letter(s) due now; ${deliveredBy(store)}`}${missing.length > 0 ? `\nno dead letter ${missing.join(', ')}` : ''}`,
       );
       return missing.length > 0 ? 1 : 0;
     }

@@ -585,6 +585,15 @@ describe('keel dlq arguments', () => {
     }
   });
 
+  it('retry that marks nothing says so, not that a node will retry "them" (exit 0 for a filter, 1 for unknown ids as before)', async () => {
+    const file = await knownStore();
+    const before = rows(file);
+    expect(run(['retry', '--reason', 'nomatch', '--store', file])).toEqual({ code: 0, out: 'marked no dead letter: none matches' });
+    expect(run(['retry', '98', '99', '--store', file])).toEqual({ code: 1, out: 'marked no dead letter: none of the ids is in the store\nno dead letter 98, 99' });
+    expect(run(['retry', '--reason', 'nomatch', '--json', '--store', file])).toEqual({ code: 0, out: '{\n  "marked": []\n}' });
+    expect(rows(file)).toEqual(before);
+  });
+
   it('takes --name=value as well as --name value', async () => {
     const file = await knownStore();
     const ids = (argv: string[]): string[] => (JSON.parse(run(argv).out) as { id: string }[]).map((r) => r.id);
