@@ -19,9 +19,10 @@ export class MemoryStore implements DeadLetterStore {
   /**
    * Every sequence number added, ascending (those removed since are skipped, and dropped when they
    * outnumber the records): a page after a cursor starts by binary search, not by walking the
-   * entries before it (paging through a queue would cost its length squared).
+   * entries before it (paging through a queue would cost its length squared). Built at the first
+   * page after a cursor, kept from then on: a queue never paged pays nothing per add.
    */
-  #order: number[] = [];
+  #order: number[] | undefined = undefined;
 
   constructor(capacity: number, onEvict: (record: Record_) => void) {
     this.#capacity = capacity;
@@ -34,8 +35,7 @@ export class MemoryStore implements DeadLetterStore {
     // the queue hands over a fresh object: it becomes the stored record (no copy)
     (record as Record_).id = id;
     this.#records.set(seq, record as Record_);
-    this.#order.push(seq);
-    this.#compacted();
+    if (this.#order !== undefined && this.#order.push(seq) > 2 * this.#records.size + 64) this.#order = [...this.#records.keys()];
     if (this.#records.size > this.#capacity) {
       const [oldestSeq, oldest] = this.#records.entries().next().value!;
       this.#records.delete(oldestSeq);
@@ -52,24 +52,21 @@ export class MemoryStore implements DeadLetterStore {
 
   list(filter: DeadLetterFilter, now: number, limit: number, cursor: string | undefined): { entries: Record_[]; cursor?: string } {
     const entries: Record_[] = [];
-    const order = this.#compacted();
     let more = false;
-    for (let i = cursor === undefined ? 0 : firstAfter(order, Number(cursor)); i < order.length; i++) {
-      const r = this.#records.get(order[i]!);
-      if (r === undefined || !matches(r, filter, now)) continue;
-      if (entries.length === limit) {
-        more = true;
-        break;
-      }
+    const take = (r: Record_ | undefined): boolean => {
+      if (r === undefined || !matches(r, filter, now)) return true;
+      if (entries.length === limit) return !(more = true);
       entries.push({ ...r });
+      return true;
+    };
+    if (cursor === undefined) {
+      for (const r of this.#records.values()) if (!take(r)) break;
+    } else {
+      let order = this.#order;
+      if (order === undefined || order.length > 2 * this.#records.size + 64) order = this.#order = [...this.#records.keys()];
+      for (let i = firstAfter(order, Number(cursor)); i < order.length; i++) if (!take(this.#records.get(order[i]!))) break;
     }
     return more ? { entries, cursor: entries[entries.length - 1]!.id } : { entries };
-  }
-
-  /** The order index, without the removed numbers once they outnumber the records. */
-  #compacted(): number[] {
-    if (this.#order.length > 2 * this.#records.size + 64) this.#order = [...this.#records.keys()];
-    return this.#order;
   }
 
   update(id: string, changes: Partial<Record_>): void {
