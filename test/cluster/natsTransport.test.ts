@@ -283,8 +283,11 @@ describe.skipIf(skipWithoutNats)('nats transport: a subscription the server revo
     await own?.stop();
   }, 30_000);
 
-  it("B's inbound subscription revoked by a configuration reload: B says it is cut off and leaves its other subscriptions, so that its peers find it gone (never a node that answers probes but hears nothing)", async () => {
-    const cluster = 'revoked';
+  /**
+   * A and B started on a nats-server of their own, whose configuration `revoke()` reloads without
+   * B's permission to read its inbound subject (resolving once B says it is cut off).
+   */
+  async function revocable(cluster: string) {
     const password = (node: string): string => `pw-${node}`;
     const config = (revokeB: boolean): string => {
       const users = ['A', 'B'].map((n) => {
@@ -299,49 +302,47 @@ describe.skipIf(skipWithoutNats)('nats transport: a subscription the server revo
     const b = natsTransport({ servers: nats.url, cluster, connection: { user: 'B', pass: password('B') } });
     const ra = new Recorder();
     const rb = new Recorder();
+    const close = async (): Promise<void> => {
+      await a.close();
+      await b.close();
+      await nats.stop();
+    };
     try {
       await a.start({ name: 'A', incarnation: 1 }, ra);
       await b.start({ name: 'B', incarnation: 1 }, rb);
-      a.send('B', 'before');
-      await rb.until(() => rb.received.length >= 1);
+    } catch (e) {
+      await close();
+      throw e;
+    }
+    const revoke = async (): Promise<void> => {
       fs.writeFileSync(path.join(nats.storeDir, 'server.conf'), config(true));
       process.kill(nats.pid, 'SIGHUP'); // nats-server reloads its configuration
       await rb.until(() => rb.states.includes('disconnected'));
+    };
+    return { a, b, ra, rb, revoke, close };
+  }
+
+  it("B's inbound subscription revoked by a configuration reload: B says it is cut off and leaves its other subscriptions, so that its peers find it gone (never a node that answers probes but hears nothing)", async () => {
+    const { a, b, rb, revoke, close } = await revocable('revoked');
+    try {
+      a.send('B', 'before');
+      await rb.until(() => rb.received.length >= 1);
+      await revoke();
       expect(rb.states).toEqual(['disconnected']);
       // once B's connection has passed its unsubscribes on, nobody answers B's ping
       await b.flush();
       expect(await a.probe('B', 2_000)).toBe('gone');
     } finally {
-      await a.close();
-      await b.close();
-      await nats.stop();
+      await close();
     }
   }, 30_000);
 
   it("a deaf B goes silent too: its heartbeats (broadcasts) and sends no longer reach its peers, which would keep it up for ever (never suspected, never probed) while it hears nothing", async () => {
-    const cluster = 'revoked2';
-    const password = (node: string): string => `pw-${node}`;
-    const config = (revokeB: boolean): string => {
-      const users = ['A', 'B'].map((n) => {
-        const p = clusterPermissions(cluster, n);
-        const permissions = revokeB && n === 'B' ? { publish: p.publish, subscribe: { allow: p.subscribe.allow.filter((x) => !x.includes('.in.')) } } : p;
-        return `    { user: "${n}", password: "${password(n)}", permissions: ${JSON.stringify(permissions)} }`;
-      });
-      return `authorization {\n  users = [\n${users.join('\n')}\n  ]\n}\n`;
-    };
-    const nats = await startNatsServer({ config: config(false) });
-    const a = natsTransport({ servers: nats.url, cluster, connection: { user: 'A', pass: password('A') } });
-    const b = natsTransport({ servers: nats.url, cluster, connection: { user: 'B', pass: password('B') } });
-    const ra = new Recorder();
-    const rb = new Recorder();
+    const { a, b, ra, revoke, close } = await revocable('revoked2');
     try {
-      await a.start({ name: 'A', incarnation: 1 }, ra);
-      await b.start({ name: 'B', incarnation: 1 }, rb);
       b.broadcast('beat-before');
       await ra.until(() => ra.broadcasts.length >= 1);
-      fs.writeFileSync(path.join(nats.storeDir, 'server.conf'), config(true));
-      process.kill(nats.pid, 'SIGHUP');
-      await rb.until(() => rb.states.includes('disconnected'));
+      await revoke();
       b.broadcast('beat-deaf');
       b.send('A', 'send-deaf');
       // the server has taken whatever B published once B's flush is answered; A's own word, published after, comes after it
@@ -353,9 +354,7 @@ describe.skipIf(skipWithoutNats)('nats transport: a subscription the server revo
       // nor does B take A for alive (A answers B's ping, but B would never hear A again): its cluster downs A after downAfterMs
       expect(await b.probe('A', 60_000)).toBe('timeout');
     } finally {
-      await a.close();
-      await b.close();
-      await nats.stop();
+      await close();
     }
   }, 30_000);
 });
