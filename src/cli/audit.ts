@@ -73,6 +73,11 @@ export async function runAudit(
       }
       throw e;
     }
+    if (report.filesScanned === 0 && report.errors.length === 0) {
+      // a mistyped path (a docs folder, an empty one) is no clean tree: said so, as ESLint says no file matched
+      io.err(`keel audit: no TypeScript or JavaScript file in ${args.dir}: nothing was audited (give the folder of your sources)`);
+      return 2;
+    }
     io.out(args.format === 'json' ? JSON.stringify(report, null, 2) : markdown(args.dir, report, args.fix));
     return report.migrationNeeded ? 1 : 0;
   });

@@ -163,6 +163,17 @@ describe('keel audit', () => {
     expect(JSON.parse(out[0]!)).toMatchObject({ filesScanned: 2, filesNeedingMigration: 0, migrationNeeded: false, errors: [] });
   });
 
+  it('a folder with no TypeScript or JavaScript file (a mistyped path) is one line saying nothing was audited (exit code 2), as ESLint says no file matched: it reported a clean tree (exit 0)', { timeout: 60_000 }, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-audit-empty-'));
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    fs.writeFileSync(path.join(dir, 'README.md'), '# docs only\n');
+    const out: string[] = [];
+    const err: string[] = [];
+    expect(await runAudit([dir], { out: (s) => out.push(s), err: (s) => err.push(s) })).toBe(2);
+    expect(out).toEqual([]);
+    expect(err).toEqual([`keel audit: no TypeScript or JavaScript file in ${dir}: nothing was audited (give the folder of your sources)`]);
+  });
+
   it('reports a file it cannot parse, and counts it as needing attention', { timeout: 60_000 }, async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-audit-broken-'));
     cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
