@@ -14,9 +14,9 @@ import { EventHub } from './events.js';
 import { ApiError, BASE_HEADERS, enumParam, intParam, nameText, readJsonBody, sendError, sendJson, textParam } from './http.js';
 import { CSP, loadAssets } from './page.js';
 import { allowedHosts, bearerOf, browsersRefuse, cookieOf, cookieValue, freshToken, hostOf, originAllowed, sameToken, sessionCookie } from './security.js';
-import { deadLetterFilter, deadLetterRow, monitorRow } from './deadLetters.js';
+import { countDeadLetters, cursorOf, deadLetterFilter, deadLetterRow, matchingIds, monitorRow } from './deadLetters.js';
 import { parsePid, processDetail } from './detail.js';
-import { Jobs, MAX_JOB_ENTRIES } from './jobs.js';
+import { Jobs } from './jobs.js';
 import { Sampler } from './overview.js';
 import { MEASURE_LEASE_MS, ProcessSampler, SORT_KEYS, STATUSES, type SortKey, type ProcessStatus } from './processes.js';
 import { DEFAULT_HISTORY_EVENTS, HISTORY_SECONDS, TelemetryHistory } from './telemetryHistory.js';
@@ -541,56 +541,6 @@ function fieldsOf(value: unknown): { get(key: string): unknown } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ApiError('bad_request', '`filter` must be an object', { field: 'filter' });
   const obj = value as Record<string, unknown>;
   return { get: (k) => (Object.hasOwn(obj, k) ? obj[k] : undefined) };
-}
-
-/**
- * A retry job's `cursor` (where an earlier job with the same filter stopped), if given: a list cursor
- * (an entry's id), only with a filter.
- */
-function cursorOf(value: unknown, withFilter: boolean): string | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (!withFilter) throw new ApiError('bad_request', '`cursor` goes with `filter` (the job continues after it)', { field: 'cursor' });
-  if (typeof value !== 'string' || !/^\d{1,20}$/.test(value)) throw new ApiError('bad_request', '`cursor` must be the `cursor` a job answered', { field: 'cursor' });
-  return value;
-}
-
-/**
- * The ids of the first {@link MAX_JOB_ENTRIES} entries matching `filter` (the queue's order, oldest
- * first; after `after`, an entry's id, if given), and how many more match (`leftOut`): counted, not
- * held. It stopped at the cap and said nothing, so a job's `total` hid the entries it would never retry.
- */
-async function matchingIds(node: Node, filter: ReturnType<typeof deadLetterFilter>, after: string | undefined): Promise<{ ids: string[]; leftOut: number }> {
-  const ids: string[] = [];
-  let leftOut = 0;
-  await eachPage(node, filter, after, (entries) => {
-    for (const e of entries) {
-      if (ids.length < MAX_JOB_ENTRIES) ids.push(e.id);
-      else leftOut++;
-    }
-  });
-  return { ids, leftOut };
-}
-
-async function countDeadLetters(node: Node, filter: ReturnType<typeof deadLetterFilter>): Promise<number> {
-  let count = 0;
-  await eachPage(node, filter, undefined, (entries) => (count += entries.length));
-  return count;
-}
-
-/**
- * Every page of the entries matching `filter`, each read in a turn of its own: a store's list answers
- * at once (the memory store) or synchronously (SQLite), so the walk was one chain of microtasks that
- * held the event loop for the whole queue (300,000 entries: 1 s, no other request, timer or
- * heartbeat running), and it now walks the whole queue to count `leftOut`.
- */
-async function eachPage(node: Node, filter: ReturnType<typeof deadLetterFilter>, after: string | undefined, take: (entries: readonly { id: string }[]) => void): Promise<void> {
-  let cursor = after;
-  do {
-    if (cursor !== after) await new Promise<void>((resolve) => setImmediate(resolve));
-    const page = await node.deadLetters.list({ ...filter, limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
-    take(page.entries);
-    cursor = page.cursor;
-  } while (cursor !== undefined);
 }
 
 async function serviceCall<T>(fn: () => Promise<T>): Promise<T> {

@@ -1,8 +1,10 @@
-/** Dead letters and managed monitors as the API shows them, and the dead-letter filter of a query or a body. */
+/** Dead letters and managed monitors as the API shows them, the dead-letter filter of a query or a body, and the walks of all entries matching one (a retry-all job's ids, a purge's count). */
 import type { DeadLetter, DeadLetterFilter, MonitorEntry } from '../runtime/serviceSlots.js';
 import { Pid } from '../runtime/Pid.js';
+import type { Node } from '../runtime/types.js';
 import { jsonSafe } from './detail.js';
 import { ApiError } from './http.js';
+import { MAX_JOB_ENTRIES } from './jobs.js';
 
 /** A dead letter as the API shows it: the message, metadata and last error (JSON-safe, as {@link jsonSafe} shows a state) only when payloads are allowed. */
 export function deadLetterRow(d: DeadLetter, payloads: boolean): Record<string, unknown> {
@@ -63,4 +65,54 @@ export function monitorRow(m: MonitorEntry): Record<string, unknown> {
     targetAlive: m.targetAlive,
     leak: m.leak ?? null,
   };
+}
+
+/**
+ * A retry job's `cursor` (where an earlier job with the same filter stopped), if given: a list cursor
+ * (an entry's id), only with a filter.
+ */
+export function cursorOf(value: unknown, withFilter: boolean): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!withFilter) throw new ApiError('bad_request', '`cursor` goes with `filter` (the job continues after it)', { field: 'cursor' });
+  if (typeof value !== 'string' || !/^\d{1,20}$/.test(value)) throw new ApiError('bad_request', '`cursor` must be the `cursor` a job answered', { field: 'cursor' });
+  return value;
+}
+
+/**
+ * The ids of the first {@link MAX_JOB_ENTRIES} entries matching `filter` (the queue's order, oldest
+ * first; after `after`, an entry's id, if given), and how many more match (`leftOut`): counted, not
+ * held. It stopped at the cap and said nothing, so a job's `total` hid the entries it would never retry.
+ */
+export async function matchingIds(node: Node, filter: ReturnType<typeof deadLetterFilter>, after: string | undefined): Promise<{ ids: string[]; leftOut: number }> {
+  const ids: string[] = [];
+  let leftOut = 0;
+  await eachPage(node, filter, after, (entries) => {
+    for (const e of entries) {
+      if (ids.length < MAX_JOB_ENTRIES) ids.push(e.id);
+      else leftOut++;
+    }
+  });
+  return { ids, leftOut };
+}
+
+export async function countDeadLetters(node: Node, filter: ReturnType<typeof deadLetterFilter>): Promise<number> {
+  let count = 0;
+  await eachPage(node, filter, undefined, (entries) => (count += entries.length));
+  return count;
+}
+
+/**
+ * Every page of the entries matching `filter`, each read in a turn of its own: a store's list answers
+ * at once (the memory store) or synchronously (SQLite), so the walk was one chain of microtasks that
+ * held the event loop for the whole queue (300,000 entries: 1 s, no other request, timer or
+ * heartbeat running), and it now walks the whole queue to count `leftOut`.
+ */
+async function eachPage(node: Node, filter: ReturnType<typeof deadLetterFilter>, after: string | undefined, take: (entries: readonly { id: string }[]) => void): Promise<void> {
+  let cursor = after;
+  do {
+    if (cursor !== after) await new Promise<void>((resolve) => setImmediate(resolve));
+    const page = await node.deadLetters.list({ ...filter, limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+    take(page.entries);
+    cursor = page.cursor;
+  } while (cursor !== undefined);
 }
