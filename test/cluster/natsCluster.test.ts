@@ -10,7 +10,7 @@ import { captureEvents, probe } from '../../src/testing/index.js';
 import { failure, useNodes } from '../support.js';
 import { isDown, type Down } from '../../src/runtime/messages.js';
 import type { Node } from '../../src/runtime/types.js';
-import { type NatsServer, startNatsServer, skipWithoutNats } from './natsServer.js';
+import { type NatsServer, startNatsServer, skipWithoutNats, useNatsServer } from './natsServer.js';
 
 const track = useNodes();
 const password = (node: string): string => `pw-${node}`;
@@ -57,18 +57,12 @@ describe.skipIf(skipWithoutNats)('a cluster over NATS under per-node permissions
 });
 
 describe.skipIf(skipWithoutNats)('two clusters on one NATS server', () => {
-  let server: NatsServer | undefined;
-  beforeAll(async () => {
-    server = await startNatsServer();
-  }, 30_000);
-  afterAll(async () => {
-    await server?.stop();
-  }, 30_000);
+  const server = useNatsServer();
 
   it('never mix: same node names, separate clusters', async () => {
     const make = (cluster: string, name: string) => {
       const node = track({ name });
-      return { node, joined: Cluster.join(node, { transport: natsTransport({ servers: server!.url, cluster }) }) };
+      return { node, joined: Cluster.join(node, { transport: natsTransport({ servers: server().url, cluster }) }) };
     };
     const x1 = make('x', 'n1');
     const x2 = make('x', 'n2');
@@ -91,23 +85,17 @@ describe.skipIf(skipWithoutNats)('two clusters on one NATS server', () => {
 });
 
 describe.skipIf(skipWithoutNats)('a foreign client publishing into a cluster', () => {
-  let server: NatsServer | undefined;
-  beforeAll(async () => {
-    server = await startNatsServer();
-  }, 30_000);
-  afterAll(async () => {
-    await server?.stop();
-  }, 30_000);
+  const server = useNatsServer();
 
   it('a sender token no node can have (a literal `*`, `>` or a non-ASCII letter: NATS takes them as tokens) is dropped as forged: never a peer, never node_up', async () => {
     const a = track({ name: 'a' });
     const b = track({ name: 'b' });
-    const ca = await Cluster.join(a, { transport: natsTransport({ servers: server!.url, cluster: 'hostile' }) });
-    const cb = await Cluster.join(b, { transport: natsTransport({ servers: server!.url, cluster: 'hostile' }) });
+    const ca = await Cluster.join(a, { transport: natsTransport({ servers: server().url, cluster: 'hostile' }) });
+    const cb = await Cluster.join(b, { transport: natsTransport({ servers: server().url, cluster: 'hostile' }) });
     await Promise.all([ca.waitFor(['b']), cb.waitFor(['a'])]);
     const events = captureEvents(a, ['keel.cluster.']);
     const sink = probe(a);
-    const raw = await connect({ servers: server!.url });
+    const raw = await connect({ servers: server().url });
     try {
       for (const token of ['*', '>', 'é']) {
         raw.publish(`keel.hostile.all.${token}`, JSON.stringify([1, token, 7, 0, [['h']]]));

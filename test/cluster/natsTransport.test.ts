@@ -109,15 +109,8 @@ describe.skipIf(skipWithoutNats)('nats transport: cluster isolation and the send
   }, 30_000);
 
   it('works on a connection given with `connect`, and leaves it open on close', async () => {
-    const cluster = freshCluster();
-    const nc = await connect({ servers: server().url });
-    const mine = natsTransport({ cluster, connect: nc });
-    const peer = natsTransport({ servers: server().url, cluster });
-    const rMine = new Recorder();
-    const rPeer = new Recorder();
+    const { nc, mine, peer, rPeer } = await givenPair();
     try {
-      await mine.start({ name: 'A', incarnation: 1 }, rMine);
-      await peer.start({ name: 'B', incarnation: 1 }, rPeer);
       mine.send('B', 'on-given-connection');
       await rPeer.until(() => rPeer.received.length >= 1);
       expect(rPeer.received).toEqual([{ from: 'A', batch: 'on-given-connection' }]);
@@ -132,17 +125,23 @@ describe.skipIf(skipWithoutNats)('nats transport: cluster isolation and the send
   }, 30_000);
 });
 
+/** A transport A on a connection given with `connect` and a peer B on its own, both started (the caller closes them). */
+async function givenPair() {
+  const cluster = freshCluster();
+  const nc = await connect({ servers: server().url });
+  const mine = natsTransport({ cluster, connect: nc });
+  const peer = natsTransport({ servers: server().url, cluster });
+  const rMine = new Recorder();
+  const rPeer = new Recorder();
+  await mine.start({ name: 'A', incarnation: 1 }, rMine);
+  await peer.start({ name: 'B', incarnation: 1 }, rPeer);
+  return { nc, mine, peer, rMine, rPeer };
+}
+
 describe.skipIf(skipWithoutNats)('nats transport: a given connection closed under it', () => {
   it('its owner closing the connection is reported as disconnected (the node is cut off for good), and sends, broadcasts, probes and close after it settle without throwing', async () => {
-    const cluster = freshCluster();
-    const nc = await connect({ servers: server().url });
-    const mine = natsTransport({ cluster, connect: nc });
-    const peer = natsTransport({ servers: server().url, cluster });
-    const rMine = new Recorder();
-    const rPeer = new Recorder();
+    const { nc, mine, peer, rMine } = await givenPair();
     try {
-      await mine.start({ name: 'A', incarnation: 1 }, rMine);
-      await peer.start({ name: 'B', incarnation: 1 }, rPeer);
       await nc.close();
       await rMine.until(() => rMine.states.length >= 1);
       expect(rMine.states).toEqual(['disconnected']);
