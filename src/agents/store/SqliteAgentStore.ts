@@ -537,7 +537,8 @@ export class SqliteAgentStore implements AgentStore {
 
   /**
    * Runs a transaction behind the lock: its writes are kept with the others (all kept writes are
-   * written in one transaction, so it is all or none on the file too), answered from the state with
+   * written in one transaction, so it is all or none on the file too, but for a write the file
+   * refuses on its own, lost alone: see #flushPending), answered from the state with
    * them on top; if `fn` throws, the kept writes are as they were before it.
    */
   #keptTransaction<T>(fn: () => T): T {
