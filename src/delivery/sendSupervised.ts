@@ -209,7 +209,7 @@ class Send extends NextTurnWatcher {
     this.message = message;
     this.s = s;
     this.id = id;
-    this.startedAt = s.deadline === Infinity ? 0 : node.clock.now();
+    this.startedAt = s.deadline === Infinity ? 0 : node.timerNow(); // the deadline counts on the timers' time, as they do
     this.#resolve = resolve;
     this.#reject = reject;
   }
@@ -366,7 +366,7 @@ class Send extends NextTurnWatcher {
   }
 
   #remaining(): number {
-    return this.s.deadline === Infinity ? Infinity : this.s.deadline - (this.node.clock.now() - this.startedAt);
+    return this.s.deadline === Infinity ? Infinity : this.s.deadline - (this.node.timerNow() - this.startedAt);
   }
 
   /** A send still waiting when the node shuts down is settled with `noproc` (its timers stop). */

@@ -1,9 +1,9 @@
-/* eslint-disable keel/no-unmanaged-monitor -- a probe monitors the supervisor it watches give up, raw as in the runtime tests */
+/* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- a probe monitors the supervisor it watches give up, and a named process forwards to a probe: raw, as in the runtime tests */
 // The real clock reads the wall clock, and a node's timers on it count on the monotonic clock (as the
 // BEAM's timers run on its monotonic time): the host's wall clock stepped back or forward never
 // stretches nor cuts a node's timers, call timeouts or restart windows.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { GenServer, isDown, realClock, Supervisor } from '../../src/index.js';
+import { GenServer, isDown, realClock, sendSupervised, Supervisor } from '../../src/index.js';
 import { probe } from '../../src/testing/index.js';
 import { useNodes } from '../support.js';
 
@@ -67,5 +67,35 @@ describe("a node's timers on the real clock", () => {
     node.send(await child(), 'crash 2');
     const down = await p.receive(isDown, { timeout: 4000 });
     expect(down).toMatchObject({ kind: 'down', reason: 'shutdown' });
+  });
+
+  it("a supervised send's deadline counts on the monotonic clock: a wall clock stepped back does not stretch it", async () => {
+    const node = track();
+    // nobody ever registers 'absent': the send retries until its 100 ms deadline, then gives up
+    const outcome = sendSupervised(node, 'absent', 'm', { retries: 1_000_000, deadline: 100, backoff: { initialMs: 5, maxMs: 5, jitter: 'none' }, onError: 'ignore' });
+    stepWallClock(-HOUR);
+    // on the wall clock, the deadline would have an hour more to run
+    await expect(outcome).resolves.toMatchObject({ ok: false, reason: 'noproc' });
+  });
+
+  it("a supervised send's deadline counts on the monotonic clock: a wall clock stepped forward does not cut it", async () => {
+    const node = track();
+    const p = probe(node);
+    let retries = 0;
+    const registered = new Promise<void>((resolve) => {
+      node.telemetry.attach('late-name', ['keel.supervised_send.retry'], () => {
+        // a few retries after the step, the name comes
+        if (++retries === 3) {
+          node.spawn((ctx) => (message) => ctx.send(p, message), { name: 'late' });
+          resolve();
+        }
+      });
+    });
+    const outcome = sendSupervised(node, 'late', 'arrived', { retries: 1_000_000, deadline: 60_000, backoff: { initialMs: 5, maxMs: 5, jitter: 'none' }, onError: 'ignore' });
+    stepWallClock(HOUR);
+    // on the wall clock, the hour stepped forward is past the minute's deadline: no retry after the step would be scheduled
+    const settled = await Promise.race([outcome, registered.then(() => outcome)]);
+    expect(settled).toMatchObject({ ok: true, attempts: 4 });
+    await expect(p.receive(undefined, { timeout: 4000 })).resolves.toBe('arrived');
   });
 });
