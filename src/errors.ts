@@ -51,6 +51,7 @@ export type KeelErrorCode =
   | 'ERR_INVALID_SIGNAL'
   | 'ERR_WORKFLOW_LIMIT'
   | 'ERR_POOL_TIMEOUT'
+  | 'ERR_SYNC_TIMEOUT'
   | 'ERR_TELEMETRY_RECURSION';
 
 /** Base class of every Keel error: a literal `code`, a readable message and an optional `cause`. */
@@ -261,6 +262,28 @@ export class PeersTimeoutError extends KeelError {
   constructor(node: string, missing: readonly string[], timeoutMs: number) {
     super('ERR_PEERS_TIMEOUT', `cluster ${node}: no hello from ${missing.join(', ')} within ${timeoutMs} ms; check that they run and join the same cluster`);
     this.missing = missing;
+  }
+}
+
+/**
+ * `GlobalRegistry.sync()` gave up: the KV watch that feeds the registry's cache had not brought
+ * back the sync's own write within its timeout (the bucket's server frozen or unreachable, or a
+ * watch that kept stalling). Nothing is undone: a later sync may succeed.
+ */
+export class SyncTimeoutError extends KeelError {
+  readonly timeoutMs: number;
+  /** The revision of the sync's own write, which the cache had to reach. */
+  readonly revision: number;
+  /** The last revision the cache had seen when it gave up. */
+  readonly seen: number;
+  constructor(node: string, timeoutMs: number, revision: number, seen: number) {
+    super(
+      'ERR_SYNC_TIMEOUT',
+      `global registry of node ${node}: the watch did not bring revision ${revision} within ${timeoutMs} ms (last seen ${seen}); check that the NATS server answers, or give sync a longer timeoutMs`,
+    );
+    this.timeoutMs = timeoutMs;
+    this.revision = revision;
+    this.seen = seen;
   }
 }
 

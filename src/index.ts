@@ -52,6 +52,7 @@ export {
   InvalidSignalError,
   WorkflowLimitError,
   PoolTimeoutError,
+  SyncTimeoutError,
   isKeelError,
   KeelError,
   LeaksFoundError,

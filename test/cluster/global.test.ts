@@ -637,6 +637,58 @@ describe.skipIf(skipWithoutNats)('the watch that feeds the cache', () => {
   });
 });
 
+describe.skipIf(skipWithoutNats)('a sync whose write the watch never brings back', () => {
+  it('rejects with ERR_SYNC_TIMEOUT after its timeoutMs (it waited for ever), leaves no waiter behind, and the next sync resolves', async () => {
+    const { members } = await nodes(['a']);
+    const a = members[0]!;
+    const { Bucket } = await import('@nats-io/kv');
+    const original = Bucket.prototype.put;
+    // the watch never catches up: the sync's own write answers a revision far past any the bucket will reach
+    const put = vi.spyOn(Bucket.prototype, 'put').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
+      const revision = await original.apply(this, args);
+      return args[0].startsWith('s.') ? revision + 1_000_000 : revision;
+    });
+    onTestFinished(() => put.mockRestore());
+    const e = await failure(() => a.global.sync({ timeoutMs: 200 }));
+    expect(e).toMatchObject({ code: 'ERR_SYNC_TIMEOUT', timeoutMs: 200 });
+    expect((e as Error).message).toContain('within 200 ms');
+    expect(a.global.internals().syncWaiters).toBe(0);
+    put.mockRestore();
+    await a.global.sync();
+    for (const timeoutMs of [0, -1, NaN, '5', 2 ** 31]) {
+      expect(((await failure(() => a.global.sync({ timeoutMs: timeoutMs as number }))) as { code: string }).code).toBe('ERR_INVALID_ARGUMENT');
+    }
+  }, 30_000);
+
+  it("the start's own sync is bounded by syncTimeoutMs too: a watch that never brings anything fails the start with ERR_SYNC_TIMEOUT, and the registry is stopped", async () => {
+    const { Bucket } = await import('@nats-io/kv');
+    const stops: (() => void)[] = [];
+    // every watch opened (the first and each reopening after a stall) is silent until stopped
+    const watch = vi.spyOn(Bucket.prototype, 'watch').mockImplementation(() => {
+      let stop: () => void = () => undefined;
+      const stopped = new Promise<void>((resolve) => (stop = resolve));
+      stops.push(stop);
+      return Promise.resolve({ stop, async *[Symbol.asyncIterator]() { await stopped; } } as never);
+    });
+    onTestFinished(() => watch.mockRestore());
+    const node = track({ name: 'a' });
+    const cluster = await Cluster.join(node, { transport: new MemoryNetwork().transport() });
+    const nc = await connect({ servers: nats().url });
+    connections.push(nc);
+    const e = await failure(() => GlobalRegistry.start(node, { cluster, connection: nc, bucket: `global_${process.pid}_${++buckets}`, syncTimeoutMs: 300 }));
+    expect(e).toMatchObject({ code: 'ERR_SYNC_TIMEOUT', timeoutMs: 300 });
+    expect(stops.length).toBeGreaterThanOrEqual(1);
+    // the failed start stopped what it began (its router's name among them): a registry on the same bucket starts
+    watch.mockRestore();
+    const again = await GlobalRegistry.start(node, { cluster, connection: nc, bucket: `global_${process.pid}_${buckets}` });
+    registries.push(again);
+    for (const syncTimeoutMs of [0, -5, NaN, 2 ** 31]) {
+      const bad = await failure(() => GlobalRegistry.start(node, { cluster, connection: nc, syncTimeoutMs }));
+      expect((bad as { code: string }).code).toBe('ERR_INVALID_ARGUMENT');
+    }
+  }, 30_000);
+});
+
 describe.skipIf(skipWithoutNats)('the watch that feeds the cache, opened again and again', () => {
   it('a watch that cannot be opened again while a sync waits is retried by one chain of timers, never one more per stall (each reopen of the stall check failing began its own, for good)', async () => {
     const { Bucket } = await import('@nats-io/kv');

@@ -27,7 +27,7 @@
  * here are in `Leases.ts`, the reaping of dead owners' names in `Reaper.ts`, groups in `Groups.ts`.
  */
 import type { KV, KvWatchEntry } from '@nats-io/kv';
-import { checkKeys, InvalidArgumentError, NameTakenError, NodeStoppedError, NoProcError } from '../../errors.js';
+import { checkKeys, InvalidArgumentError, NameTakenError, NodeStoppedError, NoProcError, SyncTimeoutError } from '../../errors.js';
 import { Delivery, isDead, type Kernel, kernelOf, type Proc } from '../../runtime/kernel.js';
 import { isPid, type Pid, PidImpl } from '../../runtime/Pid.js';
 import type { Node } from '../../runtime/types.js';
@@ -57,12 +57,25 @@ export interface GlobalOptions extends ConnectionChoice {
    * Default 1,800,000 (30 minutes, as `kv.purgeDeletes`); 0 sweeps every marker.
    */
   readonly markerGraceMs?: number;
+  /**
+   * How long a `sync()` waits for the watch to bring its write back before it rejects with
+   * `SyncTimeoutError` (ms); the start's own sync too. `sync({ timeoutMs })` overrides it for one
+   * call. Default 30,000.
+   */
+  readonly syncTimeoutMs?: number;
+}
+
+/** A sync waiting for the watch to reach its revision. */
+interface SyncWaiter {
+  readonly revision: number;
+  readonly resolve: () => void;
+  readonly timer: NodeJS.Timeout;
 }
 
 /** How long a sync waits for the watch to bring anything before the watch is opened again (ms). */
 const WATCH_STALL_MS = 2000;
 
-const KNOWN = ['cluster', 'connection', 'servers', 'connectionOptions', 'bucket', 'leaseMs', 'marginMs', 'markerGraceMs'];
+const KNOWN = ['cluster', 'connection', 'servers', 'connectionOptions', 'bucket', 'leaseMs', 'marginMs', 'markerGraceMs', 'syncTimeoutMs'];
 const BUCKET = /^[A-Za-z0-9_-]{1,64}$/;
 
 export class GlobalRegistry {
@@ -80,7 +93,8 @@ export class GlobalRegistry {
   readonly #inflight = new Set<Promise<unknown>>();
   /** Registrations on their way, by name: the same process registering the same name again joins its call. */
   readonly #registering = new Map<string, { readonly proc: Proc; readonly done: Promise<void> }>();
-  readonly #syncWaiters = new Set<{ revision: number; resolve: () => void }>();
+  readonly #syncWaiters = new Set<SyncWaiter>();
+  readonly #syncTimeoutMs: number;
   readonly #telemetryId: string;
   readonly #groups: Groups;
   #seen = 0;
@@ -97,7 +111,7 @@ export class GlobalRegistry {
   #stopping: Promise<void> | undefined;
   #removeShutdown: (() => void) | undefined;
 
-  private constructor(kernel: Kernel, cluster: Cluster, bucket: Bucket, name: string, times: { leaseMs: number; marginMs: number; markerGraceMs: number }) {
+  private constructor(kernel: Kernel, cluster: Cluster, bucket: Bucket, name: string, times: { leaseMs: number; marginMs: number; markerGraceMs: number; syncTimeoutMs: number }) {
     const { leaseMs, marginMs } = times;
     const kv = bucket.kv;
     this.#kernel = kernel;
@@ -107,6 +121,7 @@ export class GlobalRegistry {
     this.#purgeThrough = bucket.purgeThrough;
     this.#leaseMs = leaseMs;
     this.#markerGraceMs = times.markerGraceMs;
+    this.#syncTimeoutMs = times.syncTimeoutMs;
     this.#routerName = `keel.global.${name}`;
     this.#telemetryId = `keel.global.${name}.${kernel.name}.${kernel.creation}`;
     const track = <T>(work: Promise<T>): Promise<T> => this.#track(work);
@@ -140,8 +155,9 @@ export class GlobalRegistry {
     const leaseMs = positive(options.leaseMs, 'options.leaseMs', 5000);
     const marginMs = positive(options.marginMs, 'options.marginMs', 1000);
     const markerGraceMs = options.markerGraceMs === 0 ? 0 : positive(options.markerGraceMs, 'options.markerGraceMs', 1_800_000);
+    const syncTimeoutMs = positive(options.syncTimeoutMs, 'options.syncTimeoutMs', 30_000);
     const opened = await kernel.trackIo(openBucket(options, bucket));
-    const registry = new GlobalRegistry(kernel, cluster, opened, bucket, { leaseMs, marginMs, markerGraceMs });
+    const registry = new GlobalRegistry(kernel, cluster, opened, bucket, { leaseMs, marginMs, markerGraceMs, syncTimeoutMs });
     try {
       await registry.#begin();
     } catch (e) {
@@ -307,13 +323,33 @@ export class GlobalRegistry {
     return true;
   }
 
-  /** Resolves once this node's cache holds everything written to the bucket before the call. */
-  async sync(): Promise<void> {
+  /**
+   * Resolves once this node's cache holds everything written to the bucket before the call; rejects
+   * with `SyncTimeoutError` (`ERR_SYNC_TIMEOUT`) when the watch has not brought that far within
+   * `timeoutMs` (default the registry's `syncTimeoutMs`, 30,000) of the call.
+   */
+  async sync(options?: { readonly timeoutMs?: number }): Promise<void> {
     this.#checkRunning('sync');
+    if (options !== undefined && (typeof options !== 'object' || options === null)) throw new InvalidArgumentError('options', 'an object such as { timeoutMs }', options);
+    const timeoutMs = positive(options?.timeoutMs, 'options.timeoutMs', this.#syncTimeoutMs);
+    const since = performance.now();
     const revision = await this.#track(this.#kv.put(syncKey(this.#kernel.name, this.#kernel.creation), String(Date.now())));
     if (this.#seen >= revision) return;
-    await new Promise<void>((resolve) => {
-      this.#syncWaiters.add({ revision, resolve });
+    await new Promise<void>((resolve, reject) => {
+      // the time the write took counts: the bound is from the call
+      const left = Math.max(0, timeoutMs - (performance.now() - since));
+      const waiter: SyncWaiter = {
+        revision,
+        resolve: () => {
+          clearTimeout(waiter.timer);
+          resolve();
+        },
+        timer: setTimeout(() => {
+          this.#syncWaiters.delete(waiter);
+          reject(new SyncTimeoutError(this.#kernel.name, timeoutMs, revision, this.#seen));
+        }, left),
+      };
+      this.#syncWaiters.add(waiter);
       this.#watchStalls();
     });
   }
@@ -345,9 +381,9 @@ export class GlobalRegistry {
     return this.#groups.names();
   }
 
-  /** Counts for leak checks: names held here, renewals and reaps pending, group memberships held here. */
-  internals(): { owned: number; reaps: number; joined: number; inflight: number } {
-    return { owned: this.#leases.size, reaps: this.#reaper.pending, joined: this.#groups.joinedCount, inflight: this.#inflight.size };
+  /** Counts for leak checks: names held here, renewals and reaps pending, group memberships held here, syncs waiting. */
+  internals(): { owned: number; reaps: number; joined: number; inflight: number; syncWaiters: number } {
+    return { owned: this.#leases.size, reaps: this.#reaper.pending, joined: this.#groups.joinedCount, inflight: this.#inflight.size, syncWaiters: this.#syncWaiters.size };
   }
 
   /**
