@@ -3,6 +3,7 @@
 // client publishing into a cluster's subjects.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from '../../src/cluster/Cluster.js';
+import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
 import { clusterPermissions, natsTransport } from '../../src/cluster/transports/nats.js';
 import { GenServer, type GenServerSpec } from '../../src/otp/GenServer.js';
 import { connect } from '@nats-io/transport-node';
@@ -167,4 +168,30 @@ describe.skipIf(skipWithoutNats)('a cluster over NATS when the nats-server is ki
     const error = (await failure(() => call)) as { code?: string };
     expect(error.code).toBe('ERR_NOCONNECTION');
   }, 60_000);
+});
+
+describe.skipIf(skipWithoutNats)('Cluster.join on a given connection to a frozen nats-server (SIGSTOP)', () => {
+  let own: NatsServer | undefined;
+  afterAll(async () => {
+    await own?.stop();
+  }, 30_000);
+
+  it('rejects with ERR_START_FAILED (it waited for ever), leaving the node out of any cluster: it can join one afterwards', async () => {
+    const nats = (own = await startNatsServer());
+    const nc = await connect({ servers: nats.url });
+    const node = track({ name: 'frozen-a' });
+    await nats.kill('SIGSTOP');
+    try {
+      const e = await failure(() => Cluster.join(node, { transport: natsTransport({ cluster: `frozen-${process.pid}`, connect: nc }) }));
+      expect(e).toMatchObject({ code: 'ERR_START_FAILED' });
+      expect((e as Error).message).toContain('did not answer');
+      expect(nc.isClosed()).toBe(false);
+      const cluster = await Cluster.join(node, { transport: new MemoryNetwork().transport() });
+      expect(cluster.name).toBe('frozen-a');
+    } finally {
+      await nats.kill('SIGCONT');
+      await nc.close();
+      await nats.stop();
+    }
+  }, 30_000);
 });

@@ -34,7 +34,7 @@ export interface NatsServer {
   readonly storeDir: string;
   /** SIGTERM, then the process's exit; removes the store directory. Idempotent. */
   stop(): Promise<void>;
-  /** Sends `signal` to the server process (SIGKILL, SIGSTOP, SIGCONT...) and, for a fatal one, awaits its exit. */
+  /** Sends `signal` to the server process (SIGKILL, SIGSTOP, SIGCONT...) and, for a fatal one, awaits its exit; for SIGSTOP, until it is stopped. */
   kill(signal: NodeJS.Signals): Promise<void>;
   /** Stops the server if it runs (SIGTERM) and starts it again on the same port and store. */
   restart(): Promise<void>;
@@ -104,6 +104,21 @@ async function exited(child: ChildProcess): Promise<void> {
   await once(child, 'exit');
 }
 
+/**
+ * Resolves once every thread of `pid` is stopped: a SIGSTOP is not in force when kill returns (on a
+ * loaded machine the server was seen still running, and answering a ping sent after it, then).
+ */
+async function whenStopped(pid: number): Promise<void> {
+  const states = (): string[] => {
+    try {
+      return fs.readdirSync(`/proc/${pid}/task`).map((t) => fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8').replace(/^.*\) /s, '')[0] ?? '');
+    } catch {
+      return []; // no /proc here, or the process is gone: nothing more to wait for
+    }
+  };
+  while (!states().every((s) => s === 'T' || s === 't' || s === 'Z')) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
 /** Starts a nats-server on a free loopback port; see {@link NatsServer}. */
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
   const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-nats-'));
@@ -147,6 +162,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       const fatal = signal !== 'SIGSTOP' && signal !== 'SIGCONT' && signal !== 'SIGTSTP';
       current.kill(signal);
       if (fatal) await exited(current);
+      else if (signal === 'SIGSTOP') await whenStopped(current.pid!);
     },
     async restart() {
       if (stopped) throw new Error('the nats-server was stopped: start a new one');

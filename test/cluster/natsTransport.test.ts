@@ -478,6 +478,33 @@ describe.skipIf(skipWithoutNats)('nats transport: a frozen nats-server (SIGSTOP)
   }, 30_000);
 });
 
+describe.skipIf(skipWithoutNats)('nats transport: started on a given connection to a frozen nats-server (SIGSTOP)', () => {
+  let own: NatsServer | undefined;
+  afterAll(async () => {
+    await own?.stop();
+  }, 30_000);
+
+  it('start rejects with ERR_START_FAILED saying the server did not answer (it waited for ever for the flush), and leaves the connection open with nothing of its own subscribed', async () => {
+    const nats = (own = await startNatsServer());
+    const nc = await connect({ servers: nats.url });
+    const t = natsTransport({ cluster: freshCluster(), connect: nc });
+    await nats.kill('SIGSTOP');
+    try {
+      const e = await t.start({ name: 'A', incarnation: 1 }, new Recorder()).catch((error: unknown) => error);
+      expect(e).toMatchObject({ code: 'ERR_START_FAILED' });
+      expect((e as Error).message).toMatch(/did not answer within \d+ ms/);
+      expect(nc.isClosed()).toBe(false);
+      expect((nc as unknown as { protocol: { subscriptions: { size(): number } } }).protocol.subscriptions.size()).toBe(0);
+      expect(() => t.send('B', 'x')).not.toThrow();
+      await t.close();
+    } finally {
+      await nats.kill('SIGCONT');
+      await nc.close();
+      await nats.stop();
+    }
+  }, 30_000);
+});
+
 describe.skipIf(skipWithoutNats)('nats transport: hostile arguments', () => {
   const code = (f: () => unknown): string | undefined => {
     try {

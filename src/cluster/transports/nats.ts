@@ -39,6 +39,13 @@ const HEADER_ROOM = 1024;
  */
 const SERVER_ANSWER_MS = 2000;
 
+/**
+ * How long `start` waits for the server to answer its flush (ms): a frozen server never answers, and
+ * a connection given with `connect` has no connect timeout of its own to give up on it. Longer than
+ * {@link SERVER_ANSWER_MS}: a start given up too soon fails a node that would have joined.
+ */
+const START_ANSWER_MS = 5000;
+
 /** `promise`, or undefined once `ms` have passed (an unref'd timer, cleared when it settles). */
 async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
@@ -294,7 +301,11 @@ class NatsTransport implements Transport {
         }),
       );
       // the server has the subscriptions once it answers a ping: a peer's probe finds this node from now on
-      await nc.flush();
+      const flushed = nc.flush();
+      flushed.catch(() => undefined); // abandoned below when the server does not answer
+      if ((await within(flushed.then(() => true), START_ANSWER_MS)) !== true) {
+        throw new Error(`the server did not answer within ${START_ANSWER_MS} ms (frozen, or behind a black hole)`);
+      }
       if (refused !== undefined) throw refused;
       started = true;
     } catch (e) {
