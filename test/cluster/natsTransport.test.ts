@@ -203,6 +203,42 @@ describe.skipIf(skipWithoutNats)('nats transport: a server with a smaller max_pa
   }, 30_000);
 });
 
+describe.skipIf(skipWithoutNats)('nats transport: a server whose max_payload is too small for the cluster', () => {
+  let tiny: NatsServer | undefined;
+  afterAll(async () => {
+    await tiny?.stop();
+  }, 30_000);
+
+  it('start refuses it with ERR_START_FAILED naming the max_payload and what the transport needs (it was accepted, with a maxBatchSize no frame fits), on its own connection or a given one', async () => {
+    const nats = (tiny = await startNatsServer({ config: 'max_payload: 4096\n' }));
+    const cluster = freshCluster();
+    const owned = natsTransport({ servers: nats.url, cluster });
+    const e = await owned.start({ name: 'A', incarnation: 1 }, new Recorder()).catch((error: unknown) => error);
+    expect(e).toMatchObject({ code: 'ERR_START_FAILED', reason: { max_payload_too_small: { max_payload: 4096, needs: 13_312 } } });
+    expect((e as Error).message).toContain('max_payload is 4096 bytes');
+    expect((e as Error).message).toContain('at least 13312');
+    await owned.close();
+    const nc = await connect({ servers: nats.url });
+    try {
+      const given = natsTransport({ cluster, connect: nc });
+      await expect(given.start({ name: 'B', incarnation: 1 }, new Recorder())).rejects.toMatchObject({ code: 'ERR_START_FAILED', reason: { max_payload_too_small: { max_payload: 4096, needs: 13_312 } } });
+      // nothing of it was subscribed on the given connection, which stays open
+      expect(nc.isClosed()).toBe(false);
+      expect((nc as unknown as { protocol: { subscriptions: { size(): number } } }).protocol.subscriptions.size()).toBe(0);
+      await given.close();
+    } finally {
+      await nc.close();
+    }
+    // the least it takes starts
+    const enough = (tiny = await startNatsServer({ config: 'max_payload: 13312\n' }));
+    await nats.stop();
+    const t = natsTransport({ servers: enough.url, cluster });
+    await t.start({ name: 'C', incarnation: 1 }, new Recorder());
+    expect(t.maxBatchSize).toBe(4096);
+    await t.close();
+  }, 30_000);
+});
+
 describe.skipIf(skipWithoutNats)('nats transport: under the cluster permissions', () => {
   const cluster = 'perm';
   const password = (node: string): string => `pw-${node}`;

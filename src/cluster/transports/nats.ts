@@ -32,6 +32,16 @@ const CLIENT_PACKAGE = '@nats-io/transport-node';
 const HEADER_ROOM = 1024;
 
 /**
+ * The least {@link NatsTransport.maxBatchSize} a cluster can work with (UTF-16 code units): a frame's
+ * header room with a full trace context (1,341 code units in `Cluster.ts`), the control frames
+ * (hello, heartbeat, goodbye, link resets, exit signals with their reasons) and a small value beside.
+ */
+const MIN_BATCH_SIZE = 4096;
+
+/** The least `max_payload` (bytes) the transport starts on: {@link MIN_BATCH_SIZE} at 3 bytes a code unit, and the header room. */
+const MIN_MAX_PAYLOAD = MIN_BATCH_SIZE * 3 + HEADER_ROOM;
+
+/**
  * How long `flush` and `close` wait for the server's answer (ms): a frozen server, or one behind a
  * black hole, answers nothing until the client's own ping checks give up (minutes), and a node that
  * leaves is not held that long. Past it, `flush` resolves (nothing more can be done for what was
@@ -256,7 +266,16 @@ class NatsTransport implements Transport {
       return;
     }
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
-    this.#maxBatchSize = Math.max(0, Math.floor((maxPayload - HEADER_ROOM) / 3));
+    if (maxPayload < MIN_MAX_PAYLOAD) {
+      // accepted, its heartbeats and ties would be refused by the server or fit no batch: refused at once
+      await this.close();
+      throw new StartError(
+        `the NATS transport of node '${name}' (cluster '${this.cluster}')`,
+        { max_payload_too_small: { max_payload: maxPayload, needs: MIN_MAX_PAYLOAD } },
+        `the server's max_payload is ${maxPayload} bytes; the transport needs at least ${MIN_MAX_PAYLOAD} (batches of ${MIN_BATCH_SIZE} UTF-16 code units, up to 3 bytes each, and ${HEADER_ROOM} bytes of header room): raise max_payload in the server's configuration (default 1 MiB)`,
+      );
+    }
+    this.#maxBatchSize = Math.floor((maxPayload - HEADER_ROOM) / 3);
     const prefix = `keel.${this.cluster}.`;
     this.#allSubject = `${prefix}all.${name}`;
     const inPrefixLength = `${prefix}in.${name}.`.length;
