@@ -455,6 +455,30 @@ export class StoreUnavailableError extends KeelError {
   }
 }
 
+/**
+ * A store file stamped (`PRAGMA user_version`) with a schema version newer than the one this Keel
+ * writes: made by a newer Keel, whose tables this one could misread or damage. Refused before
+ * anything is written to it (`ERR_STORE_UNAVAILABLE`, as any store that cannot be opened).
+ */
+export class StoreVersionError extends StoreUnavailableError {
+  /** The file's schema version. */
+  readonly version: number;
+  /** The newest schema version this Keel reads and writes. */
+  readonly supported: number;
+  constructor(file: string, version: number, supported: number, store = 'dead letter store') {
+    super(
+      file,
+      `its schema version (user_version) is ${version}, newer than the version ${supported} this Keel writes`,
+      undefined,
+      'open it with the Keel that made it, or a newer one; this one leaves the file as it is',
+      undefined,
+      store,
+    );
+    this.version = version;
+    this.supported = supported;
+  }
+}
+
 /** A dead letter too large for its durable store: refused alone, as a message that cannot be serialized is. */
 export class DeadLetterTooLargeError extends KeelError {
   /** The size of the serialized message and metadata. */

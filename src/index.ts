@@ -42,6 +42,7 @@ export {
   MalformedFrameError,
   StoreInUseError,
   StoreUnavailableError,
+  StoreVersionError,
   StartError,
   TaskExitError,
   TaskTimeoutError,

@@ -1,5 +1,5 @@
 import { type Stats, statSync } from 'node:fs';
-import { StoreUnavailableError } from '../errors.js';
+import { StoreUnavailableError, StoreVersionError } from '../errors.js';
 import { type Record_ } from '../delivery/stores/DeadLetterStore.js';
 import { SqliteStore, type SqliteStoreOptions } from '../delivery/stores/SqliteStore.js';
 import type { DeadLetterFilter } from '../runtime/serviceSlots.js';
@@ -85,7 +85,7 @@ export const DLQ_USAGE = [
   '',
   'exit code: 0 done; 1 not all done (an unknown id: the ids found are done, the others named; a store',
   'that could not be opened, read or written: nothing was changed); 2 bad usage, no file at --store,',
-  'or a file that is not a dead letter store.',
+  'a file that is not a dead letter store, or the store of a newer Keel (a newer schema version).',
 ].join('\n');
 
 /** The usage of `keel dlq <command>` (or of `keel dlq` with none), for `keel help dlq [command]`. */
@@ -311,6 +311,11 @@ function open(args: Parsed, io: Io, t: number, internal: SqliteStoreOptions): nu
   } catch (e) {
     // a file that is not a store (or not a database) is bad usage; a store that could not be opened
     // (a directory, locked while it needs a write to be set up, read-only, an I/O error) is a failure
+    // a newer Keel's store is not one this Keel reads: bad usage as a file that is no store, left as it is
+    if (e instanceof StoreVersionError) {
+      io.err(`keel dlq: cannot open ${args.store}: ${e.why}; ${e.hint}`);
+      return 2;
+    }
     if (e instanceof StoreUnavailableError && e.sqliteCode !== 'SQLITE_NOTADB') {
       io.err(failure(args.command, e.file, e.cause, true, e.hint));
       return 1;

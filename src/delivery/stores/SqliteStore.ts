@@ -2,9 +2,9 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import { deserialize, serialize } from 'node:v8';
-import { DeadLetterTooLargeError, isKeelError, KeelError, NotSerializableError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
+import { DeadLetterTooLargeError, isKeelError, KeelError, NotSerializableError, StoreInUseError, StoreUnavailableError, StoreVersionError } from '../../errors.js';
 import type { DeadLetterFilter } from '../../runtime/serviceSlots.js';
-import { DATABASE_WIDE, HOST_CLOCK, LOCKED, lockRetryDelay, loadSqliteDriver, openFailure, osProcessAlive, type SqliteDatabase, type SqliteStatement, setBusyTimeout, sqliteCode, type StoreClock } from './sqliteFile.js';
+import { DATABASE_WIDE, HOST_CLOCK, LOCKED, lockRetryDelay, loadSqliteDriver, openFailure, osProcessAlive, schemaVersion, type SqliteDatabase, type SqliteStatement, setBusyTimeout, sqliteCode, type StoreClock, userTables } from './sqliteFile.js';
 import { type DeadLetterStore, type NewRecord, type Record_, seqOf, thrownText } from './DeadLetterStore.js';
 
 interface Row {
@@ -46,6 +46,14 @@ CREATE INDEX IF NOT EXISTS dead_letters_due ON dead_letters (status, next_retry_
 CREATE TABLE IF NOT EXISTS dead_letter_owner (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, os_pid INTEGER NOT NULL);
 `;
 
+/**
+ * The version of the store's schema, stamped in the file as `PRAGMA user_version` when the store
+ * makes its tables. A file stamped 0 (never stamped) that holds the store's tables is a store made
+ * before the stamp: it is stamped when opened for writing. A newer version is refused
+ * ({@link StoreVersionError}) before anything is written.
+ */
+export const SCHEMA_VERSION = 1;
+
 
 /** @internal Settings of a store that only Keel's own callers (the CLI, the tests) give. */
 export interface SqliteStoreOptions {
@@ -79,10 +87,19 @@ const STORE_TABLES = [
 
 /**
  * Why a database is not a Keel dead letter store, or undefined when it is one: a table of the store
- * with other columns (another application's), or, when the store must be `complete` (the CLI), a
- * missing one. Reads only.
+ * with other columns (another application's), tables of another application and no `dead_letters`
+ * table, or, when the store must be `complete` (the CLI), a missing one. A schema version newer
+ * than {@link SCHEMA_VERSION} is thrown ({@link StoreVersionError}) when the file has the store's
+ * `dead_letters` table (a newer Keel's store), and is a problem when it has not. Reads only.
  */
-function storeProblem(db: Database, complete: boolean): string | undefined {
+function storeProblem(file: string, db: Database, complete: boolean): string | undefined {
+  const version = schemaVersion(db);
+  const tables = userTables(db);
+  if (version > SCHEMA_VERSION) {
+    if (tables.includes('dead_letters')) throw new StoreVersionError(file, version, SCHEMA_VERSION);
+    return `its schema version (user_version) is ${version} and it has no dead_letters table`;
+  }
+  if (!complete && tables.length > 0 && !tables.includes('dead_letters')) return `it has tables of its own and no dead_letters table: ${tables.join(', ')}`;
   const columnsOf = db.prepare('SELECT name FROM pragma_table_info(?)');
   for (const [table, expected] of STORE_TABLES) {
     const found = (columnsOf.all(table) as { name: string }[]).map((c) => c.name);
@@ -168,13 +185,19 @@ export class SqliteStore implements DeadLetterStore {
       db = open(false);
       try {
         // a file that holds another application's dead_letters table is left as it is (no WAL switch, no schema)
-        const problem = storeProblem(db, false);
+        const problem = storeProblem(this.file, db, false);
         if (problem !== undefined) {
           throw new StoreUnavailableError(this.file, `it is not a Keel dead letter store (${problem})`, undefined, 'give the path of a dead letter store, or of a file to create', undefined);
         }
         db.pragma('journal_mode = WAL');
         db.pragma('synchronous = NORMAL');
-        db.exec(SCHEMA);
+        if (schemaVersion(db) < SCHEMA_VERSION) {
+          // a new file (or one made before the stamp): the tables and the stamp in one transaction
+          db.transaction(() => {
+            db.exec(SCHEMA);
+            stamp(db);
+          }).immediate();
+        } else db.exec(SCHEMA); // a stamped store: nothing to write, no write lock to take
       } catch (e) {
         // not a store, not a database, or locked while it needs a write to be set up: not kept open
         db.close();
@@ -185,7 +208,7 @@ export class SqliteStore implements DeadLetterStore {
       // else touches the file, so another database is never turned into one (nor switched to WAL)
       const reader = open(true);
       try {
-        const problem = storeProblem(reader, true);
+        const problem = storeProblem(this.file, reader, true);
         if (problem !== undefined) throw new KeelError('ERR_INVALID_ARGUMENT', `${this.file} is not a Keel dead letter store (${problem})`);
       } catch (e) {
         reader.close();
@@ -199,6 +222,8 @@ export class SqliteStore implements DeadLetterStore {
         try {
           db.pragma('journal_mode = WAL');
           db.pragma('synchronous = NORMAL');
+          // a store made before the stamp (the write lock taken only then: a stamped store opens while another connection writes)
+          if (schemaVersion(db) < SCHEMA_VERSION) db.transaction(() => stamp(db)).immediate();
         } catch (e) {
           db.close();
           throw openFailure(this.file, e, 'dead letter store');
@@ -499,6 +524,11 @@ export class SqliteStore implements DeadLetterStore {
       this.#db.close();
     }
   }
+}
+
+/** Stamps the file with {@link SCHEMA_VERSION} when it has an older one (0: never stamped); a write only then. */
+function stamp(db: Database): void {
+  if (schemaVersion(db) < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
 }
 
 const NO_CLAUSE: { where: string; args: unknown[] } = { where: '', args: [] };

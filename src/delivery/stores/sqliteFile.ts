@@ -171,3 +171,17 @@ export function fileId(file: string): string {
   const st = statSync(file, { bigint: true });
   return `${st.dev}:${st.ino}`;
 }
+
+/**
+ * @internal The schema version a store stamped in its file (`PRAGMA user_version`): 0 for a file
+ * never stamped (a new one, or a store made before the stamp). Reads only.
+ */
+export function schemaVersion(db: SqliteDatabase): number {
+  const row = (db.pragma('user_version') as { user_version?: unknown }[])[0];
+  return typeof row?.user_version === 'number' ? row.user_version : 0;
+}
+
+/** @internal The names of the tables of `db` other than SQLite's own (`sqlite_sequence`, ...), in name order. Reads only. */
+export function userTables(db: SqliteDatabase): string[] {
+  return (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name").all() as { name: string }[]).map((t) => t.name);
+}
