@@ -1,11 +1,14 @@
 // The SQLite dead letter store's file: its schema version (PRAGMA user_version), a store made before
-// the stamp, a newer Keel's store and another application's database, each refused untouched.
+// the stamp, a newer Keel's store and another application's database, each refused untouched; the
+// claim of a node on the file, held by the OS process that made it (its pid and start identity).
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { serialize } from 'node:v8';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { StoreVersionError } from '../../src/errors.js';
+import { startOf } from '../../src/delivery/stores/sqliteFile.js';
 import { runDlq } from '../../src/cli/dlq.js';
 import { SCHEMA_VERSION, SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
 import { expectKeelError, thrown, useTempFiles } from '../support.js';
@@ -126,5 +129,99 @@ describe('the SQLite dead letter store schema version (PRAGMA user_version)', ()
     const e = thrown(() => new SqliteStore(file, 'node-a'));
     expect(e).not.toBeInstanceOf(StoreVersionError);
     expectKeelError(e, 'ERR_STORE_UNAVAILABLE', `it is not a Keel dead letter store (its schema version (user_version) is ${SCHEMA_VERSION + 7} and it has no dead_letters table)`);
+  });
+});
+
+/** Writes a claim row as another OS process would have left it (without os_start in a store made before it). */
+function claim(file: string, osPid: number, osStart: string | null): void {
+  const db = new Database(file);
+  try {
+    const cols = (db.prepare('SELECT name FROM pragma_table_info(?)').all('dead_letter_owner') as { name: string }[]).map((c) => c.name);
+    if (cols.includes('os_start')) db.prepare("INSERT OR REPLACE INTO dead_letter_owner (id, owner, os_pid, os_start) VALUES (1, 'node-other', ?, ?)").run(osPid, osStart);
+    else db.prepare("INSERT OR REPLACE INTO dead_letter_owner (id, owner, os_pid) VALUES (1, 'node-other', ?)").run(osPid);
+  } finally {
+    db.close();
+  }
+}
+
+/** A store as Keel made it before the schema version (no user_version, no dead_letter_owner.os_start), holding one entry. */
+function storeOfBefore(file: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const db = new Database(file);
+  try {
+    db.pragma('journal_mode = WAL');
+    db.exec(`
+      CREATE TABLE dead_letters (seq INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, payload BLOB NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL,
+        first_failed_at INTEGER NOT NULL, last_attempt_at INTEGER NOT NULL, next_retry_at INTEGER NOT NULL, last_error BLOB, status TEXT NOT NULL);
+      CREATE INDEX dead_letters_due ON dead_letters (status, next_retry_at);
+      CREATE TABLE dead_letter_owner (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, os_pid INTEGER NOT NULL);
+    `);
+    db.prepare("INSERT INTO dead_letters (recipient, payload, reason, attempts, first_failed_at, last_attempt_at, next_retry_at, last_error, status) VALUES ('x', ?, 'noproc', 0, 1, 1, 2, 'noproc', 'pending')").run(
+      serialize(['old', {}]),
+    );
+  } finally {
+    db.close();
+  }
+}
+
+describe("the SQLite dead letter store's claim on its file", () => {
+  it.runIf(process.platform === 'linux')('takes over a claim whose OS pid now belongs to another live process (pid reuse, a reboot), refuses the live claimer itself; keel dlq names only a live claimer', async () => {
+    const file = await storeWithOne();
+    const other = process.ppid; // a live OS process that is not this one
+    const live = startOf(other);
+    expect(live).toBeDefined();
+    claim(file, other, 'an-earlier-boot:1');
+    const reader = new SqliteStore(file, undefined, undefined, 'read');
+    try {
+      expect(reader.owner()).toBeUndefined(); // the stale claim names no live node
+    } finally {
+      reader.close();
+    }
+    const b = new SqliteStore(file, 'node-b');
+    try {
+      expect(b.owner()).toEqual({ owner: 'node-b', osPid: process.pid });
+    } finally {
+      b.close();
+    }
+
+    claim(file, other, live!); // the live process that made the claim: in use
+    expectKeelError(thrown(() => new SqliteStore(file, 'node-b')), 'ERR_STORE_IN_USE', `node-other (OS process ${other})`);
+    const again = new SqliteStore(file, undefined, undefined, 'read');
+    try {
+      expect(again.owner()).toEqual({ owner: 'node-other', osPid: other });
+    } finally {
+      again.close();
+    }
+    claim(file, other, null); // a claim without a start identity (a store made before it): by its pid, as before
+    expectKeelError(thrown(() => new SqliteStore(file, 'node-b')), 'ERR_STORE_IN_USE', `node-other (OS process ${other})`);
+  });
+
+  it('a store made before the schema version (no os_start column): read as it is, its claim judged by the pid; opened by a node, it gets the column and the stamp', () => {
+    const file = tmpfile();
+    storeOfBefore(file);
+    claim(file, process.ppid, null);
+    const reader = new SqliteStore(file, undefined, undefined, 'read');
+    try {
+      expect(reader.owner()).toEqual({ owner: 'node-other', osPid: process.ppid });
+      expect(reader.list({}, 0, 10, undefined).entries.map((e) => e.message)).toEqual(['old']);
+    } finally {
+      reader.close();
+    }
+    expect(userVersion(file)).toBe(0);
+    expectKeelError(thrown(() => new SqliteStore(file, 'node-b')), 'ERR_STORE_IN_USE', `node-other (OS process ${process.ppid})`);
+    claim(file, 2 ** 22 + 12345, null); // a pid no process has
+    const node = new SqliteStore(file, 'node-b');
+    try {
+      expect(node.list({}, 0, 10, undefined).entries.map((e) => e.message)).toEqual(['old']);
+    } finally {
+      node.close();
+    }
+    expect(userVersion(file)).toBe(SCHEMA_VERSION);
+    const db = new Database(file, { readonly: true });
+    try {
+      expect((db.prepare('SELECT name FROM pragma_table_info(?)').all('dead_letter_owner') as { name: string }[]).map((c) => c.name)).toEqual(['id', 'owner', 'os_pid', 'os_start']);
+    } finally {
+      db.close();
+    }
   });
 });

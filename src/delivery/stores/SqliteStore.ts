@@ -4,7 +4,7 @@ import { inspect } from 'node:util';
 import { deserialize, serialize } from 'node:v8';
 import { DeadLetterTooLargeError, isKeelError, KeelError, NotSerializableError, StoreInUseError, StoreUnavailableError, StoreVersionError } from '../../errors.js';
 import type { DeadLetterFilter } from '../../runtime/serviceSlots.js';
-import { DATABASE_WIDE, HOST_CLOCK, LOCKED, lockRetryDelay, loadSqliteDriver, openFailure, osProcessAlive, schemaVersion, type SqliteDatabase, type SqliteStatement, setBusyTimeout, sqliteCode, type StoreClock, userTables } from './sqliteFile.js';
+import { DATABASE_WIDE, HOST_CLOCK, LOCKED, lockRetryDelay, loadSqliteDriver, openFailure, claimHeld, schemaVersion, startOf, type SqliteDatabase, type SqliteStatement, setBusyTimeout, sqliteCode, type StoreClock, userTables } from './sqliteFile.js';
 import { type DeadLetterStore, type NewRecord, type Record_, seqOf, thrownText } from './DeadLetterStore.js';
 
 interface Row {
@@ -43,16 +43,17 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   status TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_due ON dead_letters (status, next_retry_at);
-CREATE TABLE IF NOT EXISTS dead_letter_owner (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, os_pid INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letter_owner (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, os_pid INTEGER NOT NULL, os_start TEXT);
 `;
 
 /**
  * The version of the store's schema, stamped in the file as `PRAGMA user_version` when the store
  * makes its tables. A file stamped 0 (never stamped) that holds the store's tables is a store made
  * before the stamp: it is stamped when opened for writing. A newer version is refused
- * ({@link StoreVersionError}) before anything is written.
+ * ({@link StoreVersionError}) before anything is written. Version 2 added the claimer's start
+ * identity (`dead_letter_owner.os_start`), added to an older store when it is stamped.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 
 /** @internal Settings of a store that only Keel's own callers (the CLI, the tests) give. */
@@ -82,8 +83,11 @@ export const SQLITE_MAX_LENGTH = 1_000_000_000;
 
 const STORE_TABLES = [
   ['dead_letters', ['seq', 'recipient', 'payload', 'reason', 'attempts', 'first_failed_at', 'last_attempt_at', 'next_retry_at', 'last_error', 'status']],
-  ['dead_letter_owner', ['id', 'owner', 'os_pid']],
+  ['dead_letter_owner', ['id', 'owner', 'os_pid', 'os_start']],
 ] as const;
+
+/** The columns a store made before {@link SCHEMA_VERSION} 2 may lack (added when it is stamped). */
+const ADDED_COLUMNS: ReadonlySet<string> = new Set(['dead_letter_owner.os_start']);
 
 /**
  * Why a database is not a Keel dead letter store, or undefined when it is one: a table of the store
@@ -107,7 +111,8 @@ function storeProblem(file: string, db: Database, complete: boolean): string | u
       if (complete) return `it has no ${table} table`;
       continue;
     }
-    if (found.length !== expected.length || !expected.every((c) => found.includes(c))) return `its ${table} table has other columns: ${found.join(', ')}`;
+    const wanted = expected.filter((c) => found.includes(c) || !ADDED_COLUMNS.has(`${table}.${c}`));
+    if (found.length !== wanted.length || !wanted.every((c) => found.includes(c))) return `its ${table} table has other columns: ${found.join(', ')}`;
   }
   return undefined;
 }
@@ -233,11 +238,13 @@ export class SqliteStore implements DeadLetterStore {
     this.#db = db;
     this.#claimed = owner !== undefined;
     if (owner !== undefined) {
-      // check and claim in one write transaction, so that two OS processes cannot both take it
+      // check and claim in one write transaction, so that two OS processes cannot both take it. A
+      // claim is held while the OS process that made it runs: its pid, and (where the OS tells) its
+      // start identity, so that another process given the pid since (a reboot, pid reuse) holds nothing
       const claim = db.transaction(() => {
-        const current = db.prepare('SELECT owner, os_pid FROM dead_letter_owner WHERE id = 1').get() as { owner: string; os_pid: number } | undefined;
-        if (current !== undefined && current.os_pid !== process.pid && osProcessAlive(current.os_pid)) return current;
-        db.prepare('INSERT OR REPLACE INTO dead_letter_owner (id, owner, os_pid) VALUES (1, ?, ?)').run(owner, process.pid);
+        const current = db.prepare('SELECT owner, os_pid, os_start FROM dead_letter_owner WHERE id = 1').get() as { owner: string; os_pid: number; os_start: string | null } | undefined;
+        if (current !== undefined && current.os_pid !== process.pid && claimHeld(current.os_pid, current.os_start)) return current;
+        db.prepare('INSERT OR REPLACE INTO dead_letter_owner (id, owner, os_pid, os_start) VALUES (1, ?, ?, ?)').run(owner, process.pid, startOf(process.pid) ?? null);
         return undefined;
       }) as unknown as { immediate(): { owner: string; os_pid: number } | undefined };
       let taken: { owner: string; os_pid: number } | undefined;
@@ -493,12 +500,13 @@ export class SqliteStore implements DeadLetterStore {
   }
 
   /**
-   * The node that has the file open as its dead letter store (its claim, when its OS process is
-   * alive), or undefined: `keel dlq retry` says who delivers what it marks, and when.
+   * The node that has the file open as its dead letter store (its claim, while the OS process that
+   * made it runs), or undefined: `keel dlq retry` says who delivers what it marks, and when.
    */
   owner(): { owner: string; osPid: number } | undefined {
-    const row = this.#statement('SELECT owner, os_pid FROM dead_letter_owner WHERE id = 1').get() as { owner: string; os_pid: number } | undefined;
-    return row !== undefined && osProcessAlive(row.os_pid) ? { owner: row.owner, osPid: row.os_pid } : undefined;
+    // every column: a store made before os_start (read as it is by list and show) has none
+    const row = this.#statement('SELECT * FROM dead_letter_owner WHERE id = 1').get() as { owner: string; os_pid: number; os_start?: string | null } | undefined;
+    return row !== undefined && claimHeld(row.os_pid, row.os_start ?? null) ? { owner: row.owner, osPid: row.os_pid } : undefined;
   }
 
   close(): void {
@@ -526,9 +534,15 @@ export class SqliteStore implements DeadLetterStore {
   }
 }
 
-/** Stamps the file with {@link SCHEMA_VERSION} when it has an older one (0: never stamped); a write only then. */
+/**
+ * Brings a store of an older schema version (0: never stamped) to {@link SCHEMA_VERSION} (the
+ * columns added since) and stamps it; a write only then. Run in a write transaction.
+ */
 function stamp(db: Database): void {
-  if (schemaVersion(db) < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  if (schemaVersion(db) >= SCHEMA_VERSION) return;
+  const ownerColumns = (db.prepare('SELECT name FROM pragma_table_info(?)').all('dead_letter_owner') as { name: string }[]).map((c) => c.name);
+  if (!ownerColumns.includes('os_start')) db.exec('ALTER TABLE dead_letter_owner ADD COLUMN os_start TEXT');
+  db.pragma(`user_version = ${SCHEMA_VERSION}`);
 }
 
 const NO_CLAUSE: { where: string; args: unknown[] } = { where: '', args: [] };
