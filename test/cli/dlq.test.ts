@@ -882,10 +882,10 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
  * every module again on each start, several seconds on a loaded machine; the compiled one starts in
  * a fraction of that.
  */
-function keel(entry: string, argv: string[], timeoutMs = 0): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function keel(entry: string, argv: string[], timeoutMs = 0, user: { uid?: number; gid?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     // timeoutMs (0: none) is a failure guard for a child that would never exit: it is killed, code null
-    execFile(process.execPath, [entry, ...argv], { cwd: ROOT, timeout: timeoutMs, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
+    execFile(process.execPath, [entry, ...argv], { cwd: ROOT, timeout: timeoutMs, killSignal: 'SIGKILL', ...user }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout, stderr });
     });
   });
@@ -915,6 +915,55 @@ describe('keel dlq through the keel entry point', () => {
     expect(list).toEqual({ code: 2, stdout: '', stderr });
     expect(retry).toEqual({ code: 2, stdout: '', stderr });
     expect(fs.statSync(fifo).isFIFO()).toBe(true);
+  }, 30_000);
+
+  // A store in WAL mode in a directory the command may not create files in (chmod 0555): SQLite
+  // reads such a file through a -shm it must create beside it. Root ignores the mode, so as root the
+  // commands run as nobody (uid 65534), for whom the directory is read-only as for any other user;
+  // a child as that user first fails to create a file there, which shows the directory is read-only
+  // for the commands. The store file is the test's (root's when root): nobody may not write it either.
+  it.skipIf(process.platform === 'win32')('in a read-only directory, list and show read a store in WAL mode and create nothing beside it; retry and purge are one line on stderr and exit 1, the store unchanged', async () => {
+    const file = await knownStore();
+    const dir = path.dirname(file);
+    // the file's bytes only: a read-only connection here would leave its -wal and -shm behind, which would let the commands read in place
+    const before = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+    expect(fs.readdirSync(dir)).toEqual(['dlq.db']);
+    const user = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    // the private build is made 0700 (mkdtemp): the other user must reach it
+    if (user.uid !== undefined) fs.chmodSync(path.resolve(path.dirname(entry()), '../..'), 0o755);
+    fs.chmodSync(dir, 0o555);
+    try {
+      const probe = await new Promise<boolean>((resolve) => {
+        execFile(process.execPath, ['-e', 'require("fs").writeFileSync(process.argv[1], "")', path.join(dir, 'probe')], user, (error) => resolve(error === null));
+      });
+      expect(probe, 'the directory is read-only for the commands').toBe(false);
+      const [list, show, retry, purge] = await Promise.all([
+        keel(entry(), ['dlq', 'list', '--store', file, '--json'], 20_000, user),
+        keel(entry(), ['dlq', 'show', '1', '--store', file], 20_000, user),
+        keel(entry(), ['dlq', 'retry', '--all', '--store', file], 20_000, user),
+        keel(entry(), ['dlq', 'purge', '--all', '--store', file], 20_000, user),
+      ]);
+      expect(list.stderr).toBe('');
+      expect(list.code).toBe(0);
+      expect((JSON.parse(list.stdout) as { id: string }[]).map((r) => r.id)).toEqual(['1', '2', '3']);
+      expect(show.stderr).toBe('');
+      expect(show.code).toBe(0);
+      expect(show.stdout).toContain('"charge": 500');
+      for (const [command, r] of [['retry', retry], ['purge', purge]] as const) {
+        expect(r.code, command).toBe(1);
+        expect(r.stdout, command).toBe('');
+        const lines = r.stderr.split('\n');
+        expect(lines, command).toHaveLength(2); // one line, then the newline
+        expect(lines[1]).toBe('');
+        expect(lines[0], command).toMatch(new RegExp(`^keel dlq ${command}: could not (open|write) `));
+        expect(lines[0], command).toContain(`${file}: attempt to write a readonly database (SQLITE_READONLY`);
+        expect(lines[0], command).toContain('; no dead letter was changed');
+      }
+      expect(fs.readdirSync(dir)).toEqual(['dlq.db']); // no -wal, no -shm
+    } finally {
+      fs.chmodSync(dir, 0o755);
+    }
+    expect(createHash('sha256').update(fs.readFileSync(file)).digest('hex')).toBe(before);
   }, 30_000);
 
   it('a store SQLite cannot open is one line on stderr and exit 1, never a stack trace', async () => {

@@ -225,3 +225,59 @@ describe("the SQLite dead letter store's claim on its file", () => {
     }
   });
 });
+
+/**
+ * Makes `<file>-shm` impossible to create or open: a dangling symlink, which SQLite does not follow
+ * (O_NOFOLLOW), so that even root (whom a read-only directory does not stop) meets what a user meets
+ * in a directory it may not create files in. test/cli/dlq.test.ts runs the CLI in a real read-only
+ * directory.
+ */
+function blockShm(file: string): void {
+  fs.symlinkSync(path.join(path.dirname(file), 'nowhere', 'x'), `${file}-shm`);
+}
+
+describe('reading a store in WAL mode whose -shm cannot be made (a read-only directory)', () => {
+  it("'read' access reads a copy of the file in memory: the entries and the claim, the file unchanged; 'write' access and a node are refused", async () => {
+    const file = await storeWithOne();
+    blockShm(file);
+    const before = fileState(file);
+    expect(before.directory).toEqual(['dead-letters.db', 'dead-letters.db-shm']);
+    const reader = new SqliteStore(file, undefined, undefined, 'read');
+    try {
+      expect(reader.list({}, 0, 10, undefined).entries.map((e) => e.message)).toEqual(['kept']);
+      expect(reader.get('1')?.message).toBe('kept');
+      expect(reader.counts()).toEqual({ pending: 1, parked: 0 });
+      expect(reader.owner()).toBeUndefined();
+    } finally {
+      reader.close();
+    }
+    // the file as it was. The directory lets this process create files (the symlink stands in for
+    // the read-only directory), so SQLite's try in place made an empty -wal before it met the -shm:
+    // in a read-only directory it cannot (the CLI test there checks that nothing is created)
+    expect(fileState(file).sha256).toBe(before.sha256);
+    expect(fs.readdirSync(path.dirname(file)).filter((f) => !before.directory.includes(f))).toEqual(['dead-letters.db-wal']);
+    expect(fs.statSync(`${file}-wal`).size).toBe(0);
+    expectKeelError(thrown(() => new SqliteStore(file, undefined, undefined, 'write')), 'ERR_STORE_UNAVAILABLE', 'SQLITE_CANTOPEN');
+    expectKeelError(thrown(() => new SqliteStore(file, 'node-b')), 'ERR_STORE_UNAVAILABLE', 'SQLITE_CANTOPEN');
+    // (a read-write connection may leave an empty -wal here, where the directory lets it: the file itself is as it was)
+    expect(fileState(file).sha256).toBe(before.sha256);
+  });
+
+  it('a -wal that holds writes not in the file yet (the copy would miss them) is refused, not read short', async () => {
+    const file = await storeWithOne();
+    // a writer that keeps its last write in the -wal (no checkpoint); its files are copied as they are
+    const writer = new Database(file);
+    const copy = path.join(fs.mkdtempSync(path.join(path.dirname(file), 'copy-')), 'dead-letters.db');
+    try {
+      writer.pragma('wal_autocheckpoint = 0');
+      writer.prepare("UPDATE dead_letters SET status = 'parked'").run();
+      fs.copyFileSync(file, copy);
+      fs.copyFileSync(`${file}-wal`, `${copy}-wal`);
+    } finally {
+      writer.close();
+    }
+    expect(fs.statSync(`${copy}-wal`).size).toBeGreaterThan(0);
+    blockShm(copy);
+    expectKeelError(thrown(() => new SqliteStore(copy, undefined, undefined, 'read')), 'ERR_STORE_UNAVAILABLE', 'its -wal holds writes that are not in the file yet');
+  });
+});

@@ -4,7 +4,7 @@ import { inspect } from 'node:util';
 import { deserialize, serialize } from 'node:v8';
 import { DeadLetterTooLargeError, isKeelError, KeelError, NotSerializableError, StoreInUseError, StoreUnavailableError, StoreVersionError } from '../../errors.js';
 import type { DeadLetterFilter } from '../../runtime/serviceSlots.js';
-import { DATABASE_WIDE, HOST_CLOCK, LOCKED, lockRetryDelay, loadSqliteDriver, openFailure, claimHeld, schemaVersion, startOf, type SqliteDatabase, type SqliteStatement, setBusyTimeout, sqliteCode, type StoreClock, userTables } from './sqliteFile.js';
+import { DATABASE_WIDE, HOST_CLOCK, LOCKED, lockRetryDelay, loadSqliteDriver, openFailure, claimHeld, schemaVersion, startOf, type SqliteDatabase, type SqliteStatement, setBusyTimeout, sqliteCode, type StoreClock, userTables, walIndexUnavailable, walSnapshot } from './sqliteFile.js';
 import { type DeadLetterStore, type NewRecord, type Record_, seqOf, thrownText } from './DeadLetterStore.js';
 
 interface Row {
@@ -123,7 +123,8 @@ function storeProblem(file: string, db: Database, complete: boolean): string | u
  * in one transaction (a group commit), and `add` resolves after it. Messages are stored with the
  * structured clone serializer (`v8.serialize`). A node claims the file (`access: 'create'`: a new
  * file, or a store, never another application's database); the CLI opens an existing store
- * unclaimed, checked on a read-only connection first, and keeps that connection for `'read'`.
+ * unclaimed, checked on a read-only connection first, and keeps that connection for `'read'` (or,
+ * where SQLite cannot read the WAL-mode file in place, a read-only directory, a copy of it in memory).
  * A write that fails is reported to `onError`: an update stays queued for the next try, except at
  * `close()`, where there is none, so the report says that it is lost.
  */
@@ -211,9 +212,30 @@ export class SqliteStore implements DeadLetterStore {
     } else {
       // the CLI: an existing store only. It is checked on a read-only connection before anything
       // else touches the file, so another database is never turned into one (nor switched to WAL)
-      const reader = open(true);
+      let reader = open(true);
       try {
-        const problem = storeProblem(this.file, reader, true);
+        let problem: string | undefined;
+        try {
+          problem = storeProblem(this.file, reader, true);
+        } catch (e) {
+          // a store in WAL mode in a directory this process may not create files in (its -shm): list
+          // and show read a copy of the file in memory instead; retry and purge could not write it anyway
+          if (access !== 'read' || !walIndexUnavailable(this.file, e)) throw e;
+          reader.close();
+          const copy = walSnapshot(Driver, this.file);
+          if (copy === undefined) {
+            const dir = path.dirname(this.file);
+            throw new StoreUnavailableError(
+              this.file,
+              `SQLite reads a store in WAL mode through its -shm file, which this process cannot create in ${dir}, and its -wal holds writes that are not in the file yet`,
+              sqliteCode(e),
+              `read it as a user that may create files in ${dir}, or once the node that has it open has closed it`,
+              e,
+            );
+          }
+          reader = copy;
+          problem = storeProblem(this.file, reader, true);
+        }
         if (problem !== undefined) throw new KeelError('ERR_INVALID_ARGUMENT', `${this.file} is not a Keel dead letter store (${problem})`);
       } catch (e) {
         reader.close();

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { MissingPeerError, StoreUnavailableError } from '../../errors.js';
@@ -27,8 +27,8 @@ export interface SqliteDatabase {
   readonly inTransaction: boolean;
 }
 
-/** better-sqlite3's constructor. */
-export type SqliteDriver = new (file: string, options?: { timeout?: number; readonly?: boolean; fileMustExist?: boolean }) => SqliteDatabase;
+/** better-sqlite3's constructor: a path, or a Buffer holding a whole database (opened in memory). */
+export type SqliteDriver = new (file: string | Buffer, options?: { timeout?: number; readonly?: boolean; fileMustExist?: boolean }) => SqliteDatabase;
 
 /** better-sqlite3, or `MissingPeerError` naming `what` needs it (the SQLite dead letter store, ...). */
 export function loadSqliteDriver(what: string): SqliteDriver {
@@ -65,6 +65,7 @@ export function openFailure(file: string, error: unknown, store: string): StoreU
   else if (!isDirectory(dir)) hint = `its directory ${dir} does not exist: create it, or give a path in an existing directory`;
   else if (code === 'SQLITE_NOTADB') hint = `${file} is not a SQLite database: give the path of a ${store}, or of a file to create`;
   else if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') hint = 'another connection holds a write lock on the file: try again once it is released';
+  else if (code?.startsWith('SQLITE_READONLY') === true) hint = `this process may not write ${file}, or create files in ${dir} (SQLite writes a database in WAL mode through its -wal and -shm files there): run it as a user that may, or give another path`;
   else if (code?.startsWith('SQLITE_CORRUPT') === true) hint = `${file} is damaged: restore it from a backup, or salvage its rows with the sqlite3 shell's .recover`;
   else hint = `check that ${dir} exists and that this process may create and write files there, or give another path`;
   return new StoreUnavailableError(file, why, code, hint, error, store);
@@ -184,4 +185,47 @@ export function schemaVersion(db: SqliteDatabase): number {
 /** @internal The names of the tables of `db` other than SQLite's own (`sqlite_sequence`, ...), in name order. Reads only. */
 export function userTables(db: SqliteDatabase): string[] {
   return (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name").all() as { name: string }[]).map((t) => t.name);
+}
+
+/** @internal Whether `file` is a SQLite database in WAL mode (its header's read and write versions are 2). */
+export function isWalFile(file: string): boolean {
+  const header = Buffer.alloc(20);
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    return readSync(fd, header, 0, 20, 0) === 20 && header.toString('latin1', 0, 16) === 'SQLite format 3\0' && header[18] === 2 && header[19] === 2;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * @internal Whether a read-only connection failed only for want of the WAL index: SQLite reads a
+ * database in WAL mode through its `-shm` file, which it must create (or open) beside it, so a
+ * process that may not create files in the directory cannot read the file in place.
+ */
+export function walIndexUnavailable(file: string, error: unknown): boolean {
+  return /^SQLITE_(CANTOPEN|READONLY)/.test(sqliteCode(error) ?? '') && isWalFile(file);
+}
+
+/**
+ * @internal A read-only connection on a copy, in memory, of the WAL-mode database `file`, for a
+ * reader that cannot read it in place ({@link walIndexUnavailable}). SQLite's own way around that,
+ * the `immutable=1` URI parameter, needs URI filenames, which better-sqlite3 is built without; the
+ * copy is marked a rollback-journal database (header bytes 18 and 19, as the file format defines
+ * them) so that SQLite reads it without a `-shm`. It is the file as it is: undefined when the file's
+ * `-wal` holds writes not yet in it (a node has it open, or was killed), which the copy would miss.
+ */
+export function walSnapshot(Driver: SqliteDriver, file: string): SqliteDatabase | undefined {
+  try {
+    if (statSync(`${file}-wal`).size > 0) return undefined;
+  } catch {
+    // no -wal: every write is in the file
+  }
+  const image = readFileSync(file);
+  image[18] = 1;
+  image[19] = 1;
+  return new Driver(image, { readonly: true });
 }
