@@ -57,6 +57,8 @@ export interface ClusterNodeInfo {
 export type NodeDownReason = 'no_responders' | 'heartbeat' | 'new_incarnation' | 'goodbye' | 'port_closed' | 'disconnected' | 'left' | 'oversized' | 'overloaded';
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** How many peers' last answered reset numbers a node keeps (as many as the peers downed for silence it remembers). */
+const ANSWERED_KEPT = 1024;
 /**
  * What a batch holds besides its frames' values: the batch's own header, a frame's name and ids,
  * and the trace context a call or a cast may carry (its `traceparent`, and a `tracestate` of up to
@@ -66,6 +68,11 @@ const NAME = /^[A-Za-z0-9_-]{1,64}$/;
  * refuses past its `max_payload`).
  */
 const HEADER_ROOM = 256 + ',"'.length + 55 + '",'.length + 2 + 2 * MAX_TRACESTATE_LENGTH;
+/** A reset's number in a '!' or '!!' frame: a positive count, or 0 (none) where `zero` (else the frame is malformed). */
+function resetNumber(value: unknown, zero = false): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < (zero ? 0 : 1)) throw new TypeError('a reset number is a positive integer');
+  return value;
+}
 /** The cluster process's heartbeat message. */
 const TICK = Symbol('keel.cluster.tick');
 /** Nodes that have joined a cluster (a node joins once). */
@@ -92,6 +99,10 @@ export class Cluster {
   #supervisor: Pid | undefined;
   /** When the heartbeat timer was last armed (node clock). */
   #lastTick = 0;
+  /** The number of this node's last reset ('!'): one count for all peers, so a number is never used twice. */
+  #resets = 0;
+  /** By peer name: the incarnation and the highest number of its resets ('!') this node has answered (a '!' sent again is answered once). */
+  readonly #answered = new Map<string, { incarnation: number; n: number }>();
   #left = false;
   #removeShutdown: (() => void) | undefined;
   /** The waiters of `waitFor`: called when a peer comes up, and with `stopped` when the node shuts down. */
@@ -362,12 +373,12 @@ export class Cluster {
           // node that is not subscribed): a Down, a reply or an exit signal lost would leave its tie
           // waiting for ever. So every tie to each peer still up is answered with noconnection here,
           // and the peer is told with '!' to answer its own (the reset a peer downed for silence
-          // gets); until its '!!' comes, what it sent before the reset makes no tie here
+          // gets); until its '!!' comes, what it sent before the reset makes no tie here. Each reset
+          // has a new number, so that a '!!' answering an older one is told apart
           for (const peer of [...this.#peers.values()]) {
             if (this.#peers.get(peer.name) !== peer) continue;
             this.#remote.peerDown(peer, true);
-            this.#push(peer, '["!"]');
-            peer.awaitingReset = true;
+            this.#askReset(peer);
           }
           return;
         }
@@ -478,27 +489,102 @@ export class Cluster {
           this.#gone.dead(peer.name, peer.incarnation);
           return;
         } else if (f[0] === '!') {
-          if (peer.awaitingReset) {
-            // both had taken the other for down (a '!' is the first frame after taking a peer up
-            // again): each answered its old ties then, and each honours the ties made since. The
-            // peer is told so with '!!': this node's own '!' may have been lost (both ends of a link
-            // back at different moments, a server restarted: it went while the peer was not yet
-            // subscribed), and the peer would wait for it for ever, dropping every tie asked of it
-            peer.awaitingReset = false;
-            this.#push(peer, '["!!"]');
-          } else {
-            // the peer had taken this node for down: what tied us is answered, then it is up anew;
-            // '!!' tells it where this node's frames sent after the reset begin
-            this.#remote.peerDown(peer, true);
-            this.#push(peer, '["!!"]');
-          }
+          this.#resetAsked(peer, f.length > 1 ? resetNumber(f[1]) : undefined, f.length > 2 ? resetNumber(f[2], true) : 0);
         } else if (f[0] === '!!') {
-          peer.awaitingReset = false;
+          this.#resetAnswered(peer, f.length > 1 ? resetNumber(f[1]) : undefined, f.length > 2 ? resetNumber(f[2], true) : 0);
         } else if (!broadcast) this.#remote.frame(peer, f);
       } catch (e) {
         this.#frameDropped('malformed', from, e);
       }
     }
+  }
+
+  /**
+   * Tells `peer` that it was down to this node, or that the link between them was lost and back
+   * (its ties here have just been answered with noconnection): `["!", n, ack]`, `n` a new number of
+   * this node's (one count for all peers), `ack` the last of the peer's resets answered here. Until
+   * its `["!!", n]` comes, the link, unlink, monitor and call frames the peer sends are ignored (asked
+   * before it knew, they are answered on its side); a '!!' for an older number is stale. The '!' is
+   * sent again after every `suspectAfterMs` without its answer (it may have been lost: a peer not
+   * yet subscribed); the peer answers each number once.
+   */
+  #askReset(peer: Peer): void {
+    peer.awaitingReset = ++this.#resets;
+    peer.resetTicks = 0;
+    this.#push(peer, this.#resetFrame(peer));
+  }
+
+  #resetFrame(peer: Peer): string {
+    return `["!",${peer.awaitingReset},${this.#answeredOf(peer)}]`;
+  }
+
+  /** The highest number of `peer`'s resets this node has answered (0: none). */
+  #answeredOf(peer: Peer): number {
+    const answered = this.#answered.get(peer.name);
+    return answered?.incarnation === peer.incarnation ? answered.n : 0;
+  }
+
+  #answer(peer: Peer, n: number): void {
+    if (n <= this.#answeredOf(peer)) return;
+    this.#answered.delete(peer.name);
+    this.#answered.set(peer.name, { incarnation: peer.incarnation, n });
+    if (this.#answered.size > ANSWERED_KEPT) this.#answered.delete(this.#answered.keys().next().value as string);
+  }
+
+  /**
+   * The peer's reset `n` (`ack`: the last of this node's it had answered when it sent it; `n`
+   * undefined: a node that numbers none, answered as such a node does).
+   *
+   * - A number answered already (a '!' sent again) is acknowledged again, nothing more.
+   * - If this node waits for the answer to a reset of its own that the peer had not seen (`ack`
+   *   below it), the two crossed: each side answered its old ties at its own reset, and the ties
+   *   made since on either side are honoured on both, so nothing is answered here. This node's
+   *   '!' may also have been lost on the way (the peer not yet subscribed: both ends of a link back
+   *   at different moments); its '!!' names it, and a peer that never got it resets again (see '!!').
+   * - Else every tie with the peer is answered here with noconnection (the peer ignores what this
+   *   node asked before it knew), and '!!' tells it where this node's frames sent after the reset begin.
+   */
+  #resetAsked(peer: Peer, n: number | undefined, ack: number): void {
+    if (n === undefined) {
+      if (peer.awaitingReset !== 0) peer.awaitingReset = 0;
+      else this.#remote.peerDown(peer, true);
+      this.#push(peer, '["!!"]');
+      return;
+    }
+    if (n <= this.#answeredOf(peer)) {
+      this.#push(peer, `["!!",${n}]`);
+      return;
+    }
+    this.#answer(peer, n);
+    const own = peer.awaitingReset;
+    if (own !== 0 && ack < own) {
+      peer.awaitingReset = 0;
+      peer.resetTicks = 0;
+      this.#push(peer, `["!!",${n},${own}]`);
+      return;
+    }
+    this.#remote.peerDown(peer, true);
+    this.#push(peer, `["!!",${n}]`);
+  }
+
+  /**
+   * The peer's answer to this node's reset `n` (undefined: a node that numbers none, taken as the
+   * answer). One to an older reset is stale (the peer's frames after it were sent before it knew
+   * of the newer one), and ignored. `crossed` is the peer's own reset that it took as crossing this
+   * one: if it never arrived here (lost), the peer answered none of its ties made before, while this
+   * node honours what it sent since: this node resets again, so both answer them.
+   */
+  #resetAnswered(peer: Peer, n: number | undefined, crossed: number): void {
+    if (n !== undefined && n !== peer.awaitingReset) {
+      this.#answer(peer, crossed); // a newer reset of this node's is under way, and covers it
+      return;
+    }
+    peer.awaitingReset = 0;
+    peer.resetTicks = 0;
+    if (crossed === 0 || crossed <= this.#answeredOf(peer)) return;
+    this.#answer(peer, crossed);
+    this.#remote.peerDown(peer, true);
+    this.#askReset(peer);
   }
 
   /** The peer a batch came from, brought up (or replaced by its new incarnation) as needed. */
@@ -519,8 +605,7 @@ export class Cluster {
       this.#peers.set(name, peer);
       const silenced = this.#gone.silenced(name);
       if (silenced === incarnation) {
-        this.#push(peer, '["!"]'); // it was down to us: say so first
-        peer.awaitingReset = true;
+        this.#askReset(peer); // it was down to us: say so first
       } else if (silenced !== undefined) {
         // a new incarnation of a peer downed for silence: the old one is gone for good, and its late
         // words are stale (taken for it coming back, they would down the new one and bar it for good)
@@ -558,6 +643,12 @@ export class Cluster {
     this.#lastTick = now;
     if (stall > this.#heartbeatMs) for (const peer of this.#peers.values()) peer.lastHeard = Math.min(now, peer.lastHeard + stall);
     for (const peer of [...this.#peers.values()]) {
+      if (peer.awaitingReset !== 0 && ++peer.resetTicks * this.#heartbeatMs >= this.#suspectAfterMs) {
+        // its '!!' has not come: the '!' may have been lost (the peer was not subscribed yet). A '!'
+        // sent again is answered once by the peer, so this is safe whatever happened to the first
+        peer.resetTicks = 0;
+        this.#push(peer, this.#resetFrame(peer));
+      }
       const silence = now - peer.lastHeard;
       if (silence >= this.#downAfterMs) {
         this.#down(peer, 'heartbeat');
@@ -608,6 +699,7 @@ export class Cluster {
     // a peer downed for anything but its own word may speak again as itself (silence, or a transport
     // that took it for gone): it is told first that it was down, so that it answers its ties too
     if (reason !== 'goodbye' && reason !== 'new_incarnation' && reason !== 'left') this.#gone.silence(peer.name, peer.incarnation);
+    else this.#answered.delete(peer.name);
     const detectionMs = this.#kernel.clock.now() - peer.lastHeard;
     this.#remote.peerDown(peer);
     this.#kernel.telemetry.execute('keel.cluster.node_down', { detectionMs }, { node: peer.name, incarnation: peer.incarnation, reason });

@@ -63,10 +63,14 @@ export class Peer {
   /** The reason of a probe asked for while one was in flight (the transport saw its port close): probed again once that one answers. */
   probeAgain: 'port_closed' | undefined = undefined;
   /**
-   * This node told the peer '!' (it had been down here) and waits for its '!!': until then, ties the
-   * peer asks for were asked before it knew (its reset answers them on its side), so none is made.
+   * The number of the reset this node told the peer with '!' (it had been down here, or the link was
+   * lost and back) and whose '!!' it waits for (0: none): until then, ties the peer asks for were
+   * asked before it knew (its reset answers them on its side), so none is made. A '!!' echoing an
+   * older number answers an older reset, and is ignored.
    */
-  awaitingReset = false;
+  awaitingReset = 0;
+  /** Heartbeats since this node last (re)sent its '!' (sent again once they span suspectAfterMs: it may have been lost). */
+  resetTicks = 0;
   /** Encoded frames for the next batch, and their total length. */
   outbox: string[] = [];
   outboxLength = 0;

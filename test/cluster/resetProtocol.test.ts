@@ -1,0 +1,216 @@
+/* eslint-disable keel/no-unmanaged-monitor -- raw monitors across nodes are what the reset protocol answers */
+// The reset protocol ('!' / '!!', numbered) when links are lost and back at different moments:
+// driven over the in-memory network with transports that drop or hold chosen frames, so each
+// ordering is played exactly. Whatever the ordering, no tie waits for ever and none is both
+// answered with noconnection on one side and honoured on the other.
+import { describe, expect, it } from 'vitest';
+import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
+import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
+import type { Transport, TransportHandler } from '../../src/cluster/Transport.js';
+import { isDown, type Down } from '../../src/runtime/messages.js';
+import type { Node } from '../../src/runtime/types.js';
+import { probe } from '../../src/testing/index.js';
+import { useNodes } from '../support.js';
+
+const track = useNodes();
+
+type Frame = unknown[];
+
+/**
+ * A transport over a memory network's whose outgoing frames the test controls: `drop` loses the
+ * frames it matches (a peer not subscribed), `hold` keeps every batch back until `release` (a slow
+ * path: order is kept), `reconnect` plays the transport saying its link is back.
+ */
+function controlled(inner: Transport) {
+  let handler: TransportHandler | undefined;
+  let dropping: ((f: Frame) => boolean) | undefined;
+  let held: [string, string][] | undefined;
+  const waiters: { match: (f: Frame) => boolean; resolve: () => void }[] = [];
+  const transport: Transport = {
+    kind: 'memory',
+    get maxBatchSize() {
+      return inner.maxBatchSize;
+    },
+    start: (self, h) => {
+      handler = h;
+      return inner.start(self, h);
+    },
+    send: (peer, batch) => {
+      const data = JSON.parse(batch) as [number, string, number, number, Frame[]];
+      if (dropping !== undefined) {
+        data[4] = data[4].filter((f) => !dropping!(f));
+        if (data[4].length === 0) return;
+        batch = JSON.stringify(data);
+      }
+      for (const w of [...waiters]) {
+        if (data[4].some(w.match)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve();
+        }
+      }
+      if (held !== undefined) held.push([peer, batch]);
+      else inner.send(peer, batch);
+    },
+    broadcast: (batch) => inner.broadcast(batch),
+    probe: (peer, timeoutMs) => inner.probe(peer, timeoutMs),
+    flush: () => inner.flush(),
+    close: () => inner.close(),
+  };
+  return {
+    transport,
+    reconnect: () => handler!.connection('reconnected'),
+    drop: (match: ((f: Frame) => boolean) | undefined) => (dropping = match),
+    hold: () => (held = []),
+    release: () => {
+      const batches = held ?? [];
+      held = undefined;
+      for (const [peer, batch] of batches) inner.send(peer, batch);
+    },
+    /** Resolves once a frame `match` takes has been sent (or dropped: not, it resolves on what goes out). */
+    sent: (match: (f: Frame) => boolean) => new Promise<void>((resolve) => waiters.push({ match, resolve })),
+  };
+}
+
+/** Resolves once what `from` sent before it has reached `to` (frames of one pair arrive in order). */
+async function roundTrip(from: Node, to: Node): Promise<void> {
+  const p = probe(to);
+  from.send(p, 'round-trip');
+  await p.receive((m) => m === 'round-trip', { timeout: 5000 });
+  to.exit(p, 'kill');
+}
+
+/** Round trips both ways, a few times: every reset frame in flight has been answered. */
+async function settle(a: Node, b: Node): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    await roundTrip(a, b);
+    await roundTrip(b, a);
+  }
+}
+
+async function controlledPair(options: Partial<ClusterOptions>) {
+  const net = new MemoryNetwork();
+  const a = track({ name: 'a' });
+  const b = track({ name: 'b' });
+  const ta = controlled(net.transport());
+  const tb = controlled(net.transport());
+  const ca = await Cluster.join(a, { transport: ta.transport, ...options });
+  const cb = await Cluster.join(b, { transport: tb.transport, ...options });
+  await ca.waitFor(['b']);
+  await cb.waitFor(['a']);
+  return { a, b, ca, cb, ta, tb };
+}
+
+/** Ticks far apart: nothing here is resent by the heartbeat, so each test shows the frames' own logic. */
+const quiet = { heartbeatMs: 10_000, suspectAfterMs: 30_000, downAfterMs: 600_000, probeTimeoutMs: 1000 };
+
+/** A monitor made now from a process of `a` on a new process of `b` holds: the target's death crosses it. */
+async function tieHolds(a: Node, b: Node): Promise<void> {
+  const watcher = probe(a);
+  const target = b.spawn(() => () => undefined);
+  watcher.ctx.monitor(target);
+  await roundTrip(a, b);
+  b.exit(target, 'kill');
+  const down = (await watcher.receive(isDown, { timeout: 5000 })) as Down;
+  expect(down.reason).toBe('killed');
+}
+
+describe('the numbered reset protocol', () => {
+  it("staggered: a is back first and its '!' is lost (b not yet subscribed), with a tie a made meanwhile; b back later: the tie is answered with noconnection, and both converge", async () => {
+    const { a, b, ca, cb, ta, tb } = await controlledPair(quiet);
+    ta.drop(() => true); // b is not subscribed: everything a sends is lost
+    ta.reconnect();
+    const watcher = probe(a);
+    const target = b.spawn(() => () => undefined);
+    watcher.ctx.monitor(target); // made after a's reset: its frame is lost too
+    await a.idle();
+    ta.drop(undefined); // b subscribes again
+    tb.reconnect();
+    // a took b's '!' for one that crossed its own; b's answer finds a's '!' never came, and resets again
+    const down = (await watcher.receive(isDown, { timeout: 5000 })) as Down;
+    expect([String(down.pid), down.reason]).toEqual([String(target), 'noconnection']);
+    await settle(a, b);
+    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
+    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
+    await tieHolds(a, b);
+    await tieHolds(b, a);
+    expect(watcher.messages.filter(isDown)).toHaveLength(1);
+  });
+
+  it("one end resets and its '!' is lost, the other never resets: the '!' is sent again after suspectAfterMs, and the tie the peer held is answered", async () => {
+    const { a, b, ca, cb, tb } = await controlledPair({ heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 600_000, probeTimeoutMs: 30 });
+    const watcher = probe(a);
+    const target = b.spawn(() => () => undefined);
+    watcher.ctx.monitor(target);
+    await roundTrip(a, b); // the monitor is on b
+    let lost = 0;
+    tb.drop((f) => f[0] === '!' && lost++ === 0); // b's first '!' is lost
+    tb.reconnect(); // b answers its ties (the monitor of a's process) and tells a... nothing arrives
+    const resent = tb.sent((f) => f[0] === '!');
+    await resent;
+    tb.drop(undefined);
+    const down = (await watcher.receive(isDown, { timeout: 5000 })) as Down;
+    expect(down.reason).toBe('noconnection');
+    await settle(a, b);
+    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
+    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
+    await tieHolds(a, b);
+  });
+
+  it("both ends reset at once (the '!'s cross): ties made before are answered once on each side, ties made right after are honoured on both", async () => {
+    const { a, b, ca, cb, ta, tb } = await controlledPair(quiet);
+    const onA = probe(a);
+    const onB = probe(b);
+    const targetOnB = b.spawn(() => () => undefined);
+    const targetOnA = a.spawn(() => () => undefined);
+    onA.ctx.monitor(targetOnB);
+    onB.ctx.monitor(targetOnA);
+    await settle(a, b);
+    ta.reconnect();
+    tb.reconnect();
+    // made after each reset, before the '!'s cross
+    const afterOnB = b.spawn(() => () => undefined);
+    const afterOnA = a.spawn(() => () => undefined);
+    onA.ctx.monitor(afterOnB);
+    onB.ctx.monitor(afterOnA);
+    await settle(a, b);
+    b.exit(afterOnB, 'kill');
+    a.exit(afterOnA, 'kill');
+    await settle(a, b);
+    expect(onA.messages.filter(isDown).map((d) => [String(d.pid), d.reason])).toEqual([
+      [String(targetOnB), 'noconnection'],
+      [String(afterOnB), 'killed'],
+    ]);
+    expect(onB.messages.filter(isDown).map((d) => [String(d.pid), d.reason])).toEqual([
+      [String(targetOnA), 'noconnection'],
+      [String(afterOnA), 'killed'],
+    ]);
+    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
+    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
+  });
+
+  it("a stale '!!' (the answer to b's older reset) arriving after b's newer '!' does not end b's wait: a tie a asked in between, answered on a's side by the newer reset, makes none on b", async () => {
+    const { a, b, ca, cb, ta, tb } = await controlledPair(quiet);
+    ta.hold(); // a's frames to b are slow: held, in order
+    const firstAnswer = ta.sent((f) => f[0] === '!!');
+    tb.reconnect(); // b's reset 1
+    await firstAnswer; // a answered it ('!!' 1, held)
+    const watcher = probe(a);
+    const target = b.spawn(() => () => undefined);
+    watcher.ctx.monitor(target); // asked before a knows of b's next reset: its frame follows '!!' 1
+    await a.idle();
+    const secondAnswer = ta.sent((f) => f[0] === '!!');
+    tb.reconnect(); // b's reset 2: a answers the monitor with noconnection
+    await secondAnswer;
+    const down = (await watcher.receive(isDown, { timeout: 5000 })) as Down;
+    expect(down.reason).toBe('noconnection');
+    ta.release(); // b gets '!!' 1 (stale), the monitor, '!!' 2
+    await settle(a, b);
+    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
+    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 }); // no monitor of a process of a that a has answered
+    b.exit(target, 'kill');
+    await settle(a, b);
+    expect(watcher.messages.filter(isDown)).toHaveLength(1);
+    await tieHolds(a, b);
+    await tieHolds(b, a);
+  });
+});
