@@ -49,7 +49,7 @@ export interface ClusterNodeInfo {
   readonly name: string;
   readonly incarnation: number;
   readonly status: 'up' | 'suspect';
-  /** Node-clock ms since it was last heard. */
+  /** Ms since it was last heard, on the timers' time (monotonic on the real clock). */
   readonly silentMs: number;
 }
 
@@ -97,7 +97,12 @@ export class Cluster {
   #heartbeat: Context<unknown> | undefined;
   /** The supervisor of the cluster's process. */
   #supervisor: Pid | undefined;
-  /** When the heartbeat timer was last armed (node clock). */
+  /**
+   * When the heartbeat timer was last armed, on the timers' time (`timerNow`: monotonic on the real
+   * clock, as the timer itself counts). Every duration of the failure detector (a peer's silence,
+   * its suspicion, `detectionMs`) is measured on it: on the wall clock, a step forward past
+   * `downAfterMs` took every peer down at the next tick, and a step back kept a dead one up.
+   */
   #lastTick = 0;
   /** The number of this node's last reset ('!'): one count for all peers, so a number is never used twice. */
   #resets = 0;
@@ -226,7 +231,7 @@ export class Cluster {
 
   /** The peers this node knows to be up (or suspected), by name. */
   nodes(): ClusterNodeInfo[] {
-    const now = this.#kernel.clock.now();
+    const now = this.#kernel.timerNow();
     return [...this.#peers.values()].map((p) => ({ name: p.name, incarnation: p.incarnation, status: p.status === 'suspect' ? 'suspect' : 'up', silentMs: now - p.lastHeard }));
   }
 
@@ -384,7 +389,7 @@ export class Cluster {
         }
         // cut off: every peer is unreachable from now on (suspected at once); those still silent
         // after downAfterMs go down as for any silence, and a global name's lease, not renewed, fences its owner
-        const now = this.#kernel.clock.now();
+        const now = this.#kernel.timerNow();
         for (const peer of this.#peers.values()) {
           if (peer.status !== 'up') continue;
           peer.status = 'suspect';
@@ -593,7 +598,7 @@ export class Cluster {
       this.#frameDropped('stale_incarnation', name, undefined, { incarnation });
       return undefined;
     }
-    const now = this.#kernel.clock.now();
+    const now = this.#kernel.timerNow();
     let peer = this.#peers.get(name);
     if (peer !== undefined && peer.incarnation !== incarnation) {
       this.#down(peer, 'new_incarnation');
@@ -627,7 +632,7 @@ export class Cluster {
   // ---- membership: heartbeats, suspicion, probes, down ----------------------------------------
 
   #arm(): void {
-    this.#lastTick = this.#kernel.clock.now();
+    this.#lastTick = this.#kernel.timerNow();
     const ctx = this.#heartbeat;
     // the process's own timer (it dies with it), unref'd: a cluster alone keeps no program alive
     if (ctx !== undefined && isProcess(ctx)) this.#kernel.sendAfter(ctx, ctx.self, TICK, this.#heartbeatMs, true);
@@ -636,7 +641,7 @@ export class Cluster {
   #tick(): void {
     if (this.#left) return;
     this.#broadcast('["b"]');
-    const now = this.#kernel.clock.now();
+    const now = this.#kernel.timerNow();
     // a tick late by more than a heartbeat: this node's loop was busy, and what peers sent meanwhile
     // waits unread in its queue; that stall is not their silence, so it is not counted against them
     const stall = now - this.#lastTick - this.#heartbeatMs;
@@ -685,7 +690,7 @@ export class Cluster {
       else if (result === 'alive' && peer.status === 'suspect') {
         peer.status = 'up';
         peer.suspectSince = 0;
-        peer.lastHeard = this.#kernel.clock.now();
+        peer.lastHeard = this.#kernel.timerNow();
       }
     };
     this.#transport.probe(peer.name, this.#probeTimeoutMs).then(settled, () => settled(undefined));
@@ -700,7 +705,7 @@ export class Cluster {
     // that took it for gone): it is told first that it was down, so that it answers its ties too
     if (reason !== 'goodbye' && reason !== 'new_incarnation' && reason !== 'left') this.#gone.silence(peer.name, peer.incarnation);
     else this.#answered.delete(peer.name);
-    const detectionMs = this.#kernel.clock.now() - peer.lastHeard;
+    const detectionMs = this.#kernel.timerNow() - peer.lastHeard;
     this.#remote.peerDown(peer);
     this.#kernel.telemetry.execute('keel.cluster.node_down', { detectionMs }, { node: peer.name, incarnation: peer.incarnation, reason });
   }

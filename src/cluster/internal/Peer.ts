@@ -54,9 +54,9 @@ export class Peer {
   readonly name: string;
   incarnation: number;
   status: PeerStatus = 'up';
-  /** The node clock's time of the last batch or heartbeat heard from it. */
+  /** When the last batch or heartbeat was heard from it, on the node's timers' time (`timerNow`: monotonic on the real clock). */
   lastHeard: number;
-  /** When it was first suspected (0: not suspected). */
+  /** When it was first suspected, on the timers' time (0: not suspected). */
   suspectSince = 0;
   /** A probe is in flight. */
   probing = false;
