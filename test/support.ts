@@ -549,3 +549,39 @@ export function storeClockOf(clock: TestClock): StoreClock {
     },
   };
 }
+
+/** An hour, in ms: how far the wall-clock tests step `Date.now`. */
+export const HOUR = 3_600_000;
+
+/**
+ * Steps the host's wall clock (`Date.now`) by `ms` from now on, as NTP or a suspended laptop does
+ * (undone by `vi.restoreAllMocks()`): a real-clock node's `clock.now()` jumps with it, the time its
+ * timers count in (the monotonic clock) does not.
+ */
+export function stepWallClock(ms: number): void {
+  const wall = Date.now.bind(Date);
+  vi.spyOn(Date, 'now').mockImplementation(() => wall() + ms);
+}
+
+/** Resolves with the first telemetry event named `event` whose metadata `matches` (from now on). */
+export function nextEvent(node: Node, event: string, matches: (metadata: Record<string, unknown>) => boolean = () => true): Promise<{ measurements: Record<string, unknown>; metadata: Record<string, unknown> }> {
+  return new Promise((resolve) => {
+    const id = `next-${event}-${Math.random()}`;
+    node.telemetry.attach(id, [event], (_event, measurements, metadata) => {
+      if (!matches(metadata as Record<string, unknown>)) return;
+      node.telemetry.detach(id);
+      resolve({ measurements: measurements as Record<string, unknown>, metadata: metadata as Record<string, unknown> });
+    });
+  });
+}
+
+/** `'settled'` once `promise` settles, `'not yet'` if it has not after `ms` of real time (the timer cleared either way). */
+export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<'settled' | 'not yet'> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<'not yet'>((resolve) => (timer = setTimeout(resolve, ms, 'not yet')));
+  try {
+    return await Promise.race([promise.then(() => 'settled' as const, () => 'settled' as const), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -15,6 +15,12 @@ export interface Rec {
   stale: boolean;
   /** Asked for its status (poll) since it was last heard from. */
   asked: boolean;
+  /**
+   * When it was last heard from on the timers' time (monotonic on the real clock): what the sweep
+   * ages it by, so a wall clock stepped forward does not cut its window nor one stepped back stretch
+   * it. `meta.lastSeen` is the same moment on the node's clock (a date, shown to readers).
+   */
+  seenAt: number;
 }
 
 /** One registered process: its keys and the registry's monitor of it. */
@@ -120,7 +126,7 @@ export class AgentIndex {
   readonly #teams: Index = new Map();
   readonly #roles: Index = new Map();
   readonly unhealthy = new Set<Rec>();
-  /** Every entry, oldest `lastSeen` first (a heard-from entry moves to the end): the sweep stops at the first fresh one. */
+  /** Every entry, oldest `seenAt` first (a heard-from entry moves to the end): the sweep stops at the first fresh one. */
   readonly bySeen = new Set<Rec>();
   /** False once the registry stopped for good: reads answer nothing. */
   open = true;
@@ -141,9 +147,9 @@ export class AgentIndex {
     return this.#caps.size;
   }
 
-  insert(key: string, owner: Owner, meta: AgentMeta): Rec {
+  insert(key: string, owner: Owner, meta: AgentMeta, seenAt: number): Rec {
     Object.freeze(meta);
-    const rec: Rec = { key, pid: owner.pid, owner, entry: Object.freeze({ key, pid: owner.pid, meta }), meta, stale: false, asked: false };
+    const rec: Rec = { key, pid: owner.pid, owner, entry: Object.freeze({ key, pid: owner.pid, meta }), meta, stale: false, asked: false, seenAt };
     this.byKey.set(key, rec);
     owner.recs.add(rec);
     this.#link(rec);
@@ -179,11 +185,12 @@ export class AgentIndex {
     return undefined;
   }
 
-  /** Applies `patch` (and, when `seen`, hears from it now); answers the entry's health before and after. */
-  change(rec: Rec, patch: MetaPatch, now: number | undefined): { before: AgentHealth; after: AgentHealth } {
+  /** Applies `patch` (and, when `seen`, hears from it now: `now` on the node's clock, `seenAt` on the timers' time); answers the entry's health before and after. */
+  change(rec: Rec, patch: MetaPatch, seen: { readonly now: number; readonly seenAt: number } | undefined): { before: AgentHealth; after: AgentHealth } {
     const old = rec.entry.meta;
     const before = old.health;
-    if (now !== undefined) {
+    if (seen !== undefined) {
+      rec.seenAt = seen.seenAt;
       rec.stale = false;
       rec.asked = false;
       this.bySeen.delete(rec);
@@ -199,7 +206,7 @@ export class AgentIndex {
       status,
       health: status === 'unhealthy' || rec.stale ? 'unhealthy' : 'healthy',
       node: old.node,
-      lastSeen: now ?? old.lastSeen,
+      lastSeen: seen?.now ?? old.lastSeen,
     });
     rec.entry = Object.freeze({ key: rec.key, pid: rec.pid, meta });
     rec.meta = meta;

@@ -104,7 +104,7 @@ function register(state: State, givenPid: Pid, given: string | undefined, patch:
     index.removed.delete(text); // registered again: an entry like any other
   }
   const key = given ?? node.info(pid)?.name ?? text;
-  const now = node.clock.now();
+  const now = node.clock.now(); // lastSeen: a date readers are shown; the sweep ages it by seenAt, on the timers' time
   const status = patch.status ?? 'healthy';
   const meta: AgentMeta = {
     capabilities: patch.capabilities ?? Object.freeze([]),
@@ -125,7 +125,7 @@ function register(state: State, givenPid: Pid, given: string | undefined, patch:
   } else if (existing !== undefined) {
     removeRec(state, existing, 'replaced');
   }
-  const rec = index.insert(key, owner, meta);
+  const rec = index.insert(key, owner, meta, node.timerNow());
   emit(state, 'registered', rec, { replaced: existing !== undefined && existing.owner !== owner ? existing.pid : undefined });
   return { key };
 }
@@ -146,9 +146,9 @@ function change(state: State, ref: Ref, patch: MetaPatch, reason: 'update' | 'he
     const removed = typeof ref === 'string' ? undefined : state.index.removedReason(Pid.format(ref), (p) => state.node.isAlive(p));
     return { error: removed ?? 'not_registered' };
   }
-  const now = state.node.clock.now();
+  const seen = { now: state.node.clock.now(), seenAt: state.node.timerNow() };
   for (const rec of recs) {
-    const { before, after } = state.index.change(rec, patch, now);
+    const { before, after } = state.index.change(rec, patch, seen);
     healthEvent(state, rec, before, after, patch.status === after ? 'declared' : reason);
   }
   return 'ok';
@@ -170,9 +170,11 @@ function armSweep(state: State): void {
 function sweep(state: State): void {
   const interval = state.settings.intervalMs!;
   const window = interval * state.settings.missed;
-  const now = state.node.clock.now();
+  // ages on the timers' time (monotonic on the real clock), as the sweep's own timer counts: a wall
+  // clock stepped forward does not make every entry look stale at once, nor one stepped back keep them fresh
+  const now = state.node.timerNow();
   for (const rec of state.index.bySeen) {
-    const age = now - rec.entry.meta.lastSeen;
+    const age = now - rec.seenAt;
     if (age < interval) break;
     // with poll, a late entry is first asked: it is unhealthy only once a status call since it was last heard from went unanswered
     const due = age >= window && (!state.settings.poll || rec.asked);

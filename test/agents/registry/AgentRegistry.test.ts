@@ -1,8 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Agent, AgentRegistry, type AgentRegistryHandle, GenServer, type Node, Pid, resolveAgents, Supervisor } from '../../../src/index.js';
 import { componentStates } from '../../../src/agents/internal/componentState.js';
 import { captureEvents, type TestClock } from '../../../src/testing/index.js';
-import { advance, clockedNode, deadPid, exitAndWait, idler, spawnWithContext, useNodes } from '../../support.js';
+import { advance, clockedNode, deadPid, exitAndWait, HOUR, idler, nextEvent, settlesWithin, spawnWithContext, stepWallClock, useNodes } from '../../support.js';
 
 const track = useNodes();
 
@@ -273,5 +273,34 @@ describe('AgentRegistry: health', () => {
     await registry.register(idler(node), {}, { key: 'a' });
     await advance(node, clock, 1_000_000);
     expect(registry.lookup('a')!.meta.health).toBe('healthy');
+  });
+});
+
+describe('AgentRegistry: heartbeats on the real clock (counted on the timers\' time: a wall clock stepped neither cuts nor stretches the window)', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('an agent heard from before the wall clock was stepped forward an hour still has its whole window', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node, { heartbeatIntervalMs: 20, missedHeartbeats: 10 });
+    const started = performance.now();
+    await registry.register(idler(node), {}, { key: 'a' });
+    const lapsed = nextEvent(node, 'keel.agent_registry.unhealthy');
+    stepWallClock(HOUR);
+    // on the wall clock, the first sweep after the step found it an hour old
+    await lapsed;
+    expect(performance.now() - started).toBeGreaterThanOrEqual(200);
+    expect(registry.lookup('a')!.meta.lastSeen).toBeLessThan(Date.now() - HOUR / 2); // still a wall-clock date
+  });
+
+  it('an agent heard from before the wall clock was stepped back an hour still lapses after its window', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node, { heartbeatIntervalMs: 10, missedHeartbeats: 2 });
+    await registry.register(idler(node), {}, { key: 'a' });
+    const lapsed = nextEvent(node, 'keel.agent_registry.unhealthy');
+    stepWallClock(-HOUR);
+    // on the wall clock, it would lapse an hour late
+    expect(await settlesWithin(lapsed, 4000)).toBe('settled');
   });
 });
