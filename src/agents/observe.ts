@@ -3,7 +3,9 @@
  * `markComponent`): a JSON-safe snapshot of its state in the observer's shapes (docs/observer.md).
  * Each runs inside the component, between two of its callbacks, and only when an observer asks.
  */
+import { kernelOf } from '../runtime/kernel.js';
 import { formatReason, isExitReason } from '../runtime/messages.js';
+import type { Context } from '../runtime/types.js';
 import { Pid, targetText, type Target } from '../runtime/Pid.js';
 import type { State as CircuitsState } from './coordination/state.js';
 import type { Run, State as CoordinatorState, TaskRun } from './coordinator/state.js';
@@ -31,6 +33,17 @@ function errorText(e: unknown): string | null {
   } catch {
     return '(unreadable)';
   }
+}
+
+/**
+ * Times a component keeps on its node's timers' time (monotonic on the real clock, so that a wall
+ * clock stepped does not stretch nor cut what they time), as the dates the observer shows: on the
+ * node's clock, as of now.
+ */
+function datesOf(ctx: Context<any>): (t: number) => number {
+  const kernel = kernelOf(ctx.node);
+  const offset = kernel.clock.now() - kernel.timerNow();
+  return (t) => t + offset;
 }
 
 /** A signal router: its subscriptions (one row per subscriber and pattern) and its totals. */
@@ -156,6 +169,7 @@ export function observeCoordinator(s: CoordinatorState, now: number): unknown {
 
 /** A coordination manager: its circuits. */
 export function observeCircuits(s: CircuitsState): unknown {
+  const date = datesOf(s.ctx);
   const circuits = [];
   for (const c of s.circuits.values()) {
     if (circuits.length >= MAX_ROWS) break;
@@ -167,8 +181,8 @@ export function observeCircuits(s: CircuitsState): unknown {
       openings: c.breaker.openings,
       buffered: c.buffer.length,
       inFlight: c.inFlight,
-      openedAt: c.breaker.openedAt ?? null,
-      resetAt: c.breaker.state === 'closed' || !Number.isFinite(c.breaker.resetAt) ? null : c.breaker.resetAt,
+      openedAt: c.breaker.openedAt === undefined ? null : date(c.breaker.openedAt),
+      resetAt: c.breaker.state === 'closed' || !Number.isFinite(c.breaker.resetAt) ? null : date(c.breaker.resetAt),
     });
   }
   return { circuits, totals: { ...s.n } };

@@ -16,7 +16,7 @@ export type CircuitTransition = 'opened' | 'half_opened' | 'closed';
 /**
  * @internal A circuit breaker as a pure state machine, in the style of cockatiel's breakers: it keeps
  * no timer, runs nothing and sends nothing. Each event is a method told the time where time matters
- * (`now`, in ms on the owner's clock), and it answers the transition it made, if any; its owner
+ * (`now`, in ms on the owner's clock: the coordination manager's is its node's timers' time), and it answers the transition it made, if any; its owner
  * delivers, arms a timer for {@link CircuitBreaker.resetAt} and reports.
  *
  * - `closed`: deliveries go through. A failure counts, a success resets the count, and the

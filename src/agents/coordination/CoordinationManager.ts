@@ -115,8 +115,18 @@ function opened(ctx: Context<any>, c: Circuit, now: number, reason: Coordination
 /** The least time a name's idle circuit keeps its breaker's memory (see {@link quietMs}). */
 const QUIET_MS = 60_000;
 
+/**
+ * The breakers' time: the timers' (monotonic on the real clock), as the reset timer counts, so a wall
+ * clock stepped back does not hold an open circuit for the step, nor one stepped forward half-open a
+ * kept one at once (the observer is shown their times as dates, see `observeCircuits`).
+ */
+function timerNow(ctx: Context<any>): number {
+  return kernelOf(ctx.node).timerNow();
+}
+
 function armReset(ctx: Context<any>, c: Circuit, now: number): void {
-  c.timer = ctx.sendAfter(ctx.self, new HalfOpen(c.key, c.breaker.openings) as never, c.breaker.resetAt - now);
+  // a kept circuit's reset time may have passed while no manager ran: it half-opens at once
+  c.timer = ctx.sendAfter(ctx.self, new HalfOpen(c.key, c.breaker.openings) as never, Math.max(0, c.breaker.resetAt - now));
 }
 
 /** Sends the next buffered message, if none is in flight: in order, one at a time. */
@@ -288,7 +298,7 @@ function settled(state: State, ctx: Context<any>, msg: Settled): void {
   if (c === undefined) return;
   // a failed probe, or a failure while flushing, re-opens at once (the rest stays buffered in order);
   // a direct delivery's failure counts towards the threshold
-  const now = ctx.node.clock.now();
+  const now = timerNow(ctx);
   if (c.breaker.failure(now, f.kind !== 'direct') === 'opened') opened(ctx, c, now, result.reason);
   releaseIfIdle(state, c);
 }
@@ -297,7 +307,7 @@ function halfOpen(state: State, ctx: Context<any>, msg: HalfOpen): void {
   const c = state.circuits.get(msg.key);
   if (c === undefined || c.breaker.openings !== msg.opening || c.breaker.state !== 'open') return;
   c.timer = undefined;
-  const now = ctx.node.clock.now();
+  const now = timerNow(ctx);
   if (c.breaker.halfOpen(now) === undefined) {
     armReset(ctx, c, now); // woken before its reset time (a clock set back): it waits the rest
     return;
@@ -410,7 +420,7 @@ function resume(state: State, ctx: Context<any>): void {
       continue;
     }
     // a direct delivery or a probe: its caller's call exited with the manager (coordinator_down)
-    const now = ctx.node.clock.now();
+    const now = timerNow(ctx);
     if (f.result?.ok === true) {
       state.n.delivered++;
       if (c?.breaker.success(f.kind !== 'direct') === 'closed') emit(ctx, 'circuit_closed', { buffered: c.buffer.length }, { receiver: c.target });
@@ -422,7 +432,7 @@ function resume(state: State, ctx: Context<any>): void {
       emit(ctx, 'unconfirmed', {}, { receiver: f.target, id: f.id, reason: 'coordinator_down' });
     }
   }
-  const now = ctx.node.clock.now();
+  const now = timerNow(ctx);
   for (const c of [...state.circuits.values()]) {
     if (c.breaker.state === 'open') {
       if (c.timer === undefined) armReset(ctx, c, now);

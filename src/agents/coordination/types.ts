@@ -93,7 +93,7 @@ export interface CoordinationManagerOptions {
   timeout?: number;
   /** Consecutive failed deliveries to one receiver that open its circuit (default 5). */
   failureThreshold?: number;
-  /** Time an open circuit waits before it lets one probe through (default 1000 ms, on the node's clock). */
+  /** Time an open circuit waits before it lets one probe through (default 1000 ms, on the node's timers' time: monotonic on the real clock). */
   resetAfterMs?: number;
   /** Messages buffered per receiver while its circuit is open (default 100; 0 buffers nothing). */
   bufferCapacity?: number;

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CoordinationManager } from '../../../src/agents/coordination/CoordinationManager.js';
 import type { CoordinationManagerHandle, CoordinationManagerOptions, CoordinationOutcome } from '../../../src/agents/coordination/types.js';
 import { GenServer, Supervisor, type DeadLetter, type Node, type Pid } from '../../../src/index.js';
@@ -8,13 +8,18 @@ import {
   clockedNode,
   deadPid,
   deferred,
+  exitAndWait,
   expectKeelError,
   failure,
   fakeLogger,
+  HOUR,
   idler,
   listOf,
+  nextEvent,
   ok,
   receiver,
+  settlesWithin,
+  stepWallClock,
   thrown,
   UNREADABLE,
   useNodes,
@@ -732,5 +737,34 @@ describe('CoordinationManager sent a message that cannot be inspected', () => {
     await node.idle();
     expect(node.isAlive(pid)).toBe(true);
     expect(await manager.stats()).toEqual(before);
+  });
+});
+
+describe('CoordinationManager: the reset time on the real clock (counted on the timers\' time: a wall clock stepped neither cuts nor stretches it)', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('an open circuit half-opens after resetAfterMs when the wall clock was stepped back an hour', async () => {
+    const node = track({ services: QUIET_DLQ });
+    const cm = await start(node, { failureThreshold: 1, resetAfterMs: 30 });
+    const halfOpen = nextEvent(node, 'keel.coordination_manager.circuit_half_open');
+    await openByName(cm, idler(node), 'svc', 1);
+    stepWallClock(-HOUR);
+    // on the wall clock, the reset timer fired before the reset time, an hour away, and waited for it
+    expect(await settlesWithin(halfOpen, 4000)).toBe('settled');
+  });
+
+  it('an open circuit kept across a restart still waits resetAfterMs when the wall clock was stepped forward an hour', async () => {
+    const node = track({ services: QUIET_DLQ });
+    const cm = await start(node, { name: 'stepped', failureThreshold: 1, resetAfterMs: 300 });
+    const halfOpen = nextEvent(node, 'keel.coordination_manager.circuit_half_open');
+    const opened = performance.now();
+    await openByName(cm, idler(node), 'svc', 1);
+    stepWallClock(HOUR);
+    await exitAndWait(node, cm.pid, 'kill');
+    // on the wall clock, the successor found the reset time an hour past and half-opened at once
+    await halfOpen;
+    expect(performance.now() - opened).toBeGreaterThanOrEqual(300);
   });
 });
