@@ -24,7 +24,7 @@ export class InFlight implements EnvelopeListener {
   declare readonly sub: Sub;
   declare readonly signal: Signal;
   declare readonly id: string;
-  /** On the node's clock; Infinity when no timeout applies here (none, or the span path's own). */
+  /** On the node's timers' time (monotonic on the real clock: a wall clock stepped neither cuts nor stretches a timeout); Infinity when no timeout applies here (none, or the span path's own). */
   declare readonly deadline: number;
   /** `'ok'`, a failure, or undefined while pending. */
   declare outcome: 'ok' | FailureReason | undefined;
@@ -84,7 +84,7 @@ export function pump(state: State, sub: Sub): void {
       continue;
     }
     const timeout = state.deliveryTimeout;
-    const f = new InFlight(state, sub, signal, id, timeout === Infinity ? Infinity : node.coarseNow() + timeout);
+    const f = new InFlight(state, sub, signal, id, timeout === Infinity ? Infinity : node.timerNow() + timeout);
     sub.flights.push(f);
     const target = node.lookupTarget(sub.pid);
     const r = target === undefined ? Delivery.NoProc : node.deliverEnvelope(state.proc, target, signal, id, f);
@@ -174,7 +174,7 @@ export function expire(state: State): void {
   if (state.timer !== undefined) state.node.cancelEntry(state.timer);
   state.timer = undefined;
   if (state.closed) return;
-  const now = state.node.clock.now();
+  const now = state.node.timerNow(); // the deadlines' time, as the timer's
   let next = Infinity;
   const visit = (sub: Sub): void => {
     for (const f of sub.flights) {

@@ -58,7 +58,7 @@ export interface State {
   drainQueued: boolean;
   /** The one timer over every delivery's timeout (armed for the earliest deadline pending). */
   timer: TimerEntry | undefined;
-  /** When the timer fires (on the node's clock). */
+  /** When the timer fires (on the node's timers' time, as the deadlines). */
   timerAt: number;
   /** This incarnation: its context, its process record (the sender of its deliveries), whether it runs. */
   ctx: Context<any>;

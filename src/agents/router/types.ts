@@ -37,7 +37,7 @@ export interface SubscribeOptions {
 export interface SignalRouterOptions {
   /** Registers the router under this name (default `keel.signal_router.<n>`). */
   name?: string;
-  /** Per delivery: how long a subscriber may take to handle a signal before it counts as failed (default 5000 ms, on the node's clock). */
+  /** Per delivery: how long a subscriber may take to handle a signal before it counts as failed (default 5000 ms, on the node's timers' time: monotonic on the real clock). */
   deliveryTimeout?: number;
 }
 

@@ -1,8 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isSignal } from '../../../src/agents/Signal.js';
 import { SignalRouter } from '../../../src/agents/router/SignalRouter.js';
 import { expectNoLeaks } from '../../../src/testing/index.js';
-import { clockedNode, useNodes } from '../../support.js';
+import { clockedNode, HOUR, settlesWithin, stepWallClock, useNodes } from '../../support.js';
 import { expectBalanced, internals, publishAll, routerEvents, sink } from './routerKit.js';
 
 const track = useNodes();
@@ -82,5 +82,26 @@ describe('SignalRouter deliveries (the router’s own supervised messages)', () 
     const stats = await router.stats();
     expect(stats).toMatchObject({ delivered: 0, failed: 6, inFlight: 0, buffered: 0 });
     expectBalanced(stats);
+  });
+});
+
+describe('SignalRouter delivery timeouts on the real clock (counted on the timers\' time)', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('a delivery still times out after deliveryTimeout when the wall clock was stepped back an hour', async () => {
+    const node = track();
+    const router = await SignalRouter.start(node, { deliveryTimeout: 30 });
+    const slow = sink(node, { held: true });
+    await router.subscribe('t', slow.pid, { maxInFlight: 1 });
+    const events = routerEvents(node);
+    publishAll(router, 't', 1);
+    await slow.until(1);
+    stepWallClock(-HOUR);
+    // on the wall clock, the router's timer found the deadline an hour away and re-armed for it
+    expect(await settlesWithin(events.until('dropped', 1), 4000)).toBe('settled');
+    expect(events.of('dropped').map((e) => e.metadata.failure)).toEqual(['timeout']);
+    slow.release();
   });
 });
