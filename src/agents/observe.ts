@@ -5,7 +5,7 @@
  */
 import { kernelOf } from '../runtime/kernel.js';
 import { formatReason, isExitReason } from '../runtime/messages.js';
-import type { Context } from '../runtime/types.js';
+import type { Context, Node } from '../runtime/types.js';
 import { Pid, targetText, type Target } from '../runtime/Pid.js';
 import type { State as CircuitsState } from './coordination/state.js';
 import type { Run, State as CoordinatorState, TaskRun } from './coordinator/state.js';
@@ -40,8 +40,8 @@ function errorText(e: unknown): string | null {
  * clock stepped does not stretch nor cut what they time), as the dates the observer shows: on the
  * node's clock, as of now.
  */
-function datesOf(ctx: Context<any>): (t: number) => number {
-  const kernel = kernelOf(ctx.node);
+function datesOf(from: Node | Context<any>): (t: number) => number {
+  const kernel = kernelOf(from);
   const offset = kernel.clock.now() - kernel.timerNow();
   return (t) => t + offset;
 }
@@ -169,7 +169,7 @@ export function observeCoordinator(s: CoordinatorState, now: number): unknown {
 
 /** A coordination manager: its circuits. */
 export function observeCircuits(s: CircuitsState): unknown {
-  const date = datesOf(s.ctx);
+  const date = datesOf(s.ctx.node);
   const circuits = [];
   for (const c of s.circuits.values()) {
     if (circuits.length >= MAX_ROWS) break;
@@ -190,10 +190,11 @@ export function observeCircuits(s: CircuitsState): unknown {
 
 /** A resource pool: its size, what is lent (to whom, since when), who waits. */
 export function observePool(s: PoolState): unknown {
+  const date = datesOf(s.node);
   const lent = [];
   for (const e of s.entries.values()) {
     if (!e.lent || lent.length >= MAX_ROWS) continue;
-    lent.push({ holder: pidText(e.holderPid), lentAt: e.lentAt });
+    lent.push({ holder: pidText(e.holderPid), lentAt: date(e.lentAt) });
   }
   return {
     size: s.size,

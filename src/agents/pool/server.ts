@@ -8,6 +8,7 @@ import { keelServer } from '../../otp/internal/keelServer.js';
 import { PendingCall } from '../../otp/internal/calls.js';
 import { isDown } from '../../runtime/messages.js';
 import { isPid, type Pid, PidImpl, type Ref, type TimerRef } from '../../runtime/Pid.js';
+import { kernelOf } from '../../runtime/kernel.js';
 import { isInstance } from '../../runtime/safe.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { pidKey, unwatch, watchProcess, type WatchRef } from '../patterns/shared.js';
@@ -57,6 +58,7 @@ interface Entry {
   holder: WatchRef | undefined;
   /** The process it is lent to (undefined: lent to a caller outside any process). */
   holderPid: Pid | undefined;
+  /** When it was lent, on the timers' time (monotonic on the real clock, so heldMs is what it lasted; the observer shows it as a date). */
   lentAt: number;
 }
 
@@ -65,6 +67,7 @@ interface Waiter {
   readonly from: From<unknown>;
   readonly holder: Pid | undefined;
   readonly timeout: number;
+  /** When it joined the line, on the timers' time (so waitedMs is what it lasted, however the wall clock was stepped). */
   readonly since: number;
   timer: TimerRef | undefined;
 }
@@ -247,6 +250,11 @@ function joinLine(state: State, ctx: Context<any>, w: Waiter, holder: Pid): bool
   return true;
 }
 
+/** The time waits and holds are measured in: the node's timers' (monotonic on the real clock). */
+function timerNow(ctx: Context<any>): number {
+  return kernelOf(ctx.node).timerNow();
+}
+
 /** Lends `entry` to `holder`; false (nothing lent) when the holder died meanwhile. */
 function lend(state: State, ctx: Context<any>, entry: Entry, holder: Pid | undefined, from: From<unknown>, waitedMs: number): boolean {
   if (holder !== undefined) {
@@ -257,7 +265,7 @@ function lend(state: State, ctx: Context<any>, entry: Entry, holder: Pid | undef
   }
   entry.lent = true;
   entry.holderPid = holder;
-  entry.lentAt = ctx.node.clock.now();
+  entry.lentAt = timerNow(ctx);
   state.counts.checkouts++;
   emit(ctx, state, 'checkout', { waitedMs }, { resource: entry.resource, holder });
   GenServer.reply(from, entry.resource);
@@ -269,7 +277,7 @@ function release(state: State, ctx: Context<any>, entry: Entry): CheckinOutcome 
   for (const w of state.waiters.values()) {
     leaveLine(state, ctx, w);
     if (!live(ctx, w)) continue;
-    if (lend(state, ctx, entry, w.holder, w.from, ctx.node.clock.now() - w.since)) return 'returned';
+    if (lend(state, ctx, entry, w.holder, w.from, timerNow(ctx) - w.since)) return 'returned';
   }
   if (state.entries.size > state.size) {
     discard(state, ctx, entry, 'overflow');
@@ -412,7 +420,7 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
           state.idle.push(entry);
           return { reply: new InvalidArgumentError('request.holder', 'a live process', holder), state };
         }
-        const w: Waiter = { id: ++state.nextWaiter, from, holder, timeout, since: ctx.node.clock.now(), timer: undefined };
+        const w: Waiter = { id: ++state.nextWaiter, from, holder, timeout, since: timerNow(ctx), timer: undefined };
         if (timeout === 0) {
           state.counts.timeouts++;
           emit(ctx, state, 'timeout', { waitedMs: 0, waiting: state.waiters.size }, { holder });
@@ -449,7 +457,7 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
           } else {
             outcome = release(state, ctx, entry);
           }
-          emit(ctx, state, 'checkin', { heldMs: ctx.node.clock.now() - entry.lentAt }, { resource: entry.resource, outcome });
+          emit(ctx, state, 'checkin', { heldMs: timerNow(ctx) - entry.lentAt }, { resource: entry.resource, outcome });
           return { reply: outcome, state };
         }
         const gone = state.retired.get(key);
@@ -457,7 +465,7 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
           state.retired.delete(key);
           dropHolder(state, ctx, gone);
           state.counts.checkins++;
-          emit(ctx, state, 'checkin', { heldMs: ctx.node.clock.now() - gone.lentAt }, { resource: gone.resource, outcome: 'retired' });
+          emit(ctx, state, 'checkin', { heldMs: timerNow(ctx) - gone.lentAt }, { resource: gone.resource, outcome: 'retired' });
           return { reply: 'retired', state };
         }
         state.counts.badCheckins++;
@@ -511,7 +519,7 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
       w.timer = undefined; // it fired
       leaveLine(state, ctx, w);
       state.counts.timeouts++;
-      emit(ctx, state, 'timeout', { waitedMs: ctx.node.clock.now() - w.since, waiting: state.waiters.size }, { holder: w.holder });
+      emit(ctx, state, 'timeout', { waitedMs: timerNow(ctx) - w.since, waiting: state.waiters.size }, { holder: w.holder });
       GenServer.reply(w.from, new PoolTimeoutError(state.name, w.timeout));
       return state;
     }
@@ -533,7 +541,7 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
       if (watched.kind === 'holder') {
         entry.holder = undefined;
         state.counts.holderDown++;
-        emit(ctx, state, 'holder_down', { heldMs: ctx.node.clock.now() - entry.lentAt }, { holder: message.pid, resource: entry.resource, reason: message.reason });
+        emit(ctx, state, 'holder_down', { heldMs: timerNow(ctx) - entry.lentAt }, { holder: message.pid, resource: entry.resource, reason: message.reason });
         entry.holderPid = undefined;
         if (state.retired.delete(entry.key)) return state; // it died too: nothing to return
         entry.lent = false;

@@ -1,8 +1,8 @@
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ResourcePool } from '../../../src/agents/pool/ResourcePool.js';
 import { GenServer, type Pid, Sys } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
-import { clockedNode, deferred, expectKeelError, fakeLogger, idler, rejection, revokedProxy, spawnWithContext, thrown, UNREADABLE, useNodes, watch } from '../../support.js';
+import { clockedNode, deferred, expectKeelError, fakeLogger, HOUR, idler, rejection, revokedProxy, spawnWithContext, stepWallClock, thrown, UNREADABLE, useNodes, watch } from '../../support.js';
 
 const track = useNodes();
 
@@ -528,5 +528,30 @@ describe('ResourcePool: calls whose fields run code', () => {
     expectKeelError(await GenServer.call(node, pid, { type: 'checkout', timeout: 0, holder } as never), 'ERR_INVALID_ARGUMENT', '`request.holder`');
     expect(node.isAlive(pid)).toBe(true);
     expect(await pool.stats()).toMatchObject({ resources: 1, idle: 1, created: 1, checkins: 1, checkouts: 1 });
+  });
+});
+
+describe('ResourcePool: waits and holds on the real clock (measured on the timers\' time)', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it("a wait and a hold across a wall clock stepped back an hour are reported as they lasted, not an hour less", async () => {
+    const node = track();
+    const f = factory();
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, destroy: f.destroy, size: 1 });
+    const events = captureEvents(node, ['keel.resource_pool.checkout', 'keel.resource_pool.checkin']);
+    const a = await pool.checkout();
+    const waiting = pool.checkout();
+    await node.idle(); // in line
+    stepWallClock(-HOUR);
+    expect(await pool.checkin(a)).toBe('returned');
+    expect(await waiting).toBe(a);
+    const checkin = events.events.find((e) => e.event === 'keel.resource_pool.checkin')!;
+    const waited = events.events.filter((e) => e.event === 'keel.resource_pool.checkout')[1]!;
+    // on the wall clock, both were an hour less than nothing
+    expect(checkin.measurements.heldMs).toBeGreaterThanOrEqual(0);
+    expect(waited.measurements.waitedMs).toBeGreaterThanOrEqual(0);
+    expect(waited.measurements.waitedMs).toBeLessThan(HOUR / 2);
   });
 });
