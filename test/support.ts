@@ -575,12 +575,12 @@ export function nextEvent(node: Node, event: string, matches: (metadata: Record<
   });
 }
 
-/** `'settled'` once `promise` settles, `'not yet'` if it has not after `ms` of real time (the timer cleared either way). */
+/** `'settled'` once `promise` fulfils, `'not yet'` if it has not after `ms` of real time (the timer cleared either way); rejects as it does. */
 export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<'settled' | 'not yet'> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<'not yet'>((resolve) => (timer = setTimeout(resolve, ms, 'not yet')));
   try {
-    return await Promise.race([promise.then(() => 'settled' as const, () => 'settled' as const), late]);
+    return await Promise.race([promise.then(() => 'settled' as const), late]);
   } finally {
     clearTimeout(timer);
   }

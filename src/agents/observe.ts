@@ -72,6 +72,7 @@ export function observeRouter(s: RouterState): unknown {
 
 /** An agent scheduler: its schedules as jobs. */
 export function observeScheduler(s: SchedulerState): unknown {
+  const date = datesOf(s.ctx.node);
   const jobs = [];
   for (const sch of s.kept.schedules) {
     if (sch.removed) continue;
@@ -81,7 +82,7 @@ export function observeScheduler(s: SchedulerState): unknown {
       every: sch.intervalMs,
       target: sch.agentName ?? Pid.format(sch.agent.pid),
       targetPid: Pid.format(sch.agent.pid),
-      nextRunAt: sch.nextDueAt,
+      nextRunAt: date(sch.nextDueAt),
       lastRunAt: sch.lastRunAt ?? null,
       runs: sch.deliveries,
       failures: sch.failures,

@@ -1,11 +1,11 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AgentScheduler, type AgentSchedulerHandle, MAX_CATCH_UP } from '../../src/agents/AgentScheduler.js';
 import { GenServer, isKeelError, type Clock, type Node, type Pid, type SpawnOptions } from '../../src/index.js';
 import { type ClockNode, kAttachNode } from '../../src/runtime/Clock.js';
 import type { Kernel } from '../../src/runtime/kernel.js';
 import { captureEvents, expectNoLeaks, probe, TestClock } from '../../src/testing/index.js';
-import { advance, clockedNode, deadPid, exitAndWait, expectKeelError, failure, receiver, seeded, thrown, UNREADABLE, useNodes } from '../support.js';
+import { advance, clockedNode, deadPid, exitAndWait, expectKeelError, failure, HOUR, receiver, seeded, settlesWithin, stepWallClock, thrown, UNREADABLE, useNodes } from '../support.js';
 
 const track = useNodes();
 const START = 1_000_000;
@@ -731,5 +731,36 @@ describe('AgentScheduler options that cannot be read, or that it does not know',
     expectKeelError(thrown(() => scheduler.registerPeriodic(a.pid, 'x', 100, 'm', { jiter: 5 } as never)), 'ERR_INVALID_ARGUMENT', '`options.jiter`');
     expectKeelError(thrown(() => AgentScheduler.start(node, { send: {} } as never)), 'ERR_INVALID_ARGUMENT', '`options.send`');
     expect(await scheduler.stats()).toMatchObject({ schedules: 0 });
+  });
+});
+
+describe("AgentScheduler: fixed intervals on the real clock (counted on the timers' time: a wall clock stepped neither holds nor bunches them)", () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('a schedule still fires every interval when the wall clock was stepped back an hour', async () => {
+    const node = track();
+    const scheduler = await AgentScheduler.start(node);
+    const agent = probe(node);
+    expect(await scheduler.registerPeriodic(agent.ctx.self, 'beat', 20, 'tick')).toBe('ok');
+    stepWallClock(-HOUR);
+    // on the wall clock, the next tick found its due time an hour away and waited for it
+    expect(await settlesWithin(agent.receive(undefined, { timeout: 10_000 }).then(() => agent.receive(undefined, { timeout: 10_000 })), 4000)).toBe('settled');
+  });
+
+  it('a schedule stepped over by the wall clock (forward an hour) does not count the hour as missed due times', async () => {
+    const node = track();
+    const scheduler = await AgentScheduler.start(node);
+    const agent = probe(node);
+    expect(await scheduler.registerPeriodic(agent.ctx.self, 'beat', 100, 'tick')).toBe('ok');
+    stepWallClock(HOUR);
+    await agent.receive(undefined, { timeout: 4000 });
+    await agent.receive(undefined, { timeout: 4000 });
+    // on the wall clock, the first tick after the step found 36,000 due times passed, and skipped all but one
+    expect((await scheduler.stats()).skipped).toBeLessThan(100);
+    // list shows the next due time as a date on the wall clock
+    const [info] = await scheduler.list(agent.ctx.self);
+    expect(Math.abs(info!.nextDueAt - Date.now())).toBeLessThan(HOUR / 2);
   });
 });

@@ -37,6 +37,29 @@ function entryOf(state: State, agent: Target, ctx: Context<any>): AgentEntry | u
 }
 
 /**
+ * The time schedules count in: the node's timers' (monotonic on the real clock), as their ticks do,
+ * so a wall clock stepped back does not hold a schedule for the step, nor one stepped forward count
+ * the step as missed due times. A due time leaves the process as a date on the node's clock (the
+ * store's record, `list`) and comes back from the store through {@link dueFromDate}: another OS
+ * process resumes it, and only the wall clock is common to both.
+ */
+function timerNow(ctx: Context<any>): number {
+  return kernelOf(ctx.node).timerNow();
+}
+
+/** `s.nextDueAt`'s date: on the node's clock (the wall clock on the real clock), as of now. */
+function dueDate(s: Schedule, ctx: Context<any>): number {
+  const kernel = kernelOf(ctx.node);
+  return s.nextDueAt + (kernel.clock.now() - kernel.timerNow());
+}
+
+/** A stored due date, on the timers' time. */
+function dueFromDate(date: number, ctx: Context<any>): number {
+  const kernel = kernelOf(ctx.node);
+  return date - (kernel.clock.now() - kernel.timerNow());
+}
+
+/**
  * Arms the schedule's one timer: at its base due time plus a fresh jitter draw. The delay is at most
  * Number.MAX_VALUE: a due time and a jitter near it (each finite, so valid) add up to Infinity, which
  * sendAfter refuses, in the scheduler's turn and again at each restart that resumes the schedule.
@@ -105,7 +128,7 @@ function loadLate(state: State, store: AgentStore, ctx: Context<any>): void {
 /** Keeps a schedule by name in the durable store (its due time moved, or it is new). */
 function persist(state: State, s: Schedule, ctx: Context<any>): void {
   if (s.agentName === undefined || s.removed) return;
-  const record: StoredSchedule = { agent: s.agentName, id: s.id, intervalMs: s.intervalMs, message: s.message, jitter: s.jitter, missed: s.missed, nextDueAt: s.nextDueAt };
+  const record: StoredSchedule = { agent: s.agentName, id: s.id, intervalMs: s.intervalMs, message: s.message, jitter: s.jitter, missed: s.missed, nextDueAt: dueDate(s, ctx) };
   storeWrite(state, ctx, (store) => store.put(state.name, SCHEDULE, scheduleKey(s.agentName!, s.id), record));
 }
 
@@ -137,7 +160,7 @@ function watchAgent(state: State, pid: Pid, ctx: Context<any>): AgentEntry | und
 function deliver(state: State, s: Schedule, lateMs: number, forced: boolean, ctx: Context<any>): void {
   const telemetry = ctx.node.telemetry;
   const agent = s.agent.pid;
-  s.lastRunAt = ctx.node.clock.now();
+  s.lastRunAt = ctx.node.clock.now(); // a date, for an observer
   sendSupervised(ctx, agent, s.message, s.sendOptions).then((outcome: SendOutcome) => {
     // the scheduler has exited (its pending sends were aborted with it): its counts and events are over
     if (ctx.signal.aborted) return;
@@ -167,7 +190,7 @@ function onTick(state: State, tick: Tick, ctx: Context<any>): void {
   const s = tick.schedule;
   if (s.removed || tick.generation !== s.generation) return; // a retired chain's last tick
   s.timer = undefined;
-  fire(state, s, ctx.node.clock.now(), ctx, s.missed === 'catch_up' ? MAX_CATCH_UP : 1);
+  fire(state, s, timerNow(ctx), ctx, s.missed === 'catch_up' ? MAX_CATCH_UP : 1);
 }
 
 /**
@@ -194,13 +217,13 @@ function fire(state: State, s: Schedule, now: number, ctx: Context<any>, atMost:
   arm(s, now, ctx);
 }
 
-function info(s: Schedule): ScheduleInfo {
+function info(s: Schedule, ctx: Context<any>): ScheduleInfo {
   return {
     id: s.id,
     intervalMs: s.intervalMs,
     jitter: s.jitter,
     missed: s.missed,
-    nextDueAt: s.nextDueAt,
+    nextDueAt: dueDate(s, ctx),
     generation: s.generation,
     deliveries: s.deliveries,
     failures: s.failures,
@@ -269,7 +292,7 @@ function dropped(state: State, agent: Pid | string, id: string, reason: 'noproc'
 
 /** Restarted in this node: every schedule of a live agent runs on (re-monitored, re-armed); those of agents that died meanwhile go. */
 function resumeKept(state: State, ctx: Context<any>): number {
-  const now = ctx.node.clock.now();
+  const now = timerNow(ctx);
   let resumed = 0;
   for (const s of [...state.kept.schedules]) {
     const entry = watchAgent(state, s.agent.pid, ctx);
@@ -316,7 +339,7 @@ function resumeStored(state: State, store: AgentStore, ctx: Context<any>): numbe
     const key = recordKey(c);
     dropped(state, '', key ?? '', 'corrupt', key, ctx);
   }
-  const now = ctx.node.clock.now();
+  const now = timerNow(ctx);
   let resumed = 0;
   for (const record of records) {
     const key = recordKey(record);
@@ -339,7 +362,7 @@ function resumeStored(state: State, store: AgentStore, ctx: Context<any>): numbe
       dropped(state, d.agent, d.id, entry === undefined ? 'noproc' : 'duplicate', key, ctx); // the key read once, above: a custom store's getter may not answer twice
       continue;
     }
-    rearm(state, newSchedule(state, entry, d.agent, d, d.nextDueAt), now, ctx);
+    rearm(state, newSchedule(state, entry, d.agent, d, dueFromDate(d.nextDueAt, ctx)), now, ctx);
     resumed++;
   }
   // those registered while the store could not be read: written now (a write of theirs may have failed with the read)
@@ -440,7 +463,7 @@ export const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, Sched
     // so that one bad client cannot crash the scheduler (and, crash after crash, end it)
     const refused = malformed(request);
     if (refused !== undefined) return { reply: refused as never, state };
-    const now = ctx.node.clock.now();
+    const now = timerNow(ctx); // due times count on the timers' time
     // a request that changes or removes schedules reads a store unread since the start first: the
     // stored schedules it concerns are known then (unregisterAgent removes them too, unregister finds one)
     if (state.kept.storeUnread && state.store !== undefined && typeof request?.type === 'string' && CHANGES.has(request.type)) loadLate(state, state.store, ctx);
@@ -510,7 +533,7 @@ export const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, Sched
       }
       case 'list': {
         const entry = entryOf(state, request.agent, ctx);
-        return { reply: entry === undefined ? [] : [...entry.schedules.values()].map(info), state };
+        return { reply: entry === undefined ? [] : [...entry.schedules.values()].map((s) => info(s, ctx)), state };
       }
       case 'stats':
         return {

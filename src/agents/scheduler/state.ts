@@ -18,6 +18,7 @@ export interface Schedule {
   readonly missed: MissedPolicy;
   generation: number;
   timer: TimerRef | undefined;
+  /** The next base due time, on the node's timers' time (monotonic on the real clock); stored and listed as a date on its clock. */
   nextDueAt: number;
   /** When its last delivery started (node clock), for an observer; undefined before the first. */
   lastRunAt: number | undefined;

@@ -50,7 +50,11 @@ export interface ScheduleInfo {
   readonly intervalMs: number;
   readonly jitter: number;
   readonly missed: MissedPolicy;
-  /** The next base due time (epoch ms on the node's clock; the firing adds jitter). */
+  /**
+   * The next base due time (epoch ms on the node's clock, as of the call; the firing adds jitter). The
+   * schedule itself counts on the node's timers' time (monotonic on the real clock), so after a wall
+   * clock step this date moves with the wall clock: it is still the same span from now.
+   */
   readonly nextDueAt: number;
   /** Starts at 1; every `forceExecution` and `updateInterval` retires the chain and bumps it. */
   readonly generation: number;
