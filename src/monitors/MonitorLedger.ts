@@ -12,6 +12,7 @@ export class LedgerEntry extends RemoteMonitorWatch {
   readonly owner: Bucket;
   readonly target: Bucket;
   readonly tag: string | undefined;
+  /** On the node's timers' time (monotonic on the real clock); shown as a date by `view`. */
   readonly createdAt: number;
   readonly stack: string | undefined;
   readonly longLived: boolean;
@@ -243,14 +244,17 @@ export class MonitorLedger {
     this.cleaned++;
   }
 
-  /** @internal The public view of an entry. */
-  view(entry: LedgerEntry, now: number, leak?: 'age' | 'duplicate'): MonitorEntry {
+  /**
+   * @internal The public view of an entry at `now` (the time its `createdAt` counts in: the node's
+   * timers'), its `createdAt` shown as a date: `dates` is the node's clock less that time, now.
+   */
+  view(entry: LedgerEntry, now: number, leak?: 'age' | 'duplicate', dates = 0): MonitorEntry {
     return {
       ref: entry.ref,
       target: entry.target.pid,
       owner: entry.owner.pid,
       tag: entry.tag,
-      createdAt: entry.createdAt,
+      createdAt: entry.createdAt + dates,
       ageMs: now - entry.createdAt,
       ...(entry.stack === undefined ? {} : { stack: entry.stack }),
       // a process of another node: alive as far as this node knows, its Down not come yet

@@ -146,8 +146,10 @@ export class ManagedMonitors implements MonitorManager {
       stack = holder.stack?.split('\n').slice(1).join('\n');
     }
     const targetPid = t === undefined ? (target as Pid) : t.self;
-    if (t === undefined) this.ledger.addRemote(ref, owner, targetPid, tag, node.coarseNow(), stack, expectedLifetime === 'long');
-    else this.ledger.add(ref, owner, t, tag, node.coarseNow(), stack, expectedLifetime === 'long');
+    // created at on the timers' time (monotonic on the real clock): ages are not moved by a wall clock stepped
+    const createdAt = node.timerNow();
+    if (t === undefined) this.ledger.addRemote(ref, owner, targetPid, tag, createdAt, stack, expectedLifetime === 'long');
+    else this.ledger.add(ref, owner, t, tag, createdAt, stack, expectedLifetime === 'long');
     if (!this.#started) this.#start();
     if (this.#createdProbe.active) node.telemetry.execute('keel.monitor_manager.monitor_created', {}, { ref, owner: owner.self, target: targetPid, tag });
     return ref;
@@ -179,8 +181,9 @@ export class ManagedMonitors implements MonitorManager {
 
   list(): MonitorEntry[] {
     if (this.#node.stopped) throw this.#unavailable('list');
-    const now = this.#node.clock.now();
-    return [...this.ledger.entries()].map((e) => this.ledger.view(e, now));
+    const now = this.#node.timerNow();
+    const dates = this.#node.clock.now() - now;
+    return [...this.ledger.entries()].map((e) => this.ledger.view(e, now, undefined, dates));
   }
 
   stats(): MonitorStats {
@@ -197,10 +200,11 @@ export class ManagedMonitors implements MonitorManager {
     if (typeof olderThanMs !== 'number' || !Number.isFinite(olderThanMs) || olderThanMs < 0) {
       throw new InvalidArgumentError('options.olderThanMs', 'a number of ms >= 0', olderThanMs);
     }
-    const now = this.#node.clock.now();
+    const now = this.#node.timerNow();
+    const dates = this.#node.clock.now() - now;
     const { old, duplicates } = this.ledger.findLeaks(now, olderThanMs, this.#settings.duplicateThreshold);
     const dup = new Set(duplicates);
-    return [...old.filter((e) => !dup.has(e)).map((e) => this.ledger.view(e, now, 'age')), ...duplicates.map((e) => this.ledger.view(e, now, 'duplicate'))];
+    return [...old.filter((e) => !dup.has(e)).map((e) => this.ledger.view(e, now, 'age', dates)), ...duplicates.map((e) => this.ledger.view(e, now, 'duplicate', dates))];
   }
 
   /** @internal The checker process is terminating. */
@@ -210,7 +214,7 @@ export class ManagedMonitors implements MonitorManager {
 
   /** @internal The periodic check: reports each suspected leak once. */
   checkLeaks(): void {
-    const now = this.#node.clock.now();
+    const now = this.#node.timerNow();
     const { old, duplicates } = this.ledger.findLeaks(now, this.#settings.leakAgeMs, this.#settings.duplicateThreshold);
     // linear in the findings (an entry both old and a duplicate counts once, as a duplicate too)
     let freshDuplicates = 0;
@@ -241,7 +245,7 @@ export class ManagedMonitors implements MonitorManager {
     if (!this.#cleanedProbe.active) return;
     this.#node.telemetry.execute(
       'keel.monitor_manager.monitor_cleaned',
-      { durationMs: this.#node.clock.now() - entry.createdAt },
+      { durationMs: this.#node.timerNow() - entry.createdAt },
       { ref: entry.ref, tag: entry.tag, automatic },
     );
   }

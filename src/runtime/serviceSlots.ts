@@ -29,7 +29,9 @@ export interface MonitorEntry {
   readonly target: Pid;
   readonly owner: Pid;
   readonly tag: string | undefined;
+  /** When it was made, as a date on the node's clock: now less its age. */
   readonly createdAt: number;
+  /** How long it has been held, on the node's timers' time (monotonic on the real clock: a wall clock stepped does not age it). */
   readonly ageMs: number;
   readonly stack?: string;
   readonly targetAlive: boolean;

@@ -1,5 +1,5 @@
 /* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- tests observe exits by a monitor's Down and report to probes with raw sends, the way STYLE.md 10 asks tests to wait */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   type Context,
   isDown,
@@ -21,6 +21,7 @@ import {
   deferred,
   drainThrough,
   forwardedDowns,
+  HOUR,
   idler,
   listOf,
   otherCreation,
@@ -29,6 +30,7 @@ import {
   seeded,
   spawnWithContext,
   statsOf,
+  stepWallClock,
   expectServiceUnavailable,
   UNREADABLE,
   useNodes,
@@ -889,5 +891,36 @@ describe('managed monitors of processes of another node', () => {
     await receiveDown(w, wref);
     expect(a.monitors.stats()).toMatchObject({ created: 12, cleaned: 12, active: 0 });
     expect(managed(a).ledger.indexSizes()).toEqual({ entries: 0, buckets: 0 });
+  });
+});
+
+describe("monitors' ages on the real clock (measured on the timers' time: a wall clock stepped neither ages nor rejuvenates a monitor)", () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('a monitor made just before the wall clock was stepped forward an hour is no leak of an hour', () => {
+    const node = track();
+    const p = probe(node);
+    refOf(node.monitors.monitor(p.ctx, idler(node)));
+    stepWallClock(HOUR);
+    // on the wall clock, it was an hour old: past a minute's leak age, in findLeaks and the periodic check
+    expect(leaksOf(node, { olderThanMs: 60_000 })).toEqual([]);
+    const [entry] = listOf(node);
+    expect(entry!.ageMs).toBeLessThan(60_000);
+    // createdAt is still a date on the node's clock: now (stepped) less its age
+    expect(Math.abs(Date.now() - entry!.ageMs - entry!.createdAt)).toBeLessThan(1000);
+  });
+
+  it("a monitor's age and its monitor_cleaned duration are not an hour less than nothing when the wall clock was stepped back", async () => {
+    const node = track();
+    const p = probe(node);
+    const events = captureEvents(node, ['keel.monitor_manager.monitor_cleaned']);
+    const ref = refOf(node.monitors.monitor(p.ctx, idler(node)));
+    stepWallClock(-HOUR);
+    expect(listOf(node)[0]!.ageMs).toBeGreaterThanOrEqual(0);
+    expect(node.monitors.demonitor(p.ctx, ref)).toBe('ok');
+    await node.idle();
+    expect(events.events.map((e) => e.measurements.durationMs as number >= 0)).toEqual([true]);
   });
 });
