@@ -122,7 +122,9 @@ function stuck(wf: Run, now: number): boolean {
 }
 
 /** A coordinator: its active workflows (with their tasks) and the recent finished ones it remembers. */
-export function observeCoordinator(s: CoordinatorState, now: number): unknown {
+export function observeCoordinator(s: CoordinatorState): unknown {
+  const now = kernelOf(s.ctx.node).timerNow(); // progress counts on the timers' time
+  const date = datesOf(s.ctx.node);
   const active = [];
   for (const wf of s.kept.runs.values()) {
     if (active.length >= MAX_ROWS) break;
@@ -132,7 +134,7 @@ export function observeCoordinator(s: CoordinatorState, now: number): unknown {
       status: wf.state,
       startedAt: wf.startedAt,
       stuck: stuck(wf, now),
-      progressAt: wf.progressAt,
+      progressAt: date(wf.progressAt),
       completed: wf.completed,
       reassigned: wf.reassigned,
       tasks: [...wf.order, ...wf.undo].map(taskRow),

@@ -237,7 +237,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
     else for (const wf of state.runs.values()) forget(state, wf); // its own only: the shadowed ones stay for a later start
   },
 }, 'a coordinator (use its handle)', 'bare');
-markComponent(coordinatorSpec, 'coordinator', (s: State) => observeCoordinator(s, s.ctx.node.clock.now())); // an observer finds it, and reads it through the `observe` system call
+markComponent(coordinatorSpec, 'coordinator', observeCoordinator); // an observer finds it, and reads it through the `observe` system call
 
 // ---- the handle -------------------------------------------------------------------------------------------
 

@@ -8,11 +8,11 @@ import { retryDelay } from './policy.js';
 import { finish } from './runs.js';
 import { persist, recordResult } from './durable.js';
 import { compensationSettled } from './saga.js';
-import { AggregateTimeout, agentTaskId, event, NoWorkerDue, pidKey, put, Requeue, RunningList, wanted, type Attempt, type Run, type State, type TaskRun, type Worker } from './state.js';
+import { AggregateTimeout, agentTaskId, event, NoWorkerDue, pidKey, put, Requeue, RunningList, timerNow, wanted, type Attempt, type Run, type State, type TaskRun, type Worker } from './state.js';
 import { touch } from './stuck.js';
 import type { NoWorkerError } from './types.js';
 
-export { AggregateTimeout, agentTaskId, event, Joined, listening, NO_DEPENDENTS, NoWorkerDue, pidKey, put, Requeue, stopTaskTimers, wanted, WorkflowTimeout } from './state.js';
+export { AggregateTimeout, agentTaskId, event, Joined, listening, NO_DEPENDENTS, NoWorkerDue, pidKey, put, Requeue, stopTaskTimers, timerNow, wanted, WorkflowTimeout } from './state.js';
 export type { Attempt, Run, State, TaskRun, Worker } from './state.js';
 
 /**
@@ -272,13 +272,13 @@ function begin(state: State, task: TaskRun, worker: Worker | undefined): TaskAtt
   // progressBefore and startedAt serve the stuck check only (requeue: a refused offer is not progress); a
   // workflow without one never moves progressAt, so there they are 0 (no clock read, no boxed number per attempt)
   const tracked = task.wf.stuckMs !== Infinity;
-  const attempt = new TaskAttempt(state, task, worker, tracked ? task.wf.progressAt : 0, tracked ? state.ctx.node.clock.now() : 0);
+  const attempt = new TaskAttempt(state, task, worker, tracked ? task.wf.progressAt : 0, tracked ? timerNow(state) : 0);
   if (task.waitTimer !== undefined) {
     state.ctx.cancelTimer(task.waitTimer as never);
     task.waitTimer = undefined;
   }
   task.state = 'running';
-  task.startedAt ??= state.ctx.node.clock.now();
+  task.startedAt ??= state.ctx.node.clock.now(); // a date, shown
   task.current = attempt;
   task.avoid = undefined;
   task.attempts++;
@@ -378,7 +378,7 @@ function requeue(state: State, attempt: Attempt, worker: Worker, duplicate: bool
   // re-run after a restart on the worker that still runs it: wait for that run to end there (asked again)
   if (duplicate && task.prefer === worker) task.avoid = undefined;
   else task.avoid = worker;
-  task.dueAt = state.ctx.node.clock.now() + REFUSED_RETRY_MS;
+  task.dueAt = timerNow(state) + REFUSED_RETRY_MS;
   task.delayTimer = state.ctx.sendAfter(state.ctx.self, new Requeue(task), REFUSED_RETRY_MS);
 }
 
@@ -405,7 +405,7 @@ function taskError(state: State, task: TaskRun, error: unknown): void {
   task.state = 'delayed';
   task.refused = false;
   task.error = error;
-  task.dueAt = state.ctx.node.clock.now() + delay;
+  task.dueAt = timerNow(state) + delay;
   task.delayTimer = state.ctx.sendAfter(state.ctx.self, new Requeue(task), delay);
   if (state.store !== undefined) persist(state, task.wf); // the budget spent survives a crash
 }

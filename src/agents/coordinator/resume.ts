@@ -1,7 +1,7 @@
 import { thrownText } from '../../errors.js';
 import { type AgentStoreRecord, type CorruptRecord, recordKey } from '../store/AgentStore.js';
 import { checkId, validateWorkflow } from './validate.js';
-import { addWorker, dispatch, enqueue, event, put, Requeue, wanted, WorkflowTimeout, type Run, type State, type TaskRun, type Worker } from './dispatch.js';
+import { addWorker, dispatch, enqueue, event, put, Requeue, timerNow, wanted, WorkflowTimeout, type Run, type State, type TaskRun, type Worker } from './dispatch.js';
 import { RESULT, resultKey, storeWrite, WORKFLOW, workflowOfResult, type StoredResult, type StoredWorkflow } from './durable.js';
 import { finish, newRun } from './runs.js';
 import { buildUndo, next } from './saga.js';
@@ -26,14 +26,15 @@ export interface Resumed {
 }
 
 // at most Number.MAX_VALUE: a kept time plus a finite wait (a start far ahead, its stuck check far after) may add up to Infinity, which no timer takes
-const after = (state: State, at: number): number => Math.min(Number.MAX_VALUE, Math.max(0, at - state.ctx.node.clock.now()));
+// `at` on the timers' time (a progress, a task's due time: kept in the node only), or with `now` the node's clock (a deadline: stored)
+const after = (state: State, at: number, now = timerNow(state)): number => Math.min(Number.MAX_VALUE, Math.max(0, at - now));
 
 /** Re-arms the workflow's own timers (timeout, stuck check) from its kept deadlines. */
 function rearmRun(state: State, wf: Run): void {
   wf.timer = undefined;
   wf.stuckTimer = undefined;
   wf.waiters.length = 0; // their calls failed with the process that held them: `wait(id)` gives the result
-  if (wf.deadline !== undefined) wf.timer = state.ctx.sendAfter(state.ctx.self, new WorkflowTimeout(wf.id), after(state, wf.deadline));
+  if (wf.deadline !== undefined) wf.timer = state.ctx.sendAfter(state.ctx.self, new WorkflowTimeout(wf.id), after(state, wf.deadline, state.ctx.node.clock.now()));
   if (wf.stuckMs !== Infinity && !wf.stuckReported) wf.stuckTimer = state.ctx.sendAfter(state.ctx.self, new StuckCheck(wf), after(state, wf.progressAt + wf.stuckMs));
 }
 

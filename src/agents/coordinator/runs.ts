@@ -5,7 +5,7 @@ import { encodeValue } from '../store/AgentStore.js';
 import { GenServer, type From } from '../../otp/GenServer.js';
 import { callWaiting } from '../../otp/internal/calls.js';
 import type { Pid } from '../../runtime/Pid.js';
-import { anyEligible, cancelRunning, dispatch, enqueue, event, listening, NO_DEPENDENTS, noWorkerError, put, stopTaskTimers, WorkflowTimeout, type Run, type State, type TaskRun } from './dispatch.js';
+import { anyEligible, cancelRunning, dispatch, enqueue, event, listening, NO_DEPENDENTS, noWorkerError, put, stopTaskTimers, timerNow, WorkflowTimeout, type Run, type State, type TaskRun } from './dispatch.js';
 import { toRetry } from './policy.js';
 import { forget, persist } from './durable.js';
 import { startCompensation } from './saga.js';
@@ -214,7 +214,7 @@ export function startRun(state: State, workflow: Workflow, waiter?: From<Workflo
     if (t.blockers === 0) enqueue(state, t);
   }
   if (timeoutMs !== undefined && isActive(wf)) {
-    wf.deadline = wf.startedAt + timeoutMs;
+    wf.deadline = wf.startedAt + timeoutMs; // on the node's clock: stored, and re-armed from by a new OS process (see Run.deadline)
     wf.timer = state.ctx.sendAfter(state.ctx.self, new WorkflowTimeout(id), timeoutMs);
   }
   if (isActive(wf)) persist(state, wf);
@@ -229,7 +229,7 @@ export function newRun(state: State, id: string, workflow: Workflow, startedAt: 
   const wf: Run = {
     id, spec: workflow, deadline: undefined, tasks: new Map(), order: [], state: 'running', completed: 0, reassigned: 0, results: {}, startedAt, waiters: [], timer: undefined,
     waitMs: workflow.waitForWorkersMs ?? state.options.waitForWorkersMs, stuckMs: workflow.stuckAfterMs ?? state.options.stuckAfterMs,
-    progressAt: startedAt, stuckTimer: undefined, stuckReported: false, completedOrder: [], undo: [], compensations: [], failure: undefined,
+    progressAt: timerNow(state), stuckTimer: undefined, stuckReported: false, completedOrder: [], undo: [], compensations: [], failure: undefined,
     unstored: state.kept.storeUnread,
   };
   for (let i = 0; i < workflow.tasks.length; i++) {

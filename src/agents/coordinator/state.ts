@@ -92,7 +92,7 @@ export interface TaskRun {
   avoid: Worker | undefined;
   /** The worker it ran on when the coordinator restarted: offered there again first (it may still run it). */
   prefer: Worker | undefined;
-  /** While delayed: when it is ready again (node clock), so a restart re-arms the delay. */
+  /** While delayed: when it is ready again, on the timers' time (kept in the node only, never stored), so a restart in the node re-arms the delay. */
   dueAt: number;
   blockers: number;
   /** The tasks waiting on it ({@link NO_DEPENDENTS}, shared, until it has one). */
@@ -121,7 +121,11 @@ export interface Run {
   readonly id: string;
   /** The workflow as submitted (plain data: what a store keeps). */
   readonly spec: Workflow;
-  /** When `timeoutMs` fails it (node clock), or undefined. */
+  /**
+   * When `timeoutMs` fails it, or undefined: on the node's clock (the wall clock on the real clock),
+   * not the timers' time, as it is stored with the workflow and re-armed from by a new OS process,
+   * with which only the wall clock is shared (so a wall clock stepped while it runs moves it).
+   */
   deadline: number | undefined;
   readonly tasks: Map<string, TaskRun>;
   /** The same tasks in the workflow's order, read by index on hot paths (a Map iterator allocates a result per step). */
@@ -135,6 +139,7 @@ export interface Run {
   timer: unknown;
   readonly waitMs: number;
   readonly stuckMs: number;
+  /** The last progress, on the timers' time (in memory only; the observer shows it as a date). */
   progressAt: number;
   stuckTimer: unknown;
   stuckReported: boolean;
@@ -280,3 +285,12 @@ export function put(obj: Record<string, unknown>, key: string, value: unknown): 
   else obj[key] = value;
 }
 
+/**
+ * @internal The time the coordinator's in-memory waits count in (a workflow's progress, a task's
+ * retry delay): the node's timers' (monotonic on the real clock), so a wall clock stepped back or
+ * forward neither stretches nor cuts them. What is stored or shown (`startedAt`, a workflow's
+ * deadline, a task's `startedAt` and `endedAt`) stays on the node's clock.
+ */
+export function timerNow(state: State): number {
+  return kernelOf(state.ctx).timerNow();
+}

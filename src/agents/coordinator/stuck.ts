@@ -1,5 +1,6 @@
 import type { Run, State, TaskRun } from './dispatch.js';
 import { anyEligible, event } from './dispatch.js';
+import { timerNow } from './state.js';
 
 // Stuck workflows: one that made no progress (no task started or finished) for `stuckAfterMs` with
 // nothing running is reported once, as `keel.coordinator.workflow_stuck`, with what it waits on.
@@ -14,7 +15,7 @@ const active = (wf: Run): boolean => wf.state === 'running' || wf.state === 'pau
 /** @internal Progress: a task started or finished (or the workflow started). */
 export function touch(state: State, wf: Run): void {
   if (wf.stuckMs === Infinity || wf.stuckReported) return;
-  wf.progressAt = state.ctx.node.clock.now();
+  wf.progressAt = timerNow(state);
   if (wf.stuckTimer === undefined) wf.stuckTimer = state.ctx.sendAfter(state.ctx.self, new StuckCheck(wf), wf.stuckMs);
 }
 
@@ -36,7 +37,7 @@ function why(state: State, t: TaskRun): string {
 export function stuckCheck(state: State, wf: Run): void {
   wf.stuckTimer = undefined;
   if (!active(wf) || wf.stuckReported || state.runs.get(wf.id) !== wf) return;
-  const now = state.ctx.node.clock.now();
+  const now = timerNow(state);
   let running = false;
   for (const t of wf.tasks.values()) if (t.current !== undefined) running = true;
   for (const t of wf.undo) if (t.current !== undefined) running = true; // a compensation runs

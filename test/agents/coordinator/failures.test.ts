@@ -1,11 +1,11 @@
 // The coordinator when things fail: a long compensation is not stuck, retries with hostile errors,
 // cancels and pauses mid-backoff, sagas over parallel branches, a hanging aggregate step cancelled,
 // refused offers that are not progress, and corrupt store records dropped and reported.
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
 import { Agent, CoordinatorAgent, type Node, Pid } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
-import { clockedNode, deferred, useNodes } from '../../support.js';
+import { clockedNode, deferred, exitAndWait, HOUR, nextEvent, settlesWithin, stepWallClock, useNodes } from '../../support.js';
 
 const track = useNodes();
 
@@ -217,5 +217,51 @@ describe('CoordinatorAgent under failure: corrupt store records', () => {
     expect(events.events.filter((e) => e.event === 'keel.coordinator.workflow_dropped').map((e) => e.metadata.workflow).sort()).toEqual(['a', 'c']);
     expect(await coordinator.wait('ok')).toMatchObject({ status: 'completed', results: { t: 'done' } });
     expect(await coordinator.wait('b')).toMatchObject({ status: 'completed', results: { t: 'done' } }); // junk budgets are ignored
+  });
+});
+
+/** An agent whose task `k` throws at its first run and answers 'ok' after. */
+async function failingOnce(node: Node): Promise<Pid> {
+  let runs = 0;
+  const w = await Agent.start(node, {
+    capabilities: [],
+    tasks: {
+      k: () => {
+        if (++runs === 1) throw new Error('once');
+        return 'ok';
+      },
+    },
+  });
+  return w.pid;
+}
+
+describe("CoordinatorAgent: stuck on the real clock (progress counted on the timers' time)", () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('a workflow with no worker is reported stuck after stuckAfterMs when the wall clock was stepped back an hour', async () => {
+    const node = track();
+    const coordinator = await CoordinatorAgent.start(node, { workers: [] });
+    const stuck = nextEvent(node, 'keel.coordinator.workflow_stuck');
+    await coordinator.submit({ stuckAfterMs: 30, waitForWorkersMs: 60_000, tasks: [{ id: 't', kind: 'k' }] });
+    stepWallClock(-HOUR);
+    // on the wall clock, the check found it idle an hour less than nothing, and looked again an hour later
+    expect(await settlesWithin(stuck, 4000)).toBe('settled');
+  });
+
+  it("a task's retry delay kept across a restart in the node still ends after its backoff when the wall clock was stepped back an hour", async () => {
+    const node = track();
+    const worker = await failingOnce(node);
+    const coordinator = await CoordinatorAgent.start(node, { name: 'stepped', workers: [worker] });
+    const retrying = nextEvent(node, 'keel.coordinator.task_retry');
+    const { id } = await coordinator.submit({ tasks: [{ id: 't', kind: 'k', retry: { maxAttempts: 2, backoff: { initialMs: 200, maxMs: 200, jitter: 'none' } } }] });
+    await retrying;
+    stepWallClock(-HOUR);
+    await exitAndWait(node, coordinator.pid);
+    // on the wall clock, the successor found the task due an hour away and re-armed its delay for it
+    const result = coordinator.wait(id);
+    expect(await settlesWithin(result, 4000)).toBe('settled');
+    await expect(result).resolves.toMatchObject({ status: 'completed' });
   });
 });
