@@ -197,6 +197,7 @@ class Running {
   declare readonly from: From<TaskResult>;
   declare readonly state: State;
   declare readonly ctx: Context<any>;
+  /** On the timers' time (monotonic on the real clock): durationMs is what the task lasted, however the wall clock was stepped. */
   declare readonly started: number;
 
   constructor(task: AgentTask, from: From<TaskResult>, state: State, ctx: Context<any>, started: number) {
@@ -247,7 +248,7 @@ class Running {
     if (outcome === 'ok') state.completed++;
     else state.failed++;
     if (state.taskProbe.active) {
-      ctx.node.telemetry.execute('keel.agent.task', { durationMs: ctx.node.clock.now() - this.started }, { agent: ctx.self, taskId: task.id, kind: task.kind, outcome });
+      ctx.node.telemetry.execute('keel.agent.task', { durationMs: kernelOf(ctx).timerNow() - this.started }, { agent: ctx.self, taskId: task.id, kind: task.kind, outcome });
     }
     // the From is the PendingCall GenServer handed to handleCall: replied to directly, without
     // GenServer.reply's check of a handle that may have come from anywhere
@@ -277,7 +278,7 @@ class TaskOptions {
 }
 
 function runTask(task: AgentTask, from: From<TaskResult>, state: State, ctx: Context<any>): void {
-  const running = new Running(task, from, state, ctx, ctx.node.clock.now());
+  const running = new Running(task, from, state, ctx, kernelOf(ctx).timerNow());
   state.running.add(task.id, running);
   let r: unknown;
   try {

@@ -1,7 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Agent, GenServer, SignalRouter, Supervisor, isDown, runTaskOn, statusOf, voteOn, type AgentPid } from '../../src/index.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
-import { deferred, exitAndWait, expectKeelError, thrown, UNREADABLE, useNodes } from '../support.js';
+import { deferred, exitAndWait, expectKeelError, HOUR, stepWallClock, thrown, UNREADABLE, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -314,5 +314,33 @@ describe('Agent sent a message that cannot be inspected', () => {
     expect(seen[0]).toBe(sent[0]);
     expect(seen[1]).toBe(sent[1]);
     expect(await statusOf(node, pid)).toMatchObject({ load: 0, capabilities: [] });
+  });
+});
+
+describe('Agent on the real clock', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it("reports a task's durationMs as it lasted (the timers' time) when the wall clock was stepped back an hour meanwhile", async () => {
+    const node = track();
+    const gate = deferred();
+    const ran = deferred();
+    const events = captureEvents(node, ['keel.agent.task']);
+    const agent = await Agent.start(node, {
+      capabilities: [],
+      runTask: async () => {
+        ran.resolve();
+        await gate.promise;
+        return 'done';
+      },
+    });
+    const result = agent.runTask({ id: 't', kind: 'k', payload: null });
+    await ran.promise;
+    stepWallClock(-HOUR);
+    gate.resolve();
+    expect(await result).toEqual({ ok: true, result: 'done' });
+    // on the wall clock, an hour less than nothing
+    expect(events.events[0]!.measurements.durationMs).toBeGreaterThanOrEqual(0);
   });
 });

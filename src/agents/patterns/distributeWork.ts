@@ -1,6 +1,6 @@
 import { checkKeys, InvalidArgumentError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
-import { kernelOf } from '../../runtime/kernel.js';
+import { kernelOf, type Kernel } from '../../runtime/kernel.js';
 import type { Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { runTaskOn, statusOf, type AgentCast, type AgentTask, type TaskRequest } from '../Agent.js';
@@ -159,8 +159,8 @@ export function distributeWork<T>(from: Node | Context<any>, items: readonly T[]
   return run(from, node, p);
 }
 
-async function run<T>(from: Node | Context<any>, node: Node, p: Plan<T>): Promise<DistributeWorkResult<T>> {
-  const started = node.clock.now();
+async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Promise<DistributeWorkResult<T>> {
+  const started = node.timerNow(); // durationMs on the timers' time: a wall clock stepped meanwhile does not change it
   // the workers now (a query's answer at the start; it may grow after a death, see `grow`)
   const workers: (Pid | string)[] = resolveSource(p.source);
   const n = workers.length;
@@ -345,7 +345,7 @@ async function run<T>(from: Node | Context<any>, node: Node, p: Plan<T>): Promis
   const completed = results.filter((r) => r.ok).length;
   node.telemetry.execute(
     'keel.coordination.work_distributed',
-    { items: p.items.length, completed, failed: p.items.length - completed, reassigned, durationMs: node.clock.now() - started },
+    { items: p.items.length, completed, failed: p.items.length - completed, reassigned, durationMs: node.timerNow() - started },
     { strategy: p.strategy, workers: workers.length },
   );
   return { results, completed, failed: p.items.length - completed, reassigned, perWorker };

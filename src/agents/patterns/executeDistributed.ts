@@ -1,6 +1,6 @@
 import { AbortedError, checkKeys, InvalidArgumentError, isKeelError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
-import { kernelOf } from '../../runtime/kernel.js';
+import { kernelOf, type Kernel } from '../../runtime/kernel.js';
 import { checkTarget, isPid, type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { runTaskOn, type AgentCast } from '../Agent.js';
@@ -143,14 +143,14 @@ function defaultFn<W, V>(from: Node | Context<any>, node: Node, run: string, kin
 
 
 async function execute<W, V>(
-  node: Node,
+  node: Kernel,
   assignments: Assignment<W>[],
   fn: IndexedFn<W, V>,
   timeoutMs: number,
   maxConcurrency: number,
   signal: AbortSignal | undefined,
 ): Promise<ExecuteDistributedResult<W, V>> {
-  const started = node.clock.now();
+  const started = node.timerNow(); // durations on the timers' time: a wall clock stepped meanwhile does not change them
   const results: ExecutionOutcome<W, V>[] = new Array(assignments.length);
   let running = 0;
   let peak = 0;
@@ -170,8 +170,8 @@ async function execute<W, V>(
 
   const start = (i: number): void => {
     const { agent, work } = assignments[i]!;
-    const t0 = node.clock.now();
-    const took = (): number => node.clock.now() - t0;
+    const t0 = node.timerNow();
+    const took = (): number => node.timerNow() - t0;
     if (isPid(agent) ? !node.isAlive(agent) : node.registry.whereis(agent) === undefined) {
       end(i, { outcome: 'noproc', durationMs: 0 });
       return;
@@ -249,7 +249,7 @@ async function execute<W, V>(
   const result: ExecuteDistributedResult<W, V> = { results, ok: count('ok'), timeout: count('timeout'), error: count('error'), noproc: count('noproc'), peakConcurrency: peak };
   node.telemetry.execute(
     'keel.coordination.executed',
-    { assignments: assignments.length, ok: result.ok, timeout: result.timeout, error: result.error, noproc: result.noproc, peakConcurrency: peak, durationMs: node.clock.now() - started },
+    { assignments: assignments.length, ok: result.ok, timeout: result.timeout, error: result.error, noproc: result.noproc, peakConcurrency: peak, durationMs: node.timerNow() - started },
     { maxConcurrency },
   );
   return result;

@@ -1,9 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Agent, type AgentTask } from '../../../src/agents/Agent.js';
 import { distributeWork } from '../../../src/agents/patterns/index.js';
 import { GenServer, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
-import { clockedNode, deadPid, deferred, expectKeelError, thrown, useNodes, watch } from '../../support.js';
+import { clockedNode, deadPid, deferred, expectKeelError, HOUR, stepWallClock, thrown, useNodes, watch } from '../../support.js';
 
 const track = useNodes();
 
@@ -226,5 +226,25 @@ describe('distributeWork', () => {
     expectKeelError(thrown(() => distributeWork(node, [1], { workers, timout: 10 } as never)), 'ERR_INVALID_ARGUMENT', '`options.timout`');
     const getter = { workers, get timeout(): number { throw new Error('getter'); } };
     expectKeelError(thrown(() => distributeWork(node, [1], getter)), 'ERR_INVALID_ARGUMENT', '`options.timeout`');
+  });
+});
+
+describe('distributeWork on the real clock', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it("reports its durationMs as it lasted (the timers' time) when the wall clock was stepped back an hour meanwhile", async () => {
+    const node = track();
+    const gate = deferred();
+    const ran = deferred();
+    const events = captureEvents(node, ['keel.coordination.work_distributed']);
+    const run = distributeWork(node, [0], { workers: [await worker(node, 'a', { gate: gate.promise, ran: () => ran.resolve() })] });
+    await ran.promise;
+    stepWallClock(-HOUR);
+    gate.resolve();
+    expect((await run).results).toHaveLength(1);
+    // on the wall clock, an hour less than nothing
+    expect(events.events[0]!.measurements.durationMs).toBeGreaterThanOrEqual(0);
   });
 });

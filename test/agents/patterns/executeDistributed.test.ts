@@ -1,9 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Agent, runTaskOn } from '../../../src/agents/Agent.js';
 import { executeDistributed } from '../../../src/agents/patterns/index.js';
 import type { Node, Pid } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
-import { clockedNode, deadPid, deferred, expectKeelError, revokedProxy, thrown, useNodes, watch } from '../../support.js';
+import { clockedNode, deadPid, deferred, expectKeelError, HOUR, revokedProxy, stepWallClock, thrown, useNodes, watch } from '../../support.js';
 
 const track = useNodes();
 
@@ -209,5 +209,35 @@ describe('executeDistributed', () => {
     for (const [assignments, fn, options, argument] of bad) {
       expectKeelError(thrown(() => executeDistributed(node, assignments as never, fn as never, options as never)), 'ERR_INVALID_ARGUMENT', argument);
     }
+  });
+});
+
+describe('executeDistributed on the real clock', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it("reports each assignment's durationMs and its own as they lasted (the timers' time) when the wall clock was stepped back an hour meanwhile", async () => {
+    const node = track();
+    const gate = deferred();
+    const ran = deferred();
+    const a = await Agent.start(node, {
+      capabilities: [],
+      runTask: async () => {
+        ran.resolve();
+        await gate.promise;
+        return 'done';
+      },
+    });
+    const events = captureEvents(node, ['keel.coordination.executed']);
+    const run = executeDistributed<number, string>(node, [{ agent: a.pid, work: 1 }]);
+    await ran.promise;
+    stepWallClock(-HOUR);
+    gate.resolve();
+    const r = await run;
+    // on the wall clock, each was an hour less than nothing
+    expect(r.results[0]).toMatchObject({ outcome: 'ok', value: 'done' });
+    expect(r.results[0]!.durationMs).toBeGreaterThanOrEqual(0);
+    expect(events.events[0]!.measurements.durationMs).toBeGreaterThanOrEqual(0);
   });
 });
