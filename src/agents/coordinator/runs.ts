@@ -63,6 +63,8 @@ export function finalize(state: State, wf: Run, status: 'completed' | 'failed' |
   for (const t of wf.undo) {
     stopTaskTimers(state, t);
   }
+  // a date (results and history show it), and the end of workflow_finished's durationMs: that one stays on the
+  // node's clock too, as it runs from startedAt, which is stored and may be another OS process's (a resumed workflow)
   const finishedAt = state.ctx.node.clock.now();
   const tasks: Record<string, TaskOutcome> = {};
   for (let i = 0; i < wf.order.length; i++) {
