@@ -147,7 +147,7 @@ export class ManagedMonitors implements MonitorManager {
     }
     const targetPid = t === undefined ? (target as Pid) : t.self;
     // created at on the timers' time (monotonic on the real clock): ages are not moved by a wall clock stepped
-    const createdAt = node.timerNow();
+    const createdAt = node.coarseTimerNow(); // read once per slice: a monitor needs no sub-slice age
     if (t === undefined) this.ledger.addRemote(ref, owner, targetPid, tag, createdAt, stack, expectedLifetime === 'long');
     else this.ledger.add(ref, owner, t, tag, createdAt, stack, expectedLifetime === 'long');
     if (!this.#started) this.#start();

@@ -491,6 +491,11 @@ export class KeelNode implements Node {
     return this.#timers.now();
   }
 
+  /** @internal The timers' time read once per scheduler slice (see `coarseNow`). */
+  coarseTimerNow(): number {
+    return this.#sched.coarseTimerNow();
+  }
+
   // ---- observation (an observer's switches: off, one check on the paths they touch) -------------
 
   /** @internal */

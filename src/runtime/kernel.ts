@@ -105,6 +105,8 @@ export interface Kernel extends ProcHost {
   coarseNow(): number;
   /** The time the node's timers count in (ms): for durations and windows, never for timestamps (monotonic on the real clock). */
   timerNow(): number;
+  /** The timers' time, read at most once per scheduler slice: for deadlines and ages on a hot path that need no sub-slice precision. */
+  coarseTimerNow(): number;
   /** Runs `task.nextTurn()` at the event loop's next turn (one `setImmediate` for all of them). */
   deferToNextTurn(task: NextTurnWatcher): void;
   cancelNextTurn(task: NextTurnWatcher): void;

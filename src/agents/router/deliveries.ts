@@ -84,7 +84,7 @@ export function pump(state: State, sub: Sub): void {
       continue;
     }
     const timeout = state.deliveryTimeout;
-    const f = new InFlight(state, sub, signal, id, timeout === Infinity ? Infinity : node.timerNow() + timeout);
+    const f = new InFlight(state, sub, signal, id, timeout === Infinity ? Infinity : node.coarseTimerNow() + timeout);
     sub.flights.push(f);
     const target = node.lookupTarget(sub.pid);
     const r = target === undefined ? Delivery.NoProc : node.deliverEnvelope(state.proc, target, signal, id, f);

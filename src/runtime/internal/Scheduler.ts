@@ -29,6 +29,8 @@ export interface SchedulerHost {
   readonly name: string;
   readonly telemetry: TelemetryBus;
   readonly clock: { now(): number };
+  /** The time the node's timers count in (monotonic on the real clock). */
+  timerNow(): number;
   log(level: 'info' | 'warn' | 'error', message: string, detail?: unknown): void;
   /** The process's own code failed (a throw, a rejection, a bad init result): it dies with `reason`. */
   crash(p: Proc, reason: ExitReason): void;
@@ -81,6 +83,8 @@ export class Scheduler implements Waker {
   #checkedAt = 0;
   #coarseAt = -1;
   #coarseNow = 0;
+  #coarseTimerAt = -1;
+  #coarseTimerNow = 0;
   #attachVersion = -1;
   #longScheduleAttached = false;
   readonly #longScheduleChannel = diagnostics.channel('keel.process.long_schedule');
@@ -234,6 +238,16 @@ export class Scheduler implements Waker {
       this.#coarseNow = this.#host.clock.now();
     }
     return this.#coarseNow;
+  }
+
+  /** The timers' time, read once per slice as {@link coarseNow} reads the clock: for deadlines and ages that need no sub-slice precision. */
+  coarseTimerNow(): number {
+    if (!this.#sliceOpen || this.#deterministic) return this.#host.timerNow();
+    if (this.#coarseTimerAt !== this.#sliceStart) {
+      this.#coarseTimerAt = this.#sliceStart;
+      this.#coarseTimerNow = this.#host.timerNow();
+    }
+    return this.#coarseTimerNow;
   }
 
   /** Whether anyone listens to `keel.process.long_schedule` (cached until the attachments change). */

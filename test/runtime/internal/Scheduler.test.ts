@@ -31,6 +31,7 @@ function setup(settings: Partial<SchedulerSettings> = {}, events?: readonly stri
     },
   };
   let clockReads = 0;
+  let timerReads = 0;
   const crashes: [Proc, ExitReason][] = [];
   const idle: { checks: number; hook: (() => void) | undefined } = { checks: 0, hook: undefined };
   const host: SchedulerHost = {
@@ -41,6 +42,10 @@ function setup(settings: Partial<SchedulerSettings> = {}, events?: readonly stri
         clockReads++;
         return 1_000_000 + t;
       },
+    },
+    timerNow: () => {
+      timerReads++;
+      return 5_000 + t;
     },
     log: log.log,
     crash: (p, reason) => {
@@ -69,6 +74,7 @@ function setup(settings: Partial<SchedulerSettings> = {}, events?: readonly stri
     log: log.entries,
     events: seen,
     clockReads: () => clockReads,
+    timerReads: () => timerReads,
     /** A process past its init (no F_INIT), with `handler`; not on the run queue until a message arrives. */
     ready(handler: Handler<any>, flags = 0): Proc {
       const p = makeProc(++ids, flags);
@@ -750,6 +756,36 @@ describe('coarseNow', () => {
     s.send(p, 'a');
     await nextTurn();
     expect(s.clockReads()).toBe(2);
+  });
+});
+
+describe('coarseTimerNow', () => {
+  it('reads the timers’ time once per slice inside a run, at every call outside', async () => {
+    const s = setup();
+    const seen: number[] = [];
+    const p = s.ready(() => {
+      seen.push(s.sched.coarseTimerNow(), s.sched.coarseTimerNow());
+      s.time.spend(1);
+    });
+    const before = s.timerReads();
+    s.send(p, 'a', 'b');
+    await nextTurn();
+    expect(seen).toEqual([5_000, 5_000, 5_000, 5_000]);
+    expect(s.timerReads() - before).toBe(1);
+    await nextTurn(); // the slice has ended: every call reads the timers' time
+    expect([s.sched.coarseTimerNow(), s.sched.coarseTimerNow()]).toEqual([5_002, 5_002]);
+    expect(s.timerReads() - before).toBe(3);
+  });
+
+  it('reads the timers’ time at every call under a virtual clock', async () => {
+    const s = setup({ deterministic: true });
+    const p = s.ready(() => {
+      s.sched.coarseTimerNow();
+      s.sched.coarseTimerNow();
+    });
+    s.send(p, 'a');
+    await nextTurn();
+    expect(s.timerReads()).toBe(2);
   });
 });
 

@@ -162,6 +162,7 @@ export function kernel(options: { events?: readonly string[]; settings?: Partial
     name: NODE,
     telemetry: bus,
     clock: { now: () => 1_000 },
+    timerNow: () => 1_000,
     log: log.log,
     crash: (p: Proc, reason: ExitReason) => deaths.die(p, reason, Cause.Crash),
     checkIdle: () => life.checkIdle(),
