@@ -16,19 +16,22 @@
  * const orders = await cluster.whereis('orders', 'orders'); // a pid on the node 'orders'
  * ```
  */
-import { checkKeys, InvalidArgumentError, MessageTooLargeError, NodeStoppedError, PeersTimeoutError } from '../errors.js';
+import { InvalidArgumentError, MessageTooLargeError, NodeStoppedError, PeersTimeoutError } from '../errors.js';
 import { GenServer, type GenServerSpec } from '../otp/GenServer.js';
 import { Supervisor } from '../otp/Supervisor.js';
-import { isProcess, type Kernel, kernelOf, type RemoteRouter } from '../runtime/kernel.js';
+import { type Kernel, kernelOf, type RemoteRouter } from '../runtime/kernel.js';
 import { type Pid, PidImpl } from '../runtime/Pid.js';
-import type { Context, Node } from '../runtime/types.js';
+import type { Node } from '../runtime/types.js';
 import { MAX_TRACESTATE_LENGTH } from '../telemetry/tracing.js';
-import { encodeValue, parseBatch, type PidFactory, reviveValue } from './codec.js';
+import { encodeValue, type PidFactory, reviveValue } from './codec.js';
+import { BatchReader } from './internal/BatchReader.js';
+import { FailureDetector } from './internal/FailureDetector.js';
 import { Incarnations } from './internal/Incarnations.js';
 import { Peer } from './internal/Peer.js';
-import { positive, timeoutOptions, timingsOf } from './internal/options.js';
+import { checkJoinOptions, NODE_NAME, positive, timeoutOptions, timingsOf } from './internal/options.js';
 import { Remote } from './internal/Remote.js';
-import type { ProbeResult, Transport, TransportHandler } from './Transport.js';
+import { Resets } from './internal/Resets.js';
+import type { Transport, TransportHandler } from './Transport.js';
 
 /** How a cluster notices a peer's death, and its other settings. */
 export interface ClusterOptions {
@@ -56,9 +59,6 @@ export interface ClusterNodeInfo {
 /** Why a peer went down (`keel.cluster.node_down`'s `reason`). */
 export type NodeDownReason = 'no_responders' | 'heartbeat' | 'new_incarnation' | 'goodbye' | 'port_closed' | 'disconnected' | 'left' | 'oversized' | 'overloaded';
 
-const NAME = /^[A-Za-z0-9_-]{1,64}$/;
-/** How many peers' last answered reset numbers a node keeps (as many as the peers downed for silence it remembers). */
-const ANSWERED_KEPT = 1024;
 /**
  * What a batch holds besides its frames' values: the batch's own header, a frame's name and ids,
  * and the trace context a call or a cast may carry (its `traceparent`, and a `tracestate` of up to
@@ -68,13 +68,6 @@ const ANSWERED_KEPT = 1024;
  * refuses past its `max_payload`).
  */
 const HEADER_ROOM = 256 + ',"'.length + 55 + '",'.length + 2 + 2 * MAX_TRACESTATE_LENGTH;
-/** A reset's number in a '!' or '!!' frame: a positive count, or 0 (none) where `zero` (else the frame is malformed). */
-function resetNumber(value: unknown, zero = false): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < (zero ? 0 : 1)) throw new TypeError('a reset number is a positive integer');
-  return value;
-}
-/** The cluster process's heartbeat message. */
-const TICK = Symbol('keel.cluster.tick');
 /** Nodes that have joined a cluster (a node joins once). */
 const joined = new WeakSet<Kernel>();
 
@@ -87,27 +80,13 @@ export class Cluster {
   readonly #gone = new Incarnations();
   readonly #dirty = new Set<Peer>();
   #flushQueued = false;
-  readonly #heartbeatMs: number;
-  readonly #suspectAfterMs: number;
-  readonly #downAfterMs: number;
-  readonly #probeTimeoutMs: number;
+  readonly #detector: FailureDetector;
+  readonly #resets: Resets;
+  readonly #reader: BatchReader;
   /** The largest encoded value a frame carries: the transport's batch limit less a header's room (known once it has started). */
   #maxValueLength = 0;
-  /** The context of the cluster's process (`keel.cluster`), whose timer beats the heartbeat. */
-  #heartbeat: Context<unknown> | undefined;
   /** The supervisor of the cluster's process. */
   #supervisor: Pid | undefined;
-  /**
-   * When the heartbeat timer was last armed, on the timers' time (`timerNow`: monotonic on the real
-   * clock, as the timer itself counts). Every duration of the failure detector (a peer's silence,
-   * its suspicion, `detectionMs`) is measured on it: on the wall clock, a step forward past
-   * `downAfterMs` took every peer down at the next tick, and a step back kept a dead one up.
-   */
-  #lastTick = 0;
-  /** The number of this node's last reset ('!'): one count for all peers, so a number is never used twice. */
-  #resets = 0;
-  /** By peer name: the incarnation and the highest number of its resets ('!') this node has answered (a '!' sent again is answered once). */
-  readonly #answered = new Map<string, { incarnation: number; n: number }>();
   #left = false;
   #removeShutdown: (() => void) | undefined;
   /** The waiters of `waitFor`: called when a peer comes up, and with `stopped` when the node shuts down. */
@@ -118,10 +97,6 @@ export class Cluster {
     this.#kernel = kernel;
     this.#transport = options.transport;
     const t = timingsOf(options);
-    this.#heartbeatMs = t.heartbeatMs;
-    this.#suspectAfterMs = t.suspectAfterMs;
-    this.#downAfterMs = t.downAfterMs;
-    this.#probeTimeoutMs = t.probeTimeoutMs;
     this.#remote = new Remote({
       kernel,
       maxValueLength: () => this.#maxValueLength,
@@ -129,6 +104,20 @@ export class Cluster {
       push: (peer, frame) => this.#push(peer, frame),
       dropped: (reason, metadata) => kernel.telemetry.execute('keel.message.dropped', { count: 1 }, { ...metadata, reason }),
     });
+    this.#resets = new Resets({ push: (peer, frame) => this.#push(peer, frame), reset: (peer) => this.#remote.peerDown(peer, true) }, t);
+    this.#detector = new FailureDetector(
+      {
+        kernel,
+        transport: this.#transport,
+        peers: this.#peers,
+        left: () => this.#left,
+        beat: () => this.#broadcast('["b"]'),
+        tick: (peer) => this.#resets.tick(peer),
+        down: (peer, reason) => this.#down(peer, reason),
+      },
+      t,
+    );
+    this.#reader = new BatchReader({ name: kernel.name, creation: kernel.creation, transport: this.#transport, dropped: (...args) => this.#frameDropped(...args) });
     const name = kernel.name;
     const creation = kernel.creation;
     this.#pids = (node, c, id) => {
@@ -146,12 +135,8 @@ export class Cluster {
   static async join(node: Node, options: ClusterOptions): Promise<Cluster> {
     const kernel = kernelOf(node, 'node');
     if (kernel.stopping) throw new NodeStoppedError(kernel.name, 'Cluster.join');
-    if (typeof options !== 'object' || options === null || typeof options.transport?.start !== 'function') {
-      throw new InvalidArgumentError('options.transport', 'a Transport (natsTransport, workerTransport, memory network transport)', options?.transport);
-    }
-    // a misspelt option (heartbeatMS) is an error, never silently the default
-    checkKeys(options, ['transport', 'heartbeatMs', 'suspectAfterMs', 'downAfterMs', 'probeTimeoutMs'], 'options');
-    if (!NAME.test(kernel.name)) throw new InvalidArgumentError('node.name', 'a cluster node name: 1 to 64 of A-Z a-z 0-9 _ - (it becomes a subject token)', kernel.name);
+    checkJoinOptions(options);
+    if (!NODE_NAME.test(kernel.name)) throw new InvalidArgumentError('node.name', 'a cluster node name: 1 to 64 of A-Z a-z 0-9 _ - (it becomes a subject token)', kernel.name);
     // once joined, never again: peers remember an incarnation that said goodbye as dead (a pid never
     // comes back), so a node that left would be heard by nobody; a new node has a new incarnation
     if (kernel.remote !== undefined || joined.has(kernel)) throw new InvalidArgumentError('node', 'a node not yet in a cluster (a node joins one cluster, once)', kernel.name);
@@ -192,12 +177,11 @@ export class Cluster {
     const kernel = this.#kernel;
     const spec: GenServerSpec<null, never, never, undefined> = {
       init: (_arg, ctx) => {
-        this.#heartbeat = ctx;
-        this.#arm();
+        this.#detector.start(ctx);
         return null;
       },
       handleInfo: (message, state, ctx) => {
-        if (message === TICK && this.#heartbeat === ctx) this.#tick();
+        this.#detector.handleInfo(message, ctx);
         return state;
       },
       formatStatus: () => ({ node: this.name, incarnation: this.incarnation, peers: this.nodes() }),
@@ -316,7 +300,7 @@ export class Cluster {
   async leave(): Promise<void> {
     if (this.#left) return;
     this.#left = true;
-    this.#heartbeat = undefined;
+    this.#detector.stop();
     this.#removeShutdown?.();
     // its process has nothing left to beat for (a no-op when it is the one that stopped)
     if (this.#supervisor !== undefined && !this.#kernel.stopping) this.#kernel.exit(this.#supervisor, 'shutdown');
@@ -359,7 +343,7 @@ export class Cluster {
       receiveBroadcast: (from, batch) => this.#receive(from, batch, true),
       peerGone: (peer) => {
         const p = this.#peers.get(peer);
-        if (p !== undefined) this.#probe(p, 'port_closed');
+        if (p !== undefined) this.#detector.probe(p, 'port_closed');
       },
       overloaded: (peer, size, why) => {
         // a batch the transport dropped: the peer has not read what it was sent (a busy or blocked
@@ -383,77 +367,26 @@ export class Cluster {
           for (const peer of [...this.#peers.values()]) {
             if (this.#peers.get(peer.name) !== peer) continue;
             this.#remote.peerDown(peer, true);
-            this.#askReset(peer);
+            this.#resets.ask(peer);
           }
           return;
         }
-        // cut off: every peer is unreachable from now on (suspected at once); those still silent
-        // after downAfterMs go down as for any silence, and a global name's lease, not renewed, fences its owner
-        const now = this.#kernel.timerNow();
-        for (const peer of this.#peers.values()) {
-          if (peer.status !== 'up') continue;
-          peer.status = 'suspect';
-          peer.suspectSince = now;
-          this.#kernel.telemetry.execute('keel.cluster.node_suspect', { silentMs: now - peer.lastHeard }, { node: peer.name, incarnation: peer.incarnation, reason: 'disconnected' });
-        }
+        this.#detector.cutOff();
       },
     };
   }
 
   #receive(from: string, batch: string, broadcast: boolean): void {
     if (this.#left) return;
-    if (typeof from !== 'string' || !NAME.test(from)) {
-      // a sender no node can have (NATS takes a literal `*`, `>` or `é` as a subject token, and a
-      // foreign client may publish with one): never a peer, so never up, nor a tie's end
-      const text = String(from);
-      this.#frameDropped('forged_sender', text.length > 120 ? `${text.slice(0, 117)}...` : text);
-      return;
-    }
-    const max = this.#transport.maxReceiveSize ?? this.#transport.maxBatchSize;
-    if (batch.length > max) {
-      // refused before it is parsed: no peer of this transport sends one (its batches are cut at its
-      // limit, at most this), and parsing it is the cost a hostile one would impose. Its frames are lost, and a
-      // tie's frames must not be (a reply, a Down, an exit signal): the peer goes down, so what waits
-      // on it is answered with noconnection, and if it speaks again it is told it was down first
-      this.#frameDropped('oversized', from, new MessageTooLargeError(batch.length, max, true, `a batch from node ${from}`));
+    const read = this.#reader.read(from, batch);
+    if (read === undefined) return;
+    if (read === 'oversized') {
+      // its frames are lost, and a tie's frames must not be: the peer goes down (see BatchReader)
       const peer = broadcast ? undefined : this.#peers.get(from);
       if (peer !== undefined) this.#down(peer, 'oversized');
       return;
     }
-    let data: unknown;
-    let tagged: boolean;
-    try {
-      // parsed once; the values are revived frame by frame below, so that a bad one costs its frame
-      ({ value: data, tagged } = parseBatch(batch));
-    } catch (e) {
-      this.#frameDropped('malformed', from, e);
-      return;
-    }
-    if (!Array.isArray(data) || data.length !== 5 || data[0] !== 1 || !Array.isArray(data[4])) {
-      this.#frameDropped('malformed', from);
-      return;
-    }
-    const [, sender, incarnation, toIncarnation, frames] = data as [number, unknown, unknown, unknown, unknown[]];
-    // a batch in this node's own name is forged too (a publish on its own subject): a node is never its own peer
-    if (sender !== from || from === this.name) {
-      // JSON text, not String(): a parsed object with a key `toString` cannot be made text
-      const claimed = typeof sender === 'string' ? sender : JSON.stringify(sender);
-      this.#frameDropped('forged_sender', from, undefined, { claimed: claimed.length > 120 ? `${claimed.slice(0, 117)}...` : claimed });
-      return;
-    }
-    if (typeof incarnation !== 'number' || !Number.isSafeInteger(incarnation) || incarnation <= 0) {
-      this.#frameDropped('malformed', from);
-      return;
-    }
-    // the incarnation it is for (0: any): anything but a count is malformed, not carried raw into an event
-    if (typeof toIncarnation !== 'number' || !Number.isSafeInteger(toIncarnation) || toIncarnation < 0) {
-      this.#frameDropped('malformed', from);
-      return;
-    }
-    if (toIncarnation !== 0 && toIncarnation !== this.#kernel.creation) {
-      this.#frameDropped('stale_incarnation', from, undefined, { incarnation: toIncarnation });
-      return;
-    }
+    const { incarnation, frames, tagged } = read;
     if (broadcast && frames.length === 1 && Array.isArray(frames[0]) && frames[0][0] === 'g' && this.#peers.get(from)?.incarnation !== incarnation) {
       // the goodbye of a peer that is not up here (downed for silence meanwhile): it is gone, not back
       // (the goodbye of another incarnation leaves the reset owed to the one downed for silence)
@@ -494,102 +427,14 @@ export class Cluster {
           this.#gone.dead(peer.name, peer.incarnation);
           return;
         } else if (f[0] === '!') {
-          this.#resetAsked(peer, f.length > 1 ? resetNumber(f[1]) : undefined, f.length > 2 ? resetNumber(f[2], true) : 0);
+          this.#resets.asked(peer, f);
         } else if (f[0] === '!!') {
-          this.#resetAnswered(peer, f.length > 1 ? resetNumber(f[1]) : undefined, f.length > 2 ? resetNumber(f[2], true) : 0);
+          this.#resets.answered(peer, f);
         } else if (!broadcast) this.#remote.frame(peer, f);
       } catch (e) {
         this.#frameDropped('malformed', from, e);
       }
     }
-  }
-
-  /**
-   * Tells `peer` that it was down to this node, or that the link between them was lost and back
-   * (its ties here have just been answered with noconnection): `["!", n, ack]`, `n` a new number of
-   * this node's (one count for all peers), `ack` the last of the peer's resets answered here. Until
-   * its `["!!", n]` comes, the link, unlink, monitor and call frames the peer sends are ignored (asked
-   * before it knew, they are answered on its side); a '!!' for an older number is stale. The '!' is
-   * sent again after every `suspectAfterMs` without its answer (it may have been lost: a peer not
-   * yet subscribed); the peer answers each number once.
-   */
-  #askReset(peer: Peer): void {
-    peer.awaitingReset = ++this.#resets;
-    peer.resetTicks = 0;
-    this.#push(peer, this.#resetFrame(peer));
-  }
-
-  #resetFrame(peer: Peer): string {
-    return `["!",${peer.awaitingReset},${this.#answeredOf(peer)}]`;
-  }
-
-  /** The highest number of `peer`'s resets this node has answered (0: none). */
-  #answeredOf(peer: Peer): number {
-    const answered = this.#answered.get(peer.name);
-    return answered?.incarnation === peer.incarnation ? answered.n : 0;
-  }
-
-  #answer(peer: Peer, n: number): void {
-    if (n <= this.#answeredOf(peer)) return;
-    this.#answered.delete(peer.name);
-    this.#answered.set(peer.name, { incarnation: peer.incarnation, n });
-    if (this.#answered.size > ANSWERED_KEPT) this.#answered.delete(this.#answered.keys().next().value as string);
-  }
-
-  /**
-   * The peer's reset `n` (`ack`: the last of this node's it had answered when it sent it; `n`
-   * undefined: a node that numbers none, answered as such a node does).
-   *
-   * - A number answered already (a '!' sent again) is acknowledged again, nothing more.
-   * - If this node waits for the answer to a reset of its own that the peer had not seen (`ack`
-   *   below it), the two crossed: each side answered its old ties at its own reset, and the ties
-   *   made since on either side are honoured on both, so nothing is answered here. This node's
-   *   '!' may also have been lost on the way (the peer not yet subscribed: both ends of a link back
-   *   at different moments); its '!!' names it, and a peer that never got it resets again (see '!!').
-   * - Else every tie with the peer is answered here with noconnection (the peer ignores what this
-   *   node asked before it knew), and '!!' tells it where this node's frames sent after the reset begin.
-   */
-  #resetAsked(peer: Peer, n: number | undefined, ack: number): void {
-    if (n === undefined) {
-      if (peer.awaitingReset !== 0) peer.awaitingReset = 0;
-      else this.#remote.peerDown(peer, true);
-      this.#push(peer, '["!!"]');
-      return;
-    }
-    if (n <= this.#answeredOf(peer)) {
-      this.#push(peer, `["!!",${n}]`);
-      return;
-    }
-    this.#answer(peer, n);
-    const own = peer.awaitingReset;
-    if (own !== 0 && ack < own) {
-      peer.awaitingReset = 0;
-      peer.resetTicks = 0;
-      this.#push(peer, `["!!",${n},${own}]`);
-      return;
-    }
-    this.#remote.peerDown(peer, true);
-    this.#push(peer, `["!!",${n}]`);
-  }
-
-  /**
-   * The peer's answer to this node's reset `n` (undefined: a node that numbers none, taken as the
-   * answer). One to an older reset is stale (the peer's frames after it were sent before it knew
-   * of the newer one), and ignored. `crossed` is the peer's own reset that it took as crossing this
-   * one: if it never arrived here (lost), the peer answered none of its ties made before, while this
-   * node honours what it sent since: this node resets again, so both answer them.
-   */
-  #resetAnswered(peer: Peer, n: number | undefined, crossed: number): void {
-    if (n !== undefined && n !== peer.awaitingReset) {
-      this.#answer(peer, crossed); // a newer reset of this node's is under way, and covers it
-      return;
-    }
-    peer.awaitingReset = 0;
-    peer.resetTicks = 0;
-    if (crossed === 0 || crossed <= this.#answeredOf(peer)) return;
-    this.#answer(peer, crossed);
-    this.#remote.peerDown(peer, true);
-    this.#askReset(peer);
   }
 
   /** The peer a batch came from, brought up (or replaced by its new incarnation) as needed. */
@@ -610,7 +455,7 @@ export class Cluster {
       this.#peers.set(name, peer);
       const silenced = this.#gone.silenced(name);
       if (silenced === incarnation) {
-        this.#askReset(peer); // it was down to us: say so first
+        this.#resets.ask(peer); // it was down to us: say so first
       } else if (silenced !== undefined) {
         // a new incarnation of a peer downed for silence: the old one is gone for good, and its late
         // words are stale (taken for it coming back, they would down the new one and bar it for good)
@@ -629,72 +474,7 @@ export class Cluster {
     return peer;
   }
 
-  // ---- membership: heartbeats, suspicion, probes, down ----------------------------------------
-
-  #arm(): void {
-    this.#lastTick = this.#kernel.timerNow();
-    const ctx = this.#heartbeat;
-    // the process's own timer (it dies with it), unref'd: a cluster alone keeps no program alive
-    if (ctx !== undefined && isProcess(ctx)) this.#kernel.sendAfter(ctx, ctx.self, TICK, this.#heartbeatMs, true);
-  }
-
-  #tick(): void {
-    if (this.#left) return;
-    this.#broadcast('["b"]');
-    const now = this.#kernel.timerNow();
-    // a tick late by more than a heartbeat: this node's loop was busy, and what peers sent meanwhile
-    // waits unread in its queue; that stall is not their silence, so it is not counted against them
-    const stall = now - this.#lastTick - this.#heartbeatMs;
-    this.#lastTick = now;
-    if (stall > this.#heartbeatMs) for (const peer of this.#peers.values()) peer.lastHeard = Math.min(now, peer.lastHeard + stall);
-    for (const peer of [...this.#peers.values()]) {
-      if (peer.awaitingReset !== 0 && ++peer.resetTicks * this.#heartbeatMs >= this.#suspectAfterMs) {
-        // its '!!' has not come: the '!' may have been lost (the peer was not subscribed yet). A '!'
-        // sent again is answered once by the peer, so this is safe whatever happened to the first
-        peer.resetTicks = 0;
-        this.#push(peer, this.#resetFrame(peer));
-      }
-      const silence = now - peer.lastHeard;
-      if (silence >= this.#downAfterMs) {
-        this.#down(peer, 'heartbeat');
-      } else if (silence >= this.#suspectAfterMs) {
-        if (peer.status === 'up') {
-          peer.status = 'suspect';
-          peer.suspectSince = now;
-          this.#kernel.telemetry.execute('keel.cluster.node_suspect', { silentMs: silence }, { node: peer.name, incarnation: peer.incarnation, reason: 'heartbeat' });
-        }
-        this.#probe(peer, 'no_responders');
-      }
-    }
-    if (!this.#left) this.#arm(); // a telemetry handler run by this tick may have left
-  }
-
-  /**
-   * Asks the transport whether `peer` is attached; `gone` downs it now. A port that closes while a
-   * probe is out is probed again once that one answers (its answer may predate the close), and a
-   * peer found gone then goes down for the closed port.
-   */
-  #probe(peer: Peer, reason: NodeDownReason): void {
-    if (peer.probing) {
-      if (reason === 'port_closed') peer.probeAgain = reason;
-      return;
-    }
-    peer.probing = true;
-    const settled = (result: ProbeResult | undefined): void => {
-      peer.probing = false;
-      const again = peer.probeAgain;
-      peer.probeAgain = undefined;
-      if (this.#peers.get(peer.name) !== peer) return;
-      if (result === 'gone') this.#down(peer, again ?? reason);
-      else if (again !== undefined) this.#probe(peer, again);
-      else if (result === 'alive' && peer.status === 'suspect') {
-        peer.status = 'up';
-        peer.suspectSince = 0;
-        peer.lastHeard = this.#kernel.timerNow();
-      }
-    };
-    this.#transport.probe(peer.name, this.#probeTimeoutMs).then(settled, () => settled(undefined));
-  }
+  // ---- membership: down (heartbeats, suspicion and probes: internal/FailureDetector.ts) --------
 
   #down(peer: Peer, reason: NodeDownReason): void {
     if (this.#peers.get(peer.name) !== peer) return;
@@ -704,7 +484,7 @@ export class Cluster {
     // a peer downed for anything but its own word may speak again as itself (silence, or a transport
     // that took it for gone): it is told first that it was down, so that it answers its ties too
     if (reason !== 'goodbye' && reason !== 'new_incarnation' && reason !== 'left') this.#gone.silence(peer.name, peer.incarnation);
-    else this.#answered.delete(peer.name);
+    else this.#resets.forget(peer.name);
     const detectionMs = this.#kernel.timerNow() - peer.lastHeard;
     this.#remote.peerDown(peer);
     this.#kernel.telemetry.execute('keel.cluster.node_down', { detectionMs }, { node: peer.name, incarnation: peer.incarnation, reason });

@@ -1,5 +1,19 @@
-// The checks of the cluster's options: the failure detector's timings, and a call's `{ timeoutMs? }`.
+// The checks of the cluster's options: `Cluster.join`'s, the failure detector's timings, a node's
+// name, and a call's `{ timeoutMs? }`.
 import { checkKeys, InvalidArgumentError } from '../../errors.js';
+
+/** A cluster node's name (it becomes a subject token). */
+export const NODE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** `Cluster.join`'s options: a transport, and no key it does not know (the timings are checked by {@link timingsOf}). */
+export function checkJoinOptions(options: unknown): void {
+  const given = options as { transport?: { start?: unknown } } | null | undefined;
+  if (typeof options !== 'object' || options === null || typeof given?.transport?.start !== 'function') {
+    throw new InvalidArgumentError('options.transport', 'a Transport (natsTransport, workerTransport, memory network transport)', given?.transport);
+  }
+  // a misspelt option (heartbeatMS) is an error, never silently the default
+  checkKeys(options, ['transport', 'heartbeatMs', 'suspectAfterMs', 'downAfterMs', 'probeTimeoutMs'], 'options');
+}
 
 /** The failure detector's timings (ms), with their defaults. */
 export interface Timings {
