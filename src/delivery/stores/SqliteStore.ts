@@ -1,60 +1,17 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { inspect } from 'node:util';
-import { deserialize, serialize } from 'node:v8';
-import { DeadLetterTooLargeError, isKeelError, KeelError, NotSerializableError, StoreInUseError, StoreUnavailableError, StoreVersionError } from '../../errors.js';
+import { serialize } from 'node:v8';
+import { DeadLetterTooLargeError, KeelError, NotSerializableError, StoreInUseError } from '../../errors.js';
 import type { DeadLetterFilter } from '../../runtime/serviceSlots.js';
-import { DATABASE_WIDE, HOST_CLOCK, LOCKED, lockRetryDelay, loadSqliteDriver, openFailure, claimHeld, schemaVersion, startOf, type SqliteDatabase, type SqliteStatement, setBusyTimeout, sqliteCode, type StoreClock, userTables, walIndexUnavailable, walSnapshot } from './sqliteFile.js';
+import { claimHeld, DATABASE_WIDE, HOST_CLOCK, LOCKED, lockRetryDelay, loadSqliteDriver, type SqliteDatabase, type SqliteStatement, setBusyTimeout, sqliteCode, type StoreClock } from './sqliteFile.js';
+import { claimFile, openHere, openStoreFile, releaseAndClose } from './sqliteStoreOpen.js';
+import { COLUMNS, errorColumn, NO_CLAUSE, type Row, serializes, toRecord, whereOf } from './sqliteStoreRows.js';
 import { type DeadLetterStore, type NewRecord, type Record_, seqOf, thrownText } from './DeadLetterStore.js';
 
-interface Row {
-  seq: number;
-  recipient: string;
-  /** The serialized `[message, metadata]` (a blob, unless something else wrote the row). */
-  payload: unknown;
-  reason: string;
-  attempts: number;
-  first_failed_at: number;
-  last_attempt_at: number;
-  next_retry_at: number;
-  last_error: unknown;
-  status: 'pending' | 'parked';
-}
+export { SCHEMA_VERSION } from './sqliteStoreSchema.js';
 
 type Statement = SqliteStatement;
 type Database = SqliteDatabase;
-
-/** Files open in this OS process, so that two nodes here never share one. */
-const openFiles = new Set<string>();
-
-const COLUMNS: Record<string, string> = { attempts: 'attempts', lastAttemptAt: 'last_attempt_at', nextRetryAt: 'next_retry_at', lastError: 'last_error', status: 'status' };
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS dead_letters (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  recipient TEXT NOT NULL,
-  payload BLOB NOT NULL,
-  reason TEXT NOT NULL,
-  attempts INTEGER NOT NULL,
-  first_failed_at INTEGER NOT NULL,
-  last_attempt_at INTEGER NOT NULL,
-  next_retry_at INTEGER NOT NULL,
-  last_error BLOB,
-  status TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS dead_letters_due ON dead_letters (status, next_retry_at);
-CREATE TABLE IF NOT EXISTS dead_letter_owner (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, os_pid INTEGER NOT NULL, os_start TEXT);
-`;
-
-/**
- * The version of the store's schema, stamped in the file as `PRAGMA user_version` when the store
- * makes its tables. A file stamped 0 (never stamped) that holds the store's tables is a store made
- * before the stamp: it is stamped when opened for writing. A newer version is refused
- * ({@link StoreVersionError}) before anything is written. Version 2 added the claimer's start
- * identity (`dead_letter_owner.os_start`), added to an older store when it is stamped.
- */
-export const SCHEMA_VERSION = 2;
-
 
 /** @internal Settings of a store that only Keel's own callers (the CLI, the tests) give. */
 export interface SqliteStoreOptions {
@@ -80,42 +37,6 @@ export interface SqliteStoreOptions {
 
 /** The most SQLite takes in one string or blob, and in one row (better-sqlite3 is built with SQLite's default). */
 export const SQLITE_MAX_LENGTH = 1_000_000_000;
-
-const STORE_TABLES = [
-  ['dead_letters', ['seq', 'recipient', 'payload', 'reason', 'attempts', 'first_failed_at', 'last_attempt_at', 'next_retry_at', 'last_error', 'status']],
-  ['dead_letter_owner', ['id', 'owner', 'os_pid', 'os_start']],
-] as const;
-
-/** The columns a store made before {@link SCHEMA_VERSION} 2 may lack (added when it is stamped). */
-const ADDED_COLUMNS: ReadonlySet<string> = new Set(['dead_letter_owner.os_start']);
-
-/**
- * Why a database is not a Keel dead letter store, or undefined when it is one: a table of the store
- * with other columns (another application's), tables of another application and no `dead_letters`
- * table, or, when the store must be `complete` (the CLI), a missing one. A schema version newer
- * than {@link SCHEMA_VERSION} is thrown ({@link StoreVersionError}) when the file has the store's
- * `dead_letters` table (a newer Keel's store), and is a problem when it has not. Reads only.
- */
-function storeProblem(file: string, db: Database, complete: boolean): string | undefined {
-  const version = schemaVersion(db);
-  const tables = userTables(db);
-  if (version > SCHEMA_VERSION) {
-    if (tables.includes('dead_letters')) throw new StoreVersionError(file, version, SCHEMA_VERSION);
-    return `its schema version (user_version) is ${version} and it has no dead_letters table`;
-  }
-  if (!complete && tables.length > 0 && !tables.includes('dead_letters')) return `it has tables of its own and no dead_letters table: ${tables.join(', ')}`;
-  const columnsOf = db.prepare('SELECT name FROM pragma_table_info(?)');
-  for (const [table, expected] of STORE_TABLES) {
-    const found = (columnsOf.all(table) as { name: string }[]).map((c) => c.name);
-    if (found.length === 0) {
-      if (complete) return `it has no ${table} table`;
-      continue;
-    }
-    const wanted = expected.filter((c) => found.includes(c) || !ADDED_COLUMNS.has(`${table}.${c}`));
-    if (found.length !== wanted.length || !wanted.every((c) => found.includes(c))) return `its ${table} table has other columns: ${found.join(', ')}`;
-  }
-  return undefined;
-}
 
 /**
  * @internal The durable store: better-sqlite3 in WAL mode with `synchronous=NORMAL` (it survives a
@@ -173,115 +94,14 @@ export class SqliteStore implements DeadLetterStore {
     this.#onError = onError;
     this.#maxPayloadBytes = options.maxPayloadBytes ?? SQLITE_MAX_LENGTH;
     const Driver = loadSqliteDriver('the SQLite dead letter store');
-    if (owner !== undefined && openFiles.has(this.file)) throw new StoreInUseError(this.file, 'another node in this OS process');
+    if (owner !== undefined && openHere(this.file)) throw new StoreInUseError(this.file, 'another node in this OS process');
     this.#clock = options.clock ?? HOST_CLOCK;
     this.#busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     this.#lockWaitMs = Math.max(this.#busyTimeoutMs, options.lockWaitMs ?? this.#busyTimeoutMs);
-    // the open (and the claim) has no later try: it waits for a lock in one statement, as long as a write may in all
-    const timeout = { timeout: this.#lockWaitMs };
-    const open = (readonly: boolean): Database => {
-      try {
-        return new Driver(this.file, readonly ? { ...timeout, readonly: true, fileMustExist: true } : timeout);
-      } catch (e) {
-        throw openFailure(this.file, e, 'dead letter store');
-      }
-    };
-    let db: Database;
-    if (access === 'create') {
-      db = open(false);
-      try {
-        // a file that holds another application's dead_letters table is left as it is (no WAL switch, no schema)
-        const problem = storeProblem(this.file, db, false);
-        if (problem !== undefined) {
-          throw new StoreUnavailableError(this.file, `it is not a Keel dead letter store (${problem})`, undefined, 'give the path of a dead letter store, or of a file to create', undefined);
-        }
-        db.pragma('journal_mode = WAL');
-        db.pragma('synchronous = NORMAL');
-        if (schemaVersion(db) < SCHEMA_VERSION) {
-          // a new file (or one made before the stamp): the tables and the stamp in one transaction
-          db.transaction(() => {
-            db.exec(SCHEMA);
-            stamp(db);
-          }).immediate();
-        } else db.exec(SCHEMA); // a stamped store: nothing to write, no write lock to take
-      } catch (e) {
-        // not a store, not a database, or locked while it needs a write to be set up: not kept open
-        db.close();
-        throw isKeelError(e) ? e : openFailure(this.file, e, 'dead letter store');
-      }
-    } else {
-      // the CLI: an existing store only. It is checked on a read-only connection before anything
-      // else touches the file, so another database is never turned into one (nor switched to WAL)
-      let reader = open(true);
-      try {
-        let problem: string | undefined;
-        try {
-          problem = storeProblem(this.file, reader, true);
-        } catch (e) {
-          // a store in WAL mode in a directory this process may not create files in (its -shm): list
-          // and show read a copy of the file in memory instead; retry and purge could not write it anyway
-          if (access !== 'read' || !walIndexUnavailable(this.file, e)) throw e;
-          reader.close();
-          const copy = walSnapshot(Driver, this.file);
-          if (copy === undefined) {
-            const dir = path.dirname(this.file);
-            throw new StoreUnavailableError(
-              this.file,
-              `SQLite reads a store in WAL mode through its -shm file, which this process cannot create in ${dir}, and its -wal holds writes that are not in the file yet`,
-              sqliteCode(e),
-              `read it as a user that may create files in ${dir}, or once the node that has it open has closed it`,
-              e,
-            );
-          }
-          reader = copy;
-          problem = storeProblem(this.file, reader, true);
-        }
-        if (problem !== undefined) throw new KeelError('ERR_INVALID_ARGUMENT', `${this.file} is not a Keel dead letter store (${problem})`);
-      } catch (e) {
-        reader.close();
-        throw isKeelError(e) ? e : openFailure(this.file, e, 'dead letter store');
-      }
-      if (access === 'read') {
-        db = reader; // list and show never write
-      } else {
-        reader.close();
-        db = open(false);
-        try {
-          db.pragma('journal_mode = WAL');
-          db.pragma('synchronous = NORMAL');
-          // a store made before the stamp (the write lock taken only then: a stamped store opens while another connection writes)
-          if (schemaVersion(db) < SCHEMA_VERSION) db.transaction(() => stamp(db)).immediate();
-        } catch (e) {
-          db.close();
-          throw openFailure(this.file, e, 'dead letter store');
-        }
-      }
-    }
+    const db = openStoreFile(Driver, this.file, access, this.#lockWaitMs);
     this.#db = db;
     this.#claimed = owner !== undefined;
-    if (owner !== undefined) {
-      // check and claim in one write transaction, so that two OS processes cannot both take it. A
-      // claim is held while the OS process that made it runs: its pid, and (where the OS tells) its
-      // start identity, so that another process given the pid since (a reboot, pid reuse) holds nothing
-      const claim = db.transaction(() => {
-        const current = db.prepare('SELECT owner, os_pid, os_start FROM dead_letter_owner WHERE id = 1').get() as { owner: string; os_pid: number; os_start: string | null } | undefined;
-        if (current !== undefined && current.os_pid !== process.pid && claimHeld(current.os_pid, current.os_start)) return current;
-        db.prepare('INSERT OR REPLACE INTO dead_letter_owner (id, owner, os_pid, os_start) VALUES (1, ?, ?, ?)').run(owner, process.pid, startOf(process.pid) ?? null);
-        return undefined;
-      }) as unknown as { immediate(): { owner: string; os_pid: number } | undefined };
-      let taken: { owner: string; os_pid: number } | undefined;
-      try {
-        taken = claim.immediate();
-      } catch (e) {
-        db.close();
-        throw openFailure(this.file, e, 'dead letter store');
-      }
-      if (taken !== undefined) {
-        db.close();
-        throw new StoreInUseError(this.file, `${taken.owner} (OS process ${taken.os_pid})`);
-      }
-      openFiles.add(this.file);
-    }
+    if (owner !== undefined) claimFile(db, this.file, owner);
     // from now on a statement blocks the event loop at most this long; an add that meets a lock is tried again later
     db.pragma(`busy_timeout = ${this.#busyTimeoutMs}`);
     this.#insert = db.prepare(
@@ -543,127 +363,6 @@ export class SqliteStore implements DeadLetterStore {
     this.#flushWrites(true);
     rest();
     this.#closed = true;
-    try {
-      if (this.#claimed) this.#db.prepare('DELETE FROM dead_letter_owner WHERE id = 1 AND os_pid = ?').run(process.pid);
-    } catch (e) {
-      // locked or unwritable: the claim stays in the file, naming this (live) OS process, which may
-      // open it again; another process can take it over once this one has exited
-      this.#onError(`the dead letter store ${this.file} could not release its claim on the file`, e);
-    } finally {
-      if (this.#claimed) openFiles.delete(this.file);
-      this.#db.close();
-    }
+    releaseAndClose(this.#db, this.file, this.#claimed, this.#onError);
   }
-}
-
-/**
- * Brings a store of an older schema version (0: never stamped) to {@link SCHEMA_VERSION} (the
- * columns added since) and stamps it; a write only then. Run in a write transaction.
- */
-function stamp(db: Database): void {
-  if (schemaVersion(db) >= SCHEMA_VERSION) return;
-  const ownerColumns = (db.prepare('SELECT name FROM pragma_table_info(?)').all('dead_letter_owner') as { name: string }[]).map((c) => c.name);
-  if (!ownerColumns.includes('os_start')) db.exec('ALTER TABLE dead_letter_owner ADD COLUMN os_start TEXT');
-  db.pragma(`user_version = ${SCHEMA_VERSION}`);
-}
-
-const NO_CLAUSE: { where: string; args: unknown[] } = { where: '', args: [] };
-
-function whereOf(filter: DeadLetterFilter, now: number): { where: string; args: unknown[] } {
-  let where = '';
-  const args: unknown[] = [];
-  if (filter.status !== undefined) {
-    where += ' AND status = ?';
-    args.push(filter.status);
-  }
-  if (filter.reason !== undefined) {
-    where += ' AND reason = ?';
-    args.push(filter.reason);
-  }
-  if (filter.recipient !== undefined) {
-    where += ' AND recipient = ?';
-    args.push(filter.recipient);
-  }
-  if (filter.olderThanMs !== undefined) {
-    where += ' AND first_failed_at <= ?';
-    args.push(now - filter.olderThanMs);
-  }
-  return { where, args };
-}
-
-function serializes(value: unknown): boolean {
-  try {
-    serialize(value);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * A last error as stored: text stays text, anything else serialized. An error that cannot be
- * serialized (a receiver's thrown object holding a function, say) is only a diagnostic: it is
- * stored as what it says (`util.inspect`), rather than making the entry's update fail.
- */
-function errorColumn(error: unknown): Buffer | string | null {
-  if (error === undefined) return null;
-  if (typeof error === 'string') return error;
-  try {
-    return serialize(error);
-  } catch (e) {
-    try {
-      return inspect(error);
-    } catch {
-      return `an error that could not be stored (${thrownText(e)})`;
-    }
-  }
-}
-
-/**
- * A row as a record; never throws. A payload that cannot be decoded (a corrupt row) gives a record
- * without its message and metadata, marked `undecodable` with the raw size; a last error that
- * cannot be decoded becomes a text that says so (the entry itself is fine).
- */
-function toRecord(row: Row): Record_ {
-  const record: Record_ = {
-    id: String(row.seq),
-    recipient: row.recipient,
-    message: undefined,
-    reason: row.reason,
-    metadata: {},
-    attempts: row.attempts,
-    firstFailedAt: row.first_failed_at,
-    lastAttemptAt: row.last_attempt_at,
-    nextRetryAt: row.next_retry_at,
-    lastError: lastErrorOf(row.last_error),
-    status: row.status,
-  };
-  let error: string;
-  try {
-    const decoded: unknown = deserialize(row.payload as Buffer); // anything else throws, and is reported
-    if (Array.isArray(decoded) && decoded.length === 2 && typeof decoded[1] === 'object' && decoded[1] !== null) {
-      record.message = decoded[0];
-      record.metadata = decoded[1] as Record<string, unknown>;
-      return record;
-    }
-    error = 'not a [message, metadata] pair';
-  } catch (e) {
-    error = thrownText(e);
-  }
-  return Object.assign(record, { undecodable: { bytes: byteSize(row.payload), error } });
-}
-
-function lastErrorOf(column: unknown): unknown {
-  if (column === null) return undefined;
-  if (!Buffer.isBuffer(column)) return column; // text stays text
-  try {
-    return deserialize(column);
-  } catch (e) {
-    return `undecodable last error (${column.length} bytes): ${thrownText(e)}`;
-  }
-}
-
-/** The size of a column as stored: a blob's bytes, a text's UTF-8 bytes. */
-function byteSize(column: unknown): number {
-  return Buffer.isBuffer(column) ? column.length : Buffer.byteLength(String(column));
 }
