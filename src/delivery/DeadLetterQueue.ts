@@ -1,57 +1,21 @@
 import { types } from 'node:util';
 import { checkKeys, InvalidArgumentError, isKeelError, NotSerializableError, ServiceUnavailableError } from '../errors.js';
-import type { GenServerSpec } from '../otp/GenServer.js';
-import { keelServer, unexpectedInfo } from '../otp/internal/keelServer.js';
-import { type Kernel, kernelOf, type Proc } from '../runtime/kernel.js';
+import type { Kernel } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
-import { checkTarget, isPid, nameOf, Pid, type Target } from '../runtime/Pid.js';
-import type { DeadLetter, DeadLetterFilter, DeadLetterQueue, DeadLetterStats, ServicesOptions } from '../runtime/serviceSlots.js';
-import type { Context } from '../runtime/types.js';
-import { type Backoff, backoffDelay, toBackoff } from '../backoff.js';
-import { sendOnce, toSettings } from './sendSupervised.js';
+import { checkTarget, nameOf, Pid, type Target } from '../runtime/Pid.js';
+import type { DeadLetter, DeadLetterFilter, DeadLetterQueue, DeadLetterStats } from '../runtime/serviceSlots.js';
+import { backoffDelay } from '../backoff.js';
+import { type DeadLetterOptions, openStore, type Settings, settings } from './deadLetterOptions.js';
+import { Retries } from './deadLetterRetries.js';
+import { pause, whileLocked } from './deadLetterWaits.js';
 import { checkFilter, checkSerializable, type DeadLetterStore, type Record_, thrownText } from './stores/DeadLetterStore.js';
-import { MemoryStore } from './stores/MemoryStore.js';
-import { SqliteStore, type SqliteStoreOptions } from './stores/SqliteStore.js';
-import { LOCKED, lockRetryDelay, NODE_BUSY_TIMEOUT_MS, NODE_LOCK_WAIT_MS, sqliteCode } from './stores/sqliteFile.js';
 
-/** Dead letter queue options (`createNode({ services: { deadLetters } })`). */
-export type DeadLetterOptions = NonNullable<ServicesOptions['deadLetters']>;
+// The node's dead letter queue (its public face): entries added, listed, retried by hand, purged,
+// counted. Its options are read in deadLetterOptions.ts, its retries run in deadLetterRetries.ts,
+// its process (the wake-up timer) is deadLetterProcess.ts, its waits deadLetterWaits.ts.
 
-interface Settings {
-  readonly capacity: number;
-  readonly maxRetries: number;
-  readonly backoff: Backoff;
-  readonly parkedTtlMs: number;
-  readonly retryConcurrency: number;
-  readonly maxRedeliveryWaitMs: number;
-}
-
-/** The registered name of the queue's process. */
-export const DLQ_PROCESS = 'keel.dead_letter_queue';
-const PID_TEXT = /^<.+\.\d+\.\d+>$/;
-
-function settings(o: DeadLetterOptions): Settings {
-  checkKeys(o, ['store', 'capacity', 'maxRetries', 'backoff', 'parkedTtlMs', 'retryConcurrency', 'maxRedeliveryWaitMs'], 'services.deadLetters');
-  const int = (key: 'capacity' | 'maxRetries' | 'retryConcurrency', fallback: number, min: number): number => {
-    const v = o[key];
-    if (v === undefined) return fallback;
-    if (!Number.isSafeInteger(v) || (v as number) < min) throw new InvalidArgumentError(`services.deadLetters.${key}`, `an integer >= ${min}`, v);
-    return v as number;
-  };
-  const ttl = o.parkedTtlMs ?? 7 * 24 * 3600 * 1000;
-  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) throw new InvalidArgumentError('services.deadLetters.parkedTtlMs', 'a number of ms >= 0', ttl);
-  const wait = o.maxRedeliveryWaitMs ?? 300_000;
-  // finite: a redelivery that could wait for ever would hold one of the retry slots for ever
-  if (typeof wait !== 'number' || !Number.isFinite(wait) || wait < 0) throw new InvalidArgumentError('services.deadLetters.maxRedeliveryWaitMs', 'a finite number of ms >= 0', wait);
-  return {
-    capacity: int('capacity', 10_000, 1),
-    maxRetries: int('maxRetries', 5, 0),
-    backoff: toBackoff(o.backoff ?? { initialMs: 1000, factor: 2, maxMs: 300_000 }, 'services.deadLetters.backoff'),
-    parkedTtlMs: ttl,
-    retryConcurrency: int('retryConcurrency', 8, 1),
-    maxRedeliveryWaitMs: wait,
-  };
-}
+export type { DeadLetterOptions } from './deadLetterOptions.js';
+export { DLQ_PROCESS } from './deadLetterProcess.js';
 
 /**
  * The ids of a `retry` given a list (undefined when it is given a filter): every element a non-empty
@@ -72,32 +36,6 @@ function idList(selection: unknown): string[] | undefined {
     ids.push(id);
   }
   return ids;
-}
-
-/** A stored recipient back as a target: a formatted pid if it parses as one, else a name. */
-function recipientOf(text: string): Target {
-  if (!PID_TEXT.test(text)) return text;
-  try {
-    return Pid.parse(text);
-  } catch {
-    return text;
-  }
-}
-
-/**
- * Settings of a SQLite store that are not part of `ServicesOptions` (Keel's tests give them, on the
- * store's options object): `maxPayloadBytes`, `busyTimeoutMs` and `lockWaitMs`.
- */
-function internalStoreOptions(store: object): { maxPayloadBytes?: number; busyTimeoutMs?: number; lockWaitMs?: number } {
-  const o = store as { maxPayloadBytes?: unknown; busyTimeoutMs?: unknown; lockWaitMs?: unknown };
-  const out: { maxPayloadBytes?: number; busyTimeoutMs?: number; lockWaitMs?: number } = {};
-  for (const key of ['maxPayloadBytes', 'busyTimeoutMs', 'lockWaitMs'] as const) {
-    const v = o[key];
-    if (v === undefined) continue;
-    if (!Number.isSafeInteger(v) || (v as number) < 1) throw new InvalidArgumentError(`services.deadLetters.store.${key}`, 'a positive integer', v);
-    out[key] = v as number;
-  }
-  return out;
 }
 
 /** `metadata.lastError`, read once more after the check: a getter that throws now is refused as the check refuses one. */
@@ -133,12 +71,9 @@ export class DeadLetterService implements DeadLetterQueue {
   refused = 0;
   /** Adds the store could not write (see {@link DeadLetterStats.failed}). */
   failed = 0;
-  /** When the queue's process will wake next (Infinity when it sleeps with nothing to do). */
-  armedAt = Infinity;
-  #rearmSent = false;
   readonly #addedProbe: { readonly active: boolean };
-  /** Entries being retried now (by the automatic retry or `retry()`), never retried twice at once. */
-  readonly #busy = new Set<string>();
+  /** The retries: the entries in flight, the process's wake-up (deadLetterRetries.ts). */
+  readonly #retries: Retries;
 
   constructor(node: Kernel, options: DeadLetterOptions | undefined, ensureStarted: () => void) {
     const o = options ?? {};
@@ -147,30 +82,11 @@ export class DeadLetterService implements DeadLetterQueue {
     this.#settings = settings(o);
     this.#ensureStarted = ensureStarted;
     this.#addedProbe = node.telemetry.probe('keel.dead_letter_queue.message_added');
-    const store = o.store ?? { kind: 'memory' };
-    if (typeof store !== 'object') throw new InvalidArgumentError('services.deadLetters.store', "{ kind: 'memory' } | { kind: 'sqlite', path }", store);
-    // maxPayloadBytes and busyTimeoutMs: settings only Keel's own tests give (see internalStoreOptions)
-    checkKeys(store, store.kind === 'sqlite' ? ['kind', 'path', 'maxPayloadBytes', 'busyTimeoutMs', 'lockWaitMs'] : ['kind'], 'services.deadLetters.store');
-    if (store.kind === 'sqlite') {
-      if (typeof store.path !== 'string' || store.path === '') throw new InvalidArgumentError('services.deadLetters.store.path', 'a file path', store.path);
-      // a statement waits for a lock at most NODE_BUSY_TIMEOUT_MS (the event loop waits with it); an
-      // add that meets one is tried again on the node's clock, up to NODE_LOCK_WAIT_MS in all
-      const options: SqliteStoreOptions = {
-        busyTimeoutMs: NODE_BUSY_TIMEOUT_MS,
-        lockWaitMs: NODE_LOCK_WAIT_MS,
-        ...internalStoreOptions(store),
-        // the time the node's timers count in: a wall clock stepped back does not stretch the wait
-        clock: { now: () => node.timerNow(), setTimer: (ms, fn) => node.setTimer(ms, fn) },
-      };
-      this.store = new SqliteStore(store.path, `${node.name}-${node.creation}`, (message, error) => node.logger.error(message, error), 'create', options);
-    } else if (store.kind === 'memory') {
-      this.store = new MemoryStore(this.#settings.capacity, (r) => {
-        this.evicted++;
-        node.telemetry.execute('keel.dead_letter_queue.evicted', {}, { id: r.id, recipient: r.recipient, reason: r.reason });
-      });
-    } else {
-      throw new InvalidArgumentError('services.deadLetters.store', "{ kind: 'memory' } | { kind: 'sqlite', path }", store);
-    }
+    this.store = openStore(node, o.store ?? { kind: 'memory' }, this.#settings.capacity, (r) => {
+      this.evicted++;
+      node.telemetry.execute('keel.dead_letter_queue.evicted', {}, { id: r.id, recipient: r.recipient, reason: r.reason });
+    });
+    this.#retries = new Retries(node, this);
     node.onShutdown(() => this.close());
   }
 
@@ -279,19 +195,8 @@ export class DeadLetterService implements DeadLetterQueue {
     this.#start();
     if (this.#settings.maxRetries === 0) {
       this.#node.telemetry.execute('keel.dead_letter_queue.parked', { attempts: 0 }, { id, recipient: recipientText(recipient), reason });
-    } else this.#wakeFor(nextRetryAt);
+    } else this.#retries.wakeFor(nextRetryAt);
     return id;
-  }
-
-  /** The process sleeps until `armedAt`: wakes it earlier only for an entry due before that, once. */
-  #wakeFor(nextRetryAt: number): void {
-    if (nextRetryAt < this.armedAt && !this.#rearmSent) {
-      const process = this.#node.registry.whereis(DLQ_PROCESS);
-      if (process !== undefined) {
-        this.#rearmSent = true;
-        this.#node.send(process, REARM);
-      }
-    }
   }
 
   async list(filter: DeadLetterFilter & { limit?: number; cursor?: string } = {}): Promise<{ entries: DeadLetter[]; cursor?: string }> {
@@ -346,25 +251,10 @@ export class DeadLetterService implements DeadLetterQueue {
     const aborted = (): boolean => signal?.aborted === true || !this.available;
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
-      if (i > 0 && rate !== undefined && !aborted()) await this.#pause(1000 / rate, signal);
-      results.push(aborted() ? { id: r.id, ok: false, reason: 'aborted' } : await this.#redeliver(r, true, to));
+      if (i > 0 && rate !== undefined && !aborted()) await pause(this.#node, 1000 / rate, signal);
+      results.push(aborted() ? { id: r.id, ok: false, reason: 'aborted' } : await this.#retries.redeliver(r, true, to));
     }
     return results;
-  }
-
-  /** Waits `ms` on the node's clock; ends early when `signal` aborts or the node shuts down. */
-  #pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        timer.cancel();
-        unhook();
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = this.#node.setTimer(ms, done);
-      const unhook = this.#node.onShutdown(done);
-      signal?.addEventListener('abort', done, { once: true });
-    });
   }
 
   async purge(filter: DeadLetterFilter): Promise<number> {
@@ -375,27 +265,11 @@ export class DeadLetterService implements DeadLetterQueue {
     return count;
   }
 
-  /**
-   * Runs a write of a SQLite store; while it meets a locked file (each try waits at most the short
-   * busy timeout, the event loop with it), tries it again on the node's clock, until the store's
-   * `lockWaitMs` has passed: then its SQLITE_BUSY is thrown (`ServiceUnavailableError` once the
-   * node has shut down meanwhile).
-   */
-  async #whileLocked<T>(operation: string, write: () => T): Promise<T> {
-    const store = this.store;
-    if (!(store instanceof SqliteStore)) return write();
-    const clock = { now: () => this.#node.timerNow() }; // durations on the timers' time
-    const deadline = clock.now() + store.lockWaitMs;
-    for (let tries = 0; ; tries++) {
-      try {
-        return write();
-      } catch (e) {
-        const left = deadline - clock.now();
-        if (!LOCKED.test(sqliteCode(e) ?? '') || left <= 0) throw e;
-        await this.#pause(Math.min(lockRetryDelay(tries), left), undefined);
-        if (!this.available) throw this.#unavailable(operation);
-      }
-    }
+  /** A write of the store, tried again while its file is locked (see deadLetterWaits.ts's whileLocked). */
+  #whileLocked<T>(operation: string, write: () => T): Promise<T> {
+    return whileLocked(this.#node, this.store, write, () => {
+      if (!this.available) throw this.#unavailable(operation);
+    });
   }
 
   async stats(): Promise<DeadLetterStats> {
@@ -403,219 +277,18 @@ export class DeadLetterService implements DeadLetterQueue {
     return { ...this.store.counts(), added: this.added, retried: this.retried, succeeded: this.succeeded, evicted: this.evicted, refused: this.refused, failed: this.failed };
   }
 
-  /** True when `target` is the queue's own process (by its name, or its pid). */
-  #isOwnProcess(target: Target): boolean {
-    const own = this.#node.registry.whereis(DLQ_PROCESS);
-    if (own === undefined) return nameOf(target) === DLQ_PROCESS;
-    return nameOf(target) === DLQ_PROCESS || (isPid(target) && Pid.equals(target, own));
-  }
-
-  /**
-   * Delivers one entry again: a name is resolved now; a pid of a dead process is parked at once as
-   * unrecoverable. Success removes the entry; a failure counts an attempt, and past `maxRetries`
-   * parks it. `manual` retries (from `retry()`) also take parked entries. With `to` (a redrive) the
-   * entry goes there instead of to its recipient; a `to` not alive here leaves the entry untouched.
-   */
-  async #redeliver(snapshot: Record_, manual: boolean, to?: Target): Promise<{ id: string; ok: boolean; reason?: string }> {
-    if (this.#busy.has(snapshot.id)) return { id: snapshot.id, ok: false, reason: 'in_progress' };
-    this.#busy.add(snapshot.id);
-    const node = this.#node;
-    const now = node.clock.now();
-    let r: Record_ | undefined;
-    /** The entry's next retry time when it is left pending. */
-    let pendingAt: number | undefined;
-    try {
-      // the entry as it is now: a batch taken earlier may hold entries purged, delivered or parked
-      // since (read under the guard: a store that throws here must not leave the entry marked busy)
-      r = this.store.get(snapshot.id);
-      if (r === undefined) return { id: snapshot.id, ok: false, reason: 'not_found' };
-      if (!manual && (r.status !== 'pending' || r.nextRetryAt > now)) return { id: r.id, ok: false, reason: 'not_due' };
-      if (r.undecodable !== undefined) {
-        // a corrupt row: there is nothing to deliver, and retrying will not change that
-        this.#park(r, now, 'undecodable', `the stored message and metadata (${r.undecodable.bytes} bytes) could not be decoded (${r.undecodable.error})`);
-        return { id: r.id, ok: false, reason: 'undecodable' };
-      }
-      // a redrive to a process or name not alive here is the operator's mistake, not the entry's
-      if (to !== undefined && (typeof to === 'string' || !isPid(to) || to.node === node.name) && !node.isAlive(to)) return { id: r.id, ok: false, reason: 'noproc' };
-      const target = to ?? recipientOf(r.recipient);
-      if (this.#isOwnProcess(target)) {
-        // the queue's own process takes no messages, and a redelivery from it to itself would wait
-        // for a handler that cannot run until the redelivery ends
-        this.#park(r, now, 'unrecoverable', "the recipient is the dead letter queue's own process, which takes no messages");
-        return { id: r.id, ok: false, reason: 'unrecoverable' };
-      }
-      // a pid of this node that died never comes back; one of another node is the cluster's to try
-      if (typeof target !== 'string' && (!isPid(target) || target.node === node.name) && !node.isAlive(target)) {
-        this.#park(r, now, 'noproc', 'the recipient pid is dead: it never comes back');
-        return { id: r.id, ok: false, reason: 'noproc' };
-      }
-      // one message id per entry, the same at every redelivery (after a restart too), so that a
-      // receiver can dedupe: the original send's, else one made of the entry's own stable fields
-      const id = typeof r.metadata.id === 'string' && r.metadata.id !== '' ? r.metadata.id : `dead-letter-${r.id}-${r.firstFailedAt}`;
-      const outcome = await sendOnce(node, undefined, target, r.message, redeliverySettings(r.metadata, id, this.#settings.maxRedeliveryWaitMs));
-      // a redelivery waits for the handler (up to its timeout): the backoff counts from when it ended
-      const ended = node.clock.now();
-      this.retried++;
-      if (outcome.ok) {
-        // purged while the redelivery waited for its receiver: the purge was its end, counted then
-        // (the receiver handled it all the same, as the result says)
-        if (this.store.get(r.id) === undefined) return { id: r.id, ok: true };
-        this.store.remove(r.id);
-        this.succeeded++;
-        node.telemetry.execute('keel.dead_letter_queue.succeeded', { attempts: r.attempts + 1 }, { id: r.id, recipient: r.recipient, manual });
-        return { id: r.id, ok: true };
-      }
-      const attempts = r.attempts + 1;
-      node.telemetry.execute('keel.dead_letter_queue.retried', { attempt: attempts }, { id: r.id, recipient: r.recipient, reason: outcome.reason, manual });
-      // purged while the redelivery waited for its receiver: nothing to park or reschedule
-      if (this.store.get(r.id) === undefined) return { id: r.id, ok: false, reason: outcome.reason };
-      if (attempts >= this.#settings.maxRetries) {
-        this.#park({ ...r, attempts }, ended, outcome.reason, outcome.lastError);
-      } else {
-        pendingAt = ended + Math.round(backoffDelay(this.#settings.backoff, attempts + 1, node.random));
-        this.store.update(r.id, { attempts, lastAttemptAt: ended, lastError: outcome.lastError, status: 'pending', nextRetryAt: pendingAt });
-      }
-      return { id: r.id, ok: false, reason: outcome.reason };
-    } catch (e) {
-      // one bad entry never crashes the queue: it is parked with the error (as it was listed, when
-      // the store could not even read it again)
-      this.#park(r ?? snapshot, now, 'unrecoverable', e);
-      return { id: snapshot.id, ok: false, reason: 'unrecoverable' };
-    } finally {
-      this.#busy.delete(snapshot.id);
-      // the process does not wake for an entry in flight (see nextWake): once a manual retry leaves
-      // it pending, its new retry time is one to wake for (the automatic run re-arms by itself)
-      if (manual && pendingAt !== undefined) this.#wakeFor(pendingAt);
-    }
-  }
-
-  #park(r: Record_, now: number, reason: string, error: unknown): void {
-    this.store.update(r.id, { attempts: r.attempts, lastAttemptAt: now, lastError: error, status: 'parked' });
-    this.#node.telemetry.execute('keel.dead_letter_queue.parked', { attempts: r.attempts }, { id: r.id, recipient: r.recipient, reason });
-  }
-
-  /**
-   * @internal The automatic retry, run by the queue's process when it wakes: re-read the store (a
-   * durable one may have been changed by the CLI), retry the due entries with bounded concurrency,
-   * expire parked entries past their TTL. Returns when to wake next.
-   */
-  async runDue(): Promise<number | undefined> {
-    if (!this.available) return undefined;
-    const node = this.#node;
-    const now = node.clock.now();
-    let expired = 0;
-    try {
-      expired = this.store.expire(now - this.#settings.parkedTtlMs);
-    } catch (e) {
-      // a durable file that cannot be written now (locked by another connection, full): the parked
-      // entries wait for the next wake; the due ones are retried all the same, and the process lives on
-      const where = this.store.kind === 'sqlite' ? ` from ${(this.store as SqliteStore).file}` : '';
-      node.logger.error(`the dead letter queue could not purge its expired parked entries${where}; it tries again at its next wake`, e);
-    }
-    if (expired > 0) node.telemetry.execute('keel.dead_letter_queue.purged', { count: expired }, { ttl: true });
-    // a bounded batch per wake: the process wakes again at once if more are due
-    const due = this.store.due(now, this.#settings.retryConcurrency * 64).filter((r) => !this.#busy.has(r.id));
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < due.length && this.available) await this.#redeliver(due[next++]!, false);
-    };
-    await Promise.all(Array.from({ length: Math.min(this.#settings.retryConcurrency, due.length) }, worker));
-    return this.nextWake();
+  /** @internal The automatic retry, run by the queue's process when it wakes (see Retries.runDue). Returns when to wake next. */
+  runDue(): Promise<number | undefined> {
+    return this.#retries.runDue();
   }
 
   /** @internal The process armed its wake-up for `at` (Infinity: none). */
   armed(at: number): void {
-    this.armedAt = at;
-    this.#rearmSent = false;
+    this.#retries.armed(at);
   }
 
   /** @internal The next time the queue has something to do, if any. */
   nextWake(): number | undefined {
-    if (!this.available) return undefined;
-    let pending = this.store.earliest();
-    // entries due but in flight (a manual retry) are not due again: were they all, waking for them
-    // would find nothing to do, again and again, until their retry ended
-    if (pending !== undefined && this.#busy.size > 0) {
-      const now = this.#node.clock.now();
-      if (pending <= now && this.store.due(now, this.#busy.size + 1).every((r) => this.#busy.has(r.id))) pending = this.store.earliest(now);
-    }
-    const parked = this.store.earliestParked();
-    const expiry = parked === undefined ? undefined : parked + this.#settings.parkedTtlMs;
-    if (pending === undefined) return expiry;
-    return expiry === undefined ? pending : Math.min(pending, expiry);
+    return this.#retries.nextWake();
   }
-}
-
-/**
- * The process's wake-up: its own value, so that a plain 'wake' sent by anyone is reported as
- * unexpected, never taken for its timer (which left the timer armed beside a new one, for good).
- */
-const WAKE = Symbol('wake');
-const DURABLE_POLL_MS = 5000;
-const REARM = Symbol('rearm');
-
-/**
- * @internal The queue's process: one wake-up timer at the earliest due time (unref'd, on the node's
- * clock); everything else lives in the store.
- */
-export function deadLetterProcessSpec(queue: DeadLetterService): GenServerSpec<{ timer: ReturnType<Context['sendAfter']> | undefined; running: boolean }, never, never, undefined> {
-  const arm = (ctx: Context<any>, state: { timer: ReturnType<Context['sendAfter']> | undefined }): void => {
-    if (state.timer !== undefined) ctx.cancelTimer(state.timer);
-    state.timer = undefined;
-    const at = queue.nextWake();
-    // a durable store may be changed by the CLI (`keel dlq retry`): look at it again at least every 5 s
-    const durable = queue.store.kind === 'sqlite';
-    const now = ctx.node.clock.now();
-    const delay = Math.min(at === undefined ? Infinity : Math.max(0, at - now), durable ? DURABLE_POLL_MS : Infinity);
-    if (delay === Infinity) {
-      queue.armed(Infinity);
-      return;
-    }
-    state.timer = kernelOf(ctx.node).sendAfter(ctx as Proc, ctx.self, WAKE, delay, true);
-    queue.armed(now + delay);
-  };
-  return keelServer({
-    init(_arg, ctx) {
-      ctx.trapExits();
-      const state = { timer: undefined, running: false };
-      arm(ctx, state);
-      return state;
-    },
-    async handleInfo(message, state, ctx) {
-      if (message === REARM) {
-        if (!state.running) arm(ctx, state);
-        else queue.armed(-Infinity); // re-armed when the run ends
-        return state;
-      }
-      if (message !== WAKE) {
-        unexpectedInfo(ctx, message);
-        return state;
-      }
-      state.timer = undefined;
-      state.running = true;
-      try {
-        await queue.runDue();
-      } finally {
-        state.running = false;
-      }
-      arm(ctx, state);
-      return state;
-    },
-  }, "the dead letter queue's process (use node.deadLetters)");
-}
-
-/**
- * How an entry is redelivered: always acknowledged at `'handled'`, whatever the original send's
- * `ack`. The entry is the only durable copy of its message, and success removes it: a message that
- * is only in a mailbox (`'enqueued'`) would be lost with the OS process. So the entry goes only once
- * the receiver's handler has finished it, within the original send's `timeout` if it had one (a
- * `'handled'` send's metadata carries it), else 5000 ms, and never longer than `maxWaitMs` (a send
- * whose timeout was Infinity would otherwise hold a retry slot for ever); a receiver that dies with
- * it still queued, crashes on it or does not finish it in time leaves it pending (and the unstarted
- * copy withdrawn).
- */
-function redeliverySettings(metadata: Record<string, unknown>, id: string, maxWaitMs: number): ReturnType<typeof toSettings> {
-  // a 'handled' send's own timeout only: a `timeout` alone in the metadata is the application's (an HTTP call's, say)
-  const own = metadata.ack === 'handled' && typeof metadata.timeout === 'number' && metadata.timeout >= 0 ? metadata.timeout : 5000;
-  return toSettings({ ack: 'handled', onError: 'ignore', timeout: Math.min(own, maxWaitMs), id });
 }

@@ -1,4 +1,5 @@
-import { DeadLetterService, deadLetterProcessSpec, DLQ_PROCESS } from '../delivery/DeadLetterQueue.js';
+import { DeadLetterService } from '../delivery/DeadLetterQueue.js';
+import { deadLetterProcessSpec, DLQ_PROCESS } from '../delivery/deadLetterProcess.js';
 import { ManagedMonitors, leakCheckerSpec } from '../monitors/MonitorManager.js';
 import { GenServer } from '../otp/GenServer.js';
 import type { ChildSpec } from '../otp/internal/children.js';
