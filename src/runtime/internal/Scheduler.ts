@@ -6,6 +6,7 @@ import type { Handler, Init } from '../types.js';
 import { Envelope } from './Envelope.js';
 import { type Mailboxes, NO_WAKE, SHRINK_ABOVE, shrink, type Waker } from './Mailbox.js';
 import { EXIT_SENTINEL, F_BUSY, F_DEAD, F_FRESH, F_INIT, F_LONG, F_RUNNING, F_SCHEDULED, F_SLOW, type Proc } from './Proc.js';
+import { SliceCache } from './SliceCache.js';
 
 const RESOLVED = Promise.resolve();
 /** The run queue's length (a power of two), to which it shrinks back once a burst has drained. */
@@ -81,10 +82,8 @@ export class Scheduler implements Waker {
   #stillMessages = 0;
   /** When the clock was last read in this slice. */
   #checkedAt = 0;
-  #coarseAt = -1;
-  #coarseNow = 0;
-  #coarseTimerAt = -1;
-  #coarseTimerNow = 0;
+  readonly #coarseClock = new SliceCache(() => this.#host.clock.now());
+  readonly #coarseTimers = new SliceCache(() => this.#host.timerNow());
   #attachVersion = -1;
   #longScheduleAttached = false;
   readonly #longScheduleChannel = diagnostics.channel('keel.process.long_schedule');
@@ -229,25 +228,15 @@ export class Scheduler implements Waker {
 
   /**
    * The clock's time, read at most once per slice (≤ `sliceMs` stale inside a run of the loop): for
-   * timestamps that need no millisecond precision, such as a monitor's age.
+   * timestamps that need no millisecond precision, such as a dead letter's.
    */
   coarseNow(): number {
-    if (!this.#sliceOpen || this.#deterministic) return this.#host.clock.now();
-    if (this.#coarseAt !== this.#sliceStart) {
-      this.#coarseAt = this.#sliceStart;
-      this.#coarseNow = this.#host.clock.now();
-    }
-    return this.#coarseNow;
+    return !this.#sliceOpen || this.#deterministic ? this.#host.clock.now() : this.#coarseClock.at(this.#sliceStart);
   }
 
   /** The timers' time, read once per slice as {@link coarseNow} reads the clock: for deadlines and ages that need no sub-slice precision. */
   coarseTimerNow(): number {
-    if (!this.#sliceOpen || this.#deterministic) return this.#host.timerNow();
-    if (this.#coarseTimerAt !== this.#sliceStart) {
-      this.#coarseTimerAt = this.#sliceStart;
-      this.#coarseTimerNow = this.#host.timerNow();
-    }
-    return this.#coarseTimerNow;
+    return !this.#sliceOpen || this.#deterministic ? this.#host.timerNow() : this.#coarseTimers.at(this.#sliceStart);
   }
 
   /** Whether anyone listens to `keel.process.long_schedule` (cached until the attachments change). */
