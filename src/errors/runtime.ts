@@ -1,0 +1,162 @@
+/**
+ * Errors of the runtime: processes and their names, the node and its services, handlers and what
+ * they throw, the test kit's probes and leak audit.
+ */
+import { describe, isError, KeelError } from './base.js';
+
+/**
+ * The target process is dead, unknown or belongs to another node or creation, or the target was a
+ * name no process holds (then `registeredName` is that name, and the message says so).
+ */
+export class NoProcError extends KeelError {
+  /** The target as the message names it (`<keel-1.4>`, `'cache'`). */
+  readonly target: string;
+  /** The registered name the target was given as, when it was one. */
+  readonly registeredName: string | undefined;
+  /**
+   * `what` says what failed (`'cannot call a process that is not alive'`): the message is
+   * `what: target`. With `unregistered`, the target was a name nobody holds and `what` is the
+   * operation (`'cannot call'`): the message is `what: no process is registered under the name target`.
+   */
+  constructor(target: string, what = 'no such process', options?: { registeredName?: string | undefined; unregistered?: boolean }) {
+    super('ERR_NOPROC', options?.unregistered === true ? `${what}: no process is registered under the name ${target}` : `${what}: ${target}`);
+    this.target = target;
+    this.registeredName = options?.registeredName;
+  }
+}
+
+/** A unique name is already registered to another process. */
+export class NameTakenError extends KeelError {
+  readonly registeredName: string;
+  constructor(name: string, owner: string) {
+    super('ERR_NAME_TAKEN', `the name ${quotedName(name)} is already registered to ${owner}; unregister it first or pick another name`);
+    this.registeredName = name;
+  }
+}
+
+/** The longest part of a name an error's message quotes (a name has no length limit; a message should). */
+const NAME_IN_MESSAGE = 200;
+
+/** A name quoted as an error's message quotes it: whole up to {@link NAME_IN_MESSAGE} characters, else its start and its length. */
+function quotedName(name: string): string {
+  return name.length <= NAME_IN_MESSAGE ? `'${name}'` : `'${name.slice(0, NAME_IN_MESSAGE)}…' (${name.length} characters)`;
+}
+
+/** A name under `keel.` is Keel's own: its services and components find each other by such names. */
+export class ReservedNameError extends KeelError {
+  readonly registeredName: string;
+  constructor(name: string, operation: string) {
+    super('ERR_RESERVED_NAME', `cannot ${operation} ${quotedName(name)}: names under 'keel.' are reserved for Keel's own services and components; pick a name outside 'keel.'`);
+    this.registeredName = name;
+  }
+}
+
+/** A process that already has a unique name was given a second one (as on the BEAM, one name per process). */
+export class AlreadyRegisteredError extends KeelError {
+  constructor(pid: string, name: string) {
+    super('ERR_ALREADY_REGISTERED', `${pid} is already registered as ${quotedName(name)}; a process has at most one unique name`);
+  }
+}
+
+/** A context was used after its process exited (a zombie continuation), for an operation that must fail loudly. */
+export class ProcessExitedError extends KeelError {
+  readonly pid: string;
+  constructor(pid: string, operation: string) {
+    super('ERR_PROCESS_EXITED', `${pid} has exited; \`ctx.${operation}\` cannot run in a process that is no longer alive`);
+    this.pid = pid;
+  }
+}
+
+/** The node has shut down; it spawns nothing more. */
+export class NodeStoppedError extends KeelError {
+  constructor(node: string, operation: string) {
+    super('ERR_NODE_STOPPED', `node ${node} has shut down; \`${operation}\` is no longer possible`);
+  }
+}
+
+/** `node.idle({ timeoutMs })` gave up; `busy` names the processes that were still working. */
+export class IdleTimeoutError extends KeelError {
+  readonly busy: readonly string[];
+  constructor(node: string, timeoutMs: number, busy: readonly string[], detail: string) {
+    super(
+      'ERR_IDLE_TIMEOUT',
+      `node ${node} was not idle after ${timeoutMs} ms: ${busy.length > 0 ? `busy ${busy.join(', ')}` : detail}`,
+    );
+    this.busy = busy;
+  }
+}
+
+/** A test probe waited longer than its timeout for a message. */
+export class ReceiveTimeoutError extends KeelError {
+  constructor(pid: string, timeoutMs: number, seen: number) {
+    super('ERR_RECEIVE_TIMEOUT', `probe ${pid} received no matching message within ${timeoutMs} ms (${seen} other message(s) received)`);
+  }
+}
+
+/** `init` returned something that is not a message handler. */
+export class HandlerReturnedError extends KeelError {
+  constructor(pid: string, given: unknown) {
+    super('ERR_HANDLER_RETURNED', `init of ${pid} must return a message handler function, got ${describe(given)}`);
+  }
+}
+
+/** A handler threw or rejected with a value that is not an Error; the value is kept in `value`. */
+export class ThrownValueError extends KeelError {
+  readonly value: unknown;
+  constructor(value: unknown) {
+    super('ERR_THROWN_VALUE', `a non-Error value was thrown: ${describe(value)}`, { cause: value });
+    this.value = value;
+  }
+}
+
+/** Wraps a thrown value into an Error, keeping Errors as they are; never throws, whatever the value. */
+export function toError(value: unknown): Error {
+  return isError(value) ? value : new ThrownValueError(value);
+}
+
+/** `expectNoLeaks` found something a dead process left behind, or a suspected monitor leak. */
+export class LeaksFoundError extends KeelError {
+  readonly leaks: readonly string[];
+  constructor(node: string, leaks: readonly string[]) {
+    super('ERR_LEAKS_FOUND', `node ${node} has ${leaks.length} leak(s):\n${leaks.map((l) => `  - ${l}`).join('\n')}`);
+    this.leaks = leaks;
+  }
+}
+
+/** A node service: the monitor manager (`node.monitors`) or the dead letter queue (`node.deadLetters`). */
+export type ServiceName = 'monitors' | 'deadLetters';
+
+/**
+ * Why a node service is not running: `'disabled'`, the node was created with `services: false`;
+ * `'node_stopped'`, the node has shut down (the service stopped with it).
+ */
+export type ServiceUnavailableReason = 'disabled' | 'node_stopped';
+
+const SERVICE_TEXT: Record<ServiceName, string> = { monitors: 'monitor manager', deadLetters: 'dead letter queue' };
+
+/**
+ * A method of a node service was called while the service is not running, as a `gen_server:call`
+ * to a process that is not there exits with `noproc`: thrown by the monitor manager's methods,
+ * the rejection of the dead letter queue's. `node.monitors.available` and
+ * `node.deadLetters.available` tell beforehand.
+ */
+export class ServiceUnavailableError extends KeelError {
+  /** The service called: `'monitors'` or `'deadLetters'`. */
+  readonly service: ServiceName;
+  /** Why it is not running: `'disabled'` (`services: false`) or `'node_stopped'` (the node has shut down). */
+  readonly reason: ServiceUnavailableReason;
+  /** The method called, as `deadLetters.stats`. */
+  readonly operation: string;
+  constructor(service: ServiceName, reason: ServiceUnavailableReason, operation: string) {
+    const what = SERVICE_TEXT[service];
+    super(
+      'ERR_SERVICE_UNAVAILABLE',
+      reason === 'disabled'
+        ? `\`node.${operation}\` cannot run: the node was created with \`services: false\`, so it has no ${what}; create the node without \`services: false\`, or check \`node.${service}.available\` first`
+        : `\`node.${operation}\` cannot run: the node has shut down, and its ${what} with it; check \`node.${service}.available\` first`,
+    );
+    this.service = service;
+    this.reason = reason;
+    this.operation = operation;
+  }
+}
