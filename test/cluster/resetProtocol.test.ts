@@ -9,7 +9,7 @@ import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
 import type { Transport, TransportHandler } from '../../src/cluster/Transport.js';
 import { isDown, type Down } from '../../src/runtime/messages.js';
 import type { Node } from '../../src/runtime/types.js';
-import { probe } from '../../src/testing/index.js';
+import { captureEvents, probe } from '../../src/testing/index.js';
 import { useNodes } from '../support.js';
 
 const track = useNodes();
@@ -18,14 +18,16 @@ type Frame = unknown[];
 
 /**
  * A transport over a memory network's whose outgoing frames the test controls: `drop` loses the
- * frames it matches (a peer not subscribed), `hold` keeps every batch back until `release` (a slow
- * path: order is kept), `reconnect` plays the transport saying its link is back.
+ * frames it matches (a peer not subscribed), `rewrite` changes the frames that go out (a node of an
+ * earlier version), `hold` keeps every batch back until `release` (a slow path: order is kept),
+ * `reconnect` plays the transport saying its link is back.
  */
 function controlled(inner: Transport) {
   let handler: TransportHandler | undefined;
   let dropping: ((f: Frame) => boolean) | undefined;
+  let rewriting: ((f: Frame) => Frame) | undefined;
   let held: [string, string][] | undefined;
-  const waiters: { match: (f: Frame) => boolean; resolve: () => void }[] = [];
+  const waiters: { match: (f: Frame) => boolean; resolve: (f: Frame) => void }[] = [];
   const transport: Transport = {
     kind: 'memory',
     get maxBatchSize() {
@@ -42,10 +44,15 @@ function controlled(inner: Transport) {
         if (data[4].length === 0) return;
         batch = JSON.stringify(data);
       }
+      if (rewriting !== undefined) {
+        data[4] = data[4].map(rewriting);
+        batch = JSON.stringify(data);
+      }
       for (const w of [...waiters]) {
-        if (data[4].some(w.match)) {
+        const found = data[4].find(w.match);
+        if (found !== undefined) {
           waiters.splice(waiters.indexOf(w), 1);
-          w.resolve();
+          w.resolve(found);
         }
       }
       if (held !== undefined) held.push([peer, batch]);
@@ -60,14 +67,15 @@ function controlled(inner: Transport) {
     transport,
     reconnect: () => handler!.connection('reconnected'),
     drop: (match: ((f: Frame) => boolean) | undefined) => (dropping = match),
+    rewrite: (map: ((f: Frame) => Frame) | undefined) => (rewriting = map),
     hold: () => (held = []),
     release: () => {
       const batches = held ?? [];
       held = undefined;
       for (const [peer, batch] of batches) inner.send(peer, batch);
     },
-    /** Resolves once a frame `match` takes has been sent (or dropped: not, it resolves on what goes out). */
-    sent: (match: (f: Frame) => boolean) => new Promise<void>((resolve) => waiters.push({ match, resolve })),
+    /** Resolves with the first frame `match` takes once it has been sent, as it went out (dropped: not; rewritten: as rewritten). */
+    sent: (match: (f: Frame) => boolean) => new Promise<Frame>((resolve) => waiters.push({ match, resolve })),
   };
 }
 
@@ -97,7 +105,7 @@ async function controlledPair(options: Partial<ClusterOptions>) {
   const cb = await Cluster.join(b, { transport: tb.transport, ...options });
   await ca.waitFor(['b']);
   await cb.waitFor(['a']);
-  return { a, b, ca, cb, ta, tb };
+  return { net, a, b, ca, cb, ta, tb };
 }
 
 /** Ticks far apart: nothing here is resent by the heartbeat, so each test shows the frames' own logic. */
@@ -210,6 +218,131 @@ describe('the numbered reset protocol', () => {
     b.exit(target, 'kill');
     await settle(a, b);
     expect(watcher.messages.filter(isDown)).toHaveLength(1);
+    await tieHolds(a, b);
+    await tieHolds(b, a);
+  });
+});
+
+/** What a node of an earlier version sends for a '!' or '!!': the bare tag, no number. */
+const unnumbered = (f: Frame): Frame => (f[0] === '!' || f[0] === '!!' ? [f[0]] : f);
+
+describe('a peer that numbers no reset (an earlier version)', () => {
+  it("its unnumbered '!' is answered with an unnumbered '!!', and every tie with it is answered with noconnection, as before", async () => {
+    const { a, b, ca, cb, ta, tb } = await controlledPair(quiet);
+    const onA = probe(a);
+    const onB = probe(b);
+    const targetOnB = b.spawn(() => () => undefined);
+    const targetOnA = a.spawn(() => () => undefined);
+    onA.ctx.monitor(targetOnB);
+    onB.ctx.monitor(targetOnA);
+    await settle(a, b);
+    ta.rewrite(unnumbered); // a plays the earlier version
+    const asked = ta.sent((f) => f[0] === '!');
+    const answer = tb.sent((f) => f[0] === '!!');
+    ta.reconnect(); // a answers its ties and sends its '!'
+    expect(await asked).toEqual(['!']);
+    expect(await answer).toEqual(['!!']);
+    const downOnB = (await onB.receive(isDown, { timeout: 5000 })) as Down;
+    expect([String(downOnB.pid), downOnB.reason]).toEqual([String(targetOnA), 'noconnection']);
+    const downOnA = (await onA.receive(isDown, { timeout: 5000 })) as Down;
+    expect([String(downOnA.pid), downOnA.reason]).toEqual([String(targetOnB), 'noconnection']);
+    await settle(a, b);
+    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
+    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
+    await tieHolds(a, b);
+    await tieHolds(b, a);
+    expect(onA.messages.filter(isDown)).toHaveLength(1);
+    expect(onB.messages.filter(isDown)).toHaveLength(1);
+  });
+
+  it("its unnumbered '!!' ends this node's wait for the answer to its numbered reset: a tie the peer asks next is honoured", async () => {
+    const { a, b, ca, cb, ta, tb } = await controlledPair(quiet);
+    const onA = probe(a);
+    const targetOnB = b.spawn(() => () => undefined);
+    onA.ctx.monitor(targetOnB);
+    await settle(a, b);
+    ta.rewrite(unnumbered); // a plays the earlier version
+    const asked = tb.sent((f) => f[0] === '!');
+    const answer = ta.sent((f) => f[0] === '!!');
+    tb.reconnect(); // b's reset, numbered: b answers its ties and waits for the '!!'
+    expect(await asked).toEqual(['!', 1, 0]);
+    expect(await answer).toEqual(['!!']);
+    const down = (await onA.receive(isDown, { timeout: 5000 })) as Down;
+    expect([String(down.pid), down.reason]).toEqual([String(targetOnB), 'noconnection']);
+    await settle(a, b);
+    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
+    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
+    // b still waiting would ignore this monitor (asked, it would think, before a knew of the reset)
+    await tieHolds(a, b);
+    await tieHolds(b, a);
+    expect(onA.messages.filter(isDown)).toHaveLength(1);
+  });
+});
+
+/** Numbers a reset frame cannot carry: negative, zero (for a reset's own number), "NaN" and "1" as text, a fraction, past 2^53, Infinity (1e400 parsed), null. */
+const badCounts = ['-1', '"NaN"', '"1"', '1.5', '9007199254740992', '1e400', 'null', '{}'];
+
+describe('malformed reset frames', () => {
+  it("a '!' or '!!' with a number that is not a count is dropped as malformed: nothing is answered or recorded, the frames around it are handled", async () => {
+    const { net, a, b, ca, cb, ta, tb } = await controlledPair(quiet);
+    const onB = probe(b);
+    const targetOnA = a.spawn(() => () => undefined);
+    onB.ctx.monitor(targetOnA);
+    await settle(a, b);
+    const sink = probe(b);
+    const dropped = captureEvents(b, ['keel.cluster.frame_dropped']);
+    const resetsOfB: Frame[] = [];
+    tb.rewrite((f) => {
+      if (f[0] === '!' || f[0] === '!!') resetsOfB.push(f);
+      return f;
+    });
+    const frames = [
+      ...[...badCounts, '0'].flatMap((bad) => [`["!",${bad}]`, `["!",${bad},0]`, `["!!",${bad}]`]),
+      ...badCounts.flatMap((bad) => [`["!",1,${bad}]`, `["!!",1,${bad}]`]),
+    ];
+    net.deliver('a', 'b', `[1,"a",${a.creation},${b.creation},[["!",NaN]]]`, false); // NaN as JSON cannot carry it: the batch is unreadable
+    net.deliver('a', 'b', `[1,"a",${a.creation},${b.creation},[${frames.join(',')},["m",${sink.id},0,"after"]]]`, false);
+    expect(await sink.receive((m) => m === 'after', { timeout: 5000 })).toBe('after');
+    await settle(a, b);
+    expect(dropped.events.map((e) => e.metadata.reason)).toEqual(Array(1 + frames.length).fill('malformed'));
+    dropped.stop();
+    expect(resetsOfB).toEqual([]); // b answered none and reset nothing
+    expect(onB.messages.filter(isDown)).toEqual([]); // the tie with a stands
+    expect(cb.internals()).toMatchObject({ peers: 1, entries: 1 });
+    await tieHolds(a, b);
+    await tieHolds(b, a);
+    // a's first real reset is number 1: none of the malformed '!'s above was taken as answering it
+    tb.rewrite(undefined);
+    const answer = tb.sent((f) => f[0] === '!!');
+    ta.reconnect();
+    expect(await answer).toEqual(['!!', 1]);
+    const down = (await onB.receive(isDown, { timeout: 5000 })) as Down;
+    expect([String(down.pid), down.reason]).toEqual([String(targetOnA), 'noconnection']);
+    await settle(a, b);
+    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
+    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
+  });
+
+  it("a malformed '!!' does not end this node's wait for its reset's answer, and the real one still does", async () => {
+    const { net, a, b, ca, cb, tb } = await controlledPair(quiet);
+    const onA = probe(a);
+    const targetOnB = b.spawn(() => () => undefined);
+    const dropped = captureEvents(b, ['keel.cluster.frame_dropped']);
+    tb.hold(); // b's frames to a are slow: its '!' among them
+    tb.reconnect(); // b's reset 1: b waits for its '!!'
+    const frames = [...badCounts.map((bad) => `["!!",${bad}]`), ...badCounts.map((bad) => `["!!",1,${bad}]`)];
+    net.deliver('a', 'b', `[1,"a",${a.creation},${b.creation},[${frames.join(',')}]]`, false);
+    onA.ctx.monitor(targetOnB); // asked before a knows of b's reset
+    await roundTrip(a, b);
+    expect(dropped.events.map((e) => e.metadata.reason)).toEqual(Array(frames.length).fill('malformed'));
+    dropped.stop();
+    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 }); // b still waits: the monitor made no tie here
+    tb.release(); // a gets b's '!', answers the monitor with noconnection, and its '!!' ends b's wait
+    const down = (await onA.receive(isDown, { timeout: 5000 })) as Down;
+    expect([String(down.pid), down.reason]).toEqual([String(targetOnB), 'noconnection']);
+    await settle(a, b);
+    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
+    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
     await tieHolds(a, b);
     await tieHolds(b, a);
   });
