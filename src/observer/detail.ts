@@ -89,7 +89,7 @@ export async function processDetail(node: Node, kernel: Kernel, pid: Pid, shared
     status: info.status,
     mailbox: info.mailboxLength,
     handled: info.messagesHandled,
-    ageMs: born === undefined ? null : Math.max(0, node.clock.now() - born.at),
+    ageMs: born === undefined ? null : Math.max(0, kernel.timerNow() - born.at), // on the timers' time, as the spawn was: a wall clock stepped does not age it
     ageExact: born?.exact ?? false,
     links: info.links.slice(0, MAX_DETAIL_ROWS).map((q) => Pid.format(q)),
     linksTotal: info.links.length,

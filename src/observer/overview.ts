@@ -66,12 +66,15 @@ export class Sampler {
 
   async overview(): Promise<Overview> {
     const node = this.#node;
-    const internals = kernelOf(node, 'node').internals();
+    const kernel = kernelOf(node, 'node');
+    const internals = kernel.internals();
     let handled = internals.handledByDead; // a process that died takes none of the rate with it
     for (const pid of node.processes()) handled += node.info(pid)?.messagesHandled ?? 0;
     const at = Date.now();
-    // rates are measured on the node's clock (a TestClock in tests, a virtual one in a simulation)
-    const now: Reading = { at: node.clock.now(), handled, elu: performance.eventLoopUtilization() };
+    // rates and the uptime are measured on the timers' time: monotonic on the real clock (a wall
+    // clock stepped an hour would make a rate across the step wrong, and the uptime jump or stop),
+    // a TestClock's or a simulation's virtual time otherwise
+    const now: Reading = { at: kernel.timerNow(), handled, elu: performance.eventLoopUtilization() };
     // Rates are measured over at least MIN_WINDOW_MS: a reading taken sooner than that after the
     // latest one (a second client, `keel top --json`, a GET beside the stream) is measured from the
     // same anchor and moves nothing, so readers do not shrink each other's window.
@@ -91,7 +94,7 @@ export class Sampler {
     return {
       node: node.name,
       at,
-      uptimeMs: Math.max(0, node.clock.now() - internals.startedAt),
+      uptimeMs: Math.max(0, now.at - internals.startedAt),
       processes: internals.processes,
       runQueue: internals.runQueue,
       timers: internals.timers,

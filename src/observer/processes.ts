@@ -32,9 +32,9 @@ export interface ProcessRow {
   readonly mailbox: number;
   readonly handled: number;
   readonly longMailbox: boolean;
-  /** Messages handled per second since the previous sample (node clock); null for a process it did not see, or the first sample. */
+  /** Messages handled per second since the previous sample (the timers' time); null for a process it did not see, or the first sample. */
   readonly rate: number | null;
-  /** Ms since the process was spawned (node clock); null when unknown (see `ageExact`). */
+  /** Ms since the process was spawned (the timers' time); null when unknown (see `ageExact`). */
   readonly ageMs: number | null;
   /** False when the process is older than the observer: `ageMs` is then how long the observer has known it (a lower bound). */
   readonly ageExact: boolean;
@@ -61,7 +61,7 @@ export function kindOf(p: Proc): string {
 }
 
 interface Sample {
-  /** Node clock (rates). */
+  /** The timers' time (rates). */
   readonly at: number;
   /** Scheduler clock (handler times). */
   readonly schedAt: number;
@@ -134,7 +134,7 @@ export class ProcessSampler {
     const node = this.#node;
     const kernel = this.#kernel;
     const needle = filter?.toLowerCase();
-    const at = node.clock.now();
+    const at = kernel.timerNow(); // rates and ages count on the timers' time: a wall clock stepped moves neither
     const measuring = this.measuring;
     const schedAt = kernel.schedulerNow();
     const prev = this.#prev;

@@ -34,7 +34,7 @@ export interface KernelInternals {
   busy: number;
   envelopes: number;
   longMailboxes: number;
-  /** When the node started, on its clock. */
+  /** When the node started, on the timers' time (`timerNow`: monotonic on the real clock), so an uptime is `timerNow() - startedAt`. */
   startedAt: number;
   /** Messages handled by processes that have died (the live ones' counts are in `info`). */
   handledByDead: number;
@@ -80,7 +80,7 @@ export class KeelNode implements Node {
   #deadLetters: DeadLetterQueue = unavailableDeadLetters.disabled;
   readonly #observer: ServiceSlots['observer'];
   #nextId = 0;
-  /** Spawn times (the coarse clock) while an observer records them; undefined otherwise (one check per spawn). */
+  /** Spawn times (the timers' time, coarse: an age is `timerNow() - at`) while an observer records them; undefined otherwise (one check per spawn). */
   #spawnTimes: WeakMap<Proc, number> | undefined = undefined;
   #spawnRecorders = 0;
   /** The highest pid id spawned before spawn times were last switched on, and when that was. */
@@ -95,7 +95,6 @@ export class KeelNode implements Node {
     // repeats its pids' text and its message ids as well
     this.creation = freshCreation(s.deterministic ? s.random : undefined);
     this.clock = s.clock;
-    this.#startedAt = s.clock.now();
     this.random = s.random;
     this.logger = s.logger;
     this.#fresh = s.deterministic ? 0 : F_FRESH;
@@ -104,6 +103,7 @@ export class KeelNode implements Node {
     this.registry = new NameTable<Proc>((pid) => this.resolve(pid));
     this.groups = new GroupTable<Proc>((pid) => this.resolve(pid));
     this.#timers = new TimerHeap(s.clock, (error, source) => this.log('error', timerFaultText(source, this.name), error));
+    this.#startedAt = this.#timers.now(); // uptime counts on the timers' time: a wall clock stepped neither stretches nor cuts it
     this.#messageIds = new IdSequence(`${this.name}-${this.creation}-`);
     this.#nextTurn = new NextTurn((e) => this.log('error', 'a deferred task threw', e));
     // the parts, wired once: each asks the node (its host) only what its own interface declares
@@ -168,7 +168,7 @@ export class KeelNode implements Node {
       if (spec.name !== undefined) this.registry.registerProc(spec.name, p);
     }
     if (link && parent !== undefined) this.#deaths.addLink(parent, p);
-    if (this.#spawnTimes !== undefined) this.#spawnTimes.set(p, this.#sched.coarseNow());
+    if (this.#spawnTimes !== undefined) this.#spawnTimes.set(p, this.#sched.coarseTimerNow());
     this.#sched.wake(p);
     if (this.#spawnedProbe.active) {
       this.telemetry.execute('keel.process.spawned', {}, { pid, parent: parent === undefined ? 'node' : parent.self, name: spec?.name });
@@ -502,7 +502,7 @@ export class KeelNode implements Node {
   recordSpawnTimes(): () => void {
     if (this.#spawnRecorders++ === 0) {
       this.#spawnTimes = new WeakMap();
-      this.#spawnTimesFrom = { id: this.#nextId, at: this.clock.now() };
+      this.#spawnTimesFrom = { id: this.#nextId, at: this.timerNow() };
     }
     let removed = false;
     return () => {

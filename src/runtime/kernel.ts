@@ -113,12 +113,13 @@ export interface Kernel extends ProcHost {
 
   // observation: an observer's switches, each off until asked for (then one check on the path it touches)
   /**
-   * Records each new process's spawn time (the coarse clock: at most a slice stale) until the
-   * returned remover is called (counted: several observers may record at once).
+   * Records each new process's spawn time (the timers' time, coarse: at most a slice stale) until
+   * the returned remover is called (counted: several observers may record at once).
    */
   recordSpawnTimes(): () => void;
   /**
-   * When `p` was spawned (node clock, ms) while spawn times are recorded: `exact` false for a process
+   * When `p` was spawned (the timers' time, ms: its age is `timerNow() - at`, whatever the wall
+   * clock did meanwhile) while spawn times are recorded: `exact` false for a process
    * older than the recording (then `at` is when recording started: it is at least that old).
    */
   spawnedAt(p: Proc): { at: number; exact: boolean } | undefined;

@@ -1,8 +1,8 @@
 // The observer's data pages: process rows (rate, age, busy share, kind), the overview's flags and
 // utilization, process detail (kind, names, calls, a redactor's state, restarts) and the trees.
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DynamicSupervisor, GenServer, Pid, startObserver, StateMachine, Supervisor, type Node } from '../../src/index.js';
-import { clockedNode, deferred, useNodes } from '../support.js';
+import { clockedNode, deferred, HOUR, stepWallClock, useNodes } from '../support.js';
 import { bearer, request } from './client.js';
 import { MIN_WINDOW_MS } from '../../src/observer/overview.js';
 import { ProcessSampler } from '../../src/observer/processes.js';
@@ -466,6 +466,72 @@ describe('GET /api/tree', () => {
       await obs.close();
     }
   });
+});
+
+describe('ages, uptime and rates on the real clock, the wall clock stepped an hour', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  for (const [step, way] of [[HOUR, 'forward'], [-HOUR, 'back']] as const) {
+    it(`stepped ${way}: a process's age (row and detail) and the node's uptime go on growing from where they were, by the real time passed`, async () => {
+      const node = track(); // the default realClock: clock.now() is Date.now()
+      const obs = await startObserver(node);
+      try {
+        await get(obs.port, obs.token, '/api/overview'); // someone reads: spawn times from now on
+        const young = node.spawn(() => () => undefined);
+        await node.idle();
+        const read = async () => ({
+          row: row((await get(obs.port, obs.token, '/api/processes?limit=1000')).json, young)!.ageMs as number,
+          detail: ((await get(obs.port, obs.token, `/api/process/${encodeURIComponent(Pid.format(young))}`)).json as { ageMs: number }).ageMs,
+          uptime: ((await get(obs.port, obs.token, '/api/overview')).json as { uptimeMs: number }).uptimeMs,
+        });
+        const before = await read();
+        stepWallClock(step);
+        const after = await read();
+        for (const k of ['row', 'detail', 'uptime'] as const) {
+          // on the wall clock: an hour more forward; back, below zero (shown as 0)
+          expect(after[k], k).toBeGreaterThan(before[k]);
+          expect(after[k], k).toBeLessThan(before[k] + HOUR / 2);
+        }
+      } finally {
+        await obs.close();
+      }
+    });
+
+    it(`stepped ${way} between two readings: the message rates (overview and row) are the messages over the real time between them`, async () => {
+      const node = track();
+      const pid = node.spawn<string>(() => () => undefined);
+      await node.idle();
+      const obs = await startObserver(node);
+      const overview = async () => ((await get(obs.port, obs.token, '/api/overview')).json as { messageRate: number | null }).messageRate;
+      const rate = async () => row((await get(obs.port, obs.token, '/api/processes?limit=1000')).json, pid)!.rate as number | null;
+      const N = 1000;
+      try {
+        const t0 = performance.now(); // the timers' time on the real clock, in this same OS process
+        await overview();
+        await rate(); // the first readings
+        const t1 = performance.now();
+        for (let i = 0; i < N; i++) node.send(pid, 'x');
+        await node.idle();
+        stepWallClock(step);
+        const t2 = performance.now();
+        const overall = await overview();
+        const own = await rate();
+        const t3 = performance.now();
+        // the readings were taken within [t0, t1] and [t2, t3]: over at most t3 - t0, at least t2 - t1
+        const least = (N * 1000) / (t3 - t0);
+        expect(least).toBeGreaterThan(1); // the bound says something (on the wall clock, forward: N over an hour, ~0)
+        expect(overall).not.toBeNull(); // on the wall clock, back: a window below zero, no rate
+        expect(overall!).toBeGreaterThanOrEqual(Math.floor(least)); // other processes' messages may add to it
+        expect(own).not.toBeNull();
+        expect(own!).toBeGreaterThanOrEqual(least - 0.05);
+        expect(own!).toBeLessThanOrEqual((N * 1000) / (t2 - t1) + 0.05);
+      } finally {
+        await obs.close();
+      }
+    });
+  }
 });
 
 export type { Node };
