@@ -1,7 +1,7 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { MissingPeerError, StoreUnavailableError } from '../../errors.js';
+import { MissingPeerError, StoreUnavailableError, StoreVersionError } from '../../errors.js';
 import { monotonicClock } from '../../runtime/Clock.js';
 
 // What Keel's SQLite stores (the dead letter store, the agent store) share: the part of
@@ -185,6 +185,92 @@ export function schemaVersion(db: SqliteDatabase): number {
 /** @internal The names of the tables of `db` other than SQLite's own (`sqlite_sequence`, ...), in name order. Reads only. */
 export function userTables(db: SqliteDatabase): string[] {
   return (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name").all() as { name: string }[]).map((t) => t.name);
+}
+
+/**
+ * @internal A SQLite store's schema, as its file is checked, made and stamped by
+ * {@link schemaProblem}, {@link stampSchema} and {@link setUpStoreFile}.
+ */
+export interface StoreSchema {
+  /** The store, as messages name it ('dead letter store', 'agent store'). */
+  readonly store: string;
+  /** Its tables, made where missing (`CREATE TABLE IF NOT EXISTS`, ...). */
+  readonly sql: string;
+  /** The version stamped in the file (`PRAGMA user_version`). */
+  readonly version: number;
+  /** The table that makes a database the store's: one with tables of its own and not this one is another application's. */
+  readonly mainTable: string;
+  /** The store's tables and their columns. */
+  readonly tables: readonly (readonly [string, readonly string[]])[];
+  /** The columns (`table.column`) a store of an older version may lack, with their type: added when it is stamped. */
+  readonly addedColumns: Readonly<Record<string, string>>;
+}
+
+/**
+ * @internal Why a database is not a store of `schema`, or undefined when it is one: a table of the
+ * store with other columns (another application's), tables of another application and no
+ * `mainTable`, or, when the store must be `complete`, a missing one. A schema version newer than
+ * the store's is thrown ({@link StoreVersionError}) when the file has the store's `mainTable` (a
+ * newer Keel's store), and is a problem when it has not. Reads only.
+ */
+export function schemaProblem(file: string, db: SqliteDatabase, schema: StoreSchema, complete: boolean): string | undefined {
+  const version = schemaVersion(db);
+  const tables = userTables(db);
+  const main = schema.mainTable;
+  if (version > schema.version) {
+    if (tables.includes(main)) throw new StoreVersionError(file, version, schema.version, schema.store);
+    return `its schema version (user_version) is ${version} and it has no ${main} table`;
+  }
+  if (!complete && tables.length > 0 && !tables.includes(main)) return `it has tables of its own and no ${main} table: ${tables.join(', ')}`;
+  const columnsOf = db.prepare('SELECT name FROM pragma_table_info(?)');
+  for (const [table, expected] of schema.tables) {
+    const found = (columnsOf.all(table) as { name: string }[]).map((c) => c.name);
+    if (found.length === 0) {
+      if (complete) return `it has no ${table} table`;
+      continue;
+    }
+    const wanted = expected.filter((c) => found.includes(c) || schema.addedColumns[`${table}.${c}`] === undefined);
+    if (found.length !== wanted.length || !wanted.every((c) => found.includes(c))) return `its ${table} table has other columns: ${found.join(', ')}`;
+  }
+  return undefined;
+}
+
+/**
+ * @internal Brings a store of an older schema version (0: never stamped) to `schema`'s (the
+ * columns added since) and stamps it; a write only then. Run in a write transaction.
+ */
+export function stampSchema(db: SqliteDatabase, schema: StoreSchema): void {
+  if (schemaVersion(db) >= schema.version) return;
+  const columnsOf = db.prepare('SELECT name FROM pragma_table_info(?)');
+  for (const [column, type] of Object.entries(schema.addedColumns)) {
+    const [table, name] = column.split('.') as [string, string];
+    if (!(columnsOf.all(table) as { name: string }[]).some((c) => c.name === name)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${name} ${type}`);
+  }
+  db.pragma(`user_version = ${schema.version}`);
+}
+
+/**
+ * @internal Sets up a node's store on the connection `db` to `file`, checked first so that another
+ * application's database, or a newer Keel's store, is left as it is (no WAL switch, no tables):
+ * refused with {@link StoreUnavailableError} (or {@link StoreVersionError}). Then WAL with
+ * `synchronous=NORMAL`, and the store's tables made and stamped in one write transaction where the
+ * file is new or older; a stamped store is not written (no write lock to take).
+ */
+export function setUpStoreFile(file: string, db: SqliteDatabase, schema: StoreSchema): void {
+  const problem = schemaProblem(file, db, schema, false);
+  if (problem !== undefined) {
+    const aStore = `${/^[aeiou]/.test(schema.store) ? 'an' : 'a'} ${schema.store}`;
+    throw new StoreUnavailableError(file, `it is not a Keel ${schema.store} (${problem})`, undefined, `give the path of ${aStore}, or of a file to create`, undefined, schema.store);
+  }
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  if (schemaVersion(db) < schema.version) {
+    // a new file (or one made before the stamp): the tables and the stamp in one transaction
+    db.transaction(() => {
+      db.exec(schema.sql);
+      stampSchema(db, schema);
+    }).immediate();
+  } else db.exec(schema.sql); // a stamped store: nothing to write
 }
 
 /** @internal Whether `file` is a SQLite database in WAL mode (its header's read and write versions are 2). */

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { isKeelError, KeelError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
-import { claimHeld, openFailure, schemaVersion, type SqliteDatabase, type SqliteDriver, sqliteCode, startOf, walIndexUnavailable, walSnapshot } from './sqliteFile.js';
-import { SCHEMA, SCHEMA_VERSION, stamp, storeProblem } from './sqliteStoreSchema.js';
+import { claimHeld, openFailure, schemaVersion, setUpStoreFile, type SqliteDatabase, type SqliteDriver, sqliteCode, startOf, walIndexUnavailable, walSnapshot } from './sqliteFile.js';
+import { DLQ_SCHEMA, SCHEMA_VERSION, stamp, storeProblem } from './sqliteStoreSchema.js';
 
 // Opening the SQLite dead letter store's file: checked before anything is written to it (a store or
 // a new file, never another application's database), set up (WAL, its tables and their stamp), read
@@ -37,20 +37,8 @@ export function openStoreFile(Driver: SqliteDriver, file: string, access: 'creat
   if (access === 'create') {
     db = open(false);
     try {
-      // a file that holds another application's dead_letters table is left as it is (no WAL switch, no schema)
-      const problem = storeProblem(file, db, false);
-      if (problem !== undefined) {
-        throw new StoreUnavailableError(file, `it is not a Keel dead letter store (${problem})`, undefined, 'give the path of a dead letter store, or of a file to create', undefined);
-      }
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      if (schemaVersion(db) < SCHEMA_VERSION) {
-        // a new file (or one made before the stamp): the tables and the stamp in one transaction
-        db.transaction(() => {
-          db.exec(SCHEMA);
-          stamp(db);
-        }).immediate();
-      } else db.exec(SCHEMA); // a stamped store: nothing to write, no write lock to take
+      // a file that holds another application's tables, or a newer Keel's store, is left as it is (no WAL switch, no schema)
+      setUpStoreFile(file, db, DLQ_SCHEMA);
     } catch (e) {
       // not a store, not a database, or locked while it needs a write to be set up: not kept open
       db.close();
