@@ -15,9 +15,11 @@ import {
   type SqliteDatabase,
   type SqliteStatement,
   setBusyTimeout,
+  setUpStoreFile,
   sqliteCode,
   type StoreClock,
 } from '../../delivery/stores/sqliteFile.js';
+import { AGENT_STORE_SCHEMA } from './sqliteAgentSchema.js';
 import { type AgentStoreWriteCounts, type AgentStoreWriteReport, keyOf, type Pending } from './keptWrites.js';
 import { type AgentStore, type AgentStoreLoad, type AgentStoreRecord, checkIdentity, checkScope, type CorruptRecord, synchronousFn, encodeValue } from './AgentStore.js';
 
@@ -25,17 +27,6 @@ type Statement = SqliteStatement;
 type Database = SqliteDatabase;
 
 const STORE = 'agent store';
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS agent_records (
-  component TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  key TEXT NOT NULL,
-  value BLOB NOT NULL,
-  PRIMARY KEY (component, kind, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS agent_store_owner (id INTEGER PRIMARY KEY CHECK (id = 1), os_pid INTEGER NOT NULL, os_start TEXT);
-`;
 
 /** Files open in this OS process, by {@link fileId}: two nodes here never share one (each would resume the same schedules). */
 const openFiles = new Set<string>();
@@ -57,6 +48,7 @@ export interface SqliteAgentStoreOptions {
 }
 
 export type { AgentStoreWriteCounts, AgentStoreWriteReport } from './keptWrites.js';
+export { AGENT_STORE_SCHEMA_VERSION } from './sqliteAgentSchema.js';
 
 type Row = { kind: unknown; key: unknown; value: unknown };
 
@@ -73,7 +65,10 @@ function sameColumn(a: unknown, b: unknown): boolean {
 /**
  * @internal The SQLite agent store: better-sqlite3 (synchronous), WAL with `synchronous=NORMAL`:
  * every write is committed when the call returns and survives a SIGKILL of the OS process (not a
- * power loss). One table, `agent_records (component, kind, key, value)`, values `v8.serialize`d.
+ * power loss). One table, `agent_records (component, kind, key, value)`, values `v8.serialize`d,
+ * and the claim's `agent_store_owner`; the file is stamped with {@link AGENT_STORE_SCHEMA_VERSION}
+ * and checked before anything is written to it (a newer Keel's store, another application's
+ * database: refused, left as they are).
  *
  * A locked file (another connection's write transaction): a statement waits at most
  * `busyTimeoutMs` (the event loop waits with it). A `put`, `insert`, `delete` or `deleteAll` that
@@ -154,15 +149,9 @@ export class SqliteAgentStore implements AgentStore {
     try {
       id = known ?? fileId(this.path);
       if (openFiles.has(id)) throw inUse();
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      db.exec(SCHEMA);
-      const ownerColumns = (db.prepare('SELECT name FROM pragma_table_info(?)').all('agent_store_owner') as { name: string }[]).map((c) => c.name);
-      if (!ownerColumns.includes('os_start')) db.exec('ALTER TABLE agent_store_owner ADD COLUMN os_start TEXT'); // a store made before it
-      const columns = (db.prepare('SELECT name FROM pragma_table_info(?)').all('agent_records') as { name: string }[]).map((c) => c.name).sort();
-      if (columns.join(',') !== 'component,key,kind,value') {
-        throw new StoreUnavailableError(this.path, `it is not a Keel agent store (its agent_records table has other columns: ${columns.join(', ')})`, undefined, 'give the path of an agent store, or of a file to create', undefined, STORE);
-      }
+      // checked before anything is written: another application's database, or a newer Keel's
+      // store, is refused as it is (no WAL switch, no tables); a new or older store is made and stamped
+      setUpStoreFile(this.path, db, AGENT_STORE_SCHEMA);
       // claimed by this OS process, checked and taken in one write transaction: another live OS
       // process on the file would resume the same schedules; a killed one's claim is taken over
       const claim = db.transaction(() => {
