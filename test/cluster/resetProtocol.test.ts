@@ -164,6 +164,31 @@ describe('the numbered reset protocol', () => {
     await tieHolds(a, b);
   });
 
+  it("a '!' sent again crosses the peer's own '!' after the first was lost with a tie made in the gap: the tie is answered with noconnection, not left waiting for ever", async () => {
+    const { a, b, ca, cb, ta, tb } = await controlledPair({ heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 600_000, probeTimeoutMs: 30 });
+    ta.drop(() => true); // b is not subscribed: everything a sends is lost
+    ta.reconnect(); // a's reset: its '!' is lost
+    const watcher = probe(a);
+    const target = b.spawn(() => () => undefined);
+    watcher.ctx.monitor(target); // made after a's reset: its frame is lost too
+    await a.idle();
+    tb.hold(); // b's frames to a are slow: its '!' among them
+    tb.reconnect(); // b back: its own reset, on its way
+    ta.drop(undefined); // b subscribed again
+    await ta.sent((f) => f[0] === '!'); // a's '!' sent again after suspectAfterMs, before b's arrives: they cross
+    await roundTrip(a, b); // b has handled it
+    tb.release();
+    await settle(a, b);
+    const down = (await watcher.receive(isDown, { timeout: 5000 })) as Down;
+    expect([String(down.pid), down.reason]).toEqual([String(target), 'noconnection']);
+    await settle(a, b);
+    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
+    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
+    await tieHolds(a, b);
+    await tieHolds(b, a);
+    expect(watcher.messages.filter(isDown)).toHaveLength(1);
+  });
+
   it("both ends reset at once (the '!'s cross): ties made before are answered once on each side, ties made right after are honoured on both", async () => {
     const { a, b, ca, cb, ta, tb } = await controlledPair(quiet);
     const onA = probe(a);

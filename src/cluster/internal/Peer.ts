@@ -69,7 +69,7 @@ export class Peer {
    * older number answers an older reset, and is ignored.
    */
   awaitingReset = 0;
-  /** Heartbeats since this node last (re)sent its '!' (sent again once they span suspectAfterMs: it may have been lost). */
+  /** Heartbeats since this node last sent its '!' (it resets again once they span suspectAfterMs: the '!' may have been lost). */
   resetTicks = 0;
   /** Encoded frames for the next batch, and their total length. */
   outbox: string[] = [];

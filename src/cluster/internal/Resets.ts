@@ -46,8 +46,8 @@ export class Resets {
    * this node's (one count for all peers), `ack` the last of the peer's resets answered here. Until
    * its `["!!", n]` comes, the link, unlink, monitor and call frames the peer sends are ignored (asked
    * before it knew, they are answered on its side); a '!!' for an older number is stale. The '!' is
-   * sent again after every `suspectAfterMs` without its answer (it may have been lost: a peer not
-   * yet subscribed); the peer answers each number once.
+   * followed by a new reset after every `suspectAfterMs` without its answer (it may have been lost:
+   * a peer not yet subscribed); the peer answers each number once.
    */
   ask(peer: Peer): void {
     peer.awaitingReset = ++this.#resets;
@@ -55,13 +55,16 @@ export class Resets {
     this.#host.push(peer, this.#resetFrame(peer));
   }
 
-  /** A heartbeat for `peer`: its '!' is sent again once it has waited `suspectAfterMs` for its '!!'. */
+  /** A heartbeat for `peer`: once it has waited `suspectAfterMs` for its '!!', this node resets again, with a new number. */
   tick(peer: Peer): void {
     if (peer.awaitingReset !== 0 && ++peer.resetTicks * this.#heartbeatMs >= this.#suspectAfterMs) {
-      // its '!!' has not come: the '!' may have been lost (the peer was not subscribed yet). A '!'
-      // sent again is answered once by the peer, so this is safe whatever happened to the first
-      peer.resetTicks = 0;
-      this.#host.push(peer, this.#resetFrame(peer));
+      // its '!!' has not come: the '!' may have been lost (the peer was not subscribed yet), and with
+      // it the frames of the ties made here since. The same '!' sent again could not say so: taken by
+      // the peer for one that crossed its own, neither side would answer those ties. So the ties are
+      // answered here again, and the new reset's '!' has the peer answer its own (the '!!' of the
+      // older one, should it still come, is stale)
+      this.#host.reset(peer);
+      this.ask(peer);
     }
   }
 
