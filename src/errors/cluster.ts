@@ -41,14 +41,14 @@ export class PeersTimeoutError extends KeelError {
  */
 export class SyncTimeoutError extends KeelError {
   readonly timeoutMs: number;
-  /** The revision of the sync's own write, which the cache had to reach. */
+  /** The revision of the sync's own write, which the cache had to reach (0: the write itself was not acknowledged in time). */
   readonly revision: number;
   /** The last revision the cache had seen when it gave up. */
   readonly seen: number;
   constructor(node: string, timeoutMs: number, revision: number, seen: number) {
     super(
       'ERR_SYNC_TIMEOUT',
-      `global registry of node ${node}: the watch did not bring revision ${revision} within ${timeoutMs} ms (last seen ${seen}); check that the NATS server answers, or give sync a longer timeoutMs`,
+      `global registry of node ${node}: ${revision === 0 ? 'the bucket did not acknowledge the sync\'s write' : `the watch did not bring revision ${revision}`} within ${timeoutMs} ms (last seen ${seen}); check that the NATS server answers, or give sync a longer timeoutMs`,
     );
     this.timeoutMs = timeoutMs;
     this.revision = revision;

@@ -660,6 +660,31 @@ describe.skipIf(skipWithoutNats)('a sync whose write the watch never brings back
     }
   }, 30_000);
 
+  it("its timeoutMs bounds the sync's own write too: a write the server never acknowledges rejects with ERR_SYNC_TIMEOUT (it waited for the write first, as long as that took)", async () => {
+    const { members } = await nodes(['a']);
+    const a = members[0]!;
+    const { Bucket } = await import('@nats-io/kv');
+    const original = Bucket.prototype.put;
+    let acknowledge: () => void = () => undefined;
+    const acknowledged = new Promise<void>((resolve) => (acknowledge = resolve));
+    // the sync's write is not acknowledged (a frozen server) until the test ends
+    const put = vi.spyOn(Bucket.prototype, 'put').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
+      if (args[0].startsWith('s.')) await acknowledged;
+      return original.apply(this, args);
+    });
+    onTestFinished(() => {
+      acknowledge();
+      put.mockRestore();
+    });
+    const e = await failure(() => a.global.sync({ timeoutMs: 200 }));
+    expect(e).toMatchObject({ code: 'ERR_SYNC_TIMEOUT', timeoutMs: 200, revision: 0 });
+    expect((e as Error).message).toContain('within 200 ms');
+    expect(a.global.internals().syncWaiters).toBe(0);
+    acknowledge();
+    put.mockRestore();
+    await a.global.sync();
+  }, 30_000);
+
   it("the start's own sync is bounded by syncTimeoutMs too: a watch that never brings anything fails the start with ERR_SYNC_TIMEOUT, and the registry is stopped", async () => {
     const { Bucket } = await import('@nats-io/kv');
     const stops: (() => void)[] = [];

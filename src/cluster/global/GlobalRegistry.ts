@@ -326,14 +326,18 @@ export class GlobalRegistry {
   /**
    * Resolves once this node's cache holds everything written to the bucket before the call; rejects
    * with `SyncTimeoutError` (`ERR_SYNC_TIMEOUT`) when the watch has not brought that far within
-   * `timeoutMs` (default the registry's `syncTimeoutMs`, 30,000) of the call.
+   * `timeoutMs` (default the registry's `syncTimeoutMs`, 30,000) of the call, its own write included.
    */
   async sync(options?: { readonly timeoutMs?: number }): Promise<void> {
     this.#checkRunning('sync');
     if (options !== undefined && (typeof options !== 'object' || options === null)) throw new InvalidArgumentError('options', 'an object such as { timeoutMs }', options);
     const timeoutMs = positive(options?.timeoutMs, 'options.timeoutMs', this.#syncTimeoutMs);
     const since = performance.now();
-    const revision = await this.#track(this.#kv.put(syncKey(this.#kernel.name, this.#kernel.creation), String(Date.now())));
+    const written = this.#track(this.#kv.put(syncKey(this.#kernel.name, this.#kernel.creation), String(Date.now())));
+    // the write counts too: a server that never acknowledges it (frozen) fails the sync in time
+    let unanswered: NodeJS.Timeout | undefined;
+    const revision = await Promise.race([written, new Promise<0>((resolve) => (unanswered = setTimeout(() => resolve(0), timeoutMs)))]).finally(() => clearTimeout(unanswered));
+    if (revision === 0) throw new SyncTimeoutError(this.#kernel.name, timeoutMs, 0, this.#seen);
     if (this.#seen >= revision) return;
     await new Promise<void>((resolve, reject) => {
       // the time the write took counts: the bound is from the call
