@@ -28,6 +28,8 @@ function controlled(inner: Transport) {
   let rewriting: ((f: Frame) => Frame) | undefined;
   let held: [string, string][] | undefined;
   const waiters: { match: (f: Frame) => boolean; resolve: (f: Frame) => void }[] = [];
+  let broadcasts = 0;
+  const tickWaiters: { at: number; resolve: () => void }[] = [];
   const transport: Transport = {
     kind: 'memory',
     get maxBatchSize() {
@@ -58,7 +60,15 @@ function controlled(inner: Transport) {
       if (held !== undefined) held.push([peer, batch]);
       else inner.send(peer, batch);
     },
-    broadcast: (batch) => inner.broadcast(batch),
+    broadcast: (batch) => {
+      inner.broadcast(batch);
+      broadcasts++; // one heartbeat per tick
+      for (const w of [...tickWaiters]) {
+        if (broadcasts < w.at) continue;
+        tickWaiters.splice(tickWaiters.indexOf(w), 1);
+        w.resolve();
+      }
+    },
     probe: (peer, timeoutMs) => inner.probe(peer, timeoutMs),
     flush: () => inner.flush(),
     close: () => inner.close(),
@@ -74,6 +84,8 @@ function controlled(inner: Transport) {
       held = undefined;
       for (const [peer, batch] of batches) inner.send(peer, batch);
     },
+    /** Resolves after `n` more heartbeats (ticks) of this node. */
+    ticks: (n: number) => new Promise<void>((resolve) => tickWaiters.push({ at: broadcasts + n, resolve })),
     /** Resolves with the first frame `match` takes once it has been sent, as it went out (dropped: not; rewritten: as rewritten). */
     sent: (match: (f: Frame) => boolean) => new Promise<Frame>((resolve) => waiters.push({ match, resolve })),
   };
@@ -187,6 +199,27 @@ describe('the numbered reset protocol', () => {
     await tieHolds(a, b);
     await tieHolds(b, a);
     expect(watcher.messages.filter(isDown)).toHaveLength(1);
+  });
+
+  it("a peer whose '!!' is slow is reset again after suspectAfterMs, then after twice as long each time, not at every suspectAfterMs; once an answer arrives in time, both settle", async () => {
+    const { a, b, ca, cb, ta, tb } = await controlledPair({ heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 600_000, probeTimeoutMs: 30 });
+    let bangs = 0;
+    ta.rewrite((f) => {
+      if (f[0] === '!') bangs++;
+      return f;
+    });
+    tb.hold(); // every '!!' of b's (and all it sends) is held: a slow path
+    ta.reconnect();
+    // 75 ticks of 20 ms: every suspectAfterMs would be 25 resets; doubling waits 60, 120, 240, 480, 960 ms
+    await ta.ticks(75);
+    expect(bangs).toBeGreaterThanOrEqual(4);
+    expect(bangs).toBeLessThanOrEqual(6);
+    tb.release(); // the held answers arrive: the last one answers a's latest reset
+    await settle(a, b);
+    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
+    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
+    await tieHolds(a, b);
+    await tieHolds(b, a);
   });
 
   it("both ends reset at once (the '!'s cross): ties made before are answered once on each side, ties made right after are honoured on both", async () => {

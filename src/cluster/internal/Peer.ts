@@ -71,6 +71,8 @@ export class Peer {
   awaitingReset = 0;
   /** Heartbeats since this node last sent its '!' (it resets again once they span suspectAfterMs: the '!' may have been lost). */
   resetTicks = 0;
+  /** Resets this node made again for want of the peer's '!!' since it last came (each waits twice as long). */
+  resetRetries = 0;
   /** Encoded frames for the next batch, and their total length. */
   outbox: string[] = [];
   outboxLength = 0;

@@ -10,6 +10,8 @@ import type { Peer } from './Peer.js';
 
 /** How many peers' last answered reset numbers a node keeps (as many as the peers downed for silence it remembers). */
 const ANSWERED_KEPT = 1024;
+/** A reset unanswered is followed by another after suspectAfterMs, then twice that, ... up to 2^6 times it. */
+const MAX_BACKOFF = 6;
 
 /** A reset's number in a '!' or '!!' frame: a positive count, or 0 (none) where `zero` (else the frame is malformed). */
 function resetNumber(value: unknown, zero = false): number {
@@ -57,7 +59,10 @@ export class Resets {
 
   /** A heartbeat for `peer`: once it has waited `suspectAfterMs` for its '!!', this node resets again, with a new number. */
   tick(peer: Peer): void {
-    if (peer.awaitingReset !== 0 && ++peer.resetTicks * this.#heartbeatMs >= this.#suspectAfterMs) {
+    // each reset again waits twice as long as the one before (up to 64 times suspectAfterMs): a
+    // peer whose '!!' is only slow is not reset at every suspectAfterMs for as long as it stays slow
+    if (peer.awaitingReset !== 0 && ++peer.resetTicks * this.#heartbeatMs >= this.#suspectAfterMs * 2 ** Math.min(peer.resetRetries, MAX_BACKOFF)) {
+      peer.resetRetries++;
       // its '!!' has not come: the '!' may have been lost (the peer was not subscribed yet), and with
       // it the frames of the ties made here since. The same '!' sent again could not say so: taken by
       // the peer for one that crossed its own, neither side would answer those ties. So the ties are
@@ -115,7 +120,10 @@ export class Resets {
    */
   #resetAsked(peer: Peer, n: number | undefined, ack: number): void {
     if (n === undefined) {
-      if (peer.awaitingReset !== 0) peer.awaitingReset = 0;
+      if (peer.awaitingReset !== 0) {
+        peer.awaitingReset = 0;
+        peer.resetRetries = 0;
+      }
       else this.#host.reset(peer);
       this.#host.push(peer, '["!!"]');
       return;
@@ -129,6 +137,7 @@ export class Resets {
     if (own !== 0 && ack < own) {
       peer.awaitingReset = 0;
       peer.resetTicks = 0;
+      peer.resetRetries = 0;
       this.#host.push(peer, `["!!",${n},${own}]`);
       return;
     }
@@ -150,6 +159,7 @@ export class Resets {
     }
     peer.awaitingReset = 0;
     peer.resetTicks = 0;
+    peer.resetRetries = 0;
     if (crossed === 0 || crossed <= this.#answeredOf(peer)) return;
     this.#answer(peer, crossed);
     this.#host.reset(peer);
