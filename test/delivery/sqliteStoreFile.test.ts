@@ -7,7 +7,7 @@ import path from 'node:path';
 import { serialize } from 'node:v8';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { StoreVersionError } from '../../src/errors.js';
+import { StoreUnavailableError, StoreVersionError } from '../../src/errors.js';
 import { startOf } from '../../src/delivery/stores/sqliteFile.js';
 import { runDlq } from '../../src/cli/dlq.js';
 import { SCHEMA_VERSION, SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
@@ -279,5 +279,26 @@ describe('reading a store in WAL mode whose -shm cannot be made (a read-only dir
     expect(fs.statSync(`${copy}-wal`).size).toBeGreaterThan(0);
     blockShm(copy);
     expectKeelError(thrown(() => new SqliteStore(copy, undefined, undefined, 'read')), 'ERR_STORE_UNAVAILABLE', 'its -wal holds writes that are not in the file yet');
+  });
+});
+
+describe('reading a store in WAL mode whose -shm cannot be made, too large to copy into memory', () => {
+  // grown past what one readFileSync reads (a sparse file: nothing is written but its size); SQLite
+  // ignores the bytes past the pages its header counts. The copy failed with Node's own
+  // ERR_FS_FILE_TOO_LARGE, which passed for a Keel error: keel dlq exited 2 (bad usage, not a store)
+  it('is refused as a store that could not be opened: ERR_STORE_UNAVAILABLE, and keel dlq list exits 1 with one line saying what to do', async () => {
+    const file = await storeWithOne();
+    fs.truncateSync(file, 2 ** 31 + 4096);
+    blockShm(file);
+    const e = thrown(() => new SqliteStore(file, undefined, undefined, 'read'));
+    expectKeelError(e, 'ERR_STORE_UNAVAILABLE', 'too large to read from a copy in memory');
+    expect(e).toBeInstanceOf(StoreUnavailableError);
+    const lines: string[] = [];
+    const code = runDlq(['list', '--store', file], (line) => lines.push(line), () => 10);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^keel dlq list: could not open ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
+    expect(lines[0]).toContain('too large to read from a copy in memory');
+    expect(code).toBe(1);
+    expect(fs.statSync(file).size).toBe(2 ** 31 + 4096); // nothing written
   });
 });

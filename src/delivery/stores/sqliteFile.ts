@@ -297,19 +297,27 @@ export function walIndexUnavailable(file: string, error: unknown): boolean {
 }
 
 /**
+ * @internal The largest file {@link walSnapshot} copies into memory: what one `readFileSync` reads
+ * (2 GiB less a byte); a larger one would fail there with Node's own error.
+ */
+export const SNAPSHOT_MAX_BYTES = 2 ** 31 - 1;
+
+/**
  * @internal A read-only connection on a copy, in memory, of the WAL-mode database `file`, for a
  * reader that cannot read it in place ({@link walIndexUnavailable}). SQLite's own way around that,
  * the `immutable=1` URI parameter, needs URI filenames, which better-sqlite3 is built without; the
  * copy is marked a rollback-journal database (header bytes 18 and 19, as the file format defines
- * them) so that SQLite reads it without a `-shm`. It is the file as it is: undefined when the file's
- * `-wal` holds writes not yet in it (a node has it open, or was killed), which the copy would miss.
+ * them) so that SQLite reads it without a `-shm`. It is the file as it is: `'unwritten'` when the
+ * file's `-wal` holds writes not yet in it (a node has it open, or was killed), which the copy would
+ * miss, and `'too_large'` when the file is larger than {@link SNAPSHOT_MAX_BYTES}.
  */
-export function walSnapshot(Driver: SqliteDriver, file: string): SqliteDatabase | undefined {
+export function walSnapshot(Driver: SqliteDriver, file: string): SqliteDatabase | 'unwritten' | 'too_large' {
   try {
-    if (statSync(`${file}-wal`).size > 0) return undefined;
+    if (statSync(`${file}-wal`).size > 0) return 'unwritten';
   } catch {
     // no -wal: every write is in the file
   }
+  if (statSync(file).size > SNAPSHOT_MAX_BYTES) return 'too_large';
   const image = readFileSync(file);
   image[18] = 1;
   image[19] = 1;

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { isKeelError, KeelError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
-import { claimHeld, openFailure, schemaVersion, setUpStoreFile, type SqliteDatabase, type SqliteDriver, sqliteCode, startOf, walIndexUnavailable, walSnapshot } from './sqliteFile.js';
+import { claimHeld, openFailure, schemaVersion, setUpStoreFile, SNAPSHOT_MAX_BYTES, type SqliteDatabase, type SqliteDriver, sqliteCode, startOf, walIndexUnavailable, walSnapshot } from './sqliteFile.js';
 import { DLQ_SCHEMA, SCHEMA_VERSION, stamp, storeProblem } from './sqliteStoreSchema.js';
 
 // Opening the SQLite dead letter store's file: checked before anything is written to it (a store or
@@ -58,13 +58,23 @@ export function openStoreFile(Driver: SqliteDriver, file: string, access: 'creat
         if (access !== 'read' || !walIndexUnavailable(file, e)) throw e;
         reader.close();
         const copy = walSnapshot(Driver, file);
-        if (copy === undefined) {
+        if (copy === 'unwritten') {
           const dir = path.dirname(file);
           throw new StoreUnavailableError(
             file,
             `SQLite reads a store in WAL mode through its -shm file, which this process cannot create in ${dir}, and its -wal holds writes that are not in the file yet`,
             sqliteCode(e),
             `read it as a user that may create files in ${dir}, or once the node that has it open has closed it`,
+            e,
+          );
+        }
+        if (copy === 'too_large') {
+          const dir = path.dirname(file);
+          throw new StoreUnavailableError(
+            file,
+            `SQLite reads a store in WAL mode through its -shm file, which this process cannot create in ${dir}, and the file is too large to read from a copy in memory instead (over ${SNAPSHOT_MAX_BYTES} bytes)`,
+            sqliteCode(e),
+            `it is over ${SNAPSHOT_MAX_BYTES} bytes, too large to read from a copy in memory: read it as a user that may create files in ${dir}, or copy the file into a directory this process may create files in and read the copy`,
             e,
           );
         }
