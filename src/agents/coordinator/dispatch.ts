@@ -272,7 +272,9 @@ function begin(state: State, task: TaskRun, worker: Worker | undefined): TaskAtt
   // progressBefore and startedAt serve the stuck check only (requeue: a refused offer is not progress); a
   // workflow without one never moves progressAt, so there they are 0 (no clock read, no boxed number per attempt)
   const tracked = task.wf.stuckMs !== Infinity;
-  const attempt = new TaskAttempt(state, task, worker, tracked ? task.wf.progressAt : 0, tracked ? timerNow(state) : 0);
+  // one reading: on the real clock the timers' time is fractional, so a second one would never equal it (see requeue)
+  const now = tracked ? timerNow(state) : 0;
+  const attempt = new TaskAttempt(state, task, worker, tracked ? task.wf.progressAt : 0, now);
   if (task.waitTimer !== undefined) {
     state.ctx.cancelTimer(task.waitTimer as never);
     task.waitTimer = undefined;
@@ -283,7 +285,7 @@ function begin(state: State, task: TaskRun, worker: Worker | undefined): TaskAtt
   task.avoid = undefined;
   task.attempts++;
   task.worker = worker === undefined ? state.ctx.self : worker.pid;
-  touch(state, task.wf);
+  touch(state, task.wf, now);
   if (state.store !== undefined) persist(state, task.wf); // started: after a crash it runs again (counted a re-run)
   return attempt;
 }

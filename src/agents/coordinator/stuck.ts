@@ -12,10 +12,13 @@ export class StuckCheck {
 
 const active = (wf: Run): boolean => wf.state === 'running' || wf.state === 'paused' || wf.state === 'compensating';
 
-/** @internal Progress: a task started or finished (or the workflow started). */
-export function touch(state: State, wf: Run): void {
+/**
+ * @internal Progress: a task started or finished (or the workflow started), at `now` (the timers'
+ * time; a start gives its attempt's, so that a refusal can tell its own progress and take it back).
+ */
+export function touch(state: State, wf: Run, now?: number): void {
   if (wf.stuckMs === Infinity || wf.stuckReported) return;
-  wf.progressAt = timerNow(state);
+  wf.progressAt = now ?? timerNow(state);
   if (wf.stuckTimer === undefined) wf.stuckTimer = state.ctx.sendAfter(state.ctx.self, new StuckCheck(wf), wf.stuckMs);
 }
 

@@ -265,3 +265,23 @@ describe("CoordinatorAgent: stuck on the real clock (progress counted on the tim
     await expect(result).resolves.toMatchObject({ status: 'completed' });
   });
 });
+
+describe("CoordinatorAgent: refused offers on the real clock (the timers' time, read twice)", () => {
+  it('a task every worker refuses (busy) for stuckAfterMs is reported stuck (workers_busy) on the real clock', async () => {
+    // on the real clock the timers' time is fractional: the attempt's start and the progress its
+    // begin made were two readings, never equal, so a refusal did not take its progress back and
+    // each offer, every 50 ms, kept the workflow from ever looking stuck
+    const node = track();
+    const hang = deferred<string>();
+    const w = await Agent.start(node, { capabilities: [], maxConcurrentTasks: 1, tasks: { hang: () => hang.promise, k: () => 'k' } });
+    const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid], maxTasksPerWorker: 2 });
+    await coordinator.submit({ id: 'holder', tasks: [{ id: 'h', kind: 'hang' }] });
+    await node.idle();
+    const stuck = nextEvent(node, 'keel.coordinator.workflow_stuck');
+    await coordinator.submit({ id: 'refused', stuckAfterMs: 100, tasks: [{ id: 't', kind: 'k' }] });
+    expect(await settlesWithin(stuck, 5000)).toBe('settled');
+    expect((await stuck).metadata).toMatchObject({ workflow: 'refused', waiting: [{ task: 't', kind: 'k', reason: 'workers_busy' }] });
+    hang.resolve('done');
+    expect(await coordinator.wait('refused')).toMatchObject({ status: 'completed', tasks: { t: { attempts: 1 } } });
+  });
+});
