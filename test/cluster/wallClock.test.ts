@@ -6,17 +6,10 @@ import { Cluster } from '../../src/cluster/Cluster.js';
 import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
 import type { Transport } from '../../src/cluster/Transport.js';
 import { captureEvents } from '../../src/testing/index.js';
-import { useNodes } from '../support.js';
+import { HOUR, stepWallClock, useNodes } from '../support.js';
 
 const track = useNodes();
-const HOUR = 3_600_000;
 const timings = { heartbeatMs: 20, suspectAfterMs: 60, downAfterMs: 200, probeTimeoutMs: 30 };
-
-/** Steps the host's wall clock (`Date.now`) by `ms` from now on. */
-function stepWallClock(ms: number): void {
-  const wall = Date.now.bind(Date);
-  vi.spyOn(Date, 'now').mockImplementation(() => wall() + ms);
-}
 
 afterEach(() => {
   vi.restoreAllMocks();

@@ -5,16 +5,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { GenServer, isDown, realClock, sendSupervised, Supervisor } from '../../src/index.js';
 import { probe } from '../../src/testing/index.js';
-import { useNodes } from '../support.js';
+import { HOUR, stepWallClock, useNodes } from '../support.js';
 
 const track = useNodes();
-const HOUR = 3_600_000;
-
-/** Steps the host's wall clock (`Date.now`) by `ms` from now on. */
-function stepWallClock(ms: number): void {
-  const wall = Date.now.bind(Date);
-  vi.spyOn(Date, 'now').mockImplementation(() => wall() + ms);
-}
 
 afterEach(() => {
   vi.restoreAllMocks();
