@@ -10,6 +10,7 @@ import { type DeadLetter, sendSupervised } from '../../src/index.js';
 import { DLQ_USAGE, dlqUsage, runDlq } from '../../src/cli/dlq.js';
 import type { NewRecord } from '../../src/delivery/stores/DeadLetterStore.js';
 import { SqliteStore, type SqliteStoreOptions } from '../../src/delivery/stores/SqliteStore.js';
+import { SqliteAgentStore } from '../../src/agents/store/SqliteAgentStore.js';
 import { probe, TestClock } from '../../src/testing/index.js';
 import { useBuiltPackage } from '../childProcesses.js';
 import { ok, useNodes, useTempFiles } from '../support.js';
@@ -905,6 +906,49 @@ describe('keel dlq through the keel entry point', () => {
     expect((JSON.parse(listed.stdout) as { id: string }[]).map((r) => r.id)).toEqual(['1', '2', '3']);
     expect(usage).toEqual({ code: 2, stdout: '', stderr: `${run(['list']).out}\n` });
     expect(usage.stderr).toContain('--store <file> is missing');
+  }, 30_000);
+
+  it('list on a file shared with the agent store (one keel.db for both, made in either order) prints its entries (exit 0); retry writes it, and both stores open it again', async () => {
+    for (const agentsFirst of [true, false]) {
+      const file = tmpfile();
+      const agents = (): string[] => {
+        const store = new SqliteAgentStore(file);
+        try {
+          return store.loadAll('coordinator').records.map((r) => r.key);
+        } finally {
+          store.close();
+        }
+      };
+      const putAgent = (): void => {
+        const store = new SqliteAgentStore(file);
+        try {
+          store.put('coordinator', 'workflow', 'wf-1', { step: 1 });
+        } finally {
+          store.close();
+        }
+      };
+      if (agentsFirst) putAgent();
+      const store = new SqliteStore(file, undefined);
+      try {
+        await Promise.all(RECORDS.map((r) => store.add(r)));
+      } finally {
+        store.close();
+      }
+      if (!agentsFirst) putAgent();
+      const listed = await keel(entry(), ['dlq', 'list', '--store', file, '--json']);
+      expect(listed.stderr, `agents first: ${agentsFirst}`).toBe('');
+      expect(listed.code).toBe(0);
+      expect((JSON.parse(listed.stdout) as { id: string }[]).map((r) => r.id)).toEqual(['1', '2', '3']);
+      expect(run(['retry', '--all', '--store', file, '--json']).code).toBe(0);
+      expect(agents()).toEqual(['wf-1']);
+      const node = new SqliteStore(file, 'node-a');
+      try {
+        expect(node.list({}, 0, 10, undefined).entries.map((e) => e.recipient)).toEqual(RECORDS.map((r) => r.recipient));
+      } finally {
+        node.close();
+      }
+      expect(agents()).toEqual(['wf-1']);
+    }
   }, 30_000);
 
   it.skipIf(process.platform === 'win32')('a path that is no regular file (a named pipe, as <(…) gives) is bad usage (exit 2) at once: SQLite would wait on it forever', async () => {

@@ -1,4 +1,4 @@
-// The SQLite dead letter store's file: its schema version (PRAGMA user_version), a store made before
+// The SQLite dead letter store's file: Keel's file format version (PRAGMA user_version), a store made before
 // the stamp, a newer Keel's store and another application's database, each refused untouched; the
 // claim of a node on the file, held by the OS process that made it (its pid and start identity).
 import { createHash } from 'node:crypto';
@@ -8,9 +8,9 @@ import { serialize } from 'node:v8';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { StoreUnavailableError, StoreVersionError } from '../../src/errors.js';
-import { startOf } from '../../src/delivery/stores/sqliteFile.js';
+import { KEEL_FILE_FORMAT, startOf } from '../../src/delivery/stores/sqliteFile.js';
 import { runDlq } from '../../src/cli/dlq.js';
-import { SCHEMA_VERSION, SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
+import { SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
 import { expectKeelError, thrown, useTempFiles } from '../support.js';
 
 const tmpfile = useTempFiles('keel-dlq-file-', 'dead-letters.db');
@@ -60,11 +60,11 @@ function dlq(argv: string[]): { code: number; out: string } {
   return { code, out: lines.join('\n') };
 }
 
-describe('the SQLite dead letter store schema version (PRAGMA user_version)', () => {
-  it('a new store file is stamped with the schema version', async () => {
+describe('the SQLite dead letter store file format version (PRAGMA user_version, shared with the agent store)', () => {
+  it('a new store file is stamped with the file format version', async () => {
     const file = await storeWithOne();
-    expect(SCHEMA_VERSION).toBeGreaterThan(0);
-    expect(userVersion(file)).toBe(SCHEMA_VERSION);
+    expect(KEEL_FILE_FORMAT).toBeGreaterThan(0);
+    expect(userVersion(file)).toBe(KEEL_FILE_FORMAT);
   });
 
   it('a store made before the stamp (user_version 0, the store tables) is opened with its entries and stamped; the CLI reads it without writing, and stamps it when it writes', async () => {
@@ -74,7 +74,7 @@ describe('the SQLite dead letter store schema version (PRAGMA user_version)', ()
     expect(dlq(['list', '--store', file, '--json']).code).toBe(0);
     expect(userVersion(file)).toBe(0);
     expect(dlq(['retry', '--all', '--store', file, '--json']).code).toBe(0);
-    expect(userVersion(file)).toBe(SCHEMA_VERSION);
+    expect(userVersion(file)).toBe(KEEL_FILE_FORMAT);
 
     setUserVersion(file, 0);
     const store = new SqliteStore(file, 'node-b');
@@ -83,28 +83,28 @@ describe('the SQLite dead letter store schema version (PRAGMA user_version)', ()
     } finally {
       store.close();
     }
-    expect(userVersion(file)).toBe(SCHEMA_VERSION);
+    expect(userVersion(file)).toBe(KEEL_FILE_FORMAT);
   });
 
   it("a newer Keel's store (a higher user_version) is refused with StoreVersionError before anything is written; the CLI says so in one line, exit 2", async () => {
     const file = await storeWithOne();
-    setUserVersion(file, SCHEMA_VERSION + 1);
+    setUserVersion(file, KEEL_FILE_FORMAT + 1);
     const before = fileState(file);
     const e = thrown(() => new SqliteStore(file, 'node-b'));
     expect(e).toBeInstanceOf(StoreVersionError);
-    expectKeelError(e, 'ERR_STORE_UNAVAILABLE', `schema version (user_version) is ${SCHEMA_VERSION + 1}, newer than the version ${SCHEMA_VERSION} this Keel writes`);
-    expect(e).toMatchObject({ version: SCHEMA_VERSION + 1, supported: SCHEMA_VERSION, file });
+    expectKeelError(e, 'ERR_STORE_UNAVAILABLE', `schema version (user_version) is ${KEEL_FILE_FORMAT + 1}, newer than the version ${KEEL_FILE_FORMAT} this Keel writes`);
+    expect(e).toMatchObject({ version: KEEL_FILE_FORMAT + 1, supported: KEEL_FILE_FORMAT, file });
     expect(fileState(file)).toEqual(before);
     for (const argv of [['list'], ['retry', '--all']]) {
       const r = dlq([...argv, '--store', file]);
       expect(r, argv[0]).toEqual({
         code: 2,
-        out: `keel dlq: cannot open ${file}: its schema version (user_version) is ${SCHEMA_VERSION + 1}, newer than the version ${SCHEMA_VERSION} this Keel writes; open it with the Keel that made it, or a newer one; this one leaves the file as it is`,
+        out: `keel dlq: cannot open ${file}: its schema version (user_version) is ${KEEL_FILE_FORMAT + 1}, newer than the version ${KEEL_FILE_FORMAT} this Keel writes; open it with the Keel that made it, or a newer one; this one leaves the file as it is`,
       });
     }
     // (a read-only connection leaves the file's -wal and -shm behind: the file itself is as it was)
     expect(fileState(file).sha256).toBe(before.sha256);
-    expect(userVersion(file)).toBe(SCHEMA_VERSION + 1);
+    expect(userVersion(file)).toBe(KEEL_FILE_FORMAT + 1);
   });
 
   it("another application's database (tables of its own, no dead_letters table) is refused untouched: no store tables added, no stamp, no WAL switch", () => {
@@ -125,10 +125,10 @@ describe('the SQLite dead letter store schema version (PRAGMA user_version)', ()
       check.close();
     }
     // the same with a version stamp of its own, higher than the store's: not taken for a newer store
-    setUserVersion(file, SCHEMA_VERSION + 7);
+    setUserVersion(file, KEEL_FILE_FORMAT + 7);
     const e = thrown(() => new SqliteStore(file, 'node-a'));
     expect(e).not.toBeInstanceOf(StoreVersionError);
-    expectKeelError(e, 'ERR_STORE_UNAVAILABLE', `it is not a Keel dead letter store (its schema version (user_version) is ${SCHEMA_VERSION + 7} and it has no dead_letters table)`);
+    expectKeelError(e, 'ERR_STORE_UNAVAILABLE', `it is not a Keel dead letter store (its schema version (user_version) is ${KEEL_FILE_FORMAT + 7} and it has no dead_letters table)`);
   });
 });
 
@@ -216,7 +216,7 @@ describe("the SQLite dead letter store's claim on its file", () => {
     } finally {
       node.close();
     }
-    expect(userVersion(file)).toBe(SCHEMA_VERSION);
+    expect(userVersion(file)).toBe(KEEL_FILE_FORMAT);
     const db = new Database(file, { readonly: true });
     try {
       expect((db.prepare('SELECT name FROM pragma_table_info(?)').all('dead_letter_owner') as { name: string }[]).map((c) => c.name)).toEqual(['id', 'owner', 'os_pid', 'os_start']);

@@ -48,7 +48,6 @@ export interface SqliteAgentStoreOptions {
 }
 
 export type { AgentStoreWriteCounts, AgentStoreWriteReport } from './keptWrites.js';
-export { AGENT_STORE_SCHEMA_VERSION } from './sqliteAgentSchema.js';
 
 type Row = { kind: unknown; key: unknown; value: unknown };
 
@@ -66,9 +65,10 @@ function sameColumn(a: unknown, b: unknown): boolean {
  * @internal The SQLite agent store: better-sqlite3 (synchronous), WAL with `synchronous=NORMAL`:
  * every write is committed when the call returns and survives a SIGKILL of the OS process (not a
  * power loss). One table, `agent_records (component, kind, key, value)`, values `v8.serialize`d,
- * and the claim's `agent_store_owner`; the file is stamped with {@link AGENT_STORE_SCHEMA_VERSION}
- * and checked before anything is written to it (a newer Keel's store, another application's
- * database: refused, left as they are).
+ * and the claim's `agent_store_owner`; the file is stamped with Keel's file format version
+ * (`KEEL_FILE_FORMAT`, shared with the dead letter store, whose tables the same file may hold) and
+ * checked before anything is written to it (a newer Keel's file, another application's database:
+ * refused, left as they are).
  *
  * A locked file (another connection's write transaction): a statement waits at most
  * `busyTimeoutMs` (the event loop waits with it). A `put`, `insert`, `delete` or `deleteAll` that

@@ -1,7 +1,7 @@
-import type { StoreSchema } from '../../delivery/stores/sqliteFile.js';
+import { AGENT_STORE_TABLES, type StoreSchema } from '../../delivery/stores/sqliteFile.js';
 
-// The SQLite agent store's schema: its tables and the version stamped in the file, checked, made
-// and stamped by the helpers it shares with the dead letter store (sqliteFile.ts).
+// The SQLite agent store's schema: its tables, checked, made and stamped (Keel's file format
+// version) by the helpers it shares with the dead letter store (sqliteFile.ts).
 
 /** The store's tables, made where missing. */
 const SCHEMA = `
@@ -16,24 +16,12 @@ CREATE TABLE IF NOT EXISTS agent_store_owner (id INTEGER PRIMARY KEY CHECK (id =
 `;
 
 /**
- * The version of the agent store's schema (its own: not the dead letter store's), stamped in the
- * file as `PRAGMA user_version` when the store makes its tables. A file stamped 0 (never stamped)
- * that holds the store's tables is a store made before the stamp: it is stamped when opened, and
- * given the claimer's start identity (`agent_store_owner.os_start`) if it was made before that. A
- * newer version (a newer Keel's store) is refused (`StoreVersionError`) before anything is written.
+ * The store's schema, as its file is checked and stamped: its tables are `AGENT_STORE_TABLES`
+ * (sqliteFile.ts). The file is stamped with Keel's file format version (`KEEL_FILE_FORMAT`,
+ * `PRAGMA user_version`), shared with the dead letter store, which may hold its tables in the same
+ * file. A file stamped below it (0: never stamped; 1: stamped by the agent store with its own number,
+ * before the format was shared) that holds the store's tables is opened and stamped, and given the
+ * claimer's start identity (`agent_store_owner.os_start`) if it lacks it. A newer format (a newer
+ * Keel's file) is refused (`StoreVersionError`) before anything is written.
  */
-export const AGENT_STORE_SCHEMA_VERSION = 1;
-
-/** The store's schema, as its file is checked and stamped. */
-export const AGENT_STORE_SCHEMA: StoreSchema = {
-  store: 'agent store',
-  sql: SCHEMA,
-  version: AGENT_STORE_SCHEMA_VERSION,
-  mainTable: 'agent_records',
-  tables: [
-    ['agent_records', ['component', 'kind', 'key', 'value']],
-    ['agent_store_owner', ['id', 'os_pid', 'os_start']],
-  ],
-  // a store made before the claim recorded its start identity lacks it
-  addedColumns: { 'agent_store_owner.os_start': 'TEXT' },
-};
+export const AGENT_STORE_SCHEMA: StoreSchema = { ...AGENT_STORE_TABLES, sql: SCHEMA };

@@ -8,7 +8,7 @@ import { claimFile, openHere, openStoreFile, releaseAndClose } from './sqliteSto
 import { COLUMNS, errorColumn, NO_CLAUSE, type Row, serializes, toRecord, whereOf } from './sqliteStoreRows.js';
 import { type DeadLetterStore, type NewRecord, type Record_, seqOf, thrownText } from './DeadLetterStore.js';
 
-export { SCHEMA_VERSION } from './sqliteStoreSchema.js';
+export { KEEL_FILE_FORMAT } from './sqliteFile.js';
 
 type Statement = SqliteStatement;
 type Database = SqliteDatabase;

@@ -174,7 +174,18 @@ export function fileId(file: string): string {
 }
 
 /**
- * @internal The schema version a store stamped in its file (`PRAGMA user_version`): 0 for a file
+ * Keel's SQLite file format version, stamped in a store's file as `PRAGMA user_version`: one
+ * number for the file, shared by both stores, since one file may hold both (a node's dead letter
+ * store and its agent store at the same path). Bumped whenever either store's schema changes; each
+ * store still brings its own tables up to date by the tables and columns it finds (a store made
+ * before a change lacks them), not by this number. A file stamped with a higher format (a newer
+ * Keel's) is refused by either store before anything is written. 2: the dead letter store's claim
+ * records its process's start identity (the agent store, stamped 1 by itself for a while, reads 2).
+ */
+export const KEEL_FILE_FORMAT = 2;
+
+/**
+ * @internal The format version stamped in a store's file (`PRAGMA user_version`): 0 for a file
  * never stamped (a new one, or a store made before the stamp). Reads only.
  */
 export function schemaVersion(db: SqliteDatabase): number {
@@ -187,74 +198,135 @@ export function userTables(db: SqliteDatabase): string[] {
   return (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name").all() as { name: string }[]).map((t) => t.name);
 }
 
+/** @internal The tables of one of Keel's SQLite stores, as a Keel file holds them. */
+export interface KeelStoreTables {
+  /** The store, as messages name it ('dead letter store', 'agent store'). */
+  readonly store: string;
+  /** The table that makes a database the store's: one with tables of its own and no Keel store's is another application's. */
+  readonly mainTable: string;
+  /** The store's tables and their columns. */
+  readonly tables: readonly (readonly [string, readonly string[]])[];
+  /** The columns (`table.column`) a store made before them lacks, with their type: added when it is opened for writing. */
+  readonly addedColumns: Readonly<Record<string, string>>;
+}
+
+/** @internal The dead letter store's tables (its schema: sqliteStoreSchema.ts). */
+export const DLQ_TABLES: KeelStoreTables = {
+  store: 'dead letter store',
+  mainTable: 'dead_letters',
+  tables: [
+    ['dead_letters', ['seq', 'recipient', 'payload', 'reason', 'attempts', 'first_failed_at', 'last_attempt_at', 'next_retry_at', 'last_error', 'status']],
+    ['dead_letter_owner', ['id', 'owner', 'os_pid', 'os_start']],
+  ],
+  // a store made before format 2 lacks the claimer's start identity
+  addedColumns: { 'dead_letter_owner.os_start': 'TEXT' },
+};
+
+/** @internal The agent store's tables (its schema: src/agents/store/sqliteAgentSchema.ts). */
+export const AGENT_STORE_TABLES: KeelStoreTables = {
+  store: 'agent store',
+  mainTable: 'agent_records',
+  tables: [
+    ['agent_records', ['component', 'kind', 'key', 'value']],
+    ['agent_store_owner', ['id', 'os_pid', 'os_start']],
+  ],
+  // a store made before the claim recorded its start identity lacks it
+  addedColumns: { 'agent_store_owner.os_start': 'TEXT' },
+};
+
+/** @internal Keel's stores that may share a file: a database holding any one's main table (with its columns) is a Keel file. */
+export const KEEL_STORES: readonly KeelStoreTables[] = [DLQ_TABLES, AGENT_STORE_TABLES];
+
 /**
  * @internal A SQLite store's schema, as its file is checked, made and stamped by
  * {@link schemaProblem}, {@link stampSchema} and {@link setUpStoreFile}.
  */
-export interface StoreSchema {
-  /** The store, as messages name it ('dead letter store', 'agent store'). */
-  readonly store: string;
+export interface StoreSchema extends KeelStoreTables {
   /** Its tables, made where missing (`CREATE TABLE IF NOT EXISTS`, ...). */
   readonly sql: string;
-  /** The version stamped in the file (`PRAGMA user_version`). */
-  readonly version: number;
-  /** The table that makes a database the store's: one with tables of its own and not this one is another application's. */
-  readonly mainTable: string;
-  /** The store's tables and their columns. */
-  readonly tables: readonly (readonly [string, readonly string[]])[];
-  /** The columns (`table.column`) a store of an older version may lack, with their type: added when it is stamped. */
-  readonly addedColumns: Readonly<Record<string, string>>;
+}
+
+/** The columns of `table` (none: no such table). */
+function columnsOf(db: SqliteDatabase, table: string): string[] {
+  return (db.prepare('SELECT name FROM pragma_table_info(?)').all(table) as { name: string }[]).map((c) => c.name);
+}
+
+/** Whether the columns `found` of `table` are the store's (less those added since, which an older store lacks). */
+function columnsMatch(store: KeelStoreTables, table: string, expected: readonly string[], found: readonly string[]): boolean {
+  const wanted = expected.filter((c) => found.includes(c) || store.addedColumns[`${table}.${c}`] === undefined);
+  return found.length === wanted.length && wanted.every((c) => found.includes(c));
 }
 
 /**
- * @internal Why a database is not a store of `schema`, or undefined when it is one: a table of the
- * store with other columns (another application's), tables of another application and no
- * `mainTable`, or, when the store must be `complete`, a missing one. A schema version newer than
- * the store's is thrown ({@link StoreVersionError}) when the file has the store's `mainTable` (a
- * newer Keel's store), and is a problem when it has not. Reads only.
+ * @internal Why a database is not a store of `schema`, or undefined when it is one (or a Keel file
+ * that will take it: one holding another Keel store's tables): a table of the store with other
+ * columns (another application's), tables of another application and no Keel store's main table,
+ * or, when the store must be `complete`, a missing one. A format version newer than
+ * {@link KEEL_FILE_FORMAT} is thrown ({@link StoreVersionError}) when the file has a Keel store's
+ * main table (a newer Keel's file), and is a problem when it has not. Reads only.
  */
 export function schemaProblem(file: string, db: SqliteDatabase, schema: StoreSchema, complete: boolean): string | undefined {
   const version = schemaVersion(db);
   const tables = userTables(db);
   const main = schema.mainTable;
-  if (version > schema.version) {
-    if (tables.includes(main)) throw new StoreVersionError(file, version, schema.version, schema.store);
+  if (version > KEEL_FILE_FORMAT) {
+    if (KEEL_STORES.some((s) => tables.includes(s.mainTable))) throw new StoreVersionError(file, version, KEEL_FILE_FORMAT, schema.store);
     return `its schema version (user_version) is ${version} and it has no ${main} table`;
   }
-  if (!complete && tables.length > 0 && !tables.includes(main)) return `it has tables of its own and no ${main} table: ${tables.join(', ')}`;
-  const columnsOf = db.prepare('SELECT name FROM pragma_table_info(?)');
+  if (!complete && tables.length > 0 && !tables.includes(main)) {
+    // another Keel store's file (one file may hold both): a Keel file, which this store joins
+    const keelFile = KEEL_STORES.some((s) => {
+      const expected = s.tables.find(([t]) => t === s.mainTable)?.[1] ?? [];
+      return s.store !== schema.store && tables.includes(s.mainTable) && columnsMatch(s, s.mainTable, expected, columnsOf(db, s.mainTable));
+    });
+    if (!keelFile) return `it has tables of its own and no ${main} table: ${tables.join(', ')}`;
+  }
   for (const [table, expected] of schema.tables) {
-    const found = (columnsOf.all(table) as { name: string }[]).map((c) => c.name);
+    const found = columnsOf(db, table);
     if (found.length === 0) {
       if (complete) return `it has no ${table} table`;
       continue;
     }
-    const wanted = expected.filter((c) => found.includes(c) || schema.addedColumns[`${table}.${c}`] === undefined);
-    if (found.length !== wanted.length || !wanted.every((c) => found.includes(c))) return `its ${table} table has other columns: ${found.join(', ')}`;
+    if (!columnsMatch(schema, table, expected, found)) return `its ${table} table has other columns: ${found.join(', ')}`;
   }
   return undefined;
 }
 
 /**
- * @internal Brings a store of an older schema version (0: never stamped) to `schema`'s (the
- * columns added since) and stamps it; a write only then. Run in a write transaction.
+ * @internal Whether the store of `schema` in `db` must be written to be up to date: a file stamped
+ * with an older format (0: never stamped), or lacking a table of the store or a column added since
+ * (a file another store stamped, or a store made before the column). Reads only.
+ */
+export function schemaBehind(db: SqliteDatabase, schema: StoreSchema): boolean {
+  if (schemaVersion(db) < KEEL_FILE_FORMAT) return true;
+  if (schema.tables.some(([table]) => columnsOf(db, table).length === 0)) return true;
+  return Object.keys(schema.addedColumns).some((column) => {
+    const [table, name] = column.split('.') as [string, string];
+    return !columnsOf(db, table).includes(name);
+  });
+}
+
+/**
+ * @internal Brings the store of `schema` up to date (the columns added since, found missing in its
+ * own tables; another store's tables are left as they are) and stamps the file with
+ * {@link KEEL_FILE_FORMAT} if it has an older one; a write only then. Run in a write transaction.
  */
 export function stampSchema(db: SqliteDatabase, schema: StoreSchema): void {
-  if (schemaVersion(db) >= schema.version) return;
-  const columnsOf = db.prepare('SELECT name FROM pragma_table_info(?)');
   for (const [column, type] of Object.entries(schema.addedColumns)) {
     const [table, name] = column.split('.') as [string, string];
-    if (!(columnsOf.all(table) as { name: string }[]).some((c) => c.name === name)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${name} ${type}`);
+    const found = columnsOf(db, table);
+    if (found.length > 0 && !found.includes(name)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${name} ${type}`);
   }
-  db.pragma(`user_version = ${schema.version}`);
+  if (schemaVersion(db) < KEEL_FILE_FORMAT) db.pragma(`user_version = ${KEEL_FILE_FORMAT}`);
 }
 
 /**
  * @internal Sets up a node's store on the connection `db` to `file`, checked first so that another
- * application's database, or a newer Keel's store, is left as it is (no WAL switch, no tables):
+ * application's database, or a newer Keel's file, is left as it is (no WAL switch, no tables):
  * refused with {@link StoreUnavailableError} (or {@link StoreVersionError}). Then WAL with
- * `synchronous=NORMAL`, and the store's tables made and stamped in one write transaction where the
- * file is new or older; a stamped store is not written (no write lock to take).
+ * `synchronous=NORMAL`, and the store's tables made and the file stamped in one write transaction
+ * where the file is new, older, or holds only the other Keel store's tables (left as they are); an
+ * up-to-date store is not written (no write lock to take).
  */
 export function setUpStoreFile(file: string, db: SqliteDatabase, schema: StoreSchema): void {
   const problem = schemaProblem(file, db, schema, false);
@@ -264,13 +336,13 @@ export function setUpStoreFile(file: string, db: SqliteDatabase, schema: StoreSc
   }
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
-  if (schemaVersion(db) < schema.version) {
-    // a new file (or one made before the stamp): the tables and the stamp in one transaction
+  if (schemaBehind(db, schema)) {
+    // a new file, an older one, or the other store's: the tables and the stamp in one transaction
     db.transaction(() => {
       db.exec(schema.sql);
       stampSchema(db, schema);
     }).immediate();
-  } else db.exec(schema.sql); // a stamped store: nothing to write
+  } else db.exec(schema.sql); // an up-to-date store: nothing to write
 }
 
 /** @internal Whether `file` is a SQLite database in WAL mode (its header's read and write versions are 2). */

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { isKeelError, KeelError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
-import { claimHeld, openFailure, schemaVersion, setUpStoreFile, SNAPSHOT_MAX_BYTES, type SqliteDatabase, type SqliteDriver, sqliteCode, startOf, walIndexUnavailable, walSnapshot } from './sqliteFile.js';
-import { DLQ_SCHEMA, SCHEMA_VERSION, stamp, storeProblem } from './sqliteStoreSchema.js';
+import { claimHeld, openFailure, setUpStoreFile, SNAPSHOT_MAX_BYTES, type SqliteDatabase, type SqliteDriver, sqliteCode, startOf, walIndexUnavailable, walSnapshot } from './sqliteFile.js';
+import { behind, DLQ_SCHEMA, stamp, storeProblem } from './sqliteStoreSchema.js';
 
 // Opening the SQLite dead letter store's file: checked before anything is written to it (a store or
 // a new file, never another application's database), set up (WAL, its tables and their stamp), read
@@ -94,8 +94,8 @@ export function openStoreFile(Driver: SqliteDriver, file: string, access: 'creat
       try {
         db.pragma('journal_mode = WAL');
         db.pragma('synchronous = NORMAL');
-        // a store made before the stamp (the write lock taken only then: a stamped store opens while another connection writes)
-        if (schemaVersion(db) < SCHEMA_VERSION) db.transaction(() => stamp(db)).immediate();
+        // a store made before the stamp or a column (the write lock taken only then: an up-to-date store opens while another connection writes)
+        if (behind(db)) db.transaction(() => stamp(db)).immediate();
       } catch (e) {
         db.close();
         throw openFailure(file, e, 'dead letter store');

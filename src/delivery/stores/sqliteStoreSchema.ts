@@ -1,7 +1,7 @@
-import { schemaProblem, type SqliteDatabase, type StoreSchema, stampSchema } from './sqliteFile.js';
+import { DLQ_TABLES, schemaBehind, schemaProblem, type SqliteDatabase, type StoreSchema, stampSchema } from './sqliteFile.js';
 
-// The SQLite dead letter store's schema: its tables, the version stamped in the file, whether a
-// database is a store (and of which version), and the stamp that brings an older store up to date.
+// The SQLite dead letter store's schema: its tables, whether a database is a store (or a Keel file
+// that takes one), and the stamp that brings an older store up to date.
 
 type Database = SqliteDatabase;
 
@@ -24,42 +24,36 @@ CREATE TABLE IF NOT EXISTS dead_letter_owner (id INTEGER PRIMARY KEY CHECK (id =
 `;
 
 /**
- * The version of the store's schema, stamped in the file as `PRAGMA user_version` when the store
- * makes its tables. A file stamped 0 (never stamped) that holds the store's tables is a store made
- * before the stamp: it is stamped when opened for writing. A newer version is refused
- * (`StoreVersionError`) before anything is written. Version 2 added the claimer's start
- * identity (`dead_letter_owner.os_start`), added to an older store when it is stamped.
+ * The store's schema, as its file is checked and stamped (the helpers shared with the agent store):
+ * its tables are {@link DLQ_TABLES}. The file is stamped with Keel's file format version
+ * (`KEEL_FILE_FORMAT` (sqliteFile.ts), `PRAGMA user_version`), shared with the agent store, which may hold its
+ * tables in the same file. A file stamped 0 (never stamped) that holds the store's tables is a store
+ * made before the stamp: it is stamped when opened for writing, and given the claimer's start
+ * identity (`dead_letter_owner.os_start`) if it lacks it. A newer format is refused
+ * (`StoreVersionError`) before anything is written.
  */
-export const SCHEMA_VERSION = 2;
-
-/** The store's schema, as its file is checked and stamped (the helpers shared with the agent store). */
-export const DLQ_SCHEMA: StoreSchema = {
-  store: 'dead letter store',
-  sql: SCHEMA,
-  version: SCHEMA_VERSION,
-  mainTable: 'dead_letters',
-  tables: [
-    ['dead_letters', ['seq', 'recipient', 'payload', 'reason', 'attempts', 'first_failed_at', 'last_attempt_at', 'next_retry_at', 'last_error', 'status']],
-    ['dead_letter_owner', ['id', 'owner', 'os_pid', 'os_start']],
-  ],
-  // a store made before SCHEMA_VERSION 2 lacks the claimer's start identity
-  addedColumns: { 'dead_letter_owner.os_start': 'TEXT' },
-};
+export const DLQ_SCHEMA: StoreSchema = { ...DLQ_TABLES, sql: SCHEMA };
 
 /**
  * Why a database is not a Keel dead letter store, or undefined when it is one: a table of the store
- * with other columns (another application's), tables of another application and no `dead_letters`
- * table, or, when the store must be `complete` (the CLI), a missing one. A schema version newer
- * than {@link SCHEMA_VERSION} is thrown (`StoreVersionError`) when the file has the store's
- * `dead_letters` table (a newer Keel's store), and is a problem when it has not. Reads only.
+ * with other columns (another application's), tables of another application and no Keel store's
+ * (`dead_letters`, or the agent store's `agent_records`), or, when the store must be `complete` (the
+ * CLI), a missing one. A format version newer than `KEEL_FILE_FORMAT` (sqliteFile.ts) is thrown
+ * (`StoreVersionError`) when the file has a Keel store's main table (a newer Keel's file), and is a
+ * problem when it has not. Reads only.
  */
 export function storeProblem(file: string, db: Database, complete: boolean): string | undefined {
   return schemaProblem(file, db, DLQ_SCHEMA, complete);
 }
 
+/** Whether the store must be written to be up to date (an older format, a column added since): then {@link stamp}. Reads only. */
+export function behind(db: Database): boolean {
+  return schemaBehind(db, DLQ_SCHEMA);
+}
+
 /**
- * Brings a store of an older schema version (0: never stamped) to {@link SCHEMA_VERSION} (the
- * columns added since) and stamps it; a write only then. Run in a write transaction.
+ * Brings the store up to date (the columns added since) and stamps the file with
+ * `KEEL_FILE_FORMAT` (sqliteFile.ts) if it has an older one; a write only then. Run in a write transaction.
  */
 export function stamp(db: Database): void {
   stampSchema(db, DLQ_SCHEMA);

@@ -1,4 +1,4 @@
-// The SQLite agent store's file: its schema version (PRAGMA user_version), a store made before the
+// The SQLite agent store's file: Keel's file format version (PRAGMA user_version), a store made before the
 // stamp, a newer Keel's store and another application's database, each refused untouched.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -7,7 +7,8 @@ import { serialize } from 'node:v8';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { StoreVersionError } from '../../../src/errors.js';
-import { AGENT_STORE_SCHEMA_VERSION, SqliteAgentStore } from '../../../src/agents/store/SqliteAgentStore.js';
+import { SqliteAgentStore } from '../../../src/agents/store/SqliteAgentStore.js';
+import { KEEL_FILE_FORMAT } from '../../../src/delivery/stores/sqliteFile.js';
 import { agentStoreFor } from '../../../src/agents/store/stores.js';
 import { expectKeelError, thrown, useNodes, useTempFiles } from '../../support.js';
 
@@ -61,11 +62,11 @@ function inspect(file: string): { tables: string[]; userVersion: unknown; journa
   }
 }
 
-describe('the SQLite agent store schema version (PRAGMA user_version)', () => {
-  it('a new store file is stamped with the schema version', () => {
+describe('the SQLite agent store file format version (PRAGMA user_version, shared with the dead letter store)', () => {
+  it('a new store file is stamped with the file format version', () => {
     const file = storeWithRecords();
-    expect(AGENT_STORE_SCHEMA_VERSION).toBeGreaterThan(0);
-    expect(userVersion(file)).toBe(AGENT_STORE_SCHEMA_VERSION);
+    expect(KEEL_FILE_FORMAT).toBeGreaterThan(0);
+    expect(userVersion(file)).toBe(KEEL_FILE_FORMAT);
     // opened again (stamped already): still the same version, its records there
     const again = new SqliteAgentStore(file);
     try {
@@ -73,12 +74,13 @@ describe('the SQLite agent store schema version (PRAGMA user_version)', () => {
     } finally {
       again.close();
     }
-    expect(userVersion(file)).toBe(AGENT_STORE_SCHEMA_VERSION);
+    expect(userVersion(file)).toBe(KEEL_FILE_FORMAT);
   });
 
-  it('a store made before the stamp (user_version 0, the store tables) is opened with its records and stamped', () => {
+  it.each([0, 1])('a store made before the stamp (user_version 0), or stamped 1 (the agent store\'s own number before the shared format), is opened with its records and stamped: user_version %i', (stamped) => {
     const file = storeWithRecords();
-    setUserVersion(file, 0);
+    setUserVersion(file, stamped);
+    expect(stamped).toBeLessThan(KEEL_FILE_FORMAT);
     const store = new SqliteAgentStore(file);
     try {
       expect(store.loadAll('coordinator').records.map((r) => [r.key, r.value])).toEqual([['wf-1', { step: 2 }]]);
@@ -86,7 +88,7 @@ describe('the SQLite agent store schema version (PRAGMA user_version)', () => {
     } finally {
       store.close();
     }
-    expect(userVersion(file)).toBe(AGENT_STORE_SCHEMA_VERSION);
+    expect(userVersion(file)).toBe(KEEL_FILE_FORMAT);
   });
 
   it('a store made before the claim recorded its start identity (no os_start column, unstamped) is opened with its records, given the column and stamped', () => {
@@ -104,7 +106,7 @@ describe('the SQLite agent store schema version (PRAGMA user_version)', () => {
     } finally {
       store.close();
     }
-    expect(userVersion(file)).toBe(AGENT_STORE_SCHEMA_VERSION);
+    expect(userVersion(file)).toBe(KEEL_FILE_FORMAT);
     const check = new Database(file, { readonly: true });
     try {
       expect((check.prepare('SELECT name FROM pragma_table_info(?)').all('agent_store_owner') as { name: string }[]).map((c) => c.name)).toEqual(['id', 'os_pid', 'os_start']);
@@ -115,14 +117,14 @@ describe('the SQLite agent store schema version (PRAGMA user_version)', () => {
 
   it("a newer Keel's store (a higher user_version) is refused with StoreVersionError before anything is written: the file is byte-identical", () => {
     const file = storeWithRecords();
-    setUserVersion(file, AGENT_STORE_SCHEMA_VERSION + 1);
+    setUserVersion(file, KEEL_FILE_FORMAT + 1);
     const before = fileState(file);
     const e = thrown(() => new SqliteAgentStore(file));
     expect(e).toBeInstanceOf(StoreVersionError);
-    expectKeelError(e, 'ERR_STORE_UNAVAILABLE', `the agent store ${file} could not be opened`, `schema version (user_version) is ${AGENT_STORE_SCHEMA_VERSION + 1}, newer than the version ${AGENT_STORE_SCHEMA_VERSION} this Keel writes`);
-    expect(e).toMatchObject({ version: AGENT_STORE_SCHEMA_VERSION + 1, supported: AGENT_STORE_SCHEMA_VERSION, file });
+    expectKeelError(e, 'ERR_STORE_UNAVAILABLE', `the agent store ${file} could not be opened`, `schema version (user_version) is ${KEEL_FILE_FORMAT + 1}, newer than the version ${KEEL_FILE_FORMAT} this Keel writes`);
+    expect(e).toMatchObject({ version: KEEL_FILE_FORMAT + 1, supported: KEEL_FILE_FORMAT, file });
     expect(fileState(file)).toEqual(before);
-    expect(userVersion(file)).toBe(AGENT_STORE_SCHEMA_VERSION + 1);
+    expect(userVersion(file)).toBe(KEEL_FILE_FORMAT + 1);
 
     // through a node's services.agents.store: the same error, and the file still as it was
     const node = track({ services: { agents: { store: { kind: 'sqlite', path: file } } } });
@@ -141,11 +143,11 @@ describe('the SQLite agent store schema version (PRAGMA user_version)', () => {
     expect(inspect(file)).toEqual({ tables: ['users'], userVersion: 0, journalMode: 'delete' });
 
     // the same with a version stamp of its own, higher than the store's: not taken for a newer store
-    setUserVersion(file, AGENT_STORE_SCHEMA_VERSION + 7);
+    setUserVersion(file, KEEL_FILE_FORMAT + 7);
     const e = thrown(() => new SqliteAgentStore(file));
     expect(e).not.toBeInstanceOf(StoreVersionError);
-    expectKeelError(e, 'ERR_STORE_UNAVAILABLE', `it is not a Keel agent store (its schema version (user_version) is ${AGENT_STORE_SCHEMA_VERSION + 7} and it has no agent_records table)`);
-    expect(inspect(file)).toEqual({ tables: ['users'], userVersion: AGENT_STORE_SCHEMA_VERSION + 7, journalMode: 'delete' });
+    expectKeelError(e, 'ERR_STORE_UNAVAILABLE', `it is not a Keel agent store (its schema version (user_version) is ${KEEL_FILE_FORMAT + 7} and it has no agent_records table)`);
+    expect(inspect(file)).toEqual({ tables: ['users'], userVersion: KEEL_FILE_FORMAT + 7, journalMode: 'delete' });
   });
 
   it("another application's agent_records table (other columns) is refused untouched: no owner table added, no stamp, no WAL switch", () => {
