@@ -1,7 +1,6 @@
 // The SQLite dead letter store's file: Keel's file format version (PRAGMA user_version), a store made before
 // the stamp, a newer Keel's store and another application's database, each refused untouched; the
 // claim of a node on the file, held by the OS process that made it (its pid and start identity).
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { serialize } from 'node:v8';
@@ -12,6 +11,7 @@ import { KEEL_FILE_FORMAT, startOf } from '../../src/delivery/stores/sqliteFile.
 import { runDlq } from '../../src/cli/dlq.js';
 import { SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
 import { expectKeelError, thrown, useTempFiles } from '../support.js';
+import { fileState, setUserVersion, userVersion } from '../sqliteFiles.js';
 
 const tmpfile = useTempFiles('keel-dlq-file-', 'dead-letters.db');
 
@@ -29,29 +29,6 @@ async function storeWithOne(): Promise<string> {
     store.close();
   }
   return file;
-}
-
-function userVersion(file: string): number {
-  const db = new Database(file, { readonly: true });
-  try {
-    return db.pragma('user_version', { simple: true }) as number;
-  } finally {
-    db.close();
-  }
-}
-
-function setUserVersion(file: string, version: number): void {
-  const db = new Database(file);
-  try {
-    db.pragma(`user_version = ${version}`);
-  } finally {
-    db.close();
-  }
-}
-
-/** The file's bytes (a hash) and the files beside it. */
-function fileState(file: string): { sha256: string; directory: string[] } {
-  return { sha256: createHash('sha256').update(fs.readFileSync(file)).digest('hex'), directory: fs.readdirSync(path.dirname(file)).sort() };
 }
 
 function dlq(argv: string[]): { code: number; out: string } {

@@ -1,8 +1,5 @@
 // The SQLite agent store's file: Keel's file format version (PRAGMA user_version), a store made before the
 // stamp, a newer Keel's store and another application's database, each refused untouched.
-import { createHash } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import { serialize } from 'node:v8';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -11,6 +8,7 @@ import { SqliteAgentStore } from '../../../src/agents/store/SqliteAgentStore.js'
 import { KEEL_FILE_FORMAT } from '../../../src/delivery/stores/sqliteFile.js';
 import { agentStoreFor } from '../../../src/agents/store/stores.js';
 import { expectKeelError, thrown, useNodes, useTempFiles } from '../../support.js';
+import { fileState, setUserVersion, userVersion } from '../../sqliteFiles.js';
 
 const tmpfile = useTempFiles('keel-agent-file-', 'agents.db');
 const track = useNodes();
@@ -26,29 +24,6 @@ function storeWithRecords(): string {
     store.close();
   }
   return file;
-}
-
-function userVersion(file: string): number {
-  const db = new Database(file, { readonly: true });
-  try {
-    return db.pragma('user_version', { simple: true }) as number;
-  } finally {
-    db.close();
-  }
-}
-
-function setUserVersion(file: string, version: number): void {
-  const db = new Database(file);
-  try {
-    db.pragma(`user_version = ${version}`);
-  } finally {
-    db.close();
-  }
-}
-
-/** The file's bytes (a hash) and the files beside it. */
-function fileState(file: string): { sha256: string; directory: string[] } {
-  return { sha256: createHash('sha256').update(fs.readFileSync(file)).digest('hex'), directory: fs.readdirSync(path.dirname(file)).sort() };
 }
 
 /** The file's tables, its stamp and its journal mode, read on a read-only connection. */

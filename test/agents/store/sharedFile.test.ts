@@ -2,7 +2,6 @@
 // store at the same 'keel.db'): PRAGMA user_version is Keel's file format version, shared by both
 // stores, so each opens the file the other made or stamped, adds its own tables and leaves the
 // other's alone. A newer Keel's file is refused by either, byte for byte as it was.
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { serialize } from 'node:v8';
@@ -13,6 +12,7 @@ import { SqliteAgentStore } from '../../../src/agents/store/SqliteAgentStore.js'
 import { KEEL_FILE_FORMAT } from '../../../src/delivery/stores/sqliteFile.js';
 import { SqliteStore } from '../../../src/delivery/stores/SqliteStore.js';
 import { expectKeelError, thrown, useTempFiles } from '../../support.js';
+import { fileState, setUserVersion } from '../../sqliteFiles.js';
 
 const tmpfile = useTempFiles('keel-shared-file-', 'keel.db');
 
@@ -62,19 +62,6 @@ const BOTH = {
   userVersion: KEEL_FILE_FORMAT,
   owners: { dead_letter_owner: ['id', 'owner', 'os_pid', 'os_start'], agent_store_owner: ['id', 'os_pid', 'os_start'] },
 };
-
-function setUserVersion(file: string, version: number): void {
-  const db = new Database(file);
-  try {
-    db.pragma(`user_version = ${version}`);
-  } finally {
-    db.close();
-  }
-}
-
-function fileState(file: string): { sha256: string; directory: string[] } {
-  return { sha256: createHash('sha256').update(fs.readFileSync(file)).digest('hex'), directory: fs.readdirSync(path.dirname(file)).sort() };
-}
 
 /**
  * A file both stores shared before either was stamped by its own number: the tables as Keel made

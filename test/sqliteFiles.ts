@@ -1,0 +1,30 @@
+// What the SQLite store tests read of a store's file from outside the store: its stamp, its bytes.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+
+/** The file's `PRAGMA user_version`, read on a read-only connection. */
+export function userVersion(file: string): number {
+  const db = new Database(file, { readonly: true });
+  try {
+    return db.pragma('user_version', { simple: true }) as number;
+  } finally {
+    db.close();
+  }
+}
+
+/** Sets the file's `PRAGMA user_version` (a file of another Keel, or of before the stamp). */
+export function setUserVersion(file: string, version: number): void {
+  const db = new Database(file);
+  try {
+    db.pragma(`user_version = ${version}`);
+  } finally {
+    db.close();
+  }
+}
+
+/** The file's bytes (a hash) and the files beside it. */
+export function fileState(file: string): { sha256: string; directory: string[] } {
+  return { sha256: createHash('sha256').update(fs.readFileSync(file)).digest('hex'), directory: fs.readdirSync(path.dirname(file)).sort() };
+}
