@@ -7,7 +7,9 @@ import { serialize } from 'node:v8';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { StoreUnavailableError, StoreVersionError } from '../../src/errors.js';
-import { KEEL_FILE_FORMAT, startOf } from '../../src/delivery/stores/sqliteFile.js';
+import { KEEL_FILE_FORMAT, setUpStoreFile, type SqliteDatabase, type SqliteDriver, startOf } from '../../src/delivery/stores/sqliteFile.js';
+import { openStoreFile } from '../../src/delivery/stores/sqliteStoreOpen.js';
+import { DLQ_SCHEMA } from '../../src/delivery/stores/sqliteStoreSchema.js';
 import { runDlq } from '../../src/cli/dlq.js';
 import { SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
 import { expectKeelError, thrown, useTempFiles } from '../support.js';
@@ -106,6 +108,70 @@ describe('the SQLite dead letter store file format version (PRAGMA user_version,
     const e = thrown(() => new SqliteStore(file, 'node-a'));
     expect(e).not.toBeInstanceOf(StoreVersionError);
     expectKeelError(e, 'ERR_STORE_UNAVAILABLE', `it is not a Keel dead letter store (its schema version (user_version) is ${KEEL_FILE_FORMAT + 7} and it has no dead_letters table)`);
+  });
+});
+
+/** The columns of `table` in `file`, read on a read-only connection. */
+function columns(file: string, table: string): string[] {
+  const db = new Database(file, { readonly: true });
+  try {
+    return (db.prepare('SELECT name FROM pragma_table_info(?)').all(table) as { name: string }[]).map((c) => c.name);
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * better-sqlite3, with a newer Keel stamping `file` (user_version `KEEL_FILE_FORMAT + 1`) just
+ * before a read-write connection is opened: after the CLI's check on its read-only connection.
+ */
+function stampedNewerBeforeWriting(file: string): SqliteDriver {
+  return class extends Database {
+    constructor(f: string | Buffer, options?: { timeout?: number; readonly?: boolean; fileMustExist?: boolean }) {
+      if (options?.readonly !== true) setUserVersion(file, KEEL_FILE_FORMAT + 1);
+      super(f, options);
+    }
+  } as unknown as SqliteDriver;
+}
+
+describe('a store stamped by a newer Keel while this one opens it', () => {
+  it("keel dlq retry and purge (the 'write' access): stamped newer after the read-only check, refused with StoreVersionError on the read-write connection, nothing written", async () => {
+    const file = await storeWithOne();
+    const e = thrown(() => openStoreFile(stampedNewerBeforeWriting(file), file, 'write', 1000).close());
+    expect(e).toBeInstanceOf(StoreVersionError);
+    expect(e).toMatchObject({ version: KEEL_FILE_FORMAT + 1, supported: KEEL_FILE_FORMAT, file });
+    expect(userVersion(file)).toBe(KEEL_FILE_FORMAT + 1);
+  });
+
+  it("a store made before the stamp (no os_start), stamped newer after the read-only check: refused, its table not altered (the stamp's write transaction checks the version)", () => {
+    const file = tmpfile();
+    storeOfBefore(file);
+    const e = thrown(() => openStoreFile(stampedNewerBeforeWriting(file), file, 'write', 1000).close());
+    expect(e).toBeInstanceOf(StoreVersionError);
+    expect(userVersion(file)).toBe(KEEL_FILE_FORMAT + 1);
+    expect(columns(file, 'dead_letter_owner')).toEqual(['id', 'owner', 'os_pid']);
+  });
+
+  it("a node's set-up (setUpStoreFile): stamped newer between its check and its write transaction, refused, the store's tables not altered", () => {
+    const file = tmpfile();
+    storeOfBefore(file);
+    const db = new Database(file);
+    try {
+      // a newer Keel stamps the file just before the set-up's write transaction begins
+      const racing = new Proxy(db, {
+        get(target, key) {
+          if (key === 'transaction') return (fn: () => unknown) => (setUserVersion(file, KEEL_FILE_FORMAT + 1), target.transaction(fn));
+          const value = Reflect.get(target, key) as unknown;
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      }) as unknown as SqliteDatabase;
+      const e = thrown(() => setUpStoreFile(file, racing, DLQ_SCHEMA));
+      expect(e).toBeInstanceOf(StoreVersionError);
+    } finally {
+      db.close();
+    }
+    expect(userVersion(file)).toBe(KEEL_FILE_FORMAT + 1);
+    expect(columns(file, 'dead_letter_owner')).toEqual(['id', 'owner', 'os_pid']);
   });
 });
 

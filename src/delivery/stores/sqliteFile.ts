@@ -293,12 +293,14 @@ export function schemaProblem(file: string, db: SqliteDatabase, schema: StoreSch
 }
 
 /**
- * @internal Whether the store of `schema` in `db` must be written to be up to date: a file stamped
- * with an older format (0: never stamped), or lacking a table of the store or a column added since
- * (a file another store stamped, or a store made before the column). Reads only.
+ * @internal Whether the store of `schema` in `db` must be written to be up to date (then
+ * {@link stampSchema}, in a write transaction): a file stamped with an older format (0: never
+ * stamped), or lacking a table of the store or a column added since (a file another store stamped,
+ * or a store made before the column). A newer format too (stamped by a newer Keel since the file was
+ * checked): {@link stampSchema} refuses it under the write lock. Reads only.
  */
 export function schemaBehind(db: SqliteDatabase, schema: StoreSchema): boolean {
-  if (schemaVersion(db) < KEEL_FILE_FORMAT) return true;
+  if (schemaVersion(db) !== KEEL_FILE_FORMAT) return true;
   if (schema.tables.some(([table]) => columnsOf(db, table).length === 0)) return true;
   return Object.keys(schema.addedColumns).some((column) => {
     const [table, name] = column.split('.') as [string, string];
@@ -309,9 +311,13 @@ export function schemaBehind(db: SqliteDatabase, schema: StoreSchema): boolean {
 /**
  * @internal Brings the store of `schema` up to date (the columns added since, found missing in its
  * own tables; another store's tables are left as they are) and stamps the file with
- * {@link KEEL_FILE_FORMAT} if it has an older one; a write only then. Run in a write transaction.
+ * {@link KEEL_FILE_FORMAT} if it has an older one; a write only then. Run in a write transaction
+ * (`BEGIN IMMEDIATE`): a file stamped newer (by a newer Keel, since it was checked) is refused there,
+ * with {@link StoreVersionError}, before anything is written.
  */
-export function stampSchema(db: SqliteDatabase, schema: StoreSchema): void {
+export function stampSchema(file: string, db: SqliteDatabase, schema: StoreSchema): void {
+  const version = schemaVersion(db);
+  if (version > KEEL_FILE_FORMAT) throw new StoreVersionError(file, version, KEEL_FILE_FORMAT, schema.store);
   for (const [column, type] of Object.entries(schema.addedColumns)) {
     const [table, name] = column.split('.') as [string, string];
     const found = columnsOf(db, table);
@@ -340,7 +346,7 @@ export function setUpStoreFile(file: string, db: SqliteDatabase, schema: StoreSc
     // a new file, an older one, or the other store's: the tables and the stamp in one transaction
     db.transaction(() => {
       db.exec(schema.sql);
-      stampSchema(db, schema);
+      stampSchema(file, db, schema);
     }).immediate();
   } else db.exec(schema.sql); // an up-to-date store: nothing to write
 }

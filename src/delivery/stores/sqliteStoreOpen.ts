@@ -94,11 +94,12 @@ export function openStoreFile(Driver: SqliteDriver, file: string, access: 'creat
       try {
         db.pragma('journal_mode = WAL');
         db.pragma('synchronous = NORMAL');
-        // a store made before the stamp or a column (the write lock taken only then: an up-to-date store opens while another connection writes)
-        if (behind(db)) db.transaction(() => stamp(db)).immediate();
+        // a store made before the stamp or a column (the write lock taken only then: an up-to-date store opens while another connection writes),
+        // or one a newer Keel stamped since the read-only check: the stamp's write transaction checks the version again and refuses it
+        if (behind(db)) db.transaction(() => stamp(file, db)).immediate();
       } catch (e) {
         db.close();
-        throw openFailure(file, e, 'dead letter store');
+        throw isKeelError(e) ? e : openFailure(file, e, 'dead letter store');
       }
     }
   }

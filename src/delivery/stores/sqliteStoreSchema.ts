@@ -46,15 +46,16 @@ export function storeProblem(file: string, db: Database, complete: boolean): str
   return schemaProblem(file, db, DLQ_SCHEMA, complete);
 }
 
-/** Whether the store must be written to be up to date (an older format, a column added since): then {@link stamp}. Reads only. */
+/** Whether the store must be written to be up to date (an older format, a column added since), or is stamped newer: then {@link stamp}. Reads only. */
 export function behind(db: Database): boolean {
   return schemaBehind(db, DLQ_SCHEMA);
 }
 
 /**
  * Brings the store up to date (the columns added since) and stamps the file with
- * `KEEL_FILE_FORMAT` (sqliteFile.ts) if it has an older one; a write only then. Run in a write transaction.
+ * `KEEL_FILE_FORMAT` (sqliteFile.ts) if it has an older one; a write only then. Run in a write
+ * transaction (`BEGIN IMMEDIATE`), which refuses a file stamped newer (`StoreVersionError`).
  */
-export function stamp(db: Database): void {
-  stampSchema(db, DLQ_SCHEMA);
+export function stamp(file: string, db: Database): void {
+  stampSchema(file, db, DLQ_SCHEMA);
 }
