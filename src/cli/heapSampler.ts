@@ -1,6 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Node, TimerHandle } from '../index.js';
+import { type Kernel, kernelOf } from '../runtime/kernel.js';
 
 /**
  * What the heap did during a run of `keel soak`: `heapUsed` sampled once a second on the node's
@@ -60,43 +61,49 @@ export function fullGc(): (() => void) | undefined {
   }
 }
 
-/** Samples `heapUsed` once a second on `node`'s clock, from `start()` to `stop()`. */
+/**
+ * Samples `heapUsed` once a second on `node`'s clock, from `start()` to `stop()`. Its warm-up and the
+ * span of its samples count on the node's timers' time (monotonic on the real clock): a step of the
+ * wall clock neither ends the warm-up early nor holds it back.
+ */
 export class HeapSampler {
   readonly #node: Node;
+  readonly #kernel: Kernel;
   readonly #gc: (() => void) | undefined;
   readonly #warmupMs: number;
   readonly #warmupS: number;
   /** Bytes at each second of the load from the warm-up on. */
   readonly #samples: number[] = [];
-  /** When the first sample was taken, on the node's clock. */
+  /** When the first sample was taken, on the timers' time. */
   #firstAt: number | undefined = undefined;
   #startedAt = 0;
-  /** When the last sample was taken, on the node's clock. */
+  /** When the last sample was taken, on the timers' time. */
   #sampledAt = -Infinity;
   #timer: TimerHandle | undefined = undefined;
 
   constructor(node: Node, durationS: number, gc: (() => void) | undefined = fullGc()) {
     this.#node = node;
+    this.#kernel = kernelOf(node, 'node');
     this.#gc = gc;
     this.#warmupS = warmupSeconds(durationS);
     this.#warmupMs = this.#warmupS * 1000;
   }
 
   start(): void {
-    this.#startedAt = this.#node.clock.now();
+    this.#startedAt = this.#kernel.timerNow();
     this.#arm();
   }
 
   #arm(): void {
     this.#timer = this.#node.clock.setTimer(1000, () => {
       this.#timer = undefined;
-      if (this.#node.clock.now() - this.#startedAt >= this.#warmupMs) this.#samples.push(this.#sample());
+      if (this.#kernel.timerNow() - this.#startedAt >= this.#warmupMs) this.#samples.push(this.#sample());
       this.#arm();
     });
   }
 
   #sample(): number {
-    this.#sampledAt = this.#node.clock.now();
+    this.#sampledAt = this.#kernel.timerNow();
     this.#firstAt ??= this.#sampledAt;
     this.#gc?.();
     return process.memoryUsage().heapUsed;
@@ -110,7 +117,7 @@ export class HeapSampler {
   stop(): void {
     if (this.#timer !== undefined) this.#node.clock.clearTimer(this.#timer);
     this.#timer = undefined;
-    if (this.#samples.length === 0 || this.#sampledAt !== this.#node.clock.now()) this.#samples.push(this.#sample());
+    if (this.#samples.length === 0 || this.#sampledAt !== this.#kernel.timerNow()) this.#samples.push(this.#sample());
   }
 
   report(): HeapReport {

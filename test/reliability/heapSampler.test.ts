@@ -1,7 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { performance } from 'node:perf_hooks';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { fullGc, heapLine, HEAP_TOLERANCE_MIN_BYTES, HeapSampler, type HeapReport, warmupSeconds } from '../../src/cli/heapSampler.js';
 import { TestClock } from '../../src/testing/index.js';
-import { useNodes } from '../support.js';
+import { deferred, HOUR, stepWallClock, useNodes } from '../support.js';
 
 const MB = 1024 * 1024;
 const track = useNodes();
@@ -96,6 +97,37 @@ describe('HeapSampler', () => {
     const gc = fullGc();
     expect(typeof gc).toBe('function');
     expect(() => gc!()).not.toThrow();
+  });
+});
+
+describe('HeapSampler on the real clock: its warm-up counts on the timers\' time (monotonic), not the wall clock', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('a wall clock stepped forward an hour after the start does not end the warm-up: the first sample comes 2 s of monotonic time after it', async () => {
+    const node = track();
+    const first = deferred<number>();
+    const sampler = new HeapSampler(node, 10, () => first.resolve(performance.now())); // a 2 s warm-up
+    const startedAt = performance.now();
+    sampler.start();
+    stepWallClock(HOUR);
+    // on the wall clock, the first tick (at 1 s) is already an hour past the start: it samples there
+    const at = await first.promise;
+    sampler.stop();
+    expect(at - startedAt).toBeGreaterThanOrEqual(2000);
+  });
+
+  it('a wall clock stepped back an hour after the start does not hold the warm-up back: the samples come', async () => {
+    const node = track();
+    const first = deferred();
+    const sampler = new HeapSampler(node, 10, () => first.resolve());
+    sampler.start();
+    stepWallClock(-HOUR);
+    // on the wall clock, the warm-up would last an hour more: no sample before the test's timeout
+    await first.promise;
+    sampler.stop();
+    expect(sampler.report().samples).toBeGreaterThanOrEqual(1);
   });
 });
 

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { GenServer, isDown, realClock, sendSupervised, Supervisor } from '../../src/index.js';
 import { probe } from '../../src/testing/index.js';
-import { HOUR, stepWallClock, useNodes } from '../support.js';
+import { deferred, HOUR, nextEvent, stepWallClock, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -90,5 +90,29 @@ describe("a node's timers on the real clock", () => {
     const settled = await Promise.race([outcome, registered.then(() => outcome)]);
     expect(settled).toMatchObject({ ok: true, attempts: 4 });
     await expect(p.receive(undefined, { timeout: 4000 })).resolves.toBe('arrived');
+  });
+});
+
+describe('durations a node reports on the real clock', () => {
+  it.each([HOUR, -HOUR])("keel.gen_server.init's durationMs counts on the timers' time: the wall clock stepped %d ms while init runs is not in it", async (step) => {
+    const node = track();
+    const began = deferred();
+    const gate = deferred();
+    const event = nextEvent(node, 'keel.gen_server.init');
+    const start = GenServer.start(node, {
+      init: async () => {
+        began.resolve();
+        await gate.promise;
+        return 0;
+      },
+    });
+    await began.promise;
+    stepWallClock(step);
+    gate.resolve();
+    await start;
+    const { durationMs } = (await event).measurements as { durationMs: number };
+    // on the wall clock, about the step (an hour, or minus an hour)
+    expect(durationMs).toBeGreaterThanOrEqual(0);
+    expect(durationMs).toBeLessThan(60_000);
   });
 });

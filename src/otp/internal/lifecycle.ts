@@ -61,8 +61,9 @@ export class ServerLifecycle implements ExitReport {
     this.#spec = spec;
     this.#redacts = typeof (spec as { formatStatus?: unknown }).formatStatus === 'function';
     this.#initProbe = node.telemetry.probe('keel.gen_server.init');
-    // read always (one clock read per start), so that a handler attached while init runs gets its duration
-    this.#startedAt = node.clock.now();
+    // read always (one clock read per start), so that a handler attached while init runs gets its
+    // duration; on the timers' time (monotonic on the real clock): a step of the wall clock is not in it
+    this.#startedAt = node.timerNow();
   }
 
   /** The behaviour the server runs (an observer tells a supervisor from a worker by it). */
@@ -88,7 +89,7 @@ export class ServerLifecycle implements ExitReport {
   /** `init` finished (`error` undefined) or the start failed with `error` (whose `reason` says why). */
   init(pid: Pid, error: StartError | undefined): void {
     if (!this.#initProbe.active) return;
-    const durationMs = this.#node.clock.now() - this.#startedAt;
+    const durationMs = this.#node.timerNow() - this.#startedAt;
     const metadata =
       error === undefined
         ? { pid, name: this.#name, behaviour: this.#behaviour, ok: true }
