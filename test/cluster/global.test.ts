@@ -714,6 +714,99 @@ describe.skipIf(skipWithoutNats)('a sync whose write the watch never brings back
   }, 30_000);
 });
 
+describe.skipIf(skipWithoutNats)('a sync waiting when the registry stops', () => {
+  /** Lets the event loop turn until `fact` holds (each turn runs what the NATS client received). */
+  async function until(fact: () => boolean): Promise<void> {
+    while (!fact()) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
+  it('rejects with ERR_NODE_STOPPED, as a call to a server that stops fails (it resolved: the cache claimed in sync), and the stop completes with no waiter left', async () => {
+    const { members } = await nodes(['a']);
+    const a = members[0]!;
+    const { Bucket } = await import('@nats-io/kv');
+    const original = Bucket.prototype.put;
+    // the watch never catches up: the sync's own write answers a revision far past any the bucket will reach
+    const put = vi.spyOn(Bucket.prototype, 'put').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
+      const revision = await original.apply(this, args);
+      return args[0].startsWith('s.') ? revision + 1_000_000 : revision;
+    });
+    onTestFinished(() => put.mockRestore());
+    const synced = failure(() => a.global.sync());
+    await until(() => a.global.internals().syncWaiters === 1);
+    const stopped = a.global.stop();
+    const e = await synced;
+    expect(e).toMatchObject({ code: 'ERR_NODE_STOPPED' });
+    expect((e as Error).message).toContain('GlobalRegistry.sync');
+    await stopped;
+    expect(a.global.internals().syncWaiters).toBe(0);
+  }, 30_000);
+
+  it('a sync whose write is on its way when the stop begins rejects with ERR_NODE_STOPPED once the write is answered (it went on to wait or resolved)', async () => {
+    const { members } = await nodes(['a']);
+    const a = members[0]!;
+    const { Bucket } = await import('@nats-io/kv');
+    const original = Bucket.prototype.put;
+    let acknowledge: () => void = () => undefined;
+    const acknowledged = new Promise<void>((resolve) => (acknowledge = resolve));
+    let writing: () => void = () => undefined;
+    const written = new Promise<void>((resolve) => (writing = resolve));
+    const put = vi.spyOn(Bucket.prototype, 'put').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
+      if (args[0].startsWith('s.')) {
+        writing();
+        await acknowledged;
+      }
+      return original.apply(this, args);
+    });
+    onTestFinished(() => {
+      acknowledge();
+      put.mockRestore();
+    });
+    const synced = failure(() => a.global.sync());
+    await written;
+    const stopped = a.global.stop(); // it waits for the write too
+    acknowledge();
+    expect(await synced).toMatchObject({ code: 'ERR_NODE_STOPPED' });
+    await stopped;
+    expect(a.global.internals()).toMatchObject({ syncWaiters: 0, inflight: 0 });
+  }, 30_000);
+
+  it("a node shut down while the start's sync waits fails the start with ERR_NODE_STOPPED (it waited on), and the start stops what it began", async () => {
+    const { Bucket } = await import('@nats-io/kv');
+    const stops: boolean[] = [];
+    // the start's watch is silent until stopped: its sync waits
+    const watch = vi.spyOn(Bucket.prototype, 'watch').mockImplementation(() => {
+      let stop: () => void = () => undefined;
+      const stopped = new Promise<void>((resolve) => (stop = resolve));
+      const i = stops.push(false) - 1;
+      return Promise.resolve({ stop: () => { stops[i] = true; stop(); }, async *[Symbol.asyncIterator]() { await stopped; } } as never);
+    });
+    onTestFinished(() => watch.mockRestore());
+    const original = Bucket.prototype.put;
+    let writing: () => void = () => undefined;
+    const written = new Promise<void>((resolve) => (writing = resolve));
+    const put = vi.spyOn(Bucket.prototype, 'put').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
+      const revision = await original.apply(this, args);
+      if (args[0].startsWith('s.')) writing();
+      return revision;
+    });
+    onTestFinished(() => put.mockRestore());
+    const node = track({ name: 'a' });
+    const cluster = await Cluster.join(node, { transport: new MemoryNetwork().transport() });
+    const nc = await connect({ servers: nats().url });
+    connections.push(nc);
+    const started = failure(() => GlobalRegistry.start(node, { cluster, connection: nc, bucket: `global_${process.pid}_${++buckets}`, syncTimeoutMs: 2 ** 30 }));
+    await written; // the sync's write is answered: it waits for the watch
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const shutdown = node.shutdown();
+    const e = await started;
+    expect(e).toMatchObject({ code: 'ERR_NODE_STOPPED' });
+    await shutdown;
+    // its watch stopped (another may have been opened after a stall on a slow machine: each stopped too)
+    expect(stops.length).toBeGreaterThanOrEqual(1);
+    expect(stops.every(Boolean)).toBe(true);
+  }, 30_000);
+});
+
 describe.skipIf(skipWithoutNats)('the watch that feeds the cache, opened again and again', () => {
   it('a watch that cannot be opened again while a sync waits is retried by one chain of timers, never one more per stall (each reopen of the stall check failing began its own, for good)', async () => {
     const { Bucket } = await import('@nats-io/kv');

@@ -69,6 +69,8 @@ export interface GlobalOptions extends ConnectionChoice {
 interface SyncWaiter {
   readonly revision: number;
   readonly resolve: () => void;
+  /** The registry stopped: the cache is kept in sync no more. */
+  readonly reject: (error: Error) => void;
   readonly timer: NodeJS.Timeout;
 }
 
@@ -139,7 +141,8 @@ export class GlobalRegistry {
   /**
    * Starts `node`'s global registry: opens (or creates) the bucket, loads every name and group
    * member into the local cache, and resolves once the cache holds what the bucket held. One
-   * registry per node and bucket; it stops when the node shuts down.
+   * registry per node and bucket; it stops when the node shuts down (during the start too: the
+   * start then rejects with `ERR_NODE_STOPPED`, what it began stopped).
    */
   static async start(node: Node, options: GlobalOptions): Promise<GlobalRegistry> {
     const kernel = kernelOf(node, 'node');
@@ -187,6 +190,8 @@ export class GlobalRegistry {
         if (!this.#stopped) this.#groups.reassert();
       }
     });
+    // a node shut down while the start syncs stops the registry, and the start fails with ERR_NODE_STOPPED
+    this.#removeShutdown = kernel.onShutdown(() => void this.stop());
     await this.#openWatch(undefined);
     await this.sync();
     // what an earlier incarnation of this node left behind is dead for sure
@@ -202,7 +207,6 @@ export class GlobalRegistry {
       this.#sweepTimer = setInterval(() => void this.sweepMarkers().catch(() => undefined), every);
       void this.sweepMarkers().catch(() => undefined);
     }, every * (0.5 + Math.random() / 2));
-    this.#removeShutdown = kernel.onShutdown(() => void this.stop());
   }
 
   // ---- names ----------------------------------------------------------------------------------
@@ -326,7 +330,8 @@ export class GlobalRegistry {
   /**
    * Resolves once this node's cache holds everything written to the bucket before the call; rejects
    * with `SyncTimeoutError` (`ERR_SYNC_TIMEOUT`) when the watch has not brought that far within
-   * `timeoutMs` (default the registry's `syncTimeoutMs`, 30,000) of the call, its own write included.
+   * `timeoutMs` (default the registry's `syncTimeoutMs`, 30,000) of the call, its own write included;
+   * with `NodeStoppedError` (`ERR_NODE_STOPPED`) when the registry stops meanwhile.
    */
   async sync(options?: { readonly timeoutMs?: number }): Promise<void> {
     this.#checkRunning('sync');
@@ -337,6 +342,8 @@ export class GlobalRegistry {
     // the write counts too: a server that never acknowledges it (frozen) fails the sync in time
     let unanswered: NodeJS.Timeout | undefined;
     const revision = await Promise.race([written, new Promise<0>((resolve) => (unanswered = setTimeout(() => resolve(0), timeoutMs)))]).finally(() => clearTimeout(unanswered));
+    // the registry stopped while the write was on its way: its cache is kept in sync no more
+    if (this.#stopped) throw new NodeStoppedError(this.#kernel.name, 'GlobalRegistry.sync');
     if (revision === 0) throw new SyncTimeoutError(this.#kernel.name, timeoutMs, 0, this.#seen);
     if (this.#seen >= revision) return;
     await new Promise<void>((resolve, reject) => {
@@ -347,6 +354,10 @@ export class GlobalRegistry {
         resolve: () => {
           clearTimeout(waiter.timer);
           resolve();
+        },
+        reject: (error) => {
+          clearTimeout(waiter.timer);
+          reject(error);
         },
         timer: setTimeout(() => {
           this.#syncWaiters.delete(waiter);
@@ -428,6 +439,9 @@ export class GlobalRegistry {
 
   async #stop(): Promise<void> {
     this.#stopped = true;
+    // a sync waiting fails at once, as a call to a server that stops: the cache is kept in sync no more
+    for (const w of this.#syncWaiters) w.reject(new NodeStoppedError(this.#kernel.name, 'GlobalRegistry.sync'));
+    this.#syncWaiters.clear();
     this.#removeShutdown?.();
     this.#kernel.telemetry.detach(this.#telemetryId);
     clearInterval(this.#renewTimer);
@@ -442,8 +456,6 @@ export class GlobalRegistry {
     this.#watch = undefined;
     clearTimeout(this.#stallTimer);
     clearTimeout(this.#reopenTimer);
-    for (const w of this.#syncWaiters) w.resolve();
-    this.#syncWaiters.clear();
     await this.#close();
   }
 
