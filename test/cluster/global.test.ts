@@ -13,7 +13,7 @@ import { GenServer, type GenServerSpec } from '../../src/otp/GenServer.js';
 import { isDown, isExit, type Down, type Exit } from '../../src/runtime/messages.js';
 import type { Node } from '../../src/runtime/types.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
-import { failure, useNodes } from '../support.js';
+import { clockedNode, failure, useNodes } from '../support.js';
 import { useNatsServer, skipWithoutNats } from './natsServer.js';
 
 const nats = useNatsServer({ jetstream: true });
@@ -714,12 +714,12 @@ describe.skipIf(skipWithoutNats)('a sync whose write the watch never brings back
   }, 30_000);
 });
 
-describe.skipIf(skipWithoutNats)('a sync waiting when the registry stops', () => {
-  /** Lets the event loop turn until `fact` holds (each turn runs what the NATS client received). */
-  async function until(fact: () => boolean): Promise<void> {
-    while (!fact()) await new Promise<void>((resolve) => setImmediate(resolve));
-  }
+/** Lets the event loop turn until `fact` holds (each turn runs what the NATS client received). */
+async function until(fact: () => boolean): Promise<void> {
+  while (!fact()) await new Promise<void>((resolve) => setImmediate(resolve));
+}
 
+describe.skipIf(skipWithoutNats)('a sync waiting when the registry stops', () => {
   it('rejects with ERR_NODE_STOPPED, as a call to a server that stops fails (it resolved: the cache claimed in sync), and the stop completes with no waiter left', async () => {
     const { members } = await nodes(['a']);
     const a = members[0]!;
@@ -804,6 +804,95 @@ describe.skipIf(skipWithoutNats)('a sync waiting when the registry stops', () =>
     // its watch stopped (another may have been opened after a stall on a slow machine: each stopped too)
     expect(stops.length).toBeGreaterThanOrEqual(1);
     expect(stops.every(Boolean)).toBe(true);
+  }, 30_000);
+});
+
+describe.skipIf(skipWithoutNats)("a sync's time bound", () => {
+  it("counts on the node's timers: under a TestClock a sync times out once the clock passes timeoutMs from the call, its write's time included (host timers: it waited in real time, and held the process open)", async () => {
+    const { node, clock } = clockedNode(track, { name: 'a' });
+    const cluster = await Cluster.join(node, { transport: new MemoryNetwork().transport() });
+    const nc = await connect({ servers: nats().url });
+    connections.push(nc);
+    const global = await GlobalRegistry.start(node, { cluster, connection: nc, bucket: `global_${process.pid}_${++buckets}`, syncTimeoutMs: 60_000 });
+    registries.push(global);
+    const { Bucket } = await import('@nats-io/kv');
+    const original = Bucket.prototype.put;
+    let acknowledge: () => void = () => undefined;
+    let acknowledged = new Promise<void>((resolve) => (acknowledge = resolve));
+    // the sync's write is held until acknowledged, then answers a revision the watch never reaches
+    const put = vi.spyOn(Bucket.prototype, 'put').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
+      if (!args[0].startsWith('s.')) return original.apply(this, args);
+      await acknowledged;
+      return (await original.apply(this, args)) + 1_000_000;
+    });
+    onTestFinished(() => {
+      acknowledge();
+      put.mockRestore();
+    });
+    const outcome: unknown[] = [];
+    const synced = global.sync().then(
+      () => outcome.push('resolved'),
+      (e: unknown) => outcome.push(e),
+    );
+    await clock.advance(40_000); // the write takes 40 s of the clock
+    expect(outcome).toEqual([]);
+    acknowledge();
+    await until(() => global.internals().syncWaiters === 1);
+    await clock.advance(19_999);
+    expect(outcome).toEqual([]);
+    await clock.advance(1);
+    await synced;
+    expect(outcome).toHaveLength(1);
+    expect(outcome[0]).toMatchObject({ code: 'ERR_SYNC_TIMEOUT', timeoutMs: 60_000 });
+    expect((outcome[0] as { revision: number }).revision).toBeGreaterThan(1_000_000);
+    expect(global.internals().syncWaiters).toBe(0);
+    // a write never acknowledged: its own timeoutMs on the clock, revision 0
+    acknowledged = new Promise<void>((resolve) => (acknowledge = resolve));
+    const unanswered = failure(() => global.sync({ timeoutMs: 5000 }));
+    await clock.advance(4999);
+    await clock.advance(1);
+    expect(await unanswered).toMatchObject({ code: 'ERR_SYNC_TIMEOUT', timeoutMs: 5000, revision: 0 });
+    acknowledge();
+    put.mockRestore();
+    await global.sync();
+  }, 30_000);
+
+  it("the start's own sync counts on the node's timers too: under a TestClock a silent watch fails the start once the clock passes syncTimeoutMs", async () => {
+    const { Bucket } = await import('@nats-io/kv');
+    let opened: () => void = () => undefined;
+    const watching = new Promise<void>((resolve) => (opened = resolve));
+    const watch = vi.spyOn(Bucket.prototype, 'watch').mockImplementation(() => {
+      let stop: () => void = () => undefined;
+      const stopped = new Promise<void>((resolve) => (stop = resolve));
+      opened();
+      return Promise.resolve({ stop, async *[Symbol.asyncIterator]() { await stopped; } } as never);
+    });
+    onTestFinished(() => watch.mockRestore());
+    const original = Bucket.prototype.put;
+    let writing: () => void = () => undefined;
+    const written = new Promise<void>((resolve) => (writing = resolve));
+    const put = vi.spyOn(Bucket.prototype, 'put').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
+      const revision = await original.apply(this, args);
+      if (args[0].startsWith('s.')) writing();
+      return revision;
+    });
+    onTestFinished(() => put.mockRestore());
+    const { node, clock } = clockedNode(track, { name: 'a' });
+    const cluster = await Cluster.join(node, { transport: new MemoryNetwork().transport() });
+    const nc = await connect({ servers: nats().url });
+    connections.push(nc);
+    const outcome: unknown[] = [];
+    const started = GlobalRegistry.start(node, { cluster, connection: nc, bucket: `global_${process.pid}_${++buckets}`, syncTimeoutMs: 600_000 }).then(
+      (g) => outcome.push(registries.push(g) && 'started'),
+      (e: unknown) => outcome.push(e),
+    );
+    await watching;
+    await written;
+    await clock.advance(599_999);
+    expect(outcome).toEqual([]);
+    await clock.advance(1);
+    await started;
+    expect(outcome[0]).toMatchObject({ code: 'ERR_SYNC_TIMEOUT', timeoutMs: 600_000 });
   }, 30_000);
 });
 

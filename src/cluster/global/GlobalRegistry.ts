@@ -71,7 +71,8 @@ interface SyncWaiter {
   readonly resolve: () => void;
   /** The registry stopped: the cache is kept in sync no more. */
   readonly reject: (error: Error) => void;
-  readonly timer: NodeJS.Timeout;
+  /** The sync's time bound, a node timer. */
+  readonly timer: { cancel(): boolean };
 }
 
 /** How long a sync waits for the watch to bring anything before the watch is opened again (ms). */
@@ -337,32 +338,38 @@ export class GlobalRegistry {
     this.#checkRunning('sync');
     if (options !== undefined && (typeof options !== 'object' || options === null)) throw new InvalidArgumentError('options', 'an object such as { timeoutMs }', options);
     const timeoutMs = positive(options?.timeoutMs, 'options.timeoutMs', this.#syncTimeoutMs);
-    const since = performance.now();
-    const written = this.#track(this.#kv.put(syncKey(this.#kernel.name, this.#kernel.creation), String(Date.now())));
+    // the bound counts on the node's timers (a TestClock drives it; unref'd, it holds no process open)
+    const kernel = this.#kernel;
+    const since = kernel.timerNow();
+    const written = this.#track(this.#kv.put(syncKey(kernel.name, kernel.creation), String(Date.now())));
     // the write counts too: a server that never acknowledges it (frozen) fails the sync in time
-    let unanswered: NodeJS.Timeout | undefined;
-    const revision = await Promise.race([written, new Promise<0>((resolve) => (unanswered = setTimeout(() => resolve(0), timeoutMs)))]).finally(() => clearTimeout(unanswered));
+    let unanswered: { cancel(): boolean } | undefined;
+    const revision = await Promise.race([written, new Promise<0>((resolve) => (unanswered = kernel.setTimer(timeoutMs, () => resolve(0), true)))]).finally(() => unanswered?.cancel());
     // the registry stopped while the write was on its way: its cache is kept in sync no more
     if (this.#stopped) throw new NodeStoppedError(this.#kernel.name, 'GlobalRegistry.sync');
     if (revision === 0) throw new SyncTimeoutError(this.#kernel.name, timeoutMs, 0, this.#seen);
     if (this.#seen >= revision) return;
     await new Promise<void>((resolve, reject) => {
       // the time the write took counts: the bound is from the call
-      const left = Math.max(0, timeoutMs - (performance.now() - since));
+      const left = Math.max(0, timeoutMs - (kernel.timerNow() - since));
       const waiter: SyncWaiter = {
         revision,
         resolve: () => {
-          clearTimeout(waiter.timer);
+          waiter.timer.cancel();
           resolve();
         },
         reject: (error) => {
-          clearTimeout(waiter.timer);
+          waiter.timer.cancel();
           reject(error);
         },
-        timer: setTimeout(() => {
-          this.#syncWaiters.delete(waiter);
-          reject(new SyncTimeoutError(this.#kernel.name, timeoutMs, revision, this.#seen));
-        }, left),
+        timer: kernel.setTimer(
+          left,
+          () => {
+            this.#syncWaiters.delete(waiter);
+            reject(new SyncTimeoutError(kernel.name, timeoutMs, revision, this.#seen));
+          },
+          true,
+        ),
       };
       this.#syncWaiters.add(waiter);
       this.#watchStalls();
