@@ -239,6 +239,41 @@ describe.skipIf(skipWithoutNats)('nats transport: a server whose max_payload is 
   }, 30_000);
 });
 
+describe.skipIf(skipWithoutNats)('nats transport: closed while it starts', () => {
+  it('a close while start waits for its flush makes start reject with ERR_START_FAILED once the flush is answered (it resolved), leaving nothing subscribed on the given connection', async () => {
+    const nc = await connect({ servers: server().url });
+    try {
+      const original = nc.flush.bind(nc);
+      let answer: () => void = () => undefined;
+      const answered = new Promise<void>((resolve) => (answer = resolve));
+      let flushing: () => void = () => undefined;
+      const flushed = new Promise<void>((resolve) => (flushing = resolve));
+      // the server's answer to the start's flush is held (a server slow to answer) until the close is done
+      const flush = vi.spyOn(nc, 'flush').mockImplementation(async () => {
+        flushing();
+        await answered;
+        return original();
+      });
+      const t = natsTransport({ cluster: freshCluster(), connect: nc });
+      const started = t.start({ name: 'A', incarnation: 1 }, new Recorder()).then(
+        () => 'started',
+        (e: unknown) => e,
+      );
+      await flushed;
+      await t.close();
+      answer();
+      const e = await started;
+      expect(e).toMatchObject({ code: 'ERR_START_FAILED' });
+      expect((e as Error).message).toContain('closed');
+      flush.mockRestore();
+      expect(nc.isClosed()).toBe(false);
+      expect((nc as unknown as { protocol: { subscriptions: { size(): number } } }).protocol.subscriptions.size()).toBe(0);
+    } finally {
+      await nc.close();
+    }
+  }, 30_000);
+});
+
 describe.skipIf(skipWithoutNats)('nats transport: under the cluster permissions', () => {
   const cluster = 'perm';
   const password = (node: string): string => `pw-${node}`;
@@ -673,14 +708,16 @@ describe.skipIf(skipWithoutNats)('nats transport: hostile arguments', () => {
     }
   }, 30_000);
 
-  it('close while start is connecting: both settle, and the node is never left subscribed', async () => {
+  it('close while start is connecting: both settle, start with ERR_START_FAILED (the node never joined), and the node is never left subscribed', async () => {
     const cluster = freshCluster();
     const peer = natsTransport({ servers: server().url, cluster });
     await peer.start({ name: 'B', incarnation: 1 }, new Recorder());
     const t = natsTransport({ servers: server().url, cluster });
     const starting = t.start({ name: 'A', incarnation: 1 }, new Recorder());
     await t.close();
-    await starting;
+    const e = await starting.then(() => 'started', (error: unknown) => error);
+    expect(e).toMatchObject({ code: 'ERR_START_FAILED' });
+    expect((e as Error).message).toContain('closed while it started');
     expect(await peer.probe('A', 2_000)).toBe('gone');
     expect(() => t.send('B', 'x')).not.toThrow();
     await peer.close();

@@ -56,6 +56,9 @@ const SERVER_ANSWER_MS = 2000;
  */
 const START_ANSWER_MS = 5000;
 
+/** Why a start fails when `close` ran during it. */
+const CLOSED_WHILE_STARTING = 'the transport was closed while it started';
+
 /** `promise`, or undefined once `ms` have passed (an unref'd timer, cleared when it settles). */
 async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
@@ -261,9 +264,9 @@ class NatsTransport implements Transport {
     }
     this.#nc = nc;
     if (this.#closed) {
-      // closed while connecting: leave at once
+      // closed while connecting: leave at once, and the start fails (the node never joined)
       if (this.#owned) await nc.close();
-      return;
+      throw new StartError(`the NATS transport of node '${name}' (cluster '${this.cluster}')`, 'closed', CLOSED_WHILE_STARTING);
     }
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
     if (maxPayload < MIN_MAX_PAYLOAD) {
@@ -325,6 +328,8 @@ class NatsTransport implements Transport {
       if ((await within(flushed.then(() => true), START_ANSWER_MS)) !== true) {
         throw new Error(`the server did not answer within ${START_ANSWER_MS} ms (frozen, or behind a black hole)`);
       }
+      // closed while the flush waited: the close left the subscriptions, and the start fails
+      if (this.#closed) throw new Error(CLOSED_WHILE_STARTING);
       if (refused !== undefined) throw refused;
       started = true;
     } catch (e) {
