@@ -637,23 +637,32 @@ describe.skipIf(skipWithoutNats)('the watch that feeds the cache', () => {
   });
 });
 
+/**
+ * Routes the registry's sync writes (keys `s.…`) through `around`, which is given the real write and
+ * answers its revision; other writes go through. Undone when the test ends, or by the function it answers.
+ */
+async function onSyncWrite(around: (write: () => Promise<number>) => Promise<number>): Promise<() => void> {
+  const { Bucket } = await import('@nats-io/kv');
+  const original = Bucket.prototype.put;
+  const put = vi.spyOn(Bucket.prototype, 'put').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
+    const write = (): Promise<number> => original.apply(this, args);
+    return args[0].startsWith('s.') ? around(write) : write();
+  });
+  onTestFinished(() => put.mockRestore());
+  return () => put.mockRestore();
+}
+
 describe.skipIf(skipWithoutNats)('a sync whose write the watch never brings back', () => {
   it('rejects with ERR_SYNC_TIMEOUT after its timeoutMs (it waited for ever), leaves no waiter behind, and the next sync resolves', async () => {
     const { members } = await nodes(['a']);
     const a = members[0]!;
-    const { Bucket } = await import('@nats-io/kv');
-    const original = Bucket.prototype.put;
     // the watch never catches up: the sync's own write answers a revision far past any the bucket will reach
-    const put = vi.spyOn(Bucket.prototype, 'put').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
-      const revision = await original.apply(this, args);
-      return args[0].startsWith('s.') ? revision + 1_000_000 : revision;
-    });
-    onTestFinished(() => put.mockRestore());
+    const restore = await onSyncWrite(async (write) => (await write()) + 1_000_000);
     const e = await failure(() => a.global.sync({ timeoutMs: 200 }));
     expect(e).toMatchObject({ code: 'ERR_SYNC_TIMEOUT', timeoutMs: 200 });
     expect((e as Error).message).toContain('within 200 ms');
     expect(a.global.internals().syncWaiters).toBe(0);
-    put.mockRestore();
+    restore();
     await a.global.sync();
     for (const timeoutMs of [0, -1, NaN, '5', 2 ** 31]) {
       expect(((await failure(() => a.global.sync({ timeoutMs: timeoutMs as number }))) as { code: string }).code).toBe('ERR_INVALID_ARGUMENT');
@@ -663,25 +672,20 @@ describe.skipIf(skipWithoutNats)('a sync whose write the watch never brings back
   it("its timeoutMs bounds the sync's own write too: a write the server never acknowledges rejects with ERR_SYNC_TIMEOUT (it waited for the write first, as long as that took)", async () => {
     const { members } = await nodes(['a']);
     const a = members[0]!;
-    const { Bucket } = await import('@nats-io/kv');
-    const original = Bucket.prototype.put;
     let acknowledge: () => void = () => undefined;
     const acknowledged = new Promise<void>((resolve) => (acknowledge = resolve));
     // the sync's write is not acknowledged (a frozen server) until the test ends
-    const put = vi.spyOn(Bucket.prototype, 'put').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
-      if (args[0].startsWith('s.')) await acknowledged;
-      return original.apply(this, args);
+    const restore = await onSyncWrite(async (write) => {
+      await acknowledged;
+      return write();
     });
-    onTestFinished(() => {
-      acknowledge();
-      put.mockRestore();
-    });
+    onTestFinished(() => acknowledge());
     const e = await failure(() => a.global.sync({ timeoutMs: 200 }));
     expect(e).toMatchObject({ code: 'ERR_SYNC_TIMEOUT', timeoutMs: 200, revision: 0 });
     expect((e as Error).message).toContain('within 200 ms');
     expect(a.global.internals().syncWaiters).toBe(0);
     acknowledge();
-    put.mockRestore();
+    restore();
     await a.global.sync();
   }, 30_000);
 
@@ -723,14 +727,8 @@ describe.skipIf(skipWithoutNats)('a sync waiting when the registry stops', () =>
   it('rejects with ERR_NODE_STOPPED, as a call to a server that stops fails (it resolved: the cache claimed in sync), and the stop completes with no waiter left', async () => {
     const { members } = await nodes(['a']);
     const a = members[0]!;
-    const { Bucket } = await import('@nats-io/kv');
-    const original = Bucket.prototype.put;
     // the watch never catches up: the sync's own write answers a revision far past any the bucket will reach
-    const put = vi.spyOn(Bucket.prototype, 'put').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
-      const revision = await original.apply(this, args);
-      return args[0].startsWith('s.') ? revision + 1_000_000 : revision;
-    });
-    onTestFinished(() => put.mockRestore());
+    await onSyncWrite(async (write) => (await write()) + 1_000_000);
     const synced = failure(() => a.global.sync());
     await until(() => a.global.internals().syncWaiters === 1);
     const stopped = a.global.stop();
@@ -744,23 +742,16 @@ describe.skipIf(skipWithoutNats)('a sync waiting when the registry stops', () =>
   it('a sync whose write is on its way when the stop begins rejects with ERR_NODE_STOPPED once the write is answered (it went on to wait or resolved)', async () => {
     const { members } = await nodes(['a']);
     const a = members[0]!;
-    const { Bucket } = await import('@nats-io/kv');
-    const original = Bucket.prototype.put;
     let acknowledge: () => void = () => undefined;
     const acknowledged = new Promise<void>((resolve) => (acknowledge = resolve));
     let writing: () => void = () => undefined;
     const written = new Promise<void>((resolve) => (writing = resolve));
-    const put = vi.spyOn(Bucket.prototype, 'put').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
-      if (args[0].startsWith('s.')) {
-        writing();
-        await acknowledged;
-      }
-      return original.apply(this, args);
+    await onSyncWrite(async (write) => {
+      writing();
+      await acknowledged;
+      return write();
     });
-    onTestFinished(() => {
-      acknowledge();
-      put.mockRestore();
-    });
+    onTestFinished(() => acknowledge());
     const synced = failure(() => a.global.sync());
     await written;
     const stopped = a.global.stop(); // it waits for the write too
@@ -781,15 +772,13 @@ describe.skipIf(skipWithoutNats)('a sync waiting when the registry stops', () =>
       return Promise.resolve({ stop: () => { stops[i] = true; stop(); }, async *[Symbol.asyncIterator]() { await stopped; } } as never);
     });
     onTestFinished(() => watch.mockRestore());
-    const original = Bucket.prototype.put;
     let writing: () => void = () => undefined;
     const written = new Promise<void>((resolve) => (writing = resolve));
-    const put = vi.spyOn(Bucket.prototype, 'put').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
-      const revision = await original.apply(this, args);
-      if (args[0].startsWith('s.')) writing();
+    await onSyncWrite(async (write) => {
+      const revision = await write();
+      writing();
       return revision;
     });
-    onTestFinished(() => put.mockRestore());
     const node = track({ name: 'a' });
     const cluster = await Cluster.join(node, { transport: new MemoryNetwork().transport() });
     const nc = await connect({ servers: nats().url });
@@ -815,20 +804,14 @@ describe.skipIf(skipWithoutNats)("a sync's time bound", () => {
     connections.push(nc);
     const global = await GlobalRegistry.start(node, { cluster, connection: nc, bucket: `global_${process.pid}_${++buckets}`, syncTimeoutMs: 60_000 });
     registries.push(global);
-    const { Bucket } = await import('@nats-io/kv');
-    const original = Bucket.prototype.put;
     let acknowledge: () => void = () => undefined;
     let acknowledged = new Promise<void>((resolve) => (acknowledge = resolve));
     // the sync's write is held until acknowledged, then answers a revision the watch never reaches
-    const put = vi.spyOn(Bucket.prototype, 'put').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
-      if (!args[0].startsWith('s.')) return original.apply(this, args);
+    const restore = await onSyncWrite(async (write) => {
       await acknowledged;
-      return (await original.apply(this, args)) + 1_000_000;
+      return (await write()) + 1_000_000;
     });
-    onTestFinished(() => {
-      acknowledge();
-      put.mockRestore();
-    });
+    onTestFinished(() => acknowledge());
     const outcome: unknown[] = [];
     const synced = global.sync().then(
       () => outcome.push('resolved'),
@@ -853,7 +836,7 @@ describe.skipIf(skipWithoutNats)("a sync's time bound", () => {
     await clock.advance(1);
     expect(await unanswered).toMatchObject({ code: 'ERR_SYNC_TIMEOUT', timeoutMs: 5000, revision: 0 });
     acknowledge();
-    put.mockRestore();
+    restore();
     await global.sync();
   }, 30_000);
 
@@ -868,15 +851,13 @@ describe.skipIf(skipWithoutNats)("a sync's time bound", () => {
       return Promise.resolve({ stop, async *[Symbol.asyncIterator]() { await stopped; } } as never);
     });
     onTestFinished(() => watch.mockRestore());
-    const original = Bucket.prototype.put;
     let writing: () => void = () => undefined;
     const written = new Promise<void>((resolve) => (writing = resolve));
-    const put = vi.spyOn(Bucket.prototype, 'put').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
-      const revision = await original.apply(this, args);
-      if (args[0].startsWith('s.')) writing();
+    await onSyncWrite(async (write) => {
+      const revision = await write();
+      writing();
       return revision;
     });
-    onTestFinished(() => put.mockRestore());
     const { node, clock } = clockedNode(track, { name: 'a' });
     const cluster = await Cluster.join(node, { transport: new MemoryNetwork().transport() });
     const nc = await connect({ servers: nats().url });

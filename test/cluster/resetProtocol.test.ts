@@ -107,6 +107,13 @@ async function settle(a: Node, b: Node): Promise<void> {
   }
 }
 
+/** After every frame in flight has been answered, neither end holds an entry for the other: no tie is left waiting. */
+async function converged(a: Node, b: Node, ca: Cluster, cb: Cluster): Promise<void> {
+  await settle(a, b);
+  expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
+  expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
+}
+
 async function controlledPair(options: Partial<ClusterOptions>) {
   const net = new MemoryNetwork();
   const a = track({ name: 'a' });
@@ -148,9 +155,7 @@ describe('the numbered reset protocol', () => {
     // a took b's '!' for one that crossed its own; b's answer finds a's '!' never came, and resets again
     const down = (await watcher.receive(isDown, { timeout: 5000 })) as Down;
     expect([String(down.pid), down.reason]).toEqual([String(target), 'noconnection']);
-    await settle(a, b);
-    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
-    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
+    await converged(a, b, ca, cb);
     await tieHolds(a, b);
     await tieHolds(b, a);
     expect(watcher.messages.filter(isDown)).toHaveLength(1);
@@ -170,9 +175,7 @@ describe('the numbered reset protocol', () => {
     tb.drop(undefined);
     const down = (await watcher.receive(isDown, { timeout: 5000 })) as Down;
     expect(down.reason).toBe('noconnection');
-    await settle(a, b);
-    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
-    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
+    await converged(a, b, ca, cb);
     await tieHolds(a, b);
   });
 
@@ -193,9 +196,7 @@ describe('the numbered reset protocol', () => {
     await settle(a, b);
     const down = (await watcher.receive(isDown, { timeout: 5000 })) as Down;
     expect([String(down.pid), down.reason]).toEqual([String(target), 'noconnection']);
-    await settle(a, b);
-    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
-    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
+    await converged(a, b, ca, cb);
     await tieHolds(a, b);
     await tieHolds(b, a);
     expect(watcher.messages.filter(isDown)).toHaveLength(1);
@@ -215,9 +216,7 @@ describe('the numbered reset protocol', () => {
     expect(bangs).toBeGreaterThanOrEqual(4);
     expect(bangs).toBeLessThanOrEqual(6);
     tb.release(); // the held answers arrive: the last one answers a's latest reset
-    await settle(a, b);
-    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
-    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
+    await converged(a, b, ca, cb);
     await tieHolds(a, b);
     await tieHolds(b, a);
   });
@@ -304,9 +303,7 @@ describe('a peer that numbers no reset (an earlier version)', () => {
     expect([String(downOnB.pid), downOnB.reason]).toEqual([String(targetOnA), 'noconnection']);
     const downOnA = (await onA.receive(isDown, { timeout: 5000 })) as Down;
     expect([String(downOnA.pid), downOnA.reason]).toEqual([String(targetOnB), 'noconnection']);
-    await settle(a, b);
-    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
-    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
+    await converged(a, b, ca, cb);
     await tieHolds(a, b);
     await tieHolds(b, a);
     expect(onA.messages.filter(isDown)).toHaveLength(1);
@@ -327,9 +324,7 @@ describe('a peer that numbers no reset (an earlier version)', () => {
     expect(await answer).toEqual(['!!']);
     const down = (await onA.receive(isDown, { timeout: 5000 })) as Down;
     expect([String(down.pid), down.reason]).toEqual([String(targetOnB), 'noconnection']);
-    await settle(a, b);
-    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
-    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
+    await converged(a, b, ca, cb);
     // b still waiting would ignore this monitor (asked, it would think, before a knew of the reset)
     await tieHolds(a, b);
     await tieHolds(b, a);
@@ -376,9 +371,7 @@ describe('malformed reset frames', () => {
     expect(await answer).toEqual(['!!', 1]);
     const down = (await onB.receive(isDown, { timeout: 5000 })) as Down;
     expect([String(down.pid), down.reason]).toEqual([String(targetOnA), 'noconnection']);
-    await settle(a, b);
-    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
-    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
+    await converged(a, b, ca, cb);
   });
 
   it("a malformed '!!' does not end this node's wait for its reset's answer, and the real one still does", async () => {
@@ -398,9 +391,7 @@ describe('malformed reset frames', () => {
     tb.release(); // a gets b's '!', answers the monitor with noconnection, and its '!!' ends b's wait
     const down = (await onA.receive(isDown, { timeout: 5000 })) as Down;
     expect([String(down.pid), down.reason]).toEqual([String(targetOnB), 'noconnection']);
-    await settle(a, b);
-    expect(ca.internals()).toMatchObject({ peers: 1, entries: 0 });
-    expect(cb.internals()).toMatchObject({ peers: 1, entries: 0 });
+    await converged(a, b, ca, cb);
     await tieHolds(a, b);
     await tieHolds(b, a);
   });
