@@ -28,3 +28,11 @@ export function setUserVersion(file: string, version: number): void {
 export function fileState(file: string): { sha256: string; directory: string[] } {
   return { sha256: createHash('sha256').update(fs.readFileSync(file)).digest('hex'), directory: fs.readdirSync(path.dirname(file)).sort() };
 }
+
+/** The dead letter store's tables as Keel made them before the file was stamped (no `dead_letter_owner.os_start`). */
+export const LEGACY_DEAD_LETTER_TABLES = `
+      CREATE TABLE dead_letters (seq INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, payload BLOB NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL,
+        first_failed_at INTEGER NOT NULL, last_attempt_at INTEGER NOT NULL, next_retry_at INTEGER NOT NULL, last_error BLOB, status TEXT NOT NULL);
+      CREATE INDEX dead_letters_due ON dead_letters (status, next_retry_at);
+      CREATE TABLE dead_letter_owner (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, os_pid INTEGER NOT NULL);
+`;

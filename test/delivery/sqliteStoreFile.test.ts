@@ -13,7 +13,7 @@ import { DLQ_SCHEMA } from '../../src/delivery/stores/sqliteStoreSchema.js';
 import { runDlq } from '../../src/cli/dlq.js';
 import { SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
 import { expectKeelError, thrown, useTempFiles } from '../support.js';
-import { fileState, setUserVersion, userVersion } from '../sqliteFiles.js';
+import { fileState, LEGACY_DEAD_LETTER_TABLES, setUserVersion, userVersion } from '../sqliteFiles.js';
 
 const tmpfile = useTempFiles('keel-dlq-file-', 'dead-letters.db');
 
@@ -194,10 +194,7 @@ function storeOfBefore(file: string): void {
   try {
     db.pragma('journal_mode = WAL');
     db.exec(`
-      CREATE TABLE dead_letters (seq INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, payload BLOB NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL,
-        first_failed_at INTEGER NOT NULL, last_attempt_at INTEGER NOT NULL, next_retry_at INTEGER NOT NULL, last_error BLOB, status TEXT NOT NULL);
-      CREATE INDEX dead_letters_due ON dead_letters (status, next_retry_at);
-      CREATE TABLE dead_letter_owner (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, os_pid INTEGER NOT NULL);
+      ${LEGACY_DEAD_LETTER_TABLES}
     `);
     db.prepare("INSERT INTO dead_letters (recipient, payload, reason, attempts, first_failed_at, last_attempt_at, next_retry_at, last_error, status) VALUES ('x', ?, 'noproc', 0, 1, 1, 2, 'noproc', 'pending')").run(
       serialize(['old', {}]),

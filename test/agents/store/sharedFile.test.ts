@@ -12,7 +12,7 @@ import { SqliteAgentStore } from '../../../src/agents/store/SqliteAgentStore.js'
 import { KEEL_FILE_FORMAT } from '../../../src/delivery/stores/sqliteFile.js';
 import { SqliteStore } from '../../../src/delivery/stores/SqliteStore.js';
 import { expectKeelError, thrown, useTempFiles } from '../../support.js';
-import { fileState, setUserVersion } from '../../sqliteFiles.js';
+import { fileState, LEGACY_DEAD_LETTER_TABLES, setUserVersion } from '../../sqliteFiles.js';
 
 const tmpfile = useTempFiles('keel-shared-file-', 'keel.db');
 
@@ -73,10 +73,7 @@ function legacySharedFile(file: string): void {
   try {
     db.pragma('journal_mode = WAL');
     db.exec(`
-      CREATE TABLE dead_letters (seq INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, payload BLOB NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL,
-        first_failed_at INTEGER NOT NULL, last_attempt_at INTEGER NOT NULL, next_retry_at INTEGER NOT NULL, last_error BLOB, status TEXT NOT NULL);
-      CREATE INDEX dead_letters_due ON dead_letters (status, next_retry_at);
-      CREATE TABLE dead_letter_owner (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, os_pid INTEGER NOT NULL);
+      ${LEGACY_DEAD_LETTER_TABLES}
       CREATE TABLE agent_records (component TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (component, kind, key)) WITHOUT ROWID;
       CREATE TABLE agent_store_owner (id INTEGER PRIMARY KEY CHECK (id = 1), os_pid INTEGER NOT NULL);
     `);
