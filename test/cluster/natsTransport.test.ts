@@ -574,6 +574,61 @@ describe.skipIf(skipWithoutNats)('nats transport: started on a given connection 
       await nats.stop();
     }
   }, 30_000);
+
+  it('once given up, the server thawing hears nothing of it: frames published to its subjects while frozen and after reach the connection (a subscription of its owner gets them) but never the handler, nor its ping subject an answer', async () => {
+    const nats = (own = await startNatsServer());
+    const cluster = freshCluster();
+    const nc = await connect({ servers: nats.url });
+    const peer = await connect({ servers: nats.url });
+    const recorder = new Recorder();
+    const t = natsTransport({ cluster, connect: nc });
+    await nats.kill('SIGSTOP');
+    let thawed = false;
+    try {
+      const e = await t.start({ name: 'A', incarnation: 1 }, recorder).catch((error: unknown) => error);
+      expect(e).toMatchObject({ code: 'ERR_START_FAILED' });
+      // published while the server is frozen: on thawing, the server may take them before or after
+      // the given-up start's subscriptions and their removal, which sit queued on the connection
+      peer.publish(`keel.${cluster}.in.A.B`, 'frozen-direct');
+      peer.publish(`keel.${cluster}.all.B`, 'frozen-broadcast');
+      await nats.kill('SIGCONT');
+      thawed = true;
+      await nc.flush(); // the server has read all the connection queued while frozen: the subscriptions and their removal
+      // the owner's own subscriptions on the same connection, to the same subjects: proof the frames get there
+      const seen: string[] = [];
+      const got = new Promise<void>((resolve) => {
+        for (const subject of [`keel.${cluster}.in.A.*`, `keel.${cluster}.all.*`]) {
+          nc.subscribe(subject, {
+            callback: (_err, msg) => {
+              seen.push(msg.string());
+              if (seen.length === 2) resolve();
+            },
+          });
+        }
+      });
+      await nc.flush();
+      peer.publish(`keel.${cluster}.in.A.B`, 'thawed-direct');
+      peer.publish(`keel.${cluster}.all.B`, 'thawed-broadcast');
+      await got;
+      expect(seen.sort()).toEqual(['thawed-broadcast', 'thawed-direct']);
+      // nobody answers the node's ping subject: a peer's probe never finds a node that did not start
+      const probe = await peer.request(`keel.${cluster}.ping.A`, '', { timeout: 500 }).then(
+        () => 'answered',
+        (error: unknown) => String(error),
+      );
+      expect(probe).toMatch(/no responders/);
+      await nc.flush();
+      expect(recorder.received).toEqual([]);
+      expect(recorder.broadcasts).toEqual([]);
+      expect(recorder.states).toEqual([]);
+      await t.close();
+    } finally {
+      if (!thawed) await nats.kill('SIGCONT');
+      await peer.close();
+      await nc.close();
+      await nats.stop();
+    }
+  }, 30_000);
 });
 
 describe.skipIf(skipWithoutNats)('nats transport: hostile arguments', () => {
