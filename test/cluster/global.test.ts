@@ -739,9 +739,8 @@ describe.skipIf(skipWithoutNats)('a sync waiting when the registry stops', () =>
     expect(a.global.internals().syncWaiters).toBe(0);
   }, 30_000);
 
-  it('a sync whose write is on its way when the stop begins rejects with ERR_NODE_STOPPED once the write is answered (it went on to wait or resolved)', async () => {
-    const { members } = await nodes(['a']);
-    const a = members[0]!;
+  /** Holds the sync's write until `acknowledge` (or the test's end); `written` resolves once a write is held. */
+  async function holdSyncWrite(answer: 'answered' | 'failed') {
     let acknowledge: () => void = () => undefined;
     const acknowledged = new Promise<void>((resolve) => (acknowledge = resolve));
     let writing: () => void = () => undefined;
@@ -749,15 +748,59 @@ describe.skipIf(skipWithoutNats)('a sync waiting when the registry stops', () =>
     await onSyncWrite(async (write) => {
       writing();
       await acknowledged;
+      if (answer === 'failed') throw new Error('the write failed after the stop');
       return write();
     });
-    onTestFinished(() => acknowledge());
-    const synced = failure(() => a.global.sync());
+    return { written, acknowledge };
+  }
+
+  it('a sync whose write is on its way when the stop begins rejects with ERR_NODE_STOPPED at once, not once the write is answered (it waited for the write); the stop completes once it is', async () => {
+    const { members } = await nodes(['a']);
+    const a = members[0]!;
+    const { written, acknowledge } = await holdSyncWrite('answered');
+    const outcome: unknown[] = [];
+    const synced = a.global.sync().then(
+      () => outcome.push('resolved'),
+      (e: unknown) => outcome.push(e),
+    );
     await written;
-    const stopped = a.global.stop(); // it waits for the write too
-    acknowledge();
-    expect(await synced).toMatchObject({ code: 'ERR_NODE_STOPPED' });
+    const stopped = a.global.stop(); // it waits for the write
+    try {
+      // the write is still held: one turn of the event loop runs the rejection through
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      expect(outcome).toHaveLength(1);
+      expect(outcome[0]).toMatchObject({ code: 'ERR_NODE_STOPPED' });
+      expect((outcome[0] as Error).message).toContain('GlobalRegistry.sync');
+    } finally {
+      acknowledge(); // before the afterEach's stop, which waits for the write
+    }
+    await synced;
     await stopped;
+    expect(outcome).toHaveLength(1);
+    expect(a.global.internals()).toMatchObject({ syncWaiters: 0, inflight: 0 });
+  }, 30_000);
+
+  it("a sync whose write is on its way when the node shuts down rejects with ERR_NODE_STOPPED at once; the write failing later is no unhandled rejection", async () => {
+    const { members } = await nodes(['a']);
+    const a = members[0]!;
+    const { written, acknowledge } = await holdSyncWrite('failed');
+    const outcome: unknown[] = [];
+    const synced = a.global.sync().then(
+      () => outcome.push('resolved'),
+      (e: unknown) => outcome.push(e),
+    );
+    await written;
+    await a.node.shutdown(); // its hook stops the registry (not awaited: the stop waits for the write)
+    try {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      expect(outcome).toHaveLength(1);
+      expect(outcome[0]).toMatchObject({ code: 'ERR_NODE_STOPPED' });
+    } finally {
+      acknowledge(); // before the afterEach's stop, which waits for the write
+    }
+    await synced;
+    await a.global.stop();
+    expect(outcome).toHaveLength(1);
     expect(a.global.internals()).toMatchObject({ syncWaiters: 0, inflight: 0 });
   }, 30_000);
 

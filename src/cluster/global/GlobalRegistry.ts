@@ -97,6 +97,8 @@ export class GlobalRegistry {
   /** Registrations on their way, by name: the same process registering the same name again joins its call. */
   readonly #registering = new Map<string, { readonly proc: Proc; readonly done: Promise<void> }>();
   readonly #syncWaiters = new Set<SyncWaiter>();
+  /** The syncs whose own write is on its way, each by how it fails: the stop fails them at once, not once the write is answered. */
+  readonly #syncWrites = new Set<(error: Error) => void>();
   readonly #syncTimeoutMs: number;
   readonly #telemetryId: string;
   readonly #groups: Groups;
@@ -332,7 +334,7 @@ export class GlobalRegistry {
    * Resolves once this node's cache holds everything written to the bucket before the call; rejects
    * with `SyncTimeoutError` (`ERR_SYNC_TIMEOUT`) when the watch has not brought that far within
    * `timeoutMs` (default the registry's `syncTimeoutMs`, 30,000) of the call, its own write included;
-   * with `NodeStoppedError` (`ERR_NODE_STOPPED`) when the registry stops meanwhile.
+   * with `NodeStoppedError` (`ERR_NODE_STOPPED`) at once when the registry stops meanwhile, its own write still unanswered included.
    */
   async sync(options?: { readonly timeoutMs?: number }): Promise<void> {
     this.#checkRunning('sync');
@@ -344,7 +346,16 @@ export class GlobalRegistry {
     const written = this.#track(this.#kv.put(syncKey(kernel.name, kernel.creation), String(Date.now())));
     // the write counts too: a server that never acknowledges it (frozen) fails the sync in time
     let unanswered: { cancel(): boolean } | undefined;
-    const revision = await Promise.race([written, new Promise<0>((resolve) => (unanswered = kernel.setTimer(timeoutMs, () => resolve(0), true)))]).finally(() => unanswered?.cancel());
+    let stopped: ((error: Error) => void) | undefined;
+    const revision = await Promise.race([
+      written,
+      new Promise<0>((resolve) => (unanswered = kernel.setTimer(timeoutMs, () => resolve(0), true))),
+      // the stop fails it at once (the race's hold on the write keeps its late answer or failure handled)
+      new Promise<never>((_resolve, reject) => this.#syncWrites.add((stopped = reject))),
+    ]).finally(() => {
+      unanswered?.cancel();
+      if (stopped !== undefined) this.#syncWrites.delete(stopped);
+    });
     // the registry stopped while the write was on its way: its cache is kept in sync no more
     if (this.#stopped) throw new NodeStoppedError(this.#kernel.name, 'GlobalRegistry.sync');
     if (revision === 0) throw new SyncTimeoutError(this.#kernel.name, timeoutMs, 0, this.#seen);
@@ -449,6 +460,8 @@ export class GlobalRegistry {
     // a sync waiting fails at once, as a call to a server that stops: the cache is kept in sync no more
     for (const w of this.#syncWaiters) w.reject(new NodeStoppedError(this.#kernel.name, 'GlobalRegistry.sync'));
     this.#syncWaiters.clear();
+    for (const fail of this.#syncWrites) fail(new NodeStoppedError(this.#kernel.name, 'GlobalRegistry.sync'));
+    this.#syncWrites.clear();
     this.#removeShutdown?.();
     this.#kernel.telemetry.detach(this.#telemetryId);
     clearInterval(this.#renewTimer);
