@@ -23,63 +23,27 @@
  * Clock assumption: leases compare one machine's wall clock with another's; the drift between them
  * must stay well under `marginMs`.
  *
- * This file keeps the public face and the watch that feeds the cache; the leases of the names held
- * here are in `Leases.ts`, the reaping of dead owners' names in `Reaper.ts`, groups in `Groups.ts`.
+ * This file keeps the public face; the watch that feeds the cache is in `Watch.ts`, the syncs waiting
+ * on it in `SyncWaiters.ts`, the leases of the names held here in `Leases.ts`, the reaping of dead
+ * owners' names in `Reaper.ts`, groups in `Groups.ts`, the start's options in `options.ts`.
  */
-import type { KV, KvWatchEntry } from '@nats-io/kv';
-import { checkKeys, InvalidArgumentError, NameTakenError, NodeStoppedError, NoProcError, SyncTimeoutError } from '../../errors.js';
+import type { KV } from '@nats-io/kv';
+import { InvalidArgumentError, NameTakenError, NodeStoppedError, NoProcError } from '../../errors.js';
 import { Delivery, isDead, type Kernel, kernelOf, type Proc } from '../../runtime/kernel.js';
 import { isPid, type Pid, PidImpl } from '../../runtime/Pid.js';
 import type { Node } from '../../runtime/types.js';
-import { Cluster } from '../Cluster.js';
+import type { Cluster } from '../Cluster.js';
 import { Groups } from './Groups.js';
 import { Leases, leaseOver } from './Leases.js';
 import { sweepMarkers } from './Markers.js';
+import { type GlobalOptions, positive, readOptions, type Settings } from './options.js';
 import { Reaper } from './Reaper.js';
-import { type Bucket, checkName, type ConnectionChoice, decodeRecord, encodeRecord, type Entry, isCasFailure, nameKey, type NameRecord, openBucket, ownerPid, parseKey, syncKey } from './store.js';
+import { type Bucket, checkName, decodeRecord, encodeRecord, type Entry, isCasFailure, nameKey, openBucket, ownerPid, syncKey } from './store.js';
+import { SyncWaiters } from './SyncWaiters.js';
+import { Watch } from './Watch.js';
 
 export { conflictName, fencedName, type GlobalExitReason } from './Leases.js';
-
-/** How a node's global registry reaches its bucket, and its lease settings. */
-export interface GlobalOptions extends ConnectionChoice {
-  /** The node's cluster (its `Cluster.join`): node-down events and sends to owners on other nodes go through it. */
-  readonly cluster: Cluster;
-  /** The KV bucket's name, `[A-Za-z0-9_-]{1,64}` (every node of the cluster uses the same one). Default `KEEL_global`. */
-  readonly bucket?: string;
-  /** How long a lease lasts past each renewal (ms). Renewed every `leaseMs / 3`. Default 5000. */
-  readonly leaseMs?: number;
-  /** How long past a lease's deadline another node waits before taking the name (ms): bounds clock drift and queue delay. Default 1000. */
-  readonly marginMs?: number;
-  /**
-   * How long a delete's marker stays in the bucket before a sweep removes it (ms). A watch that
-   * lost its connection for longer may miss a delete. Each node sweeps every `markerGraceMs / 2`
-   * (at least a second apart).
-   * Default 1,800,000 (30 minutes, as `kv.purgeDeletes`); 0 sweeps every marker.
-   */
-  readonly markerGraceMs?: number;
-  /**
-   * How long a `sync()` waits for the watch to bring its write back before it rejects with
-   * `SyncTimeoutError` (ms); the start's own sync too. `sync({ timeoutMs })` overrides it for one
-   * call. Default 30,000.
-   */
-  readonly syncTimeoutMs?: number;
-}
-
-/** A sync waiting for the watch to reach its revision. */
-interface SyncWaiter {
-  readonly revision: number;
-  readonly resolve: () => void;
-  /** The registry stopped: the cache is kept in sync no more. */
-  readonly reject: (error: Error) => void;
-  /** The sync's time bound, a node timer. */
-  readonly timer: { cancel(): boolean };
-}
-
-/** How long a sync waits for the watch to bring anything before the watch is opened again (ms). */
-const WATCH_STALL_MS = 2000;
-
-const KNOWN = ['cluster', 'connection', 'servers', 'connectionOptions', 'bucket', 'leaseMs', 'marginMs', 'markerGraceMs', 'syncTimeoutMs'];
-const BUCKET = /^[A-Za-z0-9_-]{1,64}$/;
+export type { GlobalOptions } from './options.js';
 
 export class GlobalRegistry {
   readonly #kernel: Kernel;
@@ -96,18 +60,11 @@ export class GlobalRegistry {
   readonly #inflight = new Set<Promise<unknown>>();
   /** Registrations on their way, by name: the same process registering the same name again joins its call. */
   readonly #registering = new Map<string, { readonly proc: Proc; readonly done: Promise<void> }>();
-  readonly #syncWaiters = new Set<SyncWaiter>();
-  /** The syncs whose own write is on its way, each by how it fails: the stop fails them at once, not once the write is answered. */
-  readonly #syncWrites = new Set<(error: Error) => void>();
+  readonly #syncs: SyncWaiters;
+  readonly #watch: Watch;
   readonly #syncTimeoutMs: number;
   readonly #telemetryId: string;
   readonly #groups: Groups;
-  #seen = 0;
-  #watch: Awaited<ReturnType<KV['watch']>> | undefined;
-  #stallTimer: NodeJS.Timeout | undefined;
-  #reopening = false;
-  /** A watch that could not be opened again is tried again when this fires (one at a time). */
-  #reopenTimer: NodeJS.Timeout | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweeping: Promise<number> | undefined;
@@ -116,7 +73,7 @@ export class GlobalRegistry {
   #stopping: Promise<void> | undefined;
   #removeShutdown: (() => void) | undefined;
 
-  private constructor(kernel: Kernel, cluster: Cluster, bucket: Bucket, name: string, times: { leaseMs: number; marginMs: number; markerGraceMs: number; syncTimeoutMs: number }) {
+  private constructor(kernel: Kernel, cluster: Cluster, bucket: Bucket, name: string, times: Omit<Settings, 'cluster' | 'bucket'>) {
     const { leaseMs, marginMs } = times;
     const kv = bucket.kv;
     this.#kernel = kernel;
@@ -139,6 +96,20 @@ export class GlobalRegistry {
       connected: (node, inc) => this.#cluster.incarnationOf(node) === inc,
       track: (work) => this.#track(work),
     });
+    const stopped = (): boolean => this.#stopped;
+    this.#syncs = new SyncWaiters({ kernel, seen: () => this.#watch.seen, stopped, waiting: () => this.#watch.stalls() });
+    this.#watch = new Watch({
+      kernel,
+      kv,
+      names: this.#names,
+      leases: this.#leases,
+      reaper: this.#reaper,
+      groups: this.#groups,
+      stopped,
+      waiting: () => this.#syncs.size > 0,
+      reached: (seen) => this.#syncs.reached(seen),
+      track,
+    });
   }
 
   /**
@@ -150,20 +121,9 @@ export class GlobalRegistry {
   static async start(node: Node, options: GlobalOptions): Promise<GlobalRegistry> {
     const kernel = kernelOf(node, 'node');
     if (kernel.stopping) throw new NodeStoppedError(kernel.name, 'GlobalRegistry.start');
-    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an object with `cluster` and `connection` or `servers`', options);
-    checkKeys(options, KNOWN, 'options');
-    const { cluster } = options;
-    if (!(cluster instanceof Cluster) || cluster.name !== kernel.name || cluster.incarnation !== kernel.creation) {
-      throw new InvalidArgumentError('options.cluster', "this node's Cluster (what Cluster.join resolved with)", cluster);
-    }
-    const bucket = options.bucket ?? 'KEEL_global';
-    if (typeof bucket !== 'string' || !BUCKET.test(bucket)) throw new InvalidArgumentError('options.bucket', 'a bucket name of 1 to 64 letters, digits, `_` or `-`', bucket);
-    const leaseMs = positive(options.leaseMs, 'options.leaseMs', 5000);
-    const marginMs = positive(options.marginMs, 'options.marginMs', 1000);
-    const markerGraceMs = options.markerGraceMs === 0 ? 0 : positive(options.markerGraceMs, 'options.markerGraceMs', 1_800_000);
-    const syncTimeoutMs = positive(options.syncTimeoutMs, 'options.syncTimeoutMs', 30_000);
+    const { cluster, bucket, ...times } = readOptions(kernel, options);
     const opened = await kernel.trackIo(openBucket(options, bucket));
-    const registry = new GlobalRegistry(kernel, cluster, opened, bucket, { leaseMs, marginMs, markerGraceMs, syncTimeoutMs });
+    const registry = new GlobalRegistry(kernel, cluster, opened, bucket, times);
     try {
       await registry.#begin();
     } catch (e) {
@@ -195,7 +155,7 @@ export class GlobalRegistry {
     });
     // a node shut down while the start syncs stops the registry, and the start fails with ERR_NODE_STOPPED
     this.#removeShutdown = kernel.onShutdown(() => void this.stop());
-    await this.#openWatch(undefined);
+    await this.#watch.open(undefined);
     await this.sync();
     // what an earlier incarnation of this node left behind is dead for sure
     this.#reaper.reapEarlierIncarnations();
@@ -264,7 +224,7 @@ export class GlobalRegistry {
     this.#leases.hold(name, key, proc, revision, deadline, until);
     // read your own write, as after erlang's global:register_name: this node's cache knows the name
     // now, not when the watch brings it back (nothing later for this key came yet if it has not)
-    if (this.#seen < revision) this.#names.set(name, { record: { node: this.#kernel.name, inc: this.#kernel.creation, id: proc.self.id, lease: deadline }, revision });
+    if (this.#watch.seen < revision) this.#names.set(name, { record: { node: this.#kernel.name, inc: this.#kernel.creation, id: proc.self.id, lease: deadline }, revision });
   }
 
   /** A name held by someone else: taken over when its lease ran out `marginMs` ago (CAS on the revision read), else `ERR_NAME_TAKEN`. */
@@ -334,57 +294,15 @@ export class GlobalRegistry {
    * Resolves once this node's cache holds everything written to the bucket before the call; rejects
    * with `SyncTimeoutError` (`ERR_SYNC_TIMEOUT`) when the watch has not brought that far within
    * `timeoutMs` (default the registry's `syncTimeoutMs`, 30,000) of the call, its own write included;
-   * with `NodeStoppedError` (`ERR_NODE_STOPPED`) at once when the registry stops meanwhile, its own write still unanswered included.
+   * with `NodeStoppedError` (`ERR_NODE_STOPPED`) at once when the registry stops meanwhile, its own
+   * write still unanswered included. The waiting is `SyncWaiters.ts`'s.
    */
   async sync(options?: { readonly timeoutMs?: number }): Promise<void> {
     this.#checkRunning('sync');
     if (options !== undefined && (typeof options !== 'object' || options === null)) throw new InvalidArgumentError('options', 'an object such as { timeoutMs }', options);
     const timeoutMs = positive(options?.timeoutMs, 'options.timeoutMs', this.#syncTimeoutMs);
-    // the bound counts on the node's timers (a TestClock drives it; unref'd, it holds no process open)
     const kernel = this.#kernel;
-    const since = kernel.timerNow();
-    const written = this.#track(this.#kv.put(syncKey(kernel.name, kernel.creation), String(Date.now())));
-    // the write counts too: a server that never acknowledges it (frozen) fails the sync in time
-    let unanswered: { cancel(): boolean } | undefined;
-    let stopped: ((error: Error) => void) | undefined;
-    const revision = await Promise.race([
-      written,
-      new Promise<0>((resolve) => (unanswered = kernel.setTimer(timeoutMs, () => resolve(0), true))),
-      // the stop fails it at once (the race's hold on the write keeps its late answer or failure handled)
-      new Promise<never>((_resolve, reject) => this.#syncWrites.add((stopped = reject))),
-    ]).finally(() => {
-      unanswered?.cancel();
-      if (stopped !== undefined) this.#syncWrites.delete(stopped);
-    });
-    // the registry stopped while the write was on its way: its cache is kept in sync no more
-    if (this.#stopped) throw new NodeStoppedError(this.#kernel.name, 'GlobalRegistry.sync');
-    if (revision === 0) throw new SyncTimeoutError(this.#kernel.name, timeoutMs, 0, this.#seen);
-    if (this.#seen >= revision) return;
-    await new Promise<void>((resolve, reject) => {
-      // the time the write took counts: the bound is from the call
-      const left = Math.max(0, timeoutMs - (kernel.timerNow() - since));
-      const waiter: SyncWaiter = {
-        revision,
-        resolve: () => {
-          waiter.timer.cancel();
-          resolve();
-        },
-        reject: (error) => {
-          waiter.timer.cancel();
-          reject(error);
-        },
-        timer: kernel.setTimer(
-          left,
-          () => {
-            this.#syncWaiters.delete(waiter);
-            reject(new SyncTimeoutError(kernel.name, timeoutMs, revision, this.#seen));
-          },
-          true,
-        ),
-      };
-      this.#syncWaiters.add(waiter);
-      this.#watchStalls();
-    });
+    return this.#syncs.sync(() => this.#track(this.#kv.put(syncKey(kernel.name, kernel.creation), String(Date.now()))), timeoutMs);
   }
 
   // ---- process groups -------------------------------------------------------------------------
@@ -416,7 +334,7 @@ export class GlobalRegistry {
 
   /** Counts for leak checks: names held here, renewals and reaps pending, group memberships held here, syncs waiting. */
   internals(): { owned: number; reaps: number; joined: number; inflight: number; syncWaiters: number } {
-    return { owned: this.#leases.size, reaps: this.#reaper.pending, joined: this.#groups.joinedCount, inflight: this.#inflight.size, syncWaiters: this.#syncWaiters.size };
+    return { owned: this.#leases.size, reaps: this.#reaper.pending, joined: this.#groups.joinedCount, inflight: this.#inflight.size, syncWaiters: this.#syncs.size };
   }
 
   /**
@@ -458,10 +376,7 @@ export class GlobalRegistry {
   async #stop(): Promise<void> {
     this.#stopped = true;
     // a sync waiting fails at once, as a call to a server that stops: the cache is kept in sync no more
-    for (const w of this.#syncWaiters) w.reject(new NodeStoppedError(this.#kernel.name, 'GlobalRegistry.sync'));
-    this.#syncWaiters.clear();
-    for (const fail of this.#syncWrites) fail(new NodeStoppedError(this.#kernel.name, 'GlobalRegistry.sync'));
-    this.#syncWrites.clear();
+    this.#syncs.stop();
     this.#removeShutdown?.();
     this.#kernel.telemetry.detach(this.#telemetryId);
     clearInterval(this.#renewTimer);
@@ -472,103 +387,8 @@ export class GlobalRegistry {
     if (this.#router !== undefined && !isDead(this.#router)) this.#kernel.die(this.#router, 'shutdown');
     void this.#track(this.#kv.delete(syncKey(this.#kernel.name, this.#kernel.creation))).catch(() => undefined);
     while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
-    this.#watch?.stop();
-    this.#watch = undefined;
-    clearTimeout(this.#stallTimer);
-    clearTimeout(this.#reopenTimer);
+    this.#watch.stop();
     await this.#close();
-  }
-
-  // ---- the watch ------------------------------------------------------------------------------
-
-  /**
-   * Opens the watch that feeds the cache (from `from`, a revision, or the bucket's last values). A
-   * watch that ends while the registry runs (its consumer gone for good) is opened again from the
-   * last revision seen; entries of a watch replaced meanwhile are left to the new one.
-   */
-  async #openWatch(from: number | undefined): Promise<void> {
-    const watch = await this.#kv.watch(from === undefined ? undefined : { resumeFromRevision: from });
-    if (this.#stopped) return void watch.stop();
-    this.#watch = watch;
-    void (async () => {
-      for await (const e of watch) {
-        if (this.#watch !== watch) break;
-        try {
-          this.#apply(e);
-        } catch (error) {
-          // one bad entry (or a throwing event handler) must not end the watch that feeds the cache
-          this.#kernel.telemetry.execute('keel.global.malformed', { count: 1 }, { key: e.key, error });
-        }
-      }
-    })()
-      .catch(() => undefined)
-      .then(() => {
-        if (this.#watch === watch) this.#reopenWatch('ended');
-      });
-  }
-
-  /**
-   * While a sync waits, the watch must bring its write back: a watch that brings nothing for
-   * {@link WATCH_STALL_MS} (a push consumer that lost its deliveries: the client's own check takes
-   * two missed 30 s heartbeats) is opened again from the last revision seen.
-   */
-  #watchStalls(): void {
-    if (this.#stallTimer !== undefined) return;
-    const seen = this.#seen;
-    this.#stallTimer = setTimeout(() => {
-      this.#stallTimer = undefined;
-      if (this.#stopped || this.#syncWaiters.size === 0) return;
-      if (this.#seen === seen) this.#reopenWatch('stalled');
-      this.#watchStalls();
-    }, WATCH_STALL_MS).unref();
-  }
-
-  #reopenWatch(reason: 'stalled' | 'ended'): void {
-    // a failed open already waits to be tried again: the stall check begins no second chain of tries
-    if (this.#stopped || this.#reopening || this.#reopenTimer !== undefined) return;
-    const from = this.#seen + 1;
-    const old = this.#watch;
-    this.#watch = undefined;
-    old?.stop();
-    this.#kernel.telemetry.execute('keel.global.watch_restarted', {}, { node: this.#kernel.name, reason, from });
-    this.#reopening = true;
-    this.#openWatch(from)
-      .catch(() => {
-        // the bucket cannot be reached now: tried again a while later
-        this.#reopenTimer = setTimeout(() => {
-          this.#reopenTimer = undefined;
-          if (this.#watch === undefined) this.#reopenWatch(reason);
-        }, WATCH_STALL_MS).unref();
-      })
-      .finally(() => (this.#reopening = false));
-  }
-
-  #apply(e: KvWatchEntry): void {
-    if (e.revision > this.#seen) this.#seen = e.revision;
-    const parsed = parseKey(e.key, e.operation === 'PUT' ? e.value : undefined);
-    if (parsed.kind === 'name') {
-      if (e.operation === 'PUT' && parsed.record === undefined) this.#kernel.telemetry.execute('keel.global.malformed', { count: 1 }, { key: e.key });
-      this.#nameChanged(parsed.name, parsed.record, e.revision);
-    } else if (parsed.kind === 'member') this.#groups.changed(e.key, parsed, e.operation === 'PUT');
-    else if (parsed.kind === 'sync') {
-      // the sync key of a dead incarnation (a crash skipped its stop): it never comes back, so it goes
-      if (e.operation === 'PUT' && parsed.node !== undefined && parsed.inc !== undefined && !this.#reaper.alive(parsed.node, parsed.inc) && !this.#stopped) {
-        void this.#track(this.#kv.delete(e.key)).catch(() => undefined);
-      }
-    }
-    else if (parsed.kind === 'unknown') this.#kernel.telemetry.execute('keel.global.malformed', { count: 1 }, { key: e.key });
-    for (const w of [...this.#syncWaiters]) {
-      if (w.revision > this.#seen) continue;
-      this.#syncWaiters.delete(w);
-      w.resolve();
-    }
-  }
-
-  #nameChanged(name: string, record: NameRecord | undefined, revision: number): void {
-    if (record === undefined) this.#names.delete(name);
-    else this.#names.set(name, { record, revision });
-    this.#leases.observed(name, record, revision);
-    this.#reaper.changed(name, record);
   }
 
   // ---- delivery -------------------------------------------------------------------------------
@@ -630,13 +450,4 @@ export class GlobalRegistry {
     work.then(done, done);
     return work;
   }
-}
-
-/** The longest lease or margin (ms): a lease plus its margin must stay within a Node timer's range (2^31 - 1 ms), past which timers fire at once. */
-const MAX_MS = 2 ** 30;
-
-function positive(value: number | undefined, argument: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !(value > 0) || !(value <= MAX_MS)) throw new InvalidArgumentError(argument, `a positive number of milliseconds, at most ${MAX_MS}`, value);
-  return value;
 }
