@@ -317,7 +317,8 @@ function open(args: Parsed, io: Io, t: number, internal: SqliteStoreOptions): nu
       return 2;
     }
     if (e instanceof StoreUnavailableError && e.sqliteCode !== 'SQLITE_NOTADB') {
-      io.err(failure(args.command, e.file, e.cause, true, e.hint));
+      // no driver error: the store's own refusal (an older file another live process has open), said as it is
+      io.err(failure(args.command, e.file, e.cause ?? new Error(e.why), true, e.hint));
       return 1;
     }
     io.err(`keel dlq: cannot open ${args.store}: ${e instanceof StoreUnavailableError ? e.why : (e as Error).message}`);

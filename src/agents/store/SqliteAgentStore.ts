@@ -9,7 +9,6 @@ import {
   lockRetryDelay,
   loadSqliteDriver,
   openFailure,
-  claimHeld,
   fileId,
   startOf,
   type SqliteDatabase,
@@ -150,18 +149,14 @@ export class SqliteAgentStore implements AgentStore {
       id = known ?? fileId(this.path);
       if (openFiles.has(id)) throw inUse();
       // checked before anything is written: another application's database, or a newer Keel's
-      // store, is refused as it is (no WAL switch, no tables); a new or older store is made and stamped
-      setUpStoreFile(this.path, db, AGENT_STORE_SCHEMA);
-      // claimed by this OS process, checked and taken in one write transaction: another live OS
-      // process on the file would resume the same schedules; a killed one's claim is taken over
-      const claim = db.transaction(() => {
-        const current = db.prepare('SELECT os_pid, os_start FROM agent_store_owner WHERE id = 1').get() as { os_pid: number; os_start: string | null } | undefined;
-        if (current !== undefined && current.os_pid !== process.pid && claimHeld(current.os_pid, current.os_start)) return current.os_pid;
-        db.prepare('INSERT OR REPLACE INTO agent_store_owner (id, os_pid, os_start) VALUES (1, ?, ?)').run(process.pid, startOf(process.pid) ?? null);
-        return undefined;
-      }) as unknown as { immediate(): number | undefined };
-      const taken = claim.immediate();
-      if (taken !== undefined) throw new StoreInUseError(this.path, `OS process ${taken}`, STORE);
+      // store, is refused as it is (no WAL switch, no tables); a new or older store is made, stamped
+      // and claimed by this OS process in one write transaction: another live OS process on the file
+      // would resume the same schedules (a killed one's claim is taken over), and one with an older
+      // format open (either store's claim) would go on writing it into a newer file: refused, nothing written
+      setUpStoreFile(this.path, db, AGENT_STORE_SCHEMA, {
+        inUse: (held) => new StoreInUseError(this.path, `OS process ${held.osPid}`, STORE),
+        take: (d) => void d.prepare('INSERT OR REPLACE INTO agent_store_owner (id, os_pid, os_start) VALUES (1, ?, ?)').run(process.pid, startOf(process.pid) ?? null),
+      });
       this.#put = db.prepare('INSERT OR REPLACE INTO agent_records (component, kind, key, value) VALUES (?, ?, ?, ?)');
       this.#insert = db.prepare('INSERT OR IGNORE INTO agent_records (component, kind, key, value) VALUES (?, ?, ?, ?)');
       this.#delete = db.prepare('DELETE FROM agent_records WHERE component = ? AND kind = ? AND key = ?');

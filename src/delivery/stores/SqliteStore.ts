@@ -4,7 +4,7 @@ import { serialize } from 'node:v8';
 import { DeadLetterTooLargeError, KeelError, NotSerializableError, StoreInUseError } from '../../errors.js';
 import type { DeadLetterFilter } from '../../runtime/serviceSlots.js';
 import { claimHeld, DATABASE_WIDE, HOST_CLOCK, LOCKED, lockRetryDelay, loadSqliteDriver, type SqliteDatabase, type SqliteStatement, setBusyTimeout, sqliteCode, type StoreClock } from './sqliteFile.js';
-import { claimFile, openHere, openStoreFile, releaseAndClose } from './sqliteStoreOpen.js';
+import { claimedHere, openHere, openStoreFile, releaseAndClose } from './sqliteStoreOpen.js';
 import { COLUMNS, errorColumn, NO_CLAUSE, type Row, serializes, toRecord, whereOf } from './sqliteStoreRows.js';
 import { type DeadLetterStore, type NewRecord, type Record_, seqOf, thrownText } from './DeadLetterStore.js';
 
@@ -98,10 +98,11 @@ export class SqliteStore implements DeadLetterStore {
     this.#clock = options.clock ?? HOST_CLOCK;
     this.#busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     this.#lockWaitMs = Math.max(this.#busyTimeoutMs, options.lockWaitMs ?? this.#busyTimeoutMs);
-    const db = openStoreFile(Driver, this.file, access, this.#lockWaitMs);
+    // a node's claim is taken as the file is set up, in one write transaction
+    const db = openStoreFile(Driver, this.file, access, this.#lockWaitMs, owner);
     this.#db = db;
     this.#claimed = owner !== undefined;
-    if (owner !== undefined) claimFile(db, this.file, owner);
+    if (owner !== undefined) claimedHere(this.file);
     // from now on a statement blocks the event loop at most this long; an add that meets a lock is tried again later
     db.pragma(`busy_timeout = ${this.#busyTimeoutMs}`);
     this.#insert = db.prepare(

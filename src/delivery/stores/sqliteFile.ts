@@ -204,6 +204,8 @@ export interface KeelStoreTables {
   readonly store: string;
   /** The table that makes a database the store's: one with tables of its own and no Keel store's is another application's. */
   readonly mainTable: string;
+  /** The table of its claim (row `id = 1`: the OS process that has the store open, `os_pid` and `os_start`). */
+  readonly claimTable: string;
   /** The store's tables and their columns. */
   readonly tables: readonly (readonly [string, readonly string[]])[];
   /** The columns (`table.column`) a store made before them lacks, with their type: added when it is opened for writing. */
@@ -214,6 +216,7 @@ export interface KeelStoreTables {
 export const DLQ_TABLES: KeelStoreTables = {
   store: 'dead letter store',
   mainTable: 'dead_letters',
+  claimTable: 'dead_letter_owner',
   tables: [
     ['dead_letters', ['seq', 'recipient', 'payload', 'reason', 'attempts', 'first_failed_at', 'last_attempt_at', 'next_retry_at', 'last_error', 'status']],
     ['dead_letter_owner', ['id', 'owner', 'os_pid', 'os_start']],
@@ -226,6 +229,7 @@ export const DLQ_TABLES: KeelStoreTables = {
 export const AGENT_STORE_TABLES: KeelStoreTables = {
   store: 'agent store',
   mainTable: 'agent_records',
+  claimTable: 'agent_store_owner',
   tables: [
     ['agent_records', ['component', 'kind', 'key', 'value']],
     ['agent_store_owner', ['id', 'os_pid', 'os_start']],
@@ -308,33 +312,94 @@ export function schemaBehind(db: SqliteDatabase, schema: StoreSchema): boolean {
   });
 }
 
+/** @internal A claim on one of Keel's stores in a file, held by another live OS process. */
+export interface LiveClaim {
+  /** The store claimed ('dead letter store', 'agent store'). */
+  readonly store: string;
+  readonly osPid: number;
+  /** The node named in the claim (the dead letter store's). */
+  readonly owner?: string;
+}
+
+/**
+ * @internal The claim on the store `store` in `db`, when another OS process that still runs holds it
+ * (by its pid and, where recorded, its start identity): undefined when there is no claim table or
+ * claim, or the claim is this process's or a gone one's. Reads only (every column: an older store
+ * lacks `os_start`).
+ */
+export function liveClaim(db: SqliteDatabase, store: KeelStoreTables): LiveClaim | undefined {
+  if (columnsOf(db, store.claimTable).length === 0) return undefined;
+  const row = db.prepare(`SELECT * FROM ${store.claimTable} WHERE id = 1`).get() as { os_pid?: unknown; os_start?: unknown; owner?: unknown } | undefined;
+  const osPid = row?.os_pid;
+  if (typeof osPid !== 'number' || osPid === process.pid || !claimHeld(osPid, typeof row?.os_start === 'string' ? row.os_start : null)) return undefined;
+  return { store: store.store, osPid, ...(typeof row?.owner === 'string' ? { owner: row.owner } : {}) };
+}
+
+/**
+ * @internal Why `file`, of the older format `version`, is not brought up to date: the live process
+ * `held` has it open, and would go on writing rows of its format into a file of a newer one.
+ */
+export function formatHeldError(file: string, version: number, held: LiveClaim, store: string): StoreUnavailableError {
+  const holder = `OS process ${held.osPid} (${held.owner === undefined ? '' : `node ${held.owner}, `}its ${held.store})`;
+  return new StoreUnavailableError(
+    file,
+    `its file format (user_version) is ${version}, older than the version ${KEEL_FILE_FORMAT} this Keel writes, and ${holder} has it open: raising the format under it would leave that process writing rows of its format into a file of a newer one`,
+    undefined,
+    'stop that process (or open the file with the Keel it runs), then open the file again; this one leaves the file as it is',
+    undefined,
+    store,
+  );
+}
+
 /**
  * @internal Brings the store of `schema` up to date (the columns added since, found missing in its
  * own tables; another store's tables are left as they are) and stamps the file with
  * {@link KEEL_FILE_FORMAT} if it has an older one; a write only then. Run in a write transaction
  * (`BEGIN IMMEDIATE`): a file stamped newer (by a newer Keel, since it was checked) is refused there,
- * with {@link StoreVersionError}, before anything is written.
+ * with {@link StoreVersionError}, before anything is written. The format is raised only where no
+ * other live OS process has the file open: a file of an older format claimed by one (either store's
+ * claim: it runs an older Keel, and would go on writing rows of its format into a file of a newer
+ * one) is refused there too ({@link formatHeldError}), as a column to add to the store's own tables
+ * claimed by one; a node takes its claim in the same transaction ({@link setUpStoreFile}).
  */
 export function stampSchema(file: string, db: SqliteDatabase, schema: StoreSchema): void {
   const version = schemaVersion(db);
   if (version > KEEL_FILE_FORMAT) throw new StoreVersionError(file, version, KEEL_FILE_FORMAT, schema.store);
+  const added: [string, string, string][] = [];
   for (const [column, type] of Object.entries(schema.addedColumns)) {
     const [table, name] = column.split('.') as [string, string];
     const found = columnsOf(db, table);
-    if (found.length > 0 && !found.includes(name)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${name} ${type}`);
+    if (found.length > 0 && !found.includes(name)) added.push([table, name, type]);
   }
-  if (schemaVersion(db) < KEEL_FILE_FORMAT) db.pragma(`user_version = ${KEEL_FILE_FORMAT}`);
+  // raising the format: every store's claim in the file; altering the store's own tables: its own
+  const holders = version < KEEL_FILE_FORMAT ? KEEL_STORES : added.length > 0 ? [schema] : [];
+  for (const store of holders) {
+    const held = liveClaim(db, store);
+    if (held !== undefined) throw formatHeldError(file, version, held, schema.store);
+  }
+  for (const [table, name, type] of added) db.exec(`ALTER TABLE ${table} ADD COLUMN ${name} ${type}`);
+  if (version < KEEL_FILE_FORMAT) db.pragma(`user_version = ${KEEL_FILE_FORMAT}`);
+}
+
+/** @internal A node's claim on its store, checked and taken in {@link setUpStoreFile}'s write transaction. */
+export interface StoreClaim {
+  /** The error for the store's claim held by another live OS process. */
+  inUse(held: LiveClaim): Error;
+  /** Takes the claim (the store's tables are there, up to date). */
+  take(db: SqliteDatabase): void;
 }
 
 /**
  * @internal Sets up a node's store on the connection `db` to `file`, checked first so that another
  * application's database, or a newer Keel's file, is left as it is (no WAL switch, no tables):
  * refused with {@link StoreUnavailableError} (or {@link StoreVersionError}). Then WAL with
- * `synchronous=NORMAL`, and the store's tables made and the file stamped in one write transaction
- * where the file is new, older, or holds only the other Keel store's tables (left as they are); an
- * up-to-date store is not written (no write lock to take).
+ * `synchronous=NORMAL`, and the store's tables made, the file stamped and the node's `claim` taken in
+ * one write transaction: the claim checked first (held by another live OS process: `claim.inUse`),
+ * then the stamp where the file is new, older, or holds only the other Keel store's tables (left as
+ * they are), refused when another live process holds the file ({@link stampSchema}); a refusal
+ * writes nothing. Without a claim an up-to-date store is not written (no write lock to take).
  */
-export function setUpStoreFile(file: string, db: SqliteDatabase, schema: StoreSchema): void {
+export function setUpStoreFile(file: string, db: SqliteDatabase, schema: StoreSchema, claim?: StoreClaim): void {
   const problem = schemaProblem(file, db, schema, false);
   if (problem !== undefined) {
     const aStore = `${/^[aeiou]/.test(schema.store) ? 'an' : 'a'} ${schema.store}`;
@@ -342,13 +407,19 @@ export function setUpStoreFile(file: string, db: SqliteDatabase, schema: StoreSc
   }
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
-  if (schemaBehind(db, schema)) {
-    // a new file, an older one, or the other store's: the tables and the stamp in one transaction
-    db.transaction(() => {
-      db.exec(schema.sql);
-      stampSchema(file, db, schema);
-    }).immediate();
-  } else db.exec(schema.sql); // an up-to-date store: nothing to write
+  const behind = schemaBehind(db, schema);
+  if (!behind && claim === undefined) {
+    db.exec(schema.sql); // an up-to-date store: nothing to write
+    return;
+  }
+  // a new file, an older one, or the other store's: the tables, the stamp and the claim in one transaction
+  db.transaction(() => {
+    const held = claim === undefined ? undefined : liveClaim(db, schema);
+    if (held !== undefined) throw claim!.inUse(held);
+    db.exec(schema.sql);
+    if (behind) stampSchema(file, db, schema);
+    claim?.take(db);
+  }).immediate();
 }
 
 /** @internal Whether `file` is a SQLite database in WAL mode (its header's read and write versions are 2). */

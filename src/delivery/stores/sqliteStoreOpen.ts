@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { isKeelError, KeelError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
-import { claimHeld, openFailure, setUpStoreFile, SNAPSHOT_MAX_BYTES, type SqliteDatabase, type SqliteDriver, sqliteCode, startOf, walIndexUnavailable, walSnapshot } from './sqliteFile.js';
+import { openFailure, setUpStoreFile, SNAPSHOT_MAX_BYTES, type SqliteDatabase, type SqliteDriver, sqliteCode, startOf, type StoreClaim, walIndexUnavailable, walSnapshot } from './sqliteFile.js';
 import { behind, DLQ_SCHEMA, stamp, storeProblem } from './sqliteStoreSchema.js';
 
 // Opening the SQLite dead letter store's file: checked before anything is written to it (a store or
@@ -20,10 +20,13 @@ export function openHere(file: string): boolean {
 
 /**
  * @internal The connection on the store `file` (a resolved path): `'create'` (a node's) makes it
- * or opens a store and stamps it; `'read'` and `'write'` (the CLI's) open an existing store only,
- * checked on a read-only connection first. The open waits for a lock `lockWaitMs` in one statement.
+ * or opens a store, stamps it and claims it for `owner` (given) in one write transaction (another live
+ * process's claim: {@link StoreInUseError}); `'read'` and `'write'` (the CLI's) open an existing store
+ * only, checked on a read-only connection first ('write' stamps an older one, unless another live
+ * process has it open: refused, as the stamp refuses it). The open waits for a lock `lockWaitMs` in
+ * one statement.
  */
-export function openStoreFile(Driver: SqliteDriver, file: string, access: 'create' | 'read' | 'write', lockWaitMs: number): Database {
+export function openStoreFile(Driver: SqliteDriver, file: string, access: 'create' | 'read' | 'write', lockWaitMs: number, owner?: string): Database {
   // the open (and the claim) has no later try: it waits for a lock in one statement, as long as a write may in all
   const timeout = { timeout: lockWaitMs };
   const open = (readonly: boolean): Database => {
@@ -38,7 +41,7 @@ export function openStoreFile(Driver: SqliteDriver, file: string, access: 'creat
     db = open(false);
     try {
       // a file that holds another application's tables, or a newer Keel's store, is left as it is (no WAL switch, no schema)
-      setUpStoreFile(file, db, DLQ_SCHEMA);
+      setUpStoreFile(file, db, DLQ_SCHEMA, owner === undefined ? undefined : ownerClaim(file, owner));
     } catch (e) {
       // not a store, not a database, or locked while it needs a write to be set up: not kept open
       db.close();
@@ -107,30 +110,20 @@ export function openStoreFile(Driver: SqliteDriver, file: string, access: 'creat
 }
 
 /**
- * @internal Claims `file` for `owner` (a node), or throws {@link StoreInUseError} naming the node
- * that holds it (the connection closed then, as on any failure).
+ * The claim of `owner` (a node) on `file`, checked and taken in the set-up's write transaction, so
+ * that two OS processes cannot both take it: {@link StoreInUseError} names the node that holds it. A
+ * claim is held while the OS process that made it runs: its pid, and (where the OS tells) its start
+ * identity, so that another process given the pid since (a reboot, pid reuse) holds nothing.
  */
-export function claimFile(db: Database, file: string, owner: string): void {
-  // check and claim in one write transaction, so that two OS processes cannot both take it. A
-  // claim is held while the OS process that made it runs: its pid, and (where the OS tells) its
-  // start identity, so that another process given the pid since (a reboot, pid reuse) holds nothing
-  const claim = db.transaction(() => {
-    const current = db.prepare('SELECT owner, os_pid, os_start FROM dead_letter_owner WHERE id = 1').get() as { owner: string; os_pid: number; os_start: string | null } | undefined;
-    if (current !== undefined && current.os_pid !== process.pid && claimHeld(current.os_pid, current.os_start)) return current;
-    db.prepare('INSERT OR REPLACE INTO dead_letter_owner (id, owner, os_pid, os_start) VALUES (1, ?, ?, ?)').run(owner, process.pid, startOf(process.pid) ?? null);
-    return undefined;
-  }) as unknown as { immediate(): { owner: string; os_pid: number } | undefined };
-  let taken: { owner: string; os_pid: number } | undefined;
-  try {
-    taken = claim.immediate();
-  } catch (e) {
-    db.close();
-    throw openFailure(file, e, 'dead letter store');
-  }
-  if (taken !== undefined) {
-    db.close();
-    throw new StoreInUseError(file, `${taken.owner} (OS process ${taken.os_pid})`);
-  }
+function ownerClaim(file: string, owner: string): StoreClaim {
+  return {
+    inUse: (held) => new StoreInUseError(file, `${held.owner ?? 'a node'} (OS process ${held.osPid})`),
+    take: (db) => void db.prepare('INSERT OR REPLACE INTO dead_letter_owner (id, owner, os_pid, os_start) VALUES (1, ?, ?, ?)').run(owner, process.pid, startOf(process.pid) ?? null),
+  };
+}
+
+/** @internal Marks `file` open in this OS process, claimed by one of its nodes (released by {@link releaseAndClose}). */
+export function claimedHere(file: string): void {
   openFiles.add(file);
 }
 
