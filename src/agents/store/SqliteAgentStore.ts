@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { deserialize } from 'node:v8';
-import { isKeelError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
+import { isKeelError, NotSerializableError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
 import {
   DATABASE_WIDE,
   HOST_CLOCK,
@@ -15,6 +15,7 @@ import {
   type SqliteStatement,
   setBusyTimeout,
   setUpStoreFile,
+  SQLITE_MAX_LENGTH,
   sqliteCode,
   type StoreClock,
 } from '../../delivery/stores/sqliteFile.js';
@@ -44,7 +45,12 @@ export interface SqliteAgentStoreOptions {
   readonly clock?: StoreClock;
   /** Told what happens to the writes kept behind a lock (the node logs it and emits telemetry). */
   readonly report?: (report: AgentStoreWriteReport, path: string) => void;
+  /** The most one record (its value, component, kind and key) may take: {@link SQLITE_MAX_LENGTH}, SQLite's own, by default. */
+  readonly maxRecordBytes?: number;
 }
+
+/** What SQLite adds to a record's columns: its header (a size and the 4 columns' types, at most 9 bytes each), with room to spare. */
+const RECORD_OVERHEAD = 64;
 
 export type { AgentStoreWriteCounts, AgentStoreWriteReport } from './keptWrites.js';
 
@@ -113,11 +119,13 @@ export class SqliteAgentStore implements AgentStore {
   /** The last write tried met a lock (and nothing was written since). */
   #lockSeen = false;
   readonly #busyTimeoutMs: number;
+  readonly #maxRecordBytes: number;
 
   constructor(file: string, options: SqliteAgentStoreOptions = {}) {
     this.path = path.resolve(file);
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     this.#busyTimeoutMs = busyTimeoutMs;
+    this.#maxRecordBytes = options.maxRecordBytes ?? SQLITE_MAX_LENGTH;
     this.#lockWaitMs = Math.max(busyTimeoutMs, options.lockWaitMs ?? busyTimeoutMs);
     this.#clock = options.clock ?? HOST_CLOCK;
     const report = options.report;
@@ -207,10 +215,28 @@ export class SqliteAgentStore implements AgentStore {
     }
   }
 
+  /**
+   * The value encoded, refused here, alone, if its record is larger than SQLite takes (SQLITE_TOOBIG
+   * at the write): behind a lock it would take the place of the write of its key kept before it, and
+   * be refused with it when they are written (the earlier, accepted write lost with the doomed one).
+   */
+  #encode(component: string, kind: string, key: string, value: unknown): Buffer {
+    const encoded = encodeValue(value);
+    const bytes = encoded.length + Buffer.byteLength(component) + Buffer.byteLength(kind) + Buffer.byteLength(key) + RECORD_OVERHEAD;
+    if (bytes > this.#maxRecordBytes) {
+      throw new NotSerializableError(
+        'value',
+        `${encoded.length} bytes serialized: with its component, kind and key, more than the ${this.#maxRecordBytes} bytes SQLite takes in one record (store a reference to where the data is kept)`,
+        'an agent store value',
+      );
+    }
+    return encoded;
+  }
+
   put(component: string, kind: string, key: string, value: unknown): void {
     this.#writable();
     checkIdentity(component, kind, key);
-    const encoded = encodeValue(value);
+    const encoded = this.#encode(component, kind, key, value);
     this.#write(
       () => void this.#put.run(component, kind, key, encoded),
       () => this.#keep({ op: 'put', component, kind, key, value: encoded, calls: 1 }),
@@ -220,7 +246,7 @@ export class SqliteAgentStore implements AgentStore {
   insert(component: string, kind: string, key: string, value: unknown): boolean {
     this.#writable();
     checkIdentity(component, kind, key);
-    const encoded = encodeValue(value);
+    const encoded = this.#encode(component, kind, key, value);
     return this.#write(
       () => this.#insert.run(component, kind, key, encoded).changes === 1,
       () => {

@@ -9,7 +9,8 @@
  *   (reported when a write first meets the lock, and once more for each other error after it);
  * - `written`: the `writes` calls kept are in the file, after `tries` tries;
  * - `lost`: the `writes` calls could not be written (`error`): at `close()` (a lock that outlasted
- *   its wait, a full disk, the file replaced), or a record SQLite refuses (too big).
+ *   its wait, a full disk, the file replaced), or a record SQLite refuses on its own (a value too big
+ *   for it is refused by the call itself, so that it never takes the place of an earlier write).
  */
 export type AgentStoreWriteReport =
   | { readonly outcome: 'delayed'; readonly writes: number; readonly error: unknown }
@@ -27,7 +28,8 @@ export interface AgentStoreWriteCounts {
 /**
  * A write kept behind a lock, standing for `calls` accepted calls (a later write of the same key, or
  * a `deleteAll` of its scope, takes the earlier ones' place: the queue holds at most one write per
- * key, so it is bounded by the records, not by how long the lock lasts).
+ * key, so it is bounded by the records, not by how long the lock lasts). A value too big for SQLite
+ * is refused by its call before it is kept: it cannot take an accepted write's place and be refused with it.
  */
 export type Pending =
   | { op: 'put'; component: string; kind: string; key: string; value: Buffer; calls: number }

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { serialize } from 'node:v8';
 import { DeadLetterTooLargeError, KeelError, NotSerializableError, StoreInUseError } from '../../errors.js';
 import type { DeadLetterFilter } from '../../runtime/serviceSlots.js';
-import { claimHeld, DATABASE_WIDE, HOST_CLOCK, LOCKED, lockRetryDelay, loadSqliteDriver, type SqliteDatabase, type SqliteStatement, setBusyTimeout, sqliteCode, type StoreClock } from './sqliteFile.js';
+import { claimHeld, DATABASE_WIDE, HOST_CLOCK, SQLITE_MAX_LENGTH, LOCKED, lockRetryDelay, loadSqliteDriver, type SqliteDatabase, type SqliteStatement, setBusyTimeout, sqliteCode, type StoreClock } from './sqliteFile.js';
 import { claimedHere, openHere, openStoreFile, releaseAndClose } from './sqliteStoreOpen.js';
 import { COLUMNS, errorColumn, NO_CLAUSE, type Row, serializes, toRecord, whereOf } from './sqliteStoreRows.js';
 import { type DeadLetterStore, type NewRecord, type Record_, seqOf, thrownText } from './DeadLetterStore.js';
@@ -35,8 +35,7 @@ export interface SqliteStoreOptions {
   readonly maxPayloadBytes?: number;
 }
 
-/** The most SQLite takes in one string or blob, and in one row (better-sqlite3 is built with SQLite's default). */
-export const SQLITE_MAX_LENGTH = 1_000_000_000;
+export { SQLITE_MAX_LENGTH } from './sqliteFile.js';
 
 /**
  * @internal The durable store: better-sqlite3 in WAL mode with `synchronous=NORMAL` (it survives a

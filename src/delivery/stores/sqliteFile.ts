@@ -113,6 +113,9 @@ export const NODE_LOCK_WAIT_MS = 5000;
 const LOCK_RETRY_FIRST_MS = 25;
 const LOCK_RETRY_MAX_MS = 400;
 
+/** The most SQLite takes in one string or blob, and in one row (better-sqlite3 is built with SQLite's default). */
+export const SQLITE_MAX_LENGTH = 1_000_000_000;
+
 /** @internal A lock held by another connection (anything else fails at once). */
 export const LOCKED = /^SQLITE_(BUSY|LOCKED)/;
 
