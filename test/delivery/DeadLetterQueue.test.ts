@@ -17,6 +17,7 @@ import {
 } from '../../src/index.js';
 import { DeadLetterService, DLQ_PROCESS } from '../../src/delivery/DeadLetterQueue.js';
 import type { DeadLetterStore } from '../../src/delivery/stores/DeadLetterStore.js';
+import { SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
 import { NotSerializableError } from '../../src/errors.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { captureEvents, type CapturedEvent, probe, TestClock } from '../../src/testing/index.js';
@@ -1577,7 +1578,11 @@ describe.each<[string, () => StoreOption]>([
         const lock = new Database(file);
         lock.exec('BEGIN IMMEDIATE');
         const spy = vi.spyOn(statement, 'run');
+        // the queue's wake purges the expired parked entries: a write of its own, which meets the lock too
+        const expires = vi.spyOn(SqliteStore.prototype, 'expire');
         let results: unknown[];
+        let expired: number;
+        let tries: number;
         let inserts: number;
         try {
           const adds = Promise.all(['a', 'b', 'c'].map((message) => node.deadLetters.add({ recipient: 'x', message, reason: 'noproc' }).then(ok, (e: unknown) => e)));
@@ -1585,15 +1590,21 @@ describe.each<[string, () => StoreOption]>([
           await clock.advance(5000);
           results = await adds;
         } finally {
-          // the inserts tried (they bind a payload; BEGIN and ROLLBACK run too), read before the restore clears them
+          // the tries (each a BEGIN IMMEDIATE, which meets the lock) and the inserts tried (they bind a payload), read before the restore clears them
+          tries = spy.mock.contexts.filter((st) => (st as { source?: unknown }).source === 'BEGIN IMMEDIATE').length;
           inserts = spy.mock.calls.filter((args) => Buffer.isBuffer(args[1])).length;
+          expired = expires.mock.calls.length;
+          expires.mockRestore();
           spy.mockRestore();
           lock.exec('ROLLBACK');
           lock.close();
         }
         expect(results.map((e) => (e as { code?: unknown }).code)).toEqual(['SQLITE_BUSY', 'SQLITE_BUSY', 'SQLITE_BUSY']);
-        // each try's first insert met the lock; no row was tried on its own (each would wait for the lock again)
-        expect(inserts).toBe(17);
+        // each try met the lock at its BEGIN IMMEDIATE (the write lock taken first: the format is checked under it), before
+        // any insert; no row was tried on its own (each would wait for the lock again)
+        expect(expired).toBe(1);
+        expect(tries).toBe(17 + expired);
+        expect(inserts).toBe(0);
         expect(await ids(node)).toEqual(['1']);
         expect(await stats(node)).toMatchObject({ added: 1, pending: 1 });
       });

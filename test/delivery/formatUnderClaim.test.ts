@@ -11,9 +11,10 @@ import { describe, expect, it } from 'vitest';
 import { StoreUnavailableError, StoreVersionError } from '../../src/errors.js';
 import { KEEL_FILE_FORMAT, startOf } from '../../src/delivery/stores/sqliteFile.js';
 import { SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
-import { SqliteAgentStore } from '../../src/agents/store/SqliteAgentStore.js';
+import { type AgentStoreWriteReport, SqliteAgentStore } from '../../src/agents/store/SqliteAgentStore.js';
+import { TestClock } from '../../src/testing/index.js';
 import { runDlq } from '../../src/cli/dlq.js';
-import { expectKeelError, thrown, useTempFiles } from '../support.js';
+import { expectKeelError, storeClockOf, thrown, useTempFiles } from '../support.js';
 import { fileState, LEGACY_DEAD_LETTER_TABLES, setUserVersion, userVersion } from '../sqliteFiles.js';
 
 const tmpfile = useTempFiles('keel-format-claim-', 'keel.db');
@@ -184,5 +185,87 @@ describe('an older file held by another live OS process is not raised under it',
       agents.close();
     }
     expect(userVersion(file)).toBe(KEEL_FILE_FORMAT);
+  });
+});
+
+/** The rows of a table, read on a read-only connection. */
+function rows(file: string, sql: string): unknown[] {
+  const db = new Database(file, { readonly: true });
+  try {
+    return db.prepare(sql).all();
+  } finally {
+    db.close();
+  }
+}
+
+function record(message: string): Parameters<SqliteStore['add']>[0] {
+  return { recipient: 'x', message, reason: 'noproc', metadata: {}, attempts: 0, firstFailedAt: 1, lastAttemptAt: 1, nextRetryAt: 2, lastError: 'noproc', status: 'pending' };
+}
+
+const NEWER = KEEL_FILE_FORMAT + 1;
+
+describe('a file raised to a newer format under an open store (by a tool that ignored its claim): its later writes are refused, never silent', () => {
+  it('the dead letter store: an add rejects, a purge and an expire throw, with StoreVersionError; an update and a delete are kept and reported (lost at close); the file holds none of them', async () => {
+    const file = tmpfile();
+    const errors: [string, unknown][] = [];
+    const store = new SqliteStore(file, 'node-a', (message, error) => errors.push([message, error]));
+    const id = await store.add(record('before'));
+    setUserVersion(file, NEWER);
+    const before = rows(file, 'SELECT seq, status FROM dead_letters');
+    const e = await store.add(record('after')).then(
+      () => 'added',
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(StoreVersionError);
+    expect(e).toMatchObject({ version: NEWER, supported: KEEL_FILE_FORMAT, file });
+    expect(thrown(() => store.purge({}, 10))).toBeInstanceOf(StoreVersionError);
+    expect(thrown(() => store.expire(10))).toBeInstanceOf(StoreVersionError);
+    store.update(id, { status: 'parked' });
+    expect(store.get(id)?.status).toBe('pending'); // the read flushed the update: refused, kept
+    expect(errors.map(([m, err]) => [m, (err as Error).constructor.name])).toEqual([[`the dead letter store ${file} could not write 1 update(s); they are kept for the next try`, 'StoreVersionError']]);
+    store.remove(id); // behind the kept update: kept, the entry left out of reads meanwhile
+    expect(store.get(id)).toBeUndefined();
+    store.close();
+    // each read, and the remove, tried the kept writes again: each try refused and reported
+    expect(errors.slice(1).map(([m, err]) => [m, (err as Error).constructor.name])).toEqual([
+      [`the dead letter store ${file} could not write 1 update(s); they are kept for the next try`, 'StoreVersionError'],
+      [`the dead letter store ${file} could not write 2 update(s); they are kept for the next try`, 'StoreVersionError'],
+      [`the dead letter store ${file} could not write 2 update(s) before it closed; they are lost`, 'StoreVersionError'],
+    ]);
+    expect(rows(file, 'SELECT seq, status FROM dead_letters')).toEqual(before);
+    expect(userVersion(file)).toBe(NEWER);
+  });
+
+  it('the agent store: a write made at once and a transaction throw StoreVersionError; a write kept behind a lock is reported delayed, then lost at close (counted); the file holds none of them', async () => {
+    const file = tmpfile();
+    const clock = new TestClock({ start: 1_000_000 });
+    const reports: AgentStoreWriteReport[] = [];
+    const store = new SqliteAgentStore(file, { busyTimeoutMs: 50, clock: storeClockOf(clock), report: (r) => reports.push(r) });
+    store.put('c', 'k', 'a', 1);
+    setUserVersion(file, NEWER);
+    expect(thrown(() => store.put('c', 'k', 'b', 2))).toMatchObject({ constructor: StoreVersionError, version: NEWER, supported: KEEL_FILE_FORMAT });
+    expect(thrown(() => store.delete('c', 'k', 'a'))).toBeInstanceOf(StoreVersionError);
+    expect(thrown(() => store.transaction(() => store.put('c', 'k', 'c', 3)))).toBeInstanceOf(StoreVersionError);
+    expect(store.writeCounts).toEqual({ delayed: 0, written: 0, lost: 0, queued: 0 });
+
+    // kept behind a lock, raised before the lock goes
+    setUserVersion(file, KEEL_FILE_FORMAT);
+    store.put('c', 'k', 'b', 2); // the format read again: written
+    const lock = new Database(file);
+    lock.exec('BEGIN EXCLUSIVE');
+    store.put('c', 'k', 'kept', 4);
+    lock.pragma(`user_version = ${NEWER}`);
+    lock.exec('COMMIT');
+    lock.close();
+    await clock.advance(25); // the kept write's try: refused by the format, kept
+    expect(store.writeCounts).toEqual({ delayed: 1, written: 0, lost: 0, queued: 1 });
+    store.close();
+    expect(store.writeCounts).toEqual({ delayed: 1, written: 0, lost: 1, queued: 0 });
+    expect(reports.map((r) => [r.outcome, r.writes, (r as { error?: Error }).error?.constructor.name])).toEqual([
+      ['delayed', 1, 'SqliteError'],
+      ['delayed', 1, 'StoreVersionError'],
+      ['lost', 1, 'StoreVersionError'],
+    ]);
+    expect(rows(file, 'SELECT key FROM agent_records ORDER BY key')).toEqual([{ key: 'a' }, { key: 'b' }]);
   });
 });

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { deserialize } from 'node:v8';
-import { isKeelError, NotSerializableError, StoreInUseError, StoreUnavailableError } from '../../errors.js';
+import { isKeelError, NotSerializableError, StoreInUseError, StoreUnavailableError, StoreVersionError } from '../../errors.js';
 import {
   DATABASE_WIDE,
   HOST_CLOCK,
@@ -10,6 +10,7 @@ import {
   loadSqliteDriver,
   openFailure,
   fileId,
+  formatCheck,
   startOf,
   type SqliteDatabase,
   type SqliteStatement,
@@ -100,6 +101,10 @@ export class SqliteAgentStore implements AgentStore {
   readonly #loadKind: Statement;
   readonly #exists: Statement;
   readonly #applyPending: (ops: Pending[]) => void;
+  /** Checks, in a write transaction, that the file was not raised to a newer format since it was opened. */
+  readonly #checkFormat: () => void;
+  /** Runs a write in a write transaction (`BEGIN IMMEDIATE`), after {@link #checkFormat}. */
+  readonly #inWrite: <T>(write: () => T) => T;
   readonly #fileId: string;
   readonly #clock: StoreClock;
   readonly #lockWaitMs: number;
@@ -174,9 +179,19 @@ export class SqliteAgentStore implements AgentStore {
       this.#load = db.prepare('SELECT kind, key, value FROM agent_records WHERE component = ? ORDER BY kind, key');
       this.#loadKind = db.prepare('SELECT kind, key, value FROM agent_records WHERE component = ? AND kind = ? ORDER BY key');
       this.#exists = db.prepare('SELECT 1 FROM agent_records WHERE component = ? AND kind = ? AND key = ?');
+      // every write checks, under the write lock, that the file was not raised to a newer format since
+      // it was opened (a StoreVersionError: thrown by a write made at once, kept writes stay kept)
+      const checkFormat = formatCheck(db, this.path, STORE);
+      this.#checkFormat = checkFormat;
+      const inWrite = db.transaction((write: () => unknown) => {
+        checkFormat();
+        return write();
+      }).immediate;
+      this.#inWrite = inWrite as <T>(write: () => T) => T;
       this.#applyPending = db.transaction((ops: Pending[]) => {
+        checkFormat();
         for (const op of ops) this.#apply(op);
-      });
+      }).immediate;
       // from now on a statement blocks the event loop at most this long; a write that meets a lock is kept and tried again later
       db.pragma(`busy_timeout = ${busyTimeoutMs}`);
     } catch (e) {
@@ -297,7 +312,7 @@ export class SqliteAgentStore implements AgentStore {
       // (each would block the event loop the busy timeout again), until one is made
       const look = this.#lockSeen && setBusyTimeout(this.#db, 0);
       try {
-        const answer = now();
+        const answer = this.#inWrite(now);
         this.#lockSeen = false;
         return answer;
       } catch (e) {
@@ -394,7 +409,8 @@ export class SqliteAgentStore implements AgentStore {
       try {
         this.#applyPending(ops.map(([, op]) => op));
       } catch (e) {
-        if (DATABASE_WIDE.test(sqliteCode(e) ?? '')) throw e;
+        // a file raised to a newer format refuses them all, kept for the next try (lost at close)
+        if (DATABASE_WIDE.test(sqliteCode(e) ?? '') || e instanceof StoreVersionError) throw e;
         // one write's own failure (too big): each alone, so that only it is lost (a write made
         // again is harmless: each sets its records, so the last one of a record decides it)
         for (const [id, op] of ops) {
@@ -528,6 +544,7 @@ export class SqliteAgentStore implements AgentStore {
     try {
       const answer = this.#db
         .transaction(() => {
+          this.#checkFormat();
           ran = true;
           return checked();
         })

@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { serialize } from 'node:v8';
-import { DeadLetterTooLargeError, KeelError, NotSerializableError, StoreInUseError } from '../../errors.js';
+import { DeadLetterTooLargeError, KeelError, NotSerializableError, StoreInUseError, StoreVersionError } from '../../errors.js';
 import type { DeadLetterFilter } from '../../runtime/serviceSlots.js';
-import { claimHeld, DATABASE_WIDE, HOST_CLOCK, SQLITE_MAX_LENGTH, LOCKED, lockRetryDelay, loadSqliteDriver, type SqliteDatabase, type SqliteStatement, setBusyTimeout, sqliteCode, type StoreClock } from './sqliteFile.js';
+import { claimHeld, DATABASE_WIDE, formatCheck, HOST_CLOCK, SQLITE_MAX_LENGTH, LOCKED, lockRetryDelay, loadSqliteDriver, type SqliteDatabase, type SqliteStatement, setBusyTimeout, sqliteCode, type StoreClock } from './sqliteFile.js';
 import { claimedHere, openHere, openStoreFile, releaseAndClose } from './sqliteStoreOpen.js';
 import { COLUMNS, errorColumn, NO_CLAUSE, type Row, serializes, toRecord, whereOf } from './sqliteStoreRows.js';
 import { type DeadLetterStore, type NewRecord, type Record_, seqOf, thrownText } from './DeadLetterStore.js';
@@ -80,6 +80,8 @@ export class SqliteStore implements DeadLetterStore {
   readonly #removed = new Set<number>();
   readonly #statements = new Map<string, Statement>();
   readonly #applyWrites: (writes: { sql: string; args: unknown[] }[]) => void;
+  /** Runs a write in a write transaction (`BEGIN IMMEDIATE`), after the check of the file's format. */
+  readonly #inWrite: <T>(write: () => T) => T;
   #closed = false;
 
   constructor(
@@ -107,17 +109,27 @@ export class SqliteStore implements DeadLetterStore {
     this.#insert = db.prepare(
       'INSERT INTO dead_letters (recipient, payload, reason, attempts, first_failed_at, last_attempt_at, next_retry_at, last_error, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
+    // every write checks, under the write lock, that the file was not raised to a newer format since
+    // it was opened (a StoreVersionError, failing the write as a full disk does); list and show never write
+    const checkFormat = access === 'read' ? () => undefined : formatCheck(db, this.file, 'dead letter store');
+    const inWrite = db.transaction((write: () => unknown) => {
+      checkFormat();
+      return write();
+    }).immediate;
+    this.#inWrite = inWrite as <T>(write: () => T) => T;
     this.#applyWrites = db.transaction((writes: { sql: string; args: unknown[] }[]) => {
+      checkFormat();
       for (const w of writes) this.#statement(w.sql).run(...w.args);
-    });
-    this.#commit = db.transaction((rows: { record: NewRecord; payload: Buffer }[]) =>
-      rows.map(({ record: r, payload }) =>
+    }).immediate;
+    this.#commit = db.transaction((rows: { record: NewRecord; payload: Buffer }[]) => {
+      checkFormat();
+      return rows.map(({ record: r, payload }) =>
         Number(
           // message and metadata in one serialization; an error that is text stays text
           this.#insert.run(r.recipient, payload, r.reason, r.attempts, r.firstFailedAt, r.lastAttemptAt, r.nextRetryAt, errorColumn(r.lastError), r.status).lastInsertRowid,
         ),
-      ),
-    );
+      );
+    }).immediate;
   }
 
   /** How long in all a write waits for a lock (see {@link SqliteStoreOptions.lockWaitMs}). */
@@ -180,7 +192,7 @@ export class SqliteStore implements DeadLetterStore {
         } else this.#lockedTries = 0; // every add refused: a later lock backs off from the start again
         return;
       }
-      if (batch.length === 1 || DATABASE_WIDE.test(code)) {
+      if (batch.length === 1 || DATABASE_WIDE.test(code) || e instanceof StoreVersionError) {
         for (const b of batch) b.reject(this.#addError(e, b.payload));
         return;
       }
@@ -280,10 +292,11 @@ export class SqliteStore implements DeadLetterStore {
     this.#flushWrites();
     if (this.#writes.length === 0) {
       try {
-        this.#statement('DELETE FROM dead_letters WHERE seq = ?').run(seq);
+        this.#inWrite(() => this.#statement('DELETE FROM dead_letters WHERE seq = ?').run(seq));
         return;
       } catch (e) {
-        if (!DATABASE_WIDE.test(sqliteCode(e) ?? '')) throw e;
+        // a file raised to a newer format: kept and reported as a locked file's delete is
+        if (!DATABASE_WIDE.test(sqliteCode(e) ?? '') && !(e instanceof StoreVersionError)) throw e;
       }
     }
     // behind the updates still queued (they could not be written either), in order
@@ -301,7 +314,7 @@ export class SqliteStore implements DeadLetterStore {
     this.#flushWrites();
     // an entry whose delete is still kept (delivered) is not purged: it ended as delivered
     const kept = this.#kept();
-    return this.#statement(`DELETE FROM dead_letters WHERE 1 = 1${where}${kept.where}`).run(...args, ...kept.args).changes;
+    return this.#inWrite(() => this.#statement(`DELETE FROM dead_letters WHERE 1 = 1${where}${kept.where}`).run(...args, ...kept.args).changes);
   }
 
   due(now: number, limit: number): Record_[] {
@@ -331,7 +344,7 @@ export class SqliteStore implements DeadLetterStore {
   expire(before: number): number {
     this.#flushWrites();
     const kept = this.#kept();
-    return this.#statement(`DELETE FROM dead_letters WHERE status = 'parked' AND last_attempt_at <= ?${kept.where}`).run(before, ...kept.args).changes;
+    return this.#inWrite(() => this.#statement(`DELETE FROM dead_letters WHERE status = 'parked' AND last_attempt_at <= ?${kept.where}`).run(before, ...kept.args).changes);
   }
 
   counts(): { pending: number; parked: number } {

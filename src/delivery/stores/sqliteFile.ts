@@ -315,6 +315,27 @@ export function schemaBehind(db: SqliteDatabase, schema: StoreSchema): boolean {
   });
 }
 
+/**
+ * @internal The check an open store runs at the start of each of its write transactions (under the
+ * write lock): `PRAGMA data_version` tells whether another connection has committed since the last
+ * check (a statement per write), and only then is the format read again (the first check reads it).
+ * A file raised to a newer format under the open store (by a tool, or a Keel, that ignored its claim)
+ * throws {@link StoreVersionError}: the transaction is rolled back, the store's rows never written
+ * into a file of another format; every later write is refused alike.
+ */
+export function formatCheck(db: SqliteDatabase, file: string, store: string): () => void {
+  const dataVersion = db.prepare('PRAGMA data_version');
+  const userVersion = db.prepare('PRAGMA user_version');
+  let seen: unknown;
+  return () => {
+    const now = (dataVersion.get() as { data_version?: unknown } | undefined)?.data_version;
+    if (now === seen) return;
+    const version = (userVersion.get() as { user_version?: unknown } | undefined)?.user_version;
+    if (typeof version === 'number' && version > KEEL_FILE_FORMAT) throw new StoreVersionError(file, version, KEEL_FILE_FORMAT, store);
+    seen = now;
+  };
+}
+
 /** @internal A claim on one of Keel's stores in a file, held by another live OS process. */
 export interface LiveClaim {
   /** The store claimed ('dead letter store', 'agent store'). */
