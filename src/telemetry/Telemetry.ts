@@ -1,6 +1,6 @@
 import diagnostics from 'node:diagnostics_channel';
-import { types } from 'node:util';
 import { describe, InvalidArgumentError, KeelError, toError } from '../errors.js';
+import { isExitSentinel } from './exitSentinel.js';
 import type { MessageFlow } from './tracing.js';
 
 /** Numbers of an event (durations in milliseconds, counts). */
@@ -271,16 +271,6 @@ export class TelemetryBus implements Telemetry {
 function matchesPrefix(a: Attachment, event: string): boolean {
   for (const p of a.prefixes) if (event.startsWith(p)) return true;
   return false;
-}
-
-/**
- * @internal True for the value `ctx.exit` throws to end a handler. Read without running user code: a
- * proxy's traps or a getter (a thrown revoked proxy, or an object whose `keelExitSentinel` getter
- * throws, is a failing handler, not an error out of the catch).
- */
-export function isExitSentinel(thrown: unknown): boolean {
-  if (typeof thrown !== 'object' || thrown === null || types.isProxy(thrown)) return false;
-  return Object.getOwnPropertyDescriptor(thrown, 'keelExitSentinel')?.value === true;
 }
 
 /** A thenable; a value whose `then` cannot be read (a revoked proxy, a throwing getter) is a plain value. */

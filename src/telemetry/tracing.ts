@@ -1,4 +1,4 @@
-import { isExitSentinel } from './Telemetry.js';
+import { isExitSentinel } from './exitSentinel.js';
 
 /**
  * Message-flow tracing: a trace context that travels with supervised envelopes, router deliveries,
