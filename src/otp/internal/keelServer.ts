@@ -2,7 +2,7 @@ import { types } from 'node:util';
 import { InvalidArgumentError } from '../../errors.js';
 import { isSystemMessage } from '../../runtime/messages.js';
 import type { Context } from '../../runtime/types.js';
-import type { CallProtocol, GenServerSpec } from '../GenServer.js';
+import type { CallProtocol, GenServerSpec } from './spec.js';
 
 /**
  * A request or a cast Keel's servers can read: an object (all of theirs are), not a proxy (its traps

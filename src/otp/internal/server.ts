@@ -8,7 +8,7 @@ import type { Pid, TimerRef } from '../../runtime/Pid.js';
 import type { Context, Handler } from '../../runtime/types.js';
 import type { TelemetryBus } from '../../telemetry/Telemetry.js';
 import type { MessageFlow } from '../../telemetry/tracing.js';
-import type { CallProtocol, GenServerSpec } from '../GenServer.js';
+import type { CallProtocol, GenServerSpec } from './spec.js';
 import { type From, PendingCall } from './calls.js';
 import { handleSys, holdWhileSuspended, isParentExit, isSysCall } from './sys.js';
 import { adopt, isThenable } from './thenable.js';
