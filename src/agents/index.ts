@@ -83,6 +83,7 @@ export type {
 } from './pool/types.js';
 export { AgentRegistry } from './registry/AgentRegistry.js';
 export { AgentQuery, isAgentQuery, resolveAgents } from './registry/query.js';
+export type { AgentRegistryHandle } from './registry/handle.js';
 export type {
   AgentEntry,
   AgentHealth,
@@ -90,7 +91,6 @@ export type {
   AgentMetaInput,
   AgentRef,
   AgentRegisterResult,
-  AgentRegistryHandle,
   AgentRegistryOptions,
   AgentRegistryStats,
   AgentUpdateResult,

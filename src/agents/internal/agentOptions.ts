@@ -3,7 +3,7 @@
 import { types } from 'node:util';
 import { checkKeys, InvalidArgumentError, thrownText } from '../../errors.js';
 import type { AgentOptions, AgentRegistration, TaskHandler } from '../Agent.js';
-import type { AgentRegistryHandle } from '../registry/types.js';
+import type { AgentRegistryHandle } from '../registry/handle.js';
 import { MAX_KEY, MAX_LIST, MAX_TEXT, text } from '../registry/validate.js';
 
 /** @internal What an agent starts with: its options and its handlers by kind. */

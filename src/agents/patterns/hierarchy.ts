@@ -1,7 +1,8 @@
 import { types } from 'node:util';
 import { InvalidArgumentError } from '../../errors.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
-import type { AgentEntry, AgentRegistryHandle } from '../registry/types.js';
+import type { AgentRegistryHandle } from '../registry/handle.js';
+import type { AgentEntry } from '../registry/types.js';
 import { pidKey } from './shared.js';
 
 /** A hierarchy's place for an agent, as `createHierarchy` records it in the registry (`role`). */

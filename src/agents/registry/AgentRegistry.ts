@@ -12,6 +12,7 @@ import { componentCaller, componentHandle, componentNode, nameFor, startComponen
 import { componentState, endsForGood, peekComponentState, releaseComponentState } from '../internal/componentState.js';
 import { unwatch, watchProcess } from '../internal/watch.js';
 import { AgentIndex, type Owner, type Rec, type RemoveReason } from './AgentIndex.js';
+import type { AgentRegistryHandle } from './handle.js';
 import { AgentQuery } from './query.js';
 import type {
   AgentEntry,
@@ -19,7 +20,6 @@ import type {
   AgentMeta,
   AgentRef,
   AgentRegisterResult,
-  AgentRegistryHandle,
   AgentRegistryOptions,
   AgentRegistryStats,
   AgentUpdateResult,
