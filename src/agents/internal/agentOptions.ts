@@ -2,7 +2,7 @@
 // the registration in a registry, and the limits the registry puts on what it registers.
 import { types } from 'node:util';
 import { checkKeys, InvalidArgumentError, thrownText } from '../../errors.js';
-import type { AgentOptions, AgentRegistration, TaskHandler } from '../Agent.js';
+import type { AgentOptions, AgentRegistration, TaskHandler } from '../agentTypes.js';
 import type { AgentRegistryHandle } from '../registry/handle.js';
 import { MAX_KEY, MAX_LIST, MAX_TEXT, text } from '../registry/validate.js';
 
