@@ -4,7 +4,7 @@ import type { EnvelopeListener, Kernel } from '../runtime/kernel.js';
 import { formatReason } from '../runtime/messages.js';
 import { type Target, targetText } from '../runtime/Pid.js';
 import { deadLetterAndReport } from './deadLetter.js';
-import type { SendOutcome, Settings } from './sendSupervised.js';
+import type { SendOutcome, Settings } from './sendTypes.js';
 import { checkSerializable } from './stores/DeadLetterStore.js';
 
 // @internal What becomes of a supervised send that failed for good (its `onError` policy), and of a

@@ -6,63 +6,12 @@ import { isInstance } from '../runtime/safe.js';
 import { monotonicClock } from '../runtime/Clock.js';
 import { checkTarget, nameOf, PidImpl, type Target, targetText } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
-import { type Backoff, backoffDelay, type BackoffOptions, toBackoff } from '../backoff.js';
+import { backoffDelay, toBackoff } from '../backoff.js';
 import { afterEnqueue, onFailure } from './failurePolicy.js';
+import type { FailureReason, SendOptions, SendOutcome, Settings } from './sendTypes.js';
 import { endWithOutcome, type MessageFlow } from '../telemetry/tracing.js';
 
-/** Why a supervised send failed. */
-export type FailureReason = 'noproc' | 'process_down' | 'timeout' | 'mailbox_full' | 'aborted' | 'noconnection';
-
-/** The result of a supervised send: delivered (per `ack`), or why not, after how many attempts. */
-export type SendOutcome =
-  | { ok: true; id: string; attempts: number }
-  | {
-      ok: false;
-      id: string;
-      reason: FailureReason;
-      attempts: number;
-      firstError: unknown;
-      lastError: unknown;
-      deadLetterId?: string;
-      deadLetterUnavailable?: true;
-    };
-
-export interface SendOptions {
-  /** `'enqueued'` (default): in a live mailbox, decided in one synchronous step. `'handled'`: the receiver's handler finished it. */
-  ack?: 'enqueued' | 'handled';
-  /** Per attempt, for `'handled'` only (default 5000 ms). */
-  timeout?: number;
-  /** An overall bound across attempts, in ms from the send (default none). */
-  deadline?: number;
-  /** Further attempts after the first (default 0). */
-  retries?: number;
-  /** Delay before each retry (default exponential 10 ms × 2 up to 5000 ms, full jitter), on the node's clock and random. */
-  backoff?: BackoffOptions;
-  /** On final failure (default `'log'`). `'raise'` rejects with `ERR_DELIVERY` carrying the outcome. */
-  onError?: 'log' | 'dead_letter' | 'ignore' | 'raise';
-  /** Carried into telemetry and the dead letter. */
-  metadata?: Record<string, unknown>;
-  /** The message id (default `<node>-<creation>-<seq>`); the receiver sees it as `ctx.messageId`. */
-  id?: string;
-  /** Retry when the receiver crashed while handling it (default false: a poison message is not retried). */
-  retryOnCrash?: boolean;
-  /** Aborts pending retries; the outcome's reason is then `'aborted'`. */
-  signal?: AbortSignal;
-}
-
-/** @internal Validated options with their defaults. */
-export interface Settings {
-  readonly ack: 'enqueued' | 'handled';
-  readonly timeout: number;
-  readonly deadline: number;
-  readonly retries: number;
-  readonly backoff: Backoff;
-  readonly onError: 'log' | 'dead_letter' | 'ignore' | 'raise';
-  readonly metadata: Record<string, unknown>;
-  readonly id: string | undefined;
-  readonly retryOnCrash: boolean;
-  readonly signal: AbortSignal | undefined;
-}
+export type { FailureReason, SendOptions, SendOutcome, Settings } from './sendTypes.js';
 
 const ON_ERROR = ['log', 'dead_letter', 'ignore', 'raise'] as const;
 /** @internal The options of a send, which a broadcast takes too. */
