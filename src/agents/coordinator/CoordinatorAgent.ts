@@ -13,14 +13,15 @@ import { capabilitiesOf, follow, FollowQuery, kindsOf, lookAgain, QueryJoined, q
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
 import { RetryStoreRead, retryStoreRead, retryStoreReadLater } from '../internal/storeRetry.js';
 import { addWorker, AggregateTimeout, aggregateTimeout, cancelRunning, dispatch, enqueue, event, Joined, NoWorkerDue, noWorkerDue, pidKey, removeWorker, readyAgain, Requeue, WorkflowTimeout, type State } from './dispatch.js';
-import { addWaiter, finish, metricsOf, startRun, statusOfRun } from './runs.js';
-import { abortCompensations } from './saga.js';
+import { statusOfRun } from './result.js';
+import { addWaiter, finish, metricsOf, startRun } from './runs.js';
+import { abortCompensations, compensationSettled } from './saga.js';
 import { StuckCheck, stuckCheck } from './stuck.js';
 import type { CancelResult, CoordinatorHandle, CoordinatorMetrics, CoordinatorOptions, Workflow, WorkflowResult, WorkflowStatus } from './types.js';
 import { checkId, type Settings, validateOptions, validateWorkflow } from './validate.js';
 import { forget, persist, RESULT, storeWrite, WORKFLOW } from './durable.js';
 import { loadLate, resumeKept, resumeStored } from './resume.js';
-import type { Kept } from './state.js';
+import type { Kept, TaskEnds } from './state.js';
 import { componentState, endsForGood, releaseComponentState, releaseIfInitFails } from '../internal/componentState.js';
 import { type AgentStore, encodeValue } from '../store/AgentStore.js';
 import { agentStoreFor } from '../store/stores.js';
@@ -55,6 +56,9 @@ interface Arg {
   readonly store: AgentStore | undefined;
 }
 
+/** What a task's end does to its workflow: the dispatcher calls these through the state (see {@link TaskEnds}). */
+const ENDS: TaskEnds = Object.freeze({ finish, compensationSettled });
+
 function newKept(): Kept {
   return {
     workers: new Map(),
@@ -83,7 +87,7 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
     const { state: kept, resumed } = componentState(ctx.node, name, 'coordinator', newKept);
     // killed while it awaits its workers' statuses: a table made here goes with it (a later start reads its store)
     const initialized = releaseIfInitFails(ctx, name, kept, resumed);
-    const state: State = { ctx, name, kept, store, options, workers: kept.workers, pool: [], fullBelow: 0, runs: kept.runs, history: kept.history, ready: [], head: 0, tail: 0, free: 0, m: kept.m, follow: undefined, dead: ctx.signal.aborted, probes: new Map() };
+    const state: State = { ctx, name, kept, store, options, workers: kept.workers, pool: [], fullBelow: 0, runs: kept.runs, history: kept.history, ready: [], head: 0, tail: 0, free: 0, m: kept.m, follow: undefined, dead: ctx.signal.aborted, probes: new Map(), ends: ENDS };
     ctx.signal.addEventListener('abort', () => (state.dead = true), { once: true });
     if (resumed) {
       const r = resumeKept(state);

@@ -5,12 +5,9 @@ import type { Pid } from '../../runtime/Pid.js';
 import type { AgentCast, AgentProtocol, AgentTask, TaskResult } from '../Agent.js';
 import { unwatch, watchProcess } from '../internal/watch.js';
 import { retryDelay } from './policy.js';
-import { finish } from './runs.js';
 import { persist, recordResult } from './durable.js';
-import { compensationSettled } from './saga.js';
-import { AggregateTimeout, agentTaskId, event, NoWorkerDue, pidKey, put, Requeue, RunningList, timerNow, wanted, type Attempt, type Run, type State, type TaskRun, type Worker } from './state.js';
+import { AggregateTimeout, agentTaskId, anyEligible, eligible, event, noWorkerError, NoWorkerDue, pidKey, put, Requeue, RunningList, timerNow, wanted, type Attempt, type Run, type State, type TaskRun, type Worker } from './state.js';
 import { touch } from './stuck.js';
-import type { NoWorkerError } from './types.js';
 
 export { AggregateTimeout, agentTaskId, event, Joined, listening, NO_DEPENDENTS, NoWorkerDue, pidKey, put, Requeue, stopTaskTimers, timerNow, wanted, WorkflowTimeout } from './state.js';
 export type { Attempt, Run, State, TaskRun, Worker } from './state.js';
@@ -22,7 +19,9 @@ export type { Attempt, Run, State, TaskRun, Worker } from './state.js';
  * coordinator), then completed or failed. Ready tasks go, in order, to the least-loaded worker that
  * runs their kind and has their capabilities; a worker that dies or a task that times out sends the
  * task to another worker, up to `maxTaskAttempts`; a task that fails with an error is retried per
- * its `retry` policy. Every function here runs in the coordinator's turn.
+ * its `retry` policy. A task that ends for good ends its workflow, or moves its saga on, through
+ * `state.ends` (runs.ts and saga.ts, which start tasks here). Every function here runs in the
+ * coordinator's turn.
  */
 
 /** A task a worker refused ('busy', 'duplicate_task', or a full mailbox: ERR_MAILBOX_FULL) is offered again after this long. */
@@ -82,24 +81,6 @@ function unload(state: State, worker: Worker): void {
     state.free++;
     if (worker.index < state.fullBelow) state.fullBelow = worker.index;
   }
-}
-
-/** Whether the worker runs the task's kind and has every capability it requires. */
-export function eligible(worker: Worker, task: TaskRun): boolean {
-  if (worker.kinds !== undefined && !worker.kinds.has(task.kind)) return false;
-  const requires = task.requires;
-  for (let i = 0; i < requires.length; i++) if (!worker.capabilities.has(requires[i]!)) return false;
-  return true;
-}
-
-export function anyEligible(state: State, task: TaskRun): boolean {
-  const pool = state.pool;
-  for (let i = 0; i < pool.length; i++) if (eligible(pool[i]!, task)) return true;
-  return false;
-}
-
-export function noWorkerError(task: TaskRun): NoWorkerError {
-  return { code: 'no_worker', kind: task.kind, requires: [...task.requires], task: task.spec.id };
 }
 
 /** A ready task no worker in the pool can run: with a finite `waitForWorkersMs`, a deadline for one to join. */
@@ -442,7 +423,7 @@ function completeTask(state: State, task: TaskRun, result: unknown): void {
   task.prefer = undefined;
   touch(state, task.wf);
   if (task.role === 'compensation') {
-    compensationSettled(state, task, true, result);
+    state.ends.compensationSettled(state, task, true, result);
     return;
   }
   state.m.tasksCompleted++;
@@ -456,7 +437,7 @@ function completeTask(state: State, task: TaskRun, result: unknown): void {
     const d = dependents[i]!;
     if (--d.blockers === 0 && d.state === 'blocked' && wanted(d)) enqueue(state, d);
   }
-  if (wf.completed === wf.tasks.size) finish(state, wf, 'completed');
+  if (wf.completed === wf.tasks.size) state.ends.finish(state, wf, 'completed');
 }
 
 export function failTask(state: State, task: TaskRun, error: unknown): void {
@@ -468,11 +449,11 @@ export function failTask(state: State, task: TaskRun, error: unknown): void {
     task.waitTimer = undefined;
   }
   if (task.role === 'compensation') {
-    compensationSettled(state, task, false, error);
+    state.ends.compensationSettled(state, task, false, error);
     return;
   }
   state.m.tasksFailed++;
-  finish(state, task.wf, 'failed', task.spec.id, error);
+  state.ends.finish(state, task.wf, 'failed', task.spec.id, error);
 }
 
 /** Tells a worker to stop a task, through supervised send (its outcome says whether it got there). */

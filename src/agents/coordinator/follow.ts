@@ -1,8 +1,8 @@
 import type { Pid } from '../../runtime/Pid.js';
 import { statusOf } from '../Agent.js';
 import type { AgentQuery } from '../registry/query.js';
-import { addWorker, event, pidKey } from './dispatch.js';
-import type { State } from './state.js';
+import { addWorker } from './dispatch.js';
+import { event, type Follow, pidKey, type State } from './state.js';
 
 // A coordinator whose pool is a registry query (`workers: registry.select({ kind: 'fetch' })`): the
 // agents the query selects join at the start, and an agent that registers later (a new agent, or
@@ -19,14 +19,6 @@ export class FollowQuery {
 /** A followed query's agent answered its status (capabilities undefined: it did not). */
 export class QueryJoined {
   constructor(readonly pid: Pid, readonly capabilities: readonly string[] | undefined, readonly kinds: readonly string[] | undefined) {}
-}
-
-/** What the coordinator keeps while it follows a query: joins under way, and whether a look is due. */
-export interface Follow {
-  readonly query: AgentQuery;
-  readonly joining: Set<string>;
-  pending: boolean;
-  readonly handlerId: string;
 }
 
 /** The telemetry handler's id for the coordinator `name` (one at a time: a restart replaces its predecessor's). */

@@ -1,6 +1,7 @@
-import { anyEligible, dispatch, enqueue, event, NO_DEPENDENTS, noWorkerError, stopTaskTimers, type Run, type State, type TaskRun } from './dispatch.js';
+import { dispatch, enqueue } from './dispatch.js';
 import { persist } from './durable.js';
-import { finalize } from './runs.js';
+import { finalize } from './result.js';
+import { anyEligible, event, NO_DEPENDENTS, noWorkerError, stopTaskTimers, type Run, type State, type TaskRun } from './state.js';
 
 // Sagas: when a workflow fails, the `compensate` step of each task it completed runs, one at a time,
 // in reverse completion order, on a worker that runs the compensation's kind (with the task's result

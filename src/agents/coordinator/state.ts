@@ -1,12 +1,12 @@
-import type { Follow } from './follow.js';
 import type { From } from '../../otp/GenServer.js';
 import { kernelOf } from '../../runtime/kernel.js';
 import { Pid } from '../../runtime/Pid.js';
 import type { Context } from '../../runtime/types.js';
 import type { WatchRef } from '../internal/watch.js';
+import type { AgentQuery } from '../registry/query.js';
 import type { AgentStore } from '../store/AgentStore.js';
 import type { Retry } from './policy.js';
-import type { CompensationOutcome, Workflow, WorkflowResult, WorkflowState, WorkflowStatus, WorkflowTask } from './types.js';
+import type { CompensationOutcome, NoWorkerError, Workflow, WorkflowResult, WorkflowState, WorkflowStatus, WorkflowTask } from './types.js';
 import type { Settings } from './validate.js';
 
 /**
@@ -179,6 +179,25 @@ export interface Kept {
   readonly shadowed: Set<string>;
 }
 
+/** What the coordinator keeps while it follows a registry query (follow.ts): joins under way, and whether a look is due. */
+export interface Follow {
+  readonly query: AgentQuery;
+  readonly joining: Set<string>;
+  pending: boolean;
+  readonly handlerId: string;
+}
+
+/**
+ * What becomes of a workflow when one of its tasks ends for good: the workflow ends (runs.ts's
+ * `finish`), or its saga goes on (saga.ts's `compensationSettled`). The dispatcher (dispatch.ts),
+ * which runs the tasks, reaches them through the state: they start tasks through the dispatcher in
+ * turn, so it imports neither (CoordinatorAgent.ts gives them when it makes the state).
+ */
+export interface TaskEnds {
+  finish(state: State, wf: Run, status: 'completed' | 'failed' | 'cancelled', failedTask?: string, error?: unknown): void;
+  compensationSettled(state: State, task: TaskRun, ok: boolean, value: unknown): void;
+}
+
 export interface State {
   readonly ctx: Context<any>;
   /** Its registered name (the key of its table and of its store records). */
@@ -210,6 +229,8 @@ export interface State {
   dead: boolean;
   /** Its events' telemetry probes, by event name (filled as they are first emitted). */
   readonly probes: Map<string, { readonly active: boolean }>;
+  /** What a task's end does to its workflow ({@link TaskEnds}). */
+  readonly ends: TaskEnds;
 }
 
 /** A worker asked to join answered its status (capabilities undefined: it did not). */
@@ -293,4 +314,22 @@ export function put(obj: Record<string, unknown>, key: string, value: unknown): 
  */
 export function timerNow(state: State): number {
   return kernelOf(state.ctx).timerNow();
+}
+
+/** Whether the worker runs the task's kind and has every capability it requires. */
+export function eligible(worker: Worker, task: TaskRun): boolean {
+  if (worker.kinds !== undefined && !worker.kinds.has(task.kind)) return false;
+  const requires = task.requires;
+  for (let i = 0; i < requires.length; i++) if (!worker.capabilities.has(requires[i]!)) return false;
+  return true;
+}
+
+export function anyEligible(state: State, task: TaskRun): boolean {
+  const pool = state.pool;
+  for (let i = 0; i < pool.length; i++) if (eligible(pool[i]!, task)) return true;
+  return false;
+}
+
+export function noWorkerError(task: TaskRun): NoWorkerError {
+  return { code: 'no_worker', kind: task.kind, requires: [...task.requires], task: task.spec.id };
 }

@@ -1,6 +1,4 @@
-import type { Run, State, TaskRun } from './dispatch.js';
-import { anyEligible, event } from './dispatch.js';
-import { timerNow } from './state.js';
+import { anyEligible, event, type Run, type State, type TaskRun, timerNow } from './state.js';
 
 // Stuck workflows: one that made no progress (no task started or finished) for `stuckAfterMs` with
 // nothing running is reported once, as `keel.coordinator.workflow_stuck`, with what it waits on.
