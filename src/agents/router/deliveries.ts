@@ -1,9 +1,9 @@
 import { sendSupervised, type FailureReason, type SendOutcome } from '../../delivery/sendSupervised.js';
-import { Delivery, type EnvelopeListener } from '../../runtime/kernel.js';
+import { Delivery } from '../../runtime/kernel.js';
 import { unwatch } from '../internal/watch.js';
 import type { Signal } from '../Signal.js';
 import type { MessageFlow } from '../../telemetry/tracing.js';
-import { count, dropEvent, type State, type Sub } from './table.js';
+import { count, dropEvent, type Flight, type State, type Sub } from './table.js';
 
 /**
  * @internal The router's deliveries. Each is one supervised message with `ack: 'handled'`, made
@@ -19,7 +19,7 @@ import { count, dropEvent, type State, type Sub } from './table.js';
  * A delivery belongs to the router's table, not to its process: one in flight when the router
  * crashes still settles into the table, and the restarted router counts it.
  */
-export class InFlight implements EnvelopeListener {
+export class InFlight implements Flight {
   declare readonly state: State;
   declare readonly sub: Sub;
   declare readonly signal: Signal;
@@ -140,7 +140,7 @@ function drain(state: State): void {
   }
 }
 
-function settled(state: State, f: InFlight): void {
+function settled(state: State, f: Flight): void {
   const sub = f.sub;
   const flights = sub.flights;
   const at = flights[0] === f ? 0 : flights.indexOf(f);

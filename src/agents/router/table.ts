@@ -1,10 +1,9 @@
-import type { SendOptions, Settings as SendSettings } from '../../delivery/sendSupervised.js';
-import type { Kernel, Proc, TimerEntry } from '../../runtime/kernel.js';
+import type { FailureReason, SendOptions, Settings as SendSettings } from '../../delivery/sendSupervised.js';
+import type { EnvelopeListener, Kernel, Proc, TimerEntry } from '../../runtime/kernel.js';
 import type { Pid, Ref } from '../../runtime/Pid.js';
 import type { Context } from '../../runtime/types.js';
 import { PatternTrie } from '../internal/PatternTrie.js';
 import type { Signal } from '../Signal.js';
-import type { InFlight } from './deliveries.js';
 import { SubscriberBuffer } from './SubscriberBuffer.js';
 import type { SignalDropReason } from './types.js';
 
@@ -26,7 +25,7 @@ export interface Sub {
   maxInFlight: number;
   inFlight: number;
   /** Its deliveries not yet settled, oldest first (for timeouts, and to withdraw them when the router stops for good). */
-  readonly flights: InFlight[];
+  readonly flights: Flight[];
   /** The monitor of the router incarnation that monitors it. */
   ref: Ref;
   managed: boolean;
@@ -35,6 +34,21 @@ export interface Sub {
   pattern: string;
   /** Signals lost for it while subscribed (evicted, rejected, buffer full, delivery failed), for an observer. */
   dropped: number;
+}
+
+/**
+ * A delivery in flight, as the table keeps it (in its subscriber's `flights`, then in the queue of
+ * settled ones): deliveries.ts makes them (its InFlight, the envelope's listener) and settles them.
+ */
+export interface Flight extends EnvelopeListener {
+  readonly sub: Sub;
+  readonly signal: Signal;
+  readonly id: string;
+  /** On the node's timers' time; Infinity when no timeout applies here. */
+  readonly deadline: number;
+  /** `'ok'`, a failure, or undefined while pending. */
+  outcome: 'ok' | FailureReason | undefined;
+  settle(outcome: 'ok' | FailureReason): void;
 }
 
 /** The subscribers (and through which pattern each) that one signal type matches: cached per type until the subscriptions change. */
@@ -53,7 +67,7 @@ export interface State {
   /** Subscribers removed with deliveries still in flight (their timeouts still run). */
   readonly orphans: Set<Sub>;
   /** Settled deliveries waiting to be counted (one microtask for a batch of them). */
-  readonly settledQueue: (InFlight | undefined)[];
+  readonly settledQueue: (Flight | undefined)[];
   settledCount: number;
   drainQueued: boolean;
   /** The one timer over every delivery's timeout (armed for the earliest deadline pending). */
