@@ -10,7 +10,7 @@ import { Pid, targetText, type Target } from '../runtime/Pid.js';
 import type { State as CircuitsState } from './coordination/state.js';
 import type { Run, State as CoordinatorState, TaskRun } from './coordinator/state.js';
 import type { State as RouterState } from './router/table.js';
-import type { State as PoolState } from './pool/server.js';
+import type { State as PoolState } from './pool/state.js';
 import type { State as SchedulerState } from './scheduler/state.js';
 
 /** The most rows one snapshot carries per list (subscriptions, jobs, workflows, circuits). */

@@ -5,7 +5,8 @@ import { type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { componentHandle, componentNode, nameFor, startComponent, unwrapReply } from '../component.js';
 import { checkObject, checkTimeout, stopComponent } from '../patterns/shared.js';
-import { MAX_SIZE, poolSpec, type Calls, type Config } from './server.js';
+import { MAX_SIZE, poolSpec, type Calls } from './server.js';
+import type { Config } from './state.js';
 import type { CheckinOutcome, CheckoutOptions, CheckinOptions, ResourcePoolHandle, ResourcePoolOptions, ResourcePoolStats, WithResourceOptions } from './types.js';
 
 const OPTIONS = ['create', 'destroy', 'size', 'maxOverflow', 'checkoutTimeoutMs', 'createRetryMs', 'createTimeoutMs', 'name'] as const;

@@ -7,11 +7,12 @@ import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { PendingCall } from '../../otp/internal/calls.js';
 import { isDown } from '../../runtime/messages.js';
-import { isPid, type Pid, PidImpl, type Ref, type TimerRef } from '../../runtime/Pid.js';
+import { isPid, type Pid, PidImpl } from '../../runtime/Pid.js';
 import { kernelOf } from '../../runtime/kernel.js';
 import { isInstance } from '../../runtime/safe.js';
 import type { Context, Node } from '../../runtime/types.js';
-import { pidKey, unwatch, watchProcess, type WatchRef } from '../patterns/shared.js';
+import { pidKey, unwatch, watchProcess } from '../patterns/shared.js';
+import { type Config, type Counters, Created, CreateFailed, CreateTimedOut, type Entry, type Job, RetryCreate, type State, type Waiter, WaiterTimeout } from './state.js';
 import type { CheckinOutcome, ResourcePoolStats } from './types.js';
 
 /** The most resources `size` or `maxOverflow` may ask for. */
@@ -23,100 +24,6 @@ export type Calls =
   | { request: { type: 'checkin'; resource: unknown; broken: boolean; by: Pid | undefined }; reply: CheckinOutcome }
   | { request: { type: 'stats' }; reply: ResourcePoolStats }
   | { request: { type: 'ready' }; reply: 'ok' };
-
-/** One creation in progress: settled by its answer or by its timeout, whichever the pool sees first. */
-interface Job {
-  readonly initial: boolean;
-  state: 'pending' | 'settled' | 'timed_out';
-  timer: TimerRef | undefined;
-}
-
-// the pool's own messages (classes: another process cannot forge them)
-class Created {
-  constructor(readonly resource: unknown, readonly job: Job) {}
-}
-class CreateFailed {
-  constructor(readonly error: unknown, readonly job: Job) {}
-}
-class CreateTimedOut {
-  constructor(readonly job: Job) {}
-}
-class WaiterTimeout {
-  constructor(readonly id: number) {}
-}
-class RetryCreate {
-  readonly kind = 'retry_create' as const;
-}
-
-interface Entry {
-  readonly resource: unknown;
-  readonly key: unknown;
-  /** The resource's own monitor (a Pid resource). */
-  watch: WatchRef | undefined;
-  lent: boolean;
-  /** The holder's monitor while lent to a process. */
-  holder: WatchRef | undefined;
-  /** The process it is lent to (undefined: lent to a caller outside any process). */
-  holderPid: Pid | undefined;
-  /** When it was lent, on the timers' time (monotonic on the real clock, so heldMs is what it lasted; the observer shows it as a date). */
-  lentAt: number;
-}
-
-interface Waiter {
-  readonly id: number;
-  readonly from: From<unknown>;
-  readonly holder: Pid | undefined;
-  readonly timeout: number;
-  /** When it joined the line, on the timers' time (so waitedMs is what it lasted, however the wall clock was stepped). */
-  readonly since: number;
-  timer: TimerRef | undefined;
-}
-
-/** The one monitor of a process waiting in line, however many places it holds: its death clears them all (as poolboy). */
-interface LineWatch {
-  readonly watch: WatchRef;
-  readonly ids: Set<number>;
-}
-
-/** @internal What a pool process starts with (validated options). */
-export interface Config {
-  readonly name: string;
-  readonly create: () => unknown;
-  readonly destroy: ((resource: unknown) => void | Promise<void>) | undefined;
-  readonly size: number;
-  readonly maxOverflow: number;
-  readonly checkoutTimeoutMs: number;
-  readonly createRetryMs: number;
-  readonly createTimeoutMs: number;
-}
-
-type Counters = { -readonly [K in 'created' | 'createFailed' | 'destroyed' | 'destroyFailed' | 'checkouts' | 'checkins' | 'timeouts' | 'holderDown' | 'resourceDown' | 'badCheckins']: number };
-
-/** @internal The pool's state (exported for its observer view, `../observe.ts`). */
-export interface State extends Config {
-  /** The node (terminate has no context). */
-  readonly node: Node;
-  /** Live resources, idle or lent, by key (a Pid by its pidKey, anything else by identity). */
-  readonly entries: Map<unknown, Entry>;
-  /** Idle entries, the last checked in on top (LIFO, as poolboy). */
-  readonly idle: Entry[];
-  /** Lent resources that died while out, until their checkin or their holder's death. */
-  readonly retired: Map<unknown, Entry>;
-  /** Monitors by ref: a holder's, a resource's, or a waiting caller's. */
-  readonly refs: Map<Ref, { kind: 'holder' | 'resource'; entry: Entry } | { kind: 'waiter'; key: string }>;
-  /** Processes waiting in line, by pidKey. */
-  readonly inLine: Map<string, LineWatch>;
-  /** Creations that answered, their `Created` not handled yet: destroyed if the pool exits first. */
-  readonly arrived: Set<Created>;
-  /** In line, first come first served (a Map keeps insertion order; a timeout deletes in O(1)). */
-  readonly waiters: Map<number, Waiter>;
-  nextWaiter: number;
-  creating: number;
-  initialPending: number;
-  readyWaiters: From<'ok'>[];
-  retry: TimerRef | undefined;
-  readonly counts: Counters;
-}
 
 /**
  * Whether a resource is a process: a pid of the runtime (`PidImpl`), never plain data of its shape
