@@ -23,11 +23,8 @@
 import { Buffer } from 'node:buffer';
 import { types } from 'node:util';
 import { InvalidArgumentError, isError, MessageTooLargeError, NotSerializableError, thrownText } from '../errors.js';
-import { NameImpl, PidImpl, RefImpl, type Pid } from '../runtime/Pid.js';
+import { NameImpl, PidImpl, RefImpl } from '../runtime/Pid.js';
 import { MAX_BIGINT_DIGITS } from './decode.js';
-
-/** Makes the pid of a decoded `{ node, creation, id }`: the cluster resolves its own node's pids to live processes. */
-export type PidFactory = (node: string, creation: number, id: number) => Pid;
 
 const SUBJECT = 'a message sent to another node';
 const CARRIED = 'objects, arrays, primitives, bigints, undefined, pids, refs, Names, Errors, Dates, Maps, Sets, Uint8Arrays, Buffers';
@@ -425,4 +422,4 @@ export function encodeValue(value: unknown, maxLength = Infinity, root = 'messag
   return text;
 }
 
-export { decodeBatch, decodeValue, parseBatch, reviveValue } from './decode.js';
+export { decodeBatch, decodeValue, parseBatch, reviveValue, type PidFactory } from './decode.js';

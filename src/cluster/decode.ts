@@ -7,8 +7,10 @@
 import * as errors from '../errors.js';
 import { Buffer } from 'node:buffer';
 import { MalformedFrameError, thrownText } from '../errors.js';
-import { Name, RefImpl } from '../runtime/Pid.js';
-import type { PidFactory } from './codec.js';
+import { Name, RefImpl, type Pid } from '../runtime/Pid.js';
+
+/** Makes the pid of a decoded `{ node, creation, id }`: the cluster resolves its own node's pids to live processes. */
+export type PidFactory = (node: string, creation: number, id: number) => Pid;
 
 /** The most decimal digits a bigint may have on the wire: a sender refuses more (codec.ts), a receiver drops a frame with more. */
 export const MAX_BIGINT_DIGITS = 100_000;
