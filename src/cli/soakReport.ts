@@ -1,9 +1,63 @@
 /**
- * The soak's report as text: the same for the same report, whatever the locale (a simulated run's
- * replays byte for byte).
+ * The soak's report: what it accounts for (soak.ts makes it), and the report as text, the same for
+ * the same report, whatever the locale (a simulated run's replays byte for byte).
  */
-import { heapLine } from './heapSampler.js';
-import type { SoakReport } from './soak.js';
+import { type HeapReport, heapLine } from './heapSampler.js';
+import type { KindAccount, KindIds } from './soakLedger.js';
+
+/** Everything the soak accounts for. */
+export interface SoakReport {
+  options: { duration: number; rate: number; kill: number; seed: number; simulate: boolean };
+  workers: { total: number; named: number; lossy: number; pool: number };
+  /** `seconds` of load on the node's clock (virtual under --simulate); `target` the messages the rate asks for; `rate` achieved. */
+  load: { seconds: number; target: number; sent: number; rate: number; reached: boolean; interrupted?: true };
+  /**
+   * Every message sent is in exactly one class, by its id: `handled` (the dead letter queue's
+   * redeliveries included), `deadLettered` (in the queue at the end), `failedReported` (its outcome
+   * said so), `droppedReported` (lossy kinds: named by a `receiver_exited` event of its receiver), or
+   * `unaccounted` (lost without a word: must be 0). `duplicates`: extra deliveries of messages
+   * handled more than once; `overlaps`: messages in two classes; `foreign`: handled, dead-lettered
+   * or dropped ids the soak never sent; `overReported`: namings by drop events of messages that
+   * ended otherwise, or named again; `droppedUnnamed`: messages the lossy workers' drop events
+   * counted without naming their id (must be 0).
+   */
+  messages: {
+    sent: number;
+    handled: number;
+    duplicates: number;
+    deadLettered: number;
+    failedReported: number;
+    droppedReported: number;
+    unaccounted: number;
+    overlaps: number;
+    foreign: number;
+    overReported: number;
+    droppedUnnamed: number;
+    rejected: number;
+  };
+  /** Per kind, its messages' classes, and the first ids of those in no class or over-reported. */
+  byKind: (KindAccount & { kind: string; ids: KindIds })[];
+  /**
+   * `kills` every kill, `killsDuringStart` those of a child its supervisor was still starting (its
+   * start fails and is retried: see soakChaos.ts's ChaosKills); `restarts` the supervisors' restarts (one
+   * per kill of a running child), `restartsFailed` their failed starts, retried (one per kill during
+   * a start); `missed`: ticks that found no live victim.
+   */
+  chaos: { kills: number; killsDuringStart: number; missed: number; restarts: number; restartsFailed: number; supervisorsGaveUp: number; workersAlive: number };
+  /** The queue's own counts (`recovered`: redeliveries its receivers handled), and `inQueue`: its entries the ledger found, at the end. */
+  deadLetters: { added: number; byReason: Record<string, number>; recovered: number; pending: number; parked: number; evicted: number; refused: number; failed: number; inQueue: number };
+  /** `keel.message.dropped` events during the run: the messages they count, by reason. */
+  droppedEvents: Record<string, number>;
+  /** What `expectNoLeaks(node)` found at the end. */
+  leaks: { count: number; found: string[] };
+  /** Lines the node logged (a `'log'` send's failure is a warning). */
+  log: { warnings: number; errors: number };
+  /** Real heap figures: absent under --simulate (printed apart there: they are not part of the replay). */
+  memory?: HeapReport;
+  /** Real time the run took, ms: absent under --simulate. */
+  elapsedMs?: number;
+  checks: { messagesAccounted: boolean; oneClassEach: boolean; deadLettersAccounted: boolean; noLeaks: boolean; supervisionHeld: boolean; memoryFlat?: boolean };
+}
 
 /** An integer with thousands separators (the same whatever the locale: the report must replay byte for byte). */
 export function count(n: number): string {
