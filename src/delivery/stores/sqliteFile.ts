@@ -431,17 +431,22 @@ export function setUpStoreFile(file: string, db: SqliteDatabase, schema: StoreSc
   }
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
-  const behind = schemaBehind(db, schema);
-  if (!behind && claim === undefined) {
+  if (!schemaBehind(db, schema) && claim === undefined) {
     db.exec(schema.sql); // an up-to-date store: nothing to write
     return;
   }
-  // a new file, an older one, or the other store's: the tables, the stamp and the claim in one transaction
+  // a new file, an older one, or the other store's: the tables, the stamp and the claim in one
+  // transaction. The file is judged again under the write lock, not by what was read before it: a
+  // file raised to a newer format while the lock was awaited (by a newer Keel that holds no claim, its
+  // CLI) is refused before anything is written (no claim of this format in it), and the stamp writes
+  // only what is behind by then
   db.transaction(() => {
+    const version = schemaVersion(db);
+    if (version > KEEL_FILE_FORMAT) throw new StoreVersionError(file, version, KEEL_FILE_FORMAT, schema.store);
     const held = claim === undefined ? undefined : liveClaim(db, schema);
     if (held !== undefined) throw claim!.inUse(held);
     db.exec(schema.sql);
-    if (behind) stampSchema(file, db, schema);
+    stampSchema(file, db, schema);
     claim?.take(db);
   }).immediate();
 }

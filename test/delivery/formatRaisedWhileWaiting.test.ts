@@ -1,0 +1,87 @@
+// A file raised to a newer format while a Keel write waits for its lock: another connection (a
+// newer Keel's CLI, which holds no claim) has the write lock, raises the format and commits; the
+// write that waited then runs under the lock on a file of a format this Keel does not write. It is
+// refused as a newer file is refused at the open: a node's store does not open (nor write its claim
+// into the file).
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { StoreVersionError } from '../../src/errors.js';
+import { KEEL_FILE_FORMAT } from '../../src/delivery/stores/sqliteFile.js';
+import { SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
+import { SqliteAgentStore } from '../../src/agents/store/SqliteAgentStore.js';
+import { thrown, useTempFiles } from '../support.js';
+import { userVersion } from '../sqliteFiles.js';
+
+const tmpfile = useTempFiles('keel-format-raised-waiting-', 'keel.db');
+const NEWER = KEEL_FILE_FORMAT + 1;
+
+const workers: Worker[] = [];
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.terminate()));
+});
+
+/**
+ * Another connection, on a thread of its own (the store's waits block this one): takes the write
+ * lock (resolved once it holds it), then after `ms` raises the file's format to `version` and commits.
+ */
+async function raiseUnderLock(file: string, version: number, ms: number): Promise<void> {
+  const worker = new Worker(
+    `const { workerData, parentPort } = require('node:worker_threads');
+     const Database = require(workerData.driver);
+     const db = new Database(workerData.file);
+     db.exec('BEGIN IMMEDIATE');
+     parentPort.postMessage('locked');
+     setTimeout(() => {
+       db.pragma('user_version = ' + workerData.version);
+       db.exec('COMMIT');
+       db.close();
+       parentPort.postMessage('committed');
+     }, workerData.ms);`,
+    { eval: true, workerData: { driver: createRequire(import.meta.url).resolve('better-sqlite3'), file, version, ms } },
+  );
+  workers.push(worker);
+  await new Promise<void>((resolve, reject) => {
+    worker.once('error', reject);
+    worker.once('message', () => resolve());
+  });
+}
+
+/** The rows of a table, read on a read-only connection. */
+function rows(file: string, sql: string): unknown[] {
+  const db = new Database(file, { readonly: true });
+  try {
+    return db.prepare(sql).all();
+  } finally {
+    db.close();
+  }
+}
+
+describe('a file raised to a newer format while an opener waits for its write lock', () => {
+  it("a node's dead letter store: refused with StoreVersionError, its claim not written into the file", async () => {
+    const file = tmpfile();
+    new SqliteStore(file, 'node-a').close(); // an up-to-date store, unclaimed
+    await raiseUnderLock(file, NEWER, 200);
+    const e = thrown(() => new SqliteStore(file, 'node-b'));
+    expect(e).toBeInstanceOf(StoreVersionError);
+    expect(e).toMatchObject({ version: NEWER, supported: KEEL_FILE_FORMAT, file });
+    expect(rows(file, 'SELECT * FROM dead_letter_owner')).toEqual([]);
+    expect(userVersion(file)).toBe(NEWER);
+    // not left marked open in this process: the file opens again once it is of this format
+    const db = new Database(file);
+    db.pragma(`user_version = ${KEEL_FILE_FORMAT}`);
+    db.close();
+    new SqliteStore(file, 'node-b').close();
+  });
+
+  it("a node's agent store: refused with StoreVersionError, its claim not written into the file", async () => {
+    const file = tmpfile();
+    new SqliteAgentStore(file).close();
+    await raiseUnderLock(file, NEWER, 200);
+    const e = thrown(() => new SqliteAgentStore(file));
+    expect(e).toBeInstanceOf(StoreVersionError);
+    expect(e).toMatchObject({ version: NEWER, supported: KEEL_FILE_FORMAT, file });
+    expect(rows(file, 'SELECT * FROM agent_store_owner')).toEqual([]);
+  });
+});
