@@ -329,7 +329,8 @@ function open(args: Parsed, io: Io, t: number, internal: SqliteStoreOptions): nu
   try {
     code = command(args, store, t, { out: (text) => lines.push({ err: false, text }), err: (text) => lines.push({ err: true, text }) });
   } catch (e) {
-    if (sqliteCode(e) === undefined) throw e;
+    // a file raised to a newer format while the write waited for its lock (by a newer Keel): refused, nothing changed
+    if (sqliteCode(e) === undefined && !(e instanceof StoreVersionError)) throw e;
     failed ??= { error: e };
     code = 1;
   } finally {
@@ -337,7 +338,9 @@ function open(args: Parsed, io: Io, t: number, internal: SqliteStoreOptions): nu
     store.close();
   }
   if (failed !== undefined) {
-    io.err(failure(args.command, store.file, failed.error, false));
+    const error = failed.error;
+    // a newer format is said as the open says it: why, and what to do
+    io.err(error instanceof StoreVersionError ? failure(args.command, store.file, new Error(error.why), false, error.hint) : failure(args.command, store.file, error, false));
     return 1;
   }
   for (const { err, text } of lines) (err ? io.err : io.out)(text);

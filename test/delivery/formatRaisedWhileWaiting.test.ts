@@ -1,8 +1,8 @@
 // A file raised to a newer format while a Keel write waits for its lock: another connection (a
 // newer Keel's CLI, which holds no claim) has the write lock, raises the format and commits; the
-// write that waited then runs under the lock on a file of a format this Keel does not write. It is
-// refused as a newer file is refused at the open: a node's store does not open (nor write its claim
-// into the file).
+// write that waited then runs under the lock on a file of a format this Keel does not write. Each
+// is refused as a newer file is refused at the open: a node's store does not open (nor write its
+// claim into the file), and keel dlq purge says so in one line instead of throwing.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
@@ -11,6 +11,7 @@ import { StoreVersionError } from '../../src/errors.js';
 import { KEEL_FILE_FORMAT } from '../../src/delivery/stores/sqliteFile.js';
 import { SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
 import { SqliteAgentStore } from '../../src/agents/store/SqliteAgentStore.js';
+import { runDlq } from '../../src/cli/dlq.js';
 import { thrown, useTempFiles } from '../support.js';
 import { userVersion } from '../sqliteFiles.js';
 
@@ -83,5 +84,40 @@ describe('a file raised to a newer format while an opener waits for its write lo
     expect(e).toBeInstanceOf(StoreVersionError);
     expect(e).toMatchObject({ version: NEWER, supported: KEEL_FILE_FORMAT, file });
     expect(rows(file, 'SELECT * FROM agent_store_owner')).toEqual([]);
+  });
+
+  it('keel dlq purge: one line, exit 1, nothing purged (it threw the StoreVersionError out of runDlq)', async () => {
+    const file = tmpfile();
+    const store = new SqliteStore(file, 'node-a');
+    await store.add({ recipient: 'x', message: 'm', reason: 'noproc', metadata: {}, attempts: 0, firstFailedAt: 1, lastAttemptAt: 1, nextRetryAt: 2, lastError: 'noproc', status: 'parked' });
+    store.close();
+    await raiseUnderLock(file, NEWER, 200);
+    const lines: string[] = [];
+    let code: number | string;
+    try {
+      code = runDlq(['purge', '--all', '--store', file], (line) => lines.push(line), () => 10);
+    } catch (e) {
+      code = `threw ${String(e)}`;
+    }
+    expect({ code, out: lines.join('\n') }).toEqual({
+      code: 1,
+      out: `keel dlq purge: could not write ${file}: its schema version (user_version) is ${NEWER}, newer than the version ${KEEL_FILE_FORMAT} this Keel writes; no dead letter was changed; open it with the Keel that made it, or a newer one; this one leaves the file as it is`,
+    });
+    expect(rows(file, 'SELECT seq FROM dead_letters')).toEqual([{ seq: 1 }]);
+  });
+
+  it('keel dlq retry: one line, exit 1, nothing marked (its updates, written at close, refused)', async () => {
+    const file = tmpfile();
+    const store = new SqliteStore(file, 'node-a');
+    await store.add({ recipient: 'x', message: 'm', reason: 'noproc', metadata: {}, attempts: 0, firstFailedAt: 1, lastAttemptAt: 1, nextRetryAt: 2, lastError: 'noproc', status: 'parked' });
+    store.close();
+    await raiseUnderLock(file, NEWER, 200);
+    const lines: string[] = [];
+    const code = runDlq(['retry', '--all', '--store', file], (line) => lines.push(line), () => 10);
+    expect({ code, out: lines.join('\n') }).toEqual({
+      code: 1,
+      out: `keel dlq retry: could not write ${file}: its schema version (user_version) is ${NEWER}, newer than the version ${KEEL_FILE_FORMAT} this Keel writes; no dead letter was changed; open it with the Keel that made it, or a newer one; this one leaves the file as it is`,
+    });
+    expect(rows(file, 'SELECT seq, status FROM dead_letters')).toEqual([{ seq: 1, status: 'parked' }]);
   });
 });
