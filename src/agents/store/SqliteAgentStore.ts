@@ -412,12 +412,13 @@ export class SqliteAgentStore implements AgentStore {
         // a file raised to a newer format refuses them all, kept for the next try (lost at close)
         if (DATABASE_WIDE.test(sqliteCode(e) ?? '') || e instanceof StoreVersionError) throw e;
         // one write's own failure (too big): each alone, so that only it is lost (a write made
-        // again is harmless: each sets its records, so the last one of a record decides it)
+        // again is harmless: each sets its records, so the last one of a record decides it), each in
+        // a write transaction that checks the format again (the lock was free since the one that failed)
         for (const [id, op] of ops) {
           try {
-            this.#apply(op);
+            this.#inWrite(() => this.#apply(op));
           } catch (one) {
-            if (DATABASE_WIDE.test(sqliteCode(one) ?? '')) throw one;
+            if (DATABASE_WIDE.test(sqliteCode(one) ?? '') || one instanceof StoreVersionError) throw one;
             refused.push({ id, op, error: one });
           }
         }
