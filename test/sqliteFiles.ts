@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { deserialize } from 'node:v8';
 import Database from 'better-sqlite3';
 
 /** The file's `PRAGMA user_version`, read on a read-only connection. */
@@ -22,6 +23,22 @@ export function setUserVersion(file: string, version: number): void {
   } finally {
     db.close();
   }
+}
+
+/** The rows `sql` selects, read on a read-only connection. */
+export function rows(file: string, sql: string): unknown[] {
+  const db = new Database(file, { readonly: true });
+  try {
+    return db.prepare(sql).all();
+  } finally {
+    db.close();
+  }
+}
+
+/** An agent store's records in the file, read on a read-only connection: `component/kind/key` → decoded value. */
+export function agentRecords(file: string): Record<string, unknown> {
+  const found = rows(file, 'SELECT component, kind, key, value FROM agent_records ORDER BY component, kind, key') as { component: string; kind: string; key: string; value: Buffer }[];
+  return Object.fromEntries(found.map((r) => [`${r.component}/${r.kind}/${r.key}`, deserialize(r.value)]));
 }
 
 /** The file's bytes (a hash) and the files beside it. */

@@ -13,7 +13,7 @@ import { SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
 import { SqliteAgentStore } from '../../src/agents/store/SqliteAgentStore.js';
 import { runDlq } from '../../src/cli/dlq.js';
 import { thrown, useTempFiles } from '../support.js';
-import { userVersion } from '../sqliteFiles.js';
+import { rows, userVersion } from '../sqliteFiles.js';
 
 const tmpfile = useTempFiles('keel-format-raised-waiting-', 'keel.db');
 const NEWER = KEEL_FILE_FORMAT + 1;
@@ -49,14 +49,12 @@ async function raiseUnderLock(file: string, version: number, ms: number): Promis
   });
 }
 
-/** The rows of a table, read on a read-only connection. */
-function rows(file: string, sql: string): unknown[] {
-  const db = new Database(file, { readonly: true });
-  try {
-    return db.prepare(sql).all();
-  } finally {
-    db.close();
-  }
+
+/** A dead letter store file holding one parked entry (seq 1), closed. */
+async function oneParked(file: string): Promise<void> {
+  const store = new SqliteStore(file, 'node-a');
+  await store.add({ recipient: 'x', message: 'm', reason: 'noproc', metadata: {}, attempts: 0, firstFailedAt: 1, lastAttemptAt: 1, nextRetryAt: 2, lastError: 'noproc', status: 'parked' });
+  store.close();
 }
 
 describe('a file raised to a newer format while an opener waits for its write lock', () => {
@@ -88,9 +86,7 @@ describe('a file raised to a newer format while an opener waits for its write lo
 
   it('keel dlq purge: one line, exit 1, nothing purged (it threw the StoreVersionError out of runDlq)', async () => {
     const file = tmpfile();
-    const store = new SqliteStore(file, 'node-a');
-    await store.add({ recipient: 'x', message: 'm', reason: 'noproc', metadata: {}, attempts: 0, firstFailedAt: 1, lastAttemptAt: 1, nextRetryAt: 2, lastError: 'noproc', status: 'parked' });
-    store.close();
+    await oneParked(file);
     await raiseUnderLock(file, NEWER, 200);
     const lines: string[] = [];
     let code: number | string;
@@ -108,9 +104,7 @@ describe('a file raised to a newer format while an opener waits for its write lo
 
   it('keel dlq retry: one line, exit 1, nothing marked (its updates, written at close, refused)', async () => {
     const file = tmpfile();
-    const store = new SqliteStore(file, 'node-a');
-    await store.add({ recipient: 'x', message: 'm', reason: 'noproc', metadata: {}, attempts: 0, firstFailedAt: 1, lastAttemptAt: 1, nextRetryAt: 2, lastError: 'noproc', status: 'parked' });
-    store.close();
+    await oneParked(file);
     await raiseUnderLock(file, NEWER, 200);
     const lines: string[] = [];
     const code = runDlq(['retry', '--all', '--store', file], (line) => lines.push(line), () => 10);

@@ -15,7 +15,7 @@ import { type AgentStoreWriteReport, SqliteAgentStore } from '../../src/agents/s
 import { TestClock } from '../../src/testing/index.js';
 import { runDlq } from '../../src/cli/dlq.js';
 import { expectKeelError, storeClockOf, thrown, useTempFiles } from '../support.js';
-import { fileState, LEGACY_DEAD_LETTER_TABLES, setUserVersion, userVersion } from '../sqliteFiles.js';
+import { fileState, LEGACY_DEAD_LETTER_TABLES, rows, setUserVersion, userVersion } from '../sqliteFiles.js';
 
 const tmpfile = useTempFiles('keel-format-claim-', 'keel.db');
 
@@ -188,15 +188,6 @@ describe('an older file held by another live OS process is not raised under it',
   });
 });
 
-/** The rows of a table, read on a read-only connection. */
-function rows(file: string, sql: string): unknown[] {
-  const db = new Database(file, { readonly: true });
-  try {
-    return db.prepare(sql).all();
-  } finally {
-    db.close();
-  }
-}
 
 function record(message: string): Parameters<SqliteStore['add']>[0] {
   return { recipient: 'x', message, reason: 'noproc', metadata: {}, attempts: 0, firstFailedAt: 1, lastAttemptAt: 1, nextRetryAt: 2, lastError: 'noproc', status: 'pending' };

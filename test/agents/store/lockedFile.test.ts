@@ -5,7 +5,6 @@
 // deleteAll that meets the lock is kept, answered from the store's state, seen by every read, and
 // written on the node's clock once the lock goes, or at close; what cannot be written is reported.
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { deserialize } from 'node:v8';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { AgentScheduler } from '../../../src/agents/AgentScheduler.js';
@@ -14,6 +13,7 @@ import { type AgentStoreWriteReport, SqliteAgentStore } from '../../../src/agent
 import { agentStoreFor } from '../../../src/agents/store/stores.js';
 import { captureEvents, TestClock } from '../../../src/testing/index.js';
 import { clockedNode, deferred, storeClockOf, useNodes, useTempFiles } from '../../support.js';
+import { agentRecords } from '../../sqliteFiles.js';
 import type { StoreClock } from '../../../src/delivery/stores/sqliteFile.js';
 
 const tmpfile = useTempFiles('keel-agent-store-lock-', 'agents.db');
@@ -26,16 +26,6 @@ function storeClock(): StoreClock {
   return storeClockOf(new TestClock({ start: T0 }));
 }
 
-/** The rows of the file, read by a fresh connection: `component/kind/key` → decoded value. */
-function fileRows(file: string): Record<string, unknown> {
-  const db = new Database(file, { readonly: true });
-  try {
-    const rows = db.prepare('SELECT component, kind, key, value FROM agent_records ORDER BY component, kind, key').all() as { component: string; kind: string; key: string; value: Buffer }[];
-    return Object.fromEntries(rows.map((r) => [`${r.component}/${r.kind}/${r.key}`, deserialize(r.value)]));
-  } finally {
-    db.close();
-  }
-}
 
 /**
  * Runs `body` while another connection holds `file`'s write lock (BEGIN EXCLUSIVE), then releases
@@ -98,7 +88,7 @@ describe('the SQLite agent store of a node while another connection holds the wr
       });
       expect(store.loadAll('d', 'k')).toEqual({ records: [{ component: 'd', kind: 'k', key: 'y', value: 2 }], corrupt: [] });
       // none of them is in the file yet
-      expect(fileRows(file)).toEqual({ 'c/k/a': 1, 'c/k/b': 2, 'c/k/gone': 3 });
+      expect(agentRecords(file)).toEqual({ 'c/k/a': 1, 'c/k/b': 2, 'c/k/gone': 3 });
       // the node runs meanwhile
       const fired = deferred<number>();
       node.setTimer(1000, () => fired.resolve(clock.now()));
@@ -119,7 +109,7 @@ describe('the SQLite agent store of a node while another connection holds the wr
     expect(h.max / 1e6).toBeLessThan(500);
     // accepted = written
     expect(store.writeCounts).toEqual({ delayed: 6, written: 6, lost: 0, queued: 0 });
-    expect(fileRows(file)).toEqual({ 'c/k/a': 10, 'c/k/b': 2, 'c/k/n': 20, 'd/k/y': 2 });
+    expect(agentRecords(file)).toEqual({ 'c/k/a': 10, 'c/k/b': 2, 'c/k/n': 20, 'd/k/y': 2 });
     expect(events.events.map((e) => [e.event, e.measurements, (e.metadata.error as { code?: unknown } | undefined)?.code ?? null])).toEqual([
       ['keel.agent_store.write_delayed', { writes: 1 }, 'SQLITE_BUSY'],
       ['keel.agent_store.delayed_written', { writes: 6, tries: 11 }, null], // 25, 50, 100, 200, then every 400 ms
@@ -136,9 +126,9 @@ describe('the SQLite agent store of a node while another connection holds the wr
       await s.registerPeriodic('reporter', 'daily', 86_400_000, { type: 'report' });
       expect(performance.now() - started).toBeLessThan(500);
       expect((await s.stats()).storeFailures).toBe(0);
-      expect(Object.keys(fileRows(file))).toEqual([]);
+      expect(Object.keys(agentRecords(file))).toEqual([]);
     });
-    expect(Object.keys(fileRows(file))).toHaveLength(1);
+    expect(Object.keys(agentRecords(file))).toHaveLength(1);
     await node.shutdown();
     const second = track({ services: { agents: { store: { kind: 'sqlite', path: file } } } });
     second.spawn(() => () => {}, { name: 'reporter' });
@@ -164,10 +154,10 @@ describe('the SQLite agent store of a node while another connection holds the wr
     await whileLocked(file, clock, async () => {
       await coordinator.submit({ id: 'wf', tasks: [{ id: 'a', kind: 'first' }, { id: 'b', kind: 'second', dependsOn: ['a'] }] });
       await secondStarted.promise; // the first task's result was recorded behind the lock
-      expect(Object.keys(fileRows(file))).toEqual([]);
+      expect(Object.keys(agentRecords(file))).toEqual([]);
     });
     expect(events.events.map((e) => e.event)).toEqual(['keel.agent_store.write_delayed', 'keel.agent_store.delayed_written']);
-    expect(Object.keys(fileRows(file)).sort()).toEqual(['flow/result/["wf","a"]', 'flow/workflow/wf']);
+    expect(Object.keys(agentRecords(file)).sort()).toEqual(['flow/result/["wf","a"]', 'flow/workflow/wf']);
     await node.shutdown();
     const second = track({ services: { agents: { store: { kind: 'sqlite', path: file } } } });
     const rerun: string[] = [];
@@ -194,7 +184,7 @@ describe('the SQLite agent store of a node while another connection holds the wr
     }
     await node.shutdown(); // the clock never moved: no try yet
     expect(store.writeCounts).toEqual({ delayed: 3, written: 3, lost: 0, queued: 0 });
-    expect(fileRows(file)).toEqual({ 'c/k/b': 2 });
+    expect(agentRecords(file)).toEqual({ 'c/k/b': 2 });
   });
 });
 
@@ -223,7 +213,7 @@ describe('the SQLite agent store closing while the lock outlasts its closing wai
       ['delayed', 1, 'SQLITE_BUSY'],
       ['lost', 2, 'SQLITE_BUSY'],
     ]);
-    expect(fileRows(file)).toEqual({ 'c/k/kept': 0 });
+    expect(agentRecords(file)).toEqual({ 'c/k/kept': 0 });
   });
 });
 
@@ -271,14 +261,14 @@ describe('a SQLite agent store transaction while another connection holds the wr
         expect(performance.now() - started).toBeLessThan(1000);
         const state = { 'c/k/p': 'parent', 'c/k/r': 'result', 'c/k/w': 'workflow' };
         expect(Object.fromEntries(store.loadAll('c').records.map((r) => [`${r.component}/${r.kind}/${r.key}`, r.value]))).toEqual(state);
-        expect(fileRows(file)).toEqual({ 'c/k/a': 1 });
+        expect(agentRecords(file)).toEqual({ 'c/k/a': 1 });
         expect(reports.map((r) => r.outcome)).toEqual(['delayed']);
       } finally {
         lock.exec('COMMIT');
         lock.close();
       }
       await testClock.advance(25);
-      expect(fileRows(file)).toEqual({ 'c/k/p': 'parent', 'c/k/r': 'result', 'c/k/w': 'workflow' });
+      expect(agentRecords(file)).toEqual({ 'c/k/p': 'parent', 'c/k/r': 'result', 'c/k/w': 'workflow' });
       // in calls: the first transaction's four writes (its refused insert made none: three), the parent's one
       expect(store.writeCounts).toEqual({ delayed: 4, written: 4, lost: 0, queued: 0 });
       expect(reports.map((r) => r.outcome)).toEqual(['delayed', 'written']);
@@ -298,7 +288,7 @@ describe('a SQLite agent store transaction while another connection holds the wr
           throw new Error('mine');
         }),
       ).toThrow('mine');
-      expect(fileRows(file)).toEqual({});
+      expect(agentRecords(file)).toEqual({});
       expect(store.writeCounts).toEqual({ delayed: 0, written: 0, lost: 0, queued: 0 });
     } finally {
       store.close();

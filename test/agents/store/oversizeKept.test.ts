@@ -3,12 +3,12 @@
 // earlier one's place), so a doomed put replaced the earlier, accepted one, and both were lost when
 // the file refused it. Now such a value is refused by the put itself, synchronously, with the error
 // the store refuses values with (ERR_NOT_SERIALIZABLE), before it can replace anything.
-import { deserialize } from 'node:v8';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type AgentStoreWriteReport, SqliteAgentStore, type SqliteAgentStoreOptions } from '../../../src/agents/store/SqliteAgentStore.js';
 import { TestClock } from '../../../src/testing/index.js';
 import { expectKeelError, storeClockOf, thrown, useTempFiles } from '../../support.js';
+import { agentRecords } from '../../sqliteFiles.js';
 
 const tmpfile = useTempFiles('keel-agent-store-oversize-', 'agents.db');
 const T0 = 1_000_000;
@@ -29,16 +29,6 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-/** The rows of the file, read by a fresh connection: `component/kind/key` → decoded value. */
-function fileRows(file: string): Record<string, unknown> {
-  const db = new Database(file, { readonly: true });
-  try {
-    const rows = db.prepare('SELECT component, kind, key, value FROM agent_records ORDER BY component, kind, key').all() as { component: string; kind: string; key: string; value: Buffer }[];
-    return Object.fromEntries(rows.map((r) => [`${r.component}/${r.kind}/${r.key}`, deserialize(r.value)]));
-  } finally {
-    db.close();
-  }
-}
 
 function openStore(file: string, clock: TestClock, reports: AgentStoreWriteReport[]): SqliteAgentStore {
   // maxRecordBytes: an internal option, SQLite's own 1e9 bytes by default
@@ -78,7 +68,7 @@ describe('a value too big for SQLite, put while the file is locked', () => {
       lock.close();
     }
     await clock.advance(25); // the kept writes' first try
-    expect(fileRows(file)).toEqual({ 'c/k/x': 'good' });
+    expect(agentRecords(file)).toEqual({ 'c/k/x': 'good' });
     expect(store.writeCounts).toEqual({ delayed: 1, written: 1, lost: 0, queued: 0 });
     expect(reports.map((r) => [r.outcome, r.writes])).toEqual([
       ['delayed', 1],
@@ -96,7 +86,7 @@ describe('a value too big for SQLite, put while the file is locked', () => {
       const e = thrown(() => store.put('c', 'k', 'x', TOO_BIG));
       expectKeelError(e, 'ERR_NOT_SERIALIZABLE', `more than the ${LIMIT} bytes SQLite takes in one record`);
       expect((e as { cause?: unknown }).cause).toBeUndefined(); // not SQLite's refusal: the store's own
-      expect(fileRows(file)).toEqual({ 'c/k/x': 'good' });
+      expect(agentRecords(file)).toEqual({ 'c/k/x': 'good' });
       expect(store.writeCounts).toEqual({ delayed: 0, written: 0, lost: 0, queued: 0 });
     } finally {
       store.close();
