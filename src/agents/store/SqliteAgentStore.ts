@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { deserialize } from 'node:v8';
-import { isKeelError, NotSerializableError, StoreInUseError, StoreUnavailableError, StoreVersionError } from '../../errors.js';
+import { isKeelError, StoreInUseError, StoreUnavailableError, StoreVersionError } from '../../errors.js';
 import {
   DATABASE_WIDE,
   HOST_CLOCK,
@@ -21,8 +21,9 @@ import {
   type StoreClock,
 } from '../../delivery/stores/sqliteFile.js';
 import { AGENT_STORE_SCHEMA } from './sqliteAgentSchema.js';
+import { byBytes, encodeRecord, type Row, sameColumn } from './sqliteAgentRecords.js';
 import { type AgentStoreWriteCounts, type AgentStoreWriteReport, keyOf, type Pending } from './keptWrites.js';
-import { type AgentStore, type AgentStoreLoad, type AgentStoreRecord, checkIdentity, checkScope, type CorruptRecord, synchronousFn, encodeValue } from './AgentStore.js';
+import { type AgentStore, type AgentStoreLoad, type AgentStoreRecord, checkIdentity, checkScope, type CorruptRecord, synchronousFn } from './AgentStore.js';
 
 type Statement = SqliteStatement;
 type Database = SqliteDatabase;
@@ -50,22 +51,7 @@ export interface SqliteAgentStoreOptions {
   readonly maxRecordBytes?: number;
 }
 
-/** What SQLite adds to a record's columns: its header (a size and the 4 columns' types, at most 9 bytes each), with room to spare. */
-const RECORD_OVERHEAD = 64;
-
 export type { AgentStoreWriteCounts, AgentStoreWriteReport } from './keptWrites.js';
-
-type Row = { kind: unknown; key: unknown; value: unknown };
-
-/** SQLite's order of text (BINARY: the UTF-8 bytes), which JavaScript's order of UTF-16 code units is not. */
-function byBytes(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
-
-/** A raw row's column as written: the same value (a blob by its bytes). */
-function sameColumn(a: unknown, b: unknown): boolean {
-  return Buffer.isBuffer(a) && Buffer.isBuffer(b) ? a.equals(b) : Object.is(a, b);
-}
 
 /**
  * @internal The SQLite agent store: better-sqlite3 (synchronous), WAL with `synchronous=NORMAL`:
@@ -230,22 +216,9 @@ export class SqliteAgentStore implements AgentStore {
     }
   }
 
-  /**
-   * The value encoded, refused here, alone, if its record is larger than SQLite takes (SQLITE_TOOBIG
-   * at the write): behind a lock it would take the place of the write of its key kept before it, and
-   * be refused with it when they are written (the earlier, accepted write lost with the doomed one).
-   */
+  /** The value encoded, refused here if its record is larger than SQLite takes (see {@link encodeRecord}). */
   #encode(component: string, kind: string, key: string, value: unknown): Buffer {
-    const encoded = encodeValue(value);
-    const bytes = encoded.length + Buffer.byteLength(component) + Buffer.byteLength(kind) + Buffer.byteLength(key) + RECORD_OVERHEAD;
-    if (bytes > this.#maxRecordBytes) {
-      throw new NotSerializableError(
-        'value',
-        `${encoded.length} bytes serialized: with its component, kind and key, more than the ${this.#maxRecordBytes} bytes SQLite takes in one record (store a reference to where the data is kept)`,
-        'an agent store value',
-      );
-    }
-    return encoded;
+    return encodeRecord(component, kind, key, value, this.#maxRecordBytes);
   }
 
   put(component: string, kind: string, key: string, value: unknown): void {
