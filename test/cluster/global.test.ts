@@ -837,6 +837,53 @@ describe.skipIf(skipWithoutNats)('a sync waiting when the registry stops', () =>
     expect(stops.length).toBeGreaterThanOrEqual(1);
     expect(stops.every(Boolean)).toBe(true);
   }, 30_000);
+
+  it("a stop in the start's last turns, after its sync resolved and before it arms its timers, fails the start with ERR_NODE_STOPPED: it resolved with a stopped registry whose lease renewal it armed after the stop, for good (the renewal holding the process open)", async () => {
+    /** Starts a registry, the node's shutdown hooks run (what its shutdown runs) once the start's sync resolved if `stop`; what happened, in order. */
+    const start = async (name: string, stop: boolean): Promise<string[]> => {
+      const node = track({ name });
+      const cluster = await Cluster.join(node, { transport: new MemoryNetwork().transport() });
+      const nc = await connect({ servers: nats().url });
+      connections.push(nc);
+      const hooks: (() => unknown)[] = [];
+      const onShutdown = node.onShutdown.bind(node);
+      const hook = vi.spyOn(node, 'onShutdown').mockImplementation((fn) => onShutdown((hooks.push(fn), fn)));
+      const order: string[] = [];
+      // the start's own sync resolves, then (at once, before the start goes on) the stop
+      const sync = GlobalRegistry.prototype.sync;
+      const synced = vi.spyOn(GlobalRegistry.prototype, 'sync').mockImplementationOnce(async function (this: GlobalRegistry, ...args) {
+        await sync.apply(this, args);
+        order.push('synced');
+        if (stop) {
+          order.push('stop');
+          for (const h of hooks) void h();
+        }
+      });
+      // the lease renewal (every leaseMs / 3, the default leaseMs) armed
+      const setInterval = globalThis.setInterval;
+      const intervals = vi.spyOn(globalThis, 'setInterval').mockImplementation(((fn: () => void, ms?: number) => {
+        if (ms === Math.floor(5000 / 3)) order.push('armed');
+        return setInterval(fn, ms);
+      }) as typeof globalThis.setInterval);
+      try {
+        const g = await GlobalRegistry.start(node, { cluster, connection: nc, bucket: `global_${process.pid}_${++buckets}` });
+        registries.push(g);
+        order.push('started');
+      } catch (e) {
+        order.push((e as { code?: string }).code ?? String(e));
+      } finally {
+        hook.mockRestore();
+        synced.mockRestore();
+        intervals.mockRestore();
+      }
+      await node.shutdown();
+      return order;
+    };
+    // the control: the renewal is armed once the sync resolved, and seen so
+    expect(await start('a', false)).toEqual(['synced', 'armed', 'started']);
+    // stopped in that gap: the start fails and arms nothing
+    expect(await start('b', true)).toEqual(['synced', 'stop', 'ERR_NODE_STOPPED']);
+  }, 60_000);
 });
 
 describe.skipIf(skipWithoutNats)("a sync's time bound", () => {

@@ -157,6 +157,8 @@ export class GlobalRegistry {
     this.#removeShutdown = kernel.onShutdown(() => void this.stop());
     await this.#watch.open(undefined);
     await this.sync();
+    // stopped in the turns since the sync checked (the node's shutdown): nothing is armed after the stop
+    if (this.#stopped) throw new NodeStoppedError(kernel.name, 'GlobalRegistry.start');
     // what an earlier incarnation of this node left behind is dead for sure
     this.#reaper.reapEarlierIncarnations();
     this.#groups.reapNode(kernel.name, (inc) => inc !== kernel.creation);
