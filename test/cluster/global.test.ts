@@ -739,8 +739,11 @@ describe.skipIf(skipWithoutNats)('a sync waiting when the registry stops', () =>
     expect(a.global.internals().syncWaiters).toBe(0);
   }, 30_000);
 
-  /** Holds the sync's write until `acknowledge` (or the test's end); `written` resolves once a write is held. */
-  async function holdSyncWrite(answer: 'answered' | 'failed') {
+  /**
+   * A sync of `registry` whose write is held until `acknowledge` (then answered, or failed): resolves
+   * once the write is held, with the sync's settlement and what it settled with (`outcome`).
+   */
+  async function syncWithHeldWrite(registry: GlobalRegistry, answer: 'answered' | 'failed') {
     let acknowledge: () => void = () => undefined;
     const acknowledged = new Promise<void>((resolve) => (acknowledge = resolve));
     let writing: () => void = () => undefined;
@@ -751,19 +754,19 @@ describe.skipIf(skipWithoutNats)('a sync waiting when the registry stops', () =>
       if (answer === 'failed') throw new Error('the write failed after the stop');
       return write();
     });
-    return { written, acknowledge };
+    const outcome: unknown[] = [];
+    const synced = registry.sync().then(
+      () => outcome.push('resolved'),
+      (e: unknown) => outcome.push(e),
+    );
+    await written;
+    return { outcome, synced, acknowledge };
   }
 
   it('a sync whose write is on its way when the stop begins rejects with ERR_NODE_STOPPED at once, not once the write is answered (it waited for the write); the stop completes once it is', async () => {
     const { members } = await nodes(['a']);
     const a = members[0]!;
-    const { written, acknowledge } = await holdSyncWrite('answered');
-    const outcome: unknown[] = [];
-    const synced = a.global.sync().then(
-      () => outcome.push('resolved'),
-      (e: unknown) => outcome.push(e),
-    );
-    await written;
+    const { outcome, synced, acknowledge } = await syncWithHeldWrite(a.global, 'answered');
     const stopped = a.global.stop(); // it waits for the write
     try {
       // the write is still held: one turn of the event loop runs the rejection through
@@ -783,13 +786,7 @@ describe.skipIf(skipWithoutNats)('a sync waiting when the registry stops', () =>
   it("a sync whose write is on its way when the node shuts down rejects with ERR_NODE_STOPPED at once; the write failing later is no unhandled rejection", async () => {
     const { members } = await nodes(['a']);
     const a = members[0]!;
-    const { written, acknowledge } = await holdSyncWrite('failed');
-    const outcome: unknown[] = [];
-    const synced = a.global.sync().then(
-      () => outcome.push('resolved'),
-      (e: unknown) => outcome.push(e),
-    );
-    await written;
+    const { outcome, synced, acknowledge } = await syncWithHeldWrite(a.global, 'failed');
     await a.node.shutdown(); // its hook stops the registry (not awaited: the stop waits for the write)
     try {
       await new Promise<void>((resolve) => setImmediate(resolve));
