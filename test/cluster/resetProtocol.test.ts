@@ -8,6 +8,7 @@ import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
 import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
 import type { Transport, TransportHandler } from '../../src/cluster/Transport.js';
 import { isDown, type Down } from '../../src/runtime/messages.js';
+import type { Pid } from '../../src/runtime/Pid.js';
 import type { Node } from '../../src/runtime/types.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
 import { useNodes } from '../support.js';
@@ -141,6 +142,19 @@ async function tieHolds(a: Node, b: Node): Promise<void> {
   expect(down.reason).toBe('killed');
 }
 
+/**
+ * The tie `watcher` (of a) holds on `target` (of b), made in the gap, is answered with noconnection,
+ * once; then both ends converge, and new ties hold both ways.
+ */
+async function answeredOnce(watcher: ReturnType<typeof probe>, target: Pid, { a, b, ca, cb }: { a: Node; b: Node; ca: Cluster; cb: Cluster }): Promise<void> {
+  const down = (await watcher.receive(isDown, { timeout: 5000 })) as Down;
+  expect([String(down.pid), down.reason]).toEqual([String(target), 'noconnection']);
+  await converged(a, b, ca, cb);
+  await tieHolds(a, b);
+  await tieHolds(b, a);
+  expect(watcher.messages.filter(isDown)).toHaveLength(1);
+}
+
 describe('the numbered reset protocol', () => {
   it("staggered: a is back first and its '!' is lost (b not yet subscribed), with a tie a made meanwhile; b back later: the tie is answered with noconnection, and both converge", async () => {
     const { a, b, ca, cb, ta, tb } = await controlledPair(quiet);
@@ -153,12 +167,7 @@ describe('the numbered reset protocol', () => {
     ta.drop(undefined); // b subscribes again
     tb.reconnect();
     // a took b's '!' for one that crossed its own; b's answer finds a's '!' never came, and resets again
-    const down = (await watcher.receive(isDown, { timeout: 5000 })) as Down;
-    expect([String(down.pid), down.reason]).toEqual([String(target), 'noconnection']);
-    await converged(a, b, ca, cb);
-    await tieHolds(a, b);
-    await tieHolds(b, a);
-    expect(watcher.messages.filter(isDown)).toHaveLength(1);
+    await answeredOnce(watcher, target, { a, b, ca, cb });
   });
 
   it("one end resets and its '!' is lost, the other never resets: the '!' is sent again after suspectAfterMs, and the tie the peer held is answered", async () => {
@@ -194,12 +203,7 @@ describe('the numbered reset protocol', () => {
     await roundTrip(a, b); // b has handled it
     tb.release();
     await settle(a, b);
-    const down = (await watcher.receive(isDown, { timeout: 5000 })) as Down;
-    expect([String(down.pid), down.reason]).toEqual([String(target), 'noconnection']);
-    await converged(a, b, ca, cb);
-    await tieHolds(a, b);
-    await tieHolds(b, a);
-    expect(watcher.messages.filter(isDown)).toHaveLength(1);
+    await answeredOnce(watcher, target, { a, b, ca, cb });
   });
 
   it("a peer whose '!!' is slow is reset again after suspectAfterMs, then after twice as long each time, not at every suspectAfterMs; once an answer arrives in time, both settle", async () => {
