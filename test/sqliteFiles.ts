@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { deserialize } from 'node:v8';
+import { deserialize, serialize } from 'node:v8';
 import Database from 'better-sqlite3';
 
 /** The file's `PRAGMA user_version`, read on a read-only connection. */
@@ -23,6 +23,26 @@ export function setUserVersion(file: string, version: number): void {
   } finally {
     db.close();
   }
+}
+
+/** Makes (or opens) the database `file`, its directory made if missing, in WAL mode unless `wal` is false; runs `fill` on it, then closes it. */
+export function writeDatabase(file: string, fill: (db: Database.Database) => void, { wal = true }: { wal?: boolean } = {}): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const db = new Database(file);
+  try {
+    if (wal) db.pragma('journal_mode = WAL');
+    fill(db);
+  } finally {
+    db.close();
+  }
+}
+
+/** Inserts one dead letter as every version of the store wrote it (recipient 'x', reason noproc, due at 2), its payload `[message, {}]`. */
+export function insertLetter(db: Database.Database, message: string, status: 'pending' | 'parked'): void {
+  db.prepare("INSERT INTO dead_letters (recipient, payload, reason, attempts, first_failed_at, last_attempt_at, next_retry_at, last_error, status) VALUES ('x', ?, 'noproc', 0, 1, 1, 2, 'noproc', ?)").run(
+    serialize([message, {}]),
+    status,
+  );
 }
 
 /** The rows `sql` selects, read on a read-only connection. */

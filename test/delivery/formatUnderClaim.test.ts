@@ -3,8 +3,6 @@
 // agent_store_owner, whichever store it runs) is refused by every other opener that would raise it
 // (a node's dead letter store, a node's agent store, keel dlq retry and purge) and left byte for byte
 // as it is; the process holding it would go on writing rows of its format into a file of a newer one.
-import fs from 'node:fs';
-import path from 'node:path';
 import { serialize } from 'node:v8';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -15,7 +13,7 @@ import { type AgentStoreWriteReport, SqliteAgentStore } from '../../src/agents/s
 import { TestClock } from '../../src/testing/index.js';
 import { runDlq } from '../../src/cli/dlq.js';
 import { expectKeelError, storeClockOf, thrown, useTempFiles } from '../support.js';
-import { fileState, LEGACY_DEAD_LETTER_TABLES, rows, setUserVersion, userVersion } from '../sqliteFiles.js';
+import { fileState, insertLetter, LEGACY_DEAD_LETTER_TABLES, rows, setUserVersion, userVersion, writeDatabase } from '../sqliteFiles.js';
 
 const tmpfile = useTempFiles('keel-format-claim-', 'keel.db');
 
@@ -24,26 +22,16 @@ const OTHER = process.ppid;
 
 /** A dead letter store as Keel made it before the stamp (user_version 0, no os_start), one entry, claimed by `osPid`. */
 function legacyDeadLetters(file: string, osPid: number): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const db = new Database(file);
-  try {
-    db.pragma('journal_mode = WAL');
+  writeDatabase(file, (db) => {
     db.exec(LEGACY_DEAD_LETTER_TABLES);
-    db.prepare("INSERT INTO dead_letters (recipient, payload, reason, attempts, first_failed_at, last_attempt_at, next_retry_at, last_error, status) VALUES ('x', ?, 'noproc', 0, 1, 1, 2, 'noproc', 'parked')").run(
-      serialize(['old', {}]),
-    );
+    insertLetter(db, 'old', 'parked');
     db.prepare("INSERT INTO dead_letter_owner (id, owner, os_pid) VALUES (1, 'node-old', ?)").run(osPid);
-  } finally {
-    db.close();
-  }
+  });
 }
 
 /** An agent store as Keel made it with its own stamp (user_version 1, no os_start), one record, claimed by `osPid`. */
 function legacyAgentStore(file: string, osPid: number): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const db = new Database(file);
-  try {
-    db.pragma('journal_mode = WAL');
+  writeDatabase(file, (db) => {
     db.exec(`
       CREATE TABLE agent_records (component TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (component, kind, key)) WITHOUT ROWID;
       CREATE TABLE agent_store_owner (id INTEGER PRIMARY KEY CHECK (id = 1), os_pid INTEGER NOT NULL);
@@ -51,9 +39,7 @@ function legacyAgentStore(file: string, osPid: number): void {
     db.prepare("INSERT INTO agent_records VALUES ('scheduler', 'schedule', 'tick', ?)").run(serialize({ every: 1000 }));
     db.prepare('INSERT INTO agent_store_owner (id, os_pid) VALUES (1, ?)').run(osPid);
     db.pragma('user_version = 1');
-  } finally {
-    db.close();
-  }
+  });
 }
 
 /** A store file of this Keel's tables, stamped back to an older format (1), its dead letter store claimed by `osPid` (with its start identity). */

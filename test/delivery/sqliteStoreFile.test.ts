@@ -3,7 +3,6 @@
 // claim of a node on the file, held by the OS process that made it (its pid and start identity).
 import fs from 'node:fs';
 import path from 'node:path';
-import { serialize } from 'node:v8';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { StoreUnavailableError, StoreVersionError } from '../../src/errors.js';
@@ -13,7 +12,7 @@ import { DLQ_SCHEMA } from '../../src/delivery/stores/sqliteStoreSchema.js';
 import { runDlq } from '../../src/cli/dlq.js';
 import { SqliteStore } from '../../src/delivery/stores/SqliteStore.js';
 import { expectKeelError, thrown, useTempFiles } from '../support.js';
-import { fileState, LEGACY_DEAD_LETTER_TABLES, setUserVersion, userVersion } from '../sqliteFiles.js';
+import { fileState, insertLetter, LEGACY_DEAD_LETTER_TABLES, setUserVersion, userVersion, writeDatabase } from '../sqliteFiles.js';
 
 const tmpfile = useTempFiles('keel-dlq-file-', 'dead-letters.db');
 
@@ -88,10 +87,7 @@ describe('the SQLite dead letter store file format version (PRAGMA user_version,
 
   it("another application's database (tables of its own, no dead_letters table) is refused untouched: no store tables added, no stamp, no WAL switch", () => {
     const file = tmpfile();
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    const db = new Database(file);
-    db.exec('CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users (name) VALUES (\'ada\')');
-    db.close();
+    writeDatabase(file, (db) => db.exec('CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users (name) VALUES (\'ada\')'), { wal: false });
     const before = fileState(file);
     expectKeelError(thrown(() => new SqliteStore(file, 'node-a')), 'ERR_STORE_UNAVAILABLE', 'it is not a Keel dead letter store (it has tables of its own and no dead_letters table: users)');
     expect(fileState(file)).toEqual(before);
@@ -189,19 +185,10 @@ function claim(file: string, osPid: number, osStart: string | null): void {
 
 /** A store as Keel made it before the schema version (no user_version, no dead_letter_owner.os_start), holding one entry. */
 function storeOfBefore(file: string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const db = new Database(file);
-  try {
-    db.pragma('journal_mode = WAL');
-    db.exec(`
-      ${LEGACY_DEAD_LETTER_TABLES}
-    `);
-    db.prepare("INSERT INTO dead_letters (recipient, payload, reason, attempts, first_failed_at, last_attempt_at, next_retry_at, last_error, status) VALUES ('x', ?, 'noproc', 0, 1, 1, 2, 'noproc', 'pending')").run(
-      serialize(['old', {}]),
-    );
-  } finally {
-    db.close();
-  }
+  writeDatabase(file, (db) => {
+    db.exec(LEGACY_DEAD_LETTER_TABLES);
+    insertLetter(db, 'old', 'pending');
+  });
 }
 
 describe("the SQLite dead letter store's claim on its file", () => {

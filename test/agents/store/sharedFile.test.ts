@@ -2,8 +2,6 @@
 // store at the same 'keel.db'): PRAGMA user_version is Keel's file format version, shared by both
 // stores, so each opens the file the other made or stamped, adds its own tables and leaves the
 // other's alone. A newer Keel's file is refused by either, byte for byte as it was.
-import fs from 'node:fs';
-import path from 'node:path';
 import { serialize } from 'node:v8';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -12,7 +10,7 @@ import { SqliteAgentStore } from '../../../src/agents/store/SqliteAgentStore.js'
 import { KEEL_FILE_FORMAT } from '../../../src/delivery/stores/sqliteFile.js';
 import { SqliteStore } from '../../../src/delivery/stores/SqliteStore.js';
 import { expectKeelError, thrown, useTempFiles } from '../../support.js';
-import { fileState, LEGACY_DEAD_LETTER_TABLES, setUserVersion } from '../../sqliteFiles.js';
+import { fileState, insertLetter, LEGACY_DEAD_LETTER_TABLES, setUserVersion, writeDatabase } from '../../sqliteFiles.js';
 
 const tmpfile = useTempFiles('keel-shared-file-', 'keel.db');
 
@@ -68,22 +66,15 @@ const BOTH = {
  * them then (no os_start in either owner table), one record in each, user_version 0.
  */
 function legacySharedFile(file: string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const db = new Database(file);
-  try {
-    db.pragma('journal_mode = WAL');
+  writeDatabase(file, (db) => {
     db.exec(`
       ${LEGACY_DEAD_LETTER_TABLES}
       CREATE TABLE agent_records (component TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (component, kind, key)) WITHOUT ROWID;
       CREATE TABLE agent_store_owner (id INTEGER PRIMARY KEY CHECK (id = 1), os_pid INTEGER NOT NULL);
     `);
-    db.prepare("INSERT INTO dead_letters (recipient, payload, reason, attempts, first_failed_at, last_attempt_at, next_retry_at, last_error, status) VALUES ('x', ?, 'noproc', 0, 1, 1, 2, 'noproc', 'pending')").run(
-      serialize(['old-letter', {}]),
-    );
+    insertLetter(db, 'old-letter', 'pending');
     db.prepare('INSERT INTO agent_records VALUES (?, ?, ?, ?)').run('coordinator', 'workflow', 'old-record', serialize({ key: 'old-record' }));
-  } finally {
-    db.close();
-  }
+  });
 }
 
 describe('one file holding both SQLite stores (user_version: the Keel file format, shared)', () => {
@@ -186,10 +177,7 @@ describe('one file holding both SQLite stores (user_version: the Keel file forma
 
   it("another application's tables beside no Keel store's are still refused untouched by either store, and so is a file whose only Keel-named table has other columns", () => {
     const file = tmpfile();
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    const db = new Database(file);
-    db.exec('CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); CREATE TABLE agent_records (id INTEGER PRIMARY KEY, agent TEXT)');
-    db.close();
+    writeDatabase(file, (db) => db.exec('CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); CREATE TABLE agent_records (id INTEGER PRIMARY KEY, agent TEXT)'), { wal: false });
     const before = fileState(file);
     expectKeelError(thrown(() => new SqliteStore(file, 'node-a')), 'ERR_STORE_UNAVAILABLE', 'it is not a Keel dead letter store (it has tables of its own and no dead_letters table: agent_records, users)');
     expectKeelError(thrown(() => new SqliteAgentStore(file)), 'ERR_STORE_UNAVAILABLE', 'it is not a Keel agent store (its agent_records table has other columns: ');
