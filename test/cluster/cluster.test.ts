@@ -12,7 +12,7 @@ import type { Pid } from '../../src/runtime/Pid.js';
 import type { Node } from '../../src/runtime/types.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
 import { deferred, failure, useNodes } from '../support.js';
-import { memoryPair, probedTransport } from './support.js';
+import { crossTies, memoryPair, probedTransport } from './support.js';
 
 const track = useNodes();
 
@@ -503,12 +503,7 @@ describe('node down', () => {
 
   it('a link lost and back before downAfterMs: what either side sent meanwhile may be lost, so every tie across it is answered with noconnection on both sides (a Down is never lost for good)', async () => {
     const { net, a, b, ca, cb } = await pair({ downAfterMs: 600_000 });
-    const onA = probe(a);
-    const onB = probe(b);
-    const targetOnB = b.spawn(() => () => undefined);
-    const targetOnA = a.spawn(() => () => undefined);
-    onA.ctx.monitor(targetOnB);
-    onB.ctx.monitor(targetOnA);
+    const { onA, onB, targetOnA, targetOnB } = crossTies(a, b);
     await roundTrip(a, b);
     await roundTrip(b, a);
     const suspected = nextEvent(a, 'keel.cluster.node_suspect');
@@ -556,12 +551,7 @@ describe('node down', () => {
     await roundTrip(a, b);
     await roundTrip(b, a);
     // a tie made now, on either side, is made on the other
-    const onA = probe(a);
-    const onB = probe(b);
-    const targetOnB = b.spawn(() => () => undefined);
-    const targetOnA = a.spawn(() => () => undefined);
-    onA.ctx.monitor(targetOnB);
-    onB.ctx.monitor(targetOnA);
+    const { onA, onB, targetOnA, targetOnB } = crossTies(a, b);
     await roundTrip(a, b);
     await roundTrip(b, a);
     b.exit(targetOnB, 'kill');

@@ -12,6 +12,7 @@ import type { Pid } from '../../src/runtime/Pid.js';
 import type { Node } from '../../src/runtime/types.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
 import { useNodes } from '../support.js';
+import { crossTies } from './support.js';
 
 const track = useNodes();
 
@@ -227,12 +228,7 @@ describe('the numbered reset protocol', () => {
 
   it("both ends reset at once (the '!'s cross): ties made before are answered once on each side, ties made right after are honoured on both", async () => {
     const { a, b, ca, cb, ta, tb } = await controlledPair(quiet);
-    const onA = probe(a);
-    const onB = probe(b);
-    const targetOnB = b.spawn(() => () => undefined);
-    const targetOnA = a.spawn(() => () => undefined);
-    onA.ctx.monitor(targetOnB);
-    onB.ctx.monitor(targetOnA);
+    const { onA, onB, targetOnA, targetOnB } = crossTies(a, b);
     await settle(a, b);
     ta.reconnect();
     tb.reconnect();
@@ -290,12 +286,7 @@ const unnumbered = (f: Frame): Frame => (f[0] === '!' || f[0] === '!!' ? [f[0]] 
 describe('a peer that numbers no reset (an earlier version)', () => {
   it("its unnumbered '!' is answered with an unnumbered '!!', and every tie with it is answered with noconnection, as before", async () => {
     const { a, b, ca, cb, ta, tb } = await controlledPair(quiet);
-    const onA = probe(a);
-    const onB = probe(b);
-    const targetOnB = b.spawn(() => () => undefined);
-    const targetOnA = a.spawn(() => () => undefined);
-    onA.ctx.monitor(targetOnB);
-    onB.ctx.monitor(targetOnA);
+    const { onA, onB, targetOnA, targetOnB } = crossTies(a, b);
     await settle(a, b);
     ta.rewrite(unnumbered); // a plays the earlier version
     const asked = ta.sent((f) => f[0] === '!');

@@ -2,6 +2,8 @@
 import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
 import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
 import type { Transport, TransportHandler } from '../../src/cluster/Transport.js';
+import type { Node } from '../../src/runtime/types.js';
+import { probe } from '../../src/testing/index.js';
 import type { TrackNode } from '../support.js';
 
 /** Two nodes, `a` and `b`, joined over a fresh in-memory network, each up with the other. */
@@ -51,4 +53,20 @@ export function probedTransport(inner: Transport, probe: Transport['probe'], sta
     flush: () => inner.flush(),
     close: () => inner.close(),
   };
+}
+
+/**
+ * A tie each way between `a` and `b`: a probe on each node monitoring a fresh idle process of the
+ * other (not yet carried across: the caller waits for that as its test needs).
+ */
+export function crossTies(a: Node, b: Node) {
+  const onA = probe(a);
+  const onB = probe(b);
+  const targetOnB = b.spawn(() => () => undefined);
+  const targetOnA = a.spawn(() => () => undefined);
+  // eslint-disable-next-line keel/no-unmanaged-monitor -- raw monitors across nodes are the ties the cluster's tests exercise
+  onA.ctx.monitor(targetOnB);
+  // eslint-disable-next-line keel/no-unmanaged-monitor -- as above
+  onB.ctx.monitor(targetOnA);
+  return { onA, onB, targetOnA, targetOnB };
 }
