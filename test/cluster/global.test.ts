@@ -652,6 +652,18 @@ async function onSyncWrite(around: (write: () => Promise<number>) => Promise<num
   return () => put.mockRestore();
 }
 
+/** `written` resolves once a sync's write has been answered (its revision given back to the sync). */
+async function syncWriteAnswered(): Promise<{ written: Promise<void> }> {
+  let answered: () => void = () => undefined;
+  const written = new Promise<void>((resolve) => (answered = resolve));
+  await onSyncWrite(async (write) => {
+    const revision = await write();
+    answered();
+    return revision;
+  });
+  return { written };
+}
+
 describe.skipIf(skipWithoutNats)('a sync whose write the watch never brings back', () => {
   it('rejects with ERR_SYNC_TIMEOUT after its timeoutMs (it waited for ever), leaves no waiter behind, and the next sync resolves', async () => {
     const { members } = await nodes(['a']);
@@ -812,13 +824,7 @@ describe.skipIf(skipWithoutNats)('a sync waiting when the registry stops', () =>
       return Promise.resolve({ stop: () => { stops[i] = true; stop(); }, async *[Symbol.asyncIterator]() { await stopped; } } as never);
     });
     onTestFinished(() => watch.mockRestore());
-    let writing: () => void = () => undefined;
-    const written = new Promise<void>((resolve) => (writing = resolve));
-    await onSyncWrite(async (write) => {
-      const revision = await write();
-      writing();
-      return revision;
-    });
+    const { written } = await syncWriteAnswered();
     const node = track({ name: 'a' });
     const cluster = await Cluster.join(node, { transport: new MemoryNetwork().transport() });
     const nc = await connect({ servers: nats().url });
@@ -938,13 +944,7 @@ describe.skipIf(skipWithoutNats)("a sync's time bound", () => {
       return Promise.resolve({ stop, async *[Symbol.asyncIterator]() { await stopped; } } as never);
     });
     onTestFinished(() => watch.mockRestore());
-    let writing: () => void = () => undefined;
-    const written = new Promise<void>((resolve) => (writing = resolve));
-    await onSyncWrite(async (write) => {
-      const revision = await write();
-      writing();
-      return revision;
-    });
+    const { written } = await syncWriteAnswered();
     const { node, clock } = clockedNode(track, { name: 'a' });
     const cluster = await Cluster.join(node, { transport: new MemoryNetwork().transport() });
     const nc = await connect({ servers: nats().url });
