@@ -181,8 +181,10 @@ export const GenServer = {
   /**
    * Calls a server and waits for its reply. Rejects with `ERR_NOPROC` at once for a dead or unknown
    * target, `ERR_CALL_EXIT` when the server dies first, `ERR_CALL_TIMEOUT` after `timeout` (default
-   * 5000 ms, on the node's clock; a late reply is discarded), `ERR_DEADLOCK` for a call to oneself,
-   * `ERR_ABORTED` when `signal` aborts, `ERR_MAILBOX_FULL` when a bounded mailbox refuses it.
+   * 5000 ms, on the node's clock; a late reply is discarded), `ERR_DEADLOCK` for a call to oneself
+   * (through one's context, or through the node while the server's own turn is on the stack: its
+   * handler or init before their first `await`), `ERR_ABORTED` when `signal` aborts,
+   * `ERR_MAILBOX_FULL` when a bounded mailbox refuses it.
    * `options` may be the timeout alone, as in Elixir's `GenServer.call(server, request, timeout)`.
    */
   call<P extends CallProtocol = CallProtocol, const R extends P['request'] = P['request']>(

@@ -29,7 +29,7 @@ export { createRuntimeNode, type ServiceSlots } from './Node.js';
 /**
  * What the layers above may ask of a node's kernel, beyond the public {@link Node}. A process record
  * ({@link Proc}) is what a process's `Context` is: the layers above hold it and use it as a context
- * (`self`, `send`, ...), and ask the door about it (`isDead`, `inHandler`, `kernelOfProcess`,
+ * (`self`, `send`, ...), and ask the door about it (`isDead`, `inHandler`, `inTurn`, `kernelOfProcess`,
  * `monitorSlotOf`), never reading or writing the record's own fields.
  */
 export interface Kernel extends ProcHost {
@@ -178,6 +178,16 @@ export function isDead(p: Proc): boolean {
 /** True while the process is in its own handler: running it, or busy with an async handler's promise. */
 export function inHandler(p: Proc): boolean {
   return (p.flags & (F_RUNNING | F_BUSY)) !== 0;
+}
+
+/**
+ * True while the process's turn is on the stack: its handler or its init running synchronously, so
+ * the code running now (telemetry handlers, any function it called) runs as that process. False once
+ * an async handler or init awaits (the process is busy then, not running: see {@link inHandler}), and
+ * between its turns.
+ */
+export function inTurn(p: Proc): boolean {
+  return (p.flags & F_RUNNING) !== 0;
 }
 
 /**

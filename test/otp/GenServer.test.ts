@@ -861,6 +861,93 @@ describe('GenServer.call', () => {
     expect(node.internals().timers).toBe(0);
   });
 
+  // Code running synchronously inside a server's turn (its handler or init before their first
+  // await, a telemetry handler they set off) runs as the server: its call to the server through the
+  // node is the server calling itself, refused as a call through its context is. The calls wait up to
+  // 60 s on a TestClock nobody advances: without the refusal they stay pending, and the test fails
+  describe("a call through the node from inside the server's own turn", () => {
+    it.each(['its pid', 'its name'])('rejects at once with ERR_DEADLOCK when an async handler awaits a call to %s through the node', async (by) => {
+      const clock = new TestClock();
+      const node = track({ clock });
+      const spec: Spec<null> = {
+        init: () => null,
+        handleCall: async (request, _from, state, ctx) => {
+          if (request !== 'call yourself') return { reply: 'pong', state };
+          return { reply: await failure(() => GenServer.call(node, by === 'its pid' ? ctx.self : 'narcissus', 'ping', 60_000)), state };
+        },
+      };
+      const pid = await GenServer.start(node, spec, undefined, { name: 'narcissus' });
+      const call = watch(GenServer.call(node, pid, 'call yourself'));
+      await node.settle();
+      expect(call.status).toBe('resolved');
+      expectKeelError(call.value, 'ERR_DEADLOCK');
+      expect((call.value as Error).message).toBe(`${by === 'its pid' ? String(pid) : `'narcissus' (${String(pid)})`} called itself: it would wait for itself forever`);
+      expect(node.isAlive(pid)).toBe(true);
+      expect(node.internals().timers).toBe(0);
+    });
+
+    it.each(['its pid', 'its name'])('rejects with ERR_DEADLOCK a call to %s through the node that its init awaits', async (by) => {
+      const clock = new TestClock();
+      const node = track({ clock });
+      const spec: Spec<unknown> = {
+        init: async (_arg, ctx) => failure(() => GenServer.call(node, by === 'its pid' ? ctx.self : 'narcissus', 'ping', 60_000)),
+        handleCall: (request, _from, state) => ({ reply: request === 'seen' ? state : 'pong', state }),
+      };
+      const start = watch(GenServer.start(node, spec, undefined, { name: 'narcissus' }));
+      await node.settle();
+      expect(start.status).toBe('resolved');
+      expectKeelError(await GenServer.call(node, start.value!, 'seen'), 'ERR_DEADLOCK', 'called itself');
+    });
+
+    it('rejects with ERR_DEADLOCK a call to the server from a telemetry handler its turn set off (the handler runs as the server)', async () => {
+      const clock = new TestClock();
+      const node = track({ clock });
+      const pid = await GenServer.start(node, { init: () => null, handleCall: (_request: unknown, _from: From, state: null) => ({ reply: 'pong', state }) });
+      let call: Watched<unknown> | undefined;
+      node.telemetry.attach('calls-the-server', ['keel.gen_server.unexpected_message'], (_event, _m, meta) => {
+        call = watch(GenServer.call(node, meta.pid as Pid, 'ping', 60_000));
+      });
+      node.send(pid, 'stray');
+      await node.settle();
+      expect(call?.status).toBe('rejected');
+      expectKeelError(call?.error, 'ERR_DEADLOCK', 'called itself');
+    });
+
+    it("serves a call through the node made from another process's turn", async () => {
+      const clock = new TestClock();
+      const node = track({ clock });
+      const server = await GenServer.start(node, { init: () => null, handleCall: (_request: unknown, _from: From, state: null) => ({ reply: 'pong', state }) });
+      const client = await GenServer.start(node, {
+        init: () => null,
+        handleCall: async (_request: unknown, _from: From, state: null) => ({ reply: await GenServer.call(node, server, 'ping', 60_000), state }),
+      });
+      const call = watch(GenServer.call(node, client, 'go'));
+      await node.settle();
+      expect(call.status).toBe('resolved');
+      expect(call.value).toBe('pong');
+    });
+
+    it('serves a call to itself through the node made after its handler\'s first await, once the handler has finished (busy, the server cannot tell it from another\'s)', async () => {
+      const clock = new TestClock();
+      const node = track({ clock });
+      let later: Watched<unknown> | undefined;
+      const spec: Spec<null> = {
+        init: () => null,
+        handleCall: async (request, _from, state, ctx) => {
+          if (request !== 'call yourself later') return { reply: 'pong', state };
+          await Promise.resolve();
+          later = watch(GenServer.call(node, ctx.self, 'ping', 60_000));
+          return { reply: 'called', state };
+        },
+      };
+      const pid = await GenServer.start(node, spec);
+      expect(await GenServer.call(node, pid, 'call yourself later')).toBe('called');
+      await node.settle();
+      expect(later?.status).toBe('resolved');
+      expect(later?.value).toBe('pong');
+    });
+  });
+
   describe('signal', () => {
     it('rejects with ERR_ABORTED carrying the abort reason, without delivering the request, when the signal is already aborted', async () => {
       const node = track();

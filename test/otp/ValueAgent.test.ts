@@ -1,7 +1,7 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { CallExitError, type Down, GenServer, InvalidArgumentError, isDown, isExit, ValueAgent, type ValueAgentPid } from '../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
-import { deferred, expectKeelError, failure, handThenable, revokedProxy, thrown, UNREADABLE, useNodes, watch } from '../support.js';
+import { deferred, expectKeelError, failure, handThenable, revokedProxy, thrown, UNREADABLE, useNodes, watch, type Watched } from '../support.js';
 
 const track = useNodes();
 
@@ -277,6 +277,22 @@ describe('ValueAgent', () => {
       expectKeelError(await failure(() => ValueAgent.stop(node, pid)), 'ERR_NOPROC');
       ValueAgent.cast(node, pid, (n) => n + 1);
       expect(cap.events.map((e) => e.metadata.reason)).toEqual(['noproc']);
+    });
+
+    it('refuses with ERR_DEADLOCK a call to the agent through the node from a function run inside it (Elixir: calling_self)', async () => {
+      const node = track({ clock: new TestClock() });
+      const pid = await ValueAgent.start(node, () => 1, { name: 'counter' });
+      let inner: Watched<number>[] = [];
+      expect(
+        await ValueAgent.get(node, pid, (n) => {
+          inner = [watch(ValueAgent.get(node, pid, (m) => m, 60_000)), watch(ValueAgent.get(node, 'counter', (m: number) => m, 60_000))];
+          return n;
+        }),
+      ).toBe(1);
+      await node.settle();
+      expect(inner.map((w) => w.status)).toEqual(['rejected', 'rejected']);
+      for (const w of inner) expectKeelError(w.error, 'ERR_DEADLOCK', 'called itself');
+      expect(await ValueAgent.get(node, pid, (n) => n)).toBe(1);
     });
   });
 });

@@ -8,7 +8,7 @@ import {
   MailboxFullError,
   NoProcError,
 } from '../../errors.js';
-import { Delivery, ExitWatcher, exitWatchersOf, type Kernel, kernelOfProcess, NextTurnWatcher, isProcess, kernelOf, type Proc, type TimerEntry } from '../../runtime/kernel.js';
+import { Delivery, ExitWatcher, exitWatchersOf, inTurn, type Kernel, kernelOfProcess, NextTurnWatcher, isProcess, kernelOf, type Proc, type TimerEntry } from '../../runtime/kernel.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
 import { captureResolvers, capturedResolvers } from './promiseExecutor.js';
 import { checkTarget, isPid, nameOf, type Pid, type Target, targetText } from '../../runtime/Pid.js';
@@ -410,7 +410,13 @@ function makeCall(
   } else if (server === undefined) {
     checkTarget(target); // a bad target (an empty name) is a programmer error, not a dead process
     error = noProcError(target, 'call');
-  } else if (server === caller) error = new DeadlockError(targetText(target, server.self), 'called itself');
+  } else if (server === caller || (caller === undefined && inTurn(server))) {
+    // a call from the node made while the server's own turn is on the stack is made by code running
+    // as the server (its handler, init, or a telemetry handler they set off): the server calling
+    // itself, which `gen_server:call(self(), …)` refuses with calling_self. Once an async handler
+    // awaits, the server is busy, not running: a call then cannot be told from another's and waits
+    error = new DeadlockError(targetText(target, server.self), 'called itself');
+  }
   else if (signal?.aborted === true) error = new AbortedError(`the call to ${targetText(target, server.self)}`, signal.reason);
   else {
     const call = new PendingCall(request, server, target, resolve, reject);
