@@ -88,6 +88,8 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
     // killed while it awaits its workers' statuses: a table made here goes with it (a later start reads its store)
     const initialized = releaseIfInitFails(ctx, name, kept, resumed);
     const state: State = { ctx, name, kept, store, options, workers: kept.workers, pool: [], fullBelow: 0, runs: kept.runs, history: kept.history, ready: [], head: 0, tail: 0, free: 0, m: kept.m, follow: undefined, dead: ctx.signal.aborted, probes: new Map(), ends: ENDS };
+    // Keel's plumbing, not the coordinator's state: kept out of what Sys.getStatus shows (not enumerable)
+    Object.defineProperty(state, 'ends', { enumerable: false });
     ctx.signal.addEventListener('abort', () => (state.dead = true), { once: true });
     if (resumed) {
       const r = resumeKept(state);

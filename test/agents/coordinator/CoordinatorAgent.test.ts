@@ -8,6 +8,7 @@ import {
   isKeelError,
   Pid,
   Supervisor,
+  Sys,
   validateWorkflow,
   type AgentHandle,
   type AgentOptions,
@@ -1109,6 +1110,19 @@ describe('CoordinatorAgent: supervision', () => {
     expect(sup).toBeDefined();
     expect(node.info(coordinator.pid)?.links.map(key)).toContain(key(sup!));
     expect(await coordinator.workers()).toEqual([]);
+  });
+});
+
+describe('CoordinatorAgent: Sys.getStatus', () => {
+  it("shows the coordinator's state, not Keel's plumbing: no `ends` (how a task's end reaches its workflow), and the coordinator still runs workflows", async () => {
+    const node = track();
+    const worker = await Agent.start(node, { capabilities: [], runTask: () => 'done' });
+    const coordinator = await CoordinatorAgent.start(node, { workers: [worker.pid] });
+    const { state } = await Sys.getStatus(node, coordinator.pid);
+    expect(Object.keys(state as object).sort()).toEqual(
+      ['ctx', 'name', 'kept', 'store', 'options', 'workers', 'pool', 'fullBelow', 'runs', 'history', 'ready', 'head', 'tail', 'free', 'm', 'follow', 'dead', 'probes'].sort(),
+    );
+    expect((await coordinator.run({ id: 'w', tasks: [{ id: 't', kind: 'k' }] })).status).toBe('completed');
   });
 });
 
