@@ -1,5 +1,5 @@
 import { CallExitError, CallTimeoutError, checkStrayKeys, DeadlockError, InvalidArgumentError, readOption, StartError, toError } from '../errors.js';
-import { exitedWith, isProcess, originOf, type Proc } from '../runtime/kernel.js';
+import { exitedWith, inTurn, isProcess, originOf, type Proc } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { formatReason, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
 import { checkTarget, Name, nameOf, type Pid, type Target, targetText } from '../runtime/Pid.js';
@@ -243,7 +243,11 @@ export const GenServer = {
     if (server === undefined) return Promise.reject(noProcError(target, 'stop'));
     const serverText = targetText(target, server.self);
     const registeredName = nameOf(target);
-    if (server === caller) return Promise.reject(new DeadlockError(serverText, 'tried to stop itself with GenServer.stop (return { stop } from a callback instead)'));
+    // through the node inside the server's own turn (its handler or init before their first await):
+    // the server stopping itself, as through its context (see makeCall)
+    if (server === caller || (caller === undefined && inTurn(server))) {
+      return Promise.reject(new DeadlockError(serverText, 'tried to stop itself with GenServer.stop (return { stop } from a callback instead)'));
+    }
     return new Promise<void>((resolve, reject) => {
       let timer: { cancel(): boolean } | undefined;
       const unhook = node.onProcExit(server, (exitReason) => {

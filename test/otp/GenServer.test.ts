@@ -1929,6 +1929,27 @@ describe('GenServer.stop', () => {
     expect(isKeelError(await seen.promise, 'ERR_DEADLOCK')).toBe(true);
     expect(node.isAlive(pid)).toBe(true);
   });
+
+  // its default timeout is Infinity: without the refusal, a handler awaiting it waits for ever
+  it.each(['its pid', 'its name'])('rejects at once with ERR_DEADLOCK a GenServer.stop of %s through the node that its async handler awaits', async (by) => {
+    const node = track({ clock: new TestClock() });
+    const spec: Spec<null> = {
+      init: () => null,
+      handleCall: async (request, _from, state, ctx) => {
+        if (request !== 'stop yourself') return { reply: 'pong', state };
+        return { reply: await failure(() => GenServer.stop(node, by === 'its pid' ? ctx.self : 'narcissus')), state };
+      },
+    };
+    const pid = await GenServer.start(node, spec, undefined, { name: 'narcissus' });
+    const call = watch(GenServer.call(node, pid, 'stop yourself', 60_000));
+    await node.settle();
+    expect(call.status).toBe('resolved');
+    expectKeelError(call.value, 'ERR_DEADLOCK');
+    expect((call.value as Error).message).toBe(
+      `${by === 'its pid' ? String(pid) : `'narcissus' (${String(pid)})`} tried to stop itself with GenServer.stop (return { stop } from a callback instead): it would wait for itself forever`,
+    );
+    expect(node.isAlive(pid)).toBe(true);
+  });
 });
 
 // ---- errors that name the target as the caller wrote it ----------------------------------------
