@@ -123,10 +123,15 @@ function toResult<T>(o: Outcome<T>): YieldResult<T> {
   return o.ok ? { ok: true, value: o.value } : { ok: false, exit: o.reason };
 }
 
-/** Resolves once every task has an outcome, or after `timeout` ms on the node's clock, whichever is first. */
-function settledOrTimeout(node: Kernel, tasks: readonly TaskImpl<unknown>[], timeout: number): Promise<void> {
+/**
+ * Resolves once every task has an outcome, or after `timeout` ms, whichever is first. The timeout
+ * runs on the clock of the first task still running: a task that ended may be of a node that has
+ * stopped since, whose timers never fire.
+ */
+function settledOrTimeout(tasks: readonly TaskImpl<unknown>[], timeout: number): Promise<void> {
   const pending = tasks.filter((t) => t.outcome === undefined);
   if (pending.length === 0 || timeout === 0) return Promise.resolve();
+  const node = pending[0]!.node;
   return new Promise<void>((resolve) => {
     let left = pending.length;
     const unwaits: (() => void)[] = [];
@@ -420,13 +425,13 @@ export const Task = {
   async yield<T>(task: Task<T>, timeoutMs = 5000): Promise<YieldResult<T> | undefined> {
     const t = checkTask(task);
     validateTimeout(timeoutMs, 'timeoutMs');
-    await settledOrTimeout(t.node, [t], timeoutMs);
+    await settledOrTimeout([t], timeoutMs);
     return t.outcome === undefined ? undefined : toResult(t.outcome);
   },
 
   /**
-   * Waits up to `timeoutMs` (default 5000) for all the tasks, then gives each one's result in order:
-   * as `Task.yield` does, `undefined` for one still running.
+   * Waits up to `timeoutMs` (default 5000, on the clock of the node of the first task still running)
+   * for all the tasks, then gives each one's result in order: as `Task.yield` does, `undefined` for one still running.
    */
   async yieldMany<T>(tasks: readonly Task<T>[], timeoutMs = 5000): Promise<(YieldResult<T> | undefined)[]> {
     let ts: TaskImpl<T>[];
@@ -440,7 +445,7 @@ export const Task = {
     }
     validateTimeout(timeoutMs, 'timeoutMs');
     if (ts.length === 0) return [];
-    await settledOrTimeout(ts[0]!.node, ts, timeoutMs);
+    await settledOrTimeout(ts, timeoutMs);
     return ts.map((t) => (t.outcome === undefined ? undefined : toResult(t.outcome)));
   },
 
@@ -463,10 +468,10 @@ export const Task = {
     if (t.outcome !== undefined) return toResult(t.outcome);
     stopTask(t as TaskImpl<unknown>, brutal ? 'kill' : 'shutdown');
     if (!brutal) {
-      await settledOrTimeout(t.node, [t], how as number);
+      await settledOrTimeout([t], how as number);
       if (t.outcome === undefined) stopTask(t as TaskImpl<unknown>, 'kill');
     }
-    await settledOrTimeout(t.node, [t], Infinity);
+    await settledOrTimeout([t], Infinity);
     const o = t.outcome!;
     // the end our own signal caused is no result; a value or another exit that came first is
     if (!o.ok && (o.reason === 'shutdown' || o.reason === 'killed')) return undefined;

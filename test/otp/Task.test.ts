@@ -550,6 +550,23 @@ describe('Task.yieldMany', () => {
     expect(await Task.yieldMany(tasks, 0)).toEqual([{ ok: true, value: 1 }, { ok: false, exit: boom }, { ok: true, value: 3 }]);
   });
 
+  it("times out on the clock of a task still running: not on the first task's node, which may have stopped", async () => {
+    const done = track({ clock: new TestClock() });
+    const clock = new TestClock();
+    const node = track({ clock });
+    const finished = Task.asyncNolink(done, () => 1);
+    await done.idle();
+    await done.shutdown();
+    const hang = deferred<number>();
+    const running = Task.asyncNolink(node, () => hang.promise);
+    const results = watch(Task.yieldMany([finished, running], 500));
+    await clock.advance(500);
+    // before: the timeout was set on the stopped node's clock, never fired, and yieldMany waited for the task for ever
+    expect(results.settled).toBe(true);
+    expect(await results.result).toEqual({ ok: true, value: [{ ok: true, value: 1 }, undefined] });
+    hang.resolve(2);
+  });
+
   it('returns as soon as every task has ended, before the timeout', async () => {
     const clock = new TestClock();
     const node = track({ clock });
