@@ -1,4 +1,4 @@
-import { InvalidArgumentError, ReceiveTimeoutError } from '../errors.js';
+import { InvalidArgumentError, ProcessExitedError, ReceiveTimeoutError } from '../errors.js';
 import { isExit, type SystemMessage } from '../runtime/messages.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
@@ -23,6 +23,8 @@ export type Probe<M = unknown> = Pid<M> & {
    * `timeout` (ms, default 2000, at most 2^31 - 1) is a failure guard: it rejects with `ERR_RECEIVE_TIMEOUT`. It runs
    * on real time, or on the node's virtual time under a `SimulatedClock` (with a real-time guard behind it).
    * A predicate that throws rejects this receive with its error; the probe and the message stay.
+   * The probe's death rejects a waiting receive with `ERR_PROCESS_EXITED`, and so a later one that
+   * no message it got before matches.
    */
   receive(predicate?: (message: M | SystemMessage) => boolean, options?: { timeout?: number }): Promise<M | SystemMessage>;
 };
@@ -55,28 +57,42 @@ export function probe<M = unknown>(node: Node): Probe<M> {
   const pid = kernel.spawn<M>((ctx) => {
     return (message) => {
       messages.push(message);
-      // a probe that traps exits still obeys the node's shutdown
+      offer(message);
+      // a probe that traps exits still obeys the node's shutdown (once a receive waiting for this
+      // Exit has it: its exit rejects the receives still waiting)
       if (isExit(message) && message.from === 'node' && kernel.stopping) ctx.exit(message.reason);
-      for (const w of waiters) {
-        let matched: boolean;
-        try {
-          matched = w.predicate(message);
-        } catch (error) {
-          // the predicate's failure is that receive's, never the probe's: the probe lives on and
-          // the message stays for the next receive
-          waiters.delete(w);
-          w.reject(error);
-          continue;
-        }
-        if (matched) {
-          waiters.delete(w);
-          w.resolve(message);
-          return;
-        }
-      }
-      untaken.push(message);
     };
   });
+  /** Hands `message` to the earliest waiting receive that matches it, else keeps it for a later one. */
+  const offer = (message: unknown): void => {
+    for (const w of waiters) {
+      let matched: boolean;
+      try {
+        matched = w.predicate(message);
+      } catch (error) {
+        // the predicate's failure is that receive's, never the probe's: the probe lives on and
+        // the message stays for the next receive
+        waiters.delete(w);
+        w.reject(error);
+        continue;
+      }
+      if (matched) {
+        waiters.delete(w);
+        w.resolve(message);
+        return;
+      }
+    }
+    untaken.push(message);
+  };
+  // a dead probe gets nothing more: a receive waiting then would wait out its whole timeout and
+  // then say no message came, hiding the death
+  let dead = false;
+  const died = (): void => {
+    dead = true;
+    for (const w of waiters) w.reject(new ProcessExitedError(String(pid), 'receive'));
+    waiters.clear();
+  };
+  if (kernel.onExit(pid, died) === undefined) died();
   const receive = (predicate: (message: unknown) => boolean = () => true, options: { timeout?: number } = {}): Promise<unknown> => {
     if (typeof predicate !== 'function') throw new InvalidArgumentError('predicate', 'a function', predicate);
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an object { timeout? }', options);
@@ -92,6 +108,7 @@ export function probe<M = unknown>(node: Node): Probe<M> {
       return Promise.reject(error);
     }
     if (i >= 0) return Promise.resolve(untaken.splice(i, 1)[0]);
+    if (dead) return Promise.reject(new ProcessExitedError(String(pid), 'receive'));
     return new Promise((resolve, reject) => {
       // on the node's virtual time under a SimulatedClock (which would otherwise race on while a
       // real-time guard ran, to another virtual time at each run), else on real time

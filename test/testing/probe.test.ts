@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { createNode, isDown, isExit, Pid, seededRandom, SimulatedClock } from '../../src/index.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
-import { crasher, idler, useNodes } from '../support.js';
+import { crasher, idler, useNodes, watch } from '../support.js';
 
 const track = useNodes();
 
@@ -97,6 +97,24 @@ describe('probe.receive', () => {
     const p = probe(node);
     node.send(p, 'not it');
     await expect(p.receive((m) => m === 'never', { timeout: 0 })).rejects.toMatchObject({ code: 'ERR_RECEIVE_TIMEOUT' });
+  });
+
+  it('rejects a waiting receive with ERR_PROCESS_EXITED when the probe dies, and a later one at once; messages it got before stay takeable', async () => {
+    const node = track();
+    const p = probe(node);
+    node.send(p, 'kept');
+    await node.idle();
+    const waiting = watch(p.receive((m) => m === 'never', { timeout: 2 ** 31 - 1 }));
+    node.exit(p, 'kill');
+    await node.idle();
+    // before: the receive waited for its whole timeout (here 24 days), then said no message had come
+    expect(waiting.status).toBe('rejected');
+    expect(waiting.error).toMatchObject({ code: 'ERR_PROCESS_EXITED', message: `${String(p)} has exited; \`ctx.receive\` cannot run in a process that is no longer alive` });
+    const later = watch(p.receive((m) => m === 'never', { timeout: 2 ** 31 - 1 }));
+    await node.idle();
+    expect(later.status).toBe('rejected');
+    expect(later.error).toMatchObject({ code: 'ERR_PROCESS_EXITED' });
+    expect(await p.receive((m) => m === 'kept', { timeout: 0 })).toBe('kept');
   });
 
   it('after a timeout, leaves a later matching message for the next receive', async () => {
