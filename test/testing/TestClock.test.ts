@@ -116,6 +116,28 @@ describe('TestClock.advance', () => {
     expect(clock.pendingTimers).toBe(1);
   });
 
+  it('fires every due timer and ends at its target when a timer throws, then rejects with the first error thrown', async () => {
+    const clock = new TestClock();
+    const fired: [string, number][] = [];
+    const first = new Error('first');
+    clock.setTimer(1, () => {
+      throw first;
+    });
+    clock.setTimer(2, () => fired.push(['after', clock.now()]));
+    clock.setTimer(3, () => {
+      throw new Error('second');
+    });
+    clock.setTimer(4, () => fired.push(['last', clock.now()]));
+    // before: the advance stopped at the first throw, now() 1 and the timers after it left for a later advance
+    await expect(clock.advance(5)).rejects.toBe(first);
+    expect(fired).toEqual([
+      ['after', 2],
+      ['last', 4],
+    ]);
+    expect(clock.now()).toBe(5);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
   it('does not fire a cleared timer', async () => {
     const clock = new TestClock();
     const fired: string[] = [];
