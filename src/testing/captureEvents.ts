@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from '../errors.js';
 import type { Measurements, Metadata, Telemetry } from '../telemetry/Telemetry.js';
+import { isKernel } from '../runtime/kernel.js';
 import type { Node } from '../runtime/types.js';
 
 export interface CapturedEvent {
@@ -24,6 +25,8 @@ const captureCounts = new WeakMap<Telemetry, number>();
  * ```
  */
 export function captureEvents(node: Node, prefixes: readonly string[]): { readonly events: CapturedEvent[]; stop(): void } {
+  // a brand check, as probe's and expectNoLeaks's: anything else was a TypeError from reading its telemetry
+  if (!isKernel(node)) throw new InvalidArgumentError('node', 'a Node', node);
   const patterns = patternsOf(prefixes);
   const seq = (captureCounts.get(node.telemetry) ?? 0) + 1;
   captureCounts.set(node.telemetry, seq);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Pid } from '../../src/index.js';
 import type { TelemetryBus } from '../../src/telemetry/Telemetry.js';
 import { captureEvents } from '../../src/testing/index.js';
-import { useNodes } from '../support.js';
+import { expectKeelError, revokedProxy, thrown, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -81,5 +81,13 @@ describe('captureEvents', () => {
     expect(() => captureEvents(node, null as never)).toThrow(invalid);
     expect(() => captureEvents(node, [1] as never)).toThrow(invalid);
     expect((node.telemetry as TelemetryBus).isListening('keel.x')).toBe(false);
+  });
+
+  it('refuses a node that is none with ERR_INVALID_ARGUMENT naming `node`, as probe and expectNoLeaks do', () => {
+    // before: a TypeError (reading telemetry of undefined, or a revoked proxy's), no Keel error
+    for (const notANode of [undefined, null, {}, { telemetry: {} }, revokedProxy()]) {
+      const e = thrown(() => captureEvents(notANode as never, ['keel.']));
+      expectKeelError(e, 'ERR_INVALID_ARGUMENT', '`node`');
+    }
   });
 });
