@@ -243,7 +243,7 @@ export function streamOptions(items: unknown, options: AsyncStreamOptions): Omit
  * @internal Runs the items through tasks, `concurrency` of them running at any time: a task that
  * finishes frees its slot at once, and its outcome waits in a buffer until the ones before it are
  * emitted (`ordered`), or is emitted as it comes. Stopping the iteration (break, throw, a timeout
- * with `'exit'`) stops the tasks still running with `'shutdown'`.
+ * with `'exit'`) kills the tasks still running.
  */
 export async function* runStream<I, T>(items: Iterable<I> | AsyncIterable<I>, s: StreamSpec<I, T>): AsyncGenerator<StreamOutcome<T>> {
   const source = Symbol.asyncIterator in items ? (items as AsyncIterable<I>) : toAsync(items as Iterable<I>);
@@ -275,12 +275,15 @@ export async function* runStream<I, T>(items: Iterable<I> | AsyncIterable<I>, s:
     ready.set(i, outcome);
     signal();
   };
-  /** Stops the running tasks (the stream's end, or its caller's death). */
-  const stopAll = (reason: 'shutdown' | 'kill'): void => {
+  /**
+   * Kills the running tasks (the stream's end, or its caller's death), as Elixir's stream does: a
+   * task that traps exits would live on after a 'shutdown', unlinked from its caller, for ever.
+   */
+  const stopAll = (): void => {
     for (const e of running.values()) {
       e.timer?.cancel();
       e.unwait?.();
-      stopTask(e.task, reason);
+      stopTask(e.task, 'kill');
     }
     running.clear();
   };
@@ -290,7 +293,7 @@ export async function* runStream<I, T>(items: Iterable<I> | AsyncIterable<I>, s:
   const onOwnerExit = (): void => {
     ownerGone = true;
     failure ??= new ProcessExitedError(String(s.owner), 'asyncStream');
-    stopAll('kill');
+    stopAll();
     signal();
   };
   const unwatchOwner = s.owner === undefined ? undefined : s.node.onExit(s.owner, onOwnerExit);
@@ -344,7 +347,7 @@ export async function* runStream<I, T>(items: Iterable<I> | AsyncIterable<I>, s:
     }
   } finally {
     unwatchOwner?.();
-    stopAll('shutdown');
+    stopAll();
     if (!exhausted) await it.return?.();
   }
 }

@@ -395,6 +395,33 @@ describe('Task.asyncStream stopped early', () => {
   });
 });
 
+describe('Task.asyncStream stopped early, with a task that traps exits', () => {
+  it("kills it, as Elixir's stream does: a 'shutdown' left it running, unlinked from its caller, for ever", async () => {
+    const node = track();
+    const p = probe(node);
+    const trapping = deferred<Pid>();
+    const never = deferred<number>();
+    const work = async (i: number, tctx: Context<unknown>): Promise<number> => {
+      if (i === 1) {
+        await trapping.promise;
+        return 1;
+      }
+      tctx.trapExits();
+      trapping.resolve(tctx.self);
+      return never.promise;
+    };
+    for await (const v of Task.asyncStream(p.ctx, [1, 2], work, { concurrency: 2 })) {
+      expect(v).toBe(1);
+      break;
+    }
+    const trapper = await trapping.promise;
+    await roundTrip(node, p);
+    // before: alive, its 'shutdown' a message in its mailbox
+    expect(node.isAlive(trapper)).toBe(false);
+    expect(p.messages.filter(isExit)).toEqual([]);
+  });
+});
+
 // ---- asyncStream keeps `concurrency` tasks running --------------------------------------------
 
 describe('Task.asyncStream with a slow item', () => {
