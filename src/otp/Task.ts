@@ -290,6 +290,8 @@ export async function* runStream<I, T>(items: Iterable<I> | AsyncIterable<I>, s:
   // the caller's death kills the tasks still running, as Elixir's stream monitor does: a task not
   // linked to its caller (TaskSupervisor.asyncStreamNolink) would otherwise outlive it, for ever if it never ends
   let ownerGone = false;
+  /** The stream fails (its error thrown): closing the source must not replace that error. */
+  let failing = false;
   const onOwnerExit = (): void => {
     ownerGone = true;
     failure ??= new ProcessExitedError(String(s.owner), 'asyncStream');
@@ -345,10 +347,23 @@ export async function* runStream<I, T>(items: Iterable<I> | AsyncIterable<I>, s:
         wake = resolve;
       });
     }
+  } catch (error) {
+    failing = true;
+    throw error;
   } finally {
     unwatchOwner?.();
     stopAll();
-    if (!exhausted) await it.return?.();
+    if (!exhausted) {
+      if (!failing) await it.return?.();
+      else {
+        try {
+          await it.return?.();
+        } catch {
+          // the stream's own failure (a timeout, a crash, a refused start) is the one told, as for-of
+          // keeps its body's error over one from closing the iterator
+        }
+      }
+    }
   }
 }
 

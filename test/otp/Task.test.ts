@@ -693,6 +693,42 @@ describe('Task.shutdown', () => {
   });
 });
 
+describe('Task.asyncStream over a source whose return() throws', () => {
+  it("rejects with the stream's own failure (ERR_TASK_TIMEOUT), not the source's error from closing it, as for-of keeps the body's", async () => {
+    const clock = new TestClock();
+    const node = track({ clock });
+    const p = probe(node);
+    const started = deferred();
+    const never = deferred<number>();
+    let n = 0;
+    const source: Iterable<number> = {
+      [Symbol.iterator]: () => ({
+        next: () => ({ done: false, value: n++ }),
+        return: () => {
+          throw new Error('closing the source broke');
+        },
+      }),
+    };
+    const run = (async () => {
+      for await (const v of Task.asyncStream(
+        p.ctx,
+        source,
+        () => {
+          started.resolve();
+          return never.promise;
+        },
+        { concurrency: 1, timeout: 100 },
+      )) {
+        expect.unreachable(`nothing is emitted, got ${String(v)}`);
+      }
+    })();
+    await started.promise;
+    await clock.advance(100);
+    // before: the source's error from return() replaced the timeout
+    await expect(run).rejects.toMatchObject({ code: 'ERR_TASK_TIMEOUT' });
+  });
+});
+
 describe('Task.asyncStream options', () => {
   it.each<[string, Record<string, unknown>, string]>([
     ['maxConcurrency 0', { maxConcurrency: 0 }, 'options.maxConcurrency'],
