@@ -59,25 +59,44 @@ export interface ConsensusResult {
 
 const OPTIONS = ['proposal', 'participants', 'type', 'timeout', 'signal'] as const;
 
-function validate(options: unknown): asserts options is ConsensusOptions {
+/** The options as checked, each read once: what the round runs with is what was checked. */
+interface Checked {
+  readonly proposal: unknown;
+  readonly participants: AgentsOrQuery;
+  readonly type: ConsensusType;
+  readonly timeout: number;
+  readonly signal: AbortSignal | undefined;
+}
+
+function validate(options: unknown): Checked {
   checkObject(options, 'options', '{ proposal, participants, type?, timeout?, signal? }');
   checkKeys(options, OPTIONS, 'options'); // a misspelt option is an error, never silently ignored; a getter that throws is one too
-  checkAgents(options.participants, 'options.participants');
+  const participants = options.participants;
+  checkAgents(participants, 'options.participants');
+  // a list is copied now (a query is asked when the vote starts)
+  const source: AgentsOrQuery = AgentQuery.is(participants) ? participants : [...participants];
   // a query's size is known only at the vote: a quorum above it is then not reached
-  const n = AgentQuery.is(options.participants) ? Number.MAX_SAFE_INTEGER : (options.participants as unknown[]).length;
-  const type = options.type ?? 'majority';
-  if (type !== 'majority' && type !== 'unanimous') {
+  const n = AgentQuery.is(source) ? Number.MAX_SAFE_INTEGER : source.length;
+  const given = options.type ?? 'majority';
+  let type: ConsensusType;
+  if (given === 'majority' || given === 'unanimous') type = given;
+  else {
     const shape = "'majority' | 'unanimous' | { quorum: n }";
-    if (typeof type !== 'object' || type === null || !readArgument(() => 'quorum' in type, 'options.type', shape, type)) {
-      throw new InvalidArgumentError('options.type', shape, type);
+    if (typeof given !== 'object' || given === null || !readArgument(() => 'quorum' in given, 'options.type', shape, given)) {
+      throw new InvalidArgumentError('options.type', shape, given);
     }
-    const q = readArgument(() => (type as { quorum: unknown }).quorum, 'options.type.quorum', 'a positive integer', type);
+    const q = readArgument(() => (given as { quorum: unknown }).quorum, 'options.type.quorum', 'a positive integer', given);
     if (typeof q !== 'number' || !Number.isSafeInteger(q) || q < 1 || q > n) {
       throw new InvalidArgumentError('options.type.quorum', n === Number.MAX_SAFE_INTEGER ? 'a positive integer' : `an integer from 1 to the number of participants (${n})`, q);
     }
+    // the quorum as read and checked: the caller's object changed (or revoked) later changes nothing
+    type = { quorum: q };
   }
-  checkTimeout(options.timeout ?? 5000, 'options.timeout');
-  checkSignal(options.signal);
+  const timeout = options.timeout ?? 5000;
+  checkTimeout(timeout, 'options.timeout');
+  const signal = options.signal;
+  checkSignal(signal);
+  return { proposal: options.proposal, participants: source, type, timeout, signal };
 }
 
 function decide(type: ConsensusType, approvals: number, participants: number): boolean {
@@ -106,10 +125,9 @@ function decide(type: ConsensusType, approvals: number, participants: number): b
  */
 export function buildConsensus<P>(from: Node | Context<any>, options: ConsensusOptions<P>): Promise<ConsensusResult> {
   const node = kernelOf(from);
-  validate(options);
-  const { proposal, type, signal } = options;
-  const source = options.participants;
-  const timeout = options.timeout ?? 5000;
+  const checked = validate(options);
+  const { participants: source, type, timeout, signal } = checked;
+  const proposal = checked.proposal as P;
   const run = async (): Promise<ConsensusResult> => {
     const participants = resolveSource(source);
     const votes: ParticipantVote[] = await Promise.all(
@@ -125,7 +143,7 @@ export function buildConsensus<P>(from: Node | Context<any>, options: ConsensusO
     const approvals = votes.filter((v) => 'vote' in v && v.vote === 'approve').length;
     const rejections = votes.filter((v) => 'vote' in v && v.vote === 'reject').length;
     const missing = votes.length - approvals - rejections;
-    const decision = decide(type ?? 'majority', approvals, participants.length) ? 'approved' : 'rejected';
+    const decision = decide(type, approvals, participants.length) ? 'approved' : 'rejected';
     const message: ConsensusDecision<P> = { type: 'consensus_decision', proposal, decision, approvals, rejections };
     const notification = await broadcastSupervised(from, [...participants], message, {
       strategy: 'all_or_nothing',
@@ -135,7 +153,7 @@ export function buildConsensus<P>(from: Node | Context<any>, options: ConsensusO
     node.telemetry.execute(
       'keel.coordination.consensus',
       { approvals, rejections, missing, participants: participants.length },
-      { decision, notified: notification.ok, type: typeof type === 'object' ? 'quorum' : (type ?? 'majority'), ...(notification.reason === undefined ? {} : { reason: notification.reason }) },
+      { decision, notified: notification.ok, type: typeof type === 'object' ? 'quorum' : type, ...(notification.reason === undefined ? {} : { reason: notification.reason }) },
     );
     return { decision, votes, approvals, rejections, missing, notification, ok: notification.ok };
   };

@@ -186,4 +186,20 @@ describe('buildConsensus', () => {
     await drainThrough(node, inbox);
     expect(decisionsAt(inbox)).toEqual([]);
   });
+  it('decides by the quorum it checked: a type object changed or revoked once the vote started changes nothing', async () => {
+    const node = track();
+    const inbox = probe(node);
+    const agents = await Promise.all([participant(node, inbox, 'approve'), participant(node, inbox, 'approve')]);
+    const participants = agents.map((a) => a.pid);
+    const type = { quorum: 2 };
+    const changed = buildConsensus(node, { proposal: 1, participants, type });
+    type.quorum = 99; // a caller reusing its options object
+    const { proxy, revoke } = Proxy.revocable({ quorum: 1 }, {});
+    const revoked = buildConsensus(node, { proposal: 2, participants, type: proxy });
+    revoke();
+    expect(await changed).toMatchObject({ decision: 'approved', approvals: 2, missing: 0, ok: true });
+    expect(await revoked).toMatchObject({ decision: 'approved', approvals: 2, missing: 0, ok: true });
+    await drainThrough(node, inbox);
+    expect(decisionsAt(inbox).map((d) => [d.message.proposal, d.message.decision])).toEqual([[1, 'approved'], [1, 'approved'], [2, 'approved'], [2, 'approved']]);
+  });
 });
