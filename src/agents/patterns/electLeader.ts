@@ -9,7 +9,7 @@ import type { Pid, TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { statusOf, type AgentStatus } from '../Agent.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
-import { checkObject, checkPid, checkTimeout, isArray, pidKey, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
+import { checkObject, checkPid, checkTimeout, isArray, pidKey, readArgument, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
 import { AgentQuery, resolveSource, type AgentsOrQuery } from './agentSource.js';
 
 export interface ElectLeaderOptions {
@@ -93,14 +93,27 @@ async function pick(state: State, ctx: Context<any>): Promise<Pid | undefined> {
   let bestScore = -Infinity;
   statuses.forEach((status, i) => {
     if (status === undefined) return;
-    let score: number;
+    let score: unknown;
     try {
       score = state.score(status);
     } catch (e) {
       ctx.node.logger.warn(`leader election ${state.name}: score threw for ${String(state.candidates[i])}; it is not elected this time`, e);
       return;
     }
-    if (typeof score !== 'number' || Number.isNaN(score)) return;
+    if (typeof score !== 'number' || Number.isNaN(score)) {
+      // an async score's promise is not a score: said, and its rejection handled (never left unhandled)
+      const thenable = isThenable(score);
+      if (thenable) {
+        try {
+          (score as PromiseLike<unknown>).then(undefined, () => undefined);
+        } catch {
+          // a thenable whose then throws: nothing is pending on it
+        }
+      }
+      const what = typeof score === 'number' ? 'NaN' : thenable ? 'a promise' : `a ${typeof score}`;
+      ctx.node.logger.warn(`leader election ${state.name}: score answered ${what} for ${String(state.candidates[i])}, not a number; it is not elected this time`);
+      return;
+    }
     if (best === undefined || score > bestScore) {
       best = state.candidates[i];
       bestScore = score;
@@ -229,28 +242,47 @@ const electionSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
 
 const ELECTION_OPTIONS = ['candidates', 'score', 'timeout', 'retryMs', 'name'] as const;
 
-function validate(options: unknown, known: readonly string[] = ELECTION_OPTIONS): asserts options is ElectLeaderOptions {
+/** The options as checked, each read once: the election runs with what was checked. */
+interface Checked {
+  readonly candidates: AgentsOrQuery<Pid>;
+  readonly score: ((status: AgentStatus) => number) | undefined;
+  readonly timeout: number;
+  readonly retryMs: number;
+  readonly name: unknown;
+}
+
+function validate(options: unknown, known: readonly string[] = ELECTION_OPTIONS): Checked {
   checkObject(options, 'options', `{ ${known.map((k) => (k === 'candidates' ? 'candidates: Pid[] | AgentQuery' : `${k}?`)).join(', ')} }`);
   checkKeys(options, known, 'options'); // a misspelt option is an error, never silently ignored
-  const candidates = options.candidates;
-  // a query is resolved at each election; a list is checked now
-  if (!AgentQuery.is(candidates)) {
-    if (!isArray(candidates, 'options.candidates', 'a non-empty array of Pids or an AgentQuery (registry.select(...))') || candidates.length === 0) {
-      throw new InvalidArgumentError('options.candidates', 'a non-empty array of Pids or an AgentQuery (registry.select(...))', candidates);
-    }
+  const given = options.candidates;
+  let candidates: AgentsOrQuery<Pid>;
+  // a query is resolved at each election; a list is checked now, read once (a getter, a proxy trap
+  // that throws is ERR_INVALID_ARGUMENT naming it) and kept as read
+  if (AgentQuery.is(given)) candidates = given;
+  else {
+    const expected = 'a non-empty array of Pids or an AgentQuery (registry.select(...))';
+    const n = isArray(given, 'options.candidates', expected) ? readArgument(() => given.length, 'options.candidates', expected, given) : 0;
+    if (n === 0) throw new InvalidArgumentError('options.candidates', expected, given);
+    const list = given as unknown[];
+    const pids: Pid[] = [];
     const seen = new Set<string>();
     // by index, not forEach: a hole in a sparse array is checked (as undefined), not skipped
-    for (let i = 0; i < candidates.length; i++) {
-      const c: unknown = candidates[i];
+    for (let i = 0; i < n; i++) {
+      const c: unknown = readArgument(() => list[i], `options.candidates[${i}]`, 'a Pid', list);
       checkPid(c, `options.candidates[${i}]`);
       if (seen.has(pidKey(c))) throw new InvalidArgumentError(`options.candidates[${i}]`, 'a candidate listed once', c);
       seen.add(pidKey(c));
+      pids.push(c);
     }
+    candidates = Object.freeze(pids);
   }
-  if (options.score !== undefined && typeof options.score !== 'function') throw new InvalidArgumentError('options.score', 'a function (status) => number', options.score);
-  checkTimeout(options.timeout ?? 5000, 'options.timeout');
+  const score: unknown = options.score;
+  if (score !== undefined && typeof score !== 'function') throw new InvalidArgumentError('options.score', 'a function (status) => number', score);
+  const timeout = options.timeout ?? 5000;
+  checkTimeout(timeout, 'options.timeout');
   const retryMs = options.retryMs ?? 1000;
   if (typeof retryMs !== 'number' || !Number.isFinite(retryMs) || retryMs < 0) throw new InvalidArgumentError('options.retryMs', 'a finite number of ms >= 0', retryMs);
+  return { candidates, score: score as Checked['score'], timeout, retryMs, name: options.name };
 }
 
 /**
@@ -273,19 +305,19 @@ function validate(options: unknown, known: readonly string[] = ELECTION_OPTIONS)
  * ```
  */
 export function electLeader(from: Node | Context<any>, options: ElectLeaderOptions): Promise<LeaderElection> {
-  validate(options);
+  const checked = validate(options);
   const node = componentNode(from);
-  return start(from, node, configOf(options, nameFor(node, 'leader_election', options.name), undefined));
+  return start(from, node, configOf(checked, nameFor(node, 'leader_election', checked.name), undefined));
 }
 
 /** An election's settings from its checked options, with their defaults. */
-function configOf(options: ElectLeaderOptions, name: string, onChange: MonitorLeaderOptions['onChange']): Config {
+function configOf(options: Checked, name: string, onChange: MonitorLeaderOptions['onChange']): Config {
   return {
     name,
-    candidates: AgentQuery.is(options.candidates) ? options.candidates : Object.freeze([...options.candidates]),
+    candidates: options.candidates,
     score: options.score ?? defaultScore,
-    timeout: options.timeout ?? 5000,
-    retryMs: options.retryMs ?? 1000,
+    timeout: options.timeout,
+    retryMs: options.retryMs,
     ...(onChange === undefined ? {} : { onChange }),
   };
 }
@@ -332,9 +364,9 @@ export type LeaderMonitor = LeaderElection;
  * ```
  */
 export function monitorLeader(from: Node | Context<any>, options: MonitorLeaderOptions): Promise<LeaderMonitor> {
-  validate(options, [...ELECTION_OPTIONS, 'onChange']);
+  const checked = validate(options, [...ELECTION_OPTIONS, 'onChange']);
   const onChange: unknown = options.onChange;
   if (onChange !== undefined && typeof onChange !== 'function') throw new InvalidArgumentError('options.onChange', 'a function (leadership) => void', onChange);
   const node = componentNode(from);
-  return start(from, node, configOf(options, nameFor(node, 'leader_monitor', options.name), onChange as MonitorLeaderOptions['onChange']));
+  return start(from, node, configOf(checked, nameFor(node, 'leader_monitor', checked.name), onChange as MonitorLeaderOptions['onChange']));
 }

@@ -3,7 +3,7 @@ import { Agent, type AgentHandle } from '../../../src/agents/Agent.js';
 import { electLeader, type LeaderElected } from '../../../src/agents/patterns/index.js';
 import { GenServer, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents, probe, type Probe } from '../../../src/testing/index.js';
-import { clockedNode, deadPid, deferred, drainThrough, expectKeelError, thrown, UNREADABLE, useNodes } from '../../support.js';
+import { clockedNode, deadPid, deferred, drainThrough, expectKeelError, fakeLogger, thrown, UNREADABLE, useNodes } from '../../support.js';
 
 const track = useNodes();
 
@@ -180,6 +180,36 @@ describe('electLeader', () => {
       [{ candidates: [pid], name: '' }, 'options.name'],
     ];
     for (const [options, argument] of bad) expectKeelError(thrown(() => electLeader(node, options as never)), 'ERR_INVALID_ARGUMENT', `\`${argument}\``);
+  });
+
+  it('a candidates list that cannot be read is ERR_INVALID_ARGUMENT naming what failed, not the raw throw', () => {
+    const node = track();
+    const pid = deadPid(node);
+    const throwingAt = (key: string): unknown =>
+      new Proxy([pid], {
+        get: (target, k, receiver): unknown => {
+          if (k === key) throw new Error('getter');
+          return Reflect.get(target, k, receiver) as unknown;
+        },
+      });
+    expectKeelError(thrown(() => electLeader(node, { candidates: throwingAt('0') as never })), 'ERR_INVALID_ARGUMENT', '`options.candidates[0]`');
+    expectKeelError(thrown(() => electLeader(node, { candidates: throwingAt('length') as never })), 'ERR_INVALID_ARGUMENT', '`options.candidates`');
+  });
+
+  it('a score that answers no number (a promise, NaN) passes that candidate over and says so', async () => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const inbox = probe(node);
+    const [x, y, z] = [await candidate(node, inbox, ['async']), await candidate(node, inbox, ['nan']), await candidate(node, inbox)];
+    // an async score is a common slip: its promise is not a score (and its rejection is not left unhandled)
+    const score = (s: { capabilities: readonly string[] }): number => (s.capabilities.includes('async') ? (Promise.reject(new Error('async score')) as never) : s.capabilities.includes('nan') ? Number.NaN : 1);
+    const election = await electLeader(node, { candidates: [x.pid, y.pid, z.pid], score });
+    expect(await election.current()).toEqual({ leader: z.pid, term: 1 });
+    expect(logger.warn.mock.calls.map((c) => c[0])).toEqual([
+      `leader election ${election.name}: score answered a promise for ${String(x.pid)}, not a number; it is not elected this time`,
+      `leader election ${election.name}: score answered NaN for ${String(y.pid)}, not a number; it is not elected this time`,
+    ]);
+    await election.stop();
   });
 
   it('a malformed when_changed sent straight to its process is refused, not kept waiting forever', async () => {
