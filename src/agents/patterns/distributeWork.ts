@@ -168,9 +168,20 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
   const dead = new Array<boolean>(n).fill(false);
   const perWorker: WorkerTally[] = workers.map((worker) => ({ worker, assigned: 0, completed: 0, failed: 0 }));
   const statusOptions = { timeout: p.timeout, ...(p.signal === undefined ? {} : { signal: p.signal }) };
-  /** A status answer's capabilities: none for no answer, or one without a capabilities array (not an agent). */
-  const capsOf = (s: unknown): readonly string[] | undefined =>
-    typeof s === 'object' && s !== null && Array.isArray((s as { capabilities?: unknown }).capabilities) ? (s as { capabilities: string[] }).capabilities : undefined;
+  /**
+   * A status answer's capabilities, copied once: none for no answer, one without a capabilities
+   * array (not an agent), or one that cannot be read (a revoked proxy, a getter or trap that throws:
+   * read later, it would reject the run, or throw where nothing catches it).
+   */
+  const capsOf = (s: unknown): readonly string[] | undefined => {
+    try {
+      if (typeof s !== 'object' || s === null) return undefined;
+      const caps: unknown = (s as { capabilities?: unknown }).capabilities;
+      return Array.isArray(caps) ? Array.from(caps as unknown[]).filter((c): c is string => typeof c === 'string') : undefined;
+    } catch {
+      return undefined;
+    }
+  };
   const results: WorkResult<T>[] = new Array(p.items.length);
   const tried = p.items.map(() => new Set<number>());
   const lastError: (WorkFailure | undefined)[] = new Array(p.items.length);

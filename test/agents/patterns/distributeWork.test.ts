@@ -207,6 +207,24 @@ describe('distributeWork', () => {
     expect(r.perWorker[0]).toEqual({ worker: liar, assigned: 0, completed: 0, failed: 0 });
   });
 
+  it('capability: a status answer that cannot be read (a revoked proxy, a throwing getter, capabilities whose reads throw) is not capable; the run still ends', async () => {
+    const node = track();
+    const { proxy: revoked, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const trapping = new Proxy(['x'], {
+      get: (target, k, receiver): unknown => {
+        if (k === 'includes' || k === '0') throw new Error('trap');
+        return Reflect.get(target, k, receiver) as unknown;
+      },
+    });
+    const answers: unknown[] = [revoked, { get capabilities(): never { throw new Error('getter'); } }, { capabilities: trapping }];
+    const liars = await Promise.all(answers.map((answer) => GenServer.start(node, { init: () => 0, handleCall: () => ({ reply: answer, state: 0 }) })));
+    const good = await worker(node, 'good', { capabilities: ['x'] });
+    const r = await distributeWork(node, [{ requires: ['x'] }, { requires: [] }], { workers: [...liars, good], strategy: 'capability' });
+    expect(r.results.map((x) => [x.ok, x.worker])).toEqual([[true, good], [true, good]]);
+    expect(r.perWorker.map((w) => w.assigned)).toEqual([0, 0, 0, 2]);
+  });
+
   it('a sparse items array runs a hole as the item undefined: one result per index, never a hang', async () => {
     const node = track();
     const workers = [await worker(node, 'a')];
