@@ -4,7 +4,7 @@ import type { Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { broadcastSupervised, type BroadcastOptions, type BroadcastOutcome } from '../../delivery/broadcastSupervised.js';
 import type { SendOutcome } from '../../delivery/sendSupervised.js';
-import { checkBroadcastOptions, checkObject, checkPid, isArray, pidKey, readArgument } from './shared.js';
+import { checkBroadcastOptions, checkObject, checkPid, isArray, pidKey, readArgument, snapshotOptions } from './shared.js';
 import { AgentQuery } from './agentSource.js';
 import { isRegistryHierarchy, readsOf, type RegistryHierarchy } from './hierarchy.js';
 import type { AgentEntry } from '../registry/types.js';
@@ -113,12 +113,14 @@ export function hierarchyBroadcast<M>(
   from: Node | Context<any>,
   hierarchy: Hierarchy | RegistryHierarchy | AgentQuery,
   message: M,
-  options: HierarchyBroadcastOptions = {},
+  given: HierarchyBroadcastOptions = {},
 ): Promise<HierarchyBroadcastOutcome> {
   kernelOf(from);
   const registryBacked = isRegistryHierarchy(hierarchy) || AgentQuery.is(hierarchy);
   const checked = registryBacked ? undefined : validateHierarchy(hierarchy);
-  checkObject(options, 'options', 'a HierarchyBroadcastOptions object');
+  checkObject(given, 'options', 'a HierarchyBroadcastOptions object');
+  // read once: a getter that throws is ERR_INVALID_ARGUMENT naming it, and what is sent is what was checked
+  const options = snapshotOptions(given) as HierarchyBroadcastOptions;
   const level: unknown = options.level ?? 'all';
   if (!(LEVELS as readonly unknown[]).includes(level)) throw new InvalidArgumentError('options.level', "'all' | 'leads' | 'members'", level);
   let selected: Selected[] = [];

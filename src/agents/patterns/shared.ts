@@ -1,4 +1,5 @@
 import { InvalidArgumentError, isKeelError, thrownText } from '../../errors.js';
+import { readOption } from '../../errors/arguments.js';
 import { DynamicSupervisor } from '../../otp/DynamicSupervisor.js';
 import { GenServer } from '../../otp/GenServer.js';
 import type { BroadcastOptions } from '../../delivery/broadcastSupervised.js';
@@ -93,6 +94,26 @@ export function checkSignal(value: unknown, argument = 'options.signal'): assert
 /** Throws unless `value` is a positive safe integer. */
 export function checkPositiveInteger(value: unknown, argument: string): asserts value is number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(argument, 'a positive integer', value);
+}
+
+/**
+ * A plain copy of an options object, each own key read once (a getter or proxy trap that throws is
+ * `ERR_INVALID_ARGUMENT` naming the option), and a `{ quorum }` strategy copied with its quorum as
+ * read: what is checked is what is used, whatever the caller's object does afterwards.
+ */
+export function snapshotOptions(options: object, argument = 'options'): Record<string, unknown> {
+  const keys = readArgument(() => Object.keys(options), argument, 'an options object', options);
+  const copy: Record<string, unknown> = {};
+  for (const key of keys) copy[key] = readOption(options, key, argument);
+  const strategy = copy.strategy;
+  if (typeof strategy === 'object' && strategy !== null) {
+    const at = `${argument}.strategy`;
+    const shape = "'best_effort' | 'at_least_one' | 'all_or_nothing' | { quorum: n }";
+    if (readArgument(() => 'quorum' in strategy, at, shape, strategy)) {
+      copy.strategy = { quorum: readArgument(() => (strategy as { quorum: unknown }).quorum, `${at}.quorum`, 'a positive integer', strategy) };
+    }
+  }
+  return copy;
 }
 
 /**

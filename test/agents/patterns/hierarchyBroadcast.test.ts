@@ -140,4 +140,18 @@ describe('hierarchyBroadcast', () => {
     await node.idle();
     expect(seen(by)).toEqual([]);
   });
+  it('options that cannot be read (a throwing getter, an unreadable quorum) are ERR_INVALID_ARGUMENT naming them, and nothing is sent', async () => {
+    const node = track();
+    const { hierarchy, by } = org(node);
+    const cases: [unknown, string][] = [
+      [{ get level(): never { throw new Error('getter'); } }, '`options.level`'],
+      [{ get retries(): never { throw new Error('getter'); } }, '`options.retries`'],
+      [{ strategy: { get quorum(): never { throw new Error('getter'); } } }, '`options.strategy.quorum`'],
+      [{ strategy: revokedProxy() }, '`options.strategy`'],
+      [revokedProxy(), '`options`'],
+    ];
+    for (const [o, field] of cases) expectKeelError(thrown(() => hierarchyBroadcast(node, hierarchy, 'x', o as never)), 'ERR_INVALID_ARGUMENT', field);
+    await node.idle();
+    expect(seen(by)).toEqual([]);
+  });
 });
