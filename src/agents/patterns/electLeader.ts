@@ -328,7 +328,16 @@ async function start(from: Node | Context<any>, node: Node, config: Config): Pro
   const call = componentCaller<Calls>(node, name);
   const whenChanged = (afterTerm: number, o?: { timeout?: number }): Promise<Leadership> => {
     if (typeof afterTerm !== 'number' || !Number.isSafeInteger(afterTerm) || afterTerm < 0) throw new InvalidArgumentError('afterTerm', 'an integer >= 0', afterTerm);
-    return call({ type: 'when_changed', afterTerm }, { timeout: o?.timeout ?? Infinity });
+    // checked as current's are: a misspelt option ignored would wait forever, unnoticed
+    let timeout = Infinity;
+    if (o !== undefined) {
+      checkObject(o, 'options', '{ timeout? }');
+      checkKeys(o, ['timeout'], 'options');
+      const given: unknown = o.timeout ?? Infinity;
+      checkTimeout(given, 'options.timeout');
+      timeout = given;
+    }
+    return call({ type: 'when_changed', afterTerm }, { timeout });
   };
   await whenChanged(0);
   return componentHandle<LeaderElection>(node, name, pid, {

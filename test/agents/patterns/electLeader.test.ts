@@ -212,6 +212,25 @@ describe('electLeader', () => {
     await election.stop();
   });
 
+  it("whenChanged's options are checked as current's are: a misspelt, unreadable or malformed one throws, never waits forever unnoticed", async () => {
+    const node = track();
+    const inbox = probe(node);
+    const c = await candidate(node, inbox);
+    const election = await electLeader(node, { candidates: [c.pid] });
+    const bad: [unknown, string][] = [
+      [{ timout: 10 }, '`options.timout`'],
+      [{ get timeout(): never { throw new Error('getter'); } }, '`options.timeout`'],
+      ['x', '`options`'],
+      [{ timeout: -1 }, '`options.timeout`'],
+    ];
+    for (const [o, argument] of bad) {
+      expectKeelError(thrown(() => election.whenChanged(1, o as never)), 'ERR_INVALID_ARGUMENT', argument);
+      expectKeelError(thrown(() => election.current(o as never)), 'ERR_INVALID_ARGUMENT', argument);
+    }
+    expect(await election.whenChanged(0, { timeout: 1000 })).toEqual({ leader: c.pid, term: 1 });
+    await election.stop();
+  });
+
   it('a malformed when_changed sent straight to its process is refused, not kept waiting forever', async () => {
     const node = track();
     const inbox = probe(node);
