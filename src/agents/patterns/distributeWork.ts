@@ -262,7 +262,10 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
     let left = false;
     for (const w of pool) {
       const target = workers[w]!;
-      if (!dead[w] && typeof target !== 'string' && !node.isAlive(target)) dead[w] = died = true; // a pid never comes back
+      // a pid never comes back; a name does, when its process is restarted under it (as in OTP):
+      // a name is dead while nothing is registered under it
+      if (typeof target === 'string') dead[w] = node.registry.whereis(target) === undefined;
+      else if (!dead[w] && !node.isAlive(target)) dead[w] = died = true;
       if (dead[w] || tried[i]!.has(w)) continue;
       left = true;
       if (load[w]! < p.maxPerWorker && (best === undefined || load[w]! < load[best]!)) best = w;

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Agent, type AgentTask } from '../../../src/agents/Agent.js';
 import { distributeWork } from '../../../src/agents/patterns/index.js';
-import { GenServer, type Node, type Pid } from '../../../src/index.js';
+import { GenServer, Supervisor, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
 import { clockedNode, deadPid, deferred, expectKeelError, HOUR, stepWallClock, thrown, useNodes, watch } from '../../support.js';
 
@@ -223,6 +223,41 @@ describe('distributeWork', () => {
     const r = await distributeWork(node, [{ requires: ['x'] }, { requires: [] }], { workers: [...liars, good], strategy: 'capability' });
     expect(r.results.map((x) => [x.ok, x.worker])).toEqual([[true, good], [true, good]]);
     expect(r.perWorker.map((w) => w.assigned)).toEqual([0, 0, 0, 2]);
+  });
+
+  it('least loaded: a worker given by name that died and was restarted under its name takes items again', async () => {
+    const node = track();
+    const gate = deferred<void>();
+    const b = await worker(node, 'b', { gate: gate.promise });
+    const first = deferred<void>();
+    let incarnation = 0;
+    const sup = await Supervisor.start(node, [{
+      id: 'w1',
+      start: async (ctx) => {
+        const n = ++incarnation;
+        const agent = await Agent.start(ctx, {
+          name: 'w1',
+          capabilities: [],
+          runTask: (task) => {
+            if (n > 1) return `w1:${String(task.payload)}`;
+            first.resolve();
+            return new Promise(() => {}); // the first incarnation dies holding its item
+          },
+        });
+        return agent.pid;
+      },
+    }]);
+    const run = distributeWork(node, [0, 1, 2, 3], { workers: ['w1', b], strategy: 'least_loaded', maxPerWorker: 1 });
+    await first.promise;
+    node.exit(node.registry.whereis('w1')!, 'kill');
+    await node.idle(); // restarted, registered again under 'w1'
+    expect(incarnation).toBe(2);
+    gate.resolve();
+    const r = await run;
+    expect(r).toMatchObject({ completed: 4, failed: 0, reassigned: 1 });
+    expect(r.results[0]).toMatchObject({ worker: b, ok: true, result: 'b:0', attempts: 2 });
+    expect(r.results[2]).toMatchObject({ worker: 'w1', ok: true, result: 'w1:2', attempts: 1 });
+    await GenServer.stop(node, sup, 'shutdown');
   });
 
   it('a sparse items array runs a hole as the item undefined: one result per index, never a hang', async () => {
