@@ -1,5 +1,6 @@
 import { AgentQuery } from '../registry/query.js';
 import type { Pid, Target } from '../../runtime/Pid.js';
+import type { Node } from '../../runtime/types.js';
 import { checkTargets, pidKey, targetKey } from './shared.js';
 
 /**
@@ -11,9 +12,9 @@ import { checkTargets, pidKey, targetKey } from './shared.js';
 export type AgentsOrQuery<T extends Target = Pid | string> = readonly T[] | AgentQuery;
 
 /** Throws unless `value` is an AgentQuery or a non-empty array of distinct Pids or names. */
-export function checkAgents(value: unknown, argument: string): asserts value is AgentsOrQuery {
+export function checkAgents(value: unknown, argument: string, node?: Node): asserts value is AgentsOrQuery {
   if (AgentQuery.is(value)) return;
-  checkTargets(value, argument);
+  checkTargets(value, argument, node);
 }
 
 /**

@@ -68,11 +68,11 @@ interface Checked {
   readonly signal: AbortSignal | undefined;
 }
 
-function validate(options: unknown): Checked {
+function validate(options: unknown, node: Node): Checked {
   checkObject(options, 'options', '{ proposal, participants, type?, timeout?, signal? }');
   checkKeys(options, OPTIONS, 'options'); // a misspelt option is an error, never silently ignored; a getter that throws is one too
   const participants = options.participants;
-  checkAgents(participants, 'options.participants');
+  checkAgents(participants, 'options.participants', node);
   // a list is copied now (a query is asked when the vote starts)
   const source: AgentsOrQuery = AgentQuery.is(participants) ? participants : [...participants];
   // a query's size is known only at the vote: a quorum above it is then not reached
@@ -125,7 +125,7 @@ function decide(type: ConsensusType, approvals: number, participants: number): b
  */
 export function buildConsensus<P>(from: Node | Context<any>, options: ConsensusOptions<P>): Promise<ConsensusResult> {
   const node = kernelOf(from);
-  const checked = validate(options);
+  const checked = validate(options, node);
   const { participants: source, type, timeout, signal } = checked;
   const proposal = checked.proposal as P;
   const run = async (): Promise<ConsensusResult> => {

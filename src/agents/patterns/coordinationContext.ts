@@ -71,7 +71,7 @@ export function createCoordinationContext<P = unknown>(
   }
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ agents, id?, payload?, timeoutMs?, sender? }', options);
   checkKeys(options, OPTIONS, 'options');
-  checkTargets(options.agents, 'options.agents');
+  checkTargets(options.agents, 'options.agents', node);
   if (options.id !== undefined && (typeof options.id !== 'string' || options.id === '')) throw new InvalidArgumentError('options.id', 'a non-empty string', options.id);
   const timeoutMs = options.timeoutMs ?? 10_000;
   checkTimeout(timeoutMs, 'options.timeoutMs');

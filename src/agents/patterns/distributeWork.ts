@@ -94,14 +94,14 @@ interface Plan<T> {
 
 const OPTIONS = ['workers', 'strategy', 'maxPerWorker', 'timeout', 'toTask', 'requires', 'signal'] as const;
 
-function plan<T>(given: unknown, options: unknown): Plan<T> {
+function plan<T>(given: unknown, options: unknown, node: Node): Plan<T> {
   if (!isArray(given, 'items', 'an array')) throw new InvalidArgumentError('items', 'an array', given);
   // a copy read by index: a hole is the item undefined (map and forEach would skip it, and the run
   // would wait for ever for its result)
   const items = readArgument(() => Array.from(given as T[]), 'items', 'an array', given);
   checkObject(options, 'options', '{ workers, strategy?, maxPerWorker?, timeout?, toTask?, requires?, signal? }');
   checkKeys(options, OPTIONS, 'options'); // a misspelt option is an error, never silently ignored; a getter that throws is one too
-  checkAgents(options.workers, 'options.workers');
+  checkAgents(options.workers, 'options.workers', node);
   const strategy = options.strategy ?? 'round_robin';
   if (!(STRATEGIES as readonly unknown[]).includes(strategy)) throw new InvalidArgumentError('options.strategy', "'round_robin' | 'least_loaded' | 'capability'", strategy);
   const strategyName = strategy as WorkStrategy;
@@ -155,7 +155,7 @@ function plan<T>(given: unknown, options: unknown): Plan<T> {
  */
 export function distributeWork<T>(from: Node | Context<any>, items: readonly T[], options: DistributeWorkOptions<T>): Promise<DistributeWorkResult<T>> {
   const node = kernelOf(from);
-  const p = plan<T>(items, options);
+  const p = plan<T>(items, options, node);
   return run(from, node, p);
 }
 

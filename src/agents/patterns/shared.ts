@@ -66,18 +66,28 @@ export function checkPid(value: unknown, argument: string): asserts value is Pid
   if (!isPid(value)) throw new InvalidArgumentError(argument, 'a Pid', value);
 }
 
-/** Throws unless `value` is a non-empty array of distinct Pids or names. */
-export function checkTargets(value: unknown, argument: string): asserts value is Target[] {
+/**
+ * Throws unless `value` is a non-empty array of distinct Pids or names. Given the node, a name
+ * registered there stands for its process: a pid and its name listed both are one process twice
+ * (it would vote, be sent, take work twice).
+ */
+export function checkTargets(value: unknown, argument: string, node?: Node): asserts value is Target[] {
   const expected = 'a non-empty array of Pids or names';
   if (!isArray(value, argument, expected) || readArgument(() => value.length, argument, expected, value) === 0) throw new InvalidArgumentError(argument, expected, value);
-  const seen = new Set<string>();
+  const seen = new Map<string, number>();
   // by index, not forEach: a hole in a sparse array is checked (as undefined), not skipped
   for (let i = 0; i < value.length; i++) {
     const t: unknown = readArgument(() => value[i], `${argument}[${i}]`, 'a Pid or name', value);
     checkTarget(t, `${argument}[${i}]`);
-    const key = targetKey(t);
-    if (seen.has(key)) throw new InvalidArgumentError(`${argument}[${i}]`, 'a Pid or name listed once', t, `it is listed twice in \`${argument}\``);
-    seen.add(key);
+    const name = nameOf(t);
+    const pid = name === undefined ? (t as Pid) : node?.registry.whereis(name);
+    const key = pid === undefined ? targetKey(t) : `pid:${pidKey(pid)}`;
+    const first = seen.get(key);
+    if (first !== undefined) {
+      const same = targetKey(t) === targetKey(value[first] as Target) ? '' : ` (as \`${argument}[${first}]\`: the process ${String(pid)})`;
+      throw new InvalidArgumentError(`${argument}[${i}]`, 'a Pid or name listed once', t, `it is listed twice in \`${argument}\`${same}`);
+    }
+    seen.set(key, i);
   }
 }
 

@@ -202,4 +202,20 @@ describe('buildConsensus', () => {
     await drainThrough(node, inbox);
     expect(decisionsAt(inbox).map((d) => [d.message.proposal, d.message.decision])).toEqual([[1, 'approved'], [1, 'approved'], [2, 'approved'], [2, 'approved']]);
   });
+  it('one process listed twice, by pid and by its name, is a bad argument: it would vote twice', async () => {
+    const node = track();
+    const inbox = probe(node);
+    const seen: unknown[] = [];
+    const a = await Agent.start(node, { name: 'voter-a', capabilities: [], runTask: () => undefined, vote: (p) => (seen.push(p), 'approve') });
+    const b = await participant(node, inbox, 'reject');
+    const twice: [unknown[], string][] = [
+      [[a.pid, 'voter-a', b.pid], '`options.participants[1]`'],
+      [['voter-a', b.pid, a.pid], '`options.participants[2]`'],
+    ];
+    for (const [participants, argument] of twice) {
+      expectKeelError(thrown(() => buildConsensus(node, { proposal: 1, participants: participants as never })), 'ERR_INVALID_ARGUMENT', argument, 'listed twice', `the process ${String(a.pid)}`);
+    }
+    await drainThrough(node, inbox);
+    expect(seen).toEqual([]);
+  });
 });
