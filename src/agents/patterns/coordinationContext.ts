@@ -3,7 +3,7 @@ import { isPid, type Pid } from '../../runtime/Pid.js';
 import { isProcess, kernelOf } from '../../runtime/kernel.js';
 import type { Context, Node } from '../../runtime/types.js';
 import type { CoordinationFailure, CoordinationManagerHandle, CoordinationOutcome } from '../coordination/types.js';
-import { afterMs, checkTargets, checkTimeout } from './shared.js';
+import { afterMs, checkTargets, checkTimeout, readArgument } from './shared.js';
 
 /** What each agent of a context is sent. */
 export interface CoordinationContextMessage<P = unknown> {
@@ -66,9 +66,17 @@ export function createCoordinationContext<P = unknown>(
   options: CoordinationContextOptions<P>,
 ): Promise<CoordinationContext> {
   const node = kernelOf(from);
-  if (typeof manager !== 'object' || manager === null || typeof manager.coordinate !== 'function') {
-    throw new InvalidArgumentError('manager', 'a CoordinationManager handle', manager);
-  }
+  // read once, guarded: a handle that cannot be read (a revoked proxy, a getter that throws) is a
+  // bad argument, never a raw throw here or a rejection once the contexts went out
+  const expected = 'a CoordinationManager handle';
+  if (typeof manager !== 'object' || manager === null) throw new InvalidArgumentError('manager', expected, manager);
+  const coordinate: unknown = readArgument(() => manager.coordinate, 'manager', expected, manager);
+  if (typeof coordinate !== 'function') throw new InvalidArgumentError('manager', expected, manager);
+  const read: Manager = {
+    coordinate: (coordinate as CoordinationManagerHandle['coordinate']).bind(manager),
+    pid: readArgument(() => manager.pid, 'manager', expected, manager),
+    name: readArgument(() => manager.name, 'manager', expected, manager),
+  };
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ agents, id?, payload?, timeoutMs?, sender? }', options);
   checkKeys(options, OPTIONS, 'options');
   checkTargets(options.agents, 'options.agents', node);
@@ -83,11 +91,14 @@ export function createCoordinationContext<P = unknown>(
     contextId = `ctx-${n}`;
   }
   const sender = options.sender ?? (isProcess(from) ? (from as Context<any>).self : undefined);
-  return run(manager, node, contextId, [...options.agents], options.payload, timeoutMs, sender);
+  return run(read, node, contextId, [...options.agents], options.payload, timeoutMs, sender);
 }
 
+/** What a context uses of its manager's handle, read once. */
+type Manager = Pick<CoordinationManagerHandle, 'coordinate' | 'pid' | 'name'>;
+
 async function run(
-  manager: CoordinationManagerHandle,
+  manager: Manager,
   node: Node,
   contextId: string,
   agents: (Pid | string)[],

@@ -140,6 +140,18 @@ describe('createCoordinationContext', () => {
     expectKeelError(thrown(() => createCoordinationContext(node, cm, revokedProxy() as never)), 'ERR_INVALID_ARGUMENT', '`options');
   });
 
+  it('a manager it cannot read (a revoked proxy, a throwing getter) throws ERR_INVALID_ARGUMENT naming it, and nothing is sent', async () => {
+    const node = track();
+    const got: unknown[] = [];
+    const a = agent(node, got);
+    const getter = { get coordinate(): never { throw new Error('getter'); } };
+    for (const manager of [revokedProxy(), getter]) {
+      expectKeelError(thrown(() => createCoordinationContext(node, manager as never, { agents: [a] })), 'ERR_INVALID_ARGUMENT', '`manager`');
+    }
+    await node.idle();
+    expect(got).toEqual([]);
+  });
+
   it('throws at once for bad arguments', async () => {
     const node = track();
     const cm = await CoordinationManager.start(node);
