@@ -2,6 +2,7 @@ import { AbortedError, checkKeys, InvalidArgumentError, isKeelError } from '../.
 import { GenServer } from '../../otp/GenServer.js';
 import { kernelOf, type Kernel } from '../../runtime/kernel.js';
 import { checkTarget, isPid, type Pid } from '../../runtime/Pid.js';
+import { isInstance } from '../../runtime/safe.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { runTaskOn, type AgentCast } from '../Agent.js';
 import { afterMs, checkPositiveInteger, checkSignal, checkTimeout, isArray, readArgument } from './shared.js';
@@ -124,6 +125,22 @@ class TaskFailed {
   constructor(readonly error: unknown) {}
 }
 
+/**
+ * How a failed assignment ends. What a `fn` fails with is its own: one that cannot be inspected (a
+ * revoked proxy, a trap or a `code` getter that throws) is an `'error'` with it, never a throw
+ * here that would leave its slot taken and the run unsettled.
+ */
+function failed(e: unknown, durationMs: number): { outcome: 'error'; error: unknown; durationMs: number } | { outcome: 'timeout' | 'noproc'; durationMs: number } {
+  try {
+    if (isInstance(e, TaskFailed)) return { outcome: 'error', error: e.error, durationMs };
+    if (isKeelError(e, 'ERR_NOPROC')) return { outcome: 'noproc', durationMs };
+    if (isKeelError(e, 'ERR_CALL_TIMEOUT')) return { outcome: 'timeout', durationMs };
+  } catch {
+    // not ours, not Keel's: the error as it is
+  }
+  return { outcome: 'error', error: e, durationMs };
+}
+
 /** `run_task` on the agent; `{ ok: false }` answers become errors, a task past its timeout is cancelled. */
 function defaultFn<W, V>(from: Node | Context<any>, node: Node, run: string, kind: string): IndexedFn<W, V> {
   return async (agent, payload, { signal }, index) => {
@@ -217,10 +234,7 @@ async function execute<W, V>(
       },
       (e: unknown) => {
         if (over) return;
-        if (e instanceof TaskFailed) end(i, { outcome: 'error', error: e.error, durationMs: took() });
-        else if (isKeelError(e, 'ERR_NOPROC')) end(i, { outcome: 'noproc', durationMs: took() });
-        else if (isKeelError(e, 'ERR_CALL_TIMEOUT')) end(i, { outcome: 'timeout', durationMs: took() });
-        else end(i, { outcome: 'error', error: e, durationMs: took() });
+        end(i, failed(e, took()));
         close();
       },
     );

@@ -3,7 +3,7 @@ import { Agent, runTaskOn } from '../../../src/agents/Agent.js';
 import { executeDistributed } from '../../../src/agents/patterns/index.js';
 import type { Node, Pid } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
-import { clockedNode, deadPid, deferred, expectKeelError, HOUR, revokedProxy, stepWallClock, thrown, useNodes, watch } from '../../support.js';
+import { clockedNode, deadPid, deferred, expectKeelError, HOUR, revokedProxy, stepWallClock, thrown, trappingProxy, useNodes, watch } from '../../support.js';
 
 const track = useNodes();
 
@@ -239,5 +239,14 @@ describe('executeDistributed on the real clock', () => {
     expect(r.results[0]).toMatchObject({ outcome: 'ok', value: 'done' });
     expect(r.results[0]!.durationMs).toBeGreaterThanOrEqual(0);
     expect(events.events[0]!.measurements.durationMs).toBeGreaterThanOrEqual(0);
+  });
+  it('a fn that fails with something that cannot be inspected (a revoked proxy, a trapping proxy, a throwing code getter) ends as error with it: the run still ends', async () => {
+    const node = track();
+    const a = await agent(node, 'a');
+    const hostile: unknown[] = [revokedProxy(), trappingProxy(), { get code(): never { throw new Error('getter'); } }];
+    const r = await executeDistributed(node, hostile.map((work) => ({ agent: a, work })), (_agent, work) => Promise.reject(work), { timeoutMs: Infinity });
+    expect(r.results.map((x) => x.outcome)).toEqual(['error', 'error', 'error']);
+    expect(r.results.map((x) => (x as { error: unknown }).error === hostile[x.index])).toEqual([true, true, true]);
+    expect(r).toMatchObject({ ok: 0, error: 3, timeout: 0, noproc: 0 });
   });
 });
