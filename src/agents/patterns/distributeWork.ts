@@ -127,9 +127,14 @@ function plan<T>(given: unknown, options: unknown, node: Node): Plan<T> {
   });
   const needs = items.map((item: T, i): readonly string[] => {
     if (strategyName !== 'capability') return [];
-    const r = requires === undefined ? defaultRequires(item) : (requires as (item: T, index: number) => unknown)(item, i);
-    if (!Array.isArray(r) || r.some((c) => typeof c !== 'string')) throw new InvalidArgumentError(`requirements of items[${i}]`, 'an array of strings', r);
-    return r as string[];
+    const argument = `requirements of items[${i}]`;
+    const expected = 'an array of strings';
+    // read once, guarded, and copied: a getter or proxy trap that throws is a bad argument naming
+    // the item, and what is matched later is what was checked
+    const r = requires === undefined ? readArgument(() => defaultRequires(item), argument, expected, item) : (requires as (item: T, index: number) => unknown)(item, i);
+    const copy = isArray(r, argument, expected) ? readArgument(() => Array.from(r), argument, expected, r) : undefined;
+    if (copy === undefined || copy.some((c) => typeof c !== 'string')) throw new InvalidArgumentError(argument, expected, r);
+    return copy as string[];
   });
   return { strategy: strategyName, maxPerWorker, timeout, tasks, requires: needs, signal: options.signal as AbortSignal | undefined, items, run, source: AgentQuery.is(options.workers) ? options.workers : [...(options.workers as (Pid | string)[])] };
 }

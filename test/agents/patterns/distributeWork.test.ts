@@ -260,6 +260,28 @@ describe('distributeWork', () => {
     await GenServer.stop(node, sup, 'shutdown');
   });
 
+  it("capability: an item's requirements that cannot be read are ERR_INVALID_ARGUMENT naming the item, and nothing runs", async () => {
+    const node = track();
+    const ran: AgentTask[] = [];
+    const workers = [await worker(node, 'a', { ran: (t) => ran.push(t) })];
+    const { proxy: revoked, revoke } = Proxy.revocable<string[]>([], {});
+    revoke();
+    const trapping = new Proxy(['x'], {
+      get: (target, k, receiver): unknown => {
+        if (k === '0') throw new Error('trap');
+        return Reflect.get(target, k, receiver) as unknown;
+      },
+    });
+    const cases: [unknown[], string][] = [
+      [[{ requires: [] }, { get requires(): never { throw new Error('getter'); } }], '`requirements of items[1]`'],
+      [[{ requires: revoked }], '`requirements of items[0]`'],
+      [[{ requires: trapping }], '`requirements of items[0]`'],
+    ];
+    for (const [items, argument] of cases) expectKeelError(thrown(() => distributeWork(node, items, { workers, strategy: 'capability' })), 'ERR_INVALID_ARGUMENT', argument);
+    await node.idle();
+    expect(ran).toEqual([]);
+  });
+
   it('a sparse items array runs a hole as the item undefined: one result per index, never a hang', async () => {
     const node = track();
     const workers = [await worker(node, 'a')];
