@@ -1,9 +1,9 @@
-import { checkKeys, InvalidArgumentError, isKeelError, toError } from '../../errors.js';
+import { InvalidArgumentError, isKeelError, toError } from '../../errors.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
 import { isProcess, kernelOf } from '../../runtime/kernel.js';
 import type { Context, Node } from '../../runtime/types.js';
 import type { CoordinationFailure, CoordinationManagerHandle, CoordinationOutcome } from '../coordination/types.js';
-import { afterMs, checkTargets, checkTimeout, readArgument } from './shared.js';
+import { afterMs, checkTimeout, readArgument, readOptions, readTargets } from './shared.js';
 
 /** What each agent of a context is sent. */
 export interface CoordinationContextMessage<P = unknown> {
@@ -78,20 +78,23 @@ export function createCoordinationContext<P = unknown>(
     name: readArgument(() => manager.name, 'manager', expected, manager),
   };
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ agents, id?, payload?, timeoutMs?, sender? }', options);
-  checkKeys(options, OPTIONS, 'options');
-  checkTargets(options.agents, 'options.agents', node);
-  if (options.id !== undefined && (typeof options.id !== 'string' || options.id === '')) throw new InvalidArgumentError('options.id', 'a non-empty string', options.id);
-  const timeoutMs = options.timeoutMs ?? 10_000;
+  // each option read once, and what is checked is what is used (a getter is not asked again)
+  const o = readOptions(options, OPTIONS, 'options');
+  const agents = readTargets(o.agents, 'options.agents', node) as (Pid | string)[];
+  const id = o.id;
+  if (id !== undefined && (typeof id !== 'string' || id === '')) throw new InvalidArgumentError('options.id', 'a non-empty string', id);
+  const timeoutMs = o.timeoutMs ?? 10_000;
   checkTimeout(timeoutMs, 'options.timeoutMs');
-  if (options.sender !== undefined && !isPid(options.sender)) throw new InvalidArgumentError('options.sender', 'a Pid', options.sender);
-  let contextId = options.id;
+  const given = o.sender;
+  if (given !== undefined && !isPid(given)) throw new InvalidArgumentError('options.sender', 'a Pid', given);
+  let contextId = id;
   if (contextId === undefined) {
     const n = (contexts.get(node) ?? 0) + 1;
     contexts.set(node, n);
     contextId = `ctx-${n}`;
   }
-  const sender = options.sender ?? (isProcess(from) ? (from as Context<any>).self : undefined);
-  return run(read, node, contextId, [...options.agents], options.payload, timeoutMs, sender);
+  const sender = given ?? (isProcess(from) ? (from as Context<any>).self : undefined);
+  return run(read, node, contextId, agents, o.payload, timeoutMs, sender);
 }
 
 /** What a context uses of its manager's handle, read once. */

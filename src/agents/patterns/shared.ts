@@ -1,5 +1,5 @@
 import { InvalidArgumentError, isKeelError, thrownText } from '../../errors.js';
-import { readOption } from '../../errors/arguments.js';
+import { checkStrayKeys, readOption } from '../../errors/arguments.js';
 import { DynamicSupervisor } from '../../otp/DynamicSupervisor.js';
 import { GenServer } from '../../otp/GenServer.js';
 import type { BroadcastOptions } from '../../delivery/broadcastSupervised.js';
@@ -72,23 +72,33 @@ export function checkPid(value: unknown, argument: string): asserts value is Pid
  * (it would vote, be sent, take work twice).
  */
 export function checkTargets(value: unknown, argument: string, node?: Node): asserts value is Target[] {
+  readTargets(value, argument, node);
+}
+
+/** {@link checkTargets}, answering the list as it was read and checked (each element read once): use the copy, never the caller's list again. */
+export function readTargets(value: unknown, argument: string, node?: Node): Target[] {
   const expected = 'a non-empty array of Pids or names';
-  if (!isArray(value, argument, expected) || readArgument(() => value.length, argument, expected, value) === 0) throw new InvalidArgumentError(argument, expected, value);
+  const n = isArray(value, argument, expected) ? readArgument(() => value.length, argument, expected, value) : 0;
+  if (n === 0) throw new InvalidArgumentError(argument, expected, value);
+  const list = value as unknown[];
   const seen = new Map<string, number>();
+  const copy: Target[] = [];
   // by index, not forEach: a hole in a sparse array is checked (as undefined), not skipped
-  for (let i = 0; i < value.length; i++) {
-    const t: unknown = readArgument(() => value[i], `${argument}[${i}]`, 'a Pid or name', value);
+  for (let i = 0; i < n; i++) {
+    const t: unknown = readArgument(() => list[i], `${argument}[${i}]`, 'a Pid or name', list);
     checkTarget(t, `${argument}[${i}]`);
     const name = nameOf(t);
     const pid = name === undefined ? (t as Pid) : node?.registry.whereis(name);
     const key = pid === undefined ? targetKey(t) : `pid:${pidKey(pid)}`;
     const first = seen.get(key);
     if (first !== undefined) {
-      const same = targetKey(t) === targetKey(value[first] as Target) ? '' : ` (as \`${argument}[${first}]\`: the process ${String(pid)})`;
+      const same = targetKey(t) === targetKey(copy[first]!) ? '' : ` (as \`${argument}[${first}]\`: the process ${String(pid)})`;
       throw new InvalidArgumentError(`${argument}[${i}]`, 'a Pid or name listed once', t, `it is listed twice in \`${argument}\`${same}`);
     }
     seen.set(key, i);
+    copy.push(t);
   }
+  return copy;
 }
 
 /** Throws unless `value` is a number of ms >= 0 or Infinity. */
@@ -104,6 +114,18 @@ export function checkSignal(value: unknown, argument = 'options.signal'): assert
 /** Throws unless `value` is a positive safe integer. */
 export function checkPositiveInteger(value: unknown, argument: string): asserts value is number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(argument, 'a positive integer', value);
+}
+
+/**
+ * The known options of `options`, each read once (a getter or proxy trap that throws is
+ * `ERR_INVALID_ARGUMENT` naming the option) after a misspelt key is refused as `checkKeys` refuses
+ * it: check and use the copy, so that a getter answering something else the second time is never read again.
+ */
+export function readOptions<K extends string>(options: object, known: readonly K[], argument = 'options'): Partial<Record<K, unknown>> {
+  checkStrayKeys(options, known, argument);
+  const copy: Partial<Record<K, unknown>> = {};
+  for (const key of known) copy[key] = readOption(options, key, argument);
+  return copy;
 }
 
 /**

@@ -170,4 +170,42 @@ describe('createCoordinationContext', () => {
       expectKeelError(thrown(() => createCoordinationContext(node, manager as never, options as never)), 'ERR_INVALID_ARGUMENT', argument);
     }
   });
+  it('reads each option once: a getter answering a valid value, then an invalid one, is used as checked', async () => {
+    const node = track();
+    const seen: unknown[] = [];
+    const a = agent(node, seen);
+    const cm = await CoordinationManager.start(node);
+    const reads = { agents: 0, id: 0, sender: 0 };
+    const options = {
+      get agents() {
+        return reads.agents++ === 0 ? [a] : [a, a];
+      },
+      get id() {
+        return reads.id++ === 0 ? 'plan-1' : 42;
+      },
+      get sender() {
+        return reads.sender++ === 0 ? a : 'me';
+      },
+      payload: 'p',
+    };
+    const ctx = await createCoordinationContext(node, cm, options as never);
+    expect(reads).toEqual({ agents: 1, id: 1, sender: 1 });
+    expect(ctx.contextId).toBe('plan-1');
+    expect(ctx.results).toEqual([{ agent: a, outcome: 'delivered', id: 'plan-1:0' }]);
+    expect(seen).toEqual([{ type: 'coordination_context', contextId: 'plan-1', payload: 'p' }]);
+  });
+
+  it('a pid and the name registered to it are one agent listed twice: refused naming both, nothing sent', async () => {
+    const node = track();
+    const seen: unknown[] = [];
+    const a = agent(node, seen);
+    const b = agent(node, []);
+    node.registry.register('ctx-agent-a', a);
+    const cm = await CoordinationManager.start(node);
+    expectKeelError(thrown(() => createCoordinationContext(node, cm, { agents: [a, b, 'ctx-agent-a'] })), 'ERR_INVALID_ARGUMENT', '`options.agents[2]`', '`options.agents[0]`');
+    expectKeelError(thrown(() => createCoordinationContext(node, cm, { agents: ['ctx-agent-a', a] })), 'ERR_INVALID_ARGUMENT', '`options.agents[1]`', '`options.agents[0]`');
+    await node.idle();
+    expect(seen).toEqual([]);
+    expect((await cm.stats()).delivered).toBe(0);
+  });
 });
