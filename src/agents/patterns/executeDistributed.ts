@@ -1,11 +1,11 @@
-import { AbortedError, checkKeys, InvalidArgumentError, isKeelError } from '../../errors.js';
+import { AbortedError, InvalidArgumentError, isKeelError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
 import { kernelOf, type Kernel } from '../../runtime/kernel.js';
 import { checkTarget, isPid, type Pid } from '../../runtime/Pid.js';
 import { isInstance } from '../../runtime/safe.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { runTaskOn, type AgentCast } from '../Agent.js';
-import { afterMs, checkPositiveInteger, checkSignal, checkTimeout, isArray, readArgument } from './shared.js';
+import { afterMs, checkPositiveInteger, checkSignal, checkTimeout, isArray, readArgument, readOptions } from './shared.js';
 
 /** One piece of work for one agent. */
 export interface Assignment<W> {
@@ -100,21 +100,24 @@ export function executeDistributed<W, V = unknown>(
     o = run;
     run = undefined;
   }
+  // each option read once (a getter is not asked again): what is checked is what is used
+  let opts: Partial<Record<(typeof OPTIONS)[number], unknown>> = {};
   if (o !== undefined) {
     if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('options', '{ timeoutMs?, maxConcurrency?, kind?, signal? }', o);
-    checkKeys(o, OPTIONS, 'options');
+    opts = readOptions(o, OPTIONS, 'options');
   }
-  const timeoutMs = o?.timeoutMs ?? 5000;
+  const timeoutMs = opts.timeoutMs ?? 5000;
   checkTimeout(timeoutMs, 'options.timeoutMs');
-  const maxConcurrency = o?.maxConcurrency ?? 16;
+  const maxConcurrency = opts.maxConcurrency ?? 16;
   if (maxConcurrency !== Infinity) checkPositiveInteger(maxConcurrency, 'options.maxConcurrency');
-  const kind = o?.kind ?? 'execute';
+  const kind = opts.kind ?? 'execute';
   if (typeof kind !== 'string') throw new InvalidArgumentError('options.kind', 'a string', kind);
-  checkSignal(o?.signal);
+  const signal = opts.signal;
+  checkSignal(signal);
   const n = (runs.get(node) ?? 0) + 1;
   runs.set(node, n);
   const work: IndexedFn<W, V> = run ?? defaultFn<W, V>(from, node, `execute-${n}`, kind);
-  return execute(node, checked, work, timeoutMs, maxConcurrency, o?.signal);
+  return execute(node, checked, work, timeoutMs, maxConcurrency as number, signal);
 }
 
 /** @internal An ExecuteFn that is also given the assignment's index (the default one names its task by it). */

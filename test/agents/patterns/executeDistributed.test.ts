@@ -249,4 +249,30 @@ describe('executeDistributed on the real clock', () => {
     expect(r.results.map((x) => (x as { error: unknown }).error === hostile[x.index])).toEqual([true, true, true]);
     expect(r).toMatchObject({ ok: 0, error: 3, timeout: 0, noproc: 0 });
   });
+  it('reads each option once: getters answering a valid value, then an invalid one, are used as checked', async () => {
+    const { node } = clockedNode(track);
+    const reads = { timeoutMs: 0, maxConcurrency: 0, kind: 0, signal: 0 };
+    const signal = new AbortController().signal;
+    const options = {
+      get timeoutMs() {
+        return reads.timeoutMs++ === 0 ? 1000 : Number.NaN;
+      },
+      get maxConcurrency() {
+        return reads.maxConcurrency++ === 0 ? 1 : 0;
+      },
+      get kind() {
+        return reads.kind++ === 0 ? 'execute' : 42;
+      },
+      get signal() {
+        return reads.signal++ === 0 ? signal : 'not a signal';
+      },
+    };
+    const ran: number[] = [];
+    const a = await agent(node, 'a');
+    const r2 = await executeDistributed<number, number>(node, [{ agent: a, work: 1 }, { agent: a, work: 2 }], (_agent, work) => (ran.push(work), work * 2), options as never);
+    expect(reads).toEqual({ timeoutMs: 1, maxConcurrency: 1, kind: 1, signal: 1 });
+    expect(r2.results.map((x) => [x.outcome, x.outcome === 'ok' ? x.value : undefined])).toEqual([['ok', 2], ['ok', 4]]);
+    expect(r2.peakConcurrency).toBe(1);
+    expect(ran).toEqual([1, 2]);
+  });
 });
