@@ -1,11 +1,11 @@
-import { checkKeys, InvalidArgumentError } from '../../errors.js';
+import { InvalidArgumentError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
 import { kernelOf, type Kernel } from '../../runtime/kernel.js';
 import type { Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { runTaskOn, statusOf, type AgentCast, type AgentTask, type TaskRequest } from '../Agent.js';
-import { callFailure, pidKey, checkObject, checkPositiveInteger, checkSignal, checkTimeout, isArray, readArgument } from './shared.js';
-import { AgentQuery, checkAgents, newcomers, resolveSource, type AgentsOrQuery } from './agentSource.js';
+import { callFailure, pidKey, checkObject, checkPositiveInteger, checkSignal, checkTimeout, isArray, readArgument, readOptions, readTargets } from './shared.js';
+import { AgentQuery, newcomers, resolveSource, type AgentsOrQuery } from './agentSource.js';
 
 export type WorkStrategy = 'round_robin' | 'least_loaded' | 'capability';
 
@@ -100,17 +100,20 @@ function plan<T>(given: unknown, options: unknown, node: Node): Plan<T> {
   // would wait for ever for its result)
   const items = readArgument(() => Array.from(given as T[]), 'items', 'an array', given);
   checkObject(options, 'options', '{ workers, strategy?, maxPerWorker?, timeout?, toTask?, requires?, signal? }');
-  checkKeys(options, OPTIONS, 'options'); // a misspelt option is an error, never silently ignored; a getter that throws is one too
-  checkAgents(options.workers, 'options.workers', node);
-  const strategy = options.strategy ?? 'round_robin';
+  // each option read once (a misspelt one refused, a getter that throws a bad argument), and what
+  // is checked is what is used: a getter is not asked again
+  const o = readOptions(options, OPTIONS, 'options');
+  const workers = AgentQuery.is(o.workers) ? o.workers : (readTargets(o.workers, 'options.workers', node) as (Pid | string)[]);
+  const strategy = o.strategy ?? 'round_robin';
   if (!(STRATEGIES as readonly unknown[]).includes(strategy)) throw new InvalidArgumentError('options.strategy', "'round_robin' | 'least_loaded' | 'capability'", strategy);
   const strategyName = strategy as WorkStrategy;
-  const maxPerWorker = options.maxPerWorker ?? 4;
+  const maxPerWorker = o.maxPerWorker ?? 4;
   checkPositiveInteger(maxPerWorker, 'options.maxPerWorker');
-  const timeout = options.timeout ?? 5000;
+  const timeout = o.timeout ?? 5000;
   checkTimeout(timeout, 'options.timeout');
-  checkSignal(options.signal);
-  const { toTask, requires } = options;
+  const signal = o.signal;
+  checkSignal(signal);
+  const { toTask, requires } = o;
   if (toTask !== undefined && typeof toTask !== 'function') throw new InvalidArgumentError('options.toTask', 'a function (item, index) => AgentTask', toTask);
   if (requires !== undefined && typeof requires !== 'function') throw new InvalidArgumentError('options.requires', 'a function (item, index) => string[]', requires);
   const run = `work-${++runs}`;
@@ -136,7 +139,7 @@ function plan<T>(given: unknown, options: unknown, node: Node): Plan<T> {
     if (copy === undefined || copy.some((c) => typeof c !== 'string')) throw new InvalidArgumentError(argument, expected, r);
     return copy as string[];
   });
-  return { strategy: strategyName, maxPerWorker, timeout, tasks, requires: needs, signal: options.signal as AbortSignal | undefined, items, run, source: AgentQuery.is(options.workers) ? options.workers : [...(options.workers as (Pid | string)[])] };
+  return { strategy: strategyName, maxPerWorker, timeout, tasks, requires: needs, signal, items, run, source: workers };
 }
 
 /**

@@ -322,4 +322,38 @@ describe('distributeWork on the real clock', () => {
     // on the wall clock, an hour less than nothing
     expect(events.events[0]!.measurements.durationMs).toBeGreaterThanOrEqual(0);
   });
+  it('a pid and the name registered to it are one worker listed twice: refused naming both, nothing run', async () => {
+    const node = track();
+    const ran: string[] = [];
+    const name = 'dw-a';
+    const a = (await Agent.start(node, { name, capabilities: [], runTask: (t) => ran.push(t.id) })).pid;
+    const b = await worker(node, 'b', { ran: (t) => ran.push(t.id) });
+    for (const strategy of ['round_robin', 'least_loaded', 'capability'] as const) {
+      expectKeelError(thrown(() => distributeWork(node, [0, 1], { workers: [a, b, name], strategy })), 'ERR_INVALID_ARGUMENT', '`options.workers[2]`', '`options.workers[0]`', 'listed twice');
+      expectKeelError(thrown(() => distributeWork(node, [0, 1], { workers: [name, a], strategy })), 'ERR_INVALID_ARGUMENT', '`options.workers[1]`', '`options.workers[0]`', 'listed twice');
+    }
+    await node.idle();
+    expect(ran).toEqual([]);
+  });
+
+  it('reads each option once: getters answering a valid value, then an invalid one, are used as checked', async () => {
+    const node = track();
+    const a = await worker(node, 'a');
+    const reads = { workers: 0, maxPerWorker: 0, timeout: 0 };
+    const options = {
+      get workers() {
+        return reads.workers++ === 0 ? [a] : [a, a];
+      },
+      get maxPerWorker() {
+        return reads.maxPerWorker++ === 0 ? 1 : 0;
+      },
+      get timeout() {
+        return reads.timeout++ === 0 ? 1000 : -1;
+      },
+    };
+    const r = await distributeWork(node, [0, 1], options as never);
+    expect(reads).toEqual({ workers: 1, maxPerWorker: 1, timeout: 1 });
+    expect(r.results.map((x) => [x.worker, x.result])).toEqual([[a, 'a:0'], [a, 'a:1']]);
+    expect(r.perWorker.map((w) => [w.worker, w.assigned, w.completed])).toEqual([[a, 2, 2]]);
+  });
 });
