@@ -146,19 +146,35 @@ export async function createHierarchy(registry: AgentRegistryHandle, spec: Hiera
     return byPid.get(pidKey(pid)) ?? [];
   };
   const seen = new Set<string>();
+  // by process too: one process registered under two keys is one agent (it would be sent its own broadcast)
+  const seenPids = new Map<string, { key: string; argument: string }>();
   const keyOf = (agent: unknown, argument: string): string => {
     let key: string;
+    let pid: Pid;
     if (typeof agent === 'string') {
-      if (registry.lookup(agent) === undefined) throw new InvalidArgumentError(argument, 'a registered agent (a key of the registry)', agent, 'register it first: registry.register(pid, meta, { key })');
+      const entry = registry.lookup(agent);
+      if (entry === undefined) throw new InvalidArgumentError(argument, 'a registered agent (a key of the registry)', agent, 'register it first: registry.register(pid, meta, { key })');
       key = agent;
+      pid = entry.pid;
     } else if (isPid(agent)) {
+      pid = agent;
       const keys = keysOf(agent);
       if (keys.length === 0) throw new InvalidArgumentError(argument, 'a registered agent (a pid the registry holds)', agent, 'register it first: registry.register(pid, meta, { key })');
       if (keys.length > 1) throw new InvalidArgumentError(argument, 'a pid with one registration (give its key)', agent, `it is registered as ${keys.join(', ')}`);
       key = keys[0]!;
     } else throw new InvalidArgumentError(argument, 'a Pid or a registry key', agent);
     if (seen.has(key)) throw new InvalidArgumentError(argument, 'an agent that appears once in the hierarchy', agent, 'a hierarchy is a tree: list each agent in one place');
+    const first = seenPids.get(pidKey(pid));
+    if (first !== undefined) {
+      throw new InvalidArgumentError(
+        argument,
+        'an agent that appears once in the hierarchy',
+        agent,
+        `its key '${key}' and the key '${first.key}' (\`${first.argument}\`) are one process, ${String(pid)}: a hierarchy is a tree: list each agent in one place`,
+      );
+    }
     seen.add(key);
+    seenPids.set(pidKey(pid), { key, argument });
     return key;
   };
 

@@ -191,4 +191,25 @@ describe('hierarchyBroadcast over a registry hierarchy', () => {
     expect(r.results.map((d) => [d.pid, d.role, d.team, d.key])).toEqual([[l, 'lead', 0, undefined], [m, 'member', 0, undefined]]);
     expect('unregistered' in r).toBe(false);
   });
+  it('refuses one process listed under two of its keys (as supervisor and member, or in two teams), naming both keys; nothing recorded', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node);
+    const lead = await member(node, registry, 'lead');
+    const twice = idler(node);
+    await registry.register(twice, {}, { key: 'a' });
+    await registry.register(twice, {}, { key: 'b' });
+    const specs: [Parameters<typeof createHierarchy>[1], string, string][] = [
+      [{ supervisor: 'a', teams: [{ lead, members: ['b'] }] }, 'spec.teams[0].members[0]', "its key 'b' and the key 'a' (`spec.supervisor`)"],
+      [{ supervisor: lead, teams: [{ lead: 'a', members: [] }, { lead: 'b', members: [] }] }, 'spec.teams[1].lead', "its key 'b' and the key 'a' (`spec.teams[0].lead`)"],
+      [{ supervisor: lead, teams: [{ lead: 'b', members: ['a'] }] }, 'spec.teams[0].members[0]', "its key 'a' and the key 'b' (`spec.teams[0].lead`)"],
+    ];
+    for (const [spec, argument, keys] of specs) {
+      expectKeelError(await failure(() => createHierarchy(registry, spec)), 'ERR_INVALID_ARGUMENT', argument, 'appears once', keys, String(twice));
+    }
+    expect(registry.query({ health: 'any' }).map((x) => [x.key, x.meta.team, x.meta.role])).toEqual([
+      ['lead', undefined, undefined],
+      ['a', undefined, undefined],
+      ['b', undefined, undefined],
+    ]);
+  });
 });
