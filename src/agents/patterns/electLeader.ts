@@ -21,7 +21,11 @@ export interface ElectLeaderOptions {
   candidates: AgentsOrQuery<Pid>;
   /** A candidate's score from its `status` answer; the highest wins (default `-status.load`: the least loaded). */
   score?(status: AgentStatus): number;
-  /** How long each candidate's `status` call may take, in ms (default 5000); one that does not answer is not elected this time. */
+  /**
+   * How long each candidate's `status` call may take, in ms (default 5000); one that does not
+   * answer is not elected this time. The calls are made without holding the election process (it
+   * answers `current` meanwhile); Infinity waits for each candidate's answer or death.
+   */
   timeout?: number;
   /** When no candidate answered but some are alive, the next attempt after this many ms (default 1000). */
   retryMs?: number;
@@ -79,25 +83,52 @@ interface State {
   watch: WatchRef | undefined;
   retry: TimerRef | undefined;
   waiters: { afterTerm: number; from: From<Leadership> }[];
+  /** The election whose statuses are being gathered (its number), if one is; the process answers its callers meanwhile. */
+  gathering: number | undefined;
+  /** Elections started, to tell an answer of this one from a stale one. */
+  elections: number;
+}
+
+/** Every candidate of election `election` answered its status or failed (timeout, death): a class, so another process cannot forge it. */
+class Gathered {
+  constructor(
+    readonly election: number,
+    readonly candidates: readonly Pid[],
+    readonly statuses: readonly (AgentStatus | undefined)[],
+  ) {}
 }
 
 const defaultScore = (status: AgentStatus): number => -status.load;
 
-/** The best live candidate that answers `status`: the highest score, the earliest on a tie. */
-async function pick(state: State, ctx: Context<any>): Promise<Pid | undefined> {
+/**
+ * Asks every live candidate its `status` without holding the election process: the calls go out
+ * now, each bounded by the timeout, and their answers come back as one {@link Gathered} message once
+ * every call answered or failed. Meanwhile the process answers `current` and `whenChanged`.
+ */
+function gather(state: State, ctx: Context<any>): void {
   // a query is asked again (a restarted candidate's new pid); a pid never comes back
   if (state.source !== undefined) state.candidates = resolveSource(state.source);
   state.candidates = state.candidates.filter((c) => ctx.node.isAlive(c));
-  const statuses = await Promise.all(state.candidates.map((c) => statusOf(ctx, c, { timeout: state.timeout }).then((s) => s, () => undefined)));
-  let best: Pid | undefined;
-  let bestScore = -Infinity;
-  statuses.forEach((status, i) => {
+  const election = ++state.elections;
+  state.gathering = election;
+  const candidates = [...state.candidates];
+  const self = ctx.self;
+  void Promise.all(candidates.map((c) => statusOf(ctx, c, { timeout: state.timeout }).then((s) => s, () => undefined))).then((statuses) => {
+    ctx.send(self, new Gathered(election, candidates, statuses));
+  });
+}
+
+/** The candidates that answered, best first: the highest score, the earliest on a tie. */
+function rank(state: State, ctx: Context<any>, gathered: Gathered): Pid[] {
+  const scored: { pid: Pid; score: number; at: number }[] = [];
+  gathered.statuses.forEach((status, i) => {
+    const pid = gathered.candidates[i]!;
     if (status === undefined) return;
     let score: unknown;
     try {
       score = state.score(status);
     } catch (e) {
-      ctx.node.logger.warn(`leader election ${state.name}: score threw for ${String(state.candidates[i])}; it is not elected this time`, e);
+      ctx.node.logger.warn(`leader election ${state.name}: score threw for ${String(pid)}; it is not elected this time`, e);
       return;
     }
     if (typeof score !== 'number' || Number.isNaN(score)) {
@@ -111,15 +142,12 @@ async function pick(state: State, ctx: Context<any>): Promise<Pid | undefined> {
         }
       }
       const what = typeof score === 'number' ? 'NaN' : thenable ? 'a promise' : `a ${typeof score}`;
-      ctx.node.logger.warn(`leader election ${state.name}: score answered ${what} for ${String(state.candidates[i])}, not a number; it is not elected this time`);
+      ctx.node.logger.warn(`leader election ${state.name}: score answered ${what} for ${String(pid)}, not a number; it is not elected this time`);
       return;
     }
-    if (best === undefined || score > bestScore) {
-      best = state.candidates[i];
-      bestScore = score;
-    }
+    scored.push({ pid, score, at: i });
   });
-  return best;
+  return scored.sort((x, y) => (y.score === x.score ? x.at - y.at : y.score > x.score ? 1 : -1)).map((x) => x.pid);
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -130,23 +158,29 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   }
 }
 
-/** Runs an election; a new leader (or the first result) starts a new term, announced to every live candidate. */
-async function elect(state: State, ctx: Context<any>): Promise<State> {
+/** Starts an election: the retry and the leader's monitor are dropped, the statuses gathered (see {@link gather}). */
+function elect(state: State, ctx: Context<any>): State {
   if (state.retry !== undefined) ctx.cancelTimer(state.retry);
   state.retry = undefined;
   if (state.watch !== undefined) unwatch(ctx, state.watch);
   state.watch = undefined;
+  gather(state, ctx);
+  return state;
+}
+
+/** Decides an election from its candidates' answers; a new leader (or the first result) starts a new term, announced to every live candidate. */
+async function decide(state: State, ctx: Context<any>, gathered: Gathered): Promise<State> {
+  state.gathering = undefined;
   const previous = state.leader;
   let leader: Pid | undefined;
-  for (;;) {
-    leader = await pick(state, ctx);
-    if (leader === undefined) break;
-    const watch = watchProcess(ctx, leader, 'leader_election');
+  for (const best of rank(state, ctx, gathered)) {
+    const watch = watchProcess(ctx, best, 'leader_election');
     if (watch !== 'noproc') {
+      leader = best;
       state.watch = watch;
       break;
     }
-    // the winner died between its answer and the monitor: elect among the others
+    // the winner died between its answer and the monitor: the next best
   }
   state.leader = leader;
   // with a query, nobody now may be somebody later (a candidate restarting, registering): keep looking
@@ -202,7 +236,7 @@ const electionSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
   init(config) {
     // a restart begins afresh: term 1 again, every candidate still alive
     const source = AgentQuery.is(config.candidates) ? config.candidates : undefined;
-    const state: State = { ...config, candidates: source === undefined ? resolveSource(config.candidates) : [], source, leader: undefined, term: 0, watch: undefined, retry: undefined, waiters: [] };
+    const state: State = { ...config, candidates: source === undefined ? resolveSource(config.candidates) : [], source, leader: undefined, term: 0, watch: undefined, retry: undefined, waiters: [], gathering: undefined, elections: 0 };
     return { state, continue: 'elect' };
   },
 
@@ -228,6 +262,7 @@ const electionSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
   },
 
   handleInfo(message, state, ctx) {
+    if (isInstance(message, Gathered)) return message.election === state.gathering ? decide(state, ctx, message) : state;
     if (isInstance(message, Retry)) {
       state.retry = undefined;
       return elect(state, ctx);

@@ -3,7 +3,7 @@ import { Agent, type AgentHandle } from '../../../src/agents/Agent.js';
 import { electLeader, type LeaderElected } from '../../../src/agents/patterns/index.js';
 import { GenServer, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents, probe, type Probe } from '../../../src/testing/index.js';
-import { clockedNode, deadPid, deferred, drainThrough, expectKeelError, fakeLogger, thrown, UNREADABLE, useNodes } from '../../support.js';
+import { advance, clockedNode, deadPid, deferred, drainThrough, expectKeelError, fakeLogger, idler, thrown, UNREADABLE, useNodes, watch } from '../../support.js';
 
 const track = useNodes();
 
@@ -282,5 +282,47 @@ describe('electLeader sent a message that cannot be inspected', () => {
     await node.idle();
     expect(node.isAlive(pid)).toBe(true);
     expect(await election.current()).toEqual(before);
+  });
+  it('a candidate that never answers status does not hold the election process: with timeout Infinity, current() and whenChanged answer while it waits, and the election completes with the others once the silent one dies', async () => {
+    const { node } = clockedNode(track);
+    const inbox = probe(node);
+    const silent = idler(node); // takes the status call and never answers
+    const a = await candidate(node, inbox);
+    const b = await candidate(node, inbox);
+    const started = watch(electLeader(node, { candidates: [silent, a.pid, b.pid], timeout: Infinity, name: 'election-silent' }));
+    await node.idle();
+    expect(started.status).toBe('pending');
+    const now = watch(GenServer.call(node, 'election-silent', { type: 'current' }));
+    const past0 = watch(GenServer.call(node, 'election-silent', { type: 'when_changed', afterTerm: 0 }));
+    await node.idle();
+    expect(now).toEqual({ status: 'resolved', value: { leader: undefined, term: 0 }, error: undefined });
+    expect(past0.status).toBe('pending');
+    node.exit(silent, 'kill'); // its status call fails: every candidate has answered or failed
+    await node.idle();
+    expect(started.status).toBe('resolved');
+    expect(await started.value!.current()).toEqual({ leader: a.pid, term: 1 });
+    expect(past0).toEqual({ status: 'resolved', value: { leader: a.pid, term: 1 }, error: undefined });
+  });
+
+  it('a candidate silent for the whole (large) timeout does not hold current() meanwhile; past it the election completes with the others', async () => {
+    const { node, clock } = clockedNode(track);
+    const inbox = probe(node);
+    const silent = idler(node);
+    const a = await candidate(node, inbox);
+    const b = await candidate(node, inbox);
+    const started = watch(electLeader(node, { candidates: [silent, a.pid, b.pid], timeout: 3_600_000, name: 'election-slow' }));
+    await advance(node, clock, 3_599_999);
+    expect(started.status).toBe('pending');
+    const now = watch(GenServer.call(node, 'election-slow', { type: 'current' }));
+    await node.idle();
+    expect(now).toEqual({ status: 'resolved', value: { leader: undefined, term: 0 }, error: undefined });
+    await advance(node, clock, 1);
+    expect(started.status).toBe('resolved');
+    expect(await started.value!.current()).toEqual({ leader: a.pid, term: 1 });
+    await drainThrough(node, inbox);
+    expect(electedAt(inbox).map((m) => [m.at, m.message.term, m.message.leader])).toEqual([
+      [a.pid, 1, a.pid],
+      [b.pid, 1, a.pid],
+    ]);
   });
 });
