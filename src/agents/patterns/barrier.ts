@@ -1,10 +1,11 @@
 import { checkKeys, InvalidArgumentError, isKeelError } from '../../errors.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
+import { callerOf, callWaiting } from '../../otp/internal/calls.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
-import { isProcess, kernelOf } from '../../runtime/kernel.js';
+import { kernelOf } from '../../runtime/kernel.js';
 import { isInstance } from '../../runtime/safe.js';
 import { isDown } from '../../runtime/messages.js';
-import { isPid, type Pid, type TimerRef } from '../../runtime/Pid.js';
+import type { Pid, TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
 import { checkObject, checkPositiveInteger, checkSignal, checkTimeout, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
@@ -45,16 +46,23 @@ export interface Barrier {
 }
 
 type Calls =
-  | { request: { type: 'wait'; token: string; waiter: Pid | undefined; timeout: number }; reply: BarrierWait }
+  | { request: { type: 'wait'; token: WaitToken; timeout: number }; reply: BarrierWait }
   | { request: { type: 'arrived' }; reply: number }
   | { request: { type: 'generation' }; reply: number };
 
-type Cast = { type: 'leave'; token: string };
+type Cast = { type: 'leave'; token: WaitToken };
+
+/**
+ * What names one wait (to leave it, to time it out): an object, compared by identity, made by the
+ * handle for each wait. Another client cannot forge one, so it cannot take a wait's place or make
+ * it leave; a client calling the process straight gives an object of its own.
+ */
+class WaitToken {}
 
 /** A wait's timer went off (a class: another process cannot forge it). */
 class Expire {
-  readonly token: string;
-  constructor(token: string) {
+  readonly token: object;
+  constructor(token: object) {
     this.token = token;
   }
 }
@@ -73,24 +81,23 @@ interface Config {
 interface State {
   readonly config: Config;
   generation: number;
-  /** In arrival order. */
-  readonly waiting: Map<string, Waiter>;
+  /** In arrival order, by token (its identity). */
+  readonly waiting: Map<object, Waiter>;
 }
 
-function remove(state: State, token: string, ctx: Context<any>): Waiter | undefined {
-  const w = state.waiting.get(token);
+function remove(state: State, token: unknown, ctx: Context<any>): Waiter | undefined {
+  const w = state.waiting.get(token as object);
   if (w === undefined) return undefined;
-  state.waiting.delete(token);
+  state.waiting.delete(token as object);
   if (w.watch !== undefined) unwatch(ctx, w.watch);
   if (w.timer !== undefined) ctx.cancelTimer(w.timer);
   return w;
 }
 
 /** Why a `wait` request is malformed, or undefined. */
-function badWait(request: { token: unknown; waiter: unknown; timeout: unknown }): InvalidArgumentError | undefined {
-  const { token, waiter, timeout } = request;
-  if (typeof token !== 'string' || token === '') return new InvalidArgumentError('request.token', 'a non-empty string', token);
-  if (waiter !== undefined && !isPid(waiter)) return new InvalidArgumentError('request.waiter', 'a Pid or undefined', waiter);
+function badWait(request: { token: unknown; timeout: unknown }): InvalidArgumentError | undefined {
+  const { token, timeout } = request;
+  if (typeof token !== 'object' || token === null) return new InvalidArgumentError('request.token', 'an object naming the wait (by its identity)', token);
   if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) return new InvalidArgumentError('request.timeout', 'a number of ms >= 0 (or Infinity)', timeout);
   return undefined;
 }
@@ -109,9 +116,12 @@ const barrierSpec: GenServerSpec<State, Calls, Cast, Config> = keelServer({
         if (refused !== undefined) return { reply: refused as never, state };
         // a token already waiting would take that wait's place: its caller never answered, its timer the new one's
         if (state.waiting.has(request.token)) return { reply: new InvalidArgumentError('request.token', 'a token no wait is waiting with', request.token) as never, state };
+        // the caller is the one `from` identifies (OTP's From), never a claim in the request
+        if (!callWaiting(from as From<never>)) return { noreply: true, state }; // its caller is gone: it does not count
         let watch: WatchRef | undefined;
-        if (request.waiter !== undefined) {
-          const w = watchProcess(ctx, request.waiter, 'barrier');
+        const caller = callerOf(from as From<never>);
+        if (caller !== undefined) {
+          const w = watchProcess(ctx, caller, 'barrier');
           if (w === 'noproc') return { noreply: true, state }; // its caller is gone: it does not count
           watch = w;
         }
@@ -162,8 +172,6 @@ const barrierSpec: GenServerSpec<State, Calls, Cast, Config> = keelServer({
   },
 }, 'a barrier (use its handle)', 'bare');
 
-let tokens = 0;
-
 /**
  * A cyclic barrier for `parties` arrivals: a supervised process (kind `barrier`) that holds each
  * `wait` until the n-th arrives, releases them together with the generation number, and starts
@@ -203,10 +211,10 @@ async function start(from: Node | Context<any>, node: Node, config: Config, defa
     checkSignal(o.signal);
     const signal = o.signal;
     if (signal?.aborted === true) return Promise.resolve({ ok: false, reason: 'aborted' });
-    const token = `${++tokens}`;
-    const waiter = isProcess(waitFrom) ? (waitFrom as Context<any>).self : undefined;
-    // the barrier answers every wait (released, timed out, left): no call timeout of its own
-    const reply = GenServer.call<Calls>(waitFrom, name, { type: 'wait', token, waiter, timeout }, { timeout: Infinity });
+    const token = new WaitToken();
+    // the barrier answers every wait (released, timed out, left): no call timeout of its own; it
+    // watches the calling process (a process context), which the call itself identifies
+    const reply = GenServer.call<Calls>(waitFrom, name, { type: 'wait', token, timeout }, { timeout: Infinity });
     const leave = (): void => GenServer.cast<Cast>(node, name, { type: 'leave', token });
     signal?.addEventListener('abort', leave, { once: true });
     return reply.then(

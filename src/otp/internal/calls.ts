@@ -162,6 +162,11 @@ export class PendingCall extends NextTurnWatcher {
     return kernelOfProcess(this.server);
   }
 
+  /** The calling process while it waits (a call from a process of this node), else undefined. */
+  get callerPid(): Pid | undefined {
+    return this.callerWatch?.caller;
+  }
+
   /** True while the caller still waits. */
   get pending(): boolean {
     return this.resolveFn !== undefined;
@@ -269,7 +274,7 @@ export class PendingCall extends NextTurnWatcher {
     }
     if (caller !== undefined) {
       // when the caller dies nobody waits: release everything (its continuation is a zombie)
-      const watch = new CallerWatch(this);
+      const watch = new CallerWatch(this, caller.self);
       if (node.watchExit(caller, watch)) this.callerWatch = watch;
     }
     if (signal !== undefined) this.armAbort(signal);
@@ -317,9 +322,12 @@ interface CallAbort {
 /** Watches the calling process for a pending call. */
 class CallerWatch extends ExitWatcher {
   declare readonly call: PendingCall;
-  constructor(call: PendingCall) {
+  /** The calling process: what a call's `from` identifies (OTP's `{Pid, Tag}`). */
+  declare readonly caller: Pid;
+  constructor(call: PendingCall, caller: Pid) {
     super();
     (this as { call: PendingCall }).call = call;
+    (this as { caller: Pid }).caller = caller;
   }
   onExit(): void {
     this.call.fail(new CallExitError(this.call.serverText, 'noproc', 'the caller exited', { registeredName: nameOf(this.call.target) }));
@@ -333,6 +341,15 @@ class CallerWatch extends ExitWatcher {
  */
 export function callWaiting(from: From<never>): boolean {
   return !(from instanceof PendingCall) || from.pending;
+}
+
+/**
+ * @internal The process that made the call `from` answers, while it waits: what identifies a
+ * caller (as OTP's `From` carries its pid), never a field of the request. Undefined for a call
+ * made from a node (no process), one that is over, or a caller of another node.
+ */
+export function callerOf(from: From<never>): Pid | undefined {
+  return from instanceof PendingCall ? from.callerPid : undefined;
 }
 
 /** @internal Sends a request to a live process and returns the promise of its reply. */

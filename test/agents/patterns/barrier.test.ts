@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { barrier, type Barrier, type BarrierWait } from '../../../src/agents/patterns/index.js';
 import { GenServer, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents, probe, type Probe } from '../../../src/testing/index.js';
-import { clockedNode, expectKeelError, thrown, UNREADABLE, useNodes, watch } from '../../support.js';
+import { clockedNode, deadPid, expectKeelError, thrown, UNREADABLE, useNodes, watch } from '../../support.js';
 
 const track = useNodes();
 
@@ -160,7 +160,7 @@ describe('barrier', () => {
   it("a wait sent straight to its process with the token of a wait still waiting is refused: it does not take that waiter's place", async () => {
     const node = track();
     const b = await barrier(node, 2, { timeout: Infinity });
-    const request = { type: 'wait', token: 'mine', waiter: undefined, timeout: Infinity };
+    const request = { type: 'wait', token: {}, timeout: Infinity };
     const first = GenServer.call(node, b.name, request as never, { timeout: Infinity });
     expect(await b.arrived()).toBe(1);
     expectKeelError(await GenServer.call(node, b.name, request as never), 'ERR_INVALID_ARGUMENT', '`request.token`');
@@ -176,10 +176,11 @@ describe('barrier', () => {
     const first = watch(b.wait(node));
     expect(await b.arrived()).toBe(1);
     for (const [request, argument] of [
-      [{ type: 'wait', token: 'x', waiter: 42, timeout: 10 }, 'request.waiter'],
-      [{ type: 'wait', token: 'x', waiter: undefined, timeout: 'soon' }, 'request.timeout'],
-      [{ type: 'wait', token: 'x', waiter: undefined, timeout: -1 }, 'request.timeout'],
-      [{ type: 'wait', token: '', waiter: undefined, timeout: 10 }, 'request.token'],
+      [{ type: 'wait', token: {}, timeout: 'soon' }, 'request.timeout'],
+      [{ type: 'wait', token: {}, timeout: -1 }, 'request.timeout'],
+      [{ type: 'wait', token: '', timeout: 10 }, 'request.token'],
+      [{ type: 'wait', token: 'x', timeout: 10 }, 'request.token'],
+      [{ type: 'wait', token: null, timeout: 10 }, 'request.token'],
     ] as const) {
       expectKeelError(await GenServer.call(node, b.name, request as never), 'ERR_INVALID_ARGUMENT', `\`${argument}\``);
     }
@@ -188,6 +189,44 @@ describe('barrier', () => {
     expect(await b.wait(node)).toEqual({ ok: true, generation: 0 });
     await node.idle();
     expect(first.value).toEqual({ ok: true, generation: 0 });
+  });
+  it('a wait sent straight to its process naming a dead pid as waiter is answered: the caller is who the call comes from, not a field of the request', async () => {
+    const node = track();
+    const b = await barrier(node, 2, { timeout: Infinity });
+    const direct = watch(GenServer.call(node, b.name, { type: 'wait', token: {}, waiter: deadPid(node), timeout: Infinity } as never, { timeout: Infinity }));
+    await node.idle();
+    expect(await b.arrived()).toBe(1);
+    expect(await b.wait(node)).toEqual({ ok: true, generation: 0 });
+    await node.idle();
+    expect(direct).toEqual({ status: 'resolved', value: { ok: true, generation: 0 }, error: undefined });
+  });
+
+  it("a client sending waits straight to its process cannot take the tokens the handle hands out: the handle's waits all count", async () => {
+    const node = track();
+    const b = await barrier(node, 400, { timeout: Infinity });
+    // every token a counter would hand out next, taken first
+    const squats = Array.from({ length: 300 }, (_v, i) => watch(GenServer.call(node, b.name, { type: 'wait', token: `${i + 1}`, timeout: Infinity } as never, { timeout: Infinity })));
+    await node.idle();
+    const mine = watch(b.wait(node));
+    const theirs = watch(GenServer.call(node, b.name, { type: 'wait', token: {}, timeout: Infinity } as never, { timeout: Infinity }));
+    await node.idle();
+    expect([mine, theirs.status]).toEqual([{ status: 'pending', value: undefined, error: undefined }, 'pending']);
+    expect(await b.arrived()).toBe(2);
+    // a token is an object, by identity: a string (which anyone can write) is refused
+    for (const squat of squats) expectKeelError(squat.value, 'ERR_INVALID_ARGUMENT', '`request.token`'); // answered with the error, as any malformed request
+  });
+
+  it('a process waiting straight at its process (no handle) that dies no longer counts: the call identifies it', async () => {
+    const node = track();
+    const b = await barrier(node, 2, { timeout: Infinity });
+    const doomed = node.spawn((ctx) => async () => {
+      await GenServer.call(ctx, b.name, { type: 'wait', token: {}, timeout: Infinity } as never, { timeout: Infinity });
+    });
+    node.send(doomed, 'go');
+    await node.settle(); // nothing runnable: its wait is in
+    expect(await b.arrived()).toBe(1);
+    node.exit(doomed, 'kill');
+    expect(await b.arrived()).toBe(0); // its Down was queued before this call
   });
 });
 
