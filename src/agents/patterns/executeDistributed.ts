@@ -1,7 +1,7 @@
-import { AbortedError, InvalidArgumentError, isKeelError } from '../../errors.js';
+import { AbortedError, CallExitError, InvalidArgumentError, isKeelError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
 import { kernelOf, type Kernel } from '../../runtime/kernel.js';
-import { checkTarget, isPid, type Pid } from '../../runtime/Pid.js';
+import { checkTarget, isPid, nameOf, type Pid, targetText } from '../../runtime/Pid.js';
 import { isInstance } from '../../runtime/safe.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { runTaskOn, type AgentCast } from '../Agent.js';
@@ -145,7 +145,7 @@ function failed(e: unknown, durationMs: number): { outcome: 'error'; error: unkn
 }
 
 /** `run_task` on the agent; `{ ok: false }` answers become errors, a task past its timeout is cancelled. */
-function defaultFn<W, V>(from: Node | Context<any>, node: Node, run: string, kind: string): IndexedFn<W, V> {
+function defaultFn<W, V>(from: Node | Context<any>, node: Kernel, run: string, kind: string): IndexedFn<W, V> {
   return async (agent, payload, { signal }, index) => {
     const task = { id: `${run}.${index}`, kind, payload };
     let answer;
@@ -154,6 +154,11 @@ function defaultFn<W, V>(from: Node | Context<any>, node: Node, run: string, kin
     } catch (e) {
       // our abort (the timeout): the agent may still be running it: tell it to stop
       if (signal.aborted && (!isPid(agent) || node.isAlive(agent))) GenServer.cast<AgentCast>(from, agent, { type: 'cancel_task', taskId: task.id });
+      // the node shut down under the task: the agent was stopped while running it, with the exit
+      // reason 'shutdown' (what OTP's call reports), not a process that was never there
+      if (node.stopping && isKeelError(e, 'ERR_NOPROC')) {
+        throw new CallExitError(targetText(agent), 'shutdown', 'shutdown (the node shut down)', { registeredName: nameOf(agent) });
+      }
       throw e;
     }
     if (!answer.ok) throw new TaskFailed(answer.error);

@@ -275,4 +275,19 @@ describe('executeDistributed on the real clock', () => {
     expect(r2.peakConcurrency).toBe(1);
     expect(ran).toEqual([1, 2]);
   });
+  it("an agent stopped by the node's shutdown while running its task is 'error' with ERR_CALL_EXIT, reason 'shutdown', as an agent killed meanwhile is", async () => {
+    const node = track();
+    const started = deferred<void>();
+    const a = await Agent.start(node, { capabilities: [], runTask: () => (started.resolve(), new Promise<never>(() => undefined)) });
+    const run = executeDistributed(node, [{ agent: a.pid, work: 1 }], { timeoutMs: Infinity });
+    await started.promise;
+    const stopped = node.shutdown();
+    const r = await run;
+    await stopped;
+    expect(r.results.map((x) => x.outcome)).toEqual(['error']);
+    const error = (r.results[0] as { error: unknown }).error;
+    expectKeelError(error, 'ERR_CALL_EXIT', String(a.pid), 'shutdown');
+    expect((error as { reason: unknown }).reason).toBe('shutdown');
+    expect(r).toMatchObject({ ok: 0, timeout: 0, error: 1, noproc: 0 });
+  });
 });
