@@ -148,6 +148,8 @@ class Machine {
   pendingEventTimeout: { ms: number; content: unknown } | undefined = undefined;
   stopped = false;
   terminated = false;
+  /** Set by an enter call's transition that asks `repeatState`: the enter loop calls it again. */
+  again = false;
   /** What every call returns to the GenServer (the machine replies through actions). */
   readonly noreply = { noreply: true as const, state: this };
 
@@ -277,18 +279,38 @@ class Machine {
     if (inserted !== undefined) pushReversed(this.events, inserted);
     if (timeouts !== undefined) for (const t of timeouts) this.#setTimeout(t);
     if (this.spec.stateEnter === true && (changed || kind === REPEAT || init)) {
-      // a repeat asked by an enter call enters again from the state before the whole transition,
-      // as gen_statem commits the state only once the transition is done
-      return then(this.enter(ev.type === 'enter' ? ev.oldState : oldState), () => this.#startEventTimeout());
+      // a repeat asked by an enter call: the enter loop calls it again (no deeper on the stack)
+      if (enter) {
+        this.again = true;
+        return;
+      }
+      return then(this.enter(oldState), () => this.#startEventTimeout());
     }
     if (!enter) this.#startEventTimeout();
   }
 
-  /** The state enter call. */
+  /**
+   * The state enter call, again for as long as it answers `repeatState` (a loop, as gen_statem's:
+   * however many times in a row). A repeat enters again from the state before the whole transition,
+   * as gen_statem commits the state only once the transition is done.
+   */
   enter(oldState: unknown): void | Promise<void> {
-    if (this.stopped) return;
-    const ev: Ev = { type: 'enter', oldState };
-    return then(this.#callback(ev), (res) => this.transition(ev, res, true));
+    while (!this.stopped) {
+      const ev: Ev = { type: 'enter', oldState };
+      const res = this.#callback(ev);
+      if (isThenable(res)) return adopt(res).then((r) => this.#entered(ev, r));
+      const t = this.transition(ev, res, true);
+      if (!this.again) return t;
+      this.again = false;
+    }
+  }
+
+  /** An async enter call's result applied; a repeat enters again. */
+  #entered(ev: Ev & { type: 'enter' }, res: unknown): void | Promise<void> {
+    const t = this.transition(ev, res, true);
+    if (!this.again) return t;
+    this.again = false;
+    return this.enter(ev.oldState);
   }
 
   #setTimeout(a: TimeoutAction): void {

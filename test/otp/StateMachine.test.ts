@@ -342,6 +342,24 @@ describe('StateMachine: inserted events and enter calls', () => {
     expect(log).toEqual(['a/enter<-a', 'a/cast:go', 'b/enter<-a', 'b/enter<-a']);
   });
 
+
+  it('an enter call may repeat itself any number of times in a row without overflowing the stack (as gen_statem loops)', async () => {
+    const { node } = clockedNode(track);
+    const pid = await StateMachine.start<string, number, CallProtocol, string>(node, {
+      init: () => ({ state: 'a', data: 0 }),
+      stateEnter: true,
+      handleEvent: (ev, _state, data) => {
+        if (ev.type === 'cast') return { nextState: 'b', data: 0 };
+        // the enter call of 'b' repeats 100 000 times, then keeps its state
+        if (ev.type === 'enter' && ev.oldState === 'a' && data < 100_000) return { repeatState: true, data: data + 1 };
+        return { keepState: true };
+      },
+    });
+    StateMachine.cast(node, pid, 'go');
+    await node.idle();
+    expect(node.isAlive(pid)).toBe(true);
+    expect(await Sys.getState(node, pid)).toEqual({ state: 'b', data: 100_000 });
+  });
   it('calls enter on a state change and on repeatState, with the old state, before the inserted events', async () => {
     const { node } = clockedNode(track);
     const { pid, log } = await recorder(
