@@ -1,5 +1,5 @@
 import { markBehaviour } from './internal/lifecycle.js';
-import { describe, InvalidArgumentError, StartError, toError } from '../errors.js';
+import { describe, InvalidArgumentError, StartError, thrownText, toError } from '../errors.js';
 import { isInstance } from '../runtime/safe.js';
 import { exitedWith, type Proc } from '../runtime/kernel.js';
 import { isExitReason, type ExitReason } from '../runtime/messages.js';
@@ -213,18 +213,35 @@ class Machine {
 
   /** Applies a callback's result for `ev` (for an enter call: `enter`). */
   transition(ev: Ev, res: unknown, enter: boolean, init = false): void | Promise<void> {
-    const kind = kindOfResult(res, enter);
-    const r = res as { nextState?: unknown; data?: unknown; actions?: unknown; stop?: ExitReason };
+    // every field of the result, and of each action, is read once (a getter may answer differently
+    // when read again) and guarded: what cannot be read is ERR_INVALID_ARGUMENT naming it
+    const r = readResult(res, enter);
+    const kind = r.kind;
     const actions = r.actions ?? NO_ACTIONS;
-    if (!Array.isArray(actions)) throw new InvalidArgumentError('actions', 'an array of actions', actions);
+    let isList: boolean;
+    try {
+      isList = Array.isArray(actions);
+    } catch (e) {
+      throw unreadable(actions, 'actions', undefined, e); // a revoked proxy
+    }
+    if (!isList) throw new InvalidArgumentError('actions', 'an array of actions', actions);
+    const list = actions as readonly unknown[];
+    const n = field(list, 'length', 'actions') as number;
     if (!enter) this.pendingEventTimeout = undefined;
     let postpone = false;
     let inserted: Ev[] | undefined;
     let timeouts: TimeoutAction[] | undefined;
-    for (const a of actions as unknown[]) {
-      const type = typeof a === 'string' ? a : typeof a === 'object' && a !== null ? (a as { type?: unknown }).type : undefined;
+    for (let i = 0; i < n; i++) {
+      let a: unknown;
+      try {
+        a = list[i];
+      } catch (e) {
+        throw unreadable(list, i, undefined, e);
+      }
+      const type = typeof a === 'string' ? a : typeof a === 'object' && a !== null ? field(a, 'type', i) : undefined;
       if (type === 'reply') {
-        const { from, reply } = a as { from: unknown; reply: unknown };
+        const from = field(a as object, 'from', i);
+        const reply = field(a as object, 'reply', i);
         if (!isInstance(from, PendingCall)) throw new InvalidArgumentError('reply action', 'a call event\'s `from`', from);
         from.reply(reply);
         continue;
@@ -233,13 +250,16 @@ class Machine {
       if (type === 'hibernate') continue;
       if (type === 'postpone') {
         if (enter) throw new InvalidArgumentError('action of a state enter call', 'no postpone (an enter call is no event)', a);
+        if (init) throw new InvalidArgumentError('init actions', 'no postpone (init handles no event)', a);
         postpone = true;
       } else if (type === 'next_event') {
         if (enter) throw new InvalidArgumentError('action of a state enter call', 'no next_event', a);
-        const { kind: k = 'internal', content } = a as { kind?: unknown; content: unknown };
+        const given = field(a as object, 'kind', i);
+        const k = given === undefined ? 'internal' : given; // a null kind is refused, as it was
+        const content = field(a as object, 'content', i);
         if (k === 'call') {
           // a call event again, with a call's from (this one's or one held): its reply is the inserted event's
-          const { from } = a as { from?: unknown };
+          const from = field(a as object, 'from', i);
           if (!isInstance(from, PendingCall)) throw new InvalidArgumentError('next_event from', "a call event's `from`", from);
           (inserted ??= []).push({ type: 'call', request: content, from } as Ev);
           continue;
@@ -247,19 +267,20 @@ class Machine {
         if (k !== 'internal' && k !== 'cast' && k !== 'info') throw new InvalidArgumentError('next_event kind', "'internal', 'cast', 'info' or 'call'", k);
         (inserted ??= []).push({ type: k, content } as Ev);
       } else if (type === 'timeout' || type === 'state_timeout' || type === 'generic_timeout') {
-        (timeouts ??= []).push(readTimeout(a as Record<string, unknown>, type));
+        (timeouts ??= []).push(readTimeout(a as object, type, i));
       } else {
         throw new InvalidArgumentError('action', 'reply, postpone, hibernate, next_event, timeout, state_timeout or generic_timeout', a);
       }
     }
-    if ('data' in r) this.data = r.data;
-    if (kind === STOP) return this.stop(r.stop!);
+    if (r.hasData) this.data = r.data;
+    if (kind === STOP) return this.stop(r.stop as ExitReason);
     const oldState = this.state;
-    if (enter && kind === NEXT && !equal(r.nextState, oldState)) {
+    const same = kind !== NEXT || equal(r.nextState, oldState);
+    if (enter && !same) {
       // as gen_statem: an enter call cannot change the state (only repeat it)
       throw new InvalidArgumentError('state enter result', `no change of state (in ${describe(oldState)}; use repeatState, keepState or stop)`, res);
     }
-    const changed = !enter && kind === NEXT && !equal(r.nextState, oldState);
+    const changed = !enter && !same;
     if (postpone) {
       this.postponed.push(ev);
       if (ev.type === 'call') (ev.from as PendingCall).held();
@@ -403,22 +424,69 @@ class Machine {
   }
 }
 
-function kindOfResult(res: unknown, enter: boolean): number {
+/** A callback's result as read: each field once. */
+interface ResultRead {
+  readonly kind: number;
+  readonly nextState: unknown;
+  readonly stop: unknown;
+  readonly hasData: boolean;
+  readonly data: unknown;
+  readonly actions: unknown;
+}
+
+/** Reads a callback's result, each field once (`stop`, else `nextState`, else `keepState`, else `repeatState`). */
+function readResult(res: unknown, enter: boolean): ResultRead {
+  const argument = enter ? 'state enter result' : 'state callback result';
   if (typeof res === 'object' && res !== null) {
-    const r = res as Record<string, unknown>;
-    if ('stop' in r) {
-      if (!isExitReason(r.stop)) throw new InvalidArgumentError('stop', "an exit reason ('normal', 'shutdown', { shutdown }, an Error, ...)", r.stop);
-      return STOP;
+    let kind = -1;
+    let nextState: unknown;
+    let stop: unknown;
+    if (has(res, 'stop', argument)) {
+      stop = field(res, 'stop', argument);
+      if (!isExitReason(stop)) throw new InvalidArgumentError('stop', "an exit reason ('normal', 'shutdown', { shutdown }, an Error, ...)", stop);
+      kind = STOP;
+    } else if (has(res, 'nextState', argument)) {
+      nextState = field(res, 'nextState', argument);
+      kind = NEXT;
+    } else if (field(res, 'keepState', argument) === true) {
+      kind = KEEP;
+    } else if (field(res, 'repeatState', argument) === true) {
+      kind = REPEAT;
     }
-    if ('nextState' in r) return NEXT;
-    if (r.keepState === true) return KEEP;
-    if (r.repeatState === true) return REPEAT;
+    if (kind !== -1) {
+      const hasData = has(res, 'data', argument);
+      const data = hasData ? field(res, 'data', argument) : undefined;
+      return { kind, nextState, stop, hasData, data, actions: field(res, 'actions', argument) };
+    }
   }
   throw new InvalidArgumentError(
-    enter ? 'state enter result' : 'state callback result',
+    argument,
     '{ nextState, data?, actions? } | { keepState: true, ... } | { repeatState: true, ... } | { stop, data?, actions? }',
     res,
   );
+}
+
+/** `o[key]`, read once; a getter or a proxy trap that throws is ERR_INVALID_ARGUMENT naming it (`where` a number: the action at that index). */
+function field(o: object, key: string, where: string | number): unknown {
+  try {
+    return (o as Record<string, unknown>)[key];
+  } catch (e) {
+    throw unreadable(o, where, key, e);
+  }
+}
+
+/** `key in o`, guarded as {@link field}. */
+function has(o: object, key: string, where: string): boolean {
+  try {
+    return key in o;
+  } catch (e) {
+    throw unreadable(o, where, key, e);
+  }
+}
+
+function unreadable(value: unknown, where: string | number, key: string | undefined, e: unknown): InvalidArgumentError {
+  const at = typeof where === 'number' ? `actions[${where}]` : where;
+  return new InvalidArgumentError(key === undefined ? at : `${at}.${key}`, 'a value that can be read', value, `reading it threw ${thrownText(e)}`);
 }
 
 /** A timeout action as read, each field once (a getter may answer differently when read again). */
@@ -431,12 +499,12 @@ interface TimeoutAction {
 }
 
 /** Reads a timeout action's fields once and checks them: what is checked is what is used. */
-function readTimeout(a: Record<string, unknown>, type: TimeoutKind): TimeoutAction {
-  const name = type === 'generic_timeout' ? a.name : '';
+function readTimeout(a: object, type: TimeoutKind, i: number): TimeoutAction {
+  const name = type === 'generic_timeout' ? field(a, 'name', i) : '';
   if (typeof name !== 'string') throw new InvalidArgumentError('generic_timeout name', 'a string', name);
-  const ms = a.ms;
-  const content = a.content;
-  const cancel = a.cancel === true;
+  const ms = field(a, 'ms', i);
+  const content = field(a, 'content', i);
+  const cancel = field(a, 'cancel', i) === true;
   if (!cancel) validateTimeout(ms, `${type} ms`);
   return { type, name, ms: ms as number, content, cancel };
 }
@@ -501,9 +569,6 @@ function serverSpec(spec: AnySpec): GenServerSpec<Machine, CallProtocol, unknown
     handleContinue: (info, m) => {
       // after init, before the mailbox: init's actions, the first enter call, the inserted events
       const actions = (info as { [INIT]: unknown })[INIT];
-      if (Array.isArray(actions) && actions.some((a) => a === 'postpone' || (a as { type?: unknown } | null)?.type === 'postpone')) {
-        throw new InvalidArgumentError('init actions', 'no postpone (init handles no event)', actions);
-      }
       const ev: Ev = { type: 'info', content: undefined };
       const r = then(applyInit(m, ev, actions), () => m.drain());
       return then(r, () => m);

@@ -2,8 +2,11 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import {
   type CallProtocol,
+  type Exit,
   type ExitReason,
   GenServer,
+  isExit,
+  isKeelError,
   type ServerPid,
   StateMachine,
   type StateMachineAction,
@@ -13,7 +16,7 @@ import {
   type Transition,
 } from '../../src/index.js';
 import { probe } from '../../src/testing/index.js';
-import { clockedNode, deferred, expectKeelError, failingWith, failure, failureModes, type FakeLogger, receiveDown, revokedProxy, useNodes, watch, type Watched } from '../support.js';
+import { clockedNode, deferred, expectKeelError, failingWith, failure, failureModes, type FakeLogger, receiveDown, revokedProxy, trappingProxy, useNodes, watch, type Watched } from '../support.js';
 
 const track = useNodes();
 
@@ -731,8 +734,70 @@ describe('StateMachine: calls, stop and errors', () => {
     expect((node.logger as FakeLogger).errors.filter((args) => args.includes(failed))).toHaveLength(3);
   });
 
+  it('refuses a result or an action that cannot be read: the machine crashes with ERR_INVALID_ARGUMENT naming it, not a raw TypeError', async () => {
+    const throwing = (key: string): object =>
+      Object.defineProperty({}, key, {
+        enumerable: true,
+        get: () => {
+          throw new Error('getter');
+        },
+      });
+    const unreadableElement = new Proxy([1], {
+      get: (target, key) => {
+        if (key === '0') throw new Error('element');
+        return Reflect.get(target, key) as unknown;
+      },
+    });
+    const cases: [string, () => unknown, string][] = [
+      ['a revoked proxy', () => revokedProxy(), 'state callback result'],
+      ['a proxy whose traps throw', () => trappingProxy(), 'state callback result'],
+      ['actions whose getter throws', () => Object.assign(throwing('actions'), { keepState: true }), 'state callback result.actions'],
+      ['actions a revoked proxy', () => ({ keepState: true, actions: revokedProxy() }), '`actions`'],
+      ['an action list whose element cannot be read', () => ({ keepState: true, actions: unreadableElement }), 'actions[0]'],
+      ['an action a revoked proxy', () => ({ keepState: true, actions: ['hibernate', revokedProxy()] }), 'actions[1]'],
+      ["an action's type getter throws", () => ({ keepState: true, actions: [throwing('type')] }), 'actions[0].type'],
+      ["a timeout action's ms getter throws", () => ({ keepState: true, actions: [Object.assign(throwing('ms'), { type: 'timeout' })] }), 'actions[0].ms'],
+      ["a reply action's from getter throws", () => ({ keepState: true, actions: [Object.assign(throwing('from'), { type: 'reply' })] }), 'actions[0].from'],
+    ];
+    for (const [what, result, named] of cases) {
+      const { node } = clockedNode(track);
+      const { pid } = await recorder(node, (ev) => (ev.type === 'cast' ? (result() as never) : keep));
+      const p = probe(node);
+      const ref = p.ctx.monitor(pid);
+      StateMachine.cast(node, pid, 'go');
+      const { reason } = await receiveDown(p, ref);
+      expect(isKeelError(reason, 'ERR_INVALID_ARGUMENT'), what).toBe(true);
+      expectKeelError(reason, 'ERR_INVALID_ARGUMENT', named);
+    }
+    // an enter call's result, and init's actions
+    const { node } = clockedNode(track);
+    const { pid } = await recorder(node, (ev, state) => (ev.type === 'cast' ? { nextState: 'b' } : ev.type === 'enter' && state === 'b' ? (revokedProxy() as never) : keep), { stateEnter: true });
+    const p = probe(node);
+    const ref = p.ctx.monitor(pid);
+    StateMachine.cast(node, pid, 'go');
+    expectKeelError((await receiveDown(p, ref)).reason, 'ERR_INVALID_ARGUMENT', 'state enter result');
+    // init's actions run as the start resolves: their crash comes to a linked starter that traps exits
+    p.ctx.trapExits();
+    const started = await StateMachine.startLink<string, number, CallProtocol, string>(p.ctx, { init: () => ({ state: 'a', data: 0, actions: [revokedProxy() as never] }), handleEvent: () => keep });
+    const exit = (await p.receive((m) => isExit(m) && m.from === started)) as Exit;
+    expectKeelError(exit.reason, 'ERR_INVALID_ARGUMENT', 'actions[0]');
+  });
+
+  it('reads each field of a result once: a nextState getter that answers b, then c, moves to b', async () => {
+    const { node } = clockedNode(track);
+    let reads = 0;
+    const { pid } = await recorder(node, (ev) =>
+      ev.type === 'cast'
+        ? (Object.defineProperty({}, 'nextState', { enumerable: true, get: () => (++reads === 1 ? 'b' : 'c') }) as never)
+        : keep);
+    StateMachine.cast(node, pid, 'go');
+    await node.idle();
+    expect(reads).toBe(1);
+    expect(await Sys.getState(node, pid)).toEqual({ state: 'b', data: 0 });
+  });
+
   it('crashes on a result that is no transition, or a missing state function', async () => {
-    for (const result of [undefined, 42, { state: 'b' }, { keepState: true, actions: 'postpone' }, { stop: 'done' }, { keepState: true, actions: [{ type: 'reply', from: {}, reply: 1 }] }]) {
+    for (const result of [undefined, 42, { state: 'b' }, { keepState: true, actions: 'postpone' }, { stop: 'done' }, { keepState: true, actions: [{ type: 'reply', from: {}, reply: 1 }] }, { keepState: true, actions: [{ type: 'next_event', kind: null, content: 1 }] }]) {
       const { node } = clockedNode(track);
       const { pid } = await recorder(node, () => result as never);
       const p = probe(node);
