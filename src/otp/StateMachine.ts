@@ -543,11 +543,14 @@ const VIEW: SysView = {
   behaviour: 'StateMachine',
   get: (m) => ({ state: (m as Machine).state, data: (m as Machine).data }),
   set: (m, next) => {
-    if (typeof next !== 'object' || next === null || !('state' in next) || !('data' in next)) {
+    if (typeof next !== 'object' || next === null || !has(next, 'state', 'replaceState result') || !has(next, 'data', 'replaceState result')) {
       throw new InvalidArgumentError('replaceState result', '{ state, data }', next);
     }
-    (m as Machine).state = (next as { state: unknown }).state;
-    (m as Machine).data = (next as { data: unknown }).data;
+    // read once each, guarded: a revoked proxy is ERR_INVALID_ARGUMENT, the state kept
+    const state = field(next, 'state', 'replaceState result');
+    const data = field(next, 'data', 'replaceState result');
+    (m as Machine).state = state;
+    (m as Machine).data = data;
     return m;
   },
 };
@@ -558,10 +561,12 @@ function serverSpec(spec: AnySpec): GenServerSpec<Machine, CallProtocol, unknown
     init: (arg: unknown, ctx) => {
       const r = spec.init(arg, ctx);
       return then(r, (res: unknown) => {
-        if (typeof res !== 'object' || res === null || !('state' in res) || !('data' in res)) {
+        if (typeof res !== 'object' || res === null || !has(res, 'state', 'init result') || !has(res, 'data', 'init result')) {
           throw new InvalidArgumentError('init result', '{ state, data, actions? }', res);
         }
-        const { state, data, actions } = res as { state: unknown; data: unknown; actions?: unknown };
+        const state = field(res, 'state', 'init result');
+        const data = field(res, 'data', 'init result');
+        const actions = field(res, 'actions', 'init result');
         const m = new Machine(spec, ctx, state, data);
         return { state: m, continue: { [INIT]: actions } };
       });

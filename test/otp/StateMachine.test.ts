@@ -783,6 +783,16 @@ describe('StateMachine: calls, stop and errors', () => {
     expectKeelError(exit.reason, 'ERR_INVALID_ARGUMENT', 'actions[0]');
   });
 
+  it("refuses an init result or a replaceState result that cannot be read with ERR_INVALID_ARGUMENT naming it (a start refused, the state kept)", async () => {
+    const { node } = clockedNode(track);
+    const start = await failure(() => StateMachine.start<string, number, CallProtocol, string>(node, { init: () => revokedProxy() as never, handleEvent: () => keep }));
+    expectKeelError(start, 'ERR_START_FAILED', 'init result');
+    expect(isKeelError((start as { reason: unknown }).reason, 'ERR_INVALID_ARGUMENT')).toBe(true);
+    const pid = await StateMachine.start<string, number, CallProtocol, string>(node, { init: () => ({ state: 'a', data: 0 }), handleEvent: () => keep });
+    expectKeelError(await failure(() => Sys.replaceState(node, pid, () => revokedProxy() as never)), 'ERR_INVALID_ARGUMENT', 'replaceState result');
+    expect(await Sys.getState(node, pid)).toEqual({ state: 'a', data: 0 });
+  });
+
   it('reads each field of a result once: a nextState getter that answers b, then c, moves to b', async () => {
     const { node } = clockedNode(track);
     let reads = 0;
