@@ -129,6 +129,8 @@ const STOP = 3;
 /** A running state machine: the GenServer state of the server it runs on. */
 class Machine {
   readonly spec: AnySpec;
+  /** The callback mode the machine started with (gen_statem reads callback_mode once). */
+  readonly mode: CallbackMode;
   readonly ctx: Context<any>;
   state: unknown;
   data: unknown;
@@ -153,8 +155,9 @@ class Machine {
   /** What every call returns to the GenServer (the machine replies through actions). */
   readonly noreply = { noreply: true as const, state: this };
 
-  constructor(spec: AnySpec, ctx: Context<any>, state: unknown, data: unknown) {
+  constructor(spec: AnySpec, mode: CallbackMode, ctx: Context<any>, state: unknown, data: unknown) {
     this.spec = spec;
+    this.mode = mode;
     this.ctx = ctx;
     this.state = state;
     this.data = data;
@@ -204,11 +207,17 @@ class Machine {
 
   #callback(ev: Ev): unknown {
     const spec = this.spec;
-    if (spec.handleEvent !== undefined) return spec.handleEvent(ev, this.state, this.data, this.ctx);
+    if (this.mode.handleEvent) {
+      const handle = spec.handleEvent;
+      if (typeof handle !== 'function') throw new InvalidArgumentError('spec.handleEvent', 'the handleEvent function the machine started with', handle);
+      return handle.call(spec, ev, this.state, this.data, this.ctx);
+    }
     // Object.prototype's functions ('toString', 'constructor', ...) are no state functions (a class's methods are)
-    const f = typeof this.state === 'string' && (Object.hasOwn(spec.states!, this.state) || !(this.state in Object.prototype)) ? spec.states![this.state] : undefined;
+    const states = spec.states;
+    if (typeof states !== 'object' || states === null) throw new InvalidArgumentError('spec.states', 'the states object the machine started with', states);
+    const f = typeof this.state === 'string' && (Object.hasOwn(states, this.state) || !(this.state in Object.prototype)) ? states[this.state] : undefined;
     if (typeof f !== 'function') throw new InvalidArgumentError('states', `a state function for the state ${describe(this.state)}`, f);
-    return f.call(spec.states, ev, this.data, this.ctx);
+    return f.call(states, ev, this.data, this.ctx);
   }
 
   /** Applies a callback's result for `ev` (for an enter call: `enter`). */
@@ -299,7 +308,7 @@ class Machine {
     // inserted events come first, in the order of their actions
     if (inserted !== undefined) pushReversed(this.events, inserted);
     if (timeouts !== undefined) for (const t of timeouts) this.#setTimeout(t);
-    if (this.spec.stateEnter === true && (changed || kind === REPEAT || init)) {
+    if (this.mode.stateEnter && (changed || kind === REPEAT || init)) {
       // a repeat asked by an enter call: the enter loop calls it again (no deeper on the stack)
       if (enter) {
         this.again = true;
@@ -524,19 +533,29 @@ function then<T>(value: unknown, f: (v: any) => T): T | Promise<Awaited<T>> {
   return isThenable(value) ? (adopt(value).then(f) as Promise<Awaited<T>>) : f(value);
 }
 
-function validateSpec(spec: unknown): asserts spec is AnySpec {
+/** gen_statem's callback mode, read once at the start: a spec changed afterwards changes no machine running. */
+interface CallbackMode {
+  readonly handleEvent: boolean;
+  readonly stateEnter: boolean;
+}
+
+function validateSpec(spec: unknown): CallbackMode {
   if (typeof spec !== 'object' || spec === null || typeof (spec as { init?: unknown }).init !== 'function') {
     throw new InvalidArgumentError('spec', 'a StateMachine spec with an init(arg, ctx) function', spec);
   }
   const s = spec as Record<string, unknown>;
-  const mode = (typeof s.handleEvent === 'function' ? 1 : 0) + (typeof s.states === 'object' && s.states !== null ? 1 : 0);
-  if (mode !== 1 || (s.handleEvent !== undefined && typeof s.handleEvent !== 'function')) {
+  const handleEvent = s.handleEvent;
+  const states = s.states;
+  const mode = (typeof handleEvent === 'function' ? 1 : 0) + (typeof states === 'object' && states !== null ? 1 : 0);
+  if (mode !== 1 || (handleEvent !== undefined && typeof handleEvent !== 'function')) {
     throw new InvalidArgumentError('spec', 'a StateMachine spec with either handleEvent(event, state, data, ctx) or states: { [state]: (event, data, ctx) => … }', spec);
   }
   for (const cb of ['terminate', 'formatStatus'] as const) {
     if (s[cb] !== undefined && typeof s[cb] !== 'function') throw new InvalidArgumentError(`spec.${cb}`, 'a function or undefined', s[cb]);
   }
-  if (s.stateEnter !== undefined && typeof s.stateEnter !== 'boolean') throw new InvalidArgumentError('spec.stateEnter', 'a boolean or undefined', s.stateEnter);
+  const stateEnter = s.stateEnter;
+  if (stateEnter !== undefined && typeof stateEnter !== 'boolean') throw new InvalidArgumentError('spec.stateEnter', 'a boolean or undefined', stateEnter);
+  return { handleEvent: typeof handleEvent === 'function', stateEnter: stateEnter === true };
 }
 
 const VIEW: SysView = {
@@ -556,7 +575,7 @@ const VIEW: SysView = {
 };
 
 /** The GenServer spec a state machine runs on. */
-function serverSpec(spec: AnySpec): GenServerSpec<Machine, CallProtocol, unknown> {
+function serverSpec(spec: AnySpec, mode: CallbackMode): GenServerSpec<Machine, CallProtocol, unknown> {
   return markBehaviour({
     init: (arg: unknown, ctx) => {
       const r = spec.init(arg, ctx);
@@ -567,7 +586,7 @@ function serverSpec(spec: AnySpec): GenServerSpec<Machine, CallProtocol, unknown
         const state = field(res, 'state', 'init result');
         const data = field(res, 'data', 'init result');
         const actions = field(res, 'actions', 'init result');
-        const m = new Machine(spec, ctx, state, data);
+        const m = new Machine(spec, mode, ctx, state, data);
         return { state: m, continue: { [INIT]: actions } };
       });
     },
@@ -635,8 +654,8 @@ export const StateMachine = {
     arg?: Arg,
     options: StartOptions<NoInfer<P>, NoInfer<Cast>> = {},
   ): Promise<ServerPid<P, Cast>> {
-    validateSpec(spec);
-    return started(GenServer.start(from, serverSpec(spec), arg, options as StartOptions) as Promise<ServerPid<P, Cast>>);
+    const mode = validateSpec(spec);
+    return started(GenServer.start(from, serverSpec(spec as unknown as AnySpec, mode), arg, options as StartOptions) as Promise<ServerPid<P, Cast>>);
   },
 
   /** Starts a state machine linked to the calling process. */
@@ -646,8 +665,8 @@ export const StateMachine = {
     arg?: Arg,
     options: StartOptions<NoInfer<P>, NoInfer<Cast>> = {},
   ): Promise<ServerPid<P, Cast>> {
-    validateSpec(spec);
-    return started(GenServer.startLink(from, serverSpec(spec), arg, options as StartOptions) as Promise<ServerPid<P, Cast>>);
+    const mode = validateSpec(spec);
+    return started(GenServer.startLink(from, serverSpec(spec as unknown as AnySpec, mode), arg, options as StartOptions) as Promise<ServerPid<P, Cast>>);
   },
 
   /** Calls a state machine: exactly `GenServer.call` (same errors, timeout and typing). */

@@ -848,6 +848,36 @@ describe('StateMachine: calls, stop and errors', () => {
     expect(await Sys.getState(node, pid)).toEqual({ state: 'toString', data: 'in toString' });
   });
 
+  it("keeps the callback mode it started with (gen_statem's callback_mode): a spec changed afterwards changes no machine running", async () => {
+    const { node } = clockedNode(track);
+    const log: string[] = [];
+    const spec: { init: () => { state: string; data: null }; states: object; stateEnter?: boolean; handleEvent?: () => unknown } = {
+      init: () => ({ state: 'a', data: null }),
+      states: {
+        a: (ev: { type: string }) => (log.push(`a/${ev.type}`), ev.type === 'cast' ? { nextState: 'b' } : keep),
+        b: (ev: { type: string }) => (log.push(`b/${ev.type}`), keep),
+      },
+    };
+    const pid = await StateMachine.start<string, null, CallProtocol, string>(node, spec as never);
+    // the spec object reused for another machine: with enter calls, in handle_event mode
+    spec.stateEnter = true;
+    spec.handleEvent = () => (log.push('handleEvent'), keep);
+    StateMachine.cast(node, pid, 'go');
+    StateMachine.cast(node, pid, 'again');
+    await node.idle();
+    expect(log).toEqual(['a/cast', 'b/cast']);
+    // stateEnter turned on after the start: no enter call on the state change
+    const other: { init: () => { state: string; data: null }; handleEvent: (ev: { type: string }, state: string) => unknown; stateEnter?: boolean } = {
+      init: () => ({ state: 'a', data: null }),
+      handleEvent: (ev, state) => (log.push(`${state}/${ev.type}`), ev.type === 'cast' ? { nextState: 'b' } : keep),
+    };
+    const second = await StateMachine.start<string, null, CallProtocol, string>(node, other as never);
+    other.stateEnter = true;
+    StateMachine.cast(node, second, 'go');
+    await node.idle();
+    expect(log).toEqual(['a/cast', 'b/cast', 'a/cast']);
+  });
+
   it('refuses a bad spec at once, and fails the start of a bad init with ERR_START_FAILED', async () => {
     const { node } = clockedNode(track);
     const both = { init: () => ({ state: 'a', data: 0 }), handleEvent: () => ({ keepState: true }), states: {} };
