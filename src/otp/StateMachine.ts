@@ -1,7 +1,7 @@
 import { markBehaviour } from './internal/lifecycle.js';
 import { describe, InvalidArgumentError, StartError, thrownText, toError } from '../errors.js';
 import { isInstance } from '../runtime/safe.js';
-import { exitedWith, type Proc } from '../runtime/kernel.js';
+import { exitedWith, isDead, type Proc } from '../runtime/kernel.js';
 import { isExitReason, type ExitReason } from '../runtime/messages.js';
 import type { Target, TimerRef } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
@@ -118,6 +118,14 @@ class Timeout {
 }
 
 const INIT = Symbol('keel.statem.init');
+
+/** How many queued events a machine handles in a row before it lets the node's other processes run. */
+const SLICE = 10_000;
+
+/** Resolves once the event loop has run what was waiting (the node's scheduler among it). */
+function nextSlice(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 const NO_ACTIONS: readonly unknown[] = [];
 
 /** The results' kinds. */
@@ -175,7 +183,12 @@ class Machine {
   }
 
   drain(): void | Promise<void> {
-    while (!this.stopped) {
+    let n = 0;
+    // a process killed while an async callback ran, or between two slices, handles nothing more
+    while (!this.stopped && !isDead(this.ctx as Proc)) {
+      // a long run of queued events (each inserting the next) is handled in slices: between two,
+      // the node's other processes run, as the BEAM preempts a process however long it loops
+      if (++n > SLICE) return nextSlice().then(() => this.drain());
       let next: Ev | Timeout | undefined = this.events.pop();
       if (next === undefined) {
         next = this.zero.values().next().value;

@@ -945,6 +945,62 @@ describe('StateMachine: calls, stop and errors', () => {
     expect(String((await receiveDown(p, ref)).reason)).toBe('Error: thenable failed');
   });
 
+  it("lets the node's other processes run while it handles a long run of inserted events, and dies at once when killed", async () => {
+    const { node } = clockedNode(track);
+    let handled = 0;
+    // each event inserts the next: a million events in a row, none from the mailbox
+    const spinner = await StateMachine.start<string, null, CallProtocol, string, number>(node, {
+      init: () => ({ state: 'a', data: null }),
+      handleEvent: (ev) => {
+        handled++;
+        return ev.type === 'cast' || (ev.type === 'internal' && ev.content < 1_000_000) ? { keepState: true, actions: [{ type: 'next_event', content: ev.type === 'cast' ? 1 : ev.content + 1 }] } : keep;
+      },
+    });
+    const other = await StateMachine.start<string, null, { request: 'ping'; reply: number }>(node, {
+      init: () => ({ state: 'a', data: null }),
+      handleEvent: (ev) => (ev.type === 'call' ? { keepState: true, actions: [{ type: 'reply', from: ev.from, reply: handled }] } : keep),
+    });
+    StateMachine.cast(node, spinner, 'spin');
+    const seen = await StateMachine.call(node, other, 'ping');
+    expect(seen).toBeLessThan(1_000_000); // answered while the spinner was still at it
+    const p = probe(node);
+    const ref = p.ctx.monitor(spinner);
+    node.exit(spinner, 'kill');
+    expect((await receiveDown(p, ref)).reason).toBe('killed');
+    const at = handled;
+    await node.idle();
+    expect(handled).toBe(at); // a dead machine handles nothing more
+  });
+
+  it('handles no more events once killed during an async callback: the events it had queued die with it', async () => {
+    const { node } = clockedNode(track);
+    const log: string[] = [];
+    const gate = deferred();
+    const reached = deferred();
+    const pid = await StateMachine.start<string, null, CallProtocol, string, number>(node, {
+      init: () => ({ state: 'a', data: null }),
+      handleEvent: async (ev) => {
+        log.push(ev.type === 'internal' ? `internal:${ev.content}` : ev.type);
+        if (ev.type === 'cast') return { keepState: true, actions: [{ type: 'next_event', content: 1 }] };
+        if (ev.type === 'internal' && ev.content === 1) {
+          reached.resolve();
+          await gate.promise; // killed here, with 2 to be inserted
+          return { keepState: true, actions: [{ type: 'next_event', content: 2 }] };
+        }
+        return keep;
+      },
+    });
+    const p = probe(node);
+    const ref = p.ctx.monitor(pid);
+    StateMachine.cast(node, pid, 'go');
+    await reached.promise;
+    node.exit(pid, 'kill');
+    expect((await receiveDown(p, ref)).reason).toBe('killed');
+    gate.resolve();
+    await node.idle();
+    expect(log).toEqual(['cast', 'internal:1']);
+  });
+
   it('runs async callbacks one event at a time, in order', async () => {
     const { node } = clockedNode(track);
     const log: string[] = [];
