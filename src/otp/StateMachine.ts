@@ -338,7 +338,10 @@ class Machine {
    * as gen_statem commits the state only once the transition is done.
    */
   enter(oldState: unknown): void | Promise<void> {
-    while (!this.stopped) {
+    let n = 0;
+    while (!this.stopped && !isDead(this.ctx as Proc)) {
+      // in slices, as the queued events are: an enter call repeating for good does not freeze the node
+      if (++n > SLICE) return nextSlice().then(() => this.enter(oldState));
       const ev: Ev = { type: 'enter', oldState };
       const res = this.#callback(ev);
       if (isThenable(res)) return adopt(res).then((r) => this.#entered(ev, r));

@@ -972,6 +972,28 @@ describe('StateMachine: calls, stop and errors', () => {
     expect(handled).toBe(at); // a dead machine handles nothing more
   });
 
+  it("lets the node's other processes run while an enter call repeats itself a million times", async () => {
+    const { node } = clockedNode(track);
+    let entered = 0;
+    const spinner = await StateMachine.start<string, null, CallProtocol, string>(node, {
+      init: () => ({ state: 'a', data: null }),
+      stateEnter: true,
+      handleEvent: (ev, state) => {
+        if (ev.type === 'cast') return { nextState: 'b' };
+        return ev.type === 'enter' && state === 'b' && ++entered < 1_000_000 ? { repeatState: true } : keep;
+      },
+    });
+    const other = await StateMachine.start<string, null, { request: 'ping'; reply: number }>(node, {
+      init: () => ({ state: 'a', data: null }),
+      handleEvent: (ev) => (ev.type === 'call' ? { keepState: true, actions: [{ type: 'reply', from: ev.from, reply: entered }] } : keep),
+    });
+    StateMachine.cast(node, spinner, 'go');
+    expect(await StateMachine.call(node, other, 'ping')).toBeLessThan(1_000_000); // answered meanwhile
+    await node.idle();
+    expect(entered).toBe(1_000_000);
+    expect(await Sys.getState(node, spinner)).toEqual({ state: 'b', data: null });
+  });
+
   it('handles no more events once killed during an async callback: the events it had queued die with it', async () => {
     const { node } = clockedNode(track);
     const log: string[] = [];
