@@ -294,14 +294,18 @@ class Machine {
         throw new InvalidArgumentError('action', 'reply, postpone, hibernate, next_event, timeout, state_timeout or generic_timeout', a);
       }
     }
-    if (r.hasData) this.data = r.data;
-    if (kind === STOP) return this.stop(r.stop as ExitReason);
+    if (kind === STOP) {
+      if (r.hasData) this.data = r.data;
+      return this.stop(r.stop as ExitReason);
+    }
     const oldState = this.state;
     const same = kind !== NEXT || equal(r.nextState, oldState);
     if (enter && !same) {
-      // as gen_statem: an enter call cannot change the state (only repeat it)
+      // as gen_statem: an enter call cannot change the state (only repeat it); the machine crashes
+      // with the data it had (terminate sees that), not the refused result's
       throw new InvalidArgumentError('state enter result', `no change of state (in ${describe(oldState)}; use repeatState, keepState or stop)`, res);
     }
+    if (r.hasData) this.data = r.data;
     const changed = !enter && !same;
     if (postpone) {
       this.postponed.push(ev);

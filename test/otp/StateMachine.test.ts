@@ -404,6 +404,25 @@ describe('StateMachine: inserted events and enter calls', () => {
     expectKeelError(down.reason, 'ERR_INVALID_ARGUMENT', 'state enter result');
   });
 
+  it("keeps the data of before a refused enter result: terminate sees it, as gen_statem's terminate gets the data it had", async () => {
+    const { node } = clockedNode(track);
+    const seen: unknown[] = [];
+    const pid = await StateMachine.start<string, number, CallProtocol, string, number>(node, {
+      init: () => ({ state: 'a', data: 1 }),
+      stateEnter: true,
+      handleEvent: (ev, state) => {
+        if (ev.type === 'enter') return state === 'a' ? { keepState: true } : { nextState: 'c', data: 99 }; // refused: an enter call cannot change state
+        return { nextState: 'b', data: 2 };
+      },
+      terminate: (_reason, state, data) => void seen.push(state, data),
+    });
+    const p = probe(node);
+    const ref = p.ctx.monitor(pid);
+    StateMachine.cast(node, pid, 'go');
+    expectKeelError((await receiveDown(p, ref)).reason, 'ERR_INVALID_ARGUMENT', 'state enter result');
+    expect(seen).toEqual(['b', 2]);
+  });
+
   it('refuses postpone and next_event from an enter call (the machine crashes)', async () => {
     for (const action of ['postpone', { type: 'next_event', content: 1 }] as const) {
       const { node } = clockedNode(track);
