@@ -215,7 +215,17 @@ class Machine {
     if (ev.type === 'call') (ev.from as PendingCall).taken();
     // inline rather than through then(): its callback would be a closure made for every event
     const res = this.#callback(ev);
-    return isThenable(res) ? adopt(res).then((r) => this.transition(ev, r, false)) : this.transition(ev, res, false);
+    return isThenable(res) ? adopt(res).then((r) => this.#settled(ev, r)) : this.transition(ev, res, false);
+  }
+
+  /**
+   * An async callback's result, applied unless the machine died while it ran: a killed process
+   * changes nothing more (its timeout actions would be zombie calls, its replies go to callers
+   * already told of its exit).
+   */
+  #settled(ev: Ev, res: unknown): void | Promise<void> {
+    if (isDead(this.ctx as Proc)) return;
+    return this.transition(ev, res, false);
   }
 
   #callback(ev: Ev): unknown {
@@ -357,6 +367,7 @@ class Machine {
 
   /** An async enter call's result applied; a repeat enters again. */
   #entered(ev: Ev & { type: 'enter' }, res: unknown): void | Promise<void> {
+    if (isDead(this.ctx as Proc)) return; // killed while it ran: as #settled
     const t = this.transition(ev, res, true);
     if (!this.again) return t;
     this.again = false;

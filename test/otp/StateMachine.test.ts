@@ -15,7 +15,7 @@ import {
   Sys,
   type Transition,
 } from '../../src/index.js';
-import { probe } from '../../src/testing/index.js';
+import { captureEvents, probe } from '../../src/testing/index.js';
 import { clockedNode, deferred, expectKeelError, failingWith, failure, failureModes, type FakeLogger, receiveDown, revokedProxy, trappingProxy, useNodes, watch, type Watched } from '../support.js';
 
 const track = useNodes();
@@ -1011,6 +1011,36 @@ describe('StateMachine: calls, stop and errors', () => {
     await node.idle();
     expect(entered).toBe(1_000_000);
     expect(await Sys.getState(node, spinner)).toEqual({ state: 'b', data: null });
+  });
+
+  it.each(['an event', 'an enter call'])('applies nothing of an async callback for %s settling after the machine was killed: no timer set, no zombie call reported', async (kind) => {
+    const { node } = clockedNode(track);
+    const gate = deferred();
+    const reached = deferred();
+    const late: StateMachineAction<CallProtocol, string, number>[] = [{ type: 'state_timeout', ms: 10, content: 0 }, { type: 'generic_timeout', name: 'g', ms: 10, content: 0 }];
+    const pid = await StateMachine.start<string, null, CallProtocol, string, number>(node, {
+      init: () => ({ state: 'a', data: null }),
+      stateEnter: kind === 'an enter call',
+      handleEvent: async (ev, state) => {
+        if (ev.type === 'enter' && state === 'a') return keep;
+        if (kind === 'an enter call' && ev.type !== 'enter') return { nextState: 'b' };
+        reached.resolve();
+        await gate.promise; // killed here
+        return kind === 'an enter call' ? { keepState: true, actions: late } : { nextState: 'b', actions: late };
+      },
+    });
+    const zombies = captureEvents(node, ['keel.process.zombie_call']);
+    const p = probe(node);
+    const ref = p.ctx.monitor(pid);
+    StateMachine.cast(node, pid, 'go');
+    await reached.promise;
+    node.exit(pid, 'kill');
+    expect((await receiveDown(p, ref)).reason).toBe('killed');
+    gate.resolve();
+    await node.idle();
+    // before: its timeout actions were set from the dead process, each reported as a zombie call
+    expect(zombies.events).toEqual([]);
+    expect(node.internals().timers).toBe(0);
   });
 
   it('handles no more events once killed during an async callback: the events it had queued die with it', async () => {
