@@ -46,11 +46,12 @@ export interface StartOptions<P extends CallProtocol = any, Cast = any> {
 const CALL_OPTIONS: readonly string[] = ['timeout', 'signal'];
 
 function validateSpec(spec: unknown): asserts spec is GenServerSpec<unknown, CallProtocol, unknown> {
-  if (typeof spec !== 'object' || spec === null || typeof (spec as { init?: unknown }).init !== 'function') {
+  // each read guarded: a spec that cannot be read (a revoked proxy, a getter that throws) is named
+  if (typeof spec !== 'object' || spec === null || typeof readOption(spec, 'init', 'spec') !== 'function') {
     throw new InvalidArgumentError('spec', 'a GenServer spec with an init(arg, ctx) function', spec);
   }
   for (const cb of ['handleCall', 'handleCast', 'handleInfo', 'handleContinue', 'terminate', 'formatStatus'] as const) {
-    const f = (spec as Record<string, unknown>)[cb];
+    const f = readOption(spec, cb, 'spec');
     if (f !== undefined && typeof f !== 'function') throw new InvalidArgumentError(`spec.${cb}`, 'a function or undefined', f);
   }
 }

@@ -1,5 +1,5 @@
 import { markBehaviour } from './internal/lifecycle.js';
-import { describe, InvalidArgumentError, StartError, thrownText, toError } from '../errors.js';
+import { describe, InvalidArgumentError, readOption, StartError, thrownText, toError } from '../errors.js';
 import { isInstance } from '../runtime/safe.js';
 import { exitedWith, isDead, type Proc } from '../runtime/kernel.js';
 import { isExitReason, type ExitReason } from '../runtime/messages.js';
@@ -571,20 +571,21 @@ interface CallbackMode {
 }
 
 function validateSpec(spec: unknown): CallbackMode {
-  if (typeof spec !== 'object' || spec === null || typeof (spec as { init?: unknown }).init !== 'function') {
+  // each read guarded: a spec that cannot be read (a revoked proxy, a getter that throws) is named
+  if (typeof spec !== 'object' || spec === null || typeof readOption(spec, 'init', 'spec') !== 'function') {
     throw new InvalidArgumentError('spec', 'a StateMachine spec with an init(arg, ctx) function', spec);
   }
-  const s = spec as Record<string, unknown>;
-  const handleEvent = s.handleEvent;
-  const states = s.states;
+  const handleEvent = readOption(spec, 'handleEvent', 'spec');
+  const states = readOption(spec, 'states', 'spec');
   const mode = (typeof handleEvent === 'function' ? 1 : 0) + (typeof states === 'object' && states !== null ? 1 : 0);
   if (mode !== 1 || (handleEvent !== undefined && typeof handleEvent !== 'function')) {
     throw new InvalidArgumentError('spec', 'a StateMachine spec with either handleEvent(event, state, data, ctx) or states: { [state]: (event, data, ctx) => … }', spec);
   }
   for (const cb of ['terminate', 'formatStatus'] as const) {
-    if (s[cb] !== undefined && typeof s[cb] !== 'function') throw new InvalidArgumentError(`spec.${cb}`, 'a function or undefined', s[cb]);
+    const f = readOption(spec, cb, 'spec');
+    if (f !== undefined && typeof f !== 'function') throw new InvalidArgumentError(`spec.${cb}`, 'a function or undefined', f);
   }
-  const stateEnter = s.stateEnter;
+  const stateEnter = readOption(spec, 'stateEnter', 'spec');
   if (stateEnter !== undefined && typeof stateEnter !== 'boolean') throw new InvalidArgumentError('spec.stateEnter', 'a boolean or undefined', stateEnter);
   return { handleEvent: typeof handleEvent === 'function', stateEnter: stateEnter === true };
 }

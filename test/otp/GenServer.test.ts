@@ -43,6 +43,7 @@ import {
   revokedProxy,
   spawnWithContext,
   thrown,
+  trappingProxy,
   UNREADABLE,
   useNodes,
   type Watched,
@@ -2254,6 +2255,11 @@ describe('bad input', () => {
     ...(['handleCall', 'handleCast', 'handleInfo', 'handleContinue', 'terminate'] as const).map(
       (cb) => [`a non-function ${cb}`, { init: fn, [cb]: 'not a function' }] as [string, unknown],
     ),
+    // a spec that cannot be read: before, a raw TypeError (or the getter's own error) out of start
+    ['a revoked proxy', revokedProxy()],
+    ['a proxy whose traps throw', trappingProxy()],
+    ['an init getter that throws', { get init(): never { throw new Error('getter'); } }],
+    ['a handleCall getter that throws', { init: fn, get handleCall(): never { throw new Error('getter'); } }],
   ])('GenServer.start refuses %s as a spec with ERR_INVALID_ARGUMENT', async (_label, spec) => {
     const node = track();
     const before = node.processes().length;

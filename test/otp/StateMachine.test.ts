@@ -900,7 +900,9 @@ describe('StateMachine: calls, stop and errors', () => {
   it('refuses a bad spec at once, and fails the start of a bad init with ERR_START_FAILED', async () => {
     const { node } = clockedNode(track);
     const both = { init: () => ({ state: 'a', data: 0 }), handleEvent: () => ({ keepState: true }), states: {} };
-    for (const spec of [null, {}, { init: () => ({}) }, both, { init: () => ({}), handleEvent: () => 1, stateEnter: 'yes' }]) {
+    // the last four cannot be read: before, a raw TypeError (or the getter's own error) out of start
+    const throwing = (key: string): object => Object.defineProperty({ init: () => ({}), handleEvent: () => ({ keepState: true }) }, key, { get: () => { throw new Error('getter'); } });
+    for (const spec of [null, {}, { init: () => ({}) }, both, { init: () => ({}), handleEvent: () => 1, stateEnter: 'yes' }, revokedProxy(), trappingProxy(), throwing('init'), throwing('stateEnter')]) {
       expectKeelError(await failure(() => StateMachine.start(node, spec as never)), 'ERR_INVALID_ARGUMENT');
     }
     const e = await failure(() => StateMachine.start(node, { init: () => 'locked' as never, handleEvent: () => ({ keepState: true }) }));
