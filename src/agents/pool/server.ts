@@ -5,7 +5,7 @@ import { observePool } from '../observe.js';
 import { InvalidArgumentError, PoolTimeoutError, toError } from '../../errors.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
-import { PendingCall } from '../../otp/internal/calls.js';
+import { callWaiting } from '../../otp/internal/calls.js';
 import { isDown } from '../../runtime/messages.js';
 import { isPid, type Pid, PidImpl } from '../../runtime/Pid.js';
 import { kernelOf } from '../../runtime/kernel.js';
@@ -125,7 +125,7 @@ function dropHolder(state: State, ctx: Context<any>, entry: Entry): void {
 
 /** A waiter that can still take a resource: its call is waiting and its holder (if any) is alive. */
 function live(ctx: Context<any>, w: Waiter): boolean {
-  if (isInstance(w.from, PendingCall) && !(w.from as PendingCall).pending) return false;
+  if (!callWaiting(w.from as From<never>)) return false;
   return w.holder === undefined || ctx.node.isAlive(w.holder);
 }
 
@@ -317,6 +317,9 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
     if (request === undefined) return { reply: new InvalidArgumentError('request', "{ type: 'checkout' | 'checkin' | 'stats' } whose fields can be read", raw) as never, state };
     switch (request.type) {
       case 'checkout': {
+        // the caller gave up before the pool took its call (it timed out or was aborted in the
+        // mailbox, or its caller died): a resource lent now would be lent to nobody, for ever
+        if (!callWaiting(from as From<never>)) return { noreply: true, state };
         const { holder, timeout } = request;
         if ((holder !== undefined && !isPid(holder)) || typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
           return { reply: new InvalidArgumentError('request', '{ type: checkout, holder?: Pid, timeout: ms >= 0 }', request), state };

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ResourcePool } from '../../../src/agents/pool/ResourcePool.js';
 import type { Context, Pid } from '../../../src/index.js';
-import { Sys } from '../../../src/index.js';
+import { GenServer, Sys } from '../../../src/index.js';
 import { captureEvents, expectNoLeaks } from '../../../src/testing/index.js';
-import { clockedNode, deferred, expectKeelError, failure, idler, rejection, revokedProxy, spawnWithContext, useNodes, watch } from '../../support.js';
+import { advance, clockedNode, deferred, expectKeelError, failure, idler, rejection, revokedProxy, spawnWithContext, useNodes, watch } from '../../support.js';
 
 // An adversarial review's races: what is in flight when the pool stops or restarts, and callers
 // that die in line.
@@ -97,6 +97,22 @@ describe('ResourcePool races', () => {
     expect(await pool.stats()).toMatchObject({ waiting: 0, idle: 1, checkouts: 1 });
     await pool.stop();
     expectNoLeaks(node);
+  });
+
+  it('a checkout whose caller gave up before the pool took it (its call timed out in the mailbox) is not served: the idle resource stays idle, not lent to nobody', async () => {
+    const { node, clock } = clockedNode(track);
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, { create: () => ({ id: ++n }), size: 1 });
+    await Sys.suspend(node, pool.pid);
+    // sent straight to the pool, with a call timeout shorter than the pool's wait
+    const gaveUp = GenServer.call(node, pool.name, { type: 'checkout', holder: undefined, timeout: 5000 } as never, { timeout: 100 }).catch((e: unknown) => e);
+    await node.idle();
+    await advance(node, clock, 100);
+    expectKeelError(await gaveUp, 'ERR_CALL_TIMEOUT');
+    await Sys.resume(node, pool.pid);
+    await node.idle();
+    expect(await pool.stats()).toMatchObject({ resources: 1, idle: 1, checkedOut: 0, checkouts: 0 });
+    expect(await pool.checkout({ timeout: 0 })).toEqual({ id: 1 });
   });
 
   it('one process waiting many times in line is watched once (no duplicate monitors); its death clears all its places', async () => {
