@@ -115,12 +115,16 @@ function discard(state: State, ctx: Context<any>, entry: Entry, reason: string):
 }
 
 function dropHolder(state: State, ctx: Context<any>, entry: Entry): void {
+  const holder = entry.holderPid;
   entry.lent = false;
   entry.holderPid = undefined;
-  if (entry.holder === undefined) return;
-  state.refs.delete(entry.holder.ref);
-  unwatch(ctx, entry.holder);
-  entry.holder = undefined;
+  if (holder === undefined) return;
+  const key = pidKey(holder);
+  const holding = state.holders.get(key);
+  if (holding === undefined || !holding.entries.delete(entry) || holding.entries.size > 0) return;
+  state.holders.delete(key);
+  state.refs.delete(holding.watch.ref);
+  unwatch(ctx, holding.watch);
 }
 
 /** A waiter that can still take a resource: its call is waiting and its holder (if any) is alive. */
@@ -165,10 +169,16 @@ function timerNow(ctx: Context<any>): number {
 /** Lends `entry` to `holder`; false (nothing lent) when the holder died meanwhile. */
 function lend(state: State, ctx: Context<any>, entry: Entry, holder: Pid | undefined, from: From<unknown>, waitedMs: number): boolean {
   if (holder !== undefined) {
-    const watch = watchProcess(ctx, holder, 'resource_pool.holder');
-    if (watch === 'noproc') return false;
-    entry.holder = watch;
-    state.refs.set(watch.ref, { kind: 'holder', entry });
+    // watched once however many resources it holds (as its places in line): its death returns them all
+    const key = pidKey(holder);
+    const holding = state.holders.get(key);
+    if (holding !== undefined) holding.entries.add(entry);
+    else {
+      const watch = watchProcess(ctx, holder, 'resource_pool.holder');
+      if (watch === 'noproc') return false;
+      state.holders.set(key, { watch, entries: new Set([entry]) });
+      state.refs.set(watch.ref, { kind: 'holder', key });
+    }
   }
   entry.lent = true;
   entry.holderPid = holder;
@@ -203,7 +213,7 @@ function added(state: State, ctx: Context<any>, resource: unknown): void {
   };
   if (resource === undefined || resource === null) return refuse('a resource (not undefined or null)');
   if (state.entries.has(key) || state.retired.has(key)) return refuse('a resource not already in the pool');
-  const entry: Entry = { resource, key, watch: undefined, lent: false, holder: undefined, holderPid: undefined, lentAt: 0 };
+  const entry: Entry = { resource, key, watch: undefined, lent: false, holderPid: undefined, lentAt: 0 };
   if (isProcessResource(resource)) {
     const watch = watchProcess(ctx, resource, 'resource_pool.resource');
     if (watch === 'noproc') return refuse('a live process');
@@ -291,6 +301,7 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
       idle: [],
       retired: new Map(),
       refs: new Map(),
+      holders: new Map(),
       arrived: new Set(),
       inLine: new Map(),
       waiters: new Map(),
@@ -447,18 +458,22 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
         }
         return state;
       }
-      const entry = watched.entry;
       if (watched.kind === 'holder') {
-        entry.holder = undefined;
-        state.counts.holderDown++;
-        emit(ctx, state, 'holder_down', { heldMs: timerNow(ctx) - entry.lentAt }, { holder: message.pid, resource: entry.resource, reason: message.reason });
-        entry.holderPid = undefined;
-        if (state.retired.delete(entry.key)) return state; // it died too: nothing to return
-        entry.lent = false;
-        release(state, ctx, entry);
+        // a holder died: everything it holds comes back, in the order it was lent (its monitor went with its Down)
+        const holding = state.holders.get(watched.key);
+        state.holders.delete(watched.key);
+        for (const entry of holding?.entries ?? []) {
+          state.counts.holderDown++;
+          emit(ctx, state, 'holder_down', { heldMs: timerNow(ctx) - entry.lentAt }, { holder: message.pid, resource: entry.resource, reason: message.reason });
+          entry.holderPid = undefined;
+          if (state.retired.delete(entry.key)) continue; // it died too: nothing to return
+          entry.lent = false;
+          release(state, ctx, entry);
+        }
         return state;
       }
       // the resource died
+      const entry = watched.entry;
       entry.watch = undefined;
       state.counts.resourceDown++;
       emit(ctx, state, 'resource_down', {}, { resource: entry.resource, reason: message.reason, lent: entry.lent });

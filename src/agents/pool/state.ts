@@ -36,9 +36,7 @@ export interface Entry {
   /** The resource's own monitor (a Pid resource). */
   watch: WatchRef | undefined;
   lent: boolean;
-  /** The holder's monitor while lent to a process. */
-  holder: WatchRef | undefined;
-  /** The process it is lent to (undefined: lent to a caller outside any process). */
+  /** The process it is lent to (undefined: lent to a caller outside any process), watched through its `Holding`. */
   holderPid: Pid | undefined;
   /** When it was lent, on the timers' time (monotonic on the real clock, so heldMs is what it lasted; the observer shows it as a date). */
   lentAt: number;
@@ -58,6 +56,13 @@ export interface Waiter {
 export interface LineWatch {
   readonly watch: WatchRef;
   readonly ids: Set<number>;
+}
+
+/** The one monitor of a process holding resources, however many it holds: its death returns them all. */
+export interface Holding {
+  readonly watch: WatchRef;
+  /** What it holds, in the order it was lent (a retired one too, until checked in). */
+  readonly entries: Set<Entry>;
 }
 
 /** @internal What a pool process starts with (validated options). */
@@ -84,8 +89,10 @@ export interface State extends Config {
   readonly idle: Entry[];
   /** Lent resources that died while out, until their checkin or their holder's death. */
   readonly retired: Map<unknown, Entry>;
-  /** Monitors by ref: a holder's, a resource's, or a waiting caller's. */
-  readonly refs: Map<Ref, { kind: 'holder' | 'resource'; entry: Entry } | { kind: 'waiter'; key: string }>;
+  /** Monitors by ref: a resource's, a holder's or a waiting caller's (those two by pidKey). */
+  readonly refs: Map<Ref, { kind: 'resource'; entry: Entry } | { kind: 'holder'; key: string } | { kind: 'waiter'; key: string }>;
+  /** Processes holding resources, by pidKey. */
+  readonly holders: Map<string, Holding>;
   /** Processes waiting in line, by pidKey. */
   readonly inLine: Map<string, LineWatch>;
   /** Creations that answered, their `Created` not handled yet: destroyed if the pool exits first. */

@@ -138,6 +138,30 @@ describe('ResourcePool races', () => {
     expectNoLeaks(node);
   });
 
+  it('one process holding many resources is watched once (no duplicate monitors); checking some in keeps the watch, its death returns the rest', async () => {
+    const node = track();
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, { create: () => ({ id: ++n }), size: 12 });
+    const holder = await spawnWithContext(node);
+    const held: Conn[] = [];
+    for (let i = 0; i < 12; i++) held.push(await pool.checkout({ caller: holder.ctx }));
+    const holds = (): number => node.monitors.list().filter((m) => m.tag === 'resource_pool.holder').length;
+    expect(holds()).toBe(1);
+    expectNoLeaks(node); // 12 monitors of the pool on one process were a suspected leak (duplicates)
+    expect(await pool.checkin(held[0]!, { caller: holder.ctx })).toBe('returned');
+    expect(await pool.checkin(held[1]!, { caller: holder.ctx })).toBe('returned');
+    expect(holds()).toBe(1);
+    node.exit(holder.pid, 'kill');
+    await node.idle();
+    expect(await pool.stats()).toMatchObject({ resources: 12, idle: 12, checkedOut: 0, holderDown: 10, checkins: 2 });
+    expect(holds()).toBe(0);
+    expectNoLeaks(node);
+    const other = await spawnWithContext(node);
+    const again = await pool.checkout({ caller: other.ctx });
+    expect(await pool.checkin(again, { caller: other.ctx })).toBe('returned');
+    expect(holds()).toBe(0);
+  });
+
   it("a holder killed mid-withResource whose fn settles later: withResource answers fn's result; the resource, already back, is not checked in again", async () => {
     const node = track();
     let n = 0;
