@@ -77,7 +77,7 @@ export const ResourcePool = {
       const timeout = o?.timeout ?? config.checkoutTimeoutMs;
       checkTimeout(timeout, 'options.timeout');
       // the pool times the wait out itself (on the node's clock), with the typed error
-      return call(caller, { type: 'checkout', holder: caller?.self, timeout }, Infinity) as Promise<R>;
+      return call(caller, { type: 'checkout', timeout }, Infinity) as Promise<R>;
     };
     const checkinTo = (to: Pid | string, resource: R, o?: CheckinOptions): Promise<CheckinOutcome> => {
       if (o !== undefined) {
@@ -85,7 +85,7 @@ export const ResourcePool = {
         checkKeys(o, ['broken', 'caller'], 'options');
       }
       const caller = checkCaller(o?.caller, 'options.caller');
-      return call(caller, { type: 'checkin', resource, broken: o?.broken === true, by: caller?.self }, 5000, to) as Promise<CheckinOutcome>;
+      return call(caller, { type: 'checkin', resource, broken: o?.broken === true }, 5000, to) as Promise<CheckinOutcome>;
     };
     const checkin = (resource: R, o?: CheckinOptions): Promise<CheckinOutcome> => checkinTo(name, resource, o);
     const withResource = async <T>(fn: (resource: R) => T | Promise<T>, o?: WithResourceOptions): Promise<T> => {

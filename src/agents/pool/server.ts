@@ -5,9 +5,9 @@ import { observePool } from '../observe.js';
 import { InvalidArgumentError, PoolTimeoutError, toError } from '../../errors.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
-import { callWaiting } from '../../otp/internal/calls.js';
+import { callerOf, callWaiting } from '../../otp/internal/calls.js';
 import { isDown } from '../../runtime/messages.js';
-import { isPid, type Pid, PidImpl } from '../../runtime/Pid.js';
+import { type Pid, PidImpl } from '../../runtime/Pid.js';
 import { kernelOf } from '../../runtime/kernel.js';
 import { isInstance } from '../../runtime/safe.js';
 import type { Context, Node } from '../../runtime/types.js';
@@ -20,8 +20,8 @@ export const MAX_SIZE = 100_000;
 
 /** @internal The pool process's calls. */
 export type Calls =
-  | { request: { type: 'checkout'; holder: Pid | undefined; timeout: number }; reply: unknown }
-  | { request: { type: 'checkin'; resource: unknown; broken: boolean; by: Pid | undefined }; reply: CheckinOutcome }
+  | { request: { type: 'checkout'; timeout: number }; reply: unknown }
+  | { request: { type: 'checkin'; resource: unknown; broken: boolean }; reply: CheckinOutcome }
   | { request: { type: 'stats' }; reply: ResourcePoolStats }
   | { request: { type: 'ready' }; reply: 'ok' };
 
@@ -275,20 +275,12 @@ function readCall(raw: Calls['request']): Calls['request'] | undefined {
   try {
     const r = raw as unknown as Record<string, unknown>;
     const type = r.type;
-    if (type === 'checkout') return { type, holder: pidCopy(r.holder), timeout: r.timeout as number };
-    if (type === 'checkin') return { type, resource: r.resource, broken: r.broken as boolean, by: pidCopy(r.by) };
+    if (type === 'checkout') return { type, timeout: r.timeout as number };
+    if (type === 'checkin') return { type, resource: r.resource, broken: r.broken as boolean };
     return { type } as Calls['request'];
   } catch {
     return undefined;
   }
-}
-
-/** A runtime pid as it is; anything else as a plain copy of a pid's fields, read once (checked later by `isPid`). */
-function pidCopy(value: unknown): Pid | undefined {
-  if (value === undefined || PidImpl.is(value)) return value as Pid | undefined;
-  if (typeof value !== 'object' || value === null) return value as never;
-  const v = value as Record<string, unknown>;
-  return Object.freeze({ node: v.node, creation: v.creation, id: v.id }) as unknown as Pid;
 }
 
 /** @internal The pool process (see ResourcePool.ts). */
@@ -331,15 +323,18 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
         // the caller gave up before the pool took its call (it timed out or was aborted in the
         // mailbox, or its caller died): a resource lent now would be lent to nobody, for ever
         if (!callWaiting(from as From<never>)) return { noreply: true, state };
-        const { holder, timeout } = request;
-        if ((holder !== undefined && !isPid(holder)) || typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
-          return { reply: new InvalidArgumentError('request', '{ type: checkout, holder?: Pid, timeout: ms >= 0 }', request), state };
+        // the holder is the process the call comes from (as OTP's From names it), never a field of
+        // the request: a call cannot make the pool watch, or lend to, another process
+        const holder = callerOf(from as From<never>);
+        const { timeout } = request;
+        if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
+          return { reply: new InvalidArgumentError('request', '{ type: checkout, timeout: ms >= 0 }', request), state };
         }
         if (state.waiters.size === 0 && state.idle.length > 0) {
           const entry = state.idle.pop()!;
           if (lend(state, ctx, entry, holder, from, 0)) return { noreply: true, state };
           state.idle.push(entry);
-          return { reply: new InvalidArgumentError('request.holder', 'a live process', holder), state };
+          return { reply: new InvalidArgumentError('caller', 'a live process', holder), state };
         }
         const w: Waiter = { id: ++state.nextWaiter, from, holder, timeout, since: timerNow(ctx), timer: undefined };
         if (timeout === 0) {
@@ -348,7 +343,7 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
           return { reply: new PoolTimeoutError(state.name, 0), state };
         }
         // watched while in line: a caller that dies leaves it at once, not when its turn comes
-        if (holder !== undefined && !joinLine(state, ctx, w, holder)) return { reply: new InvalidArgumentError('request.holder', 'a live process', holder), state };
+        if (holder !== undefined && !joinLine(state, ctx, w, holder)) return { reply: new InvalidArgumentError('caller', 'a live process', holder), state };
         if (timeout !== Infinity) w.timer = ctx.sendAfter(ctx.self, new WaiterTimeout(w.id), timeout);
         state.waiters.set(w.id, w);
         fill(state, ctx);
@@ -357,10 +352,11 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
       case 'checkin': {
         const key = keyOf(request.resource);
         const entry = state.entries.get(key);
-        const by: unknown = request.by;
+        // who checks it in: the process the call comes from (a field of the request could name anyone)
+        const by = callerOf(from as From<never>);
         // the one lent (or, a Pid resource that died while out, the one retired), and the process it is lent to
         const out = entry !== undefined && entry.lent ? entry : state.retired.get(key);
-        if (out !== undefined && out.holderPid !== undefined && !(isPid(by) && pidKey(by) === pidKey(out.holderPid))) {
+        if (out !== undefined && out.holderPid !== undefined && !(by !== undefined && pidKey(by) === pidKey(out.holderPid))) {
           // lent to a process: only that process gives it back (a stale checkin must not free what another holds)
           state.counts.badCheckins++;
           emit(ctx, state, 'checkin', { heldMs: 0 }, { resource: request.resource, outcome: 'not_checked_out' });

@@ -362,6 +362,28 @@ describe('ResourcePool', () => {
     node.exit(b.pid, 'kill');
   });
 
+  it('the holder is the process a call comes from, never a field of the request: a call sent straight to the pool cannot check in, or check out, in the name of another process', async () => {
+    const node = track();
+    const f = factory();
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, size: 2 });
+    const holder = await spawnWithContext(node);
+    const other = await spawnWithContext(node);
+    const c = await pool.checkout({ caller: holder.ctx });
+    // a checkin naming the holder, from another process
+    const forged = await GenServer.call(other.ctx, pool.name, { type: 'checkin', resource: c, broken: false, by: holder.pid } as never);
+    expectKeelError(forged, 'ERR_INVALID_ARGUMENT', `held by ${String(holder.pid)}`);
+    expect(await pool.stats()).toMatchObject({ badCheckins: 1, checkins: 0, checkedOut: 1, idle: 1 });
+    // a checkout naming the holder, from another process: lent to (and watched as) the caller
+    const d = await GenServer.call(other.ctx, pool.name, { type: 'checkout', holder: holder.pid, timeout: 0 } as never);
+    expect(d).toEqual({ id: 1 });
+    node.exit(holder.pid, 'kill');
+    await node.idle();
+    expect(await pool.stats()).toMatchObject({ holderDown: 1, checkedOut: 1, idle: 1 }); // c came back, d did not
+    node.exit(other.pid, 'kill');
+    await node.idle();
+    expect(await pool.stats()).toMatchObject({ holderDown: 2, checkedOut: 0, idle: 2 });
+  });
+
   it('a Pid resource that died while lent to a process is taken back as retired from that process only: a stale checkin cannot take its place', async () => {
     const node = track();
     const pool = await ResourcePool.start<Pid>(node, { create: () => idler(node), size: 1 });
@@ -478,7 +500,7 @@ describe('ResourcePool', () => {
     expectKeelError(thrown(() => pool.checkout({ timeout: -1 })), 'ERR_INVALID_ARGUMENT', '`options.timeout`');
     expectKeelError(thrown(() => pool.checkout({ caller: {} as never })), 'ERR_INVALID_ARGUMENT', '`options.caller`');
     await expect(pool.withResource(3 as never)).rejects.toThrow('`fn`');
-    const r = await GenServer.call(node, pool.name, { type: 'checkout', holder: 'me', timeout: 1 } as never);
+    const r = await GenServer.call(node, pool.name, { type: 'checkout', timeout: '1' } as never);
     expectKeelError(r, 'ERR_INVALID_ARGUMENT', '`request`');
   });
 });
@@ -490,7 +512,7 @@ describe('ResourcePool sent what it cannot read', () => {
     const pool = await ResourcePool.start<Conn>(node, { create: f.create, size: 1 });
     const pid = pool.pid;
     for (const [, make] of UNREADABLE) node.send(pid, make());
-    for (const request of [{ type: 'checkout', timeout: -1 }, { type: 'checkout', timeout: 1, holder: {} }, { type: 'nope' }, revokedProxy()]) {
+    for (const request of [{ type: 'checkout', timeout: -1 }, { type: 'checkout', timeout: '1' }, { type: 'nope' }, revokedProxy()]) {
       const r = await GenServer.call(node, pool.name, request as never);
       expectKeelError(r, 'ERR_INVALID_ARGUMENT', '`request`');
     }
@@ -516,7 +538,7 @@ describe('ResourcePool: calls whose fields run code', () => {
     const hidden = Object.defineProperty({}, 'type', { get: () => { throw new Error('hidden getter'); } });
     const resource = Object.defineProperty({ type: 'checkin' }, 'resource', { get: () => { throw new Error('resource getter'); } });
     let reads = 0;
-    // a pid-shaped holder whose node answers once, then throws
+    // a pid-shaped holder field whose node answers once, then throws
     const holder = { creation: 0, id: 1, get node(): string { if (++reads > 1) throw new Error('a later read'); return 'keel-x'; } };
     for (const request of [new Prototyped(), hidden, resource]) {
       expectKeelError(await GenServer.call(node, pid, request as never), 'ERR_INVALID_ARGUMENT', '`request`');
@@ -524,10 +546,12 @@ describe('ResourcePool: calls whose fields run code', () => {
     expect(node.isAlive(pid)).toBe(true);
     expect(f.destroyed).toEqual([]);
     expect(await pool.checkin(held)).toBe('returned');
-    // lent from the idle one: the holder is read once, found not alive, and nothing is lent
-    expectKeelError(await GenServer.call(node, pid, { type: 'checkout', timeout: 0, holder } as never), 'ERR_INVALID_ARGUMENT', '`request.holder`');
+    // a holder field is not the holder (the call comes from the node): it is never read past the
+    // call's check, and the resource is lent with no process watched
+    expect(await GenServer.call(node, pid, { type: 'checkout', timeout: 0, holder } as never)).toBe(held);
     expect(node.isAlive(pid)).toBe(true);
-    expect(await pool.stats()).toMatchObject({ resources: 1, idle: 1, created: 1, checkins: 1, checkouts: 1 });
+    expect(node.monitors.list().filter((m) => m.tag === 'resource_pool.holder')).toEqual([]);
+    expect(await pool.stats()).toMatchObject({ resources: 1, idle: 0, created: 1, checkins: 1, checkouts: 2 });
   });
 });
 
