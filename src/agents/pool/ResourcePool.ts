@@ -1,10 +1,10 @@
-import { checkKeys, InvalidArgumentError, isKeelError } from '../../errors.js';
+import { InvalidArgumentError, isKeelError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
 import { isProcess, kernelOf } from '../../runtime/kernel.js';
 import { type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { componentHandle, componentNode, nameFor, startComponent, unwrapReply } from '../component.js';
-import { checkObject, checkTimeout, stopComponent } from '../patterns/shared.js';
+import { checkObject, checkTimeout, readOptions, stopComponent } from '../patterns/shared.js';
 import { MAX_SIZE, poolSpec, type Calls } from './server.js';
 import type { Config } from './state.js';
 import type { CheckinOutcome, CheckoutOptions, CheckinOptions, ResourcePoolHandle, ResourcePoolOptions, ResourcePoolStats, WithResourceOptions } from './types.js';
@@ -17,21 +17,22 @@ function checkCount(value: unknown, argument: string): asserts value is number {
 
 function configOf(node: Node, options: unknown): Config {
   checkObject(options, 'options', '{ create, destroy?, size, maxOverflow?, checkoutTimeoutMs?, createRetryMs?, createTimeoutMs?, name? }');
-  checkKeys(options, OPTIONS, 'options');
-  const { create, destroy } = options;
+  // each option read once: what is checked is what is used
+  const o = readOptions(options, OPTIONS);
+  const { create, destroy, size } = o;
   if (typeof create !== 'function') throw new InvalidArgumentError('options.create', 'a function () => resource', create);
   if (destroy !== undefined && typeof destroy !== 'function') throw new InvalidArgumentError('options.destroy', 'a function (resource) => void', destroy);
-  checkCount(options.size, 'options.size');
-  const maxOverflow = options.maxOverflow ?? 0;
+  checkCount(size, 'options.size');
+  const maxOverflow = o.maxOverflow ?? 0;
   checkCount(maxOverflow, 'options.maxOverflow');
-  const checkoutTimeoutMs = options.checkoutTimeoutMs ?? 5000;
+  const checkoutTimeoutMs = o.checkoutTimeoutMs ?? 5000;
   checkTimeout(checkoutTimeoutMs, 'options.checkoutTimeoutMs');
-  const createRetryMs = options.createRetryMs ?? 1000;
+  const createRetryMs = o.createRetryMs ?? 1000;
   if (typeof createRetryMs !== 'number' || !Number.isFinite(createRetryMs) || createRetryMs < 0) throw new InvalidArgumentError('options.createRetryMs', 'a finite number of ms >= 0', createRetryMs);
-  const createTimeoutMs = options.createTimeoutMs ?? 30_000;
+  const createTimeoutMs = o.createTimeoutMs ?? 30_000;
   if (typeof createTimeoutMs !== 'number' || Number.isNaN(createTimeoutMs) || createTimeoutMs <= 0) throw new InvalidArgumentError('options.createTimeoutMs', 'a number of ms > 0 (or Infinity)', createTimeoutMs);
-  const name = nameFor(node, 'resource_pool', options.name);
-  return { name, create: create as () => unknown, destroy: destroy as Config['destroy'], size: options.size, maxOverflow, checkoutTimeoutMs, createRetryMs, createTimeoutMs };
+  const name = nameFor(node, 'resource_pool', o.name);
+  return { name, create: create as () => unknown, destroy: destroy as Config['destroy'], size, maxOverflow, checkoutTimeoutMs, createRetryMs, createTimeoutMs };
 }
 
 function checkCaller(caller: unknown, argument: string): Context<any> | undefined {
@@ -68,43 +69,48 @@ export const ResourcePool = {
       GenServer.call<Calls>(caller ?? node, to, request, { timeout }).then(unwrapReply);
     await call(undefined, { type: 'ready' }, Infinity);
 
-    const checkout = (o?: CheckoutOptions): Promise<R> => {
-      if (o !== undefined) {
-        checkObject(o as unknown, 'options', '{ timeout?, caller? }');
-        checkKeys(o, ['timeout', 'caller'], 'options');
+    const checkout = (options?: CheckoutOptions): Promise<R> => {
+      let o: { timeout?: unknown; caller?: unknown } = {};
+      if (options !== undefined) {
+        checkObject(options as unknown, 'options', '{ timeout?, caller? }');
+        o = readOptions(options, ['timeout', 'caller']); // each read once
       }
-      const caller = checkCaller(o?.caller, 'options.caller');
-      const timeout = o?.timeout ?? config.checkoutTimeoutMs;
+      const caller = checkCaller(o.caller, 'options.caller');
+      const timeout = o.timeout ?? config.checkoutTimeoutMs;
       checkTimeout(timeout, 'options.timeout');
       // the pool times the wait out itself (on the node's clock), with the typed error
       return call(caller, { type: 'checkout', timeout }, Infinity) as Promise<R>;
     };
-    const checkinTo = (to: Pid | string, resource: R, o?: CheckinOptions): Promise<CheckinOutcome> => {
-      if (o !== undefined) {
-        checkObject(o as unknown, 'options', '{ broken?, caller? }');
-        checkKeys(o, ['broken', 'caller'], 'options');
+    const checkinTo = (to: Pid | string, resource: R, options?: CheckinOptions): Promise<CheckinOutcome> => {
+      let o: { broken?: unknown; caller?: unknown } = {};
+      if (options !== undefined) {
+        checkObject(options as unknown, 'options', '{ broken?, caller? }');
+        o = readOptions(options, ['broken', 'caller']); // each read once
       }
-      const caller = checkCaller(o?.caller, 'options.caller');
-      return call(caller, { type: 'checkin', resource, broken: o?.broken === true }, 5000, to) as Promise<CheckinOutcome>;
+      const caller = checkCaller(o.caller, 'options.caller');
+      return call(caller, { type: 'checkin', resource, broken: o.broken === true }, 5000, to) as Promise<CheckinOutcome>;
     };
     const checkin = (resource: R, o?: CheckinOptions): Promise<CheckinOutcome> => checkinTo(name, resource, o);
-    const withResource = async <T>(fn: (resource: R) => T | Promise<T>, o?: WithResourceOptions): Promise<T> => {
+    const withResource = async <T>(fn: (resource: R) => T | Promise<T>, options?: WithResourceOptions): Promise<T> => {
       if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function (resource) => result', fn);
-      if (o !== undefined) {
-        checkObject(o as unknown, 'options', '{ timeout?, caller?, discardOnError? }');
-        checkKeys(o, ['timeout', 'caller', 'discardOnError'], 'options');
+      let read: { timeout?: unknown; caller?: unknown; discardOnError?: unknown } = {};
+      if (options !== undefined) {
+        checkObject(options as unknown, 'options', '{ timeout?, caller?, discardOnError? }');
+        read = readOptions(options, ['timeout', 'caller', 'discardOnError']); // each read once: the copy is what is used
       }
+      checkCaller(read.caller, 'options.caller');
+      const o = read as WithResourceOptions;
       // the pool process the checkout goes to (the name is read as the call is sent): the resource is
       // given back to that process, not to a restarted pool that never lent it (and may lend the same
       // object to someone else)
       const lender = node.registry.whereis(name);
-      const resource = await checkout(o === undefined ? undefined : { ...(o.timeout === undefined ? {} : { timeout: o.timeout }), ...(o.caller === undefined ? {} : { caller: o.caller }) });
+      const resource = await checkout({ ...(o.timeout === undefined ? {} : { timeout: o.timeout }), ...(o.caller === undefined ? {} : { caller: o.caller }) });
       const back = async (broken: boolean): Promise<void> => {
         // the holder died while fn ran: its death gave the resource back already (monitored), and
         // the pool may have lent it again; a dead process makes no call either
-        if (o?.caller !== undefined && !node.isAlive(o.caller.self)) return;
+        if (o.caller !== undefined && !node.isAlive(o.caller.self)) return;
         try {
-          await checkinTo(lender ?? name, resource, { broken, ...(o?.caller === undefined ? {} : { caller: o.caller }) });
+          await checkinTo(lender ?? name, resource, { broken, ...(o.caller === undefined ? {} : { caller: o.caller }) });
         } catch (e) {
           // the pool is gone (its resources with it): nothing to give back to
           if (isKeelError(e, 'ERR_NOPROC') || isKeelError(e, 'ERR_CALL_EXIT') || isKeelError(e, 'ERR_PROCESS_EXITED')) return;
@@ -121,7 +127,7 @@ export const ResourcePool = {
       try {
         result = await fn(resource);
       } catch (e) {
-        await back(o?.discardOnError === true);
+        await back(o.discardOnError === true);
         throw e;
       }
       await back(false);

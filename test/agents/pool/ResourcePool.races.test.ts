@@ -423,3 +423,51 @@ describe('ResourcePool handle calls given what they cannot read', () => {
     await pool.stop();
   });
 });
+
+describe('ResourcePool options read once', () => {
+  /** `values` with each key a getter counting its reads, answering the next of its answers (the last one for ever). */
+  function shifting(values: Record<string, unknown[]>): { options: object; reads: Record<string, number> } {
+    const reads: Record<string, number> = {};
+    const options = {};
+    for (const [key, answers] of Object.entries(values)) {
+      reads[key] = 0;
+      Object.defineProperty(options, key, { enumerable: true, get: () => answers[Math.min(reads[key]!++, answers.length - 1)] });
+    }
+    return { options, reads };
+  }
+
+  it("start reads each option once: a size answering 1, then 'lots', is a pool of 1", async () => {
+    const node = track();
+    let n = 0;
+    const { options, reads } = shifting({ create: [() => ({ id: ++n })], size: [1, 'lots'], maxOverflow: [0, -1] });
+    const pool = await ResourcePool.start<Conn>(node, options as never);
+    expect(reads).toEqual({ create: 1, size: 1, maxOverflow: 1 });
+    expect(await pool.stats()).toMatchObject({ size: 1, maxOverflow: 0, resources: 1, idle: 1 });
+  });
+
+  it('withResource reads each option once: a caller answering one process, then another, checks out and in from the first', async () => {
+    const node = track();
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, { create: () => ({ id: ++n }), size: 1 });
+    const first = await spawnWithContext(node);
+    const second = await spawnWithContext(node);
+    const { options, reads } = shifting({ caller: [first.ctx, second.ctx], timeout: [100, -1], discardOnError: [true, false] });
+    await expect(pool.withResource(() => Promise.reject(new Error('fn failed')), options as never)).rejects.toThrow('fn failed');
+    expect(reads).toEqual({ caller: 1, timeout: 1, discardOnError: 1 });
+    // checked in by the process it was lent to, and discarded as first answered
+    expect(await pool.stats()).toMatchObject({ checkouts: 1, checkins: 1, badCheckins: 0, checkedOut: 0, destroyed: 1, created: 2 });
+  });
+
+  it('checkout and checkin read each option once', async () => {
+    const node = track();
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, { create: () => ({ id: ++n }), size: 1 });
+    const holder = await spawnWithContext(node);
+    const out = shifting({ caller: [holder.ctx, 'x'], timeout: [100, -1] });
+    const c = await pool.checkout(out.options as never);
+    expect(out.reads).toEqual({ caller: 1, timeout: 1 });
+    const back = shifting({ caller: [holder.ctx, 'x'], broken: [true, false] });
+    expect(await pool.checkin(c, back.options as never)).toBe('destroyed');
+    expect(back.reads).toEqual({ caller: 1, broken: 1 });
+  });
+});
