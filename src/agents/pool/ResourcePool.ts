@@ -1,4 +1,4 @@
-import { InvalidArgumentError, isKeelError } from '../../errors.js';
+import { InvalidArgumentError, isKeelError, PoolTimeoutError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
 import { isProcess, kernelOf } from '../../runtime/kernel.js';
 import { type Pid } from '../../runtime/Pid.js';
@@ -78,8 +78,14 @@ export const ResourcePool = {
       const caller = checkCaller(o.caller, 'options.caller');
       const timeout = o.timeout ?? config.checkoutTimeoutMs;
       checkTimeout(timeout, 'options.timeout');
-      // the pool times the wait out itself (on the node's clock), with the typed error
-      return call(caller, { type: 'checkout', timeout }, Infinity) as Promise<R>;
+      // the pool times the wait out itself (on the node's clock), with the typed error; the call is
+      // bounded by the same wait (as poolboy's gen_server:call), so that a pool that cannot answer in
+      // time (suspended, or behind) still ends it: the pool then lends it nothing (a call that ended
+      // is skipped). 0 never waits in line: the pool answers it at once, bounded as a checkin is
+      const bound = timeout === 0 ? 5000 : timeout;
+      return call(caller, { type: 'checkout', timeout }, bound).catch((e: unknown) => {
+        throw isKeelError(e, 'ERR_CALL_TIMEOUT') ? new PoolTimeoutError(name, timeout) : e;
+      }) as Promise<R>;
     };
     const checkinTo = (to: Pid | string, resource: R, options?: CheckinOptions): Promise<CheckinOutcome> => {
       let o: { broken?: unknown; caller?: unknown } = {};

@@ -189,11 +189,22 @@ function lend(state: State, ctx: Context<any>, entry: Entry, holder: Pid | undef
   return true;
 }
 
+/** Counts and reports a wait that timed out (the waiter has left the line). */
+function timedOut(state: State, ctx: Context<any>, w: Waiter): void {
+  state.counts.timeouts++;
+  emit(ctx, state, 'timeout', { waitedMs: timerNow(ctx) - w.since, waiting: state.waiters.size }, { holder: w.holder });
+}
+
 /** Gives an entry no longer lent to the first live waiter, else keeps it idle (or destroys it, above `size`). */
 function release(state: State, ctx: Context<any>, entry: Entry): CheckinOutcome {
   for (const w of state.waiters.values()) {
     leaveLine(state, ctx, w);
-    if (!live(ctx, w)) continue;
+    if (!live(ctx, w)) {
+      // a live caller whose call ended gave up waiting (its call's own timeout fired before the
+      // pool's, the pool being suspended or behind): a timeout, counted as the pool's own would be
+      if (w.holder === undefined || ctx.node.isAlive(w.holder)) timedOut(state, ctx, w);
+      continue;
+    }
     if (lend(state, ctx, entry, w.holder, w.from, timerNow(ctx) - w.since)) return 'returned';
   }
   if (state.entries.size > state.size) {
@@ -435,8 +446,7 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
       if (w === undefined) return state; // served meanwhile
       w.timer = undefined; // it fired
       leaveLine(state, ctx, w);
-      state.counts.timeouts++;
-      emit(ctx, state, 'timeout', { waitedMs: timerNow(ctx) - w.since, waiting: state.waiters.size }, { holder: w.holder });
+      timedOut(state, ctx, w);
       GenServer.reply(w.from, new PoolTimeoutError(state.name, w.timeout));
       return state;
     }

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ResourcePool } from '../../../src/agents/pool/ResourcePool.js';
 import { GenServer, type Pid, Sys } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
-import { clockedNode, deferred, expectKeelError, fakeLogger, HOUR, idler, rejection, revokedProxy, spawnWithContext, stepWallClock, thrown, UNREADABLE, useNodes, watch } from '../../support.js';
+import { advance, clockedNode, deferred, expectKeelError, fakeLogger, HOUR, idler, rejection, revokedProxy, spawnWithContext, stepWallClock, thrown, UNREADABLE, useNodes, watch } from '../../support.js';
 
 const track = useNodes();
 
@@ -91,6 +91,31 @@ describe('ResourcePool', () => {
     expect(await longP).toBe(held);
     expect(events.events.map((x) => x.measurements)).toEqual([{ waitedMs: 0, waiting: 0 }, { waitedMs: 100, waiting: 1 }]);
     expect(await pool.stats()).toMatchObject({ timeouts: 2, waiting: 0, checkouts: 2 });
+  });
+
+  it('a checkout times out on time at a pool that cannot answer (suspended): the call is bounded by the same wait, counted once; a checkin queued meanwhile goes to nobody gone', async () => {
+    const { node, clock } = clockedNode(track);
+    const f = factory();
+    const events = captureEvents(node, ['keel.resource_pool.timeout']);
+    const pool = await ResourcePool.start<Conn>(node, { create: f.create, size: 1 });
+    const held = await pool.checkout();
+    // in line before the pool is suspended: the pool's own timer fires while it is suspended
+    const first = watch(pool.checkout({ timeout: 100 }));
+    await node.idle();
+    await Sys.suspend(node, pool.pid);
+    // sent while it is suspended: the pool never sees it in time
+    const second = watch(pool.checkout({ timeout: 100 }));
+    const back = pool.checkin(held); // queued behind the second checkout
+    await node.idle();
+    await advance(node, clock, 100);
+    expectKeelError(first.error, 'ERR_POOL_TIMEOUT', `'${pool.name}'`, 'within 100 ms');
+    expectKeelError(second.error, 'ERR_POOL_TIMEOUT', `'${pool.name}'`, 'within 100 ms');
+    await Sys.resume(node, pool.pid);
+    expect(await back).toBe('returned');
+    await node.idle();
+    expect(await pool.stats()).toMatchObject({ timeouts: 1, waiting: 0, idle: 1, checkedOut: 0, checkouts: 1, checkins: 1 });
+    expect(events.events.map((x) => x.measurements)).toEqual([{ waitedMs: 100, waiting: 0 }]);
+    expect(await pool.checkout({ timeout: 0 })).toBe(held);
   });
 
   it('a checkout timeout past the 32-bit timer limit is kept, not fired at once', async () => {
