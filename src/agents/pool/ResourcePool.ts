@@ -1,4 +1,4 @@
-import { InvalidArgumentError, isKeelError, PoolTimeoutError } from '../../errors.js';
+import { InvalidArgumentError, isKeelError, PoolTimeoutError, ProcessExitedError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
 import { isProcess, kernelOf } from '../../runtime/kernel.js';
 import { type Pid } from '../../runtime/Pid.js';
@@ -129,6 +129,9 @@ export const ResourcePool = {
           throw e;
         }
       };
+      // the holder died between the lending and now: its death gave the resource back (monitored), and
+      // the pool may have lent it again; fn does not start on a resource another may hold
+      if (o.caller !== undefined && !node.isAlive(o.caller.self)) throw new ProcessExitedError(String(o.caller.self), 'withResource');
       let result: T;
       try {
         result = await fn(resource);

@@ -162,6 +162,28 @@ describe('ResourcePool races', () => {
     expect(holds()).toBe(0);
   });
 
+  it('withResource whose holder died between the lending and fn does not run fn: the death returned the resource, which the next caller holds alone', async () => {
+    const node = track();
+    let n = 0;
+    const pool = await ResourcePool.start<Conn>(node, { create: () => ({ id: ++n }), size: 1, checkoutTimeoutMs: Infinity });
+    const held = await pool.checkout();
+    const holder = await spawnWithContext(node);
+    const used: string[] = [];
+    const lost = pool.withResource((c) => used.push(`holder: ${c.id}`), { caller: holder.ctx }).catch((e: unknown) => e);
+    await node.idle();
+    const next = pool.checkout().then((c) => (used.push(`next: ${c.id}`), c));
+    await node.idle();
+    // the checkin lends the resource to the holder, then its event kills the holder, before the
+    // continuation of withResource runs
+    node.telemetry.attach('kill-holder', ['keel.resource_pool.checkin'], () => node.exit(holder.pid, 'kill'));
+    expect(await pool.checkin(held)).toBe('returned');
+    expect(await next).toBe(held);
+    expectKeelError(await lost, 'ERR_PROCESS_EXITED', String(holder.pid));
+    expect(used).toEqual(['next: 1']);
+    expect(await pool.stats()).toMatchObject({ holderDown: 1, checkouts: 3, checkins: 1, checkedOut: 1, badCheckins: 0 });
+    node.telemetry.detach('kill-holder');
+  });
+
   it("a holder killed mid-withResource whose fn settles later: withResource answers fn's result; the resource, already back, is not checked in again", async () => {
     const node = track();
     let n = 0;
