@@ -80,6 +80,25 @@ function fill(state: State, ctx: Context<any>): void {
   while (state.entries.size + state.creating < want) spawnCreate(state, ctx, false);
 }
 
+/** How long a Pid resource has to exit after `'shutdown'` before it is killed (poolboy's workers' shutdown). */
+export const SHUTDOWN_MS = 5000;
+
+/**
+ * Stops a Pid resource as a supervisor stops a worker (poolboy dismisses one through its own):
+ * `'shutdown'`, then `'kill'` past {@link SHUTDOWN_MS} if it is still alive (one that traps exits
+ * gets the signal as a message, and may ignore it). The timer is the node's: it outlives the pool.
+ */
+function shutdown(node: Node, pid: Pid, ctx: Context<any> | undefined): void {
+  (ctx ?? node).exit(pid, 'shutdown');
+  const kernel = kernelOf(node);
+  const timer = kernel.setTimer(SHUTDOWN_MS, () => {
+    stopWatching?.();
+    if (node.isAlive(pid)) node.exit(pid, 'kill');
+  }, true);
+  const stopWatching = kernel.onExit(pid, () => timer.cancel());
+  if (stopWatching === undefined) timer.cancel(); // it is gone already
+}
+
 function runDestroy(state: Config & { counts?: Counters }, node: Node, resource: unknown, reason: string, ctx: Context<any> | undefined): void {
   const report = (ok: boolean, error?: unknown): void => {
     if (state.counts !== undefined) {
@@ -91,7 +110,7 @@ function runDestroy(state: Config & { counts?: Counters }, node: Node, resource:
   let r: unknown;
   try {
     if (state.destroy !== undefined) r = state.destroy(resource);
-    else if (isProcessResource(resource) && node.isAlive(resource)) (ctx ?? node).exit(resource, 'shutdown');
+    else if (isProcessResource(resource) && node.isAlive(resource)) shutdown(node, resource, ctx);
   } catch (e) {
     report(false, toError(e));
     return;

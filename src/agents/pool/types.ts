@@ -12,7 +12,8 @@ export interface ResourcePoolOptions<R> {
   /**
    * Disposes of a resource the pool gives up: an overflow resource checked in while none waits, one
    * checked in `broken`, every resource when the pool stops. Default: a `Pid` resource is exited
-   * with `'shutdown'`, anything else is dropped. A throw or rejection is counted and reported.
+   * with `'shutdown'` and killed 5 s later if still alive (one that traps exits), anything else is
+   * dropped. A throw or rejection is counted and reported.
    */
   destroy?(resource: R): void | Promise<void>;
   /** Resources kept at all times, created up front (an integer 0..100000). */

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ResourcePool } from '../../../src/agents/pool/ResourcePool.js';
 import { GenServer, type Pid, Sys } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
+import { kernelOf } from '../../../src/runtime/kernel.js';
 import { advance, clockedNode, deferred, expectKeelError, fakeLogger, HOUR, idler, rejection, revokedProxy, spawnWithContext, stepWallClock, thrown, UNREADABLE, useNodes, watch } from '../../support.js';
 
 const track = useNodes();
@@ -210,6 +211,37 @@ describe('ResourcePool', () => {
     node.exit(pid, 'kill');
     await node.idle();
     expect(await pool.stats()).toMatchObject({ holderDown: 0, idle: 1 });
+  });
+
+  it("a Pid resource that traps exits is killed past 5 s after its 'shutdown' (as poolboy's supervisor does): dismissed overflow, and those the pool's stop destroys", async () => {
+    const { node, clock } = clockedNode(track);
+    const made: Pid[] = [];
+    // workers that trap exits and ignore them
+    const create = (): Pid => {
+      const pid = node.spawn((ctx) => {
+        ctx.trapExits(true);
+        return () => undefined;
+      });
+      made.push(pid);
+      return pid;
+    };
+    const pool = await ResourcePool.start<Pid>(node, { create, size: 1, maxOverflow: 1 });
+    const kept = await pool.checkout();
+    const extra = await pool.checkout(); // overflow
+    expect(await pool.checkin(extra)).toBe('destroyed');
+    await node.idle();
+    expect(node.isAlive(extra)).toBe(true); // it got 'shutdown' as an Exit message
+    await advance(node, clock, 4999);
+    expect(node.isAlive(extra)).toBe(true);
+    const down = watch(new Promise((resolve) => { const off = kernelOf(node).onExit(extra, resolve); expect(off).toBeDefined(); }));
+    await advance(node, clock, 1);
+    expect(node.isAlive(extra)).toBe(false);
+    expect(down.value).toBe('killed');
+    await pool.stop(); // the kept one, lent, goes with the pool
+    expect(node.isAlive(kept)).toBe(true);
+    await advance(node, clock, 5000);
+    expect(node.isAlive(kept)).toBe(false);
+    expect(made).toEqual([kept, extra]);
   });
 
   it('a Pid resource that dies is replaced; one that dies while lent is accepted back as retired', async () => {
