@@ -17,8 +17,20 @@ typed.run('no-self-call (with types)', noSelfCall, {
     `import * as keel from 'keel';
      declare const other: keel.Pid;
      export async function f(ctx: keel.Context) { await keel.GenServer.call(ctx, other, 'get'); }`,
+    // a local named \`call\` that holds another of Keel's functions: a cast to oneself is no deadlock
+    `${header}const { cast: call } = GenServer;
+export function f(ctx: Context) { call(ctx, ctx.self, 'again'); }`,
+    `import { sendSupervised as call, type Context } from 'keel';
+export async function f(ctx: Context) { await call(ctx, ctx.self, 'again'); }`,
   ],
   invalid: [
+    {
+      // GenServer's call taken under another name is found by its type, not by the local name
+      code: `${header}const { call: ask } = GenServer;
+const request = GenServer.call;
+export async function f(ctx: Context) { await ask(ctx, ctx.self, 'x'); await request(ctx, ctx.self, 'y'); }`,
+      errors: [{ messageId: 'selfCall', line: 5 }, { messageId: 'selfCall', line: 5 }],
+    },
     {
       // a typed name, by the types
       code: `import { GenServer, Name, createNode } from 'keel';

@@ -125,6 +125,32 @@ function keelValueOf(context: Context, id: TSESTree.Node): Verdict {
   return symbol.declarations === undefined || symbol.declarations.length === 0 ? 'unknown' : 'other';
 }
 
+/**
+ * Whether the value `id` names is the function `owner.name` of Keel (say GenServer's `call`), by
+ * its type: `const { call: ask } = GenServer` or `const ask = GenServer.call` is it whatever the
+ * local name, and `const { cast: call } = GenServer` is not. `unknown` without types.
+ */
+export function keelFunction(context: Context, id: TSESTree.Node, owner: string, name: string): Verdict {
+  return guarded(() => {
+    const s = typeServices(context);
+    const node = s?.esTreeNodeToTSNodeMap.get(id);
+    if (s === undefined || node === undefined) return 'unknown';
+    const type = s.program.getTypeChecker().getTypeAtLocation(node);
+    if (isOpaque(type)) return 'unknown';
+    const symbol = type.getSymbol();
+    if (symbol?.getName() !== name) return 'other';
+    for (const d of symbol.declarations ?? []) {
+      // a method of an object literal held in a const (`export const GenServer = { call() {} }`), or of the type
+      // literal its declaration file gives it (`export declare const GenServer: { call(…): … }`); or of a class or interface
+      const parent = d.parent as ts.Node & { name?: { text?: unknown } };
+      const literal = tsModule().isObjectLiteralExpression(parent) || tsModule().isTypeLiteralNode(parent);
+      const holder = (literal ? parent.parent : parent) as { name?: { text?: unknown } };
+      if (holder.name?.text === owner && isKeelFile(d.getSourceFile().fileName)) return 'keel';
+    }
+    return 'other';
+  });
+}
+
 /** The receiver names the rules accept as a process context when the types cannot tell. */
 export const CONTEXT_NAMES: readonly string[] = ['ctx', 'context'];
 

@@ -1,6 +1,6 @@
 import { createRule, importSourceSchema } from '../internal/createRule.js';
 import type { TSESTree } from '@typescript-eslint/utils';
-import { findVariable, importedAs, isNamespaceOf, isSelfOf, keelValue, propertyName } from '../internal/keelTypes.js';
+import { findVariable, importedAs, isNamespaceOf, isSelfOf, keelFunction, keelValue, propertyName } from '../internal/keelTypes.js';
 
 type Options = [{ importSource?: string }];
 
@@ -27,8 +27,9 @@ export const noSelfCall = createRule<Options, 'selfCall'>({
     return {
       CallExpression(node) {
         const callee = node.callee;
-        // `GenServer.call(…)`, or a `call` taken from Keel: `const { call } = GenServer` has no import, so only the types can tell
-        const isCall = callee.type === 'Identifier' ? callee.name === 'call' && keelValue(context, callee) === 'keel' : isGenServerMethod(context, node, ['call'], importSource);
+        // `GenServer.call(…)`, or GenServer's `call` under a local name (`const { call: ask } = GenServer`):
+        // there is no import to go by, so only the types can tell, by the function the name holds
+        const isCall = callee.type === 'Identifier' ? keelFunction(context, callee, 'GenServer', 'call') === 'keel' : isGenServerMethod(context, node, ['call'], importSource);
         const [from, target] = node.arguments;
         if (!isCall || from === undefined || target === undefined) return;
         if (isSelfOf(context, target, from)) {
