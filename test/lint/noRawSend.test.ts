@@ -138,6 +138,9 @@ untyped.run('no-raw-send (without types: by name)', noRawSend, {
     `ctx?.send(ctx?.self, 'tick');`,
     `ctx.send(ctx?.self, 'tick');`,
     `this.ctx?.send(this?.ctx.self, 'tick');`,
+    // oneself, written with a string key (as \`ctx['send']\` is a send), also destructured
+    `ctx.send(ctx['self'], 'tick'); ctx['send'](ctx[\`self\`], 'tick');`,
+    `const { 'self': me } = ctx; ctx.send(me, 'tick');`,
   ],
   invalid: [
     {

@@ -148,6 +148,8 @@ untyped.run('no-self-call (without types: by name)', noSelfCall, {
   ],
   invalid: [
     { code: `await GenServer.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall' }] },
+    // oneself written with a string key, also destructured
+    { code: `await GenServer.call(ctx, ctx['self'], 'x');\nconst { 'self': me } = ctx;\nawait GenServer.call(ctx, me, 'y');`, errors: [{ messageId: 'selfCall', line: 1 }, { messageId: 'selfCall', line: 3 }] },
     { code: `const { self } = ctx;\nawait GenServer.call(ctx, self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
     { code: `import { GenServer as G } from 'keel';\nawait G.call(this.ctx, this.ctx.self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
     // GenServer reached through a namespace import of Keel

@@ -213,8 +213,8 @@ function unwrapChain(e: TSESTree.Node): TSESTree.Node {
 }
 
 /**
- * True when `target` is `<from>.self` (the same receiver, compared as written), or a `const`
- * initialised with it (`const me = ctx.self`, `const { self } = ctx`).
+ * True when `target` is `<from>.self` (the same receiver, compared as written; `<from>['self']` too), or a `const`
+ * initialised with it (`const me = ctx.self`, `const { self } = ctx`, `const { 'self': me } = ctx`).
  */
 export function isSelfOf(context: Context, target: TSESTree.Node, from: TSESTree.Node, seen: Set<TSESLint.Scope.Variable> = new Set()): boolean {
   // optional chaining reads the same value when there is one: `ctx?.self` is `ctx.self`
@@ -225,7 +225,8 @@ export function isSelfOf(context: Context, target: TSESTree.Node, from: TSESTree
       .replace(/\?\.(?=[[(])/g, '')
       .replace(/\?\./g, '.');
   target = unwrapChain(target);
-  if (target.type === 'MemberExpression' && !target.computed && target.property.type === 'Identifier' && target.property.name === 'self') {
+  // `from.self`, or `from['self']` (a string key, as `ctx['send']` is a send)
+  if (target.type === 'MemberExpression' && propertyName(target) === 'self') {
     return text(target.object) === text(from);
   }
   if (target.type === 'Identifier') {
@@ -238,7 +239,7 @@ export function isSelfOf(context: Context, target: TSESTree.Node, from: TSESTree
       // `const { self } = ctx` (or `{ self: me }`): the pattern's own `self` property
       const prop = def.name.parent;
       if (def.node.id.type === 'ObjectPattern' && prop?.type === 'Property' && prop.parent === def.node.id && prop.value === def.name) {
-        return !prop.computed && prop.key.type === 'Identifier' && prop.key.name === 'self' && text(def.node.init) === text(from);
+        return keyName(prop) === 'self' && text(def.node.init) === text(from);
       }
       if (def.node.id !== def.name) return false;
       return isSelfOf(context, def.node.init, from, seen);
@@ -269,6 +270,14 @@ export function propertyName(member: TSESTree.MemberExpression): string | undefi
   if (!member.computed) return p.type === 'Identifier' ? p.name : undefined;
   if (p.type === 'Literal') return typeof p.value === 'string' ? p.value : undefined;
   return p.type === 'TemplateLiteral' && p.expressions.length === 0 ? (p.quasis[0]?.value.cooked ?? undefined) : undefined;
+}
+
+/** The key of a property written `{ name }`, `{ 'name': … }` or `{ ['name']: … }` (a string); else undefined. */
+function keyName(prop: TSESTree.Property): string | undefined {
+  const k = prop.key;
+  if (!prop.computed && k.type === 'Identifier') return k.name;
+  if (k.type === 'Literal') return typeof k.value === 'string' ? k.value : undefined;
+  return prop.computed && k.type === 'TemplateLiteral' && k.expressions.length === 0 ? (k.quasis[0]?.value.cooked ?? undefined) : undefined;
 }
 
 /** True when `id` is the local name of a namespace import of `source` (`import * as id from source`). */
