@@ -148,6 +148,17 @@ untyped.run('no-self-call (without types: by name)', noSelfCall, {
   ],
   invalid: [
     { code: `await GenServer.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall' }] },
+    // TypeScript's wrappers on the name, on the spec, or where the spec is passed: \`as const\`, \`satisfies\`, \`as\`, \`!\`
+    {
+      code: `const NAME = 'billing' as const;
+GenServer.start(node, { init: () => 0, handleInfo: async (m, s, c) => { await GenServer.call(c, NAME, m); return s; } }, undefined, { name: NAME });
+const spec = { init: () => 0, handleInfo: async (m, s, c) => { await GenServer.call(c, 'audit' satisfies string, m); return s; } } satisfies Spec;
+GenServer.start(node, spec, undefined, { name: 'audit' });
+const other = { init: () => 0, handleInfo: async (m, s, c) => { await GenServer.call(c, 'log', m); return s; } };
+GenServer.startLink(ctx, other as Spec, undefined, { name: 'log' as const });
+GenServer.start(node, { init: () => 0, handleInfo: async (m, s, c) => { await GenServer.call(c, <string>'cache', m); return s; } }!, undefined, { name: 'cache' });`,
+      errors: [2, 3, 5, 7].map((line) => ({ messageId: 'selfCall' as const, line })),
+    },
     // oneself written with a string key, also destructured
     { code: `await GenServer.call(ctx, ctx['self'], 'x');\nconst { 'self': me } = ctx;\nawait GenServer.call(ctx, me, 'y');`, errors: [{ messageId: 'selfCall', line: 1 }, { messageId: 'selfCall', line: 3 }] },
     { code: `const { self } = ctx;\nawait GenServer.call(ctx, self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },

@@ -1,6 +1,6 @@
 import { createRule, importSourceSchema } from '../internal/createRule.js';
 import type { TSESTree } from '@typescript-eslint/utils';
-import { findVariable, importedAs, isNamespaceOf, isSelfOf, keelFunction, keelValue, propertyName } from '../internal/keelTypes.js';
+import { findVariable, importedAs, isNamespaceOf, isSelfOf, keelFunction, keelValue, propertyName, unwrapTs } from '../internal/keelTypes.js';
 
 type Options = [{ importSource?: string }];
 
@@ -50,7 +50,9 @@ type Context = Parameters<(typeof noSelfCall)['create']>[0];
  * A string literal (a template without expressions too), Keel's typed name of one (`Name.of('x')`:
  * a name is its text), or a `const` initialised with one of those.
  */
-function stringValue(context: Context, e: TSESTree.Node, importSource: string, seen: Set<unknown> = new Set()): string | undefined {
+function stringValue(context: Context, written: TSESTree.Node, importSource: string, seen: Set<unknown> = new Set()): string | undefined {
+  // `'billing' as const`, `'billing' satisfies string`: the same string
+  const e = unwrapTs(written);
   if (e.type === 'Literal' && typeof e.value === 'string') return e.value;
   if (e.type === 'TemplateLiteral' && e.expressions.length === 0) return e.quasis[0]?.value.cooked ?? undefined;
   if (e.type === 'CallExpression' && e.arguments.length === 1 && isNameOf(context, e.callee, importSource)) return stringValue(context, e.arguments[0]!, importSource, seen);
@@ -81,14 +83,17 @@ function ownNames(context: Context, node: TSESTree.Node, importSource: string): 
   const names: string[] = [];
   for (let n: TSESTree.Node | null | undefined = node.parent; n != null; n = n.parent) {
     if (n.type !== 'ObjectExpression') continue;
-    const uses: TSESTree.Node[] = [n];
-    if (n.parent.type === 'VariableDeclarator' && n.parent.init === n && n.parent.id.type === 'Identifier' && n.parent.parent.kind === 'const') {
-      for (const ref of findVariable(context, n.parent.id)?.references ?? []) uses.push(ref.identifier);
+    // the spec with TypeScript's wrappers around it (`{ … } satisfies Spec`, `spec as Spec`): the same object
+    const literal = wrapped(n);
+    const uses: TSESTree.Node[] = [literal];
+    const holder = literal.parent;
+    if (holder?.type === 'VariableDeclarator' && holder.init === literal && holder.id.type === 'Identifier' && holder.parent.kind === 'const') {
+      for (const ref of findVariable(context, holder.id)?.references ?? []) uses.push(wrapped(ref.identifier));
     }
     for (const spec of uses) {
       const start = spec.parent;
       if (start?.type !== 'CallExpression' || start.arguments[1] !== spec || !isGenServerMethod(context, start, ['start', 'startLink'], importSource)) continue;
-      const options = start.arguments[3];
+      const options = start.arguments[3] === undefined ? undefined : unwrapTs(start.arguments[3]);
       if (options?.type !== 'ObjectExpression') continue;
       for (const p of options.properties) {
         if (p.type === 'Property' && !p.computed && p.key.type === 'Identifier' && p.key.name === 'name') {
@@ -99,6 +104,16 @@ function ownNames(context: Context, node: TSESTree.Node, importSource: string): 
     }
   }
   return names;
+}
+
+/** `e` with the TypeScript wrappers written around it (`e as T`, `e satisfies T`, `e!`, `<T>e`): the node that stands in its place. */
+function wrapped(e: TSESTree.Node): TSESTree.Node {
+  let n = e;
+  while (
+    (n.parent?.type === 'TSAsExpression' || n.parent?.type === 'TSSatisfiesExpression' || n.parent?.type === 'TSNonNullExpression' || n.parent?.type === 'TSTypeAssertion') &&
+    n.parent.expression === n
+  ) n = n.parent;
+  return n;
 }
 
 /**
