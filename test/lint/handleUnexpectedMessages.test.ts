@@ -172,6 +172,24 @@ untyped.run('handle-unexpected-messages', handleUnexpectedMessages, {
       output: null,
     },
     {
+      // an earlier statement that tests the message (a switch on it, a guard, an if nested in a block): an else
+      // on the chain would also run for the messages it took, logging them as unexpected (reported, not fixed)
+      code: `node.spawn((ctx) => (msg) => {
+  switch (msg.type) { case 'a': a(); break; default: break; }
+  if (msg.type === 'b') { b(); }
+});
+node.spawn((ctx) => (msg) => {
+  if (isDown(msg)) { forget(msg.pid); }
+  if (msg.type === 'b') { b(); }
+});
+node.spawn((ctx) => (msg) => {
+  if (ready) { if (msg.type === 'a') a(); }
+  if (msg.type === 'b') { b(); }
+});`,
+      errors: [3, 7, 11].map((line) => ({ messageId: 'noElse' as const, line })),
+      output: null,
+    },
+    {
       // a GenServer callback without its ctx parameter: reported, not fixed
       code: `GenServer.start(node, { init: () => 0, handleInfo(info, state) { if (info.kind == 'tick') { tick(state); } } });`,
       errors: [{ messageId: 'noElse' }],

@@ -105,8 +105,8 @@ function returnedFunctions(context: RuleContext, init: Fn): Fn[] {
  * The handler's body ends with an `if` chain (`if … else if …`, no final `else`) whose every test
  * compares a member of the message with a literal: a message that matches none of them falls off
  * the end. Fixed with a final `else` that logs it, when a context is in scope and that chain is the
- * only statement of the body testing the message (after sequential `if`s that do not all return,
- * an `else` on the last one would also run for messages an earlier one took).
+ * only statement of the body testing the message (after an earlier `if` or `switch` on it, an `else`
+ * on the chain would also run for messages the earlier one took).
  */
 function checkIfChain(context: RuleContext, h: Handler): void {
   const body = h.fn.body;
@@ -120,7 +120,8 @@ function checkIfChain(context: RuleContext, h: Handler): void {
     if (tail.alternate.type !== 'IfStatement') return; // a final else: handled
     tail = tail.alternate;
   }
-  const earlier = body.body.slice(0, -1).some((st) => st.type === 'IfStatement' && isDispatchTest(context, st.test, h.message));
+  // any earlier statement that tests the message (a dispatch `if`, a guard `if (isDown(msg))`, a switch on it, at any depth)
+  const earlier = body.body.slice(0, -1).some((st) => testsMessage(context, st, h.message));
   // a last branch without braces that ends in an `if` of its own: an added `else` would bind to that inner `if`
   const canFix = h.ctx !== undefined && !earlier && !endsInOpenIf(tail.consequent) && reportable(context, last, h);
   const final = tail;
@@ -131,6 +132,29 @@ function checkIfChain(context: RuleContext, h: Handler): void {
     data: { message: h.message.name },
     ...(canFix ? { fix: (fixer: TSESLint.RuleFixer) => addElse(fixer, context, last, final, h) } : {}),
   });
+}
+
+/**
+ * True when `statement` tests the message somewhere in its own code (not in a nested function): the
+ * test of an `if`, a loop or a `?:`, or a switch's discriminant, that mentions the message parameter.
+ */
+function testsMessage(context: RuleContext, statement: TSESTree.Node, message: TSESTree.Identifier): boolean {
+  const mentions = (e: TSESTree.Node | null): boolean => {
+    let found = false;
+    if (e !== null) {
+      walk(context, e, (n) => {
+        if (n.type === 'Identifier' && n.name === message.name && findVariable(context, n)?.defs[0]?.name === message) found = true;
+      });
+    }
+    return found;
+  };
+  let found = false;
+  walk(context, statement, (n) => {
+    if (found) return;
+    if (n.type === 'IfStatement' || n.type === 'ConditionalExpression' || n.type === 'WhileStatement' || n.type === 'DoWhileStatement' || n.type === 'ForStatement') found = mentions(n.test);
+    else if (n.type === 'SwitchStatement') found = mentions(n.discriminant);
+  });
+  return found;
 }
 
 /** True when `s` ends, outside braces, with an `if` that has no `else` (`if (a) x();`, `for (…) if (a) x();`): an `else` written after it is that `if`'s. */
