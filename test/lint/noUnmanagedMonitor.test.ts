@@ -52,5 +52,15 @@ untyped.run('no-unmanaged-monitor (without types: by name)', noUnmanagedMonitor,
     { code: `node.spawn((self) => () => { self.monitor(pid); });`, errors: [{ messageId: 'unmanagedDropped' }] },
     { code: `ctx.node.monitors.monitor(ctx, pid);`, errors: [{ messageId: 'droppedRef' }] },
     { code: `ctx.node['monitors'].monitor(ctx, pid);`, errors: [{ messageId: 'droppedRef' }] },
+    // dropped all the same behind TypeScript's wrappers or an await
+    {
+      code: `ctx.node.monitors.monitor(ctx, pid) as unknown;\nvoid (ctx.node.monitors.monitor(ctx, pid)!);\nawait ctx.node.monitors.monitor(ctx, pid);\nctx.monitor(pid) satisfies unknown;`,
+      errors: [
+        { messageId: 'droppedRef', line: 1 },
+        { messageId: 'droppedRef', line: 2 },
+        { messageId: 'droppedRef', line: 3 },
+        { messageId: 'unmanagedDropped', line: 4 },
+      ],
+    },
   ],
 });

@@ -248,13 +248,26 @@ export function isSelfOf(context: Context, target: TSESTree.Node, from: TSESTree
   return false;
 }
 
-/** True when the value of `call` is thrown away: an expression statement, `void call`, or a non-last comma operand. */
+/**
+ * True when the value of `call` is thrown away: an expression statement, `void call`, or a non-last
+ * comma operand; through an optional chain, TypeScript's wrappers (`as T`, `satisfies T`, `!`, `<T>`)
+ * or an `await`, which hand the value on.
+ */
 export function isDiscarded(call: TSESTree.Node): boolean {
   const parent = call.parent;
   if (parent === undefined) return false;
   if (parent.type === 'ExpressionStatement') return true;
   if (parent.type === 'UnaryExpression' && parent.operator === 'void') return true;
-  if (parent.type === 'ChainExpression') return isDiscarded(parent);
+  if (
+    parent.type === 'ChainExpression' ||
+    parent.type === 'AwaitExpression' ||
+    parent.type === 'TSAsExpression' ||
+    parent.type === 'TSSatisfiesExpression' ||
+    parent.type === 'TSNonNullExpression' ||
+    parent.type === 'TSTypeAssertion'
+  ) {
+    return isDiscarded(parent);
+  }
   return parent.type === 'SequenceExpression' && parent.expressions.at(-1) !== call;
 }
 
