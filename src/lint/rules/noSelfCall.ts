@@ -26,19 +26,19 @@ export const noSelfCall = createRule<Options, 'selfCall'>({
   create(context, [{ importSource = 'keel' }]) {
     return {
       CallExpression(node) {
+        const [from, target] = node.arguments;
+        if (from === undefined || target === undefined) return;
+        // a call to oneself by syntax first (the target is the caller's own pid, or, from one of a server's
+        // own callbacks, the name the server is started under); the types are asked only then
+        if (!isSelfOf(context, target, from)) {
+          const name = stringValue(context, target, importSource);
+          if (name === undefined || !ownNames(context, node, importSource).includes(name)) return;
+        }
         const callee = node.callee;
         // `GenServer.call(…)`, or GenServer's `call` under a local name (`const { call: ask } = GenServer`):
         // there is no import to go by, so only the types can tell, by the function the name holds
         const isCall = callee.type === 'Identifier' ? keelFunction(context, callee, 'GenServer', 'call') === 'keel' : isGenServerMethod(context, node, ['call'], importSource);
-        const [from, target] = node.arguments;
-        if (!isCall || from === undefined || target === undefined) return;
-        if (isSelfOf(context, target, from)) {
-          context.report({ node, messageId: 'selfCall' });
-          return;
-        }
-        // a call, from one of a server's own callbacks, to the name the server is started under
-        const name = stringValue(context, target, importSource);
-        if (name !== undefined && ownNames(context, node, importSource).includes(name)) context.report({ node, messageId: 'selfCall' });
+        if (isCall) context.report({ node, messageId: 'selfCall' });
       },
     };
   },
