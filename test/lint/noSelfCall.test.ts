@@ -32,6 +32,16 @@ export async function f(ctx: Context) { await ask(ctx, ctx.self, 'x'); await req
       errors: [{ messageId: 'selfCall', line: 5 }, { messageId: 'selfCall', line: 5 }],
     },
     {
+      // GenServer's own typed name, by the types
+      code: `import { GenServer, createNode } from 'keel';
+const Me = GenServer.name<{ request: 'x'; reply: number }>('me');
+await GenServer.start(createNode(), {
+  init: () => 0,
+  handleInfo: async (m: unknown, s: number, c) => { await GenServer.call(c, Me, 'x'); return { noreply: true, state: s }; },
+}, undefined, { name: Me });`,
+      errors: [{ messageId: 'selfCall', line: 5 }],
+    },
+    {
       // a typed name, by the types
       code: `import { GenServer, Name, createNode } from 'keel';
 const Me = Name.of<string>('me');
@@ -158,6 +168,13 @@ const other = { init: () => 0, handleInfo: async (m, s, c) => { await GenServer.
 GenServer.startLink(ctx, other as Spec, undefined, { name: 'log' as const });
 GenServer.start(node, { init: () => 0, handleInfo: async (m, s, c) => { await GenServer.call(c, <string>'cache', m); return s; } }!, undefined, { name: 'cache' });`,
       errors: [2, 3, 5, 7].map((line) => ({ messageId: 'selfCall' as const, line })),
+    },
+    // GenServer's own typed name, \`GenServer.name<P>(text)\`, is its text as Name.of's is
+    {
+      code: `const Counter = GenServer.name<{ request: 'get'; reply: number }>('counter');
+GenServer.start(node, { init: () => 0, handleInfo: async (m, s, c) => { await GenServer.call(c, Counter, 'get'); return s; } }, undefined, { name: Counter });
+GenServer.start(node, { init: () => 0, handleInfo: async (m, s, c) => { await GenServer.call(c, 'audit', 'get'); return s; } }, undefined, { name: GenServer.name('audit') });`,
+      errors: [{ messageId: 'selfCall', line: 2 }, { messageId: 'selfCall', line: 3 }],
     },
     // oneself written with a string key, also destructured
     { code: `await GenServer.call(ctx, ctx['self'], 'x');\nconst { 'self': me } = ctx;\nawait GenServer.call(ctx, me, 'y');`, errors: [{ messageId: 'selfCall', line: 1 }, { messageId: 'selfCall', line: 3 }] },

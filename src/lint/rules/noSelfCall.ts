@@ -47,15 +47,18 @@ export const noSelfCall = createRule<Options, 'selfCall'>({
 type Context = Parameters<(typeof noSelfCall)['create']>[0];
 
 /**
- * A string literal (a template without expressions too), Keel's typed name of one (`Name.of('x')`:
- * a name is its text), or a `const` initialised with one of those.
+ * A string literal (a template without expressions too), Keel's typed name of one (`Name.of('x')`,
+ * `GenServer.name<P>('x')`: a name is its text), or a `const` initialised with one of those.
  */
 function stringValue(context: Context, written: TSESTree.Node, importSource: string, seen: Set<unknown> = new Set()): string | undefined {
   // `'billing' as const`, `'billing' satisfies string`: the same string
   const e = unwrapTs(written);
   if (e.type === 'Literal' && typeof e.value === 'string') return e.value;
   if (e.type === 'TemplateLiteral' && e.expressions.length === 0) return e.quasis[0]?.value.cooked ?? undefined;
-  if (e.type === 'CallExpression' && e.arguments.length === 1 && isNameOf(context, e.callee, importSource)) return stringValue(context, e.arguments[0]!, importSource, seen);
+  // `Name.of('x')`, or GenServer's typed name `GenServer.name<P>('x')` (a `Name.of` too)
+  if (e.type === 'CallExpression' && e.arguments.length === 1 && (isNameOf(context, e.callee, importSource) || isGenServerMethod(context, e, ['name'], importSource))) {
+    return stringValue(context, e.arguments[0]!, importSource, seen);
+  }
   if (e.type === 'Identifier') {
     const variable = findVariable(context, e);
     const def = variable?.defs[0];
