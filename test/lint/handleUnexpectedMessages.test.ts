@@ -172,6 +172,27 @@ untyped.run('handle-unexpected-messages', handleUnexpectedMessages, {
       output: null,
     },
     {
+      // the message with TypeScript's wrappers: \`as\`, \`satisfies\`, \`<T>\`, \`!\` (reported; the switch's default is added)
+      code: `node.spawn((ctx) => (msg) => { switch ((msg satisfies Msg).type) { case 'a': a(); break; } });
+node.spawn((ctx) => (msg) => { switch ((<Msg>msg).type) { case 'a': a(); break; } });
+node.spawn((ctx) => (msg) => { if ((msg as Msg)!.type === 'a') a(); });`,
+      errors: [
+        { messageId: 'noDefault', line: 1 },
+        { messageId: 'noDefault', line: 2 },
+        { messageId: 'noElse', line: 3 },
+      ],
+      output: `node.spawn((ctx) => (msg) => { switch ((msg satisfies Msg).type) { case 'a': a(); break;
+default:
+  ctx.node.logger.warn('unexpected message', msg);
+  break; } });
+node.spawn((ctx) => (msg) => { switch ((<Msg>msg).type) { case 'a': a(); break;
+default:
+  ctx.node.logger.warn('unexpected message', msg);
+  break; } });
+node.spawn((ctx) => (msg) => { if ((msg as Msg)!.type === 'a') a();
+else ctx.node.logger.warn('unexpected message', msg); });`,
+    },
+    {
       // an earlier statement that tests the message (a switch on it, a guard, an if nested in a block): an else
       // on the chain would also run for the messages it took, logging them as unexpected (reported, not fixed)
       code: `node.spawn((ctx) => (msg) => {

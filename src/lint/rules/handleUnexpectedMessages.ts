@@ -199,13 +199,13 @@ function switchesIn(context: RuleContext, body: TSESTree.Node): TSESTree.SwitchS
   return out;
 }
 
-/** True when `expr` is the message parameter, or a member chain on it (`msg.type`, `msg.body.kind`), or `typeof msg`. */
+/** True when `expr` is the message parameter, or a member chain on it (`msg.type`, `msg.body.kind`), or `typeof msg`; TypeScript's wrappers aside (`as`, `satisfies`, `<T>`, `!`). */
 function rootedAt(context: RuleContext, expr: TSESTree.Node, message: TSESTree.Identifier): boolean {
   let e: TSESTree.Node = expr;
   for (;;) {
     if (e.type === 'MemberExpression') e = e.object;
     else if (e.type === 'ChainExpression') e = e.expression;
-    else if (e.type === 'TSNonNullExpression' || e.type === 'TSAsExpression') e = e.expression;
+    else if (e.type === 'TSNonNullExpression' || e.type === 'TSAsExpression' || e.type === 'TSSatisfiesExpression' || e.type === 'TSTypeAssertion') e = e.expression;
     else if (e.type === 'UnaryExpression' && e.operator === 'typeof') e = e.argument;
     else break;
   }
