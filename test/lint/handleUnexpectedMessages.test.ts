@@ -193,6 +193,15 @@ node.spawn((ctx) => (msg) => { if ((msg as Msg)!.type === 'a') a();
 else ctx.node.logger.warn('unexpected message', msg); });`,
     },
     {
+      // a callback with a TypeScript \`this\` parameter: it is no parameter at run time, the message and ctx come after it
+      code: `GenServer.start(node, { init: () => 0, handleCast(this: void, msg: M, state: number, ctx: Context) { switch (msg.type) { case 'a': return state; } } });`,
+      errors: [{ messageId: 'noDefault' }],
+      output: `GenServer.start(node, { init: () => 0, handleCast(this: void, msg: M, state: number, ctx: Context) { switch (msg.type) { case 'a': return state;
+default:
+  ctx.node.logger.warn('unexpected message', msg);
+  break; } } });`,
+    },
+    {
       // an earlier statement that tests the message (a switch on it, a guard, an if nested in a block): an else
       // on the chain would also run for the messages it took, logging them as unexpected (reported, not fixed)
       code: `node.spawn((ctx) => (msg) => {

@@ -66,9 +66,10 @@ export const handleUnexpectedMessages = createRule<[], 'noDefault' | 'noElse'>({
       // node.spawn((ctx) => (msg) => …) and ctx.spawn / spawnLink
       'ArrowFunctionExpression, FunctionExpression'(fn: Fn) {
         if (!isSpawnInit(fn)) return;
-        const ctxParam = fn.params[0]?.type === 'Identifier' ? fn.params[0] : undefined;
+        const first = runtimeParams(fn)[0];
+        const ctxParam = first?.type === 'Identifier' ? first : undefined;
         for (const handler of returnedFunctions(context, fn)) {
-          const message = handler.params[0];
+          const message = runtimeParams(handler)[0];
           if (message?.type === 'Identifier') check({ fn: handler, message, ctx: ctxParam });
         }
       },
@@ -81,14 +82,21 @@ export const handleUnexpectedMessages = createRule<[], 'noDefault' | 'noElse'>({
           const index = CALLBACK_CTX_INDEX.get((p.key as TSESTree.Identifier).name);
           const fn = p.value;
           if (index === undefined || (fn.type !== 'FunctionExpression' && fn.type !== 'ArrowFunctionExpression')) continue;
-          const message = fn.params[0];
-          const ctxParam = fn.params[index];
+          const params = runtimeParams(fn);
+          const message = params[0];
+          const ctxParam = params[index];
           if (message?.type === 'Identifier') check({ fn, message, ctx: ctxParam?.type === 'Identifier' ? ctxParam : undefined });
         }
       },
     };
   },
 });
+
+/** A function's parameters as it is called with them: without TypeScript's `this` parameter (`handleCast(this: void, msg, …)`). */
+function runtimeParams(fn: Fn): TSESTree.Parameter[] {
+  const [first, ...rest] = fn.params;
+  return first?.type === 'Identifier' && first.name === 'this' ? rest : fn.params;
+}
 
 /** The functions an init returns: its expression body, or its top-level `return` statements. */
 function returnedFunctions(context: RuleContext, init: Fn): Fn[] {
