@@ -32,6 +32,10 @@ export async function f(ctx: Context) { await ask(ctx, ctx.self, 'x'); await req
       errors: [{ messageId: 'selfCall', line: 5 }, { messageId: 'selfCall', line: 5 }],
     },
     {
+      code: `${header}export async function f(ctx: Context) { await (GenServer as typeof GenServer).call(ctx, ctx.self, 'x'); }`,
+      errors: [{ messageId: 'selfCall', line: 3 }],
+    },
+    {
       // GenServer's own typed name, by the types
       code: `import { GenServer, createNode } from 'keel';
 const Me = GenServer.name<{ request: 'x'; reply: number }>('me');
@@ -168,6 +172,11 @@ const other = { init: () => 0, handleInfo: async (m, s, c) => { await GenServer.
 GenServer.startLink(ctx, other as Spec, undefined, { name: 'log' as const });
 GenServer.start(node, { init: () => 0, handleInfo: async (m, s, c) => { await GenServer.call(c, <string>'cache', m); return s; } }!, undefined, { name: 'cache' });`,
       errors: [2, 3, 5, 7].map((line) => ({ messageId: 'selfCall' as const, line })),
+    },
+    // GenServer (or the namespace) behind TypeScript's wrappers
+    {
+      code: `await (GenServer as typeof GenServer).call(ctx, ctx.self, 'x');\nawait GenServer!.call(ctx, ctx.self, 'x');\nimport * as keel from 'keel';\nawait (keel!.GenServer satisfies object).call(ctx, ctx.self, 'x');`,
+      errors: [1, 2, 4].map((line) => ({ messageId: 'selfCall' as const, line })),
     },
     // GenServer's own typed name, \`GenServer.name<P>(text)\`, is its text as Name.of's is
     {

@@ -126,15 +126,17 @@ function wrapped(e: TSESTree.Node): TSESTree.Node {
 function isGenServerMethod(context: Context, call: TSESTree.CallExpression, methods: readonly string[], importSource: string): boolean {
   const callee = call.callee;
   if (callee.type !== 'MemberExpression' || !methods.includes(propertyName(callee) ?? '')) return false;
-  const object = callee.object;
+  // `(GenServer as typeof GenServer).call`, `GenServer!.call`: the same object
+  const object = unwrapTs(callee.object);
   if (object.type === 'Identifier') {
     const verdict = keelValue(context, object);
     return verdict === 'keel' || (verdict === 'unknown' && (object.name === 'GenServer' || object.name === importedAs(context, importSource, 'GenServer')));
   }
   // `<namespace>.GenServer` (or `<namespace>['GenServer']`): by the type of the member, else a namespace import of the import source
-  if (object.type !== 'MemberExpression' || object.object.type !== 'Identifier') return false;
+  const namespace = object.type === 'MemberExpression' ? unwrapTs(object.object) : undefined;
+  if (object.type !== 'MemberExpression' || namespace?.type !== 'Identifier') return false;
   const name = propertyName(object);
   if (name === undefined) return false;
   const verdict = keelValue(context, object.property);
-  return verdict === 'keel' || (verdict === 'unknown' && name === 'GenServer' && isNamespaceOf(context, importSource, object.object));
+  return verdict === 'keel' || (verdict === 'unknown' && name === 'GenServer' && isNamespaceOf(context, importSource, namespace));
 }
