@@ -154,6 +154,16 @@ untyped.run('no-raw-send (without types: by name)', noRawSend, {
       ],
     },
     {
+      // the name the suggestion would call is another binding where the call is (a function of the file, a
+      // parameter shadowing the import): the added import would clash, or the call reach the wrong function (no suggestion)
+      code: `function sendSupervised(x) { return x; }\nctx.send(peer, 'hi');`,
+      errors: [{ messageId: 'rawSend', line: 2, suggestions: [] }],
+    },
+    {
+      code: `import { sendSupervised as s2 } from 'keel';\nfunction f(ctx, s2) { ctx.send(peer, 'hi'); }`,
+      errors: [{ messageId: 'rawSend', line: 2, suggestions: [] }],
+    },
+    {
       // sendSupervised imported as a type only (an inline \`type\`): the suggestion makes that import a value one, not a second one
       code: `import { type sendSupervised, createNode } from 'keel';\nctx.send(peer, 'hi');`,
       errors: [

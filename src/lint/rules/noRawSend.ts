@@ -37,7 +37,8 @@ export const noRawSend = createRule<Options, 'rawSend' | 'useSendSupervised'>({
         if (target === undefined || isSelfOf(context, target, callee.object)) return;
         const verdict = keelMember(context, callee, ['Context', 'Proc']);
         if (verdict === 'other' || (verdict === 'unknown' && !looksLikeContext(context, callee.object))) return;
-        const fixable = node.arguments.length === 2 && node.arguments.every((a) => a.type !== 'SpreadElement') && !node.optional && !callee.optional;
+        const fixable =
+          node.arguments.length === 2 && node.arguments.every((a) => a.type !== 'SpreadElement') && !node.optional && !callee.optional && reachesImport(context, node, importSource);
         // an import can be added to an ES module only
         const sourceType = context.languageOptions.sourceType;
         const module = sourceType !== 'script' && sourceType !== 'commonjs' && !/\.c[jt]s$/.test(context.filename);
@@ -89,6 +90,20 @@ function suggestion(
   if (typeOnly !== undefined) fixes.push(asValueImport(fixer, context, typeOnly));
   else if (existing === undefined) fixes.push(addImport(fixer, context, importSource));
   return fixes;
+}
+
+/**
+ * True when the name the suggestion would call reaches Keel's `sendSupervised` from where the call is:
+ * the module's import of it (a value or a type-only one), or, with none, a name no binding holds. A
+ * function of the file named `sendSupervised` would clash with the added import, and a parameter or
+ * local shadowing the import would be called instead of it: no suggestion then.
+ */
+function reachesImport(context: Readonly<TSESLint.RuleContext<string, readonly unknown[]>>, node: TSESTree.Node, importSource: string): boolean {
+  const imported = importedAs(context, importSource, 'sendSupervised') ?? typeOnlyImport(context, importSource)?.specifier.local.name;
+  for (let scope: TSESLint.Scope.Scope | null = context.sourceCode.getScope(node); scope !== null; scope = scope.upper) {
+    if (scope.set.has(imported ?? 'sendSupervised')) return imported !== undefined && scope.type === 'module';
+  }
+  return true;
 }
 
 interface TypeOnlyImport {
