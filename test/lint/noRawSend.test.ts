@@ -154,6 +154,22 @@ untyped.run('no-raw-send (without types: by name)', noRawSend, {
       ],
     },
     {
+      // an init written with a TypeScript \`this\` parameter: its context is the first parameter after it
+      code: `node.spawn(function (this: void, c: Context<string>) { return () => c.send(peer, 'hi'); });`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          suggestions: [
+            {
+              messageId: 'useSendSupervised',
+              data: { from: 'c' },
+              output: `import { sendSupervised } from 'keel';\nnode.spawn(function (this: void, c: Context<string>) { return () => void sendSupervised(c, peer, 'hi'); });`,
+            },
+          ],
+        },
+      ],
+    },
+    {
       // the name the suggestion would call is another binding where the call is (a function of the file, a
       // parameter shadowing the import): the added import would clash, or the call reach the wrong function (no suggestion)
       code: `function sendSupervised(x) { return x; }\nctx.send(peer, 'hi');`,

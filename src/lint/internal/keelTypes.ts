@@ -170,7 +170,10 @@ export function looksLikeContext(context: Context, written: TSESTree.Node): bool
   const def = variable?.defs[0];
   if (def?.type !== 'Parameter') return false;
   const fn = def.node as TSESTree.Node;
-  return isSpawnInit(fn) && (fn as TSESTree.FunctionLike).params[0] === def.name;
+  if (!isSpawnInit(fn)) return false;
+  // the first parameter at run time: a TypeScript `this: T` parameter is none
+  const [first, second] = (fn as TSESTree.FunctionLike).params;
+  return (first?.type === 'Identifier' && first.name === 'this' ? second : first) === def.name;
 }
 
 /** True when `fn` is the `init` function given to `x.spawn(init)` or `x.spawnLink(init)`. */
