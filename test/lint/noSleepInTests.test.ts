@@ -56,6 +56,21 @@ untyped.run('no-sleep-in-tests (without types)', noSleepInTests, {
       errors: [{ messageId: 'sleep', line: 2 }],
     },
     {
+      // the same sleeps through an optional call, TypeScript's wrappers or a string key
+      code: `import { setTimeout as sleep, scheduler } from 'node:timers/promises';
+import * as timers from 'node:timers/promises';
+await sleep?.(5);
+await (sleep(5) as Promise<void>);
+await sleep(5)!;
+await timers['setTimeout'](5);
+await timers.setTimeout?.(5);
+await scheduler?.wait(5);
+await delay(5) satisfies unknown;
+await (new Promise((r) => setTimeout(r, 5)) as Promise<void>);`,
+      filename: testFile,
+      errors: [3, 4, 5, 6, 7, 8, 9, 10].map((line) => ({ messageId: 'sleep' as const, line })),
+    },
+    {
       code: `import * as timers from 'node:timers/promises';\nawait timers.setTimeout(20);`,
       filename: testFile,
       errors: [{ messageId: 'sleep', data: { what: 'await timers.setTimeout(…)' } }],

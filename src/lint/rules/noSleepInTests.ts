@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { TSESLint, TSESTree } from '@typescript-eslint/utils';
 import { createRule } from '../internal/createRule.js';
 import { walk } from '../internal/ast.js';
-import { findVariable, isOpaque, tsModule, typeServices } from '../internal/keelTypes.js';
+import { findVariable, isOpaque, propertyName, tsModule, typeServices, unwrapTs } from '../internal/keelTypes.js';
 
 type Options = [{ testFilePatterns?: string[]; sleepFunctions?: string[] }];
 type RuleContext = Readonly<TSESLint.RuleContext<string, readonly unknown[]>>;
@@ -57,7 +57,10 @@ export const noSleepInTests = createRule<Options, 'sleep'>({
 });
 
 /** What kind of sleep `awaited` is, or undefined when it is none. */
-function sleepOf(context: RuleContext, awaited: TSESTree.Expression, sleepFunctions: readonly string[]): string | undefined {
+function sleepOf(context: RuleContext, written: TSESTree.Expression, sleepFunctions: readonly string[]): string | undefined {
+  // `sleep?.(5)`, `(sleep(5) as Promise<void>)`, `sleep(5)!`: the same call
+  let awaited: TSESTree.Node = unwrapTs(written);
+  while (awaited.type === 'ChainExpression') awaited = unwrapTs(awaited.expression);
   // await new Promise((resolve) => setTimeout(resolve, ms))
   if (awaited.type === 'NewExpression' && awaited.callee.type === 'Identifier' && awaited.callee.name === 'Promise') {
     const executor = awaited.arguments[0];
@@ -73,18 +76,16 @@ function sleepOf(context: RuleContext, awaited: TSESTree.Expression, sleepFuncti
     const imported = importedFromTimers(context, callee);
     if (imported === 'setTimeout' || imported === 'scheduler') return `await ${callee.name}(…) from timers/promises`;
   }
-  if (callee.type === 'MemberExpression' && !callee.computed && callee.property.type === 'Identifier') {
+  const name = callee.type === 'MemberExpression' ? propertyName(callee) : undefined;
+  if (callee.type === 'MemberExpression' && name !== undefined) {
     const object = callee.object;
-    const name = callee.property.name;
     if (object.type === 'Identifier' && importedFromTimers(context, object) === '*' && name === 'setTimeout') return `await ${object.name}.setTimeout(…)`;
     if (object.type === 'Identifier' && importedFromTimers(context, object) === 'scheduler' && name === 'wait') return `await ${object.name}.wait(…)`;
     // `<namespace>.scheduler.wait(…)`
     if (
       name === 'wait' &&
       object.type === 'MemberExpression' &&
-      !object.computed &&
-      object.property.type === 'Identifier' &&
-      object.property.name === 'scheduler' &&
+      propertyName(object) === 'scheduler' &&
       object.object.type === 'Identifier' &&
       importedFromTimers(context, object.object) === '*'
     ) {
