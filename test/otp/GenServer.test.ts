@@ -843,38 +843,24 @@ describe('GenServer.call', () => {
     expect(await GenServer.call(node, pid, 'ok')).toBe('fine');
   });
 
-  it.each(['its pid', 'its name'])('rejects at once with ERR_DEADLOCK when a server calls itself by %s', async (by) => {
-    const clock = new TestClock();
-    const node = track({ clock });
-    const spec: Spec<null> = {
-      init: () => null,
-      handleCall: async (request, _from, state, ctx) => {
-        if (request !== 'call yourself') return { reply: 'pong', state };
-        return { reply: await failure(() => GenServer.call(ctx, by === 'its pid' ? ctx.self : 'narcissus', 'ping')), state };
-      },
-    };
-    const pid = await GenServer.start(node, spec, undefined, { name: 'narcissus' });
-    const call = watch(GenServer.call(node, pid, 'call yourself'));
-    await node.settle();
-    expect(call.status).toBe('resolved');
-    expectKeelError(call.value, 'ERR_DEADLOCK');
-    expect(node.isAlive(pid)).toBe(true);
-    expect(node.internals().timers).toBe(0);
-  });
-
   // Code running synchronously inside a server's turn (its handler or init before their first
   // await, a telemetry handler they set off) runs as the server: its call to the server through the
   // node is the server calling itself, refused as a call through its context is. The calls wait up to
   // 60 s on a TestClock nobody advances: without the refusal they stay pending, and the test fails
   describe("a call through the node from inside the server's own turn", () => {
-    it.each(['its pid', 'its name'])('rejects at once with ERR_DEADLOCK when an async handler awaits a call to %s through the node', async (by) => {
+    it.each([
+      ['its pid', 'its context'],
+      ['its name', 'its context'],
+      ['its pid', 'the node'],
+      ['its name', 'the node'],
+    ])('rejects at once with ERR_DEADLOCK when an async handler awaits a call to %s through %s', async (by, through) => {
       const clock = new TestClock();
       const node = track({ clock });
       const spec: Spec<null> = {
         init: () => null,
         handleCall: async (request, _from, state, ctx) => {
           if (request !== 'call yourself') return { reply: 'pong', state };
-          return { reply: await failure(() => GenServer.call(node, by === 'its pid' ? ctx.self : 'narcissus', 'ping', 60_000)), state };
+          return { reply: await failure(() => GenServer.call(through === 'the node' ? node : ctx, by === 'its pid' ? ctx.self : 'narcissus', 'ping', 60_000)), state };
         },
       };
       const pid = await GenServer.start(node, spec, undefined, { name: 'narcissus' });

@@ -7,6 +7,8 @@ import {
   GenServer,
   isExit,
   isKeelError,
+  type Node,
+  type Pid,
   type ServerPid,
   StateMachine,
   type StateMachineAction,
@@ -139,6 +141,21 @@ function describeEvent(ev: StateMachineEvent<string, CallProtocol, unknown, unkn
     default:
       return `${ev.type}:${String(ev.content)}`;
   }
+}
+
+/**
+ * Casts 'go' to a machine whose async callback resolves `reached` and then awaits `gate`, kills the
+ * machine there (its Down seen), then lets the callback settle and the node go idle.
+ */
+async function killMidCallback(node: Node, pid: Pid, reached: { promise: Promise<unknown> }, gate: { resolve(): void }): Promise<void> {
+  const p = probe(node);
+  const ref = p.ctx.monitor(pid);
+  StateMachine.cast(node, pid, 'go');
+  await reached.promise;
+  node.exit(pid, 'kill');
+  expect((await receiveDown(p, ref)).reason).toBe('killed');
+  gate.resolve();
+  await node.idle();
 }
 
 async function recorder(
@@ -1032,14 +1049,7 @@ describe('StateMachine: calls, stop and errors', () => {
       },
     });
     const zombies = captureEvents(node, ['keel.process.zombie_call']);
-    const p = probe(node);
-    const ref = p.ctx.monitor(pid);
-    StateMachine.cast(node, pid, 'go');
-    await reached.promise;
-    node.exit(pid, 'kill');
-    expect((await receiveDown(p, ref)).reason).toBe('killed');
-    gate.resolve();
-    await node.idle();
+    await killMidCallback(node, pid, reached, gate);
     // before: its timeout actions were set from the dead process, each reported as a zombie call
     expect(zombies.events).toEqual([]);
     expect(node.internals().timers).toBe(0);
@@ -1063,14 +1073,7 @@ describe('StateMachine: calls, stop and errors', () => {
         return keep;
       },
     });
-    const p = probe(node);
-    const ref = p.ctx.monitor(pid);
-    StateMachine.cast(node, pid, 'go');
-    await reached.promise;
-    node.exit(pid, 'kill');
-    expect((await receiveDown(p, ref)).reason).toBe('killed');
-    gate.resolve();
-    await node.idle();
+    await killMidCallback(node, pid, reached, gate);
     expect(log).toEqual(['cast', 'internal:1']);
   });
 
