@@ -4,6 +4,7 @@ import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js
 import { keelServer } from '../../otp/internal/keelServer.js';
 import { PendingCall } from '../../otp/internal/calls.js';
 import { isDown } from '../../runtime/messages.js';
+import { isDead, type Proc } from '../../runtime/kernel.js';
 import { isInstance } from '../../runtime/safe.js';
 import type { Pid, TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
@@ -114,7 +115,9 @@ function gather(state: State, ctx: Context<any>): void {
   const candidates = [...state.candidates];
   const self = ctx.self;
   void Promise.all(candidates.map((c) => statusOf(ctx, c, { timeout: state.timeout }).then((s) => s, () => undefined))).then((statuses) => {
-    ctx.send(self, new Gathered(election, candidates, statuses));
+    // a process that died meanwhile (its calls failed with it) has nobody to tell: a send from it
+    // would be a zombie call
+    if (!isDead(ctx as Proc)) ctx.send(self, new Gathered(election, candidates, statuses));
   });
 }
 

@@ -304,6 +304,21 @@ describe('electLeader sent a message that cannot be inspected', () => {
     expect(past0).toEqual({ status: 'resolved', value: { leader: a.pid, term: 1 }, error: undefined });
   });
 
+  it('an election process that dies while it gathers statuses leaves nothing behind: no send from the dead process (no zombie call)', async () => {
+    const { node } = clockedNode(track);
+    const inbox = probe(node);
+    const silent = idler(node);
+    const a = await candidate(node, inbox);
+    const started = watch(electLeader(node, { candidates: [silent, a.pid], timeout: Infinity, name: 'election-dies' }));
+    await node.idle();
+    expect(started.status).toBe('pending');
+    const zombies = captureEvents(node, ['keel.process.zombie_call']);
+    node.exit(node.registry.whereis('election-dies')!, 'kill'); // its status calls fail with it
+    await node.idle();
+    // before: the gathered answers were sent from the dead process, a zombie call
+    expect(zombies.events).toEqual([]);
+  });
+
   it('a candidate silent for the whole (large) timeout does not hold current() meanwhile; past it the election completes with the others', async () => {
     const { node, clock } = clockedNode(track);
     const inbox = probe(node);
