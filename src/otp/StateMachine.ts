@@ -1,108 +1,20 @@
 import { markBehaviour } from './internal/lifecycle.js';
-import { describe, InvalidArgumentError, readOption, StartError, thrownText, toError } from '../errors.js';
+import { describe, InvalidArgumentError, StartError, toError } from '../errors.js';
 import { isInstance } from '../runtime/safe.js';
 import { exitedWith, isDead, type Proc } from '../runtime/kernel.js';
-import { isExitReason, type ExitReason } from '../runtime/messages.js';
+import { type ExitReason } from '../runtime/messages.js';
 import type { Target, TimerRef } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { type CallProtocol, GenServer, type GenServerSpec, type ReplyOf, type ServerName, type ServerPid, type StartOptions } from './GenServer.js';
-import { type From, PendingCall, validateTimeout } from './internal/calls.js';
+import { type From, PendingCall } from './internal/calls.js';
 import { SYS_VIEW, type SysView } from './internal/sys.js';
 import { equal } from './internal/stateEqual.js';
 import { adopt, isThenable } from './internal/thenable.js';
+import { field, has, NEXT, readResult, readTimeout, REPEAT, STOP, type CallbackMode, type TimeoutAction, unreadable, validateSpec } from './internal/statemRead.js';
+import type { AnySpec, Ev, StateMachineSpec, TimeoutKind } from './internal/statemSpec.js';
 
-/**
- * What a state machine's callback is given, after `gen_statem`'s event types: a call (reply with a
- * `reply` action or `StateMachine.reply`), a cast, any other message (`info`), an event inserted by
- * a `next_event` action (`internal`), a fired timeout (`timeout` is the event timeout), or, with
- * `stateEnter`, the state enter call (`enter`, with the state it came from).
- */
-export type StateMachineEvent<State, P extends CallProtocol = CallProtocol, Cast = never, Msg = never> =
-  | { readonly type: 'call'; readonly request: P['request']; readonly from: From<P['reply']> }
-  | { readonly type: 'cast'; readonly content: Cast }
-  | { readonly type: 'info'; readonly content: unknown }
-  | { readonly type: 'internal'; readonly content: Msg }
-  | { readonly type: 'timeout'; readonly content: Msg }
-  | { readonly type: 'state_timeout'; readonly content: Msg }
-  | { readonly type: 'generic_timeout'; readonly name: string; readonly content: Msg }
-  | { readonly type: 'enter'; readonly oldState: State };
+export type { HandleEventSpec, StateFunctionsSpec, StateMachineAction, StateMachineEvent, StateMachineInit, StateMachineSpec, Transition } from './internal/statemSpec.js';
 
-/**
- * A transition action, after `gen_statem`'s. `ms` is on the node's clock; `Infinity` starts no timer
- * (and, like `cancel: true`, cancels the running one of that kind or name).
- */
-export type StateMachineAction<P extends CallProtocol = CallProtocol, Cast = never, Msg = never> =
-  | 'postpone'
-  | 'hibernate'
-  | { readonly type: 'reply'; readonly from: From<any>; readonly reply: P['reply'] }
-  | { readonly type: 'postpone' }
-  | { readonly type: 'hibernate' }
-  | { readonly type: 'next_event'; readonly kind?: 'internal'; readonly content: Msg }
-  | { readonly type: 'next_event'; readonly kind: 'cast'; readonly content: Cast }
-  | { readonly type: 'next_event'; readonly kind: 'info'; readonly content: unknown }
-  /** A call event with a call's `from` (`{next_event, {call, From}, Request}`): answered when it is handled. */
-  | { readonly type: 'next_event'; readonly kind: 'call'; readonly from: From<P['reply']>; readonly content: P['request'] }
-  | { readonly type: 'timeout' | 'state_timeout'; readonly ms: number; readonly content: Msg }
-  | { readonly type: 'timeout' | 'state_timeout'; readonly cancel: true }
-  | { readonly type: 'generic_timeout'; readonly name: string; readonly ms: number; readonly content: Msg }
-  | { readonly type: 'generic_timeout'; readonly name: string; readonly cancel: true };
-
-/**
- * What a state callback returns (`data` omitted: the data is kept): `next_state`, `keep_state`,
- * `repeat_state` (the state enter call runs again) or `stop` (whose only actions may be replies).
- */
-export type Transition<State, Data, A = StateMachineAction> =
-  | { readonly nextState: State; readonly data?: Data; readonly actions?: readonly A[] }
-  | { readonly keepState: true; readonly data?: Data; readonly actions?: readonly A[] }
-  | { readonly repeatState: true; readonly data?: Data; readonly actions?: readonly A[] }
-  | { readonly stop: ExitReason; readonly data?: Data; readonly actions?: readonly A[] };
-
-type Result<State, Data, P extends CallProtocol, Cast, Msg> =
-  | Transition<State, Data, StateMachineAction<P, Cast, Msg>>
-  | Promise<Transition<State, Data, StateMachineAction<P, Cast, Msg>>>;
-
-/** What `init` returns: the first state, the data, and actions (all but `postpone`). */
-export interface StateMachineInit<State, Data, A = StateMachineAction> {
-  readonly state: State;
-  readonly data: Data;
-  readonly actions?: readonly A[];
-}
-
-interface CommonSpec<State, Data, P extends CallProtocol, Cast, Msg, Arg> {
-  init(arg: Arg, ctx: Context<any>): StateMachineInit<State, Data, StateMachineAction<P, Cast, Msg>> | Promise<StateMachineInit<State, Data, StateMachineAction<P, Cast, Msg>>>;
-  /** Calls the state callback with an `enter` event on every state change, `repeatState`, and after `init` (`gen_statem`'s `state_enter`). */
-  stateEnter?: boolean;
-  /** Runs on `stop` results, `StateMachine.stop`, a parent's exit signal while trapping exits, and after a callback throws. */
-  terminate?(reason: ExitReason, state: State, data: Data): void | Promise<void>;
-  /** What `Sys.getStatus` shows of `{ state, data }` (to redact secrets); default: itself. */
-  formatStatus?(status: { state: State; data: Data }): unknown;
-}
-
-/** `handle_event` mode: one callback for every state. */
-export interface HandleEventSpec<State, Data, P extends CallProtocol = CallProtocol, Cast = never, Msg = never, Arg = any>
-  extends CommonSpec<State, Data, P, Cast, Msg, Arg> {
-  handleEvent(event: StateMachineEvent<State, P, Cast, Msg>, state: State, data: Data, ctx: Context<any>): Result<State, Data, P, Cast, Msg>;
-  states?: undefined;
-}
-
-/** State functions mode: one callback per state (the states are strings). */
-export interface StateFunctionsSpec<State extends string, Data, P extends CallProtocol = CallProtocol, Cast = never, Msg = never, Arg = any>
-  extends CommonSpec<State, Data, P, Cast, Msg, Arg> {
-  states: { readonly [K in State]: (event: StateMachineEvent<State, P, Cast, Msg>, data: Data, ctx: Context<any>) => Result<State, Data, P, Cast, Msg> };
-  handleEvent?: undefined;
-}
-
-/** A state machine's callbacks, after Erlang's `gen_statem`: `handleEvent` or `states`, never both. */
-export type StateMachineSpec<State, Data, P extends CallProtocol = CallProtocol, Cast = never, Msg = never, Arg = any> =
-  | HandleEventSpec<State, Data, P, Cast, Msg, Arg>
-  | ([State] extends [string] ? StateFunctionsSpec<State, Data, P, Cast, Msg, Arg> : never);
-
-type AnySpec = CommonSpec<unknown, unknown, CallProtocol, unknown, unknown, unknown> & {
-  handleEvent?: (event: Ev, state: unknown, data: unknown, ctx: Context<any>) => unknown;
-  states?: Record<string, (event: Ev, data: unknown, ctx: Context<any>) => unknown>;
-};
-type Ev = StateMachineEvent<unknown, CallProtocol, unknown, unknown>;
-type TimeoutKind = 'timeout' | 'state_timeout' | 'generic_timeout';
 
 /** A timeout in flight: the message its timer sends (or the event queued, for 0 ms). Stale once replaced or cancelled. */
 class Timeout {
@@ -128,11 +40,6 @@ function nextSlice(): Promise<void> {
 }
 const NO_ACTIONS: readonly unknown[] = [];
 
-/** The results' kinds. */
-const NEXT = 0;
-const KEEP = 1;
-const REPEAT = 2;
-const STOP = 3;
 
 /** A running state machine: the GenServer state of the server it runs on. */
 class Machine {
@@ -479,113 +386,6 @@ class Machine {
   }
 }
 
-/** A callback's result as read: each field once. */
-interface ResultRead {
-  readonly kind: number;
-  readonly nextState: unknown;
-  readonly stop: unknown;
-  readonly hasData: boolean;
-  readonly data: unknown;
-  readonly actions: unknown;
-}
-
-/** Reads a callback's result, each field once (`stop`, else `nextState`, else `keepState`, else `repeatState`). */
-function readResult(res: unknown, enter: boolean): ResultRead {
-  const argument = enter ? 'state enter result' : 'state callback result';
-  if (typeof res === 'object' && res !== null) {
-    // every field read once, in one guarded block, each read a named one of its own site (a helper's
-    // keyed read shared by every field was megamorphic: a third of a call's time); `reading` names the
-    // field for the error when a read throws
-    const o = res as { stop?: unknown; nextState?: unknown; keepState?: unknown; repeatState?: unknown; data?: unknown; actions?: unknown };
-    let kind = -1;
-    let nextState: unknown;
-    let stop: unknown;
-    let hasData = false;
-    let data: unknown;
-    let actions: unknown;
-    let reading = 'stop';
-    try {
-      if ('stop' in o) {
-        stop = o.stop;
-        kind = STOP;
-      } else {
-        reading = 'nextState';
-        if ('nextState' in o) {
-          nextState = o.nextState;
-          kind = NEXT;
-        } else {
-          reading = 'keepState';
-          if (o.keepState === true) kind = KEEP;
-          else {
-            reading = 'repeatState';
-            if (o.repeatState === true) kind = REPEAT;
-          }
-        }
-      }
-      if (kind !== -1) {
-        reading = 'data';
-        hasData = 'data' in o;
-        if (hasData) data = o.data;
-        reading = 'actions';
-        actions = o.actions;
-      }
-    } catch (e) {
-      throw unreadable(res, argument, reading, e);
-    }
-    if (kind === STOP && !isExitReason(stop)) throw new InvalidArgumentError('stop', "an exit reason ('normal', 'shutdown', { shutdown }, an Error, ...)", stop);
-    if (kind !== -1) return { kind, nextState, stop, hasData, data, actions };
-  }
-  throw new InvalidArgumentError(
-    argument,
-    '{ nextState, data?, actions? } | { keepState: true, ... } | { repeatState: true, ... } | { stop, data?, actions? }',
-    res,
-  );
-}
-
-/** `o[key]`, read once; a getter or a proxy trap that throws is ERR_INVALID_ARGUMENT naming it (`where` a number: the action at that index). */
-function field(o: object, key: string, where: string | number): unknown {
-  try {
-    return (o as Record<string, unknown>)[key];
-  } catch (e) {
-    throw unreadable(o, where, key, e);
-  }
-}
-
-/** `key in o`, guarded as {@link field}. */
-function has(o: object, key: string, where: string): boolean {
-  try {
-    return key in o;
-  } catch (e) {
-    throw unreadable(o, where, key, e);
-  }
-}
-
-function unreadable(value: unknown, where: string | number, key: string | undefined, e: unknown): InvalidArgumentError {
-  const at = typeof where === 'number' ? `actions[${where}]` : where;
-  return new InvalidArgumentError(key === undefined ? at : `${at}.${key}`, 'a value that can be read', value, `reading it threw ${thrownText(e)}`);
-}
-
-/** A timeout action as read, each field once (a getter may answer differently when read again). */
-interface TimeoutAction {
-  readonly type: TimeoutKind;
-  readonly name: string;
-  readonly ms: number;
-  readonly content: unknown;
-  readonly cancel: boolean;
-}
-
-/** Reads a timeout action's fields once and checks them: what is checked is what is used. */
-function readTimeout(a: object, type: TimeoutKind, i: number): TimeoutAction {
-  const name = type === 'generic_timeout' ? field(a, 'name', i) : '';
-  if (typeof name !== 'string') throw new InvalidArgumentError('generic_timeout name', 'a string', name);
-  const ms = field(a, 'ms', i);
-  const content = field(a, 'content', i);
-  const cancel = field(a, 'cancel', i) === true;
-  if (!cancel) validateTimeout(ms, `${type} ms`);
-  return { type, name, ms: ms as number, content, cancel };
-}
-
-
 /** Puts `items` on the stack `events` so that the first of them is taken first. */
 function pushReversed(events: Ev[], items: readonly Ev[]): void {
   for (let i = items.length - 1; i >= 0; i--) events.push(items[i]!);
@@ -598,32 +398,6 @@ function pushReversed(events: Ev[], items: readonly Ev[]): void {
  */
 function then<T>(value: unknown, f: (v: any) => T): T | Promise<Awaited<T>> {
   return isThenable(value) ? (adopt(value).then(f) as Promise<Awaited<T>>) : f(value);
-}
-
-/** gen_statem's callback mode, read once at the start: a spec changed afterwards changes no machine running. */
-interface CallbackMode {
-  readonly handleEvent: boolean;
-  readonly stateEnter: boolean;
-}
-
-function validateSpec(spec: unknown): CallbackMode {
-  // each read guarded: a spec that cannot be read (a revoked proxy, a getter that throws) is named
-  if (typeof spec !== 'object' || spec === null || typeof readOption(spec, 'init', 'spec') !== 'function') {
-    throw new InvalidArgumentError('spec', 'a StateMachine spec with an init(arg, ctx) function', spec);
-  }
-  const handleEvent = readOption(spec, 'handleEvent', 'spec');
-  const states = readOption(spec, 'states', 'spec');
-  const mode = (typeof handleEvent === 'function' ? 1 : 0) + (typeof states === 'object' && states !== null ? 1 : 0);
-  if (mode !== 1 || (handleEvent !== undefined && typeof handleEvent !== 'function')) {
-    throw new InvalidArgumentError('spec', 'a StateMachine spec with either handleEvent(event, state, data, ctx) or states: { [state]: (event, data, ctx) => … }', spec);
-  }
-  for (const cb of ['terminate', 'formatStatus'] as const) {
-    const f = readOption(spec, cb, 'spec');
-    if (f !== undefined && typeof f !== 'function') throw new InvalidArgumentError(`spec.${cb}`, 'a function or undefined', f);
-  }
-  const stateEnter = readOption(spec, 'stateEnter', 'spec');
-  if (stateEnter !== undefined && typeof stateEnter !== 'boolean') throw new InvalidArgumentError('spec.stateEnter', 'a boolean or undefined', stateEnter);
-  return { handleEvent: typeof handleEvent === 'function', stateEnter: stateEnter === true };
 }
 
 const VIEW: SysView = {
