@@ -354,14 +354,12 @@ export async function* runStream<I, T>(items: Iterable<I> | AsyncIterable<I>, s:
     unwatchOwner?.();
     stopAll();
     if (!exhausted) {
-      if (!failing) await it.return?.();
-      else {
-        try {
-          await it.return?.();
-        } catch {
-          // the stream's own failure (a timeout, a crash, a refused start) is the one told, as for-of
-          // keeps its body's error over one from closing the iterator
-        }
+      try {
+        await it.return?.();
+      } catch (error) {
+        // the stream's own failure (a timeout, a crash, a refused start) is the one told, as for-of
+        // keeps its body's error over one from closing the iterator
+        if (!failing) throw error;
       }
     }
   }
