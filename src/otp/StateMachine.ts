@@ -254,8 +254,12 @@ class Machine {
       }
       if (this.stateTimeout !== undefined) this.#cancel(this.stateTimeout);
     }
-    // inserted events come first, in the order of their actions
-    if (inserted !== undefined) pushReversed(this.events, inserted);
+    // inserted events come first, in the order of their actions; an inserted call waits on the
+    // machine's queue, as a postponed one does: 'queued' if the machine dies first, however it dies
+    if (inserted !== undefined) {
+      for (const e of inserted) if (e.type === 'call') (e.from as PendingCall).held();
+      pushReversed(this.events, inserted);
+    }
     if (timeouts !== undefined) for (const t of timeouts) this.#setTimeout(t);
     if (this.mode.stateEnter && (changed || kind === REPEAT || init)) {
       // a repeat asked by an enter call: the enter loop calls it again (no deeper on the stack)

@@ -671,6 +671,35 @@ describe('StateMachine: calls, stop and errors', () => {
     expectKeelError(await failure(() => StateMachine.call(node, pid, 'x')), 'ERR_NOPROC');
   });
 
+  it.each(['killed', 'crashed'])("fails an inserted call event still queued when the machine is %s with stage 'queued', as a postponed one", async (how) => {
+    const { node } = clockedNode(track);
+    const gate = deferred();
+    const reached = deferred();
+    const pid = await StateMachine.start<string, null, CallProtocol, never, string>(node, {
+      init: () => ({ state: 'a', data: null }),
+      handleEvent: async (ev) => {
+        // the call goes back on the machine's queue behind an internal event that waits
+        if (ev.type === 'call' && ev.request === 'alias') return { keepState: true, actions: [{ type: 'next_event', content: 'wait' }, { type: 'next_event', kind: 'call', from: ev.from, content: 'real' }] };
+        if (ev.type === 'internal') {
+          reached.resolve();
+          await gate.promise;
+          throw new Error('crash');
+        }
+        return keep;
+      },
+    });
+    const call = watch(StateMachine.call(node, pid, 'alias', 60_000));
+    await reached.promise;
+    if (how === 'killed') node.exit(pid, 'kill');
+    else gate.resolve();
+    await node.idle();
+    expect(node.isAlive(pid)).toBe(false);
+    // before: 'deferred' when killed (the stage its first handling left), 'queued' when it crashed
+    expectKeelError(call.error, 'ERR_CALL_EXIT', 'queued');
+    expect((call.error as { stage: string }).stage).toBe('queued');
+    gate.resolve();
+  });
+
   it('times a call out on the node clock, names the machine called by name, refuses a call to itself', async () => {
     const { node, clock } = clockedNode(track);
     const Named = StateMachine.name<{ request: string; reply: string }, string>('machine');
