@@ -1,4 +1,6 @@
 import { noSleepInTests } from '../../src/lint/rules/noSleepInTests.js';
+import { Linter } from 'eslint';
+import { describe, expect, it } from 'vitest';
 import { typed, untyped } from './ruleTester.js';
 
 // RuleTester's cwd is the project root; test/lint/fixture/file.ts is under test/, so a test file
@@ -36,6 +38,16 @@ untyped.run('no-sleep-in-tests (without types)', noSleepInTests, {
     { code: `await node.idle(); await probe.receive((m) => m === 'done');`, filename: testFile },
     { code: `import { setImmediate } from 'node:timers/promises'; await setImmediate();`, filename: testFile },
     { code: `await wait('ready');`, filename: testFile },
+    // a timer that guards a wait for a fact: it rejects, the fact resolves
+    {
+      code: `await new Promise((resolve, reject) => {
+  const t = setTimeout(() => reject(new Error('no ready event in 5 s')), 5000);
+  emitter.once('ready', () => { clearTimeout(t); resolve(); });
+});`,
+      filename: testFile,
+    },
+    { code: `await new Promise((done, fail) => { setTimeout(fail, 1000, new Error('late')); ready.then(done); });`, filename: testFile },
+    { code: `await new Promise(function (ok, no) { globalThis.setTimeout(function () { no('timeout'); }, 100); probe.then(ok); });`, filename: testFile },
     // a file outside the configured patterns
     { code: `await sleep(10);`, filename: 'test/x.test.ts', options: [{ testFilePatterns: ['\\.e2e\\.ts$'] }] },
   ],
@@ -94,6 +106,35 @@ await (new Promise((r) => setTimeout(r, 5)) as Promise<void>);`,
       filename: testFile,
       errors: [{ messageId: 'sleep', line: 2, data: { what: 'await t.scheduler.wait(…)' } }],
     },
+    {
+      // a guard beside a timer that resolves, a timer whose callback resolves among other things,
+      // and one whose callback is not the executor's own: each still a sleep
+      code: `await new Promise((resolve, reject) => { setTimeout(() => reject(new Error('x')), 5000); setTimeout(resolve, 10); });
+await new Promise((resolve, reject) => { setTimeout(() => { log('waited'); resolve(); }, 10); });
+await new Promise((r) => setTimeout(later, 10));
+await new Promise((...args) => setTimeout(() => args[0](), 10));`,
+      filename: testFile,
+      errors: [{ messageId: 'sleep', line: 1 }, { messageId: 'sleep', line: 2 }, { messageId: 'sleep', line: 3 }, { messageId: 'sleep', line: 4 }],
+    },
+    {
+      // timers/promises loaded with a dynamic import or require
+      code: `const { setTimeout: nap, scheduler } = await import('node:timers/promises');
+const timers = await import('timers/promises');
+const { setTimeout: pause } = require('node:timers/promises');
+await nap(10);
+await scheduler.wait(10);
+await timers.setTimeout(10);
+await timers.scheduler.wait(10);
+await pause(10);`,
+      filename: testFile,
+      errors: [
+        { messageId: 'sleep', line: 4, data: { what: 'await nap(…) from timers/promises' } },
+        { messageId: 'sleep', line: 5, data: { what: 'await scheduler.wait(…)' } },
+        { messageId: 'sleep', line: 6, data: { what: 'await timers.setTimeout(…)' } },
+        { messageId: 'sleep', line: 7, data: { what: 'await timers.scheduler.wait(…)' } },
+        { messageId: 'sleep', line: 8, data: { what: 'await pause(…) from timers/promises' } },
+      ],
+    },
     { code: `await delay(100); await wait(ms * 2);`, filename: 'a.test.js', errors: [{ messageId: 'sleep' }, { messageId: 'sleep' }] },
     {
       code: `await nap(5);`,
@@ -102,4 +143,12 @@ await (new Promise((r) => setTimeout(r, 5)) as Promise<void>);`,
       errors: [{ messageId: 'sleep', data: { what: 'await nap(…)' } }],
     },
   ],
+});
+
+describe('no-sleep-in-tests options', () => {
+  it('refuses a testFilePatterns entry that is not a regular expression when the configuration is read', () => {
+    const linter = new Linter({ configType: 'flat' });
+    const config = { plugins: { keel: { rules: { 'no-sleep-in-tests': noSleepInTests } } }, rules: { 'keel/no-sleep-in-tests': ['error', { testFilePatterns: ['(unclosed'] }] } };
+    expect(() => linter.verify('await sleep(1);', config as never, 'test/a.test.js')).toThrow('Key "keel/no-sleep-in-tests":\n\tValue "(unclosed" should match format "regex".');
+  });
 });

@@ -34,7 +34,9 @@ export const noSleepInTests = createRule<Options, 'sleep'>({
         properties: {
           testFilePatterns: {
             type: 'array',
-            items: { type: 'string' },
+            // checked when the configuration is read: a pattern that is no regular expression is a
+            // configuration error naming the option, not a crash of the rule in the first file
+            items: { type: 'string', format: 'regex' },
             description: 'Regular expressions over the file path relative to the working directory (forward slashes); the rule runs in matching files only.',
           },
           sleepFunctions: { type: 'array', items: { type: 'string' }, description: 'Names of sleep helpers (`await sleep(100)`).' },
@@ -64,7 +66,7 @@ function sleepOf(context: RuleContext, written: TSESTree.Expression, sleepFuncti
   // await new Promise((resolve) => setTimeout(resolve, ms))
   if (awaited.type === 'NewExpression' && awaited.callee.type === 'Identifier' && awaited.callee.name === 'Promise') {
     const executor = awaited.arguments[0];
-    if (executor !== undefined && (executor.type === 'ArrowFunctionExpression' || executor.type === 'FunctionExpression') && callsSetTimeout(context, executor.body)) {
+    if (executor !== undefined && (executor.type === 'ArrowFunctionExpression' || executor.type === 'FunctionExpression') && timerMaySettle(context, executor)) {
       return 'await new Promise(… setTimeout …)';
     }
     return undefined;
@@ -99,15 +101,44 @@ function sleepOf(context: RuleContext, written: TSESTree.Expression, sleepFuncti
   return undefined;
 }
 
-/** The name imported from timers/promises that `id` is bound to ('*' for a namespace, or the default import: a builtin's default export is its namespace), if any. */
+/**
+ * The name imported from timers/promises that `id` is bound to ('*' for a namespace, or the default
+ * import: a builtin's default export is its namespace), if any: by an import declaration, or a
+ * `const` taking `await import(…)` or `require(…)` whole or destructured.
+ */
 function importedFromTimers(context: RuleContext, id: TSESTree.Identifier): string | undefined {
   const def = findVariable(context, id)?.defs[0];
+  if (def?.type === 'Variable') return loadedFromTimers(def.node, def.name);
   if (def?.type !== 'ImportBinding') return undefined;
   const decl = def.parent;
   if (decl.type !== 'ImportDeclaration' || !TIMER_MODULES.has(decl.source.value)) return undefined;
   const spec = def.node;
   if (spec.type === 'ImportNamespaceSpecifier' || spec.type === 'ImportDefaultSpecifier') return '*';
   if (spec.type === 'ImportSpecifier') return spec.imported.type === 'Identifier' ? spec.imported.name : spec.imported.value;
+  return undefined;
+}
+
+/** What of timers/promises `name` is in `const <pattern> = await import('…')` or `= require('…')`. */
+function loadedFromTimers(declarator: TSESTree.VariableDeclarator, name: TSESTree.Identifier): string | undefined {
+  if (declarator.init === null) return undefined;
+  let init = unwrapTs(declarator.init);
+  if (init.type === 'AwaitExpression') init = unwrapTs(init.argument);
+  const source =
+    init.type === 'ImportExpression'
+      ? init.source
+      : init.type === 'CallExpression' && init.callee.type === 'Identifier' && init.callee.name === 'require'
+        ? init.arguments[0]
+        : undefined;
+  if (source?.type !== 'Literal' || typeof source.value !== 'string' || !TIMER_MODULES.has(source.value)) return undefined;
+  if (declarator.id === name) return '*';
+  if (declarator.id.type !== 'ObjectPattern') return undefined;
+  for (const prop of declarator.id.properties) {
+    if (prop.type !== 'Property') continue;
+    const value = prop.value.type === 'AssignmentPattern' ? prop.value.left : prop.value;
+    if (value !== name) continue;
+    const key = prop.key;
+    return !prop.computed && key.type === 'Identifier' ? key.name : key.type === 'Literal' ? String(key.value) : undefined;
+  }
   return undefined;
 }
 
@@ -123,14 +154,38 @@ function isDuration(context: RuleContext, arg: TSESTree.CallExpressionArgument):
   return !['Literal', 'TemplateLiteral', 'ArrowFunctionExpression', 'FunctionExpression', 'ObjectExpression'].includes(arg.type) || (arg.type === 'Literal' && typeof arg.value === 'number');
 }
 
-/** True when a `setTimeout(…)` call appears in `body` (the executor's), not inside a nested function. */
-function callsSetTimeout(context: RuleContext, body: TSESTree.Node): boolean {
+/**
+ * True when a `setTimeout(…)` in the executor (not inside a nested function) may be what settles
+ * the promise: a timer whose callback only rejects (the executor's second parameter, or a function
+ * that never names its first) is a guard on a wait for a fact, not a sleep.
+ */
+function timerMaySettle(context: RuleContext, executor: TSESTree.ArrowFunctionExpression | TSESTree.FunctionExpression): boolean {
+  const [resolve, reject] = executor.params;
   let found = false;
-  walk(context, body, (n) => {
+  walk(context, executor.body, (n) => {
     if (n.type !== 'CallExpression') return;
     const c = n.callee;
     const name = c.type === 'Identifier' ? c.name : c.type === 'MemberExpression' && !c.computed && c.property.type === 'Identifier' ? c.property.name : undefined;
-    if (name === 'setTimeout') found = true;
+    if (name === 'setTimeout' && !onlyRejects(context, n.arguments[0], resolve, reject)) found = true;
   });
   return found;
+}
+
+/** True when `callback` (a timer's) is the executor's `reject`, or a function that never names its `resolve`. */
+function onlyRejects(context: RuleContext, callback: TSESTree.Node | undefined, resolve: TSESTree.Parameter | undefined, reject: TSESTree.Parameter | undefined): boolean {
+  if (resolve?.type !== 'Identifier' || reject?.type !== 'Identifier' || callback === undefined) return false;
+  const cb = unwrapTs(callback);
+  if (cb.type === 'Identifier') return cb.name === reject.name && findVariable(context, cb)?.defs[0]?.name === reject;
+  if (cb.type !== 'ArrowFunctionExpression' && cb.type !== 'FunctionExpression') return false;
+  let names = false;
+  const scan = (n: TSESTree.Node): void => {
+    if (names) return;
+    if (n.type === 'Identifier' && n.name === resolve.name && findVariable(context, n)?.defs[0]?.name === resolve) names = true;
+    for (const key of context.sourceCode.visitorKeys[n.type] ?? []) {
+      const child = (n as unknown as Record<string, unknown>)[key];
+      for (const x of Array.isArray(child) ? child : [child]) if (x !== null && typeof x === 'object' && typeof (x as { type?: unknown }).type === 'string') scan(x as TSESTree.Node);
+    }
+  };
+  scan(cb.body);
+  return !names;
 }
