@@ -289,7 +289,7 @@ export function propertyName(member: TSESTree.MemberExpression): string | undefi
 }
 
 /** The key of a property written `{ name }`, `{ 'name': … }` or `{ ['name']: … }` (a string); else undefined. */
-function keyName(prop: TSESTree.Property): string | undefined {
+export function keyName(prop: TSESTree.Property): string | undefined {
   const k = prop.key;
   if (!prop.computed && k.type === 'Identifier') return k.name;
   if (k.type === 'Literal') return typeof k.value === 'string' ? k.value : undefined;
@@ -307,7 +307,7 @@ export function isNamespaceOf(context: Context, source: string, id: TSESTree.Ide
 }
 
 /** The module `require('m')`, `import('m')` or `await import('m')` loads, when `e` is one of them with a string literal. */
-function loadedModule(e: TSESTree.Node): string | undefined {
+export function loadedModule(e: TSESTree.Node): string | undefined {
   let n = unwrapTs(e);
   if (n.type === 'AwaitExpression') n = unwrapTs(n.argument);
   let source: TSESTree.Node | undefined;

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { TSESLint, TSESTree } from '@typescript-eslint/utils';
 import { createRule } from '../internal/createRule.js';
 import { walk } from '../internal/ast.js';
-import { findVariable, isOpaque, propertyName, tsModule, typeServices, unwrapTs } from '../internal/keelTypes.js';
+import { findVariable, isOpaque, keyName, loadedModule, propertyName, tsModule, typeServices, unwrapTs } from '../internal/keelTypes.js';
 
 type Options = [{ testFilePatterns?: string[]; sleepFunctions?: string[] }];
 type RuleContext = Readonly<TSESLint.RuleContext<string, readonly unknown[]>>;
@@ -120,26 +120,12 @@ function importedFromTimers(context: RuleContext, id: TSESTree.Identifier): stri
 
 /** What of timers/promises `name` is in `const <pattern> = await import('…')` or `= require('…')`. */
 function loadedFromTimers(declarator: TSESTree.VariableDeclarator, name: TSESTree.Identifier): string | undefined {
-  if (declarator.init === null) return undefined;
-  let init = unwrapTs(declarator.init);
-  if (init.type === 'AwaitExpression') init = unwrapTs(init.argument);
-  const source =
-    init.type === 'ImportExpression'
-      ? init.source
-      : init.type === 'CallExpression' && init.callee.type === 'Identifier' && init.callee.name === 'require'
-        ? init.arguments[0]
-        : undefined;
-  if (source?.type !== 'Literal' || typeof source.value !== 'string' || !TIMER_MODULES.has(source.value)) return undefined;
+  const source = declarator.init === null ? undefined : loadedModule(declarator.init);
+  if (source === undefined || !TIMER_MODULES.has(source)) return undefined;
   if (declarator.id === name) return '*';
   if (declarator.id.type !== 'ObjectPattern') return undefined;
-  for (const prop of declarator.id.properties) {
-    if (prop.type !== 'Property') continue;
-    const value = prop.value.type === 'AssignmentPattern' ? prop.value.left : prop.value;
-    if (value !== name) continue;
-    const key = prop.key;
-    return !prop.computed && key.type === 'Identifier' ? key.name : key.type === 'Literal' ? String(key.value) : undefined;
-  }
-  return undefined;
+  const prop = declarator.id.properties.find((p) => p.type === 'Property' && (p.value.type === 'AssignmentPattern' ? p.value.left : p.value) === name);
+  return prop?.type === 'Property' ? keyName(prop) : undefined;
 }
 
 /** A number by the types when they are known; else anything but a string, a function or an object literal. */
