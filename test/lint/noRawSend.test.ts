@@ -46,6 +46,9 @@ maybe!.send(maybe.self as Pid<string>, 'tick');`,
     `${spawnHeader}node.spawn((ctx) => { const { self: me } = ctx; return () => { ctx.send(me, 'tick'); }; });`,
     // node.send is from outside any process
     `${spawnHeader}node.send(other, 'hello');`,
+    `${spawnHeader}node.send.call(node, other, 'hello');`,
+    `declare const ctx: { send(to: string, data: string): void };
+     ctx.send.call(ctx, 'peer', 'data');`,
     // a send on an unrelated object with a context-like name is not Keel's
     `declare const ctx: { send(to: string, data: string): void };
      ctx.send('peer', 'data');`,
@@ -57,6 +60,10 @@ maybe!.send(maybe.self as Pid<string>, 'tick');`,
   ],
   invalid: [
     // the method named in brackets is found by its type as the dotted one is
+    {
+      code: `${spawnHeader}node.spawn((ctx: Context<string>) => () => { ctx.send.call(ctx, other, 'hi'); });`,
+      errors: [{ messageId: 'rawSend', line: 4, suggestions: [] }],
+    },
     spawnedSend('c', `c['send']`),
     spawnedSend('ctx', 'ctx.send'),
     {
@@ -141,8 +148,27 @@ untyped.run('no-raw-send (without types: by name)', noRawSend, {
     // oneself, written with a string key (as \`ctx['send']\` is a send), also destructured
     `ctx.send(ctx['self'], 'tick'); ctx['send'](ctx[\`self\`], 'tick');`,
     `const { 'self': me } = ctx; ctx.send(me, 'tick');`,
+    // oneself through Function.prototype.call / apply: the context is the first argument
+    `ctx.send.call(ctx, ctx.self, 'tick'); ctx.send.apply(ctx, [ctx.self, 'tick']);`,
+    // not a send's call: an array of one, or a call of something else
+    `ctx.send.apply(ctx, ['x']); ctx.reply.call(ctx, peer, 'x'); fn.call(ctx, peer, 'x');`,
   ],
   invalid: [
+    {
+      // the same send through Function.prototype.call, apply, or behind the optional chain: no suggestion
+      code: `ctx.send.call(ctx, peer, 'hi');
+ctx.send.apply(ctx, [peer, 'hi']);
+ctx['send'].call(this, peer, 'hi');
+ctx.send?.call(ctx, peer, 'hi');
+ctx.send.apply(ctx, [peer, ...rest]);`,
+      errors: [
+        { messageId: 'rawSend', line: 1, suggestions: [] },
+        { messageId: 'rawSend', line: 2, suggestions: [] },
+        { messageId: 'rawSend', line: 3, suggestions: [] },
+        { messageId: 'rawSend', line: 4, suggestions: [] },
+        { messageId: 'rawSend', line: 5, suggestions: [] },
+      ],
+    },
     {
       // a comma expression (an argument, or the receiver) keeps its parentheses: unwrapped, it would be two arguments
       code: `ctx.send(peer, (log(), 'hi'));`,

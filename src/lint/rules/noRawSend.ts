@@ -1,6 +1,6 @@
 import type { TSESLint, TSESTree } from '@typescript-eslint/utils';
 import { createRule, importSourceSchema } from '../internal/createRule.js';
-import { importedAs, isSelfOf, keelMember, looksLikeContext, methodCall } from '../internal/keelTypes.js';
+import { importedAs, isSelfOf, keelMember, looksLikeContext, methodCall, propertyName, unwrapTs } from '../internal/keelTypes.js';
 
 type Options = [{ importSource?: string }];
 
@@ -28,10 +28,38 @@ export const noRawSend = createRule<Options, 'rawSend' | 'useSendSupervised'>({
     defaultOptions: [{ importSource: 'keel' }],
   },
   create(context, [{ importSource = 'keel' }]) {
+    /**
+     * `ctx.send.call(ctx, to, m)` and `ctx.send.apply(ctx, [to, m])`: the same send, its context
+     * the first argument. Reported without a suggestion (the rewrite would drop the this-argument).
+     */
+    const viaCallOrApply = (node: TSESTree.CallExpression): void => {
+      const how = node.callee.type === 'MemberExpression' ? propertyName(node.callee) : undefined;
+      if (how !== 'call' && how !== 'apply') return;
+      const send = unwrapTs((node.callee as TSESTree.MemberExpression).object);
+      if (send.type !== 'MemberExpression' || propertyName(send) !== 'send') return;
+      const [thisArg, ...rest] = node.arguments;
+      if (thisArg === undefined || thisArg.type === 'SpreadElement') return;
+      let args: readonly (TSESTree.CallExpressionArgument | TSESTree.Expression | null)[] = rest;
+      if (how === 'apply') {
+        const list = rest[0] === undefined ? undefined : unwrapTs(rest[0]);
+        if (list?.type !== 'ArrayExpression') return;
+        args = list.elements;
+      }
+      if (args.length < 2 && !args.some((a) => a?.type === 'SpreadElement')) return;
+      const target = args[0];
+      if (target == null || target.type === 'SpreadElement' || isSelfOf(context, target, thisArg)) return;
+      const verdict = keelMember(context, send, ['Context', 'Proc']);
+      if (verdict === 'other' || (verdict === 'unknown' && !looksLikeContext(context, send.object))) return;
+      context.report({ node, messageId: 'rawSend', suggest: [] });
+    };
     return {
       CallExpression(node) {
         const callee = methodCall(node, 'send');
-        if (callee === undefined || (node.arguments.length < 2 && !node.arguments.some((a) => a.type === 'SpreadElement'))) return;
+        if (callee === undefined) {
+          viaCallOrApply(node);
+          return;
+        }
+        if (node.arguments.length < 2 && !node.arguments.some((a) => a.type === 'SpreadElement')) return;
         // a send to oneself is fine whatever the receiver: checked first, by syntax, before any type work
         const [target] = node.arguments;
         if (target === undefined || isSelfOf(context, target, callee.object)) return;
