@@ -86,8 +86,11 @@ function remove(state: State, s: Schedule, ctx: Context<any>): void {
   s.abort.abort();
   s.agent.schedules.delete(s.id);
   state.kept.schedules.delete(s);
+  if (s.agentName === undefined) return;
+  const key = scheduleKey(s.agentName, s.id);
+  state.kept.named.delete(key);
   // at the node's shutdown its agents die before the scheduler: their schedules stay in the store, for the next run
-  if (s.agentName !== undefined && !kernelOf(ctx).stopping) storeWrite(state, ctx, (store) => store.delete(state.name, SCHEDULE, scheduleKey(s.agentName!, s.id)));
+  if (!kernelOf(ctx).stopping) storeWrite(state, ctx, (store) => store.delete(state.name, SCHEDULE, key));
 }
 
 /**
@@ -274,6 +277,14 @@ function newSchedule(
   };
   entry.schedules.set(s.id, s);
   state.kept.schedules.add(s);
+  if (agentName !== undefined) {
+    // the name moved on from the process whose schedule held this key (it lives): its schedule runs
+    // on by pid, and no longer writes nor deletes the record, which is this one's now
+    const key = scheduleKey(agentName, r.id);
+    const previous = state.kept.named.get(key);
+    if (previous !== undefined) previous.agentName = undefined;
+    state.kept.named.set(key, s);
+  }
   return s;
 }
 
@@ -299,6 +310,7 @@ function resumeKept(state: State, ctx: Context<any>): number {
     if (entry === undefined || entry.schedules.has(s.id)) {
       s.removed = true;
       state.kept.schedules.delete(s);
+      if (s.agentName !== undefined) state.kept.named.delete(scheduleKey(s.agentName, s.id));
       // its own record (with the store unread since the start, every kept schedule was registered after it): deleted
       // without a read first, which would find that record, no schedule's now, and drop it a second time
       dropped(state, s.agent.pid, s.id, 'noproc', s.agentName === undefined ? undefined : scheduleKey(s.agentName, s.id), ctx, false);
@@ -371,7 +383,7 @@ function resumeStored(state: State, store: AgentStore, ctx: Context<any>): numbe
 }
 
 function newKept(): Kept {
-  return { schedules: new Set(), delivered: 0, failed: 0, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0, storeUnread: false };
+  return { schedules: new Set(), named: new Map(), delivered: 0, failed: 0, forced: 0, skipped: 0, resumed: 0, dropped: 0, corrupt: 0, storeFailures: 0, storeUnread: false };
 }
 
 interface SchedulerArg {

@@ -9,8 +9,12 @@ import type { MissedPolicy, ScheduledSendOptions } from './types.js';
 export interface Schedule {
   /** The agent's entry in the scheduler process now (a restart makes a new one). */
   agent: AgentEntry;
-  /** The name the schedule was registered by: kept in the durable store, resumed by it in a new OS process. */
-  readonly agentName: string | undefined;
+  /**
+   * The name the schedule was registered by: kept in the durable store, resumed by it in a new OS
+   * process. Cleared when the name's next holder registers a schedule of the same id under it: the
+   * store's record is that one's, and this one runs on as a schedule of its pid.
+   */
+  agentName: string | undefined;
   readonly id: string;
   intervalMs: number;
   readonly message: unknown;
@@ -34,6 +38,8 @@ export interface Schedule {
 /** What outlives the scheduler's process (its componentState table): every schedule and the counters. */
 export interface Kept {
   readonly schedules: Set<Schedule>;
+  /** The schedules by name, by their store key: one schedule holds a key (and writes its record) at a time. */
+  readonly named: Map<string, Schedule>;
   delivered: number;
   failed: number;
   forced: number;

@@ -472,3 +472,30 @@ describe('AgentScheduler restarted: a storm of kills while its schedules fire', 
     expectNoLeaks(node);
   });
 });
+
+describe('AgentScheduler with a store, a name handed to another process', () => {
+  it("the store keeps the schedule of the name's holder: its previous holder's schedule (still running, by its pid) neither overwrites nor deletes the record", async () => {
+    const { node, clock } = clockedNode(track, { random: () => 0.5 }, START);
+    const store = new MemoryAgentStore();
+    const scheduler = await AgentScheduler.start(node, { name: 'ticks', store });
+    const stored = (): unknown[] => store.loadAll('ticks').records.map((r) => r.value);
+    const a = recorder(node, 'leader');
+    expect(await scheduler.registerPeriodic('leader', 'beat', 100, 'to a')).toBe('ok');
+    node.registry.unregister('leader'); // the name moves to b while a lives on
+    const b = recorder(node, 'leader');
+    expect(await scheduler.registerPeriodic('leader', 'beat', 1000, 'to b')).toBe('ok');
+    const bRecord = { agent: 'leader', id: 'beat', intervalMs: 1000, message: 'to b', jitter: 0, missed: 'skip', nextDueAt: START + 1000 };
+    expect(stored()).toEqual([bRecord]);
+    await advance(node, clock, 100); // a's schedule fires: its due time moves, in memory only
+    expect(a.at).toEqual([START + 100]);
+    expect(stored()).toEqual([bRecord]);
+    expect(await scheduler.unregister(a.pid, 'beat')).toBe('ok'); // a's schedule goes: b's record stays
+    expect(stored()).toEqual([bRecord]);
+    expect(await scheduler.registerPeriodic(a.pid, 'beat', 100, 'to a')).toBe('ok');
+    node.exit(a.pid, 'kill');
+    await node.idle();
+    expect(stored()).toEqual([bRecord]);
+    expect(await scheduler.list('leader')).toMatchObject([{ id: 'beat', intervalMs: 1000 }]);
+    expect(b.at).toEqual([]);
+  });
+});
