@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AgentScheduler, type AgentSchedulerHandle, MAX_CATCH_UP } from '../../src/agents/AgentScheduler.js';
 import { GenServer, isKeelError, type Clock, type Node, type Pid, type SpawnOptions } from '../../src/index.js';
 import { type ClockNode, kAttachNode } from '../../src/runtime/Clock.js';
+import { MemoryAgentStore } from '../../src/agents/store/MemoryAgentStore.js';
 import type { Kernel } from '../../src/runtime/kernel.js';
 import { captureEvents, expectNoLeaks, probe, TestClock } from '../../src/testing/index.js';
 import { advance, clockedNode, deadPid, exitAndWait, expectKeelError, failure, HOUR, receiver, seeded, settlesWithin, stepWallClock, thrown, UNREADABLE, useNodes } from '../support.js';
@@ -700,6 +701,15 @@ describe('AgentScheduler sent a malformed call straight to its process', () => {
     expect((await scheduler.list(a.pid)).map((s) => [s.id, s.intervalMs, s.generation])).toEqual([['ok', 100, 1]]);
     await advance(node, clock, 100);
     expect(a.got.map((g) => [g.at, g.message])).toEqual([[START + 100, 'tick']]);
+  });
+  it('takes the defaults of a register call without jitter or missed, as the handle does: listed and stored as 0 and skip (a record the next start can read)', async () => {
+    const { node } = clockedNode(track, { random: () => 0.5 }, START);
+    const store = new MemoryAgentStore();
+    const scheduler = await AgentScheduler.start(node, { name: 'raw', store });
+    recorder(node, { name: 'worker' });
+    expect(await GenServer.call(node, 'raw', { type: 'register', agent: 'worker', id: 'x', intervalMs: 100, message: 'm' } as never)).toBe('ok');
+    expect(await scheduler.list('worker')).toMatchObject([{ id: 'x', intervalMs: 100, jitter: 0, missed: 'skip' }]);
+    expect(store.loadAll('raw').records.map((r) => r.value)).toEqual([{ agent: 'worker', id: 'x', intervalMs: 100, message: 'm', jitter: 0, missed: 'skip', nextDueAt: START + 100 }]);
   });
 });
 

@@ -498,7 +498,9 @@ export const schedulerSpec: GenServerSpec<State, SchedulerProtocol, never, Sched
         if (entry === undefined) return { reply: { error: 'noproc' as const }, state };
         const old = entry.schedules.get(request.id);
         if (old !== undefined) remove(state, old, ctx);
-        const s = newSchedule(state, entry, name, request, now + request.intervalMs);
+        // a call sent straight here may leave out jitter and missed, as the handle's options may: their defaults
+        const options = { jitter: request.jitter ?? 0, missed: request.missed ?? 'skip' };
+        const s = newSchedule(state, entry, name, { ...request, ...options }, now + request.intervalMs);
         persist(state, s, ctx);
         arm(s, now, ctx);
         return { reply: old === undefined ? 'ok' : 'replaced', state };
