@@ -419,18 +419,19 @@ function resume(state: State, ctx: Context<any>): void {
       emit(ctx, 'redelivered', {}, { receiver: f.target, id: f.id });
       continue;
     }
-    // a direct delivery or a probe: its caller's call exited with the manager (coordinator_down)
+    // a direct delivery or a probe: its caller's call exited with the manager, answered failed
+    // (coordinator_down). An outcome that came in before the exit still moves the breaker. A failure
+    // is a call answered failed; a success or no outcome yet is unconfirmed (handled or maybe
+    // handled, its caller told otherwise), never delivered: that counts the calls answered so
     const now = timerNow(ctx);
-    if (f.result?.ok === true) {
-      state.n.delivered++;
-      if (c?.breaker.success(f.kind !== 'direct') === 'closed') emit(ctx, 'circuit_closed', { buffered: c.buffer.length }, { receiver: c.target });
-    } else if (f.result !== undefined) {
+    if (f.result?.ok === false) {
       state.n.failed++;
       if (c?.breaker.failure(now, f.kind !== 'direct') === 'opened') opened(ctx, c, now, f.result.reason);
-    } else {
-      state.n.unconfirmed++;
-      emit(ctx, 'unconfirmed', {}, { receiver: f.target, id: f.id, reason: 'coordinator_down' });
+      continue;
     }
+    if (f.result?.ok === true && c?.breaker.success(f.kind !== 'direct') === 'closed') emit(ctx, 'circuit_closed', { buffered: c.buffer.length }, { receiver: c.target });
+    state.n.unconfirmed++;
+    emit(ctx, 'unconfirmed', {}, { receiver: f.target, id: f.id, reason: 'coordinator_down' });
   }
   const now = timerNow(ctx);
   for (const c of [...state.circuits.values()]) {

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { CoordinationManager } from '../../../src/agents/coordination/CoordinationManager.js';
 import type { CoordinationManagerHandle } from '../../../src/agents/coordination/types.js';
 import { componentStates } from '../../../src/agents/internal/componentState.js';
-import { GenServer, Supervisor, type DeadLetter, type Node, type Pid } from '../../../src/index.js';
+import { GenServer, Supervisor, Sys, type DeadLetter, type Node, type Pid } from '../../../src/index.js';
 import type { Kernel } from '../../../src/runtime/kernel.js';
 import { captureEvents, probe, type TestClock } from '../../../src/testing/index.js';
 import { clockedNode, deferred, exitAndWait, idler, ok, receiver, useNodes } from '../../support.js';
@@ -97,6 +97,35 @@ describe('CoordinationManager restarted under its name', () => {
     expect(stats).toMatchObject({ flushed: N, redelivered: 1, deadLettered: 0, unconfirmed: 0 });
     expect(new Set(handled).size + (await deadLetters(node)).length + stats.unconfirmed).toBe(N);
     expect(handled.length - new Set(handled).size).toBe(stats.redelivered);
+  });
+
+  it("a direct delivery whose outcome came in before the kill, its caller answered coordinator_down, is counted unconfirmed, not delivered", async () => {
+    // stats.delivered counts the calls answered 'delivered': this caller was answered coordinator_down
+    // (the restart storm's flood of direct calls found it, now and then, under load)
+    const { node } = setup();
+    const cm = await CoordinationManager.start(node, { name: 'coord', ack: 'handled' });
+    const sender = idler(node);
+    const started = deferred();
+    const gate = deferred();
+    const handled: string[] = [];
+    const svc = node.spawn(() => async (m: unknown) => {
+      started.resolve();
+      await gate.promise;
+      handled.push(String(m));
+    });
+    const unconfirmed = captureEvents(node, ['keel.coordination_manager.unconfirmed']);
+    const call = cm.coordinate(sender, svc, 'd1', { id: 'd1' });
+    await started.promise; // in flight: the receiver runs it
+    const manager = cm.pid!;
+    await Sys.suspend(node, manager); // its outcome waits in the manager's mailbox
+    gate.resolve();
+    await node.idle(); // the receiver finished: the outcome is in
+    await exitAndWait(node, manager, 'kill', 'settle');
+    expect(await call).toEqual({ outcome: 'failed', id: 'd1', reason: 'coordinator_down' });
+    expect(handled).toEqual(['d1']);
+    const stats = await cm.stats();
+    expect(stats).toMatchObject({ delivered: 0, failed: 0, unconfirmed: 1, inFlight: 0 });
+    expect(unconfirmed.events.map((e) => e.metadata)).toMatchObject([{ id: 'd1', reason: 'coordinator_down' }]);
   });
 
   it('a pid receiver that died while the manager was down is released at the restart: its buffer is dead-lettered (receiver_down)', async () => {
