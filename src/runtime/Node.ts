@@ -1,4 +1,4 @@
-import { InvalidArgumentError, KeelError, NodeStoppedError } from '../errors.js';
+import { InvalidArgumentError, KeelError, NodeStoppedError, ProcessExitedError } from '../errors.js';
 import { TelemetryBus } from '../telemetry/Telemetry.js';
 import { type Clock, isAttachable, kAttachNode, monotonicClock } from './Clock.js';
 import { IdSequence } from './IdSequence.js';
@@ -152,7 +152,7 @@ export class KeelNode implements Node {
   spawnProc<M>(init: Init<M>, options: SpawnOptions | undefined, parent: Proc | undefined, link: boolean): Pid<M> {
     if (this.#life.spawnClosed) throw new NodeStoppedError(this.name, 'spawn');
     if (typeof init !== 'function') throw new InvalidArgumentError('init', 'a function (ctx) => handler', init);
-    const spec = options === undefined ? undefined : spawnSettings(options, (name) => this.registry.checkFree(name));
+    const spec = options === undefined ? undefined : this.#spawnSpec(options, parent, link);
     const id = ++this.#nextId;
     const pid = new PidImpl(this.name, this.creation, id);
     const p = new Proc(this, pid, init as Init<unknown>, parent === undefined ? F_INIT | this.#fresh | F_TOP : F_INIT | this.#fresh);
@@ -174,6 +174,21 @@ export class KeelNode implements Node {
       this.telemetry.execute('keel.process.spawned', {}, { pid, parent: parent === undefined ? 'node' : parent.self, name: spec?.name });
     }
     return pid as Pid<M>;
+  }
+
+  /**
+   * The options of a spawn, read once. Reading them runs user code (a getter) that may end the
+   * spawning process: a child spawned then would outlive a parent it never heard of (its link, or
+   * the parent's own exit, lost), so the spawn is refused as from a dead process.
+   */
+  #spawnSpec(options: SpawnOptions, parent: Proc | undefined, link: boolean): ReturnType<typeof spawnSettings> {
+    const spec = spawnSettings(options, (name) => this.registry.checkFree(name));
+    if (parent !== undefined && (parent.flags & F_DEAD) !== 0) {
+      const operation = link ? 'spawnLink' : 'spawn';
+      this.zombieCall(parent, operation);
+      throw new ProcessExitedError(String(parent.self), operation);
+    }
+    return spec;
   }
 
   isAlive(target: Target): boolean {

@@ -126,6 +126,27 @@ describe('links', () => {
     expect((await exitFrom(p, dead)).reason).toBe('noproc');
   });
 
+  it.each(['spawn', 'spawnLink'] as const)('refuse ctx.%s whose options kill the parent while they are read: no child left unlinked behind a dead parent', async (operation) => {
+    const node = track();
+    const { pid: parent, ctx } = await spawnWithContext(node);
+    const before = node.processes();
+    const options = {
+      get mailbox() {
+        node.exit(parent, 'kill');
+        return { capacity: 10, overflow: 'reject' as const };
+      },
+    };
+    let thrown: unknown;
+    try {
+      ctx[operation](idleInit, options);
+    } catch (e) {
+      thrown = e;
+    }
+    expect(isKeelError(thrown, 'ERR_PROCESS_EXITED')).toBe(true);
+    expect(node.isAlive(parent)).toBe(false);
+    expect(node.processes()).toEqual(before.filter((pid) => !Pid.equals(pid, parent)));
+  });
+
   it("ignore node.exit(pid, 'normal') in a process that does not trap exits", () => {
     const node = track();
     const pid = idler(node);
