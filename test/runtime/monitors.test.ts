@@ -1,8 +1,8 @@
 /* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- this file tests the runtime's own primitives: raw sends and monitors are what it exercises */
 import { describe, expect, it } from 'vitest';
 import { type Context, type Down, type ExitReason, isDown, type Node, Pid, type Ref, type SpawnOptions } from '../../src/index.js';
-import { probe, type Probe } from '../../src/testing/index.js';
-import { crasher, deferred, drainThrough, fakeLogger, idler, isForwarded, otherCreation, receiveDown, useNodes } from '../support.js';
+import { captureEvents, probe, type Probe } from '../../src/testing/index.js';
+import { crasher, deferred, drainThrough, fakeLogger, idler, isForwarded, otherCreation, receiveDown, spawnWithContext, useNodes } from '../support.js';
 
 const track = useNodes();
 
@@ -382,6 +382,25 @@ describe('death of a monitoring process', () => {
     expect(node.info(target)?.monitoredBy).toHaveLength(2);
     node.exit(owner, 'kill');
     expect(node.info(target)?.monitoredBy).toEqual([]);
+  });
+
+  it('sets up nothing when the owner dies while the target given to ctx.monitor is read (a copy of a pid whose getter kills it)', async () => {
+    const node = track();
+    const target = idler(node);
+    const { pid: owner, ctx } = await spawnWithContext(node);
+    const events = captureEvents(node, ['keel.process.zombie_call']);
+    const copy = {
+      get node() {
+        node.exit(owner, 'kill');
+        return target.node;
+      },
+      creation: target.creation,
+      id: target.id,
+    };
+    ctx.monitor(copy as Pid);
+    expect(node.isAlive(owner)).toBe(false);
+    expect(node.info(target)?.monitoredBy).toEqual([]);
+    expect(events.events.map((e) => e.metadata)).toEqual([{ pid: owner, operation: 'monitor' }]);
   });
 
   it('sends nothing when the target dies afterwards', async () => {

@@ -407,6 +407,13 @@ export class DeathWatch {
         target = pid;
         q = this.#host.resolve(pid);
       }
+      // reading a copy of a pid ran user code (its getters), which may have ended `p`: a dead owner
+      // sets up nothing, as ctx.monitor from a dead process (a target would keep a monitor whose Down
+      // nobody can receive)
+      if ((p.flags & F_DEAD) !== 0) {
+        this.#host.telemetry.execute('keel.process.zombie_call', {}, { pid: p.self, operation: 'monitor' });
+        return ref;
+      }
     }
     if (q === undefined) {
       const pid = name !== undefined ? this.#placeholder : (target as Pid);
