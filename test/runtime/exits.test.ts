@@ -830,3 +830,31 @@ describe('exit signals sent while a death runs its hooks', () => {
     expect(deaths).toEqual([new Error('boom')]);
   });
 });
+
+describe('the bookkeeping of a death', () => {
+  it('runs no user code: a Down that makes its owner mailbox long is reported once the dead process is unlinked, not while its links still list it', async () => {
+    const node = track({ longMailbox: { above: 2, below: 1 } });
+    const p = probe(node);
+    const gate = deferred();
+    const { pid: owner, ctx: ownerCtx } = await spawnWithContext(node, (ctx) => async (m) => {
+      if (m !== 'hold') return;
+      ctx.send(p, 'holding');
+      await gate.promise;
+    });
+    node.send(owner, 'hold');
+    await p.receive((m) => m === 'holding');
+    node.send(owner, 'queued'); // one message queued: the Down is the second, which reaches `above`
+    const { pid: target, ctx: targetCtx } = await spawnWithContext(node);
+    const partner = idler(node);
+    targetCtx.link(partner);
+    ownerCtx.monitor(target);
+    const seen: unknown[] = [];
+    node.telemetry.attach('watch', ['keel.process.long_mailbox'], (_event, measurements, metadata) => {
+      seen.push({ pid: metadata.pid, length: measurements.length, partnerLinks: node.info(partner)?.links });
+    });
+    node.exit(target, new Error('boom'));
+    expect(seen).toEqual([{ pid: owner, length: 2, partnerLinks: [] }]);
+    expect(node.isAlive(partner)).toBe(false);
+    gate.resolve();
+  });
+});

@@ -102,6 +102,7 @@ export class DeathWatch {
     let hooks: Set<(reason: ExitReason) => void> | undefined;
     let report: ExitReport | undefined;
     let watchers: ExitWatcher[] | undefined;
+    let long: Proc[] | undefined; // owners whose mailbox a Down made long: reported after the bookkeeping
     if (x !== undefined) {
       x.reason = reason;
       inflight = x.inflight;
@@ -141,7 +142,7 @@ export class DeathWatch {
         for (const m of x.monitoredBy.values()) {
           watched = true;
           m.owner.x?.monitors?.delete(m.ref);
-          this.#mail.enqueue(m.owner, new DownMessage(m.ref, p.self, reason, m.name), p);
+          if (this.#mail.enqueueQuiet(m.owner, new DownMessage(m.ref, p.self, reason, m.name))) (long ??= []).push(m.owner);
         }
         x.monitoredBy = undefined;
       }
@@ -154,7 +155,8 @@ export class DeathWatch {
         x.links = undefined;
       }
     }
-    // 2. then what user code hears of it: envelope senders, the abort signal, death hooks, telemetry
+    // 2. then what user code hears of it: long mailboxes, envelope senders, the abort signal, death hooks, telemetry
+    if (long !== undefined) for (const owner of long) this.#mail.reportLong(owner);
     if (inflight !== undefined) {
       // exiting from its own handler cleanly counts as having handled the message
       if (endedItself && isCleanExit(reason)) this.#mail.settleEnvelope(inflight, 'handled');

@@ -129,6 +129,21 @@ export class Mailboxes {
     return Delivery.Enqueued;
   }
 
+  /**
+   * Puts a `Down` in the mailbox of a live process during a death's bookkeeping, where no user code
+   * may run: true when it made the mailbox long, which the death then reports with
+   * {@link Mailboxes.reportLong} once its bookkeeping is done (the event and the log line are user code).
+   */
+  enqueueQuiet(p: Proc, message: unknown): boolean {
+    if ((p.flags & F_DEAD) !== 0) return false; // a monitor's owner is alive: its death took its monitors back
+    return this.#push(p, message) === this.longAbove;
+  }
+
+  /** Reports a mailbox that {@link Mailboxes.enqueueQuiet} made long (unless it is no longer, or its process died). */
+  reportLong(p: Proc): void {
+    if (p.size >= this.longAbove) this.#mailboxLong(p);
+  }
+
   /** Puts a message in a live process's mailbox and wakes the process; returns the new length. */
   #push(p: Proc, message: unknown): number {
     const buf = p.size < p.buf.length ? p.buf : grow(p);
