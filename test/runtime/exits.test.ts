@@ -858,3 +858,56 @@ describe('the bookkeeping of a death', () => {
     gate.resolve();
   });
 });
+
+describe('where the kernel differs from the BEAM (docs/runtime.md, Exits)', () => {
+  it('ctx.link to a dead pid in a process that does not trap exits: the caller dies with noproc, a try does not keep it alive, and no crash report is written', async () => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const p = probe(node);
+    const dead = idler(node);
+    node.exit(dead, 'kill');
+    const after: string[] = [];
+    const pid = node.spawn((ctx) => () => {
+      try {
+        ctx.link(dead);
+      } catch {
+        after.push('caught');
+      }
+      after.push('ran on');
+    });
+    const ref = p.ctx.monitor(pid);
+    node.send(pid, 'go');
+    expect((await receiveDown(p, ref)).reason).toBe('noproc');
+    expect(after).toEqual(['caught', 'ran on']);
+    expect(logger.error).not.toHaveBeenCalled();
+  });
+
+  it('inside a cascade an exit signal is queued and a message is not: a trapping process gets the message sent after the signal first', async () => {
+    const node = track();
+    const p = probe(node);
+    p.ctx.trapExits();
+    const victim = idler(node);
+    node.onExit(victim, () => {
+      node.exit(p, 'shutdown');
+      node.send(p, 'sent after the exit signal');
+    });
+    node.exit(victim, 'kill');
+    await exitFrom(p, 'node');
+    expect(p.messages.map((m) => (isExit(m) ? 'Exit' : m))).toEqual(['sent after the exit signal', 'Exit']);
+  });
+
+  it('node.exit ending the process whose handler called it does not stop that handler: the rest runs as a zombie', async () => {
+    const node = track();
+    const p = probe(node);
+    const events = captureEvents(node, ['keel.process.zombie_call']);
+    const pid = node.spawn((ctx) => () => {
+      ctx.node.exit(ctx.self, 'kill');
+      ctx.send(p, 'after the exit');
+    });
+    const ref = p.ctx.monitor(pid);
+    node.send(pid, 'go');
+    expect((await receiveDown(p, ref)).reason).toBe('killed');
+    expect(events.events.map((e) => e.metadata)).toEqual([{ pid, operation: 'send' }]);
+    expect(p.messages.filter((m) => m === 'after the exit')).toEqual([]);
+  });
+});
