@@ -76,15 +76,23 @@ export function isKeelError(error: unknown, code?: KeelErrorCode): error is Keel
 
 /**
  * True for an Error. It never throws and never runs a proxy's traps: a proxy (revoked or not) is
- * not an Error here, whatever it wraps.
+ * not an Error here, whatever it wraps, nor is an object with a proxy up its prototype chain.
  */
 export function isError(value: unknown): value is Error {
-  if (typeof value !== 'object' || value === null || types.isProxy(value)) return false;
-  try {
-    return value instanceof Error; // a proxy further up the prototype chain may still throw
-  } catch {
-    return false;
+  if (typeof value !== 'object' || value === null || !plainChain(value)) return false;
+  return value instanceof Error; // the chain is plain objects: no trap runs, nothing throws
+}
+
+/**
+ * @internal True when neither `value` nor anything up its prototype chain is a proxy: then `in`, `instanceof`
+ * and reading the chain run no user code (an accessor is not called by `in`), and answer the same
+ * each time. Reads each link with `Object.getPrototypeOf` on a plain object only.
+ */
+export function plainChain(value: object): boolean {
+  for (let o: object | null = value; o !== null; o = Object.getPrototypeOf(o) as object | null) {
+    if (types.isProxy(o)) return false;
   }
+  return true;
 }
 
 /** A short, safe description of a value for error messages; never throws, whatever the value. */

@@ -1,5 +1,4 @@
-import { types } from 'node:util';
-import { describe, isError } from '../errors.js';
+import { describe, isError, plainChain } from '../errors.js';
 import type { Pid, Ref } from './Pid.js';
 
 /**
@@ -86,12 +85,8 @@ export function isSystemMessage(message: unknown): message is SystemMessage {
 /** True for `'normal'`, `'shutdown'` and `{ shutdown }`: exits that are not crashes. */
 export function isCleanExit(reason: ExitReason): boolean {
   if (reason === 'normal' || reason === 'shutdown') return true;
-  if (typeof reason !== 'object' || reason === null || types.isProxy(reason) || isError(reason)) return false;
-  try {
-    return 'shutdown' in reason;
-  } catch {
-    return false;
-  }
+  if (typeof reason !== 'object' || reason === null || !plainChain(reason) || isError(reason)) return false;
+  return 'shutdown' in reason; // a plain chain: no trap runs
 }
 
 /**
@@ -102,13 +97,10 @@ export function isExitReason(value: unknown): value is ExitReason {
   if (typeof value === 'string') {
     return value === 'normal' || value === 'shutdown' || value === 'killed' || value === 'noproc' || value === 'noconnection';
   }
-  if (typeof value !== 'object' || value === null || types.isProxy(value)) return false;
+  // a proxy up the chain would answer `in` with user code, now and again during the death
+  if (typeof value !== 'object' || value === null || !plainChain(value)) return false;
   if (isError(value)) return true;
-  try {
-    return 'shutdown' in value;
-  } catch {
-    return false;
-  }
+  return 'shutdown' in value;
 }
 
 /**

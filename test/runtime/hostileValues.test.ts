@@ -146,6 +146,36 @@ describe('a hostile value returned, thrown or given as a reason', () => {
     });
   }
 
+  it('a reason whose prototype is a proxy is refused without running its traps, and so is a thrown one taken for an Error', async () => {
+    // a proxy further up the chain answers `in` and `instanceof` with user code: answered once when
+    // the reason is checked and again, differently, during the death, where no user code may run
+    const node = track();
+    const traps: string[] = [];
+    let shutdown = true;
+    const proto = new Proxy(Object.create(Error.prototype) as object, {
+      has(target, key) {
+        traps.push(`has ${String(key)}`);
+        return key === 'shutdown' ? (shutdown = !shutdown) || true : Reflect.has(target, key);
+      },
+      getPrototypeOf(target) {
+        traps.push('getPrototypeOf');
+        return Reflect.getPrototypeOf(target);
+      },
+    });
+    const reason = Object.create(proto) as object;
+    const pid = node.spawn(() => () => {});
+    expect(() => node.exit(pid, reason as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    expect(node.isAlive(pid)).toBe(true);
+    // thrown: not taken for an Error (its chain is not read), kept inside a ThrownValueError
+    const thrower = node.spawn(() => () => {
+      throw reason;
+    });
+    const down = await exitOf(node, thrower);
+    expect(down.reason).toMatchObject({ code: 'ERR_THROWN_VALUE' });
+    expect((down.reason as unknown as { value: unknown }).value).toBe(reason);
+    expect(traps).toEqual([]);
+  });
+
   it('an unwatched crash with a hostile thrown value is logged, and the logger sees a description', async () => {
     const logger = fakeLogger();
     const node = track({ logger });
