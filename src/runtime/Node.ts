@@ -397,6 +397,13 @@ export class KeelNode implements Node {
       const pid = toPid(target);
       if (pid !== undefined && pid.node !== this.name) {
         const ref = this.#deaths.newRef();
+        // reading a copy of a pid ran user code (its getters), which may have ended `p`: a dead owner
+        // sets up nothing, as ctx.monitor from a dead process (the peer would keep a monitor whose
+        // Down nobody can receive, and the router a book for a process whose death it has seen)
+        if ((p.flags & F_DEAD) !== 0) {
+          this.zombieCall(p, 'monitor');
+          return ref;
+        }
         this.#remote.monitor(p, ref, pid);
         return ref;
       }

@@ -307,6 +307,32 @@ describe('remote monitor and link', () => {
     expect((down.reason as Error).message).toBe('bad input');
   });
 
+  it('a monitor whose target, a copy of a remote pid, ends the monitoring process while it is read sets up nothing on either node', async () => {
+    const { a, b, ca, cb } = await pair();
+    const target = b.spawn(() => () => undefined);
+    const zombies = captureEvents(a, ['keel.process.zombie_call']);
+    const holder: { pid?: Pid } = {};
+    // a copy of the pid (plain data): reading its node ends the watcher (a getter that kills it)
+    const copy = {
+      get node() {
+        a.exit(holder.pid!, 'kill');
+        return 'b';
+      },
+      creation: b.creation,
+      id: target.id,
+    };
+    const watcherPid = (holder.pid = a.spawn((ctx) => {
+      ctx.monitor(copy as unknown as Pid);
+      return () => undefined;
+    }));
+    await a.idle();
+    await roundTrip(a, b);
+    expect(a.isAlive(watcherPid)).toBe(false);
+    expect(zombies.events.map((e) => e.metadata)).toMatchObject([{ pid: watcherPid, operation: 'monitor' }]);
+    expect(ca.internals()).toMatchObject({ entries: 0, books: 0 });
+    expect(cb.internals()).toMatchObject({ entries: 0, books: 0 });
+  });
+
   it('a monitor of a dead remote pid gets noproc; a demonitor means no Down', async () => {
     const { a, b } = await pair();
     const watcher = probe<Down>(a);
