@@ -467,6 +467,27 @@ describe.skipIf(skipWithoutNats)('duplicates and expiry on the receiver', () => 
   }, 30_000);
 });
 
+describe.skipIf(skipWithoutNats)('hostile send options across nodes (found in review)', () => {
+  it('a zero initial backoff whose factor overflows to Infinity: delivered once, ok, as on one node (no NaN bound)', async () => {
+    const { a, b, sa, sb } = await pair();
+    const { pid, seen } = recorder(b, a);
+    const options = { ack: 'handled', retries: 3, backoff: { initialMs: 0, factor: 1e308 }, onError: 'dead_letter', id: 'nan-bound' } as const;
+    expect(await sendSupervised(a, pid, 'once', options)).toEqual({ ok: true, id: 'nan-bound', attempts: 1 });
+    expect(await seen.receive()).toEqual({ id: 'nan-bound', message: 'once' });
+    expect((await a.deadLetters.list()).entries).toEqual([]);
+    await Promise.all([sa.close(), sb.close()]);
+    expect(sa.internals()).toEqual({ pending: 0, inflight: 0, handledIds: 0 });
+  }, 30_000);
+
+  it('retries near 2^53 (no deadline): the sender bounds its wait without counting every backoff, delivered, ok', async () => {
+    const { a, b, sa, sb } = await pair();
+    const { pid, seen } = recorder(b, a);
+    expect(await sendSupervised(a, pid, 'many', { retries: Number.MAX_SAFE_INTEGER - 1, id: 'many-retries' })).toEqual({ ok: true, id: 'many-retries', attempts: 1 });
+    expect(await seen.receive()).toEqual({ id: 'many-retries', message: 'many' });
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+});
+
 describe.skipIf(skipWithoutNats)('handled once across a crash of the receiving node', () => {
   it('SIGKILL between enqueue and ack, restarted under the same name: JetStream redelivers, the record acks it unhandled; sent = handled + dead-lettered', async () => {
     const cluster = `sup${++clusters}`;

@@ -21,6 +21,7 @@
  * ```
  */
 import { types } from 'node:util';
+import { backoffDelay } from '../../backoff.js';
 import { checkKeys, InvalidArgumentError, MissingPeerError, NodeStoppedError } from '../../errors.js';
 import { onFailure } from '../../delivery/failurePolicy.js';
 import { type SendOptions, type SendOutcome, type Settings, toSettings } from '../../delivery/sendSupervised.js';
@@ -69,6 +70,8 @@ export interface RemoteName {
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 /** Publishes of a send tried again (same Msg-Id) when one got no acknowledgement. */
 const PUBLISH_RETRIES = 3;
+/** Backoffs the sender's bound sums one by one; those after count as the last one's cap (an upper bound). */
+const COUNTED_BACKOFFS = 1000;
 
 interface Pending {
   readonly node: Kernel;
@@ -382,8 +385,13 @@ export class SupervisedDelivery {
   #bound(s: Settings): number {
     if (s.ack === 'handled' && s.timeout === Infinity) return Infinity;
     const perAttempt = (s.ack === 'handled' ? s.timeout : 0) + this.#ackWaitMs;
+    // each backoff's cap as the receiver computes it (a zero initial delay stays zero, never 0 x
+    // Infinity = NaN); past the first ones, each counts as its largest (retries may be near 2^53)
+    const caps = { ...s.backoff, jitter: 'none' } as const;
+    const counted = Math.min(s.retries, COUNTED_BACKOFFS);
     let backoffs = 0;
-    for (let k = 1; k <= s.retries; k++) backoffs += Math.min(s.backoff.maxMs, s.backoff.initialMs * s.backoff.factor ** (k - 1));
+    for (let k = 1; k <= counted; k++) backoffs += backoffDelay(caps, k, Math.random);
+    if (s.retries > counted) backoffs += (s.retries - counted) * backoffDelay(caps, s.retries, Math.random);
     return (s.retries + 1) * perAttempt + backoffs;
   }
 
