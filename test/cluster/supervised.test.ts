@@ -486,6 +486,15 @@ describe.skipIf(skipWithoutNats)('hostile send options across nodes (found in re
     expect(await seen.receive()).toEqual({ id: 'many-retries', message: 'many' });
     await Promise.all([sa.close(), sb.close()]);
   }, 30_000);
+
+  it('retries = 2^53 - 1 (attempts past a safe integer on the wire): delivered and ok, not dropped as malformed with no outcome', async () => {
+    const { a, b, sa, sb } = await pair();
+    const { pid, seen } = recorder(b, a);
+    const outcome = await sendSupervised(a, pid, 'most', { ack: 'handled', timeout: Infinity, retries: Number.MAX_SAFE_INTEGER, id: 'most-retries' });
+    expect(outcome).toEqual({ ok: true, id: 'most-retries', attempts: 1 });
+    expect(await seen.receive()).toEqual({ id: 'most-retries', message: 'most' });
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
 });
 
 describe.skipIf(skipWithoutNats)('handled once across a crash of the receiving node', () => {

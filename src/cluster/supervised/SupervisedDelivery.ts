@@ -305,7 +305,8 @@ export class SupervisedDelivery {
     const reply = `${this.#inbox}.${key}`;
     // the encoding is a snapshot taken now; a value it cannot carry throws its typed error here
     const trace = traced === undefined ? undefined : this.#kernel.telemetry.flow?.inject(traced);
-    const payload = encodeSend({ id, to: target, ack: s.ack, timeout: s.ack === 'handled' && s.timeout !== Infinity ? s.timeout : -1, attempts: s.retries + 1, retryOnCrash: s.retryOnCrash, backoff: s.backoff, expires: bound === Infinity ? 0 : Date.now() + bound, reply }, message, this.#maxLength, trace);
+    // attempts stay a safe integer on the wire (retries may be 2^53 - 1: one more is 2^53, which the receiver refuses)
+    const payload = encodeSend({ id, to: target, ack: s.ack, timeout: s.ack === 'handled' && s.timeout !== Infinity ? s.timeout : -1, attempts: Math.min(s.retries, Number.MAX_SAFE_INTEGER - 1) + 1, retryOnCrash: s.retryOnCrash, backoff: s.backoff, expires: bound === Infinity ? 0 : Date.now() + bound, reply }, message, this.#maxLength, trace);
     // nothing was published: the send failed here, and its onError applies (as on a stopped node)
     if (this.#closed) return onFailure(this.#kernel, recipient(to), message, s, { ok: false, id, reason: 'noproc', attempts: 0, firstError: 'the supervised delivery stopped', lastError: 'the supervised delivery stopped' });
     const promise = new Promise<SendOutcome>((resolve, reject) => {
