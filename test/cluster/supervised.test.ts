@@ -3,7 +3,7 @@
 // sends on NATS, and an OS child process as the receiver that is killed between enqueue and ack.
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { SupervisedDelivery } from '../../src/cluster/supervised/index.js';
 import { encodeSend } from '../../src/cluster/supervised/wire.js';
 import { sendSupervised } from '../../src/delivery/sendSupervised.js';
@@ -464,6 +464,32 @@ describe.skipIf(skipWithoutNats)('duplicates and expiry on the receiver', () => 
     expect((await a.deadLetters.list()).entries).toEqual([]);
     await Promise.all([sa.close(), sb.close()]);
     await real.close();
+  }, 30_000);
+});
+
+describe.skipIf(skipWithoutNats)('the receiving side closed during sends (found in review)', () => {
+  it("close() while a 'handled' copy is still queued in its target's mailbox: taken back and redelivered, handled once (not by the old run, then again)", async () => {
+    const { cluster, a, b, sa, sb } = await pair();
+    const seen = probe(a);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const pid = b.spawn<unknown>((ctx) => async (message) => {
+      a.send(seen, { id: ctx.messageId, message });
+      if (message === 'block') await gate;
+    });
+    b.send(pid, 'block');
+    expect(await seen.receive()).toEqual({ id: undefined, message: 'block' });
+    const outcome = sendSupervised(a, pid, 'queued', { ack: 'handled', timeout: 60_000, retries: 1, backoff: { initialMs: 1, maxMs: 1 }, onError: 'dead_letter', id: 'queued-at-close' });
+    await vi.waitFor(() => expect(sb.internals().inflight).toBe(1), { timeout: 20_000, interval: 20 });
+    await sb.close();
+    open();
+    const sb2 = await SupervisedDelivery.start(b, { cluster, servers: nats().url, ackWaitMs: 2000 });
+    expect(await outcome).toEqual({ ok: true, id: 'queued-at-close', attempts: 2 });
+    expect(await seen.receive()).toEqual({ id: 'queued-at-close', message: 'queued' });
+    expect(await sendSupervised(a, pid, 'after', { ack: 'handled', id: 'after-close' })).toMatchObject({ ok: true });
+    expect(await seen.receive()).toEqual({ id: 'after-close', message: 'after' }); // not 'queued' a second time
+    expect((await a.deadLetters.list()).entries).toEqual([]);
+    await Promise.all([sa.close(), sb2.close()]);
   }, 30_000);
 });
 

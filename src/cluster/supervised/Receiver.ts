@@ -93,6 +93,10 @@ export class Receiver {
   close(): void {
     this.#closed = true;
     for (const f of this.#inflight.values()) {
+      // a copy still queued in its target's mailbox is taken back (unacked, JetStream redelivers it
+      // after the ack wait, as after a crash): else the target would handle it after the close,
+      // unrecorded, and its redelivery would be handled again, or failed as process_down
+      if (!f.done) this.#kernel.withdrawEnvelope(f.target.self, f.send.id, f);
       f.done = true;
       this.#release(f);
     }
