@@ -151,17 +151,14 @@ export class Receiver {
   async #receive(send: WireSend, msg: InboundMessage): Promise<void> {
     if (this.#closed || this.#adopted(send, msg)) return;
     const n = msg.info.deliveryCount;
-    if (send.expires > 0 && Date.now() > send.expires) {
-      msg.term('expired'); // the sender has given up (and dead-lettered it, if it was told to)
-      this.#host.dropped('expired', undefined, send.id);
-      return;
-    }
+    if (this.#expired(send, msg)) return;
     if (await this.#host.handled.has(send.id)) {
       msg.ack(); // a redelivery (after a crash before the ack) or a duplicate: handled once already
       this.#host.reply(send.reply, { t: 'f', ok: true, n });
       return;
     }
-    if (this.#closed) return;
+    // the lookup may have outlasted the expiry (a slow bucket): past it the sender has given up
+    if (this.#closed || this.#expired(send, msg)) return;
     if (n > send.attempts) {
       // more deliveries than attempts: the earlier ones ended with this node (a crash) before an answer
       this.#end(send, msg, n, { reason: 'process_down', retry: false, error: 'the receiving node stopped while handling it' });
@@ -213,6 +210,14 @@ export class Receiver {
       flight.keepAlive = this.#kernel.setTimer(every, tick, true);
     };
     flight.keepAlive = this.#kernel.setTimer(every, tick, true);
+  }
+
+  /** True (and the message dropped) when it comes past its expiry: the sender has given up (and dead-lettered it, if it was told to). */
+  #expired(send: WireSend, msg: InboundMessage): boolean {
+    if (send.expires <= 0 || Date.now() <= send.expires) return false;
+    msg.term('expired');
+    this.#host.dropped('expired', undefined, send.id);
+    return true;
   }
 
   /** Keeps the context the send carried for its handler; false when it carried a malformed one (evented: handled untraced). */

@@ -1,0 +1,105 @@
+// The receiving side of supervised sends across nodes, without NATS: the handled-id record over a
+// bucket whose answers the test holds back, and JetStream messages as plain objects that record
+// what the receiver did with them (found in review).
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { type HandledBucket, HandledIds } from '../../src/cluster/supervised/HandledIds.js';
+import { type InboundMessage, Receiver } from '../../src/cluster/supervised/Receiver.js';
+import { encodeSend, type WireReply } from '../../src/cluster/supervised/wire.js';
+import { kernelOf } from '../../src/runtime/kernel.js';
+import { PidImpl } from '../../src/runtime/Pid.js';
+import { probe } from '../../src/testing/index.js';
+import { useNodes } from '../support.js';
+
+const track = useNodes();
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** A bucket whose gets wait until the test answers them. */
+function heldBucket() {
+  const gets: { key: string; answer(entry: { operation: string } | null): void }[] = [];
+  const puts: string[] = [];
+  let arrived: (() => void) | undefined;
+  const bucket: HandledBucket = {
+    get: (key) =>
+      new Promise((resolve) => {
+        gets.push({ key, answer: resolve });
+        arrived?.();
+      }),
+    put: (key) => {
+      puts.push(key);
+      return Promise.resolve(puts.length);
+    },
+  };
+  /** The next get, once the receiver asked it. */
+  const nextGet = async () => {
+    if (gets.length === 0) await new Promise<void>((resolve) => (arrived = resolve));
+    return gets.shift()!;
+  };
+  return { bucket, puts, nextGet };
+}
+
+/** A JetStream message as the receiver sees it, recording what it was told. */
+function message(text: string, deliveryCount = 1) {
+  const told: string[] = [];
+  const msg: InboundMessage = {
+    string: () => text,
+    info: { deliveryCount },
+    ack: () => told.push('ack'),
+    nak: (ms) => told.push(`nak ${ms}`),
+    working: () => told.push('working'),
+    term: (reason) => told.push(`term ${reason}`),
+  };
+  return { msg, told };
+}
+
+function setup() {
+  const node = track({ name: 'recv' });
+  const kernel = kernelOf(node, 'node');
+  const held = heldBucket();
+  const replies: WireReply[] = [];
+  const dropped: string[] = [];
+  const receiver = new Receiver(
+    {
+      kernel,
+      handled: new HandledIds(100, held.bucket, 'recv'),
+      ackWaitMs: 30_000,
+      beforeAck: undefined,
+      reply: (_subject, reply) => replies.push(reply),
+      dropped: (reason, _error, id) => dropped.push(`${reason} ${id}`),
+    },
+    (n, c, i) => new PidImpl(n, c, i),
+  );
+  return { node, kernel, held, replies, dropped, receiver };
+}
+
+const backoff = { initialMs: 1, factor: 2, maxMs: 1, jitter: 'none' } as const;
+
+describe('the supervised receiver, its record held back', () => {
+  it.each(['enqueued', 'handled'] as const)("ack '%s': a message whose expiry passes while its record is looked up is dropped as expired, not delivered (its sender has given up)", async (ack) => {
+    const { node, held, replies, dropped, receiver } = setup();
+    const seen = probe(node);
+    const worker = node.spawn<unknown>((ctx) => (m) => {
+      node.send(seen, { id: ctx.messageId, m });
+    });
+    node.registry.register('worker', worker);
+    const expires = Date.now() + 60_000;
+    const { msg, told } = message(encodeSend({ id: 'late', to: { name: 'worker' }, ack, timeout: ack === 'handled' ? 60_000 : -1, attempts: 1, retryOnCrash: false, backoff, expires, reply: 'r.1' }, 'payload', 10_000));
+    receiver.receive(msg);
+    const get = await held.nextGet();
+    // the lookup answers after the send's expiry: the sender has said timeout (and dead-lettered it)
+    vi.spyOn(Date, 'now').mockReturnValue(expires + 1);
+    get.answer(null);
+    await node.idle();
+    vi.restoreAllMocks();
+    // a probe message sent now arrives before anything the worker would have handled from before
+    node.send(worker, 'probe');
+    expect(await seen.receive()).toEqual({ id: undefined, m: 'probe' });
+    expect(told).toEqual(['term expired']);
+    expect(dropped).toEqual(['expired late']);
+    expect(replies).toEqual([]);
+    expect(held.puts).toEqual([]);
+    receiver.close();
+  });
+});
