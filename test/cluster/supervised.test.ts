@@ -493,6 +493,38 @@ describe.skipIf(skipWithoutNats)('the receiving side closed during sends (found 
   }, 30_000);
 });
 
+describe.skipIf(skipWithoutNats)('the sender ends a send of an id the stream saw already (found in review)', () => {
+  it('aborted while its duplicate publish (nothing of it stored) is looked up: onError applies (a dead letter), nothing is handled', async () => {
+    const cluster = `sup${++clusters}`;
+    const { a, b, ca, cb } = await memoryPair(track);
+    const real = await connect({ servers: nats().url, inboxPrefix: `_INBOX.keel.${cluster}.a` });
+    const hooked = Object.create(real) as typeof real;
+    let onPublish: (() => void) | undefined;
+    // the stream's answer to a publish reaches the sender after `onPublish` ran
+    hooked.request = (async (subject: string, data?: Uint8Array | string, opts?: Parameters<typeof real.request>[2]) => {
+      const answer = await real.request(subject, data, opts);
+      if (subject.startsWith(`keel.${cluster}.sup.`)) onPublish?.();
+      return answer;
+    }) as typeof real.request;
+    const sa = await SupervisedDelivery.start(a, { cluster, connection: hooked, attach: ca, ackWaitMs: 2000 });
+    const sb = await SupervisedDelivery.start(b, { cluster, servers: nats().url, attach: cb, ackWaitMs: 2000 });
+    const { pid, seen } = recorder(b, a);
+    const dead = b.spawn(() => () => undefined);
+    b.exit(dead, 'kill');
+    expect(await sendSupervised(a, dead, 'twice', { id: 'dup-abort', onError: 'dead_letter' })).toMatchObject({ ok: false, reason: 'noproc', deadLetterId: '1' });
+    const controller = new AbortController();
+    onPublish = () => controller.abort('stop');
+    const outcome = await sendSupervised(a, pid, 'twice', { id: 'dup-abort', onError: 'dead_letter', signal: controller.signal });
+    onPublish = undefined;
+    expect(outcome).toEqual({ ok: false, id: 'dup-abort', reason: 'aborted', attempts: 0, firstError: 'stop', lastError: 'stop', deadLetterId: '2' });
+    expect((await a.deadLetters.list()).entries.map((e) => e.message)).toEqual(['twice', 'twice']);
+    expect(await sendSupervised(a, pid, 'next', { ack: 'handled', id: 'after-dup-abort' })).toMatchObject({ ok: true });
+    expect(await seen.receive()).toEqual({ id: 'after-dup-abort', message: 'next' }); // 'twice' was not handled
+    await Promise.all([sa.close(), sb.close()]);
+    await real.close();
+  }, 30_000);
+});
+
 describe.skipIf(skipWithoutNats)('hostile send options across nodes (found in review)', () => {
   it('a zero initial backoff whose factor overflows to Infinity: delivered once, ok, as on one node (no NaN bound)', async () => {
     const { a, b, sa, sb } = await pair();

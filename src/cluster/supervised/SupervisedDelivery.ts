@@ -87,6 +87,8 @@ interface Pending {
   seq: number | undefined;
   /** Settles when the publish does (either way). */
   published: Promise<void>;
+  /** False while nothing of this send can be in the stream: none published yet, or only a duplicate of another send's id. */
+  maybeStored: boolean;
   givingUp: boolean;
   /** Ends the send; `policy` false: the outcome is reported without its `onError` policy (no dead letter). */
   finish(outcome: SendOutcome, policy?: boolean): void;
@@ -289,8 +291,10 @@ export class SupervisedDelivery {
   async #giveUp(p: Pending, outcome: SendOutcome): Promise<void> {
     if (p.givingUp) return;
     p.givingUp = true;
-    await p.published;
-    const taken = p.seq !== undefined && (await this.#nats.withdraw(p.seq));
+    // the latest publish (a duplicate's lookup may publish again meanwhile)
+    for (let published; published !== p.published; ) await (published = p.published);
+    // nothing of it in the stream (a duplicate of another send): it failed here, its onError applies
+    const taken = p.seq !== undefined ? await this.#nats.withdraw(p.seq) : !p.maybeStored;
     p.finish(outcome, taken);
   }
 
@@ -312,7 +316,7 @@ export class SupervisedDelivery {
     const promise = new Promise<SendOutcome>((resolve, reject) => {
       const p: Pending = {
         node: this.#kernel, to, message, s, id, firstError: undefined, lastError: undefined, attempts: 0, timer: undefined,
-        seq: undefined, published: Promise.resolve(), givingUp: false,
+        seq: undefined, published: Promise.resolve(), maybeStored: false, givingUp: false,
         finish: (outcome, policy = true) => {
           if (!this.#pending.delete(key)) return;
           this.#byId.delete(id);
@@ -345,9 +349,12 @@ export class SupervisedDelivery {
       // the same: it is published again under the same Msg-Id, which the stream dedupes
       const publish = (msgID: string, retry: number): void => {
         const publishing = this.#nats.js.publish(subject, payload, { msgID });
+        p.maybeStored = true;
         p.published = publishing.then(
           (ack) => {
             if (!ack.duplicate) p.seq = ack.seq;
+            // a duplicate of its first publish is another send's message (a retry's is its own, seq unknown)
+            else if (retry === 0) p.maybeStored = false;
           },
           () => undefined,
         );
