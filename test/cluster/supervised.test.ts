@@ -526,6 +526,15 @@ describe.skipIf(skipWithoutNats)('the sender ends a send of an id the stream saw
 });
 
 describe.skipIf(skipWithoutNats)('hostile send options across nodes (found in review)', () => {
+  it("a backoff that is not a whole number of nanoseconds (as full jitter draws) still delays the retry: JetStream ignores such a nak's delay", async () => {
+    const { a, sa, sb } = await pair();
+    const started = Date.now();
+    const outcome = await sa.send(a, { node: 'b', name: 'nobody' }, 'x', { retries: 1, backoff: { initialMs: 1500.0000001, maxMs: 1500.0000001, jitter: 'none' }, id: 'fraction' });
+    expect(outcome).toEqual({ ok: false, id: 'fraction', reason: 'noproc', attempts: 2, firstError: 'noproc', lastError: 'noproc' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1500); // the retry came after its backoff (before: at once)
+    await Promise.all([sa.close(), sb.close()]);
+  }, 30_000);
+
   it('a zero initial backoff whose factor overflows to Infinity: delivered once, ok, as on one node (no NaN bound)', async () => {
     const { a, b, sa, sb } = await pair();
     const { pid, seen } = recorder(b, a);

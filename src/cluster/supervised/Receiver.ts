@@ -39,6 +39,9 @@ export interface ReceiverHost {
 /** The sending node, as its reply subject names it (`_INBOX.keel.<cluster>.<node>.sup...`): for events only. */
 const SENDER = /^_INBOX\.keel\.[^.]+\.([A-Za-z0-9_-]{1,64})\./;
 
+/** The longest nak delay (ms): 9e18 ns fits JetStream's int64, and JSON writes it without an exponent. */
+const MAX_NAK_MS = 9e12;
+
 interface Failure {
   readonly reason: 'noproc' | 'process_down' | 'timeout' | 'mailbox_full';
   readonly retry: boolean;
@@ -263,7 +266,9 @@ export class Receiver {
   #failed(send: WireSend, msg: InboundMessage, n: number, f: Failure): void {
     if (this.#closed) return;
     if (!f.retry || n >= send.attempts) return this.#end(send, msg, n, f);
-    const delay = backoffDelay(send.backoff, n, this.#kernel.random);
+    // JetStream reads a nak's delay as whole nanoseconds in an int64 and ignores any other (the retry
+    // then comes at once): whole ms, rounded up (full jitter draws fractions), at most 9e12 ms
+    const delay = Math.min(Math.ceil(backoffDelay(send.backoff, n, this.#kernel.random)), MAX_NAK_MS);
     msg.nak(delay);
     this.#host.reply(send.reply, { t: 'a', n, reason: f.reason, error: errorText(f.error) });
   }

@@ -398,8 +398,9 @@ export class SupervisedDelivery {
     const caps = { ...s.backoff, jitter: 'none' } as const;
     const counted = Math.min(s.retries, COUNTED_BACKOFFS);
     let backoffs = 0;
-    for (let k = 1; k <= counted; k++) backoffs += backoffDelay(caps, k, Math.random);
-    if (s.retries > counted) backoffs += (s.retries - counted) * backoffDelay(caps, s.retries, Math.random);
+    // (rounded up to whole ms, as the receiver's nak is)
+    for (let k = 1; k <= counted; k++) backoffs += Math.ceil(backoffDelay(caps, k, Math.random));
+    if (s.retries > counted) backoffs += (s.retries - counted) * Math.ceil(backoffDelay(caps, s.retries, Math.random));
     return (s.retries + 1) * perAttempt + backoffs;
   }
 
