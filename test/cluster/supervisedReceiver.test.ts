@@ -102,4 +102,35 @@ describe('the supervised receiver, its record held back', () => {
     expect(held.puts).toEqual([]);
     receiver.close();
   });
+
+  it("another send's copy waiting on a run that fails is tried at once as its own attempt, not nak'd (its redelivery would count past its attempts: process_down, never tried)", async () => {
+    const { node, held, replies, receiver } = setup();
+    const seen = probe(node);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const worker = node.spawn<unknown>((ctx) => async (m) => {
+      node.send(seen, { id: ctx.messageId, m });
+      await gate;
+    });
+    node.registry.register('worker', worker);
+    const send = (timeout: number, reply: string) => encodeSend({ id: 'shared', to: { name: 'worker' }, ack: 'handled', timeout, attempts: 1, retryOnCrash: false, backoff, expires: 0, reply }, 'payload', 10_000);
+    const first = message(send(1, 'r.first'));
+    receiver.receive(first.msg);
+    (await held.nextGet()).answer(null);
+    expect(await seen.receive()).toEqual({ id: 'shared', m: 'payload' }); // the first run, held at the gate
+    const second = message(send(60_000, 'r.second'));
+    receiver.receive(second.msg); // follows the run
+    // the first run's 1 ms timeout ends it (its handler goes on at the gate)
+    await vi.waitFor(() => expect(first.told).toEqual(['term timeout']), { timeout: 20_000, interval: 5 });
+    (await held.nextGet()).answer(null);
+    open();
+    expect(await seen.receive()).toEqual({ id: 'shared', m: 'payload' }); // the second send's own attempt
+    await vi.waitFor(() => expect(second.told.at(-1)).toBe('ack'), { timeout: 20_000, interval: 5 });
+    expect(second.told.filter((t) => t !== 'working')).toEqual(['ack']);
+    expect(replies).toEqual([
+      { t: 'f', ok: false, n: 1, reason: 'timeout', error: 'not handled within 1 ms' },
+      { t: 'f', ok: true, n: 1 },
+    ]);
+    receiver.close();
+  }, 30_000);
 });

@@ -239,9 +239,11 @@ export class Receiver {
     const n = flight.msg.info.deliveryCount;
     if (f !== undefined) {
       if (this.#inflight.get(flight.send.id) === flight) this.#inflight.delete(flight.send.id);
-      // the followers' messages come again at once, each an attempt of its own
-      if (!this.#closed) for (const x of flight.followers) x.msg.nak(0);
-      return this.#failed(flight.send, flight.msg, n, f);
+      this.#failed(flight.send, flight.msg, n, f);
+      // the followers' messages are tried at once, each an attempt of its own (the first runs, the
+      // others follow it); a nak would count a delivery that was no attempt, past a send's last one
+      if (!this.#closed) for (const x of flight.followers) this.receive(x.msg);
+      return;
     }
     // handled: recorded first, then acked; the id stays in flight until the record holds it
     const acks = async (): Promise<void> => {
