@@ -46,7 +46,8 @@ export const Sys = {
   /**
    * Replaces the server's state with `fn(state)` (a StateMachine's: `fn({ state, data })` returns
    * `{ state, data }`) and resolves with the new state, as `sys:replace_state/3`. If `fn` throws,
-   * the server keeps its state and lives on, and the call rejects with what `fn` threw.
+   * the server keeps its state and lives on, and the call rejects with what `fn` threw; so too, with
+   * `ERR_INVALID_ARGUMENT`, if it returns a promise (`fn` runs synchronously).
    */
   replaceState<S>(from: Node | Context<any>, server: Target, fn: (state: S) => S, timeout = 5000): Promise<S> {
     if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'a function (state) => new state', fn);

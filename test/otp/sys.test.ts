@@ -44,6 +44,20 @@ describe('Sys on a GenServer', () => {
     expectKeelError(await failure(() => Sys.replaceState(node, pid, 'x' as never)), 'ERR_INVALID_ARGUMENT');
   });
 
+  it('refuses a replaceState function that returns a promise: the server keeps its state, the call rejects, the promise is no unhandled rejection', async () => {
+    const { node } = clockedNode(track);
+    const pid = await GenServer.start(node, logger());
+    GenServer.cast(node, pid, 'a');
+    const resolved = await failure(() => Sys.replaceState<string[]>(node, pid, (async (log: string[]) => [...log, 'async']) as never));
+    expectKeelError(resolved, 'ERR_INVALID_ARGUMENT', 'not a promise');
+    const rejected = await failure(() => Sys.replaceState<string[]>(node, pid, (async () => {
+      throw new Error('later');
+    }) as never));
+    expectKeelError(rejected, 'ERR_INVALID_ARGUMENT', 'not a promise');
+    expect(await Sys.getState(node, pid)).toEqual(['cast:a']);
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['cast:a']);
+  });
+
   it('gives the status, the state shown through formatStatus', async () => {
     const { node } = clockedNode(track);
     const plain = await GenServer.start(node, logger());

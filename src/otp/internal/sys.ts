@@ -1,10 +1,12 @@
-import { toError } from '../../errors.js';
+import { types } from 'node:util';
+import { InvalidArgumentError, toError } from '../../errors.js';
 import { isDead, kernelOfProcess, type Proc } from '../../runtime/kernel.js';
 import { isExit } from '../../runtime/messages.js';
 import { isInstance } from '../../runtime/safe.js';
 import type { Pid } from '../../runtime/Pid.js';
 import { PendingCall } from './calls.js';
 import { componentOf } from './lifecycle.js';
+import { isThenable } from './thenable.js';
 
 /** @internal The system operations of Erlang's `sys` module that Keel's servers answer. */
 export type SysOp = 'get_state' | 'get_status' | 'suspend' | 'resume' | 'replace_state' | 'observe';
@@ -145,7 +147,14 @@ export function handleSys(host: SysHost, call: PendingCall): void | Promise<void
       return;
     case 'replace_state': {
       try {
-        host.state = view.set(host.state, req.fn!(view.get(host.state)));
+        const next = req.fn!(view.get(host.state));
+        if (isThenable(next)) {
+          // a state is what fn returns, never a promise of one (the server would hold the promise);
+          // a rejected one is taken here, never an unhandled rejection
+          if (types.isPromise(next)) next.then(undefined, () => undefined);
+          throw new InvalidArgumentError('replaceState result', 'a state, not a promise (fn runs synchronously)', next);
+        }
+        host.state = view.set(host.state, next);
       } catch (e) {
         // the server keeps its state and lives on; the caller gets the failure
         call.fail(toError(e));
