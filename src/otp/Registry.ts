@@ -238,7 +238,8 @@ class KeyTable<K, V, Meta extends object> implements KeyRegistry<K, V, Meta> {
     const proc = ownerOf(ctx, this.#node);
     const slot = this.#byKey.get(key);
     const row = slot === undefined ? undefined : first(slot);
-    if (row === undefined) return { error: 'not_registered' };
+    // an owner dead before its death hook ran is not shown (as lookup): the key is not registered
+    if (row === undefined || isDead(row.proc)) return { error: 'not_registered' };
     if (row.proc !== proc) return { error: 'not_owner', pid: row.entry.pid };
     const oldValue = row.entry.value;
     const newValue = fn(oldValue);

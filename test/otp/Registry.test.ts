@@ -263,6 +263,20 @@ describe("Registry.create(node, { keys: 'unique' })", () => {
     expect(reg.lookup('topic')).toEqual([{ pid: b.pid, value: 'b' }]);
   });
 
+  it('updateValue does not name an owner that has died before the registry has heard of it: the key is not registered, as lookup says', async () => {
+    const node = track();
+    const reg = Registry.create<string, string>(node, { keys: 'unique' });
+    const a = await spawnWithContext(node);
+    const b = await spawnWithContext(node);
+    expect(reg.register(a.ctx, 'leader', 'a')).toBe('ok');
+    let seen: unknown;
+    a.ctx.signal.addEventListener('abort', () => {
+      seen = { lookup: reg.lookup('leader'), update: reg.updateValue(b.ctx, 'leader', (v) => `${v}!`), keysOf: reg.keysOf(a.pid), values: reg.values('leader', a.pid) };
+    });
+    node.exit(a.pid, 'kill');
+    expect(seen).toEqual({ lookup: [], update: { error: 'not_registered' }, keysOf: [], values: [] });
+  });
+
   it('frees a key on unregister', async () => {
     const node = track();
     const reg = Registry.create(node, { keys: 'unique' });
