@@ -77,6 +77,21 @@ describe('Sys on a GenServer', () => {
     expectKeelError(await failure(() => GenServer.start(node, { init: () => 0, formatStatus: 1 as never })), 'ERR_INVALID_ARGUMENT', 'spec.formatStatus');
   });
 
+  it('shows a formatStatus that returns a promise (an async one) as failed, never the promise, and its rejection is no unhandled rejection', async () => {
+    const { node } = clockedNode(track);
+    const resolving = await GenServer.start(node, { init: () => 'secret', formatStatus: (async () => 'shown') as never });
+    const rejecting = await GenServer.start(node, {
+      init: () => 'secret',
+      formatStatus: (async () => {
+        throw new Error('oops');
+      }) as never,
+    });
+    const failed = { formatStatusFailed: 'InvalidArgumentError: expected `formatStatus result` to be the state to show, not a promise (formatStatus runs synchronously), got a Promise (a missing await?)' };
+    expect((await Sys.getStatus(node, resolving)).state).toEqual(failed);
+    expect((await Sys.getStatus(node, rejecting)).state).toEqual(failed);
+    expect(node.isAlive(rejecting)).toBe(true);
+  });
+
   it('suspends: only system calls are answered, the rest waits in order and is handled on resume', async () => {
     const { node } = clockedNode(track);
     const pid = await GenServer.start(node, logger());

@@ -97,6 +97,13 @@ export function holdWhileSuspended(host: SysHost, msg: unknown, isStop: boolean)
   return true;
 }
 
+/** `value`, unless it is a thenable: then `ERR_INVALID_ARGUMENT` (a rejected promise taken first, never an unhandled rejection). */
+function notPromise(value: unknown, argument: string, expected: string): unknown {
+  if (!isThenable(value)) return value;
+  if (types.isPromise(value)) value.then(undefined, () => undefined);
+  throw new InvalidArgumentError(argument, expected, value);
+}
+
 /** @internal Answers a system call. */
 export function handleSys(host: SysHost, call: PendingCall): void | Promise<void> {
   const req = call.request as SysRequest;
@@ -110,7 +117,7 @@ export function handleSys(host: SysHost, call: PendingCall): void | Promise<void
       const format = host.spec.formatStatus;
       if (format !== undefined) {
         try {
-          state = format.call(host.spec, state);
+          state = notPromise(format.call(host.spec, state), 'formatStatus result', 'the state to show, not a promise (formatStatus runs synchronously)');
         } catch (e) {
           // as OTP: a formatStatus that fails shows the failure, never the state it meant to hide
           state = { formatStatusFailed: String(toError(e)) };
@@ -147,13 +154,8 @@ export function handleSys(host: SysHost, call: PendingCall): void | Promise<void
       return;
     case 'replace_state': {
       try {
-        const next = req.fn!(view.get(host.state));
-        if (isThenable(next)) {
-          // a state is what fn returns, never a promise of one (the server would hold the promise);
-          // a rejected one is taken here, never an unhandled rejection
-          if (types.isPromise(next)) next.then(undefined, () => undefined);
-          throw new InvalidArgumentError('replaceState result', 'a state, not a promise (fn runs synchronously)', next);
-        }
+        // a state is what fn returns, never a promise of one (the server would hold the promise)
+        const next = notPromise(req.fn!(view.get(host.state)), 'replaceState result', 'a state, not a promise (fn runs synchronously)');
         host.state = view.set(host.state, next);
       } catch (e) {
         // the server keeps its state and lives on; the caller gets the failure
