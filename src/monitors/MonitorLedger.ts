@@ -39,6 +39,11 @@ export class LedgerEntry extends RemoteMonitorWatch {
   remoteMonitorEnded(): void {
     this.target.ended(this);
   }
+
+  /** Its owner ended the monitor with a plain `ctx.demonitor`: the entry goes, as by the manager's demonitor. */
+  demonitored(): void {
+    this.owner.demonitored(this);
+  }
 }
 
 /**
@@ -71,6 +76,13 @@ export class Bucket extends ExitWatcher {
     this.#ledger.ended(entry);
   }
 
+  /** One entry it owns was ended by a plain `ctx.demonitor`. */
+  demonitored(entry: LedgerEntry): void {
+    if (!entry.live) return;
+    this.#ledger.remove(entry);
+    this.#ledger.onCleaned([entry], 'demonitor');
+  }
+
   /** True when this bucket is `ledger`'s (a ref may come from another node's manager). */
   of(ledger: MonitorLedger): boolean {
     return this.#ledger === ledger;
@@ -95,15 +107,15 @@ export class MonitorLedger {
   readonly #buckets = new Map<Proc, Bucket>();
   /** The buckets of processes of other nodes that are targets, by pid ("node/creation/id"). */
   readonly #remote = new Map<string, Bucket>();
-  readonly #onCleaned: (entries: LedgerEntry[], side: 'owner' | 'target') => void;
+  readonly onCleaned: (entries: LedgerEntry[], side: 'owner' | 'target' | 'demonitor') => void;
   #size = 0;
   created = 0;
   cleaned = 0;
   leaked = 0;
 
-  constructor(node: Kernel, onCleaned: (entries: LedgerEntry[], side: 'owner' | 'target') => void) {
+  constructor(node: Kernel, onCleaned: (entries: LedgerEntry[], side: 'owner' | 'target' | 'demonitor') => void) {
     this.#node = node;
-    this.#onCleaned = onCleaned;
+    this.onCleaned = onCleaned;
   }
 
   get size(): number {
@@ -190,7 +202,7 @@ export class MonitorLedger {
   ended(entry: LedgerEntry): void {
     if (!entry.live) return;
     this.#unlink(entry);
-    this.#onCleaned([entry], 'target');
+    this.onCleaned([entry], 'target');
   }
 
   /** A process died: every entry where it is the owner or the target goes. */
@@ -204,8 +216,8 @@ export class MonitorLedger {
     for (let e = b.targeted; e !== undefined; e = e.targetNext) if (e.owner !== b) targeted.push(e);
     for (const e of owned) this.#unlink(e);
     for (const e of targeted) this.#unlink(e);
-    if (owned.length > 0) this.#onCleaned(owned, 'owner');
-    if (targeted.length > 0) this.#onCleaned(targeted, 'target');
+    if (owned.length > 0) this.onCleaned(owned, 'owner');
+    if (targeted.length > 0) this.onCleaned(targeted, 'target');
   }
 
   #bucket(p: Proc): Bucket {

@@ -172,9 +172,10 @@ export class ManagedMonitors implements MonitorManager {
       return 'not_found';
     }
     if (entry.owner.proc !== owner) return 'not_owner';
+    // the entry first: detached from its ref, the runtime's demonitor does not tell it again
+    this.ledger.remove(entry);
     // no options object unless it flushes: ctx.demonitor checks the options it is given, once per call
     owner.demonitor(ref, options?.flush === true ? FLUSH : undefined);
-    this.ledger.remove(entry);
     this.#event(entry, false);
     return 'ok';
   }
@@ -234,11 +235,11 @@ export class ManagedMonitors implements MonitorManager {
     this.#node.telemetry.execute('keel.monitor_manager.leaks_detected', { count }, { tags: [...tags], duplicates: freshDuplicates });
   }
 
-  #cleaned(entries: LedgerEntry[], side: 'owner' | 'target'): void {
+  #cleaned(entries: LedgerEntry[], side: 'owner' | 'target' | 'demonitor'): void {
     if (side === 'owner') {
       this.#node.telemetry.execute('keel.monitor_manager.caller_cleanup', { count: entries.length }, { owner: entries[0]!.owner.pid });
     }
-    for (const e of entries) this.#event(e, true);
+    for (const e of entries) this.#event(e, side !== 'demonitor');
   }
 
   #event(entry: LedgerEntry, automatic: boolean): void {

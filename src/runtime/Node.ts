@@ -15,7 +15,7 @@ import { TimerEntry, TimerHeap, timerFaultText } from './internal/TimerHeap.js';
 import { type ExitReason, isExitReason } from './messages.js';
 import { NameTable } from './NameRegistry.js';
 import { GroupTable } from './ProcessGroups.js';
-import { checkTarget, nameOf, type Pid, liveProc, PidImpl, procOfAny, type RefImpl, setProc, type Target, type TimerRef, toPid } from './Pid.js';
+import { checkTarget, nameOf, type Pid, liveProc, PidImpl, procOfAny, type RefImpl, RemoteMonitorWatch, setProc, type Target, type TimerRef, toPid } from './Pid.js';
 import { type DeadLetterQueue, type MonitorManager, type ObserverHandle, type ObserverOptions, unavailableDeadLetters, unavailableMonitors } from './serviceSlots.js';
 import type { RemoteRouter } from './remote.js';
 import type { Init, Logger, Node, NodeOptions, ProcessInfo, SpawnOptions } from './types.js';
@@ -416,6 +416,9 @@ export class KeelNode implements Node {
     // a remote monitor is the router's; the flush of a Down already queued is death watch's either way
     const remote = this.#remote !== undefined && this.#remote.demonitor(p, ref);
     const local = this.#deaths.demonitor(p, ref, flush);
+    // a managed monitor its owner ended with a plain ctx.demonitor: its ledger entry goes too
+    const a = ref.attachment;
+    if (a !== undefined && (remote || local) && a instanceof RemoteMonitorWatch) a.demonitored();
     return remote || local;
   }
 

@@ -269,6 +269,17 @@ export interface Ref {
   readonly id: number;
 }
 
+/**
+ * @internal What a service attaches to the ref of a monitor (the monitor manager's ledger entry). Of another
+ * node's process, it is told once when the monitor ends by its `Down`: the process died, or its node
+ * went out of reach. Of any process, it is told when its owner ends it with a plain `ctx.demonitor`
+ * (the manager's own demonitor detaches it first: whoever demonitors through it knows).
+ */
+export abstract class RemoteMonitorWatch {
+  abstract remoteMonitorEnded(): void;
+  abstract demonitored(): void;
+}
+
 /** @internal */
 export class RefImpl {
   declare readonly [refBrand]: true;

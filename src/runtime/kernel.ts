@@ -15,7 +15,7 @@ import type { ExitReason } from './messages.js';
 import type { NameTable } from './NameRegistry.js';
 import { Delivery } from './internal/Mailbox.js';
 import { KeelNode, type KernelInternals } from './Node.js';
-import type { Pid, RefImpl, Target, TimerRef } from './Pid.js';
+import { type Pid, type RefImpl, RemoteMonitorWatch, type Target, type TimerRef } from './Pid.js';
 import type { GroupTable } from './ProcessGroups.js';
 import type { RemoteRouter } from './remote.js';
 import type { TelemetryBus } from '../telemetry/Telemetry.js';
@@ -190,14 +190,7 @@ export function inTurn(p: Proc): boolean {
   return (p.flags & F_RUNNING) !== 0;
 }
 
-/**
- * What a service attaches to the ref of a monitor of another node's process (the monitor manager's
- * ledger entry), told once when the monitor ends by its `Down`: the process died, or its node went
- * out of reach. A demonitor does not tell it (whoever demonitors knows).
- */
-export abstract class RemoteMonitorWatch {
-  abstract remoteMonitorEnded(): void;
-}
+export { RemoteMonitorWatch };
 
 /** Called by the router that carries remote monitors when one ends by its `Down`, before the `Down` is queued. */
 export function remoteMonitorEnded(ref: RefImpl): void {

@@ -31,7 +31,7 @@ function fakeProc(): FakeProc {
 function ledger(): {
   ledger: MonitorLedger;
   watched: [FakeProc, Bucket][];
-  cleaned: [string[], 'owner' | 'target'][];
+  cleaned: [string[], 'owner' | 'target' | 'demonitor'][];
   alive: Set<PidImpl>;
   proc: () => Proc & FakeProc;
   ref: () => RefImpl;
@@ -40,7 +40,7 @@ function ledger(): {
 } {
   const watched: [FakeProc, Bucket][] = [];
   const watching = new Map<FakeProc, Bucket[]>();
-  const cleaned: [string[], 'owner' | 'target'][] = [];
+  const cleaned: [string[], 'owner' | 'target' | 'demonitor'][] = [];
   const alive = new Set<PidImpl>();
   const node = {
     watchExit: (p: FakeProc, b: Bucket) => {

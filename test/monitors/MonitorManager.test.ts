@@ -249,6 +249,24 @@ describe('monitors.demonitor', () => {
     expect(p.messages.filter(isDown)).toEqual([]);
   });
 
+  it('forgets the entry of a managed monitor its owner ends with ctx.demonitor: no stale entry, no leak report of a monitor that is gone', async () => {
+    const { node, clock } = leakNode();
+    const p = probe(node);
+    const other = probe(node);
+    const target = idler(node);
+    const events = captureEvents(node, ['keel.monitor_manager.monitor_cleaned', 'keel.monitor_manager.leaks_detected']);
+    const ref = refOf(node.monitors.monitor(p.ctx, target, { tag: 'raw-demonitor' }));
+    expect(other.ctx.demonitor(ref)).toBe(false); // not its monitor: the entry stays
+    expect(listOf(node).map((e) => e.ref)).toEqual([ref]);
+    expect(p.ctx.demonitor(ref, { flush: true })).toBe(true);
+    expect(listOf(node)).toEqual([]);
+    expect(statsOf(node)).toEqual({ created: 1, cleaned: 1, active: 0, leaked: 0 });
+    expect(node.monitors.demonitor(p.ctx, ref)).toBe('not_found');
+    await clock.advance(1000);
+    expect(named(events.events, 'monitor_cleaned').map((e) => e.metadata)).toEqual([{ ref, tag: 'raw-demonitor', automatic: false }]);
+    expect(named(events.events, 'leaks_detected')).toEqual([]);
+  });
+
   it("answers 'not_owner' for another process's ref and leaves the monitor in place", async () => {
     const node = track();
     const p = probe(node);
