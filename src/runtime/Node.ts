@@ -3,7 +3,7 @@ import { TelemetryBus } from '../telemetry/Telemetry.js';
 import { type Clock, isAttachable, kAttachNode, monotonicClock } from './Clock.js';
 import { IdSequence } from './IdSequence.js';
 import { Cause, DeathWatch } from './internal/DeathWatch.js';
-import type { EnvelopeListener } from './internal/Envelope.js';
+import type { Envelope, EnvelopeListener } from './internal/Envelope.js';
 import { Lifecycle, validateDelay } from './internal/Lifecycle.js';
 import { Delivery, Mailboxes } from './internal/Mailbox.js';
 import { NextTurn } from './internal/NextTurn.js';
@@ -296,6 +296,21 @@ export class KeelNode implements Node {
   disownEnvelope(to: Pid, id: string, listener: EnvelopeListener): void {
     const p = this.resolve(to);
     if (p !== undefined) this.#mail.disownInflight(p, id, listener);
+  }
+
+  /** @internal */
+  holdInflight(p: Proc): unknown {
+    return this.#mail.holdInflight(p);
+  }
+
+  /** @internal */
+  reopenHeld(p: Proc, held: unknown): void {
+    this.#mail.reopenHeld(p, held as Envelope);
+  }
+
+  /** @internal */
+  settleInflight(p: Proc): void {
+    this.#mail.settleInflight(p, 'handled');
   }
 
   /** @internal True when `p` is alive and its mailbox has room for `n` more messages without refusing or evicting any. */

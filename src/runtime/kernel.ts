@@ -79,6 +79,12 @@ export interface Kernel extends ProcHost {
   withdrawEnvelope(to: Pid, id: string, listener?: EnvelopeListener): boolean;
   /** Lets go of the envelope `id` of `listener` that `to` is handling: its handler goes on, and how it ends is told to no one. */
   disownEnvelope(to: Pid, id: string, listener: EnvelopeListener): void;
+  /** Sets aside the envelope `p` is handling (a suspended server holds it): its handler's return does not settle it. */
+  holdInflight(p: Proc): unknown;
+  /** Hands back an envelope {@link holdInflight} set aside: in flight again, until {@link settleInflight}. */
+  reopenHeld(p: Proc, held: unknown): void;
+  /** Settles the envelope `p` is handling as handled (a held message handled at last). */
+  settleInflight(p: Proc): void;
   /** True when `p` is alive and its mailbox takes `n` more messages without refusing or evicting any. */
   canAccept(p: Proc, n: number): boolean;
   /** A fresh message id, `<node>-<creation>-<seq>`. */

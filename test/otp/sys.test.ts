@@ -1,6 +1,6 @@
 /* eslint-disable keel/no-unmanaged-monitor -- tests observe exits by a monitor's Down, the way STYLE.md 10 asks tests to wait */
 import { describe, expect, it } from 'vitest';
-import { type CallProtocol, GenServer, type GenServerSpec, StateMachine, Sys } from '../../src/index.js';
+import { type CallProtocol, GenServer, type GenServerSpec, sendSupervised, StateMachine, Sys } from '../../src/index.js';
 import { probe } from '../../src/testing/index.js';
 import { clockedNode, deferred, expectKeelError, failure, receiveDown, revokedProxy, spawnWithContext, useNodes, watch } from '../support.js';
 
@@ -125,6 +125,28 @@ describe('Sys on a GenServer', () => {
     await node.idle();
     expectKeelError(held.error, 'ERR_CALL_EXIT', 'queued');
     expect((held.error as { stage: string }).stage).toBe('queued');
+  });
+
+  it("acknowledges a supervised message at 'handled' only once it is handled after resume; one held when the server dies is process_down, not handled", async () => {
+    const { node } = clockedNode(track);
+    const pid = await GenServer.start(node, logger());
+    await Sys.suspend(node, pid);
+    const sent = sendSupervised(node, pid, 'held', { ack: 'handled', onError: 'ignore' });
+    const held = watch(sent);
+    await Sys.getState(node, pid); // the message came before this call, and was held
+    await node.idle();
+    expect(held.status).toBe('pending');
+    await Sys.resume(node, pid);
+    expect(await sent).toMatchObject({ ok: true, attempts: 1 });
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['info:held']);
+    await Sys.suspend(node, pid);
+    const sentLost = sendSupervised(node, pid, 'lost', { ack: 'handled', onError: 'ignore' });
+    const lost = watch(sentLost);
+    await Sys.getState(node, pid);
+    await node.idle();
+    expect(lost.status).toBe('pending');
+    node.exit(pid, 'kill');
+    expect(await sentLost).toMatchObject({ ok: false, reason: 'process_down', attempts: 1 });
   });
 
   it('obeys a stop while suspended', async () => {

@@ -93,8 +93,21 @@ export function holdWhileSuspended(host: SysHost, msg: unknown, isStop: boolean)
   } catch {
     // an unreadable message (a revoked proxy) is held like any other
   }
-  host.suspended!.push(msg);
+  // a supervised message is not acknowledged 'handled' while it waits: it is when handled on resume,
+  // and is 'down' if the server dies first
+  const env = kernelOfProcess(host.ctx).holdInflight(host.ctx);
+  host.suspended!.push(env === undefined ? msg : new HeldEnvelope(msg, env));
   return true;
+}
+
+/** A held supervised message: the message, and its envelope (set aside until it is handled). */
+class HeldEnvelope {
+  readonly msg: unknown;
+  readonly env: unknown;
+  constructor(msg: unknown, env: unknown) {
+    this.msg = msg;
+    this.env = env;
+  }
 }
 
 /** `value`, unless it is a thenable: then `ERR_INVALID_ARGUMENT` (a rejected promise taken first, never an unhandled rejection). */
@@ -187,6 +200,23 @@ function replay(host: SysHost, held: unknown[], from: number): void | Promise<vo
     }
     const m = held[i];
     if (isInstance(m, PendingCall)) m.taken();
+    if (isInstance(m, HeldEnvelope)) {
+      const node = kernelOfProcess(host.ctx);
+      node.reopenHeld(host.ctx, m.env);
+      const r = host.handle(m.msg);
+      // settled as the scheduler settles a handled message (a crash settled it at the death)
+      const settle = (): void => {
+        if (!isDead(host.ctx)) node.settleInflight(host.ctx);
+      };
+      if (r !== undefined && typeof (r as Promise<void>).then === 'function') {
+        return r.then(() => {
+          settle();
+          return replay(host, held, i + 1);
+        });
+      }
+      settle();
+      continue;
+    }
     const r = host.handle(m);
     if (r !== undefined && typeof (r as Promise<void>).then === 'function') return r.then(() => replay(host, held, i + 1));
   }

@@ -99,6 +99,7 @@ export class DeathWatch {
     // keep the reason for a ctx.signal first read later; the common reasons need no extras
     const x = p.x !== undefined ? p.x : reason === 'normal' ? undefined : reason === 'shutdown' ? ((p.flags |= F_SHUTDOWN), undefined) : reason === 'killed' ? ((p.flags |= F_KILLED), undefined) : p.ext();
     let inflight: Envelope | undefined;
+    let held: Set<Envelope> | undefined;
     let hooks: Set<(reason: ExitReason) => void> | undefined;
     let report: ExitReport | undefined;
     let watchers: ExitWatcher[] | undefined;
@@ -107,6 +108,8 @@ export class DeathWatch {
       x.reason = reason;
       inflight = x.inflight;
       x.inflight = undefined;
+      held = x.held;
+      x.held = undefined;
       hooks = x.exitHooks;
       x.exitHooks = undefined;
       report = x.exitReport;
@@ -163,6 +166,7 @@ export class DeathWatch {
       else this.#mail.settleEnvelope(inflight, 'crashed', reason);
     }
     if (queued !== undefined) for (const env of queued) this.#mail.settleEnvelope(env, 'down', reason);
+    if (held !== undefined) for (const env of held) this.#mail.settleEnvelope(env, 'down', reason); // held by a suspended server, never handled
     if (left > 0) this.#droppedWith(p, left, queued, reason);
     if (x?.abort !== undefined && !x.abort.signal.aborted) x.abort.abort(reason);
     if (watchers !== undefined) this.#tellWatchers(p, watchers, reason);

@@ -228,6 +228,27 @@ export class Mailboxes {
   disownInflight(p: Proc, id: string, listener: EnvelopeListener): void {
     const env = p.x?.inflight;
     if (env !== undefined && env.id === id && env.listener === listener) env.listener = undefined;
+    const held = p.x?.held;
+    if (held !== undefined) for (const h of held) if (h.id === id && h.listener === listener) h.listener = undefined;
+  }
+
+  /**
+   * The envelope `p` is handling, set aside: the handler's return does not settle it (a suspended
+   * server holds the message). Settled when {@link reopenHeld} hands it back, or `down` at `p`'s death.
+   */
+  holdInflight(p: Proc): Envelope | undefined {
+    const x = p.x;
+    const env = x?.inflight;
+    if (env === undefined) return undefined;
+    x!.inflight = undefined;
+    (x!.held ??= new Set()).add(env);
+    return env;
+  }
+
+  /** A held envelope handled at last: in flight again (`ctx.messageId`), settled as a handled message is. */
+  reopenHeld(p: Proc, env: Envelope): void {
+    p.x?.held?.delete(env);
+    p.ext().inflight = env;
   }
 
   /** A supervised message is being handled: its id is `ctx.messageId` until it is settled. */

@@ -99,6 +99,8 @@ export class ProcExtras {
   declare overflow: MailboxOptions['overflow'];
   /** The supervised message being handled (its id is `ctx.messageId`). */
   declare inflight: Envelope | undefined;
+  /** Supervised messages a suspended server holds (`Sys.suspend`): settled when handled, or `down` at its death. */
+  declare held: Set<Envelope> | undefined;
   declare exitHooks: Set<(reason: ExitReason) => void> | undefined;
   /** Told once, after the death hooks, when the process exits: a behaviour's lifecycle report (`keel.gen_server.terminate`). */
   declare exitReport: ExitReport | undefined;
@@ -118,6 +120,7 @@ export class ProcExtras {
     this.capacity = Infinity;
     this.overflow = 'reject';
     this.inflight = undefined;
+    this.held = undefined;
     this.exitHooks = undefined;
     this.exitReport = undefined;
     this.monitorBucket = undefined;
