@@ -25,11 +25,14 @@ export async function withMonitor<T>(
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ tag? }', options);
   // a misspelt key, or options that cannot be read (a revoked proxy, a getter that throws)
   checkKeys(options, ['tag'], 'options');
+  const tag = options.tag;
+  // checked here, not only by the manager: with the services off (a plain monitor) it is refused the same
+  if (tag !== undefined && typeof tag !== 'string') throw new InvalidArgumentError('options.tag', 'a string', tag);
   const node = kernelOfProcess(ctx);
   const t = node.lookupTarget(target);
   if (t === undefined) throw new NoProcError(targetText(target), 'cannot monitor a process that is not alive');
   const monitors = node.monitors;
-  const tagged = options.tag === undefined ? {} : { tag: options.tag };
+  const tagged = tag === undefined ? {} : { tag };
   // the target is alive (checked above, in the same synchronous step): a managed monitor is a ledger
   // entry; with the services off, a plain runtime monitor does the same job
   const managed = monitors.available;

@@ -250,6 +250,20 @@ describe('withMonitor', () => {
       expect(node.info(owner.pid)?.monitors).toEqual([]);
     });
 
+    it('refuses a tag that is not a string as it does with the services on, without calling fn', async () => {
+      for (const services of [undefined, false] as const) {
+        const node = track(services === false ? { services } : {});
+        const p = probe(node);
+        const owner = await runner(node, p);
+        const target = idler(node);
+        let called = false;
+        const outcome = await owner.run(target, () => (called = true), { tag: 42 as never });
+        expectKeelError((outcome as { failed: unknown }).failed, 'ERR_INVALID_ARGUMENT', 'options.tag');
+        expect(called).toBe(false);
+        expect(node.info(owner.pid)?.monitors).toEqual([]);
+      }
+    });
+
     it('demonitors when fn throws and rejects with ERR_NOPROC for a dead target', async () => {
       const node = track({ services: false });
       const p = probe(node);
