@@ -894,6 +894,18 @@ describe('managed monitors of processes of another node', () => {
     expect(watcher.messages.filter(isDown).map((d) => d.ref)).toEqual([plainRef]);
   });
 
+  it('forgets a managed remote monitor its owner ends with a plain ctx.demonitor', async () => {
+    const { a, b } = await pair();
+    const watcher = probe(a);
+    const target = b.spawn(() => () => undefined);
+    const ref = a.monitors.monitor(watcher.ctx, target);
+    expect(a.monitors.stats()).toEqual({ created: 1, cleaned: 0, active: 1, leaked: 0 });
+    expect(watcher.ctx.demonitor(ref)).toBe(true);
+    expect(a.monitors.list()).toEqual([]);
+    expect(a.monitors.stats()).toEqual({ created: 1, cleaned: 1, active: 0, leaked: 0 });
+    expect(a.monitors.demonitor(watcher.ctx, ref)).toBe('not_found');
+  });
+
   it('counts many monitors of one remote process by one owner as duplicates, and cleans them all when the owner dies', async () => {
     const { a, b } = await pair();
     const target = b.spawn(() => () => undefined);
