@@ -149,6 +149,18 @@ describe('Sys on a GenServer', () => {
     expect(await sentLost).toMatchObject({ ok: false, reason: 'process_down', attempts: 1 });
   });
 
+  it("times out a supervised 'handled' send held past its timeout; handled on resume, it is told to no one", async () => {
+    const { node, clock } = clockedNode(track);
+    const pid = await GenServer.start(node, logger());
+    await Sys.suspend(node, pid);
+    const sent = sendSupervised(node, pid, 'late', { ack: 'handled', timeout: 100, onError: 'ignore' });
+    await Sys.getState(node, pid);
+    await clock.advance(100);
+    expect(await sent).toMatchObject({ ok: false, reason: 'timeout', attempts: 1 });
+    await Sys.resume(node, pid);
+    expect(await GenServer.call(node, pid, 'get')).toEqual(['info:late']);
+  });
+
   it('obeys a stop while suspended', async () => {
     const { node } = clockedNode(track);
     const stopped: unknown[] = [];
