@@ -106,13 +106,18 @@ export function validateSignal(value: unknown): asserts value is Signal {
     throw new InvalidSignalError('signal', `a CloudEvents 1.0 object whose attributes can be read (reading one threw ${thrownText(e)})`, value);
   }
   // a frozen signal of data properties cannot change: it need not be checked again (a getter may
-  // answer something else at each read, frozen or not)
+  // answer something else at each read, frozen or not); one with a null attribute is not a Signal
+  // as it is (the router routes a copy without it)
   if (Object.isFrozen(value) && dataOnly(value)) known.add(value);
 }
 
+/** True when every own property is a data property, and none but `data` is null (unset). */
 function dataOnly(value: object): boolean {
   const descriptors = Object.getOwnPropertyDescriptors(value);
-  for (const key of Object.keys(descriptors)) if (!('value' in descriptors[key]!)) return false;
+  for (const key of Object.keys(descriptors)) {
+    const d = descriptors[key]!;
+    if (!('value' in d) || (d.value === null && key !== 'data')) return false;
+  }
   return true;
 }
 
@@ -129,11 +134,17 @@ export function stableSignal(value: unknown): Signal | undefined {
   const copy: Record<string, unknown> = {};
   try {
     const s = value as Record<string, unknown>;
+    // an attribute that is null is unset (CloudEvents JSON format §2.2): left out of the copy; data
+    // may be null (a null payload)
     for (const key of KNOWN) {
       const v = s[key];
-      if (v !== undefined || (key === 'data' && key in s)) copy[key] = v;
+      if (key === 'data' ? key in s : v !== undefined && v !== null) copy[key] = v;
     }
-    for (const key of Object.keys(s)) if (!KNOWN.has(key)) copy[key] = s[key];
+    for (const key of Object.keys(s)) {
+      if (KNOWN.has(key)) continue;
+      const v = s[key];
+      if (v !== null) copy[key] = v;
+    }
     validateAttributes(copy);
   } catch {
     return undefined;
@@ -143,21 +154,23 @@ export function stableSignal(value: unknown): Signal | undefined {
   return copy as unknown as Signal;
 }
 
+/** CloudEvents JSON format §2.2: an attribute that is null is unset (the attributes Keel requires stay required). */
 function validateAttributes(s: Record<string, unknown>): void {
   if (s.specversion !== '1.0') throw new InvalidSignalError('specversion', "'1.0'", s.specversion);
   if (!nonEmpty(s.id)) throw new InvalidSignalError('id', 'a non-empty string', s.id);
   if (!nonEmpty(s.source)) throw new InvalidSignalError('source', 'a non-empty string (a URI-reference)', s.source);
   checkType(s.type);
   if (typeof s.time !== 'string' || !isRfc3339(s.time)) throw new InvalidSignalError('time', "an RFC 3339 timestamp ('2024-05-01T12:00:00Z')", s.time);
-  if (s.subject !== undefined && !nonEmpty(s.subject)) throw new InvalidSignalError('subject', 'a non-empty string when present', s.subject);
-  if (s.datacontenttype !== undefined && !nonEmpty(s.datacontenttype)) {
+  if (s.subject != null && !nonEmpty(s.subject)) throw new InvalidSignalError('subject', 'a non-empty string when present', s.subject);
+  if (s.datacontenttype != null && !nonEmpty(s.datacontenttype)) {
     throw new InvalidSignalError('datacontenttype', "a non-empty media type when present ('application/json')", s.datacontenttype);
   }
-  if (s.dataschema !== undefined && !nonEmpty(s.dataschema)) throw new InvalidSignalError('dataschema', 'a non-empty URI when present', s.dataschema);
+  if (s.dataschema != null && !nonEmpty(s.dataschema)) throw new InvalidSignalError('dataschema', 'a non-empty URI when present', s.dataschema);
   for (const key of Object.keys(s)) {
     if (KNOWN.has(key)) continue;
     if (!EXTENSION_NAME.test(key)) throw new InvalidSignalError(key, 'an extension attribute named with lower-case letters and digits only', key);
     const v = s[key];
+    if (v === null) continue;
     if (!(typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isSafeInteger(v)))) {
       throw new InvalidSignalError(key, 'a string, boolean or integer (an extension attribute value)', v);
     }
@@ -228,9 +241,10 @@ function makeSignal<D>(input: SignalInput<D>): Signal<D> {
     type: input.type,
     time: toTime(input.time),
   };
-  if (input.subject !== undefined) signal.subject = input.subject;
-  if (input.datacontenttype !== undefined) signal.datacontenttype = input.datacontenttype;
-  if (input.dataschema !== undefined) signal.dataschema = input.dataschema;
+  // null is unset, as in the JSON format: left out
+  if (input.subject != null) signal.subject = input.subject;
+  if (input.datacontenttype != null) signal.datacontenttype = input.datacontenttype;
+  if (input.dataschema != null) signal.dataschema = input.dataschema;
   if ('data' in input) signal.data = input.data as D;
   validateSignal(signal);
   Object.freeze(signal);

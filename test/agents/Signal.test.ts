@@ -168,3 +168,30 @@ describe('a signal, or the input of one, that cannot be read', () => {
     expect(createSignal({ type: 'a.b', source: '/s' }).type).toBe('a.b');
   });
 });
+
+describe('the CloudEvents JSON format (json-format.md 1.0.2)', () => {
+  // §2.2: "When decoding attributes and a null value is encountered, it MUST be treated as the
+  // equivalent of unset or omitted"; the spec's own example events carry `"subject": null` and
+  // `"unsetextension": null`
+  const specExample = '{"specversion":"1.0","type":"com.example.someevent","source":"/mycontext","subject":null,"id":"C234-1234-1234","time":"2018-04-05T17:31:00Z","comexampleextension1":"value","comexampleothervalue":5,"unsetextension":null,"datacontenttype":"application/json","data":{"appinfoA":"abc"}}';
+
+  it('an optional attribute given as null is unset: the spec’s example event validates, null data is kept', () => {
+    const parsed = JSON.parse(specExample) as unknown;
+    expect(() => validateSignal(parsed)).not.toThrow();
+    expect(isSignal(parsed)).toBe(true);
+    for (const attribute of ['subject', 'datacontenttype', 'dataschema', 'someext']) {
+      expect(isSignal({ ...valid(), [attribute]: null }), attribute).toBe(true);
+    }
+    expect(isSignal({ ...valid(), data: null })).toBe(true);
+    // the attributes Keel requires stay required when null
+    for (const attribute of ['specversion', 'id', 'source', 'type', 'time']) {
+      expect(badAttribute(() => validateSignal({ ...valid(), [attribute]: null }))).toBe(attribute);
+    }
+  });
+
+  it('createSignal leaves out an optional attribute given as null', () => {
+    const s = createSignal({ type: 'a.b', source: '/s', id: 'x', time: 0, subject: null as never, datacontenttype: null as never, dataschema: null as never, data: null });
+    expect(Object.keys(s)).toEqual(['specversion', 'id', 'source', 'type', 'time', 'data']);
+    expect(s.data).toBe(null);
+  });
+});

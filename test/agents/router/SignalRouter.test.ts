@@ -292,6 +292,22 @@ describe('SignalRouter.publish', () => {
     expect(s.got).toEqual([event]);
   });
 
+  it('delivers a CloudEvents JSON event without its null attributes (unset, json-format §2.2), a frozen one too', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const s = sink(node);
+    await router.subscribe('a.b', s.pid);
+    const json = '{"specversion":"1.0","id":"j-1","source":"/x","type":"a.b","time":"2024-05-01T00:00:00Z","subject":null,"unsetextension":null,"data":null}';
+    expect(router.publish(JSON.parse(json))).toEqual({ ok: true, id: 'j-1' });
+    expect(router.publish(Object.freeze(JSON.parse(json)))).toEqual({ ok: true, id: 'j-1' });
+    await node.idle();
+    expect(s.got.map((g) => Object.keys(g))).toEqual([
+      ['specversion', 'id', 'source', 'type', 'time', 'data'],
+      ['specversion', 'id', 'source', 'type', 'time', 'data'],
+    ]);
+    expect(s.got.map((g) => [g.data, Object.isFrozen(g)])).toEqual([[null, true], [null, true]]);
+  });
+
   it("answers { ok: false, reason: 'noproc' } when the router is not running", async () => {
     const { node } = clockedNode(track);
     const owner = probe(node);
