@@ -86,7 +86,7 @@ function checkType(type: unknown): void {
  * Checks that `value` is a well-formed signal (CloudEvents 1.0 in its JSON shape, Keel's profile);
  * throws `InvalidSignalError` (`ERR_INVALID_SIGNAL`) whose `attribute` names the first attribute
  * that is wrong. Extension attributes must have lower-case alphanumeric names and string, boolean
- * or integer values.
+ * or (32-bit signed) integer values.
  *
  * @example
  * ```ts
@@ -171,8 +171,9 @@ function validateAttributes(s: Record<string, unknown>): void {
     if (!EXTENSION_NAME.test(key)) throw new InvalidSignalError(key, 'an extension attribute named with lower-case letters and digits only', key);
     const v = s[key];
     if (v === null) continue;
-    if (!(typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isSafeInteger(v)))) {
-      throw new InvalidSignalError(key, 'a string, boolean or integer (an extension attribute value)', v);
+    // CloudEvents' Integer is 32-bit signed: -2,147,483,648 to 2,147,483,647
+    if (!(typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isInteger(v) && v >= -2147483648 && v <= 2147483647))) {
+      throw new InvalidSignalError(key, 'a string, boolean or integer from -2147483648 to 2147483647 (an extension attribute value)', v);
     }
   }
 }

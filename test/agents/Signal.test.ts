@@ -195,3 +195,14 @@ describe('the CloudEvents JSON format (json-format.md 1.0.2)', () => {
     expect(s.data).toBe(null);
   });
 });
+
+describe('an integer extension attribute', () => {
+  // CloudEvents 1.0.2 type system: "Integer - A whole number in the range -2,147,483,648 to
+  // +2,147,483,647 inclusive"
+  it('is a 32-bit signed integer: the ends of the range are accepted, one beyond them refused naming it', () => {
+    for (const n of [2 ** 31 - 1, -(2 ** 31), 0]) expect(isSignal({ ...valid(), count: n }), String(n)).toBe(true);
+    for (const n of [2 ** 31, -(2 ** 31) - 1, Number.MAX_SAFE_INTEGER]) {
+      expectKeelError(thrown(() => validateSignal({ ...valid(), count: n })), 'ERR_INVALID_SIGNAL', '`count`', 'integer');
+    }
+  });
+});
