@@ -26,6 +26,8 @@ export interface Signal<D = unknown> {
   /** A URI of the schema `data` adheres to. */
   readonly dataschema?: string;
   readonly data?: D;
+  /** Binary data, base64 (the JSON format's member for it); never together with `data`. */
+  readonly data_base64?: string;
 }
 
 /** What `createSignal` takes: `type` and `source`, and optionally the rest. */
@@ -43,9 +45,11 @@ export interface SignalInput<D = unknown> {
 }
 
 /** The CloudEvents attributes Keel knows; any other own property is an extension attribute. */
-const KNOWN = new Set(['specversion', 'id', 'source', 'type', 'time', 'subject', 'datacontenttype', 'dataschema', 'data']);
+const KNOWN = new Set(['specversion', 'id', 'source', 'type', 'time', 'subject', 'datacontenttype', 'dataschema', 'data', 'data_base64']);
 /** CloudEvents 1.0: attribute names are lower-case ASCII letters and digits. */
 const EXTENSION_NAME = /^[a-z0-9]+$/;
+/** RFC 4648 base64, padded (the JSON format's `data_base64`). */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 /** RFC 3339 `date-time` (the `T` and `Z` may be lower case; fractions of any length). */
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:[Zz]|([+-])(\d{2}):(\d{2}))$/;
 
@@ -166,6 +170,11 @@ function validateAttributes(s: Record<string, unknown>): void {
     throw new InvalidSignalError('datacontenttype', "a non-empty media type when present ('application/json')", s.datacontenttype);
   }
   if (s.dataschema != null && !nonEmpty(s.dataschema)) throw new InvalidSignalError('dataschema', 'a non-empty URI when present', s.dataschema);
+  if (s.data_base64 != null) {
+    // binary data in the JSON format: base64, and the data and data_base64 members are mutually exclusive
+    if (typeof s.data_base64 !== 'string' || !BASE64.test(s.data_base64)) throw new InvalidSignalError('data_base64', 'a base64 string (binary data) when present', s.data_base64);
+    if (s.data !== undefined) throw new InvalidSignalError('data_base64', 'absent when data is present (data and data_base64 are mutually exclusive)', s.data_base64);
+  }
   for (const key of Object.keys(s)) {
     if (KNOWN.has(key)) continue;
     if (!EXTENSION_NAME.test(key)) throw new InvalidSignalError(key, 'an extension attribute named with lower-case letters and digits only', key);

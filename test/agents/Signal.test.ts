@@ -206,3 +206,16 @@ describe('an integer extension attribute', () => {
     }
   });
 });
+
+describe('binary data (data_base64, json-format.md 1.0.2 §3.1)', () => {
+  // the spec's example event with Binary-valued data
+  const binary = '{"specversion":"1.0","type":"com.example.someevent","source":"/mycontext","id":"A234-1234-1234","time":"2018-04-05T17:31:00Z","comexampleextension1":"value","comexampleothervalue":5,"datacontenttype":"application/vnd.apache.thrift.binary","data_base64":"AAECAw=="}';
+
+  it('an event with data_base64 validates; one with both data and data_base64, or data_base64 not base64, is refused naming it', () => {
+    expect(isSignal(JSON.parse(binary))).toBe(true);
+    expect(isSignal({ ...valid(), data_base64: '' })).toBe(true);
+    for (const bad of [{ data_base64: 'AAECAw==', data: null }, { data_base64: 'AAECAw==', data: { a: 1 } }, { data_base64: 'not base64!' }, { data_base64: 'AAE' }, { data_base64: 7 }]) {
+      expect(badAttribute(() => validateSignal({ ...valid(), ...bad })), JSON.stringify(bad)).toBe('data_base64');
+    }
+  });
+});

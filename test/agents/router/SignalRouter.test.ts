@@ -308,6 +308,17 @@ describe('SignalRouter.publish', () => {
     expect(s.got.map((g) => [g.data, Object.isFrozen(g)])).toEqual([[null, true], [null, true]]);
   });
 
+  it('delivers a CloudEvents JSON event with binary data (data_base64) as it was published', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node);
+    const s = sink(node);
+    await router.subscribe('a.b', s.pid);
+    const event = { specversion: '1.0' as const, id: 'b-1', source: '/x', type: 'a.b', time: '2024-05-01T00:00:00Z', datacontenttype: 'application/octet-stream', data_base64: 'AAECAw==' };
+    expect(router.publish({ ...event })).toEqual({ ok: true, id: 'b-1' });
+    await node.idle();
+    expect(s.got).toEqual([event]);
+  });
+
   it("answers { ok: false, reason: 'noproc' } when the router is not running", async () => {
     const { node } = clockedNode(track);
     const owner = probe(node);
