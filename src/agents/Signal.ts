@@ -146,6 +146,9 @@ export function stableSignal(value: unknown): Signal | undefined {
     }
     for (const key of Object.keys(s)) {
       if (KNOWN.has(key)) continue;
+      // a name validateSignal refuses is refused before it is written: `__proto__` (an own member of
+      // a parsed JSON object) would set the copy's prototype, not copy a member
+      if (!EXTENSION_NAME.test(key)) return undefined;
       const v = s[key];
       if (v !== null) copy[key] = v;
     }

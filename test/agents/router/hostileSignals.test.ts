@@ -101,4 +101,20 @@ describe('a signal whose attributes are getters', () => {
     expect(node.isAlive(pid)).toBe(true);
     expect(unexpected).toEqual([pid, pid]);
   });
+
+  it('a publish cast straight to the router whose signal has a __proto__ member (as JSON.parse makes it) is not routed: validateSignal refuses it, and its prototype never reaches a subscriber', async () => {
+    const node = track();
+    const router = await startRouter(node);
+    const s = sink(node);
+    expect(await router.subscribe('a.b', s.pid)).toBe('ok');
+    const parsed = JSON.parse('{"specversion":"1.0","id":"p-1","source":"/x","type":"a.b","time":"2024-05-01T00:00:00Z","__proto__":{"subject":"hidden"}}') as unknown;
+    expect(isSignal(parsed)).toBe(false);
+    const unexpected: unknown[] = [];
+    node.telemetry.attach('unexpected', ['keel.gen_server.unexpected_message'], (_e, _m, meta) => unexpected.push(meta.pid));
+    GenServer.cast(node, router.pid, { type: 'publish', signal: parsed } as never);
+    await node.idle();
+    expect(s.got.map((g) => [Object.getPrototypeOf(g) === Object.prototype, g.subject])).toEqual([]);
+    expect(unexpected).toEqual([router.pid]);
+    expect((await router.stats()).published).toBe(0);
+  });
 });
