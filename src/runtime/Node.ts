@@ -9,6 +9,7 @@ import { Delivery, Mailboxes } from './internal/Mailbox.js';
 import { NextTurn } from './internal/NextTurn.js';
 import { defaultNodeName, freshCreation, nodeSettings, releaseCreation, spawnSettings } from './internal/options.js';
 import { EXIT_SENTINEL, type ExitWatcher, F_BOUNDED, F_BUSY, F_DEAD, F_FRESH, F_INIT, F_LONG, F_RUNNING, F_TOP, F_TRAP, type NextTurnWatcher, Proc, TimerRefImpl } from './internal/Proc.js';
+import { ProcessTimers } from './internal/ProcessTimers.js';
 import { ProcTable } from './internal/ProcTable.js';
 import { Scheduler } from './internal/Scheduler.js';
 import { TimerEntry, TimerHeap, timerFaultText } from './internal/TimerHeap.js';
@@ -66,6 +67,7 @@ export class KeelNode implements Node {
   readonly #procs = new ProcTable();
   readonly #startedAt: number;
   readonly #timers: TimerHeap;
+  readonly #procTimers: ProcessTimers;
   readonly #mail: Mailboxes;
   readonly #sched: Scheduler;
   readonly #deaths: DeathWatch;
@@ -103,6 +105,7 @@ export class KeelNode implements Node {
     this.registry = new NameTable<Proc>((pid) => this.resolve(pid));
     this.groups = new GroupTable<Proc>((pid) => this.resolve(pid));
     this.#timers = new TimerHeap(s.clock, (error, source) => this.log('error', timerFaultText(source, this.name), error));
+    this.#procTimers = new ProcessTimers(this, this.#timers);
     this.#startedAt = this.#timers.now(); // uptime counts on the timers' time: a wall clock stepped neither stretches nor cuts it
     this.#messageIds = new IdSequence(`${this.name}-${this.creation}-`);
     this.#nextTurn = new NextTurn((e) => this.log('error', 'a deferred task threw', e));
@@ -467,41 +470,12 @@ export class KeelNode implements Node {
 
   /** @internal A process's timer: `message` to `to` after `ms`, cancelled when the process dies. */
   sendAfter(p: Proc, to: Target, message: unknown, ms: number, unref = false): TimerRef {
-    validateDelay(ms);
-    if (nameOf(to) === undefined) {
-      const pid = toPid(to); // read once now: the timer sends to what was checked
-      if (pid === undefined) throw new InvalidArgumentError('to', 'a Pid or a non-empty registered name', to);
-      to = pid;
-    } else {
-      checkTarget(to, 'to');
-    }
-    if ((p.flags & F_DEAD) !== 0) {
-      this.zombieCall(p, 'sendAfter');
-      return new TimerRefImpl(new TimerEntry(0, -1, noop, true)) as unknown as TimerRef; // inert: never scheduled
-    }
-    // to another node's process: encoded now (a snapshot, a typed error at the sendAfter), as a send is
-    const later = this.#remote !== undefined && nameOf(to) === undefined && (to as Pid).node !== this.name ? this.#remote.sendLater(p, to as Pid, message) : undefined;
-    const timers = (p.ext().timers ??= new Set());
-    const entry = this.#timers.schedule(
-      ms,
-      () => {
-        timers.delete(entry);
-        if (later !== undefined) later();
-        else this.deliver(p, to, message);
-      },
-      unref,
-    );
-    entry.owner = p;
-    timers.add(entry);
-    return new TimerRefImpl(entry) as unknown as TimerRef;
+    return this.#procTimers.sendAfter(p, to, message, ms, unref);
   }
 
   /** @internal */
   cancelTimer(t: TimerRefImpl): boolean {
-    const owner = t.entry.owner as Proc | undefined;
-    if (owner === undefined || owner.rt !== this || !this.#timers.cancel(t.entry)) return false;
-    owner.x?.timers?.delete(t.entry);
-    return true;
+    return this.#procTimers.cancel(t, this);
   }
 
   /** @internal A node timer on the node's clock, coalesced into one host timer; `unref` keeps it from holding the OS process open. */
@@ -709,5 +683,3 @@ export class KeelNode implements Node {
 export function createRuntimeNode(options?: NodeOptions, slots?: ServiceSlots): KeelNode {
   return new KeelNode(options, slots);
 }
-
-function noop(): void {}
