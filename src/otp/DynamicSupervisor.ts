@@ -173,7 +173,9 @@ const dynamicSpec: GenServerSpec<State, { request: Request; reply: unknown }, ne
     }
     if (message.from === 'node') return state;
     const child = state.children.get(message.from.id);
-    if (child === undefined) return state;
+    // the child's own pid object (startChild keeps the runtime's): a linked process of another node
+    // (or creation) that shares the id is not this child, and its exit restarts nothing
+    if (child === undefined || child.pid !== message.from) return state;
     state.children.delete(message.from.id);
     child.pid = undefined;
     child.proc = undefined;

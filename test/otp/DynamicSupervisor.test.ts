@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { DynamicSupervisor, GenServer, isDown, isExit, Pid, type Context, type DynamicChildSpec, type ExitReason, type Init, type Node } from '../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
 import { expectKeelError, failure, receiveDown, thrown, UNREADABLE, useNodes } from '../support.js';
+import { memoryPair } from '../cluster/support.js';
 
 const track = useNodes();
 
@@ -242,6 +243,39 @@ describe('restarts per restart type', () => {
     } else {
       expect(names).toEqual(['keel.supervisor.child_terminated']);
     }
+  });
+});
+
+describe('an exit from a linked process of another node', () => {
+  it('whose pid shares a child\'s id is not that child: nothing is restarted and the child stays the supervisor\'s', async () => {
+    const { a, b } = await memoryPair(track);
+    const sup = await DynamicSupervisor.start(a);
+    const starts = { n: 0 };
+    const child = await DynamicSupervisor.startChild(a, sup, spec(starts));
+    const watcher = probe(a);
+    watcher.ctx.trapExits();
+    // a process of b that links to the supervisor (and the watcher), then crashes
+    const linker: Init<string> = (ctx) => (m) => {
+      if (m === 'link') {
+        ctx.link(sup);
+        ctx.link(watcher);
+      }
+      if (m === 'go') throw new Error('twin failed');
+    };
+    let twin: Pid;
+    do twin = b.spawn(linker);
+    while (twin.id < child.id);
+    expect(twin.id).toBe(child.id);
+    b.send(twin, 'link');
+    await b.idle();
+    await a.idle();
+    const events = captureEvents(a, ['keel.supervisor.']);
+    b.send(twin, 'go');
+    expect(((await watcher.receive(isExit)) as { reason: Error }).reason.message).toBe('twin failed');
+    // the supervisor's exit signal came in the same frames as the watcher's: this call is handled after it
+    const rows = await DynamicSupervisor.whichChildren(a, sup);
+    expect({ starts: starts.n, pids: rows.map((r) => String(r.pid)), events: events.events.map((e) => e.event) }).toEqual({ starts: 1, pids: [String(child)], events: [] });
+    expect(await DynamicSupervisor.terminateChild(a, sup, child)).toBe('ok');
   });
 });
 
