@@ -18,6 +18,7 @@ import {
 } from '../../src/index.js';
 import { captureEvents, probe, TestClock, type CapturedEvent, type Probe } from '../../src/testing/index.js';
 import { deferred, expectKeelError, failure, receiveDown, seeded, thrown, useNodes } from '../support.js';
+import { memoryPair } from '../cluster/support.js';
 
 const track = useNodes();
 
@@ -1445,6 +1446,19 @@ describe("a child whose start returns the supervisor's own pid", () => {
     expectKeelError(e, 'ERR_START_FAILED', "child 'self'", "start returned the supervisor's own pid");
     await node.idle();
     expect(node.processes()).toEqual([]);
+  });
+});
+
+describe('a child whose start returns a pid of another node', () => {
+  it('fails the start with ERR_START_FAILED naming that node (a supervisor supervises processes of its own node), not as a child that exited', async () => {
+    const { a, b } = await memoryPair(track);
+    const remote = b.spawn(() => () => undefined);
+    const e = await failure(() => Supervisor.start(a, [{ id: 'far', start: () => remote }]));
+    expectKeelError(e, 'ERR_START_FAILED', "child 'far'", "start returned a pid of node 'b'");
+    const sup = await Supervisor.start(a, []);
+    const e2 = await failure(() => Supervisor.startChild(a, sup, { id: 'far', start: () => remote }));
+    expectKeelError(e2, 'ERR_START_FAILED', "child 'far'", "start returned a pid of node 'b'");
+    expect(b.isAlive(remote)).toBe(true); // not its child: left alone
   });
 });
 

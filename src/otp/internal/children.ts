@@ -199,7 +199,16 @@ export async function startChild(ctx: Context<any>, child: Child): Promise<Pid> 
   }
   const node = kernelOf(ctx.node);
   const proc = node.resolve(pid);
-  if (proc === undefined) throw new StartError(`child '${child.id}'`, 'noproc', 'it exited as it started');
+  if (proc === undefined) {
+    const remote = nodeOfRemote(pid, ctx.node.name);
+    if (remote !== undefined) {
+      // a live process, maybe, but not one this supervisor can stop or watch die (its stop and
+      // restart rules work on its own node's processes): not taken for a child that exited
+      const e = new InvalidArgumentError(`start of child '${child.id}'`, "a Pid of a process of the supervisor's node", pid);
+      throw new StartError(`child '${child.id}'`, e, `start returned a pid of node '${remote}'`);
+    }
+    throw new StartError(`child '${child.id}'`, 'noproc', 'it exited as it started');
+  }
   if (proc.self === ctx.self) {
     // its own child: stopping that child would be waiting for itself (for ever, with shutdown 'infinity')
     const e = new InvalidArgumentError(`start of child '${child.id}'`, "a Pid of a process other than the supervisor (start it with ctx.spawnLink, or a behaviour's startLink)", pid);
@@ -218,6 +227,16 @@ export async function startChild(ctx: Context<any>, child: Child): Promise<Pid> 
   child.proc = proc;
   child.status = 'running';
   return proc.self;
+}
+
+/** The node of `pid` when it is another node's, read once (a copy's getter that throws names none). */
+function nodeOfRemote(pid: Pid, local: string): string | undefined {
+  try {
+    const name: unknown = pid.node;
+    return typeof name === 'string' && name !== local ? name : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
