@@ -439,6 +439,37 @@ describe('restart intensity', () => {
     expect(named(events.events, 'shutdown').map((e) => e.metadata.reason)).toEqual(['max_restart_intensity']);
   });
 
+  it('one_for_all: a group restart whose start fails part way keeps the children started before it and retries from the failed one (docs/otp.md: OTP restarts the whole group again)', async () => {
+    const node = track();
+    const starts: string[] = [];
+    let bStarts = 0;
+    const flakyB: ChildSpec = {
+      id: 'b',
+      start: (ctx) => {
+        starts.push('b');
+        if (++bStarts === 2) throw new Error('b fails');
+        return ctx.spawnLink(worker('b'));
+      },
+    };
+    const sup = await Supervisor.start(node, [child('a', starts), flakyB, child('c', starts)], { strategy: 'one_for_all', maxRestarts: 5 });
+    const before = await pidsOf(node, sup);
+    starts.length = 0;
+    const events = supervisorEvents(node);
+    node.send(before.c!, 'crash');
+    await node.idle();
+    expect(starts).toEqual(['a', 'b', 'b', 'c']);
+    expect(summary(events.events)).toEqual([
+      ['child_terminated', 'b'],
+      ['child_terminated', 'a'],
+      ['child_restarted', 'a'],
+      ['child_restart_failed', 'b'],
+      ['child_restarted', 'b'],
+      ['child_restarted', 'c'],
+    ]);
+    const after = await pidsOf(node, sup);
+    for (const id of ['a', 'b', 'c']) expect(node.isAlive(after[id]!)).toBe(true);
+  });
+
   it('retries a failed restart until the start succeeds', async () => {
     const node = track();
     let attempts = 0;
