@@ -7,7 +7,8 @@ import { ManagedMonitors } from './MonitorManager.js';
 /**
  * Runs `fn` while `target` is monitored, and always demonitors (with flush) afterwards, also when
  * `fn` throws. `signal` aborts, with the target's exit reason, the moment the target dies, even while
- * the owner is busy inside `fn`. Rejects with `ERR_NOPROC` when the target is not alive.
+ * the owner is busy inside `fn`. Rejects with `ERR_NOPROC` when the target is not a live process of
+ * the caller's node (another node's pid included: monitor it with `node.monitors.monitor`).
  *
  * @example
  * ```ts
