@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import { InvalidArgumentError, toError } from '../../errors.js';
 import { markComponent } from '../../otp/internal/lifecycle.js';
 import { type GenServerSpec } from '../../otp/GenServer.js';
@@ -194,9 +195,17 @@ function poll(state: State, rec: Rec, timeout: number): void {
     if (node.isAlive(self)) node.send(self, new Polled(state.token, rec.key, rec.pid, load));
   };
   statusOf(node, rec.pid, { timeout }).then(
-    (s) => answer(typeof s?.load === 'number' && Number.isFinite(s.load) && s.load >= 0 ? s.load : undefined),
+    (s) => answer(loadOf(s)),
     () => answer(undefined),
   );
+}
+
+/** The load a status answer reports (a finite number ≥ 0), read without running any code of the answer (a getter, a proxy): else undefined. */
+function loadOf(s: unknown): number | undefined {
+  if (typeof s !== 'object' || s === null || types.isProxy(s)) return undefined;
+  const d = Object.getOwnPropertyDescriptor(s, 'load');
+  const load: unknown = d !== undefined && 'value' in d ? d.value : undefined;
+  return typeof load === 'number' && Number.isFinite(load) && load >= 0 ? load : undefined;
 }
 
 function polled(state: State, m: { key: string; pid: Pid; load: number | undefined }): void {

@@ -427,3 +427,36 @@ describe('poll across a restart of the registry', () => {
     expect(registry.lookup('a')!.meta.health).toBe('healthy');
   });
 });
+
+describe('poll: a hostile answer to the status call', () => {
+  it('an answer whose load getter throws, or a revoked proxy, is no answer: no unhandled rejection, and the agent is asked again at the next interval', async () => {
+    const { node, clock } = clockedNode(track);
+    const registry = await AgentRegistry.start(node, { heartbeatIntervalMs: 100, poll: true });
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const answers: object[] = [Object.defineProperty({}, 'load', { enumerable: true, get: () => { throw new Error('load getter'); } }), proxy];
+    const asked: number[] = [];
+    const hostile = answers.map((answer, i) => GenServer.start(node, {
+      init: () => null,
+      handleCall: (_request: unknown, _from: From<unknown>, state: null) => {
+        asked[i] = (asked[i] ?? 0) + 1;
+        return { reply: answer, state };
+      },
+    }));
+    const pids = await Promise.all(hostile);
+    for (const [i, pid] of pids.entries()) await registry.register(pid, {}, { key: `h${i}` });
+    const rejections: unknown[] = [];
+    const onRejection = (e: unknown): void => void rejections.push(e);
+    process.on('unhandledRejection', onRejection);
+    try {
+      for (let i = 0; i < 4; i++) await advance(node, clock, 100);
+    } finally {
+      process.off('unhandledRejection', onRejection);
+    }
+    expect(rejections).toEqual([]);
+    // asked at every interval (each answer counts as none), and so unhealthy past the window
+    expect(asked).toEqual([4, 4]);
+    expect(registry.pids({ health: 'unhealthy' })).toEqual(pids);
+    expect(node.isAlive(registry.pid)).toBe(true);
+  });
+});
