@@ -386,7 +386,9 @@ export const AgentRegistry = {
         text(key, 'key', MAX_KEY);
         const index = table();
         const entry = index.open ? index.byKey.get(key)?.entry : undefined;
-        return entry !== undefined && unwatched(index) && !node.isAlive(entry.pid) ? undefined : entry;
+        // never a dead process, as Elixir's Registry.lookup checks the owner is alive: its entry stays
+        // until the registry handles its Down (or, with no registry process, until one restarts)
+        return entry !== undefined && !node.isAlive(entry.pid) ? undefined : entry;
       },
       query: (where) => read(readWhere(where)),
       pids: (where) => read(readWhere(where)).map((e) => e.pid),

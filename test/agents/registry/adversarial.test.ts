@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Agent, AgentRegistry, type AgentRegistryHandle, type From, GenServer, Pid, resolveAgents, SignalRouter, Supervisor } from '../../../src/index.js';
+import type { Down } from '../../../src/runtime/messages.js';
 import { componentStates, peekComponentState } from '../../../src/agents/internal/componentState.js';
 import { captureEvents, expectNoLeaks } from '../../../src/testing/index.js';
 import { advance, clockedNode, fakeLogger, idler, listOf, otherCreation, spawnWithContext, useNodes } from '../../support.js';
@@ -458,5 +459,25 @@ describe('poll: a hostile answer to the status call', () => {
     expect(asked).toEqual([4, 4]);
     expect(registry.pids({ health: 'unhealthy' })).toEqual(pids);
     expect(node.isAlive(registry.pid)).toBe(true);
+  });
+});
+
+describe('lookup of a key whose process just died', () => {
+  it('does not answer a dead process, before the registry handled its Down (as Elixir’s Registry.lookup checks the owner is alive)', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node);
+    const a = idler(node);
+    await registry.register(a, { capabilities: ['ocr'] }, { key: 'a' });
+    // a process that monitors the agent and, at its Down, looks its key up (to find its replacement)
+    const seen: unknown[] = [];
+    const watching: { ref?: unknown } = {};
+    const { ctx } = await spawnWithContext(node, () => (m: unknown) => void seen.push([(m as Down).ref === watching.ref, registry.lookup('a')]));
+    watching.ref = node.monitors.monitor(ctx, a, { tag: 'observer' });
+    node.exit(a, 'kill');
+    expect(node.isAlive(a)).toBe(false);
+    expect(registry.lookup('a')).toBeUndefined();
+    await node.idle();
+    expect(seen).toEqual([[true, undefined]]);
+    expect(registry.lookup('a')).toBeUndefined();
   });
 });
