@@ -119,7 +119,8 @@ function register(state: State, givenPid: Pid, given: string | undefined, patch:
     lastSeen: now,
   };
   const existing = index.byKey.get(key);
-  if (existing !== undefined && existing.owner === owner) {
+  const same = existing !== undefined && existing.owner === owner;
+  if (same) {
     // the same process again: its new metadata replaces the old
     state.polling.delete(existing);
     index.remove(existing, undefined);
@@ -127,7 +128,9 @@ function register(state: State, givenPid: Pid, given: string | undefined, patch:
     removeRec(state, existing, 'replaced');
   }
   const rec = index.insert(key, owner, meta, node.timerNow());
-  emit(state, 'registered', rec, { replaced: existing !== undefined && existing.owner !== owner ? existing.pid : undefined });
+  emit(state, 'registered', rec, { replaced: existing !== undefined && !same ? existing.pid : undefined });
+  // the entry goes on (no unregistered event): a change of its health is said, as an update's is
+  if (same) healthEvent(state, rec, existing.meta.health, status, patch.status === status ? 'declared' : 'register');
   return { key };
 }
 

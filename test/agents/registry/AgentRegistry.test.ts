@@ -254,6 +254,26 @@ describe('AgentRegistry: health', () => {
     expect(ev.names()).toEqual(['registered:a', 'unhealthy:a:declared', 'healthy:a:declared']);
   });
 
+  it('an entry registered again by its process changes health with an event: back from missed heartbeats, or declared unhealthy', async () => {
+    const { node, clock, registry, ev } = await healthSetup({ missedHeartbeats: 1 });
+    const a = idler(node);
+    await registry.register(a, { capabilities: ['x'] }, { key: 'a' });
+    await advance(node, clock, 1000);
+    expect(registry.lookup('a')!.meta.health).toBe('unhealthy');
+    // a registration is hearing from it: healthy again, said as a heartbeat says it
+    await registry.register(a, { capabilities: ['x'] }, { key: 'a' });
+    expect(registry.lookup('a')!.meta.health).toBe('healthy');
+    await registry.register(a, { capabilities: ['x'], status: 'unhealthy' }, { key: 'a' });
+    await registry.register(a, { capabilities: ['x'], status: 'unhealthy' }, { key: 'a' });
+    expect(registry.pids({ capability: 'x' })).toEqual([]);
+    expect(ev.names()).toEqual([
+      'registered:a', 'unhealthy:a:missed_heartbeats',
+      'registered:a', 'healthy:a:register',
+      'registered:a', 'unhealthy:a:declared',
+      'registered:a',
+    ]);
+  });
+
   it('with poll: true, an agent not heard from for an interval is asked its status (the agent protocol) and its answer counts as a heartbeat', async () => {
     const { node, clock, registry, ev } = await healthSetup({ poll: true });
     const agent = await Agent.start(node, { capabilities: ['x'], runTask: () => 1 });
