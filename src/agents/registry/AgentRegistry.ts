@@ -48,8 +48,8 @@ interface State {
   readonly node: Kernel;
   readonly index: AgentIndex;
   readonly settings: Settings;
-  /** Entries whose status call is in flight (one at a time each). */
-  readonly polling: Set<Rec>;
+  /** The processes whose status call is in flight (one at a time each, whatever the number of keys it holds), with when it was made (timers' time). */
+  readonly polling: Map<Owner, number>;
   /** Marks the registry's own sweep and poll messages (a message from elsewhere is not one). */
   readonly token: object;
 }
@@ -62,7 +62,7 @@ class Sweep {
   constructor(readonly token: object) {}
 }
 class Polled {
-  constructor(readonly token: object, readonly key: string, readonly pid: Pid, readonly load: number | undefined) {}
+  constructor(readonly token: object, readonly owner: Owner, readonly load: number | undefined) {}
 }
 
 // ---- events -----------------------------------------------------------------------------------
@@ -79,10 +79,10 @@ function healthEvent(state: State, rec: Rec, before: AgentHealth, after: AgentHe
 
 function removeRec(state: State, rec: Rec, reason: RemoveReason): void {
   state.index.remove(rec, reason);
-  state.polling.delete(rec);
   const owner = rec.owner;
   if (owner.recs.size === 0) {
     state.index.byPid.delete(owner.text);
+    state.polling.delete(owner); // its answer, if any, is dropped
     if (reason !== 'down' && owner.watch !== undefined) unwatch(state.ctx, owner.watch);
     // removed on purpose while it lives: its heartbeats are answered so, and do not register it again
     if (reason !== 'down') state.index.remember(owner, reason === 'explicit' ? 'unregistered' : 'replaced', (p) => state.node.isAlive(p));
@@ -122,7 +122,6 @@ function register(state: State, givenPid: Pid, given: string | undefined, patch:
   const same = existing !== undefined && existing.owner === owner;
   if (same) {
     // the same process again: its new metadata replaces the old
-    state.polling.delete(existing);
     index.remove(existing, undefined);
   } else if (existing !== undefined) {
     removeRec(state, existing, 'replaced');
@@ -167,9 +166,10 @@ function armSweep(state: State): void {
 
 /**
  * Walks the entries oldest-heard-from first, up to the first one heard from within an interval:
- * those past the window (interval × missedHeartbeats) become unhealthy; with `poll`, those past one
- * interval are asked for their status, and one past the window becomes unhealthy only once it was
- * asked and did not answer (else an agent that answers every poll would flap with missedHeartbeats 1).
+ * those past the window (interval × missedHeartbeats) become unhealthy; with `poll`, the processes
+ * of those past one interval are asked for their status (one call per process, however many keys it
+ * holds: its answer is heard for all of them), and one past the window becomes unhealthy only once it
+ * was asked and did not answer (else an agent that answers every poll would flap with missedHeartbeats 1).
  */
 function sweep(state: State): void {
   const interval = state.settings.intervalMs!;
@@ -183,24 +183,29 @@ function sweep(state: State): void {
     // with poll, a late entry is first asked: it is unhealthy only once a status call since it was last heard from went unanswered
     const due = age >= window && (!state.settings.poll || rec.asked);
     if (due && state.index.markStale(rec)) emit(state, 'unhealthy', rec, { reason: 'missed_heartbeats', lastSeen: rec.entry.meta.lastSeen });
-    if (state.settings.poll && !state.polling.has(rec)) poll(state, rec, interval);
+    if (state.settings.poll) {
+      // asked: a call to its process made since it was last heard from (one in flight may be older)
+      const at = state.polling.get(rec.owner) ?? poll(state, rec.owner, interval, now);
+      if (at >= rec.seenAt) rec.asked = true;
+    }
   }
   armSweep(state);
 }
 
-function poll(state: State, rec: Rec, timeout: number): void {
-  state.polling.add(rec);
-  rec.asked = true;
+/** Asks `owner`'s process for its status (at `now`, the timers' time); answers `now`. */
+function poll(state: State, owner: Owner, timeout: number, now: number): number {
+  state.polling.set(owner, now);
   state.index.counts.polls++;
   const self = state.ctx.self;
   const node = state.node;
   const answer = (load: number | undefined): void => {
-    if (node.isAlive(self)) node.send(self, new Polled(state.token, rec.key, rec.pid, load));
+    if (node.isAlive(self)) node.send(self, new Polled(state.token, owner, load));
   };
-  statusOf(node, rec.pid, { timeout }).then(
+  statusOf(node, owner.pid, { timeout }).then(
     (s) => answer(loadOf(s)),
     () => answer(undefined),
   );
+  return now;
 }
 
 /** The load a status answer reports (a finite number ≥ 0), read without running any code of the answer (a getter, a proxy): else undefined. */
@@ -211,11 +216,10 @@ function loadOf(s: unknown): number | undefined {
   return typeof load === 'number' && Number.isFinite(load) && load >= 0 ? load : undefined;
 }
 
-function polled(state: State, m: { key: string; pid: Pid; load: number | undefined }): void {
-  const rec = state.index.byKey.get(m.key);
-  if (rec === undefined || !Pid.equals(rec.pid, m.pid)) return;
-  state.polling.delete(rec);
-  if (m.load !== undefined) change(state, m.key, { load: m.load }, 'poll');
+function polled(state: State, m: { owner: Owner; load: number | undefined }): void {
+  // an owner no longer registered was dropped from polling (one registered again is another owner)
+  if (!state.polling.delete(m.owner)) return;
+  if (m.load !== undefined) change(state, m.owner.pid, { load: m.load }, 'poll');
 }
 
 // ---- the server -------------------------------------------------------------------------------
@@ -231,7 +235,7 @@ const registrySpec: GenServerSpec<State, Protocol, never, InitArg> = keelServer(
     init(arg, ctx) {
       const node = kernelOf(ctx);
       const { state: index, resumed } = componentState(node, arg.name, TAG, () => new AgentIndex());
-      const state: State = { name: arg.name, ctx, node, index, settings: arg.settings, polling: new Set(), token: {} };
+      const state: State = { name: arg.name, ctx, node, index, settings: arg.settings, polling: new Map(), token: {} };
       index.open = true;
       if (resumed) {
         // the predecessor's status calls died with it (their answers are dropped): this registry asks afresh

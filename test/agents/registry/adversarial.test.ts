@@ -481,3 +481,24 @@ describe('lookup of a key whose process just died', () => {
     expect(registry.lookup('a')).toBeUndefined();
   });
 });
+
+describe('poll: a process holding several keys', () => {
+  it('is asked its status once per interval, not once per key, and its answer is heard for every key it holds', async () => {
+    const { node, clock } = clockedNode(track);
+    const registry = await AgentRegistry.start(node, { heartbeatIntervalMs: 100, missedHeartbeats: 1, poll: true });
+    let calls = 0;
+    const agent = await GenServer.start(node, {
+      init: () => null,
+      handleCall: (_request: unknown, _from: From<unknown>, state: null) => {
+        calls++;
+        return { reply: { load: 3 }, state };
+      },
+    });
+    for (let i = 0; i < 50; i++) await registry.register(agent, { capabilities: ['x'] }, { key: `k${i}` });
+    for (let i = 0; i < 3; i++) await advance(node, clock, 100);
+    expect(calls).toBe(3);
+    expect((await registry.stats()).polls).toBe(3);
+    expect(registry.query({ capability: 'x' }).map((e) => e.meta.load)).toEqual(Array.from({ length: 50 }, () => 3));
+    expect(registry.pids({ health: 'unhealthy' })).toEqual([]);
+  });
+});
