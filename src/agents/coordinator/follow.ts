@@ -6,11 +6,11 @@ import { event, type Follow, pidKey, type State } from './state.js';
 
 // A coordinator whose pool is a registry query (`workers: registry.select({ kind: 'fetch' })`): the
 // agents the query selects join at the start, and an agent that registers later (a new agent, or
-// one restarted by its supervisor under the same key with a new pid) joins when the registry says
-// so. Leaving is by death (the coordinator's monitor) or `removeWorker`, as for any worker; a removed
+// one restarted by its supervisor under the same key with a new pid), or comes to match it (healthy
+// again, or updated), joins when the registry says so. Leaving is by death (the coordinator's monitor) or `removeWorker`, as for any worker; a removed
 // agent stays out (later registrations do not bring it back) until `addWorker` asks for it again.
 
-/** A registration in the followed registry: look at the query again (one message for many registrations). */
+/** A registration, a recovery or an update in the followed registry: look at the query again (one message for many). */
 export class FollowQuery {
   static readonly message = new FollowQuery();
   private constructor() {}
@@ -37,7 +37,8 @@ export function follow(state: State, query: AgentQuery): Follow {
   telemetry.detach(f.handlerId);
   const node = state.ctx.node;
   const self = state.ctx.self;
-  telemetry.attach(f.handlerId, ['keel.agent_registry.registered'], (_event, _m, metadata) => {
+  // a registration, and an entry that may have come to match: healthy again, or updated
+  telemetry.attach(f.handlerId, ['keel.agent_registry.registered', 'keel.agent_registry.healthy', 'keel.agent_registry.updated'], (_event, _m, metadata) => {
     if (metadata.registry !== query.registry || f.pending) return;
     f.pending = true;
     node.send(self, FollowQuery.message);

@@ -153,6 +153,9 @@ function change(state: State, ref: Ref, patch: MetaPatch, reason: 'update' | 'he
   for (const rec of recs) {
     const { before, after } = state.index.change(rec, patch, seen);
     healthEvent(state, rec, before, after, patch.status === after ? 'declared' : reason);
+    // an update may make the entry match queries it did not (its kinds, capabilities, tags...): said,
+    // so that a query's followers look again; a heartbeat or a poll changes only its load and health
+    if (reason === 'update') emit(state, 'updated', rec);
   }
   return 'ok';
 }

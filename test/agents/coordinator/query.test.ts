@@ -28,6 +28,23 @@ describe('CoordinatorAgent: workers from a registry query', () => {
     expect(Object.values(r.results).sort()).toEqual(['a', 'b']);
   });
 
+  it('an agent the query did not select joins once it comes to match: healthy again, or given the kind by an update', async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node);
+    const sick = await Agent.start(node, { name: 'sick', capabilities: [], tasks: { fetch: () => 's' }, registry });
+    const plain = await Agent.start(node, { name: 'plain', capabilities: [], tasks: { fetch: () => 'p' }, registry });
+    expect(await registry.update('sick', { status: 'unhealthy' })).toBe('ok');
+    expect(await registry.update('plain', { kinds: ['other'] })).toBe('ok');
+    const coordinator = await CoordinatorAgent.start(node, { workers: registry.select({ kind: 'fetch' }) });
+    expect(await coordinator.workers()).toEqual([]);
+    expect(await registry.update('sick', { status: 'healthy' })).toBe('ok');
+    await node.idle();
+    expect((await coordinator.workers()).map((w) => key(w.pid))).toEqual([key(sick.pid)]);
+    expect(await registry.update('plain', { kinds: ['fetch'] })).toBe('ok');
+    await node.idle();
+    expect((await coordinator.workers()).map((w) => key(w.pid))).toEqual([key(sick.pid), key(plain.pid)]);
+  });
+
   it('an agent restarted by its supervisor (a new pid under the same key) is found again and runs the next workflow', async () => {
     const node = track();
     const registry = await AgentRegistry.start(node);
