@@ -34,8 +34,21 @@ function toArgs(values: Values<typeof options>, positionals: string[]): Args {
   const [dir, ...more] = positionals;
   if (more.length > 0) throw new InvalidArgumentError('<dir>', 'one directory', positionals.join(' '));
   if (dir === undefined) throw new UsageError('<dir> is missing: the directory to audit, as in keel audit src (keel audit --help prints the usage)');
-  if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidArgumentError('<dir>', 'an existing directory', dir);
+  if (!isDirectory(dir)) throw new InvalidArgumentError('<dir>', 'an existing directory', dir);
   return { dir, format: values.format === 'json' ? 'json' : 'md', fix: values.fix === true };
+}
+
+/** Whether `dir` is a directory: no for a path with nothing at it, through a file (ENOTDIR) or too long (ENAMETOOLONG). */
+function isDirectory(dir: string): boolean {
+  try {
+    return fs.statSync(dir).isDirectory();
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG') return false;
+    // EACCES on a folder on the way, ELOOP, EIO: the error names the path
+    if (typeof code === 'string') throw new UsageError(`cannot read <dir>: ${(e as Error).message}`);
+    throw e;
+  }
 }
 
 /** Parses `keel audit` arguments (undefined for `--help`); bad ones throw `InvalidArgumentError`. */

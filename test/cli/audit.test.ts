@@ -191,6 +191,9 @@ describe('keel audit', () => {
     [['.', '--fix=yes'], "Option '--fix' does not take an argument"],
     [[], '<dir> is missing: the directory to audit, as in keel audit src (keel audit --help prints the usage)'],
     [['/no/such/dir'], 'expected `<dir>` to be an existing directory, got "/no/such/dir"'],
+    // a path through a file (ENOTDIR) and one too long to stat (ENAMETOOLONG) died of the stat's error, a stack trace
+    [['package.json/src'], 'expected `<dir>` to be an existing directory, got "package.json/src"'],
+    [['x'.repeat(256)], `expected \`<dir>\` to be an existing directory, got "${'x'.repeat(57)}..."`],
     [['a', 'b'], 'expected `<dir>` to be one directory, got "a b"'],
   ])('rejects %j with exit code 2 and one line that says what is wrong, on stderr', async (argv, text) => {
     const out: string[] = [];
