@@ -13,4 +13,9 @@ exitOnWriteError(
   () => (typeof process.exitCode === 'number' ? process.exitCode : undefined),
 );
 
+// stderr only says how it goes (progress, warnings): once its reader is gone (keel soak 2>&1 >report | head)
+// its lines are lost, not the command, which goes on to its output on stdout and its exit code; it died
+// of the unhandled EPIPE with exit 1, the code of a failed check, and no report
+process.stderr.on('error', () => undefined);
+
 process.exitCode = await runKeel(process.argv.slice(2), { out: (text) => console.log(text), err: (text) => console.error(text) }, progress);

@@ -226,6 +226,26 @@ describe('keel (the built keel, a child process) writing into a pipe its reader 
   }, 60_000);
 });
 
+describe('keel (the built keel, a child process) writing into a stderr its reader closed', () => {
+  const builtKeel = useBuiltPackage();
+  const fork = useChildren();
+
+  it("keel soak goes on, prints its report on stdout and exits with the report's code (keel soak 2>&1 >report | head): it died of the unhandled EPIPE of a progress line, exit 1 and no report", async () => {
+    const child = fork(fileURLToPath(new URL('cli/keel.js', builtKeel())), ['soak', '--duration', '5', '--rate', '50']);
+    let stdout = '';
+    child.process.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    // the reader of stderr goes away after the soak's first progress line: the next ones (one a second) meet EPIPE
+    await new Promise((resolve) => child.process.stderr!.once('data', resolve));
+    child.process.stderr!.destroy();
+    const { code, signal } = await child.closed;
+    const last = stdout.trimEnd().split('\n').at(-1);
+    expect(last).toMatch(/^ {2}checks {8}(all passed|FAILED: .+)$/);
+    expect({ code, signal }).toEqual({ code: last === '  checks        all passed' ? 0 : 1, signal: null });
+  }, 60_000);
+});
+
 describe('exitOnWriteError', () => {
   const epipe = (): Error => Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
 
