@@ -534,31 +534,40 @@ export class Scheduler implements Waker {
       p.handler = r as Handler<unknown>;
       p.flags &= ~F_INIT;
     } else if (then !== undefined) {
-      p.flags |= F_BUSY;
-      this.busy++;
-      let settled = false; // only the first callback counts, as for a handler's thenable
-      try {
-        then.call(
-          r,
-          (h) => {
-            if (settled) return;
-            settled = true;
-            this.#initDone(p, h);
-          },
-          (e: unknown) => {
-            if (settled) return;
-            settled = true;
-            this.#asyncFailed(p, undefined, e);
-          },
-        );
-      } catch (e) {
-        if (!settled) {
-          settled = true;
-          this.#asyncFailed(p, undefined, e);
-        }
-      }
+      this.#initThen(p, r, then);
     } else {
       this.#host.crash(p, new HandlerReturnedError(String(p.self), r));
+    }
+  }
+
+  /**
+   * An init that returned a thenable: the process is busy until it settles. Out of `#runInit`, whose
+   * every call (a burst of spawns, before the compiler has seen it) would otherwise allocate the
+   * context these callbacks close over, thenable or not.
+   */
+  #initThen(p: Proc, r: unknown, then: ThenFn): void {
+    p.flags |= F_BUSY;
+    this.busy++;
+    let settled = false; // only the first callback counts, as for a handler's thenable
+    try {
+      then.call(
+        r,
+        (h) => {
+          if (settled) return;
+          settled = true;
+          this.#initDone(p, h);
+        },
+        (e: unknown) => {
+          if (settled) return;
+          settled = true;
+          this.#asyncFailed(p, undefined, e);
+        },
+      );
+    } catch (e) {
+      if (!settled) {
+        settled = true;
+        this.#asyncFailed(p, undefined, e);
+      }
     }
   }
 
