@@ -220,8 +220,8 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
     } else if (isInstance(message, StuckCheck)) {
       stuckCheck(state, message.wf);
     } else if (isInstance(message, WorkflowTimeout)) {
-      const wf = state.runs.get(message.id);
-      if (wf !== undefined) finish(state, wf, 'failed', undefined, 'timeout');
+      const wf = message.wf;
+      if (state.runs.get(wf.id) === wf) finish(state, wf, 'failed', undefined, 'timeout');
     } else if (isDown(message)) {
       const w = state.workers.get(pidKey((message as Down).pid as Pid));
       if (w !== undefined && w.watch.ref === (message as Down).ref) removeWorker(state, w, 'down', true);

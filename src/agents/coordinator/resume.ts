@@ -34,7 +34,7 @@ function rearmRun(state: State, wf: Run): void {
   wf.timer = undefined;
   wf.stuckTimer = undefined;
   wf.waiters.length = 0; // their calls failed with the process that held them: `wait(id)` gives the result
-  if (wf.deadline !== undefined) wf.timer = state.ctx.sendAfter(state.ctx.self, new WorkflowTimeout(wf.id), after(state, wf.deadline, state.ctx.node.clock.now()));
+  if (wf.deadline !== undefined) wf.timer = state.ctx.sendAfter(state.ctx.self, new WorkflowTimeout(wf), after(state, wf.deadline, state.ctx.node.clock.now()));
   if (wf.stuckMs !== Infinity && !wf.stuckReported) wf.stuckTimer = state.ctx.sendAfter(state.ctx.self, new StuckCheck(wf), after(state, wf.progressAt + wf.stuckMs));
 }
 

@@ -147,7 +147,7 @@ export function startRun(state: State, workflow: Workflow, waiter?: From<Workflo
   }
   if (timeoutMs !== undefined && isActive(wf)) {
     wf.deadline = wf.startedAt + timeoutMs; // on the node's clock: stored, and re-armed from by a new OS process (see Run.deadline)
-    wf.timer = state.ctx.sendAfter(state.ctx.self, new WorkflowTimeout(id), timeoutMs);
+    wf.timer = state.ctx.sendAfter(state.ctx.self, new WorkflowTimeout(wf), timeoutMs);
   }
   if (isActive(wf)) persist(state, wf);
   dispatch(state);

@@ -249,9 +249,12 @@ export class NoWorkerDue {
 export class AggregateTimeout {
   constructor(readonly attempt: Attempt) {}
 }
-/** A workflow's `timeoutMs` is over. */
+/**
+ * A workflow's `timeoutMs` is over. It names the run, not its id: one that fired as its workflow ended
+ * (cancelling the timer does not take it back from the mailbox) must not fail the next workflow given that id.
+ */
 export class WorkflowTimeout {
-  constructor(readonly id: string) {}
+  constructor(readonly wf: Run) {}
 }
 
 /** The dependents of a task nothing depends on (most tasks): one frozen empty array, read by index. */

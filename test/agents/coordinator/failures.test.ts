@@ -3,7 +3,7 @@
 // refused offers that are not progress, and corrupt store records dropped and reported.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryAgentStore } from '../../../src/agents/store/MemoryAgentStore.js';
-import { Agent, CoordinatorAgent, type Node, Pid } from '../../../src/index.js';
+import { Agent, CoordinatorAgent, type Node, Pid, Sys } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
 import { clockedNode, deferred, exitAndWait, HOUR, nextEvent, settlesWithin, stepWallClock, useNodes } from '../../support.js';
 
@@ -283,5 +283,30 @@ describe("CoordinatorAgent: refused offers on the real clock (the timers' time, 
     expect((await stuck).metadata).toMatchObject({ workflow: 'refused', waiting: [{ task: 't', kind: 'k', reason: 'workers_busy' }] });
     hang.resolve('done');
     expect(await coordinator.wait('refused')).toMatchObject({ status: 'completed', tasks: { t: { attempts: 1 } } });
+  });
+});
+
+describe('CoordinatorAgent: a workflow id used again', () => {
+  it("a finished workflow's timeout, already in the mailbox, does not fail the next workflow of the same id", async () => {
+    const { node, clock } = clockedNode(track);
+    const gate = deferred<string>();
+    let runs = 0;
+    const w = await Agent.start(node, { capabilities: [], runTask: () => (++runs === 1 ? gate.promise : new Promise(() => {})) });
+    const coordinator = await CoordinatorAgent.start(node, { workers: [w.pid], historySize: 0 });
+    const first = coordinator.run({ id: 'w', timeoutMs: 100, tasks: [{ id: 't', kind: 'k' }] });
+    await node.idle();
+    // a new run of the same id, then the first one's timeout, wait in the suspended coordinator's mailbox;
+    // meanwhile the first one's task answers (a call's answer is not a message of its mailbox): it completes
+    await Sys.suspend(node, coordinator.pid);
+    const second = coordinator.submit({ id: 'w', tasks: [{ id: 't', kind: 'k' }] });
+    await node.idle();
+    await clock.advance(100);
+    await node.idle();
+    gate.resolve('done');
+    expect(await first).toMatchObject({ id: 'w', status: 'completed', results: { t: 'done' } });
+    await Sys.resume(node, coordinator.pid);
+    expect(await second).toEqual({ id: 'w' });
+    expect(await coordinator.status('w')).toMatchObject({ id: 'w', state: 'running', tasks: { running: 1, failed: 0 } });
+    expect((await coordinator.metrics()).workflows).toMatchObject({ active: 1, completed: 1, failed: 0 });
   });
 });
