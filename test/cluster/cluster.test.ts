@@ -7,6 +7,7 @@ import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
 import type { ProbeResult, TransportHandler } from '../../src/cluster/Transport.js';
 import { CallExitError, KeelError, NoProcError, PeersTimeoutError } from '../../src/errors.js';
 import { GenServer, type GenServerSpec } from '../../src/otp/GenServer.js';
+import { callListening, type CallListener } from '../../src/otp/internal/calls.js';
 import { isDown, isExit, type Down, type Exit } from '../../src/runtime/messages.js';
 import type { Pid } from '../../src/runtime/Pid.js';
 import type { Node } from '../../src/runtime/types.js';
@@ -286,6 +287,27 @@ describe('remote call: the caller', () => {
     expect(e.code).toBe('ERR_CALL_EXIT');
     expect(e.message).toContain('the caller exited');
     expect(ca.internals().entries).toBe(0);
+  });
+  it('a caller killed by the down of the peer it calls (linked to one of its processes) has its call settled once, not again with noconnection', async () => {
+    const { a, b, cb } = await pair();
+    const server = await GenServer.start(b, counter, 0);
+    const partner = b.spawn(() => () => undefined);
+    const told: string[] = [];
+    const listener: CallListener = { callReplied: (v) => told.push(`replied:${String(v)}`), callFailed: (e) => told.push((e as { code: string }).code) };
+    const asked = deferred<void>();
+    a.spawn((ctx) => {
+      ctx.link(partner);
+      callListening(ctx, server, { type: 'never' }, 60_000, listener);
+      asked.resolve();
+      return () => undefined;
+    });
+    await asked.promise;
+    await roundTrip(a, b);
+    const down = nextEvent(a, 'keel.cluster.node_down');
+    await cb.leave(); // a's down of b kills the caller (its link), then answers the calls
+    await down;
+    await roundTrip(a, a);
+    expect(told).toEqual(['ERR_CALL_EXIT']);
   });
 });
 

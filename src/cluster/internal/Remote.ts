@@ -470,7 +470,8 @@ export class Remote implements RemoteRouter {
     }
     for (const entry of monitors) this.#kernel.enqueueTo(entry.owner, new DownMessage(entry.ref, entry.target, 'noconnection', undefined), undefined);
     for (const entry of links) if (entry.unlinking === 0) this.#kernel.remoteSignal(entry.local, entry.remote, 'noconnection');
-    for (const call of calls) call.settle(false, new NoConnectionError(targetText(call.target), peer.name, 'no reply from'));
+    // a caller killed by a link's signal above has had its call settled by its death (ERR_CALL_EXIT)
+    for (const call of calls) if (peer.calls.get(call.id) === call) call.settle(false, new NoConnectionError(targetText(call.target), peer.name, 'no reply from'));
   }
 
   // ---- books ----------------------------------------------------------------------------------
