@@ -512,8 +512,12 @@ export class Cluster {
   /** Sends each peer's frames of this turn as one batch. */
   #flush(): void {
     this.#flushQueued = false;
-    for (const peer of this.#dirty) this.#send(peer);
-    this.#dirty.clear();
+    // each peer leaves the set as it is sent: a frame queued during the flush (a send_dropped
+    // handler's send, run by the transport's send) keeps its peer dirty for this flush or the next
+    for (const peer of this.#dirty) {
+      this.#dirty.delete(peer);
+      this.#send(peer);
+    }
   }
 
   #send(peer: Peer): void {

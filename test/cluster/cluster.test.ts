@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
 import { MemoryNetwork } from '../../src/cluster/transports/memory.js';
-import type { ProbeResult, TransportHandler } from '../../src/cluster/Transport.js';
+import type { ProbeResult, Transport, TransportHandler } from '../../src/cluster/Transport.js';
 import { CallExitError, KeelError, NoProcError, PeersTimeoutError } from '../../src/errors.js';
 import { GenServer, type GenServerSpec } from '../../src/otp/GenServer.js';
 import { callListening, type CallListener } from '../../src/otp/internal/calls.js';
@@ -719,6 +719,45 @@ describe('node down', () => {
     expect(ca.incarnationOf('x0')).toBeUndefined();
     expect(ca.incarnationOf('x1')).toBe(7);
     events.stop();
+  });
+});
+
+describe('a batch the transport drops in a flush', () => {
+  it('a frame a send_dropped handler queues for a peer already flushed in that flush goes out (not left in the outbox until that peer is sent something else)', async () => {
+    const net = new MemoryNetwork();
+    const a = track({ name: 'a' });
+    const b = track({ name: 'b' });
+    const c = track({ name: 'c' });
+    const inner = net.transport();
+    let handler: TransportHandler | undefined;
+    let refuseB = false;
+    // a transport that drops a batch to b, as the worker transport drops one past maxInFlight: told synchronously, in the send
+    const transport: Transport = {
+      ...probedTransport(inner, (p, t) => inner.probe(p, t), (h) => (handler = h)),
+      send: (peer, batch) => {
+        if (peer === 'b' && refuseB) handler!.overloaded?.('b', batch.length);
+        else inner.send(peer, batch);
+      },
+    };
+    const ca = await Cluster.join(a, { transport });
+    const cb = await Cluster.join(b, { transport: net.transport() });
+    const cc = await Cluster.join(c, { transport: net.transport() });
+    await ca.waitFor(['b', 'c']);
+    await cb.waitFor(['a']);
+    await cc.waitFor(['a']);
+    const onB = probe(b);
+    const onC = probe(c);
+    // a handler that reports a dropped batch to a process on another node
+    a.telemetry.attach('report', ['keel.cluster.send_dropped'], (_e, _m, meta) => a.send(onC, `dropped to ${String((meta as { to: string }).to)}`));
+    const down = nextEvent(a, 'keel.cluster.node_down');
+    refuseB = true;
+    a.send(onC, 'first'); // c is flushed before b in this turn's flush
+    a.send(onB, 'lost');
+    expect((await down).metadata).toMatchObject({ node: 'b', reason: 'overloaded' });
+    expect(ca.internals().outbox).toBe(0);
+    expect(await onC.receive((m) => m === 'dropped to b', { timeout: 5000 })).toBe('dropped to b');
+    expect(onC.messages).toEqual(['first', 'dropped to b']);
+    a.telemetry.detach('report');
   });
 });
 
