@@ -511,12 +511,17 @@ export class Cluster {
 
   /** Sends each peer's frames of this turn as one batch. */
   #flush(): void {
-    this.#flushQueued = false;
-    // each peer leaves the set as it is sent: a frame queued during the flush (a send_dropped
-    // handler's send, run by the transport's send) keeps its peer dirty for this flush or the next
-    for (const peer of this.#dirty) {
-      this.#dirty.delete(peer);
-      this.#send(peer);
+    const peers = [...this.#dirty];
+    this.#dirty.clear();
+    // a frame queued while these are sent (a send_dropped handler's send, run by the transport's
+    // send) makes its peer dirty again: it goes in a flush after the event loop's next turn, not in
+    // this one (a handler that sends again at each drop would loop here for ever); #flushQueued stays
+    // true meanwhile, so that such a push queues no flush of its own
+    try {
+      for (const peer of peers) this.#send(peer);
+    } finally {
+      if (this.#dirty.size > 0) setImmediate(() => this.#flush());
+      else this.#flushQueued = false;
     }
   }
 
