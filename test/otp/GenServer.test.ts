@@ -2441,4 +2441,54 @@ describe('a callback that returns a thenable which is no Promise', () => {
     failing.reject(new Error('thenable failed'));
     expect(((await receiveDown(watcher)).reason as Error).message).toBe('thenable failed');
   });
+
+  /** A promise of `value` whose `constructor` getter throws: `Promise.resolve` of it throws at once. */
+  function hostilePromise<T>(value: T): Promise<T> {
+    const p = Promise.resolve(value);
+    Object.defineProperty(p, 'constructor', {
+      get() {
+        throw new Error('constructor getter');
+      },
+    });
+    return p;
+  }
+
+  it("a reply that is a promise whose `constructor` getter throws fails that call with the error at once (not at its timeout); the server lives on", async () => {
+    // on a TestClock nobody advances: a call left waiting stays pending, and the test times out
+    const { node } = clockedNode(track);
+    const pid = await GenServer.start(node, {
+      init: () => 0,
+      handleCall: (r: 'hostile' | 'later' | 'ok', from, state) => {
+        if (r === 'later') {
+          GenServer.reply(from, hostilePromise('never'));
+          return { noreply: true, state };
+        }
+        return { reply: r === 'hostile' ? hostilePromise('never') : 'fine', state };
+      },
+    });
+    for (const r of ['hostile', 'later'] as const) {
+      const e = await failure(() => GenServer.call(node, pid, r, 60_000));
+      expect((e as Error).message).toBe('constructor getter');
+    }
+    expect(await GenServer.call(node, pid, 'ok', 60_000)).toBe('fine');
+  });
+
+  it('a callback that returns a promise whose `constructor` getter throws crashes as a rejection does: terminate runs with the error; an init so fails the start, unlinked', async () => {
+    const node = track();
+    const terminated: unknown[] = [];
+    const pid = await GenServer.start(node, {
+      init: () => 0,
+      handleCall: (_r: string, _from, state: number) => hostilePromise({ reply: 1, state }),
+      terminate: (reason) => void terminated.push((reason as Error).message),
+    });
+    const e = await failure(() => GenServer.call(node, pid, 'x'));
+    expectKeelError(e, 'ERR_CALL_EXIT');
+    expect(((e as CallExitError).reason as Error).message).toBe('constructor getter');
+    expect(terminated).toEqual(['constructor getter']);
+    const starter = probe(node);
+    const start = await failure(() => GenServer.startLink(starter.ctx, { init: () => hostilePromise(0) }));
+    expectKeelError(start, 'ERR_START_FAILED');
+    await node.idle();
+    expect(node.isAlive(starter)).toBe(true); // unlinked first, as for a rejection
+  });
 });

@@ -11,6 +11,7 @@ import {
 import { Delivery, ExitWatcher, exitWatchersOf, inTurn, type Kernel, kernelOfProcess, NextTurnWatcher, isProcess, kernelOf, type Proc, type TimerEntry } from '../../runtime/kernel.js';
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
 import { captureResolvers, capturedResolvers } from './promiseExecutor.js';
+import { adopt } from './thenable.js';
 import { checkTarget, isPid, nameOf, type Pid, type Target, targetText } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import type { MessageFlow } from '../../telemetry/tracing.js';
@@ -189,7 +190,7 @@ export class PendingCall extends NextTurnWatcher {
         // keep the caller waiting past its timeout). The reply is given: the server's exit meanwhile
         // does not fail the call
         kernelOfProcess(this.server).unwatchExit(this);
-        Promise.resolve(value).then(
+        adopt(value as PromiseLike<unknown>).then(
           (settled) => this.reply(settled),
           (error: unknown) => this.fail(error),
         );

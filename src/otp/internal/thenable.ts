@@ -15,8 +15,14 @@ export function isThenable(value: unknown): value is PromiseLike<unknown> {
 /**
  * @internal A callback's thenable result as a Promise, to be awaited: a Promise as it is; another
  * thenable adopted, as `await` does (its `then` may return nothing, or call back twice: the
- * behaviour must wait for it all the same, and take its first outcome only).
+ * behaviour must wait for it all the same, and take its first outcome only). Never throws: a
+ * Promise whose `constructor` cannot be read (a getter that throws), which `Promise.resolve` throws
+ * on at once, is a promise rejected with that error, as `await` of it is.
  */
 export function adopt<T>(value: PromiseLike<T>): Promise<T> {
-  return Promise.resolve(value);
+  try {
+    return Promise.resolve(value);
+  } catch (e) {
+    return Promise.reject(e as Error);
+  }
 }
