@@ -218,6 +218,17 @@ describe('remote call', () => {
     expect(bad.code).toBe('ERR_NOT_SERIALIZABLE');
   });
 
+  it('a reply that is a promise gets the caller what it settles with, as on one node (not ERR_NOT_SERIALIZABLE for the promise)', async () => {
+    const { a, b } = await pair();
+    const server = await GenServer.start(b, {
+      init: () => null,
+      handleCall: (request: 'ok' | 'rejects', _from, state) => ({ reply: request === 'ok' ? Promise.resolve(42) : Promise.reject(new Error('rejected reply')), state }),
+    });
+    expect(await GenServer.call(b, server, 'ok')).toBe(42);
+    expect(await GenServer.call(a, server, 'ok')).toBe(42);
+    expect(((await failure(() => GenServer.call(a, server, 'rejects'))) as Error).message).toBe('rejected reply');
+  });
+
   it('a call with timeout 0 is a call (handled, replied or timed out as a local one), not a malformed frame to the server', async () => {
     const { a, b } = await pair();
     const server = await GenServer.start(b, counter, 0);

@@ -90,6 +90,23 @@ describe('callListening (the listener form of GenServer.call, for Keel component
     expect(order).toEqual(['c:3', 'a:1', 'b:2']);
   });
 
+  it('a reply that is a promise is told as GenServer.call settles with it: its value, its rejection as the failure', async () => {
+    const node = track();
+    const boom = new Error('rejected reply');
+    const pid = await GenServer.start(node, {
+      init: () => null,
+      handleCall: (request: 'ok' | 'rejects', _from, state) => ({ reply: request === 'ok' ? Promise.resolve(42) : Promise.reject(boom), state }),
+    });
+    const replied = recorder();
+    callListening(node, pid, 'ok', 5000, replied);
+    await replied.told;
+    expect(replied.log).toEqual([['replied', 42]]);
+    const failed = recorder();
+    callListening(node, pid, 'rejects', 5000, failed);
+    await failed.told;
+    expect(failed.log).toEqual([['failed', boom]]);
+  });
+
   it('fails with ERR_NOPROC for a dead pid or a name nobody holds, in a microtask', async () => {
     const node = track();
     for (const target of [deadPid(node), 'nobody']) {

@@ -176,15 +176,18 @@ export class PendingCall extends NextTurnWatcher {
   reply(value: unknown): void {
     const resolve = this.resolveFn;
     if (resolve === undefined) return;
-    if (resolve !== TO_LISTENER && (typeof value === 'object' || typeof value === 'function') && value !== null) {
+    // a listener's too: it is told what the promise of a GenServer.call would settle with (a call served
+    // for a caller of another node is one: a promise as its reply could not be carried)
+    if ((typeof value === 'object' || typeof value === 'function') && value !== null) {
       const then = thenOf(value);
       if (then === UNREADABLE) {
         // a promise reads a reply's `then`: one that throws (a revoked proxy) would reject the caller
-        // with the engine's raw TypeError
-        this.fail(new InvalidArgumentError('reply', 'a value whose `then` can be read (a promise settles with it)', value));
-        return;
-      }
-      if (typeof then === 'function') {
+        // with the engine's raw TypeError (a listener is told the value: it reads no `then`)
+        if (resolve !== TO_LISTENER) {
+          this.fail(new InvalidArgumentError('reply', 'a value whose `then` can be read (a promise settles with it)', value));
+          return;
+        }
+      } else if (typeof then === 'function') {
         // a promise (or thenable) as the reply: the caller gets what it settles with, and the call's
         // deadline holds until then (adopted by the caller's promise, one that never settled would
         // keep the caller waiting past its timeout). The reply is given: the server's exit meanwhile
