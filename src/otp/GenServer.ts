@@ -1,6 +1,6 @@
 import { CallExitError, CallTimeoutError, checkStrayKeys, DeadlockError, InvalidArgumentError, readOption, StartError, toError } from '../errors.js';
 import { exitedWith, inTurn, isProcess, originOf, type Proc } from '../runtime/kernel.js';
-import { isInstance } from '../runtime/safe.js';
+import { isAbortSignal, isInstance } from '../runtime/safe.js';
 import { formatReason, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
 import { checkTarget, Name, nameOf, type Pid, type Target, targetText } from '../runtime/Pid.js';
 import type { Context, Handler, Init, Node } from '../runtime/types.js';
@@ -211,7 +211,7 @@ export const GenServer = {
       }
       signal = readOption(options, 'signal', 'options') as AbortSignal | undefined;
     }
-    if (signal !== undefined && !isInstance(signal, AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', signal);
+    if (signal !== undefined && !isAbortSignal(signal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', signal);
     return callProcess(node, caller, target, request, timeout, signal) as Promise<ReplyOf<P, R>>;
   },
 

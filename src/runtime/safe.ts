@@ -14,3 +14,21 @@ export function isInstance<T>(value: unknown, C: abstract new (...args: never[])
     return false;
   }
 }
+
+/** The engine's own `aborted` getter: it throws for a receiver that is no AbortSignal. */
+const abortedOf = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!;
+
+/**
+ * @internal True for a real AbortSignal: `isInstance`, and one the engine takes for a signal. An
+ * object made from `AbortSignal.prototype` (`Object.create`) is an instance, yet the engine's
+ * `aborted` and `addEventListener` throw their raw TypeErrors on it.
+ */
+export function isAbortSignal(value: unknown): value is AbortSignal {
+  if (!isInstance(value, AbortSignal)) return false;
+  try {
+    abortedOf.call(value);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -949,6 +949,17 @@ describe('GenServer.call', () => {
       expect(await GenServer.call(node, pid, 'handled')).toBe(1);
     });
 
+    it('throws ERR_INVALID_ARGUMENT for an object made from AbortSignal.prototype that is no signal (the engine\'s getters and addEventListener refuse it), and the server never sees the request', async () => {
+      const node = track();
+      const pid = await GenServer.start(node, holder());
+      const bare = Object.create(AbortSignal.prototype) as AbortSignal;
+      const notAborted = Object.defineProperty(Object.create(AbortSignal.prototype), 'aborted', { value: false }) as AbortSignal;
+      for (const signal of [bare, notAborted]) {
+        expectKeelError(thrown(() => GenServer.call(node, pid, 'hello', { signal })), 'ERR_INVALID_ARGUMENT', '`options.signal`');
+      }
+      expect(await GenServer.call(node, pid, 'handled')).toBe(1);
+    });
+
     it('rejects with ERR_ABORTED when the signal aborts during the call, and discards the later reply', async () => {
       const clock = new TestClock();
       const node = track({ clock });
