@@ -1,7 +1,7 @@
 import { types } from 'node:util';
 import { checkKeys, InvalidArgumentError, isKeelError, NotSerializableError, ServiceUnavailableError } from '../errors.js';
 import type { Kernel } from '../runtime/kernel.js';
-import { isInstance } from '../runtime/safe.js';
+import { isAbortSignal } from '../runtime/safe.js';
 import { checkTarget, nameOf, Pid, type Target } from '../runtime/Pid.js';
 import type { DeadLetter, DeadLetterFilter, DeadLetterQueue, DeadLetterStats } from '../runtime/serviceSlots.js';
 import { backoffDelay } from '../backoff.js';
@@ -230,7 +230,7 @@ export class DeadLetterService implements DeadLetterQueue {
     if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0 || !Number.isFinite(1000 / rate))) {
       throw new InvalidArgumentError('options.ratePerSecond', 'a positive number (whose 1000 / rate ms is finite)', rate);
     }
-    if (options.signal !== undefined && !isInstance(options.signal, AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
+    if (options.signal !== undefined && !isAbortSignal(options.signal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
     const records: Record_[] = [];
     if (ids !== undefined) {
       for (const id of new Set(ids)) {

@@ -2,7 +2,7 @@ import { types } from 'node:util';
 import { checkStrayKeys, DeadlockError, InvalidArgumentError, isKeelError, thrownText, toError } from '../errors.js';
 import { captureResolvers, capturedResolvers } from '../otp/internal/promiseExecutor.js';
 import { Delivery, inHandler, isDead, type Kernel, NextTurnWatcher, originOf, type Proc, type TimerEntry } from '../runtime/kernel.js';
-import { isInstance } from '../runtime/safe.js';
+import { isAbortSignal } from '../runtime/safe.js';
 import { monotonicClock } from '../runtime/Clock.js';
 import { checkTarget, nameOf, PidImpl, type Target, targetText } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
@@ -80,7 +80,7 @@ function settingsOf(options: SendOptions): Settings {
   const metadata = options.metadata === undefined ? EMPTY_METADATA : copyMetadata(options.metadata);
   if (options.id !== undefined && (typeof options.id !== 'string' || options.id === '')) throw new InvalidArgumentError('options.id', 'a non-empty string', options.id);
   if (options.retryOnCrash !== undefined && typeof options.retryOnCrash !== 'boolean') throw new InvalidArgumentError('options.retryOnCrash', 'a boolean', options.retryOnCrash);
-  if (options.signal !== undefined && !isInstance(options.signal, AbortSignal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
+  if (options.signal !== undefined && !isAbortSignal(options.signal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
   return {
     ack,
     timeout: ms('timeout', 5000),

@@ -1317,6 +1317,16 @@ describe('sendSupervised given a from or a signal that cannot be inspected', () 
     await node.idle();
     expect(r.seen).toEqual([]);
   });
+
+  it('refuses an object made from AbortSignal.prototype (an instance the engine takes for no signal) as a signal, and sends nothing', async () => {
+    const node = track();
+    const r = receiver(node);
+    const fake = Object.create(AbortSignal.prototype) as AbortSignal;
+    expectKeelError(await failure(() => sendSupervised(node, r.pid, 'x', { signal: fake })), 'ERR_INVALID_ARGUMENT', '`options.signal`');
+    expectKeelError(await failure(() => node.deadLetters.retry([], { signal: fake })), 'ERR_INVALID_ARGUMENT', '`options.signal`');
+    await node.idle();
+    expect(r.seen).toEqual([]);
+  });
 });
 
 describe('sendSupervised to a pid-shaped target with no string form of its own', () => {

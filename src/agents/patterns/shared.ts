@@ -5,7 +5,7 @@ import { GenServer } from '../../otp/GenServer.js';
 import type { BroadcastOptions } from '../../delivery/broadcastSupervised.js';
 import { type SendOptions, toSettings } from '../../delivery/sendSupervised.js';
 import { checkTarget, isPid, nameOf, type Pid, type Target } from '../../runtime/Pid.js';
-import { isInstance } from '../../runtime/safe.js';
+import { isAbortSignal } from '../../runtime/safe.js';
 import type { Node } from '../../runtime/types.js';
 
 /**
@@ -108,7 +108,7 @@ export function checkTimeout(value: unknown, argument: string): asserts value is
 
 /** Throws unless `value` is undefined or an AbortSignal. */
 export function checkSignal(value: unknown, argument = 'options.signal'): asserts value is AbortSignal | undefined {
-  if (value !== undefined && !isInstance(value, AbortSignal)) throw new InvalidArgumentError(argument, 'an AbortSignal', value);
+  if (value !== undefined && !isAbortSignal(value)) throw new InvalidArgumentError(argument, 'an AbortSignal', value);
 }
 
 /** Throws unless `value` is a positive safe integer. */
