@@ -25,7 +25,7 @@ export const OBSERVE_COMMAND: CommandSpec<typeof options> = {
     'Runs the agent demo (keel demo) with node.observer() attached and prints the observer\'s link once:',
     'open it in a browser, or give it to keel top. The workflows start again and again (each of the 32',
     `lanes waits ${OBSERVE_PACE_MS} ms between two) while the chaos process kills workers and ledgers, until`,
-    'SIGINT (Ctrl-C) or SIGTERM; then the demo winds down and prints its report. A second signal exits',
+    'SIGINT (Ctrl-C), SIGTERM or SIGHUP; then the demo winds down and prints its report. A second signal exits',
     'at once, without the report.',
   ].join('\n'),
   options,
@@ -34,7 +34,7 @@ export const OBSERVE_COMMAND: CommandSpec<typeof options> = {
     'keel demo --observe takes the same options. The observer and its security model: docs/observer.md.',
     '',
     'exit code: 0 when every check of the report passed, 1 when one failed, 2 on bad usage;',
-    '130 (SIGINT) or 143 (SIGTERM) when a second signal stopped it before the report.',
+    '130 (SIGINT), 143 (SIGTERM) or 129 (SIGHUP) when a second signal stopped it before the report.',
   ].join('\n'),
 };
 
@@ -71,7 +71,7 @@ export function parseObserveArgs(argv: readonly string[]): ObserveArgs | undefin
 
 /** What `keel observe` runs with besides its arguments. */
 export interface ObserveEnvironment {
-  /** Stops the demo (it then reports); default: the first SIGINT or SIGTERM (a second one exits at once). */
+  /** Stops the demo (it then reports); default: the first SIGINT, SIGTERM or SIGHUP (a second one exits at once). */
   readonly signal?: AbortSignal;
   /** Gets the live progress line (keel.ts: rewritten in place on a terminal, once a second otherwise). */
   readonly progress?: (line: string) => void;

@@ -1,7 +1,12 @@
+/** The exit code of a process ended by `signal` with no listener (128 + its number). */
+const EXIT_CODES: Readonly<Record<string, number>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
 /**
- * A stop signal for a long-running command: aborted by the first SIGINT or SIGTERM. A second one
- * means "now": `onRepeat` runs (a last line, say), then the process exits with 130 or 143, as it
- * would with no listener. `release` removes the listeners.
+ * A stop signal for a long-running command: aborted by the first SIGINT, SIGTERM or SIGHUP (the
+ * terminal closed: without a listener the process would die at once, its temporary files left). A
+ * second one means "now": `onRepeat` runs (a last line, say), then the process exits with 130, 143
+ * or 129, as it would with no listener. `release` removes the listeners.
  */
 export function stopOnSignals(onRepeat?: (signal: NodeJS.Signals) => void): { signal: AbortSignal; release: () => void } {
   const controller = new AbortController();
@@ -11,15 +16,13 @@ export function stopOnSignals(onRepeat?: (signal: NodeJS.Signals) => void): { si
       return;
     }
     onRepeat?.(signal);
-    process.exit(signal === 'SIGINT' ? 130 : 143);
+    process.exit(EXIT_CODES[signal] ?? 143);
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
   return {
     signal: controller.signal,
     release: () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      for (const s of STOP_SIGNALS) process.off(s, onSignal);
     },
   };
 }

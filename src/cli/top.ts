@@ -79,7 +79,7 @@ export interface TopEnvironment {
   readonly stdout?: TopStream;
   /** Default process.env (for KEEL_OBSERVER_TOKEN). */
   readonly env?: Readonly<Record<string, string | undefined>>;
-  /** Stops the refreshing (exit 0); default: SIGINT or SIGTERM. */
+  /** Stops the refreshing (exit 0); default: SIGINT, SIGTERM or SIGHUP. */
   readonly signal?: AbortSignal;
   /** How long one request may take (default TOP_REQUEST_TIMEOUT_MS). */
   readonly requestTimeoutMs?: number;

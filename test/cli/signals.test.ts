@@ -7,7 +7,7 @@ afterEach(() => {
 });
 
 describe('stopOnSignals', () => {
-  it('aborts on the first SIGINT or SIGTERM; a second runs onRepeat, then exits 130 for SIGINT and 143 for SIGTERM', () => {
+  it('aborts on the first SIGINT, SIGTERM or SIGHUP; a second runs onRepeat, then exits 130 for SIGINT, 143 for SIGTERM and 129 for SIGHUP', () => {
     const exits: unknown[] = [];
     vi.spyOn(process, 'exit').mockImplementation(((code?: number) => {
       exits.push(code);
@@ -16,6 +16,8 @@ describe('stopOnSignals', () => {
       ['SIGINT', 'SIGINT', 130],
       ['SIGTERM', 'SIGTERM', 143],
       ['SIGTERM', 'SIGINT', 130],
+      ['SIGHUP', 'SIGHUP', 129],
+      ['SIGINT', 'SIGHUP', 129],
     ] as const) {
       const repeats: string[] = [];
       const stop = stopOnSignals((signal) => repeats.push(signal));
@@ -29,11 +31,12 @@ describe('stopOnSignals', () => {
   });
 
   it('release removes its listeners: a signal afterwards reaches it no more', () => {
-    const before = [process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')];
+    const counts = (): number[] => ['SIGINT', 'SIGTERM', 'SIGHUP'].map((s) => process.listenerCount(s));
+    const before = counts();
     const stop = stopOnSignals();
-    expect([process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')]).toEqual([before[0]! + 1, before[1]! + 1]);
+    expect(counts()).toEqual(before.map((n) => n + 1));
     stop.release();
-    expect([process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')]).toEqual(before);
+    expect(counts()).toEqual(before);
     expect(stop.signal.aborted).toBe(false);
   });
 });
