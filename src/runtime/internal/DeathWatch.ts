@@ -40,6 +40,8 @@ export interface DeathWatchHost {
   readonly groups: GroupTable<Proc>;
   log(level: 'info' | 'warn' | 'error', message: string, detail?: unknown): void;
   resolve(pid: Pid): Proc | undefined;
+  /** Reports a context used after its process exited (`keel.process.zombie_call`). */
+  zombieCall(p: Proc, operation: string): void;
 }
 
 /**
@@ -417,7 +419,7 @@ export class DeathWatch {
       // sets up nothing, as ctx.monitor from a dead process (a target would keep a monitor whose Down
       // nobody can receive)
       if ((p.flags & F_DEAD) !== 0) {
-        this.#host.telemetry.execute('keel.process.zombie_call', {}, { pid: p.self, operation: 'monitor' });
+        this.#host.zombieCall(p, 'monitor');
         return ref;
       }
     }

@@ -171,7 +171,15 @@ export function kernel(options: { events?: readonly string[]; settings?: Partial
   const waker = recordingWaker();
   mail.waker = waker;
   const placeholder = new PidImpl(NODE, CREATION, 0);
-  const deathHost: DeathWatchHost = { name: NODE, telemetry: bus, registry, groups, log: log.log, resolve };
+  const deathHost: DeathWatchHost = {
+    name: NODE,
+    telemetry: bus,
+    registry,
+    groups,
+    log: log.log,
+    resolve,
+    zombieCall: (p, operation) => bus.execute('keel.process.zombie_call', {}, { pid: p.self, operation }),
+  };
   const deaths = new DeathWatch(deathHost, procs, mail, sched, timers, placeholder);
   const counts = { released: 0, idleChecks: 0 };
   const lifeHost: LifecycleHost = {
