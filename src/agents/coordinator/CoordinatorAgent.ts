@@ -19,7 +19,7 @@ import { abortCompensations, compensationSettled } from './saga.js';
 import { StuckCheck, stuckCheck } from './stuck.js';
 import type { CancelResult, CoordinatorHandle, CoordinatorMetrics, CoordinatorOptions, Workflow, WorkflowResult, WorkflowStatus } from './types.js';
 import { checkId, type Settings, validateOptions, validateWorkflow } from './validate.js';
-import { forget, persist, RESULT, storeWrite, WORKFLOW } from './durable.js';
+import { forget, KINDS, persist, storeWrite } from './durable.js';
 import { loadLate, resumeKept, resumeStored } from './resume.js';
 import type { Kept, TaskEnds } from './state.js';
 import { componentState, endsForGood, releaseComponentState, releaseIfInitFails } from '../internal/componentState.js';
@@ -239,7 +239,9 @@ const coordinatorSpec: GenServerSpec<State, { request: Request; reply: unknown }
     releaseComponentState(state.ctx.node, state.name);
     // its store never read: its workflows ran in memory only, and the records it did not read are not its to delete
     if (kernelOf(state.ctx).stopping || state.kept.storeUnread) return;
-    if (state.kept.shadowed.size === 0) storeWrite(state, '', (store) => store.transaction(() => (store.deleteAll(state.name, WORKFLOW), store.deleteAll(state.name, RESULT))));
+    if (state.kept.shadowed.size === 0) storeWrite(state, '', (store) => store.transaction(() => {
+      for (const kind of KINDS) store.deleteAll(state.name, kind);
+    }));
     else for (const wf of state.runs.values()) forget(state, wf); // its own only: the shadowed ones stay for a later start
   },
 }, 'a coordinator (use its handle)', 'bare');

@@ -5,7 +5,7 @@ import type { Pid } from '../../runtime/Pid.js';
 import type { AgentCast, AgentProtocol, AgentTask, TaskResult } from '../Agent.js';
 import { unwatch, watchProcess } from '../internal/watch.js';
 import { retryDelay } from './policy.js';
-import { persist, recordResult } from './durable.js';
+import { recordResult, recordTask } from './durable.js';
 import { AggregateTimeout, agentTaskId, anyEligible, eligible, event, noWorkerError, NoWorkerDue, pidKey, put, Requeue, RunningList, timerNow, wanted, type Attempt, type Run, type State, type TaskRun, type Worker } from './state.js';
 import { touch } from './stuck.js';
 
@@ -267,7 +267,7 @@ function begin(state: State, task: TaskRun, worker: Worker | undefined): TaskAtt
   task.attempts++;
   task.worker = worker === undefined ? state.ctx.self : worker.pid;
   touch(state, task.wf, now);
-  if (state.store !== undefined) persist(state, task.wf); // started: after a crash it runs again (counted a re-run)
+  if (state.store !== undefined) recordTask(state, task); // started: after a crash it runs again (counted a re-run)
   return attempt;
 }
 
@@ -390,7 +390,7 @@ function taskError(state: State, task: TaskRun, error: unknown): void {
   task.error = error;
   task.dueAt = timerNow(state) + delay;
   task.delayTimer = state.ctx.sendAfter(state.ctx.self, new Requeue(task), delay);
-  if (state.store !== undefined) persist(state, task.wf); // the budget spent survives a crash
+  if (state.store !== undefined) recordTask(state, task); // the budget spent survives a crash
 }
 
 /** The attempt is over without a result: another attempt, or the workflow fails past maxTaskAttempts. */
@@ -411,7 +411,7 @@ function retry(state: State, attempt: Attempt, reason: string, reassigned: boole
   state.m.reassigned++;
   event(state, 'task_reassigned', { attempt: task.attempts }, { workflow: task.wf.id, task: task.spec.id, worker: attempt.worker?.pid, reason, reassigned });
   task.avoid = attempt.worker;
-  if (state.store !== undefined) persist(state, task.wf); // the budget spent survives a crash
+  if (state.store !== undefined) recordTask(state, task); // the budget spent survives a crash
   enqueue(state, task);
 }
 

@@ -4,22 +4,47 @@ import { event, type Run, type State, type TaskRun } from './state.js';
 import type { CompensationOutcome, Workflow } from './types.js';
 
 /**
- * @internal The coordinator's records in an agent store (with `store` configured): one per active
- * workflow, kind {@link WORKFLOW}, keyed by its id, rewritten (`put`) at each transition that a
- * restart must not lose (started, a task completed, paused or resumed, compensating, a compensation
- * settled); and one per completed task, kind {@link RESULT}, keyed by workflow and task id, written
- * with `insert` in the same transaction as its workflow's record: a task's result is recorded once
- * (the first wins). A finished workflow's records are deleted (its result lives on in the node's
- * history only). Read back when a coordinator of the same name starts in a new OS process.
+ * @internal The coordinator's records in an agent store (with `store` configured), each of a size
+ * that does not grow with the workflow's progress, so that a workflow's writes grow with its task
+ * count, not its square:
+ * - kind {@link WORKFLOW}, keyed by the workflow's id: its definition and state, written (`put`) when
+ *   it starts and at the few transitions of the whole workflow (paused or resumed, compensating);
+ * - kind {@link TASK}, keyed by workflow and task id: a task's attempts and spent retry budgets,
+ *   written when an attempt starts and when a budget is spent (a restart counts them as spent);
+ * - kind {@link RESULT}, keyed by workflow and task id: a completed task's result and its place in the
+ *   completion order (the saga's reverse order), written once with `insert` (the first wins);
+ * - kind {@link UNDO}, keyed by workflow and compensation index: a compensation's attempts while it
+ *   runs, and its outcome once settled.
+ * A resume reads the workflow record, then what the others add to it (they take precedence: they are
+ * newer). Older files, whose workflow record was rewritten whole at each transition, resume as they
+ * did. A finished workflow's records are deleted (its result lives on in the node's history only).
+ * Read back when a coordinator of the same name starts in a new OS process.
  */
 
 export const WORKFLOW = 'workflow';
 export const RESULT = 'result';
+export const TASK = 'task';
+export const UNDO = 'undo';
+/** Every kind of record a coordinator writes. */
+export const KINDS = [WORKFLOW, RESULT, TASK, UNDO] as const;
 
 /** The record key of a task's result (unambiguous for any two strings). */
 export const resultKey = (workflow: string, task: string): string => JSON.stringify([workflow, task]);
 
-/** The workflow id of a result record's key, or undefined for a key that is not one. */
+/** The record key of a workflow's `index`th compensation. */
+export const undoKey = (workflow: string, index: number): string => JSON.stringify([workflow, index]);
+
+/** The compensation index of a compensation record's key, or Infinity for a key that is not one. */
+export function undoIndexOf(key: string): number {
+  try {
+    const parsed: unknown = JSON.parse(key);
+    return Array.isArray(parsed) && parsed.length === 2 && Number.isSafeInteger(parsed[1]) && parsed[1] >= 0 ? (parsed[1] as number) : Infinity;
+  } catch {
+    return Infinity;
+  }
+}
+
+/** The workflow id of a result, task or compensation record's key, or undefined for a key that is not one. */
 export function workflowOfResult(key: string): string | undefined {
   try {
     const parsed: unknown = JSON.parse(key);
@@ -51,6 +76,22 @@ export interface StoredWorkflow {
 export interface StoredResult {
   readonly result: unknown;
   readonly attempts: number;
+  /** Its place in the workflow's completion order, from 0 (absent in older records). */
+  readonly seq?: number;
+}
+
+/** A task's counts: attempts started, attempts that ended in an error, attempts lost; and its workflow's reassignments so far (they only grow: a resume takes the largest). */
+export interface StoredTask {
+  readonly attempts: number;
+  readonly errors: number;
+  readonly lost: number;
+  readonly reassigned: number;
+}
+
+/** A compensation: attempts started, and its outcome once settled. */
+export interface StoredUndo {
+  readonly attempts: number;
+  readonly outcome?: CompensationOutcome;
 }
 
 /** A write to the store: a failure (a value that is not plain data, disk full, closed) is logged and reported; the workflow goes on in memory. */
@@ -100,22 +141,42 @@ function recordOf(wf: Run): StoredWorkflow {
   };
 }
 
-/** Keeps the active workflow's record (a transition). */
+/** Keeps the active workflow's record (a transition of the whole workflow: started, paused or resumed, compensating). */
 export function persist(state: State, wf: Run): void {
   if (state.store === undefined || wf.unstored) return; // no store: no record, nor a closure to write it
   storeWrite(state, wf.id, (store) => store.put(state.name, WORKFLOW, wf.id, recordOf(wf)));
 }
 
-/** A task completed: its result recorded once, with its workflow's record, in one transaction. */
+/**
+ * A task's attempt started or spent a retry budget: its counts (a compensation's in its own record).
+ * The record's key is the task's (or compensation's) alone, so the write does not grow with the workflow.
+ */
+export function recordTask(state: State, task: TaskRun): void {
+  const wf = task.wf;
+  if (state.store === undefined || wf.unstored) return;
+  if (task.role === 'compensation') {
+    const index = wf.compensations.length; // compensations run one at a time: the current one
+    storeWrite(state, wf.id, (store) => store.put(state.name, UNDO, undoKey(wf.id, index), { attempts: task.attempts } satisfies StoredUndo));
+    return;
+  }
+  const counts: StoredTask = { attempts: task.attempts, errors: task.errors, lost: task.lost, reassigned: wf.reassigned };
+  storeWrite(state, wf.id, (store) => store.put(state.name, TASK, resultKey(wf.id, task.spec.id), counts));
+}
+
+/** A task completed (it is the last of `wf.completedOrder`): its result recorded once, with its place in the completion order. */
 export function recordResult(state: State, task: TaskRun): void {
   const wf = task.wf;
   if (state.store === undefined || wf.unstored) return;
-  storeWrite(state, wf.id, (store) =>
-    store.transaction(() => {
-      store.insert(state.name, RESULT, resultKey(wf.id, task.spec.id), { result: task.result, attempts: task.attempts } satisfies StoredResult);
-      store.put(state.name, WORKFLOW, wf.id, recordOf(wf));
-    }),
-  );
+  const value: StoredResult = { result: task.result, attempts: task.attempts, seq: wf.completedOrder.length - 1 };
+  storeWrite(state, wf.id, (store) => store.insert(state.name, RESULT, resultKey(wf.id, task.spec.id), value));
+}
+
+/** The compensation at `index` settled (its outcome is `wf.compensations[index]`): recorded with its attempts. */
+export function recordCompensation(state: State, wf: Run, index: number, attempts: number): void {
+  if (state.store === undefined || wf.unstored) return;
+  const c = wf.compensations[index]!;
+  const outcome: StoredUndo = { attempts, outcome: c.ok ? c : { ...c, error: plainError(c.error) } };
+  storeWrite(state, wf.id, (store) => store.put(state.name, UNDO, undoKey(wf.id, index), outcome));
 }
 
 /** The workflow finished: its records go. */
@@ -124,7 +185,12 @@ export function forget(state: State, wf: Run): void {
   storeWrite(state, wf.id, (store) =>
     store.transaction(() => {
       store.delete(state.name, WORKFLOW, wf.id);
-      for (const t of wf.tasks.values()) store.delete(state.name, RESULT, resultKey(wf.id, t.spec.id));
+      for (const t of wf.tasks.values()) {
+        const key = resultKey(wf.id, t.spec.id);
+        store.delete(state.name, RESULT, key);
+        store.delete(state.name, TASK, key);
+      }
+      for (let i = 0; i < wf.undo.length; i++) store.delete(state.name, UNDO, undoKey(wf.id, i));
     }),
   );
 }

@@ -2,7 +2,7 @@ import { thrownText } from '../../errors.js';
 import { type AgentStoreRecord, type CorruptRecord, recordKey } from '../store/AgentStore.js';
 import { checkId, validateWorkflow } from './validate.js';
 import { addWorker, dispatch, enqueue, event, put, Requeue, timerNow, wanted, WorkflowTimeout, type Run, type State, type TaskRun, type Worker } from './dispatch.js';
-import { RESULT, resultKey, storeWrite, WORKFLOW, workflowOfResult, type StoredResult, type StoredWorkflow } from './durable.js';
+import { RESULT, resultKey, storeWrite, TASK, UNDO, undoIndexOf, undoKey, WORKFLOW, workflowOfResult, type StoredResult, type StoredWorkflow } from './durable.js';
 import { finish, newRun } from './runs.js';
 import { buildUndo, next } from './saga.js';
 import { StuckCheck, touch } from './stuck.js';
@@ -149,13 +149,19 @@ export function resumeStored(state: State): Resumed {
   let workflows: AgentStoreRecord[];
   let corrupt: CorruptRecord[];
   let results: (AgentStoreRecord | CorruptRecord)[];
+  let taskRecords: (AgentStoreRecord | CorruptRecord)[];
+  let undoRecords: (AgentStoreRecord | CorruptRecord)[];
   try {
     const w = store.loadAll(state.name, WORKFLOW);
     const r = store.loadAll(state.name, RESULT);
+    const t = store.loadAll(state.name, TASK);
+    const u = store.loadAll(state.name, UNDO);
     // a load that is not one (a custom store's) is a store that cannot be read, as a throw is
     workflows = [...w.records];
     corrupt = [...w.corrupt];
     results = [...r.records, ...r.corrupt];
+    taskRecords = [...t.records, ...t.corrupt];
+    undoRecords = [...u.records, ...u.corrupt];
   } catch (e) {
     // its records are not this coordinator's to write over or delete until it has read them
     state.kept.storeUnread = true;
@@ -166,12 +172,23 @@ export function resumeStored(state: State): Resumed {
   }
   state.kept.storeUnread = false;
   // each result record read once, here: one whose reading throws is of no use, as a corrupt one (its task runs again)
-  const rows: { key: string; value: { result: unknown } | undefined }[] = [];
+  const rows: { key: string; value: { result: unknown; seq: number | undefined } | undefined }[] = [];
   for (const r of results) {
     const key = recordKey(r);
     if (key !== undefined) rows.push({ key, value: readResult(r) });
   }
   const byKey = new Map(rows.map((r) => [r.key, r.value]));
+  // task and compensation records, each read once: one that cannot be read adds nothing (its counts are the workflow record's)
+  const tasks = new Map<string, TaskCounts | undefined>();
+  const undos = new Map<string, UndoRecord | undefined>();
+  for (const c of taskRecords) {
+    const key = recordKey(c);
+    if (key !== undefined) tasks.set(key, readTask(c));
+  }
+  for (const c of undoRecords) {
+    const key = recordKey(c);
+    if (key !== undefined) undos.set(key, readUndo(c));
+  }
   // result records no resumed workflow can use (a dropped or corrupt workflow's, or one that cannot be
   // read) are deleted once the workflows are: a result is written with `insert` (the first wins), so a
   // stale one would stand in for the result of a later workflow of the same id, or of the task's re-run
@@ -183,6 +200,17 @@ export function resumeStored(state: State): Resumed {
   const sweep = (): void => {
     for (const r of rows) {
       if (unusable(r.key, r.value)) storeWrite(state, workflowOfResult(r.key) ?? '', (s) => s.delete(state.name, RESULT, r.key));
+    }
+    // those of a workflow not resumed (a later workflow of the same id would take its counts for its
+    // own), and compensations of a workflow that has no such compensation (it is not compensating)
+    for (const [kind, records] of [[TASK, tasks], [UNDO, undos]] as const) {
+      for (const key of records.keys()) {
+        const id = workflowOfResult(key);
+        if (id !== undefined && state.kept.shadowed.has(id)) continue;
+        const wf = id === undefined ? undefined : state.runs.get(id);
+        if (wf !== undefined && (kind === TASK || (wf.state === 'compensating' && undoIndexOf(key) < wf.undo.length))) continue;
+        storeWrite(state, id ?? '', (s) => s.delete(state.name, kind, key));
+      }
     }
   };
   let dropped = corrupt.length;
@@ -226,8 +254,24 @@ export function resumeStored(state: State): Resumed {
       if (Number.isSafeInteger(b[1]) && b[1] > 0) t.errors = b[1];
       if (Number.isSafeInteger(b[2]) && b[2] > 0) t.lost = b[2];
     }
-    // completed tasks: those with a recorded result, in the recorded completion order first
-    const order = [...stored.completedOrder.filter((id) => wf.tasks.has(id)), ...wf.tasks.keys()];
+    // the counts each task's record kept since (newer than the workflow record's: they only grow)
+    for (const t of wf.tasks.values()) {
+      const c = tasks.get(resultKey(wf.id, t.spec.id));
+      if (c === undefined) continue;
+      t.attempts = Math.max(t.attempts, c.attempts);
+      t.errors = Math.max(t.errors, c.errors);
+      t.lost = Math.max(t.lost, c.lost);
+      wf.reassigned = Math.max(wf.reassigned, c.reassigned);
+    }
+    // completed tasks: those with a recorded result, in the recorded completion order first (the
+    // workflow record's list, then each result's place in it)
+    const placed: { id: string; seq: number }[] = [];
+    for (const id of wf.tasks.keys()) {
+      const seq = byKey.get(resultKey(wf.id, id))?.seq;
+      if (seq !== undefined) placed.push({ id, seq });
+    }
+    placed.sort((a, b) => a.seq - b.seq);
+    const order = [...stored.completedOrder.filter((id) => wf.tasks.has(id)), ...placed.map((p) => p.id), ...wf.tasks.keys()];
     // compensating, every task its record lists as completed is (its result perhaps not recorded: a write
     // that failed): it runs no more, and its compensation must run, at its place in the reverse order
     const listed = stored.state === 'compensating' ? new Set(stored.completedOrder) : undefined;
@@ -257,11 +301,25 @@ export function resumeStored(state: State): Resumed {
       }
       buildUndo(wf);
       for (const c of stored.compensations.slice(0, wf.undo.length)) wf.compensations.push(c as CompensationOutcome);
+      // then those settled since, each in its own record (in order: they run one at a time)
+      let undoAttempts = stored.undoAttempts;
+      for (;;) {
+        const at = wf.compensations.length;
+        const c = wf.undo[at];
+        const u = c === undefined ? undefined : undos.get(undoKey(wf.id, at));
+        if (u === undefined) break;
+        if (u.outcome === undefined || u.outcome.task !== c!.undoes!.spec.id) {
+          undoAttempts = Math.max(typeof undoAttempts === 'number' && Number.isSafeInteger(undoAttempts) ? undoAttempts : 0, u.attempts);
+          break;
+        }
+        wf.compensations.push(u.outcome);
+        undoAttempts = 0;
+      }
       for (const c of wf.undo.slice(0, wf.compensations.length)) c.state = wf.compensations[wf.undo.indexOf(c)]!.ok ? 'completed' : 'failed';
       const c = wf.undo[wf.compensations.length];
       if (c === undefined) next(state, wf); // every compensation had run: it ends now
       else {
-        const n = stored.undoAttempts;
+        const n = undoAttempts;
         if (typeof n === 'number' && Number.isSafeInteger(n) && n > 0) c.attempts = n;
         if (c.attempts > 0) rerun++; // it had started: it runs again
         enqueue(state, c); // waits for a worker that runs its kind, as the workflow's tasks do
@@ -291,10 +349,55 @@ export function loadLate(state: State): void {
 }
 
 /** A result record's value as far as a resume uses it, or undefined: none (a corrupt row), not an object, or reading it threw. */
-function readResult(r: AgentStoreRecord | CorruptRecord): { result: unknown } | undefined {
+function readResult(r: AgentStoreRecord | CorruptRecord): { result: unknown; seq: number | undefined } | undefined {
   try {
     const value: unknown = 'value' in r ? r.value : undefined;
-    return typeof value === 'object' && value !== null ? { result: (value as StoredResult).result } : undefined;
+    if (typeof value !== 'object' || value === null) return undefined;
+    const { result, seq } = value as StoredResult;
+    return { result, seq: count(seq) };
+  } catch {
+    return undefined;
+  }
+}
+
+interface TaskCounts {
+  readonly attempts: number;
+  readonly errors: number;
+  readonly lost: number;
+  readonly reassigned: number;
+}
+
+interface UndoRecord {
+  readonly attempts: number;
+  readonly outcome: CompensationOutcome | undefined;
+}
+
+/** A count as kept (a safe integer, 0 or more), else undefined. */
+function count(n: unknown): number | undefined {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
+/** A task record's counts (each read once; one that is not a count is 0), or undefined: none, not an object, or reading it threw. */
+function readTask(r: AgentStoreRecord | CorruptRecord): TaskCounts | undefined {
+  try {
+    const value: unknown = 'value' in r ? r.value : undefined;
+    if (typeof value !== 'object' || value === null) return undefined;
+    const { attempts, errors, lost, reassigned } = value as Partial<TaskCounts>;
+    return { attempts: count(attempts) ?? 0, errors: count(errors) ?? 0, lost: count(lost) ?? 0, reassigned: count(reassigned) ?? 0 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A compensation record (its outcome a copy, `{ task, ok, result | error }`, or undefined if it has none that can be read). */
+function readUndo(r: AgentStoreRecord | CorruptRecord): UndoRecord | undefined {
+  try {
+    const value: unknown = 'value' in r ? r.value : undefined;
+    if (typeof value !== 'object' || value === null) return undefined;
+    const { attempts, outcome } = value as { attempts?: unknown; outcome?: unknown };
+    const o = typeof outcome === 'object' && outcome !== null ? ({ ...outcome } as CompensationOutcome) : undefined;
+    const valid = o !== undefined && typeof o.task === 'string' && typeof o.ok === 'boolean';
+    return { attempts: count(attempts) ?? 0, outcome: valid ? o : undefined };
   } catch {
     return undefined;
   }

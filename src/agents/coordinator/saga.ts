@@ -1,5 +1,5 @@
 import { dispatch, enqueue } from './dispatch.js';
-import { persist } from './durable.js';
+import { persist, recordCompensation } from './durable.js';
 import { finalize } from './result.js';
 import { anyEligible, event, NO_DEPENDENTS, noWorkerError, stopTaskTimers, type Run, type State, type TaskRun } from './state.js';
 
@@ -70,6 +70,6 @@ export function compensationSettled(state: State, task: TaskRun, ok: boolean, va
   const id = task.undoes!.spec.id;
   wf.compensations.push(ok ? { task: id, ok: true, result: value } : { task: id, ok: false, error: value });
   event(state, 'compensation_finished', { attempts: task.attempts }, { workflow: wf.id, task: id, ok, ...(ok ? {} : { error: value }) });
-  if (wf.compensations.length < wf.undo.length) persist(state, wf); // the last one: finalize forgets it
+  if (wf.compensations.length < wf.undo.length) recordCompensation(state, wf, wf.compensations.length - 1, task.attempts); // the last one: finalize forgets it
   next(state, wf);
 }

@@ -355,7 +355,7 @@ describe('CoordinatorAgent with an agent store: a stored record whose resume wou
     await advance(node, clock, 1999);
     expect(store.loads).toBe(2);
     await advance(node, clock, 1);
-    expect(store.loads).toBe(4); // the second, two seconds later: read (its workflows, then their results)
+    expect(store.loads).toBe(6); // the second, two seconds later: read (its workflows, their results, task counts and compensations)
     expect(resumedOf(events)).toEqual([
       [{ workflows: 0, rerun: 0, dropped: 0 }, 'store'],
       [{ workflows: 2, rerun: 0, dropped: 0 }, 'store'],
@@ -364,7 +364,7 @@ describe('CoordinatorAgent with an agent store: a stored record whose resume wou
     expect(await coordinator.wait('wf-1')).toMatchObject({ status: 'completed', results: { t: 'stored 1' } });
     expect(await coordinator.wait('wf-2')).toMatchObject({ status: 'completed', results: { t: 'stored 2' } });
     await advance(node, clock, 120_000);
-    expect(store.loads).toBe(4); // read for good: no more retries
+    expect(store.loads).toBe(6); // read for good: no more retries
   });
 
   it('a coordinator that could not read its store at the start, killed and restarted in its node, reads it at the restart', async () => {
@@ -441,5 +441,127 @@ describe('CoordinatorAgent with an agent store: a workflow its caller changes af
     const c2 = await CoordinatorAgent.start(second, { name: 'flow', workers: [b.pid] });
     expect(resumedOf(events)).toEqual([[{ workflows: 1, rerun: 1, dropped: 0 }, 'store']]);
     expect(await c2.wait('w')).toMatchObject({ status: 'completed', results: { a: 'a-done', b: 'b-done a-done' } });
+  });
+});
+
+describe('CoordinatorAgent with an agent store: the size of its writes', () => {
+  it('a workflow of many tasks writes its whole record once: each write after the start is of one task, so its writes grow with its task count, not its square', async () => {
+    const inner = new MemoryAgentStore();
+    const sizes: [string, number][] = []; // kind, size of the value written
+    const store: AgentStore = {
+      ...loadingStore(inner, (c, k) => inner.loadAll(c, k)),
+      put: (component, kind, key, value) => {
+        sizes.push([kind, JSON.stringify(value).length]);
+        inner.put(component, kind, key, value);
+      },
+      insert: (component, kind, key, value) => {
+        sizes.push([kind, JSON.stringify(value).length]);
+        return inner.insert(component, kind, key, value);
+      },
+    };
+    const { node } = clockedNode(track);
+    const worker = await Agent.start(node, { capabilities: [], tasks: { k: (t) => t.payload } });
+    const coordinator = await CoordinatorAgent.start(node, { name: 'chain', store, workers: [worker.pid] });
+    const n = 300;
+    const tasks = Array.from({ length: n }, (_, i) => ({ id: `t${i}`, kind: 'k', payload: i, ...(i > 0 ? { dependsOn: [`t${i - 1}`] } : {}) }));
+    const result = await coordinator.run({ id: 'long', tasks });
+    expect(result).toMatchObject({ status: 'completed' });
+    expect((result as { results: Record<string, unknown> }).results.t299).toBe(299);
+    // the workflow's record at its start, then per task: its counts when it starts, its result when it completes
+    expect(sizes.map(([kind]) => kind)).toEqual(['workflow', ...Array.from({ length: n }, () => ['task', 'result']).flat()]);
+    expect(sizes[0]![1]).toBeGreaterThan(n * 20); // the definition: every task
+    expect(Math.max(...sizes.slice(1).map(([, size]) => size))).toBeLessThan(100);
+    expect(inner.loadAll('chain').records).toEqual([]); // finished: its records are gone
+  });
+
+  it('a new node resumes a saga in its recorded completion order (each result keeps its place): the compensations run in reverse of it', async () => {
+    const store = new MemoryAgentStore();
+    const { node: first } = clockedNode(track);
+    const releaseA = deferred<void>();
+    const cStarted = deferred<void>();
+    const w1 = await Agent.start(first, {
+      capabilities: [],
+      tasks: {
+        a: async () => (await releaseA.promise, 'A'), // a completes after b
+        b: () => (releaseA.resolve(), 'B'),
+        c: () => (cStarted.resolve(), new Promise(() => undefined)),
+      },
+    });
+    const c1 = await CoordinatorAgent.start(first, { name: 'saga', store, workers: [w1.pid], maxTasksPerWorker: 2 });
+    await c1.submit({
+      id: 's',
+      tasks: [
+        { id: 'a', kind: 'a', compensate: { kind: 'undo', payload: 'a' } },
+        { id: 'b', kind: 'b', compensate: { kind: 'undo', payload: 'b' } },
+        { id: 'c', kind: 'c', dependsOn: ['a', 'b'] },
+      ],
+    });
+    await cStarted.promise;
+    // b completed first; the workflow's record (written at its start) lists no completed task
+    expect(Object.fromEntries(store.loadAll('saga', 'result').records.map((r) => [r.key, (r.value as { seq: number }).seq]))).toEqual({ '["s","a"]': 1, '["s","b"]': 0 });
+    expect(store.loadAll('saga', 'workflow').records.map((r) => (r.value as { completedOrder: unknown }).completedOrder)).toEqual([[]]);
+    await first.shutdown({ timeoutMs: 1000 });
+
+    const { node: second } = clockedNode(track);
+    const undone: unknown[] = [];
+    const w2 = await Agent.start(second, {
+      capabilities: [],
+      tasks: {
+        c: () => {
+          throw new Error('c failed');
+        },
+        undo: (t) => (undone.push(t.payload), `undid ${String(t.payload)}`),
+      },
+    });
+    const c2 = await CoordinatorAgent.start(second, { name: 'saga', store, workers: [w2.pid] });
+    expect(await c2.wait('s')).toMatchObject({
+      status: 'failed',
+      failedTask: 'c',
+      compensations: [
+        { task: 'a', ok: true, result: 'undid a' },
+        { task: 'b', ok: true, result: 'undid b' },
+      ],
+    });
+    expect(undone).toEqual(['a', 'b']);
+    expect(store.loadAll('saga').records).toEqual([]);
+  });
+});
+
+describe('CoordinatorAgent with an agent store: task and compensation records that cannot be used', () => {
+  it('add nothing (the workflow record counts), never fail the start; those of a workflow not stored are deleted', async () => {
+    const { node } = clockedNode(track);
+    const inner = new MemoryAgentStore();
+    const base = { state: 'running', startedAt: 1, deadline: undefined, reassigned: 2, attempts: [['a', 1]], completedOrder: [], failure: undefined, compensations: [] };
+    inner.put('flow', 'workflow', 'w', { ...base, id: 'w', workflow: { tasks: [{ id: 'a', kind: 'k' }, { id: 'b', kind: 'k' }, { id: 'c', kind: 'k' }] } });
+    inner.put('flow', 'task', JSON.stringify(['w', 'a']), { attempts: Number.NaN, errors: -1, lost: '3', reassigned: 1e300 }); // no count: 0 each
+    inner.put('flow', 'task', JSON.stringify(['w', 'b']), null);
+    inner.put('flow', 'task', JSON.stringify(['w', 'c']), { attempts: 4, errors: 0, lost: 1, reassigned: 5 }); // read by a getter that throws
+    inner.put('flow', 'undo', JSON.stringify(['w', 0]), { attempts: 1, outcome: { task: 'a', ok: 'yes' } }); // not compensating: unused
+    inner.put('flow', 'task', JSON.stringify(['gone', 'a']), { attempts: 1, errors: 0, lost: 0, reassigned: 0 }); // of no stored workflow
+    inner.put('flow', 'undo', JSON.stringify(['gone', 0]), { attempts: 1 });
+    inner.put('flow', 'task', 'not json', { attempts: 1 });
+    const store = loadingStore(inner, (c, k) => {
+      const load = inner.loadAll(c, k);
+      const answered = (key: string, value: unknown): unknown =>
+        key === JSON.stringify(['w', 'c'])
+          ? Object.defineProperty({}, 'attempts', {
+            get: () => {
+              throw new Error('EIO');
+            },
+            enumerable: true,
+          })
+          : value;
+      return { ...load, records: load.records.map((r) => ({ ...r, value: answered(r.key, r.value) })) };
+    });
+    const worker = await Agent.start(node, { capabilities: [], tasks: { k: () => 'done' } });
+    const events = captureEvents(node, ['keel.coordinator.resumed']);
+    const coordinator = await CoordinatorAgent.start(node, { name: 'flow', store, workers: [worker.pid] });
+    expect(resumedOf(events)).toEqual([[{ workflows: 1, rerun: 1, dropped: 0 }, 'store']]); // a, started once by its workflow record
+    expect(await coordinator.wait('w')).toMatchObject({
+      status: 'completed',
+      results: { a: 'done', b: 'done', c: 'done' },
+      tasks: { a: { attempts: 2 }, b: { attempts: 1 }, c: { attempts: 1 } },
+    });
+    expect(inner.loadAll('flow').records.map((r) => [r.kind, r.key])).toEqual([]); // the unusable ones deleted, the workflow's with it at its end
   });
 });

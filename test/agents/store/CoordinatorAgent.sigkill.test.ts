@@ -35,10 +35,15 @@ describe('CoordinatorAgent with a SQLite store under SIGKILL', () => {
     const clock = new TestClock({ start: Date.now() + 10_000 });
     const node = track({ clock, services: { agents: { store: { kind: 'sqlite', path: file } } } });
     const store = agentStoreFor(node, undefined)!;
-    // what the killed process left: the workflow's record, and fetch's result (recorded once)
-    expect(store.loadAll('flow', 'result').records).toEqual([{ component: 'flow', kind: 'result', key: '["doc","fetch"]', value: { result: '<p>hello big world</p>', attempts: 1 } }]);
+    // what the killed process left: the workflow's record (as written at its start), the counts of
+    // the tasks that started, and fetch's result (recorded once, first in the completion order)
+    expect(store.loadAll('flow', 'result').records).toEqual([{ component: 'flow', kind: 'result', key: '["doc","fetch"]', value: { result: '<p>hello big world</p>', attempts: 1, seq: 0 } }]);
+    expect(store.loadAll('flow', 'task').records.map((r) => [r.key, r.value])).toEqual([
+      ['["doc","fetch"]', { attempts: 1, errors: 0, lost: 0, reassigned: 0 }],
+      ['["doc","parse"]', { attempts: 1, errors: 0, lost: 0, reassigned: 0 }],
+    ]);
     const [stored] = store.loadAll('flow', 'workflow').records;
-    expect(stored).toMatchObject({ key: 'doc', value: { id: 'doc', state: 'running', completedOrder: ['fetch'], attempts: [['fetch', 1], ['parse', 1], ['index', 0]] } });
+    expect(stored).toMatchObject({ key: 'doc', value: { id: 'doc', state: 'running', completedOrder: [], attempts: [['fetch', 0], ['parse', 0], ['index', 0]] } });
     // every result insert from now on, and its outcome
     const inserts: [string, boolean][] = [];
     const insert = store.insert.bind(store);

@@ -48,12 +48,12 @@ describe('CoordinatorAgent asked about a stored workflow it has not read yet', (
     const store = lockedAtFirst(inner, 1); // unreadable at the start only
     const coordinator = await CoordinatorAgent.start(node, { name: 'flow', store, workers: [worker.pid], waitForWorkersMs: Infinity });
     expect(await coordinator.cancel('stored')).toMatchObject({ cancelled: true, notified: [{ worker: worker.pid, taskId: 'stored/t', outcome: { ok: true } }] }); // resumed at the read, its task dispatched
-    expect(store.loads).toBe(3); // the start's, then its workflows and their results
+    expect(store.loads).toBe(5); // the start's, then its workflows, their results, task counts and compensations
     expect(await coordinator.status('stored')).toMatchObject({ id: 'stored', state: 'cancelled' });
     await advance(node, clock, 5000); // past the retries
     await node.idle();
     expect(await coordinator.wait('stored')).toMatchObject({ status: 'cancelled' });
-    expect(store.loads).toBe(3); // read for good: no retry
+    expect(store.loads).toBe(5); // read for good: no retry
     expect(inner.loadAll('flow').records).toEqual([]);
   });
 
