@@ -362,6 +362,22 @@ describe.skipIf(skipWithoutNats)('leases, fencing and reaping (in-process nodes)
     expect(a.global.internals().reaps).toBe(0);
   });
 
+  it("a second start on the same node and bucket fails and leaves the running registry whole: it still hides a down node's names (the failed start's cleanup detached the first one's node events)", async () => {
+    const { members, net, bucket } = await nodes(['a', 'b'], {}, { heartbeatMs: 50, suspectAfterMs: 150, downAfterMs: 400, probeTimeoutMs: 50 });
+    const [a, b] = members as [Member, Member];
+    const second = (await failure(() => GlobalRegistry.start(a.node, { cluster: a.cluster, connection: a.nc, bucket }))) as { code: string };
+    expect(second.code).toBe('ERR_NAME_TAKEN');
+    const pb = b.node.spawn(() => () => undefined);
+    await b.global.register('held', pb);
+    await a.global.sync();
+    expect(a.global.whereis('held')).toEqual({ node: 'b', creation: b.node.creation, id: pb.id });
+    const down = nextEvent(a.node, 'keel.cluster.node_down', (m) => m.node === 'b');
+    net.isolate('b');
+    await down;
+    expect(a.global.whereis('held')).toBe(undefined);
+    expect(a.global.internals().reaps).toBe(1);
+  });
+
   it('a name left by a node nobody saw go down (it died before the others started) is hidden once its lease + margin passed, and reaped', async () => {
     const { members, bucket } = await nodes(['a'], { leaseMs: 900, marginMs: 300 });
     const [a] = members as [Member];

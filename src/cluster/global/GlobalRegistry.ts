@@ -45,6 +45,9 @@ import { Watch } from './Watch.js';
 export { conflictName, fencedName, type GlobalExitReason } from './Leases.js';
 export type { GlobalOptions } from './options.js';
 
+/** Numbers each registry's telemetry handler: a second start on the same node and bucket (it fails) must not detach the first's. */
+let started = 0;
+
 export class GlobalRegistry {
   readonly #kernel: Kernel;
   readonly #cluster: Cluster;
@@ -85,7 +88,7 @@ export class GlobalRegistry {
     this.#markerGraceMs = times.markerGraceMs;
     this.#syncTimeoutMs = times.syncTimeoutMs;
     this.#routerName = `keel.global.${name}`;
-    this.#telemetryId = `keel.global.${name}.${kernel.name}.${kernel.creation}`;
+    this.#telemetryId = `keel.global.${name}.${kernel.name}.${kernel.creation}.${++started}`;
     const track = <T>(work: Promise<T>): Promise<T> => this.#track(work);
     this.#leases = new Leases({ kernel, kv, leaseMs, track });
     this.#reaper = new Reaper({ kernel, kv, marginMs, names: this.#names, owns: (name) => this.#leases.has(name), stopped: () => this.#stopped, track });
@@ -386,8 +389,12 @@ export class GlobalRegistry {
     this.#reaper.stop();
     this.#leases.releaseAll();
     this.#groups.leaveAll();
-    if (this.#router !== undefined && !isDead(this.#router)) this.#kernel.die(this.#router, 'shutdown');
-    void this.#track(this.#kv.delete(syncKey(this.#kernel.name, this.#kernel.creation))).catch(() => undefined);
+    // no router: a start that failed before it began (another registry of this node runs on the
+    // bucket, and the sync key is that one's)
+    if (this.#router !== undefined) {
+      if (!isDead(this.#router)) this.#kernel.die(this.#router, 'shutdown');
+      void this.#track(this.#kv.delete(syncKey(this.#kernel.name, this.#kernel.creation))).catch(() => undefined);
+    }
     while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
     this.#watch.stop();
     await this.#close();
