@@ -515,6 +515,19 @@ describe.skipIf(skipWithoutNats)('process groups', () => {
     expect(a.global.groups()).toEqual(['workers']);
   });
 
+  it('a join on its way when the registry stops rejects with ERR_NODE_STOPPED (it resolved, with no membership left), and its key is gone', async () => {
+    const { members, bucket } = await nodes(['a']);
+    const [a] = members as [Member];
+    const p = a.node.spawn(() => () => undefined);
+    const joining = failure(() => a.global.join('crew', p));
+    const stopped = a.global.stop();
+    expect(((await joining) as { code: string }).code).toBe('ERR_NODE_STOPPED');
+    await stopped;
+    expect(a.global.internals().joined).toBe(0);
+    const kv = await new Kvm(a.nc).open(bucket);
+    expect((await kv.get(memberKey('crew', 'a', a.node.creation, p.id)))?.operation ?? 'none').not.toBe('PUT');
+  });
+
   it('a join whose write fails (NATS did not answer) leaves no membership behind: the pid is not listed, and joining again works', async () => {
     const { members, bucket } = await nodes(['a']);
     const [a] = members as [Member];

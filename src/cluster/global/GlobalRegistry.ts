@@ -97,6 +97,7 @@ export class GlobalRegistry {
       kv,
       visible: (node, inc) => this.#reaper.alive(node, inc),
       connected: (node, inc) => this.#cluster.incarnationOf(node) === inc,
+      stopped: () => this.#stopped,
       track: (work) => this.#track(work),
     });
     const stopped = (): boolean => this.#stopped;
@@ -312,7 +313,7 @@ export class GlobalRegistry {
 
   // ---- process groups -------------------------------------------------------------------------
 
-  /** Adds `pid` (a live process of this node) to `group` cluster-wide; it leaves when it dies. Joining twice is a no-op. */
+  /** Adds `pid` (a live process of this node) to `group` cluster-wide; it leaves when it dies. Joining twice is a no-op. `ERR_NODE_STOPPED` when the registry stops before the write landed. */
   join(group: string, pid: Pid): Promise<void> {
     checkName('group', group);
     this.#checkRunning('join');

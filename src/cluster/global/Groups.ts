@@ -14,6 +14,7 @@
  * with no state exchange of its own, and two nodes never disagree for longer than the watch's lag.
  */
 import type { KV } from '@nats-io/kv';
+import { NodeStoppedError } from '../../errors.js';
 import { isDead, type Kernel, type Proc } from '../../runtime/kernel.js';
 import { type Pid, PidImpl } from '../../runtime/Pid.js';
 import { memberKey } from './store.js';
@@ -41,6 +42,8 @@ export interface GroupsHost {
   visible(node: string, inc: number): boolean;
   /** True when `node` is up in this node's cluster as incarnation `inc` (a peer this node can reach). */
   connected(node: string, inc: number): boolean;
+  /** True once the registry stopped (its memberships are left). */
+  stopped(): boolean;
   track<T>(work: Promise<T>): Promise<T>;
 }
 
@@ -67,6 +70,7 @@ export class Groups {
     const existing = this.#joined.get(key);
     if (existing !== undefined) {
       await existing.op;
+      this.#checkKept(key, existing);
       return;
     }
     // a leave of the same membership still on its way: its delete goes first, so it cannot undo this put
@@ -83,6 +87,12 @@ export class Groups {
       void this.#drop(key, joined);
       throw e;
     }
+    this.#checkKept(key, joined);
+  }
+
+  /** A join whose membership the registry's stop left while its write was on its way fails as a call to a stopped server does. */
+  #checkKept(key: string, joined: Joined): void {
+    if (this.#host.stopped() && this.#joined.get(key) !== joined) throw new NodeStoppedError(this.#host.kernel.name, 'GlobalRegistry.join');
   }
 
   async leave(group: string, pid: Pid): Promise<boolean> {
