@@ -572,6 +572,36 @@ describe.skipIf(skipWithoutNats)('process groups', () => {
     watch.stop();
   });
 
+  it("a leave whose delete fails (NATS did not answer) is deleted again later: the other nodes stop listing the member (its key stayed for good, the process alive and no longer joined)", async () => {
+    const { members, bucket } = await nodes(['a', 'b'], { leaseMs: 900, marginMs: 300 });
+    const [a, b] = members as [Member, Member];
+    const pa = a.node.spawn(() => () => undefined);
+    const key = memberKey('crew', 'a', a.node.creation, pa.id);
+    await a.global.join('crew', pa);
+    await b.global.sync();
+    expect(b.global.members('crew')).toEqual([{ node: 'a', creation: a.node.creation, id: pa.id }]);
+    const kv = await new Kvm(b.nc).open(bucket);
+    const { ops, watch, seen } = await operationsOn(kv, key);
+    const subject = `$KV.${bucket}.${key}`;
+    const nc = a.nc as NatsConnection & { request: NatsConnection['request'] };
+    const request = nc.request.bind(nc);
+    let failed = false;
+    nc.request = (subj, data, opts) => {
+      if (subj !== subject || failed) return request(subj, data, opts);
+      failed = true;
+      return Promise.reject(new Error('simulated: no answer from NATS'));
+    };
+    onTestFinished(() => void (nc.request = request));
+    expect(await a.global.leave('crew', pa)).toBe(true);
+    expect(failed).toBe(true);
+    expect(a.global.members('crew')).toEqual([]);
+    await seen(1);
+    expect(ops).toEqual(['DEL']);
+    await b.global.sync();
+    expect(b.global.members('crew')).toEqual([]);
+    watch.stop();
+  });
+
   it('a partition does not take a live member from its own node: its key comes back when the peers meet again', async () => {
     const { members, net, bucket } = await nodes(['a', 'b'], {}, { heartbeatMs: 50, suspectAfterMs: 150, downAfterMs: 400, probeTimeoutMs: 50 });
     const [a, b] = members as [Member, Member];

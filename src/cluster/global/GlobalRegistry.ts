@@ -169,6 +169,7 @@ export class GlobalRegistry {
     this.#renewTimer = setInterval(() => {
       this.#reaper.reapExpired();
       this.#leases.renewAll();
+      this.#groups.retry();
     }, Math.max(1, Math.floor(this.#leaseMs / 3)));
     // every node sweeps, at its own moments (a restart does not sweep at once; two sweeps at once are harmless)
     const every = Math.max(1000, this.#markerGraceMs / 2);

@@ -55,6 +55,12 @@ export class Groups {
   readonly #joined = new Map<string, Joined>();
   /** key -> the delete of a membership that left, while on its way (a join again waits for it). */
   readonly #leaving = new Map<string, Promise<void>>();
+  /**
+   * Keys of memberships that left whose delete failed (NATS did not answer): nothing else would
+   * delete them while this node lives (a member key has no lease), and the other nodes would list
+   * the process for good. Deleted again at each `retry` (the registry's renewal tick) and at the stop.
+   */
+  readonly #orphans = new Set<string>();
 
   constructor(host: GroupsHost) {
     this.#host = host;
@@ -73,6 +79,7 @@ export class Groups {
       this.#checkKept(key, existing);
       return;
     }
+    this.#orphans.delete(key); // joined again: its key is wanted
     // a leave of the same membership still on its way: its delete goes first, so it cannot undo this put
     const leaving = this.#leaving.get(key);
     const put = leaving === undefined ? this.#host.kv.put(key, '1') : leaving.then(() => this.#host.kv.put(key, '1'));
@@ -105,9 +112,12 @@ export class Groups {
     return true;
   }
 
-  /** Leaves every group (the registry stops). */
+  /** Leaves every group, and tries once more the deletes that failed (the registry stops). */
   leaveAll(): void {
     for (const [key, joined] of [...this.#joined]) void this.#drop(key, joined);
+    const orphans = [...this.#orphans];
+    this.#orphans.clear();
+    for (const key of orphans) void this.#host.track(this.#host.kv.delete(key)).catch(() => undefined);
   }
 
   async #drop(key: string, joined: Joined): Promise<void> {
@@ -115,13 +125,29 @@ export class Groups {
     this.#joined.delete(key);
     joined.unhook?.();
     joined.unhook = undefined;
-    const gone = this.#host.track(joined.op.catch(() => undefined).then(() => this.#host.kv.delete(key))).then(
+    await this.#delete(key, joined.op.catch(() => undefined));
+  }
+
+  /** Deletes a key whose membership left, once `after` settled; a failed delete is an orphan, tried again at the next `retry`. */
+  async #delete(key: string, after: Promise<unknown>): Promise<void> {
+    const gone = this.#host.track(after.then(() => this.#host.kv.delete(key))).then(
       () => undefined,
-      () => undefined,
+      () => {
+        if (!this.#joined.has(key)) this.#orphans.add(key);
+      },
     );
     this.#leaving.set(key, gone);
     await gone;
     if (this.#leaving.get(key) === gone) this.#leaving.delete(key);
+  }
+
+  /** Deletes again the keys whose delete failed (see {@link Groups.#orphans}). */
+  retry(): void {
+    for (const key of [...this.#orphans]) {
+      this.#orphans.delete(key);
+      if (this.#joined.has(key)) continue;
+      void this.#delete(key, this.#leaving.get(key) ?? Promise.resolve());
+    }
   }
 
   members(group: string): Pid[] {
