@@ -2,16 +2,18 @@
 import type { DeadLetter, DeadLetterFilter, MonitorEntry } from '../runtime/serviceSlots.js';
 import { Pid } from '../runtime/Pid.js';
 import type { Node } from '../runtime/types.js';
-import { jsonSafe } from './detail.js';
-import { ApiError } from './http.js';
+import { cutText, jsonSafe } from './detail.js';
+import { ApiError, nameText } from './http.js';
 import { MAX_JOB_ENTRIES } from './jobs.js';
 
 /** A dead letter as the API shows it: the message, metadata and last error (JSON-safe, as {@link jsonSafe} shows a state) only when payloads are allowed. */
 export function deadLetterRow(d: DeadLetter, payloads: boolean): Record<string, unknown> {
   const row: Record<string, unknown> = {
     id: d.id,
-    recipient: d.recipient,
-    reason: d.reason,
+    // (a registered name and a reason have no length limit: quoted by their start and length, as
+    // names and texts are everywhere else, or one 10 MB entry made every page of the list 10 MB)
+    recipient: nameText(d.recipient),
+    reason: cutText(d.reason),
     attempts: d.attempts,
     firstFailedAt: d.firstFailedAt,
     lastAttemptAt: d.lastAttemptAt,

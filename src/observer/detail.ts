@@ -42,13 +42,14 @@ interface Budget {
   chars: number;
 }
 
-function text(s: string): string {
+/** `s`, or its first {@link MAX_TEXT} characters and its length when longer. */
+export function cutText(s: string): string {
   return s.length <= MAX_TEXT ? s : `${s.slice(0, MAX_TEXT)}… [${s.length} characters]`;
 }
 
-/** `text(s)` when the budget's characters still hold it, else `'[truncated]'` (and none are left). */
+/** `cutText(s)` when the budget's characters still hold it, else `'[truncated]'` (and none are left). */
 function textIn(s: string, budget: Budget): string {
-  const t = text(s);
+  const t = cutText(s);
   if (t.length > budget.chars) {
     budget.chars = 0;
     return '[truncated]';
@@ -168,7 +169,7 @@ export function jsonSafe(value: unknown, depth = 6, seen: Set<object> = new Set(
       const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
       for (const k of Object.keys(value).slice(0, 200)) {
         // a `__proto__` key is an own data key of `out` (no prototype): JSON text keeps it as a plain key
-        const key = text(k);
+        const key = cutText(k);
         budget.chars = Math.max(0, budget.chars - key.length); // a key counts, but stays a key: keys do not collide as '[truncated]'
         out[key] = jsonSafe((value as Record<string, unknown>)[k], depth - 1, seen, budget);
       }

@@ -69,4 +69,18 @@ describe('observer: long names', () => {
       await obs.close();
     }
   });
+
+  it("a dead letter's 10 MB recipient name is quoted by its first 1000 characters and its length, and a 10 MB reason is cut as a long text is", async () => {
+    const node = track();
+    const long = 'n'.repeat(10_000_000);
+    await node.deadLetters.add({ recipient: long, message: 1, reason: 'r'.repeat(10_000_000) });
+    const obs = await startObserver(node, { sampleMs: 3_600_000 });
+    try {
+      const [entry] = (await small(obs, '/api/dead-letters')).entries;
+      expect(entry.recipient).toBe(`${'n'.repeat(MAX_NAME_TEXT)}… [10000000 characters]`);
+      expect(entry.reason).toBe(`${'r'.repeat(10_000)}… [10000000 characters]`);
+    } finally {
+      await obs.close();
+    }
+  });
 });
