@@ -16,7 +16,7 @@ import { CSP, loadAssets } from './page.js';
 import { allowedHosts, bearerOf, browsersRefuse, cookieOf, cookieValue, freshToken, hostOf, originAllowed, sameToken, sessionCookie } from './security.js';
 import { countDeadLetters, cursorOf, deadLetterFilter, deadLetterRow, matchingIds, monitorRow } from './deadLetters.js';
 import { parsePid, processDetail } from './detail.js';
-import { Jobs } from './jobs.js';
+import { Jobs, MAX_JOBS } from './jobs.js';
 import { Sampler } from './overview.js';
 import { MEASURE_LEASE_MS, ProcessSampler, SORT_KEYS, STATUSES, type SortKey, type ProcessStatus } from './processes.js';
 import { DEFAULT_HISTORY_EVENTS, HISTORY_SECONDS, TelemetryHistory } from './telemetryHistory.js';
@@ -389,6 +389,7 @@ export async function startObserverWithLimits(node: Node, options: ObserverOptio
           const rate = rateOf(body.ratePerSecond);
           if (!node.deadLetters.available) throw new ApiError('service_unavailable', 'the dead letter queue is not running');
           if (rate !== undefined) {
+            if (jobs.full) throw new ApiError('service_unavailable', `at most ${MAX_JOBS} dead-letter jobs may run at once`);
             // at a rate: a job, answered at once; its progress is GET /api/dead-letters/jobs/<id> and `job` frames
             // (the first MAX_JOB_ENTRIES matching; the others are counted, not held, and said: `leftOut`)
             const all = ids === undefined ? await serviceCall(() => matchingIds(node, filter!, after)) : { ids, leftOut: 0 };

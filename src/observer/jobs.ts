@@ -4,8 +4,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Kernel } from '../runtime/kernel.js';
+import { ApiError } from './http.js';
 
-/** How many jobs are remembered (the oldest finished ones are forgotten first). */
+/**
+ * How many jobs are remembered (the oldest finished ones are forgotten first), and how many may run
+ * at once: each holds up to {@link MAX_JOB_ENTRIES} ids and a timer, so one more while as many run is
+ * refused (`503`), never started unseen.
+ */
 export const MAX_JOBS = 50;
 /**
  * The most entries one job takes (a retry of all matching at a rate): the ids it holds. The entries
@@ -60,8 +65,16 @@ export class Jobs {
     return this.#jobs.get(id)?.progress;
   }
 
+  /** True when {@link MAX_JOBS} jobs run: {@link Jobs.start} refuses another. */
+  get full(): boolean {
+    let running = 0;
+    for (const j of this.#jobs.values()) if (!j.progress.finished) running++;
+    return running >= MAX_JOBS;
+  }
+
   /** Starts a job over `ids` at `ratePerSecond`, each chunk done by `step`; its first progress. */
   start(kind: JobProgress['kind'], ids: readonly string[], ratePerSecond: number, step: Step, leftOut = 0): JobProgress {
+    if (this.full) throw new ApiError('service_unavailable', `at most ${MAX_JOBS} dead-letter jobs may run at once`);
     this.#forget();
     const id = randomBytes(8).toString('hex');
     const job: Job = { progress: { id, kind, total: ids.length, leftOut, cursor: leftOut > 0 && ids.length > 0 ? ids[ids.length - 1]! : null, done: 0, succeeded: 0, failed: 0, ratePerSecond, finished: ids.length === 0, error: null }, timer: undefined };
@@ -104,17 +117,12 @@ export class Jobs {
     for (const j of this.#jobs.values()) j.timer?.cancel();
   }
 
+  /** Forgets the oldest finished jobs, to make room for one more (a running job is never forgotten: close() cancels it). */
   #forget(): void {
-    if (this.#jobs.size < MAX_JOBS) return;
     for (const [id, j] of this.#jobs) {
-      if (j.progress.finished) {
-        this.#jobs.delete(id);
-        if (this.#jobs.size < MAX_JOBS) return;
-      }
+      if (this.#jobs.size < MAX_JOBS) return;
+      if (j.progress.finished) this.#jobs.delete(id);
     }
-    // all running: the oldest goes (it keeps running, unseen)
-    const oldest = this.#jobs.keys().next().value;
-    if (oldest !== undefined) this.#jobs.delete(oldest);
   }
 }
 

@@ -4,7 +4,8 @@ import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { describe, expect, it, vi } from 'vitest';
 import { EventHub } from '../../src/observer/events.js';
-import { MAX_JOB_ENTRIES } from '../../src/observer/jobs.js';
+import { MAX_JOB_ENTRIES, MAX_JOBS } from '../../src/observer/jobs.js';
+import { kernelOf } from '../../src/runtime/kernel.js';
 import { Pid, startObserver } from '../../src/index.js';
 import { probe } from '../../src/testing/index.js';
 import { clockedNode, deferred, useNodes } from '../support.js';
@@ -231,6 +232,34 @@ describe('POST /api/dead-letters/retry with ratePerSecond', () => {
       await ro.close();
       await obs.close();
     }
+  });
+});
+
+describe('dead-letter jobs: at most MAX_JOBS at once', () => {
+  it('a job past MAX_JOBS running is refused (503), every running job stays readable, and close() cancels them all, leaving no timer', async () => {
+    const { node } = clockedNode(track, { services: { deadLetters: { backoff: { initialMs: 1e9, maxMs: 1e9, jitter: 'none' } } } });
+    await node.deadLetters.add({ recipient: 'nobody', message: 0, reason: 'noproc' });
+    await node.idle(); // (the queue's own wake-up timer is set)
+    const kernel = kernelOf(node, 'node');
+    const timersBefore = kernel.internals().timers;
+    const obs = await startObserver(node, { readOnly: false, sampleMs: 3_600_000 });
+    const retry = () => request(obs.port, { method: 'POST', path: '/api/dead-letters/retry', headers: bearer(obs.token), body: { filter: {}, ratePerSecond: 0.001 } });
+    const ids: string[] = [];
+    try {
+      // the clock does not move: each job waits for its first tick, holding its ids and a timer
+      for (let i = 0; i < MAX_JOBS; i++) {
+        const a = await retry();
+        expect(a.status).toBe(200);
+        ids.push(a.json.jobId);
+      }
+      const over = await retry();
+      expect(over.status).toBe(503);
+      expect(over.json.error.code).toBe('service_unavailable');
+      for (const id of ids) expect((await request(obs.port, { path: `/api/dead-letters/jobs/${id}`, headers: bearer(obs.token) })).status, id).toBe(200);
+    } finally {
+      await obs.close();
+    }
+    expect(kernel.internals().timers).toBe(timersBefore);
   });
 });
 
