@@ -171,6 +171,7 @@ export async function startObserverWithLimits(node: Node, options: ObserverOptio
       return { buckets: history.since(from) };
     },
     onError: (e) => node.logger.error('the observer failed to sample the node', e),
+    dropped: (bufferedBytes, view) => node.telemetry.execute('keel.observer.stream_dropped', { bufferedBytes }, { reason: 'slow_reader', view }),
   });
   const jobs = new Jobs(kernel, (job) => hub.broadcast('job', job));
   history.start();

@@ -65,6 +65,8 @@ export interface EventHubOptions {
   /** The data of a `telemetry` frame after a sample (undefined: none). */
   readonly telemetry: () => unknown;
   readonly onError: (e: unknown) => void;
+  /** Told when a stream is dropped for having more than {@link MAX_BUFFERED_BYTES} unsent (how many, what it viewed). */
+  readonly dropped?: (bufferedBytes: number, view: View['page']) => void;
 }
 
 export class EventHub {
@@ -246,8 +248,12 @@ export class EventHub {
   #send(res: ServerResponse, text: string): void {
     if (res.destroyed) return;
     if (res.writableLength > MAX_BUFFERED_BYTES) {
+      const bytes = res.writableLength;
+      const view = this.#clients.get(res)?.view.page ?? 'overview';
       res.destroy();
       this.#leave(res);
+      // counted, not silent: the operator sees a client that cannot keep up
+      this.#opts.dropped?.(bytes, view);
       return;
     }
     res.write(text);

@@ -40,6 +40,7 @@ export const DEFAULT_HISTORY_EVENTS: readonly string[] = [
   'keel.global.*',
   'keel.node.shutdown',
   'keel.observer.action',
+  'keel.observer.stream_dropped',
   'keel.telemetry.handler_failed',
 ];
 

@@ -10,6 +10,7 @@ import { kernelOf } from '../../src/runtime/kernel.js';
 import { clockedNode, deferred, useNodes, watch } from '../support.js';
 import { Jobs, type JobProgress } from '../../src/observer/jobs.js';
 import { SharedCalls } from '../../src/observer/calls.js';
+import { MAX_BUFFERED_BYTES } from '../../src/observer/events.js';
 import { MAX_GROUP_MEMBERS, MAX_LIMIT, SERVER_LIMITS, startObserverWithLimits } from '../../src/observer/Observer.js';
 import { bearer, request } from './client.js';
 
@@ -96,6 +97,9 @@ describe('observer robustness: event streams', () => {
     const node = track();
     const pids = Array.from({ length: 1000 }, (_, i) => node.spawn(() => () => undefined, { name: `worker-${i}-${'x'.repeat(200)}` }));
     const obs = await startObserver(node);
+    // a drop is counted, not silent: an event, which the telemetry history counts by default
+    const drops: { measurements: Record<string, number>; metadata: Record<string, unknown> }[] = [];
+    node.telemetry.attach('review-drops', ['keel.observer.stream_dropped'], (_e, measurements, metadata) => drops.push({ measurements, metadata }));
     const socket = connect(obs.port, '127.0.0.1');
     try {
       await once(socket, 'connect');
@@ -112,7 +116,12 @@ describe('observer robustness: event streams', () => {
       }
       expect(obs.clients).toBe(0);
       expect(pushes).toBeLessThan(500);
+      expect(drops).toEqual([{ measurements: { bufferedBytes: expect.any(Number) }, metadata: { reason: 'slow_reader', view: 'processes' } }]);
+      expect(drops[0]!.measurements.bufferedBytes).toBeGreaterThan(MAX_BUFFERED_BYTES);
+      const history = await request(obs.port, { path: '/api/telemetry', headers: bearer(obs.token) });
+      expect(history.json.names).toContain('keel.observer.stream_dropped');
     } finally {
+      node.telemetry.detach('review-drops');
       socket.destroy();
       await obs.close();
     }
