@@ -14,7 +14,7 @@ import { EventHub } from './events.js';
 import { ApiError, BASE_HEADERS, enumParam, intParam, nameText, readJsonBody, sendError, sendJson, textParam } from './http.js';
 import { CSP, loadAssets } from './page.js';
 import { allowedHosts, bearerOf, browsersRefuse, cookieOf, cookieValue, freshToken, hostOf, originAllowed, sameToken, sessionCookie } from './security.js';
-import { countDeadLetters, cursorOf, deadLetterFilter, deadLetterRow, matchingIds, monitorRow } from './deadLetters.js';
+import { countDeadLetters, cursorOf, deadLetterFilter, deadLetterRow, matchingIds, MAX_PAGE_CHARS, monitorRow } from './deadLetters.js';
 import { parsePid, processDetail } from './detail.js';
 import { Jobs, MAX_JOBS } from './jobs.js';
 import { Sampler } from './overview.js';
@@ -337,7 +337,8 @@ export async function startObserverWithLimits(node: Node, options: ObserverOptio
         // (a cursor that is not one is the queue's ERR_INVALID_ARGUMENT: a 400, not a failure of the observer)
         const page = await serviceCall(() => node.deadLetters.list({ ...filter, limit, ...(cursor === undefined ? {} : { cursor }) }));
         const stats = await serviceCall(() => node.deadLetters.stats());
-        return { pending: stats.pending, parked: stats.parked, entries: page.entries.map((d) => deadLetterRow(d, s.allowPayloads)), cursor: page.cursor ?? null };
+        const shown = { chars: MAX_PAGE_CHARS }; // the page's payloads share one bound
+        return { pending: stats.pending, parked: stats.parked, entries: page.entries.map((d) => deadLetterRow(d, s.allowPayloads, shown)), cursor: page.cursor ?? null };
       }
       case '/api/leaks': {
         if (!node.monitors.available) throw new ApiError('service_unavailable', 'the node has no monitor manager running');

@@ -2,12 +2,18 @@
 import type { DeadLetter, DeadLetterFilter, MonitorEntry } from '../runtime/serviceSlots.js';
 import { Pid } from '../runtime/Pid.js';
 import type { Node } from '../runtime/types.js';
-import { cutText, jsonSafe } from './detail.js';
+import { type Budget, cutText, jsonSafe, MAX_STATE_CHARS, MAX_STATE_VALUES } from './detail.js';
 import { ApiError, nameText } from './http.js';
 import { MAX_JOB_ENTRIES } from './jobs.js';
 
+/**
+ * The most characters of text the payloads of one page of dead letters show in all (each value
+ * alone at most {@link MAX_STATE_CHARS}): past them a text is `'[truncated]'`.
+ */
+export const MAX_PAGE_CHARS = 16_000_000;
+
 /** A dead letter as the API shows it: the message, metadata and last error (JSON-safe, as {@link jsonSafe} shows a state) only when payloads are allowed. */
-export function deadLetterRow(d: DeadLetter, payloads: boolean): Record<string, unknown> {
+export function deadLetterRow(d: DeadLetter, payloads: boolean, page: { chars: number } = { chars: MAX_PAGE_CHARS }): Record<string, unknown> {
   const row: Record<string, unknown> = {
     id: d.id,
     // (a registered name and a reason have no length limit: quoted by their start and length, as
@@ -24,9 +30,18 @@ export function deadLetterRow(d: DeadLetter, payloads: boolean): Record<string, 
   if (payloads) {
     // as a redactor's state is shown: the queue keeps cycles, Maps and typed arrays, which JSON
     // alone turned into a 500 for the whole list, `{}`, or every byte
-    row.message = jsonSafe(d.message);
-    row.metadata = jsonSafe(d.metadata);
-    row.lastError = jsonSafe(d.lastError);
+    // (each value within its own bound, and all of a page's within `page`: 600 entries of 1,000,000
+    // characters made a page past the longest string V8 holds, a 500 for the whole list)
+    const shown = (value: unknown): unknown => {
+      const budget: Budget = { left: MAX_STATE_VALUES, chars: Math.min(MAX_STATE_CHARS, page.chars) };
+      const start = budget.chars;
+      const out = jsonSafe(value, undefined, undefined, budget);
+      page.chars -= start - budget.chars;
+      return out;
+    };
+    row.message = shown(d.message);
+    row.metadata = shown(d.metadata);
+    row.lastError = shown(d.lastError);
   }
   return row;
 }

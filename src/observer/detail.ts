@@ -35,7 +35,7 @@ export const MAX_DETAIL_ROWS = 1000;
  */
 export const MAX_STATE_CHARS = 1_000_000;
 
-interface Budget {
+export interface Budget {
   /** Values left to show. */
   left: number;
   /** Characters of text left to show. */

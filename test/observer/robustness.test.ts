@@ -3,7 +3,8 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { describe, expect, it, vi } from 'vitest';
 import { Agent, CoordinatorAgent, DynamicSupervisor, Pid, startObserver, Supervisor, Sys } from '../../src/index.js';
-import { jsonSafe } from '../../src/observer/detail.js';
+import { jsonSafe, MAX_STATE_CHARS } from '../../src/observer/detail.js';
+import { MAX_PAGE_CHARS } from '../../src/observer/deadLetters.js';
 import { reasonKind } from '../../src/observer/redact.js';
 import { supervisionTrees, TREE_CALL_TIMEOUT_MS, type TreeNode } from '../../src/observer/tree.js';
 import { kernelOf } from '../../src/runtime/kernel.js';
@@ -338,6 +339,28 @@ describe('observer robustness: dead-letter payloads', () => {
       expect(first).toMatchObject({ message: { order: 7, self: '[cycle]' }, metadata: { tries: 1, again: '[cycle]' }, lastError: 'noproc' });
       expect(second.message).toEqual([['k', '1']]);
       expect(third.message).toEqual(Array.from({ length: 200 }, () => 9));
+    } finally {
+      await obs.close();
+    }
+  });
+
+  it('with allowPayloads, the payloads of one page share a bound (MAX_PAGE_CHARS): 40 entries of 1,000,000 characters each make one bounded answer, later texts [truncated]', async () => {
+    // (each value alone is bounded at MAX_STATE_CHARS; 600 such entries made one page of 600,000,000
+    // characters, past the longest string V8 holds: a 500 for the whole list, after 8 s)
+    const node = track();
+    const text = 'x'.repeat(10_000);
+    const message = Array.from({ length: MAX_STATE_CHARS / text.length }, () => text);
+    for (let i = 0; i < 40; i++) await node.deadLetters.add({ recipient: 'inbox', message, reason: 'noproc' });
+    const obs = await startObserver(node, { allowPayloads: true });
+    try {
+      const a = await request(obs.port, { path: '/api/dead-letters?limit=1000', headers: bearer(obs.token) });
+      expect(a.status).toBe(200);
+      expect(a.json.entries).toHaveLength(40);
+      expect(a.text.length).toBeLessThan(MAX_PAGE_CHARS + 100_000);
+      const first = a.json.entries[0];
+      expect(first.message).toEqual(message); // whole, as before
+      const last = a.json.entries[39];
+      expect(last).toMatchObject({ id: expect.any(String), recipient: 'inbox', reason: 'noproc', message: Array.from({ length: 100 }, () => '[truncated]') });
     } finally {
       await obs.close();
     }
