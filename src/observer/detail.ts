@@ -151,7 +151,8 @@ export function jsonSafe(value: unknown, depth = 6, seen: Set<object> = new Set(
     seen.add(value);
     try {
       if (Pid.is(value)) return Pid.format(value);
-      if (value instanceof Date) return value.toISOString();
+      // (an invalid Date reads fine: toISOString throws on it, String shows it as Invalid Date)
+      if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'Invalid Date' : value.toISOString();
       if (value instanceof Error) {
         const { name, message } = value;
         return { name: typeof name === 'string' ? textIn(name, budget) : jsonSafe(name, 1, seen, budget), message: typeof message === 'string' ? textIn(message, budget) : jsonSafe(message, 1, seen, budget) };

@@ -17,6 +17,10 @@ describe('jsonSafe', () => {
     expect(jsonSafe(new Date(0))).toBe('1970-01-01T00:00:00.000Z');
   });
 
+  it('an invalid Date (new Date(undefined)) is shown as Invalid Date, as String shows it: it reads fine, it is not [unreadable]', () => {
+    expect(jsonSafe({ at: new Date(NaN), ok: new Date(0) })).toEqual({ at: 'Invalid Date', ok: '1970-01-01T00:00:00.000Z' });
+  });
+
   it('cuts a text longer than 10,000 characters (a string, a key, an error message), saying how long it was', () => {
     const long = 'x'.repeat(10_001);
     const cut = `${'x'.repeat(10_000)}… [10001 characters]`;
