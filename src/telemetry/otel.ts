@@ -166,8 +166,11 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry; reado
         }
         span.end();
       }
-      if (meter !== undefined && typeof measurements.duration === 'number' && admitted(name)) {
-        histogram(`${name}.duration`).record(measurements.duration, { ...toAttributes(metadata), outcome: phase === 'stop' ? 'ok' : 'error' });
+      // read once, guarded: measurements that cannot be read (a revoked proxy, a getter that throws)
+      // record no duration, and the span has ended all the same
+      const duration = field(measurements, 'duration');
+      if (meter !== undefined && typeof duration === 'number' && admitted(name)) {
+        histogram(`${name}.duration`).record(duration, { ...toAttributes(metadata), outcome: phase === 'stop' ? 'ok' : 'error' });
       }
       return;
     }
@@ -293,9 +296,10 @@ function entriesOf(data: object): [string, unknown][] {
   }
 }
 
-function field(metadata: Metadata, key: string): unknown {
+/** `data[key]`, or undefined when it cannot be read (a revoked proxy, a getter that throws). */
+function field(data: Metadata | Measurements, key: string): unknown {
   try {
-    return metadata[key];
+    return data[key];
   } catch {
     return undefined;
   }

@@ -116,6 +116,24 @@ describe('bridgeOpenTelemetry', () => {
     expect((metrics.get('app.odd') as SumMetricData).dataPoints.reduce((n, p) => n + p.value, 0)).toBe(3 + 2 * UNREADABLE.length);
   });
 
+  it("stays attached through a span's .stop whose measurements cannot be read: the span still ends, no duration is recorded", async () => {
+    const node = track();
+    const { exporter, tracer, meter, reader } = setup();
+    bridgeOpenTelemetry(node, { tracer, meter });
+    const failed = captureEvents(node, ['keel.telemetry.handler_failed']);
+    const unreadable = [...UNREADABLE.map(([, make]) => make()), Object.defineProperty({}, 'duration', { enumerable: true, get: () => { throw new Error('duration'); } })];
+    for (const [i, measurements] of unreadable.entries()) {
+      node.telemetry.execute('app.op.start', {}, { spanId: `s${i}` });
+      node.telemetry.execute(i % 2 === 0 ? 'app.op.stop' : 'app.op.exception', measurements as never, { spanId: `s${i}` });
+    }
+    node.telemetry.execute('app.op.start', {}, { spanId: 'fine' });
+    node.telemetry.execute('app.op.stop', { duration: 5 }, { spanId: 'fine' });
+    expect(failed.events).toEqual([]);
+    expect(exporter.getFinishedSpans().map((s) => s.name)).toEqual(Array.from({ length: unreadable.length + 1 }, () => 'app.op'));
+    const duration = (await metricsByName(reader)).get('app.op.duration') as HistogramMetricData;
+    expect(duration.dataPoints.map((p) => [p.value.count, p.value.sum])).toEqual([[1, 5]]);
+  });
+
   it('bridges only the events asked for, and nothing after detach', () => {
     const node = track();
     const { exporter, tracer } = setup();
