@@ -42,6 +42,12 @@ export const OTEL_BRIDGE_DEFAULTS = { maxEventNames: 1000, maxOpenSpans: 10_000 
 /** The most measurement keys of one event that get a histogram (`<event>.<key>`): an instrument is kept per key. */
 export const OTEL_MAX_MEASUREMENT_KEYS = 32;
 
+/** An open span's place in the bridge: its name and spanId. */
+interface SpanKey {
+  readonly spanId: unknown;
+  readonly name: string;
+}
+
 /** How many bridges each node's telemetry has had: their handler ids (per node: nothing is global). */
 const bridgeCounts = new WeakMap<Telemetry, number>();
 
@@ -69,7 +75,29 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry; reado
   if (tracer !== undefined && typeof tracer.startSpan !== 'function') throw new InvalidArgumentError('options.tracer', 'an OpenTelemetry Tracer', tracer);
   if (meter !== undefined && typeof meter.createHistogram !== 'function') throw new InvalidArgumentError('options.meter', 'an OpenTelemetry Meter', meter);
   /** The open spans, oldest first (a Map keeps insertion order). */
-  const spans = new Map<unknown, Span>();
+  const spans = new Map<SpanKey, Span>();
+  /**
+   * The key of each open span, by spanId, then name: spans of two names with one spanId (an
+   * application's own ids, counted from 1 as `Telemetry.span`'s are) are two spans, neither ending the other.
+   */
+  const spanKeys = new Map<unknown, Map<string, SpanKey>>();
+  const keyOf = (spanId: unknown, name: string): SpanKey | undefined => spanKeys.get(spanId)?.get(name);
+  const open = (spanId: unknown, name: string, span: Span): void => {
+    const key: SpanKey = { spanId, name };
+    let byName = spanKeys.get(spanId);
+    if (byName === undefined) spanKeys.set(spanId, (byName = new Map()));
+    byName.set(name, key);
+    spans.set(key, span);
+  };
+  /** Takes the open span of `key` out of the bridge (the caller ends it). */
+  const take = (key: SpanKey): Span | undefined => {
+    const span = spans.get(key);
+    spans.delete(key);
+    const byName = spanKeys.get(key.spanId);
+    byName?.delete(key.name);
+    if (byName?.size === 0) spanKeys.delete(key.spanId);
+    return span;
+  };
   const histograms = new Map<string, Histogram>();
   const counters = new Map<string, Counter>();
   /** The event names the bridge records, at most `maxEventNames`. */
@@ -133,10 +161,10 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry; reado
       const name = event.slice(0, event.length - phase.length - 1);
       if (phase === 'start') {
         if (tracer === undefined) return;
-        if (spans.size >= maxOpenSpans && !spans.has(spanId)) {
+        const again = keyOf(spanId, name);
+        if (spans.size >= maxOpenSpans && again === undefined) {
           // the oldest open span is the likeliest never to stop: it ends, as an error, and new spans are still traced
-          const [oldestId, oldest] = spans.entries().next().value as [unknown, Span];
-          spans.delete(oldestId);
+          const oldest = take(spans.keys().next().value!)!;
           oldest.setStatus({ code: STATUS_ERROR, message: 'keel: open spans past maxOpenSpans' });
           oldest.end();
           drop('max_open_spans');
@@ -145,19 +173,18 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry; reado
             warn(`keel/otel: ${maxOpenSpans} spans open (maxOpenSpans); the oldest open span ends as an error for each new one, counted in keel.otel.dropped: a span started and never stopped?`);
           }
         }
-        const open = spans.get(spanId);
-        if (open !== undefined) {
-          // an application's own spanId used again before its span stopped: that span ends now (else
-          // replaced, it would never end nor be exported), as an error, and the new one is traced
-          spans.delete(spanId);
-          open.setStatus({ code: STATUS_ERROR, message: 'keel: a span started again with its spanId before it stopped' });
-          open.end();
+        if (again !== undefined) {
+          // an application's own spanId used again before its span of that name stopped: that span ends
+          // now (else replaced, it would never end nor be exported), as an error, and the new one is traced
+          const replaced = take(again)!;
+          replaced.setStatus({ code: STATUS_ERROR, message: 'keel: a span started again with its spanId before it stopped' });
+          replaced.end();
         }
-        spans.set(spanId, tracer.startSpan(name, { attributes: toAttributes(metadata) }));
+        open(spanId, name, tracer.startSpan(name, { attributes: toAttributes(metadata) }));
         return;
       }
-      const span = spans.get(spanId);
-      spans.delete(spanId);
+      const key = keyOf(spanId, name);
+      const span = key === undefined ? undefined : take(key);
       if (span !== undefined) {
         if (phase === 'exception') {
           const error = field(metadata, 'error');
@@ -198,6 +225,7 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry; reado
       node.telemetry.detach(id);
       for (const span of spans.values()) span.end();
       spans.clear();
+      spanKeys.clear();
     },
   };
 }

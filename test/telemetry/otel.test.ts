@@ -294,6 +294,19 @@ describe('bridgeOpenTelemetry bounds what it keeps', () => {
     expect(calls).toEqual(['start app.op', 'status app.op 2 keel: a span started again with its spanId before it stopped', 'end app.op', 'start app.op', 'end app.op']);
   });
 
+  it("keeps spans of two names with one spanId apart: an application's own ids (counted from 1, as Telemetry.span's are) end neither the other's span nor Keel's", () => {
+    const node = track();
+    const { calls, tracer } = fakes();
+    bridgeOpenTelemetry(node, { tracer });
+    node.telemetry.span('keel.op', {}, () => {
+      node.telemetry.execute('app.a.start', {}, { spanId: 1 }); // the spanId of keel.op, whose span is open
+      node.telemetry.execute('app.b.start', {}, { spanId: 1 });
+    });
+    node.telemetry.execute('app.a.stop', {}, { spanId: 1 });
+    node.telemetry.execute('app.b.exception', {}, { spanId: 1, error: 'no' });
+    expect(calls).toEqual(['start keel.op', 'start app.a', 'start app.b', 'end keel.op', 'end app.a', 'status app.b 2 no', 'end app.b']);
+  });
+
   it('keeps at most maxOpenSpans spans open: a new one past it ends the oldest as an error, counted and warned of once', () => {
     const node = track();
     const { calls, meter, tracer } = fakes();
