@@ -2,6 +2,7 @@
  * Errors of the runtime: processes and their names, the node and its services, handlers and what
  * they throw, the test kit's probes and leak audit.
  */
+import { inspect } from 'node:util';
 import { describe, isError, KeelError } from './base.js';
 
 /**
@@ -88,8 +89,33 @@ export class IdleTimeoutError extends KeelError {
 
 /** A test probe waited longer than its timeout for a message. */
 export class ReceiveTimeoutError extends KeelError {
-  constructor(pid: string, timeoutMs: number, seen: number) {
-    super('ERR_RECEIVE_TIMEOUT', `probe ${pid} received no matching message within ${timeoutMs} ms (${seen} other message(s) received)`);
+  /** What the receive waited for: its predicate's name, or its source text. */
+  readonly expected: string;
+  /** The messages the probe had received and no receive had taken when it timed out, oldest first. */
+  readonly unmatched: readonly unknown[];
+  /**
+   * @param expected what the receive waited for (its predicate's name or source)
+   * @param unmatched the messages received and not taken (the message describes the first 10)
+   */
+  constructor(pid: string, timeoutMs: number, expected: string, unmatched: readonly unknown[]) {
+    const n = unmatched.length;
+    const shown = unmatched.slice(0, 10).map(inspectMessage).join(', ');
+    const arrived = n === 0 ? 'no message received and not taken' : `${n} message${n === 1 ? '' : 's'} received and not taken: ${shown}${n > 10 ? `, ... (${n - 10} more)` : ''}`;
+    super('ERR_RECEIVE_TIMEOUT', `probe ${pid} received no message matching ${expected} within ${timeoutMs} ms; ${arrived}`);
+    this.expected = expected;
+    this.unmatched = unmatched;
+  }
+}
+
+/**
+ * A message as a test failure shows it: short, on one line; never throws and runs none of its code
+ * (no getter, no proxy trap; a cycle is shown as one).
+ */
+function inspectMessage(message: unknown): string {
+  try {
+    return inspect(message, { depth: 2, breakLength: Infinity, maxArrayLength: 10, maxStringLength: 100, customInspect: false, getters: false, showProxy: false });
+  } catch {
+    return describe(message);
   }
 }
 

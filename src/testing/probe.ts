@@ -4,6 +4,7 @@ import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { liveProc } from '../runtime/Pid.js';
 import { kernelOf } from '../runtime/kernel.js';
+import { types } from 'node:util';
 
 /** The context of a process just spawned (a process record is its own context). */
 function contextOf<M>(pid: Pid<M>): Context<M> {
@@ -20,7 +21,9 @@ export type Probe<M = unknown> = Pid<M> & {
   readonly ctx: Context<M>;
   /**
    * Takes the first message not yet taken that matches `predicate`, waiting for it if needed.
-   * `timeout` (ms, default 2000, at most 2^31 - 1) is a failure guard: it rejects with `ERR_RECEIVE_TIMEOUT`. It runs
+   * `timeout` (ms, default 2000, at most 2^31 - 1) is a failure guard: it rejects with `ERR_RECEIVE_TIMEOUT`
+   * (a `ReceiveTimeoutError` whose `expected` names the predicate, by its name or source, and whose
+   * `unmatched` holds the messages received and not taken, also shown in its message). It runs
    * on real time, or on the node's virtual time under a `SimulatedClock` (with a real-time guard behind it).
    * A predicate that throws rejects this receive with its error; the probe and the message stay.
    * The probe's death rejects a waiting receive with `ERR_PROCESS_EXITED`, and so a later one that
@@ -31,6 +34,26 @@ export type Probe<M = unknown> = Pid<M> & {
 
 /** The longest failure guard: a host timer's range (2^31 - 1 ms, about 24.8 days). */
 const MAX_TIMEOUT = 2 ** 31 - 1;
+
+/** The predicate of a receive given none. */
+const anyMessage = (): boolean => true;
+
+/**
+ * What a receive waits for, as its timeout error says: the predicate's name, else its source text
+ * (on one line, at most 100 characters). Runs none of its code.
+ */
+function expectedOf(predicate: (message: never) => boolean): string {
+  if (predicate === anyMessage) return '(any message)';
+  try {
+    if (types.isProxy(predicate)) return 'a predicate';
+    const name = Object.getOwnPropertyDescriptor(predicate, 'name')?.value as unknown;
+    if (typeof name === 'string' && name !== '') return name;
+    const source = Function.prototype.toString.call(predicate).replace(/\s+/g, ' ');
+    return source.length > 100 ? `${source.slice(0, 97)}...` : source;
+  } catch {
+    return 'a predicate';
+  }
+}
 
 interface Waiter {
   readonly predicate: (message: unknown) => boolean;
@@ -93,7 +116,7 @@ export function probe<M = unknown>(node: Node): Probe<M> {
     waiters.clear();
   };
   if (kernel.onExit(pid, died) === undefined) died();
-  const receive = (predicate: (message: unknown) => boolean = () => true, options: { timeout?: number } = {}): Promise<unknown> => {
+  const receive = (predicate: (message: unknown) => boolean = anyMessage, options: { timeout?: number } = {}): Promise<unknown> => {
     if (typeof predicate !== 'function') throw new InvalidArgumentError('predicate', 'a function', predicate);
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an object { timeout? }', options);
     const timeout = options.timeout ?? 2000;
@@ -114,7 +137,7 @@ export function probe<M = unknown>(node: Node): Probe<M> {
       // real-time guard ran, to another virtual time at each run), else on real time
       const guard = kernel.guard(() => {
         waiters.delete(waiter);
-        reject(new ReceiveTimeoutError(String(pid), timeout, messages.length));
+        reject(new ReceiveTimeoutError(String(pid), timeout, expectedOf(predicate), [...untaken]));
       }, timeout);
       const waiter: Waiter = {
         predicate,

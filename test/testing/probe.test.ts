@@ -1,6 +1,6 @@
 /* eslint-disable keel/no-raw-send, keel/no-unmanaged-monitor -- this file tests the test kit, whose probes are raw processes that send and monitor */
 import { describe, expect, it } from 'vitest';
-import { createNode, isDown, isExit, Pid, seededRandom, SimulatedClock } from '../../src/index.js';
+import { createNode, isDown, isExit, Pid, ReceiveTimeoutError, seededRandom, SimulatedClock } from '../../src/index.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
 import { crasher, idler, useNodes, watch } from '../support.js';
 
@@ -97,6 +97,45 @@ describe('probe.receive', () => {
     const p = probe(node);
     node.send(p, 'not it');
     await expect(p.receive((m) => m === 'never', { timeout: 0 })).rejects.toMatchObject({ code: 'ERR_RECEIVE_TIMEOUT' });
+  });
+
+  it('times out with an error naming what was expected and what came and was not taken (not the messages earlier receives took)', async () => {
+    const node = track();
+    const p = probe<unknown>(node);
+    node.send(p, 'taken');
+    node.send(p, { kind: 'other', n: 1 });
+    await node.idle();
+    expect(await p.receive((m) => m === 'taken')).toBe('taken');
+    const error = await p.receive((m) => m === 42, { timeout: 0 }).then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(ReceiveTimeoutError);
+    expect(error).toMatchObject({
+      code: 'ERR_RECEIVE_TIMEOUT',
+      expected: '(m) => m === 42', // its source (as compiled)
+      unmatched: [{ kind: 'other', n: 1 }],
+      message: `probe ${String(p)} received no message matching (m) => m === 42 within 0 ms; 1 message received and not taken: { kind: 'other', n: 1 }`,
+    });
+    // a named predicate is named; nothing came
+    const isPong = (m: unknown): boolean => m === 'pong';
+    await p.receive((m) => typeof m === 'object');
+    expect(await p.receive(isPong, { timeout: 0 }).then(() => undefined, (e: unknown) => (e as Error).message)).toBe(
+      `probe ${String(p)} received no message matching isPong within 0 ms; no message received and not taken`,
+    );
+  });
+
+  it('times out with an error that describes hostile messages without running their code: a revoked proxy, a cycle, a throwing getter', async () => {
+    const node = track();
+    const p = probe<unknown>(node);
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const cycle: { self?: unknown } = {};
+    cycle.self = cycle;
+    const getter = Object.defineProperty({}, 'x', { enumerable: true, get: () => { throw new Error('getter ran'); } });
+    for (const m of [proxy, cycle, getter]) node.send(p, m);
+    await node.idle();
+    const error = (await p.receive(() => false, { timeout: 0 }).then(() => undefined, (e: unknown) => e)) as ReceiveTimeoutError;
+    expect(error.unmatched.length).toBe(3);
+    for (const [i, m] of [proxy, cycle, getter].entries()) expect(error.unmatched[i]).toBe(m);
+    expect(error.message).toBe(`probe ${String(p)} received no message matching () => false within 0 ms; 3 messages received and not taken: <Revoked Proxy>, <ref *1> { self: [Circular *1] }, { x: [Getter] }`);
   });
 
   it('rejects a waiting receive with ERR_PROCESS_EXITED when the probe dies, and a later one at once; messages it got before stay takeable', async () => {
