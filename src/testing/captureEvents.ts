@@ -12,19 +12,29 @@ export interface CapturedEvent {
 /** How many captures each node's telemetry has had: their handler ids (per node: nothing is global). */
 const captureCounts = new WeakMap<Telemetry, number>();
 
+/** A capture of events: what it recorded, and its end. */
+export interface EventCapture extends Disposable {
+  readonly events: CapturedEvent[];
+  /** Stops recording (detaches its handler); again, nothing. */
+  stop(): void;
+  /** `stop()`, for `using`: the capture ends with its block, also when an assertion in it fails. */
+  [Symbol.dispose](): void;
+}
+
 /**
- * Records every event of `node` whose name starts with one of `prefixes`, until `stop()`. A prefix
- * may end in `*`, as `telemetry.attach` patterns do (`'keel.process.*'` is `'keel.process.'`).
+ * Records every event of `node` whose name starts with one of `prefixes`, until `stop()` (or the
+ * end of its `using` block). A prefix may end in `*`, as `telemetry.attach` patterns do
+ * (`'keel.process.*'` is `'keel.process.'`).
  *
  * @example
  * ```ts
- * const captured = captureEvents(node, ['keel.message.']);
+ * using captured = captureEvents(node, ['keel.message.']);
  * node.send(deadPid, 'x');
  * captured.events[0]?.metadata.reason; // 'noproc'
- * captured.stop();
+ * // stopped at the end of the block, whether its assertions pass or not (or call captured.stop())
  * ```
  */
-export function captureEvents(node: Node, prefixes: readonly string[]): { readonly events: CapturedEvent[]; stop(): void } {
+export function captureEvents(node: Node, prefixes: readonly string[]): EventCapture {
   // a brand check, as probe's and expectNoLeaks's: anything else was a TypeError from reading its telemetry
   if (!isKernel(node)) throw new InvalidArgumentError('node', 'a Node', node);
   const patterns = patternsOf(prefixes);
@@ -39,12 +49,10 @@ export function captureEvents(node: Node, prefixes: readonly string[]): { readon
       events.push({ event, measurements, metadata });
     },
   );
-  return {
-    events,
-    stop: () => {
-      node.telemetry.detach(id);
-    },
+  const stop = (): void => {
+    node.telemetry.detach(id);
   };
+  return { events, stop, [Symbol.dispose]: stop };
 }
 
 /** The telemetry patterns of `prefixes`, read once; anything but an array of strings is a typed error. */

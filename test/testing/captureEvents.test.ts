@@ -63,6 +63,21 @@ describe('captureEvents', () => {
     expect((node.telemetry as TelemetryBus).isListening('keel.test.x')).toBe(false);
   });
 
+  it('detaches when its `using` block is left, also by a failed assertion: a capture on a node that outlives the test records nothing more', () => {
+    const node = track();
+    let kept: { readonly events: unknown[] } | undefined;
+    const failure = thrown(() => {
+      using captured = captureEvents(node, ['keel.test.']);
+      kept = captured;
+      node.telemetry.execute('keel.test.inside', {}, {});
+      expect(captured.events).toHaveLength(2); // fails, as a test's assertion does
+    });
+    expect(String(failure)).toContain('expected [ { event: \'keel.test.inside\', …(2) } ] to have a length of 2 but got 1');
+    expect((node.telemetry as TelemetryBus).isListening('keel.test.x')).toBe(false);
+    node.telemetry.execute('keel.test.after', {}, {});
+    expect(kept?.events).toHaveLength(1);
+  });
+
   it('keeps two captures independent', () => {
     const node = track();
     const first = captureEvents(node, ['keel.test.']);
