@@ -30,8 +30,8 @@ export interface Telemetry {
   detach(id: string): boolean;
   /**
    * Runs `fn` between `<event>.start` and `<event>.stop` (measurement `duration`, ms), or
-   * `<event>.exception` (metadata `error`) when it throws or its thenable rejects. The three events
-   * carry the same `spanId` in their metadata.
+   * `<event>.exception` (metadata `error`) when it throws or its thenable rejects, once (a thenable
+   * that calls back again ends nothing more). The three events carry the same `spanId` in their metadata.
    */
   span<T>(event: string, metadata: Metadata, fn: () => T): T;
 }
@@ -204,21 +204,33 @@ export class TelemetryBus implements Telemetry {
       throw error;
     }
     if (isThenable(result)) {
+      // a span ends once: a thenable of another library may call back twice, or both ways, or throw
+      // after calling back (a promise settles once; such a thenable's later calls end nothing)
+      let ended = false;
       let then: PromiseLike<unknown>;
       try {
         then = result.then(
-        (value) => {
-          this.execute(`${event}.stop`, { duration: this.#monotonicClock() - started }, metadata);
-          return value;
-        },
-        (error: unknown) => {
-          this.execute(`${event}.exception`, { duration: this.#monotonicClock() - started }, { ...metadata, error });
-          throw error;
-        },
-      );
+          (value) => {
+            if (!ended) {
+              ended = true;
+              this.execute(`${event}.stop`, { duration: this.#monotonicClock() - started }, metadata);
+            }
+            return value;
+          },
+          (error: unknown) => {
+            if (!ended) {
+              ended = true;
+              this.execute(`${event}.exception`, { duration: this.#monotonicClock() - started }, { ...metadata, error });
+            }
+            throw error;
+          },
+        );
       } catch (error) {
         // a thenable whose then throws: the span ends as an exception, never left open
-        this.execute(`${event}.exception`, { duration: this.#monotonicClock() - started }, { ...metadata, error });
+        if (!ended) {
+          ended = true;
+          this.execute(`${event}.exception`, { duration: this.#monotonicClock() - started }, { ...metadata, error });
+        }
         throw error;
       }
       return then as T;

@@ -461,6 +461,24 @@ describe('hostile handlers and arguments', () => {
     expect(seen[1]!.metadata.error).toBe(bug);
   });
 
+  it('span ends once when the result’s then calls back more than once (both callbacks, one twice, then throws): one .stop, no second end', () => {
+    const node = track();
+    const seen = record(node, 'rec', ['app.s.*']);
+    const late = new Error('late');
+    const values: unknown[] = [];
+    const wild: PromiseLike<number> = {
+      then: (onFulfilled, onRejected) => {
+        values.push(onFulfilled?.(1), onFulfilled?.(2));
+        values.push(thrown(() => onRejected?.(late)));
+        throw late;
+      },
+    };
+    expect(thrown(() => node.telemetry.span('app.s', {}, () => wild))).toBe(late);
+    expect(seen.map((s) => s.event)).toEqual(['app.s.start', 'app.s.stop']);
+    // what the callbacks hand back to the thenable is as before: the value, and the rejection rethrown
+    expect(values).toEqual([1, 2, late]);
+  });
+
   it('a handler whose patterns overlap (an exact name and prefixes matching one event) runs once per event', () => {
     const node = track();
     const seen = record(node, 'h', ['keel.test.a', 'keel.test.*', 'keel.*', '*']);
