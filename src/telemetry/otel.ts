@@ -194,9 +194,9 @@ export function bridgeOpenTelemetry(node: { readonly telemetry: Telemetry; reado
         span.end();
       }
       // read once, guarded: measurements that cannot be read (a revoked proxy, a getter that throws)
-      // record no duration, and the span has ended all the same
+      // record no duration (nor does one that is not a finite number, as other measurements), and the span has ended all the same
       const duration = field(measurements, 'duration');
-      if (meter !== undefined && typeof duration === 'number' && admitted(name)) {
+      if (meter !== undefined && typeof duration === 'number' && Number.isFinite(duration) && admitted(name)) {
         histogram(`${name}.duration`).record(duration, { ...toAttributes(metadata), outcome: phase === 'stop' ? 'ok' : 'error' });
       }
       return;

@@ -134,6 +134,19 @@ describe('bridgeOpenTelemetry', () => {
     expect(duration.dataPoints.map((p) => [p.value.count, p.value.sum])).toEqual([[1, 5]]);
   });
 
+  it("a span's duration that is not a finite number (NaN, Infinity) is not recorded, as other measurements that are not: the span still ends", async () => {
+    const node = track();
+    const { exporter, tracer, meter, reader } = setup();
+    bridgeOpenTelemetry(node, { tracer, meter });
+    for (const [i, duration] of [Number.NaN, Infinity, -Infinity, 7].entries()) {
+      node.telemetry.execute('app.op.start', {}, { spanId: i });
+      node.telemetry.execute('app.op.stop', { duration }, { spanId: i });
+    }
+    expect(exporter.getFinishedSpans()).toHaveLength(4);
+    const duration = (await metricsByName(reader)).get('app.op.duration') as HistogramMetricData;
+    expect(duration.dataPoints.map((p) => [p.value.count, p.value.sum])).toEqual([[1, 7]]);
+  });
+
   it('bridges only the events asked for, and nothing after detach', () => {
     const node = track();
     const { exporter, tracer } = setup();
