@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../errors.js';
+import { DeadlockError, InvalidArgumentError } from '../errors.js';
 import { type Clock, type ClockNode, kAnyDelay, kAttachNode, type TimerHandle } from '../runtime/Clock.js';
 
 interface Pending {
@@ -11,6 +11,9 @@ interface Pending {
  * A clock that moves only when told to. `await clock.advance(ms)` fires the due timers in time
  * order (including timers scheduled while it advances) and, after each, lets every node using the
  * clock run until no process is runnable. Handlers awaiting work outside Keel are not waited for.
+ * An advance that fires more than `loopLimit` timers (default 100,000) at one instant, time never
+ * moving (a timer that sets itself again at no delay), rejects with `ERR_DEADLOCK` where it would
+ * have run for ever, as sinon's fake timers stop at their `loopLimit`.
  *
  * @example
  * ```ts
@@ -31,12 +34,15 @@ export class TestClock implements Clock {
   readonly #timers = new Set<Pending>();
   readonly #nodes = new Set<ClockNode>();
   #chain: Promise<void> = Promise.resolve();
+  readonly #loopLimit: number;
 
-  constructor(options: { start?: number } = {}) {
-    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ start? }', options);
-    const start = options.start ?? 0;
+  constructor(options: { start?: number; loopLimit?: number } = {}) {
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ start?, loopLimit? }', options);
+    const { start = 0, loopLimit = 100_000 } = options;
     if (typeof start !== 'number' || !Number.isFinite(start)) throw new InvalidArgumentError('start', 'a finite number (epoch ms)', start);
+    if (typeof loopLimit !== 'number' || !Number.isSafeInteger(loopLimit) || loopLimit < 1) throw new InvalidArgumentError('loopLimit', 'a whole number of timers >= 1', loopLimit);
     this.#now = start;
+    this.#loopLimit = loopLimit;
   }
 
   now(): number {
@@ -71,6 +77,8 @@ export class TestClock implements Clock {
   /**
    * Moves time forward by `ms`, firing every timer due on the way, in order. Calls are serialised.
    * A timer that throws rejects the advance with the first error thrown, once the others due have fired.
+   * More than `loopLimit` timers fired at one instant rejects it with `ERR_DEADLOCK`, there: now() stays
+   * at that instant, and the timers not fired stay pending.
    */
   advance(ms: number): Promise<void> {
     if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
@@ -90,14 +98,21 @@ export class TestClock implements Clock {
     // every due timer has fired and now() is the target, as sinon's fake timers do: neither the
     // timers after it nor the time are left for a later advance to catch up with
     let failed: { error: unknown } | undefined;
+    let atOnce = 0; // timers fired at this instant
     for (;;) {
       let next: Pending | undefined;
       for (const t of this.#timers) {
         if (t.at <= target && (next === undefined || t.at < next.at || (t.at === next.at && t.seq < next.seq))) next = t;
       }
       if (next === undefined) break;
+      if (next.at > this.#now) {
+        this.#now = next.at;
+        atOnce = 0;
+      } else if (++atOnce > this.#loopLimit) {
+        // a timer that sets itself again at no delay: time never moves, and the advance would run for ever
+        throw new DeadlockError('TestClock.advance', `fired ${this.#loopLimit} timers at ${this.#now} ms without time moving (a timer that sets itself again at no delay?)`);
+      }
       this.#timers.delete(next);
-      if (next.at > this.#now) this.#now = next.at;
       try {
         next.fn();
       } catch (error) {

@@ -160,6 +160,37 @@ describe('TestClock.advance', () => {
     expect(fired).toEqual(['a', 'b']);
   });
 
+  it('rejects an advance whose timers set themselves again at no delay past loopLimit at one instant (ERR_DEADLOCK), where it ran for ever: now() stays there, the loop stays pending', async () => {
+    const clock = new TestClock({ start: 100, loopLimit: 50 });
+    const node = track({ clock });
+    let ticks = 0;
+    const spinner = node.spawn<'spin'>((ctx) => () => {
+      ticks++;
+      ctx.sendAfter(ctx.self, 'spin', 0);
+    });
+    node.send(spinner, 'spin');
+    await node.idle();
+    const error = await clock.advance(10).then(() => undefined, (e: unknown) => e);
+    expect(error).toMatchObject({ code: 'ERR_DEADLOCK', message: 'TestClock.advance fired 50 timers at 100 ms without time moving (a timer that sets itself again at no delay?): it would wait for itself forever' });
+    expect(ticks).toBe(51); // the first, by send; then 50 timers at the same instant (the 51st is refused)
+    expect(clock.now()).toBe(100);
+    expect(clock.pendingTimers).toBe(1);
+    // many timers at one instant within the limit, and time moving, are fine
+    node.exit(spinner, 'kill');
+    const fired: number[] = [];
+    for (let i = 0; i < 50; i++) clock.setTimer(0, () => fired.push(i));
+    clock.setTimer(5, () => fired.push(-1));
+    await clock.advance(10);
+    expect(fired).toEqual([...Array.from({ length: 50 }, (_, i) => i), -1]);
+    expect(clock.now()).toBe(110);
+  });
+
+  it('refuses a loopLimit that is not a whole number >= 1 (ERR_INVALID_ARGUMENT)', () => {
+    for (const loopLimit of [0, -1, 1.5, Number.NaN, Infinity, '10']) {
+      expect(() => new TestClock({ loopLimit: loopLimit as number })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    }
+  });
+
   it('lets a node run until nothing is runnable between timers: a chain of sendAfter fires within one advance', async () => {
     const clock = new TestClock();
     const node = track({ clock });
