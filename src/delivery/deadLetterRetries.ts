@@ -94,8 +94,10 @@ export class Retries {
         this.#park(r, now, 'undecodable', `the stored message and metadata (${r.undecodable.bytes} bytes) could not be decoded (${r.undecodable.error})`);
         return { id: r.id, ok: false, reason: 'undecodable' };
       }
-      // a redrive to a process or name not alive here is the operator's mistake, not the entry's
-      if (to !== undefined && (typeof to === 'string' || !isPid(to) || to.node === node.name) && !node.isAlive(to)) return { id: r.id, ok: false, reason: 'noproc' };
+      // a redrive to a process or name not alive here is the operator's mistake, not the entry's; so
+      // is one to a pid of another node when no cluster carries supervised sends from this one
+      const local = to === undefined || typeof to === 'string' || !isPid(to) || to.node === node.name;
+      if (to !== undefined && (local ? !node.isAlive(to) : node.remote?.supervised === undefined)) return { id: r.id, ok: false, reason: 'noproc' };
       const target = to ?? recipientOf(r.recipient);
       if (this.#isOwnProcess(target)) {
         // the queue's own process takes no messages, and a redelivery from it to itself would wait

@@ -1857,6 +1857,18 @@ describe('a dead letter entry that cannot be read', () => {
   });
 });
 
+describe('a dead letter redriven to a pid of another node, on a node with no cluster', () => {
+  it("is left untouched with reason 'noproc', as a redrive to a process not alive here is: it counted an attempt against the entry and, past maxRetries, parked it", async () => {
+    const { node } = dlqNode({ kind: 'memory' }, { maxRetries: 1 });
+    const id = await add(node, 'nobody', 'kept');
+    const before = await entry(node, id);
+    const elsewhere = Pid.parse('<other-node.1.1>');
+    expect(ok(await node.deadLetters.retry([id], { to: elsewhere }))).toEqual([{ id, ok: false, reason: 'noproc' }]);
+    expect(await entry(node, id)).toEqual(before);
+    expect(await stats(node)).toMatchObject({ pending: 1, parked: 0, retried: 0 });
+  });
+});
+
 describe('dead letter queue defaults', () => {
   it('holds 10,000 entries in memory, evicting the oldest past that', async () => {
     const node = track();
