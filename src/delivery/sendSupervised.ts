@@ -194,7 +194,12 @@ class Send extends NextTurnWatcher {
       return;
     }
     this.#cancelTimer();
-    if (this.#inflight !== undefined) this.node.withdrawEnvelope(this.#inflight, this.id, this);
+    if (this.#inflight !== undefined) {
+      // the attempt in flight ends with the abort: its error is the abort's (the signal's reason, the sender's exit)
+      this.node.withdrawEnvelope(this.#inflight, this.id, this);
+      if (this.attempts === 1) this.firstError = error;
+      this.lastError = error;
+    }
     this.#inflight = undefined;
     this.finish(this.#fail({ reason: 'aborted', retry: false, error }));
   }

@@ -853,6 +853,27 @@ describe('sendSupervised: the signal aborted', () => {
   });
 });
 
+describe("sendSupervised: an abort that ends a 'handled' attempt in flight", () => {
+  it("is that attempt's error: the outcome's firstError and lastError are the signal's reason (or the sender's exit), and the dead letter's lastError says it; both were undefined, the abort's reason said nowhere", async () => {
+    const { node } = clocked();
+    const r = receiver(node);
+    await r.hold();
+    const ac = new AbortController();
+    const bySignal = watch(sendSupervised(node, r.pid, 'x', { ack: 'handled', timeout: 1000, signal: ac.signal, onError: 'dead_letter' }));
+    const p = probe(node);
+    const bySender = watch(sendSupervised(p.ctx, r.pid, 'y', { ack: 'handled', timeout: 1000, onError: 'ignore' }));
+    await node.settle();
+    ac.abort('stop');
+    node.exit(p, 'kill');
+    await node.settle();
+    expect(bySignal.value).toEqual({ ok: false, id: bySignal.value!.id, reason: 'aborted', attempts: 1, firstError: 'stop', lastError: 'stop', deadLetterId: expect.any(String) });
+    expect(bySender.value).toEqual({ ok: false, id: bySender.value!.id, reason: 'aborted', attempts: 1, firstError: 'the sender has exited', lastError: 'the sender has exited' });
+    const letter = await node.deadLetters.get((bySignal.value as { deadLetterId: string }).deadLetterId);
+    expect(letter?.metadata).toMatchObject({ attempts: 1, lastError: 'stop' });
+    expect(letter?.lastError).toBe('stop');
+  });
+});
+
 // ---- retries and backoff ----------------------------------------------------------------------
 
 describe('sendSupervised: retries follow the backoff on the node clock and random', () => {
