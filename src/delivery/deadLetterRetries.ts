@@ -45,6 +45,12 @@ export class Retries {
   #rearmSent = false;
   /** Entries being retried now (by the automatic retry or `retry()`), never retried twice at once. */
   readonly #busy = new Set<string>();
+  /**
+   * Entries whose retry the store could not record (its writes threw, parking them too): left out of
+   * the automatic retries, which would otherwise take them again at once, delivering each again and
+   * again, until a manual retry (or the node's restart) tries them again.
+   */
+  readonly #unrecorded = new Set<string>();
 
   constructor(node: Kernel, host: RetryHost) {
     this.#node = node;
@@ -77,7 +83,9 @@ export class Retries {
    */
   async redeliver(snapshot: Record_, manual: boolean, to?: Target): Promise<{ id: string; ok: boolean; reason?: string }> {
     if (this.#busy.has(snapshot.id)) return { id: snapshot.id, ok: false, reason: 'in_progress' };
+    if (!manual && this.#unrecorded.has(snapshot.id)) return { id: snapshot.id, ok: false, reason: 'not_due' };
     this.#busy.add(snapshot.id);
+    this.#unrecorded.delete(snapshot.id);
     const node = this.#node;
     const now = node.clock.now();
     let r: Record_ | undefined;
@@ -140,7 +148,16 @@ export class Retries {
     } catch (e) {
       // one bad entry never crashes the queue: it is parked with the error (as it was listed, when
       // the store could not even read it again)
-      this.#park(r ?? snapshot, now, 'unrecoverable', e);
+      try {
+        this.#park(r ?? snapshot, now, 'unrecoverable', e);
+      } catch (parkError) {
+        // nor does a store that cannot write at all: the entry stays as the store has it, out of the automatic retries
+        this.#unrecorded.add(snapshot.id);
+        node.logger.error(
+          `the dead letter queue could not record the retry of entry ${snapshot.id} (to ${snapshot.recipient}); it is not retried again until a manual retry or the node's restart`,
+          parkError === e ? e : new AggregateError([e, parkError], 'the retry, then its park, threw'),
+        );
+      }
       return { id: snapshot.id, ok: false, reason: 'unrecoverable' };
     } finally {
       this.#busy.delete(snapshot.id);
@@ -175,13 +192,18 @@ export class Retries {
     }
     if (expired > 0) node.telemetry.execute('keel.dead_letter_queue.purged', { count: expired }, { ttl: true });
     // a bounded batch per wake: the process wakes again at once if more are due
-    const due = this.#host.store.due(now, this.#host.settings.retryConcurrency * 64).filter((r) => !this.#busy.has(r.id));
+    const due = this.#host.store.due(now, this.#host.settings.retryConcurrency * 64).filter((r) => !this.#held(r.id));
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < due.length && this.#host.available) await this.redeliver(due[next++]!, false);
     };
     await Promise.all(Array.from({ length: Math.min(this.#host.settings.retryConcurrency, due.length) }, worker));
     return this.nextWake();
+  }
+
+  /** True when the automatic retry leaves `id` alone: in flight, or its last retry could not be recorded. */
+  #held(id: string): boolean {
+    return this.#busy.has(id) || this.#unrecorded.has(id);
   }
 
   /** @internal The process armed its wake-up for `at` (Infinity: none). */
@@ -194,11 +216,12 @@ export class Retries {
   nextWake(): number | undefined {
     if (!this.#host.available) return undefined;
     let pending = this.#host.store.earliest();
-    // entries due but in flight (a manual retry) are not due again: were they all, waking for them
-    // would find nothing to do, again and again, until their retry ended
-    if (pending !== undefined && this.#busy.size > 0) {
+    // entries due but in flight (a manual retry), or whose retry could not be recorded, are not due
+    // again: were they all, waking for them would find nothing to do, again and again
+    const held = this.#busy.size + this.#unrecorded.size;
+    if (pending !== undefined && held > 0) {
       const now = this.#node.clock.now();
-      if (pending <= now && this.#host.store.due(now, this.#busy.size + 1).every((r) => this.#busy.has(r.id))) pending = this.#host.store.earliest(now);
+      if (pending <= now && this.#host.store.due(now, held + 1).every((r) => this.#held(r.id))) pending = this.#host.store.earliest(now);
     }
     const parked = this.#host.store.earliestParked();
     const expiry = parked === undefined ? undefined : parked + this.#host.settings.parkedTtlMs;

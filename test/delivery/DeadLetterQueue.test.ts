@@ -1869,6 +1869,51 @@ describe('a dead letter redriven to a pid of another node, on a node with no clu
   });
 });
 
+describe('a dead letter queue whose store cannot write (a full disk, simulated by a store whose writes throw)', () => {
+  it('records nothing, delivers each due entry once, logs the entry it could not record, and its process and the services live on; a manual retry tries it again, and once the store writes it is delivered and removed: the park after the failed write threw too, crashing the queue\'s process at every wake until the services supervisor gave up, each wake delivering the entry again', async () => {
+    const clock = new TestClock();
+    const logger = fakeLogger();
+    const node = track({ clock, logger, random: () => 1, services: { deadLetters: { backoff: { initialMs: 100, jitter: 'none' } } } });
+    const p = probe(node);
+    node.registry.register('inbox', p);
+    const delivered = ok(await node.deadLetters.add({ recipient: 'inbox', message: 'delivered', reason: 'noproc' }));
+    const failing = ok(await node.deadLetters.add({ recipient: 'nobody', message: 'failing', reason: 'noproc' }));
+    await node.settle();
+    const queueProcess = node.registry.whereis('keel.dead_letter_queue');
+    const store = storeOf(node);
+    const { update, remove } = { update: store.update.bind(store), remove: store.remove.bind(store) };
+    store.update = () => {
+      throw new Error('disk full');
+    };
+    store.remove = () => {
+      throw new Error('disk full');
+    };
+    await clock.advance(100);
+    await node.idle();
+    await clock.advance(60_000);
+    await node.idle();
+    expect(p.messages).toEqual(['delivered']);
+    expect(node.registry.whereis('keel.dead_letter_queue')).toBe(queueProcess);
+    expect(ok(await node.deadLetters.list()).entries.map((e) => [e.id, e.status, e.attempts])).toEqual([[delivered, 'pending', 0], [failing, 'pending', 0]]);
+    // the two redeliveries run at once: in either order
+    const errors = logger.error.mock.calls.map((c) => String(c[0])).sort();
+    expect(errors).toEqual([
+      `the dead letter queue could not record the retry of entry ${delivered} (to inbox); it is not retried again until a manual retry or the node's restart`,
+      `the dead letter queue could not record the retry of entry ${failing} (to nobody); it is not retried again until a manual retry or the node's restart`,
+    ]);
+    expect(logger.error.mock.calls[0]![1]).toEqual(new AggregateError([new Error('disk full'), new Error('disk full')], 'the retry, then its park, threw'));
+    expect(ok(await node.deadLetters.retry([failing]))).toEqual([{ id: failing, ok: false, reason: 'unrecoverable' }]);
+    store.update = update;
+    store.remove = remove;
+    const late = probe(node);
+    node.registry.register('nobody', late);
+    expect(ok(await node.deadLetters.retry([failing]))).toEqual([{ id: failing, ok: true }]);
+    expect(late.messages).toEqual(['failing']);
+    expect(p.messages).toEqual(['delivered']);
+    expect(ok(await node.deadLetters.list()).entries.map((e) => e.id)).toEqual([delivered]);
+  });
+});
+
 describe('dead letter queue defaults', () => {
   it('holds 10,000 entries in memory, evicting the oldest past that', async () => {
     const node = track();
