@@ -12,6 +12,8 @@ import type { SqliteStore } from './stores/SqliteStore.js';
 // queue's process wakes, and when it must wake next (and wake earlier, for an entry due sooner).
 
 const PID_TEXT = /^<.+\.\d+\.\d+>$/;
+/** How often the queue looks again at a store it could not read. */
+const READ_RETRY_MS = 5000;
 
 /** A stored recipient back as a target: a formatted pid if it parses as one, else a name. */
 function recipientOf(text: string): Target {
@@ -51,6 +53,10 @@ export class Retries {
    * again, until a manual retry (or the node's restart) tries them again.
    */
   readonly #unrecorded = new Set<string>();
+  /** True from a read of the store that threw (logged then, once) until the reads of a wake succeed. */
+  #readFailing = false;
+  /** When the last wake could not read its due entries: the queue looks again then, not before. */
+  #readAgainAt: number | undefined = undefined;
 
   constructor(node: Kernel, host: RetryHost) {
     this.#node = node;
@@ -192,7 +198,16 @@ export class Retries {
     }
     if (expired > 0) node.telemetry.execute('keel.dead_letter_queue.purged', { count: expired }, { ttl: true });
     // a bounded batch per wake: the process wakes again at once if more are due
-    const due = this.#host.store.due(now, this.#host.settings.retryConcurrency * 64).filter((r) => !this.#held(r.id));
+    let due: Record_[];
+    try {
+      due = this.#host.store.due(now, this.#host.settings.retryConcurrency * 64).filter((r) => !this.#held(r.id));
+    } catch (e) {
+      // a store that cannot be read now (a disk error, a damaged file): looked at again later, the process lives on
+      this.#readFailed(e);
+      this.#readAgainAt = now + READ_RETRY_MS;
+      return this.nextWake();
+    }
+    this.#readAgainAt = undefined;
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < due.length && this.#host.available) await this.redeliver(due[next++]!, false);
@@ -212,9 +227,30 @@ export class Retries {
     this.#rearmSent = false;
   }
 
-  /** @internal The next time the queue has something to do, if any. */
+  /** A read of the store threw: logged when the reads start to fail, not at every try. */
+  #readFailed(e: unknown): void {
+    if (this.#readFailing) return;
+    this.#readFailing = true;
+    const where = this.#host.store.kind === 'sqlite' ? ` ${(this.#host.store as SqliteStore).file}` : '';
+    this.#node.logger.error(`the dead letter queue could not read its store${where}; it looks again every ${READ_RETRY_MS} ms until it can`, e);
+  }
+
+  /** @internal The next time the queue has something to do, if any (while its store cannot be read, when to look again). */
   nextWake(): number | undefined {
     if (!this.#host.available) return undefined;
+    let at: number | undefined;
+    try {
+      at = this.#nextWake();
+    } catch (e) {
+      this.#readFailed(e);
+      return this.#node.clock.now() + READ_RETRY_MS;
+    }
+    if (this.#readAgainAt !== undefined) return this.#readAgainAt;
+    this.#readFailing = false;
+    return at;
+  }
+
+  #nextWake(): number | undefined {
     let pending = this.#host.store.earliest();
     // entries due but in flight (a manual retry), or whose retry could not be recorded, are not due
     // again: were they all, waking for them would find nothing to do, again and again

@@ -1914,6 +1914,42 @@ describe('a dead letter queue whose store cannot write (a full disk, simulated b
   });
 });
 
+describe('a dead letter queue whose store cannot be read (a disk error, a damaged file, simulated by a store whose reads throw)', () => {
+  it("keeps its process and the node's services running, logs the fault once, looks again every 5 s, and once the store reads again delivers the due entries: the queue's process crashed at every wake and restart until the services supervisor gave up, stopping the node's services", async () => {
+    const clock = new TestClock();
+    const logger = fakeLogger();
+    const node = track({ clock, logger, random: () => 1, services: { deadLetters: { backoff: { initialMs: 100, jitter: 'none' } } } });
+    const id = ok(await node.deadLetters.add({ recipient: 'inbox', message: 'waited', reason: 'noproc' }));
+    await node.settle();
+    const queueProcess = node.registry.whereis('keel.dead_letter_queue');
+    const store = storeOf(node);
+    const { due, earliest } = { due: store.due.bind(store), earliest: store.earliest.bind(store) };
+    const fault = new Error('disk I/O error');
+    store.due = () => {
+      throw fault;
+    };
+    store.earliest = () => {
+      throw fault;
+    };
+    await clock.advance(100);
+    await node.idle();
+    await clock.advance(20_000);
+    await node.idle();
+    expect(node.registry.whereis('keel.dead_letter_queue')).toBe(queueProcess);
+    expect(logger.error.mock.calls).toEqual([["the dead letter queue could not read its store; it looks again every 5000 ms until it can", fault]]);
+    const p = probe(node);
+    node.registry.register('inbox', p);
+    store.due = due;
+    store.earliest = earliest;
+    await clock.advance(5000);
+    await node.idle();
+    expect(p.messages).toEqual(['waited']);
+    expect(await node.deadLetters.get(id)).toBeUndefined();
+    expect(node.registry.whereis('keel.dead_letter_queue')).toBe(queueProcess);
+    expect(logger.error).toHaveBeenCalledTimes(1);
+  });
+});
+
 describe('dead letter queue defaults', () => {
   it('holds 10,000 entries in memory, evicting the oldest past that', async () => {
     const node = track();
