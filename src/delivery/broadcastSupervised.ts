@@ -1,5 +1,6 @@
 import { types } from 'node:util';
-import { checkKeys, DeadlockError, InvalidArgumentError, isKeelError, thrownText } from '../errors.js';
+import { checkStrayKeys, DeadlockError, InvalidArgumentError, isKeelError, thrownText } from '../errors.js';
+import { readOption } from '../errors/arguments.js';
 import { Delivery, type EnvelopeListener, inHandler, isDead, type Kernel, originOf, type Proc } from '../runtime/kernel.js';
 import { checkTarget, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
@@ -41,6 +42,22 @@ function targetList(targets: unknown): Target[] {
   }
   list.forEach((t, i) => checkTarget(t, `targets[${i}]`));
   return list as Target[];
+}
+
+/**
+ * The options, each read once into a plain copy (a getter or a proxy's trap that throws is a typed
+ * error naming it; one that answers differently when read again changes nothing): the strategy, the
+ * concurrency and every send option are then read from the copy.
+ */
+function optionsOf(options: unknown): BroadcastOptions {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a BroadcastOptions object', options);
+  checkStrayKeys(options, BROADCAST_OPTIONS, 'options');
+  const copy: Record<string, unknown> = {};
+  for (const key of BROADCAST_OPTIONS) {
+    const value = readOption(options, key, 'options');
+    if (value !== undefined) copy[key] = value;
+  }
+  return copy as BroadcastOptions;
 }
 
 function strategyOf(options: BroadcastOptions | undefined, targets: number): BroadcastStrategy {
@@ -118,13 +135,10 @@ function enqueueAll(node: Kernel, sender: Proc | undefined, procs: readonly Proc
  * if (!r.ok) console.log(r.reason, r.failed);
  * ```
  */
-export async function broadcastSupervised<M>(from: Node | Context<any>, given: Target<M>[], message: M, options?: BroadcastOptions): Promise<BroadcastOutcome> {
+export async function broadcastSupervised<M>(from: Node | Context<any>, given: Target<M>[], message: M, givenOptions?: BroadcastOptions): Promise<BroadcastOutcome> {
   const { node, caller: sender } = originOf(from);
   const targets = targetList(given);
-  if (options !== undefined) {
-    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'a BroadcastOptions object', options);
-    checkKeys(options, BROADCAST_OPTIONS, 'options'); // an option that throws when read is a typed error here
-  }
+  const options = givenOptions === undefined ? undefined : optionsOf(givenOptions);
   const strategy = strategyOf(options, targets.length);
   const concurrency = options?.concurrency ?? 64;
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new InvalidArgumentError('options.concurrency', 'a positive integer', concurrency);

@@ -624,6 +624,30 @@ describe('broadcastSupervised: bad arguments', () => {
         throw new Error(`${key} getter`);
       },
     });
+  /** An option whose getter answers `value` once, then throws: a second read of it is not the first's. */
+  const throwingOnSecondRead = <T extends object>(into: T, key: string, value: unknown): T => {
+    let reads = 0;
+    return Object.defineProperty(into, key, {
+      enumerable: true,
+      get: () => {
+        if (reads++ > 0) throw new Error(`${key} read again`);
+        return value;
+      },
+    });
+  };
+  it.each<[string, (a: Pid) => unknown, unknown, string[]]>([
+    ['options.strategy a getter that throws when read again', (a) => [a], throwingOnSecondRead({}, 'strategy', 'best_effort'), []],
+    ['options.ack a getter that throws when read again', (a) => [a], throwingOnSecondRead({}, 'ack', 'handled'), []],
+    ['options.concurrency a getter that throws when read again', (a) => [a], throwingOnSecondRead({}, 'concurrency', 2), []],
+  ])('%s: each option is read once, the broadcast sends as the first read said', async (_what, targets, options) => {
+    const node = track();
+    const a = receiver(node);
+    const r = await broadcastSupervised(node, targets(a.pid) as Target[], 'm', options as BroadcastOptions);
+    expect(r).toMatchObject({ ok: true, delivered: 1, failed: 0 });
+    await node.idle();
+    expect(a.seen.map((s) => s.message)).toEqual(['m']);
+  });
+
   it.each<[string, (a: Pid) => unknown, unknown, string[]]>([
     ['targets a revoked proxy', () => UNREADABLE[0]![1](), undefined, ['`targets`']],
     ['targets a proxy whose traps throw', () => UNREADABLE[1]![1](), undefined, ['`targets`']],
