@@ -56,42 +56,43 @@ export function toSettings(options: SendOptions | undefined): Settings {
 }
 
 function settingsOf(options: SendOptions): Settings {
+  // each option read once: what is checked is what the send uses (a getter may answer differently when read again)
+  const { ack: givenAck, timeout, deadline, retries: givenRetries, backoff, onError: givenOnError, metadata: givenMetadata, id, retryOnCrash, signal } = options;
   if (
-    options.timeout === undefined && options.deadline === undefined && options.retries === undefined && options.backoff === undefined &&
-    options.onError === undefined && options.metadata === undefined && options.id === undefined && options.retryOnCrash === undefined &&
-    options.signal === undefined
+    timeout === undefined && deadline === undefined && givenRetries === undefined && backoff === undefined &&
+    givenOnError === undefined && givenMetadata === undefined && id === undefined && retryOnCrash === undefined &&
+    signal === undefined
   ) {
     // only `ack` (or nothing) given: the shared defaults
-    if (options.ack === undefined || options.ack === 'enqueued') return DEFAULTS;
-    if (options.ack === 'handled') return HANDLED_DEFAULTS;
+    if (givenAck === undefined || givenAck === 'enqueued') return DEFAULTS;
+    if (givenAck === 'handled') return HANDLED_DEFAULTS;
   }
-  const ack = options.ack ?? 'enqueued';
-  if (ack !== 'enqueued' && ack !== 'handled') throw new InvalidArgumentError('options.ack', "'enqueued' | 'handled'", options.ack);
-  const ms = (key: 'timeout' | 'deadline', fallback: number): number => {
-    const v = options[key];
+  const ack = givenAck ?? 'enqueued';
+  if (ack !== 'enqueued' && ack !== 'handled') throw new InvalidArgumentError('options.ack', "'enqueued' | 'handled'", givenAck);
+  const ms = (key: 'timeout' | 'deadline', v: unknown, fallback: number): number => {
     if (v === undefined) return fallback;
     if (typeof v !== 'number' || Number.isNaN(v) || v < 0) throw new InvalidArgumentError(`options.${key}`, 'a number of ms >= 0 (or Infinity)', v);
     return v;
   };
-  const retries = options.retries ?? 0;
-  if (!Number.isSafeInteger(retries) || retries < 0) throw new InvalidArgumentError('options.retries', 'an integer >= 0', options.retries);
-  const onError = options.onError ?? 'log';
-  if (!ON_ERROR.includes(onError)) throw new InvalidArgumentError('options.onError', "'log' | 'dead_letter' | 'ignore' | 'raise'", options.onError);
-  const metadata = options.metadata === undefined ? EMPTY_METADATA : copyMetadata(options.metadata);
-  if (options.id !== undefined && (typeof options.id !== 'string' || options.id === '')) throw new InvalidArgumentError('options.id', 'a non-empty string', options.id);
-  if (options.retryOnCrash !== undefined && typeof options.retryOnCrash !== 'boolean') throw new InvalidArgumentError('options.retryOnCrash', 'a boolean', options.retryOnCrash);
-  if (options.signal !== undefined && !isAbortSignal(options.signal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
+  const retries = givenRetries ?? 0;
+  if (!Number.isSafeInteger(retries) || retries < 0) throw new InvalidArgumentError('options.retries', 'an integer >= 0', givenRetries);
+  const onError = givenOnError ?? 'log';
+  if (!ON_ERROR.includes(onError)) throw new InvalidArgumentError('options.onError', "'log' | 'dead_letter' | 'ignore' | 'raise'", givenOnError);
+  const metadata = givenMetadata === undefined ? EMPTY_METADATA : copyMetadata(givenMetadata);
+  if (id !== undefined && (typeof id !== 'string' || id === '')) throw new InvalidArgumentError('options.id', 'a non-empty string', id);
+  if (retryOnCrash !== undefined && typeof retryOnCrash !== 'boolean') throw new InvalidArgumentError('options.retryOnCrash', 'a boolean', retryOnCrash);
+  if (signal !== undefined && !isAbortSignal(signal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', signal);
   return {
     ack,
-    timeout: ms('timeout', 5000),
-    deadline: ms('deadline', Infinity),
+    timeout: ms('timeout', timeout, 5000),
+    deadline: ms('deadline', deadline, Infinity),
     retries,
-    backoff: toBackoff(options.backoff, 'options.backoff'),
+    backoff: toBackoff(backoff, 'options.backoff'),
     onError,
     metadata,
-    id: options.id,
-    retryOnCrash: options.retryOnCrash ?? false,
-    signal: options.signal,
+    id,
+    retryOnCrash: retryOnCrash ?? false,
+    signal,
   };
 }
 

@@ -1324,6 +1324,28 @@ describe('sendSupervised: node shutdown', () => {
   });
 });
 
+describe('sendSupervised given options whose getters answer differently when read again', () => {
+  /** `key`'s getter answers `checked` at its first `n` reads (those its checks made) and `later` after them. */
+  const changing = (key: string, checked: unknown, later: unknown, n: number): SendOptions => {
+    let reads = 0;
+    return Object.defineProperty({ onError: 'ignore' }, key, { enumerable: true, get: () => (reads++ < n ? checked : later) }) as SendOptions;
+  };
+
+  it('reads each option once: the send uses what was checked, an id and a signal included; an id read again gave the send (and the receiver) a number for its message id, a signal read again a non-signal that threw its raw TypeError', async () => {
+    const node = track();
+    const r = receiver(node);
+    const byId = await sendSupervised(node, r.pid, 'x', changing('id', 'checked-id', 42, 3));
+    expect(byId).toEqual({ ok: true, id: 'checked-id', attempts: 1 });
+    const ac = new AbortController();
+    const bySignal = await sendSupervised(node, r.pid, 'y', changing('signal', ac.signal, Object.create(AbortSignal.prototype), 2));
+    expect(bySignal).toEqual({ ok: true, id: bySignal.id, attempts: 1 });
+    const byAck = await sendSupervised(node, r.pid, 'z', changing('ack', 'handled', 'bogus', 1));
+    expect(byAck).toEqual({ ok: true, id: byAck.id, attempts: 1 });
+    await node.idle();
+    expect(r.seen).toEqual([{ message: 'x', id: 'checked-id' }, { message: 'y', id: bySignal.id }, { message: 'z', id: byAck.id }]);
+  });
+});
+
 describe('sendSupervised given a from or a signal that cannot be inspected', () => {
   // the same defect as GenServer.call's (fuzz seed 1660631497, path 54): `from instanceof Proc` and
   // `signal instanceof AbortSignal` threw a raw TypeError on a proxy
