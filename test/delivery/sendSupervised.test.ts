@@ -12,6 +12,7 @@ import {
 import type { KeelNode } from '../../src/runtime/Node.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
 import {
+  advance,
   clockedNode,
   crasher,
   deadPid,
@@ -1321,6 +1322,67 @@ describe('sendSupervised: node shutdown', () => {
       sendSupervised(node, 'nobody', 'x', { retries: 3, onError: 'ignore', ack: 'handled' }),
     ]);
     for (const o of outcomes) expect(o).toEqual({ ok: false, id: o.id, reason: 'noproc', attempts: 1, firstError: 'noproc', lastError: 'noproc' });
+  });
+});
+
+describe('sendSupervised: every message sent is accounted for exactly once', () => {
+  it('a flood of mixed sends (ack, onError) against a bounded mailbox whose receiver is killed mid-flood and replaced: handled + dead-lettered + reported (a failed outcome, or named by the drop event of its receiver\'s death) = sent, no message in two classes', async () => {
+    const { node, clock } = clocked();
+    /** The ids a receiver took (a message whose handler a kill cut short was taken: the kill is the receiver's exit). */
+    const handled: string[] = [];
+    let gate = deferred();
+    const spawnSink = (): Pid =>
+      node.spawn(
+        (ctx) => async () => {
+          handled.push(ctx.messageId!);
+          await gate.promise;
+        },
+        { name: 'sink', mailbox: { capacity: 8, overflow: 'reject' } },
+      );
+    const first = spawnSink();
+    const deaths = captureEvents(node, ['keel.message.dropped']);
+    // 'enqueued' and 'handled', each with 'dead_letter' (the queue redelivers to the next receiver) and without
+    const kinds: SendOptions[] = [
+      { onError: 'dead_letter' },
+      { ack: 'handled', timeout: Infinity, retries: 2, onError: 'dead_letter' },
+      { onError: 'ignore' },
+      { ack: 'handled', timeout: Infinity, onError: 'ignore' },
+    ];
+    const LOSSY = 2; // acknowledged at 'enqueued', no dead letter: its receiver's death names it, and that is its end
+    const N = 120;
+    const outcomes: Promise<SendOutcome>[] = [];
+    for (let i = 0; i < N; i++) {
+      outcomes.push(sendSupervised(node, 'sink', i, kinds[i % kinds.length]!));
+      if (i === 60) {
+        await node.settle();
+        node.exit(first, 'kill'); // messages queued (and one started) die with it
+        await node.settle();
+        gate = deferred();
+        spawnSink();
+      }
+    }
+    gate.resolve();
+    let settled = false;
+    const all = Promise.all(outcomes).then((o) => ((settled = true), o));
+    while (!settled) await advance(node, clock, 1000);
+    const results = await all;
+    await advance(node, clock, 60_000); // the queue's redeliveries of what the first receiver's death dead-lettered
+    await node.idle();
+    const kindOf = new Map(results.map((o, i) => [o.id, i % kinds.length]));
+    const deadLettered = ok(await node.deadLetters.list({ limit: 1000 })).entries.map((e) => e.metadata.id as string);
+    const named = deaths.events.filter((e) => e.metadata.reason === 'receiver_exited').flatMap((e) => e.metadata.ids as string[]);
+    const reported = [
+      ...results.filter((o) => !o.ok && o.deadLetterId === undefined).map((o) => o.id),
+      ...named.filter((id) => kindOf.get(id) === LOSSY),
+    ];
+    const classes = new Map<string, string[]>();
+    for (const [cls, ids] of [['handled', handled], ['dead-lettered', deadLettered], ['reported', reported]] as const) {
+      for (const id of ids) classes.set(id, [...(classes.get(id) ?? []), cls]);
+    }
+    expect(named.length).toBeGreaterThan(0);
+    expect(results.filter((o) => !o.ok).length).toBeGreaterThan(0);
+    expect(results.map((o) => o.id).filter((id) => classes.get(id)?.length !== 1).map((id) => [id, classes.get(id)])).toEqual([]);
+    expect(handled.length + deadLettered.length + reported.length).toBe(N);
   });
 });
 
