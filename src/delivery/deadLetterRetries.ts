@@ -113,6 +113,8 @@ export class Retries {
       const local = to === undefined || typeof to === 'string' || !isPid(to) || to.node === node.name;
       if (to !== undefined && (local ? !node.isAlive(to) : node.remote?.supervised === undefined)) return { id: r.id, ok: false, reason: 'noproc' };
       const target = to ?? recipientOf(r.recipient);
+      // a redrive there is the operator's mistake too: the entry stays as it is
+      if (to !== undefined && this.#isOwnProcess(to)) return { id: r.id, ok: false, reason: 'unrecoverable' };
       if (this.#isOwnProcess(target)) {
         // the queue's own process takes no messages, and a redelivery from it to itself would wait
         // for a handler that cannot run until the redelivery ends

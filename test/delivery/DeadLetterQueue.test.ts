@@ -1869,6 +1869,25 @@ describe('a dead letter redriven to a pid of another node, on a node with no clu
   });
 });
 
+describe("a dead letter redriven to the queue's own process", () => {
+  it("is left untouched, answering unrecoverable: the operator's mistake is not the entry's, which a redrive elsewhere then delivers; it was parked, its lastError replaced", async () => {
+    const { node } = dlqNode({ kind: 'memory' });
+    const events = captureEvents(node, [EVENTS]);
+    const id = await add(node, 'nobody', 'kept');
+    await node.settle();
+    const before = await entry(node, id);
+    const self = node.registry.whereis('keel.dead_letter_queue')!;
+    for (const to of ['keel.dead_letter_queue', self]) {
+      expect(ok(await node.deadLetters.retry([id], { to }))).toEqual([{ id, ok: false, reason: 'unrecoverable' }]);
+    }
+    expect(await entry(node, id)).toEqual(before);
+    expect(named(events.events, 'parked')).toEqual([]);
+    const p = probe(node);
+    expect(ok(await node.deadLetters.retry([id], { to: p }))).toEqual([{ id, ok: true }]);
+    expect(p.messages).toEqual(['kept']);
+  });
+});
+
 describe('a dead letter queue whose store cannot write (a full disk, simulated by a store whose writes throw)', () => {
   it('records nothing, delivers each due entry once, logs the entry it could not record, and its process and the services live on; a manual retry tries it again, and once the store writes it is delivered and removed: the park after the failed write threw too, crashing the queue\'s process at every wake until the services supervisor gave up, each wake delivering the entry again', async () => {
     const clock = new TestClock();
