@@ -3,6 +3,7 @@
  * characters, bounded JSON bodies and checked query parameters.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { quotedName } from '../runtime/Pid.js';
 
 /** The codes of the observer's error answers (`{ error: { code, message } }`). */
 export type ObserverErrorCode =
@@ -137,17 +138,9 @@ export function enumParam<T extends string>(query: URLSearchParams, name: string
   return raw as T;
 }
 
-/**
- * The longest registered name an answer quotes whole. A name has no length limit: a longer one is
- * quoted by its start and its length (`nnn… [10000000 characters]`), or one 10 MB name would make
- * every list, snapshot and frame that shows it 10 MB. A filter still matches the whole name.
- */
-export const MAX_NAME_TEXT = 1000;
-
-/** A registered name as answers quote it (see {@link MAX_NAME_TEXT}); null for none. */
+/** A registered name as answers quote it (its start and length when longer than 1,000 characters); null for none. */
 export function nameText(name: string | undefined): string | null {
-  if (name === undefined) return null;
-  return name.length <= MAX_NAME_TEXT ? name : `${name.slice(0, MAX_NAME_TEXT)}… [${name.length} characters]`;
+  return name === undefined ? null : quotedName(name);
 }
 
 /** A free-text parameter of at most `max` characters, or undefined; 400 when too long. */

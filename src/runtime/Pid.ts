@@ -208,6 +208,18 @@ export const Pid = {
 };
 
 /**
+ * @internal The longest registered name a display (the observer's answers, a component's snapshot)
+ * quotes whole. A name has no length limit: a longer one is quoted by its start and its length
+ * (`nnn… [10000000 characters]`), or one 10 MB name would make every answer that shows it 10 MB.
+ */
+export const MAX_NAME_TEXT = 1000;
+
+/** @internal A registered name as a display quotes it (see {@link MAX_NAME_TEXT}). */
+export function quotedName(name: string): string {
+  return name.length <= MAX_NAME_TEXT ? name : `${name.slice(0, MAX_NAME_TEXT)}… [${name.length} characters]`;
+}
+
+/**
  * @internal A target as text for an error or a log, the one place a target is rendered: a registered
  * name (a string or a typed `Name`) quoted (`'cache'`), with the pid it was found at when `pid` is
  * given (`'cache' (<keel-1.4>)`); a pid (or a copy of one) as `<node.id>`; anything else described.

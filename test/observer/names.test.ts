@@ -1,7 +1,7 @@
 // Names of any length: a registered name has no length limit, and the observer's answers quote a
 // long one by its start and its length (a 10 MB name made every list, snapshot and frame 10 MB).
 import { describe, expect, it } from 'vitest';
-import { type ObserverHandle, Pid, startObserver, Supervisor } from '../../src/index.js';
+import { Agent, AgentScheduler, CoordinationManager, type ObserverHandle, Pid, startObserver, Supervisor } from '../../src/index.js';
 import { useNodes } from '../support.js';
 import { bearer, openStream, request } from './client.js';
 
@@ -17,6 +17,29 @@ async function small(obs: ObserverHandle, path: string) {
 }
 
 describe('observer: long names', () => {
+  it('a 10 MB name is quoted by its first 1000 characters and its length in the agent pages: a schedule\'s target, a circuit\'s target and key', async () => {
+    const node = track();
+    const long = 'a'.repeat(10_000_000);
+    const shown = `${'a'.repeat(MAX_NAME_TEXT)}… [10000000 characters]`;
+    const agent = await Agent.start(node, { name: long, capabilities: [], runTask: () => null, onMessage: () => undefined });
+    const scheduler = await AgentScheduler.start(node, { name: 'cron' });
+    expect(await scheduler.registerPeriodic(long, 'beat', 60_000, 'tick')).toBe('ok');
+    // a circuit is kept while it has failures: three to a name nobody holds open it
+    const cm = await CoordinationManager.start(node, { name: 'coord', failureThreshold: 3 });
+    const planner = node.spawn(() => () => undefined);
+    const nobody = 'b'.repeat(10_000_000);
+    for (let i = 0; i < 3; i++) await cm.coordinate(planner, nobody, { n: i });
+    const obs = await startObserver(node, { sampleMs: 3_600_000 });
+    try {
+      const get = (path: string) => small(obs, path);
+      expect((await get('/api/schedules')).schedulers[0].jobs).toEqual([expect.objectContaining({ id: 'beat', target: shown, targetPid: Pid.format(agent.pid) })]);
+      const quoted = (text: string) => `${text.slice(0, MAX_NAME_TEXT)}… [${text.length} characters]`;
+      expect((await get('/api/circuits')).managers[0].circuits).toEqual([expect.objectContaining({ key: quoted(`name:${nobody}`), target: quoted(nobody), state: 'open', failures: 3 })]);
+    } finally {
+      await obs.close();
+    }
+  });
+
   it('a 10 MB process group is quoted by its first 1000 characters and its length in the groups and a detail', async () => {
     const node = track();
     const group = 'g'.repeat(10_000_000);
