@@ -52,7 +52,7 @@ export interface LeaderElection {
   /** The election process's current pid (found again by name after a restart). */
   readonly pid: Pid;
   readonly name: string;
-  /** The leader and term now. */
+  /** The leader and term now; the leader is undefined while nobody leads (none elected, or the leader died and the next is being elected). */
   current(options?: { timeout?: number }): Promise<Leadership>;
   /** Resolves with the leadership as soon as its term is past `afterTerm` (at once if it already is); `timeout` defaults to Infinity. */
   whenChanged(afterTerm: number, options?: { timeout?: number }): Promise<Leadership>;
@@ -79,7 +79,10 @@ interface State {
   readonly score: (status: AgentStatus) => number;
   readonly timeout: number;
   readonly retryMs: number;
+  /** Who leads now: undefined from the leader's death until the next election decides (nobody leads meanwhile). */
   leader: Pid | undefined;
+  /** The leader whose death started the election under way, if one did: the next term's `previous`. */
+  fallen: Pid | undefined;
   term: number;
   watch: WatchRef | undefined;
   retry: TimerRef | undefined;
@@ -174,7 +177,8 @@ function elect(state: State, ctx: Context<any>): State {
 /** Decides an election from its candidates' answers; a new leader (or the first result) starts a new term, announced to every live candidate. */
 async function decide(state: State, ctx: Context<any>, gathered: Gathered): Promise<State> {
   state.gathering = undefined;
-  const previous = state.leader;
+  const previous = state.leader ?? state.fallen;
+  state.fallen = undefined;
   let leader: Pid | undefined;
   for (const best of rank(state, ctx, gathered)) {
     const watch = watchProcess(ctx, best, 'leader_election');
@@ -239,7 +243,7 @@ const electionSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
   init(config) {
     // a restart begins afresh: term 1 again, every candidate still alive
     const source = AgentQuery.is(config.candidates) ? config.candidates : undefined;
-    const state: State = { ...config, candidates: source === undefined ? resolveSource(config.candidates) : [], source, leader: undefined, term: 0, watch: undefined, retry: undefined, waiters: [], gathering: undefined, elections: 0 };
+    const state: State = { ...config, candidates: source === undefined ? resolveSource(config.candidates) : [], source, leader: undefined, fallen: undefined, term: 0, watch: undefined, retry: undefined, waiters: [], gathering: undefined, elections: 0 };
     return { state, continue: 'elect' };
   },
 
@@ -272,6 +276,9 @@ const electionSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
     }
     if (isDown(message) && state.watch !== undefined && message.ref === state.watch.ref) {
       state.watch = undefined; // the monitor is gone with its Down
+      // a dead process is never answered as the leader: nobody leads until the next election decides
+      state.fallen = state.leader;
+      state.leader = undefined;
       return elect(state, ctx);
     }
     return state; // a stale Down of an earlier leader's monitor

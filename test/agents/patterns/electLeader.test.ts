@@ -341,3 +341,26 @@ describe('electLeader sent a message that cannot be inspected', () => {
     ]);
   });
 });
+
+describe('electLeader while it elects again after the leader died', () => {
+  it('current() never answers the dead leader: nobody leads (leader undefined, the ended term) until the next term', async () => {
+    const { node, clock } = clockedNode(track);
+    const inbox = probe(node);
+    const p0 = (await candidate(node, inbox)).pid;
+    const silent = idler(node); // takes the status call and never answers: each election lasts the timeout
+    const p1 = (await candidate(node, inbox)).pid;
+    const started = watch(electLeader(node, { candidates: [p0, silent, p1], timeout: 1000, name: 'election-interregnum' }));
+    await advance(node, clock, 1000);
+    const election = await started.value!;
+    expect(await election.current()).toEqual({ leader: p0, term: 1 });
+    const next = election.whenChanged(1);
+    node.exit(p0, 'kill');
+    await node.idle(); // the Down is in: the statuses are being gathered
+    expect(node.isAlive(p0)).toBe(false);
+    expect(await election.current()).toEqual({ leader: undefined, term: 1 });
+    await advance(node, clock, 1000);
+    expect(await next).toEqual({ leader: p1, term: 2 });
+    expect(await election.current()).toEqual({ leader: p1, term: 2 });
+    await election.stop();
+  });
+});
