@@ -327,6 +327,12 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
     );
   };
 
+  /** Whether a worker not known dead has room for one more task of this run. */
+  const roomLeft = (): boolean => {
+    for (let w = 0; w < workers.length; w++) if (!dead[w] && load[w]! < p.maxPerWorker) return true;
+    return false;
+  };
+
   const pump = (): void => {
     if (p.signal?.aborted === true) {
       // nothing new starts; what waits fails
@@ -342,17 +348,32 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
           q.splice(k, 1);
           end(i, { worker: lastWorker(i), ok: false, error: w });
         } else if (w === undefined) {
-          // round robin: this worker's queue waits; least loaded: every worker is full; capability: try later items
-          if (p.strategy !== 'capability') break;
+          // round robin: this worker's queue waits; least loaded: every worker is full; capability: try
+          // later items while a worker has room (once none has, nothing waiting can start: a flood of
+          // items is not looked through again at every completion)
+          if (p.strategy !== 'capability' || !roomLeft()) break;
           k++;
         } else {
           q.splice(k, 1);
           dispatch(i, w);
+          if (p.strategy === 'capability' && !roomLeft()) break;
         }
       }
     }
   };
 
+  if (capable !== undefined && workers.length > 0) {
+    // an item no worker can take fails at once, not when a full worker's completion lets the scan reach it
+    const q = queues[0]!;
+    for (let k = 0; k < q.length; ) {
+      const i = q[k]!;
+      if (capable[i]!.length > 0) k++;
+      else {
+        q.splice(k, 1);
+        end(i, { worker: undefined, ok: false, error: 'no_capable_worker' });
+      }
+    }
+  }
   if (p.items.length === 0) finish();
   else if (workers.length === 0) {
     // a query that selects nobody: every item fails at once, nothing is dispatched

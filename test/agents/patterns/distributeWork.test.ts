@@ -89,6 +89,23 @@ describe('distributeWork', () => {
     expect(r).toMatchObject({ completed: 1, failed: 1 });
   });
 
+  it('capability: a flood of items is dispatched in time linear in the items: once every worker is full, the waiting items are not looked at again at each completion', async () => {
+    const node = track();
+    const workers = [await worker(node, 'a', { capabilities: ['x'] }), await worker(node, 'b', { capabilities: ['x'] })];
+    const items = Array.from({ length: 400 }, (_, i) => i);
+    // each look at a waiting item asks whether its workers are alive
+    const alive = vi.spyOn(node, 'isAlive');
+    try {
+      const r = await distributeWork(node, items, { workers, strategy: 'capability', requires: () => ['x'], maxPerWorker: 1 });
+      expect(r).toMatchObject({ completed: 400, failed: 0 });
+      expect(r.perWorker.map((w) => w.assigned).reduce((x, y) => x + y)).toBe(400);
+      // before: every completion looked at every waiting item again (some 160000 looks for 400 items)
+      expect(alive.mock.calls.length).toBeLessThan(10 * items.length);
+    } finally {
+      alive.mockRestore();
+    }
+  });
+
   it('least loaded: an item whose worker dies while running it goes to another live worker (at least once)', async () => {
     const node = track();
     const started = deferred<void>();
