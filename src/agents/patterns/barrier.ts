@@ -69,6 +69,8 @@ class Expire {
 
 interface Waiter {
   readonly from: From<BarrierWait>;
+  /** The waiting process, when the wait came from one (it is watched). */
+  readonly caller: Pid | undefined;
   readonly watch: WatchRef | undefined;
   readonly timer: TimerRef | undefined;
 }
@@ -92,6 +94,17 @@ function remove(state: State, token: unknown, ctx: Context<any>): Waiter | undef
   if (w.watch !== undefined) unwatch(ctx, w.watch);
   if (w.timer !== undefined) ctx.cancelTimer(w.timer);
   return w;
+}
+
+/**
+ * Drops the waits whose waiter is gone though its Down is not in yet (the process died, or the
+ * call gave up): a dead waiter never completes a generation, whatever the order of its Down and
+ * the last arrival in the mailbox.
+ */
+function prune(state: State, ctx: Context<any>): void {
+  for (const [token, w] of [...state.waiting]) {
+    if ((w.caller !== undefined && !ctx.node.isAlive(w.caller)) || !callWaiting(w.from as From<never>)) remove(state, token, ctx);
+  }
 }
 
 /** Why a `wait` request is malformed, or undefined. */
@@ -126,7 +139,8 @@ const barrierSpec: GenServerSpec<State, Calls, Cast, Config> = keelServer({
           watch = w;
         }
         const timer = request.timeout === Infinity ? undefined : ctx.sendAfter(ctx.self, new Expire(request.token), request.timeout);
-        state.waiting.set(request.token, { from: from as From<BarrierWait>, watch, timer });
+        state.waiting.set(request.token, { from: from as From<BarrierWait>, caller, watch, timer });
+        if (state.waiting.size >= state.config.parties) prune(state, ctx);
         if (state.waiting.size < state.config.parties) return { noreply: true, state };
         const generation = state.generation++;
         for (const token of [...state.waiting.keys()]) GenServer.reply(remove(state, token, ctx)!.from, { ok: true, generation });
@@ -134,6 +148,7 @@ const barrierSpec: GenServerSpec<State, Calls, Cast, Config> = keelServer({
         return { noreply: true, state };
       }
       case 'arrived':
+        prune(state, ctx);
         return { reply: state.waiting.size, state };
       case 'generation':
         return { reply: state.generation, state };

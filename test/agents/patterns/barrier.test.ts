@@ -73,6 +73,26 @@ describe('barrier', () => {
     expect(w.value).toEqual({ ok: true, generation: 0 });
   });
 
+  it('a waiter that died before the last arrival does not complete the generation, even when its Down is not in yet', async () => {
+    const node = track();
+    const p = probe(node);
+    const b = await barrier(node, 2);
+    const doomed = waiter(node, b, p);
+    node.send(doomed, 'go');
+    await node.settle(); // nothing runnable: its wait is in
+    expect(await b.arrived()).toBe(1);
+    const w = watch(b.wait(node)); // the second arrival is queued before the doomed one's Down
+    node.exit(doomed, 'kill');
+    expect(await b.arrived()).toBe(1); // only the live one is waiting
+    expect(w.status).toBe('pending'); // before: released with the dead one, { ok: true, generation: 0 }
+    const survivor = waiter(node, b, p);
+    node.send(survivor, 'go');
+    expect(await p.receive()).toEqual({ from: survivor, wait: { ok: true, generation: 0 } });
+    await node.idle();
+    expect(w.value).toEqual({ ok: true, generation: 0 });
+    expect(await b.generation()).toBe(1);
+  });
+
   it("a wait past its timeout ends with 'timeout' and leaves the barrier (default from the barrier, or its own)", async () => {
     const { node, clock } = clockedNode(track);
     const b = await barrier(node, 3, { timeout: 100 });
