@@ -115,7 +115,17 @@ async function run(
     agents.map(async (agent, i): Promise<ContextDelivery> => {
       const id = `${contextId}:${i}`;
       let cancel: (() => void) | undefined;
-      const answer = manager.coordinate(from, agent, message, { id }).then(
+      // the handle's coordinate is called guarded: one that throws, or answers no promise, fails
+      // this agent alone (the contexts already sent are still reported), never the whole call
+      let sent: Promise<CoordinationOutcome>;
+      try {
+        const r: unknown = manager.coordinate(from, agent, message, { id });
+        const thenable = (typeof r === 'object' || typeof r === 'function') && r !== null && typeof (r as { then?: unknown }).then === 'function';
+        sent = thenable ? Promise.resolve(r as PromiseLike<CoordinationOutcome>) : Promise.reject(new TypeError(`the manager's coordinate answered ${typeof r}, not a promise`));
+      } catch (e) {
+        sent = Promise.reject(e);
+      }
+      const answer = sent.then(
         (outcome): ContextDelivery => ({ agent, ...outcome }),
         (e: unknown): ContextDelivery =>
           isKeelError(e, 'ERR_NOPROC') || isKeelError(e, 'ERR_CALL_EXIT')

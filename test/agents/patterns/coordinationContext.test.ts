@@ -125,6 +125,31 @@ describe('createCoordinationContext', () => {
     expect(seen).toEqual([]);
   });
 
+  it("a manager whose coordinate throws (or answers no promise) for one agent fails that agent alone with reason 'error': the contexts already sent are reported, nothing rejects", async () => {
+    const node = track();
+    const seen: unknown[][] = [[], [], []];
+    const [good, throws, plain] = seen.map((s) => agent(node, s)) as [Pid, Pid, Pid];
+    const cm = await CoordinationManager.start(node);
+    const boom = new Error('coordinate threw');
+    const handle = {
+      pid: cm.pid,
+      name: cm.name,
+      coordinate: ((...args: Parameters<typeof cm.coordinate>) => {
+        if (args[1] === throws) throw boom;
+        if (args[1] === plain) return 'not a promise';
+        return cm.coordinate(...args);
+      }) as typeof cm.coordinate,
+    };
+    const ctx = await createCoordinationContext(node, handle as never, { id: 'c', agents: [good, throws, plain] });
+    expect(ctx.results).toEqual([
+      { agent: good, outcome: 'delivered', id: 'c:0' },
+      { agent: throws, outcome: 'failed', id: 'c:1', reason: 'error', error: boom },
+      { agent: plain, outcome: 'failed', id: 'c:2', reason: 'error', error: expect.any(TypeError) as unknown },
+    ]);
+    expect(ctx).toMatchObject({ delivered: 1, buffered: 0, failed: 2 });
+    expect(seen[0]).toEqual([{ type: 'coordination_context', contextId: 'c', payload: undefined }]);
+  });
+
   it('a sparse agents array (a hole) throws at once, naming the hole', async () => {
     const node = track();
     const cm = await CoordinationManager.start(node);
