@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
-import { kernelOf, type Kernel } from '../../runtime/kernel.js';
+import { isDead, isProcess, kernelOf, type Kernel } from '../../runtime/kernel.js';
 import type { Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { runTaskOn, statusOf, type AgentCast, type AgentTask, type TaskRequest } from '../Agent.js';
@@ -244,6 +244,8 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
     }
   };
 
+  /** Whether the run is made from a process context whose process has died. */
+  const callerGone = (): boolean => isProcess(from) && isDead(from);
   let finish!: () => void;
   const done = new Promise<void>((resolve) => (finish = resolve));
   const end = (i: number, r: Omit<WorkResult<T>, 'item' | 'index' | 'attempts'>): void => {
@@ -304,6 +306,12 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
       (e: unknown) => {
         load[w]!--;
         perWorker[w]!.failed++;
+        if (callerGone()) {
+          // the run's process died, and its call with it (not the worker): the run ends with it
+          end(i, { worker, ok: false, error: 'aborted' });
+          pump();
+          return;
+        }
         const reason = callFailure(e);
         if (reason === undefined) {
           end(i, { worker, ok: false, error: e });
@@ -334,7 +342,8 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
   };
 
   const pump = (): void => {
-    if (p.signal?.aborted === true) {
+    // aborted, or the process the run is made from died: nothing new starts (nothing is sent from a dead process); what waits fails
+    if (p.signal?.aborted === true || callerGone()) {
       // nothing new starts; what waits fails
       for (const q of queues) for (const i of q.splice(0)) end(i, { worker: lastWorker(i), ok: false, error: 'aborted' });
       return;

@@ -3,7 +3,7 @@ import { Agent, type AgentTask } from '../../../src/agents/Agent.js';
 import { distributeWork } from '../../../src/agents/patterns/index.js';
 import { GenServer, Supervisor, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
-import { clockedNode, deadPid, deferred, expectKeelError, HOUR, stepWallClock, thrown, useNodes, watch } from '../../support.js';
+import { clockedNode, deadPid, deferred, expectKeelError, HOUR, spawnWithContext, stepWallClock, thrown, useNodes, watch } from '../../support.js';
 
 const track = useNodes();
 
@@ -172,6 +172,25 @@ describe('distributeWork', () => {
     expect(r.results[0]).toMatchObject({ ok: false, attempts: 1 });
     expect((r.results[0]!.error as Error).message).toBe('bad input');
     expect(await distributeWork(node, [], { workers: [agent.pid] })).toEqual({ results: [], completed: 0, failed: 0, reassigned: 0, perWorker: [{ worker: agent.pid, assigned: 0, completed: 0, failed: 0 }] });
+  });
+
+  it("run from a process that dies, it ends with it: what has not ended fails with 'aborted', its live workers are not taken for dead, nothing is sent from the dead process", async () => {
+    const node = track();
+    const gate = deferred<void>();
+    const [a, b] = [await worker(node, 'a', { gate: gate.promise }), await worker(node, 'b', { gate: gate.promise })];
+    const { pid, ctx } = await spawnWithContext(node);
+    const zombies = captureEvents(node, ['keel.process.zombie_call']);
+    const run = watch(distributeWork(ctx, [0, 1, 2, 3, 4], { workers: [a, b], strategy: 'least_loaded', maxPerWorker: 1 }));
+    await node.idle(); // items 0 and 1 run, the others wait
+    node.exit(pid, 'kill');
+    await node.idle();
+    gate.resolve();
+    await node.idle();
+    expect(run.status).toBe('resolved');
+    // before: 'process_down' for the running items (their live workers then taken for dead), 'no_live_worker' for the rest
+    expect(run.value!.results.map((r) => [r.worker, r.error])).toEqual([[a, 'aborted'], [b, 'aborted'], [undefined, 'aborted'], [undefined, 'aborted'], [undefined, 'aborted']]);
+    expect(run.value!).toMatchObject({ completed: 0, failed: 5, reassigned: 0 });
+    expect(zombies.events).toEqual([]);
   });
 
   it('an aborted signal fails the waiting items and cancels the running ones', async () => {
