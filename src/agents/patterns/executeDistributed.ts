@@ -1,6 +1,6 @@
 import { AbortedError, CallExitError, InvalidArgumentError, isKeelError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
-import { kernelOf, type Kernel } from '../../runtime/kernel.js';
+import { isDead, isProcess, kernelOf, type Kernel } from '../../runtime/kernel.js';
 import { checkTarget, isPid, nameOf, type Pid, targetText } from '../../runtime/Pid.js';
 import { isInstance } from '../../runtime/safe.js';
 import type { Context, Node } from '../../runtime/types.js';
@@ -117,7 +117,9 @@ export function executeDistributed<W, V = unknown>(
   const n = (runs.get(node) ?? 0) + 1;
   runs.set(node, n);
   const work: IndexedFn<W, V> = run ?? defaultFn<W, V>(from, node, `execute-${n}`, kind);
-  return execute(node, checked, work, timeoutMs, maxConcurrency as number, signal);
+  // run from a process: once it has died nothing more starts (nothing is sent from a dead process)
+  const callerGone = isProcess(from) ? (): boolean => isDead(from) : (): boolean => false;
+  return execute(node, checked, work, timeoutMs, maxConcurrency as number, signal, callerGone);
 }
 
 /** @internal An ExecuteFn that is also given the assignment's index (the default one names its task by it). */
@@ -174,6 +176,7 @@ async function execute<W, V>(
   timeoutMs: number,
   maxConcurrency: number,
   signal: AbortSignal | undefined,
+  callerGone: () => boolean,
 ): Promise<ExecuteDistributedResult<W, V>> {
   const started = node.timerNow(); // durations on the timers' time: a wall clock stepped meanwhile does not change them
   const results: ExecutionOutcome<W, V>[] = new Array(assignments.length);
@@ -251,6 +254,11 @@ async function execute<W, V>(
   const pump = (): void => {
     if (signal?.aborted === true) {
       while (next < assignments.length) end(next++, { outcome: 'error', error: new AbortedError('executeDistributed', signal?.reason), durationMs: 0 });
+      return;
+    }
+    if (callerGone()) {
+      // the process the run is made from died: what has not started never does
+      while (next < assignments.length) end(next++, { outcome: 'error', error: new AbortedError('executeDistributed', 'the calling process exited'), durationMs: 0 });
       return;
     }
     while (running < maxConcurrency && next < assignments.length) start(next++);

@@ -3,7 +3,7 @@ import { Agent, runTaskOn } from '../../../src/agents/Agent.js';
 import { executeDistributed } from '../../../src/agents/patterns/index.js';
 import type { Node, Pid } from '../../../src/index.js';
 import { captureEvents } from '../../../src/testing/index.js';
-import { clockedNode, deadPid, deferred, expectKeelError, HOUR, revokedProxy, stepWallClock, thrown, trappingProxy, useNodes, watch } from '../../support.js';
+import { clockedNode, deadPid, deferred, expectKeelError, HOUR, revokedProxy, spawnWithContext, stepWallClock, thrown, trappingProxy, useNodes, watch } from '../../support.js';
 
 const track = useNodes();
 
@@ -122,6 +122,26 @@ describe('executeDistributed', () => {
     expect(r.results.map((x) => x.outcome)).toEqual(['error', 'error', 'error']);
     for (const x of r.results) expectKeelError((x as { error: unknown }).error, 'ERR_ABORTED');
     expect(r.peakConcurrency).toBe(1);
+  });
+
+  it('run from a process that dies, it starts nothing more: the assignments not started end as error with ERR_ABORTED, nothing is sent from the dead process', async () => {
+    const node = track();
+    const a = await agent(node, 'a');
+    const { pid, ctx } = await spawnWithContext(node);
+    const zombies = captureEvents(node, ['keel.process.zombie_call']);
+    const run = watch(executeDistributed(ctx, [0, 1, 2, 3, 4].map(() => ({ agent: a, work: 'hang' })), undefined, { maxConcurrency: 2, timeoutMs: Infinity }));
+    await node.idle(); // two run, three wait their turn
+    node.exit(pid, 'kill');
+    await node.idle();
+    expect(run.status).toBe('resolved');
+    const r = run.value!;
+    expect(r.results.map((x) => x.outcome)).toEqual(['error', 'error', 'error', 'error', 'error']);
+    // the running calls died with their caller; the others never started
+    for (const x of r.results.slice(0, 2)) expectKeelError((x as { error: unknown }).error, 'ERR_CALL_EXIT');
+    for (const x of r.results.slice(2)) expectKeelError((x as { error: unknown }).error, 'ERR_ABORTED');
+    // before: each of the three was started from the dead process (ERR_PROCESS_EXITED, a zombie call each)
+    expect(zombies.events).toEqual([]);
+    expect(r.peakConcurrency).toBe(2);
   });
 
   it('a timeout past the 32-bit timer limit is kept, not fired at once', async () => {
