@@ -1,6 +1,6 @@
-import { checkKeys, InvalidArgumentError } from '../../errors.js';
+import { AbortedError, checkKeys, InvalidArgumentError } from '../../errors.js';
 import { broadcastSupervised, type BroadcastOutcome } from '../../delivery/broadcastSupervised.js';
-import { kernelOf } from '../../runtime/kernel.js';
+import { isDead, isProcess, kernelOf } from '../../runtime/kernel.js';
 import type { Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { voteOn, type Vote } from '../Agent.js';
@@ -128,6 +128,8 @@ export function buildConsensus<P>(from: Node | Context<any>, options: ConsensusO
   const checked = validate(options, node);
   const { participants: source, type, timeout, signal } = checked;
   const proposal = checked.proposal as P;
+  // run from a process: once it has died its calls fail with it, and nothing is sent from it
+  const callerGone = isProcess(from) ? (): boolean => isDead(from) : (): boolean => false;
   const run = async (): Promise<ConsensusResult> => {
     const participants = resolveSource(source);
     const votes: ParticipantVote[] = await Promise.all(
@@ -136,7 +138,8 @@ export function buildConsensus<P>(from: Node | Context<any>, options: ConsensusO
           const vote = await voteOn(from, pid, proposal, { timeout, ...(signal === undefined ? {} : { signal }) });
           return vote === 'approve' || vote === 'reject' ? { pid, vote } : { pid, error: 'invalid_vote' };
         } catch (e) {
-          return { pid, error: callFailure(e) ?? 'error' };
+          // a call that died with its caller was aborted; the participant did not go down
+          return { pid, error: callerGone() ? 'aborted' : (callFailure(e) ?? 'error') };
         }
       }),
     );
@@ -145,10 +148,14 @@ export function buildConsensus<P>(from: Node | Context<any>, options: ConsensusO
     const missing = votes.length - approvals - rejections;
     const decision = decide(type, approvals, participants.length) ? 'approved' : 'rejected';
     const message: ConsensusDecision<P> = { type: 'consensus_decision', proposal, decision, approvals, rejections };
-    const notification = await broadcastSupervised(from, [...participants], message, {
+    // the caller dead, nothing is sent (nobody would be sent it from the dead process): the
+    // broadcast is made aborted, from the node, so that its outcome says so for every participant
+    const gone = callerGone();
+    const abort = gone ? AbortSignal.abort(new AbortedError('buildConsensus', 'the calling process exited')) : signal;
+    const notification = await broadcastSupervised(gone ? node : from, [...participants], message, {
       strategy: 'all_or_nothing',
       ack: 'enqueued',
-      ...(signal === undefined ? {} : { signal }),
+      ...(abort === undefined ? {} : { signal: abort }),
     });
     node.telemetry.execute(
       'keel.coordination.consensus',

@@ -3,7 +3,7 @@ import { Agent, type AgentHandle, type Vote } from '../../../src/agents/Agent.js
 import { buildConsensus, type ConsensusDecision } from '../../../src/agents/patterns/index.js';
 import type { Node } from '../../../src/index.js';
 import { captureEvents, probe, type Probe } from '../../../src/testing/index.js';
-import { clockedNode, deadPid, deferred, drainThrough, expectKeelError, thrown, useNodes, watch } from '../../support.js';
+import { clockedNode, deadPid, deferred, drainThrough, expectKeelError, spawnWithContext, thrown, useNodes, watch } from '../../support.js';
 
 const track = useNodes();
 
@@ -149,6 +149,30 @@ describe('buildConsensus', () => {
     await drainThrough(node, inbox);
     expect(w.value).toMatchObject({ decision: 'rejected', missing: 1, ok: false });
     expect(w.value!.votes[1]).toEqual({ pid: b.pid, error: 'aborted' });
+    expect(decisionsAt(inbox)).toEqual([]);
+  });
+
+  it('run from a process that dies while the votes are out, it resolves (never rejects): the votes are aborted, nobody is sent the decision, nothing is sent from the dead process', async () => {
+    const node = track();
+    const inbox = probe(node);
+    const gate = deferred<Vote>();
+    const asked = deferred<void>();
+    const a = await participant(node, inbox, () => (asked.resolve(), gate.promise));
+    const { pid, ctx } = await spawnWithContext(node);
+    const zombies = captureEvents(node, ['keel.process.zombie_call']);
+    const round = watch(buildConsensus(ctx, { proposal: 'p', participants: [a.pid] }));
+    await asked.promise;
+    node.exit(pid, 'kill');
+    gate.resolve('approve');
+    await node.idle();
+    // before: rejected with ERR_PROCESS_EXITED (the decision sent from the dead process, a zombie call), the vote reported 'process_down'
+    expect(round.status).toBe('resolved');
+    const r = round.value!;
+    expect(r).toMatchObject({ decision: 'rejected', votes: [{ pid: a.pid, error: 'aborted' }], approvals: 0, rejections: 0, missing: 1, ok: false });
+    expect(r.notification).toMatchObject({ ok: false, reason: 'not_all_deliverable', delivered: 0, failed: 1 });
+    expect(r.notification.results.map((x) => [x.target, x.outcome.ok, (x.outcome as { reason?: unknown }).reason])).toEqual([[a.pid, false, 'aborted']]);
+    expect(zombies.events).toEqual([]);
+    await drainThrough(node, inbox);
     expect(decisionsAt(inbox)).toEqual([]);
   });
 
