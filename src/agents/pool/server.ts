@@ -243,7 +243,7 @@ function added(state: State, ctx: Context<any>, resource: unknown): void {
   };
   if (resource === undefined || resource === null) return refuse('a resource (not undefined or null)');
   if (state.entries.has(key) || state.retired.has(key)) return refuse('a resource not already in the pool');
-  const entry: Entry = { resource, key, watch: undefined, lent: false, holderPid: undefined, lentAt: 0 };
+  const entry: Entry = { resource, key, watch: undefined, lent: false, holderPid: undefined, createdAt: timerNow(ctx), lentAt: 0 };
   if (isProcessResource(resource)) {
     const watch = watchProcess(ctx, resource, 'resource_pool.resource');
     if (watch === 'noproc') return refuse('a live process');
@@ -506,6 +506,9 @@ export const poolSpec: GenServerSpec<State, Calls, never, Config> = keelServer({
       const i = state.idle.indexOf(entry);
       if (i >= 0) state.idle.splice(i, 1);
       if (entry.lent) state.retired.set(entry.key, entry); // its holder's checkin is still accepted
+      // one that died within createRetryMs of its creation (a worker crashing at start) is replaced
+      // after the retry delay, as a failed creation is: a crash loop does not make the pool spin
+      if (timerNow(ctx) - entry.createdAt < state.createRetryMs) scheduleRetry(state, ctx);
       fill(state, ctx);
       return state;
     }

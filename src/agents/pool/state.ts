@@ -38,6 +38,8 @@ export interface Entry {
   lent: boolean;
   /** The process it is lent to (undefined: lent to a caller outside any process), watched through its `Holding`. */
   holderPid: Pid | undefined;
+  /** When it was created, on the timers' time (one that dies within `createRetryMs` of it is replaced only after that). */
+  readonly createdAt: number;
   /** When it was lent, on the timers' time (monotonic on the real clock, so heldMs is what it lasted; the observer shows it as a date). */
   lentAt: number;
 }

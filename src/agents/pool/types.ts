@@ -22,7 +22,7 @@ export interface ResourcePoolOptions<R> {
   maxOverflow?: number;
   /** How long a checkout waits in line, in ms (default 5000; Infinity waits for ever; 0 never waits). */
   checkoutTimeoutMs?: number;
-  /** After a failed creation, the next attempt after this many ms on the node's clock (default 1000). */
+  /** After a failed creation, or the death of a `Pid` resource younger than this, the next attempt after this many ms on the node's clock (default 1000). */
   createRetryMs?: number;
   /**
    * A `create()` not settled within this many ms (node clock) is a failed creation: counted,

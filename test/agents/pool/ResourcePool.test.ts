@@ -244,11 +244,42 @@ describe('ResourcePool', () => {
     expect(made).toEqual([kept, extra]);
   });
 
+  it('a Pid resource that dies within createRetryMs of its creation is replaced after createRetryMs: a worker crashing at start does not make the pool spin', async () => {
+    const { node, clock } = clockedNode(track);
+    const made: Pid[] = [];
+    // every resource dies as soon as the pool has it (watched), until the fifth
+    node.telemetry.attach('t-kill', ['keel.resource_pool.created'], (_e, _m, meta) => {
+      if (made.length < 5) node.exit(meta.resource as Pid, 'kill');
+    });
+    const events = captureEvents(node, ['keel.resource_pool.resource_down', 'keel.resource_pool.created']);
+    const pool = await ResourcePool.start<Pid>(node, { create: () => (made.push(idler(node)), made.at(-1)!), size: 1, createRetryMs: 1000 });
+    await node.idle();
+    expect(made).toHaveLength(1); // the replacement waits for its retry timer
+    expect(await pool.stats()).toMatchObject({ resources: 0, resourceDown: 1, created: 1, creating: 0 });
+    await advance(node, clock, 999);
+    expect(made).toHaveLength(1);
+    await advance(node, clock, 1);
+    expect(made).toHaveLength(2);
+    await advance(node, clock, 1000);
+    await advance(node, clock, 1000);
+    await advance(node, clock, 1000);
+    expect(made).toHaveLength(5);
+    expect(names(events.events)).toEqual(['created', 'resource_down', 'created', 'resource_down', 'created', 'resource_down', 'created', 'resource_down', 'created']);
+    expect(await pool.stats()).toMatchObject({ resources: 1, idle: 1, resourceDown: 4, created: 5 });
+    // one that lived createRetryMs is replaced at once
+    await advance(node, clock, 1000);
+    node.exit(made[4]!, 'kill');
+    await node.idle();
+    expect(made).toHaveLength(6);
+    expect(await pool.stats()).toMatchObject({ resources: 1, idle: 1, resourceDown: 5, created: 6 });
+    await pool.stop();
+  });
+
   it('a Pid resource that dies is replaced; one that dies while lent is accepted back as retired', async () => {
     const node = track();
     const made: Pid[] = [];
     const events = captureEvents(node, ['keel.resource_pool.resource_down', 'keel.resource_pool.created']);
-    const pool = await ResourcePool.start<Pid>(node, { create: () => (made.push(idler(node)), made.at(-1)!), size: 2 });
+    const pool = await ResourcePool.start<Pid>(node, { create: () => (made.push(idler(node)), made.at(-1)!), size: 2, createRetryMs: 0 }); // replaced at once, however young
     expect(made).toHaveLength(2);
     const replaced = new Promise<void>((resolve) => node.telemetry.attach('t-created', ['keel.resource_pool.created'], () => made.length === 3 && resolve()));
     node.exit(made[0]!, 'kill');
@@ -443,7 +474,7 @@ describe('ResourcePool', () => {
 
   it('a Pid resource that died while lent to a process is taken back as retired from that process only: a stale checkin cannot take its place', async () => {
     const node = track();
-    const pool = await ResourcePool.start<Pid>(node, { create: () => idler(node), size: 1 });
+    const pool = await ResourcePool.start<Pid>(node, { create: () => idler(node), size: 1, createRetryMs: 0 }); // replaced at once, however young
     const a = await spawnWithContext(node);
     const b = await spawnWithContext(node);
     const r = await pool.checkout({ caller: a.ctx });
