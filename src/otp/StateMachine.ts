@@ -166,6 +166,9 @@ class Machine {
       throw unreadable(actions, 'actions', isList ? 'length' : undefined, e);
     }
     if (!isList) throw new InvalidArgumentError('actions', 'an array of actions', actions);
+    // an array's length is an integer from 0 to 2^32 - 1; a proxy may answer anything (Infinity: a
+    // loop to it would never end, the node frozen; -1 or NaN: no action, silently)
+    if (n >>> 0 !== n) throw new InvalidArgumentError('actions.length', 'an array length (an integer from 0 to 2^32 - 1)', n);
     const list = actions as readonly unknown[];
     if (!enter) this.pendingEventTimeout = undefined;
     let postpone = false;

@@ -848,6 +848,31 @@ describe('StateMachine: calls, stop and errors', () => {
     expectKeelError(exit.reason, 'ERR_INVALID_ARGUMENT', 'actions[0]');
   });
 
+  it('refuses an action list whose length is no array length (a proxy answering Infinity, 1e300, -1, 1.5, NaN or a string): the machine crashes with ERR_INVALID_ARGUMENT naming it, reading no element', async () => {
+    for (const length of [Infinity, 1e300, 2 ** 32, -1, 1.5, NaN, '3']) {
+      let reads = 0;
+      // an array to Array.isArray, every element a valid action: a loop to its length never ends
+      const endless = new Proxy([], {
+        get: (target, key) => {
+          if (key === 'length') return length;
+          if (typeof key === 'string' && /^\d+$/.test(key)) {
+            if (++reads > 1000) throw new Error('read past 1000 elements');
+            return 'hibernate';
+          }
+          return Reflect.get(target, key) as unknown;
+        },
+      });
+      const { node } = clockedNode(track);
+      const { pid } = await recorder(node, (ev) => (ev.type === 'cast' ? { keepState: true, actions: endless as never } : keep));
+      const p = probe(node);
+      const ref = p.ctx.monitor(pid);
+      StateMachine.cast(node, pid, 'go');
+      const { reason } = await receiveDown(p, ref);
+      expectKeelError(reason, 'ERR_INVALID_ARGUMENT', '`actions.length`', 'an array length');
+      expect(reads, String(length)).toBe(0);
+    }
+  });
+
   it("refuses an init result or a replaceState result that cannot be read with ERR_INVALID_ARGUMENT naming it (a start refused, the state kept)", async () => {
     const { node } = clockedNode(track);
     const start = await failure(() => StateMachine.start<string, number, CallProtocol, string>(node, { init: () => revokedProxy() as never, handleEvent: () => keep }));
