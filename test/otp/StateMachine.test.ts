@@ -242,6 +242,61 @@ describe('StateMachine: postponed events', () => {
     expect((await receiveDown(p, ref)).reason).toBe('normal');
   });
 
+  it('compares a deeply nested state without overflowing the stack, and a state that cannot be read (a revoked proxy, a throwing getter) by identity, never crashing', async () => {
+    const { node } = clockedNode(track);
+    const nested = (depth: number, leaf: string): unknown => {
+      let s: unknown = leaf;
+      for (let i = 0; i < depth; i++) s = [s];
+      return s;
+    };
+    const revoked = revokedProxy();
+    const throwingGetter = (): object => Object.defineProperty({}, 'phase', { enumerable: true, get: () => { throw new Error('getter'); } });
+    const throwing = throwingGetter();
+    const states: Record<string, () => unknown> = {
+      deepA: () => nested(50_000, 'a'),
+      deepB: () => nested(50_000, 'b'),
+      revoked: () => revoked,
+      otherRevoked: () => revokedProxy(),
+      throwing: () => throwing,
+      otherThrowing: throwingGetter,
+      holed: () => Object.assign(new Array<number>(2), { 1: 1 }), // [ <hole>, 1 ]
+      filled: () => [5, 1],
+    };
+    const log: string[] = [];
+    const pid = await StateMachine.start<unknown, string, CallProtocol, string>(node, {
+      init: () => ({ state: 'start', data: 'start' }),
+      stateEnter: true,
+      handleEvent: (ev, _state, data) => {
+        if (ev.type === 'enter') log.push(`enter ${data}`);
+        if (ev.type !== 'cast') return { keepState: true };
+        log.push(`${data}->${ev.content}`);
+        return { nextState: states[ev.content]!(), data: ev.content };
+      },
+    });
+    const p = probe(node);
+    const ref = p.ctx.monitor(pid);
+    // deepA again is equal (no enter), deepB differs at its leaf; the same proxy is no change, another one is
+    for (const m of ['deepA', 'deepA', 'deepB', 'revoked', 'revoked', 'otherRevoked', 'throwing', 'throwing', 'otherThrowing', 'holed', 'filled']) StateMachine.cast(node, pid, m);
+    await node.idle();
+    expect(log).toEqual([
+      'enter start',
+      'start->deepA', 'enter deepA',
+      'deepA->deepA',
+      'deepA->deepB', 'enter deepB',
+      'deepB->revoked', 'enter revoked',
+      'revoked->revoked',
+      'revoked->otherRevoked', 'enter otherRevoked',
+      'otherRevoked->throwing', 'enter throwing',
+      'throwing->throwing',
+      'throwing->otherThrowing', 'enter otherThrowing',
+      'otherThrowing->holed', 'enter holed',
+      'holed->filled', 'enter filled', // a hole is undefined, not 5
+    ]);
+    expect(node.isAlive(pid)).toBe(true);
+    await StateMachine.stop(node, pid);
+    expect((await receiveDown(p, ref)).reason).toBe('normal');
+  });
+
   it('replays a huge postponed queue in linear time, in order, with the events it inserts first', async () => {
     const { node } = clockedNode(track);
     const n = 200_000;
