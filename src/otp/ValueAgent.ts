@@ -1,5 +1,5 @@
 import { types } from 'node:util';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, thrownText } from '../errors.js';
 import type { ExitReason } from '../runtime/messages.js';
 import { Name, type Target } from '../runtime/Pid.js';
 import { isInstance } from '../runtime/safe.js';
@@ -75,10 +75,21 @@ const spec: GenServerSpec<Box, Calls, Op, () => unknown> = markBehaviour(
           return { reply: undefined, state: box };
         default: {
           const pair = op.fn(box.value);
-          if (!Array.isArray(pair) || pair.length !== 2) {
-            throw new InvalidArgumentError('getAndUpdate function result', 'a [reply, newState] pair', pair);
+          // read once, by index (not through its iterator, which may yield other values), guarded:
+          // a pair that cannot be read (a revoked proxy, a getter that throws) is named, not a raw TypeError
+          let ok = false;
+          let reply: unknown;
+          let next: unknown;
+          try {
+            if (Array.isArray(pair) && (pair as unknown[]).length === 2) {
+              reply = (pair as unknown[])[0];
+              next = (pair as unknown[])[1];
+              ok = true;
+            }
+          } catch (e) {
+            throw new InvalidArgumentError('getAndUpdate function result', 'a [reply, newState] pair that can be read', pair, `reading it threw ${thrownText(e)}`);
           }
-          const [reply, next] = pair as [unknown, unknown];
+          if (!ok) throw new InvalidArgumentError('getAndUpdate function result', 'a [reply, newState] pair', pair);
           box.value = held(next);
           return { reply, state: box };
         }

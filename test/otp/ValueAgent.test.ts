@@ -180,6 +180,26 @@ describe('ValueAgent', () => {
       expect((e as CallExitError).reason).toBeInstanceOf(Error);
       expect(node.isAlive(pid)).toBe(false);
     });
+    it('getAndUpdate reads its pair once, by index: a pair that cannot be read crashes the agent with ERR_INVALID_ARGUMENT naming it, and a pair with an iterator of its own gives its elements, not what the iterator yields', async () => {
+      const node = track();
+      const elementThrows = Object.defineProperty([1, 2], 0, { get: () => { throw new Error('element'); } });
+      for (const [what, bad] of [['a revoked proxy', revokedProxy()], ['an element getter that throws', elementThrows]] as const) {
+        const pid = await ValueAgent.start(node, () => 1);
+        const e = await failure(() => ValueAgent.getAndUpdate(node, pid, () => bad as never));
+        expectKeelError(e, 'ERR_CALL_EXIT');
+        expectKeelError((e as CallExitError).reason, 'ERR_INVALID_ARGUMENT', 'getAndUpdate function result');
+        expect(node.isAlive(pid), what).toBe(false);
+      }
+      const pid = await ValueAgent.start(node, () => 1);
+      const pair = Object.assign([10, 20], {
+        *[Symbol.iterator](): Generator<string> {
+          yield 'not the reply';
+          yield 'not the state';
+        },
+      });
+      expect(await ValueAgent.getAndUpdate(node, pid, () => pair as never)).toBe(10);
+      expect(await ValueAgent.get(node, pid, (n) => n)).toBe(20);
+    });
   });
 
   describe('timeouts and ordering', () => {
