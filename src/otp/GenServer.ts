@@ -1,4 +1,5 @@
-import { CallExitError, CallTimeoutError, checkStrayKeys, DeadlockError, InvalidArgumentError, readOption, StartError, toError } from '../errors.js';
+import { CallExitError, CallTimeoutError, checkStrayKeys, DeadlockError, describe, InvalidArgumentError, readOption, StartError, toError } from '../errors.js';
+import { nearMiss } from '../nearMiss.js';
 import { exitedWith, inTurn, isProcess, originOf, type Proc } from '../runtime/kernel.js';
 import { isAbortSignal, isInstance } from '../runtime/safe.js';
 import { formatReason, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
@@ -45,14 +46,45 @@ export interface StartOptions<P extends CallProtocol = any, Cast = any> {
 /** `GenServer.call`'s options (one array, not one per call). */
 const CALL_OPTIONS: readonly string[] = ['timeout', 'signal'];
 
+/** A spec's callbacks, `init` first. */
+const CALLBACKS = ['init', 'handleCall', 'handleCast', 'handleInfo', 'handleContinue', 'terminate', 'formatStatus'] as const;
+
 function validateSpec(spec: unknown): asserts spec is GenServerSpec<unknown, CallProtocol, unknown> {
   // each read guarded: a spec that cannot be read (a revoked proxy, a getter that throws) is named
   if (typeof spec !== 'object' || spec === null || typeof readOption(spec, 'init', 'spec') !== 'function') {
+    if (typeof spec === 'object' && spec !== null) misspeltCallback(spec);
     throw new InvalidArgumentError('spec', 'a GenServer spec with an init(arg, ctx) function', spec);
   }
-  for (const cb of ['handleCall', 'handleCast', 'handleInfo', 'handleContinue', 'terminate', 'formatStatus'] as const) {
+  for (const cb of CALLBACKS) {
     const f = readOption(spec, cb, 'spec');
     if (f !== undefined && typeof f !== 'function') throw new InvalidArgumentError(`spec.${cb}`, 'a function or undefined', f);
+  }
+  misspeltCallback(spec);
+}
+
+/**
+ * Throws for a key of the spec's own that misspells a callback the spec lacks (`handlecall`,
+ * `handle_info`): such a callback would never be called, and the server would crash at its first
+ * call or cast. Other keys of its own (helpers, data) are left alone, as is one beside the callback
+ * it resembles.
+ */
+function misspeltCallback(spec: object): void {
+  let keys: string[];
+  try {
+    keys = Object.keys(spec);
+  } catch {
+    return; // keys that cannot be listed: the callbacks were read, nothing more to say
+  }
+  for (const key of keys) {
+    if ((CALLBACKS as readonly string[]).includes(key)) continue;
+    const meant = nearMiss(key, CALLBACKS);
+    if (meant === undefined || readOption(spec, meant, 'spec') !== undefined) continue;
+    const given = readOption(spec, key, 'spec');
+    const e = new InvalidArgumentError(`spec.${key}`, 'a callback', given);
+    e.message =
+      `\`spec.${key}\`: no such callback (a GenServer spec has ${CALLBACKS.join(', ')}), got ${describe(given)}; ` +
+      `did you mean \`${meant}\`? (misspelt, it would never be called)`;
+    throw e;
   }
 }
 

@@ -2265,6 +2265,29 @@ describe('bad input', () => {
     expect(node.processes()).toHaveLength(before);
   });
 
+  it.each<[string, Record<string, unknown>, string]>([
+    ['handlecall', { init: fn, handlecall: fn }, '`spec.handlecall`: no such callback (a GenServer spec has init, handleCall, handleCast, handleInfo, handleContinue, terminate, formatStatus), got a function (fn); did you mean `handleCall`? (misspelt, it would never be called)'],
+    ['handleCats', { init: fn, handleCats: fn }, '`spec.handleCats`: no such callback (a GenServer spec has init, handleCall, handleCast, handleInfo, handleContinue, terminate, formatStatus), got a function (fn); did you mean `handleCast`? (misspelt, it would never be called)'],
+    ['handle_info', { init: fn, handle_info: fn }, '`spec.handle_info`: no such callback (a GenServer spec has init, handleCall, handleCast, handleInfo, handleContinue, terminate, formatStatus), got a function (fn); did you mean `handleInfo`? (misspelt, it would never be called)'],
+    ['terminat', { init: fn, handleCall: fn, terminat: fn }, '`spec.terminat`: no such callback (a GenServer spec has init, handleCall, handleCast, handleInfo, handleContinue, terminate, formatStatus), got a function (fn); did you mean `terminate`? (misspelt, it would never be called)'],
+    ['Init (and no init)', { Init: fn }, '`spec.Init`: no such callback (a GenServer spec has init, handleCall, handleCast, handleInfo, handleContinue, terminate, formatStatus), got a function (fn); did you mean `init`? (misspelt, it would never be called)'],
+  ])('GenServer.start refuses a spec with a misspelt callback (%s), naming the one it likely meant, rather than starting a server that crashes at its first call', async (_label, spec, text) => {
+    const node = track();
+    const before = node.processes().length;
+    const e = await failure(() => GenServer.start(node, spec as unknown as GenServerSpec<unknown>));
+    expectKeelError(e, 'ERR_INVALID_ARGUMENT');
+    expect((e as Error).message).toBe(text);
+    expect(node.processes()).toHaveLength(before);
+  });
+
+  it('GenServer.start takes a spec with keys of its own that are no near miss of a callback, or beside the callback they resemble', async () => {
+    const node = track();
+    const helpers = { init: () => 1, handleCall: (_: unknown, __: unknown, s: number) => ({ reply: s, state: s }), describe: 'a counter', limit: 3 };
+    expect(await GenServer.call(node, await GenServer.start(node, helpers as GenServerSpec<number>), 'get')).toBe(1);
+    const both = { init: () => 2, handleCall: (_: unknown, __: unknown, s: number) => ({ reply: s, state: s }), handleCalls: 0 };
+    expect(await GenServer.call(node, await GenServer.start(node, both as GenServerSpec<number>), 'get')).toBe(2);
+  });
+
   it.each<[string, unknown]>([
     ['a negative timeout', { timeout: -1 }],
     ['a NaN timeout', { timeout: Number.NaN }],
