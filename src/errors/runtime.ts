@@ -17,10 +17,16 @@ export class NoProcError extends KeelError {
   /**
    * `what` says what failed (`'cannot call a process that is not alive'`): the message is
    * `what: target`. With `unregistered`, the target was a name nobody holds and `what` is the
-   * operation (`'cannot call'`): the message is `what: no process is registered under the name target`.
+   * operation (`'cannot call'`): the message is `what: no process is registered under the name target`,
+   * followed by `; did you mean 'cache'?` when `meant` names a registered name it likely misspells.
    */
-  constructor(target: string, what = 'no such process', options?: { registeredName?: string | undefined; unregistered?: boolean }) {
-    super('ERR_NOPROC', options?.unregistered === true ? `${what}: no process is registered under the name ${target}` : `${what}: ${target}`);
+  constructor(target: string, what = 'no such process', options?: { registeredName?: string | undefined; unregistered?: boolean; meant?: string | undefined }) {
+    super(
+      'ERR_NOPROC',
+      options?.unregistered === true
+        ? `${what}: no process is registered under the name ${target}${options.meant === undefined ? '' : `; did you mean ${quotedName(options.meant)}?`}`
+        : `${what}: ${target}`,
+    );
     this.target = target;
     this.registeredName = options?.registeredName;
   }

@@ -1977,6 +1977,21 @@ describe('the errors of a call name the target as the caller wrote it', () => {
     });
   });
 
+  it('names a registered name that the name nobody holds misspells, in a call and a stop, and no other', async () => {
+    const node = track();
+    const cache = await GenServer.start(node, holder(), undefined, { name: 'cache' });
+    expect(targetFields(await failure(() => GenServer.call(node, 'cahce', 'get')))).toEqual({
+      code: 'ERR_NOPROC',
+      message: "cannot call: no process is registered under the name 'cahce'; did you mean 'cache'?",
+      target: "'cahce'",
+      registeredName: 'cahce',
+    });
+    expect((await failure(() => GenServer.stop(node, 'Cache')) as Error).message).toBe("cannot stop: no process is registered under the name 'Cache'; did you mean 'cache'?");
+    expect((await failure(() => GenServer.call(node, 'ledger', 'get')) as Error).message).toBe("cannot call: no process is registered under the name 'ledger'");
+    await GenServer.stop(node, cache);
+    expect((await failure(() => GenServer.call(node, 'cahce', 'get')) as Error).message).toBe("cannot call: no process is registered under the name 'cahce'");
+  });
+
   it('says the same for the Supervisor and DynamicSupervisor functions, which call the supervisor', async () => {
     const node = track();
     const unregistered = { code: 'ERR_NOPROC', message: "cannot call: no process is registered under the name 'sup'", target: "'sup'", registeredName: 'sup' };

@@ -12,6 +12,7 @@ import { Delivery, ExitWatcher, exitWatchersOf, inTurn, type Kernel, kernelOfPro
 import { formatReason, type ExitReason } from '../../runtime/messages.js';
 import { captureResolvers, capturedResolvers } from './promiseExecutor.js';
 import { adopt } from './thenable.js';
+import { nearMiss } from '../../nearMiss.js';
 import { checkTarget, isPid, nameOf, type Pid, type Target, targetText } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import type { MessageFlow } from '../../telemetry/tracing.js';
@@ -430,7 +431,7 @@ function makeCall(
     }
   } else if (server === undefined) {
     checkTarget(target); // a bad target (an empty name) is a programmer error, not a dead process
-    error = noProcError(target, 'call');
+    error = noProcError(target, 'call', node.registry);
   } else if (server === caller || (caller === undefined && inTurn(server))) {
     // a call from the node made while the server's own turn is on the stack is made by code running
     // as the server (its handler, init, or a telemetry handler they set off): the server calling
@@ -472,11 +473,21 @@ function endCallSpan(flow: MessageFlow, call: PendingCall, failed: boolean, erro
  * @internal The error for a target that found no live process (`operation`: `'call'`, `'stop'`): a
  * name nobody holds says so, a pid says its process is not alive.
  */
-export function noProcError(target: Target, operation: string): NoProcError {
+export function noProcError(target: Target, operation: string, registry?: { names(): string[] }): NoProcError {
   const registeredName = nameOf(target);
   return registeredName === undefined
     ? new NoProcError(targetText(target), `cannot ${operation} a process that is not alive`)
-    : new NoProcError(targetText(target), `cannot ${operation}`, { registeredName, unregistered: true });
+    : new NoProcError(targetText(target), `cannot ${operation}`, { registeredName, unregistered: true, meant: misspeltName(registeredName, registry) });
+}
+
+/** Past this many names a failed call by name names no near miss: the scan is the error path's only cost that grows with the node. */
+const NAMES_SCANNED = 1_000;
+
+/** The registered name `name` (held by nobody) likely misspells (`'cahce'` for `'cache'`), for the error's "did you mean". */
+function misspeltName(name: string, registry: { names(): string[] } | undefined): string | undefined {
+  if (registry === undefined) return undefined;
+  const names = registry.names();
+  return names.length > NAMES_SCANNED ? undefined : nearMiss(name, names);
 }
 
 /**
