@@ -6,7 +6,7 @@
 import { kernelOf } from '../runtime/kernel.js';
 import { formatReason, isExitReason } from '../runtime/messages.js';
 import type { Context, Node } from '../runtime/types.js';
-import { Pid, quotedName, targetText, type Target } from '../runtime/Pid.js';
+import { Pid, shortName, targetText, type Target } from '../runtime/Pid.js';
 import type { State as CircuitsState } from './coordination/state.js';
 import type { Run, State as CoordinatorState, TaskRun } from './coordinator/state.js';
 import type { State as RouterState } from './router/table.js';
@@ -22,7 +22,7 @@ function pidText(p: Pid | undefined): string | null {
 
 /** A target as a snapshot shows it: a pid's text, or a name quoted as every answer does (a 10 MB name is not copied whole). */
 function target(t: Target): string {
-  return Pid.is(t) ? Pid.format(t) : quotedName(targetText(t).replace(/^'(.*)'$/s, '$1'));
+  return Pid.is(t) ? Pid.format(t) : shortName(targetText(t).replace(/^'(.*)'$/s, '$1'));
 }
 
 function errorText(e: unknown): string | null {
@@ -81,7 +81,7 @@ export function observeScheduler(s: SchedulerState): unknown {
     jobs.push({
       id: sch.id,
       every: sch.intervalMs,
-      target: sch.agentName === undefined ? Pid.format(sch.agent.pid) : quotedName(sch.agentName),
+      target: sch.agentName === undefined ? Pid.format(sch.agent.pid) : shortName(sch.agentName),
       targetPid: Pid.format(sch.agent.pid),
       nextRunAt: date(sch.nextDueAt),
       lastRunAt: sch.lastRunAt ?? null,
@@ -178,7 +178,7 @@ export function observeCircuits(s: CircuitsState): unknown {
   for (const c of s.circuits.values()) {
     if (circuits.length >= MAX_ROWS) break;
     circuits.push({
-      key: quotedName(c.key),
+      key: shortName(c.key),
       target: target(c.target),
       state: c.breaker.state,
       failures: c.breaker.failures,

@@ -3,7 +3,7 @@
  * characters, bounded JSON bodies and checked query parameters.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { quotedName } from '../runtime/Pid.js';
+import { shortName } from '../runtime/Pid.js';
 
 /** The codes of the observer's error answers (`{ error: { code, message } }`). */
 export type ObserverErrorCode =
@@ -140,7 +140,7 @@ export function enumParam<T extends string>(query: URLSearchParams, name: string
 
 /** A registered name as answers quote it (its start and length when longer than 1,000 characters); null for none. */
 export function nameText(name: string | undefined): string | null {
-  return name === undefined ? null : quotedName(name);
+  return name === undefined ? null : shortName(name);
 }
 
 /** A free-text parameter of at most `max` characters, or undefined; 400 when too long. */

@@ -215,7 +215,7 @@ export const Pid = {
 export const MAX_NAME_TEXT = 1000;
 
 /** @internal A registered name as a display quotes it (see {@link MAX_NAME_TEXT}). */
-export function quotedName(name: string): string {
+export function shortName(name: string): string {
   return name.length <= MAX_NAME_TEXT ? name : `${name.slice(0, MAX_NAME_TEXT)}… [${name.length} characters]`;
 }
 

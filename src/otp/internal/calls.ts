@@ -473,7 +473,7 @@ function endCallSpan(flow: MessageFlow, call: PendingCall, failed: boolean, erro
  * @internal The error for a target that found no live process (`operation`: `'call'`, `'stop'`): a
  * name nobody holds says so, a pid says its process is not alive.
  */
-export function noProcError(target: Target, operation: string, registry?: { names(): string[] }): NoProcError {
+export function noProcError(target: Target, operation: string, registry?: { readonly size: number; names(): string[] }): NoProcError {
   const registeredName = nameOf(target);
   return registeredName === undefined
     ? new NoProcError(targetText(target), `cannot ${operation} a process that is not alive`)
@@ -484,10 +484,10 @@ export function noProcError(target: Target, operation: string, registry?: { name
 const NAMES_SCANNED = 1_000;
 
 /** The registered name `name` (held by nobody) likely misspells (`'cahce'` for `'cache'`), for the error's "did you mean". */
-function misspeltName(name: string, registry: { names(): string[] } | undefined): string | undefined {
-  if (registry === undefined) return undefined;
-  const names = registry.names();
-  return names.length > NAMES_SCANNED ? undefined : nearMiss(name, names);
+function misspeltName(name: string, registry: { readonly size: number; names(): string[] } | undefined): string | undefined {
+  // counted first: a node of many names lists none of them at each failed call
+  if (registry === undefined || registry.size > NAMES_SCANNED) return undefined;
+  return nearMiss(name, registry.names());
 }
 
 /**
