@@ -1,5 +1,5 @@
 import { checkKeys, InvalidArgumentError } from '../errors.js';
-import { isProcess, originOf, type Proc } from '../runtime/kernel.js';
+import { isDead, isProcess, originOf, type Proc } from '../runtime/kernel.js';
 import { isPid, type Pid, type Target } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
 import { DynamicSupervisor, type DynamicSupervisorOptions } from './DynamicSupervisor.js';
@@ -44,8 +44,10 @@ function checkOptions(options: unknown, keys: string[]): void {
 }
 
 /**
- * Starts `fn` as a temporary child of `supervisor`; `linkTo` (the caller, for `async`) is linked by
- * the task itself first thing, so that a caller that died meanwhile takes the task with it.
+ * Starts `fn` as a temporary child of `supervisor`; `owner` (the caller, for `async`) links to it
+ * before this resolves (as Elixir's `Task.Supervisor.async`: the link is there when it returns, though
+ * the task may not have had its first turn yet), and the task links to it again first thing, so that
+ * a caller that died meanwhile takes the task with it.
  */
 async function superviseTask<T>(
   from: Node | Context<any>,
@@ -70,6 +72,8 @@ async function superviseTask<T>(
       restart: 'temporary',
       ...(options.shutdown === undefined ? {} : { shutdown: options.shutdown }),
     });
+    // the caller alive and the task too (a supervisor stopped meanwhile took it: its outcome says so)
+    if (owner !== undefined && !isDead(owner) && task.pid !== undefined && node.isAlive(task.pid)) owner.link(task.pid);
   } finally {
     go.open();
   }

@@ -65,6 +65,23 @@ describe('TaskSupervisor.async', () => {
     expect(node.isAlive(sup)).toBe(true);
   });
 
+  it('the link is there when async resolves, also when the task has not had its first turn yet (its time slice ended first)', async () => {
+    // a time source that jumps at every reading ends each slice at its first reading: the processes
+    // made runnable here hold the run queue, and the supervisor's answer comes before the task's turn
+    let t = 0;
+    const node = track({ scheduler: { now: () => (t += 1_000) } });
+    const sup = await TaskSupervisor.start(node);
+    const { pid: caller, ctx } = await spawnWithContext(node);
+    const busy = Array.from({ length: 500 }, () => node.spawn<number>(() => () => undefined));
+    for (const pid of busy) for (let i = 0; i < 4; i++) node.send(pid, i);
+    const gate = deferred<number>();
+    const task = await TaskSupervisor.async(ctx, sup, () => gate.promise);
+    expect(node.info(task.pid)?.links.some((l) => Pid.equals(l, caller))).toBe(true);
+    expect(node.info(caller)?.links.some((l) => Pid.equals(l, task.pid!))).toBe(true);
+    gate.resolve(1);
+    expect(await Task.await(task)).toBe(1);
+  });
+
   it('a caller that dies takes its task with it', async () => {
     const node = track();
     const p = probe(node);
