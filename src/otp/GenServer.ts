@@ -1,5 +1,5 @@
-import { CallExitError, CallTimeoutError, checkStrayKeys, DeadlockError, describe, InvalidArgumentError, readOption, StartError, toError } from '../errors.js';
-import { nearMiss } from '../nearMiss.js';
+import { CallExitError, CallTimeoutError, checkStrayKeys, DeadlockError, InvalidArgumentError, readOption, StartError, toError } from '../errors.js';
+import { refuseMisspelt } from './internal/misspelt.js';
 import { exitedWith, inTurn, isProcess, originOf, type Proc } from '../runtime/kernel.js';
 import { isAbortSignal, isInstance } from '../runtime/safe.js';
 import { formatReason, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
@@ -62,30 +62,8 @@ function validateSpec(spec: unknown): asserts spec is GenServerSpec<unknown, Cal
   misspeltCallback(spec);
 }
 
-/**
- * Throws for a key of the spec's own that misspells a callback the spec lacks (`handlecall`,
- * `handle_info`): such a callback would never be called, and the server would crash at its first
- * call or cast. Other keys of its own (helpers, data) are left alone, as is one beside the callback
- * it resembles.
- */
 function misspeltCallback(spec: object): void {
-  let keys: string[];
-  try {
-    keys = Object.keys(spec);
-  } catch {
-    return; // keys that cannot be listed: the callbacks were read, nothing more to say
-  }
-  for (const key of keys) {
-    if ((CALLBACKS as readonly string[]).includes(key)) continue;
-    const meant = nearMiss(key, CALLBACKS);
-    if (meant === undefined || readOption(spec, meant, 'spec') !== undefined) continue;
-    const given = readOption(spec, key, 'spec');
-    const e = new InvalidArgumentError(`spec.${key}`, 'a callback', given);
-    e.message =
-      `\`spec.${key}\`: no such callback (a GenServer spec has ${CALLBACKS.join(', ')}), got ${describe(given)}; ` +
-      `did you mean \`${meant}\`? (misspelt, it would never be called)`;
-    throw e;
-  }
+  refuseMisspelt(spec, CALLBACKS, CALLBACKS, 'a GenServer spec');
 }
 
 function start<S, P extends CallProtocol, Cast, Arg>(

@@ -1037,6 +1037,25 @@ describe('StateMachine: calls, stop and errors', () => {
     expectKeelError(thrown, 'ERR_START_FAILED', 'StateMachine', 'no');
   });
 
+  it('refuses a spec with a misspelt key, naming the one it likely meant (state_enter would never turn enter calls on); a key near the mode not chosen is left alone', async () => {
+    const { node } = clockedNode(track);
+    const init = () => ({ state: 'a', data: 0 });
+    const handleEvent = () => ({ keepState: true });
+    const keys = 'init, handleEvent, states, stateEnter, terminate, formatStatus';
+    for (const [spec, text] of [
+      [{ init, handleEvent, state_enter: true }, `\`spec.state_enter\`: no such key (a StateMachine spec has ${keys}), got true; did you mean \`stateEnter\`? (misspelt, it would never be used)`],
+      [{ init, handleEvent, terminat: handleEvent }, `\`spec.terminat\`: no such key (a StateMachine spec has ${keys}), got a function (handleEvent); did you mean \`terminate\`? (misspelt, it would never be used)`],
+      [{ init, handleevent: handleEvent }, `\`spec.handleevent\`: no such key (a StateMachine spec has ${keys}), got a function (handleEvent); did you mean \`handleEvent\`? (misspelt, it would never be used)`],
+    ] as const) {
+      const e = await failure(() => StateMachine.start(node, spec as never));
+      expectKeelError(e, 'ERR_INVALID_ARGUMENT');
+      expect((e as Error).message).toBe(text);
+    }
+    // `state` beside handleEvent is data of the spec's own, not a misspelt `states`
+    const pid = await StateMachine.start(node, { init, handleEvent, state: 'helper' } as never);
+    expect(node.isAlive(pid)).toBe(true);
+  });
+
   it('hands an unreadable message or cast (a revoked proxy) to the callback as an event, without crashing', async () => {
     const { node } = clockedNode(track);
     const log: string[] = [];

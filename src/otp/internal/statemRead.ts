@@ -5,6 +5,7 @@ import { InvalidArgumentError, readOption, thrownText } from '../../errors.js';
 import { isExitReason } from '../../runtime/messages.js';
 import { validateTimeout } from './calls.js';
 import type { TimeoutKind } from './statemSpec.js';
+import { refuseMisspelt } from './misspelt.js';
 
 /** The results' kinds. */
 export const NEXT = 0;
@@ -124,14 +125,21 @@ export interface CallbackMode {
   readonly stateEnter: boolean;
 }
 
+/** The keys of a StateMachine spec. */
+const SPEC_KEYS: readonly string[] = ['init', 'handleEvent', 'states', 'stateEnter', 'terminate', 'formatStatus'];
+
 export function validateSpec(spec: unknown): CallbackMode {
   // each read guarded: a spec that cannot be read (a revoked proxy, a getter that throws) is named
   if (typeof spec !== 'object' || spec === null || typeof readOption(spec, 'init', 'spec') !== 'function') {
+    if (typeof spec === 'object' && spec !== null) refuseMisspelt(spec, SPEC_KEYS, SPEC_KEYS, 'a StateMachine spec', 'key');
     throw new InvalidArgumentError('spec', 'a StateMachine spec with an init(arg, ctx) function', spec);
   }
   const handleEvent = readOption(spec, 'handleEvent', 'spec');
   const states = readOption(spec, 'states', 'spec');
   const mode = (typeof handleEvent === 'function' ? 1 : 0) + (typeof states === 'object' && states !== null ? 1 : 0);
+  // a misspelt key is said before what its absence breaks; a key near the mode not chosen (`state`
+  // beside handleEvent) is the spec's own business
+  refuseMisspelt(spec, SPEC_KEYS, mode === 0 ? SPEC_KEYS : SPEC_KEYS.filter((k) => k !== 'handleEvent' && k !== 'states'), 'a StateMachine spec', 'key');
   if (mode !== 1 || (handleEvent !== undefined && typeof handleEvent !== 'function')) {
     throw new InvalidArgumentError('spec', 'a StateMachine spec with either handleEvent(event, state, data, ctx) or states: { [state]: (event, data, ctx) => … }', spec);
   }
