@@ -251,7 +251,7 @@ export const GenServer = {
     if (!isExitReason(reason)) throw new InvalidArgumentError('reason', 'an exit reason', reason);
     validateTimeout(timeout);
     const server = node.lookupTarget(target);
-    if (server === undefined) return Promise.reject(noProcError(target, 'stop', node.registry));
+    if (server === undefined) return Promise.reject(noProcError(target, 'stop', node));
     const serverText = targetText(target, server.self);
     const registeredName = nameOf(target);
     // through the node inside the server's own turn (its handler or init before their first await):

@@ -1992,6 +1992,26 @@ describe('the errors of a call name the target as the caller wrote it', () => {
     expect((await failure(() => GenServer.call(node, 'cahce', 'get')) as Error).message).toBe("cannot call: no process is registered under the name 'cahce'");
   });
 
+  it('a call or a stop after node.shutdown says the node was shut down (ERR_NOPROC, as during the shutdown), by pid and by name', async () => {
+    const node = track();
+    const server = await GenServer.start(node, holder(), undefined, { name: 'cache' });
+    await node.shutdown();
+    const text = String(server);
+    expect(targetFields(await failure(() => GenServer.call(node, server, 'get')))).toEqual({
+      code: 'ERR_NOPROC',
+      message: `cannot call a process of node ${node.name}, which was shut down: ${text}`,
+      target: text,
+      registeredName: undefined,
+    });
+    expect(targetFields(await failure(() => GenServer.call(node, 'cache', 'get')))).toEqual({
+      code: 'ERR_NOPROC',
+      message: `cannot call a name of node ${node.name}, which was shut down: 'cache'`,
+      target: "'cache'",
+      registeredName: 'cache',
+    });
+    expect((await failure(() => GenServer.stop(node, 'cache')) as Error).message).toBe(`cannot stop a name of node ${node.name}, which was shut down: 'cache'`);
+  });
+
   it('says the same for the Supervisor and DynamicSupervisor functions, which call the supervisor', async () => {
     const node = track();
     const unregistered = { code: 'ERR_NOPROC', message: "cannot call: no process is registered under the name 'sup'", target: "'sup'", registeredName: 'sup' };

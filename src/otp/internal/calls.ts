@@ -431,7 +431,7 @@ function makeCall(
     }
   } else if (server === undefined) {
     checkTarget(target); // a bad target (an empty name) is a programmer error, not a dead process
-    error = noProcError(target, 'call', node.registry);
+    error = noProcError(target, 'call', node);
   } else if (server === caller || (caller === undefined && inTurn(server))) {
     // a call from the node made while the server's own turn is on the stack is made by code running
     // as the server (its handler, init, or a telemetry handler they set off): the server calling
@@ -473,11 +473,13 @@ function endCallSpan(flow: MessageFlow, call: PendingCall, failed: boolean, erro
  * @internal The error for a target that found no live process (`operation`: `'call'`, `'stop'`): a
  * name nobody holds says so, a pid says its process is not alive.
  */
-export function noProcError(target: Target, operation: string, registry?: { readonly size: number; names(): string[] }): NoProcError {
+export function noProcError(target: Target, operation: string, node?: { readonly stopping: boolean; readonly name: string; readonly registry: { readonly size: number; names(): string[] } }): NoProcError {
   const registeredName = nameOf(target);
+  // on a node that has shut down (or is shutting down) nothing is alive: the message says why
+  if (node?.stopping === true) return new NoProcError(targetText(target), `cannot ${operation} ${registeredName === undefined ? 'a process' : 'a name'} of node ${node.name}, which was shut down`, { registeredName });
   return registeredName === undefined
     ? new NoProcError(targetText(target), `cannot ${operation} a process that is not alive`)
-    : new NoProcError(targetText(target), `cannot ${operation}`, { registeredName, unregistered: true, meant: misspeltName(registeredName, registry) });
+    : new NoProcError(targetText(target), `cannot ${operation}`, { registeredName, unregistered: true, meant: misspeltName(registeredName, node?.registry) });
 }
 
 /** Past this many names a failed call by name names no near miss: the scan is the error path's only cost that grows with the node. */
