@@ -49,6 +49,11 @@ export interface AgentDemoOptions {
    * winds down and reports as usual.
    */
   until?: AbortSignal;
+  /**
+   * @internal Ctrl-C (`keel demo`): once it aborts no new workflow starts, as past `duration` (those
+   * not started are counted so); those running finish, then the demo winds down and reports as usual.
+   */
+  stop?: AbortSignal;
   /** @internal Called once the demo's processes run, before the first workflow (`keel observe` starts the observer here). */
   onStarted?: (node: Node, supervisors: readonly Pid[]) => Promise<void> | void;
 }
@@ -382,7 +387,7 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
       });
     const lane = async (): Promise<void> => {
       while (until === undefined ? next < flows.length : !until.aborted) {
-        if (until === undefined && node.clock.now() > deadline) {
+        if (until === undefined && (node.clock.now() > deadline || options.stop?.aborted === true)) {
           notStarted += flows.length - next;
           next = flows.length;
           return;
@@ -460,7 +465,7 @@ export async function runAgentDemo(input: Partial<AgentDemoOptions> = {}, print:
     }
     const m = { sent: counters.sent, delivered, deadLettered: counters.deadLettered.size, failedReported: counters.failedReported.size, duplicates };
     const dlTotal = Object.values(deadLetterReasons).reduce((a, b) => a + b, 0);
-    const { inject: _inject, until: _until, onStarted: _onStarted, ...shown } = options;
+    const { inject: _inject, until: _until, stop: _stop, onStarted: _onStarted, ...shown } = options;
     const out: AgentDemoReport = {
       options: shown,
       durationMs: node.clock.now() - started,

@@ -2,6 +2,7 @@ import { type CommandSpec, ioOf, type Output, parseWith, runCommand, UsageError,
 import { type AgentDemoOptions, DEMO_DEFAULTS, DEMO_LIMITS, demoOptions, demoPassed, runAgentDemo } from './agentDemo.js';
 import { CLUSTER_DEMO_LIMITS, clusterDemoPassed, runClusterDemo } from './clusterDemo.js';
 import { runObserve } from './observe.js';
+import { stopOnSignals } from './signals.js';
 
 const options = {
   workers: { type: 'number', value: '<n>', description: `worker agents in the supervised pool, 1 to ${DEMO_LIMITS.workers}`, default: DEMO_DEFAULTS.workers },
@@ -31,6 +32,8 @@ export const DEMO_COMMAND: CommandSpec<typeof options> = {
     'workers and ledgers; a signal router fans task and workflow events out to subscribers (one slow on',
     'purpose); every finished workflow sends a receipt to a ledger with supervised send, and the dead',
     'letter queue catches what cannot be delivered. The report accounts for every workflow and message.',
+    'Ctrl-C starts no new workflow: those running finish, then the report (the rest counted not started);',
+    'a second Ctrl-C quits at once.',
   ].join('\n'),
   options,
   footer: [
@@ -91,7 +94,17 @@ export function runDemoCommand(argv: readonly string[], output: Output, progress
   if (head.includes('--observe')) return runObserve(argv.filter((a, i) => !(a === '--observe' && (end < 0 || i < end))), io, progress === undefined ? {} : { progress });
   return runCommand(DEMO_COMMAND, argv, io, toOptions, async (o) => {
     if (o.nodes !== undefined) return clusterDemoPassed(await runClusterDemo({ nodes: o.nodes }, (line) => io.out(line))) ? 0 : 1;
-    const report = await runAgentDemo(o, (line) => io.out(line), o.json === true ? undefined : progress);
-    return demoPassed(report) ? 0 : 1;
+    // the first Ctrl-C (or SIGTERM, SIGHUP) starts no new workflow: those running finish, and the
+    // report comes as at the end of the duration; a second exits at once
+    const stop = stopOnSignals((signal) => io.err(`keel demo: stopped by a second ${signal}, before the report`));
+    const announce = (): void => io.err('keel demo: no new workflow starts; those running finish, then the report (again to quit at once)');
+    stop.signal.addEventListener('abort', announce, { once: true });
+    try {
+      const report = await runAgentDemo({ ...o, stop: stop.signal }, (line) => io.out(line), o.json === true ? undefined : progress);
+      return demoPassed(report) ? 0 : 1;
+    } finally {
+      stop.signal.removeEventListener('abort', announce);
+      stop.release();
+    }
   });
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import diagnostics from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import { chaosSchedule, demoOptions, demoPassed, makeWorkflows, REPORT_DOC, REPORT_LEGEND, runAgentDemo, verdict, type AgentDemoReport } from '../../src/cli/agentDemo.js';
-import { parseDemoArgs } from '../../src/cli/demoCommand.js';
+import { parseDemoArgs, runDemoCommand } from '../../src/cli/demoCommand.js';
 import { seededRandom as seeded } from '../../src/index.js';
 import { expectKeelError, thrown } from '../support.js';
 
@@ -239,4 +239,28 @@ describe('keel demo (npm start)', () => {
     expectKeelError(thrown(() => demoOptions({ duration: 0 })), 'ERR_INVALID_ARGUMENT', '--duration');
     expectKeelError(thrown(() => demoOptions({ workflows: 1.5 })), 'ERR_INVALID_ARGUMENT', '--workflows');
   });
+});
+
+describe('keel demo stopped by Ctrl-C', () => {
+  it('the first SIGINT starts no new workflow: those running finish, the report comes (the rest not started) and the exit is 0', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const before = process.listenerCount('SIGINT');
+    let sent = false;
+    // a run far longer than the test: stopped at its first progress line (a person watching presses Ctrl-C)
+    const code = await runDemoCommand(['--workflows', '1000000', '--duration', '3600', '--chaos', '0', '--workers', '4'], { out: (l) => out.push(l), err: (l) => err.push(l) }, () => {
+      if (sent) return;
+      sent = true;
+      process.emit('SIGINT', 'SIGINT');
+    });
+    expect(code).toBe(0);
+    expect(sent).toBe(true);
+    expect(err).toEqual(['keel demo: no new workflow starts; those running finish, then the report (again to quit at once)']);
+    const workflows = out.find((l) => /^\s*workflows\s/.test(l));
+    const [, completed, failed, notStarted] = /completed (\d+), failed (\d+) .*not started (\d+)/.exec(workflows ?? '') ?? [];
+    expect(Number(completed) + Number(failed) + Number(notStarted)).toBe(1_000_000);
+    expect(Number(notStarted)).toBeGreaterThan(990_000);
+    expect(out.at(-1)).toMatch(/^verdict: ok/);
+    expect(process.listenerCount('SIGINT')).toBe(before); // released
+  }, 60_000);
 });
