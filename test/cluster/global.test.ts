@@ -533,15 +533,7 @@ describe.skipIf(skipWithoutNats)('process groups', () => {
     const [a] = members as [Member];
     const p = a.node.spawn(() => () => undefined);
     const subject = `$KV.${bucket}.${memberKey('crew', 'a', a.node.creation, p.id)}`;
-    const nc = a.nc as NatsConnection & { request: NatsConnection['request'] };
-    const request = nc.request.bind(nc);
-    let failed = false;
-    nc.request = (subj, data, opts) => {
-      if (subj !== subject || failed) return request(subj, data, opts);
-      failed = true;
-      return Promise.reject(new Error('simulated: no answer from NATS'));
-    };
-    onTestFinished(() => void (nc.request = request));
+    failFirstRequest(a.nc, subject);
     expect(((await failure(() => a.global.join('crew', p))) as Error).message).toBe('simulated: no answer from NATS');
     expect(a.global.members('crew')).toEqual([]);
     expect(a.global.groups()).toEqual([]);
@@ -583,17 +575,9 @@ describe.skipIf(skipWithoutNats)('process groups', () => {
     const kv = await new Kvm(b.nc).open(bucket);
     const { ops, watch, seen } = await operationsOn(kv, key);
     const subject = `$KV.${bucket}.${key}`;
-    const nc = a.nc as NatsConnection & { request: NatsConnection['request'] };
-    const request = nc.request.bind(nc);
-    let failed = false;
-    nc.request = (subj, data, opts) => {
-      if (subj !== subject || failed) return request(subj, data, opts);
-      failed = true;
-      return Promise.reject(new Error('simulated: no answer from NATS'));
-    };
-    onTestFinished(() => void (nc.request = request));
+    const refused = failFirstRequest(a.nc, subject);
     expect(await a.global.leave('crew', pa)).toBe(true);
-    expect(failed).toBe(true);
+    expect(refused.failed).toBe(true);
     expect(a.global.members('crew')).toEqual([]);
     await seen(1);
     expect(ops).toEqual(['DEL']);
@@ -700,6 +684,20 @@ describe.skipIf(skipWithoutNats)('the watch that feeds the cache', () => {
  * Routes the registry's sync writes (keys `s.…`) through `around`, which is given the real write and
  * answers its revision; other writes go through. Undone when the test ends, or by the function it answers.
  */
+/** Makes the first request of `nc` to `subject` fail as NATS not answering (the others go through), until the test ends; `failed` once it has. */
+function failFirstRequest(connection: unknown, subject: string): { failed: boolean } {
+  const nc = connection as NatsConnection & { request: NatsConnection['request'] };
+  const request = nc.request.bind(nc);
+  const state = { failed: false };
+  nc.request = (subj, data, opts) => {
+    if (subj !== subject || state.failed) return request(subj, data, opts);
+    state.failed = true;
+    return Promise.reject(new Error('simulated: no answer from NATS'));
+  };
+  onTestFinished(() => void (nc.request = request));
+  return state;
+}
+
 async function onSyncWrite(around: (write: () => Promise<number>) => Promise<number>): Promise<() => void> {
   const { Bucket } = await import('@nats-io/kv');
   const original = Bucket.prototype.put;
