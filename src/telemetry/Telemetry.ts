@@ -206,34 +206,40 @@ export class TelemetryBus implements Telemetry {
     if (isThenable(result)) {
       // a span ends once: a thenable of another library may call back twice, or both ways, or throw
       // after calling back (a promise settles once; such a thenable's later calls end nothing)
-      let ended = false;
-      let then: PromiseLike<unknown>;
+      let first: { readonly ok: boolean; readonly value: unknown } | undefined;
+      let tell: ((outcome: { readonly ok: boolean; readonly value: unknown }) => void) | undefined;
+      const end = (ok: boolean, value: unknown): void => {
+        if (first !== undefined) return;
+        first = { ok, value };
+        const duration = this.#monotonicClock() - started;
+        if (ok) this.execute(`${event}.stop`, { duration }, metadata);
+        else this.execute(`${event}.exception`, { duration }, { ...metadata, error: value });
+        tell?.(first);
+      };
+      let then: unknown;
       try {
         then = result.then(
           (value) => {
-            if (!ended) {
-              ended = true;
-              this.execute(`${event}.stop`, { duration: this.#monotonicClock() - started }, metadata);
-            }
+            end(true, value);
             return value;
           },
           (error: unknown) => {
-            if (!ended) {
-              ended = true;
-              this.execute(`${event}.exception`, { duration: this.#monotonicClock() - started }, { ...metadata, error });
-            }
+            end(false, error);
             throw error;
           },
         );
       } catch (error) {
         // a thenable whose then throws: the span ends as an exception, never left open
-        if (!ended) {
-          ended = true;
-          this.execute(`${event}.exception`, { duration: this.#monotonicClock() - started }, { ...metadata, error });
-        }
+        end(false, error);
         throw error;
       }
-      return then as T;
+      if (isThenable(then)) return then as T;
+      // a then that returns no thenable (another library's): the caller still gets a promise of the
+      // outcome it called back with, not undefined to await
+      return new Promise((resolve, reject) => {
+        tell = (o) => (o.ok ? resolve(o.value) : reject(o.value));
+        if (first !== undefined) tell(first);
+      }) as T;
     }
     this.execute(`${event}.stop`, { duration: this.#monotonicClock() - started }, metadata);
     return result;

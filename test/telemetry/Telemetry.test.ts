@@ -479,6 +479,32 @@ describe('hostile handlers and arguments', () => {
     expect(values).toEqual([1, 2, late]);
   });
 
+  it('span of a thenable whose then returns nothing (another library\'s) gives a promise of its outcome, not undefined to await', async () => {
+    const node = track();
+    const seen = record(node, 'rec', ['app.s.*']);
+    // each calls back later, and its then returns undefined
+    const later = <T,>(ok: boolean, value: T): PromiseLike<T> => ({
+      then: ((onFulfilled?: (v: T) => unknown, onRejected?: (e: unknown) => unknown) => {
+        queueMicrotask(() => {
+          try {
+            if (ok) onFulfilled?.(value);
+            else onRejected?.(value);
+          } catch {
+            // the rethrow of a rejection: this thenable keeps it
+          }
+        });
+        return undefined;
+      }) as unknown as PromiseLike<T>['then'],
+    });
+    expect(await node.telemetry.span('app.s', {}, () => later(true, 42))).toBe(42);
+    const boom = new Error('boom');
+    expect(await node.telemetry.span('app.s', {}, () => later(false, boom)).then(() => 'resolved', (e: unknown) => e)).toBe(boom);
+    // one calling back at once, before then returns
+    const now: PromiseLike<string> = { then: ((onFulfilled?: (v: string) => unknown) => void onFulfilled?.('sync')) as unknown as PromiseLike<string>['then'] };
+    expect(await node.telemetry.span('app.s', {}, () => now)).toBe('sync');
+    expect(seen.map((x) => x.event)).toEqual(['app.s.start', 'app.s.stop', 'app.s.start', 'app.s.exception', 'app.s.start', 'app.s.stop']);
+  });
+
   it('a handler whose patterns overlap (an exact name and prefixes matching one event) runs once per event', () => {
     const node = track();
     const seen = record(node, 'h', ['keel.test.a', 'keel.test.*', 'keel.*', '*']);
