@@ -52,17 +52,13 @@ const CALLBACKS = ['init', 'handleCall', 'handleCast', 'handleInfo', 'handleCont
 function validateSpec(spec: unknown): asserts spec is GenServerSpec<unknown, CallProtocol, unknown> {
   // each read guarded: a spec that cannot be read (a revoked proxy, a getter that throws) is named
   if (typeof spec !== 'object' || spec === null || typeof readOption(spec, 'init', 'spec') !== 'function') {
-    if (typeof spec === 'object' && spec !== null) misspeltCallback(spec);
+    if (typeof spec === 'object' && spec !== null) refuseMisspelt(spec, CALLBACKS, CALLBACKS, 'a GenServer spec');
     throw new InvalidArgumentError('spec', 'a GenServer spec with an init(arg, ctx) function', spec);
   }
   for (const cb of CALLBACKS) {
     const f = readOption(spec, cb, 'spec');
     if (f !== undefined && typeof f !== 'function') throw new InvalidArgumentError(`spec.${cb}`, 'a function or undefined', f);
   }
-  misspeltCallback(spec);
-}
-
-function misspeltCallback(spec: object): void {
   refuseMisspelt(spec, CALLBACKS, CALLBACKS, 'a GenServer spec');
 }
 
