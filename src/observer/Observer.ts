@@ -246,8 +246,11 @@ export async function startObserverWithLimits(node: Node, options: ObserverOptio
     if (method !== allow) throw new ApiError('method_not_allowed', `${allow} only`, {}, { allow });
 
     if (method === 'GET') {
+      // a read with another origin's Origin header is another site's script reading with the cookie
+      // the browser added on its own (a server on another port of this host is same-site): refused.
+      // The page's own reads carry this observer's origin, or none (a same-origin GET sends none)
+      if (!originAllowed(req, hosts)) throw new ApiError('origin_not_allowed', 'the Origin header does not name this observer');
       if (path === '/api/events') {
-        if (!originAllowed(req, hosts)) throw new ApiError('origin_not_allowed', 'the Origin header does not name this observer');
         const last = req.headers['last-event-id'];
         const q = url.searchParams;
         const page = enumParam(q, 'view', ['overview', 'processes'] as const, 'overview')!;

@@ -183,6 +183,27 @@ describe('observer security', () => {
     }
   });
 
+  it('refuses a foreign Origin on every GET of the API too (a cross-origin read with the cookie of another port of this host)', async () => {
+    const node = track();
+    const obs = await observe(node);
+    try {
+      const cookie = `keel_observer_${obs.port}=${obs.token}`;
+      for (const path of ['/api/overview', '/api/processes', '/api/tree', '/api/dead-letters']) {
+        const evil = await request(obs.port, { path, headers: { cookie, origin: 'http://127.0.0.1:1' } });
+        expect([path, evil.status, evil.json.error.code]).toEqual([path, 403, 'origin_not_allowed']);
+        // the page's own requests: an Origin naming the observer, or none (a same-origin GET sends none)
+        expect((await request(obs.port, { path, headers: { cookie, origin: `http://127.0.0.1:${obs.port}` } })).status, path).toBe(200);
+        expect((await request(obs.port, { path, headers: { cookie } })).status, path).toBe(200);
+      }
+      // an origin that is no http URL of this observer: refused too
+      for (const origin of ['null', `https://127.0.0.1:${obs.port}`, 'http://evil.example']) {
+        expect((await request(obs.port, { path: '/api/overview', headers: { ...bearer(obs.token), origin } })).status, origin).toBe(403);
+      }
+    } finally {
+      await obs.close();
+    }
+  });
+
   it('read-only (the default) refuses kill with 403, the process lives and the refusal is an event', async () => {
     const node = track();
     const seen = actions(node);
