@@ -13,8 +13,10 @@ import type { State as RouterState } from './router/table.js';
 import type { State as PoolState } from './pool/state.js';
 import type { State as SchedulerState } from './scheduler/state.js';
 
-/** The most rows one snapshot carries per list (subscriptions, jobs, workflows, circuits). */
+/** The most rows one snapshot carries per list (subscriptions, jobs, workflows, circuits, a workflow's tasks). */
 const MAX_ROWS = 1000;
+/** The most task rows one coordinator's snapshot carries in all (1000 workflows of 1000 tasks would be a million). */
+const MAX_TASK_ROWS = 10_000;
 
 function pidText(p: Pid | undefined): string | null {
   return p === undefined ? null : Pid.format(p);
@@ -25,12 +27,15 @@ function target(t: Target): string {
   return Pid.is(t) ? Pid.format(t) : shortName(targetText(t).replace(/^'(.*)'$/s, '$1'));
 }
 
+/** The longest error text a snapshot carries (a message may hold a whole payload). */
+const MAX_ERROR_TEXT = 500;
+
 function errorText(e: unknown): string | null {
   if (e === undefined || e === null) return null;
-  if (e instanceof Error) return `${e.name}: ${e.message}`;
-  if (isExitReason(e)) return formatReason(e);
+  if (e instanceof Error) return `${e.name}: ${e.message}`.slice(0, MAX_ERROR_TEXT);
+  if (isExitReason(e)) return formatReason(e).slice(0, MAX_ERROR_TEXT);
   try {
-    return typeof e === 'string' ? e : JSON.stringify(e).slice(0, 500);
+    return typeof e === 'string' ? e.slice(0, MAX_ERROR_TEXT) : JSON.stringify(e).slice(0, MAX_ERROR_TEXT);
   } catch {
     return '(unreadable)';
   }
@@ -97,9 +102,25 @@ export function observeScheduler(s: SchedulerState): unknown {
 
 const ACTIVE = new Set(['running', 'paused', 'compensating']);
 
+/** A coordinator snapshot's task rows left to give (see {@link MAX_TASK_ROWS}). */
+interface RowBudget {
+  left: number;
+}
+
+/** The first rows of a workflow's tasks: at most {@link MAX_ROWS}, and what the snapshot's budget has left. */
+function taskRows<T>(tasks: Iterable<T>, budget: RowBudget, row: (t: T) => unknown): unknown[] {
+  const rows = [];
+  for (const t of tasks) {
+    if (rows.length >= MAX_ROWS || budget.left <= 0) break;
+    budget.left--;
+    rows.push(row(t));
+  }
+  return rows;
+}
+
 function taskRow(t: TaskRun): unknown {
   return {
-    id: t.spec.id,
+    id: shortName(t.spec.id),
     kind: t.kind,
     role: t.role,
     status: t.state,
@@ -114,6 +135,11 @@ function taskRow(t: TaskRun): unknown {
   };
 }
 
+/** A task of a finished workflow: its outcome only (a recent workflow's tasks carry no times). */
+function recentTaskRow(id: string, o: { state: string; worker?: Pid | undefined; attempts: number; error?: unknown }): unknown {
+  return { id: shortName(id), status: o.state, worker: pidText(o.worker), attempts: o.attempts, reassignments: null, startedAt: null, endedAt: null, error: errorText(o.error) };
+}
+
 function stuck(wf: Run, now: number): boolean {
   if (!ACTIVE.has(wf.state)) return false;
   if (wf.stuckReported) return true;
@@ -126,11 +152,12 @@ function stuck(wf: Run, now: number): boolean {
 export function observeCoordinator(s: CoordinatorState): unknown {
   const now = kernelOf(s.ctx.node).timerNow(); // progress counts on the timers' time
   const date = datesOf(s.ctx.node);
+  const budget: RowBudget = { left: MAX_TASK_ROWS };
   const active = [];
   for (const wf of s.kept.runs.values()) {
     if (active.length >= MAX_ROWS) break;
     active.push({
-      id: wf.id,
+      id: shortName(wf.id),
       name: null,
       status: wf.state,
       startedAt: wf.startedAt,
@@ -138,36 +165,30 @@ export function observeCoordinator(s: CoordinatorState): unknown {
       progressAt: date(wf.progressAt),
       completed: wf.completed,
       reassigned: wf.reassigned,
-      tasks: [...wf.order, ...wf.undo].map(taskRow),
+      taskCount: wf.order.length + wf.undo.length,
+      tasks: taskRows(wf.undo.length === 0 ? wf.order : [...wf.order, ...wf.undo], budget, taskRow),
     });
   }
   const recent = [];
   for (const [id, h] of [...s.kept.history].reverse()) {
     if (recent.length >= MAX_ROWS) break;
     const r = h.result;
+    const keys = Object.keys(r.tasks);
     recent.push({
-      id,
+      id: shortName(id),
       name: null,
       status: r.status,
       startedAt: r.startedAt,
       finishedAt: r.finishedAt,
       stuck: false,
       reassigned: r.reassigned,
-      failedTask: r.failedTask ?? null,
+      failedTask: r.failedTask === undefined ? null : shortName(r.failedTask),
       error: errorText(r.error),
-      tasks: Object.entries(r.tasks).map(([tid, o]) => ({
-        id: tid,
-        status: o.state,
-        worker: pidText(o.worker),
-        attempts: o.attempts,
-        reassignments: null,
-        startedAt: null,
-        endedAt: null,
-        error: errorText(o.error),
-      })),
+      taskCount: keys.length,
+      tasks: taskRows(keys, budget, (tid) => recentTaskRow(tid, r.tasks[tid]!)),
     });
   }
-  const workers = [...s.kept.workers.values()].slice(0, MAX_ROWS).map((w) => ({ pid: Pid.format(w.pid), load: w.load, capabilities: [...w.capabilities] }));
+  const workers = [...s.kept.workers.values()].slice(0, MAX_ROWS).map((w) => ({ pid: Pid.format(w.pid), load: w.load, capabilities: [...w.capabilities].slice(0, MAX_ROWS).map(shortName) }));
   return { active, recent, workers, totals: { ...s.kept.m } };
 }
 

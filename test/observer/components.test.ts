@@ -129,6 +129,48 @@ describe('component pages', () => {
     }
   });
 
+  it('GET /api/workflows: at most 1000 task rows per workflow and 10,000 per coordinator, each workflow with its taskCount; long texts cut', async () => {
+    const node = track();
+    const started = deferred();
+    const gate = deferred();
+    const worker = await Agent.start(node, {
+      capabilities: [],
+      tasks: {
+        quick: () => 'ok',
+        slow: async () => {
+          started.resolve();
+          await gate.promise;
+          return 'late';
+        },
+      },
+    });
+    const coordinator = await CoordinatorAgent.start(node, { workers: [worker.pid] });
+    // one workflow of 2,500 tasks behind a slow one, then 11 of 1,000: 13,500 tasks, all active
+    const longId = 'x'.repeat(5000);
+    const wide = (n: number, tag: string) => [{ id: `${tag}-gate`, kind: 'slow' }, ...Array.from({ length: n - 1 }, (_, i) => ({ id: i === 0 ? longId : `${tag}-${i}`, kind: 'quick', dependsOn: [`${tag}-gate`] }))];
+    const ids = [(await coordinator.submit({ tasks: wide(2500, 'w0') })).id];
+    await started.promise;
+    for (let k = 1; k <= 11; k++) ids.push((await coordinator.submit({ tasks: wide(1000, `w${k}`) })).id);
+    const obs = await startObserver(node);
+    try {
+      const c = (await get(obs.port, obs.token, '/api/workflows')).json.coordinators[0];
+      expect(c.active.map((w: { id: string }) => w.id)).toEqual(ids);
+      expect(c.active.map((w: { taskCount: number }) => w.taskCount)).toEqual([2500, ...Array(11).fill(1000)]);
+      const shown = c.active.map((w: { tasks: unknown[] }) => w.tasks.length);
+      // the first ten fill the coordinator's 10,000 rows (the first cut at 1000), the last two show none
+      expect(shown).toEqual([...Array(10).fill(1000), 0, 0]);
+      const first = c.active[0].tasks;
+      expect(first[0]).toMatchObject({ id: 'w0-gate', status: 'running' });
+      // a 5,000-character task id is quoted by its first 1,000, as every answer quotes a long name
+      expect(first[1].id.startsWith('x'.repeat(1000))).toBe(true);
+      expect(first[1].id.length).toBeLessThan(1100);
+    } finally {
+      gate.resolve();
+      for (const id of ids) await coordinator.wait(id);
+      await obs.close();
+    }
+  }, 60_000);
+
   it('GET /api/circuits: each circuit with its state, failures and buffered count', async () => {
     const node = track();
     const planner = node.spawn(() => () => undefined);

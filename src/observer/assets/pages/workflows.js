@@ -34,7 +34,11 @@ function timeline(w) {
       t.error ? h('span', { class: 'err ellipsis', title: text(t.error) }, text(t.error)) : null,
     );
   });
-  return h('div', { class: 'timeline' }, rows.length ? rows : h('p', { class: 'muted' }, 'no task yet'));
+  // a snapshot carries the first 1000 tasks of a workflow (10,000 of a coordinator): say how many it has
+  const more = typeof w.taskCount === 'number' && w.taskCount > tasks.length
+    ? h('p', { class: 'muted foot more-tasks' }, `the first ${int(tasks.length)} of ${int(w.taskCount)} tasks`)
+    : null;
+  return h('div', { class: 'timeline' }, rows.length ? rows : more === null ? h('p', { class: 'muted' }, 'no task yet') : null, more);
 }
 
 function workflow(w) {
