@@ -90,6 +90,8 @@ export class Retries {
   async redeliver(snapshot: Record_, manual: boolean, to?: Target): Promise<{ id: string; ok: boolean; reason?: string }> {
     if (this.#busy.has(snapshot.id)) return { id: snapshot.id, ok: false, reason: 'in_progress' };
     if (!manual && this.#unrecorded.has(snapshot.id)) return { id: snapshot.id, ok: false, reason: 'not_due' };
+    // from the start of the node's shutdown on, nothing is retried: its receivers are going
+    if (this.#node.stopping) return { id: snapshot.id, ok: false, reason: 'aborted' };
     this.#busy.add(snapshot.id);
     this.#unrecorded.delete(snapshot.id);
     const node = this.#node;
@@ -132,6 +134,9 @@ export class Retries {
       const outcome = await sendOnce(node, undefined, target, r.message, redeliverySettings(r.metadata, id, this.#host.settings.maxRedeliveryWaitMs));
       // a redelivery waits for the handler (up to its timeout): the backoff counts from when it ended
       const ended = node.clock.now();
+      // a redelivery cut short by the node's shutdown (its receiver killed, or the send given up) is
+      // no attempt of the entry's: it stays as it was, for the next run to retry
+      if (!outcome.ok && node.stopping) return { id: r.id, ok: false, reason: 'aborted' };
       this.#host.retried++;
       if (outcome.ok) {
         // purged while the redelivery waited for its receiver: the purge was its end, counted then

@@ -551,6 +551,29 @@ describe.each<[string, () => StoreOption]>([
       ]);
       expect(p.messages).toEqual(['a']);
     });
+
+    it("a retry cut short by the node's shutdown leaves its entry as it was (attempts, status, times), and answers aborted: the entry had attempts 1 and, at maxRetries 1, was parked, though its receiver never handled it", async () => {
+      const store = makeStore();
+      const { node } = dlqNode(store, { maxRetries: 1 });
+      const r = receiver(node, { name: 'inbox' });
+      await r.hold(); // busy: the redelivered message waits in its mailbox
+      const id = await add(node, 'inbox', 'm');
+      const before = await entry(node, id);
+      const memory = storeOf(node); // the memory store keeps its records after the shutdown
+      const events = captureEvents(node, [EVENTS]);
+      const retrying = node.deadLetters.retry([id]);
+      await node.settle();
+      expect(node.info(r.pid)?.mailboxLength).toBe(1);
+      await node.shutdown({ timeoutMs: 1000 });
+      expect(ok(await retrying)).toEqual([{ id, ok: false, reason: 'aborted' }]);
+      expect(named(events.events, 'retried')).toEqual([]);
+      expect(named(events.events, 'parked')).toEqual([]);
+      expect(r.seen).toEqual([]);
+      // as the store has it after the shutdown (a SQLite file, as the next node opens it)
+      const { node: next } = store.kind === 'sqlite' ? dlqNode(store, { maxRetries: 1 }) : { node: undefined };
+      const after = next === undefined ? memory.get(id) : await entry(next, id);
+      expect(after).toEqual(before);
+    });
   });
 
   describe('purge and stats', () => {
