@@ -552,6 +552,32 @@ describe.each<[string, () => StoreOption]>([
       expect(p.messages).toEqual(['a']);
     });
 
+    it('an abort while a rate-limited retry waits between entries ends the retry at once, the clock not moved past the wait', async () => {
+      const { node, clock } = dlqNode(makeStore());
+      const p = probe(node);
+      node.registry.register('target', p);
+      const all = [await add(node, 'target', 'one'), await add(node, 'target', 'two')];
+      const controller = new AbortController();
+      let settled = false;
+      const running = node.deadLetters.retry(all, { ratePerSecond: 1, signal: controller.signal }).then((r) => {
+        settled = true;
+        return r;
+      });
+      expect(await p.receive()).toBe('one');
+      // halfway through the second's wait of 1000 ms: the retry is waiting on the clock
+      await advance(node, clock, 500);
+      expect(settled).toBe(false);
+      controller.abort();
+      expect(ok(await running)).toEqual([
+        { id: all[0], ok: true },
+        { id: all[1], ok: false, reason: 'aborted' },
+      ]);
+      expect(clock.now()).toBe(T0 + 500);
+      expect(await entry(node, all[1]!)).toMatchObject({ status: 'pending', attempts: 0 });
+      await node.idle();
+      expect(p.messages).toEqual(['one']);
+    });
+
     it("a retry cut short by the node's shutdown leaves its entry as it was (attempts, status, times), and answers aborted: the entry had attempts 1 and, at maxRetries 1, was parked, though its receiver never handled it", async () => {
       const store = makeStore();
       const { node } = dlqNode(store, { maxRetries: 1 });
