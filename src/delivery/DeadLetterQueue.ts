@@ -47,6 +47,9 @@ function readLastError(metadata: object): unknown {
   }
 }
 
+/** How many entries a `retry(filter)` reads from the store at a time. */
+const RETRY_PAGE = 256;
+
 /** A recipient as stored: a formatted pid (`<node.id.creation>`) or a registered name. */
 function recipientText(target: Target): string {
   return nameOf(target) ?? Pid.format(target as Pid);
@@ -231,30 +234,54 @@ export class DeadLetterService implements DeadLetterQueue {
       throw new InvalidArgumentError('options.ratePerSecond', 'a positive number (whose 1000 / rate ms is finite)', rate);
     }
     if (options.signal !== undefined && !isAbortSignal(options.signal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
-    const records: Record_[] = [];
+    const results: { id: string; ok: boolean; reason?: string }[] = [];
+    const signal = options.signal;
+    // the node's shutdown ends a retry as an abort does, from its start (its receivers are going)
+    const aborted = (): boolean => signal?.aborted === true || this.#node.stopping || !this.available;
+    let first = true;
+    /** Retries one entry (after the rate's wait): false, with nothing done, once the retry is aborted. */
+    const retryOne = async (r: Record_): Promise<boolean> => {
+      if (!first && rate !== undefined && !aborted()) await pause(this.#node, 1000 / rate, signal);
+      first = false;
+      if (aborted()) return false;
+      results.push(await this.#retries.redeliver(r, true, to));
+      return true;
+    };
     if (ids !== undefined) {
+      const records: Record_[] = [];
       for (const id of new Set(ids)) {
         const r = this.store.get(id);
         if (r !== undefined) records.push(r);
       }
+      const found = new Set(records.map((r) => r.id));
+      for (const id of ids) if (!found.has(id)) results.push({ id, ok: false, reason: 'not_found' });
+      // every id given has its answer: those not reached, aborted
+      for (const r of records) if (!(await retryOne(r))) results.push({ id: r.id, ok: false, reason: 'aborted' });
     } else {
-      for (let cursor: string | undefined, page; ; cursor = page.cursor) {
-        page = this.store.list(filter!, this.#node.clock.now(), 1000, cursor);
-        records.push(...page.entries);
-        if (page.cursor === undefined) break;
-      }
-    }
-    const results: { id: string; ok: boolean; reason?: string }[] = [];
-    const found = new Set(records.map((r) => r.id));
-    for (const id of ids ?? []) if (!found.has(id)) results.push({ id, ok: false, reason: 'not_found' });
-    const signal = options.signal;
-    const aborted = (): boolean => signal?.aborted === true || !this.available;
-    for (let i = 0; i < records.length; i++) {
-      const r = records[i]!;
-      if (i > 0 && rate !== undefined && !aborted()) await pause(this.#node, 1000 / rate, signal);
-      results.push(aborted() ? { id: r.id, ok: false, reason: 'aborted' } : await this.#retries.redeliver(r, true, to));
+      // an abort ends it at once: the entries not reached (the rest of the queue, maybe) are not read
+      pages: for (const page of this.#pages(filter!)) for (const r of page) if (!(await retryOne(r))) break pages;
     }
     return results;
+  }
+
+  /**
+   * The entries a filter selects, in insertion order, a page at a time (memory is bounded by a page,
+   * not by the queue): those stored when it is called, up to the last id then. An entry added while
+   * they are retried is left for later, and one that fails again keeps its id, behind the cursor: each
+   * is taken once, and a queue that grows as fast as it is retried does not keep the retry going.
+   */
+  *#pages(filter: DeadLetterFilter): Generator<Record_[]> {
+    const last = this.store.lastId();
+    if (last === undefined) return;
+    const lastSeq = Number(last);
+    const now = this.#node.clock.now();
+    for (let cursor: string | undefined; ; ) {
+      const page = this.store.list(filter, now, RETRY_PAGE, cursor);
+      const entries = page.entries.filter((r) => Number(r.id) <= lastSeq);
+      if (entries.length > 0) yield entries;
+      if (page.cursor === undefined || entries.length < page.entries.length) return;
+      cursor = page.cursor;
+    }
   }
 
   async purge(filter: DeadLetterFilter): Promise<number> {

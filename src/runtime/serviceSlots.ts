@@ -152,7 +152,12 @@ export interface DeadLetterQueue {
   add(entry: { recipient: Target; message: unknown; reason: string; metadata?: object }): Promise<string>;
   list(filter?: DeadLetterFilter & { limit?: number; cursor?: string }): Promise<{ entries: DeadLetter[]; cursor?: string }>;
   get(id: string): Promise<DeadLetter | undefined>;
-  /** Delivers entries again (parked ones too); with `to`, to that recipient instead of theirs (a redrive). */
+  /**
+   * Delivers entries again (parked ones too), one at a time (spaced by `ratePerSecond`); with `to`,
+   * to that recipient instead of theirs (a redrive). A filter takes the entries stored when it is
+   * called, each at most once, read a page at a time. An abort of `signal` ends it at once: ids not
+   * reached answer `aborted`; with a filter, the answer holds the entries tried.
+   */
   retry(filter: DeadLetterFilter | string[], options?: { ratePerSecond?: number; signal?: AbortSignal; to?: Target }): Promise<{ id: string; ok: boolean; reason?: string }[]>;
   purge(filter: DeadLetterFilter): Promise<number>;
   stats(): Promise<DeadLetterStats>;

@@ -552,6 +552,71 @@ describe.each<[string, () => StoreOption]>([
       expect(p.messages).toEqual(['a']);
     });
 
+    it('retry(filter) reads the store a page (256 entries) at a time, never every matching entry at once: it listed all 600 in one read', async () => {
+      const { node } = dlqNode(makeStore());
+      const p = probe(node);
+      node.registry.register('inbox', p);
+      const all = await Promise.all(Array.from({ length: 600 }, (_, i) => add(node, 'inbox', i)));
+      const store = storeOf(node);
+      const list = store.list.bind(store);
+      const handedOut: number[] = [];
+      store.list = (...args) => {
+        const page = list(...args);
+        handedOut.push(page.entries.length);
+        return page;
+      };
+      expect(ok(await node.deadLetters.retry({ reason: 'noproc' }))).toEqual(all.map((id) => ({ id, ok: true })));
+      expect(handedOut).toEqual([256, 256, 88]);
+      expect(p.messages).toEqual(all.map((_, i) => i));
+      expect(await stats(node)).toMatchObject({ pending: 0, retried: 600, succeeded: 600 });
+    });
+
+    it('an abort ends a retry(filter) at once: it answers for the entries it retried, reads no further page, and leaves the rest untouched: it read all 600 at once and answered aborted for each of the 599 not reached', async () => {
+      const { node, clock } = dlqNode(makeStore());
+      const p = probe(node);
+      node.registry.register('inbox', p);
+      const all = await Promise.all(Array.from({ length: 600 }, (_, i) => add(node, 'inbox', i)));
+      const store = storeOf(node);
+      const list = store.list.bind(store);
+      const handedOut: number[] = [];
+      store.list = (...args) => {
+        const page = list(...args);
+        handedOut.push(page.entries.length);
+        return page;
+      };
+      const controller = new AbortController();
+      const running = node.deadLetters.retry({ reason: 'noproc' }, { ratePerSecond: 1, signal: controller.signal });
+      expect(await p.receive()).toBe(0);
+      await advance(node, clock, 500);
+      controller.abort();
+      expect(ok(await running)).toEqual([{ id: all[0], ok: true }]);
+      expect(handedOut).toEqual([256]);
+      store.list = list;
+      expect(await stats(node)).toMatchObject({ pending: 599, parked: 0, retried: 1, succeeded: 1 });
+      expect(await entry(node, all[599]!)).toMatchObject({ status: 'pending', attempts: 0 });
+      await node.idle();
+      expect(p.messages).toEqual([0]);
+    });
+
+    it('retry(filter) takes the entries stored when it was called, each once: an entry added meanwhile is left for later, one that fails again is not retried again in the same call', async () => {
+      const { node } = dlqNode(makeStore());
+      // every message handled adds a new entry that the filter matches (a paging that followed them would never end)
+      let n = 0;
+      node.registry.register('inbox', node.spawn(() => async () => void (await node.deadLetters.add({ recipient: 'inbox', message: `new ${++n}`, reason: 'noproc' }))));
+      const old = await Promise.all(Array.from({ length: 300 }, (_, i) => add(node, i % 2 === 0 ? 'inbox' : 'nobody', i)));
+      const results = ok(await node.deadLetters.retry({ reason: 'noproc' }));
+      expect(results).toEqual(old.map((id, i) => (i % 2 === 0 ? { id, ok: true } : { id, ok: false, reason: 'noproc' })));
+      const left = [];
+      for (let cursor: string | undefined, page; ; cursor = page.cursor) {
+        page = ok(await node.deadLetters.list({ limit: 1000, ...(cursor === undefined ? {} : { cursor }) }));
+        left.push(...page.entries);
+        if (page.cursor === undefined) break;
+      }
+      // the failed ones once each (attempts 1), then the 150 added by the handler, untouched
+      expect(left.map((e) => [e.id, e.attempts])).toEqual([...old.filter((_, i) => i % 2 === 1).map((id) => [id, 1]), ...left.slice(150).map((e) => [e.id, 0])]);
+      expect(left.slice(150).map((e) => e.message)).toEqual(Array.from({ length: 150 }, (_, i) => `new ${i + 1}`));
+    });
+
     it('an abort while a rate-limited retry waits between entries ends the retry at once, the clock not moved past the wait', async () => {
       const { node, clock } = dlqNode(makeStore());
       const p = probe(node);

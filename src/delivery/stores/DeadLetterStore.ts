@@ -22,6 +22,8 @@ export interface DeadLetterStore {
   get(id: string): Record_ | undefined;
   /** In insertion order, after `cursor` (an id) if given. */
   list(filter: DeadLetterFilter, now: number, limit: number, cursor: string | undefined): { entries: Record_[]; cursor?: string };
+  /** The id of the last entry added (ids grow: a later entry's is greater), or undefined when none was. */
+  lastId(): string | undefined;
   update(id: string, changes: Partial<Pick<Record_, 'attempts' | 'lastAttemptAt' | 'nextRetryAt' | 'lastError' | 'status'>>): void;
   /** Removes a delivered entry; a durable store that cannot write it now (a locked file) queues it as an update rather than throw. */
   remove(id: string): void;

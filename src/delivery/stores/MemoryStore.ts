@@ -69,6 +69,10 @@ export class MemoryStore implements DeadLetterStore {
     return more ? { entries, cursor: entries[entries.length - 1]!.id } : { entries };
   }
 
+  lastId(): string | undefined {
+    return this.#seq === 0 ? undefined : String(this.#seq);
+  }
+
   update(id: string, changes: Partial<Record_>): void {
     const seq = seqOf(id);
     const r = seq === undefined ? undefined : this.#records.get(seq);

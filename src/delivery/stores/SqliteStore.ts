@@ -238,6 +238,12 @@ export class SqliteStore implements DeadLetterStore {
     return (this.#statement(`SELECT seq FROM dead_letters WHERE 1 = 1${where}${kept.where} ORDER BY seq`).all(...args, ...kept.args) as { seq: number }[]).map((r) => String(r.seq));
   }
 
+  /** The greatest seq stored (AUTOINCREMENT never gives one again, even after its entry is removed). */
+  lastId(): string | undefined {
+    const row = this.#statement('SELECT MAX(seq) AS seq FROM dead_letters').get() as { seq: number | null };
+    return row.seq === null ? undefined : String(row.seq);
+  }
+
   /** Updates are written behind, in one transaction per turn; every read flushes them first. */
   update(id: string, changes: Partial<Pick<Record_, 'attempts' | 'lastAttemptAt' | 'nextRetryAt' | 'lastError' | 'status'>>): void {
     const keys = Object.keys(changes).sort();
