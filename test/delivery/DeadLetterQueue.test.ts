@@ -665,6 +665,26 @@ describe.each<[string, () => StoreOption]>([
       const after = next === undefined ? memory.get(id) : await entry(next, id);
       expect(after).toEqual(before);
     });
+
+    it("an automatic redelivery cut short by the node's shutdown leaves its entry as it was too: it had attempts 1 and, at maxRetries 1, was parked", async () => {
+      const store = makeStore();
+      const { node, clock } = dlqNode(store, { maxRetries: 1, backoff: { initialMs: 100, factor: 2, maxMs: 1000, jitter: 'none' } });
+      const id = await add(node, 'inbox', 'm');
+      // spawned after the queue's process: the shutdown stops it first, ending the redelivery waiting in it
+      const r = receiver(node, { name: 'inbox' });
+      await r.hold(); // busy: the redelivered message waits in its mailbox
+      const before = await entry(node, id);
+      const memory = storeOf(node);
+      const events = captureEvents(node, [EVENTS]);
+      await step(node, clock, 100);
+      expect(node.info(r.pid)?.mailboxLength).toBe(1);
+      await node.shutdown({ timeoutMs: 1000 });
+      expect(named(events.events, 'retried')).toEqual([]);
+      expect(named(events.events, 'parked')).toEqual([]);
+      const { node: next } = store.kind === 'sqlite' ? dlqNode(store, { maxRetries: 1 }) : { node: undefined };
+      const after = next === undefined ? memory.get(id) : await entry(next, id);
+      expect(after).toEqual(before);
+    });
   });
 
   describe('purge and stats', () => {
