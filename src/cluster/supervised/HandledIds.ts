@@ -10,16 +10,30 @@
  * crash between the handler's end and the ack finds it there on the redelivery. The one window left
  * is between the handler's end and the bucket's answer to the write (microseconds to a round trip):
  * a crash in it handles the message once more on the redelivery (at-least-once, never lost).
+ *
+ * Each record also says which delivery handled the id: JetStream's delivery count then and the
+ * send's reply subject (`<n> <reply>`; a subject has no spaces). JetStream does not count a
+ * message's deliveries across its receiver's death (nats-server 2.9 says delivery 1 again for a
+ * message redelivered a little past the ack wait to a node restarted meanwhile), so a redelivery of
+ * the message that was handled is known from this to be at least its next delivery.
  */
 
 /** The part of a KV bucket the record uses (`@nats-io/kv`'s `KV`). */
 export interface HandledBucket {
-  get(key: string): Promise<{ readonly operation: string } | null>;
+  get(key: string): Promise<{ readonly operation: string; string(): string } | null>;
   put(key: string, value: string): Promise<number>;
 }
 
+/** The delivery that handled an id: JetStream's count then (0: unknown, a record of an earlier version) and its send's reply subject ('' unknown). */
+export interface HandledBy {
+  readonly n: number;
+  readonly reply: string;
+}
+
+const UNKNOWN: HandledBy = Object.freeze({ n: 0, reply: '' });
+
 export class HandledIds {
-  readonly #recent = new Map<string, true>();
+  readonly #recent = new Map<string, HandledBy>();
   readonly #capacity: number;
   readonly #bucket: HandledBucket | undefined;
   readonly #prefix: string;
@@ -35,14 +49,16 @@ export class HandledIds {
     return this.#recent.size;
   }
 
-  /** True when `id` was handled by this node (in memory, else in the bucket). */
-  async has(id: string): Promise<boolean> {
-    if (this.#recent.has(id)) return true;
-    if (this.#bucket === undefined) return false;
+  /** The delivery that handled `id` on this node (in memory, else in the bucket); undefined when it was not handled here. */
+  async find(id: string): Promise<HandledBy | undefined> {
+    const recent = this.#recent.get(id);
+    if (recent !== undefined) return recent;
+    if (this.#bucket === undefined) return undefined;
     const entry = await this.#bucket.get(this.#key(id));
-    if (entry === null || entry.operation !== 'PUT') return false;
-    this.#remember(id);
-    return true;
+    if (entry === null || entry.operation !== 'PUT') return undefined;
+    const by = parse(entry.string());
+    this.#remember(id, by);
+    return by;
   }
 
   /** True when the bucket records `id` as handled by `node` (a sender asks of its receiver). */
@@ -52,15 +68,15 @@ export class HandledIds {
     return entry !== null && entry.operation === 'PUT';
   }
 
-  /** Records `id` as handled: in memory at once, in the bucket when the promise resolves. */
-  async add(id: string): Promise<void> {
-    this.#remember(id);
-    if (this.#bucket !== undefined) await this.#bucket.put(this.#key(id), '1');
+  /** Records `id` as handled by delivery `n` of the send replied to on `reply`: in memory at once, in the bucket when the promise resolves. */
+  async add(id: string, n: number, reply: string): Promise<void> {
+    this.#remember(id, { n, reply });
+    if (this.#bucket !== undefined) await this.#bucket.put(this.#key(id), `${n} ${reply}`);
   }
 
-  #remember(id: string): void {
+  #remember(id: string, by: HandledBy): void {
     this.#recent.delete(id);
-    this.#recent.set(id, true);
+    this.#recent.set(id, by);
     if (this.#recent.size > this.#capacity) this.#recent.delete(this.#recent.keys().next().value!);
   }
 
@@ -68,4 +84,11 @@ export class HandledIds {
   #key(id: string): string {
     return this.#prefix + Buffer.from(id, 'utf8').toString('base64url');
   }
+}
+
+/** A record's value, `<n> <reply>`; an earlier version's `1` (or anything else) says nothing of the delivery. */
+function parse(value: string): HandledBy {
+  const space = value.indexOf(' ');
+  const n = Number(value.slice(0, space));
+  return space > 0 && Number.isSafeInteger(n) && n >= 1 && space < value.length - 1 ? { n, reply: value.slice(space + 1) } : UNKNOWN;
 }

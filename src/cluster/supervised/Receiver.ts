@@ -155,9 +155,12 @@ export class Receiver {
     if (this.#closed || this.#adopted(send, msg)) return;
     const n = msg.info.deliveryCount;
     if (this.#expired(send, msg)) return;
-    if (await this.#host.handled.has(send.id)) {
+    const handled = await this.#host.handled.find(send.id);
+    if (handled !== undefined) {
       msg.ack(); // a redelivery (after a crash before the ack) or a duplicate: handled once already
-      this.#host.reply(send.reply, { t: 'f', ok: true, n });
+      // a redelivery of the message handled (its reply subject) is at least the delivery after that
+      // one: JetStream may count it as delivery 1 again after the receiver's death (nats-server 2.9)
+      this.#host.reply(send.reply, { t: 'f', ok: true, n: handled.reply === send.reply ? Math.max(n, handled.n + 1) : n });
       return;
     }
     // the lookup may have outlasted the expiry (a slow bucket): past it the sender has given up
@@ -176,7 +179,7 @@ export class Receiver {
       const r = this.#kernel.deliverEnvelope(undefined, target, send.message, send.id);
       if (r !== Delivery.Enqueued && traced) flow.take(send.id);
       if (r !== Delivery.Enqueued) return this.#failed(send, msg, n, r === Delivery.MailboxFull ? { reason: 'mailbox_full', retry: true, error: 'mailbox_full' } : { reason: 'noproc', retry: false, error: 'noproc' });
-      await this.#host.handled.add(send.id);
+      await this.#host.handled.add(send.id, n, send.reply);
       await this.#ack(send, msg, n);
       return;
     }
@@ -251,7 +254,7 @@ export class Receiver {
       for (const x of flight.followers) await this.#ack(x.send, x.msg, x.msg.info.deliveryCount);
     };
     void this.#kernel
-      .trackIo(this.#host.handled.add(flight.send.id).then(acks))
+      .trackIo(this.#host.handled.add(flight.send.id, n, flight.send.reply).then(acks))
       .catch((e: unknown) => this.#host.dropped('record_unavailable', e, flight.send.id))
       .finally(() => {
         if (this.#inflight.get(flight.send.id) === flight) this.#inflight.delete(flight.send.id);
