@@ -62,12 +62,23 @@ export class DeadlockError extends KeelError {
   }
 }
 
-/** A behaviour's `init` failed (threw, rejected or exited); `reason` is why. */
+/**
+ * A behaviour's `init` failed (threw, rejected or exited); `reason` is why. A supervisor whose child
+ * failed to start has `reason` `{ shutdown: { failed_to_start_child: id, reason } }` (its exit
+ * reason, as OTP's) and `childPath`.
+ */
 export class StartError extends KeelError {
   readonly reason: unknown;
-  constructor(what: string, reason: unknown, reasonText: string) {
+  /**
+   * For a supervisor whose child failed to start: the ids from its child down to the one whose start
+   * failed (`['inner', 'db']` when its child supervisor `'inner'` failed because of its child `'db'`);
+   * undefined otherwise.
+   */
+  readonly childPath: readonly string[] | undefined;
+  constructor(what: string, reason: unknown, reasonText: string, options?: { childPath?: readonly string[] }) {
     super('ERR_START_FAILED', `${what} failed to start: ${reasonText}`, { cause: reason });
     this.reason = reason;
+    this.childPath = options?.childPath;
   }
 }
 

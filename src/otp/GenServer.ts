@@ -1,11 +1,12 @@
 import { CallExitError, CallTimeoutError, checkStrayKeys, DeadlockError, InvalidArgumentError, readOption, StartError, toError } from '../errors.js';
 import { refuseMisspelt } from './internal/misspelt.js';
-import { exitedWith, inTurn, isProcess, originOf, type Proc } from '../runtime/kernel.js';
+import { exitedWith, inTurn, isDead, isProcess, originOf, type Proc } from '../runtime/kernel.js';
 import { isAbortSignal, isInstance } from '../runtime/safe.js';
 import { formatReason, isExitReason, type ExitReason, type SystemMessage } from '../runtime/messages.js';
 import { checkTarget, Name, nameOf, type Pid, type Target, targetText } from '../runtime/Pid.js';
 import type { Context, Handler, Init, Node } from '../runtime/types.js';
 import { callProcess, type From, noProcError, PendingCall, validateTimeout } from './internal/calls.js';
+import { InitStop } from './internal/initStop.js';
 import { ServerLifecycle } from './internal/lifecycle.js';
 import { adopt, isThenable } from './internal/thenable.js';
 import { CastMessage, Server, StopMessage, TIMEOUT } from './internal/server.js';
@@ -94,6 +95,12 @@ function start<S, P extends CallProtocol, Cast, Arg>(
     const fail = (ctx: Context<any>, reason: unknown): void => {
       // the starter learns of the failure from the start's result, not from an exit signal
       if (link && caller !== undefined) ctx.unlink(caller.self);
+      if (isInstance(reason, InitStop)) {
+        settle(reason.error, ctx.self);
+        // OTP's {stop, Reason}: the server exits with it (no crash), unless it died meanwhile
+        if (!isDead(ctx as Proc)) ctx.exit(reason.reason);
+        return;
+      }
       const e = toError(reason);
       settle(new StartError('GenServer', e, formatReason(e)), ctx.self);
     };

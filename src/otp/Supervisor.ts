@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, StartError, toError } from '../errors.js';
 import { isProcess, kernelOf } from '../runtime/kernel.js';
 import { isInstance } from '../runtime/safe.js';
 import { formatReason, isExit, type ExitReason } from '../runtime/messages.js';
@@ -7,6 +7,7 @@ import type { BackoffOptions } from '../backoff.js';
 import type { Context, Node } from '../runtime/types.js';
 import { GenServer, type GenServerSpec } from './GenServer.js';
 import { type Child, type ChildSpec, readOnce, recordRestart, shouldRestart, specOf, startChild, stopChild, toChild, toChildren, unexpectedRequest } from './internal/children.js';
+import { InitStop } from './internal/initStop.js';
 import { keelServer, unexpectedInfo } from './internal/keelServer.js';
 import { markBehaviour } from './internal/lifecycle.js';
 
@@ -112,11 +113,47 @@ function event(ctx: Context<any>, name: string, measurements: Record<string, num
   ctx.node.telemetry.execute(`keel.supervisor.${name}`, measurements, { supervisor: ctx.self, ...metadata });
 }
 
-async function startAll(ctx: Context<any>, children: Child[]): Promise<void> {
+/** Starts the children in order; at the first whose start fails, stops those started and answers how it failed. */
+async function startAll(ctx: Context<any>, children: Child[]): Promise<InitStop | undefined> {
   for (const child of children) {
-    const pid = await startChild(ctx, child);
+    let pid: Pid;
+    try {
+      pid = await startChild(ctx, child);
+    } catch (e) {
+      await stopAll(ctx, children);
+      return startFailure(ctx, child, e);
+    }
     event(ctx, 'child_started', {}, { id: child.id, pid });
   }
+  return undefined;
+}
+
+/**
+ * The exit reason of a supervisor whose child failed to start at its own start: OTP's
+ * `{shutdown, {failed_to_start_child, Id, Reason}}`. A clean exit: no crash report.
+ */
+export interface FailedToStartChild {
+  readonly shutdown: { readonly failed_to_start_child: string; readonly reason: unknown };
+}
+
+/**
+ * How the supervisor fails its start after `child`'s start failed with `error` (the child's
+ * StartError): it exits with a {@link FailedToStartChild} and its start rejects with a StartError
+ * saying so, after one `keel.supervisor.start_failed` event and one error line in the log (OTP's
+ * supervisor report), none with a stack. The reason is what the child's start failed with; a
+ * behaviour's StartError (a child supervisor's, a GenServer's) gives its own reason, as OTP's
+ * `{error, Reason}`, so a nested supervisor's reason holds the ids down to the child that failed.
+ */
+function startFailure(ctx: Context<any>, child: Child, error: unknown): InitStop {
+  const childError = isInstance(error, StartError) ? error : new StartError(`child '${child.id}'`, error, formatReason(toError(error)));
+  const thrown = childError.reason;
+  const inner = isInstance(thrown, StartError) ? thrown : undefined;
+  const original = inner === undefined ? thrown : inner.reason;
+  const reason: FailedToStartChild = { shutdown: { failed_to_start_child: child.id, reason: original } };
+  event(ctx, 'start_failed', {}, { id: child.id, reason: original });
+  kernelOf(ctx.node).log('error', `supervisor ${String(ctx.self)} failed to start: ${childError.message}`);
+  const childPath = [child.id, ...(inner?.childPath ?? [])];
+  return new InitStop(reason, new StartError('Supervisor', reason, childError.message, { childPath }));
 }
 
 async function stopAll(ctx: Context<any>, children: readonly Child[]): Promise<void> {
@@ -250,12 +287,8 @@ const supervisorSpec: GenServerSpec<State, { request: Request; reply: unknown },
   async init({ children, options }, ctx) {
     ctx.trapExits();
     const state: State = { ctx, children, options, restartTimes: [], history: [], groupRetry: undefined, retries: new WeakMap() };
-    try {
-      await startAll(ctx, children);
-    } catch (e) {
-      await stopAll(ctx, children);
-      throw e;
-    }
+    const failure = await startAll(ctx, children);
+    if (failure !== undefined) throw failure;
     return state;
   },
 

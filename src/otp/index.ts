@@ -11,7 +11,7 @@ export {
   type NoReplyResult,
   type StateResult,
 } from './GenServer.js';
-export { Supervisor, type ChildInfo, type ChildSpec, type SupervisorOptions, type SupervisorStatus } from './Supervisor.js';
+export { Supervisor, type ChildInfo, type ChildSpec, type FailedToStartChild, type SupervisorOptions, type SupervisorStatus } from './Supervisor.js';
 export { DynamicSupervisor, type DynamicChildInfo, type DynamicChildSpec, type DynamicSupervisorOptions } from './DynamicSupervisor.js';
 export { Task } from './Task.js';
 export { Registry, type KeyRegistry, type Pattern, type RegistryEntry, type RegistryEvent, type RegistryGuard, type RegistryOptions, type RegistryQuery, type RegistrySelected, type UpdateValueResult } from './Registry.js';

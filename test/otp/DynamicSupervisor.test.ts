@@ -1,8 +1,8 @@
 /* eslint-disable keel/no-unmanaged-monitor -- tests observe exits by a monitor's Down and report to probes with raw sends, the way STYLE.md 10 asks tests to wait */
 import { describe, expect, it } from 'vitest';
-import { DynamicSupervisor, GenServer, isDown, isExit, Pid, type Context, type DynamicChildSpec, type ExitReason, type Init, type Node } from '../../src/index.js';
+import { DynamicSupervisor, GenServer, isDown, isExit, Pid, Supervisor, type Context, type DynamicChildSpec, type ExitReason, type Init, type Node, type StartError } from '../../src/index.js';
 import { captureEvents, probe, TestClock } from '../../src/testing/index.js';
-import { expectKeelError, failure, receiveDown, thrown, UNREADABLE, useNodes } from '../support.js';
+import { expectKeelError, failure, fakeLogger, receiveDown, thrown, UNREADABLE, useNodes } from '../support.js';
 import { memoryPair } from '../cluster/support.js';
 
 const track = useNodes();
@@ -527,6 +527,34 @@ describe('options whose getters answer once', () => {
     expect(node.isAlive(sup)).toBe(true);
     await DynamicSupervisor.startChild(node, 'once-dyn', spec()); // by the name it was given
     expectKeelError(await failure(() => DynamicSupervisor.startChild(node, sup, spec())), 'ERR_MAX_CHILDREN');
+  });
+});
+
+describe('DynamicSupervisor.startChild of a supervisor that fails to start', () => {
+  it("rejects with the child's start error ({ error, Reason } in OTP), the inner supervisor's reason and id chain in it, and the DynamicSupervisor serves on; no crash is logged", async () => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const sup = await DynamicSupervisor.start(node);
+    const boom = new Error('boom');
+    const e = await failure(() =>
+      DynamicSupervisor.startChild(node, sup, {
+        id: 'pool',
+        type: 'supervisor',
+        start: (ctx: Context) => Supervisor.startLink(ctx, [{ id: 'bad', start: () => Promise.reject(boom) }]),
+      }),
+    );
+    expectKeelError(e, 'ERR_START_FAILED');
+    expect((e as StartError).message).toBe("child 'pool' failed to start: Supervisor failed to start: child 'bad' failed to start: Error: boom");
+    const inner = (e as StartError).reason as StartError;
+    expect(inner.reason).toEqual({ shutdown: { failed_to_start_child: 'bad', reason: boom } });
+    expect(inner.childPath).toEqual(['bad']);
+    expect(node.isAlive(sup)).toBe(true);
+    expect(await DynamicSupervisor.countChildren(node, sup)).toEqual({ specs: 0, active: 0, supervisors: 0, workers: 0 });
+    expect(await DynamicSupervisor.startChild(node, sup, spec())).toBeInstanceOf(Object); // it serves on
+    await node.idle();
+    expect(logger.errors.map(([line]) => String(line).replace(/<[^>]+>/, '<sup>'))).toEqual([
+      "supervisor <sup> failed to start: child 'bad' failed to start: Error: boom",
+    ]);
   });
 });
 

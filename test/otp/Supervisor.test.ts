@@ -14,10 +14,11 @@ import {
   type ExitReason,
   type Init,
   type Node,
+  type StartError,
   type SupervisorOptions,
 } from '../../src/index.js';
 import { captureEvents, probe, TestClock, type CapturedEvent, type Probe } from '../../src/testing/index.js';
-import { deferred, expectKeelError, failure, receiveDown, seeded, thrown, useNodes } from '../support.js';
+import { deferred, expectKeelError, failure, fakeLogger, receiveDown, seeded, thrown, useNodes } from '../support.js';
 import { memoryPair } from '../cluster/support.js';
 
 const track = useNodes();
@@ -1406,6 +1407,107 @@ describe('a child whose start fails at supervisor start', () => {
     await node.idle();
     expect(named(events.events, 'child_terminated').map((ev) => ev.metadata.id)).toEqual(['b', 'a']);
     expect(node.processes().filter((pid) => !Pid.equals(pid, p))).toEqual([]);
+  });
+});
+
+describe('a child whose start fails at supervisor start, as OTP reports it', () => {
+  /** A child whose start tells `p` to monitor the supervisor starting it (whose pid the failed start does not give). */
+  function watchingSupervisor(id: string, p: Probe): ChildSpec {
+    return {
+      id,
+      start: (ctx) => {
+        p.ctx.monitor(ctx.self);
+        return ctx.spawnLink(worker(id));
+      },
+    };
+  }
+
+  const noStack = (line: unknown): boolean => !String(line).includes('\n    at ');
+
+  it("exits with { shutdown: { failed_to_start_child: id, reason } }, rejects with ERR_START_FAILED naming the child and its reason, and logs one supervisor report, no crash", async () => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const p = probe(node);
+    const broken = new Error('broken start');
+    const events = captureEvents(node, [SUP + 'start_failed']);
+    const e = await failure(() =>
+      Supervisor.start(node, [
+        watchingSupervisor('a', p),
+        {
+          id: 'broken',
+          start: () => {
+            throw broken;
+          },
+        },
+      ]),
+    );
+    const down = await receiveDown(p);
+    const reason = { shutdown: { failed_to_start_child: 'broken', reason: broken } };
+    expect(down.reason).toEqual(reason);
+    expect((down.reason as typeof reason).shutdown.reason).toBe(broken);
+    expectKeelError(e, 'ERR_START_FAILED');
+    expect((e as StartError).message).toBe("Supervisor failed to start: child 'broken' failed to start: Error: broken start");
+    expect((e as StartError).reason).toEqual(reason);
+    expect((e as StartError).childPath).toEqual(['broken']);
+    await node.idle();
+    expect(logger.errors).toEqual([[`supervisor ${String(down.pid)} failed to start: child 'broken' failed to start: Error: broken start`]]);
+    expect(events.events.map((ev) => [ev.metadata.id, ev.metadata.reason])).toEqual([['broken', broken]]);
+    expect(node.processes().filter((pid) => !Pid.equals(pid, p))).toEqual([]);
+  });
+
+  it("a nested supervisor's failure reaches the top with the chain of ids, each supervisor reporting once, none as a crash", async () => {
+    const logger = fakeLogger();
+    const node = track({ logger });
+    const p = probe(node);
+    const boom = new Error('boom');
+    const e = await failure(() =>
+      Supervisor.start(node, [
+        watchingSupervisor('a', p),
+        {
+          id: 'inner',
+          type: 'supervisor',
+          start: (ctx) =>
+            Supervisor.startLink(ctx, [
+              watchingSupervisor('b', p),
+              {
+                id: 'bad',
+                start: () => Promise.reject(boom),
+              },
+            ]),
+        },
+      ]),
+    );
+    const inner = { shutdown: { failed_to_start_child: 'bad', reason: boom } };
+    const outer = { shutdown: { failed_to_start_child: 'inner', reason: inner } };
+    expectKeelError(e, 'ERR_START_FAILED');
+    expect((e as StartError).message).toBe(
+      "Supervisor failed to start: child 'inner' failed to start: Supervisor failed to start: child 'bad' failed to start: Error: boom",
+    );
+    expect((e as StartError).reason).toEqual(outer);
+    expect((e as StartError).childPath).toEqual(['inner', 'bad']);
+    const downs = [await receiveDown(p), await receiveDown(p)];
+    expect(downs.map((d) => d.reason)).toEqual([inner, outer]); // the inner one exits first
+    await node.idle();
+    expect(logger.errors.length).toBe(2);
+    expect(logger.errors.every(([line]) => noStack(line))).toBe(true);
+    expect(logger.errors.map(([line]) => line)).toEqual([
+      `supervisor ${String(downs[0]!.pid)} failed to start: child 'bad' failed to start: Error: boom`,
+      `supervisor ${String(downs[1]!.pid)} failed to start: child 'inner' failed to start: Supervisor failed to start: child 'bad' failed to start: Error: boom`,
+    ]);
+    expect(node.processes().filter((pid) => !Pid.equals(pid, p))).toEqual([]);
+  });
+
+  it('startLink from a process that does not trap exits: the starter gets the rejection and lives on', async () => {
+    const node = track();
+    const p = probe(node);
+    const starter = node.spawn<'go'>((ctx) => async () => {
+      const e = await failure(() => Supervisor.startLink(ctx, [{ id: 'bad', start: () => Promise.reject(new Error('no')) }]));
+      ctx.send(p, isKeelError(e, 'ERR_START_FAILED') ? (e as StartError).childPath : e);
+    });
+    node.send(starter, 'go');
+    expect(await p.receive()).toEqual(['bad']);
+    await node.idle();
+    expect(node.isAlive(starter)).toBe(true);
   });
 });
 

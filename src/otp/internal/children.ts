@@ -3,6 +3,7 @@ import { checkStrayKeys, describe, InvalidArgumentError, StartError, thrownText,
 import { formatReason, isCleanExit, type ExitReason } from '../../runtime/messages.js';
 import { exitReasonOf, isDead, kernelOf, type Proc } from '../../runtime/kernel.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
+import { isInstance } from '../../runtime/safe.js';
 import type { Context } from '../../runtime/types.js';
 
 /** How a supervisor starts, restarts and stops one child. */
@@ -192,7 +193,8 @@ export async function startChild(ctx: Context<any>, child: Child): Promise<Pid> 
     pid = await child.start(ctx);
   } catch (e) {
     const error = toError(e);
-    throw new StartError(`child '${child.id}'`, error, formatReason(error));
+    // a behaviour's start error says what failed already: its message, not its name before it
+    throw new StartError(`child '${child.id}'`, error, isInstance(error, StartError) ? error.message : formatReason(error));
   }
   if (!isPid(pid)) {
     throw new StartError(`child '${child.id}'`, new InvalidArgumentError(`start of child '${child.id}'`, 'a Pid', pid), `start returned ${describe(pid)}`);
