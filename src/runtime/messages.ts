@@ -124,13 +124,19 @@ export function reasonReport(reason: ExitReason): string {
 }
 
 /** A readable form of an exit reason for logs and events; never throws, whatever the reason holds. */
+/** A value inside a `{ shutdown }` reason as its text shows it: an error by its name and message (JSON shows none of an Error's own fields), a bigint by its digits. */
+function reasonPart(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  return isError(value) ? `${String(value.name)}: ${String(value.message)}` : value;
+}
+
 export function formatReason(reason: ExitReason): string {
   if (typeof reason === 'string') return reason;
   try {
     if (isError(reason)) return `${String(reason.name)}: ${String(reason.message)}`;
     let detail: string;
     try {
-      detail = JSON.stringify(reason.shutdown) ?? String(reason.shutdown);
+      detail = JSON.stringify(reason.shutdown, reasonPart) ?? String(reason.shutdown);
     } catch {
       detail = describe(reason.shutdown);
     }

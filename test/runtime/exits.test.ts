@@ -790,6 +790,18 @@ describe('crash reports', () => {
   });
 });
 
+describe('formatReason', () => {
+  it('shows an error, a bigint and a cycle inside a { shutdown } reason by their text', () => {
+    // a supervisor whose child failed to start exits with such a reason: its error must read as one
+    expect(formatReason({ shutdown: { failed_to_start_child: 'db', reason: new TypeError('boom') } })).toBe('{ shutdown: {"failed_to_start_child":"db","reason":"TypeError: boom"} }');
+    expect(formatReason({ shutdown: { n: 10n } })).toBe('{ shutdown: {"n":"10"} }');
+    expect(formatReason({ shutdown: 'fenced' })).toBe('{ shutdown: "fenced" }');
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    expect(formatReason({ shutdown: cyclic })).toMatch(/^\{ shutdown: /);
+  });
+});
+
 describe('the exit reason of a process with no extras', () => {
   it.each<[string, ExitReason | 'kill', ExitReason]>([
     ['killed', 'kill', 'killed'],
