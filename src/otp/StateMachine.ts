@@ -13,6 +13,9 @@ import { adopt, isThenable } from './internal/thenable.js';
 import { field, has, NEXT, readResult, readTimeout, REPEAT, STOP, type CallbackMode, type TimeoutAction, unreadable, validateSpec } from './internal/statemRead.js';
 import type { AnySpec, Ev, StateMachineSpec, TimeoutKind } from './internal/statemSpec.js';
 
+/** The most actions one result may list (a proxy may claim 2^32 - 1 valid ones). */
+const MAX_ACTIONS = 100_000;
+
 export type { HandleEventSpec, StateFunctionsSpec, StateMachineAction, StateMachineEvent, StateMachineInit, StateMachineSpec, Transition } from './internal/statemSpec.js';
 
 
@@ -168,7 +171,9 @@ class Machine {
     if (!isList) throw new InvalidArgumentError('actions', 'an array of actions', actions);
     // an array's length is an integer from 0 to 2^32 - 1; a proxy may answer anything (Infinity: a
     // loop to it would never end, the node frozen; -1 or NaN: no action, silently)
-    if (n >>> 0 !== n) throw new InvalidArgumentError('actions.length', 'an array length (an integer from 0 to 2^32 - 1)', n);
+    // and a proxy answering 2^32 - 1 would have the loop read billions of valid actions: no list
+    // that big is built by hand, so past MAX_ACTIONS it is refused too, before any is read
+    if (n >>> 0 !== n || n > MAX_ACTIONS) throw new InvalidArgumentError('actions.length', `an array length of at most ${MAX_ACTIONS} (an integer from 0)`, n);
     const list = actions as readonly unknown[];
     if (!enter) this.pendingEventTimeout = undefined;
     let postpone = false;
