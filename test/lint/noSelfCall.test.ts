@@ -141,6 +141,17 @@ untyped.run('no-self-call (without types: by name)', noSelfCall, {
     // the name of a server started elsewhere: the spec here is not started under it
     `const spec = { init: () => 0, async handleCall(r, f, s, ctx) { await GenServer.call(ctx, 'billing', r); return { reply: 1, state: s }; } };
      GenServer.start(node, spec);`,
+    // a process a callback spawns is another process: its call to the server's name waits for a server that is free
+    `GenServer.start(node, { init: () => 0, handleCast(m, s, ctx) { ctx.spawn((c) => async () => { await GenServer.call(c, 'billing', m); }); return s; } }, undefined, { name: 'billing' });`,
+    `GenServer.start(node, { init: () => 0, handleCast(m, s, ctx) { ctx.spawnLink(function (c) { return async () => { await GenServer.call(c, 'billing', m); }; }); return s; } }, undefined, { name: 'billing' });`,
+    // so is a server a callback starts: its own callbacks calling the server that started it are no self-call
+    `GenServer.start(node, {
+  init: () => 0,
+  async handleCast(m, s, ctx) {
+    await GenServer.start(ctx, { init: () => 0, async handleCall(r, f, t, c) { return { reply: await GenServer.call(c, 'billing', r), state: t }; } });
+    return s;
+  },
+}, undefined, { name: 'billing' });`,
     // a call to the server's name from outside its callbacks
     `GenServer.start(node, { init: () => 0 }, undefined, { name: 'billing' }); await GenServer.call(node, 'billing', 'x');`,
     // consts that refer to each other (a TDZ error at run time, but it parses) are not followed for ever
@@ -213,6 +224,18 @@ GenServer.start(node, { init: () => 0, handleInfo: async (m, s, c) => { await Ge
     {
       code: `GenServer.start(node, {\n  init: () => 0,\n  handleInfo: async (m, s, c) => { await GenServer.call(c, Name.of('me'), m); return s; },\n}, undefined, { name: Name.of('me') });`,
       errors: [{ messageId: 'selfCall', line: 3 }],
+    },
+    {
+      // a server started from another's callback, calling its own name: flagged; the outer server's name is not its own
+      code: `GenServer.start(node, {
+  init: () => 0,
+  async handleCast(m, s, ctx) {
+    await GenServer.start(ctx, { init: () => 0, async handleCall(r, f, t, c) { await GenServer.call(c, 'outer', r); return { reply: await GenServer.call(c, 'inner', r), state: t }; } }, undefined, { name: 'inner' });
+    await GenServer.call(ctx, 'outer', m);
+    return s;
+  },
+}, undefined, { name: 'outer' });`,
+      errors: [{ messageId: 'selfCall', line: 4, column: 139 }, { messageId: 'selfCall', line: 5 }],
     },
   ],
 });

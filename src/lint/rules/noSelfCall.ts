@@ -1,6 +1,6 @@
 import { createRule, importSourceSchema } from '../internal/createRule.js';
 import type { TSESTree } from '@typescript-eslint/utils';
-import { findVariable, importedAs, isNamespaceOf, isSelfOf, keelFunction, keelValue, propertyName, unwrapTs } from '../internal/keelTypes.js';
+import { findVariable, importedAs, isNamespaceOf, isSelfOf, isSpawnInit, keelFunction, keelValue, keyName, propertyName, unwrapTs } from '../internal/keelTypes.js';
 
 type Options = [{ importSource?: string }];
 
@@ -78,13 +78,15 @@ function isNameOf(context: Context, callee: TSESTree.Node, importSource: string)
 }
 
 /**
- * The names under which the GenServer specs around `node` are started: for each object literal
- * enclosing it, written as the spec of `GenServer.start(from, spec, arg, { name })` (or
- * `startLink`), or held in a `const` passed there.
+ * The names under which the server whose callback `node` is in is started: the innermost object literal
+ * around `node` that is a GenServer spec (written as the spec of `GenServer.start(from, spec, arg, { name })`
+ * or `startLink`, or held in a `const` passed there, or an object with `init`). The specs further out are
+ * other processes (the servers that started this one), and so is the code of an `init` given to
+ * `spawn` / `spawnLink` on the way: their names are not this code's own.
  */
 function ownNames(context: Context, node: TSESTree.Node, importSource: string): string[] {
-  const names: string[] = [];
   for (let n: TSESTree.Node | null | undefined = node.parent; n != null; n = n.parent) {
+    if (isSpawnInit(n)) return [];
     if (n.type !== 'ObjectExpression') continue;
     // the spec with TypeScript's wrappers around it (`{ … } satisfies Spec`, `spec as Spec`): the same object
     const literal = wrapped(n);
@@ -93,9 +95,12 @@ function ownNames(context: Context, node: TSESTree.Node, importSource: string): 
     if (holder?.type === 'VariableDeclarator' && holder.init === literal && holder.id.type === 'Identifier' && holder.parent.kind === 'const') {
       for (const ref of findVariable(context, holder.id)?.references ?? []) uses.push(wrapped(ref.identifier));
     }
+    const names: string[] = [];
+    let started = false;
     for (const spec of uses) {
       const start = spec.parent;
       if (start?.type !== 'CallExpression' || start.arguments[1] !== spec || !isGenServerMethod(context, start, ['start', 'startLink'], importSource)) continue;
+      started = true;
       const options = start.arguments[3] === undefined ? undefined : unwrapTs(start.arguments[3]);
       if (options?.type !== 'ObjectExpression') continue;
       for (const p of options.properties) {
@@ -105,8 +110,9 @@ function ownNames(context: Context, node: TSESTree.Node, importSource: string): 
         }
       }
     }
+    if (started || n.properties.some((p) => p.type === 'Property' && keyName(p) === 'init')) return names;
   }
-  return names;
+  return [];
 }
 
 /** `e` with the TypeScript wrappers written around it (`e as T`, `e satisfies T`, `e!`, `<T>e`): the node that stands in its place. */
