@@ -226,6 +226,13 @@ GenServer.start(node, { init: () => 0, handleInfo: async (m, s, c) => { await Ge
       errors: [{ messageId: 'selfCall', line: 3 }],
     },
     {
+      // the name option written with a string key, or the options held in a const
+      code: `GenServer.start(node, { init: () => 0, handleInfo: async (m, s, c) => { await GenServer.call(c, 'a', m); return s; } }, undefined, { 'name': 'a' });
+const options = { name: 'b' } as const;
+GenServer.start(node, { init: () => 0, handleInfo: async (m, s, c) => { await GenServer.call(c, 'b', m); return s; } }, undefined, options);`,
+      errors: [{ messageId: 'selfCall', line: 1 }, { messageId: 'selfCall', line: 3 }],
+    },
+    {
       // a server started from another's callback, calling its own name: flagged; the outer server's name is not its own
       code: `GenServer.start(node, {
   init: () => 0,

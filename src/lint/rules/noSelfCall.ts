@@ -101,10 +101,10 @@ function ownNames(context: Context, node: TSESTree.Node, importSource: string): 
       const start = spec.parent;
       if (start?.type !== 'CallExpression' || start.arguments[1] !== spec || !isGenServerMethod(context, start, ['start', 'startLink'], importSource)) continue;
       started = true;
-      const options = start.arguments[3] === undefined ? undefined : unwrapTs(start.arguments[3]);
-      if (options?.type !== 'ObjectExpression') continue;
-      for (const p of options.properties) {
-        if (p.type === 'Property' && !p.computed && p.key.type === 'Identifier' && p.key.name === 'name') {
+      const options = start.arguments[3] === undefined ? undefined : objectOf(context, start.arguments[3]);
+      for (const p of options?.properties ?? []) {
+        // `{ name }`, `{ 'name': … }`
+        if (p.type === 'Property' && keyName(p) === 'name') {
           const name = stringValue(context, p.value, importSource);
           if (name !== undefined) names.push(name);
         }
@@ -113,6 +113,17 @@ function ownNames(context: Context, node: TSESTree.Node, importSource: string): 
     if (started || n.properties.some((p) => p.type === 'Property' && keyName(p) === 'init')) return names;
   }
   return [];
+}
+
+/** The object literal `e` is (TypeScript's wrappers aside), or the one a `const` it names is initialised with. */
+function objectOf(context: Context, written: TSESTree.Node): TSESTree.ObjectExpression | undefined {
+  const e = unwrapTs(written);
+  if (e.type === 'ObjectExpression') return e;
+  if (e.type !== 'Identifier') return undefined;
+  const def = findVariable(context, e)?.defs[0];
+  if (def?.type !== 'Variable' || def.parent.kind !== 'const' || def.node.id !== def.name || def.node.init == null) return undefined;
+  const init = unwrapTs(def.node.init);
+  return init.type === 'ObjectExpression' ? init : undefined;
 }
 
 /** `e` with the TypeScript wrappers written around it (`e as T`, `e satisfies T`, `e!`, `<T>e`): the node that stands in its place. */
