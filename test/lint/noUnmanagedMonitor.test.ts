@@ -15,6 +15,8 @@ typed.run('no-unmanaged-monitor (with types)', noUnmanagedMonitor, {
      ctx.monitor('disk');`,
     `declare const perf: { monitors: { monitor(x: number): number } };
      perf.monitors.monitor(1);`,
+    `declare const ctx: { monitor(target: string): void };
+     ctx.monitor.call(ctx, 'disk');`,
   ],
   invalid: [
     {
@@ -29,6 +31,12 @@ typed.run('no-unmanaged-monitor (with types)', noUnmanagedMonitor, {
       code: `${header}node.spawn((ctx) => () => { node.monitors.monitor(ctx, worker); });`,
       errors: [{ messageId: 'droppedRef', line: 4 }],
     },
+    {
+      // through Function.prototype.call / apply: the same monitor, found by its type
+      code: `${header}import type { Down } from 'keel';
+export function watch(ctx: Context<Down>) { ctx.monitor.call(ctx, worker); return ctx.monitor.apply(ctx, [worker]); }`,
+      errors: [{ messageId: 'unmanagedDropped', line: 5 }, { messageId: 'unmanaged', line: 5 }],
+    },
   ],
 });
 
@@ -39,6 +47,10 @@ untyped.run('no-unmanaged-monitor (without types: by name)', noUnmanagedMonitor,
     `ctx.monitor();`,
     // a private field by another name is not a context
     `class Watch { #observer; start(el) { this.#observer.monitor(el); } }`,
+    // a call of another function, or of monitor with no target
+    `fn.call(ctx, pid); ctx.demonitor.call(ctx, ref); ctx.monitor.call(ctx);`,
+    // a ref kept through ?: or ||, or used as a test
+    `const r = ok ? ctx.node.monitors.monitor(ctx, pid) : undefined; const s = r || ctx.node.monitors.monitor(ctx, pid); if (ctx.node.monitors.monitor(ctx, pid) && s) {}`,
   ],
   invalid: [
     { code: `const ref = ctx.monitor(pid);`, errors: [{ messageId: 'unmanaged' }] },
@@ -52,6 +64,25 @@ untyped.run('no-unmanaged-monitor (without types: by name)', noUnmanagedMonitor,
     { code: `node.spawn((self) => () => { self.monitor(pid); });`, errors: [{ messageId: 'unmanagedDropped' }] },
     { code: `ctx.node.monitors.monitor(ctx, pid);`, errors: [{ messageId: 'droppedRef' }] },
     { code: `ctx.node['monitors'].monitor(ctx, pid);`, errors: [{ messageId: 'droppedRef' }] },
+    // through Function.prototype.call / apply (behind ?. or a string key too)
+    {
+      code: `ctx.monitor.call(ctx, pid);\nconst ref = ctx.monitor.apply(ctx, [pid]);\nctx['monitor']?.call(ctx, pid);\nctx.node.monitors.monitor.call(ctx.node.monitors, ctx, pid);`,
+      errors: [
+        { messageId: 'unmanagedDropped', line: 1 },
+        { messageId: 'unmanaged', line: 2 },
+        { messageId: 'unmanagedDropped', line: 3 },
+        { messageId: 'droppedRef', line: 4 },
+      ],
+    },
+    // dropped by a statement that is a ?:, a && or ||, or a comma expression
+    {
+      code: `ok ? ctx.node.monitors.monitor(ctx, pid) : undefined;\nready && ctx.node.monitors.monitor(ctx, pid);\n(log(), ctx.monitor(pid));`,
+      errors: [
+        { messageId: 'droppedRef', line: 1 },
+        { messageId: 'droppedRef', line: 2 },
+        { messageId: 'unmanagedDropped', line: 3 },
+      ],
+    },
     // dropped all the same behind TypeScript's wrappers or an await
     {
       code: `ctx.node.monitors.monitor(ctx, pid) as unknown;\nvoid (ctx.node.monitors.monitor(ctx, pid)!);\nawait ctx.node.monitors.monitor(ctx, pid);\nctx.monitor(pid) satisfies unknown;`,

@@ -253,8 +253,9 @@ export function isSelfOf(context: Context, target: TSESTree.Node, from: TSESTree
 
 /**
  * True when the value of `call` is thrown away: an expression statement, `void call`, or a non-last
- * comma operand; through an optional chain, TypeScript's wrappers (`as T`, `satisfies T`, `!`, `<T>`)
- * or an `await`, which hand the value on.
+ * comma operand; through an optional chain, TypeScript's wrappers (`as T`, `satisfies T`, `!`, `<T>`),
+ * an `await`, a branch of `?:`, the right of `&&`, `||` or `??`, or the last comma operand, which hand
+ * the value on to what holds them.
  */
 export function isDiscarded(call: TSESTree.Node): boolean {
   const parent = call.parent;
@@ -267,11 +268,13 @@ export function isDiscarded(call: TSESTree.Node): boolean {
     parent.type === 'TSAsExpression' ||
     parent.type === 'TSSatisfiesExpression' ||
     parent.type === 'TSNonNullExpression' ||
-    parent.type === 'TSTypeAssertion'
+    parent.type === 'TSTypeAssertion' ||
+    (parent.type === 'ConditionalExpression' && parent.test !== call) ||
+    (parent.type === 'LogicalExpression' && parent.right === call)
   ) {
     return isDiscarded(parent);
   }
-  return parent.type === 'SequenceExpression' && parent.expressions.at(-1) !== call;
+  return parent.type === 'SequenceExpression' && (parent.expressions.at(-1) !== call || isDiscarded(parent));
 }
 
 /** `receiver.name(...)`, or `receiver['name'](...)` with the name a string literal, else undefined. */

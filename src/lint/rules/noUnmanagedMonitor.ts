@@ -1,5 +1,6 @@
 import { createRule } from '../internal/createRule.js';
-import { isDiscarded, keelMember, looksLikeContext, methodCall, propertyName } from '../internal/keelTypes.js';
+import type { TSESTree } from '@typescript-eslint/utils';
+import { isDiscarded, keelMember, looksLikeContext, methodCall, propertyName, unwrapTs } from '../internal/keelTypes.js';
 
 /**
  * `no-unmanaged-monitor`: `ctx.monitor(target)` bypasses the monitor manager (no ledger entry, no
@@ -28,7 +29,7 @@ export const noUnmanagedMonitor = createRule<[], 'unmanaged' | 'unmanagedDropped
   create(context) {
     return {
       CallExpression(node) {
-        const callee = methodCall(node, 'monitor');
+        const callee = methodCall(node, 'monitor') ?? throughFunctionPrototype(node);
         if (callee === undefined || node.arguments.length === 0) return;
         const dropped = isDiscarded(node);
         const onContext = keelMember(context, callee, ['Context', 'Proc']);
@@ -44,3 +45,15 @@ export const noUnmanagedMonitor = createRule<[], 'unmanaged' | 'unmanagedDropped
     };
   },
 });
+
+/**
+ * `x.monitor.call(thisArg, target, …)` or `x.monitor.apply(thisArg, [target, …])`: the same monitor as
+ * `x.monitor(target)`, whose member (`x.monitor`) is returned when it is given a target.
+ */
+function throughFunctionPrototype(node: TSESTree.CallExpression): TSESTree.MemberExpression | undefined {
+  const how = node.callee.type === 'MemberExpression' ? propertyName(node.callee) : undefined;
+  if (how !== 'call' && how !== 'apply') return undefined;
+  const fn = unwrapTs((node.callee as TSESTree.MemberExpression).object);
+  if (fn.type !== 'MemberExpression' || propertyName(fn) !== 'monitor') return undefined;
+  return node.arguments.length >= 2 || node.arguments.some((a) => a.type === 'SpreadElement') ? fn : undefined;
+}
