@@ -38,6 +38,9 @@ untyped.run('no-sleep-in-tests (without types)', noSleepInTests, {
     { code: `await node.idle(); await probe.receive((m) => m === 'done');`, filename: testFile },
     { code: `import { setImmediate } from 'node:timers/promises'; await setImmediate();`, filename: testFile },
     { code: `await wait('ready');`, filename: testFile },
+    // node:timers' own setTimeout takes a callback (it returns a Timeout); another function promisified is no timer
+    { code: `import { setTimeout } from 'node:timers'; import timers from 'timers';\nawait setTimeout(() => done(), 10); await timers.setTimeout(() => done(), 10);`, filename: testFile },
+    { code: `import { promisify } from 'node:util';\nconst read = promisify(readFile);\nawait read(10);`, filename: testFile },
     // a timer that guards a wait for a fact: it rejects, the fact resolves
     {
       code: `await new Promise((resolve, reject) => {
@@ -133,6 +136,30 @@ await pause(10);`,
         { messageId: 'sleep', line: 6, data: { what: 'await timers.setTimeout(…)' } },
         { messageId: 'sleep', line: 7, data: { what: 'await timers.scheduler.wait(…)' } },
         { messageId: 'sleep', line: 8, data: { what: 'await pause(…) from timers/promises' } },
+      ],
+    },
+    {
+      // the promise API of node:timers (\`timers.promises\`, \`{ promises }\`), setTimeout promisified by util, and a string key in an executor
+      code: `import timers from 'node:timers';
+import { promises as tp } from 'timers';
+import * as t from 'node:timers';
+import { promisify } from 'node:util';
+const pause = promisify(setTimeout);
+const nap = util.promisify(globalThis.setTimeout);
+await timers.promises.setTimeout(10);
+await tp.setTimeout(10);
+await t.promises.scheduler.wait(10);
+await pause(10);
+await nap(10);
+await new Promise((r) => globalThis['setTimeout'](r, 10));`,
+      filename: testFile,
+      errors: [
+        { messageId: 'sleep', line: 7, data: { what: 'await timers.promises.setTimeout(…)' } },
+        { messageId: 'sleep', line: 8, data: { what: 'await tp.setTimeout(…)' } },
+        { messageId: 'sleep', line: 9, data: { what: 'await t.promises.scheduler.wait(…)' } },
+        { messageId: 'sleep', line: 10, data: { what: 'await pause(…), setTimeout promisified' } },
+        { messageId: 'sleep', line: 11, data: { what: 'await nap(…), setTimeout promisified' } },
+        { messageId: 'sleep', line: 12, data: { what: 'await new Promise(… setTimeout …)' } },
       ],
     },
     { code: `await delay(100); await wait(ms * 2);`, filename: 'a.test.js', errors: [{ messageId: 'sleep' }, { messageId: 'sleep' }] },

@@ -13,6 +13,8 @@ export const DEFAULT_TEST_FILE_PATTERNS: readonly string[] = ['\\.(test|spec)\\.
 export const DEFAULT_SLEEP_FUNCTIONS: readonly string[] = ['sleep', 'delay', 'wait'];
 
 const TIMER_MODULES = new Set(['timers/promises', 'node:timers/promises']);
+/** node:timers, whose `promises` is timers/promises. */
+const TIMERS = new Set(['timers', 'node:timers']);
 
 /**
  * `no-sleep-in-tests`: a test that awaits a timer guesses how long the system needs; it is slow
@@ -81,19 +83,16 @@ function sleepOf(context: RuleContext, written: TSESTree.Expression, sleepFuncti
   const name = callee.type === 'MemberExpression' ? propertyName(callee) : undefined;
   if (callee.type === 'MemberExpression' && name !== undefined) {
     const object = callee.object;
-    if (object.type === 'Identifier' && importedFromTimers(context, object) === '*' && name === 'setTimeout') return `await ${object.name}.setTimeout(…)`;
+    const text = context.sourceCode.getText(object);
+    if (name === 'setTimeout' && isTimersPromises(context, object)) return `await ${text}.setTimeout(…)`;
     if (object.type === 'Identifier' && importedFromTimers(context, object) === 'scheduler' && name === 'wait') return `await ${object.name}.wait(…)`;
     // `<namespace>.scheduler.wait(…)`
-    if (
-      name === 'wait' &&
-      object.type === 'MemberExpression' &&
-      propertyName(object) === 'scheduler' &&
-      object.object.type === 'Identifier' &&
-      importedFromTimers(context, object.object) === '*'
-    ) {
-      return `await ${object.object.name}.scheduler.wait(…)`;
+    if (name === 'wait' && object.type === 'MemberExpression' && propertyName(object) === 'scheduler' && isTimersPromises(context, object.object)) {
+      return `await ${text}.wait(…)`;
     }
   }
+  // `const pause = promisify(setTimeout)` (util's): the promise form of setTimeout, a sleep whatever its name
+  if (callee.type === 'Identifier' && promisifiesSetTimeout(context, callee)) return `await ${callee.name}(…), setTimeout promisified`;
   // await sleep(ms): a helper by name, when its first argument is a duration
   if (callee.type === 'Identifier' && sleepFunctions.includes(callee.name) && isDuration(context, awaited.arguments[0]!)) {
     return `await ${callee.name}(…)`;
@@ -101,31 +100,61 @@ function sleepOf(context: RuleContext, written: TSESTree.Expression, sleepFuncti
   return undefined;
 }
 
+/** True when `e` is timers/promises as a whole: its namespace (or default import), or `promises` of node:timers (`timers.promises`, `{ promises }`). */
+function isTimersPromises(context: RuleContext, e: TSESTree.Node): boolean {
+  const n = unwrapTs(e);
+  if (n.type === 'Identifier') return importedFromTimers(context, n) === '*';
+  if (n.type !== 'MemberExpression' || propertyName(n) !== 'promises') return false;
+  const timers = unwrapTs(n.object);
+  return timers.type === 'Identifier' && importedFromTimers(context, timers) === 'timers';
+}
+
+/** True when `id` is a `const` holding `promisify(setTimeout)` (`util.promisify(globalThis.setTimeout)` too). */
+function promisifiesSetTimeout(context: RuleContext, id: TSESTree.Identifier): boolean {
+  const def = findVariable(context, id)?.defs[0];
+  if (def?.type !== 'Variable' || def.parent.kind !== 'const' || def.node.id !== def.name || def.node.init == null) return false;
+  const init = unwrapTs(def.node.init);
+  if (init.type !== 'CallExpression' || init.arguments.length !== 1) return false;
+  const fn = init.callee;
+  const promisify = fn.type === 'Identifier' ? fn.name : fn.type === 'MemberExpression' ? propertyName(fn) : undefined;
+  const timer = unwrapTs(init.arguments[0]!);
+  const timerName = timer.type === 'Identifier' ? timer.name : timer.type === 'MemberExpression' ? propertyName(timer) : undefined;
+  return promisify === 'promisify' && timerName === 'setTimeout';
+}
+
 /**
  * The name imported from timers/promises that `id` is bound to ('*' for a namespace, or the default
  * import: a builtin's default export is its namespace), if any: by an import declaration, or a
- * `const` taking `await import(…)` or `require(…)` whole or destructured.
+ * `const` taking `await import(…)` or `require(…)` whole or destructured. Of node:timers, its
+ * `promises` is '*' too, and the module itself 'timers' (its other names are callback timers).
  */
 function importedFromTimers(context: RuleContext, id: TSESTree.Identifier): string | undefined {
   const def = findVariable(context, id)?.defs[0];
   if (def?.type === 'Variable') return loadedFromTimers(def.node, def.name);
   if (def?.type !== 'ImportBinding') return undefined;
   const decl = def.parent;
-  if (decl.type !== 'ImportDeclaration' || !TIMER_MODULES.has(decl.source.value)) return undefined;
+  if (decl.type !== 'ImportDeclaration') return undefined;
   const spec = def.node;
-  if (spec.type === 'ImportNamespaceSpecifier' || spec.type === 'ImportDefaultSpecifier') return '*';
-  if (spec.type === 'ImportSpecifier') return spec.imported.type === 'Identifier' ? spec.imported.name : spec.imported.value;
-  return undefined;
+  const whole = spec.type === 'ImportNamespaceSpecifier' || spec.type === 'ImportDefaultSpecifier';
+  const imported = spec.type === 'ImportSpecifier' ? (spec.imported.type === 'Identifier' ? spec.imported.name : spec.imported.value) : undefined;
+  return ofTimers(decl.source.value, whole, imported);
 }
 
 /** What of timers/promises `name` is in `const <pattern> = await import('…')` or `= require('…')`. */
 function loadedFromTimers(declarator: TSESTree.VariableDeclarator, name: TSESTree.Identifier): string | undefined {
   const source = declarator.init === null ? undefined : loadedModule(declarator.init);
-  if (source === undefined || !TIMER_MODULES.has(source)) return undefined;
-  if (declarator.id === name) return '*';
+  if (source === undefined) return undefined;
+  if (declarator.id === name) return ofTimers(source, true, undefined);
   if (declarator.id.type !== 'ObjectPattern') return undefined;
   const prop = declarator.id.properties.find((p) => p.type === 'Property' && (p.value.type === 'AssignmentPattern' ? p.value.left : p.value) === name);
-  return prop?.type === 'Property' ? keyName(prop) : undefined;
+  return prop?.type === 'Property' ? ofTimers(source, false, keyName(prop)) : undefined;
+}
+
+/** What a binding of `source` (the module `whole`, or its export `imported`) is to the rule: see {@link importedFromTimers}. */
+function ofTimers(source: string, whole: boolean, imported: string | undefined): string | undefined {
+  if (TIMER_MODULES.has(source)) return whole ? '*' : imported;
+  if (TIMERS.has(source)) return whole ? 'timers' : imported === 'promises' ? '*' : undefined;
+  return undefined;
 }
 
 /** A number by the types when they are known; else anything but a string, a function or an object literal. */
@@ -151,7 +180,7 @@ function timerMaySettle(context: RuleContext, executor: TSESTree.ArrowFunctionEx
   walk(context, executor.body, (n) => {
     if (n.type !== 'CallExpression') return;
     const c = n.callee;
-    const name = c.type === 'Identifier' ? c.name : c.type === 'MemberExpression' && !c.computed && c.property.type === 'Identifier' ? c.property.name : undefined;
+    const name = c.type === 'Identifier' ? c.name : c.type === 'MemberExpression' ? propertyName(c) : undefined;
     if (name === 'setTimeout' && !onlyRejects(context, n.arguments[0], resolve, reject)) found = true;
   });
   return found;
