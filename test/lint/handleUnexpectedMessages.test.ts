@@ -28,6 +28,23 @@ untyped.run('handle-unexpected-messages', handleUnexpectedMessages, {
   ],
   invalid: [
     {
+      // the spec's keys written as strings (or computed from one): the same callbacks
+      code: `GenServer.start(node, { 'init': () => 0, 'handleCast': (msg, s, ctx) => { switch (msg.type) { case 'a': break; } return s; } });
+GenServer.start(node, { ['init']: () => 0, ['handleInfo'](msg, s, ctx) { switch (msg.type) { case 'a': break; } return s; } });`,
+      errors: [
+        { messageId: 'noDefault', line: 1 },
+        { messageId: 'noDefault', line: 2 },
+      ],
+      output: `GenServer.start(node, { 'init': () => 0, 'handleCast': (msg, s, ctx) => { switch (msg.type) { case 'a': break;
+default:
+  ctx.node.logger.warn('unexpected message', msg);
+  break; } return s; } });
+GenServer.start(node, { ['init']: () => 0, ['handleInfo'](msg, s, ctx) { switch (msg.type) { case 'a': break;
+default:
+  ctx.node.logger.warn('unexpected message', msg);
+  break; } return s; } });`,
+    },
+    {
       code: `node.spawn((ctx) => (msg) => {
   switch (msg.type) {
     case 'ping':

@@ -1,7 +1,7 @@
 import type { TSESLint, TSESTree } from '@typescript-eslint/utils';
 import { createRule } from '../internal/createRule.js';
 import { walk } from '../internal/ast.js';
-import { findVariable, isSpawnInit } from '../internal/keelTypes.js';
+import { findVariable, isSpawnInit, keyName } from '../internal/keelTypes.js';
 
 type RuleContext = Readonly<TSESLint.RuleContext<string, readonly unknown[]>>;
 type Fn = TSESTree.ArrowFunctionExpression | TSESTree.FunctionExpression;
@@ -75,11 +75,12 @@ export const handleUnexpectedMessages = createRule<[], 'noDefault' | 'noElse'>({
       },
       // GenServer specs: an object literal with `init` and handleCall / handleCast / handleInfo
       ObjectExpression(obj) {
-        const props = obj.properties.filter((p): p is TSESTree.Property => p.type === 'Property' && !p.computed && p.key.type === 'Identifier');
-        if (!props.some((p) => (p.key as TSESTree.Identifier).name === 'init')) return;
+        // keys by name: `handleCast`, `'handleCast'`, `['handleCast']`
+        const props = obj.properties.filter((p): p is TSESTree.Property => p.type === 'Property' && keyName(p) !== undefined);
+        if (!props.some((p) => keyName(p) === 'init')) return;
         for (const p of props) {
           // a Map: a method named as one of Object.prototype's (`toString`, `constructor`) is no callback
-          const index = CALLBACK_CTX_INDEX.get((p.key as TSESTree.Identifier).name);
+          const index = CALLBACK_CTX_INDEX.get(keyName(p)!);
           const fn = p.value;
           if (index === undefined || (fn.type !== 'FunctionExpression' && fn.type !== 'ArrowFunctionExpression')) continue;
           const params = runtimeParams(fn);
