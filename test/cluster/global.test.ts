@@ -3,7 +3,7 @@
 // process joined over the in-memory network and one nats-server (JetStream) for the file.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
+import { type KvWatchEntry, Kvm } from '@nats-io/kv';
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { Cluster, type ClusterOptions } from '../../src/cluster/Cluster.js';
 import { conflictName, fencedName, GlobalRegistry, type GlobalOptions } from '../../src/cluster/global/index.js';
@@ -1193,5 +1193,157 @@ describe.skipIf(skipWithoutNats)('options', () => {
     expect(g.whereis('mine')?.id).toBe(p.id);
     await g.stop();
     await g.stop();
+  });
+});
+
+/**
+ * Relays the registry's KV watch (the first one opened from now on; every later one is the bucket's
+ * own) entry by entry: once `hold()` was called, the entries the watch brings wait, in order, and
+ * `step()` lets the next one through and resolves with it once the registry applied it (asked for
+ * the one after). What a watch that lags behind the registry's own writes looks like.
+ */
+async function relayedWatch() {
+  const { Bucket } = await import('@nats-io/kv');
+  const original = Bucket.prototype.watch;
+  const waiting: KvWatchEntry[] = [];
+  let ended = false;
+  let held = false;
+  let credits = 0;
+  let applied: ((e: KvWatchEntry) => void) | undefined;
+  let poke: () => void = () => undefined;
+  let changed = new Promise<void>((resolve) => (poke = resolve));
+  const wake = (): void => {
+    const resolve = poke;
+    changed = new Promise<void>((r) => (poke = r));
+    resolve();
+  };
+  let calls = 0;
+  const spy = vi.spyOn(Bucket.prototype, 'watch').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
+    const real = await original.apply(this, args);
+    if (++calls > 1) return real;
+    void (async () => {
+      for await (const e of real) {
+        waiting.push(e);
+        wake();
+      }
+    })().finally(() => {
+      ended = true;
+      wake();
+    });
+    async function* relay(): AsyncGenerator<KvWatchEntry> {
+      for (;;) {
+        while (!ended && (waiting.length === 0 || (held && credits === 0))) await changed;
+        if (waiting.length === 0) return;
+        const stepped = held;
+        if (stepped) credits--;
+        const e = waiting.shift()!;
+        yield e;
+        // the registry asks for the next entry: it applied this one (a step's, not one let through before the hold)
+        if (!stepped) continue;
+        const done = applied;
+        applied = undefined;
+        done?.(e);
+      }
+    }
+    return Object.assign(relay(), { stop: () => real.stop() }) as never;
+  });
+  onTestFinished(() => spy.mockRestore());
+  return {
+    hold: (): void => void (held = true),
+    step: (): Promise<KvWatchEntry> =>
+      new Promise<KvWatchEntry>((resolve) => {
+        applied = resolve;
+        credits++;
+        wake();
+      }),
+  };
+}
+
+describe.skipIf(skipWithoutNats)("a watch that lags behind this node's own writes", () => {
+  /** One node whose registry's watch is relayed by {@link relayedWatch}, held from now on (a lease long enough that no renewal comes meanwhile, unless `options` says otherwise). */
+  async function lagging(options: Partial<GlobalOptions> = {}) {
+    const relay = await relayedWatch();
+    const { members, bucket } = await nodes(['a'], { leaseMs: 600_000, ...options });
+    const [a] = members as [Member];
+    relay.hold();
+    return { a, relay, bucket };
+  }
+
+  it("whereis never answers an older holder than the cache already has: the watch's entries of a name at or below the revision this node wrote are ignored (it answered the old pid, then undefined)", async () => {
+    const { a, relay } = await lagging();
+    const p1 = a.node.spawn(() => () => undefined);
+    const p2 = a.node.spawn(() => () => undefined);
+    await a.global.register('x', p1);
+    expect(await a.global.unregister('x')).toBe(true);
+    const registered = nextEvent(a.node, 'keel.global.registered', (m) => m.name === 'x');
+    await a.global.register('x', p2);
+    const { revision } = (await registered) as { revision: number };
+    const holder = { node: 'a', creation: a.node.creation, id: p2.id };
+    expect(a.global.whereis('x')).toEqual(holder);
+    // the watch brings the name's history now: p1's PUT, its DEL, p2's PUT (and whatever else came)
+    const seen: string[] = [];
+    for (;;) {
+      const e = await relay.step();
+      if (e.key === nameKey('x')) seen.push(e.operation);
+      expect(a.global.whereis('x')).toEqual(holder);
+      expect(a.global.names()).toEqual(['x']);
+      if (e.key === nameKey('x') && e.revision >= revision) break;
+    }
+    expect(seen).toEqual(['PUT', 'DEL', 'PUT']);
+    expect(a.global.internals().owned).toBe(1);
+  });
+
+  it("a name this node unregistered does not come back from the watch's older entries: whereis stays undefined (it answered the released pid again)", async () => {
+    const { a, relay } = await lagging();
+    const p1 = a.node.spawn(() => () => undefined);
+    await a.global.register('y', p1);
+    expect(await a.global.unregister('y')).toBe(true);
+    expect(a.global.whereis('y')).toBeUndefined();
+    const seen: string[] = [];
+    while (seen.length < 2) {
+      const e = await relay.step();
+      if (e.key === nameKey('y')) seen.push(e.operation);
+      expect(a.global.whereis('y')).toBeUndefined();
+      expect(a.global.names()).toEqual([]);
+    }
+    expect(seen).toEqual(['PUT', 'DEL']);
+  });
+
+  it("a name unregistered while its renewal was in flight does not come back from the watch's entry of that renewal (it answered the released pid again)", async () => {
+    const { a, relay, bucket } = await lagging({ leaseMs: 900, marginMs: 300 });
+    const p1 = a.node.spawn(() => () => undefined);
+    await a.global.register('z', p1);
+    // the next write of the name is its renewal: the server applies it, its answer is held back until
+    // the name is released (and then let through at the next turn of the event loop)
+    const subject = `$KV.${bucket}.${nameKey('z')}`;
+    const nc = a.nc as NatsConnection & { request: NatsConnection['request'] };
+    const request = nc.request.bind(nc);
+    let held: (() => void) | undefined;
+    const renewing = new Promise<void>((resolve) => {
+      nc.request = (subj, data, opts) => {
+        const answer = request(subj, data, opts);
+        if (subj !== subject || held !== undefined) return answer;
+        const gate = new Promise<void>((open) => (held = open));
+        resolve();
+        return answer.then(async (m) => {
+          await gate;
+          return m;
+        });
+      };
+    });
+    onTestFinished(() => void (nc.request = request));
+    await renewing;
+    const released = nextEvent(a.node, 'keel.global.released', (m) => m.name === 'z');
+    void released.then(() => setImmediate(() => held!()));
+    expect(await a.global.unregister('z')).toBe(true);
+    expect(a.global.whereis('z')).toBeUndefined();
+    // the watch brings the registration, the renewal, the delete of the renewal's revision
+    const seen: string[] = [];
+    while (seen.length < 3) {
+      const e = await relay.step();
+      if (e.key === nameKey('z')) seen.push(e.operation);
+      expect(a.global.whereis('z')).toBeUndefined();
+    }
+    expect(seen).toEqual(['PUT', 'PUT', 'DEL']);
   });
 });

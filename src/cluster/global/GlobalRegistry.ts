@@ -230,8 +230,8 @@ export class GlobalRegistry {
     }
     this.#leases.hold(name, key, proc, revision, deadline, until);
     // read your own write, as after erlang's global:register_name: this node's cache knows the name
-    // now, not when the watch brings it back (nothing later for this key came yet if it has not)
-    if (this.#watch.seen < revision) this.#names.set(name, { record: { node: this.#kernel.name, inc: this.#kernel.creation, id: proc.self.id, lease: deadline }, revision });
+    // now, not when the watch brings it back (and the watch's older entries of it are ignored)
+    this.#watch.wrote(name, { node: this.#kernel.name, inc: this.#kernel.creation, id: proc.self.id, lease: deadline }, revision);
   }
 
   /** A name held by someone else: taken over when its lease ran out `marginMs` ago (CAS on the revision read), else `ERR_NAME_TAKEN`. */
@@ -258,11 +258,11 @@ export class GlobalRegistry {
     await this.#leases.release(own, 'unregistered');
     // read your own delete, as after erlang's global:unregister_name: this node's cache forgets the
     // name now, not when the watch brings the delete back, unless it already shows a later holder
-    // (another node's, or this process's again after a new register)
+    // (another node's, or this process's again after a new register); the watch's older entries of
+    // the name, the registration among them, are ignored
     const cached = this.#names.get(name);
     if (cached !== undefined && !this.#leases.has(name) && cached.record.node === this.#kernel.name && cached.record.inc === this.#kernel.creation && cached.record.id === own.pid.id) {
-      this.#names.delete(name);
-      this.#reaper.changed(name, undefined);
+      this.#watch.wrote(name, undefined, Math.max(own.revision, cached.revision));
     }
     return true;
   }

@@ -38,6 +38,7 @@ export interface Owned {
   readonly key: string;
   readonly proc: Proc;
   readonly pid: Pid;
+  /** The last revision this holding wrote (a renewal that lands after the name was dropped included). */
   revision: number;
   /** Epoch ms on this node's wall clock: the lease deadline written to the bucket (what other nodes compare with). */
   deadline: number;
@@ -131,7 +132,9 @@ export class Leases {
         (revision) => {
           own.renewing = false;
           if (own.released || this.#owned.get(own.name) !== own) {
-            // dropped (fenced, released) meanwhile: this revision is ours, so it goes
+            // dropped (fenced, released) meanwhile: this revision is ours, so it goes (and it is the
+            // last one this holding wrote: the cache ignores the watch's entries of the name up to it)
+            if (revision > own.revision) own.revision = revision;
             return this.#host.track(kv.delete(own.key, { previousSeq: revision })).catch(() => undefined);
           }
           if (revision > own.revision) own.revision = revision;

@@ -37,6 +37,12 @@ export interface WatchHost {
 export class Watch {
   readonly #host: WatchHost;
   #seen = 0;
+  /**
+   * Names this node deleted from the cache before the watch brought the delete (an unregister reads
+   * its own delete), each by the revision it deleted: the watch's entries of the name up to it are
+   * older news. Kept until the watch has brought that revision: its later entries are all newer.
+   */
+  readonly #gone = new Map<string, number>();
   #watch: Awaited<ReturnType<KV['watch']>> | undefined;
   #stallTimer: NodeJS.Timeout | undefined;
   #reopening = false;
@@ -95,6 +101,27 @@ export class Watch {
     }, WATCH_STALL_MS).unref();
   }
 
+  /**
+   * Read your own write: this node wrote `name` at `revision` (`record`), or deleted the write at
+   * `revision` (`undefined`), and the cache takes it now, before the watch brings it back. The
+   * watch's entries of the name up to `revision`, still on their way, are then ignored: `whereis`
+   * never goes back to an older holder. A write the watch already brought (or passed), or a delete
+   * of a write the cache already holds a later one of, changes nothing.
+   */
+  wrote(name: string, record: NameRecord | undefined, revision: number): void {
+    const host = this.#host;
+    if (record !== undefined) {
+      if (revision <= this.#seen || revision <= this.#applied(name)) return;
+      host.names.set(name, { record, revision });
+      return;
+    }
+    // the delete of the write at `revision`: a later write of the name stays
+    if (revision < this.#applied(name)) return;
+    host.names.delete(name);
+    if (revision > this.#seen) this.#gone.set(name, revision);
+    host.reaper.changed(name, undefined);
+  }
+
   /** Stops the watch and its timers. */
   stop(): void {
     this.#watch?.stop();
@@ -140,11 +167,22 @@ export class Watch {
       }
     }
     else if (parsed.kind === 'unknown') telemetry.execute('keel.global.malformed', { count: 1 }, { key: e.key });
+    // the watch brings revisions in order: the names deleted ahead of it up to here are caught up
+    for (const [name, revision] of this.#gone) if (revision <= this.#seen) this.#gone.delete(name);
     host.reached(this.#seen);
+  }
+
+  /** The revision of `name` the cache holds: its entry's, or the one this node deleted ahead of the watch (0: none). */
+  #applied(name: string): number {
+    return this.#host.names.get(name)?.revision ?? this.#gone.get(name) ?? 0;
   }
 
   #nameChanged(name: string, record: NameRecord | undefined, revision: number): void {
     const host = this.#host;
+    // older than what the cache holds (this node's own write, read before the watch brought it back):
+    // applied, it would show an earlier holder, or none, until the watch caught up
+    if (revision <= this.#applied(name)) return;
+    this.#gone.delete(name);
     if (record === undefined) host.names.delete(name);
     else host.names.set(name, { record, revision });
     host.leases.observed(name, record, revision);
