@@ -1347,3 +1347,58 @@ describe.skipIf(skipWithoutNats)("a watch that lags behind this node's own write
     expect(seen).toEqual(['PUT', 'PUT', 'DEL']);
   });
 });
+
+describe.skipIf(skipWithoutNats)("one node's register and unregister of one name run in call order", () => {
+  it('an unregister called while a register of the name is on its way waits for it, and the name ends unregistered (it answered false at once, and the name stayed registered)', async () => {
+    const { members, bucket } = await nodes(['a', 'b']);
+    const [a, b] = members as [Member, Member];
+    const p1 = a.node.spawn(() => () => undefined);
+    // the register's create is on its way (its answer takes a round trip) when the unregister is called
+    const registering = a.global.register('s', p1);
+    const unregistering = a.global.unregister('s');
+    await registering;
+    expect(await unregistering).toBe(true);
+    expect(a.global.whereis('s')).toBeUndefined();
+    expect(a.global.internals().owned).toBe(0);
+    const kv = await new Kvm(a.nc).open(bucket);
+    expect((await kv.get(nameKey('s')))?.operation).toBe('DEL');
+    await a.global.sync();
+    await b.global.sync();
+    expect(a.global.whereis('s')).toBeUndefined();
+    expect(b.global.whereis('s')).toBeUndefined();
+  });
+
+  it("a register called while an unregister of the name is on its way writes only once the delete was answered, and holds the name (it wrote at once, racing the delete, and could find the name still taken)", async () => {
+    const { members } = await nodes(['a']);
+    const [a] = members as [Member];
+    const p1 = a.node.spawn(() => () => undefined);
+    await a.global.register('t', p1);
+    const { Bucket } = await import('@nats-io/kv');
+    const order: string[] = [];
+    const remove = Bucket.prototype.delete;
+    const create = Bucket.prototype.create;
+    const deleting = vi.spyOn(Bucket.prototype, 'delete').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
+      if (args[0] !== nameKey('t')) return remove.apply(this, args);
+      order.push('delete');
+      await remove.apply(this, args);
+      order.push('deleted');
+    });
+    const creating = vi.spyOn(Bucket.prototype, 'create').mockImplementation(function (this: InstanceType<typeof Bucket>, ...args) {
+      if (args[0] === nameKey('t')) order.push('create');
+      return create.apply(this, args);
+    });
+    onTestFinished(() => {
+      deleting.mockRestore();
+      creating.mockRestore();
+    });
+    const unregistering = a.global.unregister('t');
+    const registering = a.global.register('t', p1);
+    expect(await unregistering).toBe(true);
+    await registering;
+    expect(order).toEqual(['delete', 'deleted', 'create']);
+    expect(a.global.internals().owned).toBe(1);
+    expect(a.global.whereis('t')).toBe(p1);
+    await a.global.sync();
+    expect(a.global.whereis('t')).toBe(p1);
+  });
+});

@@ -61,8 +61,12 @@ export class GlobalRegistry {
   readonly #leases: Leases;
   readonly #reaper: Reaper;
   readonly #inflight = new Set<Promise<unknown>>();
-  /** Registrations on their way, by name: the same process registering the same name again joins its call. */
-  readonly #registering = new Map<string, { readonly proc: Proc; readonly done: Promise<void> }>();
+  /**
+   * This node's `register` and `unregister` calls of each name, as the last one's settling: each
+   * runs once the one called before it settled (OTP's `global` serialises one node's operations on a
+   * name), so an unregister called while a register is on its way releases what it got.
+   */
+  readonly #serial = new Map<string, Promise<void>>();
   readonly #syncs: SyncWaiters;
   readonly #watch: Watch;
   readonly #syncTimeoutMs: number;
@@ -186,29 +190,38 @@ export class GlobalRegistry {
    * `ERR_NAME_TAKEN` when another process holds it (or won a concurrent registration), `ERR_NOPROC`
    * when the process is not alive (or died meanwhile). A name whose owner's lease ran out more than
    * `marginMs` ago is taken over. Registering the name its process already holds again is a no-op.
+   * This node's `register` and `unregister` calls of one name run one after the other, in call order.
    */
   async register(name: string, pid: Pid): Promise<void> {
     checkName('name', name);
     this.#checkRunning('register');
     const proc = this.#localProc(pid);
-    const held = this.#leases.get(name);
-    if (held !== undefined) {
-      if (held.proc === proc) return;
-      throw new NameTakenError(name, String(held.pid));
-    }
-    // the same process registering the same name again while the first is on its way: the same call
-    const pending = this.#registering.get(name);
-    if (pending !== undefined && pending.proc === proc) return pending.done;
-    const done = this.#register(name, proc);
-    if (pending === undefined) {
-      const entry = { proc, done };
-      this.#registering.set(name, entry);
-      const settled = (): void => {
-        if (this.#registering.get(name) === entry) this.#registering.delete(name);
-      };
-      done.then(settled, settled);
-    }
-    return done;
+    return this.#inOrder(name, async () => {
+      // checked when its turn comes: a register or unregister called before it has settled
+      const held = this.#leases.get(name);
+      if (held !== undefined) {
+        if (held.proc === proc) return;
+        throw new NameTakenError(name, String(held.pid));
+      }
+      this.#checkRunning('register');
+      if (isDead(proc)) throw new NoProcError(String(proc.self), 'cannot register a global name for a process that is not alive');
+      return this.#register(name, proc);
+    });
+  }
+
+  /** Runs `operation` on `name` once this node's register or unregister of it called before has settled (at once when none is on its way). */
+  #inOrder<T>(name: string, operation: () => Promise<T>): Promise<T> {
+    const before = this.#serial.get(name);
+    const run = before === undefined ? operation() : before.then(operation);
+    const settled: Promise<void> = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#serial.set(name, settled);
+    void settled.then(() => {
+      if (this.#serial.get(name) === settled) this.#serial.delete(name);
+    });
+    return run;
   }
 
   async #register(name: string, proc: Proc): Promise<void> {
@@ -250,9 +263,16 @@ export class GlobalRegistry {
     }
   }
 
-  /** Releases `name` if a process of this node holds it; false otherwise. */
+  /**
+   * Releases `name` if a process of this node holds it; false otherwise. Called while a `register`
+   * of the name by this node is on its way, it waits for it (and releases what it got).
+   */
   async unregister(name: string): Promise<boolean> {
     checkName('name', name);
+    return this.#inOrder(name, () => this.#unregister(name));
+  }
+
+  async #unregister(name: string): Promise<boolean> {
     const own = this.#leases.get(name);
     if (own === undefined) return false;
     await this.#leases.release(own, 'unregistered');
