@@ -139,6 +139,38 @@ describe.skipIf(skipWithoutNats)('global names', () => {
     expect(((await failure(() => a.global.register('x', p2))) as { code: string }).code).toBe('ERR_NAME_TAKEN');
   });
 
+  it("registering again, with the same process, a name the bucket holds for it though this node does not (a register whose write landed and whose answer was lost) takes it back: registered once, released by its revision; another process gets ERR_NAME_TAKEN (the same process got ERR_NAME_TAKEN too)", async () => {
+    const { members, bucket } = await nodes(['a']);
+    const [a] = members as [Member];
+    const p1 = a.node.spawn(() => () => undefined);
+    const p2 = a.node.spawn(() => () => undefined);
+    const { Bucket } = await import('@nats-io/kv');
+    const create = Bucket.prototype.create;
+    let lost = false;
+    const creating = vi.spyOn(Bucket.prototype, 'create').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
+      const revision = await create.apply(this, args);
+      if (args[0] !== nameKey('w') || lost) return revision;
+      lost = true;
+      throw new Error('simulated: the answer was lost');
+    });
+    onTestFinished(() => creating.mockRestore());
+    const registered = captureEvents(a.node, ['keel.global.registered']);
+    expect(((await failure(() => a.global.register('w', p1))) as Error).message).toBe('simulated: the answer was lost');
+    expect(a.global.internals().owned).toBe(0);
+    expect(((await failure(() => a.global.register('w', p2))) as { code: string }).code).toBe('ERR_NAME_TAKEN');
+    await a.global.register('w', p1);
+    await a.global.register('w', p1);
+    expect(registered.events.map((e) => e.metadata.name)).toEqual(['w']);
+    expect(a.global.internals().owned).toBe(1);
+    expect(a.global.whereis('w')).toBe(p1);
+    const kv = await new Kvm(a.nc).open(bucket);
+    expect((await kv.get(nameKey('w')))?.revision).toBe(registered.events[0]!.metadata.revision);
+    // the revision taken back is the one this node holds: the compare-and-set delete of unregister lands
+    expect(await a.global.unregister('w')).toBe(true);
+    expect((await kv.get(nameKey('w')))?.operation).toBe('DEL');
+    registered.stop();
+  });
+
   it('registering the name for the same process twice at once is a no-op, as one after the other is (found in review)', async () => {
     const { members } = await nodes(['a']);
     const [a] = members as [Member];

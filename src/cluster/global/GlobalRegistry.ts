@@ -189,7 +189,9 @@ export class GlobalRegistry {
    * Registers `name` for `pid`, a live process of this node, cluster-wide: rejects with
    * `ERR_NAME_TAKEN` when another process holds it (or won a concurrent registration), `ERR_NOPROC`
    * when the process is not alive (or died meanwhile). A name whose owner's lease ran out more than
-   * `marginMs` ago is taken over. Registering the name its process already holds again is a no-op.
+   * `marginMs` ago is taken over. Registering the name its process already holds again is a no-op
+   * (registered once); a name the bucket holds for this very process though this node does not (a
+   * register whose answer was lost) is taken back.
    * This node's `register` and `unregister` calls of one name run one after the other, in call order.
    */
   async register(name: string, pid: Pid): Promise<void> {
@@ -234,7 +236,7 @@ export class GlobalRegistry {
       revision = await this.#track(this.#kv.create(key, value));
     } catch (e) {
       if (!isCasFailure(e)) throw e;
-      revision = await this.#takeOver(name, key, value);
+      revision = await this.#takeOver(name, key, value, proc);
     }
     if (this.#stopped || isDead(proc) || this.#leases.has(name)) {
       void this.#track(this.#kv.delete(key, { previousSeq: revision })).catch(() => undefined);
@@ -247,12 +249,19 @@ export class GlobalRegistry {
     this.#watch.wrote(name, { node: this.#kernel.name, inc: this.#kernel.creation, id: proc.self.id, lease: deadline }, revision);
   }
 
-  /** A name held by someone else: taken over when its lease ran out `marginMs` ago (CAS on the revision read), else `ERR_NAME_TAKEN`. */
-  async #takeOver(name: string, key: string, value: string): Promise<number> {
+  /**
+   * A name the bucket holds: taken back when its record is `proc`'s own (CAS on the revision read),
+   * taken over when its lease ran out `marginMs` ago (the same way), else `ERR_NAME_TAKEN`.
+   */
+  async #takeOver(name: string, key: string, value: string, proc: Proc): Promise<number> {
     const entry = await this.#track(this.#kv.get(key));
     try {
       if (entry === null || entry.operation !== 'PUT') return await this.#track(this.#kv.create(key, value));
       const record = decodeRecord(entry.value);
+      // this very process's record, which this node does not hold (a register whose write landed and
+      // whose answer was lost, an unregister whose delete did not): the name is its own already
+      const kernel = this.#kernel;
+      if (record !== undefined && record.node === kernel.name && record.inc === kernel.creation && record.id === proc.self.id) return await this.#track(this.#kv.update(key, value, entry.revision));
       if (record !== undefined && !this.#reaper.expired(record)) throw new NameTakenError(name, String(new PidImpl(record.node, record.inc, record.id)));
       const revision = await this.#track(this.#kv.update(key, value, entry.revision));
       this.#kernel.telemetry.execute('keel.global.taken_over', {}, { name, previous: record === undefined ? undefined : new PidImpl(record.node, record.inc, record.id) });
