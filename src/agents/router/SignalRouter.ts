@@ -32,7 +32,9 @@ import type {
 const OVERFLOWS: readonly SignalOverflow[] = ['drop_newest', 'drop_oldest', 'reject'];
 const DEFAULT_CAPACITY = 1000;
 const DEFAULT_MAX_IN_FLIGHT = 8;
+/** Types the match cache holds at most, and the longest type it holds (a longer one is walked each time): at most 1024 × 1024 characters. */
 const MATCH_CACHE_LIMIT = 1024;
+const MATCH_CACHE_TYPE_LENGTH = 1024;
 
 interface InitArg {
   readonly name: string;
@@ -54,12 +56,15 @@ function deadLetter(state: State, sub: Sub, signal: Signal): void {
 
 /**
  * The subscribers a type matches, each once (through the first matching pattern the trie visits):
- * a trie walk per distinct type, then cached until a subscription is added or removed.
+ * a trie walk per distinct type, then cached until a subscription is added or removed. A type
+ * longer than {@link MATCH_CACHE_TYPE_LENGTH} is walked each time, not kept: the cache's memory is
+ * bounded by its two limits, whatever types are published.
  */
 function matchOf(state: State, type: string): Match {
   let m = state.matches.get(type);
   if (m === undefined) {
-    if (state.matches.size >= MATCH_CACHE_LIMIT) state.matches.clear();
+    const keep = type.length <= MATCH_CACHE_TYPE_LENGTH;
+    if (keep && state.matches.size >= MATCH_CACHE_LIMIT) state.matches.clear();
     const subs: Sub[] = [];
     const patterns: string[] = [];
     const seen = new Set<Sub>();
@@ -71,7 +76,7 @@ function matchOf(state: State, type: string): Match {
       patterns.push(pattern);
     });
     m = { subs, patterns };
-    state.matches.set(type, m);
+    if (keep) state.matches.set(type, m);
   }
   return m;
 }

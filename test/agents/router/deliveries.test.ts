@@ -3,7 +3,7 @@ import { isSignal } from '../../../src/agents/Signal.js';
 import { SignalRouter } from '../../../src/agents/router/SignalRouter.js';
 import { expectNoLeaks } from '../../../src/testing/index.js';
 import { clockedNode, HOUR, settlesWithin, stepWallClock, useNodes } from '../../support.js';
-import { expectBalanced, internals, publishAll, routerEvents, sink } from './routerKit.js';
+import { expectBalanced, internals, publishAll, routerEvents, signal, sink } from './routerKit.js';
 
 const track = useNodes();
 
@@ -54,6 +54,25 @@ describe('SignalRouter deliveries (the router’s own supervised messages)', () 
     await node.idle();
     expect(a.data).toEqual([0, 1, 2, 3]);
     expect(b.data).toEqual([3, 4]);
+  });
+
+  it('keeps no type longer than 1,024 characters in the match cache, so the cache stays small whatever the types; such signals are still delivered', async () => {
+    const { node } = clockedNode(track);
+    const router = await SignalRouter.start(node);
+    const s = sink(node);
+    await router.subscribe('x.**', s.pid, { capacity: 2000 });
+    const long = `x.${'y'.repeat(10_000)}`; // 1,100 distinct types of 10,000 characters: 11 MB a cache of 1,024 would keep
+    for (let i = 0; i < 1100; i++) router.publish(signal(`${long}.${i}`, i));
+    await s.until(1100);
+    expect((await internals(node, router)).cachedTypes).toBe(0);
+    expect(s.data).toEqual(Array.from({ length: 1100 }, (_, i) => i));
+    publishAll(router, 'x.short', 2);
+    publishAll(router, `x.${'z'.repeat(1022)}`, 1, 2); // 1,024 characters: cached
+    await s.until(1103);
+    expect((await internals(node, router)).cachedTypes).toBe(2);
+    const stats = await router.stats();
+    expect(stats).toMatchObject({ published: 1103, delivered: 1103 });
+    expectBalanced(stats);
   });
 
   it('times out deliveries on one router-wide timer: each late one once, on the node’s clock, never before its deadline', async () => {
