@@ -208,7 +208,20 @@ function subscribe(state: State, pattern: string, pid: Pid, options: SubscribeOp
   if (sub === undefined) {
     const m = monitorSubscriber(state.ctx, pid);
     if (m === undefined) return { error: 'noproc' };
-    sub = newSub(key, state.node.lookupTarget(pid)?.self ?? pid, m.ref, m.managed, DEFAULT_CAPACITY, DEFAULT_MAX_IN_FLIGHT);
+    sub = state.orphans.get(key);
+    if (sub === undefined) sub = newSub(key, state.node.lookupTarget(pid)?.self ?? pid, m.ref, m.managed, DEFAULT_CAPACITY, DEFAULT_MAX_IN_FLIGHT);
+    else {
+      // it left with deliveries still in flight: it takes them back, so that they count against its
+      // maxInFlight (leaving and coming back must not multiply what it holds), with the defaults again
+      state.orphans.delete(key);
+      sub.removed = false;
+      sub.ref = m.ref;
+      sub.managed = m.managed;
+      sub.buffer.capacity = DEFAULT_CAPACITY;
+      sub.buffer.overflow = 'drop_newest';
+      sub.maxInFlight = DEFAULT_MAX_IN_FLIGHT;
+      sub.dropped = 0;
+    }
     state.subs.set(key, sub);
   }
   if (options.capacity !== undefined) sub.buffer.capacity = options.capacity;
@@ -255,7 +268,7 @@ function newState(node: State['node'], ctx: Context<any>, name: string): State {
     trie: new PatternTrie<Sub>(),
     subs: new Map(),
     matches: new Map(),
-    orphans: new Set(),
+    orphans: new Map(),
     settledQueue: [],
     settledCount: 0,
     drainQueued: false,

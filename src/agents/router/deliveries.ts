@@ -147,7 +147,7 @@ function settled(state: State, f: Flight): void {
   if (at === 0) flights.shift();
   else if (at > 0) flights.splice(at, 1);
   sub.inFlight--;
-  if (sub.removed && flights.length === 0) state.orphans.delete(sub);
+  if (sub.removed && flights.length === 0) state.orphans.delete(sub.key);
   if (state.closed) return; // counted as router_down when the router stopped
   state.inFlight--;
   if (f.outcome === 'ok') state.delivered++;
@@ -187,7 +187,7 @@ export function expire(state: State): void {
     }
   };
   for (const sub of state.subs.values()) if (sub.flights.length > 0) visit(sub);
-  for (const sub of state.orphans) visit(sub);
+  for (const sub of state.orphans.values()) visit(sub);
   if (next !== Infinity) arm(state, next, now);
 }
 
@@ -204,7 +204,7 @@ export function removeSub(state: State, sub: Sub, reason: 'subscriber_down' | 'u
   for (const pattern of sub.patterns) state.trie.remove(pattern, sub.key);
   sub.patterns.clear();
   state.matches.clear();
-  if (sub.flights.length > 0) state.orphans.add(sub);
+  if (sub.flights.length > 0) state.orphans.set(sub.key, sub);
   if (reason === 'unsubscribed' && state.running) unwatch(state.ctx, sub);
   const n = sub.buffer.clear();
   if (n > 0) {
@@ -238,7 +238,7 @@ export function close(state: State): void {
     count(state, 'router_down', orphans);
     if (state.droppedProbe.active) state.node.telemetry.execute('keel.signal_router.dropped', { count: orphans }, { router: state.name, reason: 'router_down', subscriber: undefined });
   }
-  for (const sub of [...state.subs.values(), ...state.orphans]) {
+  for (const sub of [...state.subs.values(), ...state.orphans.values()]) {
     for (const f of sub.flights) if (f.outcome === undefined) state.node.withdrawEnvelope(sub.pid, f.id, f);
   }
 }

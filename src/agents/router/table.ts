@@ -64,8 +64,12 @@ export interface State {
   readonly subs: Map<string, Sub>;
   /** Match results per signal type (cleared whenever a subscription is added or removed). */
   readonly matches: Map<string, Match>;
-  /** Subscribers removed with deliveries still in flight (their timeouts still run). */
-  readonly orphans: Set<Sub>;
+  /**
+   * Subscribers removed with deliveries still in flight (their timeouts still run), by key: at most
+   * one per pid, as a pid that subscribes again takes its orphan back (its deliveries in flight
+   * count against its `maxInFlight` again).
+   */
+  readonly orphans: Map<string, Sub>;
   /** Settled deliveries waiting to be counted (one microtask for a batch of them). */
   readonly settledQueue: (Flight | undefined)[];
   settledCount: number;

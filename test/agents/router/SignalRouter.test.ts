@@ -251,6 +251,29 @@ describe('SignalRouter.unsubscribe', () => {
     expect(stats).toMatchObject({ routed: 5, delivered: 1, buffered: 0, inFlight: 0, dropped: { total: 4, byReason: { unsubscribed: 4 } } });
     expectBalanced(stats);
   });
+
+  it('a subscriber that never answers and leaves and comes back 50 times holds at most maxInFlight deliveries, not 50 times as many', async () => {
+    const { node } = clockedNode(track);
+    const router = await startRouter(node, { deliveryTimeout: Infinity }); // nothing times out: only the bound holds them
+    const s = sink(node, { held: true });
+    for (let k = 0; k < 50; k++) {
+      expect(await router.subscribe('a', s.pid, { maxInFlight: 2, capacity: 1 })).toBe('ok');
+      publishAll(router, 'a', 3, k * 3);
+      expect(await router.unsubscribe('a', s.pid)).toBe('ok'); // its buffered one dropped, its deliveries in flight kept
+    }
+    expect(await router.subscribe('a', s.pid)).toBe('ok');
+    const stats = await router.stats();
+    // the first pass: 2 in flight and 1 buffered; every later pass finds the 2 still in flight: 1 buffered, 2 refused
+    expect(stats).toMatchObject({ published: 150, matched: 150, routed: 3 + 49, delivered: 0, buffered: 0, inFlight: 2 });
+    expect(stats.dropped.byReason).toMatchObject({ unsubscribed: 50, buffer_full: 49 * 2 });
+    expectBalanced(stats);
+    expect(node.info(s.pid)?.mailboxLength).toBe(1); // one delivery handled (held), one waiting
+    s.release();
+    await node.idle();
+    expect(s.data).toEqual([0, 1]);
+    expect(await router.stats()).toMatchObject({ delivered: 2, inFlight: 0 });
+    expect(routerMonitors(node)).toHaveLength(1);
+  });
 });
 
 // ---- publish ----------------------------------------------------------------------------------
@@ -436,7 +459,8 @@ describe('SignalRouter deliveries: spans, and a subscriber that leaves and comes
     expect(await router.unsubscribe('a', s.pid)).toBe('ok'); // 2 in flight, 3 dropped as unsubscribed
     expect(await router.subscribe('a', s.pid, { maxInFlight: 2 })).toBe('ok');
     publishAll(router, 'a', 3, 5);
-    expect(await router.stats()).toMatchObject({ subscribers: 1, inFlight: 4, buffered: 1 });
+    // it takes back its 2 deliveries in flight: they count against its maxInFlight, the new three wait
+    expect(await router.stats()).toMatchObject({ subscribers: 1, inFlight: 2, buffered: 3 });
     s.release();
     await node.idle();
     expect(s.data).toEqual([0, 1, 5, 6, 7]);
