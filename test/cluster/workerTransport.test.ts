@@ -237,6 +237,44 @@ describe('worker transport', () => {
     await expect(main.t.start({ name: 'main', incarnation: 8 }, main.handler)).rejects.toMatchObject({ code: 'ERR_NODE_STOPPED' });
   }, 60_000);
 
+  it("a main-thread node's name is free once its transport's close() has resolved: taken again at once, the new node joins and is reached", async () => {
+    const main = await mainNode('m');
+    const other = await mainNode('o');
+    await main.t.close();
+    const again = hub!.transport('m');
+    transports.push(again);
+    const r = recorder();
+    await again.start({ name: 'm', incarnation: 8 }, r.handler);
+    expect(hub!.nodes).toEqual(['o', 'm']);
+    again.send('o', 'hello');
+    other.t.send('m', 'back');
+    await other.until(() => other.received.length === 1);
+    await r.until(() => r.received.length === 1);
+    expect(other.received).toEqual([['m', 'hello']]);
+    expect(r.received).toEqual([['o', 'back']]);
+  }, 60_000);
+
+  it('a main-thread node shut down can be started again under its name at once: the peers see its new incarnation', async () => {
+    hub = createWorkerHub();
+    const na = track({ name: 'na' });
+    const nb = track({ name: 'nb' });
+    const ca = await Cluster.join(na, { transport: hub.transport('na') });
+    const cb = await Cluster.join(nb, { transport: hub.transport('nb') });
+    await ca.waitFor(['nb']);
+    await cb.waitFor(['na']);
+    const events = captureEvents(nb, ['keel.cluster.node_down', 'keel.cluster.node_up']);
+    await na.shutdown();
+    const reborn = track({ name: 'na' });
+    const cr = await Cluster.join(reborn, { transport: hub.transport('na') });
+    await cr.waitFor(['nb']);
+    await cb.waitFor(['na']);
+    expect(cb.nodes().map((n) => [n.name, n.incarnation])).toEqual([['na', reborn.creation]]);
+    expect(events.events.map((e) => `${e.event}:${String(e.metadata.incarnation === na.creation ? 'old' : 'new')}:${String(e.metadata.reason)}`)).toEqual([
+      'keel.cluster.node_down:old:goodbye',
+      'keel.cluster.node_up:new:undefined',
+    ]);
+  }, 60_000);
+
   it('carries a batch of maxBatchSize', async () => {
     const main = await mainNode();
     const a = await spawn('a');

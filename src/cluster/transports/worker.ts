@@ -278,8 +278,10 @@ export function createWorkerHub(): WorkerHub {
     transport(name: string, options?: WorkerTransportOptions): Transport {
       checkName(name, 'name');
       const limits = toLimits(options, 'options');
-      const { nodeSide } = attach(name, 'hub.transport');
-      return new WorkerTransport(nodeSide, name, limits);
+      const { member, nodeSide } = attach(name, 'hub.transport');
+      // a node in this thread frees its name as its close() returns, not at its control port's
+      // 'close' event a turn later: a node shut down can be started again under its name at once
+      return new WorkerTransport(nodeSide, name, limits, () => detach(member));
     },
     get nodes(): readonly string[] {
       return [...members.values()].filter((m) => m.joined).map((m) => m.name);
@@ -378,9 +380,12 @@ class WorkerTransport implements Transport {
   #state: 'new' | 'starting' | 'started' | 'closed' = 'new';
   #nextProbe = 1;
   #joined: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  /** Tells a hub in this thread that the node is gone (its name free), as close() returns. */
+  readonly #detached: (() => void) | undefined;
 
-  constructor(control: MessagePort, name: string, limits: Limits) {
+  constructor(control: MessagePort, name: string, limits: Limits, detached?: () => void) {
     this.#control = control;
+    this.#detached = detached;
     this.#name = name;
     this.maxBatchSize = limits.maxBatchSize;
     this.#maxInFlight = limits.maxInFlight;
@@ -555,6 +560,7 @@ class WorkerTransport implements Transport {
     this.#peers.clear();
     for (const port of ports) port.close();
     this.#control.close();
+    this.#detached?.();
     return Promise.resolve();
   }
 }
