@@ -92,6 +92,8 @@ export class Cluster {
   /** The waiters of `waitFor`: called when a peer comes up, and with `stopped` when the node shuts down. */
   readonly #upWaiters = new Set<(stopped?: boolean) => void>();
   readonly #pids: PidFactory;
+  /** While the transport sends a batch: the peer it is for, its frames still that peer's outbox (see `overloaded`). */
+  #sendingTo: Peer | undefined;
 
   private constructor(kernel: Kernel, options: ClusterOptions) {
     this.#kernel = kernel;
@@ -350,7 +352,14 @@ export class Cluster {
         // thread), or the server refused its size; its frames are lost, so the peer is down for this
         // node (its ties answered with noconnection), after the flush that is sending (no down in the middle of it)
         const reason = why === 'oversized' ? 'oversized' : 'overloaded';
+        // the frames of the batch being sent (none for a broadcast), taken before any handler runs (it may send again)
+        const sentTo = this.#sendingTo?.name === peer ? this.#sendingTo : undefined;
+        this.#sendingTo = undefined;
+        const frames = sentTo?.outbox;
+        if (sentTo !== undefined) sentTo.outbox = [];
         this.#kernel.telemetry.execute('keel.cluster.send_dropped', { count: 1, size }, { node: this.name, to: peer, reason });
+        // each message among its frames is dropped, and said so
+        if (sentTo !== undefined && frames !== undefined) this.#remote.lost(sentTo, frames);
         const p = this.#peers.get(peer);
         if (p !== undefined) queueMicrotask(() => this.#down(p, reason));
       },
@@ -526,11 +535,17 @@ export class Cluster {
   }
 
   #send(peer: Peer): void {
-    if (peer.outbox.length === 0) return;
-    const batch = `[1,${JSON.stringify(this.name)},${this.#kernel.creation},${peer.incarnation},[${peer.outbox.join(',')}]]`;
-    peer.outbox.length = 0;
+    const frames = peer.outbox;
+    if (frames.length === 0) return;
+    const batch = `[1,${JSON.stringify(this.name)},${this.#kernel.creation},${peer.incarnation},[${frames.join(',')}]]`;
     peer.outboxLength = 0;
+    // the peer whose batch the transport is sending: a drop (overloaded(), called during send) takes
+    // its frames from the outbox, which it replaces, so that a frame pushed by a send_dropped handler
+    // is the next batch's; else the outbox is emptied once the batch is handed on
+    this.#sendingTo = peer;
     this.#transport.send(peer.name, batch);
+    this.#sendingTo = undefined;
+    if (peer.outbox === frames) frames.length = 0;
   }
 
   #broadcast(frame: string): void {

@@ -492,6 +492,46 @@ describe('worker transport: a peer that does not read', () => {
     expect(got * 2000).toBeLessThan(16_384);
   }, 60_000);
 
+  it('in a cluster: no message lost to a flood is silent: each one in a batch dropped past the window, or still queued when the peer went down, is keel.message.dropped (noconnection)', async () => {
+    hub = createWorkerHub();
+    const na = track({ name: 'na' });
+    const nb = track({ name: 'nb' });
+    const options = { maxBatchSize: 8192, maxInFlight: 16_384 };
+    const ca = await Cluster.join(na, { transport: hub.transport('na', options) });
+    const cb = await Cluster.join(nb, { transport: hub.transport('nb', options) });
+    await ca.waitFor(['nb']);
+    await cb.waitFor(['na']);
+    const sink = probe(nb);
+    const events = captureEvents(na, ['keel.message.dropped', 'keel.cluster.node_down']);
+    const message = (i: number): string => `${i}:`.padEnd(2000, 'm');
+    // one turn: 40 messages of 2,000 code units (five times the window): the batches past it are
+    // dropped as the outbox fills, and nb goes down in a microtask queued at the first drop. A
+    // microtask queued before that one (another process's turn, say) sends 5 more: they wait in the
+    // outbox (nb is still up) when nb goes down
+    na.send(sink, message(0));
+    queueMicrotask(() => {
+      for (let i = 40; i < 45; i++) na.send(sink, message(i));
+    });
+    for (let i = 1; i < 40; i++) na.send(sink, message(i));
+    await null;
+    expect(events.events.filter((e) => e.event === 'keel.cluster.node_down').map((e) => e.metadata.reason)).toEqual(['overloaded']);
+    // nb speaks again and both are up anew; a last message goes behind everything posted before
+    await ca.waitFor(['nb']);
+    na.send(sink, 'end');
+    expect(await sink.receive((m) => m === 'end')).toBe('end');
+    const got = sink.messages.length - 1;
+    expect(got).toBeGreaterThan(0);
+    expect(sink.messages.slice(0, got)).toEqual(Array.from({ length: got }, (_, i) => message(i)));
+    // sent = delivered + reported: every message that did not arrive is one dropped event, none twice
+    const dropped = events.events.filter((e) => e.event === 'keel.message.dropped');
+    expect(dropped).toHaveLength(45 - got);
+    for (const e of dropped) {
+      expect(e.measurements).toEqual({ count: 1 });
+      expect(e.metadata).toMatchObject({ reason: 'noconnection', from: 'node' });
+      expect(String(e.metadata.to)).toBe(String(sink));
+    }
+  }, 60_000);
+
   it('a node takes batches as large as any peer of its transport may send: a peer with a larger maxBatchSize is not refused as oversized', async () => {
     hub = createWorkerHub();
     const na = track({ name: 'na' });

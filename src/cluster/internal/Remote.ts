@@ -20,6 +20,9 @@ import { encodeValue } from '../codec.js';
 import type { CallOut, LinkEntry, MonitorIn, MonitorOut, Peer } from './Peer.js';
 import { incoming, traceFields } from './trace.js';
 
+/** The head of a frame that carries a message (a send to a pid or a name, a cast): its kind, target and sender id. */
+const LOST_MESSAGE = /^\["([mkn])",(\d+|"(?:[^"\\]|\\.)*"),(\d+),/;
+
 /** A local process's ties to other nodes' processes. */
 class Book {
   readonly links = new Set<LinkEntry>();
@@ -465,6 +468,8 @@ export class Remote implements RemoteRouter {
     for (const entry of monitors) remoteMonitorEnded(entry.ref);
     const calls = [...peer.calls.values()];
     if (!reset) {
+      // what was queued for the peer never leaves: each message among it is dropped, and said so
+      this.lost(peer, peer.outbox);
       peer.outbox.length = 0;
       peer.outboxLength = 0;
     }
@@ -472,6 +477,21 @@ export class Remote implements RemoteRouter {
     for (const entry of links) if (entry.unlinking === 0) this.#kernel.remoteSignal(entry.local, entry.remote, 'noconnection');
     // a caller killed by a link's signal above has had its call settled by its death (ERR_CALL_EXIT)
     for (const call of calls) if (peer.calls.get(call.id) === call) call.settle(false, new NoConnectionError(targetText(call.target), peer.name, 'no reply from'));
+  }
+
+  /**
+   * Frames for `peer` that will never reach it (queued when it went down, or in a batch the transport
+   * dropped): each message or cast among them is `keel.message.dropped` (`noconnection`), as one sent
+   * after the peer went down is. Ties need nothing here: the peer's down answers them.
+   */
+  lost(peer: Peer, frames: readonly string[]): void {
+    for (const frame of frames) {
+      const m = LOST_MESSAGE.exec(frame);
+      if (m === null) continue;
+      const from = m[3] === '0' ? 'node' : this.#localPid(Number(m[3]));
+      const to = m[1] === 'n' ? `${JSON.parse(m[2]!) as string}@${peer.name}` : new PidImpl(peer.name, peer.incarnation, Number(m[2]));
+      this.#host.dropped('noconnection', { to, from });
+    }
   }
 
   // ---- books ----------------------------------------------------------------------------------
