@@ -10,7 +10,7 @@ import {
 } from '../index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { heapLine, HeapSampler, type HeapReport } from './heapSampler.js';
-import { checkRunOptions, SOAK_MAX_BURST } from './soak.js';
+import { checkRunOptions, setProgress, SOAK_MAX_BURST } from './soak.js';
 import { count } from './soakReport.js';
 
 /** `keel soak --overload`'s knobs. */
@@ -32,6 +32,11 @@ export interface OverloadOptions {
   inject?: { loseOne?: boolean; doubleDrop?: boolean };
   /** @internal The heap sampler's full GC. */
   gc?: () => void;
+  /**
+   * @internal Ends the load early when aborted (`keel soak --overload`'s first Ctrl-C): the consumers
+   * then drain, and the run accounts for every message sent and reports, as at the end of its duration.
+   */
+  stop?: AbortSignal;
 }
 
 export const OVERLOAD_DEFAULTS: OverloadOptions = { duration: 60, rate: 100_000, seed: 1, json: false, simulate: false };
@@ -110,14 +115,21 @@ export interface OverloadLane {
     outcomesExact: boolean;
     /** The consumer handled the messages in the order they were sent (one sender, one receiver). */
     ordered: boolean;
-    /** The mailbox did overflow (dropped > 0), and the policy kept what it keeps: the newest (`drop_oldest`) or the oldest (`reject`, `drop_newest`). */
+    /**
+     * The mailbox did overflow (dropped > 0), and the policy kept what it keeps: the newest
+     * (`drop_oldest`) or the oldest (`reject`, `drop_newest`). A load stopped early (Ctrl-C) before
+     * its mailbox overflowed has nothing to hold: it passes.
+     */
     policyHeld: boolean;
   };
 }
 
 export interface OverloadReport {
   options: { duration: number; rate: number; seed: number; simulate: boolean };
+  /** Seconds of load on the node's clock (virtual under --simulate). */
   seconds: number;
+  /** The load was stopped before its duration (Ctrl-C): `seconds` is what ran. */
+  interrupted?: true;
   lanes: OverloadLane[];
   /** Dropped events that were none of the lanes' messages, or not `mailbox_full`: must be 0. */
   strayDrops: number;
@@ -198,6 +210,20 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
   const node = createNode({ name: 'keel-overload', ...(clock === undefined ? {} : { clock }), random: seededRandom(o.seed), logger, services: false });
   const realStart = performance.now();
   const durationMs = o.duration * 1000;
+  /** When the load started, on the node's clock (set just before the producers start; -1 before). */
+  let loadStart = -1;
+  /** When the load ends, after its start: its duration, or the moment it was stopped. */
+  let endMs = durationMs;
+  let interrupted = false;
+  let loadEnded = false;
+  const interrupt = (): void => {
+    // a stop once the load is over (while the consumers drain) cuts nothing short
+    if (interrupted || loadEnded) return;
+    interrupted = true;
+    endMs = loadStart < 0 ? 0 : Math.min(endMs, node.clock.now() - loadStart);
+  };
+  if (o.stop?.aborted === true) interrupt();
+  else o.stop?.addEventListener('abort', interrupt, { once: true });
   const heap = new HeapSampler(node, o.duration, o.gc);
   const zero = () => KINDS.map(() => 0);
   const lanes: LaneState[] = OVERLOAD_POLICIES.map((policy) => ({
@@ -299,8 +325,10 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
     const load = new Promise<void>((resolve) => {
       loadDone = resolve;
     });
-    const loadStart = node.clock.now();
+    loadStart = node.clock.now();
     heap.start();
+    const total = (of: (lane: LaneState) => number[]): number => lanes.reduce((n, lane) => n + of(lane).reduce((a, b) => a + b, 0), 0);
+    const progress = clock === undefined && !o.json ? setProgress(node, aside, () => `sent ${total((l) => l.sent)}, handled ${total((l) => l.handled)}, dropped ${total((l) => l.dropped)}`) : undefined;
     const handledOptions = { ack: 'handled' as const, timeout: HANDLED_TIMEOUT_MS, onError: 'ignore' as const };
     const enqueuedOptions = { ack: 'enqueued' as const, onError: 'ignore' as const };
     lanes.forEach((lane, index) => {
@@ -319,7 +347,7 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
         };
         const tick = (): void => {
           const elapsed = node.clock.now() - loadStart;
-          const n = Math.min(perTick(Math.min(elapsed, durationMs)) - seq, maxBurst);
+          const n = Math.min(perTick(Math.min(elapsed, endMs)) - seq, maxBurst);
           for (let i = 0; i < n; i++) {
             const kind = MIX[Math.floor(random() * MIX.length)]!;
             const message: Message = { lane: index, kind, seq: seq++ };
@@ -338,7 +366,7 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
           const whole = Math.floor(owedTokens);
           owedTokens -= whole;
           grant(lane, whole);
-          if (elapsed < durationMs) ctx.sendAfter(ctx.self, 'tick', TICK_MS);
+          if (elapsed < endMs) ctx.sendAfter(ctx.self, 'tick', TICK_MS);
           else {
             lane.handledAtLoadEnd = lane.handled.reduce((a, b) => a + b, 0);
             if (++finished === lanes.length) loadDone();
@@ -350,8 +378,10 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
     });
 
     await load;
+    loadEnded = true;
     const loadMs = node.clock.now() - loadStart;
     heap.stop();
+    if (progress !== undefined) node.clock.clearTimer(progress.timer);
     // the consumers drain what is left in their mailboxes, then the last outcomes arrive
     for (const lane of lanes) grant(lane, Infinity);
     let grace: unknown;
@@ -407,8 +437,8 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
       return {
         policy: lane.policy,
         capacity,
-        producerRate: Math.round(sent / seconds),
-        consumerRate: Math.round(lane.handledAtLoadEnd / seconds),
+        producerRate: seconds > 0 ? Math.round(sent / seconds) : 0,
+        consumerRate: seconds > 0 ? Math.round(lane.handledAtLoadEnd / seconds) : 0,
         sent,
         handled,
         dropped,
@@ -420,7 +450,7 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
           countsExact: sent === handled + dropped + timedOut && sent <= lane.ends.length && kindsExact,
           outcomesExact: outcomesExact && handledExact,
           ordered: lane.ordered,
-          policyHeld: dropped > 0 && (lane.policy === 'drop_oldest' ? keptLast : keptFirst),
+          policyHeld: dropped > 0 ? (lane.policy === 'drop_oldest' ? keptLast : keptFirst) : interrupted,
         },
       };
     });
@@ -429,6 +459,7 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
     const report: OverloadReport = {
       options: { duration: o.duration, rate: o.rate, seed: o.seed, simulate: o.simulate },
       seconds,
+      ...(interrupted ? { interrupted: true as const } : {}),
       lanes: reports,
       strayDrops,
       log,
@@ -447,6 +478,7 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
     if (o.simulate) aside(`  memory        (real heap, not part of the replayable report) ${heapLine(memory)}`);
     return report;
   } finally {
+    o.stop?.removeEventListener('abort', interrupt);
     await node.shutdown();
   }
 }
@@ -459,6 +491,7 @@ function printReport(r: OverloadReport, print: (line: string) => void): void {
     `keel soak --overload: ${o.duration} s, each producer ${count(o.rate)} msg/s, ${OVERLOAD_FACTOR}x faster than its consumer (a bounded mailbox of ${count(r.lanes[0]?.capacity ?? OVERLOAD_CAPACITY)}), seed ${o.seed}` +
       (o.simulate ? ', on virtual time (simulated: the same --seed replays this report byte for byte)' : `, in ${((r.elapsedMs ?? 0) / 1000).toFixed(1)} s of real time`),
   );
+  if (r.interrupted === true) print(`  interrupted   the load was stopped early, after ${r.seconds.toFixed(1)} s of ${o.duration} s`);
   for (const l of r.lanes) {
     print(
       `  ${l.policy.padEnd(12)}  sent ${count(l.sent)} = handled ${count(l.handled)} + dropped ${count(l.dropped)} (each a keel.message.dropped event); unaccounted ${l.unaccounted}` +

@@ -495,8 +495,8 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
   }
 }
 
-/** A progress line every second of real time (not in a simulation, not with --json). */
-function setProgress(node: Node, print: (line: string) => void, line: () => string): { timer: unknown } {
+/** A progress line every second of real time (not in a simulation, not with --json): the soak's, and the overload run's. */
+export function setProgress(node: Node, print: (line: string) => void, line: () => string): { timer: unknown } {
   const started = node.clock.now();
   const state: { timer: unknown } = { timer: undefined };
   const arm = (): void => {

@@ -29,8 +29,8 @@ export const SOAK_COMMAND: CommandSpec<typeof options> = {
     'virtual time and the same --seed prints the same report, byte for byte (on stdout; the real heap',
     'figures go to stderr).',
     '',
-    'Ctrl-C (or SIGTERM, SIGHUP): the load stops at once, and the soak drains, accounts for every message sent',
-    'and reports (its load line says interrupted); a second one quits at once with 130 (143, 129).',
+    'Ctrl-C (or SIGTERM, SIGHUP): the load stops at once, and the soak (or --overload) drains, accounts for every',
+    'message sent and reports (saying interrupted); a second one quits at once with 130 (143, 129).',
     '',
     'exit code: 0 when every check passed, 1 when one failed, 2 on bad usage. More: docs/reliability.md.',
   ].join('\n'),
@@ -79,12 +79,13 @@ function overloadOptionsOf(options: Partial<SoakOptions>): Partial<OverloadOptio
  */
 export async function runSoakCommand(argv: readonly string[], print: (line: string) => void, aside: (line: string) => void): Promise<number> {
   return runCommand(SOAK_COMMAND, argv, ioOf({ out: print, err: aside }), toCommand, async (command) => {
-    if (command.overload) return overloadPassed(await runOverload(command.options, print, aside)) ? 0 : 1;
-    // the first Ctrl-C (or SIGTERM, SIGHUP) ends the load: the soak drains, accounts and reports; a second quits at once (its temporary directory removed)
+    // the first Ctrl-C (or SIGTERM, SIGHUP) ends the load: the run drains, accounts and reports; a second
+    // quits at once (the soak's temporary directory removed). --overload too: it died of the first one, with no report
     const stop = stopOnSignals(() => aside('keel soak: stopped before its report'));
     const announce = (): void => aside('keel soak: the load stops now; draining and accounting for every message sent (again to quit at once)');
     stop.signal.addEventListener('abort', announce, { once: true });
     try {
+      if (command.overload) return overloadPassed(await runOverload({ ...command.options, stop: stop.signal }, print, aside)) ? 0 : 1;
       return soakPassed(await runSoak({ ...command.options, stop: stop.signal }, print, aside)) ? 0 : 1;
     } finally {
       stop.release();

@@ -58,12 +58,12 @@ describe('keel soak and Ctrl-C (the built keel, a child process)', () => {
     for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
   });
 
-  /** `keel soak` with a temporary directory of its own (TMPDIR), and a way to await its lines. */
-  function soak() {
+  /** `keel soak <args>` with a temporary directory of its own (TMPDIR), and a way to await its lines. */
+  function soak(args: readonly string[] = ['--duration', '120', '--rate', '2000']) {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-soak-test-'));
     dirs.push(tmp);
     const entry = fileURLToPath(new URL('cli/keel.js', builtKeel()));
-    const child = spawn(process.execPath, [entry, 'soak', '--duration', '120', '--rate', '2000'], { env: { ...process.env, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [entry, 'soak', ...args], { env: { ...process.env, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     let stdout = '';
     let stderr = '';
@@ -139,6 +139,32 @@ describe('keel soak and Ctrl-C (the built keel, a child process)', () => {
     expect(await s.exited).toEqual({ code: 130, signal: null });
     expect(s.stderr()).toContain('keel soak: stopped before its report');
     expect(fs.readdirSync(s.tmp)).toEqual([]);
+  }, 120_000);
+
+  // --overload took no signal: the first Ctrl-C killed it at once (130), with no report
+  for (const [signal, name] of [['SIGINT', 'Ctrl-C'], ['SIGTERM', 'SIGTERM']] as const) {
+    it(`--overload: the first ${name} ends the load, the consumers drain, and it reports every message accounted for (found in review)`, async () => {
+      const s = soak(['--overload', '--duration', '120', '--rate', '2000']);
+      await s.told(/^ {2}1 s: sent \d/m); // a second of load has run
+      s.child.kill(signal);
+      const { code, signal: killedBy } = await s.exited;
+      expect(killedBy).toBe(null);
+      expect(s.stderr()).toContain('keel soak: the load stops now; draining and accounting for every message sent (again to quit at once)');
+      const out = s.stdout();
+      expect(out).toMatch(/^ {2}interrupted {3}the load was stopped early, after \d+\.\d s of 120 s$/m);
+      for (const policy of ['reject', 'drop_newest', 'drop_oldest']) expect(out).toMatch(new RegExp(`^ {2}${policy} +sent [\\d,]+ = handled [\\d,]+ \\+ dropped [\\d,]+ \\(each a keel.message.dropped event\\); unaccounted 0 {2}\\[ok\\]$`, 'm'));
+      expect(code).toBe(out.includes('  checks        all passed') ? 0 : 1);
+    }, 120_000);
+  }
+
+  it('--overload: a second Ctrl-C quits at once with 130', async () => {
+    const s = soak(['--overload', '--duration', '120', '--rate', '2000']);
+    await s.told(/^ {2}1 s: sent \d/m);
+    s.child.kill('SIGINT');
+    await s.told(/the load stops now/);
+    s.child.kill('SIGINT');
+    expect(await s.exited).toEqual({ code: 130, signal: null });
+    expect(s.stderr()).toContain('keel soak: stopped before its report');
   }, 120_000);
 });
 
