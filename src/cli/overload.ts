@@ -144,7 +144,7 @@ export function overloadOptions(input: Partial<OverloadOptions>): OverloadOption
   const o = { ...OVERLOAD_DEFAULTS, ...input };
   checkRunOptions(o);
   if (o.rate * o.duration < OVERLOAD_MIN_MESSAGES) {
-    throw new InvalidArgumentError('--rate', `with --duration, at least ${OVERLOAD_MIN_MESSAGES} messages per producer (rate x duration): fewer overflow no mailbox`, o.rate);
+    throw new InvalidArgumentError('--rate', `at least ${OVERLOAD_MIN_MESSAGES} messages over the run (rate x duration), per producer: fewer overflow no mailbox`, o.rate * o.duration);
   }
   return o;
 }

@@ -144,7 +144,8 @@ export function soakOptions(input: Partial<SoakOptions>): SoakOptions {
   if (typeof o.kill !== 'number' || !(o.kill >= 0 && o.kill <= 1)) throw new InvalidArgumentError('--kill', 'a fraction of the workers per second, from 0 to 1', o.kill);
   // a run that sends nothing balances by construction (sent 0 = handled 0 + ...) and would pass every check
   if (dueBy(o.rate, o.duration * 1000) < 1) {
-    throw new InvalidArgumentError('--rate', `with --duration, at least ${PRODUCERS} messages over the run (rate x duration), one per producer: a soak that sends nothing proves nothing`, o.rate);
+    // worded as the 2e9 limit's, with what was given: rate x duration (a tiny --duration with the default --rate named the rate alone)
+    throw new InvalidArgumentError('--rate', `at least ${PRODUCERS} messages over the run (rate x duration), one per producer: a soak that sends nothing proves nothing`, o.rate * o.duration);
   }
   return o;
 }

@@ -160,6 +160,11 @@ describe('keel (the command line)', () => {
       [['soak', '--overload', '--rate', '1e10'], 'keel soak: expected `--rate` to be at most 2e9 messages over the run (rate x duration), got 600000000000'],
       [['soak', '--overload', '--rate', '1e8', '--duration', '21'], 'keel soak: expected `--rate` to be at most 2e9 messages over the run (rate x duration), got 2100000000'],
       [['soak', '--overload', '--seed', '1e999'], 'keel soak: expected `--seed` to be a finite number, got "1e999"'],
+      // a run too small: worded as the 2e9 one, with rate x duration as what was given; it read "expected `--rate` to
+      // be with --duration, at least 4 messages ...", and named the default --rate (got 100000) for a tiny --duration (found in review)
+      [['soak', '--rate', '3', '--duration', '1'], 'keel soak: expected `--rate` to be at least 4 messages over the run (rate x duration), one per producer: a soak that sends nothing proves nothing, got 3'],
+      [['soak', '--duration', '0.00001'], 'keel soak: expected `--rate` to be at least 4 messages over the run (rate x duration), one per producer: a soak that sends nothing proves nothing, got 1'],
+      [['soak', '--overload', '--rate', '19', '--duration', '1'], 'keel soak: expected `--rate` to be at least 20 messages over the run (rate x duration), per producer: fewer overflow no mailbox, got 19'],
       [['dlq', 'list', '--store', 'x.db', '--limit', '1e999'], 'keel dlq list: expected `--limit` to be an integer from 1 to 1000000, got "1e999"'],
     ];
     for (const [argv, err] of cases) expect(await keel(...argv), argv.join(' ')).toEqual({ code: 2, out: '', err });

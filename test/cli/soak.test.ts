@@ -98,6 +98,44 @@ describe('keel soak and Ctrl-C (the built keel, a child process)', () => {
     expect(fs.readdirSync(s.tmp)).toEqual([]);
   }, 120_000);
 
+  it('bad usage of the built keel soak is one line on stderr naming what is wrong, nothing on stdout, exit 2, no stack trace', async () => {
+    const entry = fileURLToPath(new URL('cli/keel.js', builtKeel()));
+    const cases: [string[], string][] = [
+      [['--duration', '-1'], 'expected `--duration` to be a positive number of seconds, got -1'],
+      [['--duration', '0'], 'expected `--duration` to be a positive number of seconds, got 0'],
+      [['--duration', 'NaN'], '--duration must be a number, got "NaN"'],
+      [['--duration', '1e999'], 'expected `--duration` to be a finite number, got "1e999"'],
+      [['--duration=1e10'], 'expected `--duration` to be at most 604800 seconds (a week), got 10000000000'],
+      [['--duration='], '--duration must be a number, got ""'],
+      [['--rate', '-0'], 'expected `--rate` to be a positive number of messages per second, got 0'],
+      [['--rate', '0.5', '--duration', '1'], 'expected `--rate` to be at least 4 messages over the run (rate x duration), one per producer: a soak that sends nothing proves nothing, got 0.5'],
+      [['--rate='], '--rate must be a number, got ""'],
+      [['--kill', '1.5'], 'expected `--kill` to be a fraction of the workers per second, from 0 to 1, got 1.5'],
+      [['--kill='], '--kill must be a number, got ""'],
+      [['--seed', '0.5'], 'expected `--seed` to be an integer >= 0, got 0.5'],
+      [['--seed', '-1'], 'expected `--seed` to be an integer >= 0, got -1'],
+      [['--bogus'], "Unknown option '--bogus'. keel soak takes --duration, --rate, --kill, --seed, --json, --simulate, --overload and --help"],
+      [['--rat', '5'], "Unknown option '--rat' (did you mean --rate?). keel soak takes --duration, --rate, --kill, --seed, --json, --simulate, --overload and --help"],
+      [['now'], "Unexpected argument 'now': keel soak takes no arguments, only options"],
+      [['--', '--rate', '5'], "Unexpected argument '--rate': keel soak takes no arguments, only options"],
+      [['--json=yes'], "Option '--json' does not take an argument"],
+      [['--rate'], "Option '--rate <value>' argument missing: give it as --rate <msg/s> or --rate=<msg/s>"],
+      [['--overload', '--kill', '0.1'], '--kill does not apply to --overload (its consumers are not killed)'],
+      [['--overload', '--rate', '19', '--duration', '1'], 'expected `--rate` to be at least 20 messages over the run (rate x duration), per producer: fewer overflow no mailbox, got 19'],
+      [['--overload', '--duration', '-5'], 'expected `--duration` to be a positive number of seconds, got -5'],
+    ];
+    for (const [args, message] of cases) {
+      const child = spawn(process.execPath, [entry, 'soak', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => void (stdout += chunk));
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => void (stderr += chunk));
+      const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+      expect({ args, code, stdout, stderr }).toEqual({ args, code: 2, stdout: '', stderr: `keel soak: ${message}\n` });
+    }
+  }, 120_000);
+
   /** `keel soak <args> --simulate --json` of the built keel with a 128 MB heap: its exit code and its JSON report. */
   async function smallHeap<R>(args: string[]): Promise<{ code: number | null; report: R }> {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-soak-test-'));
