@@ -216,8 +216,10 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
   /** When the load ends, after its start: its duration, or the moment it was interrupted. */
   let endMs = durationMs;
   let interrupted = false;
+  let loadEnded = false;
   const interrupt = (): void => {
-    if (interrupted) return;
+    // a stop once the load is over (while the soak drains) cuts nothing short: the report says no interruption
+    if (interrupted || loadEnded) return;
     interrupted = true;
     endMs = loadStart < 0 ? 0 : Math.min(endMs, node.clock.now() - loadStart);
   };
@@ -402,6 +404,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
 
     // ---- the load ends: chaos off, the last outcomes, the dead letter queue redelivers what is pending ----
     await load;
+    loadEnded = true;
     const loadMs = node.clock.now() - loadStart;
     node.exit(chaos, 'shutdown');
     heap.stop();

@@ -38,6 +38,17 @@ describe('runSoak with a stop signal', () => {
     expect(soakPassed(report)).toBe(true);
   }, 60_000);
 
+  it('a signal that aborts once the load is over (while it drains) cuts nothing short: the report does not say interrupted (found in review)', async () => {
+    const stop = new AbortController();
+    const lines: string[] = [];
+    // a 1 s run ends before the heap's 2 s warm-up: the sampler's one full GC is its last sample, as the load ends
+    const report = await runSoak({ duration: 1, rate: 2000, seed: 2, simulate: true, stop: stop.signal, gc: () => stop.abort() }, (l) => lines.push(l), () => {});
+    expect(stop.signal.aborted).toBe(true);
+    expect(report.load).toEqual({ seconds: 1, target: 2000, sent: 2000, rate: 2000, reached: true });
+    expect(soakPassed(report)).toBe(true);
+    expect(lines.find((l) => l.startsWith('  load '))).toBe('  load          sent 2,000 of 2,000 in 1.0 s: 2,000 msg/s (target reached)');
+  }, 60_000);
+
   it('prints the kill fraction as a percentage without a float artefact (found in review)', async () => {
     const stop = new AbortController();
     stop.abort();

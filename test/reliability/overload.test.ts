@@ -147,6 +147,16 @@ describe('runOverload with a stop signal', () => {
     expect(lines).toContain(`  interrupted   the load was stopped early, after ${r.seconds.toFixed(1)} s of 10 s`);
   }, 60_000);
 
+  it('a signal that aborts once the load is over (while the consumers drain) cuts nothing short: no interrupted', async () => {
+    const stop = new AbortController();
+    // a 1 s run ends before the heap's 2 s warm-up: the sampler's one full GC is its last sample, as the load ends
+    const r = await runOverload({ duration: 1, rate: 5000, seed: 2, simulate: true, json: true, stop: stop.signal, gc: () => stop.abort() }, () => {}, () => {});
+    expect(stop.signal.aborted).toBe(true);
+    expect(r).not.toHaveProperty('interrupted');
+    expect(r.lanes.map((l) => l.sent)).toEqual([5000, 5000, 5000]);
+    expect(overloadPassed(r)).toBe(true);
+  }, 60_000);
+
   it('a signal aborted before the start sends nothing and still reports, every check passed (nothing overflowed, nothing to hold)', async () => {
     const stop = new AbortController();
     stop.abort();
