@@ -712,10 +712,6 @@ describe.skipIf(skipWithoutNats)('the watch that feeds the cache', () => {
   });
 });
 
-/**
- * Routes the registry's sync writes (keys `s.…`) through `around`, which is given the real write and
- * answers its revision; other writes go through. Undone when the test ends, or by the function it answers.
- */
 /** Makes the first request of `nc` to `subject` fail as NATS not answering (the others go through), until the test ends; `failed` once it has. */
 function failFirstRequest(connection: unknown, subject: string): { failed: boolean } {
   const nc = connection as NatsConnection & { request: NatsConnection['request'] };
@@ -730,6 +726,10 @@ function failFirstRequest(connection: unknown, subject: string): { failed: boole
   return state;
 }
 
+/**
+ * Routes the registry's sync writes (keys `s.…`) through `around`, which is given the real write and
+ * answers its revision; other writes go through. Undone when the test ends, or by the function it answers.
+ */
 async function onSyncWrite(around: (write: () => Promise<number>) => Promise<number>): Promise<() => void> {
   const { Bucket } = await import('@nats-io/kv');
   const original = Bucket.prototype.put;
