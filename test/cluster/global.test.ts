@@ -46,7 +46,6 @@ interface Member {
   nc: NatsConnection;
 }
 
-/** `names.length` nodes in one cluster (memory network), each with its own NATS connection to one fresh bucket. */
 /** The operations (PUT, DEL) written to `key` of a bucket from now on, as they come; `watch.stop()` ends it. */
 async function operationsOn(kv: Awaited<ReturnType<Kvm['open']>>, key: string) {
   const ops: string[] = [];
@@ -63,6 +62,7 @@ async function operationsOn(kv: Awaited<ReturnType<Kvm['open']>>, key: string) {
   return { ops, watch, seen };
 }
 
+/** `names.length` nodes in one cluster (memory network), each with its own NATS connection to one fresh bucket. */
 async function nodes(names: readonly string[], options: Partial<GlobalOptions> = {}, clusterOptions: Partial<ClusterOptions> = {}) {
   const net = new MemoryNetwork();
   const bucket = `global_${process.pid}_${++buckets}`;
