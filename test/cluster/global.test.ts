@@ -1378,7 +1378,60 @@ describe.skipIf(skipWithoutNats)("a watch that lags behind this node's own write
     }
     expect(seen.at(-1)).toBe('DEL');
   });
+
+  it("a name whose process died is gone from this node's whereis once the release's delete was answered, before the watch brings it (it answered the dead pid until the watch caught up)", async () => {
+    const { a, relay } = await lagging();
+    const p1 = a.node.spawn(() => () => undefined);
+    await a.global.register('w', p1);
+    const watcher = probe<Down>(a.node);
+    watcher.ctx.monitor(p1);
+    a.node.exit(p1, 'kill');
+    await watcher.receive(isDown);
+    // an unregister called after the death runs once the release settled: nothing is left to release
+    expect(await a.global.unregister('w')).toBe(false);
+    expect(a.global.whereis('w')).toBeUndefined();
+    expect(a.global.names()).toEqual([]);
+    const seen: string[] = [];
+    while (seen.at(-1) !== 'DEL') {
+      const e = await relay.step();
+      if (e.key === nameKey('w')) seen.push(e.operation);
+      expect(a.global.whereis('w')).toBeUndefined();
+    }
+  });
 });
+
+/**
+ * Holds the registries' deletes of `key` before they are sent, until `open()`: a release whose delete
+ * has not landed yet. `order` records each `delete`, each `deleted` (answered) and each `create` of the
+ * key; `landed` resolves once a delete was answered.
+ */
+async function heldDeletes(key: string) {
+  const { Bucket } = await import('@nats-io/kv');
+  const order: string[] = [];
+  let open: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  let answered: () => void = () => undefined;
+  const landed = new Promise<void>((resolve) => (answered = resolve));
+  const remove = Bucket.prototype.delete;
+  const create = Bucket.prototype.create;
+  const deleting = vi.spyOn(Bucket.prototype, 'delete').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
+    if (args[0] !== key) return remove.apply(this, args);
+    order.push('delete');
+    await gate;
+    await remove.apply(this, args);
+    order.push('deleted');
+    answered();
+  });
+  const creating = vi.spyOn(Bucket.prototype, 'create').mockImplementation(function (this: InstanceType<typeof Bucket>, ...args) {
+    if (args[0] === key) order.push('create');
+    return create.apply(this, args);
+  });
+  onTestFinished(() => {
+    deleting.mockRestore();
+    creating.mockRestore();
+  });
+  return { order, open, landed };
+}
 
 describe.skipIf(skipWithoutNats)("one node's register and unregister of one name run in call order", () => {
   it('an unregister called while a register of the name is on its way waits for it, and the name ends unregistered (it answered false at once, and the name stayed registered)', async () => {
@@ -1432,5 +1485,56 @@ describe.skipIf(skipWithoutNats)("one node's register and unregister of one name
     expect(a.global.whereis('t')).toBe(p1);
     await a.global.sync();
     expect(a.global.whereis('t')).toBe(p1);
+  });
+  it("a register called after the holder died, before the release's delete landed, waits for the release and holds the name (it wrote at once, read the dead process's entry and got ERR_NAME_TAKEN)", async () => {
+    const { members } = await nodes(['a', 'b']);
+    const [a, b] = members as [Member, Member];
+    const p1 = a.node.spawn(() => () => undefined);
+    await a.global.register('d', p1);
+    const held = await heldDeletes(nameKey('d'));
+    const watcher = probe<Down>(a.node);
+    watcher.ctx.monitor(p1);
+    a.node.exit(p1, 'kill');
+    await watcher.receive(isDown);
+    const p2 = a.node.spawn(() => () => undefined);
+    const registering = a.global.register('d', p2);
+    const outcome = registering.then(
+      () => 'registered',
+      (e: { code?: string }) => e.code,
+    );
+    // a round trip later every turn the register could take without the delete has been taken: a
+    // register that wrote (it did not wait for the release) is left to settle before the delete goes
+    await a.global.sync();
+    if (held.order.includes('create')) await outcome;
+    held.open();
+    expect(await outcome).toBe('registered');
+    expect(held.order).toEqual(['delete', 'deleted', 'create']);
+    expect(a.global.whereis('d')).toBe(p2);
+    await a.global.sync();
+    await b.global.sync();
+    expect(a.global.whereis('d')).toBe(p2);
+    expect(b.global.whereis('d')).toEqual({ node: 'a', creation: a.node.creation, id: p2.id });
+  });
+
+  it("a process of another node may find the name of a process that died taken until the release's delete lands, then registers it", async () => {
+    const { members } = await nodes(['a', 'b']);
+    const [a, b] = members as [Member, Member];
+    const p1 = a.node.spawn(() => () => undefined);
+    await a.global.register('e', p1);
+    await b.global.sync();
+    const held = await heldDeletes(nameKey('e'));
+    const watcher = probe<Down>(a.node);
+    watcher.ctx.monitor(p1);
+    a.node.exit(p1, 'kill');
+    await watcher.receive(isDown);
+    const p2 = b.node.spawn(() => () => undefined);
+    const e = (await failure(() => b.global.register('e', p2))) as { code: string };
+    expect(e.code).toBe('ERR_NAME_TAKEN');
+    held.open();
+    await held.landed;
+    await b.global.register('e', p2);
+    expect(b.global.whereis('e')).toBe(p2);
+    await a.global.sync();
+    expect(a.global.whereis('e')).toEqual({ node: 'b', creation: b.node.creation, id: p2.id });
   });
 });

@@ -34,7 +34,7 @@ import { isPid, type Pid, PidImpl } from '../../runtime/Pid.js';
 import type { Node } from '../../runtime/types.js';
 import type { Cluster } from '../Cluster.js';
 import { Groups } from './Groups.js';
-import { Leases, leaseOver } from './Leases.js';
+import { Leases, leaseOver, type Owned } from './Leases.js';
 import { sweepMarkers } from './Markers.js';
 import { type GlobalOptions, positive, readOptions, type Settings } from './options.js';
 import { Reaper } from './Reaper.js';
@@ -62,9 +62,11 @@ export class GlobalRegistry {
   readonly #reaper: Reaper;
   readonly #inflight = new Set<Promise<unknown>>();
   /**
-   * This node's `register` and `unregister` calls of each name, as the last one's settling: each
-   * runs once the one called before it settled (OTP's `global` serialises one node's operations on a
-   * name), so an unregister called while a register is on its way releases what it got.
+   * This node's `register` and `unregister` calls of each name, and the releases of names whose
+   * process died, as the last one's settling: each runs once the one before it settled (OTP's
+   * `global` serialises one node's operations on a name), so an unregister called while a register
+   * is on its way releases what it got, and a register called after the holder died writes once the
+   * release's delete was answered.
    */
   readonly #serial = new Map<string, Promise<void>>();
   readonly #syncs: SyncWaiters;
@@ -94,7 +96,10 @@ export class GlobalRegistry {
     this.#routerName = `keel.global.${name}`;
     this.#telemetryId = `keel.global.${name}.${kernel.name}.${kernel.creation}.${++started}`;
     const track = <T>(work: Promise<T>): Promise<T> => this.#track(work);
-    this.#leases = new Leases({ kernel, kv, leaseMs, track });
+    // a holder's death releases its name in the name's turn: a register called after the death waits
+    // for the delete (OTP's global frees the name as it handles the exit), it does not find it taken
+    const exited = (own: Owned): void => void this.#inOrder(own.name, () => this.#release(own, 'exit'));
+    this.#leases = new Leases({ kernel, kv, leaseMs, track, exited });
     this.#reaper = new Reaper({ kernel, kv, marginMs, names: this.#names, owns: (name) => this.#leases.has(name), stopped: () => this.#stopped, track });
     this.#groups = new Groups({
       kernel,
@@ -192,7 +197,8 @@ export class GlobalRegistry {
    * `marginMs` ago is taken over. Registering the name its process already holds again is a no-op
    * (registered once); a name the bucket holds for this very process though this node does not (a
    * register whose answer was lost) is taken back.
-   * This node's `register` and `unregister` calls of one name run one after the other, in call order.
+   * This node's `register` and `unregister` calls of one name run one after the other, in call order,
+   * and after the release of the name by a holder that died before the call.
    */
   async register(name: string, pid: Pid): Promise<void> {
     checkName('name', name);
@@ -211,7 +217,7 @@ export class GlobalRegistry {
     });
   }
 
-  /** Runs `operation` on `name` once this node's register or unregister of it called before has settled (at once when none is on its way). */
+  /** Runs `operation` on `name` once this node's register, unregister or release of it begun before has settled (at once when none is on its way). */
   #inOrder<T>(name: string, operation: () => Promise<T>): Promise<T> {
     const before = this.#serial.get(name);
     const run = before === undefined ? operation() : before.then(operation);
@@ -284,7 +290,16 @@ export class GlobalRegistry {
   async #unregister(name: string): Promise<boolean> {
     const own = this.#leases.get(name);
     if (own === undefined) return false;
-    await this.#leases.release(own, 'unregistered');
+    await this.#release(own, 'unregistered');
+    return true;
+  }
+
+  /** Releases `own` (unregistered, or its process died) if it is still held, then reads its own delete. */
+  async #release(own: Owned, reason: 'exit' | 'unregistered'): Promise<void> {
+    const name = own.name;
+    // dropped meanwhile (unregistered, fenced, lost to another owner): nothing of ours left to delete
+    if (this.#leases.get(name) !== own) return;
+    await this.#leases.release(own, reason);
     // read your own delete, as after erlang's global:unregister_name: this node's cache forgets the
     // name now, not when the watch brings the delete back, unless it already shows a later holder
     // (another node's, or this process's again after a new register); the watch's older entries of
@@ -293,7 +308,6 @@ export class GlobalRegistry {
     if (cached !== undefined && !this.#leases.has(name) && cached.record.node === this.#kernel.name && cached.record.inc === this.#kernel.creation && cached.record.id === own.pid.id) {
       this.#watch.wrote(name, undefined, Math.max(own.revision, cached.revision));
     }
-    return true;
   }
 
   /** The pid holding `name` as this node's cache knows it (no round trip); undefined when nobody does or its node is down. */

@@ -63,6 +63,12 @@ export interface LeasesHost {
   readonly kv: KV;
   readonly leaseMs: number;
   track<T>(work: Promise<T>): Promise<T>;
+  /**
+   * The process holding `own` died: the registry releases the name ({@link Leases.release} with
+   * `'exit'`) in its turn among this node's operations on the name, so a `register` called after the
+   * death waits for the delete.
+   */
+  exited(own: Owned): void;
 }
 
 /**
@@ -95,12 +101,12 @@ export class Leases {
     return this.#owned.size;
   }
 
-  /** Records a name just written for `proc` at `revision`: released when the process exits, fenced at the deadline. */
+  /** Records a name just written for `proc` at `revision`: released when the process exits (by the host, see {@link LeasesHost.exited}), fenced at the deadline. */
   hold(name: string, key: string, proc: Proc, revision: number, deadline: number, until: number): void {
     const kernel = this.#host.kernel;
     const own: Owned = { name, key, proc, pid: proc.self, revision, deadline, until, renewing: false, renewal: undefined, released: false, fence: undefined, unhook: undefined };
     this.#owned.set(name, own);
-    own.unhook = kernel.onProcExit(proc, () => this.release(own, 'exit'));
+    own.unhook = kernel.onProcExit(proc, () => this.#host.exited(own));
     this.#armFence(own);
     kernel.telemetry.execute('keel.global.registered', {}, { name, pid: own.pid, revision });
   }
