@@ -1403,9 +1403,10 @@ describe.skipIf(skipWithoutNats)("a watch that lags behind this node's own write
 /**
  * Holds the registries' deletes of `key` before they are sent, until `open()`: a release whose delete
  * has not landed yet. `order` records each `delete`, each `deleted` (answered) and each `create` of the
- * key; `landed` resolves once a delete was answered.
+ * key; `landed` resolves once a delete was answered. `created` runs once each create of the key was
+ * answered, before the registry reads the answer.
  */
-async function heldDeletes(key: string) {
+async function heldDeletes(key: string, created: () => void = () => undefined) {
   const { Bucket } = await import('@nats-io/kv');
   const order: string[] = [];
   let open: () => void = () => undefined;
@@ -1422,9 +1423,12 @@ async function heldDeletes(key: string) {
     order.push('deleted');
     answered();
   });
-  const creating = vi.spyOn(Bucket.prototype, 'create').mockImplementation(function (this: InstanceType<typeof Bucket>, ...args) {
-    if (args[0] === key) order.push('create');
-    return create.apply(this, args);
+  const creating = vi.spyOn(Bucket.prototype, 'create').mockImplementation(async function (this: InstanceType<typeof Bucket>, ...args) {
+    if (args[0] !== key) return create.apply(this, args);
+    order.push('create');
+    const revision = await create.apply(this, args);
+    created();
+    return revision;
   });
   onTestFinished(() => {
     deleting.mockRestore();
@@ -1514,6 +1518,36 @@ describe.skipIf(skipWithoutNats)("one node's register and unregister of one name
     await b.global.sync();
     expect(a.global.whereis('d')).toBe(p2);
     expect(b.global.whereis('d')).toEqual({ node: 'a', creation: a.node.creation, id: p2.id });
+  });
+
+  it("a register called after a process died while its own register's create was on its way waits for that write to be undone, and holds the name (it wrote while the undoing delete was on its way, and got ERR_NAME_TAKEN)", async () => {
+    const { members } = await nodes(['a']);
+    const [a] = members as [Member];
+    const p1 = a.node.spawn(() => () => undefined);
+    const watcher = probe<Down>(a.node);
+    watcher.ctx.monitor(p1);
+    // p1 dies once its create was answered, before its register reads the answer
+    const held = await heldDeletes(nameKey('c'), () => a.node.exit(p1, 'kill'));
+    const first = a.global.register('c', p1).then(
+      () => 'registered',
+      (e: { code?: string }) => e.code,
+    );
+    await watcher.receive(isDown);
+    const p2 = a.node.spawn(() => () => undefined);
+    const outcome = a.global.register('c', p2).then(
+      () => 'registered',
+      (e: { code?: string }) => e.code,
+    );
+    // a round trip later every turn the register could take without the delete has been taken: a
+    // register that wrote (it did not wait for the undoing) is left to settle before the delete goes
+    await a.global.sync();
+    if (held.order.filter((o) => o === 'create').length > 1) await outcome;
+    held.open();
+    expect(await first).toBe('ERR_NOPROC');
+    expect(await outcome).toBe('registered');
+    expect(held.order).toEqual(['create', 'delete', 'deleted', 'create']);
+    expect(a.global.whereis('c')).toBe(p2);
+    expect(a.global.internals().owned).toBe(1);
   });
 
   it("a process of another node may find the name of a process that died taken until the release's delete lands, then registers it", async () => {

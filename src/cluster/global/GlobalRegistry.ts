@@ -245,7 +245,9 @@ export class GlobalRegistry {
       revision = await this.#takeOver(name, key, value, proc);
     }
     if (this.#stopped || isDead(proc) || this.#leases.has(name)) {
-      void this.#track(this.#kv.delete(key, { previousSeq: revision })).catch(() => undefined);
+      // undone before this register settles: the next operation on the name in this node's order (a
+      // register called after the process died) must not find the write of a dead process
+      await this.#track(this.#kv.delete(key, { previousSeq: revision })).catch(() => undefined);
       if (this.#stopped) throw new NodeStoppedError(this.#kernel.name, 'GlobalRegistry.register');
       throw new NoProcError(String(proc.self), 'cannot register a global name for a process that is not alive');
     }
