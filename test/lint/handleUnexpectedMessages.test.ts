@@ -25,8 +25,33 @@ untyped.run('handle-unexpected-messages', handleUnexpectedMessages, {
     `node.spawn((ctx) => (msg) => { if (msg.type === other) work(msg); });`,
     // an if chain in a nested function
     `node.spawn((ctx) => (msg) => { const g = () => { if (msg.type === 'a') work(); }; g(); });`,
+    // a named init is resolved only to a const or a function declaration never reassigned: a \`let\`, a reassigned
+    // function, a parameter shadowing it, or a function never given to spawn is not an init
+    `let init = (ctx) => (msg) => { switch (msg.type) { case 'a': break; } };\nnode.spawn(init);`,
+    `function init(ctx) { return (msg) => { switch (msg.type) { case 'a': break; } }; }\ninit = other;\nnode.spawn(init);`,
+    `const init = (ctx) => (msg) => { switch (msg.type) { case 'a': break; } };\nfunction start(init) { node.spawn(init); }`,
+    `const handler = (ctx) => (msg) => { switch (msg.type) { case 'a': break; } };\nregister(handler);`,
   ],
   invalid: [
+    {
+      // an init passed to spawn / spawnLink by name: a const holding it, or a function declaration (used before it too)
+      code: `const init = (ctx) => (msg) => { switch (msg.type) { case 'a': break; } };
+node.spawn(init);
+ctx.spawnLink(worker);
+function worker(c) { return (m) => { if (m.type === 'a') work(); }; }`,
+      errors: [
+        { messageId: 'noDefault', line: 1 },
+        { messageId: 'noElse', line: 4 },
+      ],
+      output: `const init = (ctx) => (msg) => { switch (msg.type) { case 'a': break;
+default:
+  ctx.node.logger.warn('unexpected message', msg);
+  break; } };
+node.spawn(init);
+ctx.spawnLink(worker);
+function worker(c) { return (m) => { if (m.type === 'a') work();
+else c.node.logger.warn('unexpected message', m); }; }`,
+    },
     {
       // the spec's keys written as strings (or computed from one): the same callbacks
       code: `GenServer.start(node, { 'init': () => 0, 'handleCast': (msg, s, ctx) => { switch (msg.type) { case 'a': break; } return s; } });

@@ -152,8 +152,49 @@ untyped.run('no-raw-send (without types: by name)', noRawSend, {
     `ctx.send.call(ctx, ctx.self, 'tick'); ctx.send.apply(ctx, [ctx.self, 'tick']);`,
     // not a send's call: an array of one, or a call of something else
     `ctx.send.apply(ctx, ['x']); ctx.reply.call(ctx, peer, 'x'); fn.call(ctx, peer, 'x');`,
+    // an init held in a \`let\` (it may be another function when spawned) is not resolved: its parameter is no context by name
+    `let init = (self) => (m) => { self.send(m.replyTo, 'pong'); };\nnode.spawn(init);`,
   ],
   invalid: [
+    {
+      // an init passed to spawn / spawnLink by name (a const, a function declaration): its first parameter is a context
+      code: `const init = (self) => (m) => { self.send(m.replyTo, 'pong'); };
+node.spawn(init);
+function worker(c) { return (m) => { c.send(m.replyTo, 'pong'); }; }
+ctx.spawnLink(worker);`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          line: 1,
+          suggestions: [
+            {
+              messageId: 'useSendSupervised',
+              data: { from: 'self' },
+              output: `import { sendSupervised } from 'keel';
+const init = (self) => (m) => { void sendSupervised(self, m.replyTo, 'pong'); };
+node.spawn(init);
+function worker(c) { return (m) => { c.send(m.replyTo, 'pong'); }; }
+ctx.spawnLink(worker);`,
+            },
+          ],
+        },
+        {
+          messageId: 'rawSend',
+          line: 3,
+          suggestions: [
+            {
+              messageId: 'useSendSupervised',
+              data: { from: 'c' },
+              output: `import { sendSupervised } from 'keel';
+const init = (self) => (m) => { self.send(m.replyTo, 'pong'); };
+node.spawn(init);
+function worker(c) { return (m) => { void sendSupervised(c, m.replyTo, 'pong'); }; }
+ctx.spawnLink(worker);`,
+            },
+          ],
+        },
+      ],
+    },
     {
       // the same send through Function.prototype.call, apply, or behind the optional chain: no suggestion
       code: `ctx.send.call(ctx, peer, 'hi');

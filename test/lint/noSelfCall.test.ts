@@ -144,6 +144,9 @@ untyped.run('no-self-call (without types: by name)', noSelfCall, {
     // a process a callback spawns is another process: its call to the server's name waits for a server that is free
     `GenServer.start(node, { init: () => 0, handleCast(m, s, ctx) { ctx.spawn((c) => async () => { await GenServer.call(c, 'billing', m); }); return s; } }, undefined, { name: 'billing' });`,
     `GenServer.start(node, { init: () => 0, handleCast(m, s, ctx) { ctx.spawnLink(function (c) { return async () => { await GenServer.call(c, 'billing', m); }; }); return s; } }, undefined, { name: 'billing' });`,
+    // the same worker, its init given to spawn by name (a const, a function declaration)
+    `GenServer.start(node, { init: () => 0, handleCast(m, s, ctx) { const worker = (c) => async () => { await GenServer.call(c, 'billing', m); }; ctx.spawn(worker); return s; } }, undefined, { name: 'billing' });`,
+    `GenServer.start(node, { init: () => 0, handleCast(m, s, ctx) { function worker(c) { return async () => { await GenServer.call(c, 'billing', m); }; } ctx.spawnLink(worker); return s; } }, undefined, { name: 'billing' });`,
     // so is a server a callback starts: its own callbacks calling the server that started it are no self-call
     `GenServer.start(node, {
   init: () => 0,

@@ -51,6 +51,9 @@ untyped.run('no-unmanaged-monitor (without types: by name)', noUnmanagedMonitor,
     `fn.call(ctx, pid); ctx.demonitor.call(ctx, ref); ctx.monitor.call(ctx);`,
     // a ref kept through ?: or ||, or used as a test
     `const r = ok ? ctx.node.monitors.monitor(ctx, pid) : undefined; const s = r || ctx.node.monitors.monitor(ctx, pid); if (ctx.node.monitors.monitor(ctx, pid) && s) {}`,
+    // an init held in a \`let\`, or a function never given to spawn: its parameter is no context by name
+    `let init = (self) => () => { self.monitor(pid); };\nnode.spawn(init);`,
+    `function watcher(self) { return () => { self.monitor(pid); }; }\nwatcher(other);`,
   ],
   invalid: [
     { code: `const ref = ctx.monitor(pid);`, errors: [{ messageId: 'unmanaged' }] },
@@ -62,6 +65,16 @@ untyped.run('no-unmanaged-monitor (without types: by name)', noUnmanagedMonitor,
     { code: 'ctx[`monitor`](pid);', errors: [{ messageId: 'unmanagedDropped' }] },
     { code: `void context.monitor(pid);`, errors: [{ messageId: 'unmanagedDropped' }] },
     { code: `node.spawn((self) => () => { self.monitor(pid); });`, errors: [{ messageId: 'unmanagedDropped' }] },
+    // an init passed to spawn / spawnLink by name: a const holding it, or a function declaration
+    {
+      code: `const init = (self) => () => { self.monitor(pid); };\nnode.spawn(init);\nfunction watcher(w) { return () => w.monitor(pid); }\nctx.spawnLink(watcher);`,
+      errors: [{ messageId: 'unmanagedDropped', line: 1 }, { messageId: 'unmanaged', line: 3 }],
+    },
+    // TypeScript's wrappers around the init or the argument
+    {
+      code: `const init = ((self) => () => { self.monitor(pid); }) satisfies Init;\nnode.spawn(init as Init);`,
+      errors: [{ messageId: 'unmanagedDropped', line: 1 }],
+    },
     { code: `ctx.node.monitors.monitor(ctx, pid);`, errors: [{ messageId: 'droppedRef' }] },
     { code: `ctx.node['monitors'].monitor(ctx, pid);`, errors: [{ messageId: 'droppedRef' }] },
     // through Function.prototype.call / apply (behind ?. or a string key too)

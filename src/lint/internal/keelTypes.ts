@@ -156,7 +156,7 @@ export const CONTEXT_NAMES: readonly string[] = ['ctx', 'context'];
 
 /**
  * The name heuristic: `ctx`, `context`, `<anything>.ctx` (a private field too: `this.#ctx`), or the
- * first parameter of an `init` passed to `spawn` / `spawnLink`.
+ * first parameter of an `init` passed to `spawn` / `spawnLink` (written there or by name: {@link isSpawnInit}).
  */
 export function looksLikeContext(context: Context, written: TSESTree.Node): boolean {
   const receiver = unwrapTs(written);
@@ -170,24 +170,62 @@ export function looksLikeContext(context: Context, written: TSESTree.Node): bool
   const def = variable?.defs[0];
   if (def?.type !== 'Parameter') return false;
   const fn = def.node as TSESTree.Node;
-  if (!isSpawnInit(fn)) return false;
+  if (!isSpawnInit(context, fn)) return false;
   // the first parameter at run time: a TypeScript `this: T` parameter is none
   const [first, second] = (fn as TSESTree.FunctionLike).params;
   return (first?.type === 'Identifier' && first.name === 'this' ? second : first) === def.name;
 }
 
-/** True when `fn` is the `init` function given to `x.spawn(init)` or `x.spawnLink(init)`. */
-export function isSpawnInit(fn: TSESTree.Node): boolean {
-  const call = fn.parent;
+/**
+ * True when `fn` is the `init` given to `x.spawn(init)` or `x.spawnLink(init)`: written there, or passed
+ * there by name. A name is resolved by the scope manager to the variable the argument refers to (a shadowing
+ * parameter is another variable): a `const` initialised with the function (`const init = (ctx) => …`), or a
+ * function declaration (`function init(ctx) { … }`) never assigned to. A `let` or a `var` (it may hold
+ * another function when spawned), a reassigned function, or an import (its code is in another module) is
+ * not resolved.
+ */
+export function isSpawnInit(context: Context, fn: TSESTree.Node): boolean {
+  if (fn.type === 'ArrowFunctionExpression' || fn.type === 'FunctionExpression') {
+    // TypeScript's wrappers aside: `node.spawn(((ctx) => …) as Init<M>)`, `const init = ((ctx) => …) satisfies Init<M>`
+    const held = wrapped(fn);
+    if (isSpawnArgument(held)) return true;
+    const declarator = held.parent;
+    if (declarator?.type !== 'VariableDeclarator' || declarator.init !== held || declarator.id.type !== 'Identifier' || declarator.parent.kind !== 'const') return false;
+    return passedToSpawn(context.sourceCode.getDeclaredVariables(declarator).find((v) => v.defs.some((d) => d.name === declarator.id)));
+  }
+  if (fn.type !== 'FunctionDeclaration' || fn.id === null) return false;
+  const variable = context.sourceCode.getDeclaredVariables(fn).find((v) => v.defs.some((d) => d.type === 'FunctionName' && d.node === fn));
+  // one declaration, never assigned to (`init = other` makes the name another function)
+  if (variable === undefined || variable.defs.length !== 1 || variable.references.some((r) => r.isWrite())) return false;
+  return passedToSpawn(variable);
+}
+
+/** True when a read of `variable` is the first argument of a `spawn` / `spawnLink` call (TypeScript's wrappers aside). */
+function passedToSpawn(variable: TSESLint.Scope.Variable | undefined): boolean {
+  return variable?.references.some((r) => r.isRead() && isSpawnArgument(wrapped(r.identifier))) ?? false;
+}
+
+/** True when `arg` is the first argument of `x.spawn(…)` or `x.spawnLink(…)`. */
+function isSpawnArgument(arg: TSESTree.Node): boolean {
+  const call = arg.parent;
   return (
-    (fn.type === 'ArrowFunctionExpression' || fn.type === 'FunctionExpression') &&
     call?.type === 'CallExpression' &&
-    call.arguments[0] === fn &&
+    call.arguments[0] === arg &&
     call.callee.type === 'MemberExpression' &&
     !call.callee.computed &&
     call.callee.property.type === 'Identifier' &&
     (call.callee.property.name === 'spawn' || call.callee.property.name === 'spawnLink')
   );
+}
+
+/** `e` with the TypeScript wrappers written around it (`e as T`, `e satisfies T`, `e!`, `<T>e`): the node that stands in its place. */
+export function wrapped(e: TSESTree.Node): TSESTree.Node {
+  let n = e;
+  while (
+    (n.parent?.type === 'TSAsExpression' || n.parent?.type === 'TSSatisfiesExpression' || n.parent?.type === 'TSNonNullExpression' || n.parent?.type === 'TSTypeAssertion') &&
+    n.parent.expression === n
+  ) n = n.parent;
+  return n;
 }
 
 /** The variable an identifier refers to, looked up from its scope outwards. */

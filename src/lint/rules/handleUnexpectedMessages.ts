@@ -5,6 +5,8 @@ import { findVariable, isSpawnInit, keyName } from '../internal/keelTypes.js';
 
 type RuleContext = Readonly<TSESLint.RuleContext<string, readonly unknown[]>>;
 type Fn = TSESTree.ArrowFunctionExpression | TSESTree.FunctionExpression;
+/** An `init`: written in the spawn call, or passed there by name (a `const` holding it, a function declaration). */
+type Init = Fn | TSESTree.FunctionDeclaration;
 
 /** A message handler: the function, its message parameter and the context parameter in scope (if any). */
 interface Handler {
@@ -63,9 +65,9 @@ export const handleUnexpectedMessages = createRule<[], 'noDefault' | 'noElse'>({
       }
     };
     return {
-      // node.spawn((ctx) => (msg) => …) and ctx.spawn / spawnLink
-      'ArrowFunctionExpression, FunctionExpression'(fn: Fn) {
-        if (!isSpawnInit(fn)) return;
+      // node.spawn((ctx) => (msg) => …) and ctx.spawn / spawnLink, the init written there or passed by name
+      'ArrowFunctionExpression, FunctionExpression, FunctionDeclaration'(fn: Init) {
+        if (!isSpawnInit(context, fn)) return;
         const first = runtimeParams(fn)[0];
         const ctxParam = first?.type === 'Identifier' ? first : undefined;
         for (const handler of returnedFunctions(context, fn)) {
@@ -94,13 +96,13 @@ export const handleUnexpectedMessages = createRule<[], 'noDefault' | 'noElse'>({
 });
 
 /** A function's parameters as it is called with them: without TypeScript's `this` parameter (`handleCast(this: void, msg, …)`). */
-function runtimeParams(fn: Fn): TSESTree.Parameter[] {
+function runtimeParams(fn: Init): TSESTree.Parameter[] {
   const [first, ...rest] = fn.params;
   return first?.type === 'Identifier' && first.name === 'this' ? rest : fn.params;
 }
 
 /** The functions an init returns: its expression body, or its top-level `return` statements. */
-function returnedFunctions(context: RuleContext, init: Fn): Fn[] {
+function returnedFunctions(context: RuleContext, init: Init): Fn[] {
   const isFn = (n: TSESTree.Node | null | undefined): n is Fn => n?.type === 'ArrowFunctionExpression' || n?.type === 'FunctionExpression';
   if (init.body.type !== 'BlockStatement') return isFn(init.body) ? [init.body] : [];
   const out: Fn[] = [];

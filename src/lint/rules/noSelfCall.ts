@@ -1,6 +1,6 @@
 import { createRule, importSourceSchema } from '../internal/createRule.js';
 import type { TSESTree } from '@typescript-eslint/utils';
-import { findVariable, importedAs, isNamespaceOf, isSelfOf, isSpawnInit, keelFunction, keelValue, keyName, propertyName, unwrapTs } from '../internal/keelTypes.js';
+import { findVariable, importedAs, isNamespaceOf, isSelfOf, isSpawnInit, keelFunction, keelValue, keyName, propertyName, unwrapTs, wrapped } from '../internal/keelTypes.js';
 
 type Options = [{ importSource?: string }];
 
@@ -86,7 +86,7 @@ function isNameOf(context: Context, callee: TSESTree.Node, importSource: string)
  */
 function ownNames(context: Context, node: TSESTree.Node, importSource: string): string[] {
   for (let n: TSESTree.Node | null | undefined = node.parent; n != null; n = n.parent) {
-    if (isSpawnInit(n)) return [];
+    if (isSpawnInit(context, n)) return [];
     if (n.type !== 'ObjectExpression') continue;
     // the spec with TypeScript's wrappers around it (`{ … } satisfies Spec`, `spec as Spec`): the same object
     const literal = wrapped(n);
@@ -124,16 +124,6 @@ function objectOf(context: Context, written: TSESTree.Node): TSESTree.ObjectExpr
   if (def?.type !== 'Variable' || def.parent.kind !== 'const' || def.node.id !== def.name || def.node.init == null) return undefined;
   const init = unwrapTs(def.node.init);
   return init.type === 'ObjectExpression' ? init : undefined;
-}
-
-/** `e` with the TypeScript wrappers written around it (`e as T`, `e satisfies T`, `e!`, `<T>e`): the node that stands in its place. */
-function wrapped(e: TSESTree.Node): TSESTree.Node {
-  let n = e;
-  while (
-    (n.parent?.type === 'TSAsExpression' || n.parent?.type === 'TSSatisfiesExpression' || n.parent?.type === 'TSNonNullExpression' || n.parent?.type === 'TSTypeAssertion') &&
-    n.parent.expression === n
-  ) n = n.parent;
-  return n;
 }
 
 /**
