@@ -57,11 +57,28 @@ maybe!.send(maybe.self as Pid<string>, 'tick');`,
     `class Channel { send(_to: string, _m: string) {} }
      const context = new Channel();
      context.send('a', 'b');`,
+    // a send destructured from something else than a context, or a destructured send to oneself
+    `${spawnHeader}declare const socket: { send(to: Pid<string>, m: string): void };
+const { send } = socket; send(other, 'x');`,
+    `${spawnHeader}node.spawn((c: Context<string>) => { const { send } = c; return () => { send(c.self, 'tick'); }; });`,
   ],
   invalid: [
     // the method named in brackets is found by its type as the dotted one is
     {
       code: `${spawnHeader}node.spawn((ctx: Context<string>) => () => { ctx.send.call(ctx, other, 'hi'); });`,
+      errors: [{ messageId: 'rawSend', line: 4, suggestions: [] }],
+    },
+    {
+      // a send destructured from a context (or held in a const): the same send, found by its type; no suggestion
+      code: `${spawnHeader}node.spawn((c: Context<string>) => { const { send } = c; const post = c.send; return () => { send(other, 'hi'); post(other, 'hi'); }; });`,
+      errors: [
+        { messageId: 'rawSend', line: 4, column: 94, suggestions: [] },
+        { messageId: 'rawSend', line: 4, column: 113, suggestions: [] },
+      ],
+    },
+    {
+      // a context whose name says nothing (no init around it): its type tells
+      code: `${spawnHeader}export function relay(k: Context<unknown>) { const { send: post } = k; post(other, 'hi'); }`,
       errors: [{ messageId: 'rawSend', line: 4, suggestions: [] }],
     },
     spawnedSend('c', `c['send']`),
@@ -154,6 +171,10 @@ untyped.run('no-raw-send (without types: by name)', noRawSend, {
     `ctx.send.apply(ctx, ['x']); ctx.reply.call(ctx, peer, 'x'); fn.call(ctx, peer, 'x');`,
     // an init held in a \`let\` (it may be another function when spawned) is not resolved: its parameter is no context by name
     `let init = (self) => (m) => { self.send(m.replyTo, 'pong'); };\nnode.spawn(init);`,
+    // destructured from something that is no context by name, or a send to oneself
+    `const { send } = socket; send(peer, 'x');`,
+    `const { send, self } = ctx; send(self, 'tick'); send(ctx.self, 'tick');`,
+    `const { send: post } = ctx; const { self: me } = ctx; post(me, 'tick');`,
   ],
   invalid: [
     {
@@ -193,6 +214,19 @@ ctx.spawnLink(worker);`,
             },
           ],
         },
+      ],
+    },
+    {
+      // a send destructured from a context (renamed, or a string key), or held in a const: no suggestion
+      code: `const { send } = ctx;
+send(peer, 'hi');
+const { 'send': post } = this.ctx;
+post(peer, 'hi');
+node.spawn((self) => { const relay = self.send; return (m) => relay(m.to, m.body); });`,
+      errors: [
+        { messageId: 'rawSend', line: 2, suggestions: [] },
+        { messageId: 'rawSend', line: 4, suggestions: [] },
+        { messageId: 'rawSend', line: 5, suggestions: [] },
       ],
     },
     {

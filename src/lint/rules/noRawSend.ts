@@ -1,6 +1,6 @@
 import type { TSESLint, TSESTree } from '@typescript-eslint/utils';
 import { createRule, importSourceSchema } from '../internal/createRule.js';
-import { importedAs, isSelfOf, keelMember, looksLikeContext, methodCall, propertyName, unwrapTs } from '../internal/keelTypes.js';
+import { findVariable, importedAs, isSelfOf, keelFunction, keelMember, keyName, looksLikeContext, methodCall, propertyName, unwrapTs } from '../internal/keelTypes.js';
 
 type Options = [{ importSource?: string }];
 
@@ -52,11 +52,29 @@ export const noRawSend = createRule<Options, 'rawSend' | 'useSendSupervised'>({
       if (verdict === 'other' || (verdict === 'unknown' && !looksLikeContext(context, send.object))) return;
       context.report({ node, messageId: 'rawSend', suggest: [] });
     };
+    /**
+     * `const { send } = ctx; send(to, m)` (`{ send: post }`, `{ 'send': post }`), or `const post = ctx.send;
+     * post(to, m)`: the context's send taken out of it, its context the object it was read from. Reported
+     * without a suggestion (the rewrite would need that object's text where the call is, and the name may
+     * be another binding there).
+     */
+    const viaConst = (node: TSESTree.CallExpression, callee: TSESTree.Identifier): void => {
+      if (node.arguments.length < 2 && !node.arguments.some((a) => a.type === 'SpreadElement')) return;
+      const from = sendHolder(context, callee);
+      const [target] = node.arguments;
+      if (from === undefined || target === undefined || isSelfOf(context, target, from)) return;
+      // by the type of the function the name holds (Keel's Context's send), else by the receiver's name
+      const verdict = keelFunction(context, callee, 'Context', 'send');
+      if (verdict === 'other' && keelFunction(context, callee, 'Proc', 'send') !== 'keel') return;
+      if (verdict === 'unknown' && !looksLikeContext(context, from)) return;
+      context.report({ node, messageId: 'rawSend', suggest: [] });
+    };
     return {
       CallExpression(node) {
         const callee = methodCall(node, 'send');
         if (callee === undefined) {
-          viaCallOrApply(node);
+          if (node.callee.type === 'Identifier') viaConst(node, node.callee);
+          else viaCallOrApply(node);
           return;
         }
         if (node.arguments.length < 2 && !node.arguments.some((a) => a.type === 'SpreadElement')) return;
@@ -88,6 +106,24 @@ export const noRawSend = createRule<Options, 'rawSend' | 'useSendSupervised'>({
     };
   },
 });
+
+/**
+ * The object a `const` named `id` took its `send` from: `ctx` of `const { send } = ctx` (its own
+ * property of the pattern, keyed `send` or `'send'`, under any local name) or of `const post = ctx.send`
+ * (`ctx['send']` too); else undefined.
+ */
+function sendHolder(context: Readonly<TSESLint.RuleContext<string, readonly unknown[]>>, id: TSESTree.Identifier): TSESTree.Node | undefined {
+  const def = findVariable(context, id)?.defs[0];
+  if (def?.type !== 'Variable' || def.parent.kind !== 'const' || def.node.init == null) return undefined;
+  const init = def.node.init;
+  const prop = def.name.parent;
+  if (def.node.id.type === 'ObjectPattern') {
+    return prop?.type === 'Property' && prop.parent === def.node.id && prop.value === def.name && keyName(prop) === 'send' ? init : undefined;
+  }
+  if (def.node.id !== def.name) return undefined;
+  const member = unwrapTs(init);
+  return member.type === 'MemberExpression' && propertyName(member) === 'send' ? member.object : undefined;
+}
 
 function suggestion(
   fixer: TSESLint.RuleFixer,
