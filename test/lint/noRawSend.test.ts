@@ -1,3 +1,7 @@
+import type { TSESTree } from '@typescript-eslint/utils';
+import { Linter } from 'eslint';
+import tseslint from 'typescript-eslint';
+import { describe, expect, it } from 'vitest';
 import { noRawSend } from '../../src/lint/rules/noRawSend.js';
 import { typed, untyped } from './ruleTester.js';
 
@@ -321,6 +325,16 @@ ctx.send.apply(ctx, [peer, ...rest]);`,
       ],
     },
     {
+      // a non-null assertion and a member of it: the assertion stays on the \`void\`, in parentheses, as it was on \`send\`'s value
+      code: `ctx.send(peer, 'hi')!.toString();`,
+      errors: [
+        {
+          messageId: 'rawSend',
+          suggestions: [{ messageId: 'useSendSupervised', data: { from: 'ctx' }, output: `import { sendSupervised } from 'keel';\n(void sendSupervised(ctx, peer, 'hi'))!.toString();` }],
+        },
+      ],
+    },
+    {
       // only the `self` of the pattern itself, of the same receiver, is oneself
       code: `const { self } = other; const { node: { self: s } } = ctx; ctx.send(self, 1); ctx.send(s, 2);`,
       filename: 'relay.cjs',
@@ -420,4 +434,58 @@ ctx.send.apply(ctx, [peer, ...rest]);`,
       errors: [{ messageId: 'rawSend', suggestions: [] }],
     },
   ],
+});
+
+/** The types of the nodes from the program down to the first node `match` accepts (source order), by the parser's visitor keys. */
+function pathTo(code: string, match: (n: TSESTree.Node) => boolean): string[] | undefined {
+  // typescript-eslint's parser, as ESLint calls it (its exported type leaves the result unknown)
+  const parser = tseslint.parser as unknown as { parseForESLint(code: string, options: object): { ast: TSESTree.Program; visitorKeys: Record<string, readonly string[] | undefined> } };
+  const { ast, visitorKeys } = parser.parseForESLint(code, { range: true });
+  const go = (n: TSESTree.Node, path: string[]): string[] | undefined => {
+    const here = [...path, n.type];
+    if (match(n)) return here;
+    for (const key of visitorKeys[n.type] ?? []) {
+      const child = (n as unknown as Record<string, unknown>)[key];
+      for (const c of Array.isArray(child) ? child : [child]) {
+        if (c === null || typeof c !== 'object' || typeof (c as { type?: unknown }).type !== 'string') continue;
+        const found = go(c as TSESTree.Node, here);
+        if (found !== undefined) return found;
+      }
+    }
+    return undefined;
+  };
+  return go(ast, []);
+}
+
+/** The file a suggestion makes of `code`: the first report's first suggestion applied. */
+function suggested(code: string): string {
+  const linter = new Linter({ configType: 'flat' });
+  const [message] = linter.verify(code, [
+    { files: ['**/*.ts'], languageOptions: { parser: tseslint.parser }, plugins: { keel: { rules: { 'no-raw-send': noRawSend as never } } }, rules: { 'keel/no-raw-send': 'warn' } },
+  ], 'relay.ts');
+  const fix = message?.suggestions?.[0]?.fix;
+  if (fix === undefined) throw new Error(`no suggestion for ${code}: ${JSON.stringify(message)}`);
+  return code.slice(0, fix.range[0]) + fix.text + code.slice(fix.range[1]);
+}
+
+describe('no-raw-send suggestion', () => {
+  const isSend = (n: TSESTree.Node): boolean => n.type === 'CallExpression' && n.callee.type === 'MemberExpression' && n.callee.property.type === 'Identifier' && n.callee.property.name === 'send';
+  const isVoid = (n: TSESTree.Node): boolean => n.type === 'UnaryExpression' && n.operator === 'void';
+  it.each([
+    `ctx.send(peer, 'hi')!.toString();`,
+    `ctx.send(peer, 'hi')!!.toString();`,
+    `ctx.send(peer, 'hi')!?.toString();`,
+    `ctx.send(peer, 'hi')!();`,
+    'ctx.send(peer, `hi`)!`tag`;',
+    `const n = ctx.send(peer, 'hi')! ** 2;`,
+    `ctx.send(peer, 'hi')!;`,
+    `(ctx.send(peer, 'hi') as any).x;`,
+  ])('puts the void where the send was in %s, what is around it unchanged', (code) => {
+    const before = pathTo(code, isSend);
+    const after = suggested(code);
+    expect(before).toBeDefined();
+    // the \`void\` stands where the call stood: the same nodes around it, the import aside
+    expect(pathTo(after, isVoid)).toEqual([...before!.slice(0, -1), 'UnaryExpression']);
+    expect(pathTo(after, (n) => n.type === 'ImportDeclaration')).toEqual(['Program', 'ImportDeclaration']);
+  });
 });

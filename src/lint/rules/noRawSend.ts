@@ -143,9 +143,11 @@ function suggestion(
   // a call whose value was used keeps its place in the expression: `void` makes it undefined, as `send`'s void was
   const typeArgs = node.typeArguments === undefined ? '' : text(node.typeArguments);
   const replacement = `void ${local}${typeArgs}(${args})`;
-  // a member, call or tagged template of the call's value would otherwise be taken into the `void`
+  // a member, call or tagged template of the call's value would otherwise be taken into the `void`; so would a
+  // non-null assertion (`void f()!.x` is `void (f()!.x)`): the `!` stays on the value, now the `void`'s
   const parent = node.parent;
   const grouped =
+    parent.type === 'TSNonNullExpression' ||
     (parent.type === 'MemberExpression' && parent.object === node) ||
     (parent.type === 'CallExpression' && parent.callee === node) ||
     (parent.type === 'TaggedTemplateExpression' && parent.tag === node) ||
