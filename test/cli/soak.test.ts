@@ -135,7 +135,8 @@ describe('keel soak and Ctrl-C (the built keel, a child process)', () => {
       [['--overload', '--rate', '19', '--duration', '1'], 'expected `--rate` to be at least 20 messages over the run (rate x duration), per producer: fewer overflow no mailbox, got 19'],
       [['--overload', '--duration', '-5'], 'expected `--duration` to be a positive number of seconds, got -5'],
     ];
-    for (const [args, message] of cases) {
+    // all at once: each is a short-lived process, and one after the other they took seconds
+    const runs = cases.map(async ([args]) => {
       const child = spawn(process.execPath, [entry, 'soak', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(child);
       let stdout = '';
@@ -143,8 +144,9 @@ describe('keel soak and Ctrl-C (the built keel, a child process)', () => {
       child.stdout.setEncoding('utf8').on('data', (chunk: string) => void (stdout += chunk));
       child.stderr.setEncoding('utf8').on('data', (chunk: string) => void (stderr += chunk));
       const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
-      expect({ args, code, stdout, stderr }).toEqual({ args, code: 2, stdout: '', stderr: `keel soak: ${message}\n` });
-    }
+      return { args, code, stdout, stderr };
+    });
+    expect(await Promise.all(runs)).toEqual(cases.map(([args, message]) => ({ args, code: 2, stdout: '', stderr: `keel soak: ${message}\n` })));
   }, 120_000);
 
   /** `keel soak <args> --simulate --json` of the built keel with a 128 MB heap: its exit code and its JSON report. */
