@@ -9,6 +9,7 @@ import {
   type SendOutcome,
 } from '../index.js';
 import { InvalidArgumentError } from '../errors.js';
+import { LoadWindow } from './signals.js';
 import { heapLine, HeapSampler, type HeapReport } from './heapSampler.js';
 import { checkRunOptions, setProgress, SOAK_MAX_BURST } from './soak.js';
 import { count } from './soakReport.js';
@@ -210,20 +211,7 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
   const node = createNode({ name: 'keel-overload', ...(clock === undefined ? {} : { clock }), random: seededRandom(o.seed), logger, services: false });
   const realStart = performance.now();
   const durationMs = o.duration * 1000;
-  /** When the load started, on the node's clock (set just before the producers start; -1 before). */
-  let loadStart = -1;
-  /** When the load ends, after its start: its duration, or the moment it was stopped. */
-  let endMs = durationMs;
-  let interrupted = false;
-  let loadEnded = false;
-  const interrupt = (): void => {
-    // a stop once the load is over (while the consumers drain) cuts nothing short
-    if (interrupted || loadEnded) return;
-    interrupted = true;
-    endMs = loadStart < 0 ? 0 : Math.min(endMs, node.clock.now() - loadStart);
-  };
-  if (o.stop?.aborted === true) interrupt();
-  else o.stop?.addEventListener('abort', interrupt, { once: true });
+  const loadWindow = new LoadWindow(durationMs, () => node.clock.now(), o.stop);
   const heap = new HeapSampler(node, o.duration, o.gc);
   const zero = () => KINDS.map(() => 0);
   const lanes: LaneState[] = OVERLOAD_POLICIES.map((policy) => ({
@@ -325,7 +313,7 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
     const load = new Promise<void>((resolve) => {
       loadDone = resolve;
     });
-    loadStart = node.clock.now();
+    loadWindow.start();
     heap.start();
     const total = (of: (lane: LaneState) => number[]): number => lanes.reduce((n, lane) => n + of(lane).reduce((a, b) => a + b, 0), 0);
     const progress = clock === undefined && !o.json ? setProgress(node, aside, () => `sent ${total((l) => l.sent)}, handled ${total((l) => l.handled)}, dropped ${total((l) => l.dropped)}`) : undefined;
@@ -346,8 +334,8 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
           settle();
         };
         const tick = (): void => {
-          const elapsed = node.clock.now() - loadStart;
-          const n = Math.min(perTick(Math.min(elapsed, endMs)) - seq, maxBurst);
+          const elapsed = loadWindow.elapsed();
+          const n = Math.min(perTick(Math.min(elapsed, loadWindow.endMs)) - seq, maxBurst);
           for (let i = 0; i < n; i++) {
             const kind = MIX[Math.floor(random() * MIX.length)]!;
             const message: Message = { lane: index, kind, seq: seq++ };
@@ -366,7 +354,7 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
           const whole = Math.floor(owedTokens);
           owedTokens -= whole;
           grant(lane, whole);
-          if (elapsed < endMs) ctx.sendAfter(ctx.self, 'tick', TICK_MS);
+          if (elapsed < loadWindow.endMs) ctx.sendAfter(ctx.self, 'tick', TICK_MS);
           else {
             lane.handledAtLoadEnd = lane.handled.reduce((a, b) => a + b, 0);
             if (++finished === lanes.length) loadDone();
@@ -378,8 +366,7 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
     });
 
     await load;
-    loadEnded = true;
-    const loadMs = node.clock.now() - loadStart;
+    const loadMs = loadWindow.end();
     heap.stop();
     if (progress !== undefined) node.clock.clearTimer(progress.timer);
     // the consumers drain what is left in their mailboxes, then the last outcomes arrive
@@ -450,7 +437,7 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
           countsExact: sent === handled + dropped + timedOut && sent <= lane.ends.length && kindsExact,
           outcomesExact: outcomesExact && handledExact,
           ordered: lane.ordered,
-          policyHeld: dropped > 0 ? (lane.policy === 'drop_oldest' ? keptLast : keptFirst) : interrupted,
+          policyHeld: dropped > 0 ? (lane.policy === 'drop_oldest' ? keptLast : keptFirst) : loadWindow.interrupted,
         },
       };
     });
@@ -459,7 +446,7 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
     const report: OverloadReport = {
       options: { duration: o.duration, rate: o.rate, seed: o.seed, simulate: o.simulate },
       seconds,
-      ...(interrupted ? { interrupted: true as const } : {}),
+      ...(loadWindow.interrupted ? { interrupted: true as const } : {}),
       lanes: reports,
       strayDrops,
       log,
@@ -478,7 +465,7 @@ export async function runOverload(input: Partial<OverloadOptions> = {}, print: (
     if (o.simulate) aside(`  memory        (real heap, not part of the replayable report) ${heapLine(memory)}`);
     return report;
   } finally {
-    o.stop?.removeEventListener('abort', interrupt);
+    loadWindow.release();
     await node.shutdown();
   }
 }

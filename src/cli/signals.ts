@@ -26,3 +26,55 @@ export function stopOnSignals(onRepeat?: (signal: NodeJS.Signals) => void): { si
     },
   };
 }
+
+/**
+ * The load window of a soak or an overload run, on the node's clock: when its load started, when it
+ * ends (its duration after the start, or earlier when a stop signal cut it short), and whether it
+ * was. A stop once the load is over (while the run drains) cuts nothing short.
+ */
+export class LoadWindow {
+  /** When the load started, on the node's clock (-1 before {@link LoadWindow.start}). */
+  started = -1;
+  /** When the load ends, after its start: its duration, or the moment it was stopped. */
+  endMs: number;
+  interrupted = false;
+  #ended = false;
+  readonly #now: () => number;
+  readonly #stop: AbortSignal | undefined;
+  readonly #onStop = (): void => this.interrupt();
+
+  /** Watches `stop` (if given) until {@link LoadWindow.release}: its abort interrupts the load. */
+  constructor(durationMs: number, now: () => number, stop: AbortSignal | undefined) {
+    this.endMs = durationMs;
+    this.#now = now;
+    this.#stop = stop;
+    if (stop?.aborted === true) this.interrupt();
+    else stop?.addEventListener('abort', this.#onStop, { once: true });
+  }
+
+  /** Stops watching the stop signal (the run is over). */
+  release(): void {
+    this.#stop?.removeEventListener('abort', this.#onStop);
+  }
+
+  start(): void {
+    this.started = this.#now();
+  }
+
+  /** How long the load has run (ms). */
+  elapsed(): number {
+    return this.#now() - this.started;
+  }
+
+  /** The load is over: a stop from now on changes nothing. Answers how long it ran (ms). */
+  end(): number {
+    this.#ended = true;
+    return this.elapsed();
+  }
+
+  interrupt(): void {
+    if (this.interrupted || this.#ended) return;
+    this.interrupted = true;
+    this.endMs = this.started < 0 ? 0 : Math.min(this.endMs, this.elapsed());
+  }
+}

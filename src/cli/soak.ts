@@ -21,6 +21,7 @@ import {
   type SendOutcome,
 } from '../index.js';
 import { expectNoLeaks } from '../testing/expectNoLeaks.js';
+import { LoadWindow } from './signals.js';
 import { heapLine, HeapSampler } from './heapSampler.js';
 import { count, printReport, type SoakReport } from './soakReport.js';
 
@@ -211,20 +212,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
   const realStart = performance.now();
   const durationMs = o.duration * 1000;
   const perProducer = dueBy(o.rate, durationMs);
-  /** When the load started, on the node's clock (set just before the producers start; -1 before). */
-  let loadStart = -1;
-  /** When the load ends, after its start: its duration, or the moment it was interrupted. */
-  let endMs = durationMs;
-  let interrupted = false;
-  let loadEnded = false;
-  const interrupt = (): void => {
-    // a stop once the load is over (while the soak drains) cuts nothing short: the report says no interruption
-    if (interrupted || loadEnded) return;
-    interrupted = true;
-    endMs = loadStart < 0 ? 0 : Math.min(endMs, node.clock.now() - loadStart);
-  };
-  if (o.stop?.aborted === true) interrupt();
-  else o.stop?.addEventListener('abort', interrupt, { once: true });
+  const loadWindow = new LoadWindow(durationMs, () => node.clock.now(), o.stop);
   const ledger = new SoakLedger(perProducer * PRODUCERS);
   const heap = new HeapSampler(node, o.duration, o.gc);
 
@@ -333,7 +321,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
       let struck = 0;
       return () => {
         // the kills due by now on the node's clock (a tick that comes late strikes what it owes)
-        const due = Math.floor((o.kill * WORKERS * Math.min(node.clock.now() - loadStart, endMs)) / 1000);
+        const due = Math.floor((o.kill * WORKERS * Math.min(loadWindow.elapsed(), loadWindow.endMs)) / 1000);
         for (; struck < due; struck++) {
           // a worker that is restarting is no victim: draw again, a few times
           let victim: Pid | undefined;
@@ -357,7 +345,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
     const load = new Promise<void>((resolve) => {
       loadDone = resolve;
     });
-    loadStart = node.clock.now();
+    loadWindow.start();
     heap.start();
     const progress = clock === undefined && !o.json ? setProgress(node, aside, () => `sent ${ledger.sent}, outcomes pending ${ledger.outstanding}, kills ${chaosKills.kills}, restarts ${restarts}, dead letters ${addedEvents}`) : undefined;
     const producers: Pid<'tick'>[] = [];
@@ -379,11 +367,11 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
           sendSupervised(ctx, to, { k, seq }, options).then(onOutcome, () => ledger.rejection(seq));
         };
         return () => {
-          const elapsed = node.clock.now() - loadStart;
-          const n = Math.min(dueBy(o.rate, Math.min(elapsed, endMs)) - mine, maxBurst);
+          const elapsed = loadWindow.elapsed();
+          const n = Math.min(dueBy(o.rate, Math.min(elapsed, loadWindow.endMs)) - mine, maxBurst);
           for (let i = 0; i < n; i++) send();
           mine += n;
-          if (elapsed >= endMs && ++finished === PRODUCERS) loadDone();
+          if (elapsed >= loadWindow.endMs && ++finished === PRODUCERS) loadDone();
         };
       });
       producers.push(producer);
@@ -397,15 +385,14 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
         for (const p of producers) ctx.send(p, 'tick');
         // eslint-disable-next-line keel/no-raw-send -- the soak's own clockwork: a tick to its own chaos process
         ctx.send(chaos, 'tick');
-        if (node.clock.now() - loadStart < endMs) ctx.sendAfter(ctx.self, 'tick', TICK_MS);
+        if (loadWindow.elapsed() < loadWindow.endMs) ctx.sendAfter(ctx.self, 'tick', TICK_MS);
         else ctx.exit('normal');
       };
     });
 
     // ---- the load ends: chaos off, the last outcomes, the dead letter queue redelivers what is pending ----
     await load;
-    loadEnded = true;
-    const loadMs = node.clock.now() - loadStart;
+    const loadMs = loadWindow.end();
     node.exit(chaos, 'shutdown');
     heap.stop();
     if (progress !== undefined) node.clock.clearTimer(progress.timer);
@@ -452,7 +439,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
     const report: SoakReport = {
       options: { duration: o.duration, rate: o.rate, kill: o.kill, seed: o.seed, simulate: o.simulate },
       workers: { total: WORKERS, ...SOAK_WORKERS },
-      load: { seconds, target, sent: ledger.sent, rate: seconds > 0 ? Math.round(ledger.sent / seconds) : 0, reached: ledger.sent === target, ...(interrupted ? { interrupted: true as const } : {}) },
+      load: { seconds, target, sent: ledger.sent, rate: seconds > 0 ? Math.round(ledger.sent / seconds) : 0, reached: ledger.sent === target, ...(loadWindow.interrupted ? { interrupted: true as const } : {}) },
       messages: {
         sent: t.sent,
         handled: t.handled,
@@ -492,7 +479,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
     if (o.simulate) aside(`  memory        (real heap, not part of the replayable report) ${heapLine(memory)}`);
     return report;
   } finally {
-    o.stop?.removeEventListener('abort', interrupt);
+    loadWindow.release();
     await node.shutdown();
     process.off('exit', removeDir);
     removeDir();
