@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { Agent, AgentRegistry, AgentScheduler, CoordinationManager, CoordinatorAgent, createSignal, Pid, ResourcePool, SignalRouter, startObserver } from '../../src/index.js';
 import { clockedNode, deferred, useNodes } from '../support.js';
 import { bearer, request } from './client.js';
+import { gatedWorker } from './gatedWorker.js';
 
 const track = useNodes();
 
@@ -88,23 +89,11 @@ describe('component pages', () => {
 
   it('GET /api/workflows: active workflows with their tasks (worker, attempts), and the recent ones', async () => {
     const node = track();
-    const started = deferred();
-    const gate = deferred();
-    const worker = await Agent.start(node, {
-      capabilities: [],
-      tasks: {
-        quick: () => 'ok',
-        slow: async () => {
-          started.resolve();
-          await gate.promise;
-          return 'late';
-        },
-      },
-    });
+    const { worker, started, open } = await gatedWorker(node);
     const coordinator = await CoordinatorAgent.start(node, { name: 'flow', workers: [worker.pid] });
     await coordinator.run({ id: 'done-1', tasks: [{ id: 'a', kind: 'quick' }] });
     const { id } = await coordinator.submit({ id: 'wf-slow', tasks: [{ id: 'q', kind: 'quick' }, { id: 's', kind: 'slow', dependsOn: ['q'] }] });
-    await started.promise;
+    await started;
     const obs = await startObserver(node);
     try {
       const w = (await get(obs.port, obs.token, '/api/workflows')).json;
@@ -123,7 +112,7 @@ describe('component pages', () => {
       ]);
       expect(c.recent).toEqual([expect.objectContaining({ id: 'done-1', status: 'completed', tasks: [expect.objectContaining({ id: 'a', status: 'completed', worker: Pid.format(worker.pid), attempts: 1 })] })]);
     } finally {
-      gate.resolve();
+      open();
       await coordinator.wait(id);
       await obs.close();
     }
@@ -131,25 +120,13 @@ describe('component pages', () => {
 
   it('GET /api/workflows: at most 1000 task rows per workflow and 10,000 per coordinator, each workflow with its taskCount; long texts cut', async () => {
     const node = track();
-    const started = deferred();
-    const gate = deferred();
-    const worker = await Agent.start(node, {
-      capabilities: [],
-      tasks: {
-        quick: () => 'ok',
-        slow: async () => {
-          started.resolve();
-          await gate.promise;
-          return 'late';
-        },
-      },
-    });
+    const { worker, started, open } = await gatedWorker(node);
     const coordinator = await CoordinatorAgent.start(node, { workers: [worker.pid] });
     // one workflow of 2,500 tasks behind a slow one, then 11 of 1,000: 13,500 tasks, all active
     const longId = 'x'.repeat(5000);
     const wide = (n: number, tag: string) => [{ id: `${tag}-gate`, kind: 'slow' }, ...Array.from({ length: n - 1 }, (_, i) => ({ id: i === 0 ? longId : `${tag}-${i}`, kind: 'quick', dependsOn: [`${tag}-gate`] }))];
     const ids = [(await coordinator.submit({ tasks: wide(2500, 'w0') })).id];
-    await started.promise;
+    await started;
     for (let k = 1; k <= 11; k++) ids.push((await coordinator.submit({ tasks: wide(1000, `w${k}`) })).id);
     const obs = await startObserver(node);
     try {
@@ -165,7 +142,7 @@ describe('component pages', () => {
       expect(first[1].id.startsWith('x'.repeat(1000))).toBe(true);
       expect(first[1].id.length).toBeLessThan(1100);
     } finally {
-      gate.resolve();
+      open();
       for (const id of ids) await coordinator.wait(id);
       await obs.close();
     }

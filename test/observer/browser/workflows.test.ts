@@ -2,8 +2,9 @@
 // its tasks as rows, and a line saying how many it has.
 import type { Browser } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { Agent, CoordinatorAgent, startObserver } from '../../../src/index.js';
-import { deferred, useNodes } from '../../support.js';
+import { CoordinatorAgent, startObserver } from '../../../src/index.js';
+import { useNodes } from '../../support.js';
+import { gatedWorker } from '../gatedWorker.js';
 import { openObserver, QUIET, skipWithoutChromium, useBrowser } from './browser.js';
 
 const track = useNodes();
@@ -14,23 +15,11 @@ describe.skipIf(skipWithoutChromium)('observer workflows page (Chromium)', () =>
 
   it('shows the first 1000 tasks of a workflow of 1,500 and says how many it has', async () => {
     const node = track();
-    const started = deferred();
-    const gate = deferred();
-    const worker = await Agent.start(node, {
-      capabilities: [],
-      tasks: {
-        quick: () => 'ok',
-        slow: async () => {
-          started.resolve();
-          await gate.promise;
-          return 'late';
-        },
-      },
-    });
+    const { worker, started, open } = await gatedWorker(node);
     const coordinator = await CoordinatorAgent.start(node, { name: 'flow', workers: [worker.pid] });
     const tasks = [{ id: 'gate', kind: 'slow' }, ...Array.from({ length: 1499 }, (_, i) => ({ id: `t${i}`, kind: 'quick', dependsOn: ['gate'] }))];
     const { id } = await coordinator.submit({ id: 'big', tasks });
-    await started.promise;
+    await started;
     const obs = await startObserver(node, QUIET);
     const view = await openObserver(browser, obs, '#/workflows');
     try {
@@ -42,7 +31,7 @@ describe.skipIf(skipWithoutChromium)('observer workflows page (Chromium)', () =>
       expect(await wf.locator('[data-task="gate"]').getAttribute('class')).toContain('running');
       expect(view.problems).toEqual([]);
     } finally {
-      gate.resolve();
+      open();
       await coordinator.wait(id);
       await view.close();
       await obs.close();
