@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createWorkerHub, DEFAULT_WORKER_MAX_BATCH, DEFAULT_WORKER_MAX_IN_FLIGHT, type WorkerHub, workerNode, workerTransport } from '../../src/cluster/transports/worker.js';
+import { createWorkerHub, DEFAULT_WORKER_MAX_BATCH, DEFAULT_WORKER_MAX_IN_FLIGHT, WORKER_BATCH_OVERHEAD, type WorkerHub, workerNode, workerTransport } from '../../src/cluster/transports/worker.js';
 import { Cluster } from '../../src/cluster/Cluster.js';
 import { GenServer } from '../../src/otp/GenServer.js';
 import { captureEvents, probe } from '../../src/testing/index.js';
@@ -400,11 +400,12 @@ describe('worker transport', () => {
 const track = useNodes();
 
 describe('worker transport: a peer that does not read', () => {
-  it('posts at most maxInFlight code units a peer has not read: past it a batch is dropped and the cluster told, and room comes back as the peer reads', async () => {
+  it('posts at most maxInFlight (each batch its length plus 512) a peer has not read: past it a batch is dropped and the cluster told, and room comes back as the peer reads', async () => {
     const overloaded: [string, number][] = [];
-    const a = await mainNode('fa', { maxBatchSize: 1000, maxInFlight: 4000 });
+    // room for exactly 4 batches of 1,000 (4 × 1,512)
+    const a = await mainNode('fa', { maxBatchSize: 1000, maxInFlight: 6048 });
     a.handler.overloaded = (peer, size) => void overloaded.push([peer, size]);
-    const b = await mainNode('fb', { maxBatchSize: 1000, maxInFlight: 4000 });
+    const b = await mainNode('fb', { maxBatchSize: 1000, maxInFlight: 6048 });
     // one turn of this thread: fb reads nothing meanwhile
     for (let i = 0; i < 10; i++) a.t.send('fb', `${i}`.padEnd(1000, '.'));
     // once one is dropped, every later one is, even one that would fit: what arrives is a prefix
@@ -420,8 +421,9 @@ describe('worker transport: a peer that does not read', () => {
     await b.until(() => b.received.length === 7 && b.broadcasts.length === 1);
     expect(b.received.slice(4).map(([, batch]) => batch.slice(0, 2))).toEqual(['10', '11', '12']);
     // a broadcast past the window is dropped for that peer alone, and told: fb has acknowledged
-    // 3,000 of the 3,002 it read (a read is told past an eighth of the window, 500)
-    const c = await mainNode('fc', { maxBatchSize: 1000, maxInFlight: 4000 });
+    // 3 × 1,512 of the 3 × 1,512 + 514 it read (a read is told past an eighth of the window, 756):
+    // 514 + 3 × 1,512 + 1,511 is past 6,048
+    const c = await mainNode('fc', { maxBatchSize: 1000, maxInFlight: 6048 });
     expect(await a.t.probe('fb', 5000)).toBe('alive');
     expect(await a.t.probe('fc', 5000)).toBe('alive');
     for (let i = 0; i < 3; i++) a.t.send('fb', 'x'.repeat(1000));
@@ -433,9 +435,31 @@ describe('worker transport: a peer that does not read', () => {
     expect(b.broadcasts).toEqual([['fa', 'hb']]);
   }, 60_000);
 
+  it('counts each batch as its length plus 512 (what a queued message costs besides its text), on both sides: tiny batches fill the window at maxInFlight / 513, and it is empty again once they are read', async () => {
+    expect(WORKER_BATCH_OVERHEAD).toBe(512);
+    const overloaded: [string, number][] = [];
+    // room for 5 one-unit batches (5 × 513 = 2,565 of 3,024), not 6 (3,078)
+    const a = await mainNode('ta', { maxBatchSize: 1000, maxInFlight: 3024 });
+    a.handler.overloaded = (peer, size) => void overloaded.push([peer, size]);
+    const b = await mainNode('tb', { maxBatchSize: 1000, maxInFlight: 3024 });
+    // one turn of this thread: tb reads nothing meanwhile
+    for (let i = 0; i < 100; i++) a.t.send('tb', `${i % 10}`);
+    expect(overloaded).toEqual(Array.from({ length: 95 }, () => ['tb', 1]));
+    await b.until(() => b.received.length === 5);
+    expect(b.received.map(([, batch]) => batch)).toEqual(['0', '1', '2', '3', '4']);
+    // tb acknowledged 5 × 513 (past an eighth of ta's window, 378) before it answers the ping: a
+    // reader that counted the text alone (5) would never have, and ta's window would stay full
+    expect(await a.t.probe('tb', 5000)).toBe('alive');
+    for (let i = 0; i < 6; i++) a.t.send('tb', 'y');
+    expect(overloaded).toHaveLength(96);
+    await b.until(() => b.received.length === 10);
+    expect(b.received.slice(5).map(([, batch]) => batch)).toEqual(['y', 'y', 'y', 'y', 'y']);
+  }, 60_000);
+
   it('a reader acknowledges at an eighth of the sender\'s window, not its own: a peer with a larger maxInFlight reads all it is sent and the sender never fills up', async () => {
     const overloaded: [string, number][] = [];
-    const a = await mainNode('wa', { maxBatchSize: 1000, maxInFlight: 2000 });
+    // room for 2 batches of 1,000 (2 × 1,512)
+    const a = await mainNode('wa', { maxBatchSize: 1000, maxInFlight: 3024 });
     a.handler.overloaded = (peer, size) => void overloaded.push([peer, size]);
     // wb's own window is 64,000: an eighth of it (8,000) is more than wa may ever have unread
     const b = await mainNode('wb', { maxBatchSize: 1000, maxInFlight: 64_000 });
@@ -450,20 +474,20 @@ describe('worker transport: a peer that does not read', () => {
     expect(b.received.map(([, batch]) => batch.length)).toEqual(Array.from({ length: 20 }, () => 1000));
   }, 60_000);
 
-  it('refuses a maxInFlight under twice maxBatchSize; the default is 64 Mi code units, or twice maxBatchSize', () => {
+  it('refuses a maxInFlight under twice maxBatchSize + 512 (the largest batch, counted); the default is 64 Mi, or that if more', () => {
     hub = createWorkerHub();
-    for (const maxInFlight of [0, -1, NaN, 1.5, '1e9', 1999]) {
+    for (const maxInFlight of [0, -1, NaN, 1.5, '1e9', 1999, 3023]) {
       expect(() => hub!.transport('m', { maxBatchSize: 1000, maxInFlight: maxInFlight as number })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', argument: 'options.maxInFlight' }));
     }
     expect(DEFAULT_WORKER_MAX_IN_FLIGHT).toBe(64 * 1024 * 1024);
-    transports.push(hub.transport('m', { maxBatchSize: 1000, maxInFlight: 2000 }));
+    transports.push(hub.transport('m', { maxBatchSize: 1000, maxInFlight: 3024 }));
   });
 
   it('in a cluster: a flood to a node that does not read downs it (overloaded), its ties are answered with noconnection, and it comes back once it has read', async () => {
     hub = createWorkerHub();
     const na = track({ name: 'na' });
     const nb = track({ name: 'nb' });
-    const options = { maxBatchSize: 8192, maxInFlight: 16_384 };
+    const options = { maxBatchSize: 8192, maxInFlight: 17_408 };
     const ca = await Cluster.join(na, { transport: hub.transport('na', options) });
     const cb = await Cluster.join(nb, { transport: hub.transport('nb', options) });
     await ca.waitFor(['nb']);
@@ -472,7 +496,7 @@ describe('worker transport: a peer that does not read', () => {
     expect(await GenServer.call(na, server, 1, { timeout: 5000 })).toBe(2);
     const events = captureEvents(na, ['keel.cluster.send_dropped', 'keel.cluster.node_down', 'keel.cluster.node_up']);
     const sink = probe(nb);
-    // one turn: a call, then 40 messages of 2,000 code units (80,000: five times the window)
+    // one turn: a call, then 40 messages of 2,000 code units (80,000: over four times the window)
     const call = GenServer.call(na, server, 2, { timeout: 60_000 }).then(() => 'replied', (e: unknown) => (e as { code?: string }).code);
     for (let i = 0; i < 40; i++) na.send(sink, `${i}:`.padEnd(2000, 'm'));
     expect(await call).toBe('ERR_NOCONNECTION');
@@ -488,15 +512,15 @@ describe('worker transport: a peer that does not read', () => {
     expect(got).toBeGreaterThan(0);
     expect(got).toBeLessThan(40);
     expect(sink.messages).toEqual(Array.from({ length: got }, (_, i) => `${i}:`.padEnd(2000, 'm')));
-    // and nothing past the window was posted: what arrived, with the call, fits in 16,384 code units
-    expect(got * 2000).toBeLessThan(16_384);
+    // and nothing past the window was posted: what arrived, with the call, fits in 17,408 (twice 8,192 + 512)
+    expect(got * 2000).toBeLessThan(17_408);
   }, 60_000);
 
   it('in a cluster: no message lost to a flood is silent: each one in a batch dropped past the window, or still queued when the peer went down, is keel.message.dropped (noconnection)', async () => {
     hub = createWorkerHub();
     const na = track({ name: 'na' });
     const nb = track({ name: 'nb' });
-    const options = { maxBatchSize: 8192, maxInFlight: 16_384 };
+    const options = { maxBatchSize: 8192, maxInFlight: 17_408 };
     const ca = await Cluster.join(na, { transport: hub.transport('na', options) });
     const cb = await Cluster.join(nb, { transport: hub.transport('nb', options) });
     await ca.waitFor(['nb']);
@@ -504,7 +528,7 @@ describe('worker transport: a peer that does not read', () => {
     const sink = probe(nb);
     const events = captureEvents(na, ['keel.message.dropped', 'keel.cluster.node_down']);
     const message = (i: number): string => `${i}:`.padEnd(2000, 'm');
-    // one turn: 40 messages of 2,000 code units (five times the window): the batches past it are
+    // one turn: 40 messages of 2,000 code units (over four times the window): the batches past it are
     // dropped as the outbox fills, and nb goes down in a microtask queued at the first drop. A
     // microtask queued before that one (another process's turn, say) sends 5 more: they wait in the
     // outbox (nb is still up) when nb goes down

@@ -19,9 +19,10 @@
  *   unref'ed. `close()` closes every port, so a closed cluster lets the process exit.
  * - Flow: a `MessagePort` queues without bound, so a peer that does not read (a busy or blocked
  *   thread) while this one sends would grow its queue until the process runs out of memory. Each
- *   side counts what it posted on a pair port and the peer has not yet said it read (the receiver
- *   acknowledges every eighth of the window it reads, `['a', n]`); a batch that would take the unread
- *   past `maxInFlight` is not posted but dropped, and the cluster is told
+ *   side counts what it posted on a pair port and the peer has not yet said it read, each batch its
+ *   length plus a fixed cost of a queued message, {@link WORKER_BATCH_OVERHEAD} (the receiver counts
+ *   alike and acknowledges every eighth of the window it reads, `['a', n]`); a batch that would take
+ *   the unread past `maxInFlight` is not posted but dropped, and the cluster is told
  *   ({@link TransportHandler.overloaded}), as Akka drops what overflows an association's send queue.
  */
 import { isMainThread, MessageChannel, type MessagePort, type Transferable, Worker, type WorkerOptions, workerData } from 'node:worker_threads';
@@ -39,8 +40,16 @@ export const DEFAULT_WORKER_MAX_BATCH = 8 * 1024 * 1024;
  * flush, where nothing could catch it.
  */
 export const MAX_WORKER_MAX_BATCH = 2 ** 28;
-/** The default {@link WorkerTransportOptions.maxInFlight}: 64 Mi code units (at least twice `maxBatchSize`). */
+/** The default {@link WorkerTransportOptions.maxInFlight}: 64 Mi (at least twice the largest batch's count, `maxBatchSize` + {@link WORKER_BATCH_OVERHEAD}). */
 export const DEFAULT_WORKER_MAX_IN_FLIGHT = 64 * 1024 * 1024;
+/**
+ * What a batch counts in a peer's window besides its length, in code units: a message queued on a
+ * `MessagePort` costs its serialized text (a byte per code unit, two if any is outside Latin-1) and
+ * about 250 to 580 bytes more (measured on Node 20.20: RSS of a thread posting 25,000 to 500,000
+ * batches of 1 to 10,000 code units to a blocked one). Counting it keeps the bound of
+ * `maxInFlight` in bytes for tiny batches as for large ones.
+ */
+export const WORKER_BATCH_OVERHEAD = 512;
 /** How long a join waits for the older nodes to acknowledge the newcomer's port (a blocked thread does not answer). */
 const JOIN_ACK_TIMEOUT_MS = 2000;
 
@@ -48,7 +57,7 @@ const JOIN_ACK_TIMEOUT_MS = 2000;
 //   node -> hub: ['join', name, incarnation]
 //   hub -> node: ['peer', name, port] | ['joined'] | ['refused', reason]
 // Pair port messages: a string is a direct batch; ['b', batch] a broadcast; ['p', id] a ping; ['q', id] its answer;
-// ['a', n] says n code units of batches were read; ['w', n] (the first on the port) says the sender's maxInFlight.
+// ['a', n] says batches counting n were read (each its length plus WORKER_BATCH_OVERHEAD); ['w', n] (the first on the port) says the sender's maxInFlight.
 type ToHub = readonly ['join', string, number] | readonly ['peer-ack', string];
 type ToNode = readonly ['peer', string, MessagePort] | readonly ['joined'] | readonly ['refused', string];
 
@@ -57,9 +66,11 @@ export interface WorkerTransportOptions {
   /** The largest batch the cluster layer hands this transport, in UTF-16 code units; default 8 Mi. */
   readonly maxBatchSize?: number;
   /**
-   * The most a peer may have been sent and not yet read, in UTF-16 code units of batches (its
-   * `MessagePort`'s queue): a batch past it is dropped and the cluster told (the peer goes down).
-   * At least twice `maxBatchSize`; default 64 Mi, or twice `maxBatchSize` if that is more.
+   * The most a peer may have been sent and not yet read (its `MessagePort`'s queue), each batch
+   * counting its length in UTF-16 code units plus {@link WORKER_BATCH_OVERHEAD} (512): a batch past
+   * it is dropped and the cluster told (the peer goes down). A unit is about a byte of the queue
+   * (two for text outside Latin-1). At least twice `maxBatchSize + 512`; default 64 Mi, or twice
+   * `maxBatchSize + 512` if that is more.
    */
   readonly maxInFlight?: number;
 }
@@ -132,11 +143,12 @@ function toLimits(options: WorkerTransportOptions | undefined, argument: string)
     throw new InvalidArgumentError(`${argument}.maxBatchSize`, `a positive integer up to ${MAX_WORKER_MAX_BATCH} (2^28 code units)`, v);
   }
   const maxBatchSize = v ?? DEFAULT_WORKER_MAX_BATCH;
-  // twice a batch: what is left unacknowledged (under an eighth) and the largest batch always fit
-  if (w !== undefined && (typeof w !== 'number' || !Number.isSafeInteger(w) || w < 2 * maxBatchSize)) {
-    throw new InvalidArgumentError(`${argument}.maxInFlight`, `an integer of at least twice maxBatchSize (${2 * maxBatchSize})`, w);
+  // twice the largest batch's count: what is left unacknowledged (under an eighth) and the largest batch always fit
+  const least = 2 * (maxBatchSize + WORKER_BATCH_OVERHEAD);
+  if (w !== undefined && (typeof w !== 'number' || !Number.isSafeInteger(w) || w < least)) {
+    throw new InvalidArgumentError(`${argument}.maxInFlight`, `an integer of at least twice maxBatchSize + ${WORKER_BATCH_OVERHEAD} (${least})`, w);
   }
-  return { maxBatchSize, maxInFlight: w ?? Math.max(DEFAULT_WORKER_MAX_IN_FLIGHT, 2 * maxBatchSize) };
+  return { maxBatchSize, maxInFlight: w ?? Math.max(DEFAULT_WORKER_MAX_IN_FLIGHT, least) };
 }
 
 /**
@@ -342,9 +354,9 @@ interface PendingProbe {
 /** One pair port, and what flows on it unread: what this side posted, and what it read and has not yet acknowledged. */
 class Link {
   readonly port: MessagePort;
-  /** Code units of batches posted and not yet acknowledged by the peer. */
+  /** Batches posted and not yet acknowledged by the peer, each its length plus WORKER_BATCH_OVERHEAD. */
   inFlight = 0;
-  /** Code units of batches read and not yet acknowledged to the peer. */
+  /** Batches read and not yet acknowledged to the peer, counted as the peer counts them. */
   read = 0;
   /**
    * A batch to the peer was dropped: every later one is dropped too until the peer says it read
@@ -453,9 +465,13 @@ class WorkerTransport implements Transport {
     port.unref();
   }
 
-  /** Counts `n` code units read from `link`; past an eighth of the window, tells the peer. */
+  /**
+   * Counts a batch of `n` code units read from `link` as its sender counted it (plus
+   * WORKER_BATCH_OVERHEAD: else the sender's window would keep the difference, and fill); past an
+   * eighth of the window, tells the peer.
+   */
   #read(link: Link, n: number): void {
-    link.read += n;
+    link.read += n + WORKER_BATCH_OVERHEAD;
     if (link.read < link.ackEvery) return;
     const read = link.read;
     link.read = 0;
@@ -512,13 +528,14 @@ class WorkerTransport implements Transport {
   }
 
   /**
-   * Whether `n` more code units fit in what `peer` has been sent and not read; if so they are
-   * counted, else the batch is dropped and the cluster told (so that what waits on the peer is
-   * answered), and so is every later batch until the peer says it read more.
+   * Whether a batch of `n` code units (counting `n` + WORKER_BATCH_OVERHEAD) fits in what `peer`
+   * has been sent and not read; if so it is counted, else the batch is dropped and the cluster
+   * told (so that what waits on the peer is answered), and so is every later batch until the peer says it read more.
    */
   #room(peer: string, link: Link, n: number): boolean {
-    if (!link.dropping && link.inFlight + n <= this.#maxInFlight) {
-      link.inFlight += n;
+    const count = n + WORKER_BATCH_OVERHEAD;
+    if (!link.dropping && link.inFlight + count <= this.#maxInFlight) {
+      link.inFlight += count;
       return true;
     }
     link.dropping = true;
