@@ -1550,6 +1550,42 @@ describe.skipIf(skipWithoutNats)("one node's register and unregister of one name
     expect(a.global.internals().owned).toBe(1);
   });
 
+  it("a register called right after its holder was fenced, before the fence's delete landed, waits for it and holds the name (it wrote at once, read the fenced process's entry and got ERR_NAME_TAKEN)", async () => {
+    // a margin long enough that the fenced holder's entry is not taken over meanwhile
+    const { members } = await nodes(['a', 'b'], { leaseMs: 600_000, marginMs: 600_000 });
+    const [a, b] = members as [Member, Member];
+    const p1 = a.node.spawn(() => () => undefined);
+    await a.global.register('f', p1);
+    const held = await heldDeletes(nameKey('f'));
+    const watcher = probe<Down>(a.node);
+    watcher.ctx.monitor(p1);
+    // the node wakes past the lease deadline (a freeze): the first message for the name fences p1
+    const real = Date.now.bind(Date);
+    const spy = vi.spyOn(Date, 'now').mockImplementation(() => real() + 900_000);
+    expect(a.global.send('f', 'late')).toBe(false);
+    spy.mockRestore();
+    expect(fencedName(((await watcher.receive(isDown)) as Down).reason)).toBe('f');
+    expect(held.order).toEqual(['delete']);
+    const p2 = a.node.spawn(() => () => undefined);
+    const outcome = a.global.register('f', p2).then(
+      () => 'registered',
+      (e: { code?: string }) => e.code,
+    );
+    // a round trip later every turn the register could take without the delete has been taken: a
+    // register that wrote (it did not wait for the fence's delete) is left to settle before it goes
+    await a.global.sync();
+    if (held.order.includes('create')) await outcome;
+    held.open();
+    expect(await outcome).toBe('registered');
+    expect(held.order).toEqual(['delete', 'deleted', 'create']);
+    expect(a.global.whereis('f')).toBe(p2);
+    expect(a.global.internals().owned).toBe(1);
+    await a.global.sync();
+    await b.global.sync();
+    expect(a.global.whereis('f')).toBe(p2);
+    expect(b.global.whereis('f')).toEqual({ node: 'a', creation: a.node.creation, id: p2.id });
+  });
+
   it("a process of another node may find the name of a process that died taken until the release's delete lands, then registers it", async () => {
     const { members } = await nodes(['a', 'b']);
     const [a, b] = members as [Member, Member];

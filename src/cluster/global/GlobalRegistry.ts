@@ -11,7 +11,7 @@
  *   clock; an owner whose lease runs out (a frozen or cut-off node, a failed renewal) is fenced: its
  *   process is killed with `{ shutdown: { fenced: name } }` before it could act on a name another
  *   node may take.
- * - A name is released by compare-and-set delete when its process dies or is unregistered; the names
+ * - A name is released by compare-and-set delete when its process dies, is fenced or is unregistered; the names
  *   of a node that went down are reaped by the survivors, by compare-and-set on the revision they
  *   read, only once `lease + marginMs` has passed on their own clock (no TTLs: nats-server 2.9 does
  *   not report expiry). A `register` of a name whose lease expired `marginMs` ago takes it over the
@@ -62,8 +62,8 @@ export class GlobalRegistry {
   readonly #reaper: Reaper;
   readonly #inflight = new Set<Promise<unknown>>();
   /**
-   * This node's `register` and `unregister` calls of each name, and the releases of names whose
-   * process died, as the last one's settling: each runs once the one before it settled (OTP's
+   * This node's `register` and `unregister` calls of each name, and the deletes of names whose
+   * process died or was fenced, as the last one's settling: each runs once the one before it settled (OTP's
    * `global` serialises one node's operations on a name), so an unregister called while a register
    * is on its way releases what it got, and a register called after the holder died writes once the
    * release's delete was answered.
@@ -96,10 +96,11 @@ export class GlobalRegistry {
     this.#routerName = `keel.global.${name}`;
     this.#telemetryId = `keel.global.${name}.${kernel.name}.${kernel.creation}.${++started}`;
     const track = <T>(work: Promise<T>): Promise<T> => this.#track(work);
-    // a holder's death releases its name in the name's turn: a register called after the death waits
-    // for the delete (OTP's global frees the name as it handles the exit), it does not find it taken
-    const exited = (own: Owned): void => void this.#inOrder(own.name, () => this.#release(own, 'exit'));
-    this.#leases = new Leases({ kernel, kv, leaseMs, track, exited });
+    // a holder that died or was fenced is dropped at once (nothing renews it), and its name deleted in
+    // the name's turn: a register called after the death or the fence waits for the delete (OTP's
+    // global frees the name as it handles the exit), it does not find it taken
+    const freed = (own: Owned): void => void this.#inOrder(own.name, () => this.#deleted(own));
+    this.#leases = new Leases({ kernel, kv, leaseMs, track, freed });
     this.#reaper = new Reaper({ kernel, kv, marginMs, names: this.#names, owns: (name) => this.#leases.has(name), stopped: () => this.#stopped, track });
     this.#groups = new Groups({
       kernel,
@@ -198,7 +199,7 @@ export class GlobalRegistry {
    * (registered once); a name the bucket holds for this very process though this node does not (a
    * register whose answer was lost) is taken back.
    * This node's `register` and `unregister` calls of one name run one after the other, in call order,
-   * and after the release of the name by a holder that died before the call.
+   * and after the release of the name by a holder that died or was fenced before the call.
    */
   async register(name: string, pid: Pid): Promise<void> {
     checkName('name', name);
@@ -296,12 +297,23 @@ export class GlobalRegistry {
     return true;
   }
 
-  /** Releases `own` (unregistered, or its process died) if it is still held, then reads its own delete. */
-  async #release(own: Owned, reason: 'exit' | 'unregistered'): Promise<void> {
-    const name = own.name;
-    // dropped meanwhile (unregistered, fenced, lost to another owner): nothing of ours left to delete
-    if (this.#leases.get(name) !== own) return;
+  /** Releases `own` (unregistered) if it is still held, then reads its own delete. */
+  async #release(own: Owned, reason: 'unregistered'): Promise<void> {
+    // dropped meanwhile (its process died, fenced, lost to another owner): nothing of ours left to delete
+    if (this.#leases.get(own.name) !== own) return;
     await this.#leases.release(own, reason);
+    this.#forget(own);
+  }
+
+  /** Deletes the name of `own`, dropped when its process died or was fenced, then reads its own delete. */
+  async #deleted(own: Owned): Promise<void> {
+    await this.#leases.deleteKey(own);
+    this.#forget(own);
+  }
+
+  /** `own`'s delete was answered (or failed): this node's cache forgets it unless it shows a later holder. */
+  #forget(own: Owned): void {
+    const name = own.name;
     // read your own delete, as after erlang's global:unregister_name: this node's cache forgets the
     // name now, not when the watch brings the delete back, unless it already shows a later holder
     // (another node's, or this process's again after a new register); the watch's older entries of

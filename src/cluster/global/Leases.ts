@@ -64,11 +64,11 @@ export interface LeasesHost {
   readonly leaseMs: number;
   track<T>(work: Promise<T>): Promise<T>;
   /**
-   * The process holding `own` died: the registry releases the name ({@link Leases.release} with
-   * `'exit'`) in its turn among this node's operations on the name, so a `register` called after the
-   * death waits for the delete.
+   * `own` was dropped at once because its process died or was fenced (no renewal renews it from
+   * then on): the registry deletes the name ({@link Leases.deleteKey}) in its turn among this node's
+   * operations on the name, so a `register` called after the death or the fence waits for the delete.
    */
-  exited(own: Owned): void;
+  freed(own: Owned): void;
 }
 
 /**
@@ -101,12 +101,12 @@ export class Leases {
     return this.#owned.size;
   }
 
-  /** Records a name just written for `proc` at `revision`: released when the process exits (by the host, see {@link LeasesHost.exited}), fenced at the deadline. */
+  /** Records a name just written for `proc` at `revision`: released when the process exits (its delete by the host, see {@link LeasesHost.freed}), fenced at the deadline. */
   hold(name: string, key: string, proc: Proc, revision: number, deadline: number, until: number): void {
     const kernel = this.#host.kernel;
     const own: Owned = { name, key, proc, pid: proc.self, revision, deadline, until, renewing: false, renewal: undefined, released: false, fence: undefined, unhook: undefined };
     this.#owned.set(name, own);
-    own.unhook = kernel.onProcExit(proc, () => this.#host.exited(own));
+    own.unhook = kernel.onProcExit(proc, () => this.#exited(own));
     this.#armFence(own);
     kernel.telemetry.execute('keel.global.registered', {}, { name, pid: own.pid, revision });
   }
@@ -172,13 +172,24 @@ export class Leases {
     }, Math.max(0, Math.ceil(Math.min(own.until - performance.now(), own.deadline - Date.now()))));
   }
 
-  /** The lease ran out on this node's clock: the process stops acting (killed), and the name is freed if still ours. */
+  /**
+   * The lease ran out on this node's clock: the process stops acting (killed) and the holding is
+   * dropped at once; the name's delete takes its turn among this node's operations on it (the host's).
+   */
   fence(own: Owned): void {
     const kernel = this.#host.kernel;
     this.#drop(own);
     kernel.telemetry.execute('keel.global.fenced', {}, { name: own.name, pid: own.pid });
     if (!isDead(own.proc)) kernel.die(own.proc, { shutdown: { fenced: own.name } });
-    this.#releaseKv(own);
+    this.#host.freed(own);
+  }
+
+  /** The process holding `own` died: the holding is dropped at once, the name's delete takes its turn (the host's). */
+  #exited(own: Owned): void {
+    if (this.#owned.get(own.name) !== own) return;
+    this.#drop(own);
+    this.#host.kernel.telemetry.execute('keel.global.released', {}, { name: own.name, pid: own.pid, reason: 'exit' });
+    this.#host.freed(own);
   }
 
   /** Another owner holds the name now: the process is told with a trappable exit signal. */
@@ -189,11 +200,12 @@ export class Leases {
     if (!isDead(own.proc)) kernel.exitSignal(own.pid, 'node', { shutdown: { name_conflict: own.name } });
   }
 
-  async release(own: Owned, reason: 'exit' | 'unregistered' | 'stopped'): Promise<void> {
+  /** Drops `own` if still held, and deletes the name. */
+  async release(own: Owned, reason: 'unregistered' | 'stopped'): Promise<void> {
     if (this.#owned.get(own.name) !== own) return;
     this.#drop(own);
     this.#host.kernel.telemetry.execute('keel.global.released', {}, { name: own.name, pid: own.pid, reason });
-    await this.#releaseKv(own);
+    await this.deleteKey(own);
   }
 
   /** Releases every name held here (the registry stops). */
@@ -209,8 +221,8 @@ export class Leases {
     own.unhook = undefined;
   }
 
-  /** Deletes the name by CAS on our revision (a renewal in flight deletes its own when it lands: this waits for that). */
-  #releaseKv(own: Owned): Promise<void> {
+  /** Deletes the name of a dropped holding by CAS on our revision (a renewal in flight deletes its own when it lands: this waits for that). */
+  deleteKey(own: Owned): Promise<void> {
     own.released = true;
     if (own.renewing) return own.renewal ?? Promise.resolve();
     return this.#host.track(this.#host.kv.delete(own.key, { previousSeq: own.revision })).catch(() => undefined);
