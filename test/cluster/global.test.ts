@@ -238,6 +238,59 @@ describe.skipIf(skipWithoutNats)('global names', () => {
     expect(a.global.whereis('r')).toEqual({ node: 'a', creation: a.node.creation, id: p2.id });
   });
 
+  it.each(['died', 'was fenced'] as const)("a holder that %s while its renewal was on its way, the renewal landing and its answer lost, leaves no entry behind: a register called after it holds the name (the release deleted the revision before the renewal, in vain, and the dead process's renewed entry stayed: ERR_NAME_TAKEN)", async (how) => {
+    // a margin long enough that the dead process's entry is not taken over meanwhile
+    const { members, bucket } = await nodes(['a', 'b'], { leaseMs: 900, marginMs: 600_000 });
+    const [a, b] = members as [Member, Member];
+    const p1 = a.node.spawn(() => () => undefined);
+    const watcher = probe<Down>(a.node);
+    watcher.ctx.monitor(p1);
+    await a.global.register('q', p1);
+    // the next write of the name is its renewal: the server applies it, and its answer is lost (the
+    // renewal fails) once `lose()` is called
+    const subject = `$KV.${bucket}.${nameKey('q')}`;
+    const nc = a.nc as NatsConnection & { request: NatsConnection['request'] };
+    const request = nc.request.bind(nc);
+    let lose: (() => void) | undefined;
+    const applied = new Promise<void>((resolve) => {
+      nc.request = (subj, data, opts) => {
+        const answer = request(subj, data, opts);
+        if (subj !== subject || lose !== undefined) return answer;
+        const gate = new Promise<void>((open) => (lose = open));
+        return answer.then(async () => {
+          resolve();
+          await gate;
+          throw new Error('TIMEOUT');
+        });
+      };
+    });
+    onTestFinished(() => void (nc.request = request));
+    await applied;
+    // the holder goes while its renewal is on its way, before the watch brings the renewal: killed, or
+    // fenced by a message once the wall clock passed its deadline (a node that woke from a freeze)
+    if (how === 'died') a.node.exit(p1, 'kill');
+    else {
+      const real = Date.now.bind(Date);
+      const spy = vi.spyOn(Date, 'now').mockImplementation(() => real() + 300_000);
+      expect(a.global.send('q', 'late')).toBe(false);
+      spy.mockRestore();
+    }
+    const down = (await watcher.receive(isDown, { timeout: 15_000 })) as Down;
+    expect(fencedName(down.reason)).toBe(how === 'died' ? undefined : 'q');
+    const p2 = a.node.spawn(() => () => undefined);
+    const outcome = a.global.register('q', p2).then(
+      () => 'registered',
+      (e: { code?: string }) => e.code,
+    );
+    lose!();
+    expect(await outcome).toBe('registered');
+    expect(a.global.whereis('q')).toBe(p2);
+    await a.global.sync();
+    await b.global.sync();
+    expect(a.global.whereis('q')).toBe(p2);
+    expect(b.global.whereis('q')).toEqual({ node: 'a', creation: a.node.creation, id: p2.id });
+  });
+
   it('unregister releases the name; a process of another node cannot be registered here', async () => {
     const { members } = await nodes(['a', 'b']);
     const [a, b] = members as [Member, Member];

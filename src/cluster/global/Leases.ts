@@ -9,7 +9,7 @@
 import type { KV } from '@nats-io/kv';
 import { isDead, type Kernel, type Proc } from '../../runtime/kernel.js';
 import type { Pid } from '../../runtime/Pid.js';
-import { encodeRecord, isCasFailure, type NameRecord } from './store.js';
+import { decodeRecord, encodeRecord, isCasFailure, type NameRecord } from './store.js';
 
 /** The exit reason of a process that lost its global name: fenced (its lease ran out) or a conflict (another node owns the name). */
 export type GlobalExitReason = { shutdown: { fenced: string } } | { shutdown: { name_conflict: string } };
@@ -152,8 +152,9 @@ export class Leases {
         (e: unknown) => {
           own.renewing = false;
           if (this.#owned.get(own.name) !== own) {
-            // released meanwhile: the revision it knew is still the last one written
-            if (own.released) return this.#host.track(kv.delete(own.key, { previousSeq: own.revision })).catch(() => undefined);
+            // released meanwhile: the renewal may have landed all the same (its answer lost), at a
+            // revision this node never learnt; what the bucket holds for this holding goes
+            if (own.released) return this.#deleteOurs(own).catch(() => undefined);
             return;
           }
           if (isCasFailure(e)) this.#lose(own);
@@ -219,6 +220,21 @@ export class Leases {
     own.fence = undefined;
     own.unhook?.();
     own.unhook = undefined;
+  }
+
+  /**
+   * Deletes the name's entry when it is this holding's record, by CAS on the revision read: a delete
+   * on the last revision this node knew would fail against a renewal that landed unanswered, and
+   * that renewal would keep the released name for a dead process until its lease ran out.
+   */
+  async #deleteOurs(own: Owned): Promise<void> {
+    const { kernel, kv, track } = this.#host;
+    const entry = await track(kv.get(own.key));
+    if (entry === null || entry.operation !== 'PUT') return;
+    const record = decodeRecord(entry.value);
+    if (record === undefined || record.node !== kernel.name || record.inc !== kernel.creation || record.id !== own.pid.id) return;
+    if (entry.revision > own.revision) own.revision = entry.revision;
+    await track(kv.delete(own.key, { previousSeq: entry.revision }));
   }
 
   /** Deletes the name of a dropped holding by CAS on our revision (a renewal in flight deletes its own when it lands: this waits for that). */
