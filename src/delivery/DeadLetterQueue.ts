@@ -305,8 +305,8 @@ export class DeadLetterService implements DeadLetterQueue {
   }
 
   /** @internal The automatic retry, run by the queue's process when it wakes (see Retries.runDue). Returns when to wake next. */
-  runDue(): Promise<number | undefined> {
-    return this.#retries.runDue();
+  runDue(signal?: AbortSignal): Promise<number | undefined> {
+    return this.#retries.runDue(signal);
   }
 
   /** @internal The process armed its wake-up for `at` (Infinity: none). */

@@ -16,8 +16,8 @@ export interface WakingQueue {
   readonly store: Pick<DeadLetterStore, 'kind'>;
   /** The next time the queue has something to do, if any. */
   nextWake(): number | undefined;
-  /** The automatic retry; returns when to wake next. */
-  runDue(): Promise<number | undefined>;
+  /** The automatic retry; returns when to wake next. An abort of `signal` gives up its redeliveries in flight. */
+  runDue(signal: AbortSignal): Promise<number | undefined>;
   /** The process armed its wake-up for `at` (Infinity: none; -Infinity: re-armed when the run ends). */
   armed(at: number): void;
 }
@@ -33,7 +33,10 @@ export const REARM = Symbol('rearm');
 
 /**
  * @internal The queue's process: one wake-up timer at the earliest due time (unref'd, on the node's
- * clock); everything else lives in the store.
+ * clock); everything else lives in the store. It does not trap exits: told to stop by its supervisor
+ * (the node's shutdown), it stops at once, in the middle of a run too, and its exit gives up the
+ * redeliveries in flight (their entries stay as they were: nothing accepted is lost), rather than
+ * holding the shutdown until a receiver finishes or the redelivery's wait runs out.
  */
 export function deadLetterProcessSpec(queue: WakingQueue): GenServerSpec<{ timer: ReturnType<Context['sendAfter']> | undefined; running: boolean }, never, never, undefined> {
   const arm = (ctx: Context<any>, state: { timer: ReturnType<Context['sendAfter']> | undefined }): void => {
@@ -53,7 +56,6 @@ export function deadLetterProcessSpec(queue: WakingQueue): GenServerSpec<{ timer
   };
   return keelServer({
     init(_arg, ctx) {
-      ctx.trapExits();
       const state = { timer: undefined, running: false };
       arm(ctx, state);
       return state;
@@ -71,10 +73,12 @@ export function deadLetterProcessSpec(queue: WakingQueue): GenServerSpec<{ timer
       state.timer = undefined;
       state.running = true;
       try {
-        await queue.runDue();
+        // the process's exit (its signal) gives up the run's redeliveries in flight
+        await queue.runDue(ctx.signal);
       } finally {
         state.running = false;
       }
+      if (ctx.signal.aborted) return state; // exited during the run: nothing to arm
       arm(ctx, state);
       return state;
     },

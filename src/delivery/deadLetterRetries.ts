@@ -86,12 +86,14 @@ export class Retries {
    * unrecoverable. Success removes the entry; a failure counts an attempt, and past `maxRetries`
    * parks it. `manual` retries (from `retry()`) also take parked entries. With `to` (a redrive) the
    * entry goes there instead of to its recipient; a `to` not alive here leaves the entry untouched.
+   * An abort of `signal` (a `retry()`'s, or the exit of the queue's process) gives the redelivery up at
+   * once: no attempt of the entry's, which stays as it was.
    */
-  async redeliver(snapshot: Record_, manual: boolean, to?: Target): Promise<{ id: string; ok: boolean; reason?: string }> {
+  async redeliver(snapshot: Record_, manual: boolean, to?: Target, signal?: AbortSignal): Promise<{ id: string; ok: boolean; reason?: string }> {
     if (this.#busy.has(snapshot.id)) return { id: snapshot.id, ok: false, reason: 'in_progress' };
     if (!manual && this.#unrecorded.has(snapshot.id)) return { id: snapshot.id, ok: false, reason: 'not_due' };
     // from the start of the node's shutdown on, nothing is retried: its receivers are going
-    if (this.#node.stopping) return { id: snapshot.id, ok: false, reason: 'aborted' };
+    if (this.#node.stopping || signal?.aborted === true) return { id: snapshot.id, ok: false, reason: 'aborted' };
     this.#busy.add(snapshot.id);
     this.#unrecorded.delete(snapshot.id);
     const node = this.#node;
@@ -131,12 +133,13 @@ export class Retries {
       // one message id per entry, the same at every redelivery (after a restart too), so that a
       // receiver can dedupe: the original send's, else one made of the entry's own stable fields
       const id = typeof r.metadata.id === 'string' && r.metadata.id !== '' ? r.metadata.id : `dead-letter-${r.id}-${r.firstFailedAt}`;
-      const outcome = await sendOnce(node, undefined, target, r.message, redeliverySettings(r.metadata, id, this.#host.settings.maxRedeliveryWaitMs));
+      const outcome = await sendOnce(node, undefined, target, r.message, redeliverySettings(r.metadata, id, this.#host.settings.maxRedeliveryWaitMs, signal));
       // a redelivery waits for the handler (up to its timeout): the backoff counts from when it ended
       const ended = node.clock.now();
-      // a redelivery cut short by the node's shutdown (its receiver killed, or the send given up) is
-      // no attempt of the entry's: it stays as it was, for the next run to retry
-      if (!outcome.ok && node.stopping) return { id: r.id, ok: false, reason: 'aborted' };
+      // a redelivery cut short by the node's shutdown (its receiver killed, or the send given up) or
+      // given up by its signal (the send aborted: a copy not yet started withdrawn, one started let go
+      // of) is no attempt of the entry's: it stays as it was, for a later retry
+      if (!outcome.ok && (node.stopping || outcome.reason === 'aborted')) return { id: r.id, ok: false, reason: 'aborted' };
       this.#host.retried++;
       if (outcome.ok) {
         // purged while the redelivery waited for its receiver: the purge was its end, counted then
@@ -188,9 +191,10 @@ export class Retries {
   /**
    * @internal The automatic retry, run by the queue's process when it wakes: re-read the store (a
    * durable one may have been changed by the CLI), retry the due entries with bounded concurrency,
-   * expire parked entries past their TTL. Returns when to wake next.
+   * expire parked entries past their TTL. Returns when to wake next. An abort of `signal` (the exit
+   * of the queue's process: a shutdown, say) gives up the redeliveries in flight and starts no more.
    */
-  async runDue(): Promise<number | undefined> {
+  async runDue(signal?: AbortSignal): Promise<number | undefined> {
     if (!this.#host.available) return undefined;
     const node = this.#node;
     const now = node.clock.now();
@@ -217,7 +221,7 @@ export class Retries {
     this.#readAgainAt = undefined;
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < due.length && this.#host.available) await this.redeliver(due[next++]!, false);
+      while (next < due.length && this.#host.available && signal?.aborted !== true) await this.redeliver(due[next++]!, false, undefined, signal);
     };
     await Promise.all(Array.from({ length: Math.min(this.#host.settings.retryConcurrency, due.length) }, worker));
     return this.nextWake();
@@ -281,10 +285,10 @@ export class Retries {
  * `'handled'` send's metadata carries it), else 5000 ms, and never longer than `maxWaitMs` (a send
  * whose timeout was Infinity would otherwise hold a retry slot for ever); a receiver that dies with
  * it still queued, crashes on it or does not finish it in time leaves it pending (and the unstarted
- * copy withdrawn).
+ * copy withdrawn). An abort of `signal` ends it at once, `aborted`.
  */
-function redeliverySettings(metadata: Record<string, unknown>, id: string, maxWaitMs: number): ReturnType<typeof toSettings> {
+function redeliverySettings(metadata: Record<string, unknown>, id: string, maxWaitMs: number, signal: AbortSignal | undefined): ReturnType<typeof toSettings> {
   // a 'handled' send's own timeout only: a `timeout` alone in the metadata is the application's (an HTTP call's, say)
   const own = metadata.ack === 'handled' && typeof metadata.timeout === 'number' && metadata.timeout >= 0 ? metadata.timeout : 5000;
-  return toSettings({ ack: 'handled', onError: 'ignore', timeout: Math.min(own, maxWaitMs), id });
+  return toSettings({ ack: 'handled', onError: 'ignore', timeout: Math.min(own, maxWaitMs), id, ...(signal === undefined ? {} : { signal }) });
 }

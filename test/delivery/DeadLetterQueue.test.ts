@@ -27,6 +27,7 @@ import {
   deadPid,
   type Deferred,
   deferred,
+  exitAndWait,
   expectKeelError,
   failure,
   fakeLogger,
@@ -681,6 +682,30 @@ describe.each<[string, () => StoreOption]>([
       await node.shutdown({ timeoutMs: 1000 });
       expect(named(events.events, 'retried')).toEqual([]);
       expect(named(events.events, 'parked')).toEqual([]);
+      const { node: next } = store.kind === 'sqlite' ? dlqNode(store, { maxRetries: 1 }) : { node: undefined };
+      const after = next === undefined ? memory.get(id) : await entry(next, id);
+      expect(after).toEqual(before);
+    });
+
+    it("a shutdown gives up an automatic redelivery waiting for a receiver started before the queue's process at once: the entry stays as it was, and the shutdown neither waits out its timeout nor kills", async () => {
+      const store = makeStore();
+      const { node, clock } = dlqNode(store, { maxRetries: 1, backoff: { initialMs: 100, factor: 2, maxMs: 1000, jitter: 'none' } });
+      // spawned before the queue's process (which the first add starts): the shutdown stops the queue's process first
+      const r = receiver(node, { name: 'inbox' });
+      await r.hold(); // busy: the redelivered message waits in its mailbox, the redelivery for it
+      const id = await add(node, 'inbox', 'm');
+      const before = await entry(node, id);
+      const memory = storeOf(node);
+      const events = captureEvents(node, [EVENTS, 'keel.node.shutdown']);
+      await step(node, clock, 100);
+      expect(node.info(r.pid)?.mailboxLength).toBe(1);
+      await node.shutdown({ timeoutMs: 5000 });
+      const shutdown = events.events.filter((e) => e.event === 'keel.node.shutdown');
+      expect(shutdown.map((e) => e.measurements.killed)).toEqual([0]);
+      expect(shutdown[0]!.measurements.durationMs).toBeLessThan(5000);
+      expect(named(events.events, 'retried')).toEqual([]);
+      expect(named(events.events, 'parked')).toEqual([]);
+      expect(r.seen).toEqual([]);
       const { node: next } = store.kind === 'sqlite' ? dlqNode(store, { maxRetries: 1 }) : { node: undefined };
       const after = next === undefined ? memory.get(id) : await entry(next, id);
       expect(after).toEqual(before);
@@ -1482,6 +1507,25 @@ describe.each<[string, () => StoreOption]>([
       await advance(node, clock, 600);
       expect(await entry(node, failing)).toMatchObject({ status: 'parked', attempts: 3 });
       expect(named(events.events, 'succeeded').map((e) => e.metadata.id)).toEqual([deliver]);
+    });
+
+    it('a kill in the middle of a redelivery gives it up (the unstarted copy withdrawn, no attempt), and the restarted process delivers the entry at once', async () => {
+      const { node, clock } = dlqNode(makeStore(), { maxRetries: 1, backoff: { initialMs: 100, factor: 2, maxMs: 1000, jitter: 'none' } });
+      const r = receiver(node, { name: 'inbox' });
+      await r.hold(); // busy: the redelivered message waits in its mailbox
+      const id = await add(node, 'inbox', 'm');
+      const events = captureEvents(node, [EVENTS]);
+      await step(node, clock, 100);
+      expect(node.info(r.pid)?.mailboxLength).toBe(1);
+      await exitAndWait(node, node.registry.whereis(DLQ_PROCESS)!, 'kill', 'settle');
+      expect(node.info(r.pid)?.mailboxLength).toBe(0);
+      expect(await entry(node, id)).toMatchObject({ status: 'pending', attempts: 0 });
+      r.release();
+      await advance(node, clock, 0);
+      expect(r.seen.map((s) => s.message)).toEqual(['m']);
+      expect(await node.deadLetters.get(id)).toBeUndefined();
+      expect(named(events.events, 'retried')).toEqual([]);
+      expect(named(events.events, 'succeeded').map((e) => e.metadata.id)).toEqual([id]);
     });
 
     it('keeps retrying after several kills', async () => {
