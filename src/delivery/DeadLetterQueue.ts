@@ -244,7 +244,8 @@ export class DeadLetterService implements DeadLetterQueue {
       if (!first && rate !== undefined && !aborted()) await pause(this.#node, 1000 / rate, signal);
       first = false;
       if (aborted()) return false;
-      results.push(await this.#retries.redeliver(r, true, to));
+      // an abort gives up the redelivery in flight too (its entry stays as it was, answering aborted)
+      results.push(await this.#retries.redeliver(r, true, to, signal));
       return true;
     };
     if (ids !== undefined) {

@@ -710,6 +710,29 @@ describe.each<[string, () => StoreOption]>([
       const after = next === undefined ? memory.get(id) : await entry(next, id);
       expect(after).toEqual(before);
     });
+
+    it("an abort of a manual retry's signal gives up the redelivery in flight at once: the entry stays as it was (no attempt), the answer is aborted, the clock not moved", async () => {
+      const { node, clock } = dlqNode(makeStore(), { maxRetries: 1 });
+      const received = deferred<unknown>();
+      // takes the message and never finishes handling it
+      node.registry.register('stuck', node.spawn(() => (m: unknown) => {
+        received.resolve(m);
+        return new Promise<void>(() => undefined);
+      }));
+      const id = await add(node, 'stuck', 'm');
+      const before = await entry(node, id);
+      const events = captureEvents(node, [EVENTS]);
+      const controller = new AbortController();
+      const running = node.deadLetters.retry([id], { signal: controller.signal });
+      expect(await received.promise).toBe('m');
+      controller.abort();
+      expect(ok(await running)).toEqual([{ id, ok: false, reason: 'aborted' }]);
+      expect(clock.now()).toBe(T0);
+      expect(await entry(node, id)).toEqual(before);
+      expect(named(events.events, 'retried')).toEqual([]);
+      expect(named(events.events, 'parked')).toEqual([]);
+      expect(await stats(node)).toMatchObject({ pending: 1, parked: 0, retried: 0, succeeded: 0 });
+    });
   });
 
   describe('purge and stats', () => {
