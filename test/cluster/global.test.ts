@@ -210,25 +210,10 @@ describe.skipIf(skipWithoutNats)('global names', () => {
     // the next write of the name is its renewal: the server applies it, its answer is held back
     // until the name is released (and then let through at the next turn of the event loop)
     const subject = `$KV.${bucket}.n.${Buffer.from('r').toString('base64url')}`;
-    const nc = a.nc as NatsConnection & { request: NatsConnection['request'] };
-    const request = nc.request.bind(nc);
-    let held: (() => void) | undefined;
-    const renewing = new Promise<void>((resolve) => {
-      nc.request = (subj, data, opts) => {
-        const answer = request(subj, data, opts);
-        if (subj !== subject || held !== undefined) return answer;
-        const gate = new Promise<void>((open) => (held = open));
-        resolve();
-        return answer.then(async (m) => {
-          await gate;
-          return m;
-        });
-      };
-    });
-    onTestFinished(() => void (nc.request = request));
-    await renewing;
+    const renewal = holdNextAnswer(a.nc, subject);
+    await renewal.held;
     const released = nextEvent(a.node, 'keel.global.released', (m) => m.name === 'r');
-    void released.then(() => setImmediate(() => held!()));
+    void released.then(() => setImmediate(renewal.release));
     expect(await a.global.unregister('r')).toBe(true);
     const kv = await new Kvm(a.nc).open(bucket);
     expect((await kv.get(`n.${Buffer.from('r').toString('base64url')}`))?.operation).toBe('DEL');
@@ -764,6 +749,32 @@ describe.skipIf(skipWithoutNats)('the watch that feeds the cache', () => {
     expect(watch).toHaveBeenCalledTimes(2);
   });
 });
+
+/**
+ * Holds back the answer to the next request of `nc` to `subject` (the server applies the request): `held`
+ * resolves once that request is made, and its answer comes when `release` is called. Undone when the test ends.
+ */
+function holdNextAnswer(connection: unknown, subject: string): { held: Promise<void>; release: () => void } {
+  const nc = connection as NatsConnection & { request: NatsConnection['request'] };
+  const request = nc.request.bind(nc);
+  let open: (() => void) | undefined;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  let holding = false;
+  const held = new Promise<void>((resolve) => {
+    nc.request = (subj, data, opts) => {
+      const answer = request(subj, data, opts);
+      if (subj !== subject || holding) return answer;
+      holding = true;
+      resolve();
+      return answer.then(async (m) => {
+        await gate;
+        return m;
+      });
+    };
+  });
+  onTestFinished(() => void (nc.request = request));
+  return { held, release: () => open!() };
+}
 
 /** Makes the first request of `nc` to `subject` fail as NATS not answering (the others go through), until the test ends; `failed` once it has. */
 function failFirstRequest(connection: unknown, subject: string): { failed: boolean } {
@@ -1401,25 +1412,10 @@ describe.skipIf(skipWithoutNats)("a watch that lags behind this node's own write
     // the next write of the name is its renewal: the server applies it, its answer is held back until
     // the name is released (and then let through at the next turn of the event loop)
     const subject = `$KV.${bucket}.${nameKey('z')}`;
-    const nc = a.nc as NatsConnection & { request: NatsConnection['request'] };
-    const request = nc.request.bind(nc);
-    let held: (() => void) | undefined;
-    const renewing = new Promise<void>((resolve) => {
-      nc.request = (subj, data, opts) => {
-        const answer = request(subj, data, opts);
-        if (subj !== subject || held !== undefined) return answer;
-        const gate = new Promise<void>((open) => (held = open));
-        resolve();
-        return answer.then(async (m) => {
-          await gate;
-          return m;
-        });
-      };
-    });
-    onTestFinished(() => void (nc.request = request));
-    await renewing;
+    const renewal = holdNextAnswer(a.nc, subject);
+    await renewal.held;
     const released = nextEvent(a.node, 'keel.global.released', (m) => m.name === 'z');
-    void released.then(() => setImmediate(() => held!()));
+    void released.then(() => setImmediate(renewal.release));
     expect(await a.global.unregister('z')).toBe(true);
     expect(a.global.whereis('z')).toBeUndefined();
     // the watch brings the registration, the renewal, the delete of the renewal's revision
