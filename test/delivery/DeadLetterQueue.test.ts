@@ -95,6 +95,18 @@ function storeOf(node: Node): DeadLetterStore {
   return (node.deadLetters as unknown as { store: DeadLetterStore }).store;
 }
 
+/** The sizes of the pages `store.list` hands out from now on, in order, until `restore`. */
+function pagesListed(store: DeadLetterStore): { pages: number[]; restore: () => void } {
+  const list = store.list;
+  const pages: number[] = [];
+  store.list = (...args) => {
+    const page = list.apply(store, args);
+    pages.push(page.entries.length);
+    return page;
+  };
+  return { pages, restore: () => void (store.list = list) };
+}
+
 /** Moves the clock and lets every process run that can, without waiting for a handler that is held busy. */
 async function step(node: KeelNode, clock: TestClock, ms: number): Promise<void> {
   await clock.advance(ms);
@@ -558,16 +570,9 @@ describe.each<[string, () => StoreOption]>([
       const p = probe(node);
       node.registry.register('inbox', p);
       const all = await Promise.all(Array.from({ length: 600 }, (_, i) => add(node, 'inbox', i)));
-      const store = storeOf(node);
-      const list = store.list.bind(store);
-      const handedOut: number[] = [];
-      store.list = (...args) => {
-        const page = list(...args);
-        handedOut.push(page.entries.length);
-        return page;
-      };
+      const listed = pagesListed(storeOf(node));
       expect(ok(await node.deadLetters.retry({ reason: 'noproc' }))).toEqual(all.map((id) => ({ id, ok: true })));
-      expect(handedOut).toEqual([256, 256, 88]);
+      expect(listed.pages).toEqual([256, 256, 88]);
       expect(p.messages).toEqual(all.map((_, i) => i));
       expect(await stats(node)).toMatchObject({ pending: 0, retried: 600, succeeded: 600 });
     });
@@ -577,22 +582,15 @@ describe.each<[string, () => StoreOption]>([
       const p = probe(node);
       node.registry.register('inbox', p);
       const all = await Promise.all(Array.from({ length: 600 }, (_, i) => add(node, 'inbox', i)));
-      const store = storeOf(node);
-      const list = store.list.bind(store);
-      const handedOut: number[] = [];
-      store.list = (...args) => {
-        const page = list(...args);
-        handedOut.push(page.entries.length);
-        return page;
-      };
+      const listed = pagesListed(storeOf(node));
       const controller = new AbortController();
       const running = node.deadLetters.retry({ reason: 'noproc' }, { ratePerSecond: 1, signal: controller.signal });
       expect(await p.receive()).toBe(0);
       await advance(node, clock, 500);
       controller.abort();
       expect(ok(await running)).toEqual([{ id: all[0], ok: true }]);
-      expect(handedOut).toEqual([256]);
-      store.list = list;
+      expect(listed.pages).toEqual([256]);
+      listed.restore();
       expect(await stats(node)).toMatchObject({ pending: 599, parked: 0, retried: 1, succeeded: 1 });
       expect(await entry(node, all[599]!)).toMatchObject({ status: 'pending', attempts: 0 });
       await node.idle();
