@@ -263,10 +263,7 @@ describe.skipIf(skipWithoutNats)('global names', () => {
     const down = (await watcher.receive(isDown, { timeout: 15_000 })) as Down;
     expect(fencedName(down.reason)).toBe(how === 'died' ? undefined : 'q');
     const p2 = a.node.spawn(() => () => undefined);
-    const outcome = a.global.register('q', p2).then(
-      () => 'registered',
-      (e: { code?: string }) => e.code,
-    );
+    const outcome = a.global.register('q', p2).then(REGISTERED, errorCode);
     lose!();
     expect(await outcome).toBe('registered');
     expect(a.global.whereis('q')).toBe(p2);
@@ -749,6 +746,12 @@ describe.skipIf(skipWithoutNats)('the watch that feeds the cache', () => {
     expect(watch).toHaveBeenCalledTimes(2);
   });
 });
+
+/** A register's outcome as a value: `'registered'`, or the code of the error it rejected with. */
+const REGISTERED = (): string => 'registered';
+function errorCode(e: { code?: string }): string | undefined {
+  return e.code;
+}
 
 /**
  * Holds back the answer to the next request of `nc` to `subject` (the server applies the request): `held`
@@ -1551,10 +1554,7 @@ describe.skipIf(skipWithoutNats)("one node's register and unregister of one name
     await watcher.receive(isDown);
     const p2 = a.node.spawn(() => () => undefined);
     const registering = a.global.register('d', p2);
-    const outcome = registering.then(
-      () => 'registered',
-      (e: { code?: string }) => e.code,
-    );
+    const outcome = registering.then(REGISTERED, errorCode);
     // a round trip later every turn the register could take without the delete has been taken: a
     // register that wrote (it did not wait for the release) is left to settle before the delete goes
     await a.global.sync();
@@ -1577,16 +1577,10 @@ describe.skipIf(skipWithoutNats)("one node's register and unregister of one name
     watcher.ctx.monitor(p1);
     // p1 dies once its create was answered, before its register reads the answer
     const held = await heldDeletes(nameKey('c'), () => a.node.exit(p1, 'kill'));
-    const first = a.global.register('c', p1).then(
-      () => 'registered',
-      (e: { code?: string }) => e.code,
-    );
+    const first = a.global.register('c', p1).then(REGISTERED, errorCode);
     await watcher.receive(isDown);
     const p2 = a.node.spawn(() => () => undefined);
-    const outcome = a.global.register('c', p2).then(
-      () => 'registered',
-      (e: { code?: string }) => e.code,
-    );
+    const outcome = a.global.register('c', p2).then(REGISTERED, errorCode);
     // a round trip later every turn the register could take without the delete has been taken: a
     // register that wrote (it did not wait for the undoing) is left to settle before the delete goes
     await a.global.sync();
@@ -1616,10 +1610,7 @@ describe.skipIf(skipWithoutNats)("one node's register and unregister of one name
     expect(fencedName(((await watcher.receive(isDown)) as Down).reason)).toBe('f');
     expect(held.order).toEqual(['delete']);
     const p2 = a.node.spawn(() => () => undefined);
-    const outcome = a.global.register('f', p2).then(
-      () => 'registered',
-      (e: { code?: string }) => e.code,
-    );
+    const outcome = a.global.register('f', p2).then(REGISTERED, errorCode);
     // a round trip later every turn the register could take without the delete has been taken: a
     // register that wrote (it did not wait for the fence's delete) is left to settle before it goes
     await a.global.sync();
