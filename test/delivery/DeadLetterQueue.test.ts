@@ -95,6 +95,15 @@ function storeOf(node: Node): DeadLetterStore {
   return (node.deadLetters as unknown as { store: DeadLetterStore }).store;
 }
 
+/**
+ * Entry `id` as the store has it after the node's shutdown: a SQLite file as the next node opens it,
+ * the memory store (`memory`, read before the shutdown) as it kept it.
+ */
+async function storedAfterShutdown(store: StoreOption, memory: DeadLetterStore, id: string): Promise<unknown> {
+  const next = typeof store === 'object' && store.kind === 'sqlite' ? dlqNode(store, { maxRetries: 1 }).node : undefined;
+  return next === undefined ? memory.get(id) : entry(next, id);
+}
+
 /** The sizes of the pages `store.list` hands out from now on, in order, until `restore`. */
 function pagesListed(store: DeadLetterStore): { pages: number[]; restore: () => void } {
   const list = store.list;
@@ -659,10 +668,7 @@ describe.each<[string, () => StoreOption]>([
       expect(named(events.events, 'retried')).toEqual([]);
       expect(named(events.events, 'parked')).toEqual([]);
       expect(r.seen).toEqual([]);
-      // as the store has it after the shutdown (a SQLite file, as the next node opens it)
-      const { node: next } = store.kind === 'sqlite' ? dlqNode(store, { maxRetries: 1 }) : { node: undefined };
-      const after = next === undefined ? memory.get(id) : await entry(next, id);
-      expect(after).toEqual(before);
+      expect(await storedAfterShutdown(store, memory, id)).toEqual(before);
     });
 
     it("an automatic redelivery cut short by the node's shutdown leaves its entry as it was too: it had attempts 1 and, at maxRetries 1, was parked", async () => {
@@ -680,9 +686,7 @@ describe.each<[string, () => StoreOption]>([
       await node.shutdown({ timeoutMs: 1000 });
       expect(named(events.events, 'retried')).toEqual([]);
       expect(named(events.events, 'parked')).toEqual([]);
-      const { node: next } = store.kind === 'sqlite' ? dlqNode(store, { maxRetries: 1 }) : { node: undefined };
-      const after = next === undefined ? memory.get(id) : await entry(next, id);
-      expect(after).toEqual(before);
+      expect(await storedAfterShutdown(store, memory, id)).toEqual(before);
     });
 
     it("a shutdown gives up an automatic redelivery waiting for a receiver started before the queue's process at once: the entry stays as it was, and the shutdown neither waits out its timeout nor kills", async () => {
@@ -704,9 +708,7 @@ describe.each<[string, () => StoreOption]>([
       expect(named(events.events, 'retried')).toEqual([]);
       expect(named(events.events, 'parked')).toEqual([]);
       expect(r.seen).toEqual([]);
-      const { node: next } = store.kind === 'sqlite' ? dlqNode(store, { maxRetries: 1 }) : { node: undefined };
-      const after = next === undefined ? memory.get(id) : await entry(next, id);
-      expect(after).toEqual(before);
+      expect(await storedAfterShutdown(store, memory, id)).toEqual(before);
     });
 
     it("an abort of a manual retry's signal gives up the redelivery in flight at once: the entry stays as it was (no attempt), the answer is aborted, the clock not moved", async () => {
