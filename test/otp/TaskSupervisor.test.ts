@@ -58,8 +58,15 @@ describe('TaskSupervisor.async', () => {
     const ref = p.ctx.monitor(caller);
     const boom = new Error('linked crash');
     const gate = deferred<number>();
-    const task = await TaskSupervisor.async(ctx, sup, () => gate.promise);
+    const running = deferred<void>();
+    const task = await TaskSupervisor.async(ctx, sup, () => {
+      running.resolve();
+      return gate.promise;
+    });
     expect(node.info(task.pid)?.links.some((l) => Pid.equals(l, caller))).toBe(true);
+    // the task may take its first turn after async resolves (a loaded machine ends the slice first):
+    // rejected before the task holds it, the gate's promise would be an unhandled rejection
+    await running.promise;
     gate.reject(boom);
     expect((await receiveDown(p, ref)).reason).toBe(boom);
     expect(node.isAlive(sup)).toBe(true);
