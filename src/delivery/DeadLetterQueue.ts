@@ -235,9 +235,32 @@ export class DeadLetterService implements DeadLetterQueue {
     }
     if (options.signal !== undefined && !isAbortSignal(options.signal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
     const results: { id: string; ok: boolean; reason?: string }[] = [];
-    const signal = options.signal;
-    // the node's shutdown ends a retry as an abort does, from its start (its receivers are going)
-    const aborted = (): boolean => signal?.aborted === true || this.#node.stopping || !this.available;
+    // the retry's own signal: aborted by the caller's, or by the start of the node's shutdown (its
+    // receivers are going), which gives up the redelivery in flight at once as an abort does, rather
+    // than waiting for the receiver to stop
+    const controller = new AbortController();
+    const signal = controller.signal;
+    const abort = (): void => controller.abort(options.signal?.reason);
+    if (options.signal?.aborted === true) abort();
+    options.signal?.addEventListener('abort', abort, { once: true });
+    const unhook = this.#node.onStopping(() => controller.abort('the node is shutting down'));
+    try {
+      await this.#retry(ids, filter, { signal, rate, to }, results);
+    } finally {
+      unhook();
+      options.signal?.removeEventListener('abort', abort);
+    }
+    return results;
+  }
+
+  /** A `retry()` once its arguments are checked: answers into `results`, until `signal` aborts. */
+  async #retry(
+    ids: string[] | undefined,
+    filter: DeadLetterFilter | undefined,
+    { signal, rate, to }: { signal: AbortSignal; rate: number | undefined; to: Target | undefined },
+    results: { id: string; ok: boolean; reason?: string }[],
+  ): Promise<void> {
+    const aborted = (): boolean => signal.aborted || this.#node.stopping || !this.available;
     let first = true;
     /** Retries one entry (after the rate's wait): false, with nothing done, once the retry is aborted. */
     const retryOne = async (r: Record_): Promise<boolean> => {
@@ -262,7 +285,6 @@ export class DeadLetterService implements DeadLetterQueue {
       // an abort ends it at once: the entries not reached (the rest of the queue, maybe) are not read
       pages: for (const page of this.#pages(filter!)) for (const r of page) if (!(await retryOne(r))) break pages;
     }
-    return results;
   }
 
   /**

@@ -586,6 +586,11 @@ export class KeelNode implements Node {
     return this.#life.onShutdown(fn);
   }
 
+  /** @internal Registers work given up at once when a shutdown starts; returns its remover. */
+  onStopping(fn: () => void): () => void {
+    return this.#life.onStopping(fn);
+  }
+
   get stopped(): boolean {
     return this.#life.state === 'stopped';
   }

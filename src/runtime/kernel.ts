@@ -150,6 +150,11 @@ export interface Kernel extends ProcHost {
   guard(fn: () => void, ms: number): { clear(): void };
   /** Work to settle when the node stops (pending calls and sends); returns its remover. */
   onShutdown(fn: () => unknown): () => void;
+  /**
+   * Work given up at once when a shutdown starts, before any process is told to stop (a manual dead
+   * letter retry, whose receivers are going); run once, synchronously; returns its remover.
+   */
+  onStopping(fn: () => void): () => void;
   /** What dead processes left behind (for `expectNoLeaks`). */
   leftovers(): string[];
   /** Sizes of every internal index (for leak tests). */

@@ -9,6 +9,7 @@ import {
   createNode,
   type DeadLetter,
   type DeadLetterOptions,
+  isExit,
   isKeelError,
   isUnavailable,
   type Node,
@@ -668,6 +669,45 @@ describe.each<[string, () => StoreOption]>([
       expect(named(events.events, 'retried')).toEqual([]);
       expect(named(events.events, 'parked')).toEqual([]);
       expect(r.seen).toEqual([]);
+      expect(await storedAfterShutdown(store, memory, id)).toEqual(before);
+    });
+
+    it("the node's shutdown aborts a manual retry at once, whatever its receiver does: it answers aborted while a receiver that traps exits still runs, its copy withdrawn and the entry as it was; it answered only once the shutdown killed that receiver at its timeout", async () => {
+      const store = makeStore();
+      const { node } = dlqNode(store, { maxRetries: 1 });
+      const busy = deferred();
+      const gate = deferred();
+      const seen: unknown[] = [];
+      // traps exits: it ends on the shutdown's Exit, handled once its handler of 'hold' has finished
+      const stubborn = node.spawn((ctx) => {
+        ctx.trapExits(true);
+        return async (m: unknown) => {
+          if (m === 'hold') {
+            busy.resolve();
+            await gate.promise;
+          } else if (isExit(m)) ctx.exit(m.reason);
+          else seen.push(m);
+        };
+      });
+      node.registry.register('inbox', stubborn);
+      node.send(stubborn, 'hold');
+      await busy.promise;
+      const id = await add(node, 'inbox', 'm');
+      const before = await entry(node, id);
+      const memory = storeOf(node);
+      const events = captureEvents(node, [EVENTS, 'keel.node.shutdown']);
+      const retrying = node.deadLetters.retry([id]);
+      await node.settle();
+      expect(node.info(stubborn)?.mailboxLength).toBe(1); // the redelivered copy, behind the held handler
+      const stopped = node.shutdown({ timeoutMs: 1000 });
+      expect(ok(await retrying)).toEqual([{ id, ok: false, reason: 'aborted' }]);
+      expect(node.isAlive(stubborn)).toBe(true);
+      gate.resolve();
+      await stopped;
+      expect(events.events.filter((e) => e.event === 'keel.node.shutdown').map((e) => e.measurements.killed)).toEqual([0]);
+      expect(seen).toEqual([]);
+      expect(named(events.events, 'retried')).toEqual([]);
+      expect(named(events.events, 'parked')).toEqual([]);
       expect(await storedAfterShutdown(store, memory, id)).toEqual(before);
     });
 

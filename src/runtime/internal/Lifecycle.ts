@@ -37,6 +37,8 @@ export class Lifecycle {
   readonly #deaths: DeathWatch;
   /** Pending-call settlers and other work the layers above must finish when the node stops. */
   readonly #shutdownHooks = new Set<() => unknown>();
+  /** What the layers above give up at once when a shutdown starts (a manual dead letter retry). */
+  readonly #stoppingHooks = new Set<() => void>();
   readonly #waiters = new Set<IdleWaiter>();
   /** How many idle waiters there are (a plain field: a death reads it before asking for an idle check). */
   waiting = 0;
@@ -185,6 +187,17 @@ export class Lifecycle {
     };
   }
 
+  /**
+   * Registers `fn`, run once, synchronously, when a shutdown starts (before any process is told to
+   * stop), for work that must end then rather than wait for its processes; returns its remover.
+   */
+  onStopping(fn: () => void): () => void {
+    this.#stoppingHooks.add(fn);
+    return () => {
+      this.#stoppingHooks.delete(fn);
+    };
+  }
+
   shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
     const timeoutMs = timeoutOption(options) ?? 5000;
     validateDelay(timeoutMs, 'timeoutMs');
@@ -195,6 +208,15 @@ export class Lifecycle {
   async #stop(timeoutMs: number): Promise<void> {
     this.state = 'stopping';
     const started = monotonicClock();
+    const stopping = [...this.#stoppingHooks];
+    this.#stoppingHooks.clear();
+    for (const hook of stopping) {
+      try {
+        hook();
+      } catch (e) {
+        this.#host.log('error', `a hook run as node ${this.#host.name}'s shutdown started threw`, e);
+      }
+    }
     let timedOut = false;
     let onTimeout!: () => void;
     const timeout = new Promise<void>((resolve) => {
