@@ -142,6 +142,16 @@ export class Retries {
       if (!outcome.ok && (node.stopping || outcome.reason === 'aborted')) return { id: r.id, ok: false, reason: 'aborted' };
       this.#host.retried++;
       if (outcome.ok) {
+        // the store closed while the redelivery waited (at the end of the node's shutdown: a send to
+        // another node may answer then): the message was handled, but a closed file cannot remove
+        // its entry, which the next start delivers again, under the same message id. Said, never silent
+        if (!this.#host.available && this.#host.store.kind === 'sqlite') {
+          node.telemetry.execute('keel.dead_letter_queue.removal_lost', { attempts: r.attempts + 1 }, { id: r.id, recipient: r.recipient, manual, messageId: id });
+          node.logger.error(
+            `the dead letter queue redelivered entry ${r.id} (to ${r.recipient}) and its receiver handled it, but the store ${(this.#host.store as SqliteStore).file} had closed: the entry stays in it and is delivered again after a restart, under the same message id ${id} (dedupe on ctx.messageId)`,
+          );
+          return { id: r.id, ok: true, reason: 'removal_lost' };
+        }
         // purged while the redelivery waited for its receiver: the purge was its end, counted then
         // (the receiver handled it all the same, as the result says)
         if (this.#host.store.get(r.id) === undefined) return { id: r.id, ok: true };

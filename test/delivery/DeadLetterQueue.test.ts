@@ -2310,6 +2310,41 @@ describe('the SQLite dead letter queue removing a delivered entry while another 
   });
 });
 
+describe('the SQLite dead letter queue closed while a redelivery waits for its receiver', () => {
+  it("answers ok with reason removal_lost (the receiver handled it), says so in a removal_lost event and a logged error naming the entry and its message id, and leaves the entry in the file as it was, delivered again after a restart under the same message id: it answered unrecoverable and emitted a parked event for an entry it could not park", async () => {
+    const file = tmpfile();
+    const logger = fakeLogger();
+    const { node } = clockedNode(track, { random: () => 1, logger, services: { deadLetters: { store: { kind: 'sqlite', path: file }, backoff: QUIET } } }, T0);
+    const events = captureEvents(node, [EVENTS]);
+    const billing = receiver(node, { name: 'billing' });
+    const id = await add(node, 'billing', 'invoice');
+    const before = await entry(node, id);
+    await billing.hold(); // busy: the redelivered copy waits in its mailbox, the redelivery for it
+    const retrying = node.deadLetters.retry([id]);
+    await node.settle();
+    expect(node.info(billing.pid)?.mailboxLength).toBe(1);
+    // the queue closes its store as at the end of a shutdown, while the redelivery still waits (as one
+    // to another node may, its answer coming during the shutdown's last hooks)
+    (node.deadLetters as unknown as DeadLetterService).close();
+    billing.release();
+    const messageId = `dead-letter-${id}-${T0}`;
+    expect(ok(await retrying)).toEqual([{ id, ok: true, reason: 'removal_lost' }]);
+    expect(billing.seen).toEqual([{ message: 'invoice', id: messageId }]);
+    expect(named(events.events, 'parked')).toEqual([]);
+    expect(named(events.events, 'succeeded')).toEqual([]);
+    expect(named(events.events, 'removal_lost').map((e) => [e.measurements, e.metadata])).toEqual([[{ attempts: 1 }, { id, recipient: 'billing', manual: true, messageId }]]);
+    expect(logger.errors.map((e) => e[0])).toEqual([
+      `the dead letter queue redelivered entry ${id} (to billing) and its receiver handled it, but the store ${file} had closed: the entry stays in it and is delivered again after a restart, under the same message id ${messageId} (dedupe on ctx.messageId)`,
+    ]);
+    // the next node on the file has the entry as it was, and delivers it again under the same message id
+    const next = clockedNode(track, { random: () => 1, services: { deadLetters: { store: { kind: 'sqlite', path: file }, backoff: QUIET } } }, T0).node;
+    expect(await entry(next, id)).toEqual(before);
+    const again = receiver(next, { name: 'billing' });
+    expect(ok(await next.deadLetters.retry([id]))).toEqual([{ id, ok: true }]);
+    expect(again.seen).toEqual([{ message: 'invoice', id: messageId }]);
+  });
+});
+
 describe('the SQLite dead letter queue while another connection holds the write lock', () => {
   it('goes on retrying its due entries, and its process and the services supervisor keep running: its wake-up purge of expired parked entries threw SQLITE_BUSY and crashed the process, until the services supervisor gave up, again and again', async () => {
     const file = tmpfile();
