@@ -272,15 +272,22 @@ export class DeadLetterService implements DeadLetterQueue {
       return true;
     };
     if (ids !== undefined) {
-      const records: Record_[] = [];
-      for (const id of new Set(ids)) {
-        const r = this.store.get(id);
-        if (r !== undefined) records.push(r);
+      // each id once, read a page (256 ids) at a time as the retry goes (memory is bounded by a page
+      // of records, not by the list): in each page the unknown ids answer not_found, then its
+      // entries are retried in order
+      const unique = [...new Set(ids)];
+      let read = 0;
+      while (read < unique.length && !aborted()) {
+        const records: Record_[] = [];
+        for (const id of unique.slice(read, (read += RETRY_PAGE))) {
+          const r = this.store.get(id);
+          if (r === undefined) results.push({ id, ok: false, reason: 'not_found' });
+          else records.push(r);
+        }
+        for (const r of records) if (!(await retryOne(r))) results.push({ id: r.id, ok: false, reason: 'aborted' });
       }
-      const found = new Set(records.map((r) => r.id));
-      for (const id of ids) if (!found.has(id)) results.push({ id, ok: false, reason: 'not_found' });
-      // every id given has its answer: those not reached, aborted
-      for (const r of records) if (!(await retryOne(r))) results.push({ id: r.id, ok: false, reason: 'aborted' });
+      // every id given has its answer: those not reached, aborted (the ids not read too)
+      for (let i = read; i < unique.length; i++) results.push({ id: unique[i]!, ok: false, reason: 'aborted' });
     } else {
       // an abort ends it at once: the entries not reached (the rest of the queue, maybe) are not read
       pages: for (const page of this.#pages(filter!)) for (const r of page) if (!(await retryOne(r))) break pages;

@@ -155,8 +155,9 @@ export interface DeadLetterQueue {
   /**
    * Delivers entries again (parked ones too), one at a time (spaced by `ratePerSecond`); with `to`,
    * to that recipient instead of theirs (a redrive). A filter takes the entries stored when it is
-   * called, each at most once, read a page at a time. An abort of `signal` ends it at once: ids not
-   * reached answer `aborted`; with a filter, the answer holds the entries tried. An answer is `ok`
+   * called, each at most once, read a page at a time; ids are read a page at a time too, each once.
+   * An abort of `signal` ends it at once: ids not reached answer `aborted`; with a filter, the answer
+   * holds the entries tried. An answer is `ok`
    * once the receiver handled the message; `reason: 'removal_lost'` beside it says that the SQLite
    * store had closed by then, so the entry stays in the file and is delivered again after a restart.
    */

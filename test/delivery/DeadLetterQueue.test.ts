@@ -117,6 +117,17 @@ function pagesListed(store: DeadLetterStore): { pages: number[]; restore: () => 
   return { pages, restore: () => void (store.list = list) };
 }
 
+/** For each `store.get` from now on, in order, what `handled()` said then, until `restore`. */
+function readsWhile(store: DeadLetterStore, handled: () => number): { reads: number[]; restore: () => void } {
+  const get = store.get;
+  const reads: number[] = [];
+  store.get = (...args) => {
+    reads.push(handled());
+    return get.apply(store, args);
+  };
+  return { reads, restore: () => void (store.get = get) };
+}
+
 /** Moves the clock and lets every process run that can, without waiting for a handler that is held busy. */
 async function step(node: KeelNode, clock: TestClock, ms: number): Promise<void> {
   await clock.advance(ms);
@@ -601,6 +612,47 @@ describe.each<[string, () => StoreOption]>([
       expect(ok(await running)).toEqual([{ id: all[0], ok: true }]);
       expect(listed.pages).toEqual([256]);
       listed.restore();
+      expect(await stats(node)).toMatchObject({ pending: 599, parked: 0, retried: 1, succeeded: 1 });
+      expect(await entry(node, all[599]!)).toMatchObject({ status: 'pending', attempts: 0 });
+      await node.idle();
+      expect(p.messages).toEqual([0]);
+    });
+
+    it('retry(ids) reads the store a page (256 ids) at a time, each id once, an unknown one not_found in its page: it read all 600 entries before the first redelivery', async () => {
+      const { node } = dlqNode(makeStore());
+      const p = probe(node);
+      node.registry.register('inbox', p);
+      const all = await Promise.all(Array.from({ length: 600 }, (_, i) => add(node, 'inbox', i)));
+      // each redelivery waits for the probe's handler: the reads made before the first message was handled
+      const read = readsWhile(storeOf(node), () => p.messages.length);
+      const results = ok(await node.deadLetters.retry([...all, all[0]!, '999999', all[599]!, '999999']));
+      read.restore();
+      // the first page's 256 reads, then the first entry's own read just before its redelivery
+      expect(read.reads.filter((handled) => handled === 0)).toHaveLength(257);
+      // every id once in its page, and each entry twice in its redelivery (before it, and after it, whether it was purged meanwhile)
+      expect(read.reads).toHaveLength(601 + 2 * 600);
+      const delivered = (ids: string[]): { id: string; ok: boolean }[] => ids.map((id) => ({ id, ok: true }));
+      expect(results).toEqual([...delivered(all.slice(0, 512)), { id: '999999', ok: false, reason: 'not_found' }, ...delivered(all.slice(512))]);
+      expect(p.messages).toEqual(all.map((_, i) => i));
+      expect(await stats(node)).toMatchObject({ pending: 0, retried: 600, succeeded: 600 });
+    });
+
+    it('an abort ends a retry(ids) at once: the ids not reached answer aborted, no further page read, their entries untouched: it read all 600 entries first', async () => {
+      const { node, clock } = dlqNode(makeStore());
+      const p = probe(node);
+      node.registry.register('inbox', p);
+      const all = await Promise.all(Array.from({ length: 600 }, (_, i) => add(node, 'inbox', i)));
+      const read = readsWhile(storeOf(node), () => p.messages.length);
+      const controller = new AbortController();
+      const running = node.deadLetters.retry([...all, '999999'], { ratePerSecond: 1, signal: controller.signal });
+      expect(await p.receive()).toBe(0);
+      await advance(node, clock, 500);
+      controller.abort();
+      const results = ok(await running);
+      read.restore();
+      // the first page, and the first entry's two reads in its redelivery
+      expect(read.reads).toHaveLength(256 + 2);
+      expect(results).toEqual([{ id: all[0], ok: true }, ...[...all.slice(1), '999999'].map((id) => ({ id, ok: false, reason: 'aborted' }))]);
       expect(await stats(node)).toMatchObject({ pending: 599, parked: 0, retried: 1, succeeded: 1 });
       expect(await entry(node, all[599]!)).toMatchObject({ status: 'pending', attempts: 0 });
       await node.idle();
