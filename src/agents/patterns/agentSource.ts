@@ -1,7 +1,6 @@
 import { AgentQuery } from '../registry/query.js';
 import type { Pid, Target } from '../../runtime/Pid.js';
-import type { Node } from '../../runtime/types.js';
-import { checkTargets, pidKey, targetKey } from './shared.js';
+import { pidKey, targetKey } from './shared.js';
 
 /**
  * @internal Where the patterns that take a list of agents get them: the list as given, or an
@@ -10,12 +9,6 @@ import { checkTargets, pidKey, targetKey } from './shared.js';
 
 /** A list of agents (pids or names), or a registry query standing for one. */
 export type AgentsOrQuery<T extends Target = Pid | string> = readonly T[] | AgentQuery;
-
-/** Throws unless `value` is an AgentQuery or a non-empty array of distinct Pids or names. */
-export function checkAgents(value: unknown, argument: string, node?: Node): asserts value is AgentsOrQuery {
-  if (AgentQuery.is(value)) return;
-  checkTargets(value, argument, node);
-}
 
 /**
  * The agents `source` stands for now: the list as given (a copy), or the query's current pids,

@@ -1,4 +1,4 @@
-import { checkKeys, InvalidArgumentError, isKeelError } from '../../errors.js';
+import { InvalidArgumentError, isKeelError } from '../../errors.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
 import { callerOf, callWaiting } from '../../otp/internal/calls.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
@@ -8,7 +8,7 @@ import { isDown } from '../../runtime/messages.js';
 import type { Pid, TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
-import { checkObject, checkPositiveInteger, checkSignal, checkTimeout, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
+import { checkObject, checkPositiveInteger, checkSignal, checkTimeout, readOptions, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
 
 export interface BarrierOptions {
   /** How long a `wait` waits by default, in ms (default 5000, on the node's clock; Infinity allowed). */
@@ -206,10 +206,12 @@ export function barrier(from: Node | Context<any>, parties: number, options: Bar
   const node = componentNode(from);
   checkPositiveInteger(parties, 'parties');
   checkObject(options, 'options', '{ timeout?, name? }');
-  checkKeys(options, ['timeout', 'name'], 'options'); // a misspelt option is an error, never silently ignored; a getter that throws is one too
-  const defaultTimeout = options.timeout ?? 5000;
+  // each option read once (a misspelt one refused, a getter that throws a bad argument naming it),
+  // and what is checked is what is used: a getter is not asked again
+  const o = readOptions(options, ['timeout', 'name'], 'options');
+  const defaultTimeout = o.timeout ?? 5000;
   checkTimeout(defaultTimeout, 'options.timeout');
-  const name = nameFor(node, 'barrier', options.name);
+  const name = nameFor(node, 'barrier', o.name);
   return start(from, node, { name, parties }, defaultTimeout);
 }
 
@@ -217,14 +219,14 @@ async function start(from: Node | Context<any>, node: Node, config: Config, defa
   const name = config.name;
   const pid: Pid = await startComponent(from, barrierSpec, config, name);
   const call = componentCaller<Calls>(node, name);
-  const wait = (waitFrom: Node | Context<any>, o: { timeout?: number; signal?: AbortSignal } = {}): Promise<BarrierWait> => {
+  const wait = (waitFrom: Node | Context<any>, options: { timeout?: number; signal?: AbortSignal } = {}): Promise<BarrierWait> => {
     kernelOf(waitFrom, 'from');
-    checkObject(o, 'options', '{ timeout?, signal? }');
-    checkKeys(o, ['timeout', 'signal'], 'options');
+    checkObject(options, 'options', '{ timeout?, signal? }');
+    const o = readOptions(options, ['timeout', 'signal'], 'options'); // each read once, as barrier()'s
     const timeout = o.timeout ?? defaultTimeout;
     checkTimeout(timeout, 'options.timeout');
-    checkSignal(o.signal);
     const signal = o.signal;
+    checkSignal(signal);
     if (signal?.aborted === true) return Promise.resolve({ ok: false, reason: 'aborted' });
     const token = new WaitToken();
     // the barrier answers every wait (released, timed out, left): no call timeout of its own; it

@@ -1,11 +1,11 @@
-import { AbortedError, checkKeys, InvalidArgumentError } from '../../errors.js';
+import { AbortedError, InvalidArgumentError } from '../../errors.js';
 import { broadcastSupervised, type BroadcastOutcome } from '../../delivery/broadcastSupervised.js';
 import { isDead, isProcess, kernelOf } from '../../runtime/kernel.js';
 import type { Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { voteOn, type Vote } from '../Agent.js';
-import { callFailure, checkObject, checkSignal, checkTimeout, readArgument, type CallFailure } from './shared.js';
-import { AgentQuery, checkAgents, resolveSource, type AgentsOrQuery } from './agentSource.js';
+import { callFailure, checkObject, checkSignal, checkTimeout, readArgument, readOptions, readTargets, type CallFailure } from './shared.js';
+import { AgentQuery, resolveSource, type AgentsOrQuery } from './agentSource.js';
 
 /** How many approvals carry a proposal. */
 export type ConsensusType = 'majority' | 'unanimous' | { quorum: number };
@@ -70,14 +70,15 @@ interface Checked {
 
 function validate(options: unknown, node: Node): Checked {
   checkObject(options, 'options', '{ proposal, participants, type?, timeout?, signal? }');
-  checkKeys(options, OPTIONS, 'options'); // a misspelt option is an error, never silently ignored; a getter that throws is one too
-  const participants = options.participants;
-  checkAgents(participants, 'options.participants', node);
-  // a list is copied now (a query is asked when the vote starts)
-  const source: AgentsOrQuery = AgentQuery.is(participants) ? participants : [...participants];
+  // each option read once (a misspelt one refused, a getter that throws a bad argument naming it),
+  // and what is checked is what is used: a getter is not asked again
+  const o = readOptions(options, OPTIONS, 'options');
+  const participants = o.participants;
+  // a list is checked and copied now, each element read once (a query is asked when the vote starts)
+  const source: AgentsOrQuery = AgentQuery.is(participants) ? participants : (readTargets(participants, 'options.participants', node) as (Pid | string)[]);
   // a query's size is known only at the vote: a quorum above it is then not reached
   const n = AgentQuery.is(source) ? Number.MAX_SAFE_INTEGER : source.length;
-  const given = options.type ?? 'majority';
+  const given = o.type ?? 'majority';
   let type: ConsensusType;
   if (given === 'majority' || given === 'unanimous') type = given;
   else {
@@ -92,11 +93,11 @@ function validate(options: unknown, node: Node): Checked {
     // the quorum as read and checked: the caller's object changed (or revoked) later changes nothing
     type = { quorum: q };
   }
-  const timeout = options.timeout ?? 5000;
+  const timeout = o.timeout ?? 5000;
   checkTimeout(timeout, 'options.timeout');
-  const signal = options.signal;
+  const signal = o.signal;
   checkSignal(signal);
-  return { proposal: options.proposal, participants: source, type, timeout, signal };
+  return { proposal: o.proposal, participants: source, type, timeout, signal };
 }
 
 function decide(type: ConsensusType, approvals: number, participants: number): boolean {

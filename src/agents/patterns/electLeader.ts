@@ -1,4 +1,4 @@
-import { checkKeys, InvalidArgumentError } from '../../errors.js';
+import { InvalidArgumentError } from '../../errors.js';
 import { broadcastSupervised } from '../../delivery/broadcastSupervised.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
@@ -10,7 +10,7 @@ import type { Pid, TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { statusOf, type AgentStatus } from '../Agent.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
-import { checkObject, checkPid, checkTimeout, isArray, pidKey, readArgument, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
+import { checkObject, checkPid, checkTimeout, isArray, pidKey, readArgument, readOptions, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
 import { AgentQuery, resolveSource, type AgentsOrQuery } from './agentSource.js';
 
 export interface ElectLeaderOptions {
@@ -294,12 +294,16 @@ interface Checked {
   readonly timeout: number;
   readonly retryMs: number;
   readonly name: unknown;
+  /** monitorLeader's onChange (electLeader takes none: its key is refused as misspelt). */
+  readonly onChange: MonitorLeaderOptions['onChange'];
 }
 
 function validate(options: unknown, known: readonly string[] = ELECTION_OPTIONS): Checked {
   checkObject(options, 'options', `{ ${known.map((k) => (k === 'candidates' ? 'candidates: Pid[] | AgentQuery' : `${k}?`)).join(', ')} }`);
-  checkKeys(options, known, 'options'); // a misspelt option is an error, never silently ignored
-  const given = options.candidates;
+  // each option read once (a misspelt one refused, a getter that throws a bad argument naming it),
+  // and what is checked is what is used: a getter is not asked again
+  const o = readOptions(options, known, 'options');
+  const given = o.candidates;
   let candidates: AgentsOrQuery<Pid>;
   // a query is resolved at each election; a list is checked now, read once (a getter, a proxy trap
   // that throws is ERR_INVALID_ARGUMENT naming it) and kept as read
@@ -321,13 +325,14 @@ function validate(options: unknown, known: readonly string[] = ELECTION_OPTIONS)
     }
     candidates = Object.freeze(pids);
   }
-  const score: unknown = options.score;
+  const score: unknown = o.score;
   if (score !== undefined && typeof score !== 'function') throw new InvalidArgumentError('options.score', 'a function (status) => number', score);
-  const timeout = options.timeout ?? 5000;
+  const timeout = o.timeout ?? 5000;
   checkTimeout(timeout, 'options.timeout');
-  const retryMs = options.retryMs ?? 1000;
+  const retryMs = o.retryMs ?? 1000;
   if (typeof retryMs !== 'number' || !Number.isFinite(retryMs) || retryMs < 0) throw new InvalidArgumentError('options.retryMs', 'a finite number of ms >= 0', retryMs);
-  return { candidates, score: score as Checked['score'], timeout, retryMs, name: options.name };
+  if (o.onChange !== undefined && typeof o.onChange !== 'function') throw new InvalidArgumentError('options.onChange', 'a function (leadership) => void', o.onChange);
+  return { candidates, score: score as Checked['score'], timeout, retryMs, name: o.name, onChange: o.onChange as Checked['onChange'] };
 }
 
 /**
@@ -377,8 +382,7 @@ async function start(from: Node | Context<any>, node: Node, config: Config): Pro
     let timeout = Infinity;
     if (o !== undefined) {
       checkObject(o, 'options', '{ timeout? }');
-      checkKeys(o, ['timeout'], 'options');
-      const given: unknown = o.timeout ?? Infinity;
+      const given: unknown = readOptions(o, ['timeout'], 'options').timeout ?? Infinity;
       checkTimeout(given, 'options.timeout');
       timeout = given;
     }
@@ -419,8 +423,6 @@ export type LeaderMonitor = LeaderElection;
  */
 export function monitorLeader(from: Node | Context<any>, options: MonitorLeaderOptions): Promise<LeaderMonitor> {
   const checked = validate(options, [...ELECTION_OPTIONS, 'onChange']);
-  const onChange: unknown = options.onChange;
-  if (onChange !== undefined && typeof onChange !== 'function') throw new InvalidArgumentError('options.onChange', 'a function (leadership) => void', onChange);
   const node = componentNode(from);
-  return start(from, node, configOf(checked, nameFor(node, 'leader_monitor', checked.name), onChange as MonitorLeaderOptions['onChange']));
+  return start(from, node, configOf(checked, nameFor(node, 'leader_monitor', checked.name), checked.onChange));
 }

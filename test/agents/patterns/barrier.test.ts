@@ -177,6 +177,38 @@ describe('barrier', () => {
     expect(await b.arrived()).toBe(0);
   });
 
+  it('reads each option once: getters answering a valid value, then an invalid one, are used as checked', async () => {
+    const { node, clock } = clockedNode(track);
+    const reads = { timeout: 0, name: 0, waitTimeout: 0, signal: 0 };
+    const options = {
+      get timeout() {
+        return reads.timeout++ === 0 ? 100 : -1;
+      },
+      get name() {
+        return reads.name++ === 0 ? 'read-once' : '';
+      },
+    };
+    const b = await barrier(node, 3, options as never);
+    expect(b.name).toBe('read-once');
+    const byDefault = watch(b.wait(node)); // the default timeout as read: 100 ms
+    const waitOptions = {
+      get timeout() {
+        return reads.waitTimeout++ === 0 ? 200 : -1;
+      },
+      get signal() {
+        return reads.signal++ === 0 ? undefined : 'not a signal';
+      },
+    };
+    const own = watch(b.wait(node, waitOptions as never));
+    expect(reads).toEqual({ timeout: 1, name: 1, waitTimeout: 1, signal: 1 });
+    expect(await b.arrived()).toBe(2);
+    await clock.advance(100);
+    expect([byDefault.value, own.status]).toEqual([{ ok: false, reason: 'timeout' }, 'pending']);
+    await clock.advance(100);
+    expect(own.value).toEqual({ ok: false, reason: 'timeout' });
+    expect(await b.arrived()).toBe(0);
+  });
+
   it("a wait sent straight to its process with the token of a wait still waiting is refused: it does not take that waiter's place", async () => {
     const node = track();
     const b = await barrier(node, 2, { timeout: Infinity });

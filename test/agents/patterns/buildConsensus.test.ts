@@ -226,6 +226,38 @@ describe('buildConsensus', () => {
     await drainThrough(node, inbox);
     expect(decisionsAt(inbox).map((d) => [d.message.proposal, d.message.decision])).toEqual([[1, 'approved'], [1, 'approved'], [2, 'approved'], [2, 'approved']]);
   });
+  it('reads each option once, and each participant once: getters answering a valid value, then an invalid one, are used as checked', async () => {
+    const node = track();
+    const inbox = probe(node);
+    const seen: unknown[] = [];
+    const [a, b] = [await participant(node, inbox, 'approve', seen), await participant(node, inbox, 'reject', seen)];
+    const reads = { proposal: 0, participants: 0, type: 0, timeout: 0, signal: 0, first: 0 };
+    const list: unknown[] = [undefined, b.pid];
+    Object.defineProperty(list, 0, { enumerable: true, get: () => (reads.first++ === 0 ? a.pid : 42) });
+    const options = {
+      get proposal() {
+        return reads.proposal++ === 0 ? 'p' : 'another';
+      },
+      get participants() {
+        return reads.participants++ === 0 ? list : [];
+      },
+      get type() {
+        return reads.type++ === 0 ? { quorum: 1 } : 'most';
+      },
+      get timeout() {
+        return reads.timeout++ === 0 ? 1000 : -1;
+      },
+      get signal() {
+        return reads.signal++ === 0 ? undefined : 'stop';
+      },
+    };
+    const r = await buildConsensus(node, options as never);
+    expect(reads).toEqual({ proposal: 1, participants: 1, type: 1, timeout: 1, signal: 1, first: 1 });
+    expect(seen).toEqual(['p', 'p']);
+    expect(r).toMatchObject({ decision: 'approved', approvals: 1, rejections: 1, missing: 0, ok: true });
+    expect(r.votes).toEqual([{ pid: a.pid, vote: 'approve' }, { pid: b.pid, vote: 'reject' }]);
+  });
+
   it('one process listed twice, by pid and by its name, is a bad argument: it would vote twice', async () => {
     const node = track();
     const inbox = probe(node);

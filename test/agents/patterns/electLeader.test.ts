@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { Agent, type AgentHandle } from '../../../src/agents/Agent.js';
-import { electLeader, type LeaderElected } from '../../../src/agents/patterns/index.js';
+import { electLeader, monitorLeader, type LeaderElected } from '../../../src/agents/patterns/index.js';
 import { GenServer, type Node, type Pid } from '../../../src/index.js';
 import { captureEvents, probe, type Probe } from '../../../src/testing/index.js';
 import { advance, clockedNode, deadPid, deferred, drainThrough, expectKeelError, fakeLogger, idler, thrown, UNREADABLE, useNodes, watch } from '../../support.js';
@@ -229,6 +229,55 @@ describe('electLeader', () => {
     }
     expect(await election.whenChanged(0, { timeout: 1000 })).toEqual({ leader: c.pid, term: 1 });
     await election.stop();
+  });
+
+  it('reads each option once: getters answering a valid value, then an invalid one, are used as checked', async () => {
+    const node = track();
+    const inbox = probe(node);
+    const [x, y] = [await candidate(node, inbox), await candidate(node, inbox)];
+    const reads = { candidates: 0, score: 0, timeout: 0, retryMs: 0, name: 0, onChange: 0 };
+    const seen: number[] = [];
+    const options = {
+      get candidates() {
+        return reads.candidates++ === 0 ? [y.pid, x.pid] : [];
+      },
+      get score() {
+        return reads.score++ === 0 ? () => 1 : 'not a function';
+      },
+      get timeout() {
+        return reads.timeout++ === 0 ? 1000 : -1;
+      },
+      get retryMs() {
+        return reads.retryMs++ === 0 ? 10 : Infinity;
+      },
+      get name() {
+        return reads.name++ === 0 ? 'read-once' : '';
+      },
+    };
+    const election = await electLeader(node, options as never);
+    expect(reads).toEqual({ candidates: 1, score: 1, timeout: 1, retryMs: 1, name: 1, onChange: 0 });
+    expect(election.name).toBe('read-once');
+    expect(await election.current()).toEqual({ leader: y.pid, term: 1 });
+    await election.stop();
+    const withOnChange = {
+      ...{ candidates: [x.pid] },
+      get onChange() {
+        return reads.onChange++ === 0 ? (l: { term: number }) => void seen.push(l.term) : 'not a function';
+      },
+    };
+    const monitor = await monitorLeader(node, withOnChange as never);
+    expect(reads.onChange).toBe(1);
+    expect(await monitor.current()).toEqual({ leader: x.pid, term: 1 });
+    expect(seen).toEqual([1]);
+    let timeoutReads = 0;
+    const waitOptions = {
+      get timeout() {
+        return timeoutReads++ === 0 ? 1000 : -1;
+      },
+    };
+    expect(await monitor.whenChanged(0, waitOptions)).toEqual({ leader: x.pid, term: 1 });
+    expect(timeoutReads).toBe(1);
+    await monitor.stop();
   });
 
   it('a malformed when_changed sent straight to its process is refused, not kept waiting forever', async () => {
