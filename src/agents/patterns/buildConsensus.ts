@@ -1,7 +1,7 @@
 import { AbortedError, InvalidArgumentError } from '../../errors.js';
 import { broadcastSupervised, type BroadcastOutcome } from '../../delivery/broadcastSupervised.js';
 import { isDead, isProcess, kernelOf } from '../../runtime/kernel.js';
-import type { Pid } from '../../runtime/Pid.js';
+import { nameOf, type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { voteOn, type Vote } from '../Agent.js';
 import { callFailure, checkObject, checkSignal, checkTimeout, readArgument, readOptions, readTargets, type CallFailure } from './shared.js';
@@ -133,10 +133,17 @@ export function buildConsensus<P>(from: Node | Context<any>, options: ConsensusO
   const callerGone = isProcess(from) ? (): boolean => isDead(from) : (): boolean => false;
   const run = async (): Promise<ConsensusResult> => {
     const participants = resolveSource(source);
+    // a name stands for the process registered under it when the vote starts, once: that process
+    // votes and is told the decision, never one that took the name meanwhile (one not registered
+    // then is missing, noproc, and the notification to it fails unless a process registers under it before)
+    const processes = participants.map((target): Pid | string => {
+      const name = nameOf(target);
+      return name === undefined ? target : (node.registry.whereis(name) ?? target);
+    });
     const votes: ParticipantVote[] = await Promise.all(
-      participants.map(async (pid): Promise<ParticipantVote> => {
+      participants.map(async (pid, i): Promise<ParticipantVote> => {
         try {
-          const vote = await voteOn(from, pid, proposal, { timeout, ...(signal === undefined ? {} : { signal }) });
+          const vote = await voteOn(from, processes[i]!, proposal, { timeout, ...(signal === undefined ? {} : { signal }) });
           return vote === 'approve' || vote === 'reject' ? { pid, vote } : { pid, error: 'invalid_vote' };
         } catch (e) {
           // a call that died with its caller was aborted; the participant did not go down
@@ -153,7 +160,7 @@ export function buildConsensus<P>(from: Node | Context<any>, options: ConsensusO
     // broadcast is made aborted, from the node, so that its outcome says so for every participant
     const gone = callerGone();
     const abort = gone ? AbortSignal.abort(new AbortedError('buildConsensus', 'the calling process exited')) : signal;
-    const notification = await broadcastSupervised(gone ? node : from, [...participants], message, {
+    const notification = await broadcastSupervised(gone ? node : from, processes, message, {
       strategy: 'all_or_nothing',
       ack: 'enqueued',
       ...(abort === undefined ? {} : { signal: abort }),

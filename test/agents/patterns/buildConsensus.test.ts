@@ -258,6 +258,26 @@ describe('buildConsensus', () => {
     expect(r.votes).toEqual([{ pid: a.pid, vote: 'approve' }, { pid: b.pid, vote: 'reject' }]);
   });
 
+  it('a participant given by name is the process registered under it when the vote starts: the decision goes to the one that voted, not to one that took the name meanwhile', async () => {
+    const node = track();
+    const inbox = probe(node);
+    const ballot = deferred<Vote>();
+    const onMessage = (message: unknown, ctx: { self: unknown; send(to: unknown, m: unknown): void }): void => ctx.send(inbox, { at: ctx.self, message });
+    const first = (await Agent.start(node, { name: 'voter', capabilities: [], runTask: () => undefined, vote: () => ballot.promise, onMessage: onMessage as never })).pid; // its pid now (the handle finds it by name)
+    const other = await participant(node, inbox, 'approve');
+    const round = buildConsensus(node, { proposal: 'p', participants: ['voter', other.pid] });
+    await node.idle(); // both votes are out, the first one held
+    node.registry.unregister('voter');
+    const newcomer = await Agent.start(node, { name: 'voter', capabilities: [], runTask: () => undefined, vote: () => 'reject', onMessage: onMessage as never });
+    expect(newcomer.pid).not.toEqual(first);
+    ballot.resolve('approve');
+    const r = await round;
+    expect(r).toMatchObject({ decision: 'approved', approvals: 2, missing: 0, ok: true });
+    expect(r.votes).toEqual([{ pid: 'voter', vote: 'approve' }, { pid: other.pid, vote: 'approve' }]);
+    await drainThrough(node, inbox);
+    expect(decisionsAt(inbox).map((d) => d.at)).toEqual([first, other.pid]);
+  });
+
   it('one process listed twice, by pid and by its name, is a bad argument: it would vote twice', async () => {
     const node = track();
     const inbox = probe(node);
