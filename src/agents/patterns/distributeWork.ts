@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
 import { isDead, isProcess, kernelOf, type Kernel } from '../../runtime/kernel.js';
-import type { Pid } from '../../runtime/Pid.js';
+import { nameOf, type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { runTaskOn, statusOf, type AgentCast, type AgentTask, type TaskRequest } from '../Agent.js';
 import { callFailure, pidKey, checkObject, checkPositiveInteger, checkSignal, checkTimeout, isArray, readArgument, readOptions, readTargets } from './shared.js';
@@ -291,7 +291,11 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
     tried[i]!.add(w);
     const task = p.tasks[i]!;
     const worker = workers[w]!;
-    runTaskOn(from, worker, task, { timeout: p.timeout, ...(p.signal === undefined ? {} : { signal: p.signal }) }).then(
+    // a name stands for the process registered under it now, once: the task runs there and is
+    // cancelled there, never on a process that took the name meanwhile (choose just found it registered)
+    const name = nameOf(worker);
+    const pid = name === undefined ? (worker as Pid) : node.registry.whereis(name);
+    runTaskOn(from, pid ?? worker, task, { timeout: p.timeout, ...(p.signal === undefined ? {} : { signal: p.signal }) }).then(
       (answer) => {
         load[w]!--;
         if (answer.ok) {
@@ -320,7 +324,7 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
         }
         if (reason === 'timeout' || reason === 'aborted') {
           // the worker may still be running it: tell it to stop
-          if (node.isAlive(worker)) GenServer.cast<AgentCast>(from, worker, { type: 'cancel_task', taskId: task.id });
+          if (pid !== undefined && node.isAlive(pid)) GenServer.cast<AgentCast>(from, pid, { type: 'cancel_task', taskId: task.id });
         }
         if ((reason === 'noproc' || reason === 'process_down') && p.strategy !== 'round_robin' && p.signal?.aborted !== true) {
           dead[w] = true;

@@ -165,6 +165,32 @@ describe('distributeWork', () => {
     expect((await agent.status()).load).toBe(0);
   });
 
+  it('a worker given by name: a task past the timeout is cancelled on the process it ran on, not on one that took the name meanwhile', async () => {
+    const { node, clock } = clockedNode(track);
+    const started = deferred<void>();
+    const cancel = deferred<void>();
+    const cancelled = watch(cancel.promise);
+    await Agent.start(node, {
+      name: 'slow-worker',
+      capabilities: [],
+      runTask: (_task, _ctx, { signal }) => {
+        started.resolve();
+        signal.addEventListener('abort', () => cancel.resolve());
+        return new Promise(() => undefined);
+      },
+    });
+    const w = watch(distributeWork(node, ['slow'], { workers: ['slow-worker'], timeout: 100 }));
+    await started.promise;
+    node.registry.unregister('slow-worker');
+    const seen: unknown[] = [];
+    node.spawn(() => (m) => void seen.push(m), { name: 'slow-worker' });
+    await clock.advance(100);
+    await node.idle();
+    expect(cancelled.status).toBe('resolved');
+    expect(seen).toEqual([]);
+    expect(w.value?.results).toEqual([{ item: 'slow', index: 0, worker: 'slow-worker', ok: false, error: 'timeout', attempts: 1 }]);
+  });
+
   it('a task that fails on its worker reports the worker\'s error; no items resolves at once', async () => {
     const node = track();
     const agent = await Agent.start(node, { capabilities: [], runTask: () => Promise.reject(new Error('bad input')) });
