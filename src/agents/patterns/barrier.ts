@@ -103,8 +103,21 @@ function remove(state: State, token: unknown, ctx: Context<any>): Waiter | undef
  */
 function prune(state: State, ctx: Context<any>): void {
   for (const [token, w] of [...state.waiting]) {
-    if ((w.caller !== undefined && !ctx.node.isAlive(w.caller)) || !callWaiting(w.from as From<never>)) remove(state, token, ctx);
+    const dead = w.caller !== undefined && !ctx.node.isAlive(w.caller);
+    if (!dead && callWaiting(w.from as From<never>)) continue;
+    remove(state, token, ctx);
+    // its Down not in yet (and now never: the monitor is gone), the reason is not known
+    if (dead) waiterDown(state, ctx, w.caller!, undefined);
   }
+}
+
+/** Says that a waiting process died and no longer counts (`keel.coordination.barrier_waiter_down`). */
+function waiterDown(state: State, ctx: Context<any>, waiter: Pid, reason: unknown): void {
+  ctx.node.telemetry.execute(
+    'keel.coordination.barrier_waiter_down',
+    { arrived: state.waiting.size },
+    { barrier: state.config.name, waiter, generation: state.generation, ...(reason === undefined ? {} : { reason }) },
+  );
 }
 
 /** Why a `wait` request is malformed, or undefined. */
@@ -175,6 +188,7 @@ const barrierSpec: GenServerSpec<State, Calls, Cast, Config> = keelServer({
         if (w.watch?.ref === message.ref) {
           state.waiting.delete(token);
           if (w.timer !== undefined) ctx.cancelTimer(w.timer);
+          waiterDown(state, ctx, w.caller!, message.reason);
           break;
         }
       }

@@ -93,6 +93,29 @@ describe('barrier', () => {
     expect(await b.generation()).toBe(1);
   });
 
+  it('a waiter dropped for its death is said: keel.coordination.barrier_waiter_down, by its Down (with the reason) or before it is in', async () => {
+    const node = track();
+    const p = probe(node);
+    const b = await barrier(node, 2);
+    const events = captureEvents(node, ['keel.coordination.barrier_waiter_down']);
+    const doomed = waiter(node, b, p);
+    node.send(doomed, 'go');
+    await node.settle();
+    node.exit(doomed, 'kill');
+    expect(await b.arrived()).toBe(0); // its Down was queued before this call
+    const again = waiter(node, b, p);
+    node.send(again, 'go');
+    await node.settle();
+    const w = watch(b.wait(node)); // queued before the next one's Down: dropped by the last arrival
+    node.exit(again, 'kill');
+    expect(await b.arrived()).toBe(1);
+    expect(w.status).toBe('pending');
+    expect(events.events).toEqual([
+      { event: 'keel.coordination.barrier_waiter_down', measurements: { arrived: 0 }, metadata: { barrier: b.name, waiter: doomed, generation: 0, reason: 'killed' } },
+      { event: 'keel.coordination.barrier_waiter_down', measurements: { arrived: 1 }, metadata: { barrier: b.name, waiter: again, generation: 0 } },
+    ]);
+  });
+
   it("a wait past its timeout ends with 'timeout' and leaves the barrier (default from the barrier, or its own)", async () => {
     const { node, clock } = clockedNode(track);
     const b = await barrier(node, 3, { timeout: 100 });
