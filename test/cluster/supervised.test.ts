@@ -604,3 +604,30 @@ describe.skipIf(skipWithoutNats)('handled once across a crash of the receiving n
     await sd.close();
   }, 60_000);
 });
+
+describe.skipIf(skipWithoutNats)('at most one handling with retries: 0 across a crash of the receiving node', () => {
+  it("SIGKILL while the handler runs, restarted under the same name: the redelivery is not handled again; process_down after 2 deliveries, dead-lettered", async () => {
+    const cluster = `sup${++clusters}`;
+    const sender = track({ name: 'send' });
+    const sd = await SupervisedDelivery.start(sender, { cluster, servers: nats().url, ackWaitMs: 1000 });
+    type Report = { ready?: number; handled?: string; n?: number; hanging?: boolean };
+    const handled: string[] = [];
+    const first = fork<Report>(RECEIVER, [built(), nats().url, cluster, 'hang']);
+    first.onMessage((m) => m.handled !== undefined && handled.push(m.handled));
+    await first.next((m) => m.ready !== undefined);
+    const sent = sd.send(sender, { node: 'recv', name: 'worker' }, { n: 1 }, { ack: 'handled', timeout: 20_000, retries: 0, onError: 'dead_letter', id: 'once' });
+    expect(await first.next((m) => m.hanging === true)).toEqual({ handled: 'once', n: 1, hanging: true });
+    await first.kill();
+    const second = fork<Report>(RECEIVER, [built(), nats().url, cluster, 'normal']);
+    second.onMessage((m) => m.handled !== undefined && handled.push(m.handled));
+    await second.next((m) => m.ready !== undefined);
+    // JetStream counts the redelivery as 1 again, or 2, or more (and may deliver it twice to the
+    // restarted node): the record of the attempt started before the crash makes it the second
+    expect(await sent).toMatchObject({ ok: false, id: 'once', reason: 'process_down', attempts: 2, lastError: 'the receiving node stopped while handling it' });
+    expect(handled).toEqual(['once']);
+    const dead = (await sender.deadLetters.list()).entries;
+    expect(dead.map((e) => [e.reason, e.message])).toEqual([['process_down', { n: 1 }]]);
+    await second.kill();
+    await sd.close();
+  }, 60_000);
+});

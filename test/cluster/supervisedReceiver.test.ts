@@ -31,6 +31,8 @@ function heldBucket() {
       puts.push(key);
       return Promise.resolve(puts.length);
     },
+    // the attempt's start, recorded before it runs (a send with one attempt): answered at once
+    create: () => Promise.resolve(0),
   };
   /** The next get, once the receiver asked it. */
   const nextGet = async () => {
@@ -88,16 +90,25 @@ function keptBucket(): HandledBucket {
       kept.set(key, value);
       return Promise.resolve(kept.size);
     },
+    create: (key, value) => {
+      if (kept.has(key)) return Promise.reject(new Error('wrong last sequence'));
+      kept.set(key, value);
+      return Promise.resolve(kept.size);
+    },
   };
 }
 
-/** A receiving node 'recv' with a 'worker' that reports what it handles, its receiver's record in `bucket`; `beforeAck` as the host's test hook. */
-function receivingNode(bucket: HandledBucket, beforeAck?: (id: string) => Promise<void>) {
+/**
+ * A receiving node 'recv' with a 'worker' that reports what it handles, its receiver's record in
+ * `bucket`; `beforeAck` as the host's test hook. A worker that `hangs` never finishes a handler.
+ */
+function receivingNode(bucket: HandledBucket, beforeAck?: (id: string) => Promise<void>, hangs = false) {
   const node = track({ name: 'recv' });
   const kernel = kernelOf(node, 'node');
   const seen = probe(node);
   const worker = node.spawn<unknown>((ctx) => (m) => {
     node.send(seen, { id: ctx.messageId, m });
+    return hangs ? new Promise<void>(() => undefined) : undefined;
   });
   node.registry.register('worker', worker);
   let replied!: (reply: WireReply) => void;
@@ -221,6 +232,75 @@ describe('the supervised receiver after a crash between its record and its ack',
     second.receiver.receive(later.msg);
     expect(await second.reply).toEqual({ t: 'f', ok: true, n: 1 });
     expect(later.told).toEqual(['ack']);
+    second.receiver.close();
+  });
+});
+
+describe('the supervised receiver after a crash while the handler runs', () => {
+  // no record of a handled id yet; JetStream's delivery count, which does not follow a message across
+  // its receiver's death, may say 1 again (an undercount) or count ack waits with no receiver (an overcount)
+  const crashed = async (bucket: HandledBucket, text: string) => {
+    const first = receivingNode(bucket, undefined, true);
+    const one = message(text, 1);
+    first.receiver.receive(one.msg);
+    expect((await first.seen.receive()) as unknown).toMatchObject({ m: 'payload' }); // its handler runs...
+    first.receiver.close(); // ...when the node dies: nothing recorded, acked or answered
+    await first.node.shutdown();
+    expect(one.told.filter((t) => t !== 'working')).toEqual([]);
+  };
+
+  it("retries: 0 (ack 'handled'): the redelivery JetStream counts as delivery 1 is not handled again: process_down as delivery 2", async () => {
+    const bucket = keptBucket();
+    const text = encodeSend({ id: 'once', to: { name: 'worker' }, ack: 'handled', timeout: 60_000, attempts: 1, retryOnCrash: false, backoff, expires: 0, reply: 'r.once' }, 'payload', 10_000);
+    await crashed(bucket, text);
+    const second = receivingNode(bucket);
+    const again = message(text, 1);
+    second.receiver.receive(again.msg);
+    expect(await second.reply).toEqual({ t: 'f', ok: false, n: 2, reason: 'process_down', error: 'the receiving node stopped while handling it' });
+    expect(again.told).toEqual(['term process_down']);
+    second.node.send(second.worker, 'probe');
+    expect(await second.seen.receive()).toEqual({ id: undefined, m: 'probe' }); // not handled a second time
+    second.receiver.close();
+  });
+
+  it('retries: 1: a redelivery JetStream counts as delivery 3 after one attempt is the second attempt, handled, not ended as process_down', async () => {
+    const bucket = keptBucket();
+    const text = encodeSend({ id: 'twice', to: { name: 'worker' }, ack: 'handled', timeout: 60_000, attempts: 2, retryOnCrash: false, backoff, expires: 0, reply: 'r.twice' }, 'payload', 10_000);
+    await crashed(bucket, text);
+    const second = receivingNode(bucket);
+    const late = message(text, 3);
+    second.receiver.receive(late.msg);
+    expect(await second.seen.receive()).toEqual({ id: 'twice', m: 'payload' });
+    expect(await second.reply).toEqual({ t: 'f', ok: true, n: 2 });
+    expect(late.told.filter((t) => t !== 'working')).toEqual(['ack']);
+    second.receiver.close();
+  });
+
+  it('retries: 1: after the second attempt crashed too, the next redelivery (whatever JetStream counts) ends as process_down after 3', async () => {
+    const bucket = keptBucket();
+    const text = encodeSend({ id: 'thrice', to: { name: 'worker' }, ack: 'handled', timeout: 60_000, attempts: 2, retryOnCrash: false, backoff, expires: 0, reply: 'r.thrice' }, 'payload', 10_000);
+    await crashed(bucket, text);
+    const second = receivingNode(bucket, undefined, true);
+    second.receiver.receive(message(text, 2).msg);
+    expect(await second.seen.receive()).toEqual({ id: 'thrice', m: 'payload' }); // the second attempt, which dies with its node
+    second.receiver.close();
+    await second.node.shutdown();
+    const third = receivingNode(bucket);
+    const last = message(text, 2); // JetStream's count did not move
+    third.receiver.receive(last.msg);
+    expect(await third.reply).toEqual({ t: 'f', ok: false, n: 3, reason: 'process_down', error: 'the receiving node stopped while handling it' });
+    expect(last.told).toEqual(['term process_down']);
+    third.receiver.close();
+  });
+
+  it('retries: 0: another send of the id (its own reply subject) after the crash is its own first attempt, handled', async () => {
+    const bucket = keptBucket();
+    const send = (reply: string) => encodeSend({ id: 'resent', to: { name: 'worker' }, ack: 'handled', timeout: 60_000, attempts: 1, retryOnCrash: false, backoff, expires: 0, reply }, 'payload', 10_000);
+    await crashed(bucket, send('r.earlier'));
+    const second = receivingNode(bucket);
+    second.receiver.receive(message(send('r.later'), 1).msg);
+    expect(await second.seen.receive()).toEqual({ id: 'resent', m: 'payload' });
+    expect(await second.reply).toEqual({ t: 'f', ok: true, n: 1 });
     second.receiver.close();
   });
 });

@@ -16,12 +16,20 @@
  * message's deliveries across its receiver's death (nats-server 2.9 says delivery 1 again for a
  * message redelivered a little past the ack wait to a node restarted meanwhile), so a redelivery of
  * the message that was handled is known from this to be at least its next delivery.
+ *
+ * For the same reason the bucket also keeps, under a key of its own (`<node>.s.<id>`), the attempts
+ * started here of a send that was not handled yet (`<attempt> <reply>`), written before the attempt
+ * starts, only where JetStream's count cannot be trusted: every attempt of a send with one attempt
+ * (`retries: 0`, `ack: 'handled'`: a crash while its handler runs must not let it run again), and
+ * every redelivery (JetStream's count above 1). The first delivery of any other send writes none.
  */
 
 /** The part of a KV bucket the record uses (`@nats-io/kv`'s `KV`). */
 export interface HandledBucket {
   get(key: string): Promise<{ readonly operation: string; string(): string } | null>;
   put(key: string, value: string): Promise<number>;
+  /** Writes `value` only when `key` holds none; rejects when it holds one (or the bucket did not answer). */
+  create(key: string, value: string): Promise<number>;
 }
 
 /** The delivery that handled an id: JetStream's count then (0: unknown, a record of an earlier version) and its send's reply subject ('' unknown). */
@@ -74,6 +82,42 @@ export class HandledIds {
     if (this.#bucket !== undefined) await this.#bucket.put(this.#key(id), `${n} ${reply}`);
   }
 
+  /** The last attempt recorded as started here of the send of `id` replied to on `reply` (0: none recorded). */
+  async started(id: string, reply: string): Promise<number> {
+    if (this.#bucket === undefined) return 0;
+    const entry = await this.#bucket.get(this.#startKey(id));
+    if (entry === null || entry.operation !== 'PUT') return 0;
+    const by = parse(entry.string());
+    return by.reply === reply ? by.n : 0;
+  }
+
+  /** Records attempt `n` of the send of `id` replied to on `reply` as started (in the bucket when the promise resolves). */
+  async start(id: string, n: number, reply: string): Promise<void> {
+    if (this.#bucket !== undefined) await this.#bucket.put(this.#startKey(id), `${n} ${reply}`);
+  }
+
+  /**
+   * Records the first attempt of the send of `id` replied to on `reply` as started, unless an attempt
+   * of it is recorded already: resolves 0 when it recorded it, else the last attempt recorded.
+   */
+  async startFirst(id: string, reply: string): Promise<number> {
+    const bucket = this.#bucket;
+    if (bucket === undefined) return 0;
+    const key = this.#startKey(id);
+    try {
+      await bucket.create(key, `1 ${reply}`);
+      return 0;
+    } catch (e) {
+      // held already (or no answer: then the read fails too, or finds nothing, and the error stands)
+      const entry = await bucket.get(key);
+      if (entry === null || entry.operation !== 'PUT') throw e;
+      const by = parse(entry.string());
+      if (by.reply === reply) return by.n;
+      await bucket.put(key, `1 ${reply}`); // another send's attempts (an earlier send of the same id)
+      return 0;
+    }
+  }
+
   #remember(id: string, by: HandledBy): void {
     this.#recent.delete(id);
     this.#recent.set(id, by);
@@ -83,6 +127,11 @@ export class HandledIds {
   /** A bucket key for any id: base64url keeps it within KV's key alphabet (`[-/_=.A-Za-z0-9]`). */
   #key(id: string): string {
     return this.#prefix + Buffer.from(id, 'utf8').toString('base64url');
+  }
+
+  /** The key of the attempts started (`<node>.s.<id>`: a base64url id has no dot, so never a handled id's key). */
+  #startKey(id: string): string {
+    return `${this.#prefix}s.${Buffer.from(id, 'utf8').toString('base64url')}`;
   }
 }
 

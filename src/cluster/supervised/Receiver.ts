@@ -60,6 +60,8 @@ class InFlight implements EnvelopeListener {
     readonly send: WireSend,
     public msg: InboundMessage,
     readonly target: Proc,
+    /** Which attempt of its send this is (a redelivery adopted meanwhile is the same attempt). */
+    readonly n: number,
   ) {}
   handled(): void {
     this.receiver.settle(this, undefined);
@@ -153,17 +155,19 @@ export class Receiver {
 
   async #receive(send: WireSend, msg: InboundMessage): Promise<void> {
     if (this.#closed || this.#adopted(send, msg)) return;
-    const n = msg.info.deliveryCount;
+    const delivered = msg.info.deliveryCount;
     if (this.#expired(send, msg)) return;
     const handled = await this.#host.handled.find(send.id);
     if (handled !== undefined) {
       msg.ack(); // a redelivery (after a crash before the ack) or a duplicate: handled once already
       // a redelivery of the message handled (its reply subject) is at least the delivery after that
       // one: JetStream may count it as delivery 1 again after the receiver's death (nats-server 2.9)
-      this.#host.reply(send.reply, { t: 'f', ok: true, n: handled.reply === send.reply ? Math.max(n, handled.n + 1) : n });
+      this.#host.reply(send.reply, { t: 'f', ok: true, n: handled.reply === send.reply ? Math.max(delivered, handled.n + 1) : delivered });
       return;
     }
     // the lookup may have outlasted the expiry (a slow bucket): past it the sender has given up
+    if (this.#closed || this.#expired(send, msg)) return;
+    const n = await this.#attempt(send, delivered);
     if (this.#closed || this.#expired(send, msg)) return;
     if (n > send.attempts) {
       // more deliveries than attempts: the earlier ones ended with this node (a crash) before an answer
@@ -183,7 +187,7 @@ export class Receiver {
       await this.#ack(send, msg, n);
       return;
     }
-    const flight = new InFlight(this, send, msg, target);
+    const flight = new InFlight(this, send, msg, target, n);
     this.#inflight.set(send.id, flight);
     const r = this.#kernel.deliverEnvelope(undefined, target, send.message, send.id, flight);
     if (r !== Delivery.Enqueued) {
@@ -218,6 +222,25 @@ export class Receiver {
     flight.keepAlive = this.#kernel.setTimer(every, tick, true);
   }
 
+  /**
+   * Which attempt of its send a delivery is, recorded before it starts where JetStream's count cannot
+   * be trusted. JetStream does not follow a message's deliveries across its receiver's death
+   * (nats-server 2.9): redelivered to the node restarted, it may say 1 again (a send with one attempt
+   * would run twice), or count each ack wait that ran out with no receiver (a send would end with
+   * attempts left). So the attempts started are kept in the handled-id record's bucket: every attempt
+   * of a send with one attempt and `ack: 'handled'` (whose handler a crash may cut short), and every
+   * redelivery; the first delivery of any other send (the common path) writes nothing, and counts 1.
+   */
+  async #attempt(send: WireSend, delivered: number): Promise<number> {
+    const handled = this.#host.handled;
+    const everyAttempt = send.attempts === 1 && send.ack === 'handled';
+    if (delivered === 1) return everyAttempt ? (await handled.startFirst(send.id, send.reply)) + 1 : 1;
+    // a redelivery: the attempt after the last one recorded (an unrecorded first one counts as 1)
+    const n = Math.max(await handled.started(send.id, send.reply), everyAttempt ? 0 : 1) + 1;
+    if (n <= send.attempts) await handled.start(send.id, n, send.reply);
+    return n;
+  }
+
   /** True (and the message dropped) when it comes past its expiry: the sender has given up (and dead-lettered it, if it was told to). */
   #expired(send: WireSend, msg: InboundMessage): boolean {
     if (send.expires <= 0 || Date.now() <= send.expires) return false;
@@ -239,7 +262,7 @@ export class Receiver {
     if (flight.done) return;
     flight.done = true;
     this.#release(flight);
-    const n = flight.msg.info.deliveryCount;
+    const n = flight.n;
     if (f !== undefined) {
       if (this.#inflight.get(flight.send.id) === flight) this.#inflight.delete(flight.send.id);
       this.#failed(flight.send, flight.msg, n, f);
