@@ -57,6 +57,18 @@ export function checkStrayKeys(options: object, known: readonly string[], argume
   scanOptions(options, known, argument, false);
 }
 
+/**
+ * @internal The known options of `options`, each read once (a getter or proxy trap that throws is
+ * `ERR_INVALID_ARGUMENT` naming the option) after a misspelt key is refused as `checkKeys` refuses
+ * it: check and use the copy, so that a getter answering something else the second time is never read again.
+ */
+export function readKnownOptions<K extends string>(options: object, known: readonly K[], argument = 'options'): Partial<Record<K, unknown>> {
+  checkStrayKeys(options, known, argument);
+  const copy: Partial<Record<K, unknown>> = {};
+  for (const key of known) copy[key] = readOption(options, key, argument);
+  return copy;
+}
+
 /** @internal Reads one option once; a getter that throws is a typed error naming the option. */
 export function readOption(options: object, key: string, argument: string): unknown {
   try {

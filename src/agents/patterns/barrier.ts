@@ -1,4 +1,4 @@
-import { InvalidArgumentError, isKeelError } from '../../errors.js';
+import { InvalidArgumentError, isKeelError, readKnownOptions } from '../../errors.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
 import { callerOf, callWaiting } from '../../otp/internal/calls.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
@@ -8,7 +8,7 @@ import { isDown } from '../../runtime/messages.js';
 import type { Pid, TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
-import { checkObject, checkPositiveInteger, checkSignal, checkTimeout, readOptions, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
+import { checkObject, checkPositiveInteger, checkSignal, checkTimeout, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
 
 export interface BarrierOptions {
   /** How long a `wait` waits by default, in ms (default 5000, on the node's clock; Infinity allowed). */
@@ -222,7 +222,7 @@ export function barrier(from: Node | Context<any>, parties: number, options: Bar
   checkObject(options, 'options', '{ timeout?, name? }');
   // each option read once (a misspelt one refused, a getter that throws a bad argument naming it),
   // and what is checked is what is used: a getter is not asked again
-  const o = readOptions(options, ['timeout', 'name'], 'options');
+  const o = readKnownOptions(options, ['timeout', 'name'], 'options');
   const defaultTimeout = o.timeout ?? 5000;
   checkTimeout(defaultTimeout, 'options.timeout');
   const name = nameFor(node, 'barrier', o.name);
@@ -236,7 +236,7 @@ async function start(from: Node | Context<any>, node: Node, config: Config, defa
   const wait = (waitFrom: Node | Context<any>, options: { timeout?: number; signal?: AbortSignal } = {}): Promise<BarrierWait> => {
     kernelOf(waitFrom, 'from');
     checkObject(options, 'options', '{ timeout?, signal? }');
-    const o = readOptions(options, ['timeout', 'signal'], 'options'); // each read once, as barrier()'s
+    const o = readKnownOptions(options, ['timeout', 'signal'], 'options'); // each read once, as barrier()'s
     const timeout = o.timeout ?? defaultTimeout;
     checkTimeout(timeout, 'options.timeout');
     const signal = o.signal;

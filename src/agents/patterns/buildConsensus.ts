@@ -1,10 +1,10 @@
-import { AbortedError, InvalidArgumentError } from '../../errors.js';
+import { AbortedError, InvalidArgumentError, readKnownOptions } from '../../errors.js';
 import { broadcastSupervised, type BroadcastOutcome } from '../../delivery/broadcastSupervised.js';
 import { isDead, isProcess, kernelOf } from '../../runtime/kernel.js';
 import { nameOf, type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { voteOn, type Vote } from '../Agent.js';
-import { callFailure, checkObject, checkSignal, checkTimeout, readArgument, readOptions, readTargets, type CallFailure } from './shared.js';
+import { callFailure, checkObject, checkSignal, checkTimeout, readArgument, readTargets, type CallFailure } from './shared.js';
 import { AgentQuery, resolveSource, type AgentsOrQuery } from './agentSource.js';
 
 /** How many approvals carry a proposal. */
@@ -72,7 +72,7 @@ function validate(options: unknown, node: Node): Checked {
   checkObject(options, 'options', '{ proposal, participants, type?, timeout?, signal? }');
   // each option read once (a misspelt one refused, a getter that throws a bad argument naming it),
   // and what is checked is what is used: a getter is not asked again
-  const o = readOptions(options, OPTIONS, 'options');
+  const o = readKnownOptions(options, OPTIONS, 'options');
   const participants = o.participants;
   // a list is checked and copied now, each element read once (a query is asked when the vote starts)
   const source: AgentsOrQuery = AgentQuery.is(participants) ? participants : (readTargets(participants, 'options.participants', node) as (Pid | string)[]);

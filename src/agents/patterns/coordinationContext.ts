@@ -1,9 +1,9 @@
-import { InvalidArgumentError, isKeelError, toError } from '../../errors.js';
+import { InvalidArgumentError, isKeelError, readKnownOptions, toError } from '../../errors.js';
 import { isPid, type Pid } from '../../runtime/Pid.js';
 import { isProcess, kernelOf } from '../../runtime/kernel.js';
 import type { Context, Node } from '../../runtime/types.js';
 import type { CoordinationFailure, CoordinationManagerHandle, CoordinationOutcome } from '../coordination/types.js';
-import { afterMs, checkTimeout, readArgument, readOptions, readTargets } from './shared.js';
+import { afterMs, checkTimeout, readArgument, readTargets } from './shared.js';
 
 /** What each agent of a context is sent. */
 export interface CoordinationContextMessage<P = unknown> {
@@ -79,7 +79,7 @@ export function createCoordinationContext<P = unknown>(
   };
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ agents, id?, payload?, timeoutMs?, sender? }', options);
   // each option read once, and what is checked is what is used (a getter is not asked again)
-  const o = readOptions(options, OPTIONS, 'options');
+  const o = readKnownOptions(options, OPTIONS, 'options');
   const agents = readTargets(o.agents, 'options.agents', node) as (Pid | string)[];
   const id = o.id;
   if (id !== undefined && (typeof id !== 'string' || id === '')) throw new InvalidArgumentError('options.id', 'a non-empty string', id);

@@ -1,10 +1,10 @@
-import { InvalidArgumentError } from '../../errors.js';
+import { InvalidArgumentError, readKnownOptions } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
 import { isDead, isProcess, kernelOf, type Kernel } from '../../runtime/kernel.js';
 import { nameOf, type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { runTaskOn, statusOf, type AgentCast, type AgentTask, type TaskRequest } from '../Agent.js';
-import { callFailure, pidKey, checkObject, checkPositiveInteger, checkSignal, checkTimeout, isArray, readArgument, readOptions, readTargets } from './shared.js';
+import { callFailure, pidKey, checkObject, checkPositiveInteger, checkSignal, checkTimeout, isArray, readArgument, readTargets } from './shared.js';
 import { AgentQuery, newcomers, resolveSource, type AgentsOrQuery } from './agentSource.js';
 
 export type WorkStrategy = 'round_robin' | 'least_loaded' | 'capability';
@@ -102,7 +102,7 @@ function plan<T>(given: unknown, options: unknown, node: Node): Plan<T> {
   checkObject(options, 'options', '{ workers, strategy?, maxPerWorker?, timeout?, toTask?, requires?, signal? }');
   // each option read once (a misspelt one refused, a getter that throws a bad argument), and what
   // is checked is what is used: a getter is not asked again
-  const o = readOptions(options, OPTIONS, 'options');
+  const o = readKnownOptions(options, OPTIONS, 'options');
   const workers = AgentQuery.is(o.workers) ? o.workers : (readTargets(o.workers, 'options.workers', node) as (Pid | string)[]);
   const strategy = o.strategy ?? 'round_robin';
   if (!(STRATEGIES as readonly unknown[]).includes(strategy)) throw new InvalidArgumentError('options.strategy', "'round_robin' | 'least_loaded' | 'capability'", strategy);

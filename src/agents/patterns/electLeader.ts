@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../../errors.js';
+import { InvalidArgumentError, readKnownOptions } from '../../errors.js';
 import { broadcastSupervised } from '../../delivery/broadcastSupervised.js';
 import { GenServer, type From, type GenServerSpec } from '../../otp/GenServer.js';
 import { keelServer } from '../../otp/internal/keelServer.js';
@@ -10,7 +10,7 @@ import type { Pid, TimerRef } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { statusOf, type AgentStatus } from '../Agent.js';
 import { componentCaller, componentHandle, componentNode, nameFor, startComponent } from '../component.js';
-import { checkObject, checkPid, checkTimeout, isArray, pidKey, readArgument, readOptions, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
+import { checkObject, checkPid, checkTimeout, isArray, pidKey, readArgument, stopComponent, unwatch, watchProcess, type WatchRef } from './shared.js';
 import { AgentQuery, resolveSource, type AgentsOrQuery } from './agentSource.js';
 
 export interface ElectLeaderOptions {
@@ -302,7 +302,7 @@ function validate(options: unknown, known: readonly string[] = ELECTION_OPTIONS)
   checkObject(options, 'options', `{ ${known.map((k) => (k === 'candidates' ? 'candidates: Pid[] | AgentQuery' : `${k}?`)).join(', ')} }`);
   // each option read once (a misspelt one refused, a getter that throws a bad argument naming it),
   // and what is checked is what is used: a getter is not asked again
-  const o = readOptions(options, known, 'options');
+  const o = readKnownOptions(options, known, 'options');
   const given = o.candidates;
   let candidates: AgentsOrQuery<Pid>;
   // a query is resolved at each election; a list is checked now, read once (a getter, a proxy trap
@@ -382,7 +382,7 @@ async function start(from: Node | Context<any>, node: Node, config: Config): Pro
     let timeout = Infinity;
     if (o !== undefined) {
       checkObject(o, 'options', '{ timeout? }');
-      const given: unknown = readOptions(o, ['timeout'], 'options').timeout ?? Infinity;
+      const given: unknown = readKnownOptions(o, ['timeout'], 'options').timeout ?? Infinity;
       checkTimeout(given, 'options.timeout');
       timeout = given;
     }

@@ -1,11 +1,11 @@
-import { AbortedError, CallExitError, InvalidArgumentError, isKeelError } from '../../errors.js';
+import { AbortedError, CallExitError, InvalidArgumentError, isKeelError, readKnownOptions } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
 import { isDead, isProcess, kernelOf, type Kernel } from '../../runtime/kernel.js';
 import { checkTarget, isPid, nameOf, type Pid, targetText } from '../../runtime/Pid.js';
 import { isInstance } from '../../runtime/safe.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { runTaskOn, type AgentCast } from '../Agent.js';
-import { afterMs, checkPositiveInteger, checkSignal, checkTimeout, isArray, readArgument, readOptions } from './shared.js';
+import { afterMs, checkPositiveInteger, checkSignal, checkTimeout, isArray, readArgument } from './shared.js';
 
 /** One piece of work for one agent. */
 export interface Assignment<W> {
@@ -104,7 +104,7 @@ export function executeDistributed<W, V = unknown>(
   let opts: Partial<Record<(typeof OPTIONS)[number], unknown>> = {};
   if (o !== undefined) {
     if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('options', '{ timeoutMs?, maxConcurrency?, kind?, signal? }', o);
-    opts = readOptions(o, OPTIONS, 'options');
+    opts = readKnownOptions(o, OPTIONS, 'options');
   }
   const timeoutMs = opts.timeoutMs ?? 5000;
   checkTimeout(timeoutMs, 'options.timeoutMs');

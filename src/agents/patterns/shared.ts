@@ -1,5 +1,5 @@
 import { InvalidArgumentError, isKeelError, thrownText } from '../../errors.js';
-import { checkStrayKeys, readOption } from '../../errors/arguments.js';
+import { readOption } from '../../errors/arguments.js';
 import { DynamicSupervisor } from '../../otp/DynamicSupervisor.js';
 import { GenServer } from '../../otp/GenServer.js';
 import type { BroadcastOptions } from '../../delivery/broadcastSupervised.js';
@@ -67,15 +67,11 @@ export function checkPid(value: unknown, argument: string): asserts value is Pid
 }
 
 /**
- * Throws unless `value` is a non-empty array of distinct Pids or names. Given the node, a name
- * registered there stands for its process: a pid and its name listed both are one process twice
- * (it would vote, be sent, take work twice).
+ * A non-empty array of distinct Pids or names, answered as it was read and checked (each element read
+ * once): use the copy, never the caller's list again. Given the node, a name registered there stands
+ * for its process: a pid and its name listed both are one process twice (it would vote, be sent, take
+ * work twice).
  */
-export function checkTargets(value: unknown, argument: string, node?: Node): asserts value is Target[] {
-  readTargets(value, argument, node);
-}
-
-/** {@link checkTargets}, answering the list as it was read and checked (each element read once): use the copy, never the caller's list again. */
 export function readTargets(value: unknown, argument: string, node?: Node): Target[] {
   const expected = 'a non-empty array of Pids or names';
   const n = isArray(value, argument, expected) ? readArgument(() => value.length, argument, expected, value) : 0;
@@ -114,18 +110,6 @@ export function checkSignal(value: unknown, argument = 'options.signal'): assert
 /** Throws unless `value` is a positive safe integer. */
 export function checkPositiveInteger(value: unknown, argument: string): asserts value is number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(argument, 'a positive integer', value);
-}
-
-/**
- * The known options of `options`, each read once (a getter or proxy trap that throws is
- * `ERR_INVALID_ARGUMENT` naming the option) after a misspelt key is refused as `checkKeys` refuses
- * it: check and use the copy, so that a getter answering something else the second time is never read again.
- */
-export function readOptions<K extends string>(options: object, known: readonly K[], argument = 'options'): Partial<Record<K, unknown>> {
-  checkStrayKeys(options, known, argument);
-  const copy: Partial<Record<K, unknown>> = {};
-  for (const key of known) copy[key] = readOption(options, key, argument);
-  return copy;
 }
 
 /**

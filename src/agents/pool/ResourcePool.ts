@@ -1,10 +1,10 @@
-import { InvalidArgumentError, isKeelError, PoolTimeoutError, ProcessExitedError } from '../../errors.js';
+import { InvalidArgumentError, isKeelError, PoolTimeoutError, ProcessExitedError, readKnownOptions } from '../../errors.js';
 import { GenServer } from '../../otp/GenServer.js';
 import { isProcess, kernelOf } from '../../runtime/kernel.js';
 import { type Pid } from '../../runtime/Pid.js';
 import type { Context, Node } from '../../runtime/types.js';
 import { componentHandle, componentNode, nameFor, startComponent, unwrapReply } from '../component.js';
-import { checkObject, checkTimeout, readOptions, stopComponent } from '../patterns/shared.js';
+import { checkObject, checkTimeout, stopComponent } from '../patterns/shared.js';
 import { MAX_SIZE, poolSpec, type Calls } from './server.js';
 import type { Config } from './state.js';
 import type { CheckinOutcome, CheckoutOptions, CheckinOptions, ResourcePoolHandle, ResourcePoolOptions, ResourcePoolStats, WithResourceOptions } from './types.js';
@@ -18,7 +18,7 @@ function checkCount(value: unknown, argument: string): asserts value is number {
 function configOf(node: Node, options: unknown): Config {
   checkObject(options, 'options', '{ create, destroy?, size, maxOverflow?, checkoutTimeoutMs?, createRetryMs?, createTimeoutMs?, name? }');
   // each option read once: what is checked is what is used
-  const o = readOptions(options, OPTIONS);
+  const o = readKnownOptions(options, OPTIONS);
   const { create, destroy, size } = o;
   if (typeof create !== 'function') throw new InvalidArgumentError('options.create', 'a function () => resource', create);
   if (destroy !== undefined && typeof destroy !== 'function') throw new InvalidArgumentError('options.destroy', 'a function (resource) => void', destroy);
@@ -73,7 +73,7 @@ export const ResourcePool = {
       let o: { timeout?: unknown; caller?: unknown } = {};
       if (options !== undefined) {
         checkObject(options as unknown, 'options', '{ timeout?, caller? }');
-        o = readOptions(options, ['timeout', 'caller']); // each read once
+        o = readKnownOptions(options, ['timeout', 'caller']); // each read once
       }
       const caller = checkCaller(o.caller, 'options.caller');
       const timeout = o.timeout ?? config.checkoutTimeoutMs;
@@ -91,7 +91,7 @@ export const ResourcePool = {
       let o: { broken?: unknown; caller?: unknown } = {};
       if (options !== undefined) {
         checkObject(options as unknown, 'options', '{ broken?, caller? }');
-        o = readOptions(options, ['broken', 'caller']); // each read once
+        o = readKnownOptions(options, ['broken', 'caller']); // each read once
       }
       const caller = checkCaller(o.caller, 'options.caller');
       return call(caller, { type: 'checkin', resource, broken: o.broken === true }, 5000, to) as Promise<CheckinOutcome>;
@@ -102,7 +102,7 @@ export const ResourcePool = {
       let read: { timeout?: unknown; caller?: unknown; discardOnError?: unknown } = {};
       if (options !== undefined) {
         checkObject(options as unknown, 'options', '{ timeout?, caller?, discardOnError? }');
-        read = readOptions(options, ['timeout', 'caller', 'discardOnError']); // each read once: the copy is what is used
+        read = readKnownOptions(options, ['timeout', 'caller', 'discardOnError']); // each read once: the copy is what is used
       }
       checkCaller(read.caller, 'options.caller');
       const o = read as WithResourceOptions;
