@@ -1,5 +1,5 @@
 import { types } from 'node:util';
-import { checkKeys, InvalidArgumentError, isKeelError, NotSerializableError, ServiceUnavailableError } from '../errors.js';
+import { InvalidArgumentError, isKeelError, NotSerializableError, readKnownOptions, ServiceUnavailableError } from '../errors.js';
 import type { Kernel } from '../runtime/kernel.js';
 import { isAbortSignal } from '../runtime/safe.js';
 import { checkTarget, nameOf, Pid, type Target } from '../runtime/Pid.js';
@@ -225,30 +225,32 @@ export class DeadLetterService implements DeadLetterQueue {
     const ids = idList(selection);
     const filter = ids === undefined ? checkFilter(selection) : undefined;
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ ratePerSecond?, signal?, to? }', options);
-    checkKeys(options, ['ratePerSecond', 'signal', 'to'], 'options');
-    const to = options.to;
+    // each option read once: what is checked is what is used (a getter is not asked again)
+    const o = readKnownOptions(options, ['ratePerSecond', 'signal', 'to'], 'options');
+    const to = o.to as Target | undefined;
     if (to !== undefined) checkTarget(to, 'options.to');
-    const rate = options.ratePerSecond;
+    const rate = o.ratePerSecond;
     // a rate so small that the spacing (1000 / rate ms) is no finite number is refused too, before anything is retried
     if (rate !== undefined && (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0 || !Number.isFinite(1000 / rate))) {
       throw new InvalidArgumentError('options.ratePerSecond', 'a positive number (whose 1000 / rate ms is finite)', rate);
     }
-    if (options.signal !== undefined && !isAbortSignal(options.signal)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', options.signal);
+    const given = o.signal;
+    if (given !== undefined && !isAbortSignal(given)) throw new InvalidArgumentError('options.signal', 'an AbortSignal', given);
     const results: { id: string; ok: boolean; reason?: string }[] = [];
     // the retry's own signal: aborted by the caller's, or by the start of the node's shutdown (its
     // receivers are going), which gives up the redelivery in flight at once as an abort does, rather
     // than waiting for the receiver to stop
     const controller = new AbortController();
     const signal = controller.signal;
-    const abort = (): void => controller.abort(options.signal?.reason);
-    if (options.signal?.aborted === true) abort();
-    options.signal?.addEventListener('abort', abort, { once: true });
+    const abort = (): void => controller.abort(given?.reason);
+    if (given?.aborted === true) abort();
+    given?.addEventListener('abort', abort, { once: true });
     const unhook = this.#node.onStopping(() => controller.abort('the node is shutting down'));
     try {
       await this.#retry(ids, filter, { signal, rate, to }, results);
     } finally {
       unhook();
-      options.signal?.removeEventListener('abort', abort);
+      given?.removeEventListener('abort', abort);
     }
     return results;
   }

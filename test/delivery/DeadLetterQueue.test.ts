@@ -485,6 +485,22 @@ describe.each<[string, () => StoreOption]>([
       expect(await ids(node)).toEqual([a, b]);
     });
 
+    it('reads its signal option once: a getter answering a signal, then anything else, is not asked again (its second answer was checked, and refused)', async () => {
+      const { node } = dlqNode(makeStore());
+      const r = receiver(node, { name: 'inbox' });
+      const a = await add(node, 'inbox', 'a');
+      const signal = new AbortController().signal;
+      let reads = 0;
+      const options = {
+        get signal(): AbortSignal {
+          return (reads++ === 0 ? signal : 'not a signal') as unknown as AbortSignal;
+        },
+      };
+      expect(ok(await node.deadLetters.retry([a], options))).toEqual([{ id: a, ok: true }]);
+      expect(reads).toBe(1);
+      expect(r.seen.map((m) => m.message)).toEqual(['a']);
+    });
+
     it('ratePerSecond spaces the retries on the node clock', async () => {
       const { node, clock } = dlqNode(makeStore());
       const p = probe(node);
