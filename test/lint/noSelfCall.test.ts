@@ -173,6 +173,19 @@ untyped.run('no-self-call (without types: by name)', noSelfCall, {
     // a module loaded by require or import() that is not Keel
     `const mine = require('./mine.js');\nawait mine.GenServer.call(ctx, ctx.self, 'x');`,
     `const { GenServer: G } = await import('./mine.js');\nawait G.call(ctx, ctx.self, 'x');`,
+    // a GenServer imported from another library, loaded from a module of one's own, or bound locally: not Keel's
+    `import { GenServer } from 'other-lib';\nawait GenServer.call(ctx, ctx.self, 'x');`,
+    `import { GenServer as G } from '@acme/keel';\nawait G.call(ctx, ctx.self, 'x');`,
+    `import * as keel from 'keelhaul';\nawait keel.GenServer.call(ctx, ctx.self, 'x');`,
+    `const { GenServer } = require('./mine.js');\nawait GenServer.call(ctx, ctx.self, 'x');`,
+    `const GenServer = makeServer();\nawait GenServer.call(ctx, ctx.self, 'x');`,
+    `function f(GenServer) { return GenServer.call(ctx, ctx.self, 'x'); }`,
+    // another of Keel's exports imported under the name GenServer
+    `import { Supervisor as GenServer } from 'keel';\nawait GenServer.call(ctx, ctx.self, 'x');`,
+    // a relative import outside Keel's own src/ and dist/ (this file is at the root of Keel's repository)
+    `import { GenServer } from './lib/mine.js';\nawait GenServer.call(ctx, ctx.self, 'x');`,
+    // another library's server started under a name, calling that name: its start is not Keel's
+    `import { GenServer } from 'other-lib';\nGenServer.start(node, { init: () => 0, handleInfo: async (m, s, c) => { await GenServer.call(c, 'me', m); return s; } }, undefined, { name: 'me' });`,
   ],
   invalid: [
     { code: `await GenServer.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall' }] },
@@ -210,6 +223,16 @@ GenServer.start(node, { init: () => 0, handleInfo: async (m, s, c) => { await Ge
     { code: `const k = await import('keel');\nawait k.GenServer.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
     { code: `const { GenServer: G } = require('keel');\nawait G.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
     { code: `const { GenServer: S } = await import('keel');\nawait S.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
+    // Keel's subpaths, and relative imports of Keel's own source (this file is at the root of Keel's repository; a test two levels down)
+    {
+      code: `import { GenServer } from 'keel/testing';\nimport * as k from 'keel/cluster';\nimport { GenServer as G } from './src/index.js';\nawait GenServer.call(ctx, ctx.self, 'x');\nawait k.GenServer.call(ctx, ctx.self, 'x');\nawait G.call(ctx, ctx.self, 'x');`,
+      errors: [4, 5, 6].map((line) => ({ messageId: 'selfCall' as const, line })),
+    },
+    {
+      code: `import { GenServer } from '../../src/otp/GenServer.js';\nawait GenServer.call(ctx, ctx.self, 'x');`,
+      filename: 'test/otp/server.test.ts',
+      errors: [{ messageId: 'selfCall', line: 2 }],
+    },
     { code: `import * as keel from 'keel';\nawait keel['GenServer'].call(ctx, ctx.self, 'x');\nawait GenServer['call'](ctx, ctx.self, 'y');`, errors: [{ messageId: 'selfCall', line: 2 }, { messageId: 'selfCall', line: 3 }] },
     {
       code: `import * as k from 'keel';\nk.GenServer.startLink(ctx, {\n  init: () => 0,\n  handleInfo: async (m, s, c) => { await k.GenServer.call(c, 'me', m); return s; },\n}, undefined, { name: 'me' });`,

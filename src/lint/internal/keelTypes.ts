@@ -337,14 +337,70 @@ export function keyName(prop: TSESTree.Property): string | undefined {
   return prop.computed && k.type === 'TemplateLiteral' && k.expressions.length === 0 ? (k.quasis[0]?.value.cooked ?? undefined) : undefined;
 }
 
-/** True when `id` is the local name of a namespace import of `source` (`import * as id from source`). */
-export function isNamespaceOf(context: Context, source: string, id: TSESTree.Identifier): boolean {
+/**
+ * True when `id` is the local name of a namespace import of a module `isSource` accepts (`import * as id from source`,
+ * `const id = require(source)`, `const id = await import(source)`).
+ */
+export function isNamespaceOf(context: Context, isSource: (source: string) => boolean, id: TSESTree.Identifier): boolean {
   const def = findVariable(context, id)?.defs[0];
-  // `const id = require(source)`, `const id = await import(source)`
-  if (def?.type === 'Variable') return def.node.id === def.name && def.parent.kind === 'const' && def.node.init != null && loadedModule(def.node.init) === source;
+  if (def?.type === 'Variable') {
+    const source = def.node.id === def.name && def.parent.kind === 'const' && def.node.init != null ? loadedModule(def.node.init) : undefined;
+    return source !== undefined && isSource(source);
+  }
   if (def?.type !== 'ImportBinding' || def.node.type !== 'ImportNamespaceSpecifier') return false;
   const declaration = def.node.parent;
-  return declaration.source.value === source && declaration.importKind !== 'type';
+  return isSource(declaration.source.value) && declaration.importKind !== 'type';
+}
+
+/**
+ * True when the module specifier `source` is Keel: `importSource` or one of its subpaths (`keel/testing`),
+ * or a relative import that resolves into the `src/` or `dist/` folder of Keel itself (the nearest
+ * package.json above it is named `keel`): Keel's own code and tests.
+ */
+export function isKeelModule(context: Context, source: string, importSource: string): boolean {
+  if (source === importSource || source.startsWith(`${importSource}/`)) return true;
+  if (!source.startsWith('./') && !source.startsWith('../')) return false;
+  const resolved = path.resolve(context.cwd, path.dirname(context.filename), source);
+  for (let dir = path.dirname(resolved); ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) {
+      const [top] = path.relative(dir, resolved).split(path.sep);
+      return isKeelFile(resolved) && (top === 'src' || top === 'dist');
+    }
+    if (path.dirname(dir) === dir) return false;
+  }
+}
+
+/**
+ * What the identifier `id` is bound to, read from the file when there are no types: Keel's export `exported`
+ * (imported from Keel, see {@link isKeelModule}, under any local name; taken from a namespace of Keel, or from
+ * `require` / `await import` of Keel), `other` (any other binding: another module's, a local, a parameter),
+ * or `global` (no declaration in the file: a global, or code written without its imports).
+ */
+export function keelBinding(context: Context, id: TSESTree.Identifier, exported: string, importSource: string): 'keel' | 'other' | 'global' {
+  const variable = findVariable(context, id);
+  const def = variable?.defs[0];
+  if (def === undefined) return 'global';
+  const fromKeel = (source: string): boolean => isKeelModule(context, source, importSource);
+  if (def.type === 'ImportBinding') {
+    const spec = def.node;
+    const declaration = spec.parent as TSESTree.ImportDeclaration;
+    if (spec.type !== 'ImportSpecifier' || declaration.importKind === 'type' || spec.importKind === 'type') return 'other';
+    const imported = spec.imported.type === 'Identifier' ? spec.imported.name : spec.imported.value;
+    return imported === exported && fromKeel(declaration.source.value) ? 'keel' : 'other';
+  }
+  if (def.type !== 'Variable' || def.parent.kind !== 'const' || def.node.init == null) return 'other';
+  const init = unwrapTs(def.node.init);
+  // `const G = keel.GenServer` (a namespace of Keel)
+  if (def.node.id === def.name) {
+    const object = init.type === 'MemberExpression' ? unwrapTs(init.object) : undefined;
+    return init.type === 'MemberExpression' && propertyName(init) === exported && object?.type === 'Identifier' && isNamespaceOf(context, fromKeel, object) ? 'keel' : 'other';
+  }
+  // `const { GenServer: G } = require('keel')` (or `await import('keel')`, or a namespace of Keel)
+  const prop = def.name.parent;
+  if (def.node.id.type !== 'ObjectPattern' || prop?.type !== 'Property' || prop.parent !== def.node.id || prop.value !== def.name || keyName(prop) !== exported) return 'other';
+  const source = loadedModule(init);
+  if (source !== undefined) return fromKeel(source) ? 'keel' : 'other';
+  return init.type === 'Identifier' && isNamespaceOf(context, fromKeel, init) ? 'keel' : 'other';
 }
 
 /** The module `require('m')`, `import('m')` or `await import('m')` loads, when `e` is one of them with a string literal. */

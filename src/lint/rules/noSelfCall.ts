@@ -1,6 +1,6 @@
 import { createRule, importSourceSchema } from '../internal/createRule.js';
 import type { TSESTree } from '@typescript-eslint/utils';
-import { findVariable, importedAs, isNamespaceOf, isSelfOf, isSpawnInit, keelFunction, keelValue, keyName, propertyName, unwrapTs, wrapped } from '../internal/keelTypes.js';
+import { findVariable, importedAs, isKeelModule, isNamespaceOf, isSelfOf, isSpawnInit, keelBinding, keelFunction, keelValue, keyName, propertyName, unwrapTs, wrapped } from '../internal/keelTypes.js';
 
 type Options = [{ importSource?: string }];
 
@@ -137,7 +137,10 @@ function isGenServerMethod(context: Context, call: TSESTree.CallExpression, meth
   const object = unwrapTs(callee.object);
   if (object.type === 'Identifier') {
     const verdict = keelValue(context, object);
-    return verdict === 'keel' || (verdict === 'unknown' && (object.name === 'GenServer' || object.name === importedAs(context, importSource, 'GenServer')));
+    if (verdict !== 'unknown') return verdict === 'keel';
+    // without types, by the binding: imported from Keel (under any name), or a global named GenServer
+    const binding = keelBinding(context, object, 'GenServer', importSource);
+    return binding === 'keel' || (binding === 'global' && object.name === 'GenServer');
   }
   // `<namespace>.GenServer` (or `<namespace>['GenServer']`): by the type of the member, else a namespace import of the import source
   const namespace = object.type === 'MemberExpression' ? unwrapTs(object.object) : undefined;
@@ -145,5 +148,5 @@ function isGenServerMethod(context: Context, call: TSESTree.CallExpression, meth
   const name = propertyName(object);
   if (name === undefined) return false;
   const verdict = keelValue(context, object.property);
-  return verdict === 'keel' || (verdict === 'unknown' && name === 'GenServer' && isNamespaceOf(context, importSource, namespace));
+  return verdict === 'keel' || (verdict === 'unknown' && name === 'GenServer' && isNamespaceOf(context, (source) => isKeelModule(context, source, importSource), namespace));
 }
