@@ -184,6 +184,15 @@ untyped.run('no-self-call (without types: by name)', noSelfCall, {
     `import { Supervisor as GenServer } from 'keel';\nawait GenServer.call(ctx, ctx.self, 'x');`,
     // a relative import outside Keel's own src/ and dist/ (this file is at the root of Keel's repository)
     `import { GenServer } from './lib/mine.js';\nawait GenServer.call(ctx, ctx.self, 'x');`,
+    // the pid of a context that is no callback's own: a function's parameter, another parameter of a callback, a cast
+    `export async function f(node, ctx) { await GenServer.call(node, ctx.self, 'x'); }`,
+    `GenServer.start(node, { init: () => 0, async handleCall(r, peer, s, ctx) { return { reply: await GenServer.call(node, peer.self, r), state: s }; } });`,
+    `GenServer.start(node, { init: () => 0, handleCast(m, s, ctx) { GenServer.cast(node, ctx.self, m); return s; } });`,
+    // a \`ctx\` that shadows the callback's: another context
+    `GenServer.start(node, { init: () => 0, async handleCast(m, s, ctx) { for (const ctx of m.peers) await GenServer.call(node, ctx.self, m); return s; } });`,
+    // a process the callback spawns, or the callbacks of a server it starts, are other processes calling this server
+    `GenServer.start(node, { init: () => 0, handleCast(m, s, ctx) { ctx.spawn((c) => async () => { await GenServer.call(node, ctx.self, m); }); return s; } });`,
+    `GenServer.start(node, { init: () => 0, async handleCast(m, s, ctx) { await GenServer.start(node, { init: () => 0, async handleInfo(i, t, c) { await GenServer.call(node, ctx.self, i); return t; } }); return s; } });`,
     // another library's server started under a name, calling that name: its start is not Keel's
     `import { GenServer } from 'other-lib';\nGenServer.start(node, { init: () => 0, handleInfo: async (m, s, c) => { await GenServer.call(c, 'me', m); return s; } }, undefined, { name: 'me' });`,
   ],
@@ -223,6 +232,19 @@ GenServer.start(node, { init: () => 0, handleInfo: async (m, s, c) => { await Ge
     { code: `const k = await import('keel');\nawait k.GenServer.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
     { code: `const { GenServer: G } = require('keel');\nawait G.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
     { code: `const { GenServer: S } = await import('keel');\nawait S.call(ctx, ctx.self, 'x');`, errors: [{ messageId: 'selfCall', line: 2 }] },
+    {
+      // the server's own pid called through another object (the node) from its callbacks: the callback's context by its
+      // position (init 2nd, handleCall 4th, handleCast / handleInfo / handleContinue 3rd), its self held in a const too
+      code: `GenServer.start(node, {
+  async init(arg, ctx) { await GenServer.call(node, ctx.self, 'warm'); return 0; },
+  async handleCall(r, f, s, ctx) { return { reply: await GenServer.call(node, ctx.self, r), state: s }; },
+  async handleCast(m, s, c) { const me = c.self; await GenServer.call(node, me, m); return s; },
+  handleInfo: async (m, s, c) => { const { self } = c; await Promise.all(m.items.map((i) => GenServer.call(node, self, i))); return s; },
+  async handleContinue(i, s, ctx) { await GenServer.call(ctx.node, ctx['self'], i); return s; },
+});
+const spec = { init: () => 0, async handleInfo(this: void, m, s, ctx) { await GenServer.call(node, ctx.self, m); return s; } };`,
+      errors: [2, 3, 4, 5, 6, 8].map((line) => ({ messageId: 'selfCall' as const, line })),
+    },
     // Keel's subpaths, and relative imports of Keel's own source (this file is at the root of Keel's repository; a test two levels down)
     {
       code: `import { GenServer } from 'keel/testing';\nimport * as k from 'keel/cluster';\nimport { GenServer as G } from './src/index.js';\nawait GenServer.call(ctx, ctx.self, 'x');\nawait k.GenServer.call(ctx, ctx.self, 'x');\nawait G.call(ctx, ctx.self, 'x');`,

@@ -923,6 +923,7 @@ describe('GenServer.call', () => {
         handleCall: async (request, _from, state, ctx) => {
           if (request !== 'call yourself later') return { reply: 'pong', state };
           await Promise.resolve();
+          // eslint-disable-next-line keel/no-self-call -- on purpose and not awaited: the server serves it once this handler has finished
           later = watch(GenServer.call(node, ctx.self, 'ping', 60_000));
           return { reply: 'called', state };
         },

@@ -5,7 +5,7 @@ import { findVariable, importedAs, isKeelModule, isNamespaceOf, isSelfOf, isSpaw
 type Options = [{ importSource?: string }];
 
 /**
- * `no-self-call`: `GenServer.call(ctx, ctx.self, …)`, or a call to the name its server is started under
+ * `no-self-call`: `GenServer.call(ctx, ctx.self, …)`, or a call to the pid (`GenServer.call(node, ctx.self, …)`) or the name its server is started under
  * from one of its callbacks: a server that calls itself waits for a reply
  * only it could give. Keel fails it at once with `ERR_DEADLOCK`; the rule finds it before it runs.
  * Neither an autofix nor a suggestion: the cure (handle the request inline, or cast to oneself and
@@ -30,7 +30,7 @@ export const noSelfCall = createRule<Options, 'selfCall'>({
         if (from === undefined || target === undefined) return;
         // a call to oneself by syntax first (the target is the caller's own pid, or, from one of a server's
         // own callbacks, the name the server is started under); the types are asked only then
-        if (!isSelfOf(context, target, from)) {
+        if (!isSelfOf(context, target, from) && !isOwnPid(context, node, target, importSource)) {
           const name = stringValue(context, target, importSource);
           if (name === undefined || !ownNames(context, node, importSource).includes(name)) return;
         }
@@ -77,16 +77,34 @@ function isNameOf(context: Context, callee: TSESTree.Node, importSource: string)
   return verdict === 'keel' || (verdict === 'unknown' && (callee.object.name === 'Name' || callee.object.name === importedAs(context, importSource, 'Name')));
 }
 
+/** The position of the context among a GenServer callback's parameters. */
+const CALLBACK_CTX_INDEX: ReadonlyMap<string, number> = new Map([
+  ['init', 1],
+  ['handleCall', 3],
+  ['handleCast', 2],
+  ['handleInfo', 2],
+  ['handleContinue', 2],
+]);
+
+/** The server whose callbacks `node` is in: its spec, the property of the callback, and the names it is started under. */
+interface OwnServer {
+  spec: TSESTree.ObjectExpression;
+  /** The spec's property whose value holds `node`. */
+  property: TSESTree.Property | undefined;
+  names: string[];
+}
+
 /**
- * The names under which the server whose callback `node` is in is started: the innermost object literal
- * around `node` that is a GenServer spec (written as the spec of `GenServer.start(from, spec, arg, { name })`
- * or `startLink`, or held in a `const` passed there, or an object with `init`). The specs further out are
+ * The server whose callback `node` is in: the innermost object literal around `node` that is a GenServer spec
+ * (written as the spec of `GenServer.start(from, spec, arg, { name })` or `startLink`, or held in a `const`
+ * passed there, or an object with `init`), with the names it is started under. The specs further out are
  * other processes (the servers that started this one), and so is the code of an `init` given to
- * `spawn` / `spawnLink` on the way: their names are not this code's own.
+ * `spawn` / `spawnLink` on the way: undefined then.
  */
-function ownNames(context: Context, node: TSESTree.Node, importSource: string): string[] {
-  for (let n: TSESTree.Node | null | undefined = node.parent; n != null; n = n.parent) {
-    if (isSpawnInit(context, n)) return [];
+function ownServer(context: Context, node: TSESTree.Node, importSource: string): OwnServer | undefined {
+  let child: TSESTree.Node = node;
+  for (let n: TSESTree.Node | null | undefined = node.parent; n != null; child = n, n = n.parent) {
+    if (isSpawnInit(context, n)) return undefined;
     if (n.type !== 'ObjectExpression') continue;
     // the spec with TypeScript's wrappers around it (`{ … } satisfies Spec`, `spec as Spec`): the same object
     const literal = wrapped(n);
@@ -110,9 +128,58 @@ function ownNames(context: Context, node: TSESTree.Node, importSource: string): 
         }
       }
     }
-    if (started || n.properties.some((p) => p.type === 'Property' && keyName(p) === 'init')) return names;
+    if (started || n.properties.some((p) => p.type === 'Property' && keyName(p) === 'init')) {
+      return { spec: n, property: child.type === 'Property' && child.parent === n ? child : undefined, names };
+    }
   }
-  return [];
+  return undefined;
+}
+
+/** The names under which the server whose callback `node` is in is started (see {@link ownServer}). */
+function ownNames(context: Context, node: TSESTree.Node, importSource: string): string[] {
+  return ownServer(context, node, importSource)?.names ?? [];
+}
+
+/**
+ * True when `target` is the pid of the server whose callback `call` is in: `<ctx>.self` (`<ctx>['self']`), or a
+ * `const` holding it (`const me = ctx.self`, `const { self } = ctx`), where `<ctx>` is the context parameter of
+ * that very callback (by its position; a TypeScript `this` parameter is none), whatever object the call goes
+ * through: `GenServer.call(node, ctx.self, …)` waits for the server's reply while the server waits for it.
+ */
+function isOwnPid(context: Context, call: TSESTree.CallExpression, target: TSESTree.Node, importSource: string): boolean {
+  const base = selfBase(context, target, new Set());
+  if (base === undefined) return false;
+  const server = ownServer(context, call, importSource);
+  const callback = server?.property === undefined ? undefined : unwrapTs(server.property.value);
+  const index = server?.property === undefined ? undefined : CALLBACK_CTX_INDEX.get(keyName(server.property) ?? '');
+  if (index === undefined || (callback?.type !== 'FunctionExpression' && callback?.type !== 'ArrowFunctionExpression')) return false;
+  const [first, ...rest] = callback.params;
+  const params = first?.type === 'Identifier' && first.name === 'this' ? rest : callback.params;
+  const ctx = params[index];
+  return ctx?.type === 'Identifier' && findVariable(context, base)?.defs[0]?.name === ctx;
+}
+
+/** The identifier `x` when `target` is `x.self` (`x['self']`, behind TypeScript's wrappers), or a `const` initialised with it (`const { self } = x` too). */
+function selfBase(context: Context, written: TSESTree.Node, seen: Set<unknown>): TSESTree.Identifier | undefined {
+  let target = unwrapTs(written);
+  while (target.type === 'ChainExpression') target = unwrapTs(target.expression);
+  if (target.type === 'MemberExpression') {
+    const object = unwrapTs(target.object);
+    return propertyName(target) === 'self' && object.type === 'Identifier' ? object : undefined;
+  }
+  if (target.type !== 'Identifier') return undefined;
+  const variable = findVariable(context, target);
+  const def = variable?.defs[0];
+  // consts that refer to each other are followed once
+  if (variable === undefined || seen.has(variable) || def?.type !== 'Variable' || def.parent.kind !== 'const' || def.node.init == null) return undefined;
+  seen.add(variable);
+  const init = unwrapTs(def.node.init);
+  const prop = def.name.parent;
+  if (def.node.id.type === 'ObjectPattern') {
+    const own = prop?.type === 'Property' && prop.parent === def.node.id && prop.value === def.name && keyName(prop) === 'self';
+    return own && init.type === 'Identifier' ? init : undefined;
+  }
+  return def.node.id === def.name ? selfBase(context, init, seen) : undefined;
 }
 
 /** The object literal `e` is (TypeScript's wrappers aside), or the one a `const` it names is initialised with. */
