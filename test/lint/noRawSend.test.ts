@@ -61,6 +61,9 @@ maybe!.send(maybe.self as Pid<string>, 'tick');`,
     `class Channel { send(_to: string, _m: string) {} }
      const context = new Channel();
      context.send('a', 'b');`,
+    // the send of something else than a context, bound
+    `declare const ctx: { send(to: string, data: string): void };
+     export const post = ctx.send.bind(ctx); post('peer', 'data');`,
     // a send destructured from something else than a context, or a destructured send to oneself
     `${spawnHeader}declare const socket: { send(to: Pid<string>, m: string): void };
 const { send } = socket; send(other, 'x');`,
@@ -78,6 +81,14 @@ const { send } = socket; send(other, 'x');`,
       errors: [
         { messageId: 'rawSend', line: 4, column: 94, suggestions: [] },
         { messageId: 'rawSend', line: 4, column: 113, suggestions: [] },
+      ],
+    },
+    {
+      // a send bound to a context (its type tells), called to another process, or handed on
+      code: `${spawnHeader}export function relay(k: Context<string>, out: (f: unknown) => void) { const post = k.send.bind(k); post(other, 'hi'); out(k.send.bind(k)); }`,
+      errors: [
+        { messageId: 'rawSend', line: 4, column: 101, suggestions: [] },
+        { messageId: 'boundSend', line: 4, column: 124 },
       ],
     },
     {
@@ -179,6 +190,11 @@ untyped.run('no-raw-send (without types: by name)', noRawSend, {
     `const { send } = socket; send(peer, 'x');`,
     `const { send, self } = ctx; send(self, 'tick'); send(ctx.self, 'tick');`,
     `const { send: post } = ctx; const { self: me } = ctx; post(me, 'tick');`,
+    // a send bound to its context, used to send to oneself only; a bind of something that is no context's send
+    `const post = ctx.send.bind(ctx); post(ctx.self, 'tick'); post.call(null, ctx.self, 'tock');`,
+    `const tick = ctx.send.bind(ctx, ctx.self); tick('t'); setInterval(ctx.send.bind(ctx, ctx.self, 'tick'), 10);`,
+    `ctx.send.bind(ctx)(ctx.self, 'tick');`,
+    `relay(socket.send.bind(socket)); const f = node.send.bind(node); f(peer, 'x'); relay(handler.bind(ctx)); relay(ctx.reply.bind(ctx));`,
   ],
   invalid: [
     {
@@ -231,6 +247,28 @@ node.spawn((self) => { const relay = self.send; return (m) => relay(m.to, m.body
         { messageId: 'rawSend', line: 2, suggestions: [] },
         { messageId: 'rawSend', line: 4, suggestions: [] },
         { messageId: 'rawSend', line: 5, suggestions: [] },
+      ],
+    },
+    {
+      // a send bound to its context (Function.prototype.bind): called through the const that holds it, or
+      // handed on (an argument, a property, a return value, a const read otherwise than called), or with its
+      // target bound: no suggestion
+      code: `const post = ctx.send.bind(ctx);
+post(peer, 'hi');
+relay(ctx.send.bind(ctx));
+const toPeer = ctx['send'].bind(ctx, peer);
+ctx.send.bind(ctx)(peer, 'x');
+const handed = this.ctx.send.bind(this.ctx); emitter.on('m', handed);
+node.spawn((self) => { const out = { send: self.send.bind(self) }; return () => out; });
+export const forward = (context) => context.send.bind(context);`,
+      errors: [
+        { messageId: 'rawSend', line: 2, suggestions: [] },
+        { messageId: 'boundSend', line: 3 },
+        { messageId: 'boundSend', line: 4 },
+        { messageId: 'rawSend', line: 5, suggestions: [] },
+        { messageId: 'boundSend', line: 6 },
+        { messageId: 'boundSend', line: 7 },
+        { messageId: 'boundSend', line: 8 },
       ],
     },
     {

@@ -1,6 +1,6 @@
 import type { TSESLint, TSESTree } from '@typescript-eslint/utils';
 import { createRule, importSourceSchema } from '../internal/createRule.js';
-import { findVariable, importedAs, isSelfOf, keelFunction, keelMember, keyName, looksLikeContext, methodCall, propertyName, unwrapTs } from '../internal/keelTypes.js';
+import { findVariable, importedAs, isSelfOf, keelFunction, keelMember, keyName, looksLikeContext, methodCall, propertyName, unwrapTs, wrapped } from '../internal/keelTypes.js';
 
 type Options = [{ importSource?: string }];
 
@@ -9,7 +9,7 @@ type Options = [{ importSource?: string }];
  * and forget with no acknowledgement, retry or dead letter; `sendSupervised` has all three.
  * Suggestion (not an autofix, it changes delivery semantics): `void sendSupervised(ctx, target, msg)`.
  */
-export const noRawSend = createRule<Options, 'rawSend' | 'useSendSupervised'>({
+export const noRawSend = createRule<Options, 'rawSend' | 'boundSend' | 'useSendSupervised'>({
   name: 'no-raw-send',
   meta: {
     type: 'suggestion',
@@ -22,6 +22,8 @@ export const noRawSend = createRule<Options, 'rawSend' | 'useSendSupervised'>({
     messages: {
       rawSend:
         'Raw send to another process: it is fire and forget, with no acknowledgement, retry or dead letter. Use `sendSupervised(ctx, to, message, options)`, or disable this line with a reason when it is a behaviour\'s own machinery.',
+      boundSend:
+        'A context\'s `send` bound here leaves the rule\'s sight: whatever calls it sends raw to another process (fire and forget, no acknowledgement, retry or dead letter). Hand on a function that calls `sendSupervised(ctx, to, message)` instead, or disable this line with a reason.',
       useSendSupervised: 'Replace with `void sendSupervised({{from}}, …)` (delivery is then acknowledged; failures are logged by default).',
     },
     schema: [importSourceSchema('sendSupervised')],
@@ -69,12 +71,50 @@ export const noRawSend = createRule<Options, 'rawSend' | 'useSendSupervised'>({
       if (verdict === 'unknown' && !looksLikeContext(context, from)) return;
       context.report({ node, messageId: 'rawSend', suggest: [] });
     };
+    /**
+     * `ctx.send.bind(ctx)`: the context's send as a function of its own. Held in a `const` that is only
+     * called, its calls are checked as sends (`viaConst`); called at once, that call is; otherwise (handed
+     * on, stored, returned, or a `const` read otherwise than called) what it will send to is out of sight
+     * and the bind is reported, unless its target is bound too and is oneself (`ctx.send.bind(ctx, ctx.self)`).
+     */
+    const viaBind = (node: TSESTree.CallExpression): boolean => {
+      if (node.callee.type !== 'MemberExpression' || propertyName(node.callee) !== 'bind') return false;
+      const send = unwrapTs(node.callee.object);
+      const [thisArg, ...bound] = node.arguments;
+      if (send.type !== 'MemberExpression' || propertyName(send) !== 'send' || thisArg === undefined || thisArg.type === 'SpreadElement') return true;
+      const verdict = keelMember(context, send, ['Context', 'Proc']);
+      if (verdict === 'other' || (verdict === 'unknown' && !looksLikeContext(context, send.object))) return true;
+      const report = (): void => context.report({ node, messageId: 'boundSend' });
+      // the target bound too: a send to it, whoever calls
+      const [target] = bound;
+      if (target !== undefined) {
+        if (target.type === 'SpreadElement' || !isSelfOf(context, target, thisArg)) report();
+        return true;
+      }
+      const place = wrapped(node);
+      const parent = place.parent;
+      // called at once: `ctx.send.bind(ctx)(to, m)`
+      if (parent?.type === 'CallExpression' && parent.callee === place) {
+        const [to] = parent.arguments;
+        if (to === undefined || (parent.arguments.length < 2 && to.type !== 'SpreadElement')) return true;
+        if (to.type === 'SpreadElement' || !isSelfOf(context, to, thisArg)) context.report({ node: parent, messageId: 'rawSend', suggest: [] });
+        return true;
+      }
+      // held in a const that is only ever called: its calls are the sends (viaConst)
+      if (parent?.type === 'VariableDeclarator' && parent.init === place && parent.id.type === 'Identifier' && parent.parent.kind === 'const') {
+        const variable = context.sourceCode.getDeclaredVariables(parent).find((v) => v.defs.some((d) => d.name === parent.id));
+        const calledOnly = variable?.references.every((r) => !r.isRead() || isCallee(wrapped(r.identifier))) ?? false;
+        if (calledOnly) return true;
+      }
+      report();
+      return true;
+    };
     return {
       CallExpression(node) {
         const callee = methodCall(node, 'send');
         if (callee === undefined) {
           if (node.callee.type === 'Identifier') viaConst(node, node.callee);
-          else viaCallOrApply(node);
+          else if (!viaBind(node)) viaCallOrApply(node);
           return;
         }
         if (node.arguments.length < 2 && !node.arguments.some((a) => a.type === 'SpreadElement')) return;
@@ -121,8 +161,21 @@ function sendHolder(context: Readonly<TSESLint.RuleContext<string, readonly unkn
     return prop?.type === 'Property' && prop.parent === def.node.id && prop.value === def.name && keyName(prop) === 'send' ? init : undefined;
   }
   if (def.node.id !== def.name) return undefined;
-  const member = unwrapTs(init);
+  let member = unwrapTs(init);
+  // `const post = ctx.send.bind(ctx)`: the same send, its context bound (a bound target too is reported at the bind)
+  if (member.type === 'CallExpression' && member.callee.type === 'MemberExpression' && propertyName(member.callee) === 'bind' && member.arguments.length === 1) {
+    member = unwrapTs(member.callee.object);
+  }
   return member.type === 'MemberExpression' && propertyName(member) === 'send' ? member.object : undefined;
+}
+
+/** True when `n` is the function called: `n(…)`, or `n.call(…)` / `n.apply(…)` (Function.prototype's, the this-argument aside). */
+function isCallee(n: TSESTree.Node): boolean {
+  const parent = n.parent;
+  if (parent?.type === 'CallExpression' && parent.callee === n) return true;
+  if (parent?.type !== 'MemberExpression' || parent.object !== n) return false;
+  const how = propertyName(parent);
+  return (how === 'call' || how === 'apply') && parent.parent.type === 'CallExpression' && parent.parent.callee === parent;
 }
 
 function suggestion(
