@@ -31,6 +31,11 @@ untyped.run('handle-unexpected-messages', handleUnexpectedMessages, {
     `function init(ctx) { return (msg) => { switch (msg.type) { case 'a': break; } }; }\ninit = other;\nnode.spawn(init);`,
     `const init = (ctx) => (msg) => { switch (msg.type) { case 'a': break; } };\nfunction start(init) { node.spawn(init); }`,
     `const handler = (ctx) => (msg) => { switch (msg.type) { case 'a': break; } };\nregister(handler);`,
+    // a handler returned by name is resolved as a named init is: a \`let\` or a reassigned function is not, nor a
+    // function returned by name from something that is no init
+    `node.spawn((ctx) => { let h = (m) => { switch (m.type) { case 'a': break; } }; return h; });`,
+    `node.spawn((ctx) => { function h(m) { switch (m.type) { case 'a': break; } } h = other; return h; });`,
+    `function make() { const h = (m) => { switch (m.type) { case 'a': break; } }; return h; }`,
   ],
   invalid: [
     {
@@ -51,6 +56,27 @@ node.spawn(init);
 ctx.spawnLink(worker);
 function worker(c) { return (m) => { if (m.type === 'a') work();
 else c.node.logger.warn('unexpected message', m); }; }`,
+    },
+    {
+      // a handler returned by name: a const holding it or a function declaration of the init's scope (or the module's),
+      // resolved by the scope manager; one finding for a handler returned twice
+      code: `node.spawn((ctx) => { const h = (m) => { switch (m.type) { case 'a': break; } }; return h; });
+ctx.spawnLink(function (c) { if (c.ready) return handler; return handler; function handler(m) { if (m.type === 'a') work(); } });
+node.spawn((c) => shared);
+function shared(m) { switch (m.kind) { case 'x': break; } }`,
+      errors: [
+        { messageId: 'noDefault', line: 1 },
+        { messageId: 'noElse', line: 2 },
+        { messageId: 'noDefault', line: 4 },
+      ],
+      output: `node.spawn((ctx) => { const h = (m) => { switch (m.type) { case 'a': break;
+default:
+  ctx.node.logger.warn('unexpected message', m);
+  break; } }; return h; });
+ctx.spawnLink(function (c) { if (c.ready) return handler; return handler; function handler(m) { if (m.type === 'a') work();
+else c.node.logger.warn('unexpected message', m); } });
+node.spawn((c) => shared);
+function shared(m) { switch (m.kind) { case 'x': break; } }`,
     },
     {
       // the spec's keys written as strings (or computed from one): the same callbacks

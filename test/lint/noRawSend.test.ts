@@ -237,6 +237,12 @@ ctx.spawnLink(worker);`,
       ],
     },
     {
+      // a handler returned by name from an init: its sends are through the init's context, a context by name
+      code: `node.spawn((self) => { const h = (m) => { self.send(m.to, 'x'); }; return h; });\nnode.spawn((c) => { function h(m) { c.send(m.to, 'x'); } return h; });`,
+      filename: 'relay.cjs',
+      errors: [{ messageId: 'rawSend', line: 1, suggestions: [] }, { messageId: 'rawSend', line: 2, suggestions: [] }],
+    },
+    {
       // a send destructured from a context (renamed, or a string key), or held in a const: no suggestion
       code: `const { send } = ctx;
 send(peer, 'hi');

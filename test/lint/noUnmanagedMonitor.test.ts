@@ -70,6 +70,11 @@ untyped.run('no-unmanaged-monitor (without types: by name)', noUnmanagedMonitor,
       code: `const init = (self) => () => { self.monitor(pid); };\nnode.spawn(init);\nfunction watcher(w) { return () => w.monitor(pid); }\nctx.spawnLink(watcher);`,
       errors: [{ messageId: 'unmanagedDropped', line: 1 }, { messageId: 'unmanaged', line: 3 }],
     },
+    // a handler returned by name from an init: its monitors are the init's context's
+    {
+      code: `node.spawn((self) => { const h = () => { self.monitor(pid); }; return h; });\nnode.spawn((w) => { function h() { return w.monitor(pid); } return h; });`,
+      errors: [{ messageId: 'unmanagedDropped', line: 1 }, { messageId: 'unmanaged', line: 2 }],
+    },
     // TypeScript's wrappers around the init or the argument
     {
       code: `const init = ((self) => () => { self.monitor(pid); }) satisfies Init;\nnode.spawn(init as Init);`,

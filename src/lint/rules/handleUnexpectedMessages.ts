@@ -1,7 +1,7 @@
 import type { TSESLint, TSESTree } from '@typescript-eslint/utils';
 import { createRule } from '../internal/createRule.js';
 import { walk } from '../internal/ast.js';
-import { findVariable, isSpawnInit, keyName } from '../internal/keelTypes.js';
+import { findVariable, isSpawnInit, keyName, unwrapTs } from '../internal/keelTypes.js';
 
 type RuleContext = Readonly<TSESLint.RuleContext<string, readonly unknown[]>>;
 type Fn = TSESTree.ArrowFunctionExpression | TSESTree.FunctionExpression;
@@ -10,7 +10,7 @@ type Init = Fn | TSESTree.FunctionDeclaration;
 
 /** A message handler: the function, its message parameter and the context parameter in scope (if any). */
 interface Handler {
-  fn: Fn;
+  fn: Init;
   message: TSESTree.Identifier;
   ctx: TSESTree.Identifier | undefined;
 }
@@ -49,7 +49,11 @@ export const handleUnexpectedMessages = createRule<[], 'noDefault' | 'noElse'>({
     defaultOptions: [],
   },
   create(context) {
+    // a handler returned by name from several inits, or by several returns, is checked once
+    const checked = new Set<Init>();
     const check = (h: Handler): void => {
+      if (checked.has(h.fn)) return;
+      checked.add(h.fn);
       checkIfChain(context, h);
       for (const sw of switchesIn(context, h.fn.body)) {
         if (sw.cases.some((c) => c.test === null) || !rootedAt(context, sw.discriminant, h.message)) continue;
@@ -101,15 +105,41 @@ function runtimeParams(fn: Init): TSESTree.Parameter[] {
   return first?.type === 'Identifier' && first.name === 'this' ? rest : fn.params;
 }
 
-/** The functions an init returns: its expression body, or its top-level `return` statements. */
-function returnedFunctions(context: RuleContext, init: Init): Fn[] {
+/**
+ * The functions an init returns: its expression body, or its top-level `return` statements; written there, or
+ * returned by name (see {@link byName}).
+ */
+function returnedFunctions(context: RuleContext, init: Init): Init[] {
   const isFn = (n: TSESTree.Node | null | undefined): n is Fn => n?.type === 'ArrowFunctionExpression' || n?.type === 'FunctionExpression';
-  if (init.body.type !== 'BlockStatement') return isFn(init.body) ? [init.body] : [];
-  const out: Fn[] = [];
+  const handler = (n: TSESTree.Node | null | undefined): Init | undefined => (isFn(n) ? n : n?.type === 'Identifier' ? byName(context, n) : undefined);
+  if (init.body.type !== 'BlockStatement') {
+    const h = handler(unwrapTs(init.body));
+    return h === undefined ? [] : [h];
+  }
+  const out: Init[] = [];
   walk(context, init.body, (n) => {
-    if (n.type === 'ReturnStatement' && isFn(n.argument)) out.push(n.argument);
+    const h = n.type === 'ReturnStatement' && n.argument !== null ? handler(unwrapTs(n.argument)) : undefined;
+    if (h !== undefined && !out.includes(h)) out.push(h);
   });
   return out;
+}
+
+/**
+ * The function a returned name holds, resolved by the scope manager as a named init is: a `const` initialised
+ * with an arrow function or a function expression (TypeScript's wrappers aside), or a function declaration
+ * never assigned to; not a `let`, a `var`, a parameter or an import (it may hold another function, or its code
+ * is elsewhere).
+ */
+function byName(context: RuleContext, id: TSESTree.Identifier): Init | undefined {
+  const variable = findVariable(context, id);
+  const def = variable?.defs[0];
+  if (def?.type === 'Variable' && def.parent.kind === 'const' && def.node.id === def.name && def.node.init != null) {
+    const init = unwrapTs(def.node.init);
+    return init.type === 'ArrowFunctionExpression' || init.type === 'FunctionExpression' ? init : undefined;
+  }
+  const fn = def?.type === 'FunctionName' ? def.node : undefined;
+  if (fn?.type === 'FunctionDeclaration' && variable!.defs.length === 1 && !variable!.references.some((r) => r.isWrite())) return fn;
+  return undefined;
 }
 
 /**
