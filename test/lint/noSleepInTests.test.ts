@@ -51,6 +51,18 @@ untyped.run('no-sleep-in-tests (without types)', noSleepInTests, {
     },
     { code: `await new Promise((done, fail) => { setTimeout(fail, 1000, new Error('late')); ready.then(done); });`, filename: testFile },
     { code: `await new Promise(function (ok, no) { globalThis.setTimeout(function () { no('timeout'); }, 100); probe.then(ok); });`, filename: testFile },
+    // a race or any with a sleep: the sleep may be a deadline on a fact (not flagged); an all of facts
+    { code: `await Promise.race([probe.receive(), sleep(5000)]); await Promise.any([done, delay(100)]); await Promise.all([node.idle(), probe.receive()]);`, filename: testFile },
+    // a method call whose function is not in this file, or is no sleep, is not one by its name
+    { code: `await barrier.wait(3); await page.sleep(5); await this.sleep(5);`, filename: testFile },
+    { code: `const utils = { sleep: (ms) => ms * 2, wait(n) { return queue.take(n); } };\nawait utils.sleep(5); await utils.wait(3);`, filename: testFile },
+    { code: `class Q { wait(n) { return this.queue.take(n); } async f() { await this.wait(3); } }`, filename: testFile },
+    // a helper of this file whose timer only rejects is a guard, not a sleep
+    { code: `function deadline(ms) { return new Promise((resolve, reject) => setTimeout(() => reject(new Error('late')), ms)); }\nawait deadline(5);`, filename: testFile },
+    // helpers that return each other (no timer in either) are looked into once
+    { code: `function a(ms) { return b(ms); }\nfunction b(ms) { return a(ms); }\nawait a(5);`, filename: testFile },
+    // a Promise of one's own is not the global's
+    { code: `const Promise = { all: (xs) => xs };\nawait Promise.all([sleep(5)]);`, filename: testFile },
     // a file outside the configured patterns
     { code: `await sleep(10);`, filename: 'test/x.test.ts', options: [{ testFilePatterns: ['\\.e2e\\.ts$'] }] },
   ],
@@ -163,6 +175,29 @@ await new Promise((r) => globalThis['setTimeout'](r, 10));`,
       ],
     },
     { code: `await delay(100); await wait(ms * 2);`, filename: 'a.test.js', errors: [{ messageId: 'sleep' }, { messageId: 'sleep' }] },
+    {
+      // a sleep of this file called through a method (of the class or object literal of \`this\`, of an object literal held in a
+      // const), or under another name; and a sleep among what Promise.all / allSettled awaits
+      code: `class Helpers { sleep(ms) { return new Promise((r) => setTimeout(r, ms)); } async run() { await this.sleep(5); } }
+const utils = { sleep: (ms) => new Promise((r) => setTimeout(r, ms)), pause(ms) { return utils.sleep(ms); }, async go() { await this.pause(1); } };
+await utils.sleep(5);
+await utils.pause(5);
+function nap(ms) { return new Promise((r) => setTimeout(r, ms)); }
+await nap(5);
+await Promise.all([probe.receive(), sleep(5)]);
+await Promise.allSettled([nap(5)]);`,
+      filename: testFile,
+      errors: [
+        { messageId: 'sleep', line: 1, data: { what: 'await this.sleep(…), a sleep of this file' } },
+        { messageId: 'sleep', line: 2, data: { what: 'await this.pause(…), a sleep of this file' } },
+        { messageId: 'sleep', line: 3, data: { what: 'await utils.sleep(…), a sleep of this file' } },
+        { messageId: 'sleep', line: 4, data: { what: 'await utils.pause(…), a sleep of this file' } },
+        { messageId: 'sleep', line: 6, data: { what: 'await nap(…), a sleep of this file' } },
+        { messageId: 'sleep', line: 7, data: { what: 'await sleep(…) in Promise.all([…])' } },
+        { messageId: 'sleep', line: 8, data: { what: 'await nap(…), a sleep of this file in Promise.allSettled([…])' } },
+      ],
+    },
+
     {
       code: `await nap(5);`,
       filename: 'e2e/flow.e2e.ts',

@@ -60,11 +60,23 @@ export const noSleepInTests = createRule<Options, 'sleep'>({
   },
 });
 
-/** What kind of sleep `awaited` is, or undefined when it is none. */
-function sleepOf(context: RuleContext, written: TSESTree.Expression, sleepFunctions: readonly string[]): string | undefined {
+/** What kind of sleep `awaited` is, or undefined when it is none. `seen`: the functions of the file being looked into. */
+function sleepOf(context: RuleContext, written: TSESTree.Node, sleepFunctions: readonly string[], seen: Set<TSESTree.Node> = new Set()): string | undefined {
   // `sleep?.(5)`, `(sleep(5) as Promise<void>)`, `sleep(5)!`: the same call
   let awaited: TSESTree.Node = unwrapTs(written);
   while (awaited.type === 'ChainExpression') awaited = unwrapTs(awaited.expression);
+  // `Promise.all([…, sleep(5)])`, `Promise.allSettled(…)`: settled when every element is, a sleep among them is awaited in full
+  if (awaited.type === 'CallExpression' && awaited.callee.type === 'MemberExpression' && ['all', 'allSettled'].includes(propertyName(awaited.callee) ?? '')) {
+    const object = unwrapTs(awaited.callee.object);
+    const list = awaited.arguments[0] === undefined ? undefined : unwrapTs(awaited.arguments[0]);
+    if (object.type === 'Identifier' && object.name === 'Promise' && (findVariable(context, object)?.defs.length ?? 0) === 0 && list?.type === 'ArrayExpression') {
+      for (const element of list.elements) {
+        const inner = element === null || element.type === 'SpreadElement' ? undefined : sleepOf(context, element, sleepFunctions, seen);
+        if (inner !== undefined) return `${inner} in Promise.${propertyName(awaited.callee)}([…])`;
+      }
+    }
+    return undefined;
+  }
   // await new Promise((resolve) => setTimeout(resolve, ms))
   if (awaited.type === 'NewExpression' && awaited.callee.type === 'Identifier' && awaited.callee.name === 'Promise') {
     const executor = awaited.arguments[0];
@@ -97,7 +109,78 @@ function sleepOf(context: RuleContext, written: TSESTree.Expression, sleepFuncti
   if (callee.type === 'Identifier' && sleepFunctions.includes(callee.name) && isDuration(context, awaited.arguments[0]!)) {
     return `await ${callee.name}(…)`;
   }
+  // a function of this file that returns a sleep, whatever its name: `nap(5)`, `this.sleep(5)`, `utils.sleep(5)`
+  const helper = helperOf(context, callee);
+  if (helper !== undefined && !seen.has(helper)) {
+    seen.add(helper);
+    if (returnsSleep(context, helper, sleepFunctions, seen)) return `await ${context.sourceCode.getText(callee)}(…), a sleep of this file`;
+  }
   return undefined;
+}
+
+type Fn = TSESTree.ArrowFunctionExpression | TSESTree.FunctionExpression | TSESTree.FunctionDeclaration;
+
+/** True when every value `fn` returns (its expression body, or its top-level `return`s, at least one) is a sleep. */
+function returnsSleep(context: RuleContext, fn: Fn, sleepFunctions: readonly string[], seen: Set<TSESTree.Node>): boolean {
+  if (fn.body.type !== 'BlockStatement') return sleepOf(context, fn.body, sleepFunctions, seen) !== undefined;
+  const returned: (TSESTree.Expression | null)[] = [];
+  walk(context, fn.body, (n) => {
+    if (n.type === 'ReturnStatement') returned.push(n.argument);
+  });
+  return returned.length > 0 && returned.every((e) => e !== null && sleepOf(context, e, sleepFunctions, seen) !== undefined);
+}
+
+/**
+ * The function of this file a call's callee names: a `const` holding a function or a function declaration never
+ * assigned to (`nap`); a method of the class or object literal `this` is in (`this.sleep`, the method's `this`:
+ * not through an arrow function's own); a function of an object literal held in a `const` (`utils.sleep`).
+ */
+function helperOf(context: RuleContext, written: TSESTree.Node): Fn | undefined {
+  const callee = unwrapTs(written);
+  if (callee.type === 'Identifier') return functionNamed(context, callee);
+  if (callee.type !== 'MemberExpression') return undefined;
+  const name = propertyName(callee);
+  const object = unwrapTs(callee.object);
+  if (name === undefined) return undefined;
+  if (object.type === 'ThisExpression') {
+    let fn: TSESTree.Node | null | undefined = object.parent;
+    while (fn != null && fn.type !== 'FunctionExpression' && fn.type !== 'FunctionDeclaration') fn = fn.parent;
+    const holder = fn?.parent;
+    if (holder?.type === 'MethodDefinition' && holder.value === fn) {
+      for (const m of holder.parent.body) {
+        if ((m.type === 'MethodDefinition' || m.type === 'PropertyDefinition') && m.static === holder.static && !m.computed && m.key.type === 'Identifier' && m.key.name === name) {
+          return m.value !== null && (m.value.type === 'FunctionExpression' || m.value.type === 'ArrowFunctionExpression') ? m.value : undefined;
+        }
+      }
+      return undefined;
+    }
+    return holder?.type === 'Property' && holder.value === fn && holder.parent.type === 'ObjectExpression' ? memberOf(context, holder.parent, name) : undefined;
+  }
+  if (object.type !== 'Identifier') return undefined;
+  const def = findVariable(context, object)?.defs[0];
+  if (def?.type !== 'Variable' || def.parent.kind !== 'const' || def.node.id !== def.name || def.node.init == null) return undefined;
+  const init = unwrapTs(def.node.init);
+  return init.type === 'ObjectExpression' ? memberOf(context, init, name) : undefined;
+}
+
+/** The function of the object literal's property `name` (`{ sleep(ms) {…} }`, `{ sleep: (ms) => … }`, `{ sleep }` naming one). */
+function memberOf(context: RuleContext, object: TSESTree.ObjectExpression, name: string): Fn | undefined {
+  const prop = object.properties.find((p): p is TSESTree.Property => p.type === 'Property' && keyName(p) === name);
+  const value = prop === undefined ? undefined : unwrapTs(prop.value);
+  if (value?.type === 'FunctionExpression' || value?.type === 'ArrowFunctionExpression') return value;
+  return value?.type === 'Identifier' ? functionNamed(context, value) : undefined;
+}
+
+/** The function `id` names: a `const` initialised with one, or a function declaration never assigned to. */
+function functionNamed(context: RuleContext, id: TSESTree.Identifier): Fn | undefined {
+  const variable = findVariable(context, id);
+  const def = variable?.defs[0];
+  if (def?.type === 'Variable' && def.parent.kind === 'const' && def.node.id === def.name && def.node.init != null) {
+    const init = unwrapTs(def.node.init);
+    return init.type === 'ArrowFunctionExpression' || init.type === 'FunctionExpression' ? init : undefined;
+  }
+  const fn = def?.type === 'FunctionName' ? def.node : undefined;
+  return fn?.type === 'FunctionDeclaration' && variable!.defs.length === 1 && !variable!.references.some((r) => r.isWrite()) ? fn : undefined;
 }
 
 /** True when `e` is timers/promises as a whole: its namespace (or default import), or `promises` of node:timers (`timers.promises`, `{ promises }`). */
