@@ -347,7 +347,7 @@ export class Cluster {
         const p = this.#peers.get(peer);
         if (p !== undefined) this.#detector.probe(p, 'port_closed');
       },
-      overloaded: (peer, size, why) => {
+      overloaded: (peer, size, why, counted) => {
         // a batch the transport dropped: the peer has not read what it was sent (a busy or blocked
         // thread), or the server refused its size; its frames are lost, so the peer is down for this
         // node (its ties answered with noconnection), after the flush that is sending (no down in the middle of it)
@@ -357,7 +357,9 @@ export class Cluster {
         this.#sendingTo = undefined;
         const frames = sentTo?.outbox;
         if (sentTo !== undefined) sentTo.outbox = [];
-        this.#kernel.telemetry.execute('keel.cluster.send_dropped', { count: 1, size }, { node: this.name, to: peer, reason });
+        // size: the batch's length; counted: what it counted against the transport's bound (worker: maxInFlight)
+        const measurements = typeof counted === 'number' ? { count: 1, size, counted } : { count: 1, size };
+        this.#kernel.telemetry.execute('keel.cluster.send_dropped', measurements, { node: this.name, to: peer, reason });
         // each message among its frames is dropped, and said so
         if (sentTo !== undefined && frames !== undefined) this.#remote.lost(sentTo, frames);
         const p = this.#peers.get(peer);

@@ -40,9 +40,11 @@ export interface TransportHandler {
    * (the default) because `peer` has not read what it was sent before (the worker transport's
    * `maxInFlight`), `oversized` because the server refused its size (NATS: the `max_payload` of a
    * server reconnected to is smaller than the one at start). Its frames are lost, so the cluster
-   * takes the peer for down.
+   * takes the peer for down. `counted`, when the transport bounds what a peer has not read, is what
+   * the batch counted against that bound (the worker transport's `maxInFlight`: `size` plus
+   * `WORKER_BATCH_OVERHEAD`, 512).
    */
-  overloaded?(peer: string, size: number, reason?: 'overloaded' | 'oversized'): void;
+  overloaded?(peer: string, size: number, reason?: 'overloaded' | 'oversized', counted?: number): void;
 }
 
 /** The answer to {@link Transport.probe}. */

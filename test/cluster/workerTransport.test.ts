@@ -474,6 +474,55 @@ describe('worker transport: a peer that does not read', () => {
     expect(b.received.map(([, batch]) => batch.length)).toEqual(Array.from({ length: 20 }, () => 1000));
   }, 60_000);
 
+  it("tells the cluster what a dropped batch counted against maxInFlight (its length plus 512) beside its length; send_dropped reports both, size and counted", async () => {
+    const overloaded: unknown[][] = [];
+    // room for 2 batches of 1,000 (2 × 1,512 of 3,024)
+    const a = await mainNode('ka', { maxBatchSize: 1000, maxInFlight: 3024 });
+    a.handler.overloaded = (...args: unknown[]) => void overloaded.push(args);
+    await mainNode('kb', { maxBatchSize: 1000, maxInFlight: 3024 });
+    // one turn: kb reads nothing meanwhile
+    for (let i = 0; i < 2; i++) a.t.send('kb', 'x'.repeat(1000));
+    a.t.send('kb', 'x'.repeat(700));
+    a.t.broadcast('b'.repeat(10));
+    expect(overloaded).toEqual([['kb', 700, 'overloaded', 1212], ['kb', 10, 'overloaded', 522]]);
+
+    // in a cluster: the event's size is the batch's length, counted what the window counted
+    const na = track({ name: 'na' });
+    const nb = track({ name: 'nb' });
+    const options = { maxBatchSize: 8192, maxInFlight: 17_408 };
+    const sent: number[] = [];
+    const inner = hub!.transport('na', options);
+    const recording: Transport = {
+      kind: inner.kind,
+      maxBatchSize: inner.maxBatchSize,
+      maxReceiveSize: inner.maxReceiveSize!,
+      start: (self, handler) => inner.start(self, handler),
+      send: (peer, batch) => {
+        sent.push(batch.length);
+        inner.send(peer, batch);
+      },
+      broadcast: (batch) => inner.broadcast(batch),
+      probe: (peer, timeoutMs) => inner.probe(peer, timeoutMs),
+      flush: () => inner.flush(),
+      close: () => inner.close(),
+    };
+    const ca = await Cluster.join(na, { transport: recording });
+    const cb = await Cluster.join(nb, { transport: hub!.transport('nb', options) });
+    await ca.waitFor(['nb']);
+    await cb.waitFor(['na']);
+    const events = captureEvents(na, ['keel.cluster.send_dropped']);
+    const sink = probe(nb);
+    sent.length = 0;
+    // one turn: 20 messages of 2,000 (40,000: past the window)
+    for (let i = 0; i < 20; i++) na.send(sink, `${i}:`.padEnd(2000, 'm'));
+    await null;
+    const dropped = events.events.filter((e) => e.event === 'keel.cluster.send_dropped');
+    expect(dropped.length).toBeGreaterThan(0);
+    // the batches sent past the window, in order, are the ones dropped
+    const lengths = sent.slice(sent.length - dropped.length);
+    expect(dropped.map((e) => e.measurements)).toEqual(lengths.map((size) => ({ count: 1, size, counted: size + WORKER_BATCH_OVERHEAD })));
+  }, 60_000);
+
   it('refuses a maxInFlight under twice maxBatchSize + 512 (the largest batch, counted); the default is 64 Mi, or that if more', () => {
     hub = createWorkerHub();
     for (const maxInFlight of [0, -1, NaN, 1.5, '1e9', 1999, 3023]) {

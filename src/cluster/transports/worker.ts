@@ -530,7 +530,8 @@ class WorkerTransport implements Transport {
   /**
    * Whether a batch of `n` code units (counting `n` + WORKER_BATCH_OVERHEAD) fits in what `peer`
    * has been sent and not read; if so it is counted, else the batch is dropped and the cluster
-   * told (so that what waits on the peer is answered), and so is every later batch until the peer says it read more.
+   * told (so that what waits on the peer is answered), with its length and what it counted, and so
+   * is every later batch until the peer says it read more.
    */
   #room(peer: string, link: Link, n: number): boolean {
     const count = n + WORKER_BATCH_OVERHEAD;
@@ -539,7 +540,7 @@ class WorkerTransport implements Transport {
       return true;
     }
     link.dropping = true;
-    this.#handler?.overloaded?.(peer, n);
+    this.#handler?.overloaded?.(peer, n, 'overloaded', count);
     return false;
   }
 
