@@ -6,12 +6,13 @@ import { type Kernel, kernelOf } from '../runtime/kernel.js';
 /**
  * What the heap did during a run of `keel soak`: `heapUsed` sampled once a second on the node's
  * clock, each time after a full garbage collection. `start` is the first sample once the run is
- * warm (after `warmupS` seconds), `end` the last sample of the load, `max` the largest from the
- * start on. The heap is flat when it grew by no more than the tolerance from start to end:
+ * warm (after `warmupS` seconds), `end` the sample taken once what the load left behind has drained
+ * (its last outcomes, restarts and dead letters; at the end of the load when nothing says when the
+ * load ended, see {@link HeapSampler.endLoad}), `max` the largest from the start on. The heap is flat when it grew by no more than the tolerance from start to end:
  * {@link HEAP_TOLERANCE_FRACTION} of the start, at least {@link HEAP_TOLERANCE_MIN_BYTES}.
  */
 export interface HeapReport {
-  /** Samples taken from the warm-up to the end of the load. */
+  /** Samples taken from the warm-up to the end of the load, and the end sample. */
   readonly samples: number;
   /** Whether every sample followed a full garbage collection (always, unless V8 refused to expose it). */
   readonly gc: boolean;
@@ -24,12 +25,13 @@ export interface HeapReport {
   readonly toleranceBytes: number;
   readonly flat: boolean;
   /**
-   * Whether the samples span at least a second (two samples, a second apart or more). A load that
-   * ended within a second of its warm-up (a short run, or a stop before the warm-up) is not
-   * measured: its one sample, or two taken together, are flat by construction, and prove nothing.
+   * Whether the samples span at least a second of the load (two samples, the first a second or more
+   * before the load ended). A load that ended within a second of its warm-up (a short run, or a stop
+   * before the warm-up) is not measured: its one sample, or two taken together, are flat by
+   * construction, and prove nothing (however long the drain after it).
    */
   readonly measured: boolean;
-  /** Every sample, bytes, one a second from the warm-up on. */
+  /** Every sample, bytes, one a second from the warm-up on, then the end sample. */
   readonly series: readonly number[];
 }
 
@@ -70,6 +72,7 @@ export class HeapSampler {
   readonly #node: Node;
   readonly #kernel: Kernel;
   readonly #gc: (() => void) | undefined;
+  readonly #heapUsed: () => number;
   readonly #warmupMs: number;
   readonly #warmupS: number;
   /** Bytes at each second of the load from the warm-up on. */
@@ -79,12 +82,16 @@ export class HeapSampler {
   #startedAt = 0;
   /** When the last sample was taken, on the timers' time. */
   #sampledAt = -Infinity;
+  /** When the load ended ({@link endLoad}), on the timers' time. */
+  #loadEndedAt: number | undefined = undefined;
   #timer: TimerHandle | undefined = undefined;
 
-  constructor(node: Node, durationS: number, gc: (() => void) | undefined = fullGc()) {
+  /** `heapUsed` reads the heap after each full GC (a test passes its own figures). */
+  constructor(node: Node, durationS: number, gc: (() => void) | undefined = fullGc(), heapUsed: () => number = () => process.memoryUsage().heapUsed) {
     this.#node = node;
     this.#kernel = kernelOf(node, 'node');
     this.#gc = gc;
+    this.#heapUsed = heapUsed;
     this.#warmupS = warmupSeconds(durationS);
     this.#warmupMs = this.#warmupS * 1000;
   }
@@ -106,18 +113,29 @@ export class HeapSampler {
     this.#sampledAt = this.#kernel.timerNow();
     this.#firstAt ??= this.#sampledAt;
     this.#gc?.();
-    return process.memoryUsage().heapUsed;
+    return this.#heapUsed();
   }
 
   /**
-   * Stops sampling: the load is over. Takes the last sample now (unless one was taken at this very
-   * time), so that `end` is the heap at the end of the load however late a loaded machine ran the
-   * sampling timer.
+   * The load is over: no more samples once a second. The end sample waits for {@link stop}, once
+   * what the load left behind has drained: taken as the load stops, it would count the messages and
+   * outcomes still in flight (a loaded machine's backlog) as growth, a leak that is not there.
    */
-  stop(): void {
+  endLoad(): void {
     if (this.#timer !== undefined) this.#node.clock.clearTimer(this.#timer);
     this.#timer = undefined;
-    if (this.#samples.length === 0 || this.#sampledAt !== this.#kernel.timerNow()) this.#samples.push(this.#sample());
+    this.#loadEndedAt ??= this.#kernel.timerNow();
+  }
+
+  /**
+   * Stops sampling and takes the end sample now: after {@link endLoad}, the heap once the load has
+   * drained, always; without it (the load ends now), unless a sample was taken at this very time, so
+   * that `end` is the heap at the end of the load however late a loaded machine ran the sampling timer.
+   */
+  stop(): void {
+    const drained = this.#loadEndedAt !== undefined;
+    this.endLoad();
+    if (drained || this.#samples.length === 0 || this.#sampledAt !== this.#kernel.timerNow()) this.#samples.push(this.#sample());
   }
 
   report(): HeapReport {
@@ -137,7 +155,8 @@ export class HeapSampler {
       growthBytes,
       toleranceBytes,
       flat: growthBytes <= toleranceBytes,
-      measured: samples.length >= 2 && this.#firstAt !== undefined && this.#sampledAt - this.#firstAt >= 1000,
+      // the span of the load's samples: the drain after it proves nothing of the load
+      measured: samples.length >= 2 && this.#firstAt !== undefined && Math.min(this.#sampledAt, this.#loadEndedAt ?? this.#sampledAt) - this.#firstAt >= 1000,
       series: [...samples],
     };
   }

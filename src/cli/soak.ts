@@ -394,7 +394,8 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
     await load;
     const loadMs = loadWindow.end();
     node.exit(chaos, 'shutdown');
-    heap.stop();
+    // no more samples a second; the end sample is taken once the load has drained (below)
+    heap.endLoad();
     if (progress !== undefined) node.clock.clearTimer(progress.timer);
     let grace: unknown;
     await Promise.race([ledger.settled(), new Promise<void>((resolve) => (grace = node.clock.setTimer(SETTLE_GRACE_MS, resolve)))]);
@@ -412,6 +413,9 @@ export async function runSoak(input: Partial<SoakOptions> = {}, print: (line: st
       await wait(node, 250);
       await node.idle();
     }
+    // the heap's end sample (after a full GC), now that the load's last messages, outcomes, restarts
+    // and dead letters are through: at the end of the load, a loaded machine's backlog would count as growth
+    heap.stop();
 
     // ---- the accounting ----
     for (let cursor: string | undefined; ; ) {

@@ -41,7 +41,8 @@ describe('runSoak with a stop signal', () => {
   it('a signal that aborts once the load is over (while it drains) cuts nothing short: the report does not say interrupted (found in review)', async () => {
     const stop = new AbortController();
     const lines: string[] = [];
-    // a 1 s run ends before the heap's 2 s warm-up: the sampler's one full GC is its last sample, as the load ends
+    // a 1 s run ends before the heap's 2 s warm-up: the sampler's one full GC is its end sample, once
+    // the load has drained, before the accounting (after the load, as this test needs)
     const report = await runSoak({ duration: 1, rate: 2000, seed: 2, simulate: true, stop: stop.signal, gc: () => stop.abort() }, (l) => lines.push(l), () => {});
     expect(stop.signal.aborted).toBe(true);
     expect(report.load).toEqual({ seconds: 1, target: 2000, sent: 2000, rate: 2000, reached: true });

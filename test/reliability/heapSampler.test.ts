@@ -89,6 +89,40 @@ describe('HeapSampler', () => {
     expect(r.flat).toBe(true);
   });
 
+  it('after endLoad, samples no more once a second; stop takes the end sample (the drained heap) even at that very time, and measured counts the load alone', async () => {
+    const clock = new TestClock({ start: 0 });
+    const node = track({ clock });
+    let heap = 10 * MB;
+    let collections = 0;
+    // the heap each sample sees, set by the test (the full GC is where a sample reads it)
+    const sampler = new HeapSampler(node, 10, () => void collections++, () => heap);
+    sampler.start();
+    await clock.advance(3000); // samples at 2 and 3 s: the load's last
+    heap = 30 * MB; // a backlog in flight as the load ends
+    sampler.endLoad();
+    await clock.advance(5000); // the drain: no sample meanwhile
+    expect(collections).toBe(2);
+    heap = 11 * MB; // drained
+    sampler.stop();
+    expect(collections).toBe(3);
+    expect(sampler.report()).toMatchObject({ samples: 3, series: [10 * MB, 10 * MB, 11 * MB], endBytes: 11 * MB, growthBytes: MB, flat: true, measured: true });
+    // the end sample is taken even when no time passed since the load's last (a drain on virtual time)
+    const same = new HeapSampler(node, 10, () => undefined, () => heap);
+    same.start();
+    await clock.advance(3000);
+    same.endLoad();
+    same.stop();
+    expect(same.report().samples).toBe(3);
+    // a load that ended within a second of its warm-up is not measured, however long the drain after it
+    const short = new HeapSampler(node, 2, () => undefined, () => heap);
+    short.start();
+    await clock.advance(2500); // the warm sample, at 2 s
+    short.endLoad();
+    await clock.advance(10_000);
+    short.stop();
+    expect([short.report().samples, short.report().measured]).toEqual([2, false]);
+  });
+
   it('warms up for a tenth of the run, from 2 s to 5 s', () => {
     expect([1, 10, 30, 60, 600].map(warmupSeconds)).toEqual([2, 2, 3, 5, 5]);
   });

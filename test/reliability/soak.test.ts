@@ -1,6 +1,7 @@
 // The soak in `npm test`: 10 s of supervised sends under chaos at a rate a loaded 2-core CI machine
 // sustains, asserting the accounting, the leaks and the checks, never the throughput. KEEL_LONG=1
 // runs the long form instead (60 s at 100,000 msg/s, as `npm run soak`).
+import diagnostics from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import { parseSoakArgs, runSoakCommand } from '../../src/cli/soakCommand.js';
 import { ChaosKills, LossyWorkers } from '../../src/cli/soakChaos.js';
@@ -126,6 +127,28 @@ describe('keel soak (runSoak)', () => {
     expect(heap.flat).toBe(false);
     expect(report.checks).toEqual({ ...ALL_PASSED, memoryFlat: false });
     expect(soakPassed(report)).toBe(false);
+  }, 60_000);
+
+  it("takes the heap's end sample once the load has drained (its last restarts and dead letters through), not as the load stops: a backlog is no growth", async () => {
+    const log: string[] = [];
+    const watched = ['keel.supervisor.child_restarted', 'keel.dead_letter_queue.message_added', 'keel.dead_letter_queue.retried', 'keel.dead_letter_queue.succeeded', 'keel.dead_letter_queue.parked'];
+    const listeners = watched.map((name) => [name, () => void log.push(name.slice('keel.'.length))] as const);
+    for (const [name, listener] of listeners) diagnostics.subscribe(name, listener);
+    const aside: string[] = [];
+    try {
+      // on virtual time, replayed: 3 s of load (a 2 s warm-up), the sampler's full GC logged at each sample
+      await runSoak({ duration: 3, rate: 2000, kill: 0.1, seed: 1, simulate: true, json: true, gc: () => void log.push('gc') }, () => {}, (l) => aside.push(l));
+    } finally {
+      for (const [name, listener] of listeners) diagnostics.unsubscribe(name, listener);
+    }
+    const gcs = log.flatMap((e, i) => (e === 'gc' ? [i] : []));
+    // a sample at 2 s and at 3 s (the load's last), then the end sample
+    expect(gcs).toHaveLength(3);
+    // the load's work went on after its last sample (the drain: a victim of the last second came
+    // back) and was through before the end sample
+    expect(log.slice(gcs[1]! + 1, gcs[2])).toEqual(['supervisor.child_restarted']);
+    expect(log.slice(gcs[2]! + 1)).toEqual([]);
+    expect(aside.join('\n')).toMatch(/memory .* heap start .* 3 samples, each after a full GC\)/);
   }, 60_000);
 
   it('validates its options with typed errors naming the flag', () => {
