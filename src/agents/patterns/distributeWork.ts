@@ -199,8 +199,8 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
   // which workers can take which item (capability): those whose status answered and lists every requirement
   let capable: number[][] | undefined;
   if (p.strategy === 'capability') {
-    const lists = (await Promise.all(workers.map((w) => statusOf(from, w, statusOptions).then((s) => s, () => undefined)))).map(capsOf);
-    capable = p.requires.map((needs) => lists.flatMap((caps, w) => (caps !== undefined && needs.every((c) => caps.includes(c)) ? [w] : [])));
+    const answers = (await Promise.all(workers.map((w) => statusOf(from, w, statusOptions).then((s) => s, () => undefined)))).map(capsOf);
+    capable = p.requires.map((needs) => answers.flatMap((caps, w) => (caps !== undefined && needs.every((c) => caps.includes(c)) ? [w] : [])));
   }
 
   /** Adds a worker found during the run (capability: with the capabilities its status listed). */
@@ -210,7 +210,15 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
     load.push(0);
     dead.push(false);
     perWorker.push({ worker, assigned: 0, completed: 0, failed: 0 });
-    if (capable !== undefined && caps !== undefined) p.requires.forEach((needs, i) => needs.every((c) => caps.includes(c)) && capable![i]!.push(w));
+    lists.push([]);
+    heads.push(0);
+    if (capable === undefined || caps === undefined) return;
+    // the items it can take: a retried one through capable, one still waiting in its list too, in item order
+    p.requires.forEach((needs, i) => {
+      if (!needs.every((c) => caps.includes(c))) return;
+      capable![i]!.push(w);
+      if (waiting[i]) lists[w]!.push(i);
+    });
   };
   // with a query: once a worker died, each dispatch round asks the query again for agents the run
   // does not know (a restarted worker's new pid); round robin keeps its fixed assignment
@@ -258,10 +266,48 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
     return last === undefined ? undefined : workers[last];
   };
 
-  // round robin keeps a queue per worker; the others share one queue in item order
+  // round robin keeps a queue per worker; least loaded one queue in item order, retried items first.
+  // Capability: that queue holds the retried items only (they skip the workers they tried); the
+  // others wait in a list per worker of the items it can take, in item order, each marked waiting
+  // until it is dispatched or fails (and skipped then, lazily, by every list it is in)
   const fixed = p.strategy === 'round_robin' && n > 0;
   const queues: number[][] = fixed ? workers.map(() => []) : [[]];
-  p.items.forEach((_item, i) => queues[fixed ? i % n : 0]!.push(i));
+  const waiting = p.items.map(() => capable !== undefined);
+  const lists: number[][] = workers.map(() => []);
+  /** Per worker, where its list's items still waiting begin. */
+  const heads: number[] = workers.map(() => 0);
+  if (capable === undefined) p.items.forEach((_item, i) => queues[fixed ? i % n : 0]!.push(i));
+  else capable.forEach((ws, i) => ws.forEach((w) => lists[w]!.push(i)));
+  /** Workers seen dead since they were last seen alive, whose waiting items may have no live worker left. */
+  const fallen: number[] = [];
+  /** Items left waiting with no live worker while newcomers were probed: looked at again once none is. */
+  const spared: number[] = [];
+  const markDead = (w: number): void => {
+    if (!dead[w] && capable !== undefined) fallen.push(w);
+    dead[w] = true;
+  };
+  /** Whether worker w is alive now (a name: something is registered under it). */
+  const live = (w: number): boolean => {
+    const target = workers[w]!;
+    // a pid never comes back; a name does, when its process is restarted under it (as in OTP):
+    // a name is dead while nothing is registered under it
+    if (typeof target === 'string') {
+      if (node.registry.whereis(target) !== undefined) dead[w] = false;
+      else markDead(w);
+    } else if (!dead[w] && !node.isAlive(target)) {
+      markDead(w);
+      died = true;
+    }
+    return !dead[w];
+  };
+  /** Worker w's first item still waiting (capability). */
+  const head = (w: number): number | undefined => {
+    const list = lists[w]!;
+    let k = heads[w]!;
+    while (k < list.length && !waiting[list[k]!]) k++;
+    heads[w] = k;
+    return list[k];
+  };
 
   /** The worker for item i now; `undefined` when every candidate is full; a failure when it has none left. */
   const choose = (i: number): number | undefined | WorkFailure => {
@@ -271,12 +317,7 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
     let best: number | undefined;
     let left = false;
     for (const w of pool) {
-      const target = workers[w]!;
-      // a pid never comes back; a name does, when its process is restarted under it (as in OTP):
-      // a name is dead while nothing is registered under it
-      if (typeof target === 'string') dead[w] = node.registry.whereis(target) === undefined;
-      else if (!dead[w] && !node.isAlive(target)) dead[w] = died = true;
-      if (dead[w] || tried[i]!.has(w)) continue;
+      if (!live(w) || tried[i]!.has(w)) continue;
       left = true;
       if (load[w]! < p.maxPerWorker && (best === undefined || load[w]! < load[best]!)) best = w;
     }
@@ -327,7 +368,7 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
           if (pid !== undefined && node.isAlive(pid)) GenServer.cast<AgentCast>(from, pid, { type: 'cancel_task', taskId: task.id });
         }
         if ((reason === 'noproc' || reason === 'process_down') && p.strategy !== 'round_robin' && p.signal?.aborted !== true) {
-          dead[w] = true;
+          markDead(w);
           died = true;
           lastError[i] = reason;
           queues[0]!.unshift(i); // first in line for another worker
@@ -345,11 +386,65 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
     return false;
   };
 
+  /** Fails every item still waiting. */
+  const failWaiting = (error: WorkFailure): void => {
+    for (const q of queues) for (const i of q.splice(0)) end(i, { worker: lastWorker(i), ok: false, error });
+    waiting.forEach((w, i) => {
+      if (!w) return;
+      waiting[i] = false;
+      end(i, { worker: undefined, ok: false, error });
+    });
+  };
+
+  /** Capability: a waiting item with no live worker left (none being probed) fails; `spare` keeps one left for a probe. */
+  const recheck = (i: number, spare: boolean): void => {
+    if (!waiting[i]) return;
+    const w = choose(i);
+    if (typeof w === 'string') {
+      waiting[i] = false;
+      end(i, { worker: undefined, ok: false, error: w });
+    } else if (w === undefined && spare && probing.size > 0) spared.push(i);
+  };
+  /** Capability: looks once at the waiting items of each worker seen dead (and, once no newcomer is probed, at those spared for one). */
+  const settleFallen = (): void => {
+    for (let w = fallen.pop(); w !== undefined; w = fallen.pop()) {
+      const list = lists[w]!;
+      for (let k = heads[w]!; k < list.length; k++) recheck(list[k]!, true);
+    }
+    if (probing.size === 0 && spared.length > 0) for (const i of spared.splice(0)) recheck(i, false);
+  };
+  /**
+   * Capability: dispatches the waiting items in item order, each to the least loaded live worker
+   * with room that can take it, until no live worker with room can take one. Each step looks at the
+   * first waiting item of each worker with room: a worker's list is walked once in the whole run,
+   * and a worker that can take only rare items, idle, is no reason to look at the others' again.
+   */
+  const takeWaiting = (): void => {
+    for (;;) {
+      settleFallen();
+      let next: number | undefined;
+      for (let w = 0; w < workers.length; w++) {
+        if (load[w]! >= p.maxPerWorker) continue;
+        const i = head(w);
+        if (i !== undefined && (next === undefined || i < next) && live(w)) next = i;
+      }
+      if (next === undefined) return;
+      const w = choose(next);
+      // a live worker with room can take it: choose finds one (a worker dead since was settled above)
+      if (typeof w !== 'number') {
+        recheck(next, true);
+        if (waiting[next]) return;
+        continue;
+      }
+      waiting[next] = false;
+      dispatch(next, w);
+    }
+  };
+
   const pump = (): void => {
     // aborted, or the process the run is made from died: nothing new starts (nothing is sent from a dead process); what waits fails
     if (p.signal?.aborted === true || callerGone()) {
-      // nothing new starts; what waits fails
-      for (const q of queues) for (const i of q.splice(0)) end(i, { worker: lastWorker(i), ok: false, error: 'aborted' });
+      failWaiting('aborted');
       return;
     }
     grow();
@@ -361,9 +456,8 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
           q.splice(k, 1);
           end(i, { worker: lastWorker(i), ok: false, error: w });
         } else if (w === undefined) {
-          // round robin: this worker's queue waits; least loaded: every worker is full; capability: try
-          // later items while a worker has room (once none has, nothing waiting can start: a flood of
-          // items is not looked through again at every completion)
+          // round robin: this worker's queue waits; least loaded: every worker is full; capability (the
+          // retried items): try later ones while a worker has room
           if (p.strategy !== 'capability' || !roomLeft()) break;
           k++;
         } else {
@@ -373,25 +467,19 @@ async function run<T>(from: Node | Context<any>, node: Kernel, p: Plan<T>): Prom
         }
       }
     }
+    if (capable !== undefined) takeWaiting();
   };
 
   if (capable !== undefined && workers.length > 0) {
     // an item no worker can take fails at once, not when a full worker's completion lets the scan reach it
-    const q = queues[0]!;
-    for (let k = 0; k < q.length; ) {
-      const i = q[k]!;
-      if (capable[i]!.length > 0) k++;
-      else {
-        q.splice(k, 1);
-        end(i, { worker: undefined, ok: false, error: 'no_capable_worker' });
-      }
-    }
+    capable.forEach((ws, i) => {
+      if (ws.length > 0) return;
+      waiting[i] = false;
+      end(i, { worker: undefined, ok: false, error: 'no_capable_worker' });
+    });
   }
   if (p.items.length === 0) finish();
-  else if (workers.length === 0) {
-    // a query that selects nobody: every item fails at once, nothing is dispatched
-    for (const q of queues) for (const i of q.splice(0)) end(i, { worker: undefined, ok: false, error: 'no_live_worker' });
-  }
+  else if (workers.length === 0) failWaiting('no_live_worker'); // a query that selects nobody: every item fails at once, nothing is dispatched
   const onAbort = (): void => pump();
   p.signal?.addEventListener('abort', onAbort, { once: true });
   pump();

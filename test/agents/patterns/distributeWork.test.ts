@@ -106,6 +106,45 @@ describe('distributeWork', () => {
     }
   });
 
+  it('capability: an idle worker that can take only a rare item does not make every completion look through every waiting item again', async () => {
+    const node = track();
+    const x = await worker(node, 'x', { capabilities: ['x'] });
+    const y = await worker(node, 'y', { capabilities: ['y'] });
+    const items = Array.from({ length: 1000 }, (_, i) => i);
+    // each look at a waiting item asks whether its workers are alive
+    const alive = vi.spyOn(node, 'isAlive');
+    try {
+      const r = await distributeWork(node, items, { workers: [x, y], strategy: 'capability', requires: (i) => (i === 500 ? ['y'] : ['x']), maxPerWorker: 1 });
+      expect(r).toMatchObject({ completed: 1000, failed: 0 });
+      expect(r.perWorker.map((w) => w.assigned)).toEqual([999, 1]);
+      expect(r.results.map((res) => res.result)).toEqual(items.map((i) => (i === 500 ? 'y:500' : `x:${i}`)));
+      // before: y idle, so each of x's completions looked at every item still waiting (some 500000 looks)
+      // now two per item: one to find it (its worker's first waiting item), one to choose its worker
+      expect(alive.mock.calls.length).toBe(2 * items.length);
+    } finally {
+      alive.mockRestore();
+    }
+  });
+
+  it("capability: the waiting items only a worker that died could take fail with 'no_live_worker', the others run, never a hang", async () => {
+    const node = track();
+    const started = deferred<void>();
+    const doomed = await worker(node, 'doomed', { capabilities: ['x'], gate: new Promise(() => undefined), ran: () => started.resolve() });
+    const other = await worker(node, 'other', { capabilities: ['y'] });
+    const run = distributeWork(node, ['x0', 'x1', 'y2', 'x3', 'y4'], { workers: [doomed, other], strategy: 'capability', requires: (item) => [item[0]!], maxPerWorker: 1 });
+    await started.promise;
+    node.exit(doomed, 'kill');
+    const r = await run;
+    expect(r.results.map((x) => [x.worker, x.ok ? x.result : x.error, x.attempts])).toEqual([
+      [doomed, 'process_down', 1],
+      [undefined, 'no_live_worker', 0],
+      [other, 'other:y2', 1],
+      [undefined, 'no_live_worker', 0],
+      [other, 'other:y4', 1],
+    ]);
+    expect(r.perWorker.map((x) => [x.assigned, x.completed, x.failed])).toEqual([[1, 0, 1], [2, 2, 0]]);
+  });
+
   it('least loaded: an item whose worker dies while running it goes to another live worker (at least once)', async () => {
     const node = track();
     const started = deferred<void>();

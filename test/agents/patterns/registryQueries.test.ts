@@ -303,6 +303,23 @@ describe('distributeWork over a registry query', () => {
     await GenServer.stop(node, sup, 'shutdown');
   });
 
+  it("capability: items left waiting for a newcomer's status fail with their reason once it answers that it cannot take them", async () => {
+    const node = track();
+    const registry = await AgentRegistry.start(node);
+    const started = probe(node);
+    const gated = reportingTo(started);
+    const a = await plain(node, registry, 'a', ['w', 'x'], gated);
+    const gates = [deferred<string>(), deferred<string>()];
+    const running = distributeWork(node, gates.map((g) => g.promise), { workers: registry.select({ capability: 'w' }), strategy: 'capability', maxPerWorker: 1, requires: () => ['x'] });
+    await started.receive();
+    // registered after the start: the run asks its status once a worker died, and it lists no 'x'
+    const c = await plain(node, registry, 'c', ['w'], gated);
+    await exitAndWait(node, a, new Error('crash'));
+    const r = await running;
+    expect(r.results.map((x) => [x.error, x.worker, x.attempts])).toEqual([['process_down', a, 1], ['no_live_worker', undefined, 0]]);
+    expect(r.perWorker.map((w) => [w.worker, w.assigned, w.failed])).toEqual([[a, 1, 1], [c, 0, 0]]);
+  });
+
   it('round_robin keeps the workers of the start: an item of a dead worker fails, its restart is not asked', async () => {
     const node = track();
     const registry = await AgentRegistry.start(node);
