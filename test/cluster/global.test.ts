@@ -1647,4 +1647,40 @@ describe.skipIf(skipWithoutNats)("one node's register and unregister of one name
     await a.global.sync();
     expect(a.global.whereis('e')).toEqual({ node: 'b', creation: b.node.creation, id: p2.id });
   });
+
+  it("a stop called while a dead holder's delete waits its turn in the name's order waits for that delete: the stopped registry leaves no name of its dead process in the bucket", async () => {
+    // a guard: the queued delete starts within microtasks of the operation before it (no holding
+    // coexists with an earlier operation of its name on its way), and the stop's loop over its
+    // writes in flight sees it there while its own sync key's delete is on its way
+    const { members, bucket } = await nodes(['a']);
+    const [a] = members as [Member];
+    const p1 = a.node.spawn(() => () => undefined);
+    const key = nameKey('z');
+    // the holder dies, and the stop is called, while its own register is still settling (a telemetry
+    // handler of the registration, run before the register resolves): the release's delete is queued
+    // behind that register in the name's order
+    let stopping: Promise<void> | undefined;
+    let deleting: ReturnType<typeof holdNextAnswer> | undefined;
+    a.node.telemetry.attach('kill-on-registered', ['keel.global.registered'], (_e, _m, meta) => {
+      if (meta.name !== 'z') return;
+      a.node.telemetry.detach('kill-on-registered');
+      // the next request to the name's subject is the release's delete: its answer is held back
+      deleting = holdNextAnswer(a.nc, `$KV.${bucket}.${key}`);
+      a.node.exit(p1, 'kill');
+      stopping = a.global.stop();
+    });
+    expect(await a.global.register('z', p1).then(REGISTERED, errorCode)).toBe('registered');
+    expect(stopping).toBeDefined();
+    let stopped = false;
+    void stopping!.then(() => (stopped = true));
+    // the release's delete is sent; its answer is held back
+    await deleting!.held;
+    // a round trip later every turn the stop could take without the delete's answer has been taken
+    const kv = await new Kvm(a.nc).open(bucket);
+    await kv.get(key);
+    expect(stopped).toBe(false);
+    deleting!.release();
+    await stopping;
+    expect((await kv.get(key))?.operation).toBe('DEL');
+  });
 });
