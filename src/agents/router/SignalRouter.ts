@@ -43,9 +43,11 @@ interface InitArg {
 
 // ---- drops ------------------------------------------------------------------------------------
 
-/** `reject`: the refused signal goes to the dead letter queue; the event says where it went. */
-function deadLetter(state: State, sub: Sub, signal: Signal): void {
-  const pattern = sub.pattern; // the pattern that matched this signal (the next publish may match another)
+/**
+ * `reject`: the refused signal goes to the dead letter queue; the event says where it went.
+ * `pattern`: the one that matched it (the subscriber's while it is routed: the next publish may match another).
+ */
+function deadLetter(state: State, sub: Sub, signal: Signal, pattern = sub.pattern): void {
   const entry = { recipient: sub.pid, message: signal, reason: 'signal_rejected', metadata: { router: state.name, pattern } };
   void deadLetterAndReport(state.node, entry, `signal router ${state.name}: signal ${signal.id} to ${targetText(sub.pid)}`).then((where) =>
     dropEvent(state, 'rejected', sub, 1, signal, { pattern, ...where }),
@@ -88,7 +90,7 @@ function offer(state: State, sub: Sub, signal: Signal): number {
     state.buffered++;
     const drops = evicted.length;
     if (drops === 0) return 0;
-    // 'drop_oldest' made room (more than one when a later subscribe lowered the capacity)
+    // 'drop_oldest' made room (one: a subscribe that lowers the capacity drops the excess at once, see trim)
     for (let i = 0; i < drops; i++) {
       state.buffered--;
       count(state, 'evicted', 1);
@@ -108,6 +110,44 @@ function offer(state: State, sub: Sub, signal: Signal): number {
     dropEvent(state, 'buffer_full', sub, 1, signal, { pattern: sub.pattern });
   }
   return -1;
+}
+
+/**
+ * A lowered capacity: what `sub`'s buffer holds above it is dropped at once by its policy's rule, each
+ * signal counted and reported as that policy's overflow is. `drop_oldest` evicts the oldest
+ * (`evicted`); `drop_newest` and `reject` refuse the newest as a full buffer would have (`buffer_full`;
+ * `rejected`, dead-lettered), so they leave `routed`: `matched = routed + buffer_full + rejected` holds.
+ */
+function trim(state: State, sub: Sub): void {
+  const excess = sub.buffer.excess();
+  if (excess.length === 0) return;
+  const overflow = sub.buffer.overflow;
+  for (const signal of excess) {
+    state.buffered--;
+    sub.dropped++;
+    if (overflow === 'drop_oldest') {
+      count(state, 'evicted', 1);
+      dropEvent(state, 'evicted', sub, 1, signal);
+      continue;
+    }
+    state.routed--;
+    // the pattern through which it matches the subscriber (the trie as it was when it was routed, but for unsubscribes since)
+    const pattern = patternOf(state, sub, signal.type);
+    if (overflow === 'reject') {
+      count(state, 'rejected', 1);
+      deadLetter(state, sub, signal, pattern);
+    } else {
+      count(state, 'buffer_full', 1);
+      dropEvent(state, 'buffer_full', sub, 1, signal, { pattern });
+    }
+  }
+}
+
+/** The pattern through which `type` matches `sub` (its last routed one when none does now). */
+function patternOf(state: State, sub: Sub, type: string): string {
+  const { subs, patterns } = matchOf(state, type);
+  const i = subs.indexOf(sub);
+  return i < 0 ? sub.pattern : patterns[i]!;
 }
 
 function route(state: State, signal: Signal): void {
@@ -227,9 +267,11 @@ function subscribe(state: State, pattern: string, pid: Pid, options: SubscribeOp
   if (options.capacity !== undefined) sub.buffer.capacity = options.capacity;
   if (options.overflow !== undefined) sub.buffer.overflow = options.overflow;
   if (options.maxInFlight !== undefined) sub.maxInFlight = options.maxInFlight;
+  pump(state, sub); // a raised maxInFlight takes effect now, before a lowered capacity drops anything
+  // a lowered capacity bounds the buffer now (before this pattern joins: the excess was routed through the others)
+  trim(state, sub);
   if (state.trie.add(pattern, key, sub)) state.matches.clear();
   sub.patterns.add(pattern);
-  pump(state, sub); // a raised maxInFlight takes effect now
   return 'ok';
 }
 

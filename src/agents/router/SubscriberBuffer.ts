@@ -41,6 +41,23 @@ export class SubscriberBuffer<T> {
     return true;
   }
 
+  /**
+   * Takes out what it holds above its capacity (lowered meanwhile), by its policy's rule, and
+   * answers it in buffer order: `'drop_oldest'` gives up the oldest, `'drop_newest'` and `'reject'`
+   * the newest (those a full buffer would have refused). Empty when it holds no more than its capacity.
+   */
+  excess(): T[] {
+    const n = this.size - this.capacity;
+    if (n <= 0) return [];
+    if (this.overflow === 'drop_oldest') {
+      const out: T[] = [];
+      for (let i = 0; i < n; i++) out.push(this.shift());
+      return out;
+    }
+    // the newest n: the capacity is at least 1, so the front (what is kept) is never emptied here
+    return this.#items.splice(this.#items.length - n, n);
+  }
+
   /** The oldest item, taken out (the buffer must not be empty). */
   shift(): T {
     const items = this.#items;

@@ -64,6 +64,38 @@ describe('SubscriberBuffer', () => {
     expect(drain(b)).toEqual([3]);
   });
 
+  it.each([
+    ['drop_newest', [4, 5], [1, 2, 3]],
+    ['reject', [4, 5], [1, 2, 3]],
+    ['drop_oldest', [1, 2], [3, 4, 5]],
+  ] as const)("%s: excess() takes out what a lowered capacity leaves above it by the policy's rule, in buffer order", (overflow, taken, kept) => {
+    const b = new SubscriberBuffer<number>(5, overflow);
+    for (let i = 1; i <= 5; i++) b.offer(i, []);
+    expect(b.excess()).toEqual([]);
+    b.capacity = 3;
+    expect(b.excess()).toEqual(taken);
+    expect(b.size).toBe(3);
+    expect(b.excess()).toEqual([]);
+    b.offer(6, []);
+    expect(drain(b)).toEqual(overflow === 'drop_oldest' ? [4, 5, 6] : kept);
+  });
+
+  it('excess() of a buffer lowered to a capacity of 1 with a consumed front keeps the one the policy keeps; the storage is reused after', () => {
+    const newest = new SubscriberBuffer<number>(4, 'drop_newest');
+    const oldest = new SubscriberBuffer<number>(4, 'drop_oldest');
+    for (const b of [newest, oldest]) {
+      for (let i = 1; i <= 4; i++) b.offer(i, []);
+      b.shift();
+      b.capacity = 1;
+    }
+    expect(newest.excess()).toEqual([3, 4]);
+    expect(oldest.excess()).toEqual([2, 3]);
+    expect(drain(newest)).toEqual([2]);
+    expect(drain(oldest)).toEqual([4]);
+    newest.offer(9, []);
+    expect(drain(newest)).toEqual([9]);
+  });
+
   it('clear drops everything and answers how many; the buffer takes more afterwards', () => {
     const b = new SubscriberBuffer<number>(10, 'drop_newest');
     for (let i = 0; i < 7; i++) b.offer(i, []);
