@@ -46,11 +46,13 @@ interface InitArg {
 /**
  * `reject`: the refused signal goes to the dead letter queue; the event says where it went.
  * `pattern`: the one that matched it (the subscriber's while it is routed: the next publish may match another).
+ * `reason`: `'rejected'` (refused as it was routed), or `'evicted'` (routed, then dropped from the
+ * buffer by a lowered capacity); the dead letter's reason is `signal_<reason>`.
  */
-function deadLetter(state: State, sub: Sub, signal: Signal, pattern = sub.pattern): void {
-  const entry = { recipient: sub.pid, message: signal, reason: 'signal_rejected', metadata: { router: state.name, pattern } };
+function deadLetter(state: State, sub: Sub, signal: Signal, pattern = sub.pattern, reason: 'rejected' | 'evicted' = 'rejected'): void {
+  const entry = { recipient: sub.pid, message: signal, reason: `signal_${reason}`, metadata: { router: state.name, pattern } };
   void deadLetterAndReport(state.node, entry, `signal router ${state.name}: signal ${signal.id} to ${targetText(sub.pid)}`).then((where) =>
-    dropEvent(state, 'rejected', sub, 1, signal, { pattern, ...where }),
+    dropEvent(state, reason, sub, 1, signal, { pattern, ...where }),
   );
 }
 
@@ -113,33 +115,23 @@ function offer(state: State, sub: Sub, signal: Signal): number {
 }
 
 /**
- * A lowered capacity: what `sub`'s buffer holds above it is dropped at once by its policy's rule, each
- * signal counted and reported as that policy's overflow is. `drop_oldest` evicts the oldest
- * (`evicted`); `drop_newest` and `reject` refuse the newest as a full buffer would have (`buffer_full`;
- * `rejected`, dead-lettered), so they leave `routed`: `matched = routed + buffer_full + rejected` holds.
+ * A lowered capacity: what `sub`'s buffer holds above it is dropped at once, each signal counted and
+ * reported as `evicted` (it was routed, then dropped from the buffer before delivery: `routed` never
+ * goes down). Which ones, by the policy's rule: `drop_oldest` the oldest; `drop_newest` and `reject`
+ * the newest, those a full buffer would have refused; under `reject` they are dead-lettered
+ * (`signal_evicted`), as nothing that policy refuses is dropped unsaid.
  */
 function trim(state: State, sub: Sub): void {
   const excess = sub.buffer.excess();
   if (excess.length === 0) return;
-  const overflow = sub.buffer.overflow;
+  const reject = sub.buffer.overflow === 'reject';
   for (const signal of excess) {
     state.buffered--;
     sub.dropped++;
-    if (overflow === 'drop_oldest') {
-      count(state, 'evicted', 1);
-      dropEvent(state, 'evicted', sub, 1, signal);
-      continue;
-    }
-    state.routed--;
+    count(state, 'evicted', 1);
     // the pattern through which it matches the subscriber (the trie as it was when it was routed, but for unsubscribes since)
-    const pattern = patternOf(state, sub, signal.type);
-    if (overflow === 'reject') {
-      count(state, 'rejected', 1);
-      deadLetter(state, sub, signal, pattern);
-    } else {
-      count(state, 'buffer_full', 1);
-      dropEvent(state, 'buffer_full', sub, 1, signal, { pattern });
-    }
+    if (reject) deadLetter(state, sub, signal, patternOf(state, sub, signal.type), 'evicted');
+    else dropEvent(state, 'evicted', sub, 1, signal);
   }
 }
 

@@ -26,7 +26,7 @@ export type SignalDropReason =
   | 'router_down';
 
 export interface SubscribeOptions {
-  /** Signals the router holds for this subscriber while it is busy, beyond those in flight (default 1000). Lowered below what it holds, the excess is dropped at once by the overflow policy's rule. */
+  /** Signals the router holds for this subscriber while it is busy, beyond those in flight (default 1000). Lowered below what it holds, the excess is dropped at once (as `evicted`; which ones, by the overflow policy's rule). */
   capacity?: number;
   /** What a full buffer does (default `'drop_newest'`). */
   overflow?: SignalOverflow;
@@ -54,7 +54,7 @@ export interface SignalRouterStats {
   readonly published: number;
   /** (signal, subscriber) pairs matched (a subscriber matched through several patterns counts once). */
   readonly matched: number;
-  /** Matched pairs accepted into a buffer (less those a lowered capacity refused later): `routed = delivered + failed + evicted + subscriber_down + unsubscribed + buffered + inFlight`. */
+  /** Matched pairs accepted into a buffer: `routed = delivered + failed + evicted + subscriber_down + unsubscribed + buffered + inFlight`. */
   readonly routed: number;
   /** Deliveries the subscriber handled. */
   readonly delivered: number;
