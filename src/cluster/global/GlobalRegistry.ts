@@ -454,7 +454,9 @@ export class GlobalRegistry {
       if (!isDead(this.#router)) this.#kernel.die(this.#router, 'shutdown');
       void this.#track(this.#kv.delete(syncKey(this.#kernel.name, this.#kernel.creation))).catch(() => undefined);
     }
-    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+    // the writes on their way, and those still queued behind another of their name's (a dead holder's
+    // delete): a stopped registry leaves no name of its dead processes behind
+    while (this.#inflight.size > 0 || this.#serial.size > 0) await Promise.allSettled([...this.#inflight, ...this.#serial.values()]);
     this.#watch.stop();
     await this.#close();
   }
