@@ -239,6 +239,26 @@ export function findVariable(context: Context, id: TSESTree.Identifier): TSESLin
   return undefined;
 }
 
+/**
+ * The function an identifier names, resolved by the scope manager: a `const` initialised with an arrow
+ * function or a function expression (TypeScript's wrappers aside), or a function declaration never
+ * assigned to; not a `let`, a `var`, a parameter or an import (it may hold another function, or its
+ * code is elsewhere).
+ */
+export function functionNamed(
+  context: Context,
+  id: TSESTree.Identifier,
+): TSESTree.ArrowFunctionExpression | TSESTree.FunctionExpression | TSESTree.FunctionDeclaration | undefined {
+  const variable = findVariable(context, id);
+  const def = variable?.defs[0];
+  if (def?.type === 'Variable' && def.parent.kind === 'const' && def.node.id === def.name && def.node.init != null) {
+    const init = unwrapTs(def.node.init);
+    return init.type === 'ArrowFunctionExpression' || init.type === 'FunctionExpression' ? init : undefined;
+  }
+  const fn = def?.type === 'FunctionName' ? def.node : undefined;
+  return fn?.type === 'FunctionDeclaration' && variable!.defs.length === 1 && !variable!.references.some((r) => r.isWrite()) ? fn : undefined;
+}
+
 /** `e` without the TypeScript-only wrappers that do not change its value: `x as T`, `<T>x`, `x!`, `x satisfies T`. */
 export function unwrapTs(e: TSESTree.Node): TSESTree.Node {
   let n = e;

@@ -1,7 +1,7 @@
 import type { TSESLint, TSESTree } from '@typescript-eslint/utils';
 import { createRule } from '../internal/createRule.js';
 import { walk } from '../internal/ast.js';
-import { findVariable, isSpawnInit, keyName, unwrapTs } from '../internal/keelTypes.js';
+import { findVariable, functionNamed, isSpawnInit, keyName, unwrapTs } from '../internal/keelTypes.js';
 
 type RuleContext = Readonly<TSESLint.RuleContext<string, readonly unknown[]>>;
 type Fn = TSESTree.ArrowFunctionExpression | TSESTree.FunctionExpression;
@@ -111,7 +111,7 @@ function runtimeParams(fn: Init): TSESTree.Parameter[] {
  */
 function returnedFunctions(context: RuleContext, init: Init): Init[] {
   const isFn = (n: TSESTree.Node | null | undefined): n is Fn => n?.type === 'ArrowFunctionExpression' || n?.type === 'FunctionExpression';
-  const handler = (n: TSESTree.Node | null | undefined): Init | undefined => (isFn(n) ? n : n?.type === 'Identifier' ? byName(context, n) : undefined);
+  const handler = (n: TSESTree.Node | null | undefined): Init | undefined => (isFn(n) ? n : n?.type === 'Identifier' ? functionNamed(context, n) : undefined);
   if (init.body.type !== 'BlockStatement') {
     const h = handler(unwrapTs(init.body));
     return h === undefined ? [] : [h];
@@ -122,24 +122,6 @@ function returnedFunctions(context: RuleContext, init: Init): Init[] {
     if (h !== undefined && !out.includes(h)) out.push(h);
   });
   return out;
-}
-
-/**
- * The function a returned name holds, resolved by the scope manager as a named init is: a `const` initialised
- * with an arrow function or a function expression (TypeScript's wrappers aside), or a function declaration
- * never assigned to; not a `let`, a `var`, a parameter or an import (it may hold another function, or its code
- * is elsewhere).
- */
-function byName(context: RuleContext, id: TSESTree.Identifier): Init | undefined {
-  const variable = findVariable(context, id);
-  const def = variable?.defs[0];
-  if (def?.type === 'Variable' && def.parent.kind === 'const' && def.node.id === def.name && def.node.init != null) {
-    const init = unwrapTs(def.node.init);
-    return init.type === 'ArrowFunctionExpression' || init.type === 'FunctionExpression' ? init : undefined;
-  }
-  const fn = def?.type === 'FunctionName' ? def.node : undefined;
-  if (fn?.type === 'FunctionDeclaration' && variable!.defs.length === 1 && !variable!.references.some((r) => r.isWrite())) return fn;
-  return undefined;
 }
 
 /**

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { TSESLint, TSESTree } from '@typescript-eslint/utils';
 import { createRule } from '../internal/createRule.js';
 import { walk } from '../internal/ast.js';
-import { findVariable, isOpaque, keyName, loadedModule, propertyName, tsModule, typeServices, unwrapTs } from '../internal/keelTypes.js';
+import { findVariable, functionNamed, isOpaque, keyName, loadedModule, propertyName, tsModule, typeServices, unwrapTs } from '../internal/keelTypes.js';
 
 type Options = [{ testFilePatterns?: string[]; sleepFunctions?: string[] }];
 type RuleContext = Readonly<TSESLint.RuleContext<string, readonly unknown[]>>;
@@ -169,18 +169,6 @@ function memberOf(context: RuleContext, object: TSESTree.ObjectExpression, name:
   const value = prop === undefined ? undefined : unwrapTs(prop.value);
   if (value?.type === 'FunctionExpression' || value?.type === 'ArrowFunctionExpression') return value;
   return value?.type === 'Identifier' ? functionNamed(context, value) : undefined;
-}
-
-/** The function `id` names: a `const` initialised with one, or a function declaration never assigned to. */
-function functionNamed(context: RuleContext, id: TSESTree.Identifier): Fn | undefined {
-  const variable = findVariable(context, id);
-  const def = variable?.defs[0];
-  if (def?.type === 'Variable' && def.parent.kind === 'const' && def.node.id === def.name && def.node.init != null) {
-    const init = unwrapTs(def.node.init);
-    return init.type === 'ArrowFunctionExpression' || init.type === 'FunctionExpression' ? init : undefined;
-  }
-  const fn = def?.type === 'FunctionName' ? def.node : undefined;
-  return fn?.type === 'FunctionDeclaration' && variable!.defs.length === 1 && !variable!.references.some((r) => r.isWrite()) ? fn : undefined;
 }
 
 /** True when `e` is timers/promises as a whole: its namespace (or default import), or `promises` of node:timers (`timers.promises`, `{ promises }`). */
