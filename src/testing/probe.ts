@@ -1,4 +1,4 @@
-import { InvalidArgumentError, ProcessExitedError, ReceiveTimeoutError } from '../errors.js';
+import { InvalidArgumentError, ProcessExitedError, readKnownOptions, ReceiveTimeoutError } from '../errors.js';
 import { isExit, type SystemMessage } from '../runtime/messages.js';
 import type { Pid } from '../runtime/Pid.js';
 import type { Context, Node } from '../runtime/types.js';
@@ -21,7 +21,7 @@ export type Probe<M = unknown> = Pid<M> & {
   readonly ctx: Context<M>;
   /**
    * Takes the first message not yet taken that matches `predicate`, waiting for it if needed.
-   * `timeout` (ms, default 2000, at most 2^31 - 1) is a failure guard: it rejects with `ERR_RECEIVE_TIMEOUT`
+   * `timeout` (ms, default 2000, at most 2^31 - 1; any other option is refused) is a failure guard: it rejects with `ERR_RECEIVE_TIMEOUT`
    * (a `ReceiveTimeoutError` whose `expected` names the predicate, by its name or source, and whose
    * `unmatched` holds the messages received and not taken, also shown in its message). It runs
    * on real time, or on the node's virtual time under a `SimulatedClock` (with a real-time guard behind it).
@@ -119,7 +119,8 @@ export function probe<M = unknown>(node: Node): Probe<M> {
   const receive = (predicate: (message: unknown) => boolean = anyMessage, options: { timeout?: number } = {}): Promise<unknown> => {
     if (typeof predicate !== 'function') throw new InvalidArgumentError('predicate', 'a function', predicate);
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'an object { timeout? }', options);
-    const timeout = options.timeout ?? 2000;
+    // read once, a misspelt key refused: `{ timeoutMs }` (Keel's name elsewhere) waited out the default 2 s
+    const timeout = readKnownOptions(options, ['timeout']).timeout ?? 2000;
     // at most what a host timer takes: past 2^31 - 1 ms Node fires it after 1 ms
     if (typeof timeout !== 'number' || !(timeout >= 0 && timeout <= MAX_TIMEOUT)) {
       throw new InvalidArgumentError('timeout', `a number of milliseconds from 0 to ${MAX_TIMEOUT}`, timeout);

@@ -231,6 +231,23 @@ describe('probe.receive', () => {
     expect(() => p.receive(undefined, null as never)).toThrow(invalid);
     expect(() => p.receive(undefined, 5 as never)).toThrow(invalid);
   });
+
+  it('refuses a misspelt option (timeoutMs, the name Keel uses elsewhere) and options it cannot read with ERR_INVALID_ARGUMENT, where the first waited out the default 2 s and the others threw raw', () => {
+    const node = track();
+    const p = probe(node);
+    expect(() => p.receive(undefined, { timeoutMs: 50 } as never)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('options.timeoutMs') as unknown }),
+    );
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const getter = {
+      get timeout(): number {
+        throw new Error('getter');
+      },
+    };
+    for (const options of [proxy, getter]) expect(() => p.receive(undefined, options)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    expect(p.messages).toEqual([]);
+  });
 });
 
 describe('probe.ctx', () => {
