@@ -131,6 +131,20 @@ describe('expectNoLeaks', () => {
     await node.shutdown({ timeoutMs: 1000 });
   });
 
+  it("given a process's context, audits that process's node: its registries and monitors too, not only the kernel's own leftovers", async () => {
+    const node = track();
+    const registry = Registry.create<string, number>(node, { keys: 'duplicate' });
+    const { pid, ctx } = await spawnWithContext(node);
+    const auditor = await spawnWithContext(node);
+    expect(registry.register(ctx, 'topic', 1)).toBe('ok');
+    node.lookupTarget(pid)!.x!.exitHooks!.clear(); // the registry's hook: its entry outlives its owner
+    node.exit(pid, 'kill');
+    const fromCtx = thrown(() => expectNoLeaks(auditor.ctx as unknown as Node));
+    expectKeelError(fromCtx, 'ERR_LEAKS_FOUND', `registry key topic still holds the dead process ${String(pid)}`);
+    expect((fromCtx as LeaksFoundError).leaks).toEqual((thrown(() => expectNoLeaks(node)) as LeaksFoundError).leaks);
+    await node.shutdown({ timeoutMs: 1000 });
+  });
+
   // A pending call is released by a watch on its caller, so this leftover is built by disabling that
   // watch before the caller dies.
   it('fails with a pending call whose caller died', async () => {
