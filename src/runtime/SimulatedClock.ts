@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, readKnownOptions } from '../errors.js';
 import { type Clock, type ClockNode, kAnyDelay, kAttachNode, kDeterministic } from './Clock.js';
 import { DeadlineHeap } from './internal/DeadlineHeap.js';
 
@@ -79,7 +79,8 @@ export class SimulatedClock implements Clock {
 
   constructor(options: { start?: number } = {}) {
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ start? }', options);
-    const start = options.start ?? 0;
+    // read once, a key it does not know refused: `{ now: 5000 }` started the clock at 0
+    const start = readKnownOptions(options, ['start']).start ?? 0;
     if (typeof start !== 'number' || !Number.isFinite(start)) throw new InvalidArgumentError('start', 'a finite number (epoch ms)', start);
     this.#now = start;
   }

@@ -1,4 +1,4 @@
-import { DeadlockError, InvalidArgumentError } from '../errors.js';
+import { DeadlockError, InvalidArgumentError, readKnownOptions } from '../errors.js';
 import { type Clock, type ClockNode, kAnyDelay, kAttachNode, type TimerHandle } from '../runtime/Clock.js';
 
 interface Pending {
@@ -38,7 +38,10 @@ export class TestClock implements Clock {
 
   constructor(options: { start?: number; loopLimit?: number } = {}) {
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', '{ start?, loopLimit? }', options);
-    const { start = 0, loopLimit = 100_000 } = options;
+    // read once, a key it does not know refused: `{ now: 5000 }` started the clock at 0
+    const o = readKnownOptions(options, ['start', 'loopLimit']);
+    const start = o.start ?? 0;
+    const loopLimit = o.loopLimit ?? 100_000;
     if (typeof start !== 'number' || !Number.isFinite(start)) throw new InvalidArgumentError('start', 'a finite number (epoch ms)', start);
     if (typeof loopLimit !== 'number' || !Number.isSafeInteger(loopLimit) || loopLimit < 1) throw new InvalidArgumentError('loopLimit', 'a whole number of timers >= 1', loopLimit);
     this.#now = start;

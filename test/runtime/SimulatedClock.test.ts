@@ -98,6 +98,19 @@ describe('SimulatedClock', () => {
     expectKeelError(thrown(() => new SimulatedClock().setTimer(NaN, () => undefined)), 'ERR_INVALID_ARGUMENT');
   });
 
+  it('refuses an option it does not know (a clock started at 5000 with { now: 5000 } started at 0) and options it cannot read, with ERR_INVALID_ARGUMENT naming the option', () => {
+    expectKeelError(thrown(() => new SimulatedClock({ now: 5000 } as never)), 'ERR_INVALID_ARGUMENT', 'options.now');
+    const getter = {
+      get start(): number {
+        throw new Error('getter');
+      },
+    };
+    expectKeelError(thrown(() => new SimulatedClock(getter)), 'ERR_INVALID_ARGUMENT', 'options.start');
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    expectKeelError(thrown(() => new SimulatedClock(proxy)), 'ERR_INVALID_ARGUMENT');
+  });
+
   it('clearTimer with a timer of another SimulatedClock leaves this clock’s timers alone', async () => {
     const a = new SimulatedClock({ start: 0 });
     const b = new SimulatedClock({ start: 0 });

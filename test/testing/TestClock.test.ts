@@ -33,6 +33,19 @@ describe('TestClock', () => {
     expect(() => new TestClock(null as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
   });
 
+  it('refuses an option it does not know (a clock started at 5000 with { now: 5000 } started at 0) and options it cannot read, with ERR_INVALID_ARGUMENT naming the option', () => {
+    expect(() => new TestClock({ now: 5000 } as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('options.now') as unknown }));
+    const getter = {
+      get start(): number {
+        throw new Error('getter');
+      },
+    };
+    expect(() => new TestClock(getter)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('options.start') as unknown }));
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    expect(() => new TestClock(proxy)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+  });
+
   it('refuses a timer whose delay is NaN or whose callback is not a function, as a SimulatedClock does', () => {
     const clock = new TestClock({ start: 0 });
     const invalid = expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' });
