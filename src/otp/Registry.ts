@@ -98,12 +98,29 @@ export interface KeyRegistry<K = string, V = unknown, Meta extends object = Reco
   readonly size: number;
 }
 
-/** @internal The registries made on each node, for leak reports. */
-const registries = new WeakMap<Node, Set<{ leftovers(): string[] }>>();
+interface Audited {
+  leftovers(): string[];
+}
+
+/**
+ * @internal The registries made on each node, for leak reports: held weakly, as the node must not
+ * keep a registry nobody uses (one made per session stayed for the node's life, about 700 bytes
+ * each). A registry with live entries stays reachable through its owners' death hooks.
+ */
+const registries = new WeakMap<Node, Set<WeakRef<Audited>>>();
+/** Drops a collected registry's reference from its node's set. */
+const collected = new FinalizationRegistry<{ set: Set<WeakRef<Audited>>; ref: WeakRef<Audited> }>(({ set, ref }) => {
+  set.delete(ref);
+});
 
 /** @internal */
-export function registriesOf(node: Node): readonly { leftovers(): string[] }[] {
-  return [...(registries.get(node) ?? [])];
+export function registriesOf(node: Node): readonly Audited[] {
+  const out: Audited[] = [];
+  for (const ref of registries.get(node) ?? []) {
+    const r = ref.deref();
+    if (r !== undefined) out.push(r);
+  }
+  return out;
 }
 
 interface Row<K, V> {
@@ -510,7 +527,9 @@ export const Registry = {
     const table = new KeyTable<K, V, Meta>(kernel, o.keys, o.partitions, o.listeners, o.meta);
     let set = registries.get(kernel);
     if (set === undefined) registries.set(kernel, (set = new Set()));
-    set.add(table);
+    const ref = new WeakRef<Audited>(table);
+    set.add(ref);
+    collected.register(table, { set, ref });
     return table;
   },
 };

@@ -3,6 +3,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Pid, Registry, type Context, type KeyRegistry, type Node, type RegistryEntry, type RegistryEvent } from '../../src/index.js';
 import type { KeelNode } from '../../src/runtime/Node.js';
+import { fullGc } from '../../src/cli/heapSampler.js';
+import { registriesOf } from '../../src/otp/Registry.js';
 import { probe } from '../../src/testing/index.js';
 import { expectKeelError, receiveDown, receiver, revokedProxy, seeded, shuffle, spawnWithContext, thrown, trappingProxy, useNodes } from '../support.js';
 
@@ -989,6 +991,26 @@ describe('Registry.unregisterMatch with a guard that changes the registry', () =
     node.exit(a.pid, 'kill');
     expect(reg.count()).toBe(0);
     expect(reg.size).toBe(0);
+  });
+});
+
+describe('Registry and its node', () => {
+  it('is not kept by its node once nobody holds it: a node that makes registries as it goes (one per session, say) holds none it no longer uses', async () => {
+    const gc = fullGc();
+    expect(gc).toBeTypeOf('function');
+    const node = track();
+    const kept = Registry.create<string, number>(node, { keys: 'unique' });
+    const dropped = new WeakRef(Registry.create<string, number>(node, { keys: 'duplicate' }));
+    await node.idle(); // a later turn: a WeakRef keeps its target only until the turn that made it ends
+    gc!();
+    expect(dropped.deref()).toBeUndefined();
+    // the one still held is still audited for leaks
+    const { pid, ctx } = await spawnWithContext(node);
+    expect(kept.register(ctx, 'k', 1)).toBe('ok');
+    (node as KeelNode).resolve(pid)!.x!.exitHooks!.clear();
+    node.exit(pid, 'kill');
+    expect(registriesOf(node).flatMap((r) => r.leftovers())).toEqual([`registry key k still holds the dead process ${String(pid)}`]);
+    await node.shutdown({ timeoutMs: 1000 });
   });
 });
 
