@@ -22,8 +22,8 @@ export interface EventCapture extends Disposable {
 }
 
 /**
- * Records every event of `node` whose name starts with one of `prefixes`, until `stop()` (or the
- * end of its `using` block). A prefix may end in `*`, as `telemetry.attach` patterns do
+ * Records every event of `node` whose name starts with one of `prefixes` (at least one; `''`
+ * records every event), until `stop()` (or the end of its `using` block). A prefix may end in `*`, as `telemetry.attach` patterns do
  * (`'keel.process.*'` is `'keel.process.'`).
  *
  * @example
@@ -66,6 +66,8 @@ function patternsOf(prefixes: readonly string[]): string[] {
   } catch {
     return fail(); // a revoked proxy, a throwing iterator
   }
+  // no prefix: a capture of nothing, under which every assertion that no event came passes
+  if (copy.length === 0) throw new InvalidArgumentError('prefixes', 'an array of at least one event-name prefix (strings; \'\' records every event)', prefixes);
   // 'keel.process.*', written as telemetry.attach takes a prefix, is the prefix 'keel.process.' (not one
   // that ends in a star, which no event name does: the capture would record nothing, and pass)
   return copy.map((p) => (typeof p !== 'string' ? fail() : p.endsWith('*') ? p : `${p}*`));

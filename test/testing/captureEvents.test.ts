@@ -98,6 +98,15 @@ describe('captureEvents', () => {
     expect((node.telemetry as TelemetryBus).isListening('keel.x')).toBe(false);
   });
 
+  it('refuses an empty list of prefixes with ERR_INVALID_ARGUMENT: a capture of nothing recorded nothing, and every assertion that no event came passed', () => {
+    const node = track();
+    expect(() => captureEvents(node, [])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('at least one') as unknown }));
+    // '' is a prefix of every name: asked for, it records everything
+    using all = captureEvents(node, ['']);
+    node.telemetry.execute('keel.test.any', {}, {});
+    expect(all.events.map((e) => e.event)).toEqual(['keel.test.any']);
+  });
+
   it('refuses a node that is none with ERR_INVALID_ARGUMENT naming `node`, as probe and expectNoLeaks do', () => {
     // before: a TypeError (reading telemetry of undefined, or a revoked proxy's), no Keel error
     for (const notANode of [undefined, null, {}, { telemetry: {} }, revokedProxy()]) {
