@@ -1,6 +1,6 @@
 import { InvalidArgumentError, readKnownOptions } from '../errors.js';
 import { type Clock, type ClockNode, kAnyDelay, kAttachNode, kDeterministic } from './Clock.js';
-import { DeadlineHeap } from './internal/DeadlineHeap.js';
+import { DeadlineHeap } from './DeadlineHeap.js';
 
 /** A timer of a {@link SimulatedClock}: `ref()` / `unref()` as Node's own timers. */
 export class SimulatedTimer {
@@ -104,8 +104,7 @@ export class SimulatedClock implements Clock {
 
   clearTimer(handle: unknown): void {
     // a timer of another clock has an index into that clock's heap, not this one's
-    if (!(handle instanceof SimulatedTimer) || handle.index < 0 || this.#queue.items[handle.index] !== handle) return;
-    this.#queue.removeAt(handle.index);
+    if (!(handle instanceof SimulatedTimer) || !this.#queue.remove(handle)) return;
     if (handle.hasRef()) this.refChanged(-1);
   }
 

@@ -1,10 +1,19 @@
 import { DeadlockError, InvalidArgumentError, readKnownOptions } from '../errors.js';
 import { type Clock, type ClockNode, kAnyDelay, kAttachNode, type TimerHandle } from '../runtime/Clock.js';
+import { DeadlineHeap } from '../runtime/DeadlineHeap.js';
 
-interface Pending {
+/** A pending timer of a {@link TestClock}, and its handle. */
+class Pending {
   readonly at: number;
   readonly seq: number;
   readonly fn: () => void;
+  /** Its place in the clock's heap; -1 once fired or cleared. */
+  index = -1;
+  constructor(at: number, seq: number, fn: () => void) {
+    this.at = at;
+    this.seq = seq;
+    this.fn = fn;
+  }
 }
 
 /**
@@ -30,8 +39,8 @@ export class TestClock implements Clock {
   readonly [kAnyDelay] = true;
   #now: number;
   #seq = 0;
-  /** The pending timers, each its own handle. */
-  readonly #timers = new Set<Pending>();
+  /** The pending timers, each its own handle, by (deadline, order set): the next due is `items[0]`. */
+  readonly #timers = new DeadlineHeap<Pending>();
   readonly #nodes = new Set<ClockNode>();
   #chain: Promise<void> = Promise.resolve();
   readonly #loopLimit: number;
@@ -61,15 +70,16 @@ export class TestClock implements Clock {
     // SimulatedClock, refused)
     if (!Number.isFinite(at)) throw new InvalidArgumentError('ms', `a delay that keeps the deadline finite (now is ${this.#now})`, ms);
     const seq = ++this.#seq;
-    const timer: Pending = { at, seq, fn };
-    this.#timers.add(timer);
+    const timer = new Pending(at, seq, fn);
+    this.#timers.push(timer);
     // the handle is the timer itself, not its number: another TestClock's handle of the same number
     // must not clear this clock's timer
     return timer;
   }
 
   clearTimer(handle: TimerHandle): void {
-    this.#timers.delete(handle as Pending); // by identity: reads nothing of the handle
+    // by identity: a timer of another TestClock has a place in that clock's heap, not this one's
+    if (handle instanceof Pending) this.#timers.remove(handle);
   }
 
   /** Timers pending on this clock (each node keeps at most one here). */
@@ -103,11 +113,10 @@ export class TestClock implements Clock {
     let failed: { error: unknown } | undefined;
     let atOnce = 0; // timers fired at this instant
     for (;;) {
-      let next: Pending | undefined;
-      for (const t of this.#timers) {
-        if (t.at <= target && (next === undefined || t.at < next.at || (t.at === next.at && t.seq < next.seq))) next = t;
-      }
-      if (next === undefined) break;
+      // the earliest pending timer, by (deadline, order set): O(log n) a timer, where a scan of
+      // every pending timer for each one fired made n timers n² (100,000 took about 18 s)
+      const next = this.#timers.items[0];
+      if (next === undefined || next.at > target) break;
       if (next.at > this.#now) {
         this.#now = next.at;
         atOnce = 0;
@@ -115,7 +124,7 @@ export class TestClock implements Clock {
         // a timer that sets itself again at no delay: time never moves, and the advance would run for ever
         throw new DeadlockError('TestClock.advance', `fired ${this.#loopLimit} timers at ${this.#now} ms without time moving (a timer that sets itself again at no delay?)`);
       }
-      this.#timers.delete(next);
+      this.#timers.removeAt(0);
       try {
         next.fn();
       } catch (error) {

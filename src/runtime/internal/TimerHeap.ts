@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '../../errors.js';
 import { type Clock, type TimerHandle, takesAnyDelay, timerTimeOf } from '../Clock.js';
-import { DeadlineHeap } from './DeadlineHeap.js';
+import { DeadlineHeap } from '../DeadlineHeap.js';
 
 /** @internal One pending timer. `index` is its place in the heap, -1 once fired or cancelled. */
 export class TimerEntry {

@@ -12,7 +12,8 @@ function before(a: Deadline, b: Deadline): boolean {
 
 /**
  * @internal A binary min-heap on (deadline, sequence) whose entries know their place, so that one
- * is removed in O(log n) (a cancelled timer). The node's timer heap and the simulated clock use it.
+ * is removed in O(log n) (a cancelled timer). The node's timer heap, the simulated clock and the
+ * test kit's `TestClock` use it (a plain data structure: outside `internal/` so that the kit may).
  */
 export class DeadlineHeap<T extends Deadline> {
   /** The entries in heap order: `items[0]` is the earliest. */
@@ -26,6 +27,13 @@ export class DeadlineHeap<T extends Deadline> {
     e.index = this.items.length;
     this.items.push(e);
     this.#up(e.index);
+  }
+
+  /** Removes `e` if it is in this heap (by identity: an entry of another heap is left alone); true if it was. */
+  remove(e: T): boolean {
+    if (e.index < 0 || this.items[e.index] !== e) return false;
+    this.removeAt(e.index);
+    return true;
   }
 
   /** Removes the entry at `i` (0: the earliest) and returns it. */
