@@ -148,9 +148,13 @@ function releaseIfIdle(state: State, c: Circuit): void {
   else if (c.quiet === undefined) c.quiet = state.ctx.sendAfter(state.ctx.self, new Quiet(c.key, ++c.quiets) as never, quietMs(state.s));
 }
 
-/** How long a name's circuit holding only its breaker's memory waits for traffic before it is forgotten: a minute, or ten reset periods if longer. */
+/**
+ * How long a name's circuit holding only its breaker's memory waits for traffic before it is forgotten:
+ * a minute, or ten reset periods if longer. At most Number.MAX_VALUE: ten times a reset period past a
+ * tenth of it (each finite, so a valid option) is Infinity, a delay no timer takes.
+ */
 function quietMs(s: Settings): number {
-  return Math.max(QUIET_MS, 10 * s.resetAfterMs);
+  return Math.min(Number.MAX_VALUE, Math.max(QUIET_MS, 10 * s.resetAfterMs));
 }
 
 /** Something came for the circuit: its quiet timer, if armed, is off. */

@@ -264,6 +264,21 @@ describe('CoordinationManager: circuit breaker', () => {
     expect(await cm.circuit('user-0')).toMatchObject({ state: 'closed', consecutiveFailures: 1 });
   });
 
+  it('takes the largest resetAfterMs it accepts: a name failing below the threshold keeps its circuit, the manager its pid', async () => {
+    const { node } = setup();
+    const cm = await start(node, { failureThreshold: 2, resetAfterMs: Number.MAX_VALUE });
+    const sender = idler(node);
+    const pid = cm.pid;
+    // one failure: the circuit holds only its breaker's memory, so its quiet timer is armed (ten reset periods, past any finite delay)
+    expect(await cm.coordinate(sender, 'nobody', 'hi')).toMatchObject({ outcome: 'failed', reason: 'noproc' });
+    await node.idle();
+    expect(String(cm.pid)).toBe(String(pid));
+    expect(await cm.circuit('nobody')).toEqual({ state: 'closed', consecutiveFailures: 1, buffered: 0, inFlight: 0 });
+    expect(await cm.coordinate(sender, 'nobody', 'again')).toMatchObject({ outcome: 'failed', reason: 'noproc' });
+    expect(await cm.circuit('nobody')).toEqual({ state: 'open', consecutiveFailures: 2, buffered: 0, inFlight: 0 });
+    expect(String(cm.pid)).toBe(String(pid));
+  });
+
   it('while open, a message is buffered, not delivered: the receiver has not seen it', async () => {
     const { node } = setup();
     const cm = await start(node, { failureThreshold: 2 });
