@@ -474,6 +474,20 @@ describe('AgentScheduler missed due times', () => {
     expect(a.got).toHaveLength(7);
   });
 
+  it('a TestClock advanced by many intervals at once misses none: each due time fires at its instant, whatever the policy', async () => {
+    const { node, clock, scheduler } = await setup();
+    const a = recorder(node);
+    await scheduler.registerPeriodic(a.pid, 'skip', 1000, 'skip', { missed: 'skip' });
+    await scheduler.registerPeriodic(a.pid, 'catch_up', 1000, 'catch_up', { missed: 'catch_up' });
+    await clock.advance(120_000); // two minutes in one call: the clock stops at every timer on the way
+    await node.idle();
+    const at = (m: string) => a.got.filter((g) => g.message === m).map((g) => g.at);
+    const every = Array.from({ length: 120 }, (_, k) => START + (k + 1) * 1000);
+    expect(at('skip')).toEqual(every);
+    expect(at('catch_up')).toEqual(every);
+    expect(await scheduler.stats()).toMatchObject({ delivered: 240, skipped: 0 });
+  });
+
   it(`'catch_up' delivers at most ${MAX_CATCH_UP} per firing; the rest are counted as skipped`, async () => {
     const { scheduler, a, events } = await jumped('catch_up', 250);
     expect(a.got).toHaveLength(MAX_CATCH_UP);
